@@ -1,0 +1,118 @@
+"""The machines protocol: what the dispatcher needs from any place that runs one bot per session.
+
+Every provider (local processes, ECS Fargate, Compute Engine, Fly Machines) implements `Machines`.
+The provider is the source of truth: each machine is named or tagged with its `session_id`, so any
+dispatcher replica can answer for any session without a store of its own (DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class MachineState(enum.StrEnum):
+    """A session's lifecycle as clients see it (`GET /sessions/{id}` → `status`)."""
+
+    STARTING = "starting"  # accepted by the provider, not running yet
+    STARTED = "started"  # the machine (or process) runs; the bot may not be in the room yet
+    JOINED = "joined"  # the bot is in the room / a peer is connected
+    ENDED = "ended"  # the bot exited cleanly or was stopped
+    FAILED = "failed"  # it never started, or exited with an error
+
+    @property
+    def is_active(self) -> bool:
+        return self in (MachineState.STARTING, MachineState.STARTED, MachineState.JOINED)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything a provider needs to start the bot for one session.
+
+    `bot_token` is a secret: providers pass it in the machine's environment (or metadata read by
+    the bot), never on a command line, never in logs.
+    """
+
+    session_id: str
+    body_digest: str  # fingerprint of the client's request body, for Idempotency-Key conflicts
+    max_session_seconds: int
+    body: Mapping[str, Any] = field(default_factory=dict)  # the client's `body`, passed to the bot
+    room_url: str | None = None  # Daily room (cloud providers)
+    bot_token: str | None = field(default=None, repr=False)  # Daily meeting token for the bot
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A provider's view of one session's machine."""
+
+    session_id: str
+    machine_id: str  # provider's own id: pid, task ARN, instance name, Fly machine id
+    state: MachineState
+    created_at: float  # epoch seconds; the reaper compares it with the max session duration
+    body_digest: str | None = None  # as recorded at launch (tag/label/metadata)
+    detail: str | None = None  # why it ended/failed, e.g. "exit code 3"
+    signalling_url: str | None = None  # local only: the bot's SmallWebRTC signalling base URL
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    machine: Machine
+    created: bool  # False: this session already had a machine (an idempotent replay)
+
+
+class MachinesError(Exception):
+    """A provider call failed.
+
+    `reason` is a short, stable label (used in metrics and error codes); `retry_after` is set
+    when trying again later makes sense (throttling, capacity), which the HTTP layer turns into
+    503 + `Retry-After`.
+    """
+
+    def __init__(self, reason: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+class WaitTimeout(MachinesError):
+    """The machine did not reach `started` before the deadline."""
+
+    def __init__(self, session_id: str, timeout: float) -> None:
+        super().__init__("wait_timeout", f"session {session_id} not started within {timeout:g}s")
+
+
+@runtime_checkable
+class Machines(Protocol):
+    """One fresh machine per session. All methods are idempotent on `session_id`."""
+
+    name: str
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        """Start the session's machine, or return the one it already has (`created=False`)."""
+        ...
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        """Block until the machine is `started` (or past it); raise `WaitTimeout` at the deadline.
+
+        A machine that ends or fails while waited on is returned as is, not waited on further.
+        """
+        ...
+
+    async def status(self, session_id: str) -> Machine | None:
+        """The session's machine, or None if the provider has never heard of it."""
+        ...
+
+    async def stop(self, session_id: str) -> bool:
+        """Stop the session's machine; False if there is none. Stopping an ended one is a no-op."""
+        ...
+
+    async def list(self) -> list[Machine]:
+        """Every machine of this deployment (active and recently ended), for clean-up."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients; for local machines, stop every bot (no orphans)."""
+        ...

@@ -1,0 +1,102 @@
+"""The dispatcher's configuration: environment variables only, validated once at start-up.
+
+Every variable is documented in the README. Provider-specific variables (ECS_*, GCE_*, FLY_*,
+DAILY_*) are read by the provider's own module; this one holds what every mode shares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MACHINE_KINDS = ("local", "ecs", "gce", "fly")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def hash_api_key(key: str) -> bytes:
+    """Keys are kept only as SHA-256 digests: a memory dump or a log line never shows one."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value:g} must be at least {minimum:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    machines: str = "local"
+    api_key_hashes: frozenset[bytes] = frozenset()
+    max_concurrent_sessions: int = 10
+    max_session_seconds: int = 1800
+    start_wait_seconds: float = 30.0  # deadline of `POST /start?wait=started` and of offer proxying
+    max_body_bytes: int = 4096  # the client's `body` object, serialized
+    max_request_bytes: int = 16384  # a whole request body
+    max_header_bytes: int = 8192  # all request headers together
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_key_hashes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        host = env.get("HOST", "").strip() or cls.host
+        machines = (env.get("MACHINES", "").strip() or cls.machines).lower()
+        if machines not in MACHINE_KINDS:
+            raise SettingsError(f"MACHINES={machines!r} is not one of {', '.join(MACHINE_KINDS)}")
+        keys = [k.strip() for k in env.get("DISPATCHER_API_KEYS", "").split(",") if k.strip()]
+        if not keys:
+            # Without keys anyone who can reach the port could start bots: allow that only for
+            # a developer's own machine.
+            if machines != "local":
+                raise SettingsError(f"DISPATCHER_API_KEYS must be set when MACHINES={machines}")
+            if not is_loopback(host):
+                raise SettingsError(
+                    f"DISPATCHER_API_KEYS must be set to listen on HOST={host} (not loopback)"
+                )
+        return cls(
+            host=host,
+            port=_int(env, "PORT", cls.port, minimum=0),
+            machines=machines,
+            api_key_hashes=frozenset(hash_api_key(k) for k in keys),
+            max_concurrent_sessions=_int(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
+            max_session_seconds=_int(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
+            start_wait_seconds=_float(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
+        )
