@@ -1,0 +1,39 @@
+"""Rooms: where a cloud session's client and bot meet (Daily). Local sessions have none.
+
+The room URL and both meeting tokens are known from the session id alone (tokens are signed
+locally), so `grant` needs no round trip per session and room creation can run concurrently with
+the machine launch: `POST /start` costs about one external round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class RoomGrant:
+    room_url: str
+    bot_token: str = field(repr=False)  # joins as the bot; goes to the machine's environment only
+    user_token: str = field(repr=False)  # returned to the client; never a room owner
+
+
+@runtime_checkable
+class Rooms(Protocol):
+    async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
+        """The session's room URL and fresh tokens (no room is created)."""
+        ...
+
+    async def create(self, session_id: str, max_session_seconds: int) -> None:
+        """Create the session's room; an existing room of that name is success (idempotent)."""
+        ...
+
+    async def bot_present(self, session_id: str) -> bool:
+        """Whether the bot is in the room right now (presence)."""
+        ...
+
+    async def delete(self, session_id: str) -> None:
+        """End the room, ejecting everyone; a missing room is success."""
+        ...
+
+    async def aclose(self) -> None: ...
