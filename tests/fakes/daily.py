@@ -1,0 +1,122 @@
+"""A fake Daily REST API (https://docs.daily.co/reference/rest-api), the parts voicefleet uses.
+
+`GET /` (domain config), `POST /rooms` (400 `invalid-request-error` on a reused name),
+`GET /rooms/:name/presence`, `DELETE /rooms/:name` (404 when missing), bearer auth (401), and the
+documented error body `{"error", "info"}`. `verify_token` checks a self-signed token the way
+Daily would: HS256 with the API key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi
+
+API_KEY = "test-daily-key"
+DOMAIN_NAME = "voicefleet-test"
+DOMAIN_ID = "30f866c3-9123-452a-8723-ff58322d09c5"
+
+
+def _error(status: int, kind: str, info: str) -> JSONResponse:
+    return JSONResponse({"error": kind, "info": info}, status_code=status)
+
+
+def _unb64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+class FakeDaily(FakeApi):
+    error_body = staticmethod(
+        lambda status: {"error": "rate-limit-error" if status == 429 else "server-error", "info": "injected"}
+    )
+
+    def __init__(self, api_key: str = API_KEY) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.rooms: dict[str, dict[str, Any]] = {}
+        self.presence: dict[str, list[dict[str, Any]]] = {}  # room -> participants
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/", self.domain, methods=["GET"]),
+            Route("/v1/rooms", self.create_room, methods=["POST"]),
+            Route("/v1/rooms/{name}/presence", self.room_presence, methods=["GET"]),
+            Route("/v1/rooms/{name}", self.delete_room, methods=["DELETE"]),
+        ]
+
+    # knobs ---------------------------------------------------------------------------------
+
+    def join(self, room: str, user_id: str) -> None:
+        self.presence.setdefault(room, []).append({"id": f"p-{user_id}", "room": room, "userId": user_id})
+
+    def verify_token(self, token: str) -> dict[str, Any]:
+        """The token's claims if its HS256 signature is valid for this domain's API key."""
+        header, payload, signature = token.split(".")
+        expected = hmac.new(self.api_key.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(signature)):
+            raise ValueError("bad signature")
+        if json.loads(_unb64(header)) != {"alg": "HS256", "typ": "JWT"}:
+            raise ValueError("unexpected header")
+        claims: dict[str, Any] = json.loads(_unb64(payload))
+        return claims
+
+    # endpoints -----------------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> Response | None:
+        auth = request.headers.get("authorization")
+        if not auth:
+            return _error(400, "authorization-header-error", "missing Authorization header")
+        if auth != f"Bearer {self.api_key}":
+            return _error(401, "authentication-error", "bad API key")
+        return None
+
+    async def domain(self, request: Request) -> Response:
+        if denied := self._authorized(request):
+            return denied
+        return JSONResponse({"domain_name": DOMAIN_NAME, "domain_id": DOMAIN_ID, "config": {}})
+
+    async def create_room(self, request: Request) -> Response:
+        if denied := self._authorized(request):
+            return denied
+        body = await request.json()
+        name = body.get("name")
+        if name in self.rooms:
+            return _error(400, "invalid-request-error", f"a room named {name} already exists")
+        room = {
+            "id": f"id-{name}",
+            "name": name,
+            "api_created": True,
+            "privacy": body.get("privacy", "public"),
+            "url": f"https://{DOMAIN_NAME}.daily.co/{name}",
+            "config": body.get("properties", {}),
+        }
+        self.rooms[name] = room
+        return JSONResponse(room)
+
+    async def room_presence(self, request: Request) -> Response:
+        if denied := self._authorized(request):
+            return denied
+        name = request.path_params["name"]
+        if name not in self.rooms:
+            return _error(404, "not-found", f"room {name} not found")
+        people = self.presence.get(name, [])
+        if user_id := request.query_params.get("userId"):
+            people = [p for p in people if p["userId"] == user_id]
+        return JSONResponse({"total_count": len(people), "data": people})
+
+    async def delete_room(self, request: Request) -> Response:
+        if denied := self._authorized(request):
+            return denied
+        name = request.path_params["name"]
+        if self.rooms.pop(name, None) is None:
+            return _error(404, "not-found", f"room {name} not found")
+        self.presence.pop(name, None)
+        return JSONResponse({"deleted": True, "name": name})

@@ -1,0 +1,145 @@
+"""What every fake external API shares: a real HTTP server on 127.0.0.1, failure and latency knobs,
+and a record of the calls it received.
+
+Each fake (Daily, Fly, Compute Engine, the ECS proxy) is a Starlette app; `FakeServer` serves it
+with uvicorn in a background thread so the code under test talks real HTTP to it, through the
+same endpoint override a deployment would use (`DAILY_API_URL`, `FLY_API_HOST`, …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class Failure:
+    """Answer the next `times` matching calls with `status` (+ `Retry-After`) instead of serving them."""
+
+    status: int
+    times: int = 1
+    retry_after: float | None = None
+    method: str | None = None
+    path_contains: str | None = None
+    body: Any = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path_contains is None or self.path_contains in path
+        )
+
+
+@dataclass
+class Knobs:
+    latency: float = 0.0  # seconds added to every call
+    failures: list[Failure] = field(default_factory=list)
+
+    def take_failure(self, method: str, path: str) -> Failure | None:
+        for failure in self.failures:
+            if failure.times > 0 and failure.matches(method, path):
+                failure.times -= 1
+                return failure
+        return None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FakeApi:
+    """Base of the fakes: subclasses list their routes; knobs and records are applied around them."""
+
+    error_body: Callable[[int], Any] = staticmethod(lambda status: {"error": f"injected {status}"})
+
+    def __init__(self) -> None:
+        self.knobs = Knobs()
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def fail(self, status: int, **kwargs: Any) -> Failure:
+        failure = Failure(status=status, **kwargs)
+        self.knobs.failures.append(failure)
+        return failure
+
+    def calls_to(self, method: str, path_contains: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method == method and path_contains in c.path]
+
+    def app(self) -> Starlette:
+        routes = [
+            Route(r.path, self._wrap(r.endpoint), methods=r.methods)
+            for r in self.routes()  # type: ignore[arg-type]
+        ]
+        return Starlette(routes=routes)
+
+    def _wrap(self, endpoint: Handler) -> Handler:
+        async def handler(request: Request) -> Response:
+            body = await request.body()
+            call = Call(request.method, request.url.path, dict(request.query_params), dict(request.headers), body)
+            with self._lock:
+                self.calls.append(call)
+            if self.knobs.latency:
+                await asyncio.sleep(self.knobs.latency)
+            failure = self.knobs.take_failure(request.method, request.url.path)
+            if failure is not None:
+                headers = {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
+                content = failure.body if failure.body is not None else self.error_body(failure.status)
+                return JSONResponse(content, status_code=failure.status, headers=headers)
+            return await endpoint(request)
+
+        return handler
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakeServer:
+    """Serve an ASGI app on a free loopback port in a thread; `url` is its base URL."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("fake server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -1,0 +1,88 @@
+"""The shared retry helper and the client-side token bucket."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
+from dispatcher.retry import Backoff, Transient, parse_retry_after, with_retries
+from dispatcher.settings import SettingsError
+
+
+class Flaky:
+    def __init__(self, failures: int, retry_after: float | None = None) -> None:
+        self.failures = failures
+        self.retry_after = retry_after
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Transient("flaky", retry_after=self.retry_after)
+        return "ok"
+
+
+async def test_transient_failures_are_retried_until_success() -> None:
+    call = Flaky(failures=2)
+    assert await with_retries(call, Backoff(attempts=3, base=0.001)) == "ok"
+    assert call.calls == 3
+
+
+async def test_retries_stop_after_the_attempts_bound() -> None:
+    call = Flaky(failures=10)
+    with pytest.raises(Transient):
+        await with_retries(call, Backoff(attempts=3, base=0.001))
+    assert call.calls == 3
+
+
+async def test_retries_stop_before_sleeping_past_the_deadline() -> None:
+    call = Flaky(failures=10, retry_after=1.0)
+    started = time.monotonic()
+    with pytest.raises(Transient):
+        await with_retries(call, Backoff(attempts=10, deadline=0.5))
+    assert call.calls == 1
+    assert time.monotonic() - started < 0.5
+
+
+async def test_retry_after_is_a_floor_on_the_delay() -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    await with_retries(Flaky(failures=1, retry_after=0.75), Backoff(base=0.001), sleep=sleep)
+    assert sleeps == [0.75]
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=4.0) == pytest.approx(6.0)
+    assert parse_retry_after("soon") is None
+
+
+async def test_bucket_lets_a_burst_through_then_paces_calls() -> None:
+    bucket = TokenBucket("t", Rate(per_second=20, burst=3))
+    started = time.monotonic()
+    for _ in range(5):
+        await bucket.acquire()
+    assert 0.08 <= time.monotonic() - started < 0.5  # 3 free, then 2 at 50 ms each
+
+
+async def test_bucket_refuses_a_caller_that_would_wait_too_long() -> None:
+    bucket = TokenBucket("fly-create", Rate(per_second=1, burst=1, max_wait=0.5))
+    await bucket.acquire()
+    with pytest.raises(RateLimited) as caught:
+        await bucket.acquire()
+    assert caught.value.retry_after == pytest.approx(1.0, abs=0.1)
+
+
+def test_rates_come_from_the_environment_with_documented_defaults() -> None:
+    default = Rate(per_second=1, burst=3)
+    assert Rate.from_env({}, "FLY_CREATE", default) == default
+    assert Rate.from_env({"FLY_CREATE_RATE": "0.5", "FLY_CREATE_BURST": "2"}, "FLY_CREATE", default) == Rate(
+        per_second=0.5, burst=2
+    )
+    with pytest.raises(SettingsError, match="FLY_CREATE_BURST"):
+        Rate.from_env({"FLY_CREATE_BURST": "0"}, "FLY_CREATE", default)
