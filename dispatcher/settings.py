@@ -68,7 +68,7 @@ class Settings:
     max_session_seconds: int = 1800
     start_wait_seconds: float = 30.0  # deadline of `POST /start?wait=started` and of offer proxying
     max_body_bytes: int = 4096  # the client's `body` object, serialized
-    max_request_bytes: int = 16384  # a whole request body
+    max_request_bytes: int = 65536  # a whole request body (SDP offers are a few KB)
     max_header_bytes: int = 8192  # all request headers together
 
     @property

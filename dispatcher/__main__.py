@@ -1,0 +1,83 @@
+"""`python -m dispatcher`: serve the dispatcher with uvicorn. Configuration is the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+
+from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
+
+ENVIRONMENT_HELP = f"""\
+environment (see the README for every variable):
+  HOST                     address to listen on (default 127.0.0.1)
+  PORT                     port to listen on (default 8080)
+  MACHINES                 where bots run: {"|".join(MACHINE_KINDS)} (default local)
+  DISPATCHER_API_KEYS      comma-separated API keys; unset = loopback-only local mode
+  MAX_CONCURRENT_SESSIONS  sessions at once before POST /start answers 429 (default 10)
+  MAX_SESSION_SECONDS      hard cap on a session's length (default 1800)
+  START_WAIT_SECONDS       deadline of POST /start?wait=started (default 30)
+  KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
+  LOG_LEVEL                debug|info|warning (default info)
+"""
+
+# h11 refuses a request whose head is larger than this, before the app sees it. The app's own
+# JSON 431 limit (8 KB) sits below it, so clients normally get the API's error format.
+SERVER_MAX_HEAD_BYTES = 16 * 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dispatcher",
+        description="voicefleet dispatcher: POST /start runs one fresh bot per voice session.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", help="overrides HOST")
+    parser.add_argument("--port", type=int, help="overrides PORT (0 picks a free port)")
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    if args.host:
+        env["HOST"] = args.host
+    if args.port is not None:
+        env["PORT"] = str(args.port)
+    level = env.get("LOG_LEVEL", "info").lower()
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(env)
+        from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
+
+        app = create_app(settings, env=env)
+        keep_alive = int(env.get("KEEP_ALIVE_SECONDS", "5") or 5)
+    except (SettingsError, ValueError) as exc:
+        print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http="h11",
+        h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
+        timeout_keep_alive=keep_alive,
+        log_level=level,
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    if settings.machines == "local":
+        print(f"voicefleet: open http://{_display(settings.host)}:{settings.port}/ to talk to a bot",
+              file=sys.stderr)
+    server.run()
+    return 0
+
+
+def _display(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The dispatcher's ASGI app: `create_app()` wires settings, provider, rooms and routes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from dispatcher import web
+from dispatcher.auth import Authenticator
+from dispatcher.errors import install_error_handlers
+from dispatcher.limits import RequestLimits, SecurityHeaders
+from dispatcher.machines.base import Machines
+from dispatcher.metrics import CONTENT_TYPE, Metrics
+from dispatcher.providers import build_machines, build_rooms
+from dispatcher.rooms import Rooms
+from dispatcher.routes import router
+from dispatcher.sessions import SessionService
+from dispatcher.settings import Settings
+from dispatcher.signalling import SignallingProxy
+from dispatcher.state import AppState, app_state, caller
+
+_FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    machines: Machines | None = None,
+    rooms: Rooms | None | object = _FROM_ENV,
+    signalling_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass `machines`/`rooms` pointed at local servers; `python -m
+    dispatcher` builds everything from the environment."""
+    env = os.environ if env is None else env
+    settings = settings or Settings.from_env(env)
+    machines = machines or build_machines(settings, env)
+    resolved_rooms = build_rooms(settings, env) if rooms is _FROM_ENV else rooms
+    assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
+    metrics = Metrics(machines.name)
+    state = AppState(
+        settings=settings,
+        machines=machines,
+        rooms=resolved_rooms,
+        sessions=SessionService(settings, machines, resolved_rooms, metrics),
+        metrics=metrics,
+        auth=Authenticator(settings.api_key_hashes),
+        signalling=SignallingProxy(signalling_transport),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
+
+    app = FastAPI(
+        title="voicefleet dispatcher",
+        version="0.1.0",
+        summary="Starts one fresh machine per Pipecat voice session.",
+        lifespan=lifespan,
+    )
+    app.state.voicefleet = state
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.get("/healthz", summary="Liveness", tags=["ops"])
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "machines": machines.name})
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["ops"])
+    async def prometheus(request: Request) -> Response:
+        caller(request)
+        active = await app_state(request).sessions.active_count()
+        return Response(metrics.render(active), media_type=CONTENT_TYPE)
+
+    if settings.machines == "local":
+        web.mount(app)
+
+    app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,84 @@
+"""Request size limits, enforced before any route runs (pure ASGI: nothing is buffered unbounded)."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dispatcher.errors import ApiError, error_response
+
+
+class RequestLimits:
+    """413 for bodies over `max_body`, 431 for headers over `max_headers`, both as JSON.
+
+    The server (uvicorn/h11) has its own, larger header cap as a backstop; this one answers
+    in the API's error format.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body: int, max_headers: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.max_headers = max_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", [])
+        if sum(len(k) + len(v) + 4 for k, v in headers) > self.max_headers:
+            await error_response(431, "headers_too_large", f"request headers exceed {self.max_headers} bytes")(
+                scope, receive, send
+            )
+            return
+        declared = next((v for k, v in headers if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._too_large(scope, receive, send)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives. Raising ApiError
+            # here surfaces through the app's own error handlers as a 413 JSON response.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise ApiError(413, "payload_too_large", f"request body exceeds {self.max_body} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "payload_too_large", f"request body exceeds {self.max_body} bytes")
+        await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers every response carries; the API is never cached, sniffed or framed."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.HEADERS if k not in present]
+                if b"cache-control" not in present:
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,241 @@
+"""`MACHINES=local`: one bot subprocess per session on this host, talking SmallWebRTC.
+
+The bot binds a free port itself and announces it on stdout (`{"event": "ready", "port": N}`),
+so readiness is observed, not guessed, and no port can be taken between choosing and binding.
+Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
+parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.parent_death import die_with_parent
+
+log = logging.getLogger("dispatcher.machines.local")
+
+# Ended sessions stay visible to GET /sessions/{id} for this long, then are forgotten.
+KEEP_ENDED_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
+    bind_host: str = "127.0.0.1"  # bots' signalling listens on loopback only; the dispatcher proxies
+    stop_grace_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
+        raw_command = env.get("LOCAL_BOT_COMMAND", "").strip()
+        grace = env.get("LOCAL_STOP_GRACE_SECONDS", "").strip()
+        return cls(
+            bot_command=tuple(shlex.split(raw_command)) if raw_command else cls.bot_command,
+            stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
+        )
+
+
+@dataclass
+class _Bot:
+    spec: LaunchSpec
+    created_at: float = field(default_factory=time.time)
+    process: asyncio.subprocess.Process | None = None
+    state: MachineState = MachineState.STARTING
+    port: int | None = None
+    detail: str | None = None
+    stop_requested: bool = False
+    ended_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    monitor: asyncio.Task[None] | None = None
+
+    def set_state(self, state: MachineState, detail: str | None = None) -> None:
+        if self.state in (MachineState.ENDED, MachineState.FAILED):
+            return  # terminal states are final
+        self.state = state
+        if detail is not None:
+            self.detail = detail
+        if not state.is_active:
+            self.ended_at = time.time()
+        # Wake everyone waiting on a change, then re-arm for the next one.
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def machine(self, host: str) -> Machine:
+        return Machine(
+            session_id=self.spec.session_id,
+            machine_id=f"pid-{self.process.pid}" if self.process else "pid-pending",
+            state=self.state,
+            created_at=self.created_at,
+            body_digest=self.spec.body_digest,
+            detail=self.detail,
+            signalling_url=f"http://{_url_host(host)}:{self.port}" if self.port else None,
+        )
+
+
+class LocalMachines:
+    name = "local"
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self._settings = settings or LocalSettings()
+        self._bots: dict[str, _Bot] = {}
+        self._closed = False
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        if self._closed:
+            raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
+        self._forget_old()
+        existing = self._bots.get(spec.session_id)
+        if existing is not None:
+            return LaunchResult(existing.machine(self._settings.bind_host), created=False)
+        # Registered before the first await: a concurrent launch of the same session sees it.
+        bot = self._bots[spec.session_id] = _Bot(spec)
+        try:
+            bot.process = await asyncio.create_subprocess_exec(
+                *self._command(spec),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
+                env=_bot_environment(spec),
+                start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
+                preexec_fn=die_with_parent,
+            )
+        except OSError as exc:
+            bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
+            raise MachinesError("spawn_failed", f"could not start the bot process: {exc}") from exc
+        bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{spec.session_id}")
+        log.info("session %s: bot pid %d starting", spec.session_id, bot.process.pid)
+        return LaunchResult(bot.machine(self._settings.bind_host), created=True)
+
+    def _command(self, spec: LaunchSpec) -> list[str]:
+        # Only non-secret values go on the command line; the body travels in the environment.
+        return [
+            *self._settings.bot_command,
+            "--transport", "webrtc",
+            "--host", self._settings.bind_host,
+            "--port", "0",
+            "--session-id", spec.session_id,
+            "--max-duration", str(spec.max_session_seconds),
+        ]  # fmt: skip
+
+    async def _monitor(self, bot: _Bot) -> None:
+        process = bot.process
+        assert process is not None and process.stdout is not None
+        async for raw in process.stdout:
+            event = _parse_event(raw)
+            kind, port = event.get("event"), event.get("port")
+            if kind == "ready" and isinstance(port, int):
+                bot.port = port
+                bot.set_state(MachineState.STARTED)
+            elif kind == "connected" and bot.state is MachineState.STARTED:
+                bot.set_state(MachineState.JOINED)
+        code = await process.wait()  # reaps the child: no zombies
+        if bot.stop_requested or code == 0:
+            bot.set_state(MachineState.ENDED, "stopped" if bot.stop_requested else "exit code 0")
+        else:
+            bot.set_state(MachineState.FAILED, _describe_exit(code))
+        log.info("session %s: bot pid %d exited (%s)", bot.spec.session_id, process.pid, bot.detail)
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        bot = self._bots.get(session_id)
+        if bot is None:
+            raise MachinesError("not_found", f"no session {session_id}")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while bot.state is MachineState.STARTING:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise WaitTimeout(session_id, timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bot.changed.wait(), remaining)
+        return bot.machine(self._settings.bind_host)
+
+    async def status(self, session_id: str) -> Machine | None:
+        bot = self._bots.get(session_id)
+        return bot.machine(self._settings.bind_host) if bot else None
+
+    async def stop(self, session_id: str) -> bool:
+        bot = self._bots.get(session_id)
+        if bot is None:
+            return False
+        await self._terminate(bot)
+        return True
+
+    async def _terminate(self, bot: _Bot) -> None:
+        process = bot.process
+        if process is None or process.returncode is not None:
+            return
+        bot.stop_requested = True
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited(bot)), self._settings.stop_grace_seconds)
+        except TimeoutError:
+            log.warning("session %s: bot ignored SIGTERM for %gs, killing it",
+                        bot.spec.session_id, self._settings.stop_grace_seconds)
+            _signal_group(process.pid, signal.SIGKILL)
+            await self._exited(bot)
+
+    @staticmethod
+    async def _exited(bot: _Bot) -> None:
+        if bot.monitor is not None:
+            await bot.monitor  # the monitor reaps and records the final state
+
+    async def list(self) -> list[Machine]:
+        self._forget_old()
+        return [bot.machine(self._settings.bind_host) for bot in self._bots.values()]
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await asyncio.gather(*(self._terminate(bot) for bot in list(self._bots.values())))
+
+    def _forget_old(self) -> None:
+        horizon = time.time() - KEEP_ENDED_SECONDS
+        for session_id, bot in list(self._bots.items()):
+            if bot.ended_at is not None and bot.ended_at < horizon:
+                del self._bots[session_id]
+
+
+def _bot_environment(spec: LaunchSpec) -> dict[str, str]:
+    env = dict(os.environ)
+    # The dispatcher's own secrets are none of the bot's business.
+    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN"):
+        env.pop(name, None)
+    env["VOICEFLEET_SESSION_ID"] = spec.session_id
+    env["VOICEFLEET_BODY"] = json.dumps(dict(spec.body), separators=(",", ":"))
+    env["MAX_SESSION_SECONDS"] = str(spec.max_session_seconds)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _parse_event(raw: bytes) -> dict[str, object]:
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # the bot leads its own group: its children get the signal too
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+

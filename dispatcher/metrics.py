@@ -1,0 +1,51 @@
+"""Prometheus metrics, one registry per app so tests and replicas never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self, provider: str) -> None:
+        self.registry = CollectorRegistry()
+        self.provider = provider
+        self._starts = Counter(
+            "voicefleet_session_starts",
+            "Sessions started, by outcome (created a machine, or replayed an Idempotency-Key).",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "voicefleet_session_start_failures",
+            "POST /start calls that did not start a session, by reason.",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
+        self._launch = Histogram(
+            "voicefleet_launch_seconds",
+            "Time to have the provider accept a launch (and, with ?wait=started, to start).",
+            ["provider", "waited"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90, 120),
+            registry=self.registry,
+        )
+        self._active = Gauge(
+            "voicefleet_active_sessions",
+            "Sessions whose machine is starting, started or joined.",
+            ["provider"],
+            registry=self.registry,
+        )
+
+    def started(self, *, created: bool) -> None:
+        self._starts.labels(self.provider, "created" if created else "replayed").inc()
+
+    def failed(self, reason: str) -> None:
+        self._failures.labels(self.provider, reason).inc()
+
+    def launch_took(self, seconds: float, *, waited: bool) -> None:
+        self._launch.labels(self.provider, str(waited).lower()).observe(seconds)
+
+    def render(self, active_sessions: int) -> bytes:
+        self._active.labels(self.provider).set(active_sessions)
+        return generate_latest(self.registry)

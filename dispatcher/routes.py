@@ -1,0 +1,111 @@
+"""The session routes of the HTTP contract (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import MachineState
+from dispatcher.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
+from dispatcher.session_ids import IDEMPOTENCY_KEY, is_session_id
+from dispatcher.sessions import Session
+from dispatcher.state import AppState, app_state, caller
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
+}
+
+router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
+
+
+@router.post("/start", response_model=StartOut, status_code=201, summary="Start a voice session")
+async def start(
+    request: Request,
+    response: Response,
+    payload: Annotated[StartRequest | None, Body()] = None,
+    wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    who: str = Depends(caller),
+) -> StartOut:
+    state = app_state(request)
+    body = (payload or StartRequest()).body
+    if len(json.dumps(body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
+        raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    session = await state.sessions.start(
+        caller=who, idempotency_key=idempotency_key, body=body, wait=wait is not None
+    )
+    response.status_code = 201 if session.created else 200
+    return StartOut(**_session_fields(state, session), token=session.grant.user_token if session.grant else None)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut, summary="A session's status")
+async def get_session(request: Request, session_id: str) -> SessionOut:
+    state = app_state(request)
+    session = await state.sessions.get(_known_id(session_id))
+    if session is None:
+        raise _not_found(session_id)
+    return SessionOut(**_session_fields(state, session))
+
+
+@router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
+async def delete_session(request: Request, session_id: str) -> Response:
+    machine = await app_state(request).sessions.stop(_known_id(session_id))
+    if machine is None:
+        raise _not_found(session_id)
+    # 204: it is gone; 202: the provider is still stopping it.
+    return Response(status_code=202 if machine.state.is_active else 204)
+
+
+@router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, proxied to the session's bot (local)")
+async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
+    return await _signal(request, session_id, "POST", offer.model_dump(exclude_none=True))
+
+
+@router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")
+async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> JSONResponse:
+    return await _signal(request, session_id, "PATCH", patch.model_dump())
+
+
+async def _signal(request: Request, session_id: str, method: str, payload: dict[str, Any]) -> JSONResponse:
+    state = app_state(request)
+    machine = await state.sessions.wait_started(_known_id(session_id))  # an early offer waits for the bot
+    if not machine.state.is_active:
+        raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
+    if machine.signalling_url is None:
+        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+    status, body = await state.signalling.forward(method, machine.signalling_url, payload)
+    return JSONResponse(body, status_code=status)
+
+
+def _session_fields(state: AppState, session: Session) -> dict[str, Any]:
+    machine = session.machine
+    fields: dict[str, Any] = {
+        "session_id": machine.session_id,
+        "status": machine.state.value,
+        "created_at": machine.created_at,
+        "detail": machine.detail,
+    }
+    if state.rooms is None:
+        fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"
+    elif session.grant is not None:
+        fields["room_url"] = session.grant.room_url
+    if machine.state in (MachineState.ENDED, MachineState.FAILED):
+        fields.pop("offer_url", None)
+    return fields
+
+
+def _known_id(session_id: str) -> str:
+    if not is_session_id(session_id):
+        raise _not_found(session_id)
+    return session_id
+
+
+def _not_found(session_id: str) -> ApiError:
+    shown = session_id if len(session_id) <= 64 else session_id[:64] + "…"
+    return ApiError(404, "not_found", f"no session {shown}")

@@ -1,0 +1,188 @@
+"""Session lifecycle: start (idempotent), look up, stop. Stateless: the provider is the record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from dispatcher.admission import Admission
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import LaunchSpec, Machine, Machines, MachinesError, MachineState, WaitTimeout
+from dispatcher.metrics import Metrics
+from dispatcher.rooms import RoomGrant, Rooms
+from dispatcher.session_ids import body_digest, new_session_id
+from dispatcher.settings import Settings
+
+log = logging.getLogger("dispatcher.sessions")
+T = TypeVar("T")
+
+# Retry-After for a provider failure that carries no hint of its own.
+DEFAULT_PROVIDER_RETRY_AFTER = 2.0
+
+
+@dataclass(frozen=True)
+class Session:
+    machine: Machine
+    created: bool = False
+    grant: RoomGrant | None = None  # cloud sessions: the room and the user's token
+
+    @property
+    def session_id(self) -> str:
+        return self.machine.session_id
+
+
+class SessionService:
+    def __init__(
+        self, settings: Settings, machines: Machines, rooms: Rooms | None, metrics: Metrics
+    ) -> None:
+        self._settings = settings
+        self._machines = machines
+        self._rooms = rooms
+        self._metrics = metrics
+        self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
+
+    async def active_count(self) -> int:
+        return sum(1 for m in await self._machines.list() if m.state.is_active)
+
+    async def start(
+        self,
+        *,
+        caller: str,
+        idempotency_key: str | None,
+        body: Mapping[str, Any],
+        wait: bool,
+    ) -> Session:
+        session_id = new_session_id(caller, idempotency_key)
+        digest = body_digest(body)
+        began = time.monotonic()
+        try:
+            existing = await self._replay(session_id, digest) if idempotency_key else None
+            if existing is not None:
+                session = existing
+            else:
+                async with self._admission.slot():
+                    session = await self._launch(session_id, digest, body)
+            if wait:
+                session = Session(await self._wait(session.machine), session.created, session.grant)
+        except ApiError as exc:
+            self._metrics.failed(exc.code)
+            raise
+        self._metrics.launch_took(time.monotonic() - began, waited=wait)
+        self._metrics.started(created=session.created)
+        return session
+
+    async def _replay(self, session_id: str, digest: str) -> Session | None:
+        machine = await self._call(self._machines.status(session_id))
+        if machine is None:
+            return None
+        if machine.body_digest is not None and machine.body_digest != digest:
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with a different body",
+                extra={"session_id": session_id},
+            )
+        return Session(machine, created=False, grant=await self._grant(session_id))
+
+    async def _launch(self, session_id: str, digest: str, body: Mapping[str, Any]) -> Session:
+        grant = await self._grant(session_id)
+        spec = LaunchSpec(
+            session_id=session_id,
+            body_digest=digest,
+            max_session_seconds=self._settings.max_session_seconds,
+            body=dict(body),
+            room_url=grant.room_url if grant else None,
+            bot_token=grant.bot_token if grant else None,
+        )
+        room = self._create_room(session_id)
+        launch = self._machines.launch(spec)
+        # The room URL is known from the session id, so the room and the machine are created
+        # at once: a start costs about one provider round trip, not the sum of two.
+        room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)
+        failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await self._clean_up(session_id)
+            raise self._as_api_error(failure)
+        assert not isinstance(launch_result, BaseException)
+        log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
+        return Session(launch_result.machine, created=launch_result.created, grant=grant)
+
+    async def _grant(self, session_id: str) -> RoomGrant | None:
+        if self._rooms is None:
+            return None
+        return await self._call(self._rooms.grant(session_id, self._settings.max_session_seconds))
+
+    async def _create_room(self, session_id: str) -> None:
+        if self._rooms is not None:
+            await self._rooms.create(session_id, self._settings.max_session_seconds)
+
+    async def _wait(self, machine: Machine) -> Machine:
+        try:
+            return await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
+        except WaitTimeout as exc:
+            raise ApiError(
+                504,
+                "start_timeout",
+                f"{exc.message}; it may still start: poll GET /sessions/{machine.session_id}",
+                extra={"session_id": machine.session_id},
+            ) from exc
+        except MachinesError as exc:
+            raise self._as_api_error(exc) from exc
+
+    async def _clean_up(self, session_id: str) -> None:
+        """A start that failed half-way leaves nothing running: stop the machine, end the room."""
+        with contextlib.suppress(Exception):
+            await self._machines.stop(session_id)
+        if self._rooms is not None:
+            with contextlib.suppress(Exception):
+                await self._rooms.delete(session_id)
+
+    async def get(self, session_id: str) -> Session | None:
+        machine = await self._call(self._machines.status(session_id))
+        if machine is None:
+            return None
+        if machine.state is MachineState.STARTED and self._rooms is not None:
+            # "Machine started" is not "bot in room": presence tells the second.
+            with contextlib.suppress(Exception):
+                if await self._rooms.bot_present(session_id):
+                    machine = replace(machine, state=MachineState.JOINED)
+        return Session(machine)
+
+    async def stop(self, session_id: str) -> Machine | None:
+        if not await self._call(self._machines.stop(session_id)):
+            return None
+        if self._rooms is not None:
+            await self._call(self._rooms.delete(session_id))
+        return await self._call(self._machines.status(session_id))
+
+    async def wait_started(self, session_id: str) -> Machine:
+        machine = await self._call(self._machines.status(session_id))
+        if machine is None:
+            raise ApiError(404, "not_found", f"no session {session_id}")
+        return await self._wait(machine)
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except MachinesError as exc:
+            raise self._as_api_error(exc) from exc
+
+    @staticmethod
+    def _as_api_error(exc: BaseException) -> ApiError:
+        if isinstance(exc, ApiError):
+            return exc
+        if isinstance(exc, MachinesError):
+            # A hint to retry means a transient condition (throttled, at capacity): 503.
+            status = 503 if exc.retry_after is not None else 502
+            return ApiError(status, exc.reason, exc.message, retry_after=exc.retry_after)
+        log.error("provider call failed: %r", exc)
+        return ApiError(
+            503, "provider_unavailable", "the machines provider failed; try again",
+            retry_after=DEFAULT_PROVIDER_RETRY_AFTER,
+        )
+

@@ -1,0 +1,42 @@
+"""What routes need, built once per app and reached through `request.app.state.voicefleet`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from dispatcher.auth import Authenticator
+from dispatcher.machines.base import Machines
+from dispatcher.metrics import Metrics
+from dispatcher.rooms import Rooms
+from dispatcher.sessions import SessionService
+from dispatcher.settings import Settings
+from dispatcher.signalling import SignallingProxy
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    machines: Machines
+    rooms: Rooms | None
+    sessions: SessionService
+    metrics: Metrics
+    auth: Authenticator
+    signalling: SignallingProxy
+
+    async def aclose(self) -> None:
+        await self.machines.aclose()
+        if self.rooms is not None:
+            await self.rooms.aclose()
+        await self.signalling.aclose()
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.voicefleet
+    return state
+
+
+def caller(request: Request) -> str:
+    """FastAPI dependency: the authenticated caller's id (401 otherwise)."""
+    return app_state(request).auth.caller(request.headers.get("authorization"))

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.machines.local import LocalMachines, LocalSettings
+from dispatcher.settings import Settings
+
+STANDIN_BOT = (sys.executable, str(Path(__file__).with_name("standin_bot.py")))
+API_KEY = "test-key-0123456789"
+
+ClientFactory = Callable[..., "_ClientContext"]
+
+
+class _ClientContext:
+    def __init__(self, settings: Settings, grace: float) -> None:
+        self.machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=grace))
+        self.app = create_app(settings, env={}, machines=self.machines, rooms=None)
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://dispatcher")
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+        await self.app.state.voicefleet.aclose()
+
+
+@pytest.fixture
+def standin_mode(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    def set_mode(mode: str) -> None:
+        monkeypatch.setenv("STANDIN_MODE", mode)
+
+    return set_mode
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[httpx.AsyncClient]:
+    """The dispatcher in local mode without keys, its bots played by the stand-in."""
+    async with _ClientContext(Settings(), grace=2.0) as client:
+        yield client
+
+
+@pytest.fixture
+def make_api() -> Callable[..., _ClientContext]:
+    def make(grace: float = 2.0, **settings: object) -> _ClientContext:
+        return _ClientContext(Settings(**settings), grace)  # type: ignore[arg-type]
+
+    return make
