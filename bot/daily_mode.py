@@ -1,0 +1,88 @@
+"""`--transport daily`: join the Daily room with the bot's token, talk to the user, exit.
+
+Imports Daily (and never aiortc). The token comes from `DAILY_TOKEN` in the cloud and is never
+logged: pipecat logs the room URL only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pipecat.transports.daily.transport import DailyParams, DailyTransport
+
+from bot.config import BotConfig
+from bot.events import EventWriter
+from bot.lifecycle import EndReason, SessionLifecycle
+from bot.parrot import greeting_frame
+from bot.pipelines import build_pipeline, load_vad
+from bot.session import PipelineSession
+
+BOT_NAME = "voicefleet bot"
+
+
+def build_transport(config: BotConfig) -> DailyTransport:
+    """Constructing the transport initialises the Daily client; it joins only when the pipeline starts."""
+    if not config.room_url:
+        raise ValueError("the daily transport needs a room URL")
+    return DailyTransport(
+        config.room_url,
+        config.token,
+        BOT_NAME,
+        params=DailyParams(audio_in_enabled=True, audio_out_enabled=True, camera_out_enabled=False),
+    )
+
+
+async def check(config: BotConfig, events: EventWriter) -> int:
+    vad = load_vad()
+    build_pipeline(build_transport(config), vad, config.services)
+    events.emit("checked", transport="daily", pipeline=config.pipeline_name)
+    return 0
+
+
+async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
+    lifecycle = SessionLifecycle()
+    with lifecycle.signals_end_session():
+        vad = load_vad()
+        transport = build_transport(config)
+        session = PipelineSession(
+            build_pipeline(transport, vad, config.services), lifecycle, idle_timeout=config.idle_timeout
+        )
+        joined = False
+
+        @transport.event_handler("on_joined")
+        async def _on_joined(transport: DailyTransport, data: dict[str, Any]) -> None:
+            nonlocal joined
+            joined = True
+            events.emit("joined")
+
+        @transport.event_handler("on_error")
+        async def _on_error(transport: DailyTransport, error: str) -> None:
+            # Before the join completes, any transport error means we are not getting in.
+            if not joined:
+                lifecycle.end(EndReason.JOIN_FAILED, error)
+
+        @transport.event_handler("on_first_participant_joined")
+        async def _on_first_participant(transport: DailyTransport, participant: dict[str, Any]) -> None:
+            connect_deadline.cancel()
+            events.emit("connected", participant_id=participant.get("id"))
+            if config.services is None:
+                await session.worker.queue_frames([greeting_frame()])
+
+        @transport.event_handler("on_participant_left")
+        async def _on_participant_left(transport: DailyTransport, participant: dict[str, Any], reason: str) -> None:
+            events.emit("disconnected", participant_id=participant.get("id"), reason=reason)
+            lifecycle.end(EndReason.PARTICIPANT_LEFT)
+
+        lifecycle.end_after(config.max_duration, EndReason.MAX_DURATION)
+        connect_deadline = lifecycle.end_after(
+            config.connect_timeout,
+            EndReason.CONNECT_TIMEOUT,
+            f"nobody joined within {config.connect_timeout:g}s",
+        )
+        await session.start()  # the join runs as the pipeline starts
+        events.emit("ready", port=None, pid=os.getpid(), transport="daily")
+
+        await lifecycle.wait()
+        await session.stop()
+    return lifecycle

@@ -1,0 +1,29 @@
+"""Machine-readable JSON lines on stdout: the bot's half of the contract with the machines provider.
+
+stdout carries nothing else (logs go to stderr), so a parent process can read it line by line:
+`ready` exactly once, then `connected`, `disconnected`, `ended` (with a reason and exit code).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+
+class EventWriter:
+    def __init__(self, session_id: str, stream: IO[str] | None = None) -> None:
+        self._session_id = session_id
+        self._stream = stream if stream is not None else sys.stdout
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = {"event": event, **fields, "session_id": self._session_id, "t": round(time.time(), 3)}
+        try:
+            self._stream.write(json.dumps(line) + "\n")
+            # Flushed per line: the parent waits on `ready` and must not sit behind a pipe buffer.
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            # The parent stopped reading (or closed our stdout): events are best effort, the
+            # session itself must go on and end normally.
+            pass

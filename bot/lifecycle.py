@@ -1,0 +1,89 @@
+"""Why a session ends, and the exit code each reason maps to.
+
+Several things race to end a session (peer gone, idle, wall-clock cap, a signal, a failed join):
+the first reason wins and later ones are ignored, so the exit code tells the one that mattered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from loguru import logger
+
+
+class EndReason(enum.StrEnum):
+    PEER_DISCONNECTED = "peer_disconnected"  # webrtc: the peer closed or stopped answering
+    PARTICIPANT_LEFT = "participant_left"  # daily: the user left the room
+    IDLE_TIMEOUT = "idle_timeout"
+    MAX_DURATION = "max_duration"
+    SIGNAL = "signal"  # SIGTERM / SIGINT: graceful stop by the machines provider or a human
+    PIPELINE_FINISHED = "pipeline_finished"  # the pipeline ended on its own (e.g. an EndFrame)
+    CONNECT_TIMEOUT = "connect_timeout"  # nobody connected in time
+    CONNECT_FAILED = "connect_failed"  # webrtc: the peer's connection closed before it was up
+    JOIN_FAILED = "join_failed"  # daily: the room refused us or could not be reached
+    ERROR = "error"  # an unexpected failure inside the bot
+
+    @property
+    def exit_code(self) -> int:
+        if self in (EndReason.CONNECT_TIMEOUT, EndReason.CONNECT_FAILED, EndReason.JOIN_FAILED):
+            return EXIT_CANNOT_CONNECT
+        if self is EndReason.ERROR:
+            return EXIT_ERROR
+        return EXIT_ENDED
+
+
+EXIT_ENDED = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_CONNECT = 3
+
+
+class SessionLifecycle:
+    """Collects the first end reason and lets the main task wait for it."""
+
+    def __init__(self) -> None:
+        self._ended: asyncio.Future[EndReason] = asyncio.get_running_loop().create_future()
+        self.detail: str | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.done()
+
+    def end(self, reason: EndReason, detail: str | None = None) -> None:
+        if self._ended.done():
+            return
+        logger.info(f"session ending: {reason}" + (f" ({detail})" if detail else ""))
+        self.detail = detail
+        self._ended.set_result(reason)
+
+    @property
+    def reason(self) -> EndReason:
+        return self._ended.result()
+
+    async def wait(self) -> EndReason:
+        return await asyncio.shield(self._ended)
+
+    def end_after(self, seconds: float, reason: EndReason, detail: str | None = None) -> asyncio.TimerHandle:
+        """Ends the session after `seconds` unless the returned handle is cancelled first."""
+        handle = asyncio.get_running_loop().call_later(seconds, self.end, reason, detail)
+        self._timers.append(handle)
+        return handle
+
+    @contextmanager
+    def signals_end_session(self) -> Iterator[None]:
+        """SIGTERM/SIGINT end the session gracefully instead of killing the process mid-teardown."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.end, EndReason.SIGNAL, signal.Signals(sig).name)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            for handle in self._timers:
+                handle.cancel()

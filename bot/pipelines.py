@@ -1,0 +1,55 @@
+"""Pipeline assembly: transport in → VAD → (parrot | STT → LLM → TTS) → transport out.
+
+Transport-agnostic: the caller passes a constructed transport (SmallWebRTC or Daily) and the
+Silero analyzer it loaded before announcing readiness.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameProcessor
+
+from bot.config import ServiceSettings
+from bot.parrot import Parrot
+
+if TYPE_CHECKING:
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.transports.base_transport import BaseTransport
+
+SAMPLE_RATE = 16000
+
+
+def load_vad() -> SileroVADAnalyzer:
+    """Loads the Silero model shipped inside the pipecat wheel (no download, ~30-50 ms)."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+
+    return SileroVADAnalyzer()
+
+
+def build_pipeline(transport: BaseTransport, vad: SileroVADAnalyzer, services: ServiceSettings | None) -> Pipeline:
+    processors: list[FrameProcessor] = [transport.input(), VADProcessor(vad_analyzer=vad)]
+    if services is None:
+        processors += [Parrot(), transport.output()]
+    else:
+        from bot.services import ServiceProcessors
+
+        keyed = ServiceProcessors(services)
+        processors += [*keyed.before_output(), transport.output(), *keyed.after_output()]
+    return Pipeline(processors)
+
+
+def build_worker(pipeline: Pipeline, *, idle_timeout: float) -> PipelineWorker:
+    return PipelineWorker(
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
+        idle_timeout_secs=idle_timeout,
+        # The session decides what idle means for the process (exit 0 with reason idle_timeout);
+        # the worker only reports it.
+        cancel_on_idle_timeout=False,
+        # RTVI serves pipecat's JS client (bot-ready, bot-speaking events over the data channel).
+        enable_rtvi=True,
+    )

@@ -1,0 +1,103 @@
+"""`--transport webrtc`: serve SmallWebRTC signalling, run the pipeline for the one peer, exit.
+
+Import cost is part of the product (start-up time): this module imports the SmallWebRTC
+transport (aiortc) and the pipeline modules at the top, so once `ready` is printed an offer is
+answered with no further imports. It never imports Daily.
+"""
+
+from __future__ import annotations
+
+import os
+
+from loguru import logger
+from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+from bot.config import BotConfig, ConfigError
+from bot.events import EventWriter
+from bot.ice import ice_server_urls, loopback_requested, use_loopback_candidates
+from bot.lifecycle import EndReason, SessionLifecycle
+from bot.parrot import greeting_frame
+from bot.pipelines import build_pipeline, load_vad
+from bot.session import PipelineSession
+from bot.signalling import SignallingServer
+
+
+def build_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
+    return SmallWebRTCTransport(
+        webrtc_connection=connection,
+        params=TransportParams(audio_in_enabled=True, audio_out_enabled=True),
+    )
+
+
+async def check(config: BotConfig, events: EventWriter) -> int:
+    """Builds everything a session needs, without a peer and without the network."""
+    vad = load_vad()
+    connection = SmallWebRTCConnection()  # an unanswered peer connection: no sockets until an offer
+    build_pipeline(build_transport(connection), vad, config.services)
+    await connection.disconnect()
+    events.emit("checked", transport="webrtc", pipeline=config.pipeline_name)
+    return 0
+
+
+async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
+    if loopback_requested(os.environ):
+        use_loopback_candidates()
+    lifecycle = SessionLifecycle()
+    with lifecycle.signals_end_session():
+        vad = load_vad()
+        session: PipelineSession | None = None
+        connected = False
+
+        async def on_connection(connection: SmallWebRTCConnection) -> None:
+            nonlocal session
+            transport = build_transport(connection)
+            session = PipelineSession(
+                build_pipeline(transport, vad, config.services), lifecycle, idle_timeout=config.idle_timeout
+            )
+
+            @transport.event_handler("on_client_connected")
+            async def _on_connected(transport: object, client: SmallWebRTCConnection) -> None:
+                nonlocal connected
+                connected = True
+                connect_deadline.cancel()
+                server.state = "connected"
+                events.emit("connected", pc_id=client.pc_id)
+                if config.services is None and session is not None:
+                    await session.worker.queue_frames([greeting_frame()])
+
+            @transport.event_handler("on_client_disconnected")
+            async def _on_disconnected(transport: object, client: SmallWebRTCConnection) -> None:
+                events.emit("disconnected", pc_id=client.pc_id)
+                if connected:
+                    lifecycle.end(EndReason.PEER_DISCONNECTED)
+                else:
+                    lifecycle.end(EndReason.CONNECT_FAILED, "the peer connection closed before it was up")
+
+            await session.start()
+
+        server = SignallingServer(
+            session_id=config.session_id,
+            on_connection=on_connection,
+            ice_servers=ice_server_urls(os.environ) or None,
+        )
+        try:
+            port = await server.start(config.host, config.port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+        lifecycle.end_after(config.max_duration, EndReason.MAX_DURATION)
+        connect_deadline = lifecycle.end_after(
+            config.connect_timeout,
+            EndReason.CONNECT_TIMEOUT,
+            f"no peer connected within {config.connect_timeout:g}s",
+        )
+        logger.info(f"webrtc signalling on http://{config.host}:{port}/api/offer")
+        events.emit("ready", port=port, pid=os.getpid(), transport="webrtc")
+
+        await lifecycle.wait()
+        server.state = "ended"
+        if session is not None:
+            await session.stop()
+        await server.close()
+    return lifecycle

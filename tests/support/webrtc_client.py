@@ -1,0 +1,257 @@
+"""A headless aiortc "user" for any Pipecat SmallWebRTC offer URL (the bot's, or the dispatcher's
+`/sessions/{id}/api/offer` proxy: same JSON).
+
+    from tests.support.webrtc_client import WebRTCClient, OfferRejected
+
+    async with WebRTCClient("http://127.0.0.1:8765/api/offer") as client:   # POST offer, ICE up
+        result = await client.talk("tests/fixtures/speech16k.wav", listen_seconds=3.0)
+    assert result.replied, result.summary()
+
+What it does, following shared/reference/local_e2e.md:
+- sends one audio transceiver first (pipecat maps transceiver 0 to the mic) plus a data channel
+  that says `ping` every 0.5 s: without pings `SmallWebRTCConnection.is_connected()` turns False
+  3 s after the last one and the bot stops sending audio (§5.8);
+- posts a non-trickle offer (aiortc waits for ICE gathering in `setLocalDescription`);
+- the mic is a real-time paced 20 ms track: silence, or the WAV while `talk()` plays it;
+- records every received frame's arrival time and RMS, and finds loud segments (§5.7: WebRTC
+  sends silence all the time, so "first audio" means first *non-silent* audio).
+
+`TalkResult` (seconds, `time.monotonic()` based): `connect_to_first_audio` (peer connected →
+first non-silent bot audio, usually the greeting), `reply_latency` (end of user speech → first
+bot audio after it), `replied`, the loud `segments` relative to connect, and the bot audio heard
+after the speech as int16 mono 48 kHz (`reply_audio`) for echo checks.
+
+`POST` errors raise `OfferRejected(status, body)` (e.g. 409 for a second peer). Set
+`VOICEFLEET_ICE_LOOPBACK=1` (as for the bot) on a host whose only interface is `lo`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame
+
+from tests.support.audio import SPEECH_RMS, Segment, loud_segments, read_wav, rms
+
+MIC_RATE = 16000
+BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
+
+
+class OfferRejected(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"offer rejected with HTTP {status}: {body}")
+        self.status, self.body = status, body
+
+
+class PacedMic(MediaStreamTrack):
+    """A 16 kHz mono mic that emits 20 ms frames in real time: silence unless `play()` feeds it."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue = np.zeros(0, dtype=np.int16)
+        self._start: float | None = None
+        self._sent = 0
+        self.last_speech_at: float | None = None  # monotonic time the last loud block went out
+        self.drained = asyncio.Event()
+
+    def play(self, samples: np.ndarray) -> None:
+        self._queue = np.concatenate([self._queue, samples.astype(np.int16)])
+        self.drained.clear()
+
+    async def recv(self) -> AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._sent / MIC_RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        block = np.zeros(BLOCK_SAMPLES, dtype=np.int16)
+        chunk = self._queue[:BLOCK_SAMPLES]
+        block[: len(chunk)] = chunk
+        self._queue = self._queue[BLOCK_SAMPLES:]
+        if rms(block) > SPEECH_RMS:
+            self.last_speech_at = time.monotonic()
+        if len(self._queue) == 0:
+            self.drained.set()
+        frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = MIC_RATE
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, MIC_RATE)
+        self._sent += BLOCK_SAMPLES
+        return frame
+
+
+@dataclass
+class Recording:
+    times: list[float] = field(default_factory=list)  # monotonic arrival time per frame
+    levels: list[float] = field(default_factory=list)
+    chunks: list[np.ndarray] = field(default_factory=list)  # int16 mono
+    sample_rate: int = 48000
+
+    def add(self, frame: AudioFrame) -> None:
+        data = frame.to_ndarray()
+        channels = len(frame.layout.channels)
+        mono = data[0] if frame.format.is_planar else data.reshape(-1)[::channels]
+        self.times.append(time.monotonic())
+        self.levels.append(rms(mono))
+        self.chunks.append(mono.astype(np.int16))
+        self.sample_rate = frame.sample_rate
+
+
+@dataclass(frozen=True)
+class TalkResult:
+    connected_at: float
+    speech_end_at: float | None
+    segments: list[Segment]  # loud bot audio, times relative to connected_at
+    connect_to_first_audio: float | None
+    reply_latency: float | None
+    reply_audio: np.ndarray
+    reply_sample_rate: int
+
+    @property
+    def replied(self) -> bool:
+        return self.reply_latency is not None
+
+    def summary(self) -> str:
+        segs = ", ".join(f"{s.start:.2f}-{s.end:.2f}s (rms {s.peak_rms:.0f})" for s in self.segments)
+        return (
+            f"connect→first audio {self.connect_to_first_audio}, reply latency {self.reply_latency}, segments [{segs}]"
+        )
+
+
+class WebRTCClient:
+    def __init__(
+        self,
+        offer_url: str,
+        *,
+        connect_timeout: float = 15.0,
+        headers: dict[str, str] | None = None,
+        ice_loopback: bool | None = None,
+    ) -> None:
+        self.offer_url = offer_url
+        self.connect_timeout = connect_timeout
+        self.headers = headers or {}
+        if ice_loopback is None:
+            ice_loopback = os.environ.get("VOICEFLEET_ICE_LOOPBACK", "").lower() in ("1", "true", "yes")
+        self.ice_loopback = ice_loopback
+        self.mic = PacedMic()
+        self.recording = Recording()
+        self.pc = RTCPeerConnection()
+        self.pc_id: str | None = None
+        self.connected_at: float | None = None
+        self._connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> WebRTCClient:
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        if self.ice_loopback:
+            import aioice.ice
+
+            aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+        self.pc.addTransceiver(self.mic, direction="sendrecv")
+        channel = self.pc.createDataChannel("chat")
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._tasks.append(asyncio.create_task(self._record(track)))
+
+        @self.pc.on("connectionstatechange")
+        def _on_state() -> None:
+            if self.pc.connectionState == "connected" and not self._connected.is_set():
+                self.connected_at = time.monotonic()
+                self._connected.set()
+
+        self._tasks.append(asyncio.create_task(self._ping(channel)))
+        await self.pc.setLocalDescription(await self.pc.createOffer())  # waits for ICE gathering
+        answer = await post_json(
+            self.offer_url, {"sdp": self.pc.localDescription.sdp, "type": "offer"}, headers=self.headers
+        )
+        self.pc_id = answer.get("pc_id")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+
+    async def talk(self, wav_path: str | Path, *, listen_seconds: float = 3.0, lead_seconds: float = 0.3) -> TalkResult:
+        """Plays the WAV as the user's speech (after `lead_seconds` of silence) and listens on."""
+        pcm = read_wav(wav_path)
+        if pcm.sample_rate != MIC_RATE:
+            raise ValueError(f"{wav_path}: the mic runs at {MIC_RATE} Hz, the file is {pcm.sample_rate} Hz")
+        await asyncio.sleep(lead_seconds)
+        self.mic.play(pcm.samples)
+        await asyncio.wait_for(self.mic.drained.wait(), pcm.seconds + 5.0)
+        await asyncio.sleep(listen_seconds)
+        return self.result()
+
+    def result(self) -> TalkResult:
+        if self.connected_at is None:
+            raise RuntimeError("not connected")
+        rec, t0 = self.recording, self.connected_at
+        segments = loud_segments(rec.times, rec.levels)
+        first = next((s.start for s in segments if s.start >= t0), None)
+        speech_end = self.mic.last_speech_at
+        reply = None
+        reply_chunks: list[np.ndarray] = []
+        if speech_end is not None:
+            reply = next((s.start for s in segments if s.start > speech_end), None)
+            reply_chunks = [c for t, c in zip(rec.times, rec.chunks, strict=True) if t > speech_end]
+        return TalkResult(
+            connected_at=t0,
+            speech_end_at=None if speech_end is None else speech_end - t0,
+            segments=[Segment(s.start - t0, s.end - t0, s.peak_rms) for s in segments],
+            connect_to_first_audio=None if first is None else first - t0,
+            reply_latency=None if reply is None or speech_end is None else reply - speech_end,
+            reply_audio=np.concatenate(reply_chunks) if reply_chunks else np.zeros(0, dtype=np.int16),
+            reply_sample_rate=rec.sample_rate,
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.pc.close()
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(Exception):  # MediaStreamError when the bot hangs up
+            while True:
+                self.recording.add(await track.recv())
+
+    async def _ping(self, channel: Any) -> None:
+        while True:
+            if channel.readyState == "open":
+                channel.send(f"ping: {time.time()}")
+            await asyncio.sleep(0.5)
+
+
+async def post_json(url: str, payload: dict[str, Any], *, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.post(url, json=payload, headers=headers) as response:
+        try:
+            body = await response.json(content_type=None)
+        except ValueError:
+            body = await response.text()
+        if response.status != 200 or not isinstance(body, dict):
+            raise OfferRejected(response.status, body)
+        return body
