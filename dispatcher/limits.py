@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatcher.errors import ApiError, error_response
+from dispatcher.errors import error_response
 
 
 class RequestLimits:
@@ -34,20 +34,33 @@ class RequestLimits:
             await self._too_large(scope, receive, send)
             return
 
+        # Read the whole (bounded) body here, so a chunked upload past the limit is refused with
+        # 413 before any route parses it. At most `max_body` bytes are ever held.
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            # A body without Content-Length (chunked) is counted as it arrives. Raising ApiError
-            # here surfaces through the app's own error handlers as a 413 JSON response.
-            nonlocal received
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise ApiError(413, "payload_too_large", f"request body exceeds {self.max_body} bytes")
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for a disconnect, as the server would
+
+        await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, "payload_too_large", f"request body exceeds {self.max_body} bytes")

@@ -56,8 +56,10 @@ async def test_idempotency_keys_are_scoped_per_api_key(make_api):
     second_key = "another-key-987654321"
     context = make_api(api_key_hashes=frozenset({hash_api_key(API_KEY), hash_api_key(second_key)}))
     async with context as api:
-        one = await api.post("/start", json={}, headers={"Idempotency-Key": "k", "Authorization": f"Bearer {API_KEY}"})
-        two = await api.post("/start", json={}, headers={"Idempotency-Key": "k", "Authorization": f"Bearer {second_key}"})
+        one, two = [
+            await api.post("/start", json={}, headers={"Idempotency-Key": "k", "Authorization": f"Bearer {key}"})
+            for key in (API_KEY, second_key)
+        ]
     assert (one.status_code, two.status_code) == (201, 201)
     assert one.json()["session_id"] != two.json()["session_id"]
 
