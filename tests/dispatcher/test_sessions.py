@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purposes only once reaped.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(") ", 1)[1][0] != "Z"
+from tests.support.processes import pid_alive
 
 
 async def poll_status(api, session_id: str, want: str, timeout: float = 10.0) -> dict:

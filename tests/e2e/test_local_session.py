@@ -1,0 +1,35 @@
+"""A local voice session end to end: dispatcher → real bot process → WebRTC → real speech → reply."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.e2e.conftest import SPEECH
+from tests.support.audio import rms
+from tests.support.processes import children_of, pid_alive, wait_gone
+from tests.support.webrtc_client import WebRTCClient
+
+
+async def test_a_spoken_utterance_gets_an_audible_reply_and_delete_ends_the_bot(dispatcher):
+    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+        started = await api.post("/start", json={"body": {"test": "e2e"}})
+        assert started.status_code == 201, started.text
+        session = started.json()
+        bots = children_of(dispatcher.process.pid)
+        assert len(bots) == 1
+
+        # The offer goes through the dispatcher's proxy, before the bot is even ready.
+        async with WebRTCClient(dispatcher.base_url + session["offer_url"]) as client:
+            assert (await api.get(f"/sessions/{session['session_id']}")).json()["status"] == "joined"
+            result = await client.talk(SPEECH, listen_seconds=3.0)
+
+        assert result.replied, result.summary()
+        assert rms(result.reply_audio) > 500, result.summary()  # audible, not comfort noise
+        assert result.reply_latency is not None and result.reply_latency < 2.0, result.summary()
+
+        deleted = await api.delete(f"/sessions/{session['session_id']}")
+        assert deleted.status_code == 204
+        assert wait_gone(bots, timeout=5) == []
+        assert not any(pid_alive(pid) for pid in bots)
+        final = (await api.get(f"/sessions/{session['session_id']}")).json()
+        assert final["status"] == "ended"

@@ -1,0 +1,99 @@
+"""Process helpers for tests that run the dispatcher (and its bots) as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a zombie is dead but not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().split(") ", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return found
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Wait until none of `pids` is alive; return the ones still alive at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(map(pid_alive, pids)):
+        time.sleep(0.05)
+    return [pid for pid in pids if pid_alive(pid)]
+
+
+@dataclass
+class DispatcherProcess:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_dispatcher(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0) -> Iterator[
+    DispatcherProcess
+]:
+    """`python -m dispatcher` on a free loopback port, killed (with its bots) on exit."""
+    port = free_port()
+    log_path = log_dir / "dispatcher.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher"],
+            env={**os.environ, **(env or {}), "HOST": "127.0.0.1", "PORT": str(port)},
+            stdout=log,
+            stderr=log,
+        )
+        running = DispatcherProcess(process, f"http://127.0.0.1:{port}", log_path)
+        try:
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                try:
+                    if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dispatcher did not come up:\n{running.log()}")
+                time.sleep(0.05)
+            yield running
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
