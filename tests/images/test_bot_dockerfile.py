@@ -1,0 +1,128 @@
+"""The bot image's structure, read from images/bot.Dockerfile (no Docker engine is needed)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.images.closure import BOT_DOCKERFILE, excluded_packages, uv_sync_argv
+from tests.images.dockerfile import Dockerfile, Stage, parse_file, shell_commands
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return parse_file(BOT_DOCKERFILE)
+
+
+@pytest.fixture(scope="module")
+def runtime(dockerfile: Dockerfile) -> Stage:
+    return dockerfile.final
+
+
+def _copies_from(stage: Stage, source_stage: str) -> list[tuple[list[str], str]]:
+    """(sources, destination) of each `COPY --from=<source_stage>` in `stage`."""
+    result = []
+    for copy in stage.all("COPY"):
+        if copy.flag("from") == source_stage:
+            *sources, dest = copy.args.split()
+            result.append((sources, dest))
+    return result
+
+
+def test_bot_image_has_build_bake_and_runtime_stages_in_that_order(dockerfile: Dockerfile) -> None:
+    names = [stage.name for stage in dockerfile.stages]
+    assert [n for n in names if n in {"build", "bake", "runtime"}] == ["build", "bake", "runtime"]
+    assert dockerfile.final.name == "runtime"
+
+
+def test_python_base_is_a_slim_image_pinned_to_a_patch_release(dockerfile: Dockerfile) -> None:
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", dockerfile.global_args["PYTHON_IMAGE"])
+
+
+def test_build_and_runtime_share_the_python_base_the_venv_points_at(dockerfile: Dockerfile) -> None:
+    assert dockerfile.stage("build").base == dockerfile.final.base == "${PYTHON_IMAGE}"
+    assert dockerfile.stage("build").env()["UV_PYTHON"].startswith("/usr/local/bin/python3.11")
+
+
+def test_runtime_installs_nothing_and_has_no_torch_compilers_or_uv(runtime: Stage) -> None:
+    text = " ".join(i.args for i in runtime.instructions if i.keyword in {"RUN", "COPY", "ADD"})
+    tokens = set(re.split(r"[\s/=:\"'&;]+", text))
+    forbidden = {"apt-get", "apt", "pip", "pip3", "torch", "gcc", "g++", "build-essential", "make", "uv", "uvx"}
+    assert tokens & forbidden == set()
+
+
+def test_runtime_takes_the_venv_and_tini_from_build_and_only_baked_data_from_bake(runtime: Stage) -> None:
+    from_build = {source for sources, _ in _copies_from(runtime, "build") for source in sources}
+    assert from_build == {"/opt/venv", "/usr/bin/tini"}
+    from_bake = [source for sources, _ in _copies_from(runtime, "bake") for source in sources]
+    assert from_bake and all(source.startswith("/opt/models") for source in from_bake)
+
+
+def test_runtime_points_nltk_data_and_torch_home_at_directories_the_bake_stage_fills(
+    dockerfile: Dockerfile, runtime: Stage
+) -> None:
+    copied = [dest for _, dest in _copies_from(runtime, "bake")]
+    env = runtime.env()
+    bake_text = dockerfile.stage("bake").run_text()
+    assert f"nltk --dest {env['NLTK_DATA']}" in bake_text
+    assert f"torch-hub --dest {env['TORCH_HOME']}/hub" in bake_text
+    for path in (env["NLTK_DATA"], env["TORCH_HOME"]):
+        assert any(path == dest or path.startswith(dest.rstrip("/") + "/") for dest in copied), path
+
+
+def test_runtime_is_offline_and_writes_no_bytecode(runtime: Stage) -> None:
+    env = runtime.env()
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "PYTHONDONTWRITEBYTECODE"):
+        assert env.get(flag) == "1", flag
+    assert env["PATH"].startswith("/opt/venv/bin:")
+
+
+def test_entrypoint_is_tini_forwarding_sigterm_to_python_m_bot(runtime: Stage) -> None:
+    entrypoint = runtime.last("ENTRYPOINT")
+    assert entrypoint is not None
+    argv = entrypoint.exec_form()
+    assert argv[0].endswith("/tini") and "--" in argv
+    tini_flags, command = argv[1 : argv.index("--")], argv[argv.index("--") + 1 :]
+    assert tini_flags == ["-e", "143"]  # a SIGTERM'd bot (128 + 15) exits 0, like a graceful stop
+    assert command == ["python", "-m", "bot"]
+    assert runtime.last("CMD") is None  # session flags come from the task's command override
+
+
+def test_build_compiles_bytecode_and_caches_uv_downloads_outside_the_image(dockerfile: Dockerfile) -> None:
+    build = dockerfile.stage("build")
+    assert build.env()["UV_COMPILE_BYTECODE"] == "1"
+    sync_run = next(run for run in build.all("RUN") if "uv sync" in run.args)
+    assert "type=cache,target=/root/.cache/uv" in sync_run.flag_values("mount")
+
+
+def test_build_installs_the_locked_bot_group_and_neither_dev_nor_infra(dockerfile: Dockerfile) -> None:
+    argv = uv_sync_argv(dockerfile.stage("build"))
+    assert "--frozen" in argv or "--locked" in argv
+    assert "--no-default-groups" in argv  # the project's default groups include infra and dev
+    groups = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--group"]
+    assert groups == ["bot"]
+    assert "--all-groups" not in argv and "--only-group" not in argv
+
+
+def test_torch_is_installed_only_in_a_bake_venv_that_is_not_copied_on(dockerfile: Dockerfile) -> None:
+    stages_with_torch = [s.name for s in dockerfile.stages if "torch==" in s.run_text()]
+    assert stages_with_torch == ["bake"]
+    words = next(run.args.split() for run in dockerfile.stage("bake").all("RUN") if "torch==" in run.args)
+    assert not words[words.index("--python") + 1].startswith("/opt/venv")
+    assert words[words.index("--index-url") + 1].endswith("/whl/cpu")  # the default wheel pulls CUDA
+
+
+def test_bake_stage_proves_silero_loads_from_the_wheel_with_the_runtime_venv(dockerfile: Dockerfile) -> None:
+    commands = [argv for run in dockerfile.stage("bake").all("RUN") for argv in shell_commands(run)]
+    assert ["/opt/venv/bin/python", "/opt/bake/bake_models.py", "verify-vad"] in commands
+
+
+def test_bot_code_is_the_only_source_copied_into_the_runtime(runtime: Stage) -> None:
+    from_context = [copy.args.split()[:-1] for copy in runtime.all("COPY") if copy.flag("from") is None]
+    assert from_context == [["bot/"]]
+
+
+def test_excluded_packages_are_each_named_once(dockerfile: Dockerfile) -> None:
+    excluded = excluded_packages(uv_sync_argv(dockerfile.stage("build")))
+    assert len(excluded) == len(set(excluded))

@@ -1,0 +1,136 @@
+"""Properties both images share: what the lockfile puts in them, labels, portability, build context."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.images.closure import BOT_DOCKERFILE, DISPATCHER_DOCKERFILE, REPO, excluded_packages, uv_sync_argv
+from tests.images.dockerfile import Dockerfile, parse_file
+
+DOCKERFILES = pytest.mark.parametrize("path", [BOT_DOCKERFILE, DISPATCHER_DOCKERFILE], ids=["bot", "dispatcher"])
+
+
+def locked_closure(dockerfile: Dockerfile) -> set[str]:
+    """Package names the Dockerfile's `uv sync` installs, resolved from uv.lock by `uv export`.
+
+    The sync flags translate one to one (`--no-install-package` is `--no-emit-package` for export),
+    so this is the image's closure for the build platform without creating a venv."""
+    sync = uv_sync_argv(dockerfile.stage("build"))[2:]
+    export = [arg for arg in sync if arg != "--no-install-project"]
+    export = ["--no-emit-package" if arg == "--no-install-package" else arg for arg in export]
+    out = subprocess.run(
+        ["uv", "export", *export, "--no-hashes", "--no-header", "--no-annotate", "--format", "requirements.txt"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {re.split(r"[=;\s]", line, maxsplit=1)[0].lower() for line in out.splitlines() if "==" in line}
+
+
+def test_dispatcher_closure_has_no_pipecat_and_no_audio_or_ml_libraries() -> None:
+    closure = locked_closure(parse_file(DISPATCHER_DOCKERFILE))
+    heavy = {"pipecat-ai", "numpy", "onnxruntime", "daily-python", "aiortc", "av", "soundfile", "torch"}
+    assert closure & heavy == set()
+    assert {"fastapi", "uvicorn", "httpx", "boto3", "google-auth"} <= closure
+
+
+def test_bot_closure_has_pipecat_and_no_torch_and_no_excluded_package() -> None:
+    dockerfile = parse_file(BOT_DOCKERFILE)
+    closure = locked_closure(dockerfile)
+    assert {"pipecat-ai", "onnxruntime", "daily-python"} <= closure
+    assert "torch" not in closure
+    assert closure & set(excluded_packages(uv_sync_argv(dockerfile.stage("build")))) == set()
+
+
+@DOCKERFILES
+def test_image_runs_as_a_numeric_non_root_user(path: Path) -> None:
+    user = parse_file(path).final.last("USER")
+    assert user is not None
+    uid = user.args.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0  # numeric, so runAsNonRoot can check it without /etc/passwd
+
+
+@DOCKERFILES
+def test_image_labels_carry_the_source_revision_build_arg(path: Path) -> None:
+    runtime = parse_file(path).final
+    labels = runtime.labels()
+    assert labels["org.opencontainers.image.revision"] == "${SOURCE_REVISION}"
+    assert "SOURCE_REVISION" in {k for arg in runtime.all("ARG") for k in arg.pairs()}
+    assert labels["org.opencontainers.image.title"] and labels["org.opencontainers.image.source"]
+
+
+@DOCKERFILES
+def test_image_has_no_architecture_specific_reference(path: Path) -> None:
+    parsed = parse_file(path)
+    text = " ".join(
+        [*parsed.global_args.values(), *(s.base for s in parsed.stages)]
+        + [i.args for s in parsed.stages for i in s.instructions]
+    )
+    assert re.findall(r"amd64|x86_64|aarch64|arm64|linux/", text) == []
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as a regex: `**/` any directories (or none), `*` and `?` within one."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def _dockerignore_excludes(patterns: list[str], path: str) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for raw in patterns:
+        regex = _pattern_regex(raw.lstrip("!").strip("/"))
+        if any(regex.fullmatch(candidate) for candidate in candidates):
+            excluded = not raw.startswith("!")
+    return excluded
+
+
+@pytest.fixture(scope="module")
+def dockerignore() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_dockerignore_keeps_the_venv_git_and_tests_out_of_the_build_context(dockerignore: list[str]) -> None:
+    for path in (".venv/lib/python3.11/site-packages/x.py", ".git/HEAD", "tests/__init__.py", "bench/x.py"):
+        assert _dockerignore_excludes(dockerignore, path), path
+
+
+def test_dockerignore_keeps_stale_bytecode_out_of_the_build_context(dockerignore: list[str]) -> None:
+    assert _dockerignore_excludes(dockerignore, "bot/__pycache__/__main__.cpython-311.pyc")
+    assert _dockerignore_excludes(dockerignore, "dispatcher/machines/__pycache__/x.cpython-311.pyc")
+
+
+@DOCKERFILES
+def test_every_context_path_a_dockerfile_uses_survives_dockerignore(path: Path, dockerignore: list[str]) -> None:
+    used: list[str] = []
+    for stage in parse_file(path).stages:
+        for copy in stage.all("COPY"):
+            if copy.flag("from") is None:
+                used += copy.args.split()[:-1]
+        for run in stage.all("RUN"):
+            used += [m.split("source=")[1].split(",")[0] for m in run.flag_values("mount") if "source=" in m]
+    assert used
+    for source in used:
+        assert (REPO / source).exists(), source
+        assert not _dockerignore_excludes(dockerignore, source), source
+        if (REPO / source).is_dir():
+            assert not _dockerignore_excludes(dockerignore, f"{source.rstrip('/')}/__init__.py"), source

@@ -1,0 +1,55 @@
+"""The dispatcher image's structure, read from images/dispatcher.Dockerfile."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.images.closure import DISPATCHER_DOCKERFILE, uv_sync_argv
+from tests.images.dockerfile import Dockerfile, Stage, parse_file
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return parse_file(DISPATCHER_DOCKERFILE)
+
+
+@pytest.fixture(scope="module")
+def runtime(dockerfile: Dockerfile) -> Stage:
+    return dockerfile.final
+
+
+def test_dispatcher_image_builds_in_one_stage_and_runs_from_another(dockerfile: Dockerfile) -> None:
+    assert {"build", "runtime"} <= {stage.name for stage in dockerfile.stages}
+    assert dockerfile.final.name == "runtime"
+    assert dockerfile.stage("build").base == dockerfile.final.base == "${PYTHON_IMAGE}"
+
+
+def test_dispatcher_installs_only_the_projects_own_dependencies(dockerfile: Dockerfile) -> None:
+    argv = uv_sync_argv(dockerfile.stage("build"))
+    assert "--frozen" in argv and "--no-default-groups" in argv
+    assert not {"--group", "--all-groups", "--only-group"} & set(argv)
+
+
+def test_dispatcher_listens_on_all_interfaces_on_port_8080(runtime: Stage) -> None:
+    env = runtime.env()
+    assert (env["HOST"], env["PORT"]) == ("0.0.0.0", "8080")
+    assert [expose.args for expose in runtime.all("EXPOSE")] == ["8080"]
+
+
+def test_dispatcher_entrypoint_is_python_m_dispatcher_under_tini(runtime: Stage) -> None:
+    entrypoint = runtime.last("ENTRYPOINT")
+    assert entrypoint is not None
+    argv = entrypoint.exec_form()
+    assert argv[0].endswith("/tini")
+    assert argv[argv.index("--") + 1 :] == ["python", "-m", "dispatcher"]
+
+
+def test_dispatcher_runtime_copies_no_bot_code_and_installs_nothing(runtime: Stage) -> None:
+    from_context = [copy.args.split()[:-1] for copy in runtime.all("COPY") if copy.flag("from") is None]
+    assert from_context == [["dispatcher/"]]
+    assert all("apt-get" not in run.args and "pip" not in run.args for run in runtime.all("RUN"))
+
+
+def test_dispatcher_declares_no_healthcheck_because_the_platforms_probe_it(runtime: Stage) -> None:
+    # ECS and Cloud Run ignore a Dockerfile HEALTHCHECK; the stack probes GET /healthz instead.
+    assert runtime.all("HEALTHCHECK") == []
