@@ -1,0 +1,1 @@
+"""Container images: Dockerfiles (bot, dispatcher) and the Pulumi component that builds them."""

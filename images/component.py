@@ -1,0 +1,77 @@
+"""Images: builds and pushes the bot and dispatcher images, exposing digest-pinned references.
+
+Everything that runs an image uses `repo@sha256:…` (never a tag): a deploy runs exactly the bytes
+that were built, and a new build shows up in review as a changed digest on the task definition or
+instance template. docker-build's `ref`/`digest` are the outputs (there is no `repo_digest`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker_build as docker_build
+
+# Paths are relative to the project root (where Pulumi runs the program), so plans and state do
+# not depend on the machine that built them.
+CONTEXT = "."
+DOCKERFILES = {"bot": "images/bot.Dockerfile", "dispatcher": "images/dispatcher.Dockerfile"}
+CACHE_TAG = "buildcache"
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    address: pulumi.Input[str]  # registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]  # held in memory by docker-build, never written to state in clear
+
+
+@dataclass(frozen=True)
+class ImagesArgs:
+    registry: RegistryAuth
+    repositories: dict[str, pulumi.Input[str]]  # "bot"/"dispatcher" -> repository URL (no tag)
+    source_revision: str
+    platforms: Sequence[str] = ("linux/amd64",)
+    build_on_preview: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Images(pulumi.ComponentResource):
+    """The bot and dispatcher images, built from the repository root and pushed by digest."""
+
+    bot: pulumi.Output[str]
+    dispatcher: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ImagesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:images:Images", name, None, opts)
+        refs: dict[str, pulumi.Output[str]] = {}
+        for role, dockerfile in DOCKERFILES.items():
+            repository = pulumi.Output.from_input(args.repositories[role])
+            cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
+            image = docker_build.Image(
+                f"{name}-{role}",
+                tags=[pulumi.Output.concat(repository, ":", args.source_revision)],
+                context={"location": CONTEXT},
+                dockerfile={"location": dockerfile},
+                platforms=[docker_build.Platform(p) for p in args.platforms],
+                push=True,
+                build_on_preview=args.build_on_preview,
+                build_args={"SOURCE_REVISION": args.source_revision},
+                labels={"org.opencontainers.image.revision": args.source_revision,
+                        "org.opencontainers.image.title": f"voicefleet-{role}", **args.labels},
+                registries=[{"address": args.registry.address, "username": args.registry.username,
+                             "password": pulumi.Output.secret(args.registry.password)}],
+                cache_from=[{"registry": {"ref": cache}}],
+                # ECR only accepts registry caches as OCI image manifests; Artifact Registry takes
+                # them too, so one shape serves both clouds.
+                cache_to=[{"registry": {"ref": cache, "image_manifest": True, "oci_media_types": True,
+                                        "mode": docker_build.CacheMode.MAX}}],
+                # An older digest may still be running (a bot mid-session); the registry's
+                # lifecycle policy removes old images, not `pulumi destroy`/replace.
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            )
+            refs[role] = pulumi.Output.concat(repository, "@", image.digest)
+        self.bot = refs["bot"]
+        self.dispatcher = refs["dispatcher"]
+        self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher})

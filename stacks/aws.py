@@ -1,0 +1,148 @@
+"""AwsStack: one environment of voicefleet on AWS.
+
+Registry (ECR, scan on push, lifecycle) -> images pinned by digest -> network (public subnets, bot
+SG without ingress) -> ECS cluster -> bot task definition (RunTask target) -> dispatcher service
+behind an ALB. Every child gets the explicit, default-tagged provider through its parent.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from images.component import Images, ImagesArgs, RegistryAuth
+from stacks.aws_bot import BotRuntime, BotRuntimeArgs
+from stacks.aws_dispatcher import Dispatcher, DispatcherArgs
+from stacks.aws_network import Network, NetworkArgs
+from stacks.aws_secrets import SecretStore, SecretStoreArgs
+from stacks.settings import Settings
+
+
+def lifecycle_policy(keep: int) -> str:
+    return json.dumps({"rules": [
+        {"rulePriority": 1, "description": "drop untagged layers (superseded builds, old caches) after a day",
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                       "countNumber": 1},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": f"keep the newest {keep} images",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+         "action": {"type": "expire"}},
+    ]})
+
+
+class AwsStack(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input[object]]
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        assert settings.aws is not None
+        cfg = settings.aws
+        provider = aws.Provider(name, region=cfg.region, default_tags={"tags": dict(settings.tags)})
+        super().__init__("voicefleet:aws:AwsStack", name, None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = settings.prefix
+
+        repositories: dict[str, aws.ecr.Repository] = {}
+        for role in ("bot", "dispatcher"):
+            repository = aws.ecr.Repository(
+                f"{name}-{role}",
+                name=f"{prefix}-{role}",
+                # Mutable tags: the build cache tag is rewritten on every build; what runs is
+                # pinned by digest, so a moved tag never changes a running workload.
+                image_tag_mutability="MUTABLE",
+                image_scanning_configuration={"scan_on_push": True},
+                encryption_configurations=[{"encryption_type": "AES256"}],
+                force_delete=not settings.protect,
+                opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
+            )
+            aws.ecr.LifecyclePolicy(f"{name}-{role}", repository=repository.name,
+                                    policy=lifecycle_policy(settings.image_retention_count), opts=child)
+            repositories[role] = repository
+
+        token = aws.ecr.get_authorization_token_output(registry_id=repositories["bot"].registry_id,
+                                                       opts=pulumi.InvokeOutputOptions(parent=self))
+        images = Images(name, ImagesArgs(
+            registry=RegistryAuth(
+                address=repositories["bot"].repository_url.apply(lambda url: url.split("/", 1)[0]),
+                username=token.user_name,
+                password=token.password,
+            ),
+            repositories={role: repo.repository_url for role, repo in repositories.items()},
+            source_revision=settings.source_revision,
+            platforms=settings.platforms,
+            build_on_preview=settings.build_on_preview,
+        ), opts=child)
+
+        network = Network(name, NetworkArgs(cidr=cfg.vpc_cidr, az_count=cfg.az_count), opts=child)
+        secrets = SecretStore(name, SecretStoreArgs(
+            path=f"/{settings.project}/{settings.stack}",
+            values={"DAILY_API_KEY": settings.secrets.daily_api_key,
+                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot},
+            recovery_window_days=cfg.secret_recovery_days,
+            protect=settings.protect,
+        ), opts=child)
+
+        cluster = aws.ecs.Cluster(name, name=prefix, settings=[{
+            "name": "containerInsights", "value": "enabled" if cfg.container_insights else "disabled"}], opts=child)
+        # Both Fargate capacity providers are attached, so ECS_CAPACITY_PROVIDERS can pick either
+        # per RunTask without an infrastructure change.
+        aws.ecs.ClusterCapacityProviders(
+            name, cluster_name=cluster.name, capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategies=[{"capacity_provider": "FARGATE", "weight": 1}], opts=child)
+
+        bot = BotRuntime(f"{name}-bot", BotRuntimeArgs(
+            family=f"{prefix}-bot",
+            image=images.bot,
+            repository_arn=repositories["bot"].arn,
+            region=cfg.region,
+            cpu=cfg.bot_cpu,
+            memory=cfg.bot_memory,
+            max_session_seconds=settings.max_session_seconds,
+            log_retention_days=cfg.log_retention_days,
+            secrets=secrets,
+            secret_names=sorted(settings.secrets.bot),
+            protect=settings.protect,
+        ), opts=child)
+        dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
+            family=f"{prefix}-dispatcher",
+            image=images.dispatcher,
+            repository_arn=repositories["dispatcher"].arn,
+            region=cfg.region,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.public_subnet_ids,
+            bot_security_group_id=network.bot_security_group_id,
+            cluster_arn=cluster.arn,
+            bot=bot,
+            secrets=secrets,
+            cpu=cfg.dispatcher_cpu,
+            memory=settings.dispatcher_memory,
+            desired_count=cfg.dispatcher_count,
+            capacity_providers=cfg.capacity_providers,
+            max_concurrent_sessions=settings.max_concurrent_sessions,
+            max_session_seconds=settings.max_session_seconds,
+            idle_timeout_seconds=cfg.alb_idle_timeout_seconds,
+            keep_alive_seconds=cfg.keep_alive_seconds,
+            certificate_arn=cfg.certificate_arn,
+            allowed_cidrs=cfg.allowed_cidrs,
+            log_retention_days=cfg.log_retention_days,
+            protect=settings.protect,
+        ), opts=child)
+
+        self.outputs = {
+            "cloud": "aws",
+            "region": cfg.region,
+            "dispatcherUrl": dispatcher.url,
+            "botImage": images.bot,
+            "dispatcherImage": images.dispatcher,
+            "clusterName": cluster.name,
+            "botTaskFamily": bot.family,
+            "botSecurityGroupId": network.bot_security_group_id,
+            "subnetIds": network.public_subnet_ids,
+            "botLogGroup": bot.log_group_name,
+            "dispatcherLogGroup": dispatcher.log_group_name,
+            "dispatcherService": dispatcher.service_name,
+            "secretArns": secrets.arns,
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,135 @@
+"""BotRuntime: what one voice session runs on ECS — a task definition the dispatcher RunTasks.
+
+There is no ECS service for bots. The family name is stable (`<prefix>-bot`) and the dispatcher
+passes the family, so RunTask always starts the latest ACTIVE revision; `skip_destroy` keeps old
+revisions ACTIVE, so a dispatcher still holding one during a rollout keeps working.
+`grant_run` is the only way to let another role start bots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.aws_secrets import SecretStore
+from stacks.contract import BOT_CONTAINER_NAME
+from stacks.iam import assume_role_policy, policy_document, statement
+
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class BotRuntimeArgs:
+    family: str
+    image: pulumi.Input[str]  # digest-pinned
+    repository_arn: pulumi.Input[str]
+    region: str
+    cpu: int
+    memory: int
+    max_session_seconds: int
+    log_retention_days: int
+    secrets: SecretStore
+    secret_names: Sequence[str]  # env names of the bot's own secrets (provider API keys)
+    protect: bool
+
+
+def execution_policy(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """Pull one repository's images and write one log group: instead of the broad managed policy."""
+    return policy_document(
+        statement(["ecr:GetAuthorizationToken"], "*", sid="RegistryLogin"),  # has no resource-level form
+        statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                  repository_arn, sid="PullImage"),
+        statement(["logs:CreateLogStream", "logs:PutLogEvents"],
+                  pulumi.Output.concat(log_group_arn, ":*"), sid="WriteLogs"),
+    )
+
+
+class BotRuntime(pulumi.ComponentResource):
+    family: str
+    task_definition_arn: pulumi.Output[str]
+    task_role: aws.iam.Role
+    execution_role: aws.iam.Role
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BotRuntimeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:BotRuntime", name, None, opts)
+        self._name = name
+        child = pulumi.ResourceOptions(parent=self)
+        logs = aws.cloudwatch.LogGroup(name, name=f"/voicefleet/{args.family}",
+                                       retention_in_days=args.log_retention_days,
+                                       opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
+                                           description="ECS agent for voicefleet bots: pull image, write logs",
+                                           opts=child)
+        aws.iam.RolePolicy(f"{name}-execution", role=self.execution_role.id,
+                           policy=execution_policy(args.repository_arn, logs.arn), opts=child)
+        args.secrets.grant_read("bot", self.execution_role, args.secret_names)
+        # The bot itself calls no AWS API: its task role has no policy at all.
+        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
+                                      description="voicefleet bot task (no AWS permissions)", opts=child)
+
+        container = {
+            "name": BOT_CONTAINER_NAME,
+            "image": args.image,
+            "essential": True,
+            # Written out in full: values ECS would fill in otherwise show up as phantom diffs.
+            "cpu": 0,
+            "environment": [{"name": "MAX_SESSION_SECONDS", "value": str(args.max_session_seconds)}],
+            "secrets": args.secrets.references(args.secret_names),
+            "portMappings": [],
+            "mountPoints": [],
+            "volumesFrom": [],
+            "systemControls": [],
+            # tini as PID 1: SIGTERM reaches the bot, which leaves the room gracefully.
+            "linuxParameters": {"initProcessEnabled": True},
+            "stopTimeout": 30,
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": logs.name, "awslogs-region": args.region,
+                            "awslogs-stream-prefix": BOT_CONTAINER_NAME},
+            },
+        }
+        task_definition = aws.ecs.TaskDefinition(
+            name,
+            family=args.family,
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"cpu_architecture": "X86_64", "operating_system_family": "LINUX"},
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            container_definitions=pulumi.Output.json_dumps([container]),
+            skip_destroy=True,
+            opts=child,
+        )
+        self.family = args.family
+        self._family_arn = task_definition.arn_without_revision
+        self.task_definition_arn = task_definition.arn
+        self.log_group_name = logs.name
+        self.register_outputs({"family": self.family, "task_definition_arn": self.task_definition_arn,
+                               "log_group_name": self.log_group_name})
+
+    def grant_run(self, grantee: str, role: aws.iam.Role, cluster_arn: pulumi.Output[str]) -> aws.iam.RolePolicy:
+        """Let `role` start bot tasks of this family on this cluster only, and watch/stop them."""
+        tasks = cluster_arn.apply(lambda arn: arn.replace(":cluster/", ":task/", 1) + "/*")
+        on_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
+        return aws.iam.RolePolicy(
+            f"{self._name}-run-{grantee}",
+            role=role.id,
+            policy=policy_document(
+                statement(["ecs:RunTask"], pulumi.Output.concat(self._family_arn, ":*"), on_cluster, sid="RunBot"),
+                # RunTask with `tags` (session id) also needs TagResource, only as part of the launch.
+                statement(["ecs:TagResource"], tasks, {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+                          sid="TagOnLaunch"),
+                statement(["iam:PassRole"], [self.task_role.arn, self.execution_role.arn],
+                          {"StringEquals": {"iam:PassedToService": ECS_TASKS}}, sid="PassBotRoles"),
+                statement(["ecs:DescribeTasks", "ecs:StopTask"], tasks, on_cluster, sid="ManageBots"),
+                # ListTasks has no task-level resource; the condition pins it to the cluster.
+                statement(["ecs:ListTasks"], "*", on_cluster, sid="ListBots"),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,209 @@
+"""Dispatcher on ECS: a Fargate service behind an internet-facing ALB.
+
+The ALB's idle timeout (60 s) is shorter than the dispatcher's keep-alive (65 s, passed as
+KEEP_ALIVE_SECONDS): the ALB must be the side that closes idle connections, or it forwards a
+request onto a connection uvicorn just closed and the client sees a 502.
+Deployments roll back on their own when new tasks fail health checks (circuit breaker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks import contract
+from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
+from stacks.aws_secrets import SecretStore
+from stacks.iam import assume_role_policy
+
+
+@dataclass(frozen=True)
+class DispatcherArgs:
+    family: str
+    image: pulumi.Input[str]  # digest-pinned
+    repository_arn: pulumi.Input[str]
+    region: str
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    bot_security_group_id: pulumi.Input[str]
+    cluster_arn: pulumi.Output[str]
+    bot: BotRuntime
+    secrets: SecretStore
+    cpu: int
+    memory: int
+    desired_count: int
+    capacity_providers: str
+    max_concurrent_sessions: int
+    max_session_seconds: int
+    idle_timeout_seconds: int
+    keep_alive_seconds: int
+    certificate_arn: str | None
+    allowed_cidrs: Sequence[str]
+    log_retention_days: int
+    protect: bool
+
+
+def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """The `ecs` machines provider's environment (stacks/contract.py names every key)."""
+    return {
+        "MACHINES": "ecs",
+        "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),
+        "MAX_SESSION_SECONDS": str(args.max_session_seconds),
+        "PORT": str(contract.DISPATCHER_PORT),
+        "HOST": contract.DISPATCHER_HOST,
+        "AWS_REGION": args.region,
+        "ECS_CLUSTER": args.cluster_arn,
+        "ECS_TASK_DEFINITION": args.bot.family,
+        "ECS_CONTAINER_NAME": contract.BOT_CONTAINER_NAME,
+        "ECS_SUBNETS": subnets,
+        "ECS_SECURITY_GROUPS": pulumi.Output.from_input(args.bot_security_group_id),
+        "ECS_ASSIGN_PUBLIC_IP": "ENABLED",
+        "ECS_CAPACITY_PROVIDERS": args.capacity_providers,
+        "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
+    }
+
+
+def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: object) -> None:
+    cls = aws.vpc.SecurityGroupIngressRule if kind == "ingress" else aws.vpc.SecurityGroupEgressRule
+    cls(name, opts=pulumi.ResourceOptions(parent=parent), **kwargs)  # type: ignore[arg-type]
+
+
+class Dispatcher(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:Dispatcher", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        port = contract.DISPATCHER_PORT
+
+        # Security groups: clients -> ALB (443, or 80 in a plain-HTTP dev stack) -> dispatcher (8080).
+        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb", vpc_id=args.vpc_id, description="voicefleet dispatcher ALB",
+                                       tags={"Name": f"{name}-alb"}, opts=child)
+        app_sg = aws.ec2.SecurityGroup(f"{name}-app", vpc_id=args.vpc_id, description="voicefleet dispatcher tasks",
+                                       tags={"Name": f"{name}-app"}, opts=child)
+        listen_ports = (443, 80) if args.certificate_arn else (80,)
+        for listen in listen_ports:
+            for index, cidr in enumerate(args.allowed_cidrs):
+                _rule("ingress", f"{name}-alb-in-{listen}-{index}", self, security_group_id=alb_sg.id,
+                      ip_protocol="tcp", from_port=listen, to_port=listen, cidr_ipv4=cidr)
+        _rule("egress", f"{name}-alb-out", self, security_group_id=alb_sg.id, ip_protocol="tcp", from_port=port,
+              to_port=port, referenced_security_group_id=app_sg.id)
+        _rule("ingress", f"{name}-app-in", self, security_group_id=app_sg.id, ip_protocol="tcp", from_port=port,
+              to_port=port, referenced_security_group_id=alb_sg.id)
+        # AWS APIs, Daily and the registry are all HTTPS.
+        _rule("egress", f"{name}-app-out-https", self, security_group_id=app_sg.id, ip_protocol="tcp",
+              from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0")
+
+        balancer = aws.lb.LoadBalancer(
+            name,
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(args.subnet_ids),
+            security_groups=[alb_sg.id],
+            idle_timeout=args.idle_timeout_seconds,
+            drop_invalid_header_fields=True,
+            opts=child,
+        )
+        # Auto-named: a changed target group can be created before the old one is deleted.
+        targets = aws.lb.TargetGroup(
+            name,
+            port=port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=30,
+            health_check={"path": "/healthz", "matcher": "200", "interval": 15, "timeout": 5,
+                          "healthy_threshold": 2, "unhealthy_threshold": 3},
+            opts=child,
+        )
+        forward = [{"type": "forward", "target_group_arn": targets.arn}]
+        if args.certificate_arn:
+            listener = aws.lb.Listener(f"{name}-https", load_balancer_arn=balancer.arn, port=443, protocol="HTTPS",
+                                       certificate_arn=args.certificate_arn,
+                                       ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+                                       default_actions=forward, opts=child)
+            aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
+                            default_actions=[{"type": "redirect", "redirect": {
+                                "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}], opts=child)
+            self.url = pulumi.Output.concat("https://", balancer.dns_name)
+        else:
+            listener = aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
+                                       default_actions=forward, opts=child)
+            self.url = pulumi.Output.concat("http://", balancer.dns_name)
+
+        logs = aws.cloudwatch.LogGroup(name, name=f"/voicefleet/{args.family}",
+                                       retention_in_days=args.log_retention_days,
+                                       opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),
+                                      description="ECS agent for the voicefleet dispatcher", opts=child)
+        aws.iam.RolePolicy(f"{name}-execution", role=execution_role.id,
+                           policy=execution_policy(args.repository_arn, logs.arn), opts=child)
+        args.secrets.grant_read("dispatcher", execution_role, contract.DISPATCHER_SECRETS)
+        task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
+                                 description="voicefleet dispatcher: starts and stops bot tasks", opts=child)
+        args.bot.grant_run("dispatcher", task_role, args.cluster_arn)
+
+        subnets = pulumi.Output.all(*args.subnet_ids).apply(lambda ids: ",".join(ids))
+        env: Mapping[str, pulumi.Input[str]] = environment(args, subnets)
+        container = {
+            "name": contract.DISPATCHER_CONTAINER_NAME,
+            "image": args.image,
+            "essential": True,
+            "cpu": 0,
+            "environment": [{"name": key, "value": env[key]} for key in sorted(env)],
+            "secrets": args.secrets.references(contract.DISPATCHER_SECRETS),
+            "portMappings": [{"containerPort": port, "hostPort": port, "protocol": "tcp"}],
+            "mountPoints": [],
+            "volumesFrom": [],
+            "systemControls": [],
+            "linuxParameters": {"initProcessEnabled": True},
+            "stopTimeout": 30,
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": logs.name, "awslogs-region": args.region,
+                            "awslogs-stream-prefix": contract.DISPATCHER_CONTAINER_NAME},
+            },
+        }
+        task_definition = aws.ecs.TaskDefinition(
+            name,
+            family=args.family,
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"cpu_architecture": "X86_64", "operating_system_family": "LINUX"},
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            container_definitions=pulumi.Output.json_dumps([container]),
+            opts=child,
+        )
+        service = aws.ecs.Service(
+            name,
+            cluster=args.cluster_arn,
+            task_definition=task_definition.arn,
+            desired_count=args.desired_count,
+            launch_type="FARGATE",
+            network_configuration={"subnets": list(args.subnet_ids), "security_groups": [app_sg.id],
+                                   # Public subnets without NAT: the task needs its own address to
+                                   # reach ECR, Secrets Manager, ECS and Daily. Ingress is ALB-only.
+                                   "assign_public_ip": True},
+            load_balancers=[{"target_group_arn": targets.arn, "container_name": contract.DISPATCHER_CONTAINER_NAME,
+                             "container_port": port}],
+            health_check_grace_period_seconds=30,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            wait_for_steady_state=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[listener]),
+        )
+        self.service_name = service.name
+        self.log_group_name = logs.name
+        self.register_outputs({"url": self.url, "service_name": self.service_name,
+                               "log_group_name": self.log_group_name})

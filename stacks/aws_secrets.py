@@ -1,0 +1,64 @@
+"""SecretStore: Secrets Manager secrets filled from secret stack config, read only by reference.
+
+Containers get `secrets: [{name, valueFrom: <ARN>}]`; the value never appears in a task definition,
+an environment variable of the plan, or a diff. `grant_read` gives one role access to named
+secrets only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.iam import policy_document, statement
+
+
+@dataclass(frozen=True)
+class SecretStoreArgs:
+    path: str  # e.g. /voicefleet/aws-prod; secrets are <path>/<env-name-lowercase>
+    values: Mapping[str, pulumi.Output[str]]  # environment variable name -> secret value
+    recovery_window_days: int  # 0 in dev (a destroyed stack can be recreated at once)
+    protect: bool
+
+
+def _slug(env_name: str) -> str:
+    return env_name.lower().replace("_", "-")
+
+
+class SecretStore(pulumi.ComponentResource):
+    arns: dict[str, pulumi.Output[str]]  # environment variable name -> secret ARN
+
+    def __init__(self, name: str, args: SecretStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:SecretStore", name, None, opts)
+        self._name = name
+        self.arns = {}
+        for env_name, value in sorted(args.values.items()):
+            secret = aws.secretsmanager.Secret(
+                f"{name}-{_slug(env_name)}",
+                name=f"{args.path}/{_slug(env_name)}",
+                recovery_window_in_days=args.recovery_window_days,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            aws.secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
+                                             secret_string=value, opts=pulumi.ResourceOptions(parent=self))
+            self.arns[env_name] = secret.arn
+        self.register_outputs({"arns": self.arns})
+
+    def references(self, env_names: Sequence[str]) -> list[dict[str, pulumi.Output[str]]]:
+        """Container-definition `secrets` entries, sorted for a stable diff."""
+        return [{"name": env, "valueFrom": self.arns[env]} for env in sorted(env_names)]
+
+    def grant_read(self, grantee: str, role: aws.iam.Role, env_names: Sequence[str]) -> aws.iam.RolePolicy | None:
+        """Let `role` (an ECS execution role) read exactly these secrets."""
+        if not env_names:
+            return None
+        return aws.iam.RolePolicy(
+            f"{self._name}-read-{grantee}",
+            role=role.id,
+            policy=policy_document(statement(["secretsmanager:GetSecretValue"],
+                                             [self.arns[env] for env in sorted(env_names)])),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,64 @@
+"""What the dispatcher's machines providers read from their environment: the one place it is written.
+
+Another module implements each provider against these names (dispatcher/machines/ecs.py, gce.py);
+the Pulumi components build the dispatcher's environment from these tuples, and a test asserts the
+deployed environment's keys equal them, so a rename on either side fails a test instead of a
+deploy.
+"""
+
+from __future__ import annotations
+
+# Read by dispatcher/settings.py in every mode.
+COMMON_ENV: tuple[str, ...] = (
+    "MACHINES",
+    "MAX_CONCURRENT_SESSIONS",
+    "MAX_SESSION_SECONDS",
+    "PORT",
+    "HOST",
+)
+
+# Passed by reference only (Secrets Manager `valueFrom`, Secret Manager `secret_key_ref`).
+DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
+
+# `MACHINES=ecs`: dispatcher/machines/ecs.py.
+ECS_ENV: tuple[str, ...] = (
+    *COMMON_ENV,
+    "AWS_REGION",
+    "ECS_CLUSTER",  # cluster name or ARN
+    "ECS_TASK_DEFINITION",  # the bot *family*: RunTask uses its latest ACTIVE revision
+    "ECS_CONTAINER_NAME",  # `bot`; containerOverrides address it by name
+    "ECS_SUBNETS",  # comma-separated subnet ids
+    "ECS_SECURITY_GROUPS",  # comma-separated security group ids
+    "ECS_ASSIGN_PUBLIC_IP",  # ENABLED: bots sit in public subnets, no NAT
+    "ECS_CAPACITY_PROVIDERS",  # "FARGATE" or "FARGATE_SPOT:1,FARGATE:1" (provider:weight)
+    "KEEP_ALIVE_SECONDS",  # uvicorn keep-alive; must exceed the ALB idle timeout
+)
+
+# `MACHINES=gce`: dispatcher/machines/gce.py.
+GCE_ENV: tuple[str, ...] = (
+    *COMMON_ENV,
+    "GCE_PROJECT",
+    "GCE_ZONE",
+    "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
+)
+
+# Cloud Run sets PORT itself (from the container port) and rejects it as a user variable.
+CLOUD_RUN_RESERVED_ENV: frozenset[str] = frozenset({"PORT"})
+
+DISPATCHER_PORT = 8080
+DISPATCHER_HOST = "0.0.0.0"  # inside a container; the ALB / Cloud Run front it
+BOT_CONTAINER_NAME = "bot"
+DISPATCHER_CONTAINER_NAME = "dispatcher"
+
+# GCE bots: the dispatcher writes one session's values into the new instance's metadata; the
+# startup script copies them into the bot container's env file (mode 0600), never a command line.
+# metadata key -> environment variable the bot reads.
+GCE_SESSION_METADATA: dict[str, str] = {
+    "session-id": "VOICEFLEET_SESSION_ID",
+    "daily-room-url": "DAILY_ROOM_URL",
+    "daily-token": "DAILY_TOKEN",
+    "bot-body": "VOICEFLEET_BODY",  # compact JSON object
+    "max-session-seconds": "MAX_SESSION_SECONDS",
+}
+# Set by Pulumi on the template (not per session): the digest-pinned image the script runs.
+GCE_IMAGE_METADATA_KEY = "bot-image"

@@ -1,0 +1,121 @@
+"""GcpStack: one environment of voicefleet on GCP.
+
+APIs -> Artifact Registry -> images pinned by digest -> egress-only network -> bot instance
+template (one VM per session) -> Cloud Run dispatcher that may create VMs from that template and
+nothing more. Every child gets the explicit, default-labelled provider through its parent.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from images.component import Images, ImagesArgs, RegistryAuth
+from stacks import contract
+from stacks.gcp_bot import BotTemplate, BotTemplateArgs
+from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
+from stacks.gcp_network import Network, NetworkArgs
+from stacks.gcp_secrets import SecretStore, SecretStoreArgs
+from stacks.settings import Settings
+
+APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
+
+
+class GcpStack(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input[object]]
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        assert settings.gcp is not None
+        cfg = settings.gcp
+        provider = gcp.Provider(name, project=cfg.project, region=cfg.region, default_labels=dict(settings.tags))
+        super().__init__("voicefleet:gcp:GcpStack", name, None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = settings.prefix
+
+        # Leaving APIs on at destroy: other stacks in the project may use them.
+        apis = [gcp.projects.Service(f"{name}-{api}", project=cfg.project, service=f"{api}.googleapis.com",
+                                     disable_on_destroy=False, opts=child) for api in APIS]
+        after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
+
+        registry = gcp.artifactregistry.Repository(
+            name,
+            repository_id=prefix,
+            location=cfg.region,
+            format="DOCKER",
+            description="voicefleet images (pinned by digest)",
+            cleanup_policies=[
+                {"id": "keep-recent", "action": "KEEP",
+                 "most_recent_versions": {"keep_count": settings.image_retention_count}},
+                {"id": "drop-untagged", "action": "DELETE",
+                 "condition": {"tag_state": "UNTAGGED", "older_than": "86400s"}},
+            ],
+            opts=pulumi.ResourceOptions.merge(after_apis, pulumi.ResourceOptions(protect=settings.protect)),
+        )
+        host = f"{cfg.region}-docker.pkg.dev"
+        base = pulumi.Output.concat(host, "/", cfg.project, "/", registry.repository_id)
+        client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        images = Images(name, ImagesArgs(
+            registry=RegistryAuth(address=host, username="oauth2accesstoken", password=client.access_token),
+            repositories={role: pulumi.Output.concat(base, "/", role) for role in ("bot", "dispatcher")},
+            source_revision=settings.source_revision,
+            platforms=settings.platforms,
+            build_on_preview=settings.build_on_preview,
+        ), opts=child)
+
+        network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis), opts=child)
+        secrets = SecretStore(name, SecretStoreArgs(
+            prefix=prefix,
+            values={"DAILY_API_KEY": settings.secrets.daily_api_key,
+                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys},
+            protect=settings.protect,
+            depends_on=apis,
+        ), opts=child)
+        bot = BotTemplate(f"{name}-bot", BotTemplateArgs(
+            project=cfg.project,
+            prefix=prefix,
+            image=images.bot,
+            subnetwork_id=network.subnetwork_id,
+            repository_id=registry.repository_id,
+            region=cfg.region,
+            machine_type=cfg.bot_machine_type,
+            disk_gb=cfg.bot_disk_gb,
+            max_session_seconds=settings.max_session_seconds,
+        ), opts=after_apis)
+
+        account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=f"{prefix}-dispatcher"[:30],
+                                             display_name="voicefleet dispatcher", opts=after_apis)
+        member = pulumi.Output.concat("serviceAccount:", account.email)
+        bot.grant_launch("dispatcher", member)
+        secrets.grant_access("dispatcher", member, contract.DISPATCHER_SECRETS)
+        dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
+            project=cfg.project,
+            region=cfg.region,
+            zone=cfg.zone,
+            image=images.dispatcher,
+            service_account_email=account.email,
+            instance_template=bot.template_path,
+            secrets=secrets,
+            memory_mib=settings.dispatcher_memory,
+            min_instances=cfg.dispatcher_min_instances,
+            max_instances=cfg.dispatcher_max_instances,
+            max_concurrent_sessions=settings.max_concurrent_sessions,
+            max_session_seconds=settings.max_session_seconds,
+            deletion_protection=settings.protect,
+        ), opts=after_apis)
+
+        self.outputs = {
+            "cloud": "gcp",
+            "project": cfg.project,
+            "region": cfg.region,
+            "zone": cfg.zone,
+            "dispatcherUrl": dispatcher.url,
+            "dispatcherService": dispatcher.service_name,
+            "botImage": images.bot,
+            "dispatcherImage": images.dispatcher,
+            "botInstanceTemplate": bot.template_path,
+            "botServiceAccount": bot.service_account_email,
+            "dispatcherServiceAccount": account.email,
+            "secretIds": secrets.ids,
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,83 @@
+"""Dispatcher on Cloud Run: HTTP only (bots, which need UDP, are VMs; see DESIGN.md §1).
+
+Public endpoint (`invoker_iam_disabled`): callers authenticate with the dispatcher's own API keys.
+Cloud Run sets PORT from the container port itself, so it is not in `envs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from stacks import contract
+from stacks.gcp_secrets import SecretStore
+
+
+@dataclass(frozen=True)
+class DispatcherArgs:
+    project: str
+    region: str
+    zone: str
+    image: pulumi.Input[str]  # digest-pinned
+    service_account_email: pulumi.Input[str]
+    instance_template: pulumi.Input[str]
+    secrets: SecretStore
+    memory_mib: int
+    min_instances: int
+    max_instances: int
+    max_concurrent_sessions: int
+    max_session_seconds: int
+    deletion_protection: bool
+
+
+def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
+    """The `gce` machines provider's environment (stacks/contract.py names every key)."""
+    return {
+        "MACHINES": "gce",
+        "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),
+        "MAX_SESSION_SECONDS": str(args.max_session_seconds),
+        "HOST": contract.DISPATCHER_HOST,
+        "GCE_PROJECT": args.project,
+        "GCE_ZONE": args.zone,
+        "GCE_INSTANCE_TEMPLATE": args.instance_template,
+    }
+
+
+class Dispatcher(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:gcp:Dispatcher", name, None, opts)
+        env = environment(args)
+        health = {"http_get": {"path": "/healthz", "port": contract.DISPATCHER_PORT}}
+        service = gcp.cloudrunv2.Service(
+            name,
+            location=args.region,
+            ingress="INGRESS_TRAFFIC_ALL",
+            invoker_iam_disabled=True,
+            deletion_protection=args.deletion_protection,
+            template={
+                "service_account": args.service_account_email,
+                "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
+                "max_instance_request_concurrency": 80,
+                # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s.
+                "timeout": "120s",
+                "containers": [{
+                    "name": contract.DISPATCHER_CONTAINER_NAME,
+                    "image": args.image,
+                    "ports": {"container_port": contract.DISPATCHER_PORT},
+                    "envs": [{"name": key, "value": env[key]} for key in sorted(env)]
+                    + args.secrets.env(contract.DISPATCHER_SECRETS),
+                    "resources": {"limits": {"cpu": "1", "memory": f"{args.memory_mib}Mi"}},
+                    "startup_probe": {**health, "period_seconds": 2, "failure_threshold": 15},
+                    "liveness_probe": {**health, "period_seconds": 15},
+                }],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.url = service.uri
+        self.service_name = service.name
+        self.register_outputs({"url": self.url, "service_name": self.service_name})

@@ -1,0 +1,62 @@
+"""SecretStore (GCP): Secret Manager secrets filled from secret stack config, read by reference.
+
+Cloud Run reads them through `value_source.secret_key_ref`; `grant_access` gives one service
+account access to named secrets only (per-secret IAM, not a project-wide accessor role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+
+@dataclass(frozen=True)
+class SecretStoreArgs:
+    prefix: str
+    values: Mapping[str, pulumi.Output[str]]  # environment variable name -> secret value
+    protect: bool
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def _slug(env_name: str) -> str:
+    return env_name.lower().replace("_", "-")
+
+
+class SecretStore(pulumi.ComponentResource):
+    ids: dict[str, pulumi.Output[str]]  # environment variable name -> secret id
+
+    def __init__(self, name: str, args: SecretStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:gcp:SecretStore", name, None, opts)
+        self._name = name
+        self._secrets: dict[str, gcp.secretmanager.Secret] = {}
+        self.ids = {}
+        for env_name, value in sorted(args.values.items()):
+            secret = gcp.secretmanager.Secret(
+                f"{name}-{_slug(env_name)}",
+                secret_id=f"{args.prefix}-{_slug(env_name)}",
+                replication={"auto": {}},
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=list(args.depends_on)),
+            )
+            gcp.secretmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret=secret.id, secret_data=value,
+                                            opts=pulumi.ResourceOptions(parent=self))
+            self._secrets[env_name] = secret
+            self.ids[env_name] = secret.secret_id
+        self.register_outputs({"ids": self.ids})
+
+    def env(self, env_names: Sequence[str]) -> list[dict[str, object]]:
+        """Cloud Run `envs` entries that reference the secrets (latest version)."""
+        return [{"name": env, "value_source": {"secret_key_ref": {"secret": self.ids[env], "version": "latest"}}}
+                for env in sorted(env_names)]
+
+    def grant_access(self, grantee: str, member: pulumi.Input[str], env_names: Sequence[str]) -> None:
+        for env in sorted(env_names):
+            gcp.secretmanager.SecretIamMember(
+                f"{self._name}-{_slug(env)}-{grantee}",
+                secret_id=self._secrets[env].id,
+                role="roles/secretmanager.secretAccessor",
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self),
+            )

@@ -1,0 +1,195 @@
+"""Pulumi mocks that record every registration, and a runner for the program under them.
+
+Used by the tests (tests/infra/conftest.py) and by `python -m stacks.plan`. No CLI, plugins or
+credentials: the engine is replaced in-process. Mocked outputs are deterministic (derived from
+names), so two runs of the same configuration give identical recordings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import runpy
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+ACCOUNT = "123456789012"
+PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
+
+
+@dataclass(frozen=True)
+class Registration:
+    urn: str
+    type: str
+    name: str
+    inputs: dict[str, Any]  # engine (camelCase) names; secrets stay wrapped (see is_secret)
+    custom: bool
+    provider: str  # "<provider urn>::<id>" or "" (components, providers)
+    parent: str
+    protect: bool
+
+
+def is_secret(value: Any) -> bool:
+    return rpc.is_rpc_secret(value)
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs with secrets removed from their wrappers (for assertions on plain values)."""
+    if rpc.is_rpc_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test") -> None:
+        self.region = region
+        self.gcp_project = gcp_project
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        # Keys must be the engine's camelCase names, or the SDK silently reads None.
+        invoked = args.token  # the function's token (package:module:function)
+        if invoked == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{z}" for z in "abcdef"]
+            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)]}
+        if invoked == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": "mock-ecr-password", "authorizationToken": "mock",
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"}
+        if invoked == "gcp:organizations/getClientConfig:getClientConfig":
+            return {"accessToken": "mock-gcp-token", "project": self.gcp_project, "region": self.region}
+        return {}
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        name = inputs.get("name") or args.name
+        if isinstance(name, dict):  # a secret name: never for our resources, keep it simple
+            name = args.name
+        state: dict[str, Any] = {**inputs, "name": name}
+        typ = args.typ
+        service = typ.split(":")[1].split("/")[0] if ":" in typ else "x"
+        arn = f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.rsplit(':', 1)[-1].lower()}/{name}"
+        state["arn"] = arn
+        rid = f"{args.name}-id"
+        if typ == "aws:ecr/repository:Repository":
+            state |= {"registryId": ACCOUNT, "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{name}",
+                      "arn": f"arn:aws:ecr:{self.region}:{ACCOUNT}:repository/{name}"}
+        elif typ == "aws:ecs/taskDefinition:TaskDefinition":
+            family = inputs["family"]
+            base = f"arn:aws:ecs:{self.region}:{ACCOUNT}:task-definition/{family}"
+            state |= {"arn": f"{base}:1", "arnWithoutRevision": base, "revision": 1}
+        elif typ == "aws:ecs/cluster:Cluster":
+            state["arn"] = f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/{name}"
+        elif typ == "aws:ecs/service:Service":
+            state["arn"] = f"arn:aws:ecs:{self.region}:{ACCOUNT}:service/{name}"
+        elif typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:{name}"
+        elif typ == "aws:secretsmanager/secret:Secret":
+            state["arn"] = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:{name}-AbCdEf"
+        elif typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
+        elif typ == "docker-build:index:Image":
+            digest = "sha256:" + _digest(args.name)
+            tags = inputs.get("tags") or [args.name]
+            state |= {"digest": digest, "ref": f"{tags[0]}@{digest}", "contextHash": _digest("ctx" + args.name)}
+        elif typ.startswith("gcp:"):
+            project = inputs.get("project", self.gcp_project)
+            state["selfLink"] = f"https://www.googleapis.com/compute/v1/projects/{project}/global/{name}"
+            if typ == "gcp:serviceaccount/account:Account":
+                email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
+                state |= {"email": email, "name": f"projects/{project}/serviceAccounts/{email}",
+                          "member": f"serviceAccount:{email}"}
+            elif typ == "gcp:projects/iAMCustomRole:IAMCustomRole":
+                state["name"] = f"projects/{project}/roles/{inputs['roleId']}"
+            elif typ == "gcp:cloudrunv2/service:Service":
+                state["uri"] = f"https://{name}-abc123-uc.a.run.app"
+            elif typ == "gcp:secretmanager/secret:Secret":
+                state["name"] = f"projects/{project}/secrets/{inputs['secretId']}"
+            elif typ == "gcp:artifactregistry/repository:Repository":
+                state["name"] = inputs.get("repositoryId", name)
+            elif typ == "gcp:compute/instanceTemplate:InstanceTemplate":
+                state["name"] = f"{inputs.get('namePrefix', args.name)}20260101000000000000000001"
+            rid = f"projects/{project}/{args.name}"
+        return rid, state
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            record = Registration(
+                urn=response.urn, type=request.type, name=request.name,
+                inputs=rpc.deserialize_properties(request.object), custom=bool(request.custom),
+                provider=request.provider, parent=request.parent, protect=bool(request.protect),
+            )
+            with self._lock:
+                self.registrations.append(record)
+        return response
+
+
+@dataclass
+class Run:
+    registrations: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> Registration:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one {typ} {name or ''}, found {[r.name for r in found]}")
+        return found[0]
+
+
+def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str,
+                project: str = "voicefleet") -> Run:
+    """Run __main__.py once under fresh mocks, in its own context and event loop."""
+    region = config.get("aws:region") or config.get("gcp:region") or "us-east-1"
+    mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"))
+    monitor = RecordingMonitor(mocks)
+
+    def _run() -> dict[str, Any]:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            pulumi.runtime.set_all_config(dict(config), secret_keys)
+            pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+            from pulumi.runtime.stack import run_pulumi_func
+
+            def program() -> None:
+                # The program reads VOICEFLEET_SOURCE_REVISION only when config lacks it; runs
+                # here pass sourceRevision explicitly, so the machine's environment never leaks in.
+                runpy.run_path(str(PROGRAM), run_name="__main__")
+
+            loop.run_until_complete(run_pulumi_func(program))
+            return {}
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    # A fresh context: Pulumi keeps its settings, root stack and config in context variables.
+    outputs = contextvars.Context().run(_run)
+    return Run(registrations=list(monitor.registrations), outputs=outputs)
+

@@ -1,0 +1,392 @@
+"""Typed, validated stack settings: the only module that reads Pulumi config.
+
+Every key is declared (type, description, default) in Pulumi.yaml; the defaults below must equal
+those (tests/infra/test_settings.py checks it), because offline runs do not see Pulumi.yaml.
+A bad value fails the whole program with ONE message that names the key, before any resource
+is registered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+NAMESPACE = "voicefleet"
+CLOUDS = ("aws", "gcp")
+
+# CloudWatch accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+# Fargate task sizes: CPU units -> allowed memory MiB (range start, stop, step).
+FARGATE_SIZES: dict[int, tuple[int, int, int]] = {
+    256: (512, 2048, 512),
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+}
+# Compute Engine maxRunDuration: 30 s .. 120 days. The template adds a boot grace on top of the
+# session limit, so the session limit must leave room for it.
+GCE_MAX_RUN_SECONDS = 120 * 24 * 3600
+GCE_BOOT_GRACE_SECONDS = 300
+# Secrets Manager recovery window: 0 (delete now, dev) or 7..30 days.
+_CAPACITY_PROVIDERS = re.compile(r"^(FARGATE|FARGATE_SPOT)(:\d+)?(,(FARGATE|FARGATE_SPOT)(:\d+)?)*$")
+# GCP label values and resource ids: lowercase letters, digits, dashes.
+_LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# Optional provider keys for the bot's STT/LLM/TTS (AWS only for now): config key -> env name.
+BOT_SECRET_KEYS: dict[str, str] = {
+    "deepgramApiKey": "DEEPGRAM_API_KEY",
+    "cartesiaApiKey": "CARTESIA_API_KEY",
+    "openaiApiKey": "OPENAI_API_KEY",
+}
+REQUIRED_SECRET_KEYS: dict[str, str] = {
+    "dailyApiKey": "DAILY_API_KEY",
+    "dispatcherApiKeys": "DISPATCHER_API_KEYS",
+}
+
+# The defaults, in one place (mirrored by Pulumi.yaml `config:`).
+DEFAULTS: dict[str, Any] = {
+    "environment": "dev",
+    "protect": False,
+    "maxConcurrentSessions": 10,
+    "maxSessionSeconds": 1800,
+    "platforms": ["linux/amd64"],
+    "buildOnPreview": True,
+    "imageRetentionCount": 20,
+    # AWS
+    "vpcCidr": "10.40.0.0/16",
+    "azCount": 2,
+    "botCpu": 512,
+    "botMemory": 1024,
+    "dispatcherCpu": 256,
+    "dispatcherMemory": 512,
+    "dispatcherCount": 1,
+    "ecsCapacityProviders": "FARGATE",
+    "albIdleTimeoutSeconds": 60,
+    "keepAliveSeconds": 65,
+    "allowPlainHttp": False,
+    "allowedCidrs": ["0.0.0.0/0"],
+    "containerInsights": False,
+    "logRetentionDays": 14,
+    "secretRecoveryDays": 7,
+    # GCP
+    "subnetCidr": "10.50.0.0/20",
+    "botMachineType": "e2-small",
+    "botDiskGb": 10,
+    "dispatcherMinInstances": 0,
+    "dispatcherMaxInstances": 3,
+}
+
+
+class SettingsError(pulumi.RunError):
+    """Bad stack configuration. A RunError, so Pulumi prints the message without a traceback."""
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secret config values; they stay Outputs so they only ever reach the secret stores."""
+
+    daily_api_key: pulumi.Output[str]
+    dispatcher_api_keys: pulumi.Output[str]
+    bot: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # env name -> value
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str
+    vpc_cidr: str
+    az_count: int
+    bot_cpu: int
+    bot_memory: int
+    dispatcher_cpu: int
+    dispatcher_count: int
+    capacity_providers: str
+    alb_idle_timeout_seconds: int
+    keep_alive_seconds: int
+    certificate_arn: str | None
+    allow_plain_http: bool
+    allowed_cidrs: tuple[str, ...]
+    container_insights: bool
+    log_retention_days: int
+    secret_recovery_days: int
+
+
+@dataclass(frozen=True)
+class GcpSettings:
+    project: str
+    region: str
+    zone: str
+    subnet_cidr: str
+    bot_machine_type: str
+    bot_disk_gb: int
+    dispatcher_min_instances: int
+    dispatcher_max_instances: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    cloud: str
+    environment: str
+    protect: bool  # prod: `protect` on stateful resources, deletion protection on
+    max_concurrent_sessions: int
+    max_session_seconds: int
+    dispatcher_memory: int
+    platforms: tuple[str, ...]
+    build_on_preview: bool
+    source_revision: str
+    image_retention_count: int
+    tags: Mapping[str, str]
+    secrets: Secrets
+    aws: AwsSettings | None = None
+    gcp: GcpSettings | None = None
+
+    @property
+    def prefix(self) -> str:
+        """Base of every logical and physical name: stable per stack, unique per account."""
+        return f"{self.project}-{self.stack}"
+
+
+class _Reader:
+    """Reads one namespace; every error names the full key."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.config = pulumi.Config(namespace)
+
+    def key(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    def fail(self, name: str, problem: str) -> SettingsError:
+        return SettingsError(f"Invalid stack configuration: {self.key(name)} {problem}")
+
+    def raw(self, name: str) -> str | None:
+        value = self.config.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def string(self, name: str, *, choices: tuple[str, ...] = (), pattern: re.Pattern[str] | None = None,
+               required: bool = False) -> str:
+        value = self.raw(name)
+        if value is None:
+            if required or name not in DEFAULTS:
+                raise self.fail(name, "is required (pulumi config set " + name + " …)")
+            value = str(DEFAULTS[name])
+        if choices and value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(choices)} (got {value!r})")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(name, f"must match {pattern.pattern} (got {value!r})")
+        return value
+
+    def optional(self, name: str) -> str | None:
+        return self.raw(name)
+
+    def integer(self, name: str, *, minimum: int, maximum: int | None = None) -> int:
+        raw = self.raw(name)
+        if raw is None:
+            return int(DEFAULTS[name])
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.fail(name, f"must be a whole number (got {raw!r})") from None
+        if value < minimum:
+            raise self.fail(name, f"must be at least {minimum} (got {value})")
+        if maximum is not None and value > maximum:
+            raise self.fail(name, f"must be at most {maximum} (got {value})")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return bool(DEFAULTS[name])
+        if raw.lower() not in ("true", "false"):
+            raise self.fail(name, f"must be true or false (got {raw!r})")
+        return raw.lower() == "true"
+
+    def string_list(self, name: str) -> tuple[str, ...]:
+        raw = self.raw(name)
+        if raw is None:
+            return tuple(DEFAULTS[name])
+        try:
+            value = self.config.get_object(name)
+        except Exception:  # noqa: BLE001 - pulumi raises its own JSON error type
+            value = None
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, f"must be a non-empty list of strings (got {raw!r})")
+        return tuple(value)
+
+    def secret(self, name: str, *, required: bool) -> pulumi.Output[str] | None:
+        if self.raw(name) is None:
+            if required:
+                raise self.fail(name, f"is required: pulumi config set --secret {name} …")
+            return None
+        if not pulumi.runtime.is_config_secret(self.key(name)):
+            raise self.fail(name, f"is stored in plain text: set it with pulumi config set --secret {name} …")
+        value = self.config.get_secret(name)
+        assert value is not None
+        return value
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the current stack's configuration (raises SettingsError)."""
+    environ = os.environ if environ is None else environ
+    cfg = _Reader(NAMESPACE)
+    cloud = cfg.string("cloud", choices=CLOUDS, required=True)
+    stack = pulumi.get_stack()
+    environment = cfg.string("environment", pattern=_LABEL)
+    max_session_seconds = cfg.integer("maxSessionSeconds", minimum=30)
+    platforms = cfg.string_list("platforms")
+    for platform in platforms:
+        if not re.match(r"^linux/(amd64|arm64)$", platform):
+            raise cfg.fail("platforms", f"entries must be linux/amd64 or linux/arm64 (got {platform!r})")
+
+    secrets = Secrets(
+        daily_api_key=_require(cfg.secret("dailyApiKey", required=True)),
+        dispatcher_api_keys=_require(cfg.secret("dispatcherApiKeys", required=True)),
+        bot={env: value for key, env in BOT_SECRET_KEYS.items()
+             if (value := cfg.secret(key, required=False)) is not None},
+    )
+    if secrets.bot and len(secrets.bot) != len(BOT_SECRET_KEYS):
+        # The bot runs its STT/LLM/TTS pipeline with all three keys or the keyless parrot with none.
+        missing = next(k for k, env in BOT_SECRET_KEYS.items() if env not in secrets.bot)
+        raise cfg.fail(missing, f"is required when any of {', '.join(BOT_SECRET_KEYS)} is set (all or none)")
+    extra_tags = cfg.config.get_object("tags") or {}
+    if not isinstance(extra_tags, dict):
+        raise cfg.fail("tags", "must be a map of strings")
+    tags = {"project": NAMESPACE, "stack": stack, "environment": environment, "managed-by": "pulumi",
+            **{str(k): str(v) for k, v in extra_tags.items()}}
+
+    settings = Settings(
+        project=pulumi.get_project(),
+        stack=stack,
+        cloud=cloud,
+        environment=environment,
+        protect=cfg.boolean("protect"),
+        max_concurrent_sessions=cfg.integer("maxConcurrentSessions", minimum=1, maximum=10_000),
+        max_session_seconds=max_session_seconds,
+        dispatcher_memory=cfg.integer("dispatcherMemory", minimum=512),
+        platforms=platforms,
+        build_on_preview=cfg.boolean("buildOnPreview"),
+        source_revision=(cfg.optional("sourceRevision") or environ.get("VOICEFLEET_SOURCE_REVISION")
+                         or "unversioned"),
+        image_retention_count=cfg.integer("imageRetentionCount", minimum=1, maximum=1000),
+        tags=tags,
+        secrets=secrets,
+    )
+    if cloud == "aws":
+        return _with(settings, aws=_aws(cfg, settings))
+    if secrets.bot:
+        first = next(k for k, env in BOT_SECRET_KEYS.items() if env in secrets.bot)
+        raise cfg.fail(first, "is not supported on gcp yet (bot provider keys reach bots on AWS only)")
+    return _with(settings, gcp=_gcp(cfg, settings))
+
+
+def _require(value: pulumi.Output[str] | None) -> pulumi.Output[str]:
+    assert value is not None  # `required=True` raised already
+    return value
+
+
+def _with(settings: Settings, **changes: Any) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)
+
+
+def _cidr(cfg: _Reader, name: str, value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value))
+    except ValueError:
+        raise cfg.fail(name, f"must be an IPv4 CIDR block like 10.0.0.0/16 (got {value!r})") from None
+
+
+def _fargate_size(cfg: _Reader, cpu_key: str, memory_key: str, cpu: int, memory: int) -> None:
+    if cpu not in FARGATE_SIZES:
+        allowed = ", ".join(str(c) for c in FARGATE_SIZES)
+        raise cfg.fail(cpu_key, f"must be a Fargate CPU size ({allowed}; 1024 = 1 vCPU), got {cpu}")
+    low, high, step = FARGATE_SIZES[cpu]
+    if memory < low or memory > high or (memory - low) % step:
+        raise cfg.fail(memory_key, f"must be {low}..{high} MiB in steps of {step} for {cpu_key}={cpu}"
+                                   f" (got {memory})")
+
+
+def _aws(cfg: _Reader, settings: Settings) -> AwsSettings:
+    region = _Reader("aws").string("region", required=True)
+    bot_cpu = cfg.integer("botCpu", minimum=1)
+    bot_memory = cfg.integer("botMemory", minimum=1)
+    _fargate_size(cfg, "botCpu", "botMemory", bot_cpu, bot_memory)
+    dispatcher_cpu = cfg.integer("dispatcherCpu", minimum=1)
+    _fargate_size(cfg, "dispatcherCpu", "dispatcherMemory", dispatcher_cpu, settings.dispatcher_memory)
+    idle = cfg.integer("albIdleTimeoutSeconds", minimum=1, maximum=4000)
+    keep_alive = cfg.integer("keepAliveSeconds", minimum=1)
+    if keep_alive <= idle:
+        # The ALB reuses idle connections; if the app closes first, clients see 502s.
+        raise cfg.fail("keepAliveSeconds", f"must be longer than albIdleTimeoutSeconds={idle} (got {keep_alive})")
+    certificate_arn = cfg.optional("certificateArn")
+    allow_plain_http = cfg.boolean("allowPlainHttp")
+    if certificate_arn is None and not allow_plain_http:
+        raise cfg.fail("certificateArn", "is required (API keys must not cross the internet in clear text); "
+                                         "set allowPlainHttp: true only for a throwaway dev stack")
+    retention = cfg.integer("logRetentionDays", minimum=1)
+    if retention not in LOG_RETENTION_DAYS:
+        raise cfg.fail("logRetentionDays",
+                       f"must be one of CloudWatch's periods {LOG_RETENTION_DAYS} (got {retention})")
+    recovery = cfg.integer("secretRecoveryDays", minimum=0, maximum=30)
+    if 0 < recovery < 7:
+        raise cfg.fail("secretRecoveryDays", f"must be 0 or 7..30 (got {recovery})")
+    providers = cfg.string("ecsCapacityProviders", pattern=_CAPACITY_PROVIDERS)
+    return AwsSettings(
+        region=region,
+        vpc_cidr=_cidr(cfg, "vpcCidr", cfg.string("vpcCidr")),
+        az_count=cfg.integer("azCount", minimum=2, maximum=6),
+        bot_cpu=bot_cpu,
+        bot_memory=bot_memory,
+        dispatcher_cpu=dispatcher_cpu,
+        dispatcher_count=cfg.integer("dispatcherCount", minimum=1, maximum=100),
+        capacity_providers=providers,
+        alb_idle_timeout_seconds=idle,
+        keep_alive_seconds=keep_alive,
+        certificate_arn=certificate_arn,
+        allow_plain_http=allow_plain_http,
+        allowed_cidrs=tuple(_cidr(cfg, "allowedCidrs", c) for c in cfg.string_list("allowedCidrs")),
+        container_insights=cfg.boolean("containerInsights"),
+        log_retention_days=retention,
+        secret_recovery_days=recovery,
+    )
+
+
+def _gcp(cfg: _Reader, settings: Settings) -> GcpSettings:
+    gcp = _Reader("gcp")
+    project = gcp.string("project", required=True)
+    region = gcp.string("region", required=True)
+    zone = cfg.optional("gcpZone") or f"{region}-a"
+    if not zone.startswith(region + "-"):
+        raise cfg.fail("gcpZone", f"must be a zone of gcp:region={region} (got {zone!r})")
+    if settings.max_session_seconds + GCE_BOOT_GRACE_SECONDS > GCE_MAX_RUN_SECONDS:
+        limit = GCE_MAX_RUN_SECONDS - GCE_BOOT_GRACE_SECONDS
+        raise cfg.fail("maxSessionSeconds", f"must be at most {limit} on gcp: Compute Engine caps a VM's "
+                                            f"run duration at 120 days (got {settings.max_session_seconds})")
+    for key, value in settings.tags.items():
+        if not _LABEL.match(key) or not re.match(r"^[a-z0-9_-]{0,63}$", value):
+            raise cfg.fail("tags", f"{key}={value!r} is not a valid GCP label (lowercase, digits, - and _)")
+    minimum = cfg.integer("dispatcherMinInstances", minimum=0, maximum=100)
+    maximum = cfg.integer("dispatcherMaxInstances", minimum=1, maximum=1000)
+    if maximum < minimum:
+        raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
+    if settings.dispatcher_memory > 32768:
+        raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
+    return GcpSettings(
+        project=project,
+        region=region,
+        zone=zone,
+        subnet_cidr=_cidr(cfg, "subnetCidr", cfg.string("subnetCidr")),
+        bot_machine_type=cfg.string("botMachineType", pattern=re.compile(r"^[a-z0-9]+-[a-z0-9-]+$")),
+        bot_disk_gb=cfg.integer("botDiskGb", minimum=10, maximum=1000),
+        dispatcher_min_instances=minimum,
+        dispatcher_max_instances=maximum,
+    )
