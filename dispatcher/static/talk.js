@@ -7,7 +7,7 @@ const state = (window.voicefleet = {
   status: "idle", sessionId: null, pcState: null, botAudioStartedAt: null,
   maxBotLevel: 0, maxMicLevel: 0, errors: [],
 });
-let pc = null, channel = null, pinger = null, audioContext = null, micStream = null;
+let pc = null, channel = null, pinger = null, audioContext = null, micStream = null, metering = false;
 
 function log(message) {
   const item = document.createElement("li");
@@ -48,7 +48,7 @@ function meter(stream, element, onLevel) {
   audioContext.createMediaStreamSource(stream).connect(analyser);
   const samples = new Float32Array(analyser.fftSize);
   const tick = () => {
-    if (!pc) return;
+    if (!metering) return;
     analyser.getFloatTimeDomainData(samples);
     let sum = 0;
     for (const s of samples) sum += s * s;
@@ -78,6 +78,7 @@ function waitForIceGathering(connection) {
 async function connect() {
   setStatus("starting");
   state.errors = [];
+  metering = true;
   try {
     const session = await api("POST", "/start", { body: { client: "browser" } });
     state.sessionId = session.session_id;
@@ -126,6 +127,7 @@ async function connect() {
 
 async function hangUp(finalStatus = "ended") {
   clearInterval(pinger);
+  metering = false;
   const connection = pc;
   pc = null;
   connection?.close();
