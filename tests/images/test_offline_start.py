@@ -1,0 +1,187 @@
+"""The images' Python closures, rebuilt from uv.lock by the Dockerfiles' own `uv sync`, start offline.
+
+The slow tests create the venvs (hard-linked from uv's cache, bytecode compiled as in the image) and run
+the bot's entrypoint command with `--check` inside a network namespace that has no route anywhere
+(`unshare -n`), with the runtime stage's ENV and a working directory holding only what the runtime
+stage copies. A fetch at start-up (model, NLTK data, hub) would fail there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.images.closure import (
+    BOT_DOCKERFILE,
+    DISPATCHER_DOCKERFILE,
+    REPO,
+    Closure,
+    build_closure,
+    excluded_packages,
+    runtime_env,
+    uv_sync_argv,
+)
+from tests.images.dockerfile import parse_file
+
+# What a cloud session's bot imports: the Daily transport, both pipelines, Silero, soundfile (cffi).
+DAILY_BOT_MODULES = [
+    "bot.daily_mode",
+    "bot.services",
+    "bot.pipelines",
+    "bot.session",
+    "pipecat.audio.vad.silero",
+    "pipecat.audio.utils",
+    "soundfile",
+]
+ROOM_ARGS = ["--transport", "daily", "--room-url", "https://voicefleet.daily.co/offline-check"]
+FAKE_SERVICE_KEYS = {"DEEPGRAM_API_KEY": "dg", "OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "ca"}
+
+# Records every socket connect and name lookup a Python process makes, then runs `python -m bot`.
+AUDITED_BOT = """
+import runpy, sys
+seen = []
+def hook(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo"):
+        seen.append(f"{event} {args[1] if event == 'socket.connect' else args[0]}")
+sys.addaudithook(hook)
+sys.argv = ["bot", *sys.argv[1:]]
+try:
+    runpy.run_module("bot", run_name="__main__", alter_sys=True)
+finally:
+    print("NETWORK:" + "|".join(seen), file=sys.stderr)
+"""
+
+
+def _unshare_works() -> bool:
+    unshare = shutil.which("unshare")
+    return unshare is not None and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0
+
+
+needs_netns = pytest.mark.skipif(not _unshare_works(), reason="unshare -n needs root (CI runs as root)")
+
+
+def _app_dir(dockerfile: Path, dest: Path) -> Path:
+    """The runtime stage's WORKDIR contents: only the sources it COPYs from the build context."""
+    dest.mkdir()
+    for copy in parse_file(dockerfile).final.all("COPY"):
+        if copy.flag("from") is None:
+            for source in copy.args.split()[:-1]:
+                shutil.copytree(REPO / source, dest / source.rstrip("/"), ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _offline(
+    closure: Closure, app: Path, home: Path, argv: list[str], **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**runtime_env(BOT_DOCKERFILE, closure, home), **extra_env}
+    return subprocess.run(["unshare", "-n", *argv], cwd=app, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_bot_modules_import_with_the_excluded_packages_blocked() -> None:
+    """Fast twin of the slow proof: the dev venv with every excluded distribution made unimportable."""
+    excluded = excluded_packages(uv_sync_argv(parse_file(BOT_DOCKERFILE).stage("build")))
+    script = f"""
+import importlib, importlib.abc, importlib.metadata, sys
+excluded = {{name.lower() for name in {excluded!r}}}
+blocked = {{mod for mod, dists in importlib.metadata.packages_distributions().items()
+           if dists and all(d.lower() in excluded for d in dists)}}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"excluded from the image: {{name}}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+assert "cv2" in blocked and "botocore" in blocked and "aiortc" in blocked, sorted(blocked)
+for module in {DAILY_BOT_MODULES!r}:
+    importlib.import_module(module)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def bot_closure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Closure]:
+    root = tmp_path_factory.mktemp("bot-image")
+    yield build_closure(BOT_DOCKERFILE, root / "venv")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bot_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _app_dir(BOT_DOCKERFILE, tmp_path_factory.mktemp("bot-workdir") / "app")
+
+
+@pytest.fixture(scope="module")
+def entrypoint_command() -> list[str]:
+    """The runtime ENTRYPOINT after tini's `--` (tini's own signal handling is not under test here)."""
+    entrypoint = parse_file(BOT_DOCKERFILE).final.last("ENTRYPOINT")
+    assert entrypoint is not None
+    argv = entrypoint.exec_form()
+    return argv[argv.index("--") + 1 :]
+
+
+@pytest.mark.slow
+def test_bot_closure_has_none_of_the_excluded_packages(bot_closure: Closure) -> None:
+    installed = {p.name.split("-")[0].lower().replace("_", "-") for p in bot_closure.site_packages.glob("*.dist-info")}
+    assert "pipecat-ai" in installed
+    assert installed & {name.lower() for name in excluded_packages(bot_closure.argv)} == set()
+
+
+@pytest.mark.slow
+@needs_netns
+def test_bot_check_passes_offline_with_the_parrot_pipeline(
+    bot_closure: Closure, bot_app: Path, entrypoint_command: list[str], tmp_path: Path
+) -> None:
+    result = _offline(bot_closure, bot_app, tmp_path, [*entrypoint_command, "--check", *ROOM_ARGS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"event": "checked"' in result.stdout and '"pipeline": "parrot"' in result.stdout
+
+
+@pytest.mark.slow
+@needs_netns
+def test_bot_check_passes_offline_with_the_service_pipeline(
+    bot_closure: Closure, bot_app: Path, entrypoint_command: list[str], tmp_path: Path
+) -> None:
+    result = _offline(bot_closure, bot_app, tmp_path, [*entrypoint_command, "--check", *ROOM_ARGS], **FAKE_SERVICE_KEYS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"pipeline": "services"' in result.stdout
+
+
+@pytest.mark.slow
+@needs_netns
+def test_bot_check_opens_no_socket_and_resolves_no_name(
+    bot_closure: Closure, bot_app: Path, entrypoint_command: list[str], tmp_path: Path
+) -> None:
+    python = entrypoint_command[0]
+    result = _offline(bot_closure, bot_app, tmp_path, [python, "-c", AUDITED_BOT, "--check", *ROOM_ARGS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.rstrip().splitlines()[-1] == "NETWORK:"
+
+
+@pytest.mark.slow
+def test_bot_closure_imports_everything_a_daily_session_uses(bot_closure: Closure, bot_app: Path) -> None:
+    script = f"import importlib\nfor m in {DAILY_BOT_MODULES!r}:\n    importlib.import_module(m)\n"
+    result = subprocess.run(
+        [str(bot_closure.python), "-c", script], cwd=bot_app, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_every_dispatcher_module_imports_in_the_dispatcher_closure(tmp_path: Path) -> None:
+    closure = build_closure(DISPATCHER_DOCKERFILE, tmp_path / "venv")
+    app = _app_dir(DISPATCHER_DOCKERFILE, tmp_path / "app")
+    script = (
+        "import importlib, pkgutil, dispatcher\n"
+        "for m in pkgutil.walk_packages(dispatcher.__path__, 'dispatcher.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import sys; assert 'pipecat' not in sys.modules\n"
+    )
+    result = subprocess.run([str(closure.python), "-c", script], cwd=app, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(closure.site_packages.glob("pipecat*"))
