@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from dispatcher.machines.base import MachinesError
-from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
-from dispatcher.retry import Backoff, Transient, send
+from dispatcher.ratelimit import Rate, TokenBucket
+from dispatcher.retry import Backoff, provider_request
 from dispatcher.rooms import RoomGrant
 from dispatcher.settings import SettingsError, _float, _int
 
@@ -116,14 +116,16 @@ class DailyRooms:
         return f"bot-{session_id}"
 
     async def _call(self, method: str, path: str, *, bucket: TokenBucket | None = None, **kw: Any) -> httpx.Response:
-        try:
-            await (bucket or self._bucket).acquire()
-            return await send(self._client, method, path, backoff=self._backoff, **kw)
-        except RateLimited as exc:
-            raise DailyError("daily_rate_limited", str(exc), retry_after=exc.retry_after) from None
-        except Transient as exc:
-            reason = "daily_throttled" if exc.status == 429 else "daily_unavailable"
-            raise DailyError(reason, f"Daily: {exc}", retry_after=exc.retry_after or 1.0) from None
+        return await provider_request(
+            "daily",
+            self._client,
+            method,
+            path,
+            backoff=self._backoff,
+            bucket=bucket or self._bucket,
+            error=DailyError,
+            **kw,
+        )
 
     @staticmethod
     def _rejected(response: httpx.Response, what: str) -> DailyError:

@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+from dispatcher.machines.base import Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.ratelimit import RateLimited, TokenBucket
+
 T = TypeVar("T")
 
 # Statuses worth another try: throttled, or the server (or a proxy in front of it) failed.
@@ -127,3 +130,42 @@ async def send(
         return response
 
     return await with_retries(once, backoff)
+
+
+async def provider_request(
+    provider: str,
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    backoff: Backoff,
+    bucket: TokenBucket | None = None,
+    error: type[MachinesError] = MachinesError,
+    **kwargs: Any,
+) -> httpx.Response:
+    """`send` behind a client-side bucket; giving up becomes a `MachinesError` with a stable
+    reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`."""
+    try:
+        if bucket is not None:
+            await bucket.acquire()
+        return await send(client, method, url, backoff=backoff, **kwargs)
+    except RateLimited as exc:
+        raise error(f"{provider}_rate_limited", str(exc), retry_after=exc.retry_after) from None
+    except Transient as exc:
+        reason = f"{provider}_throttled" if exc.status == 429 else f"{provider}_unavailable"
+        raise error(reason, f"{provider}: {exc}", retry_after=exc.retry_after or 1.0) from None
+
+
+async def poll_until_started(
+    status: Callable[[str], Awaitable[Machine | None]], session_id: str, timeout: float, interval: float
+) -> Machine:
+    """`Machines.wait_started` for APIs with no server-side wait (ECS, GCE): poll `status` until
+    the machine is past `starting` (a missing one may just not be visible yet), or time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        machine = await status(session_id)
+        if machine is not None and machine.state is not MachineState.STARTING:
+            return machine
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(session_id, timeout)
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))

@@ -3,17 +3,77 @@ or register the module as a plugin in the top-level conftest (`pytest_plugins = 
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.fakes.daily import FakeDaily
-from tests.fakes.server import FakeServer
+from tests.fakes.ecs import EcsProxy, provision
+from tests.fakes.fly import FakeFly
+from tests.fakes.gce import FakeGce
+from tests.fakes.server import FakeApi, FakeServer, free_port
+
+__all__ = ["fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
+
+
+def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
+    with FakeServer(fake.app()) as server:
+        fake.url = server.url + suffix  # type: ignore[attr-defined]
+        yield fake
 
 
 @pytest.fixture
 def fake_daily() -> Iterator[FakeDaily]:
-    fake = FakeDaily()
-    with FakeServer(fake.app()) as server:
-        fake.url = f"{server.url}/v1"  # type: ignore[attr-defined]
-        yield fake
+    yield from _serve(FakeDaily(), "/v1")  # DAILY_API_URL
+
+
+@pytest.fixture
+def fake_fly() -> Iterator[FakeFly]:
+    yield from _serve(FakeFly())  # FLY_API_HOST
+
+
+@pytest.fixture
+def fake_gce() -> Iterator[FakeGce]:
+    yield from _serve(FakeGce(), "/compute/v1")  # GCE_API_URL
+
+
+@pytest.fixture(scope="session")
+def moto_ecs() -> Iterator[dict[str, str]]:
+    """A moto server on loopback with the bot's VPC, cluster and task definition; yields the
+    ECS_* environment (pointing at moto itself). Dummy credentials: nothing can reach AWS."""
+    from moto.moto_api import state_manager
+    from moto.server import ThreadedMotoServer
+
+    # moto advances a task RUNNING → … → STOPPED on its own as it is described; tests move it
+    # explicitly instead, as ECS would (tests/providers/harness.py).
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {**provision(f"http://127.0.0.1:{port}"), "MOTO_URL": f"http://127.0.0.1:{port}"}
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def fake_ecs(moto_ecs: dict[str, str]) -> Iterator[EcsProxy]:
+    """The ECS proxy (clientToken idempotency, throttling knobs) in front of the moto server;
+    `fake.env` is the provider environment, with AWS_ENDPOINT_URL at the proxy."""
+    proxy = EcsProxy(moto_ecs["MOTO_URL"])
+    for served in _serve(proxy):
+        env = {k: v for k, v in moto_ecs.items() if k != "MOTO_URL"}
+        served.env = {**env, "AWS_ENDPOINT_URL": served.url}
+        yield served

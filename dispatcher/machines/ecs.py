@@ -1,0 +1,302 @@
+"""`MACHINES=ecs`: one ECS task on Fargate per session (RunTask, DescribeTasks, StopTask).
+
+Idempotency is ECS's own: `clientToken` = session id (per cluster, 24 h). A second RunTask for the
+session with different parameters (a fresh bot token) gets `ConflictException` naming the
+existing task, which is a replay. `startedBy` = session id finds the task from any replica.
+The session's values (the Daily token among them) go in the container's `environment`
+override, never in `command`. boto3 is synchronous: every call runs in a thread, with botocore
+timeouts and no botocore retries, because our own bounded backoff handles throttling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.providers import bot_environment
+from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
+from dispatcher.retry import Backoff, Transient, poll_until_started, with_retries
+from dispatcher.settings import SettingsError, _float
+
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
+DEFAULT_RUN_TASK_RATE = Rate(per_second=20, burst=20)
+OVERRIDES_MAX = 8192  # characters of `overrides` JSON RunTask accepts
+TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-digest", "voicefleet:created-at"
+# One id per launch call: retries inside the call send identical parameters (ECS returns the
+# original task), while another launch of the session differs and gets ConflictException, so
+# `created` is told apart from a replay.
+TAG_LAUNCH = "voicefleet:launch-id"
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+_SERVER = {"ServerException", "InternalFailure", "ServiceUnavailable"}
+_STARTING = {"PROVISIONING", "PENDING", "ACTIVATING"}
+
+
+def _csv(env: Mapping[str, str], name: str, *, required: bool) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+    if required and not values:
+        raise SettingsError(f"{name} must be set (comma-separated) when MACHINES=ecs")
+    return values
+
+
+def parse_capacity_providers(raw: str) -> tuple[dict[str, Any], ...]:
+    """`FARGATE` or `FARGATE_SPOT:1,FARGATE:1` (name[:weight[:base]]) → a capacityProviderStrategy."""
+    strategy = []
+    for item in (p.strip() for p in raw.split(",") if p.strip()):
+        name, *numbers = item.split(":")
+        try:
+            weight, base = (int(numbers[0]) if numbers else 1), (int(numbers[1]) if len(numbers) > 1 else 0)
+        except ValueError:
+            raise SettingsError(f"ECS_CAPACITY_PROVIDERS item {item!r} is not name[:weight[:base]]") from None
+        strategy.append({"capacityProvider": name, "weight": weight, "base": base})
+    if not strategy:
+        raise SettingsError("ECS_CAPACITY_PROVIDERS is empty")
+    return tuple(strategy)
+
+
+@dataclass(frozen=True)
+class EcsSettings:
+    region: str
+    cluster: str
+    task_definition: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    container_name: str = "bot"
+    assign_public_ip: str = "ENABLED"
+    capacity_providers: tuple[dict[str, Any], ...] = field(default_factory=lambda: parse_capacity_providers("FARGATE"))
+    endpoint_url: str | None = None
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    retry_deadline: float = 10.0
+    poll_seconds: float = 1.0
+    run_task_rate: Rate = DEFAULT_RUN_TASK_RATE
+
+    @property
+    def family(self) -> str:
+        """`bot`, `bot:42` or a task definition ARN → `bot` (what ListTasks filters on)."""
+        return self.task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EcsSettings:
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise SettingsError(f"{name} must be set when MACHINES=ecs")
+            return value
+
+        public_ip = (env.get("ECS_ASSIGN_PUBLIC_IP", "").strip() or cls.assign_public_ip).upper()
+        if public_ip not in ("ENABLED", "DISABLED"):
+            raise SettingsError(f"ECS_ASSIGN_PUBLIC_IP={public_ip!r} is not ENABLED or DISABLED")
+        return cls(
+            region=env.get("AWS_REGION", "").strip() or required("AWS_DEFAULT_REGION"),
+            cluster=required("ECS_CLUSTER"),
+            task_definition=required("ECS_TASK_DEFINITION"),
+            subnets=_csv(env, "ECS_SUBNETS", required=True),
+            security_groups=_csv(env, "ECS_SECURITY_GROUPS", required=True),
+            container_name=env.get("ECS_CONTAINER_NAME", "").strip() or cls.container_name,
+            assign_public_ip=public_ip,
+            capacity_providers=parse_capacity_providers(env.get("ECS_CAPACITY_PROVIDERS", "").strip() or "FARGATE"),
+            endpoint_url=env.get("AWS_ENDPOINT_URL", "").strip() or None,
+            connect_timeout=_float(env, "ECS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1),
+            read_timeout=_float(env, "ECS_READ_TIMEOUT_SECONDS", cls.read_timeout, minimum=0.1),
+            retry_deadline=_float(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=_float(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            run_task_rate=Rate.from_env(env, "ECS_RUN_TASK", DEFAULT_RUN_TASK_RATE),
+        )
+
+
+def to_machine(task: Mapping[str, Any]) -> Machine:
+    tags = {t["key"]: t["value"] for t in task.get("tags") or []}
+    last = str(task.get("lastStatus", ""))
+    codes = [c.get("exitCode") for c in task.get("containers") or [] if c.get("exitCode") is not None]
+    stop_code = task.get("stopCode")
+    detail = None
+    if last in _STARTING:
+        state = MachineState.STARTING
+    elif last == "RUNNING" and task.get("desiredStatus") != "STOPPED":
+        state = MachineState.STARTED
+    elif stop_code == "TaskFailedToStart" or any(codes):
+        state = MachineState.FAILED
+        detail = f"exit code {max(codes)}" if any(codes) else str(task.get("stoppedReason") or stop_code)
+    else:  # DEACTIVATING … STOPPED, DELETED: the session is over (or being stopped)
+        state = MachineState.ENDED
+        if stop_code == "SpotInterruption":  # Fargate Spot took the capacity back mid-call
+            state, detail = MachineState.FAILED, "fargate spot interruption"
+    created = task.get("createdAt")
+    try:
+        created_at = float(tags[TAG_CREATED])
+    except (KeyError, ValueError):
+        created_at = created.timestamp() if hasattr(created, "timestamp") else 0.0
+    return Machine(
+        session_id=tags.get(TAG_SESSION, str(task.get("startedBy", ""))),
+        machine_id=str(task["taskArn"]),
+        state=state,
+        created_at=created_at,
+        body_digest=tags.get(TAG_DIGEST),
+        detail=detail,
+    )
+
+
+class EcsMachines:
+    name = "ecs"
+
+    def __init__(self, settings: EcsSettings) -> None:
+        self.settings = settings
+        config = Config(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retries={"total_max_attempts": 1},  # ours: bounded, jittered, with a deadline
+            max_pool_connections=20,
+        )
+        self._client = boto3.session.Session().client(
+            "ecs", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+        )
+        self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
+        self._bucket = TokenBucket("ecs-run-task", settings.run_task_rate)
+        self._arns: dict[str, str] = {}  # session id -> task ARN; a cache, the tags are the record
+
+    async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        method = getattr(self._client, operation)
+
+        async def once() -> dict[str, Any]:
+            try:
+                result: dict[str, Any] = await asyncio.to_thread(method, **params)
+                return result
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in _THROTTLED:
+                    raise Transient(f"{operation}: {code}", status=429) from exc
+                if code in _SERVER or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+                    raise Transient(f"{operation}: {code}", status=503) from exc
+                raise
+            except BotoCoreError as exc:  # connect/read timeouts, dropped connections
+                raise Transient(f"{operation}: {type(exc).__name__}") from exc
+
+        try:
+            return await with_retries(once, self._backoff)
+        except Transient as exc:
+            reason = "ecs_throttled" if exc.status == 429 else "ecs_unavailable"
+            raise MachinesError(reason, f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
+
+    def _run_task_params(self, spec: LaunchSpec) -> dict[str, Any]:
+        s = self.settings
+        env = bot_environment(spec)
+        overrides = {
+            "containerOverrides": [
+                {"name": s.container_name, "environment": [{"name": k, "value": v} for k, v in env.items()]}
+            ]
+        }
+        if len(json.dumps(overrides)) > OVERRIDES_MAX:
+            raise MachinesError("spec_too_large", f"ECS overrides exceed {OVERRIDES_MAX} characters")
+        return {
+            "cluster": s.cluster,
+            "taskDefinition": s.task_definition,
+            "count": 1,
+            "clientToken": spec.session_id,
+            "startedBy": spec.session_id,
+            "capacityProviderStrategy": list(s.capacity_providers),
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": list(s.subnets),
+                    "securityGroups": list(s.security_groups),
+                    "assignPublicIp": s.assign_public_ip,
+                }
+            },
+            "overrides": overrides,
+            "tags": [
+                {"key": TAG_SESSION, "value": spec.session_id},
+                {"key": TAG_DIGEST, "value": spec.body_digest},
+                {"key": TAG_CREATED, "value": str(int(time.time()))},
+                {"key": TAG_LAUNCH, "value": uuid.uuid4().hex},
+            ],
+            "propagateTags": "TASK_DEFINITION",  # the stack's tags (env, owner) reach the task
+        }
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        params = self._run_task_params(spec)
+        try:
+            await self._bucket.acquire()
+            result = await self._call("run_task", **params)
+        except RateLimited as exc:
+            raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ConflictException":  # this session's token, other params
+                existing = await self.status(spec.session_id)
+                if existing is not None:
+                    return LaunchResult(existing, created=False)
+            raise MachinesError("ecs_rejected", f"RunTask: {error.get('Code')}: {error.get('Message')}") from None
+        if not result.get("tasks"):
+            failure = (result.get("failures") or [{}])[0]
+            # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
+            raise MachinesError("ecs_capacity", f"RunTask placed no task: {failure.get('reason')}", retry_after=10.0)
+        machine = to_machine(result["tasks"][0])
+        self._arns[spec.session_id] = machine.machine_id
+        return LaunchResult(machine, created=True)
+
+    async def _describe(self, arns: list[str]) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = []
+        for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100 tasks
+            result = await self._ecs(
+                "describe_tasks", cluster=self.settings.cluster, tasks=arns[i : i + 100], include=["TAGS"]
+            )
+            tasks += result.get("tasks", [])
+        return tasks
+
+    async def _list_arns(self, **filters: str) -> list[str]:
+        arns: list[str] = []
+        for desired in ("RUNNING", "STOPPED"):  # ListTasks shows only RUNNING unless asked
+            params: dict[str, Any] = {"cluster": self.settings.cluster, "desiredStatus": desired, **filters}
+            while True:
+                page = await self._ecs("list_tasks", **params)
+                arns += page.get("taskArns", [])
+                if not page.get("nextToken"):
+                    break
+                params["nextToken"] = page["nextToken"]
+        return arns
+
+    async def _ecs(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            return await self._call(operation, **params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise MachinesError("ecs_rejected", f"{operation}: {error.get('Code')}: {error.get('Message')}") from None
+
+    async def status(self, session_id: str) -> Machine | None:
+        arn = self._arns.get(session_id)
+        tasks = await self._describe([arn]) if arn else []
+        if not tasks:  # another replica launched it, or DescribeTasks is not consistent yet
+            tasks = await self._describe(await self._list_arns(startedBy=session_id))
+        machines = sorted((to_machine(t) for t in tasks), key=lambda m: (m.state.is_active, m.created_at))
+        if not machines:
+            return None
+        self._arns[session_id] = machines[-1].machine_id
+        return machines[-1]
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def stop(self, session_id: str) -> bool:
+        machine = await self.status(session_id)
+        if machine is None:
+            return False
+        if machine.state.is_active:
+            reason = "voicefleet: session stopped"
+            await self._ecs("stop_task", cluster=self.settings.cluster, task=machine.machine_id, reason=reason)
+        return True
+
+    async def list(self) -> list[Machine]:
+        tasks = await self._describe(await self._list_arns(family=self.settings.family))
+        return [to_machine(t) for t in tasks if any(tag["key"] == TAG_SESSION for tag in t.get("tags") or [])]
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._client.close)

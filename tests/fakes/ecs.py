@@ -1,0 +1,130 @@
+"""ECS for tests: a moto server, behind a small proxy that adds what moto leaves out.
+
+moto implements RunTask/DescribeTasks/ListTasks/StopTask but ignores RunTask's `clientToken` and
+never throttles. The proxy adds both as documented: the same token with the same parameters
+returns the original tasks, with other parameters `ConflictException` + `resourceIds`
+(https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html); and injected
+`ThrottlingException`s / 5xx per action. It also records calls and adds latency, like the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi
+
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "eu-west-1"
+
+
+@dataclass
+class ActionFailure:
+    action: str
+    error: str
+    status: int
+    times: int
+
+
+def action_of(request_headers: dict[str, str]) -> str:
+    return request_headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+
+
+class EcsProxy(FakeApi):
+    def __init__(self, moto_url: str) -> None:
+        super().__init__()
+        self.moto_url = moto_url
+        self.action_failures: list[ActionFailure] = []
+        self._tokens: dict[str, tuple[str, bytes]] = {}  # clientToken -> (params digest, response)
+
+    def routes(self) -> list[Route]:
+        return [Route("/", self.forward, methods=["POST"])]
+
+    def fail_action(
+        self, action: str, *, error: str = "ThrottlingException", status: int = 400, times: int = 1
+    ) -> None:
+        self.action_failures.append(ActionFailure(action, error, status, times))
+
+    def requests_for(self, action: str) -> list[dict[str, Any]]:
+        return [c.json() for c in self.calls if action_of(c.headers) == action]
+
+    def _injected(self, action: str) -> Response | None:
+        for failure in self.action_failures:
+            if failure.action == action and failure.times > 0:
+                failure.times -= 1
+                body = {
+                    "__type": failure.error,
+                    "message": "Rate exceeded" if "Throttl" in failure.error else "injected",
+                }
+                return JSONResponse(body, status_code=failure.status, media_type="application/x-amz-json-1.1")
+        return None
+
+    async def forward(self, request: Request) -> Response:
+        action = action_of(dict(request.headers))
+        if injected := self._injected(action):
+            return injected
+        body = await request.body()
+        token_key = None
+        if action == "RunTask":
+            params = json.loads(body)
+            token = params.pop("clientToken", None)
+            if token:
+                digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+                token_key = (params.get("cluster", "default"), token)
+                if (seen := self._tokens.get(token_key)) is not None:  # type: ignore[call-overload]
+                    if seen[0] == digest:
+                        return Response(seen[1], media_type="application/x-amz-json-1.1")
+                    arns = [t["taskArn"] for t in json.loads(seen[1])["tasks"]]
+                    conflict = {"__type": "ConflictException", "message": "clientToken reused", "resourceIds": arns}
+                    return JSONResponse(conflict, status_code=400, media_type="application/x-amz-json-1.1")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with httpx.AsyncClient() as client:
+            upstream = await client.post(self.moto_url + "/", content=body, headers=headers)
+        if token_key is not None and upstream.status_code == 200:
+            self._tokens[token_key] = (digest, upstream.content)  # type: ignore[index]
+        return Response(upstream.content, status_code=upstream.status_code, media_type="application/x-amz-json-1.1")
+
+
+def provision(endpoint: str, *, cluster: str = "voicefleet", family: str = "bot") -> dict[str, Any]:
+    """What the Pulumi stack would have made: a VPC with DNS hostnames, a subnet, a security
+    group, a cluster and the bot task definition. Returns the ECS_* environment for it."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="bot", Description="bot egress", VpcId=vpc)["GroupId"]
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=endpoint)
+    ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    ecs.register_task_definition(
+        family=family,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="1024",
+        memory="2048",
+        containerDefinitions=[
+            {"name": "bot", "image": "bot:test", "essential": True, "memory": 2048, "command": ["python", "-m", "bot"]}
+        ],
+    )
+    return {
+        "AWS_REGION": REGION,
+        "ECS_CLUSTER": cluster,
+        "ECS_TASK_DEFINITION": family,
+        "ECS_SUBNETS": subnet,
+        "ECS_SECURITY_GROUPS": group,
+    }
+
+
+def moto_task(cluster: str, arn: str) -> Any:
+    """The moto model of a task, for tests that move its state as ECS would."""
+    from moto.ecs.models import ecs_backends
+
+    return ecs_backends[ACCOUNT][REGION].tasks[cluster][arn]

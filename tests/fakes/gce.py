@@ -1,0 +1,155 @@
+"""A fake Compute Engine v1 API: zonal instances and operations, the parts voicefleet uses.
+
+`instances.insert?sourceInstanceTemplate=&requestId=` (409 `alreadyExists` on a reused name; the
+same `requestId` returns the same operation), `get`/`delete` (404 `notFound`), `list` with a
+`labels.<key>:*` filter and paging, zone `operations.list` with a `targetLink eq "<regex>"`
+filter, and the documented error shape `{"error": {"code", "message", "errors": [{"reason"}]}}`.
+Request metadata items are merged over the template's (the documented override behaviour for
+keys given in the request). No auth: the provider runs with `GCE_AUTH=none` against it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi
+
+PROJECT, ZONE, TEMPLATE = "vf-test", "europe-west1-b", "voicefleet-bot"
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def gce_error(status: int, reason: str, message: str) -> JSONResponse:
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"domain": "global", "reason": reason, "message": message}],
+        }
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class FakeGce(FakeApi):
+    error_body = staticmethod(
+        lambda status: {
+            "error": {
+                "code": status,
+                "message": "injected",
+                "errors": [{"reason": "rateLimitExceeded" if status == 429 else "backendError"}],
+            }
+        }
+    )
+
+    def __init__(self, project: str = PROJECT, zone: str = ZONE) -> None:
+        super().__init__()
+        self.project, self.zone = project, zone
+        self.instances: dict[str, dict[str, Any]] = {}
+        self.operations: list[dict[str, Any]] = []
+        self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n"}
+        self.insert_error: str | None = None  # e.g. ZONE_RESOURCE_POOL_EXHAUSTED: the op fails
+        self._by_request_id: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def zone_path(self) -> str:
+        return f"/compute/v1/projects/{self.project}/zones/{self.zone}"
+
+    def routes(self) -> list[Route]:
+        z = self.zone_path
+        return [
+            Route(f"{z}/instances", self.insert, methods=["POST"]),
+            Route(f"{z}/instances", self.list_instances, methods=["GET"]),
+            Route(z + "/instances/{name}", self.get, methods=["GET"]),
+            Route(z + "/instances/{name}", self.delete, methods=["DELETE"]),
+            Route(f"{z}/operations", self.list_operations, methods=["GET"]),
+        ]
+
+    def set_status(self, name: str, status: str) -> None:
+        self.instances[name]["status"] = status
+
+    def _operation(self, kind: str, name: str, error: str | None = None) -> dict[str, Any]:
+        op: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": str(next(self._ids)),
+            "name": f"operation-{next(self._ids)}",
+            "operationType": kind,
+            "targetLink": f"https://compute.googleapis.com{self.zone_path}/instances/{name}",
+            "status": "DONE" if error else "RUNNING",
+        }
+        if error:
+            op["error"] = {"errors": [{"code": error, "message": f"{error} for {name}"}]}
+        self.operations.append(op)
+        return op
+
+    async def insert(self, request: Request) -> Response:
+        if request_id := request.query_params.get("requestId"):
+            if request_id in self._by_request_id:
+                return JSONResponse(self._by_request_id[request_id])
+        template = request.query_params.get("sourceInstanceTemplate", "")
+        if "instanceTemplates/" not in template:
+            return gce_error(400, "invalid", "sourceInstanceTemplate is required")
+        body = await request.json()
+        name = body.get("name", "")
+        if not _NAME.match(name):
+            return gce_error(400, "invalid", f"Invalid value for field 'resource.name': '{name}'")
+        if name in self.instances:
+            return gce_error(
+                409,
+                "alreadyExists",
+                f"The resource 'projects/{self.project}/zones/{self.zone}/instances/{name}' already exists",
+            )
+        if self.insert_error:
+            op = self._operation("insert", name, self.insert_error)
+        else:
+            metadata = {"startup-script": self.template_metadata["startup-script"]}
+            metadata.update({i["key"]: i["value"] for i in body.get("metadata", {}).get("items", [])})
+            self.instances[name] = {
+                "kind": "compute#instance",
+                "name": name,
+                "status": "PROVISIONING",
+                "creationTimestamp": datetime.now(UTC).isoformat(),
+                "labels": body.get("labels", {}),
+                "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items()]},
+                "scheduling": body.get("scheduling", {}),
+                "sourceInstanceTemplate": template,
+            }
+            op = self._operation("insert", name)
+        if request_id:
+            self._by_request_id[request_id] = op
+        return JSONResponse(op)
+
+    async def get(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.instances:
+            return gce_error(404, "notFound", f"The resource '{name}' was not found")
+        return JSONResponse(self.instances[name])
+
+    async def delete(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self.instances.pop(name, None) is None:
+            return gce_error(404, "notFound", f"The resource '{name}' was not found")
+        return JSONResponse(self._operation("delete", name))
+
+    async def list_instances(self, request: Request) -> Response:
+        items = list(self.instances.values())
+        if match := re.fullmatch(r"labels\.([-\w]+):\*", request.query_params.get("filter", "")):
+            items = [i for i in items if match.group(1) in i["labels"]]
+        size = int(request.query_params.get("maxResults", "500"))
+        start = int(request.query_params.get("pageToken", "0"))
+        page: dict[str, Any] = {"kind": "compute#instanceList", "items": items[start : start + size]}
+        if start + size < len(items):
+            page["nextPageToken"] = str(start + size)
+        return JSONResponse(page)
+
+    async def list_operations(self, request: Request) -> Response:
+        ops = self.operations
+        if match := re.fullmatch(r'targetLink eq "(.*)"', request.query_params.get("filter", "")):
+            ops = [op for op in ops if re.fullmatch(match.group(1), op["targetLink"])]
+        return JSONResponse({"kind": "compute#operationList", "items": ops})
