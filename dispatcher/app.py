@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from dispatcher import web
 from dispatcher.auth import Authenticator
 from dispatcher.errors import install_error_handlers
+from dispatcher.key_limits import PerKeyLimit
 from dispatcher.limits import RequestLimits, SecurityHeaders
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import CONTENT_TYPE, Metrics
 from dispatcher.providers import build_machines, build_rooms
+from dispatcher.reaper import Reaper, ReaperSettings
 from dispatcher.rooms import Rooms
 from dispatcher.routes import router
 from dispatcher.sessions import SessionService
@@ -51,13 +55,26 @@ def create_app(
         metrics=metrics,
         auth=Authenticator(settings.api_key_hashes),
         signalling=SignallingProxy(signalling_transport),
+        start_limit=PerKeyLimit(settings.start_rate_per_key, settings.start_burst_per_key),
+        reaper=Reaper(
+            machines,
+            resolved_rooms,
+            metrics,
+            max_session_seconds=settings.max_session_seconds,
+            settings=ReaperSettings(
+                interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
+            ),
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reaping = asyncio.create_task(state.reaper.run()) if settings.reaper_interval_seconds > 0 else None
         try:
             yield
         finally:
+            if reaping is not None:
+                reaping.cancel()
             await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
     app = FastAPI(
@@ -84,5 +101,13 @@ def create_app(
         web.mount(app)
 
     app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
     app.add_middleware(SecurityHeaders)
     return app

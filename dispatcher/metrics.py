@@ -30,6 +30,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90, 120),
             registry=self.registry,
         )
+        self._reaped = Counter(
+            "voicefleet_reaped",
+            "What the reaper cleaned up: overdue machines stopped, rooms of ended sessions ended.",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
         self._active = Gauge(
             "voicefleet_active_sessions",
             "Sessions whose machine is starting, started or joined.",
@@ -45,6 +51,9 @@ class Metrics:
 
     def launch_took(self, seconds: float, *, waited: bool) -> None:
         self._launch.labels(self.provider, str(waited).lower()).observe(seconds)
+
+    def reaped(self, outcome: str) -> None:
+        self._reaped.labels(self.provider, outcome).inc()
 
     def render(self, active_sessions: int) -> bytes:
         self._active.labels(self.provider).set(active_sessions)

@@ -37,6 +37,7 @@ async def start(
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    await state.start_limit.check(who)
     session = await state.sessions.start(
         caller=who, idempotency_key=idempotency_key, body=body, wait=wait is not None
     )

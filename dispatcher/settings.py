@@ -70,6 +70,11 @@ class Settings:
     max_body_bytes: int = 4096  # the client's `body` object, serialized
     max_request_bytes: int = 65536  # a whole request body (SDP offers are a few KB)
     max_header_bytes: int = 8192  # all request headers together
+    start_rate_per_key: float = 5.0  # POST /start per second per API key (token bucket refill)
+    start_burst_per_key: int = 20
+    reaper_interval_seconds: float = 60.0  # 0 turns the reaper off
+    reaper_grace_seconds: float = 120.0
+    cors_allow_origins: tuple[str, ...] = ()  # browsers on other origins get no CORS headers at all
 
     @property
     def auth_required(self) -> bool:
@@ -99,4 +104,19 @@ class Settings:
             max_concurrent_sessions=_int(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
             max_session_seconds=_int(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
             start_wait_seconds=_float(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
+            start_rate_per_key=_float(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),
+            start_burst_per_key=_int(env, "START_BURST_PER_KEY", cls.start_burst_per_key),
+            reaper_interval_seconds=_float(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
+            reaper_grace_seconds=_float(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
+            cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
         )
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin == "*" or not origin.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.com (no wildcards)"
+            )
+    return origins

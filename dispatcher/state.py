@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from dispatcher.auth import Authenticator
+from dispatcher.key_limits import PerKeyLimit
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import Metrics
+from dispatcher.reaper import Reaper
 from dispatcher.rooms import Rooms
 from dispatcher.sessions import SessionService
 from dispatcher.settings import Settings
@@ -24,6 +26,8 @@ class AppState:
     metrics: Metrics
     auth: Authenticator
     signalling: SignallingProxy
+    start_limit: PerKeyLimit
+    reaper: Reaper
 
     async def aclose(self) -> None:
         await self.machines.aclose()

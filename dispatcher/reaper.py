@@ -1,0 +1,103 @@
+"""The reaper: nothing outlives its session, whatever happened to the dispatcher that started it.
+
+Every sweep lists this deployment's machines through the machines protocol and
+- stops any machine still active past `MAX_SESSION_SECONDS` + `REAPER_GRACE_SECONDS` (a bot that
+  hung, or whose dispatcher died before it could stop it), and ends its room;
+- ends the room of every session whose machine has ended (a room must not outlive its bot).
+Several replicas may sweep at once: stop and delete are idempotent, and each replica's interval is
+jittered so they do not hit the provider in lockstep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dispatcher.machines.base import Machines
+from dispatcher.metrics import Metrics
+from dispatcher.rooms import Rooms
+
+log = logging.getLogger("dispatcher.reaper")
+
+
+@dataclass(frozen=True)
+class ReaperSettings:
+    interval_seconds: float = 60.0
+    grace_seconds: float = 120.0  # beyond the max session: the bot's own timer gets to act first
+    jitter: float = 0.2  # each wait is interval × (1 ± jitter)
+
+
+class Reaper:
+    def __init__(
+        self,
+        machines: Machines,
+        rooms: Rooms | None,
+        metrics: Metrics,
+        *,
+        max_session_seconds: int,
+        settings: ReaperSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._machines = machines
+        self._rooms = rooms
+        self._metrics = metrics
+        self._deadline = max_session_seconds + settings.grace_seconds
+        self._settings = settings
+        self._clock = clock
+
+    async def sweep(self) -> Counter[str]:
+        """One pass. Returns what it did, by reason; a failing call is logged and counted, never raised."""
+        done: Counter[str] = Counter()
+        try:
+            machines = await self._machines.list()
+        except Exception as exc:
+            log.warning("reaper: listing machines failed: %s", exc)
+            self._metrics.reaped("list_failed")
+            done["list_failed"] += 1
+            return done
+        now = self._clock()
+        for machine in machines:
+            if machine.state.is_active and now - machine.created_at > self._deadline:
+                reason = "overdue"
+                ok = await self._attempt(self._machines.stop(machine.session_id), machine.session_id, reason)
+                if ok:
+                    await self._end_room(machine.session_id)
+            elif not machine.state.is_active and self._rooms is not None:
+                reason = "room_of_ended_session"
+                ok = await self._end_room(machine.session_id)
+            else:
+                continue
+            outcome = reason if ok else f"{reason}_failed"
+            done[outcome] += 1
+            self._metrics.reaped(outcome)
+        if done:
+            log.info("reaper: %s", dict(done))
+        return done
+
+    async def _end_room(self, session_id: str) -> bool:
+        if self._rooms is None:
+            return True
+        return await self._attempt(self._rooms.delete(session_id), session_id, "room")
+
+    @staticmethod
+    async def _attempt(call: object, session_id: str, what: str) -> bool:
+        try:
+            await call  # type: ignore[misc]
+        except Exception as exc:
+            log.warning("reaper: %s of session %s failed: %s", what, session_id, exc)
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Sweep forever, jittered; cancel the task to stop."""
+        while True:
+            spread = 1 + random.uniform(-self._settings.jitter, self._settings.jitter)  # noqa: S311 (not crypto)
+            await asyncio.sleep(self._settings.interval_seconds * spread)
+            with contextlib.suppress(Exception):
+                await self.sweep()

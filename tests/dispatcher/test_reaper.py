@@ -1,0 +1,112 @@
+"""The reaper stops overdue machines and ends rooms that outlive their session."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.local import LocalMachines, LocalSettings
+from dispatcher.metrics import Metrics
+from dispatcher.reaper import Reaper, ReaperSettings
+from dispatcher.rooms import RoomGrant
+from tests.dispatcher.conftest import STANDIN_BOT
+from tests.support.processes import pid_alive
+
+MAX_SESSION = 60
+
+
+class RecordingRooms:
+    """Rooms that only remember what was asked of them (the reaper's view of Daily)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.deleted: list[str] = []
+        self.fail = fail
+
+    async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
+        return RoomGrant(f"https://rooms.test/{session_id}", "bot", "user")
+
+    async def create(self, session_id: str, max_session_seconds: int) -> None: ...
+
+    async def bot_present(self, session_id: str) -> bool:
+        return False
+
+    async def delete(self, session_id: str) -> None:
+        if self.fail:
+            raise RuntimeError("rooms API down")
+        self.deleted.append(session_id)
+
+    async def aclose(self) -> None: ...
+
+
+@pytest.fixture
+async def machines():
+    provider = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+    yield provider
+    await provider.aclose()
+
+
+async def launch(machines: LocalMachines, session_id: str) -> int:
+    await machines.launch(LaunchSpec(session_id=session_id, body_digest="d", max_session_seconds=MAX_SESSION))
+    await machines.wait_started(session_id, 10)
+    return machines._bots[session_id].process.pid
+
+
+def reaper(machines, rooms=None, *, now_offset: float = 0.0) -> tuple[Reaper, Metrics]:
+    metrics = Metrics("local")
+    return Reaper(
+        machines, rooms, metrics, max_session_seconds=MAX_SESSION,
+        settings=ReaperSettings(grace_seconds=30), clock=lambda: time.time() + now_offset,
+    ), metrics  # fmt: skip
+
+
+async def test_a_machine_past_max_session_plus_grace_is_stopped(machines):
+    pid = await launch(machines, "a" * 24)
+    sweeper, metrics = reaper(machines, now_offset=MAX_SESSION + 31)
+    assert (await sweeper.sweep())["overdue"] == 1
+    assert not pid_alive(pid)
+    assert (await machines.status("a" * 24)).state.value == "ended"
+    assert 'voicefleet_reaped_total{outcome="overdue",provider="local"} 1.0' in metrics.render(0).decode()
+
+
+async def test_a_machine_within_its_session_is_left_alone(machines):
+    pid = await launch(machines, "b" * 24)
+    sweeper, _ = reaper(machines, now_offset=MAX_SESSION + 29)
+    assert await sweeper.sweep() == {}
+    assert pid_alive(pid)
+
+
+async def test_the_room_of_an_ended_session_is_ended(machines):
+    await launch(machines, "c" * 24)
+    await machines.stop("c" * 24)
+    rooms = RecordingRooms()
+    sweeper, _ = reaper(machines, rooms)
+    assert (await sweeper.sweep())["room_of_ended_session"] == 1
+    assert rooms.deleted == ["c" * 24]
+
+
+async def test_an_overdue_machine_also_loses_its_room(machines):
+    await launch(machines, "d" * 24)
+    rooms = RecordingRooms()
+    sweeper, _ = reaper(machines, rooms, now_offset=10_000)
+    await sweeper.sweep()
+    assert rooms.deleted == ["d" * 24]
+
+
+async def test_a_failing_room_call_is_counted_not_raised(machines):
+    await launch(machines, "e" * 24)
+    await machines.stop("e" * 24)
+    sweeper, _ = reaper(machines, RecordingRooms(fail=True))
+    assert (await sweeper.sweep())["room_of_ended_session_failed"] == 1
+
+
+async def test_two_replicas_sweeping_at_once_stop_each_machine_once(machines):
+    pid = await launch(machines, "f" * 24)
+    one, _ = reaper(machines, now_offset=10_000)
+    two, _ = reaper(machines, now_offset=10_000)
+    results = await asyncio.gather(one.sweep(), two.sweep())
+    assert sum(r["overdue"] for r in results) >= 1
+    assert not any("failed" in key for r in results for key in r)
+    assert not pid_alive(pid)
