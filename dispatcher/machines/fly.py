@@ -9,7 +9,6 @@ values, the Daily token among them, travel in `config.env`, never in `init.cmd`.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -239,7 +238,7 @@ class FlyMachines:
             if remaining <= 0:
                 raise WaitTimeout(session_id, timeout)
             # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
-            wait = max(1, min(WAIT_MAX, math.ceil(remaining)))
+            wait = max(1, min(WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
             response = await self._request(
                 "GET",
                 f"/machines/{machine.machine_id}/wait",

@@ -1,0 +1,120 @@
+"""What the ECS provider sends to RunTask (moto behind the proxy), and ECS-specific behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.machines.base import MachinesError, MachineState
+from dispatcher.machines.ecs import EcsMachines, EcsSettings, parse_capacity_providers, to_machine
+from dispatcher.settings import SettingsError
+from tests.fakes.ecs import EcsProxy
+from tests.providers.harness import ecs_harness
+from tests.providers.test_contract import spec
+
+
+@pytest.fixture
+async def ecs(fake_ecs: EcsProxy):  # type: ignore[no-untyped-def]
+    provider = ecs_harness(fake_ecs).make()
+    yield provider
+    await provider.aclose()
+
+
+async def test_run_task_is_idempotent_by_client_token_and_findable_by_started_by(
+    ecs: EcsMachines, fake_ecs: EcsProxy
+) -> None:
+    s = spec()
+    await ecs.launch(s)
+    run = fake_ecs.requests_for("RunTask")[0]
+    assert run["clientToken"] == s.session_id
+    assert run["startedBy"] == s.session_id
+    assert run["count"] == 1
+
+
+async def test_the_bot_token_is_an_environment_override_not_a_command(ecs: EcsMachines, fake_ecs: EcsProxy) -> None:
+    await ecs.launch(spec())
+    override = fake_ecs.requests_for("RunTask")[0]["overrides"]["containerOverrides"][0]
+    assert override["name"] == "bot"
+    assert "command" not in override
+    env = {e["name"]: e["value"] for e in override["environment"]}
+    assert env["DAILY_TOKEN"] == "bot.jwt.secret"
+    assert env["VOICEFLEET_BODY"] == '{"persona":"tester"}'
+
+
+async def test_tags_carry_the_session_body_digest_and_creation_time(ecs: EcsMachines, fake_ecs: EcsProxy) -> None:
+    s = spec()
+    await ecs.launch(s)
+    tags = {t["key"]: t["value"] for t in fake_ecs.requests_for("RunTask")[0]["tags"]}
+    assert tags["voicefleet:session"] == s.session_id
+    assert tags["voicefleet:body-digest"] == s.body_digest
+    assert tags["voicefleet:created-at"].isdigit()
+
+
+async def test_network_and_capacity_come_from_the_settings(fake_ecs: EcsProxy) -> None:
+    provider = ecs_harness(fake_ecs).make(ECS_CAPACITY_PROVIDERS="FARGATE_SPOT:1,FARGATE:1:1")
+    await provider.launch(spec())
+    await provider.aclose()
+    run = fake_ecs.requests_for("RunTask")[0]
+    assert run["capacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0},
+        {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+    ]
+    assert "launchType" not in run  # RunTask refuses both
+    vpc = run["networkConfiguration"]["awsvpcConfiguration"]
+    assert vpc["subnets"] == [fake_ecs.env["ECS_SUBNETS"]] and vpc["assignPublicIp"] == "ENABLED"
+
+
+async def test_a_body_too_large_for_overrides_is_refused_before_calling_ecs(
+    ecs: EcsMachines, fake_ecs: EcsProxy
+) -> None:
+    big = spec().__class__(**{**spec().__dict__, "body": {"x": "y" * 9000}})
+    with pytest.raises(MachinesError) as caught:
+        await ecs.launch(big)
+    assert caught.value.reason == "spec_too_large"
+    assert fake_ecs.requests_for("RunTask") == []
+
+
+async def test_stop_asks_ecs_to_stop_the_task_with_a_reason(ecs: EcsMachines, fake_ecs: EcsProxy) -> None:
+    s = spec()
+    await ecs.launch(s)
+    await ecs.stop(s.session_id)
+    assert fake_ecs.requests_for("StopTask")[0]["reason"] == "voicefleet: session stopped"
+
+
+def test_a_spot_interruption_is_a_failed_session() -> None:
+    task = {
+        "taskArn": "arn:t",
+        "lastStatus": "STOPPED",
+        "stopCode": "SpotInterruption",
+        "containers": [{"exitCode": 0}],
+    }
+    machine = to_machine(task)
+    assert machine.state is MachineState.FAILED and machine.detail == "fargate spot interruption"
+
+
+def test_a_task_that_failed_to_start_is_failed() -> None:
+    task = {
+        "taskArn": "arn:t",
+        "lastStatus": "STOPPED",
+        "stopCode": "TaskFailedToStart",
+        "stoppedReason": "CannotPullContainerError",
+    }
+    assert to_machine(task).state is MachineState.FAILED
+
+
+def test_capacity_providers_parse_weights_and_bases() -> None:
+    assert parse_capacity_providers("FARGATE") == ({"capacityProvider": "FARGATE", "weight": 1, "base": 0},)
+    with pytest.raises(SettingsError, match="ECS_CAPACITY_PROVIDERS"):
+        parse_capacity_providers("FARGATE:x")
+
+
+def test_settings_name_the_missing_variable() -> None:
+    with pytest.raises(SettingsError, match="ECS_SUBNETS"):
+        EcsSettings.from_env(
+            {"AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SECURITY_GROUPS": "sg"}
+        )
+
+
+def test_family_is_read_from_a_name_a_revision_or_an_arn() -> None:
+    base = {"region": "r", "cluster": "c", "subnets": ("s",), "security_groups": ("g",)}
+    for value in ("bot", "bot:42", "arn:aws:ecs:eu-west-1:1:task-definition/bot:42"):
+        assert EcsSettings(task_definition=value, **base).family == "bot"  # type: ignore[arg-type]

@@ -1,0 +1,103 @@
+"""What the Fly provider sends to the Machines API, and Fly-specific behaviour."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dispatcher.machines.base import MachineState, WaitTimeout
+from dispatcher.machines.fly import FlyMachines, FlySettings
+from dispatcher.settings import SettingsError
+from tests.fakes.fly import FakeFly
+from tests.providers.harness import fly_harness
+from tests.providers.test_contract import spec
+
+
+@pytest.fixture
+async def fly(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
+    provider = fly_harness(fake_fly).make(FLY_GUEST_CPU_KIND="performance", FLY_GUEST_CPUS="2", FLY_REGION="iad")
+    yield provider
+    await provider.aclose()
+
+
+async def test_create_asks_for_the_image_size_and_region(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    await fly.launch(spec())
+    body = fake_fly.calls_to("POST", "/machines")[0].json()
+    assert body["config"]["image"].startswith("registry.fly.io/voicefleet-bots@sha256:")
+    assert body["config"]["guest"] == {"cpu_kind": "performance", "cpus": 2, "memory_mb": 1024}
+    assert body["region"] == "iad"
+
+
+async def test_machine_destroys_itself_and_never_restarts(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    await fly.launch(spec())
+    config = fake_fly.calls_to("POST", "/machines")[0].json()["config"]
+    assert config["auto_destroy"] is True
+    assert config["restart"] == {"policy": "no"}
+
+
+async def test_the_bot_token_travels_in_env_and_nowhere_else(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    await fly.status(s.session_id)
+    config = fake_fly.calls_to("POST", "/machines")[0].json()["config"]
+    assert config["env"]["DAILY_TOKEN"] == "bot.jwt.secret"
+    assert config["env"]["DAILY_ROOM_URL"] == s.room_url
+    assert "init" not in config
+    assert all("bot.jwt.secret" not in c.path + str(c.query) for c in fake_fly.calls)
+
+
+async def test_metadata_names_the_session_and_body_digest(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    metadata = fake_fly.calls_to("POST", "/machines")[0].json()["config"]["metadata"]
+    assert metadata["voicefleet_session"] == s.session_id
+    assert metadata["voicefleet_body_digest"] == s.body_digest
+    assert fake_fly.calls_to("POST", "/machines")[0].json()["name"] == f"vf-{s.session_id}"
+
+
+async def test_wait_asks_fly_to_block_and_survives_its_408(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout):
+        await fly.wait_started(s.session_id, timeout=1.5)
+    waits = fake_fly.calls_to("GET", "/wait")
+    assert len(waits) == 2 and waits[0].query == {"state": "started", "timeout": "1"}
+    assert time.monotonic() - started < 4
+
+
+async def test_stopping_a_machine_that_never_booted_destroys_it(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    assert await fly.stop(s.session_id) is True
+    delete = fake_fly.calls_to("DELETE", "/machines/")[0]
+    assert delete.query == {"force": "true"}
+    machine = await fly.status(s.session_id)
+    assert machine is not None and machine.state is MachineState.ENDED
+
+
+async def test_create_rate_limit_refuses_beyond_the_burst(fake_fly: FakeFly) -> None:
+    provider = fly_harness(fake_fly).make(FLY_CREATE_RATE="1", FLY_CREATE_BURST="3", FLY_CREATE_MAX_WAIT="0")
+    for _ in range(3):
+        await provider.launch(spec())
+    with pytest.raises(Exception) as caught:
+        await provider.launch(spec())
+    await provider.aclose()
+    assert getattr(caught.value, "reason", None) == "fly_rate_limited"
+    assert len(fake_fly.calls_to("POST", "/machines")) == 3
+
+
+def test_settings_name_the_missing_variable() -> None:
+    with pytest.raises(SettingsError, match="FLY_APP"):
+        FlySettings.from_env({"FLY_API_TOKEN": "t", "BOT_IMAGE": "i"})
+
+
+def test_settings_refuse_memory_fly_cannot_give() -> None:
+    with pytest.raises(SettingsError, match="FLY_GUEST_MEMORY_MB"):
+        FlySettings.from_env({"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i", "FLY_GUEST_MEMORY_MB": "1000"})
+
+
+def test_settings_never_show_the_api_token() -> None:
+    settings = FlySettings.from_env({"FLY_API_TOKEN": "fo1_secret", "FLY_APP": "a", "BOT_IMAGE": "i"})
+    assert "fo1_secret" not in repr(settings)

@@ -1,0 +1,104 @@
+"""What the Compute Engine provider sends to the API, and GCE-specific behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.machines.base import MachineState
+from dispatcher.machines.gce import GceMachines, GceSettings
+from dispatcher.settings import SettingsError
+from tests.fakes.gce import PROJECT, TEMPLATE, FakeGce
+from tests.providers.harness import gce_harness
+from tests.providers.test_contract import spec
+
+
+@pytest.fixture
+async def gce(fake_gce: FakeGce):  # type: ignore[no-untyped-def]
+    provider = gce_harness(fake_gce).make(GCE_GRACE_SECONDS="120")
+    yield provider
+    await provider.aclose()
+
+
+async def test_instance_is_made_from_the_template(gce: GceMachines, fake_gce: FakeGce) -> None:
+    s = spec()
+    await gce.launch(s)
+    insert = fake_gce.calls_to("POST", "/instances")[0]
+    assert insert.query["sourceInstanceTemplate"] == f"projects/{PROJECT}/global/instanceTemplates/{TEMPLATE}"
+    assert insert.json()["name"] == f"vf-{s.session_id}"
+
+
+async def test_session_values_are_the_metadata_items_the_startup_script_reads(
+    gce: GceMachines, fake_gce: FakeGce
+) -> None:
+    s = spec()
+    await gce.launch(s)
+    items = {i["key"]: i["value"] for i in fake_gce.calls_to("POST", "/instances")[0].json()["metadata"]["items"]}
+    assert items == {
+        "session-id": s.session_id,
+        "daily-room-url": s.room_url,
+        "daily-token": "bot.jwt.secret",
+        "bot-body": '{"persona":"tester"}',
+        "max-session-seconds": "600",
+    }
+    assert all("bot.jwt.secret" not in c.path + str(c.query) for c in fake_gce.calls)
+
+
+async def test_the_vm_deletes_itself_after_the_max_session_plus_grace(gce: GceMachines, fake_gce: FakeGce) -> None:
+    await gce.launch(spec())
+    scheduling = fake_gce.calls_to("POST", "/instances")[0].json()["scheduling"]
+    assert scheduling == {"maxRunDuration": {"seconds": "720"}, "instanceTerminationAction": "DELETE"}
+
+
+async def test_labels_carry_the_session_and_body_digest(gce: GceMachines, fake_gce: FakeGce) -> None:
+    s = spec()
+    await gce.launch(s)
+    labels = fake_gce.calls_to("POST", "/instances")[0].json()["labels"]
+    assert labels == {"voicefleet-session": s.session_id, "voicefleet-body": s.body_digest}
+
+
+async def test_retries_of_one_insert_share_one_request_id(gce: GceMachines, fake_gce: FakeGce) -> None:
+    fake_gce.fail(503, times=1, method="POST", path_contains="/instances")
+    result = await gce.launch(spec())
+    ids = {c.query["requestId"] for c in fake_gce.calls_to("POST", "/instances")}
+    assert result.created is True and len(ids) == 1
+
+
+async def test_an_insert_refused_after_acceptance_is_a_failed_session(gce: GceMachines, fake_gce: FakeGce) -> None:
+    fake_gce.insert_error = "ZONE_RESOURCE_POOL_EXHAUSTED"
+    s = spec()
+    with pytest.raises(Exception) as caught:
+        await gce.launch(s)
+    assert getattr(caught.value, "reason", None) == "gce_rejected"
+    machine = await gce.status(s.session_id)
+    assert machine is not None and machine.state is MachineState.FAILED
+    assert machine.detail == "ZONE_RESOURCE_POOL_EXHAUSTED"
+
+
+async def test_list_follows_pages(gce: GceMachines, fake_gce: FakeGce) -> None:
+    for _ in range(3):
+        await gce.launch(spec())
+    original = fake_gce.list_instances
+
+    async def small_pages(request):  # type: ignore[no-untyped-def]
+        request.scope["query_string"] = request.scope["query_string"].replace(b"maxResults=500", b"maxResults=2")
+        return await original(request)
+
+    fake_gce.list_instances = small_pages  # type: ignore[method-assign]
+    assert len(await gce.list()) == 3
+
+
+def test_anonymous_mode_is_refused_against_the_real_api() -> None:
+    env = {"GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t", "GCE_AUTH": "none"}
+    with pytest.raises(SettingsError, match="GCE_AUTH"):
+        GceSettings.from_env(env)
+
+
+def test_instance_prefix_must_start_with_a_letter() -> None:
+    env = {"GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t", "GCE_INSTANCE_PREFIX": "9x"}
+    with pytest.raises(SettingsError, match="GCE_INSTANCE_PREFIX"):
+        GceSettings.from_env(env)
+
+
+def test_settings_name_the_missing_variable() -> None:
+    with pytest.raises(SettingsError, match="GCE_INSTANCE_TEMPLATE"):
+        GceSettings.from_env({"GCE_PROJECT": "p", "GCE_ZONE": "z"})
