@@ -48,10 +48,25 @@ class Closure:
         return next((self.venv / "lib").glob("python3.*/site-packages"))
 
 
-def build_closure(dockerfile: Path, venv: Path, *, stage: str = "build") -> Closure:
+def without_exclusions(argv: list[str]) -> list[str]:
+    """The same `uv sync` with every `--no-install-package X` dropped: what the exclusions save."""
+    skip = {i for i, arg in enumerate(argv) if arg == "--no-install-package"}
+    return [arg for i, arg in enumerate(argv) if i not in skip and i - 1 not in skip]
+
+
+def build_closure(
+    dockerfile: Path,
+    venv: Path,
+    *,
+    stage: str = "build",
+    exclusions: bool = True,
+    env_overrides: dict[str, str] | None = None,
+) -> Closure:
     parsed: Dockerfile = parse_file(dockerfile)
     build = parsed.stage(stage)
     argv = uv_sync_argv(build)
+    if not exclusions:
+        argv = without_exclusions(argv)
     env = {**os.environ, **build.env()}
     env.update(
         UV_PROJECT_ENVIRONMENT=str(venv),
@@ -60,6 +75,7 @@ def build_closure(dockerfile: Path, venv: Path, *, stage: str = "build") -> Clos
         # Hard links instead of copies: same bytes on disk, much less I/O on a shared machine.
         UV_LINK_MODE="hardlink",
     )
+    env.update(env_overrides or {})
     env.pop("VIRTUAL_ENV", None)  # `uv run` exports the dev venv; uv would warn about the mismatch
     if venv.exists():
         shutil.rmtree(venv)
