@@ -58,7 +58,7 @@ class BotRuntime(pulumi.ComponentResource):
         super().__init__("voicefleet:aws:BotRuntime", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
-        logs = aws.cloudwatch.LogGroup(name, name=f"/voicefleet/{args.family}",
+        logs = aws.cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),

@@ -136,7 +136,7 @@ class Dispatcher(pulumi.ComponentResource):
                                        default_actions=forward, opts=child)
             self.url = pulumi.Output.concat("http://", balancer.dns_name)
 
-        logs = aws.cloudwatch.LogGroup(name, name=f"/voicefleet/{args.family}",
+        logs = aws.cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(ECS_TASKS),

@@ -21,6 +21,11 @@ from stacks.settings import Settings
 APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
 
 
+def account_id(stack: str, role: str) -> str:
+    """Service account ids are 6-30 characters: short project prefix, the stack, the role."""
+    return f"vf-{stack}-{role}"[:30].rstrip("-")
+
+
 class GcpStack(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
 
@@ -74,6 +79,7 @@ class GcpStack(pulumi.ComponentResource):
         bot = BotTemplate(f"{name}-bot", BotTemplateArgs(
             project=cfg.project,
             prefix=prefix,
+            account_id=account_id(settings.stack, "bot"),
             image=images.bot,
             subnetwork_id=network.subnetwork_id,
             repository_id=registry.repository_id,
@@ -83,7 +89,7 @@ class GcpStack(pulumi.ComponentResource):
             max_session_seconds=settings.max_session_seconds,
         ), opts=after_apis)
 
-        account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=f"{prefix}-dispatcher"[:30],
+        account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         bot.grant_launch("dispatcher", member)

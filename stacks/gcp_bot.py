@@ -43,6 +43,7 @@ LAUNCH_PERMISSIONS = (
 class BotTemplateArgs:
     project: str
     prefix: str
+    account_id: str
     image: pulumi.Input[str]  # digest-pinned
     subnetwork_id: pulumi.Input[str]
     repository_id: pulumi.Input[str]
@@ -61,7 +62,7 @@ class BotTemplate(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._name = name
         self._project = args.project
-        self.account = gcp.serviceaccount.Account(name, account_id=f"{args.prefix}-bot"[:30],
+        self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot VMs", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
         gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=args.repository_id, location=args.region,

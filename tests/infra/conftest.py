@@ -1,0 +1,53 @@
+"""Run the Pulumi program offline under recording mocks; every test re-runs it from scratch.
+
+Secret config values are distinctive sentinels, so a test can search every recorded input for
+them. `stack(cloud, **overrides)` runs a stack with this base configuration plus overrides (keys
+without a namespace are voicefleet's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from stacks.mocks import Run, run_program
+
+SECRETS = {
+    "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",
+    "voicefleet:dispatcherApiKeys": "SENTINEL-client-key-1,SENTINEL-client-key-2",
+}
+BASE = {
+    "aws": {"voicefleet:cloud": "aws", "aws:region": "eu-west-1", "voicefleet:allowPlainHttp": "true"},
+    "gcp": {"voicefleet:cloud": "gcp", "gcp:project": "vf-test", "gcp:region": "europe-west4"},
+}
+
+StackRunner = Callable[..., Run]
+
+
+def config_for(cloud: str, overrides: dict[str, str], secrets: dict[str, str] | None = None) -> dict[str, str]:
+    config = {**BASE[cloud], **(SECRETS if secrets is None else secrets), "voicefleet:sourceRevision": "test-rev"}
+    for key, value in overrides.items():
+        config[key if ":" in key else f"voicefleet:{key}"] = value
+    return config
+
+
+@pytest.fixture
+def stack() -> StackRunner:
+    def run(cloud: str, *, name: str | None = None, secrets: dict[str, str] | None = None,
+            plaintext: tuple[str, ...] = (), **overrides: str) -> Run:
+        config = config_for(cloud, overrides, secrets)
+        secret_keys = [k for k in config if (k in SECRETS or k.endswith("ApiKey")) and k not in plaintext]
+        return run_program(config, secret_keys, stack=name or f"{cloud}-test")
+
+    return run
+
+
+@pytest.fixture
+def aws(stack: StackRunner) -> Run:
+    return stack("aws")
+
+
+@pytest.fixture
+def gcp(stack: StackRunner) -> Run:
+    return stack("gcp")

@@ -1,0 +1,36 @@
+"""Small readers over recorded registrations (inputs use the engine's camelCase names)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stacks.mocks import Registration, Run, unwrap
+
+
+def mock_id(reg: Registration) -> str:
+    return f"{reg.name}-id"  # stacks/mocks.py: ids are derived from logical names
+
+
+def policy_statements(run: Run) -> list[dict[str, Any]]:
+    """Every statement of every IAM policy document the program writes (inline and trust)."""
+    statements: list[dict[str, Any]] = []
+    for reg in run.registrations:
+        for key in ("policy", "assumeRolePolicy"):
+            if reg.type.startswith("aws:iam/") and key in reg.inputs:
+                document = json.loads(unwrap(reg.inputs[key]))
+                found = document["Statement"]
+                statements.extend(found if isinstance(found, list) else [found])
+    return statements
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    found = statement.get("Action", [])
+    return [found] if isinstance(found, str) else list(found)
+
+
+def container(run: Run, family_suffix: str) -> dict[str, Any]:
+    task = next(r for r in run.of_type("aws:ecs/taskDefinition:TaskDefinition")
+                if r.inputs["family"].endswith(family_suffix))
+    (definition,) = json.loads(unwrap(task.inputs["containerDefinitions"]))
+    return definition

@@ -1,0 +1,74 @@
+"""Invariants both clouds keep: secrets stay in the secret store, names stay put, images by digest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.mocks import Run, unwrap
+from tests.infra.conftest import SECRETS, StackRunner
+
+SECRET_STORES = {"aws:secretsmanager/secretVersion:SecretVersion", "gcp:secretmanager/secretVersion:SecretVersion"}
+BOT_KEYS = {"deepgramApiKey": "SENTINEL-dg", "cartesiaApiKey": "SENTINEL-ca", "openaiApiKey": "SENTINEL-oa"}
+
+
+def leaked(run: Run, values: list[str]) -> list[str]:
+    found = []
+    for reg in run.registrations:
+        if reg.type in SECRET_STORES:
+            continue
+        text = json.dumps(unwrap(reg.inputs))
+        found += [f"{reg.type} {reg.name}" for value in values for part in value.split(",") if part in text]
+    return found
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_secret_config_values_reach_only_the_secret_store(stack: StackRunner, cloud: str) -> None:
+    extra = BOT_KEYS if cloud == "aws" else {}
+    run = stack(cloud, **extra)
+    values = list(SECRETS.values()) + list(extra.values())
+    assert leaked(run, values) == []
+    stored = [json.dumps(unwrap(r.inputs)) for r in run.registrations if r.type in SECRET_STORES]
+    assert all(any(v in s for s in stored) for v in values)  # and they do reach it
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_secret_store_values_stay_marked_secret(stack: StackRunner, cloud: str) -> None:
+    from stacks.mocks import is_secret
+
+    versions = [r for r in stack(cloud).registrations if r.type in SECRET_STORES]
+    field = "secretString" if cloud == "aws" else "secretData"
+    assert versions and all(is_secret(v.inputs[field]) for v in versions)
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_names_are_stable_across_runs(stack: StackRunner, cloud: str) -> None:
+    first, second = stack(cloud), stack(cloud)
+    assert sorted(r.urn for r in first.registrations) == sorted(r.urn for r in second.registrations)
+    assert len({r.urn for r in first.registrations}) == len(first.registrations)
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_images_are_pushed_with_a_registry_cache_and_the_source_revision(stack: StackRunner, cloud: str) -> None:
+    images = stack(cloud).of_type("docker-build:index:Image")
+    assert sorted(i.name.rsplit("-", 1)[1] for i in images) == ["bot", "dispatcher"]
+    for image in images:
+        inputs = unwrap(image.inputs)
+        assert inputs["push"] is True and inputs["platforms"] == ["linux/amd64"]
+        assert inputs["dockerfile"]["location"] == f"images/{image.name.rsplit('-', 1)[1]}.Dockerfile"
+        assert inputs["context"]["location"] == "."
+        assert inputs["buildArgs"] == {"SOURCE_REVISION": "test-rev"}
+        assert inputs["labels"]["org.opencontainers.image.revision"] == "test-rev"
+        cache = inputs["cacheTo"][0]["registry"]
+        assert cache["imageManifest"] is True and cache["ociMediaTypes"] is True
+        assert inputs["registries"][0]["username"] and inputs["tags"][0].endswith(":test-rev")
+
+
+def test_registry_password_is_passed_as_a_secret(stack: StackRunner) -> None:
+    from stacks.mocks import is_secret
+
+    for image in stack("aws").of_type("docker-build:index:Image"):
+        registries = image.inputs["registries"]
+        # Secretness moves up to the enclosing list/object on the wire.
+        assert is_secret(registries) or is_secret(registries[0]) or is_secret(registries[0]["password"])

@@ -1,0 +1,122 @@
+"""GCP stack: bot VMs without inbound access, a dispatcher that can only launch them."""
+
+from __future__ import annotations
+
+import re
+
+from stacks import contract
+from stacks.gcp_bot import LAUNCH_PERMISSIONS
+from stacks.gcp_network import BOT_TAG
+from stacks.mocks import Run, unwrap
+from tests.infra.conftest import StackRunner
+
+FIREWALL = "gcp:compute/firewall:Firewall"
+TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+
+
+def dispatcher_container(run: Run) -> dict:
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    (container,) = service.inputs["template"]["containers"]
+    return container
+
+
+def test_no_inbound_firewall_rule_exists(gcp: Run) -> None:
+    rules = gcp.of_type(FIREWALL)
+    assert rules and [r.name for r in rules if r.inputs.get("direction", "INGRESS") != "EGRESS"] == []
+
+
+def test_bots_may_send_udp_and_https_and_nothing_else(gcp: Run) -> None:
+    rules = [r.inputs for r in gcp.of_type(FIREWALL) if r.inputs["targetTags"] == [BOT_TAG]]
+    allowed = sorted((a["protocol"], tuple(a.get("ports", ()))) for r in rules for a in r.get("allows", []))
+    assert allowed == [("tcp", ("443",)), ("udp", ())]
+    (deny,) = [r for r in rules if r.get("denies")]
+    assert deny["denies"] == [{"protocol": "all"}] and deny["priority"] > max(
+        r["priority"] for r in rules if r.get("allows"))
+
+
+def test_bot_template_runs_the_image_by_digest_on_container_optimized_os(gcp: Run) -> None:
+    (template,) = gcp.of_type(TEMPLATE)
+    assert template.inputs["disks"][0]["sourceImage"] == "projects/cos-cloud/global/images/family/cos-stable"
+    image = template.inputs["metadata"][contract.GCE_IMAGE_METADATA_KEY]
+    assert re.fullmatch(r"europe-west4-docker\.pkg\.dev/vf-test/voicefleet-gcp-test/bot@sha256:[0-9a-f]{64}", image)
+    assert template.inputs["tags"] == [BOT_TAG]
+    assert template.inputs["serviceAccount"]["email"] == "vf-gcp-test-bot@vf-test.iam.gserviceaccount.com"
+
+
+def test_bot_template_deletes_the_vm_after_the_longest_session(stack: StackRunner) -> None:
+    (template,) = stack("gcp", maxSessionSeconds="600").of_type(TEMPLATE)
+    scheduling = template.inputs["scheduling"]
+    assert scheduling["instanceTerminationAction"] == "DELETE"
+    assert scheduling["maxRunDuration"]["seconds"] == 600 + 300
+    assert scheduling["automaticRestart"] is False
+
+
+def test_startup_script_reads_session_values_from_metadata_into_a_private_env_file(gcp: Run) -> None:
+    (template,) = gcp.of_type(TEMPLATE)
+    script = template.inputs["metadata"]["startup-script"]
+    for key, env in contract.GCE_SESSION_METADATA.items():
+        assert f"put {env} {key}" in script
+    assert "umask 077" in script and "install -m 0600 /dev/null" in script
+    assert "--env-file" in script and not re.search(r"\s(-e|--env)\s", script)
+    assert "gce-container-declaration" not in template.inputs["metadata"]
+
+
+def test_dispatcher_can_launch_bots_and_act_as_the_bot_account_only(gcp: Run) -> None:
+    (role,) = gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    assert sorted(role.inputs["permissions"]) == sorted(LAUNCH_PERMISSIONS)
+    assert all(p.startswith(("compute.instances.", "compute.disks.create", "compute.subnetworks.use",
+                             "compute.instanceTemplates.useReadOnly", "compute.zoneOperations.get"))
+               for p in role.inputs["permissions"])
+    dispatcher = "serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"
+    grants = [r for r in gcp.registrations if r.type.endswith(("iAMMember:IAMMember", "IamMember"))
+              and r.inputs["member"] == dispatcher]
+    by_role = {(r.type, r.inputs["role"]) for r in grants}
+    assert ("gcp:projects/iAMMember:IAMMember", "projects/vf-test/roles/voicefleet_gcp_test_bot_launcher") in by_role
+    (act_as,) = [r for r in grants if r.type == "gcp:serviceaccount/iAMMember:IAMMember"]
+    assert act_as.inputs["serviceAccountId"].endswith("vf-gcp-test-bot@vf-test.iam.gserviceaccount.com")
+    project_roles = {r.inputs["role"] for r in grants if r.type == "gcp:projects/iAMMember:IAMMember"}
+    assert project_roles == {"projects/vf-test/roles/voicefleet_gcp_test_bot_launcher"}
+
+
+def test_dispatcher_environment_is_what_the_gce_provider_reads(gcp: Run) -> None:
+    container = dispatcher_container(gcp)
+    names = [e["name"] for e in container["envs"]]
+    assert len(names) == len(set(names))
+    assert set(names) | contract.CLOUD_RUN_RESERVED_ENV == set(contract.GCE_ENV + contract.DISPATCHER_SECRETS)
+    assert container["ports"]["containerPort"] == contract.DISPATCHER_PORT  # Cloud Run's PORT
+    env = {e["name"]: e.get("value") for e in container["envs"]}
+    assert env["GCE_INSTANCE_TEMPLATE"].startswith("projects/vf-test/global/instanceTemplates/voicefleet-gcp-test-bot-")
+    assert env["GCE_ZONE"] == "europe-west4-a" and env["MACHINES"] == "gce"
+
+
+def test_dispatcher_secrets_are_secret_manager_references(gcp: Run) -> None:
+    refs = {e["name"]: e["valueSource"]["secretKeyRef"] for e in dispatcher_container(gcp)["envs"]
+            if "valueSource" in e}
+    assert refs == {
+        "DAILY_API_KEY": {"secret": "voicefleet-gcp-test-daily-api-key", "version": "latest"},
+        "DISPATCHER_API_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-api-keys", "version": "latest"},
+    }
+
+
+def test_dispatcher_scaling_and_deletion_protection_follow_the_environment(stack: StackRunner) -> None:
+    run = stack("gcp", protect="true", dispatcherMinInstances="2", dispatcherMaxInstances="4")
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    assert service.inputs["deletionProtection"] is True
+    assert service.inputs["template"]["scaling"] == {"minInstanceCount": 2, "maxInstanceCount": 4}
+    assert all(r.protect for r in run.of_type("gcp:secretmanager/secret:Secret"))
+
+
+def test_every_gcp_resource_uses_the_default_labelled_provider(gcp: Run) -> None:
+    (provider,) = gcp.of_type("pulumi:providers:gcp")
+    labels = unwrap(provider.inputs["defaultLabels"])
+    labels = labels if isinstance(labels, dict) else __import__("json").loads(labels)
+    assert labels == {"project": "voicefleet", "stack": "gcp-test", "environment": "dev", "managed-by": "pulumi"}
+    resources = [r for r in gcp.registrations if r.type.startswith("gcp:")]
+    assert resources and all(r.provider.startswith(provider.urn + "::") for r in resources)
+
+
+def test_required_apis_are_enabled_and_left_on_at_destroy(gcp: Run) -> None:
+    services = {r.inputs["service"]: r.inputs["disableOnDestroy"] for r in gcp.of_type("gcp:projects/service:Service")}
+    assert {"compute.googleapis.com", "run.googleapis.com", "artifactregistry.googleapis.com",
+            "secretmanager.googleapis.com"} <= set(services)
+    assert not any(services.values())

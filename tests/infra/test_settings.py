@@ -1,0 +1,90 @@
+"""Bad configuration fails the whole program with one message naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.settings import DEFAULTS, SettingsError
+from tests.infra.conftest import SECRETS, StackRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def error(stack: StackRunner, cloud: str, **kwargs: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        stack(cloud, **kwargs)
+    return str(caught.value)
+
+
+def test_unknown_cloud_names_the_key(stack: StackRunner) -> None:
+    message = error(stack, "aws", **{"voicefleet:cloud": "azure"})
+    assert "voicefleet:cloud" in message and "azure" in message
+
+
+def test_negative_bot_cpu_names_the_key(stack: StackRunner) -> None:
+    assert "voicefleet:botCpu" in error(stack, "aws", botCpu="-512")
+
+
+def test_memory_outside_the_fargate_range_names_the_memory_key(stack: StackRunner) -> None:
+    message = error(stack, "aws", botCpu="512", botMemory="512")
+    assert "voicefleet:botMemory" in message and "1024..4096" in message
+
+
+def test_missing_required_secret_names_the_key_and_the_command(stack: StackRunner) -> None:
+    secrets = {k: v for k, v in SECRETS.items() if k != "voicefleet:dailyApiKey"}
+    message = error(stack, "aws", secrets=secrets)
+    assert "voicefleet:dailyApiKey" in message and "--secret" in message
+
+
+def test_secret_stored_in_plain_text_is_refused(stack: StackRunner) -> None:
+    message = error(stack, "gcp", plaintext=("voicefleet:dispatcherApiKeys",))
+    assert "voicefleet:dispatcherApiKeys" in message and "plain text" in message
+
+
+def test_session_longer_than_compute_engine_allows_names_the_key(stack: StackRunner) -> None:
+    message = error(stack, "gcp", maxSessionSeconds=str(121 * 24 * 3600))
+    assert "voicefleet:maxSessionSeconds" in message and "120 days" in message
+
+
+def test_keep_alive_not_longer_than_alb_idle_timeout_is_refused(stack: StackRunner) -> None:
+    message = error(stack, "aws", albIdleTimeoutSeconds="60", keepAliveSeconds="60")
+    assert "voicefleet:keepAliveSeconds" in message
+
+
+def test_https_is_required_unless_plain_http_is_chosen(stack: StackRunner) -> None:
+    assert "voicefleet:certificateArn" in error(stack, "aws", allowPlainHttp="false")
+
+
+def test_missing_region_names_the_provider_key(stack: StackRunner) -> None:
+    assert "gcp:region" in error(stack, "gcp", **{"gcp:region": " "})
+
+
+def test_bot_provider_keys_are_all_or_none(stack: StackRunner) -> None:
+    message = error(stack, "aws", deepgramApiKey="SENTINEL-deepgram")
+    assert "voicefleet:cartesiaApiKey" in message and "all or none" in message
+
+
+def test_log_retention_must_be_a_cloudwatch_period(stack: StackRunner) -> None:
+    assert "voicefleet:logRetentionDays" in error(stack, "aws", logRetentionDays="10")
+
+
+def test_one_message_not_a_traceback_of_errors(stack: StackRunner) -> None:
+    message = error(stack, "aws", botCpu="-1", logRetentionDays="10")
+    assert message.count("voicefleet:") == 1
+
+
+def test_project_file_defaults_equal_the_settings_defaults() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    defaults = {key: spec["default"] for key, spec in declared.items()
+                if isinstance(spec, dict) and "default" in spec}
+    assert defaults == DEFAULTS
+
+
+def test_every_secret_key_is_declared_secret_in_the_project_file() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key in ("dailyApiKey", "dispatcherApiKeys", "deepgramApiKey", "cartesiaApiKey", "openaiApiKey"):
+        assert declared[key].get("secret") is True, key
+        assert "default" not in declared[key], key
