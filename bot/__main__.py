@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
 from bot.app import main
+from bot.shutdown import exit_now
 
-sys.exit(main())
+exit_now(main())

@@ -7,14 +7,17 @@ usage errors are instant.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bot.config import BotConfig, ConfigError, load_config
+from bot.config import EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter
-from bot.lifecycle import EXIT_ERROR, EXIT_USAGE, EndReason, SessionLifecycle
+from bot.shutdown import run_bounded
+
+if TYPE_CHECKING:
+    from bot.lifecycle import SessionLifecycle
 
 
 def configure_logging() -> None:
@@ -35,14 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = EventWriter(config.session_id)
     try:
         if config.check:
-            return asyncio.run(_check(config, events))
-        outcome = asyncio.run(_serve(config, events))
+            return run_bounded(_check(config, events))
+        outcome = run_bounded(_serve(config, events))
     except ConfigError as exc:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
         events.emit("ended", reason="config_error", exit_code=EXIT_USAGE, detail=str(exc))
         return EXIT_USAGE
     except Exception as exc:
         from loguru import logger
+
+        from bot.lifecycle import EXIT_ERROR, EndReason
 
         logger.exception("bot failed")
         events.emit("ended", reason=EndReason.ERROR.value, exit_code=EXIT_ERROR, detail=type(exc).__name__)

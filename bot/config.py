@@ -24,8 +24,11 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS = 120.0
 SERVICE_KEY_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
 
 
+EXIT_USAGE = 2
+
+
 class ConfigError(Exception):
-    """Bad flags or environment: the bot exits 2 with this message."""
+    """Bad flags or environment: the bot exits `EXIT_USAGE` (2) with this message."""
 
 
 @dataclass(frozen=True)

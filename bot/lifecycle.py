@@ -38,7 +38,7 @@ class EndReason(enum.StrEnum):
 
 EXIT_ENDED = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
+# 2 (usage/config error) is bot.config.EXIT_USAGE: it is decided before any session exists.
 EXIT_CANNOT_CONNECT = 3
 
 

@@ -16,7 +16,7 @@ from pipecat.workers.runner import WorkerRunner
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.pipelines import build_worker
 
-STOP_GRACE_SECONDS = 3.0
+STOP_GRACE_SECONDS = 2.0
 
 
 class PipelineSession:
@@ -52,6 +52,8 @@ class PipelineSession:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_SECONDS)
             except TimeoutError:
+                # E.g. a Daily join still waiting on the network: it ignores cancellation until
+                # it fails. Leave it to the bounded loop shutdown in bot.app rather than hang.
                 logger.warning(f"pipeline did not stop within {STOP_GRACE_SECONDS:g}s; cancelling its task")
                 self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+                await asyncio.wait([self._task], timeout=1.0)

@@ -107,6 +107,9 @@ class SignallingServer:
             raise SignallingError(400, "invalid_offer", "`sdp` must be a non-empty string")
         if sdp_type != "offer":
             raise SignallingError(400, "invalid_offer", '`type` must be "offer"')
+        if "m=audio" not in sdp:
+            # aiortc answers almost any text; an offer without audio could never be a voice session.
+            raise SignallingError(400, "invalid_offer", "the offer has no audio media section")
         pc_id = _optional(body, "pc_id", str)
         restart_pc = bool(_optional(body, "restart_pc", bool))
 

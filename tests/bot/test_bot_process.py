@@ -1,0 +1,176 @@
+"""The bot as the local machines provider runs it: a subprocess, a ready line, HTTP signalling,
+a real aiortc peer, and the exit codes of the lifecycle contract."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import numpy as np
+import pytest
+
+from tests.bot.conftest import READY_TIMEOUT, SPEECH_WAV, BotProcess, SpawnBot, bot_env, start_bot
+from tests.support.audio import BOT_AUDIO_RMS, rms
+from tests.support.webrtc_client import OfferRejected, WebRTCClient
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def get_json(url: str) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return response.status, await response.json()
+
+
+async def send(method: str, url: str, data: str | bytes) -> tuple[int, str, dict[str, object]]:
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http, http.request(method, url, data=data, headers=headers) as response:
+        text = await response.text()
+        return response.status, response.content_type, json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def waiting_bot() -> Iterator[BotProcess]:
+    """One bot that never gets a peer, shared by the tests that leave its state alone."""
+    bot = start_bot(["--port", "0", "--session-id", "s-waiting", "--connect-timeout", "300"], bot_env())
+    try:
+        bot.ready = bot.next_event("ready", READY_TIMEOUT)
+        yield bot
+    finally:
+        bot.proc.kill()
+        bot.proc.wait(5)
+
+
+async def test_ready_line_reports_the_bound_port_and_pid(waiting_bot: BotProcess) -> None:
+    bot = waiting_bot
+    ready = bot.ready
+    assert ready is not None
+    assert (ready["pid"], ready["session_id"]) == (bot.proc.pid, "s-waiting")
+    assert isinstance(ready["port"], int) and ready["port"] > 0
+    with socket.create_connection(("127.0.0.1", ready["port"]), timeout=5):
+        pass
+    assert await get_json(f"{bot.base_url}/status") == (200, {"state": "waiting", "session_id": "s-waiting"})
+
+
+async def test_client_speech_gets_non_silent_audio_back_after_the_utterance(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--connect-timeout", "30")
+    async with WebRTCClient(bot.offer_url) as client:
+        assert bot.next_event("connected", 10)["pc_id"] == client.pc_id
+        assert (await get_json(f"{bot.base_url}/status"))[1]["state"] == "connected"
+        result = await client.talk(SPEECH_WAV, listen_seconds=4.0)
+    assert result.replied, result.summary()
+    assert result.connect_to_first_audio is not None, "the greeting should arrive on connect"
+    assert result.reply_audio.size and rms(result.reply_audio) > BOT_AUDIO_RMS / 4, result.summary()
+    # The echo is the utterance: at least most of the fixture's ~4 s came back, after the beep.
+    reply_seconds = sum(s.seconds for s in result.segments if s.start > (result.speech_end_at or 0))
+    assert reply_seconds > 2.5, result.summary()
+    assert bot.wait(15) == 0
+    assert bot.next_event("ended", 5)["reason"] == "peer_disconnected"
+
+
+async def test_sigterm_mid_session_exits_0_within_seconds(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot()
+    async with WebRTCClient(bot.offer_url) as client:
+        bot.next_event("connected", 10)
+        client.mic.play(np.tile(np.int16([0, 12000, 0, -12000]), 16000))  # the user is mid-utterance
+        time.sleep(1.0)
+        started = time.monotonic()
+        bot.proc.send_signal(signal.SIGTERM)
+        code = bot.wait(10)
+        elapsed = time.monotonic() - started
+    assert code == 0
+    assert elapsed < 5.0
+    assert bot.next_event("ended", 1)["reason"] == "signal"
+
+
+async def test_sigint_before_any_peer_exits_0(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot()
+    bot.proc.send_signal(signal.SIGINT)
+    assert bot.wait(10) == 0
+    assert bot.next_event("ended", 1)["reason"] == "signal"
+
+
+async def test_no_peer_within_connect_timeout_exits_3(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--connect-timeout", "1")
+    assert bot.wait(15) == 3
+    assert bot.next_event("ended", 1)["reason"] == "connect_timeout"
+
+
+async def test_max_duration_ends_the_session_with_exit_0(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--max-duration", "1.5", "--connect-timeout", "30")
+    assert bot.wait(15) == 0
+    assert bot.next_event("ended", 1)["reason"] == "max_duration"
+
+
+async def test_idle_session_ends_with_exit_0(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--idle-timeout", "1.5")
+    async with WebRTCClient(bot.offer_url):
+        bot.next_event("connected", 10)
+        code = bot.wait(15)  # the client stays connected but silent
+    assert code == 0
+    assert bot.next_event("ended", 1)["reason"] == "idle_timeout"
+
+
+async def test_second_peer_gets_409(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot()
+    async with WebRTCClient(bot.offer_url):
+        bot.next_event("connected", 10)
+        with pytest.raises(OfferRejected) as rejected:
+            async with WebRTCClient(bot.offer_url, connect_timeout=5):
+                pass
+    assert rejected.value.status == 409
+    assert rejected.value.body["error"]["code"] == "peer_already_connected"
+
+
+@pytest.mark.parametrize(
+    ("method", "payload", "code"),
+    [
+        ("POST", "{not json", "invalid_json"),
+        ("POST", "[1, 2]", "invalid_json"),
+        ("POST", '{"type": "offer"}', "invalid_offer"),
+        ("POST", '{"sdp": "v=0", "type": "answer"}', "invalid_offer"),
+        ("POST", '{"sdp": "this is not sdp", "type": "offer"}', "invalid_offer"),
+        ("PATCH", "{not json", "invalid_json"),
+        ("PATCH", '{"pc_id": 5}', "invalid_patch"),
+    ],
+)
+async def test_bad_signalling_requests_get_400_json_errors(
+    waiting_bot: BotProcess, method: str, payload: str, code: str
+) -> None:
+    bot = waiting_bot
+    status, content_type, body = await send(method, bot.offer_url, payload)
+    assert (status, content_type) == (400, "application/json")
+    assert body["error"]["code"] == code  # type: ignore[index]
+    assert "Traceback" not in json.dumps(body)
+    assert await get_json(f"{bot.base_url}/status") == (
+        200,
+        {"state": "waiting", "session_id": bot.ready["session_id"]},
+    )  # type: ignore[index]
+
+
+async def test_trickled_candidates_for_an_unknown_peer_get_404(waiting_bot: BotProcess) -> None:
+    bot = waiting_bot
+    status, _, body = await send("PATCH", bot.offer_url, json.dumps({"pc_id": "nope", "candidates": []}))
+    assert status == 404 and body["error"]["code"] == "unknown_pc_id"  # type: ignore[index]
+
+
+async def test_trickled_candidates_for_the_active_peer_are_accepted(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot()
+    async with WebRTCClient(bot.offer_url) as client:
+        candidate = {"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}  # end-of-candidates
+        status, _, body = await send(
+            "PATCH", bot.offer_url, json.dumps({"pc_id": client.pc_id, "candidates": [candidate]})
+        )
+    assert (status, body) == (200, {"status": "success"})
+
+
+async def test_port_already_in_use_exits_2(spawn_bot: SpawnBot) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bot = spawn_bot("--port", str(taken.getsockname()[1]), wait_ready=False)
+        assert bot.wait(30) == 2
+    assert "cannot listen on" in bot.stderr_tail()
