@@ -19,11 +19,16 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.parent_death import die_with_parent
 
 log = logging.getLogger("dispatcher.machines.local")
+
+# `bot` is a top-level package of this repository (not installed): make it importable for the
+# bot process wherever the dispatcher was started from.
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 # Ended sessions stay visible to GET /sessions/{id} for this long, then are forgotten.
 KEEP_ENDED_SECONDS = 600.0
@@ -211,6 +216,7 @@ def _bot_environment(spec: LaunchSpec) -> dict[str, str]:
     env["VOICEFLEET_BODY"] = json.dumps(dict(spec.body), separators=(",", ":"))
     env["MAX_SESSION_SECONDS"] = str(spec.max_session_seconds)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
     return env
 
 
