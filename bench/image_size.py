@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from tests.images.closure import (  # noqa: E402
     BOT_DOCKERFILE,
     DISPATCHER_DOCKERFILE,
-    REPO,
     Closure,
     build_closure,
+    entrypoint_command,
     excluded_packages,
     runtime_env,
+    runtime_workdir,
 )
-from tests.images.dockerfile import parse_file  # noqa: E402
 
 BUDGET_MB = {"bot": 400.0, "dispatcher": 80.0}
 MB = 1_000_000
@@ -88,15 +88,8 @@ def _unshare_prefix() -> list[str]:
 
 def check_times(closure: Closure, workdir: Path, runs: int) -> tuple[list[float], bool]:
     """Wall time of the bot image's entrypoint with `--check`, each run a fresh process."""
-    entrypoint = parse_file(BOT_DOCKERFILE).final.last("ENTRYPOINT")
-    assert entrypoint is not None
-    argv = entrypoint.exec_form()
-    command = [*argv[argv.index("--") + 1 :], "--check", *ROOM_ARGS]
-    app = workdir / "app"
-    for copy in parse_file(BOT_DOCKERFILE).final.all("COPY"):
-        if copy.flag("from") is None:
-            for source in copy.args.split()[:-1]:
-                shutil.copytree(REPO / source, app / source.rstrip("/"), ignore=shutil.ignore_patterns("__pycache__"))
+    command = [*entrypoint_command(BOT_DOCKERFILE), "--check", *ROOM_ARGS]
+    app = runtime_workdir(BOT_DOCKERFILE, workdir / "app")
     env = runtime_env(BOT_DOCKERFILE, closure, workdir)
     prefix = _unshare_prefix()
     times = []

@@ -93,3 +93,23 @@ def runtime_env(dockerfile: Path, closure: Closure, home: Path) -> dict[str, str
         value = value.replace("/opt/venv", str(closure.venv))
         env[key] = value.replace("$PATH", "/usr/local/bin:/usr/bin:/bin")
     return env
+
+
+def runtime_workdir(dockerfile: Path, dest: Path) -> Path:
+    """The runtime stage's WORKDIR contents: only the sources it COPYs from the build context."""
+    dest.mkdir(parents=True)
+    for copy in parse_file(dockerfile).final.all("COPY"):
+        if copy.flag("from") is None:
+            for source in copy.args.split()[:-1]:
+                target = dest / source.rstrip("/")
+                shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def entrypoint_command(dockerfile: Path) -> list[str]:
+    """The runtime ENTRYPOINT after tini's `--`: what runs once tini has set up signal forwarding."""
+    entrypoint = parse_file(dockerfile).final.last("ENTRYPOINT")
+    if entrypoint is None:
+        raise ValueError(f"{dockerfile.name}: the runtime stage has no ENTRYPOINT")
+    argv = entrypoint.exec_form()
+    return argv[argv.index("--") + 1 :] if "--" in argv else argv

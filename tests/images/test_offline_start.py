@@ -22,8 +22,10 @@ from tests.images.closure import (
     REPO,
     Closure,
     build_closure,
+    entrypoint_command,
     excluded_packages,
     runtime_env,
+    runtime_workdir,
     uv_sync_argv,
 )
 from tests.images.dockerfile import parse_file
@@ -65,16 +67,6 @@ def _unshare_works() -> bool:
 needs_netns = pytest.mark.skipif(not _unshare_works(), reason="unshare -n needs root (CI runs as root)")
 
 
-def _app_dir(dockerfile: Path, dest: Path) -> Path:
-    """The runtime stage's WORKDIR contents: only the sources it COPYs from the build context."""
-    dest.mkdir()
-    for copy in parse_file(dockerfile).final.all("COPY"):
-        if copy.flag("from") is None:
-            for source in copy.args.split()[:-1]:
-                shutil.copytree(REPO / source, dest / source.rstrip("/"), ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
 def _offline(
     closure: Closure, app: Path, home: Path, argv: list[str], **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
@@ -113,16 +105,12 @@ def bot_closure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Closure]:
 
 @pytest.fixture(scope="module")
 def bot_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _app_dir(BOT_DOCKERFILE, tmp_path_factory.mktemp("bot-workdir") / "app")
+    return runtime_workdir(BOT_DOCKERFILE, tmp_path_factory.mktemp("bot-workdir") / "app")
 
 
 @pytest.fixture(scope="module")
-def entrypoint_command() -> list[str]:
-    """The runtime ENTRYPOINT after tini's `--` (tini's own signal handling is not under test here)."""
-    entrypoint = parse_file(BOT_DOCKERFILE).final.last("ENTRYPOINT")
-    assert entrypoint is not None
-    argv = entrypoint.exec_form()
-    return argv[argv.index("--") + 1 :]
+def bot_command() -> list[str]:
+    return entrypoint_command(BOT_DOCKERFILE)
 
 
 @pytest.mark.slow
@@ -135,9 +123,9 @@ def test_bot_closure_has_none_of_the_excluded_packages(bot_closure: Closure) -> 
 @pytest.mark.slow
 @needs_netns
 def test_bot_check_passes_offline_with_the_parrot_pipeline(
-    bot_closure: Closure, bot_app: Path, entrypoint_command: list[str], tmp_path: Path
+    bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
 ) -> None:
-    result = _offline(bot_closure, bot_app, tmp_path, [*entrypoint_command, "--check", *ROOM_ARGS])
+    result = _offline(bot_closure, bot_app, tmp_path, [*bot_command, "--check", *ROOM_ARGS])
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"event": "checked"' in result.stdout and '"pipeline": "parrot"' in result.stdout
 
@@ -145,9 +133,9 @@ def test_bot_check_passes_offline_with_the_parrot_pipeline(
 @pytest.mark.slow
 @needs_netns
 def test_bot_check_passes_offline_with_the_service_pipeline(
-    bot_closure: Closure, bot_app: Path, entrypoint_command: list[str], tmp_path: Path
+    bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
 ) -> None:
-    result = _offline(bot_closure, bot_app, tmp_path, [*entrypoint_command, "--check", *ROOM_ARGS], **FAKE_SERVICE_KEYS)
+    result = _offline(bot_closure, bot_app, tmp_path, [*bot_command, "--check", *ROOM_ARGS], **FAKE_SERVICE_KEYS)
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"pipeline": "services"' in result.stdout
 
@@ -155,9 +143,9 @@ def test_bot_check_passes_offline_with_the_service_pipeline(
 @pytest.mark.slow
 @needs_netns
 def test_bot_check_opens_no_socket_and_resolves_no_name(
-    bot_closure: Closure, bot_app: Path, entrypoint_command: list[str], tmp_path: Path
+    bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
 ) -> None:
-    python = entrypoint_command[0]
+    python = bot_command[0]
     result = _offline(bot_closure, bot_app, tmp_path, [python, "-c", AUDITED_BOT, "--check", *ROOM_ARGS])
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.rstrip().splitlines()[-1] == "NETWORK:"
@@ -175,7 +163,7 @@ def test_bot_closure_imports_everything_a_daily_session_uses(bot_closure: Closur
 @pytest.mark.slow
 def test_every_dispatcher_module_imports_in_the_dispatcher_closure(tmp_path: Path) -> None:
     closure = build_closure(DISPATCHER_DOCKERFILE, tmp_path / "venv")
-    app = _app_dir(DISPATCHER_DOCKERFILE, tmp_path / "app")
+    app = runtime_workdir(DISPATCHER_DOCKERFILE, tmp_path / "app")
     script = (
         "import importlib, pkgutil, dispatcher\n"
         "for m in pkgutil.walk_packages(dispatcher.__path__, 'dispatcher.'):\n"
