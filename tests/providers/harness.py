@@ -31,6 +31,12 @@ class Harness:
     set_state: Callable[[str, str], None]  # (session id, "starting"|"started"|"ended"|"failed")
     throttle: Callable[[int], None]  # the next N launches are throttled (429 / ThrottlingException)
     reject: Callable[[], None]  # the next launch is refused for good (4xx)
+    # Every create call the fake received for a session ("" = any), as {session_id, room_url, token}.
+    received: Callable[[str], list[dict[str, str]]]
+
+    def launched(self) -> set[str]:
+        """Every session the fake received a create for."""
+        return {r["session_id"] for r in self.received("")}
 
     def make(self, **overrides: str) -> Machines:
         return self.factory({**self.env, **overrides})
@@ -62,6 +68,11 @@ def fly_harness(fake: fly_fake.FakeFly) -> Harness:
         set_state=set_state,
         throttle=lambda n: fake.fail(429, times=n, retry_after=0.05, method="POST", path_contains="/machines"),
         reject=lambda: fake.fail(422, method="POST", path_contains="/machines", body={"error": "invalid image"}),
+        received=lambda sid: [
+            _session_values(c.json()["config"]["env"])
+            for c in fake.calls_to("POST", "/machines")
+            if sid in ("", c.json()["config"]["env"].get("VOICEFLEET_SESSION_ID"))
+        ],
     )
 
 
@@ -94,6 +105,14 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
             path_contains="/instances",
             body={"error": {"code": 400, "message": "bad template", "errors": [{"reason": "invalid"}]}},
         ),
+        received=lambda sid: [
+            {"session_id": m["session-id"], "room_url": m["daily-room-url"], "token": m["daily-token"]}
+            for m in (
+                {i["key"]: i["value"] for i in c.json()["metadata"]["items"]}
+                for c in fake.calls_to("POST", "/instances")
+            )
+            if sid in ("", m["session-id"])
+        ],
     )
 
 
@@ -121,7 +140,16 @@ def ecs_harness(fake: EcsProxy) -> Harness:
         set_state=set_state,
         throttle=lambda n: fake.fail_action("RunTask", times=n),
         reject=lambda: fake.fail_action("RunTask", error="InvalidParameterException"),
+        received=lambda sid: [
+            _session_values({e["name"]: e["value"] for e in r["overrides"]["containerOverrides"][0]["environment"]})
+            for r in fake.requests_for("RunTask")
+            if sid in ("", r["startedBy"])
+        ],
     )
+
+
+def _session_values(env: dict[str, str]) -> dict[str, str]:
+    return {"session_id": env["VOICEFLEET_SESSION_ID"], "room_url": env["DAILY_ROOM_URL"], "token": env["DAILY_TOKEN"]}
 
 
 def _ecs_tasks(fake: EcsProxy, session_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,129 @@
+"""`POST /start` through the dispatcher app, for each cloud provider against its fake and the fake Daily.
+
+The brief named one file per provider; one parametrized module says the same thing once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.daily import DailyRooms, DailySettings
+from dispatcher.machines.base import Machines
+from dispatcher.settings import Settings, hash_api_key
+from tests.fakes.daily import API_KEY as DAILY_KEY
+from tests.fakes.daily import FakeDaily
+from tests.providers.harness import Harness
+from tests.providers.test_contract import harness  # noqa: F401 - the parametrized provider fixture
+
+KEY = "dispatch-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@dataclass
+class Dispatcher:
+    http: httpx.AsyncClient
+    machines: Machines
+    rooms: DailyRooms
+
+
+@pytest.fixture
+async def dispatcher(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[Dispatcher]:  # noqa: F811
+    settings = Settings(machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
+    machines = harness.make()
+    rooms = DailyRooms(DailySettings.from_env({"DAILY_API_KEY": DAILY_KEY, "DAILY_API_URL": fake_daily.url}))
+    app = create_app(settings, env={}, machines=machines, rooms=rooms)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    yield Dispatcher(http, machines, rooms)
+    await http.aclose()
+    await app.state.voicefleet.aclose()
+
+
+async def test_start_launches_the_bot_with_its_room_and_token(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,  # noqa: F811
+) -> None:
+    response = await dispatcher.http.post("/start", json={"body": {"persona": "x"}}, headers=AUTH)
+    assert response.status_code == 201
+    session = response.json()
+    [received] = harness.received(session["session_id"])
+    assert received["room_url"] == session["room_url"] == f"https://voicefleet-test.daily.co/vf-{session['session_id']}"
+    assert fake_daily.verify_token(received["token"])["r"] == f"vf-{session['session_id']}"
+    assert f"vf-{session['session_id']}" in fake_daily.rooms
+
+
+async def test_the_caller_gets_a_non_owner_token_not_the_bots(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,  # noqa: F811
+) -> None:
+    session = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()
+    [received] = harness.received(session["session_id"])
+    assert session["token"] != received["token"]
+    assert fake_daily.verify_token(session["token"])["o"] is False
+
+
+async def test_a_replayed_start_launches_one_machine(dispatcher: Dispatcher, harness: Harness) -> None:  # noqa: F811
+    headers = {**AUTH, "Idempotency-Key": "call-7"}
+    first = await dispatcher.http.post("/start", json={"body": {"a": 1}}, headers=headers)
+    again = await dispatcher.http.post("/start", json={"body": {"a": 1}}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert len(harness.received(first.json()["session_id"])) == 1
+
+
+async def test_a_reused_key_with_another_body_is_a_conflict(dispatcher: Dispatcher) -> None:
+    headers = {**AUTH, "Idempotency-Key": "call-8"}
+    await dispatcher.http.post("/start", json={"body": {"a": 1}}, headers=headers)
+    response = await dispatcher.http.post("/start", json={"body": {"a": 2}}, headers=headers)
+    assert response.status_code == 409
+
+
+async def test_a_refused_launch_leaves_no_room_behind(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,  # noqa: F811
+) -> None:
+    harness.reject()
+    response = await dispatcher.http.post("/start", json={}, headers=AUTH)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == f"{harness.name}_rejected"
+    assert fake_daily.rooms == {}
+
+
+async def test_a_failed_room_leaves_no_machine_running(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,  # noqa: F811
+) -> None:
+    await dispatcher.rooms.grant("0" * 24, 60)  # domain config cached: the failure hits the room only
+    before = harness.launched()  # moto is shared by the tests
+    fake_daily.fail(400, method="POST", path_contains="/rooms", body={"error": "invalid-request-error", "info": "no"})
+    response = await dispatcher.http.post("/start", json={}, headers={**AUTH, "Idempotency-Key": "k"})
+    assert response.status_code == 502
+    [sid] = harness.launched() - before
+    machine = await dispatcher.machines.status(sid)
+    assert machine is None or not machine.state.is_active
+
+
+async def test_persistent_throttling_answers_503_with_retry_after(dispatcher: Dispatcher, harness: Harness) -> None:  # noqa: F811
+    harness.throttle(1000)
+    response = await dispatcher.http.post("/start", json={}, headers=AUTH)
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_session_is_joined_once_the_bot_is_in_the_room(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,  # noqa: F811
+) -> None:
+    sid = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    harness.set_state(sid, "started")
+    assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "started"
+    fake_daily.join(f"vf-{sid}", f"bot-{sid}")
+    assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "joined"
