@@ -1,0 +1,144 @@
+"""voicefleet guardrails as Pulumi policy validators.
+
+Each check is a plain function over a resource's type and engine (camelCase) properties, so tests
+call it directly; `POLICIES` wraps them for the pack (policy/__main__.py). Unknown values during
+a preview (outputs not yet computed) are skipped rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+REQUIRED_TAGS = ("project", "stack", "environment", "managed-by")
+BOT_SG_DESCRIPTION = "voicefleet bots: no ingress"
+BOT_TAG = "voicefleet-bot"
+# Environment variable names that must come from a secret store, never a plain value.
+SECRET_NAME = re.compile(r"(API_KEY|API_KEYS|TOKEN|SECRET|PASSWORD|PRIVATE_KEY)$")
+
+Props = Mapping[str, Any]
+Check = Callable[[str, Props], Iterator[str]]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, (dict, list)) else None
+
+
+def iam_wildcard_actions(resource_type: str, props: Props) -> Iterator[str]:
+    if not resource_type.startswith("aws:iam/"):
+        return
+    for key in ("policy", "assumeRolePolicy"):
+        document = _json(props.get(key))
+        if not isinstance(document, dict):
+            continue
+        statements = document.get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            actions = statement.get("Action", [])
+            for action in [actions] if isinstance(actions, str) else actions:
+                if "*" in action:
+                    yield f"IAM action {action!r} is a wildcard; name the actions the role needs"
+
+
+def ecr_scan_on_push(resource_type: str, props: Props) -> Iterator[str]:
+    if resource_type == "aws:ecr/repository:Repository":
+        if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
+            yield "ECR repositories must scan images on push"
+
+
+def log_group_retention(resource_type: str, props: Props) -> Iterator[str]:
+    if resource_type == "aws:cloudwatch/logGroup:LogGroup" and not props.get("retentionInDays"):
+        yield "log groups must set retentionInDays (logs otherwise grow and bill forever)"
+
+
+def required_tags(resource_type: str, props: Props) -> Iterator[str]:
+    """AWS tags (with provider default tags merged: tagsAll) and GCP labels (effectiveLabels)."""
+    for key in ("tagsAll", "effectiveLabels"):
+        tags = props.get(key)
+        if isinstance(tags, dict):
+            missing = [t for t in REQUIRED_TAGS if t not in tags]
+            if missing:
+                yield f"missing required {'tags' if key == 'tagsAll' else 'labels'}: {', '.join(missing)}"
+
+
+def plaintext_secret_env(resource_type: str, props: Props) -> Iterator[str]:
+    names: list[str] = []
+    if resource_type == "aws:ecs/taskDefinition:TaskDefinition":
+        for container in _json(props.get("containerDefinitions")) or []:
+            names += [e.get("name", "") for e in container.get("environment") or []]
+    elif resource_type == "gcp:cloudrunv2/service:Service":
+        for container in (props.get("template") or {}).get("containers") or []:
+            names += [e.get("name", "") for e in container.get("envs") or [] if "value" in e]
+    for name in names:
+        if SECRET_NAME.search(name):
+            yield f"{name} is a plain environment value; pass it by reference (secrets/valueFrom, secretKeyRef)"
+
+
+def bot_sg_inline_ingress(resource_type: str, props: Props) -> Iterator[str]:
+    if resource_type == "aws:ec2/securityGroup:SecurityGroup" and props.get("description") == BOT_SG_DESCRIPTION:
+        if props.get("ingress"):
+            yield "the bot security group must not allow any ingress"
+
+
+def gcp_bot_ingress(resource_type: str, props: Props) -> Iterator[str]:
+    if resource_type != "gcp:compute/firewall:Firewall" or props.get("direction", "INGRESS") != "INGRESS":
+        return
+    targets = props.get("targetTags") or []
+    if not props.get("allows"):
+        return  # a deny rule can only narrow access
+    if BOT_TAG in targets or (not targets and not props.get("targetServiceAccounts")):
+        yield "bot VMs must not accept inbound traffic (this rule reaches them)"
+
+
+RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
+    "no-iam-wildcard-actions": ("IAM policies name their actions", iam_wildcard_actions),
+    "ecr-scan-on-push": ("ECR repositories scan images on push", ecr_scan_on_push),
+    "log-group-retention": ("CloudWatch log groups have a retention period", log_group_retention),
+    "required-tags": ("Resources carry the project/stack/environment/managed-by tags or labels", required_tags),
+    "no-plaintext-secrets-in-env": ("Secrets reach containers by reference, not as env values",
+                                    plaintext_secret_env),
+    "no-bot-sg-inline-ingress": ("The bot security group has no inline ingress", bot_sg_inline_ingress),
+    "no-gcp-bot-ingress": ("No firewall rule lets traffic into bot VMs", gcp_bot_ingress),
+}
+
+
+def _resource_validator(check: Check) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in check(args.resource_type, args.props):
+            report_violation(message, None)
+
+    return validate
+
+
+def bot_sg_standalone_ingress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Standalone ingress rules attached to the bot SG (found through property dependencies)."""
+    for resource in args.resources:
+        if resource.resource_type != "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+            continue
+        for group in resource.property_dependencies.get("securityGroupId", []):
+            if group.props.get("description") == BOT_SG_DESCRIPTION:
+                report_violation(f"{resource.name} opens the bot security group to inbound traffic", resource.urn)
+
+
+POLICIES = [
+    *(ResourceValidationPolicy(name=name, description=description, validate=_resource_validator(check),
+                               enforcement_level=EnforcementLevel.MANDATORY)
+      for name, (description, check) in RESOURCE_CHECKS.items()),
+    StackValidationPolicy(name="no-bot-sg-ingress-rules", description="No ingress rule targets the bot security group",
+                          validate=bot_sg_standalone_ingress, enforcement_level=EnforcementLevel.MANDATORY),
+]

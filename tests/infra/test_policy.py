@@ -1,0 +1,105 @@
+"""Policy pack validators, called directly (building a PolicyPack would block forever)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+
+from policy import rules
+from stacks.mocks import Run, unwrap
+from tests.infra.conftest import StackRunner
+
+TAGS = {"project": "voicefleet", "stack": "s", "environment": "dev", "managed-by": "pulumi"}
+
+
+def options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
+                                 custom_timeouts=None, additional_secret_outputs=[])  # type: ignore[arg-type]
+
+
+def violations(policy_name: str, resource_type: str, props: dict) -> list[str]:
+    (policy,) = [p for p in rules.POLICIES if p.name == policy_name]
+    found: list[str] = []
+    args = ResourceValidationArgs(resource_type, props, f"urn:x::{resource_type}::r", "r", options(), None)
+    policy.validate(args, lambda message, urn=None: found.append(message))  # type: ignore[misc, union-attr]
+    return found
+
+
+def policy_doc(*actions: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions),
+                                                               "Resource": "*"}]})
+
+
+def test_wildcard_iam_action_is_a_violation() -> None:
+    assert violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy", {"policy": policy_doc("ecs:*")})
+    assert violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy", {"policy": policy_doc("*")})
+
+
+def test_named_iam_actions_pass() -> None:
+    assert not violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy",
+                          {"policy": policy_doc("ecs:RunTask")})
+
+
+def test_ecr_repository_without_scan_on_push_is_a_violation() -> None:
+    typ = "aws:ecr/repository:Repository"
+    assert violations("ecr-scan-on-push", typ, {"imageScanningConfiguration": {"scanOnPush": False}})
+    assert not violations("ecr-scan-on-push", typ, {"imageScanningConfiguration": {"scanOnPush": True}})
+
+
+def test_log_group_without_retention_is_a_violation() -> None:
+    typ = "aws:cloudwatch/logGroup:LogGroup"
+    assert violations("log-group-retention", typ, {"name": "x"})
+    assert not violations("log-group-retention", typ, {"retentionInDays": 14})
+
+
+def test_missing_required_tags_or_labels_are_violations() -> None:
+    assert violations("required-tags", "aws:ecs/cluster:Cluster", {"tagsAll": {"project": "voicefleet"}})
+    assert violations("required-tags", "gcp:compute/instanceTemplate:InstanceTemplate", {"effectiveLabels": {}})
+    assert not violations("required-tags", "aws:ecs/cluster:Cluster", {"tagsAll": TAGS})
+
+
+def test_secret_named_env_value_in_a_task_definition_is_a_violation() -> None:
+    definitions = json.dumps([{"name": "d", "environment": [{"name": "DAILY_API_KEY", "value": "k"}]}])
+    assert violations("no-plaintext-secrets-in-env", "aws:ecs/taskDefinition:TaskDefinition",
+                      {"containerDefinitions": definitions})
+
+
+def test_secret_by_reference_in_cloud_run_passes_and_plain_value_fails() -> None:
+    typ = "gcp:cloudrunv2/service:Service"
+    by_ref = {"template": {"containers": [{"envs": [
+        {"name": "DAILY_API_KEY", "valueSource": {"secretKeyRef": {"secret": "s"}}}]}]}}
+    plain = {"template": {"containers": [{"envs": [{"name": "DISPATCHER_API_KEYS", "value": "k"}]}]}}
+    assert not violations("no-plaintext-secrets-in-env", typ, by_ref)
+    assert violations("no-plaintext-secrets-in-env", typ, plain)
+
+
+def test_inbound_firewall_reaching_bots_is_a_violation() -> None:
+    typ = "gcp:compute/firewall:Firewall"
+    assert violations("no-gcp-bot-ingress", typ, {"direction": "INGRESS", "allows": [{"protocol": "tcp"}],
+                                                  "targetTags": [rules.BOT_TAG]})
+    assert violations("no-gcp-bot-ingress", typ, {"allows": [{"protocol": "tcp"}]})  # no target: every VM
+    assert not violations("no-gcp-bot-ingress", typ, {"direction": "EGRESS", "allows": [{"protocol": "udp"}],
+                                                      "targetTags": [rules.BOT_TAG]})
+
+
+def test_ingress_rule_on_the_bot_security_group_is_a_stack_violation() -> None:
+    def resource(typ: str, props: dict, deps: dict | None = None) -> PolicyResource:
+        return PolicyResource(typ, props, f"urn:x::{typ}::r", "r", options(), None, None, [], deps or {})
+
+    bot = resource("aws:ec2/securityGroup:SecurityGroup", {"description": rules.BOT_SG_DESCRIPTION})
+    rule = resource("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", {"ipProtocol": "tcp"},
+                    {"securityGroupId": [bot]})
+    found: list[str] = []
+    (policy,) = [p for p in rules.POLICIES if p.name == "no-bot-sg-ingress-rules"]
+    policy.validate(StackValidationArgs([bot, rule]), lambda m, urn=None: found.append(m))  # type: ignore[misc, union-attr]
+    assert len(found) == 1
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_the_program_passes_its_own_resource_policies(stack: StackRunner, cloud: str) -> None:
+    run: Run = stack(cloud)
+    found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
+             for m in check(r.type, unwrap(r.inputs))]
+    assert found == []
