@@ -30,7 +30,7 @@ from tests.images.closure import (
 )
 from tests.images.dockerfile import parse_file
 
-# What a cloud session's bot imports: the Daily transport, both pipelines, Silero, soundfile (cffi).
+# What a cloud session's bot imports: the Daily transport, both pipelines, Silero, the resamplers.
 DAILY_BOT_MODULES = [
     "bot.daily_mode",
     "bot.services",
@@ -38,7 +38,6 @@ DAILY_BOT_MODULES = [
     "bot.session",
     "pipecat.audio.vad.silero",
     "pipecat.audio.utils",
-    "soundfile",
 ]
 ROOM_ARGS = ["--transport", "daily", "--room-url", "https://voicefleet.daily.co/offline-check"]
 FAKE_SERVICE_KEYS = {"DEEPGRAM_API_KEY": "dg", "OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "ca"}
