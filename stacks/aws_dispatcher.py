@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -66,9 +67,9 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
     }
 
 
-def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: object) -> None:
+def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:
     cls = aws.vpc.SecurityGroupIngressRule if kind == "ingress" else aws.vpc.SecurityGroupEgressRule
-    cls(name, opts=pulumi.ResourceOptions(parent=parent), **kwargs)  # type: ignore[arg-type]
+    cls(name, opts=pulumi.ResourceOptions(parent=parent), **kwargs)
 
 
 class Dispatcher(pulumi.ComponentResource):
@@ -121,15 +122,16 @@ class Dispatcher(pulumi.ComponentResource):
                           "healthy_threshold": 2, "unhealthy_threshold": 3},
             opts=child,
         )
-        forward = [{"type": "forward", "target_group_arn": targets.arn}]
+        forward: list[aws.lb.ListenerDefaultActionArgsDict] = [{"type": "forward", "target_group_arn": targets.arn}]
         if args.certificate_arn:
             listener = aws.lb.Listener(f"{name}-https", load_balancer_arn=balancer.arn, port=443, protocol="HTTPS",
                                        certificate_arn=args.certificate_arn,
                                        ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
                                        default_actions=forward, opts=child)
+            redirect: list[aws.lb.ListenerDefaultActionArgsDict] = [{"type": "redirect", "redirect": {
+                "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}]
             aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
-                            default_actions=[{"type": "redirect", "redirect": {
-                                "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}], opts=child)
+                            default_actions=redirect, opts=child)
             self.url = pulumi.Output.concat("https://", balancer.dns_name)
         else:
             listener = aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",

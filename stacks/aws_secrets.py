@@ -47,7 +47,7 @@ class SecretStore(pulumi.ComponentResource):
             self.arns[env_name] = secret.arn
         self.register_outputs({"arns": self.arns})
 
-    def references(self, env_names: Sequence[str]) -> list[dict[str, pulumi.Output[str]]]:
+    def references(self, env_names: Sequence[str]) -> list[dict[str, pulumi.Input[str]]]:
         """Container-definition `secrets` entries, sorted for a stable diff."""
         return [{"name": env, "valueFrom": self.arns[env]} for env in sorted(env_names)]
 

@@ -7,6 +7,7 @@ Cloud Run sets PORT from the container port itself, so it is not in `envs`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_gcp as gcp
@@ -59,7 +60,7 @@ class Dispatcher(pulumi.ComponentResource):
             ingress="INGRESS_TRAFFIC_ALL",
             invoker_iam_disabled=True,
             deletion_protection=args.deletion_protection,
-            template={
+            template=cast(gcp.cloudrunv2.ServiceTemplateArgsDict, {
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
                 "max_instance_request_concurrency": 80,
@@ -75,7 +76,7 @@ class Dispatcher(pulumi.ComponentResource):
                     "startup_probe": {**health, "period_seconds": 2, "failure_threshold": 15},
                     "liveness_probe": {**health, "period_seconds": 15},
                 }],
-            },
+            }),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.uri

@@ -35,7 +35,9 @@ class Network(pulumi.ComponentResource):
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)))
         subnetwork = gcp.compute.Subnetwork(name, network=network.id, region=args.region, ip_cidr_range=args.cidr,
                                             private_ip_google_access=True, opts=child)
-        egress = (("udp", 1000, [{"protocol": "udp"}], None),
+        Rule = tuple[str, int, list[gcp.compute.FirewallAllowArgsDict] | None,
+                     list[gcp.compute.FirewallDenyArgsDict] | None]
+        egress: tuple[Rule, ...] = (("udp", 1000, [{"protocol": "udp"}], None),
                   ("https", 1000, [{"protocol": "tcp", "ports": ["443"]}], None),
                   ("deny-other", 65534, None, [{"protocol": "all"}]))
         for rule, priority, allows, denies in egress:
