@@ -1,4 +1,5 @@
-"""The machines contract, once for every provider, each against its fake external API."""
+"""The machines contract, once for every provider (`harness` is parametrized in conftest.py),
+each against its fake external API."""
 
 from __future__ import annotations
 
@@ -9,19 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dispatcher.machines.base import LaunchSpec, Machines, MachinesError, MachineState, WaitTimeout
-from tests.providers.harness import Harness, ecs_harness, fly_harness, gce_harness
-
-PROVIDERS = ["ecs", "gce", "fly"]
-
-
-@pytest.fixture(params=PROVIDERS)
-def harness(request: pytest.FixtureRequest) -> Harness:
-    name = request.param
-    if name == "fly":
-        return fly_harness(request.getfixturevalue("fake_fly"))
-    if name == "gce":
-        return gce_harness(request.getfixturevalue("fake_gce"))
-    return ecs_harness(request.getfixturevalue("fake_ecs"))
+from tests.providers.harness import Harness
 
 
 @pytest.fixture

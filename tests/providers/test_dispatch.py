@@ -18,7 +18,6 @@ from dispatcher.settings import Settings, hash_api_key
 from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.providers.harness import Harness
-from tests.providers.test_contract import harness  # noqa: F401 - the parametrized provider fixture
 
 KEY = "dispatch-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -32,8 +31,13 @@ class Dispatcher:
 
 
 @pytest.fixture
-async def dispatcher(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[Dispatcher]:  # noqa: F811
-    settings = Settings(machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
+async def dispatcher(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[Dispatcher]:
+    settings = Settings(
+        machines=harness.name,
+        api_key_hashes=frozenset({hash_api_key(KEY)}),
+        max_session_seconds=600,
+        max_concurrent_sessions=100_000,  # the shared moto server holds other tests' tasks
+    )
     machines = harness.make()
     rooms = DailyRooms(DailySettings.from_env({"DAILY_API_KEY": DAILY_KEY, "DAILY_API_URL": fake_daily.url}))
     app = create_app(settings, env={}, machines=machines, rooms=rooms)
@@ -46,7 +50,7 @@ async def dispatcher(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[D
 async def test_start_launches_the_bot_with_its_room_and_token(
     dispatcher: Dispatcher,
     harness: Harness,
-    fake_daily: FakeDaily,  # noqa: F811
+    fake_daily: FakeDaily,
 ) -> None:
     response = await dispatcher.http.post("/start", json={"body": {"persona": "x"}}, headers=AUTH)
     assert response.status_code == 201
@@ -60,7 +64,7 @@ async def test_start_launches_the_bot_with_its_room_and_token(
 async def test_the_caller_gets_a_non_owner_token_not_the_bots(
     dispatcher: Dispatcher,
     harness: Harness,
-    fake_daily: FakeDaily,  # noqa: F811
+    fake_daily: FakeDaily,
 ) -> None:
     session = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()
     [received] = harness.received(session["session_id"])
@@ -68,7 +72,7 @@ async def test_the_caller_gets_a_non_owner_token_not_the_bots(
     assert fake_daily.verify_token(session["token"])["o"] is False
 
 
-async def test_a_replayed_start_launches_one_machine(dispatcher: Dispatcher, harness: Harness) -> None:  # noqa: F811
+async def test_a_replayed_start_launches_one_machine(dispatcher: Dispatcher, harness: Harness) -> None:
     headers = {**AUTH, "Idempotency-Key": "call-7"}
     first = await dispatcher.http.post("/start", json={"body": {"a": 1}}, headers=headers)
     again = await dispatcher.http.post("/start", json={"body": {"a": 1}}, headers=headers)
@@ -86,7 +90,7 @@ async def test_a_reused_key_with_another_body_is_a_conflict(dispatcher: Dispatch
 async def test_a_refused_launch_leaves_no_room_behind(
     dispatcher: Dispatcher,
     harness: Harness,
-    fake_daily: FakeDaily,  # noqa: F811
+    fake_daily: FakeDaily,
 ) -> None:
     harness.reject()
     response = await dispatcher.http.post("/start", json={}, headers=AUTH)
@@ -98,7 +102,7 @@ async def test_a_refused_launch_leaves_no_room_behind(
 async def test_a_failed_room_leaves_no_machine_running(
     dispatcher: Dispatcher,
     harness: Harness,
-    fake_daily: FakeDaily,  # noqa: F811
+    fake_daily: FakeDaily,
 ) -> None:
     await dispatcher.rooms.grant("0" * 24, 60)  # domain config cached: the failure hits the room only
     before = harness.launched()  # moto is shared by the tests
@@ -110,7 +114,7 @@ async def test_a_failed_room_leaves_no_machine_running(
     assert machine is None or not machine.state.is_active
 
 
-async def test_persistent_throttling_answers_503_with_retry_after(dispatcher: Dispatcher, harness: Harness) -> None:  # noqa: F811
+async def test_persistent_throttling_answers_503_with_retry_after(dispatcher: Dispatcher, harness: Harness) -> None:
     harness.throttle(1000)
     response = await dispatcher.http.post("/start", json={}, headers=AUTH)
     assert response.status_code == 503
@@ -120,7 +124,7 @@ async def test_persistent_throttling_answers_503_with_retry_after(dispatcher: Di
 async def test_session_is_joined_once_the_bot_is_in_the_room(
     dispatcher: Dispatcher,
     harness: Harness,
-    fake_daily: FakeDaily,  # noqa: F811
+    fake_daily: FakeDaily,
 ) -> None:
     sid = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
     harness.set_state(sid, "started")
