@@ -1,9 +1,8 @@
 """Typed, validated stack settings: the only module that reads Pulumi config.
 
-Every key is declared (type, description, default) in Pulumi.yaml; the defaults below must equal
-those (tests/infra/test_settings.py checks it), because offline runs do not see Pulumi.yaml.
-A bad value fails the whole program with ONE message that names the key, before any resource
-is registered.
+Every key is declared (type, description, default) in Pulumi.yaml; the same defaults live in
+stacks/config_reader.py DEFAULTS, because offline runs do not see Pulumi.yaml. A bad value fails
+the whole program with ONE message that names the key, before any resource is registered.
 """
 
 from __future__ import annotations
@@ -16,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+
+from stacks.config_reader import DEFAULTS, Reader, SettingsError
+
+__all__ = ["DEFAULTS", "AwsSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
 
 NAMESPACE = "voicefleet"
 CLOUDS = ("aws", "gcp")
@@ -50,42 +53,6 @@ REQUIRED_SECRET_KEYS: dict[str, str] = {
     "dispatcherApiKeys": "DISPATCHER_API_KEYS",
 }
 
-# The defaults, in one place (mirrored by Pulumi.yaml `config:`).
-DEFAULTS: dict[str, Any] = {
-    "environment": "dev",
-    "protect": False,
-    "maxConcurrentSessions": 10,
-    "maxSessionSeconds": 1800,
-    "platforms": ["linux/amd64"],
-    "buildOnPreview": True,
-    "imageRetentionCount": 20,
-    # AWS
-    "vpcCidr": "10.40.0.0/16",
-    "azCount": 2,
-    "botCpu": 512,
-    "botMemory": 1024,
-    "dispatcherCpu": 256,
-    "dispatcherMemory": 512,
-    "dispatcherCount": 1,
-    "ecsCapacityProviders": "FARGATE",
-    "albIdleTimeoutSeconds": 60,
-    "keepAliveSeconds": 65,
-    "allowPlainHttp": False,
-    "allowedCidrs": ["0.0.0.0/0"],
-    "containerInsights": False,
-    "logRetentionDays": 14,
-    "secretRecoveryDays": 7,
-    # GCP
-    "subnetCidr": "10.50.0.0/20",
-    "botMachineType": "e2-small",
-    "botDiskGb": 10,
-    "dispatcherMinInstances": 0,
-    "dispatcherMaxInstances": 3,
-}
-
-
-class SettingsError(pulumi.RunError):
-    """Bad stack configuration. A RunError, so Pulumi prints the message without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -154,89 +121,10 @@ class Settings:
         return f"{self.project}-{self.stack}"
 
 
-class _Reader:
-    """Reads one namespace; every error names the full key."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.config = pulumi.Config(namespace)
-
-    def key(self, name: str) -> str:
-        return f"{self.namespace}:{name}"
-
-    def fail(self, name: str, problem: str) -> SettingsError:
-        return SettingsError(f"Invalid stack configuration: {self.key(name)} {problem}")
-
-    def raw(self, name: str) -> str | None:
-        value = self.config.get(name)
-        return value.strip() if value is not None and value.strip() else None
-
-    def string(self, name: str, *, choices: tuple[str, ...] = (), pattern: re.Pattern[str] | None = None,
-               required: bool = False) -> str:
-        value = self.raw(name)
-        if value is None:
-            if required or name not in DEFAULTS:
-                raise self.fail(name, "is required (pulumi config set " + name + " …)")
-            value = str(DEFAULTS[name])
-        if choices and value not in choices:
-            raise self.fail(name, f"must be one of {', '.join(choices)} (got {value!r})")
-        if pattern is not None and not pattern.match(value):
-            raise self.fail(name, f"must match {pattern.pattern} (got {value!r})")
-        return value
-
-    def optional(self, name: str) -> str | None:
-        return self.raw(name)
-
-    def integer(self, name: str, *, minimum: int, maximum: int | None = None) -> int:
-        raw = self.raw(name)
-        if raw is None:
-            return int(DEFAULTS[name])
-        try:
-            value = int(raw)
-        except ValueError:
-            raise self.fail(name, f"must be a whole number (got {raw!r})") from None
-        if value < minimum:
-            raise self.fail(name, f"must be at least {minimum} (got {value})")
-        if maximum is not None and value > maximum:
-            raise self.fail(name, f"must be at most {maximum} (got {value})")
-        return value
-
-    def boolean(self, name: str) -> bool:
-        raw = self.raw(name)
-        if raw is None:
-            return bool(DEFAULTS[name])
-        if raw.lower() not in ("true", "false"):
-            raise self.fail(name, f"must be true or false (got {raw!r})")
-        return raw.lower() == "true"
-
-    def string_list(self, name: str) -> tuple[str, ...]:
-        raw = self.raw(name)
-        if raw is None:
-            return tuple(DEFAULTS[name])
-        try:
-            value = self.config.get_object(name)
-        except Exception:  # noqa: BLE001 - pulumi raises its own JSON error type
-            value = None
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise self.fail(name, f"must be a non-empty list of strings (got {raw!r})")
-        return tuple(value)
-
-    def secret(self, name: str, *, required: bool) -> pulumi.Output[str] | None:
-        if self.raw(name) is None:
-            if required:
-                raise self.fail(name, f"is required: pulumi config set --secret {name} …")
-            return None
-        if not pulumi.runtime.is_config_secret(self.key(name)):
-            raise self.fail(name, f"is stored in plain text: set it with pulumi config set --secret {name} …")
-        value = self.config.get_secret(name)
-        assert value is not None
-        return value
-
-
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the current stack's configuration (raises SettingsError)."""
     environ = os.environ if environ is None else environ
-    cfg = _Reader(NAMESPACE)
+    cfg = Reader(NAMESPACE)
     cloud = cfg.string("cloud", choices=CLOUDS, required=True)
     stack = pulumi.get_stack()
     environment = cfg.string("environment", pattern=_LABEL)
@@ -298,14 +186,14 @@ def _with(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)
 
 
-def _cidr(cfg: _Reader, name: str, value: str) -> str:
+def _cidr(cfg: Reader, name: str, value: str) -> str:
     try:
         return str(ipaddress.ip_network(value))
     except ValueError:
         raise cfg.fail(name, f"must be an IPv4 CIDR block like 10.0.0.0/16 (got {value!r})") from None
 
 
-def _fargate_size(cfg: _Reader, cpu_key: str, memory_key: str, cpu: int, memory: int) -> None:
+def _fargate_size(cfg: Reader, cpu_key: str, memory_key: str, cpu: int, memory: int) -> None:
     if cpu not in FARGATE_SIZES:
         allowed = ", ".join(str(c) for c in FARGATE_SIZES)
         raise cfg.fail(cpu_key, f"must be a Fargate CPU size ({allowed}; 1024 = 1 vCPU), got {cpu}")
@@ -315,8 +203,8 @@ def _fargate_size(cfg: _Reader, cpu_key: str, memory_key: str, cpu: int, memory:
                                    f" (got {memory})")
 
 
-def _aws(cfg: _Reader, settings: Settings) -> AwsSettings:
-    region = _Reader("aws").string("region", required=True)
+def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
+    region = Reader("aws").string("region", required=True)
     bot_cpu = cfg.integer("botCpu", minimum=1)
     bot_memory = cfg.integer("botMemory", minimum=1)
     _fargate_size(cfg, "botCpu", "botMemory", bot_cpu, bot_memory)
@@ -360,8 +248,8 @@ def _aws(cfg: _Reader, settings: Settings) -> AwsSettings:
     )
 
 
-def _gcp(cfg: _Reader, settings: Settings) -> GcpSettings:
-    gcp = _Reader("gcp")
+def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
+    gcp = Reader("gcp")
     project = gcp.string("project", required=True)
     region = gcp.string("region", required=True)
     zone = cfg.optional("gcpZone") or f"{region}-a"

@@ -1,0 +1,128 @@
+"""Reading Pulumi config with errors that name the full key (`voicefleet:botCpu …`).
+
+`DEFAULTS` holds every default in one place; Pulumi.yaml declares the same values for the CLI
+(tests/infra/test_settings.py checks that they agree).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pulumi
+
+# The defaults, in one place (mirrored by Pulumi.yaml `config:`).
+DEFAULTS: dict[str, Any] = {
+    "environment": "dev",
+    "protect": False,
+    "maxConcurrentSessions": 10,
+    "maxSessionSeconds": 1800,
+    "platforms": ["linux/amd64"],
+    "buildOnPreview": True,
+    "imageRetentionCount": 20,
+    # AWS
+    "vpcCidr": "10.40.0.0/16",
+    "azCount": 2,
+    "botCpu": 512,
+    "botMemory": 1024,
+    "dispatcherCpu": 256,
+    "dispatcherMemory": 512,
+    "dispatcherCount": 1,
+    "ecsCapacityProviders": "FARGATE",
+    "albIdleTimeoutSeconds": 60,
+    "keepAliveSeconds": 65,
+    "allowPlainHttp": False,
+    "allowedCidrs": ["0.0.0.0/0"],
+    "containerInsights": False,
+    "logRetentionDays": 14,
+    "secretRecoveryDays": 7,
+    # GCP
+    "subnetCidr": "10.50.0.0/20",
+    "botMachineType": "e2-small",
+    "botDiskGb": 10,
+    "dispatcherMinInstances": 0,
+    "dispatcherMaxInstances": 3,
+}
+
+
+class SettingsError(pulumi.RunError):
+    """Bad stack configuration. A RunError, so Pulumi prints the message without a traceback."""
+
+
+class Reader:
+    """Reads one namespace; every error names the full key."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.config = pulumi.Config(namespace)
+
+    def key(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    def fail(self, name: str, problem: str) -> SettingsError:
+        return SettingsError(f"Invalid stack configuration: {self.key(name)} {problem}")
+
+    def raw(self, name: str) -> str | None:
+        value = self.config.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def string(self, name: str, *, choices: tuple[str, ...] = (), pattern: re.Pattern[str] | None = None,
+               required: bool = False) -> str:
+        value = self.raw(name)
+        if value is None:
+            if required or name not in DEFAULTS:
+                raise self.fail(name, "is required (pulumi config set " + name + " …)")
+            value = str(DEFAULTS[name])
+        if choices and value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(choices)} (got {value!r})")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(name, f"must match {pattern.pattern} (got {value!r})")
+        return value
+
+    def optional(self, name: str) -> str | None:
+        return self.raw(name)
+
+    def integer(self, name: str, *, minimum: int, maximum: int | None = None) -> int:
+        raw = self.raw(name)
+        if raw is None:
+            return int(DEFAULTS[name])
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.fail(name, f"must be a whole number (got {raw!r})") from None
+        if value < minimum:
+            raise self.fail(name, f"must be at least {minimum} (got {value})")
+        if maximum is not None and value > maximum:
+            raise self.fail(name, f"must be at most {maximum} (got {value})")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return bool(DEFAULTS[name])
+        if raw.lower() not in ("true", "false"):
+            raise self.fail(name, f"must be true or false (got {raw!r})")
+        return raw.lower() == "true"
+
+    def string_list(self, name: str) -> tuple[str, ...]:
+        raw = self.raw(name)
+        if raw is None:
+            return tuple(DEFAULTS[name])
+        try:
+            value = self.config.get_object(name)
+        except Exception:  # noqa: BLE001 - pulumi raises its own JSON error type
+            value = None
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, f"must be a non-empty list of strings (got {raw!r})")
+        return tuple(value)
+
+    def secret(self, name: str, *, required: bool) -> pulumi.Output[str] | None:
+        if self.raw(name) is None:
+            if required:
+                raise self.fail(name, f"is required: pulumi config set --secret {name} …")
+            return None
+        if not pulumi.runtime.is_config_secret(self.key(name)):
+            raise self.fail(name, f"is stored in plain text: set it with pulumi config set --secret {name} …")
+        value = self.config.get_secret(name)
+        assert value is not None
+        return value
