@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter
+from bot.lazy_imports import defer_unused_imports
 from bot.shutdown import run_bounded
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging()
+    defer_unused_imports()
     events = EventWriter(config.session_id)
     try:
         if config.check:

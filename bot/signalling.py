@@ -5,9 +5,9 @@
     GET   /status     → {"state": "waiting"|"connected"|"ended", "session_id"}
 
 One session per process: a second peer (another or no pc_id while one is active) gets 409.
-Errors are JSON `{"error": {"code", "message"}}`, never a traceback. Built on `aiohttp.web`
-(already imported by Pipecat) and `SmallWebRTCConnection` directly, because Pipecat's request
-handler imports FastAPI (~350 ms of start-up).
+Errors are JSON `{"error": {"code", "message"}}`, never a traceback. Uses `SmallWebRTCConnection`
+directly, because Pipecat's request handler imports FastAPI (~350 ms of start-up), and serves
+HTTP with bot/http_server.py rather than aiohttp (see there why).
 """
 
 from __future__ import annotations
@@ -17,37 +17,14 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from aiohttp import web
 from aiortc.sdp import candidate_from_sdp
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
 
+from bot.http_server import HttpError, JsonHttpServer, Request, Response
+
 SessionState = Literal["waiting", "connected", "ended"]
 OnConnection = Callable[[SmallWebRTCConnection], Awaitable[None]]
-
-
-class SignallingError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except SignallingError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except web.HTTPException as exc:  # 404/405 from routing: same JSON shape as ours
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
-        logger.exception(f"{request.method} {request.path} failed")
-        return error_response(500, "internal", "internal error")
 
 
 class SignallingServer:
@@ -64,13 +41,13 @@ class SignallingServer:
         self._on_connection = on_connection
         self._ice_servers = ice_servers
         self._lock = asyncio.Lock()  # two racing offers: exactly one becomes the session's peer
-        self._runner: web.AppRunner | None = None
-
-        app = web.Application(middlewares=[json_errors])
-        app.router.add_post("/api/offer", self._offer)
-        app.router.add_patch("/api/offer", self._patch)
-        app.router.add_get("/status", self._status)
-        self._app = app
+        self._http = JsonHttpServer(
+            {
+                ("POST", "/api/offer"): self._offer,
+                ("PATCH", "/api/offer"): self._patch,
+                ("GET", "/status"): self._status,
+            }
+        )
 
     async def start(self, host: str, port: int) -> int:
         """Binds host:port (0 = any free port) and returns the port actually bound."""
@@ -85,94 +62,81 @@ class SignallingServer:
         sock.listen(16)
         sock.setblocking(False)
         # Our own socket: the port we report is the one we hold, with no bind-then-reopen race.
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await self._http.start(sock)
         bound: int = sock.getsockname()[1]
         return bound
 
     async def close(self) -> None:
         if self.connection is not None:
             await self.connection.disconnect()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._http.close()
 
-    async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response({"state": self.state, "session_id": self.session_id})
+    async def _status(self, request: Request) -> Response:
+        return Response(200, {"state": self.state, "session_id": self.session_id})
 
-    async def _offer(self, request: web.Request) -> web.Response:
-        body = await _json_object(request)
+    async def _offer(self, request: Request) -> Response:
+        body = request.json_object()
         sdp, sdp_type = body.get("sdp"), body.get("type")
         if not isinstance(sdp, str) or not sdp.strip():
-            raise SignallingError(400, "invalid_offer", "`sdp` must be a non-empty string")
+            raise HttpError(400, "invalid_offer", "`sdp` must be a non-empty string")
         if sdp_type != "offer":
-            raise SignallingError(400, "invalid_offer", '`type` must be "offer"')
+            raise HttpError(400, "invalid_offer", '`type` must be "offer"')
         if "m=audio" not in sdp:
             # aiortc answers almost any text; an offer without audio could never be a voice session.
-            raise SignallingError(400, "invalid_offer", "the offer has no audio media section")
+            raise HttpError(400, "invalid_offer", "the offer has no audio media section")
         pc_id = _optional(body, "pc_id", str)
         restart_pc = bool(_optional(body, "restart_pc", bool))
 
         async with self._lock:
             if self.state == "ended":
-                raise SignallingError(409, "session_ended", "this bot's session has ended")
+                raise HttpError(409, "session_ended", "this bot's session has ended")
             current = self.connection
             if current is not None:
                 if pc_id != current.pc_id:
-                    raise SignallingError(409, "peer_already_connected", "this bot serves one peer and already has one")
+                    raise HttpError(409, "peer_already_connected", "this bot serves one peer and already has one")
                 logger.info(f"renegotiating pc_id={pc_id} (restart_pc={restart_pc})")
                 await current.renegotiate(sdp=sdp, type=sdp_type, restart_pc=restart_pc)
-                return web.json_response(current.get_answer())
+                return Response(200, current.get_answer())
 
             connection = SmallWebRTCConnection(ice_servers=self._ice_servers)
             try:
                 await connection.initialize(sdp=sdp, type=sdp_type)
             except Exception as exc:  # aiortc raises ValueError & co. on SDP it cannot use
                 await connection.disconnect()
-                raise SignallingError(400, "invalid_offer", f"cannot answer this offer: {exc}") from None
+                raise HttpError(400, "invalid_offer", f"cannot answer this offer: {exc}") from None
             self.connection = connection
             await self._on_connection(connection)
-            return web.json_response(connection.get_answer())
+            return Response(200, connection.get_answer())
 
-    async def _patch(self, request: web.Request) -> web.Response:
-        body = await _json_object(request)
+    async def _patch(self, request: Request) -> Response:
+        body = request.json_object()
         pc_id, candidates = body.get("pc_id"), body.get("candidates")
         if not isinstance(pc_id, str) or not isinstance(candidates, list):
-            raise SignallingError(400, "invalid_patch", "expected {pc_id: string, candidates: [...]}")
+            raise HttpError(400, "invalid_patch", "expected {pc_id: string, candidates: [...]}")
         if self.connection is None or self.connection.pc_id != pc_id:
-            raise SignallingError(404, "unknown_pc_id", "no peer connection with this pc_id")
+            raise HttpError(404, "unknown_pc_id", "no peer connection with this pc_id")
         for raw in candidates:
             await self.connection.add_ice_candidate(_ice_candidate(raw))
-        return web.json_response({"status": "success"})
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise SignallingError(400, "invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise SignallingError(400, "invalid_json", "the request body must be a JSON object")
-    return body
+        return Response(200, {"status": "success"})
 
 
 def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if value is not None and not isinstance(value, kind):
-        raise SignallingError(400, "invalid_offer", f"`{key}` must be a {kind.__name__}")
+        raise HttpError(400, "invalid_offer", f"`{key}` must be a {kind.__name__}")
     return value
 
 
 def _ice_candidate(raw: object) -> Any:
     """A trickled candidate in aiortc's form; an empty string is the end-of-candidates marker."""
     if not isinstance(raw, dict) or not isinstance(raw.get("candidate", ""), str):
-        raise SignallingError(400, "invalid_patch", "each candidate must be {candidate, sdp_mid, sdp_mline_index}")
+        raise HttpError(400, "invalid_patch", "each candidate must be {candidate, sdp_mid, sdp_mline_index}")
     if not raw.get("candidate"):
         return None
     try:
         candidate = candidate_from_sdp(raw["candidate"].removeprefix("candidate:"))
     except (ValueError, IndexError, AssertionError) as exc:
-        raise SignallingError(400, "invalid_patch", f"malformed ICE candidate: {exc}") from None
+        raise HttpError(400, "invalid_patch", f"malformed ICE candidate: {exc}") from None
     candidate.sdpMid = raw.get("sdp_mid")
     candidate.sdpMLineIndex = raw.get("sdp_mline_index")
     return candidate

@@ -17,6 +17,7 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.ice import ice_server_urls, loopback_requested, use_loopback_candidates
+from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.parrot import greeting_frame
 from bot.pipelines import build_pipeline, load_vad
@@ -100,4 +101,5 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
         if session is not None:
             await session.stop()
         await server.close()
+    logger.debug(f"deferred modules this session needed: {materialized() or 'none'}")
     return lifecycle
