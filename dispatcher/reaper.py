@@ -3,7 +3,8 @@
 Every sweep lists this deployment's machines through the machines protocol and
 - stops any machine still active past `MAX_SESSION_SECONDS` + `REAPER_GRACE_SECONDS` (a bot that
   hung, or whose dispatcher died before it could stop it), and ends its room;
-- ends the room of every session whose machine has ended (a room must not outlive its bot).
+- removes every machine whose session has ended but which the provider still holds (a powered-off
+  Compute Engine VM keeps its disk) and ends its room (a room must not outlive its bot).
 Several replicas may sweep at once: stop and delete are idempotent, and each replica's interval is
 jittered so they do not hit the provider in lockstep.
 """
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,10 @@ from dispatcher.metrics import Metrics
 from dispatcher.rooms import Rooms
 
 log = logging.getLogger("dispatcher.reaper")
+
+# Providers keep ended machines listed for a while (ECS shows stopped tasks for about an hour):
+# remember which ended sessions this replica already cleaned, so each costs its calls once.
+REMEMBERED_ENDED_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Reaper:
         self._deadline = max_session_seconds + settings.grace_seconds
         self._settings = settings
         self._clock = clock
+        self._cleaned: OrderedDict[str, None] = OrderedDict()
 
     async def sweep(self) -> Counter[str]:
         """One pass. Returns what it did, by reason; a failing call is logged and counted, never raised."""
@@ -68,9 +74,12 @@ class Reaper:
                 ok = await self._attempt(self._machines.stop(machine.session_id), machine.session_id, reason)
                 if ok:
                     await self._end_room(machine.session_id)
-            elif not machine.state.is_active and self._rooms is not None:
-                reason = "room_of_ended_session"
-                ok = await self._end_room(machine.session_id)
+            elif not machine.state.is_active and machine.session_id not in self._cleaned:
+                reason = "ended_session"
+                ok = await self._attempt(self._machines.stop(machine.session_id), machine.session_id, reason)
+                ok = await self._end_room(machine.session_id) and ok
+                if ok:
+                    self._remember(machine.session_id)
             else:
                 continue
             outcome = reason if ok else f"{reason}_failed"
@@ -79,6 +88,11 @@ class Reaper:
         if done:
             log.info("reaper: %s", dict(done))
         return done
+
+    def _remember(self, session_id: str) -> None:
+        self._cleaned[session_id] = None
+        if len(self._cleaned) > REMEMBERED_ENDED_SESSIONS:
+            self._cleaned.popitem(last=False)
 
     async def _end_room(self, session_id: str) -> bool:
         if self._rooms is None:

@@ -47,7 +47,7 @@ class SessionService:
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
 
     async def active_count(self) -> int:
-        return sum(1 for m in await self._machines.list() if m.state.is_active)
+        return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
 
     async def start(
         self,
@@ -156,6 +156,7 @@ class SessionService:
     async def stop(self, session_id: str) -> Machine | None:
         if not await self._call(self._machines.stop(session_id)):
             return None
+        self._admission.invalidate()
         if self._rooms is not None:
             await self._call(self._rooms.delete(session_id))
         return await self._call(self._machines.status(session_id))

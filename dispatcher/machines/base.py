@@ -110,7 +110,11 @@ class Machines(Protocol):
         ...
 
     async def list(self) -> list[Machine]:
-        """Every machine of this deployment (active and recently ended), for clean-up."""
+        """Every machine of this deployment the provider still holds, for counting and clean-up.
+
+        That is the active ones plus any ended one that still exists (a stopped VM keeps its
+        disk, a stopped task its record); the reaper removes those with `stop`.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -193,8 +193,10 @@ class LocalMachines:
             await bot.monitor  # the monitor reaps and records the final state
 
     async def list(self) -> list[Machine]:
+        # An exited bot holds nothing (its process is reaped), so only live bots are listed;
+        # ended ones stay visible to `status` for KEEP_ENDED_SECONDS.
         self._forget_old()
-        return [bot.machine(self._settings.bind_host) for bot in self._bots.values()]
+        return [bot.machine(self._settings.bind_host) for bot in self._bots.values() if bot.state.is_active]
 
     async def aclose(self) -> None:
         self._closed = True

@@ -78,13 +78,53 @@ async def test_a_machine_within_its_session_is_left_alone(machines):
     assert pid_alive(pid)
 
 
-async def test_the_room_of_an_ended_session_is_ended(machines):
+async def test_an_ended_machine_still_listed_is_cleaned_once_per_replica():
+    provider, rooms = EndedButHeld("g" * 24), RecordingRooms()
+    provider.stop = lambda session_id: _record(provider, session_id)  # the provider keeps listing it
+    sweeper, _ = reaper(provider, rooms)
+    await sweeper.sweep()
+    assert await sweeper.sweep() == {}
+    assert (provider.stopped, rooms.deleted) == (["g" * 24], ["g" * 24])
+
+
+async def _record(provider, session_id: str) -> bool:
+    provider.stopped.append(session_id)
+    return True
+
+
+class EndedButHeld:
+    """A provider that still holds an ended machine (as Compute Engine keeps a powered-off VM)."""
+
+    name = "held"
+
+    def __init__(self, session_id: str) -> None:
+        from dispatcher.machines.base import Machine, MachineState
+
+        self.machines = [Machine(session_id, "vm-1", MachineState.ENDED, created_at=time.time())]
+        self.stopped: list[str] = []
+
+    async def list(self):
+        return list(self.machines)
+
+    async def stop(self, session_id: str) -> bool:
+        self.stopped.append(session_id)
+        self.machines = [m for m in self.machines if m.session_id != session_id]
+        return True
+
+
+async def test_an_ended_machine_the_provider_still_holds_is_removed_with_its_room():
+    provider, rooms = EndedButHeld("c" * 24), RecordingRooms()
+    sweeper, _ = reaper(provider, rooms)
+    assert (await sweeper.sweep())["ended_session"] == 1
+    assert (provider.stopped, rooms.deleted) == (["c" * 24], ["c" * 24])
+    assert await sweeper.sweep() == {}  # nothing left to do
+
+
+async def test_ended_local_bots_hold_nothing_and_are_not_swept(machines):
     await launch(machines, "c" * 24)
     await machines.stop("c" * 24)
-    rooms = RecordingRooms()
-    sweeper, _ = reaper(machines, rooms)
-    assert (await sweeper.sweep())["room_of_ended_session"] == 1
-    assert rooms.deleted == ["c" * 24]
+    sweeper, _ = reaper(machines, RecordingRooms())
+    assert await sweeper.sweep() == {}
 
 
 async def test_an_overdue_machine_also_loses_its_room(machines):
@@ -95,11 +135,9 @@ async def test_an_overdue_machine_also_loses_its_room(machines):
     assert rooms.deleted == ["d" * 24]
 
 
-async def test_a_failing_room_call_is_counted_not_raised(machines):
-    await launch(machines, "e" * 24)
-    await machines.stop("e" * 24)
-    sweeper, _ = reaper(machines, RecordingRooms(fail=True))
-    assert (await sweeper.sweep())["room_of_ended_session_failed"] == 1
+async def test_a_failing_room_call_is_counted_not_raised():
+    sweeper, _ = reaper(EndedButHeld("e" * 24), RecordingRooms(fail=True))
+    assert (await sweeper.sweep())["ended_session_failed"] == 1
 
 
 async def test_two_replicas_sweeping_at_once_stop_each_machine_once(machines):
