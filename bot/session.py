@@ -56,4 +56,4 @@ class PipelineSession:
                 # it fails. Leave it to the bounded loop shutdown in bot.app rather than hang.
                 logger.warning(f"pipeline did not stop within {STOP_GRACE_SECONDS:g}s; cancelling its task")
                 self._task.cancel()
-                await asyncio.wait([self._task], timeout=1.0)
+                await asyncio.wait([self._task], timeout=0.5)

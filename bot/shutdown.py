@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-SHUTDOWN_GRACE_SECONDS = 2.0
+SHUTDOWN_GRACE_SECONDS = 1.0
 
 
 def run_bounded(main: Coroutine[Any, Any, T], *, grace: float = SHUTDOWN_GRACE_SECONDS) -> T:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
 
 from bot.config import load_config
@@ -32,8 +35,20 @@ def test_daily_transport_flags_override_the_environment() -> None:
 @pytest.mark.timeout(60)
 def test_daily_bot_that_cannot_join_exits_3_and_never_logs_its_token(spawn_bot: SpawnBot) -> None:
     env = bot_env(DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="secret-bot-token")
-    bot = spawn_bot("--connect-timeout", "8", env=env, prefix=unshare_network_prefix())
+    bot = spawn_bot("--connect-timeout", "3", env=env, prefix=unshare_network_prefix())
     assert bot.wait(30) == 3
     ended = bot.next_event("ended", 5)
     assert ended["reason"] in ("join_failed", "connect_timeout")
     assert "secret-bot-token" not in bot.stderr_tail(10_000)
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_while_the_daily_join_hangs_still_exits_0_within_seconds(spawn_bot: SpawnBot) -> None:
+    env = bot_env(DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="t")
+    bot = spawn_bot("--connect-timeout", "60", env=env, prefix=unshare_network_prefix())
+    time.sleep(0.5)  # the join is now waiting on a network that does not exist
+    started = time.monotonic()
+    bot.proc.send_signal(signal.SIGTERM)
+    assert bot.wait(15) == 0
+    assert time.monotonic() - started < 6.0
+    assert bot.next_event("ended", 1)["reason"] == "signal"

@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.http_server import MAX_BODY_BYTES, JsonHttpServer, Request, Response
+from bot.http_server import MAX_BODY_BYTES, Handler, JsonHttpServer, Request, Response
 
 
 async def echo(request: Request) -> Response:
     return Response(200, {"got": request.json_object()})
 
 
-@pytest.fixture
-async def port() -> AsyncIterator[int]:
+@contextlib.asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[int]:
+    """Serves `handler` on POST /echo at a free loopback port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     sock.setblocking(False)
-    server = JsonHttpServer({("POST", "/echo"): echo})
+    server = JsonHttpServer({("POST", "/echo"): handler})
     await server.start(sock)
-    yield sock.getsockname()[1]
-    await server.close()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    async with serving(echo) as bound:
+        yield bound
 
 
 async def exchange(port: int, raw: bytes) -> tuple[int, dict[str, object], bytes]:
@@ -86,14 +96,6 @@ async def test_a_handler_crash_is_a_json_500_without_traceback() -> None:
     async def crash(request: Request) -> Response:
         raise RuntimeError("boom")
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    sock.setblocking(False)
-    server = JsonHttpServer({("POST", "/echo"): crash})
-    await server.start(sock)
-    try:
-        status, body, _ = await exchange(sock.getsockname()[1], post(b"{}"))
-    finally:
-        await server.close()
+    async with serving(crash) as port:
+        status, body, _ = await exchange(port, post(b"{}"))
     assert (status, body) == (500, {"error": {"code": "internal", "message": "internal error"}})
