@@ -9,6 +9,7 @@ returns the original tasks, with other parameters `ConflictException` + `resourc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ class ActionFailure:
     times: int
 
 
+@dataclass
+class ActionDelay:
+    action: str
+    seconds: float
+    times: int
+
+
 def action_of(request_headers: dict[str, str]) -> str:
     return request_headers.get("x-amz-target", "").rsplit(".", 1)[-1]
 
@@ -42,6 +50,7 @@ class EcsProxy(FakeApi):
         super().__init__()
         self.moto_url = moto_url
         self.action_failures: list[ActionFailure] = []
+        self.action_delays: list[ActionDelay] = []
         self._tokens: dict[str, tuple[str, bytes]] = {}  # clientToken -> (params digest, response)
 
     def routes(self) -> list[Route]:
@@ -51,6 +60,11 @@ class EcsProxy(FakeApi):
         self, action: str, *, error: str = "ThrottlingException", status: int = 400, times: int = 1
     ) -> None:
         self.action_failures.append(ActionFailure(action, error, status, times))
+
+    def delay_action(self, action: str, seconds: float, *, times: int = 1) -> None:
+        """Hold the next `times` calls of `action` for `seconds`, then serve them (a slow or
+        hanging API that still acts on the call)."""
+        self.action_delays.append(ActionDelay(action, seconds, times))
 
     def requests_for(self, action: str) -> list[dict[str, Any]]:
         return [c.json() for c in self.calls if action_of(c.headers) == action]
@@ -68,6 +82,11 @@ class EcsProxy(FakeApi):
 
     async def forward(self, request: Request) -> Response:
         action = action_of(dict(request.headers))
+        for delay in self.action_delays:
+            if delay.action == action and delay.times > 0:
+                delay.times -= 1
+                await asyncio.sleep(delay.seconds)
+                break
         if injected := self._injected(action):
             return injected
         body = await request.body()

@@ -54,9 +54,36 @@ class Failure:
 
 
 @dataclass
+class Delay:
+    """Hold the next `times` matching calls for `seconds` before serving them (a slow or hanging
+    API: the call is still served afterwards, as a server that accepted it would)."""
+
+    seconds: float
+    times: int = 1
+    method: str | None = None
+    path_contains: str | None = None
+    path_suffix: str | None = None  # e.g. "/machines": the create, not "/machines/{id}/stop"
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            (self.method is None or self.method == method)
+            and (self.path_contains is None or self.path_contains in path)
+            and (self.path_suffix is None or path.endswith(self.path_suffix))
+        )
+
+
+@dataclass
 class Knobs:
     latency: float = 0.0  # seconds added to every call
     failures: list[Failure] = field(default_factory=list)
+    delays: list[Delay] = field(default_factory=list)
+
+    def take_delay(self, method: str, path: str) -> float:
+        for delay in self.delays:
+            if delay.times > 0 and delay.matches(method, path):
+                delay.times -= 1
+                return delay.seconds
+        return 0.0
 
     def take_failure(self, method: str, path: str) -> Failure | None:
         for failure in self.failures:
@@ -78,6 +105,7 @@ class FakeApi:
         self.knobs = Knobs()
         self.calls: list[Call] = []
         self._lock = threading.Lock()
+        self._in_flight = 0
 
     def routes(self) -> list[Route]:
         raise NotImplementedError
@@ -86,6 +114,15 @@ class FakeApi:
         failure = Failure(status=status, **kwargs)
         self.knobs.failures.append(failure)
         return failure
+
+    def delay(self, seconds: float, **kwargs: Any) -> Delay:
+        delay = Delay(seconds=seconds, **kwargs)
+        self.knobs.delays.append(delay)
+        return delay
+
+    def in_flight(self) -> int:
+        """Calls received and not yet answered (e.g. still held by a `delay`)."""
+        return self._in_flight
 
     def calls_to(self, method: str, path_contains: str = "") -> list[Call]:
         return [c for c in self.calls if c.method == method and path_contains in c.path]
@@ -103,14 +140,20 @@ class FakeApi:
             call = Call(request.method, request.url.path, dict(request.query_params), dict(request.headers), body)
             with self._lock:
                 self.calls.append(call)
-            if self.knobs.latency:
-                await asyncio.sleep(self.knobs.latency)
-            failure = self.knobs.take_failure(request.method, request.url.path)
-            if failure is not None:
-                headers = {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
-                content = failure.body if failure.body is not None else self.error_body(failure.status)
-                return JSONResponse(content, status_code=failure.status, headers=headers)
-            return await endpoint(request)
+                self._in_flight += 1
+                held = self.knobs.take_delay(request.method, request.url.path)
+            try:
+                if self.knobs.latency or held:
+                    await asyncio.sleep(self.knobs.latency + held)
+                failure = self.knobs.take_failure(request.method, request.url.path)
+                if failure is not None:
+                    headers = {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
+                    content = failure.body if failure.body is not None else self.error_body(failure.status)
+                    return JSONResponse(content, status_code=failure.status, headers=headers)
+                return await endpoint(request)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
 
         return handler
 
