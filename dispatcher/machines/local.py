@@ -115,7 +115,7 @@ class LocalMachines:
             )
         except OSError as exc:
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
-            raise MachinesError("spawn_failed", f"could not start the bot process: {exc}") from exc
+            raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{spec.session_id}")
         log.info("session %s: bot pid %d starting", spec.session_id, bot.process.pid)
         return LaunchResult(bot.machine(self._settings.bind_host), created=True)

@@ -7,6 +7,8 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   exit-clean      exit 0 right after announcing readiness (the peer left)
   never-ready     never announce readiness
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
+  controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
+                  on SIGUSR2 ("failed"), exit 0 on SIGTERM
 """
 
 from __future__ import annotations
@@ -50,14 +52,22 @@ def main() -> int:
     parser.add_argument("--max-duration", type=int)
     args = parser.parse_args()
     mode = os.environ.get("STANDIN_MODE", "serve")
-    # Record what the dispatcher handed over, so tests can check it (never the secrets).
+    stop, ready, failed = threading.Event(), threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: ready.set())
+    signal.signal(signal.SIGUSR2, lambda *_: failed.set())
+    # Record what the dispatcher handed over (never the secrets). Written once the signal
+    # handlers are in place, so a test that saw the record may signal the process.
     if record := os.environ.get("STANDIN_RECORD_DIR"):
         with open(os.path.join(record, f"{args.session_id}.json"), "w") as f:
             json.dump({"argv": sys.argv[1:], "body": os.environ.get("VOICEFLEET_BODY"),
                        "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else lambda *_: stop.set())
+    if mode == "controlled":
+        while not (ready.is_set() or stop.is_set() or failed.is_set()):
+            stop.wait(0.02)
+        if failed.is_set() or stop.is_set():
+            return 3 if failed.is_set() else 0
     if mode == "never-ready":
         stop.wait()
         return 0
@@ -68,6 +78,10 @@ def main() -> int:
         return 3
     if mode == "exit-clean":
         return 0
+    if mode == "controlled":
+        while not (stop.is_set() or failed.is_set()):
+            stop.wait(0.02)
+        return 3 if failed.is_set() else 0
     if os.environ.get("STANDIN_CONNECT"):
         print(json.dumps({"event": "connected"}), flush=True)
     while not stop.wait(0.1):

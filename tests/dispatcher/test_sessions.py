@@ -98,7 +98,7 @@ async def test_an_unstartable_bot_command_is_a_clean_502(make_api, monkeypatch):
     async with context as api:
         response = await api.post("/start", json={})
     assert response.status_code == 502
-    assert response.json()["error"]["code"] == "spawn_failed"
+    assert response.json()["error"]["code"] == "local_rejected"
 
 
 async def test_the_offer_is_proxied_to_the_sessions_bot(api):

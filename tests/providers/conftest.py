@@ -13,6 +13,10 @@ PROVIDERS = ["ecs", "gce", "fly"]
 
 @pytest.fixture(params=PROVIDERS)
 def harness(request: pytest.FixtureRequest) -> Harness:
+    return harness_for(request)
+
+
+def harness_for(request: pytest.FixtureRequest) -> Harness:
     name = request.param
     if name == "fly":
         return fly_harness(request.getfixturevalue("fake_fly"))

@@ -7,14 +7,22 @@ the fake's machine as the real provider would, or inject the provider's document
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import json
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from dispatcher.machines.base import Machines
+from dispatcher.machines.base import Machines, MachineState
 from dispatcher.machines.ecs import EcsMachines, EcsSettings
 from dispatcher.machines.fly import FlyMachines, FlySettings
 from dispatcher.machines.gce import GceMachines, GceSettings
+from dispatcher.machines.local import LocalMachines, LocalSettings
+from tests.dispatcher.conftest import STANDIN_BOT
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
 from tests.fakes.ecs import EcsProxy, moto_task
@@ -28,11 +36,22 @@ class Harness:
     fake: Any
     env: dict[str, str]
     factory: Callable[[dict[str, str]], Machines]
-    set_state: Callable[[str, str], None]  # (session id, "starting"|"started"|"ended"|"failed")
+    # (session id, "starting"|"started"|"ended"|"failed"); may return an awaitable to wait on
+    set_state: Callable[[str, str], object]
     throttle: Callable[[int], None]  # the next N launches are throttled (429 / ThrottlingException)
     reject: Callable[[], None]  # the next launch is refused for good (4xx)
     # Every create call the fake received for a session ("" = any), as {session_id, room_url, token}.
     received: Callable[[str], list[dict[str, str]]]
+
+    # False where a machine is known only to the dispatcher process that launched it (local).
+    replicas_share_machines: bool = True
+    can_throttle: bool = True
+
+    async def move(self, session_id: str, state: str) -> None:
+        """Put the session's machine in `state`, as the provider would, and wait until it is."""
+        result = self.set_state(session_id, state)
+        if inspect.isawaitable(result):
+            await result
 
     def launched(self) -> set[str]:
         """Every session the fake received a create for."""
@@ -159,3 +178,57 @@ def _ecs_tasks(fake: EcsProxy, session_id: str) -> list[dict[str, Any]]:
     cluster = fake.env["ECS_CLUSTER"]
     arns = ecs.list_tasks(cluster=cluster, startedBy=session_id)["taskArns"]
     return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+def local_harness(record_dir: Path) -> Harness:
+    """The local provider with the stand-in bot in its signal-driven mode (the caller sets
+    STANDIN_MODE=controlled and STANDIN_RECORD_DIR=record_dir in the environment)."""
+    made: list[LocalMachines] = []
+    signals = {"started": signal.SIGUSR1, "failed": signal.SIGUSR2, "ended": signal.SIGTERM}
+
+    def make(env: dict[str, str]) -> Machines:
+        command = STANDIN_BOT if "LOCAL_BOT_COMMAND" not in env else tuple(env["LOCAL_BOT_COMMAND"].split())
+        provider = LocalMachines(LocalSettings(bot_command=command, stop_grace_seconds=2))
+        made.append(provider)
+        return provider
+
+    async def set_state(session_id: str, state: str) -> None:
+        provider = next(p for p in made if session_id in p._bots)
+        if state != "starting":  # the controlled stand-in starts in "starting" and stays there
+            while not (record_dir / f"{session_id}.json").exists():  # its signal handlers are set
+                await asyncio.sleep(0.01)
+            process = provider._bots[session_id].process
+            assert process is not None
+            os.kill(process.pid, signals[state])
+        want = MachineState(state)
+        deadline = asyncio.get_running_loop().time() + 10
+        while (machine := await provider.status(session_id)) is None or machine.state is not want:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"local bot of {session_id} did not reach {state}")
+            await asyncio.sleep(0.02)
+
+    def reject() -> None:
+        # A bot command that cannot run: the local analogue of an API refusing the launch for good.
+        for provider in made:
+            provider._settings = LocalSettings(bot_command=("/nonexistent/voicefleet-bot",))
+
+    def received(session_id: str) -> list[dict[str, str]]:
+        records = [json.loads(p.read_text()) for p in sorted(record_dir.glob("*.json"))]
+        return [
+            {"session_id": r["argv"][r["argv"].index("--session-id") + 1], "room_url": "", "token": ""}
+            for r in records
+            if session_id in ("", r["argv"][r["argv"].index("--session-id") + 1])
+        ]
+
+    return Harness(
+        name="local",
+        fake=None,
+        env={},
+        factory=make,
+        set_state=set_state,
+        throttle=lambda n: None,
+        reject=reject,
+        received=received,
+        replicas_share_machines=False,
+        can_throttle=False,
+    )

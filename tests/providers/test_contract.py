@@ -10,7 +10,18 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dispatcher.machines.base import LaunchSpec, Machines, MachinesError, MachineState, WaitTimeout
-from tests.providers.harness import Harness
+from tests.providers.conftest import PROVIDERS, harness_for
+from tests.providers.harness import Harness, local_harness
+
+
+@pytest.fixture(params=[*PROVIDERS, "local"])
+def harness(request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    """Every provider, local included: local runs real bot processes (the signal-driven stand-in)."""
+    if request.param != "local":
+        return harness_for(request)
+    monkeypatch.setenv("STANDIN_MODE", "controlled")
+    monkeypatch.setenv("STANDIN_RECORD_DIR", str(tmp_path))
+    return local_harness(tmp_path)
 
 
 @pytest.fixture
@@ -18,6 +29,16 @@ async def machines(harness: Harness) -> AsyncIterator[Machines]:
     provider = harness.make()
     yield provider
     await provider.aclose()
+
+
+def skip_unless_shared(harness: Harness) -> None:
+    if not harness.replicas_share_machines:
+        pytest.skip(f"{harness.name} machines belong to the one dispatcher process that launched them")
+
+
+def skip_unless_throttled(harness: Harness) -> None:
+    if not harness.can_throttle:
+        pytest.skip(f"{harness.name} has no API that could throttle a launch")
 
 
 def spec(session_id: str | None = None, digest: str = "d" * 32) -> LaunchSpec:
@@ -51,6 +72,7 @@ async def test_launch_is_idempotent_on_the_session_id(machines: Machines) -> Non
 async def test_another_replica_finds_the_machine_and_does_not_launch_twice(
     harness: Harness, machines: Machines
 ) -> None:
+    skip_unless_shared(harness)
     s = spec()
     first = await machines.launch(s)
     replica = harness.make()
@@ -66,11 +88,12 @@ async def test_another_replica_finds_the_machine_and_does_not_launch_twice(
 async def test_body_digest_is_recorded_on_the_machine(harness: Harness, machines: Machines) -> None:
     s = spec(digest="0123456789abcdef0123456789abcdef")
     await machines.launch(s)
-    replica = harness.make()
+    replica = harness.make() if harness.replicas_share_machines else machines
     try:
         machine = await replica.status(s.session_id)
     finally:
-        await replica.aclose()
+        if replica is not machines:
+            await replica.aclose()
     assert machine is not None and machine.body_digest == s.body_digest
 
 
@@ -83,7 +106,7 @@ async def test_status_follows_the_provider(harness: Harness, machines: Machines)
     await machines.launch(s)
     seen = []
     for state in ("starting", "started", "ended"):
-        harness.set_state(s.session_id, state)
+        await harness.move(s.session_id, state)
         machine = await machines.status(s.session_id)
         assert machine is not None
         seen.append(machine.state)
@@ -95,7 +118,7 @@ async def test_a_bot_that_exits_with_an_error_is_failed(harness: Harness, machin
         pytest.skip("a VM reports no exit code; GCE failures are failed inserts (test_gce.py)")
     s = spec()
     await machines.launch(s)
-    harness.set_state(s.session_id, "failed")
+    await harness.move(s.session_id, "failed")
     machine = await machines.status(s.session_id)
     assert machine is not None and machine.state is MachineState.FAILED
     assert machine.detail == "exit code 3"
@@ -104,11 +127,11 @@ async def test_a_bot_that_exits_with_an_error_is_failed(harness: Harness, machin
 async def test_wait_started_returns_once_the_machine_runs(harness: Harness, machines: Machines) -> None:
     s = spec()
     await machines.launch(s)
-    harness.set_state(s.session_id, "starting")
+    await harness.move(s.session_id, "starting")
 
     async def boot() -> None:
         await asyncio.sleep(0.3)
-        harness.set_state(s.session_id, "started")
+        await harness.move(s.session_id, "started")
 
     booting = asyncio.create_task(boot())
     machine = await machines.wait_started(s.session_id, timeout=10)
@@ -119,7 +142,7 @@ async def test_wait_started_returns_once_the_machine_runs(harness: Harness, mach
 async def test_wait_started_gives_up_at_the_deadline(harness: Harness, machines: Machines) -> None:
     s = spec()
     await machines.launch(s)
-    harness.set_state(s.session_id, "starting")
+    await harness.move(s.session_id, "starting")
     with pytest.raises(WaitTimeout):
         await machines.wait_started(s.session_id, timeout=0.5)
 
@@ -127,7 +150,7 @@ async def test_wait_started_gives_up_at_the_deadline(harness: Harness, machines:
 async def test_stop_ends_the_machine(harness: Harness, machines: Machines) -> None:
     s = spec()
     await machines.launch(s)
-    harness.set_state(s.session_id, "started")
+    await harness.move(s.session_id, "started")
     assert await machines.stop(s.session_id) is True
     machine = await machines.status(s.session_id)
     assert machine is None or machine.state is MachineState.ENDED
@@ -144,12 +167,14 @@ async def test_list_finds_every_launched_machine(machines: Machines) -> None:
 
 
 async def test_throttled_launch_is_retried(harness: Harness, machines: Machines) -> None:
+    skip_unless_throttled(harness)
     harness.throttle(2)
     result = await machines.launch(spec())
     assert result.created is True
 
 
 async def test_persistent_throttling_is_reported_with_a_retry_hint(harness: Harness) -> None:
+    skip_unless_throttled(harness)
     provider = harness.make()
     harness.throttle(1000)
     try:
