@@ -25,7 +25,7 @@ from dispatcher.machines.base import MachinesError
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
 from dispatcher.rooms import RoomGrant
-from dispatcher.settings import SettingsError, _float, _int
+from dispatcher.settings import SettingsError, float_setting, int_setting
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
@@ -62,10 +62,10 @@ class DailySettings:
             api_key=key,
             api_url=(env.get("DAILY_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
             room_prefix=prefix,
-            bot_join_seconds=_int(env, "DAILY_BOT_JOIN_SECONDS", cls.bot_join_seconds, minimum=10),
-            user_join_seconds=_int(env, "DAILY_USER_JOIN_SECONDS", cls.user_join_seconds, minimum=10),
-            timeout=_float(env, "DAILY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=_float(env, "DAILY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            bot_join_seconds=int_setting(env, "DAILY_BOT_JOIN_SECONDS", cls.bot_join_seconds, minimum=10),
+            user_join_seconds=int_setting(env, "DAILY_USER_JOIN_SECONDS", cls.user_join_seconds, minimum=10),
+            timeout=float_setting(env, "DAILY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "DAILY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             rate=Rate.from_env(env, "DAILY", DEFAULT_RATE),
             delete_rate=Rate.from_env(env, "DAILY_DELETE", DEFAULT_DELETE_RATE),
         )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from dispatcher.settings import _float, _int
+from dispatcher.settings import float_setting, int_setting
 
 
 class RateLimited(Exception):
@@ -34,9 +34,9 @@ class Rate:
     def from_env(cls, env: Mapping[str, str], prefix: str, default: Rate) -> Rate:
         """`<prefix>_RATE` (calls/s), `<prefix>_BURST`, `<prefix>_MAX_WAIT` (s) override `default`."""
         return cls(
-            per_second=_float(env, f"{prefix}_RATE", default.per_second, minimum=0.001),
-            burst=_int(env, f"{prefix}_BURST", default.burst, minimum=1),
-            max_wait=_float(env, f"{prefix}_MAX_WAIT", default.max_wait, minimum=0.0),
+            per_second=float_setting(env, f"{prefix}_RATE", default.per_second, minimum=0.001),
+            burst=int_setting(env, f"{prefix}_BURST", default.burst, minimum=1),
+            max_wait=float_setting(env, f"{prefix}_MAX_WAIT", default.max_wait, minimum=0.0),
         )
 
 

@@ -32,7 +32,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -45,7 +45,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -98,16 +98,16 @@ class Settings:
                 )
         return cls(
             host=host,
-            port=_int(env, "PORT", cls.port, minimum=0),
+            port=int_setting(env, "PORT", cls.port, minimum=0),
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
-            max_concurrent_sessions=_int(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
-            max_session_seconds=_int(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
-            start_wait_seconds=_float(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
-            start_rate_per_key=_float(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),
-            start_burst_per_key=_int(env, "START_BURST_PER_KEY", cls.start_burst_per_key),
-            reaper_interval_seconds=_float(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
-            reaper_grace_seconds=_float(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
+            max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
+            max_session_seconds=int_setting(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
+            start_wait_seconds=float_setting(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
+            start_rate_per_key=float_setting(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),
+            start_burst_per_key=int_setting(env, "START_BURST_PER_KEY", cls.start_burst_per_key),
+            reaper_interval_seconds=float_setting(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
+            reaper_grace_seconds=float_setting(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
             cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
         )
 

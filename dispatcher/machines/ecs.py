@@ -26,7 +26,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.providers import bot_environment
 from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
 from dispatcher.retry import Backoff, Transient, poll_until_started, with_retries
-from dispatcher.settings import SettingsError, _float
+from dispatcher.settings import SettingsError, float_setting
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
 DEFAULT_RUN_TASK_RATE = Rate(per_second=20, burst=20)
@@ -106,10 +106,10 @@ class EcsSettings:
             assign_public_ip=public_ip,
             capacity_providers=parse_capacity_providers(env.get("ECS_CAPACITY_PROVIDERS", "").strip() or "FARGATE"),
             endpoint_url=env.get("AWS_ENDPOINT_URL", "").strip() or None,
-            connect_timeout=_float(env, "ECS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1),
-            read_timeout=_float(env, "ECS_READ_TIMEOUT_SECONDS", cls.read_timeout, minimum=0.1),
-            retry_deadline=_float(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=_float(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            connect_timeout=float_setting(env, "ECS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1),
+            read_timeout=float_setting(env, "ECS_READ_TIMEOUT_SECONDS", cls.read_timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             run_task_rate=Rate.from_env(env, "ECS_RUN_TASK", DEFAULT_RUN_TASK_RATE),
         )
 

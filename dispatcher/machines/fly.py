@@ -21,7 +21,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.providers import bot_environment
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, _float, _int
+from dispatcher.settings import SettingsError, float_setting, int_setting
 
 DEFAULT_API_HOST = "https://api.machines.dev"
 # https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1 req/s per action per
@@ -63,7 +63,7 @@ class FlySettings:
         cpu_kind = env.get("FLY_GUEST_CPU_KIND", "").strip() or cls.cpu_kind
         if cpu_kind not in ("shared", "performance"):
             raise SettingsError(f"FLY_GUEST_CPU_KIND={cpu_kind!r} is not one of shared, performance")
-        memory = _int(env, "FLY_GUEST_MEMORY_MB", cls.memory_mb, minimum=256)
+        memory = int_setting(env, "FLY_GUEST_MEMORY_MB", cls.memory_mb, minimum=256)
         if memory % 256:
             raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} must be a multiple of 256")
         return cls(
@@ -72,11 +72,11 @@ class FlySettings:
             image=required("BOT_IMAGE"),
             api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
             cpu_kind=cpu_kind,
-            cpus=_int(env, "FLY_GUEST_CPUS", cls.cpus),
+            cpus=int_setting(env, "FLY_GUEST_CPUS", cls.cpus),
             memory_mb=memory,
             region=env.get("FLY_REGION", "").strip() or None,
-            timeout=_float(env, "FLY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=_float(env, "FLY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            timeout=float_setting(env, "FLY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "FLY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             create_rate=Rate.from_env(env, "FLY_CREATE", DEFAULT_CREATE_RATE),
             list_rate=Rate.from_env(env, "FLY_LIST", DEFAULT_LIST_RATE),
         )

@@ -24,7 +24,7 @@ import httpx
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, poll_until_started, provider_request
-from dispatcher.settings import SettingsError, _float, _int
+from dispatcher.settings import SettingsError, float_setting, int_setting
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
 
@@ -83,11 +83,11 @@ class GceSettings:
             instance_template=required("GCE_INSTANCE_TEMPLATE"),
             api_url=api_url,
             prefix=prefix,
-            grace_seconds=_int(env, "GCE_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            grace_seconds=int_setting(env, "GCE_GRACE_SECONDS", cls.grace_seconds, minimum=0),
             anonymous=auth == "none",
-            timeout=_float(env, "GCE_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=_float(env, "GCE_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=_float(env, "GCE_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            timeout=float_setting(env, "GCE_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "GCE_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "GCE_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             insert_rate=Rate.from_env(env, "GCE_INSERT", DEFAULT_INSERT_RATE),
         )
 
