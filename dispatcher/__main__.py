@@ -12,7 +12,7 @@ import uvicorn
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
 
 ENVIRONMENT_HELP = f"""\
-environment (see the README for every variable):
+environment (the README lists every variable; docs/providers.md the cloud providers'):
   HOST                     address to listen on (default 127.0.0.1)
   PORT                     port to listen on (default 8080)
   MACHINES                 where bots run: {"|".join(MACHINE_KINDS)} (default local)
@@ -20,6 +20,9 @@ environment (see the README for every variable):
   MAX_CONCURRENT_SESSIONS  sessions at once before POST /start answers 429 (default 10)
   MAX_SESSION_SECONDS      hard cap on a session's length (default 1800)
   START_WAIT_SECONDS       deadline of POST /start?wait=started (default 30)
+  START_RATE_PER_KEY       POST /start per second per API key (default 5), START_BURST_PER_KEY (20)
+  REAPER_INTERVAL_SECONDS  how often the reaper sweeps (default 60; 0 = off), REAPER_GRACE_SECONDS (120)
+  CORS_ALLOW_ORIGINS       comma-separated browser origins allowed to call the API (default none)
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
   LOG_LEVEL                debug|info|warning (default info)
 """
