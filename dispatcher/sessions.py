@@ -151,7 +151,9 @@ class SessionService:
             with contextlib.suppress(Exception):
                 if await self._rooms.bot_present(session_id):
                     machine = replace(machine, state=MachineState.JOINED)
-        return Session(machine)
+        # The room URL follows from the session id (tokens are signed locally: no API call).
+        grant = await self._grant(session_id) if machine.state.is_active else None
+        return Session(machine, grant=grant)
 
     async def stop(self, session_id: str) -> Machine | None:
         if not await self._call(self._machines.stop(session_id)):

@@ -131,3 +131,10 @@ async def test_session_is_joined_once_the_bot_is_in_the_room(
     assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "started"
     fake_daily.join(f"vf-{sid}", f"bot-{sid}")
     assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "joined"
+
+
+async def test_get_shows_the_room_but_never_a_token(dispatcher: Dispatcher, harness: Harness) -> None:
+    started = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()
+    got = (await dispatcher.http.get(f"/sessions/{started['session_id']}", headers=AUTH)).json()
+    assert got["room_url"] == started["room_url"]
+    assert "token" not in got and started["token"] not in str(got)
