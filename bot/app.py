@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging()
+    from bot.lifecycle import remember_signals_during_start_up  # not before: `--help` stays import-free
+
+    remember_signals_during_start_up()
     # A session does no linear algebra; OpenBLAS would otherwise start a thread per core at
     # numpy import (~100 ms of CPU) and compete with the audio for the machine's core(s).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -47,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode = import_mode(config)
         end_startup_gc_pause()
         if config.check:
-            return run_bounded(mode.check(config, events))
+            code: int = run_bounded(mode.check(config, events))
+            return code
         outcome: SessionLifecycle = run_bounded(mode.serve(config, events))
     except ConfigError as exc:
         print(f"python -m bot: error: {exc}", file=sys.stderr)

@@ -81,7 +81,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             f"nobody joined within {config.connect_timeout:g}s",
         )
         await session.start()  # the join runs as the pipeline starts
-        events.emit("ready", port=None, pid=os.getpid(), transport="daily")
+        if not lifecycle.ended:  # a signal during start-up: never announce a session that is over
+            events.emit("ready", port=None, pid=os.getpid(), transport="daily")
 
         await lifecycle.wait()
         await session.stop()

@@ -42,6 +42,24 @@ EXIT_ERROR = 1
 EXIT_CANNOT_CONNECT = 3
 
 
+_signal_during_start_up: str | None = None
+
+
+def remember_signals_during_start_up() -> None:
+    """A SIGTERM/SIGINT that arrives while the bot imports (~1 s) must still end it gracefully.
+
+    Without this the default handlers would kill it (exit -15) or raise KeyboardInterrupt
+    mid-import; instead the signal is remembered and ends the session as soon as it exists.
+    """
+
+    def remember(signum: int, frame: object) -> None:
+        global _signal_during_start_up
+        _signal_during_start_up = signal.Signals(signum).name
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, remember)
+
+
 class SessionLifecycle:
     """Collects the first end reason and lets the main task wait for it."""
 
@@ -80,6 +98,8 @@ class SessionLifecycle:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.end, EndReason.SIGNAL, signal.Signals(sig).name)
+        if _signal_during_start_up:
+            self.end(EndReason.SIGNAL, f"{_signal_during_start_up} during start-up")
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ transport treats them as bot speech (BotStarted/StoppedSpeaking frames, idle-tim
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 from loguru import logger
@@ -49,7 +50,7 @@ def greeting_frame(sample_rate: int = 16000) -> SpeechOutputAudioRawFrame:
 class Parrot(FrameProcessor):
     """Buffers each VAD-delimited utterance and answers it with a beep plus the utterance."""
 
-    def __init__(self, *, preroll_seconds: float = 0.4, max_utterance_seconds: float = 15.0, **kwargs: object) -> None:
+    def __init__(self, *, preroll_seconds: float = 0.4, max_utterance_seconds: float = 15.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._preroll_seconds = preroll_seconds
         self._max_utterance_seconds = max_utterance_seconds

@@ -94,7 +94,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             f"no peer connected within {config.connect_timeout:g}s",
         )
         logger.info(f"webrtc signalling on http://{config.host}:{port}/api/offer")
-        events.emit("ready", port=port, pid=os.getpid(), transport="webrtc")
+        if not lifecycle.ended:  # a signal during start-up: never announce a session that is over
+            events.emit("ready", port=port, pid=os.getpid(), transport="webrtc")
 
         await lifecycle.wait()
         server.state = "ended"

@@ -26,6 +26,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SPEECH_WAV = REPO / "tests" / "fixtures" / "speech16k.wav"
 READY_TIMEOUT = 30.0  # generous: the machine is shared and start-up is ~1-2 s when idle
+NOT_JSON = "<not json>"  # marks a stdout line that was not JSON
 
 # Variables of the bot's contract that must not leak from the developer's shell into tests.
 BOT_VARIABLES = (
@@ -53,6 +54,7 @@ def bot_env(**overrides: str) -> dict[str, str]:
 class BotProcess:
     proc: subprocess.Popen[str]
     events: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+    all_events: list[dict[str, Any]] = field(default_factory=list)  # every line, in order, never consumed
     stderr_lines: list[str] = field(default_factory=list)
     ready: dict[str, Any] | None = None
 
@@ -93,7 +95,12 @@ def start_bot(args: list[str], env: dict[str, str], *, prefix: list[str] | None 
     def read_stdout() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            bot.events.put(json.loads(line))  # stdout must be JSON lines only: a bad line fails here
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": NOT_JSON, "line": line}
+            bot.all_events.append(event)
+            bot.events.put(event)
 
     def read_stderr() -> None:
         assert proc.stderr is not None
@@ -129,6 +136,9 @@ def spawn_bot() -> Iterator[SpawnBot]:
         if bot.proc.poll() is None:
             bot.proc.send_signal(signal.SIGKILL)
             bot.proc.wait(5)
+    # stdout is the machine-readable channel: every test that spawns a bot also checks that.
+    strays = [e["line"] for bot in started for e in bot.all_events if e["event"] == NOT_JSON]
+    assert not strays, f"the bot printed non-JSON lines on stdout: {strays[:3]}"
 
 
 def unshare_network_prefix() -> list[str]:

@@ -174,3 +174,13 @@ async def test_port_already_in_use_exits_2(spawn_bot: SpawnBot) -> None:
         bot = spawn_bot("--port", str(taken.getsockname()[1]), wait_ready=False)
         assert bot.wait(30) == 2
     assert "cannot listen on" in bot.stderr_tail()
+
+
+async def test_sigterm_during_start_up_exits_0_without_announcing_ready(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot(wait_ready=False)
+    time.sleep(0.4)  # mid-imports: the bot needs ~1 s or more to become ready
+    bot.proc.send_signal(signal.SIGTERM)
+    assert bot.wait(15) == 0
+    ended = bot.next_event("ended", 1)
+    assert ended["reason"] == "signal"
+    assert "ready" not in [e["event"] for e in bot.all_events]
