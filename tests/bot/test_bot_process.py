@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.bot.conftest import READY_TIMEOUT, SPEECH_WAV, BotProcess, SpawnBot, bot_env, start_bot
-from tests.support.audio import BOT_AUDIO_RMS, rms
+from tests.support.audio import BOT_AUDIO_RMS, echo_similarity, read_wav, rms
 from tests.support.webrtc_client import OfferRejected, WebRTCClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,13 +60,14 @@ async def test_client_speech_gets_non_silent_audio_back_after_the_utterance(spaw
     async with WebRTCClient(bot.offer_url) as client:
         assert bot.next_event("connected", 10)["pc_id"] == client.pc_id
         assert (await get_json(f"{bot.base_url}/status"))[1]["state"] == "connected"
-        result = await client.talk(SPEECH_WAV, listen_seconds=4.0)
+        result = await client.talk(SPEECH_WAV, listen_seconds=5.5)  # the whole echo: ~0.5 s + 4.4 s
     assert result.replied, result.summary()
     assert result.connect_to_first_audio is not None, "the greeting should arrive on connect"
     assert result.reply_audio.size and rms(result.reply_audio) > BOT_AUDIO_RMS / 4, result.summary()
     # The echo is the utterance: at least most of the fixture's ~4 s came back, after the beep.
     reply_seconds = sum(s.seconds for s in result.segments if s.start > (result.speech_end_at or 0))
     assert reply_seconds > 2.5, result.summary()
+    assert echo_similarity(read_wav(SPEECH_WAV), result.reply_audio, result.reply_sample_rate) > 0.6
     assert bot.wait(15) == 0
     assert bot.next_event("ended", 5)["reason"] == "peer_disconnected"
 

@@ -74,3 +74,25 @@ def loud_segments(
     if start is not None:
         segments.append(Segment(start, last, peak))  # type: ignore[arg-type]
     return segments
+
+
+def echo_similarity(sent: Pcm, received: np.ndarray, received_rate: int) -> float:
+    """Peak normalised cross-correlation (0..1) of `sent` within `received`.
+
+    Tells "the bot played back what it heard" apart from "the bot made some noise": ~0.9 for the
+    parrot's echo after two Opus passes (local_e2e.md §3), near 0 for tones or silence. Only
+    complete copies count: record until the whole echo has arrived.
+    """
+    if received_rate % sent.sample_rate:
+        raise ValueError(f"cannot compare {sent.sample_rate} Hz with {received_rate} Hz")
+    # Opus output is band-limited, so plain decimation to the sent rate aliases very little.
+    heard = received[:: received_rate // sent.sample_rate].astype(np.float64)
+    template = sent.samples.astype(np.float64)
+    if len(heard) < len(template) or not template.any():
+        return 0.0
+    size = 1 << int(np.ceil(np.log2(len(heard) + len(template))))
+    correlation = np.fft.irfft(np.fft.rfft(heard, size) * np.conj(np.fft.rfft(template, size)), size)
+    window_energy = np.convolve(heard**2, np.ones(len(template)), mode="valid")
+    valid = correlation[: len(window_energy)]
+    scores = valid / (np.sqrt(window_energy * np.sum(template**2)) + 1e-9)
+    return float(np.max(np.abs(scores)))

@@ -21,7 +21,13 @@ first non-silent bot audio, usually the greeting), `reply_latency` (end of user 
 bot audio after it), `replied`, the loud `segments` relative to connect, and the bot audio heard
 after the speech as int16 mono 48 kHz (`reply_audio`) for echo checks.
 
-`POST` errors raise `OfferRejected(status, body)` (e.g. 409 for a second peer). Set
+`talk()` can be called again for another turn (latencies refer to the latest speech); `result()`
+reports without talking, and `client.mic.play(samples)` feeds the mic directly. Check that a
+reply is really the user's audio with `tests.support.audio.echo_similarity(read_wav(wav),
+result.reply_audio, result.reply_sample_rate)` (~0.9 for the parrot's echo, ~0 for noise/tones).
+
+`POST` errors raise `OfferRejected(status, body)` (e.g. 409 for a second peer); `post_json()` is
+the bare request. `headers=` adds e.g. `Authorization` for a dispatcher. Set
 `VOICEFLEET_ICE_LOOPBACK=1` (as for the bot) on a host whose only interface is `lo`.
 """
 
