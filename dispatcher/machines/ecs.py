@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -135,7 +136,7 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
     try:
         created_at = float(tags[TAG_CREATED])
     except (KeyError, ValueError):
-        created_at = created.timestamp() if hasattr(created, "timestamp") else 0.0
+        created_at = created.timestamp() if isinstance(created, datetime) else 0.0
     return Machine(
         session_id=tags.get(TAG_SESSION, str(task.get("startedBy", ""))),
         machine_id=str(task["taskArn"]),

@@ -118,7 +118,7 @@ class GceAuth:
         import urllib3
         from google.auth.transport.urllib3 import Request
 
-        self._credentials.refresh(Request(urllib3.PoolManager(timeout=10.0)))
+        self._credentials.refresh(Request(urllib3.PoolManager(timeout=10.0)))  # type: ignore[no-untyped-call]
 
 
 def metadata_items(spec: LaunchSpec) -> list[dict[str, str]]:
