@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.transports.base_transport import BaseTransport
 
+    from bot.trace import Tracer
+
 SAMPLE_RATE = 16000
 
 
@@ -30,15 +32,27 @@ def load_vad() -> SileroVADAnalyzer:
     return SileroVADAnalyzer()
 
 
-def build_pipeline(transport: BaseTransport, vad: SileroVADAnalyzer, services: ServiceSettings | None) -> Pipeline:
+def build_pipeline(
+    transport: BaseTransport,
+    vad: SileroVADAnalyzer,
+    services: ServiceSettings | None,
+    tracer: Tracer | None = None,
+) -> Pipeline:
     processors: list[FrameProcessor] = [transport.input(), VADProcessor(vad_analyzer=vad)]
+    # Tracing (VOICEFLEET_TRACE) adds two pass-through processors around the reply; off: none.
+    before: list[FrameProcessor] = []
+    after: list[FrameProcessor] = []
+    if tracer is not None:
+        from bot.trace import TraceAfterReply, TraceBeforeReply
+
+        before, after = [TraceBeforeReply(tracer)], [TraceAfterReply(tracer)]
     if services is None:
-        processors += [Parrot(), transport.output()]
+        processors += [*before, Parrot(), *after, transport.output()]
     else:
         from bot.services import ServiceProcessors
 
         keyed = ServiceProcessors(services)
-        processors += [*keyed.before_output(), transport.output(), *keyed.after_output()]
+        processors += [*before, *keyed.before_output(), *after, transport.output(), *keyed.after_output()]
     return Pipeline(processors)
 
 

@@ -17,12 +17,14 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.ice import ice_server_urls, loopback_requested, use_loopback_candidates
+from bot.jitter import audio_prefetch, install_audio_jitter_buffer
 from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.parrot import greeting_frame
 from bot.pipelines import build_pipeline, load_vad
 from bot.session import PipelineSession
 from bot.signalling import SignallingServer
+from bot.trace import Tracer
 
 
 def build_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
@@ -45,6 +47,13 @@ async def check(config: BotConfig, events: EventWriter) -> int:
 async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
     if loopback_requested(os.environ):
         use_loopback_candidates()
+    try:
+        prefetch = audio_prefetch(os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    tracer = Tracer.from_env(os.environ)
+    if tracer is not None:
+        tracer.patch_output_track()
     lifecycle = SessionLifecycle()
     with lifecycle.signals_end_session():
         vad = load_vad()
@@ -53,15 +62,19 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             nonlocal session
+            # The answer is set, so the receivers exist, and no media has flowed yet.
+            install_audio_jitter_buffer(connection.pc, prefetch, tracer)
             transport = build_transport(connection)
             session = PipelineSession(
-                build_pipeline(transport, vad, config.services), lifecycle, idle_timeout=config.idle_timeout
+                build_pipeline(transport, vad, config.services, tracer), lifecycle, idle_timeout=config.idle_timeout
             )
 
             @transport.event_handler("on_client_connected")
             async def _on_connected(transport: object, client: SmallWebRTCConnection) -> None:
                 nonlocal connected
                 connected = True
+                # A renegotiation with restart_pc builds a new peer connection: its receivers too.
+                install_audio_jitter_buffer(client.pc, prefetch, tracer)
                 connect_deadline.cancel()
                 server.state = "connected"
                 events.emit("connected", pc_id=client.pc_id)

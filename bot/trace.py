@@ -1,0 +1,161 @@
+"""Turn-latency tracing (`VOICEFLEET_TRACE`), off by default and free when off.
+
+`VOICEFLEET_TRACE=1` writes JSON lines to stderr (stdout stays the event contract);
+`VOICEFLEET_TRACE=/path/file.jsonl` appends them to that file (handy behind the dispatcher,
+which keeps the bot's stdout to itself). Every line is `{"trace": point, "t": epoch seconds, ...}`:
+
+- `vad_stop`: the VAD's `VADUserStoppedSpeakingFrame` reaches the parrot's input; fields:
+  `last_loud_in` (epoch time the last loud input frame, RMS > 300, reached the same spot),
+  `jitter_hold_ms` (median time an audio packet sat in the bot's inbound jitter buffer over the
+  turn), `stop_secs`;
+- `reply_pushed`: the first reply frame leaves the parrot (or the TTS) towards the output;
+- `bot_started_speaking`: the output transport reports `BotStartedSpeakingFrame`;
+- `out_first_loud`: the output track hands the first loud 10 ms chunk of the reply to aiortc's
+  encoder (Opus then waits for a second 10 ms chunk to fill a 20 ms packet).
+
+`bench/local_session.py --trace` joins these with the client's clock into the per-stage breakdown
+documented in docs/bot.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import numpy as np
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+    OutputAudioRawFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from bot.jitter import BotAudioJitterBuffer
+
+TRACE_ENV = "VOICEFLEET_TRACE"
+LOUD_RMS = 300.0  # int16 RMS; the test client's threshold for "the user is speaking"
+
+
+def _rms(audio: bytes) -> float:
+    samples = np.frombuffer(audio, dtype=np.int16)
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if samples.size else 0.0
+
+
+class Tracer:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.last_loud_in: float | None = None
+        self.jitter_holds: deque[float] = deque(maxlen=500)
+        self.armed = False  # True between vad_stop and the first loud output chunk
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Tracer | None:
+        target = environ.get(TRACE_ENV, "").strip()
+        if target in ("", "0", "false", "no"):
+            return None
+        if target in ("1", "true", "yes", "stderr"):
+            return cls(sys.stderr)
+        return cls(open(target, "a", buffering=1))  # noqa: SIM115 (lives as long as the process)
+
+    def emit(self, point: str, t: float | None = None, **fields: Any) -> None:
+        line = {"trace": point, "t": round(t if t is not None else time.time(), 4), **fields}
+        try:
+            self._stream.write(json.dumps(line) + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def jitter_buffer_class(self) -> type[JitterBuffer]:
+        tracer = self
+
+        class TimedJitterBuffer(BotAudioJitterBuffer):
+            """Records how long each audio packet waits in the buffer (arrival → handed on)."""
+
+            _arrivals: dict[int, float]
+
+            def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+                arrivals = self.__dict__.setdefault("_arrivals", {})
+                now = time.monotonic()
+                arrivals.setdefault(packet.timestamp, now)
+                pli, frame = super().add(packet)
+                if frame is not None:
+                    arrived = arrivals.pop(frame.timestamp, None)
+                    if arrived is not None:
+                        tracer.jitter_holds.append((now - arrived) * 1000)
+                    if len(arrivals) > 64:  # packets given up on: forget them
+                        for ts in sorted(arrivals)[:-32]:
+                            arrivals.pop(ts, None)
+                return pli, frame
+
+        return TimedJitterBuffer
+
+    def patch_output_track(self) -> None:
+        """Times the first loud reply chunk the SmallWebRTC output track hands to aiortc (bot process only)."""
+        from pipecat.transports.smallwebrtc.transport import RawAudioTrack
+
+        original = RawAudioTrack.recv
+        tracer = self
+
+        async def recv(track: RawAudioTrack) -> Any:
+            frame = await original(track)
+            if tracer.armed and _rms(bytes(frame.planes[0])) > LOUD_RMS:
+                tracer.armed = False
+                tracer.emit("out_first_loud")
+            return frame
+
+        RawAudioTrack.recv = recv  # type: ignore[method-assign]
+
+
+class TraceBeforeReply(FrameProcessor):
+    """Between the VAD and the parrot/STT: last loud input frame, VAD stop."""
+
+    def __init__(self, tracer: Tracer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracer = tracer
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        tracer = self._tracer
+        if isinstance(frame, InputAudioRawFrame):
+            if _rms(frame.audio) > LOUD_RMS:
+                tracer.last_loud_in = time.time()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame) and direction == FrameDirection.DOWNSTREAM:
+            holds = list(tracer.jitter_holds)
+            tracer.jitter_holds.clear()
+            tracer.armed = True
+            tracer.emit(
+                "vad_stop",
+                last_loud_in=tracer.last_loud_in,
+                jitter_hold_ms=round(statistics.median(holds), 1) if holds else None,
+                stop_secs=getattr(frame, "stop_secs", None),
+            )
+        await self.push_frame(frame, direction)
+
+
+class TraceAfterReply(FrameProcessor):
+    """Between the parrot/TTS and the output transport: reply pushed, bot started speaking."""
+
+    def __init__(self, tracer: Tracer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracer = tracer
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, OutputAudioRawFrame) and self._tracer.armed and direction == FrameDirection.DOWNSTREAM:
+            if not getattr(self, "_pushed", False):
+                self._pushed = True
+                self._tracer.emit("reply_pushed", bytes=len(frame.audio))
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            if getattr(self, "_pushed", False):
+                self._tracer.emit("bot_started_speaking")
+            self._pushed = False
+        await self.push_frame(frame, direction)
