@@ -87,6 +87,10 @@ class SessionService:
                 "this Idempotency-Key was already used with a different body",
                 extra={"session_id": session_id},
             )
+        if machine.state.is_active and self._rooms is not None:
+            # The start that launched this machine may have failed half-way and ended the room
+            # (a late machine after a timeout): the retry makes sure the bot has a room to join.
+            await self._call(self._rooms.create(session_id, self._settings.max_session_seconds))
         return Session(machine, created=False, grant=await self._grant(session_id))
 
     async def _launch(self, session_id: str, digest: str, body: Mapping[str, Any]) -> Session:
