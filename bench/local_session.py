@@ -88,13 +88,15 @@ def breakdown(trace: list[dict[str, object]], speech_end: float, reply_at: float
     for line in trace:
         first.setdefault(line["trace"], line)
     stop, pushed, out = first.get("vad_stop"), first.get("reply_pushed"), first.get("out_first_loud")
-    if not (stop and pushed and out and stop.get("last_loud_in")):
+    if not (stop and pushed and out and stop.get("last_loud_in") and stop.get("first_quiet_window")):
         return {}
     t_last_in, t_stop = float(stop["last_loud_in"]), float(stop["t"])  # type: ignore[arg-type]
     t_pushed, t_out = float(pushed["t"]), float(out["t"])  # type: ignore[arg-type]
     row = {
         "a client speech end → bot last loud in": (t_last_in - speech_end) * 1000,
         "b bot last loud in → vad_stop": (t_stop - t_last_in) * 1000,
+        "b1 last loud in → first quiet VAD window": (float(stop["first_quiet_window"]) - t_last_in) * 1000,  # type: ignore[arg-type]
+        "b2 first quiet window → vad_stop": (t_stop - float(stop["first_quiet_window"])) * 1000,  # type: ignore[arg-type]
         "c vad_stop → reply pushed": (t_pushed - t_stop) * 1000,
         "d reply pushed → out track first loud": (t_out - t_pushed) * 1000,
         "e out track → client first loud": (reply_at - t_out) * 1000,

@@ -7,7 +7,8 @@ which keeps the bot's stdout to itself). Every line is `{"trace": point, "t": ep
 - `vad_stop`: the VAD's `VADUserStoppedSpeakingFrame` reaches the parrot's input; fields:
   `last_loud_in` (epoch time the last loud input frame, RMS > 300, reached the same spot),
   `jitter_hold_ms` (median time an audio packet sat in the bot's inbound jitter buffer over the
-  turn), `stop_secs`;
+  turn), `stop_secs`, `first_quiet_window` (epoch time the VAD analysed the first window of the
+  silence that ended the turn: from there on it is the `stop_secs` count);
 - `reply_pushed`: the first reply frame leaves the parrot (or the TTS) towards the output;
 - `bot_started_speaking`: the output transport reports `BotStartedSpeakingFrame`;
 - `out_first_loud`: the output track hands the first loud 10 ms chunk of the reply to aiortc's
@@ -56,6 +57,8 @@ class Tracer:
         self.last_loud_in: float | None = None
         self.jitter_holds: deque[float] = deque(maxlen=500)
         self.armed = False  # True between vad_stop and the first loud output chunk
+        self.vad_windows: deque[tuple[float, float]] = deque(maxlen=64)  # (epoch, confidence)
+        self.vad_confidence = 0.7
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Tracer | None:
@@ -73,6 +76,27 @@ class Tracer:
             self._stream.flush()
         except (OSError, ValueError):
             pass
+
+    def watch_vad(self, vad: Any) -> None:
+        """Records when each VAD window was analysed and its confidence (wraps this analyzer only)."""
+        original = vad.voice_confidence
+        self.vad_confidence = vad.params.confidence
+        windows = self.vad_windows
+
+        def voice_confidence(buffer: bytes) -> float:
+            confidence = original(buffer)
+            windows.append((time.time(), float(np.asarray(confidence).ravel()[0])))
+            return confidence
+
+        vad.voice_confidence = voice_confidence
+
+    def first_quiet_window(self) -> float | None:
+        first = None
+        for t, confidence in reversed(self.vad_windows):
+            if confidence >= self.vad_confidence:
+                break
+            first = t
+        return first
 
     def jitter_buffer_class(self) -> type[JitterBuffer]:
         tracer = self
@@ -137,6 +161,7 @@ class TraceBeforeReply(FrameProcessor):
                 last_loud_in=tracer.last_loud_in,
                 jitter_hold_ms=round(statistics.median(holds), 1) if holds else None,
                 stop_secs=getattr(frame, "stop_secs", None),
+                first_quiet_window=tracer.first_quiet_window(),
             )
         await self.push_frame(frame, direction)
 

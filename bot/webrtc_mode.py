@@ -57,6 +57,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
     lifecycle = SessionLifecycle()
     with lifecycle.signals_end_session():
         vad = load_vad()
+        if tracer is not None:
+            tracer.watch_vad(vad)
         session: PipelineSession | None = None
         connected = False
 
