@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -24,13 +25,15 @@ import httpx
 from dispatcher.machines.base import MachinesError
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
-from dispatcher.rooms import RoomGrant
+from dispatcher.rooms import RoomGrant, RoomInfo
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
 DEFAULT_RATE = Rate(per_second=20, burst=20)
 DEFAULT_DELETE_RATE = Rate(per_second=2, burst=2, max_wait=15.0)  # off the critical path: may queue
+ROOMS_PAGE = 100  # Daily's maximum page size for GET /rooms
+MAX_LISTED_ROOMS = 5000  # a sweep's bound: older rooms expire by themselves (`exp`)
 CLOCK_SKEW = 30  # seconds of `nbf` slack for clients whose clocks run behind
 
 
@@ -216,5 +219,31 @@ class DailyRooms:
             return
         raise self._rejected(response, f"delete room {name}")
 
+    async def list_sessions(self) -> list[RoomInfo]:
+        """This deployment's rooms (by name prefix), newest first; at most MAX_LISTED_ROOMS."""
+        found: list[RoomInfo] = []
+        params: dict[str, str | int] = {"limit": ROOMS_PAGE}
+        for _ in range(MAX_LISTED_ROOMS // ROOMS_PAGE):
+            response = await self._call("GET", "/rooms", params=params)
+            if response.status_code != 200:
+                raise self._rejected(response, "list rooms")
+            page = response.json().get("data") or []
+            for room in page:
+                name = str(room.get("name", ""))
+                if name.startswith(self.settings.room_prefix):
+                    found.append(RoomInfo(name.removeprefix(self.settings.room_prefix), _epoch(room.get("created_at"))))
+            if len(page) < ROOMS_PAGE:
+                break
+            params["ending_before"] = str(page[-1]["id"])  # Daily lists newest first: go older
+        return found
+
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _epoch(created_at: object) -> float:
+    """Daily's `created_at` is ISO 8601 (`2026-11-21T05:00:00.000Z`); unknown means 'now' (kept)."""
+    try:
+        return datetime.fromisoformat(str(created_at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()

@@ -85,9 +85,34 @@ class Reaper:
             outcome = reason if ok else f"{reason}_failed"
             done[outcome] += 1
             self._metrics.reaped(outcome)
+        if self._rooms is not None:
+            active = {m.session_id for m in machines if m.state.is_active}
+            await self._end_orphan_rooms(active, now, done)
         if done:
             log.info("reaper: %s", dict(done))
         return done
+
+    async def _end_orphan_rooms(self, active: set[str], now: float, done: Counter[str]) -> None:
+        assert self._rooms is not None
+        try:
+            rooms = await self._rooms.list_sessions()
+        except Exception as exc:
+            log.warning("reaper: listing rooms failed: %s", exc)
+            done["list_rooms_failed"] += 1
+            self._metrics.reaped("list_rooms_failed")
+            return
+        for room in rooms:
+            # Young rooms may belong to a start in progress whose machine is not listed yet.
+            if room.session_id in active or room.session_id in self._cleaned:
+                continue
+            if now - room.created_at <= self._settings.grace_seconds:
+                continue
+            ok = await self._end_room(room.session_id)
+            if ok:
+                self._remember(room.session_id)
+            outcome = "orphan_room" if ok else "orphan_room_failed"
+            done[outcome] += 1
+            self._metrics.reaped(outcome)
 
     def _remember(self, session_id: str) -> None:
         self._cleaned[session_id] = None

@@ -18,6 +18,12 @@ class RoomGrant:
     user_token: str = field(repr=False)  # returned to the client; never a room owner
 
 
+@dataclass(frozen=True)
+class RoomInfo:
+    session_id: str
+    created_at: float  # epoch seconds
+
+
 @runtime_checkable
 class Rooms(Protocol):
     async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
@@ -34,6 +40,10 @@ class Rooms(Protocol):
 
     async def delete(self, session_id: str) -> None:
         """End the room, ejecting everyone; a missing room is success."""
+        ...
+
+    async def list_sessions(self) -> list[RoomInfo]:
+        """The rooms of this deployment that exist now, for the reaper."""
         ...
 
     async def aclose(self) -> None: ...

@@ -21,9 +21,10 @@ MAX_SESSION = 60
 class RecordingRooms:
     """Rooms that only remember what was asked of them (the reaper's view of Daily)."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, existing: dict[str, float] | None = None) -> None:
         self.deleted: list[str] = []
         self.fail = fail
+        self.existing = dict(existing or {})  # session id -> created_at
 
     async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
         return RoomGrant(f"https://rooms.test/{session_id}", "bot", "user")
@@ -37,6 +38,12 @@ class RecordingRooms:
         if self.fail:
             raise RuntimeError("rooms API down")
         self.deleted.append(session_id)
+        self.existing.pop(session_id, None)
+
+    async def list_sessions(self):
+        from dispatcher.rooms import RoomInfo
+
+        return [RoomInfo(sid, created) for sid, created in self.existing.items()]
 
     async def aclose(self) -> None: ...
 
@@ -148,3 +155,19 @@ async def test_two_replicas_sweeping_at_once_stop_each_machine_once(machines):
     assert sum(r["overdue"] for r in results) >= 1
     assert not any("failed" in key for r in results for key in r)
     assert not pid_alive(pid)
+
+
+async def test_a_room_without_a_machine_is_ended_once_past_the_grace(machines):
+    rooms = RecordingRooms(existing={"h" * 24: time.time() - 31, "i" * 24: time.time() - 5})
+    sweeper, metrics = reaper(machines, rooms)
+    assert (await sweeper.sweep())["orphan_room"] == 1
+    assert rooms.deleted == ["h" * 24]  # the young one may belong to a start in progress
+    assert 'outcome="orphan_room"' in metrics.render(0).decode()
+
+
+async def test_the_room_of_an_active_session_is_kept(machines):
+    await launch(machines, "j" * 24)
+    rooms = RecordingRooms(existing={"j" * 24: time.time() - 3600})
+    sweeper, _ = reaper(machines, rooms)
+    assert await sweeper.sweep() == {}
+    assert rooms.deleted == []

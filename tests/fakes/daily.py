@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -48,6 +49,7 @@ class FakeDaily(FakeApi):
         return [
             Route("/v1/", self.domain, methods=["GET"]),
             Route("/v1/rooms", self.create_room, methods=["POST"]),
+            Route("/v1/rooms", self.list_rooms, methods=["GET"]),
             Route("/v1/rooms/{name}/presence", self.room_presence, methods=["GET"]),
             Route("/v1/rooms/{name}", self.delete_room, methods=["DELETE"]),
         ]
@@ -97,9 +99,21 @@ class FakeDaily(FakeApi):
             "privacy": body.get("privacy", "public"),
             "url": f"https://{DOMAIN_NAME}.daily.co/{name}",
             "config": body.get("properties", {}),
+            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         self.rooms[name] = room
         return JSONResponse(room)
+
+    async def list_rooms(self, request: Request) -> Response:
+        """Newest first, at most `limit` (≤ 100), `ending_before=<id>` pages towards older rooms."""
+        if denied := self._authorized(request):
+            return denied
+        rooms = list(reversed(self.rooms.values()))  # dicts keep creation order
+        if before := request.query_params.get("ending_before"):
+            ids = [room["id"] for room in rooms]
+            rooms = rooms[ids.index(before) + 1 :] if before in ids else []
+        limit = min(int(request.query_params.get("limit", "100")), 100)
+        return JSONResponse({"total_count": len(self.rooms), "data": rooms[:limit]})
 
     async def room_presence(self, request: Request) -> Response:
         if denied := self._authorized(request):

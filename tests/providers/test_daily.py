@@ -148,3 +148,13 @@ async def test_client_side_rate_limit_refuses_instead_of_queueing_forever(fake_d
     await rooms.aclose()
     assert caught.value.reason == "daily_rate_limited"
     assert caught.value.retry_after is not None and caught.value.retry_after > 0
+
+
+async def test_list_sessions_pages_through_this_deployments_rooms(rooms: DailyRooms, fake_daily: FakeDaily) -> None:
+    session_ids = [f"{i:024x}" for i in range(105)]  # more than one page of 100
+    for session_id in session_ids:
+        await rooms.create(session_id, 600)
+    fake_daily.rooms["other"] = {"id": "x", "name": "other", "created_at": "2026-01-01T00:00:00Z"}  # not ours
+    listed = await rooms.list_sessions()
+    assert sorted(r.session_id for r in listed) == session_ids
+    assert all(abs(r.created_at - time.time()) < 60 for r in listed)
