@@ -66,7 +66,7 @@ class SessionService:
                 session = existing
             else:
                 async with self._admission.slot():
-                    session = await self._launch(session_id, digest, body)
+                    session = await self._launch(session_id, digest, body, keyed=idempotency_key is not None)
             if wait:
                 session = Session(await self._wait(session.machine), session.created, session.grant)
         except ApiError as exc:
@@ -93,7 +93,7 @@ class SessionService:
             await self._call(self._rooms.create(session_id, self._settings.max_session_seconds))
         return Session(machine, created=False, grant=await self._grant(session_id))
 
-    async def _launch(self, session_id: str, digest: str, body: Mapping[str, Any]) -> Session:
+    async def _launch(self, session_id: str, digest: str, body: Mapping[str, Any], *, keyed: bool) -> Session:
         grant = await self._grant(session_id)
         spec = LaunchSpec(
             session_id=session_id,
@@ -111,7 +111,18 @@ class SessionService:
         failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
         if failure is not None:
             await self._clean_up(session_id)
-            raise self._as_api_error(failure)
+            error = self._as_api_error(failure)
+            if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
+                # The key's machine existed and has just been stopped; a retry with this key would
+                # replay that ended session (it never starts a second machine), so do not invite
+                # one: the client needs a new Idempotency-Key.
+                raise ApiError(
+                    502,
+                    "session_setup_failed",
+                    f"{error.message}; the session was stopped: start again with a new Idempotency-Key",
+                    extra={"session_id": session_id},
+                )
+            raise error
         assert not isinstance(launch_result, BaseException)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session(launch_result.machine, created=launch_result.created, grant=grant)

@@ -138,3 +138,29 @@ async def test_get_shows_the_room_but_never_a_token(dispatcher: Dispatcher, harn
     got = (await dispatcher.http.get(f"/sessions/{started['session_id']}", headers=AUTH)).json()
     assert got["room_url"] == started["room_url"]
     assert "token" not in got and started["token"] not in str(got)
+
+
+async def test_a_start_stopped_half_way_asks_for_a_new_key_and_a_retry_launches_nothing(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,
+) -> None:
+    await dispatcher.rooms.grant("0" * 24, 60)  # domain config cached: the failure hits the room only
+    before = harness.launched()
+    fake_daily.fail(503, times=1000, method="POST", path_contains="/rooms")
+    headers = {**AUTH, "Idempotency-Key": "half-way"}
+    failed = await dispatcher.http.post("/start", json={}, headers=headers)
+    assert failed.status_code == 502 and "Retry-After" not in failed.headers  # retrying this key cannot help
+    error = failed.json()["error"]
+    assert error["code"] == "session_setup_failed" and "new Idempotency-Key" in error["message"]
+    fake_daily.knobs.failures.clear()
+    replayed = await dispatcher.http.post("/start", json={}, headers=headers)
+    live = [m for m in await dispatcher.machines.list() if m.session_id == error["session_id"] and m.state.is_active]
+    assert len(live) <= 1  # never two machines for one key
+    if harness.name == "gce":  # the stopped VM was deleted, its name is free: the retry starts afresh
+        assert replayed.status_code == 201
+    else:  # Fly and ECS keep the stopped machine on record: the retry replays it, launching nothing
+        assert replayed.status_code == 200 and replayed.json()["status"] in ("ended", "failed")
+        assert len(harness.launched() - before) == 1
+    fresh = await dispatcher.http.post("/start", json={}, headers={**AUTH, "Idempotency-Key": "half-way-2"})
+    assert fresh.status_code == 201
