@@ -46,10 +46,13 @@ class Failure:
     method: str | None = None
     path_contains: str | None = None
     body: Any = None
+    path_suffix: str | None = None  # e.g. "/machines": the create, not "/machines/{id}/stop"
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path_contains is None or self.path_contains in path
+        return (
+            (self.method is None or self.method == method)
+            and (self.path_contains is None or self.path_contains in path)
+            and (self.path_suffix is None or path.endswith(self.path_suffix))
         )
 
 

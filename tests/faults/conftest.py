@@ -1,0 +1,170 @@
+"""Fixtures for the fault tests: the fakes (tests/fakes), one cloud provider at a time behind the
+dispatcher app, the fake Daily, and a reaper sweep as it would run once every deadline has passed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.auth import Authenticator
+from dispatcher.daily import DailyRooms, DailySettings
+from dispatcher.machines.base import Machines
+from dispatcher.metrics import Metrics
+from dispatcher.reaper import Reaper, ReaperSettings
+from dispatcher.session_ids import new_session_id
+from dispatcher.settings import Settings, hash_api_key
+from tests.fakes.daily import API_KEY as DAILY_KEY
+from tests.fakes.daily import FakeDaily
+from tests.fakes.ecs import EcsProxy
+from tests.fakes.fixtures import moto_ecs
+from tests.fakes.fly import FakeFly
+from tests.fakes.gce import FakeGce
+from tests.fakes.server import FakeApi, FakeServer, Knobs
+from tests.faults.fleet import CALL_TIMEOUT, DEADLINES, Fleet, ecs_fleet, fly_fleet, gce_fleet, settle
+
+__all__ = ["moto_ecs"]
+
+KEY = "faults-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+MAX_SESSION = 600
+
+
+# One server per fake for the whole run (every test has its own session ids): starting and
+# stopping two uvicorn servers per test cost more than most of these tests.
+def _served(fake: FakeApi, suffix: str = "") -> Iterator[FakeApi]:
+    with FakeServer(fake.app()) as server:
+        fake.url = server.url + suffix  # type: ignore[attr-defined]
+        yield fake
+
+
+def _fresh(fake: FakeApi) -> FakeApi:
+    """Before a test: no knobs left from the last one, and nothing it left in flight."""
+    settle(fake, 10)
+    fake.knobs = Knobs()
+    for knobs in ("action_failures", "action_delays"):
+        getattr(fake, knobs, []).clear()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def served_fly() -> Iterator[FakeApi]:
+    yield from _served(FakeFly())
+
+
+@pytest.fixture(scope="session")
+def served_gce() -> Iterator[FakeApi]:
+    yield from _served(FakeGce(), "/compute/v1")
+
+
+@pytest.fixture(scope="session")
+def served_daily() -> Iterator[FakeApi]:
+    yield from _served(FakeDaily(), "/v1")
+
+
+@pytest.fixture(scope="session")
+def served_ecs(moto_ecs: dict[str, str]) -> Iterator[FakeApi]:
+    proxy = EcsProxy(moto_ecs["MOTO_URL"])
+    for served in _served(proxy):
+        env = {k: v for k, v in moto_ecs.items() if k != "MOTO_URL"}
+        served.env = {**env, "AWS_ENDPOINT_URL": served.url}  # type: ignore[attr-defined]
+        yield served
+
+
+@pytest.fixture
+def daily(served_daily: FakeDaily) -> FakeDaily:
+    return _fresh(served_daily)  # type: ignore[return-value]
+
+
+@pytest.fixture(params=["fly", "gce", "ecs"])
+def fleet(request: pytest.FixtureRequest) -> Fleet:
+    fake = _fresh(request.getfixturevalue(f"served_{request.param}"))
+    builders = {"fly": fly_fleet, "gce": gce_fleet, "ecs": ecs_fleet}
+    return builders[request.param](fake)  # type: ignore[operator]
+
+
+@dataclass(repr=False)
+class Stack:
+    http: httpx.AsyncClient
+    fleet: Fleet
+    daily: FakeDaily
+    machines: Machines
+    rooms: DailyRooms
+    # Unique per test: moto is shared by the whole run, and ECS remembers a clientToken for 24 h.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = self.key or f"call-{uuid.uuid4().hex}"
+
+    def __repr__(self) -> str:
+        return f"Stack({self.fleet.name}, session {self.session_id})"
+
+    @property
+    def session_id(self) -> str:
+        """The session `key` names, derived as the dispatcher does (any replica agrees on it)."""
+        caller = Authenticator(frozenset({hash_api_key(KEY)})).caller(AUTH["Authorization"])
+        return new_session_id(caller, self.key)
+
+    @property
+    def room(self) -> str:
+        return f"vf-{self.session_id}"
+
+    async def start(self) -> httpx.Response:
+        """`POST /start` with this test's Idempotency-Key (a client's first try or its retry)."""
+        headers = {**AUTH, "Idempotency-Key": self.key}
+        return await self.http.post("/start", json={"body": {"persona": "x"}}, headers=headers)
+
+    async def sweep(self) -> Counter[str]:
+        """One reaper pass by another replica, run after every session's deadline has passed."""
+        replica = self.fleet.make()
+        # Daily allows ~2 deletes/s; the sweep also ends rooms of every earlier test's sessions.
+        rooms = daily_rooms(self.daily, DAILY_DELETE_RATE="1000", DAILY_DELETE_BURST="1000")
+        later = time.time() + MAX_SESSION + 1
+        reaper = Reaper(
+            replica,
+            rooms,
+            Metrics(self.fleet.name),
+            max_session_seconds=MAX_SESSION,
+            settings=ReaperSettings(grace_seconds=0),
+            clock=lambda: later,
+        )
+        try:
+            return await reaper.sweep()
+        finally:
+            await replica.aclose()
+            await rooms.aclose()
+
+
+def daily_rooms(daily: FakeDaily, **overrides: str) -> DailyRooms:
+    env = {
+        **overrides,
+        "DAILY_API_KEY": DAILY_KEY,
+        "DAILY_API_URL": daily.url,
+        "DAILY_TIMEOUT_SECONDS": str(CALL_TIMEOUT),
+        "DAILY_RETRY_DEADLINE_SECONDS": str(DEADLINES["daily"]),
+    }
+    return DailyRooms(DailySettings.from_env(env))
+
+
+@pytest.fixture
+async def stack(fleet: Fleet, daily: FakeDaily) -> AsyncIterator[Stack]:
+    settings = Settings(
+        machines=fleet.name,
+        api_key_hashes=frozenset({hash_api_key(KEY)}),
+        max_session_seconds=MAX_SESSION,
+        max_concurrent_sessions=100_000,  # the shared moto server holds other tests' tasks
+        reaper_interval_seconds=0,  # the tests sweep when they mean to
+    )
+    machines = fleet.make()
+    rooms = daily_rooms(daily)
+    app = create_app(settings, env={}, machines=machines, rooms=rooms)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher", timeout=30)
+    yield Stack(http, fleet, daily, machines, rooms)
+    await http.aclose()
+    await app.state.voicefleet.aclose()
