@@ -23,13 +23,13 @@ from dispatcher.settings import Settings, hash_api_key
 from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy
-from tests.fakes.fixtures import moto_ecs
+from tests.fakes.fixtures import fake_daily, fake_fly, moto_ecs
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, FakeServer, Knobs
 from tests.faults.fleet import CALL_TIMEOUT, DEADLINES, Fleet, ecs_fleet, fly_fleet, gce_fleet, settle
 
-__all__ = ["moto_ecs"]
+__all__ = ["fake_daily", "fake_fly", "moto_ecs"]
 
 KEY = "faults-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}

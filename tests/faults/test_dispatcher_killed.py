@@ -1,0 +1,104 @@
+"""The dispatcher is SIGKILLed while a machine create is in flight, then restarted: the client's
+retry with the same `Idempotency-Key` gets that session and Fly ends up with exactly one machine
+for it; once the session is past its deadline, the restarted dispatcher's reaper removes the
+machine and its room. Real `python -m dispatcher` processes against the fake Fly and Daily."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes import fly as fly_fake
+from tests.fakes.daily import API_KEY as DAILY_KEY
+from tests.fakes.daily import FakeDaily
+from tests.fakes.fly import FakeFly
+from tests.faults.fleet import settle
+from tests.support.processes import run_dispatcher
+
+KEY = "killed-test-key-0123456789"
+HOLD = 2.0  # the create the first dispatcher sent is answered after it is dead
+
+
+def dispatcher_env(fly: FakeFly, daily: FakeDaily) -> dict[str, str]:
+    return {
+        "MACHINES": "fly",
+        "DISPATCHER_API_KEYS": KEY,
+        "FLY_API_TOKEN": fly_fake.API_TOKEN,
+        "FLY_APP": fly_fake.APP,
+        "FLY_API_HOST": fly.url,  # type: ignore[attr-defined]
+        "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
+        "DAILY_API_KEY": DAILY_KEY,
+        "DAILY_API_URL": daily.url,  # type: ignore[attr-defined]
+        "MAX_SESSION_SECONDS": "60",
+        "REAPER_INTERVAL_SECONDS": "0.2",
+        "REAPER_GRACE_SECONDS": "0",
+        "LOG_LEVEL": "warning",
+    }
+
+
+def machines_of(fly: FakeFly, session_id: str) -> list[dict[str, Any]]:
+    return [m for m in list(fly.machines.values()) if m["config"]["metadata"]["voicefleet_session"] == session_id]
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def start(base_url: str, key: str, timeout: float = 10) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
+    return httpx.post(f"{base_url}/start", json={"body": {"persona": "x"}}, headers=headers, timeout=timeout)
+
+
+def test_a_dispatcher_killed_mid_launch_then_restarted_gives_the_retry_one_machine_and_reaps_it(
+    fake_fly: FakeFly, fake_daily: FakeDaily, tmp_path: Path
+) -> None:
+    env = dispatcher_env(fake_fly, fake_daily)
+    key = f"call-{uuid.uuid4().hex}"
+    fake_fly.delay(HOLD, times=1, method="POST", path_suffix="/machines")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+
+    with run_dispatcher(tmp_path / "first", env) as first, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(start, first.base_url, key)
+        wait_for(lambda: fake_fly.calls_to("POST", "/machines"), 10, "the create to reach Fly")
+        first.process.kill()  # SIGKILL: no clean-up, no answer
+        first.process.wait()
+        with pytest.raises(httpx.TransportError):
+            pending.result()
+
+    with run_dispatcher(tmp_path / "second", env) as second:
+        retried = start(second.base_url, key)
+        assert retried.status_code in (200, 201), retried.text
+        session_id = retried.json()["session_id"]
+        settle(fake_fly, 2 * HOLD)  # the dead dispatcher's create has been answered too
+        assert again_is_same(second.base_url, key, session_id)
+        machines = machines_of(fake_fly, session_id)
+        assert len(machines) == 1, machines  # never created twice, whichever create won the name
+        assert f"vf-{session_id}" in fake_daily.rooms
+
+        # The session outlives its deadline (as if an hour had passed): the reaper takes it down.
+        machines[0]["config"]["metadata"]["voicefleet_created_at"] = str(int(time.time()) - 3600)
+        wait_for(
+            lambda: (
+                all(m["state"] == "destroyed" for m in machines_of(fake_fly, session_id))
+                and f"vf-{session_id}" not in fake_daily.rooms
+            ),
+            10,
+            "the reaper to remove the machine and its room",
+        )
+    assert len(machines_of(fake_fly, session_id)) == 1
+
+
+def again_is_same(base_url: str, key: str, session_id: str) -> bool:
+    again = start(base_url, key)
+    return again.status_code == 200 and again.json()["session_id"] == session_id
