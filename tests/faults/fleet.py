@@ -54,8 +54,8 @@ class Fleet:
     fake: Any
     env: dict[str, str]
     factory: Callable[[dict[str, str]], Machines]
-    fail_create: Callable[[int, int], None]  # (HTTP status 429 or 5xx, times)
-    hang_create: Callable[[float, int], None]  # (seconds, times): held, then served
+    fail_create: Callable[[int, int], object]  # (HTTP status 429 or 5xx, times)
+    hang_create: Callable[[float, int], object]  # (seconds, times): held, then served
     created: Callable[[str], int]  # machines the provider ever created for the session
     live: Callable[[str], int]  # machines of the session the provider still holds
 
