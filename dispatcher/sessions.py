@@ -45,6 +45,7 @@ class SessionService:
         self._rooms = rooms
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
@@ -150,12 +151,34 @@ class SessionService:
             raise self._as_api_error(exc) from exc
 
     async def _clean_up(self, session_id: str) -> None:
-        """A start that failed half-way leaves nothing running: stop the machine, end the room."""
+        """A start that failed half-way leaves nothing running: stop the machine, end the room.
+
+        The machine is stopped before answering (it bills). The room is ended in the background:
+        Daily allows about two deletes a second, and under a burst of failed starts waiting for
+        them would hold every answer; an empty room costs nothing, expires on its own, and the
+        reaper ends any that a crash left behind.
+        """
+        # Always: even a launch our own limiter refused may have sent an earlier call of its own.
         with contextlib.suppress(Exception):
             await self._machines.stop(session_id)
         if self._rooms is not None:
-            with contextlib.suppress(Exception):
-                await self._rooms.delete(session_id)
+            task = asyncio.create_task(self._end_room_quietly(session_id), name=f"end-room-{session_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _end_room_quietly(self, session_id: str) -> None:
+        assert self._rooms is not None
+        try:
+            await self._rooms.delete(session_id)
+        except Exception as exc:
+            log.warning("session %s: ending its room failed (the reaper will): %s", session_id, exc)
+
+    async def aclose(self, grace_seconds: float = 5.0) -> None:
+        """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
 
     async def get(self, session_id: str) -> Session | None:
         machine = await self._call(self._machines.status(session_id))

@@ -30,6 +30,7 @@ class AppState:
     reaper: Reaper
 
     async def aclose(self) -> None:
+        await self.sessions.aclose()
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()

@@ -123,6 +123,17 @@ class FakeApi:
         self.knobs.delays.append(delay)
         return delay
 
+    @staticmethod
+    async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Whether `condition` holds within `timeout` (for work the dispatcher finishes in the
+        background, such as ending a failed start's room)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     def in_flight(self) -> int:
         """Calls received and not yet answered (e.g. still held by a `delay`)."""
         return self._in_flight

@@ -5,6 +5,7 @@ The brief named one file per provider; one parametrized module says the same thi
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ async def test_a_refused_launch_leaves_no_room_behind(
     response = await dispatcher.http.post("/start", json={}, headers=AUTH)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == f"{harness.name}_rejected"
-    assert fake_daily.rooms == {}
+    assert await fake_daily.eventually(lambda: fake_daily.rooms == {})  # ended in the background
 
 
 async def test_a_failed_room_leaves_no_machine_running(
@@ -164,3 +165,17 @@ async def test_a_start_stopped_half_way_asks_for_a_new_key_and_a_retry_launches_
         assert len(harness.launched() - before) == 1
     fresh = await dispatcher.http.post("/start", json={}, headers={**AUTH, "Idempotency-Key": "half-way-2"})
     assert fresh.status_code == 201
+
+
+async def test_a_failed_start_answers_without_waiting_for_dailys_slow_room_delete(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,
+) -> None:
+    fake_daily.delay(4.0, times=10, method="DELETE", path_contains="/rooms/")  # Daily deletes ~2/s
+    harness.reject()
+    began = time.monotonic()
+    response = await dispatcher.http.post("/start", json={}, headers=AUTH)
+    assert response.status_code == 502
+    assert time.monotonic() - began < 2.0  # the room is ended in the background
+    assert await fake_daily.eventually(lambda: fake_daily.rooms == {}, timeout=10)

@@ -63,9 +63,9 @@ class DispatcherProcess:
 
 
 @contextmanager
-def run_dispatcher(log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0) -> Iterator[
-    DispatcherProcess
-]:
+def run_dispatcher(
+    log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0
+) -> Iterator[DispatcherProcess]:
     """`python -m dispatcher` on a free loopback port, killed (with its bots) on exit."""
     port = free_port()
     log_path = log_dir / "dispatcher.log"
