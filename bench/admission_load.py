@@ -22,18 +22,15 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.fakes import fly as fly_fake
-from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
-from tests.fakes.server import FakeApi, FakeServer
+from tests.fakes.server import FakeApi, serve
 from tests.support.processes import run_dispatcher
 
 KEY = "bench-admission-key-0123456789"
@@ -49,13 +46,6 @@ class Result:
     code: str | None = None
     session_id: str | None = None
     failure: str | None = None
-
-
-@contextlib.contextmanager
-def served(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
-    with FakeServer(fake.app()) as server:
-        fake.url = server.url + suffix  # type: ignore[attr-defined]
-        yield fake
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -205,16 +195,12 @@ def main() -> int:
 
     fly, daily = FakeFly(), FakeDaily()
     record_arrival(fly)
-    with served(fly) as fly, served(daily, "/v1") as daily, tempfile.TemporaryDirectory() as logs:
+    with serve(fly) as fly, serve(daily, "/v1") as daily, tempfile.TemporaryDirectory() as logs:
         env = {
             "MACHINES": "fly",
             "DISPATCHER_API_KEYS": KEY,
-            "FLY_API_TOKEN": fly_fake.API_TOKEN,
-            "FLY_APP": fly_fake.APP,
-            "FLY_API_HOST": fly.url,
-            "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
-            "DAILY_API_KEY": DAILY_KEY,
-            "DAILY_API_URL": daily.url,
+            **fly.env,
+            **daily.env,
             "MAX_CONCURRENT_SESSIONS": str(args.max_sessions),
             "REAPER_INTERVAL_SECONDS": "0",
             "LOG_LEVEL": "warning",

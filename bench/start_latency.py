@@ -25,7 +25,6 @@ from dispatcher.app import create_app
 from dispatcher.daily import DailyRooms, DailySettings
 from dispatcher.machines.base import LaunchSpec, Machines
 from dispatcher.settings import Settings, hash_api_key
-from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
@@ -88,7 +87,7 @@ async def bench(name: str, latency: float, runs: int) -> dict[str, float]:
     with served(FakeDaily(), "/v1") as daily:
         async with harness_for(name) as harness:
             machines: Machines = harness.make(**UNLIMITED)
-            rooms = DailyRooms(DailySettings.from_env({"DAILY_API_KEY": DAILY_KEY, "DAILY_API_URL": daily.url}))
+            rooms = DailyRooms(DailySettings.from_env(daily.env))
             await rooms.grant("0" * 24, 60)  # the domain config is fetched once per process
             settings = Settings(
                 machines=name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_concurrent_sessions=100_000

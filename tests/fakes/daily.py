@@ -45,6 +45,11 @@ class FakeDaily(FakeApi):
         self.rooms: dict[str, dict[str, Any]] = {}
         self.presence: dict[str, list[dict[str, Any]]] = {}  # room -> participants
 
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the Daily client at this fake."""
+        return {"DAILY_API_KEY": self.api_key, "DAILY_API_URL": self.url}
+
     def routes(self) -> list[Route]:
         return [
             Route("/v1/", self.domain, methods=["GET"]),

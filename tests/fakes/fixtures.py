@@ -14,14 +14,13 @@ from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
-from tests.fakes.server import FakeApi, FakeServer, free_port
+from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = ["fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
 
 
 def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
-    with FakeServer(fake.app()) as server:
-        fake.url = server.url + suffix  # type: ignore[attr-defined]
+    with serve(fake, suffix):
         yield fake
 
 

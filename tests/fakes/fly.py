@@ -38,6 +38,16 @@ class FakeFly(FakeApi):
         self.boot_after: float | None = None  # seconds after create at which a machine is `started`
         self._ids = itertools.count(1)
 
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the `fly` provider at this fake (add test-specific knobs on top)."""
+        return {
+            "FLY_API_TOKEN": self.token,
+            "FLY_APP": self.app_name,
+            "FLY_API_HOST": self.url,
+            "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
+        }
+
     def routes(self) -> list[Route]:
         base = f"/v1/apps/{self.app_name}/machines"
         return [

@@ -61,6 +61,18 @@ class FakeGce(FakeApi):
     def zone_path(self) -> str:
         return f"/compute/v1/projects/{self.project}/zones/{self.zone}"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the `gce` provider at this fake (add test-specific knobs on top)."""
+        return {
+            "GCE_PROJECT": self.project,
+            "GCE_ZONE": self.zone,
+            "GCE_INSTANCE_TEMPLATE": TEMPLATE,
+            "GCE_API_URL": self.url,
+            "GCE_AUTH": "none",
+            "GCE_POLL_SECONDS": "0.05",
+        }
+
     def routes(self) -> list[Route]:
         z = self.zone_path
         return [

@@ -13,9 +13,10 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -105,6 +106,7 @@ class FakeApi:
     error_body: Callable[[int], Any] = staticmethod(lambda status: {"error": f"injected {status}"})
 
     def __init__(self) -> None:
+        self.url = ""  # set by `serve`: the base URL clients are configured with
         self.knobs = Knobs()
         self.calls: list[Call] = []
         self._lock = threading.Lock()
@@ -200,3 +202,14 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+F = TypeVar("F", bound=FakeApi)
+
+
+@contextmanager
+def serve(fake: F, suffix: str = "") -> Iterator[F]:
+    """Serve `fake` on a free loopback port; `fake.url` is its base URL plus `suffix` (e.g. "/v1")."""
+    with FakeServer(fake.app()) as server:
+        fake.url = server.url + suffix
+        yield fake

@@ -20,13 +20,12 @@ from dispatcher.metrics import Metrics
 from dispatcher.reaper import Reaper, ReaperSettings
 from dispatcher.session_ids import new_session_id
 from dispatcher.settings import Settings, hash_api_key
-from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy
 from tests.fakes.fixtures import fake_daily, fake_fly, moto_ecs
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
-from tests.fakes.server import FakeApi, FakeServer, Knobs
+from tests.fakes.server import FakeApi, Knobs, serve
 from tests.faults.fleet import CALL_TIMEOUT, DEADLINES, Fleet, ecs_fleet, fly_fleet, gce_fleet, settle
 
 __all__ = ["fake_daily", "fake_fly", "moto_ecs"]
@@ -39,8 +38,7 @@ MAX_SESSION = 600
 # One server per fake for the whole run (every test has its own session ids): starting and
 # stopping two uvicorn servers per test cost more than most of these tests.
 def _served(fake: FakeApi, suffix: str = "") -> Iterator[FakeApi]:
-    with FakeServer(fake.app()) as server:
-        fake.url = server.url + suffix  # type: ignore[attr-defined]
+    with serve(fake, suffix):
         yield fake
 
 
@@ -144,8 +142,7 @@ class Stack:
 def daily_rooms(daily: FakeDaily, **overrides: str) -> DailyRooms:
     env = {
         **overrides,
-        "DAILY_API_KEY": DAILY_KEY,
-        "DAILY_API_URL": daily.url,
+        **daily.env,
         "DAILY_TIMEOUT_SECONDS": str(CALL_TIMEOUT),
         "DAILY_RETRY_DEADLINE_SECONDS": str(DEADLINES["daily"]),
     }

@@ -14,8 +14,6 @@ from dispatcher.machines.base import Machines
 from dispatcher.machines.ecs import EcsMachines, EcsSettings
 from dispatcher.machines.fly import FlyMachines, FlySettings
 from dispatcher.machines.gce import GceMachines, GceSettings
-from tests.fakes import fly as fly_fake
-from tests.fakes import gce as gce_fake
 from tests.fakes.ecs import EcsProxy
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
@@ -101,10 +99,7 @@ def fly_fleet(fake: FakeFly) -> Fleet:
         name="fly",
         fake=fake,
         env={
-            "FLY_API_TOKEN": fly_fake.API_TOKEN,
-            "FLY_APP": fly_fake.APP,
-            "FLY_API_HOST": fake.url,
-            "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
+            **fake.env,
             "FLY_TIMEOUT_SECONDS": str(CALL_TIMEOUT),
             "FLY_RETRY_DEADLINE_SECONDS": str(DEADLINES["fly"]),
             # The tests look machines up often; Fly's 1/s list limit is the load bench's subject.
@@ -134,12 +129,7 @@ def gce_fleet(fake: FakeGce) -> Fleet:
         name="gce",
         fake=fake,
         env={
-            "GCE_PROJECT": gce_fake.PROJECT,
-            "GCE_ZONE": gce_fake.ZONE,
-            "GCE_INSTANCE_TEMPLATE": gce_fake.TEMPLATE,
-            "GCE_API_URL": fake.url,
-            "GCE_AUTH": "none",
-            "GCE_POLL_SECONDS": "0.05",
+            **fake.env,
             "GCE_TIMEOUT_SECONDS": str(CALL_TIMEOUT),
             "GCE_RETRY_DEADLINE_SECONDS": str(DEADLINES["gce"]),
         },

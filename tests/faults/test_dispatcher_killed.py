@@ -14,8 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes import fly as fly_fake
-from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.faults.fleet import settle
@@ -29,12 +27,8 @@ def dispatcher_env(fly: FakeFly, daily: FakeDaily) -> dict[str, str]:
     return {
         "MACHINES": "fly",
         "DISPATCHER_API_KEYS": KEY,
-        "FLY_API_TOKEN": fly_fake.API_TOKEN,
-        "FLY_APP": fly_fake.APP,
-        "FLY_API_HOST": fly.url,  # type: ignore[attr-defined]
-        "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
-        "DAILY_API_KEY": DAILY_KEY,
-        "DAILY_API_URL": daily.url,  # type: ignore[attr-defined]
+        **fly.env,
+        **daily.env,
         "MAX_SESSION_SECONDS": "60",
         "REAPER_INTERVAL_SECONDS": "0.2",
         "REAPER_GRACE_SECONDS": "0",

@@ -76,13 +76,7 @@ def fly_harness(fake: fly_fake.FakeFly) -> Harness:
     return Harness(
         name="fly",
         fake=fake,
-        env={
-            "FLY_API_TOKEN": fly_fake.API_TOKEN,
-            "FLY_APP": fly_fake.APP,
-            "FLY_API_HOST": fake.url,
-            "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
-            "FLY_RETRY_DEADLINE_SECONDS": "3",
-        },
+        env={**fake.env, "FLY_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: FlyMachines(FlySettings.from_env(env)),
         set_state=set_state,
         throttle=lambda n: fake.fail(429, times=n, retry_after=0.05, method="POST", path_contains="/machines"),
@@ -106,15 +100,7 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
     return Harness(
         name="gce",
         fake=fake,
-        env={
-            "GCE_PROJECT": gce_fake.PROJECT,
-            "GCE_ZONE": gce_fake.ZONE,
-            "GCE_INSTANCE_TEMPLATE": gce_fake.TEMPLATE,
-            "GCE_API_URL": fake.url,
-            "GCE_AUTH": "none",
-            "GCE_POLL_SECONDS": "0.05",
-            "GCE_RETRY_DEADLINE_SECONDS": "3",
-        },
+        env={**fake.env, "GCE_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: GceMachines(GceSettings.from_env(env)),
         set_state=set_state,
         throttle=lambda n: fake.fail(429, times=n, retry_after=0.05, method="POST", path_contains="/instances"),

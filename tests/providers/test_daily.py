@@ -17,7 +17,7 @@ SID = "0123456789abcdef01234567"
 
 @pytest.fixture
 async def rooms(fake_daily: FakeDaily) -> AsyncIterator[DailyRooms]:
-    settings = DailySettings.from_env({"DAILY_API_KEY": API_KEY, "DAILY_API_URL": fake_daily.url})
+    settings = DailySettings.from_env(fake_daily.env)
     client = DailyRooms(settings)
     yield client
     await client.aclose()
@@ -99,7 +99,7 @@ async def test_throttled_create_is_retried_after_retry_after(rooms: DailyRooms, 
 
 async def test_persistent_throttling_gives_up_with_a_retry_hint(fake_daily: FakeDaily) -> None:
     settings = DailySettings.from_env(
-        {"DAILY_API_KEY": API_KEY, "DAILY_API_URL": fake_daily.url, "DAILY_RETRY_DEADLINE_SECONDS": "0.5"}
+        {**fake_daily.env, "DAILY_RETRY_DEADLINE_SECONDS": "0.5"}
     )
     rooms = DailyRooms(settings)
     fake_daily.fail(429, times=100, retry_after=0.2, path_contains="/rooms")
@@ -140,7 +140,7 @@ async def test_delete_ends_the_room_and_is_idempotent(rooms: DailyRooms, fake_da
 
 
 async def test_client_side_rate_limit_refuses_instead_of_queueing_forever(fake_daily: FakeDaily) -> None:
-    settings = DailySettings.from_env({"DAILY_API_KEY": API_KEY, "DAILY_API_URL": fake_daily.url})
+    settings = DailySettings.from_env(fake_daily.env)
     rooms = DailyRooms(DailySettings(**{**settings.__dict__, "rate": Rate(per_second=1, burst=1, max_wait=0.0)}))
     await rooms.create(SID, 600)
     with pytest.raises(DailyError) as caught:

@@ -16,7 +16,6 @@ from dispatcher.app import create_app
 from dispatcher.daily import DailyRooms, DailySettings
 from dispatcher.machines.base import Machines
 from dispatcher.settings import Settings, hash_api_key
-from tests.fakes.daily import API_KEY as DAILY_KEY
 from tests.fakes.daily import FakeDaily
 from tests.providers.harness import Harness
 
@@ -40,7 +39,7 @@ async def dispatcher(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[D
         max_concurrent_sessions=100_000,  # the shared moto server holds other tests' tasks
     )
     machines = harness.make()
-    rooms = DailyRooms(DailySettings.from_env({"DAILY_API_KEY": DAILY_KEY, "DAILY_API_URL": fake_daily.url}))
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
     app = create_app(settings, env={}, machines=machines, rooms=rooms)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
     yield Dispatcher(http, machines, rooms)
