@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 
         app = create_app(settings, env=env)
-        keep_alive = int(env.get("KEEP_ALIVE_SECONDS", "5") or 5)
     except (SettingsError, ValueError) as exc:
         print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         http="h11",
         h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
-        timeout_keep_alive=keep_alive,
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level=level,
         server_header=False,
         proxy_headers=False,

@@ -75,6 +75,7 @@ class Settings:
     reaper_interval_seconds: float = 60.0  # 0 turns the reaper off
     reaper_grace_seconds: float = 120.0
     cors_allow_origins: tuple[str, ...] = ()  # browsers on other origins get no CORS headers at all
+    keep_alive_seconds: int = 5  # behind a load balancer: above its idle timeout (ALB: 60 → 65)
 
     @property
     def auth_required(self) -> bool:
@@ -109,6 +110,7 @@ class Settings:
             reaper_interval_seconds=float_setting(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
             reaper_grace_seconds=float_setting(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
             cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
+            keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
         )
 
 

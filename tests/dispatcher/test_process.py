@@ -58,6 +58,7 @@ def test_a_killed_dispatcher_leaves_no_orphan_bots(dispatcher_process):
         ({"MACHINES": "fly"}, "DISPATCHER_API_KEYS must be set when MACHINES=fly"),
         ({"MAX_CONCURRENT_SESSIONS": "many"}, "MAX_CONCURRENT_SESSIONS='many' is not a whole number"),
         ({"MAX_SESSION_SECONDS": "0"}, "MAX_SESSION_SECONDS=0 must be at least 10"),
+        ({"KEEP_ALIVE_SECONDS": "long"}, "KEEP_ALIVE_SECONDS='long' is not a whole number"),
     ],
 )
 def test_bad_configuration_fails_fast_with_a_message_naming_the_variable(env, message):
