@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +31,10 @@ from dispatcher.retry import Backoff, Transient, poll_until_started, with_retrie
 from dispatcher.settings import SettingsError, float_setting
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
+# botocore's DEBUG log prints every request's parameters, and RunTask's carry the session's Daily
+# token in the container overrides: whatever LOG_LEVEL says, botocore never logs below INFO.
+logging.getLogger("botocore").setLevel(logging.INFO)
+
 DEFAULT_RUN_TASK_RATE = Rate(per_second=20, burst=20)
 OVERRIDES_MAX = 8192  # characters of `overrides` JSON RunTask accepts
 TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-digest", "voicefleet:created-at"

@@ -106,6 +106,16 @@ async def test_max_duration_ends_the_session_with_exit_0(spawn_bot: SpawnBot) ->
     assert bot.next_event("ended", 1)["reason"] == "max_duration"
 
 
+async def test_max_duration_ends_a_session_whose_peer_stays_and_talks(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--max-duration", "3", "--idle-timeout", "60")
+    async with WebRTCClient(bot.offer_url) as client:
+        bot.next_event("connected", 10)
+        client.mic.play(np.tile(np.int16([0, 12000, 0, -12000]), 4 * 16000 * 10))  # talks past the cap
+        code = bot.wait(15)
+    assert code == 0
+    assert bot.next_event("ended", 1)["reason"] == "max_duration"
+
+
 async def test_idle_session_ends_with_exit_0(spawn_bot: SpawnBot) -> None:
     bot = spawn_bot("--idle-timeout", "1.5")
     async with WebRTCClient(bot.offer_url):

@@ -5,6 +5,7 @@ The brief named one file per provider; one parametrized module says the same thi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -178,3 +179,22 @@ async def test_a_failed_start_answers_without_waiting_for_dailys_slow_room_delet
     assert response.status_code == 502
     assert time.monotonic() - began < 2.0  # the room is ended in the background
     assert await fake_daily.eventually(lambda: fake_daily.rooms == {}, timeout=10)
+
+
+async def test_no_secret_reaches_the_logs_or_an_error_response(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    started = (await dispatcher.http.post("/start", json={}, headers={**AUTH, "Idempotency-Key": "s"})).json()
+    [bot_token] = [r["token"] for r in harness.received(started["session_id"])]
+    await dispatcher.http.delete(f"/sessions/{started['session_id']}", headers=AUTH)
+    harness.reject()
+    failed = await dispatcher.http.post("/start", json={}, headers=AUTH)
+    wrong = await dispatcher.http.post("/start", json={}, headers={"Authorization": f"Bearer {KEY}x"})
+    secrets = [KEY, fake_daily.api_key, bot_token, started["token"]]
+    shown = caplog.text + failed.text + wrong.text
+    assert caplog.text  # the dispatcher did log
+    assert [s for s in secrets if s in shown] == []
