@@ -44,11 +44,21 @@ session_ids = st.one_of(
     # Shapes hypothesis rarely reaches by itself: encodings, traversal, huge, non-ASCII.
     st.sampled_from(["..", "%00", "a-b", "%2F", "%ff", "é", "0" * 2000, "A" * 24, "0x" + "0" * 22]),
 )
+def documented_operations() -> list[tuple[str, str]]:
+    """Every (method, path) of the dispatcher's OpenAPI document, so a new route is fuzzed too."""
+    app = create_app(Settings(), env={}, machines=LocalMachines(), rooms=None)
+    return sorted(
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    )
+
+
+DOCUMENTED = documented_operations()
 routes = st.sampled_from([
-    ("POST", "/start"), ("POST", "/start?wait=started"), ("POST", "/start?wait=x"),
-    ("GET", "/sessions/{id}"), ("DELETE", "/sessions/{id}"),
-    ("POST", "/sessions/{id}/api/offer"), ("PATCH", "/sessions/{id}/api/offer"),
-    ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/"), ("PUT", "/start"), ("GET", "/openapi.json"),
+    *DOCUMENTED,
+    ("POST", "/start?wait=started"), ("POST", "/start?wait=x"),  # query parameters
+    ("GET", "/"), ("GET", "/openapi.json"), ("PUT", "/start"), ("GET", "/nope"),  # off the document
 ])  # fmt: skip
 
 
@@ -71,9 +81,17 @@ async def test_no_request_gets_a_5xx(fuzz_client, route, session_id, body, key, 
         headers["Idempotency-Key"] = idem
     if content_type:
         headers["Content-Type"] = content_type
-    response = await fuzz_client.request(method, path.replace("{id}", session_id), content=body, headers=headers)
+    response = await fuzz_client.request(
+        method, path.replace("{session_id}", session_id), content=body, headers=headers
+    )
     assert response.status_code < 500 or response.status_code in (502, 503, 504), response.text
     assert "Traceback" not in response.text
     if response.status_code >= 400 and response.headers.get("content-type", "").startswith("application/json"):
         assert set(response.json()) == {"error"}
 
+
+
+def test_the_fuzzer_covers_the_whole_openapi_document():
+    assert {("POST", "/start"), ("GET", "/sessions/{session_id}"), ("DELETE", "/sessions/{session_id}"),
+            ("POST", "/sessions/{session_id}/api/offer"), ("PATCH", "/sessions/{session_id}/api/offer"),
+            ("GET", "/healthz"), ("GET", "/metrics")} <= set(DOCUMENTED)  # fmt: skip
