@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from stacks.aws_container import fargate_container
 from stacks.aws_secrets import SecretStore
 from stacks.contract import BOT_CONTAINER_NAME
 from stacks.iam import assume_role_policy, policy_document, statement
@@ -71,27 +72,14 @@ class BotRuntime(pulumi.ComponentResource):
         self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                       description="voicefleet bot task (no AWS permissions)", opts=child)
 
-        container = {
-            "name": BOT_CONTAINER_NAME,
-            "image": args.image,
-            "essential": True,
-            # Written out in full: values ECS would fill in otherwise show up as phantom diffs.
-            "cpu": 0,
-            "environment": [{"name": "MAX_SESSION_SECONDS", "value": str(args.max_session_seconds)}],
-            "secrets": args.secrets.references(args.secret_names),
-            "portMappings": [],
-            "mountPoints": [],
-            "volumesFrom": [],
-            "systemControls": [],
-            # tini as PID 1: SIGTERM reaches the bot, which leaves the room gracefully.
-            "linuxParameters": {"initProcessEnabled": True},
-            "stopTimeout": 30,
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {"awslogs-group": logs.name, "awslogs-region": args.region,
-                            "awslogs-stream-prefix": BOT_CONTAINER_NAME},
-            },
-        }
+        container = fargate_container(
+            name=BOT_CONTAINER_NAME,
+            image=args.image,
+            environment=[{"name": "MAX_SESSION_SECONDS", "value": str(args.max_session_seconds)}],
+            secrets=args.secrets.references(args.secret_names),
+            log_group=logs.name,
+            region=args.region,
+        )
         task_definition = aws.ecs.TaskDefinition(
             name,
             family=args.family,

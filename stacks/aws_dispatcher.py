@@ -17,6 +17,7 @@ import pulumi_aws as aws
 
 from stacks import contract
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
+from stacks.aws_container import fargate_container
 from stacks.aws_secrets import SecretStore
 from stacks.iam import assume_role_policy
 
@@ -152,25 +153,15 @@ class Dispatcher(pulumi.ComponentResource):
 
         subnets = pulumi.Output.all(*args.subnet_ids).apply(lambda ids: ",".join(ids))
         env: Mapping[str, pulumi.Input[str]] = environment(args, subnets)
-        container = {
-            "name": contract.DISPATCHER_CONTAINER_NAME,
-            "image": args.image,
-            "essential": True,
-            "cpu": 0,
-            "environment": [{"name": key, "value": env[key]} for key in sorted(env)],
-            "secrets": args.secrets.references(contract.DISPATCHER_SECRETS),
-            "portMappings": [{"containerPort": port, "hostPort": port, "protocol": "tcp"}],
-            "mountPoints": [],
-            "volumesFrom": [],
-            "systemControls": [],
-            "linuxParameters": {"initProcessEnabled": True},
-            "stopTimeout": 30,
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {"awslogs-group": logs.name, "awslogs-region": args.region,
-                            "awslogs-stream-prefix": contract.DISPATCHER_CONTAINER_NAME},
-            },
-        }
+        container = fargate_container(
+            name=contract.DISPATCHER_CONTAINER_NAME,
+            image=args.image,
+            environment=[{"name": key, "value": env[key]} for key in sorted(env)],
+            secrets=args.secrets.references(contract.DISPATCHER_SECRETS),
+            log_group=logs.name,
+            region=args.region,
+            port=port,
+        )
         task_definition = aws.ecs.TaskDefinition(
             name,
             family=args.family,
