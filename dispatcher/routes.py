@@ -75,11 +75,13 @@ async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch)
 
 async def _signal(request: Request, session_id: str, method: str, payload: dict[str, Any]) -> JSONResponse:
     state = app_state(request)
+    if state.rooms is not None:  # known before any wait: cloud bots join a Daily room instead
+        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     machine = await state.sessions.wait_started(_known_id(session_id))  # an early offer waits for the bot
     if not machine.state.is_active:
         raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
     if machine.signalling_url is None:
-        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+        raise ApiError(502, "no_signalling", "the session's bot announced no signalling endpoint")
     status, body = await state.signalling.forward(method, machine.signalling_url, payload)
     return JSONResponse(body, status_code=status)
 

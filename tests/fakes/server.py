@@ -37,16 +37,13 @@ class Call:
         return json.loads(self.body) if self.body else None
 
 
-@dataclass
-class Failure:
-    """Answer the next `times` matching calls with `status` (+ `Retry-After`) instead of serving them."""
+@dataclass(kw_only=True)
+class CallMatch:
+    """Which calls a knob applies to, and how many more times."""
 
-    status: int
     times: int = 1
-    retry_after: float | None = None
     method: str | None = None
     path_contains: str | None = None
-    body: Any = None
     path_suffix: str | None = None  # e.g. "/machines": the create, not "/machines/{id}/stop"
 
     def matches(self, method: str, path: str) -> bool:
@@ -58,22 +55,20 @@ class Failure:
 
 
 @dataclass
-class Delay:
+class Failure(CallMatch):
+    """Answer the next `times` matching calls with `status` (+ `Retry-After`) instead of serving them."""
+
+    status: int
+    retry_after: float | None = None
+    body: Any = None
+
+
+@dataclass
+class Delay(CallMatch):
     """Hold the next `times` matching calls for `seconds` before serving them (a slow or hanging
     API: the call is still served afterwards, as a server that accepted it would)."""
 
     seconds: float
-    times: int = 1
-    method: str | None = None
-    path_contains: str | None = None
-    path_suffix: str | None = None  # e.g. "/machines": the create, not "/machines/{id}/stop"
-
-    def matches(self, method: str, path: str) -> bool:
-        return (
-            (self.method is None or self.method == method)
-            and (self.path_contains is None or self.path_contains in path)
-            and (self.path_suffix is None or path.endswith(self.path_suffix))
-        )
 
 
 @dataclass

@@ -198,3 +198,12 @@ async def test_no_secret_reaches_the_logs_or_an_error_response(
     shown = caplog.text + failed.text + wrong.text
     assert caplog.text  # the dispatcher did log
     assert [s for s in secrets if s in shown] == []
+
+
+async def test_an_offer_to_a_cloud_session_is_404_at_once(dispatcher: Dispatcher, harness: Harness) -> None:
+    sid = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    began = time.monotonic()
+    offer = {"sdp": "v=0", "type": "offer"}
+    response = await dispatcher.http.post(f"/sessions/{sid}/api/offer", json=offer, headers=AUTH)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "no_signalling"
+    assert time.monotonic() - began < 1.0  # no waiting for a machine that will never answer offers
