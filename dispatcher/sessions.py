@@ -31,10 +31,6 @@ class Session:
     created: bool = False
     grant: RoomGrant | None = None  # cloud sessions: the room and the user's token
 
-    @property
-    def session_id(self) -> str:
-        return self.machine.session_id
-
 
 class SessionService:
     def __init__(

@@ -77,10 +77,6 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ()  # browsers on other origins get no CORS headers at all
     keep_alive_seconds: int = 5  # behind a load balancer: above its idle timeout (ALB: 60 → 65)
 
-    @property
-    def auth_required(self) -> bool:
-        return bool(self.api_key_hashes)
-
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         host = env.get("HOST", "").strip() or cls.host
