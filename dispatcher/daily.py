@@ -151,6 +151,10 @@ class DailyRooms:
                     self._domain = _Domain(name=body["domain_name"], domain_id=body["domain_id"])
         return self._domain
 
+    async def room_url(self, session_id: str) -> str:
+        domain = await self._domain_config()
+        return f"https://{domain.name}.daily.co/{self.room_name(session_id)}"
+
     async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
         domain = await self._domain_config()
         room = self.room_name(session_id)
@@ -173,7 +177,7 @@ class DailyRooms:
             )
 
         return RoomGrant(
-            room_url=f"https://{domain.name}.daily.co/{room}",
+            room_url=await self.room_url(session_id),
             bot_token=token(self.bot_user_id(session_id), "bot", self.settings.bot_join_seconds),
             user_token=token(f"user-{session_id}", "user", self.settings.user_join_seconds),
         )

@@ -30,6 +30,10 @@ class Rooms(Protocol):
         """The session's room URL and fresh tokens (no room is created)."""
         ...
 
+    async def room_url(self, session_id: str) -> str:
+        """The session's room URL (no room is created, no token signed)."""
+        ...
+
     async def create(self, session_id: str, max_session_seconds: int) -> None:
         """Create the session's room; an existing room of that name is success (idempotent)."""
         ...

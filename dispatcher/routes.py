@@ -96,8 +96,8 @@ def _session_fields(state: AppState, session: Session) -> dict[str, Any]:
     }
     if state.rooms is None:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"
-    elif session.grant is not None:
-        fields["room_url"] = session.grant.room_url
+    elif session.room is not None:
+        fields["room_url"] = session.room
     if machine.state in (MachineState.ENDED, MachineState.FAILED):
         fields.pop("offer_url", None)
     return fields

@@ -29,7 +29,12 @@ DEFAULT_PROVIDER_RETRY_AFTER = 2.0
 class Session:
     machine: Machine
     created: bool = False
-    grant: RoomGrant | None = None  # cloud sessions: the room and the user's token
+    grant: RoomGrant | None = None  # a cloud start: the room and the user's token
+    room_url: str | None = None  # a cloud look-up: the room only
+
+    @property
+    def room(self) -> str | None:
+        return self.grant.room_url if self.grant else self.room_url
 
 
 class SessionService:
@@ -185,9 +190,11 @@ class SessionService:
             with contextlib.suppress(Exception):
                 if await self._rooms.bot_present(session_id):
                     machine = replace(machine, state=MachineState.JOINED)
-        # The room URL follows from the session id (tokens are signed locally: no API call).
-        grant = await self._grant(session_id) if machine.state.is_active else None
-        return Session(machine, grant=grant)
+        # The room URL follows from the session id: no API call, and no token is made for it.
+        room_url = None
+        if self._rooms is not None and machine.state.is_active:
+            room_url = await self._call(self._rooms.room_url(session_id))
+        return Session(machine, room_url=room_url)
 
     async def stop(self, session_id: str) -> Machine | None:
         if not await self._call(self._machines.stop(session_id)):

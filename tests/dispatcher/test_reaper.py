@@ -29,6 +29,9 @@ class RecordingRooms:
     async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
         return RoomGrant(f"https://rooms.test/{session_id}", "bot", "user")
 
+    async def room_url(self, session_id: str) -> str:
+        return f"https://rooms.test/{session_id}"
+
     async def create(self, session_id: str, max_session_seconds: int) -> None: ...
 
     async def bot_present(self, session_id: str) -> bool:
