@@ -19,9 +19,11 @@ from typing import Any, Literal
 
 from aiortc.sdp import candidate_from_sdp
 from loguru import logger
-from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from bot.http_server import HttpError, JsonHttpServer, Request, Response
+from bot.ice import IceSettings
+from bot.ice_connection import new_connection
 
 SessionState = Literal["waiting", "connected", "ended"]
 OnConnection = Callable[[SmallWebRTCConnection], Awaitable[None]]
@@ -33,13 +35,13 @@ class SignallingServer:
         *,
         session_id: str,
         on_connection: OnConnection,
-        ice_servers: list[str] | list[IceServer] | None = None,
+        ice: IceSettings | None = None,
     ) -> None:
         self.session_id = session_id
         self.state: SessionState = "waiting"
         self.connection: SmallWebRTCConnection | None = None
         self._on_connection = on_connection
-        self._ice_servers = ice_servers
+        self._ice = ice or IceSettings()
         self._lock = asyncio.Lock()  # two racing offers: exactly one becomes the session's peer
         self._http = JsonHttpServer(
             {
@@ -98,7 +100,7 @@ class SignallingServer:
                 await current.renegotiate(sdp=sdp, type=sdp_type, restart_pc=restart_pc)
                 return Response(200, current.get_answer())
 
-            connection = SmallWebRTCConnection(ice_servers=self._ice_servers)
+            connection = new_connection(self._ice)
             try:
                 await connection.initialize(sdp=sdp, type=sdp_type)
             except Exception as exc:  # aiortc raises ValueError & co. on SDP it cannot use

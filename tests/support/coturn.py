@@ -1,0 +1,118 @@
+"""Debian's coturn, started by a test inside a network namespace with a generated configuration.
+
+The configuration is the production hardening (dispatcher/turn.py's deny list, no multicast
+peers, TURN REST auth with a shared secret, quotas) with test ports and paths. The secret sits
+in a 0600 file in the test's own directory, never on a command line. coturn runs in its own
+namespace, so fixed ports (3478, the relay range) cannot collide with anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dispatcher.turn import DENIED_PEER_RANGES
+
+TURN_PORT = 3478
+REALM = "voicefleet.test"
+START_TIMEOUT = 15.0
+
+
+def coturn_unavailable_reason() -> str | None:
+    return None if shutil.which("turnserver") else "coturn (`turnserver`) is not installed (apt-get install coturn)"
+
+
+def coturn_config(
+    *, address: str, secret: str, workdir: Path, allowed_peers: Sequence[str] = (), user_quota: int = 8
+) -> str:
+    lines = [
+        f"listening-ip={address}",
+        f"relay-ip={address}",
+        f"listening-port={TURN_PORT}",
+        "min-port=49152",
+        "max-port=49407",
+        f"realm={REALM}",
+        "use-auth-secret",
+        f"static-auth-secret={secret}",
+        "fingerprint",
+        "no-multicast-peers",
+        f"user-quota={user_quota}",
+        "total-quota=64",
+        "no-cli",
+        "no-tls",  # no certificate in tests; production serves turns: on 443 (docs/webrtc.md)
+        "no-dtls",
+        "no-software-attribute",
+        f"userdb={workdir / 'turndb'}",
+        f"pidfile={workdir / 'turnserver.pid'}",
+        "log-file=stdout",
+        "simple-log",
+        "verbose",
+    ]
+    lines += [f"denied-peer-ip={entry}" for entry in DENIED_PEER_RANGES]
+    # The documentation ranges the test namespaces use stand for "the internet": allowed
+    # explicitly, as a deployment would allow nothing but the public internet.
+    lines += [f"allowed-peer-ip={entry}" for entry in allowed_peers]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Coturn:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    url_udp: str
+    url_tcp: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_coturn(namespace: str, address: str, secret: str, workdir: Path) -> Iterator[Coturn]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "turnserver.conf"
+    config.touch(mode=0o600)
+    config.write_text(coturn_config(address=address, secret=secret, workdir=workdir))
+    log_path = workdir / "turnserver.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, "turnserver", "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    turn = Coturn(
+        process,
+        log_path,
+        url_udp=f"turn:{address}:{TURN_PORT}?transport=udp",
+        url_tcp=f"turn:{address}:{TURN_PORT}?transport=tcp",
+    )
+    try:
+        _wait_listening(namespace, address, process, turn)
+        yield turn
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_listening(namespace: str, address: str, process: subprocess.Popen[bytes], turn: Coturn) -> None:
+    """Until both the UDP and the TCP listener are bound (packets sent after that are queued)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    wanted = f"{address}:{TURN_PORT}"
+    while True:
+        sockets = subprocess.run(
+            ["ip", "netns", "exec", namespace, "ss", "-Hlntu"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+        bound = [line for line in sockets.splitlines() if wanted in line]
+        if any(line.startswith("udp") for line in bound) and any(line.startswith("tcp") for line in bound):
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"coturn did not start listening on {wanted}:\n{turn.log()}")
+        time.sleep(0.05)

@@ -1,0 +1,67 @@
+"""A TURN client probe, run inside a test namespace: `ip netns exec <ns> python -m tests.support.turn_probe`.
+
+Reads one JSON object on stdin (credentials never go on a command line):
+    {"server": ["192.0.2.10", 3478], "transport": "udp"|"tcp", "username": "...", "password": "...",
+     "peers": ["198.51.100.2", "169.254.169.254", ...]}
+and prints one JSON object: {"allocate": "ok" | <STUN error code>, "relayed": [host, port] | null,
+"permissions": {peer: "ok" | <error code>}}. An Allocate is answered 401 for a bad or expired
+credential; a CreatePermission 403 for a peer the server refuses to relay to (RFC 8656 §9).
+Every transaction is bounded by aioice's retransmissions and by an overall timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from aioice import stun, turn
+
+OVERALL_TIMEOUT = 20.0
+
+
+async def probe(request: dict[str, Any]) -> dict[str, Any]:
+    server = (request["server"][0], int(request["server"][1]))
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> turn.TurnClientMixin:
+        cls = turn.TurnClientTcpProtocol if request.get("transport") == "tcp" else turn.TurnClientUdpProtocol
+        return cls(server, request["username"], request["password"], lifetime=60, channel_refresh_time=50)
+
+    if request.get("transport") == "tcp":
+        transport, client = await loop.create_connection(protocol, host=server[0], port=server[1])
+    else:
+        transport, client = await loop.create_datagram_endpoint(protocol, remote_addr=server)
+    result: dict[str, Any] = {"allocate": None, "relayed": None, "permissions": {}}
+    try:
+        try:
+            relayed = await client.connect()
+        except stun.TransactionFailed as exc:
+            result["allocate"] = exc.response.error_code
+            return result
+        result["allocate"], result["relayed"] = "ok", list(relayed)
+        if client.refresh_task is not None:
+            client.refresh_task.cancel()
+        for peer in request.get("peers", []):
+            message = stun.Message(message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST)
+            message.attributes["XOR-PEER-ADDRESS"] = (peer, 9)
+            try:
+                await client.request_with_retry(message)
+                result["permissions"][peer] = "ok"
+            except stun.TransactionFailed as exc:
+                result["permissions"][peer] = exc.response.error_code
+        return result
+    finally:
+        transport.close()
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    result = asyncio.run(asyncio.wait_for(probe(request), OVERALL_TIMEOUT))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
