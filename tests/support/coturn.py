@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dispatcher.turn import DENIED_PEER_RANGES
+from tests.support.processes import terminate
 
 TURN_PORT = 3478
 REALM = "voicefleet.test"
@@ -94,12 +95,7 @@ def run_coturn(namespace: str, address: str, secret: str, workdir: Path) -> Iter
         _wait_listening(namespace, address, process, turn)
         yield turn
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 def _wait_listening(namespace: str, address: str, process: subprocess.Popen[bytes], turn: Coturn) -> None:

@@ -52,6 +52,17 @@ def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
     return [pid for pid in pids if pid_alive(pid)]
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; always reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class DispatcherProcess:
     process: subprocess.Popen[bytes]
@@ -90,10 +101,4 @@ def run_dispatcher(
                 time.sleep(0.05)
             yield running
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            terminate(process, grace=15)
