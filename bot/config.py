@@ -20,6 +20,16 @@ DEFAULT_MAX_DURATION_SECONDS = 1800.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 120.0
 
+# What a dispatcher's provider sets for one session (dispatcher/bot_contract.py writes them; a
+# test checks both sides name the same variables). The bot image does not ship the dispatcher,
+# so the names are repeated here, not imported.
+ENV_SESSION_ID = "VOICEFLEET_SESSION_ID"
+ENV_BODY = "VOICEFLEET_BODY"
+ENV_MAX_SESSION_SECONDS = "MAX_SESSION_SECONDS"
+ENV_ROOM_URL = "DAILY_ROOM_URL"
+ENV_TOKEN = "DAILY_TOKEN"  # noqa: S105 - a variable name, not a secret
+SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN)
+
 # The service pipeline runs only when all three are set; a partial set is a configuration mistake.
 SERVICE_KEY_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
 
@@ -126,8 +136,8 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
     """Parse flags and environment. argparse itself exits 2 on malformed flags."""
     args = build_parser().parse_args(argv)
 
-    room_url = args.room_url or env.get("DAILY_ROOM_URL") or None
-    token = args.token or env.get("DAILY_TOKEN") or None
+    room_url = args.room_url or env.get(ENV_ROOM_URL) or None
+    token = args.token or env.get(ENV_TOKEN) or None
     transport: TransportName = args.transport or ("daily" if room_url else "webrtc")
     if transport == "daily" and not room_url:
         raise ConfigError("--transport daily needs a room URL (--room-url or DAILY_ROOM_URL)")
@@ -140,9 +150,9 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
         transport=transport,
         host=args.host,
         port=args.port,
-        session_id=args.session_id or env.get("VOICEFLEET_SESSION_ID") or f"local-{uuid.uuid4().hex[:12]}",
+        session_id=args.session_id or env.get(ENV_SESSION_ID) or f"local-{uuid.uuid4().hex[:12]}",
         max_duration=_seconds(
-            "max duration", args.max_duration, env, "MAX_SESSION_SECONDS", DEFAULT_MAX_DURATION_SECONDS
+            "max duration", args.max_duration, env, ENV_MAX_SESSION_SECONDS, DEFAULT_MAX_DURATION_SECONDS
         ),
         idle_timeout=_seconds(
             "idle timeout", args.idle_timeout, env, "BOT_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS
@@ -157,7 +167,7 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
         check=args.check,
         room_url=room_url,
         token=token,
-        body=_body(env.get("VOICEFLEET_BODY")),
+        body=_body(env.get(ENV_BODY)),
         services=load_service_settings(env),
     )
 

@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 from dispatcher import web
 from dispatcher.auth import Authenticator
 from dispatcher.errors import install_error_handlers
+from dispatcher.factory import build_machines, build_rooms
 from dispatcher.key_limits import PerKeyLimit
 from dispatcher.limits import RequestLimits, SecurityHeaders
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import CONTENT_TYPE, Metrics
-from dispatcher.providers import build_machines, build_rooms
 from dispatcher.reaper import Reaper, ReaperSettings
 from dispatcher.rooms import Rooms
 from dispatcher.routes import router

@@ -8,6 +8,8 @@ deploy.
 
 from __future__ import annotations
 
+from dispatcher import bot_contract
+
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
     "MACHINES",
@@ -52,13 +54,7 @@ DISPATCHER_CONTAINER_NAME = "dispatcher"
 
 # GCE bots: the dispatcher writes one session's values into the new instance's metadata; the
 # startup script copies them into the bot container's env file (mode 0600), never a command line.
-# metadata key -> environment variable the bot reads.
-GCE_SESSION_METADATA: dict[str, str] = {
-    "session-id": "VOICEFLEET_SESSION_ID",
-    "daily-room-url": "DAILY_ROOM_URL",
-    "daily-token": "DAILY_TOKEN",
-    "bot-body": "VOICEFLEET_BODY",  # compact JSON object
-    "max-session-seconds": "MAX_SESSION_SECONDS",
-}
+# metadata key -> environment variable the bot reads; written once, in the dispatcher's contract.
+GCE_SESSION_METADATA: dict[str, str] = dict(bot_contract.GCE_SESSION_METADATA)
 # Set by Pulumi on the template (not per session): the digest-pinned image the script runs.
 GCE_IMAGE_METADATA_KEY = "bot-image"

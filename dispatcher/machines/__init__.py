@@ -1,4 +1,4 @@
-"""Machines providers behind one protocol; `MACHINES` picks one (see `dispatcher.machines.factory`)."""
+"""Machines providers behind one protocol; `MACHINES` picks one (see `dispatcher.factory`)."""
 
 from dispatcher.machines.base import (
     LaunchResult,

@@ -24,8 +24,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dispatcher.bot_contract import bot_environment
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
-from dispatcher.providers import bot_environment
 from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
 from dispatcher.retry import Backoff, Transient, poll_until_started, with_retries
 from dispatcher.settings import SettingsError, float_setting

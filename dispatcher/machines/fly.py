@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from dispatcher.bot_contract import bot_environment
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
-from dispatcher.providers import bot_environment
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting

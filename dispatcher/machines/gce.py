@@ -10,7 +10,6 @@ launch, so the client's own retries of one insert are one operation. The session
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import uuid
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from dispatcher.bot_contract import gce_metadata_items
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, poll_until_started, provider_request
@@ -121,18 +121,6 @@ class GceAuth:
         self._credentials.refresh(Request(urllib3.PoolManager(timeout=10.0)))  # type: ignore[no-untyped-call]
 
 
-def metadata_items(spec: LaunchSpec) -> list[dict[str, str]]:
-    """Exactly the keys the instance template's startup script reads."""
-    items = {
-        "session-id": spec.session_id,
-        "bot-body": json.dumps(dict(spec.body), separators=(",", ":")),
-        "max-session-seconds": str(spec.max_session_seconds),
-        "daily-room-url": spec.room_url or "",
-        "daily-token": spec.bot_token or "",
-    }
-    return [{"key": k, "value": v} for k, v in items.items()]
-
-
 def to_machine(raw: Mapping[str, Any]) -> Machine:
     labels = raw.get("labels") or {}
     status = str(raw.get("status", ""))
@@ -207,7 +195,7 @@ class GceMachines:
         return {
             "name": self.instance_name(spec.session_id),
             "labels": {LABEL_SESSION: spec.session_id, LABEL_DIGEST: spec.body_digest},
-            "metadata": {"items": metadata_items(spec)},
+            "metadata": {"items": gce_metadata_items(spec)},
             "scheduling": {
                 "maxRunDuration": {"seconds": str(spec.max_session_seconds + self.settings.grace_seconds)},
                 "instanceTerminationAction": "DELETE",

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dispatcher.bot_contract import bot_environment
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.parent_death import die_with_parent
 
@@ -210,13 +211,13 @@ class LocalMachines:
 
 
 def _bot_environment(spec: LaunchSpec) -> dict[str, str]:
+    """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
+    session's values from the one contract every provider uses."""
     env = dict(os.environ)
     # The dispatcher's own secrets are none of the bot's business.
     for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN"):
         env.pop(name, None)
-    env["VOICEFLEET_SESSION_ID"] = spec.session_id
-    env["VOICEFLEET_BODY"] = json.dumps(dict(spec.body), separators=(",", ":"))
-    env["MAX_SESSION_SECONDS"] = str(spec.max_session_seconds)
+    env.update(bot_environment(spec))
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
     return env

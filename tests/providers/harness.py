@@ -1,6 +1,6 @@
 """One adapter per provider so the contract suite can drive each fake the same way.
 
-`make()` builds a provider the way `providers.build_machines` would, from environment variables
+`make()` builds a provider the way `dispatcher.factory.build_machines` would, from environment variables
 pointing at the fake (a new instance = another dispatcher replica). The remaining methods move
 the fake's machine as the real provider would, or inject the provider's documented failures.
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.daily import DailyRooms
+from dispatcher.factory import build_machines, build_rooms
 from dispatcher.machines.fly import FlyMachines
 from dispatcher.machines.gce import GceMachines
-from dispatcher.providers import build_machines, build_rooms
 from dispatcher.settings import Settings, SettingsError
 
 FLY = {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"}

@@ -1,33 +1,17 @@
 """Build the configured machines provider and rooms service (`MACHINES` picks the provider).
 
 Provider modules are imported lazily so a dispatcher only loads the client library it uses.
-Also home of `bot_environment`: the variables every cloud provider hands the bot (bot/config.py
-reads exactly these), so ECS, Fly and the GCE startup script agree on one contract.
+What a provider hands the bot is not here but in `dispatcher.bot_contract`, so providers never
+import the factory that imports them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
-from dispatcher.machines.base import LaunchSpec, Machines
+from dispatcher.machines.base import Machines
 from dispatcher.rooms import Rooms
 from dispatcher.settings import Settings
-
-
-def bot_environment(spec: LaunchSpec) -> dict[str, str]:
-    """The session's values for the bot's environment. Holds the bot token: environment only,
-    never a command line (visible in `ps`, task descriptions and audit logs) or a log line."""
-    env = {
-        "VOICEFLEET_SESSION_ID": spec.session_id,
-        "VOICEFLEET_BODY": json.dumps(dict(spec.body), separators=(",", ":")),
-        "MAX_SESSION_SECONDS": str(spec.max_session_seconds),
-    }
-    if spec.room_url:
-        env["DAILY_ROOM_URL"] = spec.room_url
-    if spec.bot_token:
-        env["DAILY_TOKEN"] = spec.bot_token
-    return env
 
 
 def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
