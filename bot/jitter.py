@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiortc.jitterbuffer import JitterBuffer
-
-if TYPE_CHECKING:
-    from bot.trace import Tracer
 
 PREFETCH_ENV = "VOICEFLEET_AUDIO_JITTER_PREFETCH"
 DEFAULT_PREFETCH = 1
@@ -72,7 +69,3 @@ def install(pc: Any, prefetch: int, buffer_class: type[JitterBuffer] = BotAudioJ
         installed += 1
     return installed
 
-
-def install_audio_jitter_buffer(pc: Any, prefetch: int, tracer: Tracer | None = None) -> int:
-    """`install()` with the buffer class the session wants (a timed one when tracing)."""
-    return install(pc, prefetch, tracer.jitter_buffer_class() if tracer is not None else BotAudioJitterBuffer)

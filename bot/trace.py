@@ -84,8 +84,8 @@ class Tracer:
         windows = self.vad_windows
 
         def voice_confidence(buffer: bytes) -> float:
-            confidence = original(buffer)
-            windows.append((time.time(), float(np.asarray(confidence).ravel()[0])))
+            confidence = float(np.asarray(original(buffer)).ravel()[0])
+            windows.append((time.time(), confidence))
             return confidence
 
         vad.voice_confidence = voice_confidence

@@ -17,7 +17,7 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.ice import ice_settings, loopback_requested, use_loopback_candidates
-from bot.jitter import audio_prefetch, install_audio_jitter_buffer
+from bot.jitter import BotAudioJitterBuffer, audio_prefetch, install
 from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.parrot import greeting_frame
@@ -55,6 +55,9 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
     tracer = Tracer.from_env(os.environ)
     if tracer is not None:
         tracer.patch_output_track()
+    # A timed buffer when tracing. Chosen here so bot.jitter need not know the tracer (which
+    # builds on bot.jitter): no import cycle.
+    buffer_class = tracer.jitter_buffer_class() if tracer is not None else BotAudioJitterBuffer
     lifecycle = SessionLifecycle()
     with lifecycle.signals_end_session():
         vad = load_vad()
@@ -66,7 +69,7 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             nonlocal session
             # The answer is set, so the receivers exist, and no media has flowed yet.
-            install_audio_jitter_buffer(connection.pc, prefetch, tracer)
+            install(connection.pc, prefetch, buffer_class)
             transport = build_transport(connection)
             session = PipelineSession(
                 build_pipeline(transport, vad, config.services, tracer), lifecycle, idle_timeout=config.idle_timeout
@@ -77,7 +80,7 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
                 nonlocal connected
                 connected = True
                 # A renegotiation with restart_pc builds a new peer connection: its receivers too.
-                install_audio_jitter_buffer(client.pc, prefetch, tracer)
+                install(client.pc, prefetch, buffer_class)
                 connect_deadline.cancel()
                 server.state = "connected"
                 events.emit("connected", pc_id=client.pc_id)
