@@ -12,7 +12,6 @@ jittered so they do not hit the provider in lockstep.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -138,5 +137,8 @@ class Reaper:
         while True:
             spread = 1 + random.uniform(-self._settings.jitter, self._settings.jitter)  # noqa: S311 (not crypto)
             await asyncio.sleep(self._settings.interval_seconds * spread)
-            with contextlib.suppress(Exception):
+            try:
                 await self.sweep()
+            except Exception:
+                # `sweep` handles provider failures itself; this is a bug. Keep sweeping, but say so.
+                log.exception("reaper: sweep failed")
