@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -52,7 +53,7 @@ def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
     return [pid for pid in pids if pid_alive(pid)]
 
 
-def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def terminate(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; always reaped."""
     if process.poll() is None:
         process.terminate()

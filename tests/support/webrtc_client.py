@@ -29,6 +29,9 @@ result.reply_audio, result.reply_sample_rate)` (~0.9 for the parrot's echo, ~0 f
 `POST` errors raise `OfferRejected(status, body)` (e.g. 409 for a second peer); `post_json()` is
 the bare request. `headers=` adds e.g. `Authorization` for a dispatcher. Set
 `VOICEFLEET_ICE_LOOPBACK=1` (as for the bot) on a host whose only interface is `lo`.
+`ice_config=` takes a start answer's `iceConfig` (TURN servers, `iceTransportPolicy`); `signal=`
+replaces the POST with any carrier of the offer; `selected_pair()` tells which candidate types
+(host/srflx/relay) the connection's nominated pair joins.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import contextlib
 import fractions
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -45,7 +49,14 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from av import AudioFrame
 
 from tests.support.audio import SPEECH_RMS, Segment, loud_segments, read_wav, rms
@@ -144,6 +155,8 @@ class WebRTCClient:
         connect_timeout: float = 15.0,
         headers: dict[str, str] | None = None,
         ice_loopback: bool | None = None,
+        ice_config: dict[str, Any] | None = None,
+        signal: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.offer_url = offer_url
         self.connect_timeout = connect_timeout
@@ -153,7 +166,8 @@ class WebRTCClient:
         self.ice_loopback = ice_loopback
         self.mic = PacedMic()
         self.recording = Recording()
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(rtc_configuration(ice_config))
+        self._signal = signal or (lambda offer: post_json(self.offer_url, offer, headers=self.headers))
         self.pc_id: str | None = None
         self.connected_at: float | None = None
         self._connected = asyncio.Event()
@@ -193,9 +207,7 @@ class WebRTCClient:
 
         self._tasks.append(asyncio.create_task(self._ping(channel)))
         await self.pc.setLocalDescription(await self.pc.createOffer())  # waits for ICE gathering
-        answer = await post_json(
-            self.offer_url, {"sdp": self.pc.localDescription.sdp, "type": "offer"}, headers=self.headers
-        )
+        answer = await self._signal({"sdp": self.pc.localDescription.sdp, "type": "offer"})
         self.pc_id = answer.get("pc_id")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
@@ -233,6 +245,13 @@ class WebRTCClient:
             reply_sample_rate=rec.sample_rate,
         )
 
+    def selected_pair(self) -> tuple[str, str, str]:
+        """(local type, remote type, remote address) of the nominated ICE pair, from aioice's state
+        (aiortc's stats have no candidate pairs)."""
+        ice = self.pc.getTransceivers()[0].receiver.transport.transport
+        pair = ice._connection._nominated[1]
+        return pair.local_candidate.type, pair.remote_candidate.type, pair.remote_candidate.host
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -250,6 +269,20 @@ class WebRTCClient:
             if channel.readyState == "open":
                 channel.send(f"ping: {time.time()}")
             await asyncio.sleep(0.5)
+
+
+def rtc_configuration(ice_config: dict[str, Any] | None) -> RTCConfiguration | None:
+    """A start answer's `iceConfig` as aiortc's RTCConfiguration (aiortc uses one TURN URL: the first)."""
+    if ice_config is None:
+        return None
+    servers = [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in ice_config.get("iceServers", [])
+    ]
+    relay = ice_config.get("iceTransportPolicy") == "relay"
+    return RTCConfiguration(
+        iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay else RTCIceTransportPolicy.ALL
+    )
 
 
 async def post_json(url: str, payload: dict[str, Any], *, headers: dict[str, str] | None = None) -> dict[str, Any]:
