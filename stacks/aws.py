@@ -107,6 +107,7 @@ class AwsStack(pulumi.ComponentResource):
         ), opts=child)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             family=f"{prefix}-dispatcher",
+            balancer_name=prefix,
             image=images.dispatcher,
             repository_arn=repositories["dispatcher"].arn,
             region=cfg.region,

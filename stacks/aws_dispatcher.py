@@ -25,6 +25,7 @@ from stacks.iam import assume_role_policy
 @dataclass(frozen=True)
 class DispatcherArgs:
     family: str
+    balancer_name: str  # ≤ 32 characters (settings bound the stack name; preflight checks it)
     image: pulumi.Input[str]  # digest-pinned
     repository_arn: pulumi.Input[str]
     region: str
@@ -101,8 +102,11 @@ class Dispatcher(pulumi.ComponentResource):
         _rule("egress", f"{name}-app-out-https", self, security_group_id=app_sg.id, ip_protocol="tcp",
               from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0")
 
+        # Named explicitly: an auto-name is the logical name plus 8 characters, which passes the
+        # 32-character limit of load balancer and target group names (stacks/preflight/names.py).
         balancer = aws.lb.LoadBalancer(
             name,
+            name=args.balancer_name,
             load_balancer_type="application",
             internal=False,
             subnets=list(args.subnet_ids),
@@ -111,9 +115,11 @@ class Dispatcher(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             opts=child,
         )
-        # Auto-named: a changed target group can be created before the old one is deleted.
+        # A prefix (at most 6 characters) plus a generated suffix: a changed target group can be
+        # created before the old one is deleted, and the name stays within 32 characters.
         targets = aws.lb.TargetGroup(
             name,
+            name_prefix="vf-",
             port=port,
             protocol="HTTP",
             target_type="ip",

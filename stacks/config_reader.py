@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "platforms": ["linux/amd64"],
     "buildOnPreview": True,
     "imageRetentionCount": 20,
+    "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,
@@ -31,12 +32,14 @@ DEFAULTS: dict[str, Any] = {
     "ecsCapacityProviders": "FARGATE",
     "albIdleTimeoutSeconds": 60,
     "keepAliveSeconds": 65,
+    "certificateArn": "",
     "allowPlainHttp": False,
     "allowedCidrs": ["0.0.0.0/0"],
     "containerInsights": False,
     "logRetentionDays": 14,
     "secretRecoveryDays": 7,
     # GCP
+    "gcpZone": "",
     "subnetCidr": "10.50.0.0/20",
     "botMachineType": "e2-small",
     "botDiskGb": 10,

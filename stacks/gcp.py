@@ -95,6 +95,7 @@ class GcpStack(pulumi.ComponentResource):
         bot.grant_launch("dispatcher", member)
         secrets.grant_access("dispatcher", member, contract.DISPATCHER_SECRETS)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
+            service_name=f"{prefix}-dispatcher",
             project=cfg.project,
             region=cfg.region,
             zone=cfg.zone,

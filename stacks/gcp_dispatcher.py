@@ -18,6 +18,7 @@ from stacks.gcp_secrets import SecretStore
 
 @dataclass(frozen=True)
 class DispatcherArgs:
+    service_name: str  # a DNS label under 50 characters (explicit: an auto-name adds 8)
     project: str
     region: str
     zone: str
@@ -56,6 +57,7 @@ class Dispatcher(pulumi.ComponentResource):
         health = {"http_get": {"path": "/healthz", "port": contract.DISPATCHER_PORT}}
         service = gcp.cloudrunv2.Service(
             name,
+            name=args.service_name,
             location=args.region,
             ingress="INGRESS_TRAFFIC_ALL",
             invoker_iam_disabled=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import json
 import runpy
 import threading
 from collections.abc import Mapping
@@ -49,6 +50,16 @@ def unwrap(value: Any) -> Any:
         return {k: unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
         return [unwrap(v) for v in value]
+    return value
+
+
+def decode_json(value: Any) -> Any:
+    """A JSON document held in a string input (policy, container definitions, provider config), decoded."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
     return value
 
 

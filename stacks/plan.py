@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from stacks.mocks import Registration, is_secret, run_program
+from stacks.mocks import Registration, decode_json, is_secret, run_program
 from stacks.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,14 +54,8 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     return config, secret_keys
 
 
-def _decode(value: Any) -> Any:
-    """JSON documents in string inputs (policies, container definitions) diff field by field."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+# JSON documents in string inputs (policies, container definitions) diff field by field.
+_decode = decode_json
 
 
 def _value(value: Any, indent: int) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 
+from stacks import cloud_limits as limits
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
 
 __all__ = ["DEFAULTS", "AwsSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
@@ -23,21 +24,15 @@ __all__ = ["DEFAULTS", "AwsSettings", "GcpSettings", "Secrets", "Settings", "Set
 NAMESPACE = "voicefleet"
 CLOUDS = ("aws", "gcp")
 
-# CloudWatch accepts only these retention periods (PutRetentionPolicy).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
-# Fargate task sizes: CPU units -> allowed memory MiB (range start, stop, step).
-FARGATE_SIZES: dict[int, tuple[int, int, int]] = {
-    256: (512, 2048, 512),
-    512: (1024, 4096, 1024),
-    1024: (2048, 8192, 1024),
-    2048: (4096, 16384, 1024),
-    4096: (8192, 30720, 1024),
-}
-# Compute Engine maxRunDuration: 30 s .. 120 days. The template adds a boot grace on top of the
-# session limit, so the session limit must leave room for it.
-GCE_MAX_RUN_SECONDS = 120 * 24 * 3600
+# The tool and cloud tables (Fargate sizes, retention periods, …) live in stacks/cloud_limits.py.
+GCE_MAX_RUN_SECONDS = limits.GCE_MAX_RUN_SECONDS[1]
+# The template adds a boot grace on top of the session limit, so the session limit leaves room for it.
 GCE_BOOT_GRACE_SECONDS = 300
+# Stack names become parts of physical names (ECR repositories, GCP ids, ALB and Cloud Run names):
+# lowercase, and short enough that every generated name fits its cloud's limit
+# (stacks/preflight/names.py checks that for a stack name of this maximum length).
+MAX_STACK_NAME = 20
+_STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
 # Secrets Manager recovery window: 0 (delete now, dev) or 7..30 days.
 _CAPACITY_PROVIDERS = re.compile(r"^(FARGATE|FARGATE_SPOT)(:\d+)?(,(FARGATE|FARGATE_SPOT)(:\d+)?)*$")
 # GCP label values and resource ids: lowercase letters, digits, dashes.
@@ -127,6 +122,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     cfg = Reader(NAMESPACE)
     cloud = cfg.string("cloud", choices=CLOUDS, required=True)
     stack = pulumi.get_stack()
+    if len(stack) > MAX_STACK_NAME or not _STACK_NAME.match(stack):
+        raise SettingsError(f"Invalid stack name {stack!r}: use at most {MAX_STACK_NAME} lowercase letters, digits "
+                            "and dashes (it is part of cloud resource names with tight limits)")
     environment = cfg.string("environment", pattern=_LABEL)
     max_session_seconds = cfg.integer("maxSessionSeconds", minimum=30)
     platforms = cfg.string_list("platforms")
@@ -194,13 +192,14 @@ def _cidr(cfg: Reader, name: str, value: str) -> str:
 
 
 def _fargate_size(cfg: Reader, cpu_key: str, memory_key: str, cpu: int, memory: int) -> None:
-    if cpu not in FARGATE_SIZES:
-        allowed = ", ".join(str(c) for c in FARGATE_SIZES)
+    if cpu not in limits.FARGATE_MEMORY:
+        allowed = ", ".join(str(c) for c in limits.FARGATE_MEMORY)
         raise cfg.fail(cpu_key, f"must be a Fargate CPU size ({allowed}; 1024 = 1 vCPU), got {cpu}")
-    low, high, step = FARGATE_SIZES[cpu]
-    if memory < low or memory > high or (memory - low) % step:
-        raise cfg.fail(memory_key, f"must be {low}..{high} MiB in steps of {step} for {cpu_key}={cpu}"
-                                   f" (got {memory})")
+    options = limits.FARGATE_MEMORY[cpu]
+    if memory not in options:
+        shown = ", ".join(str(m) for m in options) if len(options) <= 4 else (
+            f"{options[0]}..{options[-1]} in steps of {options[1] - options[0]}")
+        raise cfg.fail(memory_key, f"must be one of Fargate's sizes for {cpu_key}={cpu}: {shown} MiB (got {memory})")
 
 
 def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
@@ -210,7 +209,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     _fargate_size(cfg, "botCpu", "botMemory", bot_cpu, bot_memory)
     dispatcher_cpu = cfg.integer("dispatcherCpu", minimum=1)
     _fargate_size(cfg, "dispatcherCpu", "dispatcherMemory", dispatcher_cpu, settings.dispatcher_memory)
-    idle = cfg.integer("albIdleTimeoutSeconds", minimum=1, maximum=4000)
+    idle = cfg.integer("albIdleTimeoutSeconds", minimum=limits.ALB_IDLE_TIMEOUT[0], maximum=limits.ALB_IDLE_TIMEOUT[1])
     keep_alive = cfg.integer("keepAliveSeconds", minimum=1)
     if keep_alive <= idle:
         # The ALB reuses idle connections; if the app closes first, clients see 502s.
@@ -221,9 +220,9 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         raise cfg.fail("certificateArn", "is required (API keys must not cross the internet in clear text); "
                                          "set allowPlainHttp: true only for a throwaway dev stack")
     retention = cfg.integer("logRetentionDays", minimum=1)
-    if retention not in LOG_RETENTION_DAYS:
+    if retention not in limits.LOG_RETENTION_DAYS:
         raise cfg.fail("logRetentionDays",
-                       f"must be one of CloudWatch's periods {LOG_RETENTION_DAYS} (got {retention})")
+                       f"must be one of CloudWatch's periods {limits.LOG_RETENTION_DAYS} (got {retention})")
     recovery = cfg.integer("secretRecoveryDays", minimum=0, maximum=30)
     if 0 < recovery < 7:
         raise cfg.fail("secretRecoveryDays", f"must be 0 or 7..30 (got {recovery})")

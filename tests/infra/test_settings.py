@@ -30,7 +30,13 @@ def test_negative_bot_cpu_names_the_key(stack: StackRunner) -> None:
 
 def test_memory_outside_the_fargate_range_names_the_memory_key(stack: StackRunner) -> None:
     message = error(stack, "aws", botCpu="512", botMemory="512")
-    assert "voicefleet:botMemory" in message and "1024..4096" in message
+    assert "voicefleet:botMemory" in message and "1024, 2048, 3072, 4096" in message
+
+
+def test_quarter_vcpu_takes_no_one_and_a_half_gigabytes(stack: StackRunner) -> None:
+    """Fargate's 256 CPU size allows 512, 1024 and 2048 MiB only (review item 10)."""
+    message = error(stack, "aws", botCpu="256", botMemory="1536")
+    assert "voicefleet:botMemory" in message and "512, 1024, 2048" in message
 
 
 def test_missing_required_secret_names_the_key_and_the_command(stack: StackRunner) -> None:
@@ -79,12 +85,21 @@ def test_one_message_not_a_traceback_of_errors(stack: StackRunner) -> None:
 def test_project_file_defaults_equal_the_settings_defaults() -> None:
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     defaults = {key: spec["default"] for key, spec in declared.items()
-                if isinstance(spec, dict) and "default" in spec}
+                if isinstance(spec, dict) and "default" in spec and "type" in spec}
     assert defaults == DEFAULTS
 
 
-def test_every_secret_key_is_declared_secret_in_the_project_file() -> None:
+def test_required_secrets_are_typed_secret_and_optional_secrets_are_untyped_with_an_empty_default() -> None:
+    """A typed secret with a default fails every stack that leaves it unset (the CLI merges the
+    default in plain; tests/infra/test_preflight_config.py), so optional secrets are untyped."""
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    for key in ("dailyApiKey", "dispatcherApiKeys", "deepgramApiKey", "cartesiaApiKey", "openaiApiKey"):
-        assert declared[key].get("secret") is True, key
-        assert "default" not in declared[key], key
+    for key in ("dailyApiKey", "dispatcherApiKeys"):
+        assert declared[key].get("secret") is True and "default" not in declared[key], key
+    for key in ("deepgramApiKey", "cartesiaApiKey", "openaiApiKey"):
+        assert declared[key] == {"description": declared[key]["description"], "default": ""}, key
+
+
+def test_optional_bot_secret_set_in_plain_text_is_refused(stack: StackRunner) -> None:
+    keys = {k: "SENTINEL" for k in ("deepgramApiKey", "cartesiaApiKey", "openaiApiKey")}
+    message = error(stack, "aws", plaintext=("voicefleet:deepgramApiKey",), **keys)
+    assert "voicefleet:deepgramApiKey" in message and "plain text" in message

@@ -1,0 +1,38 @@
+"""Provider limits the settings validate and the offline preflight checks: one copy of each table."""
+
+from __future__ import annotations
+
+# Fargate task sizes, CPU units -> the memory values (MiB) it accepts.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
+# 256: 512 MiB, 1 GB, 2 GB (not 1.5 GB); 512: 1-4 GB; 1024: 2-8 GB; 2048: 4-16 GB; 4096: 8-30 GB, all
+# in 1 GB steps; 8192: 16-60 GB in 4 GB steps; 16384: 32-120 GB in 8 GB steps.
+FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+# CloudWatch Logs PutRetentionPolicy accepts only these periods (days).
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+# ALB idle timeout, seconds. https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html
+ALB_IDLE_TIMEOUT = (1, 4000)
+
+# Secrets Manager RecoveryWindowInDays: 7..30; 0 is the provider's "force delete without recovery".
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html
+SECRET_RECOVERY_DAYS = (7, 30)
+
+# Compute Engine maxRunDuration: 30 s .. 120 days.
+# https://cloud.google.com/compute/docs/instances/limit-vm-runtime
+GCE_MAX_RUN_SECONDS = (30, 120 * 24 * 3600)
+
+# Cloud Run: the most memory each CPU limit allows (MiB); below 1 CPU a container gets at most 512 MiB.
+# https://cloud.google.com/run/docs/configuring/services/memory-limits#cpu-minimum
+CLOUD_RUN_MAX_MEMORY_MIB: dict[str, int] = {"1": 4096, "2": 8192, "4": 16384, "6": 24576, "8": 32768}
+CLOUD_RUN_MIN_MEMORY_MIB = 512  # second-generation execution environment
