@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from dispatcher.machines.base import MachinesError
+from dispatcher.provider_errors import ProviderError, refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
 from dispatcher.rooms import RoomGrant, RoomInfo
@@ -37,8 +37,8 @@ MAX_LISTED_ROOMS = 5000  # a sweep's bound: older rooms expire by themselves (`e
 CLOCK_SKEW = 30  # seconds of `nbf` slack for clients whose clocks run behind
 
 
-class DailyError(MachinesError):
-    """Daily failed or refused; a `MachinesError` so the HTTP layer maps it the same way (502/503)."""
+class DailyError(ProviderError):
+    """Daily failed or refused (mapped to HTTP like any provider failure: provider_errors.py)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class DailyRooms:
             detail = f"{body.get('error')}: {body.get('info')}"
         except (ValueError, AttributeError):
             detail = f"HTTP {response.status_code}"
-        return DailyError("daily_rejected", f"Daily refused to {what}: {detail}")
+        return refusal(DailyError, "daily", response.status_code, f"Daily refused to {what}: {detail}")
 
     async def _domain_config(self) -> _Domain:
         """`GET /` once per process: the domain name (room URLs) and `domain_id` (token claim `d`)."""

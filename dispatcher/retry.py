@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from dispatcher.machines.base import Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.provider_errors import ProviderError
 from dispatcher.ratelimit import RateLimited, TokenBucket
 
 T = TypeVar("T")
@@ -140,10 +141,10 @@ async def provider_request(
     *,
     backoff: Backoff,
     bucket: TokenBucket | None = None,
-    error: type[MachinesError] = MachinesError,
+    error: type[ProviderError] = MachinesError,
     **kwargs: Any,
 ) -> httpx.Response:
-    """`send` behind a client-side bucket; giving up becomes a `MachinesError` with a stable
+    """`send` behind a client-side bucket; giving up becomes a `ProviderError` (`error`) with a stable
     reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`."""
     try:
         if bucket is not None:

@@ -42,7 +42,7 @@ async def start(
         caller=who, idempotency_key=idempotency_key, body=body, wait=wait is not None
     )
     response.status_code = 201 if session.created else 200
-    return StartOut(**_session_fields(state, session), token=session.grant.user_token if session.grant else None)
+    return StartOut(**_session_fields(state, session), token=session.user_token)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut, summary="A session's status")
@@ -96,8 +96,8 @@ def _session_fields(state: AppState, session: Session) -> dict[str, Any]:
     }
     if state.rooms is None:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"
-    elif session.room is not None:
-        fields["room_url"] = session.room
+    elif session.room_url is not None:
+        fields["room_url"] = session.room_url
     if machine.state in (MachineState.ENDED, MachineState.FAILED):
         fields.pop("offer_url", None)
     return fields

@@ -7,13 +7,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from dispatcher.admission import Admission
 from dispatcher.errors import ApiError
-from dispatcher.machines.base import LaunchSpec, Machine, Machines, MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.base import LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.metrics import Metrics
+from dispatcher.provider_errors import ProviderError, as_api_error
 from dispatcher.rooms import RoomGrant, Rooms
 from dispatcher.session_ids import body_digest, new_session_id
 from dispatcher.settings import Settings
@@ -21,20 +22,18 @@ from dispatcher.settings import Settings
 log = logging.getLogger("dispatcher.sessions")
 T = TypeVar("T")
 
-# Retry-After for a provider failure that carries no hint of its own.
-DEFAULT_PROVIDER_RETRY_AFTER = 2.0
-
-
 @dataclass(frozen=True)
 class Session:
     machine: Machine
     created: bool = False
-    grant: RoomGrant | None = None  # a cloud start: the room and the user's token
-    room_url: str | None = None  # a cloud look-up: the room only
+    room_url: str | None = None  # cloud sessions: the Daily room
+    user_token: str | None = field(default=None, repr=False)  # a cloud start only: the caller's token
 
-    @property
-    def room(self) -> str | None:
-        return self.grant.room_url if self.grant else self.room_url
+    @classmethod
+    def granted(cls, machine: Machine, created: bool, grant: RoomGrant | None) -> Session:
+        if grant is None:
+            return cls(machine, created)
+        return cls(machine, created, room_url=grant.room_url, user_token=grant.user_token)
 
 
 class SessionService:
@@ -70,7 +69,7 @@ class SessionService:
                 async with self._admission.slot():
                     session = await self._launch(session_id, digest, body, keyed=idempotency_key is not None)
             if wait:
-                session = Session(await self._wait(session.machine), session.created, session.grant)
+                session = replace(session, machine=await self._wait(session.machine))
         except ApiError as exc:
             self._metrics.failed(exc.code)
             raise
@@ -93,7 +92,7 @@ class SessionService:
             # The start that launched this machine may have failed half-way and ended the room
             # (a late machine after a timeout): the retry makes sure the bot has a room to join.
             await self._call(self._rooms.create(session_id, self._settings.max_session_seconds))
-        return Session(machine, created=False, grant=await self._grant(session_id))
+        return Session.granted(machine, False, await self._grant(session_id))
 
     async def _launch(self, session_id: str, digest: str, body: Mapping[str, Any], *, keyed: bool) -> Session:
         grant = await self._grant(session_id)
@@ -113,7 +112,7 @@ class SessionService:
         failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
         if failure is not None:
             await self._clean_up(session_id)
-            error = self._as_api_error(failure)
+            error = as_api_error(failure)
             if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
                 # The key's machine existed and has just been stopped; a retry with this key would
                 # replay that ended session (it never starts a second machine), so do not invite
@@ -127,7 +126,7 @@ class SessionService:
             raise error
         assert not isinstance(launch_result, BaseException)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
-        return Session(launch_result.machine, created=launch_result.created, grant=grant)
+        return Session.granted(launch_result.machine, launch_result.created, grant)
 
     async def _grant(self, session_id: str) -> RoomGrant | None:
         if self._rooms is None:
@@ -148,8 +147,8 @@ class SessionService:
                 f"{exc.message}; it may still start: poll GET /sessions/{machine.session_id}",
                 extra={"session_id": machine.session_id},
             ) from exc
-        except MachinesError as exc:
-            raise self._as_api_error(exc) from exc
+        except ProviderError as exc:
+            raise as_api_error(exc) from exc
 
     async def _clean_up(self, session_id: str) -> None:
         """A start that failed half-way leaves nothing running: stop the machine, end the room.
@@ -213,20 +212,6 @@ class SessionService:
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except MachinesError as exc:
-            raise self._as_api_error(exc) from exc
-
-    @staticmethod
-    def _as_api_error(exc: BaseException) -> ApiError:
-        if isinstance(exc, ApiError):
-            return exc
-        if isinstance(exc, MachinesError):
-            # A hint to retry means a transient condition (throttled, at capacity): 503.
-            status = 503 if exc.retry_after is not None else 502
-            return ApiError(status, exc.reason, exc.message, retry_after=exc.retry_after)
-        log.error("provider call failed: %r", exc)
-        return ApiError(
-            503, "provider_unavailable", "the machines provider failed; try again",
-            retry_after=DEFAULT_PROVIDER_RETRY_AFTER,
-        )
+        except ProviderError as exc:
+            raise as_api_error(exc) from exc
 

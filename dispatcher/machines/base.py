@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from dispatcher.provider_errors import ProviderError
+
 
 class MachineState(enum.StrEnum):
     """A session's lifecycle as clients see it (`GET /sessions/{id}` → `status`)."""
@@ -62,19 +64,8 @@ class LaunchResult:
     created: bool  # False: this session already had a machine (an idempotent replay)
 
 
-class MachinesError(Exception):
-    """A provider call failed.
-
-    `reason` is a short, stable label (used in metrics and error codes); `retry_after` is set
-    when trying again later makes sense (throttling, capacity), which the HTTP layer turns into
-    503 + `Retry-After`.
-    """
-
-    def __init__(self, reason: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
+class MachinesError(ProviderError):
+    """A machines provider call failed (`reason`, `retry_after`: see dispatcher/provider_errors.py)."""
 
 
 class WaitTimeout(MachinesError):

@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dispatcher.bot_contract import bot_environment
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
 from dispatcher.retry import Backoff, Transient, poll_until_started, with_retries
 from dispatcher.settings import SettingsError, float_setting
@@ -240,11 +241,12 @@ class EcsMachines:
                 existing = await self.status(spec.session_id)
                 if existing is not None:
                     return LaunchResult(existing, created=False)
-            raise MachinesError("ecs_rejected", f"RunTask: {error.get('Code')}: {error.get('Message')}") from None
+            raise _refusal(exc, "RunTask") from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
-            raise MachinesError("ecs_capacity", f"RunTask placed no task: {failure.get('reason')}", retry_after=10.0)
+            message = f"RunTask placed no task: {failure.get('reason')}"
+            raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
         machine = to_machine(result["tasks"][0])
         self._arns[spec.session_id] = machine.machine_id
         return LaunchResult(machine, created=True)
@@ -274,8 +276,7 @@ class EcsMachines:
         try:
             return await self._call(operation, **params)
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise MachinesError("ecs_rejected", f"{operation}: {error.get('Code')}: {error.get('Message')}") from None
+            raise _refusal(exc, operation) from None
 
     async def status(self, session_id: str) -> Machine | None:
         arn = self._arns.get(session_id)
@@ -306,3 +307,15 @@ class EcsMachines:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+
+# AWS answers a denied call with HTTP 400 and one of these codes, not 401/403.
+_UNAUTHORIZED = frozenset({"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+                           "ExpiredTokenException"})
+
+
+def _refusal(exc: ClientError, operation: str) -> MachinesError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = 403 if code in _UNAUTHORIZED else exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return refusal(MachinesError, "ecs", status, f"{operation}: {code}: {error.get('Message')}")

@@ -19,6 +19,7 @@ import httpx
 
 from dispatcher.bot_contract import bot_environment
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting
@@ -160,8 +161,8 @@ class FlyMachines:
             message = str(response.json().get("error"))
         except (ValueError, AttributeError):
             message = response.text[:200]
-        reason = "fly_unauthorized" if response.status_code in (401, 403) else "fly_rejected"
-        return MachinesError(reason, f"Fly refused to {what}: HTTP {response.status_code} {message}")
+        status = response.status_code
+        return refusal(MachinesError, "fly", status, f"Fly refused to {what}: HTTP {status} {message}")
 
     def _create_body(self, spec: LaunchSpec) -> dict[str, Any]:
         s = self.settings

@@ -22,6 +22,7 @@ import httpx
 
 from dispatcher.bot_contract import gce_metadata_items
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, poll_until_started, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting
@@ -184,12 +185,12 @@ class GceMachines:
             message = str(response.json()["error"].get("message"))
         except (ValueError, KeyError, AttributeError, TypeError):
             message = f"HTTP {response.status_code}"
-        if response.status_code in (401, 403):
-            return MachinesError("gce_unauthorized", f"Compute Engine refused to {what}: {message}")
-        if "EXHAUSTED" in reason.upper() or "QUOTA" in reason.upper():
-            # No capacity or quota in the zone: worth trying again later.
-            return MachinesError("gce_capacity", f"Compute Engine cannot {what}: {message}", retry_after=30.0)
-        return MachinesError("gce_rejected", f"Compute Engine refused to {what}: {message}")
+        # No capacity or quota in the zone: worth trying again later.
+        capacity = "EXHAUSTED" in reason.upper() or "QUOTA" in reason.upper()
+        return refusal(
+            MachinesError, "gce", response.status_code, f"Compute Engine refused to {what}: {message}",
+            capacity_retry_after=30.0 if capacity else None,
+        )
 
     def _insert_body(self, spec: LaunchSpec) -> dict[str, Any]:
         return {
