@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.ice import CONFIG_VARIABLE as ICE_CONFIG_VARIABLE
+from bot.ice import IceSettings, ice_settings
+
 TransportName = Literal["webrtc", "daily"]
 
 DEFAULT_MAX_DURATION_SECONDS = 1800.0
@@ -28,7 +31,8 @@ ENV_BODY = "VOICEFLEET_BODY"
 ENV_MAX_SESSION_SECONDS = "MAX_SESSION_SECONDS"
 ENV_ROOM_URL = "DAILY_ROOM_URL"
 ENV_TOKEN = "DAILY_TOKEN"  # noqa: S105 - a variable name, not a secret
-SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN)
+ENV_ICE_CONFIG = ICE_CONFIG_VARIABLE  # webrtc in the cloud: the bot's own short-lived TURN credentials
+SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN, ENV_ICE_CONFIG)
 
 # The service pipeline runs only when all three are set; a partial set is a configuration mistake.
 SERVICE_KEY_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
@@ -69,6 +73,7 @@ class BotConfig:
     token: str | None = field(default=None, repr=False)
     body: Mapping[str, Any] = field(default_factory=dict)
     services: ServiceSettings | None = None  # None → the keyless parrot pipeline
+    ice: IceSettings = field(default_factory=IceSettings)  # webrtc: STUN/TURN servers, relay-only or not
 
     @property
     def pipeline_name(self) -> str:
@@ -86,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "environment (flags win): DAILY_ROOM_URL, DAILY_TOKEN, VOICEFLEET_SESSION_ID, "
             "VOICEFLEET_BODY (JSON object), MAX_SESSION_SECONDS, BOT_IDLE_TIMEOUT_SECONDS, "
-            "BOT_CONNECT_TIMEOUT_SECONDS. Service pipeline: DEEPGRAM_API_KEY + OPENAI_API_KEY + "
+            "BOT_CONNECT_TIMEOUT_SECONDS, VOICEFLEET_ICE_CONFIG (webrtc: JSON RTCConfiguration). "
+            "Service pipeline: DEEPGRAM_API_KEY + OPENAI_API_KEY + "
             "CARTESIA_API_KEY (all or none). "
             "Exit codes: 0 session ended, 2 usage/config error, 3 could not connect. "
             "See docs/bot.md."
@@ -169,7 +175,15 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
         token=token,
         body=_body(env.get(ENV_BODY)),
         services=load_service_settings(env),
+        ice=_ice(env),
     )
+
+
+def _ice(env: Mapping[str, str]) -> IceSettings:
+    try:
+        return ice_settings(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_service_settings(env: Mapping[str, str]) -> ServiceSettings | None:

@@ -16,7 +16,7 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
-from bot.ice import ice_settings, loopback_requested, use_loopback_candidates
+from bot.ice import loopback_requested, use_loopback_candidates
 from bot.jitter import BotAudioJitterBuffer, audio_prefetch, install
 from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
@@ -49,7 +49,6 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
         use_loopback_candidates()
     try:
         prefetch = audio_prefetch(os.environ)
-        ice = ice_settings(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     tracer = Tracer.from_env(os.environ)
@@ -100,7 +99,7 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
         server = SignallingServer(
             session_id=config.session_id,
             on_connection=on_connection,
-            ice=ice,
+            ice=config.ice,
         )
         try:
             port = await server.start(config.host, config.port)

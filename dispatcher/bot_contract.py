@@ -22,9 +22,12 @@ BODY = "VOICEFLEET_BODY"  # the client's `body` as a compact JSON object
 MAX_SESSION_SECONDS = "MAX_SESSION_SECONDS"
 ROOM_URL = "DAILY_ROOM_URL"  # cloud sessions only
 TOKEN = "DAILY_TOKEN"  # noqa: S105 - the name of a secret (cloud sessions only), not one
+# Cloud WebRTC sessions: the bot's own short-lived TURN credentials and ICE policy, as JSON in the
+# shape of the client's `iceConfig` (dispatcher/turn.py). Holds a credential, like TOKEN.
+ICE_CONFIG = "VOICEFLEET_ICE_CONFIG"
 
 # Every variable a session may set, in the order providers write them.
-SESSION_VARIABLES: tuple[str, ...] = (SESSION_ID, BODY, MAX_SESSION_SECONDS, ROOM_URL, TOKEN)
+SESSION_VARIABLES: tuple[str, ...] = (SESSION_ID, BODY, MAX_SESSION_SECONDS, ROOM_URL, TOKEN, ICE_CONFIG)
 
 # Compute Engine: instance metadata key -> the environment variable the startup script sets.
 GCE_SESSION_METADATA: dict[str, str] = {
@@ -33,6 +36,7 @@ GCE_SESSION_METADATA: dict[str, str] = {
     "daily-token": TOKEN,
     "bot-body": BODY,
     "max-session-seconds": MAX_SESSION_SECONDS,
+    "ice-config": ICE_CONFIG,
 }
 
 
@@ -47,6 +51,8 @@ def bot_environment(spec: LaunchSpec) -> dict[str, str]:
         env[ROOM_URL] = spec.room_url
     if spec.bot_token:
         env[TOKEN] = spec.bot_token
+    if spec.ice_config:
+        env[ICE_CONFIG] = json.dumps(dict(spec.ice_config), separators=(",", ":"))
     return env
 
 

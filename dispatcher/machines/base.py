@@ -43,6 +43,8 @@ class LaunchSpec:
     body: Mapping[str, Any] = field(default_factory=dict)  # the client's `body`, passed to the bot
     room_url: str | None = None  # Daily room (cloud providers)
     bot_token: str | None = field(default=None, repr=False)  # Daily meeting token for the bot
+    # Cloud WebRTC: the bot's ICE servers with its own TURN credentials (a secret, like the token).
+    ice_config: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

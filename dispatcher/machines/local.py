@@ -215,7 +215,7 @@ def _bot_environment(spec: LaunchSpec) -> dict[str, str]:
     session's values from the one contract every provider uses."""
     env = dict(os.environ)
     # The dispatcher's own secrets are none of the bot's business.
-    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN"):
+    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET"):
         env.pop(name, None)
     env.update(bot_environment(spec))
     env["PYTHONUNBUFFERED"] = "1"

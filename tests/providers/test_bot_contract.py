@@ -20,6 +20,16 @@ CLOUD = LaunchSpec(
     room_url="https://voicefleet-test.daily.co/vf-room",
     bot_token="bot.jwt.secret",
 )
+ICE = {
+    "iceServers": [{"urls": ["turn:192.0.2.10:3478"], "username": "1795339200:s:bot", "credential": "c2VjcmV0"}],
+    "iceTransportPolicy": "relay",
+}
+CLOUD_WEBRTC = LaunchSpec(
+    session_id="0123456789abcdef01234567",
+    body_digest="d" * 32,
+    max_session_seconds=900,
+    ice_config=ICE,
+)
 LOCAL = LaunchSpec(session_id="fedcba9876543210fedcba98", body_digest="d" * 32, max_session_seconds=60)
 
 
@@ -40,6 +50,24 @@ def test_a_local_session_has_no_room_and_the_bot_serves_webrtc() -> None:
     assert (config.transport, config.session_id, config.max_duration) == ("webrtc", LOCAL.session_id, 60)
 
 
+def test_a_cloud_webrtc_session_gives_the_bot_its_own_turn_credentials_and_no_room() -> None:
+    env = bot_contract.bot_environment(CLOUD_WEBRTC)
+    assert bot_contract.ROOM_URL not in env and bot_contract.TOKEN not in env
+    config = bot_config.load_config([], env)
+    assert config.transport == "webrtc" and config.ice.relay_only
+    [server] = config.ice.servers
+    assert (server.urls, server.username, server.credential) == (
+        ("turn:192.0.2.10:3478",),
+        "1795339200:s:bot",
+        "c2VjcmV0",
+    )
+    items = {i["key"]: i["value"] for i in bot_contract.gce_metadata_items(CLOUD_WEBRTC)}
+    assert (
+        bot_config.load_config([], {**{v: items[k] for k, v in bot_contract.GCE_SESSION_METADATA.items()}}).ice
+        == config.ice
+    )
+
+
 def test_both_sides_name_the_same_variables() -> None:
     assert set(bot_config.SESSION_VARIABLES) == set(bot_contract.SESSION_VARIABLES)
     assert set(bot_contract.GCE_SESSION_METADATA.values()) == set(bot_contract.SESSION_VARIABLES)
@@ -56,13 +84,14 @@ def test_each_contract_variable_changes_what_the_bot_runs_with(variable: str) ->
         bot_contract.MAX_SESSION_SECONDS: "120",
         bot_contract.ROOM_URL: "https://voicefleet-test.daily.co/other",
         bot_contract.TOKEN: "other.jwt",
+        bot_contract.ICE_CONFIG: json.dumps({"iceServers": [{"urls": "stun:192.0.2.11"}]}),
     }[variable]
     assert bot_config.load_config([], changed) != bot_config.load_config([], env)
 
 
 def test_gce_metadata_carries_the_same_values_the_startup_script_copies() -> None:
     items = {i["key"]: i["value"] for i in bot_contract.gce_metadata_items(CLOUD)}
-    as_env = {variable: items[key] for key, variable in bot_contract.GCE_SESSION_METADATA.items()}
+    as_env = {variable: items[key] for key, variable in bot_contract.GCE_SESSION_METADATA.items() if items[key]}
     assert as_env == bot_contract.bot_environment(CLOUD)
     # Every key is present even without a room: the script copies each one unconditionally.
     local_items = {i["key"]: i["value"] for i in bot_contract.gce_metadata_items(LOCAL)}
@@ -71,8 +100,9 @@ def test_gce_metadata_carries_the_same_values_the_startup_script_copies() -> Non
 
 
 def test_a_local_bot_gets_the_contract_but_none_of_the_dispatchers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    for secret in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN"):
+    secrets = {"DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET"}
+    for secret in secrets:
         monkeypatch.setenv(secret, "s3cret")
     env = _bot_environment(LOCAL)
-    assert not {"DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN"} & set(env)
+    assert not secrets & set(env)
     assert {k: env[k] for k in bot_contract.bot_environment(LOCAL)} == bot_contract.bot_environment(LOCAL)
