@@ -23,6 +23,7 @@ environment (the README lists every variable; docs/providers.md the cloud provid
   START_RATE_PER_KEY       POST /start per second per API key (default 5), START_BURST_PER_KEY (20)
   REAPER_INTERVAL_SECONDS  how often the reaper sweeps (default 60; 0 = off), REAPER_GRACE_SECONDS (120)
   CORS_ALLOW_ORIGINS       comma-separated browser origins allowed to call the API (default none)
+  ICE_SERVERS              WebRTC: STUN/TURN URLs (comma-separated) or a JSON list, answered as iceConfig
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
   LOG_LEVEL                debug|info|warning (default info)
 """

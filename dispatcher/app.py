@@ -16,6 +16,8 @@ from dispatcher import web
 from dispatcher.auth import Authenticator
 from dispatcher.errors import install_error_handlers
 from dispatcher.factory import build_machines, build_rooms
+from dispatcher.ice import IceServers, StaticIceServers, parse_ice_servers
+from dispatcher.json_bodies import JsonBodies
 from dispatcher.key_limits import PerKeyLimit
 from dispatcher.limits import RequestLimits, SecurityHeaders
 from dispatcher.machines.base import Machines
@@ -38,6 +40,7 @@ def create_app(
     machines: Machines | None = None,
     rooms: Rooms | None | object = _FROM_ENV,
     signalling_transport: httpx.AsyncBaseTransport | None = None,
+    ice_servers: IceServers | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass `machines`/`rooms` pointed at local servers; `python -m
     dispatcher` builds everything from the environment."""
@@ -65,6 +68,7 @@ def create_app(
                 interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
             ),
         ),
+        ice_servers=ice_servers or StaticIceServers(parse_ice_servers(env.get("ICE_SERVERS", ""))),
     )
 
     @asynccontextmanager
@@ -100,6 +104,7 @@ def create_app(
     if settings.machines == "local":
         web.mount(app)
 
+    app.add_middleware(JsonBodies)
     app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
     if settings.cors_allow_origins:
         app.add_middleware(

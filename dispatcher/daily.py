@@ -25,7 +25,8 @@ import httpx
 from dispatcher.provider_errors import ProviderError, refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
-from dispatcher.rooms import RoomGrant, RoomInfo
+from dispatcher.room_options import RoomOptions, room_options
+from dispatcher.rooms import NO_OPTIONS, RoomGrant, RoomInfo
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
@@ -155,12 +156,25 @@ class DailyRooms:
         domain = await self._domain_config()
         return f"https://{domain.name}.daily.co/{self.room_name(session_id)}"
 
-    async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
+    def options(
+        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int
+    ) -> RoomOptions:
+        now = int(time.time())
+        return room_options(
+            room,
+            token,
+            now=now,
+            room_exp_cap=self.room_exp(max_session_seconds, now),
+            token_exp_cap=now + self.settings.user_join_seconds,
+            max_session_seconds=max_session_seconds,
+        )
+
+    async def grant(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> RoomGrant:
         domain = await self._domain_config()
         room = self.room_name(session_id)
         now = int(time.time())
 
-        def token(user_id: str, user_name: str, join_seconds: int) -> str:
+        def token(user_id: str, user_name: str, join_seconds: int, extra: Mapping[str, Any] | None = None) -> str:
             return sign_hs256(
                 {
                     "r": room,
@@ -172,6 +186,7 @@ class DailyRooms:
                     "o": False,  # neither bot nor user may change or end the room
                     "ud": user_id,
                     "u": user_name,
+                    **(extra or {}),  # checked by `options`: never ownership, never a longer life
                 },
                 self.settings.api_key,
             )
@@ -179,7 +194,7 @@ class DailyRooms:
         return RoomGrant(
             room_url=await self.room_url(session_id),
             bot_token=token(self.bot_user_id(session_id), "bot", self.settings.bot_join_seconds),
-            user_token=token(f"user-{session_id}", "user", self.settings.user_join_seconds),
+            user_token=token(f"user-{session_id}", "user", self.settings.user_join_seconds, options.token_claims),
         )
 
     def room_exp(self, max_session_seconds: int, now: float | None = None) -> int:
@@ -187,7 +202,7 @@ class DailyRooms:
         join = max(self.settings.bot_join_seconds, self.settings.user_join_seconds)
         return int(now if now is not None else time.time()) + join + max_session_seconds
 
-    async def create(self, session_id: str, max_session_seconds: int) -> None:
+    async def create(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> None:
         name = self.room_name(session_id)
         body = {
             "name": name,
@@ -197,6 +212,7 @@ class DailyRooms:
                 "eject_at_room_exp": True,
                 "max_participants": 3,  # bot, caller, and one reconnect of the caller
                 "enable_prejoin_ui": False,
+                **options.room,  # checked by `options`: only presentation, never a later `exp`
             },
         }
         response = await self._call("POST", "/rooms", json=body)

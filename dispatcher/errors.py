@@ -1,4 +1,9 @@
-"""Every error leaves the dispatcher as JSON `{"error": {"code", "message"}}`, never a traceback."""
+"""Every error leaves the dispatcher as JSON `{"error": {"code", "message"}, "detail"}`, never a traceback.
+
+`detail` repeats the message at the top level: Pipecat's clients (and FastAPI's convention, which
+the Pipecat dev runner follows) show `info ?? detail` from an error body, so with it a client's
+`onError` carries the real reason instead of the HTTP status text.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +52,7 @@ def error_response(
         # Retry-After takes whole seconds; round up so a client never comes back too early.
         all_headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return JSONResponse(
-        {"error": {"code": code, "message": message, **(extra or {})}},
+        {"error": {"code": code, "message": message, **(extra or {})}, "detail": message},
         status_code=status,
         headers=all_headers,
     )

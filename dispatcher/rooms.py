@@ -7,8 +7,13 @@ the machine launch: `POST /start` costs about one external round trip.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from dispatcher.room_options import RoomOptions
+
+NO_OPTIONS = RoomOptions()
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,14 @@ class RoomInfo:
 
 @runtime_checkable
 class Rooms(Protocol):
-    async def grant(self, session_id: str, max_session_seconds: int) -> RoomGrant:
+    def options(
+        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int
+    ) -> RoomOptions:
+        """The caller's room and user-token properties, checked against this deployment's limits
+        (`ApiError` 422 naming the first one it may not set)."""
+        ...
+
+    async def grant(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> RoomGrant:
         """The session's room URL and fresh tokens (no room is created)."""
         ...
 
@@ -34,7 +46,7 @@ class Rooms(Protocol):
         """The session's room URL (no room is created, no token signed)."""
         ...
 
-    async def create(self, session_id: str, max_session_seconds: int) -> None:
+    async def create(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> None:
         """Create the session's room; an existing room of that name is success (idempotent)."""
         ...
 

@@ -9,7 +9,10 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from dispatcher.errors import ApiError
+from dispatcher.ice import ice_config
 from dispatcher.machines.base import MachineState
+from dispatcher.pipecat_api import offered_transports, pipecat_names, plan_start, start_answer
+from dispatcher.rooms import NO_OPTIONS
 from dispatcher.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
 from dispatcher.session_ids import IDEMPOTENCY_KEY, is_session_id
 from dispatcher.sessions import Session
@@ -22,7 +25,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
 
 
-@router.post("/start", response_model=StartOut, status_code=201, summary="Start a voice session")
+@router.post(
+    "/start",
+    response_model=StartOut,
+    response_model_exclude_none=True,
+    status_code=201,
+    summary="Start a voice session",
+)
 async def start(
     request: Request,
     response: Response,
@@ -30,28 +39,44 @@ async def start(
     wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     who: str = Depends(caller),
-) -> StartOut:
+) -> dict[str, Any]:
     state = app_state(request)
-    body = (payload or StartRequest()).body
-    if len(json.dumps(body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
+    plan = plan_start(payload, offered_transports(cloud=state.rooms is not None))
+    if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    options = NO_OPTIONS
+    if state.rooms is not None and plan.transport == "daily":
+        options = state.rooms.options(
+            plan.room_properties, plan.token_properties, state.settings.max_session_seconds
+        )
     await state.start_limit.check(who)
     session = await state.sessions.start(
-        caller=who, idempotency_key=idempotency_key, body=body, wait=wait is not None
+        caller=who, idempotency_key=idempotency_key, body=plan.body, wait=wait is not None, room_options=options
     )
     response.status_code = 201 if session.created else 200
-    return StartOut(**_session_fields(state, session), token=session.user_token)
+    response.headers["Location"] = f"/sessions/{session.machine.session_id}"
+    fields = _session_fields(state, session)
+    if session.user_token is not None:
+        fields["token"] = session.user_token
+    if plan.transport == "webrtc" and session.machine.state.is_active:
+        fields["iceConfig"] = await ice_config(
+            state.ice_servers, session.machine.session_id, defaults_requested=plan.default_ice_servers
+        )
+    return start_answer(fields, plan)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionOut, summary="A session's status")
-async def get_session(request: Request, session_id: str) -> SessionOut:
+@router.get(
+    "/sessions/{session_id}", response_model=SessionOut, response_model_exclude_none=True, summary="A session's status"
+)
+async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     state = app_state(request)
     session = await state.sessions.get(_known_id(session_id))
     if session is None:
         raise _not_found(session_id)
-    return SessionOut(**_session_fields(state, session))
+    fields = _session_fields(state, session)
+    return {**fields, **pipecat_names(fields)}
 
 
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")

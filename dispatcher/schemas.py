@@ -8,24 +8,71 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class StartRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Pipecat's start request (the dev runner's and Pipecat Cloud's keys) plus the bot's data.
 
-    body: dict[str, Any] = Field(
-        default_factory=dict, description="Passed to the bot as is (at most 4 KB as JSON)."
+    Without a `body` key, the other top-level keys are the bot's data (the free-form `requestData`
+    of Pipecat's client docs); with one, any other key is an error.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    body: dict[str, Any] | None = Field(
+        default=None, description="Passed to the bot as is (at most 4 KB as JSON)."
+    )
+    transport: str | None = Field(
+        default=None,
+        max_length=40,
+        description="`webrtc` (local) or `daily` (cloud); default: the deployment's. Others: 400.",
+    )
+    createDailyRoom: bool | None = Field(
+        default=None,
+        description="`true` asks for a Daily session, `false` for one without a Daily room (Pipecat Cloud's key).",
+    )
+    enableDefaultIceServers: bool | None = Field(
+        default=None,
+        description="WebRTC: with no `ICE_SERVERS` configured, answer Pipecat's default public STUN server.",
+    )
+    dailyRoomProperties: dict[str, Any] | None = Field(
+        default=None, description="Cloud: Daily room properties a caller may set (README lists them)."
+    )
+    dailyMeetingTokenProperties: dict[str, Any] | None = Field(
+        default=None, description="Cloud: the user's meeting-token properties a caller may set (README)."
     )
 
 
+class IceServerOut(BaseModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class IceConfigOut(BaseModel):
+    iceServers: list[IceServerOut]
+
+
 class SessionOut(BaseModel):
+    """Fields that do not apply are left out, never sent as `null`."""
+
     session_id: str
-    status: Literal["starting", "started", "joined", "ended", "failed"]
-    created_at: float = Field(description="Epoch seconds when the machine was launched.")
+    sessionId: str | None = Field(default=None, description="`session_id` under Pipecat's name.")
+    status: Literal["starting", "started", "joined", "ended", "failed"] | None = None
+    created_at: float | None = Field(default=None, description="Epoch seconds when the machine was launched.")
     detail: str | None = Field(default=None, description="Why a session ended or failed.")
     offer_url: str | None = Field(default=None, description="Local: where to POST the WebRTC offer.")
     room_url: str | None = Field(default=None, description="Cloud: the Daily room to join.")
+    dailyRoom: str | None = Field(default=None, description="`room_url` under Pipecat's name.")
 
 
 class StartOut(SessionOut):
+    """The full answer to a `{"body": ...}` request. A request in Pipecat's shape gets only
+    Pipecat's fields (README: "Use it from a Pipecat client")."""
+
+    session_id: str | None = None  # type: ignore[assignment]
     token: str | None = Field(default=None, description="Cloud: the user's meeting token (not an owner).")
+    dailyToken: str | None = Field(default=None, description="`token` under Pipecat's name.")
+    iceConfig: IceConfigOut | None = Field(
+        default=None, description="WebRTC: the ICE servers to use (`ICE_SERVERS`, or `enableDefaultIceServers`)."
+    )
 
 
 class Offer(BaseModel):
@@ -57,3 +104,4 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+    detail: str = Field(description="The message again, where Pipecat's clients look for it.")

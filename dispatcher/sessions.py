@@ -15,7 +15,8 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.metrics import Metrics
 from dispatcher.provider_errors import ProviderError, as_api_error
-from dispatcher.rooms import RoomGrant, Rooms
+from dispatcher.room_options import RoomOptions
+from dispatcher.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.session_ids import body_digest, new_session_id
 from dispatcher.settings import Settings
 
@@ -57,17 +58,20 @@ class SessionService:
         idempotency_key: str | None,
         body: Mapping[str, Any],
         wait: bool,
+        room_options: RoomOptions = NO_OPTIONS,
     ) -> Session:
         session_id = new_session_id(caller, idempotency_key)
         digest = body_digest(body)
         began = time.monotonic()
         try:
-            existing = await self._replay(session_id, digest) if idempotency_key else None
+            existing = await self._replay(session_id, digest, room_options) if idempotency_key else None
             if existing is not None:
                 session = existing
             else:
                 async with self._admission.slot():
-                    session = await self._launch(session_id, digest, body, keyed=idempotency_key is not None)
+                    session = await self._launch(
+                        session_id, digest, body, room_options, keyed=idempotency_key is not None
+                    )
             if wait:
                 session = replace(session, machine=await self._wait(session.machine))
         except ApiError as exc:
@@ -77,7 +81,7 @@ class SessionService:
         self._metrics.started(created=session.created)
         return session
 
-    async def _replay(self, session_id: str, digest: str) -> Session | None:
+    async def _replay(self, session_id: str, digest: str, options: RoomOptions) -> Session | None:
         machine = await self._call(self._machines.status(session_id))
         if machine is None:
             return None
@@ -91,11 +95,13 @@ class SessionService:
         if machine.state.is_active and self._rooms is not None:
             # The start that launched this machine may have failed half-way and ended the room
             # (a late machine after a timeout): the retry makes sure the bot has a room to join.
-            await self._call(self._rooms.create(session_id, self._settings.max_session_seconds))
-        return Session.granted(machine, False, await self._grant(session_id))
+            await self._call(self._rooms.create(session_id, self._settings.max_session_seconds, options))
+        return Session.granted(machine, False, await self._grant(session_id, options))
 
-    async def _launch(self, session_id: str, digest: str, body: Mapping[str, Any], *, keyed: bool) -> Session:
-        grant = await self._grant(session_id)
+    async def _launch(
+        self, session_id: str, digest: str, body: Mapping[str, Any], options: RoomOptions, *, keyed: bool
+    ) -> Session:
+        grant = await self._grant(session_id, options)
         spec = LaunchSpec(
             session_id=session_id,
             body_digest=digest,
@@ -104,7 +110,7 @@ class SessionService:
             room_url=grant.room_url if grant else None,
             bot_token=grant.bot_token if grant else None,
         )
-        room = self._create_room(session_id)
+        room = self._create_room(session_id, options)
         launch = self._machines.launch(spec)
         # The room URL is known from the session id, so the room and the machine are created
         # at once: a start costs about one provider round trip, not the sum of two.
@@ -128,14 +134,14 @@ class SessionService:
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(launch_result.machine, launch_result.created, grant)
 
-    async def _grant(self, session_id: str) -> RoomGrant | None:
+    async def _grant(self, session_id: str, options: RoomOptions) -> RoomGrant | None:
         if self._rooms is None:
             return None
-        return await self._call(self._rooms.grant(session_id, self._settings.max_session_seconds))
+        return await self._call(self._rooms.grant(session_id, self._settings.max_session_seconds, options))
 
-    async def _create_room(self, session_id: str) -> None:
+    async def _create_room(self, session_id: str, options: RoomOptions) -> None:
         if self._rooms is not None:
-            await self._rooms.create(session_id, self._settings.max_session_seconds)
+            await self._rooms.create(session_id, self._settings.max_session_seconds, options)
 
     async def _wait(self, machine: Machine) -> Machine:
         try:

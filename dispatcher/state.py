@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from dispatcher.auth import Authenticator
+from dispatcher.ice import IceServers
 from dispatcher.key_limits import PerKeyLimit
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import Metrics
@@ -28,6 +29,7 @@ class AppState:
     signalling: SignallingProxy
     start_limit: PerKeyLimit
     reaper: Reaper
+    ice_servers: IceServers
 
     async def aclose(self) -> None:
         await self.sessions.aclose()

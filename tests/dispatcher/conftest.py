@@ -8,6 +8,8 @@ import httpx
 import pytest
 
 from dispatcher.app import create_app
+from dispatcher.ice import IceServers
+from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.machines.local import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 
@@ -18,9 +20,9 @@ ClientFactory = Callable[..., "_ClientContext"]
 
 
 class _ClientContext:
-    def __init__(self, settings: Settings, grace: float) -> None:
+    def __init__(self, settings: Settings, grace: float, ice_servers: IceServers | None = None) -> None:
         self.machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=grace))
-        self.app = create_app(settings, env={}, machines=self.machines, rooms=None)
+        self.app = create_app(settings, env={}, machines=self.machines, rooms=None, ice_servers=ice_servers)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://dispatcher")
 
     async def __aenter__(self) -> httpx.AsyncClient:
@@ -48,7 +50,30 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def make_api() -> Callable[..., _ClientContext]:
-    def make(grace: float = 2.0, **settings: object) -> _ClientContext:
-        return _ClientContext(Settings(**settings), grace)  # type: ignore[arg-type]
+    def make(grace: float = 2.0, ice_servers: IceServers | None = None, **settings: object) -> _ClientContext:
+        return _ClientContext(Settings(**settings), grace, ice_servers)  # type: ignore[arg-type]
 
     return make
+
+
+class LaunchSpy:
+    """Records the `body` of every launch, then launches for real."""
+
+    def __init__(self, machines: LocalMachines) -> None:
+        self.bodies: list[dict[str, object]] = []
+        launch = machines.launch
+
+        async def recording(spec: LaunchSpec) -> LaunchResult:
+            self.bodies.append(dict(spec.body))
+            return await launch(spec)
+
+        machines.launch = recording  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def local_spy(api: httpx.AsyncClient) -> LaunchSpy:
+    """What the `api` fixture's dispatcher passed to its bots."""
+    transport = api._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    machines = transport.app.state.voicefleet.machines  # type: ignore[attr-defined]
+    return LaunchSpy(machines)

@@ -87,7 +87,9 @@ async def test_no_request_gets_a_5xx(fuzz_client, route, session_id, body, key, 
     assert response.status_code < 500 or response.status_code in (502, 503, 504), response.text
     assert "Traceback" not in response.text
     if response.status_code >= 400 and response.headers.get("content-type", "").startswith("application/json"):
-        assert set(response.json()) == {"error"}
+        error = response.json()
+        assert set(error) == {"error", "detail"}
+        assert error["detail"] == error["error"]["message"]
 
 
 

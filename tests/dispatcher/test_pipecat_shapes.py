@@ -1,0 +1,121 @@
+"""POST /start speaks Pipecat's request and response shapes (local mode; the cloud's are in
+tests/providers/test_pipecat_cloud.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.ice import IceServer, StaticIceServers
+
+
+async def test_the_docs_free_form_request_data_becomes_the_bots_body(api, local_spy):
+    response = await api.post("/start", json={"initial_prompt": "Be brief", "llm_provider": "openai"})
+    assert response.status_code == 201, response.text
+    assert local_spy.bodies[-1] == {"initial_prompt": "Be brief", "llm_provider": "openai"}
+    assert set(response.json()) == {"sessionId"}  # what the SmallWebRTC transport reads, nothing else
+
+
+async def test_pipecat_clouds_shape_starts_a_webrtc_session_without_a_room(api, local_spy):
+    response = await api.post("/start", json={"createDailyRoom": False, "body": {"lang": "de"}})
+    assert response.status_code == 201, response.text
+    assert local_spy.bodies[-1] == {"lang": "de"}
+    assert response.headers["Location"] == f"/sessions/{response.json()['sessionId']}"
+
+
+async def test_the_dev_runners_shape_is_accepted(api, local_spy):
+    response = await api.post("/start", json={"transport": "webrtc", "body": {"a": 1}})
+    assert response.status_code == 201, response.text
+    assert local_spy.bodies[-1] == {"a": 1}
+
+
+async def test_the_prebuilt_uis_request_gets_the_default_stun_server_when_none_is_configured(api):
+    response = await api.post(
+        "/start", json={"createDailyRoom": False, "enableDefaultIceServers": True, "transport": "webrtc"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["iceConfig"] == {"iceServers": [{"urls": ["stun:stun.l.google.com:19302"]}]}
+
+
+async def test_configured_ice_servers_are_answered_to_every_webrtc_start(make_api):
+    turn = IceServer(urls=("turn:turn.example.com:3478",), username="u", credential="c")
+    async with make_api(ice_servers=StaticIceServers((turn,))) as api:
+        native = (await api.post("/start", json={"body": {}})).json()
+        pipecat = (await api.post("/start", json={"enableDefaultIceServers": True})).json()
+    expected = {"iceServers": [{"urls": ["turn:turn.example.com:3478"], "username": "u", "credential": "c"}]}
+    assert native["iceConfig"] == pipecat["iceConfig"] == expected
+
+
+async def test_our_own_shape_gets_our_fields_and_pipecats_names_beside_them_without_nulls(api):
+    session = (await api.post("/start", json={"body": {"a": 1}})).json()
+    assert session["sessionId"] == session["session_id"]
+    assert session["offer_url"] == f"/sessions/{session['session_id']}/api/offer"
+    assert None not in session.values()
+    assert "iceConfig" not in session  # none configured, none asked for
+
+
+async def test_get_session_carries_pipecats_name_and_no_nulls(api):
+    session_id = (await api.post("/start", json={})).json()["session_id"]
+    got = (await api.get(f"/sessions/{session_id}")).json()
+    assert got["sessionId"] == got["session_id"] == session_id
+    assert None not in got.values()
+
+
+@pytest.mark.parametrize(
+    ("request_json", "message"),
+    [
+        ({"transport": "daily"}, "transport 'daily' is not offered by this deployment; it offers webrtc"),
+        ({"createDailyRoom": True}, "createDailyRoom: true (transport 'daily') is not offered"),
+        ({"transport": "livekit", "body": {}}, "transport 'livekit' is not offered"),
+    ],
+)
+async def test_a_transport_this_deployment_does_not_offer_is_a_clear_400(api, request_json, message):
+    response = await api.post("/start", json=request_json)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert response.json()["error"]["code"] == "transport_not_offered"
+
+
+async def test_unknown_keys_beside_body_are_refused_with_a_hint(api):
+    response = await api.post("/start", json={"body": {"a": 1}, "initial_prompt": "hi"})
+    assert response.status_code == 422
+    assert "initial_prompt" in response.json()["detail"] and "inside `body`" in response.json()["detail"]
+
+
+async def test_a_free_form_body_over_the_limit_is_413(api):
+    response = await api.post("/start", json={"blob": "x" * 5000})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+
+
+async def test_errors_carry_the_message_as_top_level_detail(api):
+    response = await api.get("/sessions/" + "0" * 24)
+    error = response.json()
+    assert response.status_code == 404
+    assert error["detail"] == error["error"]["message"] == f"no session {'0' * 24}"
+
+
+async def test_curls_form_labelled_json_is_read_as_json(api, local_spy):
+    response = await api.post(
+        "/start",
+        content=b'{"body": {"lang": "en"}}',
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": "call-1"},
+    )
+    assert response.status_code == 201, response.text
+    assert local_spy.bodies[-1] == {"lang": "en"}
+
+
+async def test_a_form_labelled_body_that_is_not_json_is_a_400(api):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = await api.post("/start", content=b"lang=en", headers=form)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+async def test_a_browser_must_label_its_json_so_no_page_can_start_bots_without_preflight(api, local_spy):
+    before = len(local_spy.bodies)
+    response = await api.post(
+        "/start", content=b'{"body": {}}', headers={"Content-Type": "text/plain", "Origin": "https://evil.example"}
+    )
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+    assert len(local_spy.bodies) == before
