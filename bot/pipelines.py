@@ -1,4 +1,4 @@
-"""Pipeline assembly: transport in → VAD → (parrot | STT → LLM → TTS) → transport out.
+"""Pipeline assembly: transport in → VAD → (user turns → parrot | STT → LLM → TTS) → transport out.
 
 Transport-agnostic: the caller passes a constructed transport (SmallWebRTC or Daily) and the
 Silero analyzer it loaded before announcing readiness.
@@ -15,6 +15,7 @@ from pipecat.processors.frame_processor import FrameProcessor
 
 from bot.config import ServiceSettings
 from bot.parrot import Parrot
+from bot.user_speaking import UserSpeakingFrames
 
 if TYPE_CHECKING:
     from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -47,7 +48,7 @@ def build_pipeline(
 
         before, after = [TraceBeforeReply(tracer)], [TraceAfterReply(tracer)]
     if services is None:
-        processors += [*before, Parrot(), *after, transport.output()]
+        processors += [UserSpeakingFrames(), *before, Parrot(), *after, transport.output()]
     else:
         from bot.services import ServiceProcessors
 
