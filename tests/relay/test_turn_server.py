@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 from dispatcher.turn import TurnCredentials, TurnSettings
-from tests.relay.conftest import run_in
 from tests.support.coturn import TURN_PORT, Coturn
 from tests.support.netns import CLIENT_ADDRESS, TURN_ADDRESS, RelayTopology
+from tests.support.netns_session import request_in as run_in
 
 SESSION = "0123456789abcdef01234567"
 PROBE = "tests.support.turn_probe"

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 TURN_ADDRESS = "192.0.2.10"
 CLIENT_ADDRESS, CLIENT_GATEWAY = "198.51.100.2", "198.51.100.1"
 BOT_ADDRESS, BOT_GATEWAY = "203.0.113.2", "203.0.113.1"
+# Only with `direct_link=True` (the latency bench's baseline): a link from client to bot.
+DIRECT_CLIENT_ADDRESS, DIRECT_BOT_ADDRESS = "192.0.2.65", "192.0.2.66"
 COMMAND_TIMEOUT = 10.0
 
 
@@ -62,7 +64,9 @@ class RelayTopology:
 
 
 @contextlib.contextmanager
-def relay_topology() -> Iterator[RelayTopology]:
+def relay_topology(*, direct_link: bool = False) -> Iterator[RelayTopology]:
+    """`direct_link` adds a client-bot link (192.0.2.64/30) so a session can also run without the
+    relay over the same namespaces; the relay tests never set it."""
     reason = unavailable_reason()
     if reason is not None:
         raise NetnsUnavailable(reason)
@@ -78,6 +82,8 @@ def relay_topology() -> Iterator[RelayTopology]:
         _in(topology.hub, "ip", "addr", "add", f"{TURN_ADDRESS}/32", "dev", "lo")
         _link(topology.hub, topology.client, f"i10{token}c", CLIENT_GATEWAY, CLIENT_ADDRESS)
         _link(topology.hub, topology.bot, f"i10{token}b", BOT_GATEWAY, BOT_ADDRESS)
+        if direct_link:
+            _link(topology.client, topology.bot, f"i10{token}d", DIRECT_CLIENT_ADDRESS, DIRECT_BOT_ADDRESS, prefix=30)
         yield topology
     finally:
         # Deleting a namespace deletes its veth ends, and with them their peers.
@@ -90,12 +96,14 @@ def _in(namespace: str, *args: str) -> str:
     return run("ip", "netns", "exec", namespace, *args)
 
 
-def _link(hub: str, leaf: str, name: str, hub_address: str, leaf_address: str) -> None:
-    """A /24 veth between hub and leaf; the leaf's only route beyond it is the TURN address."""
+def _link(hub: str, leaf: str, name: str, hub_address: str, leaf_address: str, *, prefix: int = 24) -> None:
+    """A veth between hub and leaf; for a /24 (a hub link) the leaf's only route beyond it is
+    the TURN address."""
     hub_end, leaf_end = f"{name}0", f"{name}1"  # ≤ 15 characters
     run("ip", "link", "add", hub_end, "netns", hub, "type", "veth", "peer", "name", leaf_end, "netns", leaf)
-    _in(hub, "ip", "addr", "add", f"{hub_address}/24", "dev", hub_end)
+    _in(hub, "ip", "addr", "add", f"{hub_address}/{prefix}", "dev", hub_end)
     _in(hub, "ip", "link", "set", hub_end, "up")
-    _in(leaf, "ip", "addr", "add", f"{leaf_address}/24", "dev", leaf_end)
+    _in(leaf, "ip", "addr", "add", f"{leaf_address}/{prefix}", "dev", leaf_end)
     _in(leaf, "ip", "link", "set", leaf_end, "up")
-    _in(leaf, "ip", "route", "add", f"{TURN_ADDRESS}/32", "via", hub_address)
+    if prefix == 24:
+        _in(leaf, "ip", "route", "add", f"{TURN_ADDRESS}/32", "via", hub_address)
