@@ -22,6 +22,8 @@ TransportName = Literal["webrtc", "daily"]
 DEFAULT_MAX_DURATION_SECONDS = 1800.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 120.0
+DEFAULT_MAX_IDLE_SECONDS = 3600.0  # a reserve bot's own cap; the dispatcher retires it sooner
+UNASSIGNED_SESSION_ID = "unassigned"  # a reserve bot's events before its assignment
 
 # What a dispatcher's provider sets for one session (dispatcher/bot_contract.py writes them; a
 # test checks both sides name the same variables). The bot image does not ship the dispatcher,
@@ -60,6 +62,19 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class ChannelSettings:
+    """The control channel (botchannel/contract.py): set when a dispatcher runs this bot.
+
+    With a channel the bot listens on no port: signalling arrives over the channel it dialled.
+    """
+
+    url: str
+    token: str = field(repr=False)  # the per-deployment bot credential: environment only
+    cold: bool  # launched for one session (its id given); False: a reserve bot awaiting `assign`
+    max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS
+
+
+@dataclass(frozen=True)
 class BotConfig:
     transport: TransportName
     host: str
@@ -74,6 +89,7 @@ class BotConfig:
     body: Mapping[str, Any] = field(default_factory=dict)
     services: ServiceSettings | None = None  # None → the keyless parrot pipeline
     ice: IceSettings = field(default_factory=IceSettings)  # webrtc: STUN/TURN servers, relay-only or not
+    channel: ChannelSettings | None = None  # None → a bot run by hand: webrtc signalling over HTTP
 
     @property
     def pipeline_name(self) -> str:
@@ -91,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "environment (flags win): DAILY_ROOM_URL, DAILY_TOKEN, VOICEFLEET_SESSION_ID, "
             "VOICEFLEET_BODY (JSON object), MAX_SESSION_SECONDS, BOT_IDLE_TIMEOUT_SECONDS, "
-            "BOT_CONNECT_TIMEOUT_SECONDS, VOICEFLEET_ICE_CONFIG (webrtc: JSON RTCConfiguration). "
+            "BOT_CONNECT_TIMEOUT_SECONDS, VOICEFLEET_ICE_CONFIG (webrtc: JSON RTCConfiguration), "
+            "BOT_CHANNEL_URL + BOT_CHANNEL_TOKEN (dial the dispatcher; "
+            "no port is opened), BOT_MAX_IDLE_SECONDS (a reserve bot). "
             "Service pipeline: DEEPGRAM_API_KEY + OPENAI_API_KEY + "
             "CARTESIA_API_KEY (all or none). "
             "Exit codes: 0 session ended, 2 usage/config error, 3 could not connect. "
@@ -152,11 +170,17 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {args.port}")
 
+    given_session = args.session_id or env.get(ENV_SESSION_ID) or None
+    channel = load_channel_settings(env, cold=given_session is not None)
+    if channel is None:
+        session_id = given_session or f"local-{uuid.uuid4().hex[:12]}"
+    else:
+        session_id = given_session or UNASSIGNED_SESSION_ID
     return BotConfig(
         transport=transport,
         host=args.host,
         port=args.port,
-        session_id=args.session_id or env.get(ENV_SESSION_ID) or f"local-{uuid.uuid4().hex[:12]}",
+        session_id=session_id,
         max_duration=_seconds(
             "max duration", args.max_duration, env, ENV_MAX_SESSION_SECONDS, DEFAULT_MAX_DURATION_SECONDS
         ),
@@ -176,6 +200,7 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
         body=_body(env.get(ENV_BODY)),
         services=load_service_settings(env),
         ice=_ice(env),
+        channel=channel,
     )
 
 
@@ -184,6 +209,20 @@ def _ice(env: Mapping[str, str]) -> IceSettings:
         return ice_settings(env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+
+def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSettings | None:
+    url = env.get("BOT_CHANNEL_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"BOT_CHANNEL_URL must be a ws:// or wss:// URL, got {url!r}")
+    token = env.get("BOT_CHANNEL_TOKEN", "")
+    if not token:
+        raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential)")
+    max_idle = _seconds("max idle", None, env, "BOT_MAX_IDLE_SECONDS", DEFAULT_MAX_IDLE_SECONDS)
+    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle)
 
 
 def load_service_settings(env: Mapping[str, str]) -> ServiceSettings | None:

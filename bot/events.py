@@ -14,11 +14,11 @@ from typing import IO, Any
 
 class EventWriter:
     def __init__(self, session_id: str, stream: IO[str] | None = None) -> None:
-        self._session_id = session_id
+        self.session_id = session_id  # a reserve bot learns its session at assignment
         self._stream = stream if stream is not None else sys.stdout
 
     def emit(self, event: str, **fields: Any) -> None:
-        line = {"event": event, **fields, "session_id": self._session_id, "t": round(time.time(), 3)}
+        line = {"event": event, **fields, "session_id": self.session_id, "t": round(time.time(), 3)}
         try:
             self._stream.write(json.dumps(line) + "\n")
             # Flushed per line: the parent waits on `ready` and must not sit behind a pipe buffer.

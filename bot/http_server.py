@@ -21,15 +21,15 @@ from typing import Any
 
 from loguru import logger
 
+from botchannel.contract import RequestFailed
+
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 READ_TIMEOUT_SECONDS = 10.0
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class HttpError(RequestFailed):
+    """An error answer; the same shape travels over the control channel (botchannel/contract.py)."""
 
 
 @dataclass(frozen=True)

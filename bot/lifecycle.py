@@ -26,10 +26,12 @@ class EndReason(enum.StrEnum):
     CONNECT_FAILED = "connect_failed"  # webrtc: the peer's connection closed before it was up
     JOIN_FAILED = "join_failed"  # daily: the room refused us or could not be reached
     ERROR = "error"  # an unexpected failure inside the bot
+    CHANNEL_LOST = "channel_lost"  # a reserve bot lost (or never got) its channel to the dispatcher
+    RESERVE_EXPIRED = "reserve_expired"  # a reserve bot idle past BOT_MAX_IDLE_SECONDS: retired
 
     @property
     def exit_code(self) -> int:
-        if self in (EndReason.CONNECT_TIMEOUT, EndReason.CONNECT_FAILED, EndReason.JOIN_FAILED):
+        if self in (EndReason.CONNECT_TIMEOUT, EndReason.CONNECT_FAILED, EndReason.JOIN_FAILED, EndReason.CHANNEL_LOST):
             return EXIT_CANNOT_CONNECT
         if self is EndReason.ERROR:
             return EXIT_ERROR

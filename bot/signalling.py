@@ -77,7 +77,16 @@ class SignallingServer:
         return Response(200, {"state": self.state, "session_id": self.session_id})
 
     async def _offer(self, request: Request) -> Response:
-        body = request.json_object()
+        return Response(200, await self.offer(request.json_object()))
+
+    async def _patch(self, request: Request) -> Response:
+        return Response(200, await self.patch(request.json_object()))
+
+    async def offer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`{sdp, type, pc_id?, restart_pc?}` → `{sdp, type, pc_id}`; HttpError for a bad offer.
+
+        Reached over HTTP (a bot run by hand) or over the control channel (`webrtc.offer`).
+        """
         sdp, sdp_type = body.get("sdp"), body.get("type")
         if not isinstance(sdp, str) or not sdp.strip():
             raise HttpError(400, "invalid_offer", "`sdp` must be a non-empty string")
@@ -98,7 +107,8 @@ class SignallingServer:
                     raise HttpError(409, "peer_already_connected", "this bot serves one peer and already has one")
                 logger.info(f"renegotiating pc_id={pc_id} (restart_pc={restart_pc})")
                 await current.renegotiate(sdp=sdp, type=sdp_type, restart_pc=restart_pc)
-                return Response(200, current.get_answer())
+                answer: dict[str, Any] = current.get_answer()
+                return answer
 
             connection = new_connection(self._ice)
             try:
@@ -108,10 +118,11 @@ class SignallingServer:
                 raise HttpError(400, "invalid_offer", f"cannot answer this offer: {exc}") from None
             self.connection = connection
             await self._on_connection(connection)
-            return Response(200, connection.get_answer())
+            first: dict[str, Any] = connection.get_answer()
+            return first
 
-    async def _patch(self, request: Request) -> Response:
-        body = request.json_object()
+    async def patch(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Trickle ICE: `{pc_id, candidates: [...]}` → `{"status": "success"}`."""
         pc_id, candidates = body.get("pc_id"), body.get("candidates")
         if not isinstance(pc_id, str) or not isinstance(candidates, list):
             raise HttpError(400, "invalid_patch", "expected {pc_id: string, candidates: [...]}")
@@ -119,7 +130,7 @@ class SignallingServer:
             raise HttpError(404, "unknown_pc_id", "no peer connection with this pc_id")
         for raw in candidates:
             await self.connection.add_ice_candidate(_ice_candidate(raw))
-        return Response(200, {"status": "success"})
+        return {"status": "success"}
 
 
 def _optional(body: dict[str, Any], key: str, kind: type) -> Any:

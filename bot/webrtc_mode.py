@@ -1,4 +1,8 @@
-"""`--transport webrtc`: serve SmallWebRTC signalling, run the pipeline for the one peer, exit.
+"""`--transport webrtc`: take SmallWebRTC signalling, run the pipeline for the one peer, exit.
+
+Signalling arrives over the control channel the bot dialled (bot/channel_session.py) when a
+dispatcher runs it, so the bot listens on nothing; a bot run by hand without `BOT_CHANNEL_URL`
+serves the same signalling over HTTP on `--host`/`--port` instead.
 
 Import cost is part of the product (start-up time): this module imports the SmallWebRTC
 transport (aiortc) and the pipeline modules at the top, so once `ready` is printed an offer is
@@ -14,6 +18,7 @@ from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
+from bot.channel_session import ChannelSession, report_first_audio, session_config
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.ice import loopback_requested, use_loopback_candidates
@@ -25,6 +30,7 @@ from bot.pipelines import build_pipeline, load_vad
 from bot.session import PipelineSession
 from bot.signalling import SignallingServer
 from bot.trace import Tracer
+from botchannel.contract import METHOD_ICE, METHOD_OFFER
 
 
 def build_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
@@ -64,6 +70,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             tracer.watch_vad(vad)
         session: PipelineSession | None = None
         connected = False
+        channel: ChannelSession | None = None
+        port = 0
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             nonlocal session
@@ -73,6 +81,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             session = PipelineSession(
                 build_pipeline(transport, vad, config.services, tracer), lifecycle, idle_timeout=config.idle_timeout
             )
+            if channel is not None:
+                report_first_audio(session.worker, channel)
 
             @transport.event_handler("on_client_connected")
             async def _on_connected(transport: object, client: SmallWebRTCConnection) -> None:
@@ -83,6 +93,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
                 connect_deadline.cancel()
                 server.state = "connected"
                 events.emit("connected", pc_id=client.pc_id)
+                if channel is not None:
+                    await channel.report("joined")
                 if config.services is None and session is not None:
                     await session.worker.queue_frames([greeting_frame()])
 
@@ -101,24 +113,44 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             on_connection=on_connection,
             ice=config.ice,
         )
-        try:
-            port = await server.start(config.host, config.port)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+        if config.channel is not None:
+            # Run by a dispatcher: dial it, listen on nothing; signalling arrives on the channel.
+            channel = ChannelSession(
+                config, config.channel, events, lifecycle, capabilities=("webrtc",),
+                signalling={METHOD_OFFER: server.offer, METHOD_ICE: server.patch},
+            )
+            await channel.open()
+            assignment = await channel.wait_assigned()
+            if assignment is not None:
+                config = session_config(config, assignment)
+                server.session_id = config.session_id
+        else:
+            try:
+                port = await server.start(config.host, config.port)
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+            logger.info(f"webrtc signalling on http://{config.host}:{port}/api/offer")
         lifecycle.end_after(config.max_duration, EndReason.MAX_DURATION)
         connect_deadline = lifecycle.end_after(
             config.connect_timeout,
             EndReason.CONNECT_TIMEOUT,
             f"no peer connected within {config.connect_timeout:g}s",
         )
-        logger.info(f"webrtc signalling on http://{config.host}:{port}/api/offer")
         if not lifecycle.ended:  # a signal during start-up: never announce a session that is over
-            events.emit("ready", port=port, pid=os.getpid(), transport="webrtc")
+            if channel is None:
+                events.emit("ready", port=port, pid=os.getpid(), transport="webrtc")
+            else:
+                events.emit("ready", pid=os.getpid(), transport="webrtc", machine_id=channel.machine_id)
+                await channel.report("ready")
 
         await lifecycle.wait()
         server.state = "ended"
         if session is not None:
             await session.stop()
         await server.close()
+        if channel is not None:
+            reason = lifecycle.reason
+            await channel.report("ended", reason=reason.value, exit_code=reason.exit_code, detail=lifecycle.detail)
+            await channel.close()
     logger.debug(f"deferred modules this session needed: {materialized() or 'none'}")
     return lifecycle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 
 import uvicorn
@@ -59,11 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(f"dispatcher: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    access = app.state.voicefleet.channel_access
+    if access is not None and settings.machines == "local":
+        access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         http="h11",
+        ws="websockets-sansio",  # the bot control channel (GET /bots/channel)
         h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
         timeout_keep_alive=settings.keep_alive_seconds,
         log_level=level,
@@ -72,10 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     server = uvicorn.Server(config)
     if settings.machines == "local":
-        print(f"voicefleet: open http://{_display(settings.host)}:{settings.port}/ to talk to a bot",
+        print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",
               file=sys.stderr)
-    server.run()
+    server.run(sockets=[sock])
     return 0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bound here rather than by uvicorn, so the real port (`PORT=0`) is known before any bot starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 def _display(host: str) -> str:

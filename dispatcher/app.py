@@ -7,13 +7,15 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from dispatcher import web
 from dispatcher.auth import Authenticator
+from dispatcher.channel import BotChannels
+from dispatcher.channel_access import ChannelAccess
+from dispatcher.channel_route import router as channel_router
 from dispatcher.errors import install_error_handlers
 from dispatcher.factory import build_machines, build_rooms
 from dispatcher.ice import IceServers, StaticIceServers, parse_ice_servers
@@ -27,7 +29,6 @@ from dispatcher.rooms import Rooms
 from dispatcher.routes import router
 from dispatcher.sessions import SessionService
 from dispatcher.settings import Settings
-from dispatcher.signalling import SignallingProxy
 from dispatcher.state import AppState, app_state, caller
 
 _FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
@@ -39,7 +40,6 @@ def create_app(
     env: Mapping[str, str] | None = None,
     machines: Machines | None = None,
     rooms: Rooms | None | object = _FROM_ENV,
-    signalling_transport: httpx.AsyncBaseTransport | None = None,
     ice_servers: IceServers | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass `machines`/`rooms` pointed at local servers; `python -m
@@ -50,6 +50,10 @@ def create_app(
     resolved_rooms = build_rooms(settings, env) if rooms is _FROM_ENV else rooms
     assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
     metrics = Metrics(machines.name)
+    channel_access = _channel_access(settings)
+    attach = getattr(machines, "attach_channel", None)
+    if channel_access is not None and attach is not None:
+        attach(channel_access)  # local bots are told where to dial, and with which credential
     state = AppState(
         settings=settings,
         machines=machines,
@@ -57,7 +61,8 @@ def create_app(
         sessions=SessionService(settings, machines, resolved_rooms, metrics),
         metrics=metrics,
         auth=Authenticator(settings.api_key_hashes),
-        signalling=SignallingProxy(signalling_transport),
+        channels=BotChannels(channel_access.token if channel_access else None),
+        channel_access=channel_access,
         start_limit=PerKeyLimit(settings.start_rate_per_key, settings.start_burst_per_key),
         reaper=Reaper(
             machines,
@@ -90,6 +95,7 @@ def create_app(
     app.state.voicefleet = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(channel_router)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz() -> JSONResponse:
@@ -116,3 +122,10 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _channel_access(settings: Settings) -> ChannelAccess | None:
+    """The bot credential: configured, or (local mode only) generated for this run."""
+    if settings.bot_channel_token:
+        return ChannelAccess(token=settings.bot_channel_token)
+    return ChannelAccess.generated() if settings.machines == "local" else None

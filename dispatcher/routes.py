@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from dispatcher.bot_signalling import Kind, signal_bot
 from dispatcher.errors import ApiError
 from dispatcher.ice import ice_config
 from dispatcher.machines.base import MachineState
@@ -88,27 +90,26 @@ async def delete_session(request: Request, session_id: str) -> Response:
     return Response(status_code=202 if machine.state.is_active else 204)
 
 
-@router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, proxied to the session's bot (local)")
+@router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")
 async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
-    return await _signal(request, session_id, "POST", offer.model_dump(exclude_none=True))
+    return await _signal(request, session_id, "offer", offer.model_dump(exclude_none=True))
 
 
 @router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")
 async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> JSONResponse:
-    return await _signal(request, session_id, "PATCH", patch.model_dump())
+    return await _signal(request, session_id, "ice", patch.model_dump())
 
 
-async def _signal(request: Request, session_id: str, method: str, payload: dict[str, Any]) -> JSONResponse:
+async def _signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> JSONResponse:
     state = app_state(request)
     if state.rooms is not None:  # known before any wait: cloud bots join a Daily room instead
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+    deadline = time.monotonic() + state.settings.start_wait_seconds
     machine = await state.sessions.wait_started(_known_id(session_id))  # an early offer waits for the bot
     if not machine.state.is_active:
         raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
-    if machine.signalling_url is None:
-        raise ApiError(502, "no_signalling", "the session's bot announced no signalling endpoint")
-    status, body = await state.signalling.forward(method, machine.signalling_url, payload)
-    return JSONResponse(body, status_code=status)
+    answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline)
+    return JSONResponse(dict(answer))
 
 
 def _session_fields(state: AppState, session: Session) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MACHINE_KINDS = ("local", "ecs", "gce", "fly")
 
@@ -76,6 +76,9 @@ class Settings:
     reaper_grace_seconds: float = 120.0
     cors_allow_origins: tuple[str, ...] = ()  # browsers on other origins get no CORS headers at all
     keep_alive_seconds: int = 5  # behind a load balancer: above its idle timeout (ALB: 60 → 65)
+    # The per-deployment bot credential of the control channel (botchannel/contract.py). Local
+    # mode generates one per run when unset; a secret, so never in a repr or a log line.
+    bot_channel_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -107,7 +110,24 @@ class Settings:
             reaper_grace_seconds=float_setting(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
             cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
             keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
+            bot_channel_token=_bot_channel_token(env),
         )
+
+
+MIN_BOT_CHANNEL_TOKEN_CHARS = 32
+
+
+def _bot_channel_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("BOT_CHANNEL_TOKEN", "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_BOT_CHANNEL_TOKEN_CHARS:
+        # The value itself is never echoed: only its length.
+        raise SettingsError(
+            f"BOT_CHANNEL_TOKEN must be at least {MIN_BOT_CHANNEL_TOKEN_CHARS} characters (got {len(token)}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token
 
 
 def _origins(raw: str) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from dispatcher.auth import Authenticator
+from dispatcher.channel import BotChannels
+from dispatcher.channel_access import ChannelAccess
 from dispatcher.ice import IceServers
 from dispatcher.key_limits import PerKeyLimit
 from dispatcher.machines.base import Machines
@@ -15,7 +17,6 @@ from dispatcher.reaper import Reaper
 from dispatcher.rooms import Rooms
 from dispatcher.sessions import SessionService
 from dispatcher.settings import Settings
-from dispatcher.signalling import SignallingProxy
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,17 @@ class AppState:
     sessions: SessionService
     metrics: Metrics
     auth: Authenticator
-    signalling: SignallingProxy
+    channels: BotChannels
     start_limit: PerKeyLimit
     reaper: Reaper
     ice_servers: IceServers
+    channel_access: ChannelAccess | None = None  # how local bots reach the channel
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()
-        await self.signalling.aclose()
 
 
 def app_state(request: Request) -> AppState:

@@ -57,7 +57,6 @@ class Machine:
     created_at: float  # epoch seconds; the reaper compares it with the max session duration
     body_digest: str | None = None  # as recorded at launch (tag/label/metadata)
     detail: str | None = None  # why it ended/failed, e.g. "exit code 3"
-    signalling_url: str | None = None  # local only: the bot's SmallWebRTC signalling base URL
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """`MACHINES=local`: one bot subprocess per session on this host, talking SmallWebRTC.
 
-The bot binds a free port itself and announces it on stdout (`{"event": "ready", "port": N}`),
-so readiness is observed, not guessed, and no port can be taken between choosing and binding.
+The bot listens on nothing: it dials this dispatcher's control channel (`BOT_CHANNEL_URL` and
+the bot credential `BOT_CHANNEL_TOKEN`, both in its environment) and takes its signalling there.
+It announces readiness on stdout (`{"event": "ready"}`), after the channel welcomed it, so
+readiness is observed, not guessed, and an offer that follows finds the bot's channel.
 Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
 parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped.
 """
@@ -21,7 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.bot_contract import bot_environment
+from dispatcher.channel_access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.parent_death import die_with_parent
 
@@ -38,7 +42,6 @@ KEEP_ENDED_SECONDS = 600.0
 @dataclass(frozen=True)
 class LocalSettings:
     bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
-    bind_host: str = "127.0.0.1"  # bots' signalling listens on loopback only; the dispatcher proxies
     stop_grace_seconds: float = 5.0
 
     @classmethod
@@ -57,7 +60,6 @@ class _Bot:
     created_at: float = field(default_factory=time.time)
     process: asyncio.subprocess.Process | None = None
     state: MachineState = MachineState.STARTING
-    port: int | None = None
     detail: str | None = None
     stop_requested: bool = False
     ended_at: float | None = None
@@ -76,7 +78,7 @@ class _Bot:
         self.changed.set()
         self.changed = asyncio.Event()
 
-    def machine(self, host: str) -> Machine:
+    def machine(self) -> Machine:
         return Machine(
             session_id=self.spec.session_id,
             machine_id=f"pid-{self.process.pid}" if self.process else "pid-pending",
@@ -84,7 +86,6 @@ class _Bot:
             created_at=self.created_at,
             body_digest=self.spec.body_digest,
             detail=self.detail,
-            signalling_url=f"http://{_url_host(host)}:{self.port}" if self.port else None,
         )
 
 
@@ -95,6 +96,11 @@ class LocalMachines:
         self._settings = settings or LocalSettings()
         self._bots: dict[str, _Bot] = {}
         self._closed = False
+        self._channel: ChannelAccess | None = None
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
+        self._channel = access
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         if self._closed:
@@ -102,7 +108,7 @@ class LocalMachines:
         self._forget_old()
         existing = self._bots.get(spec.session_id)
         if existing is not None:
-            return LaunchResult(existing.machine(self._settings.bind_host), created=False)
+            return LaunchResult(existing.machine(), created=False)
         # Registered before the first await: a concurrent launch of the same session sees it.
         bot = self._bots[spec.session_id] = _Bot(spec)
         try:
@@ -110,7 +116,7 @@ class LocalMachines:
                 *self._command(spec),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
-                env=_bot_environment(spec),
+                env=_bot_environment(spec, self._channel),
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
                 preexec_fn=die_with_parent,
             )
@@ -119,15 +125,14 @@ class LocalMachines:
             raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{spec.session_id}")
         log.info("session %s: bot pid %d starting", spec.session_id, bot.process.pid)
-        return LaunchResult(bot.machine(self._settings.bind_host), created=True)
+        return LaunchResult(bot.machine(), created=True)
 
     def _command(self, spec: LaunchSpec) -> list[str]:
-        # Only non-secret values go on the command line; the body travels in the environment.
+        # Only non-secret values go on the command line; the body and the channel credential
+        # travel in the environment.
         return [
             *self._settings.bot_command,
             "--transport", "webrtc",
-            "--host", self._settings.bind_host,
-            "--port", "0",
             "--session-id", spec.session_id,
             "--max-duration", str(spec.max_session_seconds),
         ]  # fmt: skip
@@ -136,10 +141,8 @@ class LocalMachines:
         process = bot.process
         assert process is not None and process.stdout is not None
         async for raw in process.stdout:
-            event = _parse_event(raw)
-            kind, port = event.get("event"), event.get("port")
-            if kind == "ready" and isinstance(port, int):
-                bot.port = port
+            kind = _parse_event(raw).get("event")
+            if kind == "ready":
                 bot.set_state(MachineState.STARTED)
             elif kind == "connected" and bot.state is MachineState.STARTED:
                 bot.set_state(MachineState.JOINED)
@@ -161,11 +164,11 @@ class LocalMachines:
                 raise WaitTimeout(session_id, timeout)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(bot.changed.wait(), remaining)
-        return bot.machine(self._settings.bind_host)
+        return bot.machine()
 
     async def status(self, session_id: str) -> Machine | None:
         bot = self._bots.get(session_id)
-        return bot.machine(self._settings.bind_host) if bot else None
+        return bot.machine() if bot else None
 
     async def stop(self, session_id: str) -> bool:
         bot = self._bots.get(session_id)
@@ -197,7 +200,7 @@ class LocalMachines:
         # An exited bot holds nothing (its process is reaped), so only live bots are listed;
         # ended ones stay visible to `status` for KEEP_ENDED_SECONDS.
         self._forget_old()
-        return [bot.machine(self._settings.bind_host) for bot in self._bots.values() if bot.state.is_active]
+        return [bot.machine() for bot in self._bots.values() if bot.state.is_active]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -210,14 +213,19 @@ class LocalMachines:
                 del self._bots[session_id]
 
 
-def _bot_environment(spec: LaunchSpec) -> dict[str, str]:
+def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None) -> dict[str, str]:
     """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
-    session's values from the one contract every provider uses."""
+    session's values from the one contract every provider uses, plus where to dial the channel."""
     env = dict(os.environ)
     # The dispatcher's own secrets are none of the bot's business.
-    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET"):
+    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET",
+                 CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE):
         env.pop(name, None)
     env.update(bot_environment(spec))
+    if channel is not None and channel.url is not None:
+        env[CHANNEL_URL_VARIABLE] = channel.url
+        env[CHANNEL_TOKEN_VARIABLE] = channel.token
+    env[MACHINE_ID_VARIABLE] = f"local-{spec.session_id}"
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
     return env
@@ -243,8 +251,3 @@ def _describe_exit(code: int) -> str:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)  # the bot leads its own group: its children get the signal too
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-

@@ -12,6 +12,7 @@ from dispatcher.ice import IceServers
 from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.machines.local import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
+from tests.support.dispatcher_server import serving
 
 STANDIN_BOT = (sys.executable, str(Path(__file__).with_name("standin_bot.py")))
 API_KEY = "test-key-0123456789"
@@ -20,17 +21,22 @@ ClientFactory = Callable[..., "_ClientContext"]
 
 
 class _ClientContext:
+    """The app called in-process, and also served on a loopback port for the bots' channel."""
+
     def __init__(self, settings: Settings, grace: float, ice_servers: IceServers | None = None) -> None:
         self.machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=grace))
         self.app = create_app(settings, env={}, machines=self.machines, rooms=None, ice_servers=ice_servers)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://dispatcher")
+        self._serving = serving(self.app)
 
     async def __aenter__(self) -> httpx.AsyncClient:
+        await self._serving.__aenter__()
         return self.client
 
     async def __aexit__(self, *exc: object) -> None:
         await self.client.aclose()
         await self.app.state.voicefleet.aclose()
+        await self._serving.__aexit__(None, None, None)
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
-"""A stand-in for `python -m bot`: a real process that follows the bot's CLI and stdout contract.
+"""A stand-in for `python -m bot`: a real process that follows the bot's CLI, stdout and channel contract.
+
+With `BOT_CHANNEL_URL` set it dials the dispatcher's control channel like the bot
+(botchannel/contract.py): hello (with its session, or none for a reserve bot), takes exactly one
+`assign`, answers `webrtc.offer`/`webrtc.ice`, reports `ready`/`ended`. It listens on nothing.
 
 The dispatcher's API and process-management tests use it so they do not pay Pipecat's start-up
 for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behaviour:
-  serve           announce readiness, answer offers, exit 0 on SIGTERM (default)
+  serve           announce readiness, answer offers (over the channel), exit 0 on SIGTERM (default)
   crash           exit 3 right after announcing readiness
   exit-clean      exit 0 right after announcing readiness (the peer left)
   never-ready     never announce readiness
@@ -19,28 +23,77 @@ import os
 import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        offer = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self._reply(200, {"sdp": "answer-to:" + offer["sdp"], "type": "answer", "pc_id": "standin-pc"})
+class Channel:
+    """The bot's side of the control channel, on a thread (the stand-in is synchronous)."""
 
-    def do_PATCH(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self._reply(200, {"status": "ok"})
+    def __init__(self, url: str, token: str, session_id: str | None, assigned: threading.Event) -> None:
+        from websockets.sync.client import connect
 
-    def _reply(self, status: int, body: dict[str, str]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        from botchannel.contract import Hello, Welcome, encode, parse_frame
 
-    def log_message(self, *args: object) -> None:
-        pass
+        self.session_id = session_id
+        self._assigned = assigned
+        self._lock = threading.Lock()
+        self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None, open_timeout=10)
+        machine_id = os.environ.get("BOT_MACHINE_ID", f"standin-{os.getpid()}")
+        self.ws.send(encode(Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "standin"),
+                                  capabilities=("webrtc",), session_id=session_id)))
+        if not isinstance(parse_frame(self.ws.recv(timeout=10)), Welcome):
+            raise SystemExit("no welcome")
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        from botchannel.contract import Reply, ReplyError, Request, encode, parse_frame
+
+        try:
+            for raw in self.ws:
+                frame = parse_frame(raw)
+                if not isinstance(frame, Request):
+                    continue
+                try:
+                    result = self._handle(frame.method, dict(frame.params))
+                    reply = Reply(frame.id, result=result)
+                except LookupError as exc:
+                    status, code = exc.args
+                    reply = Reply(frame.id, error=ReplyError(status, code, code))
+                with self._lock:
+                    self.ws.send(encode(reply))
+        except ConnectionClosed:
+            pass
+        if self.session_id is None:  # an idle bot without its channel is retired
+            print(json.dumps({"event": "ended", "reason": "channel_lost"}), flush=True)
+            os._exit(3)
+
+    def _handle(self, method: str, params: dict) -> dict:
+        if method == "assign":
+            if self.session_id is not None:
+                raise LookupError(409, "already_assigned")
+            self.session_id = params["session_id"]
+            if record := os.environ.get("STANDIN_RECORD_DIR"):
+                with open(os.path.join(record, f"{self.session_id}.json"), "w") as f:
+                    json.dump({"assigned": True, "body": json.dumps(params.get("body", {}), separators=(",", ":")),
+                               "pid": os.getpid()}, f)
+            self._assigned.set()
+            return {"session_id": self.session_id}
+        if self.session_id is None:
+            raise LookupError(409, "not_assigned")
+        if method == "webrtc.offer":
+            return {"sdp": "answer-to:" + params["sdp"], "type": "answer", "pc_id": "standin-pc"}
+        if method == "webrtc.ice":
+            return {"status": "ok"}
+        raise LookupError(404, "unknown_method")
+
+    def report(self, event: str, **fields: object) -> None:
+        from botchannel.contract import Report, encode
+
+        if self.session_id is not None:
+            with self._lock:
+                self.ws.send(encode(Report(event=event, session_id=self.session_id, t=time.time(), **fields)))
 
 
 def main() -> int:
@@ -58,7 +111,7 @@ def main() -> int:
     signal.signal(signal.SIGUSR2, lambda *_: failed.set())
     # Record what the dispatcher handed over (never the secrets). Written once the signal
     # handlers are in place, so a test that saw the record may signal the process.
-    if record := os.environ.get("STANDIN_RECORD_DIR"):
+    if (record := os.environ.get("STANDIN_RECORD_DIR")) and args.session_id:
         with open(os.path.join(record, f"{args.session_id}.json"), "w") as f:
             json.dump({"argv": sys.argv[1:], "body": os.environ.get("VOICEFLEET_BODY"),
                        "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
@@ -71,9 +124,19 @@ def main() -> int:
     if mode == "never-ready":
         stop.wait()
         return 0
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(json.dumps({"event": "ready", "port": server.server_address[1], "pid": os.getpid()}), flush=True)
+    channel = None
+    if url := os.environ.get("BOT_CHANNEL_URL"):
+        assigned = threading.Event()
+        channel = Channel(url, os.environ["BOT_CHANNEL_TOKEN"], args.session_id, assigned)
+        if args.session_id is None:  # a reserve bot: idle until its one assignment
+            print(json.dumps({"event": "idle", "pid": os.getpid()}), flush=True)
+            while not (assigned.wait(0.05) or stop.is_set()):
+                pass
+            if stop.is_set():
+                return 0
+        channel.report("ready")
+    print(json.dumps({"event": "ready", "pid": os.getpid(), "session_id": channel.session_id if channel else None}),
+          flush=True)
     if mode == "crash":
         return 3
     if mode == "exit-clean":

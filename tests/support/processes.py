@@ -31,6 +31,31 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def listening_sockets(pid: int) -> list[str]:
+    """The TCP sockets in LISTEN state and the UDP sockets bound by `pid` ("tcp:port" / "udp:port").
+
+    Read from /proc: the socket inodes among the process's file descriptors, matched against the
+    kernel's socket tables. UDP sockets are listed too, so a caller can tell media from a server.
+    """
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                local, state, inode = cols[1], cols[3], cols[9]
+                if inode in inodes and (table.startswith("udp") or state == "0A"):
+                    found.append(f"{table.rstrip('6')}:{int(local.rsplit(':', 1)[1], 16)}")
+    return found
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):

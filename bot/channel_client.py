@@ -1,0 +1,136 @@
+"""The bot's end of the control channel: dial the dispatcher, say hello, answer its requests.
+
+The contract (frames, methods, reports) is botchannel/contract.py. This module only moves
+frames: requests are answered by the handlers the session mode registers (`assign`,
+`webrtc.offer`, `webrtc.ice`), each in its own task so a slow offer never holds a report back.
+
+`websockets` costs no start-up time here: Pipecat's WebRTC path already imports its asyncio client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from loguru import logger
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from botchannel.contract import (
+    MAX_FRAME_BYTES,
+    Hello,
+    ProtocolError,
+    Reply,
+    ReplyError,
+    Report,
+    Request,
+    RequestFailed,
+    Welcome,
+    encode,
+    parse_frame,
+)
+
+Handler = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+# Pings both ways: a dead dispatcher (or bot) is noticed within about ping interval + timeout.
+PING_INTERVAL_SECONDS = 10.0
+PING_TIMEOUT_SECONDS = 10.0
+
+
+class ChannelError(Exception):
+    """The channel could not be opened (refused credential, unreachable dispatcher, bad hello)."""
+
+
+class BotChannel:
+    def __init__(self, url: str, token: str, hello: Hello, handlers: Mapping[str, Handler]) -> None:
+        self._url = url
+        self._token = token
+        self.hello = hello
+        self._handlers = dict(handlers)
+        self._ws: ClientConnection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def connect(self, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        """Opens the channel and waits for `welcome`; raises ChannelError on any failure."""
+        try:
+            self._ws = await connect(
+                self._url,
+                additional_headers={"Authorization": f"Bearer {self._token}"},
+                open_timeout=timeout,
+                proxy=None,  # the dispatcher is reached directly (loopback, VPC, private network)
+                compression=None,  # small JSON frames: deflate costs more than it saves
+                max_size=MAX_FRAME_BYTES,
+                ping_interval=PING_INTERVAL_SECONDS,
+                ping_timeout=PING_TIMEOUT_SECONDS,
+                close_timeout=2,
+            )
+            await self._ws.send(encode(self.hello))
+            first = parse_frame(await asyncio.wait_for(self._ws.recv(), timeout))
+        except InvalidStatus as exc:
+            raise ChannelError(f"the dispatcher refused the channel (HTTP {exc.response.status_code})") from None
+        except (OSError, TimeoutError, WebSocketException, ProtocolError) as exc:
+            await self.close()
+            raise ChannelError(f"cannot open the channel to {self._url}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(first, Welcome):
+            await self.close()
+            raise ChannelError("the dispatcher did not welcome this bot")
+
+    async def serve(self) -> None:
+        """Answers requests until the channel closes (returns then; never raises for a drop)."""
+        assert self._ws is not None, "connect() first"
+        try:
+            async for raw in self._ws:
+                try:
+                    frame = parse_frame(raw)
+                except ProtocolError as exc:
+                    logger.warning(f"channel: ignoring a malformed frame: {exc}")
+                    continue
+                if isinstance(frame, Request):
+                    task = asyncio.create_task(self._answer(frame), name=f"channel-{frame.method}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        except ConnectionClosed:
+            pass
+        logger.info("channel to the dispatcher closed")
+
+    async def _answer(self, request: Request) -> None:
+        handler = self._handlers.get(request.method)
+        try:
+            if handler is None:
+                raise RequestFailed(404, "unknown_method", f"this bot has no method {request.method!r}")
+            reply = Reply(request.id, result=dict(await handler(request.params)))
+        except RequestFailed as exc:
+            reply = Reply(request.id, error=ReplyError(exc.status, exc.code, exc.message))
+        except ProtocolError as exc:
+            reply = Reply(request.id, error=ReplyError(400, "invalid_request", str(exc)))
+        except Exception as exc:
+            logger.exception(f"channel request {request.method} failed")
+            reply = Reply(request.id, error=ReplyError(500, "bot_error", type(exc).__name__))
+        await self._send(encode(reply))
+
+    async def report(self, event: str, session_id: str, **fields: Any) -> None:
+        """Best effort: a lost report must never end or stall the session."""
+        detail = fields.pop("detail", None)
+        await self._send(
+            encode(
+                Report(event=event, session_id=session_id, t=round(time.time(), 3),
+                       detail=detail[:500] if isinstance(detail, str) else None, **fields)
+            )
+        )
+
+    async def _send(self, text: str) -> None:
+        if self._ws is None:
+            return
+        with contextlib.suppress(ConnectionClosed, OSError):
+            await self._ws.send(text)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 2)

@@ -1,0 +1,176 @@
+"""One bot's life on the control channel: hello, (wait for) its one assignment, reports.
+
+A bot launched cold for a session says so in its hello and is assigned from its environment. A
+reserve bot says hello with no session, sits ready (imports done, VAD loaded) and takes exactly
+one `assign`, ever: a second one is refused with 409 `already_assigned`, whatever the dispatcher
+thinks. Until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an idle bot
+nobody can reach is retired, never left running. Signalling requests before the assignment are
+refused (409 `not_assigned`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from loguru import logger
+
+from bot.channel_client import BotChannel, ChannelError
+from bot.config import BotConfig, ChannelSettings
+from bot.events import EventWriter
+from bot.lifecycle import EndReason, SessionLifecycle
+from botchannel.contract import (
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+    METHOD_ASSIGN,
+    Assignment,
+    Hello,
+    RequestFailed,
+)
+
+SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
+    """(machine id, image) for the hello: the provider's own id where it gives one."""
+    machine_id = env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or socket.gethostname()
+    return machine_id, env.get(IMAGE_VARIABLE) or "dev"
+
+
+@dataclass
+class ChannelSession:
+    config: BotConfig
+    settings: ChannelSettings
+    events: EventWriter
+    lifecycle: SessionLifecycle
+    capabilities: tuple[str, ...]
+    signalling: Mapping[str, SignallingHandler]
+
+    def __post_init__(self) -> None:
+        self.assignment: Assignment | None = None
+        self._assigned = asyncio.Event()
+        machine_id, image = machine_identity(os.environ)
+        self.machine_id = machine_id
+        cold = self.config.session_id if self.settings.cold else None
+        handlers = {METHOD_ASSIGN: self._assign, **{m: self._guarded(h) for m, h in self.signalling.items()}}
+        self.channel = BotChannel(
+            self.settings.url,
+            self.settings.token,
+            Hello(machine_id=machine_id, image=image, capabilities=self.capabilities, session_id=cold),
+            handlers,
+        )
+        self._serving: asyncio.Task[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    async def open(self) -> None:
+        """Dials the dispatcher; a bot that cannot reach it has nothing to do (ConfigError-like)."""
+        try:
+            await self.channel.connect()
+        except ChannelError as exc:
+            self.lifecycle.end(EndReason.CHANNEL_LOST, str(exc))
+            return
+        self._serving = asyncio.create_task(self._serve(), name="bot-channel")
+        if self.settings.cold:
+            self._take(Assignment(
+                session_id=self.config.session_id,
+                max_session_seconds=int(self.config.max_duration),
+                transport=self.config.transport,
+                body=self.config.body,
+                room_url=self.config.room_url,
+                token=self.config.token,
+            ))
+        else:
+            self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
+            self._idle_timer = self.lifecycle.end_after(
+                self.settings.max_idle_seconds, EndReason.RESERVE_EXPIRED, "idle past BOT_MAX_IDLE_SECONDS"
+            )
+
+    async def wait_assigned(self) -> Assignment | None:
+        """The session this bot serves, or None if it ended (retired, channel lost) first."""
+        ended = asyncio.ensure_future(self.lifecycle.wait())
+        assigned = asyncio.ensure_future(self._assigned.wait())
+        try:
+            await asyncio.wait({ended, assigned}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            assigned.cancel()
+        return self.assignment if not self.lifecycle.ended else None
+
+    async def report(self, event: str, **fields: Any) -> None:
+        if self.assignment is not None:
+            await self.channel.report(event, self.assignment.session_id, **fields)
+
+    async def close(self) -> None:
+        await self.channel.close()
+        if self._serving is not None:
+            await asyncio.wait([self._serving], timeout=2)
+
+    async def _serve(self) -> None:
+        await self.channel.serve()
+        if self.assignment is None:
+            # An idle bot without its channel can never be claimed: retire it.
+            self.lifecycle.end(EndReason.CHANNEL_LOST, "the dispatcher closed the channel before an assignment")
+        else:
+            # The session's media does not need the channel; only signalling and reports are lost.
+            logger.warning("channel lost during the session; the session goes on")
+
+    async def _assign(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self.assignment is not None:
+            raise RequestFailed(409, "already_assigned", "this bot serves exactly one session, ever")
+        if self.lifecycle.ended:
+            raise RequestFailed(410, "bot_ending", "this bot is shutting down")
+        assignment = Assignment.from_params(params)
+        if assignment.transport not in self.capabilities:
+            raise RequestFailed(400, "unsupported_transport", f"this bot cannot serve {assignment.transport}")
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._take(assignment)
+        return {"session_id": assignment.session_id, "machine_id": self.machine_id}
+
+    def _take(self, assignment: Assignment) -> None:
+        self.assignment = assignment
+        self.events.session_id = assignment.session_id
+        self._assigned.set()
+
+    def _guarded(self, handler: SignallingHandler) -> Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]:
+        async def guarded(params: Mapping[str, Any]) -> dict[str, Any]:
+            if self.assignment is None:
+                raise RequestFailed(409, "not_assigned", "this bot has no session yet")
+            return await handler(dict(params))
+
+        return guarded
+
+
+def session_config(config: BotConfig, assignment: Assignment) -> BotConfig:
+    """The bot's configuration for the session it was assigned (the idle bot's had none)."""
+    return replace(
+        config,
+        session_id=assignment.session_id,
+        max_duration=float(assignment.max_session_seconds),
+        body=dict(assignment.body),
+        room_url=assignment.room_url,
+        token=assignment.token,
+    )
+
+
+def report_first_audio(worker: Any, channel: ChannelSession) -> None:
+    """Reports `first_audio` when the output transport starts the bot's first speech.
+
+    `BotStartedSpeakingFrame` is what the output transport pushes upstream as it starts sending
+    speech audio to the peer: observed, not inferred from having queued a frame.
+    """
+    from pipecat.frames.frames import BotStartedSpeakingFrame
+
+    worker.set_reached_upstream_filter((*worker.reached_upstream_types, BotStartedSpeakingFrame))
+    reported = False
+
+    @worker.event_handler("on_frame_reached_upstream")
+    async def _first_audio(worker: object, frame: object) -> None:
+        nonlocal reported
+        if isinstance(frame, BotStartedSpeakingFrame) and not reported:
+            reported = True
+            await channel.report("first_audio")

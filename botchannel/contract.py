@@ -1,0 +1,244 @@
+"""The bot control channel's message contract: one module, imported by the bot and the dispatcher.
+
+A bot dials *out* to the dispatcher (a WebSocket at `CHANNEL_PATH`, `Authorization: Bearer
+<BOT_CHANNEL_TOKEN>`), so bots accept no inbound traffic in any mode (DESIGN.md §1). Every frame
+is one JSON text message `{"type": ..., ...}`:
+
+    bot → dispatcher   hello    {protocol, machine_id, image, capabilities, session_id|null}
+    dispatcher → bot   welcome  {}                                   (the bot is registered)
+    either way         request  {id, method, params}                 (a reply is owed)
+                       reply    {id, ok: true, result} | {id, ok: false, error: {status, code, message}}
+    bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?}
+
+`hello.session_id` is null for an idle (reserve) bot and the session's id for a bot launched cold
+for one session. Methods the dispatcher calls on a bot: `assign` (exactly once per bot, ever: a
+second one is refused with 409 `already_assigned`), `webrtc.offer` and `webrtc.ice` (Pipecat
+SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`). Reports: `ready` (assigned
+and able to take signalling / join), `joined` (a peer connected or the bot is in the room),
+`first_audio` (the bot's first audio frame left for the peer), `ended` (with the reason).
+
+Pure standard library: it is imported before anything heavy in the bot and by the dispatcher,
+whose image does not carry Pipecat. `parse_frame` rejects anything malformed with
+`ProtocolError`, so neither side trusts the other's JSON blindly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PROTOCOL_VERSION = 1
+CHANNEL_PATH = "/bots/channel"
+# Environment of a bot that dials a dispatcher: where, and the per-deployment credential.
+CHANNEL_URL_VARIABLE = "BOT_CHANNEL_URL"
+CHANNEL_TOKEN_VARIABLE = "BOT_CHANNEL_TOKEN"  # noqa: S105 (a variable name, not a secret)
+# Optional: the provider's id for this machine (Fly sets FLY_MACHINE_ID; local bots get one).
+MACHINE_ID_VARIABLE = "BOT_MACHINE_ID"
+IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
+
+MAX_FRAME_BYTES = 256 * 1024  # an SDP offer is a few KB; the client's `body` at most 4 KB
+
+METHOD_ASSIGN = "assign"
+METHOD_OFFER = "webrtc.offer"
+METHOD_ICE = "webrtc.ice"
+
+ReportEvent = Literal["ready", "joined", "first_audio", "ended"]
+REPORT_EVENTS: tuple[str, ...] = ("ready", "joined", "first_audio", "ended")
+
+
+class ProtocolError(ValueError):
+    """A frame that does not follow this contract."""
+
+
+class RequestFailed(Exception):
+    """A request's handler refused it; travels back as a failed `reply` (HTTP-like status)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Hello:
+    machine_id: str
+    image: str = "unknown"  # the bot image digest (or "dev" for a local checkout)
+    capabilities: tuple[str, ...] = ()  # e.g. ("webrtc",) or ("daily",)
+    session_id: str | None = None  # None: an idle reserve bot waiting for `assign`
+    protocol: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Welcome:
+    pass
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplyError:
+    status: int  # an HTTP status the dispatcher can pass on (400 bad offer, 409 already assigned…)
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    result: Mapping[str, Any] | None = None
+    error: ReplyError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Report:
+    event: str
+    session_id: str
+    t: float  # the bot's wall clock, epoch seconds
+    reason: str | None = None
+    detail: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What `assign` hands an idle bot: exactly one session."""
+
+    session_id: str
+    max_session_seconds: int
+    transport: str = "webrtc"  # "webrtc" (signalling over this channel) or "daily"
+    body: Mapping[str, Any] = field(default_factory=dict)  # the client's `body`
+    room_url: str | None = None  # daily
+    token: str | None = field(default=None, repr=False)  # daily: the bot's meeting token (a secret)
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in _fields(self).items() if v is not None}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Assignment:
+        session_id = _text(params, "session_id")
+        seconds = params.get("max_session_seconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+            raise ProtocolError("assign: max_session_seconds must be a positive integer")
+        transport = params.get("transport", "webrtc")
+        if transport not in ("webrtc", "daily"):
+            raise ProtocolError(f"assign: unknown transport {transport!r}")
+        body = params.get("body", {})
+        if not isinstance(body, dict):
+            raise ProtocolError("assign: body must be an object")
+        room_url, token = params.get("room_url"), params.get("token")
+        if transport == "daily" and not (isinstance(room_url, str) and isinstance(token, str)):
+            raise ProtocolError("assign: a daily assignment needs room_url and token")
+        return cls(session_id, seconds, transport, body, room_url, token)
+
+
+Frame = Hello | Welcome | Request | Reply | Report
+
+
+def encode(frame: Frame) -> str:
+    if isinstance(frame, Reply):
+        payload: dict[str, Any] = {"id": frame.id, "ok": frame.ok}
+        if frame.error is not None:
+            payload["error"] = _fields(frame.error)
+        else:
+            payload["result"] = dict(frame.result or {})
+        return json.dumps({"type": "reply", **payload}, separators=(",", ":"))
+    kind = {Hello: "hello", Welcome: "welcome", Request: "request", Report: "report"}[type(frame)]
+    fields = _fields(frame)
+    if isinstance(frame, Hello):
+        fields["capabilities"] = list(frame.capabilities)
+    if isinstance(frame, Request):
+        fields["params"] = dict(frame.params)
+    return json.dumps({"type": kind, **fields}, separators=(",", ":"))
+
+
+def parse_frame(raw: str | bytes) -> Frame:
+    if len(raw) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame larger than {MAX_FRAME_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("frame is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("frame is not a JSON object")
+    kind = data.get("type")
+    if kind == "hello":
+        protocol = data.get("protocol")
+        if protocol != PROTOCOL_VERSION:
+            raise ProtocolError(f"unsupported protocol {protocol!r} (this side speaks {PROTOCOL_VERSION})")
+        caps = data.get("capabilities", [])
+        if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            raise ProtocolError("hello: capabilities must be a list of strings")
+        return Hello(
+            machine_id=_text(data, "machine_id"),
+            image=_text(data, "image"),
+            capabilities=tuple(caps),
+            session_id=_optional_text(data, "session_id"),
+        )
+    if kind == "welcome":
+        return Welcome()
+    if kind == "request":
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise ProtocolError("request: params must be an object")
+        return Request(id=_id(data), method=_text(data, "method"), params=params)
+    if kind == "reply":
+        if data.get("ok") is True:
+            result = data.get("result", {})
+            if not isinstance(result, dict):
+                raise ProtocolError("reply: result must be an object")
+            return Reply(id=_id(data), result=result)
+        error = data.get("error")
+        if not isinstance(error, dict) or not isinstance(error.get("status"), int):
+            raise ProtocolError("reply: a failed reply needs error {status, code, message}")
+        return Reply(id=_id(data), error=ReplyError(error["status"], _text(error, "code"), _text(error, "message")))
+    if kind == "report":
+        event = _text(data, "event")
+        if event not in REPORT_EVENTS:
+            raise ProtocolError(f"report: unknown event {event!r}")
+        t = data.get("t")
+        if not isinstance(t, int | float) or isinstance(t, bool):
+            raise ProtocolError("report: t must be a number")
+        exit_code = data.get("exit_code")
+        if exit_code is not None and not isinstance(exit_code, int):
+            raise ProtocolError("report: exit_code must be an integer")
+        return Report(
+            event=event,
+            session_id=_text(data, "session_id"),
+            t=float(t),
+            reason=_optional_text(data, "reason"),
+            detail=_optional_text(data, "detail"),
+            exit_code=exit_code,
+        )
+    raise ProtocolError(f"unknown frame type {kind!r}")
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > 512:
+        raise ProtocolError(f"`{key}` must be a non-empty string of at most 512 characters")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else _text(data, key)
+
+
+def _id(data: Mapping[str, Any]) -> int:
+    value = data.get("id")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError("`id` must be a non-negative integer")
+    return value

@@ -1,0 +1,28 @@
+"""How a locally started bot reaches this dispatcher's channel: the URL and the bot credential.
+
+The URL is known only once the server socket is bound (`PORT=0` picks a free port), so it is
+filled in by whoever binds it (`python -m dispatcher`, or a test's server) before bots start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from botchannel.contract import CHANNEL_PATH
+
+
+@dataclass
+class ChannelAccess:
+    token: str = field(repr=False)
+    url: str | None = None
+
+    @classmethod
+    def generated(cls) -> ChannelAccess:
+        """Local mode with no BOT_CHANNEL_TOKEN: a fresh credential per dispatcher run."""
+        return cls(token=secrets.token_urlsafe(32))
+
+    def bind(self, host: str, port: int) -> None:
+        """Bots dial the loopback address of the family the dispatcher listens on."""
+        loopback = "[::1]" if ":" in host else "127.0.0.1"
+        self.url = f"ws://{loopback}:{port}{CHANNEL_PATH}"

@@ -1,0 +1,78 @@
+"""The real bot on the control channel: it dials out, listens on nothing, serves one session ever."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from botchannel.contract import CHANNEL_PATH
+from dispatcher.app import create_app
+from dispatcher.channel import BotRequestFailed
+from dispatcher.settings import Settings
+from tests.bot.conftest import READY_TIMEOUT, bot_env
+from tests.support.dispatcher_server import serving
+from tests.support.processes import listening_sockets
+
+TOKEN = "b" * 40
+
+
+@pytest.fixture
+async def dispatcher():
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, rooms=None)
+    async with serving(app) as port:
+        yield app.state.voicefleet.channels, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    await app.state.voicefleet.aclose()
+
+
+async def wait_idle(channels, timeout: float = READY_TIMEOUT):
+    async with channels._changed:
+        await asyncio.wait_for(channels._changed.wait_for(lambda: channels.idle()), timeout)
+    return channels.idle()[0]
+
+
+async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_session(dispatcher, spawn_bot):
+    channels, url = dispatcher
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN, BOT_MACHINE_ID="reserve-1"),
+                    wait_ready=False)
+    idle = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    assert idle["machine_id"] == "reserve-1"
+    link = await wait_idle(channels)
+    assert (link.machine_id, link.hello.capabilities) == ("reserve-1", ("webrtc",))
+    assert listening_sockets(bot.proc.pid) == []  # no TCP listener, not even loopback
+
+    with pytest.raises(BotRequestFailed) as early:
+        await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
+    assert early.value.code == "not_assigned"
+
+    params = {"session_id": "s-one", "max_session_seconds": 60, "body": {"lang": "en"}}
+    assert (await link.request("assign", params))["session_id"] == "s-one"
+    ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)
+    assert ready["session_id"] == "s-one" and "port" not in ready
+    with pytest.raises(BotRequestFailed) as second:
+        await link.request("assign", {**params, "session_id": "s-two"})
+    assert (second.value.status, second.value.code) == (409, "already_assigned")
+
+    with pytest.raises(BotRequestFailed) as bad:
+        await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
+    assert (bad.value.status, bad.value.code) == (400, "invalid_offer")  # the HTTP route's checks, same answer
+    assert listening_sockets(bot.proc.pid) == []
+
+
+async def test_a_reserve_bot_whose_channel_drops_exits(dispatcher, spawn_bot):
+    channels, url = dispatcher
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN), wait_ready=False)
+    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    link = await wait_idle(channels)
+    await link.socket.close()  # the dispatcher side goes away
+    ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
+    assert ended["reason"] == "channel_lost"
+    assert await asyncio.to_thread(bot.wait, 10) == 3
+
+
+async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, spawn_bot):
+    _, url = dispatcher
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN="wrong" * 8), wait_ready=False)
+    ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
+    assert ended["reason"] == "channel_lost" and "403" in ended["detail"]
+    assert await asyncio.to_thread(bot.wait, 10) == 3

@@ -1,0 +1,46 @@
+"""Serve a dispatcher app on a real loopback port inside the test's event loop.
+
+Bots dial the dispatcher's control channel (a WebSocket), so a test whose bots must be reached
+needs the app on a real socket; tests still call the HTTP API in-process (ASGITransport), and
+both share the app's state because they share the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # port 0: never collides with another test or engineer
+    port: int = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", ws="websockets-sansio", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    started = asyncio.Event()
+
+    async def watch() -> None:
+        while not server.started and not task.done():
+            await asyncio.sleep(0.005)  # uvicorn offers no started event; this only polls a flag
+        started.set()
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.wait_for(started.wait(), 30)
+    await watcher
+    if task.done():
+        task.result()  # surfaces the start-up error
+    access = app.state.voicefleet.channel_access
+    if access is not None:
+        access.bind("127.0.0.1", port)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        sock.close()
