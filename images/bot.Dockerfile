@@ -97,6 +97,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=bake /opt/models /opt/models
 WORKDIR /app
 COPY bot/ /app/bot/
+COPY botchannel/ /app/botchannel/
 # Offline at run time: anything that would reach a model hub fails fast instead of stalling a call.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \

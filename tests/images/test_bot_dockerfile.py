@@ -120,7 +120,7 @@ def test_bake_stage_proves_silero_loads_from_the_wheel_with_the_runtime_venv(doc
 
 def test_bot_code_is_the_only_source_copied_into_the_runtime(runtime: Stage) -> None:
     from_context = [copy.args.split()[:-1] for copy in runtime.all("COPY") if copy.flag("from") is None]
-    assert from_context == [["bot/"]]
+    assert from_context == [["bot/"], ["botchannel/"]]  # the channel contract is shared
 
 
 def test_excluded_packages_are_each_named_once(dockerfile: Dockerfile) -> None:
