@@ -213,7 +213,7 @@ class LocalMachines:
                 del self._bots[session_id]
 
 
-def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None) -> dict[str, str]:
+def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None = None) -> dict[str, str]:
     """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
     session's values from the one contract every provider uses, plus where to dial the channel."""
     env = dict(os.environ)
