@@ -211,7 +211,6 @@ def _ice(env: Mapping[str, str]) -> IceSettings:
         raise ConfigError(str(exc)) from None
 
 
-
 def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSettings | None:
     url = env.get("BOT_CHANNEL_URL", "").strip()
     if not url:
