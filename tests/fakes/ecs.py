@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import FakeApi
+from tests.fakes.server import FakeApi, Hold
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -51,7 +51,9 @@ class EcsProxy(FakeApi):
         self.moto_url = moto_url
         self.action_failures: list[ActionFailure] = []
         self.action_delays: list[ActionDelay] = []
+        self.action_holds: list[tuple[str, Hold]] = []
         self._tokens: dict[str, tuple[str, bytes]] = {}  # clientToken -> (params digest, response)
+        self._token_locks: dict[str, asyncio.Lock] = {}
 
     def routes(self) -> list[Route]:
         return [Route("/", self.forward, methods=["POST"])]
@@ -65,6 +67,20 @@ class EcsProxy(FakeApi):
         """Hold the next `times` calls of `action` for `seconds`, then serve them (a slow or
         hanging API that still acts on the call)."""
         self.action_delays.append(ActionDelay(action, seconds, times))
+
+    def reset_knobs(self) -> None:
+        super().reset_knobs()
+        for _, hold in self.action_holds:
+            hold.release()
+        self.action_holds.clear()
+        self.action_failures.clear()
+        self.action_delays.clear()
+
+    def hold_action(self, action: str, *, times: int = 1) -> Hold:
+        """Hold the next `times` calls of `action` until `release()`, then serve them."""
+        hold = Hold(times=times)
+        self.action_holds.append((action, hold))
+        return hold
 
     def requests_for(self, action: str) -> list[dict[str, Any]]:
         return [c.json() for c in self.calls if action_of(c.headers) == action]
@@ -87,9 +103,23 @@ class EcsProxy(FakeApi):
                 delay.times -= 1
                 await asyncio.sleep(delay.seconds)
                 break
+        for held_action, hold in self.action_holds:
+            if held_action == action and hold.times > 0:
+                hold.times -= 1
+                hold.caught += 1
+                await hold.until_released()
+                break
         if injected := self._injected(action):
             return injected
         body = await request.body()
+        if action == "RunTask" and (token := json.loads(body).get("clientToken")):
+            # ECS settles a token once: concurrent calls with it (a retry racing a late original)
+            # see one outcome. The lock makes the check-then-run below atomic per token.
+            async with self._token_locks.setdefault(token, asyncio.Lock()):
+                return await self._run(action, request, body)
+        return await self._run(action, request, body)
+
+    async def _run(self, action: str, request: Request, body: bytes) -> Response:
         token_key = None
         if action == "RunTask":
             params = json.loads(body)

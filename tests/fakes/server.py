@@ -72,10 +72,40 @@ class Delay(CallMatch):
 
 
 @dataclass
+class Hold(CallMatch):
+    """Hold the next `times` matching calls until `release()`, then serve them: a hanging API
+    with no clock in it. The client's own timeout is what ends its wait; the test decides when
+    the held calls land (after the client's answer, say) instead of racing a sleep."""
+
+    caught: int = 0  # calls held so far
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def until_released(self) -> None:
+        while not self.released.is_set():  # the fake's loop runs in its own thread: poll the event
+            await asyncio.sleep(0.005)
+
+
+@dataclass
 class Knobs:
     latency: float = 0.0  # seconds added to every call
     failures: list[Failure] = field(default_factory=list)
     delays: list[Delay] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+
+    def take_hold(self, method: str, path: str) -> Hold | None:
+        for hold in self.holds:
+            if hold.times > 0 and hold.matches(method, path):
+                hold.times -= 1
+                hold.caught += 1
+                return hold
+        return None
+
+    def release_all(self) -> None:
+        for hold in self.holds:
+            hold.release()
 
     def take_delay(self, method: str, path: str) -> float:
         for delay in self.delays:
@@ -115,6 +145,16 @@ class FakeApi:
         self.knobs.failures.append(failure)
         return failure
 
+    def hold(self, **kwargs: Any) -> Hold:
+        hold = Hold(**kwargs)
+        self.knobs.holds.append(hold)
+        return hold
+
+    def reset_knobs(self) -> None:
+        """No injected failures, delays or holds any more; calls held so far are released."""
+        self.knobs.release_all()
+        self.knobs = Knobs()
+
     def delay(self, seconds: float, **kwargs: Any) -> Delay:
         delay = Delay(seconds=seconds, **kwargs)
         self.knobs.delays.append(delay)
@@ -153,7 +193,10 @@ class FakeApi:
                 self.calls.append(call)
                 self._in_flight += 1
                 held = self.knobs.take_delay(request.method, request.url.path)
+                hold = self.knobs.take_hold(request.method, request.url.path)
             try:
+                if hold is not None:
+                    await hold.until_released()
                 if self.knobs.latency or held:
                     await asyncio.sleep(self.knobs.latency + held)
                 failure = self.knobs.take_failure(request.method, request.url.path)

@@ -25,8 +25,9 @@ from tests.fakes.ecs import EcsProxy
 from tests.fakes.fixtures import fake_daily, fake_fly, moto_ecs
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
-from tests.fakes.server import FakeApi, Knobs, serve
-from tests.faults.fleet import CALL_TIMEOUT, DEADLINES, Fleet, ecs_fleet, fly_fleet, gce_fleet, settle
+from tests.fakes.server import FakeApi, serve
+from tests.faults.fleet import Fleet, fault_env, settle
+from tests.providers.harness import ecs_harness, fly_harness, gce_harness
 
 __all__ = ["fake_daily", "fake_fly", "moto_ecs"]
 
@@ -44,10 +45,8 @@ def _served(fake: FakeApi, suffix: str = "") -> Iterator[FakeApi]:
 
 def _fresh(fake: FakeApi) -> FakeApi:
     """Before a test: no knobs left from the last one, and nothing it left in flight."""
+    fake.reset_knobs()  # releases whatever the last test still held
     settle(fake, 10)
-    fake.knobs = Knobs()
-    for knobs in ("action_failures", "action_delays"):
-        getattr(fake, knobs, []).clear()
     return fake
 
 
@@ -83,8 +82,8 @@ def daily(served_daily: FakeDaily) -> FakeDaily:
 @pytest.fixture(params=["fly", "gce", "ecs"])
 def fleet(request: pytest.FixtureRequest) -> Fleet:
     fake = _fresh(request.getfixturevalue(f"served_{request.param}"))
-    builders = {"fly": fly_fleet, "gce": gce_fleet, "ecs": ecs_fleet}
-    return builders[request.param](fake)  # type: ignore[operator]
+    builders = {"fly": fly_harness, "gce": gce_harness, "ecs": ecs_harness}
+    return builders[request.param](fake).with_env(**fault_env(request.param))  # type: ignore[operator]
 
 
 @dataclass(repr=False)
@@ -143,8 +142,7 @@ def daily_rooms(daily: FakeDaily, **overrides: str) -> DailyRooms:
     env = {
         **overrides,
         **daily.env,
-        "DAILY_TIMEOUT_SECONDS": str(CALL_TIMEOUT),
-        "DAILY_RETRY_DEADLINE_SECONDS": str(DEADLINES["daily"]),
+        **fault_env("daily"),
     }
     return DailyRooms(DailySettings.from_env(env))
 

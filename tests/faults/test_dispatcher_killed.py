@@ -20,7 +20,6 @@ from tests.faults.fleet import settle
 from tests.support.processes import run_dispatcher
 
 KEY = "killed-test-key-0123456789"
-HOLD = 2.0  # the create the first dispatcher sent is answered after it is dead
 
 
 def dispatcher_env(fly: FakeFly, daily: FakeDaily) -> dict[str, str]:
@@ -58,7 +57,9 @@ def test_a_dispatcher_killed_mid_launch_then_restarted_gives_the_retry_one_machi
 ) -> None:
     env = dispatcher_env(fake_fly, fake_daily)
     key = f"call-{uuid.uuid4().hex}"
-    fake_fly.delay(HOLD, times=1, method="POST", path_suffix="/machines")
+    # The create the first dispatcher sends is held until the retry has been answered: it lands
+    # after its sender is dead and after the retry's own create, the order a hang would make.
+    hold = fake_fly.hold(times=1, method="POST", path_suffix="/machines")
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
 
@@ -74,7 +75,8 @@ def test_a_dispatcher_killed_mid_launch_then_restarted_gives_the_retry_one_machi
         retried = start(second.base_url, key)
         assert retried.status_code in (200, 201), retried.text
         session_id = retried.json()["session_id"]
-        settle(fake_fly, 2 * HOLD)  # the dead dispatcher's create has been answered too
+        hold.release()
+        settle(fake_fly, 10)  # the dead dispatcher's create has been answered too (409: the name is taken)
         assert again_is_same(second.base_url, key, session_id)
         machines = machines_of(fake_fly, session_id)
         assert len(machines) == 1, machines  # never created twice, whichever create won the name

@@ -1,8 +1,10 @@
-"""One adapter per provider so the contract suite can drive each fake the same way.
+"""One adapter per provider so the contract, dispatch and fault tests drive each fake the same way.
 
-`make()` builds a provider the way `dispatcher.factory.build_machines` would, from environment variables
-pointing at the fake (a new instance = another dispatcher replica). The remaining methods move
-the fake's machine as the real provider would, or inject the provider's documented failures.
+`make()` builds a provider the way `dispatcher.factory.build_machines` would, from environment
+variables pointing at the fake (a new instance = another dispatcher replica). The remaining
+methods move the fake's machine as the real provider would, inject the provider's documented
+failures into its *create* call, and read back from the fake itself (never from the dispatcher)
+how many machines a session ever got and how many the provider still holds.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import inspect
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from tests.dispatcher.conftest import STANDIN_BOT
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
 from tests.fakes.ecs import EcsProxy, moto_task
+from tests.fakes.server import Hold
 
 FAST = {"RETRY_DEADLINE_SECONDS": "3"}
 
@@ -38,10 +42,13 @@ class Harness:
     factory: Callable[[dict[str, str]], Machines]
     # (session id, "starting"|"started"|"ended"|"failed"); may return an awaitable to wait on
     set_state: Callable[[str, str], object]
-    throttle: Callable[[int], None]  # the next N launches are throttled (429 / ThrottlingException)
+    fail_create: Callable[[int, int], object]  # (HTTP status 429 or 5xx, times): throttled or failing
+    hold_create: Callable[[int], Hold]  # (times): held until released, then served
     reject: Callable[[], None]  # the next launch is refused for good (4xx)
     # Every create call the fake received for a session ("" = any), as {session_id, room_url, token}.
     received: Callable[[str], list[dict[str, str]]]
+    created: Callable[[str], int]  # machines the provider ever created for the session
+    live: Callable[[str], int]  # machines of the session the provider still holds
 
     # False where a machine is known only to the dispatcher process that launched it (local).
     replicas_share_machines: bool = True
@@ -60,6 +67,29 @@ class Harness:
     def make(self, **overrides: str) -> Machines:
         return self.factory({**self.env, **overrides})
 
+    def throttle(self, times: int) -> None:
+        """The next `times` launches are throttled (429 / ThrottlingException)."""
+        self.fail_create(429, times)
+
+    def with_env(self, **overrides: str) -> Harness:
+        """The same provider and fake, built with other settings (e.g. the fault tests' timeouts)."""
+        return replace(self, env={**self.env, **overrides})
+
+    def recover(self) -> None:
+        """The provider is healthy again: no more injected failures; held calls are released."""
+        self.fake.reset_knobs()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the fake has answered every call it received (a released create has landed)."""
+        settle(self.fake, timeout)
+
+
+def settle(fake: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while fake.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not fake.in_flight(), "the fake still holds calls"
+
 
 def fly_harness(fake: fly_fake.FakeFly) -> Harness:
     states = {
@@ -73,19 +103,27 @@ def fly_harness(fake: fly_fake.FakeFly) -> Harness:
         fly_state, code = states[state]
         fake.set_state(f"vf-{session_id}", fly_state, exit_code=code)
 
+    def of(sid: str) -> list[dict[str, Any]]:
+        return [m for m in list(fake.machines.values()) if m["config"]["metadata"].get("voicefleet_session") == sid]
+
     return Harness(
         name="fly",
         fake=fake,
         env={**fake.env, "FLY_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: FlyMachines(FlySettings.from_env(env)),
         set_state=set_state,
-        throttle=lambda n: fake.fail(429, times=n, retry_after=0.05, method="POST", path_contains="/machines"),
-        reject=lambda: fake.fail(422, method="POST", path_contains="/machines", body={"error": "invalid image"}),
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/machines"
+        ),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/machines"),
+        reject=lambda: fake.fail(422, method="POST", path_suffix="/machines", body={"error": "invalid image"}),
         received=lambda sid: [
             _session_values(c.json()["config"]["env"])
             for c in fake.calls_to("POST", "/machines")
             if sid in ("", c.json()["config"]["env"].get("VOICEFLEET_SESSION_ID"))
         ],
+        created=lambda sid: len(of(sid)),
+        live=lambda sid: sum(1 for m in of(sid) if m["state"] != "destroyed"),
     )
 
 
@@ -97,17 +135,28 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
             raise NotImplementedError("a VM has no exit code; a failed insert is tested in test_gce.py")
         fake.set_status(f"vf-{session_id}", states[state])
 
+    def inserts(sid: str) -> list[dict[str, Any]]:
+        target = f"/instances/vf-{sid}"
+        return [
+            op
+            for op in list(fake.operations)
+            if op["operationType"] == "insert" and op["targetLink"].endswith(target) and not op.get("error")
+        ]
+
     return Harness(
         name="gce",
         fake=fake,
         env={**fake.env, "GCE_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: GceMachines(GceSettings.from_env(env)),
         set_state=set_state,
-        throttle=lambda n: fake.fail(429, times=n, retry_after=0.05, method="POST", path_contains="/instances"),
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/instances"
+        ),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/instances"),
         reject=lambda: fake.fail(
             400,
             method="POST",
-            path_contains="/instances",
+            path_suffix="/instances",
             body={"error": {"code": 400, "message": "bad template", "errors": [{"reason": "invalid"}]}},
         ),
         received=lambda sid: [
@@ -118,11 +167,27 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
             )
             if sid in ("", m["session-id"])
         ],
+        created=lambda sid: len(inserts(sid)),
+        live=lambda sid: int(f"vf-{sid}" in fake.instances),
     )
 
 
 def ecs_harness(fake: EcsProxy) -> Harness:
+    import boto3
+
     cluster = fake.env["ECS_CLUSTER"]
+    # Read moto directly, not through the proxy: the proxy's call record stays the dispatcher's.
+    moto = boto3.client("ecs", region_name=fake.env["AWS_REGION"], endpoint_url=fake.moto_url)
+
+    def tasks(sid: str, desired: str) -> list[str]:
+        arns: list[str] = moto.list_tasks(cluster=cluster, startedBy=sid, desiredStatus=desired)["taskArns"]
+        return arns
+
+    def fail_create(status: int, times: int) -> None:
+        if status == 429:
+            fake.fail_action("RunTask", error="ThrottlingException", status=400, times=times)
+        else:
+            fake.fail_action("RunTask", error="ServerException", status=status, times=times)
 
     def set_state(session_id: str, state: str) -> None:
         runs = [r for r in fake.requests_for("RunTask") if r["startedBy"] == session_id]
@@ -143,13 +208,16 @@ def ecs_harness(fake: EcsProxy) -> Harness:
         env={**fake.env, "ECS_POLL_SECONDS": "0.05", "ECS_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: EcsMachines(EcsSettings.from_env(env)),
         set_state=set_state,
-        throttle=lambda n: fake.fail_action("RunTask", times=n),
+        fail_create=fail_create,
+        hold_create=lambda times: fake.hold_action("RunTask", times=times),
         reject=lambda: fake.fail_action("RunTask", error="InvalidParameterException"),
         received=lambda sid: [
             _session_values({e["name"]: e["value"] for e in r["overrides"]["containerOverrides"][0]["environment"]})
             for r in fake.requests_for("RunTask")
             if sid in ("", r["startedBy"])
         ],
+        created=lambda sid: len(set(tasks(sid, "RUNNING")) | set(tasks(sid, "STOPPED"))),
+        live=lambda sid: len(tasks(sid, "RUNNING")),
     )
 
 
@@ -206,15 +274,21 @@ def local_harness(record_dir: Path) -> Harness:
             if session_id in ("", r["argv"][r["argv"].index("--session-id") + 1])
         ]
 
+    def unsupported(*_: object) -> Any:
+        raise NotImplementedError("local bots have no API to fail or hold")
+
     return Harness(
         name="local",
         fake=None,
         env={},
         factory=make,
         set_state=set_state,
-        throttle=lambda n: None,
+        fail_create=unsupported,
+        hold_create=unsupported,
         reject=reject,
         received=received,
+        created=lambda sid: len(received(sid)),
+        live=lambda sid: sum(1 for p in made if sid in p._bots and p._bots[sid].state.is_active),
         replicas_share_machines=False,
         can_throttle=False,
     )
