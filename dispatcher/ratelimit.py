@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from dispatcher.settings import float_setting, int_setting
@@ -43,12 +43,20 @@ class Rate:
 class TokenBucket:
     """`burst` tokens, refilled at `per_second`. Waiters reserve their token (FIFO by arrival)."""
 
-    def __init__(self, name: str, rate: Rate, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        rate: Rate,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if rate.per_second <= 0 or rate.burst < 1:
             raise ValueError("a bucket needs a positive rate and a burst of at least 1")
         self.name = name
         self.rate = rate
         self._clock = clock
+        self._sleep = sleep
         self._tokens = float(rate.burst)
         self._updated = clock()
         self._lock = asyncio.Lock()
@@ -67,4 +75,4 @@ class TokenBucket:
                 raise RateLimited(self.name, wait)
             self._tokens -= 1.0
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
@@ -37,13 +35,37 @@ async def test_retries_stop_after_the_attempts_bound() -> None:
     assert call.calls == 3
 
 
+class Clock:
+    """Time that passes only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 async def test_retries_stop_before_sleeping_past_the_deadline() -> None:
+    clock = Clock()
     call = Flaky(failures=10, retry_after=1.0)
-    started = time.monotonic()
     with pytest.raises(Transient):
-        await with_retries(call, Backoff(attempts=10, deadline=0.5))
+        await with_retries(call, Backoff(attempts=10, deadline=0.5), sleep=clock.sleep, clock=clock)
     assert call.calls == 1
-    assert time.monotonic() - started < 0.5
+    assert clock.sleeps == []  # a 1 s wait would end past the 0.5 s deadline: give up instead
+
+
+async def test_retries_sleep_while_the_deadline_allows_then_give_up() -> None:
+    clock = Clock()
+    call = Flaky(failures=10, retry_after=0.2)
+    with pytest.raises(Transient):
+        await with_retries(call, Backoff(attempts=10, base=0.001, deadline=0.5), sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == [0.2, 0.2]  # a third 0.2 s wait would end at 0.6 s
+    assert call.calls == 3
 
 
 async def test_retry_after_is_a_floor_on_the_delay() -> None:
@@ -63,11 +85,20 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 
 
 async def test_bucket_lets_a_burst_through_then_paces_calls() -> None:
-    bucket = TokenBucket("t", Rate(per_second=20, burst=3))
-    started = time.monotonic()
+    clock = Clock()
+    bucket = TokenBucket("t", Rate(per_second=20, burst=3), clock=clock, sleep=clock.sleep)
     for _ in range(5):
         await bucket.acquire()
-    assert 0.08 <= time.monotonic() - started < 0.5  # 3 free, then 2 at 50 ms each
+    assert clock.sleeps == pytest.approx([0.05, 0.05])  # 3 free, then one token per 50 ms
+
+
+async def test_callers_arriving_together_each_wait_for_their_own_token() -> None:
+    clock = Clock()
+    # The bucket's clock stands still: all three ask before any token refills.
+    bucket = TokenBucket("q", Rate(per_second=20, burst=1), clock=lambda: 0.0, sleep=clock.sleep)
+    for _ in range(3):
+        await bucket.acquire()
+    assert clock.sleeps == pytest.approx([0.05, 0.10])
 
 
 async def test_bucket_refuses_a_caller_that_would_wait_too_long() -> None:
