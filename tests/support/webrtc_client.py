@@ -212,16 +212,38 @@ class WebRTCClient:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
 
-    async def talk(self, wav_path: str | Path, *, listen_seconds: float = 3.0, lead_seconds: float = 0.3) -> TalkResult:
-        """Plays the WAV as the user's speech (after `lead_seconds` of silence) and listens on."""
+    async def talk(
+        self,
+        wav_path: str | Path,
+        *,
+        listen_seconds: float = 3.0,
+        lead_seconds: float = 0.3,
+        until_reply: bool = False,
+    ) -> TalkResult:
+        """Plays the WAV as the user's speech (after `lead_seconds` of silence) and listens on:
+        `listen_seconds`, or with `until_reply` only until a whole reply has been heard (at most
+        `listen_seconds`), so a slow, loaded machine gets the time it needs and a fast one none."""
         pcm = read_wav(wav_path)
         if pcm.sample_rate != MIC_RATE:
             raise ValueError(f"{wav_path}: the mic runs at {MIC_RATE} Hz, the file is {pcm.sample_rate} Hz")
         await asyncio.sleep(lead_seconds)
         self.mic.play(pcm.samples)
         await asyncio.wait_for(self.mic.drained.wait(), pcm.seconds + 5.0)
-        await asyncio.sleep(listen_seconds)
+        deadline = time.monotonic() + listen_seconds
+        while time.monotonic() < deadline:
+            if until_reply and self._reply_heard():
+                break
+            await asyncio.sleep(0.05)
         return self.result()
+
+    def _reply_heard(self, quiet_after: float = 1.0) -> bool:
+        """A loud segment began after the user's speech ended, and has been over for `quiet_after`."""
+        speech_end = self.mic.last_speech_at
+        rec = self.recording
+        if speech_end is None:
+            return False
+        replies = [s for s in loud_segments(rec.times, rec.levels) if s.start > speech_end]
+        return bool(replies) and time.monotonic() - replies[-1].end > quiet_after
 
     def result(self) -> TalkResult:
         if self.connected_at is None:
