@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-
+from dispatcher.http_client import HttpClient, HttpResponse
 from dispatcher.provider_errors import ProviderError, refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
@@ -97,15 +96,12 @@ class _Domain:
 
 
 class DailyRooms:
-    """`Rooms` on Daily's REST API. `transport` is the test seam (an httpx transport)."""
+    """`Rooms` on Daily's REST API (tests point `DAILY_API_URL` at a fake)."""
 
-    def __init__(self, settings: DailySettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: DailySettings) -> None:
         self.settings = settings
-        self._client = httpx.AsyncClient(
-            base_url=settings.api_url,
-            headers={"Authorization": f"Bearer {settings.api_key}"},
-            timeout=settings.timeout,
-            transport=transport,
+        self._client = HttpClient(
+            settings.api_url, headers={"Authorization": f"Bearer {settings.api_key}"}, timeout=settings.timeout
         )
         self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
         self._bucket = TokenBucket("daily", settings.rate)
@@ -119,7 +115,7 @@ class DailyRooms:
     def bot_user_id(self, session_id: str) -> str:
         return f"bot-{session_id}"
 
-    async def _call(self, method: str, path: str, *, bucket: TokenBucket | None = None, **kw: Any) -> httpx.Response:
+    async def _call(self, method: str, path: str, *, bucket: TokenBucket | None = None, **kw: Any) -> HttpResponse:
         return await provider_request(
             "daily",
             self._client,
@@ -132,7 +128,7 @@ class DailyRooms:
         )
 
     @staticmethod
-    def _rejected(response: httpx.Response, what: str) -> DailyError:
+    def _rejected(response: HttpResponse, what: str) -> DailyError:
         try:
             body = response.json()
             detail = f"{body.get('error')}: {body.get('info')}"

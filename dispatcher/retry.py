@@ -15,9 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
-
+from dispatcher.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.machines.base import Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.provider_errors import ProviderError
 from dispatcher.ratelimit import RateLimited, TokenBucket
@@ -100,27 +100,25 @@ def retry_after_of(headers: Mapping[str, str]) -> float | None:
 
 
 async def send(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     method: str,
     url: str,
     *,
     backoff: Backoff,
     timeout: float | None = None,
     **kwargs: Any,
-) -> httpx.Response:
+) -> HttpResponse:
     """One HTTP call with retries on transport errors and `RETRYABLE_STATUSES`.
 
     Anything else (2xx, 4xx, 408) is returned for the caller to interpret. Messages name the
     method and path only: never a header, a body or a query string (they may carry tokens).
     """
-    path = httpx.URL(url).path
+    path = urlsplit(url).path
 
-    async def once() -> httpx.Response:
+    async def once() -> HttpResponse:
         try:
-            response = await client.request(
-                method, url, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT, **kwargs
-            )
-        except httpx.TransportError as exc:  # connect/read timeouts, resets: the server may be fine
+            response = await client.request(method, url, timeout=timeout, **kwargs)
+        except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
             raise Transient(f"{method} {path}: {type(exc).__name__}") from exc
         if response.status_code in RETRYABLE_STATUSES:
             raise Transient(
@@ -135,7 +133,7 @@ async def send(
 
 async def provider_request(
     provider: str,
-    client: httpx.AsyncClient,
+    client: HttpClient,
     method: str,
     url: str,
     *,
@@ -143,7 +141,7 @@ async def provider_request(
     bucket: TokenBucket | None = None,
     error: type[ProviderError] = MachinesError,
     **kwargs: Any,
-) -> httpx.Response:
+) -> HttpResponse:
     """`send` behind a client-side bucket; giving up becomes a `ProviderError` (`error`) with a stable
     reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`."""
     try:

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from dispatcher.bot_contract import bot_environment
+from dispatcher.http_client import HttpClient, HttpResponse
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
@@ -138,13 +137,12 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
 class FlyMachines:
     name = "fly"
 
-    def __init__(self, settings: FlySettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: FlySettings) -> None:
         self.settings = settings
-        self._client = httpx.AsyncClient(
-            base_url=f"{settings.api_host}/v1/apps/{settings.app}",
+        self._client = HttpClient(
+            f"{settings.api_host}/v1/apps/{settings.app}",
             headers={"Authorization": f"Bearer {settings.api_token}"},
             timeout=settings.timeout,
-            transport=transport,
         )
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
         self._create_bucket = TokenBucket("fly-create", settings.create_rate)
@@ -153,10 +151,10 @@ class FlyMachines:
         # list call; a replica without the entry finds the machine by metadata.
         self._ids: dict[str, str] = {}
 
-    async def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
         return await provider_request("fly", self._client, method, path, backoff=self._backoff, **kw)
 
-    def _failed(self, response: httpx.Response, what: str) -> MachinesError:
+    def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         try:
             message = str(response.json().get("error"))
         except (ValueError, AttributeError):

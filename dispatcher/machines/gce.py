@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from dispatcher.bot_contract import gce_metadata_items
+from dispatcher.http_client import HttpClient, HttpResponse
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
@@ -146,7 +145,7 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
     )
 
 
-def _error_reason(response: httpx.Response) -> str:
+def _error_reason(response: HttpResponse) -> str:
     try:
         errors = response.json()["error"].get("errors") or [{}]
         return str(errors[0].get("reason", ""))
@@ -161,12 +160,11 @@ class GceMachines:
         self,
         settings: GceSettings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         auth: GceAuth | None = None,
     ) -> None:
         self.settings = settings
         zone = f"{settings.api_url}/projects/{settings.project}/zones/{settings.zone}"
-        self._client = httpx.AsyncClient(base_url=zone, timeout=settings.timeout, transport=transport)
+        self._client = HttpClient(zone, timeout=settings.timeout)
         self._auth = auth or GceAuth(anonymous=settings.anonymous)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
@@ -174,12 +172,12 @@ class GceMachines:
     def instance_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
 
-    async def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
         headers = await self._auth.headers()
         return await provider_request("gce", self._client, method, path, backoff=self._backoff, headers=headers, **kw)
 
     @staticmethod
-    def _failed(response: httpx.Response, what: str) -> MachinesError:
+    def _failed(response: HttpResponse, what: str) -> MachinesError:
         reason = _error_reason(response)
         try:
             message = str(response.json()["error"].get("message"))
