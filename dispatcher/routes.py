@@ -84,10 +84,10 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
 async def delete_session(request: Request, session_id: str) -> Response:
     machine = await app_state(request).sessions.stop(_known_id(session_id))
-    if machine is None:
-        raise _not_found(session_id)
-    # 204: it is gone; 202: the provider is still stopping it.
-    return Response(status_code=202 if machine.state.is_active else 204)
+    # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
+    # and for a session with nothing left to stop (ended, or forgotten by the provider, which
+    # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.
+    return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
 
 
 @router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")

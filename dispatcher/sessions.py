@@ -202,6 +202,9 @@ class SessionService:
         return Session(machine, room_url=room_url)
 
     async def stop(self, session_id: str) -> Machine | None:
+        """Stop the session's machine and end its room. None when there is nothing left to stop:
+        the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
+        aged out) or never did. A machine the provider forgets as it stops counts as gone."""
         if not await self._call(self._machines.stop(session_id)):
             return None
         self._admission.invalidate()

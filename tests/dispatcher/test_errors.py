@@ -59,8 +59,17 @@ async def test_a_malformed_idempotency_key_is_400(api, key):
 @pytest.mark.parametrize("session_id", ["0" * 24, "not-a-session", "A" * 24, "0" * 500])
 async def test_unknown_or_malformed_session_ids_are_404(api, session_id):
     assert_error(await api.get(f"/sessions/{session_id}"), 404, "not_found")
-    assert_error(await api.delete(f"/sessions/{session_id}"), 404, "not_found")
     assert_error(await api.post(f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"}), 404)
+
+
+@pytest.mark.parametrize("session_id", ["not-a-session", "A" * 24, "0" * 500])
+async def test_a_delete_of_a_malformed_session_id_is_404(api, session_id):
+    assert_error(await api.delete(f"/sessions/{session_id}"), 404, "not_found")
+
+
+async def test_a_delete_of_a_session_with_nothing_to_stop_is_204(api):
+    # DELETE is idempotent: the provider may have forgotten an ended session (a deleted VM).
+    assert (await api.delete(f"/sessions/{'0' * 24}")).status_code == 204
 
 
 async def test_an_invalid_offer_is_422(api):

@@ -3,7 +3,10 @@
 Create (`name` unique among live machines: 409 on reuse), get, list (`metadata.<key>=` filters,
 `include_deleted`), `/wait?state=&timeout=` (blocks, 408 at the timeout), stop (then destroyed when
 `auto_destroy`), delete (412 for a running machine unless `force`), bearer auth. Machines stay in
-`created` until a test moves them (`set_state`) or `boot_after` seconds pass.
+`created` until a test moves them (`set_state`) or `boot_after` seconds pass. A destroyed machine
+is listed (with `include_deleted`) and readable for `destroyed_ttl` seconds, then answers 404 as
+the real API's do once they age out (None: never; 0: at once). `machines` keeps every record
+for the tests to inspect.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class FakeFly(FakeApi):
         self.app_name = app
         self.machines: dict[str, dict[str, Any]] = {}
         self.boot_after: float | None = None  # seconds after create at which a machine is `started`
+        self.destroyed_ttl: float | None = None  # seconds a destroyed machine stays visible
         self._ids = itertools.count(1)
 
     @property
@@ -66,11 +70,21 @@ class FakeFly(FakeApi):
 
     def set_state(self, name: str, state: str, *, exit_code: int | None = None) -> None:
         machine = self.by_name(name)
-        machine["state"] = state
+        self._set(machine, state)
         if exit_code is not None:
             event = {"type": "exit", "status": state, "timestamp": int(time.time() * 1000)}
             event["request"] = {"exit_event": {"exit_code": exit_code}}
             machine["events"].append(event)
+
+    def _set(self, machine: dict[str, Any], state: str) -> None:
+        machine["state"] = state
+        if state == "destroyed":
+            machine["_destroyed"] = time.monotonic()
+
+    def _visible(self, machine: dict[str, Any]) -> bool:
+        if machine["state"] != "destroyed" or self.destroyed_ttl is None:
+            return True
+        return time.monotonic() - machine["_destroyed"] < self.destroyed_ttl
 
     # endpoints -----------------------------------------------------------------------------
 
@@ -118,7 +132,7 @@ class FakeFly(FakeApi):
         wanted = {k[len("metadata.") :]: v for k, v in request.query_params.items() if k.startswith("metadata.")}
         out = []
         for machine in self.machines.values():
-            if machine["state"] == "destroyed" and not include_deleted:
+            if (machine["state"] == "destroyed" and not include_deleted) or not self._visible(machine):
                 continue
             metadata = machine["config"].get("metadata") or {}
             if all(metadata.get(k) == v for k, v in wanted.items()):
@@ -126,7 +140,8 @@ class FakeFly(FakeApi):
         return JSONResponse(out)
 
     def _machine(self, request: Request) -> dict[str, Any] | None:
-        return self.machines.get(request.path_params["id"])
+        machine = self.machines.get(request.path_params["id"])
+        return machine if machine is not None and self._visible(machine) else None
 
     async def get(self, request: Request) -> Response:
         if denied := self._denied(request):
@@ -157,7 +172,7 @@ class FakeFly(FakeApi):
             return _error(404, "machine not found")
         self.set_state(machine["name"], "stopped", exit_code=0)
         if machine["config"].get("auto_destroy"):
-            machine["state"] = "destroyed"
+            self._set(machine, "destroyed")
         return JSONResponse({"ok": True})
 
     async def delete(self, request: Request) -> Response:
@@ -168,5 +183,5 @@ class FakeFly(FakeApi):
             return _error(404, "machine not found")
         if machine["state"] == "started" and request.query_params.get("force") != "true":
             return _error(412, "machine is still running; stop it or use force=true")
-        machine["state"] = "destroyed"
+        self._set(machine, "destroyed")
         return JSONResponse({"ok": True})

@@ -88,6 +88,23 @@ async def test_a_reused_key_with_another_body_is_a_conflict(dispatcher: Dispatch
     assert response.status_code == 409
 
 
+async def test_delete_stops_the_machine_ends_the_room_and_a_second_delete_is_harmless(
+    dispatcher: Dispatcher,
+    harness: Harness,
+    fake_daily: FakeDaily,
+) -> None:
+    if harness.name == "fly":
+        harness.fake.destroyed_ttl = 0  # as strict as Fly gets: a destroyed machine is gone at once
+    session_id = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    await harness.move(session_id, "started")
+    first = await dispatcher.http.delete(f"/sessions/{session_id}", headers=AUTH)
+    assert first.status_code in (202, 204), first.text
+    assert harness.live(session_id) == 0
+    assert f"vf-{session_id}" not in fake_daily.rooms  # the room ends with its bot
+    again = await dispatcher.http.delete(f"/sessions/{session_id}", headers=AUTH)
+    assert again.status_code == 204, again.text
+
+
 async def test_a_refused_launch_leaves_no_room_behind(
     dispatcher: Dispatcher,
     harness: Harness,
