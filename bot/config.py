@@ -35,6 +35,11 @@ ENV_ROOM_URL = "DAILY_ROOM_URL"
 ENV_TOKEN = "DAILY_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_ICE_CONFIG = ICE_CONFIG_VARIABLE  # webrtc in the cloud: the bot's own short-lived TURN credentials
 SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN, ENV_ICE_CONFIG)
+# The transport when neither --transport nor a room URL picks one (default webrtc). An image sets
+# it to the transport it carries: the bot image is Daily-only, so a bare `python -m bot --check`
+# there checks Daily instead of failing on the missing aiortc.
+ENV_TRANSPORT = "BOT_TRANSPORT"
+TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily")
 
 # The service pipeline runs only when all three are set; a partial set is a configuration mistake.
 SERVICE_KEY_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
@@ -109,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
             "VOICEFLEET_BODY (JSON object), MAX_SESSION_SECONDS, BOT_IDLE_TIMEOUT_SECONDS, "
             "BOT_CONNECT_TIMEOUT_SECONDS, VOICEFLEET_ICE_CONFIG (webrtc: JSON RTCConfiguration), "
             "BOT_CHANNEL_URL + BOT_CHANNEL_TOKEN (dial the dispatcher; "
-            "no port is opened), BOT_MAX_IDLE_SECONDS (a reserve bot). "
+            "no port is opened), BOT_MAX_IDLE_SECONDS (a reserve bot), "
+            "BOT_TRANSPORT (default transport without a room URL). "
             "Service pipeline: DEEPGRAM_API_KEY + OPENAI_API_KEY + "
             "CARTESIA_API_KEY (all or none). "
             "Exit codes: 0 session ended, 2 usage/config error, 3 could not connect. "
@@ -162,8 +168,12 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
 
     room_url = args.room_url or env.get(ENV_ROOM_URL) or None
     token = args.token or env.get(ENV_TOKEN) or None
-    transport: TransportName = args.transport or ("daily" if room_url else "webrtc")
-    if transport == "daily" and not room_url:
+    default = env.get(ENV_TRANSPORT) or "webrtc"
+    if default not in TRANSPORTS:
+        raise ConfigError(f"{ENV_TRANSPORT} must be one of {', '.join(TRANSPORTS)}, got {default!r}")
+    transport: TransportName = args.transport or ("daily" if room_url else default)
+    # --check never joins a room, so it needs none (the Daily check builds the transport offline).
+    if transport == "daily" and not room_url and not args.check:
         raise ConfigError("--transport daily needs a room URL (--room-url or DAILY_ROOM_URL)")
     if room_url and not room_url.startswith(("https://", "http://")):
         raise ConfigError("the room URL must be an http(s) URL")

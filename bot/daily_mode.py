@@ -7,6 +7,7 @@ logged: pipecat logs the room URL only.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from pipecat.transports.daily.transport import DailyParams, DailyTransport
@@ -33,9 +34,13 @@ def build_transport(config: BotConfig) -> DailyTransport:
     )
 
 
+# `--check` without a room URL: a reserved name that never resolves; the check never connects.
+CHECK_ROOM_URL = "https://check.invalid/voicefleet"
+
+
 async def check(config: BotConfig, events: EventWriter) -> int:
     vad = load_vad()
-    build_pipeline(build_transport(config), vad, config.services)
+    build_pipeline(build_transport(replace(config, room_url=config.room_url or CHECK_ROOM_URL)), vad, config.services)
     events.emit("checked", transport="daily", pipeline=config.pipeline_name)
     return 0
 

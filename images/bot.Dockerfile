@@ -4,7 +4,7 @@
 # Fargate pulls the whole image for every task, so every megabyte here is cold-start time; see
 # docs/images.md for the measured sizes and `uv run python bench/image_size.py` to re-measure.
 #
-#   docker build -f images/bot.Dockerfile --build-arg SOURCE_REVISION=$(git rev-parse HEAD) .
+#   docker build -f images/bot.Dockerfile .
 #
 # Stages: build (locked deps into /opt/venv) → bake (models/data, proves Silero loads; torch only here)
 # → runtime (python slim + /opt/venv + baked data + bot/, non-root, tini as PID 1).
@@ -45,8 +45,8 @@ WORKDIR /src
 #   boto3, botocore, s3transfer, jmespath, python-dateutil, six, urllib3, google-auth, pyasn1,
 #     pyasn1-modules: the dispatcher's cloud SDKs, which the bot never imports.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
     uv sync --frozen --no-default-groups --group bot --no-install-project \
         --no-install-package numba --no-install-package llvmlite --no-install-package resampy \
         --no-install-package opencv-python-headless \
@@ -81,14 +81,13 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     fi
 
 FROM ${PYTHON_IMAGE} AS runtime
-# Passed by the Pulumi image component (or `--build-arg`): the commit and repository URL built.
-ARG SOURCE_REVISION=unknown
+# No revision label or build arg: the image content alone decides the digest, so a commit that
+# does not change what is built (docs, stacks) deploys nothing. The revision is an extra tag.
 ARG SOURCE_URL=unknown
 LABEL org.opencontainers.image.title="voicefleet-bot" \
       org.opencontainers.image.description="Pipecat voice bot, one container per session" \
       org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.revision="${SOURCE_REVISION}"
+      org.opencontainers.image.licenses="Apache-2.0"
 # A fixed numeric uid so orchestrators can check runAsNonRoot without reading /etc/passwd.
 RUN groupadd --system --gid 10001 bot && \
     useradd --system --uid 10001 --gid bot --create-home --home-dir /home/bot bot
@@ -108,10 +107,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     HF_DATASETS_OFFLINE=1 \
-    HF_HUB_DISABLE_TELEMETRY=1
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    BOT_TRANSPORT=daily
 USER 10001:10001
 # tini as PID 1 forwards SIGTERM to the bot from the first instant (a Python PID 1 ignores SIGTERM
 # until it installs a handler, so a stop during import waited for SIGKILL) and reaps children.
 # `-e 143`: a bot killed by that SIGTERM before its handler exists counts as a clean exit (0), like
 # the graceful SIGTERM path of the bot contract. Session flags (--room-url …) are appended as CMD.
+# BOT_TRANSPORT=daily: the one transport this image carries is the default, so a bare
+# `python -m bot --check` (CI runs exactly that in the built image) checks it.
 ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-m", "bot"]

@@ -2,7 +2,7 @@
 # The dispatcher image: the HTTP service that starts one machine per session (ECS service behind an
 # ALB, or Cloud Run). Only the project's own dependencies: no Pipecat, no audio libraries.
 #
-#   docker build -f images/dispatcher.Dockerfile --build-arg SOURCE_REVISION=$(git rev-parse HEAD) .
+#   docker build -f images/dispatcher.Dockerfile .
 
 # Same pinned base as the bot image; build and runtime must match (the venv points at its python).
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
@@ -26,18 +26,18 @@ WORKDIR /src
 # `--no-default-groups`: the project's `dependencies` are exactly the dispatcher's closure; the
 # default groups (bot, infra, dev) are not.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
     uv sync --frozen --no-default-groups --no-install-project
 
 FROM ${PYTHON_IMAGE} AS runtime
-ARG SOURCE_REVISION=unknown
+# No revision label or build arg: the image content alone decides the digest, so a commit that
+# does not change what is built (docs, stacks) deploys nothing. The revision is an extra tag.
 ARG SOURCE_URL=unknown
 LABEL org.opencontainers.image.title="voicefleet-dispatcher" \
       org.opencontainers.image.description="Starts one machine per Pipecat voice session" \
       org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.revision="${SOURCE_REVISION}"
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 dispatcher && \
     useradd --system --uid 10001 --gid dispatcher --no-create-home --home-dir /nonexistent dispatcher
 COPY --from=build /usr/bin/tini /usr/bin/tini
@@ -60,4 +60,6 @@ USER 10001:10001
 # pointed at GET /healthz by the Pulumi stack, and an in-image check would need curl or a second
 # Python process every interval.
 # tini as PID 1 so SIGTERM during start-up (before uvicorn installs its handler) is not ignored.
-ENTRYPOINT ["/usr/bin/tini", "--", "python", "-m", "dispatcher"]
+# `-e 143`: uvicorn shuts down gracefully on SIGTERM and then re-raises the signal, so the process
+# dies "by SIGTERM" (143) after a clean shutdown; ECS and Cloud Run should see a clean exit (0).
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-m", "dispatcher"]

@@ -54,6 +54,12 @@ def test_check_builds_the_daily_transport_without_network() -> None:
     assert event["transport"] == "daily"
 
 
+def test_bare_check_in_a_daily_only_image_checks_daily_without_a_room_url() -> None:
+    """The bot image sets BOT_TRANSPORT=daily; `--check` alone must pass there, offline."""
+    event = checked_event(run_check(prefix=unshare_network_prefix(), BOT_TRANSPORT="daily"))
+    assert (event["transport"], event["pipeline"]) == ("daily", "parrot")
+
+
 IMPORTED_AFTER_CHECK = (
     "import sys; from bot.app import main; main({args!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"
 )

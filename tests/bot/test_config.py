@@ -60,6 +60,18 @@ def test_transport_defaults_to_webrtc_without_a_room_url() -> None:
     assert load_config([], {}).transport == "webrtc"
 
 
+def test_an_image_picks_the_default_transport_with_bot_transport() -> None:
+    """The bot image sets BOT_TRANSPORT=daily: a bare `--check` there must not reach for aiortc."""
+    assert load_config([], {"BOT_TRANSPORT": "daily", "DAILY_ROOM_URL": "https://x.daily.co/r"}).transport == "daily"
+    assert load_config(["--check"], {"BOT_TRANSPORT": "daily"}).transport == "daily"
+    assert load_config(["--transport", "webrtc"], {"BOT_TRANSPORT": "daily"}).transport == "webrtc"
+
+
+def test_unknown_bot_transport_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="BOT_TRANSPORT"):
+        load_config([], {"BOT_TRANSPORT": "sip"})
+
+
 def test_daily_transport_without_a_room_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="room URL"):
         load_config(["--transport", "daily"], {})

@@ -56,11 +56,15 @@ def test_image_runs_as_a_numeric_non_root_user(path: Path) -> None:
 
 
 @DOCKERFILES
-def test_image_labels_carry_the_source_revision_build_arg(path: Path) -> None:
-    runtime = parse_file(path).final
+def test_image_bakes_in_no_revision_so_its_digest_follows_its_content(path: Path) -> None:
+    """A revision label or build arg would change both digests on every commit, docs included
+    (review item 9): the revision is an extra registry tag (images/component.py) instead."""
+    parsed = parse_file(path)
+    runtime = parsed.final
     labels = runtime.labels()
-    assert labels["org.opencontainers.image.revision"] == "${SOURCE_REVISION}"
-    assert "SOURCE_REVISION" in {k for arg in runtime.all("ARG") for k in arg.pairs()}
+    assert "org.opencontainers.image.revision" not in labels
+    args = {k for stage in parsed.stages for arg in stage.all("ARG") for k in arg.pairs()} | set(parsed.global_args)
+    assert "SOURCE_REVISION" not in args
     assert labels["org.opencontainers.image.title"] and labels["org.opencontainers.image.source"]
 
 

@@ -42,6 +42,9 @@ def test_dispatcher_entrypoint_is_python_m_dispatcher_under_tini(runtime: Stage)
     argv = entrypoint.exec_form()
     assert argv[0].endswith("/tini")
     assert argv[argv.index("--") + 1 :] == ["python", "-m", "dispatcher"]
+    # uvicorn re-raises SIGTERM after its graceful shutdown; -e 143 makes that a clean exit
+    # (images/ci/build.sh checks the exit code of the real image after SIGTERM).
+    assert argv[1 : argv.index("--")] == ["-e", "143"]
 
 
 def test_dispatcher_runtime_copies_no_bot_code_and_installs_nothing(runtime: Stage) -> None:

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Build both images for real with buildah (no Docker engine), then run and check each one without
+# an engine (images/ci/run_image.py) and print their sizes. Called by .ci/run; docs/images.md
+# explains every step and every difference between the local stand-in bases and the real ones.
+#
+#   images/ci/build.sh            # stand-in bases unless the real ones can be pulled
+#   VOICEFLEET_REAL_BASES=1 ...   # insist on python:3.11.14-slim-trixie and ghcr.io/astral-sh/uv:0.13.8
+#
+# Needs root (buildah with chroot isolation, debootstrap, unshare). Everything it installs comes
+# from Debian (buildah, debootstrap, iproute2) or PyPI (the uv wheel); nothing from elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+REAL_PYTHON=python:3.11.14-slim-trixie
+REAL_UV=ghcr.io/astral-sh/uv:0.13.8
+UV_VERSION=0.13.8  # the uv that wrote uv.lock (images/*.Dockerfile UV_IMAGE)
+WORK=${VOICEFLEET_IMAGE_WORK:-/var/tmp/voicefleet-images}
+STORAGE=(--storage-driver overlay)
+started=$(date +%s)
+step() { echo "== $(( $(date +%s) - started ))s $*"; }
+mkdir -p "$WORK"
+
+step "tools"
+missing=()
+for tool in buildah debootstrap nsenter ip; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq buildah debootstrap util-linux iproute2 >/dev/null
+fi
+buildah --version
+
+# --- base images ---------------------------------------------------------------------------------
+python_image=$REAL_PYTHON uv_image=$REAL_UV
+if ! timeout 60 buildah pull "${STORAGE[@]}" -q "$REAL_PYTHON" >/dev/null 2>&1 \
+   || ! timeout 60 buildah pull "${STORAGE[@]}" -q "$REAL_UV" >/dev/null 2>&1; then
+  [[ "${VOICEFLEET_REAL_BASES:-}" == 1 ]] && { echo "cannot pull the real base images" >&2; exit 1; }
+  python_image=localhost/voicefleet-python-standin:3.11 uv_image=localhost/voicefleet-uv-standin:$UV_VERSION
+  step "registry unreachable: local stand-in bases ($python_image, $uv_image)"
+
+  # uv stand-in: FROM scratch with /uv and /uvx from PyPI's static musllinux wheel, the same
+  # binaries (target x86_64-unknown-linux-musl) the official image carries.
+  if ! buildah inspect "${STORAGE[@]}" --type image "$uv_image" >/dev/null 2>&1; then
+    rm -rf "$WORK/uv" && mkdir -p "$WORK/uv"
+    uvx --from pip pip download --quiet --no-deps --only-binary=:all: --platform "musllinux_1_1_$(uname -m)" \
+      -d "$WORK/uv" "uv==$UV_VERSION"
+    python3 -m zipfile -e "$WORK"/uv/uv-*.whl "$WORK/uv/x"
+    ctr=$(buildah from "${STORAGE[@]}" scratch)
+    buildah copy "${STORAGE[@]}" --chmod 0755 "$ctr" "$WORK"/uv/x/uv-*.data/scripts/uv /uv >/dev/null
+    buildah copy "${STORAGE[@]}" --chmod 0755 "$ctr" "$WORK"/uv/x/uv-*.data/scripts/uvx /uvx >/dev/null
+    buildah commit "${STORAGE[@]}" -q --rm "$ctr" "$uv_image" >/dev/null
+  fi
+
+  # python stand-in: debootstrap minbase of this host's Debian release, slimmed like debian-slim,
+  # plus ca-certificates/netbase/tzdata, the libraries CPython links against, and a CPython 3.11
+  # from this machine at /usr/local (the Dockerfiles use /usr/local/bin/python3.11).
+  if ! buildah inspect "${STORAGE[@]}" --type image "$python_image" >/dev/null 2>&1; then
+    py=$(uv python find 3.11)
+    prefix=$("$py" -c 'import sys; print(sys.base_prefix)')
+    # Debian packages that own the shared libraries this CPython and its extension modules load.
+    # (tkinter is left out, as in the official slim image's closure we need: it would pull in X11.)
+    libs=$(for f in "$prefix"/bin/python3.11 "$prefix"/lib/libpython3.11.so* "$prefix"/lib/python3.11/lib-dynload/*.so; do
+             [[ "$f" == *_tkinter* ]] || ldd "$f" 2>/dev/null; done | awk '/=> \//{print $3}' | grep -v "^$prefix" | sort -u)
+    pkgs=$(for l in $libs; do dpkg -S "$(readlink -f "$l")" 2>/dev/null || dpkg -S "$l" 2>/dev/null; done \
+           | cut -d: -f1 | sort -u | paste -sd, -)
+    suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    rm -rf "$WORK/rootfs"
+    debootstrap --variant=minbase --include="ca-certificates,netbase,tzdata,$pkgs" "$suite" "$WORK/rootfs" \
+      http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; exit 1; }
+    root=$WORK/rootfs
+    rm -rf "$root"/usr/share/{doc,man,info,locale}/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
+           "$root"/var/cache/apt/archives/*.deb "$root"/var/log/*
+    mkdir -p "$root/usr/local/bin" "$root/usr/local/lib"
+    cp -a "$prefix/bin/python3.11" "$root/usr/local/bin/"
+    cp -a "$prefix"/lib/libpython3.11.so* "$root/usr/local/lib/"
+    tar -C "$prefix/lib" --exclude='python3.11/test' --exclude='python3.11/idlelib' --exclude='python3.11/tkinter' \
+        --exclude='python3.11/lib-dynload/_tkinter*' --exclude='python3.11/ensurepip' \
+        --exclude='__pycache__' --exclude='python3.11/site-packages/*' -cf - python3.11 | tar -C "$root/usr/local/lib" -xf -
+    ln -sf python3.11 "$root/usr/local/bin/python3"
+    ln -sf python3 "$root/usr/local/bin/python"
+    chroot "$root" /sbin/ldconfig
+    tar -C "$root" --exclude=./dev --exclude=./proc --exclude=./sys -cf "$WORK/rootfs.tar" .
+    ctr=$(buildah from "${STORAGE[@]}" scratch)
+    buildah add "${STORAGE[@]}" "$ctr" "$WORK/rootfs.tar" / >/dev/null
+    buildah config "${STORAGE[@]}" --env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+      --env LANG=C.UTF-8 --cmd python3 "$ctr"
+    buildah commit "${STORAGE[@]}" -q --rm "$ctr" "$python_image" >/dev/null
+    rm -rf "$root" "$WORK/rootfs.tar"
+  fi
+fi
+
+# --- TLS: only when this host reaches package indexes through its own CA (SSL_CERT_FILE set) ------
+volumes=()
+if [[ -n "${SSL_CERT_FILE:-}" && -f "${SSL_CERT_FILE}" ]]; then
+  # uv in a RUN step trusts only its built-in roots; give the build (never the image) the host's
+  # bundle and tell uv to use the system store. Mounted for RUN steps only: not in any layer.
+  printf 'native-tls = true\n' >"$WORK/uv.toml"
+  volumes=(-v "$SSL_CERT_FILE:/etc/ssl/certs/ca-certificates.crt:ro" -v "$WORK/uv.toml:/etc/uv/uv.toml:ro")
+  step "TLS: build steps use this host's CA bundle ($SSL_CERT_FILE)"
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+umask 022  # file modes are part of the layers
+for role in dispatcher bot; do
+  step "build $role"
+  buildah bud "${STORAGE[@]}" --isolation chroot --layers --pull=never "${volumes[@]}" \
+    --build-arg "PYTHON_IMAGE=$python_image" --build-arg "UV_IMAGE=$uv_image" \
+    -f "images/$role.Dockerfile" -t "localhost/voicefleet-$role:ci" . >"$WORK/build-$role.log" 2>&1 \
+    || { tail -40 "$WORK/build-$role.log"; exit 1; }
+done
+
+# --- run and check without an engine ------------------------------------------------------------
+status=0
+for role in bot dispatcher; do
+  step "run $role"
+  python3 -m images.ci.run_image "$role" "localhost/voicefleet-$role:ci" || status=1
+done
+
+step "sizes (MB = 10^6 bytes, apparent size of the files; /opt/venv = the runtime closure)"
+for role in base bot dispatcher; do
+  [[ $role == base ]] && ref=$python_image || ref=localhost/voicefleet-$role:ci
+  ctr=$(buildah from "${STORAGE[@]}" --pull=never "$ref")
+  mnt=$(buildah mount "${STORAGE[@]}" "$ctr")
+  image=$(du -sb --exclude=./proc --exclude=./sys --exclude=./dev "$mnt" | cut -f1)
+  venv=$(du -sb "$mnt/opt/venv" 2>/dev/null | cut -f1 || echo 0)
+  [[ $role == base ]] && base=$image
+  printf '%-15s image %6.1f MB   above the base %6.1f MB   /opt/venv %6.1f MB\n' "$role" \
+    "$(python3 -c "print($image/1e6)")" "$(python3 -c "print(($image-$base)/1e6)")" "$(python3 -c "print(${venv:-0}/1e6)")"
+  buildah rm "${STORAGE[@]}" "$ctr" >/dev/null
+done
+step "done (exit $status)"
+exit $status

@@ -1,0 +1,174 @@
+"""Run a built image without an engine and check it: `python -m images.ci.run_image bot|dispatcher IMAGE`.
+
+The image is mounted (`buildah from` + `buildah mount`), then its ENTRYPOINT runs as the image's
+USER, with only the image's ENV and WORKDIR, as PID 1 of fresh pid/net/mount/uts/ipc namespaces
+(`unshare` + `chroot`). The network namespace has only a loopback interface: nothing can reach
+anything. Checks (each failure is one line on stderr and exit 1):
+- bot: `python -m bot --check` with **no arguments** exits 0 (parrot pipeline, VAD loaded).
+- dispatcher: GET /healthz answers 200 inside the namespace; PID 1 is tini and every process runs
+  as the image's non-root uid; after SIGTERM the entrypoint exits 0.
+- both: USER is numeric and not 0; ENTRYPOINT starts with tini.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TIMEOUT = 120.0  # seconds for any one step (2 shared cores, cold page cache)
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    user: str
+    env: list[str]
+    workdir: str
+    entrypoint: list[str]
+
+    @classmethod
+    def inspect(cls, name: str) -> Image:
+        raw = subprocess.run(["buildah", "inspect", "--type", "image", name], check=True, capture_output=True,
+                             text=True, timeout=TIMEOUT).stdout
+        config = json.loads(raw)["OCIv1"]["config"]
+        return cls(name=name, user=config.get("User", ""), env=list(config.get("Env") or []),
+                   workdir=config.get("WorkingDir") or "/", entrypoint=list(config.get("Entrypoint") or []))
+
+
+class Mounted:
+    """`buildah from` + `buildah mount`; removed on exit whatever happened."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+
+    def __enter__(self) -> Path:
+        self.container = subprocess.run(["buildah", "from", "--pull=never", self.image], check=True,
+                                        capture_output=True, text=True, timeout=TIMEOUT).stdout.strip()
+        root = subprocess.run(["buildah", "mount", self.container], check=True, capture_output=True, text=True,
+                              timeout=TIMEOUT).stdout.strip()
+        return Path(root)
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["buildah", "rm", self.container], capture_output=True, timeout=TIMEOUT)
+
+
+def command(root: Path, image: Image, args: list[str]) -> list[str]:
+    """unshare → chroot as USER → env -i (image ENV only) → cd WORKDIR → ENTRYPOINT + args."""
+    return ["unshare", "--fork", "--pid", "--net", "--mount", "--uts", "--ipc", f"--mount-proc={root}/proc",
+            "chroot", f"--userspec={image.user}", str(root),
+            "/usr/bin/env", "-i", *image.env, "HOME=/tmp", "/bin/sh", "-c", 'cd "$0" && exec "$@"',
+            image.workdir, *image.entrypoint, *args]
+
+
+def check_static(image: Image, root: Path) -> list[str]:
+    problems = []
+    uid = image.user.split(":")[0]
+    if not uid.isdigit() or uid == "0":
+        problems.append(f"{image.name}: USER {image.user!r} is not a numeric non-root uid")
+    if not image.entrypoint or Path(image.entrypoint[0]).name != "tini":
+        problems.append(f"{image.name}: ENTRYPOINT {image.entrypoint} does not start with tini")
+    elif not (root / image.entrypoint[0].lstrip("/")).exists():
+        problems.append(f"{image.name}: {image.entrypoint[0]} is not in the image")
+    return problems
+
+
+def check_bot(image: Image, root: Path) -> list[str]:
+    """`--check` and nothing else: the default transport must be one this image has."""
+    started = time.monotonic()
+    result = subprocess.run(command(root, image, ["--check"]), capture_output=True, text=True, timeout=TIMEOUT)
+    print(f"bot --check: exit {result.returncode} in {time.monotonic() - started:.2f} s")
+    if result.returncode != 0:
+        return [f"bot --check exited {result.returncode}: {result.stderr.strip()[-2000:]}"]
+    return []
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _uid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no Uid in /proc/{pid}/status")
+
+
+def _in_netns(pid: int, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["nsenter", f"--target={pid}", "--net", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def check_dispatcher(image: Image, root: Path) -> list[str]:
+    env_image = Image(image.name, image.user, [*image.env, "DISPATCHER_API_KEYS=ci-check-not-a-secret"],
+                      image.workdir, image.entrypoint)
+    process = subprocess.Popen(command(root, env_image, []), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    problems: list[str] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        # unshare (this child) forks PID 1 of the namespace: chroot, which execs env, sh, then tini.
+        pid1 = 0
+        while time.monotonic() < deadline and not pid1:
+            kids = _children(process.pid)
+            pid1 = kids[0] if kids else 0
+            time.sleep(0.05)
+        subprocess.run(["nsenter", f"--target={pid1}", "--net", "ip", "link", "set", "lo", "up"], check=True,
+                       timeout=TIMEOUT)
+        probe = ("import urllib.request,sys\n"
+                 "r=urllib.request.urlopen('http://127.0.0.1:8080/healthz',timeout=2)\n"
+                 "sys.stdout.write(str(r.status))")
+        started = time.monotonic()
+        status = ""
+        while time.monotonic() < deadline and process.poll() is None:
+            result = _in_netns(pid1, probe)
+            if result.returncode == 0:
+                status = result.stdout
+                break
+            time.sleep(0.2)
+        print(f"dispatcher /healthz: {status or 'no answer'} after {time.monotonic() - started:.2f} s")
+        if status != "200":
+            problems.append(f"dispatcher /healthz did not answer 200 (got {status or 'nothing'})")
+        exe = os.readlink(f"/proc/{pid1}/exe")
+        if Path(exe).name != "tini":
+            problems.append(f"dispatcher PID 1 is {exe}, not tini")
+        uid = int(image.user.split(":")[0])
+        tree = [pid1, *_children(pid1)]
+        wrong = {p: _uid(p) for p in tree if _uid(p) != uid}
+        if wrong:
+            problems.append(f"dispatcher processes not running as uid {uid}: {wrong}")
+        print(f"dispatcher PID 1: {Path(exe).name}, uids: {sorted({_uid(p) for p in tree})}")
+        os.kill(pid1, signal.SIGTERM)
+        code = process.wait(timeout=TIMEOUT)
+        print(f"dispatcher after SIGTERM: exit {code}")
+        if code != 0:
+            problems.append(f"dispatcher exited {code} after SIGTERM (graceful shutdown must exit 0)")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=TIMEOUT)
+        output = process.stdout.read() if process.stdout else ""
+        if problems:
+            print(output[-3000:], file=sys.stderr)
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    role, name = argv
+    image = Image.inspect(name)
+    with Mounted(name) as root:
+        problems = check_static(image, root)
+        problems += check_bot(image, root) if role == "bot" else check_dispatcher(image, root)
+    for problem in problems:
+        print(f"FAIL {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
