@@ -3,6 +3,12 @@
 Everything that runs an image uses `repo@sha256:…` (never a tag): a deploy runs exactly the bytes
 that were built, and a new build shows up in review as a changed digest on the task definition or
 instance template. docker-build's `ref`/`digest` are the outputs (there is no `repo_digest`).
+
+Nothing about the commit goes into the build (no revision label or build arg, a constant tag), so
+the Image's inputs, and with them its digest, change only when the build context does: a commit
+that touches only docs or stacks deploys no new task definition, template or revision. The
+commit is recorded as an extra tag on a separate `Index` that points at the built image: a new
+revision re-tags, it never rebuilds.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import pulumi_docker_build as docker_build
 CONTEXT = "."
 DOCKERFILES = {"bot": "images/bot.Dockerfile", "dispatcher": "images/dispatcher.Dockerfile"}
 CACHE_TAG = "buildcache"
+BUILD_TAG = "latest"  # constant on purpose: the revision is an extra tag (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class RegistryAuth:
 class ImagesArgs:
     registry: RegistryAuth
     repositories: dict[str, pulumi.Input[str]]  # "bot"/"dispatcher" -> repository URL (no tag)
-    source_revision: str
+    source_revision: str  # "" = no revision tag
     platforms: Sequence[str] = ("linux/amd64",)
     build_on_preview: bool = True
     labels: dict[str, str] = field(default_factory=dict)
@@ -49,19 +56,19 @@ class Images(pulumi.ComponentResource):
         for role, dockerfile in DOCKERFILES.items():
             repository = pulumi.Output.from_input(args.repositories[role])
             cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
+            registries: list[docker_build.RegistryArgsDict] = [{
+                "address": args.registry.address, "username": args.registry.username,
+                "password": pulumi.Output.secret(args.registry.password)}]
             image = docker_build.Image(
                 f"{name}-{role}",
-                tags=[pulumi.Output.concat(repository, ":", args.source_revision)],
+                tags=[pulumi.Output.concat(repository, ":", BUILD_TAG)],
                 context={"location": CONTEXT},
                 dockerfile={"location": dockerfile},
                 platforms=[docker_build.Platform(p) for p in args.platforms],
                 push=True,
                 build_on_preview=args.build_on_preview,
-                build_args={"SOURCE_REVISION": args.source_revision},
-                labels={"org.opencontainers.image.revision": args.source_revision,
-                        "org.opencontainers.image.title": f"voicefleet-{role}", **args.labels},
-                registries=[{"address": args.registry.address, "username": args.registry.username,
-                             "password": pulumi.Output.secret(args.registry.password)}],
+                labels={"org.opencontainers.image.title": f"voicefleet-{role}", **args.labels},
+                registries=registries,
                 cache_from=[{"registry": {"ref": cache}}],
                 # ECR only accepts registry caches as OCI image manifests; Artifact Registry takes
                 # them too, so one shape serves both clouds.
@@ -72,6 +79,11 @@ class Images(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
             refs[role] = pulumi.Output.concat(repository, "@", image.digest)
+            if args.source_revision:
+                docker_build.Index(f"{name}-{role}-revision", tag=pulumi.Output.concat(repository, ":",
+                                                                                         args.source_revision),
+                                   sources=[refs[role]], push=True, registry=registries[0],
+                                   opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         self.bot = refs["bot"]
         self.dispatcher = refs["dispatcher"]
         self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher})

@@ -92,6 +92,8 @@ class AwsStack(pulumi.ComponentResource):
             name, cluster_name=cluster.name, capacity_providers=["FARGATE", "FARGATE_SPOT"],
             default_capacity_provider_strategies=[{"capacity_provider": "FARGATE", "weight": 1}], opts=child)
 
+        # Fargate runs one architecture per task: x86 when the images are built for it, else ARM.
+        architecture = "X86_64" if "linux/amd64" in settings.platforms else "ARM64"
         bot = BotRuntime(f"{name}-bot", BotRuntimeArgs(
             family=f"{prefix}-bot",
             image=images.bot,
@@ -99,6 +101,7 @@ class AwsStack(pulumi.ComponentResource):
             region=cfg.region,
             cpu=cfg.bot_cpu,
             memory=cfg.bot_memory,
+            cpu_architecture=architecture,
             max_session_seconds=settings.max_session_seconds,
             log_retention_days=cfg.log_retention_days,
             secrets=secrets,
@@ -119,6 +122,7 @@ class AwsStack(pulumi.ComponentResource):
             secrets=secrets,
             cpu=cfg.dispatcher_cpu,
             memory=settings.dispatcher_memory,
+            cpu_architecture=architecture,
             desired_count=cfg.dispatcher_count,
             capacity_providers=cfg.capacity_providers,
             max_concurrent_sessions=settings.max_concurrent_sessions,

@@ -30,6 +30,7 @@ class BotRuntimeArgs:
     region: str
     cpu: int
     memory: int
+    cpu_architecture: str  # X86_64 or ARM64: one the images are built for (settings.platforms)
     max_session_seconds: int
     log_retention_days: int
     secrets: SecretStore
@@ -87,7 +88,7 @@ class BotRuntime(pulumi.ComponentResource):
             memory=str(args.memory),
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
-            runtime_platform={"cpu_architecture": "X86_64", "operating_system_family": "LINUX"},
+            runtime_platform={"cpu_architecture": args.cpu_architecture, "operating_system_family": "LINUX"},
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
             container_definitions=pulumi.Output.json_dumps([container]),

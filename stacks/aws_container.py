@@ -18,8 +18,9 @@ def fargate_container(
     region: str,
     port: int | None = None,
 ) -> dict[str, Any]:
-    """Every field ECS would otherwise fill in is written out, so a refresh shows no phantom diff,
-    and tini runs as PID 1 (`initProcessEnabled`) so SIGTERM reaches Python and ends gracefully."""
+    """Every field ECS would otherwise fill in is written out, so a refresh shows no phantom diff.
+    No `initProcessEnabled`: the images' own tini is PID 1 and forwards SIGTERM; ECS's init would
+    be a second one in front of it (review item 10)."""
     return {
         "name": name,
         "image": image,
@@ -31,7 +32,6 @@ def fargate_container(
         "mountPoints": [],
         "volumesFrom": [],
         "systemControls": [],
-        "linuxParameters": {"initProcessEnabled": True},
         "stopTimeout": 30,
         "logConfiguration": {
             "logDriver": "awslogs",

@@ -37,6 +37,7 @@ class DispatcherArgs:
     secrets: SecretStore
     cpu: int
     memory: int
+    cpu_architecture: str  # X86_64 or ARM64: one the images are built for (settings.platforms)
     desired_count: int
     capacity_providers: str
     max_concurrent_sessions: int
@@ -175,7 +176,7 @@ class Dispatcher(pulumi.ComponentResource):
             memory=str(args.memory),
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
-            runtime_platform={"cpu_architecture": "X86_64", "operating_system_family": "LINUX"},
+            runtime_platform={"cpu_architecture": args.cpu_architecture, "operating_system_family": "LINUX"},
             execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn,
             container_definitions=pulumi.Output.json_dumps([container]),

@@ -1,8 +1,11 @@
 """SecretStore: Secrets Manager secrets filled from secret stack config, read only by reference.
 
-Containers get `secrets: [{name, valueFrom: <ARN>}]`; the value never appears in a task definition,
-an environment variable of the plan, or a diff. `grant_read` gives one role access to named
-secrets only.
+Containers get `secrets: [{name, valueFrom: <ARN>:::<version id>}]`: the version this stack wrote,
+not the secret's current one. ECS reads secrets only when a container starts, so with a bare ARN a
+rotation reached new tasks at random and the dispatcher never; pinned, `pulumi config set --secret`
++ `pulumi up` is an ordinary diff (new task definition revisions, a dispatcher rollout; review item
+5). The value never appears in a task definition, an environment variable of the plan, or a diff.
+`grant_read` gives one role access to named secrets only.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class SecretStore(pulumi.ComponentResource):
         super().__init__("voicefleet:aws:SecretStore", name, None, opts)
         self._name = name
         self.arns = {}
+        self._version_ids: dict[str, pulumi.Output[str]] = {}
         for env_name, value in sorted(args.values.items()):
             secret = aws.secretsmanager.Secret(
                 f"{name}-{_slug(env_name)}",
@@ -42,14 +46,17 @@ class SecretStore(pulumi.ComponentResource):
                 recovery_window_in_days=args.recovery_window_days,
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
             )
-            aws.secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
-                                             secret_string=value, opts=pulumi.ResourceOptions(parent=self))
+            version = aws.secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
+                                                       secret_string=value, opts=pulumi.ResourceOptions(parent=self))
             self.arns[env_name] = secret.arn
+            self._version_ids[env_name] = version.version_id
         self.register_outputs({"arns": self.arns})
 
     def references(self, env_names: Sequence[str]) -> list[dict[str, pulumi.Input[str]]]:
-        """Container-definition `secrets` entries, sorted for a stable diff."""
-        return [{"name": env, "valueFrom": self.arns[env]} for env in sorted(env_names)]
+        """Container-definition `secrets` entries, sorted for a stable diff: ARN, no JSON key, no
+        stage, this version (`arn:…:secret:name-AbCdEf:json-key:version-stage:version-id`)."""
+        return [{"name": env, "valueFrom": pulumi.Output.concat(self.arns[env], ":::", self._version_ids[env])}
+                for env in sorted(env_names)]
 
     def grant_read(self, grantee: str, role: aws.iam.Role, env_names: Sequence[str]) -> aws.iam.RolePolicy | None:
         """Let `role` (an ECS execution role) read exactly these secrets."""

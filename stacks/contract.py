@@ -42,6 +42,7 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_PROJECT",
     "GCE_ZONE",
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
+    "GCE_INSTANCE_PREFIX",  # per stack: VM names, the launcher's IAM condition, the reaper's scope
 )
 
 # Cloud Run sets PORT itself (from the container port) and rejects it as a user variable.
@@ -58,3 +59,6 @@ DISPATCHER_CONTAINER_NAME = "dispatcher"
 GCE_SESSION_METADATA: dict[str, str] = dict(bot_contract.GCE_SESSION_METADATA)
 # Set by Pulumi on the template (not per session): the digest-pinned image the script runs.
 GCE_IMAGE_METADATA_KEY = "bot-image"
+# Set by Pulumi on the template: `ENV=projects/P/secrets/S/versions/N,…`, references (never values)
+# to the bot's provider keys; the startup script reads them with the VM's service account at boot.
+GCE_SECRETS_METADATA_KEY = "bot-secrets"

@@ -21,6 +21,12 @@ from stacks.settings import Settings
 APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
 
 
+def instance_prefix(stack: str) -> str:
+    """GCE_INSTANCE_PREFIX: `vf-<stack>` (≤ 23 characters; the dispatcher allows 31). Per stack, so
+    stacks sharing a project never reap each other's VMs, and the IAM conditions can name them."""
+    return f"vf-{stack}"
+
+
 def account_id(stack: str, role: str) -> str:
     """Service account ids are 6-30 characters: short project prefix, the stack, the role."""
     return f"vf-{stack}-{role}"[:30].rstrip("-")
@@ -72,7 +78,7 @@ class GcpStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=prefix,
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
-                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys},
+                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot},
             protect=settings.protect,
             depends_on=apis,
         ), opts=child)
@@ -84,16 +90,20 @@ class GcpStack(pulumi.ComponentResource):
             subnetwork_id=network.subnetwork_id,
             repository_id=registry.repository_id,
             region=cfg.region,
+            zone=cfg.zone,
+            instance_prefix=instance_prefix(settings.stack),
             machine_type=cfg.bot_machine_type,
             disk_gb=cfg.bot_disk_gb,
             max_session_seconds=settings.max_session_seconds,
+            secrets=secrets,
+            secret_names=tuple(sorted(settings.secrets.bot)),
         ), opts=after_apis)
 
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         bot.grant_launch("dispatcher", member)
-        secrets.grant_access("dispatcher", member, contract.DISPATCHER_SECRETS)
+        readable = secrets.grant_access("dispatcher", member, contract.DISPATCHER_SECRETS)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             service_name=f"{prefix}-dispatcher",
             project=cfg.project,
@@ -102,7 +112,10 @@ class GcpStack(pulumi.ComponentResource):
             image=images.dispatcher,
             service_account_email=account.email,
             instance_template=bot.template_path,
+            instance_prefix=instance_prefix(settings.stack),
             secrets=secrets,
+            # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7).
+            depends_on=(*readable, *(secrets.versions[env] for env in contract.DISPATCHER_SECRETS)),
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,

@@ -4,8 +4,10 @@ Container-Optimized OS runs stacks/gcp_startup.py's script, which starts the dig
 image with the session's values from instance metadata. The dispatcher sets `scheduling` per
 instance (maxRunDuration for that session, DELETE at the end); the template carries a safe default
 so a VM created without it still dies. `grant_launch` is the only way to let another identity
-create bots: a custom role with the instance permissions that create needs, and actAs on the bot
-service account alone.
+create bots: a custom role with the instance permissions that create needs, bound with an IAM
+condition so that on instances it reaches only VMs named with this stack's prefix, and actAs on
+the bot service account alone. Each bot VM may delete itself (by the same condition, only VMs of
+this stack): the startup script ends the session that way instead of powering off.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.contract import GCE_IMAGE_METADATA_KEY
+from stacks.contract import GCE_IMAGE_METADATA_KEY, GCE_SECRETS_METADATA_KEY
 from stacks.gcp_network import BOT_TAG
+from stacks.gcp_secrets import SecretStore
 from stacks.gcp_startup import STARTUP_SCRIPT
 from stacks.settings import GCE_BOOT_GRACE_SECONDS
 
@@ -36,7 +39,11 @@ LAUNCH_PERMISSIONS = (
     "compute.subnetworks.use",
     "compute.subnetworks.useExternalIp",  # bots get an ephemeral public address
     "compute.zoneOperations.get",  # wait for the insert operation
+    "compute.zoneOperations.list",  # find an insert refused after acceptance (quota): review item 3
 )
+# What a bot VM may do to itself at the end of its session (stacks/gcp_startup.py).
+SELF_DELETE_PERMISSIONS = ("compute.instances.delete",)
+INSTANCE_TYPE = "compute.googleapis.com/Instance"
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,13 @@ class BotTemplateArgs:
     subnetwork_id: pulumi.Input[str]
     repository_id: pulumi.Input[str]
     region: str
+    zone: str
+    instance_prefix: str  # GCE_INSTANCE_PREFIX: every bot VM's name starts with "<prefix>-"
     machine_type: str
     disk_gb: int
     max_session_seconds: int
+    secrets: SecretStore | None = None
+    secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys (none = parrot only)
 
 
 class BotTemplate(pulumi.ComponentResource):
@@ -62,6 +73,8 @@ class BotTemplate(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._name = name
         self._project = args.project
+        # IAM conditions see a compute instance as projects/P/zones/Z/instances/NAME.
+        self._instances = f"projects/{args.project}/zones/{args.zone}/instances/{args.instance_prefix}-"
         self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot VMs", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
@@ -69,6 +82,13 @@ class BotTemplate(pulumi.ComponentResource):
                                                  role="roles/artifactregistry.reader", member=member, opts=child)
         gcp.projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter", member=member,
                                opts=child)
+        # The bot's provider keys: the VM's account reads exactly these secrets, at boot; the
+        # template names their pinned versions and exists only once the account may read them.
+        grants: list[pulumi.Resource] = []
+        secret_refs: pulumi.Input[str] = ""
+        if args.secrets is not None and args.secret_names:
+            grants += args.secrets.grant_access("bot", member, args.secret_names)
+            secret_refs = args.secrets.version_names(args.secret_names)
 
         template = gcp.compute.InstanceTemplate(
             name,
@@ -85,6 +105,7 @@ class BotTemplate(pulumi.ComponentResource):
             metadata={
                 "startup-script": STARTUP_SCRIPT,
                 GCE_IMAGE_METADATA_KEY: args.image,
+                GCE_SECRETS_METADATA_KEY: secret_refs,
                 "block-project-ssh-keys": "true",
                 "enable-oslogin": "TRUE",
             },
@@ -99,27 +120,45 @@ class BotTemplate(pulumi.ComponentResource):
             },
             shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True,
                                       "enable_integrity_monitoring": True},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
         )
+        self._own_vms_only("self-delete", "voicefleet bot self-delete", "A bot VM deletes itself when its session ends",
+                           SELF_DELETE_PERMISSIONS, member)
         self.template_path = pulumi.Output.concat("projects/", args.project, "/global/instanceTemplates/",
                                                   template.name)
         self.service_account_email = self.account.email
         self.register_outputs({"template_path": self.template_path,
                                "service_account_email": self.service_account_email})
 
-    def grant_launch(self, grantee: str, member: pulumi.Output[str]) -> None:
-        """Let `member` create bot VMs from this template (and act as the bot account only)."""
+    def _own_vms_only(self, suffix: str, title: str, description: str, permissions: tuple[str, ...],
+                      member: pulumi.Input[str], grantee: str = "") -> None:
+        """A custom role bound to `member` with a condition: on instances, only this stack's VMs.
+
+        The condition leaves other resource types alone (zone operations, the template, subnets,
+        disks), because list and template calls are checked on the project, zone or template, not
+        on an instance."""
         role = gcp.projects.IAMCustomRole(
-            f"{self._name}-launcher",
+            f"{self._name}-{suffix}",
             project=self._project,
-            role_id=f"{self._name}_launcher".replace("-", "_"),
-            title="voicefleet bot launcher",
-            description="Create, watch and delete voicefleet bot VMs from the instance template",
-            permissions=list(LAUNCH_PERMISSIONS),
+            role_id=f"{self._name}_{suffix}".replace("-", "_"),
+            title=title,
+            description=description,
+            permissions=list(permissions),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        gcp.projects.IAMMember(f"{self._name}-launcher-{grantee}", project=self._project, role=role.name,
-                               member=member, opts=pulumi.ResourceOptions(parent=self))
+        gcp.projects.IAMMember(
+            f"{self._name}-{suffix}" + (f"-{grantee}" if grantee else ""), project=self._project, role=role.name,
+            member=member,
+            condition={"title": f"{suffix} on this stack's bot VMs only",
+                       "expression": f'resource.type != "{INSTANCE_TYPE}" || '
+                                     f'resource.name.startsWith("{self._instances}")'},
+            opts=pulumi.ResourceOptions(parent=self))
+
+    def grant_launch(self, grantee: str, member: pulumi.Output[str]) -> None:
+        """Let `member` create bot VMs from this template (and act as the bot account only)."""
+        self._own_vms_only("launcher", "voicefleet bot launcher",
+                           "Create, watch and delete voicefleet bot VMs from the instance template",
+                           LAUNCH_PERMISSIONS, member, grantee)
         gcp.serviceaccount.IAMMember(f"{self._name}-act-as-{grantee}", service_account_id=self.account.name,
                                      role="roles/iam.serviceAccountUser", member=member,
                                      opts=pulumi.ResourceOptions(parent=self))

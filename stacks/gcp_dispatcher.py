@@ -25,6 +25,7 @@ class DispatcherArgs:
     image: pulumi.Input[str]  # digest-pinned
     service_account_email: pulumi.Input[str]
     instance_template: pulumi.Input[str]
+    instance_prefix: str
     secrets: SecretStore
     memory_mib: int
     min_instances: int
@@ -32,6 +33,7 @@ class DispatcherArgs:
     max_concurrent_sessions: int
     max_session_seconds: int
     deletion_protection: bool
+    depends_on: tuple[pulumi.Resource, ...] = ()
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -44,6 +46,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_PROJECT": args.project,
         "GCE_ZONE": args.zone,
         "GCE_INSTANCE_TEMPLATE": args.instance_template,
+        "GCE_INSTANCE_PREFIX": args.instance_prefix,
     }
 
 
@@ -74,12 +77,16 @@ class Dispatcher(pulumi.ComponentResource):
                     "ports": {"container_port": contract.DISPATCHER_PORT},
                     "envs": [{"name": key, "value": env[key]} for key in sorted(env)]
                     + args.secrets.env(contract.DISPATCHER_SECRETS),
-                    "resources": {"limits": {"cpu": "1", "memory": f"{args.memory_mib}Mi"}},
+                    # Billing follows the scaling choice (review item 10): scaled to zero, CPU only
+                    # during requests (request-based billing); kept warm (min ≥ 1), CPU always, so
+                    # the background reaper keeps running between requests (instance-based).
+                    "resources": {"limits": {"cpu": "1", "memory": f"{args.memory_mib}Mi"},
+                                  "cpu_idle": args.min_instances == 0},
                     "startup_probe": {**health, "period_seconds": 2, "failure_threshold": 15},
                     "liveness_probe": {**health, "period_seconds": 15},
                 }],
             }),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.url = service.uri
         self.service_name = service.name

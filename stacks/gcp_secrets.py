@@ -1,7 +1,12 @@
 """SecretStore (GCP): Secret Manager secrets filled from secret stack config, read by reference.
 
-Cloud Run reads them through `value_source.secret_key_ref`; `grant_access` gives one service
-account access to named secrets only (per-secret IAM, not a project-wide accessor role).
+Cloud Run reads them through `value_source.secret_key_ref` and bot VMs by the version's resource
+name, both **pinned to the SecretVersion this stack wrote** (not "latest"): rotating a key with
+`pulumi config set --secret` + `pulumi up` is an ordinary diff that rolls out a new Cloud Run
+revision and a new instance template (review item 5). `grant_access` gives one service account
+access to named secrets only (per-secret IAM, not a project-wide accessor role) and returns the
+grants, so a consumer can depend on them (Cloud Run fails a revision whose identity cannot yet
+read its secrets; review item 7).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class SecretStore(pulumi.ComponentResource):
         super().__init__("voicefleet:gcp:SecretStore", name, None, opts)
         self._name = name
         self._secrets: dict[str, gcp.secretmanager.Secret] = {}
+        self.versions: dict[str, gcp.secretmanager.SecretVersion] = {}
         self.ids = {}
         for env_name, value in sorted(args.values.items()):
             secret = gcp.secretmanager.Secret(
@@ -40,19 +46,27 @@ class SecretStore(pulumi.ComponentResource):
                 replication={"auto": {}},
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=list(args.depends_on)),
             )
-            gcp.secretmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret=secret.id, secret_data=value,
-                                            opts=pulumi.ResourceOptions(parent=self))
+            self.versions[env_name] = gcp.secretmanager.SecretVersion(
+                f"{name}-{_slug(env_name)}", secret=secret.id, secret_data=value,
+                opts=pulumi.ResourceOptions(parent=self))
             self._secrets[env_name] = secret
             self.ids[env_name] = secret.secret_id
         self.register_outputs({"ids": self.ids})
 
     def env(self, env_names: Sequence[str]) -> list[dict[str, object]]:
-        """Cloud Run `envs` entries that reference the secrets (latest version)."""
-        return [{"name": env, "value_source": {"secret_key_ref": {"secret": self.ids[env], "version": "latest"}}}
+        """Cloud Run `envs` entries that reference the secrets at this stack's version."""
+        return [{"name": env, "value_source": {"secret_key_ref": {"secret": self.ids[env],
+                                                                  "version": self.versions[env].version}}}
                 for env in sorted(env_names)]
 
-    def grant_access(self, grantee: str, member: pulumi.Input[str], env_names: Sequence[str]) -> None:
-        for env in sorted(env_names):
+    def version_names(self, env_names: Sequence[str]) -> pulumi.Output[str]:
+        """`ENV=projects/P/secrets/S/versions/N,…` for a VM's metadata: references, never values."""
+        pairs = [pulumi.Output.concat(env, "=", self.versions[env].name) for env in sorted(env_names)]
+        return pulumi.Output.all(*pairs).apply(lambda items: ",".join(items))
+
+    def grant_access(self, grantee: str, member: pulumi.Input[str],
+                     env_names: Sequence[str]) -> list[gcp.secretmanager.SecretIamMember]:
+        return [
             gcp.secretmanager.SecretIamMember(
                 f"{self._name}-{_slug(env)}-{grantee}",
                 secret_id=self._secrets[env].id,
@@ -60,3 +74,5 @@ class SecretStore(pulumi.ComponentResource):
                 member=member,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            for env in sorted(env_names)
+        ]

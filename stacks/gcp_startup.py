@@ -1,25 +1,44 @@
 """The bot VM's startup script (Container-Optimized OS).
 
 COS runs `startup-script` from metadata as root at boot. It copies this session's values from
-instance metadata into an env file that only root can read (mode 0600, on tmpfs), creates the
-container from it, deletes the file, runs the bot, and powers the VM off when the bot exits.
-Session values never appear on a command line (`ps` on the host would show them). The gce
-provider's reaper deletes powered-off instances; `maxRunDuration` + DELETE is the hard stop.
-The deprecated `gce-container-declaration` agent is not used.
+instance metadata into an env file that only root can read (mode 0600, on tmpfs), adds the bot's
+provider keys read from Secret Manager with the VM's own service account (the template's
+`bot-secrets` metadata holds pinned version *names*, never values), creates the container from
+the file, deletes the file, runs the bot, and then **deletes its own VM** through the Compute API.
+Not `poweroff`: a stopped VM is TERMINATED, which clears the maxRunDuration timer, so it would
+keep its disk until a reaper ran (review item 4). If the delete fails after its retries, the VM
+powers off and the reaper removes it; `maxRunDuration` + DELETE remains the outer bound.
+Session values never appear on a command line (`ps` on the host would show them). The deprecated
+`gce-container-declaration` agent is not used.
 """
 
 from __future__ import annotations
 
-from stacks.contract import BOT_CONTAINER_NAME, GCE_IMAGE_METADATA_KEY, GCE_SESSION_METADATA
+from stacks.contract import BOT_CONTAINER_NAME, GCE_IMAGE_METADATA_KEY, GCE_SECRETS_METADATA_KEY, GCE_SESSION_METADATA
 
 _LINES = "\n".join(f"put {env} {key}" for key, env in GCE_SESSION_METADATA.items())
 
 STARTUP_SCRIPT = f"""#!/bin/bash
-# voicefleet bot VM: one voice session, then power off.
+# voicefleet bot VM: one voice session, then delete this VM.
 set -euo pipefail
 umask 077
-MD=http://metadata.google.internal/computeMetadata/v1/instance/attributes
-md() {{ curl -sf -H 'Metadata-Flavor: Google' "$MD/$1"; }}
+MDROOT=http://metadata.google.internal/computeMetadata/v1
+MD=$MDROOT/instance/attributes
+md() {{ curl -sf --max-time 10 --retry 3 -H 'Metadata-Flavor: Google' "$MD/$1"; }}
+token() {{ curl -sf --max-time 10 --retry 3 -H 'Metadata-Flavor: Google' \\
+  "$MDROOT/instance/service-accounts/default/token" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p'; }}
+
+delete_self() {{
+  local project zone name
+  project=$(curl -sf -H 'Metadata-Flavor: Google' "$MDROOT/project/project-id")
+  zone=$(curl -sf -H 'Metadata-Flavor: Google' "$MDROOT/instance/zone"); zone=${{zone##*/}}
+  name=$(curl -sf -H 'Metadata-Flavor: Google' "$MDROOT/instance/name")
+  curl -sf --max-time 20 --retry 5 --retry-all-errors -X DELETE -H "Authorization: Bearer $(token)" \\
+    "https://compute.googleapis.com/compute/v1/projects/$project/zones/$zone/instances/$name" >/dev/null \\
+    || poweroff
+}}
+# Whatever happens below (a pull that fails, a crash), the VM ends its own life.
+trap delete_self EXIT
 
 ENV_FILE=/run/voicefleet/bot.env
 install -d -m 0700 /run/voicefleet
@@ -28,15 +47,23 @@ install -m 0600 /dev/null "$ENV_FILE"
 put() {{ printf '%s=%s\\n' "$1" "$(md "$2")" >> "$ENV_FILE"; }}
 {_LINES}
 
+# Provider keys: ENV=projects/P/secrets/S/versions/N pairs; the payload is base64 in the answer.
+for ref in $(md {GCE_SECRETS_METADATA_KEY} 2>/dev/null | tr ',' ' '); do
+  value=$(curl -sf --max-time 10 --retry 3 -H "Authorization: Bearer $(token)" \\
+    "https://secretmanager.googleapis.com/v1/${{ref#*=}}:access" \\
+    | sed -n 's/.*"data" *: *"\\([^"]*\\)".*/\\1/p' | base64 -d)
+  printf '%s=%s\\n' "${{ref%%=*}}" "$value" >> "$ENV_FILE"
+done
+
 IMAGE="$(md {GCE_IMAGE_METADATA_KEY})"
 # /root is read-only on COS: keep the registry credential helper's config on a writable path.
 export HOME=/var/lib/voicefleet
 install -d -m 0700 "$HOME"
 docker-credential-gcr configure-docker --registries="${{IMAGE%%/*}}"
 docker pull "$IMAGE"
-docker create --name {BOT_CONTAINER_NAME} --network host --init --stop-timeout 30 \\
+# The image's own tini is PID 1 (no --init: that would run a second init in front of it).
+docker create --name {BOT_CONTAINER_NAME} --network host --stop-timeout 30 \\
   --log-driver gcplogs --env-file "$ENV_FILE" "$IMAGE"
 rm -f "$ENV_FILE"
 docker start --attach {BOT_CONTAINER_NAME} || true
-poweroff
 """

@@ -36,6 +36,7 @@ class Registration:
     provider: str  # "<provider urn>::<id>" or "" (components, providers)
     parent: str
     protect: bool
+    dependencies: tuple[str, ...] = ()  # URNs of explicit `depends_on` (and input dependencies)
 
 
 def is_secret(value: Any) -> bool:
@@ -132,11 +133,15 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state["uri"] = f"https://{name}-abc123-uc.a.run.app"
             elif typ == "gcp:secretmanager/secret:Secret":
                 state["name"] = f"projects/{project}/secrets/{inputs['secretId']}"
+            elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
+                state |= {"version": "1", "name": f"{inputs['secret']}/versions/1"}
             elif typ == "gcp:artifactregistry/repository:Repository":
                 state["name"] = inputs.get("repositoryId", name)
             elif typ == "gcp:compute/instanceTemplate:InstanceTemplate":
                 state["name"] = f"{inputs.get('namePrefix', args.name)}20260101000000000000000001"
-            rid = f"projects/{project}/{args.name}"
+            rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
+        elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            state["versionId"] = "v-" + _digest(args.name)[:8]
         return rid, state
 
 
@@ -153,6 +158,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn, type=request.type, name=request.name,
                 inputs=rpc.deserialize_properties(request.object), custom=bool(request.custom),
                 provider=request.provider, parent=request.parent, protect=bool(request.protect),
+                dependencies=tuple(sorted(request.dependencies)),
             )
             with self._lock:
                 self.registrations.append(record)

@@ -1,7 +1,11 @@
 """Render a stack's resources offline, as text a reviewer can diff.
 
     uv run python -m stacks.plan aws-dev            # print the plan of stacks/Pulumi.aws-dev.yaml
+    uv run python -m stacks.plan aws-dev --diff     # what changed against the committed snapshot
     uv run python -m stacks.plan aws-dev --write    # refresh tests/infra/snapshots/aws-dev.txt
+
+Every run first applies the offline preflight (stacks/preflight: the CLI's config checks, the
+clouds' name and size rules) and exits 1 with one line per violation instead of a plan.
 
 The program runs under mocks (no CLI, plugins or credentials). Outputs that only the cloud knows
 (ids, ARNs, digests) are mocked deterministically, so the text changes only when the program or
@@ -12,7 +16,9 @@ not hold (they are set with `pulumi config set --secret`) get placeholders.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from typing import Any
 import yaml
 
 from stacks.mocks import Registration, decode_json, is_secret, run_program
+from stacks.preflight.stack import documented_commands, stack_file, violations
 from stacks.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,12 +34,13 @@ SNAPSHOTS = ROOT / "tests" / "infra" / "snapshots"
 SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
 # The plan must not depend on who renders it: fixed instead of git or the environment.
 PLAN_REVISION = "plan"
+# The plan stands in for a stack header's documented `pulumi config set` lines with fixed, fake values.
+PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-plan-placeholder"}
 
 
 def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     """The stack file's config as the engine passes it (strings), plus the secret keys."""
-    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text()) or {}
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
@@ -45,6 +53,11 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
             config[key] = json.dumps(value)
         else:
             config[key] = str(value)
+    for secret, key, _ in documented_commands(stack):
+        full = f"{NAMESPACE}:{key}"
+        if full not in config:
+            config[full] = f"placeholder-{key}" if secret else PLACEHOLDERS.get(key, f"placeholder-{key}")
+            secret_keys.extend([full] if secret else [])
     for key in REQUIRED_SECRET_KEYS:
         full = f"{NAMESPACE}:{key}"
         if full not in config:
@@ -120,22 +133,58 @@ def plan(stack: str) -> str:
     return render(stack, run_program(config, secret_keys, stack=stack).registrations)
 
 
+def checked_plan(stack: str) -> tuple[str, list[str]]:
+    """The plan and the preflight's violations for the same run of the program."""
+    config, secret_keys = stack_config(stack)
+    registrations = run_program(config, secret_keys, stack=stack).registrations
+    return render(stack, registrations), violations(stack, registrations)
+
+
+def committed_snapshot(stack: str, ref: str) -> str:
+    """The snapshot as committed at `ref` (what the reviewer's base branch holds)."""
+    path = (SNAPSHOTS / f"{stack}.txt").relative_to(ROOT)
+    shown = subprocess.run(["git", "show", f"{ref}:{path.as_posix()}"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=30, check=False)
+    if shown.returncode != 0:
+        raise SystemExit(f"stacks.plan: no snapshot {path} at {ref}: {shown.stderr.strip()}")
+    return shown.stdout
+
+
+def diff(stack: str, before: str, after: str, ref: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"{stack} @ {ref}", tofile=f"{stack} (this tree)", n=3))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.plan", description=__doc__.splitlines()[0])
     parser.add_argument("stacks", nargs="+", help="stack names, e.g. aws-dev (reads stacks/Pulumi.<name>.yaml)")
-    parser.add_argument("--write", action="store_true", help="write tests/infra/snapshots/<stack>.txt")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write tests/infra/snapshots/<stack>.txt")
+    mode.add_argument("--diff", nargs="?", const="HEAD", metavar="REF",
+                      help="print a unified diff against the snapshot committed at REF (default HEAD); "
+                           "exit 1 when the plan changed")
     args = parser.parse_args(argv)
+    status = 0
     for stack in args.stacks:
-        text = plan(stack)
+        text, problems = checked_plan(stack)
+        if problems:
+            for problem in problems:
+                print(f"{stack}: {problem}", file=sys.stderr)
+            status = 1
+            continue
         if args.write:
             (SNAPSHOTS / f"{stack}.txt").write_text(text)
             print(f"wrote {SNAPSHOTS / f'{stack}.txt'}", file=sys.stderr)
+        elif args.diff:
+            changes = diff(stack, committed_snapshot(stack, args.diff), text, args.diff)
+            sys.stdout.write(changes or f"# {stack}: no change against {args.diff}\n")
+            status = status or (1 if changes else 0)
         else:
             sys.stdout.write(text)
-    return 0
+    return status
 
 
-__all__ = ["main", "plan", "render", "stack_config"]
+__all__ = ["checked_plan", "diff", "main", "plan", "render", "stack_config"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

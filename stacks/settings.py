@@ -37,7 +37,7 @@ _STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
 _CAPACITY_PROVIDERS = re.compile(r"^(FARGATE|FARGATE_SPOT)(:\d+)?(,(FARGATE|FARGATE_SPOT)(:\d+)?)*$")
 # GCP label values and resource ids: lowercase letters, digits, dashes.
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-# Optional provider keys for the bot's STT/LLM/TTS (AWS only for now): config key -> env name.
+# Optional provider keys for the bot's STT/LLM/TTS: config key -> env name.
 BOT_SECRET_KEYS: dict[str, str] = {
     "deepgramApiKey": "DEEPGRAM_API_KEY",
     "cartesiaApiKey": "CARTESIA_API_KEY",
@@ -159,18 +159,22 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         dispatcher_memory=cfg.integer("dispatcherMemory", minimum=512),
         platforms=platforms,
         build_on_preview=cfg.boolean("buildOnPreview"),
-        source_revision=(cfg.optional("sourceRevision") or environ.get("VOICEFLEET_SOURCE_REVISION")
-                         or "unversioned"),
+        source_revision=_revision_tag(cfg, cfg.optional("sourceRevision") or environ.get("VOICEFLEET_SOURCE_REVISION")
+                                      or ""),
         image_retention_count=cfg.integer("imageRetentionCount", minimum=1, maximum=1000),
         tags=tags,
         secrets=secrets,
     )
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
-    if secrets.bot:
-        first = next(k for k, env in BOT_SECRET_KEYS.items() if env in secrets.bot)
-        raise cfg.fail(first, "is not supported on gcp yet (bot provider keys reach bots on AWS only)")
     return _with(settings, gcp=_gcp(cfg, settings))
+
+
+def _revision_tag(cfg: Reader, revision: str) -> str:
+    """A registry tag: at most 128 of [A-Za-z0-9_.-], not starting with . or - (OCI distribution spec)."""
+    if revision and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", revision):
+        raise cfg.fail("sourceRevision", f"must be a registry tag ([A-Za-z0-9_.-], at most 128; got {revision!r})")
+    return revision
 
 
 def _require(value: pulumi.Output[str] | None) -> pulumi.Output[str]:

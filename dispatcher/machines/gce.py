@@ -195,9 +195,16 @@ class GceMachines:
             "name": self.instance_name(spec.session_id),
             "labels": {LABEL_SESSION: spec.session_id, LABEL_DIGEST: spec.body_digest},
             "metadata": {"items": gce_metadata_items(spec)},
+            # The whole block, not just what differs from the template: a request's `scheduling`
+            # replaces the template's (terraform-provider-google copies the template's only when
+            # the request has none), so a partial block would lose automaticRestart=false and a
+            # restarted VM would rejoin a finished session (iac_review.md item 6).
             "scheduling": {
                 "maxRunDuration": {"seconds": str(spec.max_session_seconds + self.settings.grace_seconds)},
                 "instanceTerminationAction": "DELETE",
+                "automaticRestart": False,
+                "onHostMaintenance": "MIGRATE",
+                "provisioningModel": "STANDARD",
             },
         }
 

@@ -99,7 +99,7 @@ def test_bot_task_definition_is_a_stable_runtask_target(aws: Run) -> None:
     assert (task.inputs["cpu"], task.inputs["memory"]) == ("512", "1024")
     bot = container(aws, "-bot")
     assert bot["name"] == contract.BOT_CONTAINER_NAME
-    assert bot["linuxParameters"] == {"initProcessEnabled": True}
+    assert "linuxParameters" not in bot  # the image's tini is PID 1; no second init (review item 10)
     assert bot["logConfiguration"]["logDriver"] == "awslogs"
 
 
@@ -122,10 +122,21 @@ def test_dispatcher_environment_is_what_the_ecs_provider_reads(aws: Run) -> None
 
 def test_dispatcher_secrets_are_references_not_values(aws: Run) -> None:
     dispatcher = container(aws, "-dispatcher")
-    assert {s["name"]: s["valueFrom"].split(":secret:")[1] for s in dispatcher["secrets"]} == {
+    assert {s["name"]: s["valueFrom"].split(":secret:")[1].split(":")[0] for s in dispatcher["secrets"]} == {
         "DAILY_API_KEY": "/voicefleet/aws-test/daily-api-key-AbCdEf",
         "DISPATCHER_API_KEYS": "/voicefleet/aws-test/dispatcher-api-keys-AbCdEf",
     }
+
+
+def test_secrets_are_pinned_to_the_version_the_stack_wrote_so_a_rotation_is_a_diff(aws: Run) -> None:
+    """Review item 5: ECS reads secrets at container start; a pinned version makes a rotation a
+    new task definition revision and a dispatcher rollout (valueFrom = ARN:json-key:stage:version)."""
+    versions = {r.name: r for r in aws.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+    for suffix in ("-bot", "-dispatcher"):
+        for secret in container(aws, suffix)["secrets"]:
+            arn, json_key, stage, version = secret["valueFrom"].rsplit(":", 3)
+            assert (json_key, stage) == ("", "") and version.startswith("v-") and ":secret:" in arn
+    assert len(versions) == 2
 
 
 def test_bot_gets_provider_keys_by_reference_when_configured(stack: StackRunner) -> None:

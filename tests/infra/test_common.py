@@ -50,7 +50,7 @@ def test_names_are_stable_across_runs(stack: StackRunner, cloud: str) -> None:
 
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
-def test_images_are_pushed_with_a_registry_cache_and_the_source_revision(stack: StackRunner, cloud: str) -> None:
+def test_images_are_pushed_with_a_registry_cache_and_nothing_of_the_revision(stack: StackRunner, cloud: str) -> None:
     images = stack(cloud).of_type("docker-build:index:Image")
     assert sorted(i.name.rsplit("-", 1)[1] for i in images) == ["bot", "dispatcher"]
     for image in images:
@@ -58,11 +58,34 @@ def test_images_are_pushed_with_a_registry_cache_and_the_source_revision(stack: 
         assert inputs["push"] is True and inputs["platforms"] == ["linux/amd64"]
         assert inputs["dockerfile"]["location"] == f"images/{image.name.rsplit('-', 1)[1]}.Dockerfile"
         assert inputs["context"]["location"] == "."
-        assert inputs["buildArgs"] == {"SOURCE_REVISION": "test-rev"}
-        assert inputs["labels"]["org.opencontainers.image.revision"] == "test-rev"
+        # Review item 9: nothing of the commit in the build's inputs, so the digest follows content.
+        assert "test-rev" not in json.dumps(inputs)
+        assert "buildArgs" not in inputs and inputs["tags"][0].endswith(":latest")
         cache = inputs["cacheTo"][0]["registry"]
         assert cache["imageManifest"] is True and cache["ociMediaTypes"] is True
-        assert inputs["registries"][0]["username"] and inputs["tags"][0].endswith(":test-rev")
+        assert inputs["registries"][0]["username"]
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_the_revision_is_an_extra_tag_on_the_built_digest(stack: StackRunner, cloud: str) -> None:
+    indexes = {i.name: unwrap(i.inputs) for i in stack(cloud).of_type("docker-build:index:Index")}
+    assert len(indexes) == 2
+    for name, index in indexes.items():
+        role = name.rsplit("-", 2)[1]
+        assert index["tag"].endswith(f"/{role}:test-rev") or index["tag"].endswith(f"-{role}:test-rev")
+        (source,) = index["sources"]
+        assert "@sha256:" in source and index["push"] is True
+
+
+def test_no_revision_means_no_revision_tag(stack: StackRunner) -> None:
+    assert stack("aws", sourceRevision="").of_type("docker-build:index:Index") == []
+
+
+def test_a_revision_that_is_not_a_registry_tag_is_refused(stack: StackRunner) -> None:
+    from stacks.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="voicefleet:sourceRevision"):
+        stack("aws", sourceRevision="feature/x")
 
 
 def test_registry_password_is_passed_as_a_secret(stack: StackRunner) -> None:

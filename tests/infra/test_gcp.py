@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from stacks import contract
@@ -62,11 +63,13 @@ def test_startup_script_reads_session_values_from_metadata_into_a_private_env_fi
 
 
 def test_dispatcher_can_launch_bots_and_act_as_the_bot_account_only(gcp: Run) -> None:
-    (role,) = gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    (role,) = [r for r in gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.name.endswith("launcher")]
     assert sorted(role.inputs["permissions"]) == sorted(LAUNCH_PERMISSIONS)
     assert all(p.startswith(("compute.instances.", "compute.disks.create", "compute.subnetworks.use",
-                             "compute.instanceTemplates.useReadOnly", "compute.zoneOperations.get"))
+                             "compute.instanceTemplates.useReadOnly", "compute.zoneOperations."))
                for p in role.inputs["permissions"])
+    # Review item 3: the provider lists zone operations to see an insert refused after acceptance.
+    assert "compute.zoneOperations.list" in role.inputs["permissions"]
     dispatcher = "serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"
     grants = [r for r in gcp.registrations if r.type.endswith(("iAMMember:IAMMember", "IamMember"))
               and r.inputs["member"] == dispatcher]
@@ -92,10 +95,68 @@ def test_dispatcher_environment_is_what_the_gce_provider_reads(gcp: Run) -> None
 def test_dispatcher_secrets_are_secret_manager_references(gcp: Run) -> None:
     refs = {e["name"]: e["valueSource"]["secretKeyRef"] for e in dispatcher_container(gcp)["envs"]
             if "valueSource" in e}
+    # Pinned to the stack's SecretVersion, not "latest": a rotation is a new revision (review item 5).
     assert refs == {
-        "DAILY_API_KEY": {"secret": "voicefleet-gcp-test-daily-api-key", "version": "latest"},
-        "DISPATCHER_API_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-api-keys", "version": "latest"},
+        "DAILY_API_KEY": {"secret": "voicefleet-gcp-test-daily-api-key", "version": "1"},
+        "DISPATCHER_API_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-api-keys", "version": "1"},
     }
+
+
+def test_cloud_run_waits_for_its_secret_versions_and_its_read_grants(gcp: Run) -> None:
+    """Review item 7: a revision created before its identity may read its secrets fails."""
+    (service,) = gcp.of_type("gcp:cloudrunv2/service:Service")
+    dispatcher = "serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"
+    needed = [r.urn for r in gcp.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+              if r.inputs["member"] == dispatcher]
+    needed += [r.urn for r in gcp.of_type("gcp:secretmanager/secretVersion:SecretVersion")]
+    assert len(needed) == 4 and set(needed) <= set(service.dependencies)
+
+
+def test_vms_are_named_and_reaped_per_stack(gcp: Run) -> None:
+    env = {e["name"]: e.get("value") for e in dispatcher_container(gcp)["envs"]}
+    assert env["GCE_INSTANCE_PREFIX"] == "vf-gcp-test"
+
+
+def conditions(run: Run, role_suffix: str) -> list[str]:
+    return [r.inputs["condition"]["expression"] for r in run.of_type("gcp:projects/iAMMember:IAMMember")
+            if r.inputs["role"].endswith(role_suffix)]
+
+
+def test_launcher_and_self_delete_reach_only_this_stacks_vms(gcp: Run) -> None:
+    """Review item 10: the launcher role no longer covers every instance in the project; bots may
+    delete themselves (review item 4) under the same condition."""
+    own = 'resource.name.startsWith("projects/vf-test/zones/europe-west4-a/instances/vf-gcp-test-")'
+    for suffix in ("_launcher", "_self_delete"):
+        (expression,) = conditions(gcp, suffix)
+        assert expression == f'resource.type != "compute.googleapis.com/Instance" || {own}', suffix
+    (self_delete,) = [r for r in gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.name.endswith("delete")]
+    assert self_delete.inputs["permissions"] == ["compute.instances.delete"]
+
+
+def test_the_vm_deletes_itself_when_the_session_ends_instead_of_powering_off(gcp: Run) -> None:
+    """Review item 4: a stopped VM is TERMINATED, which clears maxRunDuration; it must delete itself."""
+    (template,) = gcp.of_type(TEMPLATE)
+    script = template.inputs["metadata"]["startup-script"]
+    assert "trap delete_self EXIT" in script
+    assert re.search(r"-X DELETE .*\n.*compute/v1/projects/\$project/zones/\$zone/instances/\$name", script)
+    assert script.count("poweroff") == 1 and "|| poweroff" in script  # only if the delete fails
+    assert not re.search(r"docker create [^\n]*--init", script)  # the image's tini is the one init
+
+
+def test_bot_provider_keys_reach_gcp_vms_by_reference_read_at_boot(stack: StackRunner) -> None:
+    keys = {"deepgramApiKey": "SENTINEL-dg", "cartesiaApiKey": "SENTINEL-ca", "openaiApiKey": "SENTINEL-oa"}
+    run = stack("gcp", **keys)
+    (template,) = run.of_type(TEMPLATE)
+    refs = template.inputs["metadata"][contract.GCE_SECRETS_METADATA_KEY]
+    assert refs == ",".join(f"{env}=projects/vf-test/secrets/voicefleet-gcp-test-{env.lower().replace('_', '-')}"
+                            "/versions/1" for env in ("CARTESIA_API_KEY", "DEEPGRAM_API_KEY", "OPENAI_API_KEY"))
+    bot = "serviceAccount:vf-gcp-test-bot@vf-test.iam.gserviceaccount.com"
+    readable = [r for r in run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+                if r.inputs["member"] == bot]
+    assert len(readable) == 3 and {r.urn for r in readable} <= set(template.dependencies)
+    assert "SENTINEL" not in json.dumps(unwrap(template.inputs))  # values only in Secret Manager
+    script = template.inputs["metadata"]["startup-script"]
+    assert "secretmanager.googleapis.com/v1/" in script and ":access" in script
 
 
 def test_dispatcher_scaling_and_deletion_protection_follow_the_environment(stack: StackRunner) -> None:

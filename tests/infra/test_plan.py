@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks.plan import SNAPSHOTS, plan, stack_config
+from stacks import plan as plan_module
+from stacks.plan import SNAPSHOTS, diff, main, plan, stack_config
 
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")]
                 for p in (Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
@@ -41,3 +42,29 @@ def test_secret_keys_missing_from_a_stack_file_get_secret_placeholders() -> None
     config, secret_keys = stack_config("gcp-prod")
     assert {"voicefleet:dailyApiKey", "voicefleet:dispatcherApiKeys"} <= set(secret_keys)
     assert config["voicefleet:cloud"] == "gcp" and config["voicefleet:protect"] == "true"
+
+
+def test_diff_mode_shows_a_changed_input_as_a_one_line_change() -> None:
+    before = (SNAPSHOTS / "aws-dev.txt").read_text()
+    after = before.replace("retentionInDays: 7", "retentionInDays: 14", 1)
+    changes = diff("aws-dev", before, after, "HEAD")
+    assert changes.startswith("--- aws-dev @ HEAD\n+++ aws-dev (this tree)\n")
+    assert [line for line in changes.splitlines() if line[:1] in "+-" and line[:3] not in ("---", "+++")] == [
+        "-  retentionInDays: 7", "+  retentionInDays: 14"]
+    assert diff("aws-dev", before, before, "HEAD") == ""
+
+
+def test_diff_mode_exits_1_when_the_plan_moved_from_the_committed_snapshot(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    committed = (SNAPSHOTS / "gcp-dev.txt").read_text()
+    monkeypatch.setattr(plan_module, "committed_snapshot", lambda stack, ref: committed.replace("e2-small", "e2-micro"))
+    assert main(["gcp-dev", "--diff", "main"]) == 1
+    assert "-  machineType: e2-micro\n+  machineType: e2-small" in capsys.readouterr().out
+
+
+def test_a_stack_that_breaks_a_preflight_rule_gets_no_plan(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(plan_module, "violations", lambda stack, regs: ["aws:lb/loadBalancer:LoadBalancer x: too long"])
+    assert main(["aws-dev"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "aws-dev: aws:lb/loadBalancer:LoadBalancer x: too long" in captured.err

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
+from stacks.preflight.stack import documented_values
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -26,13 +27,7 @@ def project() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 
 
-def documented_stack(stack: str) -> dict[str, StackValue]:
-    """The stack file plus what its header tells its owner to run: `pulumi config set --secret K …`."""
-    text = (ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text()
-    values = stack_values(yaml.safe_load(text))
-    for key in re.findall(r"^#\s+pulumi config set --secret (\w+) ", text, flags=re.MULTILINE):
-        values[f"voicefleet:{key}"] = StackValue("<ciphertext>", secure=True)
-    return values
+documented_stack = documented_values  # the stack file plus its header's `pulumi config set` lines
 
 
 def test_the_project_file_passes_the_clis_own_validation() -> None:
@@ -67,7 +62,7 @@ def test_review_item_1_the_old_declarations_stop_every_example_stack(stack: str)
     (error,) = stack_errors(declarations_before_the_fix(), stack, documented_stack(stack))
     assert error.startswith(f"Stack '{stack}' is missing configuration value(s)")
     missing = set(re.findall(r"'(\w+)'", error.split("value(s)")[1]))
-    stack_sets = set(yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"])
+    stack_sets = set(documented_stack(stack))
     expected = {k for k in ("sourceRevision", "certificateArn", "gcpZone", "deepgramApiKey", "cartesiaApiKey",
                             "openaiApiKey") if f"voicefleet:{k}" not in stack_sets}
     assert missing == expected

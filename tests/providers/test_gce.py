@@ -47,7 +47,8 @@ async def test_session_values_are_the_metadata_items_the_startup_script_reads(
 async def test_the_vm_deletes_itself_after_the_max_session_plus_grace(gce: GceMachines, fake_gce: FakeGce) -> None:
     await gce.launch(spec())
     scheduling = fake_gce.calls_to("POST", "/instances")[0].json()["scheduling"]
-    assert scheduling == {"maxRunDuration": {"seconds": "720"}, "instanceTerminationAction": "DELETE"}
+    assert scheduling == {"maxRunDuration": {"seconds": "720"}, "instanceTerminationAction": "DELETE",
+                          "automaticRestart": False, "onHostMaintenance": "MIGRATE", "provisioningModel": "STANDARD"}
 
 
 async def test_labels_carry_the_session_and_body_digest(gce: GceMachines, fake_gce: FakeGce) -> None:
