@@ -134,7 +134,9 @@ def check_dispatcher(image: Image, root: Path) -> list[str]:
             time.sleep(0.2)
         print(f"dispatcher /healthz: {status or 'no answer'} after {time.monotonic() - started:.2f} s")
         if status != "200":
-            problems.append(f"dispatcher /healthz did not answer 200 (got {status or 'nothing'})")
+            problems.append(f"dispatcher /healthz did not answer 200 (got {status or 'nothing'}; "
+                            f"exit code {process.poll()})")
+            return problems
         exe = os.readlink(f"/proc/{pid1}/exe")
         if Path(exe).name != "tini":
             problems.append(f"dispatcher PID 1 is {exe}, not tini")
