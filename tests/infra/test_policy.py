@@ -103,3 +103,21 @@ def test_the_program_passes_its_own_resource_policies(stack: StackRunner, cloud:
     found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
              for m in check(r.type, unwrap(r.inputs))]
     assert found == []
+
+
+def _locked(lock: str) -> dict[str, str]:
+    import tomllib
+
+    return {p["name"]: p["version"] for p in tomllib.loads(lock)["package"] if "version" in p}
+
+
+def test_the_policy_pack_is_publishable_with_the_versions_the_tests_ran() -> None:
+    """`pulumi policy publish policy` uploads policy/ alone (review item 8): it carries its own
+    pyproject and lock, pinned to what the repository's tests ran the rules with."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pack, repo = (_locked((d / "uv.lock").read_text()) for d in (root / "policy", root))
+    for name in ("pulumi-policy", "pulumi"):
+        assert pack[name] == repo[name], name
+    assert "toolchain: uv" in (root / "policy" / "PulumiPolicy.yaml").read_text()
