@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from bot.config import EXIT_USAGE, BotConfig, ConfigError, load_config
+from bot.config import ENV_SESSION_ID, EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter
 from bot.lazy_imports import defer_unused_imports
 from bot.shutdown import run_bounded
@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(argv, os.environ)
     except ConfigError as exc:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
+        # Also on stdout, for the dispatcher: the reason becomes the session's `detail`.
+        events = EventWriter(os.environ.get(ENV_SESSION_ID, ""))
+        events.emit("ended", reason="config_error", exit_code=EXIT_USAGE, detail=str(exc))
         return EXIT_USAGE
     configure_logging()
     from bot.lifecycle import remember_signals_during_start_up  # not before: `--help` stays import-free

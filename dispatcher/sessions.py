@@ -74,6 +74,9 @@ class SessionService:
                     )
             if wait:
                 session = replace(session, machine=await self._wait(session.machine))
+                if not session.machine.state.is_active:
+                    await self._clean_up(session_id)  # ends the room the bot will never join
+                    raise self._did_not_start(session.machine)
         except ApiError as exc:
             self._metrics.failed(exc.code)
             raise
@@ -133,6 +136,17 @@ class SessionService:
         assert not isinstance(launch_result, BaseException)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(launch_result.machine, launch_result.created, grant)
+
+    @staticmethod
+    def _did_not_start(machine: Machine) -> ApiError:
+        """`?wait=started` asked for a running bot; one that ended first is an error, not a 2xx."""
+        why = machine.detail or machine.state.value
+        return ApiError(
+            502,
+            "start_failed",
+            f"the bot {machine.state.value} before it started ({why}); GET /sessions/{machine.session_id} keeps it",
+            extra={"session_id": machine.session_id},
+        )
 
     async def _grant(self, session_id: str, options: RoomOptions) -> RoomGrant | None:
         if self._rooms is None:

@@ -140,17 +140,23 @@ class LocalMachines:
     async def _monitor(self, bot: _Bot) -> None:
         process = bot.process
         assert process is not None and process.stdout is not None
+        said: object = None  # the bot's own account of why it ended (its `ended` event)
         async for raw in process.stdout:
-            kind = _parse_event(raw).get("event")
+            event = _parse_event(raw)
+            kind = event.get("event")
             if kind == "ready":
                 bot.set_state(MachineState.STARTED)
             elif kind == "connected" and bot.state is MachineState.STARTED:
                 bot.set_state(MachineState.JOINED)
+            elif kind == "ended":
+                said = event.get("detail")
         code = await process.wait()  # reaps the child: no zombies
         if bot.stop_requested or code == 0:
             bot.set_state(MachineState.ENDED, "stopped" if bot.stop_requested else "exit code 0")
         else:
-            bot.set_state(MachineState.FAILED, _describe_exit(code))
+            # The reason reaches the API (`detail`), not only the dispatcher's stderr.
+            reason = f": {said}" if isinstance(said, str) and said else ""
+            bot.set_state(MachineState.FAILED, f"{_describe_exit(code)}{reason}")
         log.info("session %s: bot pid %d exited (%s)", bot.spec.session_id, process.pid, bot.detail)
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:

@@ -8,6 +8,7 @@ The dispatcher's API and process-management tests use it so they do not pay Pipe
 for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behaviour:
   serve           announce readiness, answer offers (over the channel), exit 0 on SIGTERM (default)
   crash           exit 3 right after announcing readiness
+  fail-start      exit 2 before readiness, saying why on stdout (as the bot does for bad config)
   exit-clean      exit 0 right after announcing readiness (the peer left)
   never-ready     never announce readiness
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
@@ -124,6 +125,9 @@ def main() -> int:
     if mode == "never-ready":
         stop.wait()
         return 0
+    if mode == "fail-start":
+        print(json.dumps({"event": "ended", "reason": "config_error", "detail": "stand-in refused"}), flush=True)
+        return 2
     channel = None
     if url := os.environ.get("BOT_CHANNEL_URL"):
         assigned = threading.Event()

@@ -74,6 +74,36 @@ async def test_a_bot_that_crashes_is_reported_failed(api, standin_mode):
     assert (got["status"], got["detail"]) == ("failed", "exit code 3")
 
 
+async def test_waiting_for_a_bot_that_fails_to_start_is_an_error_with_the_reason(api, standin_mode):
+    standin_mode("fail-start")
+    response = await api.post("/start?wait=started", json={})
+    assert response.status_code == 502, response.text  # never a 2xx for a session that failed
+    error = response.json()["error"]
+    assert error["code"] == "start_failed" and "exit code 2: stand-in refused" in error["message"]
+    got = (await api.get(f"/sessions/{error['session_id']}")).json()
+    assert (got["status"], got["detail"]) == ("failed", "exit code 2: stand-in refused")
+
+
+async def test_the_bots_own_reason_for_failing_reaches_the_api(make_api, monkeypatch):
+    """The real bot (not the stand-in) with a partial set of service keys: it refuses to start,
+    and says why on its event stream; the dispatcher puts that in `detail`."""
+    from dispatcher.machines.local import LocalSettings
+
+    monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-test")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("CARTESIA_API_KEY", raising=False)
+    context = make_api()
+    context.machines._settings = LocalSettings()  # `python -m bot`
+    async with context as api:
+        response = await api.post("/start?wait=started", json={})
+        assert response.status_code == 502, response.text
+        error = response.json()["error"]
+        assert error["code"] == "start_failed"
+        detail = (await api.get(f"/sessions/{error['session_id']}")).json()["detail"]
+    assert detail.startswith("exit code 2: ") and "missing: OPENAI_API_KEY, CARTESIA_API_KEY" in detail
+    assert "dg-test" not in detail + response.text
+
+
 async def test_a_bot_that_exits_cleanly_is_reported_ended(api, standin_mode):
     standin_mode("exit-clean")
     session = (await api.post("/start", json={})).json()
