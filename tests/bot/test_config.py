@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -117,7 +118,10 @@ def test_bad_body_exits_2_with_a_usage_error() -> None:
     assert result.returncode == 2
     assert "VOICEFLEET_BODY is not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    # stdout carries events only: one `ended`, so a dispatcher can show the reason.
+    [event] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (event["event"], event["reason"], event["exit_code"]) == ("ended", "config_error", 2)
+    assert "VOICEFLEET_BODY is not valid JSON" in event["detail"]
 
 
 def test_partial_service_keys_exit_2_naming_the_missing_ones() -> None:
