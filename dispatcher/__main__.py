@@ -10,6 +10,7 @@ import sys
 
 import uvicorn
 
+from dispatcher import log_redaction
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
 
 ENVIRONMENT_HELP = f"""\
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         env["PORT"] = str(args.port)
     level = env.get("LOG_LEVEL", "info").lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_redaction.install()  # the channel's handshake headers carry the bot credential
     try:
         settings = Settings.from_env(env)
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly

@@ -25,6 +25,7 @@ from dispatcher.limits import RequestLimits, SecurityHeaders
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import CONTENT_TYPE, Metrics
 from dispatcher.reaper import Reaper, ReaperSettings
+from dispatcher.reserve_factory import build_reserve
 from dispatcher.rooms import Rooms
 from dispatcher.routes import router
 from dispatcher.sessions import SessionService
@@ -51,6 +52,8 @@ def create_app(
     assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
     metrics = Metrics(machines.name)
     channel_access = _channel_access(settings)
+    channels = BotChannels(channel_access.token if channel_access else None)
+    reserve = build_reserve(env, settings.machines, machines, channels, metrics)
     attach = getattr(machines, "attach_channel", None)
     if channel_access is not None and attach is not None:
         attach(channel_access)  # local bots are told where to dial, and with which credential
@@ -58,10 +61,12 @@ def create_app(
         settings=settings,
         machines=machines,
         rooms=resolved_rooms,
-        sessions=SessionService(settings, machines, resolved_rooms, metrics),
+        sessions=SessionService(settings, machines, resolved_rooms, metrics,
+                                launch=reserve.launch if reserve is not None else None),
         metrics=metrics,
         auth=Authenticator(settings.api_key_hashes),
-        channels=BotChannels(channel_access.token if channel_access else None),
+        channels=channels,
+        reserve=reserve,
         channel_access=channel_access,
         start_limit=PerKeyLimit(settings.start_rate_per_key, settings.start_burst_per_key),
         reaper=Reaper(
@@ -79,11 +84,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaping = asyncio.create_task(state.reaper.run()) if settings.reaper_interval_seconds > 0 else None
+        refilling = asyncio.create_task(reserve.run(), name="reserve") if reserve is not None else None
         try:
             yield
         finally:
             if reaping is not None:
                 reaping.cancel()
+            if refilling is not None:
+                refilling.cancel()
             await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
     app = FastAPI(

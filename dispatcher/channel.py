@@ -115,6 +115,7 @@ class BotChannels:
         self._by_session: dict[str, BotLink] = {}
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
+        self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
         self.close_listeners: list[CloseListener] = []
 
     @property
@@ -185,6 +186,9 @@ class BotChannels:
                 self._by_session[link.session_id] = link
             self._changed.notify_all()
         log.info("bot %s connected (%s)", link.machine_id, link.session_id or "idle")
+        if link.session_id is None:
+            for listener in self.idle_listeners:
+                listener(link)
 
     async def _unregister(self, link: BotLink) -> None:
         link._close()
@@ -216,15 +220,26 @@ class BotChannels:
         link.session_id = session_id
         self._by_session[session_id] = link
 
-    def give_back(self, link: BotLink) -> None:
-        """An idle bot taken but not assigned (the claim was abandoned) returns to the pool."""
-        if link.session_id is None and not link.closed.is_set():
-            self._idle[link.machine_id] = link
+    def unbind(self, link: BotLink, session_id: str) -> None:
+        """The bot refused or never answered the assignment: it routes nothing for the session."""
+        if self._by_session.get(session_id) is link:
+            del self._by_session[session_id]
 
     # --- a session's bot ------------------------------------------------------------------
 
+    def session_count(self) -> int:
+        """Bots in a session on this replica's channel: the reserve's measure of 'active'."""
+        return len(self._by_session)
+
     def link_for(self, session_id: str) -> BotLink | None:
         return self._by_session.get(session_id)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Waits until `predicate()` holds after some bot connected or left; False at the deadline."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            return predicate()
 
     async def wait_link(self, session_id: str, timeout: float) -> BotLink | None:
         """The session's bot once it has dialled in (a cold bot takes ~1 s), or None."""

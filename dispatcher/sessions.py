@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from dispatcher.admission import Admission
 from dispatcher.errors import ApiError
-from dispatcher.machines.base import LaunchSpec, Machine, Machines, MachineState, WaitTimeout
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.metrics import Metrics
 from dispatcher.provider_errors import ProviderError, as_api_error
 from dispatcher.room_options import RoomOptions
@@ -39,10 +39,18 @@ class Session:
 
 class SessionService:
     def __init__(
-        self, settings: Settings, machines: Machines, rooms: Rooms | None, metrics: Metrics
+        self,
+        settings: Settings,
+        machines: Machines,
+        rooms: Rooms | None,
+        metrics: Metrics,
+        *,
+        launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
     ) -> None:
         self._settings = settings
         self._machines = machines
+        # The warm reserve's claim-else-cold launch (dispatcher/reserve.py), or the provider's own.
+        self._launch_machine = launch or machines.launch
         self._rooms = rooms
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
@@ -114,7 +122,7 @@ class SessionService:
             bot_token=grant.bot_token if grant else None,
         )
         room = self._create_room(session_id, options)
-        launch = self._machines.launch(spec)
+        launch = self._launch_machine(spec)
         # The room URL is known from the session id, so the room and the machine are created
         # at once: a start costs about one provider round trip, not the sum of two.
         room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)

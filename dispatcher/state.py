@@ -14,6 +14,7 @@ from dispatcher.key_limits import PerKeyLimit
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import Metrics
 from dispatcher.reaper import Reaper
+from dispatcher.reserve import Reserve
 from dispatcher.rooms import Rooms
 from dispatcher.sessions import SessionService
 from dispatcher.settings import Settings
@@ -32,9 +33,12 @@ class AppState:
     reaper: Reaper
     ice_servers: IceServers
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
+    reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
+        if self.reserve is not None:
+            await self.reserve.aclose()
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()

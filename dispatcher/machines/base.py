@@ -60,6 +60,14 @@ class Machine:
 
 
 @dataclass(frozen=True)
+class IdleMachine:
+    """A reserve machine as its provider lists it: started ahead of demand, no session yet."""
+
+    bot_id: str  # tagged at the provider (local: the process's, cloud: a tag/label/metadata)
+    created_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class LaunchResult:
     machine: Machine
     created: bool  # False: this session already had a machine (an idempotent replay)
@@ -111,4 +119,34 @@ class Machines(Protocol):
 
     async def aclose(self) -> None:
         """Release clients; for local machines, stop every bot (no orphans)."""
+        ...
+
+
+@runtime_checkable
+class WarmMachines(Machines, Protocol):
+    """A provider that can also hold a warm reserve (dispatcher/reserve.py, docs/reserve.md).
+
+    A reserve machine is started with no session, tagged as idle with its `bot_id`; its bot dials
+    the control channel and waits. A claim first assigns the session to the bot over the channel
+    (the bot accepts exactly one, ever), then `adopt` re-tags the machine with the session id, so
+    `status`/`stop`/`list` find it like any other session's machine.
+    """
+
+    bot_image: str  # what the provider launches now; idle bots of another image are retired first
+
+    async def launch_idle(self, bot_id: str) -> None:
+        """Start a reserve machine tagged idle with `bot_id` (no session values at all)."""
+        ...
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        """Re-tag the claimed reserve machine as `spec`'s session's (`created=False` and the
+        reserve machine stopped if the session already had a machine)."""
+        ...
+
+    async def retire(self, bot_id: str) -> None:
+        """Stop (destroy) an idle reserve machine; no-op if it is gone."""
+        ...
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        """Reserve machines the provider still runs (warming or idle), for counting and the reaper."""
         ...

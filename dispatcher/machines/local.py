@@ -23,10 +23,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE
-from dispatcher.bot_contract import bot_environment
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.bot_contract import SESSION_VARIABLES, bot_environment
 from dispatcher.channel_access import ChannelAccess
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.base import (
+    IdleMachine,
+    LaunchResult,
+    LaunchSpec,
+    Machine,
+    MachinesError,
+    MachineState,
+    WaitTimeout,
+)
 from dispatcher.machines.parent_death import die_with_parent
 
 log = logging.getLogger("dispatcher.machines.local")
@@ -78,6 +86,10 @@ class _Bot:
         self.changed.set()
         self.changed = asyncio.Event()
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process else -1
+
     def machine(self) -> Machine:
         return Machine(
             session_id=self.spec.session_id,
@@ -95,6 +107,7 @@ class LocalMachines:
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self._settings = settings or LocalSettings()
         self._bots: dict[str, _Bot] = {}
+        self._idle: dict[str, _Bot] = {}  # reserve bots by bot id, not claimed yet
         self._closed = False
         self._channel: ChannelAccess | None = None
 
@@ -111,21 +124,76 @@ class LocalMachines:
             return LaunchResult(existing.machine(), created=False)
         # Registered before the first await: a concurrent launch of the same session sees it.
         bot = self._bots[spec.session_id] = _Bot(spec)
+        await self._spawn(bot, self._command(spec), _bot_environment(spec, self._channel))
+        log.info("session %s: bot pid %d starting", spec.session_id, bot.pid)
+        return LaunchResult(bot.machine(), created=True)
+
+    async def _spawn(self, bot: _Bot, command: list[str], env: dict[str, str]) -> None:
         try:
             bot.process = await asyncio.create_subprocess_exec(
-                *self._command(spec),
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
-                env=_bot_environment(spec, self._channel),
+                env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
                 preexec_fn=die_with_parent,
             )
         except OSError as exc:
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
             raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
-        bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{spec.session_id}")
-        log.info("session %s: bot pid %d starting", spec.session_id, bot.process.pid)
+        bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
+
+    # --- the warm reserve (dispatcher/reserve.py): bots started before their session ----------
+
+    bot_image = "dev"  # a local checkout: every bot runs the same code
+
+    async def launch_idle(self, bot_id: str) -> None:
+        """Starts a reserve bot: no session, it dials the channel and waits for one `assign`."""
+        if self._closed:
+            raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
+        placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
+        bot = self._idle[bot_id] = _Bot(placeholder)
+        env = _bot_environment(placeholder, self._channel)
+        for name in SESSION_VARIABLES:  # no session yet: the assignment brings it
+            env.pop(name, None)
+        env[MACHINE_ID_VARIABLE] = bot_id
+        env[IMAGE_VARIABLE] = self.bot_image
+        try:
+            await self._spawn(bot, [*self._settings.bot_command, "--transport", "webrtc"], env)
+        except MachinesError:
+            del self._idle[bot_id]
+            raise
+        log.info("reserve bot %s: pid %d starting", bot_id, bot.pid)
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        """The claimed (and already assigned) reserve bot becomes `spec`'s session's machine.
+
+        If the session got a machine meanwhile (a concurrent start of the same key), that one
+        wins and the claimed bot is retired: a bot never serves a second session, nor waits for one.
+        """
+        bot = self._idle.pop(bot_id, None)
+        existing = self._bots.get(spec.session_id)
+        if existing is not None or bot is None or not bot.state.is_active:
+            if bot is not None:
+                await self._terminate(bot)
+            if existing is not None:
+                return LaunchResult(existing.machine(), created=False)
+            raise MachinesError("reserve_bot_gone", f"reserve bot {bot_id} exited before its claim")
+        bot.spec, bot.created_at = spec, time.time()
+        self._bots[spec.session_id] = bot
+        bot.set_state(MachineState.STARTED)  # the bot acknowledged its assignment
+        log.info("session %s: claimed reserve bot %s (pid %d)", spec.session_id, bot_id, bot.pid)
         return LaunchResult(bot.machine(), created=True)
+
+    async def retire(self, bot_id: str) -> None:
+        """Stops a reserve bot that will never be claimed (too old, old image, surplus, no channel)."""
+        bot = self._idle.pop(bot_id, None)
+        if bot is not None:
+            await self._terminate(bot)
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        """Reserve bots still running (warming or idle)."""
+        return [IdleMachine(bot_id, bot.created_at) for bot_id, bot in self._idle.items() if bot.state.is_active]
 
     def _command(self, spec: LaunchSpec) -> list[str]:
         # Only non-secret values go on the command line; the body and the channel credential
@@ -210,7 +278,8 @@ class LocalMachines:
 
     async def aclose(self) -> None:
         self._closed = True
-        await asyncio.gather(*(self._terminate(bot) for bot in list(self._bots.values())))
+        bots = [*self._bots.values(), *self._idle.values()]
+        await asyncio.gather(*(self._terminate(bot) for bot in bots))
 
     def _forget_old(self) -> None:
         horizon = time.time() - KEEP_ENDED_SECONDS

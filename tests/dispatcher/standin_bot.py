@@ -38,7 +38,8 @@ class Channel:
         self.session_id = session_id
         self._assigned = assigned
         self._lock = threading.Lock()
-        self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None, open_timeout=10)
+        self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None,
+                          open_timeout=10).__enter__()  # closed with the process
         machine_id = os.environ.get("BOT_MACHINE_ID", f"standin-{os.getpid()}")
         self.ws.send(encode(Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "standin"),
                                   capabilities=("webrtc",), session_id=session_id)))

@@ -12,6 +12,8 @@ SPEECH = Path(__file__).parents[1] / "fixtures" / "speech16k.wav"
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    """The real thing: `python -m dispatcher` in local mode, spawning real `python -m bot` processes."""
-    with run_dispatcher(tmp_path_factory.mktemp("dispatcher")) as running:
+    """The real thing: `python -m dispatcher` in local mode, spawning real `python -m bot` processes.
+
+    Its reserve is off, so each start here is a cold launch (test_warm_session.py has the reserve)."""
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), {"RESERVE_MAX_IDLE": "0"}) as running:
         yield running

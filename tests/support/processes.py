@@ -56,6 +56,23 @@ def listening_sockets(pid: int) -> list[str]:
     return found
 
 
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live processes of this user whose environment has `name=value` (a test's own marker), so
+    bots are found even after their parent died and they were re-parented."""
+    marker = f"{name}={value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker in environ.read().split(b"\0") and pid_alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
