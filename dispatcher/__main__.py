@@ -11,7 +11,10 @@ import sys
 import uvicorn
 
 from dispatcher import log_redaction
+from dispatcher.factory import configuration_problems
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 ENVIRONMENT_HELP = f"""\
 environment (the README lists every variable; docs/providers.md the cloud providers'):
@@ -27,7 +30,7 @@ environment (the README lists every variable; docs/providers.md the cloud provid
   CORS_ALLOW_ORIGINS       comma-separated browser origins allowed to call the API (default none)
   ICE_SERVERS              WebRTC: STUN/TURN URLs (comma-separated) or a JSON list, answered as iceConfig
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
-  LOG_LEVEL                debug|info|warning (default info)
+  LOG_LEVEL                debug|info|warning|error|critical (default info)
 """
 
 # h11 refuses a request whose head is larger than this, before the app sees it. The app's own
@@ -51,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         env["HOST"] = args.host
     if args.port is not None:
         env["PORT"] = str(args.port)
-    level = env.get("LOG_LEVEL", "info").lower()
+    level = env.get("LOG_LEVEL", "").strip().lower() or "info"
+    problems = [] if level in LOG_LEVELS else [f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}"]
+    problems += configuration_problems(env)
+    if problems:
+        print(f"dispatcher: configuration error: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log_redaction.install()  # the channel's handshake headers carry the bot credential
     try:

@@ -7,11 +7,11 @@ import the factory that imports them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from dispatcher.machines.base import Machines
 from dispatcher.rooms import Rooms
-from dispatcher.settings import Settings
+from dispatcher.settings import Settings, SettingsError
 
 
 def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
@@ -39,3 +39,57 @@ def build_rooms(settings: Settings, env: Mapping[str, str]) -> Rooms | None:
     from dispatcher.daily import DailyRooms, DailySettings
 
     return DailyRooms(DailySettings.from_env(env))
+
+
+def configuration_problems(env: Mapping[str, str]) -> list[str]:
+    """Everything wrong with the environment for its mode, at once (each item names its
+    variables), so an operator fixes the configuration in one round instead of one per start.
+
+    Checks the shared settings, the provider's and Daily's (cloud), and in local mode the bot's
+    service keys, which the local bots inherit: a partial set would fail every session.
+    """
+    problems: list[str] = []
+    try:
+        Settings.from_env(env)
+    except SettingsError as exc:
+        problems.append(str(exc))
+    machines = (env.get("MACHINES", "").strip() or Settings.machines).lower()
+    checks: list[Callable[[], object]] = []
+    if machines == "ecs":
+        from dispatcher.machines.ecs import EcsSettings
+
+        checks.append(lambda: EcsSettings.from_env(env))
+    elif machines == "gce":
+        from dispatcher.machines.gce import GceSettings
+
+        checks.append(lambda: GceSettings.from_env(env))
+    elif machines == "fly":
+        from dispatcher.machines.fly import FlySettings
+
+        checks.append(lambda: FlySettings.from_env(env))
+    elif machines == "local":
+        from dispatcher.machines.local import LocalSettings
+
+        checks += [lambda: LocalSettings.from_env(env), lambda: _local_service_keys(env)]
+    if machines in ("ecs", "gce", "fly"):
+        from dispatcher.daily import DailySettings
+
+        checks.append(lambda: DailySettings.from_env(env))
+    for check in checks:
+        try:
+            check()
+        except (SettingsError, ValueError) as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _local_service_keys(env: Mapping[str, str]) -> None:
+    # The bot's own rule, not a copy: local mode runs `python -m bot` from this repository.
+    try:
+        from bot.config import ConfigError, load_service_settings
+    except ImportError:  # an image without the bot: it cannot run local bots anyway
+        return
+    try:
+        load_service_settings(env)
+    except ConfigError as exc:
+        raise SettingsError(f"local bots: {exc}") from None

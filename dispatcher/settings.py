@@ -32,7 +32,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+def require(env: Mapping[str, str], names: tuple[str, ...], machines: str) -> dict[str, str]:
+    """The values of `names`; if any is unset, one error naming every missing one at once."""
+    missing = [name for name in names if not env.get(name, "").strip()]
+    if missing:
+        raise SettingsError(f"MACHINES={machines} needs {', '.join(missing)} (not set)")
+    return {name: env[name].strip() for name in names}
+
+
+def int_setting(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -42,6 +52,8 @@ def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise SettingsError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -98,7 +110,7 @@ class Settings:
                 )
         return cls(
             host=host,
-            port=int_setting(env, "PORT", cls.port, minimum=0),
+            port=int_setting(env, "PORT", cls.port, minimum=0, maximum=65535),
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
             max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),

@@ -29,7 +29,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
 from dispatcher.retry import Backoff, Transient, poll_until_started, with_retries
-from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings import SettingsError, float_setting, require
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
 # botocore's DEBUG log prints every request's parameters, and RunTask's carry the session's Daily
@@ -94,19 +94,17 @@ class EcsSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EcsSettings:
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise SettingsError(f"{name} must be set when MACHINES=ecs")
-            return value
-
+        # AWS_REGION is the name to set; the SDKs' older AWS_DEFAULT_REGION is accepted too.
+        region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+        names = ("AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_SUBNETS", "ECS_SECURITY_GROUPS")
+        required = require({**env, "AWS_REGION": region}, names, "ecs")
         public_ip = (env.get("ECS_ASSIGN_PUBLIC_IP", "").strip() or cls.assign_public_ip).upper()
         if public_ip not in ("ENABLED", "DISABLED"):
             raise SettingsError(f"ECS_ASSIGN_PUBLIC_IP={public_ip!r} is not ENABLED or DISABLED")
         return cls(
-            region=env.get("AWS_REGION", "").strip() or required("AWS_DEFAULT_REGION"),
-            cluster=required("ECS_CLUSTER"),
-            task_definition=required("ECS_TASK_DEFINITION"),
+            region=required["AWS_REGION"],
+            cluster=required["ECS_CLUSTER"],
+            task_definition=required["ECS_TASK_DEFINITION"],
             subnets=_csv(env, "ECS_SUBNETS", required=True),
             security_groups=_csv(env, "ECS_SECURITY_GROUPS", required=True),
             container_name=env.get("ECS_CONTAINER_NAME", "").strip() or cls.container_name,

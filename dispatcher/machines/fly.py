@@ -21,7 +21,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
 
 DEFAULT_API_HOST = "https://api.machines.dev"
 # https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1 req/s per action per
@@ -54,12 +54,7 @@ class FlySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FlySettings:
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise SettingsError(f"{name} must be set when MACHINES=fly")
-            return value
-
+        required = require(env, ("FLY_API_TOKEN", "FLY_APP", "BOT_IMAGE"), "fly")
         cpu_kind = env.get("FLY_GUEST_CPU_KIND", "").strip() or cls.cpu_kind
         if cpu_kind not in ("shared", "performance"):
             raise SettingsError(f"FLY_GUEST_CPU_KIND={cpu_kind!r} is not one of shared, performance")
@@ -67,9 +62,9 @@ class FlySettings:
         if memory % 256:
             raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} must be a multiple of 256")
         return cls(
-            api_token=required("FLY_API_TOKEN"),
-            app=required("FLY_APP"),
-            image=required("BOT_IMAGE"),
+            api_token=required["FLY_API_TOKEN"],
+            app=required["FLY_APP"],
+            image=required["BOT_IMAGE"],
             api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
             cpu_kind=cpu_kind,
             cpus=int_setting(env, "FLY_GUEST_CPUS", cls.cpus),

@@ -24,7 +24,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, poll_until_started, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
 
@@ -62,12 +62,7 @@ class GceSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GceSettings:
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise SettingsError(f"{name} must be set when MACHINES=gce")
-            return value
-
+        required = require(env, ("GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE"), "gce")
         prefix = env.get("GCE_INSTANCE_PREFIX", "").strip() or cls.prefix
         if not _PREFIX.match(prefix):
             raise SettingsError(f"GCE_INSTANCE_PREFIX={prefix!r} must be a lowercase letter then [-a-z0-9], ≤31")
@@ -78,9 +73,9 @@ class GceSettings:
         if auth == "none" and api_url == DEFAULT_API_URL:
             raise SettingsError("GCE_AUTH=none is only for a GCE_API_URL that points at a local fake")
         return cls(
-            project=required("GCE_PROJECT"),
-            zone=required("GCE_ZONE"),
-            instance_template=required("GCE_INSTANCE_TEMPLATE"),
+            project=required["GCE_PROJECT"],
+            zone=required["GCE_ZONE"],
+            instance_template=required["GCE_INSTANCE_TEMPLATE"],
             api_url=api_url,
             prefix=prefix,
             grace_seconds=int_setting(env, "GCE_GRACE_SECONDS", cls.grace_seconds, minimum=0),

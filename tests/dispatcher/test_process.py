@@ -70,3 +70,54 @@ def test_bad_configuration_fails_fast_with_a_message_naming_the_variable(env, me
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str],
+             argv: list[str] | None = None) -> tuple[int, list[str]]:
+    """`python -m dispatcher`'s main() in this process (no server starts when the config is bad)."""
+    from dispatcher.__main__ import main
+
+    for name in list(os.environ):
+        if name.startswith(("MACHINES", "HOST", "PORT", "DISPATCHER_", "DAILY_", "FLY_", "GCE_", "ECS_", "AWS_",
+                            "LOG_LEVEL", "DEEPGRAM_", "OPENAI_", "CARTESIA_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(argv or [])
+    return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "70000"}, "PORT=70000 must be at most 65535"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not one of debug, info, warning, error, critical"),
+        ({"MACHINES": "fly", "DISPATCHER_API_KEYS": "k"},
+         "MACHINES=fly needs FLY_API_TOKEN, FLY_APP, BOT_IMAGE (not set); DAILY_API_KEY must be set"),
+        ({"MACHINES": "gce", "DISPATCHER_API_KEYS": "k", "GCE_PROJECT": "p"},
+         "MACHINES=gce needs GCE_ZONE, GCE_INSTANCE_TEMPLATE (not set)"),
+        ({"MACHINES": "ecs", "AWS_DEFAULT_REGION": "eu-west-1"},
+         "DISPATCHER_API_KEYS must be set when MACHINES=ecs; MACHINES=ecs needs ECS_CLUSTER, ECS_TASK_DEFINITION, "
+         "ECS_SUBNETS, ECS_SECURITY_GROUPS (not set)"),
+        ({"MACHINES": "ecs", "DISPATCHER_API_KEYS": "k"}, "needs AWS_REGION, ECS_CLUSTER"),
+        ({"DEEPGRAM_API_KEY": "dg-secret"}, "missing: OPENAI_API_KEY, CARTESIA_API_KEY"),
+    ],
+)
+def test_every_configuration_problem_of_a_mode_is_named_at_once_in_one_line(monkeypatch, capsys, env, message):
+    code, lines = run_main(monkeypatch, capsys, env)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("dispatcher: configuration error: "), lines
+    assert message in lines[0]
+    assert "dg-secret" not in lines[0]
+
+
+def test_a_port_in_use_is_one_line_and_no_invitation_to_open_it(monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, lines = run_main(monkeypatch, capsys, {}, ["--port", str(port)])
+    assert code == 2
+    assert lines == [f"dispatcher: cannot listen on 127.0.0.1:{port}: Address already in use"]
