@@ -111,7 +111,7 @@ def create_app(
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["ops"])
     async def prometheus(request: Request) -> Response:
-        caller(request)
+        await caller(request)
         active = await app_state(request).sessions.active_count()
         return Response(metrics.render(active), media_type=CONTENT_TYPE)
 

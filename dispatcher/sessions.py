@@ -80,7 +80,7 @@ class SessionService:
                     session = await self._launch(
                         session_id, digest, body, room_options, keyed=idempotency_key is not None
                     )
-            if wait:
+            if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                 session = replace(session, machine=await self._wait(session.machine))
                 if not session.machine.state.is_active:
                     await self._clean_up(session_id)  # ends the room the bot will never join
@@ -203,6 +203,7 @@ class SessionService:
 
     async def aclose(self, grace_seconds: float = 5.0) -> None:
         """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
+        await self._admission.aclose()
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=grace_seconds)
             for task in pending:

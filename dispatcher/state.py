@@ -49,6 +49,7 @@ def app_state(request: Request) -> AppState:
     return state
 
 
-def caller(request: Request) -> str:
-    """FastAPI dependency: the authenticated caller's id (401 otherwise)."""
+async def caller(request: Request) -> str:
+    """FastAPI dependency: the authenticated caller's id (401 otherwise). `async` although it
+    never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
     return app_state(request).auth.caller(request.headers.get("authorization"))

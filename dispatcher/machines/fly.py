@@ -8,10 +8,9 @@ values, the Daily token among them, travel in `config.env`, never in `init.cmd`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +28,7 @@ DEFAULT_API_HOST = "https://api.machines.dev"
 DEFAULT_CREATE_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
 DEFAULT_LIST_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
 WAIT_MAX = 60  # the documented maximum of `/wait?timeout=`
+LAUNCHED_KEPT = 1024
 NAME_PREFIX = "vf-"
 META_SESSION, META_DIGEST, META_CREATED = "voicefleet_session", "voicefleet_body_digest", "voicefleet_created_at"
 
@@ -145,6 +145,9 @@ class FlyMachines:
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
         # list call; a replica without the entry finds the machine by metadata.
         self._ids: dict[str, str] = {}
+        # Machines launched here and not yet waited on (`?wait=started` follows its launch at
+        # once): oldest first, bounded, so starts that never wait cannot grow it.
+        self._launched: dict[str, Machine] = {}
 
     async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
         return await provider_request("fly", self._client, method, path, backoff=self._backoff, **kw)
@@ -183,6 +186,7 @@ class FlyMachines:
         if response.status_code in (200, 201):
             machine = to_machine(response.json())
             self._ids[spec.session_id] = machine.machine_id
+            self._remember_launch(machine)
             return LaunchResult(machine, created=True)
         if response.status_code == 409:  # the name is taken: this session already has its machine
             existing = await self._find(spec.session_id)
@@ -190,6 +194,11 @@ class FlyMachines:
                 raise MachinesError("fly_conflict", f"machine {machine_name(spec.session_id)} exists but was not found")
             return LaunchResult(existing, created=False)
         raise self._failed(response, "create a machine")
+
+    def _remember_launch(self, machine: Machine) -> None:
+        self._launched[machine.session_id] = machine
+        if len(self._launched) > LAUNCHED_KEPT:
+            del self._launched[next(iter(self._launched))]
 
     async def _find(self, session_id: str) -> Machine | None:
         response = await self._request(
@@ -221,9 +230,12 @@ class FlyMachines:
         return to_machine(response.json())
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        """Fly's own `/wait` blocks until the machine is `started`. A machine this replica has just
+        launched is waited on at once (its state is known: `created`), and a 200 from `/wait` is
+        the answer: no status read before or after it."""
         deadline = time.monotonic() + timeout
+        machine = self._launched.pop(session_id, None) or await self.status(session_id)
         while True:
-            machine = await self.status(session_id)
             if machine is None:
                 raise MachinesError("not_found", f"session {session_id} has no machine")
             if machine.state is not MachineState.STARTING:
@@ -239,11 +251,13 @@ class FlyMachines:
                 params={"state": "started", "timeout": str(wait)},
                 timeout=self.settings.timeout + wait,
             )
-            if response.status_code not in (200, 408):
+            if response.status_code == 200:
+                return replace(machine, state=MachineState.STARTED)
+            if response.status_code != 408:
                 raise self._failed(response, "wait for a machine")
-            if response.status_code == 408 and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 raise WaitTimeout(session_id, timeout)
-            await asyncio.sleep(0)  # 200 or time left: re-read the state at the loop top
+            machine = await self.status(session_id)  # 408 with time left: has it ended meanwhile?
 
     async def stop(self, session_id: str) -> bool:
         machine = await self.status(session_id)

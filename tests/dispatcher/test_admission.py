@@ -1,4 +1,5 @@
-"""Admission counts the provider's machines at most once per refresh window, and never over-admits."""
+"""Admission counts the provider's machines at most once per refresh window, off the request path
+once it has a count, and never over-admits."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ class Provider:
     def __init__(self, active: int = 0) -> None:
         self.active = active
         self.list_calls = 0
+        self.answer = asyncio.Event()  # the list call's answer; held while cleared
+        self.answer.set()
+        self.fail = False
 
     async def count(self) -> int:
         self.list_calls += 1
-        await asyncio.sleep(0.01)  # a provider round trip
+        await asyncio.sleep(0)  # a provider round trip
+        await self.answer.wait()
+        if self.fail:
+            raise ApiError(503, "provider_unavailable", "list failed")
         return self.active
 
 
@@ -46,7 +53,7 @@ async def test_a_burst_never_exceeds_the_limit_between_refreshes():
     assert sum(results) == 3
 
 
-async def test_the_count_is_refreshed_after_the_window():
+async def test_the_count_is_refreshed_in_the_background_after_the_window():
     now = [0.0]
     provider = Provider()
     admission = Admission(1, provider.count, refresh_seconds=1.0, clock=lambda: now[0])
@@ -54,16 +61,58 @@ async def test_the_count_is_refreshed_after_the_window():
     provider.active = 0  # the session ended elsewhere (another replica stopped it)
     assert not await admit(admission, provider)  # still counted until the window passes
     now[0] = 1.5
-    assert await admit(admission, provider)
+    assert await admit(admission, provider)  # the old count would refuse it: the recount decides
     assert provider.list_calls == 2
 
 
-async def test_invalidate_recounts_at_the_next_start():
+async def test_a_start_with_a_count_never_waits_for_the_recount():
+    now = [0.0]
+    provider = Provider()
+    admission = Admission(5, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=lambda: now[0])
+    assert await admit(admission, provider)
+    now[0] = 1.5
+    provider.answer.clear()  # the provider's list hangs
+    assert await asyncio.wait_for(admit(admission, provider), timeout=5)  # answered while it hangs
+    assert provider.list_calls == 2
+    provider.answer.set()
+    await admission.recounted()
+
+
+async def test_a_stale_count_is_waited_for_and_a_failing_recount_refuses_the_start():
+    now = [0.0]
+    provider = Provider()
+    admission = Admission(5, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=lambda: now[0])
+    assert await admit(admission, provider)
+    now[0] = 11.0
+    provider.fail = True
+    with pytest.raises(ApiError) as refused:
+        async with admission.slot():
+            pass
+    assert refused.value.status == 503
+    provider.fail = False
+    assert await admit(admission, provider)
+    assert provider.list_calls == 3
+
+
+async def test_a_failing_background_recount_keeps_the_last_count():
+    now = [0.0]
+    provider = Provider()
+    admission = Admission(2, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=lambda: now[0])
+    assert await admit(admission, provider)
+    now[0] = 1.5
+    provider.fail = True
+    assert await admit(admission, provider)  # 1 counted + this one
+    await admission.recounted()
+    assert not await admit(admission, provider)  # the failed recount did not forget either
+
+
+async def test_invalidate_recounts_in_the_background():
     provider = Provider()
     admission = Admission(1, provider.count, refresh_seconds=60)
     assert await admit(admission, provider)
     provider.active = 0
     admission.invalidate()
+    await admission.recounted()
     assert await admit(admission, provider)
 
 

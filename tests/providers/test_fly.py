@@ -66,6 +66,29 @@ async def test_wait_asks_fly_to_block_and_survives_its_408(fly: FlyMachines, fak
     assert waits and all(w.query == {"state": "started", "timeout": "1"} for w in waits)
 
 
+async def test_waiting_on_a_machine_just_launched_costs_one_wait_and_no_status_read(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    launched = (await fly.launch(s)).machine
+    fake_fly.boot_after = 0.0  # Fly boots it: its /wait answers 200
+    machine = await fly.wait_started(s.session_id, timeout=5)
+    assert machine.state is MachineState.STARTED
+    assert (machine.machine_id, machine.created_at) == (launched.machine_id, launched.created_at)
+    assert len(fake_fly.calls_to("GET", "/wait")) == 1
+    assert [c.path for c in fake_fly.calls if c.method == "GET" and "/wait" not in c.path] == []
+
+
+async def test_a_machine_that_ends_while_waited_on_is_read_again_after_fly_s_408(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "stopped", exit_code=3)  # it never reaches `started`
+    machine = await fly.wait_started(s.session_id, timeout=5)
+    assert machine.state is MachineState.FAILED
+
+
 async def test_stopping_a_machine_that_never_booted_destroys_it(fly: FlyMachines, fake_fly: FakeFly) -> None:
     s = spec()
     await fly.launch(s)
