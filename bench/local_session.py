@@ -160,7 +160,8 @@ async def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as logs:
         trace_path = Path(logs) / "trace.jsonl" if args.trace else None
-        env = {"VOICEFLEET_TRACE": str(trace_path)} if trace_path else None
+        # No reserve: each run measures a cold bot process (bench/warm_start.py compares the two).
+        env = {"RESERVE_MAX_IDLE": "0", **({"VOICEFLEET_TRACE": str(trace_path)} if trace_path else {})}
         with run_dispatcher(Path(logs), env=env) as dispatcher:
             rows = []
             for _ in range(args.runs):

@@ -1,5 +1,6 @@
-"""Build the warm reserve when it can work: the settings enable it, the provider can hold idle
-machines (`WarmMachines`) and bots have a channel to dial. Otherwise every start is cold."""
+"""Build the warm reserve when it can work: the provider can hold idle machines (`WarmMachines`)
+and bots have a channel to dial. Otherwise every start is cold. RESERVE_MAX_IDLE=0 sizes it to
+nothing (`ReserveSettings.enabled` is False), which keeps the cold path's metrics."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def build_reserve(
 ) -> Reserve | None:
     settings = ReserveSettings.from_env(env, kind)  # a bad RESERVE_* value stops start-up, named
     reserve_metrics = ReserveMetrics(metrics.registry, metrics.provider)
-    if not settings.enabled:
-        return None
+    # Built even when RESERVE_MAX_IDLE=0 (it then holds no bot): every start is a cold miss, and
+    # the start → ready metric still times the cold path.
     if not isinstance(machines, WarmMachines):
         log.warning("MACHINES=%s cannot hold a warm reserve yet: every start is cold", kind)
         return None
