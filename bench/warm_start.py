@@ -82,7 +82,8 @@ def mean(values: dict[str, float], name: str, label: str) -> float:
 def report(name: str, rows: list[dict[str, float]]) -> None:
     for key in rows[0]:
         values = [row[key] for row in rows]
-        print(f"{name:5} {key:28} {statistics.median(values):9.3f}  [{min(values):.3f}–{max(values):.3f}]  n={len(values)}")
+        spread = f"[{min(values):.3f}–{max(values):.3f}]"
+        print(f"{name:5} {key:28} {statistics.median(values):9.3f}  {spread}  n={len(values)}")
 
 
 async def main() -> None:
