@@ -40,6 +40,7 @@ class SignallingServer:
         self.session_id = session_id
         self.state: SessionState = "waiting"
         self.connection: SmallWebRTCConnection | None = None
+        self.request_data: dict[str, Any] | None = None  # the first offer's `request_data`, if any
         self._on_connection = on_connection
         self._ice = ice or IceSettings()
         self._lock = asyncio.Lock()  # two racing offers: exactly one becomes the session's peer
@@ -97,6 +98,10 @@ class SignallingServer:
             raise HttpError(400, "invalid_offer", "the offer has no audio media section")
         pc_id = _optional(body, "pc_id", str)
         restart_pc = bool(_optional(body, "restart_pc", bool))
+        # Pipecat's `requestData` on the offer: the bot's data for this connection, like `body`.
+        request_data = _optional(body, "request_data", dict)
+        if request_data is None:
+            request_data = _optional(body, "requestData", dict)
 
         async with self._lock:
             if self.state == "ended":
@@ -117,6 +122,8 @@ class SignallingServer:
                 await connection.disconnect()
                 raise HttpError(400, "invalid_offer", f"cannot answer this offer: {exc}") from None
             self.connection = connection
+            if request_data is not None:
+                self.request_data = request_data
             await self._on_connection(connection)
             first: dict[str, Any] = connection.get_answer()
             return first

@@ -92,7 +92,10 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
                 install(client.pc, prefetch, buffer_class)
                 connect_deadline.cancel()
                 server.state = "connected"
-                events.emit("connected", pc_id=client.pc_id)
+                # The session's data: the offer's `requestData` when it carried one (as Pipecat's
+                # runner has it), else the start request's `body`. Keys only: values may be private.
+                body = server.request_data if server.request_data is not None else config.body
+                events.emit("connected", pc_id=client.pc_id, body_keys=sorted(body))
                 if channel is not None:
                     await channel.report("joined")
                 if config.services is None and session is not None:

@@ -92,7 +92,14 @@ async def delete_session(request: Request, session_id: str) -> Response:
 
 @router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")
 async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
-    return await _signal(request, session_id, "offer", offer.model_dump(exclude_none=True))
+    payload = offer.model_dump(exclude_none=True, exclude={"requestData", "request_data"})
+    data = offer.request_data if offer.request_data is not None else offer.requestData
+    if data is not None:  # reaches the bot as the session's data, as on Pipecat's runner
+        limit = app_state(request).settings.max_body_bytes
+        if len(json.dumps(data, separators=(",", ":")).encode()) > limit:
+            raise ApiError(413, "body_too_large", f"`requestData` exceeds {limit} bytes as JSON")
+        payload["request_data"] = data
+    return await _signal(request, session_id, "offer", payload)
 
 
 @router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")

@@ -84,6 +84,10 @@ class Offer(BaseModel):
     type: Literal["offer"]
     pc_id: str | None = Field(default=None, max_length=200)
     restart_pc: bool | None = None
+    requestData: dict[str, Any] | None = Field(
+        default=None, description="Pipecat: the bot's data for this connection; replaces the start `body` (≤ 4 KB)."
+    )
+    request_data: dict[str, Any] | None = Field(default=None, description="`requestData` as the dev runner spells it.")
 
 
 class IceCandidate(BaseModel):

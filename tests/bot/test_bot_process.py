@@ -15,7 +15,7 @@ import pytest
 
 from tests.bot.conftest import READY_TIMEOUT, SPEECH_WAV, BotProcess, SpawnBot, bot_env, start_bot
 from tests.support.audio import BOT_AUDIO_RMS, echo_similarity, read_wav, rms
-from tests.support.webrtc_client import OfferRejected, WebRTCClient
+from tests.support.webrtc_client import OfferRejected, WebRTCClient, post_json
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -195,3 +195,19 @@ async def test_sigterm_during_start_up_exits_0_without_announcing_ready(spawn_bo
     ended = bot.next_event("ended", 1)
     assert ended["reason"] == "signal"
     assert "ready" not in [e["event"] for e in bot.all_events]
+
+
+async def test_the_offers_request_data_is_the_sessions_data_in_place_of_the_start_body(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--connect-timeout", "30", env={"VOICEFLEET_BODY": json.dumps({"from_start": 1})})
+
+    async def offer_with_request_data(offer: dict[str, object]) -> dict[str, object]:
+        return await post_json(bot.offer_url, {**offer, "pc_id": None, "requestData": {"initial_prompt": "hi"}})
+
+    async with WebRTCClient(bot.offer_url, signal=offer_with_request_data):
+        assert bot.next_event("connected", 10)["body_keys"] == ["initial_prompt"]
+
+
+async def test_without_request_data_the_session_keeps_the_start_body(spawn_bot: SpawnBot) -> None:
+    bot = spawn_bot("--connect-timeout", "30", env={"VOICEFLEET_BODY": json.dumps({"from_start": 1})})
+    async with WebRTCClient(bot.offer_url):
+        assert bot.next_event("connected", 10)["body_keys"] == ["from_start"]

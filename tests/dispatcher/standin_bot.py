@@ -85,7 +85,10 @@ class Channel:
         if self.session_id is None:
             raise LookupError(409, "not_assigned")
         if method == "webrtc.offer":
-            return {"sdp": "answer-to:" + params["sdp"], "type": "answer", "pc_id": "standin-pc"}
+            answer = {"sdp": "answer-to:" + params["sdp"], "type": "answer", "pc_id": "standin-pc"}
+            if "request_data" in params:  # shows tests what reached the bot
+                answer["request_data_seen"] = params["request_data"]
+            return answer
         if method == "webrtc.ice":
             return {"status": "ok"}
         raise LookupError(404, "unknown_method")

@@ -119,3 +119,25 @@ async def test_a_browser_must_label_its_json_so_no_page_can_start_bots_without_p
     assert response.status_code == 415
     assert "application/json" in response.json()["detail"]
     assert len(local_spy.bodies) == before
+
+
+@pytest.mark.parametrize("key", ["requestData", "request_data"])
+async def test_the_offers_request_data_reaches_the_bot(api, key):
+    session = (await api.post("/start", json={"createDailyRoom": False})).json()
+    offer = {"sdp": "v=0", "type": "offer", "pc_id": None, "restart_pc": False, key: {"initial_prompt": "hi"}}
+    response = await api.post(f"/sessions/{session['sessionId']}/api/offer", json=offer)
+    assert response.status_code == 200, response.text
+    assert response.json()["request_data_seen"] == {"initial_prompt": "hi"}
+
+
+async def test_an_offer_without_request_data_sends_none(api):
+    session = (await api.post("/start", json={})).json()
+    response = await api.post(session["offer_url"], json={"sdp": "v=0", "type": "offer", "pc_id": None})
+    assert "request_data_seen" not in response.json()
+
+
+async def test_request_data_over_the_body_limit_is_413(api):
+    session = (await api.post("/start", json={})).json()
+    offer = {"sdp": "v=0", "type": "offer", "requestData": {"blob": "x" * 5000}}
+    response = await api.post(session["offer_url"], json=offer)
+    assert response.status_code == 413
