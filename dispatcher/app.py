@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from dispatcher import web
+from dispatcher import api_docs, web
 from dispatcher.auth import Authenticator
 from dispatcher.channel import BotChannels
 from dispatcher.channel_access import ChannelAccess
@@ -99,6 +99,8 @@ def create_app(
         version="0.1.0",
         summary="Starts one fresh machine per Pipecat voice session.",
         lifespan=lifespan,
+        docs_url=None,  # served by api_docs, from here rather than a CDN
+        redoc_url=None,
     )
     app.state.voicefleet = state
     install_error_handlers(app)
@@ -115,6 +117,7 @@ def create_app(
         active = await app_state(request).sessions.active_count()
         return Response(metrics.render(active), media_type=CONTENT_TYPE)
 
+    api_docs.mount(app)
     if settings.machines == "local":
         web.mount(app)
 

@@ -1,0 +1,16 @@
+// Rebuilds what the dispatcher serves from npm packages pinned in package-lock.json:
+//   cd web && npm ci && npm run build
+// - dispatcher/docs_assets/: Swagger UI's bundle and stylesheet, so /docs renders offline.
+// The outputs are committed; tests/e2e checks that the pages they make reach no other host.
+import { copyFileSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const web = dirname(fileURLToPath(import.meta.url));
+const dispatcher = join(web, "..", "dispatcher");
+
+const docs = join(dispatcher, "docs_assets");
+mkdirSync(docs, { recursive: true });
+for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"]) {
+  copyFileSync(join(web, "node_modules", "swagger-ui-dist", file), join(docs, file));
+}
