@@ -1,7 +1,9 @@
 // Rebuilds what the dispatcher serves from npm packages pinned in package-lock.json:
 //   cd web && npm ci && npm run build
+// - dispatcher/static/talk.js: the local page (src/page.js) with Pipecat's client, one file.
 // - dispatcher/docs_assets/: Swagger UI's bundle and stylesheet, so /docs renders offline.
 // The outputs are committed; tests/e2e checks that the pages they make reach no other host.
+import { build } from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,3 +16,15 @@ mkdirSync(docs, { recursive: true });
 for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"]) {
   copyFileSync(join(web, "node_modules", "swagger-ui-dist", file), join(docs, file));
 }
+
+await build({
+  entryPoints: [join(web, "src", "page.js")],
+  outfile: join(dispatcher, "static", "talk.js"),
+  bundle: true,
+  minify: true,
+  format: "iife",
+  target: "es2022",
+  legalComments: "eof",
+  banner: { js: "// Built by `npm run build` in web/ from web/src/page.js and the npm packages pinned there. Do not edit." },
+  logLevel: "warning",
+});

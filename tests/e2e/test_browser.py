@@ -1,7 +1,9 @@
-"""The local page in headless Chromium: a fake microphone talks to a real bot through GET /."""
+"""The local page (Pipecat's official client) in headless Chromium: a fake microphone talks to a
+real bot through GET /."""
 
 from __future__ import annotations
 
+import json
 import wave
 from pathlib import Path
 
@@ -47,9 +49,12 @@ async def test_the_page_connects_to_a_bot_and_plays_its_audio(dispatcher, tmp_pa
         connected = await page.wait_for("window.voicefleet.status === 'connected'", 30)
         heard = await page.wait_for("window.voicefleet.botAudioStartedAt !== null", 20)
         spoke = await page.wait_for("window.voicefleet.maxMicLevel > 0.01", 10)  # the fake mic's speech
+        # RTVI through Pipecat's client: the bot said it is ready and reported the user's turn.
+        turn = await page.wait_for("window.voicefleet.events.includes('user-stopped-speaking')", 30)
         state = await page.evaluate("JSON.stringify(window.voicefleet)")
         await page.screenshot(SCREENSHOT)
-        assert connected and heard and spoke, state
+        assert connected and heard and spoke and turn, state
+        assert {"bot-ready", "user-started-speaking"} <= set(json.loads(state)["events"]), state
         assert await page.evaluate("window.voicefleet.maxBotLevel") > 0.05, state
         session_id = await page.evaluate("window.voicefleet.sessionId")
 

@@ -1,0 +1,150 @@
+// voicefleet local page, on Pipecat's official client (@pipecat-ai/client-js) and its SmallWebRTC
+// transport: RTVI events, transcripts and reconnect handling come from the maintained library.
+// Bundled into dispatcher/static/talk.js by `npm run build` in web/ (the bundle is committed).
+// WavMediaManager keeps every request on this host (the default media manager loads code from
+// Daily's CDN). `window.voicefleet` exposes the state for tests.
+import { PipecatClient } from "@pipecat-ai/client-js";
+import { SmallWebRTCTransport, WavMediaManager } from "@pipecat-ai/small-webrtc-transport";
+
+const $ = (id) => document.getElementById(id);
+const state = (window.voicefleet = {
+  status: "idle", sessionId: null, transportState: null, botAudioStartedAt: null,
+  maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [],
+});
+let client = null;
+let audioContext = null;
+let metering = false;
+let hangingUp = false;
+
+function log(message) {
+  const item = document.createElement("li");
+  item.textContent = `${new Date().toISOString().slice(11, 23)} ${message}`;
+  $("log").prepend(item);
+}
+
+function setStatus(status) {
+  state.status = status;
+  $("status").textContent = status;
+  $("connect").disabled = !["idle", "ended", "failed"].includes(status);
+  $("hangup").disabled = ["idle", "ended", "failed"].includes(status);
+}
+
+function apiHeaders() {
+  const key = $("api-key").value.trim();
+  return new Headers(key ? { Authorization: `Bearer ${key}` } : {});
+}
+
+function event(name, detail) {
+  state.events.push(name);
+  log(detail ? `${name}: ${detail}` : name);
+}
+
+// A level meter on a track: RMS of the waveform, sampled every animation frame.
+function meter(track, element, onLevel) {
+  audioContext ??= new AudioContext();
+  const analyser = audioContext.createAnalyser();
+  analyser.fftSize = 1024;
+  audioContext.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  const tick = () => {
+    if (!metering) return;
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const s of samples) sum += s * s;
+    const level = Math.min(1, Math.sqrt(sum / samples.length) * 4);
+    element.value = level;
+    onLevel(level);
+    requestAnimationFrame(tick);
+  };
+  tick();
+}
+
+function onTrackStarted(track, participant) {
+  if (track.kind !== "audio") return;
+  if (participant?.local) {
+    meter(track, $("mic-level"), (level) => { state.maxMicLevel = Math.max(state.maxMicLevel, level); });
+    return;
+  }
+  $("bot-audio").srcObject = new MediaStream([track]); // WebAudio sees remote audio only while it plays
+  meter(track, $("bot-level"), (level) => {
+    state.maxBotLevel = Math.max(state.maxBotLevel, level);
+    if (level > 0.05 && state.botAudioStartedAt === null) {
+      state.botAudioStartedAt = performance.now();
+      log("bot audio");
+    }
+  });
+}
+
+async function connect() {
+  setStatus("starting");
+  state.errors = [];
+  state.events = [];
+  metering = true;
+  client = new PipecatClient({
+    transport: new SmallWebRTCTransport({ mediaManager: new WavMediaManager() }),
+    enableMic: true,
+    enableCam: false,
+    callbacks: {
+      onBotStarted: (answer) => {
+        state.sessionId = answer?.sessionId ?? null;
+        $("session").textContent = state.sessionId ?? "–";
+        log(`session ${state.sessionId}`);
+      },
+      onTransportStateChanged: (transportState) => {
+        state.transportState = transportState;
+        if (["connecting", "connected"].includes(transportState)) setStatus("connecting");
+        if (transportState === "ready") setStatus("connected");
+      },
+      onTrackStarted,
+      onBotReady: () => event("bot-ready"),
+      onUserStartedSpeaking: () => event("user-started-speaking"),
+      onUserStoppedSpeaking: () => event("user-stopped-speaking"),
+      onBotStartedSpeaking: () => event("bot-started-speaking"),
+      onBotStoppedSpeaking: () => event("bot-stopped-speaking"),
+      onUserTranscript: (data) => data.final && event("user-transcript", data.text),
+      onBotOutput: (data) => event("bot-output", data.text),
+      onDisconnected: () => {
+        if (!["ended", "failed"].includes(state.status)) hangUp();
+      },
+      onError: (message) => {
+        const text = message?.data?.message ?? String(message);
+        state.errors.push(text);
+        log(`error: ${text}`);
+      },
+    },
+  });
+  try {
+    // Pipecat's shape: the answer holds only what the transport reads (no warnings).
+    await client.startBotAndConnect({
+      endpoint: "/start",
+      requestData: { transport: "webrtc", body: { client: "browser" } },
+      headers: apiHeaders(),
+    });
+  } catch (error) {
+    if (error?.status === 401) $("key-row").hidden = false;
+    const text = String(error?.message ?? error);
+    if (!state.errors.includes(text)) state.errors.push(text);
+    log(`error: ${text}`);
+    await hangUp("failed");
+  }
+}
+
+async function hangUp(finalStatus = "ended") {
+  if (hangingUp) return; // disconnect() below reports onDisconnected, which calls us again
+  hangingUp = true;
+  metering = false;
+  const current = client;
+  client = null;
+  await current?.disconnect().catch(() => {});
+  if (state.sessionId && ["starting", "connecting", "connected"].includes(state.status)) {
+    // The bot ends with its peer; stopping the session as well frees its slot at once.
+    await fetch(`/sessions/${state.sessionId}`, { method: "DELETE", headers: apiHeaders() })
+      .catch((error) => log(`hang up: ${error.message}`));
+  }
+  setStatus(finalStatus);
+  hangingUp = false;
+}
+
+$("connect").addEventListener("click", connect);
+$("hangup").addEventListener("click", () => hangUp());
+setStatus("idle");
