@@ -17,7 +17,7 @@ from dispatcher.channel import BotChannels
 from dispatcher.channel_access import ChannelAccess
 from dispatcher.channel_route import router as channel_router
 from dispatcher.errors import install_error_handlers
-from dispatcher.factory import build_machines, build_rooms
+from dispatcher.factory import build_machines, build_rooms, build_turn
 from dispatcher.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.json_bodies import JsonBodies
 from dispatcher.key_limits import PerKeyLimit
@@ -31,6 +31,7 @@ from dispatcher.routes import router
 from dispatcher.sessions import SessionService
 from dispatcher.settings import Settings
 from dispatcher.state import AppState, app_state, caller
+from dispatcher.turn import TurnIceServers
 
 _FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
 
@@ -51,6 +52,10 @@ def create_app(
     resolved_rooms = build_rooms(settings, env) if rooms is _FROM_ENV else rooms
     assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
     metrics = Metrics(machines.name)
+    turn = build_turn(settings, env)
+    static_ice = parse_ice_servers(env.get("ICE_SERVERS", ""))
+    if ice_servers is None:
+        ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)
     channels = BotChannels(channel_access.token if channel_access else None)
     reserve = build_reserve(env, settings.machines, machines, channels, metrics)
@@ -61,8 +66,10 @@ def create_app(
         settings=settings,
         machines=machines,
         rooms=resolved_rooms,
-        sessions=SessionService(settings, machines, resolved_rooms, metrics,
-                                launch=reserve.launch if reserve is not None else None),
+        sessions=SessionService(
+            settings, machines, resolved_rooms, metrics,
+            launch=reserve.launch if reserve is not None else None, turn=turn,
+        ),
         metrics=metrics,
         auth=Authenticator(settings.api_key_hashes),
         channels=channels,
@@ -78,7 +85,7 @@ def create_app(
                 interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
             ),
         ),
-        ice_servers=ice_servers or StaticIceServers(parse_ice_servers(env.get("ICE_SERVERS", ""))),
+        ice_servers=ice_servers,
     )
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dispatcher.machines.base import Machines
 from dispatcher.rooms import Rooms
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.turn import TurnCredentials, TurnSettings
 
 
 def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
@@ -33,8 +34,8 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
 
 
 def build_rooms(settings: Settings, env: Mapping[str, str]) -> Rooms | None:
-    """Local sessions talk to the bot directly over SmallWebRTC: no room. Cloud ones use Daily."""
-    if settings.machines == "local":
+    """Daily sessions need rooms; a deployment that offers only WebRTC needs no Daily account."""
+    if not settings.cloud or "daily" not in settings.transports:
         return None
     from dispatcher.daily import DailyRooms, DailySettings
 
@@ -93,3 +94,12 @@ def _local_service_keys(env: Mapping[str, str]) -> None:
         load_service_settings(env)
     except ConfigError as exc:
         raise SettingsError(f"local bots: {exc}") from None
+def build_turn(settings: Settings, env: Mapping[str, str]) -> TurnCredentials | None:
+    """TURN REST credentials when a TURN server is configured; a must for cloud WebRTC."""
+    turn = TurnSettings.from_env(env, cloud=settings.cloud)
+    if turn is None and settings.cloud and "webrtc" in settings.transports:
+        raise SettingsError(
+            "TRANSPORTS includes webrtc: set TURN_URLS and TURN_SHARED_SECRET (cloud bots accept no inbound "
+            "traffic, so both peers' media goes through the TURN relay)"
+        )
+    return TurnCredentials(turn) if turn is not None else None

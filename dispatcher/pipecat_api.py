@@ -30,14 +30,6 @@ class StartPlan:
     token_properties: Mapping[str, Any] | None = field(default=None)
 
 
-def offered_transports(cloud: bool) -> tuple[str, ...]:
-    """The transports this deployment's sessions use, its default first.
-
-    Local bots serve SmallWebRTC; cloud bots join a Daily room. (Cloud WebRTC through a TURN
-    relay adds `webrtc` to the cloud's list.)"""
-    return ("daily",) if cloud else ("webrtc",)
-
-
 def plan_start(request: StartRequest | None, offered: tuple[str, ...]) -> StartPlan:
     request = request or StartRequest()
     extra = dict(request.model_extra or {})

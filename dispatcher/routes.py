@@ -13,12 +13,12 @@ from dispatcher.bot_signalling import Kind, signal_bot
 from dispatcher.errors import ApiError
 from dispatcher.ice import ice_config
 from dispatcher.machines.base import MachineState
-from dispatcher.pipecat_api import offered_transports, pipecat_names, plan_start, start_answer
+from dispatcher.pipecat_api import pipecat_names, plan_start, start_answer
 from dispatcher.rooms import NO_OPTIONS
 from dispatcher.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
 from dispatcher.session_ids import IDEMPOTENCY_KEY, is_session_id
 from dispatcher.sessions import Session
-from dispatcher.state import AppState, app_state, caller
+from dispatcher.state import app_state, caller
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
@@ -43,7 +43,7 @@ async def start(
     who: str = Depends(caller),
 ) -> dict[str, Any]:
     state = app_state(request)
-    plan = plan_start(payload, offered_transports(cloud=state.rooms is not None))
+    plan = plan_start(payload, state.settings.transports)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
@@ -55,11 +55,16 @@ async def start(
         )
     await state.start_limit.check(who)
     session = await state.sessions.start(
-        caller=who, idempotency_key=idempotency_key, body=plan.body, wait=wait is not None, room_options=options
+        caller=who,
+        idempotency_key=idempotency_key,
+        body=plan.body,
+        wait=wait is not None,
+        room_options=options,
+        transport=plan.transport,
     )
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
-    fields = _session_fields(state, session)
+    fields = _session_fields(session)
     if session.user_token is not None:
         fields["token"] = session.user_token
     if plan.transport == "webrtc" and session.machine.state.is_active:
@@ -77,7 +82,7 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     session = await state.sessions.get(_known_id(session_id))
     if session is None:
         raise _not_found(session_id)
-    fields = _session_fields(state, session)
+    fields = _session_fields(session)
     return {**fields, **pipecat_names(fields)}
 
 
@@ -109,17 +114,19 @@ async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch)
 
 async def _signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> JSONResponse:
     state = app_state(request)
-    if state.rooms is not None:  # known before any wait: cloud bots join a Daily room instead
+    if "webrtc" not in state.settings.transports:  # known before any wait: every bot joins a Daily room
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     deadline = time.monotonic() + state.settings.start_wait_seconds
     machine = await state.sessions.wait_started(_known_id(session_id))  # an early offer waits for the bot
+    if not machine.is_webrtc:
+        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     if not machine.state.is_active:
         raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
     answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline)
     return JSONResponse(dict(answer))
 
 
-def _session_fields(state: AppState, session: Session) -> dict[str, Any]:
+def _session_fields(session: Session) -> dict[str, Any]:
     machine = session.machine
     fields: dict[str, Any] = {
         "session_id": machine.session_id,
@@ -127,7 +134,7 @@ def _session_fields(state: AppState, session: Session) -> dict[str, Any]:
         "created_at": machine.created_at,
         "detail": machine.detail,
     }
-    if state.rooms is None:
+    if session.takes_offers:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"
     elif session.room_url is not None:
         fields["room_url"] = session.room_url

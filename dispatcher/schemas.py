@@ -22,7 +22,7 @@ class StartRequest(BaseModel):
     transport: str | None = Field(
         default=None,
         max_length=40,
-        description="`webrtc` (local) or `daily` (cloud); default: the deployment's. Others: 400.",
+        description="`daily` or `webrtc` (the deployment's `TRANSPORTS`); default `DEFAULT_TRANSPORT`. Others: 400.",
     )
     createDailyRoom: bool | None = Field(
         default=None,

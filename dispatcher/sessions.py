@@ -19,6 +19,7 @@ from dispatcher.room_options import RoomOptions
 from dispatcher.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.session_ids import body_digest, new_session_id
 from dispatcher.settings import Settings
+from dispatcher.turn import TurnCredentials
 
 log = logging.getLogger("dispatcher.sessions")
 T = TypeVar("T")
@@ -29,6 +30,11 @@ class Session:
     created: bool = False
     room_url: str | None = None  # cloud sessions: the Daily room
     user_token: str | None = field(default=None, repr=False)  # a cloud start only: the caller's token
+
+    @property
+    def takes_offers(self) -> bool:
+        """A SmallWebRTC session (local, or cloud through the relay): the client posts an offer."""
+        return self.machine.is_webrtc
 
     @classmethod
     def granted(cls, machine: Machine, created: bool, grant: RoomGrant | None) -> Session:
@@ -46,12 +52,14 @@ class SessionService:
         metrics: Metrics,
         *,
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
+        turn: TurnCredentials | None = None,
     ) -> None:
         self._settings = settings
         self._machines = machines
         # The warm reserve's claim-else-cold launch (dispatcher/reserve.py), or the provider's own.
         self._launch_machine = launch or machines.launch
         self._rooms = rooms
+        self._turn = turn  # cloud WebRTC: the bot's own short-lived TURN credentials
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
         self._background: set[asyncio.Task[None]] = set()
@@ -67,23 +75,27 @@ class SessionService:
         body: Mapping[str, Any],
         wait: bool,
         room_options: RoomOptions = NO_OPTIONS,
+        transport: str | None = None,
     ) -> Session:
+        """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first)."""
+        transport = transport or self._settings.transports[0]
         session_id = new_session_id(caller, idempotency_key)
         digest = body_digest(body)
         began = time.monotonic()
         try:
-            existing = await self._replay(session_id, digest, room_options) if idempotency_key else None
+            existing = await self._replay(session_id, digest, room_options, transport) if idempotency_key else None
             if existing is not None:
                 session = existing
             else:
                 async with self._admission.slot():
                     session = await self._launch(
-                        session_id, digest, body, room_options, keyed=idempotency_key is not None
+                        session_id, digest, body, room_options, transport, keyed=idempotency_key is not None
                     )
             if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                 session = replace(session, machine=await self._wait(session.machine))
                 if not session.machine.state.is_active:
-                    await self._clean_up(session_id)  # ends the room the bot will never join
+                    # Ends the room the bot will never join (a WebRTC session has none).
+                    await self._clean_up(session_id, with_room=not session.machine.is_webrtc)
                     raise self._did_not_start(session.machine)
         except ApiError as exc:
             self._metrics.failed(exc.code)
@@ -92,17 +104,22 @@ class SessionService:
         self._metrics.started(created=session.created)
         return session
 
-    async def _replay(self, session_id: str, digest: str, options: RoomOptions) -> Session | None:
+    async def _replay(self, session_id: str, digest: str, options: RoomOptions, transport: str) -> Session | None:
         machine = await self._call(self._machines.status(session_id))
         if machine is None:
             return None
-        if machine.body_digest is not None and machine.body_digest != digest:
+        conflict = machine.body_digest is not None and machine.body_digest != digest
+        if (machine.is_webrtc) != (transport == "webrtc"):
+            conflict = True  # the same key asked for the other transport
+        if conflict:
             raise ApiError(
                 409,
                 "idempotency_conflict",
                 "this Idempotency-Key was already used with a different body",
                 extra={"session_id": session_id},
             )
+        if machine.is_webrtc:
+            return Session(machine, created=False)
         if machine.state.is_active and self._rooms is not None:
             # The start that launched this machine may have failed half-way and ended the room
             # (a late machine after a timeout): the retry makes sure the bot has a room to join.
@@ -110,9 +127,17 @@ class SessionService:
         return Session.granted(machine, False, await self._grant(session_id, options))
 
     async def _launch(
-        self, session_id: str, digest: str, body: Mapping[str, Any], options: RoomOptions, *, keyed: bool
+        self,
+        session_id: str,
+        digest: str,
+        body: Mapping[str, Any],
+        options: RoomOptions,
+        transport: str,
+        *,
+        keyed: bool,
     ) -> Session:
-        grant = await self._grant(session_id, options)
+        webrtc = transport == "webrtc"
+        grant = None if webrtc else await self._grant(session_id, options)
         spec = LaunchSpec(
             session_id=session_id,
             body_digest=digest,
@@ -120,15 +145,18 @@ class SessionService:
             body=dict(body),
             room_url=grant.room_url if grant else None,
             bot_token=grant.bot_token if grant else None,
+            # The bot's own credentials, never the client's: each peer's allocations are its own.
+            ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
+            transport=transport,
         )
-        room = self._create_room(session_id, options)
+        room = self._no_room() if webrtc else self._create_room(session_id, options)
         launch = self._launch_machine(spec)
         # The room URL is known from the session id, so the room and the machine are created
         # at once: a start costs about one provider round trip, not the sum of two.
         room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)
         failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
         if failure is not None:
-            await self._clean_up(session_id)
+            await self._clean_up(session_id, with_room=not webrtc)
             error = as_api_error(failure)
             if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
                 # The key's machine existed and has just been stopped; a retry with this key would
@@ -161,6 +189,10 @@ class SessionService:
             return None
         return await self._call(self._rooms.grant(session_id, self._settings.max_session_seconds, options))
 
+    @staticmethod
+    async def _no_room() -> None:
+        """A WebRTC session's media goes peer to peer (through the TURN relay): no room."""
+
     async def _create_room(self, session_id: str, options: RoomOptions) -> None:
         if self._rooms is not None:
             await self._rooms.create(session_id, self._settings.max_session_seconds, options)
@@ -178,7 +210,7 @@ class SessionService:
         except ProviderError as exc:
             raise as_api_error(exc) from exc
 
-    async def _clean_up(self, session_id: str) -> None:
+    async def _clean_up(self, session_id: str, *, with_room: bool = True) -> None:
         """A start that failed half-way leaves nothing running: stop the machine, end the room.
 
         The machine is stopped before answering (it bills). The room is ended in the background:
@@ -189,7 +221,7 @@ class SessionService:
         # Always: even a launch our own limiter refused may have sent an earlier call of its own.
         with contextlib.suppress(Exception):
             await self._machines.stop(session_id)
-        if self._rooms is not None:
+        if self._rooms is not None and with_room:
             task = asyncio.create_task(self._end_room_quietly(session_id), name=f"end-room-{session_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -213,25 +245,29 @@ class SessionService:
         machine = await self._call(self._machines.status(session_id))
         if machine is None:
             return None
-        if machine.state is MachineState.STARTED and self._rooms is not None:
+        rooms = None if machine.is_webrtc else self._rooms
+        if machine.state is MachineState.STARTED and rooms is not None:
             # "Machine started" is not "bot in room": presence tells the second.
             with contextlib.suppress(Exception):
-                if await self._rooms.bot_present(session_id):
+                if await rooms.bot_present(session_id):
                     machine = replace(machine, state=MachineState.JOINED)
         # The room URL follows from the session id: no API call, and no token is made for it.
         room_url = None
-        if self._rooms is not None and machine.state.is_active:
-            room_url = await self._call(self._rooms.room_url(session_id))
+        if rooms is not None and machine.state.is_active:
+            room_url = await self._call(rooms.room_url(session_id))
         return Session(machine, room_url=room_url)
 
     async def stop(self, session_id: str) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
         the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
         aged out) or never did. A machine the provider forgets as it stops counts as gone."""
+        # Whether there is a room to end is recorded with the machine: read it before the
+        # machine goes (a deleted VM has no labels left to read).
+        before = await self._call(self._machines.status(session_id)) if self._rooms is not None else None
         if not await self._call(self._machines.stop(session_id)):
             return None
         self._admission.invalidate()
-        if self._rooms is not None:
+        if self._rooms is not None and not (before is not None and before.is_webrtc):
             await self._call(self._rooms.delete(session_id))
         return await self._call(self._machines.status(session_id))
 

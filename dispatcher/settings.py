@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MACHINE_KINDS = ("local", "ecs", "gce", "fly")
+TRANSPORT_KINDS = ("daily", "webrtc")
 
 
 class SettingsError(ValueError):
@@ -91,6 +92,18 @@ class Settings:
     # The per-deployment bot credential of the control channel (botchannel/contract.py). Local
     # mode generates one per run when unset; a secret, so never in a repr or a log line.
     bot_channel_token: str | None = field(default=None, repr=False)
+    # The transports sessions may use, the default first: `daily` (a Daily room) or `webrtc`
+    # (SmallWebRTC; in the cloud through a TURN relay, signalling over the bot channel).
+    # Empty: the mode's own (local: webrtc; cloud: daily).
+    transports: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.transports:
+            object.__setattr__(self, "transports", ("webrtc",) if self.machines == "local" else ("daily",))
+
+    @property
+    def cloud(self) -> bool:
+        return self.machines != "local"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -123,10 +136,29 @@ class Settings:
             cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
             keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
             bot_channel_token=_bot_channel_token(env),
+            transports=_transports(env, machines),
         )
 
 
 MIN_BOT_CHANNEL_TOKEN_CHARS = 32
+
+
+def _transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
+    """`TRANSPORTS` (allowed) and `DEFAULT_TRANSPORT` → the allowed ones, the default first."""
+    raw = [t.strip().lower() for t in env.get("TRANSPORTS", "").split(",") if t.strip()]
+    allowed = tuple(dict.fromkeys(raw)) or (("webrtc",) if machines == "local" else ("daily",))
+    for transport in allowed:
+        if transport not in TRANSPORT_KINDS:
+            raise SettingsError(f"TRANSPORTS: {transport!r} is not one of {', '.join(TRANSPORT_KINDS)}")
+    if machines == "local" and allowed != ("webrtc",):
+        raise SettingsError("TRANSPORTS: local bots serve webrtc only (Daily sessions run with MACHINES=ecs|gce|fly)")
+    default = env.get("DEFAULT_TRANSPORT", "").strip().lower() or allowed[0]
+    if default not in allowed:
+        raise SettingsError(f"DEFAULT_TRANSPORT={default!r} is not in TRANSPORTS ({', '.join(allowed)})")
+    if machines != "local" and "webrtc" in allowed and not env.get("BOT_CHANNEL_TOKEN", "").strip():
+        # A cloud bot listens on nothing: its SmallWebRTC signalling can only come over the channel.
+        raise SettingsError("TRANSPORTS includes webrtc: set BOT_CHANNEL_TOKEN (cloud bots take signalling over it)")
+    return (default, *(t for t in allowed if t != default))
 
 
 def _bot_channel_token(env: Mapping[str, str]) -> str | None:

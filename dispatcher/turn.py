@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dispatcher.ice import IceServer
 from dispatcher.settings import SettingsError, int_setting
 
 IcePolicy = Literal["relay", "all"]
@@ -145,3 +146,19 @@ class TurnCredentials:
         if self._settings.policy == "relay":
             config["iceTransportPolicy"] = "relay"
         return config
+
+
+class TurnIceServers:
+    """The `IceServers` seam (dispatcher/ice.py) for the start answer's `iceConfig`: the client's
+    own credentials for this session, then any static servers (`ICE_SERVERS`)."""
+
+    def __init__(self, credentials: TurnCredentials, extra: tuple[IceServer, ...] = ()) -> None:
+        self._credentials = credentials
+        self._extra = extra
+
+    async def for_session(self, session_id: str) -> list[IceServer]:
+        servers = [
+            IceServer(urls=tuple(s["urls"]), username=s["username"], credential=s["credential"])
+            for s in self._credentials.ice_config(session_id)["iceServers"]
+        ]
+        return [*servers, *self._extra]

@@ -45,6 +45,9 @@ class LaunchSpec:
     bot_token: str | None = field(default=None, repr=False)  # Daily meeting token for the bot
     # Cloud WebRTC: the bot's ICE servers with its own TURN credentials (a secret, like the token).
     ice_config: Mapping[str, Any] | None = field(default=None, repr=False)
+    # "daily" or "webrtc": recorded with the machine (tag/label/metadata), so any replica knows
+    # whether the session has a room or takes an offer. None: the provider's default.
+    transport: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class Machine:
     created_at: float  # epoch seconds; the reaper compares it with the max session duration
     body_digest: str | None = None  # as recorded at launch (tag/label/metadata)
     detail: str | None = None  # why it ended/failed, e.g. "exit code 3"
+    transport: str | None = None  # as recorded at launch; None: not recorded (a Daily session)
+
+    @property
+    def is_webrtc(self) -> bool:
+        return self.transport == "webrtc"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-di
 # original task), while another launch of the session differs and gets ConflictException, so
 # `created` is told apart from a replay.
 TAG_LAUNCH = "voicefleet:launch-id"
+TAG_TRANSPORT = "voicefleet:transport"  # "daily" or "webrtc" (absent on older tasks: daily)
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
 _SERVER = {"ServerException", "InternalFailure", "ServiceUnavailable"}
 _STARTING = {"PROVISIONING", "PENDING", "ACTIVATING"}
@@ -148,6 +149,7 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
         created_at=created_at,
         body_digest=tags.get(TAG_DIGEST),
         detail=detail,
+        transport=tags.get(TAG_TRANSPORT),
     )
 
 
@@ -222,6 +224,7 @@ class EcsMachines:
                 {"key": TAG_DIGEST, "value": spec.body_digest},
                 {"key": TAG_CREATED, "value": str(int(time.time()))},
                 {"key": TAG_LAUNCH, "value": uuid.uuid4().hex},
+                *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else []),
             ],
             "propagateTags": "TASK_DEFINITION",  # the stack's tags (env, owner) reach the task
         }

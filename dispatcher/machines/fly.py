@@ -31,6 +31,7 @@ WAIT_MAX = 60  # the documented maximum of `/wait?timeout=`
 LAUNCHED_KEPT = 1024
 NAME_PREFIX = "vf-"
 META_SESSION, META_DIGEST, META_CREATED = "voicefleet_session", "voicefleet_body_digest", "voicefleet_created_at"
+META_TRANSPORT = "voicefleet_transport"  # "daily" or "webrtc" (absent: daily)
 
 _STARTING = {"created", "creating", "starting", "updating", "replacing"}
 _ENDED = {"stopping", "stopped", "suspending", "suspended", "destroying", "destroyed", "replaced", "migrated"}
@@ -126,6 +127,7 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         created_at=_created_at(raw, metadata),
         body_digest=metadata.get(META_DIGEST),
         detail=detail,
+        transport=metadata.get(META_TRANSPORT),
     )
 
 
@@ -174,6 +176,7 @@ class FlyMachines:
                     META_SESSION: spec.session_id,
                     META_DIGEST: spec.body_digest,
                     META_CREATED: str(int(time.time())),
+                    **({META_TRANSPORT: spec.transport} if spec.transport else {}),
                 },
             },
         }

@@ -27,6 +27,7 @@ from dispatcher.retry import Backoff, poll_until_started, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
+LABEL_TRANSPORT = "voicefleet-transport"  # "daily" or "webrtc" (absent: daily)
 
 _STARTING = {"PROVISIONING", "STAGING"}
 _STARTED = {"RUNNING", "REPAIRING"}
@@ -137,6 +138,7 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         created_at=created,
         body_digest=labels.get(LABEL_DIGEST),
         detail=detail,
+        transport=labels.get(LABEL_TRANSPORT),
     )
 
 
@@ -188,7 +190,11 @@ class GceMachines:
     def _insert_body(self, spec: LaunchSpec) -> dict[str, Any]:
         return {
             "name": self.instance_name(spec.session_id),
-            "labels": {LABEL_SESSION: spec.session_id, LABEL_DIGEST: spec.body_digest},
+            "labels": {
+                LABEL_SESSION: spec.session_id,
+                LABEL_DIGEST: spec.body_digest,
+                **({LABEL_TRANSPORT: spec.transport} if spec.transport else {}),
+            },
             "metadata": {"items": gce_metadata_items(spec)},
             # The whole block, not just what differs from the template: a request's `scheduling`
             # replaces the template's (terraform-provider-google copies the template's only when
@@ -233,6 +239,7 @@ class GceMachines:
             state=MachineState.STARTING,
             created_at=time.time(),
             body_digest=spec.body_digest,
+            transport=spec.transport,
         )
         return LaunchResult(machine, created=True)
 

@@ -98,6 +98,7 @@ class _Bot:
             created_at=self.created_at,
             body_digest=self.spec.body_digest,
             detail=self.detail,
+            transport=self.spec.transport or "webrtc",  # local bots serve SmallWebRTC
         )
 
 

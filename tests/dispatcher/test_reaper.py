@@ -58,8 +58,10 @@ async def machines():
     await provider.aclose()
 
 
-async def launch(machines: LocalMachines, session_id: str) -> int:
-    await machines.launch(LaunchSpec(session_id=session_id, body_digest="d", max_session_seconds=MAX_SESSION))
+async def launch(machines: LocalMachines, session_id: str, transport: str | None = None) -> int:
+    await machines.launch(
+        LaunchSpec(session_id=session_id, body_digest="d", max_session_seconds=MAX_SESSION, transport=transport)
+    )
     await machines.wait_started(session_id, 10)
     return machines._bots[session_id].process.pid
 
@@ -138,11 +140,19 @@ async def test_ended_local_bots_hold_nothing_and_are_not_swept(machines):
 
 
 async def test_an_overdue_machine_also_loses_its_room(machines):
-    await launch(machines, "d" * 24)
+    await launch(machines, "d" * 24, transport="daily")  # local bots standing in for a cloud provider's
     rooms = RecordingRooms()
     sweeper, _ = reaper(machines, rooms, now_offset=10_000)
     await sweeper.sweep()
     assert rooms.deleted == ["d" * 24]
+
+
+async def test_an_overdue_webrtc_session_is_stopped_without_a_room_call(machines):
+    await launch(machines, "f" * 24, transport="webrtc")
+    rooms = RecordingRooms()
+    sweeper, _ = reaper(machines, rooms, now_offset=10_000)
+    assert (await sweeper.sweep())["overdue"] == 1
+    assert rooms.deleted == []  # no Daily call for a session that never had a room
 
 
 async def test_a_failing_room_call_is_counted_not_raised():

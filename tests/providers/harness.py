@@ -160,7 +160,12 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
             body={"error": {"code": 400, "message": "bad template", "errors": [{"reason": "invalid"}]}},
         ),
         received=lambda sid: [
-            {"session_id": m["session-id"], "room_url": m["daily-room-url"], "token": m["daily-token"]}
+            {
+                "session_id": m["session-id"],
+                "room_url": m["daily-room-url"],
+                "token": m["daily-token"],
+                "ice_config": m["ice-config"],
+            }
             for m in (
                 {i["key"]: i["value"] for i in c.json()["metadata"]["items"]}
                 for c in fake.calls_to("POST", "/instances")
@@ -222,7 +227,12 @@ def ecs_harness(fake: EcsProxy) -> Harness:
 
 
 def _session_values(env: dict[str, str]) -> dict[str, str]:
-    return {"session_id": env["VOICEFLEET_SESSION_ID"], "room_url": env["DAILY_ROOM_URL"], "token": env["DAILY_TOKEN"]}
+    return {
+        "session_id": env["VOICEFLEET_SESSION_ID"],
+        "room_url": env.get("DAILY_ROOM_URL", ""),
+        "token": env.get("DAILY_TOKEN", ""),
+        "ice_config": env.get("VOICEFLEET_ICE_CONFIG", ""),
+    }
 
 
 def _ecs_tasks(fake: EcsProxy, session_id: str) -> list[dict[str, Any]]:

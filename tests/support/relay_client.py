@@ -5,7 +5,8 @@ Reads one JSON line on stdin: {"ice_config": {...} | null, "wav": path, "listen_
 dispatcher); without one it prints {"offer": {sdp, type}} and reads {"answer": {...}} on stdin,
 so the test can carry signalling itself. Then it speaks the WAV, listens, and prints its result:
 {"replied", "reply_latency", "connect_to_first_audio", "similarity", "local_type",
-"remote_type", "remote_address"}. Everything it does is bounded by OVERALL_TIMEOUT.
+"remote_type", "remote_address", "bytes_sent", "bytes_received", "connected_seconds"}.
+Everything it does is bounded by OVERALL_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Any
+
+from aiortc.stats import RTCTransportStats
 
 from tests.support.audio import echo_similarity, read_wav
 from tests.support.webrtc_client import WebRTCClient
@@ -40,6 +44,9 @@ async def session(request: dict[str, Any]) -> dict[str, Any]:
     async with client:
         local_type, remote_type, remote_address = client.selected_pair()
         result = await client.talk(request["wav"], listen_seconds=float(request.get("listen_seconds", 3.0)))
+        sent, received = await transport_bytes(client)
+        assert client.connected_at is not None
+        seconds = time.monotonic() - client.connected_at
     return {
         "replied": result.replied,
         "reply_latency": result.reply_latency,
@@ -51,7 +58,16 @@ async def session(request: dict[str, Any]) -> dict[str, Any]:
         "remote_type": remote_type,
         "remote_address": remote_address,
         "summary": result.summary(),
+        "bytes_sent": sent,  # DTLS transport level: RTP, RTCP and the data channel, as the relay carries them
+        "bytes_received": received,
+        "connected_seconds": seconds,
     }
+
+
+async def transport_bytes(client: WebRTCClient) -> tuple[int, int]:
+    stats = await client.pc.getStats()
+    transports = [s for s in stats.values() if isinstance(s, RTCTransportStats)]
+    return sum(t.bytesSent for t in transports), sum(t.bytesReceived for t in transports)
 
 
 def main() -> int:
