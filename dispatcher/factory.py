@@ -50,8 +50,9 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     service keys, which the local bots inherit: a partial set would fail every session.
     """
     problems: list[str] = []
+    settings: Settings | None = None
     try:
-        Settings.from_env(env)
+        settings = Settings.from_env(env)
     except SettingsError as exc:
         problems.append(str(exc))
     machines = (env.get("MACHINES", "").strip() or Settings.machines).lower()
@@ -72,10 +73,12 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.local import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_service_keys(env)]
-    if machines in ("ecs", "gce", "fly"):
+    if machines in ("ecs", "gce", "fly") and (settings is None or "daily" in settings.transports):
         from dispatcher.daily import DailySettings
 
         checks.append(lambda: DailySettings.from_env(env))
+    if settings is not None:
+        checks.append(lambda: build_turn(settings, env))
     for check in checks:
         try:
             check()

@@ -51,3 +51,13 @@ def test_local_mode_needs_no_turn_server_but_uses_one_when_given() -> None:
     assert build_turn(Settings(), {}) is None
     turn = build_turn(Settings(), TURN)
     assert turn is not None and turn.policy == "all"  # locally, direct paths are fine
+
+
+def test_the_start_up_check_lists_a_missing_turn_server_and_asks_no_daily_key_of_a_webrtc_only_cloud() -> None:
+    from dispatcher.factory import configuration_problems
+
+    env = {**CLOUD, **CHANNEL, "TRANSPORTS": "webrtc", "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0"}
+    problems = configuration_problems(env)
+    assert any("TURN_URLS" in p for p in problems), problems
+    assert not any("DAILY" in p for p in problems), problems
+    assert configuration_problems({**env, **TURN}) == []
