@@ -262,16 +262,22 @@ class EcsMachines:
         return tasks
 
     async def _list_arns(self, **filters: str) -> list[str]:
+        """Every page of one ListTasks query. ListTasks shows tasks whose desired status is
+        RUNNING unless `desiredStatus` says otherwise, and `startedBy` must be its only filter
+        (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html)."""
         arns: list[str] = []
-        for desired in ("RUNNING", "STOPPED"):  # ListTasks shows only RUNNING unless asked
-            params: dict[str, Any] = {"cluster": self.settings.cluster, "desiredStatus": desired, **filters}
-            while True:
-                page = await self._ecs("list_tasks", **params)
-                arns += page.get("taskArns", [])
-                if not page.get("nextToken"):
-                    break
-                params["nextToken"] = page["nextToken"]
-        return arns
+        params: dict[str, Any] = {"cluster": self.settings.cluster, **filters}
+        while True:
+            page = await self._ecs("list_tasks", **params)
+            arns += page.get("taskArns", [])
+            if not page.get("nextToken"):
+                return arns
+            params["nextToken"] = page["nextToken"]
+
+    async def _family_arns(self) -> list[str]:
+        """This deployment's tasks, running and recently stopped (ECS keeps those about an hour)."""
+        family = self.settings.family
+        return [*await self._list_arns(family=family), *await self._list_arns(family=family, desiredStatus="STOPPED")]
 
     async def _ecs(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
@@ -284,6 +290,9 @@ class EcsMachines:
         tasks = await self._describe([arn]) if arn else []
         if not tasks:  # another replica launched it, or DescribeTasks is not consistent yet
             tasks = await self._describe(await self._list_arns(startedBy=session_id))
+        if not tasks:  # startedBy finds running tasks only; a stopped one is among the family's
+            stopped = await self._list_arns(family=self.settings.family, desiredStatus="STOPPED")
+            tasks = [t for t in await self._describe(stopped) if to_machine(t).session_id == session_id]
         machines = sorted((to_machine(t) for t in tasks), key=lambda m: (m.state.is_active, m.created_at))
         if not machines:
             return None
@@ -303,7 +312,7 @@ class EcsMachines:
         return True
 
     async def list(self) -> list[Machine]:
-        tasks = await self._describe(await self._list_arns(family=self.settings.family))
+        tasks = await self._describe(await self._family_arns())
         return [to_machine(t) for t in tasks if any(tag["key"] == TAG_SESSION for tag in t.get("tags") or [])]
 
     async def aclose(self) -> None:

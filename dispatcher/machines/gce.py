@@ -229,10 +229,8 @@ class GceMachines:
                 return LaunchResult(existing, created=False)
         if response.status_code != 200:
             raise self._failed(response, f"create instance {name}")
-        operation = response.json()
-        if operation.get("error"):  # the insert was refused after acceptance (quota, template)
-            errors = operation["error"].get("errors") or [{}]
-            raise MachinesError("gce_rejected", f"instance {name}: {errors[0].get('message', 'insert failed')}")
+        # An accepted insert may still fail (no capacity, quota): the operation says so later,
+        # and `status` finds it there (`_failed_insert`), so the session reads `failed`.
         machine = Machine(
             session_id=spec.session_id,
             machine_id=name,

@@ -112,6 +112,8 @@ class EcsProxy(FakeApi):
         if injected := self._injected(action):
             return injected
         body = await request.body()
+        if action == "ListTasks" and (refused := _list_tasks_refusal(json.loads(body))):
+            return refused
         if action == "RunTask" and (token := json.loads(body).get("clientToken")):
             # ECS settles a token once: concurrent calls with it (a retry racing a late original)
             # see one outcome. The lock makes the check-then-run below atomic per token.
@@ -139,6 +141,22 @@ class EcsProxy(FakeApi):
         if token_key is not None and upstream.status_code == 200:
             self._tokens[token_key] = (digest, upstream.content)  # type: ignore[index]
         return Response(upstream.content, status_code=upstream.status_code, media_type="application/x-amz-json-1.1")
+
+
+# "When you specify startedBy as the filter, it must be the only filter that you use."
+# (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html); moto does not check.
+LIST_TASKS_FILTERS = ("containerInstance", "family", "serviceName", "desiredStatus", "launchType")
+
+
+def _list_tasks_refusal(params: dict[str, Any]) -> Response | None:
+    if "startedBy" not in params:
+        return None
+    others = [name for name in LIST_TASKS_FILTERS if name in params]
+    if not others:
+        return None
+    message = f"startedBy must be the only filter; also given: {', '.join(others)}"
+    body = {"__type": "InvalidParameterException", "message": message}
+    return JSONResponse(body, status_code=400, media_type="application/x-amz-json-1.1")
 
 
 def provision(endpoint: str, *, cluster: str = "voicefleet", family: str = "bot") -> dict[str, Any]:

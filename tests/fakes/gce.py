@@ -5,7 +5,11 @@ same `requestId` returns the same operation), `get`/`delete` (404 `notFound`), `
 `labels.<key>:*` filter and paging, zone `operations.list` with a `targetLink eq "<regex>"`
 filter, and the documented error shape `{"error": {"code", "message", "errors": [{"reason"}]}}`.
 Request metadata items are merged over the template's (the documented override behaviour for
-keys given in the request). No auth: the provider runs with `GCE_AUTH=none` against it.
+keys given in the request). An insert refused after acceptance (`insert_error`, e.g. no capacity
+in the zone) is answered like any accepted insert, a PENDING operation; the failure shows in the
+operation later (zone `operations.list`), and no instance appears, as on the real API. List pages
+hold at most `max_page_size` items (the real maximum is 500). No auth: the provider runs with
+`GCE_AUTH=none` against it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class FakeGce(FakeApi):
         self.operations: list[dict[str, Any]] = []
         self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n"}
         self.insert_error: str | None = None  # e.g. ZONE_RESOURCE_POOL_EXHAUSTED: the op fails
+        self.max_page_size = 500
         self._by_request_id: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
@@ -118,7 +123,9 @@ class FakeGce(FakeApi):
                 f"The resource 'projects/{self.project}/zones/{self.zone}/instances/{name}' already exists",
             )
         if self.insert_error:
-            op = self._operation("insert", name, self.insert_error)
+            failed = self._operation("insert", name, self.insert_error)
+            # The caller sees the operation as accepted; its error is recorded for operations.list.
+            op = {k: v for k, v in failed.items() if k != "error"} | {"status": "PENDING"}
         else:
             metadata = {"startup-script": self.template_metadata["startup-script"]}
             metadata.update({i["key"]: i["value"] for i in body.get("metadata", {}).get("items", [])})
@@ -153,7 +160,7 @@ class FakeGce(FakeApi):
         items = list(self.instances.values())
         if match := re.fullmatch(r"labels\.([-\w]+):\*", request.query_params.get("filter", "")):
             items = [i for i in items if match.group(1) in i["labels"]]
-        size = int(request.query_params.get("maxResults", "500"))
+        size = min(self.max_page_size, int(request.query_params.get("maxResults", "500")))
         start = int(request.query_params.get("pageToken", "0"))
         page: dict[str, Any] = {"kind": "compute#instanceList", "items": items[start : start + size]}
         if start + size < len(items):

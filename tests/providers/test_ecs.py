@@ -118,3 +118,31 @@ def test_family_is_read_from_a_name_a_revision_or_an_arn() -> None:
     base = {"region": "r", "cluster": "c", "subnets": ("s",), "security_groups": ("g",)}
     for value in ("bot", "bot:42", "arn:aws:ecs:eu-west-1:1:task-definition/bot:42"):
         assert EcsSettings(task_definition=value, **base).family == "bot"  # type: ignore[arg-type]
+
+
+async def test_started_by_is_the_only_filter_the_provider_sends(ecs: EcsMachines, fake_ecs: EcsProxy) -> None:
+    """The proxy refuses startedBy with another filter, as the AWS API reference says ECS does;
+    the provider still finds a session's task after it stopped, from another replica too."""
+    s = spec()
+    await ecs.launch(s)
+    assert await ecs.stop(s.session_id) is True
+    harness = ecs_harness(fake_ecs)
+    await harness.move(s.session_id, "ended")
+    replica = harness.make()  # knows no task ARN: must find the stopped task by listing
+    try:
+        found = await replica.status(s.session_id)
+    finally:
+        await replica.aclose()
+    assert found is not None and found.state is MachineState.ENDED
+    lists = fake_ecs.requests_for("ListTasks")
+    by_session = [r for r in lists if "startedBy" in r]
+    assert by_session and all(set(r) <= {"cluster", "startedBy", "nextToken"} for r in by_session)
+
+
+def test_the_fake_refuses_started_by_with_another_filter(fake_ecs: EcsProxy) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("ecs", region_name=fake_ecs.env["AWS_REGION"], endpoint_url=fake_ecs.env["AWS_ENDPOINT_URL"])
+    with pytest.raises(ClientError, match="startedBy must be the only filter"):
+        client.list_tasks(cluster=fake_ecs.env["ECS_CLUSTER"], startedBy="x", desiredStatus="STOPPED")

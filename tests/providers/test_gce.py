@@ -68,25 +68,21 @@ async def test_retries_of_one_insert_share_one_request_id(gce: GceMachines, fake
 async def test_an_insert_refused_after_acceptance_is_a_failed_session(gce: GceMachines, fake_gce: FakeGce) -> None:
     fake_gce.insert_error = "ZONE_RESOURCE_POOL_EXHAUSTED"
     s = spec()
-    with pytest.raises(Exception) as caught:
-        await gce.launch(s)
-    assert getattr(caught.value, "reason", None) == "gce_rejected"
-    machine = await gce.status(s.session_id)
-    assert machine is not None and machine.state is MachineState.FAILED
+    launched = await gce.launch(s)  # accepted: the operation fails later, as on the real API
+    assert launched.created and launched.machine.state is MachineState.STARTING
+    machine = await gce.wait_started(s.session_id, timeout=30)
+    assert machine.state is MachineState.FAILED
     assert machine.detail == "ZONE_RESOURCE_POOL_EXHAUSTED"
+    again = await gce.status(s.session_id)
+    assert again is not None and (again.state, again.detail) == (machine.state, machine.detail)
 
 
 async def test_list_follows_pages(gce: GceMachines, fake_gce: FakeGce) -> None:
-    for _ in range(3):
-        await gce.launch(spec())
-    original = fake_gce.list_instances
-
-    async def small_pages(request):  # type: ignore[no-untyped-def]
-        request.scope["query_string"] = request.scope["query_string"].replace(b"maxResults=500", b"maxResults=2")
-        return await original(request)
-
-    fake_gce.list_instances = small_pages  # type: ignore[method-assign]
-    assert len(await gce.list()) == 3
+    launched = {(await gce.launch(spec())).machine.session_id for _ in range(5)}
+    fake_gce.max_page_size = 2  # five instances on three pages
+    assert {m.session_id for m in await gce.list()} == launched
+    pages = [c.query.get("pageToken") for c in fake_gce.calls_to("GET", "/instances") if "filter" in c.query]
+    assert pages == [None, "2", "4"]
 
 
 def test_anonymous_mode_is_refused_against_the_real_api() -> None:
