@@ -53,24 +53,34 @@ async def test_a_burst_never_exceeds_the_limit_between_refreshes():
     assert sum(results) == 3
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clocked(limit: int) -> tuple[Admission, Provider, Clock]:
+    """Admission with a one-second window, stale after ten, on a clock the test moves."""
+    provider, clock = Provider(), Clock()
+    return Admission(limit, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=clock), provider, clock
+
+
 async def test_the_count_is_refreshed_in_the_background_after_the_window():
-    now = [0.0]
-    provider = Provider()
-    admission = Admission(1, provider.count, refresh_seconds=1.0, clock=lambda: now[0])
+    admission, provider, clock = clocked(1)
     assert await admit(admission, provider)
     provider.active = 0  # the session ended elsewhere (another replica stopped it)
     assert not await admit(admission, provider)  # still counted until the window passes
-    now[0] = 1.5
+    clock.now = 1.5
     assert await admit(admission, provider)  # the old count would refuse it: the recount decides
     assert provider.list_calls == 2
 
 
 async def test_a_start_with_a_count_never_waits_for_the_recount():
-    now = [0.0]
-    provider = Provider()
-    admission = Admission(5, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=lambda: now[0])
+    admission, provider, clock = clocked(5)
     assert await admit(admission, provider)
-    now[0] = 1.5
+    clock.now = 1.5
     provider.answer.clear()  # the provider's list hangs
     assert await asyncio.wait_for(admit(admission, provider), timeout=5)  # answered while it hangs
     assert provider.list_calls == 2
@@ -79,11 +89,9 @@ async def test_a_start_with_a_count_never_waits_for_the_recount():
 
 
 async def test_a_stale_count_is_waited_for_and_a_failing_recount_refuses_the_start():
-    now = [0.0]
-    provider = Provider()
-    admission = Admission(5, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=lambda: now[0])
+    admission, provider, clock = clocked(5)
     assert await admit(admission, provider)
-    now[0] = 11.0
+    clock.now = 11.0
     provider.fail = True
     with pytest.raises(ApiError) as refused:
         async with admission.slot():
@@ -95,11 +103,9 @@ async def test_a_stale_count_is_waited_for_and_a_failing_recount_refuses_the_sta
 
 
 async def test_a_failing_background_recount_keeps_the_last_count():
-    now = [0.0]
-    provider = Provider()
-    admission = Admission(2, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=lambda: now[0])
+    admission, provider, clock = clocked(2)
     assert await admit(admission, provider)
-    now[0] = 1.5
+    clock.now = 1.5
     provider.fail = True
     assert await admit(admission, provider)  # 1 counted + this one
     await admission.recounted()
