@@ -39,7 +39,10 @@ class Fleet:
         self.calls: Counter[str] = Counter()
         self.connections = 0
         self.rooms: set[str] = set()
-        self.fly: dict[str, dict[str, Any]] = {}
+        # The app's first machine: the Fly example reads its image from the app's machine list.
+        runner = {"id": "runner", "name": "runner", "state": "started", "events": [],
+                  "config": {"image": "registry.fly.io/bench:latest", "metadata": {}}}
+        self.fly: dict[str, dict[str, Any]] = {"runner": runner}
         self.gce: dict[str, dict[str, Any]] = {}
         self.ecs: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)

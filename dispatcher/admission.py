@@ -6,10 +6,11 @@ Fly allows about one per second), so the count is refreshed at most every `refre
 the background and decides on the count it has. Only the first start (no count yet), a start
 after `stale_seconds` without a successful recount (the provider's list keeps failing), and a
 start the cached count would refuse while a recount is under way (after a stop, say) wait for
-one: admissions are fast, refusals are decided on a fresh count. Launches this replica made since the recount was asked for are added to it, and
-launches in flight are counted too, so a parallel burst cannot slip past the cap between the
-check and the provider noticing the new machine. Sessions that end between recounts are
-noticed at the next one: the cap errs on the side of refusing.
+one: admissions are fast, refusals are decided on a fresh count. Launches this replica made
+since the recount was asked for are added to it, and launches in flight are counted too, so a
+parallel burst cannot slip past the cap between the check and the provider noticing the new
+machine. Sessions that end between recounts are noticed at the next one: the cap errs on the
+side of refusing.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ client's, or the one the caller passes.
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -64,6 +66,7 @@ class HttpClient:
         self._headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._connections = connections
+        self._proxy = proxy_for(self._base_url) if self._base_url else None
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -72,7 +75,9 @@ class HttpClient:
                 headers=self._headers,
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=self._connections),
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx honoured them before
+                # Not `trust_env`: it reads the proxy variables and ~/.netrc in a thread on
+                # every request (a fifth of the CPU under a burst); the proxy is resolved once.
+                trust_env=False,
                 raise_for_status=False,
             )
         return self._session
@@ -91,7 +96,13 @@ class HttpClient:
         per_call = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
         try:
             async with self._client().request(
-                method, target, params=params, json=json, headers=headers, timeout=per_call or self._timeout
+                method,
+                target,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=per_call or self._timeout,
+                proxy=self._proxy,
             ) as response:
                 content = await response.read()
                 return HttpResponse(response.status, response.headers, content)
@@ -102,3 +113,13 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy `HTTP(S)_PROXY` names for `url`, unless `NO_PROXY` exempts its host (as httpx
+    and curl read them)."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
