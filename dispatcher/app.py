@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from dispatcher import api_docs, web
+from dispatcher import api_docs, runner_offer, web
 from dispatcher.auth import Authenticator
 from dispatcher.channel import BotChannels
 from dispatcher.channel_access import ChannelAccess
@@ -112,6 +112,7 @@ def create_app(
     app.state.voicefleet = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(runner_offer.router)
     app.include_router(channel_router)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])

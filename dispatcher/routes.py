@@ -97,22 +97,28 @@ async def delete_session(request: Request, session_id: str) -> Response:
 
 @router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")
 async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
-    payload = offer.model_dump(exclude_none=True, exclude={"requestData", "request_data"})
-    data = offer.request_data if offer.request_data is not None else offer.requestData
-    if data is not None:  # reaches the bot as the session's data, as on Pipecat's runner
-        limit = app_state(request).settings.max_body_bytes
-        if len(json.dumps(data, separators=(",", ":")).encode()) > limit:
-            raise ApiError(413, "body_too_large", f"`requestData` exceeds {limit} bytes as JSON")
-        payload["request_data"] = data
-    return await _signal(request, session_id, "offer", payload)
+    return JSONResponse(await signal(request, session_id, "offer", offer_payload(app_state(request), offer)))
 
 
 @router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")
 async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> JSONResponse:
-    return await _signal(request, session_id, "ice", patch.model_dump())
+    return JSONResponse(await signal(request, session_id, "ice", patch.model_dump()))
 
 
-async def _signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> JSONResponse:
+def offer_payload(state: AppState, offer: Offer) -> dict[str, Any]:
+    """What the bot gets: the offer, with Pipecat's `requestData` (or the runner's spelling) as
+    `request_data`, which becomes the session's data as on Pipecat's runner."""
+    payload = offer.model_dump(exclude_none=True, exclude={"requestData", "request_data"})
+    data = offer.request_data if offer.request_data is not None else offer.requestData
+    if data is not None:
+        limit = state.settings.max_body_bytes
+        if len(json.dumps(data, separators=(",", ":")).encode()) > limit:
+            raise ApiError(413, "body_too_large", f"`requestData` exceeds {limit} bytes as JSON")
+        payload["request_data"] = data
+    return payload
+
+
+async def signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:
     state = app_state(request)
     if "webrtc" not in state.settings.transports:  # known before any wait: every bot joins a Daily room
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
@@ -123,7 +129,7 @@ async def _signal(request: Request, session_id: str, kind: Kind, payload: dict[s
     if not machine.state.is_active:
         raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
     answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline)
-    return JSONResponse(dict(answer))
+    return dict(answer)
 
 
 def _session_fields(session: Session) -> dict[str, Any]:

@@ -141,3 +141,30 @@ async def test_request_data_over_the_body_limit_is_413(api):
     offer = {"sdp": "v=0", "type": "offer", "requestData": {"blob": "x" * 5000}}
     response = await api.post(session["offer_url"], json=offer)
     assert response.status_code == 413
+
+
+async def test_an_offer_to_the_runners_direct_path_starts_a_session_for_it(api, local_spy):
+    offer = {"sdp": "v=0", "type": "offer", "pc_id": None, "requestData": {"lang": "en"}}
+    response = await api.post("/api/offer", json=offer)
+    assert response.status_code == 200, response.text
+    session_id = response.headers["Location"].removeprefix("/sessions/")
+    assert response.json()["pc_id"] == f"{session_id}:standin-pc"
+    assert local_spy.bodies == [{"lang": "en"}]
+    assert (await api.get(f"/sessions/{session_id}")).status_code == 200
+
+    renegotiation = await api.post("/api/offer", json={**offer, "pc_id": response.json()["pc_id"]})
+    assert renegotiation.status_code == 200
+    assert renegotiation.json()["pc_id"] == response.json()["pc_id"]
+    assert len(local_spy.bodies) == 1  # the same session, no second bot
+
+    candidates = [{"candidate": "candidate:1 1 udp 1 192.0.2.2 9 typ host", "sdp_mid": "0", "sdp_mline_index": 0}]
+    patch = await api.patch("/api/offer", json={"pc_id": response.json()["pc_id"], "candidates": candidates})
+    assert patch.status_code == 200
+
+
+async def test_the_direct_path_refuses_a_pc_id_it_never_gave(api, local_spy):
+    patch = await api.patch("/api/offer", json={"pc_id": "standin-pc", "candidates": []})
+    offer = await api.post("/api/offer", json={"sdp": "v=0", "type": "offer", "pc_id": "standin-pc"})
+    assert (patch.status_code, offer.status_code) == (404, 404)
+    assert patch.json()["error"]["code"] == offer.json()["error"]["code"] == "unknown_pc_id"
+    assert local_spy.bodies == []

@@ -104,6 +104,8 @@ def webrtc_run(net: PrivateNet, clients_bundle: Path, tmp_path_factory: pytest.T
             ("dev-runner", {"transport": "webrtc", "body": {"lang": "en"}}),
         ]
         cases = [{"name": n, "kind": "webrtc", "requestData": r, "headers": AUTH} for n, r in webrtc]
+        cases.append({"name": "runner-direct", "kind": "webrtc", "direct": True, "requestData": {"lang": "en"},
+                      "headers": AUTH})  # fmt: skip
         cases.append({"name": "refused", "kind": "error", "requestData": {"transport": "daily"}, "headers": AUTH})
         return drive(base, clients_bundle, browser_mic(tmp / "mic.wav"), cases, net.exec_prefix)
     finally:
@@ -130,7 +132,7 @@ def _bound_port(log: Path, process: subprocess.Popen[bytes]) -> int:
     raise RuntimeError(f"the dispatcher did not start:\n{log.read_text(errors='replace')}")
 
 
-@pytest.mark.parametrize("shape", ["readme", "pipecat-cloud", "dev-runner"])
+@pytest.mark.parametrize("shape", ["readme", "pipecat-cloud", "dev-runner", "runner-direct"])
 def test_start_bot_and_connect_reaches_ready_hears_the_bot_and_sees_the_user_speak(webrtc_run, shape):
     case = webrtc_run[shape]
     assert "failure" not in case and "pageError" not in case, case

@@ -45,7 +45,7 @@ async function run(testCase) {
 
 const CASES = {
   // startBotAndConnect with SmallWebRTC: states, RTVI events, the bot's audio level.
-  async webrtc({ base, requestData, headers }) {
+  async webrtc({ base, requestData, headers, direct }) {
     const seen = { states: [], events: [], maxBotLevel: 0, errors: [] };
     const deadline = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms));
     let heard;
@@ -86,11 +86,10 @@ const CASES = {
     });
     try {
       seen.startResponse = null;
-      const started = client.startBotAndConnect({
-        endpoint: `${base}/start`,
-        requestData,
-        ...(headers ? { headers: new Headers(headers) } : {}),
-      });
+      // `direct`: no /start, the offer goes straight to the runner's /api/offer with the data.
+      const started = direct
+        ? client.connect({ webrtcRequestParams: { endpoint: `${base}/api/offer`, headers: new Headers(headers), requestData } })
+        : client.startBotAndConnect({ endpoint: `${base}/start`, requestData, headers: new Headers(headers) });
       await Promise.race([started, deadline(60000, "ready")]);
       await Promise.race([heardBot, deadline(30000, "bot audio")]);
       await Promise.race([userTurn, deadline(45000, "a user turn")]);
