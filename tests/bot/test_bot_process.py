@@ -189,7 +189,9 @@ async def test_port_already_in_use_exits_2(spawn_bot: SpawnBot) -> None:
 
 async def test_sigterm_during_start_up_exits_0_without_announcing_ready(spawn_bot: SpawnBot) -> None:
     bot = spawn_bot(wait_ready=False)
-    time.sleep(0.4)  # mid-imports: the bot needs ~1 s or more to become ready
+    # Signal it as soon as it handles SIGTERM (its first act), long before it is ready: a fixed
+    # sleep raced the interpreter's own start under load and killed it before it had a handler.
+    wait_until_catching(bot.proc.pid, signal.SIGTERM)
     bot.proc.send_signal(signal.SIGTERM)
     assert bot.wait(15) == 0
     ended = bot.next_event("ended", 1)
@@ -211,3 +213,15 @@ async def test_without_request_data_the_session_keeps_the_start_body(spawn_bot: 
     bot = spawn_bot("--connect-timeout", "30", env={"VOICEFLEET_BODY": json.dumps({"from_start": 1})})
     async with WebRTCClient(bot.offer_url):
         assert bot.next_event("connected", 10)["body_keys"] == ["from_start"]
+
+
+def wait_until_catching(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Wait until the process has a handler for `signum` (the SigCgt mask in /proc/<pid>/status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+        if caught & (1 << (signum - 1)):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never installed a handler for signal {signum}")
