@@ -24,6 +24,7 @@ from dispatcher.key_limits import PerKeyLimit
 from dispatcher.limits import RequestLimits, SecurityHeaders
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import CONTENT_TYPE, Metrics
+from dispatcher.peers import Peers, parse_peers
 from dispatcher.reaper import Reaper, ReaperSettings
 from dispatcher.reserve_factory import build_reserve
 from dispatcher.rooms import Rooms
@@ -74,6 +75,7 @@ def create_app(
         auth=Authenticator(settings.api_key_hashes),
         channels=channels,
         reserve=reserve,
+        peers=Peers(parse_peers(env.get("DISPATCHER_PEERS", "")), channel_access.token) if channel_access else None,
         channel_access=channel_access,
         start_limit=PerKeyLimit(settings.start_rate_per_key, settings.start_burst_per_key),
         reaper=Reaper(

@@ -13,6 +13,7 @@ from dispatcher.ice import IceServers
 from dispatcher.key_limits import PerKeyLimit
 from dispatcher.machines.base import Machines
 from dispatcher.metrics import Metrics
+from dispatcher.peers import Peers
 from dispatcher.reaper import Reaper
 from dispatcher.reserve import Reserve
 from dispatcher.rooms import Rooms
@@ -34,11 +35,14 @@ class AppState:
     ice_servers: IceServers
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
+    peers: Peers | None = None  # other replicas, for a bot whose channel ended there
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
         if self.reserve is not None:
             await self.reserve.aclose()
+        if self.peers is not None:
+            await self.peers.aclose()
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()

@@ -88,6 +88,8 @@ class Channel:
             answer = {"sdp": "answer-to:" + params["sdp"], "type": "answer", "pc_id": "standin-pc"}
             if "request_data" in params:  # shows tests what reached the bot
                 answer["request_data_seen"] = params["request_data"]
+            if os.environ.get("STANDIN_SIGN_ANSWERS"):  # which bot answered: its session and pid
+                answer["bot"] = f"{self.session_id}/{os.getpid()}"
             return answer
         if method == "webrtc.ice":
             return {"status": "ok"}

@@ -17,10 +17,11 @@ from fastapi import FastAPI
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[int]:
+async def serving(app: FastAPI, port: int = 0) -> AsyncIterator[int]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # port 0: never collides with another test or engineer
-    port: int = sock.getsockname()[1]
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))  # port 0 (the default): never collides with another test or engineer
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", ws="websockets-sansio", log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     started = asyncio.Event()
