@@ -18,7 +18,7 @@ from dispatcher.rooms import NO_OPTIONS
 from dispatcher.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
 from dispatcher.session_ids import IDEMPOTENCY_KEY, is_session_id
 from dispatcher.sessions import Session
-from dispatcher.state import app_state, caller
+from dispatcher.state import AppState, app_state, caller
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
