@@ -158,3 +158,22 @@ async def test_list_sessions_pages_through_this_deployments_rooms(rooms: DailyRo
     listed = await rooms.list_sessions()
     assert sorted(r.session_id for r in listed) == session_ids
     assert all(abs(r.created_at - time.time()) < 60 for r in listed)
+
+
+async def test_each_token_names_its_holder_and_its_own_join_window(fake_daily: FakeDaily) -> None:
+    """The bot's token lets it join late (a cold machine), the caller's only briefly; and only the
+    bot's token carries the bot's user id, which presence looks for (a user holding it would
+    make `joined` a lie)."""
+    env = {**fake_daily.env, "DAILY_BOT_JOIN_SECONDS": "700", "DAILY_USER_JOIN_SECONDS": "200"}
+    rooms = DailyRooms(DailySettings.from_env(env))
+    grant = await rooms.grant(SID, 600)
+    await rooms.aclose()
+    bot, user = fake_daily.verify_token(grant.bot_token), fake_daily.verify_token(grant.user_token)
+    assert (bot["ud"], bot["u"], bot["exp"] - bot["iat"]) == (rooms.bot_user_id(SID), "bot", 700)
+    assert (user["ud"], user["u"], user["exp"] - user["iat"]) == (f"user-{SID}", "user", 200)
+    assert user["ud"] != rooms.bot_user_id(SID)
+
+
+async def test_a_room_holds_the_bot_the_caller_and_one_reconnect(rooms: DailyRooms, fake_daily: FakeDaily) -> None:
+    await rooms.create(SID, 600)
+    assert fake_daily.rooms[f"vf-{SID}"]["config"]["max_participants"] == 3

@@ -1,0 +1,90 @@
+"""The reaper retries what failed and remembers what it finished, on an in-memory provider
+whose calls can fail on demand (no processes, no clock: the reaper's clock is injected)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher import reaper as reaper_module
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
+from dispatcher.metrics import Metrics
+from dispatcher.reaper import Reaper, ReaperSettings
+from tests.dispatcher.test_reaper import RecordingRooms
+
+
+class ListedMachines:
+    """A provider that lists the machines it is given and records (or fails) stops."""
+
+    name = "memory"
+
+    def __init__(self, machines: list[Machine]) -> None:
+        self.machines = machines
+        self.stops: list[str] = []
+        self.failing: set[str] = set()
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        raise NotImplementedError
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        raise NotImplementedError
+
+    async def status(self, session_id: str) -> Machine | None:
+        return next((m for m in self.machines if m.session_id == session_id), None)
+
+    async def stop(self, session_id: str) -> bool:
+        self.stops.append(session_id)
+        if session_id in self.failing:
+            raise RuntimeError("provider refused the delete")
+        return any(m.session_id == session_id for m in self.machines)
+
+    async def list(self) -> list[Machine]:
+        return list(self.machines)
+
+    async def aclose(self) -> None: ...
+
+
+def ended(session_id: str) -> Machine:
+    return Machine(session_id=session_id, machine_id=f"m-{session_id}", state=MachineState.ENDED, created_at=1000.0)
+
+
+def reaper_for(machines: ListedMachines, rooms: RecordingRooms) -> Reaper:
+    return Reaper(machines, rooms, Metrics("memory"), max_session_seconds=60,
+                  settings=ReaperSettings(grace_seconds=0), clock=lambda: 1010.0)
+
+
+async def test_an_ended_machine_whose_delete_failed_is_retried_on_the_next_sweep() -> None:
+    machines, rooms = ListedMachines([ended("a")]), RecordingRooms()
+    reaper = reaper_for(machines, rooms)
+    machines.failing = {"a"}
+    first = await reaper.sweep()
+    assert first["ended_session_failed"] == 1
+    assert rooms.deleted == ["a"]  # the room could be ended; the machine could not be removed
+    machines.failing = set()
+    second = await reaper.sweep()
+    assert second["ended_session"] == 1
+    assert machines.stops == ["a", "a"]
+    third = await reaper.sweep()  # done: remembered, not cleaned again
+    assert not third and machines.stops == ["a", "a"]
+
+
+async def test_an_ended_machine_whose_room_could_not_be_ended_is_retried() -> None:
+    machines, rooms = ListedMachines([ended("b")]), RecordingRooms(fail=True)
+    reaper = reaper_for(machines, rooms)
+    assert (await reaper.sweep())["ended_session_failed"] == 1
+    rooms.fail = False
+    assert (await reaper.sweep())["ended_session"] == 1
+    assert rooms.deleted == ["b"]
+
+
+async def test_the_memory_of_cleaned_sessions_forgets_the_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reaper_module, "REMEMBERED_ENDED_SESSIONS", 2)
+    machines, rooms = ListedMachines([ended("1"), ended("2"), ended("3")]), RecordingRooms()
+    reaper = reaper_for(machines, rooms)
+    await reaper.sweep()  # cleans 1, 2, 3; remembers only the latest two: 2 and 3
+    machines.stops.clear()
+    machines.machines = [ended("2"), ended("3")]  # what a provider still lists a while later
+    await reaper.sweep()
+    assert machines.stops == []  # the most recently cleaned are the ones remembered
+    machines.machines = [ended("1")]
+    await reaper.sweep()
+    assert machines.stops == ["1"]  # the forgotten one is cleaned again, which is harmless

@@ -1,0 +1,66 @@
+"""The edges of the request contract: size limits at their exact boundary, Idempotency-Key
+characters and length, the bearer scheme's case, and what a replay counts as."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dispatcher.auth import Authenticator
+from dispatcher.errors import ApiError
+from dispatcher.session_ids import IDEMPOTENCY_KEY
+from dispatcher.settings import Settings, hash_api_key
+
+MAX_BODY = Settings.max_body_bytes
+
+
+def body_of_size(size: int) -> dict[str, str]:
+    """A `body` whose compact JSON is exactly `size` bytes."""
+    overhead = len(json.dumps({"k": ""}, separators=(",", ":")))
+    return {"k": "x" * (size - overhead)}
+
+
+async def test_a_body_of_exactly_the_limit_is_accepted_one_byte_more_is_413(api):
+    accepted = await api.post("/start", json={"body": body_of_size(MAX_BODY)})
+    assert accepted.status_code == 201, accepted.text
+    refused = await api.post("/start", json={"body": body_of_size(MAX_BODY + 1)})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "body_too_large"
+
+
+@pytest.mark.parametrize("key", ["!", "~", "x" * 255, "call-1:retry/2"])
+def test_printable_idempotency_keys_up_to_255_characters_are_valid(key: str) -> None:
+    assert IDEMPOTENCY_KEY.fullmatch(key)
+
+
+@pytest.mark.parametrize("key", ["", " ", "x" * 256, "caf\u00e9", "a\x7f"])
+def test_other_idempotency_keys_are_not(key: str) -> None:
+    assert not IDEMPOTENCY_KEY.fullmatch(key)
+
+
+async def test_a_replay_counts_as_replayed_not_as_a_new_start(api):
+    headers = {"Idempotency-Key": "metrics-replay"}
+    assert (await api.post("/start", json={}, headers=headers)).status_code == 201
+    assert (await api.post("/start", json={}, headers=headers)).status_code == 200
+    text = (await api.get("/metrics")).text
+    assert 'voicefleet_session_starts_total{outcome="created",provider="local"} 1.0' in text
+    assert 'voicefleet_session_starts_total{outcome="replayed",provider="local"} 1.0' in text
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive(scheme: str) -> None:
+    auth = Authenticator(frozenset({hash_api_key("k-123")}))
+    assert auth.caller(f"{scheme} k-123") == auth.caller("Bearer k-123")
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic k-123", "Bearer", "Bearer  ", "Bearer k-124", "k-123"])
+def test_anything_but_a_known_bearer_key_is_401(header: str | None) -> None:
+    auth = Authenticator(frozenset({hash_api_key("k-123")}))
+    with pytest.raises(ApiError) as caught:
+        auth.caller(header)
+    assert caught.value.status == 401
+
+
+def test_callers_are_told_apart_by_key() -> None:
+    auth = Authenticator(frozenset({hash_api_key("k-1"), hash_api_key("k-2")}))
+    assert auth.caller("Bearer k-1") != auth.caller("Bearer k-2")
