@@ -58,6 +58,23 @@ RUN --mount=type=cache,target=/root/.cache/uv \
         --no-install-package urllib3 --no-install-package google-auth --no-install-package pyasn1 \
         --no-install-package pyasn1-modules
 
+# The SmallWebRTC variant's closure: from the Daily one, aiortc's stack in and daily-python out (uv
+# sync is exact, so it also removes). Measured with images/ci (runtime /opt/venv): Daily-only
+# 321.3 MB, SmallWebRTC-only 412.0 MB, both transports in one image 455.8 MB — over both budgets
+# (400 Daily, 450 WebRTC), hence two images from this one Dockerfile (target runtime-webrtc).
+FROM build AS build-webrtc
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
+    uv sync --frozen --no-default-groups --group bot --no-install-project \
+        --no-install-package daily-python \
+        --no-install-package numba --no-install-package llvmlite --no-install-package resampy \
+        --no-install-package opencv-python-headless \
+        --no-install-package boto3 --no-install-package botocore --no-install-package s3transfer \
+        --no-install-package jmespath --no-install-package python-dateutil --no-install-package six \
+        --no-install-package urllib3 --no-install-package google-auth --no-install-package pyasn1 \
+        --no-install-package pyasn1-modules
+
 FROM build AS bake
 # Hub models to cache, `owner/name[:ref]=entrypoint`, space separated. Empty by default: Silero VAD
 # comes from the pipecat-ai wheel, and no pipeline of ours loads a torch.hub model.
@@ -80,7 +97,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
             $TORCH_HUB_MODELS; \
     fi
 
-FROM ${PYTHON_IMAGE} AS runtime
+# What both bot images share; each variant below adds its venv and the code (venv first: the code
+# changes more often, and a code change should not re-push the venv layer).
+FROM ${PYTHON_IMAGE} AS runtime-base
 # No revision label or build arg: the image content alone decides the digest, so a commit that
 # does not change what is built (docs, stacks) deploys nothing. The revision is an extra tag.
 ARG SOURCE_URL=unknown
@@ -92,11 +111,8 @@ LABEL org.opencontainers.image.title="voicefleet-bot" \
 RUN groupadd --system --gid 10001 bot && \
     useradd --system --uid 10001 --gid bot --create-home --home-dir /home/bot bot
 COPY --from=build /usr/bin/tini /usr/bin/tini
-COPY --from=build /opt/venv /opt/venv
 COPY --from=bake /opt/models /opt/models
 WORKDIR /app
-COPY bot/ /app/bot/
-COPY botchannel/ /app/botchannel/
 # Offline at run time: anything that would reach a model hub fails fast instead of stalling a call.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
@@ -114,6 +130,20 @@ USER 10001:10001
 # until it installs a handler, so a stop during import waited for SIGKILL) and reaps children.
 # `-e 143`: a bot killed by that SIGTERM before its handler exists counts as a clean exit (0), like
 # the graceful SIGTERM path of the bot contract. Session flags (--room-url …) are appended as CMD.
-# BOT_TRANSPORT=daily: the one transport this image carries is the default, so a bare
-# `python -m bot --check` (CI runs exactly that in the built image) checks it.
+# BOT_TRANSPORT: the one transport an image carries is its default, so a bare
+# `python -m bot --check` (CI runs exactly that in each built image) checks it.
 ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-m", "bot"]
+
+# SmallWebRTC through a TURN relay (cloud sessions without Daily): `--target runtime-webrtc`.
+FROM runtime-base AS runtime-webrtc
+LABEL org.opencontainers.image.title="voicefleet-bot-webrtc"
+COPY --from=build-webrtc /opt/venv /opt/venv
+COPY bot/ /app/bot/
+COPY botchannel/ /app/botchannel/
+ENV BOT_TRANSPORT=webrtc
+
+# The default target: the Daily bot.
+FROM runtime-base AS runtime
+COPY --from=build /opt/venv /opt/venv
+COPY bot/ /app/bot/
+COPY botchannel/ /app/botchannel/

@@ -100,23 +100,26 @@ fi
 
 # --- build ---------------------------------------------------------------------------------------
 umask 022  # file modes are part of the layers
-for role in dispatcher bot; do
-  step "build $role"
+# image -> Dockerfile:target (the bot Dockerfile's default target is the Daily bot)
+declare -A TARGETS=([dispatcher]=dispatcher:runtime [bot]=bot:runtime [bot-webrtc]=bot:runtime-webrtc)
+for image in dispatcher bot bot-webrtc; do
+  step "build $image"
   buildah bud "${STORAGE[@]}" --isolation chroot --layers --pull=never "${volumes[@]}" \
     --build-arg "PYTHON_IMAGE=$python_image" --build-arg "UV_IMAGE=$uv_image" \
-    -f "images/$role.Dockerfile" -t "localhost/voicefleet-$role:ci" . >"$WORK/build-$role.log" 2>&1 \
-    || { tail -40 "$WORK/build-$role.log"; exit 1; }
+    -f "images/${TARGETS[$image]%%:*}.Dockerfile" --target "${TARGETS[$image]#*:}" \
+    -t "localhost/voicefleet-$image:ci" . >"$WORK/build-$image.log" 2>&1 \
+    || { tail -40 "$WORK/build-$image.log"; exit 1; }
 done
 
 # --- run and check without an engine ------------------------------------------------------------
 status=0
-for role in bot dispatcher; do
-  step "run $role"
-  python3 -m images.ci.run_image "$role" "localhost/voicefleet-$role:ci" || status=1
+for image in bot bot-webrtc dispatcher; do
+  step "run $image"
+  python3 -m images.ci.run_image "${image%%-*}" "localhost/voicefleet-$image:ci" || status=1
 done
 
 step "sizes (MB = 10^6 bytes, apparent size of the files; /opt/venv = the runtime closure)"
-for role in base bot dispatcher; do
+for role in base bot bot-webrtc dispatcher; do
   [[ $role == base ]] && ref=$python_image || ref=localhost/voicefleet-$role:ci
   ctr=$(buildah from "${STORAGE[@]}" --pull=never "$ref")
   mnt=$(buildah mount "${STORAGE[@]}" "$ctr")

@@ -87,9 +87,21 @@ class Dockerfile:
                 return stage
         raise KeyError(f"no stage named {name!r}; stages: {[s.name for s in self.stages]}")
 
+    def effective(self, name: str | None) -> Stage:
+        """A stage as the builder sees it: a stage built `FROM` another stage of this file
+        inherits that stage's instructions (and its base image)."""
+        stage = self.stages[-1] if name is None else self.stage(name)
+        names = {s.name for s in self.stages}
+        if stage.base not in names:
+            return stage
+        parent = self.effective(stage.base)
+        return Stage(base=parent.base, name=stage.name, line=stage.line,
+                     instructions=[*parent.instructions, *stage.instructions])
+
     @property
     def final(self) -> Stage:
-        return self.stages[-1]
+        """The default target (the last stage), with what it inherits from earlier stages."""
+        return self.effective(self.stages[-1].name)
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:

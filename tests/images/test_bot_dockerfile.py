@@ -126,3 +126,33 @@ def test_bot_code_is_the_only_source_copied_into_the_runtime(runtime: Stage) -> 
 def test_excluded_packages_are_each_named_once(dockerfile: Dockerfile) -> None:
     excluded = excluded_packages(uv_sync_argv(dockerfile.stage("build")))
     assert len(excluded) == len(set(excluded))
+
+
+# --- the SmallWebRTC variant (target runtime-webrtc) ------------------------------------------
+
+
+def test_webrtc_variant_carries_aiortc_and_not_daily_and_defaults_to_webrtc(dockerfile: Dockerfile) -> None:
+    from tests.images.test_both_images import locked_closure
+
+    closure = locked_closure(dockerfile, "build-webrtc")
+    assert {"aiortc", "av", "aioice", "pylibsrtp", "pipecat-ai", "onnxruntime"} <= closure
+    assert not closure & {"daily-python", "opencv-python-headless", "numba", "boto3", "google-auth"}
+    webrtc = dockerfile.effective("runtime-webrtc")
+    assert webrtc.env()["BOT_TRANSPORT"] == "webrtc"
+    assert [c.flag("from") for c in webrtc.all("COPY") if c.args.endswith("/opt/venv")] == ["build-webrtc"]
+
+
+def test_daily_image_stays_the_default_target_without_aiortc(dockerfile: Dockerfile) -> None:
+    from tests.images.test_both_images import locked_closure
+
+    assert dockerfile.stages[-1].name == "runtime" and dockerfile.final.env()["BOT_TRANSPORT"] == "daily"
+    assert "aiortc" not in locked_closure(dockerfile) and "daily-python" in locked_closure(dockerfile)
+    assert [c.flag("from") for c in dockerfile.final.all("COPY") if c.args.endswith("/opt/venv")] == ["build"]
+
+
+def test_both_variants_run_as_the_same_user_under_tini(dockerfile: Dockerfile) -> None:
+    for name in ("runtime", "runtime-webrtc"):
+        stage = dockerfile.effective(name)
+        user, entrypoint = stage.last("USER"), stage.last("ENTRYPOINT")
+        assert user is not None and user.args == "10001:10001"
+        assert entrypoint is not None and entrypoint.exec_form()[0] == "/usr/bin/tini"

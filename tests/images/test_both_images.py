@@ -14,12 +14,12 @@ from tests.images.dockerfile import Dockerfile, parse_file
 DOCKERFILES = pytest.mark.parametrize("path", [BOT_DOCKERFILE, DISPATCHER_DOCKERFILE], ids=["bot", "dispatcher"])
 
 
-def locked_closure(dockerfile: Dockerfile) -> set[str]:
+def locked_closure(dockerfile: Dockerfile, stage: str = "build") -> set[str]:
     """Package names the Dockerfile's `uv sync` installs, resolved from uv.lock by `uv export`.
 
     The sync flags translate one to one (`--no-install-package` is `--no-emit-package` for export),
     so this is the image's closure for the build platform without creating a venv."""
-    sync = uv_sync_argv(dockerfile.stage("build"))[2:]
+    sync = uv_sync_argv(dockerfile.stage(stage))[2:]
     export = [arg for arg in sync if arg != "--no-install-project"]
     export = ["--no-emit-package" if arg == "--no-install-package" else arg for arg in export]
     out = subprocess.run(
