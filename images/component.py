@@ -22,7 +22,9 @@ import pulumi_docker_build as docker_build
 # Paths are relative to the project root (where Pulumi runs the program), so plans and state do
 # not depend on the machine that built them.
 CONTEXT = "."
-DOCKERFILES = {"bot": "images/bot.Dockerfile", "dispatcher": "images/dispatcher.Dockerfile"}
+# role -> (Dockerfile, target). bot-webrtc is built only for stacks with a TURN relay.
+DOCKERFILES = {"bot": ("images/bot.Dockerfile", "runtime"), "dispatcher": ("images/dispatcher.Dockerfile", "runtime"),
+               "bot-webrtc": ("images/bot.Dockerfile", "runtime-webrtc")}
 CACHE_TAG = "buildcache"
 BUILD_TAG = "latest"  # constant on purpose: the revision is an extra tag (see the module docstring)
 
@@ -42,6 +44,7 @@ class ImagesArgs:
     platforms: Sequence[str] = ("linux/amd64",)
     build_on_preview: bool = True
     labels: dict[str, str] = field(default_factory=dict)
+    webrtc: bool = False  # also build the SmallWebRTC bot (repositories then has "bot-webrtc")
 
 
 class Images(pulumi.ComponentResource):
@@ -49,11 +52,14 @@ class Images(pulumi.ComponentResource):
 
     bot: pulumi.Output[str]
     dispatcher: pulumi.Output[str]
+    bot_webrtc: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: ImagesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:images:Images", name, None, opts)
         refs: dict[str, pulumi.Output[str]] = {}
-        for role, dockerfile in DOCKERFILES.items():
+        for role, (dockerfile, target) in DOCKERFILES.items():
+            if role == "bot-webrtc" and not args.webrtc:
+                continue
             repository = pulumi.Output.from_input(args.repositories[role])
             cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
             registries: list[docker_build.RegistryArgsDict] = [{
@@ -64,6 +70,7 @@ class Images(pulumi.ComponentResource):
                 tags=[pulumi.Output.concat(repository, ":", BUILD_TAG)],
                 context={"location": CONTEXT},
                 dockerfile={"location": dockerfile},
+                target=target,
                 platforms=[docker_build.Platform(p) for p in args.platforms],
                 push=True,
                 build_on_preview=args.build_on_preview,
@@ -86,4 +93,5 @@ class Images(pulumi.ComponentResource):
                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         self.bot = refs["bot"]
         self.dispatcher = refs["dispatcher"]
-        self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher})
+        self.bot_webrtc = refs.get("bot-webrtc")
+        self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher, "bot_webrtc": self.bot_webrtc})

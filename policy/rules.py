@@ -27,6 +27,18 @@ BOT_TAG = "voicefleet-bot"
 # Environment variable names that must come from a secret store, never a plain value.
 SECRET_NAME = re.compile(r"(API_KEY|API_KEYS|TOKEN|SECRET|PASSWORD|PRIVATE_KEY)$")
 
+# The TURN relay (stacks/aws_turn.py, gcp_turn.py); the pack is published alone, so it repeats the names.
+TURN_ROLE = "turn"  # AWS tag / GCP label `role`
+TURN_TAG = "voicefleet-turn"  # GCP network tag
+TURN_SG_DESCRIPTION = "voicefleet TURN relay: TURN ports only"
+# What keeps a TURN server from being an open relay into the network (coturn options).
+TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
+                 "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
+                 "denied-peer-ip=192.168.0.0-192.168.255.255", "denied-peer-ip=169.254.0.0-169.254.255.255",
+                 "denied-peer-ip=127.0.0.0-127.255.255.255", "denied-peer-ip=100.64.0.0-100.127.255.255")
+TURN_FORBIDDEN = ("no-auth", "allow-loopback-peers", "lt-cred-mech", "cli-password")
+TURN_TCP_PORTS = {3478, 443}
+
 Props = Mapping[str, Any]
 Check = Callable[[str, Props], Iterator[str]]
 
@@ -105,6 +117,54 @@ def gcp_bot_ingress(resource_type: str, props: Props) -> Iterator[str]:
         yield "bot VMs must not accept inbound traffic (this rule reaches them)"
 
 
+def _turn_boot_text(resource_type: str, props: Props) -> str | None:
+    """The boot script that writes a TURN relay's coturn config, or None (not a relay / unknown)."""
+    if resource_type == "aws:ec2/instance:Instance" and (props.get("tags") or {}).get("role") == TURN_ROLE:
+        text = props.get("userData")
+    elif resource_type == "gcp:compute/instance:Instance" and (props.get("labels") or {}).get("role") == TURN_ROLE:
+        text = (props.get("metadata") or {}).get("startup-script")
+    else:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def turn_not_open_relay(resource_type: str, props: Props) -> Iterator[str]:
+    text = _turn_boot_text(resource_type, props)
+    if text is None:
+        return
+    lines = {line.strip() for line in text.splitlines()}
+    for required in TURN_REQUIRED:
+        if required not in lines:
+            yield f"TURN relay config lacks `{required}` (an open relay reaches private or metadata addresses)"
+    for forbidden in TURN_FORBIDDEN:
+        if any(line == forbidden or line.startswith(forbidden + "=") for line in lines):
+            yield f"TURN relay config must not set `{forbidden}`"
+    for quota in ("user-quota", "total-quota"):
+        values = [line.split("=", 1)[1] for line in lines if line.startswith(quota + "=")]
+        if not values or not values[0].isdigit() or int(values[0]) == 0:
+            yield f"TURN relay config needs a positive {quota} (0 means unlimited)"
+
+
+def _allowed_turn_port(protocol: str, port: str) -> bool:
+    low, _, high = port.partition("-")
+    if not low.isdigit() or (high and not high.isdigit()):
+        return False
+    if protocol == "tcp":
+        return not high and int(low) in TURN_TCP_PORTS
+    return protocol == "udp" and (int(low) == 3478 or int(low) >= 1024)
+
+
+def turn_firewall_ports(resource_type: str, props: Props) -> Iterator[str]:
+    if resource_type != "gcp:compute/firewall:Firewall" or TURN_TAG not in (props.get("targetTags") or []):
+        return
+    if props.get("direction", "INGRESS") != "INGRESS":
+        return
+    for allow in props.get("allows") or []:
+        protocol, ports = allow.get("protocol", ""), allow.get("ports") or []
+        if not ports or not all(_allowed_turn_port(protocol, str(p)) for p in ports):
+            yield f"the TURN relay may accept only TURN ports (3478, 443/tcp, the UDP relay range), not {allow}"
+
+
 RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "no-iam-wildcard-actions": ("IAM policies name their actions", iam_wildcard_actions),
     "ecr-scan-on-push": ("ECR repositories scan images on push", ecr_scan_on_push),
@@ -114,6 +174,9 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
                                     plaintext_secret_env),
     "no-bot-sg-inline-ingress": ("The bot security group has no inline ingress", bot_sg_inline_ingress),
     "no-gcp-bot-ingress": ("No firewall rule lets traffic into bot VMs", gcp_bot_ingress),
+    "turn-not-open-relay": ("A TURN relay authenticates, denies private/metadata peers and has quotas",
+                            turn_not_open_relay),
+    "turn-gcp-ingress-turn-ports-only": ("The TURN relay's firewall opens TURN ports only", turn_firewall_ports),
 }
 
 
@@ -135,10 +198,29 @@ def bot_sg_standalone_ingress(args: StackValidationArgs, report_violation: Repor
                 report_violation(f"{resource.name} opens the bot security group to inbound traffic", resource.urn)
 
 
+def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Ingress rules on the relay's security group open TURN ports only (found through dependencies)."""
+    for resource in args.resources:
+        if resource.resource_type != "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+            continue
+        groups = resource.property_dependencies.get("securityGroupId", [])
+        if not any(group.props.get("description") == TURN_SG_DESCRIPTION for group in groups):
+            continue
+        props = resource.props
+        protocol, low, high = props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")
+        port = f"{low}" if low == high else f"{low}-{high}"
+        if not isinstance(low, (int, float)) or not _allowed_turn_port(str(protocol), port.replace(".0", "")):
+            report_violation(f"{resource.name} opens {protocol} {port} on the TURN relay (TURN ports only)",
+                             resource.urn)
+
+
 POLICIES = [
     *(ResourceValidationPolicy(name=name, description=description, validate=_resource_validator(check),
                                enforcement_level=EnforcementLevel.MANDATORY)
       for name, (description, check) in RESOURCE_CHECKS.items()),
     StackValidationPolicy(name="no-bot-sg-ingress-rules", description="No ingress rule targets the bot security group",
                           validate=bot_sg_standalone_ingress, enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy(name="turn-sg-turn-ports-only",
+                          description="The TURN relay's security group opens TURN ports only",
+                          validate=turn_sg_ports, enforcement_level=EnforcementLevel.MANDATORY),
 ]

@@ -8,6 +8,7 @@ behind an ALB. Every child gets the explicit, default-tagged provider through it
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pulumi
 import pulumi_aws as aws
@@ -17,7 +18,9 @@ from stacks.aws_bot import BotRuntime, BotRuntimeArgs
 from stacks.aws_dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws_network import Network, NetworkArgs
 from stacks.aws_secrets import SecretStore, SecretStoreArgs
+from stacks.aws_turn import TurnRelay, TurnRelayArgs
 from stacks.settings import Settings
+from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
 
 
 def lifecycle_policy(keep: int) -> str:
@@ -45,7 +48,8 @@ class AwsStack(pulumi.ComponentResource):
         prefix = settings.prefix
 
         repositories: dict[str, aws.ecr.Repository] = {}
-        for role in ("bot", "dispatcher"):
+        roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
+        for role in roles:
             repository = aws.ecr.Repository(
                 f"{name}-{role}",
                 name=f"{prefix}-{role}",
@@ -70,6 +74,7 @@ class AwsStack(pulumi.ComponentResource):
                 password=token.password,
             ),
             repositories={role: repo.repository_url for role, repo in repositories.items()},
+            webrtc=settings.turn is not None,
             source_revision=settings.source_revision,
             platforms=settings.platforms,
             build_on_preview=settings.build_on_preview,
@@ -79,7 +84,8 @@ class AwsStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             path=f"/{settings.project}/{settings.stack}",
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
-                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot},
+                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
+                    **turn_secrets(settings)},
             recovery_window_days=cfg.secret_recovery_days,
             protect=settings.protect,
         ), opts=child)
@@ -94,7 +100,7 @@ class AwsStack(pulumi.ComponentResource):
 
         # Fargate runs one architecture per task: x86 when the images are built for it, else ARM.
         architecture = "X86_64" if "linux/amd64" in settings.platforms else "ARM64"
-        bot = BotRuntime(f"{name}-bot", BotRuntimeArgs(
+        bot_args = BotRuntimeArgs(
             family=f"{prefix}-bot",
             image=images.bot,
             repository_arn=repositories["bot"].arn,
@@ -107,7 +113,24 @@ class AwsStack(pulumi.ComponentResource):
             secrets=secrets,
             secret_names=sorted(settings.secrets.bot),
             protect=settings.protect,
-        ), opts=child)
+        )
+        bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
+        webrtc_bot = None
+        turn_urls: pulumi.Input[list[str]] | None = None
+        if settings.turn is not None:
+            assert images.bot_webrtc is not None  # built whenever a relay is configured
+            webrtc_bot = BotRuntime(f"{name}-bot-webrtc", replace(bot_args, family=f"{prefix}-bot-webrtc",
+                                                                     image=images.bot_webrtc,
+                                                                     repository_arn=repositories["bot-webrtc"].arn),
+                                    opts=child)
+            if settings.turn.mode == "managed":
+                relay = TurnRelay(f"{name}-turn", TurnRelayArgs(
+                    turn=settings.turn, vpc_id=network.vpc_id, vpc_cidr=cfg.vpc_cidr,
+                    subnet_id=network.public_subnet_ids[0], region=cfg.region, secrets=secrets,
+                    secret_names=sorted(turn_secrets(settings), key=TURN_SECRET_ORDER.index)), opts=child)
+                turn_urls = relay.urls
+            else:
+                turn_urls = list(settings.turn.external_urls)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             family=f"{prefix}-dispatcher",
             balancer_name=prefix,
@@ -133,6 +156,8 @@ class AwsStack(pulumi.ComponentResource):
             allowed_cidrs=cfg.allowed_cidrs,
             log_retention_days=cfg.log_retention_days,
             protect=settings.protect,
+            webrtc_bot=webrtc_bot,
+            turn_urls=turn_urls,
         ), opts=child)
 
         self.outputs = {
@@ -149,5 +174,6 @@ class AwsStack(pulumi.ComponentResource):
             "dispatcherLogGroup": dispatcher.log_group_name,
             "dispatcherService": dispatcher.service_name,
             "secretArns": secrets.arns,
+            **({"turnUrls": turn_urls} if turn_urls is not None else {}),
         }
         self.register_outputs(self.outputs)

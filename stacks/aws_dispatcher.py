@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stacks import contract
+from stacks import contract, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws_container import fargate_container
 from stacks.aws_secrets import SecretStore
@@ -48,6 +48,8 @@ class DispatcherArgs:
     allowed_cidrs: Sequence[str]
     log_retention_days: int
     protect: bool
+    webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
+    turn_urls: pulumi.Input[Sequence[str]] | None = None
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -67,7 +69,13 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         "ECS_ASSIGN_PUBLIC_IP": "ENABLED",
         "ECS_CAPACITY_PROVIDERS": args.capacity_providers,
         "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
+        **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
+        **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
     }
+
+
+def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
+    return contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
 
 
 def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:
@@ -153,10 +161,12 @@ class Dispatcher(pulumi.ComponentResource):
                                       description="ECS agent for the voicefleet dispatcher", opts=child)
         aws.iam.RolePolicy(f"{name}-execution", role=execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
-        args.secrets.grant_read("dispatcher", execution_role, contract.DISPATCHER_SECRETS)
+        args.secrets.grant_read("dispatcher", execution_role, secret_names(args))
         task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                  description="voicefleet dispatcher: starts and stops bot tasks", opts=child)
         args.bot.grant_run("dispatcher", task_role, args.cluster_arn)
+        if args.webrtc_bot is not None:
+            args.webrtc_bot.grant_run("dispatcher", task_role, args.cluster_arn)
 
         subnets = pulumi.Output.all(*args.subnet_ids).apply(lambda ids: ",".join(ids))
         env: Mapping[str, pulumi.Input[str]] = environment(args, subnets)
@@ -164,7 +174,7 @@ class Dispatcher(pulumi.ComponentResource):
             name=contract.DISPATCHER_CONTAINER_NAME,
             image=args.image,
             environment=[{"name": key, "value": env[key]} for key in sorted(env)],
-            secrets=args.secrets.references(contract.DISPATCHER_SECRETS),
+            secrets=args.secrets.references(secret_names(args)),
             log_group=logs.name,
             region=args.region,
             port=port,

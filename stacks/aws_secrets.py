@@ -52,6 +52,10 @@ class SecretStore(pulumi.ComponentResource):
             self._version_ids[env_name] = version.version_id
         self.register_outputs({"arns": self.arns})
 
+    def version(self, env_name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """(secret ARN, version id) of the version this stack wrote."""
+        return self.arns[env_name], self._version_ids[env_name]
+
     def references(self, env_names: Sequence[str]) -> list[dict[str, pulumi.Input[str]]]:
         """Container-definition `secrets` entries, sorted for a stable diff: ARN, no JSON key, no
         stage, this version (`arn:…:secret:name-AbCdEf:json-key:version-stage:version-id`)."""
@@ -59,7 +63,7 @@ class SecretStore(pulumi.ComponentResource):
                 for env in sorted(env_names)]
 
     def grant_read(self, grantee: str, role: aws.iam.Role, env_names: Sequence[str]) -> aws.iam.RolePolicy | None:
-        """Let `role` (an ECS execution role) read exactly these secrets."""
+        """Let `role` (an ECS execution role, the relay's instance role) read exactly these secrets."""
         if not env_names:
             return None
         return aws.iam.RolePolicy(

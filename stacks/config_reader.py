@@ -38,6 +38,14 @@ DEFAULTS: dict[str, Any] = {
     "containerInsights": False,
     "logRetentionDays": 14,
     "secretRecoveryDays": 7,
+    # TURN relay (stacks/turn_settings.py)
+    "turn": "none",
+    "turnUrls": "",
+    "turnDomain": "",
+    "turnInstanceType": "t3.small",
+    "turnMachineType": "e2-small",
+    "turnRelayPorts": "49152-65535",
+    "turnTotalQuota": 1000,
     # GCP
     "gcpZone": "",
     "subnetCidr": "10.50.0.0/20",

@@ -45,6 +45,13 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_INSTANCE_PREFIX",  # per stack: VM names, the launcher's IAM condition, the reaper's scope
 )
 
+# With a TURN relay (stacks/turn_settings.py): cloud sessions may use SmallWebRTC; the dispatcher
+# mints short-lived TURN credentials from the shared secret (dispatcher/turn.py) for each session.
+TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY")
+TURN_SECRETS: tuple[str, ...] = ("TURN_SHARED_SECRET",)
+# ECS: the SmallWebRTC bot's task definition family (a second image; docs/images.md).
+ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)
+
 # Cloud Run sets PORT itself (from the container port) and rejects it as a user variable.
 CLOUD_RUN_RESERVED_ENV: frozenset[str] = frozenset({"PORT"})
 
@@ -62,3 +69,6 @@ GCE_IMAGE_METADATA_KEY = "bot-image"
 # Set by Pulumi on the template: `ENV=projects/P/secrets/S/versions/N,…`, references (never values)
 # to the bot's provider keys; the startup script reads them with the VM's service account at boot.
 GCE_SECRETS_METADATA_KEY = "bot-secrets"
+# Set by Pulumi on the template when TURN is on: the SmallWebRTC bot image, which the startup script
+# runs for a session without a Daily room.
+GCE_WEBRTC_IMAGE_METADATA_KEY = "bot-image-webrtc"

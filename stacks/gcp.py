@@ -16,7 +16,9 @@ from stacks.gcp_bot import BotTemplate, BotTemplateArgs
 from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp_network import Network, NetworkArgs
 from stacks.gcp_secrets import SecretStore, SecretStoreArgs
+from stacks.gcp_turn import TurnRelay, TurnRelayArgs
 from stacks.settings import Settings
+from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
 
 APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
 
@@ -65,10 +67,12 @@ class GcpStack(pulumi.ComponentResource):
         )
         host = f"{cfg.region}-docker.pkg.dev"
         base = pulumi.Output.concat(host, "/", cfg.project, "/", registry.repository_id)
+        roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
         client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         images = Images(name, ImagesArgs(
             registry=RegistryAuth(address=host, username="oauth2accesstoken", password=client.access_token),
-            repositories={role: pulumi.Output.concat(base, "/", role) for role in ("bot", "dispatcher")},
+            repositories={role: pulumi.Output.concat(base, "/", role) for role in roles},
+            webrtc=settings.turn is not None,
             source_revision=settings.source_revision,
             platforms=settings.platforms,
             build_on_preview=settings.build_on_preview,
@@ -78,7 +82,8 @@ class GcpStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=prefix,
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
-                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot},
+                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
+                    **turn_secrets(settings)},
             protect=settings.protect,
             depends_on=apis,
         ), opts=child)
@@ -97,13 +102,26 @@ class GcpStack(pulumi.ComponentResource):
             max_session_seconds=settings.max_session_seconds,
             secrets=secrets,
             secret_names=tuple(sorted(settings.secrets.bot)),
+            webrtc_image=images.bot_webrtc,
         ), opts=after_apis)
+
+        turn_urls: pulumi.Input[list[str]] | None = None
+        if settings.turn is not None and settings.turn.mode == "managed":
+            relay = TurnRelay(f"{name}-turn", TurnRelayArgs(
+                turn=settings.turn, project=cfg.project, region=cfg.region, zone=cfg.zone,
+                account_id=account_id(settings.stack, "turn"), network_id=network.network_id,
+                subnetwork_id=network.subnetwork_id, secrets=secrets,
+                secret_names=sorted(turn_secrets(settings), key=TURN_SECRET_ORDER.index)), opts=after_apis)
+            turn_urls = relay.urls
+        elif settings.turn is not None:
+            turn_urls = list(settings.turn.external_urls)
 
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         bot.grant_launch("dispatcher", member)
-        readable = secrets.grant_access("dispatcher", member, contract.DISPATCHER_SECRETS)
+        dispatcher_secrets = contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
+        readable = secrets.grant_access("dispatcher", member, dispatcher_secrets)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             service_name=f"{prefix}-dispatcher",
             project=cfg.project,
@@ -115,7 +133,8 @@ class GcpStack(pulumi.ComponentResource):
             instance_prefix=instance_prefix(settings.stack),
             secrets=secrets,
             # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7).
-            depends_on=(*readable, *(secrets.versions[env] for env in contract.DISPATCHER_SECRETS)),
+            depends_on=(*readable, *(secrets.versions[env] for env in dispatcher_secrets)),
+            turn_urls=turn_urls,
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,
@@ -137,5 +156,6 @@ class GcpStack(pulumi.ComponentResource):
             "botServiceAccount": bot.service_account_email,
             "dispatcherServiceAccount": account.email,
             "secretIds": secrets.ids,
+            **({"turnUrls": turn_urls} if turn_urls is not None else {}),
         }
         self.register_outputs(self.outputs)

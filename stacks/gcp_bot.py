@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.contract import GCE_IMAGE_METADATA_KEY, GCE_SECRETS_METADATA_KEY
+from stacks.contract import GCE_IMAGE_METADATA_KEY, GCE_SECRETS_METADATA_KEY, GCE_WEBRTC_IMAGE_METADATA_KEY
 from stacks.gcp_network import BOT_TAG
 from stacks.gcp_secrets import SecretStore
 from stacks.gcp_startup import STARTUP_SCRIPT
@@ -60,6 +60,7 @@ class BotTemplateArgs:
     machine_type: str
     disk_gb: int
     max_session_seconds: int
+    webrtc_image: pulumi.Input[str] | None = None  # the SmallWebRTC bot, with a TURN relay
     secrets: SecretStore | None = None
     secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys (none = parrot only)
 
@@ -106,6 +107,7 @@ class BotTemplate(pulumi.ComponentResource):
                 "startup-script": STARTUP_SCRIPT,
                 GCE_IMAGE_METADATA_KEY: args.image,
                 GCE_SECRETS_METADATA_KEY: secret_refs,
+                **({GCE_WEBRTC_IMAGE_METADATA_KEY: args.webrtc_image} if args.webrtc_image is not None else {}),
                 "block-project-ssh-keys": "true",
                 "enable-oslogin": "TRUE",
             },

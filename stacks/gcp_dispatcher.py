@@ -6,13 +6,14 @@ Cloud Run sets PORT from the container port itself, so it is not in `envs`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks import contract
+from stacks import contract, turn_server
 from stacks.gcp_secrets import SecretStore
 
 
@@ -34,6 +35,7 @@ class DispatcherArgs:
     max_session_seconds: int
     deletion_protection: bool
     depends_on: tuple[pulumi.Resource, ...] = ()
+    turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -47,7 +49,12 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_ZONE": args.zone,
         "GCE_INSTANCE_TEMPLATE": args.instance_template,
         "GCE_INSTANCE_PREFIX": args.instance_prefix,
+        **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
     }
+
+
+def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
+    return contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
 
 
 class Dispatcher(pulumi.ComponentResource):
@@ -76,7 +83,7 @@ class Dispatcher(pulumi.ComponentResource):
                     "image": args.image,
                     "ports": {"container_port": contract.DISPATCHER_PORT},
                     "envs": [{"name": key, "value": env[key]} for key in sorted(env)]
-                    + args.secrets.env(contract.DISPATCHER_SECRETS),
+                    + args.secrets.env(secret_names(args)),
                     # Billing follows the scaling choice (review item 10): scaled to zero, CPU only
                     # during requests (request-based billing); kept warm (min ≥ 1), CPU always, so
                     # the background reaper keeps running between requests (instance-based).

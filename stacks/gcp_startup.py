@@ -14,19 +14,34 @@ Session values never appear on a command line (`ps` on the host would show them)
 
 from __future__ import annotations
 
-from stacks.contract import BOT_CONTAINER_NAME, GCE_IMAGE_METADATA_KEY, GCE_SECRETS_METADATA_KEY, GCE_SESSION_METADATA
+from stacks.contract import (
+    BOT_CONTAINER_NAME,
+    GCE_IMAGE_METADATA_KEY,
+    GCE_SECRETS_METADATA_KEY,
+    GCE_SESSION_METADATA,
+    GCE_WEBRTC_IMAGE_METADATA_KEY,
+)
 
 _LINES = "\n".join(f"put {env} {key}" for key, env in GCE_SESSION_METADATA.items())
+
+# Shell functions for a VM that reads Secret Manager with its own service account: `token` prints
+# an access token from the metadata server, `secret REF` the value of projects/P/secrets/S/versions/N
+# (the API answers the payload base64-encoded). Also used by the TURN relay (stacks/gcp_turn.py).
+READ_AT_BOOT_FUNCTIONS = (
+    """MDROOT=http://metadata.google.internal/computeMetadata/v1
+token() { curl -sf --max-time 10 --retry 3 -H 'Metadata-Flavor: Google' \\
+  "$MDROOT/instance/service-accounts/default/token" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p'; }
+secret() { curl -sf --max-time 10 --retry 3 -H "Authorization: Bearer $(token)" \\
+  "https://secretmanager.googleapis.com/v1/$1:access" | sed -n 's/.*"data" *: *"\\([^"]*\\)".*/\\1/p' | base64 -d; }"""
+)
 
 STARTUP_SCRIPT = f"""#!/bin/bash
 # voicefleet bot VM: one voice session, then delete this VM.
 set -euo pipefail
 umask 077
-MDROOT=http://metadata.google.internal/computeMetadata/v1
+{READ_AT_BOOT_FUNCTIONS}
 MD=$MDROOT/instance/attributes
 md() {{ curl -sf --max-time 10 --retry 3 -H 'Metadata-Flavor: Google' "$MD/$1"; }}
-token() {{ curl -sf --max-time 10 --retry 3 -H 'Metadata-Flavor: Google' \\
-  "$MDROOT/instance/service-accounts/default/token" | sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p'; }}
 
 delete_self() {{
   local project zone name
@@ -49,13 +64,16 @@ put() {{ printf '%s=%s\\n' "$1" "$(md "$2")" >> "$ENV_FILE"; }}
 
 # Provider keys: ENV=projects/P/secrets/S/versions/N pairs; the payload is base64 in the answer.
 for ref in $(md {GCE_SECRETS_METADATA_KEY} 2>/dev/null | tr ',' ' '); do
-  value=$(curl -sf --max-time 10 --retry 3 -H "Authorization: Bearer $(token)" \\
-    "https://secretmanager.googleapis.com/v1/${{ref#*=}}:access" \\
-    | sed -n 's/.*"data" *: *"\\([^"]*\\)".*/\\1/p' | base64 -d)
-  printf '%s=%s\\n' "${{ref%%=*}}" "$value" >> "$ENV_FILE"
+  printf '%s=%s\\n' "${{ref%%=*}}" "$(secret "${{ref#*=}}")" >> "$ENV_FILE"
 done
 
+# A session without a Daily room is a SmallWebRTC session: the WebRTC image (when the stack has a
+# TURN relay and so built one), else the Daily image.
 IMAGE="$(md {GCE_IMAGE_METADATA_KEY})"
+if [ -z "$(md daily-room-url 2>/dev/null)" ] && WEBRTC="$(md {GCE_WEBRTC_IMAGE_METADATA_KEY} 2>/dev/null)" \\
+   && [ -n "$WEBRTC" ]; then
+  IMAGE=$WEBRTC
+fi
 # /root is read-only on COS: keep the registry credential helper's config on a writable path.
 export HOME=/var/lib/voicefleet
 install -d -m 0700 "$HOME"

@@ -82,6 +82,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
         if invoked == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "mock-ecr-password", "authorizationToken": "mock",
                     "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"}
+        if invoked == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0debian12mock0000", "imageId": "ami-0debian12mock0000", "name": "debian-12-amd64-mock"}
         if invoked == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": "mock-gcp-token", "project": self.gcp_project, "region": self.region}
         return {}
@@ -114,6 +116,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             state["arn"] = f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:{name}"
         elif typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:{name}-AbCdEf"
+        elif typ == "aws:ec2/eip:Eip":
+            state |= {"publicIp": "203.0.113.10", "allocationId": f"eipalloc-{_digest(args.name)[:8]}"}
         elif typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
         elif typ == "docker-build:index:Image":
@@ -133,6 +137,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state["uri"] = f"https://{name}-abc123-uc.a.run.app"
             elif typ == "gcp:secretmanager/secret:Secret":
                 state["name"] = f"projects/{project}/secrets/{inputs['secretId']}"
+            elif typ == "gcp:compute/address:Address":
+                state["address"] = "203.0.113.20"
             elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
                 state |= {"version": "1", "name": f"{inputs['secret']}/versions/1"}
             elif typ == "gcp:artifactregistry/repository:Repository":

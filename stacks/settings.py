@@ -17,7 +17,9 @@ from typing import Any
 import pulumi
 
 from stacks import cloud_limits as limits
+from stacks import turn_settings
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
+from stacks.turn_settings import TurnSettings
 
 __all__ = ["DEFAULTS", "AwsSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
 
@@ -109,6 +111,7 @@ class Settings:
     secrets: Secrets
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
+    turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
 
     @property
     def prefix(self) -> str:
@@ -164,6 +167,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         image_retention_count=cfg.integer("imageRetentionCount", minimum=1, maximum=1000),
         tags=tags,
         secrets=secrets,
+        turn=turn_settings.load(cfg),
     )
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))

@@ -37,7 +37,8 @@ def stack() -> StackRunner:
     def run(cloud: str, *, name: str | None = None, secrets: dict[str, str] | None = None,
             plaintext: tuple[str, ...] = (), **overrides: str) -> Run:
         config = config_for(cloud, overrides, secrets)
-        secret_keys = [k for k in config if (k in SECRETS or k.endswith("ApiKey")) and k not in plaintext]
+        given = SECRETS if secrets is None else secrets
+        secret_keys = [k for k in config if (k in given or k.endswith(("ApiKey", "Secret"))) and k not in plaintext]
         return run_program(config, secret_keys, stack=name or f"{cloud}-test")
 
     return run

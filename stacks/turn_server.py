@@ -1,0 +1,110 @@
+"""coturn for a managed TURN relay: its configuration and the VM's boot script (both clouds).
+
+The relay is not an open relay: only TURN REST credentials minted from the shared secret are
+accepted (`use-auth-secret`), relayed peers may not be private, loopback, link-local (the clouds'
+metadata service) or other reserved ranges (`denied-peer-ip`, the list dispatcher/turn.py keeps),
+no multicast or TCP relaying, per-user and total allocation quotas, no CLI. Metrics: Debian's
+coturn is built without Prometheus support (`turnserver --help` has no --prometheus), so the relay
+logs to syslog (shipped by the cloud's agent); no metrics port is opened.
+Secrets never enter the rendered text: the boot script reads them with the VM's own identity
+and appends them to a root:turnserver 0640 file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+
+from dispatcher.turn import DENIED_PEER_RANGES
+from stacks.turn_settings import USER_QUOTA, TurnSettings
+
+CONFIG = "/etc/coturn/turnserver.conf"
+TLS_DIR = "/etc/coturn/tls"
+LISTEN_PORT = 3478
+TLS_PORT = 443
+
+
+def realm(turn: TurnSettings) -> str:
+    return turn.domain or "voicefleet"
+
+
+def urls(turn: TurnSettings, host: str) -> list[str]:
+    """What the dispatcher hands out (TURN_URLS): UDP and TCP on 3478, TLS on 443 when configured."""
+    found = [f"turn:{host}:{LISTEN_PORT}?transport=udp", f"turn:{host}:{LISTEN_PORT}?transport=tcp"]
+    if turn.tls and turn.domain:
+        found.append(f"turns:{turn.domain}:{TLS_PORT}?transport=tcp")
+    return found
+
+
+def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]]) -> dict[str, pulumi.Input[str]]:
+    """The dispatcher's TURN variables (stacks/contract.py TURN_ENV; the secret comes by reference)."""
+    return {
+        "TRANSPORTS": "daily,webrtc",
+        "DEFAULT_TRANSPORT": "daily",
+        "TURN_URLS": pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found)),
+        "ICE_TRANSPORT_POLICY": "relay",  # both peers through the relay: neither needs an open port
+    }
+
+
+def coturn_config(turn: TurnSettings) -> str:
+    low, high = turn.relay_ports
+    lines = [
+        "# voicefleet TURN relay (stacks/turn_server.py). The boot script appends external-ip,",
+        "# static-auth-secret and the TLS files; nothing secret is in this text.",
+        f"listening-port={LISTEN_PORT}",
+        *([f"tls-listening-port={TLS_PORT}", f"cert={TLS_DIR}/cert.pem", f"pkey={TLS_DIR}/key.pem",
+           "no-tlsv1", "no-tlsv1_1"] if turn.tls else ["no-tls", "no-dtls"]),
+        f"min-port={low}",
+        f"max-port={high}",
+        f"realm={realm(turn)}",
+        "use-auth-secret",
+        "fingerprint",
+        "no-cli",
+        "no-multicast-peers",
+        "no-tcp-relay",
+        f"user-quota={USER_QUOTA}",
+        f"total-quota={turn.total_quota}",
+        "stale-nonce=600",
+        "syslog",
+        "simple-log",
+        *(f"denied-peer-ip={peer}" for peer in DENIED_PEER_RANGES),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def boot_script(turn: TurnSettings, *, public_ip: str, private_ip_command: str, fetch_function: str,
+                secrets: Sequence[str], packages: Sequence[str] = ()) -> str:
+    """A root bash script: install coturn from Debian, write its config, add secrets, start it.
+
+    `fetch_function` defines `fetch NAME` (prints one secret's value) for the cloud; `secrets`
+    are the names it is called with, in order: the shared secret, then the TLS certificate and key.
+    """
+    tls = ""
+    if turn.tls:
+        tls = f"""install -d -m 0750 -o root -g turnserver {TLS_DIR}
+fetch {secrets[1]} > {TLS_DIR}/cert.pem
+fetch {secrets[2]} > {TLS_DIR}/key.pem
+chown root:turnserver {TLS_DIR}/cert.pem {TLS_DIR}/key.pem
+chmod 0640 {TLS_DIR}/cert.pem {TLS_DIR}/key.pem
+"""
+    return f"""#!/bin/bash
+# voicefleet TURN relay: coturn from Debian, configured by the stack; secrets read at boot.
+set -euo pipefail
+umask 077
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends coturn curl ca-certificates {" ".join(packages)}
+systemctl stop coturn || true
+{fetch_function}
+install -d -m 0750 -o root -g turnserver /etc/coturn
+cat > {CONFIG} <<'COTURN'
+{coturn_config(turn)}COTURN
+printf 'external-ip=%s/%s\\n' '{public_ip}' "$({private_ip_command})" >> {CONFIG}
+printf 'static-auth-secret=%s\\n' "$(fetch {secrets[0]})" >> {CONFIG}
+{tls}chown root:turnserver {CONFIG}
+chmod 0640 {CONFIG}
+ln -sf {CONFIG} /etc/turnserver.conf
+systemctl enable coturn
+systemctl restart coturn
+"""

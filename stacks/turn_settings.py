@@ -1,0 +1,100 @@
+"""TURN relay settings (cloud sessions over SmallWebRTC without Daily): which relay, and its knobs.
+
+`turn: none` (default) leaves the stack Daily-only. `managed` provisions coturn on a small VM with a
+static address (stacks/aws_turn.py, stacks/gcp_turn.py); `external` points the dispatcher at a TURN
+service you run elsewhere (`turnUrls`). Either way the shared secret (coturn `static-auth-secret`,
+the TURN REST scheme's HMAC key) is a `--secret` config value that reaches coturn and the
+dispatcher only through Secrets Manager / Secret Manager; clients and bots get short-lived
+credentials derived from it (dispatcher/turn.py), never the secret.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+from stacks.config_reader import Reader
+
+MODES = ("none", "managed", "external")
+MIN_SECRET_CHARACTERS = 16  # dispatcher/turn.py refuses shorter secrets at start-up
+# One TURN allocation per ICE component; a session's bot and client use a few each.
+USER_QUOTA = 10
+_URL = re.compile(r"^turns?:[A-Za-z0-9.\-\[\]:]+(\?transport=(udp|tcp))?$")
+_PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    mode: str  # managed | external
+    shared_secret: pulumi.Output[str]
+    external_urls: tuple[str, ...] = ()  # external only
+    domain: str | None = None  # managed: the TLS name (turns:<domain>:443) and the realm
+    tls_certificate: pulumi.Output[str] | None = None  # PEM, managed only, with the key
+    tls_private_key: pulumi.Output[str] | None = None
+    instance_type: str = "t3.small"  # AWS
+    machine_type: str = "e2-small"  # GCP
+    relay_ports: tuple[int, int] = (49152, 65535)
+    total_quota: int = 1000
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certificate is not None
+
+
+def load(cfg: Reader) -> TurnSettings | None:
+    mode = cfg.string("turn", choices=MODES)
+    if mode == "none":
+        return None
+    secret = cfg.secret("turnSharedSecret", required=True)
+    assert secret is not None
+    secret.apply(lambda value: _check_secret(cfg, value))
+    if mode == "external":
+        urls = tuple(u.strip() for u in (cfg.optional("turnUrls") or "").split(",") if u.strip())
+        if not urls or not all(_URL.match(u) for u in urls):
+            raise cfg.fail("turnUrls", "must list the external TURN server's turn:/turns: URLs, comma-separated "
+                                       f"(got {cfg.optional('turnUrls')!r})")
+        return TurnSettings(mode=mode, shared_secret=secret, external_urls=urls)
+    certificate = cfg.secret("turnTlsCertificate", required=False)
+    key = cfg.secret("turnTlsPrivateKey", required=False)
+    if (certificate is None) != (key is None):
+        raise cfg.fail("turnTlsPrivateKey" if key is None else "turnTlsCertificate",
+                       "is required with the other TLS value (certificate and private key, both --secret)")
+    domain = cfg.optional("turnDomain")
+    if domain is not None and not _DOMAIN.match(domain):
+        raise cfg.fail("turnDomain", f"must be a lowercase DNS name (got {domain!r})")
+    if certificate is not None and domain is None:
+        raise cfg.fail("turnDomain", "is required with a TLS certificate (clients connect to turns:<domain>:443)")
+    ports = _PORTS.match(cfg.string("turnRelayPorts"))
+    low, high = (int(ports[1]), int(ports[2])) if ports else (0, 0)
+    if not ports or not 1024 <= low < high <= 65535 or high - low < 100:
+        raise cfg.fail("turnRelayPorts", "must be a range like 49152-65535 above 1023 with at least 100 ports")
+    return TurnSettings(
+        mode=mode, shared_secret=secret, domain=domain, tls_certificate=certificate, tls_private_key=key,
+        instance_type=cfg.string("turnInstanceType", pattern=re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")),
+        machine_type=cfg.string("turnMachineType", pattern=re.compile(r"^[a-z0-9]+-[a-z0-9-]+$")),
+        relay_ports=(low, high), total_quota=cfg.integer("turnTotalQuota", minimum=1, maximum=100_000),
+    )
+
+
+def _check_secret(cfg: Reader, value: str) -> None:
+    # Checked when the value is known (it is an Output); a short key makes forged credentials cheap.
+    if len(value) < MIN_SECRET_CHARACTERS:
+        raise cfg.fail("turnSharedSecret", f"must be at least {MIN_SECRET_CHARACTERS} characters")
+
+
+# Secret store entries (environment-style names) of the relay, in the order the boot script reads them.
+TURN_SECRET_ORDER = ("TURN_SHARED_SECRET", "TURN_TLS_CERTIFICATE", "TURN_TLS_PRIVATE_KEY")
+
+
+def turn_secrets(settings: object) -> dict[str, pulumi.Output[str]]:
+    """What goes into the stack's secret store for TURN (nothing without a relay)."""
+    turn: TurnSettings | None = getattr(settings, "turn", None)
+    if turn is None:
+        return {}
+    found = {"TURN_SHARED_SECRET": turn.shared_secret}
+    if turn.tls_certificate is not None and turn.tls_private_key is not None:
+        found |= {"TURN_TLS_CERTIFICATE": turn.tls_certificate, "TURN_TLS_PRIVATE_KEY": turn.tls_private_key}
+    return found

@@ -1,0 +1,219 @@
+"""The TURN relay a stack provisions (or points at) for cloud SmallWebRTC sessions, both clouds.
+
+What is checked: the relay opens TURN ports only and nothing else, reads its shared secret by
+reference with its own narrowly-scoped identity, is not an open relay (the policy pack refuses
+one), coturn from Debian accepts the rendered configuration, and the dispatcher gets exactly the
+TURN variables issue 10's dispatcher reads, the secret by reference.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from policy import rules
+from stacks import contract
+from stacks.mocks import Run, unwrap
+from stacks.turn_server import coturn_config
+from stacks.turn_settings import TurnSettings
+from tests.infra.conftest import StackRunner
+from tests.infra.helpers import container
+
+TURN_SECRET = "SENTINEL-turn-shared-secret-0123"
+EXTERNAL = "turn:turn.example.net:3478?transport=udp,turns:turn.example.net:443?transport=tcp"
+
+
+def run_with_turn(stack: StackRunner, cloud: str, **overrides: str) -> Run:
+    secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
+               "voicefleet:turnSharedSecret": TURN_SECRET}
+    return stack(cloud, secrets=secrets, **{"turn": "managed", **overrides})
+
+
+@pytest.fixture
+def aws_turn(stack: StackRunner) -> Run:
+    return run_with_turn(stack, "aws")
+
+
+@pytest.fixture
+def gcp_turn(stack: StackRunner) -> Run:
+    return run_with_turn(stack, "gcp")
+
+
+def test_aws_relay_opens_turn_ports_only_to_the_internet(aws_turn: Run) -> None:
+    rules_in = sorted((r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["toPort"], r.inputs["cidrIpv4"])
+                      for r in aws_turn.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                      if r.name.startswith("voicefleet-aws-test-turn-"))
+    assert rules_in == [("tcp", 3478, 3478, "0.0.0.0/0"), ("udp", 3478, 3478, "0.0.0.0/0"),
+                        ("udp", 49152, 65535, "0.0.0.0/0")]
+
+
+def test_aws_relay_reads_only_its_secret_by_reference_with_imdsv2(aws_turn: Run) -> None:
+    instance = aws_turn.one("aws:ec2/instance:Instance")
+    inputs = unwrap(instance.inputs)
+    assert inputs["metadataOptions"]["httpTokens"] == "required" and inputs["rootBlockDevice"]["encrypted"]
+    assert inputs["tags"]["role"] == "turn" and "keyName" not in inputs
+    assert TURN_SECRET not in json.dumps(inputs)  # only the secret's ARN and version in user data
+    assert "secretsmanager get-secret-value" in inputs["userData"] and "--version-id" in inputs["userData"]
+    (grant,) = [r for r in aws_turn.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-read-turn")]
+    (statement,) = json.loads(unwrap(grant.inputs["policy"]))["Statement"]
+    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
+    secret_names = [arn.split(":secret:")[1] for arn in statement["Resource"]]
+    assert secret_names == ["/voicefleet/aws-test/turn-shared-secret-AbCdEf"]
+    assert aws_turn.one("aws:ec2/eipAssociation:EipAssociation").inputs["allocationId"].startswith("eipalloc-")
+
+
+def test_aws_dispatcher_gets_the_turn_variables_and_the_webrtc_bot(aws_turn: Run) -> None:
+    dispatcher = container(aws_turn, "-dispatcher")
+    env = {e["name"]: e["value"] for e in dispatcher["environment"]}
+    assert set(env) == set(contract.ECS_ENV + contract.TURN_ENV + contract.ECS_WEBRTC_ENV)
+    assert env["TURN_URLS"] == "turn:203.0.113.10:3478?transport=udp,turn:203.0.113.10:3478?transport=tcp"
+    assert (env["TRANSPORTS"], env["DEFAULT_TRANSPORT"], env["ICE_TRANSPORT_POLICY"]) == ("daily,webrtc", "daily",
+                                                                                          "relay")
+    assert env["ECS_TASK_DEFINITION_WEBRTC"] == "voicefleet-aws-test-bot-webrtc"
+    assert "TURN_SHARED_SECRET" in {s["name"] for s in dispatcher["secrets"]}
+    webrtc = container(aws_turn, "-bot-webrtc")
+    assert "/voicefleet-aws-test-bot-webrtc@sha256:" in webrtc["image"]
+    runs = [s for s in _statements(aws_turn) if s.get("Sid") == "RunBot"]
+    assert sorted(s["Resource"].rsplit("/", 1)[1] for s in runs) == ["voicefleet-aws-test-bot-webrtc:*",
+                                                                     "voicefleet-aws-test-bot:*"]
+
+
+def _statements(run: Run) -> list[dict]:
+    found = []
+    for reg in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        found += json.loads(unwrap(reg.inputs["policy"]))["Statement"]
+    return found
+
+
+def test_gcp_relay_firewall_instance_and_identity(gcp_turn: Run) -> None:
+    firewalls = [unwrap(r.inputs) for r in gcp_turn.of_type("gcp:compute/firewall:Firewall")
+                 if "voicefleet-turn" in r.inputs.get("targetTags", [])]
+    allowed = sorted((a["protocol"], tuple(a["ports"])) for f in firewalls for a in f["allows"])
+    assert allowed == [("tcp", ("3478",)), ("udp", ("3478", "49152-65535"))]
+    assert all(f["direction"] == "INGRESS" and f["sourceRanges"] == ["0.0.0.0/0"] for f in firewalls)
+    instance = unwrap(gcp_turn.one("gcp:compute/instance:Instance").inputs)
+    assert instance["labels"] == {"role": "turn"} and instance["tags"] == ["voicefleet-turn"]
+    assert instance["networkInterfaces"][0]["accessConfigs"][0]["natIp"] == "203.0.113.20"
+    assert TURN_SECRET not in json.dumps(instance)
+    turn_account = "serviceAccount:vf-gcp-test-turn@vf-test.iam.gserviceaccount.com"
+    readable = [r.inputs["secretId"] for r in gcp_turn.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+                if r.inputs["member"] == turn_account]
+    assert readable == ["projects/vf-test/secrets/voicefleet-gcp-test-turn-shared-secret"]
+
+
+def test_gcp_dispatcher_and_bot_template_for_webrtc(gcp_turn: Run) -> None:
+    (service,) = gcp_turn.of_type("gcp:cloudrunv2/service:Service")
+    (dispatcher,) = service.inputs["template"]["containers"]
+    env = {e["name"]: e.get("value") for e in dispatcher["envs"]}
+    assert env["TURN_URLS"].startswith("turn:203.0.113.20:3478") and env["ICE_TRANSPORT_POLICY"] == "relay"
+    assert env["TURN_SHARED_SECRET"] is None  # by reference (valueSource), never a value
+    (template,) = gcp_turn.of_type("gcp:compute/instanceTemplate:InstanceTemplate")
+    image = template.inputs["metadata"][contract.GCE_WEBRTC_IMAGE_METADATA_KEY]
+    assert "/bot-webrtc@sha256:" in image
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_an_external_turn_service_provisions_no_relay(stack: StackRunner, cloud: str) -> None:
+    run = run_with_turn(stack, cloud, turn="external", turnUrls=EXTERNAL)
+    assert not [r for r in run.registrations if "turn" in r.type.lower() or r.type.endswith("instance:Instance")]
+    text = json.dumps([unwrap(r.inputs) for r in run.registrations if "secretVersion" not in r.type])
+    assert EXTERNAL in text and TURN_SECRET not in text  # the value lives only in the secret store
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_the_program_with_a_relay_passes_its_own_policies(stack: StackRunner, cloud: str) -> None:
+    run = run_with_turn(stack, cloud)
+    found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
+             for m in check(r.type, unwrap(r.inputs))]
+    assert found == []
+    assert [r for r in run.registrations if rules._turn_boot_text(r.type, unwrap(r.inputs))]  # the check saw it
+
+
+def test_policy_refuses_an_open_relay(aws_turn: Run) -> None:
+    instance = unwrap(aws_turn.one("aws:ec2/instance:Instance").inputs)
+    for weakening in ("use-auth-secret\n", "denied-peer-ip=10.0.0.0-10.255.255.255\n",
+                      "denied-peer-ip=169.254.0.0-169.254.255.255\n"):
+        props = {**instance, "userData": instance["userData"].replace(weakening, "")}
+        assert list(rules.turn_not_open_relay("aws:ec2/instance:Instance", props)), weakening
+    unlimited = {**instance, "userData": instance["userData"].replace("user-quota=10", "user-quota=0")}
+    assert list(rules.turn_not_open_relay("aws:ec2/instance:Instance", unlimited))
+    no_auth = {**instance, "userData": instance["userData"] + "no-auth\n"}
+    assert list(rules.turn_not_open_relay("aws:ec2/instance:Instance", no_auth))
+
+
+def test_policy_refuses_other_ports_on_the_relay() -> None:
+    ssh = {"direction": "INGRESS", "targetTags": [rules.TURN_TAG], "allows": [{"protocol": "tcp", "ports": ["22"]}]}
+    assert list(rules.turn_firewall_ports("gcp:compute/firewall:Firewall", ssh))
+    everything = {"targetTags": [rules.TURN_TAG], "allows": [{"protocol": "all"}]}
+    assert list(rules.turn_firewall_ports("gcp:compute/firewall:Firewall", everything))
+    turn = {"targetTags": [rules.TURN_TAG], "allows": [{"protocol": "udp", "ports": ["3478", "49152-65535"]}]}
+    assert not list(rules.turn_firewall_ports("gcp:compute/firewall:Firewall", turn))
+
+
+def test_policy_refuses_an_ssh_rule_on_the_relays_security_group() -> None:
+    from pulumi_policy import PolicyResource, StackValidationArgs
+
+    from tests.infra.test_policy import options
+
+    def resource(typ: str, props: dict, deps: dict | None = None) -> PolicyResource:
+        return PolicyResource(typ, props, f"urn:x::{typ}::r", "r", options(), None, None, [], deps or {})
+
+    group = resource("aws:ec2/securityGroup:SecurityGroup", {"description": rules.TURN_SG_DESCRIPTION})
+    typ = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+    ssh = resource(typ, {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22}, {"securityGroupId": [group]})
+    turn = resource(typ, {"ipProtocol": "udp", "fromPort": 49152, "toPort": 65535}, {"securityGroupId": [group]})
+    found: list[str] = []
+    rules.turn_sg_ports(StackValidationArgs([group, ssh, turn]), lambda m, urn=None: found.append(m))
+    assert len(found) == 1 and "tcp 22" in found[0]
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"turn": "managed"}, "voicefleet:turnSharedSecret"),
+    ({"turn": "external", "turnUrls": "https://turn.example.net"}, "voicefleet:turnUrls"),
+    ({"turn": "managed", "turnRelayPorts": "3478-3500"}, "voicefleet:turnRelayPorts"),
+    ({"turn": "managed", "turnDomain": "Turn.Example.NET"}, "voicefleet:turnDomain"),
+])
+def test_bad_turn_settings_name_the_key(stack: StackRunner, overrides: dict[str, str], key: str) -> None:
+    from stacks.settings import SettingsError
+
+    secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1"}
+    if overrides["turn"] == "managed" and key != "voicefleet:turnSharedSecret":
+        secrets["voicefleet:turnSharedSecret"] = TURN_SECRET
+    if overrides["turn"] == "external":
+        secrets["voicefleet:turnSharedSecret"] = TURN_SECRET
+    with pytest.raises(SettingsError, match=key):
+        stack("aws", secrets=secrets, **overrides)
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_boot_scripts_are_valid_bash(stack: StackRunner, cloud: str) -> None:
+    run = run_with_turn(stack, cloud)
+    machines = [unwrap(r.inputs) for r in run.registrations
+                if r.type.endswith(("instance:Instance", "instanceTemplate:InstanceTemplate"))]
+    scripts = [m.get("userData") or (m.get("metadata") or {}).get("startup-script") for m in machines]
+    assert scripts and all(scripts)
+    for script in scripts:
+        checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30)
+        assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn (`turnserver`) is not installed")
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare for a private network namespace")
+def test_debians_coturn_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+    """The relay's config, as rendered, started by Debian's coturn in a namespace of its own (the
+    boot script appends the same lines: external-ip, the secret; here loopback addresses)."""
+    config = coturn_config(TurnSettings(mode="managed", shared_secret=None))  # type: ignore[arg-type]
+    config = config.replace("syslog\n", f"log-file={tmp_path}/turn.log\n")
+    config += "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nstatic-auth-secret=0123456789abcdef0123\n"
+    (tmp_path / "turnserver.conf").write_text(config)
+    started = subprocess.run(
+        ["unshare", "--net", "sh", "-c",
+         f"ip link set lo up && timeout 5 turnserver -c {tmp_path}/turnserver.conf --pidfile {tmp_path}/pid; true"],
+        capture_output=True, text=True, timeout=60)
+    log = "\n".join(p.read_text() for p in tmp_path.glob("turn*.log")) + started.stdout + started.stderr
+    assert "Relay ports initialization done" in log, log[-3000:]
+    assert "CONFIG ERROR" not in log and "Bad configuration" not in log and "unknown" not in log.lower()
