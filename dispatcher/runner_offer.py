@@ -33,8 +33,9 @@ async def direct_offer(
     request: Request, response: Response, offer: Offer, who: str = Depends(caller)
 ) -> dict[str, object]:
     state = app_state(request)
-    if state.rooms is not None:
-        raise ApiError(404, "no_signalling", "this deployment's bots join rooms; start with POST /start")
+    if state.settings.machines != "local":
+        # A cloud WebRTC client needs the start answer's iceConfig (its TURN credentials).
+        raise ApiError(404, "no_signalling", "outside local mode, start with POST /start and offer to its session")
     payload = offer_payload(state, offer)
     session_id, bot_pc_id = _split(offer.pc_id)
     if session_id is None:
@@ -42,7 +43,9 @@ async def direct_offer(
             raise ApiError(404, "unknown_pc_id", "this pc_id names no session; send the pc_id an answer gave you")
         await state.start_limit.check(who)
         body = payload.get("request_data", {})
-        session = await state.sessions.start(caller=who, idempotency_key=None, body=body, wait=False)
+        session = await state.sessions.start(
+            caller=who, idempotency_key=None, body=body, wait=False, transport="webrtc"
+        )
         session_id = session.machine.session_id
     payload["pc_id"] = bot_pc_id
     if bot_pc_id is None:

@@ -103,3 +103,10 @@ async def test_a_session_without_a_room_is_refused_where_every_session_has_one(c
     response = await cloud.post("/start", json=request_json, headers=AUTH)
     assert response.status_code == 400
     assert message in response.json()["detail"]
+
+
+async def test_the_runners_direct_offer_path_is_local_only(cloud, fake_fly):
+    response = await cloud.post("/api/offer", json={"sdp": "v=0", "type": "offer"}, headers=AUTH)
+    assert response.status_code == 404
+    assert "POST /start" in response.json()["detail"]
+    assert [c for c in fake_fly.calls if c.method == "POST"] == []  # no machine was launched
