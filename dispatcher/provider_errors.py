@@ -46,10 +46,10 @@ def refusal(
     `status` is the HTTP status (None when the API has none); `capacity_retry_after` marks a
     refusal for want of capacity or quota, which may pass.
     """
+    if capacity_retry_after is not None:  # the provider's own reason beats the status (GCE: 403 quota)
+        return error(f"{provider}_capacity", message, retry_after=capacity_retry_after)
     if status in (401, 403):  # a credential or permission problem: the operator must act
         return error(f"{provider}_unauthorized", message)
-    if capacity_retry_after is not None:
-        return error(f"{provider}_capacity", message, retry_after=capacity_retry_after)
     return error(f"{provider}_rejected", message)
 
 

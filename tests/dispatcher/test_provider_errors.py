@@ -20,7 +20,8 @@ def test_a_room_failure_is_not_a_machine_failure() -> None:
     ("status", "capacity", "reason", "retry_after"),
     [
         (401, None, "p_unauthorized", None),
-        (403, 30.0, "p_unauthorized", None),  # a permission problem does not pass by waiting
+        (403, None, "p_unauthorized", None),  # a permission problem does not pass by waiting
+        (403, 30.0, "p_capacity", 30.0),  # unless the provider says it is quota (GCE: quotaExceeded)
         (400, None, "p_rejected", None),
         (404, None, "p_rejected", None),
         (None, 10.0, "p_capacity", 10.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dispatcher.machines.base import MachineState, WaitTimeout
@@ -38,10 +40,12 @@ async def test_the_bot_token_travels_in_env_and_nowhere_else(fly: FlyMachines, f
     s = spec()
     await fly.launch(s)
     await fly.status(s.session_id)
-    config = fake_fly.calls_to("POST", "/machines")[0].json()["config"]
-    assert config["env"]["DAILY_TOKEN"] == "bot.jwt.secret"
-    assert config["env"]["DAILY_ROOM_URL"] == s.room_url
-    assert "init" not in config
+    body = fake_fly.calls_to("POST", "/machines")[0].json()
+    env = body["config"].pop("env")
+    assert env["DAILY_TOKEN"] == "bot.jwt.secret"
+    assert env["DAILY_ROOM_URL"] == s.room_url
+    # Not in a command (`init`, `processes[].cmd`), metadata or anything else Fly shows around.
+    assert "bot.jwt.secret" not in json.dumps(body)
     assert all("bot.jwt.secret" not in c.path + str(c.query) for c in fake_fly.calls)
 
 
@@ -123,3 +127,48 @@ def test_settings_refuse_memory_fly_cannot_give() -> None:
 def test_settings_never_show_the_api_token() -> None:
     settings = FlySettings.from_env({"FLY_API_TOKEN": "fo1_secret", "FLY_APP": "a", "BOT_IMAGE": "i"})
     assert "fo1_secret" not in repr(settings)
+
+
+async def test_another_replica_finds_a_destroyed_machine_so_a_replay_launches_nothing(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    replica = fly_harness(fake_fly).make()  # knows no machine id: finds it by metadata
+    try:
+        found = await replica.status(s.session_id)
+    finally:
+        await replica.aclose()
+    assert found is not None and found.state is MachineState.ENDED
+
+
+async def test_a_live_machine_wins_over_a_destroyed_one_of_the_same_session(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    first = (await fly.launch(s)).machine
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    fly._ids.clear()  # as a replica that never saw either
+    second = (await fly.launch(s)).machine  # the name is free again: a new machine
+    found = await fly.status(s.session_id)
+    assert found is not None and found.machine_id == second.machine_id != first.machine_id
+    assert found.state.is_active
+
+
+async def test_list_holds_only_this_deployments_machines(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.machines["foreign"] = {  # another process's machine in the same app
+        "id": "foreign", "name": "web-1", "state": "started", "config": {"metadata": {"role": "web"}},
+        "events": [], "created_at": "2026-01-01T00:00:00Z",
+    }
+    assert [m.session_id for m in await fly.list()] == [s.session_id]
+
+
+async def test_stopping_a_machine_that_vanished_meanwhile_is_success(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "started")
+    fake_fly.fail(404, method="POST", path_suffix="/stop", body={"error": "machine not found"})
+    assert await fly.stop(s.session_id) is True

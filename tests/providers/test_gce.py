@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from dispatcher.machines.base import MachineState
-from dispatcher.machines.gce import GceMachines, GceSettings
+from dispatcher.machines.base import MachinesError, MachineState
+from dispatcher.machines.gce import GceMachines, GceSettings, to_machine
 from dispatcher.settings import SettingsError
 from tests.fakes.gce import PROJECT, TEMPLATE, FakeGce
 from tests.providers.harness import gce_harness
@@ -100,3 +102,46 @@ def test_instance_prefix_must_start_with_a_letter() -> None:
 def test_settings_name_the_missing_variable() -> None:
     with pytest.raises(SettingsError, match="GCE_INSTANCE_TEMPLATE"):
         GceSettings.from_env({"GCE_PROJECT": "p", "GCE_ZONE": "z"})
+
+
+async def test_the_bot_token_is_only_in_its_metadata_item(gce: GceMachines, fake_gce: FakeGce) -> None:
+    """Not in the description, a label, the name: those show in the console and audit logs."""
+    await gce.launch(spec())
+    body = fake_gce.calls_to("POST", "/instances")[0].json()
+    items = body["metadata"].pop("items")
+    assert [i["key"] for i in items if "bot.jwt.secret" in i["value"]] == ["daily-token"]
+    assert "bot.jwt.secret" not in json.dumps(body)
+
+
+async def test_list_skips_instances_that_only_look_like_sessions(gce: GceMachines, fake_gce: FakeGce) -> None:
+    s = spec()
+    await gce.launch(s)
+    labels = {"voicefleet-session": "x"}  # labelled, but not named by this deployment's prefix
+    for name in ("other-0123456789abcdef01234567", "vf-0123456789abcdef0123456", "vf-not-a-session-id-at-all"):
+        fake_gce.instances[name] = {**fake_gce.instances[f"vf-{s.session_id}"], "name": name, "labels": labels}
+    assert [m.session_id for m in await gce.list()] == [s.session_id]
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [("PROVISIONING", MachineState.STARTING), ("STAGING", MachineState.STARTING), ("RUNNING", MachineState.STARTED),
+     ("REPAIRING", MachineState.STARTED), ("STOPPING", MachineState.ENDED), ("TERMINATED", MachineState.ENDED)],
+)
+def test_instance_statuses_map_to_session_states(status: str, state: MachineState) -> None:
+    raw = {"name": "vf-x", "status": status, "labels": {"voicefleet-session": "x"}, "creationTimestamp": "bad"}
+    assert to_machine(raw).state is state
+
+
+@pytest.mark.parametrize(
+    ("reason", "code", "retry_after"),
+    [("ZONE_RESOURCE_POOL_EXHAUSTED", "gce_capacity", 30.0), ("quotaExceeded", "gce_capacity", 30.0),
+     ("invalid", "gce_rejected", None)],
+)
+async def test_no_capacity_or_quota_is_worth_a_retry_later(
+    gce: GceMachines, fake_gce: FakeGce, reason: str, code: str, retry_after: float | None
+) -> None:
+    fake_gce.fail(403 if reason == "quotaExceeded" else 400, method="POST", path_suffix="/instances",
+                  body={"error": {"code": 400, "message": "no", "errors": [{"reason": reason}]}})
+    with pytest.raises(MachinesError) as caught:
+        await gce.launch(spec())
+    assert (caught.value.reason, caught.value.retry_after) == (code, retry_after)
