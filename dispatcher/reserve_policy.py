@@ -4,15 +4,16 @@ The reserve aims at a *target* of idle plus warming bots:
 
     floor    = the largest of RESERVE_MIN_IDLE and the schedule's windows that contain now
     stock    = clamp(floor, ceil(RESERVE_BUFFER × active), RESERVE_MAX_IDLE)   # Agones' buffer
-    pipeline = round(RESERVE_BURST × arrival rate × cold-start time)
+    pipeline = floor(RESERVE_BURST × arrival rate × cold-start time)
     target   = min(stock + pipeline, RESERVE_MAX_IDLE)
 
 `stock` is what should be *ready* when a start arrives. `pipeline` is Little's law: at arrival
 rate r, with every claim replaced by a launch that takes T to warm, r × T replacements are on
 their way on average. Counting them toward the target without the pipeline term would leave the
 ready stock short by r × T; with it the ready stock stays near `stock`, and a burst (r up 5×)
-raises the target the moment the rate estimate rises. It is rounded, not ceiled: at a quiet
-0.2 sessions/min × 40 s the expectation is 0.13 bots, and a ceiling would pay for a whole one.
+raises the target the moment the rate estimate rises. It is rounded down: one start at a quiet
+time reads as 1/60 per second for a moment, × 40 s = 0.67 bots, and rounding that up launched a
+bot that was retired unused (the simulator showed one such waste per two starts at 0.2/min).
 RESERVE_MAX_IDLE caps the total the reserve may hold (idle or warming): it is the cost ceiling,
 and 0 turns the reserve off (every start launches cold, as before the reserve existed).
 
@@ -37,8 +38,9 @@ MINUTES_PER_DAY = 24 * 60
 # pull and boot, Fargate 30–45 s "normal").
 DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {"local": 1.5, "fly": 3.0, "gce": 30.0, "ecs": 40.0}
 
-# Float products such as 0.55 × 100 come out a hair above the whole number (55.00000000000001);
-# without this slack ceil() would keep a 56th bot for a buffer of exactly 55.
+# Float products such as 0.55 × 100 come out a hair above the whole number (55.00000000000001),
+# others a hair below: without this slack ceil() would keep a 56th bot for a buffer of exactly 55
+# and floor() would drop a whole expected arrival.
 _EPSILON = 1e-9
 
 _WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})=(\d+)$")
@@ -93,7 +95,7 @@ class ReserveSettings:
     max_idle_seconds: float = 900.0  # an idle bot older than this is retired: no stale code for long
     scaledown_seconds: float = 60.0  # a surplus idle bot is retired once idle this long
     burst: float = 1.0  # factor on arrival rate × cold start; 0 drops the burst term
-    rate_window_seconds: float = 60.0  # time constant of the arrival-rate estimate
+    rate_sample: int = 10  # recent arrivals the rate is measured over (dispatcher/reserve_rates.py)
     cold_start_seconds: float = DEFAULT_COLD_START_SECONDS["local"]  # until measured
     schedule: tuple[ScheduleWindow, ...] = ()
 
@@ -111,9 +113,7 @@ class ReserveSettings:
             max_idle_seconds=float_setting(env, "RESERVE_MAX_IDLE_SECONDS", cls.max_idle_seconds, minimum=10.0),
             scaledown_seconds=float_setting(env, "RESERVE_SCALEDOWN_SECONDS", cls.scaledown_seconds),
             burst=float_setting(env, "RESERVE_BURST", cls.burst, minimum=0.0),
-            rate_window_seconds=float_setting(
-                env, "RESERVE_RATE_WINDOW_SECONDS", cls.rate_window_seconds, minimum=1.0
-            ),
+            rate_sample=int_setting(env, "RESERVE_RATE_SAMPLE", cls.rate_sample, minimum=2),
             cold_start_seconds=float_setting(env, "RESERVE_COLD_START_SECONDS", cold_default, minimum=0.1),
             schedule=parse_schedule(env.get("RESERVE_SCHEDULE", "")),
         )
@@ -159,5 +159,5 @@ def reserve_size(
     if not settings.enabled:
         return ReserveSize(0, 0)
     stock = ready_stock(settings, active=active, utc_minute=utc_minute)
-    pipeline = math.floor(settings.burst * arrivals_per_second * cold_start_seconds + 0.5)
+    pipeline = math.floor(settings.burst * arrivals_per_second * cold_start_seconds + _EPSILON)
     return ReserveSize(ready=stock, total=min(stock + pipeline, settings.max_idle))

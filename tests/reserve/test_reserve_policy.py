@@ -59,15 +59,21 @@ def test_the_pipeline_term_scales_with_the_burst_factor() -> None:
     assert size(settings, rate=0.5, cold=40.0).total == 1 + 40
 
 
-def test_a_small_expected_pipeline_rounds_to_no_extra_bot() -> None:
-    # 0.2 sessions/min × 40 s = 0.13 bots expected: not worth a whole idle machine.
+def test_a_fraction_of_an_expected_arrival_adds_no_bot() -> None:
+    # One start a moment ago reads 1/60 per second: × 40 s = 0.67 bots, not worth a machine.
     settings = ReserveSettings(min_idle=1, buffer=0.0, max_idle=10)
-    assert size(settings, rate=0.2 / 60, cold=40.0).total == 1
+    assert size(settings, rate=1 / 60, cold=40.0).total == 1
 
 
-def test_half_a_bot_of_expected_pipeline_rounds_up() -> None:
+def test_the_pipeline_term_counts_whole_expected_arrivals() -> None:
     settings = ReserveSettings(min_idle=1, buffer=0.0, max_idle=10)
-    assert size(settings, rate=0.5 / 40.0, cold=40.0).total == 2
+    assert size(settings, rate=2.5 / 60, cold=40.0).total == 1 + 1  # 1.67 expected
+
+
+def test_a_whole_expected_arrival_is_not_lost_to_float_error() -> None:
+    # 0.7 / 7 × 30 is 2.9999999999999996 in binary floating point.
+    settings = ReserveSettings(min_idle=0, buffer=0.0, max_idle=10)
+    assert size(settings, rate=0.7 / 7, cold=30.0).total == 3
 
 
 def test_the_total_is_capped_by_the_maximum() -> None:
@@ -128,7 +134,7 @@ def test_settings_read_every_variable() -> None:
             "RESERVE_MAX_IDLE_SECONDS": "600",
             "RESERVE_SCALEDOWN_SECONDS": "90",
             "RESERVE_BURST": "1.5",
-            "RESERVE_RATE_WINDOW_SECONDS": "30",
+            "RESERVE_RATE_SAMPLE": "20",
             "RESERVE_COLD_START_SECONDS": "12",
             "RESERVE_SCHEDULE": "09:00-17:00=5",
         }
@@ -140,7 +146,7 @@ def test_settings_read_every_variable() -> None:
         max_idle_seconds=600.0,
         scaledown_seconds=90.0,
         burst=1.5,
-        rate_window_seconds=30.0,
+        rate_sample=20,
         cold_start_seconds=12.0,
         schedule=(ScheduleWindow(540, 1020, 5),),
     )
@@ -161,7 +167,7 @@ def test_the_cold_start_estimate_starts_at_the_providers_default(machines: str) 
         ({"RESERVE_MAX_IDLE": "-2"}, "RESERVE_MAX_IDLE=-2 must be at least 0"),
         ({"RESERVE_MAX_IDLE_SECONDS": "5"}, "RESERVE_MAX_IDLE_SECONDS=5 must be at least 10"),
         ({"RESERVE_COLD_START_SECONDS": "0"}, "RESERVE_COLD_START_SECONDS=0 must be at least 0.1"),
-        ({"RESERVE_RATE_WINDOW_SECONDS": "0.5"}, "RESERVE_RATE_WINDOW_SECONDS=0.5 must be at least 1"),
+        ({"RESERVE_RATE_SAMPLE": "1"}, "RESERVE_RATE_SAMPLE=1 must be at least 2"),
         ({"RESERVE_MIN_IDLE": "5", "RESERVE_MAX_IDLE": "3"}, "RESERVE_MAX_IDLE=3 is below the minimum idle count 5"),
         ({"RESERVE_SCHEDULE": "09:00-17:00=20"}, "RESERVE_MAX_IDLE=10 is below the minimum idle count 20"),
         ({"RESERVE_SCHEDULE": "9-17=2"}, "RESERVE_SCHEDULE: '9-17=2' is not a window like 08:00-18:00=4"),

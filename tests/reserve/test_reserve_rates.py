@@ -7,61 +7,80 @@ import random
 
 import pytest
 
-from dispatcher.reserve_rates import ArrivalRate, ColdStartEstimate
+from dispatcher.reserve_rates import RATE_HORIZON_SECONDS, ArrivalRate, ColdStartEstimate
 
 
 def test_no_arrivals_read_zero() -> None:
-    assert ArrivalRate(60.0).per_second(1000.0) == 0.0
+    assert ArrivalRate().per_second(1000.0) == 0.0
 
 
-def test_one_arrival_adds_one_over_the_window() -> None:
-    rate = ArrivalRate(60.0)
-    rate.record(10.0)
-    assert rate.per_second(10.0) == pytest.approx(1 / 60)
+def test_fewer_arrivals_than_the_sample_are_averaged_over_the_horizon() -> None:
+    rate = ArrivalRate(sample=10)
+    for t in (100.0, 200.0, 300.0):
+        rate.record(t)
+    assert rate.per_second(300.0) == pytest.approx(3 / RATE_HORIZON_SECONDS)
 
 
-def test_the_rate_decays_by_e_per_window() -> None:
-    rate = ArrivalRate(60.0)
-    rate.record(0.0, count=6)
-    assert rate.per_second(60.0) == pytest.approx(0.1 / math.e)
-
-
-def test_a_steady_stream_reads_its_rate() -> None:
-    rate = ArrivalRate(30.0)
-    for i in range(600):  # one every 2 s for 20 minutes
+def test_a_full_sample_reads_its_count_over_its_span() -> None:
+    rate = ArrivalRate(sample=10)
+    for i in range(30):  # one every 2 s
         rate.record(i * 2.0)
-    assert rate.per_second(1199.0) == pytest.approx(0.5, rel=0.05)
+    assert rate.per_second(58.0) == pytest.approx(0.5)
+
+
+def test_the_rate_falls_while_nothing_arrives() -> None:
+    rate = ArrivalRate(sample=10)
+    for i in range(10):
+        rate.record(i * 2.0)
+    assert rate.per_second(18.0 + 18.0) == pytest.approx(0.25)
+
+
+def test_arrivals_older_than_the_horizon_are_forgotten() -> None:
+    rate = ArrivalRate(sample=3)
+    for t in (0.0, 1.0, 2.0):
+        rate.record(t)
+    assert rate.per_second(1.5 + RATE_HORIZON_SECONDS) == pytest.approx(1 / RATE_HORIZON_SECONDS)
+
+
+def test_a_sample_arriving_at_once_reads_as_a_fast_burst_not_infinity() -> None:
+    rate = ArrivalRate(sample=5)
+    for _ in range(5):
+        rate.record(50.0)
+    assert rate.per_second(50.0) == 4.0
 
 
 def test_a_poisson_stream_reads_its_rate_on_average() -> None:
     draw = random.Random(7)
-    rate, t, readings = ArrivalRate(60.0), 0.0, []
-    while t < 20000:
+    rate, t, readings = ArrivalRate(sample=10), 0.0, []
+    while t < 40000:
         t += draw.expovariate(0.25)
         rate.record(t)
         if t > 600:
-            readings.append(rate.per_second(t + draw.uniform(0, 4)))
+            readings.append(rate.per_second(t + draw.expovariate(0.25)))
     assert sum(readings) / len(readings) == pytest.approx(0.25, rel=0.1)
 
 
-def test_a_step_up_reaches_most_of_the_new_rate_within_one_window() -> None:
-    rate = ArrivalRate(60.0)
-    for i in range(60):  # 1 per 10 s, then 1 per 2 s
-        rate.record(i * 10.0)
-    for i in range(1, 31):
-        rate.record(600.0 + i * 2.0)
-    assert rate.per_second(660.0) > 0.1 + 0.6 * (0.5 - 0.1)
+def test_a_five_fold_burst_reads_within_a_sample_of_its_arrivals() -> None:
+    rate = ArrivalRate(sample=10)
+    for i in range(60):  # 10/min, then 50/min
+        rate.record(i * 6.0)
+    for i in range(1, 11):
+        rate.record(354.0 + i * 1.2)
+    assert rate.per_second(366.0) == pytest.approx(50 / 60, rel=0.01)
 
 
-def test_a_clock_that_steps_back_never_raises_the_rate() -> None:
-    rate = ArrivalRate(60.0)
-    rate.record(100.0)
-    assert rate.per_second(50.0) == pytest.approx(1 / 60)
+def test_a_quiet_cluster_of_three_does_not_read_as_a_burst() -> None:
+    rate = ArrivalRate(sample=10)
+    for i in range(10):  # 0.2/min
+        rate.record(i * 300.0)
+    for t in (3000.0, 3010.0, 3020.0):
+        rate.record(t)
+    assert rate.per_second(3020.0) < 0.5 / 60
 
 
-def test_a_window_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        ArrivalRate(0.0)
+def test_a_sample_needs_two_arrivals() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        ArrivalRate(sample=1)
 
 
 def test_the_cold_start_estimate_starts_at_its_seed() -> None:
