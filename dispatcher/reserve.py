@@ -59,7 +59,7 @@ class Reserve:
         self._clock = clock
         self._warming: dict[str, float] = {}  # bot id → launched at
         self._idle_since: dict[str, float] = {}  # bot id → its hello
-        self._arrivals = ArrivalRate(settings.rate_window_seconds)
+        self._arrivals = ArrivalRate(settings.rate_sample)
         self._cold_start = ColdStartEstimate(settings.cold_start_seconds)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
