@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 
 from policy import rules
 from stacks.mocks import Run, unwrap
@@ -121,3 +127,42 @@ def test_the_policy_pack_is_publishable_with_the_versions_the_tests_ran() -> Non
     for name in ("pulumi-policy", "pulumi"):
         assert pack[name] == repo[name], name
     assert "toolchain: uv" in (root / "policy" / "PulumiPolicy.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", ["DAILY_API_KEY", "DISPATCHER_API_KEYS", "FLY_API_TOKEN", "BOT_CHANNEL_TOKEN",
+                                  "TURN_SECRET", "DB_PASSWORD", "TLS_PRIVATE_KEY"])
+def test_secret_looking_plain_env_values_are_violations(name: str) -> None:
+    definitions = json.dumps([{"name": "bot", "environment": [{"name": name, "value": "x"}]}])
+    assert violations("no-plaintext-secrets-in-env", "aws:ecs/taskDefinition:TaskDefinition",
+                      {"containerDefinitions": definitions})
+
+
+@pytest.mark.parametrize("name", ["MAX_SESSION_SECONDS", "TOKEN_TTL_SECONDS", "SECRET_NAME", "API_KEY_ID", "MACHINES"])
+def test_other_plain_env_values_pass(name: str) -> None:
+    definitions = json.dumps([{"name": "bot", "environment": [{"name": name, "value": "x"}]}])
+    assert not violations("no-plaintext-secrets-in-env", "aws:ecs/taskDefinition:TaskDefinition",
+                          {"containerDefinitions": definitions})
+
+
+def test_a_wildcard_in_a_trust_policy_or_a_lone_statement_object_is_a_violation() -> None:
+    lone = json.dumps({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}})
+    assert violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy", {"policy": lone})
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:*"}]})
+    assert violations("no-iam-wildcard-actions", "aws:iam/role:Role", {"assumeRolePolicy": trust})
+    assert not violations("no-iam-wildcard-actions", "aws:s3/bucket:Bucket", {"policy": lone})  # not IAM
+
+
+def test_only_the_bot_security_group_must_have_no_inline_ingress() -> None:
+    typ = "aws:ec2/securityGroup:SecurityGroup"
+    ingress = [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}]
+    assert violations("no-bot-sg-inline-ingress", typ, {"description": rules.BOT_SG_DESCRIPTION, "ingress": ingress})
+    assert not violations("no-bot-sg-inline-ingress", typ, {"description": rules.BOT_SG_DESCRIPTION, "ingress": []})
+    assert not violations("no-bot-sg-inline-ingress", typ, {"description": "load balancer", "ingress": ingress})
+
+
+def test_every_policy_is_mandatory_and_every_check_is_in_the_pack() -> None:
+    assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in rules.POLICIES)
+    names = {p.name for p in rules.POLICIES}
+    assert set(rules.RESOURCE_CHECKS) <= names
+    assert len(names) == len(rules.POLICIES)
