@@ -11,6 +11,7 @@ refused (409 `not_assigned`).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +23,7 @@ from loguru import logger
 from bot.channel_client import BotChannel, ChannelError
 from bot.config import BotConfig, ChannelSettings
 from bot.events import EventWriter
+from bot.ice import CONFIG_VARIABLE, IceSettings, ice_settings
 from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
     IMAGE_VARIABLE,
@@ -126,6 +128,7 @@ class ChannelSession:
         assignment = Assignment.from_params(params)
         if assignment.transport not in self.capabilities:
             raise RequestFailed(400, "unsupported_transport", f"this bot cannot serve {assignment.transport}")
+        assigned_ice(self.config, assignment)  # a bad ICE config is refused here, not found later
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         self._take(assignment)
@@ -154,7 +157,18 @@ def session_config(config: BotConfig, assignment: Assignment) -> BotConfig:
         body=dict(assignment.body),
         room_url=assignment.room_url,
         token=assignment.token,
+        ice=assigned_ice(config, assignment),
     )
+
+
+def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
+    """The assignment's ICE servers (its own TURN credentials) replace the idle bot's; none: kept."""
+    if assignment.ice_config is None:
+        return config.ice
+    try:
+        return ice_settings({CONFIG_VARIABLE: json.dumps(dict(assignment.ice_config))})
+    except ValueError as exc:
+        raise RequestFailed(400, "invalid_ice_config", str(exc)) from None
 
 
 def report_first_audio(worker: Any, channel: ChannelSession) -> None:

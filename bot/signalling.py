@@ -42,7 +42,7 @@ class SignallingServer:
         self.connection: SmallWebRTCConnection | None = None
         self.request_data: dict[str, Any] | None = None  # the first offer's `request_data`, if any
         self._on_connection = on_connection
-        self._ice = ice or IceSettings()
+        self.ice = ice or IceSettings()  # read at each new peer connection
         self._lock = asyncio.Lock()  # two racing offers: exactly one becomes the session's peer
         self._http = JsonHttpServer(
             {
@@ -115,7 +115,7 @@ class SignallingServer:
                 answer: dict[str, Any] = current.get_answer()
                 return answer
 
-            connection = new_connection(self._ice)
+            connection = new_connection(self.ice)
             try:
                 await connection.initialize(sdp=sdp, type=sdp_type)
             except Exception as exc:  # aiortc raises ValueError & co. on SDP it cannot use

@@ -127,6 +127,7 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             if assignment is not None:
                 config = session_config(config, assignment)
                 server.session_id = config.session_id
+                server.ice = config.ice  # its own TURN credentials arrive with the session
         else:
             try:
                 port = await server.start(config.host, config.port)

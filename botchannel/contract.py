@@ -119,6 +119,9 @@ class Assignment:
     body: Mapping[str, Any] = field(default_factory=dict)  # the client's `body`
     room_url: str | None = None  # daily
     token: str | None = field(default=None, repr=False)  # daily: the bot's meeting token (a secret)
+    # webrtc in the cloud: the bot's own ICE servers and TURN credentials, in the shape of
+    # VOICEFLEET_ICE_CONFIG (bot/ice.py); a secret, like the token.
+    ice_config: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in _fields(self).items() if v is not None}
@@ -138,7 +141,10 @@ class Assignment:
         room_url, token = params.get("room_url"), params.get("token")
         if transport == "daily" and not (isinstance(room_url, str) and isinstance(token, str)):
             raise ProtocolError("assign: a daily assignment needs room_url and token")
-        return cls(session_id, seconds, transport, body, room_url, token)
+        ice_config = params.get("ice_config")
+        if ice_config is not None and not isinstance(ice_config, dict):
+            raise ProtocolError("assign: ice_config must be an object")
+        return cls(session_id, seconds, transport, body, room_url, token, ice_config)
 
 
 Frame = Hello | Welcome | Request | Reply | Report

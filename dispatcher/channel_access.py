@@ -23,6 +23,10 @@ class ChannelAccess:
         return cls(token=secrets.token_urlsafe(32))
 
     def bind(self, host: str, port: int) -> None:
-        """Bots dial the loopback address of the family the dispatcher listens on."""
-        loopback = "[::1]" if ":" in host else "127.0.0.1"
-        self.url = f"ws://{loopback}:{port}{CHANNEL_PATH}"
+        """Bots dial the address the dispatcher listens on; for a wildcard, the loopback address
+        of its family (a dispatcher bound to one address is not reachable on loopback)."""
+        if host in ("0.0.0.0", "::", ""):
+            address = "[::1]" if host == "::" else "127.0.0.1"
+        else:
+            address = f"[{host}]" if ":" in host else host
+        self.url = f"ws://{address}:{port}{CHANNEL_PATH}"

@@ -36,6 +36,9 @@ class IceServer:
 
 
 class IceServers(Protocol):
+    # "relay": the client should use relay candidates only (`ICE_TRANSPORT_POLICY`); None: any.
+    transport_policy: str | None
+
     async def for_session(self, session_id: str) -> list[IceServer]:
         """The servers this session's client should use; empty when the deployment has none."""
         ...
@@ -43,6 +46,8 @@ class IceServers(Protocol):
 
 class StaticIceServers:
     """The deployment's `ICE_SERVERS`, the same for every session."""
+
+    transport_policy: str | None = None
 
     def __init__(self, servers: tuple[IceServer, ...]) -> None:
         self.servers = servers
@@ -57,7 +62,12 @@ async def ice_config(source: IceServers, session_id: str, *, defaults_requested:
     servers = await source.for_session(session_id)
     if not servers and defaults_requested:
         servers = [IceServer(urls=(PIPECAT_DEFAULT_STUN,))]
-    return {"iceServers": [s.as_json() for s in servers]} if servers else None
+    if not servers:
+        return None
+    config: dict[str, Any] = {"iceServers": [s.as_json() for s in servers]}
+    if source.transport_policy == "relay":
+        config["iceTransportPolicy"] = "relay"  # an RTCConfiguration field, as the client passes it on
+    return config
 
 
 def parse_ice_servers(raw: str) -> tuple[IceServer, ...]:

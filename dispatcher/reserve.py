@@ -262,6 +262,7 @@ def _assignment(spec: LaunchSpec) -> Assignment:
         body=dict(spec.body),
         room_url=spec.room_url,
         token=spec.bot_token,
+        ice_config=dict(spec.ice_config) if spec.ice_config else None,
     )
 
 

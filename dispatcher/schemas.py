@@ -48,6 +48,9 @@ class IceServerOut(BaseModel):
 
 class IceConfigOut(BaseModel):
     iceServers: list[IceServerOut]
+    iceTransportPolicy: Literal["relay"] | None = Field(
+        default=None, description="`relay` when the deployment wants relayed media only (`ICE_TRANSPORT_POLICY`)."
+    )
 
 
 class SessionOut(BaseModel):

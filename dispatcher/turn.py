@@ -155,6 +155,7 @@ class TurnIceServers:
     def __init__(self, credentials: TurnCredentials, extra: tuple[IceServer, ...] = ()) -> None:
         self._credentials = credentials
         self._extra = extra
+        self.transport_policy: str | None = credentials.policy if credentials.policy == "relay" else None
 
     async def for_session(self, session_id: str) -> list[IceServer]:
         servers = [

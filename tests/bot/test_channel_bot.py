@@ -76,3 +76,20 @@ async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, s
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["reason"] == "channel_lost" and "403" in ended["detail"]
     assert await asyncio.to_thread(bot.wait, 10) == 3
+
+
+async def test_a_reserve_bot_takes_its_turn_credentials_with_the_assignment_and_checks_them(dispatcher, spawn_bot):
+    channels, url = dispatcher
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN), wait_ready=False)
+    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    link = await wait_idle(channels)
+    params = {"session_id": "s-relay", "max_session_seconds": 60, "transport": "webrtc"}
+    no_turn = {"iceServers": [{"urls": ["stun:192.0.2.10:3478"]}], "iceTransportPolicy": "relay"}
+    with pytest.raises(BotRequestFailed) as refused:
+        await link.request("assign", {**params, "ice_config": no_turn})
+    assert (refused.value.status, refused.value.code) == (400, "invalid_ice_config")
+    relay = {
+        "iceServers": [{"urls": ["turn:192.0.2.10:3478"], "username": "1:s-relay:bot", "credential": "c"}],
+        "iceTransportPolicy": "relay",
+    }
+    assert (await link.request("assign", {**params, "ice_config": relay}))["session_id"] == "s-relay"

@@ -61,3 +61,21 @@ def test_the_start_up_check_lists_a_missing_turn_server_and_asks_no_daily_key_of
     assert any("TURN_URLS" in p for p in problems), problems
     assert not any("DAILY" in p for p in problems), problems
     assert configuration_problems({**env, **TURN}) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "ws://127.0.0.1:8080/bots/channel"),
+        ("0.0.0.0", "ws://127.0.0.1:8080/bots/channel"),
+        ("::", "ws://[::1]:8080/bots/channel"),
+        ("192.0.2.10", "ws://192.0.2.10:8080/bots/channel"),  # bound to one address: bots dial that one
+        ("2001:db8::10", "ws://[2001:db8::10]:8080/bots/channel"),
+    ],
+)
+def test_local_bots_dial_the_address_the_dispatcher_listens_on(host: str, url: str) -> None:
+    from dispatcher.channel_access import ChannelAccess
+
+    access = ChannelAccess.generated()
+    access.bind(host, 8080)
+    assert access.url == url

@@ -79,6 +79,7 @@ async def test_a_webrtc_session_has_no_room_and_each_peer_its_own_turn_credentia
     session_id = answer["session_id"]
     assert answer["offer_url"] == f"/sessions/{session_id}/api/offer"
     assert "room_url" not in answer and "token" not in answer
+    assert answer["iceConfig"]["iceTransportPolicy"] == "relay"  # ICE_TRANSPORT_POLICY: relay in the cloud
     [client] = answer["iceConfig"]["iceServers"]
     assert client["urls"] == TURN_URLS.split(",")
     check_credentials(client, session_id, None)

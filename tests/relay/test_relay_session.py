@@ -1,9 +1,12 @@
 """A voice session whose two peers cannot reach each other: everything goes through the TURN relay.
 
 The client (aiortc) and a real `python -m bot` each live in a network namespace whose only route
-leads to the TURN server's namespace. Both take credentials from dispatcher/turn.py and use the
-relay policy, so the bot's answer offers nothing but relay candidates and the nominated pair is
-relay ↔ relay; the user's speech goes in and the bot's echo comes back out.
+leads to the hub namespace (coturn, and the dispatcher). Both take credentials from
+dispatcher/turn.py and use the relay policy, so the bot's answer offers nothing but relay
+candidates and the nominated pair is relay ↔ relay; the user's speech goes in and the bot's echo
+comes back out. The first test carries the offer by hand; the second runs the whole product path:
+`POST /start` on a dispatcher, the bot dialling its control channel from its own namespace, the
+offer through the dispatcher and the channel, TURN credentials from the start answer.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import pytest
 from dispatcher.turn import TurnCredentials, TurnSettings
 from tests.support.coturn import Coturn
 from tests.support.netns import BOT_ADDRESS, CLIENT_ADDRESS, TURN_ADDRESS, RelayTopology
-from tests.support.netns_session import run_session
+from tests.support.netns_dispatcher import run_dispatcher_in
+from tests.support.netns_procs import run_in_namespace
+from tests.support.netns_session import SPEECH, clean_env, run_session
+from tests.support.processes import children_of, listening_sockets
 
 pytestmark = pytest.mark.slow  # two real-time WebRTC peers, ~6 s of speech and echo, a bot start-up: ~25 s
 
@@ -57,5 +63,66 @@ def test_speech_goes_through_the_relay_and_the_reply_comes_back(
     assert BOT_ADDRESS not in session.answer_sdp  # the bot's own address never reaches the client
     result = session.result
     assert result["replied"], (result, session.client.stderr_tail(), session.bot.stderr_tail())
-    assert result["similarity"] > 0.5, result  # the bot's echo of the speech, not just any noise
+    # The echo of the speech, not a tone or noise (those score < 0.2, tests/bot/test_support_audio.py); two
+    # Opus passes and a loaded 2-core machine time-warp it a little, so not the ~0.9 of a quiet one.
+    assert result["similarity"] > 0.3, result
     assert (result["local_type"], result["remote_type"], result["remote_address"]) == ("relay", "relay", TURN_ADDRESS)
+
+
+def test_a_session_through_the_dispatcher_signals_over_the_bot_channel_and_talks_through_the_relay(
+    topology: RelayTopology, coturn: Coturn, turn_secret: str, tmp_path: Path
+) -> None:
+    key = "relay-test-key-0123456789"
+    env = clean_env()
+    dispatcher_env = {
+        **env,
+        "DISPATCHER_API_KEYS": key,
+        "TURN_URLS": coturn.url_udp,
+        "TURN_SHARED_SECRET": turn_secret,
+        "ICE_TRANSPORT_POLICY": "relay",  # the cloud default; local mode would also allow direct paths
+    }
+    with (
+        run_dispatcher_in(
+            topology.hub,
+            TURN_ADDRESS,
+            bot_namespace=topology.bot,
+            env=dispatcher_env,
+            log_path=tmp_path / "dispatcher.log",
+        ) as dispatcher,
+        run_in_namespace(
+            topology.client, ["-m", "tests.support.relay_client"], env=env, stderr_path=tmp_path / "client.log"
+        ) as client,
+    ):
+        client.send(
+            {
+                "start_url": f"{dispatcher.base_url}/start",
+                "headers": {"Authorization": f"Bearer {key}"},
+                "wav": str(SPEECH),
+            }
+        )
+        started = client.next("started", timeout=60)
+        bots = children_of(dispatcher.process.pid)
+        try:
+            result = client.next("result", timeout=90)["result"]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\ndispatcher log:\n{dispatcher.log()[-4000:]}") from None
+        listening = {pid: listening_sockets(pid) for pid in bots if pid_exists(pid)}
+
+    session_id, ice = started["started"], started["ice_config"]
+    assert ice["iceTransportPolicy"] == "relay"
+    [server] = ice["iceServers"]
+    assert server["username"].endswith(f":{session_id}") and turn_secret not in str(ice)
+    assert result["replied"], (result, client.stderr_tail(), dispatcher.log()[-4000:])
+    assert result["similarity"] > 0.3, result  # as above
+    assert (result["local_type"], result["remote_type"], result["remote_address"]) == ("relay", "relay", TURN_ADDRESS)
+    # The bots took their signalling over the channel they dialled: none of them listens on TCP.
+    assert bots and all(not any(s.startswith("tcp:") for s in sockets) for sockets in listening.values()), listening
+    assert turn_secret not in dispatcher.log()
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat"):
+            return True
+    except OSError:
+        return False

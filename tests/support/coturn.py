@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dispatcher.turn import DENIED_PEER_RANGES
+from tests.support.netns import wait_listening
 from tests.support.processes import terminate
 
 TURN_PORT = 3478
@@ -92,23 +92,14 @@ def run_coturn(namespace: str, address: str, secret: str, workdir: Path) -> Iter
         url_tcp=f"turn:{address}:{TURN_PORT}?transport=tcp",
     )
     try:
-        _wait_listening(namespace, address, process, turn)
+        wait_listening(
+            namespace,
+            f"{address}:{TURN_PORT}",
+            protocols=("udp", "tcp"),
+            alive=lambda: process.poll() is None,
+            describe=turn.log,
+            timeout=START_TIMEOUT,
+        )
         yield turn
     finally:
         terminate(process)
-
-
-def _wait_listening(namespace: str, address: str, process: subprocess.Popen[bytes], turn: Coturn) -> None:
-    """Until both the UDP and the TCP listener are bound (packets sent after that are queued)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    wanted = f"{address}:{TURN_PORT}"
-    while True:
-        sockets = subprocess.run(
-            ["ip", "netns", "exec", namespace, "ss", "-Hlntu"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout
-        bound = [line for line in sockets.splitlines() if wanted in line]
-        if any(line.startswith("udp") for line in bound) and any(line.startswith("tcp") for line in bound):
-            return
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"coturn did not start listening on {wanted}:\n{turn.log()}")
-        time.sleep(0.05)

@@ -19,7 +19,8 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 TURN_ADDRESS = "192.0.2.10"
@@ -107,3 +108,26 @@ def _link(hub: str, leaf: str, name: str, hub_address: str, leaf_address: str, *
     _in(leaf, "ip", "link", "set", leaf_end, "up")
     if prefix == 24:
         _in(leaf, "ip", "route", "add", f"{TURN_ADDRESS}/32", "via", hub_address)
+
+
+def wait_listening(
+    namespace: str,
+    endpoint: str,
+    *,
+    protocols: tuple[str, ...],
+    alive: Callable[[], bool],
+    describe: Callable[[], str],
+    timeout: float = 30.0,
+) -> None:
+    """Until `endpoint` ("address:port") is bound for each of `protocols` ("udp", "tcp") inside
+    the namespace; packets sent after that are queued by the kernel. Raises with `describe()`
+    (a log tail) when the process dies or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sockets = run("ip", "netns", "exec", namespace, "ss", "-Hlntu")
+        bound = {line.split()[0] for line in sockets.splitlines() if endpoint in line}
+        if all(protocol in bound for protocol in protocols):
+            return
+        if not alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listening on {endpoint} ({'/'.join(protocols)}) in {namespace}:\n{describe()}")
+        time.sleep(0.05)

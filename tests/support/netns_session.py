@@ -61,7 +61,7 @@ def run_session(
     session_id: str,
     bot_ice: dict[str, Any] | None,
     client_ice: dict[str, Any] | None,
-    listen_seconds: float = 5.5,
+    listen_seconds: float = 15.0,  # the most to wait for the whole echo
     wav: Path = SPEECH,
 ) -> NetnsSession:
     workdir.mkdir(parents=True, exist_ok=True)
