@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from stacks.config_reader import SettingsError
 from stacks.mocks import Registration, decode_json, is_secret, run_program
 from stacks.preflight.stack import documented_commands, stack_file, violations
 from stacks.settings import NAMESPACE, REQUIRED_SECRET_KEYS
@@ -164,9 +165,19 @@ def main(argv: list[str] | None = None) -> int:
                       help="print a unified diff against the snapshot committed at REF (default HEAD); "
                            "exit 1 when the plan changed")
     args = parser.parse_args(argv)
+    files = Path(__file__).parent.glob("Pulumi.*.yaml")
+    known = sorted(f.name.removeprefix("Pulumi.").removesuffix(".yaml") for f in files)
+    unknown = [stack for stack in args.stacks if stack not in known]
+    if unknown:
+        parser.exit(2, f"python -m stacks.plan: unknown stack(s) {', '.join(unknown)}; known: {', '.join(known)}\n")
     status = 0
     for stack in args.stacks:
-        text, problems = checked_plan(stack)
+        try:
+            text, problems = checked_plan(stack)
+        except SettingsError as exc:  # a bad value in the stack file: one line, no traceback
+            print(f"{stack}: {exc}", file=sys.stderr)
+            status = 2
+            continue
         if problems:
             for problem in problems:
                 print(f"{stack}: {problem}", file=sys.stderr)

@@ -68,3 +68,26 @@ def test_a_stack_that_breaks_a_preflight_rule_gets_no_plan(
     assert main(["aws-dev"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "aws-dev: aws:lb/loadBalancer:LoadBalancer x: too long" in captured.err
+
+
+def test_an_unknown_stack_is_one_line_naming_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    from stacks import plan
+
+    with pytest.raises(SystemExit) as exited:
+        plan.main(["aws-staging"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m stacks.plan: unknown stack(s) aws-staging; known: aws-dev, aws-prod, gcp-dev, gcp-prod"]
+
+
+def test_a_bad_stack_value_is_one_line_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stacks import plan
+
+    config, secret_keys = plan.stack_config("aws-dev")
+    config["voicefleet:maxSessionSeconds"] = "lots"
+    monkeypatch.setattr(plan, "stack_config", lambda stack: (config, secret_keys))
+    assert plan.main(["aws-dev"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "aws-dev: Invalid stack configuration: voicefleet:maxSessionSeconds must be a whole number (got 'lots')"]
