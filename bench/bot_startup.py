@@ -68,7 +68,7 @@ def rss_mib(pid: int) -> float:
         return int(f.read().split()[1]) * PAGE_KB / 1024
 
 
-# What shared/reference/local_e2e.md's plain bot imports before it can answer (1.6 s there).
+# What docs/reference/local_e2e.md's plain bot imports before it can answer (1.6 s there).
 PLAIN_PIPECAT_BOT = """
 import resource, sys
 import fastapi, uvicorn

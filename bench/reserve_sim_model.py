@@ -18,7 +18,7 @@ Model, and why each choice:
   Fargate median 40 s, σ 0.35 (p95 ≈ 71 s: AWS re:Post "30–45 s normal", 60–90 s reports);
   Compute Engine median 30 s, σ 0.3 (p95 ≈ 49 s: ~10 s to RUNNING + image pull + boot);
   Fly median 3 s, σ 0.6 (p95 ≈ 8 s, p99 ≈ 12 s: "1–10 s", low double digits with an image
-  fetch). reference/field_2026.md has the sources.
+  fetch). docs/reference/field_2026.md has the sources.
 - A warm claim is ready 0.3 s after the start (claim + assignment over the channel + join).
 - A cold start waits for the provider's create token first (the same mirror bucket the refills
   spend from, at the provider module's documented limit), and is refused, as admission refuses

@@ -2,7 +2,7 @@
 
 With the relay policy the bot gathers only relay candidates from its TURN server: its own
 addresses never reach the client, and media flows through the relay whether or not anything
-could reach the bot directly (it accepts no inbound traffic; DESIGN.md §1).
+could reach the bot directly (it accepts no inbound traffic; docs/design.md §1).
 """
 
 from __future__ import annotations

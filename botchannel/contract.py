@@ -1,7 +1,7 @@
 """The bot control channel's message contract: one module, imported by the bot and the dispatcher.
 
 A bot dials *out* to the dispatcher (a WebSocket at `CHANNEL_PATH`, `Authorization: Bearer
-<BOT_CHANNEL_TOKEN>`), so bots accept no inbound traffic in any mode (DESIGN.md §1). Every frame
+<BOT_CHANNEL_TOKEN>`), so bots accept no inbound traffic in any mode (docs/design.md §1). Every frame
 is one JSON text message `{"type": ..., ...}`:
 
     bot → dispatcher   hello    {protocol, machine_id, image, capabilities, session_id|null}

@@ -34,7 +34,7 @@ MINUTES_PER_DAY = 24 * 60
 
 # The cold start each provider's reserve assumes until it has measured its own (seconds from the
 # launch call to the bot's hello): local is the measured ~1.4 s of README "Measured"; Fly, GCE
-# and Fargate are the medians of reference/field_2026.md (Fly create 1–10 s, GCE ~30 s with image
+# and Fargate are the medians of docs/reference/field_2026.md (Fly create 1–10 s, GCE ~30 s with image
 # pull and boot, Fargate 30–45 s "normal").
 DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {"local": 1.5, "fly": 3.0, "gce": 30.0, "ecs": 40.0}
 

@@ -1,4 +1,4 @@
-"""The session routes of the HTTP contract (DESIGN.md §3)."""
+"""The session routes of the HTTP contract (docs/design.md §3)."""
 
 from __future__ import annotations
 

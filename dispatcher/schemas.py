@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP contract (DESIGN.md §3), as the OpenAPI document shows them."""
+"""Request and response bodies of the HTTP contract (docs/design.md §3), as the OpenAPI document shows them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dispatcher on Cloud Run: HTTP only (bots, which need UDP, are VMs; see DESIGN.md §1).
+"""Dispatcher on Cloud Run: HTTP only (bots, which need UDP, are VMs; see docs/design.md §1).
 
 Public endpoint (`invoker_iam_disabled`): callers authenticate with the dispatcher's own API keys.
 Cloud Run sets PORT from the container port itself, so it is not in `envs`.

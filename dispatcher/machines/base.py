@@ -2,7 +2,7 @@
 
 Every provider (local processes, ECS Fargate, Compute Engine, Fly Machines) implements `Machines`.
 The provider is the source of truth: each machine is named or tagged with its `session_id`, so any
-dispatcher replica can answer for any session without a store of its own (DESIGN.md §1).
+dispatcher replica can answer for any session without a store of its own (docs/design.md §1).
 """
 
 from __future__ import annotations

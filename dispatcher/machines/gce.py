@@ -4,7 +4,7 @@
 (409 `alreadyExists` = this session's VM exists: an idempotent replay) and a `requestId` per
 launch, so the client's own retries of one insert are one operation. The session's values are instance
 **metadata** items read by the template's startup script; `scheduling.maxRunDuration` +
-`instanceTerminationAction: DELETE` is the outside cap on the session (DESIGN.md §1).
+`instanceTerminationAction: DELETE` is the outside cap on the session (docs/design.md §1).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def loud_segments(
     times: list[float], levels: list[float], *, threshold: float = BOT_AUDIO_RMS, gap: float = SEGMENT_GAP_SECONDS
 ) -> list[Segment]:
     """Groups loud frames into segments; a gap in arrival time also splits them (a transport that
-    sends nothing between replies has no quiet frames to split on, see local_e2e.md §5.7)."""
+    sends nothing between replies has no quiet frames to split on, see docs/reference/local_e2e.md §5.7)."""
     segments: list[Segment] = []
     start = last = peak = None
     for t, level in zip(times, levels, strict=True):
@@ -80,7 +80,7 @@ def echo_similarity(sent: Pcm, received: np.ndarray, received_rate: int) -> floa
     """Peak normalised cross-correlation (0..1) of `sent` within `received`.
 
     Tells "the bot played back what it heard" apart from "the bot made some noise": ~0.9 for the
-    parrot's echo after two Opus passes (local_e2e.md §3), near 0 for tones or silence. Only
+    parrot's echo after two Opus passes (docs/reference/local_e2e.md §3), near 0 for tones or silence. Only
     complete copies count: record until the whole echo has arrived.
     """
     if received_rate % sent.sample_rate:

@@ -1,7 +1,7 @@
 """Headless Debian Chromium driven over the DevTools protocol, with a WAV as its microphone.
 
 No node and no browser download: the system `chromium`, plain flags, and CDP over the
-`websockets` package (shared/reference/local_e2e.md §4).
+`websockets` package (docs/reference/local_e2e.md §4).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
         result = await client.talk("tests/fixtures/speech16k.wav", listen_seconds=3.0)
     assert result.replied, result.summary()
 
-What it does, following shared/reference/local_e2e.md:
+What it does, following docs/reference/local_e2e.md:
 - sends one audio transceiver first (pipecat maps transceiver 0 to the mic) plus a data channel
   that says `ping` every 0.5 s: without pings `SmallWebRTCConnection.is_connected()` turns False
   3 s after the last one and the bot stops sending audio (§5.8);
