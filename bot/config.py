@@ -172,16 +172,18 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
     if default not in TRANSPORTS:
         raise ConfigError(f"{ENV_TRANSPORT} must be one of {', '.join(TRANSPORTS)}, got {default!r}")
     transport: TransportName = args.transport or ("daily" if room_url else default)
-    # --check never joins a room, so it needs none (the Daily check builds the transport offline).
-    if transport == "daily" and not room_url and not args.check:
+    given_session = args.session_id or env.get(ENV_SESSION_ID) or None
+    channel = load_channel_settings(env, cold=given_session is not None)
+    # --check never joins a room, so it needs none (the Daily check builds the transport offline);
+    # a reserve bot gets its room with its assignment.
+    reserve = channel is not None and not channel.cold
+    if transport == "daily" and not room_url and not args.check and not reserve:
         raise ConfigError("--transport daily needs a room URL (--room-url or DAILY_ROOM_URL)")
     if room_url and not room_url.startswith(("https://", "http://")):
         raise ConfigError("the room URL must be an http(s) URL")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {args.port}")
 
-    given_session = args.session_id or env.get(ENV_SESSION_ID) or None
-    channel = load_channel_settings(env, cold=given_session is not None)
     if channel is None:
         session_id = given_session or f"local-{uuid.uuid4().hex[:12]}"
     else:

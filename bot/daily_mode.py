@@ -1,5 +1,8 @@
 """`--transport daily`: join the Daily room with the bot's token, talk to the user, exit.
 
+With `BOT_CHANNEL_URL` (a dispatcher runs it) the bot also reports on its control channel, and a
+reserve bot (no session yet) waits there for the room and token of its one assignment.
+
 Imports Daily (and never aiortc). The token comes from `DAILY_TOKEN` in the cloud and is never
 logged: pipecat logs the room URL only.
 """
@@ -12,6 +15,7 @@ from typing import Any
 
 from pipecat.transports.daily.transport import DailyParams, DailyTransport
 
+from bot.channel_session import ChannelSession, session_config
 from bot.config import BotConfig
 from bot.events import EventWriter
 from bot.lifecycle import EndReason, SessionLifecycle
@@ -49,6 +53,17 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
     lifecycle = SessionLifecycle()
     with lifecycle.signals_end_session():
         vad = load_vad()
+        channel: ChannelSession | None = None
+        if config.channel is not None:
+            # Run by a dispatcher: report on its channel; a reserve bot also waits there for its
+            # one assignment (the room and its token), imports done and VAD loaded.
+            channel = ChannelSession(config, config.channel, events, lifecycle, capabilities=("daily",), signalling={})
+            await channel.open()
+            assignment = await channel.wait_assigned()
+            if assignment is None:
+                await channel.close()
+                return lifecycle
+            config = session_config(config, assignment)
         transport = build_transport(config)
         session = PipelineSession(
             build_pipeline(transport, vad, config.services), lifecycle, idle_timeout=config.idle_timeout
@@ -60,6 +75,8 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
             nonlocal joined
             joined = True
             events.emit("joined")
+            if channel is not None:
+                await channel.report("joined")
 
         @transport.event_handler("on_error")
         async def _on_error(transport: DailyTransport, error: str) -> None:
@@ -88,7 +105,13 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
         await session.start()  # the join runs as the pipeline starts
         if not lifecycle.ended:  # a signal during start-up: never announce a session that is over
             events.emit("ready", port=None, pid=os.getpid(), transport="daily")
+            if channel is not None:
+                await channel.report("ready")
 
         await lifecycle.wait()
         await session.stop()
+        if channel is not None:
+            reason = lifecycle.reason
+            await channel.report("ended", reason=reason.value, exit_code=reason.exit_code, detail=lifecycle.detail)
+            await channel.close()
     return lifecycle

@@ -27,6 +27,10 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
     if settings.machines == "fly":
         from dispatcher.machines.fly import FlyMachines, FlySettings
 
+        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+            from dispatcher.machines.fly_reserve import FlyWarmMachines
+
+            return FlyWarmMachines(FlySettings.from_env(env), channel_url=channel_url)
         return FlyMachines(FlySettings.from_env(env))
     from dispatcher.machines.local import LocalMachines, LocalSettings
 

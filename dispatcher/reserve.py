@@ -38,6 +38,7 @@ ASSIGN_TIMEOUT_SECONDS = 2.0  # an idle bot answers in milliseconds; a slow one 
 TICK_SECONDS = 1.0
 WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
 START_RECORD_SECONDS = 600.0  # how long a start waits for its bot's `ready` report to be timed
+SWEEP_SECONDS = 30.0  # provider-wide idle sweep (a list call): rare, it only catches leftovers
 
 
 class Reserve:
@@ -160,10 +161,15 @@ class Reserve:
     # --- keeping it sized -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Sizes the reserve every tick and after every claim, hello and drop."""
+        """Sizes the reserve every tick and after every claim, hello and drop; sweeps old idle
+        machines at the provider every SWEEP_SECONDS."""
+        last_sweep = self._clock()
         while True:
             try:
                 await self.refill()
+                if self._clock() - last_sweep >= SWEEP_SECONDS:
+                    last_sweep = self._clock()
+                    await self.sweep()
             except Exception:
                 log.exception("reserve refill failed; retrying at the next tick")
             with contextlib.suppress(TimeoutError):
@@ -220,14 +226,30 @@ class Reserve:
                 del self._starts[session_id]
 
     async def _drop_dead_warming(self, now: float) -> None:
-        if not self._warming:
+        # Only bots late for their hello are looked up: a provider's list is rate-limited (Fly: 1/s).
+        late = {b for b, launched in self._warming.items() if now - launched > self._cold_start.seconds * 1.5}
+        if not late:
             return
         running = {machine.bot_id for machine in await self._machines.idle_machines()}
         deadline = self._cold_start.seconds * 3 + WARMING_GRACE_SECONDS
-        for bot_id, launched in list(self._warming.items()):
-            if bot_id not in running or now - launched > deadline:
+        for bot_id in late:
+            if bot_id not in running or now - self._warming[bot_id] > deadline:
                 del self._warming[bot_id]
                 await self._retire(bot_id, "never_connected")
+
+    async def sweep(self) -> int:
+        """The reaper's part for reserve machines: any idle machine at the provider (this replica's
+        or not, a dispatcher's that died) older than its idle age + grace is stopped, whether its
+        channel is alive or gone. Returns how many were stopped."""
+        horizon = time.time() - self.settings.max_idle_seconds - WARMING_GRACE_SECONDS
+        stopped = 0
+        for machine in await self._machines.idle_machines():
+            if machine.created_at < horizon:
+                link = self._channels.take_idle(_machine(machine.bot_id))
+                self._idle_since.pop(machine.bot_id, None)
+                await self._retire(machine.bot_id, "reaped_idle_age" if link is None else "aged_or_surplus")
+                stopped += 1
+        return stopped
 
     async def _retire(self, bot_id: str, reason: str) -> None:
         try:

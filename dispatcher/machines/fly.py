@@ -30,6 +30,7 @@ DEFAULT_LIST_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
 WAIT_MAX = 60  # the documented maximum of `/wait?timeout=`
 LAUNCHED_KEPT = 1024
 NAME_PREFIX = "vf-"
+IDLE_NAME_PREFIX = "vf-idle-"  # reserve machines: named by bot id, tagged with a session when claimed
 META_SESSION, META_DIGEST, META_CREATED = "voicefleet_session", "voicefleet_body_digest", "voicefleet_created_at"
 META_TRANSPORT = "voicefleet_transport"  # "daily" or "webrtc" (absent: daily)
 
@@ -212,7 +213,10 @@ class FlyMachines:
         )
         if response.status_code != 200:
             raise self._failed(response, "list machines")
-        found = [to_machine(m) for m in response.json() if m.get("name") == machine_name(session_id)]
+        # Its own name, or a reserve machine claimed for it (dispatcher/machines/fly_reserve.py).
+        names = (machine_name(session_id),)
+        found = [to_machine(m) for m in response.json()
+                 if m.get("name") in names or str(m.get("name", "")).startswith(IDLE_NAME_PREFIX)]
         if not found:
             return None
         # A live machine wins over a destroyed one of the same name; then the newest.

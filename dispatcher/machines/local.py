@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -137,7 +138,7 @@ class LocalMachines:
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
-                preexec_fn=die_with_parent,
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         except OSError as exc:
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 import sys
 
@@ -25,6 +26,10 @@ _prctl = _load_prctl()
 _SIGTERM = int(signal.SIGTERM)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """`parent_pid`: the dispatcher's pid, taken before the fork. If the dispatcher died between
+    the fork and the prctl call, no signal will ever come: the child exits at once instead."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
+        if parent_pid is not None and os.getppid() != parent_pid:
+            os._exit(1)

@@ -93,3 +93,22 @@ async def test_a_reserve_bot_takes_its_turn_credentials_with_the_assignment_and_
         "iceTransportPolicy": "relay",
     }
     assert (await link.request("assign", {**params, "ice_config": relay}))["session_id"] == "s-relay"
+
+
+async def test_a_daily_reserve_bot_waits_without_a_room_and_takes_its_room_from_the_assignment(dispatcher, spawn_bot):
+    channels, url = dispatcher
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN, BOT_TRANSPORT="daily",
+                                BOT_MACHINE_ID="daily-1"), wait_ready=False)
+    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)  # no room URL needed to wait
+    link = await wait_idle(channels)
+    assert link.hello.capabilities == ("daily",)
+    with pytest.raises(BotRequestFailed) as wrong:
+        await link.request("assign", {"session_id": "s-w", "max_session_seconds": 60, "transport": "webrtc"})
+    assert wrong.value.code == "unsupported_transport"
+    params = {"session_id": "s-d", "max_session_seconds": 60, "transport": "daily",
+              "room_url": "https://check.invalid/vf-room", "token": "bot-token"}
+    assert (await link.request("assign", params))["session_id"] == "s-d"
+    bot.proc.terminate()
+    ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
+    assert ended["session_id"] == "s-d"
+    assert "bot-token" not in "".join(bot.stderr_lines)  # the token is never logged

@@ -41,6 +41,8 @@ class FakeFly(FakeApi):
         self.boot_after: float | None = None  # seconds after create at which a machine is `started`
         self.destroyed_ttl: float | None = None  # seconds a destroyed machine stays visible
         self._ids = itertools.count(1)
+        # Fly's documented limit: 1 request/s per action per machine, burst 3 (metadata writes here).
+        self._metadata_writes: dict[str, list[float]] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -61,6 +63,7 @@ class FakeFly(FakeApi):
             Route(base + "/{id}", self.delete, methods=["DELETE"]),
             Route(base + "/{id}/wait", self.wait, methods=["GET"]),
             Route(base + "/{id}/stop", self.stop, methods=["POST"]),
+            Route(base + "/{id}/metadata/{key}", self.set_metadata, methods=["POST"]),
         ]
 
     # knobs ---------------------------------------------------------------------------------
@@ -185,3 +188,21 @@ class FakeFly(FakeApi):
             return _error(412, "machine is still running; stop it or use force=true")
         self._set(machine, "destroyed")
         return JSONResponse({"ok": True})
+
+    async def set_metadata(self, request: Request) -> Response:
+        """`POST /machines/{id}/metadata/{key}` with `{"value": …}` (flyctl's SetMetadata): 204."""
+        if denied := self._denied(request):
+            return denied
+        machine = self._machine(request)
+        if machine is None or machine["state"] == "destroyed":
+            return _error(404, "machine not found")
+        now = time.monotonic()
+        recent = [t for t in self._metadata_writes.get(machine["id"], []) if now - t < 3.0]
+        if len(recent) >= 3:  # the burst is spent; it refills at 1/s
+            return _error(429, "rate limit exceeded for this machine")
+        self._metadata_writes[machine["id"]] = [*recent, now]
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+            return _error(400, "expected {\"value\": string}")
+        machine["config"].setdefault("metadata", {})[request.path_params["key"]] = body["value"]
+        return Response(status_code=204)

@@ -1,0 +1,139 @@
+"""Fly with a warm reserve: idle machines tagged idle at Fly, re-tagged with the session on claim,
+so stateless look-ups (another replica, the reaper) find a claimed machine like a cold one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
+from dispatcher.app import create_app
+from dispatcher.machines.base import MachineState
+from dispatcher.machines.fly import FlySettings
+from dispatcher.machines.fly_reserve import FlyWarmMachines
+from dispatcher.settings import Settings
+from tests.fakes.fly import FakeFly
+from tests.providers.test_contract import spec
+from tests.support.dispatcher_server import serving
+
+CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
+TOKEN = "f" * 40
+
+
+@pytest.fixture
+async def fly(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
+    provider = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    yield provider
+    await provider.aclose()
+
+
+def idle_machine(fake: FakeFly, bot_id: str) -> dict:
+    return fake.by_name(f"vf-idle-{bot_id}")
+
+
+async def test_a_reserve_machine_is_tagged_idle_and_carries_no_session_and_no_secret(fly, fake_fly) -> None:
+    await fly.launch_idle("b1")
+    config = idle_machine(fake_fly, "b1")["config"]
+    assert config["metadata"]["voicefleet_idle"] == "b1"
+    assert "voicefleet_session" not in config["metadata"]
+    assert config["env"]["BOT_CHANNEL_URL"] == CHANNEL_URL and config["env"]["BOT_MACHINE_ID"] == "b1"
+    assert not {"BOT_CHANNEL_TOKEN", "DAILY_TOKEN", "VOICEFLEET_SESSION_ID"} & set(config["env"])  # a Fly secret
+    assert config["auto_destroy"] is True
+    assert [m.bot_id for m in await fly.idle_machines()] == ["b1"]
+    assert await fly.list() == []  # not a session: admission does not count it
+
+
+async def test_a_claim_retags_the_machine_so_any_replica_finds_the_session(fly, fake_fly) -> None:
+    await fly.launch_idle("b2")
+    fake_fly.set_state("vf-idle-b2", "started")
+    s = spec()
+    adopted = await fly.adopt("b2", s)
+    assert adopted.created and adopted.machine.session_id == s.session_id
+    other_replica = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    try:
+        found = await other_replica.status(s.session_id)  # no cache: Fly's metadata is the record
+        assert found is not None and found.state is MachineState.STARTED
+        assert found.body_digest == s.body_digest
+        assert [m.session_id for m in await other_replica.list()] == [s.session_id]
+        assert await other_replica.idle_machines() == []
+        assert await other_replica.stop(s.session_id)
+    finally:
+        await other_replica.aclose()
+    writes = [c for c in fake_fly.calls if "/metadata/" in c.path]
+    assert [c.path.rsplit("/", 1)[1] for c in writes][-1] == "voicefleet_session"  # the session tag last
+
+
+async def test_a_retired_reserve_machine_is_destroyed(fly, fake_fly) -> None:
+    await fly.launch_idle("b3")
+    fake_fly.set_state("vf-idle-b3", "started")
+    await fly.retire("b3")
+    assert [m["state"] for m in fake_fly.machines.values()] == ["destroyed"]
+    assert await fly.idle_machines() == []
+
+
+async def test_the_fake_refuses_a_fourth_metadata_write_in_a_burst_as_fly_does(fly, fake_fly) -> None:
+    await fly.launch_idle("b4")
+    machine_id = idle_machine(fake_fly, "b4")["id"]
+    headers = {"Authorization": f"Bearer {fake_fly.token}"}
+    url = f"{fake_fly.url}/v1/apps/{fake_fly.app_name}/machines/{machine_id}/metadata"
+    async with httpx.AsyncClient(headers=headers) as client:
+        statuses = [(await client.post(f"{url}/k{n}", json={"value": "v"})).status_code for n in range(4)]
+    assert statuses == [204, 204, 204, 429]
+
+
+async def test_post_start_claims_an_idle_fly_bot_over_the_channel(fake_fly) -> None:
+    env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0",
+           "RESERVE_BURST": "0"}
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
+                     machines=machines, rooms=None)
+    state = app.state.voicefleet
+    async with serving(app) as port:
+        await state.reserve.refill()  # launches one reserve machine at the fake
+        [machine] = list(fake_fly.machines.values())
+        bot_id = machine["config"]["env"]["BOT_MACHINE_ID"]
+        fake_fly.set_state(machine["name"], "started")
+        # The machine's bot dials in, as a real one would.
+        ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
+                           additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
+        await ws.send(encode(Hello(machine_id=bot_id, image=machine["config"]["image"], capabilities=("daily",))))
+        assert isinstance(parse_frame(await ws.recv()), Welcome)
+        assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)
+
+        async def accept() -> dict:
+            request = parse_frame(await ws.recv())
+            assert isinstance(request, Request) and request.method == "assign"
+            await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
+            return dict(request.params)
+
+        accepting = asyncio.create_task(accept())
+        s = spec()
+        result = await state.reserve.launch(s)
+        assignment = await accepting
+        assert result.created and result.machine.machine_id == machine["id"]
+        assert (assignment["transport"], assignment["room_url"]) == ("daily", s.room_url)
+        assert machine["config"]["metadata"]["voicefleet_session"] == s.session_id
+        await ws.close()
+    await state.aclose()
+
+
+async def test_a_dead_dispatchers_idle_machines_are_reaped_by_the_next_one_past_their_idle_age(fake_fly) -> None:
+    dead = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    await dead.launch_idle("old")
+    await dead.launch_idle("young")
+    await dead.aclose()  # its dispatcher is gone: nobody will retire these
+    fake_fly.by_name("vf-idle-old")["config"]["metadata"]["voicefleet_created_at"] = "1000"  # long ago
+    for name in ("vf-idle-old", "vf-idle-young"):
+        fake_fly.set_state(name, "started")
+    env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MAX_IDLE_SECONDS": "900"}
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
+                     machines=machines, rooms=None)
+    reserve = app.state.voicefleet.reserve
+    assert await reserve.sweep() == 1
+    states = {m["name"]: m["state"] for m in fake_fly.machines.values()}
+    assert states == {"vf-idle-old": "destroyed", "vf-idle-young": "started"}
+    await app.state.voicefleet.aclose()
