@@ -49,6 +49,7 @@ def main() -> int:
     latencies: dict[str, list[float]] = {"relay": [], "direct": []}
     greetings: dict[str, list[float]] = {"relay": [], "direct": []}
     pairs: dict[str, set[tuple[str, str]]] = {"relay": set(), "direct": set()}
+    rates: dict[str, list[float]] = {"relay": [], "direct": []}  # client kbit/s, both directions summed
     failures: list[str] = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="i10-bench-") as tmp, relay_topology(direct_link=True) as topology:
@@ -62,14 +63,21 @@ def main() -> int:
                 for path in order:
                     session_id = secrets.token_hex(12)
                     relay = path == "relay"
-                    session = run_session(
-                        topology,
-                        workdir / f"{round_number}-{path}",
-                        session_id=session_id,
-                        bot_ice=credentials.ice_config(session_id, role="bot") if relay else None,
-                        client_ice=credentials.ice_config(session_id) if relay else NO_SERVERS,
-                    )
+                    try:
+                        session = run_session(
+                            topology,
+                            workdir / f"{round_number}-{path}",
+                            session_id=session_id,
+                            bot_ice=credentials.ice_config(session_id, role="bot") if relay else None,
+                            client_ice=credentials.ice_config(session_id) if relay else NO_SERVERS,
+                        )
+                    except AssertionError as exc:  # a session that never finished: counted, not fatal
+                        failures.append(f"{path} round {round_number}: {str(exc)[:300]}")
+                        continue
                     result = session.result
+                    rates[path].append(
+                        (result["bytes_sent"] + result["bytes_received"]) * 8 / 1000 / result["connected_seconds"]
+                    )
                     pairs[path].add((result["local_type"], result["remote_type"]))
                     if result["reply_latency"] is None:
                         failures.append(f"{path} round {round_number}: no reply ({result['summary']})")
@@ -85,13 +93,15 @@ def main() -> int:
                         flush=True,
                     )
                     time.sleep(0.5)  # let the bot's exit settle before the next start-up competes
+    load_after = os.getloadavg()[0]
     print()
-    print(f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f}; {args.runs} sessions per path")
-    print("| path | end of speech → first bot audio | connect → first bot audio | candidate pair |")
-    print("|---|---|---|---|")
+    print(f"load average {load_before:.2f} → {load_after:.2f}; {args.runs} sessions per path")
+    print("| path | end of speech → first bot audio | connect → first bot audio | candidate pair | media, both ways |")
+    print("|---|---|---|---|---|")
     for path in ("direct", "relay"):
         kinds = ", ".join(f"{a}↔{b}" for a, b in sorted(pairs[path]))
-        print(f"| {path} | {summary(latencies[path])} | {summary(greetings[path])} | {kinds} |")
+        rate = f"{statistics.median(rates[path]):.0f} kbit/s" if rates[path] else "n/a"
+        print(f"| {path} | {summary(latencies[path])} | {summary(greetings[path])} | {kinds} | {rate} |")
     if latencies["relay"] and latencies["direct"]:
         cost = statistics.median(latencies["relay"]) - statistics.median(latencies["direct"])
         print(f"relay cost (difference of medians): {cost * 1000:+.0f} ms")

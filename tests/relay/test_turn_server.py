@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from dispatcher.turn import TurnCredentials, TurnSettings
+from dispatcher.turn import TurnCredentials, TurnSettings, turn_password
 from tests.support.coturn import TURN_PORT, Coturn
 from tests.support.netns import CLIENT_ADDRESS, TURN_ADDRESS, RelayTopology
 from tests.support.netns_session import request_in as run_in
@@ -84,3 +84,26 @@ def test_the_relay_will_not_reach_private_or_metadata_addresses(
     assert result["permissions"][CLIENT_ADDRESS] == "ok"
     assert result["permissions"]["203.0.113.77"] == "ok"
     assert {peer: result["permissions"][peer] for peer in refused} == dict.fromkeys(refused, 403)
+
+
+def test_an_allocation_outlives_its_credentials_so_a_short_ttl_never_cuts_a_session(
+    topology: RelayTopology, coturn: Coturn, turn_secret: str
+) -> None:
+    """coturn checks the expiry when an allocation is made, not when it is refreshed: that is why
+    TURN_CREDENTIAL_TTL_SECONDS can be minutes while a session lasts up to MAX_SESSION_SECONDS."""
+    expiry = int(time.time()) + 3
+    username = f"{expiry}:{SESSION}"
+    password = turn_password(turn_secret.encode(), username)
+    kept = allocate_and(topology, username, password, refresh_at=expiry + 1.5)
+    assert (kept["allocate"], kept["refresh"]) == ("ok", "ok"), kept
+    assert allocate(topology, username, password)["allocate"] == 401  # but no new allocation with it
+
+
+def allocate_and(topology: RelayTopology, username: str, password: str, *, refresh_at: float) -> dict:
+    request = {
+        "server": [TURN_ADDRESS, TURN_PORT],
+        "username": username,
+        "password": password,
+        "refresh_at": refresh_at,
+    }
+    return run_in(topology.client, PROBE, request)

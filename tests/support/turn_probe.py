@@ -2,10 +2,13 @@
 
 Reads one JSON object on stdin (credentials never go on a command line):
     {"server": ["192.0.2.10", 3478], "transport": "udp"|"tcp", "username": "...", "password": "...",
-     "peers": ["198.51.100.2", "169.254.169.254", ...]}
+     "peers": ["198.51.100.2", "169.254.169.254", ...], "refresh_at": <epoch seconds, optional>}
 and prints one JSON object: {"allocate": "ok" | <STUN error code>, "relayed": [host, port] | null,
-"permissions": {peer: "ok" | <error code>}}. An Allocate is answered 401 for a bad or expired
-credential; a CreatePermission 403 for a peer the server refuses to relay to (RFC 8656 §9).
+"permissions": {peer: "ok" | <error code>}, "refresh": "ok" | <error code> | null}. With
+`refresh_at` the allocation is refreshed once the wall clock has passed it (e.g. the credential's
+expiry), so a test can show what an expired credential still does for an existing allocation.
+An Allocate is answered 401 for a bad or expired credential; a CreatePermission 403 for a peer
+the server refuses to relay to (RFC 8656 §9).
 Every transaction is bounded by aioice's retransmissions and by an overall timeout.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Any
 
 from aioice import stun, turn
@@ -33,7 +37,7 @@ async def probe(request: dict[str, Any]) -> dict[str, Any]:
         transport, client = await loop.create_connection(protocol, host=server[0], port=server[1])
     else:
         transport, client = await loop.create_datagram_endpoint(protocol, remote_addr=server)
-    result: dict[str, Any] = {"allocate": None, "relayed": None, "permissions": {}}
+    result: dict[str, Any] = {"allocate": None, "relayed": None, "permissions": {}, "refresh": None}
     try:
         try:
             relayed = await client.connect()
@@ -51,6 +55,15 @@ async def probe(request: dict[str, Any]) -> dict[str, Any]:
                 result["permissions"][peer] = "ok"
             except stun.TransactionFailed as exc:
                 result["permissions"][peer] = exc.response.error_code
+        if request.get("refresh_at") is not None:
+            await asyncio.sleep(max(0.0, float(request["refresh_at"]) - time.time()))
+            refresh = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
+            refresh.attributes["LIFETIME"] = 60
+            try:
+                await client.request_with_retry(refresh)
+                result["refresh"] = "ok"
+            except stun.TransactionFailed as exc:
+                result["refresh"] = exc.response.error_code
         return result
     finally:
         transport.close()
