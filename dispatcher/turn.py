@@ -67,7 +67,10 @@ class TurnSettings:
     urls: tuple[str, ...]
     shared_secret: bytes = field(repr=False)
     ttl_seconds: int = DEFAULT_TTL_SECONDS
-    policy: IcePolicy = "relay"
+    policy: IcePolicy = "relay"  # the client's (ICE_TRANSPORT_POLICY)
+    # A cloud bot accepts no inbound traffic, so it relays whatever the client does; a local bot
+    # follows ICE_TRANSPORT_POLICY like its client.
+    bot_policy: IcePolicy = "relay"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, cloud: bool) -> TurnSettings | None:
@@ -81,9 +84,7 @@ class TurnSettings:
         for url in urls:
             match = _URL.fullmatch(url)
             if match is None:
-                raise SettingsError(
-                    f"TURN_URLS: {url!r} is not a URL like turn:turn.example.com:3478?transport=udp"
-                )
+                raise SettingsError(f"TURN_URLS: {url!r} is not a URL like turn:turn.example.com:3478?transport=udp")
             if match["port"] is not None and not 0 < int(match["port"]) < 65536:
                 raise SettingsError(f"TURN_URLS: {url!r} has no valid port")
             if match["turn"] == "turns" and match["transport"] == "udp":
@@ -103,7 +104,13 @@ class TurnSettings:
         if raw_policy not in ("relay", "all"):
             raise SettingsError(f"ICE_TRANSPORT_POLICY={raw_policy!r} is not one of relay, all")
         policy: IcePolicy = "relay" if raw_policy == "relay" else "all"
-        return cls(urls=urls, shared_secret=secret.encode(), ttl_seconds=ttl, policy=policy)
+        return cls(
+            urls=urls,
+            shared_secret=secret.encode(),
+            ttl_seconds=ttl,
+            policy=policy,
+            bot_policy="relay" if cloud else policy,
+        )
 
 
 def turn_password(shared_secret: bytes, username: str) -> str:
@@ -143,7 +150,8 @@ class TurnCredentials:
                 }
             ]
         }
-        if self._settings.policy == "relay":
+        policy = self._settings.bot_policy if role == "bot" else self._settings.policy
+        if policy == "relay":
             config["iceTransportPolicy"] = "relay"
         return config
 

@@ -87,6 +87,14 @@ def test_policy_defaults_to_relay_in_the_cloud_and_all_locally() -> None:
         settings(ICE_TRANSPORT_POLICY="direct")
 
 
+def test_a_cloud_bot_relays_even_when_its_client_may_go_direct() -> None:
+    credentials = TurnCredentials(settings(ICE_TRANSPORT_POLICY="all"))
+    assert "iceTransportPolicy" not in credentials.ice_config(SESSION)
+    assert credentials.ice_config(SESSION, role="bot")["iceTransportPolicy"] == "relay"  # no inbound, ever
+    local = TurnSettings.from_env({"TURN_URLS": URLS, "TURN_SHARED_SECRET": SECRET}, cloud=False)
+    assert local is not None and "iceTransportPolicy" not in TurnCredentials(local).ice_config(SESSION, role="bot")
+
+
 def test_no_turn_urls_means_no_turn() -> None:
     assert TurnSettings.from_env({}, cloud=True) is None
 
