@@ -29,6 +29,9 @@ environment (the README lists every variable; docs/providers.md the cloud provid
   REAPER_INTERVAL_SECONDS  how often the reaper sweeps (default 60; 0 = off), REAPER_GRACE_SECONDS (120)
   CORS_ALLOW_ORIGINS       comma-separated browser origins allowed to call the API (default none)
   ICE_SERVERS              WebRTC: STUN/TURN URLs (comma-separated) or a JSON list, answered as iceConfig
+  TRANSPORTS               daily,webrtc: what sessions may use (local webrtc, cloud daily); DEFAULT_TRANSPORT
+  TURN_URLS                WebRTC through a TURN relay (docs/webrtc.md): URLs, with TURN_SHARED_SECRET (a secret),
+                           TURN_CREDENTIAL_TTL_SECONDS (600), ICE_TRANSPORT_POLICY (cloud relay, local all)
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
 """
