@@ -139,6 +139,8 @@ def create_app(
             allow_origins=list(settings.cors_allow_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            # A page may read where its session lives and when to retry.
+            expose_headers=["Location", "Retry-After"],
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)

@@ -168,3 +168,10 @@ async def test_the_direct_path_refuses_a_pc_id_it_never_gave(api, local_spy):
     assert (patch.status_code, offer.status_code) == (404, 404)
     assert patch.json()["error"]["code"] == offer.json()["error"]["code"] == "unknown_pc_id"
     assert local_spy.bodies == []
+
+
+async def test_a_page_on_an_allowed_origin_can_read_the_sessions_location(make_api):
+    async with make_api(cors_allow_origins=("https://app.example.com",)) as api:
+        response = await api.post("/start", json={"transport": "webrtc"}, headers={"Origin": "https://app.example.com"})
+    assert response.status_code == 201
+    assert "location" in response.headers["access-control-expose-headers"].lower()
