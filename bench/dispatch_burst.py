@@ -73,10 +73,13 @@ def our_arm(provider: str, fakes: str, port: int, *, wait: bool, server: str) ->
         "MAX_CONCURRENT_SESSIONS": UNLIMITED, "START_RATE_PER_KEY": UNLIMITED, "START_BURST_PER_KEY": UNLIMITED,
         "REAPER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "warning",
     }
-    if server != "h11":
-        env["DISPATCHER_HTTP_SERVER"] = server
-    label = f"voicefleet {provider}{' ?wait=started' if wait else ''}{'' if server == 'h11' else f' [{server}]'}"
-    return Arm(label, [sys.executable, "-m", "dispatcher"], env, "/start" + ("?wait=started" if wait else ""),
+    command = [sys.executable, "-m", "dispatcher"]
+    if server != "dispatcher":  # uvicorn's own CLI, to compare its HTTP parsers and loops
+        http, _, loop = server.partition("+")
+        command = [sys.executable, "-m", "uvicorn", "dispatcher.app:create_app", "--factory", "--port", str(port),
+                   "--http", http, "--loop", loop or "asyncio", "--no-server-header", "--log-level", "warning"]
+    label = f"voicefleet {provider}{' ?wait=started' if wait else ''}{'' if server == 'dispatcher' else f' [{server}]'}"
+    return Arm(label, command, env, "/start" + ("?wait=started" if wait else ""),
                '{"body": {}}', [f"Authorization: Bearer {KEY}"])
 
 
@@ -169,7 +172,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.05)
-    parser.add_argument("--servers", default="h11", help="comma-separated uvicorn HTTP servers: h11,httptools")
+    parser.add_argument("--servers", default="dispatcher",
+                        help="comma-separated: dispatcher (python -m dispatcher), or uvicorn's CLI with "
+                             "HTTP[+LOOP], e.g. h11,h11+uvloop,httptools+uvloop")
     parser.add_argument("--no-wait", action="store_true", help="skip the ?wait=started arms")
     parser.add_argument("--example", help="directory holding the Fly example's bot_runner.py")
     args = parser.parse_args()
