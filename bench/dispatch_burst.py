@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -142,8 +143,9 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
     fakes.reset()
     env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **arm.env,
            "PYTHONPATH": str(Path.cwd())}
+    log = tempfile.TemporaryFile("w+")  # not a pipe: a server that logs must never block on it
     process = subprocess.Popen(pinned(arm.command, DISPATCHER_CPU), env=env, cwd=arm.cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         url = f"http://127.0.0.1:{port}{arm.path}"
         deadline = time.monotonic() + 60
@@ -153,8 +155,8 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
                 break
             except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read() if process.stderr else ""
-                    raise RuntimeError(f"{arm.name} did not start: {stderr}") from exc
+                    log.seek(0)
+                    raise RuntimeError(f"{arm.name} did not start: {log.read()[-2000:]}") from exc
                 time.sleep(0.1)
         load(url, arm, 10, 2)  # warm-up: pools, the domain config, imports on first use
         return [phase(process.pid, fakes, url, arm, sequential, 1),
@@ -162,6 +164,7 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log.close()
 
 
 def main() -> None:

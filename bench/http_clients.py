@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", help="run only the arms whose name contains this (e.g. raw)")
     args = parser.parse_args()
     n, c = args.requests, args.concurrency
     with FakesProcess(latency=args.latency) as fakes:
@@ -98,6 +99,7 @@ def main() -> None:
             "httpx (default limits, 100)": lambda: run_httpx(fakes.url, n, c),
             "httpx (limits 1000)": lambda: run_httpx(fakes.url, n, c, max_connections=1000),
         }
+        arms = {name: arm for name, arm in arms.items() if args.only is None or args.only in name}
         results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in arms}
         for _ in range(args.rounds):
             for name, arm in arms.items():
