@@ -4,16 +4,13 @@ real bot through GET /."""
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.e2e.conftest import SPEECH
-from tests.support.audio import read_wav
-from tests.support.browser import Browser, chromium_path
+from tests.support.browser import Browser, browser_mic, chromium_path
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,24 +21,8 @@ pytestmark = [
 SCREENSHOT = Path(__file__).parents[2] / "bench" / "out" / "browser_page.png"  # for a human to look at
 
 
-def browser_mic(path: Path) -> Path:
-    """Chrome's fake mic wants 48 kHz: 1.5 s of silence, the speech fixture, 3 s of silence."""
-    speech = read_wav(SPEECH)
-    upsampled = np.interp(
-        np.arange(len(speech.samples) * 3) / 3, np.arange(len(speech.samples)), speech.samples
-    ).astype(np.int16)
-    silence = np.zeros(48_000 // 2 * 3, dtype=np.int16)
-    samples = np.concatenate([silence, upsampled, silence, silence])
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(48_000)
-        out.writeframes(samples.tobytes())
-    return path
-
-
 async def test_the_page_connects_to_a_bot_and_plays_its_audio(dispatcher, tmp_path):
-    mic = browser_mic(tmp_path / "mic48k.wav")
+    mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     async with Browser(dispatcher.base_url + "/", mic, tmp_path / "profile") as page:
         assert await page.wait_for("document.readyState === 'complete' && !!window.voicefleet", 15)

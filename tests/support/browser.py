@@ -13,12 +13,16 @@ import json
 import shutil
 import subprocess
 import time
+import wave
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
+import numpy as np
 import websockets
+
+from tests.support.audio import read_wav
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
@@ -36,8 +40,9 @@ def chromium_path() -> str | None:
 class Browser:
     """`async with Browser(url, mic_wav, profile_dir) as page: await page.evaluate("1 + 1")`."""
 
-    def __init__(self, url: str, mic_wav: Path, profile_dir: Path) -> None:
+    def __init__(self, url: str, mic_wav: Path, profile_dir: Path, extra_flags: tuple[str, ...] = ()) -> None:
         self.url, self.mic_wav, self.profile_dir = url, mic_wav, profile_dir
+        self.extra_flags = extra_flags  # e.g. --unsafely-treat-insecure-origin-as-secure=<a non-loopback http origin>
         self.requests: list[str] = []  # every URL the page asked for
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -50,7 +55,7 @@ class Browser:
         if binary is None:
             raise RuntimeError("chromium is not installed")
         self._process = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={self.mic_wav}",
+            [binary, *CHROMIUM_FLAGS, *self.extra_flags, f"--use-file-for-fake-audio-capture={self.mic_wav}",
              f"--user-data-dir={self.profile_dir}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # dbus/ALSA noise, harmless here
         )  # fmt: skip
@@ -128,3 +133,19 @@ class Browser:
     async def screenshot(self, path: Path) -> None:
         data = (await self.send("Page.captureScreenshot", format="png"))["data"]
         path.write_bytes(base64.b64decode(data))
+
+
+def browser_mic(speech_wav: Path, path: Path) -> Path:
+    """Chrome's fake mic wants 48 kHz: 1.5 s of silence, the speech, 3 s of silence."""
+    speech = read_wav(speech_wav)
+    upsampled = np.interp(
+        np.arange(len(speech.samples) * 3) / 3, np.arange(len(speech.samples)), speech.samples
+    ).astype(np.int16)
+    silence = np.zeros(48_000 // 2 * 3, dtype=np.int16)
+    samples = np.concatenate([silence, upsampled, silence, silence])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48_000)
+        out.writeframes(samples.tobytes())
+    return path

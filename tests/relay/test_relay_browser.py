@@ -1,0 +1,59 @@
+"""Pipecat's official JS client in headless Chromium, through the relay.
+
+Chromium runs in the client namespace (no route to the bot), the dispatcher in the hub, a real
+bot in its own namespace dialling the dispatcher's channel and relaying only. The page's
+`startBotAndConnect` takes the TURN credentials from the start answer's `iceConfig`; since
+nothing else connects the two namespaces, audio both ways proves the relay carried it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.browser import chromium_path
+from tests.support.coturn import Coturn
+from tests.support.netns import TURN_ADDRESS, RelayTopology
+from tests.support.netns_dispatcher import run_dispatcher_in
+from tests.support.netns_procs import run_in_namespace
+from tests.support.netns_session import SPEECH, clean_env
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed (.ci/run installs it)"),
+]
+
+
+def test_the_official_client_in_chromium_talks_to_a_bot_through_the_relay(
+    topology: RelayTopology, coturn: Coturn, turn_secret: str, tmp_path: Path
+) -> None:
+    key = "relay-browser-key-0123456789"
+    env = clean_env()
+    dispatcher_env = {
+        **env,
+        "DISPATCHER_API_KEYS": key,
+        "TURN_URLS": f"{coturn.url_udp},{coturn.url_tcp}",
+        "TURN_SHARED_SECRET": turn_secret,
+        "ICE_TRANSPORT_POLICY": "relay",
+    }
+    with (
+        run_dispatcher_in(
+            topology.hub,
+            TURN_ADDRESS,
+            bot_namespace=topology.bot,
+            env=dispatcher_env,
+            log_path=tmp_path / "dispatcher.log",
+        ) as dispatcher,
+        run_in_namespace(
+            topology.client, ["-m", "tests.support.relay_browser"], env=env, stderr_path=tmp_path / "browser.log"
+        ) as browser,
+    ):
+        browser.send({"url": dispatcher.base_url, "key": key, "speech": str(SPEECH), "workdir": str(tmp_path)})
+        result = browser.next("result", timeout=170)["result"]
+
+    state = result["state"]
+    assert result["connected"] and result["heard"], (state, dispatcher.log()[-3000:])
+    assert result["turn"], state  # the bot heard the user's speech (RTVI user-stopped-speaking)
+    assert state["maxBotLevel"] > 0.05, state
+    assert not state["errors"], state
