@@ -82,6 +82,15 @@ def parse_schedule(raw: str, name: str = "RESERVE_SCHEDULE") -> tuple[ScheduleWi
     return tuple(windows)
 
 
+def format_schedule(windows: tuple[ScheduleWindow, ...]) -> str:
+    """The inverse of `parse_schedule`."""
+
+    def hhmm(minute: int) -> str:
+        return f"{minute // 60:02d}:{minute % 60:02d}"
+
+    return ",".join(f"{hhmm(w.start_minute)}-{hhmm(w.end_minute)}={w.min_idle}" for w in windows)
+
+
 def utc_minute_of(epoch_seconds: float) -> int:
     """Minute of the UTC day (0–1439) for a wall-clock time, for the schedule."""
     return int(epoch_seconds // 60) % MINUTES_PER_DAY
@@ -126,6 +135,24 @@ class ReserveSettings:
                 "(RESERVE_MIN_IDLE or a RESERVE_SCHEDULE window)"
             )
         return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The RESERVE_* variables that `from_env` reads back as these settings (the stacks
+        deploy the dispatcher's reserve from this, so they write no variable name of their own).
+        No schedule writes no RESERVE_SCHEDULE: deployed environments carry no empty values."""
+        env = {
+            "RESERVE_MIN_IDLE": str(self.min_idle),
+            "RESERVE_BUFFER": repr(self.buffer),
+            "RESERVE_MAX_IDLE": str(self.max_idle),
+            "RESERVE_MAX_IDLE_SECONDS": repr(self.max_idle_seconds),
+            "RESERVE_SCALEDOWN_SECONDS": repr(self.scaledown_seconds),
+            "RESERVE_BURST": repr(self.burst),
+            "RESERVE_RATE_SAMPLE": str(self.rate_sample),
+            "RESERVE_COLD_START_SECONDS": repr(self.cold_start_seconds),
+        }
+        if self.schedule:
+            env["RESERVE_SCHEDULE"] = format_schedule(self.schedule)
+        return env
 
 
 def idle_floor(settings: ReserveSettings, utc_minute: int) -> int:

@@ -157,6 +157,7 @@ class AwsStack(pulumi.ComponentResource):
             log_retention_days=cfg.log_retention_days,
             protect=settings.protect,
             webrtc_bot=webrtc_bot,
+            reserve=settings.reserve,
             turn_urls=turn_urls,
         ), opts=child)
 

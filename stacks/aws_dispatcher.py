@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from dispatcher.reserve_policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws_container import fargate_container
@@ -48,6 +49,7 @@ class DispatcherArgs:
     allowed_cidrs: Sequence[str]
     log_retention_days: int
     protect: bool
+    reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
 
@@ -70,6 +72,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         "ECS_CAPACITY_PROVIDERS": args.capacity_providers,
         "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
+        **args.reserve.to_env(),
         **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
     }
 

@@ -46,6 +46,16 @@ DEFAULTS: dict[str, Any] = {
     "turnMachineType": "e2-small",
     "turnRelayPorts": "49152-65535",
     "turnTotalQuota": 1000,
+    # Warm reserve sizing (stacks/reserve_settings.py; the dispatcher's defaults)
+    "reserveMinIdle": 1,
+    "reserveMaxIdle": 10,
+    "reserveBuffer": "0.1",
+    "reserveBurst": "1",
+    "reserveMaxIdleSeconds": 900,
+    "reserveScaledownSeconds": 60,
+    "reserveRateSample": 10,
+    "reserveColdStartSeconds": "",
+    "reserveSchedule": "",
     # GCP
     "gcpZone": "",
     "subnetCidr": "10.50.0.0/20",

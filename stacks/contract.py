@@ -9,6 +9,7 @@ deploy.
 from __future__ import annotations
 
 from dispatcher import bot_contract
+from dispatcher.reserve_policy import ReserveSettings
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -22,9 +23,15 @@ COMMON_ENV: tuple[str, ...] = (
 # Passed by reference only (Secrets Manager `valueFrom`, Secret Manager `secret_key_ref`).
 DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
 
+# The warm reserve's sizing (dispatcher/reserve_policy.py), in every cloud mode; written from the
+# parsed settings (ReserveSettings.to_env), so these are its keys. The schedule only when one is set.
+RESERVE_ENV: tuple[str, ...] = tuple(ReserveSettings().to_env())
+RESERVE_SCHEDULE_ENV: tuple[str, ...] = ("RESERVE_SCHEDULE",)
+
 # `MACHINES=ecs`: dispatcher/machines/ecs.py.
 ECS_ENV: tuple[str, ...] = (
     *COMMON_ENV,
+    *RESERVE_ENV,
     "AWS_REGION",
     "ECS_CLUSTER",  # cluster name or ARN
     "ECS_TASK_DEFINITION",  # the bot *family*: RunTask uses its latest ACTIVE revision
@@ -39,6 +46,7 @@ ECS_ENV: tuple[str, ...] = (
 # `MACHINES=gce`: dispatcher/machines/gce.py.
 GCE_ENV: tuple[str, ...] = (
     *COMMON_ENV,
+    *RESERVE_ENV,
     "GCE_PROJECT",
     "GCE_ZONE",
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME

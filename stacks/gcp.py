@@ -134,6 +134,7 @@ class GcpStack(pulumi.ComponentResource):
             secrets=secrets,
             # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7).
             depends_on=(*readable, *(secrets.versions[env] for env in dispatcher_secrets)),
+            reserve=settings.reserve,
             turn_urls=turn_urls,
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,

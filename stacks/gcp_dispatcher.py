@@ -13,6 +13,7 @@ from typing import cast
 import pulumi
 import pulumi_gcp as gcp
 
+from dispatcher.reserve_policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.gcp_secrets import SecretStore
 
@@ -34,6 +35,7 @@ class DispatcherArgs:
     max_concurrent_sessions: int
     max_session_seconds: int
     deletion_protection: bool
+    reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
     depends_on: tuple[pulumi.Resource, ...] = ()
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
 
@@ -49,6 +51,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_ZONE": args.zone,
         "GCE_INSTANCE_TEMPLATE": args.instance_template,
         "GCE_INSTANCE_PREFIX": args.instance_prefix,
+        **args.reserve.to_env(),
         **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
     }
 

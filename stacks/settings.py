@@ -16,8 +16,9 @@ from typing import Any
 
 import pulumi
 
+from dispatcher.reserve_policy import ReserveSettings
 from stacks import cloud_limits as limits
-from stacks import turn_settings
+from stacks import reserve_settings, turn_settings
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
 from stacks.turn_settings import TurnSettings
 
@@ -109,6 +110,7 @@ class Settings:
     image_retention_count: int
     tags: Mapping[str, str]
     secrets: Secrets
+    reserve: ReserveSettings = ReserveSettings()  # the dispatcher's warm reserve (stacks/reserve_settings.py)
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
@@ -168,6 +170,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         tags=tags,
         secrets=secrets,
         turn=turn_settings.load(cfg),
+        reserve=reserve_settings.load(cfg, "ecs" if cloud == "aws" else "gce"),
     )
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -186,3 +187,18 @@ def test_a_bad_setting_is_one_clear_error_naming_the_variable(env: dict[str, str
 def test_a_reserve_turned_off_accepts_any_minimum() -> None:
     # RESERVE_MAX_IDLE=0 means "off": a leftover RESERVE_MIN_IDLE must not stop the dispatcher.
     assert not ReserveSettings.from_env({"RESERVE_MAX_IDLE": "0", "RESERVE_MIN_IDLE": "3"}).enabled
+
+
+def test_settings_written_as_variables_read_back_the_same() -> None:
+    # Digits that a short format would round away, a wrapping window and one to midnight.
+    settings = replace(
+        ReserveSettings.from_env({"RESERVE_RATE_SAMPLE": "20"}),
+        buffer=0.123456789,
+        max_idle_seconds=600.5,
+        schedule=parse_schedule("22:00-06:00=3,08:00-24:00=5"),
+    )
+    assert ReserveSettings.from_env(settings.to_env(), "ecs") == settings
+
+
+def test_no_schedule_writes_no_schedule_variable() -> None:
+    assert "RESERVE_SCHEDULE" not in ReserveSettings().to_env()
