@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.support.audio import rms
 from tests.support.processes import children_of, pid_alive, wait_gone
 from tests.support.webrtc_client import WebRTCClient
+
+pytestmark = pytest.mark.slow  # the real bot, real WebRTC and real speech: tens of seconds
 
 
 async def test_a_spoken_utterance_gets_an_audible_reply_and_delete_ends_the_bot(dispatcher):

@@ -12,6 +12,8 @@ from tests.support.audio import rms
 from tests.support.processes import run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 
+pytestmark = pytest.mark.slow  # the real bot, real WebRTC and real speech: tens of seconds
+
 
 @pytest.fixture(scope="module")
 def warm_dispatcher(tmp_path_factory: pytest.TempPathFactory):

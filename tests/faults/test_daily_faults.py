@@ -15,6 +15,8 @@ import pytest
 from tests.faults.conftest import Stack
 from tests.faults.fleet import settle
 
+pytestmark = pytest.mark.slow  # real client timeouts against held calls: minutes in all
+
 MAX_ATTEMPTS = 5  # DailyRooms' Backoff(attempts=5)
 
 

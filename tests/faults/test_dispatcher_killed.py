@@ -19,6 +19,8 @@ from tests.fakes.fly import FakeFly
 from tests.faults.fleet import settle
 from tests.support.processes import run_dispatcher
 
+pytestmark = pytest.mark.slow  # real client timeouts against held calls: minutes in all
+
 KEY = "killed-test-key-0123456789"
 
 

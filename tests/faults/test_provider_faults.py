@@ -14,6 +14,8 @@ import pytest
 
 from tests.faults.conftest import Stack
 
+pytestmark = pytest.mark.slow  # real client timeouts against held calls: minutes in all
+
 CODES = {429: "throttled", 503: "unavailable"}
 # Every provider's Backoff(attempts=5): a failing create is tried at most this often per start.
 MAX_ATTEMPTS = 5
