@@ -9,7 +9,7 @@ import pytest
 
 from dispatcher.auth import Authenticator
 from dispatcher.errors import ApiError
-from dispatcher.session_ids import IDEMPOTENCY_KEY
+from dispatcher.session_ids import IDEMPOTENCY_KEY, body_digest, is_session_id, new_session_id
 from dispatcher.settings import Settings, hash_api_key
 
 MAX_BODY = Settings.max_body_bytes
@@ -64,3 +64,29 @@ def test_anything_but_a_known_bearer_key_is_401(header: str | None) -> None:
 def test_callers_are_told_apart_by_key() -> None:
     auth = Authenticator(frozenset({hash_api_key("k-1"), hash_api_key("k-2")}))
     assert auth.caller("Bearer k-1") != auth.caller("Bearer k-2")
+
+
+def test_every_session_id_is_one_every_provider_can_name_a_machine_after() -> None:
+    ids = [new_session_id("caller", None), new_session_id("caller", "key-1")]
+    assert all(is_session_id(i) for i in ids)  # 24 lowercase hex: ECS, Daily, Fly and GCE names
+    assert new_session_id("caller", None) != new_session_id("caller", None)  # random without a key
+
+
+def test_a_keyed_session_id_is_the_same_for_a_retry_and_differs_per_caller_and_key() -> None:
+    assert new_session_id("a", "k") == new_session_id("a", "k")
+    assert len({new_session_id("a", "k"), new_session_id("b", "k"), new_session_id("a", "k2")}) == 3
+
+
+def test_the_body_digest_ignores_key_order_but_not_content() -> None:
+    assert body_digest({"a": 1, "b": [1, 2]}) == body_digest({"b": [1, 2], "a": 1})
+    assert body_digest({"a": 1}) != body_digest({"a": 2})
+    assert len(body_digest({})) == 32 and body_digest({}) is not None
+
+
+async def test_a_retry_with_the_same_body_in_another_key_order_is_a_replay_not_a_conflict(api):
+    headers = {"Idempotency-Key": "order"}
+    first = await api.post("/start", json={"body": {"a": 1, "b": 2}}, headers=headers)
+    again = await api.post("/start", json={"body": {"b": 2, "a": 1}}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    conflict = await api.post("/start", json={"body": {"a": 1, "b": 3}}, headers=headers)
+    assert conflict.status_code == 409
