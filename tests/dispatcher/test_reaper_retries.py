@@ -3,6 +3,8 @@ whose calls can fail on demand (no processes, no clock: the reaper's clock is in
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from dispatcher import reaper as reaper_module
@@ -88,3 +90,25 @@ async def test_the_memory_of_cleaned_sessions_forgets_the_oldest_first(monkeypat
     machines.machines = [ended("1")]
     await reaper.sweep()
     assert machines.stops == ["1"]  # the forgotten one is cleaned again, which is harmless
+
+
+async def test_a_sweep_that_raises_is_logged_and_the_reaper_keeps_going(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    machines, rooms = ListedMachines([]), RecordingRooms()
+    reaper = Reaper(machines, rooms, Metrics("memory"), max_session_seconds=60,
+                    settings=ReaperSettings(interval_seconds=0.001, jitter=0.0))
+    sweeps = 0
+
+    async def broken_sweep() -> None:
+        nonlocal sweeps
+        sweeps += 1
+        if sweeps == 1:
+            raise RuntimeError("a bug in the sweep")
+        raise asyncio.CancelledError  # the second sweep ends the loop, as a shutdown would
+
+    monkeypatch.setattr(reaper, "sweep", broken_sweep)
+    with pytest.raises(asyncio.CancelledError):
+        await reaper.run()
+    assert sweeps == 2  # kept sweeping after the failure
+    assert "reaper: sweep failed" in caplog.text and "a bug in the sweep" in caplog.text
