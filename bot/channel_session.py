@@ -11,6 +11,7 @@ refused (409 `not_assigned`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -34,6 +35,7 @@ from botchannel.contract import (
     RequestFailed,
 )
 
+RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
 SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -113,12 +115,35 @@ class ChannelSession:
 
     async def _serve(self) -> None:
         await self.channel.serve()
-        if self.assignment is None:
-            # An idle bot without its channel can never be claimed: retire it.
-            self.lifecycle.end(EndReason.CHANNEL_LOST, "the dispatcher closed the channel before an assignment")
-        else:
-            # The session's media does not need the channel; only signalling and reports are lost.
-            logger.warning("channel lost during the session; the session goes on")
+        while not self.lifecycle.ended:
+            if self.assignment is None:
+                # An idle bot without its channel can never be claimed: retire it.
+                self.lifecycle.end(EndReason.CHANNEL_LOST, "the dispatcher closed the channel before an assignment")
+                return
+            # The session's media does not need the channel; signalling and reports do. Dial again
+            # (a dispatcher restart or deploy, another replica behind the same address), saying
+            # which session this is, so the dispatcher routes it again; the session goes on meanwhile.
+            logger.warning("channel lost during the session; reconnecting")
+            if not await self._reconnect():
+                logger.warning("could not reconnect the channel; the session goes on without it")
+                return
+            await self.channel.serve()
+
+    async def _reconnect(self) -> bool:
+        assert self.assignment is not None
+        self.channel.hello = replace(self.channel.hello, session_id=self.assignment.session_id)
+        for delay in RECONNECT_DELAYS_SECONDS:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.lifecycle.wait(), delay)  # backoff, unless the session ends
+            if self.lifecycle.ended:
+                return False
+            try:
+                await self.channel.connect()
+            except ChannelError as exc:
+                logger.info(f"channel reconnect failed: {exc}")
+                continue
+            return True
+        return False
 
     async def _assign(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self.assignment is not None:

@@ -37,7 +37,8 @@ from dispatcher.errors import ApiError
 log = logging.getLogger("dispatcher.channel")
 
 HELLO_TIMEOUT_SECONDS = 5.0
-REQUEST_TIMEOUT_SECONDS = 15.0  # aiortc answers in tens of ms; the margin covers a busy host
+REQUEST_TIMEOUT_SECONDS = 15.0
+MAX_OWNERS_KEPT = 100_000  # aiortc answers in tens of ms; the margin covers a busy host
 
 
 class Socket(Protocol):
@@ -113,6 +114,7 @@ class BotChannels:
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._by_session: dict[str, BotLink] = {}
+        self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
@@ -143,7 +145,15 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
+        owner = self._owners.get(hello.session_id) if hello.session_id else None
+        if owner is not None and owner != hello.machine_id:
+            # A session's bot is the machine that first served it; another bot naming that session
+            # (a bug, or a compromised bot holding the shared credential) is not routed to it.
+            log.warning("bot %s claimed session %s of bot %s; refused", hello.machine_id, hello.session_id, owner)
+            return
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id)
+        if hello.session_id is not None:
+            self._own(hello.session_id, hello.machine_id)
         await self._register(link)
         try:
             await socket.send_text(encode(Welcome()))
@@ -219,11 +229,19 @@ class BotChannels:
         """A claimed bot now serves `session_id` (its requests and reports are routed by it)."""
         link.session_id = session_id
         self._by_session[session_id] = link
+        self._own(session_id, link.machine_id)
+
+    def _own(self, session_id: str, machine_id: str) -> None:
+        self._owners[session_id] = machine_id
+        while len(self._owners) > MAX_OWNERS_KEPT:  # oldest first: sessions end long before
+            del self._owners[next(iter(self._owners))]
 
     def unbind(self, link: BotLink, session_id: str) -> None:
         """The bot refused or never answered the assignment: it routes nothing for the session."""
         if self._by_session.get(session_id) is link:
             del self._by_session[session_id]
+        if self._owners.get(session_id) == link.machine_id:
+            del self._owners[session_id]
 
     # --- a session's bot ------------------------------------------------------------------
 

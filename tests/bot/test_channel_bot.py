@@ -112,3 +112,23 @@ async def test_a_daily_reserve_bot_waits_without_a_room_and_takes_its_room_from_
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["session_id"] == "s-d"
     assert "bot-token" not in "".join(bot.stderr_lines)  # the token is never logged
+
+
+async def test_a_bot_in_a_session_dials_again_after_its_channel_drops_and_is_routed_by_its_session(
+    dispatcher, spawn_bot
+):
+    channels, url = dispatcher
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN), wait_ready=False)
+    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    link = await wait_idle(channels)
+    channels.bind(channels.take_idle(), "s-again")  # as a claim does
+    await link.request("assign", {"session_id": "s-again", "max_session_seconds": 60})
+    await link.socket.close()  # a dispatcher restart or deploy
+    assert await channels.wait_until(lambda: (new := channels.link_for("s-again")) is not None and new is not link,
+                                     READY_TIMEOUT)
+    again = channels.link_for("s-again")
+    assert again.hello.session_id == "s-again"  # it says which session it serves
+    with pytest.raises(BotRequestFailed) as bad:
+        await again.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
+    assert bad.value.code == "invalid_offer"  # the session's signalling works again
+    assert bot.proc.poll() is None  # the session went on

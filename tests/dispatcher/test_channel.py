@@ -7,7 +7,7 @@ import json
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from botchannel.contract import (
     CHANNEL_PATH,
@@ -175,3 +175,18 @@ async def test_a_report_for_another_session_is_ignored(served):
     await ws.close()
     await link.closed.wait()
     assert [r.session_id for r in seen] == ["s-11"]
+
+
+async def test_a_second_bot_naming_a_served_session_is_not_routed_to_it(served):
+    app, url = served
+    channels = app.state.voicefleet.channels
+    first = await bot(url, Hello(machine_id="m-5", session_id="s-12"))
+    ws = await connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
+    await ws.send(encode(Hello(machine_id="m-intruder", session_id="s-12")))
+    with pytest.raises(ConnectionClosed):  # closed without a welcome
+        parse_frame(await ws.recv())
+    assert channels.link_for("s-12").machine_id == "m-5"
+    await first.close()
+    reconnected = await bot(url, Hello(machine_id="m-5", session_id="s-12"))  # its own bot may come back
+    assert await channels.wait_until(lambda: channels.link_for("s-12") is not None, 5)
+    await reconnected.close()
