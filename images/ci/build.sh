@@ -100,16 +100,26 @@ fi
 
 # --- build ---------------------------------------------------------------------------------------
 umask 022  # file modes are part of the layers
+# buildah 1.28's layer cache does not see the content of a RUN's bind mounts: a changed uv.lock or
+# pyproject.toml would reuse a stale `uv sync` layer. Rebuild without the layer cache when they
+# changed since the last build here (uv's own cache mount still makes that quick).
+lock_hash=$(cat pyproject.toml uv.lock | sha256sum | cut -d' ' -f1)
+cache=()
+if [[ "$(cat "$WORK/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
+  cache=(--no-cache)
+  step "dependencies changed since the last build here: no layer cache"
+fi
 # image -> Dockerfile:target (the bot Dockerfile's default target is the Daily bot)
 declare -A TARGETS=([dispatcher]=dispatcher:runtime [bot]=bot:runtime [bot-webrtc]=bot:runtime-webrtc)
 for image in dispatcher bot bot-webrtc; do
   step "build $image"
-  buildah bud "${STORAGE[@]}" --isolation chroot --layers --pull=never "${volumes[@]}" \
+  buildah bud "${STORAGE[@]}" --isolation chroot --layers "${cache[@]}" --pull=never "${volumes[@]}" \
     --build-arg "PYTHON_IMAGE=$python_image" --build-arg "UV_IMAGE=$uv_image" \
     -f "images/${TARGETS[$image]%%:*}.Dockerfile" --target "${TARGETS[$image]#*:}" \
     -t "localhost/voicefleet-$image:ci" . >"$WORK/build-$image.log" 2>&1 \
     || { tail -40 "$WORK/build-$image.log"; exit 1; }
 done
+echo "$lock_hash" >"$WORK/lock.sha256"
 
 # --- run and check without an engine ------------------------------------------------------------
 status=0
