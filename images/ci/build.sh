@@ -100,14 +100,20 @@ fi
 
 # --- build ---------------------------------------------------------------------------------------
 umask 022  # file modes are part of the layers
-# buildah 1.28's layer cache does not see the content of a RUN's bind mounts: a changed uv.lock or
-# pyproject.toml would reuse a stale `uv sync` layer. Rebuild without the layer cache when they
-# changed since the last build here (uv's own cache mount still makes that quick).
+# buildah 1.28's layer cache does not see the content of a RUN's bind mounts: with a changed uv.lock
+# or pyproject.toml it would pick a stale `uv sync` layer (it did: a dispatcher without aiohttp).
+# So when they changed since the last build here, drop every cached intermediate layer (untagged
+# images; the stand-ins are tagged and stay) and build without the cache.
 lock_hash=$(cat pyproject.toml uv.lock | sha256sum | cut -d' ' -f1)
 cache=()
 if [[ "$(cat "$WORK/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
+  step "dependencies changed since the last build here: dropping cached layers"
+  buildah rm "${STORAGE[@]}" --all >/dev/null
+  for image in dispatcher bot bot-webrtc; do
+    buildah rmi "${STORAGE[@]}" "localhost/voicefleet-$image:ci" >/dev/null 2>&1 || true
+  done
+  buildah rmi "${STORAGE[@]}" --prune >/dev/null 2>&1 || true
   cache=(--no-cache)
-  step "dependencies changed since the last build here: no layer cache"
 fi
 # image -> Dockerfile:target (the bot Dockerfile's default target is the Daily bot)
 declare -A TARGETS=([dispatcher]=dispatcher:runtime [bot]=bot:runtime [bot-webrtc]=bot:runtime-webrtc)

@@ -5,8 +5,9 @@ USER, with only the image's ENV and WORKDIR, as PID 1 of fresh pid/net/mount/uts
 (`unshare` + `chroot`). The network namespace has only a loopback interface: nothing can reach
 anything. Checks (each failure is one line on stderr and exit 1):
 - bot: `python -m bot --check` with **no arguments** exits 0 (parrot pipeline, VAD loaded).
-- dispatcher: GET /healthz answers 200 inside the namespace; PID 1 is tini and every process runs
-  as the image's non-root uid; after SIGTERM the entrypoint exits 0.
+- dispatcher: an ECS client builds from the (pruned) botocore models; GET /healthz answers 200
+  inside the namespace; PID 1 is tini and every process runs as the image's non-root uid; after
+  SIGTERM the entrypoint exits 0.
 - both: USER is numeric and not 0; ENTRYPOINT starts with tini.
 """
 
@@ -105,6 +106,18 @@ def _in_netns(pid: int, code: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=TIMEOUT)
 
 
+def check_dispatcher_ecs_client(image: Image, root: Path) -> list[str]:
+    """The image keeps only the botocore models the ecs provider needs: build that client, offline."""
+    code = ("import boto3; c = boto3.session.Session().client('ecs', region_name='us-east-1'); "
+            "print(c.meta.service_model.service_name)")
+    probe = Image(image.name, image.user, image.env, image.workdir, ["python", "-c", code])
+    result = subprocess.run(command(root, probe, []), capture_output=True, text=True, timeout=TIMEOUT)
+    print(f"dispatcher ECS client: exit {result.returncode} {result.stdout.strip()}")
+    if result.returncode != 0 or result.stdout.strip() != "ecs":
+        return [f"dispatcher image cannot build an ECS client: {result.stderr.strip()[-1500:]}"]
+    return []
+
+
 def check_dispatcher(image: Image, root: Path) -> list[str]:
     env_image = Image(image.name, image.user, [*image.env, "DISPATCHER_API_KEYS=ci-check-not-a-secret"],
                       image.workdir, image.entrypoint)
@@ -166,7 +179,10 @@ def main(argv: list[str]) -> int:
     image = Image.inspect(name)
     with Mounted(name) as root:
         problems = check_static(image, root)
-        problems += check_bot(image, root) if role == "bot" else check_dispatcher(image, root)
+        if role == "bot":
+            problems += check_bot(image, root)
+        else:
+            problems += check_dispatcher_ecs_client(image, root) + check_dispatcher(image, root)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if problems else 0

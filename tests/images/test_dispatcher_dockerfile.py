@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.images.closure import DISPATCHER_DOCKERFILE, uv_sync_argv
@@ -56,3 +58,25 @@ def test_dispatcher_runtime_copies_no_bot_code_and_installs_nothing(runtime: Sta
 def test_dispatcher_declares_no_healthcheck_because_the_platforms_probe_it(runtime: Stage) -> None:
     # ECS and Cloud Run ignore a Dockerfile HEALTHCHECK; the stack probes GET /healthz instead.
     assert runtime.all("HEALTHCHECK") == []
+
+
+def test_build_keeps_only_the_botocore_models_the_ecs_provider_uses() -> None:
+    """botocore's models of every other AWS service are about 25 MB of a closure budgeted at 80;
+    images/ci/build.sh builds an ECS client in the real image to prove what is kept suffices."""
+    from tests.images.closure import DISPATCHER_DOCKERFILE
+    from tests.images.dockerfile import parse_file
+
+    build = parse_file(DISPATCHER_DOCKERFILE).stage("build")
+    (prune,) = [run.args for run in build.all("RUN") if "botocore/data" in run.args]
+    kept = set(re.findall(r"! -name (\S+)", prune))
+    assert kept == {"ecs", "sts", "sso", "sso-oidc"}
+    assert "-maxdepth 1 -type d" in prune  # directories of service models only, never the top-level files
+    runtime = parse_file(DISPATCHER_DOCKERFILE).final
+    assert all("botocore" not in run.args for run in runtime.all("RUN"))
+
+
+def test_the_ecs_provider_uses_no_other_aws_service() -> None:
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "dispatcher" / "machines" / "ecs.py").read_text()
+    assert set(re.findall(r"\.client\(\s*\"([a-z0-9-]+)\"", source)) == {"ecs"}
