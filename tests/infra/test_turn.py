@@ -217,3 +217,13 @@ def test_debians_coturn_accepts_the_rendered_configuration(tmp_path: Path) -> No
     log = "\n".join(p.read_text() for p in tmp_path.glob("turn*.log")) + started.stdout + started.stderr
     assert "Relay ports initialization done" in log, log[-3000:]
     assert "CONFIG ERROR" not in log and "Bad configuration" not in log and "unknown" not in log.lower()
+
+
+def test_a_short_shared_secret_is_refused(stack: StackRunner) -> None:
+    """Short keys make forged TURN credentials cheap; the dispatcher refuses them too (dispatcher/turn.py)."""
+    from stacks.settings import SettingsError
+
+    secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
+               "voicefleet:turnSharedSecret": "too-short"}
+    with pytest.raises(SettingsError, match="voicefleet:turnSharedSecret must be at least 16"):
+        stack("aws", secrets=secrets, turn="managed")
