@@ -49,7 +49,8 @@ def main() -> int:
     latencies: dict[str, list[float]] = {"relay": [], "direct": []}
     greetings: dict[str, list[float]] = {"relay": [], "direct": []}
     pairs: dict[str, set[tuple[str, str]]] = {"relay": set(), "direct": set()}
-    rates: dict[str, list[float]] = {"relay": [], "direct": []}  # client kbit/s, both directions summed
+    # Bytes the client sent and received at its DTLS transport, and its connected seconds, summed.
+    traffic: dict[str, list[float]] = {"relay": [0.0, 0.0, 0.0], "direct": [0.0, 0.0, 0.0]}
     failures: list[str] = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="i10-bench-") as tmp, relay_topology(direct_link=True) as topology:
@@ -75,9 +76,8 @@ def main() -> int:
                         failures.append(f"{path} round {round_number}: {str(exc)[:300]}")
                         continue
                     result = session.result
-                    rates[path].append(
-                        (result["bytes_sent"] + result["bytes_received"]) * 8 / 1000 / result["connected_seconds"]
-                    )
+                    for index, key in enumerate(("bytes_sent", "bytes_received", "connected_seconds")):
+                        traffic[path][index] += result[key]
                     pairs[path].add((result["local_type"], result["remote_type"]))
                     if result["reply_latency"] is None:
                         failures.append(f"{path} round {round_number}: no reply ({result['summary']})")
@@ -96,11 +96,12 @@ def main() -> int:
     load_after = os.getloadavg()[0]
     print()
     print(f"load average {load_before:.2f} → {load_after:.2f}; {args.runs} sessions per path")
-    print("| path | end of speech → first bot audio | connect → first bot audio | candidate pair | media, both ways |")
+    print("| path | end of speech → first bot audio | connect → first bot audio | candidate pair | client up / down |")
     print("|---|---|---|---|---|")
     for path in ("direct", "relay"):
         kinds = ", ".join(f"{a}↔{b}" for a, b in sorted(pairs[path]))
-        rate = f"{statistics.median(rates[path]):.0f} kbit/s" if rates[path] else "n/a"
+        sent, received, seconds = traffic[path]
+        rate = f"{sent * 8 / 1000 / seconds:.0f} / {received * 8 / 1000 / seconds:.0f} kbit/s" if seconds else "n/a"
         print(f"| {path} | {summary(latencies[path])} | {summary(greetings[path])} | {kinds} | {rate} |")
     if latencies["relay"] and latencies["direct"]:
         cost = statistics.median(latencies["relay"]) - statistics.median(latencies["direct"])

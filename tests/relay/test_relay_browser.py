@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.relay.conftest import API_KEY
 from tests.support.browser import chromium_path
-from tests.support.coturn import Coturn
-from tests.support.netns import TURN_ADDRESS, RelayTopology
-from tests.support.netns_dispatcher import run_dispatcher_in
+from tests.support.netns import RelayTopology
 from tests.support.netns_procs import run_in_namespace
 from tests.support.netns_session import SPEECH, clean_env
+from tests.support.processes import DispatcherProcess
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,34 +26,18 @@ pytestmark = [
 
 
 def test_the_official_client_in_chromium_talks_to_a_bot_through_the_relay(
-    topology: RelayTopology, coturn: Coturn, turn_secret: str, tmp_path: Path
+    topology: RelayTopology, relay_dispatcher: DispatcherProcess, tmp_path: Path
 ) -> None:
-    key = "relay-browser-key-0123456789"
-    env = clean_env()
-    dispatcher_env = {
-        **env,
-        "DISPATCHER_API_KEYS": key,
-        "TURN_URLS": f"{coturn.url_udp},{coturn.url_tcp}",
-        "TURN_SHARED_SECRET": turn_secret,
-        "ICE_TRANSPORT_POLICY": "relay",
-    }
-    with (
-        run_dispatcher_in(
-            topology.hub,
-            TURN_ADDRESS,
-            bot_namespace=topology.bot,
-            env=dispatcher_env,
-            log_path=tmp_path / "dispatcher.log",
-        ) as dispatcher,
-        run_in_namespace(
-            topology.client, ["-m", "tests.support.relay_browser"], env=env, stderr_path=tmp_path / "browser.log"
-        ) as browser,
-    ):
-        browser.send({"url": dispatcher.base_url, "key": key, "speech": str(SPEECH), "workdir": str(tmp_path)})
+    with run_in_namespace(
+        topology.client, ["-m", "tests.support.relay_browser"], env=clean_env(), stderr_path=tmp_path / "browser.log"
+    ) as browser:
+        browser.send(
+            {"url": relay_dispatcher.base_url, "key": API_KEY, "speech": str(SPEECH), "workdir": str(tmp_path)}
+        )
         result = browser.next("result", timeout=170)["result"]
 
     state = result["state"]
-    assert result["connected"] and result["heard"], (state, dispatcher.log()[-3000:])
+    assert result["connected"] and result["heard"], (state, relay_dispatcher.log()[-3000:])
     assert result["turn"], state  # the bot heard the user's speech (RTVI user-stopped-speaking)
     assert state["maxBotLevel"] > 0.05, state
     assert not state["errors"], state

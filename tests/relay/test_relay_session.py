@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from dispatcher.turn import TurnCredentials, TurnSettings
+from tests.relay.conftest import API_KEY
 from tests.support.coturn import Coturn
 from tests.support.netns import BOT_ADDRESS, CLIENT_ADDRESS, TURN_ADDRESS, RelayTopology
-from tests.support.netns_dispatcher import run_dispatcher_in
 from tests.support.netns_procs import run_in_namespace
 from tests.support.netns_session import SPEECH, clean_env, run_session
-from tests.support.processes import children_of, listening_sockets
+from tests.support.processes import DispatcherProcess, children_of, listening_sockets
 
 pytestmark = pytest.mark.slow  # two real-time WebRTC peers, ~6 s of speech and echo, a bot start-up: ~25 s
 
@@ -70,43 +70,25 @@ def test_speech_goes_through_the_relay_and_the_reply_comes_back(
 
 
 def test_a_session_through_the_dispatcher_signals_over_the_bot_channel_and_talks_through_the_relay(
-    topology: RelayTopology, coturn: Coturn, turn_secret: str, tmp_path: Path
+    topology: RelayTopology, relay_dispatcher: DispatcherProcess, turn_secret: str, tmp_path: Path
 ) -> None:
-    key = "relay-test-key-0123456789"
-    env = clean_env()
-    dispatcher_env = {
-        **env,
-        "DISPATCHER_API_KEYS": key,
-        "TURN_URLS": coturn.url_udp,
-        "TURN_SHARED_SECRET": turn_secret,
-        "ICE_TRANSPORT_POLICY": "relay",  # the cloud default; local mode would also allow direct paths
-    }
-    with (
-        run_dispatcher_in(
-            topology.hub,
-            TURN_ADDRESS,
-            bot_namespace=topology.bot,
-            env=dispatcher_env,
-            log_path=tmp_path / "dispatcher.log",
-        ) as dispatcher,
-        run_in_namespace(
-            topology.client, ["-m", "tests.support.relay_client"], env=env, stderr_path=tmp_path / "client.log"
-        ) as client,
-    ):
+    dispatcher = relay_dispatcher
+    with run_in_namespace(
+        topology.client, ["-m", "tests.support.relay_client"], env=clean_env(), stderr_path=tmp_path / "client.log"
+    ) as client:
         client.send(
             {
                 "start_url": f"{dispatcher.base_url}/start",
-                "headers": {"Authorization": f"Bearer {key}"},
+                "headers": {"Authorization": f"Bearer {API_KEY}"},
                 "wav": str(SPEECH),
             }
         )
         started = client.next("started", timeout=60)
-        bots = children_of(dispatcher.process.pid)
+        listeners = tcp_listeners(children_of(dispatcher.process.pid))  # the bots, while they serve
         try:
             result = client.next("result", timeout=90)["result"]
         except AssertionError as exc:
             raise AssertionError(f"{exc}\ndispatcher log:\n{dispatcher.log()[-4000:]}") from None
-        listening = {pid: listening_sockets(pid) for pid in bots if pid_exists(pid)}
 
     session_id, ice = started["started"], started["ice_config"]
     assert ice["iceTransportPolicy"] == "relay"
@@ -116,13 +98,16 @@ def test_a_session_through_the_dispatcher_signals_over_the_bot_channel_and_talks
     assert result["similarity"] > 0.3, result  # as above
     assert (result["local_type"], result["remote_type"], result["remote_address"]) == ("relay", "relay", TURN_ADDRESS)
     # The bots took their signalling over the channel they dialled: none of them listens on TCP.
-    assert bots and all(not any(s.startswith("tcp:") for s in sockets) for sockets in listening.values()), listening
+    assert listeners and not any(listeners.values()), listeners
     assert turn_secret not in dispatcher.log()
 
 
-def pid_exists(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat"):
-            return True
-    except OSError:
-        return False
+def tcp_listeners(pids: list[int]) -> dict[int, list[str]]:
+    """Each live process's listening TCP sockets (a process that exits meanwhile is skipped)."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = [s for s in listening_sockets(pid) if s.startswith("tcp:")]
+        except OSError:
+            continue
+    return found
