@@ -32,6 +32,11 @@ environment (the README lists every variable; docs/providers.md the cloud provid
   TRANSPORTS               daily,webrtc: what sessions may use (local webrtc, cloud daily); DEFAULT_TRANSPORT
   TURN_URLS                WebRTC through a TURN relay (docs/webrtc.md): URLs, with TURN_SHARED_SECRET (a secret),
                            TURN_CREDENTIAL_TTL_SECONDS (600), ICE_TRANSPORT_POLICY (cloud relay, local all)
+  RESERVE_MIN_IDLE         warm reserve: idle bots kept ready (default 1); RESERVE_MAX_IDLE (10; 0 = off),
+                           RESERVE_MAX_IDLE_SECONDS, RESERVE_BUFFER, RESERVE_BURST, ... (docs/reserve.md)
+  BOT_CHANNEL_TOKEN        the bots' channel credential (a secret; local: generated per run); cloud bots
+                           dial BOT_CHANNEL_URL (docs/channel.md)
+  DISPATCHER_PEERS         other replicas' private base URLs, for bots whose channel ended there
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
 """
