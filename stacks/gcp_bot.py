@@ -27,6 +27,7 @@ COS_IMAGE = "projects/cos-cloud/global/images/family/cos-stable"
 # What `instances.insert` from this template needs, plus watching and removing the result.
 LAUNCH_PERMISSIONS = (
     "compute.disks.create",  # the boot disk
+    "compute.instanceTemplates.get",  # its metadata and labels go along with each insert (item 6)
     "compute.instanceTemplates.useReadOnly",
     "compute.instances.create",
     "compute.instances.delete",

@@ -165,6 +165,7 @@ class GceMachines:
         self._auth = auth or GceAuth(anonymous=settings.anonymous)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
+        self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
 
     def instance_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
@@ -187,15 +188,35 @@ class GceMachines:
             capacity_retry_after=30.0 if capacity else None,
         )
 
-    def _insert_body(self, spec: LaunchSpec) -> dict[str, Any]:
+    async def _template_parts(self) -> tuple[list[dict[str, str]], dict[str, str]]:
+        """The template's own metadata items and labels, read once (a changed template has a new
+        name, and so a new dispatcher revision). The insert sends them along with the session's:
+        whether the API merges a request's `metadata`/`labels` with the template's or replaces
+        them is undocumented (iac_review.md item 6), and either way the VM must keep the
+        startup script and the image the template names."""
+        if self._template is None:
+            path = self.settings.template_path
+            response = await self._request("GET", f"{self.settings.api_url}/{path}")
+            if response.status_code != 200:
+                raise self._failed(response, f"read instance template {path}")
+            properties = response.json().get("properties") or {}
+            items = [dict(i) for i in (properties.get("metadata") or {}).get("items") or []]
+            self._template = (items, dict(properties.get("labels") or {}))
+        return self._template
+
+    def _insert_body(self, spec: LaunchSpec, template_items: list[dict[str, str]] | None = None,
+                     template_labels: dict[str, str] | None = None) -> dict[str, Any]:
+        session_items = gce_metadata_items(spec)
+        own = {item["key"] for item in session_items}
         return {
             "name": self.instance_name(spec.session_id),
             "labels": {
+                **(template_labels or {}),
                 LABEL_SESSION: spec.session_id,
                 LABEL_DIGEST: spec.body_digest,
                 **({LABEL_TRANSPORT: spec.transport} if spec.transport else {}),
             },
-            "metadata": {"items": gce_metadata_items(spec)},
+            "metadata": {"items": [i for i in template_items or [] if i["key"] not in own] + session_items},
             # The whole block, not just what differs from the template: a request's `scheduling`
             # replaces the template's (terraform-provider-google copies the template's only when
             # the request has none), so a partial block would lose automaticRestart=false and a
@@ -211,6 +232,7 @@ class GceMachines:
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.instance_name(spec.session_id)
+        template_items, template_labels = await self._template_parts()
         response = await self._request(
             "POST",
             "/instances",
@@ -220,7 +242,7 @@ class GceMachines:
                 # the session gets 409 alreadyExists (and so created=False).
                 "requestId": str(uuid.uuid4()),
             },
-            json=self._insert_body(spec),
+            json=self._insert_body(spec, template_items, template_labels),
             bucket=self._insert_bucket,
         )
         if response.status_code == 409 and _error_reason(response) == "alreadyExists":

@@ -4,9 +4,10 @@
 same `requestId` returns the same operation), `get`/`delete` (404 `notFound`), `list` with a
 `labels.<key>:*` filter and paging, zone `operations.list` with a `targetLink eq "<regex>"`
 filter, and the documented error shape `{"error": {"code", "message", "errors": [{"reason"}]}}`.
-Request metadata items are merged over the template's (the documented override behaviour for
-keys given in the request). An insert refused after acceptance (`insert_error`, e.g. no capacity
-in the zone) is answered like any accepted insert, a PENDING operation; the failure shows in the
+A request's `metadata` and `labels` *replace* the template's (the worst case: the API reference
+does not say whether they merge; iac_review.md item 6), so the provider must send the template's
+own items along; `GET global/instanceTemplates/<name>` answers the template. An insert refused
+after acceptance (`insert_error`, e.g. no capacity in the zone) is answered like any accepted insert, a PENDING operation; the failure shows in the
 operation later (zone `operations.list`), and no instance appears, as on the real API. List pages
 hold at most `max_page_size` items (the real maximum is 500). No auth: the provider runs with
 `GCE_AUTH=none` against it.
@@ -56,7 +57,9 @@ class FakeGce(FakeApi):
         self.project, self.zone = project, zone
         self.instances: dict[str, dict[str, Any]] = {}
         self.operations: list[dict[str, Any]] = []
-        self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n"}
+        self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n",
+                                  "bot-image": "europe-docker.pkg.dev/p/r/bot@sha256:" + "0" * 64}
+        self.template_labels = {"role": "bot"}
         self.insert_error: str | None = None  # e.g. ZONE_RESOURCE_POOL_EXHAUSTED: the op fails
         self.max_page_size = 500
         self._by_request_id: dict[str, dict[str, Any]] = {}
@@ -86,7 +89,16 @@ class FakeGce(FakeApi):
             Route(z + "/instances/{name}", self.get, methods=["GET"]),
             Route(z + "/instances/{name}", self.delete, methods=["DELETE"]),
             Route(f"{z}/operations", self.list_operations, methods=["GET"]),
+            Route(f"/compute/v1/projects/{self.project}/global/instanceTemplates/{{name}}", self.template,
+                  methods=["GET"]),
         ]
+
+    async def template(self, request: Request) -> Response:
+        if request.path_params["name"] != TEMPLATE.rsplit("/", 1)[-1]:
+            return gce_error(404, "notFound", f"The resource '{request.path_params['name']}' was not found")
+        items = [{"key": k, "value": v} for k, v in self.template_metadata.items()]
+        return JSONResponse({"name": request.path_params["name"],
+                             "properties": {"metadata": {"items": items}, "labels": self.template_labels}})
 
     def set_status(self, name: str, status: str) -> None:
         self.instances[name]["status"] = status
@@ -127,14 +139,14 @@ class FakeGce(FakeApi):
             # The caller sees the operation as accepted; its error is recorded for operations.list.
             op = {k: v for k, v in failed.items() if k != "error"} | {"status": "PENDING"}
         else:
-            metadata = {"startup-script": self.template_metadata["startup-script"]}
-            metadata.update({i["key"]: i["value"] for i in body.get("metadata", {}).get("items", [])})
+            given = body.get("metadata", {}).get("items")
+            metadata = ({i["key"]: i["value"] for i in given} if given is not None else dict(self.template_metadata))
             self.instances[name] = {
                 "kind": "compute#instance",
                 "name": name,
                 "status": "PROVISIONING",
                 "creationTimestamp": datetime.now(UTC).isoformat(),
-                "labels": body.get("labels", {}),
+                "labels": body["labels"] if "labels" in body else dict(self.template_labels),
                 "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items()]},
                 "scheduling": body.get("scheduling", {}),
                 "sourceInstanceTemplate": template,

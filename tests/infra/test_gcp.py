@@ -66,7 +66,8 @@ def test_dispatcher_can_launch_bots_and_act_as_the_bot_account_only(gcp: Run) ->
     (role,) = [r for r in gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.name.endswith("launcher")]
     assert sorted(role.inputs["permissions"]) == sorted(LAUNCH_PERMISSIONS)
     assert all(p.startswith(("compute.instances.", "compute.disks.create", "compute.subnetworks.use",
-                             "compute.instanceTemplates.useReadOnly", "compute.zoneOperations."))
+                             "compute.instanceTemplates.useReadOnly", "compute.instanceTemplates.get",
+                             "compute.zoneOperations."))
                for p in role.inputs["permissions"])
     # Review item 3: the provider lists zone operations to see an insert refused after acceptance.
     assert "compute.zoneOperations.list" in role.inputs["permissions"]

@@ -36,6 +36,7 @@ async def test_session_values_are_the_metadata_items_the_startup_script_reads(
     await gce.launch(s)
     items = {i["key"]: i["value"] for i in fake_gce.calls_to("POST", "/instances")[0].json()["metadata"]["items"]}
     assert items == {
+        **fake_gce.template_metadata,  # sent along: a request's metadata may replace the template's
         "session-id": s.session_id,
         "daily-room-url": s.room_url,
         "daily-token": "bot.jwt.secret",
@@ -57,7 +58,7 @@ async def test_labels_carry_the_session_and_body_digest(gce: GceMachines, fake_g
     s = spec()
     await gce.launch(s)
     labels = fake_gce.calls_to("POST", "/instances")[0].json()["labels"]
-    assert labels == {"voicefleet-session": s.session_id, "voicefleet-body": s.body_digest}
+    assert labels == {**fake_gce.template_labels, "voicefleet-session": s.session_id, "voicefleet-body": s.body_digest}
 
 
 async def test_retries_of_one_insert_share_one_request_id(gce: GceMachines, fake_gce: FakeGce) -> None:
@@ -145,3 +146,19 @@ async def test_no_capacity_or_quota_is_worth_a_retry_later(
     with pytest.raises(MachinesError) as caught:
         await gce.launch(spec())
     assert (caught.value.reason, caught.value.retry_after) == (code, retry_after)
+
+
+async def test_the_vm_keeps_the_templates_startup_script_and_labels_even_if_a_request_replaces_them(
+    gce: GceMachines, fake_gce: FakeGce
+) -> None:
+    """iac_review.md item 6: the fake replaces a template's metadata/labels with the request's (the
+    worst case; the API reference does not say), so the provider sends the template's own along."""
+    s = spec()
+    await gce.launch(s)
+    await gce.launch(spec())  # a second launch reads the template from memory
+    vm = fake_gce.instances[gce.instance_name(s.session_id)]
+    metadata = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+    assert metadata["startup-script"] == fake_gce.template_metadata["startup-script"]
+    assert metadata["bot-image"] == fake_gce.template_metadata["bot-image"]
+    assert vm["labels"]["role"] == "bot" and vm["labels"]["voicefleet-session"] == s.session_id
+    assert len([c for c in fake_gce.calls if "instanceTemplates" in c.path]) == 1
