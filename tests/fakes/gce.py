@@ -8,9 +8,9 @@ A request's `metadata` and `labels` *replace* the template's (the worst case: th
 does not say whether they merge; iac_review.md item 6), so the provider must send the template's
 own items along; `GET global/instanceTemplates/<name>` answers the template. An insert refused
 after acceptance (`insert_error`, e.g. no capacity in the zone) is answered like any accepted
-insert, a PENDING operation; the failure shows in the operation later (zone `operations.list`), and no instance appears, as on the real API. List pages
-hold at most `max_page_size` items (the real maximum is 500). No auth: the provider runs with
-`GCE_AUTH=none` against it.
+insert, a PENDING operation; the failure shows in the operation later (zone `operations.list`),
+and no instance appears, as on the real API. List pages hold at most `max_page_size` items (the
+real maximum is 500). No auth: the provider runs with `GCE_AUTH=none` against it.
 """
 
 from __future__ import annotations
