@@ -181,6 +181,8 @@ class BotChannels:
                 link.reports.setdefault(frame.event, frame)
                 for listener in self.report_listeners:
                     listener(link, frame)
+                async with self._changed:  # `wait_until` may be waiting on a report
+                    self._changed.notify_all()
             elif isinstance(frame, Request):  # bots ask nothing of the dispatcher (yet)
                 with contextlib.suppress(Exception):
                     await link.socket.send_text(
@@ -253,7 +255,7 @@ class BotChannels:
         return self._by_session.get(session_id)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Waits until `predicate()` holds after some bot connected or left; False at the deadline."""
+        """Waits until `predicate()` holds after a bot connected, left or reported; False at the deadline."""
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(predicate), timeout)

@@ -183,3 +183,20 @@ async def test_a_new_bot_image_retires_the_old_images_idle_bots_first(make_dispa
     assert await d.metric("voicefleet_reserve_retired_total", reason="old_image", provider="local") == 2
     response = await d.client.post("/start", json={})  # never an old-image bot, even before the new ones are up
     assert d.session_pid(response.json()["session_id"]) not in old_pids
+
+
+async def test_the_reserves_cost_is_counted_in_idle_machine_seconds_and_ready_times_are_split(make_dispatcher):
+    d = await make_dispatcher(RESERVE_MIN_IDLE="1")
+    now = [5000.0]
+    d.reserve._clock = lambda: now[0]
+    await d.fill(1)
+    now[0] += 10
+    await d.reserve.refill()  # one idle bot for 10 s of the reserve's clock
+    assert await d.metric("voicefleet_reserve_idle_machine_seconds_total", state="idle", provider="local") == 10
+    assert await d.metric("voicefleet_reserve_bots", state="idle", provider="local") == 1
+    started = await d.client.post("/start?wait=started", json={})
+    session_id = started.json()["session_id"]
+    link = d.channels.link_for(session_id)
+    assert await d.channels.wait_until(lambda: "ready" in link.reports, WAIT)  # the bot's own report
+    assert await d.metric("voicefleet_start_to_ready_seconds_count", path="warm", provider="local") == 1
+    assert await d.metric("voicefleet_start_to_ready_seconds_count", path="cold", provider="local") == 0
