@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from dispatcher.admission import Admission
 from dispatcher.errors import ApiError
@@ -104,8 +104,21 @@ class SessionService:
         self._metrics.started(created=session.created)
         return session
 
+    @overload
+    def _with_transport(self, machine: Machine, transport: str | None = None) -> Machine: ...
+    @overload
+    def _with_transport(self, machine: None, transport: str | None = None) -> None: ...
+
+    def _with_transport(self, machine: Machine | None, transport: str | None = None) -> Machine | None:
+        """Machines record their transport (tag, label, metadata); one that does not (a claimed Fly
+        reserve machine: Fly's per-machine write limit leaves no room for a fourth tag) has the
+        one it was launched with, if known here, else the deployment's default."""
+        if machine is None or machine.transport:
+            return machine
+        return replace(machine, transport=transport or self._settings.transports[0])
+
     async def _replay(self, session_id: str, digest: str, options: RoomOptions, transport: str) -> Session | None:
-        machine = await self._call(self._machines.status(session_id))
+        machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
         conflict = machine.body_digest is not None and machine.body_digest != digest
@@ -171,7 +184,7 @@ class SessionService:
             raise error
         assert not isinstance(launch_result, BaseException)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
-        return Session.granted(launch_result.machine, launch_result.created, grant)
+        return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
 
     @staticmethod
     def _did_not_start(machine: Machine) -> ApiError:
@@ -199,7 +212,8 @@ class SessionService:
 
     async def _wait(self, machine: Machine) -> Machine:
         try:
-            return await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
+            started = await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
+            return self._with_transport(started, machine.transport)
         except WaitTimeout as exc:
             raise ApiError(
                 504,
@@ -242,7 +256,7 @@ class SessionService:
                 task.cancel()
 
     async def get(self, session_id: str) -> Session | None:
-        machine = await self._call(self._machines.status(session_id))
+        machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
         rooms = None if machine.is_webrtc else self._rooms
@@ -263,7 +277,7 @@ class SessionService:
         aged out) or never did. A machine the provider forgets as it stops counts as gone."""
         # Whether there is a room to end is recorded with the machine: read it before the
         # machine goes (a deleted VM has no labels left to read).
-        before = await self._call(self._machines.status(session_id)) if self._rooms is not None else None
+        before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
         if not await self._call(self._machines.stop(session_id)):
             return None
         self._admission.invalidate()

@@ -166,3 +166,18 @@ async def test_a_deployment_without_webrtc_refuses_it_by_name(harness: Harness, 
         response = await http.post("/start", json={"transport": "webrtc", "body": {}}, headers=AUTH)
     await app.state.voicefleet.aclose()
     assert response.status_code == 400 and "offers daily" in response.json()["error"]["message"]
+
+
+async def test_a_machine_without_the_transport_tag_has_the_deployments_default(
+    deployment: Deployment, harness: Harness
+) -> None:
+    """A claimed Fly reserve machine carries no transport tag (Fly's per-machine write limit leaves
+    room for three metadata writes on the claim path): it is the deployment's default, WebRTC here."""
+    if harness.name != "fly":
+        pytest.skip("the untagged case is Fly's reserve claim")
+    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    harness.fake.by_name(f"vf-{session_id}")["config"]["metadata"].pop("voicefleet_transport")
+    await harness.move(session_id, "started")
+    status = (await deployment.http.get(f"/sessions/{session_id}", headers=AUTH)).json()
+    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
+    assert deployment.fake_daily.calls == []
