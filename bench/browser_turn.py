@@ -1,6 +1,6 @@
 """End of user speech → first bot audio, heard by a real browser (headless Chromium, fake mic).
 
-    uv run python -m bench.browser_turn --runs 5
+    uv run --all-groups python -m bench.browser_turn --runs 5   # tests.support needs the dev group
 
 A local dispatcher (reserve off) spawns a real bot per run; Chromium opens the local page (the
 official Pipecat client), connects, and its fake microphone plays the speech fixture (1.5 s of

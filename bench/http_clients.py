@@ -5,7 +5,7 @@ Each client sends `--requests` JSON POSTs at `--concurrency` to the fast fakes (
 read around the run. The raw asyncio client (one keep-alive connection per worker, no pool) is
 the floor, and also shows how fast the fakes are when driven directly. Arms alternate per round.
 
-    uv run python -m bench.http_clients --rounds 3
+    uv run --all-groups python -m bench.http_clients --rounds 3   # httpx is a dev dependency now
 """
 
 from __future__ import annotations
