@@ -19,6 +19,7 @@ from stacks.aws_dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws_network import Network, NetworkArgs
 from stacks.aws_secrets import SecretStore, SecretStoreArgs
 from stacks.aws_turn import TurnRelay, TurnRelayArgs
+from stacks.channel_settings import channel_secrets, channel_url
 from stacks.settings import Settings
 from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
 
@@ -85,7 +86,7 @@ class AwsStack(pulumi.ComponentResource):
             path=f"/{settings.project}/{settings.stack}",
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
                     "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
-                    **turn_secrets(settings)},
+                    **turn_secrets(settings), **channel_secrets(settings)},
             recovery_window_days=cfg.secret_recovery_days,
             protect=settings.protect,
         ), opts=child)
@@ -100,6 +101,9 @@ class AwsStack(pulumi.ComponentResource):
 
         # Fargate runs one architecture per task: x86 when the images are built for it, else ARM.
         architecture = "X86_64" if "linux/amd64" in settings.platforms else "ARM64"
+        # The bot control channel: bots dial the ALB's HTTPS name (settings require it with a token).
+        bot_channel_url = channel_url(cfg.dispatcher_domain) if cfg.dispatcher_domain and channel_secrets(settings) \
+            else None
         bot_args = BotRuntimeArgs(
             family=f"{prefix}-bot",
             image=images.bot,
@@ -111,8 +115,9 @@ class AwsStack(pulumi.ComponentResource):
             max_session_seconds=settings.max_session_seconds,
             log_retention_days=cfg.log_retention_days,
             secrets=secrets,
-            secret_names=sorted(settings.secrets.bot),
+            secret_names=sorted([*settings.secrets.bot, *channel_secrets(settings)]),
             protect=settings.protect,
+            channel_url=bot_channel_url,
         )
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
         webrtc_bot = None
@@ -120,7 +125,7 @@ class AwsStack(pulumi.ComponentResource):
         if settings.turn is not None:
             assert images.bot_webrtc is not None  # built whenever a relay is configured
             webrtc_bot = BotRuntime(f"{name}-bot-webrtc", replace(bot_args, family=f"{prefix}-bot-webrtc",
-                                                                     image=images.bot_webrtc,
+                                                                     image=images.bot_webrtc, role="bot-webrtc",
                                                                      repository_arn=repositories["bot-webrtc"].arn),
                                     opts=child)
             if settings.turn.mode == "managed":
@@ -159,6 +164,7 @@ class AwsStack(pulumi.ComponentResource):
             webrtc_bot=webrtc_bot,
             reserve=settings.reserve,
             turn_urls=turn_urls,
+            channel_url=bot_channel_url,
         ), opts=child)
 
         self.outputs = {
@@ -176,5 +182,6 @@ class AwsStack(pulumi.ComponentResource):
             "dispatcherService": dispatcher.service_name,
             "secretArns": secrets.arns,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
+            **({"botChannelUrl": bot_channel_url} if bot_channel_url is not None else {}),
         }
         self.register_outputs(self.outputs)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws_container import fargate_container
 from stacks.aws_secrets import SecretStore
 from stacks.contract import BOT_CONTAINER_NAME
@@ -34,8 +35,10 @@ class BotRuntimeArgs:
     max_session_seconds: int
     log_retention_days: int
     secrets: SecretStore
-    secret_names: Sequence[str]  # env names of the bot's own secrets (provider API keys)
+    secret_names: Sequence[str]  # env names of the bot's secrets (provider API keys, BOT_CHANNEL_TOKEN)
     protect: bool
+    channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL: the dispatcher's wss:// channel
+    role: str = "bot"  # names its secret grant: one per bot runtime (the WebRTC bot is a second one)
 
 
 def execution_policy(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -68,7 +71,7 @@ class BotRuntime(pulumi.ComponentResource):
                                            opts=child)
         aws.iam.RolePolicy(f"{name}-execution", role=self.execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
-        args.secrets.grant_read("bot", self.execution_role, args.secret_names)
+        args.secrets.grant_read(args.role, self.execution_role, args.secret_names)
         # The bot itself calls no AWS API: its task role has no policy at all.
         self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                       description="voicefleet bot task (no AWS permissions)", opts=child)
@@ -76,7 +79,8 @@ class BotRuntime(pulumi.ComponentResource):
         container = fargate_container(
             name=BOT_CONTAINER_NAME,
             image=args.image,
-            environment=[{"name": "MAX_SESSION_SECONDS", "value": str(args.max_session_seconds)}],
+            environment=[{"name": "MAX_SESSION_SECONDS", "value": str(args.max_session_seconds)},
+                         *([{"name": CHANNEL_URL_VARIABLE, "value": args.channel_url}] if args.channel_url else [])],
             secrets=args.secrets.references(args.secret_names),
             log_group=logs.name,
             region=args.region,

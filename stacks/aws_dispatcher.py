@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.reserve_policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
@@ -52,6 +53,7 @@ class DispatcherArgs:
     reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
+    channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -74,11 +76,13 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
         **args.reserve.to_env(),
         **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
+        **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
     }
 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
-    return contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
+    return (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
+            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ()))
 
 
 def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:

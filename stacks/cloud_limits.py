@@ -36,3 +36,7 @@ GCE_MAX_RUN_SECONDS = (30, 120 * 24 * 3600)
 # https://cloud.google.com/run/docs/configuring/services/memory-limits#cpu-minimum
 CLOUD_RUN_MAX_MEMORY_MIB: dict[str, int] = {"1": 4096, "2": 8192, "4": 16384, "6": 24576, "8": 32768}
 CLOUD_RUN_MIN_MEMORY_MIB = 512  # second-generation execution environment
+
+# Cloud Run request timeout: at most 60 minutes; a WebSocket is a request and ends at the timeout.
+# https://cloud.google.com/run/docs/configuring/request-timeout
+CLOUD_RUN_MAX_TIMEOUT_SECONDS = 3600

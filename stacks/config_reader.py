@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "albIdleTimeoutSeconds": 60,
     "keepAliveSeconds": 65,
     "certificateArn": "",
+    "dispatcherDomain": "",  # the certificate's name; bots dial wss://<it>/bots/channel
     "allowPlainHttp": False,
     "allowedCidrs": ["0.0.0.0/0"],
     "containerInsights": False,

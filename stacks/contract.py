@@ -8,6 +8,7 @@ deploy.
 
 from __future__ import annotations
 
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
 from dispatcher import bot_contract
 from dispatcher.reserve_policy import ReserveSettings
 
@@ -60,6 +61,13 @@ TURN_SECRETS: tuple[str, ...] = ("TURN_SHARED_SECRET",)
 # ECS: the SmallWebRTC bot's task definition family (a second image; docs/images.md).
 ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)
 
+# With the bot control channel (stacks/channel_settings.py, `botChannelToken`): the dispatcher gets
+# the URL its bots dial and the credential; every bot gets the same two, the credential by reference.
+CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
+CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
+BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
+BOT_CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
+
 # Cloud Run sets PORT itself (from the container port) and rejects it as a user variable.
 CLOUD_RUN_RESERVED_ENV: frozenset[str] = frozenset({"PORT"})
 
@@ -77,6 +85,9 @@ GCE_IMAGE_METADATA_KEY = "bot-image"
 # Set by Pulumi on the template: `ENV=projects/P/secrets/S/versions/N,…`, references (never values)
 # to the bot's provider keys; the startup script reads them with the VM's service account at boot.
 GCE_SECRETS_METADATA_KEY = "bot-secrets"
+# Set by Pulumi on the template with the channel: BOT_CHANNEL_URL, which the startup script writes
+# into the bot's env file (the credential comes through `bot-secrets`, by reference).
+GCE_CHANNEL_URL_METADATA_KEY = "bot-channel-url"
 # Set by Pulumi on the template when TURN is on: the SmallWebRTC bot image, which the startup script
 # runs for a session without a Daily room.
 GCE_WEBRTC_IMAGE_METADATA_KEY = "bot-image-webrtc"

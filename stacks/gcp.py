@@ -12,6 +12,7 @@ import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs, RegistryAuth
 from stacks import contract
+from stacks.channel_settings import channel_lifetime_seconds, channel_secrets, channel_url
 from stacks.gcp_bot import BotTemplate, BotTemplateArgs
 from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp_network import Network, NetworkArgs
@@ -27,6 +28,10 @@ def instance_prefix(stack: str) -> str:
     """GCE_INSTANCE_PREFIX: `vf-<stack>` (≤ 23 characters; the dispatcher allows 31). Per stack, so
     stacks sharing a project never reap each other's VMs, and the IAM conditions can name them."""
     return f"vf-{stack}"
+
+
+def dispatcher_service_name(prefix: str) -> str:
+    return f"{prefix}-dispatcher"
 
 
 def account_id(stack: str, role: str) -> str:
@@ -83,10 +88,11 @@ class GcpStack(pulumi.ComponentResource):
             prefix=prefix,
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
                     "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
-                    **turn_secrets(settings)},
+                    **turn_secrets(settings), **channel_secrets(settings)},
             protect=settings.protect,
             depends_on=apis,
         ), opts=child)
+        bot_channel_url = self._channel_url(settings) if channel_secrets(settings) else None
         bot = BotTemplate(f"{name}-bot", BotTemplateArgs(
             project=cfg.project,
             prefix=prefix,
@@ -101,8 +107,9 @@ class GcpStack(pulumi.ComponentResource):
             disk_gb=cfg.bot_disk_gb,
             max_session_seconds=settings.max_session_seconds,
             secrets=secrets,
-            secret_names=tuple(sorted(settings.secrets.bot)),
+            secret_names=tuple(sorted([*settings.secrets.bot, *channel_secrets(settings)])),
             webrtc_image=images.bot_webrtc,
+            channel_url=bot_channel_url,
         ), opts=after_apis)
 
         turn_urls: pulumi.Input[list[str]] | None = None
@@ -120,10 +127,11 @@ class GcpStack(pulumi.ComponentResource):
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         bot.grant_launch("dispatcher", member)
-        dispatcher_secrets = contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
+        dispatcher_secrets = (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
+                              + (contract.CHANNEL_SECRETS if bot_channel_url is not None else ()))
         readable = secrets.grant_access("dispatcher", member, dispatcher_secrets)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
-            service_name=f"{prefix}-dispatcher",
+            service_name=dispatcher_service_name(prefix),
             project=cfg.project,
             region=cfg.region,
             zone=cfg.zone,
@@ -136,6 +144,9 @@ class GcpStack(pulumi.ComponentResource):
             depends_on=(*readable, *(secrets.versions[env] for env in dispatcher_secrets)),
             reserve=settings.reserve,
             turn_urls=turn_urls,
+            channel_url=bot_channel_url,
+            # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
+            **({"request_timeout_seconds": channel_lifetime_seconds(settings)} if bot_channel_url is not None else {}),
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,
@@ -158,5 +169,17 @@ class GcpStack(pulumi.ComponentResource):
             "dispatcherServiceAccount": account.email,
             "secretIds": secrets.ids,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
+            **({"botChannelUrl": bot_channel_url} if bot_channel_url is not None else {}),
         }
         self.register_outputs(self.outputs)
+
+    def _channel_url(self, settings: Settings) -> pulumi.Output[str]:
+        """wss:// on the dispatcher's deterministic Cloud Run URL, SERVICE-PROJECTNUMBER.REGION.run.app
+        (https://cloud.google.com/run/docs/triggering/https-request#deterministic): known before the
+        service exists, so the bot template, which the service's own environment names, can carry it."""
+        assert settings.gcp is not None
+        project = gcp.organizations.get_project_output(project_id=settings.gcp.project,
+                                                       opts=pulumi.InvokeOutputOptions(parent=self))
+        host = pulumi.Output.concat(dispatcher_service_name(settings.prefix), "-", project.number, ".",
+                                    settings.gcp.region, ".run.app")
+        return channel_url(host)

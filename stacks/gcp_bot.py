@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.contract import GCE_IMAGE_METADATA_KEY, GCE_SECRETS_METADATA_KEY, GCE_WEBRTC_IMAGE_METADATA_KEY
+from stacks.contract import (
+    GCE_CHANNEL_URL_METADATA_KEY,
+    GCE_IMAGE_METADATA_KEY,
+    GCE_SECRETS_METADATA_KEY,
+    GCE_WEBRTC_IMAGE_METADATA_KEY,
+)
 from stacks.gcp_network import BOT_TAG
 from stacks.gcp_secrets import SecretStore
 from stacks.gcp_startup import STARTUP_SCRIPT
@@ -63,7 +68,8 @@ class BotTemplateArgs:
     max_session_seconds: int
     webrtc_image: pulumi.Input[str] | None = None  # the SmallWebRTC bot, with a TURN relay
     secrets: SecretStore | None = None
-    secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys (none = parrot only)
+    secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys and BOT_CHANNEL_TOKEN
+    channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL: the dispatcher's wss:// channel
 
 
 class BotTemplate(pulumi.ComponentResource):
@@ -84,7 +90,7 @@ class BotTemplate(pulumi.ComponentResource):
                                                  role="roles/artifactregistry.reader", member=member, opts=child)
         gcp.projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter", member=member,
                                opts=child)
-        # The bot's provider keys: the VM's account reads exactly these secrets, at boot; the
+        # The bot's provider keys and channel credential: the VM's account reads exactly these secrets, at boot; the
         # template names their pinned versions and exists only once the account may read them.
         grants: list[pulumi.Resource] = []
         secret_refs: pulumi.Input[str] = ""
@@ -109,6 +115,7 @@ class BotTemplate(pulumi.ComponentResource):
                 GCE_IMAGE_METADATA_KEY: args.image,
                 GCE_SECRETS_METADATA_KEY: secret_refs,
                 **({GCE_WEBRTC_IMAGE_METADATA_KEY: args.webrtc_image} if args.webrtc_image is not None else {}),
+                **({GCE_CHANNEL_URL_METADATA_KEY: args.channel_url} if args.channel_url is not None else {}),
                 "block-project-ssh-keys": "true",
                 "enable-oslogin": "TRUE",
             },

@@ -13,6 +13,7 @@ from typing import cast
 import pulumi
 import pulumi_gcp as gcp
 
+from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.reserve_policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.gcp_secrets import SecretStore
@@ -38,6 +39,10 @@ class DispatcherArgs:
     reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
     depends_on: tuple[pulumi.Resource, ...] = ()
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
+    channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
+    # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
+    # channel, a bot's WebSocket (stacks/channel_settings.channel_lifetime_seconds).
+    request_timeout_seconds: int = 120
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -53,11 +58,13 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_INSTANCE_PREFIX": args.instance_prefix,
         **args.reserve.to_env(),
         **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
+        **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
     }
 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
-    return contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
+    return (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
+            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ()))
 
 
 class Dispatcher(pulumi.ComponentResource):
@@ -79,8 +86,7 @@ class Dispatcher(pulumi.ComponentResource):
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
                 "max_instance_request_concurrency": 80,
-                # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s.
-                "timeout": "120s",
+                "timeout": f"{args.request_timeout_seconds}s",
                 "containers": [{
                     "name": contract.DISPATCHER_CONTAINER_NAME,
                     "image": args.image,

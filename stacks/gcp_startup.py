@@ -14,8 +14,10 @@ Session values never appear on a command line (`ps` on the host would show them)
 
 from __future__ import annotations
 
+from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.contract import (
     BOT_CONTAINER_NAME,
+    GCE_CHANNEL_URL_METADATA_KEY,
     GCE_IMAGE_METADATA_KEY,
     GCE_SECRETS_METADATA_KEY,
     GCE_SESSION_METADATA,
@@ -62,7 +64,13 @@ install -m 0600 /dev/null "$ENV_FILE"
 put() {{ printf '%s=%s\\n' "$1" "$(md "$2")" >> "$ENV_FILE"; }}
 {_LINES}
 
-# Provider keys: ENV=projects/P/secrets/S/versions/N pairs; the payload is base64 in the answer.
+# The dispatcher's control channel (a stack with botChannelToken): where to dial; the credential is
+# one of the secret references below.
+CHANNEL_URL="$(md {GCE_CHANNEL_URL_METADATA_KEY} 2>/dev/null || true)"
+if [ -n "$CHANNEL_URL" ]; then printf '%s=%s\\n' {CHANNEL_URL_VARIABLE} "$CHANNEL_URL" >> "$ENV_FILE"; fi
+
+# Provider keys and the channel credential: ENV=projects/P/secrets/S/versions/N pairs; the payload
+# is base64 in the answer.
 for ref in $(md {GCE_SECRETS_METADATA_KEY} 2>/dev/null | tr ',' ' '); do
   printf '%s=%s\\n' "${{ref%%=*}}" "$(secret "${{ref#*=}}")" >> "$ENV_FILE"
 done

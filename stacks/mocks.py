@@ -23,6 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 ACCOUNT = "123456789012"
+GCP_PROJECT_NUMBER = "210987654321"
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 
 
@@ -84,6 +85,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
                     "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"}
         if invoked == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0debian12mock0000", "imageId": "ami-0debian12mock0000", "name": "debian-12-amd64-mock"}
+        if invoked == "gcp:organizations/getProject:getProject":  # the deterministic Cloud Run URL's number
+            return {"projectId": self.gcp_project, "number": GCP_PROJECT_NUMBER, "name": self.gcp_project}
         if invoked == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": "mock-gcp-token", "project": self.gcp_project, "region": self.region}
         return {}

@@ -36,7 +36,8 @@ SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
 # The plan must not depend on who renders it: fixed instead of git or the environment.
 PLAN_REVISION = "plan"
 # The plan stands in for a stack header's documented `pulumi config set` lines with fixed, fake values.
-PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-plan-placeholder"}
+PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-plan-placeholder",
+                "dispatcherDomain": "voicefleet.example.com"}
 
 
 def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
@@ -57,7 +58,9 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     for secret, key, _ in documented_commands(stack):
         full = f"{NAMESPACE}:{key}"
         if full not in config:
-            config[full] = f"placeholder-{key}" if secret else PLACEHOLDERS.get(key, f"placeholder-{key}")
+            # Secrets: long enough for every length rule (botChannelToken: 32); they print as [secret].
+            config[full] = (f"placeholder-{key}-0123456789abcdef" if secret
+                            else PLACEHOLDERS.get(key, f"placeholder-{key}"))
             secret_keys.extend([full] if secret else [])
     for key in REQUIRED_SECRET_KEYS:
         full = f"{NAMESPACE}:{key}"

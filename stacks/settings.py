@@ -17,8 +17,8 @@ from typing import Any
 import pulumi
 
 from dispatcher.reserve_policy import ReserveSettings
+from stacks import channel_settings, reserve_settings, turn_settings
 from stacks import cloud_limits as limits
-from stacks import reserve_settings, turn_settings
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
 from stacks.turn_settings import TurnSettings
 
@@ -60,6 +60,8 @@ class Secrets:
     daily_api_key: pulumi.Output[str]
     dispatcher_api_keys: pulumi.Output[str]
     bot: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # env name -> value
+    # BOT_CHANNEL_TOKEN (stacks/channel_settings.py): None = no bot control channel, every start cold.
+    bot_channel_token: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class AwsSettings:
     keep_alive_seconds: int
     certificate_arn: str | None
     allow_plain_http: bool
+    dispatcher_domain: str | None  # the name on certificateArn that points at the ALB
     allowed_cidrs: tuple[str, ...]
     container_insights: bool
     log_retention_days: int
@@ -142,6 +145,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         dispatcher_api_keys=_require(cfg.secret("dispatcherApiKeys", required=True)),
         bot={env: value for key, env in BOT_SECRET_KEYS.items()
              if (value := cfg.secret(key, required=False)) is not None},
+        bot_channel_token=channel_settings.token(cfg),
     )
     if secrets.bot and len(secrets.bot) != len(BOT_SECRET_KEYS):
         # The bot runs its STT/LLM/TTS pipeline with all three keys or the keyless parrot with none.
@@ -172,6 +176,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         turn=turn_settings.load(cfg),
         reserve=reserve_settings.load(cfg, "ecs" if cloud == "aws" else "gce"),
     )
+    channel_settings.check(cfg, settings)
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
@@ -238,6 +243,9 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     if 0 < recovery < 7:
         raise cfg.fail("secretRecoveryDays", f"must be 0 or 7..30 (got {recovery})")
     providers = cfg.string("ecsCapacityProviders", pattern=_CAPACITY_PROVIDERS)
+    domain = channel_settings.aws_domain(cfg, settings, certificate_arn, idle)
+    count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
+    channel_settings.single_replica(cfg, settings, "dispatcherCount", count)
     return AwsSettings(
         region=region,
         vpc_cidr=_cidr(cfg, "vpcCidr", cfg.string("vpcCidr")),
@@ -245,12 +253,13 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         bot_cpu=bot_cpu,
         bot_memory=bot_memory,
         dispatcher_cpu=dispatcher_cpu,
-        dispatcher_count=cfg.integer("dispatcherCount", minimum=1, maximum=100),
+        dispatcher_count=count,
         capacity_providers=providers,
         alb_idle_timeout_seconds=idle,
         keep_alive_seconds=keep_alive,
         certificate_arn=certificate_arn,
         allow_plain_http=allow_plain_http,
+        dispatcher_domain=domain,
         allowed_cidrs=tuple(_cidr(cfg, "allowedCidrs", c) for c in cfg.string_list("allowedCidrs")),
         container_insights=cfg.boolean("containerInsights"),
         log_retention_days=retention,
@@ -276,6 +285,8 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     maximum = cfg.integer("dispatcherMaxInstances", minimum=1, maximum=1000)
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
+    channel_settings.single_replica(cfg, settings, "dispatcherMaxInstances", maximum)
+    channel_settings.cloud_run_timeout(cfg, settings)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
     return GcpSettings(

@@ -17,6 +17,15 @@ SECRETS = {
     "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",
     "voicefleet:dispatcherApiKeys": "SENTINEL-client-key-1,SENTINEL-client-key-2",
 }
+# The bot control channel (stacks/channel_settings.py): the credential, and what AWS needs with it.
+CHANNEL_TOKEN = "SENTINEL-bot-channel-token-0123456789abcdef"  # noqa: S105 - a test sentinel
+CHANNEL_SECRETS = {"voicefleet:botChannelToken": CHANNEL_TOKEN}
+CHANNEL_DOMAIN = "voice.example.com"
+CHANNEL = {
+    "aws": {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/test", "allowPlainHttp": "false",
+            "dispatcherDomain": CHANNEL_DOMAIN},
+    "gcp": {"dispatcherMaxInstances": "1"},
+}
 BASE = {
     "aws": {"voicefleet:cloud": "aws", "aws:region": "eu-west-1", "voicefleet:allowPlainHttp": "true"},
     "gcp": {"voicefleet:cloud": "gcp", "gcp:project": "vf-test", "gcp:region": "europe-west4"},

@@ -20,7 +20,7 @@ from stacks import contract
 from stacks.mocks import Run, unwrap
 from stacks.turn_server import coturn_config
 from stacks.turn_settings import TurnSettings
-from tests.infra.conftest import StackRunner
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, StackRunner
 from tests.infra.helpers import container
 
 TURN_SECRET = "SENTINEL-turn-shared-secret-0123"
@@ -29,8 +29,9 @@ EXTERNAL = "turn:turn.example.net:3478?transport=udp,turns:turn.example.net:443?
 
 def run_with_turn(stack: StackRunner, cloud: str, **overrides: str) -> Run:
     secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
-               "voicefleet:turnSharedSecret": TURN_SECRET}
-    return stack(cloud, secrets=secrets, **{"turn": "managed", **overrides})
+               "voicefleet:turnSharedSecret": TURN_SECRET, **CHANNEL_SECRETS}
+    # Cloud WebRTC bots take their signalling over the control channel, which TURN requires.
+    return stack(cloud, secrets=secrets, **{"turn": "managed", **CHANNEL[cloud], **overrides})
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_aws_relay_reads_only_its_secret_by_reference_with_imdsv2(aws_turn: Run)
 def test_aws_dispatcher_gets_the_turn_variables_and_the_webrtc_bot(aws_turn: Run) -> None:
     dispatcher = container(aws_turn, "-dispatcher")
     env = {e["name"]: e["value"] for e in dispatcher["environment"]}
-    assert set(env) == set(contract.ECS_ENV + contract.TURN_ENV + contract.ECS_WEBRTC_ENV)
+    assert set(env) == set(contract.ECS_ENV + contract.TURN_ENV + contract.ECS_WEBRTC_ENV + contract.CHANNEL_ENV)
     assert env["TURN_URLS"] == "turn:203.0.113.10:3478?transport=udp,turn:203.0.113.10:3478?transport=tcp"
     assert (env["TRANSPORTS"], env["DEFAULT_TRANSPORT"], env["ICE_TRANSPORT_POLICY"]) == ("daily,webrtc", "daily",
                                                                                           "relay")

@@ -1,0 +1,193 @@
+"""The bot control channel in the stacks: credential by reference, the URL bots dial, least privilege.
+
+A stack with `botChannelToken` gives the dispatcher and every bot BOT_CHANNEL_TOKEN from the secret
+store (pinned version) and BOT_CHANNEL_URL = wss://<the dispatcher's HTTPS name>/bots/channel;
+stacks/channel_settings.py has the why of each rule tested here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Any
+
+import pytest
+
+from stacks import contract
+from stacks.channel_settings import PING_INTERVAL_SECONDS
+from stacks.gcp_startup import STARTUP_SCRIPT
+from stacks.mocks import GCP_PROJECT_NUMBER, Run, unwrap
+from stacks.settings import SettingsError
+from tests.infra.conftest import CHANNEL, CHANNEL_DOMAIN, CHANNEL_SECRETS, CHANNEL_TOKEN, SECRETS, StackRunner
+from tests.infra.helpers import container
+
+AWS_URL = f"wss://{CHANNEL_DOMAIN}/bots/channel"
+GCP_URL = f"wss://voicefleet-gcp-test-dispatcher-{GCP_PROJECT_NUMBER}.europe-west4.run.app/bots/channel"
+TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+
+
+def with_channel(stack: StackRunner, cloud: str, **overrides: str) -> Run:
+    return stack(cloud, secrets={**SECRETS, **CHANNEL_SECRETS}, **{**CHANNEL[cloud], **overrides})
+
+
+@pytest.fixture
+def aws_channel(stack: StackRunner) -> Run:
+    return with_channel(stack, "aws")
+
+
+@pytest.fixture
+def gcp_channel(stack: StackRunner) -> Run:
+    return with_channel(stack, "gcp")
+
+
+def env_of(definition: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in definition.get("environment") or []}
+
+
+def secret_refs(definition: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["valueFrom"] for s in definition.get("secrets") or []}
+
+
+def token_secret_arn(run: Run) -> str:
+    (secret,) = [r for r in run.of_type("aws:secretsmanager/secret:Secret") if r.name.endswith("bot-channel-token")]
+    return f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{secret.inputs['name']}-AbCdEf"
+
+
+def test_the_token_reaches_only_the_secret_store(aws_channel: Run, gcp_channel: Run) -> None:
+    for run in (aws_channel, gcp_channel):
+        holders = [r for r in run.registrations if CHANNEL_TOKEN in json.dumps(unwrap(r.inputs), default=str)]
+        assert [r.type for r in holders] in (["aws:secretsmanager/secretVersion:SecretVersion"],
+                                             ["gcp:secretmanager/secretVersion:SecretVersion"])
+
+
+def test_aws_dispatcher_gets_the_token_by_pinned_reference_and_the_url(aws_channel: Run) -> None:
+    dispatcher = container(aws_channel, "-dispatcher")
+    assert set(env_of(dispatcher)) == set(contract.ECS_ENV + contract.CHANNEL_ENV)
+    assert env_of(dispatcher)["BOT_CHANNEL_URL"] == AWS_URL
+    reference = secret_refs(dispatcher)["BOT_CHANNEL_TOKEN"]
+    assert re.fullmatch(re.escape(token_secret_arn(aws_channel)) + r":::[\w-]+", reference)  # a pinned version
+
+
+def test_aws_bots_get_the_token_by_reference_and_dial_the_albs_https_name(aws_channel: Run) -> None:
+    bot = container(aws_channel, "-bot")
+    assert env_of(bot) == {"MAX_SESSION_SECONDS": "1800", "BOT_CHANNEL_URL": AWS_URL}
+    assert secret_refs(bot)["BOT_CHANNEL_TOKEN"] == secret_refs(container(aws_channel, "-dispatcher"))[
+        "BOT_CHANNEL_TOKEN"]
+
+
+def test_aws_bot_execution_role_reads_exactly_the_channel_secret(aws_channel: Run) -> None:
+    (grant,) = [r for r in aws_channel.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-read-bot")]
+    (statement,) = json.loads(unwrap(grant.inputs["policy"]))["Statement"]
+    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
+    assert statement["Resource"] == [token_secret_arn(aws_channel)]
+
+
+def test_aws_bots_keep_no_ingress_and_https_only_tcp_egress(aws_channel: Run) -> None:
+    (bot_group,) = [r for r in aws_channel.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("-bot")]
+    rules = [r for r in aws_channel.registrations if r.type.startswith("aws:vpc/securityGroup")
+             and r.inputs.get("securityGroupId") == f"{bot_group.name}-id"]
+    assert {r.type.rsplit(":", 1)[1] for r in rules} == {"SecurityGroupEgressRule"}
+    assert sorted((r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["toPort"]) for r in rules) == [
+        ("tcp", 443, 443), ("udp", 0, 65535)]
+
+
+def test_without_a_token_there_is_no_channel(aws: Run, gcp: Run) -> None:
+    for suffix in ("-bot", "-dispatcher"):
+        definition = container(aws, suffix)
+        assert not [name for name in [*env_of(definition), *secret_refs(definition)] if name.startswith("BOT_CHANNEL")]
+    (service,) = gcp.of_type("gcp:cloudrunv2/service:Service")
+    assert not [e for e in service.inputs["template"]["containers"][0]["envs"] if e["name"].startswith("BOT_CHANNEL")]
+    (template,) = gcp.of_type(TEMPLATE)
+    assert contract.GCE_CHANNEL_URL_METADATA_KEY not in template.inputs["metadata"]
+    assert template.inputs["metadata"][contract.GCE_SECRETS_METADATA_KEY] == ""
+    for run in (aws, gcp):
+        assert not [r for r in run.registrations if "bot-channel-token" in r.name]
+
+
+def test_cloud_run_gets_the_token_by_pinned_reference_and_the_url(gcp_channel: Run) -> None:
+    (service,) = gcp_channel.of_type("gcp:cloudrunv2/service:Service")
+    (dispatcher,) = service.inputs["template"]["containers"]
+    envs = {e["name"]: e for e in dispatcher["envs"]}
+    assert envs["BOT_CHANNEL_URL"]["value"] == GCP_URL
+    reference = envs["BOT_CHANNEL_TOKEN"]["valueSource"]["secretKeyRef"]
+    assert reference == {"secret": "voicefleet-gcp-test-bot-channel-token", "version": "1"}
+    assert "value" not in envs["BOT_CHANNEL_TOKEN"]
+
+
+def test_cloud_run_request_timeout_outlives_an_idle_bot_and_its_session(gcp: Run, gcp_channel: Run) -> None:
+    (service,) = gcp_channel.of_type("gcp:cloudrunv2/service:Service")
+    assert service.inputs["template"]["timeout"] == f"{900 + 1800 + 120}s"  # max idle + session + margin
+    (plain,) = gcp.of_type("gcp:cloudrunv2/service:Service")
+    assert plain.inputs["template"]["timeout"] == "120s"
+
+
+def test_gce_template_carries_the_url_and_a_reference_to_the_token(gcp_channel: Run) -> None:
+    (template,) = gcp_channel.of_type(TEMPLATE)
+    metadata = template.inputs["metadata"]
+    assert metadata[contract.GCE_CHANNEL_URL_METADATA_KEY] == GCP_URL
+    assert metadata[contract.GCE_SECRETS_METADATA_KEY] == (
+        "BOT_CHANNEL_TOKEN=projects/vf-test/secrets/voicefleet-gcp-test-bot-channel-token/versions/1")
+
+
+def test_gce_bot_account_reads_exactly_the_channel_secret_before_the_template_exists(gcp_channel: Run) -> None:
+    bot = "serviceAccount:vf-gcp-test-bot@vf-test.iam.gserviceaccount.com"
+    readable = [r for r in gcp_channel.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+                if r.inputs["member"] == bot]
+    secret = "projects/vf-test/secrets/voicefleet-gcp-test-bot-channel-token"
+    assert [r.inputs["secretId"] for r in readable] == [secret]
+    (template,) = gcp_channel.of_type(TEMPLATE)
+    assert readable[0].urn in template.dependencies
+
+
+@pytest.mark.parametrize("url", ["wss://vf.example/bots/channel", ""])
+def test_startup_script_writes_the_channel_url_into_the_env_file_only_when_set(tmp_path: Any, url: str) -> None:
+    # The script's own lines, with the metadata server replaced by a shell function.
+    fragment = re.search(r"\nCHANNEL_URL=[^\n]*\nif [^\n]*\n", STARTUP_SCRIPT)
+    assert fragment is not None
+    env_file = tmp_path / "bot.env"
+    script = (f"set -euo pipefail\nENV_FILE={env_file}\n: > $ENV_FILE\n"
+              f"md() {{ [ -n \"{url}\" ] && [ \"$1\" = bot-channel-url ] && printf %s \"{url}\"; }}\n"
+              + fragment.group(0))
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    assert env_file.read_text() == (f"BOT_CHANNEL_URL={url}\n" if url else "")
+
+
+def test_the_ping_interval_the_settings_check_is_the_bots() -> None:
+    from bot.channel_client import PING_INTERVAL_SECONDS as BOT_PING
+
+    assert BOT_PING == PING_INTERVAL_SECONDS
+
+
+@pytest.mark.parametrize(("cloud", "overrides", "key"), [
+    ("aws", {"allowPlainHttp": "true", "certificateArn": "", "dispatcherDomain": ""}, "voicefleet:botChannelToken"),
+    ("aws", {"dispatcherDomain": ""}, "voicefleet:dispatcherDomain"),
+    ("aws", {"dispatcherDomain": "Voice.Example.COM"}, "voicefleet:dispatcherDomain"),
+    ("aws", {"dispatcherCount": "2"}, "voicefleet:dispatcherCount"),
+    ("aws", {"albIdleTimeoutSeconds": "10"}, "voicefleet:albIdleTimeoutSeconds"),
+    ("gcp", {"dispatcherMaxInstances": "2"}, "voicefleet:dispatcherMaxInstances"),
+    ("gcp", {"maxSessionSeconds": "2700"}, "voicefleet:maxSessionSeconds"),
+])
+def test_a_channel_the_stack_cannot_serve_is_refused_naming_the_key(stack: StackRunner, cloud: str,
+                                                                   overrides: dict[str, str], key: str) -> None:
+    with pytest.raises(SettingsError, match=key):
+        with_channel(stack, cloud, **overrides)
+
+
+def test_a_short_token_is_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:botChannelToken must be at least 32"):
+        stack("gcp", secrets={**SECRETS, "voicefleet:botChannelToken": "SENTINEL-short-token"}, **CHANNEL["gcp"])
+
+
+def test_a_turn_relay_without_the_channel_is_refused(stack: StackRunner) -> None:
+    secrets = {**SECRETS, "voicefleet:turnSharedSecret": "SENTINEL-turn-shared-secret-0123"}
+    with pytest.raises(SettingsError, match="voicefleet:botChannelToken is required with a TURN relay"):
+        stack("gcp", secrets=secrets, turn="managed")
+
+
+def test_every_resource_has_its_own_urn_with_the_channel_and_both_bots(stack: StackRunner) -> None:
+    """The engine refuses two resources of one type and name; the mocks do not, so check here (the
+    Daily and the WebRTC bot each grant their execution role the channel secret)."""
+    run = with_channel(stack, "aws", turn="managed", **{"voicefleet:turnSharedSecret": "SENTINEL-turn-0123456789ab"})
+    keys = [(r.type, r.name) for r in run.registrations]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
