@@ -43,6 +43,13 @@ TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily")
 
 # The service pipeline runs only when all three are set; a partial set is a configuration mistake.
 SERVICE_KEY_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
+# Endpoint overrides (a private deployment, or local fakes in tests), named as each SDK's users
+# know them; the schemes each service's client can speak.
+SERVICE_URL_VARIABLES = {
+    "DEEPGRAM_API_URL": ("ws://", "wss://", "http://", "https://"),
+    "OPENAI_BASE_URL": ("http://", "https://"),
+    "CARTESIA_API_URL": ("ws://", "wss://", "http://", "https://"),
+}
 
 
 EXIT_USAGE = 2
@@ -64,6 +71,9 @@ class ServiceSettings:
     cartesia_model: str | None = None
     cartesia_voice_id: str | None = None
     system_prompt: str | None = None
+    deepgram_url: str | None = None  # None → the SDKs' public endpoints
+    openai_base_url: str | None = None
+    cartesia_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
             "no port is opened), BOT_MAX_IDLE_SECONDS (a reserve bot), "
             "BOT_TRANSPORT (default transport without a room URL). "
             "Service pipeline: DEEPGRAM_API_KEY + OPENAI_API_KEY + "
-            "CARTESIA_API_KEY (all or none). "
+            "CARTESIA_API_KEY (all or none); endpoint overrides DEEPGRAM_API_URL, "
+            "OPENAI_BASE_URL, CARTESIA_API_URL. "
             "Exit codes: 0 session ended, 2 usage/config error, 3 could not connect. "
             "See docs/bot.md."
         ),
@@ -256,7 +267,21 @@ def load_service_settings(env: Mapping[str, str]) -> ServiceSettings | None:
         cartesia_model=env.get("CARTESIA_MODEL") or None,
         cartesia_voice_id=env.get("CARTESIA_VOICE_ID") or None,
         system_prompt=env.get("BOT_SYSTEM_PROMPT") or None,
+        deepgram_url=_service_url(env, "DEEPGRAM_API_URL"),
+        openai_base_url=_service_url(env, "OPENAI_BASE_URL"),
+        cartesia_url=_service_url(env, "CARTESIA_API_URL"),
     )
+
+
+def _service_url(env: Mapping[str, str], variable: str) -> str | None:
+    url = env.get(variable, "").strip()
+    if not url:
+        return None
+    schemes = SERVICE_URL_VARIABLES[variable]
+    host = url.partition("://")[2].split("/", 1)[0]
+    if not url.startswith(schemes) or not host or any(c.isspace() for c in url):
+        raise ConfigError(f"{variable} must be a {' or '.join(s[:-3] for s in schemes)} URL, got {url!r}")
+    return url.rstrip("/")
 
 
 def _seconds(what: str, flag: float | None, env: Mapping[str, str], variable: str, default: float) -> float:

@@ -107,6 +107,63 @@ def test_partial_service_keys_error_names_the_missing_ones() -> None:
     assert "oa-secret" not in message
 
 
+def test_service_endpoint_overrides_are_read_and_default_to_the_public_apis() -> None:
+    overrides = {
+        "DEEPGRAM_API_URL": "ws://127.0.0.1:9001",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9002/v1/",
+        "CARTESIA_API_URL": "https://tts.internal",
+    }
+    services = load_config([], {**SERVICE_KEYS, **overrides}).services
+    assert services is not None
+    assert (services.deepgram_url, services.openai_base_url, services.cartesia_url) == (
+        "ws://127.0.0.1:9001",
+        "http://127.0.0.1:9002/v1",
+        "https://tts.internal",
+    )
+    defaults = load_config([], SERVICE_KEYS).services
+    assert defaults is not None and (defaults.deepgram_url, defaults.openai_base_url, defaults.cartesia_url) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DEEPGRAM_API_URL", "api.deepgram.com"),
+        ("OPENAI_BASE_URL", "ws://127.0.0.1:9/v1"),
+        ("OPENAI_BASE_URL", "http://"),
+        ("CARTESIA_API_URL", "ftp://tts.internal"),
+        ("CARTESIA_API_URL", "https://tts internal"),
+    ],
+)
+def test_a_bad_service_endpoint_is_a_one_line_error_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config([], {**SERVICE_KEYS, variable: value})
+    message = str(raised.value)
+    assert message.startswith(f"{variable} must be a ") and "\n" not in message
+
+
+def test_service_endpoints_reach_the_pipecat_services() -> None:
+    from bot.config import ServiceSettings
+    from bot.services import ServiceProcessors
+
+    settings = ServiceSettings(
+        "dg",
+        "oa",
+        "ca",
+        deepgram_url="ws://127.0.0.1:9001",
+        openai_base_url="http://127.0.0.1:9002/v1",
+        cartesia_url="http://127.0.0.1:9003",
+    )
+    processors = ServiceProcessors(settings)
+    assert str(processors.llm._client.base_url) == "http://127.0.0.1:9002/v1/"
+    assert processors.tts._url == "ws://127.0.0.1:9003/tts/websocket"
+    default = ServiceProcessors(ServiceSettings("dg", "oa", "ca"))
+    assert default.tts._url == "wss://api.cartesia.ai/tts/websocket"
+
+
 def run_bot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], cwd=REPO, env=bot_env(**env), capture_output=True, text=True, timeout=30
