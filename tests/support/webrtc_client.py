@@ -32,6 +32,10 @@ the bare request. `headers=` adds e.g. `Authorization` for a dispatcher. Set
 `ice_config=` takes a start answer's `iceConfig` (TURN servers, `iceTransportPolicy`); `signal=`
 replaces the POST with any carrier of the offer; `selected_pair()` tells which candidate types
 (host/srflx/relay) the connection's nominated pair joins.
+
+RTVI: every `rtvi-ai` message the bot sends on the data channel is kept in `rtvi_messages`;
+`await client.rtvi_message("user-transcription", lambda d: d["final"])` waits for one (its `data`),
+`await client.send_rtvi("client-ready", {...})` speaks as Pipecat's client does.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import json
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +178,10 @@ class WebRTCClient:
         self.connected_at: float | None = None
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.rtvi_messages: list[dict[str, Any]] = []
+        self._rtvi_arrived = asyncio.Condition()
+        self._channel: Any = None
+        self._channel_open = asyncio.Event()
 
     async def __aenter__(self) -> WebRTCClient:
         try:
@@ -192,7 +202,17 @@ class WebRTCClient:
 
             aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
         self.pc.addTransceiver(self.mic, direction="sendrecv")
-        channel = self.pc.createDataChannel("chat")
+        channel = self._channel = self.pc.createDataChannel("chat")
+
+        channel.on("open", self._channel_open.set)
+
+        @channel.on("message")
+        def _on_message(message: str | bytes) -> None:
+            with contextlib.suppress(ValueError, TypeError):
+                parsed = json.loads(message)
+                if isinstance(parsed, dict) and parsed.get("label") == "rtvi-ai":
+                    self.rtvi_messages.append(parsed)
+                    self._tasks.append(asyncio.create_task(self._notify_rtvi()))
 
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -266,6 +286,39 @@ class WebRTCClient:
             reply_audio=np.concatenate(reply_chunks) if reply_chunks else np.zeros(0, dtype=np.int16),
             reply_sample_rate=rec.sample_rate,
         )
+
+    async def rtvi_message(
+        self, kind: str, accept: Callable[[dict[str, Any]], bool] = lambda data: True, *, timeout: float
+    ) -> dict[str, Any]:
+        """The `data` of the first RTVI message of type `kind` that `accept` takes (past or future)."""
+
+        def found() -> dict[str, Any] | None:
+            for message in self.rtvi_messages:
+                if message.get("type") == kind and accept(message.get("data") or {}):
+                    return dict(message.get("data") or {})
+            return None
+
+        async def wait() -> dict[str, Any]:
+            async with self._rtvi_arrived:
+                await self._rtvi_arrived.wait_for(lambda: found() is not None)
+            data = found()
+            assert data is not None
+            return data
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            kinds = [m.get("type") for m in self.rtvi_messages]
+            raise AssertionError(f"no RTVI {kind!r} within {timeout}s; got {kinds}") from None
+
+    async def send_rtvi(self, kind: str, data: dict[str, Any] | None = None) -> None:
+        await asyncio.wait_for(self._channel_open.wait(), self.connect_timeout)
+        message = {"label": "rtvi-ai", "type": kind, "id": uuid.uuid4().hex[:8], "data": data or {}}
+        self._channel.send(json.dumps(message))
+
+    async def _notify_rtvi(self) -> None:
+        async with self._rtvi_arrived:
+            self._rtvi_arrived.notify_all()
 
     def selected_pair(self) -> tuple[str, str, str]:
         """(local type, remote type, remote address) of the nominated ICE pair, from aioice's state
