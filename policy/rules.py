@@ -26,6 +26,11 @@ BOT_SG_DESCRIPTION = "voicefleet bots: no ingress"
 BOT_TAG = "voicefleet-bot"
 # Environment variable names that must come from a secret store, never a plain value.
 SECRET_NAME = re.compile(r"(API_KEY|API_KEYS|TOKEN|SECRET|PASSWORD|PRIVATE_KEY)$")
+# The bot control channel's credential (botchannel/contract.py CHANNEL_TOKEN_VARIABLE; repeated: the
+# pack is published alone). It reaches containers and VMs only as a secret store reference.
+CHANNEL_TOKEN = "BOT_CHANNEL_TOKEN"  # noqa: S105 - a variable name, not a secret
+_SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:")
+_SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/\d+$")
 
 # The TURN relay (stacks/aws_turn.py, gcp_turn.py); the pack is published alone, so it repeats the names.
 TURN_ROLE = "turn"  # AWS tag / GCP label `role`
@@ -101,6 +106,38 @@ def plaintext_secret_env(resource_type: str, props: Props) -> Iterator[str]:
             yield f"{name} is a plain environment value; pass it by reference (secrets/valueFrom, secretKeyRef)"
 
 
+def channel_token_by_reference(resource_type: str, props: Props) -> Iterator[str]:
+    """BOT_CHANNEL_TOKEN: a Secrets Manager reference (ECS), a secretKeyRef (Cloud Run), a pinned
+    Secret Manager version name (GCE metadata); never a plain value or a command-line argument."""
+    if resource_type == "aws:ecs/taskDefinition:TaskDefinition":
+        for container in _json(props.get("containerDefinitions")) or []:
+            if any(e.get("name") == CHANNEL_TOKEN for e in container.get("environment") or []):
+                yield f"{CHANNEL_TOKEN} is a plain environment value; use secrets/valueFrom (Secrets Manager)"
+            for secret in container.get("secrets") or []:
+                source = secret.get("valueFrom")
+                if secret.get("name") == CHANNEL_TOKEN and isinstance(source, str) \
+                        and not _SECRETS_MANAGER_ARN.match(source):
+                    yield f"{CHANNEL_TOKEN} must come from Secrets Manager (got valueFrom {source!r})"
+            words = [*(container.get("command") or []), *(container.get("entryPoint") or [])]
+            if any(CHANNEL_TOKEN in str(word) for word in words):
+                yield f"{CHANNEL_TOKEN} is on a command line (visible in ps and DescribeTasks)"
+    elif resource_type == "gcp:cloudrunv2/service:Service":
+        for container in (props.get("template") or {}).get("containers") or []:
+            for env in container.get("envs") or []:
+                if env.get("name") == CHANNEL_TOKEN and "secretKeyRef" not in (env.get("valueSource") or {}):
+                    yield f"{CHANNEL_TOKEN} is not a Secret Manager reference (valueSource.secretKeyRef)"
+            if any(CHANNEL_TOKEN in str(word) for word in [*(container.get("args") or []),
+                                                           *(container.get("commands") or [])]):
+                yield f"{CHANNEL_TOKEN} is on a command line"
+    elif resource_type == "gcp:compute/instanceTemplate:InstanceTemplate":
+        for key, value in (props.get("metadata") or {}).items():
+            if key.lower().replace("-", "_") == CHANNEL_TOKEN.lower():
+                yield f"metadata {key!r} holds the channel credential; name its secret version in bot-secrets"
+            for found in re.findall(rf"{CHANNEL_TOKEN}=([^,\s'\"]*)", value if isinstance(value, str) else ""):
+                if not _SECRET_VERSION.match(found):
+                    yield f"metadata {key!r} sets {CHANNEL_TOKEN} to a value, not a Secret Manager version name"
+
+
 def bot_sg_inline_ingress(resource_type: str, props: Props) -> Iterator[str]:
     if resource_type == "aws:ec2/securityGroup:SecurityGroup" and props.get("description") == BOT_SG_DESCRIPTION:
         if props.get("ingress"):
@@ -172,6 +209,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "required-tags": ("Resources carry the project/stack/environment/managed-by tags or labels", required_tags),
     "no-plaintext-secrets-in-env": ("Secrets reach containers by reference, not as env values",
                                     plaintext_secret_env),
+    "bot-channel-token-by-reference": ("The bot channel credential reaches containers and VMs by secret reference only",
+                                       channel_token_by_reference),
     "no-bot-sg-inline-ingress": ("The bot security group has no inline ingress", bot_sg_inline_ingress),
     "no-gcp-bot-ingress": ("No firewall rule lets traffic into bot VMs", gcp_bot_ingress),
     "turn-not-open-relay": ("A TURN relay authenticates, denies private/metadata peers and has quotas",
