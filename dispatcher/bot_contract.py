@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+from botchannel.contract import IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import LaunchSpec
 
 SESSION_ID = "VOICEFLEET_SESSION_ID"
@@ -37,6 +38,13 @@ GCE_SESSION_METADATA: dict[str, str] = {
     "bot-body": BODY,
     "max-session-seconds": MAX_SESSION_SECONDS,
     "ice-config": ICE_CONFIG,
+}
+
+# Compute Engine reserve VMs (dispatcher/machines/gce_reserve.py): metadata key -> variable, copied
+# by the startup script when present. The channel's URL and credential reference are the template's.
+GCE_RESERVE_METADATA: dict[str, str] = {
+    "bot-machine-id": MACHINE_ID_VARIABLE,
+    "bot-image-digest": IMAGE_VARIABLE,
 }
 
 

@@ -23,6 +23,10 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
     if settings.machines == "gce":
         from dispatcher.machines.gce import GceMachines, GceSettings
 
+        if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in (the template tells them where)
+            from dispatcher.machines.gce_reserve import GceWarmMachines
+
+            return GceWarmMachines(GceSettings.from_env(env))
         return GceMachines(GceSettings.from_env(env))
     if settings.machines == "fly":
         from dispatcher.machines.fly import FlyMachines, FlySettings

@@ -28,6 +28,7 @@ from dispatcher.settings import SettingsError, float_setting, int_setting, requi
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
 LABEL_TRANSPORT = "voicefleet-transport"  # "daily" or "webrtc" (absent: daily)
+IDLE_INFIX = "idle-"  # a reserve VM is `<prefix>-idle-<bot id>` (gce_reserve.py), kept when claimed
 
 _STARTING = {"PROVISIONING", "STAGING"}
 _STARTED = {"RUNNING", "REPAIRING"}
@@ -166,6 +167,9 @@ class GceMachines:
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
         self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
+        # Session → instance name of sessions that run on a claimed reserve VM (named for its bot,
+        # not the session), as far as this replica knows; others find them by label.
+        self._claimed: dict[str, str] = {}
 
     def instance_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
@@ -264,13 +268,31 @@ class GceMachines:
         return LaunchResult(machine, created=True)
 
     async def status(self, session_id: str) -> Machine | None:
-        name = self.instance_name(session_id)
+        name = self._claimed.get(session_id) or self.instance_name(session_id)
         response = await self._request("GET", f"/instances/{name}")
         if response.status_code == 404:
+            if claimed := await self._by_session_label(session_id):
+                return to_machine(claimed)
             return await self._failed_insert(session_id)
         if response.status_code != 200:
             raise self._failed(response, f"get instance {name}")
         return to_machine(response.json())
+
+    async def _by_session_label(self, session_id: str) -> dict[str, Any] | None:
+        """The VM labelled with the session that is not named for it: a claimed reserve VM
+        (gce_reserve.py). One `instances.list` with a label filter, paid only when the VM named
+        for the session does not exist (a warm session another replica claimed, or an ended one)."""
+        if not re.fullmatch(r"[a-z0-9_-]{1,63}", session_id):
+            return None  # not a label value: no VM can carry it (and nothing to quote in the filter)
+        params = {"filter": f"labels.{LABEL_SESSION} = {session_id}", "maxResults": "2"}
+        response = await self._request("GET", "/instances", params=params)
+        if response.status_code != 200:
+            raise self._failed(response, f"find the instance labelled {session_id}")
+        items = response.json().get("items") or []
+        if not items:
+            return None
+        self._claimed[session_id] = str(items[0]["name"])
+        return dict(items[0])
 
     async def _failed_insert(self, session_id: str) -> Machine | None:
         """No instance: was an insert refused after it was accepted? The zone's operations say."""
@@ -295,10 +317,16 @@ class GceMachines:
 
     async def stop(self, session_id: str) -> bool:
         """Delete, not stop: a stopped VM keeps its disk (and its bill), and is never reused."""
-        name = self.instance_name(session_id)
+        name = self._claimed.get(session_id) or self.instance_name(session_id)
         response = await self._request("DELETE", f"/instances/{name}")
         if response.status_code == 404:
-            return False
+            claimed = await self._by_session_label(session_id)
+            if claimed is None:
+                return False
+            name = str(claimed["name"])
+            response = await self._request("DELETE", f"/instances/{name}")
+            if response.status_code == 404:  # it went while we looked
+                return False
         if response.status_code != 200:
             raise self._failed(response, f"delete instance {name}")
         return True
@@ -306,7 +334,8 @@ class GceMachines:
     async def list(self) -> list[Machine]:
         machines: list[Machine] = []
         params = {"filter": f"labels.{LABEL_SESSION}:*", "maxResults": "500"}
-        pattern = re.compile(rf"^{re.escape(self.settings.prefix)}-[0-9a-f]{{24}}$")
+        # A session's VM is named for it, or (a claimed reserve VM) for its bot: IDLE_INFIX.
+        pattern = re.compile(rf"^{re.escape(self.settings.prefix)}-([0-9a-f]{{24}}|{IDLE_INFIX}[a-z0-9-]+)$")
         while True:
             response = await self._request("GET", "/instances", params=params)
             if response.status_code != 200:

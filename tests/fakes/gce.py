@@ -2,7 +2,10 @@
 
 `instances.insert?sourceInstanceTemplate=&requestId=` (409 `alreadyExists` on a reused name; the
 same `requestId` returns the same operation), `get`/`delete` (404 `notFound`), `list` with a
-`labels.<key>:*` filter and paging, zone `operations.list` with a `targetLink eq "<regex>"`
+`labels.<key>:*` (has the label) or `labels.<key> = <value>` filter and paging,
+`instances.setLabels` (replaces every label; the request's `labelFingerprint` must be the
+instance's current one, else 412 `conditionNotMet`, as the API documents; each write changes it),
+zone `operations.list` with a `targetLink eq "<regex>"`
 filter, and the documented error shape `{"error": {"code", "message", "errors": [{"reason"}]}}`.
 A request's `metadata` and `labels` *replace* the template's (the worst case: the API reference
 does not say whether they merge; iac_review.md item 6), so the provider must send the template's
@@ -88,6 +91,7 @@ class FakeGce(FakeApi):
             Route(f"{z}/instances", self.list_instances, methods=["GET"]),
             Route(z + "/instances/{name}", self.get, methods=["GET"]),
             Route(z + "/instances/{name}", self.delete, methods=["DELETE"]),
+            Route(z + "/instances/{name}/setLabels", self.set_labels, methods=["POST"]),
             Route(f"{z}/operations", self.list_operations, methods=["GET"]),
             Route(f"/compute/v1/projects/{self.project}/global/instanceTemplates/{{name}}", self.template,
                   methods=["GET"]),
@@ -147,6 +151,7 @@ class FakeGce(FakeApi):
                 "status": "PROVISIONING",
                 "creationTimestamp": datetime.now(UTC).isoformat(),
                 "labels": body["labels"] if "labels" in body else dict(self.template_labels),
+                "labelFingerprint": self._fingerprint(),
                 "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items()]},
                 "scheduling": body.get("scheduling", {}),
                 "sourceInstanceTemplate": template,
@@ -162,6 +167,27 @@ class FakeGce(FakeApi):
             return gce_error(404, "notFound", f"The resource '{name}' was not found")
         return JSONResponse(self.instances[name])
 
+    def _fingerprint(self) -> str:
+        return f"fp{next(self._ids)}="
+
+    async def set_labels(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.instances:
+            return gce_error(404, "notFound", f"The resource '{name}' was not found")
+        body = await request.json()
+        instance = self.instances[name]
+        if body.get("labelFingerprint") != instance["labelFingerprint"]:
+            return gce_error(412, "conditionNotMet",
+                             "Labels fingerprint either invalid or resource labels have changed")
+        instance["labels"] = dict(body.get("labels") or {})
+        instance["labelFingerprint"] = self._fingerprint()
+        return JSONResponse(self._operation("setLabels", name))
+
+    def relabel_behind_our_back(self, name: str, **labels: str) -> None:
+        """Another writer changes labels (and so the fingerprint) between a reader's GET and write."""
+        self.instances[name]["labels"] = {**self.instances[name]["labels"], **labels}
+        self.instances[name]["labelFingerprint"] = self._fingerprint()
+
     async def delete(self, request: Request) -> Response:
         name = request.path_params["name"]
         if self.instances.pop(name, None) is None:
@@ -170,8 +196,13 @@ class FakeGce(FakeApi):
 
     async def list_instances(self, request: Request) -> Response:
         items = list(self.instances.values())
-        if match := re.fullmatch(r"labels\.([-\w]+):\*", request.query_params.get("filter", "")):
+        given = request.query_params.get("filter", "")
+        if match := re.fullmatch(r"labels\.([-\w]+):\*", given):
             items = [i for i in items if match.group(1) in i["labels"]]
+        elif match := re.fullmatch(r"labels\.([-\w]+) = ([-\w]+)", given):
+            items = [i for i in items if i["labels"].get(match.group(1)) == match.group(2)]
+        elif given:
+            return gce_error(400, "invalid", f"Invalid list filter expression '{given}'")
         size = min(self.max_page_size, int(request.query_params.get("maxResults", "500")))
         start = int(request.query_params.get("pageToken", "0"))
         page: dict[str, Any] = {"kind": "compute#instanceList", "items": items[start : start + size]}

@@ -3,13 +3,9 @@ so stateless look-ups (another replica, the reaper) find a claimed machine like 
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
-from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
 from dispatcher.app import create_app
 from dispatcher.machines.base import MachineState
 from dispatcher.machines.fly import FlySettings
@@ -18,6 +14,7 @@ from dispatcher.settings import Settings
 from tests.fakes.fly import FakeFly
 from tests.providers.test_contract import spec
 from tests.support.dispatcher_server import serving
+from tests.support.reserve_bot import claim, dial_idle
 
 CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
 TOKEN = "f" * 40
@@ -97,22 +94,9 @@ async def test_post_start_claims_an_idle_fly_bot_over_the_channel(fake_fly) -> N
         bot_id = machine["config"]["env"]["BOT_MACHINE_ID"]
         fake_fly.set_state(machine["name"], "started")
         # The machine's bot dials in, as a real one would.
-        ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
-                           additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
-        await ws.send(encode(Hello(machine_id=bot_id, image=machine["config"]["image"], capabilities=("daily",))))
-        assert isinstance(parse_frame(await ws.recv()), Welcome)
-        assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)
-
-        async def accept() -> dict:
-            request = parse_frame(await ws.recv())
-            assert isinstance(request, Request) and request.method == "assign"
-            await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
-            return dict(request.params)
-
-        accepting = asyncio.create_task(accept())
+        ws = await dial_idle(state, port, TOKEN, bot_id, machine["config"]["image"])
         s = spec()
-        result = await state.reserve.launch(s)
-        assignment = await accepting
+        result, assignment = await claim(state.reserve, ws, s)
         assert result.created and result.machine.machine_id == machine["id"]
         assert (assignment["transport"], assignment["room_url"]) == ("daily", s.room_url)
         assert machine["config"]["metadata"]["voicefleet_session"] == s.session_id

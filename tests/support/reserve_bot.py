@@ -1,0 +1,37 @@
+"""A reserve bot's side of the control channel, played by a test: dial in idle, accept one
+assignment (what a real bot on a cloud reserve machine does; the providers' fakes run no bot)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
+from dispatcher.machines.base import LaunchResult, LaunchSpec
+from dispatcher.reserve import Reserve
+
+
+async def dial_idle(state: Any, port: int, token: str, bot_id: str, image: str) -> ClientConnection:
+    """Say hello as an idle bot and wait until the dispatcher counts it idle."""
+    ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
+                       additional_headers={"Authorization": f"Bearer {token}"}, proxy=None)
+    await ws.send(encode(Hello(machine_id=bot_id, image=image, capabilities=("daily",))))
+    assert isinstance(parse_frame(await ws.recv()), Welcome)
+    assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)
+    return ws
+
+
+async def claim(reserve: Reserve, ws: ClientConnection, spec: LaunchSpec) -> tuple[LaunchResult, dict[str, Any]]:
+    """`reserve.launch(spec)` while the bot accepts the assignment; the result and its params."""
+
+    async def accept() -> dict[str, Any]:
+        request = parse_frame(await ws.recv())
+        assert isinstance(request, Request) and request.method == "assign"
+        await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
+        return dict(request.params)
+
+    accepting = asyncio.create_task(accept())
+    result = await reserve.launch(spec)
+    return result, await accepting
