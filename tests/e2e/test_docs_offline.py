@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_browser import browser_mic
-from tests.support.browser import Browser, chromium_path
+from tests.e2e.conftest import SPEECH
+from tests.support.browser import Browser, browser_mic, chromium_path
 
 pytestmark = [
     pytest.mark.slow,
@@ -14,7 +14,8 @@ pytestmark = [
 
 
 async def test_the_api_explorer_renders_every_route_from_local_assets(dispatcher, tmp_path):
-    async with Browser(dispatcher.base_url + "/docs", browser_mic(tmp_path / "mic.wav"), tmp_path / "profile") as page:
+    mic = browser_mic(SPEECH, tmp_path / "mic.wav")
+    async with Browser(dispatcher.base_url + "/docs", mic, tmp_path / "profile") as page:
         rendered = await page.wait_for("document.querySelectorAll('.opblock-summary-path').length > 0", 30)
         paths = await page.evaluate(
             "JSON.stringify([...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent))"

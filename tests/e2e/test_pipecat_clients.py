@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import browser_mic
+from tests.e2e.conftest import SPEECH
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.fakes.server import serve
-from tests.support.browser import chromium_path
+from tests.support.browser import browser_mic, chromium_path
 from tests.support.private_net import PrivateNet, private_net, unavailable_reason
 from tests.support.processes import run_dispatcher
 
@@ -107,7 +107,7 @@ def webrtc_run(net: PrivateNet, clients_bundle: Path, tmp_path_factory: pytest.T
         cases.append({"name": "runner-direct", "kind": "webrtc", "direct": True, "requestData": {"lang": "en"},
                       "headers": AUTH})  # fmt: skip
         cases.append({"name": "refused", "kind": "error", "requestData": {"transport": "daily"}, "headers": AUTH})
-        return drive(base, clients_bundle, browser_mic(tmp / "mic.wav"), cases, net.exec_prefix)
+        return drive(base, clients_bundle, browser_mic(SPEECH, tmp / "mic.wav"), cases, net.exec_prefix)
     finally:
         dispatcher.terminate()
         try:
@@ -161,7 +161,7 @@ def test_the_daily_transport_joins_with_a_cloud_start_answer_and_warns_about_not
                 {"name": "pipecat", "kind": "daily", "requestData": {"createDailyRoom": True}, "headers": AUTH},
                 {"name": "ours", "kind": "daily", "requestData": {"body": {}}, "headers": AUTH},  # control
             ]
-            run = drive(dispatcher.base_url, clients_bundle, browser_mic(tmp_path / "mic.wav"), cases)
+            run = drive(dispatcher.base_url, clients_bundle, browser_mic(SPEECH, tmp_path / "mic.wav"), cases)
     pipecat, ours = run["pipecat"], run["ours"]
     assert set(pipecat["answer"]) == {"dailyRoom", "dailyToken"}
     assert pipecat["joinedWith"] == {"url": pipecat["answer"]["dailyRoom"], "token": pipecat["answer"]["dailyToken"]}
