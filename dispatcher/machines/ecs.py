@@ -11,11 +11,13 @@ timeouts and no botocore retries, because our own bounded backoff handles thrott
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +39,7 @@ from dispatcher.settings import SettingsError, float_setting, require
 logging.getLogger("botocore").setLevel(logging.INFO)
 
 DEFAULT_RUN_TASK_RATE = Rate(per_second=20, burst=20)
+ECS_CALLS_AT_ONCE = 20  # botocore connections, and threads running boto3 calls
 OVERRIDES_MAX = 8192  # characters of `overrides` JSON RunTask accepts
 TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-digest", "voicefleet:created-at"
 # One id per launch call: retries inside the call send identical parameters (ECS returns the
@@ -162,7 +165,7 @@ class EcsMachines:
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             retries={"total_max_attempts": 1},  # ours: bounded, jittered, with a deadline
-            max_pool_connections=20,
+            max_pool_connections=ECS_CALLS_AT_ONCE,
         )
         self._client = boto3.session.Session().client(
             "ecs", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
@@ -170,13 +173,18 @@ class EcsMachines:
         self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
         self._bucket = TokenBucket("ecs-run-task", settings.run_task_rate)
         self._arns: dict[str, str] = {}  # session id -> task ARN; a cache, the tags are the record
+        # boto3 blocks, so each call runs in a thread: a pool of ECS's own, as large as botocore's
+        # connection pool. asyncio's default pool has cpu_count + 4 threads (6 on 2 cores), which
+        # capped ECS at six calls in flight, and RunTask queued behind DescribeTasks polls.
+        self._threads = ThreadPoolExecutor(max_workers=ECS_CALLS_AT_ONCE, thread_name_prefix="ecs")
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         method = getattr(self._client, operation)
 
         async def once() -> dict[str, Any]:
             try:
-                result: dict[str, Any] = await asyncio.to_thread(method, **params)
+                loop = asyncio.get_running_loop()
+                result: dict[str, Any] = await loop.run_in_executor(self._threads, functools.partial(method, **params))
                 return result
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
@@ -316,7 +324,8 @@ class EcsMachines:
         return [to_machine(t) for t in tasks if any(tag["key"] == TAG_SESSION for tag in t.get("tags") or [])]
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._client.close)
+        self._threads.shutdown(wait=False)
 
 
 # AWS answers a denied call with HTTP 400 and one of these codes, not 401/403.

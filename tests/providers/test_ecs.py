@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from dispatcher.machines.base import MachinesError, MachineState
-from dispatcher.machines.ecs import EcsMachines, EcsSettings, parse_capacity_providers, to_machine
+from dispatcher.machines.ecs import ECS_CALLS_AT_ONCE, EcsMachines, EcsSettings, parse_capacity_providers, to_machine
 from dispatcher.settings import SettingsError
 from tests.fakes.ecs import EcsProxy
 from tests.providers.harness import ecs_harness
@@ -146,3 +148,16 @@ def test_the_fake_refuses_started_by_with_another_filter(fake_ecs: EcsProxy) -> 
     client = boto3.client("ecs", region_name=fake_ecs.env["AWS_REGION"], endpoint_url=fake_ecs.env["AWS_ENDPOINT_URL"])
     with pytest.raises(ClientError, match="startedBy must be the only filter"):
         client.list_tasks(cluster=fake_ecs.env["ECS_CLUSTER"], startedBy="x", desiredStatus="STOPPED")
+
+
+async def test_as_many_ecs_calls_are_in_flight_at_once_as_botocore_has_connections(
+    ecs: EcsMachines, fake_ecs: EcsProxy
+) -> None:
+    """Not asyncio's default thread pool (cpu_count + 4 threads: 6 on a 2-core machine)."""
+    held = fake_ecs.hold(times=ECS_CALLS_AT_ONCE, method="POST")
+    launches = [asyncio.create_task(ecs.launch(spec())) for _ in range(ECS_CALLS_AT_ONCE)]
+    try:
+        assert await fake_ecs.eventually(lambda: held.caught == ECS_CALLS_AT_ONCE, timeout=30)
+    finally:
+        held.release()
+        await asyncio.gather(*launches, return_exceptions=True)
