@@ -117,3 +117,14 @@ def test_rates_come_from_the_environment_with_documented_defaults() -> None:
     )
     with pytest.raises(SettingsError, match="FLY_CREATE_BURST"):
         Rate.from_env({"FLY_CREATE_BURST": "0"}, "FLY_CREATE", default)
+
+
+async def test_a_caller_may_wait_exactly_the_longest_wait_and_no_longer() -> None:
+    clock = Clock()
+    bucket = TokenBucket("edge", Rate(per_second=2, burst=1, max_wait=0.5), clock=lambda: 0.0, sleep=clock.sleep)
+    await bucket.acquire()
+    await bucket.acquire()  # its token arrives in exactly 0.5 s: allowed
+    with pytest.raises(RateLimited) as caught:
+        await bucket.acquire()  # 1 s: refused at once, saying when to come back
+    assert clock.sleeps == [0.5]
+    assert caught.value.retry_after == 1.0 and "edge" in str(caught.value) and "1.0s" in str(caught.value)
