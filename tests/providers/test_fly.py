@@ -172,3 +172,12 @@ async def test_stopping_a_machine_that_vanished_meanwhile_is_success(fly: FlyMac
     fake_fly.set_state(f"vf-{s.session_id}", "started")
     fake_fly.fail(404, method="POST", path_suffix="/stop", body={"error": "machine not found"})
     assert await fly.stop(s.session_id) is True
+
+
+async def test_a_long_wait_asks_fly_for_its_maximum_of_60_seconds(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.boot_after = 0.2  # it starts while Fly waits
+    machine = await fly.wait_started(s.session_id, timeout=300)
+    assert machine.state is MachineState.STARTED
+    assert [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")] == ["60"]
