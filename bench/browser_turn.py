@@ -23,10 +23,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from tests.e2e.test_browser import browser_mic
-from tests.support.browser import Browser, chromium_path
+from tests.support.browser import Browser, browser_mic, chromium_path
 from tests.support.processes import run_dispatcher
 
+SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech16k.wav"
 LOUD = 0.02  # peak amplitude of a block that counts as sound (the fixture's speech peaks ~0.3)
 QUIET_GAP = 0.4  # seconds of quiet microphone that end the utterance
 
@@ -114,7 +114,7 @@ async def main_async(runs: int, env: dict[str, str]) -> list[float]:
     results: list[float] = []
     with tempfile.TemporaryDirectory(prefix="browser-turn-") as tmp:
         root = Path(tmp)
-        mic = browser_mic(root / "mic48k.wav")
+        mic = browser_mic(SPEECH, root / "mic48k.wav")
         (root / "dispatcher").mkdir()
         with run_dispatcher(root / "dispatcher", {"RESERVE_MAX_IDLE": "0", **env}) as dispatcher:
             for i in range(runs):
