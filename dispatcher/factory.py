@@ -19,6 +19,10 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
     if settings.machines == "ecs":
         from dispatcher.machines.ecs import EcsMachines, EcsSettings
 
+        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+            from dispatcher.machines.ecs_reserve import EcsWarmMachines
+
+            return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url)
         return EcsMachines(EcsSettings.from_env(env))
     if settings.machines == "gce":
         from dispatcher.machines.gce import GceMachines, GceSettings

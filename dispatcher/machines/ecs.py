@@ -218,14 +218,7 @@ class EcsMachines:
             "count": 1,
             "clientToken": spec.session_id,
             "startedBy": spec.session_id,
-            "capacityProviderStrategy": list(s.capacity_providers),
-            "networkConfiguration": {
-                "awsvpcConfiguration": {
-                    "subnets": list(s.subnets),
-                    "securityGroups": list(s.security_groups),
-                    "assignPublicIp": s.assign_public_ip,
-                }
-            },
+            **self._placement(),
             "overrides": overrides,
             "tags": [
                 {"key": TAG_SESSION, "value": spec.session_id},
@@ -235,6 +228,20 @@ class EcsMachines:
                 *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else []),
             ],
             "propagateTags": "TASK_DEFINITION",  # the stack's tags (env, owner) reach the task
+        }
+
+    def _placement(self) -> dict[str, Any]:
+        """Where every bot task runs: capacity providers and the awsvpc network."""
+        s = self.settings
+        return {
+            "capacityProviderStrategy": list(s.capacity_providers),
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": list(s.subnets),
+                    "securityGroups": list(s.security_groups),
+                    "assignPublicIp": s.assign_public_ip,
+                }
+            },
         }
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
@@ -297,7 +304,7 @@ class EcsMachines:
         arn = self._arns.get(session_id)
         tasks = await self._describe([arn]) if arn else []
         if not tasks:  # another replica launched it, or DescribeTasks is not consistent yet
-            tasks = await self._describe(await self._list_arns(startedBy=session_id))
+            tasks = await self._running_tasks_of(session_id)
         if not tasks:  # startedBy finds running tasks only; a stopped one is among the family's
             stopped = await self._list_arns(family=self.settings.family, desiredStatus="STOPPED")
             tasks = [t for t in await self._describe(stopped) if to_machine(t).session_id == session_id]
@@ -306,6 +313,11 @@ class EcsMachines:
             return None
         self._arns[session_id] = machines[-1].machine_id
         return machines[-1]
+
+    async def _running_tasks_of(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's running tasks without a cache: `startedBy` = session id (a cold launch).
+        The warm reserve (ecs_reserve.py) also looks among the tasks it started idle."""
+        return await self._describe(await self._list_arns(startedBy=session_id))
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
         return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
