@@ -65,9 +65,14 @@ async def test_a_pipecat_client_gets_user_and_bot_transcripts_and_the_bots_voice
         await client.rtvi_message("bot-ready", timeout=20)
         result = await client.talk(SPEECH_WAV, listen_seconds=30, until_reply=True)
         heard = await client.rtvi_message("user-transcription", lambda d: bool(d.get("final")), timeout=20)
+        # RTVI 2.x's successor of user-transcription, which Pipecat 1.14 sends beside it.
+        user_input = await client.rtvi_message(
+            "user-input", lambda d: d.get("input_type") == "transcription", timeout=5
+        )
         said = await client.rtvi_message("bot-output", lambda d: "paris" in d.get("text", "").lower(), timeout=20)
 
     assert heard["text"] == TRANSCRIPT
+    assert user_input["text"] == TRANSCRIPT
     # The reply reached the user as text: the LLM's answer, which echoes what the STT heard.
     assert fakes.openai.replies and TRANSCRIPT in fakes.openai.replies[0]
     assert "paris" in said["text"].lower()
