@@ -27,7 +27,7 @@ import pulumi
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE
 from dispatcher.settings import MIN_BOT_CHANNEL_TOKEN_CHARS
-from stacks.cloud_limits import CLOUD_RUN_MAX_TIMEOUT_SECONDS
+from stacks.cloud_limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
 from stacks.config_reader import Reader
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ TOKEN_KEY = "botChannelToken"  # noqa: S105 - a config key, not a secret
 PING_INTERVAL_SECONDS = 10
 # Slack on top of an idle bot's maximum wait plus its session (boot, the claim, the goodbye).
 LIFETIME_MARGIN_SECONDS = 120
+# Cloud Run requests per instance for the API itself (the stacks' value without the channel).
+API_CONCURRENCY = 80
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -106,7 +108,20 @@ def channel_lifetime_seconds(settings: Settings) -> int:
     return int(settings.reserve.max_idle_seconds) + settings.max_session_seconds + LIFETIME_MARGIN_SECONDS
 
 
-def cloud_run_timeout(cfg: Reader, settings: Settings) -> None:
+def cloud_run_concurrency(settings: Settings) -> int:
+    """Every bot's channel is one open request at the single instance: each session's bot and each
+    idle or warming reserve bot, on top of the API's own requests."""
+    if not enabled(settings):
+        return API_CONCURRENCY
+    return settings.max_concurrent_sessions + settings.reserve.max_idle + API_CONCURRENCY
+
+
+def cloud_run_limits(cfg: Reader, settings: Settings) -> None:
+    if enabled(settings) and cloud_run_concurrency(settings) > CLOUD_RUN_MAX_CONCURRENCY:
+        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) and "
+                                                f"{API_CONCURRENCY} API requests must fit Cloud Run's "
+                                                f"{CLOUD_RUN_MAX_CONCURRENCY} requests per instance: each bot's "
+                                                f"channel is one (got {settings.max_concurrent_sessions})")
     if enabled(settings) and channel_lifetime_seconds(settings) > CLOUD_RUN_MAX_TIMEOUT_SECONDS:
         raise cfg.fail("maxSessionSeconds", f"plus reserveMaxIdleSeconds ({settings.reserve.max_idle_seconds}) "
                                             f"and {LIFETIME_MARGIN_SECONDS} s must fit Cloud Run's "

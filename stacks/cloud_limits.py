@@ -40,3 +40,6 @@ CLOUD_RUN_MIN_MEMORY_MIB = 512  # second-generation execution environment
 # Cloud Run request timeout: at most 60 minutes; a WebSocket is a request and ends at the timeout.
 # https://cloud.google.com/run/docs/configuring/request-timeout
 CLOUD_RUN_MAX_TIMEOUT_SECONDS = 3600
+# Cloud Run concurrent requests per instance: at most 1000; a WebSocket holds one for its lifetime.
+# https://cloud.google.com/run/docs/about-concurrency
+CLOUD_RUN_MAX_CONCURRENCY = 1000

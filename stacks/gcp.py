@@ -12,7 +12,7 @@ import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs, RegistryAuth
 from stacks import contract
-from stacks.channel_settings import channel_lifetime_seconds, channel_secrets, channel_url
+from stacks.channel_settings import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.gcp_bot import BotTemplate, BotTemplateArgs
 from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp_network import Network, NetworkArgs
@@ -147,6 +147,7 @@ class GcpStack(pulumi.ComponentResource):
             channel_url=bot_channel_url,
             # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
             **({"request_timeout_seconds": channel_lifetime_seconds(settings)} if bot_channel_url is not None else {}),
+            request_concurrency=cloud_run_concurrency(settings),
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,

@@ -43,6 +43,8 @@ class DispatcherArgs:
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
     # channel, a bot's WebSocket (stacks/channel_settings.channel_lifetime_seconds).
     request_timeout_seconds: int = 120
+    # With the channel, each bot's WebSocket holds one (stacks/channel_settings.cloud_run_concurrency).
+    request_concurrency: int = 80
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -85,7 +87,7 @@ class Dispatcher(pulumi.ComponentResource):
             template=cast(gcp.cloudrunv2.ServiceTemplateArgsDict, {
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
-                "max_instance_request_concurrency": 80,
+                "max_instance_request_concurrency": args.request_concurrency,
                 "timeout": f"{args.request_timeout_seconds}s",
                 "containers": [{
                     "name": contract.DISPATCHER_CONTAINER_NAME,

@@ -286,7 +286,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     channel_settings.single_replica(cfg, settings, "dispatcherMaxInstances", maximum)
-    channel_settings.cloud_run_timeout(cfg, settings)
+    channel_settings.cloud_run_limits(cfg, settings)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
     return GcpSettings(

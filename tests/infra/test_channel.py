@@ -122,6 +122,14 @@ def test_cloud_run_request_timeout_outlives_an_idle_bot_and_its_session(gcp: Run
     assert plain.inputs["template"]["timeout"] == "120s"
 
 
+def test_cloud_run_admits_every_bots_channel_beside_the_api(gcp: Run, gcp_channel: Run) -> None:
+    (service,) = gcp_channel.of_type("gcp:cloudrunv2/service:Service")
+    # maxConcurrentSessions 10 + reserveMaxIdle 10 (defaults) open channels + 80 API requests.
+    assert service.inputs["template"]["maxInstanceRequestConcurrency"] == 10 + 10 + 80
+    (plain,) = gcp.of_type("gcp:cloudrunv2/service:Service")
+    assert plain.inputs["template"]["maxInstanceRequestConcurrency"] == 80
+
+
 def test_gce_template_carries_the_url_and_a_reference_to_the_token(gcp_channel: Run) -> None:
     (template,) = gcp_channel.of_type(TEMPLATE)
     metadata = template.inputs["metadata"]
@@ -167,6 +175,7 @@ def test_the_ping_interval_the_settings_check_is_the_bots() -> None:
     ("aws", {"albIdleTimeoutSeconds": "10"}, "voicefleet:albIdleTimeoutSeconds"),
     ("gcp", {"dispatcherMaxInstances": "2"}, "voicefleet:dispatcherMaxInstances"),
     ("gcp", {"maxSessionSeconds": "2700"}, "voicefleet:maxSessionSeconds"),
+    ("gcp", {"maxConcurrentSessions": "911"}, "voicefleet:maxConcurrentSessions"),
 ])
 def test_a_channel_the_stack_cannot_serve_is_refused_naming_the_key(stack: StackRunner, cloud: str,
                                                                    overrides: dict[str, str], key: str) -> None:
