@@ -50,3 +50,8 @@ def test_an_unexpected_failure_is_a_retryable_503_never_a_500() -> None:
     assert "boom" not in answer.message
     own = ApiError(409, "idempotency_conflict", "x")
     assert as_api_error(own) is own
+
+
+@pytest.mark.parametrize("error", [MachinesError, DailyError])
+def test_a_provider_error_reads_as_its_message_in_logs(error: type[ProviderError]) -> None:
+    assert str(error("p_rejected", "Fly refused to create a machine")) == "Fly refused to create a machine"
