@@ -90,11 +90,25 @@ class EcsSettings:
     retry_deadline: float = 10.0
     poll_seconds: float = 1.0
     run_task_rate: Rate = DEFAULT_RUN_TASK_RATE
+    # The SmallWebRTC bot's task definition (a second image variant), for `webrtc` sessions;
+    # unset: every session runs `task_definition`.
+    task_definition_webrtc: str | None = None
 
     @property
     def family(self) -> str:
         """`bot`, `bot:42` or a task definition ARN → `bot` (what ListTasks filters on)."""
-        return self.task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+        return _family(self.task_definition)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Every family this deployment's sessions run as (the WebRTC bot's too)."""
+        webrtc = _family(self.task_definition_webrtc) if self.task_definition_webrtc else self.family
+        return tuple(dict.fromkeys((self.family, webrtc)))
+
+    def task_definition_for(self, transport: str | None) -> str:
+        if transport == "webrtc" and self.task_definition_webrtc:
+            return self.task_definition_webrtc
+        return self.task_definition
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EcsSettings:
@@ -120,7 +134,12 @@ class EcsSettings:
             retry_deadline=float_setting(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             poll_seconds=float_setting(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             run_task_rate=Rate.from_env(env, "ECS_RUN_TASK", DEFAULT_RUN_TASK_RATE),
+            task_definition_webrtc=env.get("ECS_TASK_DEFINITION_WEBRTC", "").strip() or None,
         )
+
+
+def _family(task_definition: str) -> str:
+    return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
 def to_machine(task: Mapping[str, Any]) -> Machine:
@@ -214,7 +233,7 @@ class EcsMachines:
             raise MachinesError("spec_too_large", f"ECS overrides exceed {OVERRIDES_MAX} characters")
         return {
             "cluster": s.cluster,
-            "taskDefinition": s.task_definition,
+            "taskDefinition": s.task_definition_for(spec.transport),
             "count": 1,
             "clientToken": spec.session_id,
             "startedBy": spec.session_id,
@@ -291,8 +310,11 @@ class EcsMachines:
 
     async def _family_arns(self) -> list[str]:
         """This deployment's tasks, running and recently stopped (ECS keeps those about an hour)."""
-        family = self.settings.family
-        return [*await self._list_arns(family=family), *await self._list_arns(family=family, desiredStatus="STOPPED")]
+        arns: list[str] = []
+        for family in self.settings.families:
+            arns += await self._list_arns(family=family)
+            arns += await self._list_arns(family=family, desiredStatus="STOPPED")
+        return arns
 
     async def _ecs(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
@@ -306,7 +328,11 @@ class EcsMachines:
         if not tasks:  # another replica launched it, or DescribeTasks is not consistent yet
             tasks = await self._running_tasks_of(session_id)
         if not tasks:  # startedBy finds running tasks only; a stopped one is among the family's
-            stopped = await self._list_arns(family=self.settings.family, desiredStatus="STOPPED")
+            stopped = [
+                arn
+                for family in self.settings.families
+                for arn in await self._list_arns(family=family, desiredStatus="STOPPED")
+            ]
             tasks = [t for t in await self._describe(stopped) if to_machine(t).session_id == session_id]
         machines = sorted((to_machine(t) for t in tasks), key=lambda m: (m.state.is_active, m.created_at))
         if not machines:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -161,3 +162,27 @@ async def test_as_many_ecs_calls_are_in_flight_at_once_as_botocore_has_connectio
     finally:
         held.release()
         await asyncio.gather(*launches, return_exceptions=True)
+
+
+async def test_a_webrtc_session_runs_the_webrtc_bots_task_definition_and_is_listed_with_the_others(
+    fake_ecs: EcsProxy,
+) -> None:
+    import boto3
+
+    ecs_api = boto3.client("ecs", region_name=fake_ecs.env["AWS_REGION"], endpoint_url=fake_ecs.env["AWS_ENDPOINT_URL"])
+    ecs_api.register_task_definition(  # the stack's second image variant (SmallWebRTC)
+        family="bot-webrtc", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="1024", memory="2048",
+        containerDefinitions=[{"name": "bot", "image": "bot:webrtc", "essential": True, "memory": 2048}],
+    )  # fmt: skip
+    provider = ecs_harness(fake_ecs).make(ECS_TASK_DEFINITION_WEBRTC="bot-webrtc")
+    try:
+        webrtc = replace(spec(), room_url=None, bot_token=None, transport="webrtc")
+        daily = replace(spec(), transport="daily")
+        await provider.launch(webrtc)
+        await provider.launch(daily)
+        runs = {r["startedBy"]: r["taskDefinition"] for r in fake_ecs.requests_for("RunTask")}
+        assert (runs[webrtc.session_id], runs[daily.session_id]) == ("bot-webrtc", fake_ecs.env["ECS_TASK_DEFINITION"])
+        listed = {m.session_id: m.transport for m in await provider.list()}
+        assert {webrtc.session_id: "webrtc", daily.session_id: "daily"}.items() <= listed.items()
+    finally:
+        await provider.aclose()
