@@ -80,6 +80,8 @@ DISPATCHER_CONTAINER_NAME = "dispatcher"
 # startup script copies them into the bot container's env file (mode 0600), never a command line.
 # metadata key -> environment variable the bot reads; written once, in the dispatcher's contract.
 GCE_SESSION_METADATA: dict[str, str] = dict(bot_contract.GCE_SESSION_METADATA)
+# A reserve VM's own values (its bot id, the image it reports): copied only when present.
+GCE_RESERVE_METADATA: dict[str, str] = dict(bot_contract.GCE_RESERVE_METADATA)
 # Set by Pulumi on the template (not per session): the digest-pinned image the script runs.
 GCE_IMAGE_METADATA_KEY = "bot-image"
 # Set by Pulumi on the template: `ENV=projects/P/secrets/S/versions/N,…`, references (never values)

@@ -19,12 +19,14 @@ from stacks.contract import (
     BOT_CONTAINER_NAME,
     GCE_CHANNEL_URL_METADATA_KEY,
     GCE_IMAGE_METADATA_KEY,
+    GCE_RESERVE_METADATA,
     GCE_SECRETS_METADATA_KEY,
     GCE_SESSION_METADATA,
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
 
 _LINES = "\n".join(f"put {env} {key}" for key, env in GCE_SESSION_METADATA.items())
+_RESERVE_PAIRS = " ".join(f"{key}={env}" for key, env in GCE_RESERVE_METADATA.items())
 
 # Shell functions for a VM that reads Secret Manager with its own service account: `token` prints
 # an access token from the metadata server, `secret REF` the value of projects/P/secrets/S/versions/N
@@ -68,6 +70,11 @@ put() {{ printf '%s=%s\\n' "$1" "$(md "$2")" >> "$ENV_FILE"; }}
 # one of the secret references below.
 CHANNEL_URL="$(md {GCE_CHANNEL_URL_METADATA_KEY} 2>/dev/null || true)"
 if [ -n "$CHANNEL_URL" ]; then printf '%s=%s\\n' {CHANNEL_URL_VARIABLE} "$CHANNEL_URL" >> "$ENV_FILE"; fi
+# A reserve VM (started with no session: dispatcher/machines/gce_reserve.py) names its bot and image.
+for pair in {_RESERVE_PAIRS}; do
+  value="$(md "${{pair%%=*}}" 2>/dev/null || true)"
+  if [ -n "$value" ]; then printf '%s=%s\\n' "${{pair#*=}}" "$value" >> "$ENV_FILE"; fi
+done
 
 # Provider keys and the channel credential: ENV=projects/P/secrets/S/versions/N pairs; the payload
 # is base64 in the answer.

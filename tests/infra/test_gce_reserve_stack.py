@@ -1,0 +1,43 @@
+"""What the GCP stack gives the Compute Engine warm reserve (dispatcher/machines/gce_reserve.py):
+the launcher may relabel only this stack's VMs, reserve VMs included, and the startup script hands
+a reserve VM's bot its id and image, and nothing when they are absent (a session's VM)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import pytest
+
+from dispatcher.machines.gce import GceSettings
+from dispatcher.machines.gce_reserve import GceWarmMachines
+from stacks.gcp_startup import STARTUP_SCRIPT
+from stacks.mocks import Run
+
+
+def test_the_launcher_may_relabel_this_stacks_vms_reserve_vms_included(gcp: Run) -> None:
+    (role,) = [r for r in gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.name.endswith("launcher")]
+    assert "compute.instances.setLabels" in role.inputs["permissions"]  # a claim relabels its reserve VM
+    (grant,) = [r for r in gcp.of_type("gcp:projects/iAMMember:IAMMember") if r.inputs["role"].endswith("_launcher")]
+    prefix = re.search(r'startsWith\("([^"]+)"\)', grant.inputs["condition"]["expression"])
+    assert prefix is not None
+    stack_prefix = prefix.group(1).rsplit("/", 1)[1].rstrip("-")
+    env = {"GCE_PROJECT": "vf-test", "GCE_ZONE": "europe-west4-a", "GCE_INSTANCE_TEMPLATE": "t",
+           "GCE_INSTANCE_PREFIX": stack_prefix}
+    idle_name = GceWarmMachines(GceSettings.from_env(env)).idle_name("rsv-0123456789ab")
+    assert f"projects/vf-test/zones/europe-west4-a/instances/{idle_name}".startswith(prefix.group(1))
+    assert len(idle_name) <= 63
+
+
+@pytest.mark.parametrize("reserve", [True, False])
+def test_startup_script_names_a_reserve_vms_bot_only_when_it_is_one(tmp_path: Any, reserve: bool) -> None:
+    # The script's own lines, with the metadata server replaced by a shell function.
+    fragment = re.search(r"\nfor pair in [^\n]*\n(?:  [^\n]*\n)+done\n", STARTUP_SCRIPT)
+    assert fragment is not None
+    env_file = tmp_path / "bot.env"
+    metadata = 'case "$1" in bot-machine-id) printf rsv-1;; bot-image-digest) printf img;; *) return 22;; esac'
+    script = (f"set -euo pipefail\nENV_FILE={env_file}\n: > $ENV_FILE\n"
+              f"md() {{ {metadata if reserve else 'return 22'}; }}\n" + fragment.group(0))
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    assert env_file.read_text() == ("BOT_MACHINE_ID=rsv-1\nBOT_IMAGE_DIGEST=img\n" if reserve else "")
