@@ -106,10 +106,16 @@ class BotRuntime(pulumi.ComponentResource):
         self.register_outputs({"family": self.family, "task_definition_arn": self.task_definition_arn,
                                "log_group_name": self.log_group_name})
 
-    def grant_run(self, grantee: str, role: aws.iam.Role, cluster_arn: pulumi.Output[str]) -> aws.iam.RolePolicy:
-        """Let `role` start bot tasks of this family on this cluster only, and watch/stop them."""
+    def grant_run(self, grantee: str, role: aws.iam.Role, cluster_arn: pulumi.Output[str], *,
+                  claim: bool = False) -> aws.iam.RolePolicy:
+        """Let `role` start bot tasks of this family on this cluster only, and watch/stop them; with
+        `claim` (the stack has the bot channel, so the dispatcher may hold a warm reserve), also
+        re-tag a running task: a claim tags the idle task with its session and drops the idle tag
+        (dispatcher/machines/ecs_reserve.py), only voicefleet's own tag keys."""
         tasks = cluster_arn.apply(lambda arn: arn.replace(":cluster/", ":task/", 1) + "/*")
         on_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
+        reserve = [statement(["ecs:TagResource", "ecs:UntagResource"], tasks,
+                             {"ForAllValues:StringLike": {"aws:TagKeys": ["voicefleet:*"]}}, sid="ClaimReserveBot")]
         return aws.iam.RolePolicy(
             f"{self._name}-run-{grantee}",
             role=role.id,
@@ -123,6 +129,7 @@ class BotRuntime(pulumi.ComponentResource):
                 statement(["ecs:DescribeTasks", "ecs:StopTask"], tasks, on_cluster, sid="ManageBots"),
                 # ListTasks has no task-level resource; the condition pins it to the cluster.
                 statement(["ecs:ListTasks"], "*", on_cluster, sid="ListBots"),
+                *(reserve if claim else []),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -171,9 +171,11 @@ class Dispatcher(pulumi.ComponentResource):
         args.secrets.grant_read("dispatcher", execution_role, secret_names(args))
         task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                  description="voicefleet dispatcher: starts and stops bot tasks", opts=child)
-        args.bot.grant_run("dispatcher", task_role, args.cluster_arn)
+        # With the channel the dispatcher holds a warm reserve and claims idle tasks by re-tagging them.
+        claim = args.channel_url is not None
+        args.bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
         if args.webrtc_bot is not None:
-            args.webrtc_bot.grant_run("dispatcher", task_role, args.cluster_arn)
+            args.webrtc_bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
 
         subnets = pulumi.Output.all(*args.subnet_ids).apply(lambda ids: ",".join(ids))
         env: Mapping[str, pulumi.Input[str]] = environment(args, subnets)

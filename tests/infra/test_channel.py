@@ -83,6 +83,18 @@ def test_aws_bot_execution_role_reads_exactly_the_channel_secret(aws_channel: Ru
     assert statement["Resource"] == [token_secret_arn(aws_channel)]
 
 
+def test_aws_dispatcher_may_retag_tasks_to_claim_them_only_with_the_channel(aws: Run, aws_channel: Run) -> None:
+    def claims(run: Run) -> list[dict[str, Any]]:
+        (grant,) = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("bot-run-dispatcher")]
+        return [s for s in json.loads(unwrap(grant.inputs["policy"]))["Statement"] if s["Sid"] == "ClaimReserveBot"]
+
+    (claim,) = claims(aws_channel)
+    assert claim["Action"] == ["ecs:TagResource", "ecs:UntagResource"]
+    assert claim["Resource"].endswith(":task/voicefleet-aws-test/*")  # this cluster's tasks only
+    assert claim["Condition"] == {"ForAllValues:StringLike": {"aws:TagKeys": ["voicefleet:*"]}}
+    assert claims(aws) == []
+
+
 def test_aws_bots_keep_no_ingress_and_https_only_tcp_egress(aws_channel: Run) -> None:
     (bot_group,) = [r for r in aws_channel.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("-bot")]
     rules = [r for r in aws_channel.registrations if r.type.startswith("aws:vpc/securityGroup")
