@@ -28,6 +28,9 @@ from dispatcher.settings import SettingsError, float_setting, int_setting, requi
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
 LABEL_TRANSPORT = "voicefleet-transport"  # "daily" or "webrtc" (absent: daily)
+# A claimed reserve VM's claim time (epoch seconds): its session's start, for the reaper, since
+# creationTimestamp is when the VM began to wait.
+LABEL_CLAIMED = "voicefleet-claimed"
 IDLE_INFIX = "idle-"  # a reserve VM is `<prefix>-idle-<bot id>` (gce_reserve.py), kept when claimed
 
 _STARTING = {"PROVISIONING", "STAGING"}
@@ -132,6 +135,8 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         created = datetime.fromisoformat(str(raw.get("creationTimestamp"))).timestamp()
     except ValueError:
         created = 0.0
+    if str(labels.get(LABEL_CLAIMED, "")).isdigit():
+        created = float(labels[LABEL_CLAIMED])
     return Machine(
         session_id=labels.get(LABEL_SESSION, ""),
         machine_id=str(raw.get("name")),

@@ -15,6 +15,7 @@ session fall back to a label filter (`GceMachines._by_session_label`).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from dispatcher.bot_contract import GCE_RESERVE_METADATA
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.gce import (
     IDLE_INFIX,
+    LABEL_CLAIMED,
     LABEL_DIGEST,
     LABEL_SESSION,
     LABEL_TRANSPORT,
@@ -89,6 +91,7 @@ class GceWarmMachines(GceMachines):
                 raise MachinesError("reserve_bot_taken", f"reserve instance {name} already serves a session")
             labels = {k: v for k, v in current.items() if k != LABEL_IDLE} | {
                 LABEL_SESSION: spec.session_id, LABEL_DIGEST: spec.body_digest,
+                LABEL_CLAIMED: str(int(time.time())),  # the session's start, for the reaper
                 **({LABEL_TRANSPORT: spec.transport} if spec.transport else {}),
             }
             response = await self._request("POST", f"/instances/{name}/setLabels",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -49,9 +50,12 @@ async def test_a_reserve_vm_is_labelled_idle_and_carries_no_session_and_no_secre
 async def test_a_claim_relabels_the_vm_so_any_replica_finds_the_session(gce, fake_gce) -> None:
     await gce.launch_idle("rsv-2")
     fake_gce.set_status("vf-idle-rsv-2", "RUNNING")
+    fake_gce.instances["vf-idle-rsv-2"]["creationTimestamp"] = "2026-01-01T00:00:00+00:00"  # idle for long
     s = spec()
+    before = time.time()
     adopted = await gce.adopt("rsv-2", s)
     assert adopted.created and adopted.machine.session_id == s.session_id
+    assert adopted.machine.created_at >= int(before)  # the session's age counts from the claim (the reaper)
     labels = fake_gce.instances["vf-idle-rsv-2"]["labels"]
     assert "voicefleet-idle" not in labels and labels["voicefleet-session"] == s.session_id
     other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env))
@@ -59,6 +63,7 @@ async def test_a_claim_relabels_the_vm_so_any_replica_finds_the_session(gce, fak
         found = await other_replica.status(s.session_id)  # no cache: the label is the record
         assert found is not None and found.state is MachineState.STARTED
         assert (found.machine_id, found.body_digest) == ("vf-idle-rsv-2", s.body_digest)
+        assert found.created_at == adopted.machine.created_at
         assert [m.session_id for m in await other_replica.list()] == [s.session_id]
         assert await other_replica.idle_machines() == []
         assert await other_replica.stop(s.session_id)
