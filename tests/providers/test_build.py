@@ -6,8 +6,10 @@ import pytest
 
 from dispatcher.daily import DailyRooms
 from dispatcher.factory import build_machines, build_rooms
+from dispatcher.machines.base import WarmMachines
 from dispatcher.machines.fly import FlyMachines
 from dispatcher.machines.gce import GceMachines
+from dispatcher.machines.gce_reserve import GceWarmMachines
 from dispatcher.settings import Settings, SettingsError
 
 FLY = {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"}
@@ -31,7 +33,13 @@ async def test_fly_mode_builds_fly_machines_and_daily_rooms() -> None:
 
 async def test_gce_mode_builds_gce_machines() -> None:
     machines = build_machines(Settings(machines="gce"), GCE)
-    assert isinstance(machines, GceMachines)
+    assert isinstance(machines, GceMachines) and not isinstance(machines, WarmMachines)
+    await machines.aclose()
+
+
+async def test_gce_mode_with_a_bot_channel_holds_a_warm_reserve() -> None:
+    machines = build_machines(Settings(machines="gce"), {**GCE, "BOT_CHANNEL_URL": "wss://d.example/bots/channel"})
+    assert isinstance(machines, GceWarmMachines) and isinstance(machines, WarmMachines)
     await machines.aclose()
 
 
