@@ -105,7 +105,12 @@ class Reserve:
     async def _claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
         image = self._machines.bot_image
         assignment = _assignment(spec)
-        while (link := self._channels.take_idle(lambda candidate: candidate.hello.image == image)) is not None:
+        # Only a bot that can serve the session's transport: a Daily bot refuses a WebRTC session
+        # (and is then retired), which would burn the reserve on sessions it cannot take.
+        def fits(candidate: BotLink) -> bool:
+            return candidate.hello.image == image and assignment.transport in candidate.hello.capabilities
+
+        while (link := self._channels.take_idle(fits)) is not None:
             self._idle_since.pop(link.machine_id, None)
             # Routed and timed before it is asked: its `ready` report may follow its answer at once.
             self._channels.bind(link, spec.session_id)

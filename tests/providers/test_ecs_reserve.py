@@ -6,6 +6,7 @@ uses its own bot ids and asserts on those only."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import pytest
@@ -152,22 +153,31 @@ async def test_a_refused_tag_call_is_a_clear_provider_error(ecs, fake_ecs) -> No
     assert bot_id not in {m.bot_id for m in await ecs.idle_machines()}
 
 
-async def test_post_start_claims_an_idle_ecs_bot_over_the_channel(fake_ecs) -> None:
-    env = {**fake_ecs.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0",
+@contextlib.asynccontextmanager
+async def dispatcher_with_an_idle_bot(fake: EcsProxy, capabilities: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A dispatcher whose reserve launched one task at the fake, and that task's bot dialled in
+    (played by this test, as a real one would speak)."""
+    env = {**fake.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0",
            "RESERVE_BURST": "0"}
-    machines = make(fake_ecs)
+    machines = make(fake)
     app = create_app(Settings(machines="ecs", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
                      machines=machines, rooms=None)
     state = app.state.voicefleet
     async with serving(app) as port:
-        await state.reserve.refill()  # launches one reserve task at the fake
+        await state.reserve.refill()
         [bot_id] = list(machines._idle_arns)
-        # The task's bot dials in, as a real one would.
         ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
                            additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
-        await ws.send(encode(Hello(machine_id=bot_id, image=machines.bot_image, capabilities=("daily",))))
+        await ws.send(encode(Hello(machine_id=bot_id, image=machines.bot_image, capabilities=capabilities)))
         assert isinstance(parse_frame(await ws.recv()), Welcome)
         assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)
+        yield state, machines._idle_arns[bot_id], bot_id, ws
+        await ws.close()
+    await state.aclose()
+
+
+async def test_post_start_claims_an_idle_ecs_bot_over_the_channel(fake_ecs) -> None:
+    async with dispatcher_with_an_idle_bot(fake_ecs, ("daily",)) as (state, arn, _, ws):
 
         async def accept() -> dict:
             request = parse_frame(await ws.recv())
@@ -177,15 +187,12 @@ async def test_post_start_claims_an_idle_ecs_bot_over_the_channel(fake_ecs) -> N
 
         accepting = asyncio.create_task(accept())
         s = spec()
-        arn = machines._idle_arns[bot_id]
         result = await state.reserve.launch(s)
         assignment = await accepting
         assert result.created and result.machine.machine_id == arn
         assert (assignment["transport"], assignment["room_url"]) == ("daily", s.room_url)
         tags = {t["key"]: t["value"] for t in task_of(fake_ecs, arn).tags}
         assert tags["voicefleet:session"] == s.session_id and "voicefleet:idle" not in tags
-        await ws.close()
-    await state.aclose()
 
 
 async def test_a_half_claimed_task_is_never_offered_as_idle(ecs, fake_ecs) -> None:
@@ -196,3 +203,11 @@ async def test_a_half_claimed_task_is_never_offered_as_idle(ecs, fake_ecs) -> No
         await ecs.adopt(bot_id, spec())  # session tag written, idle tag left
     assert bot_id not in {m.bot_id for m in await ecs.idle_machines()}
     await ecs.retire(bot_id)
+
+
+async def test_a_webrtc_session_is_not_offered_to_an_idle_daily_bot(fake_ecs) -> None:
+    async with dispatcher_with_an_idle_bot(fake_ecs, ("daily",)) as (state, _, bot_id, _ws):
+        webrtc = spec().__class__(**{**spec().__dict__, "room_url": None, "bot_token": None})
+        result = await state.reserve.launch(webrtc)  # cold: RunTask started by the session
+        assert result.created and fake_ecs.requests_for("RunTask")[-1]["startedBy"] == webrtc.session_id
+        assert [link.machine_id for link in state.channels.idle()] == [bot_id]  # never asked, still idle
