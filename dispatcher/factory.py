@@ -22,7 +22,7 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
             from dispatcher.machines.ecs_reserve import EcsWarmMachines
 
-            return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url)
+            return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url, transport=settings.transports[0])
         return EcsMachines(EcsSettings.from_env(env))
     if settings.machines == "gce":
         from dispatcher.machines.gce import GceMachines, GceSettings

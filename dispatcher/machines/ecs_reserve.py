@@ -50,11 +50,13 @@ def _is_idle(task: dict[str, Any]) -> bool:
 
 
 class EcsWarmMachines(EcsMachines):
-    def __init__(self, settings: EcsSettings, *, channel_url: str) -> None:
+    def __init__(self, settings: EcsSettings, *, channel_url: str, transport: str = "daily") -> None:
         super().__init__(settings)
         self.channel_url = channel_url
-        # The task definition (family:revision or ARN) fixes the image: a new revision is a new image.
-        self.bot_image = settings.task_definition
+        # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC
+        # session): its task definition, which (family:revision or ARN) also fixes the image.
+        self.transport = transport
+        self.bot_image = settings.task_definition_for(transport)
         self._idle_arns: dict[str, str] = {}  # bot id → task ARN (launched by this replica)
 
     @property
@@ -64,10 +66,10 @@ class EcsWarmMachines(EcsMachines):
     def _idle_params(self, bot_id: str) -> dict[str, Any]:
         s = self.settings
         env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
-               "BOT_TRANSPORT": "daily"}
+               "BOT_TRANSPORT": self.transport}
         return {
             "cluster": s.cluster,
-            "taskDefinition": s.task_definition,
+            "taskDefinition": self.bot_image,
             "count": 1,
             "clientToken": bot_id,  # a retried RunTask returns the same task, never a second one
             "startedBy": RESERVE_STARTED_BY,

@@ -68,6 +68,17 @@ async def test_a_reserve_task_is_tagged_idle_and_carries_no_session_and_no_secre
     assert all(m.machine_id != ecs._idle_arns[bot_id] for m in await ecs.list())  # not a session
 
 
+def test_idle_tasks_serve_the_default_transport_with_its_task_definition(fake_ecs) -> None:
+    env = {**fake_ecs.env, "ECS_TASK_DEFINITION_WEBRTC": "bot-webrtc:7"}
+    webrtc = EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL_URL, transport="webrtc")
+    params = webrtc._idle_params("rsv-1")
+    env_of = {e["name"]: e["value"] for e in params["overrides"]["containerOverrides"][0]["environment"]}
+    assert params["taskDefinition"] == webrtc.bot_image == "bot-webrtc:7"
+    assert env_of["BOT_TRANSPORT"] == "webrtc" and env_of["BOT_IMAGE_DIGEST"] == "bot-webrtc:7"
+    daily = EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL_URL)
+    assert daily._idle_params("rsv-2")["taskDefinition"] == fake_ecs.env["ECS_TASK_DEFINITION"]
+
+
 async def test_a_claim_retags_the_task_so_any_replica_finds_the_session(ecs, fake_ecs) -> None:
     bot_id = bot()
     await ecs.launch_idle(bot_id)
