@@ -71,27 +71,41 @@ class ChannelSession:
         self._idle_timer: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
-        """Dials the dispatcher; a bot that cannot reach it has nothing to do (ConfigError-like)."""
+        """Dials the dispatcher. A bot that needs the channel (a reserve bot waits there for its
+        session, a WebRTC bot for its offer) has nothing to do without it; a cold Daily bot has its
+        room and token already, so only its reports wait: the channel is never a new way to fail."""
         try:
             await self.channel.connect()
         except ChannelError as exc:
-            self.lifecycle.end(EndReason.CHANNEL_LOST, str(exc))
+            if not self.settings.cold or self.signalling:
+                self.lifecycle.end(EndReason.CHANNEL_LOST, str(exc))
+                return
+            logger.warning(f"{exc}; the session goes on without its channel, which is dialled again")
+            self._take(self._cold_assignment())
+            self._serving = asyncio.create_task(self._redial(), name="bot-channel")
             return
         self._serving = asyncio.create_task(self._serve(), name="bot-channel")
         if self.settings.cold:
-            self._take(Assignment(
-                session_id=self.config.session_id,
-                max_session_seconds=int(self.config.max_duration),
-                transport=self.config.transport,
-                body=self.config.body,
-                room_url=self.config.room_url,
-                token=self.config.token,
-            ))
+            self._take(self._cold_assignment())
         else:
             self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
             self._idle_timer = self.lifecycle.end_after(
                 self.settings.max_idle_seconds, EndReason.RESERVE_EXPIRED, "idle past BOT_MAX_IDLE_SECONDS"
             )
+
+    def _cold_assignment(self) -> Assignment:
+        return Assignment(
+            session_id=self.config.session_id,
+            max_session_seconds=int(self.config.max_duration),
+            transport=self.config.transport,
+            body=self.config.body,
+            room_url=self.config.room_url,
+            token=self.config.token,
+        )
+
+    async def _redial(self) -> None:
+        if await self._reconnect():
+            await self._serve()
 
     async def wait_assigned(self) -> Assignment | None:
         """The session this bot serves, or None if it ended (retired, channel lost) first."""

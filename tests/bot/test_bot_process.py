@@ -15,6 +15,7 @@ import pytest
 
 from tests.bot.conftest import READY_TIMEOUT, SPEECH_WAV, BotProcess, SpawnBot, bot_env, start_bot
 from tests.support.audio import BOT_AUDIO_RMS, echo_similarity, read_wav, rms
+from tests.support.processes import wait_until_catching
 from tests.support.webrtc_client import OfferRejected, WebRTCClient, post_json
 
 pytestmark = pytest.mark.timeout(60)
@@ -214,14 +215,3 @@ async def test_without_request_data_the_session_keeps_the_start_body(spawn_bot: 
     async with WebRTCClient(bot.offer_url):
         assert bot.next_event("connected", 10)["body_keys"] == ["from_start"]
 
-
-def wait_until_catching(pid: int, signum: int, timeout: float = 30.0) -> None:
-    """Wait until the process has a handler for `signum` (the SigCgt mask in /proc/<pid>/status)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/status") as status:
-            caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
-        if caught & (1 << (signum - 1)):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"process {pid} never installed a handler for signal {signum}")

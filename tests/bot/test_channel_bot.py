@@ -10,7 +10,7 @@ from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
 from dispatcher.channel import BotRequestFailed
 from dispatcher.settings import Settings
-from tests.bot.conftest import READY_TIMEOUT, bot_env
+from tests.bot.conftest import READY_TIMEOUT, bot_env, unshare_network_prefix
 from tests.support.dispatcher_server import serving
 from tests.support.processes import listening_sockets
 
@@ -132,3 +132,18 @@ async def test_a_bot_in_a_session_dials_again_after_its_channel_drops_and_is_rou
         await again.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
     assert bad.value.code == "invalid_offer"  # the session's signalling works again
     assert bot.proc.poll() is None  # the session went on
+
+
+@pytest.mark.timeout(60)
+def test_a_cold_daily_bot_that_cannot_reach_its_channel_still_serves_its_session(spawn_bot):
+    # No network at all: the channel cannot be dialled, and neither can the room. The bot must try
+    # the room (the session needs no channel, only its reports do), so it ends with the join's
+    # failure, never with channel_lost.
+    env = bot_env(
+        DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="t", VOICEFLEET_SESSION_ID="s-cold",
+        BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=TOKEN,
+    )
+    bot = spawn_bot("--connect-timeout", "3", env=env, prefix=unshare_network_prefix(), wait_ready=False)
+    assert bot.wait(45) == 3
+    ended = bot.next_event("ended", 5)
+    assert ended["reason"] in ("join_failed", "connect_timeout"), ended

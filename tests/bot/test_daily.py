@@ -10,6 +10,7 @@ import pytest
 from bot.config import load_config
 from bot.daily_mode import BOT_NAME, build_transport
 from tests.bot.conftest import SpawnBot, bot_env, unshare_network_prefix
+from tests.support.processes import wait_until_catching
 
 
 def test_daily_transport_is_built_from_the_room_url_and_the_token_in_the_environment() -> None:
@@ -46,7 +47,8 @@ def test_daily_bot_that_cannot_join_exits_3_and_never_logs_its_token(spawn_bot: 
 def test_sigterm_while_the_daily_join_hangs_still_exits_0_within_seconds(spawn_bot: SpawnBot) -> None:
     env = bot_env(DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="t")
     bot = spawn_bot("--connect-timeout", "60", env=env, prefix=unshare_network_prefix())
-    time.sleep(0.5)  # the join is now waiting on a network that does not exist
+    wait_until_catching(bot.proc.pid, signal.SIGTERM)  # else, under load, SIGTERM beat its handler
+    time.sleep(0.5)  # most likely in the join now, waiting on a network that does not exist
     started = time.monotonic()
     bot.proc.send_signal(signal.SIGTERM)
     assert bot.wait(15) == 0

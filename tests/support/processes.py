@@ -95,6 +95,18 @@ def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
     return [pid for pid in pids if pid_alive(pid)]
 
 
+def wait_until_catching(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Wait until the process has a handler for `signum` (the SigCgt mask in /proc/<pid>/status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+        if caught & (1 << (signum - 1)):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never installed a handler for signal {signum}")
+
+
 def terminate(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; always reaped."""
     if process.poll() is None:
