@@ -29,7 +29,8 @@ from bench.mutants import Mutant, mutants
 
 ROOT = Path(__file__).resolve().parents[1]
 DISPATCHER_API = ["tests/dispatcher/test_sessions.py", "tests/dispatcher/test_request_bounds.py",
-                  "tests/dispatcher/test_delete_status.py", "tests/dispatcher/test_errors.py"]
+                  "tests/dispatcher/test_delete_status.py", "tests/dispatcher/test_errors.py",
+                  "tests/dispatcher/test_start.py", "tests/providers/test_dispatch.py"]
 # module -> the behaviour tests that speak for it (fast ones first: -x stops at the first failure)
 TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions.py": DISPATCHER_API,
