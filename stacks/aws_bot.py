@@ -124,11 +124,6 @@ class BotRuntime(pulumi.ComponentResource):
                 # RunTask with `tags` (session id) also needs TagResource, only as part of the launch.
                 statement(["ecs:TagResource"], tasks, {"StringEquals": {"ecs:CreateAction": "RunTask"}},
                           sid="TagOnLaunch"),
-                # The warm reserve claims an idle task by re-tagging it with the session (TagResource,
-                # UntagResource of `voicefleet:idle`). The task ARN `task/<cluster>/*` is what pins it
-                # to this cluster; the keys are limited to voicefleet's own.
-                statement(["ecs:TagResource", "ecs:UntagResource"], tasks,
-                          {"ForAllValues:StringLike": {"aws:TagKeys": ["voicefleet:*"]}}, sid="ClaimReserveTask"),
                 statement(["iam:PassRole"], [self.task_role.arn, self.execution_role.arn],
                           {"StringEquals": {"iam:PassedToService": ECS_TASKS}}, sid="PassBotRoles"),
                 statement(["ecs:DescribeTasks", "ecs:StopTask"], tasks, on_cluster, sid="ManageBots"),

@@ -71,14 +71,6 @@ def test_task_management_and_tagging_are_scoped_to_the_cluster(aws: Run) -> None
     assert by_action["ecs:StopTask"]["Resource"] == "arn:aws:ecs:eu-west-1:123456789012:task/voicefleet-aws-test/*"
 
 
-def test_the_reserve_may_retag_only_this_clusters_tasks_with_voicefleet_keys(aws: Run) -> None:
-    tasks = "arn:aws:ecs:eu-west-1:123456789012:task/voicefleet-aws-test/*"
-    (claim,) = [s for s in policy_statements(aws) if "ecs:UntagResource" in actions(s)]
-    assert sorted(actions(claim)) == ["ecs:TagResource", "ecs:UntagResource"]
-    assert claim["Resource"] == tasks
-    assert claim["Condition"] == {"ForAllValues:StringLike": {"aws:TagKeys": ["voicefleet:*"]}}
-
-
 def test_ecr_repositories_scan_on_push_and_expire_images(aws: Run) -> None:
     repositories = aws.of_type("aws:ecr/repository:Repository")
     assert len(repositories) == 2
