@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             print(*found, sep="\n")
         print(f"{sum(map(len, chosen.values()))} mutants")
         return 0
+    # `timeout` (the way to bound a run) sends SIGTERM: exit through `finally`, removing the copy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = scratch_copy()
     results: dict[str, dict[str, object]] = {}
     try:
