@@ -103,6 +103,27 @@ class Channel:
                 self.ws.send(encode(Report(event=event, session_id=self.session_id, t=time.time(), **fields)))
 
 
+class SignalFlag:
+    """Set by a signal handler. Not a threading.Event: its set() takes a lock, and a second signal
+    landing inside the first handler deadlocked the process on that lock (a bot orphaned by a
+    killed dispatcher got SIGTERM twice and hung). A handler may only set a plain attribute."""
+
+    def __init__(self) -> None:
+        self.value = False
+
+    def set(self, *_: object) -> None:
+        self.value = True
+
+    def is_set(self) -> bool:
+        return self.value
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.value and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.01)
+        return self.value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transport")
@@ -112,10 +133,10 @@ def main() -> int:
     parser.add_argument("--max-duration", type=int)
     args = parser.parse_args()
     mode = os.environ.get("STANDIN_MODE", "serve")
-    stop, ready, failed = threading.Event(), threading.Event(), threading.Event()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else lambda *_: stop.set())
-    signal.signal(signal.SIGUSR1, lambda *_: ready.set())
-    signal.signal(signal.SIGUSR2, lambda *_: failed.set())
+    stop, ready, failed = SignalFlag(), SignalFlag(), SignalFlag()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else stop.set)
+    signal.signal(signal.SIGUSR1, ready.set)
+    signal.signal(signal.SIGUSR2, failed.set)
     # Record what the dispatcher handed over (never the secrets). Written once the signal
     # handlers are in place, so a test that saw the record may signal the process.
     if (record := os.environ.get("STANDIN_RECORD_DIR")) and args.session_id:
