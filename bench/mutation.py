@@ -47,8 +47,8 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/machines/fly.py": ["tests/providers/test_fly.py"],
     "dispatcher/machines/gce.py": ["tests/providers/test_gce.py"],
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
-    "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py"],
-    "policy/rules.py": ["tests/infra/test_policy.py"],
+    "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py"],
+    "policy/rules.py": ["tests/infra/test_policy.py", "tests/infra/test_policy_channel.py"],
 }
 
 
