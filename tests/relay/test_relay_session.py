@@ -63,9 +63,9 @@ def test_speech_goes_through_the_relay_and_the_reply_comes_back(
     assert BOT_ADDRESS not in session.answer_sdp  # the bot's own address never reaches the client
     result = session.result
     assert result["replied"], (result, session.client.stderr_tail(), session.bot.stderr_tail())
-    # The echo of the speech, not a tone or noise (those score < 0.2, tests/bot/test_support_audio.py); two
-    # Opus passes and a loaded 2-core machine time-warp it a little, so not the ~0.9 of a quiet one.
-    assert result["similarity"] > 0.3, result
+    # The echo of the speech, not a tone or noise (those score < 0.1, tests/bot/test_support_audio.py); two
+    # Opus passes and frames lost or late on a loaded machine take it below the ~0.9 of a quiet one.
+    assert result["similarity"] > 0.5, result
     assert (result["local_type"], result["remote_type"], result["remote_address"]) == ("relay", "relay", TURN_ADDRESS)
 
 
@@ -95,7 +95,7 @@ def test_a_session_through_the_dispatcher_signals_over_the_bot_channel_and_talks
     [server] = ice["iceServers"]
     assert server["username"].endswith(f":{session_id}") and turn_secret not in str(ice)
     assert result["replied"], (result, client.stderr_tail(), dispatcher.log()[-4000:])
-    assert result["similarity"] > 0.3, result  # as above
+    assert result["similarity"] > 0.5, result  # as above
     assert (result["local_type"], result["remote_type"], result["remote_address"]) == ("relay", "relay", TURN_ADDRESS)
     # The bots took their signalling over the channel they dialled: none of them listens on TCP.
     assert listeners and not any(listeners.values()), listeners
