@@ -158,7 +158,11 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
                     log.seek(0)
                     raise RuntimeError(f"{arm.name} did not start: {log.read()[-2000:]}") from exc
                 time.sleep(0.1)
-        load(url, arm, 10, 2)  # warm-up: pools, the domain config, imports on first use
+        warm_up = load(url, arm, 10, 2)  # pools, the domain config, imports on first use
+        if set(map(str, warm_up["statuses"])) - {"200", "201"}:  # type: ignore[call-overload]
+            # A rate of failed starts is no figure: stop and say why instead of printing "0/s".
+            log.seek(0)
+            raise RuntimeError(f"{arm.name}: warm-up starts answered {warm_up['statuses']}: {log.read()[-2000:]}")
         return [phase(process.pid, fakes, url, arm, sequential, 1),
                 phase(process.pid, fakes, url, arm, burst, concurrency)]
     finally:

@@ -24,6 +24,10 @@ from urllib.parse import parse_qsl, urlsplit
 DOMAIN = {"domain_name": "voicefleet-bench", "domain_id": "30f866c3-9123-452a-8723-ff58322d09c5"}
 _FLY = re.compile(r"^/v1/apps/[^/]+/machines(?:/([^/]+)(/wait|/stop)?)?$")
 _GCE = re.compile(r"^/compute/v1/projects/[^/]+/zones/[^/]+/(instances|operations)(?:/([^/]+))?$")
+_GCE_TEMPLATE = re.compile(r"^/compute/v1/projects/[^/]+/global/instanceTemplates/([^/]+)$")
+# What the dispatcher reads of its instance template (once per process): the startup script, a label.
+_TEMPLATE_PROPERTIES = {"metadata": {"items": [{"key": "startup-script", "value": "#!/bin/sh\n"}]},
+                        "labels": {"voicefleet-bot": "true"}}
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict"}
 Reply = tuple[int, Any]
 
@@ -161,6 +165,9 @@ class Fleet:
         if m := _GCE.match(path):
             self.calls[f"gce {method} {m.group(1)}{'/x' if m.group(2) else ''}"] += 1
             return self.gce_call(method, m, query, data)
+        if (m := _GCE_TEMPLATE.match(path)) and method == "GET":
+            self.calls["gce GET instanceTemplates/x"] += 1
+            return 200, {"name": m.group(1), "properties": _TEMPLATE_PROPERTIES}
         self.calls[f"daily {method} {re.sub(r'/rooms/[^/]+', '/rooms/x', path)}"] += 1
         return self.daily(method, path, data)
 
