@@ -60,9 +60,12 @@ gc.disable()
 def cpu():
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
+from bot import dataclass_code
+dataclass_code.install()
 from bot.lazy_imports import defer_unused_imports
 defer_unused_imports()
 from bot import app, webrtc_mode
+dataclass_code.finish()
 imported = cpu()
 from bot.config import load_config
 from bot.events import EventWriter

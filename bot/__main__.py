@@ -8,6 +8,11 @@ import gc
 # it is wasted work; bot.app.end_startup_gc_pause() turns the collector back on.
 gc.disable()
 
+# Before the first dataclass is defined (bot.config's): their generated methods' bytecode is cached.
+from bot.dataclass_code import install  # noqa: E402
+
+install()
+
 from bot.app import main  # noqa: E402
 from bot.shutdown import exit_now  # noqa: E402
 

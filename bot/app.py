@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from bot import dataclass_code
 from bot.config import ENV_SESSION_ID, EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter
 from bot.lazy_imports import defer_unused_imports
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = EventWriter(config.session_id)
     try:
         mode = import_mode(config)
+        dataclass_code.finish()  # the imports defined the dataclasses that ready needs
         end_startup_gc_pause()
         if config.check:
             code: int = run_bounded(mode.check(config, events))
