@@ -4,7 +4,8 @@ The image is mounted (`buildah from` + `buildah mount`), then its ENTRYPOINT run
 USER, with only the image's ENV and WORKDIR, as PID 1 of fresh pid/net/mount/uts/ipc namespaces
 (`unshare` + `chroot`). The network namespace has only a loopback interface: nothing can reach
 anything. Checks (each failure is one line on stderr and exit 1):
-- bot: `python -m bot --check` with **no arguments** exits 0 (parrot pipeline, VAD loaded).
+- bot: `python -m bot --check` with **no arguments** exits 0 (parrot pipeline, VAD loaded); bot/
+  holds its bytecode and the dataclass code cache (bot/dataclass_code.py).
 - dispatcher: an ECS client builds from the (pruned) botocore models; GET /healthz answers 200
   inside the namespace; PID 1 is tini and every process runs as the image's non-root uid; after
   SIGTERM the entrypoint exits 0.
@@ -87,6 +88,15 @@ def check_bot(image: Image, root: Path) -> list[str]:
     if result.returncode != 0:
         return [f"bot --check exited {result.returncode}: {result.stderr.strip()[-2000:]}"]
     return []
+
+
+def check_bot_bytecode(image: Image, root: Path) -> list[str]:
+    """The bot's code arrives compiled, with its dataclass code cache (the image's code stage ran
+    `--check`): the runtime may not write bytecode, so without them every cold start compiles."""
+    pycache = root / image.workdir.lstrip("/") / "bot" / "__pycache__"
+    wanted = {"bot's .pyc files": "app.*.pyc", "dataclass code cache": "dataclass-code.*.marshal"}
+    missing = [what for what, pattern in wanted.items() if not any(pycache.glob(pattern))]
+    return [f"{image.name}: no {what} in {pycache}" for what in missing]
 
 
 def _children(pid: int) -> list[int]:
@@ -180,7 +190,7 @@ def main(argv: list[str]) -> int:
     with Mounted(name) as root:
         problems = check_static(image, root)
         if role == "bot":
-            problems += check_bot(image, root)
+            problems += check_bot_bytecode(image, root) + check_bot(image, root)
         else:
             problems += check_dispatcher_ecs_client(image, root) + check_dispatcher(image, root)
     for problem in problems:

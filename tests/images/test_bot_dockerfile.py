@@ -118,9 +118,28 @@ def test_bake_stage_proves_silero_loads_from_the_wheel_with_the_runtime_venv(doc
     assert ["/opt/venv/bin/python", "/opt/bake/bake_models.py", "verify-vad"] in commands
 
 
-def test_bot_code_is_the_only_source_copied_into_the_runtime(runtime: Stage) -> None:
-    from_context = [copy.args.split()[:-1] for copy in runtime.all("COPY") if copy.flag("from") is None]
+@pytest.mark.parametrize(
+    ("variant", "code_stage", "venv_stage", "transport"),
+    [("runtime", "code", "build", "daily"), ("runtime-webrtc", "code-webrtc", "build-webrtc", "webrtc")],
+)
+def test_bot_code_is_the_only_source_and_arrives_compiled_by_a_check_with_the_variants_venv(
+    dockerfile: Dockerfile, variant: str, code_stage: str, venv_stage: str, transport: str
+) -> None:
+    runtime = dockerfile.effective(variant)
+    assert [c.args for c in runtime.all("COPY") if c.flag("from") is None] == []
+    assert _copies_from(runtime, code_stage) == [(["/app/bot"], "/app/bot"), (["/app/botchannel"], "/app/botchannel")]
+    code = dockerfile.stage(code_stage)
+    assert code.base == venv_stage  # the venv the variant's runtime copies
+    from_context = [copy.args.split()[:-1] for copy in code.all("COPY") if copy.flag("from") is None]
     assert from_context == [["bot/"], ["botchannel/"]]  # the channel contract is shared
+    # Bytecode written where the runtime reads it (bot/dataclass_code.py: bot/__pycache__ under
+    # WORKDIR /app), by the runtime's own command and transport, in a stage that may write it.
+    workdir = code.last("WORKDIR")
+    assert workdir is not None and workdir.args == "/app"
+    assert [argv for run in code.all("RUN") for argv in shell_commands(run)] == [
+        [f"BOT_TRANSPORT={transport}", "/opt/venv/bin/python", "-m", "bot", "--check"]
+    ]
+    assert "PYTHONDONTWRITEBYTECODE" not in dockerfile.effective(code_stage).env()
 
 
 def test_excluded_packages_are_each_named_once(dockerfile: Dockerfile) -> None:
