@@ -6,8 +6,8 @@ pinned to the other (`taskset`), started fresh per arm and round, arms alternati
 read from /proc around each phase; calls per start are counted by the fakes. Every limit that
 would refuse a start (admission cap, per-key rate, client-side provider buckets) is lifted: the
 figure is what one dispatcher core can do. ECS runs against the fast fake's JSON 1.1 endpoint
-(boto3 signs and parses as against AWS), not moto: moto costs more CPU per call than the
-dispatcher.
+(which checks every call's SigV4 signature as AWS does), not moto: moto costs more CPU per call
+than the dispatcher.
 
 `--example DIR` adds the Fly example's bot_runner.py (pipecat-examples
 deployment/flyio-example, not part of this repository) as an arm against the same fakes; its
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.fakes_process import FakesProcess
+from bench.fast_fakes import AWS_KEY_ID, AWS_REGION, AWS_SECRET, AWS_TOKEN
 from bench.pinning import cpu_seconds, pinned
 from tests.fakes.server import free_port
 
@@ -49,8 +50,9 @@ def provider_env(provider: str, fakes: str) -> dict[str, str]:
         "gce": {**daily, "GCE_PROJECT": "bench", "GCE_ZONE": "europe-west1-b", "GCE_INSTANCE_TEMPLATE": "bot",
                 "GCE_API_URL": f"{fakes}/compute/v1", "GCE_AUTH": "none",
                 "GCE_INSERT_RATE": UNLIMITED, "GCE_INSERT_BURST": UNLIMITED},
-        "ecs": {**daily, "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": fakes, "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench", "ECS_CLUSTER": "bench", "ECS_TASK_DEFINITION": "bot",
+        "ecs": {**daily, "AWS_REGION": AWS_REGION, "AWS_ENDPOINT_URL": fakes, "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_SESSION_TOKEN": AWS_TOKEN,
+                "ECS_CLUSTER": "bench", "ECS_TASK_DEFINITION": "bot",
                 "ECS_SUBNETS": "subnet-1", "ECS_SECURITY_GROUPS": "sg-1",
                 "ECS_RUN_TASK_RATE": UNLIMITED, "ECS_RUN_TASK_BURST": UNLIMITED},
     }[provider]

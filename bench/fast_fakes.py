@@ -5,7 +5,9 @@ call, so under a burst they, not the dispatcher, would be the bottleneck. These 
 calls (the parts a start uses, in the shapes the providers parse) from one raw asyncio protocol:
 HTTP/1.1 keep-alive, latency injected with `call_later`, no framework. They count calls per
 route, TCP connections and their own CPU, which `GET /_stats` reports; `POST /_reset?latency=`
-clears them between arms. Run: `python -m bench.fast_fakes --port 0` (prints `port N`).
+clears them between arms. ECS calls are refused unless signed as AWS requires (SigV4, checked
+with botocore's signer: tests/fakes/aws_sigv4_check.py). Run: `python -m bench.fast_fakes --port 0`
+(prints `port N`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.aws_sigv4_check import KnownKey, check
+
 DOMAIN = {"domain_name": "voicefleet-bench", "domain_id": "30f866c3-9123-452a-8723-ff58322d09c5"}
 _FLY = re.compile(r"^/v1/apps/[^/]+/machines(?:/([^/]+)(/wait|/stop)?)?$")
 _GCE = re.compile(r"^/compute/v1/projects/[^/]+/zones/[^/]+/(instances|operations)(?:/([^/]+))?$")
@@ -30,6 +34,10 @@ _TEMPLATE_PROPERTIES = {"metadata": {"items": [{"key": "startup-script", "value"
                         "labels": {"voicefleet-bot": "true"}}
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict"}
 Reply = tuple[int, Any]
+# The dispatcher's AWS credentials in the bench: temporary ones, as a Fargate task role's are
+# (their session token, ~1 kB, goes with every call). ECS calls must be signed with them.
+AWS_KEY_ID, AWS_SECRET, AWS_TOKEN = "ASIABENCH", "bench-secret", "IQoJb3JpZ2luX2VjE" + "x" * 900
+AWS_REGION = "eu-west-1"
 
 
 class Fleet:
@@ -158,6 +166,9 @@ class Fleet:
         data = json.loads(body) if body else None
         if amz := headers.get("x-amz-target"):
             self.calls[f"ecs {amz.rsplit('.', 1)[-1]}"] += 1
+            keys = {AWS_KEY_ID: KnownKey(AWS_SECRET, AWS_TOKEN)}
+            if refused := check(method, path, headers, body, keys=keys, region=AWS_REGION, service="ecs"):
+                return refused.status, {"__type": refused.code, "message": refused.message}
             return self.ecs_call(amz, data or {})
         if m := _FLY.match(path):
             self.calls[f"fly {method} {_route(m)}"] += 1

@@ -89,6 +89,7 @@ class HttpClient:
         *,
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> HttpResponse:
@@ -100,6 +101,7 @@ class HttpClient:
                 target,
                 params=params,
                 json=json,
+                data=content,  # bytes sent as they are (a signed body must not be re-encoded)
                 headers=headers,
                 timeout=per_call or self._timeout,
                 proxy=self._proxy,

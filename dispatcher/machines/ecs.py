@@ -4,28 +4,23 @@ Idempotency is ECS's own: `clientToken` = session id (per cluster, 24 h). A seco
 session with different parameters (a fresh bot token) gets `ConflictException` naming the
 existing task, which is a replay. `startedBy` = session id finds the task from any replica.
 The session's values (the Daily token among them) go in the container's `environment`
-override, never in `command`. boto3 is synchronous: every call runs in a thread, with botocore
-timeouts and no botocore retries, because our own bounded backoff handles throttling.
+override, never in `command`. Calls go to ECS's JSON API over the aiohttp pool, signed here
+(dispatcher/aws_json.py: boto3 cost ~1.2 ms of CPU and a thread hop per call), with a timeout and
+our own bounded backoff for throttling and server errors.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from dispatcher.aws_json import AwsError, AwsJsonApi
 from dispatcher.bot_contract import bot_environment
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.provider_errors import refusal
@@ -34,12 +29,12 @@ from dispatcher.retry import Backoff, Transient, poll_until_started, with_retrie
 from dispatcher.settings import SettingsError, float_setting, require
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
-# botocore's DEBUG log prints every request's parameters, and RunTask's carry the session's Daily
-# token in the container overrides: whatever LOG_LEVEL says, botocore never logs below INFO.
+# botocore resolves the credentials (and its DEBUG log would print them being fetched): whatever
+# LOG_LEVEL says, botocore never logs below INFO.
 logging.getLogger("botocore").setLevel(logging.INFO)
 
 DEFAULT_RUN_TASK_RATE = Rate(per_second=20, burst=20)
-ECS_CALLS_AT_ONCE = 20  # botocore connections, and threads running boto3 calls
+ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"  # botocore's ECS model, `targetPrefix`
 OVERRIDES_MAX = 8192  # characters of `overrides` JSON RunTask accepts
 TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-digest", "voicefleet:created-at"
 # One id per launch call: retries inside the call send identical parameters (ECS returns the
@@ -47,8 +42,6 @@ TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-di
 # `created` is told apart from a replay.
 TAG_LAUNCH = "voicefleet:launch-id"
 TAG_TRANSPORT = "voicefleet:transport"  # "daily" or "webrtc" (absent on older tasks: daily)
-_THROTTLED = {"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
-_SERVER = {"ServerException", "InternalFailure", "ServiceUnavailable"}
 _STARTING = {"PROVISIONING", "PENDING", "ACTIVATING"}
 
 
@@ -128,7 +121,8 @@ class EcsSettings:
             container_name=env.get("ECS_CONTAINER_NAME", "").strip() or cls.container_name,
             assign_public_ip=public_ip,
             capacity_providers=parse_capacity_providers(env.get("ECS_CAPACITY_PROVIDERS", "").strip() or "FARGATE"),
-            endpoint_url=env.get("AWS_ENDPOINT_URL", "").strip() or None,
+            # As the AWS SDKs read them: the service's own variable first, then the global one.
+            endpoint_url=env.get("AWS_ENDPOINT_URL_ECS", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip() or None,
             connect_timeout=float_setting(env, "ECS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1),
             read_timeout=float_setting(env, "ECS_READ_TIMEOUT_SECONDS", cls.read_timeout, minimum=0.1),
             retry_deadline=float_setting(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
@@ -159,11 +153,11 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
         state = MachineState.ENDED
         if stop_code == "SpotInterruption":  # Fargate Spot took the capacity back mid-call
             state, detail = MachineState.FAILED, "fargate spot interruption"
-    created = task.get("createdAt")
+    created = task.get("createdAt")  # epoch seconds on the wire (botocore made it a datetime)
     try:
         created_at = float(tags[TAG_CREATED])
     except (KeyError, ValueError):
-        created_at = created.timestamp() if isinstance(created, datetime) else 0.0
+        created_at = created.timestamp() if isinstance(created, datetime) else float(created or 0.0)
     return Machine(
         session_id=tags.get(TAG_SESSION, str(task.get("startedBy", ""))),
         machine_id=str(task["taskArn"]),
@@ -180,43 +174,23 @@ class EcsMachines:
 
     def __init__(self, settings: EcsSettings) -> None:
         self.settings = settings
-        config = Config(
+        self._api = AwsJsonApi(
+            service="ecs",
+            target_prefix=ECS_TARGET_PREFIX,
+            region=settings.region,
+            endpoint=settings.endpoint_url,
+            timeout=settings.read_timeout,
             connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            retries={"total_max_attempts": 1},  # ours: bounded, jittered, with a deadline
-            max_pool_connections=ECS_CALLS_AT_ONCE,
-        )
-        self._client = boto3.session.Session().client(
-            "ecs", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
         )
         self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
         self._bucket = TokenBucket("ecs-run-task", settings.run_task_rate)
         self._arns: dict[str, str] = {}  # session id -> task ARN; a cache, the tags are the record
-        # boto3 blocks, so each call runs in a thread: a pool of ECS's own, as large as botocore's
-        # connection pool. asyncio's default pool has cpu_count + 4 threads (6 on 2 cores), which
-        # capped ECS at six calls in flight, and RunTask queued behind DescribeTasks polls.
-        self._threads = ThreadPoolExecutor(max_workers=ECS_CALLS_AT_ONCE, thread_name_prefix="ecs")
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        method = getattr(self._client, operation)
-
-        async def once() -> dict[str, Any]:
-            try:
-                loop = asyncio.get_running_loop()
-                result: dict[str, Any] = await loop.run_in_executor(self._threads, functools.partial(method, **params))
-                return result
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in _THROTTLED:
-                    raise Transient(f"{operation}: {code}", status=429) from exc
-                if code in _SERVER or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-                    raise Transient(f"{operation}: {code}", status=503) from exc
-                raise
-            except BotoCoreError as exc:  # connect/read timeouts, dropped connections
-                raise Transient(f"{operation}: {type(exc).__name__}") from exc
-
+        """`operation` with bounded retries of throttling, server errors and lost answers; an
+        `AwsError` (a refusal) is the caller's to map."""
         try:
-            return await with_retries(once, self._backoff)
+            return await with_retries(lambda: self._api.call(operation, params), self._backoff)
         except Transient as exc:
             reason = "ecs_throttled" if exc.status == 429 else "ecs_unavailable"
             raise MachinesError(reason, f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
@@ -267,16 +241,15 @@ class EcsMachines:
         params = self._run_task_params(spec)
         try:
             await self._bucket.acquire()
-            result = await self._call("run_task", **params)
+            result = await self._call("RunTask", **params)
         except RateLimited as exc:
             raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") == "ConflictException":  # this session's token, other params
+        except AwsError as exc:
+            if exc.code == "ConflictException":  # this session's token, other params
                 existing = await self.status(spec.session_id)
                 if existing is not None:
                     return LaunchResult(existing, created=False)
-            raise _refusal(exc, "RunTask") from None
+            raise _refusal(exc) from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
@@ -290,7 +263,7 @@ class EcsMachines:
         tasks: list[dict[str, Any]] = []
         for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100 tasks
             result = await self._ecs(
-                "describe_tasks", cluster=self.settings.cluster, tasks=arns[i : i + 100], include=["TAGS"]
+                "DescribeTasks", cluster=self.settings.cluster, tasks=arns[i : i + 100], include=["TAGS"]
             )
             tasks += result.get("tasks", [])
         return tasks
@@ -302,7 +275,7 @@ class EcsMachines:
         arns: list[str] = []
         params: dict[str, Any] = {"cluster": self.settings.cluster, **filters}
         while True:
-            page = await self._ecs("list_tasks", **params)
+            page = await self._ecs("ListTasks", **params)
             arns += page.get("taskArns", [])
             if not page.get("nextToken"):
                 return arns
@@ -319,8 +292,8 @@ class EcsMachines:
     async def _ecs(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
             return await self._call(operation, **params)
-        except ClientError as exc:
-            raise _refusal(exc, operation) from None
+        except AwsError as exc:
+            raise _refusal(exc) from None
 
     async def status(self, session_id: str) -> Machine | None:
         arn = self._arns.get(session_id)
@@ -354,7 +327,7 @@ class EcsMachines:
             return False
         if machine.state.is_active:
             reason = "voicefleet: session stopped"
-            await self._ecs("stop_task", cluster=self.settings.cluster, task=machine.machine_id, reason=reason)
+            await self._ecs("StopTask", cluster=self.settings.cluster, task=machine.machine_id, reason=reason)
         return True
 
     async def list(self) -> list[Machine]:
@@ -362,17 +335,9 @@ class EcsMachines:
         return [to_machine(t) for t in tasks if any(tag["key"] == TAG_SESSION for tag in t.get("tags") or [])]
 
     async def aclose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._client.close)
-        self._threads.shutdown(wait=False)
+        await self._api.aclose()
 
 
-# AWS answers a denied call with HTTP 400 and one of these codes, not 401/403.
-_UNAUTHORIZED = frozenset({"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-                           "ExpiredTokenException"})
-
-
-def _refusal(exc: ClientError, operation: str) -> MachinesError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    status = 403 if code in _UNAUTHORIZED else exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return refusal(MachinesError, "ecs", status, f"{operation}: {code}: {error.get('Message')}")
+def _refusal(exc: AwsError) -> MachinesError:
+    # AWS answers a denied call with HTTP 400 and a code saying so (aws_json.UNAUTHORIZED).
+    return refusal(MachinesError, "ecs", 403 if exc.unauthorized else exc.status, str(exc))

@@ -86,7 +86,7 @@ class EcsWarmMachines(EcsMachines):
             await self._bucket.acquire()
         except RateLimited as exc:
             raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
-        result = await self._ecs("run_task", **self._idle_params(bot_id))
+        result = await self._ecs("RunTask", **self._idle_params(bot_id))
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             message = f"RunTask placed no reserve task: {failure.get('reason')}"
@@ -113,8 +113,8 @@ class EcsWarmMachines(EcsMachines):
         tags = [{"key": TAG_SESSION, "value": spec.session_id}, {"key": TAG_DIGEST, "value": spec.body_digest},
                 {"key": TAG_CREATED, "value": str(int(time.time()))},
                 *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else [])]
-        await self._ecs("tag_resource", resourceArn=arn, tags=tags)
-        await self._ecs("untag_resource", resourceArn=arn, tagKeys=[TAG_IDLE])
+        await self._ecs("TagResource", resourceArn=arn, tags=tags)
+        await self._ecs("UntagResource", resourceArn=arn, tagKeys=[TAG_IDLE])
         self._idle_arns.pop(bot_id, None)
         self._arns[spec.session_id] = arn
         described = await self._describe([arn])
@@ -126,7 +126,7 @@ class EcsWarmMachines(EcsMachines):
         arn = await self._idle_arn(bot_id)
         self._idle_arns.pop(bot_id, None)
         if arn is not None:
-            await self._ecs("stop_task", cluster=self.settings.cluster, task=arn, reason="voicefleet: reserve retired")
+            await self._ecs("StopTask", cluster=self.settings.cluster, task=arn, reason="voicefleet: reserve retired")
 
     async def idle_machines(self) -> list[IdleMachine]:
         idle = []

@@ -5,6 +5,8 @@ never throttles. The proxy adds both as documented: the same token with the same
 returns the original tasks, with other parameters `ConflictException` + `resourceIds`
 (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html); and injected
 `ThrottlingException`s / 5xx per action. It also records calls and adds latency, like the others.
+moto accepts any signature; the proxy checks every request's as AWS would
+(tests/fakes/aws_sigv4_check.py) against the credentials the `moto_ecs` fixture exports.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.aws_sigv4_check import KnownKey, check
 from tests.fakes.server import FakeApi, Hold
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
+MOTO_KEYS = {"testing": KnownKey(secret="testing", token="testing")}  # what `moto_ecs` exports
 
 
 @dataclass
@@ -46,9 +50,10 @@ def action_of(request_headers: dict[str, str]) -> str:
 
 
 class EcsProxy(FakeApi):
-    def __init__(self, moto_url: str) -> None:
+    def __init__(self, moto_url: str, *, keys: dict[str, KnownKey] | None = None) -> None:
         super().__init__()
         self.moto_url = moto_url
+        self.keys = MOTO_KEYS if keys is None else keys
         self.action_failures: list[ActionFailure] = []
         self.action_delays: list[ActionDelay] = []
         self.action_holds: list[tuple[str, Hold]] = []
@@ -97,7 +102,13 @@ class EcsProxy(FakeApi):
         return None
 
     async def forward(self, request: Request) -> Response:
-        action = action_of(dict(request.headers))
+        headers = dict(request.headers)
+        action = action_of(headers)
+        refused = check("POST", request.url.path, headers, await request.body(), keys=self.keys, region=REGION,
+                        service="ecs")
+        if refused is not None:  # AWS authenticates a request before anything else
+            body = {"__type": refused.code, "message": refused.message}
+            return JSONResponse(body, status_code=refused.status, media_type="application/x-amz-json-1.1")
         for delay in self.action_delays:
             if delay.action == action and delay.times > 0:
                 delay.times -= 1
