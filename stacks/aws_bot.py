@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from stacks.aws_container import fargate_container
+from stacks.aws_container import fargate_container, fargate_task_definition
 from stacks.aws_secrets import SecretStore
 from stacks.contract import BOT_CONTAINER_NAME
 from stacks.iam import assume_role_policy, policy_document, statement
@@ -85,17 +85,15 @@ class BotRuntime(pulumi.ComponentResource):
             log_group=logs.name,
             region=args.region,
         )
-        task_definition = aws.ecs.TaskDefinition(
+        task_definition = fargate_task_definition(
             name,
             family=args.family,
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={"cpu_architecture": args.cpu_architecture, "operating_system_family": "LINUX"},
+            cpu=args.cpu,
+            memory=args.memory,
+            cpu_architecture=args.cpu_architecture,
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
-            container_definitions=pulumi.Output.json_dumps([container]),
+            container=container,
             skip_destroy=True,
             opts=child,
         )

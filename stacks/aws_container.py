@@ -1,4 +1,4 @@
-"""The one shape of an ECS container definition in this project (bot and dispatcher alike)."""
+"""The one shape of an ECS container and Fargate task definition in this project (bot and dispatcher alike)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 
 def fargate_container(
@@ -38,3 +39,33 @@ def fargate_container(
             "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},
         },
     }
+
+
+def fargate_task_definition(
+    name: str,
+    *,
+    family: str,
+    cpu: int,
+    memory: int,
+    cpu_architecture: str,
+    execution_role_arn: pulumi.Input[str],
+    task_role_arn: pulumi.Input[str],
+    container: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+    skip_destroy: bool | None = None,
+) -> aws.ecs.TaskDefinition:
+    """One container on Fargate, Linux, in the VPC (`awsvpc`): the only task shape either runs."""
+    return aws.ecs.TaskDefinition(
+        name,
+        family=family,
+        cpu=str(cpu),
+        memory=str(memory),
+        network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"],
+        runtime_platform={"cpu_architecture": cpu_architecture, "operating_system_family": "LINUX"},
+        execution_role_arn=execution_role_arn,
+        task_role_arn=task_role_arn,
+        container_definitions=pulumi.Output.json_dumps([container]),
+        skip_destroy=skip_destroy,
+        opts=opts,
+    )

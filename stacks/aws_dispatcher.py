@@ -19,7 +19,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.reserve_policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
-from stacks.aws_container import fargate_container
+from stacks.aws_container import fargate_container, fargate_task_definition
 from stacks.aws_secrets import SecretStore
 from stacks.iam import assume_role_policy
 
@@ -188,17 +188,15 @@ class Dispatcher(pulumi.ComponentResource):
             region=args.region,
             port=port,
         )
-        task_definition = aws.ecs.TaskDefinition(
+        task_definition = fargate_task_definition(
             name,
             family=args.family,
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={"cpu_architecture": args.cpu_architecture, "operating_system_family": "LINUX"},
+            cpu=args.cpu,
+            memory=args.memory,
+            cpu_architecture=args.cpu_architecture,
             execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn,
-            container_definitions=pulumi.Output.json_dumps([container]),
+            container=container,
             opts=child,
         )
         service = aws.ecs.Service(
