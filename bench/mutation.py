@@ -32,6 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DISPATCHER_API = ["tests/dispatcher/test_sessions.py", "tests/dispatcher/test_request_bounds.py",
                   "tests/dispatcher/test_delete_status.py", "tests/dispatcher/test_errors.py",
                   "tests/dispatcher/test_start.py", "tests/providers/test_dispatch.py"]
+# The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
+TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
+    "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
+
+
+def provider_tests(provider: str) -> list[str]:
+    """A provider's own tests, then its cases (`-k`) of the files every provider shares."""
+    return ["-k", provider, f"tests/providers/test_{provider}.py", "tests/providers/test_documented_defaults.py",
+            "tests/providers/test_contract.py", f"tests/providers/test_{provider}_reserve.py"]
+
+
 # module -> the behaviour tests that speak for it (fast ones first: -x stops at the first failure)
 TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions.py": DISPATCHER_API,
@@ -44,11 +55,11 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/ratelimit.py": ["tests/providers/test_retry_ratelimit.py"],
     "dispatcher/bot_contract.py": ["tests/providers/test_bot_contract.py"],
     "dispatcher/daily.py": ["tests/providers/test_daily.py"],
-    "dispatcher/machines/fly.py": ["tests/providers/test_fly.py"],
-    "dispatcher/machines/gce.py": ["tests/providers/test_gce.py"],
+    "dispatcher/machines/fly.py": provider_tests("fly"),
+    "dispatcher/machines/gce.py": provider_tests("gce"),
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
     "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py"],
-    "policy/rules.py": ["tests/infra/test_policy.py", "tests/infra/test_policy_channel.py"],
+    "policy/rules.py": ["tests/infra/test_policy.py", "tests/infra/test_policy_channel.py", *TURN_POLICY],
 }
 
 

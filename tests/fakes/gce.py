@@ -13,7 +13,11 @@ own items along; `GET global/instanceTemplates/<name>` answers the template. An 
 after acceptance (`insert_error`, e.g. no capacity in the zone) is answered like any accepted
 insert, a PENDING operation; the failure shows in the operation later (zone `operations.list`),
 and no instance appears, as on the real API. List pages hold at most `max_page_size` items (the
-real maximum is 500). No auth: the provider runs with `GCE_AUTH=none` against it.
+real maximum is 500). Auth: none by default (the provider runs with `GCE_AUTH=none` against it);
+with `bearer_token` set, a call without `Authorization: Bearer <that token>` is 401 `authError`
+("Invalid Credentials"), as the real API answers a missing or expired OAuth token. Instance
+templates are global (`global/instanceTemplates/<name>`) or regional
+(`regions/<region>/instanceTemplates/<name>`); `template_regions` names the regions that hold one.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import FakeApi
+from tests.fakes.server import FakeApi, Handler
 
 PROJECT, ZONE, TEMPLATE = "vf-test", "europe-west1-b", "voicefleet-bot"
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -65,6 +69,8 @@ class FakeGce(FakeApi):
         self.template_labels = {"role": "bot"}
         self.insert_error: str | None = None  # e.g. ZONE_RESOURCE_POOL_EXHAUSTED: the op fails
         self.max_page_size = 500
+        self.bearer_token: str | None = None  # set: every call must carry it (Authorization: Bearer …)
+        self.template_regions: set[str] = set()  # regions with a regional template of TEMPLATE's name
         self._by_request_id: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
@@ -95,10 +101,29 @@ class FakeGce(FakeApi):
             Route(f"{z}/operations", self.list_operations, methods=["GET"]),
             Route(f"/compute/v1/projects/{self.project}/global/instanceTemplates/{{name}}", self.template,
                   methods=["GET"]),
+            Route(f"/compute/v1/projects/{self.project}/regions/{{region}}/instanceTemplates/{{name}}",
+                  self.template, methods=["GET"]),
         ]
 
+    def _wrap(self, endpoint: Handler) -> Handler:
+        async def authorized(request: Request) -> Response:
+            if self.bearer_token is not None and request.headers.get("authorization") != f"Bearer {self.bearer_token}":
+                return gce_error(401, "authError", "Invalid Credentials")
+            return await endpoint(request)
+
+        return super()._wrap(authorized)
+
+    def _template_exists(self, template: str) -> bool:
+        """A partial URL (`projects/…`) or a full one, naming the global or a regional template."""
+        path = template[template.find("projects/"):] if "projects/" in template else template
+        known = {f"projects/{self.project}/global/instanceTemplates/{TEMPLATE}"}
+        known |= {f"projects/{self.project}/regions/{r}/instanceTemplates/{TEMPLATE}" for r in self.template_regions}
+        return path in known
+
     async def template(self, request: Request) -> Response:
-        if request.path_params["name"] != TEMPLATE.rsplit("/", 1)[-1]:
+        region = request.path_params.get("region")
+        if request.path_params["name"] != TEMPLATE.rsplit("/", 1)[-1] or (
+                region is not None and region not in self.template_regions):
             return gce_error(404, "notFound", f"The resource '{request.path_params['name']}' was not found")
         items = [{"key": k, "value": v} for k, v in self.template_metadata.items()]
         return JSONResponse({"name": request.path_params["name"],
@@ -128,6 +153,8 @@ class FakeGce(FakeApi):
         template = request.query_params.get("sourceInstanceTemplate", "")
         if "instanceTemplates/" not in template:
             return gce_error(400, "invalid", "sourceInstanceTemplate is required")
+        if not self._template_exists(template):
+            return gce_error(404, "notFound", f"The resource '{template}' was not found")
         body = await request.json()
         name = body.get("name", "")
         if not _NAME.match(name):

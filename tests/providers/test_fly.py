@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from dispatcher.machines.base import MachineState, WaitTimeout
-from dispatcher.machines.fly import FlyMachines, FlySettings
+from dispatcher.machines.fly import FlyMachines, FlySettings, to_machine
 from dispatcher.settings import SettingsError
 from tests.fakes.fly import FakeFly
 from tests.providers.harness import fly_harness
 from tests.providers.test_contract import spec
+from tests.support.unclosed import unclosed_reports
 
 
 @pytest.fixture
@@ -181,3 +183,34 @@ async def test_a_long_wait_asks_fly_for_its_maximum_of_60_seconds(fly: FlyMachin
     machine = await fly.wait_started(s.session_id, timeout=300)
     assert machine.state is MachineState.STARTED
     assert [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")] == ["60"]
+
+
+async def test_a_session_s_age_counts_from_its_launch_as_recorded_in_metadata(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    """Not from Fly's `created_at`: a claimed reserve machine was created long before its session
+    (fly_reserve.py records the claim time), and the reaper ends sessions by age."""
+    s = spec()
+    await fly.launch(s)
+    raw = fake_fly.by_name(f"vf-{s.session_id}")
+    raw["config"]["metadata"]["voicefleet_created_at"] = "1790000000"
+    raw["created_at"] = "2026-01-01T00:00:00Z"
+    found = await fly.status(s.session_id)
+    assert found is not None and found.created_at == 1790000000.0
+
+
+def test_a_machine_without_a_recorded_launch_time_is_aged_from_fly_s_created_at() -> None:
+    raw = {"id": "m1", "name": "vf-x", "state": "started", "created_at": "2026-01-01T00:00:00Z",
+           "config": {"metadata": {"voicefleet_session": "x"}}}
+    assert to_machine(raw).created_at == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    garbled = {**raw, "config": {"metadata": {"voicefleet_session": "x", "voicefleet_created_at": "soon"}}}
+    assert to_machine(garbled).created_at == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+
+async def test_closing_the_provider_leaves_no_open_connection_pool(fake_fly: FakeFly) -> None:
+    async def use_and_close() -> None:
+        provider = fly_harness(fake_fly).make()
+        await provider.list()  # opens the pool
+        await provider.aclose()
+
+    assert await unclosed_reports(use_and_close) == []

@@ -7,11 +7,12 @@ import json
 import pytest
 
 from dispatcher.machines.base import MachinesError, MachineState
-from dispatcher.machines.gce import GceMachines, GceSettings, to_machine
+from dispatcher.machines.gce import GceAuth, GceMachines, GceSettings, to_machine
 from dispatcher.settings import SettingsError
 from tests.fakes.gce import PROJECT, TEMPLATE, FakeGce
 from tests.providers.harness import gce_harness
 from tests.providers.test_contract import spec
+from tests.support.unclosed import unclosed_reports
 
 
 @pytest.fixture
@@ -162,3 +163,93 @@ async def test_the_vm_keeps_the_templates_startup_script_and_labels_even_if_a_re
     assert metadata["bot-image"] == fake_gce.template_metadata["bot-image"]
     assert vm["labels"]["role"] == "bot" and vm["labels"]["voicefleet-session"] == s.session_id
     assert len([c for c in fake_gce.calls if "instanceTemplates" in c.path]) == 1
+
+
+class FakeCredentials:
+    """google.auth.credentials.Credentials as the provider uses it: `valid`, `token`, `refresh(request)`;
+    each refresh hands out the next token, as an OAuth token endpoint would."""
+
+    def __init__(self, *tokens: str) -> None:
+        self._tokens = iter(tokens)
+        self.token: str | None = None
+        self.valid = False
+        self.refreshes = 0
+
+    def refresh(self, request: object) -> None:
+        assert callable(request)  # a google.auth.transport.Request
+        self.token, self.valid = next(self._tokens), True
+        self.refreshes += 1
+
+
+@pytest.fixture
+def adc(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeCredentials, list[object]]:
+    import google.auth
+
+    credentials, scopes = FakeCredentials("ya29.first", "ya29.second"), []
+
+    def default(scopes: list[str] | None = None, **_: object) -> tuple[FakeCredentials, str]:
+        asked.append(scopes)
+        return credentials, PROJECT
+
+    asked: list[object] = scopes
+    monkeypatch.setattr(google.auth, "default", default)
+    return credentials, asked
+
+
+async def test_calls_carry_an_application_default_token_refreshed_when_it_expires(
+    fake_gce: FakeGce, adc: tuple[FakeCredentials, list[object]]
+) -> None:
+    credentials, asked = adc
+    fake_gce.bearer_token = "ya29.first"  # the fake now answers 401 authError to any other token
+    provider = gce_harness(fake_gce).make(GCE_AUTH="adc")
+    try:
+        s = spec()
+        await provider.launch(s)
+        assert (await provider.status(s.session_id)) is not None
+        assert asked == [["https://www.googleapis.com/auth/compute"]]  # found once, for the Compute scope
+        credentials.valid = False  # the access token expired (they last an hour)
+        fake_gce.bearer_token = "ya29.second"
+        assert (await provider.status(s.session_id)) is not None
+    finally:
+        await provider.aclose()
+    assert credentials.refreshes == 2 and len(asked) == 1
+    assert {c.headers["authorization"] for c in fake_gce.calls} == {"Bearer ya29.first", "Bearer ya29.second"}
+
+
+async def test_a_regional_template_path_is_used_as_given(fake_gce: FakeGce) -> None:
+    regional = f"projects/{PROJECT}/regions/europe-west1/instanceTemplates/{TEMPLATE}"
+    fake_gce.template_regions = {"europe-west1"}
+    provider = gce_harness(fake_gce).make(GCE_INSTANCE_TEMPLATE=regional)
+    try:
+        s = spec()
+        assert (await provider.launch(s)).created
+    finally:
+        await provider.aclose()
+    assert fake_gce.calls_to("POST", "/instances")[0].query["sourceInstanceTemplate"] == regional
+    assert [c.path for c in fake_gce.calls if "instanceTemplates" in c.path] == [f"/compute/v1/{regional}"]
+
+
+async def test_closing_the_provider_leaves_no_open_connection_pool(fake_gce: FakeGce) -> None:
+    async def use_and_close() -> None:
+        provider = gce_harness(fake_gce).make()
+        await provider.list()  # opens the pool
+        await provider.aclose()
+
+    assert await unclosed_reports(use_and_close) == []
+
+
+async def test_auth_built_without_arguments_asks_for_application_default_credentials(
+    adc: tuple[FakeCredentials, list[object]]
+) -> None:
+    assert await GceAuth().headers() == {"Authorization": "Bearer ya29.first"}
+
+
+async def test_an_error_answer_that_is_not_google_s_json_is_still_a_clear_refusal(
+    gce: GceMachines, fake_gce: FakeGce
+) -> None:
+    """A proxy or load balancer in between answers in its own words (HTML, plain text)."""
+    for body in ("<html>400 Bad Request</html>", {"error": "not the documented shape"}, ["x"]):
+        fake_gce.fail(400, method="POST", path_suffix="/instances", body=body)
+        with pytest.raises(MachinesError) as caught:
+            await gce.launch(spec())
+        assert (caught.value.reason, caught.value.retry_after) == ("gce_rejected", None)
