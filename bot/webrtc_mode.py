@@ -12,7 +12,9 @@ answered with no further imports. It never imports Daily.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
+from aiortc.rtcdtlstransport import RTCCertificate
 from loguru import logger
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
@@ -32,6 +34,9 @@ from bot.signalling import SignallingServer
 from bot.trace import Tracer
 from botchannel.contract import METHOD_ICE, METHOD_OFFER
 
+if TYPE_CHECKING:
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+
 
 def build_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
     return SmallWebRTCTransport(
@@ -40,9 +45,19 @@ def build_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
     )
 
 
+def prepare_to_answer() -> SileroVADAnalyzer:
+    """What answering an offer needs beyond the imports, loaded before `ready` is announced: the
+    VAD, and aiortc's certificate code. Each peer connection makes its own DTLS certificate, and
+    the first one imports cryptography's OpenSSL backend and key serialization, which would
+    otherwise happen on the first offer's path (tests/bot/test_ready_answers_at_once.py)."""
+    vad = load_vad()
+    RTCCertificate.generateCertificate()
+    return vad
+
+
 async def check(config: BotConfig, events: EventWriter) -> int:
     """Builds everything a session needs, without a peer and without the network."""
-    vad = load_vad()
+    vad = prepare_to_answer()
     connection = SmallWebRTCConnection()  # an unanswered peer connection: no sockets until an offer
     build_pipeline(build_transport(connection), vad, config.services)
     await connection.disconnect()
@@ -65,7 +80,7 @@ async def serve(config: BotConfig, events: EventWriter) -> SessionLifecycle:
     buffer_class = tracer.jitter_buffer_class() if tracer is not None else BotAudioJitterBuffer
     lifecycle = SessionLifecycle()
     with lifecycle.signals_end_session():
-        vad = load_vad()
+        vad = prepare_to_answer()
         if tracer is not None:
             tracer.watch_vad(vad)
         session: PipelineSession | None = None
