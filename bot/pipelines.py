@@ -14,7 +14,8 @@ from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameProcessor
 
 from bot.config import ServiceSettings
-from bot.parrot import Parrot
+from bot.parrot import PARROT_STOP_SECS, Parrot
+from bot.turn_vad import OnsetVADProcessor
 from bot.user_speaking import UserSpeakingFrames
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def build_pipeline(
     services: ServiceSettings | None,
     tracer: Tracer | None = None,
 ) -> Pipeline:
-    processors: list[FrameProcessor] = [transport.input(), VADProcessor(vad_analyzer=vad)]
+    processors: list[FrameProcessor] = [transport.input()]
     # Tracing (VOICEFLEET_TRACE) adds two pass-through processors around the reply; off: none.
     before: list[FrameProcessor] = []
     after: list[FrameProcessor] = []
@@ -48,12 +49,16 @@ def build_pipeline(
 
         before, after = [TraceBeforeReply(tracer)], [TraceAfterReply(tracer)]
     if services is None:
-        processors += [UserSpeakingFrames(), *before, Parrot(), *after, transport.output()]
+        # The parrot retracts a reply when the user goes on speaking (bot/parrot.py), which lets it
+        # end turns sooner; the keyed pipeline keeps Pipecat's own VAD and turn-taking.
+        vad_processor: FrameProcessor = OnsetVADProcessor(vad_analyzer=vad, stop_secs=PARROT_STOP_SECS)
+        processors += [vad_processor, UserSpeakingFrames(), *before, Parrot(), *after, transport.output()]
     else:
         from bot.services import ServiceProcessors
 
         keyed = ServiceProcessors(services)
-        processors += [*before, *keyed.before_output(), *after, transport.output(), *keyed.after_output()]
+        processors += [VADProcessor(vad_analyzer=vad), *before, *keyed.before_output(), *after]
+        processors += [transport.output(), *keyed.after_output()]
     return Pipeline(processors)
 
 

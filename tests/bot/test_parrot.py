@@ -17,16 +17,7 @@ from pipecat.tests.utils import run_test
 from bot.parrot import REPLY_BEEP_SECONDS, Parrot
 from tests.bot.conftest import SPEECH_WAV
 from tests.support.audio import read_wav, rms
-
-RATE = 16000
-BLOCK = RATE // 50  # 20 ms, as a WebRTC input transport delivers it
-
-
-def audio_frames(samples: np.ndarray) -> list[InputAudioRawFrame]:
-    return [
-        InputAudioRawFrame(audio=samples[i : i + BLOCK].tobytes(), sample_rate=RATE, num_channels=1)
-        for i in range(0, len(samples) - BLOCK + 1, BLOCK)
-    ]
+from tests.support.parrot_turns import BLOCK, RATE, audio_frames
 
 
 def replies(frames: object) -> list[SpeechOutputAudioRawFrame]:
