@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dispatcher.machines.base import Machines
@@ -47,6 +47,7 @@ class Reaper:
         max_session_seconds: int,
         settings: ReaperSettings,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._machines = machines
         self._rooms = rooms
@@ -54,6 +55,7 @@ class Reaper:
         self._deadline = max_session_seconds + settings.grace_seconds
         self._settings = settings
         self._clock = clock
+        self._sleep = sleep  # a seam: tests see the waits between sweeps without waiting them
         self._cleaned: OrderedDict[str, None] = OrderedDict()
 
     async def sweep(self) -> Counter[str]:
@@ -136,7 +138,7 @@ class Reaper:
         """Sweep forever, jittered; cancel the task to stop."""
         while True:
             spread = 1 + random.uniform(-self._settings.jitter, self._settings.jitter)  # noqa: S311 (not crypto)
-            await asyncio.sleep(self._settings.interval_seconds * spread)
+            await self._sleep(self._settings.interval_seconds * spread)
             try:
                 await self.sweep()
             except Exception:

@@ -96,7 +96,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def retry_after_of(headers: Mapping[str, str]) -> float | None:
-    return parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+    """`headers` are an `HttpResponse`'s: case-insensitive, so one look-up finds any spelling."""
+    return parse_retry_after(headers.get("retry-after"))
 
 
 async def send(

@@ -112,3 +112,39 @@ async def test_a_sweep_that_raises_is_logged_and_the_reaper_keeps_going(
         await reaper.run()
     assert sweeps == 2  # kept sweeping after the failure
     assert "reaper: sweep failed" in caplog.text and "a bug in the sweep" in caplog.text
+
+
+async def test_the_reaper_waits_a_jittered_interval_before_each_sweep() -> None:
+    events: list[float | str] = []
+
+    class SweptMachines(ListedMachines):
+        async def list(self) -> list[Machine]:
+            events.append("sweep")  # each sweep starts by listing
+            return await super().list()
+
+    async def sleep(seconds: float) -> None:
+        if len(events) == 6:
+            raise asyncio.CancelledError  # a shutdown, during the fourth wait
+        events.append(seconds)
+
+    machines = SweptMachines([ended("w")])
+    reaper = Reaper(machines, RecordingRooms(), Metrics("memory"), max_session_seconds=60,
+                    settings=ReaperSettings(interval_seconds=60, jitter=0.2), clock=lambda: 1010.0, sleep=sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await reaper.run()
+    assert events[1::2] == ["sweep"] * 3  # a wait first, and never two sweeps without one between
+    assert all(isinstance(wait, float) and 48 <= wait <= 72 for wait in events[0::2])  # 60 s ± 20 %
+    assert machines.stops == ["w"]  # swept for real: the ended machine was cleaned, once
+
+
+async def test_an_orphan_room_a_lagging_list_still_shows_is_ended_once() -> None:
+    class LaggingRooms(RecordingRooms):
+        async def delete(self, session_id: str) -> None:
+            self.deleted.append(session_id)  # ended, but the room list has not caught up yet
+
+    rooms = LaggingRooms(existing={"orphan": 1000.0})
+    reaper = Reaper(ListedMachines([]), rooms, Metrics("memory"), max_session_seconds=60,
+                    settings=ReaperSettings(grace_seconds=5), clock=lambda: 1010.0)
+    assert (await reaper.sweep())["orphan_room"] == 1
+    assert not await reaper.sweep()
+    assert rooms.deleted == ["orphan"]

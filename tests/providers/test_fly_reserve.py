@@ -3,18 +3,22 @@ so stateless look-ups (another replica, the reaper) find a claimed machine like 
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from dispatcher.app import create_app
+from dispatcher.daily import DailyRooms, DailySettings
 from dispatcher.machines.base import MachineState
 from dispatcher.machines.fly import FlySettings
 from dispatcher.machines.fly_reserve import FlyWarmMachines
-from dispatcher.settings import Settings
+from dispatcher.settings import Settings, hash_api_key
+from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.providers.test_contract import spec
 from tests.support.dispatcher_server import serving
-from tests.support.reserve_bot import claim, dial_idle
+from tests.support.reserve_bot import accept_assignment, claim, dial_idle
 
 CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
 TOKEN = "f" * 40
@@ -121,3 +125,37 @@ async def test_a_dead_dispatchers_idle_machines_are_reaped_by_the_next_one_past_
     states = {m["name"]: m["state"] for m in fake_fly.machines.values()}
     assert states == {"vf-idle-old": "destroyed", "vf-idle-young": "started"}
     await app.state.voicefleet.aclose()
+
+
+async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
+    fake_fly: FakeFly, fake_daily: FakeDaily
+) -> None:
+    # A claimed machine carries no transport tag (Fly's write limit leaves no room for a fourth
+    # metadata write): the dispatcher must still know it as the session's machine.
+    key = "warm-fly-key-0123456789"
+    auth = {"Authorization": f"Bearer {key}", "Idempotency-Key": "warm-1"}
+    env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0",
+           "RESERVE_BURST": "0"}
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({hash_api_key(key)})),
+                     env=env, machines=machines, rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+    state = app.state.voicefleet
+    async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await state.reserve.refill()
+        [machine] = list(fake_fly.machines.values())
+        fake_fly.set_state(machine["name"], "started")
+        ws = await dial_idle(state, port, TOKEN, machine["config"]["env"]["BOT_MACHINE_ID"], machine["config"]["image"])
+        accepting = asyncio.create_task(accept_assignment(ws))
+        started = await http.post("/start", json={}, headers=auth)
+        assert started.status_code == 201, started.text
+        assert (await accepting)["session_id"] == (sid := started.json()["session_id"])
+        assert "voicefleet_transport" not in machine["config"]["metadata"]
+        got = await http.get(f"/sessions/{sid}", headers=auth)
+        assert got.status_code == 200 and got.json()["status"] == "started"
+        assert got.json()["room_url"] == started.json()["room_url"]
+        replayed = await http.post("/start", json={}, headers=auth)
+        assert (replayed.status_code, replayed.json()["session_id"]) == (200, sid)
+        assert replayed.json()["room_url"] == started.json()["room_url"]
+        assert len(fake_fly.machines) == 1  # the replay launched nothing
+        await ws.close()
+    await state.aclose()

@@ -128,3 +128,14 @@ async def test_a_caller_may_wait_exactly_the_longest_wait_and_no_longer() -> Non
         await bucket.acquire()  # 1 s: refused at once, saying when to come back
     assert clock.sleeps == [0.5]
     assert caught.value.retry_after == 1.0 and "edge" in str(caught.value) and "1.0s" in str(caught.value)
+
+
+@pytest.mark.parametrize("rate", [Rate(per_second=0, burst=1), Rate(per_second=1, burst=0)])
+def test_a_bucket_that_could_never_give_a_token_is_refused_when_built(rate: Rate) -> None:
+    with pytest.raises(ValueError, match="positive rate"):
+        TokenBucket("never", rate)
+
+
+def test_a_burst_of_one_is_the_smallest_setting() -> None:
+    default = Rate(per_second=1, burst=3)
+    assert Rate.from_env({"DAILY_BURST": "1"}, "DAILY", default).burst == 1  # one call at a time

@@ -26,12 +26,14 @@ async def dial_idle(state: Any, port: int, token: str, bot_id: str, image: str) 
 async def claim(reserve: Reserve, ws: ClientConnection, spec: LaunchSpec) -> tuple[LaunchResult, dict[str, Any]]:
     """`reserve.launch(spec)` while the bot accepts the assignment; the result and its params."""
 
-    async def accept() -> dict[str, Any]:
-        request = parse_frame(await ws.recv())
-        assert isinstance(request, Request) and request.method == "assign"
-        await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
-        return dict(request.params)
-
-    accepting = asyncio.create_task(accept())
+    accepting = asyncio.create_task(accept_assignment(ws))
     result = await reserve.launch(spec)
     return result, await accepting
+
+
+async def accept_assignment(ws: ClientConnection) -> dict[str, Any]:
+    """Accept the one assignment an idle bot is sent; its params."""
+    request = parse_frame(await ws.recv())
+    assert isinstance(request, Request) and request.method == "assign"
+    await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
+    return dict(request.params)
