@@ -4,11 +4,14 @@ For each target module, every mutant of bench/mutants.py is written into a scrat
 repository, one at a time, and that module's behaviour tests run against it (`pytest -x`; plan
 snapshots are never among them: a snapshot diff says "something changed", not "this is wrong").
 A mutant is killed when the tests fail or time out. Prints each survivor and the kill rate.
+A clean, traced run first records which test runs which line (bench/line_coverage.py); each
+mutant then runs only the tests that run its statement (`--all-tests`: all of them).
 
     uv run python -m bench.mutation                          # every target (long: see the README)
     uv run python -m bench.mutation --modules dispatcher/reaper.py,policy/rules.py
     uv run python -m bench.mutation --stride 3               # every 3rd mutant: a bounded sample
     uv run python -m bench.mutation --list                   # the mutants only, nothing runs
+    uv run python -m bench.mutation --modules dispatcher/sessions.py --lines 118,252   # re-check two lines
 
 CPU-heavy: one pytest per mutant. Run it bounded (`--stride`, `--modules`, `timeout`).
 """
@@ -16,6 +19,7 @@ CPU-heavy: one pytest per mutant. Run it bounded (`--stride`, `--modules`, `time
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -25,13 +29,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.mutants import Mutant, mutants
 
 ROOT = Path(__file__).resolve().parents[1]
 DISPATCHER_API = ["tests/dispatcher/test_sessions.py", "tests/dispatcher/test_request_bounds.py",
                   "tests/dispatcher/test_delete_status.py", "tests/dispatcher/test_errors.py",
-                  "tests/dispatcher/test_start.py", "tests/providers/test_dispatch.py"]
+                  "tests/dispatcher/test_start.py", "tests/providers/test_dispatch.py",
+                  # both transports in one deployment; a warm start (a claimed bot, local and Fly)
+                  "tests/providers/test_cloud_webrtc.py", "tests/dispatcher/test_reserve.py",
+                  "tests/providers/test_fly_reserve.py", "tests/dispatcher/test_session_service.py"]
 # The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
 TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
     "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
@@ -46,12 +54,13 @@ def provider_tests(provider: str) -> list[str]:
 # module -> the behaviour tests that speak for it (fast ones first: -x stops at the first failure)
 TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions.py": DISPATCHER_API,
-    "dispatcher/routes.py": DISPATCHER_API,
+    "dispatcher/routes.py": [*DISPATCHER_API, "tests/dispatcher/test_hardening.py",
+                             "tests/dispatcher/test_api_document.py"],
     "dispatcher/session_ids.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
     "dispatcher/auth.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
     "dispatcher/reaper.py": ["tests/dispatcher/test_reaper_retries.py", "tests/dispatcher/test_reaper.py"],
     "dispatcher/provider_errors.py": ["tests/dispatcher/test_provider_errors.py"],
-    "dispatcher/retry.py": ["tests/providers/test_retry_ratelimit.py"],
+    "dispatcher/retry.py": ["tests/providers/test_retry_ratelimit.py", "tests/providers/test_retry_send.py"],
     "dispatcher/ratelimit.py": ["tests/providers/test_retry_ratelimit.py"],
     "dispatcher/bot_contract.py": ["tests/providers/test_bot_contract.py"],
     "dispatcher/daily.py": ["tests/providers/test_daily.py"],
@@ -75,16 +84,50 @@ def scratch_copy() -> Path:
     return target
 
 
-def run_tests(workdir: Path, tests: list[str], timeout: float) -> tuple[str, float]:
-    """'passed', 'failed' or 'timeout', and the seconds it took."""
+def run_tests(
+    workdir: Path, tests: list[str], timeout: float, *, trace: tuple[Path, Path] | None = None
+) -> tuple[str, float]:
+    """'passed', 'failed' or 'timeout', and the seconds it took. `trace`: (module, out) records
+    which test runs which line of the module (bench/line_coverage.py); a failing traced run (the
+    clean one) shows pytest's summary."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # no stale bytecode between two mutants
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+    if trace is not None:
+        env.update(MUTATION_TRACE_FILE=str(trace[0]), MUTATION_TRACE_OUT=str(trace[1]))
+        command[3:3] = ["-p", "bench.line_coverage"]
     began = time.monotonic()
     try:
         result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", time.monotonic() - began
+    if result.returncode != 0 and trace is not None:
+        sys.stderr.write(result.stdout.decode(errors="replace")[-3000:])
+        sys.stderr.write(result.stderr.decode(errors="replace")[-2000:])
     return ("passed" if result.returncode == 0 else "failed"), time.monotonic() - began
+
+
+class Coverage:
+    """Which tests run a mutant's statement, from the clean run's trace (bench/line_coverage.py)."""
+
+    def __init__(self, trace: dict[str, Any], source: str) -> None:
+        self._import = set(trace["import"])
+        self._tests = {test: set(lines) for test, lines in trace["tests"].items()}
+        self._order: list[str] = trace["order"]
+        # a mutant names its node's first line: run the tests that ran any line of its innermost
+        # statement (a def or class from its first decorator: those run at import)
+        self._statements = [(min([n.lineno, *(d.lineno for d in getattr(n, "decorator_list", []))]),
+                             n.end_lineno or n.lineno) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.stmt)]
+
+    def tests_for(self, line: int) -> list[str] | None:
+        """The tests to run, in their order; None: every test (the statement runs at import)."""
+        spans = [(first, last) for first, last in self._statements if first <= line <= last]
+        if not spans:
+            return None
+        first, last = max(spans, key=lambda span: (span[0], -span[1]))
+        lines = set(range(first, last + 1))
+        if lines & self._import:
+            return None
+        return [test for test in self._order if self._tests.get(test, set()) & lines]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,12 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=1, help="run every Nth mutant of each module (default 1)")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--lines", help="only the mutants on these lines, e.g. 118,252 (re-checking survivors)")
+    parser.add_argument("--all-tests", action="store_true",
+                        help="run every test of the module on each mutant, not only those that run its statement")
     args = parser.parse_args(argv)
     modules = args.modules.split(",") if args.modules else list(TARGETS)
     unknown = [m for m in modules if m not in TARGETS]
     if unknown:
         parser.error(f"unknown module(s): {', '.join(unknown)}")
     chosen = {m: list(mutants(m, (ROOT / m).read_text()))[:: args.stride] for m in modules}
+    if args.lines:
+        wanted = {int(line) for line in args.lines.split(",")}
+        chosen = {m: [mutant for mutant in found if mutant.line in wanted] for m, found in chosen.items()}
     if args.list:
         for found in chosen.values():
             print(*found, sep="\n")
@@ -111,15 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for module, found in chosen.items():
             tests = TARGETS[module]
-            outcome, baseline = run_tests(workdir, tests, timeout=600)
+            trace_out = workdir / ".mutation-trace.json"
+            trace = None if args.all_tests else (workdir / module, trace_out)
+            outcome, baseline = run_tests(workdir, tests, timeout=1800, trace=trace)
             if outcome != "passed":
                 print(f"{module}: its tests do not pass unmutated ({outcome}); skipped", file=sys.stderr)
                 continue
-            survivors: list[Mutant] = []
             original = (workdir / module).read_text()
+            coverage = None if trace is None else Coverage(json.loads(trace_out.read_text()), original)
+            survivors: list[Mutant] = []
             for mutant in found:
+                selected = None if coverage is None else coverage.tests_for(mutant.line)
+                if selected == []:
+                    survivors.append(mutant)  # no test runs its statement: nothing can notice it
+                    print(f"survived  {mutant} (no test runs it)", flush=True)
+                    continue
                 (workdir / module).write_text(mutant.source)
-                outcome, _ = run_tests(workdir, tests, timeout=3 * baseline + 10)
+                outcome, _ = run_tests(workdir, selected or tests, timeout=3 * baseline + 10)
                 if outcome == "passed":
                     survivors.append(mutant)
                     print(f"survived  {mutant}", flush=True)
