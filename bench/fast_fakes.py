@@ -143,9 +143,10 @@ class Fleet:
             token = body.get("clientToken") or f"t{next(self._ids)}"
             if token not in self.ecs:
                 arn = f"arn:aws:ecs:eu-west-1:123456789012:task/bench/{next(self._ids):032x}"
+                family = str(body.get("taskDefinition", "")).rsplit("/", 1)[-1].split(":", 1)[0]
                 self.ecs[token] = {"taskArn": arn, "lastStatus": "PROVISIONING", "desiredStatus": "RUNNING",
                                    "startedBy": body.get("startedBy"), "tags": body.get("tags") or [],
-                                   "createdAt": time.time(), "containers": []}
+                                   "group": f"family:{family}", "createdAt": time.time(), "containers": []}
             return 200, {"tasks": [self.ecs[token]], "failures": []}
         if operation == "DescribeTasks":
             wanted = set(body.get("tasks") or [])
@@ -153,11 +154,16 @@ class Fleet:
             for task in tasks:
                 task["lastStatus"] = "RUNNING"
             return 200, {"tasks": tasks, "failures": []}
-        if operation == "ListTasks":
-            by = body.get("startedBy")
-            return 200, {"taskArns": [t["taskArn"] for t in self.ecs.values() if by in (None, t["startedBy"])]}
+        if operation == "ListTasks":  # as ECS filters: desired status RUNNING unless asked, family, startedBy
+            desired, by, family = body.get("desiredStatus", "RUNNING"), body.get("startedBy"), body.get("family")
+            return 200, {"taskArns": [t["taskArn"] for t in self.ecs.values() if t["desiredStatus"] == desired
+                                      and by in (None, t["startedBy"]) and family in (None, t["group"][7:])]}
         if operation == "StopTask":
-            return 200, {"task": {}}
+            for task in self.ecs.values():
+                if task["taskArn"] == body.get("task"):
+                    task["desiredStatus"] = "STOPPED"
+                    return 200, {"task": task}
+            return 400, {"__type": "InvalidParameterException", "message": "The referenced task was not found."}
         return 400, {"__type": "InvalidParameterException", "message": operation}
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
