@@ -135,6 +135,17 @@ async def test_a_wrong_secret_is_refused_by_the_signature_check(answers: Answers
     assert isinstance(caught, AwsError) and caught.code == "InvalidSignatureException" and caught.unauthorized
 
 
+async def test_no_credentials_at_all_is_an_unauthorized_refusal_without_a_call(answers: Answers) -> None:
+    client = AwsJsonApi(service="ecs", target_prefix="AmazonEC2ContainerServiceV20141113", region="eu-west-1",
+                        endpoint=answers.url, timeout=5, connect_timeout=5, credentials=AwsCredentials(lambda: None))
+    try:
+        with pytest.raises(AwsError) as caught:
+            await client.call("RunTask", {})
+    finally:
+        await client.aclose()
+    assert caught.value.unauthorized and answers.received == []
+
+
 # Through the provider: each AWS error type as the reason the dispatcher reports ---------------
 
 @pytest.mark.parametrize(
