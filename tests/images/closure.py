@@ -96,13 +96,27 @@ def runtime_env(dockerfile: Path, closure: Closure, home: Path) -> dict[str, str
 
 
 def runtime_workdir(dockerfile: Path, dest: Path) -> Path:
-    """The runtime stage's WORKDIR contents: only the sources it COPYs from the build context."""
+    """The runtime stage's WORKDIR contents: only the sources it COPYs from the build context, directly
+    or through a stage of the Dockerfile that copied them there (the bot's `code` stage)."""
     dest.mkdir(parents=True)
-    for copy in parse_file(dockerfile).final.all("COPY"):
-        if copy.flag("from") is None:
-            for source in copy.args.split()[:-1]:
-                target = dest / source.rstrip("/")
-                shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    parsed = parse_file(dockerfile)
+    stages = {stage.name for stage in parsed.stages}
+    for copy in parsed.final.all("COPY"):
+        *sources, _ = copy.args.split()
+        origin = copy.flag("from")
+        if origin in stages:
+            taken = {source.rstrip("/") for source in sources}
+            sources = [
+                source
+                for stage_copy in parsed.stage(str(origin)).all("COPY")
+                if stage_copy.flag("from") is None and stage_copy.args.split()[-1].rstrip("/") in taken
+                for source in stage_copy.args.split()[:-1]
+            ]
+        elif origin is not None:
+            continue
+        for source in sources:
+            target = dest / source.rstrip("/")
+            shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
 
