@@ -35,6 +35,7 @@ QUIET_GAP = 0.4  # seconds of quiet microphone that end the utterance
 PROBE = f"""
 (() => {{
   const timeline = window.__turn = {{mic: [], bot: []}};
+  const peers = window.__peers = [];
   let ctx = null;
   function tap(track, into) {{
     ctx = ctx || new AudioContext();
@@ -58,6 +59,7 @@ PROBE = f"""
   const Original = window.RTCPeerConnection;
   window.RTCPeerConnection = function (...args) {{
     const pc = new Original(...args);
+    peers.push(pc);
     pc.addEventListener('track', (event) => {{
       if (event.track.kind === 'audio') tap(event.track, timeline.bot);
     }});
@@ -79,20 +81,49 @@ def utterances(mic: list[float]) -> list[tuple[float, float]]:
     return [(start, end) for start, end in spans]
 
 
+# Chromium's receive-side jitter buffer (NetEq) for the bot's audio, from the standard
+# inbound-rtp statistics: the average time a sample waited, NetEq's current target, and the floor
+# the page asked for (jitterBufferTarget; none here, so 0).
+JITTER_STATS = """
+(async () => {
+  for (const pc of window.__peers) {
+    const stats = await pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.jitterBufferEmittedCount) {
+        return JSON.stringify({
+          mean_ms: 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount,
+          target_ms: 1000 * s.jitterBufferTargetDelay / s.jitterBufferEmittedCount,
+          minimum_ms: 1000 * (s.jitterBufferMinimumDelay || 0) / s.jitterBufferEmittedCount,
+          jitter_ms: 1000 * s.jitter,
+        });
+      }
+    }
+  }
+  return 'null';
+})()
+"""
+
+
+CLEAN_BEFORE_END = 0.5  # seconds without bot audio before the utterance's end: a clean turn
+
+
 def turn_latency(mic: list[float], bot: list[float]) -> float | None:
-    """The first utterance that starts after the bot is heard (its greeting: it is in the call and
-    listening; the fake microphone loops, so an earlier one may have gone unheard) → the first
-    loud bot block after that utterance's end."""
+    """The first clean turn after the bot is heard (its greeting: it is in the call and listening;
+    the fake microphone loops, so an earlier utterance may have gone unheard) → the first loud bot
+    block after that utterance's end. Clean: the bot was silent for CLEAN_BEFORE_END before the
+    end, so the block found is a reply to it, not the tail of an earlier echo still playing (under
+    load an echo can run late into the next loop of the microphone)."""
     if not bot:
         return None
-    heard = next(((start, end) for start, end in utterances(mic) if start > bot[0]), None)
-    if heard is None:
-        return None
-    reply = next((t for t in bot if t > heard[1]), None)
-    return None if reply is None else reply - heard[1]
+    for start, end in utterances(mic):
+        if start <= bot[0] or any(end - CLEAN_BEFORE_END < t <= end for t in bot):
+            continue
+        reply = next((t for t in bot if t > end), None)
+        return None if reply is None else reply - end
+    return None
 
 
-async def one_run(base_url: str, mic_wav: Path, profile: Path) -> float | None:
+async def one_run(base_url: str, mic_wav: Path, profile: Path) -> tuple[float | None, dict[str, float] | None]:
     async with Browser("about:blank", mic_wav, profile) as page:
         await page.send("Page.addScriptToEvaluateOnNewDocument", source=PROBE)
         await page.send("Page.navigate", url=base_url + "/")
@@ -106,23 +137,28 @@ async def one_run(base_url: str, mic_wav: Path, profile: Path) -> float | None:
             if turn_latency(data["mic"], data["bot"]) is not None:
                 break
             await asyncio.sleep(0.1)
+        jitter = json.loads(await page.evaluate(JITTER_STATS))
         await page.evaluate("document.getElementById('hangup').click()")
-    return turn_latency(data["mic"], data["bot"])
+    return turn_latency(data["mic"], data["bot"]), jitter
 
 
-async def main_async(runs: int, env: dict[str, str]) -> list[float]:
+async def main_async(runs: int, env: dict[str, str]) -> tuple[list[float], list[dict[str, float]]]:
     results: list[float] = []
+    buffers: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="browser-turn-") as tmp:
         root = Path(tmp)
         mic = browser_mic(SPEECH, root / "mic48k.wav")
         (root / "dispatcher").mkdir()
         with run_dispatcher(root / "dispatcher", {"RESERVE_MAX_IDLE": "0", **env}) as dispatcher:
             for i in range(runs):
-                latency = await one_run(dispatcher.base_url, mic, root / f"profile{i}")
-                print(f"run {i + 1}: {'n/a' if latency is None else f'{latency * 1000:.0f} ms'}", flush=True)
+                latency, jitter = await one_run(dispatcher.base_url, mic, root / f"profile{i}")
+                held = "" if jitter is None else f", Chromium jitter buffer {jitter['mean_ms']:.0f} ms"
+                print(f"run {i + 1}: {'n/a' if latency is None else f'{latency * 1000:.0f} ms'}{held}", flush=True)
                 if latency is not None:
                     results.append(latency)
-    return results
+                if jitter is not None:
+                    buffers.append(jitter)
+    return results, buffers
 
 
 def main() -> None:
@@ -132,11 +168,16 @@ def main() -> None:
     if chromium_path() is None:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
     load = os.getloadavg()[0]
-    results = asyncio.run(main_async(args.runs, {}))
+    results, buffers = asyncio.run(main_async(args.runs, {}))
     ms = sorted(r * 1000 for r in results)
     summary = f"{statistics.median(ms):.0f} ms [{ms[0]:.0f}–{ms[-1]:.0f}]" if ms else "n/a"
     print(f"end of speech → first bot audio, browser client: {summary} ({len(ms)}/{args.runs} runs); "
           f"load {load:.1f} → {os.getloadavg()[0]:.1f}")
+    for key, what in (("mean_ms", "mean hold"), ("target_ms", "NetEq target"), ("jitter_ms", "RTP jitter")):
+        values = sorted(b[key] for b in buffers)
+        if values:
+            print(f"Chromium jitter buffer, bot audio, {what}: {statistics.median(values):.1f} ms "
+                  f"[{values[0]:.1f}–{values[-1]:.1f}]")
 
 
 if __name__ == "__main__":

@@ -100,8 +100,9 @@ def breakdown(trace: list[dict[str, object]], speech_end: float, reply_at: float
         "c vad_stop → reply pushed": (t_pushed - t_stop) * 1000,
         "d reply pushed → out track first loud": (t_out - t_pushed) * 1000,
         "e out track → client first loud": (reply_at - t_out) * 1000,
-        "bot jitter hold (median/turn)": float(stop.get("jitter_hold_ms") or float("nan")),  # type: ignore[arg-type]
     }
+    hold = stop.get("jitter_hold_ms")  # 0.0 is a real hold (packets handed on at once); None: not measured
+    row["bot jitter hold (median/turn)"] = float("nan") if hold is None else float(hold)  # type: ignore[arg-type]
     return row
 
 

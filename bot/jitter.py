@@ -17,8 +17,15 @@ jitter. On a very jittery network with a consumer that does care about smooth in
 set `VOICEFLEET_AUDIO_JITTER_PREFETCH=4` (aiortc's default) back.
 
 Applied only to the audio receiver(s) of the bot's own peer connection (never process-wide:
-the test client in the same interpreter, if any, keeps aiortc's buffer). 1 is the smallest
-useful value: aiortc releases a frame when the next packet shows it is complete (0 acts as 1).
+the test client in the same interpreter, if any, keeps aiortc's buffer).
+
+The default is 0, which aiortc itself treats as 1: it releases a frame only when the *next*
+packet shows that the frame is complete, so every packet waited 20 ms for its successor. For
+audio that wait proves nothing: an Opus RTP packet is always one whole frame (RFC 7587 §4.2),
+so with 0 the bot's buffer hands over the oldest packet as soon as it is there, in sequence
+order. A gap still holds the packets behind it until the missing one arrives or the capacity is
+exceeded, exactly as before; what goes is the last 20 ms of cushion (measured in
+bench/local_session.py --trace, stage a).
 """
 
 from __future__ import annotations
@@ -27,16 +34,28 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
 PREFETCH_ENV = "VOICEFLEET_AUDIO_JITTER_PREFETCH"
-DEFAULT_PREFETCH = 1
+DEFAULT_PREFETCH = 0
 AIORTC_AUDIO_CAPACITY = 16  # aiortc's own value: how long a lost packet is waited for
 _ATTR = "_RTCRtpReceiver__jitter_buffer"  # aiortc's private (name-mangled) attribute
 
 
 class BotAudioJitterBuffer(JitterBuffer):
-    """aiortc's buffer, marked as ours so installing twice (renegotiation) keeps its packets."""
+    """aiortc's buffer, marked as ours so installing twice (renegotiation) keeps its packets.
+
+    With prefetch 0 the oldest packet leaves as soon as it has arrived (see the module's doc).
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        if self._prefetch > 0 or self._origin is None:
+            return super()._remove_frame(sequence_number)
+        packet = self._packets[self._origin % self._capacity]
+        if packet is None:
+            return None  # a gap at the head: the packets behind it wait for it, as in aiortc
+        self.remove(1)
+        return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
 
 
 def audio_prefetch(environ: Mapping[str, str] = os.environ) -> int:
