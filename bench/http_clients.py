@@ -3,7 +3,8 @@
 Each client sends `--requests` JSON POSTs at `--concurrency` to the fast fakes (another process,
 `--latency` per call, like a provider), in this process, and the process's CPU per request is
 read around the run. The raw asyncio client (one keep-alive connection per worker, no pool) is
-the floor, and also shows how fast the fakes are when driven directly. Arms alternate per round.
+the floor, and also shows how fast the fakes are when driven directly. The dispatcher's own
+client and its ECS call (signing included) run the same way. Arms alternate per round.
 
     uv run --all-groups python -m bench.http_clients --rounds 3   # httpx is a dev dependency now
 """
@@ -82,6 +83,48 @@ async def run_raw(host: str, port: int, requests: int, concurrency: int) -> floa
     return time.perf_counter() - began
 
 
+async def run_dispatcher_client(base: str, requests: int, concurrency: int) -> float:
+    """dispatcher/http_client.py, as Daily, Fly and Compute Engine use it."""
+    from dispatcher.http_client import HttpClient
+
+    client = HttpClient(base, timeout=10)
+
+    async def send(i: int) -> int:
+        response = await client.request("POST", "/v1/rooms", json={**BODY, "name": f"d{i}"})
+        response.json()
+        return response.status_code
+
+    try:
+        return await _drive(send, requests, concurrency)
+    finally:
+        await client.aclose()
+
+
+async def run_ecs_api(base: str, requests: int, concurrency: int) -> float:
+    """dispatcher/aws_json.py: an ECS DescribeTasks, signed (with a session token, as a task role
+    signs) and checked by the fake, over the same pool."""
+    from botocore.credentials import Credentials
+
+    from bench.fast_fakes import AWS_KEY_ID, AWS_REGION, AWS_SECRET, AWS_TOKEN
+    from dispatcher.aws_credentials import AwsCredentials
+    from dispatcher.aws_json import AwsJsonApi
+    from dispatcher.machines.ecs import ECS_TARGET_PREFIX
+
+    keys = AwsCredentials(lambda: Credentials(AWS_KEY_ID, AWS_SECRET, AWS_TOKEN))
+    api = AwsJsonApi(service="ecs", target_prefix=ECS_TARGET_PREFIX, region=AWS_REGION, endpoint=base, timeout=10,
+                     connect_timeout=3, credentials=keys)
+
+    async def send(i: int) -> int:
+        arn = f"arn:aws:ecs:{AWS_REGION}:123456789012:task/bench/{i:032x}"
+        await api.call("DescribeTasks", {"cluster": "bench", "tasks": [arn], "include": ["TAGS"]})
+        return 200
+
+    try:
+        return await _drive(send, requests, concurrency)
+    finally:
+        await api.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
@@ -96,6 +139,8 @@ def main() -> None:
             "raw asyncio (floor; fakes driven directly)": lambda: run_raw("127.0.0.1", fakes.port, n, c),
             "aiohttp (limit 100)": lambda: run_aiohttp(fakes.url, n, c),
             "aiohttp (no limit)": lambda: run_aiohttp(fakes.url, n, c, limit=0),
+            "dispatcher HttpClient (JSON POST)": lambda: run_dispatcher_client(fakes.url, n, c),
+            "dispatcher ECS call (signed JSON 1.1)": lambda: run_ecs_api(fakes.url, n, c),
             "httpx (default limits, 100)": lambda: run_httpx(fakes.url, n, c),
             "httpx (limits 1000)": lambda: run_httpx(fakes.url, n, c, max_connections=1000),
         }
