@@ -186,3 +186,9 @@ async def test_a_webrtc_session_runs_the_webrtc_bots_task_definition_and_is_list
         assert {webrtc.session_id: "webrtc", daily.session_id: "daily"}.items() <= listed.items()
     finally:
         await provider.aclose()
+
+
+def test_a_task_without_our_creation_tag_is_dated_by_ecs_epoch_seconds() -> None:
+    """ECS's JSON answers carry timestamps as epoch seconds (boto3 used to make them datetimes)."""
+    task = {"taskArn": "arn:t", "lastStatus": "RUNNING", "createdAt": 1795349679.5, "tags": []}
+    assert to_machine(task).created_at == 1795349679.5
