@@ -76,7 +76,12 @@ def test_build_keeps_only_the_botocore_models_the_ecs_provider_uses() -> None:
 
 
 def test_the_ecs_provider_uses_no_other_aws_service() -> None:
+    """The dispatcher calls ECS over its JSON API itself (dispatcher/aws_json.py) and builds no
+    boto3 client: botocore is left only the credential chain (sts/sso models for profiles)."""
     from pathlib import Path
 
-    source = (Path(__file__).resolve().parents[2] / "dispatcher" / "machines" / "ecs.py").read_text()
-    assert set(re.findall(r"\.client\(\s*\"([a-z0-9-]+)\"", source)) == {"ecs"}
+    sources = [path.read_text() for path in (Path(__file__).resolve().parents[2] / "dispatcher").rglob("*.py")]
+    assert not any(re.search(r"\.client\(", source) for source in sources)
+    called = re.compile(r"AwsJsonApi\([^)]*service=\"([a-z0-9-]+)\"", re.S)
+    services = {name for source in sources for name in called.findall(source)}
+    assert services == {"ecs"}
