@@ -34,12 +34,13 @@ from typing import Any
 from bench.mutants import Mutant, mutants
 
 ROOT = Path(__file__).resolve().parents[1]
-DISPATCHER_API = ["tests/dispatcher/test_sessions.py", "tests/dispatcher/test_request_bounds.py",
-                  "tests/dispatcher/test_delete_status.py", "tests/dispatcher/test_errors.py",
-                  "tests/dispatcher/test_start.py", "tests/providers/test_dispatch.py",
+DISPATCHER_API = ["tests/dispatcher/test_session_service.py", "tests/dispatcher/test_sessions.py",
+                  "tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_delete_status.py",
+                  "tests/dispatcher/test_errors.py", "tests/dispatcher/test_start.py",
+                  "tests/providers/test_dispatch.py",
                   # both transports in one deployment; a warm start (a claimed bot, local and Fly)
                   "tests/providers/test_cloud_webrtc.py", "tests/dispatcher/test_reserve.py",
-                  "tests/providers/test_fly_reserve.py", "tests/dispatcher/test_session_service.py"]
+                  "tests/providers/test_fly_reserve.py"]
 # The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
 TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
     "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
@@ -54,11 +55,15 @@ def provider_tests(provider: str) -> list[str]:
 # module -> the behaviour tests that speak for it (fast ones first: -x stops at the first failure)
 TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions.py": DISPATCHER_API,
-    "dispatcher/routes.py": [*DISPATCHER_API, "tests/dispatcher/test_hardening.py",
-                             "tests/dispatcher/test_api_document.py"],
+    "dispatcher/routes.py": ["tests/dispatcher/test_api_document.py", "tests/dispatcher/test_hardening.py",
+                             *DISPATCHER_API],
     "dispatcher/session_ids.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
     "dispatcher/auth.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
     "dispatcher/reaper.py": ["tests/dispatcher/test_reaper_retries.py", "tests/dispatcher/test_reaper.py"],
+    "dispatcher/admission.py": ["tests/dispatcher/test_admission.py", "tests/dispatcher/test_sessions.py"],
+    # the warm reserve: local bots over the channel, then each cloud provider's claim
+    "dispatcher/reserve.py": ["tests/dispatcher/test_reserve.py", "tests/providers/test_fly_reserve.py",
+                              "tests/providers/test_gce_reserve.py", "tests/providers/test_ecs_reserve.py"],
     "dispatcher/provider_errors.py": ["tests/dispatcher/test_provider_errors.py"],
     "dispatcher/retry.py": ["tests/providers/test_retry_ratelimit.py", "tests/providers/test_retry_send.py"],
     "dispatcher/ratelimit.py": ["tests/providers/test_retry_ratelimit.py"],

@@ -148,3 +148,36 @@ async def test_an_orphan_room_a_lagging_list_still_shows_is_ended_once() -> None
     assert (await reaper.sweep())["orphan_room"] == 1
     assert not await reaper.sweep()
     assert rooms.deleted == ["orphan"]
+
+
+async def test_a_sweep_whose_listings_fail_says_so_in_its_result_and_its_metrics() -> None:
+    class Unlisted(ListedMachines):
+        async def list(self) -> list[Machine]:
+            raise RuntimeError("provider list failed")
+
+    class UnlistedRooms(RecordingRooms):
+        async def list_sessions(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("rooms list failed")
+
+    metrics = Metrics("memory")
+    machines_down = Reaper(Unlisted([]), RecordingRooms(), metrics, max_session_seconds=60,
+                           settings=ReaperSettings(), clock=lambda: 1010.0)
+    assert await machines_down.sweep() == {"list_failed": 1}
+    rooms_down = Reaper(ListedMachines([]), UnlistedRooms(), metrics, max_session_seconds=60,
+                        settings=ReaperSettings(), clock=lambda: 1010.0)
+    assert await rooms_down.sweep() == {"list_rooms_failed": 1}
+    shown = metrics.render(0).decode()
+    for outcome in ("list_failed", "list_rooms_failed"):
+        assert f'voicefleet_reaped_total{{outcome="{outcome}",provider="memory"}} 1.0' in shown
+
+
+async def test_a_machine_is_overdue_only_past_its_max_session_plus_grace() -> None:
+    def running(session_id: str, created_at: float) -> Machine:
+        return Machine(session_id=session_id, machine_id=f"m-{session_id}", state=MachineState.STARTED,
+                       created_at=created_at)
+
+    machines = ListedMachines([running("on-time", 1000.0), running("late", 999.0)])
+    reaper = Reaper(machines, RecordingRooms(), Metrics("memory"), max_session_seconds=50,
+                    settings=ReaperSettings(grace_seconds=10), clock=lambda: 1060.0)
+    assert await reaper.sweep() == {"overdue": 1}
+    assert machines.stops == ["late"]  # 61 s old; "on-time" is exactly 50 + 10 s old: not yet

@@ -7,7 +7,7 @@ import asyncio
 
 from dispatcher.machines.base import Machine, MachineState
 from dispatcher.metrics import Metrics
-from dispatcher.sessions import SessionService
+from dispatcher.sessions import Session, SessionService
 from dispatcher.settings import Settings
 from tests.dispatcher.test_reaper_retries import ListedMachines
 
@@ -39,3 +39,9 @@ async def test_closing_cancels_a_recount_still_waiting_for_the_provider() -> Non
     await asyncio.wait_for(machines.listing.wait(), 30)
     await service.aclose()
     assert machines.cancelled == 1  # not left calling the provider after the dispatcher closed
+
+
+def test_a_sessions_repr_never_shows_the_callers_token() -> None:
+    machine = Machine(session_id="s" * 24, machine_id="m", state=MachineState.STARTED, created_at=0.0)
+    session = Session(machine, created=True, room_url="https://rooms.test/vf-s", user_token="secret-user-token")
+    assert "secret-user-token" not in repr(session) and "secret-user-token" not in str(session)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from dispatcher.ratelimit import Rate, RateLimited, TokenBucket
@@ -139,3 +141,21 @@ def test_a_bucket_that_could_never_give_a_token_is_refused_when_built(rate: Rate
 def test_a_burst_of_one_is_the_smallest_setting() -> None:
     default = Rate(per_second=1, burst=3)
     assert Rate.from_env({"DAILY_BURST": "1"}, "DAILY", default).burst == 1  # one call at a time
+
+
+async def test_a_retry_may_sleep_until_exactly_the_deadline() -> None:
+    clock = Clock()
+    call = Flaky(failures=10, retry_after=0.25)
+    with pytest.raises(Transient):
+        await with_retries(call, Backoff(attempts=10, base=0.001, deadline=0.5), sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == [0.25, 0.25]  # the second wait ends at 0.5 s, on the deadline: allowed
+    assert call.calls == 3
+
+
+async def test_backoff_doubles_from_its_base_up_to_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # full jitter at its top: the bound itself
+    clock = Clock()
+    backoff = Backoff(attempts=6, base=1.0, cap=6.0, deadline=1000)
+    with pytest.raises(Transient):
+        await with_retries(Flaky(failures=10), backoff, sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == [1.0, 2.0, 4.0, 6.0, 6.0]
