@@ -9,7 +9,6 @@ launch, so the client's own retries of one insert are one operation. The session
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -21,23 +20,24 @@ from typing import Any
 from dispatcher.bot_contract import gce_metadata_items
 from dispatcher.http_client import HttpClient, HttpResponse
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.machines.gce_auth import GceAuth
+from dispatcher.machines.gce_labels import (
+    IDLE_INFIX,
+    LABEL_CLAIMED,
+    LABEL_DIGEST,
+    LABEL_SESSION,
+    LABEL_TRANSPORT,
+    ClaimedVms,
+)
 from dispatcher.provider_errors import refusal
 from dispatcher.ratelimit import Rate, TokenBucket
 from dispatcher.retry import Backoff, poll_until_started, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
 
-LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
-LABEL_TRANSPORT = "voicefleet-transport"  # "daily" or "webrtc" (absent: daily)
-# A claimed reserve VM's claim time (epoch seconds): its session's start, for the reaper, since
-# creationTimestamp is when the VM began to wait.
-LABEL_CLAIMED = "voicefleet-claimed"
-IDLE_INFIX = "idle-"  # a reserve VM is `<prefix>-idle-<bot id>` (gce_reserve.py), kept when claimed
-
 _STARTING = {"PROVISIONING", "STAGING"}
 _STARTED = {"RUNNING", "REPAIRING"}
 
 DEFAULT_API_URL = "https://compute.googleapis.com/compute/v1"
-COMPUTE_SCOPE = "https://www.googleapis.com/auth/compute"
 # Compute API rate quotas are per project per minute and vary; a create every 100 ms is well
 # inside the defaults and leaves room for the other API calls (get/list/delete).
 DEFAULT_INSERT_RATE = Rate(per_second=10, burst=20)
@@ -92,35 +92,6 @@ class GceSettings:
         )
 
 
-class GceAuth:
-    """Application Default Credentials (`google.auth.default`), refreshed in a thread because
-    google-auth is synchronous; `anonymous` sends no credentials (a local fake)."""
-
-    def __init__(self, *, anonymous: bool = False) -> None:
-        self._anonymous = anonymous
-        self._credentials: Any = None
-        self._lock = asyncio.Lock()
-
-    async def headers(self) -> dict[str, str]:
-        if self._anonymous:
-            return {}
-        async with self._lock:
-            if self._credentials is None:
-                import google.auth
-
-                self._credentials, _ = await asyncio.to_thread(google.auth.default, scopes=[COMPUTE_SCOPE])
-            if not self._credentials.valid:
-                await asyncio.to_thread(self._refresh)
-        return {"Authorization": f"Bearer {self._credentials.token}"}
-
-    def _refresh(self) -> None:
-        # urllib3 is in the dispatcher's closure already (botocore); `requests` is not.
-        import urllib3
-        from google.auth.transport.urllib3 import Request
-
-        self._credentials.refresh(Request(urllib3.PoolManager(timeout=10.0)))  # type: ignore[no-untyped-call]
-
-
 def to_machine(raw: Mapping[str, Any]) -> Machine:
     labels = raw.get("labels") or {}
     status = str(raw.get("status", ""))
@@ -172,9 +143,7 @@ class GceMachines:
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
         self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
-        # Session → instance name of sessions that run on a claimed reserve VM (named for its bot,
-        # not the session), as far as this replica knows; others find them by label.
-        self._claimed: dict[str, str] = {}
+        self._claimed = ClaimedVms(self._request, self._failed)  # sessions on a claimed reserve VM
 
     def instance_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
@@ -273,31 +242,15 @@ class GceMachines:
         return LaunchResult(machine, created=True)
 
     async def status(self, session_id: str) -> Machine | None:
-        name = self._claimed.get(session_id) or self.instance_name(session_id)
+        name = self._claimed.name(session_id) or self.instance_name(session_id)
         response = await self._request("GET", f"/instances/{name}")
         if response.status_code == 404:
-            if claimed := await self._by_session_label(session_id):
+            if claimed := await self._claimed.find(session_id):
                 return to_machine(claimed)
             return await self._failed_insert(session_id)
         if response.status_code != 200:
             raise self._failed(response, f"get instance {name}")
         return to_machine(response.json())
-
-    async def _by_session_label(self, session_id: str) -> dict[str, Any] | None:
-        """The VM labelled with the session that is not named for it: a claimed reserve VM
-        (gce_reserve.py). One `instances.list` with a label filter, paid only when the VM named
-        for the session does not exist (a warm session another replica claimed, or an ended one)."""
-        if not re.fullmatch(r"[a-z0-9_-]{1,63}", session_id):
-            return None  # not a label value: no VM can carry it (and nothing to quote in the filter)
-        params = {"filter": f"labels.{LABEL_SESSION} = {session_id}", "maxResults": "2"}
-        response = await self._request("GET", "/instances", params=params)
-        if response.status_code != 200:
-            raise self._failed(response, f"find the instance labelled {session_id}")
-        items = response.json().get("items") or []
-        if not items:
-            return None
-        self._claimed[session_id] = str(items[0]["name"])
-        return dict(items[0])
 
     async def _failed_insert(self, session_id: str) -> Machine | None:
         """No instance: was an insert refused after it was accepted? The zone's operations say."""
@@ -322,10 +275,10 @@ class GceMachines:
 
     async def stop(self, session_id: str) -> bool:
         """Delete, not stop: a stopped VM keeps its disk (and its bill), and is never reused."""
-        name = self._claimed.get(session_id) or self.instance_name(session_id)
+        name = self._claimed.name(session_id) or self.instance_name(session_id)
         response = await self._request("DELETE", f"/instances/{name}")
         if response.status_code == 404:
-            claimed = await self._by_session_label(session_id)
+            claimed = await self._claimed.find(session_id)
             if claimed is None:
                 return False
             name = str(claimed["name"])

@@ -9,7 +9,7 @@ plain metadata; the VM's own values are `bot-machine-id` and `bot-image-digest`
 (`GCE_RESERVE_METADATA`). A claim replaces the VM's labels with `instances.setLabels` (the idle
 label dropped, the session's added) under the current `labelFingerprint`: a GET, then the write;
 a stale fingerprint (412 `conditionNotMet`) is re-read once. The VM keeps its name, so look-ups by
-session fall back to a label filter (`GceMachines._by_session_label`).
+session fall back to a label filter (gce_labels.py `ClaimedVms`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,8 @@ from typing import Any
 from botchannel.contract import IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.bot_contract import GCE_RESERVE_METADATA
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
-from dispatcher.machines.gce import (
-    IDLE_INFIX,
-    LABEL_CLAIMED,
-    LABEL_DIGEST,
-    LABEL_SESSION,
-    LABEL_TRANSPORT,
-    GceMachines,
-    GceSettings,
-    to_machine,
-)
+from dispatcher.machines.gce import GceMachines, GceSettings, to_machine
+from dispatcher.machines.gce_labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
 
 LABEL_IDLE = "voicefleet-idle"
 _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short enough for a VM name
@@ -97,7 +89,7 @@ class GceWarmMachines(GceMachines):
             response = await self._request("POST", f"/instances/{name}/setLabels",
                                            json={"labels": labels, "labelFingerprint": vm.get("labelFingerprint", "")})
             if response.status_code == 200:
-                self._claimed[spec.session_id] = name
+                self._claimed.remember(spec.session_id, name)
                 return LaunchResult(to_machine({**vm, "labels": labels}), created=True)
             if response.status_code != 412 or attempt == 1:
                 raise self._failed(response, f"label reserve instance {name} with its session")

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from dispatcher.machines.base import MachinesError, MachineState
-from dispatcher.machines.gce import GceAuth, GceMachines, GceSettings, to_machine
+from dispatcher.machines.gce import GceMachines, GceSettings, to_machine
+from dispatcher.machines.gce_auth import GceAuth
 from dispatcher.settings import SettingsError
 from tests.fakes.gce import PROJECT, TEMPLATE, FakeGce
 from tests.providers.harness import gce_harness
