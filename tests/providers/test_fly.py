@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -214,3 +215,24 @@ async def test_closing_the_provider_leaves_no_open_connection_pool(fake_fly: Fak
         await provider.aclose()
 
     assert await unclosed_reports(use_and_close) == []
+
+
+async def test_launches_never_waited_on_are_remembered_up_to_1024(fake_fly: FakeFly) -> None:
+    """A launch remembers its machine so that `?wait=started` needs no status read; starts that
+    never wait must not grow that memory without bound: the oldest is forgotten first."""
+    provider = fly_harness(fake_fly).make(FLY_CREATE_RATE="100000", FLY_CREATE_BURST="100000")
+    try:
+        first, second = spec(), spec()
+        await provider.launch(first)
+        await provider.launch(second)
+        for done in range(0, 1023, 50):  # 1023 more: 1025 launched, none waited on
+            await asyncio.gather(*(provider.launch(spec()) for _ in range(min(50, 1023 - done))))
+        fake_fly.boot_after = 0.0
+        second_id = fake_fly.by_name(f"vf-{second.session_id}")["id"]
+        await provider.wait_started(second.session_id, timeout=30)  # still remembered: /wait only
+        assert [c.path.endswith("/wait") for c in fake_fly.calls_to("GET", f"/machines/{second_id}")] == [True]
+        first_id = fake_fly.by_name(f"vf-{first.session_id}")["id"]
+        await provider.wait_started(first.session_id, timeout=30)  # forgotten: read again, then it runs
+        assert [c.path.endswith("/wait") for c in fake_fly.calls_to("GET", f"/machines/{first_id}")] == [False]
+    finally:
+        await provider.aclose()
