@@ -71,9 +71,14 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/daily.py": ["tests/providers/test_daily.py"],
     "dispatcher/machines/fly.py": provider_tests("fly"),
     "dispatcher/machines/gce.py": provider_tests("gce"),
+    "dispatcher/machines/gce_auth.py": provider_tests("gce"),
+    "dispatcher/machines/gce_labels.py": provider_tests("gce"),
+    "dispatcher/machines/fly_reserve.py": provider_tests("fly"),
+    "dispatcher/machines/gce_reserve.py": provider_tests("gce"),
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
     "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py"],
-    "policy/rules.py": ["tests/infra/test_policy.py", "tests/infra/test_policy_channel.py", *TURN_POLICY],
+    "policy/rules.py": ["tests/infra/test_policy_turn.py", *TURN_POLICY, "tests/infra/test_policy_channel.py",
+                        "tests/infra/test_policy.py"],
 }
 
 
