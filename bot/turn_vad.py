@@ -57,6 +57,7 @@ class OnsetVADProcessor(VADProcessor):
             return self._state
 
         vad_analyzer.analyze_audio = analyze_audio  # type: ignore[method-assign]
+        self._hook = analyze_audio
 
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]  # as pipecat's own
         await super().setup(setup)  # sets the analyzer's sample rate (and its own params)
@@ -64,7 +65,8 @@ class OnsetVADProcessor(VADProcessor):
             self._analyzer.set_params(self._analyzer.params.model_copy(update={"stop_secs": self._stop_secs}))
 
     async def cleanup(self) -> None:
-        self._analyzer.__dict__.pop("analyze_audio", None)
+        if self._analyzer.__dict__.get("analyze_audio") is self._hook:  # not a later processor's
+            del self._analyzer.__dict__["analyze_audio"]
         await super().cleanup()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
