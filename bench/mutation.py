@@ -76,7 +76,10 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/machines/fly_reserve.py": provider_tests("fly"),
     "dispatcher/machines/gce_reserve.py": provider_tests("gce"),
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
-    "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py"],
+    "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py",
+                          "tests/infra/test_components.py"],
+    "stacks/gcp_bot.py": ["tests/infra/test_gcp.py", "tests/infra/test_gce_reserve_stack.py",
+                          "tests/infra/test_components.py"],
     "policy/rules.py": ["tests/infra/test_policy_turn.py", *TURN_POLICY, "tests/infra/test_policy_channel.py",
                         "tests/infra/test_policy.py"],
 }

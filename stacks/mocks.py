@@ -158,6 +158,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
+        self.completed: dict[str, dict[str, Any]] = {}  # component URN -> the outputs it registered
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -174,10 +175,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        """A component's `register_outputs`: the engine marks it complete and keeps its outputs."""
+        with self._lock:
+            self.completed[request.urn] = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+
 @dataclass
 class Run:
     registrations: list[Registration]
     outputs: dict[str, Any] = field(default_factory=dict)
+    completed: dict[str, dict[str, Any]] = field(default_factory=dict)  # component URN -> registered outputs
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == typ]
@@ -217,5 +226,5 @@ def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str
 
     # A fresh context: Pulumi keeps its settings, root stack and config in context variables.
     outputs = contextvars.Context().run(_run)
-    return Run(registrations=list(monitor.registrations), outputs=outputs)
+    return Run(registrations=list(monitor.registrations), outputs=outputs, completed=dict(monitor.completed))
 
