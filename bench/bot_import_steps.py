@@ -100,9 +100,11 @@ def spread(values: list[float]) -> str:
 def print_starts(starts: dict[str, list[Start]], loads: tuple[float, float]) -> None:
     n = len(next(iter(starts.values())))
     print(f"spawn → ready, s, median [min–max], n={n} per arm; load avg {loads[0]:.2f} → {loads[1]:.2f}")
-    print(f"{'bytecode':10} {'wall':>22} {'CPU (user+sys)':>22}")
+    print("(wall − queued: the wall time less the bot's main thread waiting for a core)")
+    print(f"{'bytecode':10} {'wall':>22} {'CPU (user+sys)':>22} {'wall − queued':>22}")
     for arm, runs in starts.items():
-        print(f"{arm:10} {spread([r.wall_s for r in runs]):>22} {spread([r.cpu_s for r in runs]):>22}")
+        walls, cpus = spread([r.wall_s for r in runs]), spread([r.cpu_s for r in runs])
+        print(f"{arm:10} {walls:>22} {cpus:>22} {spread([r.unqueued_s for r in runs]):>22}")
 
 
 def print_steps(runs: list[tuple[Counter[str], float, float]]) -> None:

@@ -36,6 +36,12 @@ ARMS = ("compiled", "source")
 class Start:
     wall_s: float  # spawn → the `ready` line read by the parent
     cpu_s: float  # the bot's user + system time (all its threads) when the line was read
+    queued_s: float  # how long its main thread was runnable but waiting for a core (schedstat)
+
+    @property
+    def unqueued_s(self) -> float:
+        """The wall time less the wait for a core: about what a free core would give."""
+        return self.wall_s - self.queued_s
 
 
 def bot_env(pycache: Path | None = None, *, write_bytecode: bool = False) -> dict[str, str]:
@@ -58,6 +64,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
+def queued_seconds(pid: int) -> float:
+    """The main thread's run-queue wait (/proc/<pid>/schedstat: run time, wait time, slices; ns)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def spawn_until_ready(python: str, env: dict[str, str]) -> Start:
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -72,13 +84,13 @@ def spawn_until_ready(python: str, env: dict[str, str]) -> Start:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         wall = time.perf_counter() - started
-        cpu = cpu_seconds(proc.pid)
+        cpu, queued = cpu_seconds(proc.pid), queued_seconds(proc.pid)
         if json.loads(line or "{}").get("event") != "ready":
             raise RuntimeError(f"expected the bot's ready line, got {line!r}")
     finally:
         proc.terminate()
         proc.wait(15)
-    return Start(wall, cpu)
+    return Start(wall, cpu, queued)
 
 
 def prepare_caches(python: str, root: Path) -> dict[str, Path]:
