@@ -181,3 +181,21 @@ async def test_a_machine_is_overdue_only_past_its_max_session_plus_grace() -> No
                     settings=ReaperSettings(grace_seconds=10), clock=lambda: 1060.0)
     assert await reaper.sweep() == {"overdue": 1}
     assert machines.stops == ["late"]  # 61 s old; "on-time" is exactly 50 + 10 s old: not yet
+
+
+async def test_an_ended_webrtc_session_is_cleaned_once_without_a_room_call() -> None:
+    webrtc = Machine(session_id="p2p", machine_id="m-p2p", state=MachineState.ENDED, created_at=1000.0,
+                     transport="webrtc")
+    machines, rooms = ListedMachines([webrtc]), RecordingRooms()
+    reaper = reaper_for(machines, rooms)
+    assert await reaper.sweep() == {"ended_session": 1}  # it never had a room: nothing failed
+    assert not await reaper.sweep()  # done, remembered
+    assert (machines.stops, rooms.deleted) == (["p2p"], [])
+
+
+async def test_an_orphan_room_is_ended_only_once_older_than_the_grace() -> None:
+    rooms = RecordingRooms(existing={"at-grace": 1000.0, "past-grace": 999.0})
+    reaper = Reaper(ListedMachines([]), rooms, Metrics("memory"), max_session_seconds=60,
+                    settings=ReaperSettings(grace_seconds=10), clock=lambda: 1010.0)
+    assert await reaper.sweep() == {"orphan_room": 1}
+    assert rooms.deleted == ["past-grace"]  # exactly 10 s old may still be a start in progress

@@ -142,7 +142,8 @@ async def test_trickled_candidates_are_proxied(api):
     session = await start(api)
     patch = {"pc_id": "standin-pc", "candidates": [{"candidate": "candidate:1 1 udp 1 192.0.2.2 9 typ host",
                                                     "sdp_mid": "0", "sdp_mline_index": 0}]}
-    assert (await api.patch(session["offer_url"], json=patch)).status_code == 200
+    response = await api.patch(session["offer_url"], json=patch)
+    assert response.status_code == 200 and response.json() == {"status": "ok"}  # the bot's own answer
 
 
 async def test_an_offer_to_an_ended_session_is_409(api):
