@@ -76,6 +76,10 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/machines/gce_labels.py": provider_tests("gce"),
     "dispatcher/machines/fly_reserve.py": provider_tests("fly"),
     "dispatcher/machines/gce_reserve.py": provider_tests("gce"),
+    # ECS's client: the signer against botocore's, the credentials cache, error sorting (moto last)
+    "dispatcher/aws_sigv4.py": ["tests/providers/test_aws_signing.py", "tests/providers/test_aws_errors.py"],
+    "dispatcher/aws_credentials.py": ["tests/providers/test_aws_signing.py", "tests/providers/test_aws_errors.py"],
+    "dispatcher/aws_json.py": ["tests/providers/test_aws_errors.py"],
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
     "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py",
                           "tests/infra/test_components.py"],

@@ -10,14 +10,16 @@ import pytest
 from aiohttp import web
 
 from dispatcher.aws_credentials import AwsCredentials
-from dispatcher.aws_json import AwsError, AwsJsonApi
+from dispatcher.aws_json import AwsError, AwsJsonApi, signing_host
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.ecs import EcsMachines, EcsSettings
 from dispatcher.retry import Transient
+from dispatcher.settings import SettingsError
 from tests.fakes.aws_sigv4_check import KnownKey, check
 from tests.fakes.ecs import EcsProxy
 from tests.providers.harness import ecs_harness
 from tests.providers.test_contract import spec
+from tests.support.unclosed import unclosed_reports
 
 KEYS = {"AKIDTEST": KnownKey("secret")}
 JSON_TYPE = "application/x-amz-json-1.1"
@@ -194,3 +196,32 @@ def test_the_endpoint_is_ecs_own_variable_then_the_global_one() -> None:
     both = {**base, "AWS_ENDPOINT_URL": "http://global:1", "AWS_ENDPOINT_URL_ECS": "http://ecs-only:2"}
     assert EcsSettings.from_env(both).endpoint_url == "http://ecs-only:2"
     assert EcsSettings.from_env({**base, "AWS_ENDPOINT_URL": "http://global:1"}).endpoint_url == "http://global:1"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "host"),
+    [
+        ("https://ecs.eu-west-1.amazonaws.com", "ecs.eu-west-1.amazonaws.com"),
+        ("https://ECS.eu-west-1.amazonaws.com:443/", "ecs.eu-west-1.amazonaws.com"),  # the default port is not signed
+        ("http://127.0.0.1:80", "127.0.0.1"),
+        ("http://127.0.0.1:443", "127.0.0.1:443"),
+        ("https://[::1]:8443", "[::1]:8443"),
+    ],
+)
+def test_the_signed_host_is_botocores(endpoint: str, host: str) -> None:
+    assert signing_host(endpoint) == host
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://ecs.example", "https://ecs.example/prefix", "https://:443", "ecs.example"])
+def test_an_endpoint_that_is_not_a_bare_origin_is_a_settings_error(endpoint: str) -> None:
+    with pytest.raises(SettingsError, match="no path"):
+        signing_host(endpoint)
+
+
+async def test_closing_the_client_leaves_no_open_connection_pool(answers: Answers) -> None:
+    async def use_and_close() -> None:
+        client = api(answers)
+        await client.call("ListTasks", {})  # opens the pool
+        await client.aclose()
+
+    assert await unclosed_reports(use_and_close) == []

@@ -113,15 +113,17 @@ class RoleEndpoint:
 
     def __init__(self, clock: Clock) -> None:
         self.clock, self.fetches, self.failing, self.resolved = clock, 0, False, 0
+        self.valid_for = timedelta(hours=1)
         self.gate = threading.Event()
         self.gate.set()
+        self.source: Any = None
 
     def fetch(self) -> dict[str, Any]:
         self.gate.wait(timeout=30)
         if self.failing:
             raise OSError("credential endpoint unreachable")
         self.fetches += 1
-        expiry = self.clock.now + timedelta(hours=1)
+        expiry = self.clock.now + self.valid_for
         return {"access_key": f"ASIA{self.fetches}", "secret_key": f"s{self.fetches}", "token": f"t{self.fetches}",
                 "expiry_time": expiry.isoformat()}
 
@@ -137,6 +139,8 @@ def role_credentials(clock: Clock) -> tuple[AwsCredentials, RoleEndpoint]:
         role.resolved += 1
         return source
 
+    role.source = source
+
     return AwsCredentials(resolve, clock=lambda: clock.monotonic), role
 
 
@@ -150,6 +154,22 @@ async def test_static_keys_are_resolved_once() -> None:
     credentials = AwsCredentials(resolve)
     keys = [await credentials.keys() for _ in range(3)]
     assert keys == [AwsKeys("AKID", "secret", None)] * 3 and len(resolved) == 1
+
+
+async def test_keys_that_never_expire_are_never_fetched_again() -> None:
+    clock = Clock()
+    frozen = []
+
+    class LongTerm(Credentials):  # environment or config-file keys: no expiry
+        def get_frozen_credentials(self) -> Any:
+            frozen.append(1)
+            return super().get_frozen_credentials()
+
+    credentials = AwsCredentials(lambda: LongTerm("AKID", "secret"), clock=lambda: clock.monotonic)
+    for _ in range(3):
+        assert await credentials.keys() == AwsKeys("AKID", "secret", None)
+        clock.advance(3600)
+    assert len(frozen) == 1
 
 
 async def test_no_credentials_at_all_is_said_so() -> None:
@@ -194,3 +214,50 @@ async def test_keys_about_to_expire_are_not_used_when_the_refresh_fails() -> Non
         await credentials.keys()
     role.failing = False
     assert (await credentials.keys()).access_key == "ASIA2"
+
+
+async def test_the_windows_are_15_minutes_to_refresh_and_10_to_wait() -> None:
+    clock = Clock()
+    credentials, role = role_credentials(clock)
+    await credentials.keys()
+    first_fetch = credentials._refreshing
+    role.gate.clear()
+    clock.advance(3600 - 15 * 60 - 5)  # 15 min 5 s left: nothing to do yet
+    assert (await credentials.keys()).access_key == "ASIA1"
+    assert credentials._refreshing is first_fetch  # no refresh was started
+    clock.advance(5 * 60)  # 10 min 5 s left: refresh, but these keys still sign
+    assert (await credentials.keys()).access_key == "ASIA1"
+    role.gate.set()
+
+
+async def test_botocore_is_asked_about_expiry_at_most_every_few_seconds() -> None:
+    clock = Clock()
+    credentials, role = role_credentials(clock)
+    await credentials.keys()
+    asked = []
+    ask = role.source.refresh_needed
+    role.source.refresh_needed = lambda refresh_in=None: asked.append(refresh_in) or ask(refresh_in)
+    for _ in range(3):
+        await credentials.keys()
+    assert asked == []
+    clock.advance(CHECK_EVERY)
+    await credentials.keys()
+    assert asked
+
+
+async def test_a_background_refresh_that_fails_leaves_no_unretrieved_task_error() -> None:
+    """botocore raises even in the advisory window when the new keys are already expired; nobody
+    awaits that refresh, and its failure must not surface as 'Task exception was never retrieved'."""
+    clock = Clock()
+    credentials, role = role_credentials(clock)
+    await credentials.keys()
+    unretrieved: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: unretrieved.append(context))
+    role.valid_for = timedelta(seconds=-1)
+    clock.advance(3600 - 12 * 60)
+    assert (await credentials.keys()).access_key == "ASIA1"
+    refresh = credentials._refreshing
+    assert refresh is not None
+    await asyncio.wait({refresh})  # (asking for its exception here would retrieve it)
+    refresh.__del__()  # what the garbage collector will do with it: complain if nobody looked
+    assert unretrieved == []
