@@ -135,13 +135,14 @@ async def test_a_daily_session_in_the_same_deployment_still_gets_its_room(
     assert len(deployment.fake_daily.rooms) == 1
 
 
-async def test_the_same_key_with_the_other_transport_is_a_conflict(deployment: Deployment) -> None:
+async def test_the_same_key_with_the_other_transport_is_a_conflict(deployment: Deployment, harness: Harness) -> None:
     headers = {**AUTH, "Idempotency-Key": "call-42"}
     first = await deployment.http.post("/start", json={"body": {}}, headers=headers)
     other = await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=headers)
     again = await deployment.http.post("/start", json={"body": {}}, headers=headers)
     assert (first.status_code, other.status_code, again.status_code) == (201, 409, 200)
     assert deployment.fake_daily.calls == []
+    assert len(harness.received(first.json()["session_id"])) == 1  # the replay asked for no second machine
 
 
 async def test_an_offer_to_a_daily_session_is_refused_and_one_to_a_silent_bot_is_a_502(

@@ -249,3 +249,27 @@ async def test_an_offer_to_a_cloud_session_is_404_at_once(dispatcher: Dispatcher
     # Refused before asking the provider anything: no waiting for a machine (still starting)
     # whose bot will never answer offers.
     assert len(harness.fake.calls) == calls
+
+
+async def test_a_replay_gives_a_running_session_back_the_room_it_lost(
+    dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
+) -> None:
+    headers = {**AUTH, "Idempotency-Key": "room-lost"}
+    sid = (await dispatcher.http.post("/start", json={}, headers=headers)).json()["session_id"]
+    await harness.move(sid, "started")
+    await dispatcher.rooms.delete(sid)  # e.g. a first start that timed out ended it; its machine came up late
+    replayed = await dispatcher.http.post("/start", json={}, headers=headers)
+    assert replayed.status_code == 200 and replayed.json()["session_id"] == sid
+    assert f"vf-{sid}" in fake_daily.rooms  # the bot has a room to join again
+
+
+async def test_a_replay_of_an_ended_session_makes_no_room(
+    dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
+) -> None:
+    headers = {**AUTH, "Idempotency-Key": "ended-by-itself"}
+    sid = (await dispatcher.http.post("/start", json={}, headers=headers)).json()["session_id"]
+    await harness.move(sid, "ended")  # the bot exited; the reaper then ends its room
+    await dispatcher.rooms.delete(sid)
+    replayed = await dispatcher.http.post("/start", json={}, headers=headers)
+    assert replayed.status_code == 200 and replayed.json()["status"] == "ended"
+    assert f"vf-{sid}" not in fake_daily.rooms  # nobody will join it: a room would only bill and linger
