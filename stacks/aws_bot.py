@@ -105,7 +105,7 @@ class BotRuntime(pulumi.ComponentResource):
                                "log_group_name": self.log_group_name})
 
     def grant_run(self, grantee: str, role: aws.iam.Role, cluster_arn: pulumi.Output[str], *,
-                  claim: bool = False) -> aws.iam.RolePolicy:
+                  claim: bool) -> aws.iam.RolePolicy:
         """Let `role` start bot tasks of this family on this cluster only, and watch/stop them; with
         `claim` (the stack has the bot channel, so the dispatcher may hold a warm reserve), also
         re-tag a running task: a claim tags the idle task with its session and drops the idle tag
