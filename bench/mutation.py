@@ -3,7 +3,8 @@
 For each target module, every mutant of bench/mutants.py is written into a scratch copy of the
 repository, one at a time, and that module's behaviour tests run against it (`pytest -x`; plan
 snapshots are never among them: a snapshot diff says "something changed", not "this is wrong").
-A mutant is killed when the tests fail or time out. Prints each survivor and the kill rate.
+A mutant is killed when the tests fail or time out. Prints each verdict and the kill rate (of the
+mutants run so far, when a run is ended early).
 A clean, traced run first records which test runs which line (bench/line_coverage.py); each
 mutant then runs only the tests that run its statement (`--all-tests`: all of them).
 
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.mutants import Mutant, mutants
+from bench.mutants import mutants
 
 ROOT = Path(__file__).resolve().parents[1]
 DISPATCHER_API = ["tests/dispatcher/test_session_service.py", "tests/dispatcher/test_sessions.py",
@@ -186,30 +187,37 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             original = (workdir / module).read_text()
             coverage = None if trace is None else Coverage(json.loads(trace_out.read_text()), original)
-            survivors: list[Mutant] = []
-            for mutant in found:
+            survivors: list[str] = []
+            # kept up to date: a run ended early (SIGTERM) still reports the mutants it ran
+            result: dict[str, object] = {"mutants": 0, "killed": 0, "survivors": survivors, "of": len(found)}
+            results[module] = result
+            for number, mutant in enumerate(found, 1):
                 selected = None if coverage is None else coverage.tests_for(mutant.line)
                 if selected == []:
-                    survivors.append(mutant)  # no test runs its statement: nothing can notice it
-                    print(f"survived  {mutant} (no test runs it)", flush=True)
-                    continue
-                (workdir / module).write_text(mutant.source)
-                outcome, _ = run_tests(workdir, selected or tests, timeout=3 * baseline + 10)
+                    outcome = "passed"  # no test runs its statement: nothing can notice it
+                else:
+                    (workdir / module).write_text(mutant.source)
+                    outcome, _ = run_tests(workdir, selected or tests, timeout=3 * baseline + 10)
+                verdict = "survived" if outcome == "passed" else "killed"
+                note = " (no test runs it)" if selected == [] else ""
+                print(f"{verdict:9} [{number}/{len(found)}] {mutant}{note}", flush=True)
                 if outcome == "passed":
-                    survivors.append(mutant)
-                    print(f"survived  {mutant}", flush=True)
+                    survivors.append(f"{mutant}{note}")
+                result.update(mutants=number, killed=number - len(survivors))
             (workdir / module).write_text(original)
-            killed = len(found) - len(survivors)
-            results[module] = {"mutants": len(found), "killed": killed, "survivors": [str(m) for m in survivors]}
-            print(f"{module}: {killed}/{len(found)} killed ({baseline:.0f} s per clean run)", flush=True)
+            print(f"{module}: {result['killed']}/{len(found)} killed ({baseline:.0f} s per clean run)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        _report(results, args.stride, args.json)
+    return 0
+
+
+def _report(results: dict[str, dict[str, object]], stride: int, out: Path | None) -> None:
     total = sum(int(r["mutants"]) for r in results.values())  # type: ignore[call-overload]
     killed = sum(int(r["killed"]) for r in results.values())  # type: ignore[call-overload]
-    print(f"TOTAL: {killed}/{total} mutants killed ({100 * killed / max(total, 1):.1f} %), stride {args.stride}")
-    if args.json:
-        args.json.write_text(json.dumps({"stride": args.stride, "modules": results}, indent=2))
-    return 0
+    print(f"TOTAL: {killed}/{total} mutants killed ({100 * killed / max(total, 1):.1f} %), stride {stride}")
+    if out is not None:
+        out.write_text(json.dumps({"stride": stride, "modules": results}, indent=2))
 
 
 if __name__ == "__main__":
