@@ -182,3 +182,14 @@ async def test_a_machine_without_the_transport_tag_has_the_deployments_default(
     status = (await deployment.http.get(f"/sessions/{session_id}", headers=AUTH)).json()
     assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
     assert deployment.fake_daily.calls == []
+
+
+async def test_a_daily_session_gets_no_turn_credentials(harness: Harness, fake_daily: FakeDaily) -> None:
+    """TURN credentials let their holder relay through the deployment's TURN server: only a WebRTC
+    session's caller needs them."""
+    app = make_app(harness, fake_daily, ("daily", "webrtc"))  # Daily by default, TURN configured
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        response = await http.post("/start", json={"body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()
+    assert response.status_code == 201, response.text
+    assert "room_url" in response.json() and "iceConfig" not in response.json()
