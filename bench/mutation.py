@@ -69,8 +69,9 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/retry.py": ["tests/providers/test_retry_ratelimit.py", "tests/providers/test_retry_send.py"],
     "dispatcher/ratelimit.py": ["tests/providers/test_retry_ratelimit.py"],
     "dispatcher/bot_contract.py": ["tests/providers/test_bot_contract.py"],
-    # its own tests, then a caller's room and token properties through the API (`options`)
-    "dispatcher/daily.py": ["tests/providers/test_daily.py", "tests/providers/test_pipecat_cloud.py"],
+    # its own tests, the README's defaults, a caller's room and token properties through the API
+    "dispatcher/daily.py": ["tests/providers/test_daily.py", "tests/providers/test_documented_defaults.py",
+                            "tests/providers/test_pipecat_cloud.py"],
     "dispatcher/machines/fly.py": provider_tests("fly"),
     "dispatcher/machines/gce.py": provider_tests("gce"),
     "dispatcher/machines/gce_auth.py": provider_tests("gce"),

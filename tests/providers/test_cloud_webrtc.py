@@ -193,3 +193,13 @@ async def test_a_daily_session_gets_no_turn_credentials(harness: Harness, fake_d
     await app.state.voicefleet.aclose()
     assert response.status_code == 201, response.text
     assert "room_url" in response.json() and "iceConfig" not in response.json()
+
+
+async def test_a_failed_webrtc_start_cleans_up_without_a_daily_call(harness: Harness, fake_daily: FakeDaily) -> None:
+    app = make_app(harness, fake_daily, ("webrtc", "daily"))
+    harness.reject()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        response = await http.post("/start", json={"body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()  # waits for the failed start's background clean-up
+    assert response.status_code == 502, response.text
+    assert fake_daily.calls == []  # it never had a room: nothing to end

@@ -80,6 +80,7 @@ async def test_tokens_only_allow_joining_within_a_short_window(rooms: DailyRooms
     claims = fake_daily.verify_token((await rooms.grant(SID, 3600)).user_token)
     assert claims["nbf"] <= now <= claims["iat"] + 1
     assert now < claims["exp"] <= now + 300 + 1
+    assert claims["iat"] - claims["nbf"] == 30  # docs/providers.md: a client clock 30 s behind can join
 
 
 async def test_creating_an_existing_room_is_success(rooms: DailyRooms, fake_daily: FakeDaily) -> None:

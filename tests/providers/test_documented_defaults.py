@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.daily import DailySettings
 from dispatcher.machines.fly import FlySettings
 from dispatcher.machines.gce import GceSettings
 from dispatcher.settings import SettingsError
@@ -22,13 +23,18 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 REQUIRED: dict[str, dict[str, str]] = {
     "gce": {"GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t"},
     "fly": {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"},
+    "daily": {"DAILY_API_KEY": "k"},
 }
-FROM_ENV: dict[str, Callable[[Mapping[str, str]], Any]] = {"gce": GceSettings.from_env, "fly": FlySettings.from_env}
+FROM_ENV: dict[str, Callable[[Mapping[str, str]], Any]] = {
+    "gce": GceSettings.from_env, "fly": FlySettings.from_env, "daily": DailySettings.from_env}
 # Settings built in code with only the required values (as a test or another module might).
 IN_CODE: dict[str, Callable[[], Any]] = {
     "gce": lambda: GceSettings(project="p", zone="z", instance_template="t"),
     "fly": lambda: FlySettings(api_token="t", app="a", image="i"),
+    "daily": lambda: DailySettings(api_key="k"),
 }
+# Each mode's table; Daily's serves every cloud mode that offers `daily`.
+HEADINGS = {"daily": "**Daily** (every cloud mode)"}
 
 
 def _quoted(cell: str) -> list[str]:
@@ -38,7 +44,7 @@ def _quoted(cell: str) -> list[str]:
 def documented(mode: str) -> list[tuple[str, str | None, str | None]]:
     """(variable, default, example) of each variable in README's `MACHINES=<mode>` table."""
     text = README.read_text()
-    start = text.index(f"**`MACHINES={mode}`**")
+    start = text.index(HEADINGS.get(mode, f"**`MACHINES={mode}`**"))
     rows: list[tuple[str, str | None, str | None]] = []
     for line in text[start:].splitlines()[1:]:
         if rows and not line.startswith("|"):
@@ -57,13 +63,13 @@ def documented(mode: str) -> list[tuple[str, str | None, str | None]]:
     return rows
 
 
-@pytest.mark.parametrize("mode", ["gce", "fly"])
+@pytest.mark.parametrize("mode", ["gce", "fly", "daily"])
 def test_the_readme_table_is_found(mode: str) -> None:
     rows = documented(mode)
     assert len([r for r in rows if r[1] is not None]) >= 8  # the parser reads the table it is meant to
 
 
-@pytest.mark.parametrize("mode", ["gce", "fly"])
+@pytest.mark.parametrize("mode", ["gce", "fly", "daily"])
 def test_unset_variables_behave_as_their_documented_defaults(mode: str) -> None:
     required = REQUIRED[mode]
     defaults = {name: default for name, default, _ in documented(mode) if default is not None and name not in required}
@@ -72,7 +78,7 @@ def test_unset_variables_behave_as_their_documented_defaults(mode: str) -> None:
     assert IN_CODE[mode]() == unset
 
 
-@pytest.mark.parametrize("mode", ["gce", "fly"])
+@pytest.mark.parametrize("mode", ["gce", "fly", "daily"])
 def test_every_documented_example_is_read(mode: str) -> None:
     """All examples at once (some only make sense together: `GCE_AUTH=none` needs a fake's URL);
     leaving any one out changes the settings, or makes them invalid."""
