@@ -243,6 +243,9 @@ async def test_botocore_is_asked_about_expiry_at_most_every_few_seconds() -> Non
     clock.advance(CHECK_EVERY)
     await credentials.keys()
     assert asked
+    checks = len(asked)
+    await credentials.keys()  # and then not again for another CHECK_EVERY
+    assert len(asked) == checks
 
 
 async def test_a_background_refresh_that_fails_leaves_no_unretrieved_task_error() -> None:
