@@ -273,3 +273,24 @@ async def test_a_replay_of_an_ended_session_makes_no_room(
     replayed = await dispatcher.http.post("/start", json={}, headers=headers)
     assert replayed.status_code == 200 and replayed.json()["status"] == "ended"
     assert f"vf-{sid}" not in fake_daily.rooms  # nobody will join it: a room would only bill and linger
+
+
+async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
+    harness: Harness, fake_daily: FakeDaily
+) -> None:
+    settings = Settings(machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
+                        max_concurrent_sessions=100_000)
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    app = create_app(settings, env={}, machines=harness.make(), rooms=rooms)
+    hold = fake_daily.hold(times=1, method="DELETE", path_contains="/rooms/")
+    harness.reject()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        assert (await http.post("/start", json={}, headers=AUTH)).status_code == 502
+    assert await fake_daily.eventually(lambda: hold.caught == 1)  # the room's end is on its way, held
+    closing = asyncio.create_task(app.state.voicefleet.sessions.aclose(grace_seconds=120))
+    done, _ = await asyncio.wait({closing}, timeout=0.5)
+    assert not done  # a pending clean-up gets its grace before the dispatcher goes
+    hold.release()
+    await asyncio.wait_for(closing, 60)
+    assert fake_daily.rooms == {}
+    await app.state.voicefleet.aclose()
