@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import warnings
 from collections.abc import AsyncIterator
 
 import pytest
@@ -178,3 +180,14 @@ async def test_each_token_names_its_holder_and_its_own_join_window(fake_daily: F
 async def test_a_room_holds_the_bot_the_caller_and_one_reconnect(rooms: DailyRooms, fake_daily: FakeDaily) -> None:
     await rooms.create(SID, 600)
     assert fake_daily.rooms[f"vf-{SID}"]["config"]["max_participants"] == 3
+
+
+async def test_closing_the_client_leaves_no_connection_pool_behind(fake_daily: FakeDaily) -> None:
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    await rooms.grant(SID, 60)  # opens the pool
+    await rooms.aclose()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del rooms
+        gc.collect()  # an unclosed aiohttp session says so when it is collected
+    assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
