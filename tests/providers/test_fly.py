@@ -206,6 +206,8 @@ def test_a_machine_without_a_recorded_launch_time_is_aged_from_fly_s_created_at(
     assert to_machine(raw).created_at == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     garbled = {**raw, "config": {"metadata": {"voicefleet_session": "x", "voicefleet_created_at": "soon"}}}
     assert to_machine(garbled).created_at == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    # No readable time at all: the epoch, so the reaper takes it as past any session's deadline.
+    assert to_machine({k: v for k, v in raw.items() if k != "created_at"}).created_at == 0.0
 
 
 async def test_closing_the_provider_leaves_no_open_connection_pool(fake_fly: FakeFly) -> None:
