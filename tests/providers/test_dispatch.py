@@ -294,3 +294,13 @@ async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
     await asyncio.wait_for(closing, 60)
     assert fake_daily.rooms == {}
     await app.state.voicefleet.aclose()
+
+
+async def test_an_ended_session_reads_ended_though_dailys_presence_still_lists_its_bot(
+    dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
+) -> None:
+    sid = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    fake_daily.join(f"vf-{sid}", f"bot-{sid}")
+    await harness.move(sid, "ended")  # the bot exited; Daily's presence has not caught up yet
+    got = (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()
+    assert got["status"] == "ended" and "room_url" not in got
