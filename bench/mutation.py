@@ -57,7 +57,8 @@ def provider_tests(provider: str) -> list[str]:
 TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions.py": DISPATCHER_API,
     "dispatcher/routes.py": ["tests/dispatcher/test_api_document.py", "tests/dispatcher/test_hardening.py",
-                             *DISPATCHER_API, "tests/providers/test_pipecat_cloud.py"],
+                             *DISPATCHER_API, "tests/providers/test_pipecat_cloud.py",
+                             "tests/dispatcher/test_pipecat_shapes.py"],
     "dispatcher/session_ids.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
     "dispatcher/auth.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
     "dispatcher/reaper.py": ["tests/dispatcher/test_reaper_retries.py", "tests/dispatcher/test_reaper.py"],

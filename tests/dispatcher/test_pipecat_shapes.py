@@ -143,6 +143,14 @@ async def test_request_data_over_the_body_limit_is_413(api):
     assert response.status_code == 413
 
 
+async def test_request_data_of_exactly_the_body_limit_reaches_the_bot(api):
+    session = (await api.post("/start", json={})).json()
+    data = {"blob": "x" * (4096 - len('{"blob":""}'))}  # 4096 bytes as compact JSON: MAX_BODY_BYTES' default
+    offer = {"sdp": "v=0", "type": "offer", "requestData": data}
+    response = await api.post(session["offer_url"], json=offer)
+    assert response.status_code == 200 and response.json()["request_data_seen"] == data
+
+
 async def test_an_offer_to_the_runners_direct_path_starts_a_session_for_it(api, local_spy):
     offer = {"sdp": "v=0", "type": "offer", "pc_id": None, "requestData": {"lang": "en"}}
     response = await api.post("/api/offer", json=offer)
