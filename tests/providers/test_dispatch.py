@@ -304,3 +304,21 @@ async def test_an_ended_session_reads_ended_though_dailys_presence_still_lists_i
     await harness.move(sid, "ended")  # the bot exited; Daily's presence has not caught up yet
     got = (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()
     assert got["status"] == "ended" and "room_url" not in got
+
+
+async def test_a_clean_up_still_pending_after_the_grace_is_dropped(harness: Harness, fake_daily: FakeDaily) -> None:
+    settings = Settings(machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
+                        max_concurrent_sessions=100_000)
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    app = create_app(settings, env={}, machines=harness.make(), rooms=rooms)
+    hold = fake_daily.hold(times=1, method="DELETE", path_contains="/rooms/")
+    harness.reject()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        assert (await http.post("/start", json={}, headers=AUTH)).status_code == 502
+    assert await fake_daily.eventually(lambda: hold.caught == 1)
+    await asyncio.wait_for(app.state.voicefleet.sessions.aclose(grace_seconds=0.1), 60)
+    # The reaper ends the room later; nothing of the closed dispatcher is left waiting on Daily.
+    clean_ups = [t for t in asyncio.all_tasks() if t.get_name().startswith("end-room-")]
+    assert all(t.done() or t.cancelling() for t in clean_ups)  # ended, or being cancelled
+    hold.release()
+    await app.state.voicefleet.aclose()
