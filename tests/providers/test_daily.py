@@ -191,3 +191,22 @@ async def test_closing_the_client_leaves_no_connection_pool_behind(fake_daily: F
         del rooms
         gc.collect()  # an unclosed aiohttp session says so when it is collected
     assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
+
+
+async def test_a_refused_room_create_is_an_error_unless_the_room_exists(
+    rooms: DailyRooms, fake_daily: FakeDaily
+) -> None:
+    fake_daily.fail(400, method="POST", path_contains="/rooms", body={"error": "invalid-request-error", "info": "no"})
+    with pytest.raises(DailyError) as caught:
+        await rooms.create(SID, 600)
+    assert caught.value.reason == "daily_rejected" and "invalid-request-error: no" in caught.value.message
+
+
+async def test_a_room_whose_creation_time_cannot_be_read_counts_as_new(
+    rooms: DailyRooms, fake_daily: FakeDaily
+) -> None:
+    await rooms.create(SID, 600)
+    fake_daily.rooms[f"vf-{SID}"]["created_at"] = "sometime"
+    before = time.time()
+    [listed] = await rooms.list_sessions()
+    assert listed.created_at >= before  # kept past the reaper's grace, never ended as an old orphan
