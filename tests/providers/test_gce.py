@@ -254,3 +254,16 @@ async def test_an_error_answer_that_is_not_google_s_json_is_still_a_clear_refusa
         with pytest.raises(MachinesError) as caught:
             await gce.launch(spec())
         assert (caught.value.reason, caught.value.retry_after) == ("gce_rejected", None)
+
+
+async def test_only_already_exists_means_the_sessions_vm_is_there(gce: GceMachines, fake_gce: FakeGce) -> None:
+    """Another 409 (an operation in progress on the resource) is a refusal, even while a VM of the
+    session exists: the launch must not be reported as a replay of it."""
+    s = spec()
+    await gce.launch(s)
+    fake_gce.fail(409, method="POST", path_suffix="/instances",
+                  body={"error": {"code": 409, "message": "busy", "errors": [{"reason": "resourceNotReady"}]}})
+    with pytest.raises(MachinesError) as caught:
+        await gce.launch(s)
+    assert caught.value.reason == "gce_rejected"
+    assert (await gce.launch(s)).created is False  # the real alreadyExists: the replay

@@ -134,3 +134,32 @@ async def test_post_start_claims_an_idle_gce_bot_over_the_channel(fake_gce) -> N
         assert vm["labels"]["voicefleet-session"] == s.session_id
         await ws.close()
     await state.aclose()
+
+
+async def test_a_claimed_vm_is_looked_up_by_label_once_per_replica(gce, fake_gce) -> None:
+    """The replica that claimed it goes to the VM by name at once; another replica pays one label
+    look-up (the VM named for the session does not exist), then goes by name too, stop included."""
+    await gce.launch_idle("rsv-3")
+    fake_gce.set_status("vf-idle-rsv-3", "RUNNING")
+    s = spec()
+    await gce.adopt("rsv-3", s)
+
+    def reads() -> list[str]:
+        return [c.path.rsplit("/", 1)[-1] + ("?label" if "filter" in c.query else "")
+                for c in fake_gce.calls if c.method in ("GET", "DELETE") and "/instances" in c.path]
+
+    fake_gce.calls.clear()
+    assert (await gce.status(s.session_id)) is not None
+    assert reads() == ["vf-idle-rsv-3"]
+    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env))
+    try:
+        fake_gce.calls.clear()
+        assert (await other_replica.status(s.session_id)) is not None
+        assert (await other_replica.status(s.session_id)) is not None
+        assert await other_replica.stop(s.session_id)
+        assert reads() == [f"vf-{s.session_id}", "instances?label", "vf-idle-rsv-3", "vf-idle-rsv-3"]
+    finally:
+        await other_replica.aclose()
+    fake_gce.calls.clear()
+    assert await gce.stop(s.session_id) is False  # gone: this replica asks by its name, then by label
+    assert reads() == ["vf-idle-rsv-3", "instances?label"]
