@@ -4,6 +4,7 @@ characters and length, the bearer scheme's case, and what a replay counts as."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -90,3 +91,13 @@ async def test_a_retry_with_the_same_body_in_another_key_order_is_a_replay_not_a
     assert (first.status_code, again.status_code) == (201, 200)
     conflict = await api.post("/start", json={"body": {"a": 1, "b": 3}}, headers=headers)
     assert conflict.status_code == 409
+
+
+async def test_the_launch_time_metric_counts_the_start_it_timed(api):
+    began = time.monotonic()
+    assert (await api.post("/start", json={})).status_code == 201
+    took = time.monotonic() - began
+    text = (await api.get("/metrics")).text
+    [recorded] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith('voicefleet_launch_seconds_sum{provider="local",waited="false"}')]
+    assert 0 <= recorded <= took  # within the request it timed (no threshold: only the order)

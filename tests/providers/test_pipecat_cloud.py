@@ -58,7 +58,8 @@ async def test_allowed_room_and_token_properties_reach_the_room_and_the_users_to
         json={
             "createDailyRoom": True,
             "dailyRoomProperties": {"enable_chat": True, "exp": exp, "max_participants": 2},
-            "dailyMeetingTokenProperties": {"user_name": "Ada", "eject_after_elapsed": 60, "start_video_off": True},
+            "dailyMeetingTokenProperties": {"user_name": "Ada", "eject_after_elapsed": 60, "start_video_off": True,
+                                            "exp": exp - 60},  # a shorter join window than the default
         },
         headers=AUTH,
     )
@@ -69,6 +70,7 @@ async def test_allowed_room_and_token_properties_reach_the_room_and_the_users_to
     assert config["eject_at_room_exp"] is True
     claims = fake_daily.verify_token(response.json()["dailyToken"])
     assert (claims["u"], claims["eje"], claims["vo"], claims["o"]) == ("Ada", 60, True, False)
+    assert claims["exp"] == exp - 60
 
 
 @pytest.mark.parametrize(
