@@ -48,6 +48,7 @@ async def test_room_is_private_and_ejects_everyone_at_its_expiry(rooms: DailyRoo
     assert room["privacy"] == "private"
     assert room["config"]["eject_at_room_exp"] is True
     assert before + 600 < room["config"]["exp"] <= before + 600 + 600 + 2
+    assert room["config"]["enable_prejoin_ui"] is False  # the bot and the caller's app join straight in
 
 
 async def test_grant_makes_no_api_call_once_the_domain_is_known(rooms: DailyRooms, fake_daily: FakeDaily) -> None:
