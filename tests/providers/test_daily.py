@@ -211,3 +211,12 @@ async def test_a_room_whose_creation_time_cannot_be_read_counts_as_new(
     before = time.time()
     [listed] = await rooms.list_sessions()
     assert listed.created_at >= before  # kept past the reaper's grace, never ended as an old orphan
+
+
+@pytest.mark.parametrize("name", ["DAILY_BOT_JOIN_SECONDS", "DAILY_USER_JOIN_SECONDS"])
+def test_a_join_window_is_at_least_ten_seconds(name: str) -> None:
+    env = {"DAILY_API_KEY": "k"}
+    settings = DailySettings.from_env({**env, name: "10"})
+    assert 10 in (settings.bot_join_seconds, settings.user_join_seconds)
+    with pytest.raises(SettingsError, match=name):
+        DailySettings.from_env({**env, name: "9"})
