@@ -182,3 +182,15 @@ def test_required_apis_are_enabled_and_left_on_at_destroy(gcp: Run) -> None:
     assert {"compute.googleapis.com", "run.googleapis.com", "artifactregistry.googleapis.com",
             "secretmanager.googleapis.com"} <= set(services)
     assert not any(services.values())
+
+
+def test_the_bot_account_pulls_from_its_repository_and_writes_logs_and_no_more(gcp: Run) -> None:
+    """A VM's account without these grants boots no bot: the image pull and the logs are refused."""
+    members = [r for r in gcp.registrations if r.type.endswith(("iAMMember:IAMMember", "IamMember"))
+               and "-bot@" in str(r.inputs.get("member"))]
+    roles = sorted((r.type, r.inputs["role"]) for r in members)
+    assert roles == sorted([
+        ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "roles/artifactregistry.reader"),
+        ("gcp:projects/iAMMember:IAMMember", "roles/logging.logWriter"),
+        ("gcp:projects/iAMMember:IAMMember", "projects/vf-test/roles/voicefleet_gcp_test_bot_self_delete"),
+    ])

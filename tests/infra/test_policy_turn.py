@@ -82,3 +82,10 @@ def test_a_policy_document_given_as_an_object_is_judged_too() -> None:
     assert violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy", {"policy": document})
     assert violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps(document)})
     assert violations("no-iam-wildcard-actions", "aws:iam/rolePolicy:RolePolicy", {"policy": "not json"}) == []
+
+
+def test_an_inbound_rule_for_other_tagged_vms_does_not_reach_bots() -> None:
+    rule = {"direction": "INGRESS", "allows": [{"protocol": "tcp", "ports": ["443"]}], "targetTags": ["web"]}
+    assert violations("no-gcp-bot-ingress", FIREWALL, rule) == []
+    by_account = {"direction": "INGRESS", "allows": [{"protocol": "tcp"}], "targetServiceAccounts": ["a@p.iam"]}
+    assert violations("no-gcp-bot-ingress", FIREWALL, by_account) == []

@@ -238,3 +238,33 @@ async def test_launches_never_waited_on_are_remembered_up_to_1024(fake_fly: Fake
         assert [c.path.endswith("/wait") for c in fake_fly.calls_to("GET", f"/machines/{first_id}")] == [False]
     finally:
         await provider.aclose()
+
+
+async def test_a_remembered_machine_that_aged_out_is_found_again_by_metadata(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    """The id this replica remembers answers 404 (destroyed, aged out) while the session has a
+    newer machine (another replica relaunched it): the id is forgotten and the new one found."""
+    fake_fly.destroyed_ttl = 0.0
+    s = spec()
+    first = (await fly.launch(s)).machine
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    replica = fly_harness(fake_fly).make()
+    try:
+        second = (await replica.launch(s)).machine
+    finally:
+        await replica.aclose()
+    for _ in range(2):
+        found = await fly.status(s.session_id)
+        assert found is not None and found.machine_id == second.machine_id != first.machine_id
+    assert len(fake_fly.calls_to("GET", f"/machines/{first.machine_id}")) == 1  # then forgotten
+
+
+async def test_stopping_a_machine_that_already_ended_is_success_without_a_call(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "stopped")
+    assert await fly.stop(s.session_id) is True
+    assert fake_fly.calls_to("DELETE") == [] and fake_fly.calls_to("POST", "/stop") == []
