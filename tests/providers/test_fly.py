@@ -268,3 +268,13 @@ async def test_stopping_a_machine_that_already_ended_is_success_without_a_call(
     fake_fly.set_state(f"vf-{s.session_id}", "stopped")
     assert await fly.stop(s.session_id) is True
     assert fake_fly.calls_to("DELETE") == [] and fake_fly.calls_to("POST", "/stop") == []
+
+
+async def test_a_remembered_machine_id_that_aged_out_is_asked_for_once(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    fake_fly.destroyed_ttl = 0.0
+    s = spec()
+    machine = (await fly.launch(s)).machine
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    assert await fly.status(s.session_id) is None
+    assert await fly.status(s.session_id) is None  # by metadata now, not by the dead id again
+    assert len(fake_fly.calls_to("GET", f"/machines/{machine.machine_id}")) == 1
