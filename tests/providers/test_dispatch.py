@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from dispatcher.app import create_app
+from dispatcher.auth import Authenticator
 from dispatcher.daily import DailyRooms, DailySettings
 from dispatcher.machines.base import Machines
+from dispatcher.session_ids import new_session_id
 from dispatcher.settings import Settings, hash_api_key
 from tests.fakes.daily import FakeDaily
 from tests.providers.harness import Harness
@@ -322,3 +324,26 @@ async def test_a_clean_up_still_pending_after_the_grace_is_dropped(harness: Harn
     assert all(t.done() or t.cancelling() for t in clean_ups)  # ended, or being cancelled
     hold.release()
     await app.state.voicefleet.aclose()
+
+
+async def test_a_waiting_start_whose_bot_fails_first_ends_its_room(
+    dispatcher: Dispatcher, harness: Harness, fake_daily: FakeDaily
+) -> None:
+    if harness.name != "fly":  # the clean-up is the session service's, the same for every provider
+        pytest.skip("moto runs an ECS task at once: only the fake Fly holds a machine for the test to fail")
+    key = "fails-before-it-runs"
+    sid = new_session_id(Authenticator(frozenset({hash_api_key(KEY)})).caller(f"Bearer {KEY}"), key)
+    starting = asyncio.create_task(
+        dispatcher.http.post("/start?wait=started", json={}, headers={**AUTH, "Idempotency-Key": key}))
+
+    def launched() -> bool:
+        try:
+            return f"vf-{sid}" in fake_daily.rooms and harness.live(sid) == 1
+        except (IndexError, KeyError, AssertionError):  # not at the provider yet
+            return False
+
+    assert await fake_daily.eventually(launched, 30)
+    await harness.move(sid, "failed")
+    response = await asyncio.wait_for(starting, 60)
+    assert response.status_code == 502 and response.json()["error"]["code"] == "start_failed", response.text
+    assert await fake_daily.eventually(lambda: f"vf-{sid}" not in fake_daily.rooms, 30)  # nobody will join it
