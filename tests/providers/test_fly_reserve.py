@@ -10,7 +10,7 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.daily import DailyRooms, DailySettings
-from dispatcher.machines.base import MachineState
+from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.fly import FlySettings
 from dispatcher.machines.fly_reserve import FlyWarmMachines
 from dispatcher.settings import Settings, hash_api_key
@@ -73,6 +73,32 @@ async def test_a_retired_reserve_machine_is_destroyed(fly, fake_fly) -> None:
     await fly.retire("b3")
     assert [m["state"] for m in fake_fly.machines.values()] == ["destroyed"]
     assert await fly.idle_machines() == []
+
+
+async def test_a_claimed_machine_is_no_longer_the_reserve_bots_to_retire(fly, fake_fly) -> None:
+    await fly.launch_idle("b5")
+    fake_fly.set_state("vf-idle-b5", "started")
+    s = spec()
+    await fly.adopt("b5", s)
+    await fly.retire("b5")  # e.g. its idle channel was reported lost after the claim
+    assert [m["state"] for m in fake_fly.machines.values()] == ["started"]  # the session keeps its bot
+    assert (await fly.status(s.session_id)) is not None
+
+
+async def test_a_retired_reserve_bot_cannot_be_claimed_afterwards(fly, fake_fly) -> None:
+    await fly.launch_idle("b6")
+    fake_fly.set_state("vf-idle-b6", "started")
+    await fly.retire("b6")
+    with pytest.raises(MachinesError) as gone:
+        await fly.adopt("b6", spec())
+    assert gone.value.reason == "reserve_bot_gone"
+
+
+async def test_retiring_a_reserve_bot_whose_machine_is_already_gone_is_harmless(fly, fake_fly) -> None:
+    await fly.launch_idle("b7")
+    fake_fly.machines.clear()  # the idle bot exited, auto_destroy removed it, and Fly forgot it: 404
+    await fly.retire("b7")
+    assert [c.method for c in fake_fly.calls][-1] == "DELETE"  # asked, got 404, and that is fine
 
 
 async def test_the_fake_refuses_a_fourth_metadata_write_in_a_burst_as_fly_does(fly, fake_fly) -> None:
