@@ -185,3 +185,15 @@ async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
         assert len(fake_fly.machines) == 1  # the replay launched nothing
         await ws.close()
     await state.aclose()
+
+
+async def test_a_refill_launches_within_flys_create_limit_and_keeps_a_slot_for_a_cold_start(fake_fly) -> None:
+    fly_env = {**fake_fly.env, "FLY_CREATE_RATE": "0.01", "FLY_CREATE_BURST": "3"}  # 3 creates, then ~none
+    env = {**fly_env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "10", "RESERVE_MAX_IDLE": "10"}
+    machines = FlyWarmMachines(FlySettings.from_env(fly_env), channel_url=CHANNEL_URL)
+    app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
+                     machines=machines, rooms=None)
+    await app.state.voicefleet.reserve.refill()
+    creates = [c for c in fake_fly.calls if c.method == "POST" and c.path.endswith("/machines")]
+    assert len(creates) == 2  # the bucket's 3, less the one a caller's cold start may need
+    await app.state.voicefleet.aclose()
