@@ -4,7 +4,7 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv_create-signed-re
 Written here, not botocore's `SigV4Auth`, by measurement (`uv run --all-groups python -m
 bench.sigv4`): botocore's builds an `AWSRequest`, re-parses the URL and re-derives the signing
 key on every call; this signs only what the dispatcher sends (no query string, path `/`),
-keeps the derived key per day, and costs a fraction of it. tests/dispatcher/test_aws_sigv4.py
+keeps the derived key per day, and costs a fraction of it. tests/providers/test_aws_signing.py
 checks every signature against botocore's for the same clock, credentials and request.
 """
 
