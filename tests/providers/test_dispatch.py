@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from dispatcher.machines.base import Machines
 from dispatcher.session_ids import new_session_id
 from dispatcher.settings import Settings, hash_api_key
 from tests.fakes.daily import FakeDaily
+from tests.fakes.server import Hold
 from tests.providers.harness import Harness
 
 KEY = "dispatch-test-key-0123456789"
@@ -277,9 +279,8 @@ async def test_a_replay_of_an_ended_session_makes_no_room(
     assert f"vf-{sid}" not in fake_daily.rooms  # nobody will join it: a room would only bill and linger
 
 
-async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
-    harness: Harness, fake_daily: FakeDaily
-) -> None:
+async def failed_start_with_its_room_delete_held(harness: Harness, fake_daily: FakeDaily) -> tuple[Any, Hold]:
+    """A dispatcher of its own (the test closes it) whose one start failed; ending its room is held."""
     settings = Settings(machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
                         max_concurrent_sessions=100_000)
     rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
@@ -288,6 +289,13 @@ async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
     harness.reject()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
         assert (await http.post("/start", json={}, headers=AUTH)).status_code == 502
+    return app, hold
+
+
+async def test_closing_the_dispatcher_waits_for_a_failed_starts_room_to_end(
+    harness: Harness, fake_daily: FakeDaily
+) -> None:
+    app, hold = await failed_start_with_its_room_delete_held(harness, fake_daily)
     assert await fake_daily.eventually(lambda: hold.caught == 1)  # the room's end is on its way, held
     closing = asyncio.create_task(app.state.voicefleet.sessions.aclose(grace_seconds=120))
     done, _ = await asyncio.wait({closing}, timeout=0.5)
@@ -309,14 +317,7 @@ async def test_an_ended_session_reads_ended_though_dailys_presence_still_lists_i
 
 
 async def test_a_clean_up_still_pending_after_the_grace_is_dropped(harness: Harness, fake_daily: FakeDaily) -> None:
-    settings = Settings(machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
-                        max_concurrent_sessions=100_000)
-    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
-    app = create_app(settings, env={}, machines=harness.make(), rooms=rooms)
-    hold = fake_daily.hold(times=1, method="DELETE", path_contains="/rooms/")
-    harness.reject()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
-        assert (await http.post("/start", json={}, headers=AUTH)).status_code == 502
+    app, hold = await failed_start_with_its_room_delete_held(harness, fake_daily)
     assert await fake_daily.eventually(lambda: hold.caught == 1)
     await asyncio.wait_for(app.state.voicefleet.sessions.aclose(grace_seconds=0.1), 60)
     # The reaper ends the room later; nothing of the closed dispatcher is left waiting on Daily.
