@@ -31,7 +31,7 @@ from stacks.cloud_limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT
 from stacks.config_reader import Reader
 
 if TYPE_CHECKING:
-    from stacks.settings import Settings
+    from stacks.settings_model import Settings
 
 TOKEN_KEY = "botChannelToken"  # noqa: S105 - a config key, not a secret
 # The bot pings its channel this often (bot/channel_client.PING_INTERVAL_SECONDS; a test keeps them

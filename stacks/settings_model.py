@@ -1,0 +1,86 @@
+"""The stack's settings as types: what stacks/settings.py reads from config and every module consumes.
+
+Kept apart from the loader so that the modules the loader calls (channel, reserve and TURN
+settings) can name these types without importing the loader back (imports point one way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+from dispatcher.reserve_policy import ReserveSettings
+from stacks.turn_settings import TurnSettings
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secret config values; they stay Outputs so they only ever reach the secret stores."""
+
+    daily_api_key: pulumi.Output[str]
+    dispatcher_api_keys: pulumi.Output[str]
+    bot: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # env name -> value
+    # BOT_CHANNEL_TOKEN (stacks/channel_settings.py): None = no bot control channel, every start cold.
+    bot_channel_token: pulumi.Output[str] | None = None
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str
+    vpc_cidr: str
+    az_count: int
+    bot_cpu: int
+    bot_memory: int
+    dispatcher_cpu: int
+    dispatcher_count: int
+    capacity_providers: str
+    alb_idle_timeout_seconds: int
+    keep_alive_seconds: int
+    certificate_arn: str | None
+    allow_plain_http: bool
+    dispatcher_domain: str | None  # the name on certificateArn that points at the ALB
+    allowed_cidrs: tuple[str, ...]
+    container_insights: bool
+    log_retention_days: int
+    secret_recovery_days: int
+
+
+@dataclass(frozen=True)
+class GcpSettings:
+    project: str
+    region: str
+    zone: str
+    subnet_cidr: str
+    bot_machine_type: str
+    bot_disk_gb: int
+    dispatcher_min_instances: int
+    dispatcher_max_instances: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    cloud: str
+    environment: str
+    protect: bool  # prod: `protect` on stateful resources, deletion protection on
+    max_concurrent_sessions: int
+    max_session_seconds: int
+    dispatcher_memory: int
+    platforms: tuple[str, ...]
+    build_on_preview: bool
+    source_revision: str
+    image_retention_count: int
+    tags: Mapping[str, str]
+    secrets: Secrets
+    reserve: ReserveSettings = ReserveSettings()  # the dispatcher's warm reserve (stacks/reserve_settings.py)
+    aws: AwsSettings | None = None
+    gcp: GcpSettings | None = None
+    turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
+
+    @property
+    def prefix(self) -> str:
+        """Base of every logical and physical name: stable per stack, unique per account."""
+        return f"{self.project}-{self.stack}"
