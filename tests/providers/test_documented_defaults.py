@@ -1,8 +1,8 @@
-"""The README's configuration tables are the providers' contract with an operator: a variable left
+"""docs/configuration.md's tables are the providers' contract with an operator: a variable left
 unset behaves as its documented default, and a documented variable set to its example is read.
 
-Parsed from README.md ("Configuration"), so a default changed in the code alone (or in the README
-alone) fails here. Rows with no default in backquotes (required, or "nearest") are skipped.
+Parsed from docs/configuration.md ("Cloud providers"), so a default changed in the code alone (or
+in the docs alone) fails here. Rows with no default in backquotes (required, or "nearest") are skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dispatcher.machines.fly import FlySettings
 from dispatcher.machines.gce import GceSettings
 from dispatcher.settings import SettingsError
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 REQUIRED: dict[str, dict[str, str]] = {
     "gce": {"GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t"},
     "fly": {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"},
@@ -42,8 +42,8 @@ def _quoted(cell: str) -> list[str]:
 
 
 def documented(mode: str) -> list[tuple[str, str | None, str | None]]:
-    """(variable, default, example) of each variable in README's `MACHINES=<mode>` table."""
-    text = README.read_text()
+    """(variable, default, example) of each variable in the `MACHINES=<mode>` table."""
+    text = CONFIGURATION.read_text()
     start = text.index(HEADINGS.get(mode, f"**`MACHINES={mode}`**"))
     rows: list[tuple[str, str | None, str | None]] = []
     for line in text[start:].splitlines()[1:]:
