@@ -1,0 +1,134 @@
+"""The coordination store's connection: every call bounded in time, its health observed.
+
+`REDIS_URL` names any Redis-protocol server (Valkey, Redis, ElastiCache, Memorystore; `rediss://`
+for TLS). Each call runs under `REDIS_TIMEOUT_SECONDS`: a store that hangs costs a start that
+much, never a stuck request. A failed call raises `StoreUnavailable` and marks the store
+unhealthy until a call succeeds again; `/healthz` shows it (docs/replicas.md).
+
+Connections come from one bounded pool (a burst waits for a free connection, at most the call's
+timeout, rather than opening thousands), and redis-py retries a dropped connection once with a
+short backoff before the call counts as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from dispatcher.settings import SettingsError, float_setting, int_setting
+
+log = logging.getLogger("dispatcher.store")
+T = TypeVar("T")
+
+# One hash tag for every key: a cluster-mode store (ElastiCache Serverless, Memorystore for Valkey)
+# keeps them in one slot, so the multi-key scripts run there unchanged.
+DEFAULT_PREFIX = "{voicefleet}:"
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer in time, or refused the connection."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str = field(repr=False)  # may carry a password
+    replica_id: str = ""
+    timeout_seconds: float = 0.5
+    lease_seconds: float = 15.0  # a replica's and a session owner's record outlive a silent replica this long
+    max_connections: int = 64
+    prefix: str = DEFAULT_PREFIX
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StoreSettings | None:
+        """None without `REDIS_URL`: one process, no store (the default, and local mode's)."""
+        url = env.get("REDIS_URL", "").strip()
+        if not url:
+            return None
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// (TLS) or unix://")
+        replica_id = env.get("REPLICA_ID", "").strip() or f"r-{secrets.token_hex(6)}"
+        if not replica_id.replace("-", "").replace("_", "").isalnum() or len(replica_id) > 64:
+            raise SettingsError("REPLICA_ID: at most 64 letters, digits, '-' or '_'")
+        prefix = env.get("REDIS_KEY_PREFIX", "").strip() or DEFAULT_PREFIX
+        return cls(
+            url=url,
+            replica_id=replica_id,
+            timeout_seconds=float_setting(env, "REDIS_TIMEOUT_SECONDS", cls.timeout_seconds, minimum=0.01),
+            lease_seconds=float_setting(env, "REDIS_LEASE_SECONDS", cls.lease_seconds, minimum=1.0),
+            max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", cls.max_connections, minimum=2),
+            prefix=prefix,
+        )
+
+
+@dataclass
+class Health:
+    ok: bool = True
+    since: float = field(default_factory=time.time)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": "ok" if self.ok else "unreachable", "since": int(self.since), "error": self.error}
+
+
+class Store:
+    """A thin, timed wrapper around one `redis.asyncio.Redis` client."""
+
+    def __init__(self, settings: StoreSettings, *, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self.replica_id = settings.replica_id
+        self.health = Health()
+        self.redis = redis or Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.url,
+                max_connections=settings.max_connections,
+                timeout=settings.timeout_seconds,  # waiting for a free connection counts too
+                socket_timeout=settings.timeout_seconds,
+                socket_connect_timeout=settings.timeout_seconds,
+                retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=1),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                health_check_interval=30,
+                decode_responses=True,
+            )
+        )
+
+    def key(self, *parts: str) -> str:
+        return self.settings.prefix + ":".join(parts)
+
+    async def call(self, make: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        """Runs one store operation (a command, a pipeline, a script) within the timeout."""
+        try:
+            async with asyncio.timeout(timeout or self.settings.timeout_seconds):
+                result = await make()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed(exc)
+            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
+        if not self.health.ok:
+            log.warning("store reachable again (after %.1fs)", time.time() - self.health.since)
+            self.health = Health()
+        return result
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.health.ok:
+            log.warning("store unreachable: %s: %s", type(exc).__name__, exc)
+            self.health = Health(ok=False, error=type(exc).__name__)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.call(self.redis.ping))
+        except StoreUnavailable:
+            return False
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,163 @@
+"""Requests for a bot whose channel ended at another replica, relayed over the store's pub/sub.
+
+Each replica subscribes to its own channel, `relay:<replica id>` (LiveKit bridges signalling
+between nodes the same way). `ask(owner, …)` publishes a request there, naming the asker's
+channel for the reply, and waits for it; the owner answers from its local channel through the
+handler it was given (the store knows nothing about bots). A PUBLISH that reaches no subscriber
+means the owner is gone: `ask` says so at once instead of waiting. Pub/sub delivers at most once:
+a lost message is a timeout, the same as a bot that does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.store.client import Store, StoreUnavailable
+
+log = logging.getLogger("dispatcher.store.relay")
+
+MAX_MESSAGE_BYTES = 256 * 1024  # an SDP offer is a few KB; anything near this is not signalling
+MAX_PENDING = 10_000  # asks awaiting a reply at once
+RESUBSCRIBE_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+class RelayRefused(ApiError):
+    """The owner's bot (or the owner) refused: its status, code and message pass through."""
+
+
+class NotHere(Exception):
+    """The asked replica holds no channel for the session (its bot left or re-dialled elsewhere)."""
+
+
+Handler = Callable[[str, str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+
+
+class Relay:
+    def __init__(self, store: Store, handler: Handler) -> None:
+        self._store = store
+        self._handler = handler
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._listening: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._working: set[asyncio.Task[None]] = set()
+
+    def channel(self, replica_id: str) -> str:
+        return self._store.key("relay", replica_id)
+
+    async def start(self) -> None:
+        self._listening = asyncio.create_task(self._listen(), name="store-relay")
+
+    async def wait_subscribed(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        return self._subscribed.is_set()
+
+    async def ask(
+        self, replica_id: str, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        """The owner's answer; None when no replica listens on its channel any more. Raises
+        RelayRefused (the bot's refusal), NotHere, TimeoutError, StoreUnavailable."""
+        if len(self._pending) >= MAX_PENDING:
+            raise RelayRefused(503, "relay_busy", "too many requests relayed to other replicas at once")
+        request_id = secrets.token_hex(8)
+        message = _encode({"id": request_id, "reply_to": self._store.replica_id, "session_id": session_id,
+                           "method": method, "params": dict(params)})
+        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = reply
+        try:
+            receivers = await self._store.call(lambda: self._store.redis.publish(self.channel(replica_id), message))
+            if not receivers:
+                return None
+            answer = await asyncio.wait_for(reply, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+        if "result" in answer and isinstance(answer["result"], dict):
+            result: dict[str, Any] = answer["result"]
+            return result
+        raw_error = answer.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        if error.get("code") == "not_here":
+            raise NotHere(session_id)
+        raise RelayRefused(int(error.get("status", 502)), str(error.get("code", "bot_error")),
+                           str(error.get("message", "refused")))
+
+    # --- this replica's channel ------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        attempt = 0
+        while True:
+            pubsub = self._store.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel(self._store.replica_id))
+                self._subscribed.set()
+                attempt = 0
+                async for message in pubsub.listen():
+                    self._received(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store went away: subscribe again when it is back
+                self._subscribed.clear()
+                log.warning("relay subscription lost (%s); subscribing again", type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(RESUBSCRIBE_DELAYS[min(attempt, len(RESUBSCRIBE_DELAYS) - 1)])
+            attempt += 1
+
+    def _received(self, message: Mapping[str, Any]) -> None:
+        data = message.get("data")
+        if not isinstance(data, str) or len(data) > MAX_MESSAGE_BYTES:
+            return
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(frame, dict):
+            return
+        if "reply" in frame:
+            future = self._pending.get(str(frame["reply"]))
+            if future is not None and not future.done():
+                future.set_result(frame)
+        elif isinstance(frame.get("params"), dict) and all(
+            isinstance(frame.get(k), str) for k in ("id", "reply_to", "session_id", "method")
+        ):
+            task = asyncio.create_task(self._answer(frame))
+            self._working.add(task)
+            task.add_done_callback(self._working.discard)
+
+    async def _answer(self, frame: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"reply": frame["id"]}
+        try:
+            reply["result"] = dict(await self._handler(frame["session_id"], frame["method"], frame["params"]))
+        except NotHere:
+            reply["error"] = {"status": 404, "code": "not_here", "message": "no channel for that session here"}
+        except ApiError as exc:  # the bot's refusal (a bad offer, a second peer…)
+            reply["error"] = {"status": exc.status, "code": exc.code, "message": exc.message}
+        except Exception as exc:
+            log.warning("relayed %s for %s failed: %s", frame["method"], frame["session_id"], exc)
+            reply["error"] = {"status": 502, "code": "relay_failed", "message": type(exc).__name__}
+        message = _encode(reply)
+        with contextlib.suppress(StoreUnavailable):  # the asker times out
+            await self._store.call(lambda: self._store.redis.publish(self.channel(frame["reply_to"]), message))
+
+    async def aclose(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+        for task in list(self._working):
+            task.cancel()
+
+
+def _encode(frame: Mapping[str, Any]) -> str:
+    text = json.dumps(frame, separators=(",", ":"))
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise RelayRefused(413, "too_large", "the relayed request is too large")
+    return text

@@ -1,0 +1,44 @@
+"""A real redis-server per test module (tests/support/redis_server.py), each test's keys apart."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.coordination import Coordination
+from tests.support.redis_server import RedisServer, redis_server
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
+        yield server
+
+
+def settings_for(server: RedisServer, replica_id: str, prefix: str, **overrides: object) -> StoreSettings:
+    return StoreSettings(url=server.url, replica_id=replica_id, prefix=prefix, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"{{t-{secrets.token_hex(4)}}}:"
+
+
+@pytest.fixture
+async def replica_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[Coordination, Coordination]]:
+    """Two replicas' coordination on one store (short leases: the tests renew and expire them)."""
+    pair = tuple(Coordination(settings_for(redis, name, prefix, lease_seconds=2.0)) for name in ("r-a", "r-b"))
+    yield pair  # type: ignore[misc]
+    for coordination in pair:
+        await coordination.aclose()
+
+
+@pytest.fixture
+async def store(redis: RedisServer, prefix: str) -> AsyncIterator[Store]:
+    one = Store(settings_for(redis, "r-solo", prefix))
+    yield one
+    await one.aclose()

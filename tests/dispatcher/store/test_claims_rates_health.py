@@ -1,0 +1,63 @@
+"""Bot claims, shared start rates and the store's health, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dispatcher.settings import SettingsError
+from dispatcher.store.claims import BotClaims
+from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
+from dispatcher.store.rates import SharedRate
+from tests.dispatcher.store.conftest import settings_for
+
+
+async def test_an_idle_bot_is_claimed_by_one_session_only(store):
+    claims = BotClaims(store)
+    results = await asyncio.gather(*(claims.claim("bot-1", f"s{n}") for n in range(20)))
+    assert results.count(True) == 1
+    winner = f"s{results.index(True)}"
+    assert await claims.claim("bot-1", winner)  # the winner's own retry is still its claim
+
+
+async def test_a_shared_rate_lets_the_burst_through_then_refuses_with_the_wait(redis, prefix):
+    stores = [Store(settings_for(redis, f"r-{n}", prefix)) for n in range(2)]
+    rates = [SharedRate(s, per_second=0.1, burst=3) for s in stores]  # one every 10 s after the burst
+    waits = [await rates[n % 2].take("caller") for n in range(4)]
+    assert waits[:3] == [0, 0, 0]
+    assert 9 < waits[3] <= 10
+    assert await rates[0].take("another caller") == 0  # each key its own bucket
+    for s in stores:
+        await s.aclose()
+
+
+async def test_an_unreachable_store_fails_calls_within_the_timeout_and_says_so(redis, prefix):
+    # A port nothing listens on (the test server's, once stopped, is exercised in tests/replicas).
+    from tests.support.processes import free_port
+
+    settings = StoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", replica_id="r-x", timeout_seconds=0.2)
+    store = Store(settings)
+    with pytest.raises(StoreUnavailable):
+        await store.call(store.redis.ping)
+    assert store.health.as_json()["status"] == "unreachable"
+    assert not await store.ping()
+    await store.aclose()
+
+
+async def test_health_comes_back_with_the_first_call_that_succeeds(store):
+    store.health.ok = False
+    assert await store.ping()
+    assert store.health.as_json()["status"] == "ok"
+
+
+def test_settings_need_a_redis_url_scheme_and_a_sane_replica_id():
+    assert StoreSettings.from_env({}) is None
+    with pytest.raises(SettingsError, match="REDIS_URL"):
+        StoreSettings.from_env({"REDIS_URL": "localhost:6379"})
+    with pytest.raises(SettingsError, match="REPLICA_ID"):
+        StoreSettings.from_env({"REDIS_URL": "redis://x", "REPLICA_ID": "a b"})
+    settings = StoreSettings.from_env({"REDIS_URL": "rediss://user:pw@cache:6379", "REDIS_TIMEOUT_SECONDS": "0.3"})
+    assert settings is not None and settings.timeout_seconds == 0.3
+    assert "pw" not in repr(settings)  # the URL may carry the password
+    assert settings.replica_id.startswith("r-") and settings.prefix == "{voicefleet}:"

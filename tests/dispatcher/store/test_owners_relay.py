@@ -1,0 +1,87 @@
+"""Session owners and the relay between replicas, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from dispatcher.errors import ApiError
+from dispatcher.store.relay import NotHere, RelayRefused
+
+
+def bot_of(held: dict[str, str]):
+    """A replica's local channel as the relay sees it: sessions → a bot's answer."""
+
+    async def handler(session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        if session_id not in held:
+            raise NotHere(session_id)
+        if params.get("sdp") == "bad":
+            raise ApiError(400, "bad_offer", "the bot refused the offer")
+        return {"answered_by": held[session_id], "method": method, "sdp": params.get("sdp")}
+
+    return handler
+
+
+async def started(pair, held_a: dict[str, str], held_b: dict[str, str]):
+    a, b = pair
+    await a.start(bot_of(held_a), held=lambda: held_a)
+    await b.start(bot_of(held_b), held=lambda: held_b)
+    assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+    return a, b
+
+
+async def test_a_request_at_another_replica_reaches_the_owner_and_its_answer_comes_back(replica_pair):
+    a, b = await started(replica_pair, {"s1": "bot-1"}, {})
+    await a.owners.claim("s1")
+    assert await b.owners.owner_of("s1") == "r-a"
+    answer = await b.relay.ask("r-a", "s1", "webrtc.offer", {"sdp": "v=0"}, timeout=10)
+    assert answer == {"answered_by": "bot-1", "method": "webrtc.offer", "sdp": "v=0"}
+
+
+async def test_the_bots_refusal_passes_through_with_its_status(replica_pair):
+    _, b = await started(replica_pair, {"s1": "bot-1"}, {})
+    with pytest.raises(RelayRefused) as refused:
+        await b.relay.ask("r-a", "s1", "webrtc.offer", {"sdp": "bad"}, timeout=10)
+    assert (refused.value.status, refused.value.code) == (400, "bad_offer")
+
+
+async def test_an_owner_without_the_sessions_channel_says_not_here(replica_pair):
+    _, b = await started(replica_pair, {}, {})
+    with pytest.raises(NotHere):
+        await b.relay.ask("r-a", "s1", "webrtc.offer", {"sdp": "v=0"}, timeout=10)
+
+
+async def test_asking_a_replica_nobody_listens_for_answers_none_at_once(replica_pair):
+    _, b = await started(replica_pair, {}, {})
+    assert await b.relay.ask("r-gone", "s1", "webrtc.offer", {}, timeout=10) is None
+
+
+async def test_owner_records_are_renewed_by_the_heartbeat_and_run_out_without_it(replica_pair):
+    a, b = await started(replica_pair, {"s1": "bot-1"}, {})
+    await a.owners.claim("s1")
+    await a.owners.claim("s2")  # its bot left this replica: no longer held, not renewed
+    for _ in range(4):  # 4 × 0.7 s > the 2 s lease
+        await asyncio.sleep(0.7)
+        await a.beat()
+    assert await b.owners.owner_of("s1") == "r-a"
+    assert await b.owners.owner_of("s2") is None
+
+
+async def test_a_renewal_never_takes_back_a_session_another_replica_took_over(replica_pair):
+    a, b = await started(replica_pair, {"s1": "bot-1"}, {"s1": "bot-1"})
+    await a.owners.claim("s1")
+    await b.owners.claim("s1")  # the bot re-dialled to b
+    assert await a.owners.renew(["s1"]) == ["s1"]
+    assert await a.owners.owner_of("s1") == "r-b"
+
+
+async def test_a_replica_announces_serving_then_draining_and_leaves(replica_pair):
+    a, b = await started(replica_pair, {}, {})
+    assert await b.replicas.live() == {"r-a": "serving", "r-b": "serving"}
+    await a.drain()
+    assert await b.replicas.state_of("r-a") == "draining"
+    await a.aclose()
+    assert await b.replicas.state_of("r-a") is None

@@ -1,0 +1,60 @@
+"""The start lease: one launch per keyed session across replicas, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.starts import StartBusy
+
+
+async def test_the_same_session_started_at_two_replicas_at_once_launches_once(replica_pair):
+    a, b = replica_pair
+    launched: list[str] = []
+    inside = 0
+    most_inside = 0
+
+    async def start(coordination: Coordination, session_id: str) -> None:
+        nonlocal inside, most_inside
+        async with coordination.starts.held(session_id, wait_seconds=30):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            if session_id not in launched:  # the provider lookup a replay makes
+                await asyncio.sleep(0)  # a launch awaits the provider: another start may run now
+                launched.append(session_id)
+            inside -= 1
+
+    for n in range(100):
+        await asyncio.gather(start(a, f"s{n}"), start(b, f"s{n}"))
+    assert len(launched) == 100
+    assert most_inside == 1, "two replicas were inside one session's start at once"
+
+
+async def test_a_waiting_start_gives_up_with_start_busy_after_its_wait(replica_pair):
+    a, b = replica_pair
+    async with a.starts.held("s", wait_seconds=1):
+        with pytest.raises(StartBusy):
+            async with b.starts.held("s", wait_seconds=0.05):
+                pass
+    async with b.starts.held("s", wait_seconds=1):  # released: the next start goes at once
+        pass
+
+
+async def test_a_holder_keeps_its_lease_past_the_lease_time_while_it_launches(replica_pair):
+    a, b = replica_pair  # leases of 2 s, renewed every 2/3 s
+    async with a.starts.held("s", wait_seconds=1):
+        await asyncio.sleep(3)  # a slow provider call
+        with pytest.raises(StartBusy):
+            async with b.starts.held("s", wait_seconds=0.05):
+                pass
+
+
+async def test_a_dead_holders_lease_runs_out_and_the_waiter_goes_on(replica_pair):
+    a, b = replica_pair
+    token = "r-dead:0"
+    # A replica that took the lease and died: nobody renews it.
+    await a.store.redis.set(a.store.key("start", "s"), token, px=300)
+    async with b.starts.held("s", wait_seconds=5):
+        assert await b.store.redis.get(b.store.key("start", "s")) != token
