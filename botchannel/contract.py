@@ -13,7 +13,8 @@ is one JSON text message `{"type": ..., ...}`:
 `hello.session_id` is null for an idle (reserve) bot and the session's id for a bot launched cold
 for one session. Methods the dispatcher calls on a bot: `assign` (exactly once per bot, ever: a
 second one is refused with 409 `already_assigned`), `webrtc.offer` and `webrtc.ice` (Pipecat
-SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`). Reports: `ready` (assigned
+SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`) and `media.attach` (a phone
+call's media socket, docs/phone.md). Reports: `ready` (assigned
 and able to take signalling / join), `joined` (a peer connected or the bot is in the room),
 `first_audio` (the bot's first audio frame left for the peer), `ended` (with the reason).
 
@@ -43,6 +44,9 @@ MAX_FRAME_BYTES = 256 * 1024  # an SDP offer is a few KB; the client's `body` at
 METHOD_ASSIGN = "assign"
 METHOD_OFFER = "webrtc.offer"
 METHOD_ICE = "webrtc.ice"
+# A phone call's media: {path, token}. The bot dials `path` on its channel's address with
+# `Authorization: Bearer <token>` (one-time, this session only); the carrier's frames flow there.
+METHOD_MEDIA_ATTACH = "media.attach"
 
 ReportEvent = Literal["ready", "joined", "first_audio", "ended"]
 REPORT_EVENTS: tuple[str, ...] = ("ready", "joined", "first_audio", "ended")
@@ -115,7 +119,7 @@ class Assignment:
 
     session_id: str
     max_session_seconds: int
-    transport: str = "webrtc"  # "webrtc" (signalling over this channel) or "daily"
+    transport: str = "webrtc"  # "webrtc" (signalling over this channel), "daily" or "websocket" (a call)
     body: Mapping[str, Any] = field(default_factory=dict)  # the client's `body`
     room_url: str | None = None  # daily
     token: str | None = field(default=None, repr=False)  # daily: the bot's meeting token (a secret)
@@ -133,7 +137,7 @@ class Assignment:
         if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
             raise ProtocolError("assign: max_session_seconds must be a positive integer")
         transport = params.get("transport", "webrtc")
-        if transport not in ("webrtc", "daily"):
+        if transport not in ("webrtc", "daily", "websocket"):
             raise ProtocolError(f"assign: unknown transport {transport!r}")
         body = params.get("body", {})
         if not isinstance(body, dict):

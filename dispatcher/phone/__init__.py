@@ -1,0 +1,1 @@
+"""Phone calls: carriers' media-stream WebSockets and webhooks, relayed to a warm bot per call."""

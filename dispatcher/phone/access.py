@@ -1,0 +1,79 @@
+"""Who may open a call: every carrier request proves where it comes from, before anything starts.
+
+A WebSocket upgrade is let in by, in this order: a one-time path token (`/ws/{carrier}/{token}`,
+any carrier); Twilio's `X-Twilio-Signature` over the `wss://` URL; Exotel's Basic credential
+(`wss://KEY:TOKEN@host/...`); or nothing at all on a keyless local loopback dispatcher. Anything
+else is refused with HTTP 403 before the handshake completes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.phone.settings import PhoneSettings
+from dispatcher.phone.signatures import twilio_valid
+from dispatcher.phone.tokens import CallTokens, TokenRefused
+
+
+@dataclass(frozen=True)
+class Admitted:
+    how: str  # "token", "twilio_signature", "exotel_basic", "keyless"
+    session_key: str | None = None  # from a token: the session it was minted for
+    body: Mapping[str, Any] | None = None
+
+
+class Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def public_base(settings: PhoneSettings, headers: Mapping[str, str], scheme: str) -> str:
+    """`https://host` as carriers reach us: PHONE_PUBLIC_URL, else the request's own host (a
+    load balancer's X-Forwarded-Proto names the scheme the carrier used)."""
+    if settings.public_url:
+        return settings.public_url
+    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scheme
+    secure = proto in ("https", "wss")
+    return f"{'https' if secure else 'http'}://{headers.get('host', 'localhost')}"
+
+
+def websocket_url(base: str, path: str, query: str = "") -> str:
+    scheme, _, rest = base.partition("://")
+    url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
+    return f"{url}?{query}" if query else url
+
+
+def admit_upgrade(
+    settings: PhoneSettings,
+    tokens: CallTokens,
+    carrier: str,
+    token: str | None,
+    headers: Mapping[str, str],
+    url: str,
+) -> Admitted:
+    """Checks one carrier WebSocket upgrade; `url` is the `wss://` URL the carrier dialled."""
+    if token is not None:
+        try:
+            grant = tokens.redeem(token, carrier)
+        except TokenRefused as exc:
+            raise Refused(f"token_{exc.reason}") from None
+        return Admitted("token", grant.session_key, grant.body)
+    signature = headers.get("x-twilio-signature")
+    if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
+        if not twilio_valid(settings.twilio_auth_token, url, (), signature):
+            raise Refused("twilio_signature_forged")
+        return Admitted("twilio_signature")
+    authorization = headers.get("authorization", "")
+    if carrier == "exotel" and settings.exotel_basic and authorization.lower().startswith("basic "):
+        expected = base64.b64encode(settings.exotel_basic.encode()).decode()
+        if not hmac.compare_digest(authorization[6:].strip().encode(), expected.encode()):
+            raise Refused("exotel_credential_wrong")
+        return Admitted("exotel_basic")
+    if settings.keyless:
+        return Admitted("keyless")
+    raise Refused("no_proof")

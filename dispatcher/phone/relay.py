@@ -1,0 +1,167 @@
+"""One phone call: the carrier's WebSocket on one side, the bot's media WebSocket on the other.
+
+Frames cross verbatim: no JSON is parsed or re-encoded on the way (the bot's own Pipecat
+serializer reads the carrier's protocol, and its `parse_telephony_websocket` sees the carrier's
+first messages exactly as sent). While the bot is being claimed (warm: tens of ms) or started
+(cold: seconds), the carrier's frames wait in a bounded buffer: the first two (Twilio's
+`connected` and `start`, and their equivalents) are always kept, then at most `MAX_BUFFERED`
+frames, oldest dropped first. Whichever side closes first ends the call: the other side is
+closed and the session's machine stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Message
+from starlette.websockets import WebSocket, WebSocketState
+
+log = logging.getLogger("dispatcher.phone")
+
+HANDSHAKE_FRAMES = 2  # parse_telephony_websocket reads the first two messages
+MAX_BUFFERED = 500  # 10 s of 20 ms frames while a cold bot starts; older audio is dropped
+
+
+@dataclass
+class CallStats:
+    opened: float = field(default_factory=time.monotonic)
+    bot_attached: float | None = None
+    first_bot_frame: float | None = None
+    carrier_frames: int = 0
+    bot_frames: int = 0
+    dropped: int = 0
+    ended_by: str | None = None  # "carrier" / "bot" / "start_failed"
+
+
+class CarrierBuffer:
+    """The carrier's frames that arrived before the bot: handshake kept, the rest bounded."""
+
+    def __init__(self, limit: int = MAX_BUFFERED) -> None:
+        self.handshake: list[Message] = []
+        self.media: deque[Message] = deque(maxlen=limit)
+        self.dropped = 0
+
+    def add(self, message: Message) -> None:
+        if len(self.handshake) < HANDSHAKE_FRAMES:
+            self.handshake.append(message)
+            return
+        if len(self.media) == self.media.maxlen:
+            self.dropped += 1
+        self.media.append(message)
+
+    def drain(self) -> list[Message]:
+        frames = [*self.handshake, *self.media]
+        self.handshake.clear()
+        self.media.clear()
+        return frames
+
+
+async def relay_call(
+    carrier: WebSocket,
+    attach_bot: Callable[[], Awaitable[WebSocket]],
+    end_session: Callable[[str], Awaitable[None]],
+    stats: CallStats | None = None,
+) -> CallStats:
+    """Runs the call to its end. `attach_bot` starts (or claims) the bot and returns its media
+    socket; `end_session(reason)` stops the machine. The carrier socket is accepted already."""
+    stats = stats or CallStats()
+    buffer = CarrierBuffer()
+    carrier_gone = asyncio.Event()
+
+    async def read_while_starting() -> None:
+        while True:
+            message = await carrier.receive()
+            if message["type"] == "websocket.disconnect":
+                carrier_gone.set()
+                return
+            buffer.add(message)
+
+    reading = asyncio.create_task(read_while_starting(), name="phone-early-frames")
+    attaching = asyncio.ensure_future(attach_bot())
+    await asyncio.wait({reading, attaching}, return_when=asyncio.FIRST_COMPLETED)
+    if not attaching.done():  # the caller hung up while the bot was starting
+        attaching.cancel()
+        with contextlib.suppress(BaseException):
+            await attaching
+        stats.ended_by = "carrier"
+        await end_session("carrier_hung_up_before_bot")
+        return stats
+    reading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading
+    try:
+        bot = attaching.result()
+    except Exception as exc:
+        stats.ended_by = "start_failed"
+        log.warning("phone call: the bot could not be started (%s)", exc)
+        await _close(carrier, 1011, "the call's bot could not be started")
+        await end_session("start_failed")
+        return stats
+    stats.bot_attached = time.monotonic()
+    stats.dropped = buffer.dropped
+    try:
+        for message in buffer.drain():
+            await bot.send(_outgoing(message))
+            stats.carrier_frames += 1
+        if carrier_gone.is_set():
+            stats.ended_by = "carrier"
+        else:
+            stats.ended_by = await _pump_both(carrier, bot, stats)
+    except Exception as exc:  # a socket failed mid-call: the call is over either way
+        log.info("phone call: relay ended (%s)", type(exc).__name__)
+        stats.ended_by = stats.ended_by or "error"
+    finally:
+        await _close(bot, 1000, "call ended")
+        await _close(carrier, 1000, "call ended")
+        await end_session(f"{stats.ended_by}_hung_up" if stats.ended_by in ("carrier", "bot") else "relay_error")
+    return stats
+
+
+async def _pump_both(carrier: WebSocket, bot: WebSocket, stats: CallStats) -> str:
+    async def carrier_to_bot() -> str:
+        while True:
+            message = await carrier.receive()
+            if message["type"] == "websocket.disconnect":
+                return "carrier"
+            await bot.send(_outgoing(message))
+            stats.carrier_frames += 1
+
+    async def bot_to_carrier() -> str:
+        while True:
+            message = await bot.receive()
+            if message["type"] == "websocket.disconnect":
+                return "bot"
+            if stats.first_bot_frame is None:
+                stats.first_bot_frame = time.monotonic()
+            await carrier.send(_outgoing(message))
+            stats.bot_frames += 1
+
+    tasks = {asyncio.create_task(carrier_to_bot()), asyncio.create_task(bot_to_carrier())}
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    first = done.pop()
+    return first.result() if first.exception() is None else "error"
+
+
+def _outgoing(message: Message) -> dict[str, Any]:
+    """A received frame as the same frame to send: text stays text, bytes stay bytes."""
+    if message.get("text") is not None:
+        return {"type": "websocket.send", "text": message["text"]}
+    return {"type": "websocket.send", "bytes": message.get("bytes") or b""}
+
+
+async def _close(socket: WebSocket, code: int, reason: str) -> None:
+    if socket.application_state == WebSocketState.DISCONNECTED or socket.client_state == WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        await socket.close(code=code, reason=reason)

@@ -1,0 +1,114 @@
+"""The carriers' WebSockets (Pipecat Cloud's paths) and the bots' media sockets.
+
+    /ws/{twilio|telnyx|plivo|exotel}[/{token}]    a carrier's media stream
+    /ws/generic/{service}[/{token}]               any other WebSocket client (`?body=` base64 JSON, keyless only)
+    /bots/media/{session_id}                      where the call's bot dials in for its media
+
+A refused upgrade is closed before `accept()`: the client sees HTTP 403 and nothing has started.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+
+from dispatcher.phone.access import Admitted, Refused, admit_upgrade, public_base, websocket_url
+from dispatcher.phone.calls import PhoneCall
+from dispatcher.phone.media_links import MEDIA_PATH
+from dispatcher.phone.relay import relay_call
+from dispatcher.phone.settings import CARRIERS
+from dispatcher.phone.state import phone_state
+
+log = logging.getLogger("dispatcher.phone")
+MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
+
+router = APIRouter()
+
+
+@router.websocket("/ws/{carrier}")
+async def carrier_stream(websocket: WebSocket, carrier: str) -> None:
+    await _call(websocket, carrier, None)
+
+
+@router.websocket("/ws/{carrier}/{token}")
+async def carrier_stream_with_token(websocket: WebSocket, carrier: str, token: str) -> None:
+    if carrier == "generic":  # /ws/generic/{service}: the service names this deployment; no token
+        await _call(websocket, "generic", None)
+        return
+    await _call(websocket, carrier, token)
+
+
+@router.websocket("/ws/generic/{service}/{token}")
+async def generic_stream_with_token(websocket: WebSocket, service: str, token: str) -> None:
+    await _call(websocket, "generic", token)
+
+
+@router.websocket(MEDIA_PATH)
+async def bot_media(websocket: WebSocket, session_id: str) -> None:
+    links = phone_state(websocket).calls.links
+    link = links.claim(session_id, websocket.headers.get("authorization"))
+    if link is None:
+        await websocket.close(code=1008)  # before accept(): HTTP 403
+        return
+    await websocket.accept()
+    link.socket.set_result(websocket)
+    await link.done.wait()  # the relay owns the socket until the call ends
+
+
+async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
+    state = phone_state(websocket)
+    if carrier not in (*CARRIERS, "generic"):
+        await websocket.close(code=1008)
+        return
+    url = websocket_url(
+        public_base(state.settings, websocket.headers, websocket.url.scheme),
+        websocket.url.path,
+        websocket.url.query,
+    )
+    try:
+        admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
+        body = _body(admitted, websocket.query_params.get("body"))
+    except Refused as exc:
+        log.warning("phone: %s upgrade refused (%s)", carrier, exc.reason)
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    call = PhoneCall()
+    state.active_calls += 1
+    try:
+        await relay_call(
+            websocket,
+            lambda: state.calls.attach(call, carrier, admitted.session_key, body),
+            lambda reason: state.calls.end(call, reason),
+        )
+    finally:
+        state.active_calls -= 1
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+def _body(admitted: Admitted, query_body: str | None) -> Mapping[str, Any]:
+    """The bot's `body`: the token's (from `POST /start`), or `?body=` on a keyless dispatcher
+    (as Pipecat Cloud's generic endpoint, which takes it only where no auth is configured)."""
+    if admitted.body:
+        return admitted.body
+    if query_body is None:
+        return {}
+    if admitted.how != "keyless":
+        raise Refused("query_body_needs_a_token")  # a signed stream's body comes from its token
+    if len(query_body) > MAX_QUERY_BODY_BYTES * 4 // 3 + 4:
+        raise Refused("query_body_too_large")
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(query_body + "=" * (-len(query_body) % 4)))
+    except (ValueError, binascii.Error):
+        raise Refused("query_body_not_base64_json") from None
+    if not isinstance(decoded, dict):
+        raise Refused("query_body_not_an_object")
+    return decoded

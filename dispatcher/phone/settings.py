@@ -1,0 +1,58 @@
+"""Phone settings: the carriers' credentials and where carriers reach this dispatcher.
+
+All optional: a carrier whose credential is unset is reached only with a one-time path token
+(from `POST /start` or a signed webhook of a carrier that is configured), or keyless on a local
+loopback dispatcher. Each variable is documented in docs/phone.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dispatcher.phone.signatures import TelnyxKey
+from dispatcher.phone.tokens import derive_key
+from dispatcher.settings import SettingsError
+
+CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
+
+
+@dataclass(frozen=True)
+class PhoneSettings:
+    token_key: bytes = field(repr=False)
+    public_url: str | None = None  # https://calls.example.com: what carriers were told (signatures cover it)
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    telnyx_key: TelnyxKey | None = field(default=None, repr=False)
+    plivo_auth_token: str | None = field(default=None, repr=False)
+    exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
+    keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, keyless: bool, bot_channel_token: str | None) -> PhoneSettings:
+        secret = env.get("PHONE_TOKEN_SECRET", "").strip()
+        if secret and len(secret) < 32:
+            raise SettingsError("PHONE_TOKEN_SECRET must be at least 32 characters")
+        # Replicas must share the key: PHONE_TOKEN_SECRET, else the deployment's bot credential
+        # (separated from its other use by derive_key), else (one local process) a fresh one.
+        key = derive_key(secret or bot_channel_token or secrets.token_urlsafe(32))
+        public_url = env.get("PHONE_PUBLIC_URL", "").strip().rstrip("/") or None
+        if public_url is not None and not public_url.startswith(("https://", "http://")):
+            raise SettingsError(f"PHONE_PUBLIC_URL={public_url!r} must start with https:// (or http:// locally)")
+        telnyx = env.get("TELNYX_PUBLIC_KEY", "").strip()
+        try:
+            telnyx_key = TelnyxKey(telnyx) if telnyx else None
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        exotel_key, exotel_token = env.get("EXOTEL_API_KEY", "").strip(), env.get("EXOTEL_API_TOKEN", "").strip()
+        if bool(exotel_key) != bool(exotel_token):
+            raise SettingsError("EXOTEL_API_KEY and EXOTEL_API_TOKEN are set together or not at all")
+        return cls(
+            token_key=key,
+            public_url=public_url,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or None,
+            telnyx_key=telnyx_key,
+            plivo_auth_token=env.get("PLIVO_AUTH_TOKEN", "").strip() or None,
+            exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
+            keyless=keyless,
+        )

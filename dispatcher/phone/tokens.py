@@ -1,0 +1,121 @@
+"""One-time, short-lived tokens that a carrier presents in the WebSocket path (`/ws/{carrier}/{token}`).
+
+Carriers cannot send headers or query strings with a media stream, so the path carries the proof:
+`base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, body}`.
+The token is self-contained (any replica holding the key can check it) and names the session it
+opens, so `POST /start` can answer the `sessionId` before any machine exists. It is spent on first
+use: a second presentation is refused. The spent set lives in this replica's memory, like Pipecat's
+runner's (a token could be presented once per replica within its life; a shared store closes it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.phone.signatures import Replays
+
+TOKEN_SECONDS = 300  # Pipecat Cloud's and the runner's: five minutes
+MAX_TOKEN_BODY_BYTES = 2048  # the body rides in the URL; carriers' URL limits are a few KB
+
+
+class TokenRefused(Exception):
+    """Why a token opens nothing: `forged`, `expired`, `replayed`, `wrong_carrier`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CallGrant:
+    """What a valid token opens: one call on one carrier, as one session, with the caller's body."""
+
+    token_id: str
+    carrier: str
+    session_key: str  # the session's idempotency key: the session id follows from it
+    expires: float
+    body: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CallTokens:
+    def __init__(
+        self, key: bytes, *, seconds: int = TOKEN_SECONDS, clock: Callable[[], float] = time.time
+    ) -> None:
+        if len(key) < 32:
+            raise ValueError("the phone token key must be at least 32 bytes")
+        self._key = key
+        self._seconds = seconds
+        self._clock = clock
+        self._spent = Replays(memory_seconds=seconds + 60.0)
+
+    def mint(self, carrier: str, body: Mapping[str, Any] | None = None) -> tuple[str, CallGrant]:
+        grant = CallGrant(
+            token_id=secrets.token_urlsafe(12),
+            carrier=carrier,
+            session_key=f"phone-{secrets.token_urlsafe(16)}",
+            expires=float(int(self._clock()) + self._seconds),
+            body=dict(body or {}),
+        )
+        payload = {"jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key}
+        if grant.body:
+            payload["body"] = dict(grant.body)
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        if len(raw) > MAX_TOKEN_BODY_BYTES + 200:
+            raise ValueError(f"the call's body exceeds {MAX_TOKEN_BODY_BYTES} bytes as JSON")
+        encoded = _b64(raw)
+        return f"{encoded}.{_b64(self._sign(encoded))}", grant
+
+    def redeem(self, token: str, carrier: str) -> CallGrant:
+        """The grant, spent now; `TokenRefused` when forged, expired, replayed or for another carrier."""
+        grant = self.check(token, carrier)
+        if not self._spent.first_sighting(grant.token_id):
+            raise TokenRefused("replayed")
+        return grant
+
+    def check(self, token: str, carrier: str) -> CallGrant:
+        encoded, _, signature = token.partition(".")
+        try:
+            valid = hmac.compare_digest(_unb64(signature), self._sign(encoded))
+            payload = json.loads(_unb64(encoded)) if valid else None
+        except (ValueError, binascii.Error):
+            raise TokenRefused("forged") from None
+        if not isinstance(payload, dict):
+            raise TokenRefused("forged")
+        body = payload.get("body")
+        grant = CallGrant(
+            token_id=str(payload.get("jti", "")),
+            carrier=str(payload.get("carrier", "")),
+            session_key=str(payload.get("sid", "")),
+            expires=float(payload.get("exp", 0)),
+            body=body if isinstance(body, dict) else {},
+        )
+        if grant.expires <= self._clock():
+            raise TokenRefused("expired")
+        if grant.carrier != carrier:
+            raise TokenRefused("wrong_carrier")
+        return grant
+
+    def _sign(self, encoded: str) -> bytes:
+        return hmac.new(self._key, encoded.encode(), hashlib.sha256).digest()
+
+
+def derive_key(secret: str) -> bytes:
+    """The token key from a deployment secret, separated from that secret's other uses."""
+    return hmac.new(secret.encode(), b"voicefleet phone call tokens v1", hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,120 @@
+"""The carriers' call webhooks: answer at once with the XML that points the call at this dispatcher.
+
+    POST /phone/twilio    TwiML   <Connect><Stream url="wss://…/ws/twilio/{token}">
+    POST /phone/telnyx    TeXML   the same, bidirectionalMode="rtp"
+    POST /phone/plivo     Plivo XML <Stream bidirectional="true" keepCallAlive="true">
+
+Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries a
+one-time token, and the call's session starts when the carrier opens the stream. Each webhook is
+checked with the carrier's signature first; a request that fails it gets 403 and no token.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import quoteattr
+
+from fastapi import APIRouter, Request, Response
+
+from dispatcher.errors import ApiError
+from dispatcher.phone.access import public_base, websocket_url
+from dispatcher.phone.signatures import plivo_valid, twilio_valid
+from dispatcher.phone.state import PhoneState, phone_state
+
+log = logging.getLogger("dispatcher.phone")
+XML = "application/xml"
+
+router = APIRouter(prefix="/phone", tags=["phone"])
+
+
+@router.post("/twilio", summary="Twilio voice webhook: TwiML that streams the call here")
+async def twilio_webhook(request: Request) -> Response:
+    state, raw, params, base = await _read(request)
+    url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if state.settings.twilio_auth_token:
+        if not twilio_valid(state.settings.twilio_auth_token, url, params, request.headers.get("x-twilio-signature")):
+            raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
+        # The signature has no time in it: a captured webhook stays valid. One token per call.
+        _first_time(state, f"twilio:{dict(params).get('CallSid', '')}")
+    else:
+        _keyless_only(state, "TWILIO_AUTH_TOKEN")
+    stream = _stream_url(state, base, "twilio")
+    fields = dict(params)
+    parameters = "".join(
+        f"<Parameter name={quoteattr(name)} value={quoteattr(fields[key])}/>"
+        for key, name in (("From", "from_number"), ("To", "to_number"))
+        if fields.get(key)
+    )
+    return _xml(f"<Response><Connect><Stream url={quoteattr(stream)}>{parameters}</Stream></Connect></Response>")
+
+
+@router.post("/telnyx", summary="Telnyx TeXML webhook: TeXML that streams the call here")
+async def telnyx_webhook(request: Request) -> Response:
+    state, raw, params, base = await _read(request)
+    if state.settings.telnyx_key is not None:
+        why = state.settings.telnyx_key.valid(
+            raw, request.headers.get("telnyx-signature-ed25519"), request.headers.get("telnyx-timestamp")
+        )
+        if why is not None:
+            raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
+        _first_time(state, f"telnyx:{request.headers.get('telnyx-signature-ed25519', '')}")
+    else:
+        _keyless_only(state, "TELNYX_PUBLIC_KEY")
+    stream = _stream_url(state, base, "telnyx")
+    return _xml(
+        f'<Response><Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect></Response>'
+    )
+
+
+@router.post("/plivo", summary="Plivo answer URL: Plivo XML that streams the call here")
+async def plivo_webhook(request: Request) -> Response:
+    state, raw, params, base = await _read(request)
+    url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if state.settings.plivo_auth_token:
+        nonce = request.headers.get("x-plivo-signature-v3-nonce")
+        presented = request.headers.get("x-plivo-signature-v3")
+        if not plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented):
+            raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
+        _first_time(state, f"plivo:{nonce}")
+    else:
+        _keyless_only(state, "PLIVO_AUTH_TOKEN")
+    stream = _stream_url(state, base, "plivo")
+    return _xml(
+        '<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">'
+        f"{_text(stream)}</Stream></Response>"
+    )
+
+
+async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, str]], str]:
+    state = phone_state(request)
+    raw = await request.body()
+    try:
+        params = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_form", "the webhook body is not UTF-8 form data") from None
+    return state, raw, params, public_base(state.settings, request.headers, request.url.scheme)
+
+
+def _first_time(state: PhoneState, key: str) -> None:
+    """A signed request seen before is a replay (Twilio's and Plivo's signatures carry no time)."""
+    if key.endswith(":") or not state.webhook_replays.first_sighting(key):
+        raise ApiError(403, "replayed", "this webhook was already answered")
+
+
+def _keyless_only(state: PhoneState, variable: str) -> None:
+    if not state.settings.keyless:
+        raise ApiError(403, "carrier_not_configured", f"set {variable} to take this carrier's webhooks")
+
+
+def _stream_url(state: PhoneState, base: str, carrier: str) -> str:
+    token, _ = state.tokens.mint(carrier)
+    return websocket_url(base, f"/ws/{carrier}/{token}")
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _xml(body: str) -> Response:
+    return Response(f'<?xml version="1.0" encoding="UTF-8"?>\n{body}', media_type=XML)

@@ -1,0 +1,70 @@
+"""One-time call tokens: each refusal beside its positive control."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.phone.tokens import CallTokens, TokenRefused
+
+KEY = b"k" * 32
+
+
+def tokens(now: list[float]) -> CallTokens:
+    return CallTokens(KEY, seconds=300, clock=lambda: now[0])
+
+
+def test_a_token_opens_its_call_once_with_its_body() -> None:
+    now = [1000.0]
+    issuer = tokens(now)
+    token, grant = issuer.mint("twilio", {"user": "ada"})
+    redeemed = issuer.redeem(token, "twilio")
+    assert (redeemed.session_key, dict(redeemed.body)) == (grant.session_key, {"user": "ada"})
+    with pytest.raises(TokenRefused) as replay:
+        issuer.redeem(token, "twilio")
+    assert replay.value.reason == "replayed"
+
+
+def test_an_expired_token_is_refused_and_one_just_in_time_is_not() -> None:
+    now = [1000.0]
+    issuer = tokens(now)
+    late, _ = issuer.mint("plivo")
+    on_time, _ = issuer.mint("plivo")
+    now[0] = 1299.0
+    issuer.redeem(on_time, "plivo")
+    now[0] = 1300.0
+    with pytest.raises(TokenRefused) as expired:
+        issuer.redeem(late, "plivo")
+    assert expired.value.reason == "expired"
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
+    lambda t: "eyJqdGkiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5LCJjYXJyaWVyIjoidHdpbGlvIiwic2lkIjoieCJ9." + t.split(".")[1],
+    lambda t: "not-a-token",
+    lambda t: "",
+])
+def test_a_forged_token_is_refused(mangle) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    issuer = tokens(now)
+    token, _ = issuer.mint("twilio")
+    with pytest.raises(TokenRefused) as forged:
+        issuer.redeem(mangle(token), "twilio")
+    assert forged.value.reason == "forged"
+    issuer.redeem(token, "twilio")  # the real one still opens its call
+
+
+def test_a_token_for_one_carrier_opens_no_other() -> None:
+    now = [1000.0]
+    issuer = tokens(now)
+    token, _ = issuer.mint("twilio")
+    with pytest.raises(TokenRefused) as wrong:
+        issuer.redeem(token, "telnyx")
+    assert wrong.value.reason == "wrong_carrier"
+    issuer.redeem(token, "twilio")
+
+
+def test_another_deployments_key_opens_nothing() -> None:
+    now = [1000.0]
+    token, _ = tokens(now).mint("twilio")
+    with pytest.raises(TokenRefused):
+        CallTokens(b"o" * 32, clock=lambda: now[0]).redeem(token, "twilio")
