@@ -61,3 +61,24 @@ def test_settings_need_a_redis_url_scheme_and_a_sane_replica_id():
     assert settings is not None and settings.timeout_seconds == 0.3
     assert "pw" not in repr(settings)  # the URL may carry the password
     assert settings.replica_id.startswith("r-") and settings.prefix == "{voicefleet}:"
+
+
+async def test_launches_across_replicas_never_pass_the_cap_between_counts(redis, prefix):
+    from dispatcher.store.launches import SharedLaunches
+
+    stores = [Store(settings_for(redis, f"r-{n}", prefix)) for n in range(3)]
+    launches = [SharedLaunches(s, keep_seconds=60) for s in stores]
+    counted_at = await launches[0].now()  # the provider counted 2 running sessions then
+    admitted = await asyncio.gather(*(
+        launches[n % 3].admit(f"s{n}", counted=2, counted_at=counted_at, limit=5) for n in range(9)
+    ))
+    assert admitted.count(True) == 3
+    first = f"s{admitted.index(True)}"
+    await launches[1].failed(first)  # a failed launch frees its place
+    assert await launches[2].admit("s-late", counted=2, counted_at=counted_at, limit=5)
+    # A recount asked for now sees the 3 admitted launches itself: only what lands later adds up.
+    recounted_at = await launches[0].now() + 1
+    assert await launches[0].admit("s-after", counted=4, counted_at=recounted_at, limit=5)
+    assert not await launches[0].admit("s-over", counted=4, counted_at=recounted_at, limit=5)
+    for s in stores:
+        await s.aclose()
