@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker_build as docker_build
 
-# Paths are relative to the project root (where Pulumi runs the program), so plans and state do
-# not depend on the machine that built them.
-CONTEXT = "."
+# Paths are relative, so plans and state do not depend on the machine that built them, and relative
+# to the program folder (Pulumi.yaml's `main`, infra/): Pulumi starts every provider plugin with
+# the program's working directory, and docker-build resolves them from there. The build context is
+# the repository root.
+CONTEXT = ".."
 # role -> (Dockerfile, target). bot-webrtc is built only for stacks with a TURN relay.
-DOCKERFILES = {"bot": ("images/bot.Dockerfile", "runtime"), "dispatcher": ("images/dispatcher.Dockerfile", "runtime"),
-               "bot-webrtc": ("images/bot.Dockerfile", "runtime-webrtc")}
+DOCKERFILES = {"bot": ("../images/bot.Dockerfile", "runtime"),
+               "dispatcher": ("../images/dispatcher.Dockerfile", "runtime"),
+               "bot-webrtc": ("../images/bot.Dockerfile", "runtime-webrtc")}
 CACHE_TAG = "buildcache"
 BUILD_TAG = "latest"  # constant on purpose: the revision is an extra tag (see the module docstring)
 

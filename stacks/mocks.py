@@ -24,7 +24,7 @@ from pulumi.runtime import rpc
 
 ACCOUNT = "123456789012"
 GCP_PROJECT_NUMBER = "210987654321"
-PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
+PROGRAM = Path(__file__).resolve().parent.parent / "infra" / "__main__.py"  # Pulumi.yaml `main: infra/`
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Render a stack's resources offline, as text a reviewer can diff.
 
-    uv run python -m stacks.plan aws-dev            # print the plan of stacks/Pulumi.aws-dev.yaml
-    uv run python -m stacks.plan aws-dev --diff     # what changed against the committed snapshot
-    uv run python -m stacks.plan aws-dev --write    # refresh tests/infra/snapshots/aws-dev.txt
+    uv run --project infra python -m stacks.plan aws-dev            # print the plan of stacks/Pulumi.aws-dev.yaml
+    uv run --project infra python -m stacks.plan aws-dev --diff     # what changed against the committed snapshot
+    uv run --project infra python -m stacks.plan aws-dev --write    # refresh tests/infra/snapshots/aws-dev.txt
 
 Every run first applies the offline preflight (stacks/preflight: the CLI's config checks, the
 clouds' name and size rules) and exits 1 with one line per violation instead of a plan.

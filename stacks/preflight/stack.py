@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from stacks.mocks import Registration
-from stacks.preflight import names, sizes
+from stacks.preflight import names, sizes, toolchain
 from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,4 +39,5 @@ def documented_values(stack: str) -> dict[str, StackValue]:
 def violations(stack: str, registrations: list[Registration]) -> list[str]:
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     found = project_errors(project) + stack_errors(project, stack, documented_values(stack))
+    found += toolchain.violations(ROOT) + toolchain.build_context_violations(ROOT, registrations)
     return found + names.violations(registrations) + sizes.violations(registrations)

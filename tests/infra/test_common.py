@@ -56,8 +56,9 @@ def test_images_are_pushed_with_a_registry_cache_and_nothing_of_the_revision(sta
     for image in images:
         inputs = unwrap(image.inputs)
         assert inputs["push"] is True and inputs["platforms"] == ["linux/amd64"]
-        assert inputs["dockerfile"]["location"] == f"images/{image.name.rsplit('-', 1)[1]}.Dockerfile"
-        assert inputs["context"]["location"] == "."
+        # Relative to the program folder (infra/), where the docker-build plugin runs.
+        assert inputs["dockerfile"]["location"] == f"../images/{image.name.rsplit('-', 1)[1]}.Dockerfile"
+        assert inputs["context"]["location"] == ".."
         # Review item 9: nothing of the commit in the build's inputs, so the digest follows content.
         assert "test-rev" not in json.dumps(inputs)
         assert "buildArgs" not in inputs and inputs["tags"][0].endswith(":latest")

@@ -3,7 +3,7 @@
 A change to the program or to stacks/Pulumi.<stack>.yaml shows up here as a text diff. When the
 change is intended, refresh the snapshots and commit them with it:
 
-    uv run python -m stacks.plan aws-dev aws-prod gcp-dev gcp-prod --write
+    uv run --project infra python -m stacks.plan aws-dev aws-prod gcp-dev gcp-prod --write
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_plan_matches_snapshot(stack: str) -> None:
     actual = plan(stack)
     assert actual == expected, (
         f"plan of {stack} changed; review the diff, then refresh with "
-        f"`uv run python -m stacks.plan {stack} --write`")
+        f"`uv run --project infra python -m stacks.plan {stack} --write`")
 
 
 def test_plan_shows_secrets_only_as_placeholders() -> None:
