@@ -1,0 +1,192 @@
+"""A user's bot project folder, read before anything is built: what it is, which Pipecat it locks.
+
+The folder has the layout `pipecat init` and Pipecat Cloud use: `bot.py` (Pipecat's
+`async def bot(runner_args)`) plus its dependencies, either `pyproject.toml` + `uv.lock` or a
+`requirements.txt`. The image build (images/bot.Dockerfile) installs exactly those dependencies;
+this module runs first, in the Pulumi program, so a project the build could not serve fails at
+`pulumi preview` with one message that says what to change, not minutes into an image build.
+
+Optional build settings live in the project's own pyproject.toml, under `[tool.voicefleet]`
+(docs/bring-your-bot.md): `exclude-packages` (locked packages the bot never imports, left out of
+the image to keep it small). A `bake.py` at the project's root is the model-baking hook: the
+image build runs it once with the project's dependencies, network allowed, and the runtime stage
+keeps what it wrote under `BOT_MODELS_DIR`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+# The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
+# argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
+# project's own development lock is the lower bound (every test runs it); a 2.x may change the
+# runner contract itself. The image build runs the host's `--check` with the project's own
+# Pipecat, so a version inside the range that still breaks the host fails the build, not a call.
+SUPPORTED_RANGE = ">=1.14.0,<2"
+SUPPORTED_PIPECAT = SpecifierSet(SUPPORTED_RANGE)
+PIPECAT = "pipecat-ai"
+BOT_FILE = "bot.py"
+BAKE_FILE = "bake.py"
+# Without these the host cannot run at all: onnxruntime runs the Silero VAD the image verifies.
+REQUIRED_PACKAGES = ("onnxruntime",)
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class BotProjectError(ValueError):
+    """The folder is not a bot project the image build can serve; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BotProject:
+    path: Path
+    kind: str  # "uv" (pyproject.toml + uv.lock) or "requirements" (requirements.txt)
+    pipecat_version: Version
+    exclude_packages: tuple[str, ...] = ()
+    has_bake: bool = False
+
+    @property
+    def dependency_files(self) -> tuple[str, ...]:
+        return ("pyproject.toml", "uv.lock") if self.kind == "uv" else ("requirements.txt",)
+
+
+def read(path: Path) -> BotProject:
+    """Read and check a project folder (raises BotProjectError naming the file and the fix)."""
+    if not path.is_dir():
+        raise BotProjectError(f"{path} is not a folder (a bot project holds bot.py and its dependencies)")
+    if not (path / BOT_FILE).is_file():
+        raise BotProjectError(f"{path} has no {BOT_FILE}: the project's entry point is bot.py with "
+                              "`async def bot(runner_args)` (Pipecat's runner contract)")
+    pyproject = _toml(path / "pyproject.toml") if (path / "pyproject.toml").is_file() else None
+    if (path / "uv.lock").is_file():
+        if pyproject is None:
+            raise BotProjectError(f"{path} has uv.lock but no pyproject.toml: keep both (uv writes the lock from it)")
+        kind, packages = "uv", _uv_lock_packages(path / "uv.lock")
+    elif (path / "requirements.txt").is_file():
+        kind, packages = "requirements", _requirements_pins(path / "requirements.txt")
+    elif pyproject is not None:
+        raise BotProjectError(f"{path} has pyproject.toml but no uv.lock: run `uv lock` there and keep uv.lock "
+                              "with the project (the image installs exactly the locked versions)")
+    else:
+        raise BotProjectError(f"{path} has no dependencies: add pyproject.toml + uv.lock (`uv init`, `uv add "
+                              "pipecat-ai[daily,silero]`) or a requirements.txt")
+    source = "uv.lock" if kind == "uv" else "requirements.txt"
+    version = packages.get(PIPECAT)
+    if version is None:
+        raise BotProjectError(f"{path / source} does not lock {PIPECAT}: the bot needs Pipecat "
+                              f"({SUPPORTED_RANGE})")
+    if version not in SUPPORTED_PIPECAT:
+        raise BotProjectError(f"{path / source} locks {PIPECAT} {version}; voicefleet's bot host supports "
+                              f"{PIPECAT}{SUPPORTED_RANGE}. Move the project to a supported version (e.g. "
+                              f"`uv add '{PIPECAT}{SUPPORTED_RANGE}'`) or use a voicefleet release that "
+                              f"supports {version}")
+    for name in REQUIRED_PACKAGES:
+        if name not in packages and kind == "uv":
+            raise BotProjectError(f"{path / source} has no {name}: add the silero extra "
+                                  f"(`uv add '{PIPECAT}[daily,silero]'`); the image loads Silero VAD at build time")
+    return BotProject(path=path, kind=kind, pipecat_version=version,
+                      exclude_packages=_exclude_packages(path, pyproject, packages),
+                      has_bake=(path / BAKE_FILE).is_file())
+
+
+def _toml(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise BotProjectError(f"{path} is not valid TOML: {error}") from None
+
+
+def _uv_lock_packages(path: Path) -> dict[str, Version]:
+    packages: dict[str, Version] = {}
+    entries = _toml(path).get("package")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("version"), str):
+            try:
+                packages[canonicalize_name(entry["name"])] = Version(entry["version"])
+            except InvalidVersion:
+                continue  # a package without a release version (a path dependency, the project itself)
+    return packages
+
+
+def _requirements_pins(path: Path) -> dict[str, Version]:
+    """Exact pins (`name[extras]==version`) in a requirements file; other lines are not pins.
+
+    An unpinned Pipecat is refused by the caller: with no lock, only `==` says at preview time
+    which version the build will install.
+    """
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    pins: dict[str, Version] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        line = re.sub(r"\s--hash[= ]\S+", "", line).strip()
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as error:
+            raise BotProjectError(f"{path}:{number} is not a requirement: {error}") from None
+        exact = [spec for spec in requirement.specifier if spec.operator in ("==", "===")]
+        name = canonicalize_name(requirement.name)
+        if len(exact) == 1 and "*" not in exact[0].version:
+            pins[name] = Version(exact[0].version)
+        elif name == PIPECAT:
+            raise BotProjectError(f"{path}:{number} does not pin {PIPECAT} exactly ({line!r}): write "
+                                  f"`{PIPECAT}[...]==<version>` so the build installs a known version")
+    return pins
+
+
+def _exclude_packages(path: Path, pyproject: dict[str, object] | None,
+                      locked: dict[str, Version]) -> tuple[str, ...]:
+    tool = (pyproject or {}).get("tool", {})
+    settings = tool.get("voicefleet", {}) if isinstance(tool, dict) else {}
+    raw = settings.get("exclude-packages", []) if isinstance(settings, dict) else []
+    where = f"{path / 'pyproject.toml'} [tool.voicefleet] exclude-packages"
+    if not isinstance(raw, list) or not all(isinstance(name, str) and _PACKAGE_NAME.match(name) for name in raw):
+        raise BotProjectError(f"{where} must be a list of package names")
+    for name in raw:
+        if canonicalize_name(name) in (PIPECAT, *REQUIRED_PACKAGES):
+            raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
+        if canonicalize_name(name) not in locked:
+            raise BotProjectError(f"{where} names {name}, which the lock does not have")
+    if raw and not (path / "uv.lock").is_file():
+        raise BotProjectError(f"{where} needs uv.lock (a requirements.txt is installed as it is)")
+    return tuple(sorted(raw))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m images.bot_project PATH [--exclude-packages]`: check a project as `pulumi preview` does.
+
+    Prints one line about the project, or with `--exclude-packages` only its packages to leave out
+    (images/ci/build.sh passes them to the build as BOT_EXCLUDE_PACKAGES). Exit 1 with the reason
+    when the project cannot be built.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m images.bot_project", description=main.__doc__)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--exclude-packages", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        project = read(args.path)
+    except BotProjectError as error:
+        print(f"bot project: {error}", file=sys.stderr)
+        return 1
+    if args.exclude_packages:
+        print(" ".join(project.exclude_packages))
+    else:
+        bake = "yes" if project.has_bake else "no"
+        print(f"bot project {project.path}: {'+'.join(project.dependency_files)}, {PIPECAT} "
+              f"{project.pipecat_version} (supported {SUPPORTED_RANGE}), bake.py: {bake}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""A user's bot project is read before any image is built: a folder the build could not serve, or a
+Pipecat outside the supported range, is refused with a message that names the file and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from images import bot_project
+from images.bot_project import SUPPORTED_RANGE, BotProjectError, read
+
+ROOT = Path(__file__).resolve().parents[2]
+BOT = "async def bot(runner_args):\n    pass\n"
+
+
+def uv_lock(*packages: tuple[str, str]) -> str:
+    """A uv.lock in uv's own shape (version 1, one [[package]] table per locked distribution)."""
+    tables = "".join(f'\n[[package]]\nname = "{name}"\nversion = "{version}"\n'
+                     f'source = {{ registry = "https://pypi.org/simple" }}\n' for name, version in packages)
+    return ('version = 1\nrevision = 3\nrequires-python = ">=3.11"\n\n[[package]]\nname = "my-bot"\n'
+            'version = "0.1.0"\nsource = { virtual = "." }\n' + tables)
+
+
+def project(tmp_path: Path, *, pipecat: str | None = "1.14.0", pyproject: str = "", lock: bool = True,
+            requirements: str | None = None, bot: bool = True, extra: tuple[tuple[str, str], ...] = ()) -> Path:
+    folder = tmp_path / "my-bot"
+    folder.mkdir(parents=True)
+    if bot:
+        (folder / "bot.py").write_text(BOT)
+    if requirements is not None:
+        (folder / "requirements.txt").write_text(requirements)
+        if pyproject:
+            (folder / "pyproject.toml").write_text(pyproject)
+        return folder
+    (folder / "pyproject.toml").write_text('[project]\nname = "my-bot"\nversion = "0.1.0"\n' + pyproject)
+    if lock:
+        packages = [("onnxruntime", "1.23.2"), ("numba", "0.62.1"), *extra]
+        if pipecat is not None:
+            packages.append(("pipecat-ai", pipecat))
+        (folder / "uv.lock").write_text(uv_lock(*packages))
+    return folder
+
+
+def refusal(folder: Path) -> str:
+    with pytest.raises(BotProjectError) as caught:
+        read(folder)
+    return str(caught.value)
+
+
+def test_a_uv_project_in_the_supported_range_is_read_with_its_pipecat_version(tmp_path: Path) -> None:
+    found = read(project(tmp_path, pipecat="1.14.0"))
+    assert (found.kind, str(found.pipecat_version), found.dependency_files) == ("uv", "1.14.0",
+                                                                                ("pyproject.toml", "uv.lock"))
+    assert found.exclude_packages == () and not found.has_bake
+
+
+@pytest.mark.parametrize("version", ["1.13.2", "1.7.0", "2.0.0", "2.1.0rc1"])
+def test_a_pipecat_outside_the_supported_range_is_refused_naming_the_version_and_the_range(
+        tmp_path: Path, version: str) -> None:
+    message = refusal(project(tmp_path, pipecat=version))
+    assert f"pipecat-ai {version}" in message and SUPPORTED_RANGE in message and "uv.lock" in message
+
+
+def test_the_range_edges(tmp_path: Path) -> None:
+    assert str(read(project(tmp_path / "a", pipecat="1.14.0")).pipecat_version) == "1.14.0"
+    assert str(read(project(tmp_path / "b", pipecat="1.99.3")).pipecat_version) == "1.99.3"
+    assert "1.13.99" in refusal(project(tmp_path / "c", pipecat="1.13.99"))
+
+
+def test_a_lock_without_pipecat_is_refused(tmp_path: Path) -> None:
+    assert "does not lock pipecat-ai" in refusal(project(tmp_path, pipecat=None))
+
+
+def test_a_lock_without_onnxruntime_is_refused_because_the_build_loads_silero(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0")))
+    assert "onnxruntime" in refusal(folder) and "silero" in refusal(folder)
+
+
+def test_no_bot_py_no_lock_or_no_dependencies_are_each_refused_with_the_fix(tmp_path: Path) -> None:
+    assert "no bot.py" in refusal(project(tmp_path / "a", bot=False))
+    assert "run `uv lock`" in refusal(project(tmp_path / "b", lock=False))
+    bare = tmp_path / "c"
+    bare.mkdir()
+    (bare / "bot.py").write_text(BOT)
+    assert "has no dependencies" in refusal(bare)
+    assert "is not a folder" in refusal(tmp_path / "missing")
+
+
+def test_a_pinned_requirements_file_is_read_with_extras_hashes_and_continuations(tmp_path: Path) -> None:
+    found = read(project(tmp_path, requirements=(
+        "# generated\n--index-url https://pypi.org/simple\n"
+        "pipecat-ai[daily,silero]==1.15.2 \\\n    --hash=sha256:abc\n"
+        "python-dotenv>=1.0  # not a pin, fine\n")))
+    assert (found.kind, str(found.pipecat_version)) == ("requirements", "1.15.2")
+
+
+@pytest.mark.parametrize("line", ["pipecat-ai[daily]>=1.14", "pipecat-ai", "pipecat-ai==1.*"])
+def test_requirements_that_do_not_pin_pipecat_exactly_are_refused(tmp_path: Path, line: str) -> None:
+    assert "does not pin pipecat-ai exactly" in refusal(project(tmp_path, requirements=line + "\n"))
+
+
+def test_requirements_pinning_an_unsupported_pipecat_are_refused(tmp_path: Path) -> None:
+    message = refusal(project(tmp_path, requirements="pipecat-ai[daily]==1.12.0\n"))
+    assert "pipecat-ai 1.12.0" in message and "requirements.txt" in message
+
+
+def test_exclude_packages_are_read_from_tool_voicefleet_and_checked(tmp_path: Path) -> None:
+    tool = '\n[tool.voicefleet]\nexclude-packages = ["numba"]\n'
+    assert read(project(tmp_path / "a", pyproject=tool)).exclude_packages == ("numba",)
+    assert "the bot host needs it" in refusal(project(tmp_path / "b", pyproject=tool.replace("numba", "pipecat-ai")))
+    assert "does not have" in refusal(project(tmp_path / "c", pyproject=tool.replace("numba", "torch")))
+    assert "list of package names" in refusal(project(tmp_path / "d", pyproject=tool.replace('["numba"]', '"numba"')))
+
+
+def test_a_bake_py_is_noticed(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bake.py").write_text("print('baked')\n")
+    assert read(folder).has_bake
+
+
+def test_the_command_prints_the_packages_to_leave_out_or_the_refusal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool = '\n[tool.voicefleet]\nexclude-packages = ["numba"]\n'
+    assert bot_project.main([str(project(tmp_path / "a", pyproject=tool)), "--exclude-packages"]) == 0
+    assert capsys.readouterr().out == "numba\n"
+    assert bot_project.main([str(project(tmp_path / "b", pipecat="1.2.0"))]) == 1
+    assert "pipecat-ai 1.2.0" in capsys.readouterr().err
+

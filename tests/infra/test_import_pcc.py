@@ -1,0 +1,117 @@
+"""`python -m stacks.import_pcc`: a Pipecat Cloud pcc-deploy.toml becomes stack config commands.
+
+Fixtures (tests/infra/pcc/): `starter`, the project `pipecat init` writes (its Dockerfile, a secret set
+with a .env); `custom`, every field a hosted or Enterprise deployment may set, a custom Dockerfile.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks import import_pcc
+from stacks.import_pcc import PccConfigError, convert, dockerfile_notes, env_values, fargate_size
+
+PCC = Path(__file__).resolve().parent / "pcc"
+STARTER = PCC / "starter" / "pcc-deploy.toml"
+CUSTOM = PCC / "custom" / "pcc-deploy.toml"
+
+
+def settings(text: str) -> dict[str, str]:
+    """`pulumi config set KEY VALUE` lines -> {KEY: VALUE} (secret pipes left out)."""
+    found = {}
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:3] == ["pulumi", "config", "set"] and "--secret" not in words:
+            found[words[3]] = words[4]
+    return found
+
+
+def test_the_starter_project_becomes_the_stack_settings_pipecat_cloud_used() -> None:
+    rendered = convert(STARTER, "aws").render()
+    assert settings(rendered) == {"cloud": "aws", "botProject": str(Path(STARTER.parent).relative_to(Path.cwd())),
+                                  "botCpu": "512", "botMemory": "1024", "reserveMinIdle": "1",
+                                  "maxSessionSeconds": "7200"}
+    assert "(pipecat-ai 1.14.0)" in rendered  # the project itself was read and is buildable
+    assert "pulumi stack init" in rendered and "image: voicefleet builds" in rendered
+
+
+def test_the_starter_dockerfile_needs_nothing_by_hand() -> None:
+    assert dockerfile_notes(STARTER.parent / "Dockerfile") == []
+
+
+def test_a_secret_set_becomes_named_bot_secrets_piped_from_the_env_file_never_printed() -> None:
+    env_file = STARTER.parent / ".env"
+    rendered = convert(STARTER, "gcp", env_file).render()
+    pipes = [line for line in rendered.splitlines() if "--secret" in line]
+    assert [line.split("botSecrets.")[1].split("'")[0] for line in pipes] == [
+        "DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY"]
+    assert "SENTINEL" not in rendered
+    assert env_values(env_file) == {"DEEPGRAM_API_KEY": "SENTINEL-dg-value", "OPENAI_API_KEY": "SENTINEL-oa-value",
+                                    "CARTESIA_API_KEY": "SENTINEL-ca-value"}
+
+
+def test_the_value_mode_writes_one_value_to_stdout_for_the_pipe(capsys: pytest.CaptureFixture[str]) -> None:
+    env_file = str(STARTER.parent / ".env")
+    assert import_pcc.main(["--env-file", env_file, "--value", "CARTESIA_API_KEY"]) == 0
+    assert capsys.readouterr().out == "SENTINEL-ca-value"  # no quotes, no newline
+    assert import_pcc.main(["--env-file", env_file, "--value", "MISSING"]) == 1
+
+
+def test_every_field_of_a_custom_deployment_is_carried_or_explained() -> None:
+    rendered = convert(CUSTOM, "aws").render()
+    assert settings(rendered) == {"cloud": "aws", "botProject": str((CUSTOM.parent / "app").relative_to(Path.cwd())),
+                                  "aws:region": "eu-central-1", "botCpu": "2048", "botMemory": "4096",
+                                  "reserveMinIdle": "2", "maxConcurrentSessions": "40", "maxSessionSeconds": "900"}
+    assert "rounded up to a Fargate size" in rendered
+    for field in ("build_id", "krisp_viva", "websocket_auth", "secret_set support-secrets", "agent_name support-line"):
+        assert f"# - {field}" in rendered, field
+    assert "has no bot.py" in rendered  # the project folder is checked as `pulumi preview` will
+
+
+def test_a_custom_dockerfile_says_where_each_extra_step_goes() -> None:
+    notes = dockerfile_notes(CUSTOM.parent / "app" / "Dockerfile.pcc")
+    assert len(notes) == 3
+    assert "apt-get" in notes[0] and "system packages" in notes[0]
+    assert "download_models.py" in notes[1] and "bake.py" in notes[1]
+    assert "PROMPT_STYLE" in notes[2]
+
+
+def test_on_gcp_a_profile_maps_to_a_machine_type_and_explicit_resources_to_a_note() -> None:
+    assert settings(convert(STARTER, "gcp").render())["botMachineType"] == "e2-small"
+    rendered = convert(CUSTOM, "gcp").render()
+    assert "gcp:region" in settings(rendered) and "botMachineType" not in settings(rendered)
+    assert "at least 1.5 vCPU and 3 GiB" in rendered
+
+
+@pytest.mark.parametrize(("vcpu", "gib", "size"), [(0.5, 1, (512, 1024)), (1, 2, (1024, 2048)),
+                                                   (1.5, 3, (2048, 4096)), (0.25, 0.5, (256, 512))])
+def test_fargate_sizes_are_the_smallest_at_least_as_large(vcpu: float, gib: float, size: tuple[int, int]) -> None:
+    assert fargate_size(vcpu, gib) == size
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('enable_krisp = true\n', "enable_krisp is no longer accepted"),
+    ('agent_nme = "typo"\n', "keys Pipecat Cloud does not accept: agent_nme"),
+    ('agent_profile = "agent-9x"\n', "agent_profile 'agent-9x'"),
+    ('region = "mars"\n', "region 'mars'"),
+    ('max_session_duration = 30\n', "60..14400"),
+    ('[scaling]\nmin_agents = 3\nmax_agents = 2\n', "max_agents"),
+    ('[resources]\ncpu = "lots"\nmemory = "1Gi"\n', "is not a quantity"),
+    ('agent_name = \n', "Invalid value"),
+])
+def test_values_pipecat_cloud_would_refuse_are_refused_here(tmp_path: Path, text: str, problem: str) -> None:
+    config = tmp_path / "pcc-deploy.toml"
+    config.write_text(text)
+    with pytest.raises(PccConfigError, match=problem):
+        convert(config, "aws")
+
+
+def test_the_command_runs_as_documented() -> None:
+    result = subprocess.run([sys.executable, "-m", "stacks.import_pcc", str(STARTER), "--cloud", "aws"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert "pulumi config set reserveMinIdle 1" in result.stdout
