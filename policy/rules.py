@@ -159,7 +159,8 @@ def _turn_boot_text(resource_type: str, props: Props) -> str | None:
     if resource_type == "aws:ec2/instance:Instance" and (props.get("tags") or {}).get("role") == TURN_ROLE:
         text = props.get("userData")
     elif resource_type == "gcp:compute/instance:Instance" and (props.get("labels") or {}).get("role") == TURN_ROLE:
-        text = (props.get("metadata") or {}).get("startup-script")
+        # The ForceNew boot script (a change re-creates the VM); older programs used the metadata key.
+        text = props.get("metadataStartupScript") or (props.get("metadata") or {}).get("startup-script")
     else:
         return None
     return text if isinstance(text, str) else None

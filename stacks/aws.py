@@ -25,13 +25,14 @@ from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
 
 
 def lifecycle_policy(keep: int) -> str:
+    """One rule: the images of the newest `keep` builds stay, tagged or not. A superseded build is
+    untagged as soon as `latest` moves, and it is what a circuit-breaker rollback or the previous
+    task definition pulls, so no earlier rule may expire untagged images (ECR applies the lowest
+    rulePriority first, and an image one rule selects is out of every later rule's reach). Each
+    build leaves two images (the build and its registry-cache manifest), hence twice `keep`."""
     return json.dumps({"rules": [
-        {"rulePriority": 1, "description": "drop untagged layers (superseded builds, old caches) after a day",
-         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
-                       "countNumber": 1},
-         "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"keep the newest {keep} images",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+        {"rulePriority": 1, "description": f"keep the newest {keep} builds (superseded ones included) and their caches",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2 * keep},
          "action": {"type": "expire"}},
     ]})
 

@@ -21,7 +21,7 @@ from stacks.iam import policy_document, statement
 
 @dataclass(frozen=True)
 class SecretStoreArgs:
-    path: str  # e.g. /voicefleet/aws-prod; secrets are <path>/<env-name-lowercase>
+    path: str  # e.g. /voicefleet/aws-prod; secrets are <path>/<env-name-lowercase>-<generated>
     values: Mapping[str, pulumi.Output[str]]  # environment variable name -> secret value
     recovery_window_days: int  # 0 in dev (a destroyed stack can be recreated at once)
     protect: bool
@@ -42,7 +42,11 @@ class SecretStore(pulumi.ComponentResource):
         for env_name, value in sorted(args.values.items()):
             secret = aws.secretsmanager.Secret(
                 f"{name}-{_slug(env_name)}",
-                name=f"{args.path}/{_slug(env_name)}",
+                # A generated tail, not a fixed name: CreateSecret refuses a name still in its
+                # recovery window, so a fixed name could not be re-created for up to 30 days after
+                # a destroy; the tail (26 characters) also keeps names from ending in "-" plus six
+                # characters, which AWS reserves for its own ARN suffix.
+                name_prefix=f"{args.path}/{_slug(env_name)}-",
                 recovery_window_in_days=args.recovery_window_days,
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
             )

@@ -4,7 +4,8 @@ Ingress is exactly TURN: UDP and TCP 3478, TLS 443 when a certificate is configu
 relay range, from anywhere (clients and bots reach it from the internet); nothing else, no SSH.
 Egress: UDP (relayed media to the peers), TCP 443 (Secrets Manager) and TCP 80 (Debian's package
 mirror). The instance role may read the relay's secrets and
-nothing else; IMDSv2 only. `user_data` changes replace the instance (a short relay outage).
+nothing else; IMDSv2 only. `user_data` changes replace the instance (a short relay outage); a newer
+Debian image does not (the AMI is taken at creation, docs/pulumi.md).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class TurnRelay(pulumi.ComponentResource):
 
         role = aws.iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                             description="voicefleet TURN relay: read its own secrets", opts=child)
-        args.secrets.grant_read("turn", role, args.secret_names)
+        # The boot script reads the secrets once: the instance starts only after its role may read them.
+        readable = args.secrets.grant_read("turn", role, args.secret_names)
         profile = aws.iam.InstanceProfile(name, role=role.name, opts=child)
 
         ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER], filters=[
@@ -111,7 +113,11 @@ class TurnRelay(pulumi.ComponentResource):
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled", "http_put_response_hop_limit": 1},
             root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 8},
             tags={"Name": name, "role": TURN_TAG},
-            opts=child,
+            # `ami` forces a replacement and the lookup picks Debian's newest image: without this, an
+            # unchanged `up` after a Debian release would replace the relay and drop every call.
+            # A new image is taken deliberately: `pulumi up --replace <the instance's URN>`.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"],
+                                        depends_on=[readable] if readable is not None else []),
         )
         aws.ec2.EipAssociation(name, instance_id=instance.id, allocation_id=address.allocation_id, opts=child)
         host = turn.domain or None

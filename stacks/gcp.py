@@ -25,9 +25,11 @@ APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
 
 
 def instance_prefix(stack: str) -> str:
-    """GCE_INSTANCE_PREFIX: `vf-<stack>` (≤ 23 characters; the dispatcher allows 31). Per stack, so
-    stacks sharing a project never reap each other's VMs, and the IAM conditions can name them."""
-    return f"vf-{stack}"
+    """GCE_INSTANCE_PREFIX: `vf-<stack>-` (≤ 24 characters; the dispatcher allows 31), so VMs are
+    `vf-<stack>--<id>`. Per stack, so stacks sharing a project never reap each other's VMs, and the
+    IAM conditions can name them: stack names hold no "--", so no other stack's VM name (say of
+    `<stack>-eu`, `vf-<stack>-eu--…`) starts with `vf-<stack>--`."""
+    return f"vf-{stack}-"
 
 
 def dispatcher_service_name(prefix: str) -> str:
@@ -126,7 +128,7 @@ class GcpStack(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
-        bot.grant_launch("dispatcher", member)
+        launch_grants = bot.grant_launch("dispatcher", member)
         dispatcher_secrets = (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
                               + (contract.CHANNEL_SECRETS if bot_channel_url is not None else ()))
         readable = secrets.grant_access("dispatcher", member, dispatcher_secrets)
@@ -140,8 +142,10 @@ class GcpStack(pulumi.ComponentResource):
             instance_template=bot.template_path,
             instance_prefix=instance_prefix(settings.stack),
             secrets=secrets,
-            # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7).
-            depends_on=(*readable, *(secrets.versions[env] for env in dispatcher_secrets)),
+            # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7), and
+            # the dispatcher launches reserve VMs at once: it waits for every grant it and the VMs need.
+            depends_on=(*readable, *(secrets.versions[env] for env in dispatcher_secrets), *launch_grants,
+                        *bot.grants),
             reserve=settings.reserve,
             turn_urls=turn_urls,
             channel_url=bot_channel_url,

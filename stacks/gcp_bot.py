@@ -86,16 +86,21 @@ class BotTemplate(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot VMs", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
-        gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=args.repository_id, location=args.region,
-                                                 role="roles/artifactregistry.reader", member=member, opts=child)
-        gcp.projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter", member=member,
-                               opts=child)
+        # Everything a bot VM needs from IAM (pull, logs, its secrets, deleting itself): the dispatcher,
+        # which starts VMs at once, waits for all of it (`grants`).
+        self.grants: list[pulumi.Resource] = [
+            gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=args.repository_id,
+                                                     location=args.region, role="roles/artifactregistry.reader",
+                                                     member=member, opts=child),
+            gcp.projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter",
+                                   member=member, opts=child)]
         # The bot's provider keys and channel credential: the VM's account reads exactly these secrets, at boot; the
         # template names their pinned versions and exists only once the account may read them.
         grants: list[pulumi.Resource] = []
         secret_refs: pulumi.Input[str] = ""
         if args.secrets is not None and args.secret_names:
             grants += args.secrets.grant_access("bot", member, args.secret_names)
+            self.grants += grants
             secret_refs = args.secrets.version_names(args.secret_names)
 
         template = gcp.compute.InstanceTemplate(
@@ -132,8 +137,9 @@ class BotTemplate(pulumi.ComponentResource):
                                       "enable_integrity_monitoring": True},
             opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
         )
-        self._own_vms_only("self-delete", "voicefleet bot self-delete", "A bot VM deletes itself when its session ends",
-                           SELF_DELETE_PERMISSIONS, member)
+        self.grants += self._own_vms_only("self-delete", "voicefleet bot self-delete",
+                                          "A bot VM deletes itself when its session ends", SELF_DELETE_PERMISSIONS,
+                                          member)
         self.template_path = pulumi.Output.concat("projects/", args.project, "/global/instanceTemplates/",
                                                   template.name)
         self.service_account_email = self.account.email
@@ -141,34 +147,40 @@ class BotTemplate(pulumi.ComponentResource):
                                "service_account_email": self.service_account_email})
 
     def _own_vms_only(self, suffix: str, title: str, description: str, permissions: tuple[str, ...],
-                      member: pulumi.Input[str], grantee: str = "") -> None:
+                      member: pulumi.Input[str], grantee: str = "") -> list[pulumi.Resource]:
         """A custom role bound to `member` with a condition: on instances, only this stack's VMs.
 
         The condition leaves other resource types alone (zone operations, the template, subnets,
         disks), because list and template calls are checked on the project, zone or template, not
-        on an instance."""
+        on an instance. The role id ends with part of the bot account's unique id, which GCP assigns
+        anew whenever the account is created: a deleted role's id stays reserved for 37 days, so a
+        fixed id would make re-creating the stack in that window fail; stable across `up`s."""
+        base = f"{self._name}_{suffix}".replace("-", "_")
         role = gcp.projects.IAMCustomRole(
             f"{self._name}-{suffix}",
             project=self._project,
-            role_id=f"{self._name}_{suffix}".replace("-", "_"),
+            role_id=self.account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
             title=title,
             description=description,
             permissions=list(permissions),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        gcp.projects.IAMMember(
+        binding = gcp.projects.IAMMember(
             f"{self._name}-{suffix}" + (f"-{grantee}" if grantee else ""), project=self._project, role=role.name,
             member=member,
             condition={"title": f"{suffix} on this stack's bot VMs only",
                        "expression": f'resource.type != "{INSTANCE_TYPE}" || '
                                      f'resource.name.startsWith("{self._instances}")'},
             opts=pulumi.ResourceOptions(parent=self))
+        return [role, binding]
 
-    def grant_launch(self, grantee: str, member: pulumi.Output[str]) -> None:
-        """Let `member` create bot VMs from this template (and act as the bot account only)."""
-        self._own_vms_only("launcher", "voicefleet bot launcher",
-                           "Create, watch and delete voicefleet bot VMs from the instance template",
-                           LAUNCH_PERMISSIONS, member, grantee)
-        gcp.serviceaccount.IAMMember(f"{self._name}-act-as-{grantee}", service_account_id=self.account.name,
-                                     role="roles/iam.serviceAccountUser", member=member,
-                                     opts=pulumi.ResourceOptions(parent=self))
+    def grant_launch(self, grantee: str, member: pulumi.Output[str]) -> list[pulumi.Resource]:
+        """Let `member` create bot VMs from this template (and act as the bot account only); the
+        grants, for the launcher to wait for."""
+        granted = self._own_vms_only("launcher", "voicefleet bot launcher",
+                                     "Create, watch and delete voicefleet bot VMs from the instance template",
+                                     LAUNCH_PERMISSIONS, member, grantee)
+        return [*granted, gcp.serviceaccount.IAMMember(f"{self._name}-act-as-{grantee}",
+                                                        service_account_id=self.account.name,
+                                                        role="roles/iam.serviceAccountUser", member=member,
+                                                        opts=pulumi.ResourceOptions(parent=self))]

@@ -90,14 +90,18 @@ class TurnRelay(pulumi.ComponentResource):
             network_interfaces=[{"subnetwork": args.subnetwork_id,
                                  "access_configs": [{"nat_ip": address.address, "network_tier": "PREMIUM"}]}],
             service_account={"email": account.email, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
-            metadata={"startup-script": pulumi.Output.all(address.address, *versions).apply(script),
-                      "block-project-ssh-keys": "true", "enable-oslogin": "TRUE"},
+            # The ForceNew form of the boot script: a change (a rotated shared secret, new TLS material
+            # or quotas) re-creates the VM, which runs it; metadata['startup-script'] would be
+            # updated in place and never reach the running coturn.
+            metadata_startup_script=pulumi.Output.all(address.address, *versions).apply(script),
+            metadata={"block-project-ssh-keys": "true", "enable-oslogin": "TRUE"},
             tags=[TURN_TAG],
             labels={"role": "turn"},
             shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True,
                                       "enable_integrity_monitoring": True},
             allow_stopping_for_update=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=readable),
+            # The static address can be attached to one VM only: the old relay goes first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=readable, delete_before_replace=True),
         )
         host = turn.domain
         self.public_ip = address.address

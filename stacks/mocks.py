@@ -38,6 +38,15 @@ class Registration:
     parent: str
     protect: bool
     dependencies: tuple[str, ...] = ()  # URNs of explicit `depends_on` (and input dependencies)
+    ignore_changes: tuple[str, ...] = ()
+    delete_before_replace: bool = False
+    retain_on_delete: bool = False
+
+
+@dataclass(frozen=True)
+class Invoke:
+    token: str  # package:module:function
+    args: dict[str, Any]
 
 
 def is_secret(value: Any) -> bool:
@@ -69,14 +78,24 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def typ_generates(typ: str) -> bool:
+    """Types whose `name_prefix` the mocks expand (instance templates keep their own mocked suffix)."""
+    return typ != "gcp:compute/instanceTemplate:InstanceTemplate"
+
+
 class RecordingMocks(pulumi_mocks.Mocks):
-    def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test") -> None:
+    def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test", generation: int = 1) -> None:
         self.region = region
         self.gcp_project = gcp_project
+        # Values a cloud assigns anew each time a resource is created (ids, unique ids): a second
+        # generation stands for the same stack re-created after a destroy.
+        self.generation = generation
+        self.invokes: list[Invoke] = []
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # Keys must be the engine's camelCase names, or the SDK silently reads None.
         invoked = args.token  # the function's token (package:module:function)
+        self.invokes.append(Invoke(invoked, dict(args.args)))
         if invoked == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abcdef"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)]}
@@ -94,6 +113,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         name = inputs.get("name") or args.name
+        if not inputs.get("name") and isinstance(inputs.get("namePrefix"), str) and typ_generates(args.typ):
+            # The provider's generated tail (terraform's PrefixedUniqueId: 26 characters), new per creation.
+            name = inputs["namePrefix"] + _digest(f"{self.generation}:{args.name}")[:26]
         if isinstance(name, dict):  # a secret name: never for our resources, keep it simple
             name = args.name
         state: dict[str, Any] = {**inputs, "name": name}
@@ -132,8 +154,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
             state["selfLink"] = f"https://www.googleapis.com/compute/v1/projects/{project}/global/{name}"
             if typ == "gcp:serviceaccount/account:Account":
                 email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
+                unique = str(int(_digest(f"{self.generation}:{email}")[:16], 16)).rjust(21, "1")[:21]
                 state |= {"email": email, "name": f"projects/{project}/serviceAccounts/{email}",
-                          "member": f"serviceAccount:{email}"}
+                          "member": f"serviceAccount:{email}", "uniqueId": unique}
             elif typ == "gcp:projects/iAMCustomRole:IAMCustomRole":
                 state["name"] = f"projects/{project}/roles/{inputs['roleId']}"
             elif typ == "gcp:cloudrunv2/service:Service":
@@ -169,6 +192,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=rpc.deserialize_properties(request.object), custom=bool(request.custom),
                 provider=request.provider, parent=request.parent, protect=bool(request.protect),
                 dependencies=tuple(sorted(request.dependencies)),
+                ignore_changes=tuple(request.ignoreChanges), delete_before_replace=bool(request.deleteBeforeReplace),
+                retain_on_delete=bool(request.retainOnDelete),
             )
             with self._lock:
                 self.registrations.append(record)
@@ -185,6 +210,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 @dataclass
 class Run:
     registrations: list[Registration]
+    invokes: list[Invoke] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     completed: dict[str, dict[str, Any]] = field(default_factory=dict)  # component URN -> registered outputs
 
@@ -199,10 +225,11 @@ class Run:
 
 
 def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str,
-                project: str = "voicefleet") -> Run:
+                project: str = "voicefleet", generation: int = 1) -> Run:
     """Run __main__.py once under fresh mocks, in its own context and event loop."""
     region = config.get("aws:region") or config.get("gcp:region") or "us-east-1"
-    mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"))
+    mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"),
+                           generation=generation)
     monitor = RecordingMonitor(mocks)
 
     def _run() -> dict[str, Any]:
@@ -226,5 +253,6 @@ def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str
 
     # A fresh context: Pulumi keeps its settings, root stack and config in context variables.
     outputs = contextvars.Context().run(_run)
-    return Run(registrations=list(monitor.registrations), outputs=outputs, completed=dict(monitor.completed))
+    return Run(registrations=list(monitor.registrations), invokes=list(mocks.invokes), outputs=outputs,
+               completed=dict(monitor.completed))
 

@@ -140,8 +140,9 @@ def plan(stack: str) -> str:
 def checked_plan(stack: str) -> tuple[str, list[str]]:
     """The plan and the preflight's violations for the same run of the program."""
     config, secret_keys = stack_config(stack)
-    registrations = run_program(config, secret_keys, stack=stack).registrations
-    return render(stack, registrations), violations(stack, registrations)
+    run = run_program(config, secret_keys, stack=stack)
+    recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
+    return render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated)
 
 
 def committed_snapshot(stack: str, ref: str) -> str:

@@ -33,7 +33,9 @@ GCE_BOOT_GRACE_SECONDS = 300
 # lowercase, and short enough that every generated name fits its cloud's limit
 # (stacks/preflight/names.py checks that for a stack name of this maximum length).
 MAX_STACK_NAME = 20
-_STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
+# No "--": GCP bot VMs are named `vf-<stack>--<id>` and their IAM conditions match that prefix, which
+# no other stack's VM name can then start with (stacks/gcp.py instance_prefix).
+_STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*(?<!-)$")
 # Secrets Manager recovery window: 0 (delete now, dev) or 7..30 days.
 _CAPACITY_PROVIDERS = re.compile(r"^(FARGATE|FARGATE_SPOT)(:\d+)?(,(FARGATE|FARGATE_SPOT)(:\d+)?)*$")
 # GCP label values and resource ids: lowercase letters, digits, dashes.
@@ -51,15 +53,20 @@ REQUIRED_SECRET_KEYS: dict[str, str] = {
 
 
 
+def valid_stack_name(stack: str) -> bool:
+    return len(stack) <= MAX_STACK_NAME and bool(_STACK_NAME.match(stack))
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the current stack's configuration (raises SettingsError)."""
     environ = os.environ if environ is None else environ
     cfg = Reader(NAMESPACE)
     cloud = cfg.string("cloud", choices=CLOUDS, required=True)
     stack = pulumi.get_stack()
-    if len(stack) > MAX_STACK_NAME or not _STACK_NAME.match(stack):
+    if not valid_stack_name(stack):
         raise SettingsError(f"Invalid stack name {stack!r}: use at most {MAX_STACK_NAME} lowercase letters, digits "
-                            "and dashes (it is part of cloud resource names with tight limits)")
+                            "and single dashes, starting with a letter (it is part of cloud resource names with tight "
+                            "limits, and '--' separates it from the rest of a bot VM's name)")
     environment = cfg.string("environment", pattern=_LABEL)
     max_session_seconds = cfg.integer("maxSessionSeconds", minimum=30)
     platforms = cfg.string_list("platforms")

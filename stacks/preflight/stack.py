@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from stacks.mocks import Registration
-from stacks.preflight import names, sizes, toolchain
+from stacks.config_reader import DEFAULTS
+from stacks.mocks import Invoke, Registration
+from stacks.preflight import ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
 from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,19 @@ def documented_values(stack: str) -> dict[str, StackValue]:
     return values
 
 
-def violations(stack: str, registrations: list[Registration]) -> list[str]:
+def violations(stack: str, registrations: list[Registration], invokes: list[Invoke] | None = None,
+               recreated: list[Registration] | None = None) -> list[str]:
+    """Every check on one run of the program; `recreated` is a second run standing for the same stack
+    created again after a destroy (the cloud's assigned ids differ)."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    found = project_errors(project) + stack_errors(project, stack, documented_values(stack))
+    values = documented_values(stack)
+    found = project_errors(project) + stack_errors(project, stack, values)
     found += toolchain.violations(ROOT) + toolchain.build_context_violations(ROOT, registrations)
-    return found + names.violations(registrations) + sizes.violations(registrations)
+    found += names.violations(registrations) + sizes.violations(registrations)
+    found += lifecycle.replacement_violations(registrations, invokes or [])
+    found += lifecycle.in_place_violations(registrations) + lifecycle.name_violations(registrations)
+    found += lifecycle.recreate_violations(registrations, recreated) if recreated is not None else []
+    found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
+    keep = values.get("voicefleet:imageRetentionCount")
+    found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
+    return found

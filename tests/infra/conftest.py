@@ -44,11 +44,12 @@ def config_for(cloud: str, overrides: dict[str, str], secrets: dict[str, str] | 
 @pytest.fixture
 def stack() -> StackRunner:
     def run(cloud: str, *, name: str | None = None, secrets: dict[str, str] | None = None,
-            plaintext: tuple[str, ...] = (), **overrides: str) -> Run:
+            plaintext: tuple[str, ...] = (), generation: int = 1, **overrides: str) -> Run:
+        """`generation` 2 stands for the same stack created again after a destroy (new cloud ids)."""
         config = config_for(cloud, overrides, secrets)
         given = SECRETS if secrets is None else secrets
         secret_keys = [k for k in config if (k in given or k.endswith(("ApiKey", "Secret"))) and k not in plaintext]
-        return run_program(config, secret_keys, stack=name or f"{cloud}-test")
+        return run_program(config, secret_keys, stack=name or f"{cloud}-test", generation=generation)
 
     return run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from stacks import contract
 from stacks.mocks import Run, unwrap
@@ -123,10 +124,11 @@ def test_dispatcher_environment_is_what_the_ecs_provider_reads(aws: Run) -> None
 
 def test_dispatcher_secrets_are_references_not_values(aws: Run) -> None:
     dispatcher = container(aws, "-dispatcher")
-    assert {s["name"]: s["valueFrom"].split(":secret:")[1].split(":")[0] for s in dispatcher["secrets"]} == {
-        "DAILY_API_KEY": "/voicefleet/aws-test/daily-api-key-AbCdEf",
-        "DISPATCHER_API_KEYS": "/voicefleet/aws-test/dispatcher-api-keys-AbCdEf",
-    }
+    names = {s["name"]: s["valueFrom"].split(":secret:")[1].split(":")[0] for s in dispatcher["secrets"]}
+    assert sorted(names) == ["DAILY_API_KEY", "DISPATCHER_API_KEYS"]
+    # <path>/<name>-<the provider's generated 26 characters>-<AWS's six>: never a fixed name (F8).
+    assert re.fullmatch(r"/voicefleet/aws-test/daily-api-key-[0-9a-f]{26}-AbCdEf", names["DAILY_API_KEY"])
+    assert re.fullmatch(r"/voicefleet/aws-test/dispatcher-api-keys-[0-9a-f]{26}-AbCdEf", names["DISPATCHER_API_KEYS"])
 
 
 def test_secrets_are_pinned_to_the_version_the_stack_wrote_so_a_rotation_is_a_diff(aws: Run) -> None:

@@ -7,6 +7,7 @@ stacks/channel_settings.py has the why of each rule tested here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -51,7 +52,9 @@ def secret_refs(definition: dict[str, Any]) -> dict[str, str]:
 
 def token_secret_arn(run: Run) -> str:
     (secret,) = [r for r in run.of_type("aws:secretsmanager/secret:Secret") if r.name.endswith("bot-channel-token")]
-    return f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{secret.inputs['name']}-AbCdEf"
+    # The mocks expand name_prefix as the provider does (a generated tail per creation).
+    name = secret.inputs["namePrefix"] + hashlib.sha256(f"1:{secret.name}".encode()).hexdigest()[:26]
+    return f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-AbCdEf"
 
 
 def test_the_token_reaches_only_the_secret_store(aws_channel: Run, gcp_channel: Run) -> None:

@@ -19,10 +19,11 @@ from stacks.mocks import Run
 def test_the_launcher_may_relabel_this_stacks_vms_reserve_vms_included(gcp: Run) -> None:
     (role,) = [r for r in gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.name.endswith("launcher")]
     assert "compute.instances.setLabels" in role.inputs["permissions"]  # a claim relabels its reserve VM
-    (grant,) = [r for r in gcp.of_type("gcp:projects/iAMMember:IAMMember") if r.inputs["role"].endswith("_launcher")]
+    (grant,) = [r for r in gcp.of_type("gcp:projects/iAMMember:IAMMember")
+                if re.search(r"_launcher_\d{8}$", r.inputs["role"])]
     prefix = re.search(r'startsWith\("([^"]+)"\)', grant.inputs["condition"]["expression"])
     assert prefix is not None
-    stack_prefix = prefix.group(1).rsplit("/", 1)[1].rstrip("-")
+    stack_prefix = prefix.group(1).rsplit("/", 1)[1][:-1]  # VM names are <GCE_INSTANCE_PREFIX>-<rest>
     env = {"GCE_PROJECT": "vf-test", "GCE_ZONE": "europe-west4-a", "GCE_INSTANCE_TEMPLATE": "t",
            "GCE_INSTANCE_PREFIX": stack_prefix}
     idle_name = GceWarmMachines(GceSettings.from_env(env)).idle_name("rsv-0123456789ab")

@@ -14,6 +14,9 @@ from tests.infra.conftest import StackRunner
 FIREWALL = "gcp:compute/firewall:Firewall"
 TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
 
+# Custom role ids end with part of the bot account's unique id (a new one per creation: F9).
+ROLE_SUFFIX = re.compile(r"_\d{8}$")
+
 
 def dispatcher_container(run: Run) -> dict:
     (service,) = run.of_type("gcp:cloudrunv2/service:Service")
@@ -74,11 +77,12 @@ def test_dispatcher_can_launch_bots_and_act_as_the_bot_account_only(gcp: Run) ->
     dispatcher = "serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"
     grants = [r for r in gcp.registrations if r.type.endswith(("iAMMember:IAMMember", "IamMember"))
               and r.inputs["member"] == dispatcher]
-    by_role = {(r.type, r.inputs["role"]) for r in grants}
+    by_role = {(r.type, ROLE_SUFFIX.sub("", r.inputs["role"])) for r in grants}
     assert ("gcp:projects/iAMMember:IAMMember", "projects/vf-test/roles/voicefleet_gcp_test_bot_launcher") in by_role
     (act_as,) = [r for r in grants if r.type == "gcp:serviceaccount/iAMMember:IAMMember"]
     assert act_as.inputs["serviceAccountId"].endswith("vf-gcp-test-bot@vf-test.iam.gserviceaccount.com")
-    project_roles = {r.inputs["role"] for r in grants if r.type == "gcp:projects/iAMMember:IAMMember"}
+    project_roles = {ROLE_SUFFIX.sub("", r.inputs["role"]) for r in grants
+                     if r.type == "gcp:projects/iAMMember:IAMMember"}
     assert project_roles == {"projects/vf-test/roles/voicefleet_gcp_test_bot_launcher"}
 
 
@@ -115,18 +119,18 @@ def test_cloud_run_waits_for_its_secret_versions_and_its_read_grants(gcp: Run) -
 
 def test_vms_are_named_and_reaped_per_stack(gcp: Run) -> None:
     env = {e["name"]: e.get("value") for e in dispatcher_container(gcp)["envs"]}
-    assert env["GCE_INSTANCE_PREFIX"] == "vf-gcp-test"
+    assert env["GCE_INSTANCE_PREFIX"] == "vf-gcp-test-"  # VMs are vf-gcp-test--<id>: see the IAM conditions
 
 
 def conditions(run: Run, role_suffix: str) -> list[str]:
     return [r.inputs["condition"]["expression"] for r in run.of_type("gcp:projects/iAMMember:IAMMember")
-            if r.inputs["role"].endswith(role_suffix)]
+            if ROLE_SUFFIX.sub("", r.inputs["role"]).endswith(role_suffix)]
 
 
 def test_launcher_and_self_delete_reach_only_this_stacks_vms(gcp: Run) -> None:
     """Review item 10: the launcher role no longer covers every instance in the project; bots may
     delete themselves (review item 4) under the same condition."""
-    own = 'resource.name.startsWith("projects/vf-test/zones/europe-west4-a/instances/vf-gcp-test-")'
+    own = 'resource.name.startsWith("projects/vf-test/zones/europe-west4-a/instances/vf-gcp-test--")'
     for suffix in ("_launcher", "_self_delete"):
         (expression,) = conditions(gcp, suffix)
         assert expression == f'resource.type != "compute.googleapis.com/Instance" || {own}', suffix
@@ -188,7 +192,7 @@ def test_the_bot_account_pulls_from_its_repository_and_writes_logs_and_no_more(g
     """A VM's account without these grants boots no bot: the image pull and the logs are refused."""
     members = [r for r in gcp.registrations if r.type.endswith(("iAMMember:IAMMember", "IamMember"))
                and "-bot@" in str(r.inputs.get("member"))]
-    roles = sorted((r.type, r.inputs["role"]) for r in members)
+    roles = sorted((r.type, ROLE_SUFFIX.sub("", r.inputs["role"])) for r in members)
     assert roles == sorted([
         ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "roles/artifactregistry.reader"),
         ("gcp:projects/iAMMember:IAMMember", "roles/logging.logWriter"),

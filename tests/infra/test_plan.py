@@ -64,7 +64,8 @@ def test_diff_mode_exits_1_when_the_plan_moved_from_the_committed_snapshot(
 
 def test_a_stack_that_breaks_a_preflight_rule_gets_no_plan(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(plan_module, "violations", lambda stack, regs: ["aws:lb/loadBalancer:LoadBalancer x: too long"])
+    monkeypatch.setattr(plan_module, "violations",
+                        lambda stack, regs, *_: ["aws:lb/loadBalancer:LoadBalancer x: too long"])
     assert main(["aws-dev"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "aws-dev: aws:lb/loadBalancer:LoadBalancer x: too long" in captured.err
