@@ -49,6 +49,9 @@ class StoreSettings:
     lease_seconds: float = 15.0  # a replica's and a session owner's record outlive a silent replica this long
     max_connections: int = 64
     prefix: str = DEFAULT_PREFIX
+    password: str | None = field(default=None, repr=False)  # REDIS_PASSWORD, from the secret store
+    ca_certificate: str | None = None  # REDIS_CA_CERT: the server's CA (PEM), e.g. Memorystore's own
+    auth: str = "password"  # REDIS_AUTH: "password" (in the URL or REDIS_PASSWORD) or "gcp-iam"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StoreSettings | None:
@@ -62,6 +65,12 @@ class StoreSettings:
         if not replica_id.replace("-", "").replace("_", "").isalnum() or len(replica_id) > 64:
             raise SettingsError("REPLICA_ID: at most 64 letters, digits, '-' or '_'")
         prefix = env.get("REDIS_KEY_PREFIX", "").strip() or DEFAULT_PREFIX
+        auth = env.get("REDIS_AUTH", "").strip() or "password"
+        if auth not in ("password", "gcp-iam"):
+            raise SettingsError("REDIS_AUTH must be password or gcp-iam")
+        ca = env.get("REDIS_CA_CERT", "").strip() or None
+        if ca is not None and "BEGIN CERTIFICATE" not in ca:
+            raise SettingsError("REDIS_CA_CERT must hold PEM certificates")
         return cls(
             url=url,
             replica_id=replica_id,
@@ -69,6 +78,9 @@ class StoreSettings:
             lease_seconds=float_setting(env, "REDIS_LEASE_SECONDS", cls.lease_seconds, minimum=1.0),
             max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", cls.max_connections, minimum=2),
             prefix=prefix,
+            password=env.get("REDIS_PASSWORD") or None,
+            ca_certificate=ca,
+            auth=auth,
         )
 
 
@@ -100,6 +112,7 @@ class Store:
                 retry_on_error=[RedisConnectionError, RedisTimeoutError],
                 health_check_interval=30,
                 decode_responses=True,
+                **_credentials(settings),
             )
         )
 
@@ -132,3 +145,19 @@ class Store:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+def _credentials(settings: StoreSettings) -> dict[str, Any]:
+    """How connections sign in and what TLS trusts, beyond what the URL says."""
+    extra: dict[str, Any] = {}
+    if settings.auth == "gcp-iam":
+        from dispatcher.store.gcp_iam import GcpIamCredentials
+
+        extra["credential_provider"] = GcpIamCredentials()
+    elif settings.password is not None:
+        extra["password"] = settings.password
+    if settings.ca_certificate is not None and settings.url.startswith("rediss://"):
+        # The instance's own CA, which signs nothing else; its endpoint is an IP address that the
+        # certificate does not name, so the name is not checked (the CA pins the server).
+        extra |= {"ssl_ca_data": settings.ca_certificate, "ssl_check_hostname": False}
+    return extra

@@ -82,3 +82,31 @@ async def test_launches_across_replicas_never_pass_the_cap_between_counts(redis,
     assert not await launches[0].admit("s-over", counted=4, counted_at=recounted_at, limit=5)
     for s in stores:
         await s.aclose()
+
+
+async def test_a_password_from_redis_password_signs_in_and_a_wrong_one_is_refused(tmp_path):
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.extra_args = ["--requirepass", "s3cret-store-password"]
+    server.start()
+    try:
+        right = Store(StoreSettings.from_env({"REDIS_URL": server.url, "REDIS_PASSWORD": "s3cret-store-password"}))
+        wrong = Store(StoreSettings.from_env({"REDIS_URL": server.url, "REDIS_PASSWORD": "nope"}))
+        assert await right.ping()
+        assert not await wrong.ping()
+        await right.aclose()
+        await wrong.aclose()
+    finally:
+        server.stop()
+
+
+def test_store_settings_read_auth_and_the_ca_and_refuse_nonsense():
+    pem = "-----BEGIN CERTIFICATE-----\\nA\\n-----END CERTIFICATE-----"
+    settings = StoreSettings.from_env({"REDIS_URL": "rediss://10.0.0.5:6379/0", "REDIS_AUTH": "gcp-iam",
+                                       "REDIS_CA_CERT": pem})
+    assert settings is not None and settings.auth == "gcp-iam" and settings.ca_certificate == pem
+    with pytest.raises(SettingsError, match="REDIS_AUTH"):
+        StoreSettings.from_env({"REDIS_URL": "redis://x", "REDIS_AUTH": "kerberos"})
+    with pytest.raises(SettingsError, match="REDIS_CA_CERT"):
+        StoreSettings.from_env({"REDIS_URL": "redis://x", "REDIS_CA_CERT": "not a pem"})

@@ -1,0 +1,114 @@
+"""CoordinationStore (AWS): ElastiCache Serverless for Valkey, which several dispatcher replicas share.
+
+Private: its endpoint lives in the stack's VPC subnets behind its own security group, which lets
+in the dispatcher's tasks on Valkey's ports and nothing else (bots cannot reach it either way:
+their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS only) and at rest.
+Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
+secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
+dispatcher's keys and channels (`{voicefleet}:*`) and no dangerous command; the `default` user
+every user group must hold is switched off. Usage limits bound the bill (1 GB, 5000 ECPU/s).
+
+The rules that let the dispatcher in are made by `allow_from`, after the dispatcher exists: the
+dispatcher's task definition needs the store's endpoint first (docs/replicas.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+ENGINE = "valkey"
+MAJOR_VERSION = "8"
+PORTS = (6379, 6380)  # the endpoint and the reader endpoint (ElastiCache Serverless)
+USER = "voicefleet"
+KEY_PATTERN = "{voicefleet}:*"  # dispatcher/store/client.py DEFAULT_PREFIX, its hash tag included
+# Keys and channels under the prefix; reads, writes, pub/sub and scripts; nothing that could read
+# or wipe the whole store (KEYS, FLUSHALL, CONFIG… are in @dangerous).
+ACCESS = f"on ~{KEY_PATTERN} &{KEY_PATTERN} -@all +@read +@write +@pubsub +@scripting +@connection -@dangerous"
+DATA_LIMIT_GB = 1
+ECPU_LIMIT = 5000
+# ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
+# starting with a letter, no two hyphens in a row, not ending with one.
+NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
+MIN_PASSWORD, MAX_PASSWORD = 16, 128  # ElastiCache RBAC passwords
+
+
+def valid_name(name: str) -> bool:
+    return NAME.match(name) is not None
+
+
+def valid_password(password: str) -> bool:
+    """ElastiCache's rule for RBAC passwords: 16-128 printable characters, none of space, `"`, `/`
+    or `@` (the last two would also break a redis:// URL)."""
+    return (MIN_PASSWORD <= len(password) <= MAX_PASSWORD and password.isprintable()
+            and not any(c in password for c in ' "/@'))
+
+
+@dataclass(frozen=True)
+class CoordinationStoreArgs:
+    name: str  # the cache's name; also names the user group
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # two or more zones: the endpoint is in each
+    password: pulumi.Input[str]  # secret
+    protect: bool
+
+
+class CoordinationStore(pulumi.ComponentResource):
+    url: pulumi.Output[str]  # rediss://voicefleet@<endpoint>:6379/0: no secret in it
+    security_group_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:CoordinationStore", name, None, opts)
+        if not valid_name(args.name):
+            raise ValueError(f"store name {args.name!r}: 1-40 lowercase letters, digits or single hyphens, "
+                             "starting with a letter")
+        child = pulumi.ResourceOptions(parent=self)
+        self._name = name
+        group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description="voicefleet store: dispatcher only",
+                                      tags={"Name": name, "role": "store"}, opts=child)
+        self.security_group_id = group.id
+        # Every user group holds a user named `default`; this one can do nothing.
+        default = aws.elasticache.User(f"{name}-default", user_id=f"{args.name}-default", user_name="default",
+                                       engine=ENGINE, access_string="off -@all",
+                                       authentication_mode={"type": "no-password-required"}, opts=child)
+        user = aws.elasticache.User(f"{name}-user", user_id=f"{args.name}-user", user_name=USER, engine=ENGINE,
+                                    access_string=ACCESS,
+                                    authentication_mode={"type": "password", "passwords": [args.password]},
+                                    opts=child)
+        users = aws.elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,
+                                          user_ids=[default.user_id, user.user_id], opts=child)
+        cache = aws.elasticache.ServerlessCache(
+            name,
+            name=args.name,
+            engine=ENGINE,
+            major_engine_version=MAJOR_VERSION,
+            description="voicefleet dispatcher replicas' coordination store",
+            subnet_ids=args.subnet_ids,
+            security_group_ids=[group.id],
+            user_group_id=users.user_group_id,
+            cache_usage_limits={"data_storage": {"maximum": DATA_LIMIT_GB, "unit": "GB"},
+                                "ecpu_per_seconds": [{"maximum": ECPU_LIMIT}]},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        endpoint = cache.endpoints.apply(lambda found: found[0] if found else None)
+        self.url = pulumi.Output.concat(
+            "rediss://", USER, "@", endpoint.apply(lambda e: e.address if e else ""), ":",
+            endpoint.apply(lambda e: str(e.port) if e and e.port else str(PORTS[0])), "/0")
+        self.register_outputs({"url": self.url, "security_group_id": self.security_group_id})
+
+    def allow_from(self, dispatcher_security_group_id: pulumi.Input[str]) -> None:
+        """Lets the dispatcher's tasks (and nothing else) reach the store on its ports."""
+        child = pulumi.ResourceOptions(parent=self)
+        low, high = PORTS
+        aws.vpc.SecurityGroupIngressRule(f"{self._name}-in-dispatcher", security_group_id=self.security_group_id,
+                                         ip_protocol="tcp", from_port=low, to_port=high,
+                                         referenced_security_group_id=dispatcher_security_group_id,
+                                         description="store: the dispatcher's tasks", opts=child)
+        aws.vpc.SecurityGroupEgressRule(f"{self._name}-out-dispatcher", security_group_id=dispatcher_security_group_id,
+                                        ip_protocol="tcp", from_port=low, to_port=high,
+                                        referenced_security_group_id=self.security_group_id,
+                                        description="dispatcher: its coordination store", opts=child)

@@ -1,0 +1,114 @@
+"""CoordinationStore (GCP): Memorystore for Valkey, which several dispatcher replicas share.
+
+Private: reachable only inside the stack's VPC, through a Private Service Connect endpoint that
+Memorystore creates there (a service connection policy for `gcp-memorystore` allows it in the
+stack's subnetwork); the Cloud Run dispatcher reaches the VPC with Direct VPC egress. Encrypted in
+transit (`SERVER_AUTHENTICATION`: TLS, the dispatcher checks the instance's own CA, passed to it
+as `REDIS_CA_CERT`). Authenticated with IAM (`IAM_AUTH`): only the dispatcher's service account
+holds `roles/memorystore.dbConnectionUser`, and the dispatcher signs in with its own short-lived
+access token (`REDIS_AUTH=gcp-iam`); bots have neither the role nor TCP egress other than 443.
+One shard, cluster mode off (one endpoint, plain clients); a replica in another zone when
+`replicas` is 1 (prod), none in dev.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+SERVICE_CLASS = "gcp-memorystore"
+CONNECTOR_ROLE = "roles/memorystore.dbConnectionUser"
+# Memorystore instance ids: 4-63 characters, lowercase letters, digits and hyphens, starting with a
+# letter or digit, not ending with a hyphen (the provider's own rule).
+INSTANCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
+NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
+
+
+def valid_instance_id(name: str) -> bool:
+    return INSTANCE_ID.match(name) is not None
+
+
+@dataclass(frozen=True)
+class CoordinationStoreArgs:
+    instance_id: str
+    region: str
+    project: str
+    network_id: pulumi.Input[str]
+    subnetwork_id: pulumi.Input[str]
+    dispatcher_member: pulumi.Input[str]  # "serviceAccount:<email>"
+    node_type: str  # SHARED_CORE_NANO in dev (no SLA), STANDARD_SMALL in prod
+    replicas: int  # per shard: 1 keeps a copy in another zone
+    protect: bool
+
+
+class CoordinationStore(pulumi.ComponentResource):
+    url: pulumi.Output[str]  # rediss://<endpoint>:6379/0
+    ca_certificate: pulumi.Output[str]  # the instance's server CA (PEM): not a secret
+
+    def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:gcp:CoordinationStore", name, None, opts)
+        if not valid_instance_id(args.instance_id):
+            raise ValueError(f"store instance id {args.instance_id!r}: 4-63 lowercase letters, digits or hyphens")
+        if args.node_type not in NODE_TYPES:
+            raise ValueError(f"store node type {args.node_type!r}: one of {', '.join(NODE_TYPES)}")
+        child = pulumi.ResourceOptions(parent=self)
+        policy = gcp.networkconnectivity.ServiceConnectionPolicy(
+            name, name=f"{args.instance_id}-psc", location=args.region, project=args.project,
+            service_class=SERVICE_CLASS, network=args.network_id,
+            psc_config={"subnetworks": [args.subnetwork_id]},
+            description="voicefleet: Memorystore endpoints in the stack's subnetwork", opts=child)
+        instance = gcp.memorystore.Instance(
+            name,
+            instance_id=args.instance_id,
+            location=args.region,
+            project=args.project,
+            mode="CLUSTER_DISABLED",
+            shard_count=1,
+            replica_count=args.replicas,
+            node_type=args.node_type,
+            authorization_mode="IAM_AUTH",
+            transit_encryption_mode="SERVER_AUTHENTICATION",
+            desired_auto_created_endpoints=[{"network": args.network_id, "project_id": args.project}],
+            deletion_protection_enabled=args.protect,
+            labels={"voicefleet": "store"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], protect=args.protect),
+        )
+        gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
+                               member=args.dispatcher_member, opts=child)
+        endpoint = instance.endpoints.apply(_first_address)
+        self.url = pulumi.Output.concat("rediss://", endpoint, ":6379/0")
+        self.ca_certificate = instance.managed_server_cas.apply(_ca_pem)
+        self.register_outputs({"url": self.url})
+
+
+def _first_address(endpoints: object) -> str:
+    """The instance's primary endpoint's address (Memorystore's nested endpoint structure)."""
+    for endpoint in _items(endpoints):
+        for connection in _items(_get(endpoint, "connections")):
+            auto = _get(connection, "psc_auto_connection")
+            for found in auto if isinstance(auto, list) else [auto]:
+                if found is not None and _get(found, "connection_type") in (None, "CONNECTION_TYPE_PRIMARY"):
+                    address = _get(found, "ip_address")
+                    if address:
+                        return str(address)
+    return ""
+
+
+def _ca_pem(cas: object) -> str:
+    pems = [str(cert) for ca in _items(cas) for chain in _items(_get(ca, "ca_certs"))
+            for cert in _items(_get(chain, "certificates"))]
+    return "\n".join(pems)
+
+
+def _items(value: object) -> list[object]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _get(value: object, key: str) -> object:
+    if isinstance(value, dict):
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
+        return value.get(key, value.get(camel))
+    return getattr(value, key, None)
