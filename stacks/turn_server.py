@@ -21,6 +21,14 @@ from stacks.turn_settings import USER_QUOTA, TurnSettings
 
 CONFIG = "/etc/coturn/turnserver.conf"
 TLS_DIR = "/etc/coturn/tls"
+# Debian's coturn.service runs `User=turnserver` with no capabilities, so coturn cannot bind the TLS
+# port 443 (it retries the bind forever and never starts). This drop-in gives the unit exactly the
+# one capability a port below 1024 needs, and nothing else (tests/relay/test_coturn_unit.py).
+UNIT_DROP_IN = "/etc/systemd/system/coturn.service.d/voicefleet.conf"
+BIND_CAPABILITY = """[Service]
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+"""
 LISTEN_PORT = 3478
 TLS_PORT = 443
 
@@ -87,6 +95,10 @@ fetch {secrets[1]} > {TLS_DIR}/cert.pem
 fetch {secrets[2]} > {TLS_DIR}/key.pem
 chown root:turnserver {TLS_DIR}/cert.pem {TLS_DIR}/key.pem
 chmod 0640 {TLS_DIR}/cert.pem {TLS_DIR}/key.pem
+install -d -m 0755 {UNIT_DROP_IN.rsplit("/", 1)[0]}
+cat > {UNIT_DROP_IN} <<'UNIT'
+{BIND_CAPABILITY}UNIT
+systemctl daemon-reload
 """
     return f"""#!/bin/bash
 # voicefleet TURN relay: coturn from Debian, configured by the stack; secrets read at boot.
