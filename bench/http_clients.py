@@ -84,8 +84,8 @@ async def run_raw(host: str, port: int, requests: int, concurrency: int) -> floa
 
 
 async def run_dispatcher_client(base: str, requests: int, concurrency: int) -> float:
-    """dispatcher/http_client.py, as Daily, Fly and Compute Engine use it."""
-    from dispatcher.http_client import HttpClient
+    """dispatcher/outbound/http_client.py, as Daily, Fly and Compute Engine use it."""
+    from dispatcher.outbound.http_client import HttpClient
 
     client = HttpClient(base, timeout=10)
 
@@ -101,14 +101,14 @@ async def run_dispatcher_client(base: str, requests: int, concurrency: int) -> f
 
 
 async def run_ecs_api(base: str, requests: int, concurrency: int) -> float:
-    """dispatcher/aws_json.py: an ECS DescribeTasks, signed (with a session token, as a task role
+    """dispatcher/machines/ecs/json_api.py: an ECS DescribeTasks, signed (with a session token, as a task role
     signs) and checked by the fake, over the same pool."""
     from botocore.credentials import Credentials
 
     from bench.fast_fakes import AWS_KEY_ID, AWS_REGION, AWS_SECRET, AWS_TOKEN
-    from dispatcher.aws_credentials import AwsCredentials
-    from dispatcher.aws_json import AwsJsonApi
-    from dispatcher.machines.ecs import ECS_TARGET_PREFIX
+    from dispatcher.machines.ecs.credentials import AwsCredentials
+    from dispatcher.machines.ecs.json_api import AwsJsonApi
+    from dispatcher.machines.ecs.provider import ECS_TARGET_PREFIX
 
     keys = AwsCredentials(lambda: Credentials(AWS_KEY_ID, AWS_SECRET, AWS_TOKEN))
     api = AwsJsonApi(service="ecs", target_prefix=ECS_TARGET_PREFIX, region=AWS_REGION, endpoint=base, timeout=10,

@@ -9,10 +9,10 @@ A clean, traced run first records which test runs which line (bench/line_coverag
 mutant then runs only the tests that run its statement (`--all-tests`: all of them).
 
     uv run python -m bench.mutation                          # every target (long: see the README)
-    uv run python -m bench.mutation --modules dispatcher/reaper.py,policy/rules.py
+    uv run python -m bench.mutation --modules dispatcher/sessions/reaper.py,policy/rules.py
     uv run python -m bench.mutation --stride 3               # every 3rd mutant: a bounded sample
     uv run python -m bench.mutation --list                   # the mutants only, nothing runs
-    uv run python -m bench.mutation --modules dispatcher/sessions.py --lines 118,252   # re-check two lines
+    uv run python -m bench.mutation --modules dispatcher/sessions/service.py --lines 118,252   # re-check two lines
 
 CPU-heavy: one pytest per mutant. Run it bounded (`--stride`, `--modules`, `timeout`).
 """
@@ -35,54 +35,55 @@ from typing import Any
 from bench.mutants import mutants
 
 ROOT = Path(__file__).resolve().parents[1]
-DISPATCHER_API = ["tests/dispatcher/test_session_service.py", "tests/dispatcher/test_sessions.py",
-                  "tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_delete_status.py",
-                  "tests/dispatcher/test_errors.py", "tests/dispatcher/test_start.py",
-                  "tests/providers/test_dispatch.py",
+T = "tests/dispatcher/"  # the dispatcher's tests mirror its packages
+DISPATCHER_API = [f"{T}sessions/test_session_service.py", f"{T}sessions/test_sessions.py",
+                  f"{T}api/test_request_bounds.py", f"{T}api/test_delete_status.py",
+                  f"{T}api/test_errors.py", f"{T}api/test_start.py", f"{T}machines/test_dispatch.py",
                   # both transports in one deployment; a warm start (a claimed bot, local and Fly)
-                  "tests/providers/test_cloud_webrtc.py", "tests/dispatcher/test_reserve.py",
-                  "tests/providers/test_fly_reserve.py"]
+                  f"{T}machines/test_cloud_webrtc.py", f"{T}reserve/test_reserve.py",
+                  f"{T}machines/test_fly_reserve.py"]
 # The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
 TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
     "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
+AWS_CLIENT = [f"{T}machines/test_aws_signing.py", f"{T}machines/test_aws_errors.py"]
 
 
 def provider_tests(provider: str) -> list[str]:
     """A provider's own tests, then its cases (`-k`) of the files every provider shares."""
-    return ["-k", provider, f"tests/providers/test_{provider}.py", "tests/providers/test_documented_defaults.py",
-            "tests/providers/test_contract.py", f"tests/providers/test_{provider}_reserve.py"]
+    return ["-k", provider, f"{T}machines/test_{provider}.py", f"{T}test_documented_defaults.py",
+            f"{T}machines/test_contract.py", f"{T}machines/test_{provider}_reserve.py"]
 
 
 # module -> the behaviour tests that speak for it (fast ones first: -x stops at the first failure)
 TARGETS: dict[str, list[str]] = {
-    "dispatcher/sessions.py": DISPATCHER_API,
-    "dispatcher/routes.py": ["tests/dispatcher/test_api_document.py", "tests/dispatcher/test_hardening.py",
-                             *DISPATCHER_API, "tests/providers/test_pipecat_cloud.py",
-                             "tests/dispatcher/test_pipecat_shapes.py"],
-    "dispatcher/session_ids.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
-    "dispatcher/auth.py": ["tests/dispatcher/test_request_bounds.py", "tests/dispatcher/test_errors.py"],
-    "dispatcher/reaper.py": ["tests/dispatcher/test_reaper_retries.py", "tests/dispatcher/test_reaper.py"],
-    "dispatcher/admission.py": ["tests/dispatcher/test_admission.py", "tests/dispatcher/test_sessions.py"],
+    "dispatcher/sessions/service.py": DISPATCHER_API,
+    "dispatcher/api/routes.py": [f"{T}api/test_api_document.py", f"{T}api/test_hardening.py", *DISPATCHER_API,
+                                 f"{T}machines/test_pipecat_cloud.py", f"{T}api/test_pipecat_shapes.py"],
+    "dispatcher/sessions/ids.py": [f"{T}api/test_request_bounds.py", f"{T}api/test_errors.py"],
+    "dispatcher/api/auth.py": [f"{T}api/test_request_bounds.py", f"{T}api/test_errors.py"],
+    "dispatcher/sessions/reaper.py": [f"{T}sessions/test_reaper_retries.py", f"{T}sessions/test_reaper.py"],
+    "dispatcher/sessions/admission.py": [f"{T}sessions/test_admission.py", f"{T}sessions/test_sessions.py"],
     # the warm reserve: local bots over the channel, then each cloud provider's claim
-    "dispatcher/reserve.py": ["tests/dispatcher/test_reserve.py", "tests/providers/test_fly_reserve.py",
-                              "tests/providers/test_gce_reserve.py", "tests/providers/test_ecs_reserve.py"],
-    "dispatcher/provider_errors.py": ["tests/dispatcher/test_provider_errors.py"],
-    "dispatcher/retry.py": ["tests/providers/test_retry_ratelimit.py", "tests/providers/test_retry_send.py"],
-    "dispatcher/ratelimit.py": ["tests/providers/test_retry_ratelimit.py"],
-    "dispatcher/bot_contract.py": ["tests/providers/test_bot_contract.py"],
+    "dispatcher/reserve/reserve.py": [f"{T}reserve/test_reserve.py", f"{T}machines/test_fly_reserve.py",
+                                      f"{T}machines/test_gce_reserve.py", f"{T}machines/test_ecs_reserve.py"],
+    "dispatcher/outbound/provider_errors.py": [f"{T}outbound/test_provider_errors.py"],
+    "dispatcher/outbound/retry.py": [f"{T}outbound/test_retry_ratelimit.py", f"{T}outbound/test_retry_send.py"],
+    "dispatcher/outbound/ratelimit.py": [f"{T}outbound/test_retry_ratelimit.py"],
+    "dispatcher/machines/polling.py": [f"{T}machines/test_polling.py"],
+    "dispatcher/machines/bot_environment.py": [f"{T}machines/test_bot_contract.py"],
     # its own tests, the README's defaults, a caller's room and token properties through the API
-    "dispatcher/daily.py": ["tests/providers/test_daily.py", "tests/providers/test_documented_defaults.py",
-                            "tests/providers/test_pipecat_cloud.py"],
-    "dispatcher/machines/fly.py": provider_tests("fly"),
-    "dispatcher/machines/gce.py": provider_tests("gce"),
-    "dispatcher/machines/gce_auth.py": provider_tests("gce"),
-    "dispatcher/machines/gce_labels.py": provider_tests("gce"),
-    "dispatcher/machines/fly_reserve.py": provider_tests("fly"),
-    "dispatcher/machines/gce_reserve.py": provider_tests("gce"),
+    "dispatcher/media/daily.py": [f"{T}media/test_daily.py", f"{T}test_documented_defaults.py",
+                                  f"{T}machines/test_pipecat_cloud.py"],
+    "dispatcher/machines/fly/provider.py": provider_tests("fly"),
+    "dispatcher/machines/gce/provider.py": provider_tests("gce"),
+    "dispatcher/machines/gce/auth.py": provider_tests("gce"),
+    "dispatcher/machines/gce/labels.py": provider_tests("gce"),
+    "dispatcher/machines/fly/reserve.py": provider_tests("fly"),
+    "dispatcher/machines/gce/reserve.py": provider_tests("gce"),
     # ECS's client: the signer against botocore's, the credentials cache, error sorting (moto last)
-    "dispatcher/aws_sigv4.py": ["tests/providers/test_aws_signing.py", "tests/providers/test_aws_errors.py"],
-    "dispatcher/aws_credentials.py": ["tests/providers/test_aws_signing.py", "tests/providers/test_aws_errors.py"],
-    "dispatcher/aws_json.py": ["tests/providers/test_aws_errors.py"],
+    "dispatcher/machines/ecs/sigv4.py": AWS_CLIENT,
+    "dispatcher/machines/ecs/credentials.py": AWS_CLIENT,
+    "dispatcher/machines/ecs/json_api.py": [f"{T}machines/test_aws_errors.py"],
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
     "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py",
                           "tests/infra/test_components.py"],

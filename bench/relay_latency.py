@@ -4,7 +4,7 @@
 
 Three network namespaces (tests/support/netns.py) with a client-bot link added: coturn in the
 hub, a real bot and the aiortc user each in their own namespace. Each round runs one session
-through the relay (both peers relay-only, credentials from dispatcher/turn.py, as a cloud
+through the relay (both peers relay-only, credentials from dispatcher/media/turn.py, as a cloud
 session) and one direct (host candidates over the client-bot link, no ICE servers), in
 alternating order, each with a fresh bot. Every session's nominated candidate pair is checked,
 so a "relay" number is never a direct session in disguise. Prints medians [min–max] and the
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dispatcher.turn import TurnCredentials, TurnSettings
+from dispatcher.media.turn import TurnCredentials, TurnSettings
 from tests.support.coturn import coturn_unavailable_reason, run_coturn
 from tests.support.netns import TURN_ADDRESS, relay_topology, unavailable_reason
 from tests.support.netns_session import run_session

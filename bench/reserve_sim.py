@@ -7,7 +7,7 @@ Prints, per provider and arrival level (sessions/min outside bursts; bursts run 
 warm share, p50/p95 time from POST /start to a ready bot, the idle share of all machine time,
 the peak idle count, and the reserve's launches and retirements. The model (arrivals, session
 lengths, cold-start distributions, rate limits) is described in bench/reserve_sim_model.py.
-The policy is the dispatcher's own (dispatcher/reserve_policy.py): `--env` passes RESERVE_*
+The policy is the dispatcher's own (dispatcher/reserve/policy.py): `--env` passes RESERVE_*
 variables exactly as the dispatcher reads them.
 """
 
@@ -17,8 +17,8 @@ import argparse
 from dataclasses import replace
 
 from bench.reserve_sim_model import PROVIDERS, Result, Simulation
-from dispatcher.ratelimit import Rate
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.settings import SettingsError
 
 GOAL_P95_SECONDS, GOAL_IDLE_SHARE, GOAL_QUIET_IDLE = 3.0, 0.20, 2

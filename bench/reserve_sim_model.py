@@ -1,9 +1,9 @@
 """The reserve simulator's model: a discrete-event replay of one day against one provider.
 
-It drives the dispatcher's own sizing code (dispatcher/reserve_policy.py, reserve_rates.py,
+It drives the dispatcher's own sizing code (dispatcher/reserve/policy.py, reserve_rates.py,
 reserve_pacing.py) on a simulated clock, so what it measures is the policy that runs in
 production, with the provider's create limit from the provider's own module. bench/reserve_sim.py
-prints the figures; tests/reserve/test_reserve_sim.py checks the bookkeeping on short runs.
+prints the figures; tests/dispatcher/reserve/test_reserve_sim.py checks the bookkeeping on short runs.
 
 Model, and why each choice:
 - Arrivals: Poisson at the base rate, and at 5× the base rate during bursts. Bursts start as a
@@ -36,13 +36,13 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from dispatcher.machines.ecs import DEFAULT_RUN_TASK_RATE
-from dispatcher.machines.fly import DEFAULT_CREATE_RATE
-from dispatcher.machines.gce import DEFAULT_INSERT_RATE
-from dispatcher.ratelimit import Rate
-from dispatcher.reserve_pacing import IdleBot, LaunchTokens, claim_order, plan_reserve
-from dispatcher.reserve_policy import DEFAULT_COLD_START_SECONDS, ReserveSettings, reserve_size
-from dispatcher.reserve_rates import ArrivalRate, ColdStartEstimate
+from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
+from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
+from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.pacing import IdleBot, LaunchTokens, claim_order, plan_reserve
+from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS, ReserveSettings, reserve_size
+from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
 
 DAY = 24 * 3600.0
 WARM_CLAIM_SECONDS = 0.3

@@ -1,4 +1,4 @@
-"""CPU per SigV4 signature: botocore's `SigV4Auth` against dispatcher/aws_sigv4.py, same request.
+"""CPU per SigV4 signature: botocore's `SigV4Auth` against dispatcher/machines/ecs/sigv4.py, same request.
 
 The request is a RunTask as the ECS provider sends it (a ~1.5 kB JSON body, temporary
 credentials, as a Fargate task role has). Prints µs of CPU per signature, median of `--rounds`.
@@ -18,7 +18,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dispatcher.aws_sigv4 import AwsKeys, SigV4Signer
+from dispatcher.machines.ecs.sigv4 import AwsKeys, SigV4Signer
 
 HOST = "ecs.eu-west-1.amazonaws.com"
 HEADERS = {"content-type": "application/x-amz-json-1.1", "x-amz-target": "AmazonEC2ContainerServiceV20141113.RunTask"}
@@ -55,10 +55,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {"botocore SigV4Auth": [], "dispatcher.aws_sigv4": []}
+    results: dict[str, list[float]] = {"botocore SigV4Auth": [], "dispatcher.machines.ecs.sigv4": []}
     for _ in range(args.rounds):  # alternating, so a busy moment hits both
         results["botocore SigV4Auth"].append(per_call_us(botocore_sign, args.calls))
-        results["dispatcher.aws_sigv4"].append(per_call_us(ours_sign, args.calls))
+        results["dispatcher.machines.ecs.sigv4"].append(per_call_us(ours_sign, args.calls))
     for name, values in results.items():
         print(f"{name:22} {statistics.median(values):7.1f} µs CPU per signature [{min(values):.1f}–{max(values):.1f}]")
 

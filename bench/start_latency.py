@@ -22,15 +22,15 @@ from typing import Any
 import httpx
 
 from dispatcher.app import create_app
-from dispatcher.daily import DailyRooms, DailySettings
 from dispatcher.machines.base import LaunchSpec, Machines
+from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import Harness, ecs_harness, fly_harness, gce_harness
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, FakeServer, free_port
-from tests.providers.harness import Harness, ecs_harness, fly_harness, gce_harness
 
 KEY = "bench-key-0123456789"
 # The bench measures latency, not our client-side limits: lift them.

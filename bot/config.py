@@ -25,7 +25,7 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS = 120.0
 DEFAULT_MAX_IDLE_SECONDS = 3600.0  # a reserve bot's own cap; the dispatcher retires it sooner
 UNASSIGNED_SESSION_ID = "unassigned"  # a reserve bot's events before its assignment
 
-# What a dispatcher's provider sets for one session (dispatcher/bot_contract.py writes them; a
+# What a dispatcher's provider sets for one session (dispatcher/machines/bot_environment.py writes them; a
 # test checks both sides name the same variables). The bot image does not ship the dispatcher,
 # so the names are repeated here, not imported.
 ENV_SESSION_ID = "VOICEFLEET_SESSION_ID"

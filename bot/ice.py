@@ -3,7 +3,7 @@
 - `VOICEFLEET_ICE_CONFIG`: the session's ICE configuration as JSON, in the shape of the client's
   `iceConfig` (an `RTCConfiguration` subset): `{"iceServers": [{"urls", "username",
   "credential"}], "iceTransportPolicy": "relay"|"all"}`. The dispatcher puts the bot's own
-  short-lived TURN credentials there (dispatcher/turn.py); `relay` makes the bot gather relay
+  short-lived TURN credentials there (dispatcher/media/turn.py); `relay` makes the bot gather relay
   candidates only, so it needs no reachable address of its own. Holds a credential: environment
   (or the control channel) only, never a flag, never logged.
 - `BOT_ICE_SERVERS`: comma-separated STUN/TURN URLs without credentials (e.g.

@@ -11,28 +11,29 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from dispatcher import api_docs, runner_offer, web
-from dispatcher.auth import Authenticator
-from dispatcher.channel import BotChannels
-from dispatcher.channel_access import ChannelAccess
-from dispatcher.channel_route import router as channel_router
+from dispatcher.api import docs as api_docs
+from dispatcher.api import runner_offer, web
+from dispatcher.api.auth import Authenticator
+from dispatcher.api.json_bodies import JsonBodies
+from dispatcher.api.key_limits import PerKeyLimit
+from dispatcher.api.limits import RequestLimits, SecurityHeaders
+from dispatcher.api.routes import router
+from dispatcher.api.state import AppState, app_state, caller
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.peers import Peers, parse_peers
+from dispatcher.channel.route import router as channel_router
 from dispatcher.errors import install_error_handlers
 from dispatcher.factory import build_machines, build_rooms, build_turn
-from dispatcher.ice import IceServers, StaticIceServers, parse_ice_servers
-from dispatcher.json_bodies import JsonBodies
-from dispatcher.key_limits import PerKeyLimit
-from dispatcher.limits import RequestLimits, SecurityHeaders
 from dispatcher.machines.base import Machines
+from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
+from dispatcher.media.rooms import Rooms
+from dispatcher.media.turn import TurnIceServers
 from dispatcher.metrics import CONTENT_TYPE, Metrics
-from dispatcher.peers import Peers, parse_peers
-from dispatcher.reaper import Reaper, ReaperSettings
-from dispatcher.reserve_factory import build_reserve
-from dispatcher.rooms import Rooms
-from dispatcher.routes import router
-from dispatcher.sessions import SessionService
+from dispatcher.reserve.factory import build_reserve
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
+from dispatcher.sessions.service import SessionService
 from dispatcher.settings import Settings
-from dispatcher.state import AppState, app_state, caller
-from dispatcher.turn import TurnIceServers
 
 _FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
 

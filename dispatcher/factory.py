@@ -1,7 +1,7 @@
 """Build the configured machines provider and rooms service (`MACHINES` picks the provider).
 
 Provider modules are imported lazily so a dispatcher only loads the client library it uses.
-What a provider hands the bot is not here but in `dispatcher.bot_contract`, so providers never
+What a provider hands the bot is not here but in `dispatcher.machines.bot_environment`, so providers never
 import the factory that imports them.
 """
 
@@ -10,37 +10,37 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from dispatcher.machines.base import Machines
-from dispatcher.rooms import Rooms
+from dispatcher.media.rooms import Rooms
+from dispatcher.media.turn import TurnCredentials, TurnSettings
 from dispatcher.settings import Settings, SettingsError
-from dispatcher.turn import TurnCredentials, TurnSettings
 
 
 def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
     if settings.machines == "ecs":
-        from dispatcher.machines.ecs import EcsMachines, EcsSettings
+        from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
-            from dispatcher.machines.ecs_reserve import EcsWarmMachines
+            from dispatcher.machines.ecs.reserve import EcsWarmMachines
 
             return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url, transport=settings.transports[0])
         return EcsMachines(EcsSettings.from_env(env))
     if settings.machines == "gce":
-        from dispatcher.machines.gce import GceMachines, GceSettings
+        from dispatcher.machines.gce.provider import GceMachines, GceSettings
 
         if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in (the template tells them where)
-            from dispatcher.machines.gce_reserve import GceWarmMachines
+            from dispatcher.machines.gce.reserve import GceWarmMachines
 
             return GceWarmMachines(GceSettings.from_env(env))
         return GceMachines(GceSettings.from_env(env))
     if settings.machines == "fly":
-        from dispatcher.machines.fly import FlyMachines, FlySettings
+        from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
-            from dispatcher.machines.fly_reserve import FlyWarmMachines
+            from dispatcher.machines.fly.reserve import FlyWarmMachines
 
             return FlyWarmMachines(FlySettings.from_env(env), channel_url=channel_url)
         return FlyMachines(FlySettings.from_env(env))
-    from dispatcher.machines.local import LocalMachines, LocalSettings
+    from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 
     return LocalMachines(LocalSettings.from_env(env))
 
@@ -49,7 +49,7 @@ def build_rooms(settings: Settings, env: Mapping[str, str]) -> Rooms | None:
     """Daily sessions need rooms; a deployment that offers only WebRTC needs no Daily account."""
     if not settings.cloud or "daily" not in settings.transports:
         return None
-    from dispatcher.daily import DailyRooms, DailySettings
+    from dispatcher.media.daily import DailyRooms, DailySettings
 
     return DailyRooms(DailySettings.from_env(env))
 
@@ -70,23 +70,23 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     machines = (env.get("MACHINES", "").strip() or Settings.machines).lower()
     checks: list[Callable[[], object]] = []
     if machines == "ecs":
-        from dispatcher.machines.ecs import EcsSettings
+        from dispatcher.machines.ecs.provider import EcsSettings
 
         checks.append(lambda: EcsSettings.from_env(env))
     elif machines == "gce":
-        from dispatcher.machines.gce import GceSettings
+        from dispatcher.machines.gce.provider import GceSettings
 
         checks.append(lambda: GceSettings.from_env(env))
     elif machines == "fly":
-        from dispatcher.machines.fly import FlySettings
+        from dispatcher.machines.fly.provider import FlySettings
 
         checks.append(lambda: FlySettings.from_env(env))
     elif machines == "local":
-        from dispatcher.machines.local import LocalSettings
+        from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_service_keys(env)]
     if machines in ("ecs", "gce", "fly") and (settings is None or "daily" in settings.transports):
-        from dispatcher.daily import DailySettings
+        from dispatcher.media.daily import DailySettings
 
         checks.append(lambda: DailySettings.from_env(env))
     if settings is not None:

@@ -109,7 +109,7 @@ class BotRuntime(pulumi.ComponentResource):
         """Let `role` start bot tasks of this family on this cluster only, and watch/stop them; with
         `claim` (the stack has the bot channel, so the dispatcher may hold a warm reserve), also
         re-tag a running task: a claim tags the idle task with its session and drops the idle tag
-        (dispatcher/machines/ecs_reserve.py), only voicefleet's own tag keys."""
+        (dispatcher/machines/ecs/reserve.py), only voicefleet's own tag keys."""
         tasks = cluster_arn.apply(lambda arn: arn.replace(":cluster/", ":task/", 1) + "/*")
         on_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
         reserve = [statement(["ecs:TagResource", "ecs:UntagResource"], tasks,

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws_container import fargate_container, fargate_task_definition

@@ -1,6 +1,6 @@
 """What the dispatcher's machines providers read from their environment: the one place it is written.
 
-Another module implements each provider against these names (dispatcher/machines/ecs.py, gce.py);
+Another module implements each provider against these names (dispatcher/machines/ecs/provider.py, gce.py);
 the Pulumi components build the dispatcher's environment from these tuples, and a test asserts the
 deployed environment's keys equal them, so a rename on either side fails a test instead of a
 deploy.
@@ -9,8 +9,8 @@ deploy.
 from __future__ import annotations
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
-from dispatcher import bot_contract
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.machines import bot_environment as bot_contract
+from dispatcher.reserve.policy import ReserveSettings
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -24,12 +24,12 @@ COMMON_ENV: tuple[str, ...] = (
 # Passed by reference only (Secrets Manager `valueFrom`, Secret Manager `secret_key_ref`).
 DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
 
-# The warm reserve's sizing (dispatcher/reserve_policy.py), in every cloud mode; written from the
+# The warm reserve's sizing (dispatcher/reserve/policy.py), in every cloud mode; written from the
 # parsed settings (ReserveSettings.to_env), so these are its keys. The schedule only when one is set.
 RESERVE_ENV: tuple[str, ...] = tuple(ReserveSettings().to_env())
 RESERVE_SCHEDULE_ENV: tuple[str, ...] = ("RESERVE_SCHEDULE",)
 
-# `MACHINES=ecs`: dispatcher/machines/ecs.py.
+# `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
     *COMMON_ENV,
     *RESERVE_ENV,
@@ -44,7 +44,7 @@ ECS_ENV: tuple[str, ...] = (
     "KEEP_ALIVE_SECONDS",  # uvicorn keep-alive; must exceed the ALB idle timeout
 )
 
-# `MACHINES=gce`: dispatcher/machines/gce.py.
+# `MACHINES=gce`: dispatcher/machines/gce/provider.py.
 GCE_ENV: tuple[str, ...] = (
     *COMMON_ENV,
     *RESERVE_ENV,
@@ -55,7 +55,7 @@ GCE_ENV: tuple[str, ...] = (
 )
 
 # With a TURN relay (stacks/turn_settings.py): cloud sessions may use SmallWebRTC; the dispatcher
-# mints short-lived TURN credentials from the shared secret (dispatcher/turn.py) for each session.
+# mints short-lived TURN credentials from the shared secret (dispatcher/media/turn.py) for each session.
 TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY")
 TURN_SECRETS: tuple[str, ...] = ("TURN_SHARED_SECRET",)
 # ECS: the SmallWebRTC bot's task definition family (a second image; docs/images.md).

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.gcp_secrets import SecretStore
 

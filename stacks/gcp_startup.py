@@ -70,7 +70,7 @@ put() {{ printf '%s=%s\\n' "$1" "$(md "$2")" >> "$ENV_FILE"; }}
 # one of the secret references below.
 CHANNEL_URL="$(md {GCE_CHANNEL_URL_METADATA_KEY} 2>/dev/null || true)"
 if [ -n "$CHANNEL_URL" ]; then printf '%s=%s\\n' {CHANNEL_URL_VARIABLE} "$CHANNEL_URL" >> "$ENV_FILE"; fi
-# A reserve VM (started with no session: dispatcher/machines/gce_reserve.py) names its bot and image.
+# A reserve VM (started with no session: dispatcher/machines/gce/reserve.py) names its bot and image.
 for pair in {_RESERVE_PAIRS}; do
   value="$(md "${{pair%%=*}}" 2>/dev/null || true)"
   if [ -n "$value" ]; then printf '%s=%s\\n' "${{pair#*=}}" "$value" >> "$ENV_FILE"; fi

@@ -1,6 +1,6 @@
 """Warm reserve sizing per stack: typed config keys → the dispatcher's RESERVE_* variables.
 
-The values are checked by the dispatcher's own parser (dispatcher/reserve_policy.py), so a value
+The values are checked by the dispatcher's own parser (dispatcher/reserve/policy.py), so a value
 the dispatcher would refuse at start-up fails `pulumi preview` instead, with the config key named,
 and the environment is written back from the parsed settings (`ReserveSettings.to_env`): no
 variable name is spelled twice. docs/reserve.md explains the knobs and what a reserve costs.
@@ -8,7 +8,7 @@ variable name is spelled twice. docs/reserve.md explains the knobs and what a re
 
 from __future__ import annotations
 
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.settings import SettingsError as DispatcherSettingsError
 from stacks.config_reader import Reader, SettingsError
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings
 from stacks.turn_settings import TurnSettings
 
 

@@ -2,7 +2,7 @@
 
 The relay is not an open relay: only TURN REST credentials minted from the shared secret are
 accepted (`use-auth-secret`), relayed peers may not be private, loopback, link-local (the clouds'
-metadata service) or other reserved ranges (`denied-peer-ip`, the list dispatcher/turn.py keeps),
+metadata service) or other reserved ranges (`denied-peer-ip`, the list dispatcher/media/turn.py keeps),
 no multicast or TCP relaying, per-user and total allocation quotas, no CLI. Metrics: Debian's
 coturn is built without Prometheus support (`turnserver --help` has no --prometheus), so the relay
 logs to syslog (shipped by the cloud's agent); no metrics port is opened.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import pulumi
 
-from dispatcher.turn import DENIED_PEER_RANGES
+from dispatcher.media.turn import DENIED_PEER_RANGES
 from stacks.turn_settings import USER_QUOTA, TurnSettings
 
 CONFIG = "/etc/coturn/turnserver.conf"

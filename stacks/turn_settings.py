@@ -5,7 +5,7 @@ static address (stacks/aws_turn.py, stacks/gcp_turn.py); `external` points the d
 service you run elsewhere (`turnUrls`). Either way the shared secret (coturn `static-auth-secret`,
 the TURN REST scheme's HMAC key) is a `--secret` config value that reaches coturn and the
 dispatcher only through Secrets Manager / Secret Manager; clients and bots get short-lived
-credentials derived from it (dispatcher/turn.py), never the secret.
+credentials derived from it (dispatcher/media/turn.py), never the secret.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pulumi
 from stacks.config_reader import Reader
 
 MODES = ("none", "managed", "external")
-MIN_SECRET_CHARACTERS = 16  # dispatcher/turn.py refuses shorter secrets at start-up
+MIN_SECRET_CHARACTERS = 16  # dispatcher/media/turn.py refuses shorter secrets at start-up
 # One TURN allocation per ICE component; a session's bot and client use a few each.
 USER_QUOTA = 10
 _URL = re.compile(r"^turns?:[A-Za-z0-9.\-\[\]:]+(\?transport=(udp|tcp))?$")

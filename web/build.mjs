@@ -1,7 +1,7 @@
 // Rebuilds what the dispatcher serves from npm packages pinned in package-lock.json:
 //   cd web && npm ci && npm run build
-// - dispatcher/static/talk.js: the local page (src/page.js) with Pipecat's client, one file.
-// - dispatcher/docs_assets/: Swagger UI's bundle and stylesheet, so /docs renders offline.
+// - dispatcher/api/static/talk.js: the local page (src/page.js) with Pipecat's client, one file.
+// - dispatcher/api/docs_assets/: Swagger UI's bundle and stylesheet, so /docs renders offline.
 // The outputs are committed; tests/e2e checks that the pages they make reach no other host.
 import { build } from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
@@ -9,9 +9,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const web = dirname(fileURLToPath(import.meta.url));
-const dispatcher = join(web, "..", "dispatcher");
+const api = join(web, "..", "dispatcher", "api");  // the assets live beside the modules that serve them
 
-const docs = join(dispatcher, "docs_assets");
+const docs = join(api, "docs_assets");
 mkdirSync(docs, { recursive: true });
 for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"]) {
   copyFileSync(join(web, "node_modules", "swagger-ui-dist", file), join(docs, file));
@@ -19,7 +19,7 @@ for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"]) {
 
 await build({
   entryPoints: [join(web, "src", "page.js")],
-  outfile: join(dispatcher, "static", "talk.js"),
+  outfile: join(api, "static", "talk.js"),
   bundle: true,
   minify: true,
   format: "iife",

@@ -1,21 +1,8 @@
-"""Machines providers behind one protocol; `MACHINES` picks one (see `dispatcher.factory`)."""
+"""Machines: one place that runs one bot per session. `base.Machines` is the protocol; each provider
+is a subpackage with its cloud's plumbing beside it (local processes, ECS Fargate with AWS signing and
+credentials, Compute Engine, Fly Machines), each with its warm-reserve variant.
 
-from dispatcher.machines.base import (
-    LaunchResult,
-    LaunchSpec,
-    Machine,
-    Machines,
-    MachinesError,
-    MachineState,
-    WaitTimeout,
-)
-
-__all__ = [
-    "LaunchResult",
-    "LaunchSpec",
-    "Machine",
-    "MachineState",
-    "Machines",
-    "MachinesError",
-    "WaitTimeout",
-]
+Lives here: launching, looking up, stopping and listing machines, and the environment a bot is
+handed. Not here: rooms and media (media/), the session lifecycle (sessions/), the reserve's policy
+(reserve/).
+"""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from dispatcher.provider_errors import ProviderError
+from dispatcher.outbound.provider_errors import ProviderError
 
 
 class MachineState(enum.StrEnum):
@@ -82,7 +82,7 @@ class LaunchResult:
 
 
 class MachinesError(ProviderError):
-    """A machines provider call failed (`reason`, `retry_after`: see dispatcher/provider_errors.py)."""
+    """A machines provider call failed (`reason`, `retry_after`: see dispatcher/outbound/provider_errors.py)."""
 
 
 class WaitTimeout(MachinesError):
@@ -132,7 +132,7 @@ class Machines(Protocol):
 
 @runtime_checkable
 class WarmMachines(Machines, Protocol):
-    """A provider that can also hold a warm reserve (dispatcher/reserve.py, docs/reserve.md).
+    """A provider that can also hold a warm reserve (dispatcher/reserve/reserve.py, docs/reserve.md).
 
     A reserve machine is started with no session, tagged as idle with its `bot_id`; its bot dials
     the control channel and waits. A claim first assigns the session to the bot over the channel

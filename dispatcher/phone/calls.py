@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket
 
 from botchannel.contract import METHOD_MEDIA_ATTACH
-from dispatcher.channel import BotChannels
+from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
 

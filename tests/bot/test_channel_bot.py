@@ -8,7 +8,7 @@ import pytest
 
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
-from dispatcher.channel import BotRequestFailed
+from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.settings import Settings
 from tests.bot.conftest import READY_TIMEOUT, bot_env, unshare_network_prefix
 from tests.support.dispatcher_server import serving

@@ -8,10 +8,11 @@ import httpx
 import pytest
 
 from dispatcher.app import create_app
-from dispatcher.ice import IceServers
 from dispatcher.machines.base import LaunchResult, LaunchSpec
-from dispatcher.machines.local import LocalMachines, LocalSettings
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.media.ice import IceServers
 from dispatcher.settings import Settings
+from tests.fakes.fixtures import *  # noqa: F403  (the fakes of every external API, for every test below)
 from tests.support.dispatcher_server import serving
 
 STANDIN_BOT = (sys.executable, str(Path(__file__).with_name("standin_bot.py")))

@@ -2,5 +2,5 @@
 
 Each is a real HTTP server on 127.0.0.1 that follows the documented contract, errors included,
 with knobs to inject failures and latency and a record of what it received. Never shipped.
-Fixtures live in `tests.fakes.fixtures`; `tests.providers.harness` adapts them to the contract suite.
+Fixtures live in `tests.fakes.fixtures`; `tests.dispatcher.machines.harness` adapts them to the contract suite.
 """

@@ -47,7 +47,7 @@ def moto_ecs() -> Iterator[dict[str, str]]:
     from moto.server import ThreadedMotoServer
 
     # moto advances a task RUNNING → … → STOPPED on its own as it is described; tests move it
-    # explicitly instead, as ECS would (tests/providers/harness.py).
+    # explicitly instead, as ECS would (tests/dispatcher/machines/harness.py).
     state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from dispatcher.api.auth import Authenticator
 from dispatcher.app import create_app
-from dispatcher.auth import Authenticator
-from dispatcher.daily import DailyRooms, DailySettings
 from dispatcher.machines.base import Machines
+from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.metrics import Metrics
-from dispatcher.reaper import Reaper, ReaperSettings
-from dispatcher.session_ids import new_session_id
+from dispatcher.sessions.ids import new_session_id
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import ecs_harness, fly_harness, gce_harness
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy
 from tests.fakes.fixtures import fake_daily, fake_fly, moto_ecs
@@ -27,7 +28,6 @@ from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, serve
 from tests.faults.fleet import Fleet, fault_env, settle
-from tests.providers.harness import ecs_harness, fly_harness, gce_harness
 
 __all__ = ["fake_daily", "fake_fly", "moto_ecs"]
 

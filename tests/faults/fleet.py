@@ -1,4 +1,4 @@
-"""The fault tests' cloud providers: each provider's harness (tests/providers/harness.py) built
+"""The fault tests' cloud providers: each provider's harness (tests/dispatcher/machines/harness.py) built
 with short, but not tight, client timeouts.
 
 No test here races a sleep: a hanging call is a *held* one (the fakes' `hold` knob), which the
@@ -10,7 +10,7 @@ process (and its GIL) with the test, and a moto call took over 0.2 s with one co
 
 from __future__ import annotations
 
-from tests.providers.harness import Harness, settle
+from tests.dispatcher.machines.harness import Harness, settle
 
 __all__ = ["CALL_TIMEOUT", "DEADLINE", "Fleet", "fault_env", "settle"]
 

@@ -76,7 +76,7 @@ def test_build_keeps_only_the_botocore_models_the_ecs_provider_uses() -> None:
 
 
 def test_the_ecs_provider_uses_no_other_aws_service() -> None:
-    """The dispatcher calls ECS over its JSON API itself (dispatcher/aws_json.py) and builds no
+    """The dispatcher calls ECS over its JSON API itself (dispatcher/machines/ecs/json_api.py) and builds no
     boto3 client: botocore is left only the credential chain (sts/sso models for profiles)."""
     from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""What the GCP stack gives the Compute Engine warm reserve (dispatcher/machines/gce_reserve.py):
+"""What the GCP stack gives the Compute Engine warm reserve (dispatcher/machines/gce/reserve.py):
 the launcher may relabel only this stack's VMs, reserve VMs included, and the startup script hands
 a reserve VM's bot its id and image, and nothing when they are absent (a session's VM)."""
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.machines.gce import GceSettings
-from dispatcher.machines.gce_reserve import GceWarmMachines
+from dispatcher.machines.gce.provider import GceSettings
+from dispatcher.machines.gce.reserve import GceWarmMachines
 from stacks.gcp_startup import STARTUP_SCRIPT
 from stacks.mocks import Run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.reserve_policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract
 from stacks.settings import SettingsError
 from tests.infra.conftest import StackRunner

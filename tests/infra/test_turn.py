@@ -224,7 +224,7 @@ def test_debians_coturn_accepts_the_rendered_configuration(tmp_path: Path) -> No
 
 
 def test_a_short_shared_secret_is_refused(stack: StackRunner) -> None:
-    """Short keys make forged TURN credentials cheap; the dispatcher refuses them too (dispatcher/turn.py)."""
+    """Short keys make forged TURN credentials cheap; the dispatcher refuses them too (dispatcher/media/turn.py)."""
     from stacks.settings import SettingsError
 
     secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",

@@ -2,7 +2,7 @@
 
 The client (aiortc) and a real `python -m bot` each live in a network namespace whose only route
 leads to the hub namespace (coturn, and the dispatcher). Both take credentials from
-dispatcher/turn.py and use the relay policy, so the bot's answer offers nothing but relay
+dispatcher/media/turn.py and use the relay policy, so the bot's answer offers nothing but relay
 candidates and the nominated pair is relay ↔ relay; the user's speech goes in and the bot's echo
 comes back out. The first test carries the offer by hand; the second runs the whole product path:
 `POST /start` on a dispatcher, the bot dialling its control channel from its own namespace, the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.turn import TurnCredentials, TurnSettings
+from dispatcher.media.turn import TurnCredentials, TurnSettings
 from tests.relay.conftest import API_KEY
 from tests.support.coturn import Coturn
 from tests.support.netns import BOT_ADDRESS, CLIENT_ADDRESS, TURN_ADDRESS, RelayTopology

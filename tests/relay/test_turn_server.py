@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from dispatcher.turn import TurnCredentials, TurnSettings, turn_password
+from dispatcher.media.turn import TurnCredentials, TurnSettings, turn_password
 from tests.support.coturn import TURN_PORT, Coturn
 from tests.support.netns import CLIENT_ADDRESS, TURN_ADDRESS, RelayTopology
 from tests.support.netns_session import request_in as run_in

@@ -1,6 +1,6 @@
 """Debian's coturn, started by a test inside a network namespace with a generated configuration.
 
-The configuration is the production hardening (dispatcher/turn.py's deny list, no multicast
+The configuration is the production hardening (dispatcher/media/turn.py's deny list, no multicast
 peers, TURN REST auth with a shared secret, quotas) with test ports and paths. The secret sits
 in a 0600 file in the test's own directory, never on a command line. coturn runs in its own
 namespace, so fixed ports (3478, the relay range) cannot collide with anything else.
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dispatcher.turn import DENIED_PEER_RANGES
+from dispatcher.media.turn import DENIED_PEER_RANGES
 from tests.support.netns import wait_listening
 from tests.support.processes import terminate
 

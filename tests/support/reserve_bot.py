@@ -10,7 +10,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
 from dispatcher.machines.base import LaunchResult, LaunchSpec
-from dispatcher.reserve import Reserve
+from dispatcher.reserve.reserve import Reserve
 
 
 async def dial_idle(state: Any, port: int, token: str, bot_id: str, image: str) -> ClientConnection:

@@ -1,6 +1,6 @@
 // voicefleet local page, on Pipecat's official client (@pipecat-ai/client-js) and its SmallWebRTC
 // transport: RTVI events, transcripts and reconnect handling come from the maintained library.
-// Bundled into dispatcher/static/talk.js by `npm run build` in web/ (the bundle is committed).
+// Bundled into dispatcher/api/static/talk.js by `npm run build` in web/ (the bundle is committed).
 // WavMediaManager keeps every request on this host (the default media manager loads code from
 // Daily's CDN). `window.voicefleet` exposes the state for tests.
 import { PipecatClient } from "@pipecat-ai/client-js";

@@ -1,0 +1,160 @@
+"""The session routes of the HTTP contract (docs/design.md §3)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
+from dispatcher.api.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
+from dispatcher.api.state import AppState, app_state, caller
+from dispatcher.channel.signalling import Kind, signal_bot
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import MachineState
+from dispatcher.media.ice import ice_config
+from dispatcher.media.rooms import NO_OPTIONS
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, is_session_id
+from dispatcher.sessions.service import Session
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
+}
+
+router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
+
+
+@router.post(
+    "/start",
+    response_model=StartOut,
+    response_model_exclude_none=True,
+    status_code=201,
+    summary="Start a voice session",
+)
+async def start(
+    request: Request,
+    response: Response,
+    payload: Annotated[StartRequest | None, Body()] = None,
+    wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    who: str = Depends(caller),
+) -> dict[str, Any]:
+    state = app_state(request)
+    plan = plan_start(payload, state.settings.transports)
+    if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
+        raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    options = NO_OPTIONS
+    if state.rooms is not None and plan.transport == "daily":
+        options = state.rooms.options(
+            plan.room_properties, plan.token_properties, state.settings.max_session_seconds
+        )
+    await state.start_limit.check(who)
+    session = await state.sessions.start(
+        caller=who,
+        idempotency_key=idempotency_key,
+        body=plan.body,
+        wait=wait is not None,
+        room_options=options,
+        transport=plan.transport,
+    )
+    response.status_code = 201 if session.created else 200
+    response.headers["Location"] = f"/sessions/{session.machine.session_id}"
+    fields = _session_fields(session)
+    if session.user_token is not None:
+        fields["token"] = session.user_token
+    if plan.transport == "webrtc" and session.machine.state.is_active:
+        fields["iceConfig"] = await ice_config(
+            state.ice_servers, session.machine.session_id, defaults_requested=plan.default_ice_servers
+        )
+    return start_answer(fields, plan)
+
+
+@router.get(
+    "/sessions/{session_id}", response_model=SessionOut, response_model_exclude_none=True, summary="A session's status"
+)
+async def get_session(request: Request, session_id: str) -> dict[str, Any]:
+    state = app_state(request)
+    session = await state.sessions.get(_known_id(session_id))
+    if session is None:
+        raise _not_found(session_id)
+    fields = _session_fields(session)
+    return {**fields, **pipecat_names(fields)}
+
+
+@router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
+async def delete_session(request: Request, session_id: str) -> Response:
+    machine = await app_state(request).sessions.stop(_known_id(session_id))
+    # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
+    # and for a session with nothing left to stop (ended, or forgotten by the provider, which
+    # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.
+    return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
+
+
+@router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")
+async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
+    return JSONResponse(await signal(request, session_id, "offer", offer_payload(app_state(request), offer)))
+
+
+@router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")
+async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> JSONResponse:
+    return JSONResponse(await signal(request, session_id, "ice", patch.model_dump()))
+
+
+def offer_payload(state: AppState, offer: Offer) -> dict[str, Any]:
+    """What the bot gets: the offer, with Pipecat's `requestData` (or the runner's spelling) as
+    `request_data`, which becomes the session's data as on Pipecat's runner."""
+    payload = offer.model_dump(exclude_none=True, exclude={"requestData", "request_data"})
+    data = offer.request_data if offer.request_data is not None else offer.requestData
+    if data is not None:
+        limit = state.settings.max_body_bytes
+        if len(json.dumps(data, separators=(",", ":")).encode()) > limit:
+            raise ApiError(413, "body_too_large", f"`requestData` exceeds {limit} bytes as JSON")
+        payload["request_data"] = data
+    return payload
+
+
+async def signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:
+    state = app_state(request)
+    if "webrtc" not in state.settings.transports:  # known before any wait: every bot joins a Daily room
+        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+    deadline = time.monotonic() + state.settings.start_wait_seconds
+    machine = await state.sessions.wait_started(_known_id(session_id))  # an early offer waits for the bot
+    if not machine.is_webrtc:
+        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+    if not machine.state.is_active:
+        raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
+    answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline, peers=state.peers)
+    return dict(answer)
+
+
+def _session_fields(session: Session) -> dict[str, Any]:
+    machine = session.machine
+    fields: dict[str, Any] = {
+        "session_id": machine.session_id,
+        "status": machine.state.value,
+        "created_at": machine.created_at,
+        "detail": machine.detail,
+    }
+    if session.takes_offers:
+        fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"
+    elif session.room_url is not None:
+        fields["room_url"] = session.room_url
+    if machine.state in (MachineState.ENDED, MachineState.FAILED):
+        fields.pop("offer_url", None)
+    return fields
+
+
+def _known_id(session_id: str) -> str:
+    if not is_session_id(session_id):
+        raise _not_found(session_id)
+    return session_id
+
+
+def _not_found(session_id: str) -> ApiError:
+    shown = session_id if len(session_id) <= 64 else session_id[:64] + "…"
+    return ApiError(404, "not_found", f"no session {shown}")

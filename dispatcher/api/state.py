@@ -1,0 +1,59 @@
+"""What routes need, built once per app and reached through `request.app.state.voicefleet`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from dispatcher.api.auth import Authenticator
+from dispatcher.api.key_limits import PerKeyLimit
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.peers import Peers
+from dispatcher.machines.base import Machines
+from dispatcher.media.ice import IceServers
+from dispatcher.media.rooms import Rooms
+from dispatcher.metrics import Metrics
+from dispatcher.reserve.reserve import Reserve
+from dispatcher.sessions.reaper import Reaper
+from dispatcher.sessions.service import SessionService
+from dispatcher.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    machines: Machines
+    rooms: Rooms | None
+    sessions: SessionService
+    metrics: Metrics
+    auth: Authenticator
+    channels: BotChannels
+    start_limit: PerKeyLimit
+    reaper: Reaper
+    ice_servers: IceServers
+    channel_access: ChannelAccess | None = None  # how local bots reach the channel
+    reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
+    peers: Peers | None = None  # other replicas, for a bot whose channel ended there
+
+    async def aclose(self) -> None:
+        await self.sessions.aclose()
+        if self.reserve is not None:
+            await self.reserve.aclose()
+        if self.peers is not None:
+            await self.peers.aclose()
+        await self.machines.aclose()
+        if self.rooms is not None:
+            await self.rooms.aclose()
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.voicefleet
+    return state
+
+
+async def caller(request: Request) -> str:
+    """FastAPI dependency: the authenticated caller's id (401 otherwise). `async` although it
+    never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
+    return app_state(request).auth.caller(request.headers.get("authorization"))

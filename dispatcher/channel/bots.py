@@ -1,0 +1,275 @@
+"""The dispatcher's end of the bot control channel: which bots are connected, and talking to them.
+
+Bots dial in (botchannel/contract.py has the contract; dispatcher/channel/route.py the
+WebSocket route). A bot that says hello with a session id is that session's bot (a cold launch);
+one with none is idle, waiting in this replica for the reserve to claim it. `take_idle` removes
+an idle bot from the pool with no `await` in between, so two concurrent starts in this replica
+can never take the same one; the bot itself refuses a second `assign`, which makes the claim
+safe across replicas too (docs/reserve.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botchannel.contract import (
+    Hello,
+    ProtocolError,
+    Reply,
+    ReplyError,
+    Report,
+    Request,
+    Welcome,
+    encode,
+    parse_frame,
+)
+from dispatcher.errors import ApiError
+
+log = logging.getLogger("dispatcher.channel.bots")
+
+HELLO_TIMEOUT_SECONDS = 5.0
+REQUEST_TIMEOUT_SECONDS = 15.0
+MAX_OWNERS_KEPT = 100_000  # aiortc answers in tens of ms; the margin covers a busy host
+
+
+class Socket(Protocol):
+    """The little the hub needs from a WebSocket (Starlette's, or a test's)."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def receive_text(self) -> str: ...
+
+
+class BotRequestFailed(ApiError):
+    """A bot refused a request (its status passes through) or could not be asked (502)."""
+
+
+@dataclass(eq=False)
+class BotLink:
+    """One connected bot."""
+
+    hello: Hello
+    socket: Socket
+    session_id: str | None
+    connected_at: float = field(default_factory=time.monotonic)
+    reports: dict[str, Report] = field(default_factory=dict)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def machine_id(self) -> str:
+        return self.hello.machine_id
+
+    async def request(
+        self, method: str, params: Mapping[str, Any], timeout: float = REQUEST_TIMEOUT_SECONDS
+    ) -> Mapping[str, Any]:
+        if self.closed.is_set():
+            raise BotRequestFailed(502, "bot_unreachable", "the bot's channel is closed")
+        request_id = next(self._ids)
+        reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = reply
+        try:
+            await self.socket.send_text(encode(Request(request_id, method, params)))
+            answer = await asyncio.wait_for(reply, timeout)
+        except TimeoutError:
+            raise BotRequestFailed(502, "bot_timeout", f"the bot did not answer {method} within {timeout:g}s") from None
+        except (OSError, RuntimeError, ConnectionError) as exc:
+            raise BotRequestFailed(502, "bot_unreachable", f"the bot's channel failed ({type(exc).__name__})") from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if answer.error is not None:
+            status = answer.error.status if 400 <= answer.error.status < 500 else 502
+            raise BotRequestFailed(status, answer.error.code, answer.error.message)
+        return answer.result or {}
+
+    def _resolve(self, reply: Reply) -> None:
+        future = self._pending.get(reply.id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def _close(self) -> None:
+        self.closed.set()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("channel closed"))
+
+
+ReportListener = Callable[[BotLink, Report], None]
+CloseListener = Callable[[BotLink], None]
+
+
+class BotChannels:
+    def __init__(self, token: str | None) -> None:
+        # Held as a digest and compared in constant time, like the API keys.
+        self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+        self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
+        self._by_session: dict[str, BotLink] = {}
+        self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
+        self._changed = asyncio.Condition()
+        self.report_listeners: list[ReportListener] = []
+        self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
+        self.close_listeners: list[CloseListener] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self._token_digest is not None
+
+    def authorized(self, authorization: str | None) -> bool:
+        if self._token_digest is None:
+            return False
+        scheme, _, token = (authorization or "").partition(" ")
+        presented = hashlib.sha256(token.strip().encode()).digest()
+        return scheme.lower() == "bearer" and hmac.compare_digest(presented, self._token_digest)
+
+    # --- connected bots -------------------------------------------------------------------
+
+    async def serve(self, socket: Socket) -> None:
+        """Runs one (authorized, accepted) bot connection until it closes."""
+        try:
+            hello = parse_frame(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_SECONDS))
+        except (TimeoutError, ProtocolError, OSError, RuntimeError) as exc:
+            log.warning("bot channel: no valid hello (%s); closing", type(exc).__name__)
+            return
+        except Exception:  # the socket went away before saying anything
+            return
+        if not isinstance(hello, Hello):
+            log.warning("bot channel: the first frame was not a hello; closing")
+            return
+        owner = self._owners.get(hello.session_id) if hello.session_id else None
+        if owner is not None and owner != hello.machine_id:
+            # A session's bot is the machine that first served it; another bot naming that session
+            # (a bug, or a compromised bot holding the shared credential) is not routed to it.
+            log.warning("bot %s claimed session %s of bot %s; refused", hello.machine_id, hello.session_id, owner)
+            return
+        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id)
+        if hello.session_id is not None:
+            self._own(hello.session_id, hello.machine_id)
+        await self._register(link)
+        try:
+            await socket.send_text(encode(Welcome()))
+            await self._read(link)
+        finally:
+            await self._unregister(link)
+
+    async def _read(self, link: BotLink) -> None:
+        while True:
+            try:
+                raw = await link.socket.receive_text()
+            except Exception:  # disconnect (Starlette raises WebSocketDisconnect / RuntimeError)
+                return
+            try:
+                frame = parse_frame(raw)
+            except ProtocolError as exc:
+                log.warning("bot %s: malformed frame ignored: %s", link.machine_id, exc)
+                continue
+            if isinstance(frame, Reply):
+                link._resolve(frame)
+            elif isinstance(frame, Report):
+                if frame.session_id != link.session_id:
+                    log.warning("bot %s reported for %s, not its session", link.machine_id, frame.session_id)
+                    continue
+                link.reports.setdefault(frame.event, frame)
+                for listener in self.report_listeners:
+                    listener(link, frame)
+                async with self._changed:  # `wait_until` may be waiting on a report
+                    self._changed.notify_all()
+            elif isinstance(frame, Request):  # bots ask nothing of the dispatcher (yet)
+                with contextlib.suppress(Exception):
+                    await link.socket.send_text(
+                        encode(Reply(frame.id, error=_no_such_method(frame.method)))
+                    )
+
+    async def _register(self, link: BotLink) -> None:
+        async with self._changed:
+            if link.session_id is None:
+                self._idle[link.machine_id] = link
+            else:
+                # A reconnect after a drop replaces the old link: the newest is the live one.
+                self._by_session[link.session_id] = link
+            self._changed.notify_all()
+        log.info("bot %s connected (%s)", link.machine_id, link.session_id or "idle")
+        if link.session_id is None:
+            for listener in self.idle_listeners:
+                listener(link)
+
+    async def _unregister(self, link: BotLink) -> None:
+        link._close()
+        async with self._changed:
+            if self._idle.get(link.machine_id) is link:
+                del self._idle[link.machine_id]
+            if link.session_id is not None and self._by_session.get(link.session_id) is link:
+                del self._by_session[link.session_id]
+            self._changed.notify_all()
+        for listener in self.close_listeners:
+            listener(link)
+        log.info("bot %s disconnected (%s)", link.machine_id, link.session_id or "idle")
+
+    # --- the reserve's side ---------------------------------------------------------------
+
+    def idle(self) -> list[BotLink]:
+        return list(self._idle.values())
+
+    def take_idle(self, usable: Callable[[BotLink], bool] = lambda link: True) -> BotLink | None:
+        """Removes and returns the oldest usable idle bot: synchronous, hence atomic here."""
+        for machine_id, link in self._idle.items():
+            if usable(link) and not link.closed.is_set():
+                del self._idle[machine_id]
+                return link
+        return None
+
+    def bind(self, link: BotLink, session_id: str) -> None:
+        """A claimed bot now serves `session_id` (its requests and reports are routed by it)."""
+        link.session_id = session_id
+        self._by_session[session_id] = link
+        self._own(session_id, link.machine_id)
+
+    def _own(self, session_id: str, machine_id: str) -> None:
+        self._owners[session_id] = machine_id
+        while len(self._owners) > MAX_OWNERS_KEPT:  # oldest first: sessions end long before
+            del self._owners[next(iter(self._owners))]
+
+    def unbind(self, link: BotLink, session_id: str) -> None:
+        """The bot refused or never answered the assignment: it routes nothing for the session."""
+        if self._by_session.get(session_id) is link:
+            del self._by_session[session_id]
+        if self._owners.get(session_id) == link.machine_id:
+            del self._owners[session_id]
+
+    # --- a session's bot ------------------------------------------------------------------
+
+    def session_count(self) -> int:
+        """Bots in a session on this replica's channel: the reserve's measure of 'active'."""
+        return len(self._by_session)
+
+    def link_for(self, session_id: str) -> BotLink | None:
+        return self._by_session.get(session_id)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Waits until `predicate()` holds after a bot connected, left or reported; False at the deadline."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            return predicate()
+
+    async def wait_link(self, session_id: str, timeout: float) -> BotLink | None:
+        """The session's bot once it has dialled in (a cold bot takes ~1 s), or None."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: session_id in self._by_session), timeout
+                )
+            return self._by_session.get(session_id)
+
+
+def _no_such_method(method: str) -> ReplyError:
+    return ReplyError(404, "unknown_method", f"the dispatcher has no method {method!r}")

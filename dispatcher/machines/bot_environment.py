@@ -1,0 +1,71 @@
+"""The bot's session environment: what every provider hands a bot, written once.
+
+`bot/config.py` reads exactly these variables (a test feeds this module's output to it, and
+checks the names it reads against these, so a rename on either side fails a test instead of a
+session). Local bots get them in the process environment, ECS in the container overrides, Fly in
+the machine config, Compute Engine as instance metadata that the VM's startup script copies into
+the container's env file (`GCE_SESSION_METADATA`, also read by stacks/gcp_startup.py).
+
+The bot token is a secret: environment or metadata only, never a command line (visible in `ps`,
+task descriptions and audit logs), never a log line. This module imports nothing heavy: the
+dispatcher image and the Pulumi program both use it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from botchannel.contract import IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.base import LaunchSpec
+
+SESSION_ID = "VOICEFLEET_SESSION_ID"
+BODY = "VOICEFLEET_BODY"  # the client's `body` as a compact JSON object
+MAX_SESSION_SECONDS = "MAX_SESSION_SECONDS"
+ROOM_URL = "DAILY_ROOM_URL"  # cloud sessions only
+TOKEN = "DAILY_TOKEN"  # noqa: S105 - the name of a secret (cloud sessions only), not one
+# Cloud WebRTC sessions: the bot's own short-lived TURN credentials and ICE policy, as JSON in the
+# shape of the client's `iceConfig` (dispatcher/media/turn.py). Holds a credential, like TOKEN.
+ICE_CONFIG = "VOICEFLEET_ICE_CONFIG"
+
+# Every variable a session may set, in the order providers write them.
+SESSION_VARIABLES: tuple[str, ...] = (SESSION_ID, BODY, MAX_SESSION_SECONDS, ROOM_URL, TOKEN, ICE_CONFIG)
+
+# Compute Engine: instance metadata key -> the environment variable the startup script sets.
+GCE_SESSION_METADATA: dict[str, str] = {
+    "session-id": SESSION_ID,
+    "daily-room-url": ROOM_URL,
+    "daily-token": TOKEN,
+    "bot-body": BODY,
+    "max-session-seconds": MAX_SESSION_SECONDS,
+    "ice-config": ICE_CONFIG,
+}
+
+# Compute Engine reserve VMs (dispatcher/machines/gce/reserve.py): metadata key -> variable, copied
+# by the startup script when present. The channel's URL and credential reference are the template's.
+GCE_RESERVE_METADATA: dict[str, str] = {
+    "bot-machine-id": MACHINE_ID_VARIABLE,
+    "bot-image-digest": IMAGE_VARIABLE,
+}
+
+
+def bot_environment(spec: LaunchSpec) -> dict[str, str]:
+    """The session's values for the bot's environment; a local session has no room or token."""
+    env = {
+        SESSION_ID: spec.session_id,
+        BODY: json.dumps(dict(spec.body), separators=(",", ":")),
+        MAX_SESSION_SECONDS: str(spec.max_session_seconds),
+    }
+    if spec.room_url:
+        env[ROOM_URL] = spec.room_url
+    if spec.bot_token:
+        env[TOKEN] = spec.bot_token
+    if spec.ice_config:
+        env[ICE_CONFIG] = json.dumps(dict(spec.ice_config), separators=(",", ":"))
+    return env
+
+
+def gce_metadata_items(spec: LaunchSpec) -> list[dict[str, str]]:
+    """The same values as instance metadata: every key the startup script reads is present
+    (empty when unset), because it copies each one unconditionally."""
+    env = bot_environment(spec)
+    return [{"key": key, "value": env.get(variable, "")} for key, variable in GCE_SESSION_METADATA.items()]

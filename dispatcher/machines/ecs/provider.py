@@ -1,0 +1,344 @@
+"""`MACHINES=ecs`: one ECS task on Fargate per session (RunTask, DescribeTasks, StopTask).
+
+Idempotency is ECS's own: `clientToken` = session id (per cluster, 24 h). A second RunTask for the
+session with different parameters (a fresh bot token) gets `ConflictException` naming the
+existing task, which is a replay. `startedBy` = session id finds the task from any replica.
+The session's values (the Daily token among them) go in the container's `environment`
+override, never in `command`. Calls go to ECS's JSON API over the aiohttp pool, signed here
+(dispatcher/machines/ecs/json_api.py: boto3 cost ~1.2 ms of CPU and a thread hop per call), with a timeout and
+our own bounded backoff for throttling and server errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.ratelimit import Rate, RateLimited, TokenBucket
+from dispatcher.outbound.retry import Backoff, Transient, with_retries
+from dispatcher.settings import SettingsError, float_setting, require
+
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
+# botocore resolves the credentials (and its DEBUG log would print them being fetched): whatever
+# LOG_LEVEL says, botocore never logs below INFO.
+logging.getLogger("botocore").setLevel(logging.INFO)
+
+DEFAULT_RUN_TASK_RATE = Rate(per_second=20, burst=20)
+ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"  # botocore's ECS model, `targetPrefix`
+OVERRIDES_MAX = 8192  # characters of `overrides` JSON RunTask accepts
+TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-digest", "voicefleet:created-at"
+# One id per launch call: retries inside the call send identical parameters (ECS returns the
+# original task), while another launch of the session differs and gets ConflictException, so
+# `created` is told apart from a replay.
+TAG_LAUNCH = "voicefleet:launch-id"
+TAG_TRANSPORT = "voicefleet:transport"  # "daily" or "webrtc" (absent on older tasks: daily)
+_STARTING = {"PROVISIONING", "PENDING", "ACTIVATING"}
+
+
+def _csv(env: Mapping[str, str], name: str, *, required: bool) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+    if required and not values:
+        raise SettingsError(f"{name} must be set (comma-separated) when MACHINES=ecs")
+    return values
+
+
+def parse_capacity_providers(raw: str) -> tuple[dict[str, Any], ...]:
+    """`FARGATE` or `FARGATE_SPOT:1,FARGATE:1` (name[:weight[:base]]) → a capacityProviderStrategy."""
+    strategy = []
+    for item in (p.strip() for p in raw.split(",") if p.strip()):
+        name, *numbers = item.split(":")
+        try:
+            weight, base = (int(numbers[0]) if numbers else 1), (int(numbers[1]) if len(numbers) > 1 else 0)
+        except ValueError:
+            raise SettingsError(f"ECS_CAPACITY_PROVIDERS item {item!r} is not name[:weight[:base]]") from None
+        strategy.append({"capacityProvider": name, "weight": weight, "base": base})
+    if not strategy:
+        raise SettingsError("ECS_CAPACITY_PROVIDERS is empty")
+    return tuple(strategy)
+
+
+@dataclass(frozen=True)
+class EcsSettings:
+    region: str
+    cluster: str
+    task_definition: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    container_name: str = "bot"
+    assign_public_ip: str = "ENABLED"
+    capacity_providers: tuple[dict[str, Any], ...] = field(default_factory=lambda: parse_capacity_providers("FARGATE"))
+    endpoint_url: str | None = None
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    retry_deadline: float = 10.0
+    poll_seconds: float = 1.0
+    run_task_rate: Rate = DEFAULT_RUN_TASK_RATE
+    # The SmallWebRTC bot's task definition (a second image variant), for `webrtc` sessions;
+    # unset: every session runs `task_definition`.
+    task_definition_webrtc: str | None = None
+
+    @property
+    def family(self) -> str:
+        """`bot`, `bot:42` or a task definition ARN → `bot` (what ListTasks filters on)."""
+        return _family(self.task_definition)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Every family this deployment's sessions run as (the WebRTC bot's too)."""
+        webrtc = _family(self.task_definition_webrtc) if self.task_definition_webrtc else self.family
+        return tuple(dict.fromkeys((self.family, webrtc)))
+
+    def task_definition_for(self, transport: str | None) -> str:
+        if transport == "webrtc" and self.task_definition_webrtc:
+            return self.task_definition_webrtc
+        return self.task_definition
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EcsSettings:
+        # AWS_REGION is the name to set; the SDKs' older AWS_DEFAULT_REGION is accepted too.
+        region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+        names = ("AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_SUBNETS", "ECS_SECURITY_GROUPS")
+        required = require({**env, "AWS_REGION": region}, names, "ecs")
+        public_ip = (env.get("ECS_ASSIGN_PUBLIC_IP", "").strip() or cls.assign_public_ip).upper()
+        if public_ip not in ("ENABLED", "DISABLED"):
+            raise SettingsError(f"ECS_ASSIGN_PUBLIC_IP={public_ip!r} is not ENABLED or DISABLED")
+        return cls(
+            region=required["AWS_REGION"],
+            cluster=required["ECS_CLUSTER"],
+            task_definition=required["ECS_TASK_DEFINITION"],
+            subnets=_csv(env, "ECS_SUBNETS", required=True),
+            security_groups=_csv(env, "ECS_SECURITY_GROUPS", required=True),
+            container_name=env.get("ECS_CONTAINER_NAME", "").strip() or cls.container_name,
+            assign_public_ip=public_ip,
+            capacity_providers=parse_capacity_providers(env.get("ECS_CAPACITY_PROVIDERS", "").strip() or "FARGATE"),
+            # As the AWS SDKs read them: the service's own variable first, then the global one.
+            endpoint_url=env.get("AWS_ENDPOINT_URL_ECS", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip() or None,
+            connect_timeout=float_setting(env, "ECS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1),
+            read_timeout=float_setting(env, "ECS_READ_TIMEOUT_SECONDS", cls.read_timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            run_task_rate=Rate.from_env(env, "ECS_RUN_TASK", DEFAULT_RUN_TASK_RATE),
+            task_definition_webrtc=env.get("ECS_TASK_DEFINITION_WEBRTC", "").strip() or None,
+        )
+
+
+def _family(task_definition: str) -> str:
+    return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def to_machine(task: Mapping[str, Any]) -> Machine:
+    tags = {t["key"]: t["value"] for t in task.get("tags") or []}
+    last = str(task.get("lastStatus", ""))
+    codes = [c.get("exitCode") for c in task.get("containers") or [] if c.get("exitCode") is not None]
+    stop_code = task.get("stopCode")
+    detail = None
+    if last in _STARTING:
+        state = MachineState.STARTING
+    elif last == "RUNNING" and task.get("desiredStatus") != "STOPPED":
+        state = MachineState.STARTED
+    elif stop_code == "TaskFailedToStart" or any(codes):
+        state = MachineState.FAILED
+        detail = f"exit code {max(codes)}" if any(codes) else str(task.get("stoppedReason") or stop_code)
+    else:  # DEACTIVATING … STOPPED, DELETED: the session is over (or being stopped)
+        state = MachineState.ENDED
+        if stop_code == "SpotInterruption":  # Fargate Spot took the capacity back mid-call
+            state, detail = MachineState.FAILED, "fargate spot interruption"
+    created = task.get("createdAt")  # epoch seconds on the wire (botocore made it a datetime)
+    try:
+        created_at = float(tags[TAG_CREATED])
+    except (KeyError, ValueError):
+        created_at = created.timestamp() if isinstance(created, datetime) else float(created or 0.0)
+    return Machine(
+        session_id=tags.get(TAG_SESSION, str(task.get("startedBy", ""))),
+        machine_id=str(task["taskArn"]),
+        state=state,
+        created_at=created_at,
+        body_digest=tags.get(TAG_DIGEST),
+        detail=detail,
+        transport=tags.get(TAG_TRANSPORT),
+    )
+
+
+class EcsMachines:
+    name = "ecs"
+
+    def __init__(self, settings: EcsSettings) -> None:
+        self.settings = settings
+        self._api = AwsJsonApi(
+            service="ecs",
+            target_prefix=ECS_TARGET_PREFIX,
+            region=settings.region,
+            endpoint=settings.endpoint_url,
+            timeout=settings.read_timeout,
+            connect_timeout=settings.connect_timeout,
+        )
+        self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
+        self._bucket = TokenBucket("ecs-run-task", settings.run_task_rate)
+        self._arns: dict[str, str] = {}  # session id -> task ARN; a cache, the tags are the record
+
+    async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """`operation` with bounded retries of throttling, server errors and lost answers; an
+        `AwsError` (a refusal) is the caller's to map."""
+        try:
+            return await with_retries(lambda: self._api.call(operation, params), self._backoff)
+        except Transient as exc:
+            reason = "ecs_throttled" if exc.status == 429 else "ecs_unavailable"
+            raise MachinesError(reason, f"ECS {exc}", retry_after=exc.retry_after or 1.0) from None
+
+    def _run_task_params(self, spec: LaunchSpec) -> dict[str, Any]:
+        s = self.settings
+        env = bot_environment(spec)
+        overrides = {
+            "containerOverrides": [
+                {"name": s.container_name, "environment": [{"name": k, "value": v} for k, v in env.items()]}
+            ]
+        }
+        if len(json.dumps(overrides)) > OVERRIDES_MAX:
+            raise MachinesError("spec_too_large", f"ECS overrides exceed {OVERRIDES_MAX} characters")
+        return {
+            "cluster": s.cluster,
+            "taskDefinition": s.task_definition_for(spec.transport),
+            "count": 1,
+            "clientToken": spec.session_id,
+            "startedBy": spec.session_id,
+            **self._placement(),
+            "overrides": overrides,
+            "tags": [
+                {"key": TAG_SESSION, "value": spec.session_id},
+                {"key": TAG_DIGEST, "value": spec.body_digest},
+                {"key": TAG_CREATED, "value": str(int(time.time()))},
+                {"key": TAG_LAUNCH, "value": uuid.uuid4().hex},
+                *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else []),
+            ],
+            "propagateTags": "TASK_DEFINITION",  # the stack's tags (env, owner) reach the task
+        }
+
+    def _placement(self) -> dict[str, Any]:
+        """Where every bot task runs: capacity providers and the awsvpc network."""
+        s = self.settings
+        return {
+            "capacityProviderStrategy": list(s.capacity_providers),
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": list(s.subnets),
+                    "securityGroups": list(s.security_groups),
+                    "assignPublicIp": s.assign_public_ip,
+                }
+            },
+        }
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        params = self._run_task_params(spec)
+        try:
+            await self._bucket.acquire()
+            result = await self._call("RunTask", **params)
+        except RateLimited as exc:
+            raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
+        except AwsError as exc:
+            if exc.code == "ConflictException":  # this session's token, other params
+                existing = await self.status(spec.session_id)
+                if existing is not None:
+                    return LaunchResult(existing, created=False)
+            raise _refusal(exc) from None
+        if not result.get("tasks"):
+            failure = (result.get("failures") or [{}])[0]
+            # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
+            message = f"RunTask placed no task: {failure.get('reason')}"
+            raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
+        machine = to_machine(result["tasks"][0])
+        self._arns[spec.session_id] = machine.machine_id
+        return LaunchResult(machine, created=True)
+
+    async def _describe(self, arns: list[str]) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = []
+        for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100 tasks
+            result = await self._ecs(
+                "DescribeTasks", cluster=self.settings.cluster, tasks=arns[i : i + 100], include=["TAGS"]
+            )
+            tasks += result.get("tasks", [])
+        return tasks
+
+    async def _list_arns(self, **filters: str) -> list[str]:
+        """Every page of one ListTasks query. ListTasks shows tasks whose desired status is
+        RUNNING unless `desiredStatus` says otherwise, and `startedBy` must be its only filter
+        (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html)."""
+        arns: list[str] = []
+        params: dict[str, Any] = {"cluster": self.settings.cluster, **filters}
+        while True:
+            page = await self._ecs("ListTasks", **params)
+            arns += page.get("taskArns", [])
+            if not page.get("nextToken"):
+                return arns
+            params["nextToken"] = page["nextToken"]
+
+    async def _family_arns(self) -> list[str]:
+        """This deployment's tasks, running and recently stopped (ECS keeps those about an hour)."""
+        arns: list[str] = []
+        for family in self.settings.families:
+            arns += await self._list_arns(family=family)
+            arns += await self._list_arns(family=family, desiredStatus="STOPPED")
+        return arns
+
+    async def _ecs(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            return await self._call(operation, **params)
+        except AwsError as exc:
+            raise _refusal(exc) from None
+
+    async def status(self, session_id: str) -> Machine | None:
+        arn = self._arns.get(session_id)
+        tasks = await self._describe([arn]) if arn else []
+        if not tasks:  # another replica launched it, or DescribeTasks is not consistent yet
+            tasks = await self._running_tasks_of(session_id)
+        if not tasks:  # startedBy finds running tasks only; a stopped one is among the family's
+            stopped = [
+                arn
+                for family in self.settings.families
+                for arn in await self._list_arns(family=family, desiredStatus="STOPPED")
+            ]
+            tasks = [t for t in await self._describe(stopped) if to_machine(t).session_id == session_id]
+        machines = sorted((to_machine(t) for t in tasks), key=lambda m: (m.state.is_active, m.created_at))
+        if not machines:
+            return None
+        self._arns[session_id] = machines[-1].machine_id
+        return machines[-1]
+
+    async def _running_tasks_of(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's running tasks without a cache: `startedBy` = session id (a cold launch).
+        The warm reserve (ecs/reserve.py) also looks among the tasks it started idle."""
+        return await self._describe(await self._list_arns(startedBy=session_id))
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def stop(self, session_id: str) -> bool:
+        machine = await self.status(session_id)
+        if machine is None:
+            return False
+        if machine.state.is_active:
+            reason = "voicefleet: session stopped"
+            await self._ecs("StopTask", cluster=self.settings.cluster, task=machine.machine_id, reason=reason)
+        return True
+
+    async def list(self) -> list[Machine]:
+        tasks = await self._describe(await self._family_arns())
+        return [to_machine(t) for t in tasks if any(tag["key"] == TAG_SESSION for tag in t.get("tags") or [])]
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+
+def _refusal(exc: AwsError) -> MachinesError:
+    # AWS answers a denied call with HTTP 400 and a code saying so (aws_json.UNAUTHORIZED).
+    return refusal(MachinesError, "ecs", 403 if exc.unauthorized else exc.status, str(exc))

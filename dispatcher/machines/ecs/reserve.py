@@ -1,0 +1,143 @@
+"""ECS Fargate with a warm reserve: idle tasks tagged idle, re-tagged with the session on claim.
+
+A reserve task is RunTask'ed with no session values: `startedBy` = `vf-reserve` (a fixed marker,
+because `startedBy` cannot change after RunTask and ListTasks filters on nothing else that we
+set), tag `voicefleet:idle` = bot id, and environment overrides naming only the channel URL, the
+bot id and the image; `BOT_CHANNEL_TOKEN` is a secret of the task definition (`secrets`, from
+Secrets Manager), never an override. A claim is TagResource (session id, body digest, claim time,
+transport, in one call) then UntagResource of the idle tag, then one DescribeTasks for the
+answer: 3 calls. Until the idle tag is gone the session tag already wins, so `idle_machines`
+never offers a half-claimed task.
+
+Look-ups without a cache (another replica, the reaper): a claimed task is not `startedBy` its
+session, so `status` adds ListTasks(startedBy=vf-reserve) + one DescribeTasks(include TAGS) per
+100 reserve-started running tasks (idle or claimed) when ListTasks(startedBy=session) is empty.
+`list` needs nothing more: it reads the family's tasks, whose session tag is what counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botchannel.contract import CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.ecs.provider import (
+    TAG_CREATED,
+    TAG_DIGEST,
+    TAG_SESSION,
+    TAG_TRANSPORT,
+    EcsMachines,
+    EcsSettings,
+    to_machine,
+)
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.ratelimit import Rate, RateLimited
+
+RESERVE_STARTED_BY = "vf-reserve"  # ECS allows up to 36 characters
+TAG_IDLE = "voicefleet:idle"
+_GONE = {"STOPPED", "DELETED", "DEPROVISIONING", "STOPPING"}
+
+
+def _tags(task: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in task.get("tags") or []}
+
+
+def _is_idle(task: dict[str, Any]) -> bool:
+    tags = _tags(task)
+    return (TAG_IDLE in tags and TAG_SESSION not in tags and task.get("desiredStatus") != "STOPPED"
+            and task.get("lastStatus") not in _GONE)
+
+
+class EcsWarmMachines(EcsMachines):
+    def __init__(self, settings: EcsSettings, *, channel_url: str, transport: str = "daily") -> None:
+        super().__init__(settings)
+        self.channel_url = channel_url
+        # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC
+        # session): its task definition, which (family:revision or ARN) also fixes the image.
+        self.transport = transport
+        self.bot_image = settings.task_definition_for(transport)
+        self._idle_arns: dict[str, str] = {}  # bot id → task ARN (launched by this replica)
+
+    @property
+    def create_rate(self) -> Rate:
+        return self.settings.run_task_rate
+
+    def _idle_params(self, bot_id: str) -> dict[str, Any]:
+        s = self.settings
+        env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
+               "BOT_TRANSPORT": self.transport}
+        return {
+            "cluster": s.cluster,
+            "taskDefinition": self.bot_image,
+            "count": 1,
+            "clientToken": bot_id,  # a retried RunTask returns the same task, never a second one
+            "startedBy": RESERVE_STARTED_BY,
+            **self._placement(),
+            "overrides": {"containerOverrides": [
+                {"name": s.container_name, "environment": [{"name": k, "value": v} for k, v in env.items()]}
+            ]},
+            "tags": [{"key": TAG_IDLE, "value": bot_id}, {"key": TAG_CREATED, "value": str(int(time.time()))}],
+            "propagateTags": "TASK_DEFINITION",
+        }
+
+    async def launch_idle(self, bot_id: str) -> None:
+        try:
+            await self._bucket.acquire()
+        except RateLimited as exc:
+            raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
+        result = await self._ecs("RunTask", **self._idle_params(bot_id))
+        if not result.get("tasks"):
+            failure = (result.get("failures") or [{}])[0]
+            message = f"RunTask placed no reserve task: {failure.get('reason')}"
+            raise refusal(MachinesError, "ecs", None, message, capacity_retry_after=10.0)
+        self._idle_arns[bot_id] = str(result["tasks"][0]["taskArn"])
+
+    async def _reserve_tasks(self) -> list[dict[str, Any]]:
+        """Running tasks started as reserve tasks, idle or claimed: 1 ListTasks (per page of 100)
+        + 1 DescribeTasks per 100 tasks."""
+        return await self._describe(await self._list_arns(startedBy=RESERVE_STARTED_BY))
+
+    async def _idle_arn(self, bot_id: str) -> str | None:
+        if (arn := self._idle_arns.get(bot_id)) is not None:
+            return arn
+        for task in await self._reserve_tasks():
+            if _is_idle(task) and _tags(task)[TAG_IDLE] == bot_id:
+                return str(task["taskArn"])
+        return None
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        arn = await self._idle_arn(bot_id)
+        if arn is None:
+            raise MachinesError("reserve_bot_gone", f"reserve task {bot_id} is gone or already claimed")
+        tags = [{"key": TAG_SESSION, "value": spec.session_id}, {"key": TAG_DIGEST, "value": spec.body_digest},
+                {"key": TAG_CREATED, "value": str(int(time.time()))},
+                *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else [])]
+        await self._ecs("TagResource", resourceArn=arn, tags=tags)
+        await self._ecs("UntagResource", resourceArn=arn, tagKeys=[TAG_IDLE])
+        self._idle_arns.pop(bot_id, None)
+        self._arns[spec.session_id] = arn
+        described = await self._describe([arn])
+        if not described:
+            raise MachinesError("reserve_bot_gone", f"claimed reserve task {bot_id} is gone")
+        return LaunchResult(to_machine(described[0]), created=True)
+
+    async def retire(self, bot_id: str) -> None:
+        arn = await self._idle_arn(bot_id)
+        self._idle_arns.pop(bot_id, None)
+        if arn is not None:
+            await self._ecs("StopTask", cluster=self.settings.cluster, task=arn, reason="voicefleet: reserve retired")
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        idle = []
+        for task in await self._reserve_tasks():
+            if _is_idle(task):
+                tags = _tags(task)
+                idle.append(IdleMachine(tags[TAG_IDLE], to_machine(task).created_at))
+        return idle
+
+    async def _running_tasks_of(self, session_id: str) -> list[dict[str, Any]]:
+        tasks = await super()._running_tasks_of(session_id)
+        if tasks:
+            return tasks
+        return [t for t in await self._reserve_tasks() if _tags(t).get(TAG_SESSION) == session_id]

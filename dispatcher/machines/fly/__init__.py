@@ -1,0 +1,2 @@
+"""`MACHINES=fly`: a Fly Machine per session.
+"""

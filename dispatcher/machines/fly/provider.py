@@ -1,0 +1,293 @@
+"""`MACHINES=fly`: one Fly Machine per session (https://fly.io/docs/machines/api/machines-resource/).
+
+Idempotency: the machine `name` is derived from the session id, so a second create gets 409 and
+we look the existing machine up by metadata instead (Fly has no server-side idempotency key).
+The machine destroys itself when the bot exits (`auto_destroy`, restart policy `no`). The session's
+values, the Daily token among them, travel in `config.env`, never in `init.cmd`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.ratelimit import Rate, TokenBucket
+from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
+
+DEFAULT_API_HOST = "https://api.machines.dev"
+# https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1 req/s per action per
+# app (burst 3) for create and list; per-machine actions (get 5/s, wait, stop) are not app-wide.
+DEFAULT_CREATE_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
+DEFAULT_LIST_RATE = Rate(per_second=1, burst=3, max_wait=3.0)
+WAIT_MAX = 60  # the documented maximum of `/wait?timeout=`
+LAUNCHED_KEPT = 1024
+NAME_PREFIX = "vf-"
+IDLE_NAME_PREFIX = "vf-idle-"  # reserve machines: named by bot id, tagged with a session when claimed
+META_SESSION, META_DIGEST, META_CREATED = "voicefleet_session", "voicefleet_body_digest", "voicefleet_created_at"
+META_TRANSPORT = "voicefleet_transport"  # "daily" or "webrtc" (absent: daily)
+
+_STARTING = {"created", "creating", "starting", "updating", "replacing"}
+_ENDED = {"stopping", "stopped", "suspending", "suspended", "destroying", "destroyed", "replaced", "migrated"}
+_FAILED = {"failed", "launch_failed"}
+
+
+@dataclass(frozen=True)
+class FlySettings:
+    api_token: str = field(repr=False)
+    app: str
+    image: str
+    api_host: str = DEFAULT_API_HOST
+    cpu_kind: str = "shared"
+    cpus: int = 1
+    memory_mb: int = 1024
+    region: str | None = None
+    timeout: float = 10.0  # per HTTP call (a `/wait` call gets its own wait time on top)
+    retry_deadline: float = 10.0
+    create_rate: Rate = DEFAULT_CREATE_RATE
+    list_rate: Rate = DEFAULT_LIST_RATE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FlySettings:
+        required = require(env, ("FLY_API_TOKEN", "FLY_APP", "BOT_IMAGE"), "fly")
+        cpu_kind = env.get("FLY_GUEST_CPU_KIND", "").strip() or cls.cpu_kind
+        if cpu_kind not in ("shared", "performance"):
+            raise SettingsError(f"FLY_GUEST_CPU_KIND={cpu_kind!r} is not one of shared, performance")
+        memory = int_setting(env, "FLY_GUEST_MEMORY_MB", cls.memory_mb, minimum=256)
+        if memory % 256:
+            raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} must be a multiple of 256")
+        return cls(
+            api_token=required["FLY_API_TOKEN"],
+            app=required["FLY_APP"],
+            image=required["BOT_IMAGE"],
+            api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
+            cpu_kind=cpu_kind,
+            cpus=int_setting(env, "FLY_GUEST_CPUS", cls.cpus),
+            memory_mb=memory,
+            region=env.get("FLY_REGION", "").strip() or None,
+            timeout=float_setting(env, "FLY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "FLY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            create_rate=Rate.from_env(env, "FLY_CREATE", DEFAULT_CREATE_RATE),
+            list_rate=Rate.from_env(env, "FLY_LIST", DEFAULT_LIST_RATE),
+        )
+
+
+def machine_name(session_id: str) -> str:
+    return f"{NAME_PREFIX}{session_id}"
+
+
+def _exit_code(raw: Mapping[str, Any]) -> int | None:
+    """The bot's exit code from the newest `exit` event, if Fly reported one."""
+    exits = [e for e in raw.get("events") or [] if e.get("type") == "exit"]
+    if not exits:
+        return None
+    newest = max(exits, key=lambda e: e.get("timestamp") or 0)
+    code = ((newest.get("request") or {}).get("exit_event") or {}).get("exit_code")
+    return int(code) if code is not None else None
+
+
+def _created_at(raw: Mapping[str, Any], metadata: Mapping[str, str]) -> float:
+    try:
+        return float(metadata[META_CREATED])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return datetime.fromisoformat(str(raw.get("created_at")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def to_machine(raw: Mapping[str, Any]) -> Machine:
+    metadata = (raw.get("config") or {}).get("metadata") or {}
+    fly_state = str(raw.get("state", ""))
+    code = _exit_code(raw)
+    detail = None
+    if fly_state in _STARTING:
+        state = MachineState.STARTING
+    elif fly_state == "started":
+        state = MachineState.STARTED
+    elif fly_state in _FAILED:
+        state, detail = MachineState.FAILED, f"fly state {fly_state}"
+    elif code:
+        state, detail = MachineState.FAILED, f"exit code {code}"
+    elif fly_state in _ENDED:
+        state = MachineState.ENDED
+    else:  # a state Fly added after this was written: say so rather than guess
+        state, detail = MachineState.STARTING, f"unknown fly state {fly_state}"
+    return Machine(
+        session_id=metadata.get(META_SESSION, ""),
+        machine_id=str(raw["id"]),
+        state=state,
+        created_at=_created_at(raw, metadata),
+        body_digest=metadata.get(META_DIGEST),
+        detail=detail,
+        transport=metadata.get(META_TRANSPORT),
+    )
+
+
+class FlyMachines:
+    name = "fly"
+
+    def __init__(self, settings: FlySettings) -> None:
+        self.settings = settings
+        self._client = HttpClient(
+            f"{settings.api_host}/v1/apps/{settings.app}",
+            headers={"Authorization": f"Bearer {settings.api_token}"},
+            timeout=settings.timeout,
+        )
+        self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
+        self._create_bucket = TokenBucket("fly-create", settings.create_rate)
+        self._list_bucket = TokenBucket("fly-list", settings.list_rate)
+        # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
+        # list call; a replica without the entry finds the machine by metadata.
+        self._ids: dict[str, str] = {}
+        # Machines launched here and not yet waited on (`?wait=started` follows its launch at
+        # once): oldest first, bounded, so starts that never wait cannot grow it.
+        self._launched: dict[str, Machine] = {}
+
+    async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        return await provider_request(
+            "fly", self._client, method, path, backoff=self._backoff, error=MachinesError, **kw)
+
+    def _failed(self, response: HttpResponse, what: str) -> MachinesError:
+        try:
+            message = str(response.json().get("error"))
+        except (ValueError, AttributeError):
+            message = response.text[:200]
+        status = response.status_code
+        return refusal(MachinesError, "fly", status, f"Fly refused to {what}: HTTP {status} {message}")
+
+    def _create_body(self, spec: LaunchSpec) -> dict[str, Any]:
+        s = self.settings
+        body: dict[str, Any] = {
+            "name": machine_name(spec.session_id),
+            "config": {
+                "image": s.image,
+                "env": bot_environment(spec),
+                "guest": {"cpu_kind": s.cpu_kind, "cpus": s.cpus, "memory_mb": s.memory_mb},
+                "auto_destroy": True,  # gone when the bot exits: one machine, one session
+                "restart": {"policy": "no"},  # a finished or failed session is never re-run
+                "metadata": {
+                    META_SESSION: spec.session_id,
+                    META_DIGEST: spec.body_digest,
+                    META_CREATED: str(int(time.time())),
+                    **({META_TRANSPORT: spec.transport} if spec.transport else {}),
+                },
+            },
+        }
+        if s.region:
+            body["region"] = s.region
+        return body
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        response = await self._request("POST", "/machines", json=self._create_body(spec), bucket=self._create_bucket)
+        if response.status_code in (200, 201):
+            machine = to_machine(response.json())
+            self._ids[spec.session_id] = machine.machine_id
+            self._remember_launch(machine)
+            return LaunchResult(machine, created=True)
+        if response.status_code == 409:  # the name is taken: this session already has its machine
+            existing = await self._find(spec.session_id)
+            if existing is None:
+                raise MachinesError("fly_conflict", f"machine {machine_name(spec.session_id)} exists but was not found")
+            return LaunchResult(existing, created=False)
+        raise self._failed(response, "create a machine")
+
+    def _remember_launch(self, machine: Machine) -> None:
+        self._launched[machine.session_id] = machine
+        if len(self._launched) > LAUNCHED_KEPT:
+            del self._launched[next(iter(self._launched))]
+
+    async def _find(self, session_id: str) -> Machine | None:
+        response = await self._request(
+            "GET",
+            "/machines",
+            params={f"metadata.{META_SESSION}": session_id, "include_deleted": "true"},
+            bucket=self._list_bucket,
+        )
+        if response.status_code != 200:
+            raise self._failed(response, "list machines")
+        # Its own name, or a reserve machine claimed for it (dispatcher/machines/fly/reserve.py).
+        names = (machine_name(session_id),)
+        found = [to_machine(m) for m in response.json()
+                 if m.get("name") in names or str(m.get("name", "")).startswith(IDLE_NAME_PREFIX)]
+        if not found:
+            return None
+        # A live machine wins over a destroyed one of the same name; then the newest.
+        best = max(found, key=lambda m: (m.state.is_active, m.created_at))
+        self._ids[session_id] = best.machine_id
+        return best
+
+    async def status(self, session_id: str) -> Machine | None:
+        machine_id = self._ids.get(session_id)
+        if machine_id is None:
+            return await self._find(session_id)
+        response = await self._request("GET", f"/machines/{machine_id}")
+        if response.status_code == 404:
+            self._ids.pop(session_id, None)
+            return await self._find(session_id)
+        if response.status_code != 200:
+            raise self._failed(response, "get a machine")
+        return to_machine(response.json())
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        """Fly's own `/wait` blocks until the machine is `started`. A machine this replica has just
+        launched is waited on at once (its state is known: `created`), and a 200 from `/wait` is
+        the answer: no status read before or after it."""
+        deadline = time.monotonic() + timeout
+        machine = self._launched.pop(session_id, None) or await self.status(session_id)
+        while True:
+            if machine is None:
+                raise MachinesError("not_found", f"session {session_id} has no machine")
+            if machine.state is not MachineState.STARTING:
+                return machine
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(session_id, timeout)
+            # Fly blocks up to `timeout` whole seconds (max 60) and answers 408 when it passes.
+            wait = max(1, min(WAIT_MAX, int(remaining)))  # whole seconds, not past the deadline
+            response = await self._request(
+                "GET",
+                f"/machines/{machine.machine_id}/wait",
+                params={"state": "started", "timeout": str(wait)},
+                timeout=self.settings.timeout + wait,
+            )
+            if response.status_code == 200:
+                return replace(machine, state=MachineState.STARTED)
+            if response.status_code != 408:
+                raise self._failed(response, "wait for a machine")
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(session_id, timeout)
+            machine = await self.status(session_id)  # 408 with time left: has it ended meanwhile?
+
+    async def stop(self, session_id: str) -> bool:
+        machine = await self.status(session_id)
+        if machine is None:
+            return False
+        if not machine.state.is_active:
+            return True
+        if machine.state is MachineState.STARTING:
+            # Never booted (maybe stuck in `created`): nothing to stop gracefully, destroy it.
+            response = await self._request("DELETE", f"/machines/{machine.machine_id}", params={"force": "true"})
+        else:  # SIGTERM: the bot says goodbye and exits; auto_destroy removes the machine
+            response = await self._request("POST", f"/machines/{machine.machine_id}/stop")
+        if response.status_code not in (200, 202, 204, 404):
+            raise self._failed(response, "stop a machine")
+        return True
+
+    async def list(self) -> list[Machine]:
+        response = await self._request("GET", "/machines", bucket=self._list_bucket)
+        if response.status_code != 200:
+            raise self._failed(response, "list machines")
+        raw = [m for m in response.json() if META_SESSION in ((m.get("config") or {}).get("metadata") or {})]
+        return [to_machine(m) for m in raw]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,112 @@
+"""Fly Machines with a warm reserve: idle machines tagged in their metadata, re-tagged on claim.
+
+A reserve machine is created with no session values, named `vf-idle-<bot id>` and tagged
+`voicefleet_idle=<bot id>`; its bot dials `BOT_CHANNEL_URL` (the dispatcher's private address)
+with `BOT_CHANNEL_TOKEN`, which is a Fly app secret of the bot app, so it is never in a machine's
+config. A claim re-tags the machine with three metadata writes (`POST /machines/{id}/metadata/{key}`,
+`{"value": …}`, as flyctl's client does): the body digest and the claim time first, the session id
+last, so a look-up by session never finds a half-tagged machine. Three writes fit Fly's limit of
+1 request/s per action per machine with a burst of 3; creates stay the app-wide 1/s they were.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botchannel.contract import CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.fly.provider import (
+    IDLE_NAME_PREFIX,
+    META_CREATED,
+    META_DIGEST,
+    META_SESSION,
+    FlyMachines,
+    FlySettings,
+    to_machine,
+)
+
+META_IDLE = "voicefleet_idle"
+
+
+class FlyWarmMachines(FlyMachines):
+    def __init__(self, settings: FlySettings, *, channel_url: str) -> None:
+        super().__init__(settings)
+        self.channel_url = channel_url
+        self.bot_image = settings.image
+        self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
+
+    @property
+    def create_rate(self) -> Any:
+        return self.settings.create_rate
+
+    def _idle_body(self, bot_id: str) -> dict[str, Any]:
+        s = self.settings
+        body: dict[str, Any] = {
+            "name": IDLE_NAME_PREFIX + bot_id,
+            "config": {
+                "image": s.image,
+                "env": {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id,
+                        IMAGE_VARIABLE: s.image, "BOT_TRANSPORT": "daily"},
+                "guest": {"cpu_kind": s.cpu_kind, "cpus": s.cpus, "memory_mb": s.memory_mb},
+                "auto_destroy": True,  # the bot exits with its one session (or when retired): gone
+                "restart": {"policy": "no"},
+                "metadata": {META_IDLE: bot_id, META_CREATED: str(int(time.time()))},
+            },
+        }
+        if s.region:
+            body["region"] = s.region
+        return body
+
+    async def launch_idle(self, bot_id: str) -> None:
+        response = await self._request("POST", "/machines", json=self._idle_body(bot_id), bucket=self._create_bucket)
+        if response.status_code not in (200, 201):
+            raise self._failed(response, "create a reserve machine")
+        self._idle_ids[bot_id] = str(response.json()["id"])
+
+    async def _idle_machine_id(self, bot_id: str) -> str | None:
+        machine_id = self._idle_ids.get(bot_id)
+        if machine_id is not None:
+            return machine_id
+        for machine in await self._list_idle():
+            if machine["config"]["metadata"].get(META_IDLE) == bot_id:
+                return str(machine["id"])
+        return None
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        machine_id = await self._idle_machine_id(bot_id)
+        if machine_id is None:
+            raise MachinesError("reserve_bot_gone", f"reserve machine {bot_id} is gone")
+        for key, value in ((META_DIGEST, spec.body_digest), (META_CREATED, str(int(time.time()))),
+                           (META_SESSION, spec.session_id)):
+            response = await self._request("POST", f"/machines/{machine_id}/metadata/{key}", json={"value": value})
+            if response.status_code not in (200, 201, 204):
+                raise self._failed(response, "tag a claimed reserve machine")
+        self._idle_ids.pop(bot_id, None)
+        self._ids[spec.session_id] = machine_id
+        got = await self._request("GET", f"/machines/{machine_id}")
+        if got.status_code != 200:
+            raise self._failed(got, "get a claimed reserve machine")
+        return LaunchResult(to_machine(got.json()), created=True)
+
+    async def retire(self, bot_id: str) -> None:
+        machine_id = await self._idle_machine_id(bot_id)
+        self._idle_ids.pop(bot_id, None)
+        if machine_id is None:
+            return
+        response = await self._request("DELETE", f"/machines/{machine_id}", params={"force": "true"})
+        if response.status_code not in (200, 202, 204, 404):
+            raise self._failed(response, "destroy a reserve machine")
+
+    async def _list_idle(self) -> list[dict[str, Any]]:
+        response = await self._request("GET", "/machines", bucket=self._list_bucket)
+        if response.status_code != 200:
+            raise self._failed(response, "list machines")
+        return [m for m in response.json()
+                if META_IDLE in ((m.get("config") or {}).get("metadata") or {})
+                and META_SESSION not in m["config"]["metadata"]
+                and m.get("state") not in ("destroyed", "destroying", "stopped")]
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        return [IdleMachine(m["config"]["metadata"][META_IDLE], to_machine(m).created_at)
+                for m in await self._list_idle()]

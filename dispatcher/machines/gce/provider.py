@@ -1,0 +1,310 @@
+"""`MACHINES=gce`: one Compute Engine VM per session, from a Pulumi-managed instance template.
+
+`instances.insert?sourceInstanceTemplate=…` with the instance name derived from the session id
+(409 `alreadyExists` = this session's VM exists: an idempotent replay) and a `requestId` per
+launch, so the client's own retries of one insert are one operation. The session's values are instance
+**metadata** items read by the template's startup script; `scheduling.maxRunDuration` +
+`instanceTerminationAction: DELETE` is the outside cap on the session (docs/design.md §1).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.machines.bot_environment import gce_metadata_items
+from dispatcher.machines.gce.auth import GceAuth
+from dispatcher.machines.gce.labels import (
+    IDLE_INFIX,
+    LABEL_CLAIMED,
+    LABEL_DIGEST,
+    LABEL_SESSION,
+    LABEL_TRANSPORT,
+    ClaimedVms,
+)
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.ratelimit import Rate, TokenBucket
+from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
+
+_STARTING = {"PROVISIONING", "STAGING"}
+_STARTED = {"RUNNING", "REPAIRING"}
+
+DEFAULT_API_URL = "https://compute.googleapis.com/compute/v1"
+# Compute API rate quotas are per project per minute and vary; a create every 100 ms is well
+# inside the defaults and leaves room for the other API calls (get/list/delete).
+DEFAULT_INSERT_RATE = Rate(per_second=10, burst=20)
+_PREFIX = re.compile(r"^[a-z][-a-z0-9]{0,30}$")  # instance names must start with a letter
+
+
+@dataclass(frozen=True)
+class GceSettings:
+    project: str
+    zone: str
+    instance_template: str
+    api_url: str = DEFAULT_API_URL
+    prefix: str = "vf"
+    grace_seconds: int = 300  # maxRunDuration = max session + this (boot, goodbye, shutdown)
+    anonymous: bool = False  # GCE_AUTH=none: tests against a local fake only
+    timeout: float = 15.0
+    retry_deadline: float = 15.0
+    poll_seconds: float = 1.0
+    insert_rate: Rate = DEFAULT_INSERT_RATE
+
+    @property
+    def template_path(self) -> str:
+        """A bare template name is global in this project; a path (regional template) is kept."""
+        if "/" in self.instance_template:
+            return self.instance_template
+        return f"projects/{self.project}/global/instanceTemplates/{self.instance_template}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GceSettings:
+        required = require(env, ("GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE"), "gce")
+        prefix = env.get("GCE_INSTANCE_PREFIX", "").strip() or cls.prefix
+        if not _PREFIX.match(prefix):
+            raise SettingsError(f"GCE_INSTANCE_PREFIX={prefix!r} must be a lowercase letter then [-a-z0-9], ≤31")
+        api_url = (env.get("GCE_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
+        auth = env.get("GCE_AUTH", "").strip().lower() or "adc"
+        if auth not in ("adc", "none"):
+            raise SettingsError(f"GCE_AUTH={auth!r} is not one of adc, none")
+        if auth == "none" and api_url == DEFAULT_API_URL:
+            raise SettingsError("GCE_AUTH=none is only for a GCE_API_URL that points at a local fake")
+        return cls(
+            project=required["GCE_PROJECT"],
+            zone=required["GCE_ZONE"],
+            instance_template=required["GCE_INSTANCE_TEMPLATE"],
+            api_url=api_url,
+            prefix=prefix,
+            grace_seconds=int_setting(env, "GCE_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            anonymous=auth == "none",
+            timeout=float_setting(env, "GCE_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "GCE_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "GCE_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            insert_rate=Rate.from_env(env, "GCE_INSERT", DEFAULT_INSERT_RATE),
+        )
+
+
+def to_machine(raw: Mapping[str, Any]) -> Machine:
+    labels = raw.get("labels") or {}
+    status = str(raw.get("status", ""))
+    detail = None
+    if status in _STARTING:
+        state = MachineState.STARTING
+    elif status in _STARTED:
+        state = MachineState.STARTED
+    else:  # STOPPING, STOPPED, SUSPENDING, SUSPENDED, TERMINATED: the VM is shutting down or off
+        state, detail = MachineState.ENDED, f"instance {status.lower()}"
+    try:
+        created = datetime.fromisoformat(str(raw.get("creationTimestamp"))).timestamp()
+    except ValueError:
+        created = 0.0
+    if str(labels.get(LABEL_CLAIMED, "")).isdigit():
+        created = float(labels[LABEL_CLAIMED])
+    return Machine(
+        session_id=labels.get(LABEL_SESSION, ""),
+        machine_id=str(raw.get("name")),
+        state=state,
+        created_at=created,
+        body_digest=labels.get(LABEL_DIGEST),
+        detail=detail,
+        transport=labels.get(LABEL_TRANSPORT),
+    )
+
+
+def _error_reason(response: HttpResponse) -> str:
+    try:
+        errors = response.json()["error"].get("errors") or [{}]
+        return str(errors[0].get("reason", ""))
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return ""
+
+
+class GceMachines:
+    name = "gce"
+
+    def __init__(
+        self,
+        settings: GceSettings,
+        *,
+        auth: GceAuth | None = None,
+    ) -> None:
+        self.settings = settings
+        zone = f"{settings.api_url}/projects/{settings.project}/zones/{settings.zone}"
+        self._client = HttpClient(zone, timeout=settings.timeout)
+        self._auth = auth or GceAuth(anonymous=settings.anonymous)
+        self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
+        self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
+        self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
+        self._claimed = ClaimedVms(self._request, self._failed)  # sessions on a claimed reserve VM
+
+    def instance_name(self, session_id: str) -> str:
+        return f"{self.settings.prefix}-{session_id}"
+
+    async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        headers = await self._auth.headers()
+        return await provider_request(
+            "gce", self._client, method, path, backoff=self._backoff, error=MachinesError, headers=headers, **kw)
+
+    @staticmethod
+    def _failed(response: HttpResponse, what: str) -> MachinesError:
+        reason = _error_reason(response)
+        try:
+            message = str(response.json()["error"].get("message"))
+        except (ValueError, KeyError, AttributeError, TypeError):
+            message = f"HTTP {response.status_code}"
+        # No capacity or quota in the zone: worth trying again later.
+        capacity = "EXHAUSTED" in reason.upper() or "QUOTA" in reason.upper()
+        return refusal(
+            MachinesError, "gce", response.status_code, f"Compute Engine refused to {what}: {message}",
+            capacity_retry_after=30.0 if capacity else None,
+        )
+
+    async def _template_parts(self) -> tuple[list[dict[str, str]], dict[str, str]]:
+        """The template's own metadata items and labels, read once (a changed template has a new
+        name, and so a new dispatcher revision). The insert sends them along with the session's:
+        whether the API merges a request's `metadata`/`labels` with the template's or replaces
+        them is undocumented (iac_review.md item 6), and either way the VM must keep the
+        startup script and the image the template names."""
+        if self._template is None:
+            path = self.settings.template_path
+            response = await self._request("GET", f"{self.settings.api_url}/{path}")
+            if response.status_code != 200:
+                raise self._failed(response, f"read instance template {path}")
+            properties = response.json().get("properties") or {}
+            items = [dict(i) for i in (properties.get("metadata") or {}).get("items") or []]
+            self._template = (items, dict(properties.get("labels") or {}))
+        return self._template
+
+    def _insert_body(self, spec: LaunchSpec, template_items: list[dict[str, str]] | None = None,
+                     template_labels: dict[str, str] | None = None) -> dict[str, Any]:
+        session_items = gce_metadata_items(spec)
+        own = {item["key"] for item in session_items}
+        return {
+            "name": self.instance_name(spec.session_id),
+            "labels": {
+                **(template_labels or {}),
+                LABEL_SESSION: spec.session_id,
+                LABEL_DIGEST: spec.body_digest,
+                **({LABEL_TRANSPORT: spec.transport} if spec.transport else {}),
+            },
+            "metadata": {"items": [i for i in template_items or [] if i["key"] not in own] + session_items},
+            # The whole block, not just what differs from the template: a request's `scheduling`
+            # replaces the template's (terraform-provider-google copies the template's only when
+            # the request has none), so a partial block would lose automaticRestart=false and a
+            # restarted VM would rejoin a finished session (iac_review.md item 6).
+            "scheduling": {
+                "maxRunDuration": {"seconds": str(spec.max_session_seconds + self.settings.grace_seconds)},
+                "instanceTerminationAction": "DELETE",
+                "automaticRestart": False,
+                "onHostMaintenance": "MIGRATE",
+                "provisioningModel": "STANDARD",
+            },
+        }
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        name = self.instance_name(spec.session_id)
+        template_items, template_labels = await self._template_parts()
+        response = await self._request(
+            "POST",
+            "/instances",
+            params={
+                "sourceInstanceTemplate": self.settings.template_path,
+                # One id per launch call: its own retries are one operation; another launch of
+                # the session gets 409 alreadyExists (and so created=False).
+                "requestId": str(uuid.uuid4()),
+            },
+            json=self._insert_body(spec, template_items, template_labels),
+            bucket=self._insert_bucket,
+        )
+        if response.status_code == 409 and _error_reason(response) == "alreadyExists":
+            existing = await self.status(spec.session_id)
+            if existing is not None:
+                return LaunchResult(existing, created=False)
+        if response.status_code != 200:
+            raise self._failed(response, f"create instance {name}")
+        # An accepted insert may still fail (no capacity, quota): the operation says so later,
+        # and `status` finds it there (`_failed_insert`), so the session reads `failed`.
+        machine = Machine(
+            session_id=spec.session_id,
+            machine_id=name,
+            state=MachineState.STARTING,
+            created_at=time.time(),
+            body_digest=spec.body_digest,
+            transport=spec.transport,
+        )
+        return LaunchResult(machine, created=True)
+
+    async def status(self, session_id: str) -> Machine | None:
+        name = self._claimed.name(session_id) or self.instance_name(session_id)
+        response = await self._request("GET", f"/instances/{name}")
+        if response.status_code == 404:
+            if claimed := await self._claimed.find(session_id):
+                return to_machine(claimed)
+            return await self._failed_insert(session_id)
+        if response.status_code != 200:
+            raise self._failed(response, f"get instance {name}")
+        return to_machine(response.json())
+
+    async def _failed_insert(self, session_id: str) -> Machine | None:
+        """No instance: was an insert refused after it was accepted? The zone's operations say."""
+        name = self.instance_name(session_id)
+        response = await self._request("GET", "/operations", params={"filter": f'targetLink eq ".*/instances/{name}"'})
+        if response.status_code != 200:
+            return None
+        for op in response.json().get("items", []):
+            if op.get("operationType") == "insert" and op.get("error"):
+                errors = op["error"].get("errors") or [{}]
+                return Machine(
+                    session_id=session_id,
+                    machine_id=name,
+                    state=MachineState.FAILED,
+                    created_at=time.time(),
+                    detail=str(errors[0].get("code", "insert failed")),
+                )
+        return None
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def stop(self, session_id: str) -> bool:
+        """Delete, not stop: a stopped VM keeps its disk (and its bill), and is never reused."""
+        name = self._claimed.name(session_id) or self.instance_name(session_id)
+        response = await self._request("DELETE", f"/instances/{name}")
+        if response.status_code == 404:
+            claimed = await self._claimed.find(session_id)
+            if claimed is None:
+                return False
+            name = str(claimed["name"])
+            response = await self._request("DELETE", f"/instances/{name}")
+            if response.status_code == 404:  # it went while we looked
+                return False
+        if response.status_code != 200:
+            raise self._failed(response, f"delete instance {name}")
+        return True
+
+    async def list(self) -> list[Machine]:
+        machines: list[Machine] = []
+        params = {"filter": f"labels.{LABEL_SESSION}:*", "maxResults": "500"}
+        # A session's VM is named for it, or (a claimed reserve VM) for its bot: IDLE_INFIX.
+        pattern = re.compile(rf"^{re.escape(self.settings.prefix)}-([0-9a-f]{{24}}|{IDLE_INFIX}[a-z0-9-]+)$")
+        while True:
+            response = await self._request("GET", "/instances", params=params)
+            if response.status_code != 200:
+                raise self._failed(response, "list instances")
+            page = response.json()
+            machines += [to_machine(i) for i in page.get("items", []) if pattern.match(i.get("name", ""))]
+            if not page.get("nextPageToken"):
+                return machines
+            params = {**params, "pageToken": page["nextPageToken"]}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,330 @@
+"""`MACHINES=local`: one bot subprocess per session on this host, talking SmallWebRTC.
+
+The bot listens on nothing: it dials this dispatcher's control channel (`BOT_CHANNEL_URL` and
+the bot credential `BOT_CHANNEL_TOKEN`, both in its environment) and takes its signalling there.
+It announces readiness on stdout (`{"event": "ready"}`), after the channel welcomed it, so
+readiness is observed, not guessed, and an offer that follows finds the bot's channel.
+Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
+parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.machines.base import (
+    IdleMachine,
+    LaunchResult,
+    LaunchSpec,
+    Machine,
+    MachinesError,
+    MachineState,
+    WaitTimeout,
+)
+from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
+from dispatcher.machines.local.parent_death import die_with_parent
+
+log = logging.getLogger("dispatcher.machines.local.provider")
+
+# `bot` is a top-level package of this repository (not installed): make it importable for the
+# bot process wherever the dispatcher was started from.
+REPO_ROOT = str(Path(__file__).resolve().parents[3])
+
+# Ended sessions stay visible to GET /sessions/{id} for this long, then are forgotten.
+KEEP_ENDED_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
+    stop_grace_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
+        raw_command = env.get("LOCAL_BOT_COMMAND", "").strip()
+        grace = env.get("LOCAL_STOP_GRACE_SECONDS", "").strip()
+        return cls(
+            bot_command=tuple(shlex.split(raw_command)) if raw_command else cls.bot_command,
+            stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
+        )
+
+
+@dataclass
+class _Bot:
+    spec: LaunchSpec
+    created_at: float = field(default_factory=time.time)
+    process: asyncio.subprocess.Process | None = None
+    state: MachineState = MachineState.STARTING
+    detail: str | None = None
+    stop_requested: bool = False
+    ended_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    monitor: asyncio.Task[None] | None = None
+
+    def set_state(self, state: MachineState, detail: str | None = None) -> None:
+        if self.state in (MachineState.ENDED, MachineState.FAILED):
+            return  # terminal states are final
+        self.state = state
+        if detail is not None:
+            self.detail = detail
+        if not state.is_active:
+            self.ended_at = time.time()
+        # Wake everyone waiting on a change, then re-arm for the next one.
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process else -1
+
+    def machine(self) -> Machine:
+        return Machine(
+            session_id=self.spec.session_id,
+            machine_id=f"pid-{self.process.pid}" if self.process else "pid-pending",
+            state=self.state,
+            created_at=self.created_at,
+            body_digest=self.spec.body_digest,
+            detail=self.detail,
+            transport=self.spec.transport or "webrtc",  # local bots serve SmallWebRTC
+        )
+
+
+class LocalMachines:
+    name = "local"
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self._settings = settings or LocalSettings()
+        self._bots: dict[str, _Bot] = {}
+        self._idle: dict[str, _Bot] = {}  # reserve bots by bot id, not claimed yet
+        self._closed = False
+        self._channel: ChannelAccess | None = None
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
+        self._channel = access
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        if self._closed:
+            raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
+        self._forget_old()
+        existing = self._bots.get(spec.session_id)
+        if existing is not None:
+            return LaunchResult(existing.machine(), created=False)
+        # Registered before the first await: a concurrent launch of the same session sees it.
+        bot = self._bots[spec.session_id] = _Bot(spec)
+        await self._spawn(bot, self._command(spec), _bot_environment(spec, self._channel))
+        log.info("session %s: bot pid %d starting", spec.session_id, bot.pid)
+        return LaunchResult(bot.machine(), created=True)
+
+    async def _spawn(self, bot: _Bot, command: list[str], env: dict[str, str]) -> None:
+        try:
+            bot.process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
+                env=env,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            )
+        except OSError as exc:
+            bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
+            raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
+        bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
+
+    # --- the warm reserve (dispatcher/reserve/reserve.py): bots started before their session ----------
+
+    bot_image = "dev"  # a local checkout: every bot runs the same code
+
+    async def launch_idle(self, bot_id: str) -> None:
+        """Starts a reserve bot: no session, it dials the channel and waits for one `assign`."""
+        if self._closed:
+            raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
+        placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
+        bot = self._idle[bot_id] = _Bot(placeholder)
+        env = _bot_environment(placeholder, self._channel)
+        for name in SESSION_VARIABLES:  # no session yet: the assignment brings it
+            env.pop(name, None)
+        env[MACHINE_ID_VARIABLE] = bot_id
+        env[IMAGE_VARIABLE] = self.bot_image
+        try:
+            await self._spawn(bot, [*self._settings.bot_command, "--transport", "webrtc"], env)
+        except MachinesError:
+            del self._idle[bot_id]
+            raise
+        log.info("reserve bot %s: pid %d starting", bot_id, bot.pid)
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        """The claimed (and already assigned) reserve bot becomes `spec`'s session's machine.
+
+        If the session got a machine meanwhile (a concurrent start of the same key), that one
+        wins and the claimed bot is retired: a bot never serves a second session, nor waits for one.
+        """
+        bot = self._idle.pop(bot_id, None)
+        existing = self._bots.get(spec.session_id)
+        if existing is not None or bot is None or not bot.state.is_active:
+            if bot is not None:
+                await self._terminate(bot)
+            if existing is not None:
+                return LaunchResult(existing.machine(), created=False)
+            raise MachinesError("reserve_bot_gone", f"reserve bot {bot_id} exited before its claim")
+        bot.spec, bot.created_at = spec, time.time()
+        self._bots[spec.session_id] = bot
+        bot.set_state(MachineState.STARTED)  # the bot acknowledged its assignment
+        log.info("session %s: claimed reserve bot %s (pid %d)", spec.session_id, bot_id, bot.pid)
+        return LaunchResult(bot.machine(), created=True)
+
+    async def retire(self, bot_id: str) -> None:
+        """Stops a reserve bot that will never be claimed (too old, old image, surplus, no channel)."""
+        bot = self._idle.pop(bot_id, None)
+        if bot is not None:
+            await self._terminate(bot)
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        """Reserve bots still running (warming or idle)."""
+        return [IdleMachine(bot_id, bot.created_at) for bot_id, bot in self._idle.items() if bot.state.is_active]
+
+    def _command(self, spec: LaunchSpec) -> list[str]:
+        # Only non-secret values go on the command line; the body and the channel credential
+        # travel in the environment.
+        return [
+            *self._settings.bot_command,
+            "--transport", "webrtc",
+            "--session-id", spec.session_id,
+            "--max-duration", str(spec.max_session_seconds),
+        ]  # fmt: skip
+
+    async def _monitor(self, bot: _Bot) -> None:
+        process = bot.process
+        assert process is not None and process.stdout is not None
+        said: object = None  # the bot's own account of why it ended (its `ended` event)
+        async for raw in process.stdout:
+            event = _parse_event(raw)
+            kind = event.get("event")
+            if kind == "ready":
+                bot.set_state(MachineState.STARTED)
+            elif kind == "connected" and bot.state is MachineState.STARTED:
+                bot.set_state(MachineState.JOINED)
+            elif kind == "ended":
+                said = event.get("detail")
+        code = await process.wait()  # reaps the child: no zombies
+        if bot.stop_requested or code == 0:
+            bot.set_state(MachineState.ENDED, "stopped" if bot.stop_requested else "exit code 0")
+        else:
+            # The reason reaches the API (`detail`), not only the dispatcher's stderr.
+            reason = f": {said}" if isinstance(said, str) and said else ""
+            bot.set_state(MachineState.FAILED, f"{_describe_exit(code)}{reason}")
+        log.info("session %s: bot pid %d exited (%s)", bot.spec.session_id, process.pid, bot.detail)
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        bot = self._bots.get(session_id)
+        if bot is None:
+            raise MachinesError("not_found", f"no session {session_id}")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while bot.state is MachineState.STARTING:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise WaitTimeout(session_id, timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bot.changed.wait(), remaining)
+        return bot.machine()
+
+    async def status(self, session_id: str) -> Machine | None:
+        bot = self._bots.get(session_id)
+        return bot.machine() if bot else None
+
+    async def stop(self, session_id: str) -> bool:
+        bot = self._bots.get(session_id)
+        if bot is None:
+            return False
+        await self._terminate(bot)
+        return True
+
+    async def _terminate(self, bot: _Bot) -> None:
+        process = bot.process
+        if process is None or process.returncode is not None:
+            return
+        bot.stop_requested = True
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited(bot)), self._settings.stop_grace_seconds)
+        except TimeoutError:
+            log.warning("session %s: bot ignored SIGTERM for %gs, killing it",
+                        bot.spec.session_id, self._settings.stop_grace_seconds)
+            _signal_group(process.pid, signal.SIGKILL)
+            await self._exited(bot)
+
+    @staticmethod
+    async def _exited(bot: _Bot) -> None:
+        if bot.monitor is not None:
+            await bot.monitor  # the monitor reaps and records the final state
+
+    async def list(self) -> list[Machine]:
+        # An exited bot holds nothing (its process is reaped), so only live bots are listed;
+        # ended ones stay visible to `status` for KEEP_ENDED_SECONDS.
+        self._forget_old()
+        return [bot.machine() for bot in self._bots.values() if bot.state.is_active]
+
+    async def aclose(self) -> None:
+        self._closed = True
+        bots = [*self._bots.values(), *self._idle.values()]
+        await asyncio.gather(*(self._terminate(bot) for bot in bots))
+
+    def _forget_old(self) -> None:
+        horizon = time.time() - KEEP_ENDED_SECONDS
+        for session_id, bot in list(self._bots.items()):
+            if bot.ended_at is not None and bot.ended_at < horizon:
+                del self._bots[session_id]
+
+
+def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None = None) -> dict[str, str]:
+    """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
+    session's values from the one contract every provider uses, plus where to dial the channel."""
+    env = dict(os.environ)
+    # The dispatcher's own secrets are none of the bot's business.
+    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET",
+                 CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE):
+        env.pop(name, None)
+    env.update(bot_environment(spec))
+    if channel is not None and channel.url is not None:
+        env[CHANNEL_URL_VARIABLE] = channel.url
+        env[CHANNEL_TOKEN_VARIABLE] = channel.token
+    env[MACHINE_ID_VARIABLE] = f"local-{spec.session_id}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _parse_event(raw: bytes) -> dict[str, object]:
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # the bot leads its own group: its children get the signal too

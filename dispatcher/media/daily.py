@@ -1,0 +1,265 @@
+"""Daily rooms for cloud sessions: one private room per session, self-signed meeting tokens.
+
+The room name comes from the session id and both tokens are HS256 JWTs signed with the API key
+(https://docs.daily.co/docs/guides/privacy-and-security/self-signing-tokens), so `grant` makes
+no API call once the domain config (name, `domain_id`) is cached: the room is created while the
+machine launches. Tokens only let their holder *join* for a short window (`nbf`/`exp`); how
+long they may *stay* is `eje` (eject_after_elapsed) = the max session length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dispatcher.media.room_options import RoomOptions, room_options
+from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, RoomInfo
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.provider_errors import ProviderError, refusal
+from dispatcher.outbound.ratelimit import Rate, TokenBucket
+from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.settings import SettingsError, float_setting, int_setting
+
+DEFAULT_API_URL = "https://api.daily.co/v1"
+# https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
+DEFAULT_RATE = Rate(per_second=20, burst=20)
+DEFAULT_DELETE_RATE = Rate(per_second=2, burst=2, max_wait=15.0)  # off the critical path: may queue
+ROOMS_PAGE = 100  # Daily's maximum page size for GET /rooms
+MAX_LISTED_ROOMS = 5000  # a sweep's bound: older rooms expire by themselves (`exp`)
+CLOCK_SKEW = 30  # seconds of `nbf` slack for clients whose clocks run behind
+
+
+class DailyError(ProviderError):
+    """Daily failed or refused (mapped to HTTP like any provider failure: provider_errors.py)."""
+
+
+@dataclass(frozen=True)
+class DailySettings:
+    api_key: str = field(repr=False)
+    api_url: str = DEFAULT_API_URL
+    room_prefix: str = "vf-"
+    bot_join_seconds: int = 600  # a Fargate/GCE cold start can take minutes before the bot joins
+    user_join_seconds: int = 300
+    timeout: float = 5.0  # per HTTP call
+    retry_deadline: float = 8.0  # all attempts of one operation
+    rate: Rate = DEFAULT_RATE
+    delete_rate: Rate = DEFAULT_DELETE_RATE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DailySettings:
+        key = env.get("DAILY_API_KEY", "").strip()
+        if not key:
+            raise SettingsError("DAILY_API_KEY must be set for cloud sessions (Daily rooms)")
+        prefix = env.get("DAILY_ROOM_PREFIX", "").strip() or cls.room_prefix
+        if not all(c.isalnum() or c in "-_" for c in prefix):
+            raise SettingsError(f"DAILY_ROOM_PREFIX={prefix!r} may hold only letters, digits, - and _")
+        return cls(
+            api_key=key,
+            api_url=(env.get("DAILY_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
+            room_prefix=prefix,
+            bot_join_seconds=int_setting(env, "DAILY_BOT_JOIN_SECONDS", cls.bot_join_seconds, minimum=10),
+            user_join_seconds=int_setting(env, "DAILY_USER_JOIN_SECONDS", cls.user_join_seconds, minimum=10),
+            timeout=float_setting(env, "DAILY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "DAILY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            rate=Rate.from_env(env, "DAILY", DEFAULT_RATE),
+            delete_rate=Rate.from_env(env, "DAILY_DELETE", DEFAULT_DELETE_RATE),
+        )
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_hs256(claims: Mapping[str, Any], key: str) -> str:
+    """A compact JWS (RFC 7515) with HS256. Stdlib only: HS256 is one HMAC, and the project's
+    dependency closure has no JWT library (`uv tree`); a new one would ship in the image for
+    these few lines."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = _b64url(json.dumps(dict(claims), separators=(",", ":"), sort_keys=True).encode())
+    signing_input = f"{header}.{payload}".encode()
+    signature = hmac.new(key.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+@dataclass(frozen=True)
+class _Domain:
+    name: str
+    domain_id: str
+
+
+class DailyRooms:
+    """`Rooms` on Daily's REST API (tests point `DAILY_API_URL` at a fake)."""
+
+    def __init__(self, settings: DailySettings) -> None:
+        self.settings = settings
+        self._client = HttpClient(
+            settings.api_url, headers={"Authorization": f"Bearer {settings.api_key}"}, timeout=settings.timeout
+        )
+        self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
+        self._bucket = TokenBucket("daily", settings.rate)
+        self._delete_bucket = TokenBucket("daily-delete", settings.delete_rate)
+        self._domain: _Domain | None = None
+        self._domain_lock = asyncio.Lock()
+
+    def room_name(self, session_id: str) -> str:
+        return f"{self.settings.room_prefix}{session_id}"
+
+    def bot_user_id(self, session_id: str) -> str:
+        return f"bot-{session_id}"
+
+    async def _call(self, method: str, path: str, *, bucket: TokenBucket | None = None, **kw: Any) -> HttpResponse:
+        return await provider_request(
+            "daily",
+            self._client,
+            method,
+            path,
+            backoff=self._backoff,
+            bucket=bucket or self._bucket,
+            error=DailyError,
+            **kw,
+        )
+
+    @staticmethod
+    def _rejected(response: HttpResponse, what: str) -> DailyError:
+        try:
+            body = response.json()
+            detail = f"{body.get('error')}: {body.get('info')}"
+        except (ValueError, AttributeError):
+            detail = f"HTTP {response.status_code}"
+        return refusal(DailyError, "daily", response.status_code, f"Daily refused to {what}: {detail}")
+
+    async def _domain_config(self) -> _Domain:
+        """`GET /` once per process: the domain name (room URLs) and `domain_id` (token claim `d`)."""
+        if self._domain is None:
+            async with self._domain_lock:
+                if self._domain is None:
+                    response = await self._call("GET", "/")
+                    if response.status_code != 200:
+                        raise self._rejected(response, "read the domain config")
+                    body = response.json()
+                    self._domain = _Domain(name=body["domain_name"], domain_id=body["domain_id"])
+        return self._domain
+
+    async def room_url(self, session_id: str) -> str:
+        domain = await self._domain_config()
+        return f"https://{domain.name}.daily.co/{self.room_name(session_id)}"
+
+    def options(
+        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int
+    ) -> RoomOptions:
+        now = int(time.time())
+        return room_options(
+            room,
+            token,
+            now=now,
+            room_exp_cap=self.room_exp(max_session_seconds, now),
+            token_exp_cap=now + self.settings.user_join_seconds,
+            max_session_seconds=max_session_seconds,
+        )
+
+    async def grant(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> RoomGrant:
+        domain = await self._domain_config()
+        room = self.room_name(session_id)
+        now = int(time.time())
+
+        def token(user_id: str, user_name: str, join_seconds: int, extra: Mapping[str, Any] | None = None) -> str:
+            return sign_hs256(
+                {
+                    "r": room,
+                    "d": domain.domain_id,
+                    "iat": now,
+                    "nbf": now - CLOCK_SKEW,
+                    "exp": now + join_seconds,  # must *join* before this
+                    "eje": max_session_seconds,  # ejected this long after joining
+                    "o": False,  # neither bot nor user may change or end the room
+                    "ud": user_id,
+                    "u": user_name,
+                    **(extra or {}),  # checked by `options`: never ownership, never a longer life
+                },
+                self.settings.api_key,
+            )
+
+        return RoomGrant(
+            room_url=await self.room_url(session_id),
+            bot_token=token(self.bot_user_id(session_id), "bot", self.settings.bot_join_seconds),
+            user_token=token(f"user-{session_id}", "user", self.settings.user_join_seconds, options.token_claims),
+        )
+
+    def room_exp(self, max_session_seconds: int, now: float | None = None) -> int:
+        """Nobody can be in the room after a late bot join plus a whole session."""
+        join = max(self.settings.bot_join_seconds, self.settings.user_join_seconds)
+        return int(now if now is not None else time.time()) + join + max_session_seconds
+
+    async def create(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> None:
+        name = self.room_name(session_id)
+        body = {
+            "name": name,
+            "privacy": "private",  # tokens only
+            "properties": {
+                "exp": self.room_exp(max_session_seconds),
+                "eject_at_room_exp": True,
+                "max_participants": 3,  # bot, caller, and one reconnect of the caller
+                "enable_prejoin_ui": False,
+                **options.room,  # checked by `options`: only presentation, never a later `exp`
+            },
+        }
+        response = await self._call("POST", "/rooms", json=body)
+        if response.status_code == 200:
+            return
+        if response.status_code == 400 and "already exists" in response.text:
+            return  # an idempotent replay (or a concurrent replica) created it
+        raise self._rejected(response, f"create room {name}")
+
+    async def bot_present(self, session_id: str) -> bool:
+        name = self.room_name(session_id)
+        response = await self._call("GET", f"/rooms/{name}/presence", params={"userId": self.bot_user_id(session_id)})
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise self._rejected(response, f"read presence of {name}")
+        body = response.json()
+        return bool(body.get("total_count") or body.get("data"))
+
+    async def delete(self, session_id: str) -> None:
+        name = self.room_name(session_id)
+        response = await self._call("DELETE", f"/rooms/{name}", bucket=self._delete_bucket)
+        if response.status_code in (200, 404):  # 404: already gone (or never created)
+            return
+        raise self._rejected(response, f"delete room {name}")
+
+    async def list_sessions(self) -> list[RoomInfo]:
+        """This deployment's rooms (by name prefix), newest first; at most MAX_LISTED_ROOMS."""
+        found: list[RoomInfo] = []
+        params: dict[str, str | int] = {"limit": ROOMS_PAGE}
+        for _ in range(MAX_LISTED_ROOMS // ROOMS_PAGE):
+            response = await self._call("GET", "/rooms", params=params)
+            if response.status_code != 200:
+                raise self._rejected(response, "list rooms")
+            page = response.json().get("data") or []
+            for room in page:
+                name = str(room.get("name", ""))
+                if name.startswith(self.settings.room_prefix):
+                    found.append(RoomInfo(name.removeprefix(self.settings.room_prefix), _epoch(room.get("created_at"))))
+            if len(page) < ROOMS_PAGE:
+                break
+            params["ending_before"] = str(page[-1]["id"])  # Daily lists newest first: go older
+        return found
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _epoch(created_at: object) -> float:
+    """Daily's `created_at` is ISO 8601 (`2026-11-21T05:00:00.000Z`); unknown means 'now' (kept)."""
+    try:
+        return datetime.fromisoformat(str(created_at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()

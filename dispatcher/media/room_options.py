@@ -1,0 +1,123 @@
+"""What a caller may set on its session's Daily room and meeting token (Pipecat's
+`dailyRoomProperties` / `dailyMeetingTokenProperties`).
+
+Only presentation and self-limiting properties pass. Never ownership, identity or anything that
+costs money or reaches another system (`is_owner`, `user_id` — the bot's presence is checked by
+user id —, `permissions`, recording, transcription, SIP, dial-out, hooks), and never a longer
+life than the deployment grants: `exp` and `eject_after_elapsed` may only shorten it. Anything
+else is a 422 naming the property, so a caller never believes a setting took effect when it did
+not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.errors import ApiError
+
+# Daily REST room property → the JSON type it must have.
+ROOM_FLAGS = (
+    "enable_chat", "enable_emoji_reactions", "enable_screenshare", "enable_prejoin_ui",
+    "start_video_off", "start_audio_off",
+)  # fmt: skip
+ROOM_STRINGS = ("lang", "geo")
+# Meeting-token property → its self-signed claim (docs.daily.co: self-signing tokens,
+# "Token property abbreviations").
+TOKEN_CLAIMS = {
+    "user_name": "u",
+    "enable_screenshare": "ss",
+    "start_video_off": "vo",
+    "start_audio_off": "ao",
+    "close_tab_on_exit": "ctoe",
+    "lang": "uil",
+    "eject_at_token_exp": "ejt",
+}
+TOKEN_STRINGS = ("user_name", "lang")
+
+
+@dataclass(frozen=True)
+class RoomOptions:
+    """Validated caller choices; the room's and token's own limits are applied by `dispatcher.media.daily`."""
+
+    room: Mapping[str, Any] = field(default_factory=dict)  # Daily room `properties`, `exp` included
+    token_claims: Mapping[str, Any] = field(default_factory=dict)  # extra user-token claims, `exp`/`eje` too
+
+    def __bool__(self) -> bool:
+        return bool(self.room or self.token_claims)
+
+
+def _refuse(where: str, key: str, why: str) -> ApiError:
+    return ApiError(422, "invalid_request", f"{where}.{key}: {why}")
+
+
+def _typed(where: str, key: str, value: Any, kind: type) -> Any:
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _refuse(where, key, f"must be a {'boolean' if kind is bool else kind.__name__}")
+    if isinstance(value, str) and not (0 < len(value) <= 100):
+        raise _refuse(where, key, "must be 1-100 characters")
+    return value
+
+
+def _expiry(where: str, value: Any, now: int, cap: int, what: str) -> int:
+    """An `exp` (epoch seconds) that may only bring the deployment's own expiry closer."""
+    exp: int = _typed(where, "exp", value, int)
+    if exp <= now:
+        raise _refuse(where, "exp", "is in the past")
+    if exp > cap:
+        raise _refuse(where, "exp", f"may not be later than {what} ({cap})")
+    return exp
+
+
+def room_options(
+    room: Mapping[str, Any] | None,
+    token: Mapping[str, Any] | None,
+    *,
+    now: int,
+    room_exp_cap: int,
+    token_exp_cap: int,
+    max_session_seconds: int,
+) -> RoomOptions:
+    """Checks the caller's properties against what this deployment allows.
+
+    `room_exp_cap` / `token_exp_cap` are the epoch seconds the deployment would set itself;
+    `max_session_seconds` bounds `eject_after_elapsed`.
+    """
+    where = "dailyRoomProperties"
+    room_out: dict[str, Any] = {}
+    for key, value in (room or {}).items():
+        if key in ROOM_FLAGS:
+            room_out[key] = _typed(where, key, value, bool)
+        elif key in ROOM_STRINGS:
+            room_out[key] = _typed(where, key, value, str)
+        elif key == "exp":
+            room_out["exp"] = _expiry(where, value, now, room_exp_cap, "this deployment's room expiry")
+        elif key == "eject_at_room_exp":
+            if _typed(where, key, value, bool) is not True:
+                raise _refuse(where, key, "may not be turned off")
+        elif key == "max_participants":
+            count = _typed(where, key, value, int)
+            if not 2 <= count <= 3:
+                raise _refuse(where, key, "must be 2 or 3 (the bot, the caller, one reconnect)")
+            room_out[key] = count
+        else:
+            raise _refuse(where, key, "may not be set through this API")
+
+    where = "dailyMeetingTokenProperties"
+    claims: dict[str, Any] = {}
+    for key, value in (token or {}).items():
+        if key in TOKEN_CLAIMS:
+            claims[TOKEN_CLAIMS[key]] = _typed(where, key, value, str if key in TOKEN_STRINGS else bool)
+        elif key == "exp":
+            claims["exp"] = _expiry(where, value, now, token_exp_cap, "this deployment's join deadline")
+        elif key == "eject_after_elapsed":
+            seconds = _typed(where, key, value, int)
+            if not 1 <= seconds <= max_session_seconds:
+                raise _refuse(where, key, f"must be 1-{max_session_seconds} (MAX_SESSION_SECONDS)")
+            claims["eje"] = seconds
+        else:
+            raise _refuse(where, key, "may not be set through this API")
+    return RoomOptions(room=room_out, token_claims=claims)

@@ -1,0 +1,155 @@
+"""Bounded retries for external calls: jittered exponential backoff, `Retry-After`, a deadline.
+
+Every provider retries the same way: a call that fails transiently (429, 5xx, a dropped
+connection, AWS `ThrottlingException`) raises `Transient`; `with_retries` sleeps and tries again
+until it runs out of attempts OR of time, whichever comes first, then re-raises the last
+`Transient` so the provider can turn it into a `MachinesError` with a `retry_after` hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.outbound.ratelimit import RateLimited, TokenBucket
+
+T = TypeVar("T")
+
+# Statuses worth another try: throttled, or the server (or a proxy in front of it) failed.
+# 408 is Fly's "/wait timed out" and is handled by the caller, not retried here.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class Transient(Exception):
+    """A failure that may pass: retry after `retry_after` seconds if the server said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Full-jitter exponential backoff (delays are uniform in [0, min(cap, base·2ⁿ)]).
+
+    Full jitter spreads retries of many concurrent sessions so they do not hit a throttled API
+    in lockstep. A server's `Retry-After` is a floor: retrying earlier is wasted.
+    """
+
+    attempts: int = 4
+    base: float = 0.2
+    cap: float = 5.0
+    deadline: float = 10.0  # seconds for all attempts and sleeps together
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        jittered = random.uniform(0.0, min(self.cap, self.base * (2**attempt)))  # noqa: S311 - not crypto
+        return max(jittered, retry_after or 0.0)
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    backoff: Backoff,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run `call` until it returns; retry `Transient` failures within attempts and deadline."""
+    started = clock()
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except Transient as exc:
+            attempt += 1
+            if attempt >= backoff.attempts:
+                raise
+            delay = backoff.delay(attempt - 1, exc.retry_after)
+            if clock() - started + delay > backoff.deadline:
+                raise  # sleeping would blow the deadline: give up now, say when to come back
+            await sleep(delay)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """`headers` are an `HttpResponse`'s: case-insensitive, so one look-up finds any spelling."""
+    return parse_retry_after(headers.get("retry-after"))
+
+
+async def send(
+    client: HttpClient,
+    method: str,
+    url: str,
+    *,
+    backoff: Backoff,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> HttpResponse:
+    """One HTTP call with retries on transport errors and `RETRYABLE_STATUSES`.
+
+    Anything else (2xx, 4xx, 408) is returned for the caller to interpret. Messages name the
+    method and path only: never a header, a body or a query string (they may carry tokens).
+    """
+    path = urlsplit(url).path
+
+    async def once() -> HttpResponse:
+        try:
+            response = await client.request(method, url, timeout=timeout, **kwargs)
+        except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
+            raise Transient(f"{method} {path}: {type(exc).__name__}") from exc
+        if response.status_code in RETRYABLE_STATUSES:
+            raise Transient(
+                f"{method} {path}: HTTP {response.status_code}",
+                retry_after=retry_after_of(response.headers),
+                status=response.status_code,
+            )
+        return response
+
+    return await with_retries(once, backoff)
+
+
+async def provider_request(
+    provider: str,
+    client: HttpClient,
+    method: str,
+    url: str,
+    *,
+    backoff: Backoff,
+    bucket: TokenBucket | None = None,
+    error: type[ProviderError],
+    **kwargs: Any,
+) -> HttpResponse:
+    """`send` behind a client-side bucket; giving up becomes a `ProviderError` (`error`) with a stable
+    reason (`<provider>_rate_limited`, `_throttled`, `_unavailable`) and a `retry_after`."""
+    try:
+        if bucket is not None:
+            await bucket.acquire()
+        return await send(client, method, url, backoff=backoff, **kwargs)
+    except RateLimited as exc:
+        raise error(f"{provider}_rate_limited", str(exc), retry_after=exc.retry_after) from None
+    except Transient as exc:
+        reason = f"{provider}_throttled" if exc.status == 429 else f"{provider}_unavailable"
+        raise error(reason, f"{provider}: {exc}", retry_after=exc.retry_after or 1.0) from None

@@ -1,0 +1,42 @@
+"""Build the warm reserve when it can work: the provider can hold idle machines (`WarmMachines`)
+and bots have a channel to dial. Otherwise every start is cold. RESERVE_MAX_IDLE=0 sizes it to
+nothing (`ReserveSettings.enabled` is False), which keeps the cold path's metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from dispatcher.channel.bots import BotChannels
+from dispatcher.machines.base import Machines, WarmMachines
+from dispatcher.metrics import Metrics
+from dispatcher.reserve.metrics import ReserveMetrics
+from dispatcher.reserve.pacing import LaunchTokens
+from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.reserve import Reserve
+
+log = logging.getLogger("dispatcher.reserve.reserve")
+
+
+def build_reserve(
+    env: Mapping[str, str], kind: str, machines: Machines, channels: BotChannels, metrics: Metrics
+) -> Reserve | None:
+    settings = ReserveSettings.from_env(env, kind)  # a bad RESERVE_* value stops start-up, named
+    reserve_metrics = ReserveMetrics(metrics.registry, metrics.provider)
+    # Built even when RESERVE_MAX_IDLE=0 (it then holds no bot): every start is a cold miss, and
+    # the start → ready metric still times the cold path.
+    if not isinstance(machines, WarmMachines):
+        log.warning("MACHINES=%s cannot hold a warm reserve yet: every start is cold", kind)
+        return None
+    if not channels.enabled:
+        log.warning("no BOT_CHANNEL_TOKEN: bots have no channel to wait on, so every start is cold")
+        return None
+    return Reserve(settings, machines, channels, reserve_metrics, tokens=_launch_tokens(machines))
+
+
+def _launch_tokens(machines: Machines) -> LaunchTokens | None:
+    """A mirror of the provider's create bucket, so refills never starve a cold start."""
+    rate = getattr(machines, "create_rate", None)
+    if rate is None:
+        return None
+    return LaunchTokens(per_second=rate.per_second, burst=rate.burst)

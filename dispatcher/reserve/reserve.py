@@ -1,0 +1,302 @@
+"""The warm reserve: bots started ahead of demand, each claimed by exactly one session.
+
+`launch(spec)` is what `POST /start` calls instead of the provider's launch: it takes an idle bot
+of the current image off this replica's channel (synchronously: two concurrent starts never get
+the same one), assigns it the session over the channel (the bot itself accepts exactly one
+assignment, ever), then has the provider re-tag the machine with the session id. With no idle
+bot, or any failure on the way, it launches cold as before: the reserve is never a new way to
+fail. A claimed bot is an ordinary session machine afterwards: it exits with its session and its
+machine is destroyed; nothing is ever returned to the pool.
+
+`run()` keeps the reserve sized (dispatcher/reserve/policy.py, pacing.py): it launches
+bots, retires those past their idle age, of an old image, surplus, or whose channel dropped.
+docs/reserve.md has the why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from botchannel.contract import METHOD_ASSIGN, Assignment, Report
+from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
+from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.reserve.metrics import ReserveMetrics
+from dispatcher.reserve.pacing import IdleBot, LaunchTokens, plan_reserve
+from dispatcher.reserve.policy import ReserveSettings, reserve_size, utc_minute_of
+from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
+
+log = logging.getLogger("dispatcher.reserve.reserve")
+
+ASSIGN_TIMEOUT_SECONDS = 2.0  # an idle bot answers in milliseconds; a slow one is skipped, not waited on
+TICK_SECONDS = 1.0
+WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
+START_RECORD_SECONDS = 600.0  # how long a start waits for its bot's `ready` report to be timed
+SWEEP_SECONDS = 30.0  # provider-wide idle sweep (a list call): rare, it only catches leftovers
+
+
+class Reserve:
+    def __init__(
+        self,
+        settings: ReserveSettings,
+        machines: WarmMachines,
+        channels: BotChannels,
+        metrics: ReserveMetrics,
+        *,
+        tokens: LaunchTokens | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._machines = machines
+        self._channels = channels
+        self._metrics = metrics
+        self._tokens = tokens
+        self._clock = clock
+        self._warming: dict[str, float] = {}  # bot id → launched at
+        self._idle_since: dict[str, float] = {}  # bot id → its hello
+        self._arrivals = ArrivalRate(settings.rate_sample)
+        self._cold_start = ColdStartEstimate(settings.cold_start_seconds)
+        self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
+        self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
+        self._wake = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+        self._last_tick: float | None = None
+        channels.idle_listeners.append(self._on_idle_hello)
+        channels.close_listeners.append(self._on_close)
+        channels.report_listeners.append(self._on_report)
+
+    # --- POST /start ----------------------------------------------------------------------
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        """A warm claim if an idle bot is there, else the provider's cold launch."""
+        began = self._clock()
+        self._arrivals.record(began)
+        inflight = self._inflight.get(spec.session_id)
+        if inflight is not None:  # the same key, concurrently, on this replica: one machine
+            return replace(await asyncio.shield(inflight), created=False)
+        result_future: asyncio.Future[LaunchResult] = asyncio.get_running_loop().create_future()
+        result_future.add_done_callback(_consume_exception)
+        self._inflight[spec.session_id] = result_future
+        try:
+            result = await self._claim(spec, began)
+            if result is None:
+                self._metrics.claimed(warm=False)
+                if self._tokens is not None:
+                    self._tokens.spend(self._clock())
+                self._starts[spec.session_id] = (began, False)
+                result = await self._machines.launch(spec)
+            if not result.created:  # a replay: its start was timed by the call that made it
+                self._starts.pop(spec.session_id, None)
+            result_future.set_result(result)
+            return result
+        except BaseException as exc:
+            result_future.set_exception(exc)
+            raise
+        finally:
+            del self._inflight[spec.session_id]
+            self._wake.set()  # refill now, not at the next tick
+
+    async def _claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
+        image = self._machines.bot_image
+        assignment = _assignment(spec)
+        # Only a bot that can serve the session's transport: a Daily bot refuses a WebRTC session
+        # (and is then retired), which would burn the reserve on sessions it cannot take.
+        def fits(candidate: BotLink) -> bool:
+            return candidate.hello.image == image and assignment.transport in candidate.hello.capabilities
+
+        while (link := self._channels.take_idle(fits)) is not None:
+            self._idle_since.pop(link.machine_id, None)
+            # Routed and timed before it is asked: its `ready` report may follow its answer at once.
+            self._channels.bind(link, spec.session_id)
+            self._starts[spec.session_id] = (began, True)
+            try:
+                await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
+            except BotRequestFailed as exc:
+                # Refused (another replica got it first) or unreachable: never offered again.
+                log.warning("reserve bot %s refused session %s (%s); trying the next", link.machine_id,
+                            spec.session_id, exc.code)
+                self._channels.unbind(link, spec.session_id)
+                self._starts.pop(spec.session_id, None)
+                self._retire_soon(link.machine_id, "claim_refused")
+                continue
+            try:
+                result = await self._machines.adopt(link.machine_id, spec)
+            except ProviderError as exc:
+                # The bot accepted but its machine cannot carry the session's tag: stop it (a
+                # bot serves one session ever, so it cannot go back) and start cold instead.
+                log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
+                            spec.session_id, link.machine_id, exc)
+                self._retire_soon(link.machine_id, "adopt_failed")
+                self._starts.pop(spec.session_id, None)
+                return None
+            self._metrics.claimed(warm=True, seconds=self._clock() - began)
+            return result
+        return None
+
+    # --- what the bots tell us ------------------------------------------------------------
+
+    def _on_idle_hello(self, link: BotLink) -> None:
+        now = self._clock()
+        launched = self._warming.pop(link.machine_id, None)
+        if launched is not None:
+            self._cold_start.observe(now - launched)
+        self._idle_since[link.machine_id] = now
+        self._wake.set()
+
+    def _on_close(self, link: BotLink) -> None:
+        if link.session_id is None and self._idle_since.pop(link.machine_id, None) is not None:
+            # An idle bot whose channel dropped can never be claimed: retire its machine.
+            self._retire_soon(link.machine_id, "channel_lost")
+            self._wake.set()
+
+    def _on_report(self, link: BotLink, report: Report) -> None:
+        if report.event != "ready":
+            return
+        started = self._starts.pop(report.session_id, None)
+        if started is not None:
+            began, warm = started
+            self._metrics.ready_after(self._clock() - began, warm=warm)
+
+    # --- keeping it sized -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sizes the reserve every tick and after every claim, hello and drop; sweeps old idle
+        machines at the provider every SWEEP_SECONDS."""
+        last_sweep = self._clock()
+        while True:
+            try:
+                await self.refill()
+                if self._clock() - last_sweep >= SWEEP_SECONDS:
+                    last_sweep = self._clock()
+                    await self.sweep()
+            except Exception:
+                log.exception("reserve refill failed; retrying at the next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+            self._wake.clear()
+
+    async def refill(self) -> None:
+        now = self._clock()
+        self._account(now)
+        await self._drop_dead_warming(now)
+        image = self._machines.bot_image
+        idle = [IdleBot(link.machine_id, self._idle_since.setdefault(link.machine_id, now), link.hello.image)
+                for link in self._channels.idle()]
+        size = reserve_size(
+            self.settings,
+            active=self._channels.session_count(),
+            arrivals_per_second=self._arrivals.per_second(now),
+            cold_start_seconds=self._cold_start.seconds,
+            utc_minute=utc_minute_of(time.time()),
+        )
+        spare = self._tokens.spare(now) if self._tokens is not None else size.total
+        plan = plan_reserve(idle, warming=len(self._warming), size=size, now=now, image=image,
+                            settings=self.settings, cold_start_seconds=self._cold_start.seconds,
+                            spare_launches=spare)
+        for bot_id in plan.retire:
+            link = self._channels.take_idle(_machine(bot_id))
+            if link is not None:
+                self._idle_since.pop(bot_id, None)
+                reason = "old_image" if link.hello.image != image else "aged_or_surplus"
+                await self._retire(bot_id, reason)
+        for _ in range(plan.launch):
+            bot_id = f"rsv-{secrets.token_hex(6)}"
+            self._warming[bot_id] = self._clock()
+            if self._tokens is not None:
+                self._tokens.spend(self._clock())
+            try:
+                await self._machines.launch_idle(bot_id)
+            except ProviderError as exc:
+                del self._warming[bot_id]
+                log.warning("reserve launch failed (%s); retrying at the next tick", exc)
+                break
+        self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
+
+    def _account(self, now: float) -> None:
+        """Adds the last interval's idle and warming machine-seconds (the reserve's cost)."""
+        if self._last_tick is not None:
+            elapsed = now - self._last_tick
+            self._metrics.idle_time(idle_seconds=elapsed * len(self._channels.idle()),
+                                    warming_seconds=elapsed * len(self._warming))
+        self._last_tick = now
+        horizon = now - START_RECORD_SECONDS
+        for session_id, (began, _) in list(self._starts.items()):
+            if began < horizon:
+                del self._starts[session_id]
+
+    async def _drop_dead_warming(self, now: float) -> None:
+        # Only bots late for their hello are looked up: a provider's list is rate-limited (Fly: 1/s).
+        late = {b for b, launched in self._warming.items() if now - launched > self._cold_start.seconds * 1.5}
+        if not late:
+            return
+        running = {machine.bot_id for machine in await self._machines.idle_machines()}
+        deadline = self._cold_start.seconds * 3 + WARMING_GRACE_SECONDS
+        for bot_id in late:
+            if bot_id not in running or now - self._warming[bot_id] > deadline:
+                del self._warming[bot_id]
+                await self._retire(bot_id, "never_connected")
+
+    async def sweep(self) -> int:
+        """The reaper's part for reserve machines: any idle machine at the provider (this replica's
+        or not, a dispatcher's that died) older than its idle age + grace is stopped, whether its
+        channel is alive or gone. Returns how many were stopped."""
+        horizon = time.time() - self.settings.max_idle_seconds - WARMING_GRACE_SECONDS
+        stopped = 0
+        for machine in await self._machines.idle_machines():
+            if machine.created_at < horizon:
+                link = self._channels.take_idle(_machine(machine.bot_id))
+                self._idle_since.pop(machine.bot_id, None)
+                await self._retire(machine.bot_id, "reaped_idle_age" if link is None else "aged_or_surplus")
+                stopped += 1
+        return stopped
+
+    async def _retire(self, bot_id: str, reason: str) -> None:
+        try:
+            await self._machines.retire(bot_id)
+        except ProviderError as exc:
+            log.warning("retiring reserve bot %s failed (%s); the reaper will", bot_id, exc)
+            return
+        self._metrics.retired(reason)
+        log.info("reserve bot %s retired (%s)", bot_id, reason)
+
+    def _retire_soon(self, bot_id: str, reason: str) -> None:
+        self._spawn(self._retire(bot_id, reason))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+
+
+def _assignment(spec: LaunchSpec) -> Assignment:
+    return Assignment(
+        session_id=spec.session_id,
+        max_session_seconds=spec.max_session_seconds,
+        transport="daily" if spec.room_url else "webrtc",
+        body=dict(spec.body),
+        room_url=spec.room_url,
+        token=spec.bot_token,
+        ice_config=dict(spec.ice_config) if spec.ice_config else None,
+    )
+
+
+def _machine(bot_id: str) -> Callable[[BotLink], bool]:
+    return lambda link: link.machine_id == bot_id
+
+
+def _consume_exception(future: asyncio.Future[LaunchResult]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: nobody else may be waiting on it

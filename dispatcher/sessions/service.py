@@ -1,0 +1,299 @@
+"""Session lifecycle: start (idempotent), look up, stop. Stateless: the provider is the record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, overload
+
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
+from dispatcher.media.room_options import RoomOptions
+from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
+from dispatcher.media.turn import TurnCredentials
+from dispatcher.metrics import Metrics
+from dispatcher.outbound.provider_errors import ProviderError, as_api_error
+from dispatcher.sessions.admission import Admission
+from dispatcher.sessions.ids import body_digest, new_session_id
+from dispatcher.settings import Settings
+
+log = logging.getLogger("dispatcher.sessions.service")
+T = TypeVar("T")
+
+@dataclass(frozen=True)
+class Session:
+    machine: Machine
+    created: bool = False
+    room_url: str | None = None  # cloud sessions: the Daily room
+    user_token: str | None = field(default=None, repr=False)  # a cloud start only: the caller's token
+
+    @property
+    def takes_offers(self) -> bool:
+        """A SmallWebRTC session (local, or cloud through the relay): the client posts an offer."""
+        return self.machine.is_webrtc
+
+    @classmethod
+    def granted(cls, machine: Machine, created: bool, grant: RoomGrant | None) -> Session:
+        if grant is None:
+            return cls(machine, created)
+        return cls(machine, created, room_url=grant.room_url, user_token=grant.user_token)
+
+
+class SessionService:
+    def __init__(
+        self,
+        settings: Settings,
+        machines: Machines,
+        rooms: Rooms | None,
+        metrics: Metrics,
+        *,
+        launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
+        turn: TurnCredentials | None = None,
+    ) -> None:
+        self._settings = settings
+        self._machines = machines
+        # The warm reserve's claim-else-cold launch (dispatcher/reserve/reserve.py), or the provider's own.
+        self._launch_machine = launch or machines.launch
+        self._rooms = rooms
+        self._turn = turn  # cloud WebRTC: the bot's own short-lived TURN credentials
+        self._metrics = metrics
+        self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def active_count(self) -> int:
+        return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
+
+    async def start(
+        self,
+        *,
+        caller: str,
+        idempotency_key: str | None,
+        body: Mapping[str, Any],
+        wait: bool,
+        room_options: RoomOptions = NO_OPTIONS,
+        transport: str | None = None,
+    ) -> Session:
+        """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first)."""
+        transport = transport or self._settings.transports[0]
+        session_id = new_session_id(caller, idempotency_key)
+        digest = body_digest(body)
+        began = time.monotonic()
+        try:
+            existing = await self._replay(session_id, digest, room_options, transport) if idempotency_key else None
+            if existing is not None:
+                session = existing
+            else:
+                async with self._admission.slot():
+                    session = await self._launch(
+                        session_id, digest, body, room_options, transport, keyed=idempotency_key is not None
+                    )
+            if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
+                session = replace(session, machine=await self._wait(session.machine))
+                if not session.machine.state.is_active:
+                    # Ends the room the bot will never join (a WebRTC session has none).
+                    await self._clean_up(session_id, with_room=not session.machine.is_webrtc)
+                    raise self._did_not_start(session.machine)
+        except ApiError as exc:
+            self._metrics.failed(exc.code)
+            raise
+        self._metrics.launch_took(time.monotonic() - began, waited=wait)
+        self._metrics.started(created=session.created)
+        return session
+
+    @overload
+    def _with_transport(self, machine: Machine, transport: str | None = None) -> Machine: ...
+    @overload
+    def _with_transport(self, machine: None, transport: str | None = None) -> None: ...
+
+    def _with_transport(self, machine: Machine | None, transport: str | None = None) -> Machine | None:
+        """Machines record their transport (tag, label, metadata); one that does not (a claimed Fly
+        reserve machine: Fly's per-machine write limit leaves no room for a fourth tag) has the
+        one it was launched with, if known here, else the deployment's default."""
+        if machine is None or machine.transport:
+            return machine
+        return replace(machine, transport=transport or self._settings.transports[0])
+
+    async def _replay(self, session_id: str, digest: str, options: RoomOptions, transport: str) -> Session | None:
+        machine = self._with_transport(await self._call(self._machines.status(session_id)))
+        if machine is None:
+            return None
+        conflict = machine.body_digest is not None and machine.body_digest != digest
+        if (machine.is_webrtc) != (transport == "webrtc"):
+            conflict = True  # the same key asked for the other transport
+        if conflict:
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with a different body",
+                extra={"session_id": session_id},
+            )
+        if machine.is_webrtc:
+            return Session(machine, created=False)
+        if machine.state.is_active and self._rooms is not None:
+            # The start that launched this machine may have failed half-way and ended the room
+            # (a late machine after a timeout): the retry makes sure the bot has a room to join.
+            await self._call(self._rooms.create(session_id, self._settings.max_session_seconds, options))
+        return Session.granted(machine, False, await self._grant(session_id, options))
+
+    async def _launch(
+        self,
+        session_id: str,
+        digest: str,
+        body: Mapping[str, Any],
+        options: RoomOptions,
+        transport: str,
+        *,
+        keyed: bool,
+    ) -> Session:
+        webrtc = transport == "webrtc"
+        grant = None if webrtc else await self._grant(session_id, options)
+        spec = LaunchSpec(
+            session_id=session_id,
+            body_digest=digest,
+            max_session_seconds=self._settings.max_session_seconds,
+            body=dict(body),
+            room_url=grant.room_url if grant else None,
+            bot_token=grant.bot_token if grant else None,
+            # The bot's own credentials, never the client's: each peer's allocations are its own.
+            ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
+            transport=transport,
+        )
+        room = self._no_room() if webrtc else self._create_room(session_id, options)
+        launch = self._launch_machine(spec)
+        # The room URL is known from the session id, so the room and the machine are created
+        # at once: a start costs about one provider round trip, not the sum of two.
+        room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)
+        failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await self._clean_up(session_id, with_room=not webrtc)
+            error = as_api_error(failure)
+            if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
+                # The key's machine existed and has just been stopped; a retry with this key would
+                # replay that ended session (it never starts a second machine), so do not invite
+                # one: the client needs a new Idempotency-Key.
+                raise ApiError(
+                    502,
+                    "session_setup_failed",
+                    f"{error.message}; the session was stopped: start again with a new Idempotency-Key",
+                    extra={"session_id": session_id},
+                )
+            raise error
+        assert not isinstance(launch_result, BaseException)
+        log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
+        return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
+
+    @staticmethod
+    def _did_not_start(machine: Machine) -> ApiError:
+        """`?wait=started` asked for a running bot; one that ended first is an error, not a 2xx."""
+        why = machine.detail or machine.state.value
+        return ApiError(
+            502,
+            "start_failed",
+            f"the bot {machine.state.value} before it started ({why}); GET /sessions/{machine.session_id} keeps it",
+            extra={"session_id": machine.session_id},
+        )
+
+    async def _grant(self, session_id: str, options: RoomOptions) -> RoomGrant | None:
+        if self._rooms is None:
+            return None
+        return await self._call(self._rooms.grant(session_id, self._settings.max_session_seconds, options))
+
+    @staticmethod
+    async def _no_room() -> None:
+        """A WebRTC session's media goes peer to peer (through the TURN relay): no room."""
+
+    async def _create_room(self, session_id: str, options: RoomOptions) -> None:
+        if self._rooms is not None:
+            await self._rooms.create(session_id, self._settings.max_session_seconds, options)
+
+    async def _wait(self, machine: Machine) -> Machine:
+        try:
+            started = await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
+            return self._with_transport(started, machine.transport)
+        except WaitTimeout as exc:
+            raise ApiError(
+                504,
+                "start_timeout",
+                f"{exc.message}; it may still start: poll GET /sessions/{machine.session_id}",
+                extra={"session_id": machine.session_id},
+            ) from exc
+        except ProviderError as exc:
+            raise as_api_error(exc) from exc
+
+    async def _clean_up(self, session_id: str, *, with_room: bool = True) -> None:
+        """A start that failed half-way leaves nothing running: stop the machine, end the room.
+
+        The machine is stopped before answering (it bills). The room is ended in the background:
+        Daily allows about two deletes a second, and under a burst of failed starts waiting for
+        them would hold every answer; an empty room costs nothing, expires on its own, and the
+        reaper ends any that a crash left behind.
+        """
+        # Always: even a launch our own limiter refused may have sent an earlier call of its own.
+        with contextlib.suppress(Exception):
+            await self._machines.stop(session_id)
+        if self._rooms is not None and with_room:
+            task = asyncio.create_task(self._end_room_quietly(session_id), name=f"end-room-{session_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _end_room_quietly(self, session_id: str) -> None:
+        assert self._rooms is not None
+        try:
+            await self._rooms.delete(session_id)
+        except Exception as exc:
+            log.warning("session %s: ending its room failed (the reaper will): %s", session_id, exc)
+
+    async def aclose(self, grace_seconds: float = 5.0) -> None:
+        """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
+        await self._admission.aclose()
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+
+    async def get(self, session_id: str) -> Session | None:
+        machine = self._with_transport(await self._call(self._machines.status(session_id)))
+        if machine is None:
+            return None
+        rooms = None if machine.is_webrtc else self._rooms
+        if machine.state is MachineState.STARTED and rooms is not None:
+            # "Machine started" is not "bot in room": presence tells the second.
+            with contextlib.suppress(Exception):
+                if await rooms.bot_present(session_id):
+                    machine = replace(machine, state=MachineState.JOINED)
+        # The room URL follows from the session id: no API call, and no token is made for it.
+        room_url = None
+        if rooms is not None and machine.state.is_active:
+            room_url = await self._call(rooms.room_url(session_id))
+        return Session(machine, room_url=room_url)
+
+    async def stop(self, session_id: str) -> Machine | None:
+        """Stop the session's machine and end its room. None when there is nothing left to stop:
+        the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
+        aged out) or never did. A machine the provider forgets as it stops counts as gone."""
+        # Whether there is a room to end is recorded with the machine: read it before the
+        # machine goes (a deleted VM has no labels left to read).
+        before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
+        if not await self._call(self._machines.stop(session_id)):
+            return None
+        self._admission.invalidate()
+        if self._rooms is not None and not (before is not None and before.is_webrtc):
+            await self._call(self._rooms.delete(session_id))
+        return await self._call(self._machines.status(session_id))
+
+    async def wait_started(self, session_id: str) -> Machine:
+        machine = await self._call(self._machines.status(session_id))
+        if machine is None:
+            raise ApiError(404, "not_found", f"no session {session_id}")
+        return await self._wait(machine)
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except ProviderError as exc:
+            raise as_api_error(exc) from exc
+

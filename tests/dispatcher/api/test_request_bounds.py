@@ -1,0 +1,103 @@
+"""The edges of the request contract: size limits at their exact boundary, Idempotency-Key
+characters and length, the bearer scheme's case, and what a replay counts as."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from dispatcher.api.auth import Authenticator
+from dispatcher.errors import ApiError
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, body_digest, is_session_id, new_session_id
+from dispatcher.settings import Settings, hash_api_key
+
+MAX_BODY = Settings.max_body_bytes
+
+
+def body_of_size(size: int) -> dict[str, str]:
+    """A `body` whose compact JSON is exactly `size` bytes."""
+    overhead = len(json.dumps({"k": ""}, separators=(",", ":")))
+    return {"k": "x" * (size - overhead)}
+
+
+async def test_a_body_of_exactly_the_limit_is_accepted_one_byte_more_is_413(api):
+    accepted = await api.post("/start", json={"body": body_of_size(MAX_BODY)})
+    assert accepted.status_code == 201, accepted.text
+    refused = await api.post("/start", json={"body": body_of_size(MAX_BODY + 1)})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "body_too_large"
+
+
+@pytest.mark.parametrize("key", ["!", "~", "x" * 255, "call-1:retry/2"])
+def test_printable_idempotency_keys_up_to_255_characters_are_valid(key: str) -> None:
+    assert IDEMPOTENCY_KEY.fullmatch(key)
+
+
+@pytest.mark.parametrize("key", ["", " ", "x" * 256, "caf\u00e9", "a\x7f"])
+def test_other_idempotency_keys_are_not(key: str) -> None:
+    assert not IDEMPOTENCY_KEY.fullmatch(key)
+
+
+async def test_a_replay_counts_as_replayed_not_as_a_new_start(api):
+    headers = {"Idempotency-Key": "metrics-replay"}
+    assert (await api.post("/start", json={}, headers=headers)).status_code == 201
+    assert (await api.post("/start", json={}, headers=headers)).status_code == 200
+    text = (await api.get("/metrics")).text
+    assert 'voicefleet_session_starts_total{outcome="created",provider="local"} 1.0' in text
+    assert 'voicefleet_session_starts_total{outcome="replayed",provider="local"} 1.0' in text
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive(scheme: str) -> None:
+    auth = Authenticator(frozenset({hash_api_key("k-123")}))
+    assert auth.caller(f"{scheme} k-123") == auth.caller("Bearer k-123")
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic k-123", "Bearer", "Bearer  ", "Bearer k-124", "k-123"])
+def test_anything_but_a_known_bearer_key_is_401(header: str | None) -> None:
+    auth = Authenticator(frozenset({hash_api_key("k-123")}))
+    with pytest.raises(ApiError) as caught:
+        auth.caller(header)
+    assert caught.value.status == 401
+
+
+def test_callers_are_told_apart_by_key() -> None:
+    auth = Authenticator(frozenset({hash_api_key("k-1"), hash_api_key("k-2")}))
+    assert auth.caller("Bearer k-1") != auth.caller("Bearer k-2")
+
+
+def test_every_session_id_is_one_every_provider_can_name_a_machine_after() -> None:
+    ids = [new_session_id("caller", None), new_session_id("caller", "key-1")]
+    assert all(is_session_id(i) for i in ids)  # 24 lowercase hex: ECS, Daily, Fly and GCE names
+    assert new_session_id("caller", None) != new_session_id("caller", None)  # random without a key
+
+
+def test_a_keyed_session_id_is_the_same_for_a_retry_and_differs_per_caller_and_key() -> None:
+    assert new_session_id("a", "k") == new_session_id("a", "k")
+    assert len({new_session_id("a", "k"), new_session_id("b", "k"), new_session_id("a", "k2")}) == 3
+
+
+def test_the_body_digest_ignores_key_order_but_not_content() -> None:
+    assert body_digest({"a": 1, "b": [1, 2]}) == body_digest({"b": [1, 2], "a": 1})
+    assert body_digest({"a": 1}) != body_digest({"a": 2})
+    assert len(body_digest({})) == 32 and body_digest({}) is not None
+
+
+async def test_a_retry_with_the_same_body_in_another_key_order_is_a_replay_not_a_conflict(api):
+    headers = {"Idempotency-Key": "order"}
+    first = await api.post("/start", json={"body": {"a": 1, "b": 2}}, headers=headers)
+    again = await api.post("/start", json={"body": {"b": 2, "a": 1}}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    conflict = await api.post("/start", json={"body": {"a": 1, "b": 3}}, headers=headers)
+    assert conflict.status_code == 409
+
+
+async def test_the_launch_time_metric_counts_the_start_it_timed(api):
+    began = time.monotonic()
+    assert (await api.post("/start", json={})).status_code == 201
+    took = time.monotonic() - began
+    text = (await api.get("/metrics")).text
+    [recorded] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith('voicefleet_launch_seconds_sum{provider="local",waited="false"}')]
+    assert 0 <= recorded <= took  # within the request it timed (no threshold: only the order)

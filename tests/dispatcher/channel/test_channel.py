@@ -1,0 +1,192 @@
+"""The bot control channel: its contract, its credential, and routing requests to a bot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from botchannel.contract import (
+    CHANNEL_PATH,
+    Assignment,
+    Hello,
+    ProtocolError,
+    Reply,
+    ReplyError,
+    Report,
+    Request,
+    Welcome,
+    encode,
+    parse_frame,
+)
+from dispatcher.app import create_app
+from dispatcher.channel.bots import BotRequestFailed
+from dispatcher.settings import Settings
+from tests.support.dispatcher_server import serving
+
+TOKEN = "t" * 40
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        Hello(machine_id="m-1", image="sha256:abc", capabilities=("webrtc",), session_id=None),
+        Hello(machine_id="m-2", session_id="s-1"),
+        Welcome(),
+        Request(7, "webrtc.offer", {"sdp": "v=0", "type": "offer"}),
+        Reply(7, result={"sdp": "x", "type": "answer", "pc_id": "p"}),
+        Reply(8, error=ReplyError(409, "already_assigned", "one session, ever")),
+        Report(event="ended", session_id="s-1", t=1.5, reason="peer_disconnected", exit_code=0),
+    ],
+)
+def test_every_frame_survives_a_round_trip(frame):
+    assert parse_frame(encode(frame)) == frame
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[]",
+        '{"type": "nope"}',
+        '{"type": "hello", "protocol": 99, "machine_id": "m", "image": "i"}',
+        '{"type": "hello", "protocol": 1, "machine_id": "", "image": "i"}',
+        '{"type": "request", "id": -1, "method": "x"}',
+        '{"type": "request", "id": true, "method": "x"}',
+        '{"type": "reply", "id": 1, "ok": false}',
+        '{"type": "report", "event": "exploded", "session_id": "s", "t": 1}',
+        '{"type": "report", "event": "ended", "session_id": "s", "t": "soon"}',
+        "x" * 300_000,
+    ],
+)
+def test_malformed_frames_are_rejected(raw):
+    with pytest.raises(ProtocolError):
+        parse_frame(raw)
+
+
+def test_an_assignment_is_validated():
+    ok = Assignment("s-1", 60, body={"lang": "en"})
+    assert Assignment.from_params(ok.params()) == ok
+    with pytest.raises(ProtocolError):
+        Assignment.from_params({"session_id": "s", "max_session_seconds": 0})
+    with pytest.raises(ProtocolError):
+        Assignment.from_params({"session_id": "s", "max_session_seconds": 5, "transport": "daily"})
+
+
+def test_the_daily_token_of_an_assignment_never_shows_in_its_repr():
+    assert "secret-token" not in repr(Assignment("s", 5, "daily", room_url="https://r", token="secret-token"))
+
+
+@pytest.fixture
+async def served():
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, rooms=None)
+    async with serving(app) as port:
+        yield app, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    await app.state.voicefleet.aclose()
+
+
+async def bot(url: str, hello: Hello, token: str = TOKEN):
+    ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None)
+    await ws.send(encode(hello))
+    assert isinstance(parse_frame(await ws.recv()), Welcome)
+    return ws
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token-wrong-token-wrong-token", f"Basic {TOKEN}"])
+async def test_a_bot_without_the_credential_is_refused_before_the_handshake(served, header):
+    _, url = served
+    headers = {"Authorization": header} if header else {}
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(url, additional_headers=headers, proxy=None)
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_idle_bot_is_taken_once_and_answers_requests(served):
+    app, url = served
+    channels = app.state.voicefleet.channels
+    ws = await bot(url, Hello(machine_id="m-1", capabilities=("webrtc",)))
+
+    async def answer_one():
+        request = parse_frame(await ws.recv())
+        assert isinstance(request, Request)
+        await ws.send(encode(Reply(request.id, result={"echo": request.params["x"]})))
+
+    async with channels._changed:
+        await channels._changed.wait_for(lambda: channels.idle())
+    link = channels.take_idle()
+    assert link is not None and link.machine_id == "m-1"
+    assert channels.take_idle() is None  # taken: nobody else gets it
+    answering = asyncio.create_task(answer_one())
+    assert await link.request("ping", {"x": 1}) == {"echo": 1}
+    await answering
+    await ws.close()
+
+
+async def test_a_bots_refusal_keeps_its_status_and_code(served):
+    app, url = served
+    channels = app.state.voicefleet.channels
+    ws = await bot(url, Hello(machine_id="m-2", session_id="s-9"))
+    link = await channels.wait_link("s-9", 5)
+    assert link is not None
+
+    async def refuse():
+        request = parse_frame(await ws.recv())
+        await ws.send(encode(Reply(request.id, error=ReplyError(409, "already_assigned", "no"))))
+
+    refusing = asyncio.create_task(refuse())
+    with pytest.raises(BotRequestFailed) as failed:
+        await link.request("assign", {})
+    await refusing
+    assert (failed.value.status, failed.value.code) == (409, "already_assigned")
+    await ws.close()
+
+
+async def test_a_request_to_a_bot_that_hangs_up_fails_at_once_with_502(served):
+    app, url = served
+    channels = app.state.voicefleet.channels
+    ws = await bot(url, Hello(machine_id="m-3", session_id="s-10"))
+    link = await channels.wait_link("s-10", 5)
+
+    async def hang_up():
+        parse_frame(await ws.recv())
+        await ws.close()
+
+    hanging = asyncio.create_task(hang_up())
+    with pytest.raises(BotRequestFailed) as failed:
+        await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"}, timeout=60)
+    await hanging
+    assert failed.value.status == 502
+    async with channels._changed:
+        await channels._changed.wait_for(lambda: channels.link_for("s-10") is None)
+
+
+async def test_a_report_for_another_session_is_ignored(served):
+    app, url = served
+    channels = app.state.voicefleet.channels
+    seen: list[Report] = []
+    channels.report_listeners.append(lambda link, report: seen.append(report))
+    ws = await bot(url, Hello(machine_id="m-4", session_id="s-11"))
+    link = await channels.wait_link("s-11", 5)
+    await ws.send(json.dumps({"type": "report", "event": "joined", "session_id": "s-other", "t": 1.0}))
+    await ws.send(encode(Report(event="joined", session_id="s-11", t=2.0)))
+    await ws.close()
+    await link.closed.wait()
+    assert [r.session_id for r in seen] == ["s-11"]
+
+
+async def test_a_second_bot_naming_a_served_session_is_not_routed_to_it(served):
+    app, url = served
+    channels = app.state.voicefleet.channels
+    first = await bot(url, Hello(machine_id="m-5", session_id="s-12"))
+    ws = await connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
+    await ws.send(encode(Hello(machine_id="m-intruder", session_id="s-12")))
+    with pytest.raises(ConnectionClosed):  # closed without a welcome
+        parse_frame(await ws.recv())
+    assert channels.link_for("s-12").machine_id == "m-5"
+    await first.close()
+    reconnected = await bot(url, Hello(machine_id="m-5", session_id="s-12"))  # its own bot may come back
+    assert await channels.wait_until(lambda: channels.link_for("s-12") is not None, 5)
+    await reconnected.close()

@@ -1,0 +1,138 @@
+"""Two dispatcher replicas, every request routed to a random one: one bot per session, and
+signalling and status reach the right bot (docs/reserve.md, "Several dispatcher replicas").
+
+Each replica launches and holds its own bots (real stand-in processes dialling *that* replica's
+channel, as a cloud bot dials the replica that launched it) and has its own warm reserve. The
+provider's shared record is played by `SharedRecord`: status, stop and list see every replica's
+machines, as Fly's or ECS's API would; launches stay the caller's. Routing is a seeded random
+choice, so a failure replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.settings import Settings
+from tests.dispatcher.conftest import STANDIN_BOT
+from tests.support.dispatcher_server import serving
+from tests.support.processes import free_port, pid_alive
+
+TOKEN = "r" * 40
+WAIT = 60.0
+
+
+class SharedRecord(LocalMachines):
+    """This replica's own bots, plus a provider-wide view of every replica's machines."""
+
+    def __init__(self, everyone: list[SharedRecord]) -> None:
+        super().__init__(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+        self.everyone = everyone
+        everyone.append(self)
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        for replica in self.everyone:  # the provider's idempotency (a Fly name, an ECS clientToken)
+            if replica is not self and (machine := await LocalMachines.status(replica, spec.session_id)):
+                return LaunchResult(machine, created=False)
+        return await super().launch(spec)
+
+    async def status(self, session_id: str) -> Machine | None:
+        for replica in self.everyone:
+            if (machine := await LocalMachines.status(replica, session_id)) is not None:
+                return machine
+        return None
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        for replica in self.everyone:
+            if session_id in replica._bots:
+                return await LocalMachines.wait_started(replica, session_id, timeout)
+        return await super().wait_started(session_id, timeout)
+
+    async def stop(self, session_id: str) -> bool:
+        return any([await LocalMachines.stop(replica, session_id) for replica in self.everyone])
+
+    async def list(self) -> list[Machine]:
+        return [m for replica in self.everyone for m in await LocalMachines.list(replica)]
+
+    def pid_of(self, session_id: str) -> int | None:
+        bot = self._bots.get(session_id)
+        return bot.pid if bot else None
+
+
+@pytest.fixture
+async def replicas(monkeypatch):
+    monkeypatch.setenv("STANDIN_SIGN_ANSWERS", "1")
+    everyone: list[SharedRecord] = []
+    ports = [free_port(), free_port()]  # reserved so each replica can name its peer before serving
+    apps, clients, servers = [], [], []
+    for port in ports:
+        peer = [p for p in ports if p != port][0]
+        env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
+               "DISPATCHER_PEERS": f"http://127.0.0.1:{peer}"}
+        app = create_app(Settings(bot_channel_token=TOKEN, max_concurrent_sessions=50), env=env,
+                         machines=SharedRecord(everyone), rooms=None)
+        apps.append(app)
+        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica"))
+    for app, port in zip(apps, ports, strict=True):
+        server = serving(app, port=port)
+        await server.__aenter__()
+        servers.append(server)
+    yield apps, clients, everyone
+    for app, client, server in zip(apps, clients, servers, strict=True):
+        await client.aclose()
+        await app.state.voicefleet.aclose()
+        await server.__aexit__(None, None, None)
+
+
+async def test_two_replicas_with_random_routing_give_one_bot_per_session_and_reach_it(replicas):
+    apps, clients, everyone = replicas
+    pick = random.Random(9).choice
+    for app in apps:  # one idle bot at each replica
+        state = app.state.voicefleet
+        await state.reserve.refill()
+        assert await state.channels.wait_until(lambda s=state: len(s.channels.idle()) == 1, WAIT)
+
+    # A burst larger than both reserves together, each start at a random replica.
+    answers = await asyncio.gather(*(pick(clients).post("/start?wait=started", json={"body": {"n": n}})
+                                     for n in range(5)))
+    assert [a.status_code for a in answers] == [201] * 5
+    sessions = [a.json()["session_id"] for a in answers]
+    owners = {s: [r for r in everyone if r.pid_of(s) is not None] for s in sessions}
+    assert all(len(owner) == 1 for owner in owners.values()), "a session has bots at two replicas"
+    pids = {s: owners[s][0].pid_of(s) for s in sessions}
+    assert len(set(pids.values())) == 5, "a bot serves two sessions"
+
+    # A retry of a keyed start at the other replica finds the same session.
+    keyed = await clients[0].post("/start?wait=started", json={}, headers={"Idempotency-Key": "k-1"})
+    replay = await clients[1].post("/start", json={}, headers={"Idempotency-Key": "k-1"})
+    assert (keyed.status_code, replay.status_code) == (201, 200)
+    assert replay.json()["session_id"] == keyed.json()["session_id"]
+
+    # Signalling and status, each at a random replica, reach the session's own bot.
+    for session_id in sessions:
+        offer = await pick(clients).post(f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
+        assert offer.status_code == 200, offer.text
+        assert offer.json()["bot"] == f"{session_id}/{pids[session_id]}"
+        status = await pick(clients).get(f"/sessions/{session_id}")
+        assert status.json()["status"] == "started"
+
+    # A stop at a random replica ends the right bot.
+    for session_id in sessions:
+        assert (await pick(clients).delete(f"/sessions/{session_id}")).status_code in (202, 204)
+        assert not pid_alive(pids[session_id])
+
+
+async def test_a_peer_never_forwards_assign_nor_answers_without_the_bot_credential(replicas):
+    apps, clients, _ = replicas
+    body = {"method": "assign", "params": {"session_id": "s", "max_session_seconds": 60}}
+    path = "/internal/bots/whatever/request"
+    refused = await clients[0].post(path, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert refused.status_code == 400
+    assert (await clients[0].post(path, json=body)).status_code == 403
+    assert (await clients[0].post(path, json=body, headers={"Authorization": "Bearer nope"})).status_code == 403

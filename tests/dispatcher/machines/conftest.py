@@ -1,0 +1,24 @@
+"""Fixtures for provider tests: the fakes of every external API (tests/fakes/) and `harness`,
+one provider at a time against its fake."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dispatcher.machines.harness import Harness, ecs_harness, fly_harness, gce_harness
+
+PROVIDERS = ["ecs", "gce", "fly"]
+
+
+@pytest.fixture(params=PROVIDERS)
+def harness(request: pytest.FixtureRequest) -> Harness:
+    return harness_for(request)
+
+
+def harness_for(request: pytest.FixtureRequest) -> Harness:
+    name = request.param
+    if name == "fly":
+        return fly_harness(request.getfixturevalue("fake_fly"))
+    if name == "gce":
+        return gce_harness(request.getfixturevalue("fake_gce"))
+    return ecs_harness(request.getfixturevalue("fake_ecs"))

@@ -1,0 +1,304 @@
+"""One adapter per provider so the contract, dispatch and fault tests drive each fake the same way.
+
+`make()` builds a provider the way `dispatcher.factory.build_machines` would, from environment
+variables pointing at the fake (a new instance = another dispatcher replica). The remaining
+methods move the fake's machine as the real provider would, inject the provider's documented
+failures into its *create* call, and read back from the fake itself (never from the dispatcher)
+how many machines a session ever got and how many the provider still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dispatcher.machines.base import Machines, MachineState
+from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
+from dispatcher.machines.fly.provider import FlyMachines, FlySettings
+from dispatcher.machines.gce.provider import GceMachines, GceSettings
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from tests.dispatcher.conftest import STANDIN_BOT
+from tests.fakes import fly as fly_fake
+from tests.fakes import gce as gce_fake
+from tests.fakes.ecs import EcsProxy, moto_task
+from tests.fakes.server import Hold
+
+FAST = {"RETRY_DEADLINE_SECONDS": "3"}
+
+
+@dataclass
+class Harness:
+    name: str
+    fake: Any
+    env: dict[str, str]
+    factory: Callable[[dict[str, str]], Machines]
+    # (session id, "starting"|"started"|"ended"|"failed"); may return an awaitable to wait on
+    set_state: Callable[[str, str], object]
+    fail_create: Callable[[int, int], object]  # (HTTP status 429 or 5xx, times): throttled or failing
+    hold_create: Callable[[int], Hold]  # (times): held until released, then served
+    reject: Callable[[], None]  # the next launch is refused for good (4xx)
+    # Every create call the fake received for a session ("" = any), as {session_id, room_url, token}.
+    received: Callable[[str], list[dict[str, str]]]
+    created: Callable[[str], int]  # machines the provider ever created for the session
+    live: Callable[[str], int]  # machines of the session the provider still holds
+
+    # False where a machine is known only to the dispatcher process that launched it (local).
+    replicas_share_machines: bool = True
+    can_throttle: bool = True
+
+    async def move(self, session_id: str, state: str) -> None:
+        """Put the session's machine in `state`, as the provider would, and wait until it is."""
+        result = self.set_state(session_id, state)
+        if inspect.isawaitable(result):
+            await result
+
+    def launched(self) -> set[str]:
+        """Every session the fake received a create for."""
+        return {r["session_id"] for r in self.received("")}
+
+    def make(self, **overrides: str) -> Machines:
+        return self.factory({**self.env, **overrides})
+
+    def throttle(self, times: int) -> None:
+        """The next `times` launches are throttled (429 / ThrottlingException)."""
+        self.fail_create(429, times)
+
+    def with_env(self, **overrides: str) -> Harness:
+        """The same provider and fake, built with other settings (e.g. the fault tests' timeouts)."""
+        return replace(self, env={**self.env, **overrides})
+
+    def recover(self) -> None:
+        """The provider is healthy again: no more injected failures; held calls are released."""
+        self.fake.reset_knobs()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the fake has answered every call it received (a released create has landed)."""
+        settle(self.fake, timeout)
+
+
+def settle(fake: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while fake.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not fake.in_flight(), "the fake still holds calls"
+
+
+def fly_harness(fake: fly_fake.FakeFly) -> Harness:
+    states = {
+        "starting": ("created", None),
+        "started": ("started", None),
+        "ended": ("stopped", 0),
+        "failed": ("stopped", 3),
+    }
+
+    def set_state(session_id: str, state: str) -> None:
+        fly_state, code = states[state]
+        fake.set_state(f"vf-{session_id}", fly_state, exit_code=code)
+
+    def of(sid: str) -> list[dict[str, Any]]:
+        return [m for m in list(fake.machines.values()) if m["config"]["metadata"].get("voicefleet_session") == sid]
+
+    return Harness(
+        name="fly",
+        fake=fake,
+        env={**fake.env, "FLY_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: FlyMachines(FlySettings.from_env(env)),
+        set_state=set_state,
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/machines"
+        ),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/machines"),
+        reject=lambda: fake.fail(422, method="POST", path_suffix="/machines", body={"error": "invalid image"}),
+        received=lambda sid: [
+            _session_values(c.json()["config"]["env"])
+            for c in fake.calls_to("POST", "/machines")
+            if sid in ("", c.json()["config"]["env"].get("VOICEFLEET_SESSION_ID"))
+        ],
+        created=lambda sid: len(of(sid)),
+        live=lambda sid: sum(1 for m in of(sid) if m["state"] != "destroyed"),
+    )
+
+
+def gce_harness(fake: gce_fake.FakeGce) -> Harness:
+    states = {"starting": "PROVISIONING", "started": "RUNNING", "ended": "TERMINATED"}
+
+    def set_state(session_id: str, state: str) -> None:
+        if state == "failed":
+            raise NotImplementedError("a VM has no exit code; a failed insert is tested in test_gce.py")
+        fake.set_status(f"vf-{session_id}", states[state])
+
+    def inserts(sid: str) -> list[dict[str, Any]]:
+        target = f"/instances/vf-{sid}"
+        return [
+            op
+            for op in list(fake.operations)
+            if op["operationType"] == "insert" and op["targetLink"].endswith(target) and not op.get("error")
+        ]
+
+    return Harness(
+        name="gce",
+        fake=fake,
+        env={**fake.env, "GCE_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: GceMachines(GceSettings.from_env(env)),
+        set_state=set_state,
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/instances"
+        ),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/instances"),
+        reject=lambda: fake.fail(
+            400,
+            method="POST",
+            path_suffix="/instances",
+            body={"error": {"code": 400, "message": "bad template", "errors": [{"reason": "invalid"}]}},
+        ),
+        received=lambda sid: [
+            {
+                "session_id": m["session-id"],
+                "room_url": m["daily-room-url"],
+                "token": m["daily-token"],
+                "ice_config": m["ice-config"],
+            }
+            for m in (
+                {i["key"]: i["value"] for i in c.json()["metadata"]["items"]}
+                for c in fake.calls_to("POST", "/instances")
+            )
+            if sid in ("", m["session-id"])
+        ],
+        created=lambda sid: len(inserts(sid)),
+        live=lambda sid: int(f"vf-{sid}" in fake.instances),
+    )
+
+
+def ecs_harness(fake: EcsProxy) -> Harness:
+    import boto3
+
+    cluster = fake.env["ECS_CLUSTER"]
+    # Read moto directly, not through the proxy: the proxy's call record stays the dispatcher's.
+    moto = boto3.client("ecs", region_name=fake.env["AWS_REGION"], endpoint_url=fake.moto_url)
+
+    def tasks(sid: str, desired: str) -> list[str]:
+        arns: list[str] = moto.list_tasks(cluster=cluster, startedBy=sid, desiredStatus=desired)["taskArns"]
+        return arns
+
+    def fail_create(status: int, times: int) -> None:
+        if status == 429:
+            fake.fail_action("RunTask", error="ThrottlingException", status=400, times=times)
+        else:
+            fake.fail_action("RunTask", error="ServerException", status=status, times=times)
+
+    def set_state(session_id: str, state: str) -> None:
+        runs = [r for r in fake.requests_for("RunTask") if r["startedBy"] == session_id]
+        assert runs, f"no RunTask for {session_id}"
+        arns = [t["taskArn"] for t in _ecs_tasks(fake, session_id)]
+        task = moto_task(cluster, arns[-1])
+        if state == "starting":
+            task.last_status = "PENDING"
+        elif state == "started":
+            task.last_status = "RUNNING"
+        else:
+            task.last_status, task.desired_status = "STOPPED", "STOPPED"
+            task.containers[0].exitCode = 0 if state == "ended" else 3
+
+    return Harness(
+        name="ecs",
+        fake=fake,
+        env={**fake.env, "ECS_POLL_SECONDS": "0.05", "ECS_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: EcsMachines(EcsSettings.from_env(env)),
+        set_state=set_state,
+        fail_create=fail_create,
+        hold_create=lambda times: fake.hold_action("RunTask", times=times),
+        reject=lambda: fake.fail_action("RunTask", error="InvalidParameterException"),
+        received=lambda sid: [
+            _session_values({e["name"]: e["value"] for e in r["overrides"]["containerOverrides"][0]["environment"]})
+            for r in fake.requests_for("RunTask")
+            if sid in ("", r["startedBy"])
+        ],
+        created=lambda sid: len(set(tasks(sid, "RUNNING")) | set(tasks(sid, "STOPPED"))),
+        live=lambda sid: len(tasks(sid, "RUNNING")),
+    )
+
+
+def _session_values(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "session_id": env["VOICEFLEET_SESSION_ID"],
+        "room_url": env.get("DAILY_ROOM_URL", ""),
+        "token": env.get("DAILY_TOKEN", ""),
+        "ice_config": env.get("VOICEFLEET_ICE_CONFIG", ""),
+    }
+
+
+def _ecs_tasks(fake: EcsProxy, session_id: str) -> list[dict[str, Any]]:
+    import boto3
+
+    ecs = boto3.client("ecs", region_name=fake.env["AWS_REGION"], endpoint_url=fake.env["AWS_ENDPOINT_URL"])
+    cluster = fake.env["ECS_CLUSTER"]
+    arns = ecs.list_tasks(cluster=cluster, startedBy=session_id)["taskArns"]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+def local_harness(record_dir: Path) -> Harness:
+    """The local provider with the stand-in bot in its signal-driven mode (the caller sets
+    STANDIN_MODE=controlled and STANDIN_RECORD_DIR=record_dir in the environment)."""
+    made: list[LocalMachines] = []
+    signals = {"started": signal.SIGUSR1, "failed": signal.SIGUSR2, "ended": signal.SIGTERM}
+
+    def make(env: dict[str, str]) -> Machines:
+        command = STANDIN_BOT if "LOCAL_BOT_COMMAND" not in env else tuple(env["LOCAL_BOT_COMMAND"].split())
+        provider = LocalMachines(LocalSettings(bot_command=command, stop_grace_seconds=2))
+        made.append(provider)
+        return provider
+
+    async def set_state(session_id: str, state: str) -> None:
+        provider = next(p for p in made if session_id in p._bots)
+        if state != "starting":  # the controlled stand-in starts in "starting" and stays there
+            while not (record_dir / f"{session_id}.json").exists():  # its signal handlers are set
+                await asyncio.sleep(0.01)
+            process = provider._bots[session_id].process
+            assert process is not None
+            os.kill(process.pid, signals[state])
+        want = MachineState(state)
+        deadline = asyncio.get_running_loop().time() + 10
+        while (machine := await provider.status(session_id)) is None or machine.state is not want:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"local bot of {session_id} did not reach {state}")
+            await asyncio.sleep(0.02)
+
+    def reject() -> None:
+        # A bot command that cannot run: the local analogue of an API refusing the launch for good.
+        for provider in made:
+            provider._settings = LocalSettings(bot_command=("/nonexistent/voicefleet-bot",))
+
+    def received(session_id: str) -> list[dict[str, str]]:
+        records = [json.loads(p.read_text()) for p in sorted(record_dir.glob("*.json"))]
+        return [
+            {"session_id": r["argv"][r["argv"].index("--session-id") + 1], "room_url": "", "token": ""}
+            for r in records
+            if session_id in ("", r["argv"][r["argv"].index("--session-id") + 1])
+        ]
+
+    def unsupported(*_: object) -> Any:
+        raise NotImplementedError("local bots have no API to fail or hold")
+
+    return Harness(
+        name="local",
+        fake=None,
+        env={},
+        factory=make,
+        set_state=set_state,
+        fail_create=unsupported,
+        hold_create=unsupported,
+        reject=reject,
+        received=received,
+        created=lambda sid: len(received(sid)),
+        live=lambda sid: sum(1 for p in made if sid in p._bots and p._bots[sid].state.is_active),
+        replicas_share_machines=False,
+        can_throttle=False,
+    )

@@ -1,0 +1,205 @@
+"""Cloud sessions without Daily: `transport: webrtc` on every cloud provider, against its fake.
+
+A WebRTC session gets no room (no Daily call at all), the client an offer URL and `iceConfig`
+with its own short-lived TURN credentials, the bot other credentials of its own in its
+environment; the deployment's long-lived TURN secret reaches neither, nor any provider call,
+nor a log line. The transport is recorded with the machine, so any replica answers for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from dispatcher.app import create_app
+from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.media.turn import turn_password
+from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import Harness
+from tests.fakes.daily import FakeDaily
+
+KEY = "webrtc-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+TURN_SECRET = "the-deployment-turn-secret-0123456789"
+TURN_URLS = "turn:turn.example.com:3478?transport=udp,turns:turn.example.com:443?transport=tcp"
+
+
+@dataclass
+class Deployment:
+    http: httpx.AsyncClient
+    fake_daily: FakeDaily
+
+
+def make_app(harness: Harness, fake_daily: FakeDaily, transports: tuple[str, ...], wait: float = 30.0) -> FastAPI:
+    settings = Settings(
+        machines=harness.name,
+        api_key_hashes=frozenset({hash_api_key(KEY)}),
+        max_session_seconds=600,
+        max_concurrent_sessions=100_000,
+        start_wait_seconds=wait,
+        bot_channel_token="c" * 32,
+        transports=transports,
+    )
+    env = {"TURN_URLS": TURN_URLS, "TURN_SHARED_SECRET": TURN_SECRET, "TURN_CREDENTIAL_TTL_SECONDS": "300"}
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    return create_app(settings, env=env, machines=harness.make(), rooms=rooms)
+
+
+@pytest.fixture
+async def deployment(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[Deployment]:
+    """Both transports offered, WebRTC the default."""
+    app = make_app(harness, fake_daily, ("webrtc", "daily"), wait=1.0)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    yield Deployment(http, fake_daily)
+    await http.aclose()
+    await app.state.voicefleet.aclose()
+
+
+def check_credentials(server: dict[str, str], session_id: str, role: str | None) -> None:
+    expiry, _, rest = server["username"].partition(":")
+    assert rest == (f"{session_id}:{role}" if role else session_id)
+    assert time.time() + 290 < int(expiry) <= time.time() + 300  # TURN_CREDENTIAL_TTL_SECONDS
+    assert server["credential"] == turn_password(TURN_SECRET.encode(), server["username"])
+
+
+async def test_a_webrtc_session_has_no_room_and_each_peer_its_own_turn_credentials(
+    deployment: Deployment, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await deployment.http.post("/start", json={"body": {"persona": "x"}}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    session_id = answer["session_id"]
+    assert answer["offer_url"] == f"/sessions/{session_id}/api/offer"
+    assert "room_url" not in answer and "token" not in answer
+    assert answer["iceConfig"]["iceTransportPolicy"] == "relay"  # ICE_TRANSPORT_POLICY: relay in the cloud
+    [client] = answer["iceConfig"]["iceServers"]
+    assert client["urls"] == TURN_URLS.split(",")
+    check_credentials(client, session_id, None)
+
+    [launched] = harness.received(session_id)
+    assert (launched["room_url"], launched["token"]) == ("", "")
+    bot_ice = json.loads(launched["ice_config"])
+    assert bot_ice["iceTransportPolicy"] == "relay"  # the bot needs no reachable address
+    [bot] = bot_ice["iceServers"]
+    check_credentials(bot, session_id, "bot")
+    assert deployment.fake_daily.calls == []  # not one Daily call
+
+    # The long-lived secret: not in the answer, not in any provider call, not in a log line.
+    assert TURN_SECRET not in response.text
+    assert all(TURN_SECRET not in repr(c) for c in getattr(harness.fake, "calls", []))
+    assert all(TURN_SECRET not in json.dumps(r) for r in harness.received(""))
+    assert TURN_SECRET not in caplog.text
+
+
+async def test_status_and_stop_of_a_webrtc_session_never_ask_daily(deployment: Deployment, harness: Harness) -> None:
+    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    await harness.move(session_id, "started")
+    status = (await deployment.http.get(f"/sessions/{session_id}", headers=AUTH)).json()
+    assert status["status"] == "started"
+    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
+    stopped = await deployment.http.delete(f"/sessions/{session_id}", headers=AUTH)
+    # (Compute Engine: the VM is deleted at once and the route answers 404 for it today, as for
+    # a Daily session; that contract question is not this test's.)
+    assert stopped.status_code in (202, 204) or (harness.name, stopped.status_code) == ("gce", 404)
+    assert deployment.fake_daily.calls == []
+
+
+async def test_another_replica_knows_the_session_is_webrtc(
+    deployment: Deployment, harness: Harness, fake_daily: FakeDaily
+) -> None:
+    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    replica = make_app(harness, fake_daily, ("daily", "webrtc"))  # another default, same machines
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url="http://replica") as http:
+        status = (await http.get(f"/sessions/{session_id}", headers=AUTH)).json()
+    await replica.state.voicefleet.aclose()
+    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
+
+
+async def test_a_daily_session_in_the_same_deployment_still_gets_its_room(
+    deployment: Deployment, harness: Harness
+) -> None:
+    response = await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    answer = response.json()  # Pipecat's shape: dailyRoom / dailyToken
+    assert answer["dailyRoom"].endswith("vf-" + answer["dailyRoom"].rsplit("vf-", 1)[1])
+    [launched] = [r for r in harness.received("") if r["room_url"]]
+    assert launched["ice_config"] == ""  # a Daily bot gets no TURN credentials
+    assert len(deployment.fake_daily.rooms) == 1
+
+
+async def test_the_same_key_with_the_other_transport_is_a_conflict(deployment: Deployment, harness: Harness) -> None:
+    headers = {**AUTH, "Idempotency-Key": "call-42"}
+    first = await deployment.http.post("/start", json={"body": {}}, headers=headers)
+    other = await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=headers)
+    again = await deployment.http.post("/start", json={"body": {}}, headers=headers)
+    assert (first.status_code, other.status_code, again.status_code) == (201, 409, 200)
+    assert deployment.fake_daily.calls == []
+    assert len(harness.received(first.json()["session_id"])) == 1  # the replay asked for no second machine
+
+
+async def test_an_offer_to_a_daily_session_is_refused_and_one_to_a_silent_bot_is_a_502(
+    deployment: Deployment, harness: Harness
+) -> None:
+    daily = (await deployment.http.post("/start", json={"transport": "daily", "body": {}}, headers=AUTH)).json()
+    webrtc = (await deployment.http.post("/start", json={}, headers=AUTH)).json()
+    daily_id = daily["dailyRoom"].rsplit("vf-", 1)[1]
+    for session_id in (daily_id, webrtc["session_id"]):
+        await harness.move(session_id, "started")
+    offer = {"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "type": "offer"}
+    refused = await deployment.http.post(f"/sessions/{daily_id}/api/offer", json=offer, headers=AUTH)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "no_signalling")
+    # No bot dialled in within START_WAIT_SECONDS: a clear 502, never a hang.
+    silent = await deployment.http.post(f"/sessions/{webrtc['session_id']}/api/offer", json=offer, headers=AUTH)
+    assert (silent.status_code, silent.json()["error"]["code"]) == (502, "bot_unreachable")
+
+
+async def test_a_deployment_without_webrtc_refuses_it_by_name(harness: Harness, fake_daily: FakeDaily) -> None:
+    app = make_app(harness, fake_daily, ("daily",))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        response = await http.post("/start", json={"transport": "webrtc", "body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()
+    assert response.status_code == 400 and "offers daily" in response.json()["error"]["message"]
+
+
+async def test_a_machine_without_the_transport_tag_has_the_deployments_default(
+    deployment: Deployment, harness: Harness
+) -> None:
+    """A claimed Fly reserve machine carries no transport tag (Fly's per-machine write limit leaves
+    room for three metadata writes on the claim path): it is the deployment's default, WebRTC here."""
+    if harness.name != "fly":
+        pytest.skip("the untagged case is Fly's reserve claim")
+    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    harness.fake.by_name(f"vf-{session_id}")["config"]["metadata"].pop("voicefleet_transport")
+    await harness.move(session_id, "started")
+    status = (await deployment.http.get(f"/sessions/{session_id}", headers=AUTH)).json()
+    assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
+    assert deployment.fake_daily.calls == []
+
+
+async def test_a_daily_session_gets_no_turn_credentials(harness: Harness, fake_daily: FakeDaily) -> None:
+    """TURN credentials let their holder relay through the deployment's TURN server: only a WebRTC
+    session's caller needs them."""
+    app = make_app(harness, fake_daily, ("daily", "webrtc"))  # Daily by default, TURN configured
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        response = await http.post("/start", json={"body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()
+    assert response.status_code == 201, response.text
+    assert "room_url" in response.json() and "iceConfig" not in response.json()
+
+
+async def test_a_failed_webrtc_start_cleans_up_without_a_daily_call(harness: Harness, fake_daily: FakeDaily) -> None:
+    app = make_app(harness, fake_daily, ("webrtc", "daily"))
+    harness.reject()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+        response = await http.post("/start", json={"body": {}}, headers=AUTH)
+    await app.state.voicefleet.aclose()  # waits for the failed start's background clean-up
+    assert response.status_code == 502, response.text
+    assert fake_daily.calls == []  # it never had a room: nothing to end

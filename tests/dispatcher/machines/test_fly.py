@@ -1,0 +1,280 @@
+"""What the Fly provider sends to the Machines API, and Fly-specific behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from dispatcher.machines.base import MachineState, WaitTimeout
+from dispatcher.machines.fly.provider import FlyMachines, FlySettings, to_machine
+from dispatcher.settings import SettingsError
+from tests.dispatcher.machines.harness import fly_harness
+from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.fly import FakeFly
+from tests.support.unclosed import unclosed_reports
+
+
+@pytest.fixture
+async def fly(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
+    provider = fly_harness(fake_fly).make(FLY_GUEST_CPU_KIND="performance", FLY_GUEST_CPUS="2", FLY_REGION="iad")
+    yield provider
+    await provider.aclose()
+
+
+async def test_create_asks_for_the_image_size_and_region(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    await fly.launch(spec())
+    body = fake_fly.calls_to("POST", "/machines")[0].json()
+    assert body["config"]["image"].startswith("registry.fly.io/voicefleet-bots@sha256:")
+    assert body["config"]["guest"] == {"cpu_kind": "performance", "cpus": 2, "memory_mb": 1024}
+    assert body["region"] == "iad"
+
+
+async def test_machine_destroys_itself_and_never_restarts(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    await fly.launch(spec())
+    config = fake_fly.calls_to("POST", "/machines")[0].json()["config"]
+    assert config["auto_destroy"] is True
+    assert config["restart"] == {"policy": "no"}
+
+
+async def test_the_bot_token_travels_in_env_and_nowhere_else(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    await fly.status(s.session_id)
+    body = fake_fly.calls_to("POST", "/machines")[0].json()
+    env = body["config"].pop("env")
+    assert env["DAILY_TOKEN"] == "bot.jwt.secret"
+    assert env["DAILY_ROOM_URL"] == s.room_url
+    # Not in a command (`init`, `processes[].cmd`), metadata or anything else Fly shows around.
+    assert "bot.jwt.secret" not in json.dumps(body)
+    assert all("bot.jwt.secret" not in c.path + str(c.query) for c in fake_fly.calls)
+
+
+async def test_metadata_names_the_session_and_body_digest(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    metadata = fake_fly.calls_to("POST", "/machines")[0].json()["config"]["metadata"]
+    assert metadata["voicefleet_session"] == s.session_id
+    assert metadata["voicefleet_body_digest"] == s.body_digest
+    assert fake_fly.calls_to("POST", "/machines")[0].json()["name"] == f"vf-{s.session_id}"
+
+
+async def test_wait_asks_fly_to_block_and_survives_its_408(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    with pytest.raises(WaitTimeout):
+        await fly.wait_started(s.session_id, timeout=1.5)
+    waits = fake_fly.calls_to("GET", "/wait")
+    # Fly does the waiting (answering 408 when its wait passes), in whole seconds and never
+    # asked for longer than the caller has left: 1 s (the half second left rounds up to Fly's
+    # 1 s minimum). How many waits fit before the deadline depends on the machine's load.
+    assert waits and all(w.query == {"state": "started", "timeout": "1"} for w in waits)
+
+
+async def test_waiting_on_a_machine_just_launched_costs_one_wait_and_no_status_read(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    launched = (await fly.launch(s)).machine
+    fake_fly.boot_after = 0.0  # Fly boots it: its /wait answers 200
+    machine = await fly.wait_started(s.session_id, timeout=5)
+    assert machine.state is MachineState.STARTED
+    assert (machine.machine_id, machine.created_at) == (launched.machine_id, launched.created_at)
+    assert len(fake_fly.calls_to("GET", "/wait")) == 1
+    assert [c.path for c in fake_fly.calls if c.method == "GET" and "/wait" not in c.path] == []
+
+
+async def test_a_machine_that_ends_while_waited_on_is_read_again_after_fly_s_408(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "stopped", exit_code=3)  # it never reaches `started`
+    machine = await fly.wait_started(s.session_id, timeout=5)
+    assert machine.state is MachineState.FAILED
+
+
+async def test_stopping_a_machine_that_never_booted_destroys_it(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    assert await fly.stop(s.session_id) is True
+    delete = fake_fly.calls_to("DELETE", "/machines/")[0]
+    assert delete.query == {"force": "true"}
+    machine = await fly.status(s.session_id)
+    assert machine is not None and machine.state is MachineState.ENDED
+
+
+async def test_create_rate_limit_refuses_beyond_the_burst(fake_fly: FakeFly) -> None:
+    provider = fly_harness(fake_fly).make(FLY_CREATE_RATE="1", FLY_CREATE_BURST="3", FLY_CREATE_MAX_WAIT="0")
+    for _ in range(3):
+        await provider.launch(spec())
+    with pytest.raises(Exception) as caught:
+        await provider.launch(spec())
+    await provider.aclose()
+    assert getattr(caught.value, "reason", None) == "fly_rate_limited"
+    assert len(fake_fly.calls_to("POST", "/machines")) == 3
+
+
+def test_settings_name_the_missing_variable() -> None:
+    with pytest.raises(SettingsError, match="FLY_APP"):
+        FlySettings.from_env({"FLY_API_TOKEN": "t", "BOT_IMAGE": "i"})
+
+
+def test_settings_refuse_memory_fly_cannot_give() -> None:
+    with pytest.raises(SettingsError, match="FLY_GUEST_MEMORY_MB"):
+        FlySettings.from_env({"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i", "FLY_GUEST_MEMORY_MB": "1000"})
+
+
+def test_settings_never_show_the_api_token() -> None:
+    settings = FlySettings.from_env({"FLY_API_TOKEN": "fo1_secret", "FLY_APP": "a", "BOT_IMAGE": "i"})
+    assert "fo1_secret" not in repr(settings)
+
+
+async def test_another_replica_finds_a_destroyed_machine_so_a_replay_launches_nothing(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    replica = fly_harness(fake_fly).make()  # knows no machine id: finds it by metadata
+    try:
+        found = await replica.status(s.session_id)
+    finally:
+        await replica.aclose()
+    assert found is not None and found.state is MachineState.ENDED
+
+
+async def test_a_live_machine_wins_over_a_destroyed_one_of_the_same_session(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    first = (await fly.launch(s)).machine
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    fly._ids.clear()  # as a replica that never saw either
+    second = (await fly.launch(s)).machine  # the name is free again: a new machine
+    found = await fly.status(s.session_id)
+    assert found is not None and found.machine_id == second.machine_id != first.machine_id
+    assert found.state.is_active
+
+
+async def test_list_holds_only_this_deployments_machines(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.machines["foreign"] = {  # another process's machine in the same app
+        "id": "foreign", "name": "web-1", "state": "started", "config": {"metadata": {"role": "web"}},
+        "events": [], "created_at": "2026-01-01T00:00:00Z",
+    }
+    assert [m.session_id for m in await fly.list()] == [s.session_id]
+
+
+async def test_stopping_a_machine_that_vanished_meanwhile_is_success(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "started")
+    fake_fly.fail(404, method="POST", path_suffix="/stop", body={"error": "machine not found"})
+    assert await fly.stop(s.session_id) is True
+
+
+async def test_a_long_wait_asks_fly_for_its_maximum_of_60_seconds(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.boot_after = 0.2  # it starts while Fly waits
+    machine = await fly.wait_started(s.session_id, timeout=300)
+    assert machine.state is MachineState.STARTED
+    assert [w.query["timeout"] for w in fake_fly.calls_to("GET", "/wait")] == ["60"]
+
+
+async def test_a_session_s_age_counts_from_its_launch_as_recorded_in_metadata(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    """Not from Fly's `created_at`: a claimed reserve machine was created long before its session
+    (fly/reserve.py records the claim time), and the reaper ends sessions by age."""
+    s = spec()
+    await fly.launch(s)
+    raw = fake_fly.by_name(f"vf-{s.session_id}")
+    raw["config"]["metadata"]["voicefleet_created_at"] = "1790000000"
+    raw["created_at"] = "2026-01-01T00:00:00Z"
+    found = await fly.status(s.session_id)
+    assert found is not None and found.created_at == 1790000000.0
+
+
+def test_a_machine_without_a_recorded_launch_time_is_aged_from_fly_s_created_at() -> None:
+    raw = {"id": "m1", "name": "vf-x", "state": "started", "created_at": "2026-01-01T00:00:00Z",
+           "config": {"metadata": {"voicefleet_session": "x"}}}
+    assert to_machine(raw).created_at == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    garbled = {**raw, "config": {"metadata": {"voicefleet_session": "x", "voicefleet_created_at": "soon"}}}
+    assert to_machine(garbled).created_at == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    # No readable time at all: the epoch, so the reaper takes it as past any session's deadline.
+    assert to_machine({k: v for k, v in raw.items() if k != "created_at"}).created_at == 0.0
+
+
+async def test_closing_the_provider_leaves_no_open_connection_pool(fake_fly: FakeFly) -> None:
+    async def use_and_close() -> None:
+        provider = fly_harness(fake_fly).make()
+        await provider.list()  # opens the pool
+        await provider.aclose()
+
+    assert await unclosed_reports(use_and_close) == []
+
+
+async def test_launches_never_waited_on_are_remembered_up_to_1024(fake_fly: FakeFly) -> None:
+    """A launch remembers its machine so that `?wait=started` needs no status read; starts that
+    never wait must not grow that memory without bound: the oldest is forgotten first."""
+    provider = fly_harness(fake_fly).make(FLY_CREATE_RATE="100000", FLY_CREATE_BURST="100000")
+    try:
+        first, second = spec(), spec()
+        await provider.launch(first)
+        await provider.launch(second)
+        for done in range(0, 1023, 50):  # 1023 more: 1025 launched, none waited on
+            await asyncio.gather(*(provider.launch(spec()) for _ in range(min(50, 1023 - done))))
+        fake_fly.boot_after = 0.0
+        second_id = fake_fly.by_name(f"vf-{second.session_id}")["id"]
+        await provider.wait_started(second.session_id, timeout=30)  # still remembered: /wait only
+        assert [c.path.endswith("/wait") for c in fake_fly.calls_to("GET", f"/machines/{second_id}")] == [True]
+        first_id = fake_fly.by_name(f"vf-{first.session_id}")["id"]
+        await provider.wait_started(first.session_id, timeout=30)  # forgotten: read again, then it runs
+        assert [c.path.endswith("/wait") for c in fake_fly.calls_to("GET", f"/machines/{first_id}")] == [False]
+    finally:
+        await provider.aclose()
+
+
+async def test_a_remembered_machine_that_aged_out_is_found_again_by_metadata(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    """The id this replica remembers answers 404 (destroyed, aged out) while the session has a
+    newer machine (another replica relaunched it): the id is forgotten and the new one found."""
+    fake_fly.destroyed_ttl = 0.0
+    s = spec()
+    first = (await fly.launch(s)).machine
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    replica = fly_harness(fake_fly).make()
+    try:
+        second = (await replica.launch(s)).machine
+    finally:
+        await replica.aclose()
+    for _ in range(2):
+        found = await fly.status(s.session_id)
+        assert found is not None and found.machine_id == second.machine_id != first.machine_id
+    assert len(fake_fly.calls_to("GET", f"/machines/{first.machine_id}")) == 1  # then forgotten
+
+
+async def test_stopping_a_machine_that_already_ended_is_success_without_a_call(
+    fly: FlyMachines, fake_fly: FakeFly
+) -> None:
+    s = spec()
+    await fly.launch(s)
+    fake_fly.set_state(f"vf-{s.session_id}", "stopped")
+    assert await fly.stop(s.session_id) is True
+    assert fake_fly.calls_to("DELETE") == [] and fake_fly.calls_to("POST", "/stop") == []
+
+
+async def test_a_remembered_machine_id_that_aged_out_is_asked_for_once(fly: FlyMachines, fake_fly: FakeFly) -> None:
+    fake_fly.destroyed_ttl = 0.0
+    s = spec()
+    machine = (await fly.launch(s)).machine
+    fake_fly.set_state(f"vf-{s.session_id}", "destroyed")
+    assert await fly.status(s.session_id) is None
+    assert await fly.status(s.session_id) is None  # by metadata now, not by the dead id again
+    assert len(fake_fly.calls_to("GET", f"/machines/{machine.machine_id}")) == 1

@@ -1,0 +1,190 @@
+"""Imports point one way: a lower layer never imports a higher one, and no module imports itself
+back through others. Every import counts, including those inside functions and under
+`TYPE_CHECKING`: a cycle that only type checkers see is still two modules that cannot be read
+apart. The layers are the ones `dispatcher/__init__.py` and docs/architecture.md describe."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy")
+
+# Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
+# A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
+DISPATCHER_LAYERS: list[tuple[str, ...]] = [
+    ("dispatcher.settings", "dispatcher.errors", "dispatcher.metrics"),
+    ("dispatcher.store",),
+    ("dispatcher.outbound",),
+    ("dispatcher.channel",),
+    ("dispatcher.machines",),
+    ("dispatcher.media",),
+    ("dispatcher.reserve",),
+    ("dispatcher.sessions",),
+    ("dispatcher.api", "dispatcher.phone"),
+    ("dispatcher.app", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction", "dispatcher"),
+]
+# Between the repository's top-level packages, lowest first: the channel contract both sides share,
+# the bot host, the dispatcher, then the infrastructure that packages and deploys them.
+TOP_LAYERS: list[tuple[str, ...]] = [
+    ("botchannel",),
+    ("bot", "examples"),
+    ("dispatcher",),
+    ("images", "stacks"),
+    ("policy",),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def modules() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "__pycache__" not in path.parts:
+                found[module_name(path)] = path
+    return found
+
+
+def resolve(name: str, known: dict[str, Path]) -> str | None:
+    """The project module an import names (`from a.b import c` may name module `a.b.c` or `a.b`)."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imported_modules(source: str, name: str, is_package: bool, known: dict[str, Path]) -> set[str]:
+    """The project modules that module `name`'s source imports, in any form and at any depth."""
+    package = name if is_package else name.rpartition(".")[0]
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = parts[: len(parts) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        for imported in names:
+            target = resolve(imported, known)
+            if target is not None and target != name:
+                targets.add(target)
+    return targets
+
+
+@cache
+def imports() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imported_modules(path.read_text(), name, path.name == "__init__.py", known)
+            for name, path in known.items()}
+
+
+def layer_of(module: str, layers: list[tuple[str, ...]]) -> int | None:
+    """The layer of the longest entry that is `module` or a package holding it."""
+    best: tuple[int, int] | None = None
+    for index, layer in enumerate(layers):
+        for entry in layer:
+            if (module == entry or module.startswith(entry + ".")) and (best is None or len(entry) > best[1]):
+                best = (index, len(entry))
+    return None if best is None else best[0]
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[tuple[str, ...]], top: bool = False) -> list[str]:
+    found = []
+    for source, targets in sorted(graph.items()):
+        key = (lambda m: m.split(".")[0]) if top else (lambda m: m)
+        low = layer_of(key(source), layers)
+        for target in sorted(targets):
+            high = layer_of(key(target), layers)
+            if low is not None and high is not None and high > low:
+                found.append(f"{source} imports {target}")
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_every_dispatcher_module_has_a_layer() -> None:
+    unplaced = [m for m in imports() if m.startswith("dispatcher") and layer_of(m, DISPATCHER_LAYERS) is None]
+    assert unplaced == [], "place these in DISPATCHER_LAYERS (and dispatcher/__init__.py's picture)"
+
+
+def test_no_dispatcher_module_imports_a_higher_layer() -> None:
+    assert upward_imports(imports(), DISPATCHER_LAYERS) == []
+
+
+def test_no_package_imports_a_higher_package() -> None:
+    assert upward_imports(imports(), TOP_LAYERS, top=True) == []
+
+
+def test_no_import_cycles_anywhere() -> None:
+    assert cycles(imports()) == []
+
+
+# The checks themselves, on small graphs: they must see what they are for.
+def test_the_layer_check_sees_an_upward_import() -> None:
+    graph = {"dispatcher.outbound.retry": {"dispatcher.machines.base"}, "dispatcher.machines.base": set()}
+    assert upward_imports(graph, DISPATCHER_LAYERS) == ["dispatcher.outbound.retry imports dispatcher.machines.base"]
+    assert upward_imports({"dispatcher.machines.base": {"dispatcher.outbound.retry"}}, DISPATCHER_LAYERS) == []
+
+
+def test_the_cycle_check_sees_a_cycle_through_three_modules() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("from dispatcher.media import turn", {"dispatcher.media", "dispatcher.media.turn"}),
+    ("from . import rooms", {"dispatcher.media", "dispatcher.media.rooms"}),
+    ("from ..machines.base import Machines", {"dispatcher.machines.base"}),
+    ("import dispatcher.sessions.reaper as reaper", {"dispatcher.sessions.reaper"}),
+    ("def f():\n    from dispatcher.api.routes import router", {"dispatcher.api.routes"}),
+    ("if TYPE_CHECKING:\n    from dispatcher.sessions.service import SessionService", {"dispatcher.sessions.service"}),
+])
+def test_imports_are_read_in_every_form(text: str, expected: set[str]) -> None:
+    assert imported_modules(text, "dispatcher.media.probe", False, modules()) == expected
