@@ -26,6 +26,10 @@ async def test_the_page_connects_to_a_bot_and_plays_its_audio(dispatcher, tmp_pa
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     async with Browser(dispatcher.base_url + "/", mic, tmp_path / "profile") as page:
         assert await page.wait_for("document.readyState === 'complete' && !!window.voicefleet", 15)
+        # What the bot will do is on the page, and its icon is inline (no favicon request).
+        behaviour = await page.evaluate("document.getElementById('bot-behaviour').innerText")
+        assert "repeats what you say" in behaviour
+        assert await page.evaluate("document.querySelector('link[rel=icon]').href.startsWith('data:image/svg+xml')")
         await page.evaluate("document.getElementById('connect').click()")
         connected = await page.wait_for("window.voicefleet.status === 'connected'", 30)
         heard = await page.wait_for("window.voicefleet.botAudioStartedAt !== null", 20)
@@ -44,5 +48,6 @@ async def test_the_page_connects_to_a_bot_and_plays_its_audio(dispatcher, tmp_pa
 
     off_host = [url for url in page.requests if not url.startswith((dispatcher.base_url, "data:", "blob:"))]
     assert off_host == [], "the page must not reach any other host"
+    assert not [url for url in page.requests if url.endswith("/favicon.ico")]
     final = httpx.get(f"{dispatcher.base_url}/sessions/{session_id}").json()
     assert final["status"] == "ended"
