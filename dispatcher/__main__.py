@@ -17,7 +17,7 @@ from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 ENVIRONMENT_HELP = f"""\
-environment (the README lists every variable; docs/providers.md the cloud providers'):
+environment (docs/configuration.md lists every variable, with the providers' and the bot's):
   HOST                     address to listen on (default 127.0.0.1)
   PORT                     port to listen on (default 8080)
   MACHINES                 where bots run: {"|".join(MACHINE_KINDS)} (default local)

@@ -1,6 +1,6 @@
 """The dispatcher's configuration: environment variables only, validated once at start-up.
 
-Every variable is documented in the README. Provider-specific variables (ECS_*, GCE_*, FLY_*,
+Every variable is documented in docs/configuration.md. Provider-specific variables (ECS_*, GCE_*, FLY_*,
 DAILY_*) are read by the provider's own module; this one holds what every mode shares.
 """
 
