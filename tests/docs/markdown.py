@@ -42,7 +42,7 @@ def _closes(line: str, fence: str) -> bool:
 
 
 def _prose_lines(lines: list[str]) -> list[tuple[int, str]]:
-    """(line number, text) outside fenced blocks, with inline code removed."""
+    """(line number, text) of the lines outside fenced blocks."""
     out, fence = [], None
     for number, line in enumerate(lines, 1):
         opening = FENCE.match(line.strip())
@@ -53,7 +53,7 @@ def _prose_lines(lines: list[str]) -> list[tuple[int, str]]:
             if _closes(line, fence):
                 fence = None
             continue
-        out.append((number, INLINE_CODE.sub("", line)))
+        out.append((number, line))
     return out
 
 
@@ -78,7 +78,7 @@ def anchors(path: Path) -> set[str]:
 
 def links(path: Path) -> list[Link]:
     return [Link(path, number, match.group(1)) for number, line in _prose_lines(path.read_text().splitlines())
-            for match in LINK.finditer(line)]
+            for match in LINK.finditer(INLINE_CODE.sub("", line))]  # `[a](b)` in code is no link
 
 
 def broken_links(files: list[Path]) -> list[str]:

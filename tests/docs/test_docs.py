@@ -64,18 +64,19 @@ def test_every_relative_link_resolves() -> None:
 
 
 def test_a_broken_link_or_anchor_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "other.md").write_text("# A heading\n\n## Twice\n\n## Twice\n")
+    (tmp_path / "other.md").write_text("# A heading\n\n## Twice\n\n## Twice\n\n## The `x/y.py` module (2)\n")
     page = tmp_path / "page.md"
     page.write_text(
         "# Page\n\n"
         "[fine](other.md#a-heading), [second](other.md#twice-1), [self](#page), [web](https://example.com/x)\n"
+        "[code in a heading](other.md#the-xypy-module-2)\n"
         "[gone](missing.md) and [no anchor](other.md#nowhere)\n"
         "`[in code](missing-too.md)`\n\n"
         "```\n[in a block](missing-three.md)\n```\n"
     )
     assert broken_links([page]) == [
-        f"{page}:4: missing.md (no such file)",
-        f"{page}:4: other.md#nowhere (no heading #nowhere in other.md)",
+        f"{page}:5: missing.md (no such file)",
+        f"{page}:5: other.md#nowhere (no heading #nowhere in other.md)",
     ]
 
 
