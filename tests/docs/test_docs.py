@@ -184,3 +184,13 @@ def test_a_block_runs_against_the_server(block: Block, server: int) -> None:
     done = _bash(SERVER_ADDRESS.sub(f"127.0.0.1:{server}", block.text), dict(os.environ))
     assert done.returncode == 0, f"{_name(block)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     assert '"error"' not in done.stdout, f"{_name(block)}: the dispatcher answered an error:\n{done.stdout}"
+
+
+def test_the_readme_is_a_landing_page_whose_test_command_is_what_ci_runs() -> None:
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 200
+    first, second = [block.text.strip() for block in blocks(readme)[:2]]
+    assert first.startswith("uv run python -m dispatcher")
+    test_command = second.split("#")[0].strip()
+    ci = [line.split("#")[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "pytest" in test_command and test_command in ci
