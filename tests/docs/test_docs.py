@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.docs.env_reads import VARIABLE, environment_reads
-from tests.docs.markdown import Block, blocks, broken_links, stray_markers
+from tests.docs.markdown import Block, blocks, broken_links, links, stray_markers
 from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +61,13 @@ def test_the_user_docs_are_found() -> None:
 
 def test_every_relative_link_resolves() -> None:
     assert broken_links(USER_DOCS) == []
+
+
+def test_the_index_links_every_page() -> None:
+    index = ROOT / "docs" / "README.md"
+    linked = {(index.parent / link.target.partition("#")[0]).resolve() for link in links(index)}
+    pages = {p.resolve() for p in USER_DOCS if p.parent == index.parent and p != index}
+    assert sorted(p.name for p in pages - linked) == []
 
 
 def test_a_broken_link_or_anchor_is_reported(tmp_path: Path) -> None:
