@@ -166,6 +166,7 @@ class AwsStack(pulumi.ComponentResource):
             reserve=settings.reserve,
             turn_urls=turn_urls,
             channel_url=bot_channel_url,
+            drain=settings.drain,
         ), opts=child)
 
         self.outputs = {
@@ -182,6 +183,8 @@ class AwsStack(pulumi.ComponentResource):
             "dispatcherLogGroup": dispatcher.log_group_name,
             "dispatcherService": dispatcher.service_name,
             "secretArns": secrets.arns,
+            "machinesEnvironment": dispatcher.machines_environment,
+            "drained": settings.drain,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": bot_channel_url} if bot_channel_url is not None else {}),
         }

@@ -54,6 +54,7 @@ class DispatcherArgs:
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
+    drain: bool = False  # before a destroy: no dispatcher task
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -94,6 +95,7 @@ class Dispatcher(pulumi.ComponentResource):
     url: pulumi.Output[str]
     service_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    machines_environment: dict[str, pulumi.Input[str]]  # what stacks/drain.py needs (contract.MACHINES_ENV)
 
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:Dispatcher", name, None, opts)
@@ -179,6 +181,7 @@ class Dispatcher(pulumi.ComponentResource):
 
         subnets = pulumi.Output.all(*args.subnet_ids).apply(lambda ids: ",".join(ids))
         env: Mapping[str, pulumi.Input[str]] = environment(args, subnets)
+        self.machines_environment = contract.machines_environment(dict(env))  # type: ignore[assignment]
         container = fargate_container(
             name=contract.DISPATCHER_CONTAINER_NAME,
             image=args.image,
@@ -203,7 +206,8 @@ class Dispatcher(pulumi.ComponentResource):
             name,
             cluster=args.cluster_arn,
             task_definition=task_definition.arn,
-            desired_count=args.desired_count,
+            # Drained (before a destroy): no task, so nothing launches bots (docs/pulumi.md).
+            desired_count=0 if args.drain else args.desired_count,
             launch_type="FARGATE",
             network_configuration={"subnets": list(args.subnet_ids), "security_groups": [app_sg.id],
                                    # Public subnets without NAT: the task needs its own address to

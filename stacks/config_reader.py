@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "platforms": ["linux/amd64"],
     "buildOnPreview": True,
     "imageRetentionCount": 20,
+    "drain": False,  # true: the dispatcher scaled to zero before `python -m stacks.drain` and a destroy
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     # AWS
     "vpcCidr": "10.40.0.0/16",

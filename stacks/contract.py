@@ -93,3 +93,16 @@ GCE_CHANNEL_URL_METADATA_KEY = "bot-channel-url"
 # Set by Pulumi on the template when TURN is on: the SmallWebRTC bot image, which the startup script
 # runs for a session without a Daily room.
 GCE_WEBRTC_IMAGE_METADATA_KEY = "bot-image-webrtc"
+
+# What names the machines the dispatcher launched, exported as the stack output `machinesEnvironment`
+# so that `python -m stacks.drain` lists and removes them with the dispatcher's own providers before
+# a destroy (nothing secret: the providers take credentials from the operator's environment).
+MACHINES_ENV: tuple[str, ...] = (
+    "MACHINES", "AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_TASK_DEFINITION_WEBRTC", "ECS_SUBNETS",
+    "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME", "GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE",
+    "GCE_INSTANCE_PREFIX",
+)
+
+
+def machines_environment(env: dict[str, object]) -> dict[str, object]:
+    return {key: env[key] for key in MACHINES_ENV if key in env}

@@ -158,6 +158,7 @@ class GcpStack(pulumi.ComponentResource):
             max_concurrent_sessions=settings.max_concurrent_sessions,
             max_session_seconds=settings.max_session_seconds,
             deletion_protection=settings.protect,
+            drain=settings.drain,
         ), opts=after_apis)
 
         self.outputs = {
@@ -173,6 +174,8 @@ class GcpStack(pulumi.ComponentResource):
             "botServiceAccount": bot.service_account_email,
             "dispatcherServiceAccount": account.email,
             "secretIds": secrets.ids,
+            "machinesEnvironment": dispatcher.machines_environment,
+            "drained": settings.drain,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": bot_channel_url} if bot_channel_url is not None else {}),
         }

@@ -38,6 +38,7 @@ class DispatcherArgs:
     deletion_protection: bool
     reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
     depends_on: tuple[pulumi.Resource, ...] = ()
+    drain: bool = False  # before a destroy: no dispatcher instance
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
@@ -76,6 +77,7 @@ class Dispatcher(pulumi.ComponentResource):
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:Dispatcher", name, None, opts)
         env = environment(args)
+        self.machines_environment = contract.machines_environment(dict(env))  # what stacks/drain.py needs
         health = {"http_get": {"path": "/healthz", "port": contract.DISPATCHER_PORT}}
         service = gcp.cloudrunv2.Service(
             name,
@@ -84,6 +86,8 @@ class Dispatcher(pulumi.ComponentResource):
             ingress="INGRESS_TRAFFIC_ALL",
             invoker_iam_disabled=True,
             deletion_protection=args.deletion_protection,
+            # Drained (before a destroy): manual scaling with no instance, so nothing launches bots.
+            scaling={"scaling_mode": "MANUAL", "manual_instance_count": 0} if args.drain else None,
             template=cast(gcp.cloudrunv2.ServiceTemplateArgsDict, {
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},

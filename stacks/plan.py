@@ -142,7 +142,9 @@ def checked_plan(stack: str) -> tuple[str, list[str]]:
     config, secret_keys = stack_config(stack)
     run = run_program(config, secret_keys, stack=stack)
     recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
-    return render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated)
+    outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
+                    and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
+    return render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated, outputs)
 
 
 def committed_snapshot(stack: str, ref: str) -> str:

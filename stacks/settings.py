@@ -105,6 +105,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         source_revision=_revision_tag(cfg, cfg.optional("sourceRevision") or environ.get("VOICEFLEET_SOURCE_REVISION")
                                       or ""),
         image_retention_count=cfg.integer("imageRetentionCount", minimum=1, maximum=1000),
+        drain=cfg.boolean("drain"),
         tags=tags,
         secrets=secrets,
         turn=turn_settings.load(cfg),

@@ -79,6 +79,9 @@ class Settings:
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
+    # Before a destroy (docs/pulumi.md): no dispatcher runs, so nothing launches machines while
+    # `python -m stacks.drain` removes the ones it launched.
+    drain: bool = False
 
     @property
     def prefix(self) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from stacks.config_reader import DEFAULTS
 from stacks.mocks import Invoke, Registration
-from stacks.preflight import ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
+from stacks.preflight import destroy, ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
 from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def documented_values(stack: str) -> dict[str, StackValue]:
 
 
 def violations(stack: str, registrations: list[Registration], invokes: list[Invoke] | None = None,
-               recreated: list[Registration] | None = None) -> list[str]:
+               recreated: list[Registration] | None = None, outputs: dict[str, Any] | None = None) -> list[str]:
     """Every check on one run of the program; `recreated` is a second run standing for the same stack
     created again after a destroy (the cloud's assigned ids differ)."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -50,6 +51,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += lifecycle.in_place_violations(registrations) + lifecycle.name_violations(registrations)
     found += lifecycle.recreate_violations(registrations, recreated) if recreated is not None else []
     found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
+    found += destroy.violations(registrations, outputs) if outputs is not None else []
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

@@ -1,0 +1,157 @@
+"""`python -m stacks.drain` removes what the dispatcher launched, so `pulumi destroy` meets none of it.
+
+AWS against moto in server mode (its own cluster and bot family, so other tests' state is untouched),
+GCP against the fake Compute API (tests/fakes/gce.py). The machines are launched by the dispatcher's
+own providers, as the dispatcher would: a session's machine and an idle reserve bot each (GCP: plus
+a VM that ended and powered off, which keeps its disk and the subnetwork).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.ecs import EcsSettings
+from dispatcher.machines.ecs_reserve import EcsWarmMachines
+from dispatcher.machines.gce import GceSettings
+from dispatcher.machines.gce_reserve import GceWarmMachines
+from stacks import contract
+from stacks.drain import Drain, DrainError, main, provider_environment
+from stacks.mocks import Run
+from tests.fakes.ecs import provision
+from tests.fakes.fixtures import fake_gce, moto_ecs  # noqa: F401 - fixtures
+from tests.fakes.gce import FakeGce
+
+SESSION = "0123456789abcdef01234567"
+CHANNEL = "wss://dispatcher.example.com/bots/channel"
+
+
+async def no_wait(_: float) -> None:
+    return None
+
+
+def spec(session_id: str = SESSION) -> LaunchSpec:
+    return LaunchSpec(session_id=session_id, body_digest="d" * 16, max_session_seconds=60,
+                      room_url="https://example.daily.co/r", bot_token="t")  # noqa: S106 - a test token
+
+
+@pytest.fixture
+def ecs_stack(moto_ecs: dict[str, str]) -> Iterator[dict[str, Any]]:  # noqa: F811
+    """A stack of its own in the shared moto server: cluster, two bot revisions, a dispatcher service."""
+    import boto3
+
+    url = moto_ecs["MOTO_URL"]
+    env = {**provision(url, cluster="vf-drain", family="vf-drain-bot"), "MACHINES": "ecs"}
+    client = boto3.client("ecs", region_name=env["AWS_REGION"], endpoint_url=url)
+    definition = client.describe_task_definition(taskDefinition="vf-drain-bot")["taskDefinition"]
+    client.register_task_definition(**{k: definition[k] for k in ("family", "networkMode", "containerDefinitions",
+                                                                  "requiresCompatibilities", "cpu", "memory")})
+    client.create_service(cluster="vf-drain", serviceName="vf-drain-dispatcher", taskDefinition="vf-drain-bot",
+                          desiredCount=0)
+    yield {"outputs": {"machinesEnvironment": env, "drained": True, "dispatcherService": "vf-drain-dispatcher"},
+           "client": client, "url": url}
+
+
+def running(client: Any) -> list[str]:
+    return list(client.list_tasks(cluster="vf-drain", desiredStatus="RUNNING")["taskArns"])
+
+
+async def launch_on_ecs(env: dict[str, str]) -> None:
+    machines = EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL)
+    try:
+        await machines.launch(spec())
+        await machines.launch_idle("rsv-0123456789ab")
+    finally:
+        await machines.aclose()
+
+
+def test_aws_drain_stops_sessions_and_reserve_and_deregisters_the_bot_revisions(ecs_stack: dict[str, Any]) -> None:
+    client, outputs = ecs_stack["client"], ecs_stack["outputs"]
+    env = provider_environment(outputs, {"AWS_ENDPOINT_URL": ecs_stack["url"]})
+    asyncio.run(launch_on_ecs(env))
+    assert len(running(client)) == 2  # what would hold the cluster, the subnets and the bot SG at destroy
+    report = asyncio.run(Drain(outputs, env, grace=0, deadline=600, poll=0, sleep=no_wait).run())
+    assert running(client) == []
+    assert report.stopped_sessions == {SESSION} and report.retired_idle == {"rsv-0123456789ab"}
+    assert len(report.deregistered) == 2  # both revisions (F15: skip_destroy keeps them past a destroy)
+    assert client.list_task_definitions(familyPrefix="vf-drain-bot", status="ACTIVE")["taskDefinitionArns"] == []
+
+
+def test_aws_drain_refuses_while_the_dispatcher_may_still_launch(ecs_stack: dict[str, Any]) -> None:
+    client, outputs = ecs_stack["client"], ecs_stack["outputs"]
+    with pytest.raises(DrainError, match="drain true"):
+        provider_environment({**outputs, "drained": False}, {})
+    client.update_service(cluster="vf-drain", service="vf-drain-dispatcher", desiredCount=1)
+    env = provider_environment(outputs, {"AWS_ENDPOINT_URL": ecs_stack["url"]})
+    with pytest.raises(DrainError, match="still wants 1 task"):
+        asyncio.run(Drain(outputs, env, grace=0, deadline=600, poll=0, sleep=no_wait).run())
+
+
+async def launch_on_gce(env: dict[str, str]) -> None:
+    machines = GceWarmMachines(GceSettings.from_env(env))
+    try:
+        await machines.launch(spec())
+        await machines.launch(spec("89abcdef0123456789abcdef"))
+        await machines.launch_idle("rsv-0123456789ab")
+    finally:
+        await machines.aclose()
+
+
+def test_gcp_drain_deletes_session_reserve_and_powered_off_vms(fake_gce: FakeGce) -> None:  # noqa: F811
+    env = {**fake_gce.env, "MACHINES": "gce", "GCE_INSTANCE_PREFIX": "vf-drain-"}
+    asyncio.run(launch_on_gce(env))
+    assert len(fake_gce.instances) == 3
+    ended = next(name for name in fake_gce.instances if name.endswith("89abcdef"))
+    fake_gce.set_status(ended, "TERMINATED")  # its bot powered off (no self-delete grant): disk and IP stay
+    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True}
+    report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
+                               sleep=no_wait).run())
+    assert fake_gce.instances == {}  # nothing left in the subnetwork: its delete can succeed
+    assert report.retired_idle == {"rsv-0123456789ab"} and len(report.stopped_sessions) == 2
+
+
+def component_outputs(run: Run, cloud: str) -> dict[str, Any]:
+    """The stack component's registered outputs: infra/__main__.py exports exactly these."""
+    component = f"{cloud.capitalize()}Stack::voicefleet-{cloud}-test"
+    return next(o for urn, o in run.completed.items() if urn.endswith(component))
+
+
+def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher(stack: Any) -> None:
+    for cloud, dispatcher in (("aws", "aws:ecs/service:Service"), ("gcp", "gcp:cloudrunv2/service:Service")):
+        normal: Run = stack(cloud)
+        outputs = component_outputs(normal, cloud)
+        assert outputs["drained"] is False
+        assert outputs["machinesEnvironment"]["MACHINES"] == {"aws": "ecs", "gcp": "gce"}[cloud]
+        drained: Run = stack(cloud, drain="true")
+        service = drained.one(dispatcher).inputs
+        if cloud == "aws":
+            assert normal.one(dispatcher).inputs["desiredCount"] == 1 and service["desiredCount"] == 0
+        else:
+            assert "scaling" not in normal.one(dispatcher).inputs
+            assert service["scaling"] == {"scalingMode": "MANUAL", "manualInstanceCount": 0}
+
+
+def test_the_command_line_says_why_it_did_not_drain(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text('{"machinesEnvironment": {"MACHINES": "gce"}, "drained": false}')
+    assert main(["gcp-dev", "--outputs", str(outputs)]) == 1
+    assert "pulumi config set drain true" in capsys.readouterr().err
+
+
+def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> None:
+    """F3/F4 in the preflight: machines the dispatcher launches need the drain's outputs."""
+    from stacks.preflight import destroy
+
+    for cloud in ("aws", "gcp"):
+        run: Run = stack(cloud)
+        outputs = component_outputs(run, cloud)
+        assert destroy.violations(run.registrations, outputs) == []
+        before = {k: v for k, v in outputs.items() if k not in ("machinesEnvironment", "drained")}  # as it was
+        assert destroy.violations(run.registrations, before)
+        emptied = {"GCE_ZONE": "", "ECS_CLUSTER": ""}
+        broken = {**outputs, "machinesEnvironment": {**outputs["machinesEnvironment"], **emptied}}
+        assert "refused" in destroy.violations(run.registrations, broken)[0]
