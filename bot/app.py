@@ -1,8 +1,11 @@
-"""Entry point: configuration → the chosen transport's mode → exit code.
+"""Entry point: configuration → the chosen transport's mode → the user's bot file, warm → exit code.
 
 Only the chosen transport's module is imported (webrtc never loads Daily and vice versa), and
 nothing from Pipecat is imported before the configuration is known to be valid, so `--help` and
-usage errors are instant.
+usage errors are instant. Then, before anything is announced, the user's bot file is imported
+(with everything it imports at module level), the Silero model loaded and its optional
+`prewarm()` run: a session finds all of it done. A file that cannot serve ends the process with
+exit code 4 and an `ended` event whose detail names the file and the exception.
 """
 
 from __future__ import annotations
@@ -10,18 +13,21 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import dataclass_code
 from bot.config import ENV_SESSION_ID, EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter
 from bot.lazy_imports import defer_unused_imports
 from bot.shutdown import run_bounded
+from bot.user_bot import BotFileError, UserBot, load_user_bot, prewarm
 
 if TYPE_CHECKING:
     from bot.lifecycle import SessionLifecycle
+
+T = TypeVar("T")
 
 
 def configure_logging() -> None:
@@ -52,12 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = EventWriter(config.session_id)
     try:
         mode = import_mode(config)
+        user_bot = warm_up(config)
         dataclass_code.finish()  # the imports defined the dataclasses that ready needs
         end_startup_gc_pause()
         if config.check:
-            code: int = run_bounded(mode.check(config, events))
+            code: int = run_bounded(_prewarmed(user_bot, mode.check(config, user_bot, events)))
             return code
-        outcome: SessionLifecycle = run_bounded(mode.serve(config, events))
+        outcome: SessionLifecycle = run_bounded(_prewarmed(user_bot, mode.serve(config, user_bot, events)))
+    except BotFileError as exc:
+        from bot.lifecycle import EXIT_BOT_FAILED, EndReason
+
+        print(f"python -m bot: error: {exc}", file=sys.stderr)
+        events.emit("ended", reason=EndReason.BOT_FAILED.value, exit_code=EXIT_BOT_FAILED, detail=str(exc))
+        return EXIT_BOT_FAILED
     except ConfigError as exc:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
         events.emit("ended", reason="config_error", exit_code=EXIT_USAGE, detail=str(exc))
@@ -85,6 +98,24 @@ def import_mode(config: BotConfig) -> ModuleType:
 
     return webrtc_mode
 
+
+def warm_up(config: BotConfig) -> UserBot:
+    """The user's bot imported and the Silero model loaded (its `prewarm()` runs in the loop)."""
+    from bot.warm_vad import preload_silero
+
+    user_bot = load_user_bot(config.bot_file)
+    preload_silero()
+    return user_bot
+
+
+async def _prewarmed(user_bot: UserBot, then: Coroutine[Any, Any, T]) -> T:
+    """The bot's own `prewarm()` runs in the loop its session will run in (its resources stay usable)."""
+    try:
+        await prewarm(user_bot)
+    except BaseException:
+        then.close()
+        raise
+    return await then
 
 def end_startup_gc_pause() -> None:
     """Re-enables the garbage collector that bot/__main__.py paused for the imports.

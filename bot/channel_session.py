@@ -17,7 +17,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -34,6 +34,9 @@ from botchannel.contract import (
     Hello,
     RequestFailed,
 )
+
+if TYPE_CHECKING:
+    from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
 SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -210,20 +213,10 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
         raise RequestFailed(400, "invalid_ice_config", str(exc)) from None
 
 
-def report_first_audio(worker: Any, channel: ChannelSession) -> None:
-    """Reports `first_audio` when the output transport starts the bot's first speech.
+def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
+    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch)."""
 
-    `BotStartedSpeakingFrame` is what the output transport pushes upstream as it starts sending
-    speech audio to the peer: observed, not inferred from having queued a frame.
-    """
-    from pipecat.frames.frames import BotStartedSpeakingFrame
+    async def first_audio() -> None:
+        await channel.report("first_audio")
 
-    worker.set_reached_upstream_filter((*worker.reached_upstream_types, BotStartedSpeakingFrame))
-    reported = False
-
-    @worker.event_handler("on_frame_reached_upstream")
-    async def _first_audio(worker: object, frame: object) -> None:
-        nonlocal reported
-        if isinstance(frame, BotStartedSpeakingFrame) and not reported:
-            reported = True
-            await channel.report("first_audio")
+    watch.on_first_audio = first_audio

@@ -12,10 +12,12 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from bot.ice import CONFIG_VARIABLE as ICE_CONFIG_VARIABLE
 from bot.ice import IceSettings, ice_settings
+from bot.user_bot import DEFAULT_BOT_FILE, bot_file_path
 
 TransportName = Literal["webrtc", "daily"]
 
@@ -41,39 +43,11 @@ SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM
 ENV_TRANSPORT = "BOT_TRANSPORT"
 TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily")
 
-# The service pipeline runs only when all three are set; a partial set is a configuration mistake.
-SERVICE_KEY_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
-# Endpoint overrides (a private deployment, or local fakes in tests), named as each SDK's users
-# know them; the schemes each service's client can speak.
-SERVICE_URL_VARIABLES = {
-    "DEEPGRAM_API_URL": ("ws://", "wss://", "http://", "https://"),
-    "OPENAI_BASE_URL": ("http://", "https://"),
-    "CARTESIA_API_URL": ("ws://", "wss://", "http://", "https://"),
-}
-
-
 EXIT_USAGE = 2
 
 
 class ConfigError(Exception):
     """Bad flags or environment: the bot exits `EXIT_USAGE` (2) with this message."""
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """STT → LLM → TTS settings. Keys are secrets: kept out of `repr` so they never reach a log."""
-
-    deepgram_api_key: str = field(repr=False)
-    openai_api_key: str = field(repr=False)
-    cartesia_api_key: str = field(repr=False)
-    deepgram_model: str | None = None
-    openai_model: str | None = None
-    cartesia_model: str | None = None
-    cartesia_voice_id: str | None = None
-    system_prompt: str | None = None
-    deepgram_url: str | None = None  # None → the SDKs' public endpoints
-    openai_base_url: str | None = None
-    cartesia_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,20 +76,17 @@ class BotConfig:
     room_url: str | None = None
     token: str | None = field(default=None, repr=False)
     body: Mapping[str, Any] = field(default_factory=dict)
-    services: ServiceSettings | None = None  # None → the keyless parrot pipeline
+    bot_file: Path = DEFAULT_BOT_FILE  # the user's bot (BOT_FILE); default: the parrot example
     ice: IceSettings = field(default_factory=IceSettings)  # webrtc: STUN/TURN servers, relay-only or not
     channel: ChannelSettings | None = None  # None → a bot run by hand: webrtc signalling over HTTP
-
-    @property
-    def pipeline_name(self) -> str:
-        return "services" if self.services else "parrot"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description=(
-            "voicefleet voice bot: serves exactly one voice session, then exits. "
+            "voicefleet bot host: runs one Pipecat bot file (BOT_FILE, an `async def bot(runner_args)` "
+            "as Pipecat's runner defines it) for exactly one voice session, then exits. "
             "Prints machine-readable JSON lines on stdout (ready, connected, disconnected, ended); "
             "logs go to stderr."
         ),
@@ -125,11 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
             "BOT_CONNECT_TIMEOUT_SECONDS, VOICEFLEET_ICE_CONFIG (webrtc: JSON RTCConfiguration), "
             "BOT_CHANNEL_URL + BOT_CHANNEL_TOKEN (dial the dispatcher; "
             "no port is opened), BOT_MAX_IDLE_SECONDS (a reserve bot), "
-            "BOT_TRANSPORT (default transport without a room URL). "
-            "Service pipeline: DEEPGRAM_API_KEY + OPENAI_API_KEY + "
-            "CARTESIA_API_KEY (all or none); endpoint overrides DEEPGRAM_API_URL, "
-            "OPENAI_BASE_URL, CARTESIA_API_URL. "
-            "Exit codes: 0 session ended, 2 usage/config error, 3 could not connect. "
+            "BOT_TRANSPORT (default transport without a room URL), "
+            "BOT_FILE (the bot to run; default: voicefleet's parrot example, which needs no keys). "
+            "Exit codes: 0 session ended, 2 usage/config error, 3 could not connect, "
+            "4 the bot file is broken (the ended event's detail names the file and the exception). "
             "See docs/bot.md."
         ),
     )
@@ -168,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="build the pipeline and load the VAD model without touching the network, then exit 0",
+        help="import the bot file and load the VAD model without touching the network, then exit 0",
     )
     return parser
 
@@ -221,7 +191,7 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
         room_url=room_url,
         token=token,
         body=_body(env.get(ENV_BODY)),
-        services=load_service_settings(env),
+        bot_file=bot_file_path(env),
         ice=_ice(env),
         channel=channel,
     )
@@ -245,43 +215,6 @@ def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSetti
         raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential)")
     max_idle = _seconds("max idle", None, env, "BOT_MAX_IDLE_SECONDS", DEFAULT_MAX_IDLE_SECONDS)
     return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle)
-
-
-def load_service_settings(env: Mapping[str, str]) -> ServiceSettings | None:
-    present = [name for name in SERVICE_KEY_VARIABLES if env.get(name)]
-    if not present:
-        return None
-    missing = [name for name in SERVICE_KEY_VARIABLES if not env.get(name)]
-    if missing:
-        raise ConfigError(
-            f"the service pipeline needs all of {', '.join(SERVICE_KEY_VARIABLES)}; "
-            f"set: {', '.join(present)}; missing: {', '.join(missing)} "
-            "(unset them all to run the keyless parrot pipeline)"
-        )
-    return ServiceSettings(
-        deepgram_api_key=env["DEEPGRAM_API_KEY"],
-        openai_api_key=env["OPENAI_API_KEY"],
-        cartesia_api_key=env["CARTESIA_API_KEY"],
-        deepgram_model=env.get("DEEPGRAM_MODEL") or None,
-        openai_model=env.get("OPENAI_MODEL") or None,
-        cartesia_model=env.get("CARTESIA_MODEL") or None,
-        cartesia_voice_id=env.get("CARTESIA_VOICE_ID") or None,
-        system_prompt=env.get("BOT_SYSTEM_PROMPT") or None,
-        deepgram_url=_service_url(env, "DEEPGRAM_API_URL"),
-        openai_base_url=_service_url(env, "OPENAI_BASE_URL"),
-        cartesia_url=_service_url(env, "CARTESIA_API_URL"),
-    )
-
-
-def _service_url(env: Mapping[str, str], variable: str) -> str | None:
-    url = env.get(variable, "").strip()
-    if not url:
-        return None
-    schemes = SERVICE_URL_VARIABLES[variable]
-    host = url.partition("://")[2].split("/", 1)[0]
-    if not url.startswith(schemes) or not host or any(c.isspace() for c in url):
-        raise ConfigError(f"{variable} must be a {' or '.join(s[:-3] for s in schemes)} URL, got {url!r}")
-    return url.rstrip("/")
 
 
 def _seconds(what: str, flag: float | None, env: Mapping[str, str], variable: str, default: float) -> float:

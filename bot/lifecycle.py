@@ -25,7 +25,8 @@ class EndReason(enum.StrEnum):
     CONNECT_TIMEOUT = "connect_timeout"  # nobody connected in time
     CONNECT_FAILED = "connect_failed"  # webrtc: the peer's connection closed before it was up
     JOIN_FAILED = "join_failed"  # daily: the room refused us or could not be reached
-    ERROR = "error"  # an unexpected failure inside the bot
+    ERROR = "error"  # an unexpected failure inside the host
+    BOT_FAILED = "bot_failed"  # the user's bot file is broken: import, `bot`, bot() raised or returned at once
     CHANNEL_LOST = "channel_lost"  # a reserve bot lost (or never got) its channel to the dispatcher
     RESERVE_EXPIRED = "reserve_expired"  # a reserve bot idle past BOT_MAX_IDLE_SECONDS: retired
 
@@ -35,6 +36,8 @@ class EndReason(enum.StrEnum):
             return EXIT_CANNOT_CONNECT
         if self is EndReason.ERROR:
             return EXIT_ERROR
+        if self is EndReason.BOT_FAILED:
+            return EXIT_BOT_FAILED
         return EXIT_ENDED
 
 
@@ -42,6 +45,7 @@ EXIT_ENDED = 0
 EXIT_ERROR = 1
 # 2 (usage/config error) is bot.config.EXIT_USAGE: it is decided before any session exists.
 EXIT_CANNOT_CONNECT = 3
+EXIT_BOT_FAILED = 4  # the `ended` event's detail names the bot file and the exception
 
 
 _signal_during_start_up: str | None = None

@@ -43,6 +43,7 @@ BOT_VARIABLES = (
     "DEEPGRAM_API_URL",
     "OPENAI_BASE_URL",
     "CARTESIA_API_URL",
+    "BOT_FILE",
 )
 
 

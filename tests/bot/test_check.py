@@ -1,4 +1,4 @@
-"""`python -m bot --check`: builds the pipeline and loads the VAD, offline, and exits 0."""
+"""`python -m bot --check`: imports the bot file and loads the VAD, offline, and exits 0."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from tests.bot.conftest import REPO, bot_env, unshare_network_prefix
 
-SERVICE_KEYS = {"DEEPGRAM_API_KEY": "dg", "OPENAI_API_KEY": "oa", "CARTESIA_API_KEY": "ca"}
+PARROT = str(REPO / "examples" / "parrot" / "bot.py")
+ASSISTANT = str(REPO / "examples" / "assistant" / "bot.py")
 
 
 def run_check(*args: str, prefix: list[str] | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -32,19 +33,19 @@ def checked_event(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     return event
 
 
-def test_check_exits_0_with_the_parrot_pipeline() -> None:
+def test_check_exits_0_with_the_parrot_by_default() -> None:
     event = checked_event(run_check())
-    assert (event["transport"], event["pipeline"]) == ("webrtc", "parrot")
+    assert (event["transport"], event["bot"]) == ("webrtc", PARROT)
 
 
 def test_check_exits_0_without_network() -> None:
     event = checked_event(run_check(prefix=unshare_network_prefix()))
-    assert event["pipeline"] == "parrot"
+    assert event["bot"] == PARROT
 
 
-def test_check_builds_the_service_pipeline_without_network_when_all_keys_are_set() -> None:
-    event = checked_event(run_check(prefix=unshare_network_prefix(), **SERVICE_KEYS))
-    assert event["pipeline"] == "services"
+def test_check_imports_the_bot_file_named_by_bot_file_without_network() -> None:
+    event = checked_event(run_check(prefix=unshare_network_prefix(), BOT_FILE=ASSISTANT))
+    assert event["bot"] == ASSISTANT
 
 
 def test_check_builds_the_daily_transport_without_network() -> None:
@@ -57,7 +58,7 @@ def test_check_builds_the_daily_transport_without_network() -> None:
 def test_bare_check_in_a_daily_only_image_checks_daily_without_a_room_url() -> None:
     """The bot image sets BOT_TRANSPORT=daily; `--check` alone must pass there, offline."""
     event = checked_event(run_check(prefix=unshare_network_prefix(), BOT_TRANSPORT="daily"))
-    assert (event["transport"], event["pipeline"]) == ("daily", "parrot")
+    assert (event["transport"], event["bot"]) == ("daily", PARROT)
 
 
 IMPORTED_AFTER_CHECK = (
@@ -90,6 +91,6 @@ def test_each_transport_imports_only_its_own_client_library(
     assert not_loaded not in modules
 
 
-def test_parrot_pipeline_imports_no_service_sdks_or_fastapi() -> None:
+def test_the_parrot_imports_no_service_sdks_or_fastapi() -> None:
     modules = top_level_modules_after_check()
     assert not modules & {"deepgram", "openai", "fastapi", "uvicorn"}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bot.config import ConfigError, load_config
 from tests.bot.conftest import REPO, bot_env
-
-SERVICE_KEYS = {"DEEPGRAM_API_KEY": "dg-secret", "OPENAI_API_KEY": "oa-secret", "CARTESIA_API_KEY": "ca-secret"}
 
 
 def test_flags_win_over_environment() -> None:
@@ -47,9 +46,8 @@ def test_token_comes_from_environment_without_a_command_line_flag() -> None:
 
 
 def test_token_never_appears_in_the_config_repr() -> None:
-    config = load_config([], {"DAILY_ROOM_URL": "https://x.daily.co/r", "DAILY_TOKEN": "tok-secret", **SERVICE_KEYS})
+    config = load_config([], {"DAILY_ROOM_URL": "https://x.daily.co/r", "DAILY_TOKEN": "tok-secret"})
     assert "tok-secret" not in repr(config)
-    assert not any(key in repr(config) for key in SERVICE_KEYS.values())
 
 
 def test_transport_defaults_to_daily_when_a_room_url_is_given() -> None:
@@ -94,74 +92,10 @@ def test_non_positive_or_non_numeric_durations_are_config_errors(value: str) -> 
         load_config([], {"MAX_SESSION_SECONDS": value})
 
 
-def test_all_three_service_keys_select_the_service_pipeline() -> None:
-    assert load_config([], SERVICE_KEYS).pipeline_name == "services"
-    assert load_config([], {}).pipeline_name == "parrot"
-
-
-def test_partial_service_keys_error_names_the_missing_ones() -> None:
-    with pytest.raises(ConfigError) as raised:
-        load_config([], {"OPENAI_API_KEY": "oa-secret"})
-    message = str(raised.value)
-    assert "missing: DEEPGRAM_API_KEY, CARTESIA_API_KEY" in message
-    assert "oa-secret" not in message
-
-
-def test_service_endpoint_overrides_are_read_and_default_to_the_public_apis() -> None:
-    overrides = {
-        "DEEPGRAM_API_URL": "ws://127.0.0.1:9001",
-        "OPENAI_BASE_URL": "http://127.0.0.1:9002/v1/",
-        "CARTESIA_API_URL": "https://tts.internal",
-    }
-    services = load_config([], {**SERVICE_KEYS, **overrides}).services
-    assert services is not None
-    assert (services.deepgram_url, services.openai_base_url, services.cartesia_url) == (
-        "ws://127.0.0.1:9001",
-        "http://127.0.0.1:9002/v1",
-        "https://tts.internal",
-    )
-    defaults = load_config([], SERVICE_KEYS).services
-    assert defaults is not None and (defaults.deepgram_url, defaults.openai_base_url, defaults.cartesia_url) == (
-        None,
-        None,
-        None,
-    )
-
-
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("DEEPGRAM_API_URL", "api.deepgram.com"),
-        ("OPENAI_BASE_URL", "ws://127.0.0.1:9/v1"),
-        ("OPENAI_BASE_URL", "http://"),
-        ("CARTESIA_API_URL", "ftp://tts.internal"),
-        ("CARTESIA_API_URL", "https://tts internal"),
-    ],
-)
-def test_a_bad_service_endpoint_is_a_one_line_error_naming_the_variable(variable: str, value: str) -> None:
-    with pytest.raises(ConfigError) as raised:
-        load_config([], {**SERVICE_KEYS, variable: value})
-    message = str(raised.value)
-    assert message.startswith(f"{variable} must be a ") and "\n" not in message
-
-
-def test_service_endpoints_reach_the_pipecat_services() -> None:
-    from bot.config import ServiceSettings
-    from bot.services import ServiceProcessors
-
-    settings = ServiceSettings(
-        "dg",
-        "oa",
-        "ca",
-        deepgram_url="ws://127.0.0.1:9001",
-        openai_base_url="http://127.0.0.1:9002/v1",
-        cartesia_url="http://127.0.0.1:9003",
-    )
-    processors = ServiceProcessors(settings)
-    assert str(processors.llm._client.base_url) == "http://127.0.0.1:9002/v1/"
-    assert processors.tts._url == "ws://127.0.0.1:9003/tts/websocket"
-    default = ServiceProcessors(ServiceSettings("dg", "oa", "ca"))
-    assert default.tts._url == "wss://api.cartesia.ai/tts/websocket"
+def test_bot_file_defaults_to_the_parrot_example_and_is_read_from_bot_file(tmp_path: Path) -> None:
+    assert load_config([], {}).bot_file == REPO / "examples" / "parrot" / "bot.py"
+    mine = tmp_path / "bot.py"
+    assert load_config([], {"BOT_FILE": str(mine)}).bot_file == mine
 
 
 def run_bot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -179,13 +113,6 @@ def test_bad_body_exits_2_with_a_usage_error() -> None:
     [event] = [json.loads(line) for line in result.stdout.splitlines()]
     assert (event["event"], event["reason"], event["exit_code"]) == ("ended", "config_error", 2)
     assert "VOICEFLEET_BODY is not valid JSON" in event["detail"]
-
-
-def test_partial_service_keys_exit_2_naming_the_missing_ones() -> None:
-    result = run_bot(DEEPGRAM_API_KEY="dg-secret", CARTESIA_API_KEY="ca-secret")
-    assert result.returncode == 2
-    assert "missing: OPENAI_API_KEY" in result.stderr
-    assert "dg-secret" not in result.stderr
 
 
 def test_unknown_flag_exits_2() -> None:

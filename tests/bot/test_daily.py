@@ -1,4 +1,4 @@
-"""The Daily path, without reaching Daily: construction from URL + token, and failing to join."""
+"""The Daily path, without reaching Daily: runner arguments from URL + token, and failing to join."""
 
 from __future__ import annotations
 
@@ -7,30 +7,30 @@ import time
 
 import pytest
 
+from pipecat.runner.types import DailyRunnerArguments
+from pipecat.runner.utils import create_transport
+from pipecat.transports.daily.transport import DailyParams
+
 from bot.config import load_config
-from bot.daily_mode import BOT_NAME, build_transport
+from bot.runner_args import daily_arguments
 from tests.bot.conftest import SpawnBot, bot_env, unshare_network_prefix
 from tests.support.processes import wait_until_catching
 
 
-def test_daily_transport_is_built_from_the_room_url_and_the_token_in_the_environment() -> None:
-    config = load_config([], {"DAILY_ROOM_URL": "https://example.daily.co/abc", "DAILY_TOKEN": "bot-token"})
-    transport = build_transport(config)
+async def test_the_bot_gets_daily_runner_arguments_from_the_room_url_and_token_as_pipecats_runner_builds_them() -> None:
+    config = load_config(["--session-id", "s-daily"], {"DAILY_ROOM_URL": "https://example.daily.co/abc",
+                         "DAILY_TOKEN": "bot-token", "VOICEFLEET_BODY": '{"lang": "fr"}'})  # fmt: skip
+    assert config.room_url is not None
+    args = daily_arguments(config.room_url, config.token, body=config.body, session_id=config.session_id,
+                           idle_timeout=config.idle_timeout)  # fmt: skip
+    assert isinstance(args, DailyRunnerArguments)
+    assert (args.room_url, args.token, args.body, args.session_id) == (
+        "https://example.daily.co/abc", "bot-token", {"lang": "fr"}, "s-daily")  # fmt: skip
+    # What Pipecat's runner leaves them at: the host owns the signals; the idle timeout is configured.
+    assert (args.handle_sigint, args.handle_sigterm, args.pipeline_idle_timeout_secs) == (False, False, 300.0)
+    transport = await create_transport(args, {"daily": lambda: DailyParams(audio_in_enabled=True)})
     client = transport._client  # the Daily client the transport joins with (no public accessor)
-    assert (client._room_url, client._token, client._bot_name) == (
-        "https://example.daily.co/abc",
-        "bot-token",
-        BOT_NAME,
-    )
-
-
-def test_daily_transport_flags_override_the_environment() -> None:
-    config = load_config(
-        ["--room-url", "https://example.daily.co/flag", "--token", "flag-token"],
-        {"DAILY_ROOM_URL": "https://example.daily.co/env", "DAILY_TOKEN": "env-token"},
-    )
-    client = build_transport(config)._client
-    assert (client._room_url, client._token) == ("https://example.daily.co/flag", "flag-token")
+    assert (client._room_url, client._token) == ("https://example.daily.co/abc", "bot-token")
 
 
 @pytest.mark.timeout(60)

@@ -1,9 +1,9 @@
 """`ready` means an offer is answered at once: answering imports nothing that start-up did not.
 
 The bot's side runs in a fresh interpreter that does what `python -m bot --transport webrtc` does
-before announcing `ready` (the imports, `webrtc_mode.prepare_to_answer()`), then answers a real
-aiortc offer the way `serve` does (a peer connection, the session's pipeline built and started)
-and reports which modules that imported. The offer comes from another interpreter, so the client's
+before announcing `ready` (the imports, the parrot's bot file, `webrtc_mode.prepare_to_answer()`),
+then answers a real aiortc offer the way `serve` does (a peer connection, then the user's `bot()`
+building its transport, pipeline and worker) and reports which modules that imported. The offer comes from another interpreter, so the client's
 own imports cannot hide the bot's.
 """
 
@@ -36,31 +36,36 @@ import asyncio, json, sys
 from bot.lazy_imports import defer_unused_imports
 defer_unused_imports()
 from bot import webrtc_mode
+from bot.app import warm_up
+from bot.config import load_config
 from bot.lifecycle import SessionLifecycle
-from bot.pipelines import build_pipeline
-from bot.session import PipelineSession
+from bot.runner_args import webrtc_arguments
+from bot.shutdown import run_bounded
 from bot.signalling import SignallingServer
+from bot.user_session import UserBotSession
+from bot.watch import SessionWatch
 
 async def main(offer):
-    vad = webrtc_mode.prepare_to_answer()  # the last step before `ready`
-    lifecycle, sessions = SessionLifecycle(), []
+    user_bot = warm_up(load_config([], {}))  # the parrot, imported, and the VAD loaded
+    webrtc_mode.prepare_to_answer()  # the last step before `ready`
+    watch = SessionWatch()
+    watch.install()
+    session = UserBotSession(user_bot, SessionLifecycle(), watch)
 
     async def on_connection(connection):  # as webrtc_mode.serve's
-        transport = webrtc_mode.build_transport(connection)
-        session = PipelineSession(build_pipeline(transport, vad, None), lifecycle, idle_timeout=60)
-        sessions.append(session)
-        await session.start()
+        session.start(webrtc_arguments(connection, body={}, session_id="ready-test", idle_timeout=60))
 
     server = SignallingServer(session_id="ready-test", on_connection=on_connection)
     before = set(sys.modules)
     answer = await server.offer(offer)
+    while not watch.workers:  # the bot built its transport, pipeline and worker
+        await asyncio.sleep(0.01)
     imported = sorted(set(sys.modules) - before)
-    for session in sessions:
-        await session.stop()
+    await session.stop()
     await server.close()
     return {"type": answer["type"], "has_audio": "m=audio" in answer["sdp"], "imported": imported}
 
-print(json.dumps(asyncio.run(main(json.loads(sys.stdin.read())))))
+print(json.dumps(run_bounded(main(json.loads(sys.stdin.read())))))  # as the bot runs its loop
 """
 
 

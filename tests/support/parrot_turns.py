@@ -19,9 +19,12 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import run_test
 
-from bot.parrot import PARROT_STOP_SECS, Parrot
-from bot.turn_vad import OnsetVADProcessor
+from tests.support.examples import PARROT, use_example
 from tests.support.audio import Pcm
+
+use_example(PARROT)  # the parrot's modules, by their bare names as its bot.py imports them
+from parrot import PARROT_STOP_SECS, Parrot  # noqa: E402
+from turn_vad import OnsetVADProcessor  # noqa: E402
 
 RATE = 16000
 BLOCK = RATE // 50  # 20 ms, as a WebRTC input transport delivers it

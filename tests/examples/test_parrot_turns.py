@@ -17,8 +17,8 @@ from pipecat.frames.frames import Frame, VADUserStartedSpeakingFrame, VADUserSto
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import run_test
 
-from bot.parrot import Parrot
-from bot.turn_vad import OnsetVADProcessor, UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
+from parrot import Parrot
+from turn_vad import OnsetVADProcessor, UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
 from tests.support.parrot_turns import BLOCK, RATE, PushOrder, audio_frames, converse, played_replies
 from tests.support.speech_pauses import PAUSED_SENTENCE, TWO_SENTENCES, load, pause_span
 

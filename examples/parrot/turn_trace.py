@@ -15,7 +15,8 @@ which keeps the bot's stdout to itself). Every line is `{"trace": point, "t": ep
   encoder (Opus then waits for a second 10 ms chunk to fill a 20 ms packet).
 
 `bench/local_session.py --trace` joins these with the client's clock into the per-stage breakdown
-documented in docs/bot.md.
+documented in docs/bot.md. Part of the parrot example: a bot's own instrumentation, which
+voicefleet's host neither needs nor provides.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import numpy as np
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     Frame,
@@ -40,10 +40,9 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from bot.jitter import BotAudioJitterBuffer
-
 TRACE_ENV = "VOICEFLEET_TRACE"
 LOUD_RMS = 300.0  # int16 RMS; the test client's threshold for "the user is speaking"
+_JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc's private (name-mangled) attribute
 
 
 def _rms(audio: bytes) -> float:
@@ -98,34 +97,42 @@ class Tracer:
             first = t
         return first
 
-    def jitter_buffer_class(self) -> type[JitterBuffer]:
-        tracer = self
+    def watch_connection(self, connection: Any) -> None:
+        """Times the bot's own peer connection: how long each inbound audio packet waits in its
+        receiver's jitter buffer (whichever buffer the host installed), and the reply's first loud
+        output chunk. Call with the runner's `webrtc_connection`, whose answer is already set."""
+        for transceiver in connection.pc.getTransceivers():
+            buffer = getattr(transceiver.receiver, _JITTER_ATTRIBUTE, None)
+            if transceiver.kind == "audio" and buffer is not None:
+                self._time_buffer(buffer)
+        self.patch_output_track()
 
-        class TimedJitterBuffer(BotAudioJitterBuffer):
-            """Records how long each audio packet waits in the buffer (arrival → handed on)."""
+    def _time_buffer(self, buffer: Any) -> None:
+        arrivals: dict[int, float] = {}
+        add = buffer.add
+        holds = self.jitter_holds
 
-            _arrivals: dict[int, float]
+        def timed_add(packet: Any) -> Any:
+            now = time.monotonic()
+            arrivals.setdefault(packet.timestamp, now)
+            pli, frame = add(packet)
+            if frame is not None:
+                arrived = arrivals.pop(frame.timestamp, None)
+                if arrived is not None:
+                    holds.append((now - arrived) * 1000)
+                if len(arrivals) > 64:  # packets given up on: forget them
+                    for ts in sorted(arrivals)[:-32]:
+                        arrivals.pop(ts, None)
+            return pli, frame
 
-            def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
-                arrivals = self.__dict__.setdefault("_arrivals", {})
-                now = time.monotonic()
-                arrivals.setdefault(packet.timestamp, now)
-                pli, frame = super().add(packet)
-                if frame is not None:
-                    arrived = arrivals.pop(frame.timestamp, None)
-                    if arrived is not None:
-                        tracer.jitter_holds.append((now - arrived) * 1000)
-                    if len(arrivals) > 64:  # packets given up on: forget them
-                        for ts in sorted(arrivals)[:-32]:
-                            arrivals.pop(ts, None)
-                return pli, frame
-
-        return TimedJitterBuffer
+        buffer.add = timed_add
 
     def patch_output_track(self) -> None:
         """Times the first loud reply chunk the SmallWebRTC output track hands to aiortc (bot process only)."""
         from pipecat.transports.smallwebrtc.transport import RawAudioTrack
 
+        if getattr(RawAudioTrack.recv, "traced", False):
+            return
         original = RawAudioTrack.recv
         tracer = self
 
@@ -136,6 +143,7 @@ class Tracer:
                 tracer.emit("out_first_loud")
             return frame
 
+        recv.traced = True  # type: ignore[attr-defined]
         RawAudioTrack.recv = recv  # type: ignore[method-assign]
 
 

@@ -10,7 +10,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import run_test
 
-from bot.user_speaking import UserSpeakingFrames
+from user_speaking import UserSpeakingFrames
 
 
 async def test_vad_frames_are_followed_by_user_turn_frames() -> None:

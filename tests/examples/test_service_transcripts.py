@@ -1,4 +1,4 @@
-"""The keyed pipeline (Deepgram STT → OpenAI LLM → Cartesia TTS) end to end: a real bot process,
+"""The assistant example (Deepgram STT → OpenAI LLM → Cartesia TTS) end to end: a real bot process,
 a real WebRTC peer, and local fakes of the three APIs reached through the bot's endpoint
 overrides. A Pipecat client gets the user's and the bot's transcripts as RTVI events on the data
 channel, and the bot's synthesized voice as audio."""
@@ -17,6 +17,7 @@ from tests.fakes.deepgram import FakeDeepgram
 from tests.fakes.openai_chat import FakeOpenAIChat
 from tests.fakes.server import FakeServer, serve
 from tests.support.audio import BOT_AUDIO_RMS, rms
+from tests.support.examples import ASSISTANT
 from tests.support.webrtc_client import WebRTCClient
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
@@ -31,6 +32,7 @@ class Fakes:
 
     def env(self) -> dict[str, str]:
         return bot_env(
+            BOT_FILE=str(ASSISTANT / "bot.py"),
             **KEYS,
             DEEPGRAM_API_URL=self.deepgram.url,
             OPENAI_BASE_URL=self.openai.url,

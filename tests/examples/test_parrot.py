@@ -14,7 +14,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.tests.utils import run_test
 
-from bot.parrot import REPLY_BEEP_SECONDS, Parrot
+from parrot import REPLY_BEEP_SECONDS, Parrot
 from tests.bot.conftest import SPEECH_WAV
 from tests.support.audio import read_wav, rms
 from tests.support.parrot_turns import BLOCK, RATE, audio_frames

@@ -5,7 +5,7 @@ reports the start of speech ~0.2 s late), records until the VAD says the user st
 pushes a beep followed by the recording. Replies are `SpeechOutputAudioRawFrame`s so the output
 transport treats them as bot speech (BotStarted/StoppedSpeaking frames, idle-timeout activity).
 
-Replies are interruption-safe (with `bot.turn_vad.OnsetVADProcessor` in front): the VAD's
+Replies are interruption-safe (with `turn_vad.OnsetVADProcessor` in front): the VAD's
 `stop_secs` can be short because a reply is only tentative for `resume_secs` of audio after the
 stop. If the user's voice comes back within that window (`UserSpeechOnsetFrame`), the reply is
 taken back (an `InterruptionFrame` clears it from the output) and the recording goes on: the
@@ -29,8 +29,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-
-from bot.turn_vad import UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
+from turn_vad import UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
 
 REPLY_BEEP_HZ = 880.0
 REPLY_BEEP_SECONDS = 0.12

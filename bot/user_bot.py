@@ -1,0 +1,100 @@
+"""The user's bot file: found, imported while the host is warm, and checked for Pipecat's contract.
+
+The contract is Pipecat's own (its development runner and Pipecat Cloud's base image): a Python
+file that defines `async def bot(runner_args)`. The file is imported the way `python bot.py`
+would see it: its folder first on `sys.path`, so its sibling modules import as they do under
+Pipecat's runner. It is imported under its own module name (never `__main__`, so its
+`if __name__ == "__main__":` block stays unrun).
+
+One optional hook, for what Pipecat has no place for: a module-level `prewarm()` (plain or
+`async`, no arguments), called once after the import and before the host reports itself ready,
+for work that should be paid before a session rather than during it (loading a model, opening a
+pool). A bot without it loses nothing.
+
+Whatever goes wrong here (no such file, a syntax error, an import error, no `bot`, a failing
+`prewarm()`) is a `BotFileError` whose message names the file and the exception: that message is
+what the dispatcher shows in its log, the failed start's answer and the session's `detail`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ENV_BOT_FILE = "BOT_FILE"
+# The default: voicefleet's parrot, which talks with no API keys.
+DEFAULT_BOT_FILE = Path(__file__).resolve().parents[1] / "examples" / "parrot" / "bot.py"
+PREWARM_HOOK = "prewarm"
+# The name the user's module is imported under: not `bot` (the host's own package) and not
+# `__main__` (whose guarded block starts Pipecat's development runner).
+MODULE_NAME = "user_bot"
+
+BotFunction = Callable[[Any], Awaitable[None]]
+
+
+class BotFileError(Exception):
+    """The bot file cannot serve a session; the message names the file and the exception."""
+
+
+@dataclass(frozen=True)
+class UserBot:
+    path: Path
+    module: ModuleType
+    bot: BotFunction
+
+
+def bot_file_path(env: Mapping[str, str]) -> Path:
+    raw = env.get(ENV_BOT_FILE, "").strip()
+    return Path(raw).expanduser().resolve() if raw else DEFAULT_BOT_FILE
+
+
+def describe(exc: BaseException) -> str:
+    """`SyntaxError: invalid syntax (bot.py, line 3)`: the exception's type and its message."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def load_user_bot(path: Path) -> UserBot:
+    """Imports the file (with everything it imports at module level) and finds its `bot`."""
+    if not path.is_file():
+        raise BotFileError(f"{path}: no such file (set BOT_FILE to your bot's bot.py)")
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    if spec is None or spec.loader is None:
+        raise BotFileError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module  # before running it: its dataclasses look themselves up there
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # a module that calls sys.exit() at import is broken too
+        sys.modules.pop(MODULE_NAME, None)
+        raise BotFileError(f"{path}: importing it failed: {describe(exc)}") from exc
+    bot = getattr(module, "bot", None)
+    if bot is None:
+        raise BotFileError(f"{path}: defines no `bot` (Pipecat's entry point: async def bot(runner_args))")
+    if not inspect.iscoroutinefunction(bot):
+        raise BotFileError(f"{path}: `bot` must be an `async def bot(runner_args)`, found {type(bot).__name__}")
+    return UserBot(path=path, module=module, bot=bot)
+
+
+async def prewarm(user_bot: UserBot) -> None:
+    """Runs the file's optional `prewarm()` hook; a failure there is the file's failure."""
+    hook = getattr(user_bot.module, PREWARM_HOOK, None)
+    if hook is None:
+        return
+    if not callable(hook):
+        raise BotFileError(f"{user_bot.path}: `{PREWARM_HOOK}` must be a function")
+    try:
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        raise BotFileError(f"{user_bot.path}: {PREWARM_HOOK}() failed: {describe(exc)}") from exc

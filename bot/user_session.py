@@ -1,0 +1,69 @@
+"""Runs the user's `bot(runner_args)` for the one session and stops it when the session ends.
+
+The bot runs in a background task, as Pipecat's runner runs it. Its ending is a reason like any
+other (the first reason wins): returning after the session connected is the pipeline finishing
+(or its idle timeout); raising, or returning before the session ever connected, is a broken bot,
+reported with the file and the exception. Whatever ends the session for the host's own reasons
+(peer gone, max duration, a signal), `stop()` cancels the user's workers and waits a bounded time,
+then cancels the task, so the process exits within seconds even mid-utterance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from loguru import logger
+
+from bot.lifecycle import EndReason, SessionLifecycle
+from bot.user_bot import UserBot, describe
+from bot.watch import SessionWatch
+
+STOP_GRACE_SECONDS = 2.0
+
+
+class UserBotSession:
+    def __init__(self, user_bot: UserBot, lifecycle: SessionLifecycle, watch: SessionWatch) -> None:
+        self.user_bot = user_bot
+        self.lifecycle = lifecycle
+        self.watch = watch
+        self.connected = False  # set by the mode: the peer connected / the bot joined its room
+        self._task: asyncio.Task[None] | None = None
+        watch.on_idle_timeout = self._idle  # before the worker cancels itself and the peer goes
+
+    async def _idle(self) -> None:
+        self.lifecycle.end(EndReason.IDLE_TIMEOUT)
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    def start(self, runner_args: object) -> None:
+        self._task = asyncio.create_task(self._run(runner_args), name="user-bot")
+
+    async def _run(self, runner_args: object) -> None:
+        where = str(self.user_bot.path)
+        try:
+            await self.user_bot.bot(runner_args)
+        except Exception as exc:  # the user's crash ends the session and is reported, never hangs it
+            logger.opt(exception=exc).error(f"{where}: bot() raised")
+            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() raised {describe(exc)}")
+            return
+        if not self.connected:
+            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() returned before the session connected")
+        else:
+            self.lifecycle.end(EndReason.PIPELINE_FINISHED)
+
+    async def stop(self) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        # A worker still connecting can hold its cancel until the connection gives up: bounded.
+        cancelling = asyncio.create_task(self.watch.cancel_workers(self.lifecycle.detail or "session ended"))
+        await asyncio.wait([task], timeout=STOP_GRACE_SECONDS)
+        if not task.done():
+            # E.g. a Daily join still waiting on the network, or a bot that ignores its worker's
+            # cancellation: cancel it, and leave the rest to the bounded loop shutdown (bot.shutdown).
+            logger.warning(f"bot() did not return within {STOP_GRACE_SECONDS:g}s of the session's end; cancelling it")
+            task.cancel()
+            await asyncio.wait([task], timeout=0.5)
+        cancelling.cancel()

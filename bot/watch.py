@@ -1,0 +1,80 @@
+"""What the host sees of a session the user's bot runs: its first audio, its idle timeout, its workers.
+
+The user's `bot()` builds its own pipeline worker and runner, and the host must still report the
+first audio the caller hears, tell an idle timeout from other endings and stop the session when
+it ends for the host's reasons (max duration, a signal, the peer gone). The process serves one
+session, so the host attaches itself to every `PipelineWorker` built in it: an observer that sees
+the output transport push `BotStartedSpeakingFrame` (the bot's speech starting to play: observed,
+not inferred from a queued frame) and the worker's own `on_idle_timeout` event. The user's code is
+unchanged and sees nothing of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import BotStartedSpeakingFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.pipeline.worker import PipelineWorker
+
+Callback = Callable[[], Awaitable[None]]
+
+
+class SessionWatch:
+    def __init__(self) -> None:
+        self.workers: list[PipelineWorker] = []
+        self.first_audio: asyncio.Event = asyncio.Event()
+        self.on_first_audio: Callback | None = None
+        self.on_idle_timeout: Callback | None = None
+
+    def install(self) -> None:
+        """Attaches to every `PipelineWorker` built from now on (once per process)."""
+        watch = self
+        original = PipelineWorker.__init__
+        if getattr(original, "watched", False):
+            return
+
+        @functools.wraps(original)
+        def init(worker: PipelineWorker, *args: Any, **kwargs: Any) -> None:
+            kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch)]
+            original(worker, *args, **kwargs)
+            watch.workers.append(worker)
+            worker.add_event_handler("on_idle_timeout", watch._idle)
+
+        init.watched = True  # type: ignore[attr-defined]
+        PipelineWorker.__init__ = init  # type: ignore[method-assign]
+
+    async def _idle(self, worker: object) -> None:
+        if self.on_idle_timeout is not None:
+            await self.on_idle_timeout()
+
+    async def _heard(self) -> None:
+        if self.first_audio.is_set():
+            return
+        self.first_audio.set()
+        if self.on_first_audio is not None:
+            await self.on_first_audio()
+
+    async def cancel_workers(self, reason: str) -> None:
+        """Cancels the user's workers (their pipelines stop; `bot()` returns from its runner)."""
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                await worker.cancel(reason=reason)
+
+
+class _FirstAudio(BaseObserver):
+    def __init__(self, watch: SessionWatch) -> None:
+        super().__init__()
+        self._watch = watch
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        if isinstance(data.frame, BotStartedSpeakingFrame) and not self._watch.first_audio.is_set():
+            try:
+                await self._watch._heard()
+            except Exception:  # a report must never break the user's pipeline
+                logger.exception("first_audio report failed")

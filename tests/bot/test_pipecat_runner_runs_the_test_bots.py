@@ -1,0 +1,122 @@
+"""The test bots (tests/bots) are valid Pipecat: Pipecat's own development runner, `python bot.py`,
+runs each of them over real WebRTC, and fails on the broken ones in the same places voicefleet's
+host reports (tests/bot/test_user_bots.py). Nothing here imports voicefleet into the bot process."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import REPO, SPEECH_WAV
+from tests.bot.test_user_bots import SYNTAX_ERROR, first_loud_audio
+from tests.support.audio import BOT_AUDIO_RMS
+from tests.support.webrtc_client import OfferRejected, WebRTCClient
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+
+BOTS = REPO / "tests" / "bots"
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def pipecat_runner(bot_file: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python bot.py -t webrtc` from the bot's folder, as Pipecat's docs run it; yields (process, offer URL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, bot_file.name, "--host", "127.0.0.1", "--port", str(port), "-t", "webrtc"],
+        cwd=bot_file.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield process, f"http://127.0.0.1:{port}/api/offer"
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def output(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.read()
+
+
+@pytest.mark.parametrize("name", ["greeter", "body", "slow_import"])
+async def test_pipecats_runner_runs_the_bots_that_speak_first(name: str) -> None:
+    with pipecat_runner(BOTS / f"{name}.py") as (process, offer_url):
+        assert process.poll() is None
+        async with WebRTCClient(offer_url) as client:
+            await first_loud_audio(client)
+
+
+async def test_pipecats_runner_runs_the_echo_bot() -> None:
+    with pipecat_runner(BOTS / "echo.py") as (_, offer_url):
+        async with WebRTCClient(offer_url) as client:
+            result = await client.talk(SPEECH_WAV, listen_seconds=3.0)
+    assert result.segments and max(s.peak_rms for s in result.segments) > BOT_AUDIO_RMS
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("syntax_error", "SyntaxError"), ("broken_missing_module", "ModuleNotFoundError")],
+)
+def test_pipecats_runner_cannot_start_the_bots_that_cannot_load(tmp_path: Path, name: str, expected: str) -> None:
+    path = BOTS / f"{name}.py"
+    if name == "syntax_error":
+        path = tmp_path / "bot.py"
+        path.write_text(SYNTAX_ERROR)
+    with pipecat_runner(path) as (process, _):
+        assert process.wait(START_TIMEOUT) != 0
+        assert expected in output(process)
+
+
+async def test_pipecats_runner_finds_no_bot_in_a_file_without_one(tmp_path: Path) -> None:
+    # Alone in its folder: the runner would otherwise fall back to any other file with a `bot`.
+    for name in ("broken_no_bot.py", "testbot_kit.py"):
+        shutil.copy(BOTS / name, tmp_path / name)
+    with pipecat_runner(tmp_path / "broken_no_bot.py") as (_, offer_url):
+        with pytest.raises((OfferRejected, RuntimeError, OSError, TimeoutError, ValueError)):
+            async with WebRTCClient(offer_url, connect_timeout=5):
+                pass
+
+
+@pytest.mark.parametrize(("name", "expected"), [("broken_raises", "BotConfigurationError"), ("broken_returns", "")])
+async def test_pipecats_runner_answers_the_bots_that_fail_in_their_session(name: str, expected: str) -> None:
+    with pipecat_runner(BOTS / f"{name}.py") as (process, offer_url):
+        client = WebRTCClient(offer_url, connect_timeout=5)
+        try:
+            await client.connect()  # the offer is answered: the runner loaded the file and called bot()
+        except TimeoutError:
+            pass  # nothing runs the peer connection on the bot's side
+        finally:
+            await client.close()
+        assert client.pc_id is not None
+        await asyncio.sleep(0.5)  # let the runner log the bot's end
+    assert expected in output(process)

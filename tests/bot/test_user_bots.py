@@ -1,0 +1,155 @@
+"""The host runs a user's bot file unchanged (`BOT_FILE`): the test bots of tests/bots, each a
+Pipecat bot in the canonical shape, under `python -m bot` with a real aiortc peer; and every way a
+bot file can be broken, reported with the file and the exception, never hanging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from pipecat.runner.types import SmallWebRTCRunnerArguments
+
+from bot.runner_args import webrtc_arguments
+from bot.user_bot import BotFileError, load_user_bot
+from tests.bot.conftest import REPO, SPEECH_WAV, BotProcess, SpawnBot, bot_env
+from tests.support.audio import BOT_AUDIO_RMS
+from tests.support.webrtc_client import WebRTCClient
+
+pytestmark = pytest.mark.timeout(90)
+
+BOTS = REPO / "tests" / "bots"
+HEARD_WITHIN = 20.0  # a deadline for a loaded machine, not a measure (bench/ measures)
+
+
+def spawn_user_bot(spawn_bot: SpawnBot, name: str | Path, *args: str, wait_ready: bool = True, **env: str) -> BotProcess:
+    path = name if isinstance(name, Path) else BOTS / f"{name}.py"
+    return spawn_bot("--connect-timeout", "30", *args, env=bot_env(BOT_FILE=str(path), **env), wait_ready=wait_ready)
+
+
+async def first_loud_audio(client: WebRTCClient) -> float:
+    deadline = asyncio.get_running_loop().time() + HEARD_WITHIN
+    while asyncio.get_running_loop().time() < deadline:
+        heard = client.result().connect_to_first_audio
+        if heard is not None:
+            return heard
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no bot audio within {HEARD_WITHIN:g}s of connecting")
+
+
+async def test_a_bot_that_greets_first_is_heard_without_the_caller_saying_anything(spawn_bot: SpawnBot) -> None:
+    bot = spawn_user_bot(spawn_bot, "greeter")
+    async with WebRTCClient(bot.offer_url) as client:
+        await first_loud_audio(client)
+    assert bot.wait(15) == 0
+    assert bot.next_event("ended", 5)["reason"] == "peer_disconnected"
+
+
+async def test_an_echo_bot_plays_back_what_the_caller_says(spawn_bot: SpawnBot) -> None:
+    bot = spawn_user_bot(spawn_bot, "echo")
+    async with WebRTCClient(bot.offer_url) as client:
+        result = await client.talk(SPEECH_WAV, listen_seconds=3.0)
+    assert result.segments and max(s.peak_rms for s in result.segments) > BOT_AUDIO_RMS
+
+
+async def test_the_start_body_and_session_id_reach_runner_args(spawn_bot: SpawnBot, tmp_path: Path) -> None:
+    record = tmp_path / "seen.json"
+    body = {"record_to": str(record), "customer": "c-42"}
+    bot = spawn_user_bot(spawn_bot, "body", "--session-id", "s-body", VOICEFLEET_BODY=json.dumps(body))
+    async with WebRTCClient(bot.offer_url) as client:
+        await first_loud_audio(client)
+    seen = json.loads(record.read_text())
+    assert seen == {"body": body, "session_id": "s-body", "kind": "SmallWebRTCRunnerArguments"}
+
+
+def test_webrtc_runner_args_are_set_as_pipecats_runner_sets_them() -> None:
+    connection = object()
+    args = webrtc_arguments(connection, body={"a": 1}, session_id="s-1", idle_timeout=42.0)
+    runner_default = SmallWebRTCRunnerArguments(webrtc_connection=connection)
+    assert isinstance(args, SmallWebRTCRunnerArguments) and args.webrtc_connection is connection
+    assert (args.handle_sigint, args.handle_sigterm) == (runner_default.handle_sigint, runner_default.handle_sigterm)
+    assert (args.body, args.session_id, args.pipeline_idle_timeout_secs) == ({"a": 1}, "s-1", 42.0)
+
+
+SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bot(runner_args:\n    pass\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("syntax_error", "SyntaxError: "),
+        ("broken_missing_module", "ModuleNotFoundError: No module named 'voicefleet_test_module_that_does_not_exist'"),
+        ("broken_no_bot", "defines no `bot`"),
+    ],
+)
+def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
+    spawn_bot: SpawnBot, tmp_path: Path, name: str, expected: str
+) -> None:
+    path = BOTS / f"{name}.py"
+    if name == "syntax_error":  # not kept in the tree: every linter would trip on it
+        path = tmp_path / "bot.py"
+        path.write_text(SYNTAX_ERROR)
+    bot = spawn_user_bot(spawn_bot, path, wait_ready=False)
+    assert bot.wait(60) == 4
+    ended = bot.next_event("ended", 5)
+    assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
+    assert str(path) in ended["detail"] and expected in ended["detail"]
+    assert not any(event["event"] == "ready" for event in bot.all_events)  # never offered as ready
+    assert expected in bot.stderr_tail(50)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("broken_raises", "bot() raised BotConfigurationError: the test bot fails on purpose"),
+        ("broken_returns", "bot() returned before the session connected"),
+    ],
+)
+async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(
+    spawn_bot: SpawnBot, name: str, expected: str
+) -> None:
+    bot = spawn_user_bot(spawn_bot, name)
+    client = WebRTCClient(bot.offer_url, connect_timeout=5)
+    try:
+        await client.connect()
+    except (TimeoutError, OSError):
+        pass  # the bot may be gone before the peer connection is up
+    finally:
+        await client.close()
+    assert bot.wait(30) == 4
+    ended = bot.next_event("ended", 5)
+    assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
+    assert ended["detail"] == f"{BOTS / name}.py: {expected}"
+
+
+def test_the_optional_prewarm_hook_runs_before_ready_and_its_failure_is_the_files(
+    spawn_bot: SpawnBot, tmp_path: Path
+) -> None:
+    marker = tmp_path / "prewarmed"
+    good = tmp_path / "good" / "bot.py"
+    good.parent.mkdir()
+    good.write_text(
+        (BOTS / "greeter.py").read_text().replace(
+            "async def bot(", f"async def prewarm():\n    open({str(marker)!r}, 'w').close()\n\n\nasync def bot("
+        )
+    )
+    spawn_user_bot(spawn_bot, good, PYTHONPATH=f"{REPO}:{BOTS}")
+    assert marker.exists()  # `ready` came after it
+
+    bad = tmp_path / "bad" / "bot.py"
+    bad.parent.mkdir()
+    bad.write_text("def prewarm():\n    raise OSError('model file missing')\n\n\nasync def bot(runner_args):\n    pass\n")
+    broken = spawn_user_bot(spawn_bot, bad, wait_ready=False)
+    assert broken.wait(60) == 4
+    assert broken.next_event("ended", 5)["detail"] == f"{bad}: prewarm() failed: OSError: model file missing"
+
+
+def test_loading_puts_the_files_folder_first_so_its_own_modules_import(tmp_path: Path) -> None:
+    (tmp_path / "helpers_for_user_bot_test.py").write_text("GREETING = 'hi'\n")
+    path = tmp_path / "bot.py"
+    path.write_text("from helpers_for_user_bot_test import GREETING\n\n\nasync def bot(runner_args):\n    pass\n")
+    loaded = load_user_bot(path)
+    assert loaded.module.GREETING == "hi" and loaded.module.__name__ != "__main__"
+    with pytest.raises(BotFileError, match="no such file"):
+        load_user_bot(tmp_path / "missing.py")

@@ -1,0 +1,20 @@
+"""voicefleet's example bots (examples/), importable by tests as their own folder sees them.
+
+An example is a bot folder, not a package: its `bot.py` imports its sibling modules by their
+bare names (`from parrot import Parrot`), as under Pipecat's runner. Tests reach those modules
+the same way, with the folder on `sys.path`: appended, so `bot` still names voicefleet's host.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PARROT = EXAMPLES / "parrot"
+ASSISTANT = EXAMPLES / "assistant"
+
+
+def use_example(folder: Path) -> None:
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
