@@ -42,7 +42,7 @@ def watch_daily(on_transport: Any) -> None:
         original(transport, *args, **kwargs)
         on_transport(transport)
 
-    DailyTransport.__init__ = init  # type: ignore[method-assign]
+    DailyTransport.__init__ = init  # type: ignore[method-assign,assignment]
 
 
 async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> SessionLifecycle:

@@ -19,12 +19,13 @@ def preload_silero() -> None:
     """Loads the wheel's Silero model into an ONNX session that later analyzers reuse."""
     from pipecat.audio.vad import silero
 
-    if isinstance(silero.onnxruntime, _SharedSessions):
+    onnxruntime = vars(silero)["onnxruntime"]  # the module as silero.py imported it
+    if isinstance(onnxruntime, _SharedSessions):
         return
     warm = silero.SileroVADAnalyzer()  # builds the model exactly as Pipecat does
     session = warm._model.session  # noqa: SLF001 - the analyzer exposes no other handle on its model
     if isinstance(getattr(session, "_model_path", None), str):  # else: a changed ONNX Runtime, no sharing
-        silero.onnxruntime = _SharedSessions(silero.onnxruntime, session)
+        setattr(silero, "onnxruntime", _SharedSessions(onnxruntime, session))  # noqa: B010 - not re-exported
 
 
 class _SharedSessions(SimpleNamespace):

@@ -47,7 +47,7 @@ class SessionWatch:
             worker.add_event_handler("on_idle_timeout", watch._idle)
 
         init.watched = True  # type: ignore[attr-defined]
-        PipelineWorker.__init__ = init  # type: ignore[method-assign]
+        PipelineWorker.__init__ = init  # type: ignore[method-assign,assignment]
 
     async def _idle(self, worker: object) -> None:
         if self.on_idle_timeout is not None:

@@ -17,11 +17,11 @@ import os
 
 from aiortc.rtcdtlstransport import RTCCertificate
 from loguru import logger
-from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 # What Pipecat's `create_transport` imports inside the user's bot() for a WebRTC session: imported
 # here, before `ready`, so it is not on the first offer's path.
 from pipecat.transports.smallwebrtc import transport as _smallwebrtc_transport  # noqa: F401
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from bot.channel_session import ChannelSession, report_first_audio, session_config
 from bot.config import BotConfig, ConfigError

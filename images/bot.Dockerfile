@@ -105,12 +105,16 @@ FROM build AS code
 WORKDIR /app
 COPY bot/ /app/bot/
 COPY botchannel/ /app/botchannel/
+# The default bot (BOT_FILE unset): voicefleet's parrot, which talks with no API keys.
+COPY examples/parrot/ /app/examples/parrot/
 RUN BOT_TRANSPORT=daily /opt/venv/bin/python -m bot --check
 
 FROM build-webrtc AS code-webrtc
 WORKDIR /app
 COPY bot/ /app/bot/
 COPY botchannel/ /app/botchannel/
+# The default bot (BOT_FILE unset): voicefleet's parrot, which talks with no API keys.
+COPY examples/parrot/ /app/examples/parrot/
 RUN BOT_TRANSPORT=webrtc /opt/venv/bin/python -m bot --check
 
 # What both bot images share; each variant below adds its venv and the code (venv first: the code
@@ -156,6 +160,7 @@ LABEL org.opencontainers.image.title="voicefleet-bot-webrtc"
 COPY --from=build-webrtc /opt/venv /opt/venv
 COPY --from=code-webrtc /app/bot /app/bot
 COPY --from=code-webrtc /app/botchannel /app/botchannel
+COPY --from=code-webrtc /app/examples/parrot /app/examples/parrot
 ENV BOT_TRANSPORT=webrtc
 
 # The default target: the Daily bot.
@@ -163,3 +168,4 @@ FROM runtime-base AS runtime
 COPY --from=build /opt/venv /opt/venv
 COPY --from=code /app/bot /app/bot
 COPY --from=code /app/botchannel /app/botchannel
+COPY --from=code /app/examples/parrot /app/examples/parrot

@@ -6,7 +6,6 @@ import signal
 import time
 
 import pytest
-
 from pipecat.runner.types import DailyRunnerArguments
 from pipecat.runner.utils import create_transport
 from pipecat.transports.daily.transport import DailyParams

@@ -1,10 +1,10 @@
 """`ready` means an offer is answered at once: answering imports nothing that start-up did not.
 
 The bot's side runs in a fresh interpreter that does what `python -m bot --transport webrtc` does
-before announcing `ready` (the imports, the parrot's bot file, `webrtc_mode.prepare_to_answer()`),
-then answers a real aiortc offer the way `serve` does (a peer connection, then the user's `bot()`
-building its transport, pipeline and worker) and reports which modules that imported. The offer comes from another interpreter, so the client's
-own imports cannot hide the bot's.
+before announcing `ready` (the imports, the parrot's bot file, `prepare_to_answer()`), then
+answers a real aiortc offer the way `serve` does (a peer connection, then the user's `bot()`
+building its transport, pipeline and worker) and reports which modules that imported. The offer
+comes from another interpreter, so the client's own imports cannot hide the bot's.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ BOTS = REPO / "tests" / "bots"
 HEARD_WITHIN = 20.0  # a deadline for a loaded machine, not a measure (bench/ measures)
 
 
-def spawn_user_bot(spawn_bot: SpawnBot, name: str | Path, *args: str, wait_ready: bool = True, **env: str) -> BotProcess:
+def spawn_user_bot(
+    spawn_bot: SpawnBot, name: str | Path, *args: str, wait_ready: bool = True, **env: str
+) -> BotProcess:
     path = name if isinstance(name, Path) else BOTS / f"{name}.py"
     return spawn_bot("--connect-timeout", "30", *args, env=bot_env(BOT_FILE=str(path), **env), wait_ready=wait_ready)
 
@@ -139,7 +141,7 @@ def test_the_optional_prewarm_hook_runs_before_ready_and_its_failure_is_the_file
 
     bad = tmp_path / "bad" / "bot.py"
     bad.parent.mkdir()
-    bad.write_text("def prewarm():\n    raise OSError('model file missing')\n\n\nasync def bot(runner_args):\n    pass\n")
+    bad.write_text("def prewarm():\n    raise OSError('model file missing')\n\n\nasync def bot(args):\n    pass\n")
     broken = spawn_user_bot(spawn_bot, bad, wait_ready=False)
     assert broken.wait(60) == 4
     assert broken.next_event("ended", 5)["detail"] == f"{bad}: prewarm() failed: OSError: model file missing"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from parrot import REPLY_BEEP_SECONDS, Parrot
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import (
     InputAudioRawFrame,
@@ -14,7 +15,6 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.tests.utils import run_test
 
-from parrot import REPLY_BEEP_SECONDS, Parrot
 from tests.bot.conftest import SPEECH_WAV
 from tests.support.audio import read_wav, rms
 from tests.support.parrot_turns import BLOCK, RATE, audio_frames

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from parrot import Parrot
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import Frame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import run_test
-
-from parrot import Parrot
 from turn_vad import OnsetVADProcessor, UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
+
 from tests.support.parrot_turns import BLOCK, RATE, PushOrder, audio_frames, converse, played_replies
 from tests.support.speech_pauses import PAUSED_SENTENCE, TWO_SENTENCES, load, pause_span
 

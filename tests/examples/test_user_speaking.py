@@ -9,7 +9,6 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.tests.utils import run_test
-
 from user_speaking import UserSpeakingFrames
 
 

@@ -127,11 +127,15 @@ def test_bot_code_is_the_only_source_and_arrives_compiled_by_a_check_with_the_va
 ) -> None:
     runtime = dockerfile.effective(variant)
     assert [c.args for c in runtime.all("COPY") if c.flag("from") is None] == []
-    assert _copies_from(runtime, code_stage) == [(["/app/bot"], "/app/bot"), (["/app/botchannel"], "/app/botchannel")]
+    assert _copies_from(runtime, code_stage) == [
+        (["/app/bot"], "/app/bot"),
+        (["/app/botchannel"], "/app/botchannel"),
+        (["/app/examples/parrot"], "/app/examples/parrot"),  # the default bot file
+    ]
     code = dockerfile.stage(code_stage)
     assert code.base == venv_stage  # the venv the variant's runtime copies
     from_context = [copy.args.split()[:-1] for copy in code.all("COPY") if copy.flag("from") is None]
-    assert from_context == [["bot/"], ["botchannel/"]]  # the channel contract is shared
+    assert from_context == [["bot/"], ["botchannel/"], ["examples/parrot/"]]  # the channel contract is shared
     # Bytecode written where the runtime reads it (bot/dataclass_code.py: bot/__pycache__ under
     # WORKDIR /app), by the runtime's own command and transport, in a stage that may write it.
     workdir = code.last("WORKDIR")

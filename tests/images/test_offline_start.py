@@ -30,17 +30,19 @@ from tests.images.closure import (
 )
 from tests.images.dockerfile import parse_file
 
-# What a cloud session's bot imports: the Daily transport, both pipelines, Silero, the resamplers.
+# What a cloud session's bot imports: the Daily transport, the host, the example bots' Pipecat
+# services, Silero, the resamplers.
 DAILY_BOT_MODULES = [
     "bot.daily_mode",
-    "bot.services",
-    "bot.pipelines",
-    "bot.session",
+    "bot.user_session",
+    "bot.watch",
+    "pipecat.services.deepgram.stt",
+    "pipecat.services.openai.llm",
+    "pipecat.services.cartesia.tts",
     "pipecat.audio.vad.silero",
     "pipecat.audio.utils",
 ]
 ROOM_ARGS = ["--transport", "daily", "--room-url", "https://voicefleet.daily.co/offline-check"]
-FAKE_SERVICE_KEYS = {"DEEPGRAM_API_KEY": "dg", "OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "ca"}
 
 # Records every socket connect and name lookup a Python process makes, then runs `python -m bot`.
 AUDITED_BOT = """
@@ -121,22 +123,12 @@ def test_bot_closure_has_none_of_the_excluded_packages(bot_closure: Closure) -> 
 
 @pytest.mark.slow
 @needs_netns
-def test_bot_check_passes_offline_with_the_parrot_pipeline(
+def test_bot_check_passes_offline_with_the_default_parrot(
     bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
 ) -> None:
     result = _offline(bot_closure, bot_app, tmp_path, [*bot_command, "--check", *ROOM_ARGS])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert '"event": "checked"' in result.stdout and '"pipeline": "parrot"' in result.stdout
-
-
-@pytest.mark.slow
-@needs_netns
-def test_bot_check_passes_offline_with_the_service_pipeline(
-    bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
-) -> None:
-    result = _offline(bot_closure, bot_app, tmp_path, [*bot_command, "--check", *ROOM_ARGS], **FAKE_SERVICE_KEYS)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert '"pipeline": "services"' in result.stdout
+    assert '"event": "checked"' in result.stdout and '/examples/parrot/bot.py"' in result.stdout
 
 
 @pytest.mark.slow

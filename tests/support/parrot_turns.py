@@ -19,8 +19,8 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import run_test
 
-from tests.support.examples import PARROT, use_example
 from tests.support.audio import Pcm
+from tests.support.examples import PARROT, use_example
 
 use_example(PARROT)  # the parrot's modules, by their bare names as its bot.py imports them
 from parrot import PARROT_STOP_SECS, Parrot  # noqa: E402
