@@ -34,6 +34,9 @@ environment (docs/configuration.md lists every variable, with the providers' and
                            TURN_CREDENTIAL_TTL_SECONDS (600), ICE_TRANSPORT_POLICY (cloud relay, local all)
   RESERVE_MIN_IDLE         warm reserve: idle bots kept ready (default 1); RESERVE_MAX_IDLE (10; 0 = off),
                            RESERVE_MAX_IDLE_SECONDS, RESERVE_BUFFER, RESERVE_BURST, ... (docs/reserve.md)
+  BOT_FILE                 local: the Pipecat bot file bots run (a bot.py with async def bot(runner_args);
+                           default examples/parrot/bot.py, no keys needed), imported warm (docs/bring-your-bot.md)
+  BOT_PYTHON               local: the interpreter bots run with, e.g. your bot's virtualenv (default: this one)
   BOT_CHANNEL_TOKEN        the bots' channel credential (a secret; local: generated per run); cloud bots
                            dial BOT_CHANNEL_URL (docs/channel.md)
   DISPATCHER_PEERS         other replicas' private base URLs, for bots whose channel ended there

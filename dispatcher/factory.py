@@ -84,7 +84,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
-        checks += [lambda: LocalSettings.from_env(env), lambda: _local_service_keys(env)]
+        checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
     if machines in ("ecs", "gce", "fly") and (settings is None or "daily" in settings.transports):
         from dispatcher.media.daily import DailySettings
 
@@ -99,16 +99,20 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _local_service_keys(env: Mapping[str, str]) -> None:
+def _local_bot_file(env: Mapping[str, str]) -> None:
     # The bot's own rule, not a copy: local mode runs `python -m bot` from this repository.
     try:
-        from bot.config import ConfigError, load_service_settings
+        from bot.user_bot import ENV_BOT_FILE, bot_file_path
     except ImportError:  # an image without the bot: it cannot run local bots anyway
         return
-    try:
-        load_service_settings(env)
-    except ConfigError as exc:
-        raise SettingsError(f"local bots: {exc}") from None
+    path = bot_file_path(env)
+    if not path.is_file():
+        raise SettingsError(
+            f"{ENV_BOT_FILE}={env.get(ENV_BOT_FILE, '')!r} is not a file: name your Pipecat bot.py (one with "
+            "`async def bot(runner_args)`), or unset it for the parrot"
+        )
+
+
 def build_turn(settings: Settings, env: Mapping[str, str]) -> TurnCredentials | None:
     """TURN REST credentials when a TURN server is configured; a must for cloud WebRTC."""
     turn = TurnSettings.from_env(env, cloud=settings.cloud)

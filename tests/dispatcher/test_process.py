@@ -79,7 +79,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 
     for name in list(os.environ):
         if name.startswith(("MACHINES", "HOST", "PORT", "DISPATCHER_", "DAILY_", "FLY_", "GCE_", "ECS_", "AWS_",
-                            "LOG_LEVEL", "DEEPGRAM_", "OPENAI_", "CARTESIA_")):
+                            "LOG_LEVEL", "DEEPGRAM_", "OPENAI_", "CARTESIA_", "BOT_FILE", "BOT_PYTHON")):
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -100,7 +100,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
          "DISPATCHER_API_KEYS must be set when MACHINES=ecs; MACHINES=ecs needs ECS_CLUSTER, ECS_TASK_DEFINITION, "
          "ECS_SUBNETS, ECS_SECURITY_GROUPS (not set)"),
         ({"MACHINES": "ecs", "DISPATCHER_API_KEYS": "k"}, "needs AWS_REGION, ECS_CLUSTER"),
-        ({"DEEPGRAM_API_KEY": "dg-secret"}, "missing: OPENAI_API_KEY, CARTESIA_API_KEY"),
+        ({"BOT_FILE": "/nowhere/bot.py"}, "BOT_FILE='/nowhere/bot.py' is not a file"),
     ],
 )
 def test_every_configuration_problem_of_a_mode_is_named_at_once_in_one_line(monkeypatch, capsys, env, message):

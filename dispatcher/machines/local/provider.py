@@ -57,8 +57,12 @@ class LocalSettings:
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
         raw_command = env.get("LOCAL_BOT_COMMAND", "").strip()
         grace = env.get("LOCAL_STOP_GRACE_SECONDS", "").strip()
+        # A bot whose dependencies are not voicefleet's runs with its own interpreter (a virtualenv's
+        # python): the host comes from this repository (PYTHONPATH), the bot's imports from there.
+        python = env.get("BOT_PYTHON", "").strip()
+        default = (python, "-m", "bot") if python else cls.bot_command
         return cls(
-            bot_command=tuple(shlex.split(raw_command)) if raw_command else cls.bot_command,
+            bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
         )
 

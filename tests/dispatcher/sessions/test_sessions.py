@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -85,13 +86,13 @@ async def test_waiting_for_a_bot_that_fails_to_start_is_an_error_with_the_reason
 
 
 async def test_the_bots_own_reason_for_failing_reaches_the_api(make_api, monkeypatch):
-    """The real bot (not the stand-in) with a partial set of service keys: it refuses to start,
-    and says why on its event stream; the dispatcher puts that in `detail`."""
+    """The real bot (not the stand-in) with a broken bot file (BOT_FILE): it cannot start, and says
+    why on its event stream; the dispatcher puts that, the file and the exception, in the failed
+    start's answer and in `detail`."""
     from dispatcher.machines.local.provider import LocalSettings
 
-    monkeypatch.setenv("DEEPGRAM_API_KEY", "dg-test")
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("CARTESIA_API_KEY", raising=False)
+    broken = Path(__file__).resolve().parents[2] / "bots" / "broken_missing_module.py"
+    monkeypatch.setenv("BOT_FILE", str(broken))
     context = make_api()
     context.machines._settings = LocalSettings()  # `python -m bot`
     async with context as api:
@@ -100,8 +101,9 @@ async def test_the_bots_own_reason_for_failing_reaches_the_api(make_api, monkeyp
         error = response.json()["error"]
         assert error["code"] == "start_failed"
         detail = (await api.get(f"/sessions/{error['session_id']}")).json()["detail"]
-    assert detail.startswith("exit code 2: ") and "missing: OPENAI_API_KEY, CARTESIA_API_KEY" in detail
-    assert "dg-test" not in detail + response.text
+    exception = "ModuleNotFoundError: No module named 'voicefleet_test_module_that_does_not_exist'"
+    assert detail.startswith("exit code 4: ") and str(broken) in detail and exception in detail
+    assert str(broken) in error["message"] and exception in error["message"]
 
 
 async def test_a_bot_that_exits_cleanly_is_reported_ended(api, standin_mode):
