@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.machines.base import MachineState
-from dispatcher.machines.ecs import EcsSettings
-from dispatcher.machines.ecs_reserve import EcsWarmMachines
-from dispatcher.machines.gce import GceSettings
-from dispatcher.machines.gce_reserve import GceWarmMachines
+from dispatcher.machines.ecs.provider import EcsSettings
+from dispatcher.machines.ecs.reserve import EcsWarmMachines
+from dispatcher.machines.gce.provider import GceSettings
+from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.settings import SettingsError
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).

@@ -23,8 +23,8 @@ LAUNCH_TARGETS = {"aws:ecs/cluster:Cluster": "ecs", "gcp:compute/instanceTemplat
 
 
 def _provider_refusal(machines: str, env: Mapping[str, Any]) -> str | None:
-    from dispatcher.machines.ecs import EcsSettings
-    from dispatcher.machines.gce import GceSettings
+    from dispatcher.machines.ecs.provider import EcsSettings
+    from dispatcher.machines.gce.provider import GceSettings
     from dispatcher.settings import SettingsError
 
     try:

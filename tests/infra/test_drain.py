@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from dispatcher.machines.base import LaunchSpec
-from dispatcher.machines.ecs import EcsSettings
-from dispatcher.machines.ecs_reserve import EcsWarmMachines
-from dispatcher.machines.gce import GceSettings
-from dispatcher.machines.gce_reserve import GceWarmMachines
+from dispatcher.machines.ecs.provider import EcsSettings
+from dispatcher.machines.ecs.reserve import EcsWarmMachines
+from dispatcher.machines.gce.provider import GceSettings
+from dispatcher.machines.gce.reserve import GceWarmMachines
 from stacks import contract
 from stacks.drain import Drain, DrainError, main, provider_environment
 from stacks.mocks import Run
