@@ -21,8 +21,12 @@ WRITES = {"setdefault", "pop", "update", "__setitem__"}  # setting a default for
 
 
 def python_files(roots: Iterable[Path]) -> Iterator[Path]:
+    """The project's own sources: not bytecode caches, nor a virtualenv inside a root (the Pulumi
+    program's infra/.venv, which Pulumi's uv toolchain creates there)."""
     for root in roots:
-        yield from sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+        yield from sorted(p for p in root.rglob("*.py")
+                          if "__pycache__" not in p.parts
+                          and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _is_environment(node: ast.AST) -> bool:
