@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 from pathlib import Path
 
-from bot.config import SERVICE_KEY_VARIABLES
+from bot.user_bot import ENV_BOT_FILE
 
 PAGE = Path(__file__).resolve().parents[3] / "dispatcher" / "api" / "static" / "index.html"
 
@@ -53,5 +53,5 @@ def test_the_page_has_an_inline_svg_icon() -> None:
 def test_the_page_says_what_the_default_bot_does_and_how_to_change_it() -> None:
     text = " ".join("".join(_page().behaviour).split())
     assert "repeats what you say" in text
-    # The keys that switch the bot to the service pipeline, as the bot itself names them.
-    assert all(name in text for name in SERVICE_KEY_VARIABLES)
+    # How to run one's own bot instead, by the variable the bot host reads.
+    assert f"{ENV_BOT_FILE}=path/to/bot.py" in text
