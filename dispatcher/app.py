@@ -120,7 +120,11 @@ def create_app(
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "machines": machines.name})
+        # Liveness stays "ok" (a broken bot is no reason to restart the dispatcher); what is wrong is said.
+        body = {"status": "ok", "machines": machines.name}
+        if reserve is not None and (detail := reserve.health()) is not None:
+            body["detail"] = detail
+        return JSONResponse(body)
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["ops"])
     async def prometheus(request: Request) -> Response:

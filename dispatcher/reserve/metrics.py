@@ -6,6 +6,9 @@
     voicefleet_reserve_claim_seconds                             the dispatcher's share of a warm claim
     voicefleet_reserve_idle_machine_seconds_total{state}         the cost of the reserve, in machine-seconds
     voicefleet_reserve_retired_total{reason}                     idle bots stopped, and why
+    voicefleet_reserve_failed_bots_total                         bots that never came up, or whose bot file failed
+    voicefleet_reserve_backoff_seconds                           gauge: until the next launch after failed bots
+    voicefleet_reserve_failed_bots_in_a_row                      gauge: failed bots since the last healthy one
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ class ReserveMetrics:
                                      registry=registry)
         self._retired = Counter("voicefleet_reserve_retired", "Reserve bots stopped without a session, by "
                                 "reason.", ["provider", "reason"], registry=registry)
+        self._failed = Counter("voicefleet_reserve_failed_bots", "Reserve bots that exited or hung before "
+                               "their hello, or whose bot file failed in its session.", ["provider"],
+                               registry=registry)
+        self._backoff = Gauge("voicefleet_reserve_backoff_seconds", "Seconds until the reserve launches again "
+                              "after failed bots (0: not backing off).", ["provider"], registry=registry)
+        self._in_a_row = Gauge("voicefleet_reserve_failed_bots_in_a_row", "Failed bots since the last one that "
+                               "came up healthy.", ["provider"], registry=registry)
+        self._failed.labels(provider)
+        self._backoff.labels(provider).set(0)
+        self._in_a_row.labels(provider).set(0)
         for state in ("idle", "warming"):
             self._bots.labels(provider, state).set(0)
             self._idle_seconds.labels(provider, state)
@@ -60,3 +73,10 @@ class ReserveMetrics:
 
     def retired(self, reason: str) -> None:
         self._retired.labels(self.provider, reason).inc()
+
+    def failed_bot(self) -> None:
+        self._failed.labels(self.provider).inc()
+
+    def backoff(self, seconds: float, *, in_a_row: int) -> None:
+        self._backoff.labels(self.provider).set(seconds)
+        self._in_a_row.labels(self.provider).set(in_a_row)

@@ -27,6 +27,7 @@ from botchannel.contract import METHOD_ASSIGN, Assignment, Report
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
 from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.pacing import IdleBot, LaunchTokens, plan_reserve
 from dispatcher.reserve.policy import ReserveSettings, reserve_size, utc_minute_of
@@ -67,6 +68,7 @@ class Reserve:
         self._wake = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._last_tick: float | None = None
+        self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
         channels.idle_listeners.append(self._on_idle_hello)
         channels.close_listeners.append(self._on_close)
         channels.report_listeners.append(self._on_report)
@@ -146,6 +148,10 @@ class Reserve:
         launched = self._warming.pop(link.machine_id, None)
         if launched is not None:
             self._cold_start.observe(now - launched)
+        if self.failed_bots.in_a_row and link.hello.image == self._machines.bot_image:
+            log.info("reserve: bot %s is up after %d failed bot(s); the backoff is over",
+                     link.machine_id, self.failed_bots.in_a_row)
+            self.failed_bots.healthy()
         self._idle_since[link.machine_id] = now
         self._wake.set()
 
@@ -156,6 +162,10 @@ class Reserve:
             self._wake.set()
 
     def _on_report(self, link: BotLink, report: Report) -> None:
+        if report.event == "ended" and report.reason == "bot_failed":
+            # Its bot file imported but cannot serve (bot() raised, or returned at once).
+            self._bot_failed(report.detail or "the bot failed in its session")
+            return
         if report.event != "ready":
             return
         started = self._starts.pop(report.session_id, None)
@@ -199,13 +209,14 @@ class Reserve:
         plan = plan_reserve(idle, warming=len(self._warming), size=size, now=now, image=image,
                             settings=self.settings, cold_start_seconds=self._cold_start.seconds,
                             spare_launches=spare)
+        launches = self.failed_bots.launches(now, plan.launch, warming=len(self._warming))
         for bot_id in plan.retire:
             link = self._channels.take_idle(_machine(bot_id))
             if link is not None:
                 self._idle_since.pop(bot_id, None)
                 reason = "old_image" if link.hello.image != image else "aged_or_surplus"
                 await self._retire(bot_id, reason)
-        for _ in range(plan.launch):
+        for _ in range(launches):
             bot_id = f"rsv-{secrets.token_hex(6)}"
             self._warming[bot_id] = self._clock()
             if self._tokens is not None:
@@ -217,6 +228,21 @@ class Reserve:
                 log.warning("reserve launch failed (%s); retrying at the next tick", exc)
                 break
         self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
+        self._metrics.backoff(self.failed_bots.waiting_seconds(self._clock()), in_a_row=self.failed_bots.in_a_row)
+
+    def _bot_failed(self, reason: str) -> None:
+        self.failed_bots.failed(self._clock(), reason)
+        self._metrics.failed_bot()
+        log.warning("reserve: %d failed bot(s) in a row, next launch in %.0f s: %s", self.failed_bots.in_a_row,
+                    self.failed_bots.waiting_seconds(self._clock()), reason)
+
+    def health(self) -> str | None:
+        """A line for /healthz while the reserve is backing off after failed bots; None otherwise."""
+        failed = self.failed_bots
+        if not failed.in_a_row:
+            return None
+        return (f"reserve backing off: {failed.in_a_row} failed bot(s) in a row, next launch in "
+                f"{failed.waiting_seconds(self._clock()):.0f} s; last: {failed.last_reason}")
 
     def _account(self, now: float) -> None:
         """Adds the last interval's idle and warming machine-seconds (the reserve's cost)."""
@@ -240,6 +266,9 @@ class Reserve:
         for bot_id in late:
             if bot_id not in running or now - self._warming[bot_id] > deadline:
                 del self._warming[bot_id]
+                # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
+                exited = getattr(self._machines, "exit_detail", lambda bot_id: None)(bot_id)
+                self._bot_failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
                 await self._retire(bot_id, "never_connected")
 
     async def sweep(self) -> int:

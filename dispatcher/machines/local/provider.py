@@ -197,6 +197,11 @@ class LocalMachines:
         if bot is not None:
             await self._terminate(bot)
 
+    def exit_detail(self, bot_id: str) -> str | None:
+        """Why a reserve bot exited before its hello (its exit and its own `ended` detail), if it did."""
+        bot = self._idle.get(bot_id)
+        return bot.detail if bot is not None and not bot.state.is_active else None
+
     async def idle_machines(self) -> list[IdleMachine]:
         """Reserve bots still running (warming or idle)."""
         return [IdleMachine(bot_id, bot.created_at) for bot_id, bot in self._idle.items() if bot.state.is_active]

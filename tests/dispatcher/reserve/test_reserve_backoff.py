@@ -1,0 +1,144 @@
+"""Backing off after failed bots: the launch schedule a broken bot gets, and the recovery, on its own
+and with real bot processes running a broken bot file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.reserve.backoff import CAP_SECONDS, FailedBots
+from dispatcher.settings import Settings
+from tests.dispatcher.reserve.test_reserve import WAIT, Dispatcher
+from tests.support.dispatcher_server import serving
+
+BOTS = Path(__file__).resolve().parents[2] / "bots"
+BROKEN = BOTS / "broken_missing_module.py"
+GOOD = BOTS / "greeter.py"
+
+
+def test_each_failed_bot_in_a_row_doubles_the_wait_up_to_the_cap() -> None:
+    failed = FailedBots(base_seconds=2.0)
+    waits = []
+    for n in range(10):
+        failed.failed(now=100.0, reason=f"bot {n} exited before its hello")
+        waits.append(failed.waiting_seconds(100.0))
+    assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, CAP_SECONDS, CAP_SECONDS]
+    assert (failed.in_a_row, failed.total, failed.last_reason) == (10, 10, "bot 9 exited before its hello")
+
+
+def test_while_failing_the_reserve_launches_nothing_while_waiting_then_one_probe_at_a_time() -> None:
+    failed = FailedBots(base_seconds=2.0)
+    assert failed.launches(0.0, 3, warming=2) == 3  # no failure: the plan stands
+    failed.failed(now=10.0, reason="x")
+    assert failed.launches(11.9, 3, warming=0) == 0
+    assert failed.launches(12.0, 3, warming=1) == 0  # a probe still warming: wait for its verdict
+    assert failed.launches(12.0, 3, warming=0) == 1
+
+
+def test_a_broken_bot_gets_at_most_6_launches_a_minute_and_a_healthy_one_ends_the_backoff() -> None:
+    """The reserve's loop, one tick a second: a launched bot is found dead `detect` seconds later."""
+    failed = FailedBots()
+    detect = 1.0  # as fast as a dead bot can be noticed: the sooner, the more launches
+    launches: list[float] = []
+    warming: float | None = None  # launched at
+    for tick in range(61):
+        now = float(tick)
+        if warming is not None and now - warming >= detect:
+            failed.failed(now, "exit code 4: bot.py: importing it failed")
+            warming = None
+        wanted = 2 if warming is None else 0  # the plan: refill an empty reserve of 2
+        for _ in range(failed.launches(now, wanted, warming=0 if warming is None else 1)):
+            launches.append(now)
+            warming = now
+    assert len(launches) <= 6, launches
+    failed.healthy()
+    assert failed.launches(61.0, 2, warming=0) == 2 and failed.waiting_seconds(61.0) == 0.0
+
+
+# --- the real thing: real bot processes with a broken bot file, the reserve on a fake clock ------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def reserve_with_real_bots(monkeypatch: pytest.MonkeyPatch):
+    """A dispatcher app whose reserve launches real `python -m bot` processes, refilled by hand on
+    a fake clock (no background loop): one tick is one `refill()` and one fake second."""
+    monkeypatch.setenv("BOT_FILE", str(BROKEN))
+    machines = LocalMachines(LocalSettings(stop_grace_seconds=2))
+    env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
+    app = create_app(Settings(max_concurrent_sessions=50), env=env, machines=machines, rooms=None)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    served = serving(app)
+    await served.__aenter__()
+    try:
+        yield Dispatcher(app, client)
+    finally:
+        await client.aclose()
+        await app.state.voicefleet.aclose()
+        await served.__aexit__(None, None, None)
+
+
+async def tick(d: Dispatcher, clock: FakeClock, launched: list[str]) -> None:
+    """One refill; then every reserve bot it started has run to its end (a broken bot exits at import)."""
+    before = set(d.machines._idle)
+    await d.reserve.refill()
+    new = set(d.machines._idle) - before
+    launched.extend(new)
+    for bot_id in new:
+        monitor = d.machines._idle[bot_id].monitor
+        if monitor is not None and os.environ.get("BOT_FILE") == str(BROKEN):
+            await asyncio.wait_for(asyncio.shield(monitor), WAIT)
+    clock.now += 1.0
+
+
+@pytest.mark.timeout(300)
+async def test_a_broken_bot_file_gets_at_most_6_launches_a_minute_is_reported_and_recovers_by_itself(
+    reserve_with_real_bots: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = reserve_with_real_bots
+    clock = FakeClock()
+    d.reserve._clock = clock  # the reserve's own knob: time is whatever the test says
+    launched: list[str] = []
+    for _ in range(60):
+        await tick(d, clock, launched)
+    assert 2 <= len(launched) <= 6, launched
+
+    exception = "ModuleNotFoundError: No module named 'voicefleet_test_module_that_does_not_exist'"
+    failed = d.reserve.failed_bots.total
+    assert failed >= len(launched) - 1  # the last one may not be found dead yet
+    assert await d.metric("voicefleet_reserve_failed_bots_total", provider="local") == failed
+    assert await d.metric("voicefleet_reserve_backoff_seconds", provider="local") > 0
+    health = (await d.client.get("/healthz")).json()
+    assert health["status"] == "ok" and health["detail"].startswith("reserve backing off: ")
+    assert str(BROKEN) in health["detail"] and exception in health["detail"]
+
+    # A start meanwhile goes cold, and its answer names the file and the exception.
+    started = await d.client.post("/start?wait=started", json={})
+    assert started.status_code == 502, started.text
+    assert str(BROKEN) in started.json()["error"]["message"] and exception in started.json()["error"]["message"]
+
+    # The bot is fixed: the next probe comes up, says hello, and the backoff is over.
+    monkeypatch.setenv("BOT_FILE", str(GOOD))
+    probes = len(launched)
+    for _ in range(400):  # the rest of the backoff's wait, in fake seconds (at most its cap)
+        await tick(d, clock, launched)
+        if len(launched) > probes:
+            break
+    assert await d.channels.wait_until(lambda: len(d.channels.idle()) >= 1, WAIT), "the good bot never came up"
+    await d.reserve.refill()
+    assert d.reserve.failed_bots.in_a_row == 0
+    assert "detail" not in (await d.client.get("/healthz")).json()
+    assert await d.metric("voicefleet_reserve_backoff_seconds", provider="local") == 0
