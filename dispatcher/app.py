@@ -30,6 +30,9 @@ from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnIceServers
 from dispatcher.metrics import CONTENT_TYPE, Metrics
+from dispatcher.phone import routes as phone_routes
+from dispatcher.phone import webhooks as phone_webhooks
+from dispatcher.phone.state import build_phone_state
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.service import SessionService
@@ -113,10 +116,13 @@ def create_app(
         redoc_url=None,
     )
     app.state.voicefleet = state
+    app.state.phone = build_phone_state(env, settings, state.sessions, channels)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(runner_offer.router)
     app.include_router(channel_router)
+    app.include_router(phone_routes.router)
+    app.include_router(phone_webhooks.router)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz() -> JSONResponse:

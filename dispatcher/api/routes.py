@@ -17,6 +17,9 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
+from dispatcher.phone.access import public_base
+from dispatcher.phone.start_answer import PHONE_TRANSPORTS, phone_start
+from dispatcher.phone.state import phone_state
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, is_session_id
 from dispatcher.sessions.service import Session
 
@@ -43,6 +46,11 @@ async def start(
     who: str = Depends(caller),
 ) -> dict[str, Any]:
     state = app_state(request)
+    if payload is not None and payload.transport in PHONE_TRANSPORTS:
+        await state.start_limit.check(who)
+        phone = phone_state(request)
+        base = public_base(phone.settings, request.headers, request.url.scheme)
+        return phone_start(phone, payload.transport, payload.body or {}, base)
     plan = plan_start(payload, state.settings.transports)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")

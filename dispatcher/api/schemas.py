@@ -22,7 +22,8 @@ class StartRequest(BaseModel):
     transport: str | None = Field(
         default=None,
         max_length=40,
-        description="`daily` or `webrtc` (the deployment's `TRANSPORTS`); default `DEFAULT_TRANSPORT`. Others: 400.",
+        description="`daily` or `webrtc` (the deployment's `TRANSPORTS`); default `DEFAULT_TRANSPORT`; a phone "
+        "call: `websocket`, `twilio`, `telnyx`, `plivo` or `exotel` (docs/phone.md). Others: 400.",
     )
     createDailyRoom: bool | None = Field(
         default=None,
@@ -71,7 +72,13 @@ class StartOut(SessionOut):
     Pipecat's fields (README: "Use it from a Pipecat client")."""
 
     session_id: str | None = None  # type: ignore[assignment]
-    token: str | None = Field(default=None, description="Cloud: the user's meeting token (not an owner).")
+    token: str | None = Field(
+        default=None,
+        description="Cloud: the user's meeting token (not an owner). A phone call: the one-time token for `wsUrl`.",
+    )
+    wsUrl: str | None = Field(
+        default=None, description="A phone call (`transport: websocket` or a carrier): connect to `{wsUrl}/{token}`."
+    )
     dailyToken: str | None = Field(default=None, description="`token` under Pipecat's name.")
     iceConfig: IceConfigOut | None = Field(
         default=None, description="WebRTC: the ICE servers to use (`ICE_SERVERS`, or `enableDefaultIceServers`)."

@@ -66,6 +66,11 @@ class Machine:
     def is_webrtc(self) -> bool:
         return self.transport == "webrtc"
 
+    @property
+    def has_room(self) -> bool:
+        """A Daily session: not SmallWebRTC, not a phone call's WebSocket (neither has a room)."""
+        return self.transport not in ("webrtc", "websocket")
+
 
 @dataclass(frozen=True)
 class IdleMachine:

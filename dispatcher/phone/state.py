@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from dispatcher.phone.calls import PhoneCalls
+from dispatcher.channel.bots import BotChannels
+from dispatcher.phone.calls import PhoneCalls, Sessions
+from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import Replays
 from dispatcher.phone.tokens import CallTokens
+from dispatcher.settings import Settings
 
 
 @dataclass
@@ -19,6 +23,19 @@ class PhoneState:
     calls: PhoneCalls
     webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
     active_calls: int = 0
+
+
+def build_phone_state(
+    env: Mapping[str, str], settings: Settings, sessions: Sessions, channels: BotChannels
+) -> PhoneState:
+    # Keyless only where the API is keyless: a local dispatcher that serves loopback alone.
+    keyless = settings.machines == "local" and not settings.api_key_hashes
+    phone = PhoneSettings.from_env(env, keyless=keyless, bot_channel_token=settings.bot_channel_token)
+    return PhoneState(
+        settings=phone,
+        tokens=CallTokens(phone.token_key),
+        calls=PhoneCalls(sessions, channels, MediaLinks(), start_wait_seconds=settings.start_wait_seconds),
+    )
 
 
 def phone_state(connection: HTTPConnection) -> PhoneState:

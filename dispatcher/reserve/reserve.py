@@ -314,7 +314,7 @@ def _assignment(spec: LaunchSpec) -> Assignment:
     return Assignment(
         session_id=spec.session_id,
         max_session_seconds=spec.max_session_seconds,
-        transport="daily" if spec.room_url else "webrtc",
+        transport="websocket" if spec.transport == "websocket" else "daily" if spec.room_url else "webrtc",
         body=dict(spec.body),
         room_url=spec.room_url,
         token=spec.bot_token,

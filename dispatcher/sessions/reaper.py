@@ -74,11 +74,11 @@ class Reaper:
                 reason = "overdue"
                 ok = await self._attempt(self._machines.stop(machine.session_id), machine.session_id, reason)
                 if ok:
-                    await self._end_room(machine.session_id, machine.is_webrtc)
+                    await self._end_room(machine.session_id, not machine.has_room)
             elif not machine.state.is_active and machine.session_id not in self._cleaned:
                 reason = "ended_session"
                 ok = await self._attempt(self._machines.stop(machine.session_id), machine.session_id, reason)
-                ok = await self._end_room(machine.session_id, machine.is_webrtc) and ok
+                ok = await self._end_room(machine.session_id, not machine.has_room) and ok
                 if ok:
                     self._remember(machine.session_id)
             else:
@@ -120,8 +120,8 @@ class Reaper:
         if len(self._cleaned) > REMEMBERED_ENDED_SESSIONS:
             self._cleaned.popitem(last=False)
 
-    async def _end_room(self, session_id: str, webrtc: bool = False) -> bool:
-        if self._rooms is None or webrtc:  # a WebRTC session never had a room
+    async def _end_room(self, session_id: str, roomless: bool = False) -> bool:
+        if self._rooms is None or roomless:  # a WebRTC or phone session never had a room
             return True
         return await self._attempt(self._rooms.delete(session_id), session_id, "room")
 

@@ -22,6 +22,8 @@ from dispatcher.sessions.ids import body_digest, new_session_id
 from dispatcher.settings import Settings
 
 log = logging.getLogger("dispatcher.sessions.service")
+# Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
+ROOMLESS = ("webrtc", "websocket")
 T = TypeVar("T")
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class SessionService:
                 session = replace(session, machine=await self._wait(session.machine))
                 if not session.machine.state.is_active:
                     # Ends the room the bot will never join (a WebRTC session has none).
-                    await self._clean_up(session_id, with_room=not session.machine.is_webrtc)
+                    await self._clean_up(session_id, with_room=session.machine.has_room)
                     raise self._did_not_start(session.machine)
         except ApiError as exc:
             self._metrics.failed(exc.code)
@@ -122,7 +124,7 @@ class SessionService:
         if machine is None:
             return None
         conflict = machine.body_digest is not None and machine.body_digest != digest
-        if (machine.is_webrtc) != (transport == "webrtc"):
+        if machine.has_room != (transport not in ROOMLESS) or machine.is_webrtc != (transport == "webrtc"):
             conflict = True  # the same key asked for the other transport
         if conflict:
             raise ApiError(
@@ -131,7 +133,7 @@ class SessionService:
                 "this Idempotency-Key was already used with a different body",
                 extra={"session_id": session_id},
             )
-        if machine.is_webrtc:
+        if not machine.has_room:
             return Session(machine, created=False)
         if machine.state.is_active and self._rooms is not None:
             # The start that launched this machine may have failed half-way and ended the room
@@ -150,7 +152,8 @@ class SessionService:
         keyed: bool,
     ) -> Session:
         webrtc = transport == "webrtc"
-        grant = None if webrtc else await self._grant(session_id, options)
+        roomless = transport in ROOMLESS
+        grant = None if roomless else await self._grant(session_id, options)
         spec = LaunchSpec(
             session_id=session_id,
             body_digest=digest,
@@ -162,14 +165,14 @@ class SessionService:
             ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
             transport=transport,
         )
-        room = self._no_room() if webrtc else self._create_room(session_id, options)
+        room = self._no_room() if roomless else self._create_room(session_id, options)
         launch = self._launch_machine(spec)
         # The room URL is known from the session id, so the room and the machine are created
         # at once: a start costs about one provider round trip, not the sum of two.
         room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)
         failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
         if failure is not None:
-            await self._clean_up(session_id, with_room=not webrtc)
+            await self._clean_up(session_id, with_room=not roomless)
             error = as_api_error(failure)
             if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
                 # The key's machine existed and has just been stopped; a retry with this key would
@@ -259,7 +262,7 @@ class SessionService:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
-        rooms = None if machine.is_webrtc else self._rooms
+        rooms = self._rooms if machine.has_room else None
         if machine.state is MachineState.STARTED and rooms is not None:
             # "Machine started" is not "bot in room": presence tells the second.
             with contextlib.suppress(Exception):
@@ -281,7 +284,7 @@ class SessionService:
         if not await self._call(self._machines.stop(session_id)):
             return None
         self._admission.invalidate()
-        if self._rooms is not None and not (before is not None and before.is_webrtc):
+        if self._rooms is not None and not (before is not None and not before.has_room):
             await self._call(self._rooms.delete(session_id))
         return await self._call(self._machines.status(session_id))
 

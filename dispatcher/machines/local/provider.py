@@ -211,7 +211,7 @@ class LocalMachines:
         # travel in the environment.
         return [
             *self._settings.bot_command,
-            "--transport", "webrtc",
+            "--transport", spec.transport or "webrtc",
             "--session-id", spec.session_id,
             "--max-duration", str(spec.max_session_seconds),
         ]  # fmt: skip

@@ -1,0 +1,37 @@
+"""`POST /start` with `transport: websocket` (or a carrier's name): Pipecat Cloud's token answer.
+
+`{wsUrl, token, sessionId}`: the client (a Twilio Function, a TeXML handler, a WebSocket client)
+connects to `{wsUrl}/{token}` within the token's life; the session, whose id is known now, starts
+when it does ("the bot is not started until the client connects", as on Pipecat Cloud). The token
+carries the request's `body` to the bot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.phone.access import websocket_url
+from dispatcher.phone.calls import PHONE_CALLER
+from dispatcher.phone.settings import CARRIERS
+from dispatcher.phone.state import PhoneState
+from dispatcher.phone.tokens import MAX_TOKEN_BODY_BYTES
+from dispatcher.sessions.ids import new_session_id
+
+PHONE_TRANSPORTS = ("websocket", *CARRIERS)
+
+
+def phone_start(state: PhoneState, transport: str, body: Mapping[str, Any], base: str) -> dict[str, Any]:
+    carrier = "generic" if transport == "websocket" else transport
+    try:
+        token, grant = state.tokens.mint(carrier, body)
+    except ValueError:
+        limit = MAX_TOKEN_BODY_BYTES
+        raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None
+    path = "/ws/generic/voicefleet" if carrier == "generic" else f"/ws/{carrier}"
+    return {
+        "wsUrl": websocket_url(base, path),
+        "token": token,
+        "sessionId": new_session_id(PHONE_CALLER, grant.session_key),
+    }

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+HOST = Path(__file__).with_name("phone_host.py")
+SPEECH = Path(__file__).parents[1] / "fixtures" / "speech16k.wav"
+IDLE = 'voicefleet_reserve_bots{provider="local",state="idle"}'
+
+
+def speech_8k() -> bytes:
+    """The speech fixture as a phone line carries it: 8 kHz, 16-bit mono."""
+    with wave.open(str(SPEECH)) as w:
+        pcm = w.readframes(w.getnframes())
+        rate = w.getframerate()
+    converted, _ = audioop.ratecv(pcm, 2, 1, rate, 8000, None)
+    return converted
+
+
+@pytest.fixture(scope="module")
+def phone_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
+    reports = tmp_path_factory.mktemp("calls")
+    env = {
+        "LOCAL_BOT_COMMAND": f"{sys.executable} {HOST}",
+        "RESERVE_MIN_IDLE": "1",
+        "PHONE_TEST_REPORTS": str(reports),
+        # The carriers' REST credentials a bot needs to hang a call up itself (Pipecat's
+        # serializers refuse to start without them): the test account's, reaching no one here.
+        "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000001",
+        "TWILIO_AUTH_TOKEN": "test-twilio-auth-token",
+        "TELNYX_API_KEY": "test-telnyx-key",
+        "PLIVO_AUTH_ID": "MA0001",
+        "PLIVO_AUTH_TOKEN": "test-plivo-token",
+    }
+    with run_dispatcher(tmp_path_factory.mktemp("phone"), env) as running:
+        yield running, reports
+
+
+async def metric(api: httpx.AsyncClient, prefix: str) -> float:
+    for line in (await api.get("/metrics")).text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def wait_for_idle_bot(api: httpx.AsyncClient) -> None:
+    for _ in range(900):  # a reserve bot imports Pipecat first (seconds on a busy host)
+        if await metric(api, IDLE) >= 1:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("no reserve bot became idle")
+
+
+async def wait_status(api: httpx.AsyncClient, session_id: str, wanted: set[str], timeout: float = 30) -> str:
+    status = ""
+    for _ in range(int(timeout * 10)):
+        status = (await api.get(f"/sessions/{session_id}")).json().get("status", "")
+        if status in wanted:
+            return status
+        await asyncio.sleep(0.1)
+    return status

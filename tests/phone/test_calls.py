@@ -1,0 +1,77 @@
+"""Phone calls end to end: each carrier's protocol, through the real dispatcher process, to a
+real bot process running a user bot in Pipecat's canonical shape (tests/phone/echo_bot.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.fakes.carriers import CarrierCall
+from tests.phone.conftest import metric, speech_8k, wait_for_idle_bot, wait_status
+from tests.support.audio import rms as rms_of
+from tests.support.processes import DispatcherProcess
+
+pytestmark = pytest.mark.slow  # real processes, Pipecat imports, real audio: seconds per call
+
+def rms(pcm16: bytes) -> float:
+    return rms_of(np.frombuffer(pcm16, dtype=np.int16))
+
+
+CUSTOM = {"from_number": "+14155550100", "to_number": "+14155550199", "customer": "ada"}
+
+
+async def place_call(api: httpx.AsyncClient, carrier: str, body: dict[str, object]) -> tuple[CarrierCall, str]:
+    answer = await api.post("/start", json={"transport": carrier, "body": body})
+    assert answer.status_code == 201, answer.text
+    start = answer.json()
+    assert set(start) == {"wsUrl", "token", "sessionId"}
+    call = CarrierCall(carrier, f"{start['wsUrl']}/{start['token']}", custom=CUSTOM)
+    await call.open()
+    await call.handshake()
+    return call, start["sessionId"]
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "telnyx", "plivo", "exotel"])
+async def test_a_call_reaches_a_warm_bot_that_answers_and_ends_with_the_callers_hang_up(
+    phone_dispatcher: tuple[DispatcherProcess, Path], carrier: str
+) -> None:
+    dispatcher, reports = phone_dispatcher
+    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        warm_before = await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"')
+        call, session_id = await place_call(api, carrier, {"plan": "gold"})
+        greeting = await call.bot_audio(0.1, timeout=30)
+        assert rms(greeting) > 500  # the bot's greeting, encoded by its own serializer for this carrier
+        assert await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"') == warm_before + 1
+
+        speech = speech_8k()
+        await call.say(speech)
+        echoed = await call.bot_audio(len(speech) / 16000 * 0.8, timeout=30)
+        assert rms(echoed) > 500  # the caller's speech came back: in, through the bot, out
+
+        seen = json.loads((reports / f"{session_id}.json").read_text())
+        assert seen["transport_type"] == carrier  # detected by the bot's own create_transport
+        assert seen["body"] == {"plan": "gold"}
+        assert seen["call_data"]["call_id"] == call.call_id
+        assert seen["call_data"]["stream_id"] == call.stream_id
+        if carrier == "twilio":  # TwiML <Parameter>s, as Pipecat delivers them
+            assert seen["call_data"]["body"] == CUSTOM
+            assert seen["call_data"]["from"] == CUSTOM["from_number"]
+
+        await call.hang_up()
+        assert await wait_status(api, session_id, {"ended", "failed"}) == "ended"
+
+
+async def test_the_bot_hanging_up_closes_the_carriers_stream_and_ends_the_machine(
+    phone_dispatcher: tuple[DispatcherProcess, Path],
+) -> None:
+    dispatcher, _ = phone_dispatcher
+    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        call, session_id = await place_call(api, "twilio", {"hang_up_after_greeting": True})
+        assert await call.wait_closed_by_bot(timeout=30) is not None
+        assert await wait_status(api, session_id, {"ended", "failed"}) == "ended"
