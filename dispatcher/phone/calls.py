@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
+from dispatcher.session_ids import new_session_id
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -44,6 +46,7 @@ class PhoneCall:
 
     session_id: str | None = None
     media: MediaLink | None = None
+    starting: asyncio.Future[Any] | None = None
 
 
 class PhoneCalls:
@@ -60,10 +63,18 @@ class PhoneCalls:
     ) -> WebSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise)."""
         deadline = time.monotonic() + self._wait
-        session = await self._sessions.start(
-            caller=PHONE_CALLER, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT
+        # The id is known before the start, so a caller who hangs up while it is under way still
+        # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
+        session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
+        call.session_id = session_id = new_session_id(PHONE_CALLER, session_key)
+        # Shielded: a hang-up cancels the wait, never a launch half sent to a provider.
+        call.starting = asyncio.ensure_future(
+            self._sessions.start(
+                caller=PHONE_CALLER, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT
+            )
         )
-        call.session_id = session_id = session.machine.session_id
+        call.starting.add_done_callback(_retrieved)
+        await asyncio.shield(call.starting)
         bot = self._channels.link_for(session_id) or await self._channels.wait_link(session_id, _left(deadline))
         if bot is None:
             raise ApiError(504, "start_timeout", f"the call's bot did not dial in within {self._wait:g}s")
@@ -84,6 +95,8 @@ class PhoneCalls:
             self.links.forget(call.media)
         if call.session_id is None:
             return
+        if call.starting is not None and not call.starting.done():  # hung up during the start
+            await asyncio.wait({call.starting}, timeout=self._wait)
         link = self._channels.link_for(call.session_id)
         if link is not None:
             with contextlib.suppress(TimeoutError):
@@ -96,6 +109,11 @@ class PhoneCalls:
 
 
 BOT_EXIT_SECONDS = 5.0
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed start is answered by `attach` (or logged there): not "never retrieved"
 
 
 def _left(deadline: float) -> float:

@@ -1,0 +1,112 @@
+"""Who may open a call's WebSocket: every refusal (HTTP 403 before the handshake, no machine
+launched) beside its positive control (the upgrade accepted, one machine launched)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from dispatcher.phone.signatures import twilio_signature
+from dispatcher.phone.tokens import CallTokens
+from tests.dispatcher.phone.conftest import API_KEY, EXOTEL, TWILIO_TOKEN, Phone
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+async def refused(url: str, headers: dict[str, str] | None = None) -> int:
+    with pytest.raises(InvalidStatus) as refusal:
+        async with connect(url, additional_headers=headers or {}, proxy=None):
+            pass
+    return refusal.value.response.status_code
+
+
+async def accepted(phone: Phone, url: str, headers: dict[str, str] | None = None) -> None:
+    """The upgrade completes and the call's session is launched (the caller then hangs up)."""
+    before = len(phone.launches)
+    async with connect(url, additional_headers=headers or {}, proxy=None) as ws:
+        await ws.send('{"event": "connected", "protocol": "Call", "version": "1.0.0"}')
+        for _ in range(200):
+            if len(phone.launches) > before:
+                break
+            await ws.send('{"event": "media"}')  # keeps the line busy while the session starts
+            await asyncio.sleep(0.01)
+    assert len(phone.launches) == before + 1
+
+
+async def start_token(phone: Phone, carrier: str) -> str:
+    answer = await phone.api.post("/start", json={"transport": carrier, "body": {"k": "v"}}, headers=AUTH)
+    assert answer.status_code == 201, answer.text
+    start = answer.json()
+    assert start["wsUrl"] == f"wss://calls.example.com/ws/{carrier}"
+    return str(start["token"])
+
+
+async def test_a_token_opens_one_call_and_a_replay_of_it_is_refused(keyed: Phone) -> None:
+    token = await start_token(keyed, "twilio")
+    await accepted(keyed, keyed.ws(f"/ws/twilio/{token}"))
+    assert await refused(keyed.ws(f"/ws/twilio/{token}")) == 403
+    assert len(keyed.launches) == 1
+
+
+async def test_a_forged_token_is_refused_before_any_machine(keyed: Phone) -> None:
+    token = await start_token(keyed, "telnyx")
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert await refused(keyed.ws(f"/ws/telnyx/{forged}")) == 403
+    assert keyed.launches == []
+    await accepted(keyed, keyed.ws(f"/ws/telnyx/{token}"))  # the genuine one still works
+
+
+async def test_an_expired_token_is_refused_and_a_fresh_one_is_not(keyed: Phone) -> None:
+    now = [1_000_000.0]
+    state = keyed.app.state.phone
+    state.tokens = CallTokens(state.settings.token_key, clock=lambda: now[0])
+    stale, _ = state.tokens.mint("plivo")
+    fresh, _ = state.tokens.mint("plivo")
+    now[0] += 301
+    assert await refused(keyed.ws(f"/ws/plivo/{stale}")) == 403
+    assert keyed.launches == []
+    state.tokens = CallTokens(state.settings.token_key, clock=lambda: now[0] - 301)
+    await accepted(keyed, keyed.ws(f"/ws/plivo/{fresh}"))
+
+
+async def test_a_token_for_another_carrier_is_refused(keyed: Phone) -> None:
+    token = await start_token(keyed, "twilio")
+    assert await refused(keyed.ws(f"/ws/exotel/{token}")) == 403
+    assert keyed.launches == []
+
+
+async def test_twilio_signs_the_stream_url_and_a_forged_signature_is_refused(keyed: Phone) -> None:
+    url = "wss://calls.example.com/ws/twilio"  # what Twilio dialled (PHONE_PUBLIC_URL), and signed
+    good = twilio_signature(TWILIO_TOKEN, url)
+    assert await refused(keyed.ws("/ws/twilio"), {"X-Twilio-Signature": twilio_signature("other", url)}) == 403
+    assert await refused(keyed.ws("/ws/twilio"), {"X-Twilio-Signature": good[:-2] + "=="}) == 403
+    assert keyed.launches == []
+    await accepted(keyed, keyed.ws("/ws/twilio"), {"X-Twilio-Signature": good})
+
+
+async def test_exotel_basic_credential_wrong_and_right(keyed: Phone) -> None:
+    wrong = base64.b64encode(b"exotel-key:guess").decode()
+    right = base64.b64encode(f"{EXOTEL[0]}:{EXOTEL[1]}".encode()).decode()
+    assert await refused(keyed.ws("/ws/exotel"), {"Authorization": f"Basic {wrong}"}) == 403
+    assert keyed.launches == []
+    await accepted(keyed, keyed.ws("/ws/exotel"), {"Authorization": f"Basic {right}"})
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "telnyx", "plivo", "exotel"])
+async def test_no_proof_is_refused_where_keys_are_configured(keyed: Phone, carrier: str) -> None:
+    assert await refused(keyed.ws(f"/ws/{carrier}")) == 403
+    assert await refused(keyed.ws("/ws/generic/agent.org")) == 403
+    assert keyed.launches == []
+
+
+async def test_a_keyless_local_dispatcher_takes_calls_without_proof(keyless: Phone) -> None:
+    await accepted(keyless, keyless.ws("/ws/twilio"))
+
+
+async def test_start_with_a_phone_transport_needs_an_api_key(keyed: Phone) -> None:
+    answer = await keyed.api.post("/start", json={"transport": "twilio"})
+    assert answer.status_code == 401
