@@ -30,6 +30,7 @@ from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnIceServers
 from dispatcher.metrics import CONTENT_TYPE, Metrics
+from dispatcher.phone import daily_dialin
 from dispatcher.phone import routes as phone_routes
 from dispatcher.phone import webhooks as phone_webhooks
 from dispatcher.phone.state import build_phone_state
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(channel_router)
     app.include_router(phone_routes.router)
     app.include_router(phone_webhooks.router)
+    app.include_router(daily_dialin.router)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz() -> JSONResponse:

@@ -52,6 +52,7 @@ class DailySettings:
     retry_deadline: float = 8.0  # all attempts of one operation
     rate: Rate = DEFAULT_RATE
     delete_rate: Rate = DEFAULT_DELETE_RATE
+    allow_dialout: bool = False  # DAILY_ALLOW_DIALOUT=1: a caller may ask for `enable_dialout` (it costs money)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DailySettings:
@@ -71,6 +72,7 @@ class DailySettings:
             retry_deadline=float_setting(env, "DAILY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             rate=Rate.from_env(env, "DAILY", DEFAULT_RATE),
             delete_rate=Rate.from_env(env, "DAILY_DELETE", DEFAULT_DELETE_RATE),
+            allow_dialout=env.get("DAILY_ALLOW_DIALOUT", "").strip().lower() in ("1", "true", "yes"),
         )
 
 
@@ -163,6 +165,7 @@ class DailyRooms:
             room_exp_cap=self.room_exp(max_session_seconds, now),
             token_exp_cap=now + self.settings.user_join_seconds,
             max_session_seconds=max_session_seconds,
+            allow_dialout=self.settings.allow_dialout,
         )
 
     async def grant(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> RoomGrant:
@@ -189,7 +192,11 @@ class DailyRooms:
 
         return RoomGrant(
             room_url=await self.room_url(session_id),
-            bot_token=token(self.bot_user_id(session_id), "bot", self.settings.bot_join_seconds),
+            # Dialling out is an owner's act in Daily: the bot (never the user) owns a dial-out room.
+            bot_token=token(
+                self.bot_user_id(session_id), "bot", self.settings.bot_join_seconds,
+                {"o": True} if options.room.get("enable_dialout") else None,
+            ),
             user_token=token(f"user-{session_id}", "user", self.settings.user_join_seconds, options.token_claims),
         )
 
@@ -217,6 +224,13 @@ class DailyRooms:
         if response.status_code == 400 and "already exists" in response.text:
             return  # an idempotent replay (or a concurrent replica) created it
         raise self._rejected(response, f"create room {name}")
+
+    async def pinless_call_update(self, call_id: str, call_domain: str, sip_uri: str) -> None:
+        """Patches a held pinless dial-in call into a room's SIP endpoint (Daily's dial-in API)."""
+        body = {"callId": call_id, "callDomain": call_domain, "sipUri": sip_uri}
+        response = await self._call("POST", "/dialin/pinlessCallUpdate", json=body)
+        if response.status_code != 200:
+            raise self._rejected(response, f"connect held call {call_id}")
 
     async def bot_present(self, session_id: str) -> bool:
         name = self.room_name(session_id)

@@ -80,6 +80,7 @@ def room_options(
     room_exp_cap: int,
     token_exp_cap: int,
     max_session_seconds: int,
+    allow_dialout: bool = False,
 ) -> RoomOptions:
     """Checks the caller's properties against what this deployment allows.
 
@@ -98,6 +99,8 @@ def room_options(
         elif key == "eject_at_room_exp":
             if _typed(where, key, value, bool) is not True:
                 raise _refuse(where, key, "may not be turned off")
+        elif key == "enable_dialout" and allow_dialout:  # the bot's phone calls out (DAILY_ALLOW_DIALOUT)
+            room_out[key] = _typed(where, key, value, bool)
         elif key == "max_participants":
             count = _typed(where, key, value, int)
             if not 2 <= count <= 3:

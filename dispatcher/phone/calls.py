@@ -23,7 +23,7 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
-from dispatcher.session_ids import new_session_id
+from dispatcher.sessions.ids import new_session_id
 
 log = logging.getLogger("dispatcher.phone")
 

@@ -26,6 +26,7 @@ class PhoneSettings:
     telnyx_key: TelnyxKey | None = field(default=None, repr=False)
     plivo_auth_token: str | None = field(default=None, repr=False)
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
+    daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
 
     @classmethod
@@ -47,8 +48,12 @@ class PhoneSettings:
         exotel_key, exotel_token = env.get("EXOTEL_API_KEY", "").strip(), env.get("EXOTEL_API_TOKEN", "").strip()
         if bool(exotel_key) != bool(exotel_token):
             raise SettingsError("EXOTEL_API_KEY and EXOTEL_API_TOKEN are set together or not at all")
+        dialin = env.get("DAILY_DIALIN_SECRET", "").strip() or None
+        if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
+            raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
         return cls(
             token_key=key,
+            daily_dialin_secret=dialin,
             public_url=public_url,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or None,
             telnyx_key=telnyx_key,

@@ -2,7 +2,11 @@
 
 `GET /` (domain config), `POST /rooms` (400 `invalid-request-error` on a reused name),
 `GET /rooms/:name/presence`, `DELETE /rooms/:name` (404 when missing), bearer auth (401), and the
-documented error body `{"error", "info"}`. `verify_token` checks a self-signed token the way
+documented error body `{"error", "info"}`. Telephony: a room's `sip` properties (`display_name`,
+`video`, `sip_mode` "dial-in", `num_endpoints` 1-5; anything else is a 400) give it a SIP endpoint,
+`enable_dialout` must be a boolean, and `POST /dialin/pinlessCallUpdate` `{callId, callDomain,
+sipUri}` connects a held pinless call (`hold_call`) to a SIP URI of a room (404 for a call that is
+not on hold, 400 for a URI no room has). `verify_token` checks a self-signed token the way
 Daily would: HS256 with the API key.
 """
 
@@ -44,6 +48,8 @@ class FakeDaily(FakeApi):
         self.api_key = api_key
         self.rooms: dict[str, dict[str, Any]] = {}
         self.presence: dict[str, list[dict[str, Any]]] = {}  # room -> participants
+        self.held_calls: dict[str, str] = {}  # pinless callId -> callDomain, waiting on hold
+        self.connected_calls: dict[str, str] = {}  # callId -> the SIP URI it was patched to
 
     @property
     def env(self) -> dict[str, str]:
@@ -57,9 +63,17 @@ class FakeDaily(FakeApi):
             Route("/v1/rooms", self.list_rooms, methods=["GET"]),
             Route("/v1/rooms/{name}/presence", self.room_presence, methods=["GET"]),
             Route("/v1/rooms/{name}", self.delete_room, methods=["DELETE"]),
+            Route("/v1/dialin/pinlessCallUpdate", self.pinless_call_update, methods=["POST"]),
         ]
 
     # knobs ---------------------------------------------------------------------------------
+
+    def hold_call(self, call_id: str, call_domain: str) -> None:
+        """A caller dialled a pinless number: Daily holds them and calls `room_creation_api`."""
+        self.held_calls[call_id] = call_domain
+
+    def sip_endpoint(self, room: str) -> str:
+        return f"sip:{room}@{DOMAIN_NAME}.sip.daily.co"
 
     def join(self, room: str, user_id: str) -> None:
         self.presence.setdefault(room, []).append({"id": f"p-{user_id}", "room": room, "userId": user_id})
@@ -97,6 +111,9 @@ class FakeDaily(FakeApi):
         name = body.get("name")
         if name in self.rooms:
             return _error(400, "invalid-request-error", f"a room named {name} already exists")
+        properties = body.get("properties", {})
+        if problem := _telephony_problem(properties):
+            return _error(400, "invalid-request-error", problem)
         room = {
             "id": f"id-{name}",
             "name": name,
@@ -106,8 +123,30 @@ class FakeDaily(FakeApi):
             "config": body.get("properties", {}),
             "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
+        if "sip" in properties:
+            room["config"] = {**properties, "sip_uri": {"endpoint": self.sip_endpoint(name)}}
         self.rooms[name] = room
         return JSONResponse(room)
+
+    async def pinless_call_update(self, request: Request) -> Response:
+        if denied := self._authorized(request):
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid-request-error", "body is not JSON")
+        fields = {key: body.get(key) if isinstance(body, dict) else None for key in ("callId", "callDomain", "sipUri")}
+        missing = [key for key, value in fields.items() if not isinstance(value, str) or not value]
+        if missing:
+            return _error(400, "invalid-request-error", f"missing {', '.join(missing)}")
+        if self.held_calls.get(fields["callId"]) != fields["callDomain"]:
+            return _error(404, "not-found", f"no call {fields['callId']} on hold in that domain")
+        endpoints = {self.sip_endpoint(name) for name, room in self.rooms.items() if "sip_uri" in room["config"]}
+        if fields["sipUri"] not in endpoints:
+            return _error(400, "invalid-request-error", "sipUri is not the SIP endpoint of a room")
+        del self.held_calls[fields["callId"]]
+        self.connected_calls[fields["callId"]] = fields["sipUri"]
+        return JSONResponse({"status": "success"})
 
     async def list_rooms(self, request: Request) -> Response:
         """Newest first, at most `limit` (≤ 100), `ending_before=<id>` pages towards older rooms."""
@@ -139,3 +178,26 @@ class FakeDaily(FakeApi):
             return _error(404, "not-found", f"room {name} not found")
         self.presence.pop(name, None)
         return JSONResponse({"deleted": True, "name": name})
+
+
+SIP_KEYS = {"display_name": str, "video": bool, "sip_mode": str, "num_endpoints": int}
+
+
+def _telephony_problem(properties: dict[str, Any]) -> str | None:
+    """Why Daily would refuse the room's telephony properties, or None."""
+    if "enable_dialout" in properties and not isinstance(properties["enable_dialout"], bool):
+        return "enable_dialout must be a boolean"
+    sip = properties.get("sip")
+    if sip is None:
+        return None
+    if not isinstance(sip, dict):
+        return "sip must be an object"
+    for key, value in sip.items():
+        kind = SIP_KEYS.get(key)
+        if kind is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"sip.{key} is not a valid SIP property"
+    if sip.get("sip_mode", "dial-in") != "dial-in":
+        return "sip.sip_mode must be dial-in"
+    if not 1 <= sip.get("num_endpoints", 1) <= 5:
+        return "sip.num_endpoints must be 1-5"
+    return None

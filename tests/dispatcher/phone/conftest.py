@@ -14,8 +14,9 @@ from fastapi import FastAPI
 
 from dispatcher.app import create_app
 from dispatcher.machines.base import LaunchResult, LaunchSpec
-from dispatcher.machines.local import LocalMachines, LocalSettings
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
+from tests.fakes.fixtures import fake_daily, fake_fly  # noqa: F401 (fixtures of the Daily dial-in tests)
 from tests.support.dispatcher_server import serving
 
 PHONE_HOST = (sys.executable, str(Path(__file__).parents[2] / "phone" / "phone_host.py"))

@@ -1,0 +1,149 @@
+"""Daily PSTN dial-in and dial-out, in a cloud mode (Fly) against the fakes (tests/fakes/daily.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from pipecat.runner.types import DailyDialinRequest
+
+from dispatcher.app import create_app
+from dispatcher.machines.base import LaunchResult, LaunchSpec
+from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import fly_harness
+from tests.fakes.daily import FakeDaily
+from tests.fakes.fly import FakeFly
+
+KEY = "dialin-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+SECRET = "d" * 40
+CALL = {"From": "+14155550100", "To": "+14155550199", "callId": "call-1", "callDomain": "dom-1"}
+
+
+@dataclass
+class Cloud:
+    http: httpx.AsyncClient
+    daily: FakeDaily
+    launches: list[LaunchSpec] = field(default_factory=list)
+
+
+async def _cloud(fake_fly: FakeFly, fake_daily: FakeDaily, env: dict[str, str]) -> AsyncIterator[Cloud]:
+    settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(KEY)}))
+    rooms = DailyRooms(DailySettings.from_env({**fake_daily.env, **env}))
+    machines = fly_harness(fake_fly).make()
+    cloud = Cloud(httpx.AsyncClient(base_url="https://calls.example.com"), fake_daily)
+    launch = machines.launch
+
+    async def recorded(spec: LaunchSpec) -> LaunchResult:
+        cloud.launches.append(spec)
+        return await launch(spec)
+
+    machines.launch = recorded  # type: ignore[method-assign]
+    app = create_app(settings, env={"DAILY_DIALIN_SECRET": SECRET}, machines=machines, rooms=rooms)
+    cloud.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com")
+    async with cloud.http:
+        yield cloud
+    await app.state.voicefleet.aclose()
+
+
+@pytest.fixture
+async def cloud(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Cloud]:
+    async for c in _cloud(fake_fly, fake_daily, {}):
+        yield c
+
+
+@pytest.fixture
+async def dialout_cloud(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[Cloud]:
+    async for c in _cloud(fake_fly, fake_daily, {"DAILY_ALLOW_DIALOUT": "1"}):
+        yield c
+
+
+async def test_a_dialin_webhook_makes_a_sip_room_and_starts_a_bot_with_pipecats_dialin_body(cloud: Cloud) -> None:
+    answer = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    assert answer.status_code == 201, answer.text
+    session_id = answer.json()["sessionId"]
+    room = next(iter(cloud.daily.rooms.values()))
+    assert room["config"]["sip"] == {"display_name": "+14155550100", "sip_mode": "dial-in", "num_endpoints": 1}
+    assert answer.json()["dailyRoom"] == room["url"]
+    (spec,) = cloud.launches
+    request = DailyDialinRequest.model_validate(spec.body)  # what Pipecat's create_transport reads
+    assert (request.dialin_settings.call_id, request.dialin_settings.call_domain) == ("call-1", "dom-1")
+    assert request.dialin_settings.From == "+14155550100"
+    assert request.daily_api_url == f"https://calls.example.com/phone/daily/{session_id}"
+    assert request.daily_api_key != cloud.daily.api_key  # the deployment's Daily key never reaches a bot
+
+
+async def test_the_bots_pinless_call_update_reaches_daily_with_the_deployments_key(cloud: Cloud) -> None:
+    cloud.daily.hold_call("call-1", "dom-1")
+    session_id = (await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)).json()["sessionId"]
+    body = cloud.launches[0].body
+    room_name = next(iter(cloud.daily.rooms))
+    update = {"callId": "call-1", "callDomain": "dom-1", "sipUri": cloud.daily.sip_endpoint(room_name)}
+    path = f"/phone/daily/{session_id}/dialin/pinlessCallUpdate"
+
+    forged = await cloud.http.post(path, json=update, headers={"Authorization": "Bearer guess"})
+    assert forged.status_code == 403
+    other_call = {**update, "callId": "call-2"}
+    stolen = await cloud.http.post(path, json=other_call, headers={"Authorization": f"Bearer {body['daily_api_key']}"})
+    assert stolen.status_code == 403  # the credential opens its own call only
+    assert cloud.daily.connected_calls == {}
+
+    done = await cloud.http.post(path, json=update, headers={"Authorization": f"Bearer {body['daily_api_key']}"})
+    assert done.status_code == 200, done.text
+    assert cloud.daily.connected_calls == {"call-1": update["sipUri"]}
+
+
+async def test_a_retried_webhook_finds_the_same_session(cloud: Cloud) -> None:
+    first = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    again = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["sessionId"] == again.json()["sessionId"]
+    assert len(cloud.daily.rooms) == 1 and len(cloud.launches) == 1
+
+
+@pytest.mark.parametrize("path", [f"/phone/daily/dialin/{'x' * 40}", "/phone/daily/dialin"])
+async def test_a_webhook_without_the_secret_touches_nothing(cloud: Cloud, path: str) -> None:
+    answer = await cloud.http.post(path, json=CALL)
+    assert answer.status_code == 403
+    assert cloud.daily.rooms == {} and cloud.launches == []
+
+
+async def test_dailys_verification_ping_is_answered_and_starts_nothing(cloud: Cloud) -> None:
+    answer = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json={"To": "+14155550199"})
+    assert answer.status_code == 200
+    assert cloud.daily.rooms == {} and cloud.launches == []
+
+
+@pytest.mark.parametrize("bad", [{**CALL, "callId": 7}, {**CALL, "callDomain": ""}, {**CALL, "sipHeaders": [1]}])
+async def test_a_malformed_webhook_is_a_clear_422(cloud: Cloud, bad: dict[str, Any]) -> None:
+    answer = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=bad)
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request"
+    assert cloud.launches == []
+
+
+DIALOUT = {
+    "createDailyRoom": True,
+    "dailyRoomProperties": {"enable_dialout": True},
+    "body": {"dialout_settings": [{"phoneNumber": "+14155550123", "callerId": "caller-id-1"}]},
+}
+
+
+async def test_dialout_is_refused_unless_the_deployment_allows_it(cloud: Cloud) -> None:
+    answer = await cloud.http.post("/start", json=DIALOUT, headers=AUTH)
+    assert answer.status_code == 422 and "enable_dialout" in answer.text
+    assert cloud.daily.rooms == {}
+
+
+async def test_dialout_room_and_body_reach_daily_and_the_bot_untouched(dialout_cloud: Cloud) -> None:
+    answer = await dialout_cloud.http.post("/start", json=DIALOUT, headers=AUTH)
+    assert answer.status_code == 201, answer.text
+    room = next(iter(dialout_cloud.daily.rooms.values()))
+    assert room["config"]["enable_dialout"] is True
+    (spec,) = dialout_cloud.launches
+    assert spec.body == DIALOUT["body"]
+    assert spec.bot_token is not None and dialout_cloud.daily.verify_token(spec.bot_token)["o"] is True
+    assert dialout_cloud.daily.verify_token(answer.json()["dailyToken"])["o"] is False  # never the user
