@@ -11,6 +11,7 @@ import sys
 import uvicorn
 
 from dispatcher import log_redaction
+from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
 
@@ -41,6 +42,7 @@ environment (docs/configuration.md lists every variable, with the providers' and
                            dial BOT_CHANNEL_URL (docs/channel.md)
   DISPATCHER_PEERS         other replicas' private base URLs, for bots whose channel ended there
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
+  PHONE_DRAIN_SECONDS      on SIGTERM, how long calls in flight may go on before exit (default MAX_SESSION_SECONDS)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
 """
 
@@ -99,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    phone = app.state.phone
+    server = DrainingServer(
+        config,
+        calls=lambda: phone.active_calls,
+        start_draining=phone.start_draining,
+        drain_seconds=phone.settings.drain_seconds,
+    )
     if settings.machines == "local":
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",
               file=sys.stderr)

@@ -127,7 +127,9 @@ def create_app(
     app.include_router(daily_dialin.router)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
-    async def healthz() -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
+        if request.app.state.phone.draining:  # a load balancer sends new calls to other replicas
+            return JSONResponse({"status": "draining", "machines": machines.name}, status_code=503)
         # Liveness stays "ok" (a broken bot is no reason to restart the dispatcher); what is wrong is said.
         body = {"status": "ok", "machines": machines.name}
         if reserve is not None and (detail := reserve.health()) is not None:

@@ -64,7 +64,7 @@ async def bot_media(websocket: WebSocket, session_id: str) -> None:
 
 async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     state = phone_state(websocket)
-    if carrier not in (*CARRIERS, "generic"):
+    if carrier not in (*CARRIERS, "generic") or state.draining:  # draining: a deploy is replacing us
         await websocket.close(code=1008)
         return
     url = websocket_url(

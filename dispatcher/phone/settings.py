@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
-from dispatcher.settings import SettingsError
+from dispatcher.settings import SettingsError, int_setting
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
 
@@ -28,9 +28,12 @@ class PhoneSettings:
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
+    drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/draining.py)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, keyless: bool, bot_channel_token: str | None) -> PhoneSettings:
+    def from_env(
+        cls, env: Mapping[str, str], *, keyless: bool, bot_channel_token: str | None, default_drain_seconds: int = 1800
+    ) -> PhoneSettings:
         secret = env.get("PHONE_TOKEN_SECRET", "").strip()
         if secret and len(secret) < 32:
             raise SettingsError("PHONE_TOKEN_SECRET must be at least 32 characters")
@@ -60,4 +63,5 @@ class PhoneSettings:
             plivo_auth_token=env.get("PLIVO_AUTH_TOKEN", "").strip() or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
             keyless=keyless,
+            drain_seconds=float(int_setting(env, "PHONE_DRAIN_SECONDS", default_drain_seconds, minimum=0)),
         )

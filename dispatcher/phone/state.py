@@ -23,6 +23,10 @@ class PhoneState:
     calls: PhoneCalls
     webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
     active_calls: int = 0
+    draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
+
+    def start_draining(self) -> None:
+        self.draining = True
 
 
 def build_phone_state(
@@ -30,7 +34,10 @@ def build_phone_state(
 ) -> PhoneState:
     # Keyless only where the API is keyless: a local dispatcher that serves loopback alone.
     keyless = settings.machines == "local" and not settings.api_key_hashes
-    phone = PhoneSettings.from_env(env, keyless=keyless, bot_channel_token=settings.bot_channel_token)
+    phone = PhoneSettings.from_env(
+        env, keyless=keyless, bot_channel_token=settings.bot_channel_token,
+        default_drain_seconds=settings.max_session_seconds,
+    )
     return PhoneState(
         settings=phone,
         tokens=CallTokens(phone.token_key),

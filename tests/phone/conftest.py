@@ -30,10 +30,8 @@ def speech_8k() -> bytes:
     return converted
 
 
-@pytest.fixture(scope="module")
-def phone_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
-    reports = tmp_path_factory.mktemp("calls")
-    env = {
+def phone_env(reports: Path) -> dict[str, str]:
+    return {
         "LOCAL_BOT_COMMAND": f"{sys.executable} {HOST}",
         "RESERVE_MIN_IDLE": "1",
         "PHONE_TEST_REPORTS": str(reports),
@@ -45,6 +43,12 @@ def phone_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         "PLIVO_AUTH_ID": "MA0001",
         "PLIVO_AUTH_TOKEN": "test-plivo-token",
     }
+
+
+@pytest.fixture(scope="module")
+def phone_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
+    reports = tmp_path_factory.mktemp("calls")
+    env = phone_env(reports)
     with run_dispatcher(tmp_path_factory.mktemp("phone"), env) as running:
         yield running, reports
 
