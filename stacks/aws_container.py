@@ -18,6 +18,7 @@ def fargate_container(
     log_group: pulumi.Input[str],
     region: str,
     port: int | None = None,
+    stop_timeout: int = 30,
 ) -> dict[str, Any]:
     """Every field ECS would otherwise fill in is written out, so a refresh shows no phantom diff.
     No `initProcessEnabled`: the images' own tini is PID 1 and forwards SIGTERM; ECS's init would
@@ -33,7 +34,7 @@ def fargate_container(
         "mountPoints": [],
         "volumesFrom": [],
         "systemControls": [],
-        "stopTimeout": 30,
+        "stopTimeout": stop_timeout,
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},

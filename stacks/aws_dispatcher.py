@@ -22,6 +22,7 @@ from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws_container import fargate_container, fargate_task_definition
 from stacks.aws_secrets import SecretStore
 from stacks.iam import assume_role_policy
+from stacks.phone_settings import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class Dispatcher(pulumi.ComponentResource):
             protocol="HTTP",
             target_type="ip",
             vpc_id=args.vpc_id,
-            deregistration_delay=30,
+            deregistration_delay=deregistration_delay(args.max_session_seconds),  # calls end first
             health_check={"path": "/healthz", "matcher": "200", "interval": 15, "timeout": 5,
                           "healthy_threshold": 2, "unhealthy_threshold": 3},
             opts=child,
@@ -190,6 +191,7 @@ class Dispatcher(pulumi.ComponentResource):
             log_group=logs.name,
             region=args.region,
             port=port,
+            stop_timeout=FARGATE_MAX_STOP_TIMEOUT,  # after the drain: time to end what is left
         )
         task_definition = fargate_task_definition(
             name,
