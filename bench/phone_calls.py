@@ -109,18 +109,21 @@ async def echo_call(url: str, call: int, frames: int, rtts: list[float], attache
             for message in start_messages(call):
                 await ws.send(message)
         sender = asyncio.create_task(_stream(ws, frames, sent))
-        got = 0
-        while got < frames:
-            message = json.loads(await ws.recv())
-            seq = int(message.get("sequenceNumber", 0))
-            if message.get("event") == "media" and seq in sent:
-                rtts.append(time.perf_counter() - sent.pop(seq))
-                got += 1
-                if attached is not None:
-                    attached.set()
-            if sender.done() and not sent:
-                break
-        sender.cancel()
+        try:
+            got = 0
+            while got < frames:
+                message = json.loads(await ws.recv())
+                seq = int(message.get("sequenceNumber", 0))
+                if message.get("event") == "media" and seq in sent:
+                    rtts.append(time.perf_counter() - sent.pop(seq))
+                    got += 1
+                    if attached is not None:
+                        attached.set()
+                if sender.done() and not sent:
+                    break
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
 
 
 async def relay_latency(base_url: str, frames: int) -> tuple[list[float], list[float]]:

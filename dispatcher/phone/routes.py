@@ -83,10 +83,17 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     call = PhoneCall()
     state.active_calls += 1
     try:
-        await relay_call(
+        stats = await relay_call(
             websocket,
             lambda: state.calls.attach(call, carrier, admitted.session_key, body),
             lambda reason: state.calls.end(call, reason),
+        )
+        first = (stats.first_bot_frame - stats.opened) * 1000 if stats.first_bot_frame else None
+        log.info(
+            "phone call %s (%s, %s): ended by %s; frames in %d, out %d, dropped before the bot %d; "
+            "first bot audio %s after the stream opened",
+            call.session_id, carrier, admitted.how, stats.ended_by, stats.carrier_frames, stats.bot_frames,
+            stats.dropped, f"{first:.0f} ms" if first is not None else "never",
         )
     finally:
         state.active_calls -= 1
