@@ -16,10 +16,13 @@ from dispatcher.reserve.backoff import CAP_SECONDS, FailedBots
 from dispatcher.settings import Settings
 from tests.dispatcher.reserve.test_reserve import WAIT, Dispatcher
 from tests.support.dispatcher_server import serving
+from tests.support.webrtc_client import WebRTCClient
 
 BOTS = Path(__file__).resolve().parents[2] / "bots"
 BROKEN = BOTS / "broken_missing_module.py"
 GOOD = BOTS / "greeter.py"
+RAISES = BOTS / "broken_raises.py"
+RAISED = "BotConfigurationError: the test bot fails on purpose"
 
 
 def test_each_failed_bot_in_a_row_doubles_the_wait_up_to_the_cap() -> None:
@@ -142,3 +145,37 @@ async def test_a_broken_bot_file_gets_at_most_6_launches_a_minute_is_reported_an
     assert d.reserve.failed_bots.in_a_row == 0
     assert "detail" not in (await d.client.get("/healthz")).json()
     assert await d.metric("voicefleet_reserve_backoff_seconds", provider="local") == 0
+
+
+@pytest.mark.timeout(180)
+async def test_a_bot_whose_bot_function_raises_fails_its_session_with_the_exception_and_counts_as_failed(
+    reserve_with_real_bots: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file imports (the bot says hello, is claimed warm) but `bot()` raises once the caller's
+    offer arrives: the session fails naming the file and the exception, and the reserve counts it."""
+    d = reserve_with_real_bots
+    monkeypatch.setenv("BOT_FILE", str(RAISES))
+    await d.reserve.refill()
+    assert await d.channels.wait_until(lambda: len(d.channels.idle()) >= 1, WAIT), "the bot never came up"
+    started = await d.client.post("/start", json={})
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+
+    async def signal(offer: dict[str, object]) -> dict[str, object]:
+        answer = await d.client.post(f"/sessions/{session_id}/api/offer", json=offer)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    client = WebRTCClient("unused", signal=signal, connect_timeout=5)
+    try:
+        await client.connect()
+    except TimeoutError:
+        pass  # the bot is gone before the peer connection is up
+    finally:
+        await client.close()
+    assert await d.channels.wait_until(lambda: d.reserve.failed_bots.total >= 1, WAIT), "no failed bot counted"
+    assert d.reserve.failed_bots.last_reason == f"{RAISES}: bot() raised {RAISED}"
+    await asyncio.wait_for(asyncio.shield(d.machines._bots[session_id].monitor), WAIT)  # type: ignore[arg-type]
+    session = (await d.client.get(f"/sessions/{session_id}")).json()
+    assert session["status"] == "failed"
+    assert session["detail"] == f"exit code 4: {RAISES}: bot() raised {RAISED}"
