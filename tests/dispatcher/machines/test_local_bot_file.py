@@ -1,0 +1,45 @@
+"""Local mode runs the user's bot: `BOT_FILE` names it, `BOT_PYTHON` the interpreter it runs with,
+both listed by `python -m dispatcher --help`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from dispatcher.machines.local.provider import LocalSettings
+from tests.support.processes import run_dispatcher
+
+REPO = Path(__file__).resolve().parents[3]
+GREETER = REPO / "tests" / "bots" / "greeter.py"
+
+
+def test_bot_python_is_the_interpreter_of_the_bot_command_and_local_bot_command_still_wins() -> None:
+    assert LocalSettings.from_env({}).bot_command == (sys.executable, "-m", "bot")
+    assert LocalSettings.from_env({"BOT_PYTHON": "/opt/mybot/.venv/bin/python"}).bot_command == (
+        "/opt/mybot/.venv/bin/python", "-m", "bot")  # fmt: skip
+    both = {"BOT_PYTHON": "/opt/mybot/.venv/bin/python", "LOCAL_BOT_COMMAND": "mybot --x"}
+    assert LocalSettings.from_env(both).bot_command == ("mybot", "--x")
+
+
+def test_help_lists_bot_file_and_bot_python() -> None:
+    result = subprocess.run([sys.executable, "-m", "dispatcher", "--help"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0
+    assert "BOT_FILE" in result.stdout and "BOT_PYTHON" in result.stdout
+
+
+def test_a_start_runs_the_bot_file_with_the_named_interpreter(tmp_path: Path) -> None:
+    """The interpreter is a wrapper that leaves a mark and runs this one: the mark is the proof."""
+    mark = tmp_path / "used"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "$@" >> {mark}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_PYTHON": str(python), "BOT_FILE": str(GREETER)}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        started = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={}, timeout=60)
+        assert started.status_code == 201, started.text
+        assert httpx.delete(f"{dispatcher.base_url}/sessions/{started.json()['session_id']}", timeout=30).is_success
+    assert mark.read_text().startswith("-m bot ")
