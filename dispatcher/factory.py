@@ -29,8 +29,10 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
 
         if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in (the template tells them where)
             from dispatcher.machines.gce.reserve import GceWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
 
-            return GceWarmMachines(GceSettings.from_env(env))
+            return GceWarmMachines(GceSettings.from_env(env), max_session_seconds=settings.max_session_seconds,
+                                   max_idle_seconds=ReserveSettings.from_env(env, "gce").max_idle_seconds)
         return GceMachines(GceSettings.from_env(env))
     if settings.machines == "fly":
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings

@@ -102,7 +102,8 @@ class Drain:
             self.ecs = EcsSettings.from_env(env)
             self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL)
         elif env["MACHINES"] == "gce":
-            self.machines = GceWarmMachines(GceSettings.from_env(env))
+            # The drain launches nothing: a reserve VM's lifetime does not matter here.
+            self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0)
         else:
             raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs and gce stacks are drained")
 

@@ -67,6 +67,11 @@ class FakeGce(FakeApi):
         self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n",
                                   "bot-image": "europe-docker.pkg.dev/p/r/bot@sha256:" + "0" * 64}
         self.template_labels = {"role": "bot"}
+        # The template's scheduling, as the stack writes it (stacks/gcp_bot.py): a VM inserted without
+        # a `scheduling` block gets it (GCE: a VM takes the template's properties the request leaves out).
+        self.template_scheduling: dict[str, Any] = {
+            "automaticRestart": False, "onHostMaintenance": "MIGRATE", "provisioningModel": "STANDARD",
+            "instanceTerminationAction": "DELETE", "maxRunDuration": {"seconds": "2100"}}
         self.insert_error: str | None = None  # e.g. ZONE_RESOURCE_POOL_EXHAUSTED: the op fails
         self.max_page_size = 500
         self.bearer_token: str | None = None  # set: every call must carry it (Authorization: Bearer …)
@@ -180,7 +185,7 @@ class FakeGce(FakeApi):
                 "labels": body["labels"] if "labels" in body else dict(self.template_labels),
                 "labelFingerprint": self._fingerprint(),
                 "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items()]},
-                "scheduling": body.get("scheduling", {}),
+                "scheduling": body["scheduling"] if "scheduling" in body else dict(self.template_scheduling),
                 "sourceInstanceTemplate": template,
             }
             op = self._operation("insert", name)

@@ -92,7 +92,7 @@ def test_aws_drain_refuses_while_the_dispatcher_may_still_launch(ecs_stack: dict
 
 
 async def launch_on_gce(env: dict[str, str]) -> None:
-    machines = GceWarmMachines(GceSettings.from_env(env))
+    machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=900, max_session_seconds=900)
     try:
         await machines.launch(spec())
         await machines.launch(spec("89abcdef0123456789abcdef"))

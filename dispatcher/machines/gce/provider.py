@@ -197,17 +197,22 @@ class GceMachines:
                 **({LABEL_TRANSPORT: spec.transport} if spec.transport else {}),
             },
             "metadata": {"items": [i for i in template_items or [] if i["key"] not in own] + session_items},
-            # The whole block, not just what differs from the template: a request's `scheduling`
-            # replaces the template's (terraform-provider-google copies the template's only when
-            # the request has none), so a partial block would lose automaticRestart=false and a
-            # restarted VM would rejoin a finished session (iac_review.md item 6).
-            "scheduling": {
-                "maxRunDuration": {"seconds": str(spec.max_session_seconds + self.settings.grace_seconds)},
-                "instanceTerminationAction": "DELETE",
-                "automaticRestart": False,
-                "onHostMaintenance": "MIGRATE",
-                "provisioningModel": "STANDARD",
-            },
+            "scheduling": self.scheduling(spec.max_session_seconds + self.settings.grace_seconds),
+        }
+
+    @staticmethod
+    def scheduling(max_run_seconds: int) -> dict[str, Any]:
+        """The whole block, not just what differs from the template: a request's `scheduling`
+        replaces the template's (terraform-provider-google copies the template's only when the
+        request has none), so a partial block would lose automaticRestart=false and a restarted VM
+        would rejoin a finished session; and a request without one inherits the template's
+        maxRunDuration, which is sized for a cold session."""
+        return {
+            "maxRunDuration": {"seconds": str(max_run_seconds)},
+            "instanceTerminationAction": "DELETE",
+            "automaticRestart": False,
+            "onHostMaintenance": "MIGRATE",
+            "provisioningModel": "STANDARD",
         }
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:

@@ -30,8 +30,13 @@ _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short e
 
 
 class GceWarmMachines(GceMachines):
-    def __init__(self, settings: GceSettings) -> None:
+    def __init__(self, settings: GceSettings, *, max_idle_seconds: float, max_session_seconds: int) -> None:
+        """`max_idle_seconds` (RESERVE_MAX_IDLE_SECONDS) and `max_session_seconds` bound a reserve VM's
+        life: it may wait that long and then serve a whole session, so its maxRunDuration is their
+        sum plus the grace. The template's own is sized for a cold session (max session + grace),
+        and a VM claimed after idling longer than the grace would be deleted mid-session."""
         super().__init__(settings)
+        self.max_run_seconds = int(max_idle_seconds) + max_session_seconds + settings.grace_seconds
         # The template names the image; a new image is a new template and a new dispatcher revision.
         self.bot_image = settings.template_path
 
@@ -49,8 +54,8 @@ class GceWarmMachines(GceMachines):
             "labels": {**template_labels, LABEL_IDLE: bot_id},
             "metadata": {"items": [i for i in template_items if i["key"] not in own]
                          + [{"key": k, "value": v} for k, v in own.items()]},
-            # The template's own scheduling (automaticRestart=false) holds; no maxRunDuration: an
-            # idle VM lives until retired or its bot's BOT_MAX_IDLE_SECONDS, then deletes itself.
+            # Its own cap: idle time plus a session (see __init__), not the template's cold-session one.
+            "scheduling": self.scheduling(self.max_run_seconds),
         }
 
     async def launch_idle(self, bot_id: str) -> None:

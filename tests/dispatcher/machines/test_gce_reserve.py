@@ -19,11 +19,12 @@ from tests.support.dispatcher_server import serving
 from tests.support.reserve_bot import claim, dial_idle
 
 TOKEN = "g" * 40
+LIFETIME = {"max_idle_seconds": 900.0, "max_session_seconds": 1800}  # RESERVE_MAX_IDLE_SECONDS, MAX_SESSION_SECONDS
 
 
 @pytest.fixture
 async def gce(fake_gce: FakeGce):  # type: ignore[no-untyped-def]
-    provider = GceWarmMachines(GceSettings.from_env(fake_gce.env))
+    provider = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
     yield provider
     await provider.aclose()
 
@@ -58,7 +59,7 @@ async def test_a_claim_relabels_the_vm_so_any_replica_finds_the_session(gce, fak
     assert adopted.machine.created_at >= int(before)  # the session's age counts from the claim (the reaper)
     labels = fake_gce.instances["vf-idle-rsv-2"]["labels"]
     assert "voicefleet-idle" not in labels and labels["voicefleet-session"] == s.session_id
-    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env))
+    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
     try:
         found = await other_replica.status(s.session_id)  # no cache: the label is the record
         assert found is not None and found.state is MachineState.STARTED
@@ -117,7 +118,7 @@ async def test_a_retired_reserve_vm_is_deleted(gce, fake_gce) -> None:
 async def test_post_start_claims_an_idle_gce_bot_over_the_channel(fake_gce) -> None:
     env = {**fake_gce.env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel", "RESERVE_MIN_IDLE": "1",
            "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
-    machines = GceWarmMachines(GceSettings.from_env(fake_gce.env))
+    machines = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
     app = create_app(Settings(machines="gce", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
                      machines=machines, rooms=None)
     state = app.state.voicefleet
@@ -151,7 +152,7 @@ async def test_a_claimed_vm_is_looked_up_by_label_once_per_replica(gce, fake_gce
     fake_gce.calls.clear()
     assert (await gce.status(s.session_id)) is not None
     assert reads() == ["vf-idle-rsv-3"]
-    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env))
+    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
     try:
         fake_gce.calls.clear()
         assert (await other_replica.status(s.session_id)) is not None
@@ -163,3 +164,13 @@ async def test_a_claimed_vm_is_looked_up_by_label_once_per_replica(gce, fake_gce
     fake_gce.calls.clear()
     assert await gce.stop(s.session_id) is False  # gone: this replica asks by its name, then by label
     assert reads() == ["vf-idle-rsv-3", "instances?label"]
+
+
+async def test_a_reserve_vm_outlives_its_idle_time_plus_a_whole_session(gce, fake_gce) -> None:
+    """The template's maxRunDuration is sized for a cold session (max session + grace); a reserve VM
+    that inherited it would be deleted by GCE mid-session once claimed after more than the grace."""
+    fake_gce.template_scheduling["maxRunDuration"] = {"seconds": str(1800 + 300)}
+    await gce.launch_idle("rsv-0a1c")
+    scheduling = fake_gce.instances["vf-idle-rsv-0a1c"]["scheduling"]
+    assert int(scheduling["maxRunDuration"]["seconds"]) == 900 + 1800 + 300
+    assert scheduling["instanceTerminationAction"] == "DELETE" and scheduling["automaticRestart"] is False
