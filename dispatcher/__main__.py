@@ -13,7 +13,7 @@ import uvicorn
 from dispatcher import log_redaction
 from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
-from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError
+from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -41,6 +41,8 @@ environment (docs/configuration.md lists every variable, with the providers' and
   BOT_CHANNEL_TOKEN        the bots' channel credential (a secret; local: generated per run); cloud bots
                            dial BOT_CHANNEL_URL (docs/channel.md)
   DISPATCHER_PEERS         other replicas' private base URLs, for bots whose channel ended there
+  REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*
+  SHUTDOWN_GRACE_SECONDS   on SIGTERM, how long requests in flight may finish (default 90; ECS stops at 120)
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
   PHONE_DRAIN_SECONDS      on SIGTERM, how long calls in flight may go on before exit (default MAX_SESSION_SECONDS)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
@@ -49,6 +51,8 @@ environment (docs/configuration.md lists every variable, with the providers' and
 # h11 refuses a request whose head is larger than this, before the app sees it. The app's own
 # JSON 431 limit (8 KB) sits below it, so clients normally get the API's error format.
 SERVER_MAX_HEAD_BYTES = 16 * 1024
+# On SIGTERM: requests in flight finish within this, under ECS's 120 s stop timeout (then SIGKILL).
+SHUTDOWN_GRACE_SECONDS = 90
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     log_redaction.install()  # the channel's handshake headers carry the bot credential
     try:
         settings = Settings.from_env(env)
+        grace = int_setting(env, "SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=1, maximum=3600)
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 
         app = create_app(settings, env=env)
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         ws="websockets-sansio",  # the bot control channel (GET /bots/channel)
         h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
         timeout_keep_alive=settings.keep_alive_seconds,
+        timeout_graceful_shutdown=grace,
         log_level=level,
         server_header=False,
         proxy_headers=False,
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         calls=lambda: phone.active_calls,
         start_draining=phone.start_draining,
         drain_seconds=phone.settings.drain_seconds,
+        replica_drain=app.state.drain,
     )
     if settings.machines == "local":
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",

@@ -17,6 +17,7 @@ from dispatcher.api.auth import Authenticator
 from dispatcher.api.json_bodies import JsonBodies
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.limits import RequestLimits, SecurityHeaders
+from dispatcher.api.replication import Replication
 from dispatcher.api.routes import router
 from dispatcher.api.state import AppState, app_state, caller
 from dispatcher.channel.access import ChannelAccess
@@ -24,7 +25,7 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.peers import Peers, parse_peers
 from dispatcher.channel.route import router as channel_router
 from dispatcher.errors import install_error_handlers
-from dispatcher.factory import build_machines, build_rooms, build_turn
+from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
 from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
@@ -54,7 +55,8 @@ def create_app(
     dispatcher` builds everything from the environment."""
     env = os.environ if env is None else env
     settings = settings or Settings.from_env(env)
-    machines = machines or build_machines(settings, env)
+    coordination = build_coordination(env)  # several replicas: REDIS_URL (docs/replicas.md)
+    machines = machines or build_machines(settings, env, coordination)
     resolved_rooms = build_rooms(settings, env) if rooms is _FROM_ENV else rooms
     assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
     metrics = Metrics(machines.name)
@@ -64,7 +66,11 @@ def create_app(
         ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)
     channels = BotChannels(channel_access.token if channel_access else None)
-    reserve = build_reserve(env, settings.machines, machines, channels, metrics)
+    replication = Replication(coordination, channels, machines) if coordination is not None else None
+    reserve = build_reserve(env, settings.machines, machines, channels, metrics,
+                            claims=coordination.claims if coordination is not None else None)
+    if replication is not None:
+        replication.attach_reserve(reserve)
     attach = getattr(machines, "attach_channel", None)
     if channel_access is not None and attach is not None:
         attach(channel_access)  # local bots are told where to dial, and with which credential
@@ -74,15 +80,21 @@ def create_app(
         rooms=resolved_rooms,
         sessions=SessionService(
             settings, machines, resolved_rooms, metrics,
-            launch=reserve.launch if reserve is not None else None, turn=turn,
+            launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
         ),
         metrics=metrics,
         auth=Authenticator(settings.api_key_hashes),
         channels=channels,
         reserve=reserve,
-        peers=Peers(parse_peers(env.get("DISPATCHER_PEERS", "")), channel_access.token) if channel_access else None,
+        peers=_peers(env, channel_access),
+        remote=replication.remote if replication is not None else None,
+        replication=replication,
         channel_access=channel_access,
-        start_limit=PerKeyLimit(settings.start_rate_per_key, settings.start_burst_per_key),
+        start_limit=PerKeyLimit(
+            settings.start_rate_per_key, settings.start_burst_per_key,
+            shared=coordination.shared_rate(settings.start_rate_per_key, settings.start_burst_per_key)
+            if coordination is not None else None,
+        ),
         reaper=Reaper(
             machines,
             resolved_rooms,
@@ -97,11 +109,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if replication is not None:
+            await replication.start()  # an unreachable store is only noted: it may come back
         reaping = asyncio.create_task(state.reaper.run()) if settings.reaper_interval_seconds > 0 else None
         refilling = asyncio.create_task(reserve.run(), name="reserve") if reserve is not None else None
         try:
             yield
         finally:
+            if replication is not None:
+                await replication.drain()
             if reaping is not None:
                 reaping.cancel()
             if refilling is not None:
@@ -130,11 +146,19 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         if request.app.state.phone.draining:  # a load balancer sends new calls to other replicas
             return JSONResponse({"status": "draining", "machines": machines.name}, status_code=503)
-        # Liveness stays "ok" (a broken bot is no reason to restart the dispatcher); what is wrong is said.
-        body = {"status": "ok", "machines": machines.name}
+        # Liveness stays 200 (a broken bot is no reason to restart the dispatcher, and a balancer
+        # that took every replica out while the store is down would turn a degraded deployment
+        # into a dead one: docs/replicas.md); what is wrong is said.
+        body: dict[str, object] = {"status": "ok", "machines": machines.name}
         if reserve is not None and (detail := reserve.health()) is not None:
             body["detail"] = detail
+        if coordination is not None:
+            store = body["store"] = coordination.health()
+            if store["status"] != "ok":
+                body["status"] = "degraded"
         return JSONResponse(body)
+
+    app.state.drain = replication.drain if replication is not None else None  # on SIGTERM: __main__
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["ops"])
     async def prometheus(request: Request) -> Response:
@@ -160,6 +184,11 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _peers(env: Mapping[str, str], access: ChannelAccess | None) -> Peers | None:
+    """The static peer list (DISPATCHER_PEERS), for replicas that share no store."""
+    return Peers(parse_peers(env.get("DISPATCHER_PEERS", "")), access.token) if access else None
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:

@@ -13,9 +13,11 @@ from dispatcher.machines.base import Machines
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnSettings
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.client import StoreSettings
+from dispatcher.store.coordination import Coordination
 
 
-def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
+def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coordination | None = None) -> Machines:
     if settings.machines == "ecs":
         from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 
@@ -44,7 +46,17 @@ def build_machines(settings: Settings, env: Mapping[str, str]) -> Machines:
         return FlyMachines(FlySettings.from_env(env))
     from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 
+    if coordination is not None:  # several local replicas: each one's bots are reached through it
+        from dispatcher.machines.local.shared import SharedLocalMachines
+
+        return SharedLocalMachines(LocalSettings.from_env(env), coordination)
     return LocalMachines(LocalSettings.from_env(env))
+
+
+def build_coordination(env: Mapping[str, str]) -> Coordination | None:
+    """The replicas' shared store when REDIS_URL is set; None (one process, no store) otherwise."""
+    settings = StoreSettings.from_env(env)
+    return Coordination(settings) if settings is not None else None
 
 
 def build_rooms(settings: Settings, env: Mapping[str, str]) -> Rooms | None:
@@ -93,6 +105,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: DailySettings.from_env(env))
     if settings is not None:
         checks.append(lambda: build_turn(settings, env))
+    checks.append(lambda: StoreSettings.from_env(env))
     for check in checks:
         try:
             check()

@@ -136,7 +136,8 @@ async def signal(request: Request, session_id: str, kind: Kind, payload: dict[st
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     if not machine.state.is_active:
         raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
-    answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline, peers=state.peers)
+    answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
+                             peers=state.signalling_remote)
     return dict(answer)
 
 

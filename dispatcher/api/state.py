@@ -8,9 +8,12 @@ from fastapi import Request
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
+from dispatcher.api.replication import Replication
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.peers import Peers
+from dispatcher.channel.remote import StoreRemote
+from dispatcher.channel.signalling import Remote
 from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
@@ -36,6 +39,12 @@ class AppState:
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     peers: Peers | None = None  # other replicas, for a bot whose channel ended there
+    remote: StoreRemote | None = None  # …or, with a shared store, the replica its owner record names
+    replication: Replication | None = None  # this replica's part with a shared store
+
+    @property
+    def signalling_remote(self) -> Remote | None:
+        return self.remote if self.remote is not None else self.peers
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
@@ -46,6 +55,8 @@ class AppState:
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()
+        if self.replication is not None:
+            await self.replication.aclose()
 
 
 def app_state(request: Request) -> AppState:

@@ -118,6 +118,7 @@ class BotChannels:
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
+        self.session_listeners: list[CloseListener] = []  # a session's bot is now reached here
         self.close_listeners: list[CloseListener] = []
 
     @property
@@ -198,9 +199,9 @@ class BotChannels:
                 self._by_session[link.session_id] = link
             self._changed.notify_all()
         log.info("bot %s connected (%s)", link.machine_id, link.session_id or "idle")
-        if link.session_id is None:
-            for listener in self.idle_listeners:
-                listener(link)
+        listeners = self.idle_listeners if link.session_id is None else self.session_listeners
+        for listener in listeners:
+            listener(link)
 
     async def _unregister(self, link: BotLink) -> None:
         link._close()
@@ -232,6 +233,8 @@ class BotChannels:
         link.session_id = session_id
         self._by_session[session_id] = link
         self._own(session_id, link.machine_id)
+        for listener in self.session_listeners:
+            listener(link)
 
     def _own(self, session_id: str, machine_id: str) -> None:
         self._owners[session_id] = machine_id
@@ -250,6 +253,10 @@ class BotChannels:
     def session_count(self) -> int:
         """Bots in a session on this replica's channel: the reserve's measure of 'active'."""
         return len(self._by_session)
+
+    def sessions(self) -> list[str]:
+        """The sessions whose bot holds a channel here."""
+        return list(self._by_session)
 
     def link_for(self, session_id: str) -> BotLink | None:
         return self._by_session.get(session_id)

@@ -36,6 +36,10 @@ class Peers:
         self._token = token
         self._http = HttpClient(timeout=FORWARD_TIMEOUT_SECONDS, connect_timeout=2.0) if urls else None
 
+    @property
+    def polls(self) -> bool:
+        return bool(self.urls)
+
     async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The answer of the peer that holds the session's bot, or None if no peer does (yet)."""
         if self._http is None:

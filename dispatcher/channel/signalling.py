@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from botchannel.contract import METHOD_ICE, METHOD_OFFER
 from dispatcher.channel.bots import BotChannels
-from dispatcher.channel.peers import Peers
 from dispatcher.errors import ApiError
 
 Kind = Literal["offer", "ice"]
+
+
+class Remote(Protocol):
+    """Another replica that may hold the session's bot: the static peers (dispatcher/channel/peers.py)
+    or the store's owner record and relay (dispatcher/channel/remote.py)."""
+
+    @property
+    def polls(self) -> bool:
+        """Worth asking again while the bot is not here yet (it may dial another replica)."""
+        ...
+
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
 
 
 PEER_POLL_SECONDS = 0.25  # how often peers are asked again while a cold bot is still starting
@@ -29,7 +40,7 @@ async def signal_bot(
     payload: dict[str, Any],
     *,
     deadline: float,
-    peers: Peers | None = None,
+    peers: Remote | None = None,
 ) -> Mapping[str, Any]:
     """Sends the offer or candidates to the session's bot, on this replica's channel or through
     the peer that holds it; `deadline` (monotonic) bounds the wait for a bot that has not dialled
@@ -44,5 +55,5 @@ async def signal_bot(
         left = deadline - time.monotonic()
         if left <= 0:
             raise ApiError(502, "bot_unreachable", "the session's bot has no channel to any dispatcher replica")
-        wait = left if peers is None or not peers.urls else min(left, PEER_POLL_SECONDS)
+        wait = left if peers is None or not peers.polls else min(left, PEER_POLL_SECONDS)
         await channels.wait_link(session_id, wait)

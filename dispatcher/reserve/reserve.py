@@ -32,6 +32,8 @@ from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.pacing import IdleBot, LaunchTokens, plan_reserve
 from dispatcher.reserve.policy import ReserveSettings, reserve_size, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
+from dispatcher.reserve.shared import SharedPool
+from dispatcher.store.claims import BotClaims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -52,8 +54,11 @@ class Reserve:
         *,
         tokens: LaunchTokens | None = None,
         clock: Callable[[], float] = time.monotonic,
+        claims: BotClaims | None = None,  # several replicas: each idle bot offered to one session, ever
     ) -> None:
         self.settings = settings
+        self._pool = SharedPool(claims)
+        self._draining = False
         self._machines = machines
         self._channels = channels
         self._metrics = metrics
@@ -114,6 +119,8 @@ class Reserve:
 
         while (link := self._channels.take_idle(fits)) is not None:
             self._idle_since.pop(link.machine_id, None)
+            if not await self._pool.claim(link.machine_id, spec.session_id):
+                continue  # another replica's session took it: not ours to offer, nor to retire
             # Routed and timed before it is asked: its `ready` report may follow its answer at once.
             self._channels.bind(link, spec.session_id)
             self._starts[spec.session_id] = (began, True)
@@ -153,6 +160,8 @@ class Reserve:
                      link.machine_id, self.failed_bots.in_a_row)
             self.failed_bots.healthy()
         self._idle_since[link.machine_id] = now
+        if self._pool.shared:  # its launcher may be another replica, waiting for this hello
+            self._spawn(self._pool.record_hello(link.machine_id))
         self._wake.set()
 
     def _on_close(self, link: BotLink) -> None:
@@ -191,7 +200,13 @@ class Reserve:
                 await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
             self._wake.clear()
 
+    def drain(self) -> None:
+        """This replica is shutting down: no new idle bot (the ones it has leave with their channel)."""
+        self._draining = True
+
     async def refill(self) -> None:
+        if self._draining:
+            return
         now = self._clock()
         self._account(now)
         await self._drop_dead_warming(now)
@@ -261,6 +276,9 @@ class Reserve:
         late = {b for b, launched in self._warming.items() if now - launched > self._cold_start.seconds * 1.5}
         if not late:
             return
+        for bot_id in await self._pool.greeted(sorted(late)):
+            del self._warming[bot_id]  # it dialled another replica, which holds it now
+            late.discard(bot_id)
         running = {machine.bot_id for machine in await self._machines.idle_machines()}
         deadline = self._cold_start.seconds * 3 + WARMING_GRACE_SECONDS
         for bot_id in late:

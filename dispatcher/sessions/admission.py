@@ -11,17 +11,25 @@ since the recount was asked for are added to it, and launches in flight are coun
 parallel burst cannot slip past the cap between the check and the provider noticing the new
 machine. Sessions that end between recounts are noticed at the next one: the cap errs on the
 side of refusing.
+
+With several replicas sharing a store (`shared`), the launches since the recount are every
+replica's, recorded and checked in one store script (dispatcher/store/launches.py); a store that
+does not answer leaves the decision to this replica's own count, as with one replica.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from dispatcher.errors import ApiError
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.launches import SharedLaunches
 
 log = logging.getLogger("dispatcher.sessions.admission")
 
@@ -38,8 +46,11 @@ class Admission:
         refresh_seconds: float = 1.0,
         stale_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedLaunches | None = None,
     ) -> None:
         self._limit = limit
+        self._shared = shared
+        self._counted_at_store: int | None = None  # the store's clock when the recount was asked for
         self._active_count = active_count
         self._refresh_seconds = refresh_seconds
         # Past this a count is not trusted (other replicas' launches are invisible in it).
@@ -69,8 +80,18 @@ class Admission:
 
     async def _count(self) -> None:
         asked_at, launched = self._clock(), self._launched
+        store_at = await self._store_now()
         counted = await self._active_count()
         self._counted, self._counted_at, self._launched_at_count = counted, asked_at, launched
+        self._counted_at_store = store_at
+
+    async def _store_now(self) -> int | None:
+        if self._shared is None:
+            return None
+        try:
+            return await self._shared.now()
+        except StoreUnavailable:
+            return None
 
     def _current(self) -> int:
         assert self._counted is not None
@@ -87,14 +108,11 @@ class Admission:
         task = self._recount_task
         if self._current() >= self._limit and task is not None and not task.done():
             await asyncio.shield(task)  # …unless that refuses it: a refusal waits for the recount
-        # No await from the check to the increment: the check-and-take is atomic.
-        if self._current() >= self._limit:
-            raise ApiError(
-                429,
-                "at_capacity",
-                f"the dispatcher already runs its maximum of {self._limit} sessions",
-                retry_after=CAPACITY_RETRY_AFTER_SECONDS,
-            )
+        token = await self._admit_shared()
+        # No await from the check to the increment: the check-and-take is atomic here (and in the
+        # store's script across replicas).
+        if token is None and self._current() >= self._limit:
+            raise self._at_capacity()
         self._in_flight += 1
         launched = False
         try:
@@ -104,6 +122,36 @@ class Admission:
             self._in_flight -= 1
             if launched:
                 self._launched += 1
+            if token is not None:
+                await self._settle_shared(token, launched)
+
+    async def _admit_shared(self) -> str | None:
+        """Admits across replicas: the token of the recorded launch, None to decide here alone;
+        raises at_capacity when every replica's launches together reach the cap."""
+        if self._shared is None or self._counted_at_store is None or self._counted is None:
+            return None
+        token = secrets.token_hex(8)
+        try:
+            admitted = await self._shared.admit(token, counted=self._counted, counted_at=self._counted_at_store,
+                                                limit=self._limit)
+        except StoreUnavailable:
+            return None
+        if not admitted:
+            raise self._at_capacity()
+        return token
+
+    async def _settle_shared(self, token: str, launched: bool) -> None:
+        assert self._shared is not None
+        with contextlib.suppress(StoreUnavailable):  # else it ages out of the record
+            await (self._shared.landed(token) if launched else self._shared.failed(token))
+
+    def _at_capacity(self) -> ApiError:
+        return ApiError(
+            429,
+            "at_capacity",
+            f"the dispatcher already runs its maximum of {self._limit} sessions",
+            retry_after=CAPACITY_RETRY_AFTER_SECONDS,
+        )
 
     async def aclose(self) -> None:
         if self._recount_task is not None and not self._recount_task.done():

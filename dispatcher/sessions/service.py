@@ -18,8 +18,11 @@ from dispatcher.media.turn import TurnCredentials
 from dispatcher.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.sessions.admission import Admission
+from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import body_digest, new_session_id
 from dispatcher.settings import Settings
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.launches import SharedLaunches
 
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
@@ -55,15 +58,18 @@ class SessionService:
         *,
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
         turn: TurnCredentials | None = None,
+        coordination: Coordination | None = None,  # several replicas: their shared store
     ) -> None:
         self._settings = settings
+        self._coordination = coordination
         self._machines = machines
         # The warm reserve's claim-else-cold launch (dispatcher/reserve/reserve.py), or the provider's own.
         self._launch_machine = launch or machines.launch
         self._rooms = rooms
         self._turn = turn  # cloud WebRTC: the bot's own short-lived TURN credentials
         self._metrics = metrics
-        self._admission = Admission(settings.max_concurrent_sessions, self.active_count)
+        shared = SharedLaunches(coordination.store, keep_seconds=10.0) if coordination is not None else None
+        self._admission = Admission(settings.max_concurrent_sessions, self.active_count, shared=shared)
         self._background: set[asyncio.Task[None]] = set()
 
     async def active_count(self) -> int:
@@ -85,14 +91,17 @@ class SessionService:
         digest = body_digest(body)
         began = time.monotonic()
         try:
-            existing = await self._replay(session_id, digest, room_options, transport) if idempotency_key else None
-            if existing is not None:
-                session = existing
-            else:
-                async with self._admission.slot():
-                    session = await self._launch(
-                        session_id, digest, body, room_options, transport, keyed=idempotency_key is not None
-                    )
+            keyed = idempotency_key is not None
+            async with exclusive_start(self._coordination, session_id, keyed=keyed,
+                                       idempotent_launch=self._settings.cloud,
+                                       wait_seconds=self._settings.start_wait_seconds) as cold_only:
+                existing = await self._replay(session_id, digest, room_options, transport) if keyed else None
+                if existing is not None:
+                    session = existing
+                else:
+                    async with self._admission.slot():
+                        session = await self._launch(session_id, digest, body, room_options, transport,
+                                                     keyed=keyed, cold_only=cold_only)
             if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                 session = replace(session, machine=await self._wait(session.machine))
                 if not session.machine.state.is_active:
@@ -150,6 +159,7 @@ class SessionService:
         transport: str,
         *,
         keyed: bool,
+        cold_only: bool = False,
     ) -> Session:
         webrtc = transport == "webrtc"
         roomless = transport in ROOMLESS
@@ -166,7 +176,7 @@ class SessionService:
             transport=transport,
         )
         room = self._no_room() if roomless else self._create_room(session_id, options)
-        launch = self._launch_machine(spec)
+        launch = (self._machines.launch if cold_only else self._launch_machine)(spec)
         # The room URL is known from the session id, so the room and the machine are created
         # at once: a start costs about one provider round trip, not the sum of two.
         room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)

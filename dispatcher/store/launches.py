@@ -4,9 +4,11 @@ The provider's list says how many sessions run, but only after a launch lands th
 replica's own tally of launches since its last count misses the others'. With a store, every
 admitted launch is recorded in one sorted set, `launches`, scored with the store's clock (µs); a start
 is admitted by one script only if the provider's last count plus the launches recorded since
-that count was asked for stays under the cap. A launch that lands moves its score to the landing
-time (so a count asked for while it was in flight does not hide it); one that fails is removed.
-Entries older than the count's staleness are dropped: by then a recount has seen them.
+that count was asked for stays under the cap. A launch in flight is scored in the future (its
+admission plus the keep time), so every count counts it until it lands; one that lands moves to
+its landing time (a count asked for later sees it at the provider); one that fails is removed.
+Entries older than the keep time are dropped: by then a recount has seen them, and a launch whose
+replica died in flight stops counting.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ local running = tonumber(ARGV[1]) + redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf
 if running >= tonumber(ARGV[3]) then
   return -1
 end
-redis.call('ZADD', KEYS[1], now, ARGV[5])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[5])
 return running
 """
 _LANDED = """
@@ -47,7 +49,7 @@ class SharedLaunches:
     async def admit(self, session_id: str, *, counted: int, counted_at: int, limit: int) -> bool:
         """Records the launch and returns True if the cap allows it, atomically across replicas.
         `counted_at`: `now()` when the provider count `counted` was asked for."""
-        args: list[str | int] = [counted, counted_at, limit, self._keep_us, session_id]
+        args: list[str | int] = [counted, counted_at, limit, self._keep_us, session_id, self._keep_us]
         running = await self._store.call(lambda: self._admit(keys=[self._key], args=args))
         return int(running) >= 0
 

@@ -20,6 +20,8 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 
 def settings_for(server: RedisServer, replica_id: str, prefix: str, **overrides: object) -> StoreSettings:
+    # A generous timeout: the test machine may be busy, and a timeout here is a test failing by load.
+    overrides = {"timeout_seconds": 5.0, **overrides}
     return StoreSettings(url=server.url, replica_id=replica_id, prefix=prefix, **overrides)  # type: ignore[arg-type]
 
 

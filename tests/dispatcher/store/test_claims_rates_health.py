@@ -76,7 +76,14 @@ async def test_launches_across_replicas_never_pass_the_cap_between_counts(redis,
     first = f"s{admitted.index(True)}"
     await launches[1].failed(first)  # a failed launch frees its place
     assert await launches[2].admit("s-late", counted=2, counted_at=counted_at, limit=5)
-    # A recount asked for now sees the 3 admitted launches itself: only what lands later adds up.
+    # Launches in flight count in any later count; once landed, a recount asked for after the
+    # landing sees them at the provider, and only what is admitted later adds up.
+    in_flight_at = await launches[0].now() + 1
+    assert not await launches[0].admit("s-in-flight", counted=2, counted_at=in_flight_at, limit=5)
+    for n, ok in enumerate(admitted):
+        if ok and f"s{n}" != first:
+            await launches[0].landed(f"s{n}")
+    await launches[0].landed("s-late")
     recounted_at = await launches[0].now() + 1
     assert await launches[0].admit("s-after", counted=4, counted_at=recounted_at, limit=5)
     assert not await launches[0].admit("s-over", counted=4, counted_at=recounted_at, limit=5)

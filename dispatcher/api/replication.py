@@ -1,0 +1,55 @@
+"""This replica's part in a group of replicas sharing a store: wired once, started with the app.
+
+It records the sessions whose bots are reached here (dispatcher/channel/ownership.py), answers
+what other replicas relay here (a bot's signalling; in local mode also `machine.*` requests for
+the bot processes this replica runs), finds another replica's bot for this one
+(dispatcher/channel/remote.py), and drains: on SIGTERM it tells the others, and the reserve stops
+starting idle bots. docs/replicas.md has the whole picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.ownership import Ownership
+from dispatcher.channel.remote import StoreRemote
+from dispatcher.machines.base import Machines
+from dispatcher.machines.local.shared import METHODS as MACHINE_METHODS
+from dispatcher.machines.local.shared import SharedLocalMachines
+from dispatcher.reserve.reserve import Reserve
+from dispatcher.store.coordination import Coordination
+
+
+class Replication:
+    def __init__(self, coordination: Coordination, channels: BotChannels, machines: Machines) -> None:
+        self.coordination = coordination
+        self._machines = machines if isinstance(machines, SharedLocalMachines) else None
+        self.ownership = Ownership(channels, coordination)
+        self.remote = StoreRemote(coordination)
+        self._reserve: Reserve | None = None
+
+    def attach_reserve(self, reserve: Reserve | None) -> None:
+        self._reserve = reserve
+
+    def held(self) -> list[str]:
+        local = self._machines.sessions() if self._machines is not None else []
+        return sorted({*self.ownership.held(), *local})
+
+    async def handle(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        if method in MACHINE_METHODS and self._machines is not None:
+            return await self._machines.answer(session_id, method, params)
+        return await self.ownership.answer(session_id, method, params)
+
+    async def start(self) -> None:
+        await self.coordination.start(self.handle, held=self.held)
+
+    async def drain(self) -> None:
+        if self._reserve is not None:
+            self._reserve.drain()
+        await self.coordination.drain()
+
+    async def aclose(self) -> None:
+        await self.ownership.aclose()
+        await self.coordination.aclose()

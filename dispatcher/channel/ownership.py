@@ -1,0 +1,80 @@
+"""Sessions whose bot holds a channel here, recorded in the store as this replica's, and the
+requests other replicas relay here answered from that channel.
+
+A bot that says hello with its session (a cold bot, or one that re-dialled after a replica
+drained or died) and a reserve bot claimed here make this replica the session's owner
+(dispatcher/store/owners.py); the heartbeat renews it while the channel lasts, and a channel that
+closes lets go (unless a newer one for the session is here). Writes to the store run in the
+background: a slow store never holds a bot's hello.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from botchannel.contract import METHOD_ICE, METHOD_OFFER
+from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.errors import ApiError
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.relay import NotHere
+
+log = logging.getLogger("dispatcher.channel.ownership")
+
+# What another replica may relay to a bot here: signalling. `assign` is only ever sent by the
+# replica holding the bot.
+RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE})
+MAX_PENDING_WRITES = 10_000
+
+
+class Ownership:
+    def __init__(self, channels: BotChannels, coordination: Coordination) -> None:
+        self._channels = channels
+        self._coordination = coordination
+        self._writes: set[asyncio.Task[None]] = set()
+        channels.session_listeners.append(self._on_session)
+        channels.close_listeners.append(self._on_close)
+
+    def held(self) -> list[str]:
+        return self._channels.sessions()
+
+    async def answer(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A relayed request for a bot here (the relay's handler)."""
+        if method not in RELAYABLE:
+            raise ApiError(400, "invalid_request", f"only {sorted(RELAYABLE)} are relayed to a bot")
+        link = self._channels.link_for(session_id)
+        if link is None:
+            raise NotHere(session_id)
+        return await link.request(method, params)
+
+    def _on_session(self, link: BotLink) -> None:
+        assert link.session_id is not None
+        session_id = link.session_id
+        self._write(lambda: self._coordination.owners.claim(session_id), "claim", session_id)
+
+    def _on_close(self, link: BotLink) -> None:
+        session_id = link.session_id
+        if session_id is not None and self._channels.link_for(session_id) is None:
+            self._write(lambda: self._coordination.owners.release(session_id), "release", session_id)
+
+    def _write(self, work: Callable[[], Awaitable[None]], what: str, session_id: str) -> None:
+        if len(self._writes) >= MAX_PENDING_WRITES:
+            log.warning("store writes backed up; %s of session %s left to the heartbeat", what, session_id)
+            return
+
+        async def run() -> None:
+            try:
+                await work()
+            except StoreUnavailable:
+                log.info("session %s: owner %s not recorded (store unreachable); the heartbeat will", session_id, what)
+
+        task = asyncio.create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def aclose(self) -> None:
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=2)

@@ -1,0 +1,42 @@
+"""Reaching a session's bot whose channel ended at another replica, through the store.
+
+The session's owner record (dispatcher/store/owners.py) names the replica; the request goes to it
+over the store's relay and its answer comes back. No owner yet (a cold bot still starting, a bot
+re-dialling after its replica drained) is "not yet": the caller waits and asks again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.relay import NotHere
+
+RELAY_TIMEOUT_SECONDS = 15.0  # the bot's own answer included (an SDP answer: tens of ms)
+
+
+class StoreRemote:
+    """`ask` as dispatcher/channel/peers.py's, with the owner found in the store."""
+
+    polls = True  # an owner may appear at any moment (a bot's hello elsewhere): ask again soon
+
+    def __init__(self, coordination: Coordination) -> None:
+        self._coordination = coordination
+
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        coordination = self._coordination
+        try:
+            owner = await coordination.owners.owner_of(session_id)
+            if owner is None or owner == coordination.replica_id or coordination.relay is None:
+                return None
+            return await coordination.relay.ask(owner, session_id, method, params, RELAY_TIMEOUT_SECONDS)
+        except NotHere:
+            return None
+        except TimeoutError:
+            raise ApiError(502, "bot_timeout", "the replica holding the session's bot did not answer") from None
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot find the "
+                           "session's bot", retry_after=2.0) from None

@@ -1,0 +1,101 @@
+"""Two or three real `python -m dispatcher` processes sharing a real redis-server, every request
+sent to a replica picked at random (seeded, so a failure replays).
+
+Local mode: each replica's bots are its own stand-in processes (tests/dispatcher/standin_bot.py)
+dialling that replica's channel, so a request that lands on another replica has to go through the
+store to reach them, which is what these tests prove.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shlex
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.dispatcher.conftest import STANDIN_BOT
+from tests.support.processes import DispatcherProcess, processes_with_env, run_dispatcher
+from tests.support.redis_server import RedisServer, redis_server
+
+TIMEOUT = 60.0
+
+
+@dataclass
+class Fleet:
+    store: RedisServer
+    replicas: list[DispatcherProcess]
+    mark: str
+    pick: random.Random = field(default_factory=lambda: random.Random(24))
+
+    def any(self) -> str:
+        return self.pick.choice(self.replicas).base_url
+
+    def others(self, base_url: str) -> list[str]:
+        return [r.base_url for r in self.replicas if r.base_url != base_url]
+
+    def bots(self) -> list[int]:
+        """Every stand-in bot process of this fleet (idle or in a session), by its marker (which
+        the replicas, whose environment the bots inherit, carry too)."""
+        replicas = {r.process.pid for r in self.replicas}
+        return [pid for pid in processes_with_env("STANDIN_MARK", self.mark) if pid not in replicas]
+
+    def sessions_of_bots(self) -> Counter[str]:
+        """How many bot processes each session has (cold bots carry their session in their
+        environment)."""
+        found: Counter[str] = Counter()
+        for pid in self.bots():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as environ:
+                for item in environ.read().split(b"\0"):
+                    if item.startswith(b"VOICEFLEET_SESSION_ID="):
+                        found[item.split(b"=", 1)[1].decode()] += 1
+        return found
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {r.base_url}\n{r.log()[-4000:]}" for r in self.replicas)
+
+
+def replica_env(store: RedisServer, mark: str, name: str, **extra: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": store.url,
+        "REPLICA_ID": name,
+        "REDIS_LEASE_SECONDS": "3",
+        "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+        "STANDIN_MODE": "serve",
+        "STANDIN_MARK": mark,
+        "STANDIN_SIGN_ANSWERS": "1",
+        "MAX_CONCURRENT_SESSIONS": "500",
+        "START_RATE_PER_KEY": "1000",
+        "START_BURST_PER_KEY": "1000",
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def start_fleet(tmp_path: Path, store: RedisServer, count: int, **extra: str) -> Iterator[Fleet]:
+    mark = str(tmp_path)
+    with ExitStack() as stack:
+        replicas = []
+        for n in range(count):
+            log_dir = tmp_path / f"replica-{n}"
+            log_dir.mkdir()
+            env = replica_env(store, mark, f"r-{n}", **extra)
+            replicas.append(stack.enter_context(run_dispatcher(log_dir, env)))
+        yield Fleet(store, replicas, mark)
+
+
+def post(base_url: str, path: str, **kwargs: object) -> httpx.Response:
+    return httpx.post(base_url + path, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""Any replica answers any request: start at one, status, offer and stop at the others; the same
+Idempotency-Key at two replicas at once gives one session and one bot."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.replicas.conftest import TIMEOUT, Fleet, post, start_fleet
+from tests.support.processes import wait_gone
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture
+def three(tmp_path: Path, store: RedisServer):
+    with start_fleet(tmp_path, store, 3, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0") as fleet:
+        yield fleet
+
+
+def started_elsewhere(fleet: Fleet, n: int) -> tuple[str, str]:
+    """A session started at one replica (warm or cold), and the replica that started it."""
+    first = fleet.replicas[n % len(fleet.replicas)].base_url
+    answer = post(first, "/start?wait=started", json={"body": {"n": n}})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["session_id"], first
+
+
+def test_a_session_started_at_one_replica_answers_status_offer_and_stop_at_the_others(three: Fleet) -> None:
+    for n in range(6):
+        session_id, first = started_elsewhere(three, n)
+        bots_before = set(three.bots())
+        for other in three.others(first):
+            status = httpx.get(f"{other}/sessions/{session_id}", timeout=TIMEOUT)
+            assert status.status_code == 200, status.text
+            assert status.json()["status"] == "started"
+            offer = post(other, f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
+            assert offer.status_code == 200, f"{offer.text}\n{three.logs()}"
+            assert offer.json()["sdp"] == "answer-to:v=0"
+            owner_session, pid = offer.json()["bot"].split("/")
+            assert owner_session == session_id
+            ice = httpx.patch(f"{other}/sessions/{session_id}/api/offer", timeout=TIMEOUT,
+                              json={"pc_id": "standin-pc", "candidates": []})
+            assert ice.status_code == 200, ice.text
+        assert set(three.bots()) == bots_before  # nothing launched by looking
+        stopper = three.others(first)[n % 2]
+        assert httpx.delete(f"{stopper}/sessions/{session_id}", timeout=TIMEOUT).status_code in (202, 204)
+        assert wait_gone([int(pid)]) == []
+        ended = httpx.get(f"{three.any()}/sessions/{session_id}", timeout=TIMEOUT)
+        assert ended.status_code == 404 or ended.json()["status"] in ("ended", "failed")
+
+
+@pytest.mark.slow  # 100 keys, 100 bot processes: about a minute
+def test_the_same_key_at_two_replicas_at_once_gives_one_session_and_one_bot(tmp_path: Path, store: RedisServer):
+    with start_fleet(tmp_path, store, 2, RESERVE_MAX_IDLE="0") as fleet:  # every start cold: bots are countable
+        a, b = (r.base_url for r in fleet.replicas)
+        with ThreadPoolExecutor(2) as pool:
+            for n in range(100):
+                key = {"Idempotency-Key": f"key-{n}"}
+                first, second = pool.map(lambda url, k=key: post(url, "/start", json={}, headers=k), (a, b))
+                assert {first.status_code, second.status_code} == {200, 201}, (first.text, second.text)
+                assert first.json()["session_id"] == second.json()["session_id"]
+        assert len(fleet.bots()) == 100, "a key started more than one bot"
