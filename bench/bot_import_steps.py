@@ -53,7 +53,7 @@ def group_of(module: str) -> str:
 
 
 # The bot's own start-up order (bot/__main__.py, bot/app.py), with the CPU clock read after the
-# imports and after `--check` (the VAD's ONNX session and one pipeline built).
+# imports (the host's and the default bot file's, with the Silero model loaded) and after `--check`.
 PROBE = """
 import gc, resource, sys
 gc.disable()
@@ -65,13 +65,15 @@ dataclass_code.install()
 from bot.lazy_imports import defer_unused_imports
 defer_unused_imports()
 from bot import app, webrtc_mode
+from bot.config import load_config
+config = load_config(['--check'], {})
+user_bot = app.warm_up(config)
 dataclass_code.finish()
 imported = cpu()
-from bot.config import load_config
 from bot.events import EventWriter
 from bot.shutdown import run_bounded
 gc.enable()
-run_bounded(webrtc_mode.check(load_config(['--check'], {}), EventWriter('probe')))
+run_bounded(webrtc_mode.check(config, user_bot, EventWriter('probe')))
 print('CPU', imported, cpu() - imported, file=sys.stderr)
 """
 
