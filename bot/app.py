@@ -94,6 +94,10 @@ def import_mode(config: BotConfig) -> ModuleType:
         from bot import daily_mode
 
         return daily_mode
+    if config.transport == "websocket":  # a phone call's media, relayed by the dispatcher
+        from bot import websocket_mode
+
+        return websocket_mode
     from bot import webrtc_mode
 
     return webrtc_mode

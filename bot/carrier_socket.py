@@ -6,8 +6,8 @@ secret. `CarrierSocket` wraps that client connection in the few members Pipecat 
 Starlette `WebSocket` — `iter_text()` (`parse_telephony_websocket` reads the carrier's first two
 messages through it), `receive()`, `send_text()`/`send_bytes()`, `close()`, `client_state` and
 `application_state` (`FastAPIWebsocketTransport`) — so a user's `bot(runner_args)` gets
-`WebSocketRunnerArguments(websocket=...)` and its own `create_transport` detects the carrier
-exactly as under Pipecat's runner.
+`WebSocketRunnerArguments(websocket=...)` (bot/runner_args.py) and its own `create_transport`
+detects the carrier exactly as under Pipecat's runner (bot/websocket_mode.py).
 """
 
 from __future__ import annotations
@@ -114,16 +114,3 @@ async def dial_media(channel_url: str, params: Mapping[str, Any]) -> CarrierSock
         raise MediaAttachError(f"cannot open the media socket: {type(exc).__name__}: {exc}") from None
     return CarrierSocket(connection, carrier if isinstance(carrier, str) else None)
 
-
-def runner_arguments(socket: CarrierSocket, *, session_id: str, body: Mapping[str, Any]) -> Any:
-    """Pipecat's `WebSocketRunnerArguments` for the call, as its runner builds them: the carrier is
-    detected by the bot's own `create_transport`; a generic WebSocket client is plain `websocket`."""
-    from pipecat.runner.types import WebSocketRunnerArguments
-
-    return WebSocketRunnerArguments(
-        # Not a Starlette WebSocket: the members Pipecat reads of one (see the module doc).
-        websocket=socket,  # type: ignore[arg-type]
-        transport_type="websocket" if socket.carrier == "generic" else None,
-        body=dict(body),
-        session_id=session_id,
-    )

@@ -19,7 +19,7 @@ from bot.ice import CONFIG_VARIABLE as ICE_CONFIG_VARIABLE
 from bot.ice import IceSettings, ice_settings
 from bot.user_bot import DEFAULT_BOT_FILE, bot_file_path
 
-TransportName = Literal["webrtc", "daily"]
+TransportName = Literal["webrtc", "daily", "websocket"]
 
 DEFAULT_MAX_DURATION_SECONDS = 1800.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
@@ -41,7 +41,7 @@ SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM
 # it to the transport it carries: the bot image is Daily-only, so a bare `python -m bot --check`
 # there checks Daily instead of failing on the missing aiortc.
 ENV_TRANSPORT = "BOT_TRANSPORT"
-TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily")
+TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily", "websocket")
 
 EXIT_USAGE = 2
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--transport",
-        choices=("webrtc", "daily"),
+        choices=TRANSPORTS,
         help="default: daily when a room URL is given (flag or DAILY_ROOM_URL), else webrtc",
     )
     parser.add_argument("--host", default="127.0.0.1", help="webrtc: address to listen on (default %(default)s)")

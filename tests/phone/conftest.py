@@ -31,6 +31,7 @@ def speech_8k() -> bytes:
 
 
 def phone_env(reports: Path) -> dict[str, str]:
+    """The stand-in host (tests/phone/phone_host.py) with one reserve bot, and the carriers' keys."""
     return {
         "LOCAL_BOT_COMMAND": f"{sys.executable} {HOST}",
         "RESERVE_MIN_IDLE": "1",

@@ -20,8 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.carrier_socket import CarrierSocket, dial_media, runner_arguments  # noqa: E402
+from bot.carrier_socket import CarrierSocket, dial_media  # noqa: E402
 from bot.channel_client import BotChannel  # noqa: E402
+from bot.runner_args import websocket_arguments  # noqa: E402
 from botchannel.contract import METHOD_ASSIGN, METHOD_MEDIA_ATTACH, Assignment, Hello, RequestFailed  # noqa: E402
 
 
@@ -82,7 +83,12 @@ async def main() -> int:
     assignment = assigned.result()
     await channel.report("ready", assignment.session_id)
     socket = media.result()
-    await user.bot(runner_arguments(socket, session_id=assignment.session_id, body=assignment.body))
+    generic = "websocket" if socket.carrier == "generic" else None
+    await user.bot(
+        websocket_arguments(
+            socket, body=assignment.body, session_id=assignment.session_id, idle_timeout=300, transport_type=generic
+        )
+    )
     await channel.report("ended", assignment.session_id, reason="pipeline_finished")
     emit("ended", reason="pipeline_finished")
     await channel.close()
