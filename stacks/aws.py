@@ -167,12 +167,15 @@ class AwsStack(pulumi.ComponentResource):
             turn_urls=turn_urls,
             channel_url=bot_channel_url,
             drain=settings.drain,
+            domain=cfg.dispatcher_domain,
+            zone_id=cfg.dispatcher_zone_id,
         ), opts=child)
 
         self.outputs = {
             "cloud": "aws",
             "region": cfg.region,
             "dispatcherUrl": dispatcher.url,
+            "albDnsName": dispatcher.alb_dns_name,  # what dispatcherDomain's DNS record points at
             "botImage": images.bot,
             "dispatcherImage": images.dispatcher,
             "clusterName": cluster.name,

@@ -56,6 +56,8 @@ class DispatcherArgs:
     turn_urls: pulumi.Input[Sequence[str]] | None = None
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     drain: bool = False  # before a destroy: no dispatcher task
+    domain: str | None = None  # dispatcherDomain, which bots dial
+    zone_id: str | None = None  # its Route 53 zone: the record is written here and awaited
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -164,6 +166,15 @@ class Dispatcher(pulumi.ComponentResource):
                                        default_actions=forward, opts=child)
             self.url = pulumi.Output.concat("http://", balancer.dns_name)
 
+        self.alb_dns_name = balancer.dns_name
+        # Bots dial wss://<dispatcherDomain>: until that name points at this ALB every bot the
+        # reserve starts fails its channel. With the zone given, the record is written here and the
+        # service (which starts the reserve) waits for it.
+        record: list[pulumi.Resource] = []
+        if args.zone_id and args.domain:
+            record.append(aws.route53.Record(name, zone_id=args.zone_id, name=args.domain, type="A",
+                                             aliases=[{"name": balancer.dns_name, "zone_id": balancer.zone_id,
+                                                       "evaluate_target_health": True}], opts=child))
         logs = aws.cloudwatch.LogGroup(name, name=f"/ecs/{args.family}",
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
@@ -224,7 +235,7 @@ class Dispatcher(pulumi.ComponentResource):
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             wait_for_steady_state=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[listener]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[listener, *record]),
         )
         self.service_name = service.name
         self.log_group_name = logs.name

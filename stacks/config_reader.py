@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "buildOnPreview": True,
     "imageRetentionCount": 20,
     "drain": False,  # true: the dispatcher scaled to zero before `python -m stacks.drain` and a destroy
+    "dispatcherZoneId": "",  # "" = the operator writes dispatcherDomain's DNS record
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     # AWS
     "vpcCidr": "10.40.0.0/16",

@@ -195,6 +195,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         certificate_arn=certificate_arn,
         allow_plain_http=allow_plain_http,
         dispatcher_domain=domain,
+        dispatcher_zone_id=_zone_id(cfg, domain),
         allowed_cidrs=tuple(_cidr(cfg, "allowedCidrs", c) for c in cfg.string_list("allowedCidrs")),
         container_insights=cfg.boolean("containerInsights"),
         log_retention_days=retention,
@@ -234,3 +235,12 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         dispatcher_min_instances=minimum,
         dispatcher_max_instances=maximum,
     )
+
+
+def _zone_id(cfg: Reader, domain: str | None) -> str | None:
+    zone = cfg.optional("dispatcherZoneId")
+    if zone is not None and not re.fullmatch(r"Z[A-Z0-9]{1,31}", zone):
+        raise cfg.fail("dispatcherZoneId", f"must be a Route 53 hosted zone id like Z0123456789ABCDEF (got {zone!r})")
+    if zone is not None and domain is None:
+        raise cfg.fail("dispatcherZoneId", "needs dispatcherDomain (the record it writes)")
+    return zone

@@ -45,6 +45,7 @@ class AwsSettings:
     container_insights: bool
     log_retention_days: int
     secret_recovery_days: int
+    dispatcher_zone_id: str | None = None  # Route 53 hosted zone: the stack writes dispatcherDomain's record
 
 
 @dataclass(frozen=True)

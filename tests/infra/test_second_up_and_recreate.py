@@ -13,7 +13,7 @@ import json
 from stacks.aws import lifecycle_policy
 from stacks.mocks import Registration, Run, unwrap
 from stacks.preflight import ecr_lifecycle, iam_scope, lifecycle, ordering
-from tests.infra.conftest import StackRunner
+from tests.infra.conftest import CHANNEL_DOMAIN, StackRunner
 from tests.infra.test_turn import run_with_turn
 
 # The rules as the stacks had them: untagged images expired after a day, then "keep N".
@@ -28,9 +28,9 @@ def with_inputs(reg: Registration, **changes: object) -> Registration:
     return dataclasses.replace(reg, inputs={**reg.inputs, **changes})
 
 
-def relay(stack: StackRunner, cloud: str, generation: int = 1) -> Run:
+def relay(stack: StackRunner, cloud: str, generation: int = 1, **overrides: str) -> Run:
     """A stack with every piece: channel, managed TURN relay (test_turn.py's configuration)."""
-    return run_with_turn(stack, cloud, generation=generation)
+    return run_with_turn(stack, cloud, generation=generation, **overrides)
 
 
 def test_a_newer_debian_image_does_not_replace_the_relay(stack: StackRunner) -> None:
@@ -106,3 +106,24 @@ def test_the_iam_conditions_reach_no_other_stacks_vms(gcp: Run) -> None:
     loose = [with_inputs(r, condition={**r.inputs["condition"], "expression": r.inputs["condition"]["expression"]
                                        .replace("vf-gcp-test--", "vf-gcp-test-")}) for r in bindings]
     assert len(iam_scope.violations("gcp-test", loose)) == 2
+
+
+def test_with_its_zone_the_first_aws_up_writes_the_dispatchers_record_before_the_dispatcher_starts(
+        stack: StackRunner) -> None:
+    """F11: bots dial wss://<dispatcherDomain>; until it points at the ALB (created by this same `up`),
+    every reserve bot would fail its channel. With dispatcherZoneId the stack writes the alias record
+    and the service, which starts the reserve, waits for it. Without one the documented first deploy
+    runs with `drain: true` until the operator's record exists (docs/pulumi.md)."""
+    run = relay(stack, "aws", dispatcherZoneId="Z0123456789ABCDEF")
+    record = run.one("aws:route53/record:Record")
+    assert record.inputs["name"] == CHANNEL_DOMAIN and record.inputs["zoneId"] == "Z0123456789ABCDEF"
+    (alias,) = record.inputs["aliases"]
+    assert alias["name"] == run.one("aws:lb/loadBalancer:LoadBalancer").inputs["name"] + "-1234567890.eu-west-1.elb" \
+        ".amazonaws.com"
+    service = run.one("aws:ecs/service:Service")
+    assert record.urn in service.dependencies
+    without = relay(stack, "aws")
+    assert not without.of_type("aws:route53/record:Record")
+    assert without.one("aws:ecs/service:Service").inputs["desiredCount"] == 1
+    drained = relay(stack, "aws", drain="true")  # the first `up` without a zone: nothing dials yet
+    assert drained.one("aws:ecs/service:Service").inputs["desiredCount"] == 0
