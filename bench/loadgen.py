@@ -17,23 +17,28 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 
-async def run(url: str, requests: int, concurrency: int, body: bytes, headers: list[str]) -> dict[str, object]:
-    target = urlsplit(url)
-    host, port = target.hostname or "127.0.0.1", target.port or 80
-    path = target.path + (f"?{target.query}" if target.query else "")
-    extra = "".join(f"{h}\r\n" for h in headers)
-    head = (f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n{extra}"
-            f"content-length: {len(body)}\r\n\r\n").encode()
+async def run(
+    urls: list[str], requests: int, concurrency: int, body: bytes, headers: list[str], key_prefix: str | None = None
+) -> dict[str, object]:
+    """Worker n talks to urls[n % len(urls)]; with `key_prefix`, request i carries
+    `Idempotency-Key: <key_prefix>-<i>` (every start a new keyed session)."""
     counter = iter(range(requests))
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
-    async def worker() -> None:
+    async def worker(url: str) -> None:
+        target = urlsplit(url)
+        host, port = target.hostname or "127.0.0.1", target.port or 80
+        path = target.path + (f"?{target.query}" if target.query else "")
+        extra = "".join(f"{h}\r\n" for h in headers)
+        head = (f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n{extra}"
+                f"content-length: {len(body)}\r\n").encode()
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for _ in counter:
+            for i in counter:
                 began = time.perf_counter()
-                writer.write(head + body)
+                key = f"idempotency-key: {key_prefix}-{i}\r\n".encode() if key_prefix else b""
+                writer.write(head + key + b"\r\n" + body)
                 response_head = await reader.readuntil(b"\r\n\r\n")
                 length = 0
                 for line in response_head.split(b"\r\n")[1:]:
@@ -46,19 +51,21 @@ async def run(url: str, requests: int, concurrency: int, body: bytes, headers: l
             writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(urls[n % len(urls)]) for n in range(concurrency)))
     return {"latencies": latencies, "statuses": dict(statuses), "wall": time.perf_counter() - began}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append", help="repeatable: workers spread over them")
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--body", default="{}")
     parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
+    parser.add_argument("--idempotency-prefix", help="a unique Idempotency-Key per request, with this prefix")
     args = parser.parse_args()
-    result = asyncio.run(run(args.url, args.requests, args.concurrency, args.body.encode(), args.header))
+    result = asyncio.run(run(args.url, args.requests, args.concurrency, args.body.encode(), args.header,
+                             args.idempotency_prefix))
     print(json.dumps(result))
 
 
