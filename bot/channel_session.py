@@ -190,6 +190,18 @@ class ChannelSession:
         return guarded
 
 
+async def await_session(channel: ChannelSession, config: BotConfig, watch: Any) -> BotConfig | None:
+    """Opens the channel (first audio reported on it) and waits for this bot's one session: the
+    session's configuration, or None, the channel closed, when the bot ended before one came."""
+    report_first_audio(watch, channel)
+    await channel.open()
+    assignment = await channel.wait_assigned()
+    if assignment is None:
+        await channel.close()
+        return None
+    return session_config(config, assignment)
+
+
 def session_config(config: BotConfig, assignment: Assignment) -> BotConfig:
     """The bot's configuration for the session it was assigned (the idle bot's had none)."""
     return replace(

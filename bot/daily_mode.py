@@ -18,7 +18,7 @@ from typing import Any
 
 from pipecat.transports.daily.transport import DailyTransport
 
-from bot.channel_session import ChannelSession, report_first_audio, session_config
+from bot.channel_session import ChannelSession, await_session
 from bot.config import BotConfig
 from bot.events import EventWriter
 from bot.lifecycle import EndReason, SessionLifecycle
@@ -56,13 +56,10 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             # Run by a dispatcher: report on its channel; a reserve bot also waits there for its
             # one assignment (the room and its token), its bot imported and the VAD loaded.
             channel = ChannelSession(config, config.channel, events, lifecycle, capabilities=("daily",), signalling={})
-            report_first_audio(watch, channel)
-            await channel.open()
-            assignment = await channel.wait_assigned()
-            if assignment is None:
-                await channel.close()
+            assigned = await await_session(channel, config, watch)
+            if assigned is None:
                 return lifecycle
-            config = session_config(config, assignment)
+            config = assigned
 
         def attach(transport: DailyTransport) -> None:
             async def on_joined(transport: DailyTransport, data: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from pipecat.serializers import exotel, plivo, telnyx, twilio  # noqa: F401
 from pipecat.transports.websocket import fastapi as _fastapi_transport  # noqa: F401
 
 from bot.carrier_socket import CarrierSocket, MediaAttachError, dial_media
-from bot.channel_session import ChannelSession, report_first_audio, session_config
+from bot.channel_session import ChannelSession, await_session
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.lifecycle import EndReason, SessionLifecycle
@@ -62,13 +62,10 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             config, config.channel, events, lifecycle, capabilities=("websocket",),
             signalling={METHOD_MEDIA_ATTACH: attach},
         )  # fmt: skip
-        report_first_audio(watch, channel)
-        await channel.open()
-        assignment = await channel.wait_assigned()
-        if assignment is None:
-            await channel.close()
+        assigned = await await_session(channel, config, watch)
+        if assigned is None:
             return lifecycle
-        config = session_config(config, assignment)
+        config = assigned
         lifecycle.end_after(config.max_duration, EndReason.MAX_DURATION)
         connect_deadline = lifecycle.end_after(
             config.connect_timeout, EndReason.CONNECT_TIMEOUT, f"no call's media within {config.connect_timeout:g}s"
