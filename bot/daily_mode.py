@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 from pipecat.transports.daily.transport import DailyTransport
@@ -33,15 +34,25 @@ async def check(config: BotConfig, user_bot: UserBot, events: EventWriter) -> in
     return 0
 
 
-def watch_daily(on_transport: Any) -> None:
-    """Calls `on_transport(transport)` for every `DailyTransport` built from now on."""
+_on_transport: Callable[[DailyTransport], None] | None = None  # the session's: one per process
+
+
+def watch_daily(on_transport: Callable[[DailyTransport], None]) -> None:
+    """Calls `on_transport(transport)` for every `DailyTransport` built from now on (the class is
+    patched once per process; a later callback replaces an earlier one)."""
+    global _on_transport
+    _on_transport = on_transport
     original = DailyTransport.__init__
+    if getattr(original, "watched", False):
+        return
 
     @functools.wraps(original)
     def init(transport: DailyTransport, *args: Any, **kwargs: Any) -> None:
         original(transport, *args, **kwargs)
-        on_transport(transport)
+        if _on_transport is not None:
+            _on_transport(transport)
 
+    init.watched = True  # type: ignore[attr-defined]
     DailyTransport.__init__ = init  # type: ignore[method-assign,assignment]
 
 

@@ -33,14 +33,20 @@ class SessionWatch:
         self.on_idle_timeout: Callback | None = None
 
     def install(self) -> None:
-        """Attaches to every `PipelineWorker` built from now on (once per process)."""
-        watch = self
+        """Attaches this watch to every `PipelineWorker` built from now on (the class is patched once
+        per process; a later watch takes over from an earlier one)."""
+        global _current
+        _current = self
         original = PipelineWorker.__init__
         if getattr(original, "watched", False):
             return
 
         @functools.wraps(original)
         def init(worker: PipelineWorker, *args: Any, **kwargs: Any) -> None:
+            watch = _current
+            if watch is None:
+                original(worker, *args, **kwargs)
+                return
             kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch)]
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
@@ -65,6 +71,9 @@ class SessionWatch:
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 await worker.cancel(reason=reason)
+
+
+_current: SessionWatch | None = None  # the session's watch: one session per process
 
 
 class _FirstAudio(BaseObserver):

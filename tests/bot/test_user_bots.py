@@ -155,3 +155,20 @@ def test_loading_puts_the_files_folder_first_so_its_own_modules_import(tmp_path:
     assert loaded.module.GREETING == "hi" and loaded.module.__name__ != "__main__"
     with pytest.raises(BotFileError, match="no such file"):
         load_user_bot(tmp_path / "missing.py")
+
+
+async def test_the_session_watch_sees_every_worker_the_bot_builds_and_a_later_watch_takes_over() -> None:
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineWorker
+
+    from bot import watch
+
+    first, second = watch.SessionWatch(), watch.SessionWatch()
+    try:
+        first.install()
+        worker = PipelineWorker(Pipeline([]))
+        second.install()
+        later = PipelineWorker(Pipeline([]))
+    finally:
+        watch._current = None  # this test process has other tests' workers to build, unwatched
+    assert (first.workers, second.workers) == ([worker], [later])
