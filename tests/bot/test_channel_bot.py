@@ -10,9 +10,10 @@ from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
 from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.settings import Settings
-from tests.bot.conftest import READY_TIMEOUT, bot_env, unshare_network_prefix
+from tests.bot.conftest import READY_TIMEOUT, REPO, bot_env, unshare_network_prefix
 from tests.support.dispatcher_server import serving
 from tests.support.processes import listening_sockets
+from tests.support.webrtc_client import WebRTCClient
 
 TOKEN = "b" * 40
 
@@ -147,3 +148,23 @@ def test_a_cold_daily_bot_that_cannot_reach_its_channel_still_serves_its_session
     assert bot.wait(45) == 3
     ended = bot.next_event("ended", 5)
     assert ended["reason"] in ("join_failed", "connect_timeout"), ended
+
+
+async def test_a_user_bot_on_the_channel_is_reported_joined_then_first_audio_then_ended(dispatcher, spawn_bot):
+    """The host reports what it sees of a user's bot file it does not control: the peer joined, the
+    bot's first speech starting to play (its greeting), and the end with its reason."""
+    channels, url = dispatcher
+    reports: list[str] = []
+    channels.report_listeners.append(lambda link, report: reports.append(report.event))
+    greeter = str(REPO / "tests" / "bots" / "greeter.py")
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN, BOT_FILE=greeter), wait_ready=False)
+    link = await wait_idle(channels)
+    assert channels.take_idle(lambda candidate: candidate is link) is link
+    channels.bind(link, "s-greet")  # as the reserve does before assigning: its reports are the session's
+    await link.request("assign", {"session_id": "s-greet", "max_session_seconds": 60})
+    async with WebRTCClient("unused", signal=lambda offer: link.request("webrtc.offer", offer)):
+        assert await channels.wait_until(lambda: "first_audio" in reports, READY_TIMEOUT), reports
+    assert await asyncio.to_thread(bot.wait, 30) == 0
+    assert await channels.wait_until(lambda: "ended" in reports, READY_TIMEOUT), reports
+    assert [event for event in reports if event in ("ready", "joined", "first_audio", "ended")] == [
+        "ready", "joined", "first_audio", "ended"]  # fmt: skip
