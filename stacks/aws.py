@@ -18,9 +18,11 @@ from stacks.aws_bot import BotRuntime, BotRuntimeArgs
 from stacks.aws_dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws_network import Network, NetworkArgs
 from stacks.aws_secrets import SecretStore, SecretStoreArgs
+from stacks.aws_store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws_turn import TurnRelay, TurnRelayArgs
 from stacks.channel_settings import channel_secrets, channel_url
 from stacks.settings import Settings
+from stacks.store_settings import store_secrets
 from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
 
 
@@ -87,7 +89,8 @@ class AwsStack(pulumi.ComponentResource):
             path=f"/{settings.project}/{settings.stack}",
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
                     "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
-                    **turn_secrets(settings), **channel_secrets(settings)},
+                    **turn_secrets(settings), **channel_secrets(settings),
+                    **store_secrets(settings, cfg.store)},
             recovery_window_days=cfg.secret_recovery_days,
             protect=settings.protect,
         ), opts=child)
@@ -137,6 +140,12 @@ class AwsStack(pulumi.ComponentResource):
                 turn_urls = relay.urls
             else:
                 turn_urls = list(settings.turn.external_urls)
+        store = None
+        if cfg.store:  # several replicas share it (docs/replicas.md)
+            assert settings.secrets.store_password is not None  # settings require it with the store
+            store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
+                name=f"{prefix}-kv", vpc_id=network.vpc_id, subnet_ids=network.public_subnet_ids,
+                password=settings.secrets.store_password, protect=settings.protect), opts=child)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             family=f"{prefix}-dispatcher",
             balancer_name=prefix,
@@ -169,7 +178,10 @@ class AwsStack(pulumi.ComponentResource):
             drain=settings.drain,
             domain=cfg.dispatcher_domain,
             zone_id=cfg.dispatcher_zone_id,
+            store_url=store.url if store is not None else None,
         ), opts=child)
+        if store is not None:
+            store.allow_from(dispatcher.security_group_id)
 
         self.outputs = {
             "cloud": "aws",

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
-from stacks import contract, turn_server
+from stacks import contract, store_settings, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws_container import fargate_container, fargate_task_definition
 from stacks.aws_secrets import SecretStore
@@ -58,6 +58,7 @@ class DispatcherArgs:
     drain: bool = False  # before a destroy: no dispatcher task
     domain: str | None = None  # dispatcherDomain, which bots dial
     zone_id: str | None = None  # its Route 53 zone: the record is written here and awaited
+    store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -81,12 +82,14 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **args.reserve.to_env(),
         **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
+        **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
     }
 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
-            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ()))
+            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ())
+            + (store_settings.STORE_SECRETS if args.store_url is not None else ()))
 
 
 def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:
@@ -97,6 +100,7 @@ def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:
 class Dispatcher(pulumi.ComponentResource):
     url: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     machines_environment: dict[str, pulumi.Input[str]]  # what stacks/drain.py needs (contract.MACHINES_ENV)
 
@@ -238,6 +242,7 @@ class Dispatcher(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[listener, *record]),
         )
         self.service_name = service.name
+        self.security_group_id = app_sg.id  # the coordination store lets in this group only
         self.log_group_name = logs.name
         self.register_outputs({"url": self.url, "service_name": self.service_name,
                                "log_group_name": self.log_group_name})

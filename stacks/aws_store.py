@@ -63,19 +63,21 @@ class CoordinationStore(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:CoordinationStore", name, None, opts)
-        if not valid_name(args.name):
-            raise ValueError(f"store name {args.name!r}: 1-40 lowercase letters, digits or single hyphens, "
-                             "starting with a letter")
+        default_id, user_id = f"{args.name}-off", f"{args.name}-app"
+        for checked in (args.name, default_id, user_id):
+            if not valid_name(checked):
+                raise ValueError(f"store name {checked!r}: 1-40 lowercase letters, digits or single hyphens, "
+                                 "starting with a letter")
         child = pulumi.ResourceOptions(parent=self)
         self._name = name
         group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description="voicefleet store: dispatcher only",
                                       tags={"Name": name, "role": "store"}, opts=child)
         self.security_group_id = group.id
         # Every user group holds a user named `default`; this one can do nothing.
-        default = aws.elasticache.User(f"{name}-default", user_id=f"{args.name}-default", user_name="default",
+        default = aws.elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
                                        engine=ENGINE, access_string="off -@all",
                                        authentication_mode={"type": "no-password-required"}, opts=child)
-        user = aws.elasticache.User(f"{name}-user", user_id=f"{args.name}-user", user_name=USER, engine=ENGINE,
+        user = aws.elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
                                     access_string=ACCESS,
                                     authentication_mode={"type": "password", "passwords": [args.password]},
                                     opts=child)

@@ -12,9 +12,9 @@ Without `botChannelToken` the stack has no channel: every start is cold, as befo
 plain-HTTP ALB would carry the token in clear text, so the key is refused there). With it:
 - AWS needs HTTPS and the certificate's name (`dispatcherDomain`): bots check the certificate, and
   it is not issued for the ALB's own amazonaws.com name.
-- one dispatcher replica (`dispatcherCount` / `dispatcherMaxInstances` = 1): the ALB and Cloud Run
-  send a bot's channel to any replica, and replicas cannot find each other there (no
-  `DISPATCHER_PEERS`); docs/reserve.md "Several dispatcher replicas" has the why.
+- on GCP, one dispatcher instance (`dispatcherMaxInstances` = 1): Cloud Run sends a bot's channel to
+  any instance, and the GCP stack provisions no coordination store yet. On AWS several replicas
+  share one (`dispatcherCount` > 1 with `storePassword`: stacks/store_settings.py, docs/replicas.md).
 - Cloud Run's request timeout bounds a WebSocket: it must outlive an idle bot's wait plus its session.
 """
 
@@ -98,9 +98,9 @@ def aws_domain(cfg: Reader, settings: Settings, certificate_arn: str | None, idl
 
 def single_replica(cfg: Reader, settings: Settings, key: str, replicas: int) -> None:
     if enabled(settings) and replicas > 1:
-        raise cfg.fail(key, f"must be 1 with {TOKEN_KEY} (got {replicas}): bots' channels reach a replica at "
-                            "random and replicas cannot find each other behind the load balancer "
-                            "(docs/reserve.md, 'Several dispatcher replicas')")
+        raise cfg.fail(key, f"must be 1 with {TOKEN_KEY} (got {replicas}): bots' channels reach an instance at "
+                            "random, and the GCP stack provisions no coordination store for instances to find "
+                            "each other yet (docs/replicas.md)")
 
 
 def channel_lifetime_seconds(settings: Settings) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from stacks import channel_settings, reserve_settings, turn_settings
+from stacks import channel_settings, reserve_settings, store_settings, turn_settings
 from stacks import cloud_limits as limits
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
 from stacks.settings_model import AwsSettings, GcpSettings, Secrets, Settings
@@ -80,6 +80,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot={env: value for key, env in BOT_SECRET_KEYS.items()
              if (value := cfg.secret(key, required=False)) is not None},
         bot_channel_token=channel_settings.token(cfg),
+        store_password=store_settings.password(cfg),
     )
     if secrets.bot and len(secrets.bot) != len(BOT_SECRET_KEYS):
         # The bot runs its STT/LLM/TTS pipeline with all three keys or the keyless parrot with none.
@@ -180,7 +181,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     providers = cfg.string("ecsCapacityProviders", pattern=_CAPACITY_PROVIDERS)
     domain = channel_settings.aws_domain(cfg, settings, certificate_arn, idle)
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
-    channel_settings.single_replica(cfg, settings, "dispatcherCount", count)
+    store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
     return AwsSettings(
         region=region,
         vpc_cidr=_cidr(cfg, "vpcCidr", cfg.string("vpcCidr")),
@@ -189,6 +190,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         bot_memory=bot_memory,
         dispatcher_cpu=dispatcher_cpu,
         dispatcher_count=count,
+        store=store,
         capacity_providers=providers,
         alb_idle_timeout_seconds=idle,
         keep_alive_seconds=keep_alive,

@@ -24,6 +24,8 @@ class Secrets:
     bot: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # env name -> value
     # BOT_CHANNEL_TOKEN (stacks/channel_settings.py): None = no bot control channel, every start cold.
     bot_channel_token: pulumi.Output[str] | None = None
+    # storePassword (stacks/store_settings.py): the coordination store's, when replicas share one.
+    store_password: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class AwsSettings:
     bot_memory: int
     dispatcher_cpu: int
     dispatcher_count: int
+    store: bool  # several replicas: they share a coordination store (stacks/aws_store.py)
     capacity_providers: str
     alb_idle_timeout_seconds: int
     keep_alive_seconds: int

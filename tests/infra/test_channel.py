@@ -186,7 +186,6 @@ def test_the_ping_interval_the_settings_check_is_the_bots() -> None:
     ("aws", {"allowPlainHttp": "true", "certificateArn": "", "dispatcherDomain": ""}, "voicefleet:botChannelToken"),
     ("aws", {"dispatcherDomain": ""}, "voicefleet:dispatcherDomain"),
     ("aws", {"dispatcherDomain": "Voice.Example.COM"}, "voicefleet:dispatcherDomain"),
-    ("aws", {"dispatcherCount": "2"}, "voicefleet:dispatcherCount"),
     ("aws", {"albIdleTimeoutSeconds": "10"}, "voicefleet:albIdleTimeoutSeconds"),
     ("gcp", {"dispatcherMaxInstances": "2"}, "voicefleet:dispatcherMaxInstances"),
     ("gcp", {"maxSessionSeconds": "2700"}, "voicefleet:maxSessionSeconds"),

@@ -14,7 +14,10 @@ import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks import aws_store, gcp_store
-from stacks.mocks import RecordingMocks, RecordingMonitor, Registration, is_secret, unwrap
+from stacks.config_reader import SettingsError
+from stacks.mocks import RecordingMocks, RecordingMonitor, Registration, Run, is_secret, unwrap
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import container
 
 PASSWORD = "SENTINEL-store-password-0123456789"
 
@@ -87,7 +90,7 @@ def test_aws_store_users_the_dispatchers_is_scoped_and_default_is_off(aws: list[
     passwords = dispatcher.inputs["authenticationMode"]
     assert is_secret(passwords) or is_secret(passwords["passwords"])  # never in plain state
     (group,) = of_type(aws, "aws:elasticache/userGroup:UserGroup")
-    assert sorted(unwrap(group.inputs)["userIds"]) == ["voicefleet-aws-prod-default", "voicefleet-aws-prod-user"]
+    assert sorted(unwrap(group.inputs)["userIds"]) == ["voicefleet-aws-prod-app", "voicefleet-aws-prod-off"]
 
 
 def test_aws_store_url_is_tls_and_carries_no_password(aws: list[Registration]) -> None:
@@ -111,10 +114,11 @@ def test_aws_store_passwords_follow_elasticaches_rule(password: str, ok: bool) -
     assert aws_store.valid_password(password) is ok
 
 
-def test_aws_store_refuses_a_name_elasticache_would() -> None:
+@pytest.mark.parametrize("name", ["voicefleet--prod", "x" * 37])  # the second: its users' ids pass 40
+def test_aws_store_refuses_a_name_elasticache_would(name: str) -> None:
     with pytest.raises(ValueError, match="store name"):
         run(lambda: aws_store.CoordinationStore("x", aws_store.CoordinationStoreArgs(
-            name="voicefleet--prod", vpc_id="v", subnet_ids=["s"], password="p" * 20, protect=False)))
+            name=name, vpc_id="v", subnet_ids=["s"], password="p" * 20, protect=False)))
 
 
 @pytest.fixture
@@ -163,3 +167,47 @@ def test_gcp_store_endpoint_and_ca_are_read_from_memorystores_nested_outputs() -
     cas = [{"caCerts": [{"certificates": ["-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----"]}]}]
     assert gcp_store._ca_pem(cas).startswith("-----BEGIN CERTIFICATE-----")
     assert gcp_store._first_address([]) == ""
+
+
+STORE_SECRETS = {"voicefleet:storePassword": PASSWORD}
+
+
+def two_replicas(stack: StackRunner) -> Run:
+    secrets = {**SECRETS, **CHANNEL_SECRETS, **STORE_SECRETS}
+    return stack("aws", secrets=secrets, **{**CHANNEL["aws"], "dispatcherCount": "2"})
+
+
+def test_two_aws_replicas_with_the_channel_share_a_store_the_dispatcher_reaches_by_secret(stack: StackRunner) -> None:
+    run = two_replicas(stack)
+    (cache,) = run.of_type("aws:elasticache/serverlessCache:ServerlessCache")
+    assert unwrap(cache.inputs)["name"] == "voicefleet-aws-test-kv"
+    (service,) = run.of_type("aws:ecs/service:Service")
+    assert unwrap(service.inputs)["desiredCount"] == 2
+    dispatcher = container(run, "-dispatcher")
+    env = {e["name"]: e["value"] for e in dispatcher["environment"]}
+    assert env["REDIS_URL"].startswith("rediss://voicefleet@")
+    secrets = {s["name"]: s["valueFrom"] for s in dispatcher["secrets"]}
+    assert secrets["REDIS_PASSWORD"].startswith("arn:aws:secretsmanager:")  # by reference, never the value
+    assert PASSWORD not in json.dumps(dispatcher)
+    (ingress,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                  if r.name.endswith("-store-in-dispatcher")]
+    (app_sg,) = [r for r in run.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("-dispatcher-app")]
+    assert unwrap(ingress.inputs)["referencedSecurityGroupId"] == f"{app_sg.name}-id"
+
+
+def test_more_than_one_aws_replica_needs_the_store_password(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:storePassword is required with dispatcherCount=2"):
+        stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS}, **{**CHANNEL["aws"], "dispatcherCount": "2"})
+
+
+def test_a_store_password_elasticache_would_refuse_is_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:storePassword must be 16-128"):
+        stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, "voicefleet:storePassword": "has@at-sign-0123456789"},
+              **{**CHANNEL["aws"], "dispatcherCount": "2"})
+
+
+def test_one_aws_replica_has_no_store(stack: StackRunner) -> None:
+    run = stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, **STORE_SECRETS}, **CHANNEL["aws"])
+    assert run.of_type("aws:elasticache/serverlessCache:ServerlessCache") == []
+    env = {e["name"] for e in container(run, "-dispatcher")["environment"]}
+    assert "REDIS_URL" not in env

@@ -1,0 +1,57 @@
+"""The coordination store per stack: when a stack gets one, and its secret.
+
+More than one dispatcher replica (`dispatcherCount` > 1 on AWS) means a coordination store
+(docs/replicas.md): the replicas share it, so any of them answers any request, bots' channels may
+land on any replica behind the load balancer, and a keyed start launches once. On AWS the store is
+ElastiCache Serverless for Valkey (stacks/aws_store.py) with an RBAC user whose password is the
+stack's secret `storePassword`, generated once by the stack owner like `botChannelToken` (the
+providers the program has offer no stable random resource). One replica: no store, as before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pulumi
+
+from stacks.aws_store import MAX_PASSWORD, MIN_PASSWORD, valid_password
+from stacks.config_reader import Reader
+
+if TYPE_CHECKING:
+    from stacks.settings_model import Settings
+
+PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
+PASSWORD_VARIABLE = "REDIS_PASSWORD"  # noqa: S105 - the dispatcher's variable, not a secret
+URL_VARIABLE = "REDIS_URL"
+STORE_SECRETS: tuple[str, ...] = (PASSWORD_VARIABLE,)
+
+
+def password(cfg: Reader) -> pulumi.Output[str] | None:
+    value = cfg.secret(PASSWORD_KEY, required=False)
+    if value is not None:
+        value.apply(lambda text: _check(cfg, text))
+    return value
+
+
+def _check(cfg: Reader, text: str) -> None:
+    # Checked when the value is known (it is an Output): ElastiCache would refuse it at `up`.
+    if not valid_password(text):
+        raise cfg.fail(PASSWORD_KEY, f"must be {MIN_PASSWORD}-{MAX_PASSWORD} printable characters without spaces, "
+                                     "'\"', '/' or '@' (ElastiCache's rule); generate one with "
+                                     "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: int) -> bool:
+    """True when the stack needs a store (more than one replica); then its password must be set."""
+    if replicas <= 1:
+        return False
+    if settings.secrets.store_password is None:
+        raise cfg.fail(PASSWORD_KEY, f"is required with {key}={replicas}: several dispatcher replicas share a "
+                                     "coordination store (docs/replicas.md); pulumi config set --secret "
+                                     f"{PASSWORD_KEY} <32 random characters>")
+    return True
+
+
+def store_secrets(settings: Settings, with_store: bool) -> dict[str, pulumi.Output[str]]:
+    token = settings.secrets.store_password
+    return {PASSWORD_VARIABLE: token} if with_store and token is not None else {}
