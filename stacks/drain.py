@@ -31,11 +31,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.auth.exceptions import GoogleAuthError
+
 from dispatcher.machines.base import MachineState
+from dispatcher.machines.ecs.credentials import NoCredentials
 from dispatcher.machines.ecs.provider import EcsSettings
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
@@ -192,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(drain.run())
     except (DrainError, SettingsError, OSError, ValueError) as exc:
         print(f"{args.stack}: not drained: {exc}", file=sys.stderr)
+        return 1
+    except ProviderError as exc:  # the cloud refused a list or a stop: say which, never a traceback
+        print(f"{args.stack}: not drained: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+    except (NoCredentials, Transient, GoogleAuthError) as exc:  # no cloud credentials, or none that work
+        print(f"{args.stack}: not drained: credentials: {exc}", file=sys.stderr)
         return 1
     for line in report.lines():
         print(f"{args.stack}: {line}")

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from google.auth.exceptions import DefaultCredentialsError
 
-from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.ecs.credentials import NoCredentials
 from dispatcher.machines.ecs.provider import EcsSettings
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.outbound.retry import Transient
 from stacks import contract
 from stacks.drain import Drain, DrainError, main, provider_environment
 from stacks.mocks import Run
@@ -140,6 +143,27 @@ def test_the_command_line_says_why_it_did_not_drain(tmp_path: Any, capsys: pytes
     outputs.write_text('{"machinesEnvironment": {"MACHINES": "gce"}, "drained": false}')
     assert main(["gcp-dev", "--outputs", str(outputs)]) == 1
     assert "pulumi config set drain true" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    MachinesError("gce_unauthorized", "gce refused to list instances: HTTP 403"),
+    NoCredentials("no AWS credentials found (environment, config files, task role, instance role)"),
+    Transient("AWS credentials: ConnectTimeout: the instance metadata service did not answer"),
+    DefaultCredentialsError("Your default credentials were not found."),
+])
+def test_a_refusing_cloud_or_missing_credentials_is_one_line_not_a_traceback(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    async def refused(self: Drain) -> None:
+        raise error
+
+    monkeypatch.setattr(Drain, "run", refused)
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text('{"machinesEnvironment": {"MACHINES": "gce", "GCE_PROJECT": "p", "GCE_ZONE": "z", '
+                       '"GCE_INSTANCE_TEMPLATE": "t", "GCE_API_URL": "http://127.0.0.1:9"}, "drained": true}')
+    assert main(["gcp-dev", "--outputs", str(outputs)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gcp-dev: not drained: ") and str(error) in err and err.count("\n") == 1
 
 
 def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> None:
