@@ -153,7 +153,7 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1).close()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
                 break
             except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:

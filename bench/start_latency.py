@@ -93,7 +93,7 @@ async def bench(name: str, latency: float, runs: int) -> dict[str, float]:
                 machines=name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_concurrent_sessions=100_000
             )
             app = create_app(settings, env={}, machines=machines, rooms=rooms)
-            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
             daily.knobs.latency = harness.fake.knobs.latency = latency
 
             def spec(i: int) -> LaunchSpec:

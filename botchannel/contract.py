@@ -189,10 +189,10 @@ def parse_frame(raw: str | bytes) -> Frame:
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
             raise ProtocolError("hello: capabilities must be a list of strings")
         return Hello(
-            machine_id=_text(data, "machine_id"),
-            image=_text(data, "image"),
+            machine_id=_identifier(data, "machine_id"),
+            image=_identifier(data, "image"),
             capabilities=tuple(caps),
-            session_id=_optional_text(data, "session_id"),
+            session_id=None if data.get("session_id") is None else _identifier(data, "session_id"),
         )
     if kind == "welcome":
         return Welcome()
@@ -223,7 +223,7 @@ def parse_frame(raw: str | bytes) -> Frame:
             raise ProtocolError("report: exit_code must be an integer")
         return Report(
             event=event,
-            session_id=_text(data, "session_id"),
+            session_id=_identifier(data, "session_id"),
             t=float(t),
             reason=_optional_text(data, "reason"),
             detail=_optional_text(data, "detail"),
@@ -240,6 +240,14 @@ def _text(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > 512:
         raise ProtocolError(f"`{key}` must be a non-empty string of at most 512 characters")
+    return value
+
+
+def _identifier(data: Mapping[str, Any], key: str) -> str:
+    """A name the other side routes and logs by: printable ASCII, no spaces or control characters."""
+    value = _text(data, key)
+    if not (value.isascii() and value.isprintable() and " " not in value):
+        raise ProtocolError(f"`{key}` must be printable ASCII without spaces")
     return value
 
 

@@ -8,11 +8,10 @@ import os
 import socket
 import sys
 
-import uvicorn
-
 from dispatcher import log_redaction
 from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
+from dispatcher.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -38,19 +37,18 @@ environment (docs/configuration.md lists every variable, with the providers' and
   BOT_FILE                 local: the Pipecat bot file bots run (a bot.py with async def bot(runner_args);
                            default examples/parrot/bot.py, no keys needed), imported warm (docs/bring-your-bot.md)
   BOT_PYTHON               local: the interpreter bots run with, e.g. your bot's virtualenv (default: this one)
-  BOT_CHANNEL_TOKEN        the bots' channel credential (a secret; local: generated per run); cloud bots
-                           dial BOT_CHANNEL_URL (docs/channel.md)
+  BOT_CHANNEL_TOKEN        the deployment secret each bot's own channel credential is derived from (the
+                           dispatcher's alone; local: generated per run); cloud bots dial BOT_CHANNEL_URL
   DISPATCHER_PEERS         other replicas' private base URLs, for bots whose channel ended there
   REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*
   SHUTDOWN_GRACE_SECONDS   on SIGTERM, how long requests in flight may finish (default 90; ECS stops at 120)
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
   PHONE_DRAIN_SECONDS      on SIGTERM, how long calls in flight may go on before exit (default MAX_SESSION_SECONDS)
+  HEADER_TIMEOUT_SECONDS   a connection's time to send a whole request (default 10)
+  BOT_CHANNEL_MAX_CONNECTIONS  open bot channels at once (default 1000)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
 """
 
-# h11 refuses a request whose head is larger than this, before the app sees it. The app's own
-# JSON 431 limit (8 KB) sits below it, so clients normally get the API's error format.
-SERVER_MAX_HEAD_BYTES = 16 * 1024
 # On SIGTERM: requests in flight finish within this, under ECS's 120 s stop timeout (then SIGKILL).
 SHUTDOWN_GRACE_SECONDS = 90
 
@@ -96,17 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     access = app.state.voicefleet.channel_access
     if access is not None and settings.machines == "local":
         access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
-    config = uvicorn.Config(
-        app,
-        http="h11",
-        ws="websockets-sansio",  # the bot control channel (GET /bots/channel)
-        h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        timeout_graceful_shutdown=grace,
-        log_level=level,
-        server_header=False,
-        proxy_headers=False,
-    )
+    config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
+                            header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
+                            graceful_shutdown_seconds=grace)
     phone = app.state.phone
     server = DrainingServer(
         config,

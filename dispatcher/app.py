@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from dispatcher.api import docs as api_docs
 from dispatcher.api import runner_offer, web
 from dispatcher.api.auth import Authenticator
+from dispatcher.api.hosts import LoopbackHostsOnly
 from dispatcher.api.json_bodies import JsonBodies
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.limits import RequestLimits, SecurityHeaders
@@ -22,7 +23,9 @@ from dispatcher.api.routes import router
 from dispatcher.api.state import AppState, app_state, caller
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.peers import Peers, parse_peers
+from dispatcher.channel.route import mount_replica_route
 from dispatcher.channel.route import router as channel_router
 from dispatcher.errors import install_error_handlers
 from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
@@ -65,12 +68,15 @@ def create_app(
     if ice_servers is None:
         ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)
-    channels = BotChannels(channel_access.token if channel_access else None)
+    channels = BotChannels(channel_access.credentials if channel_access else None,
+                           max_connections=settings.bot_channel_max_connections)
     replication = Replication(coordination, channels, machines) if coordination is not None else None
     reserve = build_reserve(env, settings.machines, machines, channels, metrics,
-                            claims=coordination.claims if coordination is not None else None)
+                            claims=coordination.claims if coordination is not None else None,
+                            max_session_seconds=settings.max_session_seconds)
     if replication is not None:
         replication.attach_reserve(reserve)
+    peer_urls = parse_peers(env.get("DISPATCHER_PEERS", ""))
     attach = getattr(machines, "attach_channel", None)
     if channel_access is not None and attach is not None:
         attach(channel_access)  # local bots are told where to dial, and with which credential
@@ -81,12 +87,13 @@ def create_app(
         sessions=SessionService(
             settings, machines, resolved_rooms, metrics,
             launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
+            bot_credentials=channels.credentials,
         ),
         metrics=metrics,
-        auth=Authenticator(settings.api_key_hashes),
+        auth=Authenticator(settings.api_key_hashes, settings.bot_channel_token),
         channels=channels,
         reserve=reserve,
-        peers=_peers(env, channel_access),
+        peers=_peers(peer_urls, channel_access),
         remote=replication.remote if replication is not None else None,
         replication=replication,
         channel_access=channel_access,
@@ -95,6 +102,7 @@ def create_app(
             shared=coordination.shared_rate(settings.start_rate_per_key, settings.start_burst_per_key)
             if coordination is not None else None,
         ),
+        read_limit=PerKeyLimit(settings.read_rate_per_key, settings.read_burst_per_key, calls="session"),
         reaper=Reaper(
             machines,
             resolved_rooms,
@@ -129,8 +137,9 @@ def create_app(
         version="0.1.0",
         summary="Starts one fresh machine per Pipecat voice session.",
         lifespan=lifespan,
-        docs_url=None,  # served by api_docs, from here rather than a CDN
+        docs_url=None,  # served by api_docs, from here rather than a CDN, and behind the key
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.voicefleet = state
     app.state.phone = build_phone_state(env, settings, state.sessions, channels)
@@ -141,6 +150,7 @@ def create_app(
     app.include_router(phone_routes.router)
     app.include_router(phone_webhooks.router)
     app.include_router(daily_dialin.router)
+    mount_replica_route(app, channels.credentials, peer_urls)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
@@ -183,16 +193,19 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
+    if not state.auth.enabled:  # keyless: loopback only, and only for loopback names (DNS rebinding)
+        app.add_middleware(LoopbackHostsOnly)
     return app
 
 
-def _peers(env: Mapping[str, str], access: ChannelAccess | None) -> Peers | None:
-    """The static peer list (DISPATCHER_PEERS), for replicas that share no store."""
-    return Peers(parse_peers(env.get("DISPATCHER_PEERS", "")), access.token) if access else None
+def _peers(urls: tuple[str, ...], access: ChannelAccess | None) -> Peers | None:
+    """The static peer list (DISPATCHER_PEERS), for replicas that share no store; they call each
+    other with the replicas' own credential, never a bot's."""
+    return Peers(urls, access.credentials.replica_token()) if access else None
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:
     """The bot credential: configured, or (local mode only) generated for this run."""
     if settings.bot_channel_token:
-        return ChannelAccess(token=settings.bot_channel_token)
+        return ChannelAccess(BotCredentials(settings.bot_channel_token))
     return ChannelAccess.generated() if settings.machines == "local" else None

@@ -85,10 +85,13 @@ class Settings:
     max_header_bytes: int = 8192  # all request headers together
     start_rate_per_key: float = 5.0  # POST /start per second per API key (token bucket refill)
     start_burst_per_key: int = 20
+    read_rate_per_key: float = 20.0  # GET/DELETE /sessions/{id} and offers per second per API key
+    read_burst_per_key: int = 100
     reaper_interval_seconds: float = 60.0  # 0 turns the reaper off
     reaper_grace_seconds: float = 120.0
     cors_allow_origins: tuple[str, ...] = ()  # browsers on other origins get no CORS headers at all
     keep_alive_seconds: int = 5  # behind a load balancer: above its idle timeout (ALB: 60 → 65)
+    header_timeout_seconds: float = 10.0  # a connection's time to send one whole request
     # The per-deployment bot credential of the control channel (botchannel/contract.py). Local
     # mode generates one per run when unset; a secret, so never in a repr or a log line.
     bot_channel_token: str | None = field(default=None, repr=False)
@@ -96,6 +99,7 @@ class Settings:
     # (SmallWebRTC; in the cloud through a TURN relay, signalling over the bot channel).
     # Empty: the mode's own (local: webrtc; cloud: daily).
     transports: tuple[str, ...] = ()
+    bot_channel_max_connections: int = 1000  # open bot channels at once (each live bot holds one)
 
     def __post_init__(self) -> None:
         if not self.transports:
@@ -131,12 +135,18 @@ class Settings:
             start_wait_seconds=float_setting(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
             start_rate_per_key=float_setting(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),
             start_burst_per_key=int_setting(env, "START_BURST_PER_KEY", cls.start_burst_per_key),
+            read_rate_per_key=float_setting(env, "READ_RATE_PER_KEY", cls.read_rate_per_key, minimum=0.001),
+            read_burst_per_key=int_setting(env, "READ_BURST_PER_KEY", cls.read_burst_per_key),
             reaper_interval_seconds=float_setting(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
             reaper_grace_seconds=float_setting(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
             cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
             keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
+            header_timeout_seconds=float_setting(env, "HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds,
+                                                 minimum=0.1),
             bot_channel_token=_bot_channel_token(env),
             transports=_transports(env, machines),
+            bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,
+                                                    minimum=1),
         )
 
 

@@ -17,7 +17,7 @@ PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "
 # Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
 # A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
 DISPATCHER_LAYERS: list[tuple[str, ...]] = [
-    ("dispatcher.settings", "dispatcher.errors", "dispatcher.metrics"),
+    ("dispatcher.settings", "dispatcher.errors", "dispatcher.metrics", "dispatcher.log_text"),
     ("dispatcher.store",),
     ("dispatcher.outbound",),
     ("dispatcher.channel",),
@@ -26,7 +26,8 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.reserve",),
     ("dispatcher.sessions",),
     ("dispatcher.api", "dispatcher.phone"),
-    ("dispatcher.app", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction", "dispatcher"),
+    ("dispatcher.app", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction", "dispatcher.server",
+     "dispatcher"),
 ]
 # Between the repository's top-level packages, lowest first: the channel contract both sides share,
 # the bot host, the dispatcher, then the infrastructure that packages and deploys them.

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 from dispatcher.errors import ApiError
+from dispatcher.sessions.ids import Caller
 from dispatcher.settings import hash_api_key
 
 LOCAL_CALLER = "local"  # the caller id when no keys are configured (loopback-only local mode)
 
 
 class Authenticator:
-    def __init__(self, key_hashes: frozenset[bytes]) -> None:
+    def __init__(self, key_hashes: frozenset[bytes], deployment_secret: str | None = None) -> None:
         self._key_hashes = tuple(key_hashes)
+        # Keyless local mode: one caller, whose session ids only this deployment can predict
+        # (replicas sharing BOT_CHANNEL_TOKEN agree on them; without it, a new key every run).
+        seed = deployment_secret.encode() if deployment_secret else secrets.token_bytes(32)
+        self._local = Caller(LOCAL_CALLER, hmac.new(seed, b"voicefleet keyless owner v1", hashlib.sha256).digest())
 
     @property
     def enabled(self) -> bool:
         return bool(self._key_hashes)
 
     def caller(self, authorization: str | None) -> str:
-        """Return a stable, non-secret id of the caller, or raise 401.
+        """Return a stable, non-secret id of the caller, or raise 401."""
+        return self.identify(authorization).id
 
-        The id (a digest of the key's digest) scopes Idempotency-Keys per caller, so two clients
-        using the same key string never share a session.
-        """
+    def identify(self, authorization: str | None) -> Caller:
+        """The caller (401 otherwise): its id (a digest of the key's digest) and its owner key,
+        which only a holder of the key can derive: sessions belong to it."""
         if not self.enabled:
-            return LOCAL_CALLER
+            return self._local
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("missing bearer token: send 'Authorization: Bearer <key>'")
@@ -36,7 +43,8 @@ class Authenticator:
             matched |= hmac.compare_digest(presented, known)
         if not matched:
             raise _unauthorized("invalid API key")
-        return hashlib.sha256(b"caller:" + presented).hexdigest()[:16]
+        return Caller(hashlib.sha256(b"caller:" + presented).hexdigest()[:16],
+                      hashlib.sha256(b"owner:" + presented).digest())
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -1,5 +1,8 @@
 """`GET /docs`: the OpenAPI explorer, served entirely from here so it renders offline.
 
+Like every route but `/healthz` and the local page, `/docs` and `/openapi.json` need an API key
+when keys are configured (keyless local mode serves them on loopback).
+
 FastAPI's default page loads Swagger UI from a CDN (and its favicon from fastapi.tiangolo.com).
 Swagger UI 5 — the first to render OpenAPI 3.1, which FastAPI writes — is vendored from npm's
 `swagger-ui-dist` (pinned in web/package-lock.json; `npm run build` in web/ refreshes it):
@@ -11,13 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+
+from dispatcher.api.state import caller
 
 ASSETS_DIR = Path(__file__).parent / "docs_assets"
 ASSETS_PATH = "/docs-assets"
+OPENAPI_PATH = "/openapi.json"
 DOCS_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
@@ -25,12 +31,17 @@ DOCS_CSP = (
 
 
 def mount(app: FastAPI) -> None:
-    """Needs `FastAPI(docs_url=None, redoc_url=None)`: ReDoc would come from a CDN as well."""
+    """Needs `FastAPI(docs_url=None, redoc_url=None, openapi_url=None)`: ReDoc would come from a
+    CDN as well, and FastAPI's own document route takes no key."""
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(caller)])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(caller)])
     async def docs() -> HTMLResponse:
         page = get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=OPENAPI_PATH,
             title=f"{app.title} · API",
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",

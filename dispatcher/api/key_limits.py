@@ -1,4 +1,5 @@
-"""Per-API-key rate limit on POST /start: one busy client cannot starve the others.
+"""Per-API-key rate limits (POST /start; reading, stopping and signalling sessions): one busy or
+hostile client cannot starve the others, nor spend the provider budget they need.
 
 With several replicas the bucket is in their shared store (dispatcher/store/rates.py), so the
 rate is the deployment's, not each replica's; a store that does not answer leaves it to this
@@ -16,7 +17,9 @@ from dispatcher.store.rates import SharedRate
 
 
 class PerKeyLimit:
-    def __init__(self, per_second: float, burst: int, shared: SharedRate | None = None) -> None:
+    def __init__(self, per_second: float, burst: int, shared: SharedRate | None = None,
+                 calls: str = "POST /start") -> None:
+        self._calls = calls
         self._rate = Rate(per_second=per_second, burst=burst, max_wait=0.0)  # refuse, never queue
         self._buckets: dict[str, TokenBucket] = {}
         self._shared = shared
@@ -29,7 +32,7 @@ class PerKeyLimit:
                 pass  # this replica's own bucket decides
             else:
                 if wait > 0:
-                    raise _limited(wait)
+                    raise _limited(wait, self._calls)
                 return
         bucket = self._buckets.get(caller)
         if bucket is None:
@@ -37,8 +40,8 @@ class PerKeyLimit:
         try:
             await bucket.acquire()
         except RateLimited as exc:
-            raise _limited(exc.retry_after) from exc
+            raise _limited(exc.retry_after, self._calls) from exc
 
 
-def _limited(retry_after: float) -> ApiError:
-    return ApiError(429, "rate_limited", "too many POST /start calls with this API key", retry_after=retry_after)
+def _limited(retry_after: float, calls: str = "POST /start") -> ApiError:
+    return ApiError(429, "rate_limited", f"too many {calls} calls with this API key", retry_after=retry_after)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
 from dispatcher.api.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
-from dispatcher.api.state import AppState, app_state, caller
+from dispatcher.api.state import AppState, app_state, caller, identified
 from dispatcher.channel.signalling import Kind, signal_bot
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
@@ -20,7 +20,7 @@ from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import public_base
 from dispatcher.phone.start_answer import PHONE_TRANSPORTS, phone_start
 from dispatcher.phone.state import phone_state
-from dispatcher.sessions.ids import IDEMPOTENCY_KEY, is_session_id
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller, owned_by
 from dispatcher.sessions.service import Session
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -40,14 +40,14 @@ router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
 async def start(
     request: Request,
     response: Response,
+    who: Annotated[Caller, Depends(identified)],
     payload: Annotated[StartRequest | None, Body()] = None,
     wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    who: str = Depends(caller),
 ) -> dict[str, Any]:
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
-        await state.start_limit.check(who)
+        await state.start_limit.check(who.id)
         phone = phone_state(request)
         base = public_base(phone.settings, request.headers, request.url.scheme)
         return phone_start(phone, payload.transport, payload.body or {}, base)
@@ -61,7 +61,7 @@ async def start(
         options = state.rooms.options(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
-    await state.start_limit.check(who)
+    await state.start_limit.check(who.id)
     session = await state.sessions.start(
         caller=who,
         idempotency_key=idempotency_key,
@@ -85,9 +85,9 @@ async def start(
 @router.get(
     "/sessions/{session_id}", response_model=SessionOut, response_model_exclude_none=True, summary="A session's status"
 )
-async def get_session(request: Request, session_id: str) -> dict[str, Any]:
+async def get_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> dict[str, Any]:
     state = app_state(request)
-    session = await state.sessions.get(_known_id(session_id))
+    session = await state.sessions.get(await _owned_id(state, session_id, who))
     if session is None:
         raise _not_found(session_id)
     fields = _session_fields(session)
@@ -95,8 +95,9 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
 
 
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
-async def delete_session(request: Request, session_id: str) -> Response:
-    machine = await app_state(request).sessions.stop(_known_id(session_id))
+async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> Response:
+    state = app_state(request)
+    machine = await state.sessions.stop(await _owned_id(state, session_id, who))
     # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
     # and for a session with nothing left to stop (ended, or forgotten by the provider, which
     # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.
@@ -131,7 +132,9 @@ async def signal(request: Request, session_id: str, kind: Kind, payload: dict[st
     if "webrtc" not in state.settings.transports:  # known before any wait: every bot joins a Daily room
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     deadline = time.monotonic() + state.settings.start_wait_seconds
-    machine = await state.sessions.wait_started(_known_id(session_id))  # an early offer waits for the bot
+    who = await identified(request)
+    # An early offer waits for the bot.
+    machine = await state.sessions.wait_started(await _owned_id(state, session_id, who))
     if not machine.is_webrtc:
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     if not machine.state.is_active:
@@ -158,8 +161,11 @@ def _session_fields(session: Session) -> dict[str, Any]:
     return fields
 
 
-def _known_id(session_id: str) -> str:
-    if not is_session_id(session_id):
+async def _owned_id(state: AppState, session_id: str, who: Caller) -> str:
+    """`session_id` if the caller's key started it; else 404, as for an id that never existed, with
+    no provider call (dispatcher/session_ids.py). Limited per key before anything else."""
+    await state.read_limit.check(who.id)
+    if not owned_by(session_id, who.owner_key):
         raise _not_found(session_id)
     return session_id
 

@@ -9,12 +9,15 @@ session with no state in the dispatcher. Local only, like every offer route.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request, Response
 
 from dispatcher.api.routes import ERRORS, offer_payload, signal
 from dispatcher.api.schemas import CandidatesPatch, Offer
-from dispatcher.api.state import app_state, caller
+from dispatcher.api.state import app_state, caller, identified
 from dispatcher.errors import ApiError
+from dispatcher.sessions.ids import Caller
 
 SEPARATOR = ":"  # never in a session id (hex); the bot's own pc_id follows the first one
 
@@ -30,7 +33,7 @@ def _split(pc_id: str | None) -> tuple[str | None, str | None]:
 
 @router.post("/api/offer", summary="SmallWebRTC offer without /start: starts a session for it (local)")
 async def direct_offer(
-    request: Request, response: Response, offer: Offer, who: str = Depends(caller)
+    request: Request, response: Response, offer: Offer, who: Annotated[Caller, Depends(identified)]
 ) -> dict[str, object]:
     state = app_state(request)
     if state.settings.machines != "local":
@@ -41,7 +44,7 @@ async def direct_offer(
     if session_id is None:
         if bot_pc_id is not None:
             raise ApiError(404, "unknown_pc_id", "this pc_id names no session; send the pc_id an answer gave you")
-        await state.start_limit.check(who)
+        await state.start_limit.check(who.id)
         body = payload.get("request_data", {})
         session = await state.sessions.start(
             caller=who, idempotency_key=None, body=body, wait=False, transport="webrtc"

@@ -19,6 +19,7 @@ from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
 from dispatcher.metrics import Metrics
 from dispatcher.reserve.reserve import Reserve
+from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
 from dispatcher.settings import Settings
@@ -34,6 +35,7 @@ class AppState:
     auth: Authenticator
     channels: BotChannels
     start_limit: PerKeyLimit
+    read_limit: PerKeyLimit  # GET and DELETE of a session, and its signalling
     reaper: Reaper
     ice_servers: IceServers
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
@@ -68,3 +70,8 @@ async def caller(request: Request) -> str:
     """FastAPI dependency: the authenticated caller's id (401 otherwise). `async` although it
     never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
     return app_state(request).auth.caller(request.headers.get("authorization"))
+
+
+async def identified(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller with its owner key (401 otherwise)."""
+    return app_state(request).auth.identify(request.headers.get("authorization"))

@@ -1,8 +1,12 @@
 """The dispatcher's end of the bot control channel: which bots are connected, and talking to them.
 
 Bots dial in (botchannel/contract.py has the contract; dispatcher/channel/route.py the
-WebSocket route). A bot that says hello with a session id is that session's bot (a cold launch);
-one with none is idle, waiting in this replica for the reserve to claim it. `take_idle` removes
+WebSocket route), each with the credential of the machine it runs on
+(dispatcher/channel/credentials.py). A bot that says hello with a session id is that session's
+bot (a cold launch, whose credential names the session); one with none is idle, waiting in this
+replica for the reserve to claim it (its credential names the bot id the reserve launched it
+with, and is admitted once). A hello that does not match its credential is refused, so one
+compromised bot reaches its own session and nothing else. `take_idle` removes
 an idle bot from the pool with no `await` in between, so two concurrent starts in this replica
 can never take the same one; the bot itself refuses a second `assign`, which makes the claim
 safe across replicas too (docs/reserve.md).
@@ -12,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import logging
 import time
@@ -32,13 +34,16 @@ from botchannel.contract import (
     encode,
     parse_frame,
 )
+from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.errors import ApiError
+from dispatcher.log_text import shown
 
 log = logging.getLogger("dispatcher.channel.bots")
 
 HELLO_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
-MAX_OWNERS_KEPT = 100_000  # aiortc answers in tens of ms; the margin covers a busy host
+MAX_OWNERS_KEPT = 100_000  # only verified hellos and claims add owners; live sessions are never evicted
+DEFAULT_MAX_CONNECTIONS = 1_000
 
 
 class Socket(Protocol):
@@ -47,6 +52,8 @@ class Socket(Protocol):
     async def send_text(self, data: str) -> None: ...
 
     async def receive_text(self) -> str: ...
+
+    async def close(self, code: int = 1000) -> None: ...
 
 
 class BotRequestFailed(ApiError):
@@ -97,6 +104,12 @@ class BotLink:
         if future is not None and not future.done():
             future.set_result(reply)
 
+    async def disconnect(self) -> None:
+        """Closes the bot's channel from this side (a retired or replaced bot holds no socket)."""
+        self._close()
+        with contextlib.suppress(Exception):
+            await self.socket.close(1000)
+
     def _close(self) -> None:
         self.closed.set()
         for future in self._pending.values():
@@ -109,12 +122,14 @@ CloseListener = Callable[[BotLink], None]
 
 
 class BotChannels:
-    def __init__(self, token: str | None) -> None:
-        # Held as a digest and compared in constant time, like the API keys.
-        self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+    def __init__(self, credentials: BotCredentials | None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
+        self.max_connections = max_connections
+        self.connections = 0  # open channel sockets, counted by the route
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._by_session: dict[str, BotLink] = {}
         self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
+        self._seen_idle: dict[str, int] = {}  # idle credentials already used → their expiry
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
@@ -123,18 +138,40 @@ class BotChannels:
 
     @property
     def enabled(self) -> bool:
-        return self._token_digest is not None
+        return self.credentials is not None
 
-    def authorized(self, authorization: str | None) -> bool:
-        if self._token_digest is None:
-            return False
-        scheme, _, token = (authorization or "").partition(" ")
-        presented = hashlib.sha256(token.strip().encode()).digest()
-        return scheme.lower() == "bearer" and hmac.compare_digest(presented, self._token_digest)
+    def authorized(self, authorization: str | None) -> BotGrant | None:
+        """What the presented machine credential opens, or None (refused before the handshake)."""
+        presented = bearer(authorization)
+        if self.credentials is None or presented is None:
+            return None
+        return self.credentials.verify(presented)
+
+    def _refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        """Why `hello` is not what `grant` was issued for, or None when it is."""
+        if grant.kind == "idle":
+            if hello.machine_id != grant.subject:
+                return f"credential of bot {grant.subject}"
+            if hello.session_id is None:
+                # Once: a launched bot says hello idle one time; its credential never again.
+                return "credential already used" if hello.machine_id in self._seen_idle else None
+            # A claimed reserve bot reconnecting: the session must be the one it was bound to.
+            return None if self._owners.get(hello.session_id) == hello.machine_id else "not its session"
+        if hello.session_id != grant.subject:
+            return f"credential of session {grant.subject}"
+        owner = self._owners.get(hello.session_id)
+        return None if owner is None or owner == hello.machine_id else f"session served by bot {owner}"
+
+    def _admit_idle(self, grant: BotGrant) -> None:
+        now = time.time()
+        for machine_id, expires in list(self._seen_idle.items()):  # forget what can no longer dial
+            if expires <= now:
+                del self._seen_idle[machine_id]
+        self._seen_idle[grant.subject] = grant.expires
 
     # --- connected bots -------------------------------------------------------------------
 
-    async def serve(self, socket: Socket) -> None:
+    async def serve(self, socket: Socket, grant: BotGrant) -> None:
         """Runs one (authorized, accepted) bot connection until it closes."""
         try:
             hello = parse_frame(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_SECONDS))
@@ -146,12 +183,13 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
-        owner = self._owners.get(hello.session_id) if hello.session_id else None
-        if owner is not None and owner != hello.machine_id:
-            # A session's bot is the machine that first served it; another bot naming that session
-            # (a bug, or a compromised bot holding the shared credential) is not routed to it.
-            log.warning("bot %s claimed session %s of bot %s; refused", hello.machine_id, hello.session_id, owner)
+        refused = self._refusal(grant, hello)
+        if refused is not None:
+            log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
+                        shown(refused))
             return
+        if hello.session_id is None:
+            self._admit_idle(grant)
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id)
         if hello.session_id is not None:
             self._own(hello.session_id, hello.machine_id)
@@ -171,13 +209,14 @@ class BotChannels:
             try:
                 frame = parse_frame(raw)
             except ProtocolError as exc:
-                log.warning("bot %s: malformed frame ignored: %s", link.machine_id, exc)
+                log.warning("bot %s: malformed frame ignored: %s", shown(link.machine_id), exc)
                 continue
             if isinstance(frame, Reply):
                 link._resolve(frame)
             elif isinstance(frame, Report):
                 if frame.session_id != link.session_id:
-                    log.warning("bot %s reported for %s, not its session", link.machine_id, frame.session_id)
+                    log.warning("bot %s reported for %s, not its session", shown(link.machine_id),
+                                shown(frame.session_id))
                     continue
                 link.reports.setdefault(frame.event, frame)
                 for listener in self.report_listeners:
@@ -191,14 +230,19 @@ class BotChannels:
                     )
 
     async def _register(self, link: BotLink) -> None:
+        replaced = None
         async with self._changed:
             if link.session_id is None:
                 self._idle[link.machine_id] = link
             else:
-                # A reconnect after a drop replaces the old link: the newest is the live one.
+                # A reconnect after a drop replaces the old link: the newest is the live one, and
+                # the old one is closed (one channel per machine, however often it dials).
+                replaced = self._by_session.get(link.session_id)
                 self._by_session[link.session_id] = link
             self._changed.notify_all()
-        log.info("bot %s connected (%s)", link.machine_id, link.session_id or "idle")
+        if replaced is not None:
+            await replaced.disconnect()
+        log.info("bot %s connected (%s)", shown(link.machine_id), shown(link.session_id or "idle"))
         listeners = self.idle_listeners if link.session_id is None else self.session_listeners
         for listener in listeners:
             listener(link)
@@ -213,7 +257,7 @@ class BotChannels:
             self._changed.notify_all()
         for listener in self.close_listeners:
             listener(link)
-        log.info("bot %s disconnected (%s)", link.machine_id, link.session_id or "idle")
+        log.info("bot %s disconnected (%s)", shown(link.machine_id), shown(link.session_id or "idle"))
 
     # --- the reserve's side ---------------------------------------------------------------
 
@@ -238,8 +282,9 @@ class BotChannels:
 
     def _own(self, session_id: str, machine_id: str) -> None:
         self._owners[session_id] = machine_id
-        while len(self._owners) > MAX_OWNERS_KEPT:  # oldest first: sessions end long before
-            del self._owners[next(iter(self._owners))]
+        if len(self._owners) > MAX_OWNERS_KEPT:  # oldest first, never a session whose bot is here
+            for old in [s for s in self._owners if s not in self._by_session][: len(self._owners) - MAX_OWNERS_KEPT]:
+                del self._owners[old]
 
     def unbind(self, link: BotLink, session_id: str) -> None:
         """The bot refused or never answered the assignment: it routes nothing for the session."""

@@ -2,7 +2,8 @@
 
 Each bot's control channel ends at one dispatcher replica. A signalling request that arrives at
 another one is forwarded to the peers (`DISPATCHER_PEERS`: their private base URLs) at
-`POST /internal/bots/{session_id}/request`, authenticated with the bot credential; the peer
+`POST /internal/bots/{session_id}/request`, authenticated with the replicas' own credential
+(derived from the deployment secret for this use alone: no bot can compute it); the peer
 holding the channel answers, the others 404. A forwarded request is answered from the local
 channel only, never forwarded again, so two replicas cannot bounce a request between them.
 docs/reserve.md ("Several dispatcher replicas") has the why.
@@ -31,9 +32,9 @@ def parse_peers(raw: str) -> tuple[str, ...]:
 
 
 class Peers:
-    def __init__(self, urls: tuple[str, ...], token: str) -> None:
+    def __init__(self, urls: tuple[str, ...], credential: str) -> None:
         self.urls = urls
-        self._token = token
+        self.credential = credential
         self._http = HttpClient(timeout=FORWARD_TIMEOUT_SECONDS, connect_timeout=2.0) if urls else None
 
     @property
@@ -63,7 +64,7 @@ class Peers:
                 "POST",
                 url + FORWARD_PATH.format(session_id=session_id),
                 json={"method": method, "params": dict(params)},
-                headers={"Authorization": f"Bearer {self._token}"},
+                headers={"Authorization": f"Bearer {self.credential}"},
             )
         except HttpError:
             return HttpResponse(503, {}, b"")  # an unreachable peer holds nothing we can reach

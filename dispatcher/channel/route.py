@@ -1,8 +1,13 @@
-"""`GET /bots/channel` (WebSocket): where bots dial in. Authenticated with the bot credential.
+"""`GET /bots/channel` (WebSocket): where bots dial in, each with its own machine's credential.
 
-A wrong or missing credential is refused before the handshake completes (HTTP 403), so nothing
-but a bot holding `BOT_CHANNEL_TOKEN` ever gets a frame. The API keys do not open it, and the
-bot credential opens nothing else.
+A wrong, expired or missing credential is refused before the handshake completes (HTTP 403),
+so nothing but a bot the dispatcher launched ever gets a frame; past the hello, a bot reaches
+only what its credential was issued for (dispatcher/channel.py). The API keys do not open it,
+and a bot's credential opens nothing else. Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
+
+`POST /internal/bots/{session_id}/request` (replica to replica) is mounted only where peers are
+configured, and takes the replicas' own credential, which no bot can compute
+(`mount_replica_route`).
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from botchannel.contract import CHANNEL_PATH, METHOD_ICE, METHOD_OFFER
 from dispatcher.channel.bots import BotChannels, BotRequestFailed
+from dispatcher.channel.credentials import BotCredentials, bearer
 from dispatcher.channel.peers import FORWARD_PATH
 from dispatcher.errors import error_response
 
@@ -22,31 +28,42 @@ from dispatcher.errors import error_response
 FORWARDABLE = frozenset({METHOD_OFFER, METHOD_ICE})
 
 router = APIRouter()
+replica_router = APIRouter()
 
 
 @router.websocket(CHANNEL_PATH)
 async def bot_channel(websocket: WebSocket) -> None:
     channels: BotChannels = websocket.app.state.voicefleet.channels
-    if not channels.authorized(websocket.headers.get("authorization")):
+    grant = channels.authorized(websocket.headers.get("authorization"))
+    if grant is None or channels.connections >= channels.max_connections:
         await websocket.close(code=1008)  # before accept(): the handshake is answered 403
         return
-    await websocket.accept()
+    channels.connections += 1
     try:
-        await channels.serve(websocket)
+        await websocket.accept()
+        await channels.serve(websocket, grant)
     finally:
+        channels.connections -= 1
         with contextlib.suppress(Exception):
             await websocket.close()
 
 
-@router.post(FORWARD_PATH, include_in_schema=False)
+def mount_replica_route(app: FastAPI, credentials: BotCredentials | None, peers: tuple[str, ...]) -> None:
+    """The forwarding route exists only where replicas forward to each other."""
+    if credentials is not None and peers:
+        app.include_router(replica_router)
+
+
+@replica_router.post(FORWARD_PATH, include_in_schema=False)
 async def forwarded_request(request: Request, session_id: str) -> JSONResponse:
     """A peer replica's request for a bot whose channel ended here (dispatcher/channel/peers.py).
 
     Answered from this replica's own channel only: never forwarded again.
     """
     channels: BotChannels = request.app.state.voicefleet.channels
-    if not channels.authorized(request.headers.get("authorization")):
-        return error_response(403, "forbidden", "peer requests need the bot credential")
+    presented = bearer(request.headers.get("authorization"))
+    if channels.credentials is None or presented is None or not channels.credentials.is_replica(presented):
+        return error_response(403, "forbidden", "peer requests need the replicas' credential")
     try:
         body: Any = await request.json()
     except ValueError:

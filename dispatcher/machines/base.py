@@ -45,6 +45,9 @@ class LaunchSpec:
     bot_token: str | None = field(default=None, repr=False)  # Daily meeting token for the bot
     # Cloud WebRTC: the bot's ICE servers with its own TURN credentials (a secret, like the token).
     ice_config: Mapping[str, Any] | None = field(default=None, repr=False)
+    # The bot's own channel credential (dispatcher/channel/credentials.py), bound to this session:
+    # a secret, in the machine's environment like the token. None: the deployment has no channel.
+    channel_token: str | None = field(default=None, repr=False)
     # "daily" or "webrtc": recorded with the machine (tag/label/metadata), so any replica knows
     # whether the session has a room or takes an offer. None: the provider's default.
     transport: str | None = None
@@ -147,8 +150,9 @@ class WarmMachines(Machines, Protocol):
 
     bot_image: str  # what the provider launches now; idle bots of another image are retired first
 
-    async def launch_idle(self, bot_id: str) -> None:
-        """Start a reserve machine tagged idle with `bot_id` (no session values at all)."""
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+        """Start a reserve machine tagged idle with `bot_id` (no session values at all), its bot
+        holding `channel_token`, the credential issued for `bot_id` alone."""
         ...
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:

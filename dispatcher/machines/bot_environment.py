@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from botchannel.contract import IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import LaunchSpec
 
 SESSION_ID = "VOICEFLEET_SESSION_ID"
@@ -38,13 +38,15 @@ GCE_SESSION_METADATA: dict[str, str] = {
     "bot-body": BODY,
     "max-session-seconds": MAX_SESSION_SECONDS,
     "ice-config": ICE_CONFIG,
+    "bot-channel-token": CHANNEL_TOKEN_VARIABLE,
 }
 
 # Compute Engine reserve VMs (dispatcher/machines/gce/reserve.py): metadata key -> variable, copied
-# by the startup script when present. The channel's URL and credential reference are the template's.
+# by the startup script when present. The channel's URL is the template's; its credential is this VM's own.
 GCE_RESERVE_METADATA: dict[str, str] = {
     "bot-machine-id": MACHINE_ID_VARIABLE,
     "bot-image-digest": IMAGE_VARIABLE,
+    "bot-channel-token": CHANNEL_TOKEN_VARIABLE,  # this VM's own credential (never the deployment's)
 }
 
 
@@ -61,6 +63,8 @@ def bot_environment(spec: LaunchSpec) -> dict[str, str]:
         env[TOKEN] = spec.bot_token
     if spec.ice_config:
         env[ICE_CONFIG] = json.dumps(dict(spec.ice_config), separators=(",", ":"))
+    if spec.channel_token:  # this machine's own channel credential, never the deployment's secret
+        env[CHANNEL_TOKEN_VARIABLE] = spec.channel_token
     return env
 
 

@@ -53,6 +53,12 @@ def refusal(
     return error(f"{provider}_rejected", message)
 
 
+def generic_message(exc: ProviderError) -> str:
+    """What a caller is told of a provider's failure: its stable reason, never the provider's words."""
+    hint = "; try again" if exc.retry_after is not None else ""
+    return f"an external call failed ({exc.reason}){hint}; the dispatcher's log has the details"
+
+
 def as_api_error(exc: BaseException) -> ApiError:
     """The HTTP answer for a failure on the way to a provider. Anything unexpected is logged
     with its traceback for the operator and answered as a retryable 503 (never a 500)."""
@@ -61,7 +67,10 @@ def as_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, ProviderError):
         # A hint to retry means a transient condition (throttled, at capacity): 503.
         status = 503 if exc.retry_after is not None else 502
-        return ApiError(status, exc.reason, exc.message, retry_after=exc.retry_after)
+        # What the provider said stays in the log: AWS's messages name accounts, roles and task
+        # definitions, and an endpoint that echoes the request could carry the session token.
+        log.warning("provider call failed (%s): %s", exc.reason, exc.message)
+        return ApiError(status, exc.reason, generic_message(exc), retry_after=exc.retry_after)
     log.error("provider call failed: %r", exc, exc_info=exc)
     return ApiError(
         503, "provider_unavailable", "the machines provider failed; try again", retry_after=DEFAULT_RETRY_AFTER

@@ -22,6 +22,7 @@ log = logging.getLogger("dispatcher.reserve.reserve")
 def build_reserve(
     env: Mapping[str, str], kind: str, machines: Machines, channels: BotChannels, metrics: Metrics,
     claims: BotClaims | None = None,
+    max_session_seconds: int = 3600,
 ) -> Reserve | None:
     settings = ReserveSettings.from_env(env, kind)  # a bad RESERVE_* value stops start-up, named
     reserve_metrics = ReserveMetrics(metrics.registry, metrics.provider)
@@ -33,7 +34,8 @@ def build_reserve(
     if not channels.enabled:
         log.warning("no BOT_CHANNEL_TOKEN: bots have no channel to wait on, so every start is cold")
         return None
-    return Reserve(settings, machines, channels, reserve_metrics, tokens=_launch_tokens(machines), claims=claims)
+    return Reserve(settings, machines, channels, reserve_metrics, tokens=_launch_tokens(machines), claims=claims,
+                   max_session_seconds=max_session_seconds)
 
 
 def _launch_tokens(machines: Machines) -> LaunchTokens | None:

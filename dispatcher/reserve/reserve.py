@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from botchannel.contract import METHOD_ASSIGN, Assignment, Report
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
+from dispatcher.log_text import shown
 from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.backoff import FailedBots
@@ -42,6 +43,8 @@ TICK_SECONDS = 1.0
 WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
 START_RECORD_SECONDS = 600.0  # how long a start waits for its bot's `ready` report to be timed
 SWEEP_SECONDS = 30.0  # provider-wide idle sweep (a list call): rare, it only catches leftovers
+# A reserve bot's credential outlives its longest life: its idle wait, then one session.
+CREDENTIAL_SLACK_SECONDS = WARMING_GRACE_SECONDS * 5
 
 
 class Reserve:
@@ -55,6 +58,7 @@ class Reserve:
         tokens: LaunchTokens | None = None,
         clock: Callable[[], float] = time.monotonic,
         claims: BotClaims | None = None,  # several replicas: each idle bot offered to one session, ever
+        max_session_seconds: int = 3600,
     ) -> None:
         self.settings = settings
         self._pool = SharedPool(claims)
@@ -64,6 +68,7 @@ class Reserve:
         self._metrics = metrics
         self._tokens = tokens
         self._clock = clock
+        self._max_session_seconds = max_session_seconds  # how long a claimed bot's credential must last
         self._warming: dict[str, float] = {}  # bot id → launched at
         self._idle_since: dict[str, float] = {}  # bot id → its hello
         self._arrivals = ArrivalRate(settings.rate_sample)
@@ -126,24 +131,25 @@ class Reserve:
             self._starts[spec.session_id] = (began, True)
             try:
                 await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
-            except BotRequestFailed as exc:
-                # Refused (another replica got it first) or unreachable: never offered again.
-                log.warning("reserve bot %s refused session %s (%s); trying the next", link.machine_id,
-                            spec.session_id, exc.code)
+                result = await self._machines.adopt(link.machine_id, spec)
+            except BaseException as exc:
+                # Every way a claim can fail unbinds the bot, so the session's cold bot (or the
+                # next claim) is never refused in favour of one that does not serve it.
                 self._channels.unbind(link, spec.session_id)
                 self._starts.pop(spec.session_id, None)
-                self._retire_soon(link.machine_id, "claim_refused")
-                continue
-            try:
-                result = await self._machines.adopt(link.machine_id, spec)
-            except ProviderError as exc:
-                # The bot accepted but its machine cannot carry the session's tag: stop it (a
-                # bot serves one session ever, so it cannot go back) and start cold instead.
-                log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
-                            spec.session_id, link.machine_id, exc)
-                self._retire_soon(link.machine_id, "adopt_failed")
-                self._starts.pop(spec.session_id, None)
-                return None
+                self._retire_soon(link, "claim_refused" if isinstance(exc, BotRequestFailed) else "adopt_failed")
+                if isinstance(exc, BotRequestFailed):
+                    # Refused (another replica got it first) or unreachable: never offered again.
+                    log.warning("reserve bot %s refused session %s (%s); trying the next", shown(link.machine_id),
+                                spec.session_id, exc.code)
+                    continue
+                if isinstance(exc, ProviderError):
+                    # The bot accepted but its machine cannot carry the session's tag: stop it (a
+                    # bot serves one session ever, so it cannot go back) and start cold instead.
+                    log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
+                                spec.session_id, shown(link.machine_id), shown(exc))
+                    return None
+                raise
             self._metrics.claimed(warm=True, seconds=self._clock() - began)
             return result
         return None
@@ -230,14 +236,14 @@ class Reserve:
             if link is not None:
                 self._idle_since.pop(bot_id, None)
                 reason = "old_image" if link.hello.image != image else "aged_or_surplus"
-                await self._retire(bot_id, reason)
+                await self._retire(bot_id, reason, link)
         for _ in range(launches):
             bot_id = f"rsv-{secrets.token_hex(6)}"
             self._warming[bot_id] = self._clock()
             if self._tokens is not None:
                 self._tokens.spend(self._clock())
             try:
-                await self._machines.launch_idle(bot_id)
+                await self._machines.launch_idle(bot_id, self._credential(bot_id))
             except ProviderError as exc:
                 del self._warming[bot_id]
                 log.warning("reserve launch failed (%s); retrying at the next tick", exc)
@@ -299,11 +305,21 @@ class Reserve:
             if machine.created_at < horizon:
                 link = self._channels.take_idle(_machine(machine.bot_id))
                 self._idle_since.pop(machine.bot_id, None)
-                await self._retire(machine.bot_id, "reaped_idle_age" if link is None else "aged_or_surplus")
+                await self._retire(machine.bot_id, "reaped_idle_age" if link is None else "aged_or_surplus", link)
                 stopped += 1
         return stopped
 
-    async def _retire(self, bot_id: str, reason: str) -> None:
+    def _credential(self, bot_id: str) -> str | None:
+        """The channel credential of the reserve machine launched as `bot_id`, and of it alone."""
+        credentials = self._channels.credentials
+        if credentials is None:
+            return None
+        lifetime = self.settings.max_idle_seconds + self._max_session_seconds + CREDENTIAL_SLACK_SECONDS
+        return credentials.issue("idle", bot_id, lifetime)
+
+    async def _retire(self, bot_id: str, reason: str, link: BotLink | None = None) -> None:
+        if link is not None:  # a retired bot keeps no channel open here
+            await link.disconnect()
         try:
             await self._machines.retire(bot_id)
         except ProviderError as exc:
@@ -312,8 +328,11 @@ class Reserve:
         self._metrics.retired(reason)
         log.info("reserve bot %s retired (%s)", bot_id, reason)
 
-    def _retire_soon(self, bot_id: str, reason: str) -> None:
-        self._spawn(self._retire(bot_id, reason))
+    def _retire_soon(self, bot: str | BotLink, reason: str) -> None:
+        if isinstance(bot, BotLink):
+            self._spawn(self._retire(bot.machine_id, reason, bot))
+        else:
+            self._spawn(self._retire(bot, reason))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:

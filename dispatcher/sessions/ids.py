@@ -1,16 +1,25 @@
-"""Session ids: random, or derived from (caller, Idempotency-Key) so a retry finds its session.
+"""Session ids: random, or derived from (caller, Idempotency-Key) so a retry finds its session;
+either way bound to the API key that started the session.
 
-24 lowercase hex characters fit every provider's naming rules (ECS clientToken ≤ 64 chars,
-Daily room names, Fly machine names, and GCE instance names once prefixed with a letter).
+    <16 hex: random, or HMAC(owner key, Idempotency-Key)> <8 hex: HMAC(owner key, the first 16)>
+
+The owner key is derived from the caller's API key (dispatcher/auth.py), so only that key's
+holder can name its sessions: another key's read, offer or stop of the id is a 404 answered
+without asking the provider anything, and so is a made-up id. Keyless local mode has a random
+owner key per run, so its ids are not predictable either. 24 lowercase hex characters fit every
+provider's naming rules (ECS clientToken ≤ 64 chars, Daily room names, Fly machine names, and
+GCE instance names once prefixed with a letter).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 SESSION_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -18,10 +27,40 @@ SESSION_ID = re.compile(r"^[0-9a-f]{24}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def new_session_id(caller: str, idempotency_key: str | None) -> str:
+@dataclass(frozen=True)
+class Caller:
+    """Who starts a session: an API key's holder (dispatcher/api/auth.py), or the dispatcher's own
+    phone path. The owner key binds the session ids it makes to it."""
+
+    id: str  # stable, not secret: scopes limits and logs
+    owner_key: bytes = field(repr=False)  # secret to the key's holder
+
+    @classmethod
+    def named(cls, name: str) -> Caller:
+        """An internal caller, whose sessions no API key reads (`owner_key` derived from its name)."""
+        return cls(name, hashlib.sha256(b"internal caller:" + name.encode()).digest())
+
+
+def new_session_id(owner_key: bytes | str, idempotency_key: str | None) -> str:
+    """`owner_key`: the caller's; a name (str) stands for an internal caller (`Caller.named`)."""
+    if isinstance(owner_key, str):
+        owner_key = Caller.named(owner_key).owner_key
     if idempotency_key is None:
-        return secrets.token_hex(12)
-    return hashlib.sha256(f"{caller}\x00{idempotency_key}".encode()).hexdigest()[:24]
+        stem = secrets.token_hex(8)
+    else:
+        stem = hmac.new(owner_key, b"idempotency\x00" + idempotency_key.encode(), hashlib.sha256).hexdigest()[:16]
+    return stem + _owner_tag(owner_key, stem)
+
+
+def owned_by(session_id: str, owner_key: bytes) -> bool:
+    """True when `session_id` was made for the caller holding `owner_key` (constant time)."""
+    if not is_session_id(session_id):
+        return False
+    return hmac.compare_digest(session_id[16:], _owner_tag(owner_key, session_id[:16]))
+
+
+def _owner_tag(owner_key: bytes, stem: str) -> str:
+    return hmac.new(owner_key, b"owner\x00" + stem.encode(), hashlib.sha256).hexdigest()[:8]
 
 
 def body_digest(body: Mapping[str, Any]) -> str:

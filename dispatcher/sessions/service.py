@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
+from dispatcher.channel.credentials import BotCredentials
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.media.room_options import RoomOptions
@@ -19,7 +20,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.sessions.admission import Admission
 from dispatcher.sessions.exclusive import exclusive_start
-from dispatcher.sessions.ids import body_digest, new_session_id
+from dispatcher.sessions.ids import Caller, body_digest, new_session_id
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.launches import SharedLaunches
@@ -27,6 +28,7 @@ from dispatcher.store.launches import SharedLaunches
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
 ROOMLESS = ("webrtc", "websocket")
+CREDENTIAL_SLACK_SECONDS = 600  # a cold start (Fargate, GCE: a minute or two) and reconnects
 T = TypeVar("T")
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class SessionService:
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
         turn: TurnCredentials | None = None,
         coordination: Coordination | None = None,  # several replicas: their shared store
+        bot_credentials: BotCredentials | None = None,
     ) -> None:
         self._settings = settings
         self._coordination = coordination
@@ -67,6 +70,7 @@ class SessionService:
         self._launch_machine = launch or machines.launch
         self._rooms = rooms
         self._turn = turn  # cloud WebRTC: the bot's own short-lived TURN credentials
+        self._bot_credentials = bot_credentials  # each cold bot's own channel credential
         self._metrics = metrics
         shared = SharedLaunches(coordination.store, keep_seconds=10.0) if coordination is not None else None
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count, shared=shared)
@@ -78,7 +82,7 @@ class SessionService:
     async def start(
         self,
         *,
-        caller: str,
+        caller: Caller | str,
         idempotency_key: str | None,
         body: Mapping[str, Any],
         wait: bool,
@@ -87,7 +91,8 @@ class SessionService:
     ) -> Session:
         """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first)."""
         transport = transport or self._settings.transports[0]
-        session_id = new_session_id(caller, idempotency_key)
+        owner = caller if isinstance(caller, Caller) else Caller.named(caller)
+        session_id = new_session_id(owner.owner_key, idempotency_key)  # bound to the caller's key
         digest = body_digest(body)
         began = time.monotonic()
         try:
@@ -174,6 +179,7 @@ class SessionService:
             # The bot's own credentials, never the client's: each peer's allocations are its own.
             ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
             transport=transport,
+            channel_token=self._channel_token(session_id),
         )
         room = self._no_room() if roomless else self._create_room(session_id, options)
         launch = (self._machines.launch if cold_only else self._launch_machine)(spec)
@@ -198,6 +204,13 @@ class SessionService:
         assert not isinstance(launch_result, BaseException)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
+
+    def _channel_token(self, session_id: str) -> str | None:
+        """The cold bot's channel credential: it opens this session's channel and nothing else."""
+        if self._bot_credentials is None:
+            return None
+        lifetime = self._settings.max_session_seconds + self._settings.start_wait_seconds + CREDENTIAL_SLACK_SECONDS
+        return self._bot_credentials.issue("session", session_id, lifetime)
 
     @staticmethod
     def _did_not_start(machine: Machine) -> ApiError:

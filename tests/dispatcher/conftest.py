@@ -27,7 +27,7 @@ class _ClientContext:
     def __init__(self, settings: Settings, grace: float, ice_servers: IceServers | None = None) -> None:
         self.machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=grace))
         self.app = create_app(settings, env={}, machines=self.machines, rooms=None, ice_servers=ice_servers)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://dispatcher")
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://127.0.0.1")
         self._serving = serving(self.app)
 
     async def __aenter__(self) -> httpx.AsyncClient:

@@ -105,8 +105,8 @@ class Stack:
     @property
     def session_id(self) -> str:
         """The session `key` names, derived as the dispatcher does (any replica agrees on it)."""
-        caller = Authenticator(frozenset({hash_api_key(KEY)})).caller(AUTH["Authorization"])
-        return new_session_id(caller, self.key)
+        caller = Authenticator(frozenset({hash_api_key(KEY)})).identify(AUTH["Authorization"])
+        return new_session_id(caller.owner_key, self.key)
 
     @property
     def room(self) -> str:
@@ -159,7 +159,7 @@ async def stack(fleet: Fleet, daily: FakeDaily) -> AsyncIterator[Stack]:
     machines = fleet.make()
     rooms = daily_rooms(daily)
     app = create_app(settings, env={}, machines=machines, rooms=rooms)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher", timeout=30)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=30)
     yield Stack(http, fleet, daily, machines, rooms)
     await http.aclose()
     await app.state.voicefleet.aclose()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botchannel.contract import CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.ecs.provider import (
     TAG_CREATED,
@@ -63,10 +63,12 @@ class EcsWarmMachines(EcsMachines):
     def create_rate(self) -> Rate:
         return self.settings.run_task_rate
 
-    def _idle_params(self, bot_id: str) -> dict[str, Any]:
+    def _idle_params(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
         s = self.settings
         env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
                "BOT_TRANSPORT": self.transport}
+        if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
+            env[CHANNEL_TOKEN_VARIABLE] = channel_token
         return {
             "cluster": s.cluster,
             "taskDefinition": self.bot_image,
@@ -81,12 +83,12 @@ class EcsWarmMachines(EcsMachines):
             "propagateTags": "TASK_DEFINITION",
         }
 
-    async def launch_idle(self, bot_id: str) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         try:
             await self._bucket.acquire()
         except RateLimited as exc:
             raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
-        result = await self._ecs("RunTask", **self._idle_params(bot_id))
+        result = await self._ecs("RunTask", **self._idle_params(bot_id, channel_token))
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             message = f"RunTask placed no reserve task: {failure.get('reason')}"

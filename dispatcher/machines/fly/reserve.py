@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botchannel.contract import CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.fly.provider import (
     IDLE_NAME_PREFIX,
@@ -40,14 +40,17 @@ class FlyWarmMachines(FlyMachines):
     def create_rate(self) -> Any:
         return self.settings.create_rate
 
-    def _idle_body(self, bot_id: str) -> dict[str, Any]:
+    def _idle_body(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
         s = self.settings
+        env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: s.image,
+               "BOT_TRANSPORT": "daily"}
+        if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
+            env[CHANNEL_TOKEN_VARIABLE] = channel_token
         body: dict[str, Any] = {
             "name": IDLE_NAME_PREFIX + bot_id,
             "config": {
                 "image": s.image,
-                "env": {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id,
-                        IMAGE_VARIABLE: s.image, "BOT_TRANSPORT": "daily"},
+                "env": env,
                 "guest": {"cpu_kind": s.cpu_kind, "cpus": s.cpus, "memory_mb": s.memory_mb},
                 "auto_destroy": True,  # the bot exits with its one session (or when retired): gone
                 "restart": {"policy": "no"},
@@ -58,8 +61,9 @@ class FlyWarmMachines(FlyMachines):
             body["region"] = s.region
         return body
 
-    async def launch_idle(self, bot_id: str) -> None:
-        response = await self._request("POST", "/machines", json=self._idle_body(bot_id), bucket=self._create_bucket)
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+        response = await self._request("POST", "/machines", json=self._idle_body(bot_id, channel_token),
+                                       bucket=self._create_bucket)
         if response.status_code not in (200, 201):
             raise self._failed(response, "create a reserve machine")
         self._idle_ids[bot_id] = str(response.json()["id"])

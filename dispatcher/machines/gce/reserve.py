@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from botchannel.contract import IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
@@ -46,8 +46,9 @@ class GceWarmMachines(GceMachines):
         return f"{self.settings.prefix}-{IDLE_INFIX}{bot_id}"  # ≤ 31 + 6 + 24 = 61 < 63
 
     def _idle_body(self, bot_id: str, template_items: list[dict[str, str]],
-                   template_labels: dict[str, str]) -> dict[str, Any]:
-        values = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image}
+                   template_labels: dict[str, str], channel_token: str | None = None) -> dict[str, Any]:
+        values = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
+                  CHANNEL_TOKEN_VARIABLE: channel_token or ""}
         own = {key: values[variable] for key, variable in GCE_RESERVE_METADATA.items()}
         return {
             "name": self.idle_name(bot_id),
@@ -58,12 +59,12 @@ class GceWarmMachines(GceMachines):
             "scheduling": self.scheduling(self.max_run_seconds),
         }
 
-    async def launch_idle(self, bot_id: str) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         template_items, template_labels = await self._template_parts()
         response = await self._request(
             "POST", "/instances", params={"sourceInstanceTemplate": self.settings.template_path,
                                           "requestId": str(uuid.uuid4())},
-            json=self._idle_body(bot_id, template_items, template_labels), bucket=self._insert_bucket,
+            json=self._idle_body(bot_id, template_items, template_labels, channel_token), bucket=self._insert_bucket,
         )
         if response.status_code != 200:
             raise self._failed(response, f"create reserve instance {self.idle_name(bot_id)}")

@@ -1,7 +1,7 @@
 """`MACHINES=local`: one bot subprocess per session on this host, talking SmallWebRTC.
 
 The bot listens on nothing: it dials this dispatcher's control channel (`BOT_CHANNEL_URL` and
-the bot credential `BOT_CHANNEL_TOKEN`, both in its environment) and takes its signalling there.
+its own machine's credential `BOT_CHANNEL_TOKEN`, both in its environment) and takes its signalling there.
 It announces readiness on stdout (`{"event": "ready"}`), after the channel welcomed it, so
 readiness is observed, not guessed, and an offer that follows finds the bot's channel.
 Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
@@ -153,17 +153,19 @@ class LocalMachines:
 
     bot_image = "dev"  # a local checkout: every bot runs the same code
 
-    async def launch_idle(self, bot_id: str) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         """Starts a reserve bot: no session, it dials the channel and waits for one `assign`."""
         if self._closed:
             raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
         placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
         bot = self._idle[bot_id] = _Bot(placeholder)
         env = _bot_environment(placeholder, self._channel)
-        for name in SESSION_VARIABLES:  # no session yet: the assignment brings it
+        for name in (*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE):  # no session yet: the assignment brings it
             env.pop(name, None)
         env[MACHINE_ID_VARIABLE] = bot_id
         env[IMAGE_VARIABLE] = self.bot_image
+        if channel_token is not None:
+            env[CHANNEL_TOKEN_VARIABLE] = channel_token
         try:
             await self._spawn(bot, [*self._settings.bot_command, "--transport", "webrtc"], env)
         except MachinesError:
@@ -307,10 +309,9 @@ def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None = None) -> 
     for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET",
                  CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE):
         env.pop(name, None)
-    env.update(bot_environment(spec))
+    env.update(bot_environment(spec))  # with the session's own channel credential, if any
     if channel is not None and channel.url is not None:
         env[CHANNEL_URL_VARIABLE] = channel.url
-        env[CHANNEL_TOKEN_VARIABLE] = channel.token
     env[MACHINE_ID_VARIABLE] = f"local-{spec.session_id}"
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)

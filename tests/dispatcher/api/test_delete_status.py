@@ -9,10 +9,9 @@ import httpx
 
 from dispatcher.app import create_app
 from dispatcher.machines.base import Machine, MachineState
+from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings
 from tests.dispatcher.sessions.test_reaper_retries import ListedMachines
-
-SID = "0123456789abcdef01234567"
 
 
 class SlowStop(ListedMachines):
@@ -23,12 +22,14 @@ class SlowStop(ListedMachines):
 
 
 async def test_delete_is_202_while_the_machine_still_runs_then_204() -> None:
-    machines = SlowStop([Machine(SID, "m-1", MachineState.STARTED, created_at=0.0)])
+    machines = SlowStop([])
     app = create_app(Settings(reaper_interval_seconds=0), env={}, machines=machines, rooms=None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as api:
-        assert (await api.delete(f"/sessions/{SID}")).status_code == 202
+    sid = new_session_id(app.state.voicefleet.auth.identify(None).owner_key, None)  # the caller's own session
+    machines.machines = [Machine(sid, "m-1", MachineState.STARTED, created_at=0.0)]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        assert (await api.delete(f"/sessions/{sid}")).status_code == 202
         machines.finish()
-        assert (await api.delete(f"/sessions/{SID}")).status_code == 204
+        assert (await api.delete(f"/sessions/{sid}")).status_code == 204
         machines.machines = []  # and once the provider has forgotten it
-        assert (await api.delete(f"/sessions/{SID}")).status_code == 204
-    assert machines.stops == [SID, SID, SID]
+        assert (await api.delete(f"/sessions/{sid}")).status_code == 204
+    assert machines.stops == [sid, sid, sid]

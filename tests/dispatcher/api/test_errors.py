@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY
 
@@ -69,7 +70,8 @@ async def test_a_delete_of_a_malformed_session_id_is_404(api, session_id):
 
 async def test_a_delete_of_a_session_with_nothing_to_stop_is_204(api):
     # DELETE is idempotent: the provider may have forgotten an ended session (a deleted VM).
-    assert (await api.delete(f"/sessions/{'0' * 24}")).status_code == 204
+    owner_key = api._transport.app.state.voicefleet.auth.identify(None).owner_key
+    assert (await api.delete(f"/sessions/{new_session_id(owner_key, 'forgotten')}")).status_code == 204
 
 
 async def test_an_invalid_offer_is_422(api):

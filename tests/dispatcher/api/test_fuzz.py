@@ -66,7 +66,7 @@ routes = st.sampled_from([
 async def fuzz_client():
     machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=1))
     app = create_app(Settings(max_concurrent_sessions=3, start_wait_seconds=2), env={}, machines=machines, rooms=None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fuzz") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         yield client
     await app.state.voicefleet.aclose()
 

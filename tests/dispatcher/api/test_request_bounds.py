@@ -68,14 +68,14 @@ def test_callers_are_told_apart_by_key() -> None:
 
 
 def test_every_session_id_is_one_every_provider_can_name_a_machine_after() -> None:
-    ids = [new_session_id("caller", None), new_session_id("caller", "key-1")]
+    ids = [new_session_id(b"caller", None), new_session_id(b"caller", "key-1")]
     assert all(is_session_id(i) for i in ids)  # 24 lowercase hex: ECS, Daily, Fly and GCE names
-    assert new_session_id("caller", None) != new_session_id("caller", None)  # random without a key
+    assert new_session_id(b"caller", None) != new_session_id(b"caller", None)  # random without a key
 
 
 def test_a_keyed_session_id_is_the_same_for_a_retry_and_differs_per_caller_and_key() -> None:
-    assert new_session_id("a", "k") == new_session_id("a", "k")
-    assert len({new_session_id("a", "k"), new_session_id("b", "k"), new_session_id("a", "k2")}) == 3
+    assert new_session_id(b"a", "k") == new_session_id(b"a", "k")
+    assert len({new_session_id(b"a", "k"), new_session_id(b"b", "k"), new_session_id(b"a", "k2")}) == 3
 
 
 def test_the_body_digest_ignores_key_order_but_not_content() -> None:

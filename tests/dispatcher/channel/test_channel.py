@@ -24,6 +24,7 @@ from botchannel.contract import (
 )
 from dispatcher.app import create_app
 from dispatcher.channel.bots import BotRequestFailed
+from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.support.dispatcher_server import serving
 
@@ -88,14 +89,22 @@ async def served():
     await app.state.voicefleet.aclose()
 
 
-async def bot(url: str, hello: Hello, token: str = TOKEN):
-    ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None)
+def credential_for(hello: Hello) -> str:
+    """The credential the dispatcher would have issued the machine saying `hello`."""
+    if hello.session_id is None:
+        return BotCredentials(TOKEN).issue("idle", hello.machine_id, 600)
+    return BotCredentials(TOKEN).issue("session", hello.session_id, 600)
+
+
+async def bot(url: str, hello: Hello):
+    ws = await connect(url, additional_headers={"Authorization": f"Bearer {credential_for(hello)}"}, proxy=None)
     await ws.send(encode(hello))
     assert isinstance(parse_frame(await ws.recv()), Welcome)
     return ws
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong-token-wrong-token-wrong-token", f"Basic {TOKEN}"])
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token-wrong-token-wrong-token", f"Basic {TOKEN}",
+                                    f"Bearer {TOKEN}"])  # the deployment secret itself opens nothing
 async def test_a_bot_without_the_credential_is_refused_before_the_handshake(served, header):
     _, url = served
     headers = {"Authorization": header} if header else {}
@@ -181,8 +190,9 @@ async def test_a_second_bot_naming_a_served_session_is_not_routed_to_it(served):
     app, url = served
     channels = app.state.voicefleet.channels
     first = await bot(url, Hello(machine_id="m-5", session_id="s-12"))
-    ws = await connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
-    await ws.send(encode(Hello(machine_id="m-intruder", session_id="s-12")))
+    intruder = Hello(machine_id="m-intruder", session_id="s-12")  # even with the session's credential
+    ws = await connect(url, additional_headers={"Authorization": f"Bearer {credential_for(intruder)}"}, proxy=None)
+    await ws.send(encode(intruder))
     with pytest.raises(ConnectionClosed):  # closed without a welcome
         parse_frame(await ws.recv())
     assert channels.link_for("s-12").machine_id == "m-5"

@@ -78,7 +78,7 @@ async def replicas(monkeypatch):
         app = create_app(Settings(bot_channel_token=TOKEN, max_concurrent_sessions=50), env=env,
                          machines=SharedRecord(everyone), rooms=None)
         apps.append(app)
-        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica"))
+        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"))
     for app, port in zip(apps, ports, strict=True):
         server = serving(app, port=port)
         await server.__aenter__()
@@ -128,11 +128,14 @@ async def test_two_replicas_with_random_routing_give_one_bot_per_session_and_rea
         assert not pid_alive(pids[session_id])
 
 
-async def test_a_peer_never_forwards_assign_nor_answers_without_the_bot_credential(replicas):
+async def test_a_peer_never_forwards_assign_nor_answers_without_the_replicas_credential(replicas):
     apps, clients, _ = replicas
     body = {"method": "assign", "params": {"session_id": "s", "max_session_seconds": 60}}
     path = "/internal/bots/whatever/request"
-    refused = await clients[0].post(path, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    replica = apps[1].state.voicefleet.peers.credential  # what the other replica presents
+    refused = await clients[0].post(path, json=body, headers={"Authorization": f"Bearer {replica}"})
     assert refused.status_code == 400
     assert (await clients[0].post(path, json=body)).status_code == 403
+    # Not the deployment secret itself either: it is never presented, only derived from.
+    assert (await clients[0].post(path, json=body, headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 403
     assert (await clients[0].post(path, json=body, headers={"Authorization": "Bearer nope"})).status_code == 403

@@ -56,7 +56,7 @@ def make_app(harness: Harness, fake_daily: FakeDaily, transports: tuple[str, ...
 async def deployment(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[Deployment]:
     """Both transports offered, WebRTC the default."""
     app = make_app(harness, fake_daily, ("webrtc", "daily"), wait=1.0)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
     yield Deployment(http, fake_daily)
     await http.aclose()
     await app.state.voicefleet.aclose()
@@ -117,7 +117,7 @@ async def test_another_replica_knows_the_session_is_webrtc(
 ) -> None:
     session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
     replica = make_app(harness, fake_daily, ("daily", "webrtc"))  # another default, same machines
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url="http://replica") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url="http://127.0.0.1") as http:
         status = (await http.get(f"/sessions/{session_id}", headers=AUTH)).json()
     await replica.state.voicefleet.aclose()
     assert status["offer_url"] == f"/sessions/{session_id}/api/offer" and "room_url" not in status
@@ -163,7 +163,7 @@ async def test_an_offer_to_a_daily_session_is_refused_and_one_to_a_silent_bot_is
 
 async def test_a_deployment_without_webrtc_refuses_it_by_name(harness: Harness, fake_daily: FakeDaily) -> None:
     app = make_app(harness, fake_daily, ("daily",))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         response = await http.post("/start", json={"transport": "webrtc", "body": {}}, headers=AUTH)
     await app.state.voicefleet.aclose()
     assert response.status_code == 400 and "offers daily" in response.json()["error"]["message"]
@@ -188,7 +188,7 @@ async def test_a_daily_session_gets_no_turn_credentials(harness: Harness, fake_d
     """TURN credentials let their holder relay through the deployment's TURN server: only a WebRTC
     session's caller needs them."""
     app = make_app(harness, fake_daily, ("daily", "webrtc"))  # Daily by default, TURN configured
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         response = await http.post("/start", json={"body": {}}, headers=AUTH)
     await app.state.voicefleet.aclose()
     assert response.status_code == 201, response.text
@@ -198,7 +198,7 @@ async def test_a_daily_session_gets_no_turn_credentials(harness: Harness, fake_d
 async def test_a_failed_webrtc_start_cleans_up_without_a_daily_call(harness: Harness, fake_daily: FakeDaily) -> None:
     app = make_app(harness, fake_daily, ("webrtc", "daily"))
     harness.reject()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         response = await http.post("/start", json={"body": {}}, headers=AUTH)
     await app.state.voicefleet.aclose()  # waits for the failed start's background clean-up
     assert response.status_code == 502, response.text

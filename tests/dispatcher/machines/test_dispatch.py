@@ -46,7 +46,7 @@ async def dispatcher(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[D
     machines = harness.make()
     rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
     app = create_app(settings, env={}, machines=machines, rooms=rooms)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
     yield Dispatcher(http, machines, rooms)
     await http.aclose()
     await app.state.voicefleet.aclose()
@@ -287,7 +287,7 @@ async def failed_start_with_its_room_delete_held(harness: Harness, fake_daily: F
     app = create_app(settings, env={}, machines=harness.make(), rooms=rooms)
     hold = fake_daily.hold(times=1, method="DELETE", path_contains="/rooms/")
     harness.reject()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         assert (await http.post("/start", json={}, headers=AUTH)).status_code == 502
     return app, hold
 
@@ -333,7 +333,7 @@ async def test_a_waiting_start_whose_bot_fails_first_ends_its_room(
     if harness.name != "fly":  # the clean-up is the session service's, the same for every provider
         pytest.skip("moto runs an ECS task at once: only the fake Fly holds a machine for the test to fail")
     key = "fails-before-it-runs"
-    sid = new_session_id(Authenticator(frozenset({hash_api_key(KEY)})).caller(f"Bearer {KEY}"), key)
+    sid = new_session_id(Authenticator(frozenset({hash_api_key(KEY)})).identify(f"Bearer {KEY}").owner_key, key)
     starting = asyncio.create_task(
         dispatcher.http.post("/start?wait=started", json={}, headers={**AUTH, "Idempotency-Key": key}))
 

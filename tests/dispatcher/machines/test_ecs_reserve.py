@@ -53,7 +53,7 @@ def task_of(fake: EcsProxy, arn: str):  # type: ignore[no-untyped-def]
 
 async def test_a_reserve_task_is_tagged_idle_and_carries_no_session_and_no_secret(ecs, fake_ecs) -> None:
     bot_id = bot()
-    await ecs.launch_idle(bot_id)
+    await ecs.launch_idle(bot_id, "vfb1.idle.its-own-credential")
     run = idle_run(fake_ecs, bot_id)
     assert run["startedBy"] == RESERVE_STARTED_BY and len(RESERVE_STARTED_BY) <= 36
     assert "voicefleet:session" not in {t["key"] for t in run["tags"]}
@@ -61,8 +61,9 @@ async def test_a_reserve_task_is_tagged_idle_and_carries_no_session_and_no_secre
     env = {e["name"]: e["value"] for e in override["environment"]}
     assert env["BOT_CHANNEL_URL"] == CHANNEL_URL and env["BOT_MACHINE_ID"] == bot_id
     assert env["BOT_IMAGE_DIGEST"] == ecs.bot_image
-    # The channel token is a secret of the task definition; no session values before a claim.
-    assert not {"BOT_CHANNEL_TOKEN", "DAILY_TOKEN", "VOICEFLEET_SESSION_ID"} & set(env)
+    # The machine's own channel credential (never the deployment secret); no session values before a claim.
+    assert env["BOT_CHANNEL_TOKEN"] == "vfb1.idle.its-own-credential"
+    assert not {"DAILY_TOKEN", "VOICEFLEET_SESSION_ID"} & set(env)
     assert "command" not in override
     assert bot_id in {m.bot_id for m in await ecs.idle_machines()}
     assert all(m.machine_id != ecs._idle_arns[bot_id] for m in await ecs.list())  # not a session
@@ -177,8 +178,10 @@ async def dispatcher_with_an_idle_bot(fake: EcsProxy, capabilities: tuple[str, .
     async with serving(app) as port:
         await state.reserve.refill()
         [bot_id] = list(machines._idle_arns)
+        [override] = idle_run(fake, bot_id)["overrides"]["containerOverrides"]
+        credential = {e["name"]: e["value"] for e in override["environment"]}["BOT_CHANNEL_TOKEN"]  # its own
         ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
-                           additional_headers={"Authorization": f"Bearer {TOKEN}"}, proxy=None)
+                           additional_headers={"Authorization": f"Bearer {credential}"}, proxy=None)
         await ws.send(encode(Hello(machine_id=bot_id, image=machines.bot_image, capabilities=capabilities)))
         assert isinstance(parse_frame(await ws.recv()), Welcome)
         assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)

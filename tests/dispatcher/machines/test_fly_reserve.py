@@ -124,7 +124,7 @@ async def test_post_start_claims_an_idle_fly_bot_over_the_channel(fake_fly) -> N
         bot_id = machine["config"]["env"]["BOT_MACHINE_ID"]
         fake_fly.set_state(machine["name"], "started")
         # The machine's bot dials in, as a real one would.
-        ws = await dial_idle(state, port, TOKEN, bot_id, machine["config"]["image"])
+        ws = await dial_idle(state, port, bot_id, machine["config"]["image"])
         s = spec()
         result, assignment = await claim(state.reserve, ws, s)
         assert result.created and result.machine.machine_id == machine["id"]
@@ -170,7 +170,7 @@ async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
         await state.reserve.refill()
         [machine] = list(fake_fly.machines.values())
         fake_fly.set_state(machine["name"], "started")
-        ws = await dial_idle(state, port, TOKEN, machine["config"]["env"]["BOT_MACHINE_ID"], machine["config"]["image"])
+        ws = await dial_idle(state, port, machine["config"]["env"]["BOT_MACHINE_ID"], machine["config"]["image"])
         accepting = asyncio.create_task(accept_assignment(ws))
         started = await http.post("/start", json={}, headers=auth)
         assert started.status_code == 201, started.text

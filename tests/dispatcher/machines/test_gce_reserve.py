@@ -127,7 +127,7 @@ async def test_post_start_claims_an_idle_gce_bot_over_the_channel(fake_gce) -> N
         [(name, vm)] = list(fake_gce.instances.items())
         bot_id, image = metadata(vm)["bot-machine-id"], metadata(vm)["bot-image-digest"]
         fake_gce.set_status(name, "RUNNING")
-        ws = await dial_idle(state, port, TOKEN, bot_id, image)  # the VM's bot, as a real one would
+        ws = await dial_idle(state, port, bot_id, image)  # the VM's bot, as a real one would
         s = spec()
         result, assignment = await claim(state.reserve, ws, s)
         assert result.created and result.machine.machine_id == name

@@ -25,7 +25,7 @@ async def cloud(fake_fly: FakeFly, fake_daily: FakeDaily) -> AsyncIterator[httpx
     settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=MAX_SESSION)
     rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
     app = create_app(settings, env={}, machines=fly_harness(fake_fly).make(), rooms=rooms)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         yield http
     await app.state.voicefleet.aclose()
 

@@ -63,7 +63,7 @@ async def make_dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
         reserve_env = {"RESERVE_BUFFER": "0", "RESERVE_BURST": "0", **env}
         app = create_app(Settings(max_concurrent_sessions=50), env=reserve_env, machines=machines, rooms=None)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
         served = serving(app)
         await served.__aenter__()
         opened.append((app, client, served))

@@ -1,0 +1,110 @@
+"""A real local dispatcher (stand-in bot processes, the real channel on a loopback port) for the
+attack tests, and the attacker's tools: the credential a compromised bot can read from its own
+environment, and a bot of its own dialling the channel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE, Hello, Welcome, encode, parse_frame
+from dispatcher.app import create_app
+from dispatcher.machines.local import LocalMachines, LocalSettings
+from dispatcher.settings import Settings
+from tests.dispatcher.conftest import STANDIN_BOT
+from tests.support.dispatcher_server import serving
+
+WAIT = 60.0  # generous: bots start on a machine shared with other test runs
+DEPLOYMENT_SECRET = "deployment-secret-" + "s" * 32
+KEY_A, KEY_B = "key-a-0123456789abcdef", "key-b-0123456789abcdef"
+
+
+@dataclass
+class Dispatcher:
+    app: Any
+    client: httpx.AsyncClient
+    port: int
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.voicefleet
+
+    @property
+    def channel_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{CHANNEL_PATH}"
+
+    async def fill(self, idle: int) -> list[str]:
+        """Refills the reserve and waits until `idle` launched bots are on the channel."""
+        channels = self.state.channels
+        await self.state.reserve.refill()
+        assert await channels.wait_until(lambda: len(channels.idle()) >= idle, WAIT), "reserve never filled"
+        return [link.machine_id for link in channels.idle()]
+
+    def idle_pid(self, bot_id: str) -> int:
+        return int(self.state.machines._idle[bot_id].pid)
+
+    def session_pid(self, session_id: str) -> int:
+        return int(self.state.machines._bots[session_id].pid)
+
+
+MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
+
+
+@pytest.fixture
+async def make_dispatcher(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeDispatcher]:
+    opened: list[tuple[Any, httpx.AsyncClient, Any]] = []
+
+    async def make(settings: Settings | None = None, **env: str) -> Dispatcher:
+        machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+        reserve_env = {"RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "RESERVE_MAX_IDLE": "0", **env}
+        settings = settings or Settings(max_concurrent_sessions=50)
+        app = create_app(settings, env=reserve_env, machines=machines, rooms=None)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+        served = serving(app)
+        port = await served.__aenter__()
+        opened.append((app, client, served))
+        return Dispatcher(app, client, port)
+
+    yield make
+    for app, client, served in opened:
+        await client.aclose()
+        await app.state.voicefleet.aclose()
+        await served.__aexit__(None, None, None)
+
+
+def stolen_credential(pid: int) -> str:
+    """What a compromised bot holds: the channel credential in its own environment."""
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        for entry in environ.read().split(b"\0"):
+            name, _, value = entry.partition(b"=")
+            if name.decode() == CHANNEL_TOKEN_VARIABLE:
+                return value.decode()
+    raise AssertionError(f"process {pid} holds no channel credential")
+
+
+async def dial(url: str, credential: str, hello: Hello) -> ClientConnection | None:
+    """The attacker's bot: the open channel if the dispatcher welcomed it, None if it refused."""
+    try:
+        ws = await connect(url, additional_headers={"Authorization": f"Bearer {credential}"}, proxy=None,
+                           open_timeout=WAIT)
+    except InvalidStatus:
+        return None  # refused before the handshake
+    try:
+        await ws.send(encode(hello))
+        first = await asyncio.wait_for(ws.recv(), WAIT)
+    except ConnectionClosed:
+        return None  # refused after its hello
+    assert isinstance(parse_frame(first), Welcome)
+    return ws
+
+
+def idle_hello(machine_id: str) -> Hello:
+    """An idle bot of the local deployment's image, able to take any local session."""
+    return Hello(machine_id=machine_id, image="dev", capabilities=("webrtc",), session_id=None)
