@@ -30,6 +30,8 @@ AmbientCapabilities=CAP_NET_BIND_SERVICE
 CapabilityBoundingSet=CAP_NET_BIND_SERVICE
 """
 LISTEN_PORT = 3478
+MAX_BPS_PER_ALLOCATION = 64 * 1024  # bytes/s: 512 kbit/s, far above one voice call's audio
+MAX_ALLOCATE_LIFETIME_SECONDS = 600
 TLS_PORT = 443
 
 
@@ -73,6 +75,12 @@ def coturn_config(turn: TurnSettings) -> str:
         "no-tcp-relay",
         f"user-quota={USER_QUOTA}",
         f"total-quota={turn.total_quota}",
+        # Bounded bandwidth: one allocation carries a voice call (Opus: tens of kbit/s), not a
+        # holder's bulk traffic; the whole relay no more than every allocation at that rate.
+        f"max-bps={MAX_BPS_PER_ALLOCATION}",
+        f"bps-capacity={MAX_BPS_PER_ALLOCATION * turn.total_quota}",
+        f"max-allocate-lifetime={MAX_ALLOCATE_LIFETIME_SECONDS}",  # a refresh extends it by this much at most
+        "no-software-attribute",  # no version for scanners to match
         "stale-nonce=600",
         "syslog",
         "simple-log",
