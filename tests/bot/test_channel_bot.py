@@ -9,13 +9,21 @@ import pytest
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
 from dispatcher.channel.bots import BotRequestFailed
+from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.bot.conftest import READY_TIMEOUT, REPO, bot_env, unshare_network_prefix
 from tests.support.dispatcher_server import serving
 from tests.support.processes import listening_sockets
 from tests.support.webrtc_client import WebRTCClient
 
-TOKEN = "b" * 40
+TOKEN = "b" * 40  # the deployment secret: the dispatcher's alone
+
+
+def reserve_env(url: str, machine_id: str = "rsv-1", **extra: str) -> dict[str, str]:
+    """A reserve bot's environment, with the credential the dispatcher issues the machine it
+    launches as `machine_id` (never the deployment secret)."""
+    credential = BotCredentials(TOKEN).issue("idle", machine_id, 600)
+    return bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=credential, BOT_MACHINE_ID=machine_id, **extra)
 
 
 @pytest.fixture
@@ -34,7 +42,7 @@ async def wait_idle(channels, timeout: float = READY_TIMEOUT):
 
 async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_session(dispatcher, spawn_bot):
     channels, url = dispatcher
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN, BOT_MACHINE_ID="reserve-1"),
+    bot = spawn_bot(env=reserve_env(url, "reserve-1"),
                     wait_ready=False)
     idle = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
     assert idle["machine_id"] == "reserve-1"
@@ -62,7 +70,7 @@ async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_
 
 async def test_a_reserve_bot_whose_channel_drops_exits(dispatcher, spawn_bot):
     channels, url = dispatcher
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN), wait_ready=False)
+    bot = spawn_bot(env=reserve_env(url), wait_ready=False)
     await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
     link = await wait_idle(channels)
     await link.socket.close()  # the dispatcher side goes away
@@ -81,7 +89,7 @@ async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, s
 
 async def test_a_reserve_bot_takes_its_turn_credentials_with_the_assignment_and_checks_them(dispatcher, spawn_bot):
     channels, url = dispatcher
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN), wait_ready=False)
+    bot = spawn_bot(env=reserve_env(url), wait_ready=False)
     await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
     link = await wait_idle(channels)
     params = {"session_id": "s-relay", "max_session_seconds": 60, "transport": "webrtc"}
@@ -98,8 +106,7 @@ async def test_a_reserve_bot_takes_its_turn_credentials_with_the_assignment_and_
 
 async def test_a_daily_reserve_bot_waits_without_a_room_and_takes_its_room_from_the_assignment(dispatcher, spawn_bot):
     channels, url = dispatcher
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN, BOT_TRANSPORT="daily",
-                                BOT_MACHINE_ID="daily-1"), wait_ready=False)
+    bot = spawn_bot(env=reserve_env(url, "daily-1", BOT_TRANSPORT="daily"), wait_ready=False)
     await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)  # no room URL needed to wait
     link = await wait_idle(channels)
     assert link.hello.capabilities == ("daily",)
@@ -119,7 +126,7 @@ async def test_a_bot_in_a_session_dials_again_after_its_channel_drops_and_is_rou
     dispatcher, spawn_bot
 ):
     channels, url = dispatcher
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN), wait_ready=False)
+    bot = spawn_bot(env=reserve_env(url), wait_ready=False)
     await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
     link = await wait_idle(channels)
     channels.bind(channels.take_idle(), "s-again")  # as a claim does
