@@ -119,7 +119,8 @@ class AwsStack(pulumi.ComponentResource):
             max_session_seconds=settings.max_session_seconds,
             log_retention_days=cfg.log_retention_days,
             secrets=secrets,
-            secret_names=sorted([*settings.secrets.bot, *channel_secrets(settings)]),
+            # Not the channel's deployment secret: each bot gets its own machine credential at launch.
+            secret_names=sorted(settings.secrets.bot),
             protect=settings.protect,
             channel_url=bot_channel_url,
         )

@@ -62,11 +62,12 @@ TURN_SECRETS: tuple[str, ...] = ("TURN_SHARED_SECRET",)
 ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)
 
 # With the bot control channel (stacks/channel_settings.py, `botChannelToken`): the dispatcher gets
-# the URL its bots dial and the credential; every bot gets the same two, the credential by reference.
+# the URL its bots dial and the deployment secret; every bot gets the URL only: its own machine
+# credential, derived from the secret, comes with its launch (dispatcher/bot_credentials.py).
 CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
 BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
-BOT_CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
+BOT_CHANNEL_SECRETS: tuple[str, ...] = ()
 
 # Cloud Run sets PORT itself (from the container port) and rejects it as a user variable.
 CLOUD_RUN_RESERVED_ENV: frozenset[str] = frozenset({"PORT"})

@@ -109,7 +109,8 @@ class GcpStack(pulumi.ComponentResource):
             disk_gb=cfg.bot_disk_gb,
             max_session_seconds=settings.max_session_seconds,
             secrets=secrets,
-            secret_names=tuple(sorted([*settings.secrets.bot, *channel_secrets(settings)])),
+            # Not the channel's deployment secret: each bot gets its own machine credential at launch.
+            secret_names=tuple(sorted(settings.secrets.bot)),
             webrtc_image=images.bot_webrtc,
             channel_url=bot_channel_url,
         ), opts=after_apis)
