@@ -163,7 +163,7 @@ def _session_fields(session: Session) -> dict[str, Any]:
 
 async def _owned_id(state: AppState, session_id: str, who: Caller) -> str:
     """`session_id` if the caller's key started it; else 404, as for an id that never existed, with
-    no provider call (dispatcher/session_ids.py). Limited per key before anything else."""
+    no provider call (dispatcher/sessions/ids.py). Limited per key before anything else."""
     await state.read_limit.check(who.id)
     if not owned_by(session_id, who.owner_key):
         raise _not_found(session_id)

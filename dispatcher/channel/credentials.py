@@ -10,7 +10,7 @@ dispatcher launches a machine it derives that machine's credential from the secr
 `session` (a cold bot; the subject is its session id). The bot presents it as its channel
 credential (`Authorization: Bearer …`); the channel checks the tag and the expiry before the
 handshake, then that the bot's hello names what the credential was issued for
-(dispatcher/channel.py). A stolen credential opens one machine's channel until it expires,
+(dispatcher/channel/bots.py). A stolen credential opens one machine's channel until it expires,
 nothing else. Replicas call each other with a credential derived for that use alone
 (`replica_token`), which no bot can compute.
 """

@@ -2,7 +2,7 @@
 
 A wrong, expired or missing credential is refused before the handshake completes (HTTP 403),
 so nothing but a bot the dispatcher launched ever gets a frame; past the hello, a bot reaches
-only what its credential was issued for (dispatcher/channel.py). The API keys do not open it,
+only what its credential was issued for (dispatcher/channel/bots.py). The API keys do not open it,
 and a bot's credential opens nothing else. Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
 
 `POST /internal/bots/{session_id}/request` (replica to replica) is mounted only where peers are

@@ -3,7 +3,7 @@ either way bound to the API key that started the session.
 
     <16 hex: random, or HMAC(owner key, Idempotency-Key)> <8 hex: HMAC(owner key, the first 16)>
 
-The owner key is derived from the caller's API key (dispatcher/auth.py), so only that key's
+The owner key is derived from the caller's API key (dispatcher/api/auth.py), so only that key's
 holder can name its sessions: another key's read, offer or stop of the id is a 404 answered
 without asking the provider anything, and so is a made-up id. Keyless local mode has a random
 owner key per run, so its ids are not predictable either. 24 lowercase hex characters fit every
