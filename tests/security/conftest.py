@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE, Hello, Welcome, encode, parse_frame
 from dispatcher.app import create_app
-from dispatcher.machines.local import LocalMachines, LocalSettings
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT
 from tests.support.dispatcher_server import serving
