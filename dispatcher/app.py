@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -194,7 +195,9 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders)
     if not state.auth.enabled:  # keyless: loopback only, and only for loopback names (DNS rebinding)
-        app.add_middleware(LoopbackHostsOnly)
+        # ... and the one public name the developer gave carriers (PHONE_PUBLIC_URL: a tunnel's).
+        public = urlsplit(app.state.phone.settings.public_url or "").hostname
+        app.add_middleware(LoopbackHostsOnly, also=frozenset({public} if public else set()))
     return app
 
 

@@ -32,14 +32,22 @@ def is_loopback_host(host_header: str) -> bool:
         return False
 
 
+def _hostname(host_header: str) -> str:
+    host = host_header.strip().lower()
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 class LoopbackHostsOnly:
-    def __init__(self, app: ASGIApp) -> None:
+    """`also`: names the developer configured as this dispatcher's own (a tunnel's public name)."""
+
+    def __init__(self, app: ASGIApp, also: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.also = frozenset(name.lower() for name in also)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
-            if not is_loopback_host(host):
+            if not (is_loopback_host(host) or _hostname(host) in self.also):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})  # before accept: a 403
                     return

@@ -4,8 +4,8 @@ A reserve task is RunTask'ed with no session values: `startedBy` = `vf-reserve` 
 because `startedBy` cannot change after RunTask and ListTasks filters on nothing else that we
 set), tag `voicefleet:idle` = bot id, and environment overrides naming only the channel URL, the
 bot id, the image and `BOT_CHANNEL_TOKEN`: the credential issued for this bot id alone
-(dispatcher/channel/credentials.py), never the deployment secret, which no task definition holds. A claim is TagResource (session id, body digest, claim time,
-transport, in one call) then UntagResource of the idle tag, then one DescribeTasks for the
+(dispatcher/channel/credentials.py), never the deployment secret, which no task definition holds.
+A claim is TagResource (session id, body digest, claim time, transport, in one call) then UntagResource of the idle tag, then one DescribeTasks for the
 answer: 3 calls. Until the idle tag is gone the session tag already wins, so `idle_machines`
 never offers a half-claimed task.
 

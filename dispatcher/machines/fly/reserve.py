@@ -3,7 +3,8 @@
 A reserve machine is created with no session values, named `vf-idle-<bot id>` and tagged
 `voicefleet_idle=<bot id>`; its bot dials `BOT_CHANNEL_URL` (the dispatcher's private address)
 with `BOT_CHANNEL_TOKEN` from its machine config: the credential issued for this bot id alone
-(dispatcher/channel/credentials.py), never the deployment secret, which no bot app holds. A claim re-tags the machine with three metadata writes (`POST /machines/{id}/metadata/{key}`,
+(dispatcher/channel/credentials.py), never the deployment secret, which no bot app holds.
+A claim re-tags the machine with three metadata writes (`POST /machines/{id}/metadata/{key}`,
 `{"value": …}`, as flyctl's client does): the body digest and the claim time first, the session id
 last, so a look-up by session never finds a half-tagged machine. Three writes fit Fly's limit of
 1 request/s per action per machine with a burst of 3; creates stay the app-wide 1/s they were.

@@ -63,7 +63,9 @@ async def _phone(keyed: bool) -> AsyncIterator[Phone]:
     settings = Settings(api_key_hashes=frozenset({hash_api_key(API_KEY)})) if keyed else Settings()
     machines = LocalMachines(LocalSettings(bot_command=PHONE_HOST, stop_grace_seconds=2.0))
     app = create_app(settings, env=env, machines=machines, rooms=None)
-    phone = Phone(app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC), 0, telnyx)
+    # Keyless local mode answers loopback names only (or PHONE_PUBLIC_URL's, which only `keyed` sets).
+    base = PUBLIC if keyed else "http://127.0.0.1"
+    phone = Phone(app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base), 0, telnyx)
     _counting(machines, phone.launches)
     async with serving(app) as port:
         phone.port = port

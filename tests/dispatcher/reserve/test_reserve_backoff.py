@@ -83,7 +83,7 @@ async def reserve_with_real_bots(monkeypatch: pytest.MonkeyPatch):
     machines = LocalMachines(LocalSettings(stop_grace_seconds=2))
     env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
     app = create_app(Settings(max_concurrent_sessions=50), env=env, machines=machines, rooms=None)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
     served = serving(app)
     await served.__aenter__()
     try:
