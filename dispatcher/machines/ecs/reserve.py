@@ -5,9 +5,9 @@ because `startedBy` cannot change after RunTask and ListTasks filters on nothing
 set), tag `voicefleet:idle` = bot id, and environment overrides naming only the channel URL, the
 bot id, the image and `BOT_CHANNEL_TOKEN`: the credential issued for this bot id alone
 (dispatcher/channel/credentials.py), never the deployment secret, which no task definition holds.
-A claim is TagResource (session id, body digest, claim time, transport, in one call) then UntagResource of the idle tag, then one DescribeTasks for the
-answer: 3 calls. Until the idle tag is gone the session tag already wins, so `idle_machines`
-never offers a half-claimed task.
+A claim is TagResource (session id, body digest, claim time, transport, in one call) then
+UntagResource of the idle tag, then one DescribeTasks for the answer: 3 calls. Until the idle tag
+is gone the session tag already wins, so `idle_machines` never offers a half-claimed task.
 
 Look-ups without a cache (another replica, the reaper): a claimed task is not `startedBy` its
 session, so `status` adds ListTasks(startedBy=vf-reserve) + one DescribeTasks(include TAGS) per
