@@ -23,6 +23,8 @@ def test_a_credential_opens_what_it_was_issued_for_until_it_expires() -> None:
     issued = credentials.issue("idle", "rsv-0a1b", 60)
     assert credentials.verify(issued) == BotGrant("idle", "rsv-0a1b", 1_000_060)
     assert credentials.verify(credentials.issue("session", "s" * 24, 60)) == BotGrant("session", "s" * 24, 1_000_060)
+    for subject in ("r", "rsv-abc", "rsv-0a1b2c3d4"):  # every base64 padding length
+        assert credentials.verify(credentials.issue("idle", subject, 60)) == BotGrant("idle", subject, 1_000_060)
     clock.now = 1_000_059.5
     assert credentials.verify(issued) is not None
     clock.now = 1_000_060
@@ -51,6 +53,23 @@ def test_another_deployments_or_an_altered_credential_opens_nothing() -> None:
         credentials.replica_token(),
     ):
         assert credentials.verify(presented) is None, presented
+
+
+def test_expiries_of_twelve_digits_verify_and_longer_ones_never_do() -> None:
+    clock = Clock()
+    credentials = BotCredentials(SECRET, clock)
+    clock.now = 999_999_999_000.0  # the expiry has 12 digits
+    assert credentials.verify(credentials.issue("idle", "rsv-1", 60)) is not None
+    clock.now = 9_999_999_999_000.0  # 13 digits: refused, however genuine its tag
+    assert credentials.verify(credentials.issue("idle", "rsv-1", 60)) is None
+
+
+def test_a_grant_cannot_be_changed() -> None:
+    credentials = BotCredentials(SECRET, Clock())
+    grant = credentials.verify(credentials.issue("idle", "rsv-1", 60))
+    assert grant is not None
+    with pytest.raises(AttributeError):
+        grant.subject = "rsv-2"  # type: ignore[misc]
 
 
 def test_the_replica_credential_is_its_own() -> None:
