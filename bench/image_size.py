@@ -36,7 +36,7 @@ from tests.images.closure import (  # noqa: E402
     entrypoint_command,
     excluded_packages,
     runtime_env,
-    runtime_workdir,
+    runtime_root,
 )
 
 BUDGET_MB = {"bot": 400.0, "dispatcher": 80.0}
@@ -89,8 +89,8 @@ def _unshare_prefix() -> list[str]:
 def check_times(closure: Closure, workdir: Path, runs: int) -> tuple[list[float], bool]:
     """Wall time of the bot image's entrypoint with `--check`, each run a fresh process."""
     command = [*entrypoint_command(BOT_DOCKERFILE), "--check", *ROOM_ARGS]
-    app = runtime_workdir(BOT_DOCKERFILE, workdir / "app")
-    env = runtime_env(BOT_DOCKERFILE, closure, workdir)
+    app = runtime_root(BOT_DOCKERFILE, workdir / "root")
+    env = runtime_env(BOT_DOCKERFILE, closure, workdir, root=app.parent)
     prefix = _unshare_prefix()
     times = []
     for _ in range(runs):

@@ -1,13 +1,15 @@
 # syntax=docker/dockerfile:1.7
-# The bot image: one container per voice session runs `python -m bot` (Daily transport) and exits
-# with the session.
+# The bot image: one container per voice session runs voicefleet's host (`python -m bot`, Daily
+# transport), which runs the user's bot.py (Pipecat's `async def bot(runner_args)`), and exits with
+# the session. Built from a bot project folder (docs/bring-your-bot.md) plus this repository.
 # Fargate pulls the whole image for every task, so every megabyte here is cold-start time; see
 # docs/images.md for the measured sizes and `uv run python bench/image_size.py` to re-measure.
 #
-#   docker build -f images/bot.Dockerfile .
+#   docker build -f images/bot.Dockerfile --build-context bot-project=examples/parrot .
 #
-# Stages: build (locked deps into /opt/venv) → bake (models/data, proves Silero loads; torch only here)
-# → runtime (python slim + /opt/venv + baked data + bot/, non-root, tini as PID 1).
+# Stages: build (the project's locked deps into /opt/venv) → bake (models/data, proves Silero loads,
+# the project's bake.py; torch only here) → code (project + host, compiled, --check) → runtime
+# (python slim + /opt/venv + baked data + code, non-root, tini as PID 1).
 
 # Pinned by tag; the Pulumi stack pins the built image by digest. Build and runtime must use the same
 # base: the venv's interpreter is the base image's /usr/local/bin/python3.11.
@@ -32,60 +34,57 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     rm -f /etc/apt/apt.conf.d/docker-clean && \
     apt-get update && \
     apt-get install -y --no-install-recommends tini
-WORKDIR /src
-# The dispatcher's dependencies (the project's own) plus group `bot`; `--no-default-groups` because
-# the default groups include infra and dev. Packages in that closure that no code path of the bot
-# *in this image* imports are not installed (sizes measured by bench/image_size.py, docs/images.md;
-# tests/images runs this exact command, then `python -m bot --check` offline and an import check):
-#   numba, llvmlite, resampy: only pipecat's optional ResampyResampler imports resampy (~190 MB);
-#   opencv-python-headless: SmallWebRTC imports cv2 only to convert incoming video (~160 MB);
-#   aiortc, av, aioice, pylibsrtp, pyopenssl, cryptography, google-crc32c, dnspython, ifaddr: the
-#     SmallWebRTC transport (~130 MB). This image is Daily-only: cloud sessions join Daily rooms, and
-#     `--transport webrtc` runs bots as host processes (aiortc in a container needs host networking);
-#   boto3, botocore, s3transfer, jmespath, python-dateutil, six, urllib3, google-auth, pyasn1,
-#     pyasn1-modules: the dispatcher's cloud SDKs, which the bot never imports.
+# The bot project: the user's folder (bot.py + pyproject.toml/uv.lock or requirements.txt), a second
+# build context named `bot-project` (`--build-context bot-project=examples/parrot`; the Pulumi
+# program passes the stack's voicefleet:botProject). The project's locked dependencies are the
+# image's: its Pipecat (in the supported range, checked at preview by images/bot_project.py), its
+# services, its transports. BOT_EXCLUDE_PACKAGES: the project's [tool.voicefleet] exclude-packages,
+# locked packages its bot never imports (the parrot example leaves out numba/llvmlite/resampy and
+# opencv, ~385 MB that only optional Pipecat paths import).
+ARG BOT_EXCLUDE_PACKAGES=""
+COPY images/install_project.sh /opt/build/install_project.sh
+WORKDIR /project
+# Daily variant: also leave out aiortc's own stack (only Pipecat's SmallWebRTC transport imports
+# aiortc, av, aioice, pylibsrtp), if the project locks it; the generic libraries it pulls stay.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
-    uv sync --frozen --no-default-groups --group bot --no-install-project \
-        --no-install-package numba --no-install-package llvmlite --no-install-package resampy \
-        --no-install-package opencv-python-headless \
-        --no-install-package aiortc --no-install-package av --no-install-package aioice \
-        --no-install-package pylibsrtp --no-install-package pyopenssl --no-install-package cryptography \
-        --no-install-package google-crc32c --no-install-package dnspython --no-install-package ifaddr \
-        --no-install-package boto3 --no-install-package botocore --no-install-package s3transfer \
-        --no-install-package jmespath --no-install-package python-dateutil --no-install-package six \
-        --no-install-package urllib3 --no-install-package google-auth --no-install-package pyasn1 \
-        --no-install-package pyasn1-modules
+    --mount=type=bind,from=bot-project,target=/project \
+    /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES aiortc av aioice pylibsrtp
 
-# The SmallWebRTC variant's closure: from the Daily one, aiortc's stack in and daily-python out (uv
-# sync is exact, so it also removes). Measured with images/ci (runtime /opt/venv): Daily-only
-# 321.3 MB, SmallWebRTC-only 412.0 MB, both transports in one image 455.8 MB — over both budgets
-# (400 Daily, 450 WebRTC), hence two images from this one Dockerfile (target runtime-webrtc).
+# The SmallWebRTC variant's closure: the project's, with daily-python left out instead (uv sync is
+# exact, so it also removes). Measured with images/ci for voicefleet's own bot: Daily-only 321.3 MB,
+# SmallWebRTC-only 412.0 MB, both transports 455.8 MB, over both budgets (400 Daily, 450 WebRTC),
+# hence two images from this one Dockerfile (target runtime-webrtc).
 FROM build AS build-webrtc
+ARG BOT_EXCLUDE_PACKAGES=""
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
-    uv sync --frozen --no-default-groups --group bot --no-install-project \
-        --no-install-package daily-python \
-        --no-install-package numba --no-install-package llvmlite --no-install-package resampy \
-        --no-install-package opencv-python-headless \
-        --no-install-package boto3 --no-install-package botocore --no-install-package s3transfer \
-        --no-install-package jmespath --no-install-package python-dateutil --no-install-package six \
-        --no-install-package urllib3 --no-install-package google-auth --no-install-package pyasn1 \
-        --no-install-package pyasn1-modules
+    --mount=type=bind,from=bot-project,target=/project \
+    rm -rf /opt/venv && /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES daily-python
 
 FROM build AS bake
 # Hub models to cache, `owner/name[:ref]=entrypoint`, space separated. Empty by default: Silero VAD
-# comes from the pipecat-ai wheel, and no pipeline of ours loads a torch.hub model.
+# comes from the pipecat-ai wheel.
 ARG TORCH_HUB_MODELS=""
 ARG TORCH_VERSION=2.13.0
 COPY images/bake_models.py /opt/bake/bake_models.py
+# Where baked models live, at build and at run time (the runtime stage sets the same variables):
+# the project's bake.py writes under BOT_MODELS_DIR; libraries that cache by HF_HOME, TORCH_HOME
+# or XDG_CACHE_HOME find at run time what they fetched here.
+ENV BOT_MODELS_DIR=/opt/models/bot \
+    HF_HOME=/opt/models/huggingface \
+    XDG_CACHE_HOME=/opt/models/cache \
+    TORCH_HOME=/opt/models/torch
 # With the runtime venv's interpreter: prove Silero loads on this platform, and bake NLTK data if
 # (and only if) the runtime closure has NLTK (pipecat-ai 1.14 has none; see bake_models.py).
 RUN /opt/venv/bin/python /opt/bake/bake_models.py verify-vad && \
     /opt/venv/bin/python /opt/bake/bake_models.py nltk --dest /opt/models/nltk_data && \
-    mkdir -p /opt/models/torch/hub
+    mkdir -p /opt/models/torch/hub "$BOT_MODELS_DIR" "$HF_HOME" "$XDG_CACHE_HOME"
+# The model-baking hook (docs/bring-your-bot.md): the project's bake.py, if it has one, runs once
+# here with the project's own dependencies, network allowed, from BOT_MODELS_DIR (so a library
+# that downloads into the working directory, like Piper's voices, lands there too).
+RUN --mount=type=bind,from=bot-project,target=/project \
+    if [ -f /project/bake.py ]; then \
+        cd "$BOT_MODELS_DIR" && /opt/venv/bin/python /project/bake.py; \
+    fi
 # torch lives in a separate bake-only venv (CPU wheel index: the default PyPI wheel pulls CUDA);
 # only the cache directory is copied on, so torch never reaches the runtime stage.
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -97,25 +96,32 @@ RUN --mount=type=cache,target=/root/.cache/uv \
             $TORCH_HUB_MODELS; \
     fi
 
-# The bot's code with its bytecode, one stage per variant: a `--check` run with that variant's venv
-# and transport compiles bot/ and botchannel/ and fills the cache of the methods Pipecat's ~900
-# dataclasses generate (bot/dataclass_code.py; ~100 ms of every cold start otherwise), which the
-# runtime (PYTHONDONTWRITEBYTECODE, read-only for the bot user) could never write itself.
+# The code, with its bytecode, one stage per variant: voicefleet's host (bot/, botchannel/) in
+# /opt/voicefleet, the user's project in /app (where Pipecat Cloud's images keep it), without what
+# never belongs in an image (.venv, .git, caches, .env files with keys). `compileall` compiles the
+# project; the host's `--check` with the variant's venv and transport compiles bot/ and botchannel/
+# and fills the cache of the methods Pipecat's ~900 dataclasses generate (bot/dataclass_code.py;
+# ~100 ms of every cold start otherwise), which the runtime (PYTHONDONTWRITEBYTECODE, read-only for
+# the bot user) could never write itself. The project's files become root's, readable by all and
+# writable by none else (a 0600 file in the user's folder would otherwise be unreadable by uid 10001).
 FROM build AS code
+COPY bot/ /opt/voicefleet/bot/
+COPY botchannel/ /opt/voicefleet/botchannel/
+RUN --mount=type=bind,from=bot-project,target=/project \
+    mkdir -p /app && \
+    tar -C /project --exclude=./.venv --exclude=./.git --exclude='__pycache__' --exclude='*.pyc' \
+        --exclude='./.env' --exclude='./.env.*' -cf - . | tar -C /app --no-same-owner -xf - && \
+    chmod -R a+rX,go-w /app && \
+    /opt/venv/bin/python -m compileall -q /app
 WORKDIR /app
-COPY bot/ /app/bot/
-COPY botchannel/ /app/botchannel/
-# The default bot (BOT_FILE unset): voicefleet's parrot, which talks with no API keys.
-COPY examples/parrot/ /app/examples/parrot/
-RUN BOT_TRANSPORT=daily /opt/venv/bin/python -m bot --check
+RUN BOT_TRANSPORT=daily BOT_FILE=/app/bot.py PYTHONPATH=/opt/voicefleet /opt/venv/bin/python -P -m bot --check
 
 FROM build-webrtc AS code-webrtc
+COPY --from=code /app /app
+COPY bot/ /opt/voicefleet/bot/
+COPY botchannel/ /opt/voicefleet/botchannel/
 WORKDIR /app
-COPY bot/ /app/bot/
-COPY botchannel/ /app/botchannel/
-# The default bot (BOT_FILE unset): voicefleet's parrot, which talks with no API keys.
-COPY examples/parrot/ /app/examples/parrot/
-RUN BOT_TRANSPORT=webrtc /opt/venv/bin/python -m bot --check
+RUN BOT_TRANSPORT=webrtc BOT_FILE=/app/bot.py PYTHONPATH=/opt/voicefleet /opt/venv/bin/python -P -m bot --check
 
 # What both bot images share; each variant below adds its venv and the code (venv first: the code
 # changes more often, and a code change should not re-push the venv layer).
@@ -134,10 +140,17 @@ COPY --from=build /usr/bin/tini /usr/bin/tini
 COPY --from=bake /opt/models /opt/models
 WORKDIR /app
 # Offline at run time: anything that would reach a model hub fails fast instead of stalling a call.
+# The host (`python -P -m bot`, PYTHONPATH=/opt/voicefleet) runs the project's bot.py (BOT_FILE);
+# `-P` keeps the working directory off sys.path, so /app/bot.py never shadows the host's `bot`.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
+    PYTHONPATH=/opt/voicefleet \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    BOT_FILE=/app/bot.py \
+    BOT_MODELS_DIR=/opt/models/bot \
+    HF_HOME=/opt/models/huggingface \
+    XDG_CACHE_HOME=/opt/models/cache \
     NLTK_DATA=/opt/models/nltk_data \
     TORCH_HOME=/opt/models/torch \
     HF_HUB_OFFLINE=1 \
@@ -152,20 +165,19 @@ USER 10001:10001
 # the graceful SIGTERM path of the bot contract. Session flags (--room-url …) are appended as CMD.
 # BOT_TRANSPORT: the one transport an image carries is its default, so a bare
 # `python -m bot --check` (CI runs exactly that in each built image) checks it.
-ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-m", "bot"]
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-P", "-m", "bot"]
 
 # SmallWebRTC through a TURN relay (cloud sessions without Daily): `--target runtime-webrtc`.
 FROM runtime-base AS runtime-webrtc
 LABEL org.opencontainers.image.title="voicefleet-bot-webrtc"
 COPY --from=build-webrtc /opt/venv /opt/venv
-COPY --from=code-webrtc /app/bot /app/bot
-COPY --from=code-webrtc /app/botchannel /app/botchannel
-COPY --from=code-webrtc /app/examples/parrot /app/examples/parrot
+COPY --from=code-webrtc --chown=0:0 /opt/voicefleet /opt/voicefleet
+COPY --from=code-webrtc --chown=0:0 /app /app
 ENV BOT_TRANSPORT=webrtc
 
-# The default target: the Daily bot.
+# The default target: the Daily bot. `--chown=0:0` on the code: buildah otherwise hands the existing
+# WORKDIR /app to the stage's USER, and the bot must not be able to write its own code.
 FROM runtime-base AS runtime
 COPY --from=build /opt/venv /opt/venv
-COPY --from=code /app/bot /app/bot
-COPY --from=code /app/botchannel /app/botchannel
-COPY --from=code /app/examples/parrot /app/examples/parrot
+COPY --from=code --chown=0:0 /opt/voicefleet /opt/voicefleet
+COPY --from=code --chown=0:0 /app /app

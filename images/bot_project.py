@@ -35,8 +35,11 @@ SUPPORTED_PIPECAT = SpecifierSet(SUPPORTED_RANGE)
 PIPECAT = "pipecat-ai"
 BOT_FILE = "bot.py"
 BAKE_FILE = "bake.py"
-# Without these the host cannot run at all: onnxruntime runs the Silero VAD the image verifies.
-REQUIRED_PACKAGES = ("onnxruntime",)
+# Without these the host cannot run at all: onnxruntime runs the Silero VAD the image verifies,
+# daily-python is the cloud's default transport (Pipecat's `daily` extra).
+REQUIRED_PACKAGES = {"onnxruntime": "silero", "daily-python": "daily"}
+# What a Pipecat extra brings, for a requirements.txt (which names extras, not the closure).
+EXTRA_PACKAGES = {"silero": "onnxruntime", "daily": "daily-python", "webrtc": "aiortc"}
 _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -51,6 +54,7 @@ class BotProject:
     pipecat_version: Version
     exclude_packages: tuple[str, ...] = ()
     has_bake: bool = False
+    transports: tuple[str, ...] = ("daily",)  # "webrtc" too when it has aiortc (Pipecat's webrtc extra)
 
     @property
     def dependency_files(self) -> tuple[str, ...]:
@@ -69,8 +73,9 @@ def read(path: Path) -> BotProject:
         if pyproject is None:
             raise BotProjectError(f"{path} has uv.lock but no pyproject.toml: keep both (uv writes the lock from it)")
         kind, packages = "uv", _uv_lock_packages(path / "uv.lock")
+        present = set(packages)
     elif (path / "requirements.txt").is_file():
-        kind, packages = "requirements", _requirements_pins(path / "requirements.txt")
+        kind, (packages, present) = "requirements", _requirements(path / "requirements.txt")
     elif pyproject is not None:
         raise BotProjectError(f"{path} has pyproject.toml but no uv.lock: run `uv lock` there and keep uv.lock "
                               "with the project (the image installs exactly the locked versions)")
@@ -87,13 +92,17 @@ def read(path: Path) -> BotProject:
                               f"{PIPECAT}{SUPPORTED_RANGE}. Move the project to a supported version (e.g. "
                               f"`uv add '{PIPECAT}{SUPPORTED_RANGE}'`) or use a voicefleet release that "
                               f"supports {version}")
-    for name in REQUIRED_PACKAGES:
-        if name not in packages and kind == "uv":
-            raise BotProjectError(f"{path / source} has no {name}: add the silero extra "
-                                  f"(`uv add '{PIPECAT}[daily,silero]'`); the image loads Silero VAD at build time")
+    # pipecat-ai 1.14 itself requires onnxruntime; an older or trimmed lock may not have it.
+    present |= {"onnxruntime"} if kind == "requirements" else set()
+    for name, extra in REQUIRED_PACKAGES.items():
+        if name not in present:
+            raise BotProjectError(f"{path / source} has no {name}: add Pipecat's {extra} extra "
+                                  f"(`{PIPECAT}[daily,silero]`); the image loads Silero VAD at build time and "
+                                  "joins Daily rooms")
     return BotProject(path=path, kind=kind, pipecat_version=version,
                       exclude_packages=_exclude_packages(path, pyproject, packages),
-                      has_bake=(path / BAKE_FILE).is_file())
+                      has_bake=(path / BAKE_FILE).is_file(),
+                      transports=("daily", "webrtc") if "aiortc" in present else ("daily",))
 
 
 def _toml(path: Path) -> dict[str, object]:
@@ -115,14 +124,15 @@ def _uv_lock_packages(path: Path) -> dict[str, Version]:
     return packages
 
 
-def _requirements_pins(path: Path) -> dict[str, Version]:
-    """Exact pins (`name[extras]==version`) in a requirements file; other lines are not pins.
+def _requirements(path: Path) -> tuple[dict[str, Version], set[str]]:
+    """(exact pins `name[extras]==version`, every package named or brought by a Pipecat extra).
 
-    An unpinned Pipecat is refused by the caller: with no lock, only `==` says at preview time
-    which version the build will install.
+    Pipecat must be pinned exactly: with no lock, only `==` says at preview time which version the
+    build will install.
     """
     text = path.read_text(encoding="utf-8").replace("\\\n", " ")
     pins: dict[str, Version] = {}
+    named: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split(" #", 1)[0].strip()
         if not line or line.startswith(("#", "-")):
@@ -134,12 +144,15 @@ def _requirements_pins(path: Path) -> dict[str, Version]:
             raise BotProjectError(f"{path}:{number} is not a requirement: {error}") from None
         exact = [spec for spec in requirement.specifier if spec.operator in ("==", "===")]
         name = canonicalize_name(requirement.name)
+        named.add(name)
+        if name == PIPECAT:
+            named |= {EXTRA_PACKAGES[extra] for extra in requirement.extras if extra in EXTRA_PACKAGES}
         if len(exact) == 1 and "*" not in exact[0].version:
             pins[name] = Version(exact[0].version)
         elif name == PIPECAT:
             raise BotProjectError(f"{path}:{number} does not pin {PIPECAT} exactly ({line!r}): write "
                                   f"`{PIPECAT}[...]==<version>` so the build installs a known version")
-    return pins
+    return pins, named
 
 
 def _exclude_packages(path: Path, pyproject: dict[str, object] | None,
@@ -151,7 +164,7 @@ def _exclude_packages(path: Path, pyproject: dict[str, object] | None,
     if not isinstance(raw, list) or not all(isinstance(name, str) and _PACKAGE_NAME.match(name) for name in raw):
         raise BotProjectError(f"{where} must be a list of package names")
     for name in raw:
-        if canonicalize_name(name) in (PIPECAT, *REQUIRED_PACKAGES):
+        if canonicalize_name(name) in (PIPECAT, *REQUIRED_PACKAGES, "aiortc"):
             raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
         if canonicalize_name(name) not in locked:
             raise BotProjectError(f"{where} names {name}, which the lock does not have")
@@ -173,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m images.bot_project", description=main.__doc__)
     parser.add_argument("path", type=Path)
     parser.add_argument("--exclude-packages", action="store_true")
+    parser.add_argument("--transports", action="store_true", help="print the transports its images can carry")
     args = parser.parse_args(argv)
     try:
         project = read(args.path)
@@ -181,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.exclude_packages:
         print(" ".join(project.exclude_packages))
+    elif args.transports:
+        print(" ".join(project.transports))
     else:
         bake = "yes" if project.has_bake else "no"
         print(f"bot project {project.path}: {'+'.join(project.dependency_files)}, {PIPECAT} "

@@ -28,6 +28,7 @@ CONTEXT = ".."
 DOCKERFILES = {"bot": ("../images/bot.Dockerfile", "runtime"),
                "dispatcher": ("../images/dispatcher.Dockerfile", "runtime"),
                "bot-webrtc": ("../images/bot.Dockerfile", "runtime-webrtc")}
+BOT_PROJECT_CONTEXT = "bot-project"  # images/bot.Dockerfile's `from=bot-project`
 CACHE_TAG = "buildcache"
 BUILD_TAG = "latest"  # constant on purpose: the revision is an extra tag (see the module docstring)
 
@@ -48,6 +49,11 @@ class ImagesArgs:
     build_on_preview: bool = True
     labels: dict[str, str] = field(default_factory=dict)
     webrtc: bool = False  # also build the SmallWebRTC bot (repositories then has "bot-webrtc")
+    # The user's bot project folder (voicefleet:botProject, checked by images/bot_project.py),
+    # relative to the program folder like CONTEXT: the bot images' second build context,
+    # `bot-project`; and its packages to leave out (BOT_EXCLUDE_PACKAGES).
+    bot_project: str = "../examples/parrot"
+    bot_exclude_packages: Sequence[str] = ()
 
 
 class Images(pulumi.ComponentResource):
@@ -68,10 +74,16 @@ class Images(pulumi.ComponentResource):
             registries: list[docker_build.RegistryArgsDict] = [{
                 "address": args.registry.address, "username": args.registry.username,
                 "password": pulumi.Output.secret(args.registry.password)}]
+            context: docker_build.BuildContextArgsDict = {"location": CONTEXT}
+            build_args: dict[str, str] = {}
+            if role.startswith("bot"):
+                context["named"] = {BOT_PROJECT_CONTEXT: {"location": args.bot_project}}
+                build_args["BOT_EXCLUDE_PACKAGES"] = " ".join(args.bot_exclude_packages)
             image = docker_build.Image(
                 f"{name}-{role}",
                 tags=[pulumi.Output.concat(repository, ":", BUILD_TAG)],
-                context={"location": CONTEXT},
+                context=context,
+                build_args=build_args or None,
                 dockerfile={"location": dockerfile},
                 target=target,
                 platforms=[docker_build.Platform(p) for p in args.platforms],

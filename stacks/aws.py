@@ -20,6 +20,7 @@ from stacks.aws_network import Network, NetworkArgs
 from stacks.aws_secrets import SecretStore, SecretStoreArgs
 from stacks.aws_store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws_turn import TurnRelay, TurnRelayArgs
+from stacks.bot_settings import bot_project_args
 from stacks.channel_settings import channel_secrets, channel_url
 from stacks.settings import Settings
 from stacks.store_settings import store_secrets
@@ -79,6 +80,7 @@ class AwsStack(pulumi.ComponentResource):
             ),
             repositories={role: repo.repository_url for role, repo in repositories.items()},
             webrtc=settings.turn is not None,
+            **bot_project_args(settings),
             source_revision=settings.source_revision,
             platforms=settings.platforms,
             build_on_preview=settings.build_on_preview,

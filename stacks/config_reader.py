@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "drain": False,  # true: the dispatcher scaled to zero before `python -m stacks.drain` and a destroy
     "dispatcherZoneId": "",  # "" = the operator writes dispatcherDomain's DNS record
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
+    "botProject": "examples/parrot",  # the bot image's project folder (stacks/bot_settings.py)
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,

@@ -12,6 +12,7 @@ import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs, RegistryAuth
 from stacks import contract
+from stacks.bot_settings import bot_project_args
 from stacks.channel_settings import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.gcp_bot import BotTemplate, BotTemplateArgs
 from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
@@ -80,6 +81,7 @@ class GcpStack(pulumi.ComponentResource):
             registry=RegistryAuth(address=host, username="oauth2accesstoken", password=client.access_token),
             repositories={role: pulumi.Output.concat(base, "/", role) for role in roles},
             webrtc=settings.turn is not None,
+            **bot_project_args(settings),
             source_revision=settings.source_revision,
             platforms=settings.platforms,
             build_on_preview=settings.build_on_preview,

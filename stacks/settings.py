@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from stacks import channel_settings, reserve_settings, store_settings, turn_settings
+from stacks import bot_settings, channel_settings, reserve_settings, store_settings, turn_settings
 from stacks import cloud_limits as limits
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
 from stacks.settings_model import AwsSettings, GcpSettings, Secrets, Settings
@@ -77,15 +77,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     secrets = Secrets(
         daily_api_key=_require(cfg.secret("dailyApiKey", required=True)),
         dispatcher_api_keys=_require(cfg.secret("dispatcherApiKeys", required=True)),
-        bot={env: value for key, env in BOT_SECRET_KEYS.items()
-             if (value := cfg.secret(key, required=False)) is not None},
+        bot=bot_settings.secrets(cfg, BOT_SECRET_KEYS),
         bot_channel_token=channel_settings.token(cfg),
         store_password=store_settings.password(cfg),
     )
-    if secrets.bot and len(secrets.bot) != len(BOT_SECRET_KEYS):
-        # The bot runs its STT/LLM/TTS pipeline with all three keys or the keyless parrot with none.
-        missing = next(k for k, env in BOT_SECRET_KEYS.items() if env not in secrets.bot)
-        raise cfg.fail(missing, f"is required when any of {', '.join(BOT_SECRET_KEYS)} is set (all or none)")
     extra_tags = cfg.config.get_object("tags") or {}
     if not isinstance(extra_tags, dict):
         raise cfg.fail("tags", "must be a map of strings")
@@ -111,8 +106,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         secrets=secrets,
         turn=turn_settings.load(cfg),
         reserve=reserve_settings.load(cfg, "ecs" if cloud == "aws" else "gce"),
+        bot_project=bot_settings.project(cfg),
     )
     channel_settings.check(cfg, settings)
+    bot_settings.check(cfg, settings)
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
+from stacks.bot_settings import BotProjectSettings
 from stacks.turn_settings import TurnSettings
 
 
@@ -86,6 +87,7 @@ class Settings:
     # Before a destroy (docs/pulumi.md): no dispatcher runs, so nothing launches machines while
     # `python -m stacks.drain` removes the ones it launched.
     drain: bool = False
+    bot_project: BotProjectSettings | None = None  # the bot image's project (voicefleet:botProject)
 
     @property
     def prefix(self) -> str:

@@ -5,6 +5,8 @@
 #
 #   images/ci/build.sh            # stand-in bases unless the real ones can be pulled
 #   VOICEFLEET_REAL_BASES=1 ...   # insist on python:3.11.14-slim-trixie and ghcr.io/astral-sh/uv:0.13.8
+#   BOT_PROJECT=path/to/project  # the bot project both bot images are built from (default: the parrot
+#                                  example, as a stack's voicefleet:botProject default)
 #
 # Needs root (buildah with chroot isolation, debootstrap, unshare). Everything it installs comes
 # from Debian (buildah, debootstrap, iproute2) or PyPI (the uv wheel); nothing from elsewhere.
@@ -15,6 +17,7 @@ REAL_PYTHON=python:3.11.14-slim-trixie
 REAL_UV=ghcr.io/astral-sh/uv:0.13.8
 UV_VERSION=0.13.8  # the uv that wrote uv.lock (images/*.Dockerfile UV_IMAGE)
 WORK=${VOICEFLEET_IMAGE_WORK:-/var/tmp/voicefleet-images}
+BOT_PROJECT=${BOT_PROJECT:-examples/parrot}
 STORAGE=(--storage-driver overlay)
 started=$(date +%s)
 step() { echo "== $(( $(date +%s) - started ))s $*"; }
@@ -104,7 +107,21 @@ umask 022  # file modes are part of the layers
 # or pyproject.toml it would pick a stale `uv sync` layer (it did: a dispatcher without aiohttp).
 # So when they changed since the last build here, drop every cached intermediate layer (untagged
 # images; the stand-ins are tagged and stay) and build without the cache.
-lock_hash=$(cat pyproject.toml uv.lock | sha256sum | cut -d' ' -f1)
+# The bot project is checked as `pulumi preview` checks it (Pipecat in the supported range, …), and its
+# [tool.voicefleet] exclude-packages become the build's BOT_EXCLUDE_PACKAGES.
+step "bot project $BOT_PROJECT"
+uv run --quiet python -m images.bot_project "$BOT_PROJECT"
+bot_exclude=$(uv run --quiet python -m images.bot_project --exclude-packages "$BOT_PROJECT")
+# The SmallWebRTC bot image only when the project has Pipecat's webrtc extra (a stack with a TURN
+# relay refuses a project without it at preview).
+images=(dispatcher bot)
+[[ " $(uv run --quiet python -m images.bot_project --transports "$BOT_PROJECT") " == *" webrtc "* ]] \
+  && images+=(bot-webrtc)
+lock_files=(pyproject.toml uv.lock)
+for file in pyproject.toml uv.lock requirements.txt; do
+  [[ -f "$BOT_PROJECT/$file" ]] && lock_files+=("$BOT_PROJECT/$file")
+done
+lock_hash=$(cat "${lock_files[@]}" | sha256sum | cut -d' ' -f1)
 cache=()
 if [[ "$(cat "$WORK/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
   step "dependencies changed since the last build here: dropping cached layers"
@@ -117,10 +134,11 @@ if [[ "$(cat "$WORK/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
 fi
 # image -> Dockerfile:target (the bot Dockerfile's default target is the Daily bot)
 declare -A TARGETS=([dispatcher]=dispatcher:runtime [bot]=bot:runtime [bot-webrtc]=bot:runtime-webrtc)
-for image in dispatcher bot bot-webrtc; do
+for image in "${images[@]}"; do
   step "build $image"
   buildah bud "${STORAGE[@]}" --isolation chroot --layers "${cache[@]}" --pull=never "${volumes[@]}" \
     --build-arg "PYTHON_IMAGE=$python_image" --build-arg "UV_IMAGE=$uv_image" \
+    --build-context "bot-project=$BOT_PROJECT" --build-arg "BOT_EXCLUDE_PACKAGES=$bot_exclude" \
     -f "images/${TARGETS[$image]%%:*}.Dockerfile" --target "${TARGETS[$image]#*:}" \
     -t "localhost/voicefleet-$image:ci" . >"$WORK/build-$image.log" 2>&1 \
     || { tail -40 "$WORK/build-$image.log"; exit 1; }
@@ -129,13 +147,13 @@ echo "$lock_hash" >"$WORK/lock.sha256"
 
 # --- run and check without an engine ------------------------------------------------------------
 status=0
-for image in bot bot-webrtc dispatcher; do
+for image in "${images[@]}"; do
   step "run $image"
   python3 -m images.ci.run_image "${image%%-*}" "localhost/voicefleet-$image:ci" || status=1
 done
 
 step "sizes (MB = 10^6 bytes, apparent size of the files; /opt/venv = the runtime closure)"
-for role in base bot bot-webrtc dispatcher; do
+for role in base "${images[@]}"; do
   [[ $role == base ]] && ref=$python_image || ref=localhost/voicefleet-$role:ci
   ctr=$(buildah from "${STORAGE[@]}" --pull=never "$ref")
   mnt=$(buildah mount "${STORAGE[@]}" "$ctr")

@@ -4,8 +4,9 @@ The image is mounted (`buildah from` + `buildah mount`), then its ENTRYPOINT run
 USER, with only the image's ENV and WORKDIR, as PID 1 of fresh pid/net/mount/uts/ipc namespaces
 (`unshare` + `chroot`). The network namespace has only a loopback interface: nothing can reach
 anything. Checks (each failure is one line on stderr and exit 1):
-- bot: `python -m bot --check` with **no arguments** exits 0 (parrot pipeline, VAD loaded); bot/
-  holds its bytecode and the dataclass code cache (bot/dataclass_code.py).
+- bot: the host's `--check` with **no arguments** exits 0 (the project's BOT_FILE, VAD loaded); the
+  host holds its bytecode and the dataclass code cache (bot/dataclass_code.py), the project its
+  bytecode, and no .venv/.git/.env came along with it.
 - dispatcher: an ECS client builds from the (pruned) botocore models; GET /healthz answers 200
   inside the namespace; PID 1 is tini and every process runs as the image's non-root uid; after
   SIGTERM the entrypoint exits 0.
@@ -90,13 +91,32 @@ def check_bot(image: Image, root: Path) -> list[str]:
     return []
 
 
+def _env(image: Image, name: str) -> str:
+    return next((entry.split("=", 1)[1] for entry in image.env if entry.startswith(name + "=")), "")
+
+
 def check_bot_bytecode(image: Image, root: Path) -> list[str]:
-    """The bot's code arrives compiled, with its dataclass code cache (the image's code stage ran
-    `--check`): the runtime may not write bytecode, so without them every cold start compiles."""
-    pycache = root / image.workdir.lstrip("/") / "bot" / "__pycache__"
-    wanted = {"bot's .pyc files": "app.*.pyc", "dataclass code cache": "dataclass-code.*.marshal"}
-    missing = [what for what, pattern in wanted.items() if not any(pycache.glob(pattern))]
-    return [f"{image.name}: no {what} in {pycache}" for what in missing]
+    """The code arrives compiled: voicefleet's host (on PYTHONPATH) with its dataclass code cache,
+    and the user's project (BOT_FILE's folder); the runtime may not write bytecode, so without them
+    every cold start compiles. And nothing of a developer's tree came along with the project."""
+    host = root / _env(image, "PYTHONPATH").lstrip("/") / "bot" / "__pycache__"
+    bot_file = Path(_env(image, "BOT_FILE") or "/app/bot.py")
+    project = root / bot_file.parent.relative_to("/")
+    wanted = {host: {"host's .pyc files": "app.*.pyc", "dataclass code cache": "dataclass-code.*.marshal"},
+              project / "__pycache__": {"project's bot.py bytecode": f"{bot_file.stem}.*.pyc"}}
+    problems = [f"{image.name}: no {what} in {folder}" for folder, patterns in wanted.items()
+                for what, pattern in patterns.items() if not any(folder.glob(pattern))]
+    if not (project / bot_file.name).is_file():
+        problems.append(f"{image.name}: BOT_FILE {bot_file} is not in the image")
+    uid = int(image.user.split(":")[0])
+    for folder in (project, host.parent.parent):
+        info = folder.stat()
+        if info.st_uid == uid or info.st_mode & 0o002:
+            problems.append(f"{image.name}: {folder.relative_to(root)} is writable by the bot's uid {uid}")
+    strays = [name for name in (".venv", ".git", ".env") if (project / name).exists()]
+    if strays:
+        problems.append(f"{image.name}: the project brought {strays} into the image")
+    return problems
 
 
 def _children(pid: int) -> list[int]:

@@ -9,12 +9,15 @@ measurement and the offline start-up proof change with it.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from images.bot_project import read as read_project
 from tests.images.dockerfile import Dockerfile, Stage, parse_file, shell_commands
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,12 +25,42 @@ BOT_DOCKERFILE = REPO / "images" / "bot.Dockerfile"
 DISPATCHER_DOCKERFILE = REPO / "images" / "dispatcher.Dockerfile"
 
 
-def uv_sync_argv(stage: Stage) -> list[str]:
-    """The one `uv sync …` command of a stage (a stage with none or several is a broken Dockerfile)."""
-    found = [argv for run in stage.all("RUN") for argv in shell_commands(run) if argv[:2] == ["uv", "sync"]]
+# The bot image installs a bot project's dependencies with images/install_project.sh (the project's
+# folder is the build's `bot-project` context); the closure here is the default project's.
+INSTALL_SCRIPT = REPO / "images" / "install_project.sh"
+DEFAULT_BOT_PROJECT = REPO / "examples" / "parrot"
+
+
+def _script_sync_flags() -> list[str]:
+    """The flags of the script's own `uv sync` line (read from it, so they cannot drift apart)."""
+    for line in INSTALL_SCRIPT.read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:3] == ["exec", "uv", "sync"]:
+            return [word for word in words[3:] if not word.startswith("$")]
+    raise ValueError(f"{INSTALL_SCRIPT} has no `exec uv sync` line")
+
+
+def install_command(stage: Stage, project: Path = DEFAULT_BOT_PROJECT) -> tuple[list[str], Path]:
+    """The one install command of a stage as the `uv sync …` it runs, and where it runs: the
+    dispatcher's own `uv sync` in the repository, or the bot's install_project.sh in the bot project
+    (one `--no-install-package` per argument, `$BOT_EXCLUDE_PACKAGES` from the project's
+    [tool.voicefleet]). A stage with none or several is a broken Dockerfile."""
+    found: list[tuple[list[str], Path]] = []
+    for argv in (argv for run in stage.all("RUN") for argv in shell_commands(run)):
+        if argv[:2] == ["uv", "sync"]:
+            found.append((argv, REPO))
+        elif argv and Path(argv[0]).name == INSTALL_SCRIPT.name:
+            packages = [name for arg in argv[1:] for name in
+                        (read_project(project).exclude_packages if arg == "$BOT_EXCLUDE_PACKAGES" else [arg])]
+            leave_out = [word for name in packages for word in ("--no-install-package", name)]
+            found.append((["uv", "sync", *_script_sync_flags(), *leave_out], project))
     if len(found) != 1:
-        raise ValueError(f"expected exactly one `uv sync` in stage {stage.name!r}, found {len(found)}")
+        raise ValueError(f"expected exactly one install command in stage {stage.name!r}, found {len(found)}")
     return found[0]
+
+
+def uv_sync_argv(stage: Stage) -> list[str]:
+    return install_command(stage)[0]
 
 
 def excluded_packages(argv: list[str]) -> list[str]:
@@ -64,7 +97,7 @@ def build_closure(
 ) -> Closure:
     parsed: Dockerfile = parse_file(dockerfile)
     build = parsed.stage(stage)
-    argv = uv_sync_argv(build)
+    argv, cwd = install_command(build)
     if not exclusions:
         argv = without_exclusions(argv)
     env = {**os.environ, **build.env()}
@@ -79,20 +112,40 @@ def build_closure(
     env.pop("VIRTUAL_ENV", None)  # `uv run` exports the dev venv; uv would warn about the mismatch
     if venv.exists():
         shutil.rmtree(venv)
-    subprocess.run([shutil.which("uv") or "uv", *argv[1:], "--quiet"], cwd=REPO, env=env, check=True)
+    subprocess.run([shutil.which("uv") or "uv", *argv[1:], "--quiet"], cwd=cwd, env=env, check=True)
     return Closure(venv=venv, argv=argv)
 
 
-def runtime_env(dockerfile: Path, closure: Closure, home: Path) -> dict[str, str]:
-    """The runtime stage's ENV as the container sees it, with /opt/venv mapped to the local venv.
+def runtime_env(dockerfile: Path, closure: Closure, home: Path, root: Path | None = None) -> dict[str, str]:
+    """The runtime stage's ENV as the container sees it, with /opt/venv mapped to the local venv and,
+    given the `root` runtime_root filled, the image paths it holds (/opt/voicefleet, /app) to it.
 
     Nothing else of this machine's environment is inherited (no proxies, no caches, no HF_HOME)."""
     runtime = parse_file(dockerfile).final
+    mapped = {"/opt/venv": str(closure.venv)}
+    if root is not None:
+        mapped |= {f"/{top.name}/{child.name}": str(child) for top in root.iterdir() if top.is_dir()
+                   for child in top.iterdir()} | {"/app": str(root / "app")}
     env: dict[str, str] = {"HOME": str(home), "LANG": "C.UTF-8"}
     for key, value in runtime.env().items():
-        value = value.replace("/opt/venv", str(closure.venv))
+        for image_path, local in sorted(mapped.items(), key=lambda item: -len(item[0])):
+            value = re.sub(rf"(?<![\w/]){re.escape(image_path)}(?=/|:|$)", local, value)
         env[key] = value.replace("$PATH", "/usr/local/bin:/usr/bin:/bin")
     return env
+
+
+def runtime_root(dockerfile: Path, root: Path, project: Path = DEFAULT_BOT_PROJECT) -> Path:
+    """What the bot's runtime stage holds of code, at its image paths under `root`: voicefleet's host
+    (the code stage's COPYs from the context) and the bot project (/app); returns root/app, the
+    runtime WORKDIR."""
+    parsed = parse_file(dockerfile)
+    for copy in parsed.stage("code").all("COPY"):
+        if copy.flag("from") is None and copy.args.split()[0] != "images/install_project.sh":
+            source, dest = copy.args.split()
+            shutil.copytree(REPO / source, root / dest.strip("/"), ignore=shutil.ignore_patterns("__pycache__"))
+    app = root / "app"
+    shutil.copytree(project, app, ignore=shutil.ignore_patterns("__pycache__", ".venv", ".git", ".env"))
+    return app
 
 
 def runtime_workdir(dockerfile: Path, dest: Path) -> Path:

@@ -85,24 +85,36 @@ def test_entrypoint_is_tini_forwarding_sigterm_to_python_m_bot(runtime: Stage) -
     assert argv[0].endswith("/tini") and "--" in argv
     tini_flags, command = argv[1 : argv.index("--")], argv[argv.index("--") + 1 :]
     assert tini_flags == ["-e", "143"]  # a SIGTERM'd bot (128 + 15) exits 0, like a graceful stop
-    assert command == ["python", "-m", "bot"]
+    # `-P`: the working directory (/app, the user's project with its bot.py) is not on sys.path, so
+    # `-m bot` finds the host package on PYTHONPATH, never the user's bot.py.
+    assert command == ["python", "-P", "-m", "bot"]
+    assert runtime.env()["PYTHONPATH"] == "/opt/voicefleet" and runtime.env()["BOT_FILE"] == "/app/bot.py"
     assert runtime.last("CMD") is None  # session flags come from the task's command override
 
 
 def test_build_compiles_bytecode_and_caches_uv_downloads_outside_the_image(dockerfile: Dockerfile) -> None:
     build = dockerfile.stage("build")
     assert build.env()["UV_COMPILE_BYTECODE"] == "1"
-    sync_run = next(run for run in build.all("RUN") if "uv sync" in run.args)
+    sync_run = next(run for run in build.all("RUN") if "install_project.sh" in run.args)
     assert "type=cache,target=/root/.cache/uv" in sync_run.flag_values("mount")
 
 
-def test_build_installs_the_locked_bot_group_and_neither_dev_nor_infra(dockerfile: Dockerfile) -> None:
-    argv = uv_sync_argv(dockerfile.stage("build"))
-    assert "--frozen" in argv or "--locked" in argv
-    assert "--no-default-groups" in argv  # the project's default groups include infra and dev
-    groups = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--group"]
-    assert groups == ["bot"]
-    assert "--all-groups" not in argv and "--only-group" not in argv
+@pytest.mark.parametrize("stage", ["build", "build-webrtc"])
+def test_build_installs_the_bot_projects_lock_without_its_dev_group_or_itself(dockerfile: Dockerfile,
+                                                                               stage: str) -> None:
+    argv = uv_sync_argv(dockerfile.stage(stage))
+    assert "--locked" in argv  # a lock that no longer matches pyproject.toml fails the build
+    assert "--no-dev" in argv and "--no-install-project" in argv
+    assert "--all-groups" not in argv and "--group" not in argv
+    install = next(run for run in dockerfile.stage(stage).all("RUN") if "install_project.sh" in run.args)
+    assert "type=bind,from=bot-project,target=/project" in install.flag_values("mount")
+    assert dockerfile.effective(stage).last("WORKDIR").args == "/project"  # type: ignore[union-attr]
+
+
+def test_the_projects_own_exclusions_come_from_its_pyproject(dockerfile: Dockerfile) -> None:
+    excluded = excluded_packages(uv_sync_argv(dockerfile.stage("build")))
+    assert {"numba", "llvmlite", "resampy", "opencv-python-headless"} <= set(excluded)  # examples/parrot's
+    assert "BOT_EXCLUDE_PACKAGES" in dockerfile.stage("build").run_text()
 
 
 def test_torch_is_installed_only_in_a_bake_venv_that_is_not_copied_on(dockerfile: Dockerfile) -> None:
@@ -122,28 +134,42 @@ def test_bake_stage_proves_silero_loads_from_the_wheel_with_the_runtime_venv(doc
     ("variant", "code_stage", "venv_stage", "transport"),
     [("runtime", "code", "build", "daily"), ("runtime-webrtc", "code-webrtc", "build-webrtc", "webrtc")],
 )
-def test_bot_code_is_the_only_source_and_arrives_compiled_by_a_check_with_the_variants_venv(
+def test_host_and_project_are_the_only_sources_and_arrive_compiled_by_a_check_with_the_variants_venv(
     dockerfile: Dockerfile, variant: str, code_stage: str, venv_stage: str, transport: str
 ) -> None:
     runtime = dockerfile.effective(variant)
     assert [c.args for c in runtime.all("COPY") if c.flag("from") is None] == []
-    assert _copies_from(runtime, code_stage) == [
-        (["/app/bot"], "/app/bot"),
-        (["/app/botchannel"], "/app/botchannel"),
-        (["/app/examples/parrot"], "/app/examples/parrot"),  # the default bot file
-    ]
-    code = dockerfile.stage(code_stage)
-    assert code.base == venv_stage  # the venv the variant's runtime copies
-    from_context = [copy.args.split()[:-1] for copy in code.all("COPY") if copy.flag("from") is None]
-    assert from_context == [["bot/"], ["botchannel/"], ["examples/parrot/"]]  # the channel contract is shared
-    # Bytecode written where the runtime reads it (bot/dataclass_code.py: bot/__pycache__ under
-    # WORKDIR /app), by the runtime's own command and transport, in a stage that may write it.
-    workdir = code.last("WORKDIR")
-    assert workdir is not None and workdir.args == "/app"
-    assert [argv for run in code.all("RUN") for argv in shell_commands(run)] == [
-        [f"BOT_TRANSPORT={transport}", "/opt/venv/bin/python", "-m", "bot", "--check"]
-    ]
-    assert "PYTHONDONTWRITEBYTECODE" not in dockerfile.effective(code_stage).env()
+    assert _copies_from(runtime, code_stage) == [(["/opt/voicefleet"], "/opt/voicefleet"), (["/app"], "/app")]
+    code = dockerfile.effective(code_stage)
+    assert dockerfile.stage(code_stage).base == venv_stage  # the venv the variant's runtime copies
+    own = dockerfile.stage(code_stage)
+    from_context = [copy.args.split() for copy in own.all("COPY") if copy.flag("from") is None]
+    assert from_context == [["bot/", "/opt/voicefleet/bot/"], ["botchannel/", "/opt/voicefleet/botchannel/"]]
+    # Bytecode written where the runtime reads it (bot/dataclass_code.py: the host's bot/__pycache__),
+    # by the runtime's own command, file and transport, in a stage that may write it.
+    assert code.last("WORKDIR").args == "/app"  # type: ignore[union-attr]
+    checks = [argv for run in own.all("RUN") for argv in shell_commands(run) if "--check" in argv]
+    assert checks == [[f"BOT_TRANSPORT={transport}", "BOT_FILE=/app/bot.py", "PYTHONPATH=/opt/voicefleet",
+                       "/opt/venv/bin/python", "-P", "-m", "bot", "--check"]]
+    assert "PYTHONDONTWRITEBYTECODE" not in code.env()
+
+
+def test_the_project_is_copied_without_venv_git_caches_or_env_files_and_compiled(dockerfile: Dockerfile) -> None:
+    text = dockerfile.stage("code").run_text()
+    for excluded in ("./.venv", "./.git", "__pycache__", "*.pyc", "./.env", "./.env.*"):
+        assert f"--exclude={excluded}" in text or f"--exclude='{excluded}'" in text, excluded
+    assert "python -m compileall -q /app" in text
+    assert "chmod -R a+rX,go-w /app" in text  # readable by the bot's uid whatever the folder's modes
+
+
+def test_the_projects_bake_hook_runs_with_its_venv_from_the_models_directory(dockerfile: Dockerfile) -> None:
+    bake = dockerfile.stage("bake")
+    hook = next(run for run in bake.all("RUN") if "bake.py" in run.args)
+    assert "type=bind,from=bot-project,target=/project" in hook.flag_values("mount")
+    assert 'cd "$BOT_MODELS_DIR" && /opt/venv/bin/python /project/bake.py' in hook.args
+    runtime = dockerfile.final.env()
+    for name in ("BOT_MODELS_DIR", "HF_HOME", "XDG_CACHE_HOME", "TORCH_HOME"):
+        assert bake.env()[name] == runtime[name] and runtime[name].startswith("/opt/models/"), name
 
 
 def test_excluded_packages_are_each_named_once(dockerfile: Dockerfile) -> None:

@@ -35,7 +35,7 @@ def project(tmp_path: Path, *, pipecat: str | None = "1.14.0", pyproject: str = 
         return folder
     (folder / "pyproject.toml").write_text('[project]\nname = "my-bot"\nversion = "0.1.0"\n' + pyproject)
     if lock:
-        packages = [("onnxruntime", "1.23.2"), ("numba", "0.62.1"), *extra]
+        packages = [("onnxruntime", "1.23.2"), ("daily-python", "0.21.0"), ("numba", "0.62.1"), *extra]
         if pipecat is not None:
             packages.append(("pipecat-ai", pipecat))
         (folder / "uv.lock").write_text(uv_lock(*packages))
@@ -72,10 +72,23 @@ def test_a_lock_without_pipecat_is_refused(tmp_path: Path) -> None:
     assert "does not lock pipecat-ai" in refusal(project(tmp_path, pipecat=None))
 
 
-def test_a_lock_without_onnxruntime_is_refused_because_the_build_loads_silero(tmp_path: Path) -> None:
-    folder = project(tmp_path)
-    (folder / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0")))
-    assert "onnxruntime" in refusal(folder) and "silero" in refusal(folder)
+def test_a_lock_without_onnxruntime_or_daily_is_refused_because_the_build_loads_silero_and_joins_daily(
+        tmp_path: Path) -> None:
+    folder = project(tmp_path / "a")
+    (folder / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0"), ("daily-python", "0.21.0")))
+    assert "has no onnxruntime" in refusal(folder) and "silero extra" in refusal(folder)
+    folder = project(tmp_path / "b")
+    (folder / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0"), ("onnxruntime", "1.23.2")))
+    assert "has no daily-python" in refusal(folder) and "daily extra" in refusal(folder)
+    assert "has no daily-python" in refusal(project(tmp_path / "c", requirements="pipecat-ai[silero]==1.14.0\n"))
+
+
+def test_the_transports_an_image_can_carry_follow_the_lock_or_the_extras(tmp_path: Path) -> None:
+    assert read(project(tmp_path / "a")).transports == ("daily",)
+    assert read(project(tmp_path / "b", extra=(("aiortc", "1.14.0"),))).transports == ("daily", "webrtc")
+    assert read(project(tmp_path / "c", requirements="pipecat-ai[daily,webrtc]==1.14.0\n")).transports == (
+        "daily", "webrtc")
+    assert read(project(tmp_path / "d", requirements="pipecat-ai[daily]==1.14.0\n")).transports == ("daily",)
 
 
 def test_no_bot_py_no_lock_or_no_dependencies_are_each_refused_with_the_fix(tmp_path: Path) -> None:
@@ -128,3 +141,10 @@ def test_the_command_prints_the_packages_to_leave_out_or_the_refusal(
     assert bot_project.main([str(project(tmp_path / "b", pipecat="1.2.0"))]) == 1
     assert "pipecat-ai 1.2.0" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("example", ["parrot", "assistant"])
+def test_the_examples_are_complete_projects_the_image_can_be_built_from(example: str) -> None:
+    found = read(ROOT / "examples" / example)
+    assert found.kind == "uv" and found.pipecat_version in bot_project.SUPPORTED_PIPECAT
+    assert set(found.exclude_packages) == {"numba", "llvmlite", "resampy", "opencv-python-headless"}

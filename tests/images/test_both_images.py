@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.closure import BOT_DOCKERFILE, DISPATCHER_DOCKERFILE, REPO, excluded_packages, uv_sync_argv
+from tests.images.closure import (
+    BOT_DOCKERFILE,
+    DISPATCHER_DOCKERFILE,
+    REPO,
+    excluded_packages,
+    install_command,
+    uv_sync_argv,
+)
 from tests.images.dockerfile import Dockerfile, parse_file
 
 DOCKERFILES = pytest.mark.parametrize("path", [BOT_DOCKERFILE, DISPATCHER_DOCKERFILE], ids=["bot", "dispatcher"])
@@ -19,12 +26,13 @@ def locked_closure(dockerfile: Dockerfile, stage: str = "build") -> set[str]:
 
     The sync flags translate one to one (`--no-install-package` is `--no-emit-package` for export),
     so this is the image's closure for the build platform without creating a venv."""
-    sync = uv_sync_argv(dockerfile.stage(stage))[2:]
+    argv, cwd = install_command(dockerfile.stage(stage))
+    sync = argv[2:]
     export = [arg for arg in sync if arg != "--no-install-project"]
     export = ["--no-emit-package" if arg == "--no-install-package" else arg for arg in export]
     out = subprocess.run(
         ["uv", "export", *export, "--no-hashes", "--no-header", "--no-annotate", "--format", "requirements.txt"],
-        cwd=REPO,
+        cwd=cwd,
         check=True,
         capture_output=True,
         text=True,

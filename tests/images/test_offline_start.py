@@ -25,20 +25,18 @@ from tests.images.closure import (
     entrypoint_command,
     excluded_packages,
     runtime_env,
+    runtime_root,
     runtime_workdir,
     uv_sync_argv,
 )
 from tests.images.dockerfile import parse_file
 
-# What a cloud session's bot imports: the Daily transport, the host, the example bots' Pipecat
-# services, Silero, the resamplers.
+# What a cloud session's bot imports: the host's Daily transport, Silero, the resamplers; and the
+# project's own bot.py with its siblings (test_bot_closure_imports_everything_a_daily_session_uses).
 DAILY_BOT_MODULES = [
     "bot.daily_mode",
     "bot.user_session",
     "bot.watch",
-    "pipecat.services.deepgram.stt",
-    "pipecat.services.openai.llm",
-    "pipecat.services.cartesia.tts",
     "pipecat.audio.vad.silero",
     "pipecat.audio.utils",
 ]
@@ -71,7 +69,7 @@ needs_netns = pytest.mark.skipif(not _unshare_works(), reason="unshare -n needs 
 def _offline(
     closure: Closure, app: Path, home: Path, argv: list[str], **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {**runtime_env(BOT_DOCKERFILE, closure, home), **extra_env}
+    env = {**runtime_env(BOT_DOCKERFILE, closure, home, root=app.parent), **extra_env}
     return subprocess.run(["unshare", "-n", *argv], cwd=app, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -89,7 +87,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"excluded from the image: {{name}}", name=name)
         return None
 sys.meta_path.insert(0, Block())
-assert "cv2" in blocked and "botocore" in blocked and "aiortc" in blocked, sorted(blocked)
+assert "cv2" in blocked and "numba" in blocked and "aiortc" in blocked, sorted(blocked)
 for module in {DAILY_BOT_MODULES!r}:
     importlib.import_module(module)
 """
@@ -106,7 +104,7 @@ def bot_closure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Closure]:
 
 @pytest.fixture(scope="module")
 def bot_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return runtime_workdir(BOT_DOCKERFILE, tmp_path_factory.mktemp("bot-workdir") / "app")
+    return runtime_root(BOT_DOCKERFILE, tmp_path_factory.mktemp("bot-image-root"))
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +121,13 @@ def test_bot_closure_has_none_of_the_excluded_packages(bot_closure: Closure) -> 
 
 @pytest.mark.slow
 @needs_netns
-def test_bot_check_passes_offline_with_the_default_parrot(
+def test_bot_check_passes_offline_with_the_projects_bot_file(
     bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
 ) -> None:
     result = _offline(bot_closure, bot_app, tmp_path, [*bot_command, "--check", *ROOM_ARGS])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert '"event": "checked"' in result.stdout and '/examples/parrot/bot.py"' in result.stdout
+    # BOT_FILE=/app/bot.py in the image: here the project's copy under the runtime root.
+    assert '"event": "checked"' in result.stdout and f'{bot_app / "bot.py"}"' in result.stdout
 
 
 @pytest.mark.slow
@@ -137,16 +136,21 @@ def test_bot_check_opens_no_socket_and_resolves_no_name(
     bot_closure: Closure, bot_app: Path, bot_command: list[str], tmp_path: Path
 ) -> None:
     python = bot_command[0]
-    result = _offline(bot_closure, bot_app, tmp_path, [python, "-c", AUDITED_BOT, "--check", *ROOM_ARGS])
+    result = _offline(bot_closure, bot_app, tmp_path, [python, "-P", "-c", AUDITED_BOT, "--check", *ROOM_ARGS])
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.rstrip().splitlines()[-1] == "NETWORK:"
 
 
 @pytest.mark.slow
 def test_bot_closure_imports_everything_a_daily_session_uses(bot_closure: Closure, bot_app: Path) -> None:
-    script = f"import importlib\nfor m in {DAILY_BOT_MODULES!r}:\n    importlib.import_module(m)\n"
+    script = (f"import importlib, importlib.util, sys\n"
+              f"for m in {DAILY_BOT_MODULES!r}:\n    importlib.import_module(m)\n"
+              "sys.path.insert(0, '.')\n"  # the project's siblings, as the host makes them importable
+              "spec = importlib.util.spec_from_file_location('user_bot', 'bot.py')\n"
+              "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n")
     result = subprocess.run(
-        [str(bot_closure.python), "-c", script], cwd=bot_app, capture_output=True, text=True, timeout=120
+        [str(bot_closure.python), "-P", "-c", script], cwd=bot_app, capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(bot_app.parent / "opt" / "voicefleet"), "PATH": "/usr/bin:/bin"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

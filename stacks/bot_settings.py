@@ -1,0 +1,126 @@
+"""The user's bot in a stack: `botProject` (the folder the bot image is built from) and `botSecrets`.
+
+`botProject` is checked here, at `pulumi preview`, by images/bot_project.py: a folder the image
+build could not serve (no bot.py, no lock, a Pipecat outside the supported range) fails the program
+with one message naming the file, before any image is built.
+
+`botSecrets` is the bot's named set of service keys (STT, LLM, TTS, telephony): an object of
+environment variable names to values, each set with
+`pulumi config set --secret --path 'botSecrets.DEEPGRAM_API_KEY' …`. Every entry becomes a secret in
+the cloud's secret store and reaches the bot by reference (stacks/aws_secrets.py,
+stacks/gcp_secrets.py), exactly as the three provider keys always did; the names stay readable in
+the stack file, the values only encrypted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import pulumi
+
+from images.bot_project import BotProject, BotProjectError, read
+from images.component import CONTEXT
+from stacks.config_reader import Reader
+
+# The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
+PULUMI_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
+# Names the platform sets on the bot itself: a user secret with one of them would silently lose.
+RESERVED_ENV_NAMES = frozenset({
+    "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "BOT_FILE", "BOT_TRANSPORT", "BOT_MODELS_DIR",
+    "MAX_SESSION_SECONDS", "DAILY_API_KEY", "DISPATCHER_API_KEYS", "PATH", "PYTHONPATH", "HOME",
+})
+_RESERVED_PREFIXES = ("VOICEFLEET_", "ECS_", "AWS_", "GCE_", "TURN_")
+
+
+class HasBotProject(Protocol):
+    @property
+    def bot_project(self) -> BotProjectSettings | None: ...
+
+    @property
+    def turn(self) -> object | None: ...
+
+
+@dataclass(frozen=True)
+class BotProjectSettings:
+    """The bot image's project; `location` is the build's `bot-project` context, as docker-build reads it."""
+
+    location: str
+    project: BotProject
+
+
+def project(cfg: Reader) -> BotProjectSettings:
+    """A relative path starts at the folder of Pulumi.yaml (the repository root). The build context
+    is named relative to the program folder (images/component.py CONTEXT), so it stays relative and
+    the plan and state do not depend on the machine that ran them."""
+    configured = cfg.string("botProject")
+    path = Path(configured)
+    try:
+        found = read(path if path.is_absolute() else PULUMI_PROJECT_ROOT / path)
+    except BotProjectError as error:
+        raise cfg.fail("botProject", f"= {configured!r}: {error}") from None
+    location = configured if path.is_absolute() else str(PurePosixPath(CONTEXT) / PurePosixPath(path.as_posix()))
+    return BotProjectSettings(location=location, project=found)
+
+
+def check(cfg: Reader, settings: HasBotProject) -> None:
+    """A TURN relay means SmallWebRTC sessions, whose image needs Pipecat's webrtc extra (aiortc)."""
+    found = settings.bot_project
+    if found is not None and settings.turn is not None and "webrtc" not in found.project.transports:
+        raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
+                                     "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
+                                     "(`pipecat-ai[daily,silero,webrtc]`)")
+
+
+def bot_project_args(settings: HasBotProject) -> dict[str, Any]:
+    """The ImagesArgs fields for the bot images: the project's folder and packages to leave out."""
+    found = settings.bot_project
+    if found is None:
+        return {}
+    return {"bot_project": found.location, "bot_exclude_packages": found.project.exclude_packages}
+
+
+def secrets(cfg: Reader, single_keys: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
+    """The bot's service keys, environment variable name -> value (an Output, never plain): the
+    named set `botSecrets` plus the older single keys (`single_keys`: config key -> env name; the
+    keyed example needs all three or none)."""
+    single = {env: value for key, env in single_keys.items()
+              if (value := cfg.secret(key, required=False)) is not None}
+    if single and len(single) != len(single_keys):
+        missing = next(k for k, env in single_keys.items() if env not in single)
+        raise cfg.fail(missing, f"is required when any of {', '.join(single_keys)} is set (all or none)")
+    named = _named(cfg)
+    for env in sorted(single.keys() & named.keys()):
+        key = next(k for k, e in single_keys.items() if e == env)
+        raise cfg.fail("botSecrets", f"sets {env}, which {cfg.key(key)} sets too: keep one")
+    return {**single, **named}
+
+
+def _named(cfg: Reader) -> dict[str, pulumi.Output[str]]:
+    if cfg.raw("botSecrets") is None:
+        return {}
+    try:
+        values = cfg.config.get_object("botSecrets")
+    except Exception:  # noqa: BLE001 - pulumi raises its own JSON error type
+        values = None
+    if not isinstance(values, dict):
+        raise cfg.fail("botSecrets", "must be a map of environment variable names to secret values")
+    if not values:
+        return {}  # Pulumi.yaml's default, merged in plain by the CLI
+    if not pulumi.runtime.is_config_secret(cfg.key("botSecrets")):
+        raise cfg.fail("botSecrets", "is stored in plain text: set each key with "
+                                     "pulumi config set --secret --path 'botSecrets.NAME' …")
+    found: dict[str, pulumi.Output[str]] = {}
+    for name, value in sorted(values.items()):
+        if not _ENV_NAME.match(name):
+            raise cfg.fail("botSecrets", f"key {name!r} is not an environment variable name (A-Z, 0-9, _)")
+        if name in RESERVED_ENV_NAMES or name.startswith(_RESERVED_PREFIXES):
+            raise cfg.fail("botSecrets", f"key {name} is set by voicefleet itself; choose another name")
+        if not isinstance(value, str) or not value:
+            raise cfg.fail("botSecrets", f"{name} must be a non-empty string")
+        found[name] = pulumi.Output.secret(value)
+    return found

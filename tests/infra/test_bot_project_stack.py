@@ -1,0 +1,147 @@
+"""The user's bot in a stack, under Pulumi mocks: `botProject` is the bot images' build context
+`bot-project` (checked at preview), and `botSecrets` is a named set of service keys that reaches the
+bot only by reference (ECS `secrets` valueFrom ARNs; GCE Secret Manager version names read at boot)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stacks import contract
+from stacks.mocks import Run, is_secret, unwrap
+from stacks.settings import SettingsError
+from tests.images.test_bot_project import project
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import container
+
+USER_SECRETS = {"ELEVENLABS_API_KEY": "SENTINEL-elevenlabs-1f2e", "TWILIO_AUTH_TOKEN": "SENTINEL-twilio-9a8b"}
+WITH_USER_SECRETS = {**SECRETS, "voicefleet:botSecrets": json.dumps(USER_SECRETS)}
+WITH_TURN = {**SECRETS, **CHANNEL_SECRETS, "voicefleet:turnSharedSecret": "SENTINEL-turn-0123456789"}
+
+
+def images(run: Run) -> dict[str, dict[str, object]]:
+    return {r.name.rsplit("-", 1)[-1] if not r.name.endswith("bot-webrtc") else "bot-webrtc": unwrap(r.inputs)
+            for r in run.of_type("docker-build:index:Image")}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_the_bot_image_is_built_from_the_parrot_example_by_default(stack: StackRunner, cloud: str) -> None:
+    built = images(stack(cloud))
+    assert built["bot"]["context"] == {"location": "..", "named": {"bot-project": {"location": "../examples/parrot"}}}
+    assert built["bot"]["buildArgs"] == {"BOT_EXCLUDE_PACKAGES": "llvmlite numba opencv-python-headless resampy"}
+    assert built["dispatcher"]["context"] == {"location": ".."}  # the dispatcher has no bot project
+    assert not built["dispatcher"].get("buildArgs")
+
+
+def test_bot_project_names_the_folder_both_bot_images_are_built_from(stack: StackRunner, tmp_path: Path) -> None:
+    folder = project(tmp_path, pyproject='\n[tool.voicefleet]\nexclude-packages = ["numba"]\n',
+                     extra=(("aiortc", "1.14.0"),))
+    run = stack("aws", secrets=WITH_TURN,
+                botProject=str(folder), turn="external", turnUrls="turn:turn.example.com:3478", **CHANNEL["aws"])
+    built = images(run)
+    for role in ("bot", "bot-webrtc"):
+        assert built[role]["context"]["named"] == {"bot-project": {"location": str(folder)}}  # type: ignore[index]
+        assert built[role]["buildArgs"] == {"BOT_EXCLUDE_PACKAGES": "numba"}
+
+
+@pytest.mark.parametrize("version", ["1.13.0", "2.0.0"])
+def test_a_project_locking_an_unsupported_pipecat_fails_the_preview_naming_key_file_and_version(
+        stack: StackRunner, tmp_path: Path, version: str) -> None:
+    folder = project(tmp_path, pipecat=version)
+    with pytest.raises(SettingsError) as caught:
+        stack("aws", botProject=str(folder))
+    message = str(caught.value)
+    assert "voicefleet:botProject" in message and f"pipecat-ai {version}" in message
+    assert str(folder / "uv.lock") in message and ">=1.14.0,<2" in message
+
+
+def test_a_bot_project_that_is_not_one_fails_the_preview(stack: StackRunner, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:botProject .* has no bot.py"):
+        stack("gcp", botProject=str(project(tmp_path, bot=False)))
+
+
+def test_named_bot_secrets_reach_the_ecs_bot_as_arns_of_this_stacks_versions(stack: StackRunner) -> None:
+    run = stack("aws", secrets=WITH_USER_SECRETS)
+    references = {s["name"]: s["valueFrom"] for s in container(run, "-bot")["secrets"]}
+    assert sorted(references) == sorted(USER_SECRETS)
+    for env in USER_SECRETS:
+        slug = env.lower().replace("_", "-")
+        assert references[env].startswith(f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:"
+                                          f"/voicefleet/aws-test/{slug}-AbCdEf:::v-")
+    definition = container(run, "-bot")
+    assert not any(e["name"] in USER_SECRETS for e in definition.get("environment", []))
+    dispatcher = container(run, "-dispatcher")
+    assert not set(USER_SECRETS) & {s["name"] for s in dispatcher.get("secrets", [])}  # the bot's, not the dispatcher's
+
+
+def test_named_bot_secrets_are_readable_only_by_the_bot_execution_role(stack: StackRunner) -> None:
+    run = stack("aws", secrets=WITH_USER_SECRETS)
+    grants = [unwrap(r.inputs) for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if "-read-" in r.name]
+    readers = {json.dumps(g["policy"]): g["role"] for g in grants}
+    holding = [role for policy, role in readers.items() if "elevenlabs-api-key" in policy]
+    assert holding == ["voicefleet-aws-test-bot-execution-id"]
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_named_bot_secret_values_reach_only_the_secret_store_and_stay_secret(stack: StackRunner, cloud: str) -> None:
+    run = stack(cloud, secrets=WITH_USER_SECRETS)
+    stores = {"aws:secretsmanager/secretVersion:SecretVersion", "gcp:secretmanager/secretVersion:SecretVersion"}
+    field = "secretString" if cloud == "aws" else "secretData"
+    stored = [r for r in run.registrations if r.type in stores
+              and any(v in json.dumps(unwrap(r.inputs)) for v in USER_SECRETS.values())]
+    assert len(stored) == len(USER_SECRETS) and all(is_secret(r.inputs[field]) for r in stored)
+    elsewhere = [r.name for r in run.registrations if r.type not in stores
+                 and any(v in json.dumps(unwrap(r.inputs)) for v in USER_SECRETS.values())]
+    assert elsewhere == []
+
+
+def test_named_bot_secrets_reach_gce_bots_as_version_names_read_at_boot(stack: StackRunner) -> None:
+    run = stack("gcp", secrets=WITH_USER_SECRETS)
+    (template,) = run.of_type("gcp:compute/instanceTemplate:InstanceTemplate")
+    refs = template.inputs["metadata"][contract.GCE_SECRETS_METADATA_KEY]
+    assert refs == ",".join(f"{env}=projects/vf-test/secrets/voicefleet-gcp-test-{env.lower().replace('_', '-')}"
+                            "/versions/1" for env in sorted(USER_SECRETS))
+    bot = "serviceAccount:vf-gcp-test-bot@vf-test.iam.gserviceaccount.com"
+    members = run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+    readable = [r for r in members if r.inputs["member"] == bot]
+    assert len(readable) == len(USER_SECRETS)
+
+
+def test_bot_secrets_stored_in_plain_text_are_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:botSecrets is stored in plain text"):
+        stack("aws", botSecrets=json.dumps(USER_SECRETS))
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("DAILY_API_KEY", "set by voicefleet itself"), ("BOT_CHANNEL_TOKEN", "set by voicefleet itself"),
+    ("TURN_SHARED_SECRET", "set by voicefleet itself"), ("lower_case", "not an environment variable name"),
+])
+def test_bot_secret_names_that_would_collide_or_cannot_be_variables_are_refused(
+        stack: StackRunner, name: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        stack("aws", secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({name: "SENTINEL-x"})})
+
+
+def test_a_bot_secret_also_set_by_its_single_key_is_refused(stack: StackRunner) -> None:
+    keys = {"voicefleet:deepgramApiKey": "SENTINEL-dg", "voicefleet:cartesiaApiKey": "SENTINEL-ca",
+            "voicefleet:openaiApiKey": "SENTINEL-oa"}
+    both = {**SECRETS, **keys, "voicefleet:botSecrets": json.dumps({"DEEPGRAM_API_KEY": "SENTINEL-dg2"})}
+    with pytest.raises(SettingsError, match="DEEPGRAM_API_KEY, which voicefleet:deepgramApiKey sets too"):
+        stack("aws", secrets=both)
+
+
+def test_the_single_keys_and_the_named_set_add_up(stack: StackRunner) -> None:
+    keys = {"voicefleet:deepgramApiKey": "SENTINEL-dg", "voicefleet:cartesiaApiKey": "SENTINEL-ca",
+            "voicefleet:openaiApiKey": "SENTINEL-oa"}
+    run = stack("aws", secrets={**WITH_USER_SECRETS, **keys})
+    assert sorted(s["name"] for s in container(run, "-bot")["secrets"]) == sorted(
+        [*USER_SECRETS, "CARTESIA_API_KEY", "DEEPGRAM_API_KEY", "OPENAI_API_KEY"])
+
+
+def test_a_turn_relay_with_a_project_without_webrtc_fails_the_preview(stack: StackRunner, tmp_path: Path) -> None:
+    folder = project(tmp_path)  # daily-python and onnxruntime, no aiortc
+    with pytest.raises(SettingsError, match="voicefleet:botProject .* has no aiortc"):
+        stack("aws", secrets=WITH_TURN,
+              botProject=str(folder), turn="external", turnUrls="turn:turn.example.com:3478", **CHANNEL["aws"])
