@@ -5,6 +5,7 @@ bot only by reference (ECS `secrets` valueFrom ARNs; GCE Secret Manager version 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,8 +69,9 @@ def test_named_bot_secrets_reach_the_ecs_bot_as_arns_of_this_stacks_versions(sta
     assert sorted(references) == sorted(USER_SECRETS)
     for env in USER_SECRETS:
         slug = env.lower().replace("_", "-")
-        assert references[env].startswith(f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:"
-                                          f"/voicefleet/aws-test/{slug}-AbCdEf:::v-")
+        # this stack's secret (its name carries a generated tail), pinned to the version it wrote
+        assert re.fullmatch(rf"arn:aws:secretsmanager:eu-west-1:123456789012:secret:/voicefleet/aws-test/{slug}-"
+                            r"\S+-AbCdEf:::v-[0-9a-f]{8}", references[env]), references[env]
     definition = container(run, "-bot")
     assert not any(e["name"] in USER_SECRETS for e in definition.get("environment", []))
     dispatcher = container(run, "-dispatcher")
