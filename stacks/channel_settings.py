@@ -12,9 +12,9 @@ Without `botChannelToken` the stack has no channel: every start is cold, as befo
 plain-HTTP ALB would carry the token in clear text, so the key is refused there). With it:
 - AWS needs HTTPS and the certificate's name (`dispatcherDomain`): bots check the certificate, and
   it is not issued for the ALB's own amazonaws.com name.
-- on GCP, one dispatcher instance (`dispatcherMaxInstances` = 1): Cloud Run sends a bot's channel to
-  any instance, and the GCP stack provisions no coordination store yet. On AWS several replicas
-  share one (`dispatcherCount` > 1 with `storePassword`: stacks/store_settings.py, docs/replicas.md).
+- several dispatcher replicas share a coordination store (docs/replicas.md): on AWS with
+  `dispatcherCount` > 1 and `storePassword` (stacks/store_settings.py), on GCP with
+  `dispatcherMaxInstances` > 1 (Memorystore, IAM sign-in: no password).
 - Cloud Run's request timeout bounds a WebSocket: it must outlive an idle bot's wait plus its session.
 """
 
@@ -94,13 +94,6 @@ def aws_domain(cfg: Reader, settings: Settings, certificate_arn: str | None, idl
         raise cfg.fail("albIdleTimeoutSeconds", f"must be longer than the channel's ping interval "
                                                 f"({PING_INTERVAL_SECONDS} s) with {TOKEN_KEY} (got {idle_timeout})")
     return domain
-
-
-def single_replica(cfg: Reader, settings: Settings, key: str, replicas: int) -> None:
-    if enabled(settings) and replicas > 1:
-        raise cfg.fail(key, f"must be 1 with {TOKEN_KEY} (got {replicas}): bots' channels reach an instance at "
-                            "random, and the GCP stack provisions no coordination store for instances to find "
-                            "each other yet (docs/replicas.md)")
 
 
 def channel_lifetime_seconds(settings: Settings) -> int:

@@ -18,6 +18,7 @@ from stacks.gcp_bot import BotTemplate, BotTemplateArgs
 from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp_network import Network, NetworkArgs
 from stacks.gcp_secrets import SecretStore, SecretStoreArgs
+from stacks.gcp_store import CoordinationStore, CoordinationStoreArgs
 from stacks.gcp_turn import TurnRelay, TurnRelayArgs
 from stacks.settings import Settings
 from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
@@ -135,6 +136,14 @@ class GcpStack(pulumi.ComponentResource):
         dispatcher_secrets = (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
                               + (contract.CHANNEL_SECRETS if bot_channel_url is not None else ()))
         readable = secrets.grant_access("dispatcher", member, dispatcher_secrets)
+        store = None
+        if cfg.store:  # several instances share it (docs/replicas.md)
+            prod = settings.environment == "prod"
+            store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
+                instance_id=f"{prefix}-kv", region=cfg.region, project=cfg.project, network_id=network.network_id,
+                subnetwork_id=network.subnetwork_id, dispatcher_member=member,
+                node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
+                protect=settings.protect), opts=after_apis)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             service_name=dispatcher_service_name(prefix),
             project=cfg.project,
@@ -158,6 +167,10 @@ class GcpStack(pulumi.ComponentResource):
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,
+            store_url=store.url if store is not None else None,
+            store_ca=store.ca_certificate if store is not None else None,
+            network_id=network.network_id if store is not None else None,
+            subnetwork_id=network.subnetwork_id if store is not None else None,
             max_concurrent_sessions=settings.max_concurrent_sessions,
             max_session_seconds=settings.max_session_seconds,
             deletion_protection=settings.protect,

@@ -46,6 +46,11 @@ class DispatcherArgs:
     request_timeout_seconds: int = 120
     # With the channel, each bot's WebSocket holds one (stacks/channel_settings.cloud_run_concurrency).
     request_concurrency: int = 80
+    # Several instances: their coordination store (stacks/gcp_store.py), reached through the VPC.
+    store_url: pulumi.Input[str] | None = None
+    store_ca: pulumi.Input[str] | None = None
+    network_id: pulumi.Input[str] | None = None
+    subnetwork_id: pulumi.Input[str] | None = None
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -62,7 +67,14 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         **args.reserve.to_env(),
         **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
+        **(store_environment(args) if args.store_url is not None else {}),
     }
+
+
+def store_environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
+    """Memorystore: TLS checked against the instance's own CA, IAM sign-in with the service's account."""
+    assert args.store_url is not None and args.store_ca is not None
+    return {"REDIS_URL": args.store_url, "REDIS_AUTH": "gcp-iam", "REDIS_CA_CERT": args.store_ca}
 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
@@ -92,6 +104,10 @@ class Dispatcher(pulumi.ComponentResource):
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
                 "max_instance_request_concurrency": args.request_concurrency,
+                # Direct VPC egress to the store's private endpoint; the internet stays direct.
+                **({"vpc_access": {"network_interfaces": [{"network": args.network_id,
+                                                           "subnetwork": args.subnetwork_id}],
+                                   "egress": "PRIVATE_RANGES_ONLY"}} if args.store_url is not None else {}),
                 "timeout": f"{args.request_timeout_seconds}s",
                 "containers": [{
                     "name": contract.DISPATCHER_CONTAINER_NAME,

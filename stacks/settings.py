@@ -220,7 +220,8 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     maximum = cfg.integer("dispatcherMaxInstances", minimum=1, maximum=1000)
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
-    channel_settings.single_replica(cfg, settings, "dispatcherMaxInstances", maximum)
+    # Several instances with the channel: bots' channels land on any instance, so they share a store.
+    store = channel_settings.enabled(settings) and maximum > 1
     channel_settings.cloud_run_limits(cfg, settings)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
@@ -233,6 +234,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         bot_disk_gb=cfg.integer("botDiskGb", minimum=10, maximum=1000),
         dispatcher_min_instances=minimum,
         dispatcher_max_instances=maximum,
+        store=store,
     )
 
 

@@ -183,7 +183,6 @@ def test_the_ping_interval_the_settings_check_is_the_bots() -> None:
     ("aws", {"dispatcherDomain": ""}, "voicefleet:dispatcherDomain"),
     ("aws", {"dispatcherDomain": "Voice.Example.COM"}, "voicefleet:dispatcherDomain"),
     ("aws", {"albIdleTimeoutSeconds": "10"}, "voicefleet:albIdleTimeoutSeconds"),
-    ("gcp", {"dispatcherMaxInstances": "2"}, "voicefleet:dispatcherMaxInstances"),
     ("gcp", {"maxSessionSeconds": "2700"}, "voicefleet:maxSessionSeconds"),
     ("gcp", {"maxConcurrentSessions": "911"}, "voicefleet:maxConcurrentSessions"),
 ])

@@ -211,3 +211,25 @@ def test_one_aws_replica_has_no_store(stack: StackRunner) -> None:
     assert run.of_type("aws:elasticache/serverlessCache:ServerlessCache") == []
     env = {e["name"] for e in container(run, "-dispatcher")["environment"]}
     assert "REDIS_URL" not in env
+
+
+def test_several_gcp_instances_with_the_channel_share_memorystore_through_the_vpc(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS},
+                **{**CHANNEL["gcp"], "dispatcherMinInstances": "2", "dispatcherMaxInstances": "3"})
+    (instance,) = run.of_type("gcp:memorystore/instance:Instance")
+    assert unwrap(instance.inputs)["authorizationMode"] == "IAM_AUTH"
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    template = unwrap(service.inputs)["template"]
+    envs = {e["name"]: e.get("value") for e in template["containers"][0]["envs"]}
+    assert envs["REDIS_AUTH"] == "gcp-iam" and envs["REDIS_URL"].startswith("rediss://")
+    assert "REDIS_CA_CERT" in envs and "REDIS_PASSWORD" not in envs
+    assert template["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"
+    assert template["scaling"]["minInstanceCount"] == 2
+    (member,) = [unwrap(m.inputs) for m in run.of_type("gcp:projects/iAMMember:IAMMember")
+                 if unwrap(m.inputs)["role"] == "roles/memorystore.dbConnectionUser"]
+    assert member["member"].startswith("serviceAccount:") and "dispatcher" in member["member"]
+
+
+def test_one_gcp_instance_has_no_store(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["gcp"])
+    assert run.of_type("gcp:memorystore/instance:Instance") == []
