@@ -212,6 +212,8 @@ def session_config(config: BotConfig, assignment: Assignment) -> BotConfig:
         room_url=assignment.room_url,
         token=assignment.token,
         ice=assigned_ice(config, assignment),
+        # The mode's capabilities admitted it (`_assign`): one of the host's transports.
+        transport=assignment.transport,  # type: ignore[arg-type]
     )
 
 

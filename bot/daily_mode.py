@@ -27,6 +27,7 @@ from bot.runner_args import daily_arguments
 from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
+from bot.websocket_mode import CALL_CAPABILITY, CallMedia, preload_in_background, run_call
 
 
 async def check(config: BotConfig, user_bot: UserBot, events: EventWriter) -> int:
@@ -66,11 +67,24 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
         if config.channel is not None:
             # Run by a dispatcher: report on its channel; a reserve bot also waits there for its
             # one assignment (the room and its token), its bot imported and the VAD loaded.
-            channel = ChannelSession(config, config.channel, events, lifecycle, capabilities=("daily",), signalling={})
+            # A reserve bot takes a phone call too; a cold one serves the room it was launched for
+            # (and so needs no channel to do it: no handlers, docs/channel.md).
+            media = CallMedia(config.channel.url)
+            reserve = not config.channel.cold
+            channel = ChannelSession(
+                config, config.channel, events, lifecycle,
+                capabilities=("daily", CALL_CAPABILITY) if reserve else ("daily",),
+                signalling=media.handlers if reserve else {},
+            )  # fmt: skip
+            if reserve:
+                preload_in_background()
             assigned = await await_session(channel, config, watch)
             if assigned is None:
                 return lifecycle
             config = assigned
+            if config.transport == CALL_CAPABILITY:
+                await run_call(config, session, channel, media, events)
+                return lifecycle
 
         def attach(transport: DailyTransport) -> None:
             async def on_joined(transport: DailyTransport, data: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from bot.signalling import SignallingServer
 from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
+from bot.websocket_mode import CALL_CAPABILITY, CallMedia, preload_in_background, run_call
 from botchannel.contract import METHOD_ICE, METHOD_OFFER
 
 
@@ -115,15 +116,22 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
         )
         if config.channel is not None:
             # Run by a dispatcher: dial it, listen on nothing; signalling arrives on the channel.
+            media = CallMedia(config.channel.url)  # a reserve bot takes a phone call too
             channel = ChannelSession(
-                config, config.channel, events, lifecycle, capabilities=("webrtc",),
-                signalling={METHOD_OFFER: server.offer, METHOD_ICE: server.patch},
+                config, config.channel, events, lifecycle, capabilities=("webrtc", CALL_CAPABILITY),
+                signalling={METHOD_OFFER: server.offer, METHOD_ICE: server.patch, **media.handlers},
             )
             report_first_audio(watch, channel)
             await channel.open()
+            if not config.channel.cold:
+                preload_in_background()
             assignment = await channel.wait_assigned()
             if assignment is not None:
                 config = session_config(config, assignment)
+                if config.transport == CALL_CAPABILITY:
+                    await run_call(config, session, channel, media, events)
+                    await server.close()
+                    return lifecycle
                 server.session_id = config.session_id
                 server.ice = config.ice  # its own TURN credentials arrive with the session
         else:

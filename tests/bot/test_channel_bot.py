@@ -47,7 +47,7 @@ async def test_a_reserve_bot_dials_out_listens_on_nothing_and_takes_exactly_one_
     idle = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
     assert idle["machine_id"] == "reserve-1"
     link = await wait_idle(channels)
-    assert (link.machine_id, link.hello.capabilities) == ("reserve-1", ("webrtc",))
+    assert (link.machine_id, link.hello.capabilities) == ("reserve-1", ("webrtc", "websocket"))  # phone calls too
     assert listening_sockets(bot.proc.pid) == []  # no TCP listener, not even loopback
 
     with pytest.raises(BotRequestFailed) as early:
@@ -109,7 +109,7 @@ async def test_a_daily_reserve_bot_waits_without_a_room_and_takes_its_room_from_
     bot = spawn_bot(env=reserve_env(url, "daily-1", BOT_TRANSPORT="daily"), wait_ready=False)
     await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)  # no room URL needed to wait
     link = await wait_idle(channels)
-    assert link.hello.capabilities == ("daily",)
+    assert link.hello.capabilities == ("daily", "websocket")  # a reserve bot takes phone calls too
     with pytest.raises(BotRequestFailed) as wrong:
         await link.request("assign", {"session_id": "s-w", "max_session_seconds": 60, "transport": "webrtc"})
     assert wrong.value.code == "unsupported_transport"

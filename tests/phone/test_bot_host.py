@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.fakes.carriers import CarrierCall
-from tests.phone.conftest import phone_env, speech_8k, wait_status
+from tests.phone.conftest import metric, phone_env, speech_8k, wait_for_idle_bot, wait_status
 from tests.support.audio import rms
 from tests.support.processes import run_dispatcher
 
@@ -34,5 +34,22 @@ async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) 
             await call.say(speech)
             echoed = await call.bot_audio(len(speech) / 16000 * 0.8, timeout=30)
             assert rms(np.frombuffer(echoed, dtype=np.int16)) > 500
+            await call.hang_up()
+            assert await wait_status(api, start["sessionId"], {"ended", "failed"}) == "ended"
+
+
+async def test_a_call_claims_a_warm_reserve_bot_of_the_hosts_default_mode(tmp_path: Path) -> None:
+    env = {**phone_env(tmp_path), "BOT_FILE": str(ECHO_BOT)}  # RESERVE_MIN_IDLE=1: a webrtc-mode reserve bot
+    env.pop("LOCAL_BOT_COMMAND")
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+            await wait_for_idle_bot(api)
+            start = (await api.post("/start", json={"transport": "twilio"})).json()
+            call = CarrierCall("twilio", f"{start['wsUrl']}/{start['token']}")
+            await call.open()
+            await call.handshake()
+            greeting = await call.bot_audio(0.1, timeout=30)
+            assert rms(np.frombuffer(greeting, dtype=np.int16)) > 500
+            assert await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"') == 1
             await call.hang_up()
             assert await wait_status(api, start["sessionId"], {"ended", "failed"}) == "ended"
