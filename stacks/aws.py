@@ -92,7 +92,7 @@ class AwsStack(pulumi.ComponentResource):
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
                     "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
                     **turn_secrets(settings), **channel_secrets(settings),
-                    **store_secrets(settings, cfg.store)},
+                    **store_secrets(settings, cfg.store), **settings.secrets.phone},
             recovery_window_days=cfg.secret_recovery_days,
             protect=settings.protect,
         ), opts=child)
@@ -182,6 +182,7 @@ class AwsStack(pulumi.ComponentResource):
             domain=cfg.dispatcher_domain,
             zone_id=cfg.dispatcher_zone_id,
             store_url=store.url if store is not None else None,
+            phone_secret_names=tuple(sorted(settings.secrets.phone)),
         ), opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)

@@ -59,6 +59,7 @@ class DispatcherArgs:
     domain: str | None = None  # dispatcherDomain, which bots dial
     zone_id: str | None = None  # its Route 53 zone: the record is written here and awaited
     store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
+    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/phone_settings.py)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -89,7 +90,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
             + (contract.CHANNEL_SECRETS if args.channel_url is not None else ())
-            + (store_settings.STORE_SECRETS if args.store_url is not None else ()))
+            + (store_settings.STORE_SECRETS if args.store_url is not None else ()) + args.phone_secret_names)
 
 
 def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:

@@ -93,7 +93,7 @@ class GcpStack(pulumi.ComponentResource):
             prefix=prefix,
             values={"DAILY_API_KEY": settings.secrets.daily_api_key,
                     "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
-                    **turn_secrets(settings), **channel_secrets(settings)},
+                    **turn_secrets(settings), **channel_secrets(settings), **settings.secrets.phone},
             protect=settings.protect,
             depends_on=apis,
         ), opts=child)
@@ -134,7 +134,8 @@ class GcpStack(pulumi.ComponentResource):
         member = pulumi.Output.concat("serviceAccount:", account.email)
         launch_grants = bot.grant_launch("dispatcher", member)
         dispatcher_secrets = (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
-                              + (contract.CHANNEL_SECRETS if bot_channel_url is not None else ()))
+                              + (contract.CHANNEL_SECRETS if bot_channel_url is not None else ())
+                              + tuple(sorted(settings.secrets.phone)))
         readable = secrets.grant_access("dispatcher", member, dispatcher_secrets)
         store = None
         if cfg.store:  # several instances share it (docs/replicas.md)
@@ -168,6 +169,7 @@ class GcpStack(pulumi.ComponentResource):
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,
             store_url=store.url if store is not None else None,
+            phone_secret_names=tuple(sorted(settings.secrets.phone)),
             store_ca=store.ca_certificate if store is not None else None,
             network_id=network.network_id if store is not None else None,
             subnetwork_id=network.subnetwork_id if store is not None else None,

@@ -48,6 +48,7 @@ class DispatcherArgs:
     request_concurrency: int = 80
     # Several instances: their coordination store (stacks/gcp_store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
+    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/phone_settings.py)
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
@@ -79,7 +80,7 @@ def store_environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
-            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ()))
+            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ()) + args.phone_secret_names)
 
 
 class Dispatcher(pulumi.ComponentResource):

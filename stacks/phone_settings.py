@@ -9,6 +9,22 @@ bot channel, so it is on), which covers a call.
 
 from __future__ import annotations
 
+import pulumi
+
+from stacks.config_reader import Reader
+
+# Secret stack config → the dispatcher's variable (docs/configuration.md, "Phone calls"). Each is
+# optional: a carrier without its credential is reached with one-time tokens only (docs/phone.md).
+PHONE_SECRET_KEYS = {
+    "twilioAuthToken": "TWILIO_AUTH_TOKEN",
+    "telnyxPublicKey": "TELNYX_PUBLIC_KEY",
+    "plivoAuthToken": "PLIVO_AUTH_TOKEN",
+    "exotelApiKey": "EXOTEL_API_KEY",
+    "exotelApiToken": "EXOTEL_API_TOKEN",
+    "phoneTokenSecret": "PHONE_TOKEN_SECRET",
+    "dailyDialinSecret": "DAILY_DIALIN_SECRET",
+}
+
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)
 FARGATE_MAX_STOP_TIMEOUT = 120  # seconds (ContainerDefinition.stopTimeout's maximum on Fargate)
 CALL_START_MARGIN_SECONDS = 60  # a call's start (claim, or a cold launch's wait) before its audio
@@ -18,3 +34,12 @@ def deregistration_delay(max_session_seconds: int) -> int:
     """How long a replaced dispatcher task keeps relaying the calls it took."""
     return min(ALB_MAX_DEREGISTRATION_DELAY, max_session_seconds + CALL_START_MARGIN_SECONDS)
 
+
+def secrets(cfg: Reader) -> dict[str, pulumi.Output[str]]:
+    """The carriers' credentials that are set, env name -> value (an Output: only the secret
+    stores ever see it, and the dispatcher reads it by reference)."""
+    found = {env: value for key, env in PHONE_SECRET_KEYS.items()
+             if (value := cfg.secret(key, required=False)) is not None}
+    if ("EXOTEL_API_KEY" in found) != ("EXOTEL_API_TOKEN" in found):
+        raise cfg.fail("exotelApiToken", "is set together with exotelApiKey, or neither is")
+    return found

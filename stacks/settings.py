@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from stacks import bot_settings, channel_settings, reserve_settings, store_settings, turn_settings
+from stacks import bot_settings, channel_settings, phone_settings, reserve_settings, store_settings, turn_settings
 from stacks import cloud_limits as limits
 from stacks.config_reader import DEFAULTS, Reader, SettingsError
 from stacks.settings_model import AwsSettings, GcpSettings, Secrets, Settings
@@ -80,6 +80,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot=bot_settings.secrets(cfg, BOT_SECRET_KEYS),
         bot_channel_token=channel_settings.token(cfg),
         store_password=store_settings.password(cfg),
+        phone=phone_settings.secrets(cfg),
     )
     extra_tags = cfg.config.get_object("tags") or {}
     if not isinstance(extra_tags, dict):

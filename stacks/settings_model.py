@@ -27,6 +27,8 @@ class Secrets:
     bot_channel_token: pulumi.Output[str] | None = None
     # storePassword (stacks/store_settings.py): the coordination store's, when replicas share one.
     store_password: pulumi.Output[str] | None = None
+    # The carriers' credentials for phone calls (stacks/phone_settings.py), env name -> value.
+    phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
