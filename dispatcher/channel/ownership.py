@@ -75,6 +75,10 @@ class Ownership:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def aclose(self) -> None:
+    async def settled(self, timeout: float = 2.0) -> None:
+        """Waits for the store writes under way (tests; aclose)."""
         if self._writes:
-            await asyncio.wait(set(self._writes), timeout=2)
+            await asyncio.wait(set(self._writes), timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self.settled()

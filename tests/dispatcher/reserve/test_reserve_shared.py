@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
@@ -30,7 +31,7 @@ class Machines:
         self.launched: list[str] = []
         self.retired: list[str] = []
 
-    async def launch_idle(self, bot_id: str) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         self.launched.append(bot_id)
 
     async def idle_machines(self) -> list[IdleMachine]:
@@ -72,7 +73,8 @@ async def stores(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIt
 def reserve(store: Store, machines: Machines, clock: list[float]) -> Reserve:
     settings = ReserveSettings.from_env({"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
                                          "RESERVE_COLD_START_SECONDS": "1"})
-    return Reserve(settings, machines, BotChannels("t" * 40), ReserveMetrics(Metrics("paper").registry, "paper"),
+    channels = BotChannels(BotCredentials("t" * 40))
+    return Reserve(settings, machines, channels, ReserveMetrics(Metrics("paper").registry, "paper"),
                    clock=lambda: clock[0], claims=BotClaims(store))
 
 
