@@ -25,6 +25,10 @@ from tests.support.processes import DispatcherProcess, processes_with_env, run_d
 from tests.support.redis_server import RedisServer, redis_server
 
 TIMEOUT = 60.0
+# Sessions belong to the API key that started them, the same key at every replica (keyless local
+# mode draws a random owner key per process, so replicas could not read each other's sessions).
+API_KEY = "replicas-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @dataclass
@@ -74,6 +78,7 @@ def replica_env(store: RedisServer, mark: str, name: str, **extra: str) -> dict[
         "START_RATE_PER_KEY": "1000",
         "START_BURST_PER_KEY": "1000",
         "LOG_LEVEL": "warning",
+        "DISPATCHER_API_KEYS": API_KEY,
         **extra,
     }
 
@@ -97,5 +102,19 @@ def start_fleet(tmp_path: Path, store: RedisServer, count: int, **extra: str) ->
         yield Fleet(store, replicas, mark)
 
 
+def call(method: str, base_url: str, path: str, *, headers: dict[str, str] | None = None,
+         **kwargs: object) -> httpx.Response:
+    return httpx.request(method, base_url + path, timeout=TIMEOUT, headers={**AUTH, **(headers or {})},
+                         **kwargs)  # type: ignore[arg-type]
+
+
 def post(base_url: str, path: str, **kwargs: object) -> httpx.Response:
-    return httpx.post(base_url + path, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
+    return call("POST", base_url, path, **kwargs)  # type: ignore[arg-type]
+
+
+def get(base_url: str, path: str) -> httpx.Response:
+    return call("GET", base_url, path)
+
+
+def delete(base_url: str, path: str) -> httpx.Response:
+    return call("DELETE", base_url, path)

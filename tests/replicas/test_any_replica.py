@@ -6,10 +6,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.replicas.conftest import TIMEOUT, Fleet, post, start_fleet
+from tests.replicas.conftest import Fleet, call, delete, get, post, start_fleet
 from tests.support.processes import wait_gone
 from tests.support.redis_server import RedisServer
 
@@ -33,7 +32,7 @@ def test_a_session_started_at_one_replica_answers_status_offer_and_stop_at_the_o
         session_id, first = started_elsewhere(three, n)
         bots_before = set(three.bots())
         for other in three.others(first):
-            status = httpx.get(f"{other}/sessions/{session_id}", timeout=TIMEOUT)
+            status = get(other, f"/sessions/{session_id}")
             assert status.status_code == 200, status.text
             assert status.json()["status"] == "started"
             offer = post(other, f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
@@ -41,14 +40,14 @@ def test_a_session_started_at_one_replica_answers_status_offer_and_stop_at_the_o
             assert offer.json()["sdp"] == "answer-to:v=0"
             owner_session, pid = offer.json()["bot"].split("/")
             assert owner_session == session_id
-            ice = httpx.patch(f"{other}/sessions/{session_id}/api/offer", timeout=TIMEOUT,
-                              json={"pc_id": "standin-pc", "candidates": []})
+            ice = call("PATCH", other, f"/sessions/{session_id}/api/offer",
+                       json={"pc_id": "standin-pc", "candidates": []})
             assert ice.status_code == 200, ice.text
         assert set(three.bots()) == bots_before  # nothing launched by looking
         stopper = three.others(first)[n % 2]
-        assert httpx.delete(f"{stopper}/sessions/{session_id}", timeout=TIMEOUT).status_code in (202, 204)
+        assert delete(stopper, f"/sessions/{session_id}").status_code in (202, 204)
         assert wait_gone([int(pid)]) == []
-        ended = httpx.get(f"{three.any()}/sessions/{session_id}", timeout=TIMEOUT)
+        ended = get(three.any(), f"/sessions/{session_id}")
         assert ended.status_code == 404 or ended.json()["status"] in ("ended", "failed")
 
 

@@ -7,11 +7,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
-from tests.replicas.conftest import TIMEOUT, Fleet, post, start_fleet
+from tests.replicas.conftest import Fleet, delete, post, start_fleet
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and their bots: about a minute
@@ -49,4 +48,4 @@ def test_a_burst_past_the_reserves_gives_every_session_its_own_bot(tmp_path: Pat
         assert claims, "no start was warm"
         assert len(set(claims.values())) == len(claims) and set(claims.values()) <= set(sessions)
         for session_id in sessions:
-            assert httpx.delete(f"{fleet.any()}/sessions/{session_id}", timeout=TIMEOUT).status_code in (202, 204)
+            assert delete(fleet.any(), f"/sessions/{session_id}").status_code in (202, 204)

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.replicas.conftest import TIMEOUT, post, start_fleet
+from tests.replicas.conftest import get, post, start_fleet
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and their bots: about a minute
@@ -24,7 +23,7 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
 
 
 def health(url: str) -> dict[str, object]:
-    answer = httpx.get(f"{url}/healthz", timeout=TIMEOUT)
+    answer = get(url, "/healthz")
     assert answer.status_code == 200  # degraded is still alive: a balancer must keep the replica
     body: dict[str, object] = answer.json()
     return body
@@ -53,12 +52,12 @@ def test_a_store_outage_is_reported_refuses_no_safe_start_and_never_launches_twi
         # A start without a key cannot collide with anything: it still works.
         assert post(b, "/start?wait=started", json={}).status_code == 201
         # The owner still answers for its own session.
-        assert httpx.get(f"{a}/sessions/{session_before}", timeout=TIMEOUT).json()["status"] == "started"
+        assert get(a, f"/sessions/{session_before}").json()["status"] == "started"
 
         store.start()  # same port, empty: nothing was persisted
         eventually(lambda: all(health(url)["status"] == "ok" for url in (a, b)), "both to see the store back")
         # The heartbeat writes the owner records again: the other replica finds the session.
-        eventually(lambda: httpx.get(f"{b}/sessions/{session_before}", timeout=TIMEOUT).status_code == 200,
+        eventually(lambda: get(b, f"/sessions/{session_before}").status_code == 200,
                    "the owner record to be written again")
         with ThreadPoolExecutor(2) as pool:
             after = list(pool.map(lambda url: post(url, "/start", json={}, headers={"Idempotency-Key": "during"}),
