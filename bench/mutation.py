@@ -64,13 +64,15 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions/reaper.py": [f"{T}sessions/test_reaper_retries.py", f"{T}sessions/test_reaper.py"],
     "dispatcher/sessions/admission.py": [f"{T}sessions/test_admission.py", f"{T}sessions/test_sessions.py"],
     # the warm reserve: local bots over the channel, then each cloud provider's claim
-    "dispatcher/reserve/reserve.py": [f"{T}reserve/test_reserve.py", f"{T}machines/test_fly_reserve.py",
+    "dispatcher/reserve/reserve.py": [f"{T}reserve/test_reserve.py", "tests/security/test_idle_bot_credentials.py",
+                                      f"{T}machines/test_fly_reserve.py",
                                       f"{T}machines/test_gce_reserve.py", f"{T}machines/test_ecs_reserve.py"],
     "dispatcher/outbound/provider_errors.py": [f"{T}outbound/test_provider_errors.py"],
     # the bot channel's trust boundary: machine credentials, hellos against them, the claim's unbind
     "dispatcher/channel/credentials.py": ["tests/security/test_credential_format.py", f"{T}channel/test_channel.py",
                                           "tests/security/test_idle_bot_credentials.py"],
-    "dispatcher/channel/bots.py": [f"{T}channel/test_channel.py", "tests/security/test_session_binding.py",
+    "dispatcher/channel/bots.py": [f"{T}channel/test_channel.py", "tests/security/test_channel_rules.py",
+                                   "tests/security/test_session_binding.py",
                                    "tests/security/test_idle_bot_credentials.py", f"{T}reserve/test_reserve.py",
                                    "tests/security/test_server_limits.py"],
     "dispatcher/media/turn.py": [f"{T}media/test_turn.py", f"{T}media/test_turn_bounds.py",

@@ -1,0 +1,77 @@
+"""The channel's rules for hellos, in process (fast): an idle credential is admitted once, a
+claimed reserve bot may dial again for its own session only, and a reconnect closes the old channel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from botchannel.contract import CHANNEL_PATH, Hello
+from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.settings import Settings
+from tests.security.conftest import WAIT, dial
+from tests.support.dispatcher_server import serving
+
+SECRET = "deployment-secret-" + "c" * 32
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[object, str]]:
+    app = create_app(Settings(bot_channel_token=SECRET), env={}, rooms=None)
+    async with serving(app) as port:
+        yield app.state.voicefleet.channels, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    await app.state.voicefleet.aclose()
+
+
+def idle(bot_id: str) -> str:
+    return BotCredentials(SECRET).issue("idle", bot_id, 600)
+
+
+async def closed_by_the_dispatcher(ws: ClientConnection) -> bool:
+    try:
+        await asyncio.wait_for(ws.recv(), WAIT)
+    except ConnectionClosed:
+        return True
+    return False
+
+
+async def test_an_idle_credential_is_admitted_once(served) -> None:  # noqa: ANN001
+    channels, url = served
+    first = await dial(url, idle("rsv-1"), Hello(machine_id="rsv-1", image="dev"))
+    assert first is not None  # control: the launched bot's first hello
+    await first.close()
+    assert await channels.wait_until(lambda: not channels.idle(), WAIT)
+    assert await dial(url, idle("rsv-1"), Hello(machine_id="rsv-1", image="dev")) is None
+
+
+async def test_a_claimed_reserve_bot_may_dial_again_for_its_own_session_only(served) -> None:  # noqa: ANN001
+    channels, url = served
+    ws = await dial(url, idle("rsv-2"), Hello(machine_id="rsv-2", image="dev"))
+    assert ws is not None
+    assert await channels.wait_until(lambda: bool(channels.idle()), WAIT)
+    channels.bind(channels.take_idle(), "s-claimed")  # as a claim does
+    assert await dial(url, idle("rsv-2"), Hello(machine_id="rsv-2", session_id="s-other")) is None
+    again = await dial(url, idle("rsv-2"), Hello(machine_id="rsv-2", session_id="s-claimed"))
+    assert again is not None
+    assert await closed_by_the_dispatcher(ws)  # the old channel is closed, not left open
+    link = channels.link_for("s-claimed")
+    assert link is not None and link.machine_id == "rsv-2"
+    await again.close()
+
+
+async def test_a_reconnect_closes_the_channel_it_replaces(served) -> None:  # noqa: ANN001
+    channels, url = served
+    credential = BotCredentials(SECRET).issue("session", "s-3", 600)
+    hello = Hello(machine_id="m-3", session_id="s-3")
+    old = await dial(url, credential, hello)
+    new = await dial(url, credential, hello)
+    assert old is not None and new is not None
+    assert await closed_by_the_dispatcher(old)
+    await new.ping()  # control: the newest stays open
+    assert channels.link_for("s-3") is not None
+    await new.close()
