@@ -158,7 +158,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_DATASETS_OFFLINE=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     BOT_TRANSPORT=daily
-USER 10001:10001
 # tini as PID 1 forwards SIGTERM to the bot from the first instant (a Python PID 1 ignores SIGTERM
 # until it installs a handler, so a stop during import waited for SIGKILL) and reaps children.
 # `-e 143`: a bot killed by that SIGTERM before its handler exists counts as a clean exit (0), like
@@ -174,10 +173,13 @@ COPY --from=build-webrtc /opt/venv /opt/venv
 COPY --from=code-webrtc --chown=0:0 /opt/voicefleet /opt/voicefleet
 COPY --from=code-webrtc --chown=0:0 /app /app
 ENV BOT_TRANSPORT=webrtc
+USER 10001:10001
 
-# The default target: the Daily bot. `--chown=0:0` on the code: buildah otherwise hands the existing
-# WORKDIR /app to the stage's USER, and the bot must not be able to write its own code.
+# The default target: the Daily bot. USER comes last in each variant, after the code is copied as
+# root's: with USER set first, buildah hands the existing WORKDIR /app to that user, and the bot
+# must not be able to write its own code (images/ci/run_image.py checks it).
 FROM runtime-base AS runtime
 COPY --from=build /opt/venv /opt/venv
 COPY --from=code --chown=0:0 /opt/voicefleet /opt/voicefleet
 COPY --from=code --chown=0:0 /app /app
+USER 10001:10001

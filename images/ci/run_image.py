@@ -82,12 +82,16 @@ def check_static(image: Image, root: Path) -> list[str]:
 
 
 def check_bot(image: Image, root: Path) -> list[str]:
-    """`--check` and nothing else: the default transport must be one this image has."""
+    """`--check` and nothing else: the default transport must be one this image has, and the bot it
+    loads is the project's (BOT_FILE), offline."""
     started = time.monotonic()
     result = subprocess.run(command(root, image, ["--check"]), capture_output=True, text=True, timeout=TIMEOUT)
     print(f"bot --check: exit {result.returncode} in {time.monotonic() - started:.2f} s")
     if result.returncode != 0:
         return [f"bot --check exited {result.returncode}: {result.stderr.strip()[-2000:]}"]
+    bot_file = _env(image, "BOT_FILE")
+    if f'"bot": "{bot_file}"' not in result.stdout:
+        return [f"bot --check did not load the image's BOT_FILE {bot_file!r}: {result.stdout.strip()[-1000:]}"]
     return []
 
 
