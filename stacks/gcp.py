@@ -158,7 +158,7 @@ class GcpStack(pulumi.ComponentResource):
             # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7), and
             # the dispatcher launches reserve VMs at once: it waits for every grant it and the VMs need.
             depends_on=(*readable, *(secrets.versions[env] for env in dispatcher_secrets), *launch_grants,
-                        *bot.grants),
+                        *bot.grants, *([store.grant] if store is not None else [])),
             reserve=settings.reserve,
             turn_urls=turn_urls,
             channel_url=bot_channel_url,

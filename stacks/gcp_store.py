@@ -47,6 +47,7 @@ class CoordinationStoreArgs:
 class CoordinationStore(pulumi.ComponentResource):
     url: pulumi.Output[str]  # rediss://<endpoint>:6379/0
     ca_certificate: pulumi.Output[str]  # the instance's server CA (PEM): not a secret
+    grant: gcp.projects.IAMMember  # the dispatcher's connection role
 
     def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:CoordinationStore", name, None, opts)
@@ -76,8 +77,9 @@ class CoordinationStore(pulumi.ComponentResource):
             labels={"voicefleet": "store"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], protect=args.protect),
         )
-        gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
-                               member=args.dispatcher_member, opts=child)
+        # The dispatcher's service waits for it: a revision that cannot sign in would start degraded.
+        self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
+                                            member=args.dispatcher_member, opts=child)
         endpoint = instance.endpoints.apply(_first_address)
         self.url = pulumi.Output.concat("rediss://", endpoint, ":6379/0")
         self.ca_certificate = instance.managed_server_cas.apply(_ca_pem)
