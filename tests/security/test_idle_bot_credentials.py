@@ -14,6 +14,7 @@ import pytest
 from botchannel.contract import Request, parse_frame
 from dispatcher.machines.base import MachinesError
 from tests.security.conftest import WAIT, MakeDispatcher, dial, idle_hello, stolen_credential
+from tests.support.processes import wait_gone
 
 RESERVE_OF_ONE = {"RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "1"}
 
@@ -87,6 +88,7 @@ async def test_a_claim_whose_re_tagging_fails_unbinds_the_bot_so_the_cold_bot_se
 ) -> None:
     d = await make_dispatcher(**RESERVE_OF_ONE)
     [claimed] = await d.fill(1)
+    claimed_pid = d.idle_pid(claimed)
 
     async def provider_refuses(bot_id: str, spec: object) -> object:
         raise MachinesError("rate_limited", "re-tagging throttled")  # e.g. ECS TagResource, Fly metadata
@@ -104,3 +106,5 @@ async def test_a_claim_whose_re_tagging_fails_unbinds_the_bot_so_the_cold_bot_se
 
     assert await channels.wait_until(cold_bot_serves, WAIT), "the claimed bot still owns the session"
     assert channels.link_for(session_id).machine_id != claimed
+    # and the claimed bot, which holds an assignment it will never serve, is stopped
+    assert await asyncio.to_thread(wait_gone, [claimed_pid], WAIT) == []
