@@ -75,3 +75,20 @@ async def test_a_reconnect_closes_the_channel_it_replaces(served) -> None:  # no
     await new.ping()  # control: the newest stays open
     assert channels.link_for("s-3") is not None
     await new.close()
+
+
+async def test_an_unbound_bot_routes_nothing_for_the_session_and_its_cold_bot_is_admitted(served) -> None:  # noqa: ANN001
+    channels, url = served
+    ws = await dial(url, idle("rsv-4"), Hello(machine_id="rsv-4", image="dev"))
+    assert ws is not None
+    assert await channels.wait_until(lambda: bool(channels.idle()), WAIT)
+    link = channels.take_idle()
+    channels.bind(link, "s-failed")
+    assert channels.link_for("s-failed") is link  # control: bound, it is the session's route
+    channels.unbind(link, "s-failed")  # the claim failed
+    assert channels.link_for("s-failed") is None
+    cold = await dial(url, BotCredentials(SECRET).issue("session", "s-failed", 600),
+                      Hello(machine_id="local-s-failed", session_id="s-failed"))
+    assert cold is not None
+    await cold.close()
+    await ws.close()
