@@ -8,6 +8,7 @@ session (body, session id, TURN credentials) and become the caller's media peer.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -29,8 +30,15 @@ async def test_a_compromised_bot_cannot_pose_as_an_idle_bot_and_take_the_next_se
     evil = await dial(d.channel_url, credential, idle_hello("evil-1"))
 
     assert evil is None, "a second idle bot was admitted with another machine's credential"
+    began = time.monotonic()
     started = await d.client.post("/start", json={"body": {"caller_secret": "patient-4711"}})
+    took = time.monotonic() - began
     assert started.status_code == 201
+    # the warm claim is timed within the request that made it (an order, not a threshold)
+    metrics = (await d.client.get("/metrics")).text
+    [claim_sum] = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                   if line.startswith("voicefleet_reserve_claim_seconds_sum")]
+    assert 0 <= claim_sum <= took
     link = d.state.channels.link_for(started.json()["session_id"])
     assert link is not None and link.machine_id == real  # the launched bot took it, warm
 
