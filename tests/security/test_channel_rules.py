@@ -10,8 +10,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from botchannel.contract import CHANNEL_PATH, Hello
+from botchannel.contract import CHANNEL_PATH, Hello, Reply, ReplyError, Request, encode, parse_frame
 from dispatcher.app import create_app
+from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.security.conftest import WAIT, dial
@@ -92,3 +93,28 @@ async def test_an_unbound_bot_routes_nothing_for_the_session_and_its_cold_bot_is
     assert cold is not None
     await cold.close()
     await ws.close()
+
+
+async def test_a_bots_server_error_is_a_502_and_a_closed_channel_fails_at_once(served) -> None:  # noqa: ANN001
+    """A bot chooses its reply's status: only a 4xx passes through, anything else is the gateway's 502."""
+    channels, url = served
+    ws = await dial(url, BotCredentials(SECRET).issue("session", "s-5", 600), Hello(machine_id="m-5", session_id="s-5"))
+    assert ws is not None
+    link = await channels.wait_link("s-5", WAIT)
+
+    async def answer_with(status: int) -> None:
+        request = parse_frame(await ws.recv())
+        assert isinstance(request, Request)
+        await ws.send(encode(Reply(request.id, error=ReplyError(status, "bot_says", "no"))))
+
+    for status, expected in ((500, 502), (302, 502), (499, 499), (400, 400)):
+        answering = asyncio.create_task(answer_with(status))
+        with pytest.raises(BotRequestFailed) as failed:
+            await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
+        await answering
+        assert failed.value.status == expected, status
+    await ws.close()
+    await link.closed.wait()
+    with pytest.raises(BotRequestFailed) as closed:
+        await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
+    assert (closed.value.status, closed.value.code) == (502, "bot_unreachable")
