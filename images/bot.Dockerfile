@@ -27,7 +27,17 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 \
-    UV_PROJECT_ENVIRONMENT=/opt/venv
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_CACHE_DIR=/root/.cache/uv
+# Where baked models live, at build and at run time (the runtime stage sets the same variables):
+# the project's bake.py writes under BOT_MODELS_DIR; libraries that cache by HF_HOME, TORCH_HOME
+# or XDG_CACHE_HOME find at run time what they fetched in the bake stage. Set here, so the code
+# stages' --check (a bot.py may load its models at import) sees them too. UV_CACHE_DIR above pins
+# uv's cache to the cache mount: under XDG_CACHE_HOME it would land in /opt/models, in the image.
+ENV BOT_MODELS_DIR=/opt/models/bot \
+    HF_HOME=/opt/models/huggingface \
+    XDG_CACHE_HOME=/opt/models/cache \
+    TORCH_HOME=/opt/models/torch
 # tini comes from Debian (any architecture); the runtime stage copies the binary, so no apt there.
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
@@ -42,7 +52,7 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
 # locked packages its bot never imports (the parrot example leaves out numba/llvmlite/resampy and
 # opencv, ~385 MB that only optional Pipecat paths import).
 ARG BOT_EXCLUDE_PACKAGES=""
-COPY images/install_project.sh /opt/build/install_project.sh
+COPY images/install_project.sh images/host_requirements.txt /opt/build/
 WORKDIR /project
 # Daily variant: also leave out aiortc's own stack (only Pipecat's SmallWebRTC transport imports
 # aiortc, av, aioice, pylibsrtp), if the project locks it; the generic libraries it pulls stay.
@@ -66,13 +76,6 @@ FROM build AS bake
 ARG TORCH_HUB_MODELS=""
 ARG TORCH_VERSION=2.13.0
 COPY images/bake_models.py /opt/bake/bake_models.py
-# Where baked models live, at build and at run time (the runtime stage sets the same variables):
-# the project's bake.py writes under BOT_MODELS_DIR; libraries that cache by HF_HOME, TORCH_HOME
-# or XDG_CACHE_HOME find at run time what they fetched here.
-ENV BOT_MODELS_DIR=/opt/models/bot \
-    HF_HOME=/opt/models/huggingface \
-    XDG_CACHE_HOME=/opt/models/cache \
-    TORCH_HOME=/opt/models/torch
 # With the runtime venv's interpreter: prove Silero loads on this platform, and bake NLTK data if
 # (and only if) the runtime closure has NLTK (pipecat-ai 1.14 has none; see bake_models.py).
 RUN /opt/venv/bin/python /opt/bake/bake_models.py verify-vad && \
@@ -105,6 +108,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # the bot user) could never write itself. The project's files become root's, readable by all and
 # writable by none else (a 0600 file in the user's folder would otherwise be unreadable by uid 10001).
 FROM build AS code
+COPY --from=bake /opt/models /opt/models
 COPY bot/ /opt/voicefleet/bot/
 COPY botchannel/ /opt/voicefleet/botchannel/
 RUN --mount=type=bind,from=bot-project,target=/project \
@@ -117,6 +121,7 @@ WORKDIR /app
 RUN BOT_TRANSPORT=daily BOT_FILE=/app/bot.py PYTHONPATH=/opt/voicefleet /opt/venv/bin/python -P -m bot --check
 
 FROM build-webrtc AS code-webrtc
+COPY --from=bake /opt/models /opt/models
 COPY --from=code /app /app
 COPY bot/ /opt/voicefleet/bot/
 COPY botchannel/ /opt/voicefleet/botchannel/

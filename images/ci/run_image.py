@@ -117,6 +117,8 @@ def check_bot_bytecode(image: Image, root: Path) -> list[str]:
         info = folder.stat()
         if info.st_uid == uid or info.st_mode & 0o002:
             problems.append(f"{image.name}: {folder.relative_to(root)} is writable by the bot's uid {uid}")
+    if any((root / "opt" / "models").rglob("uv")):
+        problems.append(f"{image.name}: a uv cache was baked into /opt/models")
     strays = [name for name in (".venv", ".git", ".env") if (project / name).exists()]
     if strays:
         problems.append(f"{image.name}: the project brought {strays} into the image")

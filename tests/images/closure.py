@@ -35,9 +35,9 @@ def _script_sync_flags() -> list[str]:
     """The flags of the script's own `uv sync` line (read from it, so they cannot drift apart)."""
     for line in INSTALL_SCRIPT.read_text().splitlines():
         words = shlex.split(line, comments=True)
-        if words[:3] == ["exec", "uv", "sync"]:
-            return [word for word in words[3:] if not word.startswith("$")]
-    raise ValueError(f"{INSTALL_SCRIPT} has no `exec uv sync` line")
+        if words[:2] == ["uv", "sync"]:
+            return [word for word in words[2:] if not word.startswith("$")]
+    raise ValueError(f"{INSTALL_SCRIPT} has no `uv sync` line")
 
 
 def install_command(stage: Stage, project: Path = DEFAULT_BOT_PROJECT) -> tuple[list[str], Path]:

@@ -97,6 +97,8 @@ def test_build_compiles_bytecode_and_caches_uv_downloads_outside_the_image(docke
     assert build.env()["UV_COMPILE_BYTECODE"] == "1"
     sync_run = next(run for run in build.all("RUN") if "install_project.sh" in run.args)
     assert "type=cache,target=/root/.cache/uv" in sync_run.flag_values("mount")
+    # XDG_CACHE_HOME points into the image (/opt/models/cache): uv's cache must stay on the mount.
+    assert build.env()["UV_CACHE_DIR"] == "/root/.cache/uv"
 
 
 @pytest.mark.parametrize("stage", ["build", "build-webrtc"])
@@ -168,8 +170,12 @@ def test_the_projects_bake_hook_runs_with_its_venv_from_the_models_directory(doc
     assert "type=bind,from=bot-project,target=/project" in hook.flag_values("mount")
     assert 'cd "$BOT_MODELS_DIR" && /opt/venv/bin/python /project/bake.py' in hook.args
     runtime = dockerfile.final.env()
-    for name in ("BOT_MODELS_DIR", "HF_HOME", "XDG_CACHE_HOME", "TORCH_HOME"):
-        assert bake.env()[name] == runtime[name] and runtime[name].startswith("/opt/models/"), name
+    for stage in ("bake", "code", "code-webrtc"):  # the code stages' --check may load baked models at import
+        env = dockerfile.effective(stage).env()
+        for name in ("BOT_MODELS_DIR", "HF_HOME", "XDG_CACHE_HOME", "TORCH_HOME"):
+            assert env[name] == runtime[name] and runtime[name].startswith("/opt/models/"), (stage, name)
+    for stage in ("code", "code-webrtc"):
+        assert _copies_from(dockerfile.stage(stage), "bake") == [(["/opt/models"], "/opt/models")]
 
 
 def test_excluded_packages_are_each_named_once(dockerfile: Dockerfile) -> None:

@@ -148,3 +148,13 @@ def test_the_examples_are_complete_projects_the_image_can_be_built_from(example:
     found = read(ROOT / "examples" / example)
     assert found.kind == "uv" and found.pipecat_version in bot_project.SUPPORTED_PIPECAT
     assert set(found.exclude_packages) == {"numba", "llvmlite", "resampy", "opencv-python-headless"}
+
+
+def test_the_hosts_own_requirements_are_pinned_at_the_repositorys_locked_versions() -> None:
+    """images/install_project.sh adds these to a project that lacks them: the versions the tests ran."""
+    import tomllib
+
+    locked = {p["name"]: p["version"] for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    pins = [line for line in (ROOT / "images" / "host_requirements.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert pins and all(locked[name] == version for name, version in (pin.split("==") for pin in pins))
