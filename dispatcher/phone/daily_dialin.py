@@ -24,6 +24,7 @@ from dispatcher.api.state import app_state
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms
 from dispatcher.media.room_options import RoomOptions
+from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.phone.access import public_base
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.state import PhoneState, phone_state
@@ -101,7 +102,10 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
         raise ApiError(403, "forbidden", "this credential does not open that call")
     if not isinstance(state.rooms, DailyRooms):
         raise ApiError(409, "no_daily", "this deployment has no Daily rooms")
-    await state.rooms.pinless_call_update(str(call_id), str(call_domain), str(sip_uri))
+    try:
+        await state.rooms.pinless_call_update(str(call_id), str(call_domain), str(sip_uri))
+    except ProviderError as exc:  # e.g. Daily no longer holds the call: its stable reason, never its words
+        raise as_api_error(exc) from exc
     return JSONResponse({"status": "success"})
 
 

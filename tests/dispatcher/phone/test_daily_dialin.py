@@ -147,3 +147,19 @@ async def test_dialout_room_and_body_reach_daily_and_the_bot_untouched(dialout_c
     assert spec.body == DIALOUT["body"]
     assert spec.bot_token is not None and dialout_cloud.daily.verify_token(spec.bot_token)["o"] is True
     assert dialout_cloud.daily.verify_token(answer.json()["dailyToken"])["o"] is False  # never the user
+
+
+async def test_a_call_daily_does_not_hold_is_a_provider_error_never_a_500(cloud: Cloud) -> None:
+    session_id = (await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)).json()["sessionId"]
+    room_name = next(iter(cloud.daily.rooms))
+    update = {"callId": "call-1", "callDomain": "dom-1", "sipUri": cloud.daily.sip_endpoint(room_name)}
+    credential = cloud.launches[0].body["daily_api_key"]
+    answer = await cloud.http.post(  # the caller hung up: Daily answers 404, no call on hold
+        f"/phone/daily/{session_id}/dialin/pinlessCallUpdate", json=update,
+        headers={"Authorization": f"Bearer {credential}"},
+    )  # fmt: skip
+    assert answer.status_code in (502, 503), answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "daily_rejected"
+    assert "on hold" not in error["message"]  # Daily's own words stay in the log
+    assert cloud.daily.connected_calls == {}
