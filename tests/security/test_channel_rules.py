@@ -34,10 +34,11 @@ def idle(bot_id: str) -> str:
 
 
 async def closed_by_the_dispatcher(ws: ClientConnection) -> bool:
+    """True when the dispatcher closed `ws` normally (code 1000: a replaced or retired bot)."""
     try:
         await asyncio.wait_for(ws.recv(), WAIT)
-    except ConnectionClosed:
-        return True
+    except ConnectionClosed as closed:
+        return closed.rcvd is not None and closed.rcvd.code == 1000
     return False
 
 
@@ -118,3 +119,14 @@ async def test_a_bots_server_error_is_a_502_and_a_closed_channel_fails_at_once(s
     with pytest.raises(BotRequestFailed) as closed:
         await link.request("webrtc.offer", {"sdp": "v=0", "type": "offer"})
     assert (closed.value.status, closed.value.code) == (502, "bot_unreachable")
+
+
+async def test_a_bot_asking_the_dispatcher_anything_is_told_there_is_no_such_method(served) -> None:  # noqa: ANN001
+    _, url = served
+    ws = await dial(url, BotCredentials(SECRET).issue("session", "s-6", 600), Hello(machine_id="m-6", session_id="s-6"))
+    assert ws is not None
+    await ws.send(encode(Request(3, "assign", {})))
+    reply = parse_frame(await asyncio.wait_for(ws.recv(), WAIT))
+    assert isinstance(reply, Reply) and reply.id == 3
+    assert reply.error is not None and (reply.error.status, reply.error.code) == (404, "unknown_method")
+    await ws.close()
