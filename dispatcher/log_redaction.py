@@ -1,25 +1,54 @@
-"""Keep credentials out of debug logs that third-party libraries write.
+"""Keep credentials out of logs that third-party libraries write.
 
 With LOG_LEVEL=debug, the websockets library that uvicorn serves the bot channel with logs every
 handshake header ("< authorization: Bearer …") to `uvicorn.error`. This filter blanks the value
 of credential headers in such records, wherever they come from.
+
+uvicorn also logs every request's path (`uvicorn.access`, and `uvicorn.error` for WebSockets), and
+some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{secret}` (reusable),
+a carrier's `/ws/{carrier}/{token}` and `/ws/generic/{service}/{token}` (one-time, but its payload
+is the client's `body`), and a keyless `/ws/generic/...?body=`. Those segments are masked.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from dispatcher.log_text import shown
 
 ESCAPED_LIMIT = 4096  # escaped, not cut short: a provider's message is the operator's clue
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+MASK = "[redacted]"
+_SEGMENT = r"[^/?#\s\"]+"  # one path segment, as far as a log line shows it
+SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in its path or query
+    re.compile(r"(/phone/daily/dialin/)[^?#\s\"]+"),
+    re.compile(rf"(/ws/generic/{_SEGMENT}/)[^?#\s\"]+"),
+    re.compile(rf"(/ws/(?!generic/){_SEGMENT}/)[^?#\s\"]+"),
+    re.compile(r"([?&]body=)[^&#\s\"]+"),
+)
 
 
 class RedactCredentialHeaders(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
-            record.args = (args[0], "[redacted]")
+            record.args = (args[0], MASK)
+        return True
+
+
+def mask_secret_paths(text: str) -> str:
+    for pattern in SECRET_PATHS:
+        text = pattern.sub(rf"\g<1>{MASK}", text)
+    return text
+
+
+class RedactSecretPaths(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_secret_paths(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str) and not record.args:
+            record.msg = mask_secret_paths(record.msg)
         return True
 
 
@@ -42,3 +71,7 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactCredentialHeaders) for f in logger.filters):
             logger.addFilter(RedactCredentialHeaders())
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecretPaths) for f in logger.filters):
+            logger.addFilter(RedactSecretPaths())
