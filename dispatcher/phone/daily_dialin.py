@@ -9,6 +9,8 @@ cold start is heard as music rather than silence. The webhook answers as soon as
 accepted; a retried webhook (same `callId`) finds the same session. The bot is handed, as Pipecat's
 `DailyDialinRequest` says, a `daily_api_key` and `daily_api_url`: here a credential bound to this
 session and this call, and this dispatcher's URL, so the deployment's Daily key never reaches a bot.
+That credential travels in the bot's launch body (ECS overrides, instance metadata), so it expires
+when the session can no longer be running.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ from dispatcher.phone.access import public_base
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.state import PhoneState, phone_state
 from dispatcher.sessions.ids import is_session_id, new_session_id
+from dispatcher.sessions.service import Session
 
 MAX_FIELD = 512
+# A call credential lives as long as its session may (MAX_SESSION_SECONDS) plus this margin.
+CREDENTIAL_MARGIN_SECONDS = 120
+# Its expiry counts from the start of the minute the webhook came in (the margin covers the rest):
+# Daily's retry of the webhook must build the very same body, because the session's idempotency
+# check compares bodies and a different credential would be answered 409.
+CREDENTIAL_STEP_SECONDS = 60
 router = APIRouter(tags=["phone"])
 
 
@@ -72,16 +81,26 @@ async def _dialin(request: Request, phone: PhoneState) -> JSONResponse:
     dialin_settings = {"call_id": call_id, "call_domain": call_domain, "To": fields["To"], "From": fields["From"]}
     if headers:
         dialin_settings["sip_headers"] = headers
-    body = {
-        "dialin_settings": dialin_settings,
-        "daily_api_key": _call_credential(phone, session_id, str(call_id), str(call_domain)),
-        "daily_api_url": f"{public_base(phone.settings, request.headers, request.url.scheme)}/phone/daily/{session_id}",
-    }
+    api_url = f"{public_base(phone.settings, request.headers, request.url.scheme)}/phone/daily/{session_id}"
     sip = {"display_name": str(fields["From"] or "caller")[:64], "sip_mode": "dial-in", "num_endpoints": 1}
-    session = await state.sessions.start(
-        caller=PHONE_CALLER, idempotency_key=session_key, body=body, wait=False,
-        room_options=RoomOptions(room={"sip": sip}), transport="daily",
-    )  # fmt: skip
+
+    async def start(expires: int) -> Session:
+        credential = _call_credential(phone, session_id, str(call_id), str(call_domain), expires)
+        body = {"dialin_settings": dialin_settings, "daily_api_key": credential, "daily_api_url": api_url}
+        return await state.sessions.start(
+            caller=PHONE_CALLER, idempotency_key=session_key, body=body, wait=False,
+            room_options=RoomOptions(room={"sip": sip}), transport="daily",
+        )  # fmt: skip
+
+    minute = int(phone.clock()) // CREDENTIAL_STEP_SECONDS * CREDENTIAL_STEP_SECONDS
+    expires = minute + state.settings.max_session_seconds + CREDENTIAL_MARGIN_SECONDS
+    try:
+        session = await start(expires)
+    except ApiError as exc:
+        if exc.code != "idempotency_conflict":
+            raise
+        # A retry in the minute after the first attempt: the session's body has that minute's expiry.
+        session = await start(expires - CREDENTIAL_STEP_SECONDS)
     answer = {"sessionId": session.machine.session_id, "status": session.machine.state.value}
     if session.room_url:
         answer["dailyRoom"] = session.room_url
@@ -97,9 +116,13 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
     if not (is_session_id(session_id) and all(_short_text(v) for v in (call_id, call_domain, sip_uri))):
         raise ApiError(422, "invalid_request", "expected {callId, callDomain, sipUri}")
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    expected = _call_credential(phone, session_id, str(call_id), str(call_domain))
+    expires_text = presented.strip().partition(".")[0]
+    expires = int(expires_text) if expires_text.isascii() and expires_text.isdigit() and len(expires_text) < 16 else 0
+    expected = _call_credential(phone, session_id, str(call_id), str(call_domain), expires)
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
         raise ApiError(403, "forbidden", "this credential does not open that call")
+    if phone.clock() > expires:
+        raise ApiError(403, "forbidden", "this credential has expired")
     if not isinstance(state.rooms, DailyRooms):
         raise ApiError(409, "no_daily", "this deployment has no Daily rooms")
     try:
@@ -109,10 +132,11 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
     return JSONResponse({"status": "success"})
 
 
-def _call_credential(phone: PhoneState, session_id: str, call_id: str, call_domain: str) -> str:
-    """Deterministic (a retried webhook hands the bot the same body), bound to one session and call."""
-    message = f"daily-dialin\x00{session_id}\x00{call_id}\x00{call_domain}".encode()
-    return hmac.new(phone.settings.token_key, message, hashlib.sha256).hexdigest()
+def _call_credential(phone: PhoneState, session_id: str, call_id: str, call_domain: str, expires: int) -> str:
+    """`<expires>.<hmac>`: deterministic for a given expiry (a retried webhook hands the bot the same
+    body), bound to one session and call, signed with its expiry (epoch seconds)."""
+    message = f"daily-dialin\x00{session_id}\x00{call_id}\x00{call_domain}\x00{expires}".encode()
+    return f"{expires}.{hmac.new(phone.settings.token_key, message, hashlib.sha256).hexdigest()}"
 
 
 async def _json(request: Request) -> dict[str, Any]:

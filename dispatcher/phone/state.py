@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
@@ -24,6 +25,7 @@ class PhoneState:
     webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
+    clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
 
     def start_draining(self) -> None:
         self.draining = True

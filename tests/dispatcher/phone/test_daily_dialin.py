@@ -13,6 +13,8 @@ from pipecat.runner.types import DailyDialinRequest
 from dispatcher.app import create_app
 from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.phone.daily_dialin import CREDENTIAL_MARGIN_SECONDS
+from dispatcher.phone.state import PhoneState
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import fly_harness
 from tests.fakes.daily import FakeDaily
@@ -29,6 +31,7 @@ class Cloud:
     http: httpx.AsyncClient
     daily: FakeDaily
     launches: list[LaunchSpec] = field(default_factory=list)
+    now: float = 1_800_000_000.0  # the phone path's clock (epoch seconds), set by the test
 
 
 async def _cloud(fake_fly: FakeFly, fake_daily: FakeDaily, env: dict[str, str]) -> AsyncIterator[Cloud]:
@@ -44,6 +47,8 @@ async def _cloud(fake_fly: FakeFly, fake_daily: FakeDaily, env: dict[str, str]) 
 
     machines.launch = recorded  # type: ignore[method-assign]
     app = create_app(settings, env={"DAILY_DIALIN_SECRET": SECRET}, machines=machines, rooms=rooms)
+    phone: PhoneState = app.state.phone
+    phone.clock = lambda: cloud.now
     cloud.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com")
     async with cloud.http:
         yield cloud
@@ -163,3 +168,36 @@ async def test_a_call_daily_does_not_hold_is_a_provider_error_never_a_500(cloud:
     assert error["code"] == "daily_rejected"
     assert "on hold" not in error["message"]  # Daily's own words stay in the log
     assert cloud.daily.connected_calls == {}
+
+
+async def test_the_call_credential_expires_with_the_longest_session_and_is_refused_after(cloud: Cloud) -> None:
+    cloud.daily.hold_call("call-1", "dom-1")
+    webhook_at = cloud.now = 1_800_000_030.0
+    session_id = (await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)).json()["sessionId"]
+    credential = cloud.launches[0].body["daily_api_key"]
+    expires = int(credential.partition(".")[0])
+    longest = Settings().max_session_seconds
+    assert webhook_at + longest < expires <= webhook_at + longest + CREDENTIAL_MARGIN_SECONDS
+    room_name = next(iter(cloud.daily.rooms))
+    update = {"callId": "call-1", "callDomain": "dom-1", "sipUri": cloud.daily.sip_endpoint(room_name)}
+    path = f"/phone/daily/{session_id}/dialin/pinlessCallUpdate"
+
+    extended = f"{expires + 3600}.{credential.partition('.')[2]}"  # the expiry is signed
+    refused = await cloud.http.post(path, json=update, headers={"Authorization": f"Bearer {extended}"})
+    assert refused.status_code == 403
+    cloud.now = expires + 1.0
+    late = await cloud.http.post(path, json=update, headers={"Authorization": f"Bearer {credential}"})
+    assert late.status_code == 403 and "expired" in late.json()["error"]["message"]
+    assert cloud.daily.connected_calls == {}
+    cloud.now = expires - 1.0
+    in_time = await cloud.http.post(path, json=update, headers={"Authorization": f"Bearer {credential}"})
+    assert in_time.status_code == 200, in_time.text
+
+
+async def test_a_webhook_retried_in_the_next_minute_finds_the_same_session(cloud: Cloud) -> None:
+    cloud.now = 1_800_000_059.5  # the last second of a minute
+    first = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    cloud.now += 1.0
+    again = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert first.json()["sessionId"] == again.json()["sessionId"] and len(cloud.launches) == 1
