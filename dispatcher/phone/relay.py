@@ -5,7 +5,7 @@ serializer reads the carrier's protocol, and its `parse_telephony_websocket` see
 first messages exactly as sent). While the bot is being claimed (warm: tens of ms) or started
 (cold: seconds), the carrier's frames wait in a bounded buffer: the first two (Twilio's
 `connected` and `start`, and their equivalents) are always kept, then at most `MAX_BUFFERED`
-frames, oldest dropped first. Whichever side closes first ends the call: the other side is
+frames and `MAX_BUFFERED_BYTES`, oldest dropped first. Whichever side closes first ends the call: the other side is
 closed and the session's machine stopped.
 """
 
@@ -27,6 +27,9 @@ log = logging.getLogger("dispatcher.phone")
 
 HANDSHAKE_FRAMES = 2  # parse_telephony_websocket reads the first two messages
 MAX_BUFFERED = 500  # 10 s of 20 ms frames while a cold bot starts; older audio is dropped
+# 10 s of μ-law 8 kHz is ~80 KB of audio, ~110 KB base64 and ~200 KB in Twilio's JSON frames: 1 MiB
+# per call keeps all of that, but a client sending large frames cannot hold 500 of them in memory.
+MAX_BUFFERED_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -43,24 +46,33 @@ class CallStats:
 class CarrierBuffer:
     """The carrier's frames that arrived before the bot: handshake kept, the rest bounded."""
 
-    def __init__(self, limit: int = MAX_BUFFERED) -> None:
+    def __init__(self, limit: int = MAX_BUFFERED, byte_limit: int = MAX_BUFFERED_BYTES) -> None:
         self.handshake: list[Message] = []
-        self.media: deque[Message] = deque(maxlen=limit)
+        self.media: deque[Message] = deque()
+        self.limit, self.byte_limit = limit, byte_limit
+        self.media_bytes = 0
         self.dropped = 0
 
     def add(self, message: Message) -> None:
         if len(self.handshake) < HANDSHAKE_FRAMES:
             self.handshake.append(message)
             return
-        if len(self.media) == self.media.maxlen:
-            self.dropped += 1
         self.media.append(message)
+        self.media_bytes += _size(message)
+        while self.media and (len(self.media) > self.limit or self.media_bytes > self.byte_limit):
+            self.media_bytes -= _size(self.media.popleft())
+            self.dropped += 1
 
     def drain(self) -> list[Message]:
         frames = [*self.handshake, *self.media]
         self.handshake.clear()
         self.media.clear()
+        self.media_bytes = 0
         return frames
+
+
+def _size(message: Message) -> int:
+    return len(message.get("text") or message.get("bytes") or b"")
 
 
 async def relay_call(

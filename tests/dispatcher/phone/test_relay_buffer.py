@@ -3,7 +3,7 @@ carrier detection reads them), then the newest frames up to the bound."""
 
 from __future__ import annotations
 
-from dispatcher.phone.relay import CarrierBuffer
+from dispatcher.phone.relay import HANDSHAKE_FRAMES, MAX_BUFFERED_BYTES, CarrierBuffer
 
 
 def text(n: int) -> dict[str, str]:
@@ -25,3 +25,30 @@ def test_under_the_bound_nothing_is_dropped() -> None:
         buffer.add(text(n))
     assert [m["text"] for m in buffer.drain()] == [str(n) for n in range(100)]
     assert buffer.dropped == 0
+
+
+def frame(n: int, size: int) -> dict[str, object]:
+    return {"type": "websocket.receive", "bytes": bytes([n]) * size}
+
+
+def test_large_frames_are_bounded_by_bytes_too_oldest_dropped_handshake_kept() -> None:
+    buffer = CarrierBuffer(limit=500, byte_limit=1000)
+    buffer.add(frame(0, 900))  # the handshake is kept whatever its size
+    buffer.add(frame(1, 900))
+    for n in range(2, 12):
+        buffer.add(frame(n, 300))
+    assert buffer.media_bytes <= 1000
+    assert [m["bytes"][0] for m in buffer.drain()] == [0, 1, 9, 10, 11]
+    assert buffer.dropped == 7
+
+
+def test_the_default_byte_bound_keeps_10_s_of_twilio_audio_and_caps_large_frames() -> None:
+    buffer = CarrierBuffer()
+    twilio_frame = '{"event":"media","media":{"payload":"' + "A" * 216 + '"}}'  # 20 ms of μ-law, base64
+    for _ in range(HANDSHAKE_FRAMES + 500):
+        buffer.add({"type": "websocket.receive", "text": twilio_frame})
+    assert buffer.dropped == 0
+    for n in range(500):
+        buffer.add(frame(n % 256, 64 * 1024))
+    assert buffer.media_bytes <= MAX_BUFFERED_BYTES < 500 * 64 * 1024
+    assert len(buffer.media) == MAX_BUFFERED_BYTES // (64 * 1024)
