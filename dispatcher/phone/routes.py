@@ -58,6 +58,9 @@ async def bot_media(websocket: WebSocket, session_id: str) -> None:
         await websocket.close(code=1008)  # before accept(): HTTP 403
         return
     await websocket.accept()
+    if link.socket.done():  # the call ended (forget) while the handshake completed: nothing to relay
+        await websocket.close(code=1000)
+        return
     link.socket.set_result(websocket)
     await link.done.wait()  # the relay owns the socket until the call ends
 
