@@ -164,7 +164,7 @@ async def test_a_user_bot_on_the_channel_is_reported_joined_then_first_audio_the
     reports: list[str] = []
     channels.report_listeners.append(lambda link, report: reports.append(report.event))
     greeter = str(REPO / "tests" / "bots" / "greeter.py")
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=TOKEN, BOT_FILE=greeter), wait_ready=False)
+    bot = spawn_bot(env=reserve_env(url, BOT_FILE=greeter), wait_ready=False)
     link = await wait_idle(channels)
     assert channels.take_idle(lambda candidate: candidate is link) is link
     channels.bind(link, "s-greet")  # as the reserve does before assigning: its reports are the session's
