@@ -27,7 +27,7 @@ from bot.runner_args import daily_arguments
 from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
-from bot.websocket_mode import CALL_CAPABILITY, CallMedia, preload_in_background, run_call
+from bot.websocket_mode import CALL_CAPABILITY, CallMedia, call_capabilities, preload_in_background, run_call
 
 
 async def check(config: BotConfig, user_bot: UserBot, events: EventWriter) -> int:
@@ -73,7 +73,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             reserve = not config.channel.cold
             channel = ChannelSession(
                 config, config.channel, events, lifecycle,
-                capabilities=("daily", CALL_CAPABILITY) if reserve else ("daily",),
+                capabilities=("daily", *call_capabilities()) if reserve else ("daily",),
                 signalling=media.handlers if reserve else {},
             )  # fmt: skip
             if reserve:

@@ -35,7 +35,7 @@ from bot.signalling import SignallingServer
 from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
-from bot.websocket_mode import CALL_CAPABILITY, CallMedia, preload_in_background, run_call
+from bot.websocket_mode import CALL_CAPABILITY, CallMedia, call_capabilities, preload_in_background, run_call
 from botchannel.contract import METHOD_ICE, METHOD_OFFER
 
 
@@ -118,7 +118,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             # Run by a dispatcher: dial it, listen on nothing; signalling arrives on the channel.
             media = CallMedia(config.channel.url)  # a reserve bot takes a phone call too
             channel = ChannelSession(
-                config, config.channel, events, lifecycle, capabilities=("webrtc", CALL_CAPABILITY),
+                config, config.channel, events, lifecycle, capabilities=("webrtc", *call_capabilities()),
                 signalling={METHOD_OFFER: server.offer, METHOD_ICE: server.patch, **media.handlers},
             )
             report_first_audio(watch, channel)

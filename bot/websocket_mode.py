@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.carrier_socket import CarrierSocket, MediaAttachError, dial_media
 from bot.channel_session import ChannelSession, await_session
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
@@ -30,6 +30,9 @@ from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
 from botchannel.contract import METHOD_MEDIA_ATTACH, RequestFailed
+
+if TYPE_CHECKING:  # the call's socket needs Starlette, which a Daily-only bot project may not have
+    from bot.carrier_socket import CarrierSocket
 
 CALL_CAPABILITY = "websocket"
 # What `create_transport` imports inside the user's bot() for a call (~0.3-1 s, FastAPI's most):
@@ -42,6 +45,18 @@ CALL_MODULES = (
 )  # fmt: skip
 
 
+def can_take_calls() -> bool:
+    """Whether this bot's closure has what a call needs (Pipecat's FastAPI WebSocket transport and
+    Starlette): a project installed without them serves its own transport and never announces
+    calls, so the dispatcher never routes a call to a bot that would fail it."""
+    return all(importlib.util.find_spec(name) is not None for name in ("fastapi", "starlette"))
+
+
+def call_capabilities() -> tuple[str, ...]:
+    """What a reserve bot of another mode announces besides its own transport."""
+    return (CALL_CAPABILITY,) if can_take_calls() else ()
+
+
 def preload_call_modules() -> None:
     for name in CALL_MODULES:
         importlib.import_module(name)
@@ -52,6 +67,8 @@ _PRELOADING: set[asyncio.Future[None]] = set()  # held until done (a task only w
 
 def preload_in_background() -> None:
     """A reserve bot of another mode: the call modules load while it waits idle."""
+    if not can_take_calls():
+        return
     task = asyncio.ensure_future(asyncio.to_thread(preload_call_modules))
     _PRELOADING.add(task)
     task.add_done_callback(_PRELOADING.discard)
@@ -71,6 +88,8 @@ class CallMedia:
     async def attach(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self.socket.done():
             raise RequestFailed(409, "already_attached", "this bot serves one call")
+        from bot.carrier_socket import MediaAttachError, dial_media  # only a bot that takes a call needs it
+
         try:
             self.socket.set_result(await dial_media(self._channel_url, params))
         except MediaAttachError as exc:
