@@ -143,7 +143,9 @@ def create_app(
         openapi_url=None,
     )
     app.state.voicefleet = state
-    app.state.phone = build_phone_state(env, settings, state.sessions, channels)
+    app.state.phone = build_phone_state(
+        env, settings, state.sessions, channels, coordination.spent if coordination is not None else None
+    )
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(runner_offer.router)

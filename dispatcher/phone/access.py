@@ -24,6 +24,8 @@ class Admitted:
     how: str  # "token", "twilio_signature", "exotel_basic", "keyless"
     session_key: str | None = None  # from a token: the session it was minted for
     body: Mapping[str, Any] | None = None
+    token_id: str | None = None  # a token's id and expiry (epoch s): spent once across replicas
+    expires: float | None = None
 
 
 class Refused(Exception):
@@ -62,7 +64,7 @@ def admit_upgrade(
             grant = tokens.redeem(token, carrier)
         except TokenRefused as exc:
             raise Refused(f"token_{exc.reason}") from None
-        return Admitted("token", grant.session_key, grant.body)
+        return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

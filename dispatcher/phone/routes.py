@@ -24,7 +24,8 @@ from dispatcher.phone.calls import PhoneCall
 from dispatcher.phone.media_links import MEDIA_PATH
 from dispatcher.phone.relay import relay_call
 from dispatcher.phone.settings import CARRIERS
-from dispatcher.phone.state import phone_state
+from dispatcher.phone.state import PhoneState, phone_state
+from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
@@ -77,6 +78,7 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     )
     try:
         admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
+        await _spend_everywhere(state, admitted)
         body = _body(admitted, websocket.query_params.get("body"))
     except Refused as exc:
         log.warning("phone: %s upgrade refused (%s)", carrier, exc.reason)
@@ -102,6 +104,22 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
         state.active_calls -= 1
         with contextlib.suppress(Exception):
             await websocket.close()
+
+
+async def _spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
+    """A token this replica had not seen may have opened a call at another one: the store says."""
+    if state.shared_spent is None or admitted.token_id is None or admitted.expires is None:
+        return
+    try:
+        first = await state.shared_spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0)
+    except StoreUnavailable:
+        # This replica's own memory still refused a replay here; another replica's may not have seen
+        # it. A replayed token names the same session (its key), so it reaches that session, never a
+        # second machine: accepted, and said in the log, rather than failing every call.
+        log.warning("phone: the store did not answer; token %s checked at this replica only", admitted.token_id)
+        return
+    if not first:
+        raise Refused("token_replayed")
 
 
 def _body(admitted: Admitted, query_body: str | None) -> Mapping[str, Any]:

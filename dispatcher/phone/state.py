@@ -15,6 +15,7 @@ from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import Replays
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.settings import Settings
+from dispatcher.store.spent import SpentOnce
 
 
 @dataclass
@@ -26,13 +27,18 @@ class PhoneState:
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
+    shared_spent: SpentOnce | None = None  # with a coordination store: a token is spent at every replica
 
     def start_draining(self) -> None:
         self.draining = True
 
 
 def build_phone_state(
-    env: Mapping[str, str], settings: Settings, sessions: Sessions, channels: BotChannels
+    env: Mapping[str, str],
+    settings: Settings,
+    sessions: Sessions,
+    channels: BotChannels,
+    shared_spent: SpentOnce | None = None,
 ) -> PhoneState:
     # Keyless only where the API is keyless: a local dispatcher that serves loopback alone.
     keyless = settings.machines == "local" and not settings.api_key_hashes
@@ -44,6 +50,7 @@ def build_phone_state(
         settings=phone,
         tokens=CallTokens(phone.token_key),
         calls=PhoneCalls(sessions, channels, MediaLinks(), start_wait_seconds=settings.start_wait_seconds),
+        shared_spent=shared_spent,
     )
 
 

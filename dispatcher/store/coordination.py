@@ -21,6 +21,7 @@ from dispatcher.store.owners import Owners
 from dispatcher.store.rates import SharedRate
 from dispatcher.store.relay import Handler, Relay
 from dispatcher.store.replicas import Replicas, State
+from dispatcher.store.spent import SpentOnce
 from dispatcher.store.starts import StartLeases
 
 log = logging.getLogger("dispatcher.store")
@@ -35,6 +36,7 @@ class Coordination:
         self.owners = Owners(self.store, leases)
         self.replicas = Replicas(self.store)
         self.claims = BotClaims(self.store)
+        self.spent = SpentOnce(self.store)
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

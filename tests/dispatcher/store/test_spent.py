@@ -1,0 +1,66 @@
+"""A phone call's one-time token opens one call across every replica, not one per replica."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.phone.access import admit_upgrade
+from dispatcher.phone.calls import PhoneCalls
+from dispatcher.phone.media_links import MediaLinks
+from dispatcher.phone.routes import _spend_everywhere
+from dispatcher.phone.settings import PhoneSettings
+from dispatcher.phone.state import PhoneState
+from dispatcher.phone.tokens import CallTokens
+from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.spent import SpentOnce
+from tests.fakes.server import free_port
+
+KEY = b"k" * 32  # the replicas' shared token key (PHONE_TOKEN_SECRET)
+URL = "wss://calls.example.com/ws/twilio"
+
+
+def replica(spent: SpentOnce | None) -> PhoneState:
+    settings = PhoneSettings(token_key=KEY)
+    return PhoneState(settings=settings, tokens=CallTokens(KEY),
+                      calls=PhoneCalls(None, None, MediaLinks(), start_wait_seconds=1.0),  # type: ignore[arg-type]
+                      shared_spent=spent)
+
+
+async def admit(state: PhoneState, token: str) -> None:
+    admitted = admit_upgrade(state.settings, state.tokens, "twilio", token, {}, URL)
+    await _spend_everywhere(state, admitted)
+
+
+async def test_the_store_says_first_use_once(store: Store) -> None:
+    spent = SpentOnce(store)
+    assert await spent.first_use("t1", 60) is True
+    assert await spent.first_use("t1", 60) is False
+    assert await spent.first_use("t2", 60) is True  # another token is its own
+
+
+async def test_a_token_that_opened_a_call_at_one_replica_opens_none_at_another(
+    replica_pair: tuple[Coordination, Coordination],
+) -> None:
+    a, b = (replica(coordination.spent) for coordination in replica_pair)
+    token, _ = a.tokens.mint("twilio")
+    await admit(a, token)
+    with pytest.raises(Exception) as refused:
+        await admit(b, token)  # b's own memory has never seen it: only the store can say
+    assert getattr(refused.value, "reason", None) == "token_replayed"
+    fresh, _ = a.tokens.mint("twilio")
+    await admit(b, fresh)  # the positive control: a token no replica has used opens its call at b
+
+
+async def test_without_a_store_answering_a_token_is_still_checked_at_its_replica() -> None:
+    down = Store(StoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", replica_id="r-x", prefix="{t}:",
+                               timeout_seconds=1.0))  # type: ignore[call-arg]
+    try:
+        state = replica(SpentOnce(down))
+        token, _ = state.tokens.mint("twilio")
+        await admit(state, token)  # the store is down: accepted, the replica's own memory keeps it
+        with pytest.raises(Exception) as refused:
+            await admit(state, token)
+        assert getattr(refused.value, "reason", None) == "token_replayed"
+    finally:
+        await down.aclose()
