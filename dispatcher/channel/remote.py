@@ -13,7 +13,6 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.relay import NotHere
 
 RELAY_TIMEOUT_SECONDS = 15.0  # the bot's own answer included (an SDP answer: tens of ms)
 
@@ -27,14 +26,8 @@ class StoreRemote:
         self._coordination = coordination
 
     async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        coordination = self._coordination
         try:
-            owner = await coordination.owners.owner_of(session_id)
-            if owner is None or owner == coordination.replica_id or coordination.relay is None:
-                return None
-            return await coordination.relay.ask(owner, session_id, method, params, RELAY_TIMEOUT_SECONDS)
-        except NotHere:
-            return None
+            return await self._coordination.ask_owner(session_id, method, params, RELAY_TIMEOUT_SECONDS)
         except TimeoutError:
             raise ApiError(502, "bot_timeout", "the replica holding the session's bot did not answer") from None
         except StoreUnavailable:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from dispatcher.store.claims import BotClaims
@@ -19,7 +19,7 @@ from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
 from dispatcher.store.leases import Leases
 from dispatcher.store.owners import Owners
 from dispatcher.store.rates import SharedRate
-from dispatcher.store.relay import Handler, Relay
+from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.spent import SpentOnce
 from dispatcher.store.starts import StartLeases
@@ -41,6 +41,20 @@ class Coordination:
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple
         self._beating: asyncio.Task[None] | None = None
+
+    async def ask_owner(
+        self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        """The answer of the replica holding `session_id`'s bot; None when no other replica holds
+        it (or the one named no longer does). Raises `StoreUnavailable`, or `TimeoutError` when the
+        owner does not answer: each caller says what that means to its own client."""
+        owner = await self.owners.owner_of(session_id)
+        if owner is None or owner == self.replica_id or self.relay is None:
+            return None
+        try:
+            return await self.relay.ask(owner, session_id, method, params, timeout)
+        except NotHere:
+            return None
 
     def shared_rate(self, per_second: float, burst: int) -> SharedRate:
         return SharedRate(self.store, per_second, burst)

@@ -80,14 +80,8 @@ class SharedLocalMachines(LocalMachines):
     async def _ask_owner(
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float = RELAY_TIMEOUT_SECONDS
     ) -> Mapping[str, Any] | None:
-        coordination = self._coordination
         try:
-            owner = await coordination.owners.owner_of(session_id)
-            if owner is None or owner == coordination.replica_id or coordination.relay is None:
-                return None
-            return await coordination.relay.ask(owner, session_id, method, params, timeout)
-        except NotHere:
-            return None
+            return await self._coordination.ask_owner(session_id, method, params, timeout)
         except (StoreUnavailable, TimeoutError) as exc:
             raise ProviderError("unavailable", f"the replica running session {session_id}'s bot cannot be asked "
                                 f"({type(exc).__name__})", retry_after=2.0) from exc
