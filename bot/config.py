@@ -36,11 +36,15 @@ ENV_MAX_SESSION_SECONDS = "MAX_SESSION_SECONDS"
 ENV_ROOM_URL = "DAILY_ROOM_URL"
 ENV_TOKEN = "DAILY_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_ICE_CONFIG = ICE_CONFIG_VARIABLE  # webrtc in the cloud: the bot's own short-lived TURN credentials
-SESSION_VARIABLES = (ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN, ENV_ICE_CONFIG)
 # The transport when neither --transport nor a room URL picks one (default webrtc). An image sets
 # it to the transport it carries: the bot image is Daily-only, so a bare `python -m bot --check`
 # there checks Daily instead of failing on the missing aiortc.
 ENV_TRANSPORT = "BOT_TRANSPORT"
+# What a session's provider sets (dispatcher/machines/bot_environment.py); BOT_TRANSPORT only for a
+# phone call's session, whose image default (Daily) is not its transport.
+SESSION_VARIABLES = (
+    ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN, ENV_ICE_CONFIG, ENV_TRANSPORT
+)
 TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily", "websocket")
 
 EXIT_USAGE = 2

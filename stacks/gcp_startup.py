@@ -63,7 +63,8 @@ ENV_FILE=/run/voicefleet/bot.env
 install -d -m 0700 /run/voicefleet
 install -m 0600 /dev/null "$ENV_FILE"
 # One line per variable; values must not contain newlines (the dispatcher sends compact JSON).
-put() {{ printf '%s=%s\\n' "$1" "$(md "$2")" >> "$ENV_FILE"; }}
+# An empty value is no value: it must not override the image's own default (BOT_TRANSPORT).
+put() {{ v="$(md "$2" || true)"; [ -z "$v" ] || printf '%s=%s\\n' "$1" "$v" >> "$ENV_FILE"; }}
 {_LINES}
 
 # The dispatcher's control channel (a stack with botChannelToken): where to dial; the credential is

@@ -26,9 +26,12 @@ TOKEN = "DAILY_TOKEN"  # noqa: S105 - the name of a secret (cloud sessions only)
 # Cloud WebRTC sessions: the bot's own short-lived TURN credentials and ICE policy, as JSON in the
 # shape of the client's `iceConfig` (dispatcher/media/turn.py). Holds a credential, like TOKEN.
 ICE_CONFIG = "VOICEFLEET_ICE_CONFIG"
+# A phone call's session (`websocket`): the image's own default transport (the bot image's is
+# Daily) is not the session's, and a call has no room URL to pick it by. Empty for other sessions.
+TRANSPORT = "BOT_TRANSPORT"
 
 # Every variable a session may set, in the order providers write them.
-SESSION_VARIABLES: tuple[str, ...] = (SESSION_ID, BODY, MAX_SESSION_SECONDS, ROOM_URL, TOKEN, ICE_CONFIG)
+SESSION_VARIABLES: tuple[str, ...] = (SESSION_ID, BODY, MAX_SESSION_SECONDS, ROOM_URL, TOKEN, ICE_CONFIG, TRANSPORT)
 
 # Compute Engine: instance metadata key -> the environment variable the startup script sets.
 GCE_SESSION_METADATA: dict[str, str] = {
@@ -38,6 +41,7 @@ GCE_SESSION_METADATA: dict[str, str] = {
     "bot-body": BODY,
     "max-session-seconds": MAX_SESSION_SECONDS,
     "ice-config": ICE_CONFIG,
+    "bot-transport": TRANSPORT,
     "bot-channel-token": CHANNEL_TOKEN_VARIABLE,
 }
 
@@ -63,6 +67,8 @@ def bot_environment(spec: LaunchSpec) -> dict[str, str]:
         env[TOKEN] = spec.bot_token
     if spec.ice_config:
         env[ICE_CONFIG] = json.dumps(dict(spec.ice_config), separators=(",", ":"))
+    if spec.transport == "websocket":
+        env[TRANSPORT] = spec.transport
     if spec.channel_token:  # this machine's own channel credential, never the deployment's secret
         env[CHANNEL_TOKEN_VARIABLE] = spec.channel_token
     return env

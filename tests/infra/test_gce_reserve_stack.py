@@ -43,3 +43,22 @@ def test_startup_script_names_a_reserve_vms_bot_only_when_it_is_one(tmp_path: An
               f"md() {{ {metadata if reserve else 'return 22'}; }}\n" + fragment.group(0))
     subprocess.run(["bash", "-c", script], check=True, timeout=30)
     assert env_file.read_text() == ("BOT_MACHINE_ID=rsv-1\nBOT_IMAGE_DIGEST=img\n" if reserve else "")
+
+
+@pytest.mark.parametrize("transport", ["websocket", ""])
+def test_startup_script_writes_a_session_value_only_when_the_vm_has_one(tmp_path: Any, transport: str) -> None:
+    """An empty metadata value written as `BOT_TRANSPORT=` would override the image's own default
+    (the Daily image's `daily`) for every session that is not a call, and every reserve VM."""
+    start = STARTUP_SCRIPT.index("\nput() ")
+    fragment = STARTUP_SCRIPT[start: STARTUP_SCRIPT.index("\n\n", start)]
+    env_file = tmp_path / "bot.env"
+    values = {"session-id": "s1", "bot-transport": transport}
+    cases = "".join(f"{key}) printf %s '{value}';; " for key, value in values.items())
+    script = (f"set -euo pipefail\nENV_FILE={env_file}\n: > $ENV_FILE\n"
+              f"md() {{ case \"$1\" in {cases}*) return 22;; esac; }}\n" + fragment)
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    lines = env_file.read_text().splitlines()
+    assert "VOICEFLEET_SESSION_ID=s1" in lines
+    assert [line for line in lines if line.startswith("BOT_TRANSPORT")] == (
+        [f"BOT_TRANSPORT={transport}"] if transport else [])
+    assert not [line for line in lines if line.endswith("=")]  # no key the VM has no value for

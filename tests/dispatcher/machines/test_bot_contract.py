@@ -79,6 +79,8 @@ def test_both_sides_name_the_same_variables() -> None:
 def test_each_contract_variable_changes_what_the_bot_runs_with(variable: str) -> None:
     """The reverse direction: a variable the bot stopped reading would leave its config unchanged."""
     env = bot_contract.bot_environment(CLOUD)
+    if variable == bot_contract.TRANSPORT:  # a call's session has no room, which would pick Daily
+        env = {k: v for k, v in env.items() if k not in (bot_contract.ROOM_URL, bot_contract.TOKEN)}
     changed = dict(env)
     changed[variable] = {
         bot_contract.SESSION_ID: "another-session",
@@ -87,6 +89,7 @@ def test_each_contract_variable_changes_what_the_bot_runs_with(variable: str) ->
         bot_contract.ROOM_URL: "https://voicefleet-test.daily.co/other",
         bot_contract.TOKEN: "other.jwt",
         bot_contract.ICE_CONFIG: json.dumps({"iceServers": [{"urls": "stun:192.0.2.11"}]}),
+        bot_contract.TRANSPORT: "websocket",
     }[variable]
     assert bot_config.load_config([], changed) != bot_config.load_config([], env)
 
@@ -108,3 +111,14 @@ def test_a_local_bot_gets_the_contract_but_none_of_the_dispatchers_secrets(monke
     env = _bot_environment(LOCAL)
     assert not secrets & set(env)
     assert {k: env[k] for k in bot_contract.bot_environment(LOCAL)} == bot_contract.bot_environment(LOCAL)
+
+
+def test_a_phone_calls_cold_bot_runs_the_call_not_its_images_default_transport() -> None:
+    """A cold bot for a call has no room URL; the bot image's default transport is Daily, which
+    without a room would refuse to start. The session's environment names the call's transport."""
+    call = LaunchSpec(session_id="0123456789abcdef01234567", body_digest="d" * 32, max_session_seconds=900,
+                      transport="websocket")
+    image_default = {"BOT_TRANSPORT": "daily"}  # what the bot image's ENV says
+    env = {**image_default, **bot_contract.bot_environment(call)}  # the session's values win, as overrides do
+    assert bot_config.load_config([], env).transport == "websocket"
+    assert bot_contract.TRANSPORT not in bot_contract.bot_environment(CLOUD)  # a Daily session: the room picks
