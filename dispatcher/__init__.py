@@ -2,13 +2,16 @@
 shapes Pipecat's clients use. docs/architecture.md draws the packages; tests/test_layering.py
 holds them to one direction of imports. Lowest first, each may import only what is below it:
 
-    settings, errors, metrics   one settings module, the error shape, the metrics registry
+    settings, errors, metrics,  one settings module, the error shape, the metrics registry,
+    log_text                    and how a value is shown in a log line
+    store/                      the optional coordination store of several replicas
     outbound/                   calls to services outside (HTTP pool, retries, rate limits)
     channel/                    the bots' channel (bots dial in; nothing dials a bot)
     machines/                   one machine per session, one subpackage per provider
     media/                      Daily rooms, TURN, ICE
     reserve/                    warm bots, claimed once
     sessions/                   the session lifecycle, admission, the reaper
-    api/                        the HTTP API
-    app, factory, __main__      wiring: build everything from settings and serve it
+    api/, phone/                the HTTP API; carriers' WebSockets and webhooks
+    app, factory, server,       wiring: build everything from settings and serve it (uvicorn's
+    draining, __main__          limits, a drain that lets calls finish on SIGTERM)
 """

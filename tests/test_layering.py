@@ -27,7 +27,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.sessions",),
     ("dispatcher.api", "dispatcher.phone"),
     ("dispatcher.app", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction", "dispatcher.server",
-     "dispatcher"),
+     "dispatcher.draining", "dispatcher"),
 ]
 # Between the repository's top-level packages, lowest first: the channel contract both sides share,
 # the bot host, the dispatcher, then the infrastructure that packages and deploys them.
@@ -94,11 +94,13 @@ def imports() -> dict[str, set[str]]:
 
 
 def layer_of(module: str, layers: list[tuple[str, ...]]) -> int | None:
-    """The layer of the longest entry that is `module` or a package holding it."""
+    """The layer of the longest entry that is `module` or a package holding it. A top-level
+    package's own name (`dispatcher`) stands for its `__init__` only, so a new module must be placed."""
     best: tuple[int, int] | None = None
     for index, layer in enumerate(layers):
         for entry in layer:
-            if (module == entry or module.startswith(entry + ".")) and (best is None or len(entry) > best[1]):
+            holds = module.startswith(entry + ".") and "." in entry
+            if (module == entry or holds) and (best is None or len(entry) > best[1]):
                 best = (index, len(entry))
     return None if best is None else best[0]
 
@@ -172,6 +174,12 @@ def test_the_layer_check_sees_an_upward_import() -> None:
     graph = {"dispatcher.outbound.retry": {"dispatcher.machines.base"}, "dispatcher.machines.base": set()}
     assert upward_imports(graph, DISPATCHER_LAYERS) == ["dispatcher.outbound.retry imports dispatcher.machines.base"]
     assert upward_imports({"dispatcher.machines.base": {"dispatcher.outbound.retry"}}, DISPATCHER_LAYERS) == []
+
+
+def test_a_new_top_level_module_has_no_layer_until_it_is_placed() -> None:
+    assert layer_of("dispatcher.something_new", DISPATCHER_LAYERS) is None
+    assert layer_of("dispatcher", DISPATCHER_LAYERS) == len(DISPATCHER_LAYERS) - 1
+    assert layer_of("dispatcher.api.routes", DISPATCHER_LAYERS) == layer_of("dispatcher.phone.calls", DISPATCHER_LAYERS)
 
 
 def test_the_cycle_check_sees_a_cycle_through_three_modules() -> None:
