@@ -64,3 +64,13 @@ async def test_without_a_store_answering_a_token_is_still_checked_at_its_replica
         assert getattr(refused.value, "reason", None) == "token_replayed"
     finally:
         await down.aclose()
+
+
+def test_a_dispatcher_with_a_store_spends_call_tokens_there_and_one_without_keeps_them_itself() -> None:
+    from dispatcher.app import create_app
+
+    env = {"DISPATCHER_API_KEYS": "k" * 32, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
+           "RESERVE_MAX_IDLE": "0"}
+    assert isinstance(create_app(env=env).state.phone.shared_spent, SpentOnce)  # no connection until it serves
+    alone = {k: v for k, v in env.items() if k not in ("REDIS_URL", "REPLICA_ID")}
+    assert create_app(env=alone).state.phone.shared_spent is None
