@@ -39,7 +39,7 @@ BAKE_FILE = "bake.py"
 # daily-python is the cloud's default transport (Pipecat's `daily` extra).
 REQUIRED_PACKAGES = {"onnxruntime": "silero", "daily-python": "daily"}
 # What a Pipecat extra brings, for a requirements.txt (which names extras, not the closure).
-EXTRA_PACKAGES = {"silero": "onnxruntime", "daily": "daily-python", "webrtc": "aiortc"}
+EXTRA_PACKAGES = {"silero": "onnxruntime", "daily": "daily-python", "webrtc": "aiortc", "websocket": "fastapi"}
 _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -102,7 +102,8 @@ def read(path: Path) -> BotProject:
     return BotProject(path=path, kind=kind, pipecat_version=version,
                       exclude_packages=_exclude_packages(path, pyproject, packages),
                       has_bake=(path / BAKE_FILE).is_file(),
-                      transports=("daily", "webrtc") if "aiortc" in present else ("daily",))
+                      transports=("daily", *(name for name, package in (("webrtc", "aiortc"), ("websocket", "fastapi"))
+                                             if package in present)))
 
 
 def _toml(path: Path) -> dict[str, object]:

@@ -67,9 +67,14 @@ def project(cfg: Reader) -> BotProjectSettings:
     return BotProjectSettings(location=location, project=found)
 
 
-def check(cfg: Reader, settings: HasBotProject) -> None:
-    """A TURN relay means SmallWebRTC sessions, whose image needs Pipecat's webrtc extra (aiortc)."""
+def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False) -> None:
+    """A TURN relay means SmallWebRTC sessions, whose image needs Pipecat's webrtc extra (aiortc); a
+    carrier's credentials mean phone calls, whose bots need its websocket extra (FastAPI)."""
     found = settings.bot_project
+    if found is not None and takes_calls and "websocket" not in found.project.transports:
+        raise cfg.fail("botProject", f"= {found.location!r} has no fastapi, which a bot needs to take a phone call "
+                                     "(a carrier's credentials are configured): add Pipecat's websocket extra "
+                                     "(`pipecat-ai[daily,silero,websocket]`) and lock again")
     if found is not None and settings.turn is not None and "webrtc" not in found.project.transports:
         raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
                                      "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "

@@ -24,6 +24,9 @@ PHONE_SECRET_KEYS = {
     "phoneTokenSecret": "PHONE_TOKEN_SECRET",
     "dailyDialinSecret": "DAILY_DIALIN_SECRET",
 }
+# The credentials that let carriers (or `POST /start` with a WebSocket transport) reach a bot over a
+# WebSocket; Daily's dial-in secret is not one: its calls come through a Daily room.
+CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items() if key != "dailyDialinSecret")
 
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)
 FARGATE_MAX_STOP_TIMEOUT = 120  # seconds (ContainerDefinition.stopTimeout's maximum on Fargate)

@@ -110,7 +110,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot_project=bot_settings.project(cfg),
     )
     channel_settings.check(cfg, settings)
-    bot_settings.check(cfg, settings)
+    bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS))
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))

@@ -89,6 +89,10 @@ def test_the_transports_an_image_can_carry_follow_the_lock_or_the_extras(tmp_pat
     assert read(project(tmp_path / "c", requirements="pipecat-ai[daily,webrtc]==1.14.0\n")).transports == (
         "daily", "webrtc")
     assert read(project(tmp_path / "d", requirements="pipecat-ai[daily]==1.14.0\n")).transports == ("daily",)
+    # Phone calls: Pipecat's websocket extra (FastAPI), locked or named
+    assert read(project(tmp_path / "e", extra=(("fastapi", "0.115.6"),))).transports == ("daily", "websocket")
+    assert read(project(tmp_path / "f", requirements="pipecat-ai[daily,webrtc,websocket]==1.14.0\n")).transports == (
+        "daily", "webrtc", "websocket")
 
 
 def test_no_bot_py_no_lock_or_no_dependencies_are_each_refused_with_the_fix(tmp_path: Path) -> None:

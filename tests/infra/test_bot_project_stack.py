@@ -142,6 +142,18 @@ def test_the_single_keys_and_the_named_set_add_up(stack: StackRunner) -> None:
         [*USER_SECRETS, "CARTESIA_API_KEY", "DEEPGRAM_API_KEY", "OPENAI_API_KEY"])
 
 
+@pytest.mark.parametrize("credential", ["twilioAuthToken", "phoneTokenSecret"])
+def test_a_carriers_credential_with_a_project_that_cannot_take_calls_fails_the_preview(
+        stack: StackRunner, tmp_path: Path, credential: str) -> None:
+    phone = {**SECRETS, f"voicefleet:{credential}": "SENTINEL-phone-0123456789abcdef0123456789abcdef"}
+    with pytest.raises(SettingsError, match="voicefleet:botProject .* has no fastapi"):
+        stack("aws", secrets=phone, botProject=str(project(tmp_path / "daily-only")))
+    able = project(tmp_path / "with-websocket", extra=(("fastapi", "0.115.6"),))
+    stack("aws", secrets=phone, botProject=str(able))  # the positive control: the same config, a project that can
+    stack("aws", secrets={**SECRETS, "voicefleet:dailyDialinSecret": "d" * 40},
+          botProject=str(project(tmp_path / "dial-in")))  # Daily's dial-in comes through a room: no FastAPI needed
+
+
 def test_a_turn_relay_with_a_project_without_webrtc_fails_the_preview(stack: StackRunner, tmp_path: Path) -> None:
     folder = project(tmp_path)  # daily-python and onnxruntime, no aiortc
     with pytest.raises(SettingsError, match="voicefleet:botProject .* has no aiortc"):

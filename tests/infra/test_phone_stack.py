@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from stacks.phone_settings import ALB_MAX_DEREGISTRATION_DELAY, deregistration_delay
+from tests.images.test_bot_project import project
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.helpers import container, unwrap
 
@@ -20,8 +22,13 @@ def test_the_drain_outlives_a_call_and_its_start_within_the_albs_maximum() -> No
 PHONE = {"voicefleet:twilioAuthToken": "SENTINEL-twilio-auth-4c3d", "voicefleet:dailyDialinSecret": "d" * 40}
 
 
-def test_carrier_credentials_reach_the_dispatcher_by_reference_only(stack: StackRunner) -> None:
-    run = stack("aws", secrets={**SECRETS, **PHONE})
+def calls_project(tmp_path: Path) -> str:
+    """A bot project that can take calls (Pipecat's websocket extra: FastAPI), as a carrier needs."""
+    return str(project(tmp_path, extra=(("fastapi", "0.115.6"),)))
+
+
+def test_carrier_credentials_reach_the_dispatcher_by_reference_only(stack: StackRunner, tmp_path: Path) -> None:
+    run = stack("aws", secrets={**SECRETS, **PHONE}, botProject=calls_project(tmp_path))
     dispatcher = container(run, "-dispatcher")
     names = {entry["name"] for entry in dispatcher["secrets"]}
     assert {"TWILIO_AUTH_TOKEN", "DAILY_DIALIN_SECRET"} <= names
@@ -31,8 +38,8 @@ def test_carrier_credentials_reach_the_dispatcher_by_reference_only(stack: Stack
     assert holding == [stores]
 
 
-def test_gcp_dispatcher_reads_carrier_credentials_from_secret_manager(stack: StackRunner) -> None:
-    run = stack("gcp", secrets={**SECRETS, **PHONE})
+def test_gcp_dispatcher_reads_carrier_credentials_from_secret_manager(stack: StackRunner, tmp_path: Path) -> None:
+    run = stack("gcp", secrets={**SECRETS, **PHONE}, botProject=calls_project(tmp_path))
     (service,) = run.of_type("gcp:cloudrunv2/service:Service")
     env = {e["name"]: e for e in service.inputs["template"]["containers"][0]["envs"]}
     assert "valueSource" in env["TWILIO_AUTH_TOKEN"] and "value" not in env["TWILIO_AUTH_TOKEN"]
