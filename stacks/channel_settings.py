@@ -45,10 +45,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 
 
 def token(cfg: Reader) -> pulumi.Output[str] | None:
-    value = cfg.secret(TOKEN_KEY, required=False)
-    if value is not None:
-        value.apply(lambda text: _check_length(cfg, text))
-    return value
+    return cfg.secret(TOKEN_KEY, required=False, check=lambda text: _check_length(cfg, text))
 
 
 def _check_length(cfg: Reader, text: str) -> None:

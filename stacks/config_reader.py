@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -141,7 +142,11 @@ class Reader:
             raise self.fail(name, f"must be a non-empty list of strings (got {raw!r})")
         return tuple(value)
 
-    def secret(self, name: str, *, required: bool) -> pulumi.Output[str] | None:
+    def secret(
+        self, name: str, *, required: bool, check: Callable[[str], None] | None = None
+    ) -> pulumi.Output[str] | None:
+        """The secret as an Output; `check(text)` runs once its value is known (raising `self.fail`
+        there fails the preview, naming the key, without the value ever being plain config)."""
         if self.raw(name) is None:
             if required:
                 raise self.fail(name, f"is required: pulumi config set --secret {name} …")
@@ -150,4 +155,6 @@ class Reader:
             raise self.fail(name, f"is stored in plain text: set it with pulumi config set --secret {name} …")
         value = self.config.get_secret(name)
         assert value is not None
+        if check is not None:
+            value.apply(check)
         return value

@@ -27,10 +27,7 @@ STORE_SECRETS: tuple[str, ...] = (PASSWORD_VARIABLE,)
 
 
 def password(cfg: Reader) -> pulumi.Output[str] | None:
-    value = cfg.secret(PASSWORD_KEY, required=False)
-    if value is not None:
-        value.apply(lambda text: _check(cfg, text))
-    return value
+    return cfg.secret(PASSWORD_KEY, required=False, check=lambda text: _check(cfg, text))
 
 
 def _check(cfg: Reader, text: str) -> None:
