@@ -7,7 +7,8 @@ this process as the carrier (the load generator, Twilio's Media Streams protocol
 μ-law per message) and the bots as their own processes:
 
 1. WebSocket open → first bot audio, warm: a reserve bot running a user bot in Pipecat's shape
-   (tests/phone/echo_bot.py: it greets on connect) through tests/phone/phone_host.py. Median of
+   (tests/phone/echo_bot.py: it greets on connect) in voicefleet's own host (`python -m bot`
+   with BOT_FILE, the local default's reserve bot, which takes calls too). Median of
    `--runs` calls, each on a freshly refilled reserve.
 2. Added relay latency per frame: one call to bench/phone_echo_host.py (echoes every frame, no
    Pipecat), round trip per frame, against the same echo served directly (no dispatcher). The
@@ -42,7 +43,7 @@ from tests.support.processes import free_port, run_dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO_HOST = ROOT / "bench" / "phone_echo_host.py"
-PIPECAT_HOST = ROOT / "tests" / "phone" / "phone_host.py"
+ECHO_BOT = ROOT / "tests" / "phone" / "echo_bot.py"
 SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
 
 
@@ -184,7 +185,7 @@ async def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as logs:
         base = phone_env(Path(logs))
-        env = {**base, "LOCAL_BOT_COMMAND": f"{sys.executable} {PIPECAT_HOST}", "RESERVE_MIN_IDLE": "1",
+        env = {**base, "BOT_FILE": str(ECHO_BOT), "RESERVE_MIN_IDLE": "1",
                "LOG_LEVEL": "warning"}
         (Path(logs) / "a").mkdir()
         with run_dispatcher(Path(logs) / "a", env) as dispatcher:
