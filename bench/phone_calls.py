@@ -43,7 +43,6 @@ from tests.support.processes import free_port, run_dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO_HOST = ROOT / "bench" / "phone_echo_host.py"
-ECHO_BOT = ROOT / "tests" / "phone" / "echo_bot.py"
 SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
 
 
@@ -185,7 +184,7 @@ async def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as logs:
         base = phone_env(Path(logs))
-        env = {**base, "BOT_FILE": str(ECHO_BOT), "RESERVE_MIN_IDLE": "1",
+        env = {**base, "RESERVE_MIN_IDLE": "1",  # phone_env: the echo bot under python -m bot
                "LOG_LEVEL": "warning"}
         (Path(logs) / "a").mkdir()
         with run_dispatcher(Path(logs) / "a", env) as dispatcher:

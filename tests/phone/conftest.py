@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import warnings
 import wave
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-HOST = Path(__file__).with_name("phone_host.py")
+ECHO_BOT = Path(__file__).with_name("echo_bot.py")  # a user bot in Pipecat's shape
 SPEECH = Path(__file__).parents[1] / "fixtures" / "speech16k.wav"
 IDLE = 'voicefleet_reserve_bots{provider="local",state="idle"}'
 
@@ -31,9 +30,9 @@ def speech_8k() -> bytes:
 
 
 def phone_env(reports: Path) -> dict[str, str]:
-    """The stand-in host (tests/phone/phone_host.py) with one reserve bot, and the carriers' keys."""
+    """voicefleet's own host (`python -m bot`) running the echo bot, one reserve bot, the carriers' keys."""
     return {
-        "LOCAL_BOT_COMMAND": f"{sys.executable} {HOST}",
+        "BOT_FILE": str(ECHO_BOT),
         "RESERVE_MIN_IDLE": "1",
         "PHONE_TEST_REPORTS": str(reports),
         # The carriers' REST credentials a bot needs to hang a call up itself (Pipecat's

@@ -16,12 +16,10 @@ from tests.support.processes import run_dispatcher
 
 pytestmark = pytest.mark.slow
 
-ECHO_BOT = Path(__file__).with_name("echo_bot.py")
 
 
 async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) -> None:
-    env = {**phone_env(tmp_path), "RESERVE_MAX_IDLE": "0", "BOT_FILE": str(ECHO_BOT)}
-    env.pop("LOCAL_BOT_COMMAND")  # voicefleet's own host: python -m bot
+    env = {**phone_env(tmp_path), "RESERVE_MAX_IDLE": "0"}  # cold: no reserve bot
     with run_dispatcher(tmp_path, env) as dispatcher:
         async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
             start = (await api.post("/start", json={"transport": "telnyx", "body": {"plan": "gold"}})).json()
@@ -39,8 +37,7 @@ async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) 
 
 
 async def test_a_call_claims_a_warm_reserve_bot_of_the_hosts_default_mode(tmp_path: Path) -> None:
-    env = {**phone_env(tmp_path), "BOT_FILE": str(ECHO_BOT)}  # RESERVE_MIN_IDLE=1: a webrtc-mode reserve bot
-    env.pop("LOCAL_BOT_COMMAND")
+    env = phone_env(tmp_path)  # RESERVE_MIN_IDLE=1: a webrtc-mode reserve bot
     with run_dispatcher(tmp_path, env) as dispatcher:
         async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
             await wait_for_idle_bot(api)
