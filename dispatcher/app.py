@@ -144,7 +144,8 @@ def create_app(
     )
     app.state.voicefleet = state
     app.state.phone = build_phone_state(
-        env, settings, state.sessions, channels, coordination.spent if coordination is not None else None
+        env, settings, state.sessions, channels, coordination.spent if coordination is not None else None,
+        owners=state.auth.by_id,
     )
     install_error_handlers(app)
     app.include_router(router)

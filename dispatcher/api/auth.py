@@ -20,6 +20,9 @@ class Authenticator:
         # (replicas sharing BOT_CHANNEL_TOKEN agree on them; without it, a new key every run).
         seed = deployment_secret.encode() if deployment_secret else secrets.token_bytes(32)
         self._local = Caller(LOCAL_CALLER, hmac.new(seed, b"voicefleet keyless owner v1", hashlib.sha256).digest())
+        self._by_id = {c.id: c for c in map(_caller_of, self._key_hashes)} if self._key_hashes else {
+            LOCAL_CALLER: self._local
+        }
 
     @property
     def enabled(self) -> bool:
@@ -43,8 +46,17 @@ class Authenticator:
             matched |= hmac.compare_digest(presented, known)
         if not matched:
             raise _unauthorized("invalid API key")
-        return Caller(hashlib.sha256(b"caller:" + presented).hexdigest()[:16],
-                      hashlib.sha256(b"owner:" + presented).digest())
+        return _caller_of(presented)
+
+    def by_id(self, caller_id: str) -> Caller | None:
+        """The caller with this (non-secret) id among this deployment's keys, with its owner key;
+        None when no configured key has it (a key removed since). What a phone call's token names
+        its owner by: the token carries the id, never the owner key."""
+        return self._by_id.get(caller_id)
+
+
+def _caller_of(key_hash: bytes) -> Caller:
+    return Caller(hashlib.sha256(b"caller:" + key_hash).hexdigest()[:16], hashlib.sha256(b"owner:" + key_hash).digest())
 
 
 def _unauthorized(message: str) -> ApiError:

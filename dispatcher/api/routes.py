@@ -50,7 +50,7 @@ async def start(
         await state.start_limit.check(who.id)
         phone = phone_state(request)
         base = public_base(phone.settings, request.headers, request.url.scheme)
-        return phone_start(phone, payload.transport, payload.body or {}, base)
+        return phone_start(phone, payload.transport, payload.body or {}, base, who)
     plan = plan_start(payload, state.settings.transports)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")

@@ -23,17 +23,17 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
-from dispatcher.sessions.ids import new_session_id
+from dispatcher.sessions.ids import Caller, new_session_id
 
 log = logging.getLogger("dispatcher.phone")
 
 PHONE_TRANSPORT = "websocket"
-PHONE_CALLER = "phone"  # the sessions' owner: carriers hold no API key
+PHONE_CALLER = "phone"  # the owner of calls no API key asked for (a carrier's signed stream, a webhook)
 
 
 class Sessions(Protocol):
     async def start(
-        self, *, caller: str, idempotency_key: str | None, body: Mapping[str, Any], wait: bool,
+        self, *, caller: Caller | str, idempotency_key: str | None, body: Mapping[str, Any], wait: bool,
         transport: str | None = None,
     ) -> Any: ...
 
@@ -59,18 +59,21 @@ class PhoneCalls:
         self._wait = start_wait_seconds
 
     async def attach(
-        self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any]
+        self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
+        owner: Caller | None = None,
     ) -> WebSocket:
-        """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise)."""
+        """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
+        `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
         session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
-        call.session_id = session_id = new_session_id(PHONE_CALLER, session_key)
+        owner = owner or Caller.named(PHONE_CALLER)
+        call.session_id = session_id = new_session_id(owner.owner_key, session_key)
         # Shielded: a hang-up cancels the wait, never a launch half sent to a provider.
         call.starting = asyncio.ensure_future(
             self._sessions.start(
-                caller=PHONE_CALLER, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT
+                caller=owner, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT
             )
         )
         call.starting.add_done_callback(_retrieved)

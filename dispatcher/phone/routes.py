@@ -25,6 +25,7 @@ from dispatcher.phone.media_links import MEDIA_PATH
 from dispatcher.phone.relay import relay_call
 from dispatcher.phone.settings import CARRIERS
 from dispatcher.phone.state import PhoneState, phone_state
+from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
@@ -78,6 +79,7 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     )
     try:
         admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
+        owner = _owner(state, admitted)
         await _spend_everywhere(state, admitted)
         body = _body(admitted, websocket.query_params.get("body"))
     except Refused as exc:
@@ -90,7 +92,7 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     try:
         stats = await relay_call(
             websocket,
-            lambda: state.calls.attach(call, carrier, admitted.session_key, body),
+            lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner),
             lambda reason: state.calls.end(call, reason),
         )
         first = (stats.first_bot_frame - stats.opened) * 1000 if stats.first_bot_frame else None
@@ -104,6 +106,16 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
         state.active_calls -= 1
         with contextlib.suppress(Exception):
             await websocket.close()
+
+
+def _owner(state: PhoneState, admitted: Admitted) -> Caller | None:
+    """A token's call is the session of the key that asked for it; any other call is the phone path's."""
+    if admitted.owner is None:
+        return None
+    owner = state.owners(admitted.owner)
+    if owner is None:  # the key was removed since it asked: its token opens nothing
+        raise Refused("token_owner_unknown")
+    return owner
 
 
 async def _spend_everywhere(state: PhoneState, admitted: Admitted) -> None:

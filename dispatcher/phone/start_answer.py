@@ -3,7 +3,8 @@
 `{wsUrl, token, sessionId}`: the client (a Twilio Function, a TeXML handler, a WebSocket client)
 connects to `{wsUrl}/{token}` within the token's life; the session, whose id is known now, starts
 when it does ("the bot is not started until the client connects", as on Pipecat Cloud). The token
-carries the request's `body` to the bot.
+carries the request's `body` to the bot, and the asking key's caller id: the session is that key's
+(its id is made with the key's owner key, so the key reads and stops it like any of its sessions).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import websocket_url
-from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.settings import CARRIERS
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import MAX_TOKEN_BODY_BYTES
-from dispatcher.sessions.ids import new_session_id
+from dispatcher.sessions.ids import Caller, new_session_id
 
 PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 
 
-def phone_start(state: PhoneState, transport: str, body: Mapping[str, Any], base: str) -> dict[str, Any]:
+def phone_start(
+    state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller
+) -> dict[str, Any]:
     carrier = "generic" if transport == "websocket" else transport
     try:
-        token, grant = state.tokens.mint(carrier, body)
+        token, grant = state.tokens.mint(carrier, body, owner=who.id)
     except ValueError:
         limit = MAX_TOKEN_BODY_BYTES
         raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None
@@ -33,5 +35,5 @@ def phone_start(state: PhoneState, transport: str, body: Mapping[str, Any], base
     return {
         "wsUrl": websocket_url(base, path),
         "token": token,
-        "sessionId": new_session_id(PHONE_CALLER, grant.session_key),
+        "sessionId": new_session_id(who.owner_key, grant.session_key),
     }

@@ -14,6 +14,7 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import Replays
 from dispatcher.phone.tokens import CallTokens
+from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
 from dispatcher.store.spent import SpentOnce
 
@@ -28,6 +29,8 @@ class PhoneState:
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
     shared_spent: SpentOnce | None = None  # with a coordination store: a token is spent at every replica
+    # A token's owner (a caller id) → that API key's caller: the API's keys (`Authenticator.by_id`).
+    owners: Callable[[str], Caller | None] = field(default=lambda _caller_id: None)
 
     def start_draining(self) -> None:
         self.draining = True
@@ -39,6 +42,7 @@ def build_phone_state(
     sessions: Sessions,
     channels: BotChannels,
     shared_spent: SpentOnce | None = None,
+    owners: Callable[[str], Caller | None] = lambda _caller_id: None,
 ) -> PhoneState:
     # Keyless only where the API is keyless: a local dispatcher that serves loopback alone.
     keyless = settings.machines == "local" and not settings.api_key_hashes
@@ -51,6 +55,7 @@ def build_phone_state(
         tokens=CallTokens(phone.token_key),
         calls=PhoneCalls(sessions, channels, MediaLinks(), start_wait_seconds=settings.start_wait_seconds),
         shared_spent=shared_spent,
+        owners=owners,
     )
 
 

@@ -1,9 +1,13 @@
 """One-time, short-lived tokens that a carrier presents in the WebSocket path (`/ws/{carrier}/{token}`).
 
 Carriers cannot send headers or query strings with a media stream, so the path carries the proof:
-`base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, body}`.
+`base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, own, body}`.
 The token is self-contained (any replica holding the key can check it) and names the session it
-opens, so `POST /start` can answer the `sessionId` before any machine exists. It is spent on first
+opens, so `POST /start` can answer the `sessionId` before any machine exists. `own` names the API
+key that asked for the call by its caller id (`Caller.id`: a digest of the key's digest, already
+in logs and limits, which opens nothing): the token is readable by the carrier and whoever sees
+its URL, so it carries no secret; the dispatcher finds the key's owner from the id among its own
+keys when the call connects. It is spent on first
 use: a second presentation is refused. The spent set lives in this replica's memory, like Pipecat's
 runner's (a token could be presented once per replica within its life; a shared store closes it).
 """
@@ -44,6 +48,7 @@ class CallGrant:
     session_key: str  # the session's idempotency key: the session id follows from it
     expires: float
     body: Mapping[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # the asking key's caller id; None: the phone path's own sessions
 
 
 class CallTokens:
@@ -57,15 +62,22 @@ class CallTokens:
         self._clock = clock
         self._spent = Replays(memory_seconds=seconds + 60.0)
 
-    def mint(self, carrier: str, body: Mapping[str, Any] | None = None) -> tuple[str, CallGrant]:
+    def mint(
+        self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None
+    ) -> tuple[str, CallGrant]:
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
             carrier=carrier,
             session_key=f"phone-{secrets.token_urlsafe(16)}",
             expires=float(int(self._clock()) + self._seconds),
             body=dict(body or {}),
+            owner=owner,
         )
-        payload = {"jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key}
+        payload: dict[str, Any] = {
+            "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
+        }
+        if owner is not None:
+            payload["own"] = owner
         if grant.body:
             payload["body"] = dict(grant.body)
         raw = json.dumps(payload, separators=(",", ":")).encode()
@@ -90,13 +102,14 @@ class CallTokens:
             raise TokenRefused("forged") from None
         if not isinstance(payload, dict):
             raise TokenRefused("forged")
-        body = payload.get("body")
+        body, owner = payload.get("body"), payload.get("own")
         grant = CallGrant(
             token_id=str(payload.get("jti", "")),
             carrier=str(payload.get("carrier", "")),
             session_key=str(payload.get("sid", "")),
             expires=float(payload.get("exp", 0)),
             body=body if isinstance(body, dict) else {},
+            owner=owner if isinstance(owner, str) else None,
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")

@@ -70,8 +70,7 @@ async def wait_for_idle_bot(api: httpx.AsyncClient) -> None:
 
 async def wait_active_sessions(api: httpx.AsyncClient, wanted: int, timeout: float = 30) -> float:
     """The dispatcher's count of sessions whose machine is up, once it is `wanted` (or the last
-    seen at the deadline). Phone sessions belong to the dispatcher's phone path, which no API key
-    reads by id, so a machine's end is seen here."""
+    seen at the deadline): a machine's end, whoever owns its session."""
     active = -1.0
     for _ in range(int(timeout * 10)):
         active = await metric(api, 'voicefleet_active_sessions{provider="local"}')
