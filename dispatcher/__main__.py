@@ -39,7 +39,6 @@ environment (docs/configuration.md lists every variable, with the providers' and
   BOT_PYTHON               local: the interpreter bots run with, e.g. your bot's virtualenv (default: this one)
   BOT_CHANNEL_TOKEN        the deployment secret each bot's own channel credential is derived from (the
                            dispatcher's alone; local: generated per run); cloud bots dial BOT_CHANNEL_URL
-  DISPATCHER_PEERS         other replicas' private base URLs, for bots whose channel ended there
   REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*
   SHUTDOWN_GRACE_SECONDS   on SIGTERM, how long requests in flight may finish (default 90; ECS stops at 120)
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)

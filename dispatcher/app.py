@@ -25,8 +25,6 @@ from dispatcher.api.state import AppState, app_state, caller
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
-from dispatcher.channel.peers import Peers, parse_peers
-from dispatcher.channel.route import mount_replica_route
 from dispatcher.channel.route import router as channel_router
 from dispatcher.errors import install_error_handlers
 from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
@@ -77,7 +75,6 @@ def create_app(
                             max_session_seconds=settings.max_session_seconds)
     if replication is not None:
         replication.attach_reserve(reserve)
-    peer_urls = parse_peers(env.get("DISPATCHER_PEERS", ""))
     attach = getattr(machines, "attach_channel", None)
     if channel_access is not None and attach is not None:
         attach(channel_access)  # local bots are told where to dial, and with which credential
@@ -94,7 +91,6 @@ def create_app(
         auth=Authenticator(settings.api_key_hashes, settings.bot_channel_token),
         channels=channels,
         reserve=reserve,
-        peers=_peers(peer_urls, channel_access),
         remote=replication.remote if replication is not None else None,
         replication=replication,
         channel_access=channel_access,
@@ -154,7 +150,6 @@ def create_app(
     app.include_router(phone_routes.router)
     app.include_router(phone_webhooks.router)
     app.include_router(daily_dialin.router)
-    mount_replica_route(app, channels.credentials, peer_urls)
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
@@ -202,12 +197,6 @@ def create_app(
         public = urlsplit(app.state.phone.settings.public_url or "").hostname
         app.add_middleware(LoopbackHostsOnly, also=frozenset({public} if public else set()))
     return app
-
-
-def _peers(urls: tuple[str, ...], access: ChannelAccess | None) -> Peers | None:
-    """The static peer list (DISPATCHER_PEERS), for replicas that share no store; they call each
-    other with the replicas' own credential, never a bot's."""
-    return Peers(urls, access.credentials.replica_token()) if access else None
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:

@@ -115,6 +115,9 @@ class Settings:
         machines = (env.get("MACHINES", "").strip() or cls.machines).lower()
         if machines not in MACHINE_KINDS:
             raise SettingsError(f"MACHINES={machines!r} is not one of {', '.join(MACHINE_KINDS)}")
+        if "DISPATCHER_PEERS" in env:  # removed: a leftover would leave replicas unable to reach each other's bots
+            raise SettingsError("DISPATCHER_PEERS is no longer read: replicas find each other's bots through their "
+                                "shared store; set REDIS_URL instead (docs/replicas.md)")
         keys = [k.strip() for k in env.get("DISPATCHER_API_KEYS", "").split(",") if k.strip()]
         if not keys:
             # Without keys anyone who can reach the port could start bots: allow that only for

@@ -140,7 +140,7 @@ async def signal(request: Request, session_id: str, kind: Kind, payload: dict[st
     if not machine.state.is_active:
         raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
     answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
-                             peers=state.signalling_remote)
+                             remote=state.remote)
     return dict(answer)
 
 

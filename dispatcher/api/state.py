@@ -11,9 +11,7 @@ from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
-from dispatcher.channel.peers import Peers
 from dispatcher.channel.remote import StoreRemote
-from dispatcher.channel.signalling import Remote
 from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
@@ -40,20 +38,13 @@ class AppState:
     ice_servers: IceServers
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
-    peers: Peers | None = None  # other replicas, for a bot whose channel ended there
-    remote: StoreRemote | None = None  # …or, with a shared store, the replica its owner record names
+    remote: StoreRemote | None = None  # with a shared store: the replica a session's owner record names
     replication: Replication | None = None  # this replica's part with a shared store
-
-    @property
-    def signalling_remote(self) -> Remote | None:
-        return self.remote if self.remote is not None else self.peers
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
         if self.reserve is not None:
             await self.reserve.aclose()
-        if self.peers is not None:
-            await self.peers.aclose()
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()

@@ -11,8 +11,7 @@ dispatcher launches a machine it derives that machine's credential from the secr
 credential (`Authorization: Bearer …`); the channel checks the tag and the expiry before the
 handshake, then that the bot's hello names what the credential was issued for
 (dispatcher/channel/bots.py). A stolen credential opens one machine's channel until it expires,
-nothing else. Replicas call each other with a credential derived for that use alone
-(`replica_token`), which no bot can compute.
+nothing else.
 """
 
 from __future__ import annotations
@@ -43,10 +42,9 @@ class BotGrant:
 
 class BotCredentials:
     def __init__(self, deployment_secret: str, clock: Callable[[], float] = time.time) -> None:
-        # Keys derived per use, so a credential of one kind can never pass as another.
+        # A key derived for this use alone: the deployment secret itself signs nothing.
         root = deployment_secret.encode()
         self._bot_key = hmac.new(root, b"voicefleet bot channel credential v1", hashlib.sha256).digest()
-        self._replica_key = hmac.new(root, b"voicefleet replica credential v1", hashlib.sha256).digest()
         self._clock = clock
 
     def issue(self, kind: Kind, subject: str, ttl_seconds: float) -> str:
@@ -76,13 +74,6 @@ class BotCredentials:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return BotGrant("idle" if kind == "idle" else "session", subject, expires)
-
-    def replica_token(self) -> str:
-        """The credential replicas present to each other (never given to a bot)."""
-        return _b64(hmac.new(self._replica_key, b"replica", hashlib.sha256).digest())
-
-    def is_replica(self, presented: str) -> bool:
-        return hmac.compare_digest(presented.encode(), self.replica_token().encode())
 
     def _tag(self, kind: str, encoded_subject: str, expires: int) -> str:
         message = f"{kind}\x00{encoded_subject}\x00{expires}".encode()

@@ -18,9 +18,7 @@ RELAY_TIMEOUT_SECONDS = 15.0  # the bot's own answer included (an SDP answer: te
 
 
 class StoreRemote:
-    """`ask` as dispatcher/channel/peers.py's, with the owner found in the store."""
-
-    polls = True  # an owner may appear at any moment (a bot's hello elsewhere): ask again soon
+    """The answer of the replica whose channel holds a session's bot, found by its owner record."""
 
     def __init__(self, coordination: Coordination) -> None:
         self._coordination = coordination

@@ -19,18 +19,15 @@ Kind = Literal["offer", "ice"]
 
 
 class Remote(Protocol):
-    """Another replica that may hold the session's bot: the static peers (dispatcher/channel/peers.py)
-    or the store's owner record and relay (dispatcher/channel/remote.py)."""
-
-    @property
-    def polls(self) -> bool:
-        """Worth asking again while the bot is not here yet (it may dial another replica)."""
-        ...
+    """Another replica that may hold the session's bot: the store's owner record and relay
+    (dispatcher/channel/remote.py)."""
 
     async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
 
 
-PEER_POLL_SECONDS = 0.25  # how often peers are asked again while a cold bot is still starting
+# How often the owner record is read again while the bot is not here: a cold bot still starting, or
+# one re-dialling after its replica went away, may say hello at any replica at any moment.
+REMOTE_POLL_SECONDS = 0.25
 
 
 async def signal_bot(
@@ -40,20 +37,20 @@ async def signal_bot(
     payload: dict[str, Any],
     *,
     deadline: float,
-    peers: Remote | None = None,
+    remote: Remote | None = None,
 ) -> Mapping[str, Any]:
     """Sends the offer or candidates to the session's bot, on this replica's channel or through
-    the peer that holds it; `deadline` (monotonic) bounds the wait for a bot that has not dialled
+    the replica that holds it; `deadline` (monotonic) bounds the wait for a bot that has not dialled
     in yet (a cold bot is still importing)."""
     method = METHOD_OFFER if kind == "offer" else METHOD_ICE
     while True:
         link = channels.link_for(session_id)
         if link is not None:
             return await link.request(method, payload)
-        if peers is not None and (answer := await peers.ask(session_id, method, payload)) is not None:
+        if remote is not None and (answer := await remote.ask(session_id, method, payload)) is not None:
             return answer
         left = deadline - time.monotonic()
         if left <= 0:
             raise ApiError(502, "bot_unreachable", "the session's bot has no channel to any dispatcher replica")
-        wait = left if peers is None or not peers.polls else min(left, PEER_POLL_SECONDS)
+        wait = left if remote is None else min(left, REMOTE_POLL_SECONDS)
         await channels.wait_link(session_id, wait)

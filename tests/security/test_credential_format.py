@@ -50,7 +50,6 @@ def test_another_deployments_or_an_altered_credential_opens_nothing() -> None:
         issued.rsplit(".", 1)[0],
         "",
         SECRET,
-        credentials.replica_token(),
     ):
         assert credentials.verify(presented) is None, presented
 
@@ -70,15 +69,6 @@ def test_a_grant_cannot_be_changed() -> None:
     assert grant is not None
     with pytest.raises(AttributeError):
         grant.subject = "rsv-2"  # type: ignore[misc]
-
-
-def test_the_replica_credential_is_its_own() -> None:
-    credentials = BotCredentials(SECRET, Clock())
-    assert credentials.is_replica(credentials.replica_token())
-    assert credentials.replica_token() == BotCredentials(SECRET, Clock()).replica_token()  # every replica agrees
-    assert not credentials.is_replica(BotCredentials("another-" + SECRET).replica_token())
-    assert not credentials.is_replica(credentials.issue("session", "s-1", 60))
-    assert not credentials.is_replica(SECRET)
 
 
 @pytest.mark.parametrize("subject", ["", "x" * 129])

@@ -1,11 +1,12 @@
-"""Two dispatcher replicas, every request routed to a random one: one bot per session, and
-signalling and status reach the right bot (docs/reserve.md, "Several dispatcher replicas").
+"""Two dispatcher replicas sharing a store (a real redis-server), every request routed to a
+random one: one bot per session, and signalling and status reach the right bot (docs/replicas.md).
 
 Each replica launches and holds its own bots (real stand-in processes dialling *that* replica's
-channel, as a cloud bot dials the replica that launched it) and has its own warm reserve. The
-provider's shared record is played by `SharedRecord`: status, stop and list see every replica's
-machines, as Fly's or ECS's API would; launches stay the caller's. Routing is a seeded random
-choice, so a failure replays.
+channel, as a cloud bot dials the replica that launched it) and has its own warm reserve; a
+request for a bot held by the other replica finds it through the session's owner record and the
+store's relay. The provider's shared record is played by `SharedRecord`: status, stop and list
+see every replica's machines, as Fly's or ECS's API would; launches stay the caller's. Routing is
+a seeded random choice, so a failure replays.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT
 from tests.support.dispatcher_server import serving
-from tests.support.processes import free_port, pid_alive
+from tests.support.processes import pid_alive
+from tests.support.redis_server import redis_server
 
 TOKEN = "r" * 40
 WAIT = 60.0
@@ -66,28 +68,30 @@ class SharedRecord(LocalMachines):
 
 
 @pytest.fixture
-async def replicas(monkeypatch):
+async def replicas(monkeypatch, tmp_path):
     monkeypatch.setenv("STANDIN_SIGN_ANSWERS", "1")
     everyone: list[SharedRecord] = []
-    ports = [free_port(), free_port()]  # reserved so each replica can name its peer before serving
     apps, clients, servers = [], [], []
-    for port in ports:
-        peer = [p for p in ports if p != port][0]
-        env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
-               "DISPATCHER_PEERS": f"http://127.0.0.1:{peer}"}
-        app = create_app(Settings(bot_channel_token=TOKEN, max_concurrent_sessions=50), env=env,
-                         machines=SharedRecord(everyone), rooms=None)
-        apps.append(app)
-        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"))
-    for app, port in zip(apps, ports, strict=True):
-        server = serving(app, port=port)
-        await server.__aenter__()
-        servers.append(server)
-    yield apps, clients, everyone
-    for app, client, server in zip(apps, clients, servers, strict=True):
-        await client.aclose()
-        await app.state.voicefleet.aclose()
-        await server.__aexit__(None, None, None)
+    with redis_server(tmp_path) as store:
+        for name in ("r-a", "r-b"):
+            env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
+                   "REDIS_URL": store.url, "REPLICA_ID": name, "REDIS_LEASE_SECONDS": "3"}
+            app = create_app(Settings(bot_channel_token=TOKEN, max_concurrent_sessions=50), env=env,
+                             machines=SharedRecord(everyone), rooms=None)
+            apps.append(app)
+            clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"))
+        for app in apps:
+            server = serving(app)
+            await server.__aenter__()
+            servers.append(server)
+            replication = app.state.voicefleet.replication
+            await replication.start()  # the app's lifespan does this; `serving` runs none
+            assert await replication.coordination.relay.wait_subscribed(WAIT)
+        yield apps, clients, everyone
+        for app, client, server in zip(apps, clients, servers, strict=True):
+            await client.aclose()
+            await app.state.voicefleet.aclose()
+            await server.__aexit__(None, None, None)
 
 
 async def test_two_replicas_with_random_routing_give_one_bot_per_session_and_reach_it(replicas):
@@ -126,16 +130,3 @@ async def test_two_replicas_with_random_routing_give_one_bot_per_session_and_rea
     for session_id in sessions:
         assert (await pick(clients).delete(f"/sessions/{session_id}")).status_code in (202, 204)
         assert not pid_alive(pids[session_id])
-
-
-async def test_a_peer_never_forwards_assign_nor_answers_without_the_replicas_credential(replicas):
-    apps, clients, _ = replicas
-    body = {"method": "assign", "params": {"session_id": "s", "max_session_seconds": 60}}
-    path = "/internal/bots/whatever/request"
-    replica = apps[1].state.voicefleet.peers.credential  # what the other replica presents
-    refused = await clients[0].post(path, json=body, headers={"Authorization": f"Bearer {replica}"})
-    assert refused.status_code == 400
-    assert (await clients[0].post(path, json=body)).status_code == 403
-    # Not the deployment secret itself either: it is never presented, only derived from.
-    assert (await clients[0].post(path, json=body, headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 403
-    assert (await clients[0].post(path, json=body, headers={"Authorization": "Bearer nope"})).status_code == 403
