@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.leases import Leases
@@ -29,10 +29,13 @@ class StartBusy(Exception):
 
 
 class StartLeases:
-    def __init__(self, store: Store, leases: Leases) -> None:
+    def __init__(
+        self, store: Store, leases: Leases, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self._store = store
         self._leases = leases
         self._seconds = store.settings.lease_seconds
+        self._sleep = sleep  # how a waiter and the renewal wait: tests move time themselves
 
     @contextlib.asynccontextmanager
     async def held(self, session_id: str, wait_seconds: float) -> AsyncIterator[None]:
@@ -45,7 +48,7 @@ class StartLeases:
         while await self._leases.take(key, token, self._seconds) != token:
             if time.monotonic() + delay > deadline:
                 raise StartBusy(session_id)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             delay = min(delay * 2, MAX_POLL_SECONDS)
         renewing = asyncio.create_task(self._renew(key, token), name=f"start-lease-{session_id}")
         try:
@@ -57,6 +60,6 @@ class StartLeases:
 
     async def _renew(self, key: str, token: str) -> None:
         while True:
-            await asyncio.sleep(self._seconds / 3)
+            await self._sleep(self._seconds / 3)
             with contextlib.suppress(StoreUnavailable):
                 await self._leases.renew(key, token, self._seconds)

@@ -30,10 +30,17 @@ def prefix() -> str:
     return f"{{t-{secrets.token_hex(4)}}}:"
 
 
+LEASE_SECONDS = 60.0
+
+
 @pytest.fixture
 async def replica_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[Coordination, Coordination]]:
-    """Two replicas' coordination on one store (short leases: the tests renew and expire them)."""
-    pair = tuple(Coordination(settings_for(redis, name, prefix, lease_seconds=2.0)) for name in ("r-a", "r-b"))
+    """Two replicas' coordination on one store. Leases long enough that none runs out by itself
+    however slow the machine: a test that needs one to run out moves the store's clock on
+    (tests/dispatcher/store/store_time.py)."""
+    pair = tuple(
+        Coordination(settings_for(redis, name, prefix, lease_seconds=LEASE_SECONDS)) for name in ("r-a", "r-b")
+    )
     yield pair  # type: ignore[misc]
     for coordination in pair:
         await coordination.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,8 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.store.relay import NotHere, RelayRefused
+from tests.dispatcher.store.conftest import LEASE_SECONDS
+from tests.dispatcher.store.store_time import advance
 
 
 def bot_of(held: dict[str, str]):
@@ -63,8 +64,8 @@ async def test_owner_records_are_renewed_by_the_heartbeat_and_run_out_without_it
     a, b = await started(replica_pair, {"s1": "bot-1"}, {})
     await a.owners.claim("s1")
     await a.owners.claim("s2")  # its bot left this replica: no longer held, not renewed
-    for _ in range(4):  # 4 × 0.7 s > the 2 s lease
-        await asyncio.sleep(0.7)
+    for _ in range(4):  # a heartbeat every third of a lease: 4 of them outlast the first lease
+        await advance(a.store, LEASE_SECONDS / 3)
         await a.beat()
     assert await b.owners.owner_of("s1") == "r-a"
     assert await b.owners.owner_of("s2") is None

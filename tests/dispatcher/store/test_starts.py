@@ -7,7 +7,10 @@ import asyncio
 import pytest
 
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.starts import StartBusy
+from dispatcher.store.leases import Leases
+from dispatcher.store.starts import StartBusy, StartLeases
+from tests.dispatcher.store.conftest import LEASE_SECONDS
+from tests.dispatcher.store.store_time import Sleeps
 
 
 async def test_the_same_session_started_at_two_replicas_at_once_launches_once(replica_pair):
@@ -43,9 +46,13 @@ async def test_a_waiting_start_gives_up_with_start_busy_after_its_wait(replica_p
 
 
 async def test_a_holder_keeps_its_lease_past_the_lease_time_while_it_launches(replica_pair):
-    a, b = replica_pair  # leases of 2 s, renewed every 2/3 s
-    async with a.starts.held("s", wait_seconds=1):
-        await asyncio.sleep(3)  # a slow provider call
+    a, b = replica_pair
+    sleeps = Sleeps()
+    starts = StartLeases(a.store, Leases(a.store), sleep=sleeps)
+    async with starts.held("s", wait_seconds=1):
+        slept = 0.0
+        while slept <= 2 * LEASE_SECONDS:  # a slow provider call: two leases' time, renewed as it goes
+            slept += await sleeps.pass_time(a.store)
         with pytest.raises(StartBusy):
             async with b.starts.held("s", wait_seconds=0.05):
                 pass
@@ -54,7 +61,21 @@ async def test_a_holder_keeps_its_lease_past_the_lease_time_while_it_launches(re
 async def test_a_dead_holders_lease_runs_out_and_the_waiter_goes_on(replica_pair):
     a, b = replica_pair
     token = "r-dead:0"
+    key = a.store.key("start", "s")
     # A replica that took the lease and died: nobody renews it.
-    await a.store.redis.set(a.store.key("start", "s"), token, px=300)
-    async with b.starts.held("s", wait_seconds=5):
-        assert await b.store.redis.get(b.store.key("start", "s")) != token
+    await a.store.redis.set(key, token, px=int(LEASE_SECONDS * 1000))
+    sleeps = Sleeps()
+    starts = StartLeases(b.store, Leases(b.store), sleep=sleeps)
+
+    async def waiter() -> object:
+        async with starts.held("s", wait_seconds=600):
+            return await b.store.redis.get(key)
+
+    waiting = asyncio.create_task(waiter())
+    tries = 0
+    while await a.store.redis.get(key) == token:  # the dead lease lasts: the waiter tries again and again
+        assert not waiting.done()
+        await sleeps.pass_time(b.store)  # …until the store's clock has moved past its end
+        tries += 1
+    assert tries > 1
+    assert await waiting not in (None, token)  # it ran out, and the waiter went on with its own
