@@ -5,8 +5,9 @@ WebSocket route), each with the credential of the machine it runs on
 (dispatcher/channel/credentials.py). A bot that says hello with a session id is that session's
 bot (a cold launch, whose credential names the session); one with none is idle, waiting in this
 replica for the reserve to claim it (its credential names the bot id the reserve launched it
-with, and is admitted once). A hello that does not match its credential is refused, so one
-compromised bot reaches its own session and nothing else. `take_idle` removes
+with, and is admitted once). A hello that does not match its credential is refused
+(dispatcher/channel/admission.py), so one compromised bot reaches its own session and nothing
+else. `take_idle` removes
 an idle bot from the pool with no `await` in between, so two concurrent starts in this replica
 can never take the same one; the bot itself refuses a second `assign`, which makes the claim
 safe across replicas too (docs/reserve.md).
@@ -34,6 +35,7 @@ from botchannel.contract import (
     encode,
     parse_frame,
 )
+from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.errors import ApiError
 from dispatcher.log_text import shown
@@ -42,7 +44,6 @@ log = logging.getLogger("dispatcher.channel.bots")
 
 HELLO_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
-MAX_OWNERS_KEPT = 100_000  # only verified hellos and claims add owners; live sessions are never evicted
 DEFAULT_MAX_CONNECTIONS = 1_000
 
 
@@ -67,6 +68,7 @@ class BotLink:
     hello: Hello
     socket: Socket
     session_id: str | None
+    expires: int | None = None  # when the bot's credential expires (Unix seconds)
     connected_at: float = field(default_factory=time.monotonic)
     reports: dict[str, Report] = field(default_factory=dict)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -119,6 +121,7 @@ class BotLink:
 
 ReportListener = Callable[[BotLink, Report], None]
 CloseListener = Callable[[BotLink], None]
+UnbindListener = Callable[[BotLink, str], None]
 
 
 class BotChannels:
@@ -128,13 +131,13 @@ class BotChannels:
         self.connections = 0  # open channel sockets, counted by the route
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._by_session: dict[str, BotLink] = {}
-        self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
-        self._seen_idle: dict[str, int] = {}  # idle credentials already used → their expiry
+        self.rules = HelloRules()  # which hellos are admitted (and, with a store, what every replica saw)
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
         self.session_listeners: list[CloseListener] = []  # a session's bot is now reached here
         self.close_listeners: list[CloseListener] = []
+        self.unbind_listeners: list[UnbindListener] = []  # a claim failed: the bot serves not that session
 
     @property
     def enabled(self) -> bool:
@@ -146,28 +149,6 @@ class BotChannels:
         if self.credentials is None or presented is None:
             return None
         return self.credentials.verify(presented)
-
-    def _refusal(self, grant: BotGrant, hello: Hello) -> str | None:
-        """Why `hello` is not what `grant` was issued for, or None when it is."""
-        if grant.kind == "idle":
-            if hello.machine_id != grant.subject:
-                return f"credential of bot {grant.subject}"
-            if hello.session_id is None:
-                # Once: a launched bot says hello idle one time; its credential never again.
-                return "credential already used" if hello.machine_id in self._seen_idle else None
-            # A claimed reserve bot reconnecting: the session must be the one it was bound to.
-            return None if self._owners.get(hello.session_id) == hello.machine_id else "not its session"
-        if hello.session_id != grant.subject:
-            return f"credential of session {grant.subject}"
-        owner = self._owners.get(hello.session_id)
-        return None if owner is None or owner == hello.machine_id else f"session served by bot {owner}"
-
-    def _admit_idle(self, grant: BotGrant) -> None:
-        now = time.time()
-        for machine_id, expires in list(self._seen_idle.items()):  # forget what can no longer dial
-            if expires <= now:
-                del self._seen_idle[machine_id]
-        self._seen_idle[grant.subject] = grant.expires
 
     # --- connected bots -------------------------------------------------------------------
 
@@ -183,16 +164,14 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
-        refused = self._refusal(grant, hello)
+        refused = await self.rules.refusal(grant, hello)
         if refused is not None:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
             return
-        if hello.session_id is None:
-            self._admit_idle(grant)
-        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id)
+        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
         if hello.session_id is not None:
-            self._own(hello.session_id, hello.machine_id)
+            self.rules.own(hello.session_id, hello.machine_id, live=self._by_session)
         await self._register(link)
         try:
             await socket.send_text(encode(Welcome()))
@@ -276,22 +255,17 @@ class BotChannels:
         """A claimed bot now serves `session_id` (its requests and reports are routed by it)."""
         link.session_id = session_id
         self._by_session[session_id] = link
-        self._own(session_id, link.machine_id)
+        self.rules.own(session_id, link.machine_id, live=self._by_session)
         for listener in self.session_listeners:
             listener(link)
-
-    def _own(self, session_id: str, machine_id: str) -> None:
-        self._owners[session_id] = machine_id
-        if len(self._owners) > MAX_OWNERS_KEPT:  # oldest first, never a session whose bot is here
-            for old in [s for s in self._owners if s not in self._by_session][: len(self._owners) - MAX_OWNERS_KEPT]:
-                del self._owners[old]
 
     def unbind(self, link: BotLink, session_id: str) -> None:
         """The bot refused or never answered the assignment: it routes nothing for the session."""
         if self._by_session.get(session_id) is link:
             del self._by_session[session_id]
-        if self._owners.get(session_id) == link.machine_id:
-            del self._owners[session_id]
+        self.rules.disown(session_id, link.machine_id)
+        for listener in self.unbind_listeners:
+            listener(link, session_id)
 
     # --- a session's bot ------------------------------------------------------------------
 

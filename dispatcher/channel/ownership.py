@@ -4,8 +4,10 @@ requests other replicas relay here answered from that channel.
 A bot that says hello with its session (a cold bot, or one that re-dialled after a replica
 drained or died) and a reserve bot claimed here make this replica the session's owner
 (dispatcher/store/owners.py); the heartbeat renews it while the channel lasts, and a channel that
-closes lets go (unless a newer one for the session is here). Writes to the store run in the
-background: a slow store never holds a bot's hello.
+closes lets go (unless a newer one for the session is here), and so does a claim that failed,
+which also removes the claim's record, so the bot is bound to the session at no replica. The
+hello rules read the store too (dispatcher/channel/shared_hellos.py). Writes to the store run in
+the background: a slow store never holds a bot's hello.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from botchannel.contract import METHOD_ICE, METHOD_OFFER
 from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.channel.shared_hellos import StoreHellos
 from dispatcher.errors import ApiError
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
@@ -37,6 +40,8 @@ class Ownership:
         self._writes: set[asyncio.Task[None]] = set()
         channels.session_listeners.append(self._on_session)
         channels.close_listeners.append(self._on_close)
+        channels.unbind_listeners.append(self._on_unbind)
+        channels.rules.shared = StoreHellos(coordination.claims)
 
     def held(self) -> list[str]:
         return self._channels.sessions()
@@ -58,6 +63,12 @@ class Ownership:
     def _on_close(self, link: BotLink) -> None:
         session_id = link.session_id
         if session_id is not None and self._channels.link_for(session_id) is None:
+            self._write(lambda: self._coordination.owners.release(session_id), "release", session_id)
+
+    def _on_unbind(self, link: BotLink, session_id: str) -> None:
+        bot_id = link.machine_id
+        self._write(lambda: self._coordination.claims.unclaim(bot_id, session_id), "unclaim", session_id)
+        if self._channels.link_for(session_id) is None:
             self._write(lambda: self._coordination.owners.release(session_id), "release", session_id)
 
     def _write(self, work: Callable[[], Awaitable[None]], what: str, session_id: str) -> None:

@@ -124,7 +124,7 @@ class Reserve:
 
         while (link := self._channels.take_idle(fits)) is not None:
             self._idle_since.pop(link.machine_id, None)
-            if not await self._pool.claim(link.machine_id, spec.session_id):
+            if not await self._pool.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
                 continue  # another replica's session took it: not ours to offer, nor to retire
             # Routed and timed before it is asked: its `ready` report may follow its answer at once.
             self._channels.bind(link, spec.session_id)

@@ -19,11 +19,11 @@ class SharedPool:
     def __init__(self, claims: BotClaims | None) -> None:
         self._claims = claims
 
-    async def claim(self, bot_id: str, session_id: str) -> bool:
+    async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         if self._claims is None:
             return True
         try:
-            return await self._claims.claim(bot_id, session_id)
+            return await self._claims.claim(bot_id, session_id, until)
         except StoreUnavailable:
             return True
 

@@ -5,6 +5,13 @@ the bot accepts one assignment ever; the claim record makes the rule explicit ac
 (a bot that re-dialled and is idle at two replicas for an instant is still offered once) and
 leaves a trace of which session took which bot.
 
+The claim record is also the bot's binding to its session at every replica: a claimed bot that
+dials again at another one (its replica drained or died) is admitted there for that session only,
+and a claim that fails removes it. It lives no longer than the bot's credential.
+
+`admitted:<bot id>` makes an idle credential's first hello the only one, across replicas (set if
+absent, for the credential's remaining life).
+
 `hello:<bot id>` records which replica an idle bot dialled: through a load balancer it may not be
 the one that launched it, and the launcher then stops waiting for it instead of retiring it as
 never connected.
@@ -12,26 +19,49 @@ never connected.
 
 from __future__ import annotations
 
+import math
+import time
+
 from dispatcher.store.client import Store
+from dispatcher.store.leases import Leases
 
 CLAIM_SECONDS = 24 * 3600  # longer than any session; a claimed bot never becomes idle again
 HELLO_SECONDS = 3600  # longer than a bot waits for its hello to be noticed
 
 
 class BotClaims:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, leases: Leases | None = None) -> None:
         self._store = store
+        self._leases = leases or Leases(store)  # compare-and-delete, read
 
-    async def claim(self, bot_id: str, session_id: str) -> bool:
-        """True if this call claimed the bot for `session_id` (or had already)."""
+    async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
+        """True if this call claimed the bot for `session_id` (or had already); the record lasts
+        until `until` (Unix seconds: when the bot's credential expires), never past CLAIM_SECONDS."""
         key = self._store.key("claim", bot_id)
+        seconds = CLAIM_SECONDS if until is None else _remaining(until, CLAIM_SECONDS)
 
         async def take() -> bool:
-            if await self._store.redis.set(key, session_id, nx=True, ex=CLAIM_SECONDS):
+            if await self._store.redis.set(key, session_id, nx=True, ex=seconds):
                 return True
             return bool(await self._store.redis.get(key) == session_id)  # our own, retried
 
         return await self._store.call(take)
+
+    async def claimed_for(self, bot_id: str) -> str | None:
+        """The session that claimed `bot_id`, if any."""
+        return await self._leases.holder(self._store.key("claim", bot_id))
+
+    async def unclaim(self, bot_id: str, session_id: str) -> None:
+        """The claim for `session_id` failed: the bot is bound to it nowhere (never another's claim)."""
+        await self._leases.release(self._store.key("claim", bot_id), session_id)
+
+    async def admit_once(self, bot_id: str, until: int) -> bool:
+        """True for the first idle hello of `bot_id`'s credential at any replica; remembered until
+        the credential expires (`until`, Unix seconds), when it can no longer be presented."""
+        key = self._store.key("admitted", bot_id)
+        seconds = _remaining(until, CLAIM_SECONDS)
+        return bool(await self._store.call(lambda: self._store.redis.set(key, self._store.replica_id, nx=True,
+                                                                          ex=seconds)))
 
     async def hello(self, bot_id: str) -> None:
         key = self._store.key("hello", bot_id)
@@ -44,3 +74,8 @@ class BotClaims:
         keys = [self._store.key("hello", bot_id) for bot_id in bot_ids]
         found = await self._store.call(lambda: self._store.redis.mget(keys))
         return {bot_id for bot_id, replica in zip(bot_ids, found, strict=True) if replica is not None}
+
+
+def _remaining(until: int, longest: int) -> int:
+    """Whole seconds left until `until`, at least 1, at most `longest`."""
+    return max(1, min(longest, math.ceil(until - time.time())))

@@ -35,7 +35,7 @@ class Coordination:
         self.starts = StartLeases(self.store, leases)
         self.owners = Owners(self.store, leases)
         self.replicas = Replicas(self.store)
-        self.claims = BotClaims(self.store)
+        self.claims = BotClaims(self.store, leases)
         self.spent = SpentOnce(self.store)
         self.relay: Relay | None = None
         self.state: State = "serving"

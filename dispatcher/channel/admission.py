@@ -1,0 +1,91 @@
+"""Which hellos the channel admits: a bot reaches what its credential was issued for, and no more.
+
+- An idle credential (a reserve bot) names the bot id the reserve launched; its hello must say that
+  id, and an idle hello is admitted once: never again here and, with a store shared by several
+  replicas, at no other replica either (the store's first-hello record, kept while the
+  credential lives). So a stolen idle credential can never pose as an idle bot, anywhere.
+- A claimed reserve bot that dials again (its channel dropped; its replica drained or died) may
+  name its session and nothing else: the session this replica bound it to, or, at another
+  replica, the session the store's claim record names (written, atomically, before the bot was
+  asked to serve it; removed when the claim failed).
+- A cold bot's credential names its session; a hello for it is refused only where another machine
+  already serves that session.
+
+Without a store each replica decides from what it saw itself. With a store that cannot be reached
+at the moment, the same: an idle hello is then admitted once per replica, and a re-dial is admitted
+where the bot's own replica bound it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Container
+from typing import Protocol
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+
+MAX_OWNERS_KEPT = 100_000  # only verified hellos and claims add owners; live sessions are never evicted
+
+
+class SharedHellos(Protocol):
+    """What every replica sees alike (dispatcher/channel/shared_hellos.py has the store's)."""
+
+    async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
+        """True unless an idle hello with `bot_id`'s credential was admitted before, anywhere."""
+        ...
+
+    async def claimed_for(self, bot_id: str) -> str | None:
+        """The session a claim bound the reserve bot `bot_id` to, if any."""
+        ...
+
+
+class HelloRules:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.shared: SharedHellos | None = None  # several replicas: set by dispatcher/channel/ownership.py
+        self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
+        self._seen_idle: dict[str, int] = {}  # idle credentials already used here → their expiry
+        self._clock = clock
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        """Why `hello` is not what `grant` was issued for, or None when it is admitted. An admitted
+        idle hello is recorded as the credential's one use (here before any `await`, so two hellos at
+        this replica never both pass; then in the store)."""
+        if grant.kind == "idle":
+            if hello.machine_id != grant.subject:
+                return f"credential of bot {grant.subject}"
+            if hello.session_id is None:
+                if hello.machine_id in self._seen_idle:
+                    return "credential already used"
+                self._admit_idle(grant)
+                if self.shared is not None and not await self.shared.first_idle_hello(grant.subject, grant.expires):
+                    return "credential already used at another replica"
+                return None
+            # A claimed reserve bot reconnecting: the session must be the one it was bound to.
+            if self._owners.get(hello.session_id) == hello.machine_id:
+                return None
+            if self.shared is not None and await self.shared.claimed_for(hello.machine_id) == hello.session_id:
+                return None
+            return "not its session"
+        if hello.session_id != grant.subject:
+            return f"credential of session {grant.subject}"
+        owner = self._owners.get(hello.session_id)
+        return None if owner is None or owner == hello.machine_id else f"session served by bot {owner}"
+
+    def _admit_idle(self, grant: BotGrant) -> None:
+        now = self._clock()
+        for machine_id, expires in list(self._seen_idle.items()):  # forget what can no longer dial
+            if expires <= now:
+                del self._seen_idle[machine_id]
+        self._seen_idle[grant.subject] = grant.expires
+
+    def own(self, session_id: str, machine_id: str, live: Container[str]) -> None:
+        """`machine_id` serves `session_id`; `live` are the sessions whose bot is here (never evicted)."""
+        self._owners[session_id] = machine_id
+        if len(self._owners) > MAX_OWNERS_KEPT:  # oldest first, never a session whose bot is here
+            for old in [s for s in self._owners if s not in live][: len(self._owners) - MAX_OWNERS_KEPT]:
+                del self._owners[old]
+
+    def disown(self, session_id: str, machine_id: str) -> None:
+        if self._owners.get(session_id) == machine_id:
+            del self._owners[session_id]

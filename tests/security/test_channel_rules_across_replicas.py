@@ -1,0 +1,125 @@
+"""The channel's hello rules hold across replicas sharing a store (a real redis-server): an idle
+credential is admitted once at all of them together, and a claimed reserve bot that dials another
+replica (its own drained or died) is admitted there for its own session only, never for a claim
+that failed. Both records live no longer than the bot's credential."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from botchannel.contract import CHANNEL_PATH, Hello
+from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.settings import Settings
+from tests.security.conftest import WAIT, dial
+from tests.support.dispatcher_server import serving
+from tests.support.redis_server import RedisServer, redis_server
+
+SECRET = "deployment-secret-" + "x" * 32
+LIFETIME = 600  # the idle credentials' life, in seconds
+
+
+@dataclass
+class Replica:
+    app: Any
+    url: str
+
+    @property
+    def channels(self) -> Any:
+        return self.app.state.voicefleet.channels
+
+    @property
+    def replication(self) -> Any:
+        return self.app.state.voicefleet.replication
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[Replica, Replica, RedisServer]]:
+    with redis_server(tmp_path) as store:
+        replicas, servers = [], []
+        for name in ("r-a", "r-b"):
+            app = create_app(Settings(bot_channel_token=SECRET),
+                             env={"REDIS_URL": store.url, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0"}, rooms=None)
+            server = serving(app)
+            port = await server.__aenter__()
+            servers.append(server)
+            await app.state.voicefleet.replication.start()  # the app's lifespan does this; `serving` runs none
+            replicas.append(Replica(app, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"))
+        yield replicas[0], replicas[1], store
+        for replica, server in zip(replicas, servers, strict=True):
+            await replica.app.state.voicefleet.aclose()
+            await server.__aexit__(None, None, None)
+
+
+def idle(bot_id: str) -> str:
+    return BotCredentials(SECRET).issue("idle", bot_id, LIFETIME)
+
+
+async def claimed(replica: Replica, bot_id: str, session_id: str) -> Any:
+    """`bot_id` dials `replica` idle and is claimed there for `session_id`, as the reserve claims:
+    the store's claim record first, then the local binding."""
+    ws = await dial(replica.url, idle(bot_id), Hello(machine_id=bot_id, image="dev"))
+    assert ws is not None
+    channels = replica.channels
+    assert await channels.wait_until(lambda: bool(channels.idle()), WAIT)
+    link = channels.take_idle()
+    assert await replica.replication.coordination.claims.claim(bot_id, session_id, link.expires)
+    channels.bind(link, session_id)
+    return ws, link
+
+
+async def test_an_idle_credential_is_admitted_once_across_replicas(pair) -> None:  # noqa: ANN001
+    a, b, _ = pair
+    first = await dial(a.url, idle("rsv-1"), Hello(machine_id="rsv-1", image="dev"))
+    assert first is not None  # control: the launched bot's first hello
+    assert await dial(b.url, idle("rsv-1"), Hello(machine_id="rsv-1", image="dev")) is None
+    assert b.channels.idle() == []
+    other = await dial(b.url, idle("rsv-2"), Hello(machine_id="rsv-2", image="dev"))
+    assert other is not None  # control: another launched bot is admitted at the other replica
+    await first.close()
+    await other.close()
+
+
+async def test_a_claimed_reserve_bot_may_dial_another_replica_for_its_own_session_only(pair) -> None:  # noqa: ANN001
+    a, b, _ = pair
+    ws, _ = await claimed(a, "rsv-3", "s-claimed")
+    await ws.close()  # its replica went away (drained or died)
+    assert await dial(b.url, idle("rsv-3"), Hello(machine_id="rsv-3", session_id="s-other")) is None
+    again = await dial(b.url, idle("rsv-3"), Hello(machine_id="rsv-3", session_id="s-claimed"))
+    assert again is not None
+    link = b.channels.link_for("s-claimed")
+    assert link is not None and link.machine_id == "rsv-3"
+    await again.close()
+
+
+async def test_a_reserve_bot_whose_claim_failed_is_bound_to_that_session_at_no_replica(pair) -> None:  # noqa: ANN001
+    a, b, _ = pair
+    ws, link = await claimed(a, "rsv-4", "s-failed")
+    a.channels.unbind(link, "s-failed")  # the claim failed (refused, unanswered, re-tagging failed)
+    await a.replication.ownership.settled()
+    assert await dial(b.url, idle("rsv-4"), Hello(machine_id="rsv-4", session_id="s-failed")) is None
+    cold = await dial(b.url, BotCredentials(SECRET).issue("session", "s-failed", LIFETIME),
+                      Hello(machine_id="cold-s-failed", session_id="s-failed"))
+    assert cold is not None  # control: the session's cold bot is admitted
+    await cold.close()
+    await ws.close()
+
+
+async def test_the_records_live_no_longer_than_the_credential(pair) -> None:  # noqa: ANN001
+    a, _, store = pair
+    ws, _ = await claimed(a, "rsv-5", "s-5")
+    client = redis.Redis.from_url(store.url, decode_responses=True)
+    try:
+        for record in ("admitted", "claim"):
+            keys = client.keys(f"*{record}:rsv-5")
+            assert len(keys) == 1, record
+            assert 0 < client.ttl(keys[0]) <= LIFETIME, record
+    finally:
+        client.close()
+    await ws.close()
