@@ -25,6 +25,11 @@ from tests.support.processes import DispatcherProcess, processes_with_env, run_d
 from tests.support.redis_server import RedisServer, redis_server
 
 TIMEOUT = 60.0
+# Leases (a keyed start's, a session owner's record, a replica's own) that no stall of a loaded
+# machine outlasts: nothing here waits for one to run out (a start lets go of its lease when it is
+# done; a bot's record is written when it dials in), so a replica paused for seconds still holds
+# what it holds. The heartbeat comes every third of a lease; a test that needs it sooner says so.
+LEASE_SECONDS = "60"
 # Sessions belong to the API key that started them, the same key at every replica (keyless local
 # mode draws a random owner key per process, so replicas could not read each other's sessions).
 API_KEY = "replicas-test-key-0123456789"
@@ -69,7 +74,7 @@ def replica_env(store: RedisServer, mark: str, name: str, **extra: str) -> dict[
     return {
         "REDIS_URL": store.url,
         "REPLICA_ID": name,
-        "REDIS_LEASE_SECONDS": "3",
+        "REDIS_LEASE_SECONDS": LEASE_SECONDS,
         "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
         "STANDIN_MODE": "serve",
         "STANDIN_MARK": mark,

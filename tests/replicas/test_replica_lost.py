@@ -18,6 +18,7 @@ import pytest
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fixtures import fake_daily, fake_fly
 from tests.fakes.fly import FakeFly
+from tests.replicas.conftest import LEASE_SECONDS
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import RedisServer
 
@@ -30,7 +31,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 def env(fly: FakeFly, daily: FakeDaily, store: RedisServer, name: str) -> dict[str, str]:
     return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, **daily.env, "REDIS_URL": store.url,
-            "REPLICA_ID": name, "REDIS_LEASE_SECONDS": "3", "MAX_SESSION_SECONDS": "60",
+            "REPLICA_ID": name, "REDIS_LEASE_SECONDS": LEASE_SECONDS, "MAX_SESSION_SECONDS": "60",
             "REAPER_INTERVAL_SECONDS": "0.2", "REAPER_GRACE_SECONDS": "0", "SHUTDOWN_GRACE_SECONDS": "20",
             "LOG_LEVEL": "warning", "FLY_LIST_RATE": "100", "FLY_LIST_BURST": "100"}
 

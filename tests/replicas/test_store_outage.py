@@ -32,7 +32,9 @@ def health(url: str) -> dict[str, object]:
 def test_a_store_outage_is_reported_refuses_no_safe_start_and_never_launches_twice(
     tmp_path: Path, store: RedisServer
 ) -> None:
-    with start_fleet(tmp_path, store, 2, RESERVE_MAX_IDLE="0") as fleet:
+    # The heartbeat (every third of a lease) is what notices the outage and its end, and writes the
+    # owner records again: the production default's, every 5 s, rather than every 20 s.
+    with start_fleet(tmp_path, store, 2, RESERVE_MAX_IDLE="0", REDIS_LEASE_SECONDS="15") as fleet:
         a, b = (r.base_url for r in fleet.replicas)
         before = post(a, "/start?wait=started", json={}, headers={"Idempotency-Key": "before"})
         assert before.status_code == 201
