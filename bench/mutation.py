@@ -45,6 +45,8 @@ DISPATCHER_API = [f"{T}sessions/test_session_service.py", f"{T}sessions/test_ses
 # The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
 TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
     "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
+RESERVE = [f"{T}reserve/test_reserve.py", "tests/security/test_idle_bot_credentials.py",
+           f"{T}machines/test_fly_reserve.py", f"{T}machines/test_gce_reserve.py", f"{T}machines/test_ecs_reserve.py"]
 AWS_CLIENT = [f"{T}machines/test_aws_signing.py", f"{T}machines/test_aws_errors.py"]
 
 
@@ -64,9 +66,9 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions/reaper.py": [f"{T}sessions/test_reaper_retries.py", f"{T}sessions/test_reaper.py"],
     "dispatcher/sessions/admission.py": [f"{T}sessions/test_admission.py", f"{T}sessions/test_sessions.py"],
     # the warm reserve: local bots over the channel, then each cloud provider's claim
-    "dispatcher/reserve/reserve.py": [f"{T}reserve/test_reserve.py", "tests/security/test_idle_bot_credentials.py",
-                                      f"{T}machines/test_fly_reserve.py",
-                                      f"{T}machines/test_gce_reserve.py", f"{T}machines/test_ecs_reserve.py"],
+    "dispatcher/reserve/reserve.py": RESERVE,
+    "dispatcher/reserve/claim.py": RESERVE,  # the claim: one idle bot takes one session
+    "dispatcher/reserve/idle.py": RESERVE,
     "dispatcher/outbound/provider_errors.py": [f"{T}outbound/test_provider_errors.py"],
     # the bot channel's trust boundary: machine credentials, hellos against them, the claim's unbind
     "dispatcher/channel/credentials.py": ["tests/security/test_credential_format.py", f"{T}channel/test_channel.py",

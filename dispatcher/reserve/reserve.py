@@ -1,9 +1,8 @@
 """The warm reserve: bots started ahead of demand, each claimed by exactly one session.
 
-`launch(spec)` is what `POST /start` calls instead of the provider's launch: it takes an idle bot
-of the current image off this replica's channel (synchronously: two concurrent starts never get
-the same one), assigns it the session over the channel (the bot itself accepts exactly one
-assignment, ever), then has the provider re-tag the machine with the session id. With no idle
+`launch(spec)` is what `POST /start` calls instead of the provider's launch: it claims an idle bot
+of the current image on this replica's channel (dispatcher/reserve/claim.py: taken off the pool
+synchronously, assigned the session over the channel, re-tagged by the provider). With no idle
 bot, or any failure on the way, it launches cold as before: the reserve is never a new way to
 fail. A claimed bot is an ordinary session machine afterwards: it exits with its session and its
 machine is destroyed; nothing is ever returned to the pool.
@@ -20,25 +19,26 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
-from botchannel.contract import METHOD_ASSIGN, Assignment, Report
-from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
-from dispatcher.log_text import shown
+from botchannel.contract import Report
+from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.backoff import FailedBots
+from dispatcher.reserve.claim import WarmClaim
+from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.pacing import IdleBot, LaunchTokens, plan_reserve
 from dispatcher.reserve.policy import ReserveSettings, reserve_size, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
+from dispatcher.reserve.retirement import Retirements
 from dispatcher.reserve.shared import SharedPool
 from dispatcher.store.claims import BotClaims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
-ASSIGN_TIMEOUT_SECONDS = 2.0  # an idle bot answers in milliseconds; a slow one is skipped, not waited on
 TICK_SECONDS = 1.0
 WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
 START_RECORD_SECONDS = 600.0  # how long a start waits for its bot's `ready` report to be timed
@@ -70,13 +70,15 @@ class Reserve:
         self._clock = clock
         self._max_session_seconds = max_session_seconds  # how long a claimed bot's credential must last
         self._warming: dict[str, float] = {}  # bot id → launched at
-        self._idle_since: dict[str, float] = {}  # bot id → its hello
+        self.idle_records = IdleRecords()  # bot id → its idle hello, while it is in the pool
         self._arrivals = ArrivalRate(settings.rate_sample)
         self._cold_start = ColdStartEstimate(settings.cold_start_seconds)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
         self._wake = asyncio.Event()
-        self._background: set[asyncio.Task[None]] = set()
+        self._retirements = Retirements(machines, metrics)
+        self._claim = WarmClaim(machines, channels, self._pool, self.idle_records, self._retirements,
+                                metrics, self._starts, lambda: self._clock())
         self._last_tick: float | None = None
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
         channels.idle_listeners.append(self._on_idle_hello)
@@ -96,7 +98,7 @@ class Reserve:
         result_future.add_done_callback(_consume_exception)
         self._inflight[spec.session_id] = result_future
         try:
-            result = await self._claim(spec, began)
+            result = await self._claim.claim(spec, began)
             if result is None:
                 self._metrics.claimed(warm=False)
                 if self._tokens is not None:
@@ -114,46 +116,6 @@ class Reserve:
             del self._inflight[spec.session_id]
             self._wake.set()  # refill now, not at the next tick
 
-    async def _claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
-        image = self._machines.bot_image
-        assignment = _assignment(spec)
-        # Only a bot that can serve the session's transport: a Daily bot refuses a WebRTC session
-        # (and is then retired), which would burn the reserve on sessions it cannot take.
-        def fits(candidate: BotLink) -> bool:
-            return candidate.hello.image == image and assignment.transport in candidate.hello.capabilities
-
-        while (link := self._channels.take_idle(fits)) is not None:
-            self._idle_since.pop(link.machine_id, None)
-            if not await self._pool.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
-                continue  # another replica's session took it: not ours to offer, nor to retire
-            # Routed and timed before it is asked: its `ready` report may follow its answer at once.
-            self._channels.bind(link, spec.session_id)
-            self._starts[spec.session_id] = (began, True)
-            try:
-                await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
-                result = await self._machines.adopt(link.machine_id, spec)
-            except BaseException as exc:
-                # Every way a claim can fail unbinds the bot, so the session's cold bot (or the
-                # next claim) is never refused in favour of one that does not serve it.
-                self._channels.unbind(link, spec.session_id)
-                self._starts.pop(spec.session_id, None)
-                self._retire_soon(link, "claim_refused" if isinstance(exc, BotRequestFailed) else "adopt_failed")
-                if isinstance(exc, BotRequestFailed):
-                    # Refused (another replica got it first) or unreachable: never offered again.
-                    log.warning("reserve bot %s refused session %s (%s); trying the next", shown(link.machine_id),
-                                spec.session_id, exc.code)
-                    continue
-                if isinstance(exc, ProviderError):
-                    # The bot accepted but its machine cannot carry the session's tag: stop it (a
-                    # bot serves one session ever, so it cannot go back) and start cold instead.
-                    log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
-                                spec.session_id, shown(link.machine_id), shown(exc))
-                    return None
-                raise
-            self._metrics.claimed(warm=True, seconds=self._clock() - began)
-            return result
-        return None
-
     # --- what the bots tell us ------------------------------------------------------------
 
     def _on_idle_hello(self, link: BotLink) -> None:
@@ -165,15 +127,16 @@ class Reserve:
             log.info("reserve: bot %s is up after %d failed bot(s); the backoff is over",
                      link.machine_id, self.failed_bots.in_a_row)
             self.failed_bots.healthy()
-        self._idle_since[link.machine_id] = now
+        self.idle_records.greeted(link.machine_id, now)
         if self._pool.shared:  # its launcher may be another replica, waiting for this hello
-            self._spawn(self._pool.record_hello(link.machine_id))
+            self._retirements.spawn(self._pool.record_hello(link.machine_id))
         self._wake.set()
 
     def _on_close(self, link: BotLink) -> None:
-        if link.session_id is None and self._idle_since.pop(link.machine_id, None) is not None:
-            # An idle bot whose channel dropped can never be claimed: retire its machine.
-            self._retire_soon(link.machine_id, "channel_lost")
+        if self.idle_records.forget(link.machine_id):
+            # An idle bot whose channel dropped can never be claimed: retire its machine. (One
+            # taken off the pool, by a claim or a retirement, was forgotten when it was taken.)
+            self._retirements.soon(link.machine_id, "channel_lost")
             self._wake.set()
 
     def _on_report(self, link: BotLink, report: Report) -> None:
@@ -217,8 +180,9 @@ class Reserve:
         self._account(now)
         await self._drop_dead_warming(now)
         image = self._machines.bot_image
-        idle = [IdleBot(link.machine_id, self._idle_since.setdefault(link.machine_id, now), link.hello.image)
-                for link in self._channels.idle()]
+        links = self._channels.idle()
+        since = self.idle_records.since((link.machine_id for link in links), now)
+        idle = [IdleBot(link.machine_id, since[link.machine_id], link.hello.image) for link in links]
         size = reserve_size(
             self.settings,
             active=self._channels.session_count(),
@@ -234,9 +198,9 @@ class Reserve:
         for bot_id in plan.retire:
             link = self._channels.take_idle(_machine(bot_id))
             if link is not None:
-                self._idle_since.pop(bot_id, None)
+                self.idle_records.forget(bot_id)
                 reason = "old_image" if link.hello.image != image else "aged_or_surplus"
-                await self._retire(bot_id, reason, link)
+                await self._retirements.retire(bot_id, reason, link)
         for _ in range(launches):
             bot_id = f"rsv-{secrets.token_hex(6)}"
             self._warming[bot_id] = self._clock()
@@ -293,7 +257,7 @@ class Reserve:
                 # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
                 exited = getattr(self._machines, "exit_detail", lambda bot_id: None)(bot_id)
                 self._bot_failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
-                await self._retire(bot_id, "never_connected")
+                await self._retirements.retire(bot_id, "never_connected")
 
     async def sweep(self) -> int:
         """The reaper's part for reserve machines: any idle machine at the provider (this replica's
@@ -304,8 +268,9 @@ class Reserve:
         for machine in await self._machines.idle_machines():
             if machine.created_at < horizon:
                 link = self._channels.take_idle(_machine(machine.bot_id))
-                self._idle_since.pop(machine.bot_id, None)
-                await self._retire(machine.bot_id, "reaped_idle_age" if link is None else "aged_or_surplus", link)
+                self.idle_records.forget(machine.bot_id)
+                reason = "reaped_idle_age" if link is None else "aged_or_surplus"
+                await self._retirements.retire(machine.bot_id, reason, link)
                 stopped += 1
         return stopped
 
@@ -317,46 +282,8 @@ class Reserve:
         lifetime = self.settings.max_idle_seconds + self._max_session_seconds + CREDENTIAL_SLACK_SECONDS
         return credentials.issue("idle", bot_id, lifetime)
 
-    async def _retire(self, bot_id: str, reason: str, link: BotLink | None = None) -> None:
-        if link is not None:  # a retired bot keeps no channel open here
-            await link.disconnect()
-        try:
-            await self._machines.retire(bot_id)
-        except ProviderError as exc:
-            log.warning("retiring reserve bot %s failed (%s); the reaper will", bot_id, exc)
-            return
-        self._metrics.retired(reason)
-        log.info("reserve bot %s retired (%s)", bot_id, reason)
-
-    def _retire_soon(self, bot: str | BotLink, reason: str) -> None:
-        if isinstance(bot, BotLink):
-            self._spawn(self._retire(bot.machine_id, reason, bot))
-        else:
-            self._spawn(self._retire(bot, reason))
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            await work
-
-        task = asyncio.create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def aclose(self) -> None:
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=5)
-
-
-def _assignment(spec: LaunchSpec) -> Assignment:
-    return Assignment(
-        session_id=spec.session_id,
-        max_session_seconds=spec.max_session_seconds,
-        transport="websocket" if spec.transport == "websocket" else "daily" if spec.room_url else "webrtc",
-        body=dict(spec.body),
-        room_url=spec.room_url,
-        token=spec.bot_token,
-        ice_config=dict(spec.ice_config) if spec.ice_config else None,
-    )
+        await self._retirements.aclose()
 
 
 def _machine(bot_id: str) -> Callable[[BotLink], bool]:

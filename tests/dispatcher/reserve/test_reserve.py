@@ -142,6 +142,25 @@ async def test_a_claimed_bot_exits_with_its_session_and_is_never_idle_again(make
     assert replacement != bot_id
     assert bot_id not in {link.machine_id for link in d.channels.idle()}
     assert bot_id not in d.machines._idle
+    await d.reserve.aclose()  # any retirement its leaving started has run
+    # It left as a session's bot, not as a lost idle one: nothing retired it a second time.
+    assert await d.metric("voicefleet_reserve_retired_total", reason="channel_lost", provider="local") == 0
+
+
+async def test_the_reserve_keeps_records_only_of_bots_idle_now(make_dispatcher):
+    """A bot taken off the pool and bound to a session by another path than the claim leaves no
+    record behind once a refill has seen the pool: its leaving is a session's end, not a lost idle bot."""
+    d = await make_dispatcher(RESERVE_MIN_IDLE="2")
+    [taken, kept] = await d.fill(2)
+    link = d.channels.take_idle(lambda link: link.machine_id == taken)
+    d.channels.bind(link, "s-elsewhere")  # not through the reserve's claim
+    await d.reserve.refill()
+    assert len(d.reserve.idle_records) == len(d.channels.idle())
+    await link.socket.close()
+    assert await d.channels.wait_until(lambda: d.channels.link_for("s-elsewhere") is None, WAIT)
+    await d.reserve.aclose()
+    assert await d.metric("voicefleet_reserve_retired_total", reason="channel_lost", provider="local") == 0
+    assert kept in {link.machine_id for link in d.channels.idle()}  # control: the idle one is still in the pool
 
 
 async def test_an_idle_bot_whose_channel_drops_is_retired(make_dispatcher):

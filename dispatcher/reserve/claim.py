@@ -1,0 +1,102 @@
+"""The warm claim: one idle bot on this replica's channel takes one session.
+
+An idle bot of the current image that can serve the session's transport is taken off the pool
+(synchronously: two concurrent starts never get the same one), claimed in the replicas' store,
+bound to the session, assigned it over the channel (the bot itself accepts one assignment, ever),
+then re-tagged by the provider. Every way this can fail unbinds the bot and retires its machine;
+a refused or unreachable bot makes way for the next, a failed re-tag for a cold launch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from botchannel.contract import METHOD_ASSIGN, Assignment
+from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
+from dispatcher.log_text import shown
+from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.reserve.idle import IdleRecords
+from dispatcher.reserve.metrics import ReserveMetrics
+from dispatcher.reserve.retirement import Retirements
+from dispatcher.reserve.shared import SharedPool
+
+log = logging.getLogger("dispatcher.reserve.reserve")
+
+ASSIGN_TIMEOUT_SECONDS = 2.0  # an idle bot answers in milliseconds; a slow one is skipped, not waited on
+
+
+class WarmClaim:
+    def __init__(
+        self,
+        machines: WarmMachines,
+        channels: BotChannels,
+        pool: SharedPool,
+        idle: IdleRecords,
+        retirements: Retirements,
+        metrics: ReserveMetrics,
+        starts: dict[str, tuple[float, bool]],  # the reserve's start records (session → began, warm?)
+        clock: Callable[[], float],
+    ) -> None:
+        self._machines = machines
+        self._channels = channels
+        self._pool = pool
+        self._idle = idle
+        self._retirements = retirements
+        self._metrics = metrics
+        self._starts = starts
+        self._clock = clock
+
+    async def claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
+        """The session's result from a claimed idle bot, or None: no bot could take it (launch cold)."""
+        image = self._machines.bot_image
+        assignment = _assignment(spec)
+        # Only a bot that can serve the session's transport: a Daily bot refuses a WebRTC session
+        # (and is then retired), which would burn the reserve on sessions it cannot take.
+        def fits(candidate: BotLink) -> bool:
+            return candidate.hello.image == image and assignment.transport in candidate.hello.capabilities
+
+        while (link := self._channels.take_idle(fits)) is not None:
+            self._idle.forget(link.machine_id)
+            if not await self._pool.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
+                continue  # another replica's session took it: not ours to offer, nor to retire
+            # Routed and timed before it is asked: its `ready` report may follow its answer at once.
+            self._channels.bind(link, spec.session_id)
+            self._starts[spec.session_id] = (began, True)
+            try:
+                await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
+                result = await self._machines.adopt(link.machine_id, spec)
+            except BaseException as exc:
+                # Every way a claim can fail unbinds the bot, so the session's cold bot (or the
+                # next claim) is never refused in favour of one that does not serve it.
+                self._channels.unbind(link, spec.session_id)
+                self._starts.pop(spec.session_id, None)
+                self._retirements.soon(link, "claim_refused" if isinstance(exc, BotRequestFailed) else "adopt_failed")
+                if isinstance(exc, BotRequestFailed):
+                    # Refused (another replica got it first) or unreachable: never offered again.
+                    log.warning("reserve bot %s refused session %s (%s); trying the next", shown(link.machine_id),
+                                spec.session_id, exc.code)
+                    continue
+                if isinstance(exc, ProviderError):
+                    # The bot accepted but its machine cannot carry the session's tag: stop it (a
+                    # bot serves one session ever, so it cannot go back) and start cold instead.
+                    log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
+                                spec.session_id, shown(link.machine_id), shown(exc))
+                    return None
+                raise
+            self._metrics.claimed(warm=True, seconds=self._clock() - began)
+            return result
+        return None
+
+
+def _assignment(spec: LaunchSpec) -> Assignment:
+    return Assignment(
+        session_id=spec.session_id,
+        max_session_seconds=spec.max_session_seconds,
+        transport="websocket" if spec.transport == "websocket" else "daily" if spec.room_url else "webrtc",
+        body=dict(spec.body),
+        room_url=spec.room_url,
+        token=spec.bot_token,
+        ice_config=dict(spec.ice_config) if spec.ice_config else None,
+    )

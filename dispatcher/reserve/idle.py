@@ -1,0 +1,34 @@
+"""Since when each idle bot on this replica's channel has waited: the reserve's idle records.
+
+A record lives exactly as long as its bot is in the channel's idle pool. The claim, a retirement
+and the sweep forget a bot they take; a bot whose channel drops is forgotten by its drop; and each
+refill forgets whatever is no longer in the pool, so a bot taken some other way (and then bound
+to a session, whose close the reserve does not count as a lost idle bot) never leaves its record
+behind: the map is bounded by the pool, whatever path a bot leaves by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class IdleRecords:
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}  # bot id → its idle hello (the reserve's clock)
+
+    def greeted(self, bot_id: str, now: float) -> None:
+        """An idle bot said hello: its idle time starts now."""
+        self._since[bot_id] = now
+
+    def forget(self, bot_id: str) -> bool:
+        """The bot left the pool (taken, retired or dropped); True if it was idle here until now."""
+        return self._since.pop(bot_id, None) is not None
+
+    def since(self, idle_now: Iterable[str], now: float) -> dict[str, float]:
+        """Each bot in the pool now → when it became idle (`now` for one not seen greeting), and
+        every record of a bot no longer in the pool dropped."""
+        self._since = {bot_id: self._since.get(bot_id, now) for bot_id in idle_now}
+        return dict(self._since)
+
+    def __len__(self) -> int:
+        return len(self._since)
