@@ -1,0 +1,58 @@
+"""A cloud bot for the replica tests: voicefleet's own channel code (bot/channel_session.py, the
+same as `python -m bot` runs: the hello, the one assignment, the re-dial with back-off when the
+channel drops mid-session) with the WebRTC media left out. An offer is answered with the session
+and the process id, so a test sees which bot answered; SIGTERM ends the session with its report.
+
+Run as `python -m tests.replicas.redialling_bot` by tests/replicas/fly_bots.py, in the
+environment the dispatcher gave the machine (cold: its session; reserve: its bot id), as Fly runs
+the bot image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from bot.channel_session import ChannelSession
+from bot.config import load_config
+from bot.events import EventWriter
+from bot.lifecycle import SessionLifecycle
+from botchannel.contract import METHOD_ICE, METHOD_OFFER
+
+
+async def serve() -> int:
+    config = load_config([], os.environ)
+    if config.channel is None:
+        raise SystemExit("BOT_CHANNEL_URL is not set")
+    events = EventWriter(config.session_id)
+    lifecycle = SessionLifecycle()
+    channel: ChannelSession
+
+    async def offer(params: dict[str, Any]) -> dict[str, Any]:
+        assert channel.assignment is not None  # the channel refuses signalling before it
+        return {"sdp": "answer-to:" + str(params.get("sdp")), "type": "answer", "pc_id": "redial-pc",
+                "bot": f"{channel.assignment.session_id}/{os.getpid()}"}
+
+    async def ice(params: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    with lifecycle.signals_end_session():
+        channel = ChannelSession(config, config.channel, events, lifecycle, capabilities=("webrtc",),
+                                 signalling={METHOD_OFFER: offer, METHOD_ICE: ice})
+        await channel.open()
+        if await channel.wait_assigned() is None:
+            await channel.close()
+            return lifecycle.reason.exit_code
+        events.emit("ready", pid=os.getpid())
+        await channel.report("ready")
+        await lifecycle.wait()
+        reason = lifecycle.reason
+        await channel.report("ended", reason=reason.value, exit_code=reason.exit_code)
+        await channel.close()
+    return reason.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(serve()))
