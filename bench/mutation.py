@@ -77,6 +77,12 @@ TARGETS: dict[str, list[str]] = {
                                    "tests/security/test_session_binding.py",
                                    "tests/security/test_idle_bot_credentials.py", f"{T}reserve/test_reserve.py",
                                    "tests/security/test_server_limits.py"],
+    # which hellos are admitted, alone and across replicas sharing a store (a real redis-server)
+    "dispatcher/channel/admission.py": ["tests/security/test_channel_rules.py",
+                                        "tests/security/test_session_binding.py",
+                                        "tests/security/test_idle_bot_credentials.py",
+                                        "tests/security/test_channel_rules_across_replicas.py",
+                                        f"{T}channel/test_channel.py"],
     "dispatcher/media/turn.py": [f"{T}media/test_turn.py", f"{T}media/test_turn_bounds.py",
                                  f"{T}machines/test_cloud_webrtc.py"],
     "dispatcher/outbound/retry.py": [f"{T}outbound/test_retry_ratelimit.py", f"{T}outbound/test_retry_send.py"],

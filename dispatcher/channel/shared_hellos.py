@@ -2,9 +2,10 @@
 sharing one: an idle credential's first hello anywhere, and the session a claim bound a reserve
 bot to (dispatcher/store/claims.py).
 
-Each answer forgives an unreachable store by falling back to what this replica saw itself, as
-without a store: an idle hello is then admitted once here, and a claimed bot's re-dial only at the
-replica that bound it.
+These are read before the bot is welcomed (one store round trip, within `REDIS_TIMEOUT_SECONDS`),
+and only for an idle hello or a reserve bot's re-dial. Each answer forgives an unreachable store by
+falling back to what this replica saw itself, as without a store: an idle hello is then admitted
+once here, and a claimed bot's re-dial only at the replica that bound it.
 """
 
 from __future__ import annotations

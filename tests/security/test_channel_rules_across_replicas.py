@@ -123,3 +123,18 @@ async def test_the_records_live_no_longer_than_the_credential(pair) -> None:  # 
     finally:
         client.close()
     await ws.close()
+
+
+async def test_with_the_store_unreachable_each_replica_goes_by_its_own_records(pair) -> None:  # noqa: ANN001
+    a, b, store = pair
+    ws, _ = await claimed(a, "rsv-6", "s-6")
+    await ws.close()
+    store.stop()
+    first = await dial(a.url, idle("rsv-7"), Hello(machine_id="rsv-7", image="dev"))
+    assert first is not None  # a launched bot is not refused for the store's outage
+    assert await dial(a.url, idle("rsv-7"), Hello(machine_id="rsv-7", image="dev")) is None  # still once here
+    assert await dial(b.url, idle("rsv-6"), Hello(machine_id="rsv-6", session_id="s-6")) is None  # not vouched for
+    again = await dial(a.url, idle("rsv-6"), Hello(machine_id="rsv-6", session_id="s-6"))
+    assert again is not None  # control: its own replica bound it
+    await first.close()
+    await again.close()
