@@ -85,6 +85,8 @@ TARGETS: dict[str, list[str]] = {
                                         f"{T}channel/test_channel.py"],
     "dispatcher/media/turn.py": [f"{T}media/test_turn.py", f"{T}media/test_turn_bounds.py",
                                  f"{T}machines/test_cloud_webrtc.py"],
+    # a key's TURN credentials: counted, refused past the bound, in the store; the attack on coturn
+    "dispatcher/media/turn_quota.py": [f"{T}media/test_turn_quota.py", "tests/security/test_turn_exhaustion.py"],
     "dispatcher/outbound/retry.py": [f"{T}outbound/test_retry_ratelimit.py", f"{T}outbound/test_retry_send.py"],
     "dispatcher/outbound/ratelimit.py": [f"{T}outbound/test_retry_ratelimit.py"],
     "dispatcher/machines/polling.py": [f"{T}machines/test_polling.py"],

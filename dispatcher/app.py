@@ -32,6 +32,7 @@ from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnIceServers
+from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.metrics import CONTENT_TYPE, Metrics
 from dispatcher.phone import daily_dialin
 from dispatcher.phone import routes as phone_routes
@@ -110,6 +111,10 @@ def create_app(
             ),
         ),
         ice_servers=ice_servers,
+        # A client's TURN credential cannot be taken back: each key holds a bounded number.
+        turn_quota=TurnQuota(turn.settings.credentials_per_key, turn.settings.ttl_seconds,
+                             store=coordination.store if coordination is not None else None)
+        if turn is not None else None,
     )
 
     @asynccontextmanager

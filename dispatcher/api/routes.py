@@ -62,14 +62,23 @@ async def start(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
     await state.start_limit.check(who.id)
-    session = await state.sessions.start(
-        caller=who,
-        idempotency_key=idempotency_key,
-        body=plan.body,
-        wait=wait is not None,
-        room_options=options,
-        transport=plan.transport,
-    )
+    # The client's TURN credential is counted before anything starts: a key past its bound gets
+    # a 429 here, not a machine whose client the relay would then refuse.
+    turn_quota = state.turn_quota if plan.transport == "webrtc" else None
+    credential = await turn_quota.take(who.id) if turn_quota is not None else None
+    try:
+        session = await state.sessions.start(
+            caller=who,
+            idempotency_key=idempotency_key,
+            body=plan.body,
+            wait=wait is not None,
+            room_options=options,
+            transport=plan.transport,
+        )
+    except BaseException:
+        if turn_quota is not None and credential is not None:
+            await turn_quota.give_back(who.id, credential)
+        raise
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
     fields = _session_fields(session)
@@ -79,6 +88,8 @@ async def start(
         fields["iceConfig"] = await ice_config(
             state.ice_servers, session.machine.session_id, defaults_requested=plan.default_ice_servers
         )
+    elif turn_quota is not None and credential is not None:
+        await turn_quota.give_back(who.id, credential)  # no credential was handed out
     return start_answer(fields, plan)
 
 

@@ -15,6 +15,7 @@ from dispatcher.channel.remote import StoreRemote
 from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
+from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.metrics import Metrics
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.ids import Caller
@@ -40,6 +41,7 @@ class AppState:
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     remote: StoreRemote | None = None  # with a shared store: the replica a session's owner record names
     replication: Replication | None = None  # this replica's part with a shared store
+    turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)
 
     async def aclose(self) -> None:
         await self.sessions.aclose()

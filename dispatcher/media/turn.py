@@ -4,10 +4,12 @@
     password = base64(HMAC-SHA1(shared secret, username))
 
 coturn recomputes the HMAC from its `static-auth-secret` and refuses an Allocate whose expiry
-has passed, so no credential store is needed and a leaked password dies by itself. It checks the
-expiry only when an allocation is made: a session that outlives its credentials keeps its relay
-(refreshes are authenticated with the key derived at allocation), only a *new* allocation (ICE
-restart, reconnect) needs fresh ones. The long-lived secret never leaves this module: it is held
+has passed, so no credential store is needed and a leaked password makes no new allocation once
+expired. It checks the expiry only when an allocation is made: a session that outlives its
+credentials keeps its relay (refreshes are authenticated with the key derived at allocation, even
+after a stale nonce made the client sign again), only a *new* allocation (ICE restart, reconnect)
+needs fresh ones. Hence nothing can take a credential back, and a key's unexpired ones are
+bounded instead (dispatcher/media/turn_quota.py). The long-lived secret never leaves this module: it is held
 as bytes outside `repr`, and only derived passwords are returned.
 """
 
@@ -31,6 +33,7 @@ DEFAULT_TTL_SECONDS = 600
 MIN_TTL_SECONDS = 30
 MAX_TTL_SECONDS = 3600  # "short-lived": long enough for a cold start plus the client's join
 MIN_SECRET_CHARACTERS = 16
+DEFAULT_CREDENTIALS_PER_KEY = 20
 
 # turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp], stun:host[:port]
 _URL = re.compile(
@@ -62,7 +65,8 @@ DENIED_PEER_RANGES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class TurnSettings:
-    """`TURN_URLS`, `TURN_SHARED_SECRET`, `TURN_CREDENTIAL_TTL_SECONDS`, `ICE_TRANSPORT_POLICY`."""
+    """`TURN_URLS`, `TURN_SHARED_SECRET`, `TURN_CREDENTIAL_TTL_SECONDS`, `ICE_TRANSPORT_POLICY`,
+    `TURN_CREDENTIALS_PER_KEY`."""
 
     urls: tuple[str, ...]
     shared_secret: bytes = field(repr=False)
@@ -71,6 +75,9 @@ class TurnSettings:
     # A cloud bot accepts no inbound traffic, so it relays whatever the client does; a local bot
     # follows ICE_TRANSPORT_POLICY like its client.
     bot_policy: IcePolicy = "relay"
+    # A client credential cannot be taken back, so one key holds at most this many unexpired
+    # (dispatcher/media/turn_quota.py).
+    credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, cloud: bool) -> TurnSettings | None:
@@ -104,12 +111,14 @@ class TurnSettings:
         if raw_policy not in ("relay", "all"):
             raise SettingsError(f"ICE_TRANSPORT_POLICY={raw_policy!r} is not one of relay, all")
         policy: IcePolicy = "relay" if raw_policy == "relay" else "all"
+        per_key = int_setting(env, "TURN_CREDENTIALS_PER_KEY", DEFAULT_CREDENTIALS_PER_KEY, minimum=1)
         return cls(
             urls=urls,
             shared_secret=secret.encode(),
             ttl_seconds=ttl,
             policy=policy,
             bot_policy="relay" if cloud else policy,
+            credentials_per_key=per_key,
         )
 
 
@@ -128,6 +137,10 @@ class TurnCredentials:
     @property
     def policy(self) -> IcePolicy:
         return self._settings.policy
+
+    @property
+    def settings(self) -> TurnSettings:
+        return self._settings
 
     def username(self, session_id: str, role: str | None = None) -> str:
         expiry = int(self._clock()) + self._settings.ttl_seconds

@@ -46,3 +46,13 @@ def test_a_url_port_is_1_to_65535(port: str, accepted: bool) -> None:
 def test_settings_cannot_be_changed_once_loaded() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         load().ttl_seconds = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("per_key", "accepted"), [("0", False), ("1", True), ("500", True)])
+def test_a_key_holds_at_least_one_turn_credential(per_key: str, accepted: bool) -> None:
+    assert load().credentials_per_key == 20  # the documented default
+    if accepted:
+        assert load(TURN_CREDENTIALS_PER_KEY=per_key).credentials_per_key == int(per_key)
+    else:
+        with pytest.raises(SettingsError, match="TURN_CREDENTIALS_PER_KEY"):
+            load(TURN_CREDENTIALS_PER_KEY=per_key)
