@@ -4,8 +4,9 @@ utterance itself, greets with a short tone, and takes a reply back when the user
 A Pipecat bot in the shape Pipecat's runner and Pipecat Cloud define: one `async def bot(runner_args)`
 that builds its transport with `create_transport`. It imports nothing from voicefleet, so it runs
 the same way under Pipecat's development runner (`python bot.py`, then open
-http://localhost:7860/client) and under voicefleet, which runs this file by default
-(`BOT_FILE`, docs/bring-your-bot.md). Its sibling modules (parrot.py, turn_vad.py,
+http://localhost:7860/client; `python bot.py -t twilio -x your.host` for phone calls) and under
+voicefleet, which runs this file by default (`BOT_FILE`, docs/bring-your-bot.md), phone calls
+included (docs/phone.md). Its sibling modules (parrot.py, turn_vad.py,
 user_speaking.py, turn_trace.py) are found beside it, as any bot's own modules are.
 
 Pipeline: transport in → VAD (with speech-onset frames) → user-turn frames → parrot → transport out,
@@ -22,7 +23,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
-from pipecat.runner.types import RunnerArguments, SmallWebRTCRunnerArguments
+from pipecat.runner.types import RunnerArguments, SmallWebRTCRunnerArguments, WebSocketRunnerArguments
 from pipecat.runner.utils import create_transport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
@@ -31,6 +32,10 @@ from turn_vad import OnsetVADProcessor
 from user_speaking import UserSpeakingFrames
 
 SAMPLE_RATE = 16000
+# A phone call runs at the line's own rate, as Pipecat's telephony examples do: a carrier's
+# serializer then sends each sound as it comes, where resampling 16 kHz down would hold back the
+# tail of a short one (half the greeting) until more audio follows.
+PHONE_SAMPLE_RATE = 8000
 
 
 
@@ -41,9 +46,28 @@ def _daily_params() -> TransportParams:
     return DailyParams(audio_in_enabled=True, audio_out_enabled=True)
 
 
+def _phone_params() -> TransportParams:
+    # A carrier's media stream (Twilio, Telnyx, Plivo, Exotel): `create_transport` reads the call's
+    # first messages and sets the carrier's serializer, which converts its 8 kHz audio to and from
+    # the pipeline's rate. Imported only for a call, so a project without the websocket extra runs.
+    from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
+
+    return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True)
+
+
+def _websocket_params() -> TransportParams:
+    # Any other WebSocket client (Pipecat's `websocket` transport): Pipecat's clients speak protobuf frames.
+    from pipecat.serializers.protobuf import ProtobufFrameSerializer
+    from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
+
+    return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, serializer=ProtobufFrameSerializer())
+
+
 transport_params: dict[str, Any] = {
     "webrtc": lambda: TransportParams(audio_in_enabled=True, audio_out_enabled=True),
     "daily": _daily_params,
+    **dict.fromkeys(("twilio", "telnyx", "plivo", "exotel"), _phone_params),
+    "websocket": _websocket_params,
 }
 
 
@@ -65,10 +89,19 @@ def build_pipeline(transport: BaseTransport, vad: SileroVADAnalyzer, tracer: Tra
     )
 
 
+def sample_rate(runner_args: RunnerArguments) -> int:
+    """The pipeline's rate: a phone line's for a carrier's call (`create_transport` has named the
+    carrier in `transport_type` by now), 16 kHz otherwise."""
+    on_a_phone_line = isinstance(runner_args, WebSocketRunnerArguments) and runner_args.transport_type not in (
+        None, "websocket")
+    return PHONE_SAMPLE_RATE if on_a_phone_line else SAMPLE_RATE
+
+
 def build_worker(pipeline: Pipeline, runner_args: RunnerArguments) -> PipelineWorker:
+    rate = sample_rate(runner_args)
     return PipelineWorker(
         pipeline,
-        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
+        params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
         idle_timeout_secs=runner_args.pipeline_idle_timeout_secs,
         # RTVI serves Pipecat's JS client (bot-ready, bot-speaking events over the data channel).
         enable_rtvi=True,
@@ -85,13 +118,14 @@ async def run_bot(transport: BaseTransport, runner_args: RunnerArguments) -> Non
     worker = build_worker(build_pipeline(transport, vad, tracer), runner_args)
 
     async def greet(*_: Any) -> None:
-        await worker.queue_frames([greeting_frame()])
+        await worker.queue_frames([greeting_frame(sample_rate(runner_args))])
 
     async def leave(*_: Any) -> None:
         await worker.cancel()
 
-    # The first user in: a short tone tells them the bot is listening. The user gone: done.
-    if isinstance(runner_args, SmallWebRTCRunnerArguments):
+    # The first user in (the caller, on a phone call): a short tone tells them the bot is
+    # listening. The user gone (hung up): done.
+    if isinstance(runner_args, (SmallWebRTCRunnerArguments, WebSocketRunnerArguments)):
         transport.add_event_handler("on_client_connected", greet)
         transport.add_event_handler("on_client_disconnected", leave)
     else:

@@ -154,6 +154,10 @@ def test_the_examples_are_complete_projects_the_image_can_be_built_from(example:
     assert set(found.exclude_packages) == {"numba", "llvmlite", "resampy", "opencv-python-headless"}
 
 
+def test_the_default_bots_image_carries_every_transport_phone_calls_included() -> None:
+    assert read(ROOT / "examples" / "parrot").transports == ("daily", "webrtc", "websocket")
+
+
 def test_the_hosts_own_requirements_are_pinned_at_the_repositorys_locked_versions() -> None:
     """images/install_project.sh adds these to a project that lacks them: the versions the tests ran."""
     import tomllib

@@ -27,6 +27,11 @@ def calls_project(tmp_path: Path) -> str:
     return str(project(tmp_path, extra=(("fastapi", "0.115.6"),)))
 
 
+def test_the_default_bot_project_takes_calls_so_a_carriers_credential_previews(stack: StackRunner) -> None:
+    run = stack("aws", secrets={**SECRETS, **PHONE})  # botProject unset: examples/parrot
+    assert "TWILIO_AUTH_TOKEN" in {entry["name"] for entry in container(run, "-dispatcher")["secrets"]}
+
+
 def test_carrier_credentials_reach_the_dispatcher_by_reference_only(stack: StackRunner, tmp_path: Path) -> None:
     run = stack("aws", secrets={**SECRETS, **PHONE}, botProject=calls_project(tmp_path))
     dispatcher = container(run, "-dispatcher")
