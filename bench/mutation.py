@@ -78,7 +78,8 @@ TARGETS: dict[str, list[str]] = {
                                    "tests/security/test_idle_bot_credentials.py", f"{T}reserve/test_reserve.py",
                                    "tests/security/test_server_limits.py"],
     # which hellos are admitted, alone and across replicas sharing a store (a real redis-server)
-    "dispatcher/channel/admission.py": ["tests/security/test_channel_rules.py",
+    "dispatcher/channel/admission.py": ["tests/security/test_hello_records_bounded.py",
+                                        "tests/security/test_channel_rules.py",
                                         "tests/security/test_session_binding.py",
                                         "tests/security/test_idle_bot_credentials.py",
                                         "tests/security/test_channel_rules_across_replicas.py",
