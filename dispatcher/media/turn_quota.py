@@ -49,13 +49,12 @@ class TurnQuota:
         self._lifetime = lifetime_seconds
         self._clock = clock
         self._held: dict[str, dict[str, float]] = {}  # caller → credential → its expiry
-        self._store = store
-        self._script = store.redis.register_script(_TAKE) if store is not None else None
+        self._shared = (store, store.redis.register_script(_TAKE)) if store is not None else None
 
     async def take(self, caller: str) -> str:
         """A handle for `give_back`; raises ApiError 429 when the caller holds `per_key` already."""
         now = self._clock()
-        handle = secrets.token_hex(8)
+        handle = secrets.token_hex()  # a member of the key's set at every replica: unique
         wait = await self._take_shared(caller, now, handle)
         if wait is None:
             wait = self._take_here(caller, now, handle)
@@ -71,20 +70,21 @@ class TurnQuota:
     async def give_back(self, caller: str, handle: str) -> None:
         """The start failed before its credential was handed out: it does not count."""
         self._held.get(caller, {}).pop(handle, None)
-        if self._store is not None:
-            store, key = self._store, self._key(caller)
+        if self._shared is not None:
+            store, key = self._shared[0], self._shared[0].key("turn-credentials", caller)
             try:
                 await store.call(lambda: store.redis.zrem(key, handle))
             except StoreUnavailable:
                 pass  # it counts until it expires, which only errs on the bound's side
 
     async def _take_shared(self, caller: str, now: float, handle: str) -> float | None:
-        if self._store is None or self._script is None:
+        if self._shared is None:
             return None
-        script, key = self._script, self._key(caller)
+        store, script = self._shared
+        key = store.key("turn-credentials", caller)
         args: list[int | str] = [int(now * 1000), int((now + self._lifetime) * 1000), self.per_key, handle]
         try:
-            wait_ms = await self._store.call(lambda: script(keys=[key], args=args))
+            wait_ms = await store.call(lambda: script(keys=[key], args=args))
         except StoreUnavailable:
             return None
         return int(wait_ms) / 1000
@@ -99,6 +99,3 @@ class TurnQuota:
         held[handle] = now + self._lifetime
         return 0.0
 
-    def _key(self, caller: str) -> str:
-        assert self._store is not None
-        return self._store.key("turn-credentials", caller)

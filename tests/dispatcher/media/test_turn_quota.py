@@ -31,10 +31,11 @@ async def test_a_key_holds_at_most_its_bound_until_the_oldest_credential_expires
     assert (refused.value.status, refused.value.code) == (429, "turn_credentials_exhausted")
     assert refused.value.retry_after == 500  # the first credential expires 600 s after it was issued
     await quota.take("key-b")  # another key is not touched by key-a's credentials
-    clock.now += 499
-    with pytest.raises(ApiError):
+    clock.now += 499.5
+    with pytest.raises(ApiError) as refused:
         await quota.take("key-a")
-    clock.now += 1
+    assert refused.value.retry_after == 1  # whole seconds, never 0 while it still counts
+    clock.now += 0.5
     await quota.take("key-a")  # the first one expired: its place is free
 
 
