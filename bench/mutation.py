@@ -85,7 +85,7 @@ TARGETS: dict[str, list[str]] = {
                                         "tests/security/test_channel_rules_across_replicas.py",
                                         f"{T}channel/test_channel.py"],
     # a session's owner record follows its bot's channel between replicas (a real redis-server)
-    "dispatcher/channel/ownership.py": [f"{T}channel/test_ownership.py",
+    "dispatcher/channel/ownership.py": [f"{T}channel/test_ownership_writes.py", f"{T}channel/test_ownership.py",
                                         "tests/security/test_channel_rules_across_replicas.py"],
     # where a local bot dials, with a credential of its own
     "dispatcher/channel/access.py": [f"{T}channel/test_access.py", f"{T}api/test_transports.py"],

@@ -81,6 +81,10 @@ def coturn_config(turn: TurnSettings) -> str:
         f"bps-capacity={MAX_BPS_PER_ALLOCATION * turn.total_quota}",
         f"max-allocate-lifetime={MAX_ALLOCATE_LIFETIME_SECONDS}",  # a refresh extends it by this much at most
         "no-software-attribute",  # no version for scanners to match
+        # A client signs again with a new nonce every 600 s. This does not end an allocation whose
+        # credential expired: coturn keeps the key derived at allocation and accepts its refreshes
+        # (tried against coturn 4.6.1), so nothing here revokes a credential; the dispatcher bounds
+        # how many each API key holds (TURN_CREDENTIALS_PER_KEY, docs/security.md).
         "stale-nonce=600",
         "syslog",
         "simple-log",

@@ -1,0 +1,102 @@
+"""A session's owner record is written when its bot's channel opens, closes or is unbound, at
+once: not left to the heartbeat, which renews records only every third of a lease (here 60 s, so
+a record seen here was written by the event itself). A real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials, BotGrant
+from dispatcher.channel.ownership import Ownership
+from dispatcher.store.client import StoreSettings
+from dispatcher.store.coordination import Coordination
+from tests.dispatcher.channel.test_ownership import TOKEN, BotSocket, server  # noqa: F401 (a fixture)
+from tests.support.redis_server import RedisServer
+
+WAIT = 30.0
+IDLE_GRANT = BotGrant(kind="idle", subject="bot-1", expires=2**40)
+
+
+def session_grant(session_id: str) -> BotGrant:
+    return BotGrant(kind="session", subject=session_id, expires=2**40)
+
+
+class Replica:
+    def __init__(self, redis: RedisServer, prefix: str) -> None:
+        self.coordination = Coordination(StoreSettings(url=redis.url, replica_id="r-a", prefix=prefix,
+                                                       timeout_seconds=5.0, lease_seconds=60.0))
+        self.channels = BotChannels(BotCredentials(TOKEN))
+        self.ownership = Ownership(self.channels, self.coordination)
+
+    async def owner(self, session_id: str) -> str | None:
+        return await self.coordination.owners.owner_of(session_id)
+
+
+@pytest.fixture
+async def replica(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[Replica]:  # noqa: F811
+    one = Replica(server, f"{{{request.node.name[:24]}}}:")
+    await one.coordination.start(one.ownership.answer, held=one.ownership.held)
+    await asyncio.sleep(0)  # the heartbeat's first beat is under way; records below are the events'
+    await one.ownership.settled()
+    yield one
+    await one.ownership.aclose()
+    await one.coordination.aclose()
+
+
+async def test_a_bots_hello_records_its_replica_as_the_owner_at_once(replica: Replica) -> None:
+    bot = BotSocket("r-a", "s1")
+    serving = asyncio.create_task(replica.channels.serve(bot, session_grant("s1")))
+    assert await replica.channels.wait_link("s1", WAIT) is not None
+    await replica.ownership.settled()
+    assert await replica.owner("s1") == "r-a"
+    bot.closed.set()
+    await serving
+    await replica.ownership.settled()
+    assert await replica.owner("s1") is None  # its only channel closed: released, not left to the lease
+
+
+async def test_a_channel_replaced_on_the_same_replica_keeps_the_record(replica: Replica) -> None:
+    first, second = BotSocket("r-a", "s2"), BotSocket("r-a", "s2")
+    serving_first = asyncio.create_task(replica.channels.serve(first, session_grant("s2")))
+    first_link = await replica.channels.wait_link("s2", WAIT)
+    assert first_link is not None
+    serving_second = asyncio.create_task(replica.channels.serve(second, session_grant("s2")))
+    assert await replica.channels.wait_until(lambda: replica.channels.link_for("s2") not in (None, first_link), WAIT)
+    first.closed.set()
+    await serving_first  # the old channel's goodbye: the session's bot is still here
+    await replica.ownership.settled()
+    assert await replica.owner("s2") == "r-a"
+    second.closed.set()
+    await serving_second
+    await replica.ownership.settled()
+    assert await replica.owner("s2") is None  # control: the last one's goodbye releases it
+
+
+async def test_an_unbound_claim_releases_the_record_at_once(replica: Replica) -> None:
+    bot = BotSocket("r-a", None)  # type: ignore[arg-type]
+    serving = asyncio.create_task(replica.channels.serve(bot, IDLE_GRANT))
+    assert await replica.channels.wait_until(lambda: bool(replica.channels.idle()), WAIT)
+    link = replica.channels.take_idle()
+    assert link is not None
+    replica.channels.bind(link, "s3")  # as a claim does
+    await replica.ownership.settled()
+    assert await replica.owner("s3") == "r-a"  # control: bound, it is the owner
+    replica.channels.unbind(link, "s3")  # the claim failed
+    await replica.ownership.settled()
+    assert await replica.owner("s3") is None
+    bot.closed.set()
+    await serving
+
+
+async def test_closing_waits_for_the_owner_writes_under_way(replica: Replica) -> None:
+    bot = BotSocket("r-a", "s4")
+    serving = asyncio.create_task(replica.channels.serve(bot, session_grant("s4")))
+    assert await replica.channels.wait_link("s4", WAIT) is not None
+    await replica.ownership.aclose()  # no `settled()` first: closing itself waits for the write
+    assert await replica.owner("s4") == "r-a"
+    bot.closed.set()
+    await serving
