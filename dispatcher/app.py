@@ -145,8 +145,8 @@ def create_app(
     )
     app.state.voicefleet = state
     app.state.phone = build_phone_state(
-        env, settings, state.sessions, channels, coordination.spent if coordination is not None else None,
-        owners=state.auth.by_id,
+        env, settings, state.sessions, channels, metrics, coordination,
+        replication.remote if replication is not None else None, owners=state.auth.by_id,
     )
     install_error_handlers(app)
     app.include_router(router)

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from botchannel.contract import METHOD_ICE, METHOD_OFFER
+from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.channel.shared_hellos import StoreHellos
 from dispatcher.errors import ApiError
@@ -27,9 +27,9 @@ from dispatcher.store.relay import NotHere
 
 log = logging.getLogger("dispatcher.channel.ownership")
 
-# What another replica may relay to a bot here: signalling. `assign` is only ever sent by the
-# replica holding the bot.
-RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE})
+# What another replica may relay to a bot here: signalling, and where a phone call's media is (the
+# call's carrier socket at the asking replica). `assign` is only ever sent by the replica holding the bot.
+RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH})
 MAX_PENDING_WRITES = 10_000
 
 

@@ -4,6 +4,11 @@ The session starts like any other (`SessionService.start`, so admission, the war
 providers' idempotency apply) with transport `websocket`: no room, no offer. Its bot is told,
 over the control channel it opened, the path of this call's media socket and a one-time secret
 (`media.attach`); it dials that path on the same dispatcher address as its channel.
+
+With several replicas (`REDIS_URL`) the bot's channel may be at another replica: `media.attach`
+goes there through the owner relay, and a cold bot whose hello lands elsewhere is looked for there
+until the start deadline. Its media socket may land anywhere too: that replica spends the secret in
+the store and the call's frames cross through it (dispatcher/phone/call_store.py, store_hop.py).
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from starlette.websockets import WebSocket
-
 from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
+from dispatcher.phone.call_store import CallStore
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
+from dispatcher.phone.relay import MediaSocket
+from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.ids import Caller, new_session_id
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.media_bus import CallLine
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -47,21 +55,26 @@ class PhoneCall:
     session_id: str | None = None
     media: MediaLink | None = None
     starting: asyncio.Future[Any] | None = None
+    line: CallLine | None = None  # with a store: where the bot's media is heard from another replica
+    renewing: asyncio.Task[None] | None = None  # the call's media record, renewed while it lives
+    relayed: bool = False  # the bot's media socket is at another replica
 
 
 class PhoneCalls:
     def __init__(
-        self, sessions: Sessions, channels: BotChannels, links: MediaLinks, *, start_wait_seconds: float
+        self, sessions: Sessions, channels: BotChannels, links: MediaLinks, *, start_wait_seconds: float,
+        store: CallStore | None = None,
     ) -> None:
         self._sessions = sessions
         self._channels = channels
         self.links = links
         self._wait = start_wait_seconds
+        self.store = store
 
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
         owner: Caller | None = None,
-    ) -> WebSocket:
+    ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
         `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller."""
         deadline = time.monotonic() + self._wait
@@ -78,24 +91,66 @@ class PhoneCalls:
         )
         call.starting.add_done_callback(_retrieved)
         await asyncio.shield(call.starting)
-        bot = self._channels.link_for(session_id) or await self._channels.wait_link(session_id, _left(deadline))
-        if bot is None:
-            raise ApiError(504, "start_timeout", f"the call's bot did not dial in within {self._wait:g}s")
         call.media, secret = self.links.expect(session_id)
-        await bot.request(
-            METHOD_MEDIA_ATTACH,
-            {"path": MEDIA_PATH.format(session_id=session_id), "token": secret, "carrier": carrier},
-        )
+        if self.store is not None:
+            try:
+                call.line, call.renewing = await self.store.open(session_id, secret)
+            except StoreUnavailable:  # a bot that dials this replica still takes the call
+                log.warning("phone call %s: the store did not answer; its bot is reached here only", session_id)
+        params = {"path": MEDIA_PATH.format(session_id=session_id), "token": secret, "carrier": carrier}
+        await self._send_attach(session_id, params, deadline)
+        arrivals: set[asyncio.Future[Any]] = {call.media.socket}
+        if call.line is not None:
+            arrivals.add(call.line.hello)  # the bot's media socket reached another replica
+        await asyncio.wait(arrivals, timeout=_left(deadline), return_when=asyncio.FIRST_COMPLETED)
+        if call.media.socket.done() and not call.media.socket.cancelled():
+            if call.line is not None:
+                call.line.close("media_here")
+            return call.media.socket.result()
+        if call.line is not None and call.line.hello.done() and self.store is not None:
+            self.links.forget(call.media)  # its secret was spent at the other replica
+            call.relayed = True
+            return StoreHop(call.line, self.store.lease_seconds)
+        raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time")
+
+    async def _send_attach(self, session_id: str, params: Mapping[str, Any], deadline: float) -> None:
+        """Tells the session's bot where its media is, wherever its channel is, once it has one."""
+        pause = FIRST_LOOK_SECONDS
+        while True:
+            bot = self._channels.link_for(session_id)
+            if bot is not None:
+                await bot.request(METHOD_MEDIA_ATTACH, params)
+                return
+            if await self._ask_elsewhere(session_id, params):
+                return  # answered by the bot at the replica holding its channel
+            left = _left(deadline)
+            if left <= 0:
+                raise ApiError(504, "start_timeout", f"the call's bot did not dial in within {self._wait:g}s")
+            # A hello here wakes this at once; one at another replica is found at the next look.
+            await self._channels.wait_link(session_id, left if self.store is None else min(pause, left))
+            pause = min(pause * 2, LAST_LOOK_SECONDS)
+
+    async def _ask_elsewhere(self, session_id: str, params: Mapping[str, Any]) -> bool:
+        """True once the bot, its channel at another replica, answered `media.attach`; False while
+        no other replica holds it (yet), or the store does not answer (its hello may come here)."""
+        if self.store is None:
+            return False
         try:
-            return await asyncio.wait_for(asyncio.shield(call.media.socket), _left(deadline))
-        except TimeoutError:
-            raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time") from None
+            return await self.store.owners.ask(session_id, METHOD_MEDIA_ATTACH, params) is not None
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            return False
 
     async def end(self, call: PhoneCall, reason: str) -> None:
         """The call is over: release the bot's media route; stop the machine once its bot has
         had a moment to exit by itself (it sees its socket close)."""
         if call.media is not None:
             self.links.forget(call.media)
+        if call.line is not None:
+            await call.line.finish(reason)  # the replica holding the bot's media socket, if any, hears it
+        if call.renewing is not None and call.session_id is not None and self.store is not None:
+            await self.store.close(call.session_id, call.renewing)
         if call.session_id is None:
             return
         if call.starting is not None and not call.starting.done():  # hung up during the start
@@ -112,6 +167,8 @@ class PhoneCalls:
 
 
 BOT_EXIT_SECONDS = 5.0
+# With a store, a bot whose hello lands at another replica is looked for there at these intervals.
+FIRST_LOOK_SECONDS, LAST_LOOK_SECONDS = 0.05, 0.5
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -45,16 +45,21 @@ class MediaLinks:
         if not link.socket.done():
             link.socket.cancel()
 
-    def claim(self, session_id: str, authorization: str | None) -> MediaLink | None:
-        """The pending link this bearer secret opens (spent now), or None."""
+    def claim(self, session_id: str, secret: str | None) -> MediaLink | None:
+        """The pending link this secret opens (spent now), or None."""
         link = self._waiting.get(session_id)
-        scheme, _, token = (authorization or "").partition(" ")
-        if link is None or scheme.lower() != "bearer" or link.socket.done():
+        if link is None or secret is None or link.socket.done():
             return None
-        if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).digest(), link.token_digest):
+        if not hmac.compare_digest(hashlib.sha256(secret.encode()).digest(), link.token_digest):
             return None
         del self._waiting[session_id]
         return link
 
     def __len__(self) -> int:
         return len(self._waiting)
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

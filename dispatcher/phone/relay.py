@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketState
@@ -30,6 +30,17 @@ MAX_BUFFERED = 500  # 10 s of 20 ms frames while a cold bot starts; older audio 
 # 10 s of μ-law 8 kHz is ~80 KB of audio, ~110 KB base64 and ~200 KB in Twilio's JSON frames: 1 MiB
 # per call keeps all of that, but a client sending large frames cannot hold 500 of them in memory.
 MAX_BUFFERED_BYTES = 1024 * 1024
+
+
+class MediaSocket(Protocol):
+    """Either end of a call: a Starlette WebSocket, or the store hop to the replica holding the
+    bot's media socket (dispatcher/phone/store_hop.py)."""
+
+    async def receive(self) -> Message: ...
+
+    async def send(self, message: Message) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
 @dataclass
@@ -77,7 +88,7 @@ def _size(message: Message) -> int:
 
 async def relay_call(
     carrier: WebSocket,
-    attach_bot: Callable[[], Awaitable[WebSocket]],
+    attach_bot: Callable[[], Awaitable[MediaSocket]],
     end_session: Callable[[str], Awaitable[None]],
     stats: CallStats | None = None,
 ) -> CallStats:
@@ -113,7 +124,7 @@ async def relay_call(
     except Exception as exc:
         stats.ended_by = "start_failed"
         log.warning("phone call: the bot could not be started (%s)", exc)
-        await _close(carrier, 1011, "the call's bot could not be started")
+        await close_socket(carrier, 1011, "the call's bot could not be started")
         await end_session("start_failed")
         return stats
     stats.bot_attached = time.monotonic()
@@ -125,18 +136,19 @@ async def relay_call(
         if carrier_gone.is_set():
             stats.ended_by = "carrier"
         else:
-            stats.ended_by = await _pump_both(carrier, bot, stats)
+            stats.ended_by = await pump_both(carrier, bot, stats)
     except Exception as exc:  # a socket failed mid-call: the call is over either way
         log.info("phone call: relay ended (%s)", type(exc).__name__)
         stats.ended_by = stats.ended_by or "error"
     finally:
-        await _close(bot, 1000, "call ended")
-        await _close(carrier, 1000, "call ended")
+        await close_socket(bot, 1000, "call ended")
+        await close_socket(carrier, 1000, "call ended")
         await end_session(f"{stats.ended_by}_hung_up" if stats.ended_by in ("carrier", "bot") else "relay_error")
     return stats
 
 
-async def _pump_both(carrier: WebSocket, bot: WebSocket, stats: CallStats) -> str:
+async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats) -> str:
+    """Frames both ways until one side ends: "carrier" or "bot" (whichever did), or "error"."""
     async def carrier_to_bot() -> str:
         while True:
             message = await carrier.receive()
@@ -172,8 +184,10 @@ def _outgoing(message: Message) -> dict[str, Any]:
     return {"type": "websocket.send", "bytes": message.get("bytes") or b""}
 
 
-async def _close(socket: WebSocket, code: int, reason: str) -> None:
-    if socket.application_state == WebSocketState.DISCONNECTED or socket.client_state == WebSocketState.DISCONNECTED:
+async def close_socket(socket: MediaSocket, code: int, reason: str) -> None:
+    if isinstance(socket, WebSocket) and (
+        socket.application_state == WebSocketState.DISCONNECTED or socket.client_state == WebSocketState.DISCONNECTED
+    ):
         return
     with contextlib.suppress(Exception):
         await socket.close(code=code, reason=reason)

@@ -21,10 +21,11 @@ from fastapi import APIRouter, WebSocket
 
 from dispatcher.phone.access import Admitted, Refused, admit_upgrade, public_base, websocket_url
 from dispatcher.phone.calls import PhoneCall
-from dispatcher.phone.media_links import MEDIA_PATH
+from dispatcher.phone.media_links import MEDIA_PATH, bearer_secret
 from dispatcher.phone.relay import relay_call
 from dispatcher.phone.settings import CARRIERS
 from dispatcher.phone.state import PhoneState, phone_state
+from dispatcher.phone.store_hop import serve_relayed_media
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
 
@@ -54,10 +55,18 @@ async def generic_stream_with_token(websocket: WebSocket, service: str, token: s
 
 @router.websocket(MEDIA_PATH)
 async def bot_media(websocket: WebSocket, session_id: str) -> None:
-    links = phone_state(websocket).calls.links
-    link = links.claim(session_id, websocket.headers.get("authorization"))
-    if link is None:
-        await websocket.close(code=1008)  # before accept(): HTTP 403
+    state = phone_state(websocket)
+    calls = state.calls
+    secret = bearer_secret(websocket.headers.get("authorization"))
+    link = calls.links.claim(session_id, secret)
+    if link is None or secret is None:
+        if secret is not None and calls.store is not None:  # the call may be at another replica
+            await _relayed_bot_media(websocket, state, session_id, secret)
+        else:
+            await websocket.close(code=1008)  # before accept(): HTTP 403
+        return
+    if calls.store is not None and not await calls.store.spend_here(session_id, secret):
+        await websocket.close(code=1008)  # spent at another replica first
         return
     await websocket.accept()
     if link.socket.done():  # the call ended (forget) while the handshake completed: nothing to relay
@@ -65,6 +74,25 @@ async def bot_media(websocket: WebSocket, session_id: str) -> None:
         return
     link.socket.set_result(websocket)
     await link.done.wait()  # the relay owns the socket until the call ends
+
+
+async def _relayed_bot_media(websocket: WebSocket, state: PhoneState, session_id: str, secret: str) -> None:
+    """A bot's media socket for a call whose carrier socket is at another replica: its secret is
+    spent in the store (refused before the handshake otherwise), then its frames cross the store."""
+    store = state.calls.store
+    assert store is not None
+    carrier_replica = await store.spend(session_id, secret)
+    if carrier_replica is None or carrier_replica == store.replica_id:  # unknown, spent, or a call here that ended
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    state.active_calls += 1  # a drain waits for it as for a carrier's call
+    try:
+        stats = await serve_relayed_media(websocket, store.bus, session_id, carrier_replica, store.lease_seconds)
+        log.info("phone call %s: bot media relayed to replica %s; ended by %s; frames to the bot %d, from it %d",
+                 session_id, carrier_replica, stats.ended_by, stats.carrier_frames, stats.bot_frames)
+    finally:
+        state.active_calls -= 1
 
 
 async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
@@ -102,6 +130,8 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
             call.session_id, carrier, admitted.how, stats.ended_by, stats.carrier_frames, stats.bot_frames,
             stats.dropped, f"{first:.0f} ms" if first is not None else "never",
         )
+        if state.metrics is not None:
+            state.metrics.call_ended(stats, media="store" if call.relayed else "direct")
     finally:
         state.active_calls -= 1
         with contextlib.suppress(Exception):

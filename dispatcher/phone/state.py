@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 from dispatcher.channel.bots import BotChannels
+from dispatcher.metrics import Metrics
+from dispatcher.phone.call_store import CallStore, OwnerRelay
 from dispatcher.phone.calls import PhoneCalls, Sessions
 from dispatcher.phone.media_links import MediaLinks
+from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import Replays
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
+from dispatcher.store.coordination import Coordination
 from dispatcher.store.spent import SpentOnce
 
 
@@ -24,6 +28,7 @@ class PhoneState:
     settings: PhoneSettings
     tokens: CallTokens
     calls: PhoneCalls
+    metrics: PhoneMetrics | None = None
     webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
@@ -41,20 +46,28 @@ def build_phone_state(
     settings: Settings,
     sessions: Sessions,
     channels: BotChannels,
-    shared_spent: SpentOnce | None = None,
+    metrics: Metrics,
+    coordination: Coordination | None = None,
+    owner_relay: OwnerRelay | None = None,
     owners: Callable[[str], Caller | None] = lambda _caller_id: None,
 ) -> PhoneState:
+    """`coordination` (several replicas) and `owner_relay` (its relay to the replica holding a bot's
+    channel) come together: then a call's two sockets may be at two replicas."""
     # Keyless only where the API is keyless: a local dispatcher that serves loopback alone.
     keyless = settings.machines == "local" and not settings.api_key_hashes
     phone = PhoneSettings.from_env(
         env, keyless=keyless, bot_channel_token=settings.bot_channel_token,
         default_drain_seconds=settings.max_session_seconds,
     )
+    store = None
+    if coordination is not None and owner_relay is not None:
+        store = CallStore(coordination.calls, coordination.media, owner_relay)
     return PhoneState(
         settings=phone,
         tokens=CallTokens(phone.token_key),
-        calls=PhoneCalls(sessions, channels, MediaLinks(), start_wait_seconds=settings.start_wait_seconds),
-        shared_spent=shared_spent,
+        calls=PhoneCalls(sessions, channels, MediaLinks(), start_wait_seconds=settings.start_wait_seconds, store=store),
+        metrics=PhoneMetrics(metrics.registry, metrics.provider),
+        shared_spent=coordination.spent if coordination is not None else None,
         owners=owners,
     )
 

@@ -101,20 +101,7 @@ class Store:
         self.settings = settings
         self.replica_id = settings.replica_id
         self.health = Health()
-        self.redis = redis or Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                settings.url,
-                max_connections=settings.max_connections,
-                timeout=settings.timeout_seconds,  # waiting for a free connection counts too
-                socket_timeout=settings.timeout_seconds,
-                socket_connect_timeout=settings.timeout_seconds,
-                retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=1),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                health_check_interval=30,
-                decode_responses=True,
-                **_credentials(settings),
-            )
-        )
+        self.redis = redis or connect(settings, decode_responses=True)
 
     def key(self, *parts: str) -> str:
         return self.settings.prefix + ":".join(parts)
@@ -145,6 +132,25 @@ class Store:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+def connect(settings: StoreSettings, *, decode_responses: bool, max_connections: int | None = None) -> Redis:
+    """A client on its own bounded pool; `decode_responses=False` for what must stay bytes (a
+    call's audio frames, dispatcher/store/media_bus.py)."""
+    return Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.url,
+            max_connections=max_connections or settings.max_connections,
+            timeout=settings.timeout_seconds,  # waiting for a free connection counts too
+            socket_timeout=settings.timeout_seconds,
+            socket_connect_timeout=settings.timeout_seconds,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            health_check_interval=30,
+            decode_responses=decode_responses,
+            **_credentials(settings),
+        )
+    )
 
 
 def _credentials(settings: StoreSettings) -> dict[str, Any]:

@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from dispatcher.store.call_media import CallMediaRecords
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
 from dispatcher.store.leases import Leases
+from dispatcher.store.media_bus import MediaBus
 from dispatcher.store.owners import Owners
 from dispatcher.store.rates import SharedRate
 from dispatcher.store.relay import Handler, NotHere, Relay
@@ -37,6 +39,8 @@ class Coordination:
         self.replicas = Replicas(self.store)
         self.claims = BotClaims(self.store, leases)
         self.spent = SpentOnce(self.store)
+        self.calls = CallMediaRecords(self.store)  # phone calls whose two sockets are at two replicas
+        self.media = MediaBus(self.store)
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple
@@ -74,7 +78,7 @@ class Coordination:
             await self.replicas.announce(self.state)
             held = list(self._held())
             for session_id in await self.owners.renew(held):
-                await self.owners.claim(session_id)  # ran out during an outage, still here
+                await self.owners.reclaim(session_id)  # ran out during an outage, still here
 
     async def _run(self) -> None:
         while True:
@@ -99,6 +103,7 @@ class Coordination:
                 await self._beating
         if self.relay is not None:
             await self.relay.aclose()
+        await self.media.aclose()
         with contextlib.suppress(StoreUnavailable):
             await self.replicas.leave()
         await self.store.aclose()

@@ -45,6 +45,11 @@ class Owners:
     async def claim(self, session_id: str) -> None:
         await self._leases.put(self._key(session_id), self._store.replica_id, self._seconds)
 
+    async def reclaim(self, session_id: str) -> None:
+        """Claims the session back only if no replica holds it: a record that ran out while the
+        store was unreachable, never one a newer channel at another replica wrote meanwhile."""
+        await self._leases.take(self._key(session_id), self._store.replica_id, self._seconds)
+
     async def release(self, session_id: str) -> None:
         await self._leases.release(self._key(session_id), self._store.replica_id)
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.store.client import Store, StoreUnavailable
+from dispatcher.store.subscription import listen_forever
 
 log = logging.getLogger("dispatcher.store.relay")
 
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP offer is a few KB; anything near this is not signalling
 MAX_PENDING = 10_000  # asks awaiting a reply at once
-RESUBSCRIBE_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 class RelayRefused(ApiError):
@@ -91,25 +91,9 @@ class Relay:
     # --- this replica's channel ------------------------------------------------------------
 
     async def _listen(self) -> None:
-        attempt = 0
-        while True:
-            pubsub = self._store.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel(self._store.replica_id))
-                self._subscribed.set()
-                attempt = 0
-                async for message in pubsub.listen():
-                    self._received(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the store went away: subscribe again when it is back
-                self._subscribed.clear()
-                log.warning("relay subscription lost (%s); subscribing again", type(exc).__name__)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(RESUBSCRIBE_DELAYS[min(attempt, len(RESUBSCRIBE_DELAYS) - 1)])
-            attempt += 1
+        channel = self.channel(self._store.replica_id)
+        await listen_forever(lambda: self._store.redis.pubsub(ignore_subscribe_messages=True),
+                             lambda pubsub: pubsub.subscribe(channel), self._received, self._subscribed, "relay")
 
     def _received(self, message: Mapping[str, Any]) -> None:
         data = message.get("data")

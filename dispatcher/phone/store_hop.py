@@ -1,0 +1,86 @@
+"""A call's bot media socket at another replica, reached through the store.
+
+On the carrier's replica, `StoreHop` stands in for the bot's media socket in the relay
+(dispatcher/phone/relay.py): what is sent to it is published to the replica holding the bot's
+socket, what that replica publishes comes out of `receive`. On that replica,
+`serve_relayed_media` pumps between the bot's socket and its own hop back. Frames cross verbatim
+(text stays text, bytes stay bytes); a frame larger than the relay's whole buffer is dropped,
+never queued. Either side's end reaches the other as an end message; a replica that is gone or
+silent for a lease ends the call on the other side (dispatcher/store/media_bus.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import Message
+from starlette.websockets import WebSocket
+
+from dispatcher.phone.relay import MAX_BUFFERED_BYTES, CallStats, close_socket, pump_both
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.media_bus import BINARY, HELLO, TEXT, CallLine, MediaBus
+
+log = logging.getLogger("dispatcher.phone")
+
+MAX_FRAME_BYTES = MAX_BUFFERED_BYTES  # a frame the relay could not even buffer is not sent on
+DISCONNECT: Message = {"type": "websocket.disconnect", "code": 1000}
+
+
+class StoreHop:
+    """A `MediaSocket` whose other end is at another replica."""
+
+    def __init__(self, line: CallLine, lease_seconds: float) -> None:
+        self.line = line
+        self.dropped = 0
+        self._dead_after = lease_seconds
+        line.keep_alive(lease_seconds / 3)
+
+    async def receive(self) -> Message:
+        data = await self.line.next(self._dead_after)
+        if data is None:
+            return DISCONNECT
+        if data[:1] == TEXT:
+            return {"type": "websocket.receive", "text": data[1:].decode()}
+        return {"type": "websocket.receive", "bytes": data[1:]}
+
+    async def send(self, message: Message) -> None:
+        text = message.get("text")
+        kind, payload = (TEXT, text.encode()) if text is not None else (BINARY, message.get("bytes") or b"")
+        if len(payload) > MAX_FRAME_BYTES:
+            self.dropped += 1
+            return
+        await self.line.send(kind, payload)  # a replica gone ends the line: `receive` then says so
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        await self.line.finish(reason or "closed")
+
+
+async def serve_relayed_media(
+    websocket: WebSocket, bus: MediaBus, session_id: str, carrier_replica: str, lease_seconds: float
+) -> CallStats:
+    """The bot's media socket (accepted, its secret spent) ↔ the call's carrier replica, to the
+    call's end. The bot's side says hello first, so the carrier's replica knows where to send."""
+    stats = CallStats()
+    try:
+        line = await bus.open(session_id, peer=carrier_replica)
+    except StoreUnavailable:
+        await close_socket(websocket, 1011, "the call's replica cannot be reached")
+        stats.ended_by = "error"
+        return stats
+    hop = StoreHop(line, lease_seconds)
+    try:
+        if not await line.send(HELLO, bus.replica_id.encode()):
+            stats.ended_by = "carrier"  # the carrier's replica is gone, and its call with it
+            return stats
+        # Here the hop is the carrier's side and the bot's socket the bot's, as at the carrier's replica.
+        stats.ended_by = await pump_both(hop, websocket, stats)
+    except Exception as exc:
+        log.info("phone call %s: relayed media ended (%s)", session_id, type(exc).__name__)
+        stats.ended_by = stats.ended_by or "error"
+    finally:
+        stats.dropped = hop.dropped + line.dropped
+        if line.ended is None:
+            await line.finish("bot_hung_up" if stats.ended_by == "bot" else "relay_ended")
+        line.close()
+        await close_socket(websocket, 1000, "call ended")
+    return stats

@@ -1,0 +1,202 @@
+"""A phone call's frames between two replicas, over per-call pub/sub channels in the store.
+
+`media:<replica>:<session id>` carries what replica `<replica>` is to receive for the call
+`<session id>`: the carrier's frames towards the replica holding the bot's media socket, the bot's
+frames back. Each replica subscribes once, on its first relayed call, to the pattern of its own
+calls' channels (`media:<its id>:*`), on one connection of a client of its own that does not
+decode (audio stays bytes). A message is one kind byte and its payload:
+
+    T  a text frame (UTF-8)         H  hello: the sender's replica id (the bot's side has the socket)
+    B  a binary frame               E  end: the reason (that side hung up)
+    K  keepalive: the sender lives
+
+One publisher per direction awaits each PUBLISH before the next, so frames arrive in order. A
+PUBLISH that reached no subscriber means the other replica is gone (its connection to the store
+closed with it); a replica that went silent (a lost host) is given up after `dead_after` seconds.
+Pub/sub delivers at most once: a frame lost in a store failover is lost, as on a lossy line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from redis.asyncio import Redis
+
+from dispatcher.store.client import Store, StoreUnavailable, connect
+from dispatcher.store.subscription import listen_forever
+
+log = logging.getLogger("dispatcher.store.media")
+
+TEXT, BINARY, HELLO, END, KEEPALIVE = b"T", b"B", b"H", b"E", b"K"
+MAX_QUEUED = 500  # frames received and not yet sent on (as the carrier buffer: 10 s of 20 ms frames)
+MAX_QUEUED_BYTES = 1024 * 1024
+SUBSCRIBE_SECONDS = 5.0
+
+
+class CallLine:
+    """One call's end of the hop at this replica: what the other replica sent, in order, bounded."""
+
+    def __init__(self, bus: MediaBus, session_id: str, peer: str | None) -> None:
+        self._bus = bus
+        self.session_id = session_id
+        self.peer = peer  # the other replica; the carrier's side learns it from the hello
+        self.hello: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.ended: str | None = None
+        self.dropped = 0
+        self.last_heard = time.monotonic()
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._ready = asyncio.Event()
+        self._keepalive: asyncio.Task[None] | None = None
+
+    def deliver(self, data: bytes) -> None:
+        self.last_heard = time.monotonic()
+        kind, payload = data[:1], data[1:]
+        if kind in (TEXT, BINARY):
+            self._queue.append(data)
+            self._queued_bytes += len(data)
+            while len(self._queue) > MAX_QUEUED or self._queued_bytes > MAX_QUEUED_BYTES:
+                self._queued_bytes -= len(self._queue.popleft())  # the oldest audio goes first
+                self.dropped += 1
+            self._ready.set()
+        elif kind == HELLO and not self.hello.done():
+            self.peer = payload.decode(errors="replace")
+            self.hello.set_result(self.peer)
+        elif kind == END:
+            self.end(payload.decode(errors="replace") or "peer_ended")
+
+    def end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+        self._ready.set()
+
+    async def next(self, dead_after: float) -> bytes | None:
+        """The next frame (kind byte and payload); None once the call is over here: the other
+        side ended it, its replica is gone, or nothing came from it for `dead_after` seconds."""
+        while True:
+            if self._queue:
+                data = self._queue.popleft()
+                self._queued_bytes -= len(data)
+                return data
+            if self.ended is not None:
+                return None
+            self._ready.clear()
+            left = self.last_heard + dead_after - time.monotonic()
+            if left <= 0:
+                self.end("peer_silent")
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), left)
+
+    async def send(self, kind: bytes, payload: bytes = b"") -> bool:
+        """Publishes to the other replica; False (and the line ended) when it is gone."""
+        if self.peer is None or self.ended is not None:
+            return False
+        try:
+            receivers = await self._bus.publish(self.peer, self.session_id, kind + payload)
+        except StoreUnavailable:
+            self.end("store_unavailable")
+            return False
+        if not receivers:
+            self.end("peer_gone")
+            return False
+        return True
+
+    def keep_alive(self, interval: float) -> None:
+        """Tells the other replica every `interval` seconds that this one lives (until closed)."""
+
+        async def beat() -> None:
+            while self.ended is None:
+                await asyncio.sleep(interval)
+                await self.send(KEEPALIVE)
+
+        self._keepalive = self._keepalive or asyncio.create_task(beat(), name=f"media-keepalive-{self.session_id}")
+
+    async def finish(self, reason: str) -> None:
+        """Tells the other side the call is over here (if it is still there), and closes."""
+        if self.ended is None:
+            await self.send(END, reason.encode())
+        self.close(reason)
+
+    def close(self, reason: str = "closed") -> None:
+        self.end(reason)
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self._bus.forget(self)
+
+
+class MediaBus:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.replica_id = store.replica_id
+        self._redis: Redis | None = None  # made on the first relayed call: no cost until then
+        self._lines: dict[str, CallLine] = {}
+        self._listening: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    def channel(self, replica_id: str, session_id: str) -> str:
+        return self._store.key("media", replica_id, session_id)
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            self._redis = connect(self._store.settings, decode_responses=False)
+        return self._redis
+
+    async def open(self, session_id: str, peer: str | None = None) -> CallLine:
+        """This replica's end of the call's hop, receiving from the moment it is returned.
+        Raises `StoreUnavailable` when this replica cannot subscribe."""
+        if self._listening is None:
+            self._listening = asyncio.create_task(self._listen(), name="store-media")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_SECONDS)
+        if not self._subscribed.is_set():
+            raise StoreUnavailable("cannot subscribe to this replica's call channels")
+        line = CallLine(self, session_id, peer)
+        old = self._lines.get(session_id)
+        if old is not None:
+            old.close("replaced")
+        self._lines[session_id] = line
+        return line
+
+    def forget(self, line: CallLine) -> None:
+        if self._lines.get(line.session_id) is line:
+            del self._lines[line.session_id]
+
+    async def publish(self, replica_id: str, session_id: str, data: bytes) -> int:
+        channel = self.channel(replica_id, session_id)
+        client = self._client()
+        return int(await self._store.call(lambda: client.publish(channel, data)))
+
+    async def _listen(self) -> None:
+        prefix = self.channel(self.replica_id, "")
+        pattern = _glob_escape(prefix) + "*"
+        await listen_forever(lambda: self._client().pubsub(ignore_subscribe_messages=True),
+                             lambda pubsub: pubsub.psubscribe(pattern),
+                             lambda message: self._received(message, len(prefix)), self._subscribed, "call media")
+
+    def _received(self, message: dict[str, Any], prefix_length: int) -> None:
+        channel, data = message.get("channel"), message.get("data")
+        if not isinstance(channel, bytes) or not isinstance(data, bytes) or not data:
+            return
+        line = self._lines.get(channel[prefix_length:].decode(errors="replace"))
+        if line is not None:  # a call that ended here already: its stragglers are dropped
+            line.deliver(data)
+
+    async def aclose(self) -> None:
+        for line in list(self._lines.values()):
+            line.close("replica_stopping")
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

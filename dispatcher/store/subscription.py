@@ -1,0 +1,45 @@
+"""A pub/sub subscription held for a replica's life: subscribed again whenever the store drops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio.client import PubSub
+
+log = logging.getLogger("dispatcher.store")
+
+RESUBSCRIBE_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+async def listen_forever(
+    open_pubsub: Callable[[], PubSub],
+    subscribe: Callable[[PubSub], Awaitable[Any]],
+    received: Callable[[Any], None],
+    subscribed: asyncio.Event,
+    what: str,
+) -> None:
+    """Subscribes (`subscribed` set while it holds), hands every message to `received`, and when
+    the store goes away subscribes again with backoff; runs until cancelled."""
+    attempt = 0
+    while True:
+        pubsub = open_pubsub()
+        try:
+            await subscribe(pubsub)
+            subscribed.set()
+            attempt = 0
+            async for message in pubsub.listen():
+                received(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store went away: subscribe again when it is back
+            subscribed.clear()
+            log.warning("%s subscription lost (%s); subscribing again", what, type(exc).__name__)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await asyncio.sleep(RESUBSCRIBE_DELAYS[min(attempt, len(RESUBSCRIBE_DELAYS) - 1)])
+        attempt += 1

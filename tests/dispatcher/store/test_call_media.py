@@ -1,0 +1,114 @@
+"""A phone call's media between two replicas, against a real redis-server: the call's record (its
+one-time media secret spent once across replicas) and its frames over the call's channels."""
+
+from __future__ import annotations
+
+from starlette.types import Message
+
+from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
+from dispatcher.store.call_media import secret_digest
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
+
+LEASE = 2.0  # the pair's lease (tests/dispatcher/store/conftest.py)
+Pair = tuple[Coordination, Coordination]
+
+
+async def test_a_media_secret_is_spent_once_across_replicas_and_names_the_calls_replica(replica_pair: Pair) -> None:
+    a, b = replica_pair
+    await a.calls.record("s1", secret_digest("the-secret"))
+    assert await b.calls.spend("s1", secret_digest("a-wrong-one")) is None
+    assert await b.calls.spend("s1", secret_digest("the-secret")) == "r-a"
+    assert await a.calls.spend("s1", secret_digest("the-secret")) is None  # a replay, even at the call's own replica
+    assert await b.calls.spend("s1", secret_digest("the-secret")) is None
+    assert await b.calls.spend("no-such-call", secret_digest("the-secret")) is None
+
+
+async def test_only_the_calls_replica_renews_or_releases_its_record(replica_pair: Pair) -> None:
+    a, b = replica_pair
+    await a.calls.record("s1", secret_digest("x"))
+    assert not await b.calls.renew("s1")
+    await b.calls.release("s1")
+    assert await a.calls.renew("s1")
+    await a.calls.release("s1")
+    assert await b.calls.spend("s1", secret_digest("x")) is None
+
+
+async def connected(a: Coordination, b: Coordination, session_id: str = "s1") -> tuple[StoreHop, StoreHop]:
+    """The carrier's replica a and the bot's media replica b, as the call's two ends."""
+    carrier_side = await a.media.open(session_id)
+    bot_side = await b.media.open(session_id, peer="r-a")
+    assert await bot_side.send(HELLO, b"r-b")
+    assert await carrier_side.hello == "r-b"
+    return StoreHop(carrier_side, LEASE), StoreHop(bot_side, LEASE)
+
+
+def frame(message: Message) -> Message:
+    return {"type": "websocket.send", **{k: v for k, v in message.items() if k in ("text", "bytes")}}
+
+
+async def test_frames_cross_verbatim_and_in_order_both_ways(replica_pair: Pair) -> None:
+    to_bot, to_carrier = await connected(*replica_pair)
+    sent: list[Message] = [
+        {"text": '{"event":"media","media":{"payload":"f/8="}}'},
+        {"bytes": b"\xff\x00\xfe not utf-8"},
+        {"text": "ünïcode ✓"},
+        {"bytes": b""},
+        *({"text": f'{{"n":{n}}}'} for n in range(200)),
+    ]
+    for message in sent:
+        await to_bot.send(frame(message))
+    for message in sent:
+        assert await to_carrier.receive() == {"type": "websocket.receive", **message}
+    for message in sent:
+        await to_carrier.send(frame(message))
+    for message in sent:
+        assert await to_bot.receive() == {"type": "websocket.receive", **message}
+
+
+async def test_a_hang_up_on_either_side_ends_the_other(replica_pair: Pair) -> None:
+    a, b = replica_pair
+    to_bot, to_carrier = await connected(a, b, "s1")
+    await to_carrier.close(reason="bot_hung_up")
+    assert (await to_bot.receive())["type"] == "websocket.disconnect"
+    assert to_bot.line.ended == "bot_hung_up"
+    to_bot, to_carrier = await connected(a, b, "s2")
+    await to_bot.close(reason="carrier_hung_up")
+    assert (await to_carrier.receive())["type"] == "websocket.disconnect"
+
+
+async def test_a_replica_that_is_gone_ends_the_call_at_the_other(replica_pair: Pair) -> None:
+    a, b = replica_pair
+    to_bot, _ = await connected(a, b)
+    await b.aclose()  # its connection to the store closes, as a killed process's does
+    await to_bot.send(frame({"text": "anyone?"}))
+    assert (await to_bot.receive())["type"] == "websocket.disconnect"
+    assert to_bot.line.ended == "peer_gone"
+
+
+async def test_a_replica_that_goes_silent_ends_the_call_at_the_other_after_a_lease(replica_pair: Pair) -> None:
+    a, b = replica_pair
+    carrier_side = await a.media.open("s1")
+    silent = await b.media.open("s1", peer="r-a")  # subscribed, but no keepalive: a host that froze
+    assert await silent.send(HELLO, b"r-b")
+    to_bot = StoreHop(carrier_side, LEASE)
+    assert (await to_bot.receive())["type"] == "websocket.disconnect"
+    assert carrier_side.ended == "peer_silent"
+
+
+async def test_a_frame_larger_than_the_relays_buffer_is_dropped_and_the_call_goes_on(replica_pair: Pair) -> None:
+    to_bot, to_carrier = await connected(*replica_pair)
+    await to_bot.send(frame({"bytes": b"x" * (MAX_FRAME_BYTES + 1)}))
+    await to_bot.send(frame({"text": "after"}))
+    assert await to_carrier.receive() == {"type": "websocket.receive", "text": "after"}
+    assert to_bot.dropped == 1
+
+
+async def test_what_a_slow_side_has_not_taken_is_bounded_oldest_dropped_first(replica_pair: Pair) -> None:
+    a, _ = replica_pair
+    line: CallLine = await a.media.open("s1")
+    for n in range(MAX_QUEUED + 10):
+        line.deliver(TEXT + str(n).encode())
+    line.deliver(BINARY + b"last")
+    assert line.dropped == 11
+    assert await line.next(LEASE) == TEXT + b"11"
