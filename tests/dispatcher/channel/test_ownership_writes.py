@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from botchannel.contract import METHOD_ASSIGN, METHOD_OFFER
+from dispatcher.channel import ownership
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.channel.ownership import Ownership
+from dispatcher.errors import ApiError
 from dispatcher.store.client import StoreSettings
 from dispatcher.store.coordination import Coordination
 from tests.dispatcher.channel.test_ownership import TOKEN, BotSocket, server  # noqa: F401 (a fixture)
@@ -92,11 +95,32 @@ async def test_an_unbound_claim_releases_the_record_at_once(replica: Replica) ->
     await serving
 
 
-async def test_closing_waits_for_the_owner_writes_under_way(replica: Replica) -> None:
-    bot = BotSocket("r-a", "s4")
-    serving = asyncio.create_task(replica.channels.serve(bot, session_grant("s4")))
-    assert await replica.channels.wait_link("s4", WAIT) is not None
-    await replica.ownership.aclose()  # no `settled()` first: closing itself waits for the write
-    assert await replica.owner("s4") == "r-a"
+async def test_store_writes_past_the_cap_are_left_to_the_heartbeat(replica: Replica,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow store never grows this replica's pending writes without bound."""
+    monkeypatch.setattr(ownership, "MAX_PENDING_WRITES", 1)
+    bot = BotSocket("r-a", None)  # type: ignore[arg-type]
+    serving = asyncio.create_task(replica.channels.serve(bot, IDLE_GRANT))
+    assert await replica.channels.wait_until(lambda: bool(replica.channels.idle()), WAIT)
+    link = replica.channels.take_idle()
+    assert link is not None
+    replica.channels.bind(link, "s6")  # one write under way…
+    replica.channels.bind(link, "s7")  # …so this one waits for the heartbeat
+    await replica.ownership.settled()
+    assert await replica.owner("s6") == "r-a"
+    assert await replica.owner("s7") is None
+    bot.closed.set()
+    await serving
+
+
+async def test_another_replica_may_relay_signalling_to_a_bot_here_but_never_an_assignment(replica: Replica) -> None:
+    bot = BotSocket("r-a", "s5")
+    serving = asyncio.create_task(replica.channels.serve(bot, session_grant("s5")))
+    assert await replica.channels.wait_link("s5", WAIT) is not None
+    answer = await replica.ownership.answer("s5", METHOD_OFFER, {"sdp": "v=0"})
+    assert answer == {"answered_at": "r-a", "sdp": "v=0"}  # control: signalling is relayed
+    with pytest.raises(ApiError) as refused:
+        await replica.ownership.answer("s5", METHOD_ASSIGN, {"session_id": "s5"})
+    assert (refused.value.status, refused.value.code) == (400, "invalid_request")
     bot.closed.set()
     await serving
