@@ -84,6 +84,10 @@ TARGETS: dict[str, list[str]] = {
                                         "tests/security/test_idle_bot_credentials.py",
                                         "tests/security/test_channel_rules_across_replicas.py",
                                         f"{T}channel/test_channel.py"],
+    # what every replica sees alike: an idle credential's first hello, a claimed bot's session
+    "dispatcher/channel/shared_hellos.py": ["tests/security/test_channel_rules_across_replicas.py"],
+    "dispatcher/store/claims.py": ["tests/security/test_channel_rules_across_replicas.py",
+                                   f"{T}store/test_claims_rates_health.py", f"{T}reserve/test_reserve_shared.py"],
     # a session's owner record follows its bot's channel between replicas (a real redis-server)
     "dispatcher/channel/ownership.py": [f"{T}channel/test_ownership_writes.py", f"{T}channel/test_ownership.py",
                                         "tests/security/test_channel_rules_across_replicas.py"],

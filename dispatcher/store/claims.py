@@ -30,9 +30,9 @@ HELLO_SECONDS = 3600  # longer than a bot waits for its hello to be noticed
 
 
 class BotClaims:
-    def __init__(self, store: Store, leases: Leases | None = None) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._leases = leases or Leases(store)  # compare-and-delete, read
+        self._leases = Leases(store)  # compare-and-delete, read
 
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         """True if this call claimed the bot for `session_id` (or had already); the record lasts

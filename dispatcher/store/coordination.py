@@ -37,7 +37,7 @@ class Coordination:
         self.starts = StartLeases(self.store, leases)
         self.owners = Owners(self.store, leases)
         self.replicas = Replicas(self.store)
-        self.claims = BotClaims(self.store, leases)
+        self.claims = BotClaims(self.store)
         self.spent = SpentOnce(self.store)
         self.calls = CallMediaRecords(self.store)  # phone calls whose two sockets are at two replicas
         self.media = MediaBus(self.store)

@@ -16,6 +16,7 @@ import redis
 from botchannel.contract import CHANNEL_PATH, Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.errors import ApiError
 from dispatcher.settings import Settings
 from tests.security.conftest import WAIT, dial
 from tests.support.dispatcher_server import serving
@@ -71,7 +72,14 @@ async def claimed(replica: Replica, bot_id: str, session_id: str) -> Any:
     link = channels.take_idle()
     assert await replica.replication.coordination.claims.claim(bot_id, session_id, link.expires)
     channels.bind(link, session_id)
+    await replica.replication.ownership.settled()  # the owner record is written
     return ws, link
+
+
+async def owner_of(replica: Replica, session_id: str) -> str | None:
+    await replica.replication.ownership.settled()
+    owner: str | None = await replica.replication.coordination.owners.owner_of(session_id)
+    return owner
 
 
 async def test_an_idle_credential_is_admitted_once_across_replicas(pair) -> None:  # noqa: ANN001
@@ -95,14 +103,18 @@ async def test_a_claimed_reserve_bot_may_dial_another_replica_for_its_own_sessio
     assert again is not None
     link = b.channels.link_for("s-claimed")
     assert link is not None and link.machine_id == "rsv-3"
+    assert await owner_of(b, "s-claimed") == "r-b"  # the owner record moved with it
     await again.close()
+    assert await b.channels.wait_until(lambda: b.channels.link_for("s-claimed") is None, WAIT)
+    assert await owner_of(b, "s-claimed") is None  # and its channel's end lets go of it
 
 
 async def test_a_reserve_bot_whose_claim_failed_is_bound_to_that_session_at_no_replica(pair) -> None:  # noqa: ANN001
     a, b, _ = pair
     ws, link = await claimed(a, "rsv-4", "s-failed")
+    assert await owner_of(a, "s-failed") == "r-a"  # control: bound, r-a was its owner
     a.channels.unbind(link, "s-failed")  # the claim failed (refused, unanswered, re-tagging failed)
-    await a.replication.ownership.settled()
+    assert await owner_of(a, "s-failed") is None  # nothing routes the session to r-a any more
     assert await dial(b.url, idle("rsv-4"), Hello(machine_id="rsv-4", session_id="s-failed")) is None
     cold = await dial(b.url, BotCredentials(SECRET).issue("session", "s-failed", LIFETIME),
                       Hello(machine_id="cold-s-failed", session_id="s-failed"))
@@ -138,3 +150,15 @@ async def test_with_the_store_unreachable_each_replica_goes_by_its_own_records(p
     assert again is not None  # control: its own replica bound it
     await first.close()
     await again.close()
+
+
+async def test_a_replica_never_relays_an_assignment_to_a_bot_it_holds(pair) -> None:  # noqa: ANN001
+    a, b, _ = pair
+    bot = await dial(a.url, BotCredentials(SECRET).issue("session", "s-8", LIFETIME),
+                     Hello(machine_id="cold-s-8", session_id="s-8"))
+    assert bot is not None
+    assert await owner_of(a, "s-8") == "r-a"  # control: r-a holds the bot, so b relays to it
+    with pytest.raises(ApiError) as refused:
+        await b.replication.coordination.ask_owner("s-8", "assign", {"session_id": "s-other"}, WAIT)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_request")
+    await bot.close()
