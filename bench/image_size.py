@@ -3,7 +3,8 @@
     uv run python bench/image_size.py [--runs 7] [--json bench/out/image_size.json]
 
 There is no Docker engine here, so the closures are rebuilt the way the Dockerfiles build them: each
-Dockerfile's own `uv sync` command (tests/images/closure.py), bytecode compiled, into a fresh venv.
+Dockerfile's own `uv sync` command, bytecode compiled, into a fresh venv, then the build stage's own
+edits of that venv (the dispatcher's botocore pruning) (tests/images/closure.py). Budgets: images/budgets.py.
 Sizes are apparent sizes (what a layer tarball stores before compression), in MB = 10^6 bytes, of
 site-packages, attributed to distributions through their RECORD files plus the bytecode uv compiled
 for them. The bot closure is also built without the Dockerfile's `--no-install-package` exclusions to
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: tests.images helpers
 
+from images.budgets import CLOSURE_BUDGET_MB, MB, installed_mb  # noqa: E402
 from tests.images.closure import (  # noqa: E402
     BOT_DOCKERFILE,
     DISPATCHER_DOCKERFILE,
@@ -39,8 +41,6 @@ from tests.images.closure import (  # noqa: E402
     runtime_root,
 )
 
-BUDGET_MB = {"bot": 400.0, "dispatcher": 80.0}
-MB = 1_000_000
 ROOM_ARGS = ["--transport", "daily", "--room-url", "https://voicefleet.daily.co/bench"]
 
 
@@ -73,7 +73,7 @@ def measure(site_packages: Path) -> Sizes:
     attributed = set().union(*owned.values()) if owned else set()
     by_package["(unattributed)"] = _files_size(every - attributed) / MB
     return Sizes(
-        total_mb=_files_size(every) / MB,
+        total_mb=installed_mb(site_packages),
         bytecode_mb=_files_size({p for p in every if p.suffix == ".pyc"}) / MB,
         by_package_mb=dict(sorted(by_package.items(), key=lambda item: -item[1])),
     )
@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     print("Image closures (site-packages, MB = 10^6 B, bytecode included)\n")
     rows = [("closure", "MB", "of which .pyc", "budget", "verdict")]
     for name, size in sizes.items():
-        verdict = "within" if size.total_mb <= BUDGET_MB[name] else "OVER"
-        rows.append((name, f"{size.total_mb:.1f}", f"{size.bytecode_mb:.1f}", f"{BUDGET_MB[name]:.0f}", verdict))
+        budget = CLOSURE_BUDGET_MB[name]
+        verdict = "within" if size.total_mb <= budget else "OVER"
+        rows.append((name, f"{size.total_mb:.1f}", f"{size.bytecode_mb:.1f}", f"{budget:.0f}", verdict))
     rows.append(("bot without exclusions", f"{full.total_mb:.1f}", f"{full.bytecode_mb:.1f}", "", ""))
     print(_table(rows))
     for name, size in sizes.items():
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             "closures": {name: asdict(size) for name, size in sizes.items()},
             "bot_without_exclusions_mb": full.total_mb,
             "excluded_mb": dict(saved),
-            "budget_mb": BUDGET_MB,
+            "budget_mb": {name: CLOSURE_BUDGET_MB[name] for name in sizes},
             "check_seconds": times,
             "check_offline": offline,
             "check_seconds_without_bytecode": times_no_pyc,

@@ -32,7 +32,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # botocore carries the API models of every AWS service (about 25 MB of its 26 MB); the dispatcher
 # calls ECS only (credentials come from the task role's endpoint; STS and SSO where a developer
 # runs it with a profile). Keeping only those models took the closure from 86.2 to 64.9 MB
-# (budget 80; images/ci/build.sh measures it and builds an ECS client in the built image).
+# (budget in images/budgets.py; tests/images/closure.py replays this step on the closures it
+# measures, images/ci/build.sh checks the built image and builds an ECS client in it).
 RUN cd /opt/venv/lib/python3.11/site-packages/botocore/data && \
     find . -mindepth 1 -maxdepth 1 -type d ! -name ecs ! -name sts ! -name sso ! -name sso-oidc \
         -exec rm -rf {} +

@@ -149,7 +149,7 @@ echo "$lock_hash" >"$WORK/lock.sha256"
 status=0
 for image in "${images[@]}"; do
   step "run $image"
-  python3 -m images.ci.run_image "${image%%-*}" "localhost/voicefleet-$image:ci" || status=1
+  python3 -m images.ci.run_image "$image" "localhost/voicefleet-$image:ci" || status=1
 done
 
 step "sizes (MB = 10^6 bytes, apparent size of the files; /opt/venv = the runtime closure)"

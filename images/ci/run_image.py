@@ -1,4 +1,5 @@
-"""Run a built image without an engine and check it: `python -m images.ci.run_image bot|dispatcher IMAGE`.
+"""Run a built image without an engine and check it: `python -m images.ci.run_image KIND IMAGE`
+(KIND: bot, bot-webrtc or dispatcher).
 
 The image is mounted (`buildah from` + `buildah mount`), then its ENTRYPOINT runs as the image's
 USER, with only the image's ENV and WORKDIR, as PID 1 of fresh pid/net/mount/uts/ipc namespaces
@@ -10,7 +11,8 @@ anything. Checks (each failure is one line on stderr and exit 1):
 - dispatcher: an ECS client builds from the (pruned) botocore models; GET /healthz answers 200
   inside the namespace; PID 1 is tini and every process runs as the image's non-root uid; after
   SIGTERM the entrypoint exits 0.
-- both: USER is numeric and not 0; ENTRYPOINT starts with tini.
+- all: USER is numeric and not 0; ENTRYPOINT starts with tini; the runtime closure (/opt/venv's
+  site-packages) is within its budget (images/budgets.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from images.budgets import CLOSURE_BUDGET_MB, installed_mb, over_budget
 
 TIMEOUT = 120.0  # seconds for any one step (2 shared cores, cold page cache)
 
@@ -144,8 +148,9 @@ def _in_netns(pid: int, code: str) -> subprocess.CompletedProcess[str]:
 
 def check_dispatcher_ecs_client(image: Image, root: Path) -> list[str]:
     """The image keeps only the botocore models the ecs provider needs: build that client, offline."""
-    code = ("import boto3; c = boto3.session.Session().client('ecs', region_name='us-east-1'); "
-            "print(c.meta.service_model.service_name)")
+    # botocore, as the dispatcher has it: the image carries no boto3.
+    code = ("import botocore.session; session = botocore.session.get_session(); "
+            "c = session.create_client('ecs', region_name='us-east-1'); print(c.meta.service_model.service_name)")
     probe = Image(image.name, image.user, image.env, image.workdir, ["python", "-c", code])
     result = subprocess.run(command(root, probe, []), capture_output=True, text=True, timeout=TIMEOUT)
     print(f"dispatcher ECS client: exit {result.returncode} {result.stdout.strip()}")
@@ -210,11 +215,20 @@ def check_dispatcher(image: Image, root: Path) -> list[str]:
     return problems
 
 
+def check_closure_budget(kind: str, root: Path) -> list[str]:
+    """The runtime closure as built, against the same budget the rebuilt closures are held to."""
+    site_packages = next((root / "opt" / "venv" / "lib").glob("python3.*/site-packages"))
+    print(f"{kind} closure: {installed_mb(site_packages):.1f} MB (budget {CLOSURE_BUDGET_MB[kind]:.0f} MB)")
+    problem = over_budget(kind, site_packages)
+    return [problem] if problem else []
+
+
 def main(argv: list[str]) -> int:
-    role, name = argv
+    kind, name = argv  # kind: a key of images/budgets.py (bot, bot-webrtc, dispatcher)
+    role = kind.split("-")[0]
     image = Image.inspect(name)
     with Mounted(name) as root:
-        problems = check_static(image, root)
+        problems = check_static(image, root) + check_closure_budget(kind, root)
         if role == "bot":
             problems += check_bot_bytecode(image, root) + check_bot(image, root)
         else:

@@ -2,8 +2,9 @@
 
 There is no Docker engine here, so the tests and bench/image_size.py reproduce what the build stage
 installs: the `uv sync` RUN is read from the Dockerfile and executed with the build stage's ENV, only
-the venv location and the interpreter swapped for local ones. If the Dockerfile's command changes, the
-measurement and the offline start-up proof change with it.
+the venv location and the interpreter swapped for local ones, then the stage's later RUNs that edit
+the venv (the dispatcher's botocore pruning) replayed on it. If the Dockerfile's commands change, the
+measurement, the budget check and the offline start-up proof change with them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def _script_sync_flags() -> list[str]:
         if words[:2] == ["uv", "sync"]:
             return [word for word in words[2:] if not word.startswith("$")]
     raise ValueError(f"{INSTALL_SCRIPT} has no `uv sync` line")
+
+
+def _installs(argv: list[str]) -> bool:
+    """The dispatcher's own `uv sync`, or the bot's install_project.sh."""
+    return argv[:2] == ["uv", "sync"] or bool(argv) and Path(argv[0]).name == INSTALL_SCRIPT.name
 
 
 def install_command(stage: Stage, project: Path = DEFAULT_BOT_PROJECT) -> tuple[list[str], Path]:
@@ -100,7 +106,8 @@ def build_closure(
     argv, cwd = install_command(build)
     if not exclusions:
         argv = without_exclusions(argv)
-    env = {**os.environ, **build.env()}
+    build_env = parsed.effective(stage).env()  # a stage built FROM another inherits its ENV
+    env = {**os.environ, **build_env}
     env.update(
         UV_PROJECT_ENVIRONMENT=str(venv),
         # The image's /usr/local/bin/python3.11 is this machine's base interpreter of the same minor.
@@ -113,7 +120,24 @@ def build_closure(
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([shutil.which("uv") or "uv", *argv[1:], "--quiet"], cwd=cwd, env=env, check=True)
+    image_venv = build_env["UV_PROJECT_ENVIRONMENT"]
+    for step in venv_edits(build, image_venv):
+        # With the image's venv path swapped for the local one (same python minor: python3.11).
+        subprocess.run(["sh", "-ec", step.replace(image_venv, str(venv))], env=env, check=True, timeout=120)
     return Closure(venv=venv, argv=argv)
+
+
+def venv_edits(stage: Stage, image_venv: str) -> list[str]:
+    """The stage's RUNs after its install command that change the installed venv (the dispatcher's
+    botocore model pruning): the closure the image ships is the one after them. One that needs a
+    mount cannot be replayed here and is refused rather than silently skipped."""
+    runs = stage.all("RUN")
+    install = next(i for i, run in enumerate(runs) if any(map(_installs, shell_commands(run))))
+    edits = [run for run in runs[install + 1 :] if image_venv in run.args]
+    for run in edits:
+        if run.flag_values("mount"):
+            raise ValueError(f"line {run.line}: a RUN that changes {image_venv} with a mount cannot be replayed")
+    return [run.args for run in edits]
 
 
 def runtime_env(dockerfile: Path, closure: Closure, home: Path, root: Path | None = None) -> dict[str, str]:

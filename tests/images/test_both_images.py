@@ -44,7 +44,8 @@ def test_dispatcher_closure_has_no_pipecat_and_no_audio_or_ml_libraries() -> Non
     closure = locked_closure(parse_file(DISPATCHER_DOCKERFILE))
     heavy = {"pipecat-ai", "numpy", "onnxruntime", "daily-python", "aiortc", "av", "soundfile", "torch"}
     assert closure & heavy == set()
-    assert {"fastapi", "uvicorn", "aiohttp", "boto3", "google-auth"} <= closure
+    assert {"fastapi", "uvicorn", "aiohttp", "botocore", "google-auth", "redis"} <= closure
+    assert {"boto3", "s3transfer"} & closure == set()  # the dispatcher imports botocore only
 
 
 def test_bot_closure_has_pipecat_and_no_torch_and_no_excluded_package() -> None:

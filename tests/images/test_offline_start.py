@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from tests.images.closure import (
     DISPATCHER_DOCKERFILE,
     REPO,
     Closure,
-    build_closure,
     entrypoint_command,
     excluded_packages,
     runtime_env,
@@ -96,13 +94,6 @@ for module in {DAILY_BOT_MODULES!r}:
 
 
 @pytest.fixture(scope="module")
-def bot_closure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Closure]:
-    root = tmp_path_factory.mktemp("bot-image")
-    yield build_closure(BOT_DOCKERFILE, root / "venv")
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def bot_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return runtime_root(BOT_DOCKERFILE, tmp_path_factory.mktemp("bot-image-root"))
 
@@ -156,8 +147,8 @@ def test_bot_closure_imports_everything_a_daily_session_uses(bot_closure: Closur
 
 
 @pytest.mark.slow
-def test_every_dispatcher_module_imports_in_the_dispatcher_closure(tmp_path: Path) -> None:
-    closure = build_closure(DISPATCHER_DOCKERFILE, tmp_path / "venv")
+def test_every_dispatcher_module_imports_in_the_dispatcher_closure(dispatcher_closure: Closure, tmp_path: Path) -> None:
+    closure = dispatcher_closure
     app = runtime_workdir(DISPATCHER_DOCKERFILE, tmp_path / "app")
     script = (
         "import importlib, pkgutil, dispatcher\n"
