@@ -1,0 +1,138 @@
+"""The default bot over Pipecat's generic WebSocket transport: a client speaking Pipecat's protobuf
+frames (pipecat's own `ProtobufFrameSerializer`, as Pipecat's WebSocket clients do) asks the dispatcher
+for a `websocket` session, connects to the generic route with its one-time token, and talks to the
+parrot (examples/parrot/bot.py) run by voicefleet's host (`python -m bot`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from pipecat.frames.frames import InputAudioRawFrame, InputTransportMessageFrame, OutputAudioRawFrame
+from pipecat.serializers.protobuf import ProtobufFrameSerializer
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.phone.conftest import SPEECH, phone_env, wait_active_sessions, wait_for_idle_bot
+from tests.support.audio import BOT_AUDIO_RMS, SPEECH_RMS, Pcm, echo_similarity, read_wav, rms
+from tests.support.examples import PARROT
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = pytest.mark.slow  # a real dispatcher, a real bot process importing Pipecat and Silero
+
+RATE = 16000  # the parrot's pipeline rate off a phone line (examples/parrot/bot.py sample_rate)
+FRAME = RATE // 50  # 20 ms
+
+
+class ProtobufClient:
+    """A WebSocket client in the shape of Pipecat's: 20 ms of 16-bit mono audio every 20 ms (silence
+    unless it is speaking), each an audio frame in Pipecat's protobuf. What the bot sends is kept in
+    order: its audio, and the RTVI events the parrot sends Pipecat's clients (the turns' edges)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.serializer = ProtobufFrameSerializer()
+        self.speech: asyncio.Queue[bytes] = asyncio.Queue()
+        self.heard: asyncio.Queue[bytes | str] = asyncio.Queue()  # audio, or an RTVI event's type
+        self.tasks = [asyncio.create_task(self._microphone()), asyncio.create_task(self._speaker())]
+
+    async def say(self, pcm16: bytes) -> None:
+        for offset in range(0, len(pcm16) - FRAME * 2 + 1, FRAME * 2):
+            self.speech.put_nowait(pcm16[offset : offset + FRAME * 2])
+        await self.speech.join()
+
+    async def bot_audio(self, seconds: float, timeout: float) -> bytes:
+        """At least `seconds` of the bot's audio."""
+        audio = b""
+        while len(audio) < seconds * RATE * 2:
+            item = await asyncio.wait_for(self.heard.get(), timeout)
+            audio += item if isinstance(item, bytes) else b""
+        return audio
+
+    async def reply(self, timeout: float) -> bytes:
+        """The bot's audio after the user's turn ended, up to the bot's `bot-stopped-speaking`."""
+        await self._until("user-stopped-speaking", timeout)
+        audio = b""
+        while (item := await asyncio.wait_for(self.heard.get(), timeout)) != "bot-stopped-speaking" or not audio:
+            audio += item if isinstance(item, bytes) else b""
+        return audio
+
+    async def _until(self, event: str, timeout: float) -> None:
+        while await asyncio.wait_for(self.heard.get(), timeout) != event:
+            pass
+
+    async def hang_up(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await self.ws.close()
+
+    async def _microphone(self) -> None:
+        loop = asyncio.get_running_loop()
+        began, sent = loop.time(), 0
+        silence = bytes(FRAME * 2)
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                chunk = self.speech.get_nowait() if not self.speech.empty() else None
+                frame = OutputAudioRawFrame(audio=chunk or silence, sample_rate=RATE, num_channels=1)
+                data = await self.serializer.serialize(frame)
+                assert isinstance(data, bytes)
+                await self.ws.send(data)
+                if chunk is not None:
+                    self.speech.task_done()
+                sent += 1
+                await asyncio.sleep(max(0.0, began + sent * 0.02 - loop.time()))
+
+    async def _speaker(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in self.ws:
+                assert isinstance(message, bytes), f"Pipecat's protobuf frames are binary: {message!r}"
+                frame = await self.serializer.deserialize(message)
+                if isinstance(frame, InputAudioRawFrame):
+                    assert (frame.sample_rate, frame.num_channels) == (RATE, 1)
+                    self.heard.put_nowait(frame.audio)
+                elif isinstance(frame, InputTransportMessageFrame) and frame.message.get("label") == "rtvi-ai":
+                    self.heard.put_nowait(frame.message["type"])
+
+
+def voiced(speech: Pcm) -> Pcm:
+    """The utterance without the recording's leading and trailing silence: what the parrot says back."""
+    blocks = [i for i in range(0, len(speech.samples), FRAME) if rms(speech.samples[i : i + FRAME]) > SPEECH_RMS]
+    return Pcm(speech.samples[blocks[0] : blocks[-1] + FRAME], speech.sample_rate)
+
+
+@pytest.fixture(scope="module")
+def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py")}
+    with run_dispatcher(tmp_path_factory.mktemp("parrot-websocket"), env) as running:
+        yield running
+
+
+async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
+    parrot_dispatcher: DispatcherProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        answer = await api.post("/start", json={"transport": "websocket"})
+        assert answer.status_code == 201, answer.text
+        started = answer.json()
+        assert started["wsUrl"].endswith("/ws/generic/voicefleet")
+        ws = await connect(f"{started['wsUrl']}/{started['token']}", proxy=None, open_timeout=10)
+        client = ProtobufClient(ws)
+        try:
+            greeting = await client.bot_audio(0.1, timeout=30)
+            assert rms(np.frombuffer(greeting, dtype=np.int16)) > BOT_AUDIO_RMS  # the tone: it listens
+
+            speech = read_wav(SPEECH)
+            await client.say(speech.samples.astype(np.int16).tobytes())
+            # The reply: a beep, then the utterance itself, sample for sample (no codec on this path).
+            reply = await client.reply(timeout=30)
+            assert echo_similarity(voiced(speech), np.frombuffer(reply, dtype=np.int16), RATE) > 0.6
+        finally:
+            await client.hang_up()
+        assert await wait_active_sessions(api, 0) == 0  # the client hung up: its machine ended
