@@ -11,7 +11,7 @@ import pytest
 
 from images.budgets import CLOSURE_BUDGET_MB, MB, installed_mb, over_budget
 from tests.images.closure import DISPATCHER_DOCKERFILE, Closure, runtime_workdir, venv_edits
-from tests.images.dockerfile import parse_file
+from tests.images.dockerfile import parse, parse_file
 
 
 def test_sizes_are_the_regular_files_apparent_bytes(tmp_path: Path) -> None:
@@ -37,6 +37,16 @@ def test_the_rebuilt_dispatcher_closure_replays_the_builds_botocore_pruning() ->
     build = parse_file(DISPATCHER_DOCKERFILE).stage("build")
     (edit,) = venv_edits(build, "/opt/venv")
     assert "botocore/data" in edit
+
+
+def test_a_venv_edit_that_needs_a_mount_is_refused_rather_than_skipped() -> None:
+    build = parse(
+        "FROM python AS build\n"
+        "RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen\n"
+        "RUN --mount=type=bind,source=x,target=/x rm -rf /opt/venv/lib/python3.11/site-packages/big\n"
+    ).stage("build")
+    with pytest.raises(ValueError, match="cannot be replayed"):
+        venv_edits(build, "/opt/venv")
 
 
 @pytest.mark.slow
