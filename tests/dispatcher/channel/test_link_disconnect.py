@@ -1,0 +1,46 @@
+"""A bot link closed from the dispatcher's side (a retired or replaced bot) fails what waits on it
+at once, however its socket behaves: a bot that never completes the close cannot hold a request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from botchannel.contract import Hello
+from dispatcher.channel.bots import BotLink, BotRequestFailed
+
+
+class SilentSocket:
+    """A bot's socket that takes frames, never answers and ignores being closed."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.close_calls = 0
+
+    async def send_text(self, data: str) -> None:
+        self.sent.append(data)
+
+    async def receive_text(self) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def close(self, code: int = 1000) -> None:
+        self.close_calls += 1
+
+
+async def test_disconnecting_a_link_fails_its_pending_request_at_once_and_every_later_one() -> None:
+    socket = SilentSocket()
+    link = BotLink(hello=Hello(machine_id="bot-1", session_id="s1"), socket=socket, session_id="s1")
+    pending = asyncio.create_task(link.request("webrtc.offer", {"sdp": "v=0"}, timeout=3600))
+    while not socket.sent:  # the request is on its way to the bot
+        await asyncio.sleep(0)
+    await link.disconnect()
+    with pytest.raises(BotRequestFailed) as failed:
+        await asyncio.wait_for(pending, 30)  # not the request's hour-long timeout
+    assert (failed.value.status, failed.value.code) == (502, "bot_unreachable")
+    assert socket.close_calls == 1
+    with pytest.raises(BotRequestFailed) as later:
+        await link.request("webrtc.offer", {"sdp": "v=1"})
+    assert later.value.code == "bot_unreachable"
+    assert len(socket.sent) == 1  # nothing more was sent to a closed link
