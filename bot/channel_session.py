@@ -1,11 +1,17 @@
-"""One bot's life on the control channel: hello, (wait for) its one assignment, reports.
+"""One bot's life on the control channel: hello, wait for its one assignment, reports.
 
-A bot launched cold for a session says so in its hello and is assigned from its environment. A
-reserve bot says hello with no session, sits ready (imports done, VAD loaded) and takes exactly
-one `assign`, ever: a second one is refused with 409 `already_assigned`, whatever the dispatcher
-thinks. Until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an idle bot
-nobody can reach is retired, never left running. Signalling requests before the assignment are
-refused (409 `not_assigned`).
+A reserve bot says hello with no session, sits ready (imports done, VAD loaded) and takes exactly
+one `assign`, ever: another session's is refused with 409 `already_assigned`, whatever the
+dispatcher thinks. Until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an
+idle bot nobody can reach is retired, never left running.
+
+A bot launched cold for a session names it in its hello, and the dispatcher answers with that
+session's `assign`: its launch environment holds no session secret (no Daily token, TURN
+credential or caller's `body`), so it builds no runner arguments before the assign has come. It
+takes only its own session's; if its channel drops first it dials again, and after
+`BOT_CONNECT_TIMEOUT_SECONDS` without one it ends (`channel_lost`, exit 3). The same assign sent again
+(its answer was lost with the channel) is answered again. Signalling that overtakes the assign
+waits for it a moment; otherwise requests before the assignment are refused (409 `not_assigned`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
+SIGNALLING_WAIT_SECONDS = 10.0  # an offer that overtook a cold bot's assign waits this long for it
 SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -60,6 +67,9 @@ class ChannelSession:
     def __post_init__(self) -> None:
         self.assignment: Assignment | None = None
         self._assigned = asyncio.Event()
+        # Called with the assignment before anything waiting for it runs (the mode points its
+        # signalling at the session's own ICE servers, so an offer waiting for it finds them).
+        self.on_assigned: Callable[[Assignment], None] | None = None
         machine_id, image = machine_identity(os.environ)
         self.machine_id = machine_id
         cold = self.config.session_id if self.settings.cold else None
@@ -74,41 +84,29 @@ class ChannelSession:
         self._idle_timer: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
-        """Dials the dispatcher. A bot that needs the channel (a reserve bot waits there for its
-        session, a WebRTC bot for its offer) has nothing to do without it; a cold Daily bot has its
-        room and token already, so only its reports wait: the channel is never a new way to fail."""
+        """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
+        session's values, dialling again until they come or its connect timeout passes: without
+        the channel neither has anything to serve."""
+        if self.settings.cold:  # its values count against the time it has for its peer to connect
+            wait = self.config.connect_timeout
+            self._idle_timer = self.lifecycle.end_after(
+                wait, EndReason.CHANNEL_LOST, f"its session's values did not arrive over the channel within {wait:g}s"
+            )
         try:
             await self.channel.connect()
         except ChannelError as exc:
-            if not self.settings.cold or self.signalling:
+            if not self.settings.cold:
                 self.lifecycle.end(EndReason.CHANNEL_LOST, str(exc))
                 return
-            logger.warning(f"{exc}; the session goes on without its channel, which is dialled again")
-            self._take(self._cold_assignment())
-            self._serving = asyncio.create_task(self._redial(), name="bot-channel")
+            logger.warning(f"{exc}; dialling again for the session's values")
+            self._serving = asyncio.create_task(self._serve(connected=False), name="bot-channel")
             return
         self._serving = asyncio.create_task(self._serve(), name="bot-channel")
-        if self.settings.cold:
-            self._take(self._cold_assignment())
-        else:
+        if not self.settings.cold:
             self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
             self._idle_timer = self.lifecycle.end_after(
                 self.settings.max_idle_seconds, EndReason.RESERVE_EXPIRED, "idle past BOT_MAX_IDLE_SECONDS"
             )
-
-    def _cold_assignment(self) -> Assignment:
-        return Assignment(
-            session_id=self.config.session_id,
-            max_session_seconds=int(self.config.max_duration),
-            transport=self.config.transport,
-            body=self.config.body,
-            room_url=self.config.room_url,
-            token=self.config.token,
-        )
-
-    async def _redial(self) -> None:
-        if await self._reconnect():
-            await self._serve()
 
     async def wait_assigned(self) -> Assignment | None:
         """The session this bot serves, or None if it ended (retired, channel lost) first."""
@@ -130,25 +128,33 @@ class ChannelSession:
         if self._serving is not None:
             await asyncio.wait([self._serving], timeout=2)
 
-    async def _serve(self) -> None:
-        await self.channel.serve()
-        while not self.lifecycle.ended:
-            if self.assignment is None:
+    async def _serve(self, connected: bool = True) -> None:
+        while True:
+            if connected:
+                await self.channel.serve()
+            if self.lifecycle.ended:
+                return
+            if self.assignment is None and not self.settings.cold:
                 # An idle bot without its channel can never be claimed: retire it.
                 self.lifecycle.end(EndReason.CHANNEL_LOST, "the dispatcher closed the channel before an assignment")
                 return
-            # The session's media does not need the channel; signalling and reports do. Dial again
-            # (a dispatcher restart or deploy, another replica behind the same address), saying
-            # which session this is, so the dispatcher routes it again; the session goes on meanwhile.
-            logger.warning("channel lost during the session; reconnecting")
-            if not await self._reconnect():
-                logger.warning("could not reconnect the channel; the session goes on without it")
+            # The session's media does not need the channel; signalling and reports do, and a cold
+            # bot's values come over it. Dial again (a dispatcher restart or deploy, another
+            # replica behind the same address), saying which session this is, so the dispatcher
+            # routes it again (and sends values it has not taken yet); the session goes on meanwhile.
+            if connected:
+                logger.warning("channel lost; reconnecting")
+            connected = await self._reconnect()
+            if not connected:
+                if self.assignment is None:
+                    self.lifecycle.end(EndReason.CHANNEL_LOST, "cannot reach the dispatcher for the session's values")
+                else:
+                    logger.warning("could not reconnect the channel; the session goes on without it")
                 return
-            await self.channel.serve()
 
     async def _reconnect(self) -> bool:
-        assert self.assignment is not None
-        self.channel.hello = replace(self.channel.hello, session_id=self.assignment.session_id)
+        session_id = self.assignment.session_id if self.assignment is not None else self.channel.hello.session_id
+        self.channel.hello = replace(self.channel.hello, session_id=session_id)
         for delay in RECONNECT_DELAYS_SECONDS:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.lifecycle.wait(), delay)  # backoff, unless the session ends
@@ -164,13 +170,22 @@ class ChannelSession:
 
     async def _assign(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self.assignment is not None:
+            if params.get("session_id") == self.assignment.session_id:  # sent again: its answer was lost
+                return {"session_id": self.assignment.session_id, "machine_id": self.machine_id}
             raise RequestFailed(409, "already_assigned", "this bot serves exactly one session, ever")
         if self.lifecycle.ended:
             raise RequestFailed(410, "bot_ending", "this bot is shutting down")
         assignment = Assignment.from_params(params)
-        if assignment.transport not in self.capabilities:
-            raise RequestFailed(400, "unsupported_transport", f"this bot cannot serve {assignment.transport}")
-        assigned_ice(self.config, assignment)  # a bad ICE config is refused here, not found later
+        if self.settings.cold and assignment.session_id != self.config.session_id:
+            raise RequestFailed(409, "not_its_session", "this bot was launched for another session")
+        try:
+            if assignment.transport not in self.capabilities:
+                raise RequestFailed(400, "unsupported_transport", f"this bot cannot serve {assignment.transport}")
+            assigned_ice(self.config, assignment)  # a bad ICE config is refused here, not found later
+        except RequestFailed as exc:
+            if self.settings.cold:  # its own session's values, unusable: nothing else will come
+                self.lifecycle.end(EndReason.ERROR, f"its session's values were refused: {exc.message}")
+            raise
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         self._take(assignment)
@@ -179,10 +194,17 @@ class ChannelSession:
     def _take(self, assignment: Assignment) -> None:
         self.assignment = assignment
         self.events.session_id = assignment.session_id
+        if self.on_assigned is not None:
+            self.on_assigned(assignment)
         self._assigned.set()
 
     def _guarded(self, handler: SignallingHandler) -> Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]:
         async def guarded(params: Mapping[str, Any]) -> dict[str, Any]:
+            if self.assignment is None and self.settings.cold:
+                # Its values are on their way: the dispatcher sends them at the hello, and an
+                # offer for the session can overtake them.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wait_assigned(), SIGNALLING_WAIT_SECONDS)
             if self.assignment is None:
                 raise RequestFailed(409, "not_assigned", "this bot has no session yet")
             return await handler(dict(params))

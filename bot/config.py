@@ -62,8 +62,10 @@ class ChannelSettings:
     """
 
     url: str
-    token: str = field(repr=False)  # the per-deployment bot credential: environment only
-    cold: bool  # launched for one session (its id given); False: a reserve bot awaiting `assign`
+    token: str = field(repr=False)  # this machine's own channel credential: environment only
+    # Launched for one session (its id given): it still awaits `assign`, which brings that
+    # session's values (they are not in its launch environment). False: a reserve bot.
+    cold: bool
     max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS
 
 
@@ -160,9 +162,8 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
     given_session = args.session_id or env.get(ENV_SESSION_ID) or None
     channel = load_channel_settings(env, cold=given_session is not None)
     # --check never joins a room, so it needs none (the Daily check builds the transport offline);
-    # a reserve bot gets its room with its assignment.
-    reserve = channel is not None and not channel.cold
-    if transport == "daily" and not room_url and not args.check and not reserve:
+    # a bot with a channel, reserve or cold, gets its room with its assignment over it.
+    if transport == "daily" and not room_url and not args.check and channel is None:
         raise ConfigError("--transport daily needs a room URL (--room-url or DAILY_ROOM_URL)")
     if room_url and not room_url.startswith(("https://", "http://")):
         raise ConfigError("the room URL must be an http(s) URL")

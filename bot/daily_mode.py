@@ -67,8 +67,8 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
         if config.channel is not None:
             # Run by a dispatcher: report on its channel; a reserve bot also waits there for its
             # one assignment (the room and its token), its bot imported and the VAD loaded.
-            # A reserve bot takes a phone call too; a cold one serves the room it was launched for
-            # (and so needs no channel to do it: no handlers, docs/channel.md).
+            # A reserve bot takes a phone call too; a cold one serves the room it was launched for,
+            # whose URL and token reach it the same way, as its assignment (no other handlers).
             media = CallMedia(config.channel.url)
             reserve = not config.channel.cold
             channel = ChannelSession(

@@ -23,7 +23,7 @@ from loguru import logger
 from pipecat.transports.smallwebrtc import transport as _smallwebrtc_transport  # noqa: F401
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-from bot.channel_session import ChannelSession, report_first_audio, session_config
+from bot.channel_session import ChannelSession, assigned_ice, report_first_audio, session_config
 from bot.config import BotConfig, ConfigError
 from bot.events import EventWriter
 from bot.ice import loopback_requested, use_loopback_candidates
@@ -36,7 +36,7 @@ from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
 from bot.websocket_mode import CALL_CAPABILITY, CallMedia, call_capabilities, preload_in_background, run_call
-from botchannel.contract import METHOD_ICE, METHOD_OFFER
+from botchannel.contract import METHOD_ICE, METHOD_OFFER, Assignment
 
 
 def prepare_to_answer() -> None:
@@ -121,6 +121,13 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
                 config, config.channel, events, lifecycle, capabilities=("webrtc", *call_capabilities()),
                 signalling={METHOD_OFFER: server.offer, METHOD_ICE: server.patch, **media.handlers},
             )
+            base = config
+
+            def point_signalling(assignment: Assignment) -> None:  # before a waiting offer is answered
+                server.session_id = assignment.session_id
+                server.ice = assigned_ice(base, assignment)  # its own TURN credentials come with it
+
+            channel.on_assigned = point_signalling
             report_first_audio(watch, channel)
             await channel.open()
             if not config.channel.cold:

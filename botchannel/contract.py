@@ -11,8 +11,11 @@ is one JSON text message `{"type": ..., ...}`:
     bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?}
 
 `hello.session_id` is null for an idle (reserve) bot and the session's id for a bot launched cold
-for one session. Methods the dispatcher calls on a bot: `assign` (exactly once per bot, ever: a
-second one is refused with 409 `already_assigned`), `webrtc.offer` and `webrtc.ice` (Pipecat
+for one session. Methods the dispatcher calls on a bot: `assign` (one session per bot, ever:
+another session's is refused with 409 `already_assigned`, the same one sent again is answered
+again). A reserve bot gets it when claimed; a cold bot right after its hello, because its
+session's values (room, token, TURN credentials, the caller's `body`) are never in its launch
+environment. Then `webrtc.offer` and `webrtc.ice` (Pipecat
 SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`) and `media.attach` (a phone
 call's media socket, docs/phone.md). Reports: `ready` (assigned
 and able to take signalling / join), `joined` (a peer connected or the bot is in the room),

@@ -86,7 +86,7 @@ def create_app(
         sessions=SessionService(
             settings, machines, resolved_rooms, metrics,
             launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
-            bot_credentials=channels.credentials,
+            channels=channels,
         ),
         metrics=metrics,
         auth=Authenticator(settings.api_key_hashes, settings.bot_channel_token),

@@ -138,6 +138,7 @@ class BotChannels:
         self.session_listeners: list[CloseListener] = []  # a session's bot is now reached here
         self.close_listeners: list[CloseListener] = []
         self.unbind_listeners: list[UnbindListener] = []  # a claim failed: the bot serves not that session
+        self.welcome_listeners: list[CloseListener] = []  # a hello was welcomed: the bot takes requests now
 
     @property
     def enabled(self) -> bool:
@@ -175,6 +176,8 @@ class BotChannels:
         await self._register(link)
         try:
             await socket.send_text(encode(Welcome()))
+            for listener in self.welcome_listeners:
+                listener(link)
             await self._read(link)
         finally:
             await self._unregister(link)

@@ -33,8 +33,9 @@ class MachineState(enum.StrEnum):
 class LaunchSpec:
     """Everything a provider needs to start the bot for one session.
 
-    `bot_token` is a secret: providers pass it in the machine's environment (or metadata read by
-    the bot), never on a command line, never in logs.
+    `bot_token`, `ice_config` and `body` reach a bot with a `channel_token` over its channel
+    (dispatcher/machines/bot_environment.py); without one, providers pass them in the machine's
+    environment (or metadata read by the bot), never on a command line, never in logs.
     """
 
     session_id: str
@@ -87,6 +88,9 @@ class IdleMachine:
 class LaunchResult:
     machine: Machine
     created: bool  # False: this session already had a machine (an idempotent replay)
+    # A claimed reserve bot serves the session: its values went with the claim's `assign`, so
+    # nothing waits for a cold bot's hello (dispatcher/channel/session_secrets.py).
+    claimed: bool = False
 
 
 class MachinesError(ProviderError):

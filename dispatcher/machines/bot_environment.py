@@ -6,16 +6,22 @@ session). Local bots get them in the process environment, ECS in the container o
 the machine config, Compute Engine as instance metadata that the VM's startup script copies into
 the container's env file (`GCE_SESSION_METADATA`, also read by stacks/gcp_startup.py).
 
-The bot token is a secret: environment or metadata only, never a command line (visible in `ps`,
-task descriptions and audit logs), never a log line. This module imports nothing heavy: the
-dispatcher image and the Pulumi program both use it.
+A bot launched with its own channel credential (every deployment with a bot channel) gets no
+session secret in these values: task overrides, instance metadata and machine configs are
+readable by whoever may describe them. It gets its session id, its transport and its credential
+here, and the rest (`session_assignment`: the room and bot token, its TURN credentials, the
+caller's `body`) as its `assign` over the channel, after its hello
+(dispatcher/channel/session_secrets.py). Only a deployment without a channel, which has no other
+way to reach its bots, puts them here: environment or metadata only, never a command line
+(visible in `ps`, task descriptions and audit logs), never a log line. This module imports
+nothing heavy: the dispatcher image and the Pulumi program both use it.
 """
 
 from __future__ import annotations
 
 import json
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE, Assignment
 from dispatcher.machines.base import LaunchSpec
 
 SESSION_ID = "VOICEFLEET_SESSION_ID"
@@ -54,13 +60,37 @@ GCE_RESERVE_METADATA: dict[str, str] = {
 }
 
 
+# What a bot with a channel takes over it instead of from its launch values: secrets and the caller's data.
+CHANNEL_DELIVERED: tuple[str, ...] = (BODY, ROOM_URL, TOKEN, ICE_CONFIG)
+
+
+def session_transport(spec: LaunchSpec) -> str:
+    return "websocket" if spec.transport == "websocket" else "daily" if spec.room_url else "webrtc"
+
+
+def session_assignment(spec: LaunchSpec) -> Assignment:
+    """The session's `assign`: what a claimed reserve bot, and a cold bot after its hello, is sent."""
+    return Assignment(
+        session_id=spec.session_id,
+        max_session_seconds=spec.max_session_seconds,
+        transport=session_transport(spec),
+        body=dict(spec.body),
+        room_url=spec.room_url,
+        token=spec.bot_token,
+        ice_config=dict(spec.ice_config) if spec.ice_config else None,
+    )
+
+
 def bot_environment(spec: LaunchSpec) -> dict[str, str]:
-    """The session's values for the bot's environment; a local session has no room or token."""
-    env = {
-        SESSION_ID: spec.session_id,
-        BODY: json.dumps(dict(spec.body), separators=(",", ":")),
-        MAX_SESSION_SECONDS: str(spec.max_session_seconds),
-    }
+    """The session's launch values for the bot's environment: with a channel credential, only what
+    is no secret (the `assign` brings the rest); without one, all of them (a local session has no
+    room or token)."""
+    env = {SESSION_ID: spec.session_id, MAX_SESSION_SECONDS: str(spec.max_session_seconds)}
+    if spec.channel_token:  # this machine's own channel credential, never the deployment's secret
+        env[TRANSPORT] = session_transport(spec)  # no room URL here to pick Daily by
+        env[CHANNEL_TOKEN_VARIABLE] = spec.channel_token
+        return env
+    env[BODY] = json.dumps(dict(spec.body), separators=(",", ":"))
     if spec.room_url:
         env[ROOM_URL] = spec.room_url
     if spec.bot_token:
@@ -69,8 +99,6 @@ def bot_environment(spec: LaunchSpec) -> dict[str, str]:
         env[ICE_CONFIG] = json.dumps(dict(spec.ice_config), separators=(",", ":"))
     if spec.transport == "websocket":
         env[TRANSPORT] = spec.transport
-    if spec.channel_token:  # this machine's own channel credential, never the deployment's secret
-        env[CHANNEL_TOKEN_VARIABLE] = spec.channel_token
     return env
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from botchannel.contract import METHOD_ASSIGN, Assignment
+from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
 from dispatcher.log_text import shown
 from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
@@ -51,7 +52,7 @@ class WarmClaim:
     async def claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
         """The session's result from a claimed idle bot, or None: no bot could take it (launch cold)."""
         image = self._machines.bot_image
-        assignment = _assignment(spec)
+        assignment = session_assignment(spec)
         # Only a bot that can serve the session's transport: a Daily bot refuses a WebRTC session
         # (and is then retired), which would burn the reserve on sessions it cannot take.
         def fits(candidate: BotLink) -> bool:
@@ -88,15 +89,3 @@ class WarmClaim:
             self._metrics.claimed(warm=True, seconds=self._clock() - began)
             return result
         return None
-
-
-def _assignment(spec: LaunchSpec) -> Assignment:
-    return Assignment(
-        session_id=spec.session_id,
-        max_session_seconds=spec.max_session_seconds,
-        transport="websocket" if spec.transport == "websocket" else "daily" if spec.room_url else "webrtc",
-        body=dict(spec.body),
-        room_url=spec.room_url,
-        token=spec.bot_token,
-        ice_config=dict(spec.ice_config) if spec.ice_config else None,
-    )

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
-from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.media.room_options import RoomOptions
@@ -19,6 +19,7 @@ from dispatcher.media.turn import TurnCredentials
 from dispatcher.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.sessions.admission import Admission
+from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, new_session_id
 from dispatcher.settings import Settings
@@ -28,7 +29,6 @@ from dispatcher.store.launches import SharedLaunches
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
 ROOMLESS = ("webrtc", "websocket")
-CREDENTIAL_SLACK_SECONDS = 600  # a cold start (Fargate, GCE: a minute or two) and reconnects
 T = TypeVar("T")
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ class SessionService:
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
         turn: TurnCredentials | None = None,
         coordination: Coordination | None = None,  # several replicas: their shared store
-        bot_credentials: BotCredentials | None = None,
+        channels: BotChannels | None = None,  # the bot channel: cold bots take their session's values over it
+        cold_secrets_deadline_seconds: float | None = None,
     ) -> None:
         self._settings = settings
         self._coordination = coordination
@@ -70,7 +71,9 @@ class SessionService:
         self._launch_machine = launch or machines.launch
         self._rooms = rooms
         self._turn = turn  # cloud WebRTC: the bot's own short-lived TURN credentials
-        self._bot_credentials = bot_credentials  # each cold bot's own channel credential
+        # Each cold bot's own channel credential, and its session's values held for its hello.
+        self._cold = (ColdSecrets(settings, machines, channels, metrics, coordination, cold_secrets_deadline_seconds)
+                      if channels is not None and channels.enabled else None)
         self._metrics = metrics
         shared = SharedLaunches(coordination.store, keep_seconds=10.0) if coordination is not None else None
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count, shared=shared)
@@ -179,8 +182,10 @@ class SessionService:
             # The bot's own credentials, never the client's: each peer's allocations are its own.
             ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
             transport=transport,
-            channel_token=self._channel_token(session_id),
+            channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
         )
+        if self._cold is not None:
+            await self._cold.hold(spec)  # before the machine exists: its bot may dial at once
         room = self._no_room() if roomless else self._create_room(session_id, options)
         launch = (self._machines.launch if cold_only else self._launch_machine)(spec)
         # The room URL is known from the session id, so the room and the machine are created
@@ -189,6 +194,8 @@ class SessionService:
         failure = next((r for r in (launch_result, room_result) if isinstance(r, BaseException)), None)
         if failure is not None:
             await self._clean_up(session_id, with_room=not roomless)
+            if self._cold is not None:
+                await self._cold.forget(session_id)
             error = as_api_error(failure)
             if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
                 # The key's machine existed and has just been stopped; a retry with this key would
@@ -202,15 +209,10 @@ class SessionService:
                 )
             raise error
         assert not isinstance(launch_result, BaseException)
+        if self._cold is not None:
+            await self._cold.launched(session_id, launch_result)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
-
-    def _channel_token(self, session_id: str) -> str | None:
-        """The cold bot's channel credential: it opens this session's channel and nothing else."""
-        if self._bot_credentials is None:
-            return None
-        lifetime = self._settings.max_session_seconds + self._settings.start_wait_seconds + CREDENTIAL_SLACK_SECONDS
-        return self._bot_credentials.issue("session", session_id, lifetime)
 
     @staticmethod
     def _did_not_start(machine: Machine) -> ApiError:
@@ -276,6 +278,8 @@ class SessionService:
     async def aclose(self, grace_seconds: float = 5.0) -> None:
         """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
         await self._admission.aclose()
+        if self._cold is not None:
+            await self._cold.aclose()
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=grace_seconds)
             for task in pending:
@@ -304,6 +308,8 @@ class SessionService:
         # Whether there is a room to end is recorded with the machine: read it before the
         # machine goes (a deleted VM has no labels left to read).
         before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
+        if self._cold is not None:
+            await self._cold.forget(session_id)  # a bot that had not dialled yet never will
         if not await self._call(self._machines.stop(session_id)):
             return None
         self._admission.invalidate()

@@ -11,7 +11,7 @@ from dispatcher.app import create_app
 from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
-from tests.bot.conftest import READY_TIMEOUT, REPO, bot_env, unshare_network_prefix
+from tests.bot.conftest import READY_TIMEOUT, REPO, bot_env
 from tests.support.dispatcher_server import serving
 from tests.support.processes import listening_sockets
 from tests.support.webrtc_client import WebRTCClient
@@ -142,19 +142,52 @@ async def test_a_bot_in_a_session_dials_again_after_its_channel_drops_and_is_rou
     assert bot.proc.poll() is None  # the session went on
 
 
+def cold_env(url: str, session_id: str, **extra: str) -> dict[str, str]:
+    """A cold bot's launch values: its session id and transport, its own credential, no session secret."""
+    credential = BotCredentials(TOKEN).issue("session", session_id, 600)
+    return bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN=credential, VOICEFLEET_SESSION_ID=session_id,
+                   BOT_MACHINE_ID=f"cold-{session_id}", **extra)
+
+
+async def wait_link(channels, session_id: str, after=None):
+    assert await channels.wait_until(
+        lambda: (link := channels.link_for(session_id)) is not None and link is not after, READY_TIMEOUT)
+    return channels.link_for(session_id)
+
+
+async def test_a_cold_bot_waits_for_its_own_sessions_values_and_dials_again_when_they_are_lost(
+    dispatcher, spawn_bot
+):
+    channels, url = dispatcher
+    bot = spawn_bot(env=cold_env(url, "s-cold", BOT_TRANSPORT="daily"), wait_ready=False)
+    link = await wait_link(channels, "s-cold")
+    assert link.hello.session_id == "s-cold"
+    await link.socket.close()  # the channel drops before its values came: it dials again for them
+    again = await wait_link(channels, "s-cold", after=link)
+    with pytest.raises(BotRequestFailed) as other:
+        await again.request("assign", {"session_id": "s-other", "max_session_seconds": 60, "transport": "daily",
+                                       "room_url": "https://check.invalid/vf-other", "token": "other-token"})
+    assert (other.value.status, other.value.code) == (409, "not_its_session")
+    params = {"session_id": "s-cold", "max_session_seconds": 60, "transport": "daily",
+              "room_url": "https://check.invalid/vf-cold", "token": "cold-token", "body": {"lang": "en"}}
+    assert (await again.request("assign", params))["session_id"] == "s-cold"
+    assert (await again.request("assign", params))["session_id"] == "s-cold"  # sent again: answered again
+    ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its room came with the values
+    assert ready["session_id"] == "s-cold"
+    bot.proc.terminate()
+    assert await asyncio.to_thread(bot.wait, 30) is not None
+    assert "cold-token" not in "".join(bot.stderr_lines)  # the token is never logged
+
+
 @pytest.mark.timeout(60)
-def test_a_cold_daily_bot_that_cannot_reach_its_channel_still_serves_its_session(spawn_bot):
-    # No network at all: the channel cannot be dialled, and neither can the room. The bot must try
-    # the room (the session needs no channel, only its reports do), so it ends with the join's
-    # failure, never with channel_lost.
-    env = bot_env(
-        DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="t", VOICEFLEET_SESSION_ID="s-cold",
-        BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=TOKEN,
-    )
-    bot = spawn_bot("--connect-timeout", "3", env=env, prefix=unshare_network_prefix(), wait_ready=False)
+def test_a_cold_bot_that_cannot_reach_its_channel_ends_without_its_sessions_values(spawn_bot):
+    # Nothing listens on the channel's port: the bot has no room, token or body to serve with
+    # (they come over the channel), so it ends within its connect timeout, saying why.
+    env = cold_env("ws://127.0.0.1:9/bots/channel", "s-cold", BOT_TRANSPORT="daily")
+    bot = spawn_bot("--connect-timeout", "3", env=env, wait_ready=False)
     assert bot.wait(45) == 3
     ended = bot.next_event("ended", 5)
-    assert ended["reason"] in ("join_failed", "connect_timeout"), ended
+    assert ended["reason"] == "channel_lost" and "values" in ended["detail"], ended
 
 
 async def test_a_user_bot_on_the_channel_is_reported_joined_then_first_audio_then_ended(dispatcher, spawn_bot):

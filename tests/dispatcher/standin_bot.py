@@ -2,7 +2,8 @@
 
 With `BOT_CHANNEL_URL` set it dials the dispatcher's control channel like the bot
 (botchannel/contract.py): hello (with its session, or none for a reserve bot), takes exactly one
-`assign`, answers `webrtc.offer`/`webrtc.ice`, reports `ready`/`ended`. It listens on nothing.
+`assign` (a cold one waits for its own session's, which brings the values its environment lacks),
+answers `webrtc.offer`/`webrtc.ice`, reports `ready`/`ended`. It listens on nothing.
 
 The dispatcher's API and process-management tests use it so they do not pay Pipecat's start-up
 for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behaviour:
@@ -36,6 +37,8 @@ class Channel:
         from botchannel.contract import Hello, Welcome, encode, parse_frame
 
         self.session_id = session_id
+        self.cold = session_id is not None
+        self.assignment: dict | None = None
         self._assigned = assigned
         self._lock = threading.Lock()
         self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None,
@@ -67,22 +70,27 @@ class Channel:
                     self.ws.send(encode(reply))
         except ConnectionClosed:
             pass
-        if self.session_id is None:  # an idle bot without its channel is retired
+        if self.assignment is None:  # a bot without its channel before its assignment ends
             print(json.dumps({"event": "ended", "reason": "channel_lost"}), flush=True)
             os._exit(3)
 
     def _handle(self, method: str, params: dict) -> dict:
         if method == "assign":
-            if self.session_id is not None:
+            if self.assignment is not None:
+                if params.get("session_id") == self.session_id:  # sent again: its answer was lost
+                    return {"session_id": self.session_id}
                 raise LookupError(409, "already_assigned")
+            if self.cold and params.get("session_id") != self.session_id:
+                raise LookupError(409, "not_its_session")
             self.session_id = params["session_id"]
-            if record := os.environ.get("STANDIN_RECORD_DIR"):
+            self.assignment = params
+            if (record := os.environ.get("STANDIN_RECORD_DIR")) and not self.cold:
                 with open(os.path.join(record, f"{self.session_id}.json"), "w") as f:
                     json.dump({"assigned": True, "body": json.dumps(params.get("body", {}), separators=(",", ":")),
                                "pid": os.getpid()}, f)
             self._assigned.set()
             return {"session_id": self.session_id}
-        if self.session_id is None:
+        if self.assignment is None and not (self.cold and self._assigned.wait(10)):  # an offer may overtake it
             raise LookupError(409, "not_assigned")
         if method == "webrtc.offer":
             answer = {"sdp": "answer-to:" + params["sdp"], "type": "answer", "pc_id": "standin-pc"}
@@ -124,6 +132,13 @@ class SignalFlag:
         return self.value
 
 
+def record_session(session_id: str | None, body: str | None, ice: object = None) -> None:
+    if (record := os.environ.get("STANDIN_RECORD_DIR")) and session_id:
+        with open(os.path.join(record, f"{session_id}.json"), "w") as f:
+            json.dump({"argv": sys.argv[1:], "body": body, "ice": ice,
+                       "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transport")
@@ -138,11 +153,11 @@ def main() -> int:
     signal.signal(signal.SIGUSR1, ready.set)
     signal.signal(signal.SIGUSR2, failed.set)
     # Record what the dispatcher handed over (never the secrets). Written once the signal
-    # handlers are in place, so a test that saw the record may signal the process.
-    if (record := os.environ.get("STANDIN_RECORD_DIR")) and args.session_id:
-        with open(os.path.join(record, f"{args.session_id}.json"), "w") as f:
-            json.dump({"argv": sys.argv[1:], "body": os.environ.get("VOICEFLEET_BODY"),
-                       "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
+    # handlers are in place, so a test that saw the record may signal the process; with a
+    # channel, once the session's values came over it (the environment holds none of them).
+    url = os.environ.get("BOT_CHANNEL_URL")
+    if not url or mode == "controlled":  # (a controlled bot's test signals it once recorded)
+        record_session(args.session_id, os.environ.get("VOICEFLEET_BODY"))
 
     if mode == "controlled":
         while not (ready.is_set() or stop.is_set() or failed.is_set()):
@@ -156,15 +171,23 @@ def main() -> int:
         print(json.dumps({"event": "ended", "reason": "config_error", "detail": "stand-in refused"}), flush=True)
         return 2
     channel = None
-    if url := os.environ.get("BOT_CHANNEL_URL"):
+    if url:
         assigned = threading.Event()
         channel = Channel(url, os.environ["BOT_CHANNEL_TOKEN"], args.session_id, assigned)
         if args.session_id is None:  # a reserve bot: idle until its one assignment
             print(json.dumps({"event": "idle", "pid": os.getpid()}), flush=True)
-            while not (assigned.wait(0.05) or stop.is_set()):
-                pass
-            if stop.is_set():
-                return 0
+        deadline = time.monotonic() + 120  # a cold bot's wait for its session's values, as the bot's
+        while not (assigned.wait(0.05) or stop.is_set()):
+            if args.session_id is not None and time.monotonic() > deadline:
+                print(json.dumps({"event": "ended", "reason": "channel_lost",
+                                  "detail": "its session's values did not arrive over the channel"}), flush=True)
+                return 3
+        if stop.is_set():
+            return 0
+        if args.session_id is not None:
+            values = channel.assignment or {}
+            record_session(args.session_id, json.dumps(values.get("body", {}), separators=(",", ":")),
+                           ice=values.get("ice_config"))
         channel.report("ready")
     print(json.dumps({"event": "ready", "pid": os.getpid(), "session_id": channel.session_id if channel else None}),
           flush=True)

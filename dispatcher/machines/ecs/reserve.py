@@ -122,7 +122,7 @@ class EcsWarmMachines(EcsMachines):
         described = await self._describe([arn])
         if not described:
             raise MachinesError("reserve_bot_gone", f"claimed reserve task {bot_id} is gone")
-        return LaunchResult(to_machine(described[0]), created=True)
+        return LaunchResult(to_machine(described[0]), created=True, claimed=True)
 
     async def retire(self, bot_id: str) -> None:
         arn = await self._idle_arn(bot_id)

@@ -92,7 +92,7 @@ class FlyWarmMachines(FlyMachines):
         got = await self._request("GET", f"/machines/{machine_id}")
         if got.status_code != 200:
             raise self._failed(got, "get a claimed reserve machine")
-        return LaunchResult(to_machine(got.json()), created=True)
+        return LaunchResult(to_machine(got.json()), created=True, claimed=True)
 
     async def retire(self, bot_id: str) -> None:
         machine_id = await self._idle_machine_id(bot_id)

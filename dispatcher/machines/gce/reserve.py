@@ -96,7 +96,7 @@ class GceWarmMachines(GceMachines):
                                            json={"labels": labels, "labelFingerprint": vm.get("labelFingerprint", "")})
             if response.status_code == 200:
                 self._claimed.remember(spec.session_id, name)
-                return LaunchResult(to_machine({**vm, "labels": labels}), created=True)
+                return LaunchResult(to_machine({**vm, "labels": labels}), created=True, claimed=True)
             if response.status_code != 412 or attempt == 1:
                 raise self._failed(response, f"label reserve instance {name} with its session")
         raise AssertionError("unreachable")

@@ -191,7 +191,7 @@ class LocalMachines:
         self._bots[spec.session_id] = bot
         bot.set_state(MachineState.STARTED)  # the bot acknowledged its assignment
         log.info("session %s: claimed reserve bot %s (pid %d)", spec.session_id, bot_id, bot.pid)
-        return LaunchResult(bot.machine(), created=True)
+        return LaunchResult(bot.machine(), created=True, claimed=True)
 
     async def retire(self, bot_id: str) -> None:
         """Stops a reserve bot that will never be claimed (too old, old image, surplus, no channel)."""
@@ -305,9 +305,10 @@ def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None = None) -> 
     """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
     session's values from the one contract every provider uses, plus where to dial the channel."""
     env = dict(os.environ)
-    # The dispatcher's own secrets are none of the bot's business.
+    # The dispatcher's own secrets are none of the bot's business, and session values come from
+    # the session alone (with a channel, its secrets come over it: none inherited from this shell).
     for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET",
-                 CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE):
+                 CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE, *SESSION_VARIABLES):
         env.pop(name, None)
     env.update(bot_environment(spec))  # with the session's own channel credential, if any
     if channel is not None and channel.url is not None:

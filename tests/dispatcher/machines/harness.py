@@ -45,7 +45,8 @@ class Harness:
     fail_create: Callable[[int, int], object]  # (HTTP status 429 or 5xx, times): throttled or failing
     hold_create: Callable[[int], Hold]  # (times): held until released, then served
     reject: Callable[[], None]  # the next launch is refused for good (4xx)
-    # Every create call the fake received for a session ("" = any), as {session_id, room_url, token}.
+    # Every create call the fake received for a session ("" = any), as {session_id, room_url, token,
+    # ice_config, body, channel_token} ("" where the launch values hold none).
     received: Callable[[str], list[dict[str, str]]]
     created: Callable[[str], int]  # machines the provider ever created for the session
     live: Callable[[str], int]  # machines of the session the provider still holds
@@ -165,6 +166,8 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
                 "room_url": m["daily-room-url"],
                 "token": m["daily-token"],
                 "ice_config": m["ice-config"],
+                "body": m["bot-body"],
+                "channel_token": m["bot-channel-token"],
             }
             for m in (
                 {i["key"]: i["value"] for i in c.json()["metadata"]["items"]}
@@ -232,6 +235,8 @@ def _session_values(env: dict[str, str]) -> dict[str, str]:
         "room_url": env.get("DAILY_ROOM_URL", ""),
         "token": env.get("DAILY_TOKEN", ""),
         "ice_config": env.get("VOICEFLEET_ICE_CONFIG", ""),
+        "body": env.get("VOICEFLEET_BODY", ""),
+        "channel_token": env.get("BOT_CHANNEL_TOKEN", ""),
     }
 
 

@@ -1,9 +1,9 @@
 """Cloud sessions without Daily: `transport: webrtc` on every cloud provider, against its fake.
 
 A WebRTC session gets no room (no Daily call at all), the client an offer URL and `iceConfig`
-with its own short-lived TURN credentials, the bot other credentials of its own in its
-environment; the deployment's long-lived TURN secret reaches neither, nor any provider call,
-nor a log line. The transport is recorded with the machine, so any replica answers for it.
+with its own short-lived TURN credentials, the bot other credentials of its own over its channel
+(never in its launch values); the deployment's long-lived TURN secret reaches neither, nor any
+provider call, nor a log line. The transport is recorded with the machine, so any replica answers for it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from dispatcher.media.turn import turn_password
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import Harness
 from tests.fakes.daily import FakeDaily
+from tests.support.cold_bot import channel_url, take_session_values
+from tests.support.dispatcher_server import serving
 
 KEY = "webrtc-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -35,6 +37,7 @@ TURN_URLS = "turn:turn.example.com:3478?transport=udp,turns:turn.example.com:443
 class Deployment:
     http: httpx.AsyncClient
     fake_daily: FakeDaily
+    channel_url: str = ""
 
 
 def make_app(harness: Harness, fake_daily: FakeDaily, transports: tuple[str, ...], wait: float = 30.0) -> FastAPI:
@@ -57,7 +60,8 @@ async def deployment(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[D
     """Both transports offered, WebRTC the default."""
     app = make_app(harness, fake_daily, ("webrtc", "daily"), wait=1.0)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
-    yield Deployment(http, fake_daily)
+    async with serving(app) as port:  # the bots' channel, where a cold bot takes its values
+        yield Deployment(http, fake_daily, channel_url(port))
     await http.aclose()
     await app.state.voicefleet.aclose()
 
@@ -85,8 +89,8 @@ async def test_a_webrtc_session_has_no_room_and_each_peer_its_own_turn_credentia
     check_credentials(client, session_id, None)
 
     [launched] = harness.received(session_id)
-    assert (launched["room_url"], launched["token"]) == ("", "")
-    bot_ice = json.loads(launched["ice_config"])
+    assert (launched["room_url"], launched["token"], launched["ice_config"]) == ("", "", "")  # no secret at launch
+    bot_ice = (await take_session_values(deployment.channel_url, launched["channel_token"], session_id))["ice_config"]
     assert bot_ice["iceTransportPolicy"] == "relay"  # the bot needs no reachable address
     [bot] = bot_ice["iceServers"]
     check_credentials(bot, session_id, "bot")
@@ -130,8 +134,10 @@ async def test_a_daily_session_in_the_same_deployment_still_gets_its_room(
     assert response.status_code == 201, response.text
     answer = response.json()  # Pipecat's shape: dailyRoom / dailyToken
     assert answer["dailyRoom"].endswith("vf-" + answer["dailyRoom"].rsplit("vf-", 1)[1])
-    [launched] = [r for r in harness.received("") if r["room_url"]]
-    assert launched["ice_config"] == ""  # a Daily bot gets no TURN credentials
+    [launched] = harness.received("")  # this deployment's only session
+    values = await take_session_values(deployment.channel_url, launched["channel_token"], launched["session_id"])
+    assert values["room_url"] == answer["dailyRoom"]
+    assert "ice_config" not in values  # a Daily bot gets no TURN credentials
     assert len(deployment.fake_daily.rooms) == 1
 
 

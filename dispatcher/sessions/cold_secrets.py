@@ -1,0 +1,104 @@
+"""A cold start's side of session secrets: the bot's channel credential, its values held for its
+hello (dispatcher/channel/session_secrets.py), and the bot that never comes for them.
+
+Before the machine is launched its `assign` is deposited (a start that cannot deposit fails before
+it launches anything); a reserve bot that took the session instead got the same values with its
+claim, so the deposit is dropped at once. A cold bot that has not taken its values by the deadline
+never dialled (its image never started, its network is closed, the channel is misconfigured): its
+values are dropped, its machine stopped and the failure counted, rather than a machine billed
+until the reaper's maximum. The bot itself gives up sooner (bot/channel_session.py) and exits
+with its own reason, which its provider reports as the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.secrets_vault import MemoryVault, StoreVault, VaultFull
+from dispatcher.channel.session_secrets import SessionSecrets
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines
+from dispatcher.machines.bot_environment import session_assignment
+from dispatcher.metrics import Metrics
+from dispatcher.settings import Settings
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import Coordination
+
+log = logging.getLogger("dispatcher.sessions.cold_secrets")
+
+CREDENTIAL_SLACK_SECONDS = 600  # a cold start (Fargate, GCE: a minute or two) and reconnects
+# From the launch to the bot's taking its values: the slowest cold start (a GCE VM's boot and
+# image pull) with room to spare; a bot that has not dialled by then is stopped.
+BOT_DIAL_SECONDS = 300.0
+NEVER_DIALLED = "bot_never_dialled"
+HELD_PAST_DEADLINE_SECONDS = 60.0  # the record outlives the watch's check, which drops it; the TTL is for a watch that died
+
+
+class ColdSecrets:
+    def __init__(
+        self,
+        settings: Settings,
+        machines: Machines,
+        channels: BotChannels,
+        metrics: Metrics,
+        coordination: Coordination | None = None,
+        deadline_seconds: float | None = None,
+    ) -> None:
+        assert channels.credentials is not None, "a deployment without a channel has no cold secrets to hold"
+        self._credentials = channels.credentials
+        self._settings = settings
+        self._machines = machines
+        self._metrics = metrics
+        vault = StoreVault(coordination.store, self._credentials.sealing_key) if coordination else MemoryVault()
+        self.delivery = SessionSecrets(channels, vault)
+        self.deadline_seconds = deadline_seconds or settings.start_wait_seconds + BOT_DIAL_SECONDS
+        self._watches: set[asyncio.Task[None]] = set()
+
+    def channel_token(self, session_id: str) -> str:
+        """The cold bot's channel credential: it opens this session's channel and nothing else."""
+        s = self._settings
+        return self._credentials.issue("session", session_id,
+                                       s.max_session_seconds + s.start_wait_seconds + CREDENTIAL_SLACK_SECONDS)
+
+    async def hold(self, spec: LaunchSpec) -> None:
+        """Deposits the session's values for its bot's hello; the start fails (nothing launched) if it cannot."""
+        try:
+            await self.delivery.deposit(spec.session_id, session_assignment(spec).params(),
+                                        self.deadline_seconds + HELD_PAST_DEADLINE_SECONDS)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: the session's bot "
+                           "could not be handed its values", retry_after=1.0) from None
+        except VaultFull as exc:
+            raise ApiError(503, "at_capacity", f"{exc}; try again shortly", retry_after=1.0) from None
+
+    async def launched(self, session_id: str, result: LaunchResult) -> None:
+        if result.claimed:  # a reserve bot got them with its claim
+            await self.delivery.discard(session_id)
+        elif result.created:  # a new cold machine: its bot must come for them
+            task = asyncio.create_task(self._watch(session_id), name=f"cold-secrets-{session_id}")
+            self._watches.add(task)
+            task.add_done_callback(self._watches.discard)
+        # else the session already had its machine, whose own start watches it
+
+    async def forget(self, session_id: str) -> None:
+        """The start failed or the session was stopped: nobody will come for them."""
+        await self.delivery.discard(session_id)
+
+    async def _watch(self, session_id: str) -> None:
+        await asyncio.sleep(self.deadline_seconds)
+        if not await self.delivery.waiting(session_id):
+            return
+        await self.delivery.discard(session_id)
+        self._metrics.failed(NEVER_DIALLED)
+        log.error("session %s: its bot never took its session values over the channel within %gs; "
+                  "stopping its machine", session_id, self.deadline_seconds)
+        with contextlib.suppress(Exception):
+            await self._machines.stop(session_id)
+
+    async def aclose(self) -> None:
+        for task in list(self._watches):
+            task.cancel()
+        await self.delivery.aclose()

@@ -1,0 +1,160 @@
+"""A cold bot's session secrets reach it over its channel, never in its launch values.
+
+Whoever may describe a machine reads its launch values: `ecs:DescribeTasks` shows a task's
+container overrides, instance read access a VM's metadata, the Fly API a machine's config. So a
+cold machine is launched with its session id, its transport and its own channel credential only;
+the Daily bot token, a dial-in call's credential (in the caller's `body`), the bot's TURN password
+and the rest of the `body` come as its `assign` after its hello. Each provider against its fake:
+the create call and the machine as its API describes it hold none of them, and the bot's channel
+brings every one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import Harness, _ecs_tasks, fly_harness
+from tests.fakes.daily import FakeDaily
+from tests.fakes.fly import FakeFly
+from tests.support.cold_bot import channel_url, take_session_values
+from tests.support.dispatcher_server import serving
+from tests.support.redis_server import redis_server
+
+KEY = "cold-secrets-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+DIALIN_SECRET = "w" * 40
+CALL = {"From": "+14155550100", "To": "+14155550199", "callId": "call-7", "callDomain": "dom-7"}
+CALLER_DATA = "patient-4711"  # something only the caller's `body` holds
+
+
+@dataclass
+class Deployment:
+    http: httpx.AsyncClient
+    channel_url: str
+
+
+ENV = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40, "DAILY_DIALIN_SECRET": DIALIN_SECRET}
+
+
+def settings_for(harness: Harness) -> Settings:
+    return Settings(
+        machines=harness.name, api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
+        max_concurrent_sessions=1000, bot_channel_token="c" * 40, transports=("daily", "webrtc"),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def deployment(harness: Harness, fake_daily: FakeDaily) -> AsyncIterator[Deployment]:
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    app = create_app(settings_for(harness), env=ENV, machines=harness.make(), rooms=rooms)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com")
+    async with serving(app) as port:
+        yield Deployment(http, channel_url(port))
+    await http.aclose()
+    await app.state.voicefleet.aclose()
+
+
+def described(harness: Harness, session_id: str) -> str:
+    """The machine's launch values as the provider's API shows them to whoever may read it, and
+    the create call that set them."""
+    if harness.name == "ecs":
+        tasks = _ecs_tasks(harness.fake, session_id)  # DescribeTasks
+        assert tasks and all("overrides" in t for t in tasks)
+        sent = [r for r in harness.fake.requests_for("RunTask") if r["startedBy"] == session_id]
+        return json.dumps([[t["overrides"] for t in tasks], sent], default=str)
+    if harness.name == "gce":
+        calls = [c.json() for c in harness.fake.calls_to("POST", "/instances")]
+        return json.dumps([harness.fake.instances[f"vf-{session_id}"]["metadata"], calls])
+    calls = [c.json() for c in harness.fake.calls_to("POST", "/machines")]
+    return json.dumps([harness.fake.by_name(f"vf-{session_id}")["config"], calls])
+
+
+async def test_a_dialin_bots_token_and_call_credential_reach_it_over_its_channel_not_its_launch_values(
+    deployment: Deployment, harness: Harness
+) -> None:
+    answer = await deployment.http.post(f"/phone/daily/dialin/{DIALIN_SECRET}", json=CALL)
+    assert answer.status_code == 201, answer.text
+    session_id = answer.json()["sessionId"]
+    [launched] = harness.received(session_id)
+    assert (launched["room_url"], launched["token"], launched["body"]) == ("", "", "")
+
+    values = await take_session_values(deployment.channel_url, launched["channel_token"], session_id)
+    assert (values["transport"], values["room_url"]) == ("daily", answer.json()["dailyRoom"])
+    token, credential = values["token"], values["body"]["daily_api_key"]
+    assert values["body"]["dialin_settings"]["call_id"] == "call-7"
+    seen = described(harness, session_id)
+    assert session_id in seen and launched["channel_token"] in seen  # control: these are the launch values
+    assert token not in seen, "the Daily bot token is in the launch values"
+    assert credential not in seen, "the dial-in call's credential is in the launch values"
+
+
+async def test_a_webrtc_bots_turn_password_and_the_callers_body_reach_it_over_its_channel_not_its_launch_values(
+    deployment: Deployment, harness: Harness
+) -> None:
+    response = await deployment.http.post(
+        "/start", json={"transport": "webrtc", "body": {"caller": CALLER_DATA}}, headers=AUTH
+    )
+    assert response.status_code == 201, response.text
+    session_id = response.json()["sessionId"]  # Pipecat's shape (the request named its transport)
+    [launched] = harness.received(session_id)
+    assert (launched["ice_config"], launched["body"]) == ("", "")
+
+    values = await take_session_values(deployment.channel_url, launched["channel_token"], session_id)
+    assert values["transport"] == "webrtc" and values["body"] == {"caller": CALLER_DATA}
+    [server] = values["ice_config"]["iceServers"]
+    assert server["username"].endswith(f":{session_id}:bot")  # the bot's own TURN credential
+    seen = described(harness, session_id)
+    assert session_id in seen and launched["channel_token"] in seen
+    assert server["credential"] not in seen, "the bot's TURN password is in the launch values"
+    assert CALLER_DATA not in seen, "the caller's body is in the launch values"
+
+
+async def test_another_replica_welcomes_the_bot_and_sends_its_values_which_the_store_holds_sealed(
+    fake_fly: FakeFly, fake_daily: FakeDaily, tmp_path: Path
+) -> None:
+    """With several replicas the bot's hello may reach one that did not launch it: the values wait
+    in the store, sealed with a key the replicas derive from the deployment secret, and that
+    replica sends them; the store's copy is gone once the bot has them."""
+    harness = fly_harness(fake_fly)
+    with redis_server(tmp_path) as redis:
+        apps = [
+            create_app(settings_for(harness), env={**ENV, "REDIS_URL": redis.url, "REPLICA_ID": name},
+                       machines=harness.make(), rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+            for name in ("launching", "other")
+        ]  # fmt: skip
+        launching, other = apps
+        store = launching.state.voicefleet.sessions._cold.delivery._vault._store
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=launching), base_url="https://x") as http:
+                response = await http.post("/start", json={"transport": "webrtc", "body": {"caller": CALLER_DATA}},
+                                           headers=AUTH)
+            assert response.status_code == 201, response.text
+            session_id = response.json()["sessionId"]
+            [launched] = harness.received(session_id)
+            [key] = await store.redis.keys(f"*secrets:{session_id}")
+            sealed = await store.redis.get(key)
+            assert CALLER_DATA not in sealed and "iceServers" not in sealed  # sealed, not plain
+
+            async with serving(other) as port:
+                values = await take_session_values(channel_url(port), launched["channel_token"], session_id)
+                assert values["body"] == {"caller": CALLER_DATA}
+                [server] = values["ice_config"]["iceServers"]
+                assert server["credential"] not in sealed
+                for _ in range(600):  # the other replica drops the store's copy once the bot answered
+                    if not await store.redis.exists(key):
+                        break
+                    await asyncio.sleep(0.05)
+                assert not await store.redis.exists(key)
+        finally:
+            for app in apps:
+                await app.state.voicefleet.aclose()
