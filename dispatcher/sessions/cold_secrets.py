@@ -34,7 +34,8 @@ CREDENTIAL_SLACK_SECONDS = 600  # a cold start (Fargate, GCE: a minute or two) a
 # image pull) with room to spare; a bot that has not dialled by then is stopped.
 BOT_DIAL_SECONDS = 300.0
 NEVER_DIALLED = "bot_never_dialled"
-HELD_PAST_DEADLINE_SECONDS = 60.0  # the record outlives the watch's check, which drops it; the TTL is for a watch that died
+# The record outlives the watch's check, which drops it; its TTL is for a watch that died with its replica.
+HELD_PAST_DEADLINE_SECONDS = 60.0
 
 
 class ColdSecrets:
