@@ -1,0 +1,42 @@
+"""Where a cold session's values wait for its bot: sealed for one session under the deployment's
+key in the store, bounded and expiring in one replica's memory."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.secrets_vault import MemoryVault, VaultFull, seal, unseal
+
+VALUES = {"session_id": "s-1", "token": "bot-token", "body": {"caller": "patient-4711"}}
+
+
+def test_a_sealed_record_opens_for_its_own_session_only_and_with_the_deployments_key_only() -> None:
+    key = AESGCM(BotCredentials("d" * 40).sealing_key)
+    sealed = seal(key, "s-1", VALUES)
+    assert "bot-token" not in sealed and "patient-4711" not in sealed
+    assert unseal(key, "s-1", sealed) == VALUES  # control
+    assert unseal(key, "s-2", sealed) is None  # replayed as another session's record
+    assert unseal(AESGCM(BotCredentials("e" * 40).sealing_key), "s-1", sealed) is None  # another deployment
+    assert unseal(key, "s-1", "not base64!") is None
+
+
+def test_the_sealing_key_is_not_the_channel_credentials_key() -> None:
+    credentials = BotCredentials("d" * 40)
+    assert credentials.sealing_key not in (credentials._bot_key, b"d" * 40)  # derived for this use alone
+
+
+async def test_a_replicas_memory_keeps_values_until_taken_or_expired_and_bounded() -> None:
+    now = [0.0]
+    vault = MemoryVault(clock=lambda: now[0], max_kept=2)
+    await vault.put("s-1", VALUES, ttl_seconds=10)
+    await vault.put("s-2", VALUES, ttl_seconds=30)
+    with pytest.raises(VaultFull):
+        await vault.put("s-3", VALUES, ttl_seconds=10)
+    assert await vault.get("s-1") == VALUES
+    now[0] = 10.0
+    assert await vault.get("s-1") is None  # expired
+    await vault.put("s-3", VALUES, ttl_seconds=10)  # the expired one made room
+    await vault.delete("s-2")
+    assert await vault.get("s-2") is None and await vault.get("s-3") == VALUES
