@@ -4,7 +4,8 @@ A cold bot's launch environment holds no session secret (dispatcher/machines/bot
 its `assign` (the Daily token, its TURN credentials, the caller's `body` with a dial-in call's
 credential) waits here from the launch until the bot has taken it over its channel, and no longer.
 
-With one replica the values stay in this process (`MemoryVault`). With several (`REDIS_URL`), the
+With one replica the values stay in this process (`MemoryVault`; also where they wait when the
+store does not answer). With several (`REDIS_URL`), the
 bot's hello may reach any replica, and that one must be able to send them: they are written to
 the store (`StoreVault`) rather than re-derived there, because the caller's `body` cannot be
 derived, and a Daily token or TURN credential derived twice would be two secrets alive instead of

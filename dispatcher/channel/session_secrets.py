@@ -9,6 +9,11 @@ session, and a session's bot is the machine first admitted for it), the replica 
 sends it that `assign`, the same request a claimed reserve bot gets; once the bot has answered,
 the values are forgotten. A bot whose channel drops before it answered dials again and is sent
 them again; nobody else can be, because hellos for its session from any other machine are refused.
+
+Where they wait (dispatcher/channel/secrets_vault.py): in the replicas' store when there is one,
+so whichever replica the hello reaches can send them; in this replica's memory when there is none,
+or when the store does not answer the deposit (a start goes on through a store outage, and only a
+hello that reaches this replica gets its values then).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
-from dispatcher.channel.secrets_vault import SecretsVault
+from dispatcher.channel.secrets_vault import MemoryVault, SecretsVault
 from dispatcher.log_text import shown
 from dispatcher.store.client import StoreUnavailable
 
@@ -32,27 +37,42 @@ STORE_RETRY_DELAYS_SECONDS = (0.25, 1.0, 3.0)  # reading the values back from a 
 
 
 class SessionSecrets:
-    def __init__(self, channels: BotChannels, vault: SecretsVault) -> None:
+    def __init__(self, channels: BotChannels, shared: SecretsVault | None = None) -> None:
         self._channels = channels
-        self._vault = vault
+        self._local = MemoryVault()  # no store, or the store did not answer the deposit
+        self._shared = shared
         self._deliveries: set[asyncio.Task[None]] = set()
         channels.welcome_listeners.append(self._on_welcome)
 
     async def deposit(self, session_id: str, assignment: Mapping[str, Any], ttl_seconds: float) -> None:
-        """Holds the session's `assign` for its bot (raises StoreUnavailable / VaultFull: the start fails)."""
-        await self._vault.put(session_id, assignment, ttl_seconds)
+        """Holds the session's `assign` for its bot (raises VaultFull: the start fails)."""
+        if self._shared is not None:
+            try:
+                await self._shared.put(session_id, assignment, ttl_seconds)
+                return
+            except StoreUnavailable:
+                log.warning("session %s: the store is unreachable; its values wait in this replica, whose "
+                            "channel its bot must reach", session_id)
+        await self._local.put(session_id, assignment, ttl_seconds)
 
     async def waiting(self, session_id: str) -> bool:
         """The session's bot has not taken its values yet (an unreachable store: assume it has)."""
+        if await self._local.get(session_id) is not None:
+            return True
+        if self._shared is None:
+            return False
         try:
-            return await self._vault.get(session_id) is not None
+            return await self._shared.get(session_id) is not None
         except StoreUnavailable:
             return False
 
     async def discard(self, session_id: str) -> None:
         """Forgets the values (taken, the start failed, the session stopped); the TTL covers a failure."""
+        await self._local.delete(session_id)
+        if self._shared is None:
+            return
         try:
-            await self._vault.delete(session_id)
+            await self._shared.delete(session_id)
         except StoreUnavailable:
             log.info("session %s: its values stay sealed in the store until they expire (store unreachable)",
                      session_id)
@@ -78,9 +98,11 @@ class SessionSecrets:
         log.info("session %s: its values reached bot %s over the channel", session_id, shown(link.machine_id))
 
     async def _read(self, session_id: str) -> dict[str, Any] | None:
+        if (values := await self._local.get(session_id)) is not None or self._shared is None:
+            return values
         for delay in (*STORE_RETRY_DELAYS_SECONDS, None):
             try:
-                return await self._vault.get(session_id)
+                return await self._shared.get(session_id)
             except StoreUnavailable:
                 if delay is None:
                     log.warning("session %s: the store is unreachable; its bot gets its values when it dials again",

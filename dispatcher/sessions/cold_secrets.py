@@ -1,13 +1,14 @@
 """A cold start's side of session secrets: the bot's channel credential, its values held for its
 hello (dispatcher/channel/session_secrets.py), and the bot that never comes for them.
 
-Before the machine is launched its `assign` is deposited (a start that cannot deposit fails before
-it launches anything); a reserve bot that took the session instead got the same values with its
-claim, so the deposit is dropped at once. A cold bot that has not taken its values by the deadline
-never dialled (its image never started, its network is closed, the channel is misconfigured): its
-values are dropped, its machine stopped and the failure counted, rather than a machine billed
-until the reaper's maximum. The bot itself gives up sooner (bot/channel_session.py) and exits
-with its own reason, which its provider reports as the session's.
+Before the machine is launched its `assign` is deposited (a start whose replica already holds
+as many as it keeps fails before it launches anything); a reserve bot that took the session
+instead got the same values with its claim, so the deposit is dropped at once. A cold bot that
+has not taken its values by the deadline never dialled (its image never started, its network is
+closed, the channel is misconfigured): its values are dropped, its machine stopped and the
+failure counted, rather than a machine billed until the reaper's maximum. The bot itself gives
+up sooner (bot/channel_session.py) and exits with its own reason, which its provider reports as
+the session's.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import contextlib
 import logging
 
 from dispatcher.channel.bots import BotChannels
-from dispatcher.channel.secrets_vault import MemoryVault, StoreVault, VaultFull
+from dispatcher.channel.secrets_vault import StoreVault, VaultFull
 from dispatcher.channel.session_secrets import SessionSecrets
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
-from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.sessions.cold_secrets")
@@ -53,8 +53,8 @@ class ColdSecrets:
         self._settings = settings
         self._machines = machines
         self._metrics = metrics
-        vault = StoreVault(coordination.store, self._credentials.sealing_key) if coordination else MemoryVault()
-        self.delivery = SessionSecrets(channels, vault)
+        shared = StoreVault(coordination.store, self._credentials.sealing_key) if coordination else None
+        self.delivery = SessionSecrets(channels, shared)
         self.deadline_seconds = deadline_seconds or settings.start_wait_seconds + BOT_DIAL_SECONDS
         self._watches: set[asyncio.Task[None]] = set()
 
@@ -69,9 +69,6 @@ class ColdSecrets:
         try:
             await self.delivery.deposit(spec.session_id, session_assignment(spec).params(),
                                         self.deadline_seconds + HELD_PAST_DEADLINE_SECONDS)
-        except StoreUnavailable:
-            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: the session's bot "
-                           "could not be handed its values", retry_after=1.0) from None
         except VaultFull as exc:
             raise ApiError(503, "at_capacity", f"{exc}; try again shortly", retry_after=1.0) from None
 

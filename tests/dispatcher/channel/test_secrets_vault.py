@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
-from dispatcher.channel.secrets_vault import MemoryVault, VaultFull, seal, unseal
+from dispatcher.channel.secrets_vault import MemoryVault, StoreVault, VaultFull, seal, unseal
+from dispatcher.channel.session_secrets import SessionSecrets
+from dispatcher.store.client import Store, StoreSettings
 
 VALUES = {"session_id": "s-1", "token": "bot-token", "body": {"caller": "patient-4711"}}
 
@@ -40,3 +43,17 @@ async def test_a_replicas_memory_keeps_values_until_taken_or_expired_and_bounded
     await vault.put("s-3", VALUES, ttl_seconds=10)  # the expired one made room
     await vault.delete("s-2")
     assert await vault.get("s-2") is None and await vault.get("s-3") == VALUES
+
+
+async def test_with_the_store_unreachable_the_values_wait_in_the_launching_replica() -> None:
+    """A start goes on through a store outage: its values stay here, where its bot's hello may come."""
+    store = Store(StoreSettings(url="redis://127.0.0.1:9/0", timeout_seconds=0.2))  # nothing listens there
+    delivery = SessionSecrets(BotChannels(None), StoreVault(store, BotCredentials("d" * 40).sealing_key))
+    try:
+        await delivery.deposit("s-1", VALUES, ttl_seconds=60)
+        assert await delivery.waiting("s-1")
+        assert await delivery._read("s-1") == VALUES
+        await delivery.discard("s-1")
+        assert not await delivery.waiting("s-1")
+    finally:
+        await store.aclose()
