@@ -1,5 +1,6 @@
 """A bot link closed from the dispatcher's side (a retired or replaced bot) fails what waits on it
-at once, however its socket behaves: a bot that never completes the close cannot hold a request."""
+at once, however its socket behaves: a bot that never completes the close cannot hold a request.
+A reply that answers nothing is ignored, not a reason to drop the channel."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 
 import pytest
 
-from botchannel.contract import Hello
-from dispatcher.channel.bots import BotLink, BotRequestFailed
+from botchannel.contract import Hello, Reply, encode
+from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
+from dispatcher.channel.credentials import BotCredentials, BotGrant
+from tests.dispatcher.channel.test_ownership import TOKEN, BotSocket
 
 
 class SilentSocket:
@@ -44,3 +47,18 @@ async def test_disconnecting_a_link_fails_its_pending_request_at_once_and_every_
         await link.request("webrtc.offer", {"sdp": "v=1"})
     assert later.value.code == "bot_unreachable"
     assert len(socket.sent) == 1  # nothing more was sent to a closed link
+
+
+async def test_a_reply_to_no_request_is_ignored_and_the_channel_keeps_serving() -> None:
+    channels = BotChannels(BotCredentials(TOKEN))
+    bot = BotSocket("r-a", "s1")
+    serving = asyncio.create_task(channels.serve(bot, BotGrant(kind="session", subject="s1", expires=2**40)))
+    link = await channels.wait_link("s1", 30)
+    assert link is not None
+    bot._inbox.put_nowait(encode(Reply(999, result={"forged": True})))  # answers nothing it was asked
+    answer = await link.request("webrtc.offer", {"sdp": "v=0"}, timeout=30)
+    assert answer == {"answered_at": "r-a", "sdp": "v=0"}
+    assert channels.sessions() == ["s1"]  # the sessions whose bot holds a channel here
+    bot.closed.set()
+    await serving
+    assert channels.sessions() == []
