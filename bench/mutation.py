@@ -74,8 +74,8 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/channel/credentials.py": ["tests/security/test_credential_format.py", f"{T}channel/test_channel.py",
                                           "tests/security/test_idle_bot_credentials.py"],
     "dispatcher/channel/bots.py": [f"{T}channel/test_link_disconnect.py", f"{T}channel/test_channel.py",
-                                   "tests/security/test_channel_rules.py",
-                                   "tests/security/test_session_binding.py",
+                                   "tests/security/test_channel_rules.py", "tests/security/test_channel_cap.py",
+                                   f"{T}channel/test_ownership_writes.py", "tests/security/test_session_binding.py",
                                    "tests/security/test_idle_bot_credentials.py", f"{T}reserve/test_reserve.py",
                                    "tests/security/test_server_limits.py"],
     # which hellos are admitted, alone and across replicas sharing a store (a real redis-server)
