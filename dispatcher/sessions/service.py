@@ -308,9 +308,10 @@ class SessionService:
         # Whether there is a room to end is recorded with the machine: read it before the
         # machine goes (a deleted VM has no labels left to read).
         before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
-        if self._cold is not None:
-            await self._cold.forget(session_id)  # a bot that had not dialled yet never will
-        if not await self._call(self._machines.stop(session_id)):
+        stopped = await self._call(self._machines.stop(session_id))
+        if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
+            await self._cold.forget(session_id)
+        if not stopped:
             return None
         self._admission.invalidate()
         if self._rooms is not None and not (before is not None and not before.has_room):
