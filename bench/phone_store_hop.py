@@ -103,7 +103,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         echo_bot = shlex.join([sys.executable, str(ECHO_HOST)])
-        common = {**phone_env(root), "LOG_LEVEL": "warning", "MAX_CONCURRENT_SESSIONS": str(args.calls + 10),
+        common = {**phone_env(root), "LOG_LEVEL": "warning", "MAX_CONCURRENT_SESSIONS": str(args.calls * 3 + 10),
+                  "START_RATE_PER_KEY": "1000", "START_BURST_PER_KEY": str(args.calls + 10),  # all calls at once
                   "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}  # every call's echo bot launched cold
         for name in ("one", "a", "b"):
             (root / name).mkdir()
@@ -113,7 +114,8 @@ async def main() -> None:
         store = RedisServer(root)
         store.start()
         stack.callback(store.stop)
-        shared = {**common, "REDIS_URL": store.url, "BOT_CHANNEL_TOKEN": "bench-store-hop-deployment-secret-0123"}
+        shared = {**common, "REDIS_URL": store.url, "BOT_CHANNEL_TOKEN": "bench-store-hop-deployment-secret-0123",
+                  "REDIS_TIMEOUT_SECONDS": "2"}  # a busy 2-core host stalls for longer than the default 0.5 s
         b = stack.enter_context(run_dispatcher(root / "b", {**shared, "REPLICA_ID": "r-b"}))
         channel_b = b.base_url.replace("http://", "ws://") + CHANNEL_PATH
         a = stack.enter_context(run_dispatcher(root / "a", {

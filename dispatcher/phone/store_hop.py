@@ -69,7 +69,7 @@ async def serve_relayed_media(
         return stats
     hop = StoreHop(line, lease_seconds)
     try:
-        if not await line.send(HELLO, bus.replica_id.encode()):
+        if not await line.send(HELLO, bus.replica_id.encode(), confirmed=True):
             stats.ended_by = "carrier"  # the carrier's replica is gone, and its call with it
             return stats
         # Here the hop is the carrier's side and the bot's socket the bot's, as at the carrier's replica.

@@ -10,9 +10,11 @@ decode (audio stays bytes). A message is one kind byte and its payload:
     B  a binary frame               E  end: the reason (that side hung up)
     K  keepalive: the sender lives
 
-One publisher per direction awaits each PUBLISH before the next, so frames arrive in order. A
-PUBLISH that reached no subscriber means the other replica is gone (its connection to the store
-closed with it); a replica that went silent (a lost host) is given up after `dead_after` seconds.
+A replica writes its PUBLISHes in order on one connection without waiting for each reply
+(dispatcher/store/publisher.py), so frames arrive in order and a call is not held to one frame per
+store round trip. A reply saying the PUBLISH reached no subscriber means the other replica is gone
+(its connection to the store closed with it); a replica that went silent (a lost host) is given up
+after `dead_after` seconds.
 Pub/sub delivers at most once: a frame lost in a store failover is lost, as on a lossy line.
 """
 
@@ -28,6 +30,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from dispatcher.store.client import Store, StoreUnavailable, connect
+from dispatcher.store.publisher import Publisher
 from dispatcher.store.subscription import listen_forever
 
 log = logging.getLogger("dispatcher.store.media")
@@ -93,19 +96,29 @@ class CallLine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), left)
 
-    async def send(self, kind: bytes, payload: bytes = b"") -> bool:
-        """Publishes to the other replica; False (and the line ended) when it is gone."""
+    async def send(self, kind: bytes, payload: bytes = b"", *, confirmed: bool = False) -> bool:
+        """Publishes to the other replica, in order after what this line sent before. Returns once
+        the store has it, without waiting for its reply (`confirmed`: once the reply says the other
+        replica got it). A reply that says no one got it ends the line ("peer_gone"), and so does
+        a store that does not answer ("store_unavailable"); False when it is ended already."""
         if self.peer is None or self.ended is not None:
             return False
         try:
-            receivers = await self._bus.publish(self.peer, self.session_id, kind + payload)
+            reply = await self._bus.publish(self.peer, self.session_id, kind + payload)
         except StoreUnavailable:
             self.end("store_unavailable")
             return False
-        if not receivers:
+        reply.add_done_callback(self._replied)
+        if confirmed:
+            with contextlib.suppress(StoreUnavailable):
+                await reply
+        return self.ended is None
+
+    def _replied(self, reply: asyncio.Future[int]) -> None:
+        if reply.cancelled() or reply.exception() is not None:
+            self.end("store_unavailable")
+        elif not reply.result():
             self.end("peer_gone")
-            return False
-        return True
 
     def keep_alive(self, interval: float) -> None:
         """Tells the other replica every `interval` seconds that this one lives (until closed)."""
@@ -135,6 +148,7 @@ class MediaBus:
         self._store = store
         self.replica_id = store.replica_id
         self._redis: Redis | None = None  # made on the first relayed call: no cost until then
+        self._publisher: Publisher | None = None
         self._lines: dict[str, CallLine] = {}
         self._listening: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -167,10 +181,12 @@ class MediaBus:
         if self._lines.get(line.session_id) is line:
             del self._lines[line.session_id]
 
-    async def publish(self, replica_id: str, session_id: str, data: bytes) -> int:
-        channel = self.channel(replica_id, session_id)
-        client = self._client()
-        return int(await self._store.call(lambda: client.publish(channel, data)))
+    async def publish(self, replica_id: str, session_id: str, data: bytes) -> asyncio.Future[int]:
+        """Writes the message (in order after this replica's earlier ones); the future says how
+        many subscribers got it. Raises `StoreUnavailable`."""
+        if self._publisher is None:
+            self._publisher = Publisher(self._client(), self._store.settings.timeout_seconds)
+        return await self._publisher.publish(self.channel(replica_id, session_id), data)
 
     async def _listen(self) -> None:
         prefix = self.channel(self.replica_id, "")
@@ -194,6 +210,8 @@ class MediaBus:
             self._listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listening
+        if self._publisher is not None:
+            await self._publisher.aclose()
         if self._redis is not None:
             await self._redis.aclose()
 

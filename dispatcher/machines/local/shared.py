@@ -52,7 +52,9 @@ class SharedLocalMachines(LocalMachines):
 
     async def _own(self, session_id: str) -> None:
         try:
-            await self._coordination.owners.claim(session_id)
+            # Unless its bot's hello got there first: the replica holding its channel is the one to
+            # reach it through (locally the same one, unless the bot was pointed at another).
+            await self._coordination.owners.reclaim(session_id)
         except StoreUnavailable:
             pass  # the heartbeat writes it once the store is back (the bot's channel is here)
 

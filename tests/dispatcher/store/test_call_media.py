@@ -38,7 +38,7 @@ async def connected(a: Coordination, b: Coordination, session_id: str = "s1") ->
     """The carrier's replica a and the bot's media replica b, as the call's two ends."""
     carrier_side = await a.media.open(session_id)
     bot_side = await b.media.open(session_id, peer="r-a")
-    assert await bot_side.send(HELLO, b"r-b")
+    assert await bot_side.send(HELLO, b"r-b", confirmed=True)
     assert await carrier_side.hello == "r-b"
     return StoreHop(carrier_side, LEASE), StoreHop(bot_side, LEASE)
 
@@ -90,7 +90,7 @@ async def test_a_replica_that_goes_silent_ends_the_call_at_the_other_after_a_lea
     a, b = replica_pair
     carrier_side = await a.media.open("s1")
     silent = await b.media.open("s1", peer="r-a")  # subscribed, but no keepalive: a host that froze
-    assert await silent.send(HELLO, b"r-b")
+    assert await silent.send(HELLO, b"r-b", confirmed=True)
     to_bot = StoreHop(carrier_side, LEASE)
     assert (await to_bot.receive())["type"] == "websocket.disconnect"
     assert carrier_side.ended == "peer_silent"
