@@ -3,12 +3,16 @@ one-time media secret spent once across replicas) and its frames over the call's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.types import Message
 
 from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
 from dispatcher.store.call_media import secret_digest
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
+from tests.dispatcher.store.conftest import settings_for
+from tests.support.redis_server import redis_server
 
 LEASE = 2.0  # the pair's lease (tests/dispatcher/store/conftest.py)
 Pair = tuple[Coordination, Coordination]
@@ -112,3 +116,17 @@ async def test_what_a_slow_side_has_not_taken_is_bounded_oldest_dropped_first(re
     line.deliver(BINARY + b"last")
     assert line.dropped == 11
     assert await line.next(LEASE) == TEXT + b"11"
+
+
+async def test_a_store_that_stops_answering_ends_the_call_rather_than_hanging_it(tmp_path: Path, prefix: str) -> None:
+    with redis_server(tmp_path) as server:
+        a, b = (Coordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
+        try:
+            to_bot, _ = await connected(a, b)
+            server.stop()
+            await to_bot.send(frame({"text": "anyone?"}))
+            assert (await to_bot.receive())["type"] == "websocket.disconnect"  # long before the 60 s lease
+            assert to_bot.line.ended == "store_unavailable"
+        finally:
+            await a.aclose()
+            await b.aclose()
