@@ -36,6 +36,7 @@ API_KEY = "replicas-phone-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 BOT_ELSEWHERE = Path(__file__).with_name("phone_bot_elsewhere.py")
 RELAYED = 'voicefleet_phone_first_bot_audio_seconds_count{media="store",provider="local"}'
+DIRECT = 'voicefleet_phone_first_bot_audio_seconds_count{media="direct",provider="local"}'
 
 
 @dataclass
@@ -169,6 +170,21 @@ async def test_a_wrong_or_replayed_media_secret_is_refused_at_either_replica(pai
         assert await call.bot_audio(0.1, timeout=30)
         await call.hang_up()
         assert await wait_active_sessions(api, 0, timeout=60) == 0
+
+
+async def test_a_call_whose_bot_dials_the_calls_own_replica_goes_socket_to_socket_with_the_store_set(
+    pair: Pair,
+) -> None:
+    async with httpx.AsyncClient(base_url=pair.b.base_url, timeout=30, headers=AUTH) as api:  # B's bots dial B
+        direct_before = await metric(api, DIRECT)
+        call, session_id = await place_call(api, {})
+        greeting = await call.bot_audio(0.1, timeout=120)
+        assert rms(np.frombuffer(greeting, dtype=np.int16)) > 500
+        await call.hang_up()
+        assert await wait_active_sessions(api, 0, timeout=60) == 0
+        await wait_for(lambda: _metric_is(api, DIRECT, direct_before + 1), "the direct call counted")
+        assert await metric(api, RELAYED) == 0
+    assert f"phone call {session_id}: bot media relayed" not in pair.a.log() + pair.b.log()
 
 
 async def test_the_bots_replica_dying_mid_call_ends_the_call_at_the_carriers_replica(pair: Pair) -> None:
