@@ -62,3 +62,21 @@ async def test_a_reply_to_no_request_is_ignored_and_the_channel_keeps_serving() 
     bot.closed.set()
     await serving
     assert channels.sessions() == []
+
+
+async def test_a_link_keeps_nothing_for_requests_answered_or_timed_out() -> None:
+    """Every map is bounded: a session's bot answers many requests (offers, trickled candidates)
+    over one link, which must not keep a waiter per request for the rest of the session."""
+    channels = BotChannels(BotCredentials(TOKEN))
+    bot = BotSocket("r-a", "s2")
+    serving = asyncio.create_task(channels.serve(bot, BotGrant(kind="session", subject="s2", expires=2**40)))
+    link = await channels.wait_link("s2", 30)
+    assert link is not None
+    for n in range(50):
+        assert await link.request("webrtc.ice", {"sdp": f"c{n}"}, timeout=30) == {"answered_at": "r-a", "sdp": f"c{n}"}
+    silent = BotLink(hello=Hello(machine_id="bot-2", session_id="s3"), socket=SilentSocket(), session_id="s3")
+    with pytest.raises(BotRequestFailed):
+        await silent.request("webrtc.offer", {}, timeout=0.01)  # never answered: times out
+    assert (len(link._pending), len(silent._pending)) == (0, 0)
+    bot.closed.set()
+    await serving
