@@ -101,7 +101,16 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/outbound/retry.py": [f"{T}outbound/test_retry_ratelimit.py", f"{T}outbound/test_retry_send.py"],
     "dispatcher/outbound/ratelimit.py": [f"{T}outbound/test_retry_ratelimit.py"],
     "dispatcher/machines/polling.py": [f"{T}machines/test_polling.py"],
-    "dispatcher/machines/bot_environment.py": [f"{T}machines/test_bot_contract.py"],
+    "dispatcher/machines/bot_environment.py": [f"{T}machines/test_bot_contract.py",
+                                               f"{T}machines/test_cold_session_secrets.py"],
+    # a cold bot's session secrets: held (sealed in the store), sent at its hello, dropped once taken
+    "dispatcher/channel/session_secrets.py": [f"{T}channel/test_secrets_vault.py",
+                                              "tests/security/test_session_secrets.py",
+                                              f"{T}machines/test_cold_session_secrets.py"],
+    "dispatcher/channel/secrets_vault.py": [f"{T}channel/test_secrets_vault.py",
+                                            f"{T}machines/test_cold_session_secrets.py"],
+    "dispatcher/sessions/cold_secrets.py": ["tests/security/test_session_secrets.py",
+                                            f"{T}machines/test_cold_session_secrets.py"],
     # its own tests, the README's defaults, a caller's room and token properties through the API
     "dispatcher/media/daily.py": [f"{T}media/test_daily.py", f"{T}test_documented_defaults.py",
                                   f"{T}machines/test_pipecat_cloud.py"],

@@ -144,6 +144,8 @@ async def test_another_replica_welcomes_the_bot_and_sends_its_values_which_the_s
             [key] = await store.redis.keys(f"*secrets:{session_id}")
             sealed = await store.redis.get(key)
             assert CALLER_DATA not in sealed and "iceServers" not in sealed  # sealed, not plain
+            delivery = launching.state.voicefleet.sessions._cold.delivery
+            assert await delivery.waiting(session_id)  # what the launching replica's watch asks
 
             async with serving(other) as port:
                 values = await take_session_values(channel_url(port), launched["channel_token"], session_id)
@@ -155,6 +157,7 @@ async def test_another_replica_welcomes_the_bot_and_sends_its_values_which_the_s
                         break
                     await asyncio.sleep(0.05)
                 assert not await store.redis.exists(key)
+                assert not await delivery.waiting(session_id)  # taken: the launching replica's watch stops nothing
         finally:
             for app in apps:
                 await app.state.voicefleet.aclose()
