@@ -95,6 +95,20 @@ async def test_an_unbound_claim_releases_the_record_at_once(replica: Replica) ->
     await serving
 
 
+async def test_closing_waits_for_the_owner_writes_a_slow_store_holds(replica: Replica) -> None:
+    """A replica shutting down records what its bots did before it lets the store go."""
+    bot = BotSocket("r-a", "s8")
+    store = replica.coordination.store
+    await store.redis.execute_command("CLIENT", "PAUSE", 1000, "WRITE")  # writes wait 1 s; reads go on
+    serving = asyncio.create_task(replica.channels.serve(bot, session_grant("s8")))
+    assert await replica.channels.wait_link("s8", WAIT) is not None
+    assert await replica.owner("s8") is None  # control: the write is held by the store
+    await replica.ownership.aclose()
+    assert await replica.owner("s8") == "r-a"
+    bot.closed.set()
+    await serving
+
+
 async def test_store_writes_past_the_cap_are_left_to_the_heartbeat(replica: Replica,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A slow store never grows this replica's pending writes without bound."""
