@@ -107,3 +107,22 @@ async def test_a_bot_that_never_dials_has_its_machine_stopped_and_its_values_dro
     assert await stopped(), "the machine of a bot that never dialled still runs"
     assert not await d.state.sessions._cold.delivery.waiting(session_id)
     assert 'reason="bot_never_dialled"' in d.state.metrics.render(0).decode()
+
+
+async def test_values_are_held_no_longer_than_needed_after_a_warm_claim_or_a_stop(
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = await make_dispatcher(RESERVE_MIN_IDLE="1", RESERVE_MAX_IDLE="1")
+    held = d.state.sessions._cold.delivery
+    [idle] = await d.fill(1)
+    warm = (await d.client.post("/start", json={"body": {"caller": CALLER_DATA}})).json()["session_id"]
+    link = d.state.channels.link_for(warm)
+    assert link is not None and link.machine_id == idle  # control: a reserve bot took it with its claim
+    assert not await held.waiting(warm), "a warm session's values were kept for a cold bot that never comes"
+
+    monkeypatch.setenv("STANDIN_MODE", "never-ready")  # a cold bot that has not dialled yet
+    d.state.reserve.drain()  # (no reserve bot to take this one)
+    cold = (await d.client.post("/start", json={"body": {}})).json()["session_id"]
+    assert await held.waiting(cold)  # control: held for its bot
+    assert (await d.client.delete(f"/sessions/{cold}")).status_code in (202, 204)
+    assert not await held.waiting(cold), "a stopped session's values were kept"
