@@ -92,6 +92,10 @@ TARGETS: dict[str, list[str]] = {
     # a session's owner record follows its bot's channel between replicas (a real redis-server)
     "dispatcher/channel/ownership.py": [f"{T}channel/test_ownership_writes.py", f"{T}channel/test_ownership.py",
                                         "tests/security/test_channel_rules_across_replicas.py"],
+    # a phone call across replicas: its media secret spent once, its frames through the store
+    "dispatcher/store/call_media.py": [f"{T}store/test_call_media.py"],
+    "dispatcher/store/media_bus.py": [f"{T}store/test_call_media.py"],
+    "dispatcher/store/publisher.py": [f"{T}store/test_call_media.py"],
     # where a local bot dials, with a credential of its own
     "dispatcher/channel/access.py": [f"{T}channel/test_access.py", f"{T}api/test_transports.py"],
     "dispatcher/media/turn.py": [f"{T}media/test_turn.py", f"{T}media/test_turn_bounds.py",

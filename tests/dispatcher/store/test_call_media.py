@@ -15,6 +15,7 @@ from tests.dispatcher.store.conftest import settings_for
 from tests.support.redis_server import redis_server
 
 LEASE = 2.0  # the pair's lease (tests/dispatcher/store/conftest.py)
+PATIENT = 600.0
 Pair = tuple[Coordination, Coordination]
 
 
@@ -44,7 +45,8 @@ async def connected(a: Coordination, b: Coordination, session_id: str = "s1") ->
     bot_side = await b.media.open(session_id, peer="r-a")
     assert await bot_side.send(HELLO, b"r-b", confirmed=True)
     assert await carrier_side.hello == "r-b"
-    return StoreHop(carrier_side, LEASE), StoreHop(bot_side, LEASE)
+    # Silence is given up only after a long while here: an end that did not wake the other side hangs the test.
+    return StoreHop(carrier_side, PATIENT), StoreHop(bot_side, PATIENT)
 
 
 def frame(message: Message) -> Message:
@@ -76,6 +78,7 @@ async def test_a_hang_up_on_either_side_ends_the_other(replica_pair: Pair) -> No
     await to_carrier.close(reason="bot_hung_up")
     assert (await to_bot.receive())["type"] == "websocket.disconnect"
     assert to_bot.line.ended == "bot_hung_up"
+    assert not await to_bot.line.send(TEXT, b"too late")  # nothing more goes out on an ended line
     to_bot, to_carrier = await connected(a, b, "s2")
     await to_bot.close(reason="carrier_hung_up")
     assert (await to_carrier.receive())["type"] == "websocket.disconnect"
