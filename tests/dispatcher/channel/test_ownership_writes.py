@@ -123,6 +123,9 @@ async def test_store_writes_past_the_cap_are_left_to_the_heartbeat(replica: Repl
     await replica.ownership.settled()
     assert await replica.owner("s6") == "r-a"
     assert await replica.owner("s7") is None
+    replica.channels.bind(link, "s9")  # the cap counts writes under way, not those done
+    await replica.ownership.settled()
+    assert await replica.owner("s9") == "r-a"
     bot.closed.set()
     await serving
 
