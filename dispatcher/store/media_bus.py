@@ -28,6 +28,7 @@ from collections import deque
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from dispatcher.store.client import Store, StoreUnavailable, connect
 from dispatcher.store.publisher import Publisher
@@ -149,6 +150,8 @@ class MediaBus:
         self.replica_id = store.replica_id
         self._redis: Redis | None = None  # made on the first relayed call: no cost until then
         self._publisher: Publisher | None = None
+        self._subscriptions = 0  # how often this replica subscribed (again, after each outage)
+        self._published_since = 0
         self._lines: dict[str, CallLine] = {}
         self._listening: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -184,16 +187,26 @@ class MediaBus:
     async def publish(self, replica_id: str, session_id: str, data: bytes) -> asyncio.Future[int]:
         """Writes the message (in order after this replica's earlier ones); the future says how
         many subscribers got it. Raises `StoreUnavailable`."""
+        if self._publisher is not None and self._published_since != self._subscriptions:
+            # The subscription was lost and made again (a store outage): the publisher's connection
+            # went with it, and would fail the next message rather than say so now.
+            await self._publisher.aclose()
+            self._publisher = None
         if self._publisher is None:
             self._publisher = Publisher(self._client(), self._store.settings.timeout_seconds)
+            self._published_since = self._subscriptions
         return await self._publisher.publish(self.channel(replica_id, session_id), data)
 
     async def _listen(self) -> None:
         prefix = self.channel(self.replica_id, "")
         pattern = _glob_escape(prefix) + "*"
         await listen_forever(lambda: self._client().pubsub(ignore_subscribe_messages=True),
-                             lambda pubsub: pubsub.psubscribe(pattern),
+                             lambda pubsub: self._subscribe(pubsub, pattern),
                              lambda message: self._received(message, len(prefix)), self._subscribed, "call media")
+
+    async def _subscribe(self, pubsub: PubSub, pattern: str) -> None:
+        await pubsub.psubscribe(pattern)
+        self._subscriptions += 1
 
     def _received(self, message: dict[str, Any], prefix_length: int) -> None:
         channel, data = message.get("channel"), message.get("data")

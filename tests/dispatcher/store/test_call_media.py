@@ -3,12 +3,15 @@ one-time media secret spent once across replicas) and its frames over the call's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from starlette.types import Message
 
 from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
 from dispatcher.store.call_media import secret_digest
+from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
 from tests.dispatcher.store.conftest import settings_for
@@ -130,6 +133,28 @@ async def test_a_store_that_stops_answering_ends_the_call_rather_than_hanging_it
             await to_bot.send(frame({"text": "anyone?"}))
             assert (await to_bot.receive())["type"] == "websocket.disconnect"  # long before the 60 s lease
             assert to_bot.line.ended == "store_unavailable"
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+
+async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: Path, prefix: str) -> None:
+    with redis_server(tmp_path) as server:
+        a, b = (Coordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
+        try:
+            to_bot, _ = await connected(a, b, "s1")
+            server.stop()
+            await to_bot.send(frame({"text": "lost"}))
+            assert (await to_bot.receive())["type"] == "websocket.disconnect"
+            server.start()  # same port: both replicas' subscriptions and the publisher connect again
+            for _ in range(600):  # the fresh server counts the call-channel patterns subscribed since
+                with contextlib.suppress(StoreUnavailable):
+                    if await a.store.call(a.store.redis.pubsub_numpat) == 2:
+                        break
+                await asyncio.sleep(0.05)
+            to_bot, to_carrier = await connected(a, b, "s2")
+            await to_bot.send(frame({"bytes": b"\x00back"}))
+            assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}
         finally:
             await a.aclose()
             await b.aclose()
