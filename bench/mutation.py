@@ -108,7 +108,8 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/machines/bot_environment.py": [f"{T}machines/test_bot_contract.py",
                                                f"{T}machines/test_cold_session_secrets.py"],
     # a cold bot's session secrets: held (sealed in the store), sent at its hello, dropped once taken
-    "dispatcher/channel/session_secrets.py": [f"{T}channel/test_secrets_vault.py",
+    "dispatcher/channel/session_secrets.py": [f"{T}channel/test_session_secrets.py",
+                                              f"{T}channel/test_secrets_vault.py",
                                               "tests/security/test_session_secrets.py",
                                               f"{T}machines/test_cold_session_secrets.py"],
     "dispatcher/channel/secrets_vault.py": [f"{T}channel/test_secrets_vault.py",
