@@ -177,6 +177,7 @@ class AwsStack(pulumi.ComponentResource):
             webrtc_bot=webrtc_bot,
             reserve=settings.reserve,
             turn_urls=turn_urls,
+            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
             channel_url=bot_channel_url,
             drain=settings.drain,
             domain=cfg.dispatcher_domain,

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, store_settings, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
@@ -54,6 +55,7 @@ class DispatcherArgs:
     reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
+    turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     drain: bool = False  # before a destroy: no dispatcher task
     domain: str | None = None  # dispatcherDomain, which bots dial
@@ -81,7 +83,8 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
         **args.reserve.to_env(),
-        **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
+        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
+           if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
     }

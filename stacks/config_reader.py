@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "turnMachineType": "e2-small",
     "turnRelayPorts": "49152-65535",
     "turnTotalQuota": 1000,
+    "turnCredentialsPerKey": 0,  # derived from turnTotalQuota (stacks/turn_settings.py)
     # Warm reserve sizing (stacks/reserve_settings.py; the dispatcher's defaults)
     "reserveMinIdle": 1,
     "reserveMaxIdle": 10,

@@ -56,7 +56,8 @@ GCE_ENV: tuple[str, ...] = (
 
 # With a TURN relay (stacks/turn_settings.py): cloud sessions may use SmallWebRTC; the dispatcher
 # mints short-lived TURN credentials from the shared secret (dispatcher/media/turn.py) for each session.
-TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY")
+TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY",
+                             "TURN_CREDENTIALS_PER_KEY")
 TURN_SECRETS: tuple[str, ...] = ("TURN_SHARED_SECRET",)
 # ECS: the SmallWebRTC bot's task definition family (a second image; docs/images.md).
 ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)

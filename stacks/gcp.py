@@ -161,6 +161,7 @@ class GcpStack(pulumi.ComponentResource):
                         *bot.grants, *([store.grant] if store is not None else [])),
             reserve=settings.reserve,
             turn_urls=turn_urls,
+            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
             channel_url=bot_channel_url,
             # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
             **({"request_timeout_seconds": channel_lifetime_seconds(settings)} if bot_channel_url is not None else {}),

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.gcp_secrets import SecretStore
@@ -40,6 +41,7 @@ class DispatcherArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
     drain: bool = False  # before a destroy: no dispatcher instance
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
+    turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
     # channel, a bot's WebSocket (stacks/channel_settings.channel_lifetime_seconds).
@@ -66,7 +68,8 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_INSTANCE_TEMPLATE": args.instance_template,
         "GCE_INSTANCE_PREFIX": args.instance_prefix,
         **args.reserve.to_env(),
-        **(turn_server.dispatcher_environment(args.turn_urls) if args.turn_urls is not None else {}),
+        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
+           if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
         **(store_environment(args) if args.store_url is not None else {}),
     }

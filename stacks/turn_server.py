@@ -47,13 +47,16 @@ def urls(turn: TurnSettings, host: str) -> list[str]:
     return found
 
 
-def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]]) -> dict[str, pulumi.Input[str]]:
+def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]],
+                           credentials_per_key: int) -> dict[str, pulumi.Input[str]]:
     """The dispatcher's TURN variables (stacks/contract.py TURN_ENV; the secret comes by reference)."""
     return {
         "TRANSPORTS": "daily,webrtc",
         "DEFAULT_TRANSPORT": "daily",
         "TURN_URLS": pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found)),
         "ICE_TRANSPORT_POLICY": "relay",  # both peers through the relay: neither needs an open port
+        # One key's share of the relay (stacks/turn_settings.py derives it from the quotas).
+        "TURN_CREDENTIALS_PER_KEY": str(credentials_per_key),
     }
 
 

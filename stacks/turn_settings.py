@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 import pulumi
 
+from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from stacks.config_reader import Reader
 
 MODES = ("none", "managed", "external")
 MIN_SECRET_CHARACTERS = 16  # dispatcher/media/turn.py refuses shorter secrets at start-up
 # One TURN allocation per ICE component; a session's bot and client use a few each.
 USER_QUOTA = 10
+CREDENTIALS_KEY = "turnCredentialsPerKey"  # 0 (default): derived from turnTotalQuota
 _URL = re.compile(r"^turns?:[A-Za-z0-9.\-\[\]:]+(\?transport=(udp|tcp))?$")
 _PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -38,6 +40,7 @@ class TurnSettings:
     machine_type: str = "e2-small"  # GCP
     relay_ports: tuple[int, int] = (49152, 65535)
     total_quota: int = 1000
+    credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # the dispatcher's TURN_CREDENTIALS_PER_KEY
 
     @property
     def tls(self) -> bool:
@@ -56,7 +59,9 @@ def load(cfg: Reader) -> TurnSettings | None:
         if not urls or not all(_URL.match(u) for u in urls):
             raise cfg.fail("turnUrls", "must list the external TURN server's turn:/turns: URLs, comma-separated "
                                        f"(got {cfg.optional('turnUrls')!r})")
-        return TurnSettings(mode=mode, shared_secret=secret, external_urls=urls)
+        # The service's quotas are not known here: the operator's value, else the dispatcher's default.
+        return TurnSettings(mode=mode, shared_secret=secret, external_urls=urls,
+                            credentials_per_key=cfg.integer(CREDENTIALS_KEY, minimum=0) or DEFAULT_CREDENTIALS_PER_KEY)
     certificate = cfg.secret("turnTlsCertificate", required=False)
     key = cfg.secret("turnTlsPrivateKey", required=False)
     if (certificate is None) != (key is None):
@@ -71,12 +76,35 @@ def load(cfg: Reader) -> TurnSettings | None:
     low, high = (int(ports[1]), int(ports[2])) if ports else (0, 0)
     if not ports or not 1024 <= low < high <= 65535 or high - low < 100:
         raise cfg.fail("turnRelayPorts", "must be a range like 49152-65535 above 1023 with at least 100 ports")
+    total_quota = cfg.integer("turnTotalQuota", minimum=1, maximum=100_000)
     return TurnSettings(
         mode=mode, shared_secret=secret, domain=domain, tls_certificate=certificate, tls_private_key=key,
         instance_type=cfg.string("turnInstanceType", pattern=re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")),
         machine_type=cfg.string("turnMachineType", pattern=re.compile(r"^[a-z0-9]+-[a-z0-9-]+$")),
-        relay_ports=(low, high), total_quota=cfg.integer("turnTotalQuota", minimum=1, maximum=100_000),
+        relay_ports=(low, high), total_quota=total_quota,
+        credentials_per_key=_credentials_per_key(cfg, total_quota),
     )
+
+
+def derived_credentials_per_key(total_quota: int) -> int:
+    """Credentials one API key may hold so that it takes at most half the relay (each takes up to
+    USER_QUOTA allocations), and never more than the dispatcher's default."""
+    return min(DEFAULT_CREDENTIALS_PER_KEY, max(1, total_quota // (2 * USER_QUOTA)))
+
+
+def _credentials_per_key(cfg: Reader, total_quota: int) -> int:
+    explicit = cfg.integer(CREDENTIALS_KEY, minimum=0)
+    if not explicit:
+        return derived_credentials_per_key(total_quota)
+    # An ending session does not free its credential's allocations (the relay cannot revoke one), so
+    # a key whose credentials may take every allocation could keep every other key off the relay.
+    if explicit * USER_QUOTA >= total_quota:
+        most = (total_quota - 1) // USER_QUOTA
+        advice = f"use at most {most}" if most else f"raise turnTotalQuota above {USER_QUOTA}"
+        raise cfg.fail(CREDENTIALS_KEY, f"lets one API key hold the whole relay: {explicit} credentials × "
+                                        f"user-quota {USER_QUOTA} ≥ turnTotalQuota {total_quota}; {advice}, "
+                                        f"or unset it (half the relay)")
+    return explicit
 
 
 def _check_secret(cfg: Reader, value: str) -> None:

@@ -119,6 +119,51 @@ def test_gcp_dispatcher_and_bot_template_for_webrtc(gcp_turn: Run) -> None:
     assert "/bot-webrtc@sha256:" in image
 
 
+def dispatcher_env(run: Run, cloud: str) -> dict[str, str | None]:
+    if cloud == "aws":
+        return {e["name"]: e["value"] for e in container(run, "-dispatcher")["environment"]}
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    (dispatcher,) = service.inputs["template"]["containers"]
+    return {e["name"]: e.get("value") for e in dispatcher["envs"]}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize(("total", "per_key"), [("1000", "20"), ("400", "20"), ("300", "15"), ("100", "5"),
+                                                 ("25", "1"), ("1", "1")])
+def test_one_key_may_hold_at_most_half_the_managed_relay(stack: StackRunner, cloud: str, total: str,
+                                                         per_key: str) -> None:
+    """Derived from the relay's quotas (each credential takes up to user-quota allocations), capped by
+    the dispatcher's own default; the relay's coturn gets the same total."""
+    run = run_with_turn(stack, cloud, turnTotalQuota=total)
+    assert dispatcher_env(run, cloud)["TURN_CREDENTIALS_PER_KEY"] == per_key
+    (boot,) = [text for r in run.registrations if (text := rules._turn_boot_text(r.type, unwrap(r.inputs)))]
+    assert f"total-quota={total}\n" in boot
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_an_explicit_share_below_the_whole_relay_is_kept(stack: StackRunner, cloud: str) -> None:
+    run = run_with_turn(stack, cloud, turnTotalQuota="100", turnCredentialsPerKey="9")
+    assert dispatcher_env(run, cloud)["TURN_CREDENTIALS_PER_KEY"] == "9"  # 90 of 100 allocations
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize(("total", "per_key"), [("100", "10"), ("100", "11"), ("1000", "100"), ("5", "1")])
+def test_an_explicit_share_that_holds_the_whole_relay_is_refused(stack: StackRunner, cloud: str, total: str,
+                                                                 per_key: str) -> None:
+    from stacks.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="voicefleet:turnCredentialsPerKey lets one API key hold the whole"):
+        run_with_turn(stack, cloud, turnTotalQuota=total, turnCredentialsPerKey=per_key)
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize(("explicit", "per_key"), [({}, "20"), ({"turnCredentialsPerKey": "35"}, "35")])
+def test_an_external_service_gets_the_operators_share_or_the_default(stack: StackRunner, cloud: str,
+                                                                     explicit: dict[str, str], per_key: str) -> None:
+    run = run_with_turn(stack, cloud, turn="external", turnUrls=EXTERNAL, **explicit)
+    assert dispatcher_env(run, cloud)["TURN_CREDENTIALS_PER_KEY"] == per_key
+
+
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
 def test_an_external_turn_service_provisions_no_relay(stack: StackRunner, cloud: str) -> None:
     run = run_with_turn(stack, cloud, turn="external", turnUrls=EXTERNAL)
