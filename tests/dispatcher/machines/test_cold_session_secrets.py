@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.sessions.cold_secrets import CREDENTIAL_SLACK_SECONDS
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import Harness, _ecs_tasks, fly_harness
 from tests.fakes.daily import FakeDaily
@@ -101,13 +103,18 @@ async def test_a_dialin_bots_token_and_call_credential_reach_it_over_its_channel
 async def test_a_webrtc_bots_turn_password_and_the_callers_body_reach_it_over_its_channel_not_its_launch_values(
     deployment: Deployment, harness: Harness
 ) -> None:
+    before = time.time()
     response = await deployment.http.post(
         "/start", json={"transport": "webrtc", "body": {"caller": CALLER_DATA}}, headers=AUTH
     )
+    after = time.time()
     assert response.status_code == 201, response.text
     session_id = response.json()["sessionId"]  # Pipecat's shape (the request named its transport)
     [launched] = harness.received(session_id)
     assert (launched["ice_config"], launched["body"]) == ("", "")
+    # The credential outlives the machine's longest life (a session, a slow start, reconnects) and no more.
+    lifetime = 600 + 30 + CREDENTIAL_SLACK_SECONDS  # MAX_SESSION_SECONDS + START_WAIT_SECONDS + slack
+    assert int(before + lifetime) <= int(launched["channel_token"].split(".")[3]) <= int(after + lifetime)
 
     values = await take_session_values(deployment.channel_url, launched["channel_token"], session_id)
     assert values["transport"] == "webrtc" and values["body"] == {"caller": CALLER_DATA}
