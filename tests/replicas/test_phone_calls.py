@@ -138,7 +138,8 @@ async def test_a_call_reaches_its_bot_at_another_replica_both_ways_and_ends_with
         await call.hang_up()
         assert await wait_active_sessions(api, 0, timeout=60) == 0  # the bot's machine ended
         await wait_for(lambda: _metric_is(api, RELAYED, relayed_before + 1), "the relayed call counted")
-    assert f"phone call {session_id}: bot media relayed to replica r-a; ended by carrier" in pair.b.log()
+    ended = f"phone call {session_id}: bot media relayed to replica r-a; ended by carrier"
+    await wait_for(lambda: _logged(pair.b, ended), "B logged the relayed call's end")
 
 
 async def test_the_bot_at_another_replica_hanging_up_closes_the_carriers_stream_and_ends_the_machine(
@@ -149,7 +150,8 @@ async def test_the_bot_at_another_replica_hanging_up_closes_the_carriers_stream_
         assert await call.wait_closed_by_bot(timeout=120) is not None
         assert any(m.get("event") == "media" for m in call.received), "the greeting never came through B"
         assert await wait_active_sessions(api, 0, timeout=60) == 0
-    assert f"phone call {session_id}: bot media relayed to replica r-a; ended by bot" in pair.b.log()
+    ended = f"phone call {session_id}: bot media relayed to replica r-a; ended by bot"
+    await wait_for(lambda: _logged(pair.b, ended), "B logged the relayed call's end")
 
 
 async def test_a_wrong_or_replayed_media_secret_is_refused_at_either_replica(pair: Pair) -> None:
@@ -197,11 +199,17 @@ async def test_the_bots_replica_dying_mid_call_ends_the_call_at_the_carriers_rep
         pair.b.process.wait(10)
         assert await call.wait_closed_by_bot(timeout=60) is not None  # not a hung socket
         assert await wait_active_sessions(api, 0, timeout=60) == 0
-    assert "ended by bot" in pair.a.log() or "ended by error" in pair.a.log()
+    await wait_for(lambda: _logged(pair.a, "ended by bot", "ended by error"), "A logged the call's end")
 
 
 async def _metric_is(api: httpx.AsyncClient, name: str, wanted: float) -> bool:
     return await metric(api, name) == wanted
+
+
+async def _logged(replica: DispatcherProcess, *lines: str) -> bool:
+    """The replica logs a call's end after it has ended the call: read its log until the line is there."""
+    log = replica.log()
+    return any(line in log for line in lines)
 
 
 async def _exists(path: Path) -> bool:
