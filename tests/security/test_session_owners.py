@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 import pytest
@@ -45,7 +46,9 @@ async def test_another_key_can_neither_read_nor_signal_nor_stop_a_session(make_d
 async def test_reads_of_unknown_ids_cost_no_provider_call_and_are_limited_per_key(
     make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    d = await make_dispatcher(keyed())
+    # A refill of one read per 1000 s: the 205 requests below take seconds on a loaded machine, and at
+    # the default 20/s the bucket refilled in that time, letting a DELETE through.
+    d = await make_dispatcher(dataclasses.replace(keyed(), read_rate_per_key=0.001))
     session_id = (await d.client.post("/start", json={"body": {}}, headers=A)).json()["session_id"]
     machines = d.state.machines
     asked: list[str] = []
