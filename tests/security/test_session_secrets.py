@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, Hello, Reply, encode
+from dispatcher.channel.secrets_vault import MemoryVault
 from tests.security.conftest import WAIT, MakeDispatcher, dial, stolen_credential
 from tests.support.cold_bot import next_assign
 
@@ -126,3 +127,21 @@ async def test_values_are_held_no_longer_than_needed_after_a_warm_claim_or_a_sto
     assert await held.waiting(cold)  # control: held for its bot
     assert (await d.client.delete(f"/sessions/{cold}")).status_code in (202, 204)
     assert not await held.waiting(cold), "a stopped session's values were kept"
+
+
+async def test_a_start_whose_values_cannot_be_held_is_refused_before_any_machine_is_launched(
+    make_dispatcher: MakeDispatcher,
+) -> None:
+    d = await make_dispatcher()
+    delivery = d.state.sessions._cold.delivery
+    delivery._local = MemoryVault(max_kept=0)  # as full as MAX_KEPT waiting sessions would make it
+
+    refused = await d.client.post("/start", json={"body": {"caller": CALLER_DATA}})
+
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "at_capacity", refused.text
+    assert refused.headers.get("Retry-After") is not None
+    assert await d.state.machines.list() == [], "a machine was launched for a session whose values had nowhere to wait"
+    delivery._local = MemoryVault()  # control: with room again, the same start launches its bot
+    started = await d.client.post("/start", json={"body": {"caller": CALLER_DATA}})
+    assert started.status_code in (200, 201), started.text
+    assert [m.session_id for m in await d.state.machines.list()] == [started.json()["session_id"]]
