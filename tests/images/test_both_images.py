@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from images.dockerignore import PatternMatcher, ignore_file_patterns
 from tests.images.closure import (
     BOT_DOCKERFILE,
     DISPATCHER_DOCKERFILE,
@@ -87,39 +88,14 @@ def test_image_has_no_architecture_specific_reference(path: Path) -> None:
     assert re.findall(r"amd64|x86_64|aarch64|arm64|linux/", text) == []
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as a regex: `**/` any directories (or none), `*` and `?` within one."""
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out)
-
-
 def _dockerignore_excludes(patterns: list[str], path: str) -> bool:
-    """Docker's rule: the last pattern matching the path or one of its parents decides."""
-    parts = path.strip("/").split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    excluded = False
-    for raw in patterns:
-        regex = _pattern_regex(raw.lstrip("!").strip("/"))
-        if any(regex.fullmatch(candidate) for candidate in candidates):
-            excluded = not raw.startswith("!")
-    return excluded
+    """BuildKit's rule (images/dockerignore.py): the last pattern matching the path or a parent decides."""
+    return PatternMatcher(patterns).matches_or_parent_matches(path.strip("/"))
 
 
 @pytest.fixture(scope="module")
 def dockerignore() -> list[str]:
-    lines = (REPO / ".dockerignore").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    return ignore_file_patterns(REPO / ".dockerignore")
 
 
 def test_dockerignore_keeps_the_venv_git_and_tests_out_of_the_build_context(dockerignore: list[str]) -> None:
