@@ -2,7 +2,8 @@
 
 Used by the tests (tests/infra/conftest.py) and by `python -m stacks.plan`. No CLI, plugins or
 credentials: the engine is replaced in-process. Mocked outputs are deterministic (derived from
-names), so two runs of the same configuration give identical recordings.
+names; an Image's contextHash from its files, as docker-build computes it), so two runs of the
+same configuration and files give identical recordings.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+
+from images.docker_build_model import image_context_hash
 
 ACCOUNT = "123456789012"
 GCP_PROJECT_NUMBER = "210987654321"
@@ -41,6 +44,7 @@ class Registration:
     ignore_changes: tuple[str, ...] = ()
     delete_before_replace: bool = False
     retain_on_delete: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)  # the state the (mocked) provider returned
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
         elif typ == "docker-build:index:Image":
             digest = "sha256:" + _digest(args.name)
             tags = inputs.get("tags") or [args.name]
-            state |= {"digest": digest, "ref": f"{tags[0]}@{digest}", "contextHash": _digest("ctx" + args.name)}
+            # docker-build's own context hash, from the real files (images/docker_build_model.py)
+            state |= {"digest": digest, "ref": f"{tags[0]}@{digest}",
+                      "contextHash": image_context_hash(unwrap(inputs), PROGRAM.parent)}
         elif typ.startswith("gcp:"):
             project = inputs.get("project", self.gcp_project)
             state["selfLink"] = f"https://www.googleapis.com/compute/v1/projects/{project}/global/{name}"
@@ -193,7 +199,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider, parent=request.parent, protect=bool(request.protect),
                 dependencies=tuple(sorted(request.dependencies)),
                 ignore_changes=tuple(request.ignoreChanges), delete_before_replace=bool(request.deleteBeforeReplace),
-                retain_on_delete=bool(request.retainOnDelete),
+                retain_on_delete=bool(request.retainOnDelete), outputs=rpc.deserialize_properties(response.object),
             )
             with self._lock:
                 self.registrations.append(record)
