@@ -9,21 +9,30 @@ the Image's inputs, and with them its digest, change only when the build context
 that touches only docs or stacks deploys no new task definition, template or revision. The
 commit is recorded as an extra tag on a separate `Index` that points at the built image: a new
 revision re-tags, it never rebuilds.
+
+The bot images also carry a label with the digest of the bot project's files (images/project_files.py):
+docker-build's own context hash reads the project folder through the repository's allow-list
+`.dockerignore` and would see an edit of bot.py as no change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_docker_build as docker_build
+
+from images import project_files
+from images.bot_project import BotProjectError
 
 # Paths are relative, so plans and state do not depend on the machine that built them, and relative
 # to the program folder (Pulumi.yaml's `main`, infra/): Pulumi starts every provider plugin with
 # the program's working directory, and docker-build resolves them from there. The build context is
 # the repository root.
 CONTEXT = ".."
+PROGRAM_FOLDER = Path(__file__).resolve().parent.parent / "infra"  # where the relative paths start
 # role -> (Dockerfile, target). bot-webrtc is built only for stacks with a TURN relay.
 DOCKERFILES = {"bot": ("../images/bot.Dockerfile", "runtime"),
                "dispatcher": ("../images/dispatcher.Dockerfile", "runtime"),
@@ -66,6 +75,7 @@ class Images(pulumi.ComponentResource):
     def __init__(self, name: str, args: ImagesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:images:Images", name, None, opts)
         refs: dict[str, pulumi.Output[str]] = {}
+        bot_labels = {project_files.DIGEST_LABEL: _project_digest(args.bot_project)}
         for role, (dockerfile, target) in DOCKERFILES.items():
             if role == "bot-webrtc" and not args.webrtc:
                 continue
@@ -76,9 +86,11 @@ class Images(pulumi.ComponentResource):
                 "password": pulumi.Output.secret(args.registry.password)}]
             context: docker_build.BuildContextArgsDict = {"location": CONTEXT}
             build_args: dict[str, str] = {}
+            labels = {"org.opencontainers.image.title": f"voicefleet-{role}", **args.labels}
             if role.startswith("bot"):
                 context["named"] = {BOT_PROJECT_CONTEXT: {"location": args.bot_project}}
                 build_args["BOT_EXCLUDE_PACKAGES"] = " ".join(args.bot_exclude_packages)
+                labels |= bot_labels  # an input Diff compares, so a bot change rebuilds
             image = docker_build.Image(
                 f"{name}-{role}",
                 tags=[pulumi.Output.concat(repository, ":", BUILD_TAG)],
@@ -89,7 +101,7 @@ class Images(pulumi.ComponentResource):
                 platforms=[docker_build.Platform(p) for p in args.platforms],
                 push=True,
                 build_on_preview=args.build_on_preview,
-                labels={"org.opencontainers.image.title": f"voicefleet-{role}", **args.labels},
+                labels=labels,
                 registries=registries,
                 cache_from=[{"registry": {"ref": cache}}],
                 # ECR only accepts registry caches as OCI image manifests; Artifact Registry takes
@@ -110,3 +122,12 @@ class Images(pulumi.ComponentResource):
         self.dispatcher = refs["dispatcher"]
         self.bot_webrtc = refs.get("bot-webrtc")
         self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher, "bot_webrtc": self.bot_webrtc})
+
+
+def _project_digest(location: str) -> str:
+    """The digest of the bot project's files; a project that cannot be read stops the program with
+    the reason and no traceback."""
+    try:
+        return project_files.digest(PROGRAM_FOLDER / location)
+    except BotProjectError as error:
+        raise pulumi.RunError(f"bot project {location}: {error}") from None

@@ -1,0 +1,101 @@
+"""The files the bot image takes from a bot project, and one digest of them: a bot change rebuilds the image.
+
+pulumi-docker-build rebuilds an Image when its inputs or its context hash change (v0.0.22
+`provider/internal/image.go:928-1056`). That hash filters the named context `bot-project` with the
+*main* context's ignore file (`context.go:237-249`, `305-337`): the repository's allow-list
+`.dockerignore`, which in a project folder keeps only pyproject.toml and uv.lock. Left alone, an edit
+of bot.py previews as "no changes" and the old bot keeps running. So the Images component puts this
+digest in the bot images' labels, which Diff compares (`image.go:975-977`) and which, unlike a build
+argument, neither needs an ARG in the Dockerfile nor touches the layer cache. An
+`images/bot.Dockerfile.dockerignore` would not do: docker-build would filter both contexts with it,
+but BuildKit reads it for the main context only (dockerfile/1.7.0 `frontend/dockerui/config.go:374-380`,
+used by MainContext `:402-449`), so to let every project file into the hash it would have to let the
+same names into the repository root.
+
+The files are the ones the build really takes, by the rules it really applies:
+1. BuildKit sends the folder filtered by the project's own `.dockerignore`, if it has one (the
+   Dockerfile frontend reads a local named context's ignore file from its root:
+   moby/buildkit dockerfile/1.7.0 `frontend/dockerui/namedcontext.go:189-234`);
+2. images/bot.Dockerfile copies it to /app with tar, leaving out COPY_EXCLUDES (tests/images checks
+   the Dockerfile passes exactly these, and that GNU tar keeps exactly what `files` returns).
+install_project.sh reads only dependency files of this set. A bake.py could read a left-out file
+(`.env`) through its bind mount; such a file does not count.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+from images.bot_project import BotProjectError
+from images.dockerignore import ignore_file_patterns, walk
+
+# images/bot.Dockerfile's `tar --exclude=` patterns, as GNU tar matches them for exclusion: wildcards
+# that match `/` too, tried on the member's name (`./x/y`) and on every tail after a `/`; an excluded
+# folder is not entered.
+COPY_EXCLUDES = ("./.venv", "./.git", "__pycache__", "*.pyc", "./.env", "./.env.*")
+DIGEST_LABEL = "voicefleet.bot-project.digest"
+
+
+def _copied(path: str) -> bool:
+    name = f"./{path}"
+    tails = [name] + [name[index + 1:] for index, char in enumerate(name) if char == "/"]
+    return not any(fnmatch.fnmatchcase(tail, pattern) for tail in tails for pattern in COPY_EXCLUDES)
+
+
+def files(project: Path) -> list[tuple[str, os.stat_result]]:
+    """(path relative to the project, lstat) of every entry the image takes, folders before what they hold."""
+    try:
+        excludes = ignore_file_patterns(project / ".dockerignore")
+    except OSError:
+        excludes = []  # BuildKit ignores an ignore file it cannot read (namedcontext.go:214-216)
+    taken: list[tuple[str, os.stat_result]] = []
+    skipped: list[str] = []  # folders tar does not enter
+
+    def visit(path: str, lstat: os.stat_result) -> None:
+        if any(path.startswith(folder) for folder in skipped):
+            return
+        if not _copied(path):
+            skipped.extend([f"{path}/"] if stat.S_ISDIR(lstat.st_mode) else [])
+            return
+        if stat.S_ISDIR(lstat.st_mode) or stat.S_ISREG(lstat.st_mode) or stat.S_ISLNK(lstat.st_mode):
+            taken.append((path, lstat))  # a pipe or socket in a project is nothing a bot can use
+
+    try:
+        walk(project, excludes, visit)
+    except ValueError as error:  # a pattern BuildKit would refuse too
+        raise BotProjectError(f"{project / '.dockerignore'}: {error}") from None
+    except OSError as error:
+        raise BotProjectError(f"{project}: cannot read {error.filename}: {error.strerror}") from None
+    return taken
+
+
+def digest(project: Path) -> str:
+    """`sha256:<hex>` of the paths, kinds, image modes and contents of `files(project)`.
+
+    Modes count as the image has them (`chmod -R a+rX,go-w`); timestamps do not, so a checkout on
+    another machine has the same digest.
+    """
+    total = hashlib.sha256()
+    for path, lstat in files(project):
+        mode = lstat.st_mode
+        if stat.S_ISLNK(mode):
+            kind, content = b"l", os.fsencode(os.readlink(project / path))  # tar copies the link itself
+        elif stat.S_ISDIR(mode):
+            kind, content = b"d", b""
+        else:
+            kind, content = b"f", _file_digest(project / path)
+        image_mode = (stat.S_IMODE(mode) | 0o444 | (0o111 if mode & 0o111 or kind == b"d" else 0)) & ~0o022
+        total.update(b"%s %o %s\0%s\0" % (kind, image_mode, os.fsencode(path), content))
+    return f"sha256:{total.hexdigest()}"
+
+
+def _file_digest(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+    except OSError as error:
+        raise BotProjectError(f"cannot read {path}: {error.strerror}") from None
