@@ -76,9 +76,8 @@ def create_app(
                             max_session_seconds=settings.max_session_seconds)
     if replication is not None:
         replication.attach_reserve(reserve)
-    attach = getattr(machines, "attach_channel", None)
-    if channel_access is not None and attach is not None:
-        attach(channel_access)  # local bots are told where to dial, and with which credential
+    if channel_access is not None:
+        machines.attach_channel(channel_access)  # local bots are told where to dial, and with which credential
     state = AppState(
         settings=settings,
         machines=machines,

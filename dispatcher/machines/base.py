@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.outbound.ratelimit import Rate
 
 
 class MachineState(enum.StrEnum):
@@ -141,6 +143,13 @@ class Machines(Protocol):
         """Release clients; for local machines, stop every bot (no orphans)."""
         ...
 
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Where this provider's bots dial the channel, and the credentials they get, known once the
+        dispatcher's socket is bound. Local bots are told at launch; cloud bots read the address
+        from their own configuration (`BOT_CHANNEL_URL`, the instance template), so for them it
+        changes nothing."""
+        ...
+
 
 @runtime_checkable
 class WarmMachines(Machines, Protocol):
@@ -170,4 +179,15 @@ class WarmMachines(Machines, Protocol):
 
     async def idle_machines(self) -> list[IdleMachine]:
         """Reserve machines the provider still runs (warming or idle), for counting and the reaper."""
+        ...
+
+    @property
+    def create_rate(self) -> Rate | None:
+        """The provider's own limit on creating machines, which the reserve mirrors so its refills
+        never take the tokens a cold start needs; None: the reserve paces launches by itself."""
+        ...
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        """Why a reserve bot that never said hello exited, where the provider can tell (a local
+        process's exit code and last words); None when it cannot or the bot has not exited."""
         ...

@@ -38,9 +38,9 @@ def build_reserve(
                    max_session_seconds=max_session_seconds)
 
 
-def _launch_tokens(machines: Machines) -> LaunchTokens | None:
+def _launch_tokens(machines: WarmMachines) -> LaunchTokens | None:
     """A mirror of the provider's create bucket, so refills never starve a cold start."""
-    rate = getattr(machines, "create_rate", None)
+    rate = machines.create_rate
     if rate is None:
         return None
     return LaunchTokens(per_second=rate.per_second, burst=rate.burst)

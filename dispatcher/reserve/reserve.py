@@ -255,7 +255,7 @@ class Reserve:
             if bot_id not in running or now - self._warming[bot_id] > deadline:
                 del self._warming[bot_id]
                 # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
-                exited = getattr(self._machines, "exit_detail", lambda bot_id: None)(bot_id)
+                exited = self._machines.exit_detail(bot_id)
                 self._bot_failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
                 await self._retirements.retire(bot_id, "never_connected")
 

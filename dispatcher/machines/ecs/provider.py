@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
@@ -337,6 +338,10 @@ class EcsMachines:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: An ECS task's bot finds the channel in its task's environment overrides
+        (`BOT_CHANNEL_URL`), and its credential travels with each launch."""
 
 
 def _refusal(exc: AwsError) -> MachinesError:

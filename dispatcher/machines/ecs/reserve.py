@@ -143,3 +143,7 @@ class EcsWarmMachines(EcsMachines):
         if tasks:
             return tasks
         return [t for t in await self._reserve_tasks() if _tags(t).get(TAG_SESSION) == session_id]
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        """A cloud machine's exit is not seen here: a bot that never dialled in is only missing."""
+        return None

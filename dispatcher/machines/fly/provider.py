@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -291,3 +292,7 @@ class FlyMachines:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: A Fly Machine's bot finds the channel in its machine config
+        (`BOT_CHANNEL_URL`), and its credential travels with each launch."""

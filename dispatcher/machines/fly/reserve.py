@@ -26,6 +26,7 @@ from dispatcher.machines.fly.provider import (
     FlySettings,
     to_machine,
 )
+from dispatcher.outbound.ratelimit import Rate
 
 META_IDLE = "voicefleet_idle"
 
@@ -38,7 +39,7 @@ class FlyWarmMachines(FlyMachines):
         self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
 
     @property
-    def create_rate(self) -> Any:
+    def create_rate(self) -> Rate:
         return self.settings.create_rate
 
     def _idle_body(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
@@ -115,3 +116,7 @@ class FlyWarmMachines(FlyMachines):
     async def idle_machines(self) -> list[IdleMachine]:
         return [IdleMachine(m["config"]["metadata"][META_IDLE], to_machine(m).created_at)
                 for m in await self._list_idle()]
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        """A cloud machine's exit is not seen here: a bot that never dialled in is only missing."""
+        return None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import gce_metadata_items
 from dispatcher.machines.gce.auth import GceAuth
@@ -313,3 +314,7 @@ class GceMachines:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: A Compute Engine bot's bot finds the channel in the instance template's metadata
+        (`BOT_CHANNEL_URL`), and its credential travels with each launch."""

@@ -24,6 +24,7 @@ from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Mach
 from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
 from dispatcher.machines.gce.provider import GceMachines, GceSettings, to_machine
+from dispatcher.outbound.ratelimit import Rate
 
 LABEL_IDLE = "voicefleet-idle"
 _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short enough for a VM name
@@ -39,6 +40,11 @@ class GceWarmMachines(GceMachines):
         self.max_run_seconds = int(max_idle_seconds) + max_session_seconds + settings.grace_seconds
         # The template names the image; a new image is a new template and a new dispatcher revision.
         self.bot_image = settings.template_path
+
+    @property
+    def create_rate(self) -> Rate | None:
+        """None: the reserve paces its own inserts (the provider's insert bucket is not mirrored)."""
+        return None
 
     def idle_name(self, bot_id: str) -> str:
         if not _BOT_ID.match(bot_id):
@@ -124,3 +130,6 @@ class GceWarmMachines(GceMachines):
                 return idle
             params = {**params, "pageToken": page["nextPageToken"]}
 
+    def exit_detail(self, bot_id: str) -> str | None:
+        """A cloud machine's exit is not seen here: a bot that never dialled in is only missing."""
+        return None

@@ -37,6 +37,7 @@ from dispatcher.machines.base import (
 )
 from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
 from dispatcher.machines.local.parent_death import die_with_parent
+from dispatcher.outbound.ratelimit import Rate
 
 log = logging.getLogger("dispatcher.machines.local.provider")
 
@@ -198,6 +199,11 @@ class LocalMachines:
         bot = self._idle.pop(bot_id, None)
         if bot is not None:
             await self._terminate(bot)
+
+    @property
+    def create_rate(self) -> Rate | None:
+        """None: starting a process has no provider limit to mirror."""
+        return None
 
     def exit_detail(self, bot_id: str) -> str | None:
         """Why a reserve bot exited before its hello (its exit and its own `ended` detail), if it did."""

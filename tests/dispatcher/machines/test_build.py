@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.factory import build_machines, build_rooms
-from dispatcher.machines.base import WarmMachines
+from dispatcher.machines.base import Machines, WarmMachines
 from dispatcher.machines.fly.provider import FlyMachines
 from dispatcher.machines.gce.provider import GceMachines
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.machines.local.provider import LocalMachines
 from dispatcher.media.daily import DailyRooms
 from dispatcher.settings import Settings, SettingsError
 
@@ -55,3 +57,42 @@ def test_ecs_mode_names_its_missing_variable() -> None:
 
 def test_local_mode_has_no_rooms() -> None:
     assert build_rooms(Settings(), {}) is None
+
+
+ECS = {"AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "s",
+       "ECS_SECURITY_GROUPS": "g", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+CHANNEL = {"BOT_CHANNEL_URL": "wss://d.example/bots/channel"}
+
+
+@pytest.mark.parametrize(("kind", "env"), [("ecs", ECS), ("gce", GCE), ("fly", FLY)])
+async def test_a_cloud_provider_has_no_channel_to_attach_with_or_without_a_reserve(
+    kind: str, env: dict[str, str]
+) -> None:
+    for machines in (build_machines(Settings(machines=kind), env),
+                     build_machines(Settings(machines=kind), {**env, **CHANNEL})):
+        assert isinstance(machines, Machines)  # every member of the protocol, none probed for
+        machines.attach_channel(ChannelAccess.generated())  # its bots read BOT_CHANNEL_URL: nothing changes
+        await machines.aclose()
+
+
+@pytest.mark.parametrize(("kind", "env", "rate"), [
+    ("ecs", ECS, "run_task_rate"),
+    ("fly", FLY, "create_rate"),
+    ("gce", GCE, None),  # the reserve paces its own inserts
+])  # fmt: skip
+async def test_each_warm_provider_says_which_create_limit_its_reserve_mirrors(
+    kind: str, env: dict[str, str], rate: str | None
+) -> None:
+    machines = build_machines(Settings(machines=kind), {**env, **CHANNEL})
+    assert isinstance(machines, WarmMachines)
+    expected = getattr(machines.settings, rate) if rate is not None else None  # type: ignore[attr-defined]
+    assert machines.create_rate == expected
+    assert machines.exit_detail("never-dialled") is None  # a cloud bot's exit is not seen from here
+    await machines.aclose()
+
+
+def test_local_machines_mirror_no_create_limit_and_know_no_exit_of_a_bot_they_never_started() -> None:
+    machines = LocalMachines()
+    assert isinstance(machines, WarmMachines)
+    assert machines.create_rate is None
+    assert machines.exit_detail("unknown-bot") is None

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.metrics import Metrics
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
@@ -52,6 +54,14 @@ class Machines:
     async def stop(self, session_id: str) -> bool: ...
     async def list(self) -> list[Machine]: ...
     async def aclose(self) -> None: ...
+    def attach_channel(self, access: ChannelAccess) -> None: ...
+
+    @property
+    def create_rate(self) -> Rate | None:
+        return None
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        return None
 
 
 @pytest.fixture(scope="module")

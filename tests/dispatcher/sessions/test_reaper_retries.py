@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.metrics import Metrics
 from dispatcher.sessions import reaper as reaper_module
@@ -43,6 +44,8 @@ class ListedMachines:
         return list(self.machines)
 
     async def aclose(self) -> None: ...
+
+    def attach_channel(self, access: ChannelAccess) -> None: ...
 
 
 def ended(session_id: str) -> Machine:
