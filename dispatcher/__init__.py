@@ -11,7 +11,8 @@ holds them to one direction of imports. Lowest first, each may import only what 
     media/                      Daily rooms, TURN, ICE
     reserve/                    warm bots, claimed once
     sessions/                   the session lifecycle, admission, the reaper
-    api/, phone/                the HTTP API; carriers' WebSockets and webhooks
-    app, factory, server,       wiring: build everything from settings and serve it (uvicorn's
-    draining, __main__          limits, a drain that lets calls finish on SIGTERM)
+    phone/                      phone calls: who may open one, its bot and its media relay
+    api/                        the whole HTTP surface: every route, WebSocket endpoint, middleware
+    app, wiring, factory,       the object graph built once from settings (wiring, factory) and
+    server, draining, __main__  served (uvicorn's limits, a drain that lets calls finish on SIGTERM)
 """

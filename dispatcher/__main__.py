@@ -7,12 +7,16 @@ import logging
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from dispatcher import log_redaction
 from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
 from dispatcher.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
+
+if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
+    from dispatcher.api.state import AppState
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -90,19 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"dispatcher: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    access = app.state.voicefleet.channel_access
-    if access is not None and settings.machines == "local":
-        access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
+    state: AppState = app.state.voicefleet
+    if state.channel_access is not None and settings.machines == "local":
+        state.channel_access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
                             graceful_shutdown_seconds=grace)
-    phone = app.state.phone
+    phone = state.phone
     server = DrainingServer(
         config,
         calls=lambda: phone.active_calls,
         start_draining=phone.start_draining,
         drain_seconds=phone.settings.drain_seconds,
-        replica_drain=app.state.drain,
+        replica_drain=state.replication.drain if state.replication is not None else None,  # on SIGTERM
     )
     if settings.machines == "local":
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",

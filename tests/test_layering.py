@@ -6,6 +6,7 @@ apart. The layers are the ones `dispatcher/__init__.py` and docs/architecture.md
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -25,9 +26,10 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.media",),
     ("dispatcher.reserve",),
     ("dispatcher.sessions",),
-    ("dispatcher.api", "dispatcher.phone"),
-    ("dispatcher.app", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction", "dispatcher.server",
-     "dispatcher.draining", "dispatcher"),
+    ("dispatcher.phone",),
+    ("dispatcher.api",),
+    ("dispatcher.app", "dispatcher.wiring", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction",
+     "dispatcher.server", "dispatcher.draining", "dispatcher"),
 ]
 # Between the repository's top-level packages, lowest first: the channel contract both sides share,
 # the bot host, the dispatcher, then the infrastructure that packages and deploys them.
@@ -152,6 +154,35 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+# What puts an endpoint or a layer on an app: route and WebSocket decorators, the calls that add
+# routes, routers or middleware, and the route classes themselves. All of it is in dispatcher/api/.
+ROUTE_DECORATORS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "trace", "websocket",
+                              "api_route", "route", "websocket_route", "middleware"})
+ROUTE_CALLS = frozenset({"add_api_route", "add_api_websocket_route", "add_websocket_route", "add_route",
+                         "add_middleware", "include_router", "mount", "host"})
+ROUTE_CLASSES = frozenset({"APIRouter", "APIRoute", "APIWebSocketRoute", "Router", "Route", "WebSocketRoute",
+                           "Mount", "Host"})
+HTTP_PACKAGES = ("fastapi", "starlette")
+
+
+def http_surface(source: str) -> list[str]:
+    """Where `source` defines a route, a WebSocket endpoint or middleware, as `line: what`."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Attribute) and target.attr in ROUTE_DECORATORS:
+                    found.append(f"{decorator.lineno}: @{ast.unparse(target)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ROUTE_CALLS:
+            found.append(f"{node.lineno}: {ast.unparse(node.func)}()")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in HTTP_PACKAGES:
+            found += [f"{node.lineno}: imports {alias.name}" for alias in node.names if alias.name in ROUTE_CLASSES]
+        elif isinstance(node, ast.Attribute) and node.attr in ROUTE_CLASSES:
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
 def test_every_dispatcher_module_has_a_layer() -> None:
     unplaced = [m for m in imports() if m.startswith("dispatcher") and layer_of(m, DISPATCHER_LAYERS) is None]
     assert unplaced == [], "place these in DISPATCHER_LAYERS (and dispatcher/__init__.py's picture)"
@@ -169,6 +200,41 @@ def test_no_import_cycles_anywhere() -> None:
     assert cycles(imports()) == []
 
 
+def test_every_route_websocket_endpoint_and_middleware_is_in_dispatcher_api() -> None:
+    outside = {name: where for name, path in sorted(modules().items())
+               if name.startswith("dispatcher") and name != "dispatcher.api" and not name.startswith("dispatcher.api.")
+               and (where := http_surface(path.read_text()))}
+    assert outside == {}, "the dispatcher's HTTP surface lives in dispatcher/api/ (its routers: api/routers/)"
+
+
+FOUNDATION = DISPATCHER_LAYERS[0]
+
+
+def architecture_layers(page: str) -> dict[str, str]:
+    """docs/architecture.md's layers picture: each layer's text by its package (`api`, `app`, ...)."""
+    picture = page.split("## The dispatcher's layers", 1)[1].split("```", 2)[1]
+    layers = re.split(r"\n(?=\s{0,2}\d+\s)", picture.strip("\n"))
+    return {layer.split()[1].rstrip("/"): layer for layer in layers}
+
+
+def unnamed_modules(layers: dict[str, str], names: list[str]) -> list[str]:
+    """The dispatcher modules (`dispatcher.api.routers.ops`) whose layer's text does not name them."""
+    missing = []
+    for name in names:
+        parts = name.split(".")
+        package = parts[1] if len(parts) > 2 else ("foundation" if name in FOUNDATION else "app")
+        if not re.search(rf"(?<![\w.]){re.escape(parts[-1])}\b", layers.get(package, "")):
+            missing.append(name)
+    return missing
+
+
+def test_the_architecture_page_names_every_dispatcher_module_in_its_layer() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    names = [name for name, path in sorted(modules().items())
+             if name.startswith("dispatcher.") and path.name != "__init__.py"]
+    assert unnamed_modules(architecture_layers(page), names) == []
+
+
 # The checks themselves, on small graphs: they must see what they are for.
 def test_the_layer_check_sees_an_upward_import() -> None:
     graph = {"dispatcher.outbound.retry": {"dispatcher.machines.base"}, "dispatcher.machines.base": set()}
@@ -179,7 +245,9 @@ def test_the_layer_check_sees_an_upward_import() -> None:
 def test_a_new_top_level_module_has_no_layer_until_it_is_placed() -> None:
     assert layer_of("dispatcher.something_new", DISPATCHER_LAYERS) is None
     assert layer_of("dispatcher", DISPATCHER_LAYERS) == len(DISPATCHER_LAYERS) - 1
-    assert layer_of("dispatcher.api.routes", DISPATCHER_LAYERS) == layer_of("dispatcher.phone.calls", DISPATCHER_LAYERS)
+    routes = layer_of("dispatcher.api.routers.carriers", DISPATCHER_LAYERS)
+    rules = layer_of("dispatcher.phone.calls", DISPATCHER_LAYERS)
+    assert routes is not None and rules is not None and routes > rules  # phone/ never imports api/
 
 
 def test_the_cycle_check_sees_a_cycle_through_three_modules() -> None:
@@ -192,8 +260,37 @@ def test_the_cycle_check_sees_a_cycle_through_three_modules() -> None:
     ("from . import rooms", {"dispatcher.media", "dispatcher.media.rooms"}),
     ("from ..machines.base import Machines", {"dispatcher.machines.base"}),
     ("import dispatcher.sessions.reaper as reaper", {"dispatcher.sessions.reaper"}),
-    ("def f():\n    from dispatcher.api.routes import router", {"dispatcher.api.routes"}),
+    ("def f():\n    from dispatcher.api.routers.sessions import router", {"dispatcher.api.routers.sessions"}),
     ("if TYPE_CHECKING:\n    from dispatcher.sessions.service import SessionService", {"dispatcher.sessions.service"}),
 ])
 def test_imports_are_read_in_every_form(text: str, expected: set[str]) -> None:
     assert imported_modules(text, "dispatcher.media.probe", False, modules()) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "@router.websocket('/ws/{carrier}')\nasync def stream(websocket): ...",
+    "@app.get('/healthz', tags=['ops'])\nasync def healthz(request): ...",
+    "@router.post\nasync def start(request): ...",
+    "app.include_router(router)",
+    "app.add_middleware(JsonBodies)",
+    "app.add_api_websocket_route('/bots/channel', bot_channel)",
+    "app.mount('/static', StaticFiles(directory='static'))",
+    "from fastapi import APIRouter",
+    "from starlette.routing import WebSocketRoute",
+    "import fastapi\nrouter = fastapi.APIRouter()",
+])
+def test_the_http_surface_check_sees_an_endpoint_in_every_form(text: str) -> None:
+    assert http_surface(text) != []
+
+
+def test_the_http_surface_check_lets_a_module_use_requests_and_sockets() -> None:
+    text = "from fastapi import FastAPI, Request, WebSocket\nasync def f(websocket: WebSocket) -> None:\n" \
+           "    await websocket.accept()\n    headers.get('host')\n"
+    assert http_surface(text) == []
+
+
+def test_the_architecture_check_sees_a_module_missing_from_its_layer() -> None:
+    page = "## The dispatcher's layers\n\n```\n 2  api/  state · mount\n 1  foundation  settings.py\n```\n"
+    layers = architecture_layers(page)
+    names = ["dispatcher.api.state", "dispatcher.api.routers.ops", "dispatcher.settings", "dispatcher.wiring"]
+    assert unnamed_modules(layers, names) == ["dispatcher.api.routers.ops", "dispatcher.wiring"]

@@ -119,3 +119,9 @@ class ErrorDetail(BaseModel):
 class ErrorOut(BaseModel):
     error: ErrorDetail
     detail: str = Field(description="The message again, where Pipecat's clients look for it.")
+
+
+# Every error status a session route may answer, each documented with the one error body.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
+}

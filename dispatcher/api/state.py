@@ -1,10 +1,9 @@
-"""What routes need, built once per app and reached through `request.app.state.voicefleet`."""
+"""The app's one state object: everything the routes reach, built once per app by
+dispatcher/wiring.py and reached through `app_state` (dispatcher/api/dependencies.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from fastapi import Request
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
@@ -17,8 +16,8 @@ from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.metrics import Metrics
+from dispatcher.phone.state import PhoneState
 from dispatcher.reserve.reserve import Reserve
-from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
 from dispatcher.settings import Settings
@@ -37,6 +36,7 @@ class AppState:
     read_limit: PerKeyLimit  # GET and DELETE of a session, and its signalling
     reaper: Reaper
     ice_servers: IceServers
+    phone: PhoneState  # phone calls: carriers' tokens, the calls in flight, the drain that waits for them
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     remote: StoreRemote | None = None  # with a shared store: the replica a session's owner record names
@@ -52,19 +52,3 @@ class AppState:
             await self.rooms.aclose()
         if self.replication is not None:
             await self.replication.aclose()
-
-
-def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.voicefleet
-    return state
-
-
-async def caller(request: Request) -> str:
-    """FastAPI dependency: the authenticated caller's id (401 otherwise). `async` although it
-    never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
-    return app_state(request).auth.caller(request.headers.get("authorization"))
-
-
-async def identified(request: Request) -> Caller:
-    """FastAPI dependency: the authenticated caller with its owner key (401 otherwise)."""
-    return app_state(request).auth.identify(request.headers.get("authorization"))

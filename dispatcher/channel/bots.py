@@ -1,6 +1,6 @@
 """The dispatcher's end of the bot control channel: which bots are connected, and talking to them.
 
-Bots dial in (botchannel/contract.py has the contract; dispatcher/channel/route.py the
+Bots dial in (botchannel/contract.py has the contract; dispatcher/api/routers/bots.py the
 WebSocket route), each with the credential of the machine it runs on
 (dispatcher/channel/credentials.py). A bot that says hello with a session id is that session's
 bot (a cold launch, whose credential names the session); one with none is idle, waiting in this

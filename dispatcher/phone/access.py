@@ -4,19 +4,32 @@ A WebSocket upgrade is let in by, in this order: a one-time path token (`/ws/{ca
 any carrier); Twilio's `X-Twilio-Signature` over the `wss://` URL; Exotel's Basic credential
 (`wss://KEY:TOKEN@host/...`); or nothing at all on a keyless local loopback dispatcher. Anything
 else is refused with HTTP 403 before the handshake completes.
+
+Past the proof: a token's call is the session of the key that asked for it (a key removed since
+opens nothing), a token is spent at every replica when they share a store, and the bot's `body` is
+the token's (a `?body=` in the URL only on a keyless dispatcher, as Pipecat Cloud's generic path).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
+import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_valid
+from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens, TokenRefused
+from dispatcher.sessions.ids import Caller
+from dispatcher.store.client import StoreUnavailable
+
+log = logging.getLogger("dispatcher.phone")
+MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
 
 
 @dataclass(frozen=True)
@@ -80,3 +93,49 @@ def admit_upgrade(
     if settings.keyless:
         return Admitted("keyless")
     raise Refused("no_proof")
+
+
+def call_owner(state: PhoneState, admitted: Admitted) -> Caller | None:
+    """A token's call is the session of the key that asked for it; any other call is the phone path's."""
+    if admitted.owner is None:
+        return None
+    owner = state.owners(admitted.owner)
+    if owner is None:  # the key was removed since it asked: its token opens nothing
+        raise Refused("token_owner_unknown")
+    return owner
+
+
+async def spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
+    """A token this replica had not seen may have opened a call at another one: the store says."""
+    if state.shared_spent is None or admitted.token_id is None or admitted.expires is None:
+        return
+    try:
+        first = await state.shared_spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0)
+    except StoreUnavailable:
+        # This replica's own memory still refused a replay here; another replica's may not have seen
+        # it. A replayed token names the same session (its key), so it reaches that session, never a
+        # second machine: accepted, and said in the log, rather than failing every call.
+        log.warning("phone: the store did not answer; token %s checked at this replica only", admitted.token_id)
+        return
+    if not first:
+        raise Refused("token_replayed")
+
+
+def call_body(admitted: Admitted, query_body: str | None) -> Mapping[str, Any]:
+    """The bot's `body`: the token's (from `POST /start`), or `?body=` on a keyless dispatcher
+    (as Pipecat Cloud's generic endpoint, which takes it only where no auth is configured)."""
+    if admitted.body:
+        return admitted.body
+    if query_body is None:
+        return {}
+    if admitted.how != "keyless":
+        raise Refused("query_body_needs_a_token")  # a signed stream's body comes from its token
+    if len(query_body) > MAX_QUERY_BODY_BYTES * 4 // 3 + 4:
+        raise Refused("query_body_too_large")
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(query_body + "=" * (-len(query_body) % 4)))
+    except (ValueError, binascii.Error):
+        raise Refused("query_body_not_base64_json") from None
+    if not isinstance(decoded, dict):
+        raise Refused("query_body_not_an_object")
+    return decoded

@@ -1,12 +1,10 @@
-"""What the phone routes need, built once per app (`app.state.phone`)."""
+"""What phone calls need, built once per app; the routes reach it as the app state's `phone`."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-from starlette.requests import HTTPConnection
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.metrics import Metrics
@@ -70,8 +68,3 @@ def build_phone_state(
         shared_spent=coordination.spent if coordination is not None else None,
         owners=owners,
     )
-
-
-def phone_state(connection: HTTPConnection) -> PhoneState:
-    state: PhoneState = connection.app.state.phone
-    return state

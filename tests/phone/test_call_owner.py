@@ -19,8 +19,8 @@ from dispatcher.machines.base import Machines
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.sessions.ids import Caller, owned_by
 from dispatcher.settings import hash_api_key
-from tests.dispatcher.phone.conftest import API_KEY, EXOTEL, Phone, _phone
 from tests.fakes.carriers import CarrierCall
+from tests.support.phone_dispatcher import API_KEY, EXOTEL, Phone, phone_dispatcher
 from tests.support.processes import pid_alive
 
 ASKER = {"Authorization": f"Bearer {API_KEY}"}
@@ -32,7 +32,7 @@ OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 async def dispatcher() -> AsyncIterator[Phone]:
     """Two API keys and the carriers' own proofs; calls' bots are real processes (a bot host
     running a user bot in Pipecat's shape)."""
-    async for phone in _phone(keyed=True, more_keys=(OTHER_KEY,)):
+    async for phone in phone_dispatcher(keyed=True, more_keys=(OTHER_KEY,)):
         yield phone
 
 
@@ -93,7 +93,7 @@ async def test_the_token_names_its_owner_by_the_keys_public_id_never_by_its_owne
 
 async def test_a_token_whose_key_was_removed_since_opens_no_call(dispatcher: Phone) -> None:
     token = (await dispatcher.api.post("/start", json={"transport": "exotel"}, headers=ASKER)).json()["token"]
-    dispatcher.app.state.phone.owners = Authenticator(frozenset({hash_api_key("a-new-key-only")})).by_id
+    dispatcher.app.state.voicefleet.phone.owners = Authenticator(frozenset({hash_api_key("a-new-key-only")})).by_id
     with pytest.raises(InvalidStatus) as refused:
         async with connect(dispatcher.ws(f"/ws/exotel/{token}"), proxy=None):
             pass

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.phone.access import admit_upgrade
+from dispatcher.phone.access import admit_upgrade, spend_everywhere
 from dispatcher.phone.calls import PhoneCalls
 from dispatcher.phone.media_links import MediaLinks
-from dispatcher.phone.routes import _spend_everywhere
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens
@@ -29,7 +28,7 @@ def replica(spent: SpentOnce | None) -> PhoneState:
 
 async def admit(state: PhoneState, token: str) -> None:
     admitted = admit_upgrade(state.settings, state.tokens, "twilio", token, {}, URL)
-    await _spend_everywhere(state, admitted)
+    await spend_everywhere(state, admitted)
 
 
 async def test_the_store_says_first_use_once(store: Store) -> None:
@@ -71,6 +70,7 @@ def test_a_dispatcher_with_a_store_spends_call_tokens_there_and_one_without_keep
 
     env = {"DISPATCHER_API_KEYS": "k" * 32, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
            "RESERVE_MAX_IDLE": "0"}
-    assert isinstance(create_app(env=env).state.phone.shared_spent, SpentOnce)  # no connection until it serves
+    # No connection until it serves.
+    assert isinstance(create_app(env=env).state.voicefleet.phone.shared_spent, SpentOnce)
     alone = {k: v for k, v in env.items() if k not in ("REDIS_URL", "REPLICA_ID")}
-    assert create_app(env=alone).state.phone.shared_spent is None
+    assert create_app(env=alone).state.voicefleet.phone.shared_spent is None

@@ -19,9 +19,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from dispatcher.api.state import caller
+from dispatcher.api.dependencies import caller
 
-ASSETS_DIR = Path(__file__).parent / "docs_assets"
+ASSETS_DIR = Path(__file__).parents[1] / "docs_assets"
 ASSETS_PATH = "/docs-assets"
 OPENAPI_PATH = "/openapi.json"
 DOCS_CSP = (

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatcher.phone.media_links import MediaLink, MediaLinks
-from tests.dispatcher.phone.conftest import Phone
+from tests.support.phone_dispatcher import Phone
 
 SESSION = "media-race-session"
 
@@ -17,7 +17,7 @@ SESSION = "media-race-session"
 async def test_a_call_that_ends_during_the_bots_handshake_closes_its_socket_cleanly(
     keyless: Phone, caplog: pytest.LogCaptureFixture
 ) -> None:
-    links: MediaLinks = keyless.app.state.phone.calls.links
+    links: MediaLinks = keyless.app.state.voicefleet.phone.calls.links
     _, secret = links.expect(SESSION)
     claim = links.claim
 

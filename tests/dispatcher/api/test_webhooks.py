@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 from dispatcher.phone.signatures import twilio_signature
-from tests.dispatcher.phone.conftest import PLIVO_TOKEN, PUBLIC, TWILIO_TOKEN, Phone
+from tests.support.phone_dispatcher import PLIVO_TOKEN, PUBLIC, TWILIO_TOKEN, Phone
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 CALL = {"CallSid": "CA0001", "From": "+14155550100", "To": "+14155550199", "AccountSid": "AC1"}
@@ -36,7 +36,7 @@ async def test_twilio_webhook_answers_twiml_that_streams_to_a_one_time_url(keyed
     assert stream is not None
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params == {"from_number": "+14155550100", "to_number": "+14155550199"}
-    keyed.app.state.phone.tokens.check(stream_token(answer.text, "twilio"), "twilio")  # a valid token
+    keyed.app.state.voicefleet.phone.tokens.check(stream_token(answer.text, "twilio"), "twilio")  # a valid token
     assert keyed.launches == []  # nothing starts before the carrier opens the stream
 
 
@@ -65,7 +65,7 @@ async def test_plivo_answer_url_streams_bidirectionally_and_refuses_forged_and_r
     stream = ElementTree.fromstring(good.text).find("./Stream")
     assert stream is not None and stream.get("bidirectional") == "true" and stream.get("keepCallAlive") == "true"
     assert stream.get("contentType") == "audio/x-mulaw;rate=8000"
-    keyed.app.state.phone.tokens.check(stream_token(good.text, "plivo"), "plivo")
+    keyed.app.state.voicefleet.phone.tokens.check(stream_token(good.text, "plivo"), "plivo")
     forged = await keyed.api.post("/phone/plivo", content=urlencode(call), headers=plivo_headers(call, "n-2", "x"))
     assert forged.status_code == 403
     replay = await keyed.api.post("/phone/plivo", content=urlencode(call), headers=plivo_headers(call, "n-1"))
@@ -84,7 +84,7 @@ async def test_telnyx_texml_webhook_valid_forged_expired_and_replayed(keyed: Pho
     assert good.status_code == 200, good.text
     stream = ElementTree.fromstring(good.text).find("./Connect/Stream")
     assert stream is not None and stream.get("bidirectionalMode") == "rtp"
-    keyed.app.state.phone.tokens.check(stream_token(good.text, "telnyx"), "telnyx")
+    keyed.app.state.voicefleet.phone.tokens.check(stream_token(good.text, "telnyx"), "telnyx")
 
     tampered = await keyed.api.post("/phone/telnyx", content=body + b"&x=1", headers=telnyx_headers(keyed, body, now))
     assert tampered.status_code == 403 and tampered.json()["error"]["code"] == "signature_forged"

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from dispatcher.phone.signatures import twilio_signature
 from dispatcher.phone.tokens import CallTokens
-from tests.dispatcher.phone.conftest import API_KEY, EXOTEL, TWILIO_TOKEN, Phone
+from tests.support.phone_dispatcher import API_KEY, EXOTEL, TWILIO_TOKEN, Phone
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -62,7 +62,7 @@ async def test_a_forged_token_is_refused_before_any_machine(keyed: Phone) -> Non
 
 async def test_an_expired_token_is_refused_and_a_fresh_one_is_not(keyed: Phone) -> None:
     now = [1_000_000.0]
-    state = keyed.app.state.phone
+    state = keyed.app.state.voicefleet.phone
     state.tokens = CallTokens(state.settings.token_key, clock=lambda: now[0])
     stale, _ = state.tokens.mint("plivo")
     fresh, _ = state.tokens.mint("plivo")

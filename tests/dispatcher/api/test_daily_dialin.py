@@ -47,7 +47,7 @@ async def _cloud(fake_fly: FakeFly, fake_daily: FakeDaily, env: dict[str, str]) 
 
     machines.launch = recorded  # type: ignore[method-assign]
     app = create_app(settings, env={"DAILY_DIALIN_SECRET": SECRET}, machines=machines, rooms=rooms)
-    phone: PhoneState = app.state.phone
+    phone: PhoneState = app.state.voicefleet.phone
     phone.clock = lambda: cloud.now
     cloud.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com")
     async with cloud.http:

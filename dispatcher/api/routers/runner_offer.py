@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from dispatcher.api.routes import ERRORS, offer_payload, signal
-from dispatcher.api.schemas import CandidatesPatch, Offer
-from dispatcher.api.state import app_state, caller, identified
+from dispatcher.api.dependencies import app_state, caller, identified
+from dispatcher.api.routers.offers import offer_payload, signal
+from dispatcher.api.schemas import ERRORS, CandidatesPatch, Offer
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
 

@@ -1,5 +1,5 @@
 """`GET /` in local mode: a page to talk to a local bot from the browser, on Pipecat's official
-client (web/src/page.js, bundled into static/talk.js by `npm run build` in web/).
+client (web/src/page.js, bundled into dispatcher/api/static/talk.js by `npm run build` in web/).
 
 Everything it needs is served from here (no CDN, no fonts, no analytics); the Content Security
 Policy makes any request to another host fail rather than leak.
@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parents[1] / "static"
 # `blob:` scripts: the client's audio worklets are built in the page (URL.createObjectURL).
 PAGE_CSP = (
     "default-src 'none'; script-src 'self' blob:; style-src 'self'; connect-src 'self'; "

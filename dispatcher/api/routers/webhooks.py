@@ -17,10 +17,11 @@ from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 
+from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import public_base, websocket_url
 from dispatcher.phone.signatures import plivo_valid, twilio_valid
-from dispatcher.phone.state import PhoneState, phone_state
+from dispatcher.phone.state import PhoneState
 
 log = logging.getLogger("dispatcher.phone")
 XML = "application/xml"
@@ -87,7 +88,7 @@ async def plivo_webhook(request: Request) -> Response:
 
 
 async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, str]], str]:
-    state = phone_state(request)
+    state = app_state(request).phone
     raw = await request.body()
     try:
         params = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False)

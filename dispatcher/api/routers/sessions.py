@@ -1,31 +1,23 @@
-"""The session routes of the HTTP contract (docs/design.md §3)."""
+"""The session routes of the HTTP contract (docs/design.md §3): start, look up, stop."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
+from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
+from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
-from dispatcher.api.schemas import CandidatesPatch, ErrorOut, Offer, SessionOut, StartOut, StartRequest
-from dispatcher.api.state import AppState, app_state, caller, identified
-from dispatcher.channel.signalling import Kind, signal_bot
+from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import public_base
-from dispatcher.phone.start_answer import PHONE_TRANSPORTS, phone_start
-from dispatcher.phone.state import phone_state
-from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller, owned_by
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
 from dispatcher.sessions.service import Session
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
-}
 
 router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
 
@@ -48,9 +40,8 @@ async def start(
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
         await state.start_limit.check(who.id)
-        phone = phone_state(request)
-        base = public_base(phone.settings, request.headers, request.url.scheme)
-        return phone_start(phone, payload.transport, payload.body or {}, base, who)
+        base = public_base(state.phone.settings, request.headers, request.url.scheme)
+        return phone_start(state.phone, payload.transport, payload.body or {}, base, who)
     plan = plan_start(payload, state.settings.transports)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
@@ -98,9 +89,9 @@ async def start(
 )
 async def get_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> dict[str, Any]:
     state = app_state(request)
-    session = await state.sessions.get(await _owned_id(state, session_id, who))
+    session = await state.sessions.get(await owned_id(state, session_id, who))
     if session is None:
-        raise _not_found(session_id)
+        raise not_found(session_id)
     fields = _session_fields(session)
     return {**fields, **pipecat_names(fields)}
 
@@ -108,51 +99,11 @@ async def get_session(request: Request, session_id: str, who: Annotated[Caller, 
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
 async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> Response:
     state = app_state(request)
-    machine = await state.sessions.stop(await _owned_id(state, session_id, who))
+    machine = await state.sessions.stop(await owned_id(state, session_id, who))
     # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
     # and for a session with nothing left to stop (ended, or forgotten by the provider, which
     # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.
     return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
-
-
-@router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")
-async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
-    return JSONResponse(await signal(request, session_id, "offer", offer_payload(app_state(request), offer)))
-
-
-@router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")
-async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> JSONResponse:
-    return JSONResponse(await signal(request, session_id, "ice", patch.model_dump()))
-
-
-def offer_payload(state: AppState, offer: Offer) -> dict[str, Any]:
-    """What the bot gets: the offer, with Pipecat's `requestData` (or the runner's spelling) as
-    `request_data`, which becomes the session's data as on Pipecat's runner."""
-    payload = offer.model_dump(exclude_none=True, exclude={"requestData", "request_data"})
-    data = offer.request_data if offer.request_data is not None else offer.requestData
-    if data is not None:
-        limit = state.settings.max_body_bytes
-        if len(json.dumps(data, separators=(",", ":")).encode()) > limit:
-            raise ApiError(413, "body_too_large", f"`requestData` exceeds {limit} bytes as JSON")
-        payload["request_data"] = data
-    return payload
-
-
-async def signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:
-    state = app_state(request)
-    if "webrtc" not in state.settings.transports:  # known before any wait: every bot joins a Daily room
-        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
-    deadline = time.monotonic() + state.settings.start_wait_seconds
-    who = await identified(request)
-    # An early offer waits for the bot.
-    machine = await state.sessions.wait_started(await _owned_id(state, session_id, who))
-    if not machine.is_webrtc:
-        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
-    if not machine.state.is_active:
-        raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
-    answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
-                             remote=state.remote)
-    return dict(answer)
 
 
 def _session_fields(session: Session) -> dict[str, Any]:
@@ -170,17 +121,3 @@ def _session_fields(session: Session) -> dict[str, Any]:
     if machine.state in (MachineState.ENDED, MachineState.FAILED):
         fields.pop("offer_url", None)
     return fields
-
-
-async def _owned_id(state: AppState, session_id: str, who: Caller) -> str:
-    """`session_id` if the caller's key started it; else 404, as for an id that never existed, with
-    no provider call (dispatcher/sessions/ids.py). Limited per key before anything else."""
-    await state.read_limit.check(who.id)
-    if not owned_by(session_id, who.owner_key):
-        raise _not_found(session_id)
-    return session_id
-
-
-def _not_found(session_id: str) -> ApiError:
-    shown = session_id if len(session_id) <= 64 else session_id[:64] + "…"
-    return ApiError(404, "not_found", f"no session {shown}")

@@ -1,3 +1,6 @@
+"""A dispatcher that takes phone calls, served on a loopback port, its calls' bots real processes:
+with API keys and every carrier's credential (`keyed`), or keyless on loopback."""
+
 from __future__ import annotations
 
 import base64
@@ -7,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
@@ -16,10 +18,9 @@ from dispatcher.app import create_app
 from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
-from tests.fakes.fixtures import fake_daily, fake_fly  # noqa: F401 (fixtures of the Daily dial-in tests)
 from tests.support.dispatcher_server import serving
 
-PHONE_HOST = (sys.executable, str(Path(__file__).parents[2] / "phone" / "phone_host.py"))
+PHONE_HOST = (sys.executable, str(Path(__file__).parents[1] / "phone" / "phone_host.py"))
 API_KEY = "phone-test-key-0123456789"
 PUBLIC = "https://calls.example.com"
 TWILIO_TOKEN = "twilio-auth-token"
@@ -49,7 +50,7 @@ def _counting(machines: LocalMachines, launches: list[str]) -> None:
     machines.launch = counted  # type: ignore[method-assign]
 
 
-async def _phone(keyed: bool, more_keys: tuple[str, ...] = ()) -> AsyncIterator[Phone]:
+async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = ()) -> AsyncIterator[Phone]:
     telnyx = Ed25519PrivateKey.generate()
     public = base64.b64encode(telnyx.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     env = {
@@ -74,17 +75,3 @@ async def _phone(keyed: bool, more_keys: tuple[str, ...] = ()) -> AsyncIterator[
         finally:
             await phone.api.aclose()
             await app.state.voicefleet.aclose()
-
-
-@pytest.fixture
-async def keyed() -> AsyncIterator[Phone]:
-    """A dispatcher with API keys and every carrier's credential: every call must prove itself."""
-    async for phone in _phone(keyed=True):
-        yield phone
-
-
-@pytest.fixture
-async def keyless() -> AsyncIterator[Phone]:
-    """A local loopback dispatcher without keys: calls need no proof."""
-    async for phone in _phone(keyed=False):
-        yield phone

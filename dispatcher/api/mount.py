@@ -1,0 +1,62 @@
+"""The HTTP surface put on an app: the error answers, every router (dispatcher/api/routers/), the
+explorer, the local page, then the middleware every request passes through (the last added is the
+outermost)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from dispatcher.api.hosts import LoopbackHostsOnly
+from dispatcher.api.json_bodies import JsonBodies
+from dispatcher.api.limits import RequestLimits, SecurityHeaders
+from dispatcher.api.routers import (
+    bots,
+    carriers,
+    daily_dialin,
+    docs,
+    offers,
+    ops,
+    page,
+    runner_offer,
+    sessions,
+    webhooks,
+)
+from dispatcher.api.state import AppState
+from dispatcher.errors import install_error_handlers
+
+ROUTERS = (sessions.router, offers.router, runner_offer.router, bots.router, carriers.router, webhooks.router,
+           daily_dialin.router, ops.router)
+
+
+def mount_api(app: FastAPI, state: AppState) -> None:
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    docs.mount(app)
+    if state.settings.machines == "local":
+        page.mount(app)
+    _add_middleware(app, state)
+
+
+def _add_middleware(app: FastAPI, state: AppState) -> None:
+    settings = state.settings
+    app.add_middleware(JsonBodies)
+    app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            # A page may read where its session lives and when to retry.
+            expose_headers=["Location", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
+    if not state.auth.enabled:  # keyless: loopback only, and only for loopback names (DNS rebinding)
+        # ... and the one public name the developer gave carriers (PHONE_PUBLIC_URL: a tunnel's).
+        public = urlsplit(state.phone.settings.public_url or "").hostname
+        app.add_middleware(LoopbackHostsOnly, also=frozenset({public} if public else set()))

@@ -1,0 +1,96 @@
+"""The carriers' media-stream WebSockets, at Pipecat Cloud's paths.
+
+    /ws/{twilio|telnyx|plivo|exotel}[/{token}]    a carrier's media stream
+    /ws/generic/{service}[/{token}]               any other WebSocket client (`?body=` base64 JSON, keyless only)
+
+Who may open a call is dispatcher/phone/access.py's rule; a refused upgrade is closed before
+`accept()`: the client sees HTTP 403 and nothing has started. The call's bot dials its media
+socket at `/bots/media/{session_id}` (dispatcher/api/routers/bots.py), and the relay between the
+two is dispatcher/phone/relay.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.phone.access import (
+    Refused,
+    admit_upgrade,
+    call_body,
+    call_owner,
+    public_base,
+    spend_everywhere,
+    websocket_url,
+)
+from dispatcher.phone.calls import PhoneCall
+from dispatcher.phone.relay import relay_call
+from dispatcher.phone.settings import CARRIERS
+
+log = logging.getLogger("dispatcher.phone")  # a call's lines, wherever its sockets are served
+
+router = APIRouter()
+
+
+@router.websocket("/ws/{carrier}")
+async def carrier_stream(websocket: WebSocket, carrier: str) -> None:
+    await _call(websocket, carrier, None)
+
+
+@router.websocket("/ws/{carrier}/{token}")
+async def carrier_stream_with_token(websocket: WebSocket, carrier: str, token: str) -> None:
+    if carrier == "generic":  # /ws/generic/{service}: the service names this deployment; no token
+        await _call(websocket, "generic", None)
+        return
+    await _call(websocket, carrier, token)
+
+
+@router.websocket("/ws/generic/{service}/{token}")
+async def generic_stream_with_token(websocket: WebSocket, service: str, token: str) -> None:
+    await _call(websocket, "generic", token)
+
+
+async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
+    state = app_state(websocket).phone
+    if carrier not in (*CARRIERS, "generic") or state.draining:  # draining: a deploy is replacing us
+        await websocket.close(code=1008)
+        return
+    url = websocket_url(
+        public_base(state.settings, websocket.headers, websocket.url.scheme),
+        websocket.url.path,
+        websocket.url.query,
+    )
+    try:
+        admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
+        owner = call_owner(state, admitted)
+        await spend_everywhere(state, admitted)
+        body = call_body(admitted, websocket.query_params.get("body"))
+    except Refused as exc:
+        log.warning("phone: %s upgrade refused (%s)", carrier, exc.reason)
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    call = PhoneCall()
+    state.active_calls += 1
+    try:
+        stats = await relay_call(
+            websocket,
+            lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner),
+            lambda reason: state.calls.end(call, reason),
+        )
+        first = (stats.first_bot_frame - stats.opened) * 1000 if stats.first_bot_frame else None
+        log.info(
+            "phone call %s (%s, %s): ended by %s; frames in %d, out %d, dropped before the bot %d; "
+            "first bot audio %s after the stream opened",
+            call.session_id, carrier, admitted.how, stats.ended_by, stats.carrier_frames, stats.bot_frames,
+            stats.dropped, f"{first:.0f} ms" if first is not None else "never",
+        )
+        if state.metrics is not None:
+            state.metrics.call_ended(stats, media="store" if call.relayed else "direct")
+    finally:
+        state.active_calls -= 1
+        with contextlib.suppress(Exception):
+            await websocket.close()

@@ -1,0 +1,102 @@
+"""Daily PSTN dial-in over HTTP: pinless `room_creation_api` → a SIP-enabled room and a bot with
+Pipecat's dial-in body; the bot's `pinlessCallUpdate` goes through here with a credential for its
+call only (the rules: dispatcher/phone/daily_dialin.py).
+
+    POST /phone/daily/dialin/{secret}   Daily's webhook: {From, To, callId, callDomain, sipHeaders?}
+    POST /phone/daily/{session_id}/dialin/pinlessCallUpdate   the bot's call, forwarded to Daily
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.errors import ApiError
+from dispatcher.media.daily import DailyRooms
+from dispatcher.outbound.provider_errors import ProviderError, as_api_error
+from dispatcher.phone.access import public_base
+from dispatcher.phone.daily_dialin import DialinCall, check_credential, start_dialin
+from dispatcher.sessions.ids import is_session_id
+
+MAX_FIELD = 512
+router = APIRouter(tags=["phone"])
+
+
+@router.post("/phone/daily/dialin/{secret}", summary="Daily pinless dial-in webhook (room_creation_api)")
+async def daily_dialin(request: Request, secret: str) -> JSONResponse:
+    expected = app_state(request).phone.settings.daily_dialin_secret
+    if expected is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise ApiError(403, "forbidden", "this is not the dial-in webhook's URL")
+    return await _dialin(request)
+
+
+@router.post("/phone/daily/dialin", summary="Daily pinless dial-in webhook, keyless local dispatchers only")
+async def daily_dialin_keyless(request: Request) -> JSONResponse:
+    if not app_state(request).phone.settings.keyless:
+        raise ApiError(403, "forbidden", "set DAILY_DIALIN_SECRET and give Daily /phone/daily/dialin/{secret}")
+    return await _dialin(request)
+
+
+async def _dialin(request: Request) -> JSONResponse:
+    state = app_state(request)
+    payload = await _json(request)
+    call_id, call_domain = payload.get("callId"), payload.get("callDomain")
+    if call_id is None and call_domain is None:  # Daily's verification ping when the number is configured
+        return JSONResponse({"status": "ok"})
+    fields = {"callId": call_id, "callDomain": call_domain, "From": payload.get("From"), "To": payload.get("To")}
+    for name, value in fields.items():
+        required = name in ("callId", "callDomain")
+        if (value is None and required) or (value is not None and not _short_text(value)):
+            raise ApiError(422, "invalid_request", f"`{name}` must be a string of at most {MAX_FIELD} characters")
+    headers = payload.get("sipHeaders")
+    if headers is not None and not (isinstance(headers, dict) and all(_short_text(v) for v in headers.values())):
+        raise ApiError(422, "invalid_request", "`sipHeaders` must be an object of strings")
+    if not isinstance(state.rooms, DailyRooms):
+        raise ApiError(409, "no_daily", "this deployment has no Daily rooms (DAILY_API_KEY) for dial-in")
+    call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers)
+    api_url = f"{public_base(state.phone.settings, request.headers, request.url.scheme)}/phone/daily/{call.session_id}"
+    session = await start_dialin(
+        state.sessions, call, api_url=api_url, token_key=state.phone.settings.token_key, now=state.phone.clock(),
+        max_session_seconds=state.settings.max_session_seconds,
+    )
+    answer = {"sessionId": session.machine.session_id, "status": session.machine.state.value}
+    if session.room_url:
+        answer["dailyRoom"] = session.room_url
+    return JSONResponse(answer, status_code=201 if session.created else 200)
+
+
+@router.post("/phone/daily/{session_id}/dialin/pinlessCallUpdate", include_in_schema=False)
+async def pinless_call_update(request: Request, session_id: str) -> JSONResponse:
+    """The bot's `pinlessCallUpdate` (Pipecat's DailyTransport on `dialin-ready`), forwarded."""
+    state = app_state(request)
+    payload = await _json(request)
+    call_id, call_domain, sip_uri = payload.get("callId"), payload.get("callDomain"), payload.get("sipUri")
+    if not (is_session_id(session_id) and all(_short_text(v) for v in (call_id, call_domain, sip_uri))):
+        raise ApiError(422, "invalid_request", "expected {callId, callDomain, sipUri}")
+    check_credential(state.phone.settings.token_key, session_id, str(call_id), str(call_domain),
+                     request.headers.get("authorization", ""), state.phone.clock())
+    if not isinstance(state.rooms, DailyRooms):
+        raise ApiError(409, "no_daily", "this deployment has no Daily rooms")
+    try:
+        await state.rooms.pinless_call_update(str(call_id), str(call_domain), str(sip_uri))
+    except ProviderError as exc:  # e.g. Daily no longer holds the call: its stable reason, never its words
+        raise as_api_error(exc) from exc
+    return JSONResponse({"status": "success"})
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "the body is not a JSON object")
+    return payload
+
+
+def _short_text(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_FIELD

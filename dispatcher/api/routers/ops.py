@@ -1,0 +1,41 @@
+"""What operators and their tools read: liveness for load balancers, metrics for Prometheus.
+
+    GET /healthz    200 `ok` (or `degraded`, saying what is wrong); 503 `draining` during a deploy
+    GET /metrics    Prometheus text, behind the API key like every route but `/healthz`
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from dispatcher.api.dependencies import app_state, caller
+from dispatcher.metrics import CONTENT_TYPE
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="Liveness", tags=["ops"])
+async def healthz(request: Request) -> JSONResponse:
+    state = app_state(request)
+    if state.phone.draining:  # a load balancer sends new calls to other replicas
+        return JSONResponse({"status": "draining", "machines": state.machines.name}, status_code=503)
+    # Liveness stays 200 (a broken bot is no reason to restart the dispatcher, and a balancer
+    # that took every replica out while the store is down would turn a degraded deployment
+    # into a dead one: docs/replicas.md); what is wrong is said.
+    body: dict[str, object] = {"status": "ok", "machines": state.machines.name}
+    if state.reserve is not None and (detail := state.reserve.health()) is not None:
+        body["detail"] = detail
+    if state.replication is not None:
+        store = body["store"] = state.replication.coordination.health()
+        if store["status"] != "ok":
+            body["status"] = "degraded"
+    return JSONResponse(body)
+
+
+@router.get("/metrics", summary="Prometheus metrics", tags=["ops"])
+async def prometheus(request: Request) -> Response:
+    await caller(request)
+    state = app_state(request)
+    active = await state.sessions.active_count()
+    return Response(state.metrics.render(active), media_type=CONTENT_TYPE)

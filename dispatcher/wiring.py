@@ -1,0 +1,148 @@
+"""The dispatcher's object graph, built once from settings, in dependency order: the store, the
+machines provider, rooms and ICE, the bots' channel, the reserve, sessions, phone calls; and its
+lifespan (what runs in the background while the app serves, and what is closed after).
+
+Tests pass `machines`, `rooms` and `ice_servers` pointed at local servers; everything else comes
+from the environment, as `python -m dispatcher` builds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from dispatcher.api.auth import Authenticator
+from dispatcher.api.key_limits import PerKeyLimit
+from dispatcher.api.replication import Replication
+from dispatcher.api.state import AppState
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
+from dispatcher.machines.base import Machines
+from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
+from dispatcher.media.rooms import Rooms
+from dispatcher.media.turn import TurnCredentials, TurnIceServers
+from dispatcher.media.turn_quota import TurnQuota
+from dispatcher.metrics import Metrics
+from dispatcher.phone.state import build_phone_state
+from dispatcher.reserve.factory import build_reserve
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
+from dispatcher.sessions.service import SessionService
+from dispatcher.settings import Settings
+from dispatcher.store.coordination import Coordination
+
+FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
+
+
+def build_state(
+    settings: Settings | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    machines: Machines | None = None,
+    rooms: Rooms | None | object = FROM_ENV,
+    ice_servers: IceServers | None = None,
+) -> AppState:
+    env = os.environ if env is None else env
+    settings = settings or Settings.from_env(env)
+    coordination = build_coordination(env)  # several replicas: REDIS_URL (docs/replicas.md)
+    machines = machines or build_machines(settings, env, coordination)
+    resolved_rooms = build_rooms(settings, env) if rooms is FROM_ENV else rooms
+    assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
+    metrics = Metrics(machines.name)
+    turn = build_turn(settings, env)
+    static_ice = parse_ice_servers(env.get("ICE_SERVERS", ""))
+    if ice_servers is None:
+        ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
+    channel_access = _channel_access(settings)
+    channels = BotChannels(channel_access.credentials if channel_access else None,
+                           max_connections=settings.bot_channel_max_connections)
+    replication = Replication(coordination, channels, machines) if coordination is not None else None
+    reserve = build_reserve(env, settings.machines, machines, channels, metrics,
+                            claims=coordination.claims if coordination is not None else None,
+                            max_session_seconds=settings.max_session_seconds)
+    if replication is not None:
+        replication.attach_reserve(reserve)
+    if channel_access is not None:
+        machines.attach_channel(channel_access)  # local bots are told where to dial, and with which credential
+    sessions = SessionService(
+        settings, machines, resolved_rooms, metrics,
+        launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
+        channels=channels,
+    )
+    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
+    return AppState(
+        settings=settings,
+        machines=machines,
+        rooms=resolved_rooms,
+        sessions=sessions,
+        metrics=metrics,
+        auth=auth,
+        channels=channels,
+        reserve=reserve,
+        remote=replication.remote if replication is not None else None,
+        replication=replication,
+        channel_access=channel_access,
+        start_limit=_start_limit(settings, coordination),
+        read_limit=PerKeyLimit(settings.read_rate_per_key, settings.read_burst_per_key, calls="session"),
+        reaper=Reaper(
+            machines,
+            resolved_rooms,
+            metrics,
+            max_session_seconds=settings.max_session_seconds,
+            settings=ReaperSettings(
+                interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
+            ),
+        ),
+        ice_servers=ice_servers,
+        turn_quota=_turn_quota(turn, coordination),
+        phone=build_phone_state(
+            env, settings, sessions, channels, metrics, coordination,
+            replication.remote if replication is not None else None, owners=auth.by_id,
+        ),
+    )
+
+
+@asynccontextmanager
+async def running(state: AppState) -> AsyncIterator[None]:
+    """The app's lifespan: the replica joins its group, the reaper and the reserve run; on the way
+    out the replica drains, they stop, and everything is closed (local mode: every bot stopped)."""
+    if state.replication is not None:
+        await state.replication.start()  # an unreachable store is only noted: it may come back
+    reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
+    refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
+    try:
+        yield
+    finally:
+        if state.replication is not None:
+            await state.replication.drain()
+        if reaping is not None:
+            reaping.cancel()
+        if refilling is not None:
+            refilling.cancel()
+        await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
+
+
+def _channel_access(settings: Settings) -> ChannelAccess | None:
+    """The bot credential: configured, or (local mode only) generated for this run."""
+    if settings.bot_channel_token:
+        return ChannelAccess(BotCredentials(settings.bot_channel_token))
+    return ChannelAccess.generated() if settings.machines == "local" else None
+
+
+def _start_limit(settings: Settings, coordination: Coordination | None) -> PerKeyLimit:
+    return PerKeyLimit(
+        settings.start_rate_per_key, settings.start_burst_per_key,
+        shared=coordination.shared_rate(settings.start_rate_per_key, settings.start_burst_per_key)
+        if coordination is not None else None,
+    )
+
+
+def _turn_quota(turn: TurnCredentials | None, coordination: Coordination | None) -> TurnQuota | None:
+    # A client's TURN credential cannot be taken back: each key holds a bounded number.
+    if turn is None:
+        return None
+    return TurnQuota(turn.settings.credentials_per_key, turn.settings.ttl_seconds,
+                     store=coordination.store if coordination is not None else None)
