@@ -42,6 +42,9 @@ DISPATCHER_API = [f"{T}sessions/test_session_service.py", f"{T}sessions/test_ses
                   # both transports in one deployment; a warm start (a claimed bot, local and Fly)
                   f"{T}machines/test_cloud_webrtc.py", f"{T}reserve/test_reserve.py",
                   f"{T}machines/test_fly_reserve.py"]
+# The session routes and their signalling: the contract, its documents, both of Pipecat's dialects.
+SESSION_ROUTES = [f"{T}api/test_api_document.py", f"{T}api/test_hardening.py", *DISPATCHER_API,
+                  f"{T}machines/test_pipecat_cloud.py", f"{T}api/test_pipecat_shapes.py"]
 # The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
 TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
     "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
@@ -59,8 +62,8 @@ def provider_tests(provider: str) -> list[str]:
 # module -> the behaviour tests that speak for it (fast ones first: -x stops at the first failure)
 TARGETS: dict[str, list[str]] = {
     "dispatcher/sessions/service.py": DISPATCHER_API,
-    "dispatcher/api/routes.py": [f"{T}api/test_api_document.py", f"{T}api/test_hardening.py", *DISPATCHER_API,
-                                 f"{T}machines/test_pipecat_cloud.py", f"{T}api/test_pipecat_shapes.py"],
+    "dispatcher/api/routers/sessions.py": SESSION_ROUTES,
+    "dispatcher/api/routers/offers.py": SESSION_ROUTES,
     "dispatcher/sessions/ids.py": [f"{T}api/test_request_bounds.py", f"{T}api/test_errors.py"],
     "dispatcher/api/auth.py": [f"{T}api/test_request_bounds.py", f"{T}api/test_errors.py"],
     "dispatcher/sessions/reaper.py": [f"{T}sessions/test_reaper_retries.py", f"{T}sessions/test_reaper.py"],
