@@ -133,7 +133,7 @@ TARGETS: dict[str, list[str]] = {
     "dispatcher/machines/ecs/credentials.py": AWS_CLIENT,
     "dispatcher/machines/ecs/json_api.py": [f"{T}machines/test_aws_errors.py"],
     "stacks/iam.py": ["tests/infra/test_iam_scope.py"],
-    "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/test_channel.py",
+    "stacks/aws_bot.py": ["tests/infra/test_iam_scope.py", "tests/infra/test_aws.py", "tests/infra/config/test_channel.py",
                           "tests/infra/test_components.py"],
     "stacks/gcp_bot.py": ["tests/infra/test_gcp.py", "tests/infra/test_gce_reserve_stack.py",
                           "tests/infra/test_components.py"],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stacks import settings as stack_settings  # noqa: E402
+from stacks.config import settings as stack_settings  # noqa: E402
 
 settings = stack_settings.load()
 if settings.cloud == "aws":

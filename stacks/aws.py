@@ -20,11 +20,11 @@ from stacks.aws_network import Network, NetworkArgs
 from stacks.aws_secrets import SecretStore, SecretStoreArgs
 from stacks.aws_store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws_turn import TurnRelay, TurnRelayArgs
-from stacks.bot_settings import bot_project_args
-from stacks.channel_settings import channel_secrets, channel_url
-from stacks.settings import Settings
-from stacks.store_settings import store_secrets
-from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
+from stacks.config.bot import bot_project_args
+from stacks.config.channel import channel_secrets, channel_url
+from stacks.config.settings import Settings
+from stacks.config.store import store_secrets
+from stacks.config.turn import TURN_SECRET_ORDER, turn_secrets
 
 
 def lifecycle_policy(keep: int) -> str:

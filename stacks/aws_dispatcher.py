@@ -18,12 +18,13 @@ import pulumi_aws as aws
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
-from stacks import contract, store_settings, turn_server
+from stacks import contract, turn_server
 from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws_container import fargate_container, fargate_task_definition
 from stacks.aws_secrets import SecretStore
+from stacks.config import store as store_settings
+from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay
 from stacks.iam import assume_role_policy
-from stacks.phone_settings import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class DispatcherArgs:
     domain: str | None = None  # dispatcherDomain, which bots dial
     zone_id: str | None = None  # its Route 53 zone: the record is written here and awaited
     store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
-    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/phone_settings.py)
+    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:

@@ -34,18 +34,10 @@ ECPU_LIMIT = 5000
 # ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
 # starting with a letter, no two hyphens in a row, not ending with one.
 NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
-MIN_PASSWORD, MAX_PASSWORD = 16, 128  # ElastiCache RBAC passwords
 
 
 def valid_name(name: str) -> bool:
     return NAME.match(name) is not None
-
-
-def valid_password(password: str) -> bool:
-    """ElastiCache's rule for RBAC passwords: 16-128 printable characters, none of space, `"`, `/`
-    or `@` (the last two would also break a redis:// URL)."""
-    return (MIN_PASSWORD <= len(password) <= MAX_PASSWORD and password.isprintable()
-            and not any(c in password for c in ' "/@'))
 
 
 @dataclass(frozen=True)

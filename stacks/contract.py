@@ -54,7 +54,7 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_INSTANCE_PREFIX",  # per stack: VM names, the launcher's IAM condition, the reaper's scope
 )
 
-# With a TURN relay (stacks/turn_settings.py): cloud sessions may use SmallWebRTC; the dispatcher
+# With a TURN relay (stacks/config/turn.py): cloud sessions may use SmallWebRTC; the dispatcher
 # mints short-lived TURN credentials from the shared secret (dispatcher/media/turn.py) for each session.
 TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY",
                              "TURN_CREDENTIALS_PER_KEY")
@@ -62,7 +62,7 @@ TURN_SECRETS: tuple[str, ...] = ("TURN_SHARED_SECRET",)
 # ECS: the SmallWebRTC bot's task definition family (a second image; docs/images.md).
 ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)
 
-# With the bot control channel (stacks/channel_settings.py, `botChannelToken`): the dispatcher gets
+# With the bot control channel (stacks/config/channel.py, `botChannelToken`): the dispatcher gets
 # the URL its bots dial and the deployment secret; every bot gets the URL only: its own machine
 # credential, derived from the secret, comes with its launch (dispatcher/bot_credentials.py).
 CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)

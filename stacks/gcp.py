@@ -12,16 +12,16 @@ import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs, RegistryAuth
 from stacks import contract
-from stacks.bot_settings import bot_project_args
-from stacks.channel_settings import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
+from stacks.config.bot import bot_project_args
+from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
+from stacks.config.settings import Settings
+from stacks.config.turn import TURN_SECRET_ORDER, turn_secrets
 from stacks.gcp_bot import BotTemplate, BotTemplateArgs
 from stacks.gcp_dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp_network import Network, NetworkArgs
 from stacks.gcp_secrets import SecretStore, SecretStoreArgs
 from stacks.gcp_store import CoordinationStore, CoordinationStoreArgs
 from stacks.gcp_turn import TurnRelay, TurnRelayArgs
-from stacks.settings import Settings
-from stacks.turn_settings import TURN_SECRET_ORDER, turn_secrets
 
 APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
 

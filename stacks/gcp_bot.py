@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
 from stacks.contract import (
     GCE_CHANNEL_URL_METADATA_KEY,
     GCE_IMAGE_METADATA_KEY,
@@ -26,7 +27,6 @@ from stacks.contract import (
 from stacks.gcp_network import BOT_TAG
 from stacks.gcp_secrets import SecretStore
 from stacks.gcp_startup import STARTUP_SCRIPT
-from stacks.settings import GCE_BOOT_GRACE_SECONDS
 
 COS_IMAGE = "projects/cos-cloud/global/images/family/cos-stable"
 # What `instances.insert` from this template needs, plus watching and removing the result.

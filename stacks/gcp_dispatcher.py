@@ -44,13 +44,13 @@ class DispatcherArgs:
     turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
-    # channel, a bot's WebSocket (stacks/channel_settings.channel_lifetime_seconds).
+    # channel, a bot's WebSocket (stacks/config/channel.py channel_lifetime_seconds).
     request_timeout_seconds: int = 120
-    # With the channel, each bot's WebSocket holds one (stacks/channel_settings.cloud_run_concurrency).
+    # With the channel, each bot's WebSocket holds one (stacks/config/channel.py cloud_run_concurrency).
     request_concurrency: int = 80
     # Several instances: their coordination store (stacks/gcp_store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
-    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/phone_settings.py)
+    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None

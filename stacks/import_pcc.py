@@ -31,7 +31,7 @@ from pathlib import Path
 
 from images.bot_project import BotProjectError
 from images.bot_project import read as read_project
-from stacks.cloud_limits import FARGATE_MEMORY
+from stacks.config.limits import FARGATE_MEMORY
 
 # Pipecat Cloud's agent profiles: (vCPU, GiB). Hosted PCC runs one session per instance.
 PROFILES = {"agent-1x": (0.5, 1.0), "agent-2x": (1.0, 2.0), "agent-3x": (1.5, 3.0)}

@@ -25,10 +25,10 @@ from typing import Any
 
 import yaml
 
-from stacks.config_reader import SettingsError
+from stacks.config.reader import SettingsError
+from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.mocks import Registration, decode_json, is_secret, run_program
 from stacks.preflight.stack import documented_commands, stack_file, violations
-from stacks.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "tests" / "infra" / "snapshots"

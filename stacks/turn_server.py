@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pulumi
 
 from dispatcher.media.turn import DENIED_PEER_RANGES
-from stacks.turn_settings import USER_QUOTA, TurnSettings
+from stacks.config.turn import USER_QUOTA, TurnSettings
 
 CONFIG = "/etc/coturn/turnserver.conf"
 TLS_DIR = "/etc/coturn/tls"
@@ -55,7 +55,7 @@ def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]],
         "DEFAULT_TRANSPORT": "daily",
         "TURN_URLS": pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found)),
         "ICE_TRANSPORT_POLICY": "relay",  # both peers through the relay: neither needs an open port
-        # One key's share of the relay (stacks/turn_settings.py derives it from the quotas).
+        # One key's share of the relay (stacks/config/turn.py derives it from the quotas).
         "TURN_CREDENTIALS_PER_KEY": str(credentials_per_key),
     }
 

@@ -1,6 +1,6 @@
 """Size and value tables the clouds enforce at create time, checked on the registered inputs.
 
-The tables live in stacks/cloud_limits.py (with their sources); settings.py refuses bad config
+The tables live in stacks/config/limits.py (with their sources); settings.py refuses bad config
 with a message naming the key, and this module proves what the program actually sends obeys them.
 """
 
@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from stacks import cloud_limits as limits
+from stacks.config import limits
 from stacks.mocks import Registration, unwrap
 
 _ARCH_PLATFORM = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}

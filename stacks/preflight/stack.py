@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from stacks.config_reader import DEFAULTS
+from stacks.config.reader import DEFAULTS
 from stacks.mocks import Invoke, Registration
 from stacks.preflight import destroy, ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
 from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values

@@ -17,7 +17,7 @@ SECRETS = {
     "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",
     "voicefleet:dispatcherApiKeys": "SENTINEL-client-key-1,SENTINEL-client-key-2",
 }
-# The bot control channel (stacks/channel_settings.py): the credential, and what AWS needs with it.
+# The bot control channel (stacks/config/channel.py): the credential, and what AWS needs with it.
 CHANNEL_TOKEN = "SENTINEL-bot-channel-token-0123456789abcdef"  # noqa: S105 - a test sentinel
 CHANNEL_SECRETS = {"voicefleet:botChannelToken": CHANNEL_TOKEN}
 CHANNEL_DOMAIN = "voice.example.com"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from stacks.mocks import Registration, Run, unwrap
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def mock_id(reg: Registration) -> str:

@@ -84,7 +84,7 @@ def test_no_revision_means_no_revision_tag(stack: StackRunner) -> None:
 
 
 def test_a_revision_that_is_not_a_registry_tag_is_refused(stack: StackRunner) -> None:
-    from stacks.settings import SettingsError
+    from stacks.config.settings import SettingsError
 
     with pytest.raises(SettingsError, match="voicefleet:sourceRevision"):
         stack("aws", sourceRevision="feature/x")

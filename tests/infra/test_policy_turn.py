@@ -8,8 +8,8 @@ import json
 import pytest
 
 from policy import rules
+from stacks.config.turn import TurnSettings
 from stacks.turn_server import coturn_config
-from stacks.turn_settings import TurnSettings
 from tests.infra.test_policy import violations
 
 AWS_INSTANCE, GCE_INSTANCE = "aws:ec2/instance:Instance", "gcp:compute/instance:Instance"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ import yaml
 
 from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
 from stacks.preflight.stack import documented_values
+from tests.infra.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 REQUIRED_SECRETS = ["dailyApiKey", "dispatcherApiKeys"]
 

@@ -8,17 +8,16 @@ on a copy of the registrations with those names taken out again.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
+from stacks.config.settings import MAX_STACK_NAME, SettingsError
 from stacks.mocks import Registration, Run, run_program
 from stacks.plan import stack_config
 from stacks.preflight import names, sizes
-from stacks.settings import MAX_STACK_NAME, SettingsError
 from tests.infra.conftest import StackRunner
+from tests.infra.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 LB, TG = "aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.infra.helpers import ROOT
+
 PLAN = "python -m stacks.plan"
 
 

@@ -14,7 +14,8 @@ import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks import aws_store, gcp_store
-from stacks.config_reader import SettingsError
+from stacks.config.limits import valid_store_password
+from stacks.config.reader import SettingsError
 from stacks.mocks import RecordingMocks, RecordingMonitor, Registration, Run, is_secret, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
@@ -111,7 +112,7 @@ def test_aws_store_names_follow_elasticaches_rule(name: str, ok: bool) -> None:
     ("x" * 15 + "@", False), ("x" * 15 + "/", False), ("x" * 15 + '"', False), ("x" * 15 + "\n", False),
 ])
 def test_aws_store_passwords_follow_elasticaches_rule(password: str, ok: bool) -> None:
-    assert aws_store.valid_password(password) is ok
+    assert valid_store_password(password) is ok
 
 
 @pytest.mark.parametrize("name", ["voicefleet--prod", "x" * 37])  # the second: its users' ids pass 40

@@ -17,8 +17,8 @@ import pytest
 
 from stacks.mocks import Run
 from stacks.preflight import toolchain
+from tests.infra.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PULUMI_PACKAGES = {"pulumi", "pulumi-aws", "pulumi-gcp", "pulumi-docker-build"}
 # The arrangement every stack had before: Pulumi.yaml without `main`, the program at the root,
 # `default-groups = ["bot"]` and the Pulumi SDKs only in the `infra` group.

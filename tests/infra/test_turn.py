@@ -18,9 +18,9 @@ import pytest
 
 from policy import rules
 from stacks import contract
+from stacks.config.turn import TurnSettings
 from stacks.mocks import Run, unwrap
 from stacks.turn_server import coturn_config
-from stacks.turn_settings import TurnSettings
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, StackRunner
 from tests.infra.helpers import container
 
@@ -150,7 +150,7 @@ def test_an_explicit_share_below_the_whole_relay_is_kept(stack: StackRunner, clo
 @pytest.mark.parametrize(("total", "per_key"), [("100", "10"), ("100", "11"), ("1000", "100"), ("5", "1")])
 def test_an_explicit_share_that_holds_the_whole_relay_is_refused(stack: StackRunner, cloud: str, total: str,
                                                                  per_key: str) -> None:
-    from stacks.settings import SettingsError
+    from stacks.config.settings import SettingsError
 
     with pytest.raises(SettingsError, match="voicefleet:turnCredentialsPerKey lets one API key hold the whole"):
         run_with_turn(stack, cloud, turnTotalQuota=total, turnCredentialsPerKey=per_key)
@@ -226,7 +226,7 @@ def test_policy_refuses_an_ssh_rule_on_the_relays_security_group() -> None:
     ({"turn": "managed", "turnDomain": "Turn.Example.NET"}, "voicefleet:turnDomain"),
 ])
 def test_bad_turn_settings_name_the_key(stack: StackRunner, overrides: dict[str, str], key: str) -> None:
-    from stacks.settings import SettingsError
+    from stacks.config.settings import SettingsError
 
     secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1"}
     if overrides["turn"] == "managed" and key != "voicefleet:turnSharedSecret":
@@ -270,7 +270,7 @@ def test_debians_coturn_accepts_the_rendered_configuration(tmp_path: Path) -> No
 
 def test_a_short_shared_secret_is_refused(stack: StackRunner) -> None:
     """Short keys make forged TURN credentials cheap; the dispatcher refuses them too (dispatcher/media/turn.py)."""
-    from stacks.settings import SettingsError
+    from stacks.config.settings import SettingsError
 
     secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
                "voicefleet:turnSharedSecret": "too-short"}

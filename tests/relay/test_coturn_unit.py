@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from stacks.config.turn import TurnSettings
 from stacks.turn_server import TLS_DIR, boot_script
-from stacks.turn_settings import TurnSettings
 
 UNIT = Path("/lib/systemd/system/coturn.service")
 STARTED = "Total General servers"  # coturn logs it once every listener is bound

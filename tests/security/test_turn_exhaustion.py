@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.settings import Settings, hash_api_key
+from stacks.config.turn import USER_QUOTA, TurnSettings
 from stacks.turn_server import coturn_config
-from stacks.turn_settings import USER_QUOTA, TurnSettings
 from tests.security.conftest import KEY_A, KEY_B, MakeDispatcher
 from tests.support.turn_client import TurnClient
 

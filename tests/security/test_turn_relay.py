@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from stacks.config.turn import TurnSettings
 from stacks.turn_server import coturn_config
-from stacks.turn_settings import TurnSettings
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn (`turnserver`) is not installed"),

@@ -6,7 +6,7 @@ import pytest
 
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract
-from stacks.settings import SettingsError
+from stacks.config.settings import SettingsError
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import container
 from tests.infra.test_gcp import dispatcher_container

@@ -1,7 +1,7 @@
 """Reading Pulumi config with errors that name the full key (`voicefleet:botCpu …`).
 
 `DEFAULTS` holds every default in one place; Pulumi.yaml declares the same values for the CLI
-(tests/infra/test_settings.py checks that they agree).
+(tests/infra/config/test_settings.py checks that they agree).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "drain": False,  # true: the dispatcher scaled to zero before `python -m stacks.drain` and a destroy
     "dispatcherZoneId": "",  # "" = the operator writes dispatcherDomain's DNS record
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
-    "botProject": "examples/parrot",  # the bot image's project folder (stacks/bot_settings.py)
+    "botProject": "examples/parrot",  # the bot image's project folder (stacks/config/bot.py)
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "containerInsights": False,
     "logRetentionDays": 14,
     "secretRecoveryDays": 7,
-    # TURN relay (stacks/turn_settings.py)
+    # TURN relay (stacks/config/turn.py)
     "turn": "none",
     "turnUrls": "",
     "turnDomain": "",
@@ -51,8 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "turnMachineType": "e2-small",
     "turnRelayPorts": "49152-65535",
     "turnTotalQuota": 1000,
-    "turnCredentialsPerKey": 0,  # derived from turnTotalQuota (stacks/turn_settings.py)
-    # Warm reserve sizing (stacks/reserve_settings.py; the dispatcher's defaults)
+    "turnCredentialsPerKey": 0,  # derived from turnTotalQuota (stacks/config/turn.py)
+    # Warm reserve sizing (stacks/config/reserve.py; the dispatcher's defaults)
     "reserveMinIdle": 1,
     "reserveMaxIdle": 10,
     "reserveBuffer": "0.1",

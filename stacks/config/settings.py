@@ -1,7 +1,7 @@
 """Typed, validated stack settings: the only module that reads Pulumi config.
 
 Every key is declared (type, description, default) in Pulumi.yaml; the same defaults live in
-stacks/config_reader.py DEFAULTS, because offline runs do not see Pulumi.yaml. A bad value fails
+stacks/config/reader.py DEFAULTS, because offline runs do not see Pulumi.yaml. A bad value fails
 the whole program with ONE message that names the key, before any resource is registered.
 """
 
@@ -15,20 +15,23 @@ from typing import Any
 
 import pulumi
 
-from stacks import bot_settings, channel_settings, phone_settings, reserve_settings, store_settings, turn_settings
-from stacks import cloud_limits as limits
-from stacks.config_reader import DEFAULTS, Reader, SettingsError
-from stacks.settings_model import AwsSettings, GcpSettings, Secrets, Settings
+from stacks.config import bot as bot_settings
+from stacks.config import channel as channel_settings
+from stacks.config import limits
+from stacks.config import phone as phone_settings
+from stacks.config import reserve as reserve_settings
+from stacks.config import store as store_settings
+from stacks.config import turn as turn_settings
+from stacks.config.model import AwsSettings, GcpSettings, Secrets, Settings
+from stacks.config.reader import DEFAULTS, Reader, SettingsError
 
 __all__ = ["DEFAULTS", "AwsSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
 
 NAMESPACE = "voicefleet"
 CLOUDS = ("aws", "gcp")
 
-# The tool and cloud tables (Fargate sizes, retention periods, …) live in stacks/cloud_limits.py.
-GCE_MAX_RUN_SECONDS = limits.GCE_MAX_RUN_SECONDS[1]
-# The template adds a boot grace on top of the session limit, so the session limit leaves room for it.
-GCE_BOOT_GRACE_SECONDS = 300
+# The tool and cloud tables (Fargate sizes, retention periods, …) live in stacks/config/limits.py.
+
 # Stack names become parts of physical names (ECR repositories, GCP ids, ALB and Cloud Run names):
 # lowercase, and short enough that every generated name fits its cloud's limit
 # (stacks/preflight/names.py checks that for a stack name of this maximum length).
@@ -210,8 +213,8 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     zone = cfg.optional("gcpZone") or f"{region}-a"
     if not zone.startswith(region + "-"):
         raise cfg.fail("gcpZone", f"must be a zone of gcp:region={region} (got {zone!r})")
-    if settings.max_session_seconds + GCE_BOOT_GRACE_SECONDS > GCE_MAX_RUN_SECONDS:
-        limit = GCE_MAX_RUN_SECONDS - GCE_BOOT_GRACE_SECONDS
+    if settings.max_session_seconds + limits.GCE_BOOT_GRACE_SECONDS > limits.GCE_MAX_RUN_SECONDS[1]:
+        limit = limits.GCE_MAX_RUN_SECONDS[1] - limits.GCE_BOOT_GRACE_SECONDS
         raise cfg.fail("maxSessionSeconds", f"must be at most {limit} on gcp: Compute Engine caps a VM's "
                                             f"run duration at 120 days (got {settings.max_session_seconds})")
     for key, value in settings.tags.items():

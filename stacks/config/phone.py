@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pulumi
 
-from stacks.config_reader import Reader
+from stacks.config.reader import Reader
 
 # Secret stack config → the dispatcher's variable (docs/configuration.md, "Phone calls"). Each is
 # optional: a carrier without its credential is reached with one-time tokens only (docs/phone.md).

@@ -24,10 +24,10 @@ import pulumi
 
 from images.bot_project import BotProject, BotProjectError, read
 from images.component import CONTEXT
-from stacks.config_reader import Reader
+from stacks.config.reader import Reader
 
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
-PULUMI_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PULUMI_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 # Names the platform sets on the bot itself: a user secret with one of them would silently lose.
 RESERVED_ENV_NAMES = frozenset({

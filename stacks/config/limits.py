@@ -1,4 +1,8 @@
-"""Provider limits the settings validate and the offline preflight checks: one copy of each table."""
+"""Provider limits the settings validate and the offline preflight checks: one copy of each table.
+
+The components read the same values (a password rule, a run-duration grace) from here: settings
+are checked against them before any component exists, and no component is imported to do it.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,9 @@ SECRET_RECOVERY_DAYS = (7, 30)
 # Compute Engine maxRunDuration: 30 s .. 120 days.
 # https://cloud.google.com/compute/docs/instances/limit-vm-runtime
 GCE_MAX_RUN_SECONDS = (30, 120 * 24 * 3600)
+# The bot template adds this boot grace on top of the session limit (its maxRunDuration), so the
+# session limit leaves room for it.
+GCE_BOOT_GRACE_SECONDS = 300
 
 # Cloud Run: the most memory each CPU limit allows (MiB); below 1 CPU a container gets at most 512 MiB.
 # https://cloud.google.com/run/docs/configuring/services/memory-limits#cpu-minimum
@@ -43,3 +50,13 @@ CLOUD_RUN_MAX_TIMEOUT_SECONDS = 3600
 # Cloud Run concurrent requests per instance: at most 1000; a WebSocket holds one for its lifetime.
 # https://cloud.google.com/run/docs/about-concurrency
 CLOUD_RUN_MAX_CONCURRENCY = 1000
+
+# ElastiCache RBAC user passwords: 16-128 printable characters, none of space, `"`, `/` or `@`.
+# https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.RBAC.html
+ELASTICACHE_PASSWORD = (16, 128)
+
+
+def valid_store_password(password: str) -> bool:
+    """ElastiCache's rule for RBAC passwords (`/` and `@` would also break a redis:// URL)."""
+    low, high = ELASTICACHE_PASSWORD
+    return low <= len(password) <= high and password.isprintable() and not any(c in password for c in ' "/@')

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.settings import SettingsError as DispatcherSettingsError
-from stacks.config_reader import Reader, SettingsError
+from stacks.config.reader import Reader, SettingsError
 
 # Config key -> the dispatcher variable it sets. "" (the default of the last two) leaves the
 # dispatcher's own default: the provider's published cold start, no schedule.

@@ -1,4 +1,4 @@
-"""The stack's settings as types: what stacks/settings.py reads from config and every module consumes.
+"""The stack's settings as types: what stacks/config/settings.py reads from config and every module consumes.
 
 Kept apart from the loader so that the modules the loader calls (channel, reserve and TURN
 settings) can name these types without importing the loader back (imports point one way).
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.bot_settings import BotProjectSettings
-from stacks.turn_settings import TurnSettings
+from stacks.config.bot import BotProjectSettings
+from stacks.config.turn import TurnSettings
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,11 @@ class Secrets:
     daily_api_key: pulumi.Output[str]
     dispatcher_api_keys: pulumi.Output[str]
     bot: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # env name -> value
-    # BOT_CHANNEL_TOKEN (stacks/channel_settings.py): None = no bot control channel, every start cold.
+    # BOT_CHANNEL_TOKEN (stacks/config/channel.py): None = no bot control channel, every start cold.
     bot_channel_token: pulumi.Output[str] | None = None
-    # storePassword (stacks/store_settings.py): the coordination store's, when replicas share one.
+    # storePassword (stacks/config/store.py): the coordination store's, when replicas share one.
     store_password: pulumi.Output[str] | None = None
-    # The carriers' credentials for phone calls (stacks/phone_settings.py), env name -> value.
+    # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
@@ -83,7 +83,7 @@ class Settings:
     image_retention_count: int
     tags: Mapping[str, str]
     secrets: Secrets
-    reserve: ReserveSettings = ReserveSettings()  # the dispatcher's warm reserve (stacks/reserve_settings.py)
+    reserve: ReserveSettings = ReserveSettings()  # the dispatcher's warm reserve (stacks/config/reserve.py)
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions

@@ -3,7 +3,7 @@
 A stack with `botChannelToken` gives the dispatcher BOT_CHANNEL_TOKEN from the secret store (pinned
 version), and the dispatcher and every bot BOT_CHANNEL_URL = wss://<the dispatcher's HTTPS name>/bots/channel
 (a bot never gets the deployment secret: its own machine credential comes with its launch);
-stacks/channel_settings.py has the why of each rule tested here.
+stacks/config/channel.py has the why of each rule tested here.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from stacks import contract
-from stacks.channel_settings import PING_INTERVAL_SECONDS
+from stacks.config.channel import PING_INTERVAL_SECONDS
+from stacks.config.settings import SettingsError
 from stacks.gcp_startup import STARTUP_SCRIPT
 from stacks.mocks import GCP_PROJECT_NUMBER, Run, unwrap
-from stacks.settings import SettingsError
 from tests.infra.conftest import CHANNEL, CHANNEL_DOMAIN, CHANNEL_SECRETS, CHANNEL_TOKEN, SECRETS, StackRunner
 from tests.infra.helpers import container
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from stacks.aws_store import MAX_PASSWORD, MIN_PASSWORD, valid_password
-from stacks.config_reader import Reader
+from stacks.config.limits import ELASTICACHE_PASSWORD, valid_store_password
+from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
-    from stacks.settings_model import Settings
+    from stacks.config.model import Settings
 
 PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
 PASSWORD_VARIABLE = "REDIS_PASSWORD"  # noqa: S105 - the dispatcher's variable, not a secret
@@ -32,8 +32,9 @@ def password(cfg: Reader) -> pulumi.Output[str] | None:
 
 def _check(cfg: Reader, text: str) -> None:
     # Checked when the value is known (it is an Output): ElastiCache would refuse it at `up`.
-    if not valid_password(text):
-        raise cfg.fail(PASSWORD_KEY, f"must be {MIN_PASSWORD}-{MAX_PASSWORD} printable characters without spaces, "
+    if not valid_store_password(text):
+        low, high = ELASTICACHE_PASSWORD
+        raise cfg.fail(PASSWORD_KEY, f"must be {low}-{high} printable characters without spaces, "
                                      "'\"', '/' or '@' (ElastiCache's rule); generate one with "
                                      "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.phone_settings import ALB_MAX_DEREGISTRATION_DELAY, deregistration_delay
+from stacks.config.phone import ALB_MAX_DEREGISTRATION_DELAY, deregistration_delay
 from tests.images.test_bot_project import project
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.helpers import container, unwrap

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
-from stacks.settings import DEFAULTS, SettingsError
+from stacks.config.settings import DEFAULTS, SettingsError
 from tests.infra.conftest import SECRETS, StackRunner
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.infra.helpers import ROOT
 
 
 def error(stack: StackRunner, cloud: str, **kwargs: object) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
-from stacks.config_reader import Reader
+from stacks.config.reader import Reader
 
 MODES = ("none", "managed", "external")
 MIN_SECRET_CHARACTERS = 16  # dispatcher/media/turn.py refuses shorter secrets at start-up

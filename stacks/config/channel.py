@@ -13,7 +13,7 @@ plain-HTTP ALB would carry the token in clear text, so the key is refused there)
 - AWS needs HTTPS and the certificate's name (`dispatcherDomain`): bots check the certificate, and
   it is not issued for the ALB's own amazonaws.com name.
 - several dispatcher replicas share a coordination store (docs/replicas.md): on AWS with
-  `dispatcherCount` > 1 and `storePassword` (stacks/store_settings.py), on GCP with
+  `dispatcherCount` > 1 and `storePassword` (stacks/config/store.py), on GCP with
   `dispatcherMaxInstances` > 1 (Memorystore, IAM sign-in: no password).
 - Cloud Run's request timeout bounds a WebSocket: it must outlive an idle bot's wait plus its session.
 """
@@ -27,11 +27,11 @@ import pulumi
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE
 from dispatcher.settings import MIN_BOT_CHANNEL_TOKEN_CHARS
-from stacks.cloud_limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
-from stacks.config_reader import Reader
+from stacks.config.limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
+from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
-    from stacks.settings_model import Settings
+    from stacks.config.model import Settings
 
 TOKEN_KEY = "botChannelToken"  # noqa: S105 - a config key, not a secret
 # The bot pings its channel this often (bot/channel_client.PING_INTERVAL_SECONDS; a test keeps them
