@@ -107,7 +107,7 @@ class Dispatcher(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
-    machines_environment: dict[str, pulumi.Input[str]]  # what stacks/drain.py needs (contract.MACHINES_ENV)
+    machines_environment: dict[str, pulumi.Input[str]]  # what stacks/tools/drain.py needs (contract.MACHINES_ENV)
 
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:aws:Dispatcher", name, None, opts)
@@ -133,7 +133,7 @@ class Dispatcher(pulumi.ComponentResource):
               from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0")
 
         # Named explicitly: an auto-name is the logical name plus 8 characters, which passes the
-        # 32-character limit of load balancer and target group names (stacks/preflight/names.py).
+        # 32-character limit of load balancer and target group names (stacks/tools/preflight/names.py).
         balancer = aws.lb.LoadBalancer(
             name,
             name=args.balancer_name,

@@ -93,7 +93,7 @@ class Dispatcher(pulumi.ComponentResource):
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:Dispatcher", name, None, opts)
         env = environment(args)
-        self.machines_environment = contract.machines_environment(dict(env))  # what stacks/drain.py needs
+        self.machines_environment = contract.machines_environment(dict(env))  # what stacks/tools/drain.py needs
         health = {"http_get": {"path": "/healthz", "port": contract.DISPATCHER_PORT}}
         service = gcp.cloudrunv2.Service(
             name,

@@ -34,7 +34,7 @@ CLOUDS = ("aws", "gcp")
 
 # Stack names become parts of physical names (ECR repositories, GCP ids, ALB and Cloud Run names):
 # lowercase, and short enough that every generated name fits its cloud's limit
-# (stacks/preflight/names.py checks that for a stack name of this maximum length).
+# (stacks/tools/preflight/names.py checks that for a stack name of this maximum length).
 MAX_STACK_NAME = 20
 # No "--": GCP bot VMs are named `vf-<stack>--<id>` and their IAM conditions match that prefix, which
 # no other stack's VM name can then start with (stacks/gcp.py instance_prefix).

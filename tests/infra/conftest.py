@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from stacks.mocks import Run, run_program
+from stacks.tools.mocks import Run, run_program
 
 SECRETS = {
     "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",

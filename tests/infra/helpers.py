@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stacks.mocks import Registration, Run, unwrap
+from stacks.tools.mocks import Registration, Run, unwrap
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def mock_id(reg: Registration) -> str:
-    return f"{reg.name}-id"  # stacks/mocks.py: ids are derived from logical names
+    return f"{reg.name}-id"  # stacks/tools/mocks.py: ids are derived from logical names
 
 
 def policy_statements(run: Run) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import json
 import re
 
 from stacks import contract
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import actions, container, mock_id, policy_statements
 

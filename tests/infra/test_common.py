@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import SECRETS, StackRunner
 
 SECRET_STORES = {"aws:secretsmanager/secretVersion:SecretVersion", "gcp:secretmanager/secretVersion:SecretVersion"}
@@ -35,7 +35,7 @@ def test_secret_config_values_reach_only_the_secret_store(stack: StackRunner, cl
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
 def test_secret_store_values_stay_marked_secret(stack: StackRunner, cloud: str) -> None:
-    from stacks.mocks import is_secret
+    from stacks.tools.mocks import is_secret
 
     versions = [r for r in stack(cloud).registrations if r.type in SECRET_STORES]
     field = "secretString" if cloud == "aws" else "secretData"
@@ -91,7 +91,7 @@ def test_a_revision_that_is_not_a_registry_tag_is_refused(stack: StackRunner) ->
 
 
 def test_registry_password_is_passed_as_a_secret(stack: StackRunner) -> None:
-    from stacks.mocks import is_secret
+    from stacks.tools.mocks import is_secret
 
     for image in stack("aws").of_type("docker-build:index:Image"):
         registries = image.inputs["registries"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 
 

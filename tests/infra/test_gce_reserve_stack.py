@@ -13,7 +13,7 @@ import pytest
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from stacks.gcp_startup import STARTUP_SCRIPT
-from stacks.mocks import Run
+from stacks.tools.mocks import Run
 
 
 def test_the_launcher_may_relabel_this_stacks_vms_reserve_vms_included(gcp: Run) -> None:

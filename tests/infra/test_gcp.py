@@ -8,7 +8,7 @@ import re
 from stacks import contract
 from stacks.gcp_bot import LAUNCH_PERMISSIONS
 from stacks.gcp_network import BOT_TAG
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 
 FIREWALL = "gcp:compute/firewall:Firewall"

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from stacks.iam import assume_role_policy, statement
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from tests.infra.helpers import actions, policy_statements
 
 ACCOUNT_REGION = "eu-west-1:123456789012"

@@ -14,7 +14,7 @@ from pulumi_policy import (
 )
 
 from policy import rules
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 
 TAGS = {"project": "voicefleet", "stack": "s", "environment": "dev", "managed-by": "pulumi"}

@@ -8,7 +8,7 @@ import pytest
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE
 from policy import rules
-from stacks.mocks import unwrap
+from stacks.tools.mocks import unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.test_policy import violations
 

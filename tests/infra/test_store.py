@@ -16,7 +16,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from stacks import aws_store, gcp_store
 from stacks.config.limits import valid_store_password
 from stacks.config.reader import SettingsError
-from stacks.mocks import RecordingMocks, RecordingMonitor, Registration, Run, is_secret, unwrap
+from stacks.tools.mocks import RecordingMocks, RecordingMonitor, Registration, Run, is_secret, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
 

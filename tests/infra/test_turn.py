@@ -19,7 +19,7 @@ import pytest
 from policy import rules
 from stacks import contract
 from stacks.config.turn import TurnSettings
-from stacks.mocks import Run, unwrap
+from stacks.tools.mocks import Run, unwrap
 from stacks.turn_server import coturn_config
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, StackRunner
 from tests.infra.helpers import container

@@ -12,7 +12,7 @@ import pytest
 
 from stacks import contract
 from stacks.config.settings import SettingsError
-from stacks.mocks import Run, is_secret, unwrap
+from stacks.tools.mocks import Run, is_secret, unwrap
 from tests.images.test_bot_project import project
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container

@@ -88,7 +88,7 @@ def test_project_file_defaults_equal_the_settings_defaults() -> None:
 
 def test_required_secrets_are_typed_secret_and_optional_secrets_are_untyped_with_an_empty_default() -> None:
     """A typed secret with a default fails every stack that leaves it unset (the CLI merges the
-    default in plain; tests/infra/test_preflight_config.py), so optional secrets are untyped."""
+    default in plain; tests/infra/tools/preflight/test_cli_config.py), so optional secrets are untyped."""
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     for key in ("dailyApiKey", "dispatcherApiKeys"):
         assert declared[key].get("secret") is True and "default" not in declared[key], key

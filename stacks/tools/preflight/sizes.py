@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stacks.config import limits
-from stacks.mocks import Registration, unwrap
+from stacks.tools.mocks import Registration, unwrap
 
 _ARCH_PLATFORM = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from stacks.mocks import Registration, unwrap
+from stacks.tools.mocks import Registration, unwrap
 
 _STARTS_WITH = re.compile(r'resource\.name\.startsWith\("([^"]*/instances/)([^"]*)"\)')
 

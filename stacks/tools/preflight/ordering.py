@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from stacks.mocks import Registration, unwrap
+from stacks.tools.mocks import Registration, unwrap
 
 GCP_GRANTS = ("gcp:projects/iAMMember:IAMMember", "gcp:serviceaccount/iAMMember:IAMMember",
               "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",

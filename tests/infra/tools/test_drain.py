@@ -23,8 +23,8 @@ from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.outbound.retry import Transient
 from stacks import contract
-from stacks.drain import Drain, DrainError, main, provider_environment
-from stacks.mocks import Run
+from stacks.tools.drain import Drain, DrainError, main, provider_environment
+from stacks.tools.mocks import Run
 from tests.fakes.ecs import provision
 from tests.fakes.fixtures import fake_gce, moto_ecs  # noqa: F401 - fixtures
 from tests.fakes.gce import FakeGce
@@ -168,7 +168,7 @@ def test_a_refusing_cloud_or_missing_credentials_is_one_line_not_a_traceback(
 
 def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> None:
     """F3/F4 in the preflight: machines the dispatcher launches need the drain's outputs."""
-    from stacks.preflight import destroy
+    from stacks.tools.preflight import destroy
 
     for cloud in ("aws", "gcp"):
         run: Run = stack(cloud)

@@ -1,4 +1,4 @@
-"""The Pulumi CLI's config checks (stacks/preflight/cli_config.py) on Pulumi.yaml and every example stack.
+"""The Pulumi CLI's config checks (stacks/tools/preflight/cli_config.py) on Pulumi.yaml and every example stack.
 
 Rules from pulumi/pulumi 1b5949891b3c: pkg/workspace/config.go `mergeConfig` and
 `validateStackConfigValue`, sdk/go/common/workspace/project.go `Project.Validate` and
@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
-from stacks.preflight.stack import documented_values
+from stacks.tools.paths import stack_names
+from stacks.tools.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
+from stacks.tools.preflight.stack import documented_values
 from tests.infra.helpers import ROOT
 
-STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACKS = stack_names()
 REQUIRED_SECRETS = ["dailyApiKey", "dispatcherApiKeys"]
 
 

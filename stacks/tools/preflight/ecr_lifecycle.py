@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stacks.mocks import Registration, unwrap
+from stacks.tools.mocks import Registration, unwrap
 
 
 @dataclass(frozen=True)

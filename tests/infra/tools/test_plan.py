@@ -8,15 +8,13 @@ change is intended, refresh the snapshots and commit them with it:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from stacks import plan as plan_module
-from stacks.plan import SNAPSHOTS, diff, main, plan, stack_config
+from stacks.tools import plan as plan_module
+from stacks.tools.paths import SNAPSHOTS, stack_names
+from stacks.tools.plan import diff, main, plan, stack_config
 
-STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")]
-                for p in (Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
+STACKS = stack_names()
 
 
 def test_every_example_stack_has_a_snapshot() -> None:
@@ -72,7 +70,7 @@ def test_a_stack_that_breaks_a_preflight_rule_gets_no_plan(
 
 
 def test_an_unknown_stack_is_one_line_naming_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
-    from stacks import plan
+    from stacks.tools import plan
 
     with pytest.raises(SystemExit) as exited:
         plan.main(["aws-staging"])
@@ -84,7 +82,7 @@ def test_an_unknown_stack_is_one_line_naming_the_known_ones(capsys: pytest.Captu
 def test_a_bad_stack_value_is_one_line_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stacks import plan
+    from stacks.tools import plan
 
     config, secret_keys = plan.stack_config("aws-dev")
     config["voicefleet:maxSessionSeconds"] = "lots"

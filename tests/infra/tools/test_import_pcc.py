@@ -1,6 +1,6 @@
 """`python -m stacks.import_pcc`: a Pipecat Cloud pcc-deploy.toml becomes stack config commands.
 
-Fixtures (tests/infra/pcc/): `starter`, the project `pipecat init` writes (its Dockerfile, a secret set
+Fixtures (tests/infra/tools/pcc/): `starter`, the project `pipecat init` writes (its Dockerfile, a secret set
 with a .env); `custom`, every field a hosted or Enterprise deployment may set, a custom Dockerfile.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks import import_pcc
-from stacks.import_pcc import PccConfigError, convert, dockerfile_notes, env_values, fargate_size
+from stacks.tools import import_pcc
+from stacks.tools.import_pcc import PccConfigError, convert, dockerfile_notes, env_values, fargate_size
 
 PCC = Path(__file__).resolve().parent / "pcc"
 STARTER = PCC / "starter" / "pcc-deploy.toml"

@@ -9,7 +9,7 @@
 So a stack whose dispatcher launches machines must let `python -m stacks.drain` find them: the
 stack outputs `machinesEnvironment`, which the dispatcher's own provider must accept, and
 `drained`, which says no dispatcher runs any more (the `drain` setting). The tests drain real
-fakes (tests/infra/test_drain.py).
+fakes (tests/infra/tools/test_drain.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stacks.mocks import Registration, unwrap
+from stacks.tools.mocks import Registration, unwrap
 
 LAUNCH_TARGETS = {"aws:ecs/cluster:Cluster": "ecs", "gcp:compute/instanceTemplate:InstanceTemplate": "gce"}
 

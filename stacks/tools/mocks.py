@@ -16,7 +16,6 @@ import runpy
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -24,10 +23,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
+from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
 GCP_PROJECT_NUMBER = "210987654321"
-PROGRAM = Path(__file__).resolve().parent.parent / "infra" / "__main__.py"  # Pulumi.yaml `main: infra/`
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""AWS/GCP name, label and size rules (stacks/preflight/names.py, sizes.py) on what the program registers.
+"""AWS/GCP name, label and size rules (stacks/tools/preflight/names.py, sizes.py) on what the program registers.
 
 Each rule cites its API reference in the module. Runs for every example stack and for the longest
 stack name settings allow; the review's item 2 (auto-named ALB and target group) is shown failing
@@ -12,13 +12,13 @@ import dataclasses
 import pytest
 
 from stacks.config.settings import MAX_STACK_NAME, SettingsError
-from stacks.mocks import Registration, Run, run_program
-from stacks.plan import stack_config
-from stacks.preflight import names, sizes
+from stacks.tools.mocks import Registration, Run, run_program
+from stacks.tools.paths import stack_names
+from stacks.tools.plan import stack_config
+from stacks.tools.preflight import names, sizes
 from tests.infra.conftest import StackRunner
-from tests.infra.helpers import ROOT
 
-STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACKS = stack_names()
 LB, TG = "aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from stacks.mocks import Invoke, Registration, unwrap
+from stacks.tools.mocks import Invoke, Registration, unwrap
 
 # (type, property) -> why a change replaces the resource.
 FORCE_NEW = {("aws:ec2/instance:Instance", "ami"): "ami forces a replacement (terraform-provider-aws ec2_instance.go)"}

@@ -11,7 +11,7 @@ A model of pulumi/pulumi `sdk/python/toolchain/uv.go` and the engine's `getPwdMa
 - the program then runs with that venv's python, its working directory the program folder, and
   so do the provider plugins (docker-build resolves the build context from there).
 The preflight checks that this install holds every Pulumi package the program imports; the
-tests also run uv itself the same way in a fresh copy (tests/infra/test_toolchain.py).
+tests also run uv itself the same way in a fresh copy (tests/infra/tools/preflight/test_toolchain.py).
 """
 
 from __future__ import annotations

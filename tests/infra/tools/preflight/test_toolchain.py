@@ -1,6 +1,6 @@
 """Pulumi's uv toolchain gives the program `pulumi`, and the dispatcher's own install stays light.
 
-The model (stacks/preflight/toolchain.py) is checked against the arrangement a fresh clone had
+The model (stacks/tools/preflight/toolchain.py) is checked against the arrangement a fresh clone had
 before the program became its own uv project (it must flag it), against this repository (clean),
 and uv itself is run the way Pulumi runs it, in a fresh copy of the tracked files, offline.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks.mocks import Run
-from stacks.preflight import toolchain
+from stacks.tools.mocks import Run
+from stacks.tools.preflight import toolchain
 from tests.infra.helpers import ROOT
 
 PULUMI_PACKAGES = {"pulumi", "pulumi-aws", "pulumi-gcp", "pulumi-docker-build"}

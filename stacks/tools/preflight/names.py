@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.mocks import Registration, decode_json, unwrap
+from stacks.tools.mocks import Registration, decode_json, unwrap
 
 AUTO_SUFFIX = "-abcdefg"  # the separator plus the 7 random characters of an auto-name
 

@@ -1,8 +1,8 @@
 """A second `up` changes nothing it should not, and a destroyed stack can be created again.
 
-Each preflight rule (stacks/preflight/lifecycle.py, ecr_lifecycle.py, ordering.py, iam_scope.py) is
+Each preflight rule (stacks/tools/preflight/lifecycle.py, ecr_lifecycle.py, ordering.py, iam_scope.py) is
 shown to flag the shape the stacks had (the registration with the fix taken out) and to pass the
-program as it is; the four example stacks' plans run every rule (tests/infra/test_plan.py).
+program as it is; the four example stacks' plans run every rule (tests/infra/tools/test_plan.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import dataclasses
 import json
 
 from stacks.aws import lifecycle_policy
-from stacks.mocks import Registration, Run, unwrap
-from stacks.preflight import ecr_lifecycle, iam_scope, lifecycle, ordering
+from stacks.tools.mocks import Registration, Run, unwrap
+from stacks.tools.preflight import ecr_lifecycle, iam_scope, lifecycle, ordering
 from tests.infra.conftest import CHANNEL_DOMAIN, StackRunner
 from tests.infra.test_turn import run_with_turn
 

@@ -7,22 +7,17 @@ A stack file's header lists the `pulumi config set [--secret] KEY VALUE` lines i
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from stacks.config.reader import DEFAULTS
-from stacks.mocks import Invoke, Registration
-from stacks.preflight import destroy, ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
-from stacks.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
+from stacks.tools.mocks import Invoke, Registration
+from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
+from stacks.tools.preflight import destroy, ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
+from stacks.tools.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTED_SET = re.compile(r"^#\s+pulumi config set (--secret )?(\w+) (\S+)", re.MULTILINE)
-
-
-def stack_file(stack: str) -> Path:
-    return ROOT / "stacks" / f"Pulumi.{stack}.yaml"
 
 
 def documented_commands(stack: str) -> list[tuple[bool, str, str]]:
@@ -42,10 +37,10 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
                recreated: list[Registration] | None = None, outputs: dict[str, Any] | None = None) -> list[str]:
     """Every check on one run of the program; `recreated` is a second run standing for the same stack
     created again after a destroy (the cloud's assigned ids differ)."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project = yaml.safe_load(PROJECT_FILE.read_text())
     values = documented_values(stack)
     found = project_errors(project) + stack_errors(project, stack, values)
-    found += toolchain.violations(ROOT) + toolchain.build_context_violations(ROOT, registrations)
+    found += toolchain.violations(REPOSITORY) + toolchain.build_context_violations(REPOSITORY, registrations)
     found += names.violations(registrations) + sizes.violations(registrations)
     found += lifecycle.replacement_violations(registrations, invokes or [])
     found += lifecycle.in_place_violations(registrations) + lifecycle.name_violations(registrations)

@@ -1,0 +1,214 @@
+"""Before a destroy: remove every machine the dispatcher launched, with the dispatcher's own providers.
+
+    pulumi config set drain true -s aws-dev && pulumi up -s aws-dev   # the dispatcher scaled to zero
+    uv run --project infra python -m stacks.drain aws-dev              # its bots stopped and gone
+    pulumi destroy -s aws-dev
+
+Bots are launched by the dispatcher (ECS RunTask, GCE instances.insert), not by Pulumi, so a destroy
+does not know them: on AWS their tasks keep the cluster (whose delete the provider retries for only
+10 minutes) and their ENIs keep the subnets and the bot security group; on GCP their VMs keep the
+subnetwork, and a VM whose bot ends after the destroy removed its self-delete grant powers off and
+stays. So the destroy is preceded by two steps: `drain: true` (nothing launches bots any more:
+the ECS service has no task, Cloud Run no instance; the stack output `drained` says it is applied),
+then this command: it lists this stack's machines the way the dispatcher does (the providers and
+the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
+stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
+waits until none is left. On AWS it also deregisters the bot task definitions, which the stack
+keeps on replacement (`skip_destroy`) and a destroy would leave ACTIVE.
+Credentials come from the usual chains (AWS profile/SSO, Google ADC), as for `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.auth.exceptions import GoogleAuthError
+
+from dispatcher.machines.base import MachineState
+from dispatcher.machines.ecs.credentials import NoCredentials
+from dispatcher.machines.ecs.provider import EcsSettings
+from dispatcher.machines.ecs.reserve import EcsWarmMachines
+from dispatcher.machines.gce.provider import GceSettings
+from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.outbound.retry import Transient
+from dispatcher.settings import SettingsError
+
+# Endpoint overrides the operator's environment may add (tests point them at local fakes).
+OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH")
+UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
+
+
+class DrainError(Exception):
+    """One line for the operator: why the drain stopped."""
+
+
+@dataclass
+class Report:
+    retired_idle: set[str] = field(default_factory=set)
+    stopped_sessions: set[str] = field(default_factory=set)
+    deregistered: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [f"retired {len(self.retired_idle)} idle reserve machine(s)",
+                f"stopped {len(self.stopped_sessions)} session machine(s)",
+                *([f"deregistered {len(self.deregistered)} bot task definition revision(s)"] if self.deregistered
+                  else [])]
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    shown = subprocess.run(["pulumi", "stack", "output", "--json", "-s", stack], capture_output=True, text=True,
+                           timeout=120, check=False)
+    if shown.returncode != 0:
+        raise DrainError(f"pulumi stack output -s {stack} failed: {shown.stderr.strip()}")
+    outputs: dict[str, Any] = json.loads(shown.stdout)
+    return outputs
+
+
+def provider_environment(outputs: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    env = outputs.get("machinesEnvironment")
+    if not isinstance(env, dict) or "MACHINES" not in env:
+        raise DrainError("the stack has no machinesEnvironment output: `pulumi up` with this program first")
+    if outputs.get("drained") is not True:
+        raise DrainError("the dispatcher still runs and would launch new bots: "
+                         "`pulumi config set drain true` and `pulumi up` first")
+    return {**{k: str(v) for k, v in env.items()}, **{k: environ[k] for k in OVERRIDES if k in environ}}
+
+
+def _ecs_client(settings: EcsSettings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+                    retries={"max_attempts": 5, "mode": "standard"})
+    return boto3.client("ecs", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config)
+
+
+class Drain:
+    def __init__(self, outputs: Mapping[str, Any], env: Mapping[str, str], *, grace: float, deadline: float,
+                 poll: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.outputs, self.env = outputs, env
+        self.grace, self.deadline, self.poll = grace, deadline, poll
+        self.clock, self.sleep = clock, sleep  # seams: tests see the waits without waiting them
+        self.report = Report()
+        self.machines: EcsWarmMachines | GceWarmMachines
+        self.ecs: EcsSettings | None = None
+        if env["MACHINES"] == "ecs":
+            self.ecs = EcsSettings.from_env(env)
+            self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL)
+        elif env["MACHINES"] == "gce":
+            # The drain launches nothing: a reserve VM's lifetime does not matter here.
+            self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0)
+        else:
+            raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs and gce stacks are drained")
+
+    async def run(self) -> Report:
+        started = self.clock()
+        try:
+            if self.ecs is not None:
+                await self._dispatcher_gone(started)
+            await self._sweep(started)
+            if self.ecs is not None:
+                await asyncio.to_thread(self._deregister_task_definitions)
+        finally:
+            await self.machines.aclose()
+        return self.report
+
+    async def _dispatcher_gone(self, started: float) -> None:
+        """ECS: `drain: true` set the service's desired count to 0; wait for its last task to stop."""
+        assert self.ecs is not None
+        client = _ecs_client(self.ecs)
+        service = str(self.outputs.get("dispatcherService") or "")
+        while True:
+            found = await asyncio.to_thread(client.describe_services, cluster=self.ecs.cluster, services=[service])
+            running = sum(int(s.get("runningCount", 0)) + int(s.get("pendingCount", 0))
+                          for s in found.get("services", []) if s.get("status") != "INACTIVE")
+            wanted = sum(int(s.get("desiredCount", 0)) for s in found.get("services", []))
+            if wanted:
+                raise DrainError(f"the dispatcher service {service} still wants {wanted} task(s): "
+                                 "`pulumi config set drain true` and `pulumi up` first")
+            if not running:
+                return
+            self._check_deadline(started, f"the dispatcher service {service} still runs {running} task(s)")
+            await self.sleep(self.poll)
+
+    async def _sweep(self, started: float) -> None:
+        gce = self.ecs is None  # a GCE VM stays listed (TERMINATED, with its disk) until deleted
+        while True:
+            sessions = [m for m in await self.machines.list() if gce or m.state.is_active]
+            idle = await self.machines.idle_machines()
+            if not sessions and not idle:
+                return
+            self._check_deadline(started, f"{len(sessions)} session and {len(idle)} idle machine(s) remain")
+            for bot in idle:
+                await self.machines.retire(bot.bot_id)
+                self.report.retired_idle.add(bot.bot_id)
+            in_grace = self.clock() - started < self.grace
+            for machine in sessions:
+                if in_grace and machine.state.is_active:
+                    continue  # may still end on its own (the bot's own timer ends it at the latest)
+                if machine.state is not MachineState.ENDED or gce:
+                    await self.machines.stop(machine.session_id)
+                    self.report.stopped_sessions.add(machine.session_id)
+            await self.sleep(self.poll)
+
+    def _deregister_task_definitions(self) -> None:
+        assert self.ecs is not None
+        client = _ecs_client(self.ecs)
+        for family in self.ecs.families:
+            pages = client.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
+            for arn in (arn for page in pages for arn in page.get("taskDefinitionArns", [])):
+                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family:  # the prefix also matches bot-webrtc
+                    client.deregister_task_definition(taskDefinition=arn)
+                    self.report.deregistered.append(arn)
+
+    def _check_deadline(self, started: float, remaining: str) -> None:
+        if self.clock() - started > self.deadline:
+            raise DrainError(f"not drained after {self.deadline:.0f} s: {remaining}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stacks.drain", description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help="the stack to drain, e.g. aws-dev")
+    parser.add_argument("--outputs", help="the stack's outputs as JSON (default: `pulumi stack output --json`)")
+    parser.add_argument("--grace", type=float, default=0.0,
+                        help="seconds live sessions may take to end on their own before they are stopped")
+    parser.add_argument("--deadline", type=float, default=900.0, help="give up after this many seconds")
+    parser.add_argument("--poll", type=float, default=5.0, help="seconds between listings")
+    args = parser.parse_args(argv)
+    try:
+        if args.outputs:
+            with open(args.outputs) as file:
+                outputs = json.load(file)
+        else:
+            outputs = stack_outputs(args.stack)
+        env = provider_environment(outputs, os.environ)
+        drain = Drain(outputs, env, grace=args.grace, deadline=args.deadline, poll=args.poll)
+        report = asyncio.run(drain.run())
+    except (DrainError, SettingsError, OSError, ValueError) as exc:
+        print(f"{args.stack}: not drained: {exc}", file=sys.stderr)
+        return 1
+    except ProviderError as exc:  # the cloud refused a list or a stop: say which, never a traceback
+        print(f"{args.stack}: not drained: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+    except (NoCredentials, Transient, GoogleAuthError) as exc:  # no cloud credentials, or none that work
+        print(f"{args.stack}: not drained: credentials: {exc}", file=sys.stderr)
+        return 1
+    for line in report.lines():
+        print(f"{args.stack}: {line}")
+    print(f"{args.stack}: drained; `pulumi destroy -s {args.stack}` can run")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""Turn a Pipecat Cloud `pcc-deploy.toml` into voicefleet stack config: `python -m stacks.import_pcc`.
+
+    python -m stacks.import_pcc path/to/pcc-deploy.toml --cloud aws [--env-file path/to/.env]
+
+Prints the `pulumi config set` commands for the stack (run them in the folder of Pulumi.yaml, on
+the stack you selected), each with a comment saying which pcc-deploy.toml field it comes from, then
+what does not carry over and why. Nothing is written and no cloud is called. The fields read are
+the ones Pipecat Cloud's CLI accepts (`pipecatcloud/_utils/deploy_utils.py`): agent_name, image,
+build_id, image_credentials, secret_set, region, agent_profile, resources, [scaling]
+min_agents/max_agents, max_session_duration, websocket_auth, [krisp_viva], [build], [docker].
+
+The bot image is built from the project folder (voicefleet:botProject), not from the project's
+Dockerfile: see docs/bring-your-bot.md "Coming from Pipecat Cloud" for why, and `dockerfile_notes`
+for what each extra Dockerfile line becomes. Secret values are never printed: with `--env-file`
+(the file given to `pipecat cloud secrets set --file`), each key becomes a command that pipes its
+value from that file into `pulumi config set --secret`, so it is on no command line either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shlex
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from images.bot_project import BotProjectError
+from images.bot_project import read as read_project
+from stacks.config.limits import FARGATE_MEMORY
+
+# Pipecat Cloud's agent profiles: (vCPU, GiB). Hosted PCC runs one session per instance.
+PROFILES = {"agent-1x": (0.5, 1.0), "agent-2x": (1.0, 2.0), "agent-3x": (1.5, 3.0)}
+# The closest Compute Engine machine type at least as large (sustained vCPU, memory).
+GCE_MACHINES = {"agent-1x": "e2-small", "agent-2x": "e2-medium", "agent-3x": "e2-standard-2"}
+# Pipecat Cloud regions -> the cloud region in the same place.
+REGIONS = {"aws": {"us-west": "us-west-2", "us-east": "us-east-1", "eu-central": "eu-central-1",
+                   "ap-south": "ap-south-1"},
+           "gcp": {"us-west": "us-west1", "us-east": "us-east4", "eu-central": "europe-west3",
+                   "ap-south": "asia-south1"}}
+PCC_DEFAULT_MAX_SESSION_SECONDS = 7200
+KNOWN_KEYS = {"agent_name", "image", "build_id", "image_credentials", "secret_set", "region", "scaling", "docker",
+              "build", "agent_profile", "krisp_viva", "websocket_auth", "max_session_duration", "resources"}
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_UNITS = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+          "Ti": 2**40}
+
+
+class PccConfigError(ValueError):
+    """pcc-deploy.toml cannot be read or has a value Pipecat Cloud itself would refuse."""
+
+
+@dataclass
+class Plan:
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (command, why)
+    notes: list[str] = field(default_factory=list)
+
+    def set(self, key: str, value: str | int, why: str) -> None:
+        self.commands.append((f"pulumi config set {key} {shlex.quote(str(value))}", why))
+
+    def render(self) -> str:
+        lines = [f"{command}  # {why}" for command, why in self.commands]
+        if self.notes:
+            lines += ["", "# Not carried over, or to do by hand:", *(f"# - {note}" for note in self.notes)]
+        return "\n".join(lines) + "\n"
+
+
+def _quantity(value: object, what: str) -> float:
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise PccConfigError(f"resources.{what} {value!r} is not a quantity like 500m, 2 or 4Gi")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def fargate_size(vcpu: float, memory_gib: float) -> tuple[int, int]:
+    """The smallest Fargate (CPU units, MiB) with at least this much of both."""
+    for cpu, memories in FARGATE_MEMORY.items():
+        if cpu >= vcpu * 1024:
+            fitting = [m for m in memories if m >= memory_gib * 1024]
+            if fitting:
+                return cpu, fitting[0]
+    raise PccConfigError(f"{vcpu} vCPU / {memory_gib} GiB is larger than any Fargate task size")
+
+
+def _sizing(config: dict[str, object], cloud: str, plan: Plan) -> None:
+    profile = config.get("agent_profile")
+    resources = config.get("resources")
+    if isinstance(resources, dict) and resources:
+        vcpu = _quantity(resources.get("cpu"), "cpu")
+        memory = _quantity(resources.get("memory"), "memory") / 2**30
+        source = f"resources cpu={resources.get('cpu')} memory={resources.get('memory')}"
+    else:
+        profile = str(profile or "agent-1x")
+        if profile not in PROFILES:
+            raise PccConfigError(f"agent_profile {profile!r} is not one of {', '.join(PROFILES)}")
+        vcpu, memory = PROFILES[profile]
+        source = f"agent_profile {profile}" + ("" if config.get("agent_profile") else " (Pipecat Cloud's default)")
+    if cloud == "aws":
+        cpu, mib = fargate_size(vcpu, memory)
+        exact = math.isclose(cpu, vcpu * 1024) and math.isclose(mib, memory * 1024)
+        why = f"{source}: {vcpu:g} vCPU / {memory:g} GiB" + ("" if exact else ", rounded up to a Fargate size")
+        plan.set("botCpu", cpu, why)
+        plan.set("botMemory", mib, why)
+    elif profile in GCE_MACHINES and not (isinstance(resources, dict) and resources):
+        plan.set("botMachineType", GCE_MACHINES[str(profile)], f"{source}: the closest e2 type at least as large")
+    else:
+        plan.notes.append(f"{source}: pick a Compute Engine machine type with at least {vcpu:g} vCPU and "
+                          f"{memory:g} GiB (voicefleet:botMachineType)")
+
+
+def _scaling(config: dict[str, object], plan: Plan) -> None:
+    scaling = config.get("scaling") or {}
+    if not isinstance(scaling, dict):
+        raise PccConfigError("[scaling] must be a table")
+    minimum, maximum = scaling.get("min_agents", 0), scaling.get("max_agents")
+    if not isinstance(minimum, int) or minimum < 0:
+        raise PccConfigError(f"scaling.min_agents must be a whole number >= 0 (got {minimum!r})")
+    plan.set("reserveMinIdle", minimum, "scaling.min_agents: bots kept warm and idle at all times")
+    if maximum is not None:
+        if not isinstance(maximum, int) or maximum < max(1, minimum):
+            raise PccConfigError(f"scaling.max_agents must be a whole number >= max(1, min_agents) (got {maximum!r})")
+        plan.set("maxConcurrentSessions", maximum, "scaling.max_agents: one session per agent, more get 429")
+
+
+def _secrets(config: dict[str, object], env_file: Path | None, plan: Plan) -> None:
+    secret_set = config.get("secret_set")
+    if not secret_set:
+        return
+    if env_file is None:
+        plan.notes.append(f"secret_set {secret_set}: set each of its keys as "
+                          f"`pulumi config set --secret --path 'botSecrets.NAME'` (the value is read from stdin; "
+                          f"run again with --env-file to have the commands written for you)")
+        return
+    file = shlex.quote(str(env_file))
+    for name in env_values(env_file):
+        plan.commands.append((f"python -m stacks.import_pcc --env-file {file} --value {name} | "
+                              f"pulumi config set --secret --path 'botSecrets.{name}'",
+                              f"secret_set {secret_set}: {name}, reaches the bot by reference"))
+
+
+def env_values(env_file: Path) -> dict[str, str]:
+    """A .env file's variables (`NAME=value`, `export NAME=value`, quoted values), in file order."""
+    values: dict[str, str] = {}
+    for line in env_file.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", line)
+        if match:
+            value = match.group(2)
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[match.group(1)] = value
+    return values
+
+
+def dockerfile_notes(dockerfile: Path) -> list[str]:
+    """What each line of a Pipecat Cloud Dockerfile becomes in voicefleet's build (which does not run it)."""
+    if not dockerfile.is_file():
+        return []
+    text = dockerfile.read_text(encoding="utf-8").replace("\\\n", " ")
+    notes = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        word = line.split(" ", 1)[0].upper() if line and not line.startswith("#") else ""
+        rest = line[len(word):].strip()
+        if not word or word in ("WORKDIR", "ARG", "LABEL", "EXPOSE", "CMD", "ENTRYPOINT", "HEALTHCHECK"):
+            continue
+        if word == "FROM":
+            if "pipecat-base" not in rest:
+                notes.append(f"`{line}`: voicefleet builds on its own base (python slim + your locked "
+                             "dependencies); check what this base added")
+        elif word in ("COPY", "ADD"):
+            continue  # the whole project folder is copied (minus .venv, .git, .env)
+        elif word == "RUN" and re.search(r"\buv sync\b|pip install (-r|--requirement)", rest):
+            continue  # voicefleet installs the lock / requirements.txt itself
+        elif word == "RUN" and re.search(r"\bapt(-get)?\b", rest):
+            notes.append(f"`{line}`: system packages are not installed by voicefleet's build; the runtime is "
+                         "python slim. Prefer a wheel that bundles the library, or add the package to "
+                         "images/bot.Dockerfile's runtime stage")
+        elif word == "RUN":
+            notes.append(f"`{line}`: move it to bake.py at the project's root, which the build runs once with "
+                         "your dependencies (write models under $BOT_MODELS_DIR)")
+        elif word == "ENV" and rest.startswith("UV_"):
+            continue  # uv's build settings; voicefleet's build sets its own
+        elif word == "ENV":
+            notes.append(f"`{line}`: set it in bot.py, or as a botSecrets entry if it is a secret")
+        elif word == "USER":
+            continue  # the image runs as uid 10001
+        else:
+            notes.append(f"`{line}`: no counterpart in voicefleet's build")
+    return notes
+
+
+def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise PccConfigError(f"{path}: {error}") from None
+    unknown = set(config) - KNOWN_KEYS
+    if "enable_krisp" in unknown:
+        raise PccConfigError(f"{path}: enable_krisp is no longer accepted by Pipecat Cloud either; remove it")
+    if unknown:
+        raise PccConfigError(f"{path}: keys Pipecat Cloud does not accept: {', '.join(sorted(unknown))}")
+    plan = Plan()
+    plan.set("cloud", cloud, "the cloud this stack deploys to")
+    build = config.get("build") if isinstance(config.get("build"), dict) else {}
+    assert isinstance(build, dict)
+    folder = Path(os.path.relpath((path.parent / str(build.get("context_dir", "."))).resolve()))
+    try:
+        project = read_project(folder)
+        plan.set("botProject", str(folder),
+                 f"the project pcc-deploy.toml deploys (pipecat-ai {project.pipecat_version})")
+    except BotProjectError as error:
+        plan.set("botProject", str(folder), "the project pcc-deploy.toml deploys")
+        plan.notes.append(f"the project cannot be built as it is: {error}")
+    if config.get("agent_name"):
+        plan.notes.append(f"agent_name {config['agent_name']}: choose a stack name (at most 20 lowercase letters, "
+                          "digits and dashes): `pulumi stack init NAME`")
+    region = config.get("region")
+    if region:
+        mapped = REGIONS[cloud].get(str(region))
+        if mapped is None:
+            raise PccConfigError(f"region {region!r} is not a Pipecat Cloud region ({', '.join(REGIONS[cloud])})")
+        plan.set(f"{cloud}:region", mapped, f"region {region}")
+    _sizing(config, cloud, plan)
+    _scaling(config, plan)
+    seconds = config.get("max_session_duration", PCC_DEFAULT_MAX_SESSION_SECONDS)
+    if not isinstance(seconds, int) or not 60 <= seconds <= 14400:
+        raise PccConfigError(f"max_session_duration must be 60..14400 seconds (got {seconds!r})")
+    plan.set("maxSessionSeconds", seconds, "max_session_duration" + (
+        "" if "max_session_duration" in config else " (Pipecat Cloud's default)"))
+    _secrets(config, env_file, plan)
+    for key, note in (("image", "voicefleet builds and pushes the image itself (pulumi up), pinned by digest"),
+                      ("build_id", "voicefleet builds the image itself from botProject"),
+                      ("image_credentials", "the stack's own registry needs no pull secret"),
+                      ("krisp_viva", "Krisp VIVA is a Pipecat Cloud service; use a filter your bot brings"),
+                      ("websocket_auth", "telephony WebSockets are configured on the dispatcher, not per bot"),
+                      ("docker", "docker settings do not apply: the stack builds with its own settings")):
+        if config.get(key):
+            plan.notes.append(f"{key}: {note}")
+    plan.notes += dockerfile_notes(folder / str(build.get("dockerfile", "Dockerfile")))
+    return plan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stacks.import_pcc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("deploy_config", type=Path, nargs="?", help="path to pcc-deploy.toml")
+    parser.add_argument("--cloud", choices=("aws", "gcp"))
+    parser.add_argument("--env-file", type=Path, help="the .env your Pipecat Cloud secret set was made from")
+    parser.add_argument("--value", metavar="NAME", help="print NAME's value from --env-file, for a pipe into "
+                                                       "`pulumi config set --secret` (the printed commands use it)")
+    args = parser.parse_args(argv)
+    if args.value:
+        values = env_values(args.env_file) if args.env_file else {}
+        if args.value not in values:
+            print(f"import_pcc: {args.value} is not in {args.env_file}", file=sys.stderr)
+            return 1
+        sys.stdout.write(values[args.value])
+        return 0
+    if args.deploy_config is None or args.cloud is None:
+        parser.error("pcc-deploy.toml and --cloud are required")
+    try:
+        print(convert(args.deploy_config, args.cloud, args.env_file).render(), end="")
+    except PccConfigError as error:
+        print(f"import_pcc: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

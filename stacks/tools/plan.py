@@ -1,0 +1,204 @@
+"""Render a stack's resources offline, as text a reviewer can diff.
+
+    uv run --project infra python -m stacks.plan aws-dev            # print the plan of stacks/Pulumi.aws-dev.yaml
+    uv run --project infra python -m stacks.plan aws-dev --diff     # what changed against the committed snapshot
+    uv run --project infra python -m stacks.plan aws-dev --write    # refresh tests/infra/snapshots/aws-dev.txt
+
+Every run first applies the offline preflight (stacks/tools/preflight: the CLI's config checks, the
+clouds' name and size rules) and exits 1 with one line per violation instead of a plan.
+
+The program runs under mocks (no CLI, plugins or credentials). Outputs that only the cloud knows
+(ids, ARNs, digests) are mocked deterministically, so the text changes only when the program or
+the stack's configuration does. Secret values print as [secret]; secret keys the stack file does
+not hold (they are set with `pulumi config set --secret`) get placeholders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import subprocess
+import sys
+from typing import Any
+
+import yaml
+
+from stacks.config.reader import SettingsError
+from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
+from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
+from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
+from stacks.tools.preflight.stack import documented_commands, violations
+
+SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
+# The plan must not depend on who renders it: fixed instead of git or the environment.
+PLAN_REVISION = "plan"
+# The plan stands in for a stack header's documented `pulumi config set` lines with fixed, fake values.
+PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-plan-placeholder",
+                "dispatcherDomain": "voicefleet.example.com"}
+
+
+def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the engine passes it (strings), plus the secret keys."""
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and "secure" in value:
+            config[key] = SECRET
+            secret_keys.append(key)
+        elif isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            config[key] = json.dumps(value)
+        else:
+            config[key] = str(value)
+    for secret, key, _ in documented_commands(stack):
+        full = f"{NAMESPACE}:{key}"
+        if full not in config:
+            # Secrets: long enough for every length rule (botChannelToken: 32); they print as [secret].
+            config[full] = (f"placeholder-{key}-0123456789abcdef" if secret
+                            else PLACEHOLDERS.get(key, f"placeholder-{key}"))
+            secret_keys.extend([full] if secret else [])
+    for key in REQUIRED_SECRET_KEYS:
+        full = f"{NAMESPACE}:{key}"
+        if full not in config:
+            config[full] = f"placeholder-{key}"
+            secret_keys.append(full)
+    config.setdefault(f"{NAMESPACE}:sourceRevision", PLAN_REVISION)
+    return config, secret_keys
+
+
+# JSON documents in string inputs (policies, container definitions) diff field by field.
+_decode = decode_json
+
+
+def _value(value: Any, indent: int) -> list[str]:
+    pad = "  " * indent
+    if is_secret(value):
+        return [f"{pad}{SECRET}"]
+    value = _decode(value)
+    if isinstance(value, dict):
+        lines = []
+        for key in sorted(value):
+            inner = _decode(value[key])
+            if is_secret(inner) or not isinstance(inner, (dict, list)) or not inner:
+                lines.append(f"{pad}{key}: {_scalar(inner)}")
+            else:
+                lines.append(f"{pad}{key}:")
+                lines.extend(_value(inner, indent + 1))
+        return lines
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            item = _decode(item)
+            if isinstance(item, (dict, list)) and item and not is_secret(item):
+                sub = _value(item, indent + 1)
+                lines.append(f"{pad}- {sub[0].strip()}")
+                lines.extend(sub[1:])
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+        return lines
+    return [f"{pad}{_scalar(value)}"]
+
+
+def _scalar(value: Any) -> str:
+    if is_secret(value):
+        return SECRET
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # the engine sends every number as a float
+    if isinstance(value, str):
+        if "\n" in value:
+            return "|\n" + "\n".join("      " + line for line in value.splitlines())
+        return value
+    return json.dumps(value)
+
+
+def render(stack: str, registrations: list[Registration]) -> str:
+    lines = [f"# {stack}: {len(registrations)} resources (offline plan under mocks; ids and digests are fake)"]
+    for reg in sorted(registrations, key=lambda r: r.urn):
+        flags = " [protect]" if reg.protect else ""
+        lines.append("")
+        lines.append(f"{reg.type}  {reg.name}{flags}")
+        if reg.parent and not reg.parent.endswith("pulumi:pulumi:Stack::" + reg.parent.split("::")[-1]):
+            parent_type = reg.parent.split("::")[2].rsplit("$", 1)[-1]
+            lines.append(f"  parent: {parent_type}  {reg.parent.split('::')[-1]}")
+        if reg.provider:
+            lines.append(f"  provider: {reg.provider.split('::')[-2]}")
+        inputs = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
+        lines.extend(_value(inputs, 1))
+    return "\n".join(lines) + "\n"
+
+
+def plan(stack: str) -> str:
+    config, secret_keys = stack_config(stack)
+    return render(stack, run_program(config, secret_keys, stack=stack).registrations)
+
+
+def checked_plan(stack: str) -> tuple[str, list[str]]:
+    """The plan and the preflight's violations for the same run of the program."""
+    config, secret_keys = stack_config(stack)
+    run = run_program(config, secret_keys, stack=stack)
+    recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
+    outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
+                    and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
+    return render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated, outputs)
+
+
+def committed_snapshot(stack: str, ref: str) -> str:
+    """The snapshot as committed at `ref` (what the reviewer's base branch holds)."""
+    path = (SNAPSHOTS / f"{stack}.txt").relative_to(REPOSITORY)
+    shown = subprocess.run(["git", "show", f"{ref}:{path.as_posix()}"], cwd=REPOSITORY, capture_output=True, text=True,
+                           timeout=30, check=False)
+    if shown.returncode != 0:
+        raise SystemExit(f"stacks.plan: no snapshot {path} at {ref}: {shown.stderr.strip()}")
+    return shown.stdout
+
+
+def diff(stack: str, before: str, after: str, ref: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"{stack} @ {ref}", tofile=f"{stack} (this tree)", n=3))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stacks.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("stacks", nargs="+", help="stack names, e.g. aws-dev (reads stacks/Pulumi.<name>.yaml)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write tests/infra/snapshots/<stack>.txt")
+    mode.add_argument("--diff", nargs="?", const="HEAD", metavar="REF",
+                      help="print a unified diff against the snapshot committed at REF (default HEAD); "
+                           "exit 1 when the plan changed")
+    args = parser.parse_args(argv)
+    known = stack_names()
+    unknown = [stack for stack in args.stacks if stack not in known]
+    if unknown:
+        parser.exit(2, f"python -m stacks.plan: unknown stack(s) {', '.join(unknown)}; known: {', '.join(known)}\n")
+    status = 0
+    for stack in args.stacks:
+        try:
+            text, problems = checked_plan(stack)
+        except SettingsError as exc:  # a bad value in the stack file: one line, no traceback
+            print(f"{stack}: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if problems:
+            for problem in problems:
+                print(f"{stack}: {problem}", file=sys.stderr)
+            status = 1
+            continue
+        if args.write:
+            (SNAPSHOTS / f"{stack}.txt").write_text(text)
+            print(f"wrote {SNAPSHOTS / f'{stack}.txt'}", file=sys.stderr)
+        elif args.diff:
+            changes = diff(stack, committed_snapshot(stack, args.diff), text, args.diff)
+            sys.stdout.write(changes or f"# {stack}: no change against {args.diff}\n")
+            status = status or (1 if changes else 0)
+        else:
+            sys.stdout.write(text)
+    return status
+
+
+__all__ = ["checked_plan", "diff", "main", "plan", "render", "stack_config"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
