@@ -14,7 +14,7 @@ from stacks.config import settings as stack_settings  # noqa: E402
 
 settings = stack_settings.load()
 if settings.cloud == "aws":
-    from stacks.aws import AwsStack as Stack
+    from stacks.aws.stack import AwsStack as Stack
 else:
     from stacks.gcp import GcpStack as Stack  # type: ignore[assignment]
 

@@ -40,7 +40,7 @@ class AwsSettings:
     bot_memory: int
     dispatcher_cpu: int
     dispatcher_count: int
-    store: bool  # several replicas: they share a coordination store (stacks/aws_store.py)
+    store: bool  # several replicas: they share a coordination store (stacks/aws/store.py)
     capacity_providers: str
     alb_idle_timeout_seconds: int
     keep_alive_seconds: int

@@ -3,7 +3,7 @@
 More than one dispatcher replica (`dispatcherCount` > 1 on AWS) means a coordination store
 (docs/replicas.md): the replicas share it, so any of them answers any request, bots' channels may
 land on any replica behind the load balancer, and a keyed start launches once. On AWS the store is
-ElastiCache Serverless for Valkey (stacks/aws_store.py) with an RBAC user whose password is the
+ElastiCache Serverless for Valkey (stacks/aws/store.py) with an RBAC user whose password is the
 stack's secret `storePassword`, generated once by the stack owner like `botChannelToken` (the
 providers the program has offer no stable random resource). One replica: no store, as before.
 """

@@ -1,7 +1,7 @@
 """TURN relay settings (cloud sessions over SmallWebRTC without Daily): which relay, and its knobs.
 
 `turn: none` (default) leaves the stack Daily-only. `managed` provisions coturn on a small VM with a
-static address (stacks/aws_turn.py, stacks/gcp_turn.py); `external` points the dispatcher at a TURN
+static address (stacks/aws/relay.py, stacks/gcp_turn.py); `external` points the dispatcher at a TURN
 service you run elsewhere (`turnUrls`). Either way the shared secret (coturn `static-auth-secret`,
 the TURN REST scheme's HMAC key) is a `--secret` config value that reaches coturn and the
 dispatcher only through Secrets Manager / Secret Manager; clients and bots get short-lived

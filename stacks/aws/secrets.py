@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from stacks.iam import policy_document, statement
+from stacks.aws.iam import policy_document, statement
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import pulumi
 import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from stacks.aws_container import fargate_container, fargate_task_definition
-from stacks.aws_secrets import SecretStore
+from stacks.aws.container import fargate_container, fargate_task_definition
+from stacks.aws.iam import assume_role_policy, policy_document, statement
+from stacks.aws.secrets import SecretStore
 from stacks.contract import BOT_CONTAINER_NAME
-from stacks.iam import assume_role_policy, policy_document, statement
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 

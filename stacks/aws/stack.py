@@ -14,12 +14,12 @@ import pulumi
 import pulumi_aws as aws
 
 from images.component import Images, ImagesArgs, RegistryAuth
-from stacks.aws_bot import BotRuntime, BotRuntimeArgs
-from stacks.aws_dispatcher import Dispatcher, DispatcherArgs
-from stacks.aws_network import Network, NetworkArgs
-from stacks.aws_secrets import SecretStore, SecretStoreArgs
-from stacks.aws_store import CoordinationStore, CoordinationStoreArgs
-from stacks.aws_turn import TurnRelay, TurnRelayArgs
+from stacks.aws.bot_runtime import BotRuntime, BotRuntimeArgs
+from stacks.aws.dispatcher import Dispatcher, DispatcherArgs
+from stacks.aws.network import Network, NetworkArgs
+from stacks.aws.relay import TurnRelay, TurnRelayArgs
+from stacks.aws.secrets import SecretStore, SecretStoreArgs
+from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config.bot import bot_project_args
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.settings import Settings

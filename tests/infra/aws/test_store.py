@@ -13,7 +13,8 @@ import pulumi
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
-from stacks import aws_store, gcp_store
+from stacks import gcp_store
+from stacks.aws import store as aws_store
 from stacks.config.limits import valid_store_password
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import RecordingMocks, RecordingMonitor, Registration, Run, is_secret, unwrap

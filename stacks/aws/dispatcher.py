@@ -19,12 +19,12 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
-from stacks.aws_bot import ECS_TASKS, BotRuntime, execution_policy
-from stacks.aws_container import fargate_container, fargate_task_definition
-from stacks.aws_secrets import SecretStore
+from stacks.aws.bot_runtime import ECS_TASKS, BotRuntime, execution_policy
+from stacks.aws.container import fargate_container, fargate_task_definition
+from stacks.aws.iam import assume_role_policy
+from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay
-from stacks.iam import assume_role_policy
 
 
 @dataclass(frozen=True)

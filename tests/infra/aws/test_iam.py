@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stacks.iam import assume_role_policy, statement
+from stacks.aws.iam import assume_role_policy, statement
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.helpers import actions, policy_statements
 
