@@ -8,9 +8,12 @@ deploy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
 from dispatcher.machines import bot_environment as bot_contract
 from dispatcher.reserve.policy import ReserveSettings
+from stacks.config.store import STORE_SECRETS
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -108,3 +111,10 @@ MACHINES_ENV: tuple[str, ...] = (
 
 def machines_environment(env: dict[str, object]) -> dict[str, object]:
     return {key: env[key] for key in MACHINES_ENV if key in env}
+
+
+def dispatcher_secrets(*, turn: bool, channel: bool, store_password: bool, phone: Sequence[str]) -> tuple[str, ...]:
+    """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
+    the bot channel, a password-guarded store (AWS) and the carriers' credentials add."""
+    return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
+            + (STORE_SECRETS if store_password else ()) + tuple(phone))

@@ -12,8 +12,9 @@ import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs, RegistryAuth
 from stacks import contract
-from stacks.config.bot import bot_project_args
+from stacks.config.bot import image_args
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
+from stacks.config.secrets import stored_secrets
 from stacks.config.settings import Settings
 from stacks.config.turn import TURN_SECRET_ORDER, turn_secrets
 from stacks.gcp_bot import BotTemplate, BotTemplateArgs
@@ -81,19 +82,13 @@ class GcpStack(pulumi.ComponentResource):
         images = Images(name, ImagesArgs(
             registry=RegistryAuth(address=host, username="oauth2accesstoken", password=client.access_token),
             repositories={role: pulumi.Output.concat(base, "/", role) for role in roles},
-            webrtc=settings.turn is not None,
-            **bot_project_args(settings),
-            source_revision=settings.source_revision,
-            platforms=settings.platforms,
-            build_on_preview=settings.build_on_preview,
+            **image_args(settings),
         ), opts=child)
 
         network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis), opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=prefix,
-            values={"DAILY_API_KEY": settings.secrets.daily_api_key,
-                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
-                    **turn_secrets(settings), **channel_secrets(settings), **settings.secrets.phone},
+            values=stored_secrets(settings, store_password=False),  # Memorystore signs in with IAM
             protect=settings.protect,
             depends_on=apis,
         ), opts=child)
@@ -133,9 +128,9 @@ class GcpStack(pulumi.ComponentResource):
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         launch_grants = bot.grant_launch("dispatcher", member)
-        dispatcher_secrets = (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if turn_urls is not None else ())
-                              + (contract.CHANNEL_SECRETS if bot_channel_url is not None else ())
-                              + tuple(sorted(settings.secrets.phone)))
+        dispatcher_secrets = contract.dispatcher_secrets(
+            turn=turn_urls is not None, channel=bot_channel_url is not None, store_password=False,
+            phone=sorted(settings.secrets.phone))
         readable = secrets.grant_access("dispatcher", member, dispatcher_secrets)
         store = None
         if cfg.store:  # several instances share it (docs/replicas.md)

@@ -82,8 +82,8 @@ def store_environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
-    return (contract.DISPATCHER_SECRETS + (contract.TURN_SECRETS if args.turn_urls is not None else ())
-            + (contract.CHANNEL_SECRETS if args.channel_url is not None else ()) + args.phone_secret_names)
+    return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
+                                       store_password=False, phone=args.phone_secret_names)
 
 
 class Dispatcher(pulumi.ComponentResource):

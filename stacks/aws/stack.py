@@ -1,43 +1,34 @@
-"""AwsStack: one environment of voicefleet on AWS.
+"""AwsStack: one environment of voicefleet on AWS, composed of the components beside it.
 
 Registry (ECR, scan on push, lifecycle) -> images pinned by digest -> network (public subnets, bot
-SG without ingress) -> ECS cluster -> bot task definition (RunTask target) -> dispatcher service
-behind an ALB. Every child gets the explicit, default-tagged provider through its parent.
+SG without ingress) -> secrets -> ECS cluster -> bot task definitions (RunTask targets) -> TURN
+relay -> coordination store -> dispatcher service behind an ALB. Every child gets the explicit,
+default-tagged provider through its parent.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pulumi
 import pulumi_aws as aws
 
-from images.component import Images, ImagesArgs, RegistryAuth
+from images.component import Images, ImagesArgs
+from stacks.aws.balancer import BalancerArgs
 from stacks.aws.bot_runtime import BotRuntime, BotRuntimeArgs
+from stacks.aws.cluster import ecs_cluster
 from stacks.aws.dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws.network import Network, NetworkArgs
+from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
-from stacks.config.bot import bot_project_args
+from stacks.config.bot import image_args
 from stacks.config.channel import channel_secrets, channel_url
-from stacks.config.settings import Settings
-from stacks.config.store import store_secrets
+from stacks.config.model import Settings
+from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TURN_SECRET_ORDER, turn_secrets
-
-
-def lifecycle_policy(keep: int) -> str:
-    """One rule: the images of the newest `keep` builds stay, tagged or not. A superseded build is
-    untagged as soon as `latest` moves, and it is what a circuit-breaker rollback or the previous
-    task definition pulls, so no earlier rule may expire untagged images (ECR applies the lowest
-    rulePriority first, and an image one rule selects is out of every later rule's reach). Each
-    build leaves two images (the build and its registry-cache manifest), hence twice `keep`."""
-    return json.dumps({"rules": [
-        {"rulePriority": 1, "description": f"keep the newest {keep} builds (superseded ones included) and their caches",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2 * keep},
-         "action": {"type": "expire"}},
-    ]})
+from stacks.contract import DISPATCHER_PORT
 
 
 class AwsStack(pulumi.ComponentResource):
@@ -50,141 +41,27 @@ class AwsStack(pulumi.ComponentResource):
         super().__init__("voicefleet:aws:AwsStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
-        prefix = settings.prefix
+        self._name, self._settings, self._cfg = name, settings, cfg
+        self._bot_channel_url = self._channel_url()
 
-        repositories: dict[str, aws.ecr.Repository] = {}
-        roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
-        for role in roles:
-            repository = aws.ecr.Repository(
-                f"{name}-{role}",
-                name=f"{prefix}-{role}",
-                # Mutable tags: the build cache tag is rewritten on every build; what runs is
-                # pinned by digest, so a moved tag never changes a running workload.
-                image_tag_mutability="MUTABLE",
-                image_scanning_configuration={"scan_on_push": True},
-                encryption_configurations=[{"encryption_type": "AES256"}],
-                force_delete=not settings.protect,
-                opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
-            )
-            aws.ecr.LifecyclePolicy(f"{name}-{role}", repository=repository.name,
-                                    policy=lifecycle_policy(settings.image_retention_count), opts=child)
-            repositories[role] = repository
-
-        token = aws.ecr.get_authorization_token_output(registry_id=repositories["bot"].registry_id,
-                                                       opts=pulumi.InvokeOutputOptions(parent=self))
-        images = Images(name, ImagesArgs(
-            registry=RegistryAuth(
-                address=repositories["bot"].repository_url.apply(lambda url: url.split("/", 1)[0]),
-                username=token.user_name,
-                password=token.password,
-            ),
-            repositories={role: repo.repository_url for role, repo in repositories.items()},
-            webrtc=settings.turn is not None,
-            **bot_project_args(settings),
-            source_revision=settings.source_revision,
-            platforms=settings.platforms,
-            build_on_preview=settings.build_on_preview,
-        ), opts=child)
-
+        registry = Registry(name, prefix=settings.prefix, roles=("bot", "dispatcher", *self._webrtc_roles()),
+                            keep=settings.image_retention_count, protect=settings.protect, parent=self)
+        images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(),
+                                         **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(cidr=cfg.vpc_cidr, az_count=cfg.az_count), opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
-            path=f"/{settings.project}/{settings.stack}",
-            values={"DAILY_API_KEY": settings.secrets.daily_api_key,
-                    "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
-                    **turn_secrets(settings), **channel_secrets(settings),
-                    **store_secrets(settings, cfg.store), **settings.secrets.phone},
-            recovery_window_days=cfg.secret_recovery_days,
-            protect=settings.protect,
-        ), opts=child)
-
-        cluster = aws.ecs.Cluster(name, name=prefix, settings=[{
-            "name": "containerInsights", "value": "enabled" if cfg.container_insights else "disabled"}], opts=child)
-        # Both Fargate capacity providers are attached, so ECS_CAPACITY_PROVIDERS can pick either
-        # per RunTask without an infrastructure change.
-        aws.ecs.ClusterCapacityProviders(
-            name, cluster_name=cluster.name, capacity_providers=["FARGATE", "FARGATE_SPOT"],
-            default_capacity_provider_strategies=[{"capacity_provider": "FARGATE", "weight": 1}], opts=child)
-
-        # Fargate runs one architecture per task: x86 when the images are built for it, else ARM.
-        architecture = "X86_64" if "linux/amd64" in settings.platforms else "ARM64"
-        # The bot control channel: bots dial the ALB's HTTPS name (settings require it with a token).
-        bot_channel_url = channel_url(cfg.dispatcher_domain) if cfg.dispatcher_domain and channel_secrets(settings) \
-            else None
-        bot_args = BotRuntimeArgs(
-            family=f"{prefix}-bot",
-            image=images.bot,
-            repository_arn=repositories["bot"].arn,
-            region=cfg.region,
-            cpu=cfg.bot_cpu,
-            memory=cfg.bot_memory,
-            cpu_architecture=architecture,
-            max_session_seconds=settings.max_session_seconds,
-            log_retention_days=cfg.log_retention_days,
-            secrets=secrets,
-            # Not the channel's deployment secret: each bot gets its own machine credential at launch.
-            secret_names=sorted(settings.secrets.bot),
-            protect=settings.protect,
-            channel_url=bot_channel_url,
-        )
+            path=f"/{settings.project}/{settings.stack}", values=stored_secrets(settings, store_password=cfg.store),
+            recovery_window_days=cfg.secret_recovery_days, protect=settings.protect), opts=child)
+        cluster = ecs_cluster(name, physical_name=settings.prefix, container_insights=cfg.container_insights,
+                              opts=child)
+        bot_args = self._bot_args(images.bot, registry.arn("bot"), secrets)
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
-        webrtc_bot = None
-        turn_urls: pulumi.Input[list[str]] | None = None
-        if settings.turn is not None:
-            assert images.bot_webrtc is not None  # built whenever a relay is configured
-            webrtc_bot = BotRuntime(f"{name}-bot-webrtc", replace(bot_args, family=f"{prefix}-bot-webrtc",
-                                                                     image=images.bot_webrtc, role="bot-webrtc",
-                                                                     repository_arn=repositories["bot-webrtc"].arn),
-                                    opts=child)
-            if settings.turn.mode == "managed":
-                relay = TurnRelay(f"{name}-turn", TurnRelayArgs(
-                    turn=settings.turn, vpc_id=network.vpc_id, vpc_cidr=cfg.vpc_cidr,
-                    subnet_id=network.public_subnet_ids[0], region=cfg.region, secrets=secrets,
-                    secret_names=sorted(turn_secrets(settings), key=TURN_SECRET_ORDER.index)), opts=child)
-                turn_urls = relay.urls
-            else:
-                turn_urls = list(settings.turn.external_urls)
-        store = None
-        if cfg.store:  # several replicas share it (docs/replicas.md)
-            assert settings.secrets.store_password is not None  # settings require it with the store
-            store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
-                name=f"{prefix}-kv", vpc_id=network.vpc_id, subnet_ids=network.public_subnet_ids,
-                password=settings.secrets.store_password, protect=settings.protect), opts=child)
-        dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
-            family=f"{prefix}-dispatcher",
-            balancer_name=prefix,
-            image=images.dispatcher,
-            repository_arn=repositories["dispatcher"].arn,
-            region=cfg.region,
-            vpc_id=network.vpc_id,
-            subnet_ids=network.public_subnet_ids,
-            bot_security_group_id=network.bot_security_group_id,
-            cluster_arn=cluster.arn,
-            bot=bot,
-            secrets=secrets,
-            cpu=cfg.dispatcher_cpu,
-            memory=settings.dispatcher_memory,
-            cpu_architecture=architecture,
-            desired_count=cfg.dispatcher_count,
-            capacity_providers=cfg.capacity_providers,
-            max_concurrent_sessions=settings.max_concurrent_sessions,
-            max_session_seconds=settings.max_session_seconds,
-            idle_timeout_seconds=cfg.alb_idle_timeout_seconds,
-            keep_alive_seconds=cfg.keep_alive_seconds,
-            certificate_arn=cfg.certificate_arn,
-            allowed_cidrs=cfg.allowed_cidrs,
-            log_retention_days=cfg.log_retention_days,
-            protect=settings.protect,
-            webrtc_bot=webrtc_bot,
-            reserve=settings.reserve,
-            turn_urls=turn_urls,
-            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
-            channel_url=bot_channel_url,
-            drain=settings.drain,
-            domain=cfg.dispatcher_domain,
-            zone_id=cfg.dispatcher_zone_id,
-            store_url=store.url if store is not None else None,
-            phone_secret_names=tuple(sorted(settings.secrets.phone)),
-        ), opts=child)
+        webrtc_bot = self._webrtc_bot(bot_args, images, registry)
+        turn_urls = self._turn_urls(network, secrets)
+        store = self._store(network)
+        dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
+            images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
+            store), opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
 
@@ -206,6 +83,115 @@ class AwsStack(pulumi.ComponentResource):
             "machinesEnvironment": dispatcher.machines_environment,
             "drained": settings.drain,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
-            **({"botChannelUrl": bot_channel_url} if bot_channel_url is not None else {}),
+            **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
         }
         self.register_outputs(self.outputs)
+
+    def _webrtc_roles(self) -> tuple[str, ...]:
+        """A TURN relay means cloud SmallWebRTC sessions, whose bot is a second image and runtime."""
+        return ("bot-webrtc",) if self._settings.turn is not None else ()
+
+    def _channel_url(self) -> pulumi.Output[str] | None:
+        """The bot control channel: bots dial the ALB's HTTPS name (settings require it with a token)."""
+        domain = self._cfg.dispatcher_domain
+        return channel_url(domain) if domain and channel_secrets(self._settings) else None
+
+    def _bot_args(self, image: pulumi.Output[str], repository_arn: pulumi.Output[str],
+                  secrets: SecretStore) -> BotRuntimeArgs:
+        settings, cfg = self._settings, self._cfg
+        return BotRuntimeArgs(
+            family=f"{settings.prefix}-bot",
+            image=image,
+            repository_arn=repository_arn,
+            region=cfg.region,
+            cpu=cfg.bot_cpu,
+            memory=cfg.bot_memory,
+            cpu_architecture=_architecture(settings),
+            max_session_seconds=settings.max_session_seconds,
+            log_retention_days=cfg.log_retention_days,
+            secrets=secrets,
+            # Not the channel's deployment secret: each bot gets its own machine credential at launch.
+            secret_names=sorted(settings.secrets.bot),
+            protect=settings.protect,
+            channel_url=self._bot_channel_url,
+        )
+
+    def _webrtc_bot(self, bot: BotRuntimeArgs, images: Images, registry: Registry) -> BotRuntime | None:
+        """The SmallWebRTC bot's runtime: the bot's, with its own image, family and secret grant."""
+        if self._settings.turn is None:
+            return None
+        assert images.bot_webrtc is not None  # built whenever a relay is configured
+        args = replace(bot, family=f"{self._settings.prefix}-bot-webrtc", image=images.bot_webrtc,
+                       role="bot-webrtc", repository_arn=registry.arn("bot-webrtc"))
+        return BotRuntime(f"{self._name}-bot-webrtc", args, opts=pulumi.ResourceOptions(parent=self))
+
+    def _turn_urls(self, network: Network, secrets: SecretStore) -> pulumi.Input[list[str]] | None:
+        """The TURN URLs clients and bots get: the managed relay's, or the external service's."""
+        turn, cfg = self._settings.turn, self._cfg
+        if turn is None:
+            return None
+        if turn.mode != "managed":
+            return list(turn.external_urls)
+        relay = TurnRelay(f"{self._name}-turn", TurnRelayArgs(
+            turn=turn, vpc_id=network.vpc_id, vpc_cidr=cfg.vpc_cidr, subnet_id=network.public_subnet_ids[0],
+            region=cfg.region, secrets=secrets,
+            secret_names=sorted(turn_secrets(self._settings), key=TURN_SECRET_ORDER.index)),
+            opts=pulumi.ResourceOptions(parent=self))
+        return relay.urls
+
+    def _store(self, network: Network) -> CoordinationStore | None:
+        """Several replicas share a coordination store (docs/replicas.md); one replica has none."""
+        if not self._cfg.store:
+            return None
+        password = self._settings.secrets.store_password
+        assert password is not None  # settings require it with the store
+        return CoordinationStore(f"{self._name}-store", CoordinationStoreArgs(
+            name=f"{self._settings.prefix}-kv", vpc_id=network.vpc_id, subnet_ids=network.public_subnet_ids,
+            password=password, protect=self._settings.protect), opts=pulumi.ResourceOptions(parent=self))
+
+    def _dispatcher_args(self, image: pulumi.Output[str], repository_arn: pulumi.Output[str], network: Network,
+                         cluster: aws.ecs.Cluster, secrets: SecretStore, bot: BotRuntime,
+                         webrtc_bot: BotRuntime | None, turn_urls: pulumi.Input[list[str]] | None,
+                         store: CoordinationStore | None) -> DispatcherArgs:
+        settings, cfg = self._settings, self._cfg
+        return DispatcherArgs(
+            family=f"{settings.prefix}-dispatcher",
+            balancer=BalancerArgs(
+                name=settings.prefix, vpc_id=network.vpc_id, subnet_ids=network.public_subnet_ids,
+                port=DISPATCHER_PORT, idle_timeout_seconds=cfg.alb_idle_timeout_seconds,
+                certificate_arn=cfg.certificate_arn, allowed_cidrs=cfg.allowed_cidrs,
+                max_session_seconds=settings.max_session_seconds, domain=cfg.dispatcher_domain,
+                zone_id=cfg.dispatcher_zone_id),
+            image=image,
+            repository_arn=repository_arn,
+            region=cfg.region,
+            subnet_ids=network.public_subnet_ids,
+            bot_security_group_id=network.bot_security_group_id,
+            cluster_arn=cluster.arn,
+            bot=bot,
+            secrets=secrets,
+            cpu=cfg.dispatcher_cpu,
+            memory=settings.dispatcher_memory,
+            cpu_architecture=_architecture(settings),
+            desired_count=cfg.dispatcher_count,
+            capacity_providers=cfg.capacity_providers,
+            max_concurrent_sessions=settings.max_concurrent_sessions,
+            max_session_seconds=settings.max_session_seconds,
+            keep_alive_seconds=cfg.keep_alive_seconds,
+            log_retention_days=cfg.log_retention_days,
+            protect=settings.protect,
+            webrtc_bot=webrtc_bot,
+            reserve=settings.reserve,
+            turn_urls=turn_urls,
+            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            channel_url=self._bot_channel_url,
+            drain=settings.drain,
+            store_url=store.url if store is not None else None,
+            phone_secret_names=tuple(sorted(settings.secrets.phone)),
+        )
+
+
+def _architecture(settings: Settings) -> str:
+    """Fargate runs one architecture per task: x86 when the images are built for it, else ARM."""
+    return "X86_64" if "linux/amd64" in settings.platforms else "ARM64"
+

@@ -45,6 +45,19 @@ class HasBotProject(Protocol):
     def turn(self) -> object | None: ...
 
 
+class BuildsImages(HasBotProject, Protocol):
+    """What of the settings decides the images (stacks/config/model.py Settings has it all)."""
+
+    @property
+    def source_revision(self) -> str: ...
+
+    @property
+    def platforms(self) -> tuple[str, ...]: ...
+
+    @property
+    def build_on_preview(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class BotProjectSettings:
     """The bot image's project; `location` is the build's `bot-project` context, as docker-build reads it."""
@@ -81,12 +94,15 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False) ->
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
 
 
-def bot_project_args(settings: HasBotProject) -> dict[str, Any]:
-    """The ImagesArgs fields for the bot images: the project's folder and packages to leave out."""
+def image_args(settings: BuildsImages) -> dict[str, Any]:
+    """The ImagesArgs fields the settings decide, in both clouds: the SmallWebRTC bot with a TURN
+    relay, the revision tag, platforms, preview builds, and the bot project's folder and the
+    packages to leave out of it."""
     found = settings.bot_project
-    if found is None:
-        return {}
-    return {"bot_project": found.location, "bot_exclude_packages": found.project.exclude_packages}
+    project = {} if found is None else {"bot_project": found.location,
+                                        "bot_exclude_packages": found.project.exclude_packages}
+    return {"webrtc": settings.turn is not None, "source_revision": settings.source_revision,
+            "platforms": settings.platforms, "build_on_preview": settings.build_on_preview, **project}
 
 
 def secrets(cfg: Reader, single_keys: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:

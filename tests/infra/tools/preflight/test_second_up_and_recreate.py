@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from stacks.aws.stack import lifecycle_policy
+from stacks.aws.registry import lifecycle_policy
 from stacks.tools.mocks import Registration, Run, unwrap
 from stacks.tools.preflight import ecr_lifecycle, iam_scope, lifecycle, ordering
 from tests.infra.conftest import CHANNEL_DOMAIN, StackRunner

@@ -1,0 +1,69 @@
+"""Registry (AWS): one ECR repository per image role, scanned on push, with one lifecycle rule.
+
+A helper, not a component: the repositories register under the stack itself (their URNs predate
+this module), named `<stack>-<role>` with the physical name `<prefix>-<role>`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from images.component import RegistryAuth
+
+
+def lifecycle_policy(keep: int) -> str:
+    """One rule: the images of the newest `keep` builds stay, tagged or not. A superseded build is
+    untagged as soon as `latest` moves, and it is what a circuit-breaker rollback or the previous
+    task definition pulls, so no earlier rule may expire untagged images (ECR applies the lowest
+    rulePriority first, and an image one rule selects is out of every later rule's reach). Each
+    build leaves two images (the build and its registry-cache manifest), hence twice `keep`."""
+    return json.dumps({"rules": [
+        {"rulePriority": 1, "description": f"keep the newest {keep} builds (superseded ones included) and their caches",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2 * keep},
+         "action": {"type": "expire"}},
+    ]})
+
+
+class Registry:
+    """The repositories of `roles` ("bot", "dispatcher", and "bot-webrtc" with a TURN relay)."""
+
+    repositories: dict[str, aws.ecr.Repository]
+
+    def __init__(self, name: str, *, prefix: str, roles: Sequence[str], keep: int, protect: bool,
+                 parent: pulumi.Resource) -> None:
+        self._parent = parent
+        self.repositories = {}
+        for role in roles:
+            repository = aws.ecr.Repository(
+                f"{name}-{role}",
+                name=f"{prefix}-{role}",
+                # Mutable tags: the build cache tag is rewritten on every build; what runs is
+                # pinned by digest, so a moved tag never changes a running workload.
+                image_tag_mutability="MUTABLE",
+                image_scanning_configuration={"scan_on_push": True},
+                encryption_configurations=[{"encryption_type": "AES256"}],
+                force_delete=not protect,
+                opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+            )
+            aws.ecr.LifecyclePolicy(f"{name}-{role}", repository=repository.name, policy=lifecycle_policy(keep),
+                                    opts=pulumi.ResourceOptions(parent=parent))
+            self.repositories[role] = repository
+
+    def arn(self, role: str) -> pulumi.Output[str]:
+        return self.repositories[role].arn
+
+    def urls(self) -> dict[str, pulumi.Input[str]]:
+        """Image role -> repository URL (no tag): where the images are pushed."""
+        return {role: repository.repository_url for role, repository in self.repositories.items()}
+
+    def login(self) -> RegistryAuth:
+        """The registry's push credentials: a short-lived ECR token, held only in memory by the build."""
+        bot = self.repositories["bot"]
+        token = aws.ecr.get_authorization_token_output(registry_id=bot.registry_id,
+                                                       opts=pulumi.InvokeOutputOptions(parent=self._parent))
+        return RegistryAuth(address=bot.repository_url.apply(lambda url: url.split("/", 1)[0]),
+                            username=token.user_name, password=token.password)

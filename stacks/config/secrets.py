@@ -1,0 +1,24 @@
+"""What goes into a stack's secret store: every secret config value the stack has, by variable name.
+
+Each value stays a Pulumi secret Output; the components write them into Secrets Manager / Secret
+Manager and hand them to the dispatcher and bots only by reference.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from stacks.config.channel import channel_secrets
+from stacks.config.model import Settings
+from stacks.config.store import store_secrets
+from stacks.config.turn import turn_secrets
+
+
+def stored_secrets(settings: Settings, *, store_password: bool) -> dict[str, pulumi.Output[str]]:
+    """Environment variable name -> secret value: the dispatcher's keys, the bot's, the TURN relay's,
+    the channel's, the store's password (`store_password`: an AWS store, which signs in with one)
+    and the carriers'."""
+    return {"DAILY_API_KEY": settings.secrets.daily_api_key,
+            "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
+            **turn_secrets(settings), **channel_secrets(settings),
+            **store_secrets(settings, store_password), **settings.secrets.phone}
