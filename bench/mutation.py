@@ -135,8 +135,8 @@ TARGETS: dict[str, list[str]] = {
     "stacks/aws/iam.py": ["tests/infra/aws/test_iam.py"],
     "stacks/aws/bot_runtime.py": ["tests/infra/aws/test_iam.py", "tests/infra/aws/test_stack.py",
                                   "tests/infra/config/test_channel.py", "tests/infra/test_components.py"],
-    "stacks/gcp_bot.py": ["tests/infra/test_gcp.py", "tests/infra/test_gce_reserve_stack.py",
-                          "tests/infra/test_components.py"],
+    "stacks/gcp/bot_template.py": ["tests/infra/gcp/test_stack.py", "tests/infra/gcp/test_startup.py",
+                                   "tests/infra/test_components.py"],
     "policy/rules.py": ["tests/infra/test_policy_turn.py", *TURN_POLICY, "tests/infra/test_policy_channel.py",
                         "tests/infra/test_policy.py"],
 }

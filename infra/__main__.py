@@ -16,7 +16,7 @@ settings = stack_settings.load()
 if settings.cloud == "aws":
     from stacks.aws.stack import AwsStack as Stack
 else:
-    from stacks.gcp import GcpStack as Stack  # type: ignore[assignment]
+    from stacks.gcp.stack import GcpStack as Stack  # type: ignore[assignment]
 
 import pulumi  # noqa: E402
 

@@ -32,7 +32,7 @@ CHANNEL_TOKEN = "BOT_CHANNEL_TOKEN"  # noqa: S105 - a variable name, not a secre
 _SECRETS_MANAGER_ARN = re.compile(r"^arn:aws[\w-]*:secretsmanager:")
 _SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/\d+$")
 
-# The TURN relay (stacks/aws/relay.py, gcp_turn.py); the pack is published alone, so it repeats the names.
+# The TURN relay (stacks/aws/relay.py, stacks/gcp/relay.py); the pack is published alone, so it repeats the names.
 TURN_ROLE = "turn"  # AWS tag / GCP label `role`
 TURN_TAG = "voicefleet-turn"  # GCP network tag
 TURN_SG_DESCRIPTION = "voicefleet TURN relay: TURN ports only"

@@ -12,7 +12,7 @@ and appends them to a root:turnserver 0640 file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pulumi
 
@@ -45,6 +45,17 @@ def urls(turn: TurnSettings, host: str) -> list[str]:
     if turn.tls and turn.domain:
         found.append(f"turns:{turn.domain}:{TLS_PORT}?transport=tcp")
     return found
+
+
+def turn_urls(turn: TurnSettings | None,
+              managed_relay: Callable[[TurnSettings], pulumi.Output[list[str]]]) -> pulumi.Input[list[str]] | None:
+    """The TURN URLs clients and bots get, in both clouds: none without TURN, the external service's,
+    or those of the relay `managed_relay` provisions."""
+    if turn is None:
+        return None
+    if turn.mode != "managed":
+        return list(turn.external_urls)
+    return managed_relay(turn)
 
 
 def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]],

@@ -27,8 +27,9 @@ from stacks.config.bot import image_args
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
-from stacks.config.turn import TURN_SECRET_ORDER, turn_secrets
+from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.contract import DISPATCHER_PORT
+from stacks.turn_server import turn_urls
 
 
 class AwsStack(pulumi.ComponentResource):
@@ -126,18 +127,15 @@ class AwsStack(pulumi.ComponentResource):
         return BotRuntime(f"{self._name}-bot-webrtc", args, opts=pulumi.ResourceOptions(parent=self))
 
     def _turn_urls(self, network: Network, secrets: SecretStore) -> pulumi.Input[list[str]] | None:
-        """The TURN URLs clients and bots get: the managed relay's, or the external service's."""
-        turn, cfg = self._settings.turn, self._cfg
-        if turn is None:
-            return None
-        if turn.mode != "managed":
-            return list(turn.external_urls)
-        relay = TurnRelay(f"{self._name}-turn", TurnRelayArgs(
-            turn=turn, vpc_id=network.vpc_id, vpc_cidr=cfg.vpc_cidr, subnet_id=network.public_subnet_ids[0],
-            region=cfg.region, secrets=secrets,
-            secret_names=sorted(turn_secrets(self._settings), key=TURN_SECRET_ORDER.index)),
-            opts=pulumi.ResourceOptions(parent=self))
-        return relay.urls
+        cfg = self._cfg
+
+        def relay(turn: TurnSettings) -> pulumi.Output[list[str]]:
+            return TurnRelay(f"{self._name}-turn", TurnRelayArgs(
+                turn=turn, vpc_id=network.vpc_id, vpc_cidr=cfg.vpc_cidr, subnet_id=network.public_subnet_ids[0],
+                region=cfg.region, secrets=secrets, secret_names=relay_secret_names(self._settings)),
+                opts=pulumi.ResourceOptions(parent=self)).urls
+
+        return turn_urls(self._settings.turn, relay)
 
     def _store(self, network: Network) -> CoordinationStore | None:
         """Several replicas share a coordination store (docs/replicas.md); one replica has none."""

@@ -8,7 +8,7 @@ with one message naming the file, before any image is built.
 environment variable names to values, each set with
 `pulumi config set --secret --path 'botSecrets.DEEPGRAM_API_KEY' …`. Every entry becomes a secret in
 the cloud's secret store and reaches the bot by reference (stacks/aws/secrets.py,
-stacks/gcp_secrets.py), exactly as the three provider keys always did; the names stay readable in
+stacks/gcp/secrets.py), exactly as the three provider keys always did; the names stay readable in
 the stack file, the values only encrypted.
 """
 

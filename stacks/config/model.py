@@ -64,7 +64,7 @@ class GcpSettings:
     bot_disk_gb: int
     dispatcher_min_instances: int
     dispatcher_max_instances: int
-    store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp_store.py)
+    store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp/store.py)
 
 
 @dataclass(frozen=True)

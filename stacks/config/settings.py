@@ -37,7 +37,7 @@ CLOUDS = ("aws", "gcp")
 # (stacks/tools/preflight/names.py checks that for a stack name of this maximum length).
 MAX_STACK_NAME = 20
 # No "--": GCP bot VMs are named `vf-<stack>--<id>` and their IAM conditions match that prefix, which
-# no other stack's VM name can then start with (stacks/gcp.py instance_prefix).
+# no other stack's VM name can then start with (stacks/gcp/naming.py instance_prefix).
 _STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*(?<!-)$")
 # Secrets Manager recovery window: 0 (delete now, dev) or 7..30 days.
 _CAPACITY_PROVIDERS = re.compile(r"^(FARGATE|FARGATE_SPOT)(:\d+)?(,(FARGATE|FARGATE_SPOT)(:\d+)?)*$")

@@ -1,7 +1,7 @@
 """TURN relay settings (cloud sessions over SmallWebRTC without Daily): which relay, and its knobs.
 
 `turn: none` (default) leaves the stack Daily-only. `managed` provisions coturn on a small VM with a
-static address (stacks/aws/relay.py, stacks/gcp_turn.py); `external` points the dispatcher at a TURN
+static address (stacks/aws/relay.py, stacks/gcp/relay.py); `external` points the dispatcher at a TURN
 service you run elsewhere (`turnUrls`). Either way the shared secret (coturn `static-auth-secret`,
 the TURN REST scheme's HMAC key) is a `--secret` config value that reaches coturn and the
 dispatcher only through Secrets Manager / Secret Manager; clients and bots get short-lived
@@ -126,3 +126,8 @@ def turn_secrets(settings: object) -> dict[str, pulumi.Output[str]]:
     if turn.tls_certificate is not None and turn.tls_private_key is not None:
         found |= {"TURN_TLS_CERTIFICATE": turn.tls_certificate, "TURN_TLS_PRIVATE_KEY": turn.tls_private_key}
     return found
+
+
+def relay_secret_names(settings: object) -> list[str]:
+    """A managed relay's secrets, in the order its boot script reads them (TURN_SECRET_ORDER)."""
+    return sorted(turn_secrets(settings), key=TURN_SECRET_ORDER.index)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import runpy
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,20 +235,28 @@ def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str
     region = config.get("aws:region") or config.get("gcp:region") or "us-east-1"
     mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"),
                            generation=generation)
+
+    def program() -> None:
+        # The program reads VOICEFLEET_SOURCE_REVISION only when config lacks it; runs
+        # here pass sourceRevision explicitly, so the machine's environment never leaks in.
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+
+    return run_function(program, mocks, config=config, secret_keys=secret_keys, stack=stack, project=project)
+
+
+def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: Mapping[str, str] | None = None,
+                 secret_keys: Sequence[str] = (), stack: str = "test", project: str = "voicefleet") -> Run:
+    """Run `program` (the whole program, or one component built on its own) once under `mocks`,
+    in its own context and event loop."""
     monitor = RecordingMonitor(mocks)
 
     def _run() -> dict[str, Any]:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            pulumi.runtime.set_all_config(dict(config), secret_keys)
+            pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
             pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
             from pulumi.runtime.stack import run_pulumi_func
-
-            def program() -> None:
-                # The program reads VOICEFLEET_SOURCE_REVISION only when config lacks it; runs
-                # here pass sourceRevision explicitly, so the machine's environment never leaks in.
-                runpy.run_path(str(PROGRAM), run_name="__main__")
 
             loop.run_until_complete(run_pulumi_func(program))
             return {}
@@ -260,4 +268,3 @@ def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str
     outputs = contextvars.Context().run(_run)
     return Run(registrations=list(monitor.registrations), invokes=list(mocks.invokes), outputs=outputs,
                completed=dict(monitor.completed))
-

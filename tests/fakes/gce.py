@@ -67,7 +67,7 @@ class FakeGce(FakeApi):
         self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n",
                                   "bot-image": "europe-docker.pkg.dev/p/r/bot@sha256:" + "0" * 64}
         self.template_labels = {"role": "bot"}
-        # The template's scheduling, as the stack writes it (stacks/gcp_bot.py): a VM inserted without
+        # The template's scheduling, as the stack writes it (stacks/gcp/bot_template.py): a VM inserted without
         # a `scheduling` block gets it (GCE: a VM takes the template's properties the request leaves out).
         self.template_scheduling: dict[str, Any] = {
             "automaticRestart": False, "onHostMaintenance": "MIGRATE", "provisioningModel": "STANDARD",

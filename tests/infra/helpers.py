@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stacks.tools.mocks import Registration, Run, unwrap
+from stacks.tools.mocks import RecordingMocks, Registration, Run, run_function, unwrap
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -37,3 +38,15 @@ def container(run: Run, family_suffix: str) -> dict[str, Any]:
                 if r.inputs["family"].endswith(family_suffix))
     (definition,) = json.loads(unwrap(task.inputs["containerDefinitions"]))
     return definition
+
+
+def run_component(build: Callable[[], object]) -> list[Registration]:
+    """What one component registers when `build` creates it on its own, outside a stack."""
+    def program() -> None:
+        build()
+
+    return run_function(program, RecordingMocks(region="eu-west-1")).registrations
+
+
+def of_type(registrations: list[Registration], typ: str) -> list[Registration]:
+    return [r for r in registrations if r.type == typ]

@@ -18,7 +18,7 @@ _STARTS_WITH = re.compile(r'resource\.name\.startsWith\("([^"]*/instances/)([^"]
 
 def violations(stack: str, registrations: Iterable[Registration]) -> list[str]:
     from stacks.config.settings import valid_stack_name
-    from stacks.gcp import instance_prefix  # the names the dispatcher gives bot VMs
+    from stacks.gcp.naming import instance_prefix  # the names the dispatcher gives bot VMs
 
     others = [name for name in (f"{stack}-eu", f"{stack}-2") if valid_stack_name(name)]
     found = []

@@ -19,7 +19,7 @@ import pytest
 from stacks import contract
 from stacks.config.channel import PING_INTERVAL_SECONDS
 from stacks.config.settings import SettingsError
-from stacks.gcp_startup import STARTUP_SCRIPT
+from stacks.gcp.startup import STARTUP_SCRIPT
 from stacks.tools.mocks import GCP_PROJECT_NUMBER, Run, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_DOMAIN, CHANNEL_SECRETS, CHANNEL_TOKEN, SECRETS, StackRunner
 from tests.infra.helpers import container

@@ -8,8 +8,8 @@ from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract
 from stacks.config.settings import SettingsError
 from tests.infra.conftest import StackRunner
+from tests.infra.gcp.test_stack import dispatcher_container
 from tests.infra.helpers import container
-from tests.infra.test_gcp import dispatcher_container
 
 
 def aws_env(stack: StackRunner, **config: str) -> dict[str, str]:

@@ -16,8 +16,8 @@ import pulumi_gcp as gcp
 
 from stacks import turn_server
 from stacks.config.turn import TurnSettings
-from stacks.gcp_secrets import SecretStore
-from stacks.gcp_startup import READ_AT_BOOT_FUNCTIONS
+from stacks.gcp.secrets import SecretStore
+from stacks.gcp.startup import READ_AT_BOOT_FUNCTIONS
 
 TURN_TAG = "voicefleet-turn"
 DEBIAN_IMAGE = "debian-cloud/debian-12"

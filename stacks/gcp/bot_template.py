@@ -1,6 +1,6 @@
 """BotTemplate: the instance template every per-session bot VM is created from.
 
-Container-Optimized OS runs stacks/gcp_startup.py's script, which starts the digest-pinned bot
+Container-Optimized OS runs stacks/gcp/startup.py's script, which starts the digest-pinned bot
 image with the session's values from instance metadata. The dispatcher sets `scheduling` per
 instance (maxRunDuration for that session, DELETE at the end); the template carries a safe default
 so a VM created without it still dies. `grant_launch` is the only way to let another identity
@@ -24,9 +24,9 @@ from stacks.contract import (
     GCE_SECRETS_METADATA_KEY,
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
-from stacks.gcp_network import BOT_TAG
-from stacks.gcp_secrets import SecretStore
-from stacks.gcp_startup import STARTUP_SCRIPT
+from stacks.gcp.network import BOT_TAG
+from stacks.gcp.secrets import SecretStore
+from stacks.gcp.startup import STARTUP_SCRIPT
 
 COS_IMAGE = "projects/cos-cloud/global/images/family/cos-stable"
 # What `instances.insert` from this template needs, plus watching and removing the result.
@@ -47,7 +47,7 @@ LAUNCH_PERMISSIONS = (
     "compute.zoneOperations.get",  # wait for the insert operation
     "compute.zoneOperations.list",  # find an insert refused after acceptance (quota): review item 3
 )
-# What a bot VM may do to itself at the end of its session (stacks/gcp_startup.py).
+# What a bot VM may do to itself at the end of its session (stacks/gcp/startup.py).
 SELF_DELETE_PERMISSIONS = ("compute.instances.delete",)
 INSTANCE_TYPE = "compute.googleapis.com/Instance"
 

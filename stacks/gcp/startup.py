@@ -30,7 +30,7 @@ _RESERVE_PAIRS = " ".join(f"{key}={env}" for key, env in GCE_RESERVE_METADATA.it
 
 # Shell functions for a VM that reads Secret Manager with its own service account: `token` prints
 # an access token from the metadata server, `secret REF` the value of projects/P/secrets/S/versions/N
-# (the API answers the payload base64-encoded). Also used by the TURN relay (stacks/gcp_turn.py).
+# (the API answers the payload base64-encoded). Also used by the TURN relay (stacks/gcp/relay.py).
 READ_AT_BOOT_FUNCTIONS = (
     """MDROOT=http://metadata.google.internal/computeMetadata/v1
 token() { curl -sf --max-time 10 --retry 3 -H 'Metadata-Flavor: Google' \\

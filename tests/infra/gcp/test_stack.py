@@ -6,8 +6,8 @@ import json
 import re
 
 from stacks import contract
-from stacks.gcp_bot import LAUNCH_PERMISSIONS
-from stacks.gcp_network import BOT_TAG
+from stacks.gcp.bot_template import LAUNCH_PERMISSIONS
+from stacks.gcp.network import BOT_TAG
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 

@@ -12,7 +12,7 @@ import pytest
 
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
-from stacks.gcp_startup import STARTUP_SCRIPT
+from stacks.gcp.startup import STARTUP_SCRIPT
 from stacks.tools.mocks import Run
 
 

@@ -17,7 +17,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
-from stacks.gcp_secrets import SecretStore
+from stacks.gcp.secrets import SecretStore
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class DispatcherArgs:
     request_timeout_seconds: int = 120
     # With the channel, each bot's WebSocket holds one (stacks/config/channel.py cloud_run_concurrency).
     request_concurrency: int = 80
-    # Several instances: their coordination store (stacks/gcp_store.py), reached through the VPC.
+    # Several instances: their coordination store (stacks/gcp/store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
     store_ca: pulumi.Input[str] | None = None

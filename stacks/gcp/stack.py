@@ -1,0 +1,194 @@
+"""GcpStack: one environment of voicefleet on GCP, composed of the components beside it.
+
+APIs -> Artifact Registry -> images pinned by digest -> egress-only network -> secrets -> bot
+instance template (one VM per session) -> TURN relay -> the dispatcher's identity and its grants
+-> coordination store -> Cloud Run dispatcher that may create VMs from that template and nothing
+more. Every child gets the explicit, default-labelled provider through its parent.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from images.component import Images, ImagesArgs
+from stacks import contract
+from stacks.config.bot import image_args
+from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
+from stacks.config.model import Settings
+from stacks.config.secrets import stored_secrets
+from stacks.config.turn import TurnSettings, relay_secret_names
+from stacks.gcp.apis import enable_apis
+from stacks.gcp.bot_template import BotTemplate, BotTemplateArgs
+from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs
+from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
+from stacks.gcp.network import Network, NetworkArgs
+from stacks.gcp.registry import Registry
+from stacks.gcp.relay import TurnRelay, TurnRelayArgs
+from stacks.gcp.secrets import SecretStore, SecretStoreArgs
+from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
+from stacks.turn_server import turn_urls
+
+
+class GcpStack(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input[object]]
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        assert settings.gcp is not None
+        cfg = settings.gcp
+        provider = gcp.Provider(name, project=cfg.project, region=cfg.region, default_labels=dict(settings.tags))
+        super().__init__("voicefleet:gcp:GcpStack", name, None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
+        child = pulumi.ResourceOptions(parent=self)
+        self._name, self._settings, self._cfg = name, settings, cfg
+
+        apis = enable_apis(name, cfg.project, child)
+        after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
+        registry = Registry(name, prefix=settings.prefix, project=cfg.project, region=cfg.region,
+                            keep=settings.image_retention_count, protect=settings.protect, opts=after_apis)
+        roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
+        images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
+                                         **image_args(settings)), opts=child)
+        network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis), opts=child)
+        secrets = SecretStore(name, SecretStoreArgs(
+            prefix=settings.prefix,
+            values=stored_secrets(settings, store_password=False),  # Memorystore signs in with IAM
+            protect=settings.protect, depends_on=apis), opts=child)
+        self._bot_channel_url = self._channel_url() if channel_secrets(settings) else None
+        bot = BotTemplate(f"{name}-bot", self._bot_args(images, network, registry, secrets), opts=after_apis)
+        turn_urls = self._turn_urls(network, secrets, after_apis)
+        account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
+                                             display_name="voicefleet dispatcher", opts=after_apis)
+        member = pulumi.Output.concat("serviceAccount:", account.email)
+        grants = self._dispatcher_grants(bot, secrets, member, turn_urls is not None)
+        store = self._store(network, member, after_apis)
+        dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
+            images.dispatcher, account.email, bot, secrets, grants, turn_urls, network, store), opts=after_apis)
+
+        self.outputs = {
+            "cloud": "gcp",
+            "project": cfg.project,
+            "region": cfg.region,
+            "zone": cfg.zone,
+            "dispatcherUrl": dispatcher.url,
+            "dispatcherService": dispatcher.service_name,
+            "botImage": images.bot,
+            "dispatcherImage": images.dispatcher,
+            "botInstanceTemplate": bot.template_path,
+            "botServiceAccount": bot.service_account_email,
+            "dispatcherServiceAccount": account.email,
+            "secretIds": secrets.ids,
+            "machinesEnvironment": dispatcher.machines_environment,
+            "drained": settings.drain,
+            **({"turnUrls": turn_urls} if turn_urls is not None else {}),
+            **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
+        }
+        self.register_outputs(self.outputs)
+
+    def _channel_url(self) -> pulumi.Output[str]:
+        """wss:// on the dispatcher's deterministic Cloud Run URL, SERVICE-PROJECTNUMBER.REGION.run.app
+        (https://cloud.google.com/run/docs/triggering/https-request#deterministic): known before the
+        service exists, so the bot template, which the service's own environment names, can carry it."""
+        project = gcp.organizations.get_project_output(project_id=self._cfg.project,
+                                                       opts=pulumi.InvokeOutputOptions(parent=self))
+        host = pulumi.Output.concat(dispatcher_service_name(self._settings.prefix), "-", project.number, ".",
+                                    self._cfg.region, ".run.app")
+        return channel_url(host)
+
+    def _bot_args(self, images: Images, network: Network, registry: Registry,
+                  secrets: SecretStore) -> BotTemplateArgs:
+        settings, cfg = self._settings, self._cfg
+        return BotTemplateArgs(
+            project=cfg.project,
+            prefix=settings.prefix,
+            account_id=account_id(settings.stack, "bot"),
+            image=images.bot,
+            subnetwork_id=network.subnetwork_id,
+            repository_id=registry.repository.repository_id,
+            region=cfg.region,
+            zone=cfg.zone,
+            instance_prefix=instance_prefix(settings.stack),
+            machine_type=cfg.bot_machine_type,
+            disk_gb=cfg.bot_disk_gb,
+            max_session_seconds=settings.max_session_seconds,
+            secrets=secrets,
+            # Not the channel's deployment secret: each bot gets its own machine credential at launch.
+            secret_names=tuple(sorted(settings.secrets.bot)),
+            webrtc_image=images.bot_webrtc,
+            channel_url=self._bot_channel_url,
+        )
+
+    def _turn_urls(self, network: Network, secrets: SecretStore,
+                   opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:
+        cfg = self._cfg
+
+        def relay(turn: TurnSettings) -> pulumi.Output[list[str]]:
+            return TurnRelay(f"{self._name}-turn", TurnRelayArgs(
+                turn=turn, project=cfg.project, region=cfg.region, zone=cfg.zone,
+                account_id=account_id(self._settings.stack, "turn"), network_id=network.network_id,
+                subnetwork_id=network.subnetwork_id, secrets=secrets,
+                secret_names=relay_secret_names(self._settings)), opts=opts).urls
+
+        return turn_urls(self._settings.turn, relay)
+
+    def _store(self, network: Network, member: pulumi.Output[str],
+               opts: pulumi.ResourceOptions) -> CoordinationStore | None:
+        """Several instances share Memorystore (docs/replicas.md): a node and a replica in prod."""
+        if not self._cfg.store:
+            return None
+        prod = self._settings.environment == "prod"
+        return CoordinationStore(f"{self._name}-store", CoordinationStoreArgs(
+            instance_id=f"{self._settings.prefix}-kv", region=self._cfg.region, project=self._cfg.project,
+            network_id=network.network_id, subnetwork_id=network.subnetwork_id, dispatcher_member=member,
+            node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
+            protect=self._settings.protect), opts=opts)
+
+    def _dispatcher_grants(self, bot: BotTemplate, secrets: SecretStore, member: pulumi.Output[str],
+                           turn: bool) -> tuple[pulumi.Resource, ...]:
+        """What the dispatcher's identity may do (launch bot VMs, read its secrets), and what it waits
+        for besides: the secret versions and the VMs' own grants."""
+        launch = bot.grant_launch("dispatcher", member)
+        names = contract.dispatcher_secrets(turn=turn, channel=self._bot_channel_url is not None,
+                                            store_password=False, phone=sorted(self._settings.secrets.phone))
+        readable = secrets.grant_access("dispatcher", member, names)
+        return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
+
+    def _dispatcher_args(self, image: pulumi.Output[str], account_email: pulumi.Output[str], bot: BotTemplate,
+                         secrets: SecretStore, grants: tuple[pulumi.Resource, ...],
+                         turn_urls: pulumi.Input[list[str]] | None, network: Network,
+                         store: CoordinationStore | None) -> DispatcherArgs:
+        settings, cfg = self._settings, self._cfg
+        return DispatcherArgs(
+            service_name=dispatcher_service_name(settings.prefix),
+            project=cfg.project,
+            region=cfg.region,
+            zone=cfg.zone,
+            image=image,
+            service_account_email=account_email,
+            instance_template=bot.template_path,
+            instance_prefix=instance_prefix(settings.stack),
+            secrets=secrets,
+            # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7), and
+            # the dispatcher launches reserve VMs at once: it waits for every grant it and the VMs need.
+            depends_on=(*grants, *([store.grant] if store is not None else [])),
+            reserve=settings.reserve,
+            turn_urls=turn_urls,
+            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            channel_url=self._bot_channel_url,
+            # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
+            **({"request_timeout_seconds": channel_lifetime_seconds(settings)}
+               if self._bot_channel_url is not None else {}),
+            request_concurrency=cloud_run_concurrency(settings),
+            memory_mib=settings.dispatcher_memory,
+            min_instances=cfg.dispatcher_min_instances,
+            max_instances=cfg.dispatcher_max_instances,
+            store_url=store.url if store is not None else None,
+            phone_secret_names=tuple(sorted(settings.secrets.phone)),
+            store_ca=store.ca_certificate if store is not None else None,
+            network_id=network.network_id if store is not None else None,
+            subnetwork_id=network.subnetwork_id if store is not None else None,
+            max_concurrent_sessions=settings.max_concurrent_sessions,
+            max_session_seconds=settings.max_session_seconds,
+            deletion_protection=settings.protect,
+            drain=settings.drain,
+        )

@@ -1,0 +1,84 @@
+"""Memorystore for Valkey, run on its own under the recording mocks and in a stack: private (a Private
+Service Connect endpoint in the stack's subnetwork), TLS checked against its own CA, IAM sign-in
+for the dispatcher's account only; and the instance-id rule the provider would refuse."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from stacks.gcp import store as gcp_store
+from stacks.tools.mocks import Registration, unwrap
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import of_type, run_component
+
+
+@pytest.fixture
+def gcp() -> list[Registration]:
+    def build() -> None:
+        store = gcp_store.CoordinationStore("vf-store", gcp_store.CoordinationStoreArgs(
+            instance_id="voicefleet-gcp-prod", region="us-central1", project="p", network_id="net",
+            subnetwork_id="subnet", dispatcher_member="serviceAccount:dispatcher@p.iam.gserviceaccount.com",
+            node_type="STANDARD_SMALL", replicas=1, protect=True))
+        pulumi.export("url", store.url)
+
+    return run_component(build)
+
+
+def test_gcp_store_is_memorystore_valkey_with_iam_auth_and_tls(gcp: list[Registration]) -> None:
+    (instance,) = of_type(gcp, "gcp:memorystore/instance:Instance")
+    inputs = unwrap(instance.inputs)
+    assert (inputs["authorizationMode"], inputs["transitEncryptionMode"]) == ("IAM_AUTH", "SERVER_AUTHENTICATION")
+    assert (inputs["mode"], inputs["shardCount"], inputs["replicaCount"]) == ("CLUSTER_DISABLED", 1, 1)
+    assert inputs["desiredAutoCreatedEndpoints"] == [{"network": "net", "projectId": "p"}]
+    assert inputs["deletionProtectionEnabled"] and instance.protect
+    (policy,) = of_type(gcp, "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy")
+    policy_inputs = unwrap(policy.inputs)
+    assert policy_inputs["serviceClass"] == "gcp-memorystore"
+    assert policy_inputs["pscConfig"]["subnetworks"] == ["subnet"]
+
+
+def test_gcp_store_connection_role_goes_to_the_dispatcher_only(gcp: list[Registration]) -> None:
+    members = [unwrap(m.inputs) for m in of_type(gcp, "gcp:projects/iAMMember:IAMMember")]
+    assert members == [{"project": "p", "role": "roles/memorystore.dbConnectionUser",
+                        "member": "serviceAccount:dispatcher@p.iam.gserviceaccount.com"}]
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("voicefleet-gcp-prod", True), ("abcd", True), ("abc", False), ("a" * 63, True), ("a" * 64, False),
+    ("abc-", False), ("-abc", False), ("Abcd", False), ("ab_cd", False), ("1abc", True),
+])
+def test_gcp_store_instance_ids_follow_memorystores_rule(name: str, ok: bool) -> None:
+    assert gcp_store.valid_instance_id(name) is ok
+
+
+def test_gcp_store_endpoint_and_ca_are_read_from_memorystores_nested_outputs() -> None:
+    endpoints = [{"connections": [{"pscAutoConnection": {"connectionType": "CONNECTION_TYPE_PRIMARY",
+                                                         "ipAddress": "10.0.0.5", "port": 6379}}]}]
+    assert gcp_store._first_address(endpoints) == "10.0.0.5"
+    cas = [{"caCerts": [{"certificates": ["-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----"]}]}]
+    assert gcp_store._ca_pem(cas).startswith("-----BEGIN CERTIFICATE-----")
+    assert gcp_store._first_address([]) == ""
+
+
+
+def test_several_gcp_instances_with_the_channel_share_memorystore_through_the_vpc(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS},
+                **{**CHANNEL["gcp"], "dispatcherMinInstances": "2", "dispatcherMaxInstances": "3"})
+    (instance,) = run.of_type("gcp:memorystore/instance:Instance")
+    assert unwrap(instance.inputs)["authorizationMode"] == "IAM_AUTH"
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    template = unwrap(service.inputs)["template"]
+    envs = {e["name"]: e.get("value") for e in template["containers"][0]["envs"]}
+    assert envs["REDIS_AUTH"] == "gcp-iam" and envs["REDIS_URL"].startswith("rediss://")
+    assert "REDIS_CA_CERT" in envs and "REDIS_PASSWORD" not in envs
+    assert template["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"
+    assert template["scaling"]["minInstanceCount"] == 2
+    (member,) = [unwrap(m.inputs) for m in run.of_type("gcp:projects/iAMMember:IAMMember")
+                 if unwrap(m.inputs)["role"] == "roles/memorystore.dbConnectionUser"]
+    assert member["member"].startswith("serviceAccount:") and "dispatcher" in member["member"]
+
+
+def test_one_gcp_instance_has_no_store(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["gcp"])
+    assert run.of_type("gcp:memorystore/instance:Instance") == []
