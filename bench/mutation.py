@@ -46,7 +46,7 @@ DISPATCHER_API = [f"{T}sessions/test_session_service.py", f"{T}sessions/test_ses
 SESSION_ROUTES = [f"{T}api/test_api_document.py", f"{T}api/test_hardening.py", *DISPATCHER_API,
                   f"{T}machines/test_pipecat_cloud.py", f"{T}api/test_pipecat_shapes.py"]
 # The TURN relay's policy checks that need no stack (the rest of test_turn.py builds stacks: slow).
-TURN_POLICY = [f"tests/infra/test_turn.py::{name}" for name in (
+TURN_POLICY = [f"tests/infra/test_turn_server.py::{name}" for name in (
     "test_policy_refuses_other_ports_on_the_relay", "test_policy_refuses_an_ssh_rule_on_the_relays_security_group")]
 RESERVE = [f"{T}reserve/test_reserve.py", "tests/security/test_idle_bot_credentials.py",
            f"{T}machines/test_fly_reserve.py", f"{T}machines/test_gce_reserve.py", f"{T}machines/test_ecs_reserve.py"]
@@ -137,8 +137,8 @@ TARGETS: dict[str, list[str]] = {
                                   "tests/infra/config/test_channel.py", "tests/infra/test_components.py"],
     "stacks/gcp/bot_template.py": ["tests/infra/gcp/test_stack.py", "tests/infra/gcp/test_startup.py",
                                    "tests/infra/test_components.py"],
-    "policy/rules.py": ["tests/infra/test_policy_turn.py", *TURN_POLICY, "tests/infra/test_policy_channel.py",
-                        "tests/infra/test_policy.py"],
+    "policy/rules.py": ["tests/infra/policy/test_turn.py", *TURN_POLICY, "tests/infra/policy/test_channel.py",
+                        "tests/infra/policy/test_pack.py"],
 }
 
 

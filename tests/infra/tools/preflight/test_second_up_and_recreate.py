@@ -14,7 +14,7 @@ from stacks.aws.registry import lifecycle_policy
 from stacks.tools.mocks import Registration, Run, unwrap
 from stacks.tools.preflight import ecr_lifecycle, iam_scope, lifecycle, ordering
 from tests.infra.conftest import CHANNEL_DOMAIN, StackRunner
-from tests.infra.test_turn import run_with_turn
+from tests.infra.test_turn_server import run_with_turn
 
 # The rules as the stacks had them: untagged images expired after a day, then "keep N".
 OLD_LIFECYCLE = json.dumps({"rules": [
@@ -29,7 +29,7 @@ def with_inputs(reg: Registration, **changes: object) -> Registration:
 
 
 def relay(stack: StackRunner, cloud: str, generation: int = 1, **overrides: str) -> Run:
-    """A stack with every piece: channel, managed TURN relay (test_turn.py's configuration)."""
+    """A stack with every piece: channel, managed TURN relay (test_turn_server.py's configuration)."""
     return run_with_turn(stack, cloud, generation=generation, **overrides)
 
 

@@ -10,7 +10,7 @@ from botchannel.contract import CHANNEL_TOKEN_VARIABLE
 from policy import rules
 from stacks.tools.mocks import unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
-from tests.infra.test_policy import violations
+from tests.infra.policy.test_pack import violations
 
 POLICY = "bot-channel-token-by-reference"
 TASK = "aws:ecs/taskDefinition:TaskDefinition"

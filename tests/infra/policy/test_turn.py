@@ -1,5 +1,5 @@
 """The TURN relay's policy checks on the relay's own configuration, without building a stack
-(tests/infra/test_turn.py checks the stacks' relays against the same rules)."""
+(tests/infra/test_turn_server.py checks the stacks' relays against the same rules)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from policy import rules
 from stacks.config.turn import TurnSettings
 from stacks.turn_server import coturn_config
-from tests.infra.test_policy import violations
+from tests.infra.policy.test_pack import violations
 
 AWS_INSTANCE, GCE_INSTANCE = "aws:ec2/instance:Instance", "gcp:compute/instance:Instance"
 FIREWALL = "gcp:compute/firewall:Firewall"

@@ -16,6 +16,7 @@ from pulumi_policy import (
 from policy import rules
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
+from tests.infra.helpers import ROOT
 
 TAGS = {"project": "voicefleet", "stack": "s", "environment": "dev", "managed-by": "pulumi"}
 
@@ -120,13 +121,10 @@ def _locked(lock: str) -> dict[str, str]:
 def test_the_policy_pack_is_publishable_with_the_versions_the_tests_ran() -> None:
     """`pulumi policy publish policy` uploads policy/ alone (review item 8): it carries its own
     pyproject and lock, pinned to what the repository's tests ran the rules with."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    pack, repo = (_locked((d / "uv.lock").read_text()) for d in (root / "policy", root))
+    pack, repo = (_locked((d / "uv.lock").read_text()) for d in (ROOT / "policy", ROOT))
     for name in ("pulumi-policy", "pulumi"):
         assert pack[name] == repo[name], name
-    assert "toolchain: uv" in (root / "policy" / "PulumiPolicy.yaml").read_text()
+    assert "toolchain: uv" in (ROOT / "policy" / "PulumiPolicy.yaml").read_text()
 
 
 @pytest.mark.parametrize("name", ["DAILY_API_KEY", "DISPATCHER_API_KEYS", "FLY_API_TOKEN", "BOT_CHANNEL_TOKEN",

@@ -205,7 +205,7 @@ def test_policy_refuses_other_ports_on_the_relay() -> None:
 def test_policy_refuses_an_ssh_rule_on_the_relays_security_group() -> None:
     from pulumi_policy import PolicyResource, StackValidationArgs
 
-    from tests.infra.test_policy import options
+    from tests.infra.policy.test_pack import options
 
     def resource(typ: str, props: dict, deps: dict | None = None) -> PolicyResource:
         return PolicyResource(typ, props, f"urn:x::{typ}::r", "r", options(), None, None, [], deps or {})
