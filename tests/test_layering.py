@@ -31,6 +31,26 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.app", "dispatcher.wiring", "dispatcher.factory", "dispatcher.__main__", "dispatcher.log_redaction",
      "dispatcher.server", "dispatcher.draining", "dispatcher"),
 ]
+# Inside stacks/, lowest first: reading and validating config (imports no component) beside the
+# package's face (`stacks/__init__.py`, which `from stacks import contract` runs, so it imports
+# nothing), the contracts both clouds share, the components per cloud, the stack classes that
+# compose them, then the tools people run (plan, drain, import, preflight, their mocks) and the shims
+# that keep their commands short.
+STACKS_LAYERS: list[tuple[str, ...]] = [
+    ("stacks", "stacks.config"),
+    ("stacks.contract", "stacks.turn_server"),
+    ("stacks.aws", "stacks.gcp"),
+    ("stacks.aws.stack", "stacks.gcp.stack"),
+    ("stacks.tools", "stacks.plan", "stacks.drain", "stacks.import_pcc"),
+]
+# The root of stacks/ holds its package face, the shared contracts and the command shims, no more.
+MAX_STACKS_ROOT_MODULES = 6
+# A cloud is a package (stacks/aws/, stacks/gcp/), never a file-name prefix. These two predate the
+# rule in folders whose owners have yet to rename them; each must still exist, so the list shrinks.
+CLOUD_PREFIX_NOT_YET_RENAMED = {
+    "dispatcher/store/gcp_iam.py": "the store's Google IAM sign-in (dispatcher/store/)",
+    "tests/fakes/aws_sigv4_check.py": "the fakes' SigV4 check, imported by tests/dispatcher/machines",
+}
 # Between the repository's top-level packages, lowest first: the channel contract both sides share,
 # the bot host, the dispatcher, then the infrastructure that packages and deploys them.
 TOP_LAYERS: list[tuple[str, ...]] = [
@@ -196,6 +216,39 @@ def test_no_package_imports_a_higher_package() -> None:
     assert upward_imports(imports(), TOP_LAYERS, top=True) == []
 
 
+def test_every_stacks_module_has_a_layer() -> None:
+    unplaced = [m for m in imports() if m.startswith("stacks") and layer_of(m, STACKS_LAYERS) is None]
+    assert unplaced == [], "place these in STACKS_LAYERS (and docs/architecture.md's stacks/ section)"
+
+
+def test_no_stacks_module_imports_a_higher_layer() -> None:
+    assert upward_imports(imports(), STACKS_LAYERS) == []
+
+
+def test_the_root_of_stacks_holds_at_most_its_face_contracts_and_shims() -> None:
+    root = sorted(path.name for path in (ROOT / "stacks").glob("*.py"))
+    assert len(root) <= MAX_STACKS_ROOT_MODULES, f"{root}: move modules into config/, aws/, gcp/ or tools/"
+
+
+def python_files() -> list[Path]:
+    """Every Python file of the repository, outside hidden folders (virtualenvs, git) and node_modules."""
+    return [path for path in ROOT.rglob("*.py")
+            if not any(part.startswith(".") or part in ("node_modules", "__pycache__")
+                       for part in path.relative_to(ROOT).parts)]
+
+
+def cloud_prefixed(paths: list[Path]) -> list[str]:
+    return sorted(path.relative_to(ROOT).as_posix() for path in paths if path.name.startswith(("aws_", "gcp_")))
+
+
+def test_no_module_is_named_after_a_cloud_prefix() -> None:
+    assert [name for name in cloud_prefixed(python_files()) if name not in CLOUD_PREFIX_NOT_YET_RENAMED] == []
+
+
+def test_the_modules_not_yet_renamed_still_exist() -> None:
+    assert [name for name in CLOUD_PREFIX_NOT_YET_RENAMED if not (ROOT / name).is_file()] == []
+
+
 def test_no_import_cycles_anywhere() -> None:
     assert cycles(imports()) == []
 
@@ -240,6 +293,21 @@ def test_the_layer_check_sees_an_upward_import() -> None:
     graph = {"dispatcher.outbound.retry": {"dispatcher.machines.base"}, "dispatcher.machines.base": set()}
     assert upward_imports(graph, DISPATCHER_LAYERS) == ["dispatcher.outbound.retry imports dispatcher.machines.base"]
     assert upward_imports({"dispatcher.machines.base": {"dispatcher.outbound.retry"}}, DISPATCHER_LAYERS) == []
+
+
+def test_the_stacks_layers_see_a_component_imported_by_config_and_a_stack_imported_by_a_component() -> None:
+    graph = {"stacks.config.store": {"stacks.aws.store"}, "stacks.aws.relay": {"stacks.aws.stack"},
+             "stacks.aws.stack": {"stacks.aws.relay", "stacks.config.model"},
+             "stacks.tools.plan": {"stacks.gcp.stack", "stacks.config.settings"}}
+    assert upward_imports(graph, STACKS_LAYERS) == ["stacks.aws.relay imports stacks.aws.stack",
+                                                    "stacks.config.store imports stacks.aws.store"]
+    assert layer_of("stacks.aws_store", STACKS_LAYERS) is None  # a prefixed module has no layer
+
+
+def test_the_cloud_prefix_check_sees_a_prefixed_module_at_any_depth() -> None:
+    paths = [ROOT / "stacks" / "aws_store.py", ROOT / "tests" / "infra" / "gcp_x.py",
+             ROOT / "stacks" / "aws" / "store.py", ROOT / "tests" / "test_aws_signing.py"]
+    assert cloud_prefixed(paths) == ["stacks/aws_store.py", "tests/infra/gcp_x.py"]
 
 
 def test_a_new_top_level_module_has_no_layer_until_it_is_placed() -> None:
