@@ -1,7 +1,7 @@
 """How pulumi-docker-build decides that an Image changed, modelled from its source for mocks and tests.
 
 There is no Docker engine, Pulumi CLI or provider plugin where the tests run, so the Pulumi mocks
-(stacks/mocks.py) return the `contextHash` computed here, and the tests ask `diff()` what
+(stacks/tools/mocks.py) return the `contextHash` computed here, and the tests ask `diff()` what
 `pulumi preview` would show. Both are ports of pulumi-docker-build v0.0.22 (the version infra/uv.lock
 pins), `provider/internal/`:
 

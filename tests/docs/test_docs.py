@@ -64,20 +64,22 @@ def test_every_relative_link_resolves() -> None:
     assert broken_links(USER_DOCS) == []
 
 
-def dispatcher_paths(text: str) -> set[str]:
-    """The dispatcher's source files a page names (`dispatcher/api/mount.py`), not tests' (`tests/dispatcher/…`)."""
-    return set(re.findall(r"(?<![\w/.])dispatcher/[\w/]+\.py\b", text))
+def module_paths(text: str) -> set[str]:
+    """The dispatcher's and the Pulumi program's source files a page names (`dispatcher/api/mount.py`,
+    `stacks/aws/store.py`), not tests' (`tests/dispatcher/…`)."""
+    return set(re.findall(r"(?<![\w/.])(?:dispatcher|stacks)/[\w/]+\.py\b", text))
 
 
-def test_every_dispatcher_module_the_docs_name_exists() -> None:
+def test_every_dispatcher_and_stacks_module_the_docs_name_exists() -> None:
     missing = {(page.relative_to(ROOT).as_posix(), path)
-               for page in USER_DOCS for path in dispatcher_paths(page.read_text()) if not (ROOT / path).is_file()}
+               for page in USER_DOCS for path in module_paths(page.read_text()) if not (ROOT / path).is_file()}
     assert sorted(missing) == []
 
 
 def test_the_module_path_scan_reads_paths_not_test_paths() -> None:
-    text = "see `dispatcher/api/mount.py`, dispatcher/phone/access.py and tests/dispatcher/api/test_start.py"
-    assert dispatcher_paths(text) == {"dispatcher/api/mount.py", "dispatcher/phone/access.py"}
+    text = ("see `dispatcher/api/mount.py`, dispatcher/phone/access.py, stacks/aws/store.py and "
+            "tests/dispatcher/api/test_start.py, tests/infra/aws/test_store.py")
+    assert module_paths(text) == {"dispatcher/api/mount.py", "dispatcher/phone/access.py", "stacks/aws/store.py"}
 
 
 def test_the_index_links_every_page() -> None:

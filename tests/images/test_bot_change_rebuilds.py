@@ -18,7 +18,7 @@ import pytest
 
 from images.component import PROGRAM_FOLDER
 from images.docker_build_model import diff
-from stacks.mocks import Registration, run_program, unwrap
+from stacks.tools.mocks import Registration, run_program, unwrap
 from tests.infra.conftest import SECRETS, config_for
 
 ROOT = Path(__file__).resolve().parents[2]
