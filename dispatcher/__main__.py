@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         calls=lambda: phone.active_calls,
         start_draining=phone.start_draining,
         drain_seconds=phone.settings.drain_seconds,
-        replica_drain=state.replication.drain if state.replication is not None else None,  # on SIGTERM
+        replica_drain=state.replication.drain,  # on SIGTERM
     )
     if settings.machines == "local":
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",

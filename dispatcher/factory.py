@@ -15,9 +15,11 @@ from dispatcher.media.turn import TurnCredentials, TurnSettings
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.client import StoreSettings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.local import LocalCoordination
+from dispatcher.store.redis_coordination import RedisCoordination
 
 
-def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coordination | None = None) -> Machines:
+def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coordination) -> Machines:
     if settings.machines == "ecs":
         from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 
@@ -44,19 +46,17 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return FlyWarmMachines(FlySettings.from_env(env), channel_url=channel_url)
         return FlyMachines(FlySettings.from_env(env))
-    from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+    from dispatcher.machines.local.provider import LocalSettings
+    from dispatcher.machines.local.shared import SharedLocalMachines
 
-    if coordination is not None:  # several local replicas: each one's bots are reached through it
-        from dispatcher.machines.local.shared import SharedLocalMachines
-
-        return SharedLocalMachines(LocalSettings.from_env(env), coordination)
-    return LocalMachines(LocalSettings.from_env(env))
+    # Each replica's bots are its own processes; another replica's are reached through `coordination`.
+    return SharedLocalMachines(LocalSettings.from_env(env), coordination)
 
 
-def build_coordination(env: Mapping[str, str]) -> Coordination | None:
-    """The replicas' shared store when REDIS_URL is set; None (one process, no store) otherwise."""
+def build_coordination(env: Mapping[str, str]) -> Coordination:
+    """Chosen once: several replicas on the store that REDIS_URL names, else this one process."""
     settings = StoreSettings.from_env(env)
-    return Coordination(settings) if settings is not None else None
+    return LocalCoordination() if settings is None else RedisCoordination(settings)
 
 
 def build_rooms(settings: Settings, env: Mapping[str, str]) -> Rooms | None:

@@ -33,6 +33,7 @@ from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.service import SessionService
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.memory import LocalRate
 
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
 
@@ -47,7 +48,7 @@ def build_state(
 ) -> AppState:
     env = os.environ if env is None else env
     settings = settings or Settings.from_env(env)
-    coordination = build_coordination(env)  # several replicas: REDIS_URL (docs/replicas.md)
+    coordination = build_coordination(env)  # one process, or several replicas with REDIS_URL (docs/replicas.md)
     machines = machines or build_machines(settings, env, coordination)
     resolved_rooms = build_rooms(settings, env) if rooms is FROM_ENV else rooms
     assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
@@ -57,14 +58,12 @@ def build_state(
     if ice_servers is None:
         ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)
-    channels = BotChannels(channel_access.credentials if channel_access else None,
+    channels = BotChannels(channel_access.credentials if channel_access else None, claims=coordination.claims,
                            max_connections=settings.bot_channel_max_connections)
-    replication = Replication(coordination, channels, machines) if coordination is not None else None
-    reserve = build_reserve(env, settings.machines, machines, channels, metrics,
-                            claims=coordination.claims if coordination is not None else None,
+    replication = Replication(coordination, channels, machines)
+    reserve = build_reserve(env, settings.machines, machines, channels, metrics, claims=coordination.claims,
                             max_session_seconds=settings.max_session_seconds)
-    if replication is not None:
-        replication.attach_reserve(reserve)
+    replication.attach_reserve(reserve)
     if channel_access is not None:
         machines.attach_channel(channel_access)  # local bots are told where to dial, and with which credential
     sessions = SessionService(
@@ -82,11 +81,11 @@ def build_state(
         auth=auth,
         channels=channels,
         reserve=reserve,
-        remote=replication.remote if replication is not None else None,
+        remote=replication.remote,
         replication=replication,
         channel_access=channel_access,
-        start_limit=_start_limit(settings, coordination),
-        read_limit=PerKeyLimit(settings.read_rate_per_key, settings.read_burst_per_key, calls="session"),
+        start_limit=PerKeyLimit(coordination.start_rate(settings.start_rate_per_key, settings.start_burst_per_key)),
+        read_limit=PerKeyLimit(LocalRate(settings.read_rate_per_key, settings.read_burst_per_key), calls="session"),
         reaper=Reaper(
             machines,
             resolved_rooms,
@@ -99,8 +98,7 @@ def build_state(
         ice_servers=ice_servers,
         turn_quota=_turn_quota(turn, coordination),
         phone=build_phone_state(
-            env, settings, sessions, channels, metrics, coordination,
-            replication.remote if replication is not None else None, owners=auth.by_id,
+            env, settings, sessions, channels, metrics, coordination, replication.remote, owners=auth.by_id,
         ),
     )
 
@@ -109,15 +107,13 @@ def build_state(
 async def running(state: AppState) -> AsyncIterator[None]:
     """The app's lifespan: the replica joins its group, the reaper and the reserve run; on the way
     out the replica drains, they stop, and everything is closed (local mode: every bot stopped)."""
-    if state.replication is not None:
-        await state.replication.start()  # an unreachable store is only noted: it may come back
+    await state.replication.start()  # an unreachable store is only noted: it may come back
     reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
     try:
         yield
     finally:
-        if state.replication is not None:
-            await state.replication.drain()
+        await state.replication.drain()
         if reaping is not None:
             reaping.cancel()
         if refilling is not None:
@@ -132,17 +128,8 @@ def _channel_access(settings: Settings) -> ChannelAccess | None:
     return ChannelAccess.generated() if settings.machines == "local" else None
 
 
-def _start_limit(settings: Settings, coordination: Coordination | None) -> PerKeyLimit:
-    return PerKeyLimit(
-        settings.start_rate_per_key, settings.start_burst_per_key,
-        shared=coordination.shared_rate(settings.start_rate_per_key, settings.start_burst_per_key)
-        if coordination is not None else None,
-    )
-
-
-def _turn_quota(turn: TurnCredentials | None, coordination: Coordination | None) -> TurnQuota | None:
+def _turn_quota(turn: TurnCredentials | None, coordination: Coordination) -> TurnQuota | None:
     # A client's TURN credential cannot be taken back: each key holds a bounded number.
     if turn is None:
         return None
-    return TurnQuota(turn.settings.credentials_per_key, turn.settings.ttl_seconds,
-                     store=coordination.store if coordination is not None else None)
+    return TurnQuota(turn.settings.credentials_per_key, turn.settings.ttl_seconds, coordination.turn_credentials())

@@ -1,4 +1,5 @@
-"""This replica's part in a group of replicas sharing a store: wired once, started with the app.
+"""This replica's part in its group of replicas (one process: a group of one), wired once,
+started with the app.
 
 It records the sessions whose bots are reached here (dispatcher/channel/ownership.py), answers
 what other replicas relay here (a bot's signalling; in local mode also `machine.*` requests for

@@ -37,10 +37,10 @@ class AppState:
     reaper: Reaper
     ice_servers: IceServers
     phone: PhoneState  # phone calls: carriers' tokens, the calls in flight, the drain that waits for them
+    remote: StoreRemote  # another replica holding a session's bot (one process: none)
+    replication: Replication  # this replica's part among the replicas (one process: a group of one)
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
-    remote: StoreRemote | None = None  # with a shared store: the replica a session's owner record names
-    replication: Replication | None = None  # this replica's part with a shared store
     turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)
 
     async def aclose(self) -> None:
@@ -50,5 +50,4 @@ class AppState:
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()
-        if self.replication is not None:
-            await self.replication.aclose()
+        await self.replication.aclose()

@@ -11,38 +11,27 @@
 - A cold bot's credential names its session; a hello for it is refused only where another machine
   already serves that session.
 
-Without a store each replica decides from what it saw itself. With a store that cannot be reached
-at the moment, the same: an idle hello is then admitted once per replica, and a re-dial is admitted
-where the bot's own replica bound it.
+What the other replicas saw comes from the coordination's claims (dispatcher/store/coordination.py):
+one process has none, so it decides from what it saw itself; so does a replica whose store does not
+answer at the moment (an idle hello is then admitted once per replica, and a re-dial is admitted
+where the bot's own replica bound it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Container
-from typing import Protocol
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
+from dispatcher.store.coordination import Claims
 
 MAX_OWNERS_KEPT = 100_000  # only verified hellos and claims add owners; live sessions are never evicted
 
 
-class SharedHellos(Protocol):
-    """What every replica sees alike (dispatcher/channel/shared_hellos.py has the store's)."""
-
-    async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
-        """True unless an idle hello with `bot_id`'s credential was admitted before, anywhere."""
-        ...
-
-    async def claimed_for(self, bot_id: str) -> str | None:
-        """The session a claim bound the reserve bot `bot_id` to, if any."""
-        ...
-
-
 class HelloRules:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.shared: SharedHellos | None = None  # several replicas: set by dispatcher/channel/ownership.py
+    def __init__(self, claims: Claims, clock: Callable[[], float] = time.time) -> None:
+        self._claims = claims  # what the other replicas saw
         self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
         self._seen_idle: dict[str, int] = {}  # idle credentials already used here → their expiry
         self._clock = clock
@@ -58,13 +47,13 @@ class HelloRules:
                 if hello.machine_id in self._seen_idle:
                     return "credential already used"
                 self._admit_idle(grant)
-                if self.shared is not None and not await self.shared.first_idle_hello(grant.subject, grant.expires):
+                if not await self._claims.first_idle_hello(grant.subject, grant.expires):
                     return "credential already used at another replica"
                 return None
             # A claimed reserve bot reconnecting: the session must be the one it was bound to.
             if self._owners.get(hello.session_id) == hello.machine_id:
                 return None
-            if self.shared is not None and await self.shared.claimed_for(hello.machine_id) == hello.session_id:
+            if await self._claims.claimed_for(hello.machine_id) == hello.session_id:
                 return None
             return "not its session"
         if hello.session_id != grant.subject:

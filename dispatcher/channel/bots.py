@@ -39,6 +39,7 @@ from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.errors import ApiError
 from dispatcher.log_text import shown
+from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.channel.bots")
 
@@ -125,13 +126,15 @@ UnbindListener = Callable[[BotLink, str], None]
 
 
 class BotChannels:
-    def __init__(self, credentials: BotCredentials | None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, credentials: BotCredentials | None, *, claims: Claims, max_connections: int = DEFAULT_MAX_CONNECTIONS
+    ) -> None:
         self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
         self.max_connections = max_connections
         self.connections = 0  # open channel sockets, counted by the route
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._by_session: dict[str, BotLink] = {}
-        self.rules = HelloRules()  # which hellos are admitted (and, with a store, what every replica saw)
+        self.rules = HelloRules(claims)  # which hellos are admitted (and what the other replicas saw)
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello

@@ -45,7 +45,7 @@ class BotCredentials:
         # A key derived for this use alone: the deployment secret itself signs nothing.
         root = deployment_secret.encode()
         self._bot_key = hmac.new(root, b"voicefleet bot channel credential v1", hashlib.sha256).digest()
-        # Seals cold sessions' values in the replicas' store (dispatcher/channel/secrets_vault.py).
+        # Seals cold sessions' values in the replicas' store (dispatcher/store/secrets_vault.py).
         self.sealing_key = hmac.new(root, b"voicefleet session values v1", hashlib.sha256).digest()
         self._clock = clock
 

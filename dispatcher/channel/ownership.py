@@ -5,23 +5,21 @@ A bot that says hello with its session (a cold bot, or one that re-dialled after
 drained or died) and a reserve bot claimed here make this replica the session's owner
 (dispatcher/store/owners.py); the heartbeat renews it while the channel lasts, and a channel that
 closes lets go (unless a newer one for the session is here), and so does a claim that failed,
-which also removes the claim's record, so the bot is bound to the session at no replica. The
-hello rules read the store too (dispatcher/channel/shared_hellos.py). Writes to the store run in
-the background: a slow store never holds a bot's hello.
+which also removes the claim's record, so the bot is bound to the session at no replica. Writes
+run in the background: a slow store never holds a bot's hello (and one that does not answer
+leaves them to the heartbeat: dispatcher/store/forgiving.py). One process records nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER
 from dispatcher.channel.bots import BotChannels, BotLink
-from dispatcher.channel.shared_hellos import StoreHellos
 from dispatcher.errors import ApiError
-from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.relay import NotHere
 
@@ -41,7 +39,6 @@ class Ownership:
         channels.session_listeners.append(self._on_session)
         channels.close_listeners.append(self._on_close)
         channels.unbind_listeners.append(self._on_unbind)
-        channels.rules.shared = StoreHellos(coordination.claims)
 
     def held(self) -> list[str]:
         return self._channels.sessions()
@@ -71,18 +68,12 @@ class Ownership:
         if self._channels.link_for(session_id) is None:
             self._write(lambda: self._coordination.owners.release(session_id), "release", session_id)
 
-    def _write(self, work: Callable[[], Awaitable[None]], what: str, session_id: str) -> None:
+    def _write(self, work: Callable[[], Coroutine[Any, Any, None]], what: str, session_id: str) -> None:
         if len(self._writes) >= MAX_PENDING_WRITES:
             log.warning("store writes backed up; %s of session %s left to the heartbeat", what, session_id)
             return
 
-        async def run() -> None:
-            try:
-                await work()
-            except StoreUnavailable:
-                log.info("session %s: owner %s not recorded (store unreachable); the heartbeat will", session_id, what)
-
-        task = asyncio.create_task(run())
+        task = asyncio.create_task(work(), name=f"owner-{what}-{session_id}")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -2,7 +2,8 @@
 
 The session's owner record (dispatcher/store/owners.py) names the replica; the request goes to it
 over the store's relay and its answer comes back. No owner yet (a cold bot still starting, a bot
-re-dialling after its replica drained) is "not yet": the caller waits and asks again.
+re-dialling after its replica drained) is "not yet": the caller waits and asks again. One process
+has no other replica: the answer is always "not here" (dispatcher/store/local.py).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ Kind = Literal["offer", "ice"]
 
 
 class Remote(Protocol):
-    """Another replica that may hold the session's bot: the store's owner record and relay
-    (dispatcher/channel/remote.py)."""
+    """Another replica that may hold the session's bot: the coordination's owner record and relay
+    (dispatcher/channel/remote.py; one process has none, and answers None)."""
 
     async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
 
@@ -37,7 +37,7 @@ async def signal_bot(
     payload: dict[str, Any],
     *,
     deadline: float,
-    remote: Remote | None = None,
+    remote: Remote,
 ) -> Mapping[str, Any]:
     """Sends the offer or candidates to the session's bot, on this replica's channel or through
     the replica that holds it; `deadline` (monotonic) bounds the wait for a bot that has not dialled
@@ -47,10 +47,9 @@ async def signal_bot(
         link = channels.link_for(session_id)
         if link is not None:
             return await link.request(method, payload)
-        if remote is not None and (answer := await remote.ask(session_id, method, payload)) is not None:
+        if (answer := await remote.ask(session_id, method, payload)) is not None:
             return answer
         left = deadline - time.monotonic()
         if left <= 0:
             raise ApiError(502, "bot_unreachable", "the session's bot has no channel to any dispatcher replica")
-        wait = left if remote is None else min(left, REMOTE_POLL_SECONDS)
-        await channels.wait_link(session_id, wait)
+        await channels.wait_link(session_id, min(left, REMOTE_POLL_SECONDS))  # a hello here wakes it at once

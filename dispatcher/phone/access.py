@@ -26,7 +26,6 @@ from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens, TokenRefused
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
@@ -107,17 +106,9 @@ def call_owner(state: PhoneState, admitted: Admitted) -> Caller | None:
 
 async def spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
     """A token this replica had not seen may have opened a call at another one: the store says."""
-    if state.shared_spent is None or admitted.token_id is None or admitted.expires is None:
+    if admitted.token_id is None or admitted.expires is None:
         return
-    try:
-        first = await state.shared_spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0)
-    except StoreUnavailable:
-        # This replica's own memory still refused a replay here; another replica's may not have seen
-        # it. A replayed token names the same session (its key), so it reaches that session, never a
-        # second machine: accepted, and said in the log, rather than failing every call.
-        log.warning("phone: the store did not answer; token %s checked at this replica only", admitted.token_id)
-        return
-    if not first:
+    if not await state.spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0):
         raise Refused("token_replayed")
 
 

@@ -8,7 +8,8 @@ over the control channel it opened, the path of this call's media socket and a o
 With several replicas (`REDIS_URL`) the bot's channel may be at another replica: `media.attach`
 goes there through the owner relay, and a cold bot whose hello lands elsewhere is looked for there
 until the start deadline. Its media socket may land anywhere too: that replica spends the secret in
-the store and the call's frames cross through it (dispatcher/phone/call_store.py, store_hop.py).
+the store and the call's frames cross through it (the coordination's `CallMedia`:
+dispatcher/store/call_lines.py; dispatcher/phone/store_hop.py). One process has no elsewhere.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ from typing import Any, Protocol
 from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
-from dispatcher.phone.call_store import CallStore
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
 from dispatcher.phone.relay import MediaSocket
 from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.ids import Caller, new_session_id
-from dispatcher.store.client import StoreUnavailable
-from dispatcher.store.media_bus import CallLine
+from dispatcher.store.coordination import CallHandle, CallMedia
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -48,6 +47,12 @@ class Sessions(Protocol):
     async def stop(self, session_id: str) -> Any: ...
 
 
+class OwnerRelay(Protocol):
+    """dispatcher/channel/remote.py's `StoreRemote`: the answer of the replica holding the bot's channel."""
+
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
+
+
 @dataclass
 class PhoneCall:
     """One call's bot side, as the relay sees it."""
@@ -55,21 +60,21 @@ class PhoneCall:
     session_id: str | None = None
     media: MediaLink | None = None
     starting: asyncio.Future[Any] | None = None
-    line: CallLine | None = None  # with a store: where the bot's media is heard from another replica
-    renewing: asyncio.Task[None] | None = None  # the call's media record, renewed while it lives
+    elsewhere: CallHandle | None = None  # where the bot's media socket is heard of at another replica
     relayed: bool = False  # the bot's media socket is at another replica
 
 
 class PhoneCalls:
     def __init__(
-        self, sessions: Sessions, channels: BotChannels, links: MediaLinks, *, start_wait_seconds: float,
-        store: CallStore | None = None,
+        self, sessions: Sessions, channels: BotChannels, links: MediaLinks, media: CallMedia, owners: OwnerRelay,
+        *, start_wait_seconds: float,
     ) -> None:
         self._sessions = sessions
         self._channels = channels
         self.links = links
+        self.media = media  # a call's media across replicas (one process: always here)
+        self._owners = owners
         self._wait = start_wait_seconds
-        self.store = store
 
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
@@ -92,25 +97,19 @@ class PhoneCalls:
         call.starting.add_done_callback(_retrieved)
         await asyncio.shield(call.starting)
         call.media, secret = self.links.expect(session_id)
-        if self.store is not None:
-            try:
-                call.line, call.renewing = await self.store.open(session_id, secret)
-            except StoreUnavailable:  # a bot that dials this replica still takes the call
-                log.warning("phone call %s: the store did not answer; its bot is reached here only", session_id)
+        call.elsewhere = elsewhere = await self.media.open(session_id, secret)
         params = {"path": MEDIA_PATH.format(session_id=session_id), "token": secret, "carrier": carrier}
         await self._send_attach(session_id, params, deadline)
-        arrivals: set[asyncio.Future[Any]] = {call.media.socket}
-        if call.line is not None:
-            arrivals.add(call.line.hello)  # the bot's media socket reached another replica
+        # Its bot's media socket reaches this replica, or another one (which then says hello).
+        arrivals: set[asyncio.Future[Any]] = {call.media.socket, elsewhere.hello}
         await asyncio.wait(arrivals, timeout=_left(deadline), return_when=asyncio.FIRST_COMPLETED)
         if call.media.socket.done() and not call.media.socket.cancelled():
-            if call.line is not None:
-                call.line.close("media_here")
+            elsewhere.media_here()
             return call.media.socket.result()
-        if call.line is not None and call.line.hello.done() and self.store is not None:
+        if elsewhere.hello.done():
             self.links.forget(call.media)  # its secret was spent at the other replica
             call.relayed = True
-            return StoreHop(call.line, self.store.lease_seconds)
+            return StoreHop(elsewhere.line(), self.media.lease_seconds)
         raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time")
 
     async def _send_attach(self, session_id: str, params: Mapping[str, Any], deadline: float) -> None:
@@ -127,16 +126,14 @@ class PhoneCalls:
             if left <= 0:
                 raise ApiError(504, "start_timeout", f"the call's bot did not dial in within {self._wait:g}s")
             # A hello here wakes this at once; one at another replica is found at the next look.
-            await self._channels.wait_link(session_id, left if self.store is None else min(pause, left))
+            await self._channels.wait_link(session_id, min(pause, left))
             pause = min(pause * 2, LAST_LOOK_SECONDS)
 
     async def _ask_elsewhere(self, session_id: str, params: Mapping[str, Any]) -> bool:
         """True once the bot, its channel at another replica, answered `media.attach`; False while
         no other replica holds it (yet), or the store does not answer (its hello may come here)."""
-        if self.store is None:
-            return False
         try:
-            return await self.store.owners.ask(session_id, METHOD_MEDIA_ATTACH, params) is not None
+            return await self._owners.ask(session_id, METHOD_MEDIA_ATTACH, params) is not None
         except ApiError as exc:
             if exc.status != 503:
                 raise
@@ -147,10 +144,8 @@ class PhoneCalls:
         had a moment to exit by itself (it sees its socket close)."""
         if call.media is not None:
             self.links.forget(call.media)
-        if call.line is not None:
-            await call.line.finish(reason)  # the replica holding the bot's media socket, if any, hears it
-        if call.renewing is not None and call.session_id is not None and self.store is not None:
-            await self.store.close(call.session_id, call.renewing)
+        if call.elsewhere is not None:
+            await call.elsewhere.end(reason)  # the replica holding the bot's media socket, if any, hears it
         if call.session_id is None:
             return
         if call.starting is not None and not call.starting.done():  # hung up during the start
@@ -167,7 +162,7 @@ class PhoneCalls:
 
 
 BOT_EXIT_SECONDS = 5.0
-# With a store, a bot whose hello lands at another replica is looked for there at these intervals.
+# A bot whose hello lands at another replica is looked for there at these intervals.
 FIRST_LOOK_SECONDS, LAST_LOOK_SECONDS = 0.05, 0.5
 
 

@@ -18,7 +18,8 @@ from starlette.websockets import WebSocket
 
 from dispatcher.phone.relay import MAX_BUFFERED_BYTES, CallStats, close_socket, pump_both
 from dispatcher.store.client import StoreUnavailable
-from dispatcher.store.media_bus import BINARY, HELLO, TEXT, CallLine, MediaBus
+from dispatcher.store.coordination import CallMedia
+from dispatcher.store.media_bus import BINARY, HELLO, TEXT, CallLine
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -56,20 +57,20 @@ class StoreHop:
 
 
 async def serve_relayed_media(
-    websocket: WebSocket, bus: MediaBus, session_id: str, carrier_replica: str, lease_seconds: float
+    websocket: WebSocket, media: CallMedia, session_id: str, carrier_replica: str
 ) -> CallStats:
     """The bot's media socket (accepted, its secret spent) ↔ the call's carrier replica, to the
     call's end. The bot's side says hello first, so the carrier's replica knows where to send."""
     stats = CallStats()
     try:
-        line = await bus.open(session_id, peer=carrier_replica)
+        line = await media.line_to(session_id, carrier_replica)
     except StoreUnavailable:
         await close_socket(websocket, 1011, "the call's replica cannot be reached")
         stats.ended_by = "error"
         return stats
-    hop = StoreHop(line, lease_seconds)
+    hop = StoreHop(line, media.lease_seconds)
     try:
-        if not await line.send(HELLO, bus.replica_id.encode(), confirmed=True):
+        if not await line.send(HELLO, media.replica_id.encode(), confirmed=True):
             stats.ended_by = "carrier"  # the carrier's replica is gone, and its call with it
             return stats
         # Here the hop is the carrier's side and the bot's socket the bot's, as at the carrier's replica.

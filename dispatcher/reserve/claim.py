@@ -1,7 +1,8 @@
 """The warm claim: one idle bot on this replica's channel takes one session.
 
 An idle bot of the current image that can serve the session's transport is taken off the pool
-(synchronously: two concurrent starts never get the same one), claimed in the replicas' store,
+(synchronously: two concurrent starts never get the same one), claimed across replicas (a bot
+offered to one session ever: dispatcher/store/coordination.py),
 bound to the session, assigned it over the channel (the bot itself accepts one assignment, ever),
 then re-tagged by the provider. Every way this can fail unbinds the bot and retires its machine;
 a refused or unreachable bot makes way for the next, a failed re-tag for a cold launch.
@@ -21,7 +22,7 @@ from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.retirement import Retirements
-from dispatcher.reserve.shared import SharedPool
+from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -33,7 +34,7 @@ class WarmClaim:
         self,
         machines: WarmMachines,
         channels: BotChannels,
-        pool: SharedPool,
+        claims: Claims,
         idle: IdleRecords,
         retirements: Retirements,
         metrics: ReserveMetrics,
@@ -42,7 +43,7 @@ class WarmClaim:
     ) -> None:
         self._machines = machines
         self._channels = channels
-        self._pool = pool
+        self._claims = claims
         self._idle = idle
         self._retirements = retirements
         self._metrics = metrics
@@ -60,7 +61,7 @@ class WarmClaim:
 
         while (link := self._channels.take_idle(fits)) is not None:
             self._idle.forget(link.machine_id)
-            if not await self._pool.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
+            if not await self._claims.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
                 continue  # another replica's session took it: not ours to offer, nor to retire
             # Routed and timed before it is asked: its `ready` report may follow its answer at once.
             self._channels.bind(link, spec.session_id)

@@ -14,14 +14,14 @@ from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.pacing import LaunchTokens
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
-from dispatcher.store.claims import BotClaims
+from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 
 def build_reserve(
     env: Mapping[str, str], kind: str, machines: Machines, channels: BotChannels, metrics: Metrics,
-    claims: BotClaims | None = None,
+    claims: Claims,
     max_session_seconds: int = 3600,
 ) -> Reserve | None:
     settings = ReserveSettings.from_env(env, kind)  # a bad RESERVE_* value stops start-up, named
@@ -34,7 +34,7 @@ def build_reserve(
     if not channels.enabled:
         log.warning("no BOT_CHANNEL_TOKEN: bots have no channel to wait on, so every start is cold")
         return None
-    return Reserve(settings, machines, channels, reserve_metrics, tokens=_launch_tokens(machines), claims=claims,
+    return Reserve(settings, machines, channels, reserve_metrics, claims=claims, tokens=_launch_tokens(machines),
                    max_session_seconds=max_session_seconds)
 
 

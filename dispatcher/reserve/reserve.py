@@ -34,8 +34,7 @@ from dispatcher.reserve.pacing import IdleBot, LaunchTokens, plan_reserve
 from dispatcher.reserve.policy import ReserveSettings, reserve_size, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
 from dispatcher.reserve.retirement import Retirements
-from dispatcher.reserve.shared import SharedPool
-from dispatcher.store.claims import BotClaims
+from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -55,13 +54,13 @@ class Reserve:
         channels: BotChannels,
         metrics: ReserveMetrics,
         *,
+        claims: Claims,  # each idle bot offered to one session, ever, across replicas
         tokens: LaunchTokens | None = None,
         clock: Callable[[], float] = time.monotonic,
-        claims: BotClaims | None = None,  # several replicas: each idle bot offered to one session, ever
         max_session_seconds: int = 3600,
     ) -> None:
         self.settings = settings
-        self._pool = SharedPool(claims)
+        self._claims = claims
         self._draining = False
         self._machines = machines
         self._channels = channels
@@ -77,7 +76,7 @@ class Reserve:
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
-        self._claim = WarmClaim(machines, channels, self._pool, self.idle_records, self._retirements,
+        self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
                                 metrics, self._starts, lambda: self._clock())
         self._last_tick: float | None = None
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
@@ -128,8 +127,8 @@ class Reserve:
                      link.machine_id, self.failed_bots.in_a_row)
             self.failed_bots.healthy()
         self.idle_records.greeted(link.machine_id, now)
-        if self._pool.shared:  # its launcher may be another replica, waiting for this hello
-            self._retirements.spawn(self._pool.record_hello(link.machine_id))
+        # Its launcher may be another replica, waiting for this hello.
+        self._retirements.spawn(self._claims.record_hello(link.machine_id))
         self._wake.set()
 
     def _on_close(self, link: BotLink) -> None:
@@ -246,7 +245,7 @@ class Reserve:
         late = {b for b, launched in self._warming.items() if now - launched > self._cold_start.seconds * 1.5}
         if not late:
             return
-        for bot_id in await self._pool.greeted(sorted(late)):
+        for bot_id in await self._claims.greeted(sorted(late)):
             del self._warming[bot_id]  # it dialled another replica, which holds it now
             late.discard(bot_id)
         running = {machine.bot_id for machine in await self._machines.idle_machines()}

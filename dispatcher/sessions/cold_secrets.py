@@ -18,7 +18,6 @@ import contextlib
 import logging
 
 from dispatcher.channel.bots import BotChannels
-from dispatcher.channel.secrets_vault import StoreVault, VaultFull
 from dispatcher.channel.session_secrets import SessionSecrets
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines
@@ -26,6 +25,7 @@ from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.secrets_vault import VaultFull
 
 log = logging.getLogger("dispatcher.sessions.cold_secrets")
 
@@ -45,7 +45,7 @@ class ColdSecrets:
         machines: Machines,
         channels: BotChannels,
         metrics: Metrics,
-        coordination: Coordination | None = None,
+        coordination: Coordination,
         deadline_seconds: float | None = None,
     ) -> None:
         assert channels.credentials is not None, "a deployment without a channel has no cold secrets to hold"
@@ -53,8 +53,7 @@ class ColdSecrets:
         self._settings = settings
         self._machines = machines
         self._metrics = metrics
-        shared = StoreVault(coordination.store, self._credentials.sealing_key) if coordination else None
-        self.delivery = SessionSecrets(channels, shared)
+        self.delivery = SessionSecrets(channels, coordination.session_values(self._credentials.sealing_key))
         self.deadline_seconds = deadline_seconds or settings.start_wait_seconds + BOT_DIAL_SECONDS
         self._watches: set[asyncio.Task[None]] = set()
 

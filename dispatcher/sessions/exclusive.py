@@ -1,8 +1,9 @@
 """One launch per keyed session, across replicas: the start lease around a keyed start.
 
-With a store, a keyed start looks the session up and launches it while holding the session's start
-lease (dispatcher/store/starts.py), so the same Idempotency-Key at two replicas at once gives one
-session and one machine, warm or cold. Without a store there is one replica and nothing to hold.
+A keyed start looks the session up and launches it while holding the session's start lease
+(`StartLease`, dispatcher/store/coordination.py): with several replicas the store's
+(dispatcher/store/starts.py), so the same Idempotency-Key at two replicas at once gives one
+session and one machine, warm or cold; one process has nothing to wait for.
 
 The store unreachable: a cloud provider's launch is idempotent on the session id (ECS clientToken,
 a Fly or GCE name), so a cold launch still cannot make a second machine and the start goes on,
@@ -26,11 +27,11 @@ STORE_RETRY_AFTER_SECONDS = 2.0
 
 @contextlib.asynccontextmanager
 async def exclusive_start(
-    coordination: Coordination | None, session_id: str, *, keyed: bool, wait_seconds: float,
+    coordination: Coordination, session_id: str, *, keyed: bool, wait_seconds: float,
     idempotent_launch: bool,
 ) -> AsyncIterator[bool]:
     """Holds the session's start lease for the block; yields True when only a cold launch is safe."""
-    if not keyed or coordination is None:
+    if not keyed:
         yield False
         return
     async with contextlib.AsyncExitStack() as held:

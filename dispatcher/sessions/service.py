@@ -24,7 +24,6 @@ from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, new_session_id
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.launches import SharedLaunches
 
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
@@ -60,7 +59,7 @@ class SessionService:
         *,
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
         turn: TurnCredentials | None = None,
-        coordination: Coordination | None = None,  # several replicas: their shared store
+        coordination: Coordination,  # what the replicas share (one process: dispatcher/store/local.py)
         channels: BotChannels | None = None,  # the bot channel: cold bots take their session's values over it
         cold_secrets_deadline_seconds: float | None = None,
     ) -> None:
@@ -75,8 +74,8 @@ class SessionService:
         self._cold = (ColdSecrets(settings, machines, channels, metrics, coordination, cold_secrets_deadline_seconds)
                       if channels is not None and channels.enabled else None)
         self._metrics = metrics
-        shared = SharedLaunches(coordination.store, keep_seconds=10.0) if coordination is not None else None
-        self._admission = Admission(settings.max_concurrent_sessions, self.active_count, shared=shared)
+        self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
+                                    launches=coordination.launches(keep_seconds=10.0))
         self._background: set[asyncio.Task[None]] = set()
 
     async def active_count(self) -> int:

@@ -1,109 +1,214 @@
-"""Everything one replica keeps in the store, built from one connection, and its heartbeat.
+"""What the dispatcher's replicas share, as one contract with two implementations.
 
-The heartbeat (every third of a lease) tells the other replicas this one is serving or draining
-and renews the owner records of the sessions whose bots hold a channel here; a record that ran out
-while the store was unreachable is written again. The heartbeat is also how an outage is noticed
-and its end: `/healthz` shows the store's health as the last call found it.
+`LocalCoordination` (dispatcher/store/local.py) is one process: every claim is granted, a
+session's owner is always this replica, nothing is relayed, one-time tokens are spent in memory,
+admission and rates are counted in this process and a cold session's values wait in memory.
+`RedisCoordination` (dispatcher/store/redis_coordination.py) is several replicas sharing a
+Valkey/Redis store (`REDIS_URL`). The app chooses one at start-up (dispatcher/factory.py) and
+every consumer takes this contract: there is one code path, never a `None` for "no store".
+
+When the store does not answer, the Redis implementation answers as one process would
+(dispatcher/store/forgiving.py: one policy, in one place). Two calls are not forgiven, because
+one process's answer would be wrong for several: the keyed start's lease (`StartLease.held`: two
+replicas could both launch) and finding another replica's bot (`ask_owner`). They raise
+`StoreUnavailable`, and their callers say what that means to their own clients.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
-from dispatcher.store.call_media import CallMediaRecords
-from dispatcher.store.claims import BotClaims
-from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
-from dispatcher.store.leases import Leases
-from dispatcher.store.media_bus import MediaBus
-from dispatcher.store.owners import Owners
-from dispatcher.store.rates import SharedRate
-from dispatcher.store.relay import Handler, NotHere, Relay
-from dispatcher.store.replicas import Replicas, State
-from dispatcher.store.spent import SpentOnce
-from dispatcher.store.starts import StartLeases
-
-log = logging.getLogger("dispatcher.store")
+from dispatcher.store.media_bus import CallLine
+from dispatcher.store.relay import Handler
 
 
-class Coordination:
-    def __init__(self, settings: StoreSettings, *, store: Store | None = None) -> None:
-        self.store = store or Store(settings)
-        self.replica_id = self.store.replica_id
-        leases = Leases(self.store)
-        self.starts = StartLeases(self.store, leases)
-        self.owners = Owners(self.store, leases)
-        self.replicas = Replicas(self.store)
-        self.claims = BotClaims(self.store)
-        self.spent = SpentOnce(self.store)
-        self.calls = CallMediaRecords(self.store)  # phone calls whose two sockets are at two replicas
-        self.media = MediaBus(self.store)
-        self.relay: Relay | None = None
-        self.state: State = "serving"
-        self._held: Callable[[], Iterable[str]] = tuple
-        self._beating: asyncio.Task[None] | None = None
+class AtCapacity(Exception):
+    """Every replica's sessions and launches together reach the cap."""
+
+
+class Claims(Protocol):
+    """Idle reserve bots across replicas (dispatcher/store/claims.py has the store's records)."""
+
+    async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
+        """True if this session may take the idle bot (it is offered to one session, ever)."""
+        ...
+
+    async def unclaim(self, bot_id: str, session_id: str) -> None:
+        """The claim for `session_id` failed: the bot is bound to it nowhere."""
+        ...
+
+    async def claimed_for(self, bot_id: str) -> str | None:
+        """The session a claim at another replica bound the bot to, if any."""
+        ...
+
+    async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
+        """True unless an idle hello with `bot_id`'s credential was admitted at another replica."""
+        ...
+
+    async def record_hello(self, bot_id: str) -> None:
+        """An idle bot said hello here (its launcher may be another replica, waiting for it)."""
+        ...
+
+    async def greeted(self, bot_ids: list[str]) -> set[str]:
+        """Those of `bot_ids` that said hello at another replica."""
+        ...
+
+
+class StartLease(Protocol):
+    def held(self, session_id: str, wait_seconds: float) -> AbstractAsyncContextManager[None]:
+        """Holds the keyed session's start lease for the block. Raises `StartBusy` after
+        `wait_seconds`, and `StoreUnavailable` when nobody can say who launches (not forgiven)."""
+        ...
+
+
+class OwnerRecords(Protocol):
+    """Which replica holds a session's bot (dispatcher/store/owners.py)."""
+
+    async def claim(self, session_id: str) -> None: ...
+
+    async def reclaim(self, session_id: str) -> None:
+        """Claims it only if no replica holds it."""
+        ...
+
+    async def release(self, session_id: str) -> None: ...
+
+
+class Launches(Protocol):
+    """Admission's tally: the provider's count of running sessions plus the launches since that
+    count was asked for (dispatcher/sessions/admission.py decides when to count again)."""
+
+    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
+        """Counts running sessions with `count` (the provider), noting what launched meanwhile."""
+        ...
+
+    def current(self) -> int:
+        """This replica's estimate since the last recount (asked for once a count exists)."""
+        ...
+
+    def slot(self, limit: int) -> AbstractAsyncContextManager[None]:
+        """Holds one launch for the block (it counts as launched when the block ends without an
+        error). Raises `AtCapacity` on entry when `limit` is reached."""
+        ...
+
+
+class Rate(Protocol):
+    async def take(self, caller: str) -> float:
+        """0 if the caller's call may go; else the seconds until it could."""
+        ...
+
+
+class CredentialCounts(Protocol):
+    """Credentials a caller holds until they expire (TURN: dispatcher/media/turn_quota.py)."""
+
+    async def take(self, caller: str, handle: str, now: float, expires: float, bound: int) -> float:
+        """0 when `handle` now counts for the caller; else the seconds until one of its `bound`
+        credentials expires."""
+        ...
+
+    async def give_back(self, caller: str, handle: str) -> None: ...
+
+
+class OneTimeUse(Protocol):
+    async def first_use(self, what: str, seconds: float) -> bool:
+        """True the first time `what` is presented within `seconds`."""
+        ...
+
+
+class SessionValues(Protocol):
+    """Where a cold session's values wait for its bot's hello (dispatcher/store/secrets_vault.py)."""
+
+    async def put(self, session_id: str, values: Mapping[str, Any], ttl_seconds: float) -> None:
+        """Raises `VaultFull` when no more can wait here."""
+        ...
+
+    async def get(self, session_id: str) -> dict[str, Any] | None: ...
+
+    async def read(self, session_id: str) -> dict[str, Any] | None:
+        """`get` for the bot's delivery: a store that blinks is asked again before giving up."""
+        ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+
+class CallHandle(Protocol):
+    """A phone call whose carrier socket is here, as seen from the other replicas."""
+
+    hello: asyncio.Future[str]  # done when the bot's media socket reached another replica (its id)
+
+    def line(self) -> CallLine:
+        """The call's line to that replica, once `hello` is done."""
+        ...
+
+    def media_here(self) -> None:
+        """The bot's media socket reached this replica: nobody else will answer."""
+        ...
+
+    async def end(self, reason: str) -> None: ...
+
+
+class CallMedia(Protocol):
+    """Phone calls whose two sockets may be at two replicas (docs/phone.md)."""
+
+    replica_id: str
+    lease_seconds: float
+
+    async def open(self, session_id: str, secret: str) -> CallHandle:
+        """This replica holds the call's carrier socket; `secret` opens its bot's media socket once."""
+        ...
+
+    async def spend(self, session_id: str, secret: str) -> str | None:
+        """The replica holding the call's carrier socket, if `secret` opens its media socket there."""
+        ...
+
+    async def spend_here(self, session_id: str, secret: str) -> bool:
+        """A secret this replica matched itself: True unless another replica spent it first."""
+        ...
+
+    async def line_to(self, session_id: str, carrier_replica: str) -> CallLine:
+        """The bot's side of a call whose carrier socket is at `carrier_replica`."""
+        ...
+
+
+class Coordination(Protocol):
+    replica_id: str
+    starts: StartLease
+    owners: OwnerRecords
+    claims: Claims
+    spent: OneTimeUse  # a phone call's one-time token
+    calls: CallMedia
+
+    def launches(self, keep_seconds: float) -> Launches:
+        """Admission's tally (one per admission: it holds this replica's own count)."""
+        ...
+
+    def start_rate(self, per_second: float, burst: int) -> Rate:
+        """Per-key start rate for the whole deployment."""
+        ...
+
+    def turn_credentials(self) -> CredentialCounts: ...
+
+    def session_values(self, sealing_key: bytes) -> SessionValues: ...
 
     async def ask_owner(
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
     ) -> Mapping[str, Any] | None:
         """The answer of the replica holding `session_id`'s bot; None when no other replica holds
-        it (or the one named no longer does). Raises `StoreUnavailable`, or `TimeoutError` when the
-        owner does not answer: each caller says what that means to its own client."""
-        owner = await self.owners.owner_of(session_id)
-        if owner is None or owner == self.replica_id or self.relay is None:
-            return None
-        try:
-            return await self.relay.ask(owner, session_id, method, params, timeout)
-        except NotHere:
-            return None
-
-    def shared_rate(self, per_second: float, burst: int) -> SharedRate:
-        return SharedRate(self.store, per_second, burst)
+        it. Raises `StoreUnavailable` (not forgiven), or `TimeoutError` when the owner is silent."""
+        ...
 
     async def start(self, handler: Handler, held: Callable[[], Iterable[str]]) -> None:
-        """Subscribes to this replica's relay channel and starts the heartbeat. `handler` answers
-        relayed requests from the local channel; `held()` names the sessions whose bots are here."""
-        self._held = held
-        self.relay = Relay(self.store, handler)
-        await self.relay.start()
-        await self.beat()
-        self._beating = asyncio.create_task(self._run(), name="store-heartbeat")
-
-    async def beat(self) -> None:
-        """One heartbeat; never raises (an unreachable store is recorded in its health)."""
-        with contextlib.suppress(StoreUnavailable):
-            await self.replicas.announce(self.state)
-            held = list(self._held())
-            for session_id in await self.owners.renew(held):
-                await self.owners.reclaim(session_id)  # ran out during an outage, still here
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.store.settings.lease_seconds / 3)
-            try:
-                await self.beat()
-            except Exception:
-                log.exception("store heartbeat failed")
+        """`handler` answers what other replicas relay here; `held()` names the sessions whose bots are here."""
+        ...
 
     async def drain(self) -> None:
-        """Tells the other replicas this one takes no new work (its heartbeat keeps saying so)."""
-        self.state = "draining"
-        await self.beat()
+        """This replica takes no new work."""
+        ...
 
     def health(self) -> dict[str, Any]:
-        return {**self.store.health.as_json(), "replica": self.replica_id, "state": self.state}
+        """For `/healthz`: the store's health (empty for one process, which has none)."""
+        ...
 
-    async def aclose(self) -> None:
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
-        if self.relay is not None:
-            await self.relay.aclose()
-        await self.media.aclose()
-        with contextlib.suppress(StoreUnavailable):
-            await self.replicas.leave()
-        await self.store.aclose()
+    async def aclose(self) -> None: ...

@@ -13,7 +13,14 @@ replica died in flight stops counting.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+
 from dispatcher.store.client import Store
+from dispatcher.store.coordination import AtCapacity
+from dispatcher.store.forgiving import forgiving, nothing
+from dispatcher.store.memory import LocalLaunches
 
 _ADMIT = """
 local t = redis.call('TIME')
@@ -58,3 +65,52 @@ class SharedLaunches:
 
     async def failed(self, session_id: str) -> None:
         await self._store.call(lambda: self._store.redis.zrem(self._key, session_id))
+
+
+class RedisLaunches:
+    """Admission's tally across replicas: the store's record decides, and this replica keeps its
+    own tally too, which decides alone when the store does not answer (as in one process)."""
+
+    def __init__(self, shared: SharedLaunches, alone: LocalLaunches) -> None:
+        self._shared = shared
+        self._alone = alone
+        self._counted_at: int | None = None  # the store's clock when the last count was asked for
+
+    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
+        asked = self._alone.asked()
+        at = await forgiving(self._shared.now, nothing, "admission's clock")
+        self._alone.count_is(await count(), asked)
+        self._counted_at = at
+
+    def current(self) -> int:
+        return self._alone.current()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, limit: int) -> AsyncIterator[None]:
+        token = await self._admit(limit)
+        if token is None:  # the store did not decide: this replica's own count does
+            async with self._alone.slot(limit):
+                yield
+            return
+        launched = False
+        try:
+            async with self._alone.launching():
+                yield
+            launched = True
+        finally:
+            await forgiving(lambda: self._shared.landed(token) if launched else self._shared.failed(token),
+                            nothing, "a launch's record")  # else it ages out of the record
+
+    async def _admit(self, limit: int) -> str | None:
+        """The token of the launch recorded across replicas; None when the store did not decide;
+        raises AtCapacity when every replica's launches together reach the cap."""
+        counted_at = self._counted_at
+        if counted_at is None:
+            return None
+        token = secrets.token_hex(8)
+        admitted = await forgiving(
+            lambda: self._shared.admit(token, counted=self._alone.counted, counted_at=counted_at, limit=limit),
+            nothing, "admission")
+        if admitted is False:
+            raise AtCapacity
+        return None if admitted is None else token

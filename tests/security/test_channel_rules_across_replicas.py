@@ -78,7 +78,7 @@ async def claimed(replica: Replica, bot_id: str, session_id: str) -> Any:
 
 async def owner_of(replica: Replica, session_id: str) -> str | None:
     await replica.replication.ownership.settled()
-    owner: str | None = await replica.replication.coordination.owners.owner_of(session_id)
+    owner: str | None = await replica.replication.coordination.owner_records.owner_of(session_id)
     return owner
 
 

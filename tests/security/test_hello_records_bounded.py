@@ -11,6 +11,7 @@ from botchannel.contract import Hello
 from dispatcher.channel import admission
 from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotGrant
+from dispatcher.store.local import LocalClaims
 
 
 def session_hello(session_id: str, machine_id: str = "evil") -> tuple[BotGrant, Hello]:
@@ -21,7 +22,7 @@ async def test_owner_records_are_bounded_and_a_live_sessions_record_is_never_evi
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(admission, "MAX_OWNERS_KEPT", 3)
-    rules = HelloRules()
+    rules = HelloRules(LocalClaims())
     live = {"live"}
     rules.own("live", "m-live", live)
     for n in range(6):
@@ -32,7 +33,7 @@ async def test_owner_records_are_bounded_and_a_live_sessions_record_is_never_evi
 
 async def test_an_idle_credentials_record_is_forgotten_once_it_expired_and_not_before() -> None:
     now = [50.0]
-    rules = HelloRules(clock=lambda: now[0])
+    rules = HelloRules(LocalClaims(), clock=lambda: now[0])
     first = BotGrant("idle", "rsv-1", 100)
     assert await rules.refusal(first, Hello(machine_id="rsv-1")) is None
     now[0] = 99.0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, Hello, Reply, encode
-from dispatcher.channel.secrets_vault import MemoryVault
+from dispatcher.store.secrets_vault import MemoryVault
 from tests.security.conftest import WAIT, MakeDispatcher, dial, stolen_credential
 from tests.support.cold_bot import next_assign
 
@@ -134,14 +134,14 @@ async def test_a_start_whose_values_cannot_be_held_is_refused_before_any_machine
 ) -> None:
     d = await make_dispatcher()
     delivery = d.state.sessions._cold.delivery
-    delivery._local = MemoryVault(max_kept=0)  # as full as MAX_KEPT waiting sessions would make it
+    delivery._values = MemoryVault(max_kept=0)  # as full as MAX_KEPT waiting sessions would make it
 
     refused = await d.client.post("/start", json={"body": {"caller": CALLER_DATA}})
 
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "at_capacity", refused.text
     assert refused.headers.get("Retry-After") is not None
     assert await d.state.machines.list() == [], "a machine was launched for a session whose values had nowhere to wait"
-    delivery._local = MemoryVault()  # control: with room again, the same start launches its bot
+    delivery._values = MemoryVault()  # control: with room again, the same start launches its bot
     started = await d.client.post("/start", json={"body": {"caller": CALLER_DATA}})
     assert started.status_code in (200, 201), started.text
     assert [m.session_id for m in await d.state.machines.list()] == [started.json()["session_id"]]

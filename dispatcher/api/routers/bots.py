@@ -58,12 +58,12 @@ async def bot_media(websocket: WebSocket, session_id: str) -> None:
     secret = bearer_secret(websocket.headers.get("authorization"))
     link = calls.links.claim(session_id, secret)
     if link is None or secret is None:
-        if secret is not None and calls.store is not None:  # the call may be at another replica
+        if secret is not None:  # the call may be at another replica
             await _relayed_bot_media(websocket, state, session_id, secret)
         else:
             await websocket.close(code=1008)  # before accept(): HTTP 403
         return
-    if calls.store is not None and not await calls.store.spend_here(session_id, secret):
+    if not await calls.media.spend_here(session_id, secret):
         await websocket.close(code=1008)  # spent at another replica first
         return
     await websocket.accept()
@@ -77,16 +77,15 @@ async def bot_media(websocket: WebSocket, session_id: str) -> None:
 async def _relayed_bot_media(websocket: WebSocket, state: PhoneState, session_id: str, secret: str) -> None:
     """A bot's media socket for a call whose carrier socket is at another replica: its secret is
     spent in the store (refused before the handshake otherwise), then its frames cross the store."""
-    store = state.calls.store
-    assert store is not None
-    carrier_replica = await store.spend(session_id, secret)
-    if carrier_replica is None or carrier_replica == store.replica_id:  # unknown, spent, or a call here that ended
+    media = state.calls.media
+    carrier_replica = await media.spend(session_id, secret)
+    if carrier_replica is None or carrier_replica == media.replica_id:  # unknown, spent, or a call here that ended
         await websocket.close(code=1008)
         return
     await websocket.accept()
     state.active_calls += 1  # a drain waits for it as for a carrier's call
     try:
-        stats = await serve_relayed_media(websocket, store.bus, session_id, carrier_replica, store.lease_seconds)
+        stats = await serve_relayed_media(websocket, media, session_id, carrier_replica)
         log.info("phone call %s: bot media relayed to replica %s; ended by %s; frames to the bot %d, from it %d",
                  session_id, carrier_replica, stats.ended_by, stats.carrier_frames, stats.bot_frames)
     finally:

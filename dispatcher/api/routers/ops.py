@@ -26,9 +26,9 @@ async def healthz(request: Request) -> JSONResponse:
     body: dict[str, object] = {"status": "ok", "machines": state.machines.name}
     if state.reserve is not None and (detail := state.reserve.health()) is not None:
         body["detail"] = detail
-    if state.replication is not None:
-        store = body["store"] = state.replication.coordination.health()
-        if store["status"] != "ok":
+    if health := state.replication.coordination.health():  # several replicas: their store's
+        body["store"] = health
+        if health["status"] != "ok":
             body["status"] = "degraded"
     return JSONResponse(body)
 

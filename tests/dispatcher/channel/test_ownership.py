@@ -17,7 +17,7 @@ from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.channel.ownership import Ownership
 from dispatcher.channel.remote import StoreRemote
 from dispatcher.store.client import StoreSettings
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.redis_coordination import RedisCoordination
 from tests.support.redis_server import RedisServer, redis_server
 
 TOKEN = "o" * 40
@@ -55,9 +55,9 @@ class BotSocket:
 
 class Replica:
     def __init__(self, server: RedisServer, name: str, prefix: str) -> None:
-        self.coordination = Coordination(StoreSettings(url=server.url, replica_id=name, prefix=prefix,
+        self.coordination = RedisCoordination(StoreSettings(url=server.url, replica_id=name, prefix=prefix,
                                                        timeout_seconds=5.0, lease_seconds=3.0))
-        self.channels = BotChannels(BotCredentials(TOKEN))
+        self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims)
         self.ownership = Ownership(self.channels, self.coordination)
         self.remote = StoreRemote(self.coordination)
 
@@ -86,7 +86,7 @@ async def pair(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIter
 
 async def eventually_owner(replica: Replica, session_id: str, owner: str | None) -> None:
     for _ in range(200):
-        if await replica.coordination.owners.owner_of(session_id) == owner:
+        if await replica.coordination.owner_records.owner_of(session_id) == owner:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{session_id} never owned by {owner}")
@@ -107,7 +107,7 @@ async def test_a_bot_that_redials_another_replica_moves_its_owner_record_and_its
     first.closed.set()  # …and r-a notices its old channel gone only now, and says goodbye:
     await serving_a
     await a.ownership.settled()  # r-a's release (a background write) has run: it must not undo r-b's record
-    assert await a.coordination.owners.owner_of("s1") == "r-b"
+    assert await a.coordination.owner_records.owner_of("s1") == "r-b"
     answer = await a.remote.ask("s1", "webrtc.offer", {"sdp": "v=1"})
     assert answer == {"answered_at": "r-b", "sdp": "v=1"}
     assert json.dumps(answer)  # a plain JSON answer, as the HTTP route returns it

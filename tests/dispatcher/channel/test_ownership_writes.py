@@ -16,7 +16,7 @@ from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.channel.ownership import Ownership
 from dispatcher.errors import ApiError
 from dispatcher.store.client import StoreSettings
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.channel.test_ownership import TOKEN, BotSocket, server  # noqa: F401 (a fixture)
 from tests.support.redis_server import RedisServer
 
@@ -30,13 +30,13 @@ def session_grant(session_id: str) -> BotGrant:
 
 class Replica:
     def __init__(self, redis: RedisServer, prefix: str) -> None:
-        self.coordination = Coordination(StoreSettings(url=redis.url, replica_id="r-a", prefix=prefix,
+        self.coordination = RedisCoordination(StoreSettings(url=redis.url, replica_id="r-a", prefix=prefix,
                                                        timeout_seconds=5.0, lease_seconds=60.0))
-        self.channels = BotChannels(BotCredentials(TOKEN))
+        self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims)
         self.ownership = Ownership(self.channels, self.coordination)
 
     async def owner(self, session_id: str) -> str | None:
-        return await self.coordination.owners.owner_of(session_id)
+        return await self.coordination.owner_records.owner_of(session_id)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import json
 from botchannel.contract import Hello
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.channel.session_secrets import SessionSecrets
-from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.local import LocalClaims
+from dispatcher.store.secrets_vault import MemoryVault
 
 VALUES = {"session_id": "s-1", "max_session_seconds": 60, "body": {"caller": "x"}}
 
@@ -43,8 +44,8 @@ def welcomed(channels: BotChannels, session_id: str | None) -> tuple[BotLink, Si
 
 
 async def test_a_delivery_under_way_is_ended_when_the_dispatcher_closes_and_a_finished_one_is_forgotten() -> None:
-    channels = BotChannels(None)
-    delivery = SessionSecrets(channels)
+    channels = BotChannels(None, claims=LocalClaims())
+    delivery = SessionSecrets(channels, MemoryVault())
     await delivery.deposit("s-1", VALUES, ttl_seconds=60)
     _, socket = welcomed(channels, "s-1")
     await asyncio.wait_for(socket.got.wait(), 10)
@@ -61,33 +62,3 @@ async def test_a_delivery_under_way_is_ended_when_the_dispatcher_closes_and_a_fi
             break
         await asyncio.sleep(0.01)
     assert not delivery._deliveries and socket.sent == []
-
-
-class BlinkingStore:
-    """The replicas' store, sealed values and all, that does not answer its first `misses` reads."""
-
-    def __init__(self, misses: int) -> None:
-        self.misses = misses
-        self.kept: dict[str, dict[str, object]] = {}
-
-    async def put(self, session_id: str, values: dict[str, object], ttl_seconds: float) -> None:
-        self.kept[session_id] = dict(values)
-
-    async def get(self, session_id: str) -> dict[str, object] | None:
-        if self.misses > 0:
-            self.misses -= 1
-            raise StoreUnavailable("the store did not answer: TimeoutError")
-        return self.kept.get(session_id)
-
-    async def delete(self, session_id: str) -> None:
-        self.kept.pop(session_id, None)
-
-
-async def test_a_store_that_blinks_at_the_hello_is_asked_again_before_the_bot_goes_without() -> None:
-    store = BlinkingStore(misses=2)
-    delivery = SessionSecrets(BotChannels(None), store)
-    await delivery.deposit("s-1", VALUES, ttl_seconds=60)
-    assert await delivery._read("s-1") == VALUES  # the third read answers
-    store.misses = 10
-    assert await delivery._read("s-1") is None  # one that stays down: the bot gets them when it dials again
-    assert store.misses == 10 - 4  # asked four times, then given up

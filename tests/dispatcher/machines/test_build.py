@@ -13,6 +13,7 @@ from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.machines.local.provider import LocalMachines
 from dispatcher.media.daily import DailyRooms
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.local import LocalCoordination
 
 FLY = {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"}
 GCE = {
@@ -26,7 +27,7 @@ GCE = {
 
 async def test_fly_mode_builds_fly_machines_and_daily_rooms() -> None:
     settings = Settings(machines="fly")
-    machines = build_machines(settings, FLY)
+    machines = build_machines(settings, FLY, LocalCoordination())
     rooms = build_rooms(settings, {"DAILY_API_KEY": "k"})
     assert isinstance(machines, FlyMachines) and isinstance(rooms, DailyRooms)
     await machines.aclose()
@@ -34,13 +35,14 @@ async def test_fly_mode_builds_fly_machines_and_daily_rooms() -> None:
 
 
 async def test_gce_mode_builds_gce_machines() -> None:
-    machines = build_machines(Settings(machines="gce"), GCE)
+    machines = build_machines(Settings(machines="gce"), GCE, LocalCoordination())
     assert isinstance(machines, GceMachines) and not isinstance(machines, WarmMachines)
     await machines.aclose()
 
 
 async def test_gce_mode_with_a_bot_channel_holds_a_warm_reserve() -> None:
-    machines = build_machines(Settings(machines="gce"), {**GCE, "BOT_CHANNEL_URL": "wss://d.example/bots/channel"})
+    machines = build_machines(Settings(machines="gce"), {**GCE, "BOT_CHANNEL_URL": "wss://d.example/bots/channel"},
+                              LocalCoordination())
     assert isinstance(machines, GceWarmMachines) and isinstance(machines, WarmMachines)
     await machines.aclose()
 
@@ -52,7 +54,7 @@ def test_a_cloud_mode_without_a_daily_key_names_it() -> None:
 
 def test_ecs_mode_names_its_missing_variable() -> None:
     with pytest.raises(SettingsError, match="ECS_CLUSTER"):
-        build_machines(Settings(machines="ecs"), {"AWS_REGION": "eu-west-1"})
+        build_machines(Settings(machines="ecs"), {"AWS_REGION": "eu-west-1"}, LocalCoordination())
 
 
 def test_local_mode_has_no_rooms() -> None:
@@ -68,8 +70,8 @@ CHANNEL = {"BOT_CHANNEL_URL": "wss://d.example/bots/channel"}
 async def test_a_cloud_provider_has_no_channel_to_attach_with_or_without_a_reserve(
     kind: str, env: dict[str, str]
 ) -> None:
-    for machines in (build_machines(Settings(machines=kind), env),
-                     build_machines(Settings(machines=kind), {**env, **CHANNEL})):
+    for machines in (build_machines(Settings(machines=kind), env, LocalCoordination()),
+                     build_machines(Settings(machines=kind), {**env, **CHANNEL}, LocalCoordination())):
         assert isinstance(machines, Machines)  # every member of the protocol, none probed for
         machines.attach_channel(ChannelAccess.generated())  # its bots read BOT_CHANNEL_URL: nothing changes
         await machines.aclose()
@@ -83,7 +85,7 @@ async def test_a_cloud_provider_has_no_channel_to_attach_with_or_without_a_reser
 async def test_each_warm_provider_says_which_create_limit_its_reserve_mirrors(
     kind: str, env: dict[str, str], rate: str | None
 ) -> None:
-    machines = build_machines(Settings(machines=kind), {**env, **CHANNEL})
+    machines = build_machines(Settings(machines=kind), {**env, **CHANNEL}, LocalCoordination())
     assert isinstance(machines, WarmMachines)
     expected = getattr(machines.settings, rate) if rate is not None else None  # type: ignore[attr-defined]
     assert machines.create_rate == expected

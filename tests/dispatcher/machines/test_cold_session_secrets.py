@@ -140,7 +140,7 @@ async def test_another_replica_welcomes_the_bot_and_sends_its_values_which_the_s
             for name in ("launching", "other")
         ]  # fmt: skip
         launching, other = apps
-        store = launching.state.voicefleet.sessions._cold.delivery._shared._store
+        store = launching.state.voicefleet.replication.coordination.store
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=launching), base_url="https://x") as http:
                 response = await http.post("/start", json={"transport": "webrtc", "body": {"caller": CALLER_DATA}},

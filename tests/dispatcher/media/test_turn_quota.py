@@ -8,8 +8,16 @@ import pytest
 from dispatcher.errors import ApiError
 from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.credential_counts import SharedCredentialCounts
+from dispatcher.store.forgiving import ForgivingCounts
+from dispatcher.store.memory import LocalCredentialCounts
 from tests.dispatcher.store.conftest import prefix, redis, settings_for, store  # noqa: F401 (fixtures)
 from tests.support.processes import free_port
+
+
+def counted_in(one: Store) -> ForgivingCounts:
+    """What `RedisCoordination.turn_credentials()` is: the store's count, this replica's when it is down."""
+    return ForgivingCounts(SharedCredentialCounts(one), LocalCredentialCounts())
 
 
 class Clock:
@@ -22,7 +30,7 @@ class Clock:
 
 async def test_a_key_holds_at_most_its_bound_until_the_oldest_credential_expires() -> None:
     clock = Clock()
-    quota = TurnQuota(2, 600, clock=clock)
+    quota = TurnQuota(2, 600, LocalCredentialCounts(), clock=clock)
     await quota.take("key-a")
     clock.now += 100
     await quota.take("key-a")
@@ -40,7 +48,7 @@ async def test_a_key_holds_at_most_its_bound_until_the_oldest_credential_expires
 
 
 async def test_a_credential_given_back_does_not_count() -> None:
-    quota = TurnQuota(1, 600, clock=Clock())
+    quota = TurnQuota(1, 600, LocalCredentialCounts(), clock=Clock())
     handle = await quota.take("key-a")
     await quota.give_back("key-a", handle)
     await quota.take("key-a")
@@ -51,7 +59,7 @@ async def test_a_credential_given_back_does_not_count() -> None:
 async def test_replicas_count_a_keys_credentials_together_in_the_store(redis, prefix) -> None:  # noqa: F811
     clock = Clock()
     stores = [Store(settings_for(redis, f"r-{n}", prefix)) for n in range(2)]
-    replicas = [TurnQuota(2, 600, store=s, clock=clock) for s in stores]
+    replicas = [TurnQuota(2, 600, counted_in(s), clock=clock) for s in stores]
     try:
         await replicas[0].take("key-a")
         clock.now += 10
@@ -74,7 +82,7 @@ async def test_an_unreachable_store_leaves_the_count_to_the_replica() -> None:
     nobody = StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-x", prefix="{t}:",
                            timeout_seconds=0.5)  # a port nothing listens on
     unreachable = Store(nobody)
-    quota = TurnQuota(1, 600, store=unreachable, clock=clock)
+    quota = TurnQuota(1, 600, counted_in(unreachable), clock=clock)
     try:
         await quota.take("key-a")
         with pytest.raises(ApiError):

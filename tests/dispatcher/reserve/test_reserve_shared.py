@@ -20,6 +20,8 @@ from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.forgiving import ForgivingClaims
+from dispatcher.store.local import LocalClaims
 from tests.support.redis_server import RedisServer, redis_server
 
 
@@ -83,9 +85,10 @@ async def stores(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIt
 def reserve(store: Store, machines: Machines, clock: list[float]) -> Reserve:
     settings = ReserveSettings.from_env({"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
                                          "RESERVE_COLD_START_SECONDS": "1"})
-    channels = BotChannels(BotCredentials("t" * 40))
+    claims = ForgivingClaims(BotClaims(store), LocalClaims())
+    channels = BotChannels(BotCredentials("t" * 40), claims=claims)
     return Reserve(settings, machines, channels, ReserveMetrics(Metrics("paper").registry, "paper"),
-                   clock=lambda: clock[0], claims=BotClaims(store))
+                   clock=lambda: clock[0], claims=claims)
 
 
 async def late_warming_bot(here: Store, machines: Machines, clock: list[float]) -> tuple[Reserve, str]:

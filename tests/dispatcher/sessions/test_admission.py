@@ -10,6 +10,7 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.sessions.admission import Admission
+from dispatcher.store.memory import LocalLaunches
 
 
 class Provider:
@@ -46,7 +47,7 @@ async def admit(admission: Admission, provider: Provider) -> bool:
 
 async def test_a_burst_lists_the_provider_once_per_refresh_window():
     provider = Provider()
-    admission = Admission(100, provider.count, refresh_seconds=60)
+    admission = Admission(100, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     results = await asyncio.gather(*(admit(admission, provider) for _ in range(50)))
     assert all(results)
     assert provider.list_calls == 1
@@ -54,7 +55,7 @@ async def test_a_burst_lists_the_provider_once_per_refresh_window():
 
 async def test_a_burst_never_exceeds_the_limit_between_refreshes():
     provider = Provider(active=2)
-    admission = Admission(5, provider.count, refresh_seconds=60)
+    admission = Admission(5, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     results = await asyncio.gather(*(admit(admission, provider) for _ in range(20)))
     assert sum(results) == 3
 
@@ -71,7 +72,9 @@ class Clock:
 def clocked(limit: int) -> tuple[Admission, Provider, Clock]:
     """Admission with a one-second window, stale after ten, on a clock the test moves."""
     provider, clock = Provider(), Clock()
-    return Admission(limit, provider.count, refresh_seconds=1.0, stale_seconds=10.0, clock=clock), provider, clock
+    admission = Admission(limit, provider.count, launches=LocalLaunches(), refresh_seconds=1.0, stale_seconds=10.0,
+                          clock=clock)
+    return admission, provider, clock
 
 
 async def test_the_count_is_refreshed_in_the_background_after_the_window():
@@ -121,7 +124,7 @@ async def test_a_failing_background_recount_keeps_the_last_count():
 
 async def test_invalidate_recounts_in_the_background():
     provider = Provider()
-    admission = Admission(1, provider.count, refresh_seconds=60)
+    admission = Admission(1, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     assert await admit(admission, provider)
     provider.active = 0
     admission.invalidate()
@@ -131,7 +134,7 @@ async def test_invalidate_recounts_in_the_background():
 
 async def test_a_failed_launch_frees_its_slot():
     provider = Provider()
-    admission = Admission(1, provider.count, refresh_seconds=60)
+    admission = Admission(1, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     with pytest.raises(RuntimeError):
         async with admission.slot():
             raise RuntimeError("launch failed")
@@ -140,7 +143,7 @@ async def test_a_failed_launch_frees_its_slot():
 
 async def test_recounted_returns_once_the_recount_in_progress_has_landed():
     provider = Provider()
-    admission = Admission(1, provider.count, refresh_seconds=60)
+    admission = Admission(1, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     assert await admit(admission, provider)
     provider.active, provider.answer = 0, asyncio.Event()  # the next list call is held
     admission.invalidate()
@@ -154,7 +157,7 @@ async def test_recounted_returns_once_the_recount_in_progress_has_landed():
 
 
 async def test_recounted_with_no_recount_returns_at_once():
-    await asyncio.wait_for(Admission(1, Provider().count).recounted(), timeout=5)
+    await asyncio.wait_for(Admission(1, Provider().count, launches=LocalLaunches()).recounted(), timeout=5)
 
 
 async def test_a_failing_background_recount_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture):
@@ -172,7 +175,7 @@ async def test_a_failing_background_recount_is_logged_with_its_reason(caplog: py
 
 async def test_closing_gives_up_a_hanging_recount_and_returns_once_it_has_stopped():
     provider = Provider()
-    admission = Admission(1, provider.count, refresh_seconds=60)
+    admission = Admission(1, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     assert await admit(admission, provider)
     provider.answer.clear()  # the provider's list hangs
     admission.invalidate()
@@ -187,7 +190,8 @@ async def test_closing_gives_up_a_hanging_recount_and_returns_once_it_has_stoppe
 
 async def test_a_count_ten_windows_old_is_stale_by_default_and_waited_for():
     provider, clock = Provider(), Clock()
-    admission = Admission(5, provider.count, refresh_seconds=1.0, clock=clock)  # stale: max(10 s, 10 windows)
+    # Stale after max(10 s, 10 windows).
+    admission = Admission(5, provider.count, launches=LocalLaunches(), refresh_seconds=1.0, clock=clock)
     assert await admit(admission, provider)
     clock.now += 10.0
     provider.answer.clear()  # the provider's list hangs
@@ -217,7 +221,7 @@ async def test_a_count_one_window_old_is_recounted_in_the_background():
 
 async def test_a_full_dispatcher_answers_429_at_capacity_with_a_retry_after():
     provider = Provider(active=1)
-    admission = Admission(1, provider.count, refresh_seconds=60)
+    admission = Admission(1, provider.count, launches=LocalLaunches(), refresh_seconds=60)
     with pytest.raises(ApiError) as refused:
         async with admission.slot():
             pass

@@ -9,6 +9,7 @@ from dispatcher.machines.base import Machine, MachineState
 from dispatcher.metrics import Metrics
 from dispatcher.sessions.service import Session, SessionService
 from dispatcher.settings import Settings
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.sessions.test_reaper_retries import ListedMachines
 
 
@@ -34,7 +35,7 @@ class HeldList(ListedMachines):
 async def test_closing_cancels_a_recount_still_waiting_for_the_provider() -> None:
     running = Machine(session_id="s" * 24, machine_id="m", state=MachineState.STARTED, created_at=0.0)
     machines = HeldList([running])
-    service = SessionService(Settings(), machines, None, Metrics("memory"))
+    service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=LocalCoordination())
     await service.stop(running.session_id)  # a stop asks for a recount, in the background
     await asyncio.wait_for(machines.listing.wait(), 30)
     await service.aclose()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.store.client import Store, StoreSettings
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.redis_coordination import RedisCoordination
 from tests.support.redis_server import RedisServer, redis_server
 
 
@@ -34,12 +34,12 @@ LEASE_SECONDS = 60.0
 
 
 @pytest.fixture
-async def replica_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[Coordination, Coordination]]:
+async def replica_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisCoordination, RedisCoordination]]:
     """Two replicas' coordination on one store. Leases long enough that none runs out by itself
     however slow the machine: a test that needs one to run out moves the store's clock on
     (tests/dispatcher/store/store_time.py)."""
     pair = tuple(
-        Coordination(settings_for(redis, name, prefix, lease_seconds=LEASE_SECONDS)) for name in ("r-a", "r-b")
+        RedisCoordination(settings_for(redis, name, prefix, lease_seconds=LEASE_SECONDS)) for name in ("r-a", "r-b")
     )
     yield pair  # type: ignore[misc]
     for coordination in pair:

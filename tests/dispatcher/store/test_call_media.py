@@ -12,37 +12,38 @@ from starlette.types import Message
 from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
 from dispatcher.store.call_media import secret_digest
 from dispatcher.store.client import StoreUnavailable
-from dispatcher.store.coordination import Coordination
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
+from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
 from tests.support.redis_server import redis_server
 
 LEASE = 2.0  # the pair's lease (tests/dispatcher/store/conftest.py)
 PATIENT = 600.0
-Pair = tuple[Coordination, Coordination]
+Pair = tuple[RedisCoordination, RedisCoordination]
 
 
 async def test_a_media_secret_is_spent_once_across_replicas_and_names_the_calls_replica(replica_pair: Pair) -> None:
     a, b = replica_pair
-    await a.calls.record("s1", secret_digest("the-secret"))
-    assert await b.calls.spend("s1", secret_digest("a-wrong-one")) is None
-    assert await b.calls.spend("s1", secret_digest("the-secret")) == "r-a"
-    assert await a.calls.spend("s1", secret_digest("the-secret")) is None  # a replay, even at the call's own replica
-    assert await b.calls.spend("s1", secret_digest("the-secret")) is None
-    assert await b.calls.spend("no-such-call", secret_digest("the-secret")) is None
+    await a.call_records.record("s1", secret_digest("the-secret"))
+    assert await b.call_records.spend("s1", secret_digest("a-wrong-one")) is None
+    assert await b.call_records.spend("s1", secret_digest("the-secret")) == "r-a"
+    # A replay, even at the call's own replica:
+    assert await a.call_records.spend("s1", secret_digest("the-secret")) is None
+    assert await b.call_records.spend("s1", secret_digest("the-secret")) is None
+    assert await b.call_records.spend("no-such-call", secret_digest("the-secret")) is None
 
 
 async def test_only_the_calls_replica_renews_or_releases_its_record(replica_pair: Pair) -> None:
     a, b = replica_pair
-    await a.calls.record("s1", secret_digest("x"))
-    assert not await b.calls.renew("s1")
-    await b.calls.release("s1")
-    assert await a.calls.renew("s1")
-    await a.calls.release("s1")
-    assert await b.calls.spend("s1", secret_digest("x")) is None
+    await a.call_records.record("s1", secret_digest("x"))
+    assert not await b.call_records.renew("s1")
+    await b.call_records.release("s1")
+    assert await a.call_records.renew("s1")
+    await a.call_records.release("s1")
+    assert await b.call_records.spend("s1", secret_digest("x")) is None
 
 
-async def connected(a: Coordination, b: Coordination, session_id: str = "s1") -> tuple[StoreHop, StoreHop]:
+async def connected(a: RedisCoordination, b: RedisCoordination, session_id: str = "s1") -> tuple[StoreHop, StoreHop]:
     """The carrier's replica a and the bot's media replica b, as the call's two ends."""
     carrier_side = await a.media.open(session_id)
     bot_side = await b.media.open(session_id, peer="r-a")
@@ -126,7 +127,7 @@ async def test_what_a_slow_side_has_not_taken_is_bounded_oldest_dropped_first(re
 
 async def test_a_store_that_stops_answering_ends_the_call_rather_than_hanging_it(tmp_path: Path, prefix: str) -> None:
     with redis_server(tmp_path) as server:
-        a, b = (Coordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
+        a, b = (RedisCoordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
         try:
             to_bot, _ = await connected(a, b)
             server.stop()
@@ -140,7 +141,7 @@ async def test_a_store_that_stops_answering_ends_the_call_rather_than_hanging_it
 
 async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: Path, prefix: str) -> None:
     with redis_server(tmp_path) as server:
-        a, b = (Coordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
+        a, b = (RedisCoordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
         try:
             to_bot, _ = await connected(a, b, "s1")
             server.stop()

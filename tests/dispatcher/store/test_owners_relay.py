@@ -36,8 +36,8 @@ async def started(pair, held_a: dict[str, str], held_b: dict[str, str]):
 
 async def test_a_request_at_another_replica_reaches_the_owner_and_its_answer_comes_back(replica_pair):
     a, b = await started(replica_pair, {"s1": "bot-1"}, {})
-    await a.owners.claim("s1")
-    assert await b.owners.owner_of("s1") == "r-a"
+    await a.owner_records.claim("s1")
+    assert await b.owner_records.owner_of("s1") == "r-a"
     answer = await b.relay.ask("r-a", "s1", "webrtc.offer", {"sdp": "v=0"}, timeout=10)
     assert answer == {"answered_by": "bot-1", "method": "webrtc.offer", "sdp": "v=0"}
 
@@ -62,21 +62,21 @@ async def test_asking_a_replica_nobody_listens_for_answers_none_at_once(replica_
 
 async def test_owner_records_are_renewed_by_the_heartbeat_and_run_out_without_it(replica_pair):
     a, b = await started(replica_pair, {"s1": "bot-1"}, {})
-    await a.owners.claim("s1")
-    await a.owners.claim("s2")  # its bot left this replica: no longer held, not renewed
+    await a.owner_records.claim("s1")
+    await a.owner_records.claim("s2")  # its bot left this replica: no longer held, not renewed
     for _ in range(4):  # a heartbeat every third of a lease: 4 of them outlast the first lease
         await advance(a.store, LEASE_SECONDS / 3)
         await a.beat()
-    assert await b.owners.owner_of("s1") == "r-a"
-    assert await b.owners.owner_of("s2") is None
+    assert await b.owner_records.owner_of("s1") == "r-a"
+    assert await b.owner_records.owner_of("s2") is None
 
 
 async def test_a_renewal_never_takes_back_a_session_another_replica_took_over(replica_pair):
     a, b = await started(replica_pair, {"s1": "bot-1"}, {"s1": "bot-1"})
-    await a.owners.claim("s1")
-    await b.owners.claim("s1")  # the bot re-dialled to b
-    assert await a.owners.renew(["s1"]) == ["s1"]
-    assert await a.owners.owner_of("s1") == "r-b"
+    await a.owner_records.claim("s1")
+    await b.owner_records.claim("s1")  # the bot re-dialled to b
+    assert await a.owner_records.renew(["s1"]) == ["s1"]
+    assert await a.owner_records.owner_of("s1") == "r-b"
 
 
 async def test_a_replica_announces_serving_then_draining_and_leaves(replica_pair):

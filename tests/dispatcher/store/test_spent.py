@@ -11,7 +11,10 @@ from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.store.client import Store, StoreSettings
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.coordination import OneTimeUse
+from dispatcher.store.forgiving import ForgivingOnce
+from dispatcher.store.memory import LocalOnce
+from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.spent import SpentOnce
 from tests.fakes.server import free_port
 
@@ -19,11 +22,11 @@ KEY = b"k" * 32  # the replicas' shared token key (PHONE_TOKEN_SECRET)
 URL = "wss://calls.example.com/ws/twilio"
 
 
-def replica(spent: SpentOnce | None) -> PhoneState:
+def replica(spent: OneTimeUse) -> PhoneState:
     settings = PhoneSettings(token_key=KEY)
     return PhoneState(settings=settings, tokens=CallTokens(KEY),
-                      calls=PhoneCalls(None, None, MediaLinks(), start_wait_seconds=1.0),  # type: ignore[arg-type]
-                      shared_spent=spent)
+                      calls=PhoneCalls(None, None, MediaLinks(), None, None, start_wait_seconds=1.0),  # type: ignore[arg-type]
+                      spent=spent)
 
 
 async def admit(state: PhoneState, token: str) -> None:
@@ -39,7 +42,7 @@ async def test_the_store_says_first_use_once(store: Store) -> None:
 
 
 async def test_a_token_that_opened_a_call_at_one_replica_opens_none_at_another(
-    replica_pair: tuple[Coordination, Coordination],
+    replica_pair: tuple[RedisCoordination, RedisCoordination],
 ) -> None:
     a, b = (replica(coordination.spent) for coordination in replica_pair)
     token, _ = a.tokens.mint("twilio")
@@ -55,7 +58,7 @@ async def test_without_a_store_answering_a_token_is_still_checked_at_its_replica
     down = Store(StoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", replica_id="r-x", prefix="{t}:",
                                timeout_seconds=1.0))  # type: ignore[call-arg]
     try:
-        state = replica(SpentOnce(down))
+        state = replica(ForgivingOnce(SpentOnce(down), LocalOnce()))
         token, _ = state.tokens.mint("twilio")
         await admit(state, token)  # the store is down: accepted, the replica's own memory keeps it
         with pytest.raises(Exception) as refused:
@@ -71,6 +74,6 @@ def test_a_dispatcher_with_a_store_spends_call_tokens_there_and_one_without_keep
     env = {"DISPATCHER_API_KEYS": "k" * 32, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
            "RESERVE_MAX_IDLE": "0"}
     # No connection until it serves.
-    assert isinstance(create_app(env=env).state.voicefleet.phone.shared_spent, SpentOnce)
+    assert isinstance(create_app(env=env).state.voicefleet.phone.spent, ForgivingOnce)
     alone = {k: v for k, v in env.items() if k not in ("REDIS_URL", "REPLICA_ID")}
-    assert create_app(env=alone).state.voicefleet.phone.shared_spent is None
+    assert isinstance(create_app(env=alone).state.voicefleet.phone.spent, LocalOnce)

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from dispatcher.store.coordination import Coordination
 from dispatcher.store.leases import Leases
+from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.starts import StartBusy, StartLeases
 from tests.dispatcher.store.conftest import LEASE_SECONDS
 from tests.dispatcher.store.store_time import Sleeps
@@ -19,7 +19,7 @@ async def test_the_same_session_started_at_two_replicas_at_once_launches_once(re
     inside = 0
     most_inside = 0
 
-    async def start(coordination: Coordination, session_id: str) -> None:
+    async def start(coordination: RedisCoordination, session_id: str) -> None:
         nonlocal inside, most_inside
         async with coordination.starts.held(session_id, wait_seconds=30):
             inside += 1

@@ -1,16 +1,16 @@
 """Where a cold session's values wait for its bot: sealed for one session under the deployment's
-key in the store, bounded and expiring in one replica's memory."""
+key in the store, bounded and expiring in one replica's memory, and there when the store does not
+answer."""
 
 from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
-from dispatcher.channel.secrets_vault import MemoryVault, StoreVault, VaultFull, seal, unseal
-from dispatcher.channel.session_secrets import SessionSecrets
-from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
+from dispatcher.store.forgiving import ForgivingValues
+from dispatcher.store.secrets_vault import MemoryVault, StoreVault, VaultFull, seal, unseal
 
 VALUES = {"session_id": "s-1", "token": "bot-token", "body": {"caller": "patient-4711"}}
 
@@ -48,12 +48,43 @@ async def test_a_replicas_memory_keeps_values_until_taken_or_expired_and_bounded
 async def test_with_the_store_unreachable_the_values_wait_in_the_launching_replica() -> None:
     """A start goes on through a store outage: its values stay here, where its bot's hello may come."""
     store = Store(StoreSettings(url="redis://127.0.0.1:9/0", timeout_seconds=0.2))  # nothing listens there
-    delivery = SessionSecrets(BotChannels(None), StoreVault(store, BotCredentials("d" * 40).sealing_key))
+    values = ForgivingValues(StoreVault(store, BotCredentials("d" * 40).sealing_key), MemoryVault())
     try:
-        await delivery.deposit("s-1", VALUES, ttl_seconds=60)
-        assert await delivery.waiting("s-1")
-        assert await delivery._read("s-1") == VALUES
-        await delivery.discard("s-1")
-        assert not await delivery.waiting("s-1")
+        await values.put("s-1", VALUES, ttl_seconds=60)
+        assert await values.get("s-1") == VALUES
+        assert await values.read("s-1") == VALUES
+        await values.delete("s-1")
+        assert await values.get("s-1") is None
     finally:
         await store.aclose()
+
+
+class BlinkingStore:
+    """The replicas' store, sealed values and all, that does not answer its first `misses` reads."""
+
+    def __init__(self, misses: int) -> None:
+        self.misses = misses
+        self.kept: dict[str, dict[str, object]] = {}
+
+    async def put(self, session_id: str, values: dict[str, object], ttl_seconds: float) -> None:
+        self.kept[session_id] = dict(values)
+
+    async def get(self, session_id: str) -> dict[str, object] | None:
+        if self.misses > 0:
+            self.misses -= 1
+            raise StoreUnavailable("the store did not answer: TimeoutError")
+        return self.kept.get(session_id)
+
+    async def delete(self, session_id: str) -> None:
+        self.kept.pop(session_id, None)
+
+
+async def test_a_store_that_blinks_at_the_hello_is_asked_again_before_the_bot_goes_without() -> None:
+    store = BlinkingStore(misses=2)
+    values = ForgivingValues(store, MemoryVault())  # type: ignore[arg-type]
+    await values.put("s-1", VALUES, ttl_seconds=60)
+    assert await values.read("s-1") == VALUES  # the third read answers
+    store.misses = 10
+    assert await values.read("s-1") is None  # one that stays down: the bot gets them when it dials again
+    assert store.misses == 10 - 4  # asked four times, then given up
+    assert await values.get("s-1") is None and store.misses == 10 - 5  # a look (not the delivery's) is one ask

@@ -5,7 +5,7 @@ its `assign` (the Daily token, its TURN credentials, the caller's `body` with a 
 credential) waits here from the launch until the bot has taken it over its channel, and no longer.
 
 With one replica the values stay in this process (`MemoryVault`; also where they wait when the
-store does not answer). With several (`REDIS_URL`), the
+store does not answer: dispatcher/store/forgiving.py). With several (`REDIS_URL`), the
 bot's hello may reach any replica, and that one must be able to send them: they are written to
 the store (`StoreVault`) rather than re-derived there, because the caller's `body` cannot be
 derived, and a Daily token or TURN credential derived twice would be two secrets alive instead of
@@ -24,25 +24,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dispatcher.store.client import Store
 
-log = logging.getLogger("dispatcher.channel.secrets_vault")
+log = logging.getLogger("dispatcher.store.secrets_vault")
 
 NONCE_BYTES = 12  # AES-GCM's standard nonce; random per record (a record is written once or twice)
 MAX_KEPT = 10_000  # sessions waiting for their bot in one replica's memory at once
-
-
-class SecretsVault(Protocol):
-    async def put(self, session_id: str, values: Mapping[str, Any], ttl_seconds: float) -> None: ...
-
-    async def get(self, session_id: str) -> dict[str, Any] | None: ...
-
-    async def delete(self, session_id: str) -> None: ...
 
 
 class MemoryVault:
@@ -67,6 +59,9 @@ class MemoryVault:
         if kept is None or kept[0] <= self._clock():
             return None
         return dict(kept[1])
+
+    async def read(self, session_id: str) -> dict[str, Any] | None:
+        return await self.get(session_id)
 
     async def delete(self, session_id: str) -> None:
         self._kept.pop(session_id, None)

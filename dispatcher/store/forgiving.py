@@ -1,0 +1,170 @@
+"""What a replica does when the store does not answer: what one process would. One policy, here.
+
+Every store call that can be forgiven goes through `forgiving`: the store's answer, or, when the
+store does not answer within `REDIS_TIMEOUT_SECONDS` (dispatcher/store/client.py marks it
+unreachable for `/healthz`), the answer of the one-process implementation
+(dispatcher/store/local.py, memory.py): a claim is granted, a hello admitted on this replica's
+own record, a rate or a count kept by this replica, a token spent in its memory, a session's
+values held in its memory. docs/replicas.md lists what that costs. The keyed start's lease and
+finding another replica's bot are never forgiven (dispatcher/store/coordination.py says why).
+
+The adapters below pair each of the store's records with its one-process counterpart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from dispatcher.log_text import shown
+from dispatcher.store.claims import BotClaims
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import Claims, CredentialCounts, OneTimeUse, OwnerRecords, Rate, SessionValues
+from dispatcher.store.owners import Owners
+from dispatcher.store.secrets_vault import StoreVault
+from dispatcher.store.spent import SpentOnce
+
+log = logging.getLogger("dispatcher.store.forgiving")
+T = TypeVar("T")
+
+# Reading a cold session's values back for its bot, from a store that blinked.
+READ_RETRY_DELAYS_SECONDS = (0.25, 1.0, 3.0)
+
+
+async def forgiving(
+    shared: Callable[[], Awaitable[T]], alone: Callable[[], Awaitable[T]], what: str,
+    *, retries: tuple[float, ...] = (),
+) -> T:
+    """The store's answer; asked again after each of `retries` (seconds); else `alone`'s."""
+    for delay in (*retries, None):
+        try:
+            return await shared()
+        except StoreUnavailable:
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+    log.info("%s: the store did not answer; this replica decides alone", what)
+    return await alone()
+
+
+async def nothing() -> None:
+    """One process's answer where there is nothing to record."""
+
+
+class ForgivingClaims:
+    def __init__(self, claims: BotClaims, alone: Claims) -> None:
+        self._claims = claims
+        self._alone = alone
+
+    async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
+        return await forgiving(lambda: self._claims.claim(bot_id, session_id, until),
+                               lambda: self._alone.claim(bot_id, session_id, until), f"claim of bot {shown(bot_id)}")
+
+    async def unclaim(self, bot_id: str, session_id: str) -> None:
+        await forgiving(lambda: self._claims.unclaim(bot_id, session_id),
+                        lambda: self._alone.unclaim(bot_id, session_id), f"unclaim of bot {shown(bot_id)}")
+
+    async def claimed_for(self, bot_id: str) -> str | None:
+        return await forgiving(lambda: self._claims.claimed_for(bot_id), lambda: self._alone.claimed_for(bot_id),
+                               f"claim record of bot {shown(bot_id)}")
+
+    async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
+        return await forgiving(lambda: self._claims.admit_once(bot_id, expires),
+                               lambda: self._alone.first_idle_hello(bot_id, expires),
+                               f"idle hello of bot {shown(bot_id)}")
+
+    async def record_hello(self, bot_id: str) -> None:
+        await forgiving(lambda: self._claims.hello(bot_id), lambda: self._alone.record_hello(bot_id),
+                        f"hello record of bot {shown(bot_id)}")
+
+    async def greeted(self, bot_ids: list[str]) -> set[str]:
+        return await forgiving(lambda: self._claims.greeted(bot_ids), lambda: self._alone.greeted(bot_ids),
+                               "hellos at other replicas")
+
+
+class ForgivingOwners:
+    """Owner records left to the heartbeat, which writes them again once the store is back."""
+
+    def __init__(self, owners: Owners, alone: OwnerRecords) -> None:
+        self._owners = owners
+        self._alone = alone
+
+    async def claim(self, session_id: str) -> None:
+        await forgiving(lambda: self._owners.claim(session_id), lambda: self._alone.claim(session_id),
+                        f"session {session_id}'s owner record")
+
+    async def reclaim(self, session_id: str) -> None:
+        await forgiving(lambda: self._owners.reclaim(session_id), lambda: self._alone.reclaim(session_id),
+                        f"session {session_id}'s owner record")
+
+    async def release(self, session_id: str) -> None:
+        await forgiving(lambda: self._owners.release(session_id), lambda: self._alone.release(session_id),
+                        f"session {session_id}'s owner release")
+
+
+class ForgivingRate:
+    def __init__(self, shared: Rate, alone: Rate) -> None:
+        self._shared = shared
+        self._alone = alone
+
+    async def take(self, caller: str) -> float:
+        return await forgiving(lambda: self._shared.take(caller), lambda: self._alone.take(caller), "per-key rate")
+
+
+class ForgivingCounts:
+    def __init__(self, shared: CredentialCounts, alone: CredentialCounts) -> None:
+        self._shared = shared
+        self._alone = alone
+
+    async def take(self, caller: str, handle: str, now: float, expires: float, bound: int) -> float:
+        return await forgiving(lambda: self._shared.take(caller, handle, now, expires, bound),
+                               lambda: self._alone.take(caller, handle, now, expires, bound), "credential count")
+
+    async def give_back(self, caller: str, handle: str) -> None:
+        await self._alone.give_back(caller, handle)  # it may have been counted here during an outage
+        await forgiving(lambda: self._shared.give_back(caller, handle), nothing, "credential given back")
+
+
+class ForgivingOnce:
+    """A token the store cannot vouch for is checked against this replica's memory: a replay here
+    is still refused; one at another replica names the same session, never a second machine."""
+
+    def __init__(self, shared: SpentOnce, alone: OneTimeUse) -> None:
+        self._shared = shared
+        self._alone = alone
+
+    async def first_use(self, what: str, seconds: float) -> bool:
+        return await forgiving(lambda: self._shared.first_use(what, seconds),
+                               lambda: self._alone.first_use(what, seconds), f"one-time token {shown(what)}")
+
+
+class ForgivingValues:
+    """Sealed in the store, so any replica's hello can have them; in this replica's memory when the
+    store does not take them (only a hello that reaches this replica gets them then)."""
+
+    def __init__(self, shared: StoreVault, alone: SessionValues) -> None:
+        self._shared = shared
+        self._alone = alone
+
+    async def put(self, session_id: str, values: Mapping[str, Any], ttl_seconds: float) -> None:
+        await forgiving(lambda: self._shared.put(session_id, values, ttl_seconds),
+                        lambda: self._alone.put(session_id, values, ttl_seconds), f"session {session_id}'s values")
+
+    async def get(self, session_id: str) -> dict[str, Any] | None:
+        return await self._read(session_id, ())
+
+    async def read(self, session_id: str) -> dict[str, Any] | None:
+        return await self._read(session_id, READ_RETRY_DELAYS_SECONDS)
+
+    async def _read(self, session_id: str, retries: tuple[float, ...]) -> dict[str, Any] | None:
+        if (values := await self._alone.get(session_id)) is not None:  # held here during an outage
+            return values
+        return await forgiving(lambda: self._shared.get(session_id), lambda: self._alone.get(session_id),
+                               f"session {session_id}'s values", retries=retries)
+
+    async def delete(self, session_id: str) -> None:
+        await self._alone.delete(session_id)
+        # Else they stay sealed in the store until they expire.
+        await forgiving(lambda: self._shared.delete(session_id), nothing, f"session {session_id}'s values")

@@ -1,0 +1,145 @@
+"""One dispatcher process: the coordination contract (dispatcher/store/coordination.py) with no store.
+
+Every claim is this process's to make (a bot's own one-assignment rule and the pool's synchronous
+take keep it to one session), a session's owner is always here and nothing is relayed, one-time
+tokens are spent in memory, admission and rates are counted here, a cold session's values wait
+in memory. The default, local mode's, and a single replica's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import (
+    CallHandle,
+    CallMedia,
+    Claims,
+    CredentialCounts,
+    Launches,
+    OneTimeUse,
+    OwnerRecords,
+    Rate,
+    SessionValues,
+    StartLease,
+)
+from dispatcher.store.media_bus import CallLine
+from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalRate
+from dispatcher.store.relay import Handler
+from dispatcher.store.secrets_vault import MemoryVault
+
+LOCAL_REPLICA = "local"
+
+
+class LocalClaims:
+    async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
+        return True
+
+    async def unclaim(self, bot_id: str, session_id: str) -> None:
+        pass
+
+    async def claimed_for(self, bot_id: str) -> str | None:
+        return None  # a claim here binds the bot in the channel's own records (dispatcher/channel/admission.py)
+
+    async def first_idle_hello(self, bot_id: str, expires: int) -> bool:
+        return True  # the channel remembers the hellos it admitted itself
+
+    async def record_hello(self, bot_id: str) -> None:
+        pass
+
+    async def greeted(self, bot_ids: list[str]) -> set[str]:
+        return set()  # every bot this process launched dials this process
+
+
+class LocalStartLease:
+    @contextlib.asynccontextmanager
+    async def held(self, session_id: str, wait_seconds: float) -> AsyncIterator[None]:
+        yield  # one process: the reserve's and the provider's own idempotency guard the key
+
+
+class LocalOwners:
+    async def claim(self, session_id: str) -> None:
+        pass
+
+    async def reclaim(self, session_id: str) -> None:
+        pass
+
+    async def release(self, session_id: str) -> None:
+        pass
+
+
+class LocalCall:
+    """A call whose bot's media socket can only reach this process: nobody else ever answers."""
+
+    def __init__(self) -> None:
+        self.hello: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def line(self) -> CallLine:
+        raise RuntimeError("one process: no other replica holds a call's media")
+
+    def media_here(self) -> None:
+        pass
+
+    async def end(self, reason: str) -> None:
+        self.hello.cancel()
+
+
+class LocalCallMedia:
+    lease_seconds = 15.0  # unused: no other replica to hear from
+
+    def __init__(self, replica_id: str) -> None:
+        self.replica_id = replica_id
+
+    async def open(self, session_id: str, secret: str) -> CallHandle:
+        return LocalCall()
+
+    async def spend(self, session_id: str, secret: str) -> str | None:
+        return None  # a secret this process did not match itself opens nothing here
+
+    async def spend_here(self, session_id: str, secret: str) -> bool:
+        return True  # the media links spent it in this process's memory
+
+    async def line_to(self, session_id: str, carrier_replica: str) -> CallLine:
+        raise StoreUnavailable("one process: no other replica holds a call's carrier socket")
+
+
+class LocalCoordination:
+    def __init__(self, replica_id: str = LOCAL_REPLICA) -> None:
+        self.replica_id = replica_id
+        self.starts: StartLease = LocalStartLease()
+        self.owners: OwnerRecords = LocalOwners()
+        self.claims: Claims = LocalClaims()
+        self.spent: OneTimeUse = LocalOnce()
+        self.calls: CallMedia = LocalCallMedia(replica_id)
+
+    def launches(self, keep_seconds: float) -> Launches:
+        return LocalLaunches()
+
+    def start_rate(self, per_second: float, burst: int) -> Rate:
+        return LocalRate(per_second, burst)
+
+    def turn_credentials(self) -> CredentialCounts:
+        return LocalCredentialCounts()
+
+    def session_values(self, sealing_key: bytes) -> SessionValues:
+        return MemoryVault()
+
+    async def ask_owner(
+        self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        return None  # every session's bot is here, or nowhere
+
+    async def start(self, handler: Handler, held: Callable[[], Iterable[str]]) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    async def aclose(self) -> None:
+        pass

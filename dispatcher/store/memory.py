@@ -1,0 +1,121 @@
+"""What one process counts and remembers for itself: admission's tally, rates, credentials held,
+tokens spent. The one-process implementation's parts (dispatcher/store/local.py), and what a
+replica falls back on when the store does not answer (dispatcher/store/forgiving.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from dispatcher.store.coordination import AtCapacity
+
+MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
+
+
+class LocalLaunches:
+    """The provider's last count, plus the launches this process made since that count was asked
+    for, plus those under way: a burst cannot slip past the cap before the provider lists it."""
+
+    def __init__(self) -> None:
+        self.counted = 0  # the provider's count at the last recount
+        self._launched = 0  # launches made here, ever
+        self._launched_at_count = 0  # … when that recount was asked for
+        self._in_flight = 0
+
+    def asked(self) -> int:
+        """A recount is asked for now: what to hand `counted` when it answers."""
+        return self._launched
+
+    def count_is(self, counted: int, asked: int) -> None:
+        self.counted, self._launched_at_count = counted, asked
+
+    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
+        asked = self.asked()
+        self.count_is(await count(), asked)
+
+    def current(self) -> int:
+        return self.counted + (self._launched - self._launched_at_count) + self._in_flight
+
+    @contextlib.asynccontextmanager
+    async def slot(self, limit: int) -> AsyncIterator[None]:
+        # No await from the check to the increment: the check-and-take is atomic in this process.
+        if self.current() >= limit:
+            raise AtCapacity
+        async with self.launching():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def launching(self) -> AsyncIterator[None]:
+        """One launch, admitted (here or across replicas), counted from now on."""
+        self._in_flight += 1
+        launched = False
+        try:
+            yield
+            launched = True
+        finally:
+            self._in_flight -= 1
+            if launched:
+                self._launched += 1
+
+
+class LocalRate:
+    """`burst` calls at once, then one per 1/`per_second` s, per caller (GCRA, as the store's script)."""
+
+    def __init__(self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a rate needs a positive rate and a burst of at least 1")
+        self._interval = 1.0 / per_second
+        self._burst = burst
+        self._clock = clock
+        self._arrivals: dict[str, float] = {}  # caller → its theoretical arrival time (callers are API keys: few)
+
+    async def take(self, caller: str) -> float:
+        now = self._clock()
+        arrival = max(self._arrivals.get(caller, now), now) + self._interval
+        allowed_at = arrival - self._burst * self._interval
+        if allowed_at > now:
+            return allowed_at - now
+        self._arrivals[caller] = arrival
+        return 0.0
+
+
+class LocalCredentialCounts:
+    def __init__(self) -> None:
+        self._held: dict[str, dict[str, float]] = {}  # caller → credential → its expiry
+
+    async def take(self, caller: str, handle: str, now: float, expires: float, bound: int) -> float:
+        held = self._held.setdefault(caller, {})
+        for old, expiry in list(held.items()):
+            if expiry <= now:
+                del held[old]
+        if len(held) >= bound:
+            return float(max(math.ceil(min(held.values()) - now), 1))
+        held[handle] = expires
+        return 0.0
+
+    async def give_back(self, caller: str, handle: str) -> None:
+        self._held.get(caller, {}).pop(handle, None)
+
+
+class LocalOnce:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, most: int = MAX_REMEMBERED) -> None:
+        self._clock = clock
+        self._most = most
+        self._until: dict[str, float] = {}  # what → until when it is remembered, oldest first
+
+    async def first_use(self, what: str, seconds: float) -> bool:
+        now = self._clock()
+        if self._until.get(what, now) > now:
+            return False
+        if len(self._until) >= self._most:
+            for old, until in list(self._until.items()):
+                if until <= now:
+                    del self._until[old]
+            while len(self._until) >= self._most:  # the oldest goes first
+                del self._until[next(iter(self._until))]
+        self._until.pop(what, None)
+        self._until[what] = now + seconds
+        return True

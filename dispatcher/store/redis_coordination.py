@@ -1,0 +1,151 @@
+"""Several replicas sharing a Valkey/Redis store (`REDIS_URL`): the coordination contract
+(dispatcher/store/coordination.py) on one connection, and this replica's heartbeat.
+
+Each of the contract's parts is the store's record (one module each in dispatcher/store/) paired
+with the one-process counterpart it falls back on when the store does not answer
+(dispatcher/store/forgiving.py). The start lease and `ask_owner` are the store's alone.
+
+The heartbeat (every third of a lease) tells the other replicas this one is serving or draining
+and renews the owner records of the sessions whose bots hold a channel here; a record that ran out
+while the store was unreachable is written again. The heartbeat is also how an outage is noticed
+and its end: `/healthz` shows the store's health as the last call found it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from dispatcher.store.call_lines import RedisCallMedia
+from dispatcher.store.call_media import CallMediaRecords
+from dispatcher.store.claims import BotClaims
+from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
+from dispatcher.store.coordination import (
+    CallMedia,
+    Claims,
+    CredentialCounts,
+    Launches,
+    OneTimeUse,
+    OwnerRecords,
+    Rate,
+    SessionValues,
+    StartLease,
+)
+from dispatcher.store.credential_counts import SharedCredentialCounts
+from dispatcher.store.forgiving import (
+    ForgivingClaims,
+    ForgivingCounts,
+    ForgivingOnce,
+    ForgivingOwners,
+    ForgivingRate,
+    ForgivingValues,
+)
+from dispatcher.store.launches import RedisLaunches, SharedLaunches
+from dispatcher.store.leases import Leases
+from dispatcher.store.local import LocalCallMedia, LocalClaims, LocalOwners
+from dispatcher.store.media_bus import MediaBus
+from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalRate
+from dispatcher.store.owners import Owners
+from dispatcher.store.rates import SharedRate
+from dispatcher.store.relay import Handler, NotHere, Relay
+from dispatcher.store.replicas import Replicas, State
+from dispatcher.store.secrets_vault import MemoryVault, StoreVault
+from dispatcher.store.spent import SpentOnce
+from dispatcher.store.starts import StartLeases
+
+log = logging.getLogger("dispatcher.store")
+
+
+class RedisCoordination:
+    def __init__(self, settings: StoreSettings) -> None:
+        self.store = Store(settings)
+        self.replica_id = self.store.replica_id
+        leases = Leases(self.store)
+        self.starts: StartLease = StartLeases(self.store, leases)
+        self.owner_records = Owners(self.store, leases)
+        self.owners: OwnerRecords = ForgivingOwners(self.owner_records, LocalOwners())
+        self.replicas = Replicas(self.store)
+        self.claims: Claims = ForgivingClaims(BotClaims(self.store), LocalClaims())
+        self.spent: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
+        # Phone calls whose two sockets are at two replicas: the call's record, its frames.
+        self.call_records = CallMediaRecords(self.store)
+        self.media = MediaBus(self.store)
+        self.calls: CallMedia = RedisCallMedia(self.call_records, self.media, LocalCallMedia(self.replica_id))
+        self.relay: Relay | None = None
+        self.state: State = "serving"
+        self._held: Callable[[], Iterable[str]] = tuple
+        self._beating: asyncio.Task[None] | None = None
+
+    async def ask_owner(
+        self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        """The answer of the replica holding `session_id`'s bot; None when no other replica holds
+        it (or the one named no longer does). Raises `StoreUnavailable`, or `TimeoutError` when the
+        owner does not answer: each caller says what that means to its own client."""
+        owner = await self.owner_records.owner_of(session_id)
+        if owner is None or owner == self.replica_id or self.relay is None:
+            return None
+        try:
+            return await self.relay.ask(owner, session_id, method, params, timeout)
+        except NotHere:
+            return None
+
+    def launches(self, keep_seconds: float) -> Launches:
+        return RedisLaunches(SharedLaunches(self.store, keep_seconds), LocalLaunches())
+
+    def start_rate(self, per_second: float, burst: int) -> Rate:
+        return ForgivingRate(SharedRate(self.store, per_second, burst), LocalRate(per_second, burst))
+
+    def turn_credentials(self) -> CredentialCounts:
+        return ForgivingCounts(SharedCredentialCounts(self.store), LocalCredentialCounts())
+
+    def session_values(self, sealing_key: bytes) -> SessionValues:
+        return ForgivingValues(StoreVault(self.store, sealing_key), MemoryVault())
+
+    async def start(self, handler: Handler, held: Callable[[], Iterable[str]]) -> None:
+        """Subscribes to this replica's relay channel and starts the heartbeat. `handler` answers
+        relayed requests from the local channel; `held()` names the sessions whose bots are here."""
+        self._held = held
+        self.relay = Relay(self.store, handler)
+        await self.relay.start()
+        await self.beat()
+        self._beating = asyncio.create_task(self._run(), name="store-heartbeat")
+
+    async def beat(self) -> None:
+        """One heartbeat; never raises (an unreachable store is recorded in its health)."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.replicas.announce(self.state)
+            held = list(self._held())
+            for session_id in await self.owner_records.renew(held):
+                await self.owner_records.reclaim(session_id)  # ran out during an outage, still here
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.store.settings.lease_seconds / 3)
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("store heartbeat failed")
+
+    async def drain(self) -> None:
+        """Tells the other replicas this one takes no new work (its heartbeat keeps saying so)."""
+        self.state = "draining"
+        await self.beat()
+
+    def health(self) -> dict[str, Any]:
+        return {**self.store.health.as_json(), "replica": self.replica_id, "state": self.state}
+
+    async def aclose(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+        if self.relay is not None:
+            await self.relay.aclose()
+        await self.media.aclose()
+        with contextlib.suppress(StoreUnavailable):
+            await self.replicas.leave()
+        await self.store.aclose()
