@@ -1,5 +1,5 @@
-"""Local bots with several replicas: each replica's bots are its own processes, and a session
-whose bot runs at another replica is looked up, waited on and stopped through its owner.
+"""Local bots: each replica's bots are its own processes, and a session whose bot runs at another
+replica is looked up, waited on and stopped through its owner (one process: there is none).
 
 The replica that launches (or claims) a local bot records itself as the session's owner in the
 store; `status`, `wait_started` and `stop` of a session that is not here go to that owner over the
@@ -51,12 +51,10 @@ class SharedLocalMachines(LocalMachines):
         return result
 
     async def _own(self, session_id: str) -> None:
-        try:
-            # Unless its bot's hello got there first: the replica holding its channel is the one to
-            # reach it through (locally the same one, unless the bot was pointed at another).
-            await self._coordination.owners.reclaim(session_id)
-        except StoreUnavailable:
-            pass  # the heartbeat writes it once the store is back (the bot's channel is here)
+        # Unless its bot's hello got there first: the replica holding its channel is the one to
+        # reach it through (locally the same one, unless the bot was pointed at another). A store
+        # that does not answer leaves it to the heartbeat (dispatcher/store/forgiving.py).
+        await self._coordination.owners.reclaim(session_id)
 
     async def status(self, session_id: str) -> Machine | None:
         if self._here(session_id):
