@@ -1,0 +1,191 @@
+"""The coordination contract (dispatcher/store/coordination.py), the same tests for each of its
+implementations: one process, several replicas on a real redis-server, and those replicas with
+their store gone, which must answer as one process does (dispatcher/store/forgiving.py), except
+for the two calls that are never forgiven."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.store.client import StoreSettings, StoreUnavailable
+from dispatcher.store.coordination import AtCapacity, Coordination
+from dispatcher.store.local import LocalCoordination
+from dispatcher.store.redis_coordination import RedisCoordination
+from tests.dispatcher.store.conftest import settings_for
+from tests.support.redis_server import RedisServer
+
+ONE_PROCESS, REDIS, REDIS_DOWN = "one-process", "redis", "redis-store-down"
+VALUES = {"session_id": "s-1", "token": "bot-token"}
+SEALING_KEY = BotCredentials("c" * 40).sealing_key
+
+
+def build(kind: str, request: pytest.FixtureRequest) -> Coordination:
+    if kind == ONE_PROCESS:
+        return LocalCoordination()
+    if kind == REDIS:
+        server: RedisServer = request.getfixturevalue("redis")
+        return RedisCoordination(settings_for(server, "r-a", request.getfixturevalue("prefix")))
+    from tests.support.processes import free_port  # a port nothing listens on
+
+    return RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", replica_id="r-a",
+                                           prefix="{down}:", timeout_seconds=0.5))
+
+
+@pytest.fixture(params=[ONE_PROCESS, REDIS, REDIS_DOWN])
+async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
+    one = build(request.param, request)
+    yield one
+    await one.aclose()
+
+
+@pytest.fixture(params=[ONE_PROCESS, REDIS])
+async def answering(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
+    """An implementation whose every call answers: one process, or a store that is up."""
+    one = build(request.param, request)
+    yield one
+    await one.aclose()
+
+
+# --- what every implementation answers alike, a store that is down included -------------------
+
+async def test_an_idle_bot_is_claimed_for_a_session_and_the_claims_own_retry_still_holds(coordination) -> None:
+    assert await coordination.claims.claim("bot-1", "s-1", until=int(time.time()) + 60)
+    assert await coordination.claims.claim("bot-1", "s-1")
+
+
+async def test_a_claim_that_failed_leaves_its_bot_bound_to_no_session(coordination) -> None:
+    await coordination.claims.claim("bot-1", "s-1")
+    await coordination.claims.unclaim("bot-1", "s-1")
+    assert await coordination.claims.claimed_for("bot-1") is None
+
+
+async def test_an_idle_credentials_first_hello_is_admitted(coordination) -> None:
+    assert await coordination.claims.first_idle_hello("bot-1", int(time.time()) + 60)
+    await coordination.claims.record_hello("bot-1")
+
+
+async def test_a_bot_no_replica_heard_from_was_not_greeted(coordination) -> None:
+    assert await coordination.claims.greeted(["never-dialled"]) == set()
+    assert await coordination.claims.greeted([]) == set()
+
+
+async def test_owner_records_are_written_without_failing_the_caller(coordination) -> None:
+    await coordination.owners.claim("s-1")
+    await coordination.owners.reclaim("s-1")
+    await coordination.owners.release("s-1")
+
+
+async def test_launches_stay_under_the_cap_and_a_failed_one_frees_its_place(coordination) -> None:
+    launches = coordination.launches(keep_seconds=60.0)
+
+    async def two() -> int:
+        return 2
+
+    await launches.recount(two)  # the provider runs two sessions
+    async with launches.slot(3):
+        with pytest.raises(AtCapacity):  # the launch under way counts
+            async with launches.slot(3):
+                pass
+    with pytest.raises(AtCapacity):  # so does the one that landed, until a recount sees it
+        async with launches.slot(3):
+            pass
+    with contextlib.suppress(RuntimeError):
+        async with launches.slot(4):
+            raise RuntimeError("the provider refused the launch")
+    async with launches.slot(4):  # the failed one's place was given back
+        pass
+    assert launches.current() == 4
+
+
+async def test_the_start_rate_lets_the_burst_through_then_says_how_long_to_wait(coordination) -> None:
+    rate = coordination.start_rate(per_second=0.1, burst=2)  # one every 10 s after the burst
+    assert [await rate.take("caller"), await rate.take("caller")] == [0, 0]
+    assert 8.0 <= await rate.take("caller") <= 10.0
+    assert await rate.take("another caller") == 0  # each key its own bucket
+
+
+async def test_a_callers_credentials_are_bounded_until_one_expires_or_is_given_back(coordination) -> None:
+    counts = coordination.turn_credentials()
+    now = time.time()
+    assert await counts.take("key-a", "h1", now, now + 600, 1) == 0
+    assert 599 <= await counts.take("key-a", "h2", now, now + 600, 1) <= 600
+    assert await counts.take("key-b", "h3", now, now + 600, 1) == 0  # each key its own count
+    await counts.give_back("key-a", "h1")
+    assert await counts.take("key-a", "h2", now, now + 600, 1) == 0
+
+
+async def test_a_one_time_token_opens_once(coordination) -> None:
+    assert await coordination.spent.first_use("token-1", 60)
+    assert not await coordination.spent.first_use("token-1", 60)
+    assert await coordination.spent.first_use("token-2", 60)
+
+
+async def test_a_sessions_values_wait_until_taken(coordination) -> None:
+    values = coordination.session_values(SEALING_KEY)
+    await values.put("s-1", VALUES, ttl_seconds=60)
+    assert await values.get("s-1") == VALUES
+    assert await values.read("s-1") == VALUES
+    await values.delete("s-1")
+    assert await values.get("s-1") is None
+
+
+async def test_a_call_here_is_spent_here_once_opened_and_an_unknown_one_nowhere(coordination) -> None:
+    call = await coordination.calls.open("s-1", "the-secret")
+    try:
+        assert not call.hello.done()  # no other replica took its bot's media socket
+        assert await coordination.calls.spend_here("s-1", "the-secret")
+        assert await coordination.calls.spend("no-such-call", "the-secret") is None
+    finally:
+        await call.end("done")
+
+
+async def test_a_replica_starts_and_drains_whatever_its_store_does(coordination) -> None:
+    async def handler(session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {}
+
+    await coordination.start(handler, held=list)
+    await coordination.drain()
+
+
+# --- what answers only while the store does ------------------------------------------------
+
+async def test_a_keyed_start_holds_its_lease_and_lets_go(answering) -> None:
+    async with answering.starts.held("s-1", wait_seconds=1.0):
+        pass
+    async with answering.starts.held("s-1", wait_seconds=1.0):  # let go: the next start goes at once
+        pass
+
+
+async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) -> None:
+    await answering.owners.claim("s-1")  # its bot is here
+    assert await answering.ask_owner("s-1", "webrtc.offer", {}, timeout=1.0) is None
+    assert await answering.ask_owner("s-unknown", "webrtc.offer", {}, timeout=1.0) is None
+
+
+# --- the store down: never forgiven where one process's answer would be wrong ---------------
+
+async def test_with_the_store_down_the_start_lease_and_the_owner_lookup_say_so(request) -> None:
+    down = build(REDIS_DOWN, request)
+    try:
+        with pytest.raises(StoreUnavailable):
+            async with down.starts.held("s-1", wait_seconds=1.0):
+                pass
+        with pytest.raises(StoreUnavailable):
+            await down.ask_owner("s-1", "webrtc.offer", {}, timeout=1.0)
+        assert down.health()["status"] == "unreachable"
+    finally:
+        await down.aclose()
+
+
+async def test_health_names_the_store_when_there_is_one(answering) -> None:
+    health = answering.health()
+    if isinstance(answering, LocalCoordination):
+        assert health == {}  # one process: nothing shared to be unwell
+    else:
+        assert health["status"] == "ok" and health["replica"] == "r-a"
