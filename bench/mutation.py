@@ -88,8 +88,13 @@ TARGETS: dict[str, list[str]] = {
                                         "tests/security/test_idle_bot_credentials.py",
                                         "tests/security/test_channel_rules_across_replicas.py",
                                         f"{T}channel/test_channel.py"],
-    # what every replica sees alike: an idle credential's first hello, a claimed bot's session
-    "dispatcher/channel/shared_hellos.py": ["tests/security/test_channel_rules_across_replicas.py"],
+    # what replicas share, one process or a store (alike, and as one process when the store is down)
+    "dispatcher/store/forgiving.py": [f"{T}store/test_coordination_contract.py", f"{T}store/test_secrets_vault.py",
+                                      "tests/security/test_channel_rules_across_replicas.py"],
+    "dispatcher/store/local.py": [f"{T}store/test_coordination_contract.py"],
+    "dispatcher/store/memory.py": [f"{T}store/test_coordination_contract.py", f"{T}sessions/test_admission.py"],
+    "dispatcher/store/launches.py": [f"{T}store/test_coordination_contract.py",
+                                     f"{T}store/test_claims_rates_health.py"],
     "dispatcher/store/claims.py": ["tests/security/test_channel_rules_across_replicas.py",
                                    f"{T}store/test_claims_rates_health.py", f"{T}reserve/test_reserve_shared.py"],
     # a session's owner record follows its bot's channel between replicas (a real redis-server)
@@ -112,11 +117,11 @@ TARGETS: dict[str, list[str]] = {
                                                f"{T}machines/test_cold_session_secrets.py"],
     # a cold bot's session secrets: held (sealed in the store), sent at its hello, dropped once taken
     "dispatcher/channel/session_secrets.py": [f"{T}channel/test_session_secrets.py",
-                                              f"{T}channel/test_secrets_vault.py",
+                                              f"{T}store/test_secrets_vault.py",
                                               "tests/security/test_session_secrets.py",
                                               f"{T}machines/test_cold_session_secrets.py"],
-    "dispatcher/channel/secrets_vault.py": [f"{T}channel/test_secrets_vault.py",
-                                            f"{T}machines/test_cold_session_secrets.py"],
+    "dispatcher/store/secrets_vault.py": [f"{T}store/test_secrets_vault.py",
+                                          f"{T}machines/test_cold_session_secrets.py"],
     "dispatcher/sessions/cold_secrets.py": ["tests/security/test_session_secrets.py",
                                             f"{T}machines/test_cold_session_secrets.py"],
     # its own tests, the README's defaults, a caller's room and token properties through the API
