@@ -19,19 +19,13 @@ import pytest
 from tests.bot.conftest import REPO, SPEECH_WAV
 from tests.bot.test_user_bots import SYNTAX_ERROR, first_loud_audio
 from tests.support.audio import BOT_AUDIO_RMS
+from tests.support.ports import free_port
 from tests.support.webrtc_client import WebRTCClient
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 BOTS = REPO / "tests" / "bots"
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

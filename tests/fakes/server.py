@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,6 +22,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.ports import free_port
+from tests.support.waiting import within
 
 
 @dataclass
@@ -164,12 +166,7 @@ class FakeApi:
     async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Whether `condition` holds within `timeout` (for work the dispatcher finishes in the
         background, such as ending a failed start's room)."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
+        return await within(condition, timeout, interval=0.02) is not None
 
     def in_flight(self) -> int:
         """Calls received and not yet answered (e.g. still held by a `delay`)."""
@@ -210,12 +207,6 @@ class FakeApi:
                     self._in_flight -= 1
 
         return handler
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FakeServer:

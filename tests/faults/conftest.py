@@ -28,6 +28,7 @@ from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, serve
 from tests.faults.fleet import Fleet, fault_env, settle
+from tests.support.dispatcher_server import in_process
 
 __all__ = ["fake_daily", "fake_fly", "moto_ecs"]
 
@@ -159,7 +160,5 @@ async def stack(fleet: Fleet, daily: FakeDaily) -> AsyncIterator[Stack]:
     machines = fleet.make()
     rooms = daily_rooms(daily)
     app = create_app(settings, env={}, machines=machines, rooms=rooms)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=30)
-    yield Stack(http, fleet, daily, machines, rooms)
-    await http.aclose()
-    await app.state.voicefleet.aclose()
+    async with in_process(app, served=False, timeout=30) as running:
+        yield Stack(running.client, fleet, daily, machines, rooms)

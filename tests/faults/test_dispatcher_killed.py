@@ -18,6 +18,7 @@ from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.faults.fleet import settle
 from tests.support.processes import run_dispatcher
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # real client timeouts against held calls: minutes in all
 
@@ -41,14 +42,6 @@ def machines_of(fly: FakeFly, session_id: str) -> list[dict[str, Any]]:
     return [m for m in list(fly.machines.values()) if m["config"]["metadata"]["voicefleet_session"] == session_id]
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def start(base_url: str, key: str, timeout: float = 10) -> httpx.Response:
     headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
     return httpx.post(f"{base_url}/start", json={"body": {"persona": "x"}}, headers=headers, timeout=timeout)
@@ -67,7 +60,7 @@ def test_a_dispatcher_killed_mid_launch_then_restarted_gives_the_retry_one_machi
 
     with run_dispatcher(tmp_path / "first", env) as first, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(start, first.base_url, key)
-        wait_for(lambda: fake_fly.calls_to("POST", "/machines"), 10, "the create to reach Fly")
+        wait_until(lambda: fake_fly.calls_to("POST", "/machines"), "the create to reach Fly", timeout=10)
         first.process.kill()  # SIGKILL: no clean-up, no answer
         first.process.wait()
         with pytest.raises(httpx.TransportError):
@@ -86,13 +79,13 @@ def test_a_dispatcher_killed_mid_launch_then_restarted_gives_the_retry_one_machi
 
         # The session outlives its deadline (as if an hour had passed): the reaper takes it down.
         machines[0]["config"]["metadata"]["voicefleet_created_at"] = str(int(time.time()) - 3600)
-        wait_for(
+        wait_until(
             lambda: (
                 all(m["state"] == "destroyed" for m in machines_of(fake_fly, session_id))
                 and f"vf-{session_id}" not in fake_daily.rooms
             ),
-            10,
             "the reaper to remove the machine and its room",
+            timeout=10,
         )
     assert len(machines_of(fake_fly, session_id)) == 1
 

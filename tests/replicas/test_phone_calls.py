@@ -6,7 +6,6 @@ running voicefleet's host (`python -m bot`) with the echo bot.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
 import signal
@@ -29,6 +28,7 @@ from tests.phone.conftest import metric, phone_env, speech_8k, wait_active_sessi
 from tests.support.audio import rms
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports, real audio: seconds per call
 
@@ -96,14 +96,6 @@ async def place_call(
     return call, start["sessionId"]
 
 
-async def wait_for(predicate, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout * 20)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
-
-
 async def refused(base_url: str, session_id: str, secret: str) -> bool:
     """True when the replica refuses a media socket for `session_id` with this secret (HTTP 403)."""
     url = base_url.replace("http://", "ws://") + f"/bots/media/{session_id}"
@@ -137,9 +129,9 @@ async def test_a_call_reaches_its_bot_at_another_replica_both_ways_and_ends_with
 
         await call.hang_up()
         assert await wait_active_sessions(api, 0, timeout=60) == 0  # the bot's machine ended
-        await wait_for(lambda: _metric_is(api, RELAYED, relayed_before + 1), "the relayed call counted")
+        await until(lambda: _metric_is(api, RELAYED, relayed_before + 1), "the relayed call counted")
     ended = f"phone call {session_id}: bot media relayed to replica r-a; ended by carrier"
-    await wait_for(lambda: _logged(pair.b, ended), "B logged the relayed call's end")
+    await until(lambda: _logged(pair.b, ended), "B logged the relayed call's end")
 
 
 async def test_the_bot_at_another_replica_hanging_up_closes_the_carriers_stream_and_ends_the_machine(
@@ -151,14 +143,14 @@ async def test_the_bot_at_another_replica_hanging_up_closes_the_carriers_stream_
         assert any(m.get("event") == "media" for m in call.received), "the greeting never came through B"
         assert await wait_active_sessions(api, 0, timeout=60) == 0
     ended = f"phone call {session_id}: bot media relayed to replica r-a; ended by bot"
-    await wait_for(lambda: _logged(pair.b, ended), "B logged the relayed call's end")
+    await until(lambda: _logged(pair.b, ended), "B logged the relayed call's end")
 
 
 async def test_a_wrong_or_replayed_media_secret_is_refused_at_either_replica(pair: Pair) -> None:
     async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
         call, session_id = await place_call(api, {}, hold=pair.media)
         attach = pair.media / f"{session_id}.json"
-        await wait_for(lambda: _exists(attach), "the bot was handed its media secret", timeout=120)
+        await until(lambda: _exists(attach), "the bot was handed its media secret", timeout=120)
         secret = json.loads(attach.read_text())["token"]
         for replica in (pair.a, pair.b):  # the bot holds: the call waits for its media socket
             assert await refused(replica.base_url, session_id, secret[:-2] + "xx")
@@ -184,7 +176,7 @@ async def test_a_call_whose_bot_dials_the_calls_own_replica_goes_socket_to_socke
         assert rms(np.frombuffer(greeting, dtype=np.int16)) > 500
         await call.hang_up()
         assert await wait_active_sessions(api, 0, timeout=60) == 0
-        await wait_for(lambda: _metric_is(api, DIRECT, direct_before + 1), "the direct call counted")
+        await until(lambda: _metric_is(api, DIRECT, direct_before + 1), "the direct call counted")
         assert await metric(api, RELAYED) == 0
     assert f"phone call {session_id}: bot media relayed" not in pair.a.log() + pair.b.log()
 
@@ -199,7 +191,7 @@ async def test_the_bots_replica_dying_mid_call_ends_the_call_at_the_carriers_rep
         pair.b.process.wait(10)
         assert await call.wait_closed_by_bot(timeout=60) is not None  # not a hung socket
         assert await wait_active_sessions(api, 0, timeout=60) == 0
-    await wait_for(lambda: _logged(pair.a, "ended by bot", "ended by error"), "A logged the call's end")
+    await until(lambda: _logged(pair.a, "ended by bot", "ended by error"), "A logged the call's end")
 
 
 async def _metric_is(api: httpx.AsyncClient, name: str, wanted: float) -> bool:

@@ -13,7 +13,6 @@ channel to a live replica, as the load balancer in front of `BOT_CHANNEL_URL` do
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.replicas.fly_bots import FlyBots, fly_bots
 from tests.replicas.front import Front, front
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 __all__ = ["fake_fly"]
 pytestmark = pytest.mark.slow  # three dispatchers, a redis-server and four bot processes per case
@@ -54,11 +54,7 @@ def port_of(replica: DispatcherProcess) -> int:
 
 
 def until(what: str, condition: Callable[[], Any], logs: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"never: {what}\n{logs()}"
-        time.sleep(0.05)  # polls a condition; the deadline only bounds a failure
-    return value
+    return wait_until(condition, what, timeout=DEADLINE, detail=logs)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ launches twice meanwhile, and once it is back the replicas write their records a
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,15 +10,9 @@ import pytest
 
 from tests.replicas.conftest import get, post, start_fleet
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and their bots: about a minute
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
 
 def health(url: str) -> dict[str, object]:
     answer = get(url, "/healthz")
@@ -42,7 +34,7 @@ def test_a_store_outage_is_reported_refuses_no_safe_start_and_never_launches_twi
         assert all(health(url)["status"] == "ok" for url in (a, b))
 
         store.stop()
-        eventually(lambda: all(health(url)["status"] == "degraded" for url in (a, b)), "both to see the outage")
+        wait_until(lambda: all(health(url)["status"] == "degraded" for url in (a, b)), "both to see the outage")
         store_health = health(a)["store"]
         assert isinstance(store_health, dict) and store_health["status"] == "unreachable"
         # A keyed local start needs the store (local bots cannot be launched idempotently).
@@ -57,9 +49,9 @@ def test_a_store_outage_is_reported_refuses_no_safe_start_and_never_launches_twi
         assert get(a, f"/sessions/{session_before}").json()["status"] == "started"
 
         store.start()  # same port, empty: nothing was persisted
-        eventually(lambda: all(health(url)["status"] == "ok" for url in (a, b)), "both to see the store back")
+        wait_until(lambda: all(health(url)["status"] == "ok" for url in (a, b)), "both to see the store back")
         # The heartbeat writes the owner records again: the other replica finds the session.
-        eventually(lambda: get(b, f"/sessions/{session_before}").status_code == 200,
+        wait_until(lambda: get(b, f"/sessions/{session_before}").status_code == 200,
                    "the owner record to be written again")
         with ThreadPoolExecutor(2) as pool:
             after = list(pool.map(lambda url: post(url, "/start", json={}, headers={"Idempotency-Key": "during"}),

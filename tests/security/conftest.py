@@ -5,6 +5,7 @@ environment, and a bot of its own dialling the channel."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT
-from tests.support.dispatcher_server import serving
+from tests.support.dispatcher_server import in_process
 
 WAIT = 60.0  # generous: bots start on a machine shared with other test runs
 DEPLOYMENT_SECRET = "deployment-secret-" + "s" * 32
@@ -59,24 +60,18 @@ MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
 
 @pytest.fixture
 async def make_dispatcher(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeDispatcher]:
-    opened: list[tuple[Any, httpx.AsyncClient, Any]] = []
+    async with contextlib.AsyncExitStack() as opened:
 
-    async def make(settings: Settings | None = None, **env: str) -> Dispatcher:
-        machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
-        reserve_env = {"RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "RESERVE_MAX_IDLE": "0", **env}
-        settings = settings or Settings(max_concurrent_sessions=50)
-        app = create_app(settings, env=reserve_env, machines=machines, rooms=None)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
-        served = serving(app)
-        port = await served.__aenter__()
-        opened.append((app, client, served))
-        return Dispatcher(app, client, port)
+        async def make(settings: Settings | None = None, **env: str) -> Dispatcher:
+            machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+            reserve_env = {"RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "RESERVE_MAX_IDLE": "0", **env}
+            settings = settings or Settings(max_concurrent_sessions=50)
+            app = create_app(settings, env=reserve_env, machines=machines, rooms=None)
+            running = await opened.enter_async_context(in_process(app))
+            assert running.port is not None
+            return Dispatcher(app, running.client, running.port)
 
-    yield make
-    for app, client, served in opened:
-        await client.aclose()
-        await app.state.voicefleet.aclose()
-        await served.__aexit__(None, None, None)
+        yield make
 
 
 def stolen_credential(pid: int) -> str:

@@ -5,6 +5,7 @@ that failed. Both records live no longer than the bot's credential."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from dispatcher.channel.credentials import BotCredentials
 from dispatcher.errors import ApiError
 from dispatcher.settings import Settings
 from tests.security.conftest import WAIT, dial
-from tests.support.dispatcher_server import serving
+from tests.support.dispatcher_server import in_process
 from tests.support.redis_server import RedisServer, redis_server
 
 SECRET = "deployment-secret-" + "x" * 32
@@ -43,19 +44,15 @@ class Replica:
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Replica, Replica, RedisServer]]:
     with redis_server(tmp_path) as store:
-        replicas, servers = [], []
-        for name in ("r-a", "r-b"):
-            app = create_app(Settings(bot_channel_token=SECRET),
-                             env={"REDIS_URL": store.url, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0"}, rooms=None)
-            server = serving(app)
-            port = await server.__aenter__()
-            servers.append(server)
-            await app.state.voicefleet.replication.start()  # the app's lifespan does this; `serving` runs none
-            replicas.append(Replica(app, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"))
-        yield replicas[0], replicas[1], store
-        for replica, server in zip(replicas, servers, strict=True):
-            await replica.app.state.voicefleet.aclose()
-            await server.__aexit__(None, None, None)
+        async with contextlib.AsyncExitStack() as running:
+            replicas = []
+            for name in ("r-a", "r-b"):
+                app = create_app(Settings(bot_channel_token=SECRET),
+                                 env={"REDIS_URL": store.url, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0"}, rooms=None)
+                served = await running.enter_async_context(in_process(app))
+                await app.state.voicefleet.replication.start()  # the app's lifespan does this; `serving` runs none
+                replicas.append(Replica(app, f"ws://127.0.0.1:{served.port}{CHANNEL_PATH}"))
+            yield replicas[0], replicas[1], store
 
 
 def idle(bot_id: str) -> str:

@@ -23,6 +23,7 @@ from dispatcher.settings import Settings, hash_api_key
 from stacks.config.turn import USER_QUOTA, TurnSettings
 from stacks.turn_server import coturn_config
 from tests.security.conftest import KEY_A, KEY_B, MakeDispatcher
+from tests.support.ports import free_port
 from tests.support.turn_client import TurnClient
 
 pytestmark = pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn (`turnserver`) is not installed")
@@ -32,17 +33,11 @@ PER_KEY = 3  # TURN_CREDENTIALS_PER_KEY: half the relay, at most, for one key
 SECRET = "turn-shared-secret-0123456789"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """coturn on loopback with the production configuration: only the port, addresses, log and
     quota differ."""
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     low = 20000 + port % 40000  # a relay range of its own, next to nothing else's
     config = coturn_config(TurnSettings(mode="managed", shared_secret=None,  # type: ignore[arg-type]
                                         relay_ports=(low, low + 2 * TOTAL_QUOTA), total_quota=TOTAL_QUOTA))

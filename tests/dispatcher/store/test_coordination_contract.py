@@ -18,6 +18,7 @@ from dispatcher.store.coordination import AtCapacity, Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
+from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 
 ONE_PROCESS, REDIS, REDIS_DOWN = "one-process", "redis", "redis-store-down"
@@ -31,8 +32,8 @@ def build(kind: str, request: pytest.FixtureRequest) -> Coordination:
     if kind == REDIS:
         server: RedisServer = request.getfixturevalue("redis")
         return RedisCoordination(settings_for(server, "r-a", request.getfixturevalue("prefix")))
-    from tests.support.processes import free_port  # a port nothing listens on
 
+    # A port nothing listens on.
     return RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", replica_id="r-a",
                                            prefix="{down}:", timeout_seconds=0.5))
 
