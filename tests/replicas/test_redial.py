@@ -72,7 +72,9 @@ def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[tup
             (tmp_path / f"r{n}").mkdir()
             replicas.append(stack.enter_context(run_dispatcher(
                 tmp_path / f"r{n}", env(fake_fly, store, f"r-{n}", channel_url, **reserve))))
-        balancer.route_to(port_of(replicas[0]))  # every bot's channel goes to r-0 first
+            if n == 0:  # every bot's channel goes to r-0 first, from r-0's first reserve bot on: a bot
+                # that waited at the balancer while the other replicas started would give up its dial
+                balancer.route_to(port_of(replicas[0]))
         client = redis.Redis.from_url(store.url, decode_responses=True)
         stack.callback(client.close)
         yield replicas, balancer, bots, client
