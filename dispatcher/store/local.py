@@ -84,7 +84,7 @@ class LocalCall:
         pass
 
     async def end(self, reason: str) -> None:
-        self.hello.cancel()
+        pass  # `hello` stays pending: a call that ends while its start waits is not "answered elsewhere"
 
 
 class LocalCallMedia:
