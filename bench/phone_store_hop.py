@@ -114,7 +114,7 @@ async def main() -> None:
         store = RedisServer(root)
         store.start()
         stack.callback(store.stop)
-        shared = {**common, "REDIS_URL": store.url, "BOT_CHANNEL_TOKEN": "bench-store-hop-deployment-secret-0123",
+        shared = {**common, **store.env, "BOT_CHANNEL_TOKEN": "bench-store-hop-deployment-secret-0123",
                   "REDIS_TIMEOUT_SECONDS": "2"}  # a busy 2-core host stalls for longer than the default 0.5 s
         b = stack.enter_context(run_dispatcher(root / "b", {**shared, "REPLICA_ID": "r-b"}))
         channel_b = b.base_url.replace("http://", "ws://") + CHANNEL_PATH

@@ -5,8 +5,9 @@ in the dispatcher's tasks on Valkey's ports and nothing else (bots cannot reach 
 their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS only) and at rest.
 Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
 secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
-dispatcher's keys and channels (`{voicefleet}:*`) and no dangerous command; the `default` user
-every user group must hold is switched off. Usage limits bound the bill (1 GB, 5000 ECPU/s).
+commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/aws/store_access.py);
+the `default` user every user group must hold is switched off. Usage limits bound the bill (1 GB,
+5000 ECPU/s).
 
 The rules that let the dispatcher in are made by `allow_from`, after the dispatcher exists: the
 dispatcher's task definition needs the store's endpoint first (docs/replicas.md).
@@ -21,14 +22,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from stacks.aws.store_access import ACCESS
+
 ENGINE = "valkey"
 MAJOR_VERSION = "8"
 PORTS = (6379, 6380)  # the endpoint and the reader endpoint (ElastiCache Serverless)
 USER = "voicefleet"
-KEY_PATTERN = "{voicefleet}:*"  # dispatcher/store/client.py DEFAULT_PREFIX, its hash tag included
-# Keys and channels under the prefix; reads, writes, pub/sub and scripts; nothing that could read
-# or wipe the whole store (KEYS, FLUSHALL, CONFIG… are in @dangerous).
-ACCESS = f"on ~{KEY_PATTERN} &{KEY_PATTERN} -@all +@read +@write +@pubsub +@scripting +@connection -@dangerous"
 DATA_LIMIT_GB = 1
 ECPU_LIMIT = 5000
 # ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
