@@ -5,5 +5,6 @@ Components (each a `voicefleet:aws:*` resource or a helper that registers under 
 Manager, read by reference), `cluster` (ECS), `bot_runtime` (the bot task definition RunTask
 starts), `relay` (coturn on EC2), `store` (ElastiCache for several replicas; `store_access`, its
 user's access string), `balancer` (the ALB in front of the dispatcher) and `dispatcher` (its Fargate
-service). `container` and `iam` are the shapes they share. Components import config and the shared contracts, never `stack`.
+service). `container` and `iam` are the shapes they share. Components import config and the shared
+contracts, never `stack`.
 """

@@ -6,8 +6,8 @@ their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS on
 Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
 secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
 commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/aws/store_access.py);
-the `default` user every user group must hold is switched off. Usage limits bound the bill (1 GB,
-5000 ECPU/s).
+the `default` user every user group must hold is switched off. Usage limits bound the bill: 1 GB,
+and ECPUs for every session to be a phone call relayed through the store (stacks/config/store_capacity.py).
 
 The rules that let the dispatcher in are made by `allow_from`, after the dispatcher exists: the
 dispatcher's task definition needs the store's endpoint first (docs/replicas.md).
@@ -29,7 +29,6 @@ MAJOR_VERSION = "8"
 PORTS = (6379, 6380)  # the endpoint and the reader endpoint (ElastiCache Serverless)
 USER = "voicefleet"
 DATA_LIMIT_GB = 1
-ECPU_LIMIT = 5000
 # ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
 # starting with a letter, no two hyphens in a row, not ending with one.
 NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
@@ -46,6 +45,7 @@ class CoordinationStoreArgs:
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # two or more zones: the endpoint is in each
     password: pulumi.Input[str]  # secret
     protect: bool
+    ecpu_per_second: int  # the usage limit (stacks/config/store_capacity.py)
 
 
 class CoordinationStore(pulumi.ComponentResource):
@@ -84,7 +84,7 @@ class CoordinationStore(pulumi.ComponentResource):
             security_group_ids=[group.id],
             user_group_id=users.user_group_id,
             cache_usage_limits={"data_storage": {"maximum": DATA_LIMIT_GB, "unit": "GB"},
-                                "ecpu_per_seconds": [{"maximum": ECPU_LIMIT}]},
+                                "ecpu_per_seconds": [{"maximum": args.ecpu_per_second}]},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         endpoint = cache.endpoints.apply(lambda found: found[0] if found else None)

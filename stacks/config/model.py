@@ -41,6 +41,7 @@ class AwsSettings:
     dispatcher_cpu: int
     dispatcher_count: int
     store: bool  # several replicas: they share a coordination store (stacks/aws/store.py)
+    store_ecpu_per_second: int  # its ECPU ceiling (stacks/config/store_capacity.py); 0 without a store
     capacity_providers: str
     alb_idle_timeout_seconds: int
     keep_alive_seconds: int

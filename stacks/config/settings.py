@@ -192,6 +192,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         dispatcher_cpu=dispatcher_cpu,
         dispatcher_count=count,
         store=store,
+        store_ecpu_per_second=store_settings.ecpu_per_second(cfg, settings.max_concurrent_sessions) if store else 0,
         capacity_providers=providers,
         alb_idle_timeout_seconds=idle,
         keep_alive_seconds=keep_alive,

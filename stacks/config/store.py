@@ -6,6 +6,9 @@ land on any replica behind the load balancer, and a keyed start launches once. O
 ElastiCache Serverless for Valkey (stacks/aws/store.py) with an RBAC user whose password is the
 stack's secret `storePassword`, generated once by the stack owner like `botChannelToken` (the
 providers the program has offer no stable random resource). One replica: no store, as before.
+
+The store's ECPU ceiling follows the sessions the stack admits (`storeEcpuPerSecond`,
+stacks/config/store_capacity.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
+from stacks.config import store_capacity
 from stacks.config.limits import ELASTICACHE_PASSWORD, valid_store_password
 from stacks.config.reader import Reader
 
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from stacks.config.model import Settings
 
 PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
+ECPU_KEY = "storeEcpuPerSecond"
 PASSWORD_VARIABLE = "REDIS_PASSWORD"  # noqa: S105 - the dispatcher's variable, not a secret
 URL_VARIABLE = "REDIS_URL"
 STORE_SECRETS: tuple[str, ...] = (PASSWORD_VARIABLE,)
@@ -37,6 +42,22 @@ def _check(cfg: Reader, text: str) -> None:
         raise cfg.fail(PASSWORD_KEY, f"must be {low}-{high} printable characters without spaces, "
                                      "'\"', '/' or '@' (ElastiCache's rule); generate one with "
                                      "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def ecpu_per_second(cfg: Reader, sessions: int) -> int:
+    """The store's ECPU ceiling: `storeEcpuPerSecond`, or (0) sized for `sessions` relayed calls;
+    refused below that, where relayed phone calls would be throttled before the stack is full."""
+    needed = store_capacity.needed(sessions)
+    value = cfg.integer(ECPU_KEY, minimum=0, maximum=store_capacity.MAX_ECPU)
+    if value == 0:
+        return needed
+    if value < needed:
+        calls = store_capacity.relayed_calls(value)
+        raise cfg.fail(ECPU_KEY, f"must be at least {needed} for maxConcurrentSessions={sessions} phone calls "
+                                 f"relayed through the store ({store_capacity.BASE_ECPU} + "
+                                 f"{store_capacity.ECPU_PER_RELAYED_CALL} per session; docs/replicas.md), or 0 to "
+                                 f"size it so (got {value}: room for {calls})")
+    return value
 
 
 def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: int) -> bool:
