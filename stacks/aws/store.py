@@ -6,8 +6,10 @@ their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS on
 Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
 secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
 commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/aws/store_access.py);
-the `default` user every user group must hold is switched off. Usage limits bound the bill: 1 GB,
-and ECPUs for every session to be a phone call relayed through the store (stacks/config/store_capacity.py).
+the `default` user every user group must hold is switched off. The user may hold two passwords: the
+stack's and, while a rotation deploys, the one it replaces (docs/pulumi.md). Usage limits bound the
+bill: 1 GB, and ECPUs for every session to be a phone call relayed through the store
+(stacks/config/store_capacity.py).
 
 The rules that let the dispatcher in are made by `allow_from`, after the dispatcher exists: the
 dispatcher's task definition needs the store's endpoint first (docs/replicas.md).
@@ -46,6 +48,8 @@ class CoordinationStoreArgs:
     password: pulumi.Input[str]  # secret
     protect: bool
     ecpu_per_second: int  # the usage limit (stacks/config/store_capacity.py)
+    # secret: the password `password` replaces, accepted as well until the rotation's second `up`
+    previous_password: pulumi.Input[str] | None = None
 
 
 class CoordinationStore(pulumi.ComponentResource):
@@ -68,9 +72,11 @@ class CoordinationStore(pulumi.ComponentResource):
         default = aws.elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
                                        engine=ENGINE, access_string="off -@all",
                                        authentication_mode={"type": "no-password-required"}, opts=child)
+        # ElastiCache takes at most two passwords: the new one, and the old one old tasks still use.
+        passwords = [args.password] if args.previous_password is None else [args.password, args.previous_password]
         user = aws.elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
                                     access_string=ACCESS,
-                                    authentication_mode={"type": "password", "passwords": [args.password]},
+                                    authentication_mode={"type": "password", "passwords": passwords},
                                     opts=child)
         users = aws.elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,
                                           user_ids=[default.user_id, user.user_id], opts=child)

@@ -27,6 +27,8 @@ class Secrets:
     bot_channel_token: pulumi.Output[str] | None = None
     # storePassword (stacks/config/store.py): the coordination store's, when replicas share one.
     store_password: pulumi.Output[str] | None = None
+    # storePreviousPassword: the one it replaces, still accepted while a rotation deploys.
+    store_previous_password: pulumi.Output[str] | None = None
     # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 

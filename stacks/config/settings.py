@@ -83,6 +83,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot=bot_settings.secrets(cfg, BOT_SECRET_KEYS),
         bot_channel_token=channel_settings.token(cfg),
         store_password=store_settings.password(cfg),
+        store_previous_password=store_settings.previous_password(cfg),
         phone=phone_settings.secrets(cfg),
     )
     extra_tags = cfg.config.get_object("tags") or {}
