@@ -15,7 +15,8 @@ the store Debian's `redis-server`, each a process of its own.
 
 Round trip per frame: median and p95 after the first 50 frames. Then `--calls` calls at once,
 through one replica and through the store hop: CPU seconds of each dispatcher (and of
-redis-server) over `--seconds`, per call. Prints
+redis-server) over `--seconds`, per call, and the PUBLISHes the store ran per relayed call and
+second (what ElastiCache Serverless meters in ECPUs: stacks/config/store_capacity.py). Prints
 the load average before and after; asserts nothing.
 """
 
@@ -72,7 +73,15 @@ async def direct(frames: int) -> list[float]:
         await server.wait()
 
 
-async def concurrent(base_url: str, pids: dict[str, int], calls: int, seconds: float) -> dict[str, Any]:
+def publishes(store: RedisServer | None) -> int:
+    if store is None:
+        return 0
+    with store.admin() as admin:
+        return int(admin.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+
+
+async def concurrent(base_url: str, pids: dict[str, int], calls: int, seconds: float,
+                     store: RedisServer | None = None) -> dict[str, Any]:
     url = base_url.replace("http://", "ws://") + "/ws/twilio"
     frames = int((seconds + 120) / 0.02)
     rtts: list[float] = []
@@ -82,15 +91,18 @@ async def concurrent(base_url: str, pids: dict[str, int], calls: int, seconds: f
     await asyncio.sleep(2)  # past the last starts
     rtts.clear()
     before = {name: proc_usage(pid)[1] for name, pid in pids.items()}
+    published = publishes(store)
     t0 = time.perf_counter()
     await asyncio.sleep(seconds)
     wall = time.perf_counter() - t0
+    published = publishes(store) - published
     cpu = {name: proc_usage(pid)[1] - before[name] for name, pid in pids.items()}
     window = list(rtts)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"wall": wall, "cpu": cpu, "rtt": window, "frames_per_s": len(window) / wall}
+    return {"wall": wall, "cpu": cpu, "rtt": window, "frames_per_s": len(window) / wall,
+            "publishes_per_call_s": published / wall / calls}
 
 
 async def main() -> None:
@@ -114,7 +126,7 @@ async def main() -> None:
         store = RedisServer(root)
         store.start()
         stack.callback(store.stop)
-        shared = {**common, "REDIS_URL": store.url, "BOT_CHANNEL_TOKEN": "bench-store-hop-deployment-secret-0123",
+        shared = {**common, **store.env, "BOT_CHANNEL_TOKEN": "bench-store-hop-deployment-secret-0123",
                   "REDIS_TIMEOUT_SECONDS": "2"}  # a busy 2-core host stalls for longer than the default 0.5 s
         b = stack.enter_context(run_dispatcher(root / "b", {**shared, "REPLICA_ID": "r-b"}))
         channel_b = b.base_url.replace("http://", "ws://") + CHANNEL_PATH
@@ -126,7 +138,7 @@ async def main() -> None:
         baseline = await direct(args.frames)
         assert store.process is not None
         load = await concurrent(a.base_url, {"A": a.process.pid, "B": b.process.pid, "redis": store.process.pid},
-                                args.calls, args.seconds)
+                                args.calls, args.seconds, store)
     load_after = os.getloadavg()
     print(f"load avg (1/5/15 min) before {'/'.join(f'{x:.2f}' for x in load_before)}, "
           f"after {'/'.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores")
@@ -144,6 +156,7 @@ async def main() -> None:
               f"{result['frames_per_s']:.0f} frames/s echoed; CPU per call (% of one core): "
               + ", ".join(f"{name} {value:.2f}" for name, value in per_call.items())
               + f", total {sum(per_call.values()):.2f}; round trip {summary(result['rtt'])}")
+    print(f"PUBLISH per relayed call: {load['publishes_per_call_s']:.1f}/s")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,11 @@ class Settings:
                 raise SettingsError(
                     f"DISPATCHER_API_KEYS must be set to listen on HOST={host} (not loopback)"
                 )
+            if env.get("REDIS_URL", "").strip():
+                # Keyless, each process draws its own random owner key: replicas sharing a store
+                # would give one Idempotency-Key two sessions and could not read each other's.
+                raise SettingsError("DISPATCHER_API_KEYS must be set with REDIS_URL: without keys each replica "
+                                    "owns its sessions alone (docs/configuration.md)")
         return cls(
             host=host,
             port=int_setting(env, "PORT", cls.port, minimum=0, maximum=65535),

@@ -26,6 +26,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
@@ -148,6 +149,10 @@ def connect(settings: StoreSettings, *, decode_responses: bool, max_connections:
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=30,
             decode_responses=decode_responses,
+            # Nothing but HELLO as a connection signs in: no CLIENT SETINFO, no CLIENT MAINT_NOTIFICATIONS
+            # (Redis Enterprise's): the stack's store user may run only what the dispatcher needs.
+            driver_info=None,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
             **_credentials(settings),
         )
     )

@@ -1,10 +1,12 @@
-"""A phone call's frames between two replicas, over per-call pub/sub channels in the store.
+"""A phone call's frames between two replicas, over each replica's media channel in the store.
 
-`media:<replica>:<session id>` carries what replica `<replica>` is to receive for the call
-`<session id>`: the carrier's frames towards the replica holding the bot's media socket, the bot's
-frames back. Each replica subscribes once, on its first relayed call, to the pattern of its own
-calls' channels (`media:<its id>:*`), on one connection of a client of its own that does not
-decode (audio stays bytes). A message is one kind byte and its payload:
+`media:<replica>` carries what replica `<replica>` is to receive for its relayed calls: the
+carrier's frames towards the replica holding the bot's media socket, the bot's frames back. Each
+replica subscribes once, on its first relayed call, to its own channel (a plain SUBSCRIBE: an ACL
+user cannot be granted a PSUBSCRIBE pattern that holds a replica id, since Valkey compares a
+pattern literally with the user's channel rules), on one connection of a client of its own that
+does not decode (audio stays bytes). A message names its call, then carries one kind byte and its
+payload: `<n><session id, n bytes><kind><payload>`, with the kinds
 
     T  a text frame (UTF-8)         H  hello: the sender's replica id (the bot's side has the socket)
     B  a binary frame               E  end: the reason (that side hung up)
@@ -156,8 +158,8 @@ class MediaBus:
         self._listening: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
-    def channel(self, replica_id: str, session_id: str) -> str:
-        return self._store.key("media", replica_id, session_id)
+    def channel(self, replica_id: str) -> str:
+        return self._store.key("media", replica_id)
 
     def _client(self) -> Redis:
         if self._redis is None:
@@ -195,26 +197,26 @@ class MediaBus:
         if self._publisher is None:
             self._publisher = Publisher(self._client(), self._store.settings.timeout_seconds)
             self._published_since = self._subscriptions
-        return await self._publisher.publish(self.channel(replica_id, session_id), data)
+        return await self._publisher.publish(self.channel(replica_id), _addressed(session_id, data))
 
     async def _listen(self) -> None:
-        prefix = self.channel(self.replica_id, "")
-        pattern = _glob_escape(prefix) + "*"
+        channel = self.channel(self.replica_id)
         await listen_forever(lambda: self._client().pubsub(ignore_subscribe_messages=True),
-                             lambda pubsub: self._subscribe(pubsub, pattern),
-                             lambda message: self._received(message, len(prefix)), self._subscribed, "call media")
+                             lambda pubsub: self._subscribe(pubsub, channel),
+                             self._received, self._subscribed, "call media")
 
-    async def _subscribe(self, pubsub: PubSub, pattern: str) -> None:
-        await pubsub.psubscribe(pattern)
+    async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
+        await pubsub.subscribe(channel)
         self._subscriptions += 1
 
-    def _received(self, message: dict[str, Any], prefix_length: int) -> None:
-        channel, data = message.get("channel"), message.get("data")
-        if not isinstance(channel, bytes) or not isinstance(data, bytes) or not data:
+    def _received(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if not isinstance(data, bytes) or not data:
             return
-        line = self._lines.get(channel[prefix_length:].decode(errors="replace"))
-        if line is not None:  # a call that ended here already: its stragglers are dropped
-            line.deliver(data)
+        end = 1 + data[0]
+        line = self._lines.get(data[1:end].decode(errors="replace"))
+        if line is not None and len(data) > end:  # a call that ended here already: its stragglers are dropped
+            line.deliver(data[end:])
 
     async def aclose(self) -> None:
         for line in list(self._lines.values()):
@@ -229,5 +231,9 @@ class MediaBus:
             await self._redis.aclose()
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+def _addressed(session_id: str, data: bytes) -> bytes:
+    """The message for `session_id`'s line at the receiving replica: its id, then `data`."""
+    name = session_id.encode()
+    if len(name) > 255:
+        raise ValueError("a session id longer than 255 bytes cannot name a call's frames")
+    return bytes([len(name)]) + name + data

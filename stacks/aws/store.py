@@ -5,8 +5,11 @@ in the dispatcher's tasks on Valkey's ports and nothing else (bots cannot reach 
 their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS only) and at rest.
 Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
 secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
-dispatcher's keys and channels (`{voicefleet}:*`) and no dangerous command; the `default` user
-every user group must hold is switched off. Usage limits bound the bill (1 GB, 5000 ECPU/s).
+commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/aws/store_access.py);
+the `default` user every user group must hold is switched off. The user may hold two passwords: the
+stack's and, while a rotation deploys, the one it replaces (docs/pulumi.md). Usage limits bound the
+bill: 1 GB, and ECPUs for every session to be a phone call relayed through the store
+(stacks/config/store_capacity.py).
 
 The rules that let the dispatcher in are made by `allow_from`, after the dispatcher exists: the
 dispatcher's task definition needs the store's endpoint first (docs/replicas.md).
@@ -21,16 +24,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from stacks.aws.store_access import ACCESS
+
 ENGINE = "valkey"
 MAJOR_VERSION = "8"
 PORTS = (6379, 6380)  # the endpoint and the reader endpoint (ElastiCache Serverless)
 USER = "voicefleet"
-KEY_PATTERN = "{voicefleet}:*"  # dispatcher/store/client.py DEFAULT_PREFIX, its hash tag included
-# Keys and channels under the prefix; reads, writes, pub/sub and scripts; nothing that could read
-# or wipe the whole store (KEYS, FLUSHALL, CONFIG… are in @dangerous).
-ACCESS = f"on ~{KEY_PATTERN} &{KEY_PATTERN} -@all +@read +@write +@pubsub +@scripting +@connection -@dangerous"
 DATA_LIMIT_GB = 1
-ECPU_LIMIT = 5000
 # ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
 # starting with a letter, no two hyphens in a row, not ending with one.
 NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
@@ -47,6 +47,9 @@ class CoordinationStoreArgs:
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # two or more zones: the endpoint is in each
     password: pulumi.Input[str]  # secret
     protect: bool
+    ecpu_per_second: int  # the usage limit (stacks/config/store_capacity.py)
+    # secret: the password `password` replaces, accepted as well until the rotation's second `up`
+    previous_password: pulumi.Input[str] | None = None
 
 
 class CoordinationStore(pulumi.ComponentResource):
@@ -69,9 +72,11 @@ class CoordinationStore(pulumi.ComponentResource):
         default = aws.elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
                                        engine=ENGINE, access_string="off -@all",
                                        authentication_mode={"type": "no-password-required"}, opts=child)
+        # ElastiCache takes at most two passwords: the new one, and the old one old tasks still use.
+        passwords = [args.password] if args.previous_password is None else [args.password, args.previous_password]
         user = aws.elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
                                     access_string=ACCESS,
-                                    authentication_mode={"type": "password", "passwords": [args.password]},
+                                    authentication_mode={"type": "password", "passwords": passwords},
                                     opts=child)
         users = aws.elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,
                                           user_ids=[default.user_id, user.user_id], opts=child)
@@ -85,7 +90,7 @@ class CoordinationStore(pulumi.ComponentResource):
             security_group_ids=[group.id],
             user_group_id=users.user_group_id,
             cache_usage_limits={"data_storage": {"maximum": DATA_LIMIT_GB, "unit": "GB"},
-                                "ecpu_per_seconds": [{"maximum": ECPU_LIMIT}]},
+                                "ecpu_per_seconds": [{"maximum": args.ecpu_per_second}]},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         endpoint = cache.endpoints.apply(lambda found: found[0] if found else None)

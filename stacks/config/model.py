@@ -27,6 +27,8 @@ class Secrets:
     bot_channel_token: pulumi.Output[str] | None = None
     # storePassword (stacks/config/store.py): the coordination store's, when replicas share one.
     store_password: pulumi.Output[str] | None = None
+    # storePreviousPassword: the one it replaces, still accepted while a rotation deploys.
+    store_previous_password: pulumi.Output[str] | None = None
     # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
@@ -41,6 +43,7 @@ class AwsSettings:
     dispatcher_cpu: int
     dispatcher_count: int
     store: bool  # several replicas: they share a coordination store (stacks/aws/store.py)
+    store_ecpu_per_second: int  # its ECPU ceiling (stacks/config/store_capacity.py); 0 without a store
     capacity_providers: str
     alb_idle_timeout_seconds: int
     keep_alive_seconds: int

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherCpu": 256,
     "dispatcherMemory": 512,
     "dispatcherCount": 1,
+    "storeEcpuPerSecond": 0,  # 0 = sized from maxConcurrentSessions (stacks/config/store_capacity.py)
     "ecsCapacityProviders": "FARGATE",
     "albIdleTimeoutSeconds": 60,
     "keepAliveSeconds": 65,

@@ -83,6 +83,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot=bot_settings.secrets(cfg, BOT_SECRET_KEYS),
         bot_channel_token=channel_settings.token(cfg),
         store_password=store_settings.password(cfg),
+        store_previous_password=store_settings.previous_password(cfg),
         phone=phone_settings.secrets(cfg),
     )
     extra_tags = cfg.config.get_object("tags") or {}
@@ -192,6 +193,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         dispatcher_cpu=dispatcher_cpu,
         dispatcher_count=count,
         store=store,
+        store_ecpu_per_second=store_settings.ecpu_per_second(cfg, settings.max_concurrent_sessions) if store else 0,
         capacity_providers=providers,
         alb_idle_timeout_seconds=idle,
         keep_alive_seconds=keep_alive,

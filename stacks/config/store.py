@@ -6,6 +6,11 @@ land on any replica behind the load balancer, and a keyed start launches once. O
 ElastiCache Serverless for Valkey (stacks/aws/store.py) with an RBAC user whose password is the
 stack's secret `storePassword`, generated once by the stack owner like `botChannelToken` (the
 providers the program has offer no stable random resource). One replica: no store, as before.
+
+Rotating the password without locking out the tasks still running: `storePreviousPassword` keeps
+the old one valid beside the new (ElastiCache holds two per user) through the deploy that rolls the
+tasks over, and goes once they are gone (docs/pulumi.md). The store's ECPU ceiling follows the
+sessions the stack admits (`storeEcpuPerSecond`, stacks/config/store_capacity.py).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
+from stacks.config import store_capacity
 from stacks.config.limits import ELASTICACHE_PASSWORD, valid_store_password
 from stacks.config.reader import Reader
 
@@ -21,27 +27,64 @@ if TYPE_CHECKING:
     from stacks.config.model import Settings
 
 PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
+PREVIOUS_PASSWORD_KEY = "storePreviousPassword"  # noqa: S105 - a config key, not a secret
+ECPU_KEY = "storeEcpuPerSecond"
 PASSWORD_VARIABLE = "REDIS_PASSWORD"  # noqa: S105 - the dispatcher's variable, not a secret
 URL_VARIABLE = "REDIS_URL"
 STORE_SECRETS: tuple[str, ...] = (PASSWORD_VARIABLE,)
 
 
 def password(cfg: Reader) -> pulumi.Output[str] | None:
-    return cfg.secret(PASSWORD_KEY, required=False, check=lambda text: _check(cfg, text))
+    return cfg.secret(PASSWORD_KEY, required=False, check=lambda text: _check(cfg, PASSWORD_KEY, text))
 
 
-def _check(cfg: Reader, text: str) -> None:
+def previous_password(cfg: Reader) -> pulumi.Output[str] | None:
+    """The password a rotation replaces, valid beside the new one until it is unset again."""
+    previous = cfg.secret(PREVIOUS_PASSWORD_KEY, required=False,
+                          check=lambda text: _check(cfg, PREVIOUS_PASSWORD_KEY, text))
+    current = cfg.config.get_secret(PASSWORD_KEY) if previous is not None else None  # checked by `password`
+    if previous is not None and current is not None:
+        pulumi.Output.all(current, previous).apply(lambda both: _differ(cfg, both[0], both[1]))
+    return previous
+
+
+def _check(cfg: Reader, key: str, text: str) -> None:
     # Checked when the value is known (it is an Output): ElastiCache would refuse it at `up`.
     if not valid_store_password(text):
         low, high = ELASTICACHE_PASSWORD
-        raise cfg.fail(PASSWORD_KEY, f"must be {low}-{high} printable characters without spaces, "
-                                     "'\"', '/' or '@' (ElastiCache's rule); generate one with "
-                                     "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        raise cfg.fail(key, f"must be {low}-{high} printable characters without spaces, "
+                            "'\"', '/' or '@' (ElastiCache's rule); generate one with "
+                            "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def _differ(cfg: Reader, current: str, previous: str) -> None:
+    if current == previous:
+        raise cfg.fail(PREVIOUS_PASSWORD_KEY, f"is the same as {PASSWORD_KEY}: set {PASSWORD_KEY} to the new "
+                                              "password and this key to the one it replaces (docs/pulumi.md)")
+
+
+def ecpu_per_second(cfg: Reader, sessions: int) -> int:
+    """The store's ECPU ceiling: `storeEcpuPerSecond`, or (0) sized for `sessions` relayed calls;
+    refused below that, where relayed phone calls would be throttled before the stack is full."""
+    needed = store_capacity.needed(sessions)
+    value = cfg.integer(ECPU_KEY, minimum=0, maximum=store_capacity.MAX_ECPU)
+    if value == 0:
+        return needed
+    if value < needed:
+        calls = store_capacity.relayed_calls(value)
+        raise cfg.fail(ECPU_KEY, f"must be at least {needed} for maxConcurrentSessions={sessions} phone calls "
+                                 f"relayed through the store ({store_capacity.BASE_ECPU} + "
+                                 f"{store_capacity.ECPU_PER_RELAYED_CALL} per session; docs/replicas.md), or 0 to "
+                                 f"size it so (got {value}: room for {calls})")
+    return value
 
 
 def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: int) -> bool:
     """True when the stack needs a store (more than one replica); then its password must be set."""
     if replicas <= 1:
+        if settings.secrets.store_previous_password is not None:
+            raise cfg.fail(PREVIOUS_PASSWORD_KEY, f"is set but {key}={replicas} has no coordination store: "
+                                                  f"pulumi config rm {PREVIOUS_PASSWORD_KEY}")
         return False
     if settings.secrets.store_password is None:
         raise cfg.fail(PASSWORD_KEY, f"is required with {key}={replicas}: several dispatcher replicas share a "

@@ -79,7 +79,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 
     for name in list(os.environ):
         if name.startswith(("MACHINES", "HOST", "PORT", "DISPATCHER_", "DAILY_", "FLY_", "GCE_", "ECS_", "AWS_",
-                            "LOG_LEVEL", "DEEPGRAM_", "OPENAI_", "CARTESIA_", "BOT_FILE", "BOT_PYTHON")):
+                            "LOG_LEVEL", "REDIS_", "DEEPGRAM_", "OPENAI_", "CARTESIA_", "BOT_FILE", "BOT_PYTHON")):
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -101,6 +101,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
          "ECS_SUBNETS, ECS_SECURITY_GROUPS (not set)"),
         ({"MACHINES": "ecs", "DISPATCHER_API_KEYS": "k"}, "needs AWS_REGION, ECS_CLUSTER"),
         ({"BOT_FILE": "/nowhere/bot.py"}, "BOT_FILE='/nowhere/bot.py' is not a file"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "DISPATCHER_API_KEYS must be set with REDIS_URL"),
     ],
 )
 def test_every_configuration_problem_of_a_mode_is_named_at_once_in_one_line(monkeypatch, capsys, env, message):

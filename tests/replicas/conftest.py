@@ -72,7 +72,7 @@ class Fleet:
 
 def replica_env(store: RedisServer, mark: str, name: str, **extra: str) -> dict[str, str]:
     return {
-        "REDIS_URL": store.url,
+        **store.env,  # the AWS stack's store user and its access string (tests/support/redis_server.py)
         "REPLICA_ID": name,
         "REDIS_LEASE_SECONDS": LEASE_SECONDS,
         "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),

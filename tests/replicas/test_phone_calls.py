@@ -27,7 +27,8 @@ from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import metric, phone_env, speech_8k, wait_active_sessions
 from tests.support.audio import rms
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_server import CommandLog, RedisServer, redis_server
+from tests.support.store_commands import dispatcher_commands
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports, real audio: seconds per call
@@ -45,9 +46,10 @@ class Pair:
     a: DispatcherProcess  # takes the carrier's calls and launches their bots
     b: DispatcherProcess  # where those bots dial their channel and media
     media: Path  # what each bot was handed in `media.attach`, and the hold/release knobs
+    commands: CommandLog  # what the store ran since before the replicas started
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.store.url, decode_responses=True)
+        return self.store.admin()
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +59,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     media.mkdir()
     with ExitStack() as stack:
         store = stack.enter_context(redis_server(root))
+        commands = store.record()
+        stack.callback(commands.close)
         common = {
             **phone_env(root),
-            "REDIS_URL": store.url,
+            **store.env,  # signed in as the AWS stack's store user, with its access string
             "REDIS_LEASE_SECONDS": "3",
             "BOT_CHANNEL_TOKEN": "phone-replicas-deployment-secret-0123456789",
             "DISPATCHER_API_KEYS": API_KEY,
@@ -78,7 +82,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             "PHONE_BOT_CHANNEL_URL": b.base_url.replace("http://", "ws://") + CHANNEL_PATH,
             "PHONE_MEDIA_DIR": str(media),
         }))
-        yield Pair(store, a, b, media)
+        yield Pair(store, a, b, media, commands)
 
 
 async def place_call(
@@ -179,6 +183,21 @@ async def test_a_call_whose_bot_dials_the_calls_own_replica_goes_socket_to_socke
         await until(lambda: _metric_is(api, DIRECT, direct_before + 1), "the direct call counted")
         assert await metric(api, RELAYED) == 0
     assert f"phone call {session_id}: bot media relayed" not in pair.a.log() + pair.b.log()
+
+
+async def test_a_relayed_call_runs_no_store_command_the_code_reading_did_not_find(pair: Pair) -> None:
+    """The store's side of the traffic (MONITOR), against tests/support/store_commands.py's reading
+    of the code: a command it missed would be missing from the stack's access string too."""
+    async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
+        call, session_id = await place_call(api, {})
+        await call.bot_audio(0.1, timeout=120)
+        assert_bot_at_b(pair, session_id)
+        await call.hang_up()
+        assert await wait_active_sessions(api, 0, timeout=60) == 0
+    ran = pair.commands.commands()
+    assert {"publish", "subscribe", "evalsha", "hset"} <= ran  # the frames' hop, the call's record (a script)
+    assert ran <= set(dispatcher_commands()), sorted(ran - set(dispatcher_commands()))
+    assert not pair.store.refused()
 
 
 async def test_the_bots_replica_dying_mid_call_ends_the_call_at_the_carriers_replica(pair: Pair) -> None:

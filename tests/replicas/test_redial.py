@@ -41,7 +41,7 @@ DEADLINE = 60.0  # generous: a machine shared with other test runs
 
 
 def env(fly: FakeFly, store: RedisServer, name: str, channel_url: str, **extra: str) -> dict[str, str]:
-    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, "REDIS_URL": store.url, "REPLICA_ID": name,
+    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, **store.env, "REPLICA_ID": name,
             "REDIS_LEASE_SECONDS": "3", "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "d" * 40,
             "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=udp",
             "TURN_SHARED_SECRET": "t" * 32, "MAX_SESSION_SECONDS": "600", "SHUTDOWN_GRACE_SECONDS": "20",
@@ -75,7 +75,7 @@ def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[tup
             if n == 0:  # every bot's channel goes to r-0 first, from r-0's first reserve bot on: a bot
                 # that waited at the balancer while the other replicas started would give up its dial
                 balancer.route_to(port_of(replicas[0]))
-        client = redis.Redis.from_url(store.url, decode_responses=True)
+        client = store.admin()
         stack.callback(client.close)
         yield replicas, balancer, bots, client
 

@@ -30,7 +30,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def env(fly: FakeFly, daily: FakeDaily, store: RedisServer, name: str) -> dict[str, str]:
-    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, **daily.env, "REDIS_URL": store.url,
+    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, **daily.env, **store.env,
             "REPLICA_ID": name, "REDIS_LEASE_SECONDS": LEASE_SECONDS, "MAX_SESSION_SECONDS": "60",
             "REAPER_INTERVAL_SECONDS": "0.2", "REAPER_GRACE_SECONDS": "0", "SHUTDOWN_GRACE_SECONDS": "20",
             "LOG_LEVEL": "warning", "FLY_LIST_RATE": "100", "FLY_LIST_BURST": "100"}

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.replicas.conftest import Fleet, delete, post, start_fleet
 from tests.support.redis_server import RedisServer
@@ -43,7 +42,7 @@ def test_a_burst_past_the_reserves_gives_every_session_its_own_bot(tmp_path: Pat
             bots[session_id] = pid
         assert len(set(bots.values())) == 15, "a bot serves two sessions"
         # The store's claim records: each claimed idle bot names one session, each session one bot.
-        client = redis.Redis(port=store.port, decode_responses=True)
+        client = store.admin()
         claims = {key: client.get(key) for key in client.scan_iter(match="{voicefleet}:claim:*")}
         assert claims, "no start was warm"
         assert len(set(claims.values())) == len(claims) and set(claims.values()) <= set(sessions)

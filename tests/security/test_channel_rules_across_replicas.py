@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from botchannel.contract import CHANNEL_PATH, Hello
 from dispatcher.app import create_app
@@ -48,7 +47,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Replica, Replica, RedisSer
             replicas = []
             for name in ("r-a", "r-b"):
                 app = create_app(Settings(bot_channel_token=SECRET),
-                                 env={"REDIS_URL": store.url, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0"}, rooms=None)
+                                 env={**store.env, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0"}, rooms=None)
                 served = await running.enter_async_context(in_process(app))
                 await app.state.voicefleet.replication.start()  # the app's lifespan does this; `serving` runs none
                 replicas.append(Replica(app, f"ws://127.0.0.1:{served.port}{CHANNEL_PATH}"))
@@ -123,7 +122,7 @@ async def test_a_reserve_bot_whose_claim_failed_is_bound_to_that_session_at_no_r
 async def test_the_records_live_no_longer_than_the_credential(pair) -> None:  # noqa: ANN001
     a, _, store = pair
     ws, _ = await claimed(a, "rsv-5", "s-5")
-    client = redis.Redis.from_url(store.url, decode_responses=True)
+    client = store.admin()
     try:
         for record in ("admitted", "claim"):
             keys = client.keys(f"*{record}:rsv-5")

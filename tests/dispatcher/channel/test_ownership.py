@@ -16,7 +16,7 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.channel.ownership import Ownership
 from dispatcher.channel.remote import StoreRemote
-from dispatcher.store.client import StoreSettings
+from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.support.redis_server import RedisServer, redis_server
 
@@ -55,7 +55,8 @@ class BotSocket:
 
 class Replica:
     def __init__(self, server: RedisServer, name: str, prefix: str) -> None:
-        self.coordination = RedisCoordination(StoreSettings(url=server.url, replica_id=name, prefix=prefix,
+        self.coordination = RedisCoordination(StoreSettings(url=server.url, password=server.password, replica_id=name,
+                                                       prefix=prefix,
                                                        timeout_seconds=5.0, lease_seconds=3.0))
         self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims)
         self.ownership = Ownership(self.channels, self.coordination)
@@ -74,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def pair(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Replica, Replica]]:
-    prefix = f"{{{request.node.name[:24]}}}:"
+    prefix = f"{DEFAULT_PREFIX}{request.node.name[:24]}:"  # the stack user's keys
     a, b = Replica(server, "r-a", prefix), Replica(server, "r-b", prefix)
     await a.start()
     await b.start()

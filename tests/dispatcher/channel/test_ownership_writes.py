@@ -15,7 +15,7 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.channel.ownership import Ownership
 from dispatcher.errors import ApiError
-from dispatcher.store.client import StoreSettings
+from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.channel.test_ownership import TOKEN, BotSocket, server  # noqa: F401 (a fixture)
 from tests.support.redis_server import RedisServer
@@ -30,7 +30,8 @@ def session_grant(session_id: str) -> BotGrant:
 
 class Replica:
     def __init__(self, redis: RedisServer, prefix: str) -> None:
-        self.coordination = RedisCoordination(StoreSettings(url=redis.url, replica_id="r-a", prefix=prefix,
+        self.coordination = RedisCoordination(StoreSettings(url=redis.url, password=redis.password, replica_id="r-a",
+                                                       prefix=prefix,
                                                        timeout_seconds=5.0, lease_seconds=60.0))
         self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims)
         self.ownership = Ownership(self.channels, self.coordination)
@@ -41,7 +42,7 @@ class Replica:
 
 @pytest.fixture
 async def replica(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[Replica]:  # noqa: F811
-    one = Replica(server, f"{{{request.node.name[:24]}}}:")
+    one = Replica(server, f"{DEFAULT_PREFIX}{request.node.name[:24]}:")  # the stack user's keys
     await one.coordination.start(one.ownership.answer, held=one.ownership.held)
     await asyncio.sleep(0)  # the heartbeat's first beat is under way; records below are the events'
     await one.ownership.settled()
@@ -95,11 +96,11 @@ async def test_an_unbound_claim_releases_the_record_at_once(replica: Replica) ->
     await serving
 
 
-async def test_closing_waits_for_the_owner_writes_a_slow_store_holds(replica: Replica) -> None:
+async def test_closing_waits_for_the_owner_writes_a_slow_store_holds(replica: Replica, server: RedisServer) -> None:  # noqa: F811
     """A replica shutting down records what its bots did before it lets the store go."""
     bot = BotSocket("r-a", "s8")
-    store = replica.coordination.store
-    await store.redis.execute_command("CLIENT", "PAUSE", 1000, "WRITE")  # writes wait 1 s; reads go on
+    with server.admin() as admin:
+        admin.execute_command("CLIENT", "PAUSE", 1000, "WRITE")  # writes wait 1 s; reads go on
     serving = asyncio.create_task(replica.channels.serve(bot, session_grant("s8")))
     assert await replica.channels.wait_link("s8", WAIT) is not None
     assert await replica.owner("s8") is None  # control: the write is held by the store

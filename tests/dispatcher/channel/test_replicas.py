@@ -75,7 +75,7 @@ async def replicas(monkeypatch, tmp_path):
     with redis_server(tmp_path) as store:
         for name in ("r-a", "r-b"):
             env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
-                   "REDIS_URL": store.url, "REPLICA_ID": name, "REDIS_LEASE_SECONDS": "3"}
+                   **store.env, "REPLICA_ID": name, "REDIS_LEASE_SECONDS": "3"}
             app = create_app(Settings(bot_channel_token=TOKEN, max_concurrent_sessions=50), env=env,
                              machines=SharedRecord(everyone), rooms=None)
             apps.append(app)

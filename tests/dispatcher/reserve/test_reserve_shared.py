@@ -19,7 +19,7 @@ from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.claims import BotClaims
-from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
 from dispatcher.store.forgiving import ForgivingClaims
 from dispatcher.store.local import LocalClaims
 from tests.support.redis_server import RedisServer, redis_server
@@ -74,8 +74,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def stores(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, Store]]:
-    prefix = f"{{{request.node.name[:20]}}}:"
-    pair = tuple(Store(StoreSettings(url=server.url, replica_id=f"r-{n}", prefix=prefix, timeout_seconds=5.0))
+    prefix = f"{DEFAULT_PREFIX}{request.node.name[:20]}:"  # the stack user's keys
+    pair = tuple(Store(StoreSettings(url=server.url, password=server.password, replica_id=f"r-{n}", prefix=prefix,
+                                     timeout_seconds=5.0))
                  for n in range(2))
     yield pair  # type: ignore[misc]
     for store in pair:

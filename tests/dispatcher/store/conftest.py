@@ -1,4 +1,8 @@
-"""A real redis-server per test module (tests/support/redis_server.py), each test's keys apart."""
+"""A real redis-server per test module (tests/support/redis_server.py), each test's keys apart.
+
+The replicas sign in as the AWS stack's store user, with its access string: each test's keys sit
+under the dispatcher's own prefix (`{voicefleet}:t-<random>:`), which is all that user may touch.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
-from dispatcher.store.client import Store, StoreSettings
+from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.support.redis_server import RedisServer, redis_server
 
@@ -22,12 +27,21 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 def settings_for(server: RedisServer, replica_id: str, prefix: str, **overrides: object) -> StoreSettings:
     # A generous timeout: the test machine may be busy, and a timeout here is a test failing by load.
     overrides = {"timeout_seconds": 5.0, **overrides}
-    return StoreSettings(url=server.url, replica_id=replica_id, prefix=prefix, **overrides)  # type: ignore[arg-type]
+    return StoreSettings(url=server.url, password=server.password, replica_id=replica_id, prefix=prefix,
+                         **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def prefix() -> str:
-    return f"{{t-{secrets.token_hex(4)}}}:"
+    return f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
+
+
+@pytest.fixture
+async def admin(redis: RedisServer) -> AsyncIterator[Redis]:
+    """The test's own view of the store, beyond what the dispatcher's user may do."""
+    client = Redis.from_url(redis.admin_url, decode_responses=True)
+    yield client
+    await client.aclose()
 
 
 LEASE_SECONDS = 60.0

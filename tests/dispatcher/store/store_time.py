@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.asyncio import Redis
+
 from dispatcher.store.client import Store
 
 _ADVANCE = """
@@ -28,11 +30,12 @@ return 0
 """
 
 
-async def advance(store: Store, seconds: float) -> None:
-    """The store's clock moves `seconds` on for this test's keys (those under its prefix)."""
-    keys = [key async for key in store.redis.scan_iter(match=f"{store.key('*')}")]
+async def advance(admin: Redis, store: Store, seconds: float) -> None:
+    """The store's clock moves `seconds` on for this test's keys (those under `store`'s prefix);
+    `admin` does it, since the replicas' own user may not (conftest.py `admin`)."""
+    keys = [key async for key in admin.scan_iter(match=f"{store.key('*')}")]
     if keys:
-        await store.redis.eval(_ADVANCE, len(keys), *keys, int(seconds * 1000))
+        await admin.eval(_ADVANCE, len(keys), *keys, int(seconds * 1000))
 
 
 class Sleeps:
@@ -50,9 +53,9 @@ class Sleeps:
         """The next sleeper (how long it asked to sleep, and what wakes it), once one sleeps."""
         return await asyncio.wait_for(self._sleepers.get(), 30)  # a bound on a hang, not a timing
 
-    async def pass_time(self, store: Store) -> float:
+    async def pass_time(self, admin: Redis, store: Store) -> float:
         """The next sleeper's sleep happens: the store's clock moves on by it, then it wakes."""
         seconds, woken = await self.next()
-        await advance(store, seconds)
+        await advance(admin, store, seconds)
         woken.set_result(None)
         return seconds

@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from redis.exceptions import RedisError
 from starlette.types import Message
 
 from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
 from dispatcher.store.call_media import secret_digest
-from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
@@ -148,11 +148,13 @@ async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: P
             await to_bot.send(frame({"text": "lost"}))
             assert (await to_bot.receive())["type"] == "websocket.disconnect"
             server.start()  # same port: both replicas' subscriptions and the publisher connect again
-            for _ in range(600):  # the fresh server counts the call-channel patterns subscribed since
-                with contextlib.suppress(StoreUnavailable):
-                    if await a.store.call(a.store.redis.pubsub_numpat) == 2:
-                        break
-                await asyncio.sleep(0.05)
+            media_channels = [a.media.channel(name) for name in ("r-a", "r-b")]
+            with server.admin() as admin:
+                for _ in range(600):  # the fresh server counts the replicas' media channels subscribed since
+                    with contextlib.suppress(RedisError):
+                        if all(n == 1 for _, n in admin.pubsub_numsub(*media_channels)):
+                            break
+                    await asyncio.sleep(0.05)
             to_bot, to_carrier = await connected(a, b, "s2")
             await to_bot.send(frame({"bytes": b"\x00back"}))
             assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}

@@ -94,21 +94,13 @@ async def test_launches_across_replicas_never_pass_the_cap_between_counts(redis,
         await s.aclose()
 
 
-async def test_a_password_from_redis_password_signs_in_and_a_wrong_one_is_refused(tmp_path):
-    from tests.support.redis_server import RedisServer
-
-    server = RedisServer(tmp_path)
-    server.extra_args = ["--requirepass", "s3cret-store-password"]
-    server.start()
-    try:
-        right = Store(StoreSettings.from_env({"REDIS_URL": server.url, "REDIS_PASSWORD": "s3cret-store-password"}))
-        wrong = Store(StoreSettings.from_env({"REDIS_URL": server.url, "REDIS_PASSWORD": "nope"}))
-        assert await right.ping()
-        assert not await wrong.ping()
-        await right.aclose()
-        await wrong.aclose()
-    finally:
-        server.stop()
+async def test_a_password_from_redis_password_signs_in_and_a_wrong_one_is_refused(redis):
+    right = Store(StoreSettings.from_env(redis.env))  # the user in REDIS_URL, as the AWS stack sets it
+    wrong = Store(StoreSettings.from_env({**redis.env, "REDIS_PASSWORD": "nope-not-the-password"}))
+    assert await right.ping()
+    assert not await wrong.ping()
+    await right.aclose()
+    await wrong.aclose()
 
 
 def test_store_settings_read_auth_and_the_ca_and_refuse_nonsense():

@@ -60,12 +60,12 @@ async def test_asking_a_replica_nobody_listens_for_answers_none_at_once(replica_
     assert await b.relay.ask("r-gone", "s1", "webrtc.offer", {}, timeout=10) is None
 
 
-async def test_owner_records_are_renewed_by_the_heartbeat_and_run_out_without_it(replica_pair):
+async def test_owner_records_are_renewed_by_the_heartbeat_and_run_out_without_it(replica_pair, admin):
     a, b = await started(replica_pair, {"s1": "bot-1"}, {})
     await a.owner_records.claim("s1")
     await a.owner_records.claim("s2")  # its bot left this replica: no longer held, not renewed
     for _ in range(4):  # a heartbeat every third of a lease: 4 of them outlast the first lease
-        await advance(a.store, LEASE_SECONDS / 3)
+        await advance(admin, a.store, LEASE_SECONDS / 3)
         await a.beat()
     assert await b.owner_records.owner_of("s1") == "r-a"
     assert await b.owner_records.owner_of("s2") is None

@@ -45,20 +45,20 @@ async def test_a_waiting_start_gives_up_with_start_busy_after_its_wait(replica_p
         pass
 
 
-async def test_a_holder_keeps_its_lease_past_the_lease_time_while_it_launches(replica_pair):
+async def test_a_holder_keeps_its_lease_past_the_lease_time_while_it_launches(replica_pair, admin):
     a, b = replica_pair
     sleeps = Sleeps()
     starts = StartLeases(a.store, Leases(a.store), sleep=sleeps)
     async with starts.held("s", wait_seconds=1):
         slept = 0.0
         while slept <= 2 * LEASE_SECONDS:  # a slow provider call: two leases' time, renewed as it goes
-            slept += await sleeps.pass_time(a.store)
+            slept += await sleeps.pass_time(admin, a.store)
         with pytest.raises(StartBusy):
             async with b.starts.held("s", wait_seconds=0.05):
                 pass
 
 
-async def test_a_dead_holders_lease_runs_out_and_the_waiter_goes_on(replica_pair):
+async def test_a_dead_holders_lease_runs_out_and_the_waiter_goes_on(replica_pair, admin):
     a, b = replica_pair
     token = "r-dead:0"
     key = a.store.key("start", "s")
@@ -75,7 +75,7 @@ async def test_a_dead_holders_lease_runs_out_and_the_waiter_goes_on(replica_pair
     tries = 0
     while await a.store.redis.get(key) == token:  # the dead lease lasts: the waiter tries again and again
         assert not waiting.done()
-        await sleeps.pass_time(b.store)  # …until the store's clock has moved past its end
+        await sleeps.pass_time(admin, b.store)  # …until the store's clock has moved past its end
         tries += 1
     assert tries > 1
     assert await waiting not in (None, token)  # it ran out, and the waiter went on with its own

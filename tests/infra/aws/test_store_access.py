@@ -1,0 +1,173 @@
+"""The AWS store user's access string (stacks/aws/store_access.py): exactly the commands the
+dispatcher's code sends, on its keys and channels, within ElastiCache's rules.
+
+The commands come from the code (tests/support/store_commands.py), never from a list typed here:
+a command the code starts sending fails the first test until the access string grants it, and one
+it stops sending fails it until the grant goes. A real redis-server then says what the string
+allows, command by command, and that it allows nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings, connect
+from stacks.aws.store import USER
+from stacks.aws.store_access import ACCESS, CHANNEL_PATTERN, COMMANDS, KEY_PATTERN, PREFIX, elasticache_problems
+from tests.support.redis_server import RedisServer, redis_server
+from tests.support.store_commands import UnreadableCommand, commands_in, dispatcher_commands
+
+SIGN_IN = frozenset({"hello"})  # a user may always sign in: no grant (the server test below shows it)
+KEY = f"{PREFIX}owner:s-1"
+CHANNEL = f"{PREFIX}media:r-1"
+NUMKEYS = {"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"}
+PUBSUB = {"publish", "subscribe", "psubscribe", "ssubscribe", "spublish"}
+
+
+def test_the_access_string_grants_exactly_the_commands_the_dispatchers_code_sends() -> None:
+    sent = dispatcher_commands()
+    assert {"time", "publish", "subscribe", "evalsha", "zremrangebyscore"} <= set(sent)  # the reading reads
+    needed = set(sent) - SIGN_IN
+    missing, unused = needed - set(COMMANDS), set(COMMANDS) - needed
+    assert not missing, f"sent by the code, refused by the access string: { {c: sorted(sent[c]) for c in missing} }"
+    assert not unused, f"granted, and the code sends none of them: {sorted(unused)}"
+
+
+@pytest.mark.parametrize(("source", "sent"), [
+    ("async def f(s):\n    await s._store.redis.hincrby('k', 'f', 1)", {"hincrby"}),
+    ("async def f(store):\n    await store.call(store.redis.time)", {"time"}),  # handed over, not called here
+    ("X = '''\nlocal t = redis.call('TIME')\nredis.pcall(\"XADD\", KEYS[1], '*', 'a', t[1])\n'''", {"time", "xadd"}),
+    ("def f(c, ch):\n    return c.pack_command('PUBLISH', ch, b'x')", {"publish"}),
+    ("async def f(pubsub):\n    await pubsub.psubscribe('p*')", {"psubscribe"}),
+    ("def f(self):\n    self._x = self._store.redis.register_script('return 1')", {"evalsha", "script|load"}),
+    ("async def f(self):\n    return [k async for k in self._store.redis.scan_iter(match='x*')]", {"scan"}),
+    ("async def f(self):\n    await self._client().pubsub().subscribe('c')", {"subscribe"}),
+])
+def test_a_command_is_found_wherever_and_however_the_code_sends_it(source: str, sent: set[str]) -> None:
+    assert set(commands_in(source, "new.py")) == sent
+
+
+@pytest.mark.parametrize("source", [
+    "X = \"redis.call(KEYS[2], 'x')\"",
+    "async def f(r, name):\n    await r.execute_command(name, 'k')",
+])
+def test_a_command_the_code_does_not_spell_out_is_an_error_not_a_gap(source: str) -> None:
+    with pytest.raises(UnreadableCommand):
+        commands_in(source, "new.py")
+
+
+def test_its_keys_and_channels_are_those_under_the_dispatchers_prefix() -> None:
+    assert PREFIX == DEFAULT_PREFIX == StoreSettings(url="redis://x").prefix
+    assert KEY_PATTERN == CHANNEL_PATTERN == DEFAULT_PREFIX + "*"
+
+
+def test_the_access_string_follows_elasticaches_rules() -> None:
+    assert elasticache_problems(ACCESS) == []
+
+
+@pytest.mark.parametrize(("access", "problem"), [
+    ("on ~{voicefleet}:* &{voicefleet}:* -@all +@read +@write +@pubsub +@scripting +@connection -@dangerous",
+     "channel pattern before 'resetchannels'"),
+    ("~k resetchannels -@all +get", "no 'on'"),
+    ("on >hunter2hunter2hunter2 ~k -@all +get", "passwords are set through the API"),
+    ("on nopass ~k -@all +get", "passwords are set through the API"),
+    ("reset on ~k -@all +get", "'reset'"),
+    ("on ~k -@all +config|get", "disables this command"),
+])
+def test_an_access_string_elasticache_would_refuse_is_refused(access: str, problem: str) -> None:
+    assert any(problem in found for found in elasticache_problems(access)), elasticache_problems(access)
+
+
+# --- what a real server makes of it ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(server: RedisServer) -> Iterator[redis.Redis]:
+    with server.admin() as client:
+        yield client
+
+
+def dryrun(admin: redis.Redis, user: str, command: str, arity: int) -> str:
+    """The server's verdict on `user` running `command` with arguments of the right count, every
+    one of them a key (or channel) under the dispatcher's prefix."""
+    words = command.split("|")
+    count = abs(arity) - len(words)
+    args = ["0" * 40, "1", KEY] if command in NUMKEYS else [CHANNEL if command in PUBSUB else KEY] * count
+    try:
+        return str(admin.execute_command("ACL", "DRYRUN", user, *words, *args))
+    except redis.ResponseError as exc:
+        return f"error: {exc}"
+
+
+def every_command(admin: redis.Redis) -> dict[str, int]:
+    """Every command the server knows, subcommands one by one (a container alone runs nothing)."""
+    found: dict[str, int] = {}
+    for name, info in admin.command().items():
+        subcommands = info.get("subcommands") or []
+        for sub in subcommands:
+            found[str(sub[0])] = int(sub[1])
+        if not subcommands:
+            found[name] = int(info["arity"])
+    return found
+
+
+async def test_a_dispatcher_connection_signs_in_with_hello_and_sends_nothing_else_of_its_own(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    """redis-py would also name itself (CLIENT SETINFO, which the access string does not grant) and
+    ask for maintenance notifications (CLIENT MAINT_NOTIFICATIONS, unknown to Valkey) on every
+    connection unless told not to (dispatcher/store/client.py `connect`)."""
+    errors = admin.info("errorstats")
+    log = server.record()
+    try:
+        client = connect(StoreSettings(url=server.url, password=server.password), decode_responses=True)
+        await client.get(KEY)
+        await client.aclose()
+        for _ in range(200):  # MONITOR reports a moment later
+            if "get" in log.commands():
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        log.close()
+    assert log.commands() == {"hello", "get"}
+    assert admin.info("errorstats") == errors  # nor anything the server does not know
+
+
+def test_the_stack_user_may_run_every_command_the_code_sends_on_its_keys_and_channels(admin: redis.Redis) -> None:
+    arity = every_command(admin)
+    verdicts = {command: dryrun(admin, USER, command, arity[command]) for command in dispatcher_commands()}
+    assert {c: v for c, v in verdicts.items() if v != "OK"} == {}
+
+
+@pytest.mark.parametrize("command", [("get", "other"), ("set", "other", "x"), ("publish", "other", "x"),
+                                     ("subscribe", "other"), ("publish", "{voicefleet}", "x")])
+def test_the_stack_user_is_refused_keys_and_channels_outside_the_prefix(admin: redis.Redis,
+                                                                         command: tuple[str, ...]) -> None:
+    assert "no permissions" in str(admin.execute_command("ACL", "DRYRUN", USER, *command))
+
+
+def test_the_stack_user_may_run_nothing_else(admin: redis.Redis) -> None:
+    """Of everything the server knows, what the stack's user may run beyond a user granted no
+    command at all is exactly the access string's list."""
+    admin.execute_command("ACL", "SETUSER", "nothing", "on", "nopass", "~*", "&*", "-@all")
+    try:
+        known = every_command(admin)
+        allowed = {c for c, n in known.items() if dryrun(admin, USER, c, n) == "OK"}
+        baseline = {c for c, n in known.items() if dryrun(admin, "nothing", c, n) == "OK"}
+    finally:
+        admin.execute_command("ACL", "DELUSER", "nothing")
+    assert SIGN_IN <= baseline  # AUTH needs no grant
+    assert allowed - baseline == set(COMMANDS)
+    for dangerous in ("flushall", "flushdb", "keys", "config|set", "config|get", "debug", "eval", "script|flush",
+                      "psubscribe", "monitor", "acl|setuser", "client|kill", "shutdown", "swapdb", "migrate"):
+        assert dangerous in known and dangerous not in allowed, dangerous
