@@ -42,7 +42,7 @@ class GcpStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._settings, self._cfg = name, settings, cfg
 
-        apis = enable_apis(name, cfg.project, child)
+        apis = enable_apis(name, cfg.project, child, store=cfg.store)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
         registry = Registry(name, prefix=settings.prefix, project=cfg.project, region=cfg.region,
                             keep=settings.image_retention_count, protect=settings.protect, opts=after_apis)
@@ -61,7 +61,7 @@ class GcpStack(pulumi.ComponentResource):
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         grants = self._dispatcher_grants(bot, secrets, member, turn_urls is not None)
-        store = self._store(network, member, after_apis)
+        store = self._store(network, member, apis, after_apis)
         dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
             images.dispatcher, account.email, bot, secrets, grants, turn_urls, network, store), opts=after_apis)
 
@@ -131,7 +131,7 @@ class GcpStack(pulumi.ComponentResource):
 
         return turn_urls(self._settings.turn, relay)
 
-    def _store(self, network: Network, member: pulumi.Output[str],
+    def _store(self, network: Network, member: pulumi.Output[str], apis: list[gcp.projects.Service],
                opts: pulumi.ResourceOptions) -> CoordinationStore | None:
         """Several instances share Memorystore (docs/replicas.md): a node and a replica in prod."""
         if not self._cfg.store:
@@ -141,7 +141,7 @@ class GcpStack(pulumi.ComponentResource):
             instance_id=f"{self._settings.prefix}-kv", region=self._cfg.region, project=self._cfg.project,
             network_id=network.network_id, subnetwork_id=network.subnetwork_id, dispatcher_member=member,
             node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
-            protect=self._settings.protect), opts=opts)
+            protect=self._settings.protect, depends_on=tuple(apis)), opts=opts)
 
     def _dispatcher_grants(self, bot: BotTemplate, secrets: SecretStore, member: pulumi.Output[str],
                            turn: bool) -> tuple[pulumi.Resource, ...]:
