@@ -1,8 +1,9 @@
 """CoordinationStore (GCP): Memorystore for Valkey, which several dispatcher replicas share.
 
-Private: reachable only inside the stack's VPC, through a Private Service Connect endpoint that
-Memorystore creates there (a service connection policy for `gcp-memorystore` allows it in the
-stack's subnetwork); the Cloud Run dispatcher reaches the VPC with Direct VPC egress. Encrypted in
+Private: reachable only inside the dispatcher's egress network (stacks/gcp/egress_network.py),
+through a Private Service Connect endpoint that Memorystore creates there (a service connection
+policy for `gcp-memorystore` allows it in that subnetwork); the Cloud Run dispatcher reaches it with
+Direct VPC egress. Encrypted in
 transit (`SERVER_AUTHENTICATION`: TLS, the dispatcher checks the instance's own CA, passed to it
 as `REDIS_CA_CERT`). Authenticated with IAM (`IAM_AUTH`): only the dispatcher's service account
 holds `roles/memorystore.dbConnectionUser`, and the dispatcher signs in with its own short-lived
@@ -63,7 +64,7 @@ class CoordinationStore(pulumi.ComponentResource):
             name, name=f"{args.instance_id}-psc", location=args.region, project=args.project,
             service_class=SERVICE_CLASS, network=args.network_id,
             psc_config={"subnetworks": [args.subnetwork_id]},
-            description="voicefleet: Memorystore endpoints in the stack's subnetwork", opts=child)
+            description="voicefleet: Memorystore endpoints in the dispatcher's egress subnetwork", opts=child)
         instance = gcp.memorystore.Instance(
             name,
             instance_id=args.instance_id,

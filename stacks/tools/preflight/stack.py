@@ -47,6 +47,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += lifecycle.recreate_violations(registrations, recreated) if recreated is not None else []
     found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
     found += destroy.violations(registrations, outputs) if outputs is not None else []
+    found += destroy.direct_vpc_violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found
