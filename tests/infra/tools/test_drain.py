@@ -179,3 +179,26 @@ def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> 
         emptied = {"GCE_ZONE": "", "ECS_CLUSTER": ""}
         broken = {**outputs, "machinesEnvironment": {**outputs["machinesEnvironment"], **emptied}}
         assert "refused" in destroy.violations(run.registrations, broken)[0]
+
+
+def test_the_drains_default_deadline_outlasts_the_stacks_deregistration_delay(
+    stack: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N6: on aws-prod a replaced task drains 1860 s; the old default of 900 s gave up first."""
+    outputs = component_outputs(stack("aws", maxSessionSeconds="1800"), "aws")
+    assert outputs["deregistrationDelaySeconds"] == 1860
+    seen: list[float] = []
+
+    async def record(self: Drain) -> None:
+        seen.append(self.deadline)
+        raise DrainError("stopped here")
+
+    monkeypatch.setattr(Drain, "run", record)
+    path = tmp_path / "outputs.json"
+    env = {"MACHINES": "ecs", "AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "f",
+           "ECS_SUBNETS": "s", "ECS_SECURITY_GROUPS": "g"}
+    for given, argv in (({"deregistrationDelaySeconds": 1860}, []), ({}, []),
+                        ({"deregistrationDelaySeconds": 1860}, ["--deadline", "60"])):
+        path.write_text(__import__("json").dumps({"machinesEnvironment": env, "drained": True, **given}))
+        assert main(["aws-prod", "--outputs", str(path), *argv]) == 1
+    assert seen[0] >= 1860 + 120 and seen[1] == 900 and seen[2] == 60
