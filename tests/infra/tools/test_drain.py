@@ -134,7 +134,7 @@ def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher
         if cloud == "aws":
             assert normal.one(dispatcher).inputs["desiredCount"] == 1 and service["desiredCount"] == 0
         else:
-            assert "scaling" not in normal.one(dispatcher).inputs
+            assert normal.one(dispatcher).inputs["scaling"] == {"scalingMode": "AUTOMATIC"}
             assert service["scaling"] == {"scalingMode": "MANUAL", "manualInstanceCount": 0}
 
 
@@ -202,3 +202,20 @@ def test_the_drains_default_deadline_outlasts_the_stacks_deregistration_delay(
         path.write_text(__import__("json").dumps({"machinesEnvironment": env, "drained": True, **given}))
         assert main(["aws-prod", "--outputs", str(path), *argv]) == 1
     assert seen[0] >= 1860 + 120 and seen[1] == 900 and seen[2] == 60
+
+
+def cloud_run_scaling_after(state: dict[str, Any] | None, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """terraform-provider-google resource_cloud_run_v2_service.go: the service-level `scaling` block
+    is Optional + Computed with EmptyOrUnsetBlockDiffSuppress, so a block missing from the config is
+    no change (the state keeps it, and an update re-sends it from state); a block given replaces it."""
+    return state if not config else config
+
+
+def test_undraining_gcp_brings_cloud_run_back_to_automatic_scaling(stack: Any) -> None:
+    """N7: drained (MANUAL/0), then `drain: false`: the next up must leave manual scaling."""
+    drained = stack("gcp", drain="true").one("gcp:cloudrunv2/service:Service").inputs.get("scaling")
+    undrained: Run = stack("gcp")
+    service = undrained.one("gcp:cloudrunv2/service:Service").inputs
+    after = cloud_run_scaling_after(drained, service.get("scaling"))
+    assert after == {"scalingMode": "AUTOMATIC"}
+    assert service["template"]["scaling"]["minInstanceCount"] == 0  # the template's counts, as before
