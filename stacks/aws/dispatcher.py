@@ -23,7 +23,7 @@ from stacks.aws.container import fargate_container, fargate_task_definition
 from stacks.aws.iam import assume_role_policy
 from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
-from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
+from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay, service_wait_seconds
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ class Dispatcher(pulumi.ComponentResource):
     url: pulumi.Output[str]
     alb_dns_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    deregistration_delay_seconds: int
     security_group_id: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     machines_environment: dict[str, pulumi.Input[str]]  # what stacks/tools/drain.py needs (contract.MACHINES_ENV)
@@ -104,6 +105,7 @@ class Dispatcher(pulumi.ComponentResource):
                                        retention_in_days=args.log_retention_days,
                                        opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         execution_role, task_role = self._roles(name, args, logs)
+        wait = f"{service_wait_seconds(args.max_session_seconds)}s"
         task_definition = self._task_definition(name, args, logs, execution_role, task_role)
         service = aws.ecs.Service(
             name,
@@ -126,11 +128,17 @@ class Dispatcher(pulumi.ComponentResource):
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             wait_for_steady_state=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=front.ready),
+            # The provider waits for steady state for its create/update timeout, 20 minutes unless
+            # set (stacks/tools/preflight/provider_waits.py); a replaced task drains longer than that
+            # on a stack with long calls, and the `up` would fail while the rollout goes on.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=front.ready,
+                                        custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait, delete=wait)),
         )
         self.url = front.url
         self.alb_dns_name = front.dns_name
         self.service_name = service.name
+        # How long a replaced task drains: `python -m stacks.drain` waits at least this long by default.
+        self.deregistration_delay_seconds = deregistration_delay(args.max_session_seconds)
         self.security_group_id = front.app_security_group_id  # the coordination store lets in this group only
         self.log_group_name = logs.name
         self.register_outputs({"url": self.url, "service_name": self.service_name,

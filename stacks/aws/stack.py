@@ -80,6 +80,7 @@ class AwsStack(pulumi.ComponentResource):
             "botLogGroup": bot.log_group_name,
             "dispatcherLogGroup": dispatcher.log_group_name,
             "dispatcherService": dispatcher.service_name,
+            "deregistrationDelaySeconds": dispatcher.deregistration_delay_seconds,  # the drain's deadline
             "secretArns": secrets.arns,
             "machinesEnvironment": dispatcher.machines_environment,
             "drained": settings.drain,

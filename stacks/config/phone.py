@@ -38,6 +38,18 @@ def deregistration_delay(max_session_seconds: int) -> int:
     return min(ALB_MAX_DEREGISTRATION_DELAY, max_session_seconds + CALL_START_MARGIN_SECONDS)
 
 
+# A dispatcher deploy's own steps besides the drain: new tasks start, pass the ALB's health checks
+# (healthy_threshold 2 x interval 15 s, after the 30 s grace), and ECS polls; generous, since a wait
+# that ends early fails the `up` while the rollout goes on.
+SERVICE_ROLLOUT_MARGIN_SECONDS = 600
+
+
+def service_wait_seconds(max_session_seconds: int) -> int:
+    """How long `pulumi up` must wait for the dispatcher's ECS service to be steady: a replaced task
+    drains for the deregistration delay, then gets its stop timeout, and the new ones start first."""
+    return deregistration_delay(max_session_seconds) + FARGATE_MAX_STOP_TIMEOUT + SERVICE_ROLLOUT_MARGIN_SECONDS
+
+
 def secrets(cfg: Reader) -> dict[str, pulumi.Output[str]]:
     """The carriers' credentials that are set, env name -> value (an Output: only the secret
     stores ever see it, and the dispatcher reads it by reference)."""

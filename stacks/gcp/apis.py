@@ -10,8 +10,17 @@ import pulumi
 import pulumi_gcp as gcp
 
 APIS = ("artifactregistry", "compute", "iam", "logging", "run", "secretmanager")
+# With the coordination store: Memorystore for Valkey, the service connection policy that lets it
+# create its Private Service Connect endpoints (Network Connectivity), and Service Consumer
+# Management, which both list as a prerequisite
+# (https://cloud.google.com/memorystore/docs/valkey/networking,
+# https://cloud.google.com/vpc/docs/configure-service-connection-policies). A project that has them
+# off fails the first `up` with SERVICE_DISABLED at the policy.
+STORE_APIS = ("memorystore", "networkconnectivity", "serviceconsumermanagement")
 
 
-def enable_apis(name: str, project: str, opts: pulumi.ResourceOptions) -> list[gcp.projects.Service]:
+def enable_apis(name: str, project: str, opts: pulumi.ResourceOptions, *,
+                store: bool) -> list[gcp.projects.Service]:
     return [gcp.projects.Service(f"{name}-{api}", project=project, service=f"{api}.googleapis.com",
-                                 disable_on_destroy=False, opts=opts) for api in APIS]
+                                 disable_on_destroy=False, opts=opts)
+            for api in (*APIS, *(STORE_APIS if store else ()))]

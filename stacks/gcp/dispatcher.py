@@ -81,6 +81,13 @@ def store_environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     return {"REDIS_URL": args.store_url, "REDIS_AUTH": "gcp-iam", "REDIS_CA_CERT": args.store_ca}
 
 
+def service_scaling(drain: bool) -> gcp.cloudrunv2.ServiceScalingArgsDict:
+    """The service-level scaling mode; the instance counts stay the template's (min/max)."""
+    if drain:
+        return {"scaling_mode": "MANUAL", "manual_instance_count": 0}
+    return {"scaling_mode": "AUTOMATIC"}
+
+
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store_password=False, phone=args.phone_secret_names)
@@ -103,7 +110,10 @@ class Dispatcher(pulumi.ComponentResource):
             invoker_iam_disabled=True,
             deletion_protection=args.deletion_protection,
             # Drained (before a destroy): manual scaling with no instance, so nothing launches bots.
-            scaling={"scaling_mode": "MANUAL", "manual_instance_count": 0} if args.drain else None,
+            # Always sent, AUTOMATIC when not drained: the provider's service-level `scaling` is
+            # Optional + Computed (terraform-provider-google resource_cloud_run_v2_service.go), so a
+            # block left out keeps what the state holds, and `drain: false` would leave MANUAL/0.
+            scaling=service_scaling(args.drain),
             template=cast(gcp.cloudrunv2.ServiceTemplateArgsDict, {
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},

@@ -21,6 +21,7 @@ from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
 from stacks.gcp.bot_template import BotTemplate, BotTemplateArgs
 from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs
+from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
 from stacks.gcp.network import Network, NetworkArgs
 from stacks.gcp.registry import Registry
@@ -42,7 +43,7 @@ class GcpStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._settings, self._cfg = name, settings, cfg
 
-        apis = enable_apis(name, cfg.project, child)
+        apis = enable_apis(name, cfg.project, child, store=cfg.store)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
         registry = Registry(name, prefix=settings.prefix, project=cfg.project, region=cfg.region,
                             keep=settings.image_retention_count, protect=settings.protect, opts=after_apis)
@@ -61,9 +62,11 @@ class GcpStack(pulumi.ComponentResource):
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         grants = self._dispatcher_grants(bot, secrets, member, turn_urls is not None)
-        store = self._store(network, member, after_apis)
+        egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, depends_on=apis),
+                               opts=child) if cfg.store else None
+        store = self._store(egress, member, apis, after_apis) if egress is not None else None
         dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
-            images.dispatcher, account.email, bot, secrets, grants, turn_urls, network, store), opts=after_apis)
+            images.dispatcher, account.email, bot, secrets, grants, turn_urls, egress, store), opts=after_apis)
 
         self.outputs = {
             "cloud": "gcp",
@@ -82,6 +85,9 @@ class GcpStack(pulumi.ComponentResource):
             "drained": settings.drain,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
+            # A destroy leaves these (Cloud Run holds their addresses for 1-2 h): delete them later.
+            **({"retainedNetwork": egress.network_name, "retainedSubnetwork": egress.subnetwork_name}
+               if egress is not None else {}),
         }
         self.register_outputs(self.outputs)
 
@@ -131,17 +137,16 @@ class GcpStack(pulumi.ComponentResource):
 
         return turn_urls(self._settings.turn, relay)
 
-    def _store(self, network: Network, member: pulumi.Output[str],
-               opts: pulumi.ResourceOptions) -> CoordinationStore | None:
-        """Several instances share Memorystore (docs/replicas.md): a node and a replica in prod."""
-        if not self._cfg.store:
-            return None
+    def _store(self, network: EgressNetwork, member: pulumi.Output[str], apis: list[gcp.projects.Service],
+               opts: pulumi.ResourceOptions) -> CoordinationStore:
+        """Several instances share Memorystore (docs/replicas.md): a node and a replica in prod, its
+        endpoints in the dispatcher's egress network."""
         prod = self._settings.environment == "prod"
         return CoordinationStore(f"{self._name}-store", CoordinationStoreArgs(
             instance_id=f"{self._settings.prefix}-kv", region=self._cfg.region, project=self._cfg.project,
             network_id=network.network_id, subnetwork_id=network.subnetwork_id, dispatcher_member=member,
             node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
-            protect=self._settings.protect), opts=opts)
+            protect=self._settings.protect, depends_on=tuple(apis)), opts=opts)
 
     def _dispatcher_grants(self, bot: BotTemplate, secrets: SecretStore, member: pulumi.Output[str],
                            turn: bool) -> tuple[pulumi.Resource, ...]:
@@ -155,7 +160,7 @@ class GcpStack(pulumi.ComponentResource):
 
     def _dispatcher_args(self, image: pulumi.Output[str], account_email: pulumi.Output[str], bot: BotTemplate,
                          secrets: SecretStore, grants: tuple[pulumi.Resource, ...],
-                         turn_urls: pulumi.Input[list[str]] | None, network: Network,
+                         turn_urls: pulumi.Input[list[str]] | None, egress: EgressNetwork | None,
                          store: CoordinationStore | None) -> DispatcherArgs:
         settings, cfg = self._settings, self._cfg
         return DispatcherArgs(
@@ -185,8 +190,8 @@ class GcpStack(pulumi.ComponentResource):
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
             store_ca=store.ca_certificate if store is not None else None,
-            network_id=network.network_id if store is not None else None,
-            subnetwork_id=network.subnetwork_id if store is not None else None,
+            network_id=egress.network_id if egress is not None else None,
+            subnetwork_id=egress.subnetwork_id if egress is not None else None,
             max_concurrent_sessions=settings.max_concurrent_sessions,
             max_session_seconds=settings.max_session_seconds,
             deletion_protection=settings.protect,

@@ -1,8 +1,9 @@
 """CoordinationStore (GCP): Memorystore for Valkey, which several dispatcher replicas share.
 
-Private: reachable only inside the stack's VPC, through a Private Service Connect endpoint that
-Memorystore creates there (a service connection policy for `gcp-memorystore` allows it in the
-stack's subnetwork); the Cloud Run dispatcher reaches the VPC with Direct VPC egress. Encrypted in
+Private: reachable only inside the dispatcher's egress network (stacks/gcp/egress_network.py),
+through a Private Service Connect endpoint that Memorystore creates there (a service connection
+policy for `gcp-memorystore` allows it in that subnetwork); the Cloud Run dispatcher reaches it with
+Direct VPC egress. Encrypted in
 transit (`SERVER_AUTHENTICATION`: TLS, the dispatcher checks the instance's own CA, passed to it
 as `REDIS_CA_CERT`). Authenticated with IAM (`IAM_AUTH`): only the dispatcher's service account
 holds `roles/memorystore.dbConnectionUser`, and the dispatcher signs in with its own short-lived
@@ -42,6 +43,9 @@ class CoordinationStoreArgs:
     node_type: str  # SHARED_CORE_NANO in dev (no SLA), STANDARD_SMALL in prod
     replicas: int  # per shard: 1 keeps a copy in another zone
     protect: bool
+    # The APIs it is created through (stacks/gcp/apis.py STORE_APIS): each of its resources waits for
+    # them itself, since a component's `depends_on` does not hold back its children's creation.
+    depends_on: tuple[pulumi.Resource, ...] = ()
 
 
 class CoordinationStore(pulumi.ComponentResource):
@@ -55,12 +59,12 @@ class CoordinationStore(pulumi.ComponentResource):
             raise ValueError(f"store instance id {args.instance_id!r}: 4-63 lowercase letters, digits or hyphens")
         if args.node_type not in NODE_TYPES:
             raise ValueError(f"store node type {args.node_type!r}: one of {', '.join(NODE_TYPES)}")
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         policy = gcp.networkconnectivity.ServiceConnectionPolicy(
             name, name=f"{args.instance_id}-psc", location=args.region, project=args.project,
             service_class=SERVICE_CLASS, network=args.network_id,
             psc_config={"subnetworks": [args.subnetwork_id]},
-            description="voicefleet: Memorystore endpoints in the stack's subnetwork", opts=child)
+            description="voicefleet: Memorystore endpoints in the dispatcher's egress subnetwork", opts=child)
         instance = gcp.memorystore.Instance(
             name,
             instance_id=args.instance_id,
@@ -75,7 +79,7 @@ class CoordinationStore(pulumi.ComponentResource):
             desired_auto_created_endpoints=[{"network": args.network_id, "project_id": args.project}],
             deletion_protection_enabled=args.protect,
             labels={"voicefleet": "store"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, policy], protect=args.protect),
         )
         # The dispatcher's service waits for it: a revision that cannot sign in would start degraded.
         self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,

@@ -42,10 +42,13 @@ from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
+from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
 OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH")
 UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
+MIN_DEADLINE_SECONDS = 900.0
+DEADLINE_MARGIN_SECONDS = 300.0  # the sweep's own listings and stops after the dispatcher is gone
 
 
 class DrainError(Exception):
@@ -82,6 +85,16 @@ def provider_environment(outputs: Mapping[str, Any], environ: Mapping[str, str])
         raise DrainError("the dispatcher still runs and would launch new bots: "
                          "`pulumi config set drain true` and `pulumi up` first")
     return {**{k: str(v) for k, v in env.items()}, **{k: environ[k] for k in OVERRIDES if k in environ}}
+
+
+def default_deadline(outputs: Mapping[str, Any]) -> float:
+    """Long enough for the dispatcher's last task to go: started right after the `drain: true` up, a
+    replaced ECS task drains for the target group's deregistration delay (the stack output
+    `deregistrationDelaySeconds`) and then gets its stop timeout, before the sweep itself."""
+    delay = outputs.get("deregistrationDelaySeconds")
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool):
+        return MIN_DEADLINE_SECONDS
+    return max(MIN_DEADLINE_SECONDS, float(delay) + FARGATE_MAX_STOP_TIMEOUT + DEADLINE_MARGIN_SECONDS)
 
 
 def _ecs_client(settings: EcsSettings) -> Any:
@@ -183,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", help="the stack's outputs as JSON (default: `pulumi stack output --json`)")
     parser.add_argument("--grace", type=float, default=0.0,
                         help="seconds live sessions may take to end on their own before they are stopped")
-    parser.add_argument("--deadline", type=float, default=900.0, help="give up after this many seconds")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="give up after this many seconds (default: the stack's deregistration delay, its "
+                             "stop timeout and a margin; at least 900)")
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between listings")
     args = parser.parse_args(argv)
     try:
@@ -193,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             outputs = stack_outputs(args.stack)
         env = provider_environment(outputs, os.environ)
-        drain = Drain(outputs, env, grace=args.grace, deadline=args.deadline, poll=args.poll)
+        deadline = args.deadline if args.deadline is not None else default_deadline(outputs) + args.grace
+        drain = Drain(outputs, env, grace=args.grace, deadline=deadline, poll=args.poll)
         report = asyncio.run(drain.run())
     except (DrainError, SettingsError, OSError, ValueError) as exc:
         print(f"{args.stack}: not drained: {exc}", file=sys.stderr)

@@ -43,6 +43,7 @@ class Registration:
     ignore_changes: tuple[str, ...] = ()
     delete_before_replace: bool = False
     retain_on_delete: bool = False
+    custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, as Go durations
     outputs: dict[str, Any] = field(default_factory=dict)  # the state the (mocked) provider returned
 
 
@@ -199,6 +200,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=tuple(sorted(request.dependencies)),
                 ignore_changes=tuple(request.ignoreChanges), delete_before_replace=bool(request.deleteBeforeReplace),
                 retain_on_delete=bool(request.retainOnDelete), outputs=rpc.deserialize_properties(response.object),
+                custom_timeouts={key: getattr(request.customTimeouts, key) for key in ("create", "update", "delete")
+                                 if request.HasField("customTimeouts") and getattr(request.customTimeouts, key)},
             )
             with self._lock:
                 self.registrations.append(record)

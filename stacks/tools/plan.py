@@ -117,7 +117,7 @@ def _scalar(value: Any) -> str:
 def render(stack: str, registrations: list[Registration]) -> str:
     lines = [f"# {stack}: {len(registrations)} resources (offline plan under mocks; ids and digests are fake)"]
     for reg in sorted(registrations, key=lambda r: r.urn):
-        flags = " [protect]" if reg.protect else ""
+        flags = (" [protect]" if reg.protect else "") + (" [retain on delete]" if reg.retain_on_delete else "")
         lines.append("")
         lines.append(f"{reg.type}  {reg.name}{flags}")
         if reg.parent and not reg.parent.endswith("pulumi:pulumi:Stack::" + reg.parent.split("::")[-1]):
@@ -125,6 +125,8 @@ def render(stack: str, registrations: list[Registration]) -> str:
             lines.append(f"  parent: {parent_type}  {reg.parent.split('::')[-1]}")
         if reg.provider:
             lines.append(f"  provider: {reg.provider.split('::')[-2]}")
+        if reg.custom_timeouts:
+            lines.append("  customTimeouts: " + ", ".join(f"{k}={v}" for k, v in sorted(reg.custom_timeouts.items())))
         inputs = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
         lines.extend(_value(inputs, 1))
     return "\n".join(lines) + "\n"

@@ -10,6 +10,14 @@ So a stack whose dispatcher launches machines must let `python -m stacks.drain` 
 stack outputs `machinesEnvironment`, which the dispatcher's own provider must accept, and
 `drained`, which says no dispatcher runs any more (the `drain` setting). The tests drain real
 fakes (tests/infra/tools/test_drain.py).
+
+- Cloud Run's Direct VPC egress keeps the addresses it reserved in its subnetwork for 1-2 hours
+  after the service is deleted: "After you delete or move your Cloud Run resources, wait 1–2 hours
+  for Cloud Run to release the IPs before you delete the subnet"
+  (https://cloud.google.com/run/docs/configuring/vpc-direct-vpc). The engine deletes the
+  subnetwork minutes after the service, inside that hold, and its network after it: both fail. So
+  the subnetwork a Cloud Run service egresses through, and its network, must be left by a destroy
+  (`retain_on_delete`) and deleted later, or the destroy cannot succeed the first time.
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ from typing import Any
 
 from stacks.tools.mocks import Registration, unwrap
 
+# Cloud Run holds a deleted service's Direct VPC egress addresses this long (seconds, the page above).
+DIRECT_VPC_ADDRESS_HOLD = (3600, 7200)
+SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
+NETWORK = "gcp:compute/network:Network"
 LAUNCH_TARGETS = {"aws:ecs/cluster:Cluster": "ecs", "gcp:compute/instanceTemplate:InstanceTemplate": "gce"}
 
 
@@ -48,4 +60,31 @@ def violations(registrations: Iterable[Registration], outputs: Mapping[str, Any]
             found.append(f"stack outputs: machinesEnvironment is refused by the {machines} provider: {refusal}")
         if "drained" not in outputs:
             found.append("stack outputs: no `drained`: the drain cannot tell whether a dispatcher still launches bots")
+    return found
+
+
+def _referenced(value: object, regs: list[Registration], typ: str, among: set[str]) -> list[Registration]:
+    """The registrations of `typ` (among the resource's dependencies) whose mocked id names `value`:
+    the mocks give a GCP resource the id `projects/<project>/<logical name>`."""
+    return [r for r in regs if r.type == typ and r.urn in among and str(value or "").endswith(f"/{r.name}")]
+
+
+def direct_vpc_violations(registrations: Iterable[Registration]) -> list[str]:
+    """Every subnetwork and network a Cloud Run service egresses through survives the destroy."""
+    regs = list(registrations)
+    found = []
+    for service in (r for r in regs if r.type == "gcp:cloudrunv2/service:Service"):
+        interfaces = ((unwrap(service.inputs).get("template") or {}).get("vpcAccess") or {}).get("networkInterfaces")
+        needed: list[Registration] = []
+        for interface in interfaces or []:
+            subnetworks = _referenced(interface.get("subnetwork"), regs, SUBNETWORK, set(service.dependencies))
+            needed += subnetworks + _referenced(interface.get("network"), regs, NETWORK, set(service.dependencies))
+            for subnetwork in subnetworks:
+                needed += _referenced(unwrap(subnetwork.inputs).get("network"), regs, NETWORK,
+                                      set(subnetwork.dependencies))
+        hours = "-".join(str(s // 3600) for s in DIRECT_VPC_ADDRESS_HOLD)
+        found += [f"{reg.type} {reg.name}: {service.name}'s Direct VPC egress holds addresses here for {hours} h "
+                  "after the service is deleted, so `pulumi destroy` fails deleting it "
+                  "(resourceInUseByAnotherResource); it needs retain_on_delete (and deleting later)"
+                  for reg in {r.urn: r for r in needed}.values() if not reg.retain_on_delete]
     return found

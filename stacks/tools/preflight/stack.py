@@ -14,7 +14,17 @@ import yaml
 from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
 from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
-from stacks.tools.preflight import destroy, ecr_lifecycle, iam_scope, lifecycle, names, ordering, sizes, toolchain
+from stacks.tools.preflight import (
+    destroy,
+    ecr_lifecycle,
+    iam_scope,
+    lifecycle,
+    names,
+    ordering,
+    provider_waits,
+    sizes,
+    toolchain,
+)
 from stacks.tools.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
 
 DOCUMENTED_SET = re.compile(r"^#\s+pulumi config set (--secret )?(\w+) (\S+)", re.MULTILINE)
@@ -47,6 +57,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += lifecycle.recreate_violations(registrations, recreated) if recreated is not None else []
     found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
     found += destroy.violations(registrations, outputs) if outputs is not None else []
+    found += destroy.direct_vpc_violations(registrations) + provider_waits.violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

@@ -82,3 +82,24 @@ def test_several_gcp_instances_with_the_channel_share_memorystore_through_the_vp
 def test_one_gcp_instance_has_no_store(stack: StackRunner) -> None:
     run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["gcp"])
     assert run.of_type("gcp:memorystore/instance:Instance") == []
+
+
+def test_the_store_waits_for_the_apis_it_is_created_through(stack: StackRunner) -> None:
+    """N3: on a project where Memorystore and Network Connectivity are off, the service connection
+    policy and the instance fail with SERVICE_DISABLED; the stack enables them and each waits."""
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS},
+                **{**CHANNEL["gcp"], "dispatcherMinInstances": "2", "dispatcherMaxInstances": "3"})
+    services = {r.inputs["service"]: r for r in run.of_type("gcp:projects/service:Service")}
+    needed = {f"{api}.googleapis.com" for api in ("memorystore", "networkconnectivity", "serviceconsumermanagement")}
+    assert needed <= set(services)
+    assert not any(services[api].inputs["disableOnDestroy"] for api in needed)
+    waits_for = {services[api].urn for api in needed}
+    for typ in ("gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy",
+                "gcp:memorystore/instance:Instance"):
+        (created,) = run.of_type(typ)
+        assert waits_for <= set(created.dependencies), typ
+
+
+def test_a_gcp_stack_without_the_store_enables_no_store_api(stack: StackRunner) -> None:
+    services = {r.inputs["service"] for r in stack("gcp").of_type("gcp:projects/service:Service")}
+    assert "memorystore.googleapis.com" not in services

@@ -134,7 +134,7 @@ def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher
         if cloud == "aws":
             assert normal.one(dispatcher).inputs["desiredCount"] == 1 and service["desiredCount"] == 0
         else:
-            assert "scaling" not in normal.one(dispatcher).inputs
+            assert normal.one(dispatcher).inputs["scaling"] == {"scalingMode": "AUTOMATIC"}
             assert service["scaling"] == {"scalingMode": "MANUAL", "manualInstanceCount": 0}
 
 
@@ -179,3 +179,43 @@ def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> 
         emptied = {"GCE_ZONE": "", "ECS_CLUSTER": ""}
         broken = {**outputs, "machinesEnvironment": {**outputs["machinesEnvironment"], **emptied}}
         assert "refused" in destroy.violations(run.registrations, broken)[0]
+
+
+def test_the_drains_default_deadline_outlasts_the_stacks_deregistration_delay(
+    stack: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N6: on aws-prod a replaced task drains 1860 s; the old default of 900 s gave up first."""
+    outputs = component_outputs(stack("aws", maxSessionSeconds="1800"), "aws")
+    assert outputs["deregistrationDelaySeconds"] == 1860
+    seen: list[float] = []
+
+    async def record(self: Drain) -> None:
+        seen.append(self.deadline)
+        raise DrainError("stopped here")
+
+    monkeypatch.setattr(Drain, "run", record)
+    path = tmp_path / "outputs.json"
+    env = {"MACHINES": "ecs", "AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "f",
+           "ECS_SUBNETS": "s", "ECS_SECURITY_GROUPS": "g"}
+    for given, argv in (({"deregistrationDelaySeconds": 1860}, []), ({}, []),
+                        ({"deregistrationDelaySeconds": 1860}, ["--deadline", "60"])):
+        path.write_text(__import__("json").dumps({"machinesEnvironment": env, "drained": True, **given}))
+        assert main(["aws-prod", "--outputs", str(path), *argv]) == 1
+    assert seen[0] >= 1860 + 120 and seen[1] == 900 and seen[2] == 60
+
+
+def cloud_run_scaling_after(state: dict[str, Any] | None, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """terraform-provider-google resource_cloud_run_v2_service.go: the service-level `scaling` block
+    is Optional + Computed with EmptyOrUnsetBlockDiffSuppress, so a block missing from the config is
+    no change (the state keeps it, and an update re-sends it from state); a block given replaces it."""
+    return state if not config else config
+
+
+def test_undraining_gcp_brings_cloud_run_back_to_automatic_scaling(stack: Any) -> None:
+    """N7: drained (MANUAL/0), then `drain: false`: the next up must leave manual scaling."""
+    drained = stack("gcp", drain="true").one("gcp:cloudrunv2/service:Service").inputs.get("scaling")
+    undrained: Run = stack("gcp")
+    service = undrained.one("gcp:cloudrunv2/service:Service").inputs
+    after = cloud_run_scaling_after(drained, service.get("scaling"))
+    assert after == {"scalingMode": "AUTOMATIC"}
+    assert service["template"]["scaling"]["minInstanceCount"] == 0  # the template's counts, as before

@@ -1,0 +1,47 @@
+"""What `pulumi destroy` meets after the provider's own waits (stacks/tools/preflight/destroy.py):
+each rule passes the program as it is and flags the shape the stacks had."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from stacks.tools.mocks import Run, unwrap
+from stacks.tools.preflight import destroy
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.tools.test_drain import component_outputs
+
+
+def gcp_with_store(stack: StackRunner) -> Run:
+    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS},
+                 **{**CHANNEL["gcp"], "dispatcherMinInstances": "2", "dispatcherMaxInstances": "3"})
+
+
+def test_cloud_runs_egress_network_outlives_the_destroy_and_the_bots_network_does_not(stack: StackRunner) -> None:
+    """N4: Direct VPC egress holds its subnetwork 1-2 h after the service is deleted."""
+    run = gcp_with_store(stack)
+    assert destroy.direct_vpc_violations(run.registrations) == []
+    service = run.one("gcp:cloudrunv2/service:Service")
+    (interface,) = unwrap(service.inputs)["template"]["vpcAccess"]["networkInterfaces"]
+    subnetworks = {r.name: r for r in run.of_type(destroy.SUBNETWORK)}
+    egress = next(r for name, r in subnetworks.items() if interface["subnetwork"].endswith(f"/{name}"))
+    assert egress.retain_on_delete
+    bots = [r for r in subnetworks.values() if r is not egress]
+    assert bots and not any(r.retain_on_delete for r in bots)  # the bots' network is deleted as before
+    (policy,) = run.of_type("gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy")
+    assert unwrap(policy.inputs)["pscConfig"]["subnetworks"] == [interface["subnetwork"]]
+    outputs = component_outputs(run, "gcp")
+    assert outputs["retainedNetwork"] and outputs["retainedSubnetwork"]  # what to delete later
+    # As it was: Cloud Run in the bots' own subnetwork, which the destroy deletes minutes later.
+    (bot,) = bots
+    shared = dataclasses.replace(service, inputs={**service.inputs, "template": {
+        **service.inputs["template"], "vpcAccess": {"networkInterfaces": [
+            {"network": unwrap(bot.inputs)["network"], "subnetwork": f"projects/p/{bot.name}"}]}}},
+        dependencies=(*service.dependencies, bot.urn, *bot.dependencies))
+    found = destroy.direct_vpc_violations([shared, *(r for r in run.registrations if r is not service)])
+    assert len(found) == 2 and all("1-2 h" in line for line in found)  # the subnetwork and its network
+
+
+def test_a_gcp_stack_without_the_store_has_no_egress_network(stack: StackRunner) -> None:
+    run = stack("gcp")
+    assert "vpcAccess" not in unwrap(run.one("gcp:cloudrunv2/service:Service").inputs)["template"]
+    assert not any(r.retain_on_delete for r in run.registrations if r.type in (destroy.NETWORK, destroy.SUBNETWORK))
