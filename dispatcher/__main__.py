@@ -41,6 +41,8 @@ environment (docs/configuration.md lists every variable, with the providers' and
   BOT_FILE                 local: the Pipecat bot file bots run (a bot.py with async def bot(runner_args);
                            default examples/parrot/bot.py, no keys needed), imported warm (docs/bring-your-bot.md)
   BOT_PYTHON               local: the interpreter bots run with, e.g. your bot's virtualenv (default: this one)
+  LOCAL_BOT_ENV            local: the variables your bot reads (its service keys), by name: bots get nothing
+                           else of this environment
   BOT_CHANNEL_TOKEN        the deployment secret each bot's own channel credential is derived from (the
                            dispatcher's alone; local: generated per run); cloud bots dial BOT_CHANNEL_URL
   REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*

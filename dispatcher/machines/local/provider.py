@@ -5,7 +5,8 @@ its own machine's credential `BOT_CHANNEL_TOKEN`, both in its environment) and t
 It announces readiness on stdout (`{"event": "ready"}`), after the channel welcomed it, so
 readiness is observed, not guessed, and an offer that follows finds the bot's channel.
 Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
-parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped.
+parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped. A bot is given
+an allow-listed environment (bot_env.py): none of the dispatcher's secrets.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dispatcher.machines.base import (
     WaitTimeout,
 )
 from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
+from dispatcher.machines.local.bot_env import inherited, parse_named
 from dispatcher.machines.local.parent_death import die_with_parent
 from dispatcher.outbound.ratelimit import Rate
 
@@ -53,6 +55,7 @@ KEEP_ENDED_SECONDS = 600.0
 class LocalSettings:
     bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
     stop_grace_seconds: float = 5.0
+    bot_env: tuple[str, ...] = ()  # LOCAL_BOT_ENV: the user's bot's own variables, by name
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
@@ -65,6 +68,7 @@ class LocalSettings:
         return cls(
             bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
+            bot_env=parse_named(env.get("LOCAL_BOT_ENV", "")),
         )
 
 
@@ -131,7 +135,7 @@ class LocalMachines:
             return LaunchResult(existing.machine(), created=False)
         # Registered before the first await: a concurrent launch of the same session sees it.
         bot = self._bots[spec.session_id] = _Bot(spec)
-        await self._spawn(bot, self._command(spec), _bot_environment(spec, self._channel))
+        await self._spawn(bot, self._command(spec), self._environment(spec))
         log.info("session %s: bot pid %d starting", spec.session_id, bot.pid)
         return LaunchResult(bot.machine(), created=True)
 
@@ -160,7 +164,7 @@ class LocalMachines:
             raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
         placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
         bot = self._idle[bot_id] = _Bot(placeholder)
-        env = _bot_environment(placeholder, self._channel)
+        env = self._environment(placeholder)
         for name in (*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE):  # no session yet: the assignment brings it
             env.pop(name, None)
         env[MACHINE_ID_VARIABLE] = bot_id
@@ -306,16 +310,15 @@ class LocalMachines:
             if bot.ended_at is not None and bot.ended_at < horizon:
                 del self._bots[session_id]
 
+    def _environment(self, spec: LaunchSpec) -> dict[str, str]:
+        return _bot_environment(spec, self._channel, self._settings.bot_env)
 
-def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None = None) -> dict[str, str]:
-    """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
-    session's values from the one contract every provider uses, plus where to dial the channel."""
-    env = dict(os.environ)
-    # The dispatcher's own secrets are none of the bot's business, and session values come from
-    # the session alone (with a channel, its secrets come over it: none inherited from this shell).
-    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET",
-                 CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE, *SESSION_VARIABLES):
-        env.pop(name, None)
+
+def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None, named: tuple[str, ...]) -> dict[str, str]:
+    """The allow-listed part of this host's environment (PATH, the host's settings, the variables
+    the user named for their bot), plus the session's values from the one contract every
+    provider uses, plus where to dial the channel."""
+    env = inherited(os.environ, named)
     env.update(bot_environment(spec))  # with the session's own channel credential, if any
     if channel is not None and channel.url is not None:
         env[CHANNEL_URL_VARIABLE] = channel.url
