@@ -6,14 +6,14 @@ It announces readiness on stdout (`{"event": "ready"}`), after the channel welco
 readiness is observed, not guessed, and an offer that follows finds the bot's channel.
 Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
 parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped. A bot is given
-an allow-listed environment (bot_env.py): none of the dispatcher's secrets.
+an allow-listed environment (bot_env.py) and a sandbox domain of its own (isolation.py): it cannot
+read the dispatcher's secrets or another bot's credential.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -38,7 +38,7 @@ from dispatcher.machines.base import (
 )
 from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
 from dispatcher.machines.local.bot_env import inherited, parse_named
-from dispatcher.machines.local.parent_death import die_with_parent
+from dispatcher.machines.local.isolation import BotIsolation, check_policy
 from dispatcher.outbound.ratelimit import Rate
 
 log = logging.getLogger("dispatcher.machines.local.provider")
@@ -56,6 +56,7 @@ class LocalSettings:
     bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
     stop_grace_seconds: float = 5.0
     bot_env: tuple[str, ...] = ()  # LOCAL_BOT_ENV: the user's bot's own variables, by name
+    isolation: str = "auto"  # LOCAL_BOT_ISOLATION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
@@ -69,6 +70,7 @@ class LocalSettings:
             bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
             bot_env=parse_named(env.get("LOCAL_BOT_ENV", "")),
+            isolation=check_policy(env.get("LOCAL_BOT_ISOLATION", "").strip() or cls.isolation),
         )
 
 
@@ -117,6 +119,7 @@ class LocalMachines:
 
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self._settings = settings or LocalSettings()
+        self._isolation = BotIsolation.for_this_host(self._settings.isolation)
         self._bots: dict[str, _Bot] = {}
         self._idle: dict[str, _Bot] = {}  # reserve bots by bot id, not claimed yet
         self._closed = False
@@ -147,7 +150,7 @@ class LocalMachines:
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
-                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+                preexec_fn=self._isolation.child_setup(os.getpid()),
             )
         except OSError as exc:
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
@@ -303,6 +306,7 @@ class LocalMachines:
         self._closed = True
         bots = [*self._bots.values(), *self._idle.values()]
         await asyncio.gather(*(self._terminate(bot) for bot in bots))
+        self._isolation.close()
 
     def _forget_old(self) -> None:
         horizon = time.time() - KEEP_ENDED_SECONDS

@@ -45,6 +45,12 @@ def test_local_bot_env_cannot_name_the_dispatchers_own_variables(name: str) -> N
         "DEEPGRAM_API_KEY", "OPENAI_API_KEY")
 
 
+def test_the_isolation_policy_is_auto_or_required() -> None:
+    assert LocalSettings.from_env({}).isolation == "auto"
+    with pytest.raises(SettingsError, match="LOCAL_BOT_ISOLATION"):
+        LocalSettings.from_env({"LOCAL_BOT_ISOLATION": "off"})
+
+
 def test_every_variable_the_bot_host_reads_reaches_a_local_bot() -> None:
     """A setting added to the bot host is added to the allow list too, or local bots never see it."""
     read = environment_reads([ROOT / "bot", ROOT / "botchannel"])
