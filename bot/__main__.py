@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-import gc
+# First: no other process of this user reads this one's environment (its channel credential).
+from bot.hardening import harden_process
+
+harden_process()
+
+import gc  # noqa: E402
 
 # Start-up is import-bound and every object it creates lives until exit, so collecting during
 # it is wasted work; bot.app.end_startup_gc_pause() turns the collector back on.

@@ -30,12 +30,23 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# Modules that echo the caller's data at DEBUG: Pipecat's runner prints a `body` that failed to parse
+# as a Daily dial-in request (with the Daily API key such a body carries). They log from INFO up.
+QUIET_AT_DEBUG = ("pipecat.runner.utils",)
+
+
 def configure_logging() -> None:
-    """Logs to stderr (stdout is reserved for JSON events); BOT_LOG_LEVEL, default INFO."""
+    """Logs to stderr (stdout is reserved for JSON events); BOT_LOG_LEVEL, default INFO. Neither the
+    channel's frames and handshake (its credential, the `assign`) nor the caller's `body` reach
+    them at any level, also when the user's bot turns standard logging to DEBUG."""
     from loguru import logger
 
+    from botchannel.wire_logs import keep_wire_out_of
+
     logger.remove()
-    logger.add(sys.stderr, level=os.environ.get("BOT_LOG_LEVEL", "INFO").upper())
+    level = os.environ.get("BOT_LOG_LEVEL", "INFO").upper()
+    logger.add(sys.stderr, level=level, filter={"": level, **dict.fromkeys(QUIET_AT_DEBUG, "INFO")})
+    keep_wire_out_of()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

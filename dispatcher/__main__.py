@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from dispatcher import log_redaction
 from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
+from dispatcher.machines.local.isolation import protect_dispatcher
 from dispatcher.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
 
@@ -41,6 +42,8 @@ environment (docs/configuration.md lists every variable, with the providers' and
   BOT_FILE                 local: the Pipecat bot file bots run (a bot.py with async def bot(runner_args);
                            default examples/parrot/bot.py, no keys needed), imported warm (docs/bring-your-bot.md)
   BOT_PYTHON               local: the interpreter bots run with, e.g. your bot's virtualenv (default: this one)
+  LOCAL_BOT_ENV            local: the variables your bot reads (its service keys), by name: bots get nothing
+                           else of this environment; LOCAL_BOT_ISOLATION auto|required (Landlock, docs/security.md)
   BOT_CHANNEL_TOKEN        the deployment secret each bot's own channel credential is derived from (the
                            dispatcher's alone; local: generated per run); cloud bots dial BOT_CHANNEL_URL
   REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     log_redaction.install()  # the channel's handshake headers carry the bot credential
     try:
         settings = Settings.from_env(env)
+        if settings.machines == "local":
+            protect_dispatcher()  # its bots share this host and user: none may read this process
         grace = int_setting(env, "SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=1, maximum=3600)
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 

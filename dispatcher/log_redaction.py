@@ -1,8 +1,10 @@
 """Keep credentials out of logs that third-party libraries write.
 
-With LOG_LEVEL=debug, the websockets library that uvicorn serves the bot channel with logs every
-handshake header ("< authorization: Bearer …") to `uvicorn.error`. This filter blanks the value
-of credential headers in such records, wherever they come from.
+With LOG_LEVEL=debug, the websockets library that uvicorn serves the bot channel and the carriers'
+sockets with logs every handshake header ("< authorization: Bearer …", "< x-twilio-signature: …")
+and every frame (the tail of an `assign` is the caller's `body`) to `uvicorn.error`: those records
+are dropped (botchannel/wire_logs.py). Should another library log a header as `name: value`, the
+value of a credential header is blanked, wherever the record comes from.
 
 uvicorn also logs every request's path (`uvicorn.access`, and `uvicorn.error` for WebSockets), and
 some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{secret}` (reusable),
@@ -15,10 +17,16 @@ from __future__ import annotations
 import logging
 import re
 
+from botchannel.wire_logs import keep_wire_out_of
 from dispatcher.log_text import shown
 
 ESCAPED_LIMIT = 4096  # escaped, not cut short: a provider's message is the operator's clue
-SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+SECRET_HEADERS = frozenset({
+    "authorization", "cookie", "proxy-authorization",
+    # The carriers' request signatures: Twilio's over an upgrade's URL is valid for every call.
+    "x-twilio-signature", "x-plivo-signature-v3", "x-plivo-signature-v3-nonce", "x-plivo-signature-v2",
+    "telnyx-signature-ed25519",
+})
 MASK = "[redacted]"
 _SEGMENT = r"[^/?#\s\"]+"  # one path segment, as far as a log line shows it
 SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in its path or query
@@ -64,6 +72,7 @@ class EscapeControlCharacters(logging.Filter):
 
 
 def install() -> None:
+    keep_wire_out_of("uvicorn.error")  # where uvicorn's websockets protocol writes
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, EscapeControlCharacters) for f in handler.filters):
             handler.addFilter(EscapeControlCharacters())

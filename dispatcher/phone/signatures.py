@@ -9,7 +9,8 @@
   several comma-separated signatures (one per token while a token is rotated).
 - Telnyx (`telnyx-signature-ed25519` + `telnyx-timestamp`): an Ed25519 signature, by Telnyx's
   key (the account's public key, base64), of `<timestamp>|<raw body>`; older than
-  `TELNYX_TOLERANCE_SECONDS` is refused as expired.
+  `TELNYX_TOLERANCE_SECONDS` is refused as expired, a signature in any base64 spelling but the
+  canonical one as forged (so one signature is one replay record).
 
 Twilio's and Plivo's schemes carry no time: a captured request stays valid. `Replays` refuses a
 second sighting of the same signature (Twilio) or nonce (Plivo) while the first is remembered,
@@ -101,6 +102,10 @@ class TelnyxKey:
             sent = int(timestamp)
             signature = base64.b64decode(signature_b64, validate=True)
         except (ValueError, binascii.Error):
+            return "forged"
+        if base64.b64encode(signature).decode() != signature_b64:
+            # The decoder ignores the last symbol's unused bits: 16 spellings of one signature, each a
+            # new replay-record key. Only the canonical spelling (the one Telnyx sends) is accepted.
             return "forged"
         if abs((time.time() if now is None else now) - sent) > tolerance:
             return "expired"

@@ -16,6 +16,10 @@ from tests.fakes.fixtures import *  # noqa: F403  (the fakes of every external A
 from tests.support.dispatcher_server import serving
 
 STANDIN_BOT = (sys.executable, str(Path(__file__).with_name("standin_bot.py")))
+# The stand-in's own settings, which a test sets in its environment: local bots are given only the
+# variables named for them (LOCAL_BOT_ENV), as a user names their bot's keys.
+STANDIN_ENV = ("STANDIN_MODE", "STANDIN_RECORD_DIR", "STANDIN_SIGN_ANSWERS", "STANDIN_CONNECT", "STANDIN_MARK")
+STANDIN_LOCAL_BOT_ENV = {"LOCAL_BOT_ENV": ",".join(STANDIN_ENV)}  # the same, for a dispatcher process
 API_KEY = "test-key-0123456789"
 
 ClientFactory = Callable[..., "_ClientContext"]
@@ -25,7 +29,8 @@ class _ClientContext:
     """The app called in-process, and also served on a loopback port for the bots' channel."""
 
     def __init__(self, settings: Settings, grace: float, ice_servers: IceServers | None = None) -> None:
-        self.machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=grace))
+        local = LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=grace, bot_env=STANDIN_ENV)
+        self.machines = LocalMachines(local)
         self.app = create_app(settings, env={}, machines=self.machines, rooms=None, ice_servers=ice_servers)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://127.0.0.1")
         self._serving = serving(self.app)

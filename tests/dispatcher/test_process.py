@@ -11,14 +11,15 @@ import sys
 import httpx
 import pytest
 
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.support.processes import children_of, run_dispatcher, wait_gone
 
 
 @pytest.fixture
 def dispatcher_process(tmp_path):
     # No reserve: these count the bots of the sessions they start (test_reserve_process.py has the reserve).
-    env = {"LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve", "RESERVE_MAX_IDLE": "0"}
+    env = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+           "STANDIN_MODE": "serve", "RESERVE_MAX_IDLE": "0"}
     with run_dispatcher(tmp_path, env) as running:
         yield running
 

@@ -42,6 +42,9 @@ def phone_env(reports: Path) -> dict[str, str]:
         "TELNYX_API_KEY": "test-telnyx-key",
         "PLIVO_AUTH_ID": "MA0001",
         "PLIVO_AUTH_TOKEN": "test-plivo-token",
+        # Local bots are given only the variables named for them: the echo bot's and the carriers' keys.
+        "LOCAL_BOT_ENV": "PHONE_TEST_REPORTS,TWILIO_ACCOUNT_SID,TWILIO_AUTH_TOKEN,TELNYX_API_KEY,PLIVO_AUTH_ID,"
+                         "PLIVO_AUTH_TOKEN",
     }
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.support.processes import DispatcherProcess, processes_with_env, run_dispatcher
 from tests.support.redis_server import RedisServer, redis_server
 
@@ -76,6 +76,7 @@ def replica_env(store: RedisServer, mark: str, name: str, **extra: str) -> dict[
         "REPLICA_ID": name,
         "REDIS_LEASE_SECONDS": LEASE_SECONDS,
         "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+        **STANDIN_LOCAL_BOT_ENV,
         "STANDIN_MODE": "serve",
         "STANDIN_MARK": mark,
         "STANDIN_SIGN_ANSWERS": "1",

@@ -81,6 +81,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             "LOCAL_BOT_COMMAND": shlex.join([sys.executable, str(BOT_ELSEWHERE)]),
             "PHONE_BOT_CHANNEL_URL": b.base_url.replace("http://", "ws://") + CHANNEL_PATH,
             "PHONE_MEDIA_DIR": str(media),
+            "LOCAL_BOT_ENV": common["LOCAL_BOT_ENV"] + ",PHONE_BOT_CHANNEL_URL,PHONE_MEDIA_DIR",  # its bot reads them
         }))
         yield Pair(store, a, b, media, commands)
 

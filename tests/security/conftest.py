@@ -19,7 +19,7 @@ from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE, Hello, Wel
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import in_process
 
 WAIT = 60.0  # generous: bots start on a machine shared with other test runs
@@ -63,7 +63,7 @@ async def make_dispatcher(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Make
     async with contextlib.AsyncExitStack() as opened:
 
         async def make(settings: Settings | None = None, **env: str) -> Dispatcher:
-            machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+            machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2, bot_env=STANDIN_ENV))
             reserve_env = {"RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "RESERVE_MAX_IDLE": "0", **env}
             settings = settings or Settings(max_concurrent_sessions=50)
             app = create_app(settings, env=reserve_env, machines=machines, rooms=None)

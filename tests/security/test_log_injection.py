@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from botchannel.contract import Hello
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.security.conftest import WAIT, dial, stolen_credential
 from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
 
@@ -19,7 +19,8 @@ FORGED = "2026-11-22 12:00:00,000 WARNING dispatcher.sessions: FORGED LOG LINE"
 
 @pytest.fixture
 def dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
-    env = {"LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve", "RESERVE_MAX_IDLE": "0"}
+    env = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+           "STANDIN_MODE": "serve", "RESERVE_MAX_IDLE": "0"}
     with run_dispatcher(tmp_path, env) as running:
         yield running
 

@@ -21,14 +21,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from botchannel.contract import CHANNEL_PATH, MAX_FRAME_BYTES, Hello, Welcome, encode, parse_frame
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.security.conftest import WAIT, stolen_credential
 from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
 
 
 @pytest.fixture
 def dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
-    env = {"LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve", "RESERVE_MAX_IDLE": "0",
+    env = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+           "STANDIN_MODE": "serve", "RESERVE_MAX_IDLE": "0",
            "HEADER_TIMEOUT_SECONDS": "1"}
     with run_dispatcher(tmp_path, env) as running:
         yield running

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,14 +125,16 @@ class DispatcherProcess:
 
 @contextmanager
 def run_dispatcher(
-    log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0
+    log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0,
+    command_prefix: Sequence[str] = (),
 ) -> Iterator[DispatcherProcess]:
-    """`python -m dispatcher` on a free loopback port, killed (with its bots) on exit."""
+    """`python -m dispatcher` on a free loopback port, killed (with its bots) on exit; `command_prefix`
+    runs it through another command that execs it (its pid stays the dispatcher's)."""
     port = free_port()
     log_path = log_dir / "dispatcher.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dispatcher"],
+            [*command_prefix, sys.executable, "-m", "dispatcher"],
             env={**os.environ, **(env or {}), "HOST": "127.0.0.1", "PORT": str(port)},
             stdout=log,
             stderr=log,

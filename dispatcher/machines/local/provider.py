@@ -5,14 +5,15 @@ its own machine's credential `BOT_CHANNEL_TOKEN`, both in its environment) and t
 It announces readiness on stdout (`{"event": "ready"}`), after the channel welcomed it, so
 readiness is observed, not guessed, and an offer that follows finds the bot's channel.
 Each bot runs in its own process group and receives SIGTERM if the dispatcher dies (Linux
-parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped.
+parent-death signal), so a killed dispatcher leaves no orphans; every exit is reaped. A bot is given
+an allow-listed environment (bot_env.py) and a sandbox domain of its own (isolation.py): it cannot
+read the dispatcher's secrets or another bot's credential.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -36,7 +37,8 @@ from dispatcher.machines.base import (
     WaitTimeout,
 )
 from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
-from dispatcher.machines.local.parent_death import die_with_parent
+from dispatcher.machines.local.bot_env import inherited, parse_named
+from dispatcher.machines.local.isolation import BotIsolation, check_policy
 from dispatcher.outbound.ratelimit import Rate
 
 log = logging.getLogger("dispatcher.machines.local.provider")
@@ -53,6 +55,8 @@ KEEP_ENDED_SECONDS = 600.0
 class LocalSettings:
     bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
     stop_grace_seconds: float = 5.0
+    bot_env: tuple[str, ...] = ()  # LOCAL_BOT_ENV: the user's bot's own variables, by name
+    isolation: str = "auto"  # LOCAL_BOT_ISOLATION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
@@ -65,6 +69,8 @@ class LocalSettings:
         return cls(
             bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
+            bot_env=parse_named(env.get("LOCAL_BOT_ENV", "")),
+            isolation=check_policy(env.get("LOCAL_BOT_ISOLATION", "").strip() or cls.isolation),
         )
 
 
@@ -113,6 +119,7 @@ class LocalMachines:
 
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self._settings = settings or LocalSettings()
+        self._isolation = BotIsolation.for_this_host(self._settings.isolation)
         self._bots: dict[str, _Bot] = {}
         self._idle: dict[str, _Bot] = {}  # reserve bots by bot id, not claimed yet
         self._closed = False
@@ -131,7 +138,7 @@ class LocalMachines:
             return LaunchResult(existing.machine(), created=False)
         # Registered before the first await: a concurrent launch of the same session sees it.
         bot = self._bots[spec.session_id] = _Bot(spec)
-        await self._spawn(bot, self._command(spec), _bot_environment(spec, self._channel))
+        await self._spawn(bot, self._command(spec), self._environment(spec))
         log.info("session %s: bot pid %d starting", spec.session_id, bot.pid)
         return LaunchResult(bot.machine(), created=True)
 
@@ -143,7 +150,7 @@ class LocalMachines:
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
-                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+                preexec_fn=self._isolation.child_setup(os.getpid()),
             )
         except OSError as exc:
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
@@ -160,7 +167,7 @@ class LocalMachines:
             raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
         placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
         bot = self._idle[bot_id] = _Bot(placeholder)
-        env = _bot_environment(placeholder, self._channel)
+        env = self._environment(placeholder)
         for name in (*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE):  # no session yet: the assignment brings it
             env.pop(name, None)
         env[MACHINE_ID_VARIABLE] = bot_id
@@ -299,6 +306,7 @@ class LocalMachines:
         self._closed = True
         bots = [*self._bots.values(), *self._idle.values()]
         await asyncio.gather(*(self._terminate(bot) for bot in bots))
+        self._isolation.close()
 
     def _forget_old(self) -> None:
         horizon = time.time() - KEEP_ENDED_SECONDS
@@ -306,16 +314,15 @@ class LocalMachines:
             if bot.ended_at is not None and bot.ended_at < horizon:
                 del self._bots[session_id]
 
+    def _environment(self, spec: LaunchSpec) -> dict[str, str]:
+        return _bot_environment(spec, self._channel, self._settings.bot_env)
 
-def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None = None) -> dict[str, str]:
-    """This host's environment (service keys, PATH) minus the dispatcher's own secrets, plus the
-    session's values from the one contract every provider uses, plus where to dial the channel."""
-    env = dict(os.environ)
-    # The dispatcher's own secrets are none of the bot's business, and session values come from
-    # the session alone (with a channel, its secrets come over it: none inherited from this shell).
-    for name in ("DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET",
-                 CHANNEL_URL_VARIABLE, CHANNEL_TOKEN_VARIABLE, *SESSION_VARIABLES):
-        env.pop(name, None)
+
+def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None, named: tuple[str, ...]) -> dict[str, str]:
+    """The allow-listed part of this host's environment (PATH, the host's settings, the variables
+    the user named for their bot), plus the session's values from the one contract every
+    provider uses, plus where to dial the channel."""
+    env = inherited(os.environ, named)
     env.update(bot_environment(spec))  # with the session's own channel credential, if any
     if channel is not None and channel.url is not None:
         env[CHANNEL_URL_VARIABLE] = channel.url

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
@@ -64,7 +64,7 @@ routes = st.sampled_from([
 
 @pytest.fixture
 async def fuzz_client():
-    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=1))
+    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=1, bot_env=STANDIN_ENV))
     app = create_app(Settings(max_concurrent_sessions=3, start_wait_seconds=2), env={}, machines=machines, rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         yield client

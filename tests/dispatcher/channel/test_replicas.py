@@ -21,7 +21,7 @@ from dispatcher.app import create_app
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import serving
 from tests.support.processes import pid_alive
 from tests.support.redis_server import redis_server
@@ -34,7 +34,7 @@ class SharedRecord(LocalMachines):
     """This replica's own bots, plus a provider-wide view of every replica's machines."""
 
     def __init__(self, everyone: list[SharedRecord]) -> None:
-        super().__init__(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+        super().__init__(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2, bot_env=STANDIN_ENV))
         self.everyone = everyone
         everyone.append(self)
 

@@ -25,7 +25,7 @@ from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
 from tests.fakes.ecs import EcsProxy, moto_task
@@ -257,7 +257,7 @@ def local_harness(record_dir: Path) -> Harness:
 
     def make(env: dict[str, str]) -> Machines:
         command = STANDIN_BOT if "LOCAL_BOT_COMMAND" not in env else tuple(env["LOCAL_BOT_COMMAND"].split())
-        provider = LocalMachines(LocalSettings(bot_command=command, stop_grace_seconds=2))
+        provider = LocalMachines(LocalSettings(bot_command=command, stop_grace_seconds=2, bot_env=STANDIN_ENV))
         made.append(provider)
         return provider
 

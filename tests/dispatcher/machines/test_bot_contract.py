@@ -108,7 +108,7 @@ def test_a_local_bot_gets_the_contract_but_none_of_the_dispatchers_secrets(monke
     secrets = {"DISPATCHER_API_KEYS", "DAILY_API_KEY", "FLY_API_TOKEN", "TURN_SHARED_SECRET"}
     for secret in secrets:
         monkeypatch.setenv(secret, "s3cret")
-    env = _bot_environment(LOCAL)
+    env = _bot_environment(LOCAL, None, ())
     assert not secrets & set(env)
     assert {k: env[k] for k in bot_contract.bot_environment(LOCAL)} == bot_contract.bot_environment(LOCAL)
 

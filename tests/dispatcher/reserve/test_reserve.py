@@ -16,7 +16,7 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import serving
 from tests.support.processes import pid_alive
 
@@ -60,7 +60,7 @@ async def make_dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     opened = []
 
     async def make(**env: str) -> Dispatcher:
-        machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+        machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2, bot_env=STANDIN_ENV))
         reserve_env = {"RESERVE_BUFFER": "0", "RESERVE_BURST": "0", **env}
         app = create_app(Settings(max_concurrent_sessions=50), env=reserve_env, machines=machines, rooms=None)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")

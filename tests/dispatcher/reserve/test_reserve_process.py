@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.support.processes import processes_with_env, run_dispatcher, wait_gone
 
 
@@ -26,7 +26,8 @@ def wait_idle(base: str, count: int, timeout: float = 60) -> None:
 
 
 def test_the_local_reserve_is_on_by_default_and_the_first_start_is_warm(tmp_path):
-    env = {"LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve", "STANDIN_MARK": str(tmp_path)}
+    env = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+           "STANDIN_MODE": "serve", "STANDIN_MARK": str(tmp_path)}
     with run_dispatcher(tmp_path, env) as running:
         wait_idle(running.base_url, 1)
         assert httpx.post(f"{running.base_url}/start", json={}, timeout=20).status_code == 201
@@ -35,7 +36,8 @@ def test_the_local_reserve_is_on_by_default_and_the_first_start_is_warm(tmp_path
 
 
 def test_a_killed_dispatcher_leaves_neither_idle_nor_claimed_bots(tmp_path):
-    env = {"LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve", "STANDIN_MARK": str(tmp_path),
+    env = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
+           "STANDIN_MODE": "serve", "STANDIN_MARK": str(tmp_path),
            "RESERVE_MIN_IDLE": "2"}
     with run_dispatcher(tmp_path, env) as running:
         wait_idle(running.base_url, 2)

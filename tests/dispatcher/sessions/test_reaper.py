@@ -12,7 +12,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.media.rooms import RoomGrant
 from dispatcher.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
-from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.processes import pid_alive
 
 MAX_SESSION = 60
@@ -53,7 +53,7 @@ class RecordingRooms:
 
 @pytest.fixture
 async def machines():
-    provider = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2))
+    provider = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2, bot_env=STANDIN_ENV))
     yield provider
     await provider.aclose()
 

@@ -1,0 +1,69 @@
+"""The environment a local bot inherits: an allow list, never the dispatcher's whole environment.
+
+A bot runs the user's code and talks to strangers; the dispatcher's environment holds the
+deployment secret, the API keys, the store's password and the carriers' tokens. So a local bot is
+given only what a process needs on this host (`SYSTEM`, `SYSTEM_PREFIXES`), the bot host's own
+settings (`HOST`), and the variables the user's bot reads, named in `LOCAL_BOT_ENV` (the local
+counterpart of a stack's `botSecrets`); then its session's launch values (bot_environment.py).
+A variable added to the dispatcher later is therefore withheld from bots until someone decides
+otherwise, which a deny list could not promise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from dispatcher.settings import SettingsError
+
+# What any process on this host may need: where programs, libraries, certificates and the user's
+# files are, the locale and time zone, the temporary directory, the outbound proxy.
+SYSTEM = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH",
+    "VIRTUAL_ENV", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+})  # fmt: skip
+SYSTEM_PREFIXES = ("LC_", "PYTHON", "OTEL_")  # locale categories, the interpreter's own, tracing
+# The bot host's settings (docs/configuration.md, "The bot"), as `python -m bot` reads them.
+HOST = frozenset({
+    "BOT_FILE", "BOT_TRANSPORT", "BOT_IDLE_TIMEOUT_SECONDS", "BOT_CONNECT_TIMEOUT_SECONDS", "BOT_MAX_IDLE_SECONDS",
+    "BOT_ICE_SERVERS", "BOT_LOG_LEVEL", "VOICEFLEET_ICE_LOOPBACK", "VOICEFLEET_AUDIO_JITTER_PREFETCH",
+    "VOICEFLEET_TRACE",
+})  # fmt: skip
+# Never a bot's, whatever LOCAL_BOT_ENV says: the dispatcher's own secrets and what the launcher
+# sets per bot (a bot's credential and session values come from its launch, nowhere else).
+DISPATCHER_ONLY = frozenset({
+    "DISPATCHER_API_KEYS", "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "TURN_SHARED_SECRET", "PHONE_TOKEN_SECRET",
+    "DAILY_API_KEY", "DAILY_DIALIN_SECRET", "FLY_API_TOKEN", "BOT_MACHINE_ID", "BOT_IMAGE_DIGEST",
+    "MAX_SESSION_SECONDS", "DAILY_ROOM_URL", "DAILY_TOKEN", "LOCAL_BOT_ENV",
+})  # fmt: skip
+DISPATCHER_ONLY_PREFIXES = ("REDIS_", "VOICEFLEET_SESSION", "VOICEFLEET_BODY", "VOICEFLEET_ICE_CONFIG")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_named(raw: str) -> tuple[str, ...]:
+    """`LOCAL_BOT_ENV`: comma-separated variable names; a dispatcher-only one is a configuration error."""
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    for name in names:
+        if not _NAME.match(name):
+            raise SettingsError(f"LOCAL_BOT_ENV: {name!r} is not an environment variable name")
+        if dispatcher_only(name):
+            raise SettingsError(f"LOCAL_BOT_ENV names {name}, which is the dispatcher's alone: a bot never gets it")
+    return names
+
+
+def dispatcher_only(name: str) -> bool:
+    return name in DISPATCHER_ONLY or name.startswith(DISPATCHER_ONLY_PREFIXES)
+
+
+def allowed(name: str, named: Iterable[str]) -> bool:
+    if dispatcher_only(name):
+        return False
+    return name in SYSTEM or name in HOST or name.startswith(SYSTEM_PREFIXES) or name in named
+
+
+def inherited(environ: Mapping[str, str], named: tuple[str, ...]) -> dict[str, str]:
+    """The part of the dispatcher's environment a bot is given."""
+    return {name: value for name, value in environ.items() if allowed(name, named)}

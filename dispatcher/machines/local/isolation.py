@@ -1,0 +1,93 @@
+"""What keeps a local bot out of the dispatcher's process state and out of the other bots'.
+
+Local bots run as the dispatcher's user: left alone, any of them reads `/proc/<dispatcher>/environ`
+(the deployment secret, the API keys, the store's password, the carriers' tokens) and every
+other bot's (its channel credential). Three layers, each cheap:
+
+- the environment a bot is given is an allow list (bot_env.py): nothing of the dispatcher's;
+- the dispatcher is not dumpable (`protect_dispatcher`, at start-up): a process of the same user
+  without CAP_SYS_PTRACE cannot read its environment, memory or descriptors;
+- each bot gets a Landlock domain of its own before `exec` (`BotIsolation.child_setup`): it cannot
+  read, trace or signal the dispatcher or another bot, from its first instruction, whoever runs
+  it. The bot host then makes itself non-dumpable and, run as root, drops every capability
+  (bot/hardening.py), which root needs: a root process with CAP_SYS_ADMIN reads other processes
+  despite Landlock on current kernels.
+
+`LOCAL_BOT_ISOLATION=auto` (the default) runs bots without Landlock, with a warning, on a kernel
+that has none; `required` refuses to start there. docs/security.md says what remains.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dispatcher.machines.local import landlock
+from dispatcher.machines.local.parent_death import die_with_parent
+from dispatcher.settings import SettingsError
+
+log = logging.getLogger("dispatcher.machines.local.isolation")
+
+POLICIES = ("auto", "required")
+_PR_SET_DUMPABLE = 4
+_ISOLATION_REFUSED = b"voicefleet: the kernel refused this bot's Landlock domain; not starting it\n"
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise SettingsError(f"LOCAL_BOT_ISOLATION={policy!r} is not one of {', '.join(POLICIES)}")
+    if policy == "required" and landlock.abi_version() < 1:
+        raise SettingsError("LOCAL_BOT_ISOLATION=required, but this kernel has no Landlock (Linux 5.13 or later, "
+                            "with landlock in its lsm= list): local bots could read each other's process state")
+    return policy
+
+
+@dataclass(frozen=True)
+class BotIsolation:
+    """The Landlock ruleset each bot's own domain is made from (`abi` 0: the kernel has none)."""
+
+    abi: int
+    ruleset_fd: int
+
+    @classmethod
+    def for_this_host(cls, policy: str = "auto") -> BotIsolation:
+        check_policy(policy)
+        abi = landlock.abi_version()
+        if abi < 1:
+            log.warning("local bots run without a Landlock domain (this kernel has none): a bot can read another "
+                        "bot's process state in its first milliseconds, before it makes itself non-dumpable")
+            return cls(abi=0, ruleset_fd=-1)
+        return cls(abi=abi, ruleset_fd=landlock.bot_ruleset(abi))
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.abi >= 1
+
+    def child_setup(self, parent_pid: int) -> Callable[[], None]:
+        """What the forked child runs before `exec` (`preexec_fn`): the parent-death signal, then its
+        own domain. Nothing here raises: a refusal ends the child with a line on its stderr."""
+
+        def setup() -> None:
+            die_with_parent(parent_pid)
+            if self.sandboxed and not landlock.restrict_self(self.ruleset_fd):
+                os.write(2, _ISOLATION_REFUSED)
+                os._exit(1)
+
+        return setup
+
+    def close(self) -> None:
+        if self.sandboxed:
+            os.close(self.ruleset_fd)
+
+
+def protect_dispatcher() -> None:
+    """No process of this user may read the dispatcher's environment, memory or descriptors (root
+    still may); it gives up core dumps for that."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)  # the libc this interpreter is linked with
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")

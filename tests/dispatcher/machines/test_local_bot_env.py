@@ -1,0 +1,59 @@
+"""A local bot's environment is an allow list: the system's, the bot host's, the user's named
+variables, its launch values; never the dispatcher's own (tests/security/test_local_bot_isolation.py
+attacks it with a real dispatcher and real bots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.bot_environment import SESSION_VARIABLES
+from dispatcher.machines.local.bot_env import allowed
+from dispatcher.machines.local.provider import LocalSettings, _bot_environment
+from dispatcher.settings import SettingsError
+from tests.docs.env_reads import environment_reads
+
+ROOT = Path(__file__).resolve().parents[3]
+SPEC = LaunchSpec(session_id="0123456789abcdef01234567", body_digest="d" * 32, max_session_seconds=60)
+# Read by the bot host but never inherited: the launcher sets them per bot, or a cloud sets them.
+SET_PER_BOT = {*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE}
+CLOUD_ONLY = {"FLY_MACHINE_ID"}
+
+
+def test_a_variable_reaches_a_local_bot_only_when_allowed_or_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"PATH": "/usr/bin", "LC_ALL": "C.UTF-8", "BOT_LOG_LEVEL": "DEBUG", "DEEPGRAM_API_KEY": "dg",
+                        "A_SECRET_ADDED_NEXT_YEAR": "s", "TWILIO_AUTH_TOKEN": "t", "REDIS_URL": "redis://:pw@h"}.items():
+        monkeypatch.setenv(name, value)
+    plain = _bot_environment(SPEC, None, ())
+    assert {"PATH", "LC_ALL", "BOT_LOG_LEVEL"} <= set(plain)
+    assert not {"DEEPGRAM_API_KEY", "A_SECRET_ADDED_NEXT_YEAR", "TWILIO_AUTH_TOKEN", "REDIS_URL"} & set(plain)
+    named = _bot_environment(SPEC, None, ("DEEPGRAM_API_KEY", "TWILIO_AUTH_TOKEN", "REDIS_URL"))
+    assert named["DEEPGRAM_API_KEY"] == "dg" and named["TWILIO_AUTH_TOKEN"] == "t"  # the user's choice
+    assert "REDIS_URL" not in named  # the dispatcher's, even if named by a caller that skipped the settings
+    assert named["VOICEFLEET_SESSION_ID"] == SPEC.session_id  # the launch values come on top
+
+
+@pytest.mark.parametrize("name", ["REDIS_URL", "BOT_CHANNEL_TOKEN", "DISPATCHER_API_KEYS", "PHONE_TOKEN_SECRET",
+                                  "TURN_SHARED_SECRET", "VOICEFLEET_BODY", "DAILY_TOKEN", "NOT-A-NAME"])
+def test_local_bot_env_cannot_name_the_dispatchers_own_variables(name: str) -> None:
+    with pytest.raises(SettingsError, match="LOCAL_BOT_ENV"):
+        LocalSettings.from_env({"LOCAL_BOT_ENV": f"DEEPGRAM_API_KEY,{name}"})
+    assert LocalSettings.from_env({"LOCAL_BOT_ENV": " DEEPGRAM_API_KEY, OPENAI_API_KEY ,"}).bot_env == (
+        "DEEPGRAM_API_KEY", "OPENAI_API_KEY")
+
+
+def test_the_isolation_policy_is_auto_or_required() -> None:
+    assert LocalSettings.from_env({}).isolation == "auto"
+    with pytest.raises(SettingsError, match="LOCAL_BOT_ISOLATION"):
+        LocalSettings.from_env({"LOCAL_BOT_ISOLATION": "off"})
+
+
+def test_every_variable_the_bot_host_reads_reaches_a_local_bot() -> None:
+    """A setting added to the bot host is added to the allow list too, or local bots never see it."""
+    read = environment_reads([ROOT / "bot", ROOT / "botchannel"])
+    assert {"BOT_FILE", "BOT_LOG_LEVEL", "VOICEFLEET_ICE_LOOPBACK"} <= set(read)  # control: the scan sees them
+    withheld = sorted(name for name in read if name not in SET_PER_BOT | CLOUD_ONLY and not allowed(name, ()))
+    assert withheld == []
