@@ -5,7 +5,7 @@ one per time of day (96 buckets, learnt in a day) and one per time of week (672 
 a week). A bucket's estimate is a running mean until it has `1 / weight` observations, then an
 exponentially weighted one, so a deployment's first days count fully and a change of habits
 (a campaign, a new time zone) takes over in a few days (days) or three weeks (week); until then
-the planner's correction by the last 15 minutes (dispatcher/reserve/demand.py) reads the
+the planner's correction by the last 5 minutes (dispatcher/reserve/demand.py) reads the
 difference. The week's table takes over from the day's as it gathers observations: weekends
 differ from weekdays, but one Saturday is not yet a pattern.
 

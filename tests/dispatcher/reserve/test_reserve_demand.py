@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.reserve.demand import RecentCounts, correction, expected_demand
+from dispatcher.reserve.demand import CORRECTION_MINUTES, RecentCounts, correction, expected_demand
 from dispatcher.reserve.forecast import BUCKET_SECONDS, BUCKETS_PER_DAY, DAY_SECONDS, ArrivalForecast
 
 MONDAY = 1795392000.0
@@ -41,9 +41,10 @@ def demand_at(now: float, recent: RecentCounts, *, rate: float = 0.0, lead: floa
 
 
 def as_forecast(now: float, per_bucket: float) -> list[float]:
-    """Starts spread as the forecast expects them over the 15 minutes before `now`."""
-    n = int(per_bucket)
-    return [now - 900 + (i + 0.5) * 900 / n for i in range(n)]
+    """Starts spread as the forecast expects them over the correction window before `now`."""
+    window = CORRECTION_MINUTES * 60
+    n = max(1, round(per_bucket * window / BUCKET_SECONDS))
+    return [now - window + (i + 0.5) * window / n for i in range(n)]
 
 
 def test_the_forecast_raises_the_demand_one_lead_time_before_a_busy_hour() -> None:
@@ -57,8 +58,8 @@ def test_the_forecast_raises_the_demand_one_lead_time_before_a_busy_hour() -> No
 def test_a_forecast_proved_wrong_falls_within_the_window() -> None:
     now = DAY + BUSY_FROM + 1800  # a busy time on every day before: 60 expected per bucket
     right = demand_at(now, seen(as_forecast(now, 60)))
-    wrong = demand_at(now, seen([now - 900]))  # one start where 60 were expected
-    assert wrong.lead_arrivals < 0.1 * right.lead_arrivals
+    wrong = demand_at(now, seen([now - 3600]))  # no start in the window where 20 were expected
+    assert wrong.lead_arrivals < 0.2 * right.lead_arrivals
 
 
 def test_a_burst_the_forecast_did_not_know_shows_at_once() -> None:
@@ -96,10 +97,10 @@ def test_the_correction_is_positive_and_one_when_the_forecast_was_right(n: int, 
     assert correction(n, float(n)) == pytest.approx(1.0)
 
 
-def test_the_counts_keep_fifteen_minutes_and_go_through_json() -> None:
+def test_the_counts_keep_the_window_and_go_through_json() -> None:
     recent = seen([DAY + i * 60 for i in range(30)])  # one a minute for half an hour
     start, count = recent.window(DAY + 29 * 60 + 30)
-    assert count == 16 and start == DAY + 14 * 60
+    assert count == CORRECTION_MINUTES + 1 and start == DAY + (29 - CORRECTION_MINUTES) * 60
     back = RecentCounts.from_dict(json.loads(json.dumps(recent.to_dict())))
     assert back.window(DAY + 29 * 60 + 30) == (start, count)
 
