@@ -53,6 +53,7 @@ class Machine:
     image: int
     serves: int | None = None  # the start a cold launch or a claim's resume serves
     hello: float | None = None
+    resumed: float = 0.0  # when its last resume was asked for
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Result:
     refused_cap: int = 0  # max_sessions sessions were running
     time_to_ready: list[float] = field(default_factory=list)
     cold_waits: list[float] = field(default_factory=list)
+    quotes_kept: int = 0  # cold starts ready within the wait they were told (FleetSizer.cold_quote)
     machine_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATES, 0.0))
     retired_boot_seconds: float = 0.0  # booting time of reserve machines retired unused
     launches: int = 0
@@ -206,7 +208,7 @@ class Simulation:
         elif self.frozen:
             machine = self.machines[self.take(self.frozen, self.frozen_since)]
             r.frozen_claims += 1
-            machine.serves = n
+            machine.serves, machine.resumed = n, now
             self.move(machine, "resuming")
             self.at(now + self.provider.resume(self.draw), "resumed", machine.machine_id)
         elif self.tokens.seconds_until_token(now) > self.provider.create_rate.max_wait:
@@ -240,6 +242,7 @@ class Simulation:
         cold = wait + self.provider.cold_start(self.draw)
         if serves is not None:
             self.result.cold_waits.append(cold)
+            self.result.quotes_kept += cold <= self.sizer.cold_quote(wait)
         self.at(now + cold, "ready", machine.machine_id)
 
     # --- machines landing -------------------------------------------------------------------
@@ -257,6 +260,7 @@ class Simulation:
 
     def resumed(self, now: float, machine_id: int) -> None:
         machine = self.machines[machine_id]
+        self.sizer.resume.observe(now - machine.resumed)
         if machine.serves is not None:  # resumed for a claim
             self.move(machine, "busy")
             self.serve(now, machine.serves, machine, WARM_CLAIM_SECONDS)
@@ -305,6 +309,7 @@ class Simulation:
         for _ in range(plan.resume):
             machine = self.machines[self.take(self.frozen, self.frozen_since)]
             self.move(machine, "resuming")
+            machine.resumed = now
             self.reserve_resuming += 1
             self.at(now + self.provider.resume(self.draw), "resumed", machine.machine_id)
         for _ in range(plan.launch):

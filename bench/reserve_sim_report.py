@@ -30,6 +30,7 @@ class Row:
     hot_month: float  # $ a month for the idle running bots
     frozen_month: float  # $ a month for the frozen ones
     sessions_month: float  # $ a month for the sessions' machines, for scale
+    quotes_kept: float  # share of cold starts ready within the wait they were told (nan: none was cold)
 
     def verdict(self) -> str:
         misses = []
@@ -65,11 +66,12 @@ def summarise(result: Result, prices: Prices) -> Row:
         hot_month=result.machine_seconds["hot"] * per_month * prices.running_per_hour,
         frozen_month=result.machine_seconds["frozen"] * per_month * prices.frozen_per_hour,
         sessions_month=result.machine_seconds["busy"] * per_month * prices.running_per_hour,
+        quotes_kept=result.quotes_kept / len(result.cold_waits) if result.cold_waits else math.nan,
     )
 
 
 HEADER = ("provider", "/min", "starts", "warm", "frozen", "refused", "p50 s", "p95 s", "idle",
-          "hot idle", "frozen", "peak hot", "peak frz", "hot $/mo", "frozen $/mo", "goals")
+          "hot idle", "frozen", "peak hot", "peak frz", "hot $/mo", "frozen $/mo", "cold told", "goals")
 
 
 def seconds(value: float) -> str:
@@ -83,5 +85,6 @@ def header() -> str:
 def line(r: Row) -> str:
     cells = (r.provider, f"{r.per_minute:g}", str(r.starts), f"{r.warm:.1%}", f"{r.frozen:.1%}", str(r.refused),
              seconds(r.p50), seconds(r.p95), f"{r.idle_share:.1%}", f"{r.mean_hot:.1f}", f"{r.mean_frozen:.1f}",
-             str(r.peak_hot), str(r.peak_frozen), f"${r.hot_month:,.0f}", f"${r.frozen_month:,.0f}", r.verdict())
+             str(r.peak_hot), str(r.peak_frozen), f"${r.hot_month:,.0f}", f"${r.frozen_month:,.0f}",
+             "–" if math.isnan(r.quotes_kept) else f"{r.quotes_kept:.0%}", r.verdict())
     return "| " + " | ".join(cells) + " |"

@@ -23,10 +23,14 @@ from dispatcher.reserve.demand import RecentCounts, expected_demand
 from dispatcher.reserve.forecast import ArrivalForecast
 from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, FleetPlan, PlannerSettings, Tiers, plan_fleet
 from dispatcher.reserve.policy import ReserveSettings, utc_minute_of
-from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
+from dispatcher.reserve.rates import ArrivalRate
 from dispatcher.reserve.tally import BucketTally
+from dispatcher.reserve.wait import DurationEstimate
 
 STATE_VERSION = 1
+# Spreads of log(seconds) until measured: Fargate's reported 30-90 s around ~45 s is about 0.35;
+# Fly's "a few hundred ms" resumes are assumed to vary a little more.
+COLD_SIGMA, RESUME_SIGMA = 0.4, 0.5
 
 
 @dataclass
@@ -37,14 +41,14 @@ class FleetSizer:
     forecast: ArrivalForecast = field(default_factory=ArrivalForecast)
     tally: BucketTally = field(default_factory=BucketTally)
     recent: RecentCounts = field(default_factory=RecentCounts)
-    cold: ColdStartEstimate = field(init=False)
-    resume: ColdStartEstimate = field(init=False)
+    cold: DurationEstimate = field(init=False)  # launch → hello
+    resume: DurationEstimate = field(init=False)  # resume call → hello again
     _rate: ArrivalRate = field(init=False)
     _last_starts: deque[float] = field(init=False)  # the rate's sample, kept to be written down
 
     def __post_init__(self) -> None:
-        self.cold = ColdStartEstimate(self.settings.cold_start_seconds)
-        self.resume = ColdStartEstimate(self.tiers.resume_seconds if self.tiers.frozen else 1.0)
+        self.cold = DurationEstimate(self.settings.cold_start_seconds, sigma=COLD_SIGMA)
+        self.resume = DurationEstimate(self.tiers.resume_seconds if self.tiers.frozen else 1.0, sigma=RESUME_SIGMA)
         self._rate = ArrivalRate(self.settings.rate_sample)
         self._last_starts = deque(maxlen=self.settings.rate_sample)
 
@@ -59,7 +63,7 @@ class FleetSizer:
     def plan(self, now: float, fleet: Fleet, spare_launches: int) -> FleetPlan:
         for start, count in self.tally.advance(now):
             self.forecast.fold(start, count)
-        lead = self.cold.seconds + PLAN_EVERY_SECONDS
+        lead = self.cold.mean + PLAN_EVERY_SECONDS
         demand = expected_demand(
             self.forecast if self.planner.forecast else None,
             self.recent,
@@ -75,8 +79,8 @@ class FleetSizer:
             planner=self.planner,
             tiers=self.tiers,
             now=now,
-            cold_start_seconds=self.cold.seconds,
-            resume_seconds=self.resume.seconds,
+            cold_start_seconds=self.cold.mean,
+            resume_seconds=self.resume.mean,
             spare_launches=spare_launches,
             utc_minute=utc_minute_of(now),
         )
@@ -88,8 +92,8 @@ class FleetSizer:
             "tally": self.tally.to_dict(),
             "recent": self.recent.to_dict(),
             "last_starts": list(self._last_starts),
-            "cold_start": [self.cold.seconds, self.cold.observations],
-            "resume": [self.resume.seconds, self.resume.observations],
+            "cold_start": self.cold.to_dict(),
+            "resume": self.resume.to_dict(),
         }
 
     @classmethod
@@ -105,11 +109,14 @@ class FleetSizer:
         for start in _times(state.get("last_starts")):
             sizer._rate.record(start)
             sizer._last_starts.append(start)
-        for estimate, key in ((sizer.cold, "cold_start"), (sizer.resume, "resume")):
-            seconds, observations = _estimate(state.get(key), key)
-            if observations:  # an estimate never measured keeps this replica's configured start value
-                estimate.seconds, estimate.observations = seconds, observations
+        # An estimate never measured keeps this replica's configured start value.
+        sizer.cold.restore(_mapping(state, "cold_start"))
+        sizer.resume.restore(_mapping(state, "resume"))
         return sizer
+
+    def cold_quote(self, token_wait: float) -> float:
+        """The wait to tell a start that launches cold: its turn for a create, then a cold start."""
+        return token_wait + self.cold.quote()
 
 
 def _mapping(state: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -123,11 +130,3 @@ def _times(value: Any) -> list[float]:
     if not isinstance(value, list) or any(isinstance(t, bool) or not isinstance(t, int | float) for t in value):
         raise ValueError("sizer state: last_starts must be a list of times")
     return sorted(float(t) for t in value)
-
-
-def _estimate(value: Any, key: str) -> tuple[float, int]:
-    if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
-            or not isinstance(value[0], int | float) or value[0] <= 0
-            or isinstance(value[1], bool) or not isinstance(value[1], int) or value[1] < 0):
-        raise ValueError(f"sizer state: {key} must be [seconds > 0, observations >= 0]")
-    return float(value[0]), value[1]

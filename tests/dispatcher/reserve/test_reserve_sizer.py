@@ -76,7 +76,7 @@ def test_a_new_lease_holder_plans_as_the_old_one_would_have() -> None:
     brain.cold.observe(55.0)
     heir = FleetSizer.from_dict(json.loads(json.dumps(brain.to_dict())), SETTINGS, PlannerSettings(), TIERS)
     now = end + 9 * 3600 + 15
-    assert heir.cold.seconds == brain.cold.seconds
+    assert heir.cold.mean == brain.cold.mean and heir.cold.quote() == brain.cold.quote()
     assert heir.plan(now, Fleet([now - 5], []), 100) == brain.plan(now, Fleet([now - 5], []), 100)
 
 
@@ -92,3 +92,9 @@ def test_a_damaged_state_is_refused(damage: dict[str, object]) -> None:
     state = {**sizer().to_dict(), **damage}
     with pytest.raises(ValueError, match="state"):
         FleetSizer.from_dict(state, SETTINGS, PlannerSettings(), TIERS)
+
+
+def test_a_cold_start_is_told_its_turn_for_a_create_and_a_cold_start_it_will_likely_beat() -> None:
+    brain = sizer()
+    assert brain.cold_quote(2.0) == pytest.approx(2.0 + brain.cold.quote(0.9))
+    assert brain.cold.quote(0.9) > SETTINGS.cold_start_seconds
