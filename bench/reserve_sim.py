@@ -44,11 +44,12 @@ class Run:
     history_days: int
     max_sessions: int | None
     stack: Mapping[str, object]
+    replica: bool = False
 
     def __call__(self) -> Row:
         result = Simulation(self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
                             shape=SHAPES[self.day], seconds=self.hours * 3600, history_days=self.history_days,
-                            max_sessions=self.max_sessions).run()
+                            max_sessions=self.max_sessions, replica=self.replica).run()
         return summarise(result, prices(self.provider, self.stack))
 
 
@@ -70,7 +71,7 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
         settings = ReserveSettings.from_env(env, provider.machines)
         runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
-                     max_sessions or None, stack_values) for level in args.levels]
+                     max_sessions or None, stack_values, args.planner == "replica") for level in args.levels]
     return runs
 
 
@@ -80,10 +81,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--providers", nargs="+", choices=list(BY_NAME), help="default: the stack's cloud, else all")
     p.add_argument("--levels", type=float, nargs="+", default=[0.5, 10.0, 60.0], help="starts/min outside bursts")
     p.add_argument("--day", choices=list(SHAPES), default="seasonal")
+    p.add_argument("--planner", choices=("fleet", "replica"), default="fleet",
+                   help="fleet: the tiered fleet planner; replica: the per-replica policy the dispatcher runs today")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--history-days", type=int, default=14, help="days of starts the forecast learnt from")
-    p.add_argument("--max-sessions", type=int, help="refuse starts past this many sessions (default: the stack's)")
+    p.add_argument("--max-sessions", type=int,
+                   help="refuse starts past this many sessions (default: the stack's; 0: no cap)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
     return p
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         runs = build_runs(args, dict(item.split("=", 1) for item in args.env))
     except (SettingsError, StackError) as exc:
         p.error(str(exc))
-    print(f"{args.day} day, seed {args.seed}, {args.hours:g} h per run, forecast from {args.history_days} days; "
+    print(f"{args.planner} planner, {args.day} day, seed {args.seed}, {args.hours:g} h per run, "
+          f"forecast from {args.history_days} days; "
           f"stack: {args.stack or 'none (dispatcher defaults)'}; --env: {' '.join(args.env) or 'none'}")
     print(header(), flush=True)
     if args.jobs == 1:

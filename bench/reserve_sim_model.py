@@ -31,6 +31,7 @@ import random
 from dataclasses import dataclass, field
 
 from bench.reserve_sim_providers import Provider
+from bench.reserve_sim_replica import ReplicaPolicy
 from bench.reserve_sim_traffic import DAY, DAY_START_EPOCH, DayShape, history, measured_day
 from dispatcher.reserve.forecast import BUCKET_SECONDS
 from dispatcher.reserve.pacing import LaunchTokens
@@ -69,7 +70,8 @@ class Result:
     refused_cap: int = 0  # max_sessions sessions were running
     time_to_ready: list[float] = field(default_factory=list)
     cold_waits: list[float] = field(default_factory=list)
-    quotes_kept: int = 0  # cold starts ready within the wait they were told (FleetSizer.cold_quote)
+    quotes_told: int = 0  # cold starts told how long they would wait (FleetSizer.cold_quote)
+    quotes_kept: int = 0  # of those, ready within it
     machine_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATES, 0.0))
     retired_boot_seconds: float = 0.0  # booting time of reserve machines retired unused
     launches: int = 0
@@ -106,15 +108,19 @@ class Result:
 class Simulation:
     def __init__(self, provider: Provider, settings: ReserveSettings, planner: PlannerSettings, per_minute: float,
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
-                 max_sessions: int | None = None, handover: bool = True) -> None:
+                 max_sessions: int | None = None, handover: bool = True, replica: bool = False) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.max_sessions = max_sessions
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
         self.day = measured_day(seed, per_minute, seconds, shape)
         self.tiers = Tiers(provider.frozen, provider.resume_median_seconds, provider.create_rate.per_second)
-        self.sizer = FleetSizer(settings, planner, self.tiers)
-        for start, count in history(seed, per_minute, shape, history_days, BUCKET_SECONDS):
-            self.sizer.forecast.fold(start, count)
+        self.sizer: FleetSizer | ReplicaPolicy
+        if replica:  # today's per-replica policy: no forecast to train, no state to hand over
+            self.sizer, handover = ReplicaPolicy(settings), False
+        else:
+            self.sizer = FleetSizer(settings, planner, self.tiers)
+            for start, count in history(seed, per_minute, shape, history_days, BUCKET_SECONDS):
+                self.sizer.forecast.fold(start, count)
         self.result = Result(provider.name, per_minute, seconds=seconds)
         self.tokens = LaunchTokens(provider.create_rate.per_second, provider.create_rate.burst)
         self.machines: dict[int, Machine] = {}
@@ -242,7 +248,10 @@ class Simulation:
         cold = wait + self.provider.cold_start(self.draw)
         if serves is not None:
             self.result.cold_waits.append(cold)
-            self.result.quotes_kept += cold <= self.sizer.cold_quote(wait)
+            quote = self.sizer.cold_quote(wait)
+            if not math.isnan(quote):
+                self.result.quotes_told += 1
+                self.result.quotes_kept += cold <= quote
         self.at(now + cold, "ready", machine.machine_id)
 
     # --- machines landing -------------------------------------------------------------------
@@ -326,6 +335,7 @@ class Simulation:
     def hand_over(self, now: float) -> None:
         """The planner's replica dies: its last state, through JSON as the store keeps it, goes to
         the next lease holder after the lease has run out."""
+        assert isinstance(self.sizer, FleetSizer)
         state = json.loads(json.dumps(self.sizer.to_dict()))
         self.sizer = FleetSizer.from_dict(state, self.settings, self.planner, self.tiers)
         self.planning_from = now + LEASE_GAP_SECONDS

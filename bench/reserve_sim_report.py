@@ -66,7 +66,7 @@ def summarise(result: Result, prices: Prices) -> Row:
         hot_month=result.machine_seconds["hot"] * per_month * prices.running_per_hour,
         frozen_month=result.machine_seconds["frozen"] * per_month * prices.frozen_per_hour,
         sessions_month=result.machine_seconds["busy"] * per_month * prices.running_per_hour,
-        quotes_kept=result.quotes_kept / len(result.cold_waits) if result.cold_waits else math.nan,
+        quotes_kept=result.quotes_kept / result.quotes_told if result.quotes_told else math.nan,
     )
 
 

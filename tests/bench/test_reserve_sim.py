@@ -130,3 +130,17 @@ def test_the_deploy_half_way_retires_every_idle_bot_of_the_old_image() -> None:
     settings = ReserveSettings(min_idle=3, buffer=0.0, max_idle=3, max_idle_seconds=7200.0)
     result = run(GCE, per_minute=NO_TRAFFIC, settings=settings)
     assert result.retired == 3 and result.launches == 6
+
+
+def test_todays_per_replica_policy_replays_the_same_day_without_tiers() -> None:
+    today, fleet = run(FLY, per_minute=30.0, replica=True), run(FLY, per_minute=30.0)
+    assert today.arrivals == fleet.arrivals
+    assert today.warm + today.cold + today.refused == today.arrivals
+    assert today.frozen_claims == 0 and today.machine_seconds["frozen"] == 0.0
+    assert today.quotes_told == 0 and fleet.quotes_told == fleet.cold > 0
+
+
+def test_a_told_wait_is_kept_about_nine_times_in_ten() -> None:
+    result = run(FARGATE, per_minute=30.0, settings=ReserveSettings(min_idle=0, max_idle=0))
+    assert result.quotes_told == result.cold > 100
+    assert 0.8 <= result.quotes_kept / result.quotes_told <= 0.97
