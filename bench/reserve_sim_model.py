@@ -113,7 +113,8 @@ class Simulation:
         self.max_sessions = max_sessions
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
         self.day = measured_day(seed, per_minute, seconds, shape)
-        self.tiers = Tiers(provider.frozen, provider.resume_median_seconds, provider.create_rate.per_second)
+        self.tiers = Tiers(provider.frozen, provider.resume_median_seconds, provider.create_rate.per_second,
+                           provider.suspend_seconds)
         self.sizer: FleetSizer | ReplicaPolicy
         if replica:  # today's per-replica policy: no forecast to train, no state to hand over
             self.sizer, handover = ReplicaPolicy(settings), False

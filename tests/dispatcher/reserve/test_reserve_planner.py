@@ -187,3 +187,12 @@ def test_settings_come_from_the_environment() -> None:
 def test_bad_settings_are_refused_with_the_variable_named(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
         PlannerSettings.from_env(env)
+
+
+def test_a_bot_likely_claimed_before_a_freeze_round_trip_stays_hot() -> None:
+    slow_freeze = Tiers(frozen=True, resume_seconds=0.4, create_per_second=1.0, suspend_seconds=5.0)
+    # 1 start a second: a bot frozen now would be wanted again before it is suspended and back.
+    busy = plan(Fleet(idle(5, 4, 3, 2, 1), []), lead=7.0, rate=1.0, tiers=slow_freeze, cold=3.0)
+    quick = plan(Fleet(idle(5, 4, 3, 2, 1), []), lead=7.0, rate=1.0, tiers=FROZEN, cold=3.0)
+    assert busy.freeze < quick.freeze
+    assert busy.hot_target >= 5
