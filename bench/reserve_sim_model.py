@@ -70,6 +70,7 @@ class Result:
     refused_cap: int = 0  # max_sessions sessions were running
     time_to_ready: list[float] = field(default_factory=list)
     cold_waits: list[float] = field(default_factory=list)
+    frozen_waits: list[float] = field(default_factory=list)  # start → ready of claims that resumed a bot
     quotes_told: int = 0  # cold starts told how long they would wait (FleetSizer.cold_quote)
     quotes_kept: int = 0  # of those, ready within it
     machine_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATES, 0.0))
@@ -274,6 +275,7 @@ class Simulation:
         if machine.serves is not None:  # resumed for a claim
             self.move(machine, "busy")
             self.serve(now, machine.serves, machine, WARM_CLAIM_SECONDS)
+            self.result.frozen_waits.append(self.result.time_to_ready[-1])
             return
         self.reserve_resuming -= 1
         self.land_idle(now, machine, "hot")

@@ -10,7 +10,8 @@ Frozen tier: only Fly's is modelled. A suspended Machine resumes in "a few hundr
 suspend/resume page): lognormal median 0.4 s, σ 0.5 (p95 ≈ 0.9 s), an assumption inside that
 phrase; suspending takes 5 s here (not published: the memory is written out, ≤ 2 GB). Compute
 Engine can suspend too, but Google publishes no resume time and warns that resuming can be
-slower than creating a VM (docs/reserve.md, "Tiers"), so the simulator gives it no frozen tier.
+slower than creating a VM (docs/reserve.md, "What each provider offers"), so the simulator gives it
+no frozen tier.
 Create limits are the dispatcher's own mirrors of each provider's (dispatcher/machines/*): the
 code that launches is limited by them whatever the provider would allow.
 

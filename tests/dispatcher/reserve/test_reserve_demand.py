@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.reserve.demand import CORRECTION_MINUTES, RecentCounts, correction, expected_demand
+from dispatcher.reserve.demand import CORRECTION_MINUTES, Demand, RecentCounts, correction, expected_demand
 from dispatcher.reserve.forecast import BUCKET_SECONDS, BUCKETS_PER_DAY, DAY_SECONDS, ArrivalForecast
 
 MONDAY = 1795392000.0
@@ -36,7 +36,7 @@ def seen(times: list[float]) -> RecentCounts:
 
 
 def demand_at(now: float, recent: RecentCounts, *, rate: float = 0.0, lead: float = 40.0,
-              forecast: ArrivalForecast | None = FORECAST, horizon: float = 0.0):
+              forecast: ArrivalForecast | None = FORECAST, horizon: float = 0.0) -> Demand:
     return expected_demand(forecast, recent, now=now, lead_seconds=lead, recent_rate=rate, surge_horizon=horizon)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -14,7 +15,8 @@ from dispatcher.reserve.tally import BucketTally
 T0 = 1795392000.0  # a bucket's start
 
 
-def tick_through(tally: BucketTally, start: float, end: float, arrivals: list[float] = ()) -> list[tuple[float, float]]:
+def tick_through(tally: BucketTally, start: float, end: float,
+                 arrivals: Sequence[float] = ()) -> list[tuple[float, float]]:
     """Ticks once a second from `start` to `end`, with starts at `arrivals`; returns finished buckets."""
     finished: list[tuple[float, float]] = []
     pending = sorted(arrivals)
