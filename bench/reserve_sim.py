@@ -1,89 +1,121 @@
-"""Replay a bursty day against each provider's cold starts with the dispatcher's reserve policy.
+"""Replay a day of starts against each provider through the dispatcher's own reserve sizing.
 
-    uv run python -m bench.reserve_sim                      # the README's figures (seed 1)
-    uv run python -m bench.reserve_sim --levels 10 --providers fly --hours 6
+    uv run --all-groups python -m bench.reserve_sim --stack aws-prod        # the shipped stack
+    uv run --all-groups python -m bench.reserve_sim --stack aws-prod --providers fly --levels 10
+    uv run --all-groups python -m bench.reserve_sim --day flat --env RESERVE_MAX_IDLE=500
 
-Prints, per provider and arrival level (sessions/min outside bursts; bursts run at 5×): the
-warm share, p50/p95 time from POST /start to a ready bot, the idle share of all machine time,
-the peak idle count, and the reserve's launches and retirements. The model (arrivals, session
-lengths, cold-start distributions, rate limits) is described in bench/reserve_sim_model.py.
-The policy is the dispatcher's own (dispatcher/reserve/policy.py): `--env` passes RESERVE_*
-variables exactly as the dispatcher reads them.
+Prints a Markdown table, per provider and level (starts/min outside bursts; bursts run at 5×):
+the warm share (hot or frozen claims), refused starts, p50/p95 time from POST /start to a ready
+bot, the idle share of running machine time, the mean idle running ("hot") and frozen bots, their
+peaks, what each tier costs a month, and the goals it meets. The model is bench/reserve_sim_model.py
+(and _traffic, _providers); the sizing is the dispatcher's (dispatcher/reserve/sizer.py), with
+the stack's settings (`--stack`, read from its Pulumi files) or the dispatcher's defaults, and
+`--env` passing dispatcher variables on top (RESERVE_*, a provider's FLY_CREATE_RATE, ...).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 
-from bench.reserve_sim_model import PROVIDERS, Result, Simulation
+from bench.reserve_sim_model import Simulation
+from bench.reserve_sim_providers import BY_NAME, CLOUD_PROVIDER, PROVIDERS, Provider, prices
+from bench.reserve_sim_report import Row, header, line, summarise
+from bench.reserve_sim_stack import StackError, load_stack
+from bench.reserve_sim_traffic import SHAPES
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.settings import SettingsError
 
-GOAL_P95_SECONDS, GOAL_IDLE_SHARE, GOAL_QUIET_IDLE = 3.0, 0.20, 2
+
+@dataclass(frozen=True)
+class Run:
+    provider: Provider
+    settings: ReserveSettings
+    planner: PlannerSettings
+    per_minute: float
+    seed: int
+    day: str
+    hours: float
+    history_days: int
+    max_sessions: int | None
+    stack: Mapping[str, object]
+    replica: bool = False
+
+    def __call__(self) -> Row:
+        result = Simulation(self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
+                            shape=SHAPES[self.day], seconds=self.hours * 3600, history_days=self.history_days,
+                            max_sessions=self.max_sessions, replica=self.replica).run()
+        return summarise(result, prices(self.provider, self.stack))
 
 
-def verdict(result: Result) -> str:
-    if result.per_minute >= 10:
-        ok = result.percentile(0.95) <= GOAL_P95_SECONDS and result.idle_share <= GOAL_IDLE_SHARE
-        return "meets p95 ≤ 3 s, idle ≤ 20 %" if ok else "MISSES p95 ≤ 3 s / idle ≤ 20 %"
-    if result.per_minute < 1:
-        # Judged on the time-averaged count (what the reserve costs); the peak is printed beside it.
-        return "meets ≤ 2 idle" if result.mean_idle <= GOAL_QUIET_IDLE else "MISSES ≤ 2 idle"
-    return ""
+def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
+    """Every (provider, level) run the arguments ask for; bad settings raise SettingsError/StackError."""
+    stack_values: Mapping[str, object] = {}
+    env, max_sessions = dict(extra), args.max_sessions
+    names = args.providers or [p.name for p in PROVIDERS]
+    if args.stack:
+        stack = load_stack(args.stack)
+        stack_values, env = stack.values, {**stack.reserve_env(), **extra}
+        names = args.providers or [CLOUD_PROVIDER[stack.cloud]]
+        if max_sessions is None:
+            max_sessions = stack.max_sessions
+    planner = PlannerSettings.from_env(env)
+    runs = []
+    for name in names:
+        base = BY_NAME[name]
+        provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+        settings = ReserveSettings.from_env(env, provider.machines)
+        runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
+                     max_sessions or None, stack_values, args.planner == "replica") for level in args.levels]
+    return runs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--levels", type=float, nargs="+", default=[0.2, 0.5, 2.0, 10.0, 30.0])
-    names = [p.name for p in PROVIDERS]
-    parser.add_argument("--providers", nargs="+", choices=names, default=names)
-    parser.add_argument(
-        "--env",
-        nargs="*",
-        default=[],
-        metavar="NAME=VALUE",
-        help="dispatcher variables: RESERVE_*, and a provider's create limit (FLY_CREATE_RATE, _BURST, ...)",
-    )
-    args = parser.parse_args()
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--stack", help="read the reserve settings, bot size and session cap of stacks/Pulumi.<stack>.yaml")
+    p.add_argument("--providers", nargs="+", choices=list(BY_NAME), help="default: the stack's cloud, else all")
+    p.add_argument("--levels", type=float, nargs="+", default=[0.5, 10.0, 60.0], help="starts/min outside bursts")
+    p.add_argument("--day", choices=list(SHAPES), default="seasonal")
+    p.add_argument("--planner", choices=("fleet", "replica"), default="fleet",
+                   help="fleet: the tiered fleet planner; replica: the per-replica policy the dispatcher runs today")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--history-days", type=int, default=14, help="days of starts the forecast learnt from")
+    p.add_argument("--max-sessions", type=int,
+                   help="refuse starts past this many sessions (default: the stack's; 0: no cap)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
+    p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser()
+    args = p.parse_args(argv)
     if bad := [item for item in args.env if "=" not in item]:
-        parser.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
-    env = dict(item.split("=", 1) for item in args.env)
+        p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
+    if args.seed < 0 or args.hours <= 0 or args.history_days < 0 or args.jobs < 1:
+        p.error("--seed, --history-days must be ≥ 0, --hours > 0, --jobs ≥ 1")
     try:
-        runs = [
-            (
-                replace(p, create_rate=Rate.from_env(env, p.rate_prefix, p.create_rate)),
-                ReserveSettings.from_env(env, p.machines),
-            )
-            for p in PROVIDERS
-            if p.name in args.providers
-        ]
-    except SettingsError as exc:
-        parser.error(str(exc))
-
-    print(f"seed {args.seed}, {args.hours:g} h per run, settings: {' '.join(args.env) or 'dispatcher defaults'}")
-    print(
-        "time to ready (s) from POST /start; idle = idle share of machine time; +boot adds the boot time of "
-        "reserve machines retired unused;\nmean/peak idle = idle machines averaged over the day / at most; "
-        "rsv = peak idle + warming reserve machines"
-    )
-    columns = ("provider", "/min", "starts", "warm", "refused", "p50", "p95", "idle", "+boot", "mean idle")
-    widths = (11, 5, 6, 6, 7, 6, 6, 6, 6, 9)
-    print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)) + f" {'peak idle':>9} {'rsv':>4}  goal")
-    # Each provider's create limit can be overridden by the dispatcher's own variables (FLY_CREATE_RATE, ...).
-    for provider, settings in runs:
-        for level in args.levels:
-            r = Simulation(provider, settings, level, seed=args.seed, seconds=args.hours * 3600).run()
-            print(
-                f"{r.provider:>11} {level:5g} {r.arrivals:6d} {r.warm / max(1, r.arrivals):6.1%} {r.refused:7d} "
-                f"{r.percentile(0.5):6.1f} {r.percentile(0.95):6.1f} {r.idle_share:6.1%} {r.overhead_share:6.1%} "
-                f"{r.mean_idle:9.1f} {r.peak_idle:9d} {r.peak_total:4d}  {verdict(r)}",
-                flush=True,
-            )
+        runs = build_runs(args, dict(item.split("=", 1) for item in args.env))
+    except (SettingsError, StackError) as exc:
+        p.error(str(exc))
+    print(f"{args.planner} planner, {args.day} day, seed {args.seed}, {args.hours:g} h per run, "
+          f"forecast from {args.history_days} days; "
+          f"stack: {args.stack or 'none (dispatcher defaults)'}; --env: {' '.join(args.env) or 'none'}")
+    print(header(), flush=True)
+    if args.jobs == 1:
+        for run in runs:
+            print(line(run()), flush=True)
+        return
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for row in pool.map(Run.__call__, runs):
+            print(line(row), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,303 +1,351 @@
-"""The reserve simulator's model: a discrete-event replay of one day against one provider.
+"""The reserve simulator's model: a discrete-event replay of one day of one deployment.
 
-It drives the dispatcher's own sizing code (dispatcher/reserve/policy.py, reserve_rates.py,
-reserve_pacing.py) on a simulated clock, so what it measures is the policy that runs in
-production, with the provider's create limit from the provider's own module. bench/reserve_sim.py
-prints the figures; tests/dispatcher/reserve/test_reserve_sim.py checks the bookkeeping on short runs.
+It drives the dispatcher's own sizing brain (dispatcher/reserve/sizer.py: the forecast, the
+demand estimate, the tiered fleet planner, the static policy under it) and its create-limit mirror
+(dispatcher/reserve/pacing.py `LaunchTokens`) on a simulated clock. The traffic is
+bench/reserve_sim_traffic.py's, the providers bench/reserve_sim_providers.py's.
 
-Model, and why each choice:
-- Arrivals: Poisson at the base rate, and at 5× the base rate during bursts. Bursts start as a
-  Poisson process (one per 90 min on average) and last 5–20 min (uniform): about 12 % of the day
-  is in a burst and carries about 40 % of the day's sessions. A burst is a step (a campaign email
-  or a push notification arrives all at once), the hardest case for a reserve.
-- Session length: lognormal, median 3 min, σ 0.9 (mean ≈ 4.5 min, 5 % over 13 min), capped at
-  30 min (MAX_SESSION_SECONDS' default). Contact-centre calls average 4–6 min with a long right
-  tail; short web voice sessions pull the median lower.
-- Cold start (launch call → bot ready): lognormal, because a start is a product of factors
-  (placement, image pull at the host's bandwidth, boot) and reported starts are skewed right.
-  Fargate median 40 s, σ 0.35 (p95 ≈ 71 s: AWS re:Post "30–45 s normal", 60–90 s reports);
-  Compute Engine median 30 s, σ 0.3 (p95 ≈ 49 s: ~10 s to RUNNING + image pull + boot);
-  Fly median 3 s, σ 0.6 (p95 ≈ 8 s, p99 ≈ 12 s: "1–10 s", low double digits with an image
-  fetch). docs/reference/field_2026.md has the sources.
-- A warm claim is ready 0.3 s after the start (claim + assignment over the channel + join).
-- A cold start waits for the provider's create token first (the same mirror bucket the refills
-  spend from, at the provider module's documented limit), and is refused, as admission refuses
-  it (503 + Retry-After), when that wait would pass the limit's `max_wait`: a refused start
-  counts as never ready in the percentiles.
-- One deploy at noon: every idle bot of the old image is retired and replaced.
+What happens, and why:
+- One planner for the whole deployment, once a second (the lease holder's tick): it launches,
+  freezes, resumes and retires. At 10:00 its replica dies: its state goes through JSON (the
+  store), nobody plans for `LEASE_GAP_SECONDS`, and a new planner carries on from that state
+  with the starts the store counted meanwhile.
+- A start claims the oldest hot bot (ready 0.3 s later: claim, assignment over the channel,
+  join); else resumes the oldest frozen one and claims it (resume + 0.3 s); else launches cold:
+  it waits for a create token first, and is refused (503 + Retry-After, as admission answers)
+  when that wait would pass the limit's `max_wait`, or when `max_sessions` sessions already run
+  (the stack's maxConcurrentSessions). A refused start counts as never ready.
+- A machine's time is counted in its state: warming (booting), hot, freezing, frozen, resuming,
+  busy. Booting counts as running machine time (it is billed).
+- One deploy at noon: every idle bot of the old image, hot or frozen, is retired; bots of the old
+  image still booting or freezing are retired when they land.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
-from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
-from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
-from dispatcher.outbound.ratelimit import Rate
-from dispatcher.reserve.pacing import IdleBot, LaunchTokens, claim_order, plan_reserve
-from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS, ReserveSettings, reserve_size
-from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
+from bench.reserve_sim_providers import Provider
+from bench.reserve_sim_replica import ReplicaPolicy
+from bench.reserve_sim_traffic import DAY, DAY_START_EPOCH, DayShape, history, measured_day
+from dispatcher.reserve.forecast import BUCKET_SECONDS
+from dispatcher.reserve.pacing import LaunchTokens
+from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, PlannerSettings, Tiers
+from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.sizer import FleetSizer
 
-DAY = 24 * 3600.0
 WARM_CLAIM_SECONDS = 0.3
-TICK_SECONDS = 1.0  # the reserve re-plans on every event and at least once a second
-BURST_FACTOR = 5.0
-SESSION_MEDIAN_SECONDS, SESSION_SIGMA, SESSION_CAP_SECONDS = 180.0, 0.9, 1800.0
-
-
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    machines: str  # the dispatcher's MACHINES value
-    cold_median_seconds: float
-    cold_sigma: float
-    create_rate: Rate
-    rate_prefix: str  # the dispatcher's variables that override `create_rate` (<prefix>_RATE, _BURST)
-
-    def cold_start(self, draw: random.Random) -> float:
-        return self.cold_median_seconds * math.exp(draw.gauss(0.0, self.cold_sigma))
-
-
-PROVIDERS = (
-    Provider("ecs-fargate", "ecs", 40.0, 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
-    Provider("gce", "gce", 30.0, 0.30, DEFAULT_INSERT_RATE, "GCE_INSERT"),
-    Provider("fly", "fly", 3.0, 0.60, DEFAULT_CREATE_RATE, "FLY_CREATE"),
-)
-
-
-def bursts(draw: random.Random, seconds: float) -> list[tuple[float, float]]:
-    """(start, end) of each burst in the day."""
-    spans: list[tuple[float, float]] = []
-    t = 0.0
-    while True:
-        t += draw.expovariate(1 / 5400.0)
-        if t >= seconds:
-            return spans
-        end = min(seconds, t + draw.uniform(300.0, 1200.0))
-        spans.append((t, end))
-        t = end
-
-
-def arrivals(
-    spans: list[tuple[float, float]], draw: random.Random, per_minute: float, seconds: float
-) -> Iterator[float]:
-    """Arrival times: Poisson at `per_minute`, ×5 inside bursts (thinning of the peak rate)."""
-    peak = per_minute * BURST_FACTOR / 60.0
-    t, i = 0.0, 0
-    while True:
-        t += draw.expovariate(peak)
-        if t >= seconds:
-            return
-        while i < len(spans) and spans[i][1] <= t:
-            i += 1
-        in_burst = i < len(spans) and spans[i][0] <= t
-        if in_burst or draw.random() < 1 / BURST_FACTOR:
-            yield t
-
-
-def session_length(draw: random.Random) -> float:
-    return min(SESSION_CAP_SECONDS, SESSION_MEDIAN_SECONDS * math.exp(draw.gauss(0.0, SESSION_SIGMA)))
+LEASE_GAP_SECONDS = 15.0
+HANDOVER_AT = 10 * 3600.0
+STATES = ("warming", "hot", "freezing", "frozen", "resuming", "busy")
+RUNNING = ("warming", "hot", "freezing", "resuming", "busy")
 
 
 @dataclass
 class Machine:
     machine_id: int
-    state: str  # warming | idle | busy
-    since: float
+    state: str
     launched: float
-    image: str
-    cold_for: int | None = None  # the arrival a cold launch serves
+    image: int
+    serves: int | None = None  # the start a cold launch or a claim's resume serves
+    hello: float | None = None
+    resumed: float = 0.0  # when its last resume was asked for
 
 
 @dataclass
 class Result:
     provider: str
     per_minute: float
+    seconds: float = DAY
     arrivals: int = 0
-    warm: int = 0
+    hot_claims: int = 0
+    frozen_claims: int = 0
     cold: int = 0
+    refused: int = 0  # the create limit's wait was past max_wait
+    refused_cap: int = 0  # max_sessions sessions were running
     time_to_ready: list[float] = field(default_factory=list)
-    machine_seconds: dict[str, float] = field(default_factory=lambda: {"warming": 0.0, "idle": 0.0, "busy": 0.0})
-    retired_boot_seconds: float = 0.0  # warming time of reserve machines retired unused
+    cold_waits: list[float] = field(default_factory=list)
+    frozen_waits: list[float] = field(default_factory=list)  # start → ready of claims that resumed a bot
+    quotes_told: int = 0  # cold starts told how long they would wait (FleetSizer.cold_quote)
+    quotes_kept: int = 0  # of those, ready within it
+    machine_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATES, 0.0))
+    retired_boot_seconds: float = 0.0  # booting time of reserve machines retired unused
     launches: int = 0
     retired: int = 0
-    peak_idle: int = 0
-    peak_total: int = 0  # idle + warming reserve machines at once
-    served: set[int] = field(default_factory=set)  # arrivals that got a bot
-    machines_served: set[int] = field(default_factory=set)  # machines that served a session
-    stale_claims: int = 0  # warm claims of a bot of an image older than the current one
-    refused: int = 0  # cold starts refused by admission: the create token was further than max_wait
-
-    seconds: float = DAY
+    peak_hot: int = 0
+    peak_frozen: int = 0
+    peak_sessions: int = 0
+    served: set[int] = field(default_factory=set)
+    machines_served: set[int] = field(default_factory=set)
+    stale_claims: int = 0
 
     @property
-    def mean_idle(self) -> float:
-        return self.machine_seconds["idle"] / self.seconds
+    def warm(self) -> int:
+        return self.hot_claims + self.frozen_claims
 
     @property
-    def overhead_share(self) -> float:
-        """The reserve's whole cost: idle time plus the boot time of machines retired unused."""
-        total = sum(self.machine_seconds.values())
-        return (self.machine_seconds["idle"] + self.retired_boot_seconds) / total if total else 0.0
+    def running_seconds(self) -> float:
+        return sum(self.machine_seconds[s] for s in RUNNING)
 
     @property
     def idle_share(self) -> float:
-        total = sum(self.machine_seconds.values())
-        return self.machine_seconds["idle"] / total if total else 0.0
+        """Hot idle time over all running machine time (frozen machines are not running)."""
+        return self.machine_seconds["hot"] / self.running_seconds if self.running_seconds else 0.0
+
+    def mean(self, state: str) -> float:
+        return self.machine_seconds[state] / self.seconds
 
     def percentile(self, p: float) -> float:
         """Of every start; a refused one counts as never ready."""
-        ordered = sorted(self.time_to_ready) + [math.inf] * self.refused
+        ordered = sorted(self.time_to_ready) + [math.inf] * (self.refused + self.refused_cap)
         return ordered[min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1)] if ordered else math.nan
 
 
 class Simulation:
-    def __init__(
-        self, provider: Provider, settings: ReserveSettings, per_minute: float, *, seed: int, seconds: float = DAY
-    ) -> None:
-        self.provider, self.settings, self.seconds = provider, settings, seconds
+    def __init__(self, provider: Provider, settings: ReserveSettings, planner: PlannerSettings, per_minute: float,
+                 *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
+                 max_sessions: int | None = None, handover: bool = True, replica: bool = False) -> None:
+        self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
+        self.max_sessions = max_sessions
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
-        # Arrivals and session lengths come from their own seeds: every provider replays the same day.
-        traffic = random.Random(f"{seed}/traffic/{per_minute}")
-        self.bursts = bursts(traffic, seconds)
-        self.arrival_times = list(arrivals(self.bursts, traffic, per_minute, seconds))
-        self.lengths = [session_length(traffic) for _ in self.arrival_times]
+        self.day = measured_day(seed, per_minute, seconds, shape)
+        self.tiers = Tiers(provider.frozen, provider.resume_median_seconds, provider.create_rate.per_second,
+                           provider.suspend_seconds)
+        self.sizer: FleetSizer | ReplicaPolicy
+        if replica:  # today's per-replica policy: no forecast to train, no state to hand over
+            self.sizer, handover = ReplicaPolicy(settings), False
+        else:
+            self.sizer = FleetSizer(settings, planner, self.tiers)
+            for start, count in history(seed, per_minute, shape, history_days, BUCKET_SECONDS):
+                self.sizer.forecast.fold(start, count)
         self.result = Result(provider.name, per_minute, seconds=seconds)
-        self.rate = ArrivalRate(settings.rate_sample)
-        self.cold = ColdStartEstimate(DEFAULT_COLD_START_SECONDS[provider.machines])
         self.tokens = LaunchTokens(provider.create_rate.per_second, provider.create_rate.burst)
         self.machines: dict[int, Machine] = {}
-        self.in_state: dict[str, set[int]] = {"warming": set(), "idle": set(), "busy": set()}
-        self.reserve_warming = 0  # warming machines launched for the reserve (not for a cold start)
+        self.count = dict.fromkeys(STATES, 0)
+        self.hot: list[int] = []  # ids, oldest first (claims and retirements take from the front)
+        self.hot_since: list[float] = []
+        self.frozen: list[int] = []
+        self.frozen_since: list[float] = []
+        self.reserve_warming = self.reserve_resuming = 0
         self.ids = itertools.count()
         self.events: list[tuple[float, int, str, int]] = []
         self.seq = itertools.count()
-        self.image = "v1"
+        self.image = 1
+        self.clock = 0.0
+        self.planning_from = 0.0  # no planner until then (a lease changing hands)
+        self.unplanned: list[float] = []  # starts the store counted while nobody held the lease
+        self.handover = handover and seconds > HANDOVER_AT
+
+    # --- the event loop ---------------------------------------------------------------------
 
     def at(self, when: float, kind: str, ref: int = -1) -> None:
         heapq.heappush(self.events, (when, next(self.seq), kind, ref))
 
     def run(self) -> Result:
-        for n, t in enumerate(self.arrival_times):
+        for n, t in enumerate(self.day.arrival_times):
             self.at(t, "arrival", n)
         self.at(0.0, "tick")
         self.at(self.seconds / 2, "deploy")
+        if self.handover:
+            self.at(HANDOVER_AT, "handover")
+        handlers = {"arrival": self.arrive, "ready": self.ready, "resumed": self.resumed,
+                    "suspended": self.suspended, "end": self.end}
         while self.events:
             now, _, kind, ref = heapq.heappop(self.events)
-            if kind == "tick" and now + TICK_SECONDS < self.seconds:
-                self.at(now + TICK_SECONDS, "tick")
-            elif kind == "arrival":
-                self.arrive(now, ref)
-            elif kind == "ready":
-                self.ready(now, ref)
-            elif kind == "end":
-                self.set_state(now, self.machines.pop(ref), None)
+            self.account(now)
+            if kind == "tick":
+                if now + PLAN_EVERY_SECONDS < self.seconds:
+                    self.at(now + PLAN_EVERY_SECONDS, "tick")
+                if now >= self.planning_from:
+                    self.plan(now)
             elif kind == "deploy":
-                self.image = "v2"
-            if now < self.seconds:  # after the day only the last sessions finish; nothing is sized
-                self.replan(now)
-                self.record_peaks(now)
-        for machine in list(self.machines.values()):  # reserve machines left at the end of the day
-            self.set_state(self.seconds, machine, None)
+                self.deploy()
+            elif kind == "handover":
+                self.hand_over(now)
+            elif kind == "lease":
+                self.take_lease()
+            else:
+                handlers[kind](now, ref)
+        self.account(self.seconds)
         return self.result
 
-    def set_state(self, now: float, machine: Machine, state: str | None) -> None:
-        """Move `machine` to `state` (None: destroyed), adding its time in the old state up to the day's end."""
-        self.result.machine_seconds[machine.state] += min(now, self.seconds) - min(machine.since, self.seconds)
-        self.in_state[machine.state].discard(machine.machine_id)
-        if machine.state == "warming" and machine.cold_for is None:
-            self.reserve_warming -= 1
+    def account(self, now: float) -> None:
+        """Adds each state's machine time since the last event (up to the end of the day)."""
+        until = min(now, self.seconds)
+        if until > self.clock:
+            elapsed = until - self.clock
+            for state, n in self.count.items():
+                if n:
+                    self.result.machine_seconds[state] += n * elapsed
+            self.clock = until
+
+    def move(self, machine: Machine, state: str | None) -> None:
+        self.count[machine.state] -= 1
         if state is None:
+            del self.machines[machine.machine_id]
             return
-        machine.state, machine.since = state, now
-        self.in_state[state].add(machine.machine_id)
+        machine.state = state
+        self.count[state] += 1
 
-    def record_peaks(self, now: float) -> None:
-        """After the event and the reserve's response to it (both happen at the same instant)."""
-        idle = len(self.in_state["idle"])
-        self.result.peak_idle = max(self.result.peak_idle, idle)
-        self.result.peak_total = max(self.result.peak_total, idle + self.reserve_warming)
+    # --- starts -----------------------------------------------------------------------------
 
-    def launch(self, now: float, cold_for: int | None) -> None:
-        """Start a machine; it is ready after its wait for a create token and its cold start."""
+    def arrive(self, now: float, n: int) -> None:
+        r = self.result
+        r.arrivals += 1
+        if now >= self.planning_from:
+            self.sizer.arrived(DAY_START_EPOCH + now)
+        else:
+            self.unplanned.append(DAY_START_EPOCH + now)
+        sessions = self.count["busy"] + self.count["warming"] - self.reserve_warming \
+            + self.count["resuming"] - self.reserve_resuming
+        if self.max_sessions is not None and sessions >= self.max_sessions:
+            r.refused_cap += 1
+            return
+        r.peak_sessions = max(r.peak_sessions, sessions + 1)
+        if self.hot:
+            machine = self.machines[self.take(self.hot, self.hot_since)]
+            r.hot_claims += 1
+            r.stale_claims += machine.image != self.image
+            self.move(machine, "busy")
+            self.serve(now, n, machine, WARM_CLAIM_SECONDS)
+        elif self.frozen:
+            machine = self.machines[self.take(self.frozen, self.frozen_since)]
+            r.frozen_claims += 1
+            machine.serves, machine.resumed = n, now
+            self.move(machine, "resuming")
+            self.at(now + self.provider.resume(self.draw), "resumed", machine.machine_id)
+        elif self.tokens.seconds_until_token(now) > self.provider.create_rate.max_wait:
+            r.refused += 1
+        else:
+            r.cold += 1
+            self.launch(now, serves=n)
+
+    @staticmethod
+    def take(ids: list[int], since: list[float]) -> int:
+        del since[0]
+        return ids.pop(0)
+
+    def serve(self, now: float, n: int, machine: Machine, after: float) -> None:
+        r = self.result
+        if n in r.served or machine.machine_id in r.machines_served:
+            raise AssertionError(f"start {n} or machine {machine.machine_id} served twice")
+        r.served.add(n)
+        r.machines_served.add(machine.machine_id)
+        r.time_to_ready.append((now - self.day.arrival_times[n]) + after)  # a hot claim: exactly `after`
+        self.at(now + after + self.day.lengths[n], "end", machine.machine_id)
+
+    def launch(self, now: float, serves: int | None = None) -> None:
         wait = self.tokens.seconds_until_token(now)
         self.tokens.spend(now)
-        machine = Machine(next(self.ids), "warming", now, now, self.image, cold_for)
+        machine = Machine(next(self.ids), "warming", now, self.image, serves)
         self.machines[machine.machine_id] = machine
-        self.in_state["warming"].add(machine.machine_id)
-        self.reserve_warming += cold_for is None
+        self.count["warming"] += 1
+        self.reserve_warming += serves is None
         self.result.launches += 1
-        self.at(now + wait + self.provider.cold_start(self.draw), "ready", machine.machine_id)
+        cold = wait + self.provider.cold_start(self.draw)
+        if serves is not None:
+            self.result.cold_waits.append(cold)
+            quote = self.sizer.cold_quote(wait)
+            if not math.isnan(quote):
+                self.result.quotes_told += 1
+                self.result.quotes_kept += cold <= quote
+        self.at(now + cold, "ready", machine.machine_id)
 
-    def idle_bots(self) -> list[IdleBot]:
-        return [IdleBot(str(i), self.machines[i].since, self.machines[i].image) for i in self.in_state["idle"]]
-
-    def arrive(self, now: float, arrival: int) -> None:
-        self.result.arrivals += 1
-        self.rate.record(now)
-        candidates = claim_order(self.idle_bots(), self.image)
-        if not candidates:
-            if self.tokens.seconds_until_token(now) > self.provider.create_rate.max_wait:
-                self.result.refused += 1  # admission answers 503 + Retry-After rather than queue
-                return
-            self.result.cold += 1
-            self.launch(now, cold_for=arrival)
-            return
-        machine = self.machines[int(candidates[0].bot_id)]
-        if machine.state != "idle":
-            raise AssertionError(f"machine {machine.machine_id} claimed while {machine.state}")
-        self.result.stale_claims += machine.image != self.image
-        self.result.warm += 1
-        self.set_state(now, machine, "busy")
-        self.serve(arrival, waited=WARM_CLAIM_SECONDS, machine=machine, ready_at=now + WARM_CLAIM_SECONDS)
-
-    def serve(self, arrival: int, *, waited: float, machine: Machine, ready_at: float) -> None:
-        if arrival in self.result.served or machine.machine_id in self.result.machines_served:
-            raise AssertionError(f"arrival {arrival} or machine {machine.machine_id} served twice")
-        self.result.served.add(arrival)
-        self.result.machines_served.add(machine.machine_id)
-        self.result.time_to_ready.append(waited)
-        self.at(ready_at + self.lengths[arrival], "end", machine.machine_id)
+    # --- machines landing -------------------------------------------------------------------
 
     def ready(self, now: float, machine_id: int) -> None:
         machine = self.machines[machine_id]
-        self.cold.observe(now - machine.launched)
-        if machine.cold_for is None:
-            self.set_state(now, machine, "idle")
+        machine.hello = now
+        self.sizer.cold.observe(now - machine.launched)
+        if machine.serves is not None:
+            self.move(machine, "busy")
+            self.serve(now, machine.serves, machine, 0.0)
             return
-        self.set_state(now, machine, "busy")
-        arrival = machine.cold_for
-        self.serve(arrival, waited=now - self.arrival_times[arrival], machine=machine, ready_at=now)
+        self.reserve_warming -= 1
+        self.land_idle(now, machine, "hot")
 
-    def replan(self, now: float) -> None:
-        active = len(self.in_state["busy"]) + len(self.in_state["warming"]) - self.reserve_warming
-        size = reserve_size(
-            self.settings,
-            active=active,
-            arrivals_per_second=self.rate.per_second(now),
-            cold_start_seconds=self.cold.seconds,
-            utc_minute=int(now // 60) % 1440,
-        )
-        plan = plan_reserve(
-            self.idle_bots(),
-            warming=self.reserve_warming,
-            size=size,
-            now=now,
-            image=self.image,
-            settings=self.settings,
-            cold_start_seconds=self.cold.seconds,
-            spare_launches=self.tokens.spare(now),
-        )
-        for bot_id in plan.retire:
-            machine = self.machines.pop(int(bot_id))
-            self.result.retired += 1
-            self.result.retired_boot_seconds += machine.since - machine.launched
-            self.set_state(now, machine, None)
+    def resumed(self, now: float, machine_id: int) -> None:
+        machine = self.machines[machine_id]
+        self.sizer.resume.observe(now - machine.resumed)
+        if machine.serves is not None:  # resumed for a claim
+            self.move(machine, "busy")
+            self.serve(now, machine.serves, machine, WARM_CLAIM_SECONDS)
+            self.result.frozen_waits.append(self.result.time_to_ready[-1])
+            return
+        self.reserve_resuming -= 1
+        self.land_idle(now, machine, "hot")
+
+    def suspended(self, now: float, machine_id: int) -> None:
+        self.land_idle(now, self.machines[machine_id], "frozen")
+
+    def land_idle(self, now: float, machine: Machine, state: str) -> None:
+        if machine.image != self.image:
+            self.retire(machine)
+            return
+        self.move(machine, state)
+        ids, since = (self.hot, self.hot_since) if state == "hot" else (self.frozen, self.frozen_since)
+        ids.append(machine.machine_id)
+        since.append(DAY_START_EPOCH + now)  # the planner reads epoch seconds
+        self.result.peak_hot = max(self.result.peak_hot, len(self.hot))
+        self.result.peak_frozen = max(self.result.peak_frozen, len(self.frozen))
+
+    def end(self, now: float, machine_id: int) -> None:
+        self.move(self.machines[machine_id], None)
+
+    def retire(self, machine: Machine) -> None:
+        self.result.retired += 1
+        if machine.hello is not None:
+            self.result.retired_boot_seconds += machine.hello - machine.launched
+        self.move(machine, None)
+
+    # --- the planner ------------------------------------------------------------------------
+
+    def plan(self, now: float) -> None:
+        fleet = Fleet(self.hot_since, self.frozen_since, warming=self.reserve_warming,
+                      freezing=self.count["freezing"], resuming=self.reserve_resuming,
+                      active=self.count["busy"])
+        plan = self.sizer.plan(DAY_START_EPOCH + now, fleet, self.tokens.spare(now))
+        for _ in range(plan.retire_hot):
+            self.retire(self.machines[self.take(self.hot, self.hot_since)])
+        for _ in range(plan.freeze):
+            machine = self.machines[self.take(self.hot, self.hot_since)]
+            self.move(machine, "freezing")
+            self.at(now + self.provider.suspend_seconds, "suspended", machine.machine_id)
+        for _ in range(plan.retire_frozen):
+            self.retire(self.machines[self.take(self.frozen, self.frozen_since)])
+        for _ in range(plan.resume):
+            machine = self.machines[self.take(self.frozen, self.frozen_since)]
+            self.move(machine, "resuming")
+            machine.resumed = now
+            self.reserve_resuming += 1
+            self.at(now + self.provider.resume(self.draw), "resumed", machine.machine_id)
         for _ in range(plan.launch):
-            self.launch(now, cold_for=None)
+            self.launch(now)
+
+    def deploy(self) -> None:
+        self.image += 1
+        for ids, since in ((self.hot, self.hot_since), (self.frozen, self.frozen_since)):
+            for machine_id in ids:
+                self.retire(self.machines[machine_id])
+            ids.clear()
+            since.clear()
+
+    def hand_over(self, now: float) -> None:
+        """The planner's replica dies: its last state, through JSON as the store keeps it, goes to
+        the next lease holder after the lease has run out."""
+        assert isinstance(self.sizer, FleetSizer)
+        state = json.loads(json.dumps(self.sizer.to_dict()))
+        self.sizer = FleetSizer.from_dict(state, self.settings, self.planner, self.tiers)
+        self.planning_from = now + LEASE_GAP_SECONDS
+        self.at(self.planning_from, "lease")
+        self.unplanned = []
+
+    def take_lease(self) -> None:
+        for epoch in self.unplanned:
+            self.sizer.arrived(epoch)
+        self.unplanned = []

@@ -1,0 +1,98 @@
+"""The simulated providers: cold starts, the frozen tier where there is one, create limits, prices.
+
+Cold start (launch call → bot ready): lognormal, because a start is a product of factors
+(placement, image pull at the host's bandwidth, boot) and reported starts are skewed right.
+- Fargate median 40 s, σ 0.35 (p95 ≈ 71 s: AWS re:Post "30–45 s normal", 60–90 s reports);
+- Compute Engine median 30 s, σ 0.3 (p95 ≈ 49 s: ~10 s to RUNNING + image pull + boot);
+- Fly median 3 s, σ 0.6 (p95 ≈ 8 s: "1–10 s", low double digits with an image fetch);
+  docs/reference/field_2026.md has the sources.
+Frozen tier: only Fly's is modelled. A suspended Machine resumes in "a few hundred ms" (Fly's
+suspend/resume page): lognormal median 0.4 s, σ 0.5 (p95 ≈ 0.9 s), an assumption inside that
+phrase; suspending takes 5 s here (not published: the memory is written out, ≤ 2 GB). Compute
+Engine can suspend too, but Google publishes no resume time and warns that resuming can be
+slower than creating a VM (docs/reserve.md, "What each provider offers"), so the simulator gives it
+no frozen tier.
+Create limits are the dispatcher's own mirrors of each provider's (dispatcher/machines/*): the
+code that launches is limited by them whatever the provider would allow.
+
+Prices (what a month of a bot costs; 730 h): see `prices`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
+from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
+from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
+from dispatcher.outbound.ratelimit import Rate
+
+HOURS_PER_MONTH = 730.0
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    machines: str  # the dispatcher's MACHINES value
+    cold_median_seconds: float
+    cold_sigma: float
+    create_rate: Rate
+    rate_prefix: str  # the dispatcher's variables that override `create_rate` (<prefix>_RATE, _BURST)
+    resume_median_seconds: float = 0.0  # 0: no frozen tier
+    resume_sigma: float = 0.5
+    suspend_seconds: float = 0.0
+
+    @property
+    def frozen(self) -> bool:
+        return self.resume_median_seconds > 0
+
+    def cold_start(self, draw: random.Random) -> float:
+        return self.cold_median_seconds * math.exp(draw.gauss(0.0, self.cold_sigma))
+
+    def resume(self, draw: random.Random) -> float:
+        return self.resume_median_seconds * math.exp(draw.gauss(0.0, self.resume_sigma))
+
+
+PROVIDERS = (
+    Provider("ecs-fargate", "ecs", 40.0, 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
+    Provider("gce", "gce", 30.0, 0.30, DEFAULT_INSERT_RATE, "GCE_INSERT"),
+    Provider("fly", "fly", 3.0, 0.60, DEFAULT_CREATE_RATE, "FLY_CREATE", 0.4, 0.5, 5.0),
+)
+BY_NAME = {p.name: p for p in PROVIDERS}
+CLOUD_PROVIDER = {"aws": "ecs-fargate", "gcp": "gce"}
+
+
+@dataclass(frozen=True)
+class Prices:
+    running_per_hour: float  # a bot's machine while it runs (idle or busy)
+    frozen_per_hour: float  # while it is frozen (0 without a frozen tier)
+    size: str
+
+
+# Fargate, us-east-1, Linux/x86, on-demand (aws.amazon.com/fargate/pricing).
+FARGATE_VCPU_HOUR, FARGATE_GB_HOUR = 0.04048, 0.004445
+# Compute Engine, us-central1, on-demand (cloud.google.com/compute/vm-instance-pricing):
+# E2 at $0.021811 per vCPU-hour and $0.002923 per GB-hour (e2-small: 0.5 vCPU + 2 GB billed).
+GCE_HOURLY = {"e2-small": 0.016751, "e2-medium": 0.033503, "e2-standard-2": 0.067006, "e2-standard-4": 0.134012}
+# Fly: shared-cpu-1x with 1 GB at $0.0000022/s (fly.io/docs/about/pricing); a stopped or suspended
+# Machine bills its root filesystem at $0.15 per GB-month. Counted here: a 1 GB root filesystem
+# and a 1 GB memory snapshot (whether Fly bills the snapshot apart is not published: counted).
+FLY_SHARED_1X_1GB_HOUR = 0.0000022 * 3600
+FLY_FROZEN_HOUR = 2 * 0.15 / HOURS_PER_MONTH
+
+
+def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
+    """The bot's prices for a stack's bot size (`botCpu`/`botMemory`, `botMachineType`)."""
+    if provider.machines == "ecs":
+        vcpu = float(str(stack.get("botCpu", 512))) / 1024
+        gb = float(str(stack.get("botMemory", 1024))) / 1024
+        return Prices(vcpu * FARGATE_VCPU_HOUR + gb * FARGATE_GB_HOUR, 0.0, f"{vcpu:g} vCPU / {gb:g} GB")
+    if provider.machines == "gce":
+        machine_type = str(stack.get("botMachineType", "e2-small"))
+        if machine_type not in GCE_HOURLY:
+            raise ValueError(f"no price here for botMachineType {machine_type!r} (known: {', '.join(GCE_HOURLY)})")
+        return Prices(GCE_HOURLY[machine_type], 0.0, machine_type)
+    return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

@@ -1,0 +1,132 @@
+"""The reserve's sizing brain for the whole deployment, as the planning lease holder runs it.
+
+It learns (arrivals into the forecast, the recent rate, the measured cold start and resume) and,
+once a tick, turns the fleet's counts into a plan (dispatcher/reserve/planner.py). Everything it
+has learnt is a small dict (`to_dict`/`from_dict`): the lease holder writes it to the store, and a
+replica that takes the lease over after a crash or a deploy carries on from it, forecast and all,
+instead of relearning a week.
+
+Its clock is wall-clock epoch seconds (the forecast's buckets are times of day, and the state
+moves between machines whose monotonic clocks mean nothing to each other). The simulator
+(bench/reserve_sim.py) drives this class with its own clock: the code sized there is the code
+that runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.reserve.demand import RecentCounts, expected_demand
+from dispatcher.reserve.forecast import ArrivalForecast
+from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, FleetPlan, PlannerSettings, Tiers, plan_fleet
+from dispatcher.reserve.policy import ReserveSettings, utc_minute_of
+from dispatcher.reserve.rates import ArrivalRate
+from dispatcher.reserve.tally import BucketTally
+from dispatcher.reserve.wait import DurationEstimate
+
+STATE_VERSION = 1
+# Spreads of log(seconds) until measured: Fargate's reported 30-90 s around ~45 s is about 0.35;
+# Fly's "a few hundred ms" resumes are assumed to vary a little more.
+COLD_SIGMA, RESUME_SIGMA = 0.4, 0.5
+
+
+@dataclass
+class FleetSizer:
+    settings: ReserveSettings
+    planner: PlannerSettings
+    tiers: Tiers
+    forecast: ArrivalForecast = field(default_factory=ArrivalForecast)
+    tally: BucketTally = field(default_factory=BucketTally)
+    recent: RecentCounts = field(default_factory=RecentCounts)
+    cold: DurationEstimate = field(init=False)  # launch → hello
+    resume: DurationEstimate = field(init=False)  # resume call → hello again
+    _rate: ArrivalRate = field(init=False)
+    _last_starts: deque[float] = field(init=False)  # the rate's sample, kept to be written down
+
+    def __post_init__(self) -> None:
+        self.cold = DurationEstimate(self.settings.cold_start_seconds, sigma=COLD_SIGMA)
+        self.resume = DurationEstimate(self.tiers.resume_seconds if self.tiers.frozen else 1.0, sigma=RESUME_SIGMA)
+        self._rate = ArrivalRate(self.settings.rate_sample)
+        self._last_starts = deque(maxlen=self.settings.rate_sample)
+
+    def arrived(self, now: float) -> None:
+        """A start, at any replica (the store tells the lease holder about the others')."""
+        self._rate.record(now)
+        self._last_starts.append(now)
+        self.recent.record(now)
+        for start, count in self.tally.arrived(now):
+            self.forecast.fold(start, count)
+
+    def plan(self, now: float, fleet: Fleet, spare_launches: int) -> FleetPlan:
+        for start, count in self.tally.advance(now):
+            self.forecast.fold(start, count)
+        lead = self.cold.mean + PLAN_EVERY_SECONDS
+        demand = expected_demand(
+            self.forecast if self.planner.forecast else None,
+            self.recent,
+            now=now,
+            lead_seconds=lead,
+            recent_rate=self._rate.per_second(now),
+            surge_horizon=self.planner.surge_horizon_seconds if self.planner.surge_seconds > 0 else 0.0,
+        )
+        return plan_fleet(
+            fleet,
+            demand=demand,
+            settings=self.settings,
+            planner=self.planner,
+            tiers=self.tiers,
+            now=now,
+            cold_start_seconds=self.cold.mean,
+            resume_seconds=self.resume.mean,
+            spare_launches=spare_launches,
+            utc_minute=utc_minute_of(now),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "forecast": self.forecast.to_dict(),
+            "tally": self.tally.to_dict(),
+            "recent": self.recent.to_dict(),
+            "last_starts": list(self._last_starts),
+            "cold_start": self.cold.to_dict(),
+            "resume": self.resume.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(
+        cls, state: Mapping[str, Any], settings: ReserveSettings, planner: PlannerSettings, tiers: Tiers
+    ) -> FleetSizer:
+        """What another lease holder wrote; the settings are this replica's own (a deploy may
+        have changed them). A state of another shape raises ValueError."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"sizer state: version {state.get('version')!r} is not {STATE_VERSION}")
+        sizer = cls(settings, planner, tiers, ArrivalForecast.from_dict(_mapping(state, "forecast")),
+                    BucketTally.from_dict(_mapping(state, "tally")), RecentCounts.from_dict(_mapping(state, "recent")))
+        for start in _times(state.get("last_starts")):
+            sizer._rate.record(start)
+            sizer._last_starts.append(start)
+        # An estimate never measured keeps this replica's configured start value.
+        sizer.cold.restore(_mapping(state, "cold_start"))
+        sizer.resume.restore(_mapping(state, "resume"))
+        return sizer
+
+    def cold_quote(self, token_wait: float) -> float:
+        """The wait to tell a start that launches cold: its turn for a create, then a cold start."""
+        return token_wait + self.cold.quote()
+
+
+def _mapping(state: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = state.get(key)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"sizer state: {key} must be a mapping")
+    return value
+
+
+def _times(value: Any) -> list[float]:
+    if not isinstance(value, list) or any(isinstance(t, bool) or not isinstance(t, int | float) for t in value):
+        raise ValueError("sizer state: last_starts must be a list of times")
+    return sorted(float(t) for t in value)

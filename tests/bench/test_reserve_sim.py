@@ -1,0 +1,147 @@
+"""The reserve simulator's bookkeeping on short runs (its figures are benchmarks, not tested here)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bench.reserve_sim_model import WARM_CLAIM_SECONDS, Result, Simulation
+from bench.reserve_sim_providers import BY_NAME, Provider
+from bench.reserve_sim_traffic import SHAPES
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.planner import PlannerSettings
+from dispatcher.reserve.policy import ReserveSettings
+
+HOUR = 3600.0
+PLANNER = PlannerSettings()
+SETTINGS = ReserveSettings(min_idle=1, buffer=0.1, max_idle=40)
+FARGATE, GCE, FLY = BY_NAME["ecs-fargate"], BY_NAME["gce"], BY_NAME["fly"]
+# Creates far slower than starts, and admission that waits at most 1 s: starts get refused.
+STARVED = replace(FLY, name="starved", resume_median_seconds=0.0,
+                  create_rate=Rate(per_second=0.02, burst=1, max_wait=1.0))
+
+
+def run(provider: Provider, per_minute: float = 10.0, settings: ReserveSettings = SETTINGS, seed: int = 3,
+        planner: PlannerSettings = PLANNER, day: str = "flat", **kwargs: object) -> Result:
+    return Simulation(provider, settings, planner, per_minute, seed=seed, shape=SHAPES[day], seconds=HOUR,
+                      history_days=2, **kwargs).run()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", [FARGATE, GCE, FLY, STARVED], ids=lambda p: p.name)
+def test_every_start_is_warm_cold_or_refused_exactly_once(provider: Provider) -> None:
+    result = run(provider)
+    assert result.arrivals > 0
+    assert result.warm + result.cold + result.refused + result.refused_cap == result.arrivals
+    assert len(result.served) == result.warm + result.cold == len(result.time_to_ready)
+    assert result.served <= set(range(result.arrivals))
+
+
+def test_a_starved_provider_refuses_starts_instead_of_queueing_them() -> None:
+    assert run(STARVED).refused > 0
+
+
+def test_the_session_cap_refuses_starts_past_it() -> None:
+    result = run(FARGATE, per_minute=30.0, max_sessions=20)
+    assert result.refused_cap > 0 and result.peak_sessions <= 20
+
+
+@pytest.mark.parametrize("provider", [FARGATE, FLY], ids=lambda p: p.name)
+def test_each_machine_serves_at_most_one_session(provider: Provider) -> None:
+    result = run(provider)
+    assert len(result.machines_served) == result.warm + result.cold
+    assert result.launches >= len(result.machines_served)
+
+
+def test_hot_claims_take_the_claim_time_and_cold_starts_longer() -> None:
+    result = run(FARGATE)
+    hot = [t for t in result.time_to_ready if t == WARM_CLAIM_SECONDS]
+    assert len(hot) == result.hot_claims > 0
+    assert all(t > 10.0 for t in result.time_to_ready if t != WARM_CLAIM_SECONDS)
+
+
+def test_a_frozen_claim_takes_a_resume_and_the_claim() -> None:
+    # One bot kept running: in bursts the next starts resume frozen ones.
+    result = run(FLY, per_minute=30.0, planner=PlannerSettings(min_hot=1, service_level=0.5))
+    frozen = sorted(result.frozen_waits)
+    assert len(frozen) == result.frozen_claims > 0
+    assert frozen[len(frozen) // 2] == pytest.approx(WARM_CLAIM_SECONDS + 0.4, abs=0.15)
+    assert all(t > WARM_CLAIM_SECONDS for t in frozen)
+
+
+def test_providers_without_a_frozen_tier_freeze_nothing() -> None:
+    result = run(GCE, per_minute=30.0)
+    assert result.frozen_claims == 0 and result.machine_seconds["frozen"] == 0.0
+
+
+def test_no_session_gets_a_bot_of_an_old_image_after_the_deploy() -> None:
+    # The day's deploy happens half way through: one hour of simulation crosses it at 30 min.
+    for provider in (GCE, FLY):
+        result = run(provider, per_minute=30.0)
+        assert result.stale_claims == 0
+        assert result.retired > 0
+
+
+def test_the_reserve_never_holds_more_running_bots_than_its_maximum() -> None:
+    settings = ReserveSettings(min_idle=2, buffer=0.5, max_idle=7)
+    result = run(FARGATE, per_minute=30.0, settings=settings)
+    assert 0 < result.peak_hot <= 7
+
+
+def test_a_reserve_turned_off_makes_every_start_cold_and_nothing_idle() -> None:
+    result = run(FLY, settings=ReserveSettings(min_idle=0, max_idle=0))
+    assert result.warm == 0 and result.cold == result.arrivals
+    assert result.machine_seconds["hot"] == result.machine_seconds["frozen"] == 0.0
+
+
+def test_machine_time_adds_up_to_its_parts() -> None:
+    result = run(GCE)
+    assert all(seconds >= 0 for seconds in result.machine_seconds.values())
+    assert result.machine_seconds["busy"] > result.machine_seconds["hot"] > 0
+    assert 0 < result.idle_share < 1
+
+
+def test_the_same_seed_replays_the_same_day() -> None:
+    first, second = run(FLY, seed=11, day="seasonal"), run(FLY, seed=11, day="seasonal")
+    assert first.time_to_ready == second.time_to_ready
+    assert first.machine_seconds == second.machine_seconds
+
+
+def test_another_seed_gives_another_day() -> None:
+    assert run(FLY, seed=11).arrivals != run(FLY, seed=12).arrivals
+
+
+def test_every_provider_replays_the_same_starts() -> None:
+    assert len({run(p).arrivals for p in (FARGATE, GCE, FLY)}) == 1
+
+
+NO_TRAFFIC = 1e-6  # starts/min: not one in an hour
+
+
+def test_an_idle_reserve_is_paid_for_until_the_end_of_the_day() -> None:
+    settings = ReserveSettings(min_idle=3, buffer=0.0, max_idle=3, max_idle_seconds=7200.0)
+    result = run(FARGATE, per_minute=NO_TRAFFIC, settings=settings)
+    assert result.arrivals == 0 and result.machine_seconds["busy"] == 0.0
+    # Three bots idle from their first cold start (< 5 min) to the end of the hour, and their
+    # replacements after the deploy at 30 min (at most one more cold start each).
+    assert 3 * (HOUR - 600.0) <= result.machine_seconds["hot"] <= 3 * HOUR
+
+
+def test_the_deploy_half_way_retires_every_idle_bot_of_the_old_image() -> None:
+    settings = ReserveSettings(min_idle=3, buffer=0.0, max_idle=3, max_idle_seconds=7200.0)
+    result = run(GCE, per_minute=NO_TRAFFIC, settings=settings)
+    assert result.retired == 3 and result.launches == 6
+
+
+def test_todays_per_replica_policy_replays_the_same_day_without_tiers() -> None:
+    today, fleet = run(FLY, per_minute=30.0, replica=True), run(FLY, per_minute=30.0)
+    assert today.arrivals == fleet.arrivals
+    assert today.warm + today.cold + today.refused == today.arrivals
+    assert today.frozen_claims == 0 and today.machine_seconds["frozen"] == 0.0
+    assert today.quotes_told == 0 and fleet.quotes_told == fleet.cold > 0
+
+
+def test_a_told_wait_is_kept_about_nine_times_in_ten() -> None:
+    result = run(FARGATE, per_minute=30.0, settings=ReserveSettings(min_idle=0, max_idle=0))
+    assert result.quotes_told == result.cold > 100
+    assert 0.8 <= result.quotes_kept / result.quotes_told <= 0.97

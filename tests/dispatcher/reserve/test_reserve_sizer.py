@@ -1,0 +1,100 @@
+"""The sizing brain as the lease holder runs it: it learns, plans, and hands its state over."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dispatcher.reserve.forecast import BUCKET_SECONDS, DAY_SECONDS
+from dispatcher.reserve.planner import Fleet, PlannerSettings, Tiers
+from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.sizer import FleetSizer
+
+MONDAY = 1795392000.0
+SETTINGS = ReserveSettings(min_idle=1, buffer=0.0, max_idle=200, cold_start_seconds=40.0)
+TIERS = Tiers(frozen=False, resume_seconds=0.0, create_per_second=20.0)
+EMPTY = Fleet([], [])
+
+
+def sizer() -> FleetSizer:
+    return FleetSizer(SETTINGS, PlannerSettings(), TIERS)
+
+
+def live_days(brain: FleetSizer, days: int, per_bucket: dict[int, int]) -> float:
+    """Runs the brain through `days` days, ticking once a second, with `per_bucket[b]` starts in
+    bucket b of each day (b counts from midnight); returns the time it stopped."""
+    t = MONDAY
+    for _ in range(days):
+        for b in range(int(DAY_SECONDS // BUCKET_SECONDS)):
+            n = per_bucket.get(b, 0)
+            arrivals = [t + (i + 0.5) * BUCKET_SECONDS / n for i in range(n)]
+            for s in range(int(BUCKET_SECONDS)):
+                while arrivals and arrivals[0] <= t + s:
+                    brain.arrived(arrivals.pop(0))
+                if s % 30 == 0:  # a tick every 30 s is enough to watch every bucket
+                    brain.plan(t + s, EMPTY, 0)
+            t += BUCKET_SECONDS
+    return t
+
+
+BUSY = {b: 300 for b in range(36, 40)}  # 09:00-10:00 UTC: 300 starts per 15 min, nothing else
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[FleetSizer, float]:
+    brain = sizer()
+    return brain, live_days(brain, 2, BUSY)
+
+
+def test_it_learns_the_busy_hour_from_the_starts_it_saw(trained: tuple[FleetSizer, float]) -> None:
+    brain, end = trained
+    assert brain.forecast.rate(end + 9.5 * 3600) == pytest.approx(300 / BUCKET_SECONDS)
+
+
+def test_it_raises_the_reserve_a_cold_start_before_the_busy_hour(trained: tuple[FleetSizer, float]) -> None:
+    brain, end = trained
+    brain = FleetSizer.from_dict(json.loads(json.dumps(brain.to_dict())), SETTINGS, PlannerSettings(), TIERS)
+    early = brain.plan(end + 9 * 3600 - 300, EMPTY, 1000)
+    ahead = brain.plan(end + 9 * 3600 - 20, EMPTY, 1000)
+    assert early.ready_target == SETTINGS.min_idle
+    assert ahead.ready_target >= 5  # half of a 40 s cold start lies in a bucket of 300 starts
+
+
+def test_without_the_forecast_it_waits_for_the_starts(trained: tuple[FleetSizer, float]) -> None:
+    brain, end = trained
+    state = json.loads(json.dumps(brain.to_dict()))
+    blind = FleetSizer.from_dict(state, SETTINGS, PlannerSettings(forecast=False), TIERS)
+    assert blind.plan(end + 9 * 3600 - 20, EMPTY, 1000).ready_target == SETTINGS.min_idle
+
+
+def test_a_new_lease_holder_plans_as_the_old_one_would_have() -> None:
+    brain = sizer()
+    end = live_days(brain, 1, BUSY)
+    for i in range(12):
+        brain.arrived(end + 9 * 3600 + i)
+    brain.cold.observe(55.0)
+    heir = FleetSizer.from_dict(json.loads(json.dumps(brain.to_dict())), SETTINGS, PlannerSettings(), TIERS)
+    now = end + 9 * 3600 + 15
+    assert heir.cold.mean == brain.cold.mean and heir.cold.quote() == brain.cold.quote()
+    assert heir.plan(now, Fleet([now - 5], []), 100) == brain.plan(now, Fleet([now - 5], []), 100)
+
+
+def test_its_state_is_small_enough_for_the_store() -> None:
+    brain = sizer()
+    live_days(brain, 1, BUSY)
+    assert len(json.dumps(brain.to_dict())) < 20_000
+
+
+@pytest.mark.parametrize("damage", [{"version": 0}, {"forecast": []}, {"last_starts": ["x"]},
+                                    {"cold_start": [0, 1]}, {"resume": "fast"}])
+def test_a_damaged_state_is_refused(damage: dict[str, object]) -> None:
+    state = {**sizer().to_dict(), **damage}
+    with pytest.raises(ValueError, match="state"):
+        FleetSizer.from_dict(state, SETTINGS, PlannerSettings(), TIERS)
+
+
+def test_a_cold_start_is_told_its_turn_for_a_create_and_a_cold_start_it_will_likely_beat() -> None:
+    brain = sizer()
+    assert brain.cold_quote(2.0) == pytest.approx(2.0 + brain.cold.quote(0.9))
+    assert brain.cold.quote(0.9) > SETTINGS.cold_start_seconds
