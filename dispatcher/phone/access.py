@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
@@ -30,6 +31,9 @@ from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
+# A signed stream's record is kept for Twilio's longest call (24 h) plus a margin: the signature
+# never expires, so a replay after that would open one more call (docs/phone.md says so).
+SIGNED_STREAM_MEMORY_SECONDS = 25 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,11 @@ def admit_upgrade(
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):
             raise Refused("twilio_signature_forged")
-        return Admitted("twilio_signature")
+        if not settings.twilio_signed_streams:
+            raise Refused("twilio_signed_streams_off")  # the webhook's one-time token is the way in
+        # Spent once, like a token: the same signed URL opens one call, at any replica.
+        record = "twilio-stream:" + hashlib.sha256(signature.encode()).hexdigest()
+        return Admitted("twilio_signature", token_id=record, expires=SIGNED_STREAM_MEMORY_SECONDS)
     authorization = headers.get("authorization", "")
     if carrier == "exotel" and settings.exotel_basic and authorization.lower().startswith("basic "):
         expected = base64.b64encode(settings.exotel_basic.encode()).decode()
@@ -106,11 +114,16 @@ def call_owner(state: PhoneState, admitted: Admitted) -> Caller | None:
 
 
 async def spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
-    """A token this replica had not seen may have opened a call at another one: the store says."""
+    """A token this replica had not seen may have opened a call at another one: the store says.
+    A signed stream (whose `expires` is how long its record is kept) is also recorded here."""
+    if admitted.how == "twilio_signature" and admitted.token_id is not None:
+        if not state.signed_streams.first_sighting(admitted.token_id):
+            raise Refused("twilio_signature_replayed")
     if state.shared_spent is None or admitted.token_id is None or admitted.expires is None:
         return
+    seconds = admitted.expires if admitted.how == "twilio_signature" else admitted.expires - state.clock() + 60.0
     try:
-        first = await state.shared_spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0)
+        first = await state.shared_spent.first_use(admitted.token_id, seconds)
     except StoreUnavailable:
         # This replica's own memory still refused a replay here; another replica's may not have seen
         # it. A replayed token names the same session (its key), so it reaches that session, never a

@@ -28,6 +28,8 @@ class PhoneState:
     calls: PhoneCalls
     metrics: PhoneMetrics | None = None
     webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
+    # Signed Twilio streams seen here (TWILIO_SIGNED_STREAMS): kept as long as Twilio's longest call.
+    signed_streams: Replays = field(default_factory=lambda: Replays(memory_seconds=25 * 3600.0))
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
