@@ -5,10 +5,14 @@ turned on; the webhook's one-time token (the default way in) still opens its cal
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from dispatcher.phone.signatures import twilio_signature
 from tests.dispatcher.api.test_upgrade_auth import accepted, refused
@@ -25,7 +29,7 @@ async def phone() -> AsyncIterator[Phone]:
 
 
 async def webhook_token_url(phone: Phone) -> str:
-    form = {"CallSid": "CA" + "1" * 32, "From": "+14155550100"}
+    form = {"CallSid": "CA" + secrets.token_hex(16), "From": "+14155550100"}
     signed = twilio_signature(TWILIO_TOKEN, "https://calls.example.com/phone/twilio", form.items())
     answer = await phone.api.post("/phone/twilio", data=form, headers={"X-Twilio-Signature": signed})
     assert answer.status_code == 200, answer.text
@@ -47,3 +51,13 @@ async def test_with_signed_streams_on_a_captured_signature_opens_one_call_only(p
     for _ in range(3):
         assert await refused(phone.ws("/ws/twilio"), CAPTURED) == 403  # its replays
     assert len(phone.launches) == 1
+
+
+async def test_a_stream_that_sends_no_start_is_closed_before_any_session(phone: Phone) -> None:
+    state = phone.app.state.voicefleet.phone
+    state.settings = dataclasses.replace(state.settings, handshake_seconds=1.0)
+    async with connect(await webhook_token_url(phone), proxy=None) as silent:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(silent.recv(), 30)  # closed by the dispatcher, not by the deadline
+    assert phone.launches == []
+    await accepted(phone, await webhook_token_url(phone))  # positive control: a carrier that speaks
