@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
@@ -29,6 +30,9 @@ from dispatcher.sessions.ids import Caller
 
 log = logging.getLogger("dispatcher.phone")
 MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
+# A signed stream's record is kept for Twilio's longest call (24 h) plus a margin: the signature
+# never expires, so a replay after that would open one more call (docs/phone.md says so).
+SIGNED_STREAM_MEMORY_SECONDS = 25 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ def admit_upgrade(
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):
             raise Refused("twilio_signature_forged")
-        return Admitted("twilio_signature")
+        if not settings.twilio_signed_streams:
+            raise Refused("twilio_signed_streams_off")  # the webhook's one-time token is the way in
+        # Spent once, like a token: the same signed URL opens one call, at any replica.
+        record = "twilio-stream:" + hashlib.sha256(signature.encode()).hexdigest()
+        return Admitted("twilio_signature", token_id=record, expires=SIGNED_STREAM_MEMORY_SECONDS)
     authorization = headers.get("authorization", "")
     if carrier == "exotel" and settings.exotel_basic and authorization.lower().startswith("basic "):
         expected = base64.b64encode(settings.exotel_basic.encode()).decode()
@@ -105,10 +113,12 @@ def call_owner(state: PhoneState, admitted: Admitted) -> Caller | None:
 
 
 async def spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
-    """A token this replica had not seen may have opened a call at another one: the store says."""
+    """A token this replica had not seen may have opened a call at another one: the store says.
+    A signed stream (whose `expires` is how long its record is kept) is spent the same way."""
     if admitted.token_id is None or admitted.expires is None:
         return
-    if not await state.spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0):
+    seconds = admitted.expires if admitted.how == "twilio_signature" else admitted.expires - state.clock() + 60.0
+    if not await state.spent.first_use(admitted.token_id, seconds):
         raise Refused("token_replayed")
 
 

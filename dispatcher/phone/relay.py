@@ -91,12 +91,28 @@ async def relay_call(
     attach_bot: Callable[[], Awaitable[MediaSocket]],
     end_session: Callable[[str], Awaitable[None]],
     stats: CallStats | None = None,
+    handshake_seconds: float | None = None,
 ) -> CallStats:
     """Runs the call to its end. `attach_bot` starts (or claims) the bot and returns its media
     socket; `end_session(reason)` stops the machine. The carrier socket is accepted already."""
     stats = stats or CallStats()
     buffer = CarrierBuffer()
     carrier_gone = asyncio.Event()
+    if handshake_seconds is not None:
+        # A carrier sends its handshake (`connected`, `start`) at once: a socket that does not
+        # within the deadline is closed before any session starts, so silent sockets hold no slot.
+        try:
+            async with asyncio.timeout(handshake_seconds):
+                while len(buffer.handshake) < HANDSHAKE_FRAMES:
+                    message = await carrier.receive()
+                    if message["type"] == "websocket.disconnect":
+                        stats.ended_by = "carrier"
+                        return stats
+                    buffer.add(message)
+        except TimeoutError:
+            stats.ended_by = "no_handshake"
+            await close_socket(carrier, 1008, "no start frame in time")
+            return stats
 
     async def read_while_starting() -> None:
         while True:

@@ -27,6 +27,10 @@ class PhoneSettings:
     plivo_auth_token: str | None = field(default=None, repr=False)
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
+    # A Twilio stream admitted by its upgrade's signature alone (no one-time token): off unless
+    # TWILIO_SIGNED_STREAMS=1, since that signature covers a URL that never changes.
+    twilio_signed_streams: bool = False
+    handshake_seconds: float = 10.0  # a carrier's stream must send its first two frames within this
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
     drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/draining.py)
 
@@ -62,6 +66,8 @@ class PhoneSettings:
             telnyx_key=telnyx_key,
             plivo_auth_token=env.get("PLIVO_AUTH_TOKEN", "").strip() or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
+            twilio_signed_streams=env.get("TWILIO_SIGNED_STREAMS", "").strip().lower() in ("1", "true", "yes"),
+            handshake_seconds=float(int_setting(env, "PHONE_HANDSHAKE_SECONDS", 10, minimum=1)),
             keyless=keyless,
             drain_seconds=float(int_setting(env, "PHONE_DRAIN_SECONDS", default_drain_seconds, minimum=0)),
         )

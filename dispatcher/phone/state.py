@@ -27,6 +27,7 @@ class PhoneState:
     spent: OneTimeUse  # a token spent at every replica (one process: in its memory)
     metrics: PhoneMetrics | None = None
     webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
+    # Signed Twilio streams seen here (TWILIO_SIGNED_STREAMS): kept as long as Twilio's longest call.
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires

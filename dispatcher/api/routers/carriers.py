@@ -80,6 +80,7 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
             websocket,
             lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner),
             lambda reason: state.calls.end(call, reason),
+            handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
         )
         first = (stats.first_bot_frame - stats.opened) * 1000 if stats.first_bot_frame else None
         log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 
 import pytest
 from websockets.asyncio.client import connect
@@ -85,6 +86,9 @@ async def test_twilio_signs_the_stream_url_and_a_forged_signature_is_refused(key
     assert await refused(keyed.ws("/ws/twilio"), {"X-Twilio-Signature": twilio_signature("other", url)}) == 403
     assert await refused(keyed.ws("/ws/twilio"), {"X-Twilio-Signature": good[:-2] + "=="}) == 403
     assert keyed.launches == []
+    assert await refused(keyed.ws("/ws/twilio"), {"X-Twilio-Signature": good}) == 403  # signed streams are off
+    state = keyed.app.state.voicefleet.phone
+    state.settings = dataclasses.replace(state.settings, twilio_signed_streams=True)
     await accepted(keyed, keyed.ws("/ws/twilio"), {"X-Twilio-Signature": good})
 
 
