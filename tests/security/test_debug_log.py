@@ -34,7 +34,8 @@ WAIT = 60.0
 def dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
     env = {
         "LOG_LEVEL": "debug", "BOT_LOG_LEVEL": "DEBUG", "BOT_FILE": str(VERBOSE_BOT), "DISPATCHER_API_KEYS": KEY,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PHONE_PUBLIC_URL": PUBLIC, "RESERVE_MIN_IDLE": "1",
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_SIGNED_STREAMS": "1",  # the signed upgrade under test
+        "PHONE_PUBLIC_URL": PUBLIC, "RESERVE_MIN_IDLE": "1",
     }  # fmt: skip
     with run_dispatcher(tmp_path, env) as running:
         yield running

@@ -26,14 +26,13 @@ import pytest
 
 from tests.bot.test_user_bots import first_loud_audio
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import USER, RedisServer
 from tests.support.webrtc_client import WebRTCClient
 
 pytestmark = pytest.mark.slow  # a real dispatcher, real bots, a real store, a WebRTC session
 
 HOSTILE_BOT = Path(__file__).resolve().parent / "bots" / "hostile.py"
 KEY = "isolation-key-0123456789abcdef"
-STORE_PASSWORD = "store-password-0123456789"
 SECRETS = {
     "DISPATCHER_API_KEYS": KEY,
     "BOT_CHANNEL_TOKEN": "deployment-secret-" + "d" * 40,
@@ -60,7 +59,6 @@ def store(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     server = RedisServer(tmp_path)
-    server.extra_args = ["--requirepass", STORE_PASSWORD]
     server.start()
     try:
         yield server
@@ -98,7 +96,7 @@ async def test_a_local_bot_reads_no_secret_of_the_dispatcher_nor_of_another_bot(
     prefix = _unprivileged_prefix() if user == "an unprivileged user" else ()
     folder = tmp_path / "reports"
     folder.mkdir()
-    store_url = f"redis://:{STORE_PASSWORD}@127.0.0.1:{store.port}/0"
+    store_url = f"redis://{USER}:{store.password}@127.0.0.1:{store.port}/0"  # the stack's user, its password in the URL
     env = {
         **SECRETS, "REDIS_URL": store_url, "REPLICA_ID": "r-isolation",
         "BOT_FILE": str(HOSTILE_BOT), "RESERVE_MIN_IDLE": "2", "RESERVE_MAX_IDLE": "2",
@@ -120,7 +118,7 @@ async def test_a_local_bot_reads_no_secret_of_the_dispatcher_nor_of_another_bot(
                         "no bot tried the reserve's new bot", folder, dispatcher)
         found = reports(folder)
 
-    secret_values = {*SECRETS.values(), STORE_PASSWORD}
+    secret_values = {*SECRETS.values(), store.password}
     for report in found:
         leaked = sorted(name for name, value in report["own"].items() if any(s in value for s in secret_values))
         assert leaked == [], f"bot {report['pid']} holds the deployment's secrets in its own environment: {leaked}"
