@@ -6,7 +6,7 @@ calls (the parts a start uses, in the shapes the providers parse) from one raw a
 HTTP/1.1 keep-alive, latency injected with `call_later`, no framework. They count calls per
 route, TCP connections and their own CPU, which `GET /_stats` reports; `POST /_reset?latency=`
 clears them between arms. ECS calls are refused unless signed as AWS requires (SigV4, checked
-with botocore's signer: tests/fakes/aws_sigv4_check.py). Run: `python -m bench.fast_fakes --port 0`
+with botocore's signer: tests/fakes/sigv4_check.py). Run: `python -m bench.fast_fakes --port 0`
 (prints `port N`).
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.aws_sigv4_check import KnownKey, check
+from tests.fakes.sigv4_check import KnownKey, check
 
 DOMAIN = {"domain_name": "voicefleet-bench", "domain_id": "30f866c3-9123-452a-8723-ff58322d09c5"}
 _FLY = re.compile(r"^/v1/apps/[^/]+/machines(?:/([^/]+)(/wait|/stop)?)?$")

@@ -45,12 +45,7 @@ STACKS_LAYERS: list[tuple[str, ...]] = [
 ]
 # The root of stacks/ holds its package face, the shared contracts and the command shims, no more.
 MAX_STACKS_ROOT_MODULES = 6
-# A cloud is a package (stacks/aws/, stacks/gcp/), never a file-name prefix. These two predate the
-# rule in folders whose owners have yet to rename them; each must still exist, so the list shrinks.
-CLOUD_PREFIX_NOT_YET_RENAMED = {
-    "dispatcher/store/gcp_iam.py": "the store's Google IAM sign-in (dispatcher/store/)",
-    "tests/fakes/aws_sigv4_check.py": "the fakes' SigV4 check, imported by tests/dispatcher/machines",
-}
+# A cloud is a package (stacks/aws/, stacks/gcp/), never a file-name prefix.
 # Between the repository's top-level packages, lowest first: the channel contract both sides share,
 # the bot host, the dispatcher, then the infrastructure that packages and deploys them.
 TOP_LAYERS: list[tuple[str, ...]] = [
@@ -242,11 +237,7 @@ def cloud_prefixed(paths: list[Path]) -> list[str]:
 
 
 def test_no_module_is_named_after_a_cloud_prefix() -> None:
-    assert [name for name in cloud_prefixed(python_files()) if name not in CLOUD_PREFIX_NOT_YET_RENAMED] == []
-
-
-def test_the_modules_not_yet_renamed_still_exist() -> None:
-    assert [name for name in CLOUD_PREFIX_NOT_YET_RENAMED if not (ROOT / name).is_file()] == []
+    assert [name for name in cloud_prefixed(python_files())] == []
 
 
 def test_no_import_cycles_anywhere() -> None:

@@ -162,7 +162,7 @@ def _credentials(settings: StoreSettings) -> dict[str, Any]:
     """How connections sign in and what TLS trusts, beyond what the URL says."""
     extra: dict[str, Any] = {}
     if settings.auth == "gcp-iam":
-        from dispatcher.store.gcp_iam import GcpIamCredentials
+        from dispatcher.store.memorystore_iam import GcpIamCredentials
 
         extra["credential_provider"] = GcpIamCredentials()
     elif settings.password is not None:

@@ -6,7 +6,7 @@ returns the original tasks, with other parameters `ConflictException` + `resourc
 (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html); and injected
 `ThrottlingException`s / 5xx per action. It also records calls and adds latency, like the others.
 moto accepts any signature; the proxy checks every request's as AWS would
-(tests/fakes/aws_sigv4_check.py) against the credentials the `moto_ecs` fixture exports.
+(tests/fakes/sigv4_check.py) against the credentials the `moto_ecs` fixture exports.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.aws_sigv4_check import KnownKey, check
 from tests.fakes.server import FakeApi, Hold
+from tests.fakes.sigv4_check import KnownKey, check
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"

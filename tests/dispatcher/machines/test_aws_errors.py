@@ -17,8 +17,8 @@ from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.harness import ecs_harness
 from tests.dispatcher.machines.test_contract import spec
-from tests.fakes.aws_sigv4_check import KnownKey, check
 from tests.fakes.ecs import EcsProxy
+from tests.fakes.sigv4_check import KnownKey, check
 from tests.support.unclosed import unclosed_reports
 
 KEYS = {"AKIDTEST": KnownKey("secret")}

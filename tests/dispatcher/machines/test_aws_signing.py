@@ -16,7 +16,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 from dispatcher.machines.ecs.credentials import ADVISORY_SECONDS, CHECK_EVERY, AwsCredentials, NoCredentials
 from dispatcher.machines.ecs.sigv4 import AwsKeys, SigV4Signer
 from dispatcher.outbound.retry import Transient
-from tests.fakes.aws_sigv4_check import KnownKey, check
+from tests.fakes.sigv4_check import KnownKey, check
 
 TARGET = {"content-type": "application/x-amz-json-1.1", "x-amz-target": "AmazonEC2ContainerServiceV20141113.RunTask"}
 BODY = '{"cluster":"c","overrides":{"containerOverrides":[{"name":"bot","environment":[{"value":"é  x"}]}]}}'.encode()
