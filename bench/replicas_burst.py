@@ -75,7 +75,8 @@ def replica(fakes: str, port: int, store_port: int | None, name: str) -> subproc
         "FLY_LIST_RATE": UNLIMITED, "FLY_LIST_BURST": UNLIMITED,
     }
     if store_port is not None:
-        env |= {"REDIS_URL": f"redis://127.0.0.1:{store_port}/0", "REPLICA_ID": name}
+        env |= {"REDIS_URL": f"redis://127.0.0.1:{store_port}/0", "REPLICA_ID": name,
+                "REDIS_MESSAGE_SECRET": "bench-replicas-sign-their-store-messages"}
     command = [sys.executable, "-m", "dispatcher"]
     process = subprocess.Popen(pinned(command, REPLICA_CPU), env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, text=True)

@@ -109,7 +109,8 @@ class Result:
 class Simulation:
     def __init__(self, provider: Provider, settings: ReserveSettings, planner: PlannerSettings, per_minute: float,
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
-                 max_sessions: int | None = None, handover: bool = True, replica: bool = False) -> None:
+                 max_sessions: int | None = None, handover: bool = True, replica: bool = False,
+                 deploy: bool = True) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.max_sessions = max_sessions
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
@@ -140,6 +141,7 @@ class Simulation:
         self.planning_from = 0.0  # no planner until then (a lease changing hands)
         self.unplanned: list[float] = []  # starts the store counted while nobody held the lease
         self.handover = handover and seconds > HANDOVER_AT
+        self.deploy_at_noon = deploy  # the fleet emulator's runs have no deploy to replay
 
     # --- the event loop ---------------------------------------------------------------------
 
@@ -150,7 +152,8 @@ class Simulation:
         for n, t in enumerate(self.day.arrival_times):
             self.at(t, "arrival", n)
         self.at(0.0, "tick")
-        self.at(self.seconds / 2, "deploy")
+        if self.deploy_at_noon:
+            self.at(self.seconds / 2, "deploy")
         if self.handover:
             self.at(HANDOVER_AT, "handover")
         handlers = {"arrival": self.arrive, "ready": self.ready, "resumed": self.resumed,

@@ -21,4 +21,8 @@ install()
 from bot.app import main  # noqa: E402
 from bot.shutdown import exit_now  # noqa: E402
 
-exit_now(main())
+code = main()
+from bot.tracing import flush  # noqa: E402 (not before: `--help` stays import-free)
+
+flush()  # the session's spans, batched, before the process goes
+exit_now(code)

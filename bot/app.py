@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot import dataclass_code
+from bot import dataclass_code, tracing
 from bot.config import ENV_SESSION_ID, EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter
 from bot.lazy_imports import defer_unused_imports
@@ -35,17 +35,24 @@ T = TypeVar("T")
 QUIET_AT_DEBUG = ("pipecat.runner.utils",)
 
 
-def configure_logging() -> None:
+def configure_logging(session_id: str) -> None:
     """Logs to stderr (stdout is reserved for JSON events); BOT_LOG_LEVEL, default INFO. Neither the
     channel's frames and handshake (its credential, the `assign`) nor the caller's `body` reach
     them at any level, also when the user's bot turns standard logging to DEBUG."""
     from loguru import logger
 
+    from bot import log_format
+    from bot.events import LOG_FORMAT, tag_logs
     from botchannel.wire_logs import keep_wire_out_of
 
     logger.remove()
+    tag_logs(session_id)
     level = os.environ.get("BOT_LOG_LEVEL", "INFO").upper()
-    logger.add(sys.stderr, level=level, filter={"": level, **dict.fromkeys(QUIET_AT_DEBUG, "INFO")})
+    quiet: dict[str | None, str | int | bool] = {"": level, **dict.fromkeys(QUIET_AT_DEBUG, "INFO")}
+    if log_format.wanted(os.environ):  # LOG_FORMAT=json: one object a line, its session and trace ids in it
+        logger.add(log_format.json_sink, level=level, filter=quiet)
+    else:  # text: every line names its session
+        logger.add(sys.stderr, level=level, format=LOG_FORMAT, filter=quiet)
     keep_wire_out_of()
 
 
@@ -58,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         events = EventWriter(os.environ.get(ENV_SESSION_ID, ""))
         events.emit("ended", reason="config_error", exit_code=EXIT_USAGE, detail=str(exc))
         return EXIT_USAGE
-    configure_logging()
+    configure_logging(config.session_id)
     from bot.lifecycle import remember_signals_during_start_up  # not before: `--help` stays import-free
 
     remember_signals_during_start_up()
@@ -70,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         mode = import_mode(config)
         user_bot = warm_up(config)
+        tracing.configure()  # after the bot file's import: a provider it installed is kept
         dataclass_code.finish()  # the imports defined the dataclasses that ready needs
         end_startup_gc_pause()
         if config.check:
@@ -100,15 +108,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def import_mode(config: BotConfig) -> ModuleType:
-    """The chosen transport's module (`check` and `serve`); importing it is most of start-up."""
-    if config.transport == "daily":
-        from bot import daily_mode
+    """The chosen transport's module (`check` and `serve`); importing it is most of start-up.
 
-        return daily_mode
+    Without the transport's packages (bot/missing_extra.py): a bot with no session yet that can
+    take calls serves calls; any other ends with the extra to add (exit 2, a configuration error)."""
     if config.transport == "websocket":  # a phone call's media, relayed by the dispatcher
         from bot import websocket_mode
 
         return websocket_mode
+    try:
+        return _transport_mode(config.transport)
+    except ImportError as exc:
+        from bot.missing_extra import explain, missing_extra
+
+        missing = missing_extra(config.transport, exc)
+        if missing is None:
+            raise
+        from bot import websocket_mode
+
+        why = explain(config.transport, *missing)
+        unassigned = config.check or (config.channel is not None and not config.channel.cold)
+        if unassigned and websocket_mode.can_take_calls():
+            from loguru import logger
+
+            logger.warning(f"{why}; until then this bot takes phone calls only")
+            return websocket_mode
+        raise ConfigError(why) from None
+
+
+def _transport_mode(transport: str) -> ModuleType:
+    if transport == "daily":
+        from bot import daily_mode
+
+        return daily_mode
     from bot import webrtc_mode
 
     return webrtc_mode
@@ -118,6 +150,10 @@ def warm_up(config: BotConfig) -> UserBot:
     """The user's bot imported and the Silero model loaded (its `prewarm()` runs in the loop)."""
     from bot.warm_vad import preload_silero
 
+    # The bot's working directory is its own folder, as under Pipecat's runner (`uv run bot.py` from
+    # the project): a file it opens or writes by a relative name (a prompt, a recording) is its
+    # folder's. Here, in the bot host's own process, not in the loader a test process calls too.
+    os.chdir(config.bot_file.parent)
     user_bot = load_user_bot(config.bot_file)
     preload_silero()
     return user_bot

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from bot.identity import IdentityUnavailable, MachineIdentity
 from botchannel.contract import (
     MAX_FRAME_BYTES,
     Hello,
@@ -46,16 +48,23 @@ class ChannelError(Exception):
 
 
 class BotChannel:
-    def __init__(self, url: str, token: str, hello: Hello, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self, url: str, token: str, hello: Hello, handlers: Mapping[str, Handler], identity: MachineIdentity
+    ) -> None:
         self._url = url
         self._token = token
         self.hello = hello
+        self._identity = identity  # a fresh identity token goes with each hello (tokens expire)
         self._handlers = dict(handlers)
         self._ws: ClientConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def connect(self, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
         """Opens the channel and waits for `welcome`; raises ChannelError on any failure."""
+        try:
+            identity = await self._identity.token()
+        except IdentityUnavailable as exc:
+            raise ChannelError(f"cannot prove which machine this is: {exc}") from None
         try:
             self._ws = await connect(
                 self._url,
@@ -68,7 +77,7 @@ class BotChannel:
                 ping_timeout=PING_TIMEOUT_SECONDS,
                 close_timeout=2,
             )
-            await self._ws.send(encode(self.hello))
+            await self._ws.send(encode(replace(self.hello, identity=identity)))
             first = parse_frame(await asyncio.wait_for(self._ws.recv(), timeout))
         except InvalidStatus as exc:
             raise ChannelError(f"the dispatcher refused the channel (HTTP {exc.response.status_code})") from None
@@ -127,6 +136,22 @@ class BotChannel:
             return
         with contextlib.suppress(ConnectionClosed, OSError):
             await self._ws.send(text)
+
+    async def ping(self, timeout: float) -> bool:
+        """True if the dispatcher answers a ping within `timeout`."""
+        if self._ws is None:
+            return False
+        try:
+            pong = await self._ws.ping()
+            await asyncio.wait_for(pong, timeout)
+        except (ConnectionClosed, OSError, TimeoutError, RuntimeError):
+            return False
+        return True
+
+    def drop(self) -> None:
+        """Drops a dead connection at once (no closing handshake to wait for): `serve` returns."""
+        if self._ws is not None:
+            self._ws.transport.abort()
 
     async def close(self) -> None:
         for task in list(self._tasks):

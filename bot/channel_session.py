@@ -5,6 +5,12 @@ one `assign`, ever: another session's is refused with 409 `already_assigned`, wh
 dispatcher thinks. Until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an
 idle bot nobody can reach is retired, never left running.
 
+The one exception is a bot told `freeze`: its machine is about to be suspended with the process in
+it (bot/frozen_watch.py). Its idle clock stops (the dispatcher ages frozen bots), and when its
+channel drops (the dispatcher closes it once the machine is frozen; a resumed machine finds it
+dead) it dials again at once with the same credential and says its idle hello again, warm as it
+was. A bot the dispatcher does not expect back is refused, and then ends as any idle bot would.
+
 A bot launched cold for a session names it in its hello, and the dispatcher answers with that
 session's `assign`: its launch environment holds no session secret (no Daily token, TURN
 credential or caller's `body`), so it builds no runner arguments before the assign has come. It
@@ -27,15 +33,19 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from bot import tracing
 from bot.channel_client import BotChannel, ChannelError
 from bot.config import BotConfig, ChannelSettings
-from bot.events import EventWriter
+from bot.events import EventWriter, tag_logs
+from bot.frozen_watch import FrozenWatch
 from bot.ice import CONFIG_VARIABLE, IceSettings, ice_settings
+from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
     IMAGE_VARIABLE,
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
+    METHOD_FREEZE,
     Assignment,
     Hello,
     RequestFailed,
@@ -45,6 +55,8 @@ if TYPE_CHECKING:
     from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
+# A thawed bot dials again at once; the dispatcher's claim waits for it only a few seconds.
+THAW_REDIAL_DELAYS_SECONDS = (0.0, 0.2, 0.5, 1.0, 2.0)
 SIGNALLING_WAIT_SECONDS = 10.0  # an offer that overtook a cold bot's assign waits this long for it
 SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -73,15 +85,19 @@ class ChannelSession:
         machine_id, image = machine_identity(os.environ)
         self.machine_id = machine_id
         cold = self.config.session_id if self.settings.cold else None
-        handlers = {METHOD_ASSIGN: self._assign, **{m: self._guarded(h) for m, h in self.signalling.items()}}
+        handlers = {METHOD_ASSIGN: self._assign, METHOD_FREEZE: self._freeze,
+                    **{m: self._guarded(h) for m, h in self.signalling.items()}}
         self.channel = BotChannel(
             self.settings.url,
             self.settings.token,
             Hello(machine_id=machine_id, image=image, capabilities=self.capabilities, session_id=cold),
             handlers,
+            MachineIdentity(self.settings.identity, self.settings.url, os.environ),
         )
         self._serving: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_failure: str | None = None  # why the last dial failed (the failure report says it)
+        self._frozen: FrozenWatch | None = None  # told `freeze`, not yet back on the channel
 
     async def open(self) -> None:
         """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
@@ -89,12 +105,11 @@ class ChannelSession:
         the channel neither has anything to serve."""
         if self.settings.cold:  # its values count against the time it has for its peer to connect
             wait = self.config.connect_timeout
-            self._idle_timer = self.lifecycle.end_after(
-                wait, EndReason.CHANNEL_LOST, f"its session's values did not arrive over the channel within {wait:g}s"
-            )
+            self._idle_timer = self.lifecycle.end_after(wait, EndReason.CHANNEL_LOST, lambda: self._late(wait))
         try:
             await self.channel.connect()
         except ChannelError as exc:
+            self._last_failure = str(exc)
             if not self.settings.cold:
                 self.lifecycle.end(EndReason.CHANNEL_LOST, str(exc))
                 return
@@ -104,9 +119,12 @@ class ChannelSession:
         self._serving = asyncio.create_task(self._serve(), name="bot-channel")
         if not self.settings.cold:
             self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
-            self._idle_timer = self.lifecycle.end_after(
-                self.settings.max_idle_seconds, EndReason.RESERVE_EXPIRED, "idle past BOT_MAX_IDLE_SECONDS"
-            )
+            self._start_idle_clock()
+
+    def _start_idle_clock(self) -> None:
+        self._idle_timer = self.lifecycle.end_after(
+            self.settings.max_idle_seconds, EndReason.RESERVE_EXPIRED, "idle past BOT_MAX_IDLE_SECONDS"
+        )
 
     async def wait_assigned(self) -> Assignment | None:
         """The session this bot serves, or None if it ended (retired, channel lost) first."""
@@ -121,9 +139,12 @@ class ChannelSession:
 
     async def report(self, event: str, **fields: Any) -> None:
         if self.assignment is not None:
+            tracing.SESSION.reported(event, fields)
             await self.channel.report(event, self.assignment.session_id, **fields)
 
     async def close(self) -> None:
+        if self._frozen is not None:
+            self._frozen.stop()
         await self.channel.close()
         if self._serving is not None:
             await asyncio.wait([self._serving], timeout=2)
@@ -133,6 +154,14 @@ class ChannelSession:
             if connected:
                 await self.channel.serve()
             if self.lifecycle.ended:
+                return
+            if self._frozen is not None and self.assignment is None:
+                connected = await self._thawed()
+                if connected:
+                    continue
+                detail = "not taken back on the channel after a freeze"
+                why = f"{detail}: {self._last_failure}" if self._last_failure else detail
+                self.lifecycle.end(EndReason.CHANNEL_LOST, why)
                 return
             if self.assignment is None and not self.settings.cold:
                 # An idle bot without its channel can never be claimed: retire it.
@@ -147,7 +176,8 @@ class ChannelSession:
             connected = await self._reconnect()
             if not connected:
                 if self.assignment is None:
-                    self.lifecycle.end(EndReason.CHANNEL_LOST, "cannot reach the dispatcher for the session's values")
+                    detail = "cannot reach the dispatcher for the session's values"
+                    self.lifecycle.end(EndReason.CHANNEL_LOST, f"{detail}: {self._last_failure}")
                 else:
                     logger.warning("could not reconnect the channel; the session goes on without it")
                 return
@@ -155,18 +185,52 @@ class ChannelSession:
     async def _reconnect(self) -> bool:
         session_id = self.assignment.session_id if self.assignment is not None else self.channel.hello.session_id
         self.channel.hello = replace(self.channel.hello, session_id=session_id)
-        for delay in RECONNECT_DELAYS_SECONDS:
+        return await self._dial_again(RECONNECT_DELAYS_SECONDS, "channel reconnect")
+
+    async def _dial_again(self, delays: tuple[float, ...], what: str) -> bool:
+        """Dials after each delay until welcomed (True) or the delays or the bot's life run out.
+        Each dial fetches a fresh identity token (bot/channel_client.py): tokens expire."""
+        for delay in delays:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.lifecycle.wait(), delay)  # backoff, unless the session ends
+                await asyncio.wait_for(self.lifecycle.wait(), delay)  # backoff, unless the bot ends
             if self.lifecycle.ended:
                 return False
             try:
                 await self.channel.connect()
             except ChannelError as exc:
-                logger.info(f"channel reconnect failed: {exc}")
+                logger.info(f"{what} failed: {exc}")
+                self._last_failure = str(exc)
                 continue
             return True
         return False
+
+    def _late(self, waited: float) -> str:
+        detail = f"its session's values did not arrive over the channel within {waited:g}s"
+        return f"{detail}; the last dial: {self._last_failure}" if self._last_failure else detail
+
+    async def _freeze(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Its machine is about to be frozen: stop the idle clock, watch for the resume."""
+        if self.assignment is not None or self.settings.cold:
+            raise RequestFailed(409, "not_idle", "only an idle reserve bot is frozen")
+        if self.lifecycle.ended:
+            raise RequestFailed(410, "bot_ending", "this bot is shutting down")
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._frozen is None:
+            self._frozen = FrozenWatch(self.channel)
+        return {"machine_id": self.machine_id}
+
+    async def _thawed(self) -> bool:
+        """Back from a freeze: the same idle hello on a new channel, at once; True if welcomed."""
+        assert self._frozen is not None
+        self._frozen.stop()
+        logger.info("channel dropped while frozen; dialling again")
+        if not await self._dial_again(THAW_REDIAL_DELAYS_SECONDS, "re-dial after a freeze"):
+            return False
+        self._frozen = None
+        self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
+        self._start_idle_clock()
+        return True
 
     async def _assign(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self.assignment is not None:
@@ -194,6 +258,8 @@ class ChannelSession:
     def _take(self, assignment: Assignment) -> None:
         self.assignment = assignment
         self.events.session_id = assignment.session_id
+        tag_logs(assignment.session_id)
+        tracing.SESSION.assigned(assignment)
         if self.on_assigned is not None:
             self.on_assigned(assignment)
         self._assigned.set()
@@ -250,9 +316,14 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
 
 
 def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
-    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch)."""
+    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch), and
+    each pipeline error as `error` (the dispatcher shows it in the session's timeline and status)."""
 
     async def first_audio() -> None:
         await channel.report("first_audio")
 
+    async def error(reason: str, detail: str) -> None:
+        await channel.report("error", reason=reason, detail=detail)
+
     watch.on_first_audio = first_audio
+    watch.on_error = error

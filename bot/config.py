@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bot.ice import CONFIG_VARIABLE as ICE_CONFIG_VARIABLE
 from bot.ice import IceSettings, ice_settings
+from bot.identity import identity_source
 from bot.user_bot import DEFAULT_BOT_FILE, bot_file_path
 
 TransportName = Literal["webrtc", "daily", "websocket"]
@@ -67,6 +68,9 @@ class ChannelSettings:
     # session's values (they are not in its launch environment). False: a reserve bot.
     cold: bool
     max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS
+    # Where this machine's identity token comes from (BOT_IDENTITY: gce, fly), sent in every hello;
+    # None: the provider has none (bot/identity.py).
+    identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,11 @@ def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSetti
     if not token:
         raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential)")
     max_idle = _seconds("max idle", None, env, "BOT_MAX_IDLE_SECONDS", DEFAULT_MAX_IDLE_SECONDS)
-    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle)
+    try:
+        identity = identity_source(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle, identity=identity)
 
 
 def _seconds(what: str, flag: float | None, env: Mapping[str, str], variable: str, default: float) -> float:

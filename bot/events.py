@@ -27,3 +27,17 @@ class EventWriter:
             # The parent stopped reading (or closed our stdout): events are best effort, the
             # session itself must go on and end normally.
             pass
+
+
+# The bot's log lines (stderr) name their session: a dispatcher's console interleaves every bot's
+# lines, and without it two sessions' errors cannot be told apart.
+LOG_FORMAT = ("<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+              "session {extra[session_id]} | <cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - "
+              "<level>{message}</level>")
+
+
+def tag_logs(session_id: str) -> None:
+    """Every log line from now on names `session_id` (a reserve bot's, once it is assigned)."""
+    from loguru import logger
+
+    logger.configure(extra={"session_id": session_id})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from loguru import logger
@@ -92,9 +92,16 @@ class SessionLifecycle:
     async def wait(self) -> EndReason:
         return await asyncio.shield(self._ended)
 
-    def end_after(self, seconds: float, reason: EndReason, detail: str | None = None) -> asyncio.TimerHandle:
-        """Ends the session after `seconds` unless the returned handle is cancelled first."""
-        handle = asyncio.get_running_loop().call_later(seconds, self.end, reason, detail)
+    def end_after(
+        self, seconds: float, reason: EndReason, detail: str | Callable[[], str] | None = None
+    ) -> asyncio.TimerHandle:
+        """Ends the session after `seconds` unless the returned handle is cancelled first (a callable
+        `detail` is asked then: what went wrong meanwhile)."""
+
+        def end() -> None:
+            self.end(reason, detail() if callable(detail) else detail)
+
+        handle = asyncio.get_running_loop().call_later(seconds, end)
         self._timers.append(handle)
         return handle
 

@@ -3,8 +3,8 @@
 The contract is Pipecat's own (its development runner and Pipecat Cloud's base image): a Python
 file that defines `async def bot(runner_args)`. The file is imported the way `python bot.py`
 would see it: its folder first on `sys.path`, so its sibling modules import as they do under
-Pipecat's runner. It is imported under its own module name (never `__main__`, so its
-`if __name__ == "__main__":` block stays unrun).
+Pipecat's runner, and its folder as the working directory. It is imported under its own module
+name (never `__main__`, so its `if __name__ == "__main__":` block stays unrun).
 
 One optional hook, for what Pipecat has no place for: a module-level `prewarm()` (plain or
 `async`, no arguments), called once after the import and before the host reports itself ready,

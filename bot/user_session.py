@@ -14,6 +14,7 @@ import asyncio
 
 from loguru import logger
 
+from bot import tracing
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.user_bot import UserBot, describe
 from bot.watch import SessionWatch
@@ -43,7 +44,8 @@ class UserBotSession:
     async def _run(self, runner_args: object) -> None:
         where = str(self.user_bot.path)
         try:
-            await self.user_bot.bot(runner_args)
+            with tracing.SESSION.current():  # the user's Pipecat spans join the session's trace
+                await self.user_bot.bot(runner_args)
         except Exception as exc:  # the user's crash ends the session and is reported, never hangs it
             logger.opt(exception=exc).error(f"{where}: bot() raised")
             self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() raised {describe(exc)}")

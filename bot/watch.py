@@ -23,6 +23,8 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 
 Callback = Callable[[], Awaitable[None]]
+ErrorCallback = Callable[[str, str], Awaitable[None]]  # (reason, detail)
+MAX_ERROR_REPORTS = 10  # a service failing in a loop: the first few say it all
 
 
 class SessionWatch:
@@ -31,6 +33,8 @@ class SessionWatch:
         self.first_audio: asyncio.Event = asyncio.Event()
         self.on_first_audio: Callback | None = None
         self.on_idle_timeout: Callback | None = None
+        self.on_error: ErrorCallback | None = None  # a pipeline error (bot/pipeline_errors.py describes it)
+        self.errors = 0
 
     def install(self) -> None:
         """Attaches this watch to every `PipelineWorker` built from now on (the class is patched once
@@ -51,6 +55,7 @@ class SessionWatch:
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
             worker.add_event_handler("on_idle_timeout", watch._idle)
+            worker.add_event_handler("on_pipeline_error", watch._error)
 
         init.watched = True  # type: ignore[attr-defined]
         PipelineWorker.__init__ = init  # type: ignore[method-assign,assignment]
@@ -58,6 +63,24 @@ class SessionWatch:
     async def _idle(self, worker: object) -> None:
         if self.on_idle_timeout is not None:
             await self.on_idle_timeout()
+
+    async def _error(self, worker: object, frame: object) -> None:
+        """Pipecat's pipeline error: reported over the channel (`error`), so the dispatcher shows it in
+        the session's timeline and status; a processor that can no longer do its job (`is_usable`
+        False: a refused key, a provider gone for good) leaves the session running, as Pipecat lets
+        the bot decide, but deaf or mute, and its status says so instead of a plain `joined`."""
+        self.errors += 1
+        if self.on_error is None or self.errors > MAX_ERROR_REPORTS:
+            return
+        from bot.pipeline_errors import describe_error
+
+        reason, detail = describe_error(frame)
+        if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
+            logger.warning(f"session degraded: {detail}")
+        try:
+            await self.on_error(reason, detail)
+        except Exception:  # a report must never break the user's pipeline
+            logger.exception("error report failed")
 
     async def _heard(self) -> None:
         if self.first_audio.is_set():

@@ -4,22 +4,28 @@ A bot dials *out* to the dispatcher (a WebSocket at `CHANNEL_PATH`, `Authorizati
 <BOT_CHANNEL_TOKEN>`), so bots accept no inbound traffic in any mode (docs/design.md §1). Every frame
 is one JSON text message `{"type": ..., ...}`:
 
-    bot → dispatcher   hello    {protocol, machine_id, image, capabilities, session_id|null}
+    bot → dispatcher   hello    {protocol, machine_id, image, capabilities, session_id|null, identity?}
     dispatcher → bot   welcome  {}                                   (the bot is registered)
     either way         request  {id, method, params}                 (a reply is owed)
                        reply    {id, ok: true, result} | {id, ok: false, error: {status, code, message}}
     bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?}
 
 `hello.session_id` is null for an idle (reserve) bot and the session's id for a bot launched cold
-for one session. Methods the dispatcher calls on a bot: `assign` (one session per bot, ever:
+for one session. `hello.identity` is the machine's own identity token where its provider issues one
+(a Compute Engine instance identity token, a Fly Machine's OIDC token), its audience the channel's
+URL: the dispatcher checks it names the machine it launched, so a launch credential read elsewhere
+opens nothing (docs/security.md). Methods the dispatcher calls on a bot: `assign` (one session per bot, ever:
 another session's is refused with 409 `already_assigned`, the same one sent again is answered
-again). A reserve bot gets it when claimed; a cold bot right after its hello, because its
+again). `freeze` (an idle reserve bot only): its machine is about to be frozen; when its
+channel drops after that, it dials again with the same credential and says its idle hello again
+(it was never claimed). A reserve bot gets `assign` when claimed; a cold bot right after its hello, because its
 session's values (room, token, TURN credentials, the caller's `body`) are never in its launch
 environment. Then `webrtc.offer` and `webrtc.ice` (Pipecat
 SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`) and `media.attach` (a phone
 call's media socket, docs/phone.md). Reports: `ready` (assigned
 and able to take signalling / join), `joined` (a peer connected or the bot is in the room),
-`first_audio` (the bot's first audio frame left for the peer), `ended` (with the reason).
+`first_audio` (the bot's first audio frame left for the peer), `error` (a fatal pipeline error,
+its `detail`), `ended` (with the reason). `assign` may carry the start's W3C `traceparent`.
 
 Pure standard library: it is imported before anything heavy in the bot and by the dispatcher,
 whose image does not carry Pipecat. `parse_frame` rejects anything malformed with
@@ -42,6 +48,13 @@ CHANNEL_TOKEN_VARIABLE = "BOT_CHANNEL_TOKEN"  # noqa: S105 (a variable name, not
 MACHINE_ID_VARIABLE = "BOT_MACHINE_ID"
 IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
 
+# The provider's identity source a bot fetches its identity token from (bot/identity.py): set by the
+# provider with the launch values; unset where the provider has none (local processes, ECS).
+IDENTITY_VARIABLE = "BOT_IDENTITY"
+IDENTITY_SOURCES = ("gce", "fly")
+MAX_IDENTITY_CHARS = 8192  # a full-format instance identity token is ~1 KB
+
+MAX_TRACEPARENT_CHARS = 55  # version-traceid-parentid-flags (W3C Trace Context, level 1)
 MAX_FRAME_BYTES = 256 * 1024  # an SDP offer is a few KB; the client's `body` at most 4 KB
 
 METHOD_ASSIGN = "assign"
@@ -50,9 +63,13 @@ METHOD_ICE = "webrtc.ice"
 # A phone call's media: {path, token}. The bot dials `path` on its channel's address with
 # `Authorization: Bearer <token>` (one-time, this session only); the carrier's frames flow there.
 METHOD_MEDIA_ATTACH = "media.attach"
+# An idle bot's machine is about to be suspended (or stopped): after its channel drops, dial again.
+METHOD_FREEZE = "freeze"
 
-ReportEvent = Literal["ready", "joined", "first_audio", "ended"]
-REPORT_EVENTS: tuple[str, ...] = ("ready", "joined", "first_audio", "ended")
+ReportEvent = Literal["ready", "joined", "first_audio", "error", "ended"]
+# `error`: the pipeline reported a fatal error (a service that can no longer do its job), with its
+# `detail`; the session may still be up. A dispatcher that predates it logs the frame and drops it.
+REPORT_EVENTS: tuple[str, ...] = ("ready", "joined", "first_audio", "error", "ended")
 
 
 class ProtocolError(ValueError):
@@ -74,6 +91,8 @@ class Hello:
     capabilities: tuple[str, ...] = ()  # e.g. ("webrtc",) or ("daily",)
     session_id: str | None = None  # None: an idle reserve bot waiting for `assign`
     protocol: int = PROTOCOL_VERSION
+    # The machine's identity token (a JWT; a credential of its own, like the bearer): never in a repr.
+    identity: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,9 @@ class Assignment:
     # webrtc in the cloud: the bot's own ICE servers and TURN credentials, in the shape of
     # VOICEFLEET_ICE_CONFIG (bot/ice.py); a secret, like the token.
     ice_config: Mapping[str, Any] | None = field(default=None, repr=False)
+    # The W3C trace context of the session's start: the bot's spans join its trace. Optional; a
+    # host that does not know it ignores it, a malformed one is ignored too (tracing never refuses).
+    traceparent: str | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in _fields(self).items() if v is not None}
@@ -151,7 +173,10 @@ class Assignment:
         ice_config = params.get("ice_config")
         if ice_config is not None and not isinstance(ice_config, dict):
             raise ProtocolError("assign: ice_config must be an object")
-        return cls(session_id, seconds, transport, body, room_url, token, ice_config)
+        traceparent = params.get("traceparent")
+        if not (isinstance(traceparent, str) and len(traceparent) <= MAX_TRACEPARENT_CHARS):
+            traceparent = None
+        return cls(session_id, seconds, transport, body, room_url, token, ice_config, traceparent)
 
 
 Frame = Hello | Welcome | Request | Reply | Report
@@ -169,6 +194,8 @@ def encode(frame: Frame) -> str:
     fields = _fields(frame)
     if isinstance(frame, Hello):
         fields["capabilities"] = list(frame.capabilities)
+        if frame.identity is None:
+            del fields["identity"]
     if isinstance(frame, Request):
         fields["params"] = dict(frame.params)
     return json.dumps({"type": kind, **fields}, separators=(",", ":"))
@@ -196,6 +223,7 @@ def parse_frame(raw: str | bytes) -> Frame:
             image=_identifier(data, "image"),
             capabilities=tuple(caps),
             session_id=None if data.get("session_id") is None else _identifier(data, "session_id"),
+            identity=_identity(data),
         )
     if kind == "welcome":
         return Welcome()
@@ -251,6 +279,18 @@ def _identifier(data: Mapping[str, Any], key: str) -> str:
     value = _text(data, key)
     if not (value.isascii() and value.isprintable() and " " not in value):
         raise ProtocolError(f"`{key}` must be printable ASCII without spaces")
+    return value
+
+
+def _identity(data: Mapping[str, Any]) -> str | None:
+    """A JWT's compact form: base64url segments and dots, nothing a log line could be forged with."""
+    value = data.get("identity")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_IDENTITY_CHARS:
+        raise ProtocolError(f"`identity` must be a string of at most {MAX_IDENTITY_CHARS} characters")
+    if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in value):
+        raise ProtocolError("`identity` must be a compact JWT (base64url segments and dots)")
     return value
 
 

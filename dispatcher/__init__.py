@@ -3,7 +3,8 @@ shapes Pipecat's clients use. docs/architecture.md draws the packages; tests/tes
 holds them to one direction of imports. Lowest first, each may import only what is below it:
 
     settings, errors, metrics,  one settings module, the error shape, the metrics registry,
-    log_text                    and how a value is shown in a log line
+    log_text, tracing,          how a value is shown in a log line, one trace per session,
+    log_format                  and the lines' format (text or JSON with the session's fields)
     store/                      the optional coordination store of several replicas
     outbound/                   calls to services outside (HTTP pool, retries, rate limits)
     channel/                    the bots' channel (bots dial in; nothing dials a bot)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 import sys
 from typing import TYPE_CHECKING
 
-from dispatcher import log_redaction
+from dispatcher import log_format, log_redaction, tracing
 from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
@@ -53,6 +52,9 @@ environment (docs/configuration.md lists every variable, with the providers' and
   HEADER_TIMEOUT_SECONDS   a connection's time to send a whole request (default 10)
   BOT_CHANNEL_MAX_CONNECTIONS  open bot channels at once (default 1000)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
+  LOG_FORMAT               text|json: JSON lines with session_id, trace_id and replica (default text)
+  OTEL_EXPORTER_OTLP_ENDPOINT  traces over OTLP/HTTP (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ...;
+                           unset: none, docs/operations.md)
 """
 
 # On SIGTERM: requests in flight finish within this, under ECS's 120 s stop timeout (then SIGKILL).
@@ -77,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         env["PORT"] = str(args.port)
     level = env.get("LOG_LEVEL", "").strip().lower() or "info"
     problems = [] if level in LOG_LEVELS else [f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}"]
+    try:
+        chosen_format = log_format.log_format(env.get("LOG_FORMAT", ""))
+    except SettingsError as exc:
+        problems.append(str(exc))
     problems += configuration_problems(env)
     if problems:
         print(f"dispatcher: configuration error: {'; '.join(problems)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fields = log_format.install(level, chosen_format, replica="starting")
     log_redaction.install()  # the channel's handshake headers carry the bot credential
     try:
         settings = Settings.from_env(env)
@@ -91,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 
         app = create_app(settings, env=env)
+        replica = app.state.voicefleet.replication.coordination.replica_id
+        fields.replica = replica  # the store's name for this replica, on every line and trace
+        tracing.configure(env, replica)
     except (SettingsError, ValueError) as exc:
         print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         state.channel_access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
-                            graceful_shutdown_seconds=grace)
+                            graceful_shutdown_seconds=grace, own_log_format=chosen_format == "text")
     phone = state.phone
     server = DrainingServer(
         config,

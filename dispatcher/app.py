@@ -3,7 +3,8 @@ the HTTP surface (dispatcher/api/) on it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -34,7 +35,15 @@ def create_app(
         docs_url=None,  # served by dispatcher/api/routers/docs.py, from here rather than a CDN, and behind the key
         redoc_url=None,
         openapi_url=None,
+        # Request spans when dispatcher/tracing.py installed an exporter (never FastAPI's own set-up).
+        telemetry={"auto_configure": False, "operation_spans": False, "metrics": False, "logs": False,
+                   "exclude": _probes},
     )
     app.state.voicefleet = state  # the one state object routes reach (dispatcher/api/dependencies.py)
     mount_api(app, state)
     return app
+
+
+def _probes(scope: MutableMapping[str, Any]) -> bool:
+    """Health checks and scrapes, every few seconds from every load balancer: no trace of their own."""
+    return scope.get("path") in ("/healthz", "/metrics")

@@ -42,9 +42,9 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
-            from dispatcher.machines.fly.reserve import FlyWarmMachines
+            from dispatcher.machines.fly.frozen import FlyFrozenMachines
 
-            return FlyWarmMachines(FlySettings.from_env(env), channel_url=channel_url)
+            return FlyFrozenMachines.from_env(env, channel_url)
         return FlyMachines(FlySettings.from_env(env))
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
@@ -105,6 +105,8 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: DailySettings.from_env(env))
     if settings is not None:
         checks.append(lambda: build_turn(settings, env))
+        if settings.bot_channel_token and machines in ("gce", "fly"):
+            checks.append(lambda: _machine_identity(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
     for check in checks:
         try:
@@ -112,6 +114,21 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         except (SettingsError, ValueError) as exc:
             problems.append(str(exc))
     return problems
+
+
+def _machine_identity(machines: str, env: Mapping[str, str]) -> None:
+    """With a channel, Compute Engine and Fly bots must prove their machine (docs/security.md): a
+    dispatcher that cannot check their tokens would refuse every bot, so it says so before starting."""
+    from dispatcher.channel.identity import identity_audience
+
+    missing = [] if identity_audience(env) else ["BOT_CHANNEL_URL (or BOT_IDENTITY_AUDIENCE)"]
+    if machines == "fly" and not (env.get("FLY_ORG", "").strip() or env.get("FLY_OIDC_ISSUER", "").strip()):
+        missing.append("FLY_ORG (or FLY_OIDC_ISSUER)")
+    if missing:
+        raise SettingsError(
+            f"MACHINES={machines} with a bot channel checks each bot's machine identity token: set "
+            + " and ".join(missing)
+        )
 
 
 def _local_bot_file(env: Mapping[str, str]) -> None:

@@ -9,13 +9,16 @@ value of a credential header is blanked, wherever the record comes from.
 uvicorn also logs every request's path (`uvicorn.access`, and `uvicorn.error` for WebSockets), and
 some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{secret}` (reusable),
 a carrier's `/ws/{carrier}/{token}` and `/ws/generic/{service}/{token}` (one-time, but its payload
-is the client's `body`), and a keyless `/ws/generic/...?body=`. Those segments are masked.
+is the client's `body`), the same token as `?token=` (Pipecat's WebSocket client's form), and a
+keyless `/ws/generic/...?body=`. Those segments are masked; a query parameter by its decoded
+name, as the dispatcher reads it (`?%74oken=` is `?token=`, and logged as sent).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 from botchannel.wire_logs import keep_wire_out_of
 from dispatcher.log_text import shown
@@ -33,8 +36,9 @@ SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in i
     re.compile(r"(/phone/daily/dialin/)[^?#\s\"]+"),
     re.compile(rf"(/ws/generic/{_SEGMENT}/)[^?#\s\"]+"),
     re.compile(rf"(/ws/(?!generic/){_SEGMENT}/)[^?#\s\"]+"),
-    re.compile(r"([?&]body=)[^&#\s\"]+"),
 )
+SECRET_QUERY_NAMES = frozenset({"body", "token"})
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"]*)=([^&#\s\"]*)")
 
 
 class RedactCredentialHeaders(logging.Filter):
@@ -48,7 +52,14 @@ class RedactCredentialHeaders(logging.Filter):
 def mask_secret_paths(text: str) -> str:
     for pattern in SECRET_PATHS:
         text = pattern.sub(rf"\g<1>{MASK}", text)
-    return text
+    return _QUERY_PARAMETER.sub(_masked_parameter, text)
+
+
+def _masked_parameter(found: re.Match[str]) -> str:
+    separator, name, value = found.groups()
+    if unquote_plus(name) in SECRET_QUERY_NAMES and value:
+        value = MASK
+    return f"{separator}{name}={value}"
 
 
 class RedactSecretPaths(logging.Filter):

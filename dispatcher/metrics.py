@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from dispatcher.metric_catalogue import LAUNCH_BUCKETS
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -27,7 +29,7 @@ class Metrics:
             "voicefleet_launch_seconds",
             "Time to have the provider accept a launch (and, with ?wait=started, to start).",
             ["provider", "waited"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90, 120),
+            buckets=LAUNCH_BUCKETS,
             registry=self.registry,
         )
         self._reaped = Counter(
@@ -55,6 +57,9 @@ class Metrics:
     def reaped(self, outcome: str) -> None:
         self._reaped.labels(self.provider, outcome).inc()
 
-    def render(self, active_sessions: int) -> bytes:
+    def set_active(self, active_sessions: int) -> None:
         self._active.labels(self.provider).set(active_sessions)
+
+    def render(self, active_sessions: int) -> bytes:
+        self.set_active(active_sessions)
         return generate_latest(self.registry)

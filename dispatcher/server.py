@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from botchannel.contract import MAX_FRAME_BYTES
@@ -49,8 +50,9 @@ class BoundedH11Protocol(H11Protocol):
 
 def uvicorn_config(
     app: Any, *, keep_alive_seconds: int, header_timeout_seconds: float, log_level: str,
-    graceful_shutdown_seconds: int | None = None,
+    graceful_shutdown_seconds: int | None = None, own_log_format: bool = True,
 ) -> uvicorn.Config:
+    """`own_log_format=False`: uvicorn's lines go through the root handler (LOG_FORMAT=json)."""
     protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {"header_timeout": header_timeout_seconds})
     return uvicorn.Config(
         app,
@@ -61,6 +63,7 @@ def uvicorn_config(
         timeout_keep_alive=keep_alive_seconds,
         timeout_graceful_shutdown=graceful_shutdown_seconds,
         log_level=log_level,
+        log_config=LOGGING_CONFIG if own_log_format else None,
         server_header=False,
         proxy_headers=False,
     )

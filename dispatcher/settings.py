@@ -100,6 +100,12 @@ class Settings:
     # Empty: the mode's own (local: webrtc; cloud: daily).
     transports: tuple[str, ...] = ()
     bot_channel_max_connections: int = 1000  # open bot channels at once (each live bot holds one)
+    # Connections waiting on a session (its event stream, a long-poll): at most this many per
+    # replica and per API key, each for at most `session_wait_seconds`.
+    session_waits: int = 1000
+    session_waits_per_key: int = 20
+    session_wait_seconds: float = 300.0
+    session_poll_seconds: float = 1.0  # how often a watched session past `starting` is read from the provider
 
     def __post_init__(self) -> None:
         if not self.transports:
@@ -155,6 +161,10 @@ class Settings:
             transports=_transports(env, machines),
             bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,
                                                     minimum=1),
+            session_waits=int_setting(env, "SESSION_WAITS", cls.session_waits, minimum=1),
+            session_waits_per_key=int_setting(env, "SESSION_WAITS_PER_KEY", cls.session_waits_per_key, minimum=1),
+            session_wait_seconds=float_setting(env, "SESSION_WAIT_SECONDS", cls.session_wait_seconds, minimum=1.0),
+            session_poll_seconds=float_setting(env, "SESSION_POLL_SECONDS", cls.session_poll_seconds, minimum=0.1),
         )
 
 

@@ -9,6 +9,7 @@ from the environment, as `python -m dispatcher` builds it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.state import AppState
+from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
@@ -26,11 +28,16 @@ from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnIceServers
 from dispatcher.media.turn_quota import TurnQuota
+from dispatcher.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
 from dispatcher.reserve.factory import build_reserve
+from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.service import SessionService
+from dispatcher.sessions.timeline import SessionTimeline
+from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
@@ -53,25 +60,45 @@ def build_state(
     resolved_rooms = build_rooms(settings, env) if rooms is FROM_ENV else rooms
     assert resolved_rooms is None or isinstance(resolved_rooms, Rooms)
     metrics = Metrics(machines.name)
+    for collector in coordination.collectors():
+        metrics.registry.register(collector)
     turn = build_turn(settings, env)
     static_ice = parse_ice_servers(env.get("ICE_SERVERS", ""))
     if ice_servers is None:
         ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)
     channels = BotChannels(channel_access.credentials if channel_access else None, claims=coordination.claims,
-                           max_connections=settings.bot_channel_max_connections)
+                           identity=machines.identity, max_connections=settings.bot_channel_max_connections)
     replication = Replication(coordination, channels, machines)
-    reserve = build_reserve(env, settings.machines, machines, channels, metrics, claims=coordination.claims,
+    reserve = build_reserve(env, settings.machines, machines, channels, metrics, coordination=coordination,
                             max_session_seconds=settings.max_session_seconds)
     replication.attach_reserve(reserve)
     if channel_access is not None:
         machines.attach_channel(channel_access)  # local bots are told where to dial, and with which credential
+    timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
+    timeline.follow(channels)
+    webhook_settings = WebhookSettings.from_env(env)
+    webhooks = LifecycleWebhooks(webhook_settings, timeline.read) if webhook_settings is not None else None
+    if webhooks is not None:
+        timeline.listeners.append(webhooks.timeline_event)
+        timeline.closers.append(webhooks.aclose)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
-        channels=channels,
+        channels=channels, timeline=timeline,
+        claim=functools.partial(reserve.launch, warm_only=True) if reserve is not None else None,
+        claimable=reserve.can_claim if reserve is not None else none_claimable,
+        ready=ReadyEstimate.of(reserve, ReserveSettings.from_env(env, settings.machines).cold_start_seconds),
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
+
+    async def refresh_gauges() -> None:
+        metrics.set_active(await sessions.active_count())
+
+    def store_up() -> bool | None:  # what /healthz says of the store; none for one process
+        health = coordination.health()
+        return health["status"] == "ok" if "status" in health else None
+
     return AppState(
         settings=settings,
         machines=machines,
@@ -83,6 +110,9 @@ def build_state(
         reserve=reserve,
         remote=replication.remote,
         replication=replication,
+        waits=StreamSlots(settings.session_waits, settings.session_waits_per_key),
+        metric_lines=MetricLines(metrics.registry, machines.name, MetricLineSettings.from_env(env),
+                                 refresh=refresh_gauges, store_up=store_up),
         channel_access=channel_access,
         start_limit=PerKeyLimit(coordination.start_rate(settings.start_rate_per_key, settings.start_burst_per_key)),
         read_limit=PerKeyLimit(LocalRate(settings.read_rate_per_key, settings.read_burst_per_key), calls="session"),
@@ -110,6 +140,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
     await state.replication.start()  # an unreachable store is only noted: it may come back
     reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
+    writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     try:
         yield
     finally:
@@ -118,6 +149,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
             reaping.cancel()
         if refilling is not None:
             refilling.cancel()
+        writing.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

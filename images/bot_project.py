@@ -25,6 +25,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from images.bot_transports import TRANSPORT_PACKAGES, transports_built
+
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
 # project's own development lock is the lower bound (every test runs it); a 2.x may change the
@@ -35,9 +37,10 @@ SUPPORTED_PIPECAT = SpecifierSet(SUPPORTED_RANGE)
 PIPECAT = "pipecat-ai"
 BOT_FILE = "bot.py"
 BAKE_FILE = "bake.py"
-# Without these the host cannot run at all: onnxruntime runs the Silero VAD the image verifies,
-# daily-python is the cloud's default transport (Pipecat's `daily` extra).
-REQUIRED_PACKAGES = {"onnxruntime": "silero", "daily-python": "daily"}
+# Without it the host cannot run at all: onnxruntime runs the Silero VAD the image verifies. A
+# transport's package is required only of a project whose bot.py builds that transport
+# (images/bot_transports.py): a phone-only project locks no daily-python, and needs none.
+REQUIRED_PACKAGES = {"onnxruntime": "silero"}
 # What a Pipecat extra brings, for a requirements.txt (which names extras, not the closure).
 EXTRA_PACKAGES = {"silero": "onnxruntime", "daily": "daily-python", "webrtc": "aiortc", "websocket": "fastapi"}
 _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -54,7 +57,9 @@ class BotProject:
     pipecat_version: Version
     exclude_packages: tuple[str, ...] = ()
     has_bake: bool = False
-    transports: tuple[str, ...] = ("daily",)  # "webrtc" too when it has aiortc (Pipecat's webrtc extra)
+    # What its images can carry: each transport whose package the lock has (daily-python, aiortc, fastapi).
+    transports: tuple[str, ...] = ("daily",)
+    built: tuple[str, ...] = ()  # the transports bot.py builds (images/bot_transports.py); () unknown
 
     @property
     def dependency_files(self) -> tuple[str, ...]:
@@ -97,13 +102,19 @@ def read(path: Path) -> BotProject:
     for name, extra in REQUIRED_PACKAGES.items():
         if name not in present:
             raise BotProjectError(f"{path / source} has no {name}: add Pipecat's {extra} extra "
-                                  f"(`{PIPECAT}[daily,silero]`); the image loads Silero VAD at build time and "
-                                  "joins Daily rooms")
+                                  f"(`{PIPECAT}[silero,…]`); the image loads Silero VAD at build time")
+    built = transports_built(path / BOT_FILE)
+    for transport in built:
+        package, extra = TRANSPORT_PACKAGES[transport.name]
+        if package not in present:
+            raise BotProjectError(f"{path / BOT_FILE}:{transport.line} builds Pipecat's {transport.name} transport "
+                                  f"({transport.evidence}) but {source} has no {package}: add Pipecat's {extra} "
+                                  f"extra (`uv add '{PIPECAT}[{extra}]'`, which locks again)")
     return BotProject(path=path, kind=kind, pipecat_version=version,
                       exclude_packages=_exclude_packages(path, pyproject, packages),
                       has_bake=(path / BAKE_FILE).is_file(),
-                      transports=("daily", *(name for name, package in (("webrtc", "aiortc"), ("websocket", "fastapi"))
-                                             if package in present)))
+                      transports=tuple(name for name, (package, _) in TRANSPORT_PACKAGES.items() if package in present),
+                      built=tuple(transport.name for transport in built))
 
 
 def _toml(path: Path) -> dict[str, object]:
@@ -165,7 +176,7 @@ def _exclude_packages(path: Path, pyproject: dict[str, object] | None,
     if not isinstance(raw, list) or not all(isinstance(name, str) and _PACKAGE_NAME.match(name) for name in raw):
         raise BotProjectError(f"{where} must be a list of package names")
     for name in raw:
-        if canonicalize_name(name) in (PIPECAT, *REQUIRED_PACKAGES, "aiortc"):
+        if canonicalize_name(name) in (PIPECAT, *REQUIRED_PACKAGES, "daily-python", "aiortc"):
             raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
         if canonicalize_name(name) not in locked:
             raise BotProjectError(f"{where} names {name}, which the lock does not have")
@@ -200,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(project.transports))
     else:
         bake = "yes" if project.has_bake else "no"
+        built = ", ".join(project.built) or "none named in bot.py"
         print(f"bot project {project.path}: {'+'.join(project.dependency_files)}, {PIPECAT} "
-              f"{project.pipecat_version} (supported {SUPPORTED_RANGE}), bake.py: {bake}")
+              f"{project.pipecat_version} (supported {SUPPORTED_RANGE}), transports built: {built}, "
+              f"bake.py: {bake}")
     return 0
 
 

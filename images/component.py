@@ -40,6 +40,9 @@ DOCKERFILES = {"bot": ("../images/bot.Dockerfile", "runtime"),
 BOT_PROJECT_CONTEXT = "bot-project"  # images/bot.Dockerfile's `from=bot-project`
 CACHE_TAG = "buildcache"
 BUILD_TAG = "latest"  # constant on purpose: the revision is an extra tag (see the module docstring)
+# The revision's tag is rev-<revision>: a registry's lifecycle rule can select revision indexes by
+# this prefix and keep them apart from the builds they point at (stacks/aws/registry.py).
+REVISION_TAG_PREFIX = "rev-"
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,8 @@ class Images(pulumi.ComponentResource):
             )
             refs[role] = pulumi.Output.concat(repository, "@", image.digest)
             if args.source_revision:
-                docker_build.Index(f"{name}-{role}-revision", tag=pulumi.Output.concat(repository, ":",
-                                                                                         args.source_revision),
+                docker_build.Index(f"{name}-{role}-revision",
+                                   tag=pulumi.Output.concat(repository, ":", REVISION_TAG_PREFIX, args.source_revision),
                                    sources=[refs[role]], push=True, registry=registries[0],
                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         self.bot = refs["bot"]

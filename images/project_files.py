@@ -20,6 +20,12 @@ The files are the ones the build really takes, by the rules it really applies:
    the Dockerfile passes exactly these, and that GNU tar keeps exactly what `files` returns).
 install_project.sh reads only dependency files of this set. A bake.py could read a left-out file
 (`.env`) through its bind mount; such a file does not count.
+
+The digest covers those files as git tracks them when the project is in a git checkout with
+tracked files in it: an editor's backup, a cache or a scratch file that git does not track would
+otherwise make two checkouts of one commit rebuild and redeploy (the build itself still takes
+them). Outside a checkout, or in one that tracks nothing of the project, it covers every file the
+build takes. So a new module counts once it is added to git.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from images.bot_project import BotProjectError
@@ -73,14 +80,39 @@ def files(project: Path) -> list[tuple[str, os.stat_result]]:
     return taken
 
 
+def tracked(project: Path) -> set[str] | None:
+    """The project's files git tracks (paths relative to it), or None when git is not there, the
+    project is not in a checkout, or the checkout tracks none of it."""
+    try:
+        listed = subprocess.run(["git", "-C", str(project), "ls-files", "-z", "--cached"], capture_output=True,
+                                timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:  # not a work tree (or no git): the build's own rules
+        return None
+    paths = {os.fsdecode(p) for p in listed.stdout.split(b"\0") if p}
+    return paths or None
+
+
+def digest_files(project: Path) -> list[tuple[str, os.stat_result]]:
+    """`files(project)` as the digest counts them: in a checkout, what git tracks and the folders
+    that hold it."""
+    taken = files(project)
+    known = tracked(project)
+    if known is None:
+        return taken
+    folders = {"/".join(path.split("/")[:depth]) for path in known for depth in range(1, path.count("/") + 1)}
+    return [(path, lstat) for path, lstat in taken if path in known or path in folders]
+
+
 def digest(project: Path) -> str:
-    """`sha256:<hex>` of the paths, kinds, image modes and contents of `files(project)`.
+    """`sha256:<hex>` of the paths, kinds, image modes and contents of `digest_files(project)`.
 
     Modes count as the image has them (`chmod -R a+rX,go-w`); timestamps do not, so a checkout on
     another machine has the same digest.
     """
     total = hashlib.sha256()
-    for path, lstat in files(project):
+    for path, lstat in digest_files(project):
         mode = lstat.st_mode
         if stat.S_ISLNK(mode):
             kind, content = b"l", os.fsencode(os.readlink(project / path))  # tar copies the link itself

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
 from dispatcher.machines import bot_environment as bot_contract
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config.store import STORE_SECRETS
+from stacks.config.store import MESSAGE_SECRETS, STORE_SECRETS
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -32,10 +32,15 @@ DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
 RESERVE_ENV: tuple[str, ...] = tuple(ReserveSettings().to_env())
 RESERVE_SCHEDULE_ENV: tuple[str, ...] = ("RESERVE_SCHEDULE",)
 
+# The registry as log lines for the cloud's metrics (dispatcher/metric_lines.py): every stack sets
+# them (stacks/aws/observability.py, stacks/gcp/observability.py).
+METRIC_LINES_ENV: tuple[str, ...] = ("METRIC_LINES", "METRIC_NAMESPACE")
+
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
     *COMMON_ENV,
     *RESERVE_ENV,
+    *METRIC_LINES_ENV,
     "AWS_REGION",
     "ECS_CLUSTER",  # cluster name or ARN
     "ECS_TASK_DEFINITION",  # the bot *family*: RunTask uses its latest ACTIVE revision
@@ -51,6 +56,7 @@ ECS_ENV: tuple[str, ...] = (
 GCE_ENV: tuple[str, ...] = (
     *COMMON_ENV,
     *RESERVE_ENV,
+    *METRIC_LINES_ENV,
     "GCE_PROJECT",
     "GCE_ZONE",
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
@@ -113,8 +119,11 @@ def machines_environment(env: dict[str, object]) -> dict[str, object]:
     return {key: env[key] for key in MACHINES_ENV if key in env}
 
 
-def dispatcher_secrets(*, turn: bool, channel: bool, store_password: bool, phone: Sequence[str]) -> tuple[str, ...]:
+def dispatcher_secrets(*, turn: bool, channel: bool, store: bool, store_password: bool,
+                       phone: Sequence[str]) -> tuple[str, ...]:
     """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
-    the bot channel, a password-guarded store (AWS) and the carriers' credentials add."""
+    the bot channel, a store (the replicas' message key; AWS's password too) and the carriers'
+    credentials add."""
     return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
-            + (STORE_SECRETS if store_password else ()) + tuple(phone))
+            + (STORE_SECRETS if store and store_password else ()) + (MESSAGE_SECRETS if store else ())
+            + tuple(phone))

@@ -18,7 +18,8 @@ PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "
 # Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
 # A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
 DISPATCHER_LAYERS: list[tuple[str, ...]] = [
-    ("dispatcher.settings", "dispatcher.errors", "dispatcher.metrics", "dispatcher.log_text"),
+    ("dispatcher.settings", "dispatcher.errors", "dispatcher.metrics", "dispatcher.metric_catalogue",
+     "dispatcher.metric_lines", "dispatcher.log_text", "dispatcher.tracing", "dispatcher.log_format"),
     ("dispatcher.store",),
     ("dispatcher.outbound",),
     ("dispatcher.channel",),

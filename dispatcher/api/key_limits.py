@@ -23,6 +23,11 @@ class PerKeyLimit:
         if wait > 0:
             raise _limited(wait, self._calls)
 
+    async def take(self, caller: str) -> float:
+        """0 when a call was taken from `caller`'s bucket, else the seconds until one may be (for a
+        caller that waits instead of being refused: a session's watcher)."""
+        return await self._rate.take(caller)
+
 
 def _limited(retry_after: float, calls: str = "POST /start") -> ApiError:
     return ApiError(429, "rate_limited", f"too many {calls} calls with this API key", retry_after=retry_after)

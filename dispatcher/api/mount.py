@@ -22,13 +22,14 @@ from dispatcher.api.routers import (
     page,
     runner_offer,
     sessions,
+    timeline,
     webhooks,
 )
 from dispatcher.api.state import AppState
 from dispatcher.errors import install_error_handlers
 
-ROUTERS = (sessions.router, offers.router, runner_offer.router, bots.router, carriers.router, webhooks.router,
-           daily_dialin.router, ops.router)
+ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
+           webhooks.router, daily_dialin.router, ops.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

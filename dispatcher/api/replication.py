@@ -4,8 +4,9 @@ started with the app.
 It records the sessions whose bots are reached here (dispatcher/channel/ownership.py), answers
 what other replicas relay here (a bot's signalling; in local mode also `machine.*` requests for
 the bot processes this replica runs), finds another replica's bot for this one
-(dispatcher/channel/remote.py), and drains: on SIGTERM it tells the others, and the reserve stops
-starting idle bots. docs/replicas.md has the whole picture.
+(dispatcher/channel/remote.py), answers other replicas' claims of the idle bots held here
+(dispatcher/reserve/elsewhere.py), and drains: on SIGTERM it tells the others, and the reserve
+stops starting idle bots and hands planning over. docs/replicas.md has the whole picture.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from dispatcher.channel.remote import StoreRemote
 from dispatcher.machines.base import Machines
 from dispatcher.machines.local.shared import METHODS as MACHINE_METHODS
 from dispatcher.machines.local.shared import SharedLocalMachines
+from dispatcher.reserve.elsewhere import METHODS as RESERVE_METHODS
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.relay import NotHere
 
 
 class Replication:
@@ -41,6 +44,10 @@ class Replication:
     async def handle(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
         if method in MACHINE_METHODS and self._machines is not None:
             return await self._machines.answer(session_id, method, params)
+        if method in RESERVE_METHODS:
+            if self._reserve is None:
+                raise NotHere(session_id)  # no reserve here: the asker launches cold
+            return await self._reserve.answer(session_id, method, params)
         return await self.ownership.answer(session_id, method, params)
 
     async def start(self) -> None:
@@ -48,7 +55,7 @@ class Replication:
 
     async def drain(self) -> None:
         if self._reserve is not None:
-            self._reserve.drain()
+            await self._reserve.drain()
         await self.coordination.drain()
 
     async def aclose(self) -> None:

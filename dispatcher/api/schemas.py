@@ -39,6 +39,13 @@ class StartRequest(BaseModel):
     dailyMeetingTokenProperties: dict[str, Any] | None = Field(
         default=None, description="Cloud: the user's meeting-token properties a caller may set (README)."
     )
+    maxWaitSeconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="The longest the caller will wait for a ready bot: with no warm bot free and a cold start "
+        "quoted longer, the start is refused at once (503 `cold_start_too_slow`, `Retry-After`) and nothing starts.",
+    )
 
 
 class IceServerOut(BaseModel):
@@ -62,9 +69,16 @@ class SessionOut(BaseModel):
     status: Literal["starting", "started", "joined", "ended", "failed"] | None = None
     created_at: float | None = Field(default=None, description="Epoch seconds when the machine was launched.")
     detail: str | None = Field(default=None, description="Why a session ended or failed.")
+    ready_in_seconds: float | None = Field(
+        default=None,
+        description="While `starting`: seconds until the bot is ready, as 90 % of this deployment's measured "
+        "cold starts are, counted from the launch.",
+    )
     offer_url: str | None = Field(default=None, description="Local: where to POST the WebRTC offer.")
     room_url: str | None = Field(default=None, description="Cloud: the Daily room to join.")
     dailyRoom: str | None = Field(default=None, description="`room_url` under Pipecat's name.")
+    trace_id: str | None = Field(default=None, description="The session's trace (OpenTelemetry, 32 hex digits).")
+    error: str | None = Field(default=None, description="The last fatal pipeline error the bot reported.")
 
 
 class StartOut(SessionOut):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
+from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.remote import StoreRemote
@@ -15,6 +16,7 @@ from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn_quota import TurnQuota
+from dispatcher.metric_lines import MetricLines
 from dispatcher.metrics import Metrics
 from dispatcher.phone.state import PhoneState
 from dispatcher.reserve.reserve import Reserve
@@ -39,6 +41,8 @@ class AppState:
     phone: PhoneState  # phone calls: carriers' tokens, the calls in flight, the drain that waits for them
     remote: StoreRemote  # another replica holding a session's bot (one process: none)
     replication: Replication  # this replica's part among the replicas (one process: a group of one)
+    waits: StreamSlots  # connections waiting on a session: its event stream, a long-poll
+    metric_lines: MetricLines  # the registry as log lines for the cloud's metrics (METRIC_LINES; off: idle)
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)

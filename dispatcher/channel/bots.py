@@ -37,7 +37,9 @@ from botchannel.contract import (
 )
 from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
+from dispatcher.channel.identity import MachineIdentity
 from dispatcher.errors import ApiError
+from dispatcher.log_format import SESSION_ID
 from dispatcher.log_text import shown
 from dispatcher.store.coordination import Claims
 
@@ -127,9 +129,11 @@ UnbindListener = Callable[[BotLink, str], None]
 
 class BotChannels:
     def __init__(
-        self, credentials: BotCredentials | None, *, claims: Claims, max_connections: int = DEFAULT_MAX_CONNECTIONS
+        self, credentials: BotCredentials | None, *, claims: Claims, identity: MachineIdentity,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
+        self.identity = identity  # the machines provider's check that a hello comes from its machine
         self.max_connections = max_connections
         self.connections = 0  # open channel sockets, counted by the route
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
@@ -168,12 +172,15 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
-        refused = await self.rules.refusal(grant, hello)
+        # The machine's identity first: a hello from elsewhere must not spend an idle credential's
+        # one use, nor become a session's first (and so only) bot.
+        refused = await self.identity.refusal(grant, hello) or await self.rules.refusal(grant, hello)
         if refused is not None:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
             return
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
+        SESSION_ID.set(hello.session_id)  # this connection's log lines are its session's
         if hello.session_id is not None:
             self.rules.own(hello.session_id, hello.machine_id, live=self._by_session)
         await self._register(link)

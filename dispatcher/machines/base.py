@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import MachineIdentity
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.ratelimit import Rate
 
@@ -54,6 +55,8 @@ class LaunchSpec:
     # "daily" or "webrtc": recorded with the machine (tag/label/metadata), so any replica knows
     # whether the session has a room or takes an offer. None: the provider's default.
     transport: str | None = None
+    # The W3C `traceparent` of the start (dispatcher/tracing.py): the bot's spans continue its trace.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class IdleMachine:
 
     bot_id: str  # tagged at the provider (local: the process's, cloud: a tag/label/metadata)
     created_at: float  # epoch seconds
+    frozen: bool = False  # suspended or stopped by the reserve's frozen tier (FrozenMachines)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,20 @@ class LaunchResult:
     # A claimed reserve bot serves the session: its values went with the claim's `assign`, so
     # nothing waits for a cold bot's hello (dispatcher/channel/session_secrets.py).
     claimed: bool = False
+
+
+def machine_as_json(machine: Machine | None) -> dict[str, Any] | None:
+    """A machine as another replica is told it over the relay (`machine_from_json` reads it back)."""
+    return None if machine is None else {**asdict(machine), "state": machine.state.value}
+
+
+def machine_from_json(data: object) -> Machine | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Machine(**{**data, "state": MachineState(data["state"])})
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 class MachinesError(ProviderError):
@@ -111,6 +129,11 @@ class Machines(Protocol):
     """One fresh machine per session. All methods are idempotent on `session_id`."""
 
     name: str
+    @property
+    def identity(self) -> MachineIdentity:
+        """Checks that a bot's hello comes from the machine launched for its credential (the provider's
+        identity token), or says why this provider's machines have none (dispatcher/channel/identity.py)."""
+        ...
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         """Start the session's machine, or return the one it already has (`created=False`)."""
@@ -190,4 +213,39 @@ class WarmMachines(Machines, Protocol):
     def exit_detail(self, bot_id: str) -> str | None:
         """Why a reserve bot that never said hello exited, where the provider can tell (a local
         process's exit code and last words); None when it cannot or the bot has not exited."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrozenForm:
+    """The frozen tier a provider offers: its name and the facts the reserve sizes and prices it by."""
+
+    name: str  # "suspended" (the process kept in a snapshot) or "stopped" (only the disk kept)
+    resume_seconds: float  # a thaw until the bot is back on its channel, until measured
+    running_dollars_per_month: float  # one running idle bot, around the clock
+    frozen_dollars_per_month: float  # one frozen bot: storage, not compute
+
+
+class FreezeFailed(MachinesError):
+    """A reserve machine could not be frozen or thawed; the provider has retired it already."""
+
+
+@runtime_checkable
+class FrozenMachines(WarmMachines, Protocol):
+    """A provider that can also freeze an idle reserve machine and thaw it for a claim.
+
+    A frozen machine keeps what its bot warmed (a suspended one: the whole process; a stopped one:
+    its disk, so no create) and bills storage, not compute. Either call that fails retires the
+    machine before raising `FreezeFailed`: a machine is never left running unaccounted.
+    """
+
+    frozen_form: FrozenForm
+
+    async def freeze(self, bot_id: str) -> None:
+        """Freeze the idle reserve machine `bot_id`; returns once the provider says it is frozen."""
+        ...
+
+    async def thaw(self, bot_id: str) -> None:
+        """Start the frozen machine `bot_id` again; returns once the provider says it runs (its bot
+        then dials its channel again, with the credential it was launched with)."""
         ...

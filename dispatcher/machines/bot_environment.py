@@ -21,7 +21,13 @@ from __future__ import annotations
 
 import json
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE, Assignment
+from botchannel.contract import (
+    CHANNEL_TOKEN_VARIABLE,
+    IDENTITY_VARIABLE,
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+    Assignment,
+)
 from dispatcher.machines.base import LaunchSpec
 
 SESSION_ID = "VOICEFLEET_SESSION_ID"
@@ -49,6 +55,7 @@ GCE_SESSION_METADATA: dict[str, str] = {
     "ice-config": ICE_CONFIG,
     "bot-transport": TRANSPORT,
     "bot-channel-token": CHANNEL_TOKEN_VARIABLE,
+    "bot-identity": IDENTITY_VARIABLE,  # "gce" with a channel: the bot sends its instance identity token
 }
 
 # Compute Engine reserve VMs (dispatcher/machines/gce/reserve.py): metadata key -> variable, copied
@@ -57,6 +64,7 @@ GCE_RESERVE_METADATA: dict[str, str] = {
     "bot-machine-id": MACHINE_ID_VARIABLE,
     "bot-image-digest": IMAGE_VARIABLE,
     "bot-channel-token": CHANNEL_TOKEN_VARIABLE,  # this VM's own credential (never the deployment's)
+    "bot-identity": IDENTITY_VARIABLE,
 }
 
 
@@ -78,6 +86,7 @@ def session_assignment(spec: LaunchSpec) -> Assignment:
         room_url=spec.room_url,
         token=spec.bot_token,
         ice_config=dict(spec.ice_config) if spec.ice_config else None,
+        traceparent=spec.traceparent,
     )
 
 
@@ -106,4 +115,6 @@ def gce_metadata_items(spec: LaunchSpec) -> list[dict[str, str]]:
     """The same values as instance metadata: every key the startup script reads is present
     (empty when unset), because it copies each one unconditionally."""
     env = bot_environment(spec)
+    if spec.channel_token:  # the channel admits its hello with the VM's identity token only
+        env[IDENTITY_VARIABLE] = "gce"
     return [{"key": key, "value": env.get(variable, "")} for key, variable in GCE_SESSION_METADATA.items()]

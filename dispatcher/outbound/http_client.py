@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+import dispatcher.tracing as tracing
+
 # Connections per client (per provider): bounded, so a burst cannot open sockets without limit;
 # 100 in flight at 50 ms is 2000 calls/s, above any provider's documented rate.
 DEFAULT_CONNECTIONS = 100
@@ -95,21 +97,24 @@ class HttpClient:
     ) -> HttpResponse:
         target = self._base_url + url if url.startswith("/") else url
         per_call = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
-        try:
-            async with self._client().request(
-                method,
-                target,
-                params=params,
-                json=json,
-                data=content,  # bytes sent as they are (a signed body must not be re-encoded)
-                headers=headers,
-                timeout=per_call or self._timeout,
-                proxy=self._proxy,
-            ) as response:
-                content = await response.read()
-                return HttpResponse(response.status, response.headers, content)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise HttpError(f"{type(exc).__name__}") from exc
+        with tracing.http_call(method, target) as span:
+            try:
+                async with self._client().request(
+                    method,
+                    target,
+                    params=params,
+                    json=json,
+                    data=content,  # bytes sent as they are (a signed body must not be re-encoded)
+                    headers=headers,
+                    timeout=per_call or self._timeout,
+                    proxy=self._proxy,
+                ) as response:
+                    content = await response.read()
+                    tracing.answered(span, response.status)
+                    return HttpResponse(response.status, response.headers, content)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                tracing.failed(span, type(exc).__name__)
+                raise HttpError(f"{type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
         if self._session is not None:

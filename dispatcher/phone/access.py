@@ -1,9 +1,11 @@
 """Who may open a call: every carrier request proves where it comes from, before anything starts.
 
-A WebSocket upgrade is let in by, in this order: a one-time path token (`/ws/{carrier}/{token}`,
-any carrier); Twilio's `X-Twilio-Signature` over the `wss://` URL; Exotel's Basic credential
-(`wss://KEY:TOKEN@host/...`); or nothing at all on a keyless local loopback dispatcher. Anything
-else is refused with HTTP 403 before the handshake completes.
+A WebSocket upgrade is let in by, in this order: a one-time token from `POST /start` (any carrier),
+presented as Pipecat Cloud takes it: `Authorization: Bearer <token>`, `?token=<token>` (what
+Pipecat's WebSocket client sends) or a path segment (`/ws/{carrier}/{token}`); Twilio's
+`X-Twilio-Signature` over the `wss://` URL; Exotel's Basic credential (`wss://KEY:TOKEN@host/...`);
+or nothing at all on a keyless local loopback dispatcher. Anything else is refused
+with HTTP 403 before the handshake completes.
 
 Past the proof: a token's call is the session of the key that asked for it (a key removed since
 opens nothing), a token is spent at every replica when they share a store, and the bot's `body` is
@@ -65,6 +67,18 @@ def websocket_url(base: str, path: str, query: str = "") -> str:
     scheme, _, rest = base.partition("://")
     url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
     return f"{url}?{query}" if query else url
+
+
+def presented_token(path_token: str | None, headers: Mapping[str, str], query_token: str | None) -> str | None:
+    """The call token, wherever the client put it, checked in Pipecat Cloud's order: the
+    `Authorization: Bearer` header, then `?token=`, then the path. A token given anywhere is
+    checked (a wrong one is refused, never taken as a keyless call with another session id)."""
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
+    if query_token is not None:
+        return query_token
+    return path_token
 
 
 def admit_upgrade(

@@ -6,6 +6,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from dispatcher.metric_catalogue import FIRST_AUDIO_BUCKETS
 from dispatcher.phone.relay import CallStats
 
 MediaPath = Literal["direct", "store"]
@@ -19,7 +20,7 @@ class PhoneMetrics:
             "A call's carrier WebSocket open to the bot's first frame sent to the carrier, by media "
             "path (the bot's media socket at the carrier's replica, or at another one through the store).",
             ["provider", "media"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+            buckets=FIRST_AUDIO_BUCKETS,
             registry=registry,
         )
 

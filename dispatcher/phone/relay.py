@@ -1,6 +1,7 @@
 """One phone call: the carrier's WebSocket on one side, the bot's media WebSocket on the other.
 
-Frames cross verbatim: no JSON is parsed or re-encoded on the way (the bot's own Pipecat
+Frames cross verbatim: no JSON is re-encoded on the way (the bot's frames are read only until its
+first audio, for the call's "first bot audio") (the bot's own Pipecat
 serializer reads the carrier's protocol, and its `parse_telephony_websocket` sees the carrier's
 first messages exactly as sent). While the bot is being claimed (warm: tens of ms) or started
 (cold: seconds), the carrier's frames wait in a bounded buffer: the first two (Twilio's
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -178,19 +180,44 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats) ->
             message = await bot.receive()
             if message["type"] == "websocket.disconnect":
                 return "bot"
-            if stats.first_bot_frame is None:
+            if stats.first_bot_frame is None and is_audio(message):
                 stats.first_bot_frame = time.monotonic()
             await carrier.send(_outgoing(message))
             stats.bot_frames += 1
 
-    tasks = {asyncio.create_task(carrier_to_bot()), asyncio.create_task(bot_to_carrier())}
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
+    # In this order: when both sides end in the same instant, a side that ended cleanly names the
+    # end, the carrier's first; the other's failure (its peer was gone) is read here, not left to
+    # the loop's "exception was never retrieved".
+    tasks = [asyncio.create_task(carrier_to_bot()), asyncio.create_task(bot_to_carrier())]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
         with contextlib.suppress(BaseException):
             await task
-    first = done.pop()
-    return first.result() if first.exception() is None else "error"
+    ended = [task.result() for task in tasks if not task.cancelled() and task.exception() is None]
+    return ended[0] if ended else "error"
+
+
+# Pipecat's protobuf frames (its WebSocket clients' serializer) start with their oneof field's tag:
+# text 1, transcription 3, message 4 (RTVI), interruption 5; audio is 2 (0x12).
+_PROTOBUF_NOT_AUDIO = frozenset({0x0A, 0x1A, 0x22, 0x2A})
+_CARRIER_AUDIO_EVENTS = frozenset({"media", "playAudio"})  # Twilio, Telnyx, Exotel; Plivo
+
+
+def is_audio(message: Message) -> bool:
+    """Whether a bot's frame carries audio: a carrier's `media`/`playAudio` event, or a binary frame
+    that is not one of Pipecat's protobuf non-audio frames. Read only until the call's first audio,
+    so frames are still relayed unparsed."""
+    text = message.get("text")
+    if text is not None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(event, dict) and event.get("event") in _CARRIER_AUDIO_EVENTS
+    data = message.get("bytes") or b""
+    return bool(data) and data[0] not in _PROTOBUF_NOT_AUDIO
 
 
 def _outgoing(message: Message) -> dict[str, Any]:

@@ -12,9 +12,10 @@
   `TELNYX_TOLERANCE_SECONDS` is refused as expired, a signature in any base64 spelling but the
   canonical one as forged (so one signature is one replay record).
 
-Twilio's and Plivo's schemes carry no time: a captured request stays valid. `Replays` refuses a
-second sighting of the same signature (Twilio) or nonce (Plivo) while the first is remembered,
-and the one-time path token (dispatcher/phone/tokens.py) bounds what any webhook can open.
+Twilio's and Plivo's schemes carry no time: a captured request stays valid. The webhook routes
+refuse a second sighting of the same call (Twilio's `CallSid`), nonce (Plivo) or signature
+(Telnyx) at any replica (dispatcher/api/routers/webhooks.py), and the one-time path token
+(dispatcher/phone/tokens.py, which remembers its own with `Replays`) bounds what any webhook can open.
 """
 
 from __future__ import annotations

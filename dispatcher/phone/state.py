@@ -12,7 +12,6 @@ from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
-from dispatcher.phone.signatures import Replays
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
@@ -25,9 +24,10 @@ class PhoneState:
     tokens: CallTokens
     calls: PhoneCalls
     spent: OneTimeUse  # a token spent at every replica (one process: in its memory)
+    # Signed webhooks seen at any replica (Twilio CallSids, Plivo nonces, Telnyx signatures); with
+    # several replicas, in the store, and refused when it does not answer.
+    webhooks: OneTimeUse
     metrics: PhoneMetrics | None = None
-    webhook_replays: Replays = field(default_factory=Replays)  # Plivo nonces, Twilio CallSids seen
-    # Signed Twilio streams seen here (TWILIO_SIGNED_STREAMS): kept as long as Twilio's longest call.
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
@@ -62,6 +62,7 @@ def build_phone_state(
         calls=PhoneCalls(sessions, channels, MediaLinks(), coordination.calls, owner_relay,
                          start_wait_seconds=settings.start_wait_seconds),
         spent=coordination.spent,
+        webhooks=coordination.webhooks,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         owners=owners,
     )

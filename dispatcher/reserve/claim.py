@@ -1,4 +1,5 @@
-"""The warm claim: one idle bot on this replica's channel takes one session.
+"""The warm claim: one idle bot on this replica's channel takes one session (the session's start
+arrived here, or at another replica that relayed it: dispatcher/reserve/elsewhere.py).
 
 An idle bot of the current image that can serve the session's transport is taken off the pool
 (synchronously: two concurrent starts never get the same one), claimed across replicas (a bot
@@ -10,8 +11,8 @@ a refused or unreachable bot makes way for the next, a failed re-tag for a cold 
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
@@ -20,13 +21,25 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.idle import IdleRecords
-from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 ASSIGN_TIMEOUT_SECONDS = 2.0  # an idle bot answers in milliseconds; a slow one is skipped, not waited on
+
+
+def serves(link: BotLink, image: str, transport: str) -> bool:
+    """An idle bot a session may claim: of the current image, able to serve its transport (a Daily
+    bot refuses a WebRTC session and is then retired, which would burn the reserve for nothing)."""
+    return link.hello.image == image and transport in link.hello.capabilities
+
+
+class Refused(enum.Enum):
+    REFUSED = "refused"
+
+
+REFUSED = Refused.REFUSED  # `serve`: the bot would not take the session (the next may)
 
 
 class WarmClaim:
@@ -37,56 +50,54 @@ class WarmClaim:
         claims: Claims,
         idle: IdleRecords,
         retirements: Retirements,
-        metrics: ReserveMetrics,
         starts: dict[str, tuple[float, bool]],  # the reserve's start records (session → began, warm?)
-        clock: Callable[[], float],
     ) -> None:
         self._machines = machines
         self._channels = channels
         self._claims = claims
         self._idle = idle
         self._retirements = retirements
-        self._metrics = metrics
         self._starts = starts
-        self._clock = clock
 
     async def claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
         """The session's result from a claimed idle bot, or None: no bot could take it (launch cold)."""
         image = self._machines.bot_image
         assignment = session_assignment(spec)
-        # Only a bot that can serve the session's transport: a Daily bot refuses a WebRTC session
-        # (and is then retired), which would burn the reserve on sessions it cannot take.
-        def fits(candidate: BotLink) -> bool:
-            return candidate.hello.image == image and assignment.transport in candidate.hello.capabilities
-
-        while (link := self._channels.take_idle(fits)) is not None:
+        while (link := self._channels.take_idle(lambda c: serves(c, image, assignment.transport))) is not None:
             self._idle.forget(link.machine_id)
             if not await self._claims.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
                 continue  # another replica's session took it: not ours to offer, nor to retire
-            # Routed and timed before it is asked: its `ready` report may follow its answer at once.
-            self._channels.bind(link, spec.session_id)
-            self._starts[spec.session_id] = (began, True)
-            try:
-                await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
-                result = await self._machines.adopt(link.machine_id, spec)
-            except BaseException as exc:
-                # Every way a claim can fail unbinds the bot, so the session's cold bot (or the
-                # next claim) is never refused in favour of one that does not serve it.
-                self._channels.unbind(link, spec.session_id)
-                self._starts.pop(spec.session_id, None)
-                self._retirements.soon(link, "claim_refused" if isinstance(exc, BotRequestFailed) else "adopt_failed")
-                if isinstance(exc, BotRequestFailed):
-                    # Refused (another replica got it first) or unreachable: never offered again.
-                    log.warning("reserve bot %s refused session %s (%s); trying the next", shown(link.machine_id),
-                                spec.session_id, exc.code)
-                    continue
-                if isinstance(exc, ProviderError):
-                    # The bot accepted but its machine cannot carry the session's tag: stop it (a
-                    # bot serves one session ever, so it cannot go back) and start cold instead.
-                    log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
-                                spec.session_id, shown(link.machine_id), shown(exc))
-                    return None
-                raise
-            self._metrics.claimed(warm=True, seconds=self._clock() - began)
-            return result
+            outcome = await self.serve(link, spec, began)
+            if outcome is not REFUSED:
+                return outcome
         return None
+
+    async def serve(self, link: BotLink, spec: LaunchSpec, began: float) -> LaunchResult | None | Refused:
+        """The claimed bot `link` takes the session: the result, None (launch cold: its machine
+        could not be re-tagged) or REFUSED (the bot would not: try the next)."""
+        assignment = session_assignment(spec)
+        # Routed and timed before it is asked: its `ready` report may follow its answer at once.
+        self._channels.bind(link, spec.session_id)
+        self._starts[spec.session_id] = (began, True)
+        try:
+            await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
+            result = await self._machines.adopt(link.machine_id, spec)
+        except BaseException as exc:
+            # Every way a claim can fail unbinds the bot, so the session's cold bot (or the
+            # next claim) is never refused in favour of one that does not serve it.
+            self._channels.unbind(link, spec.session_id)
+            self._starts.pop(spec.session_id, None)
+            self._retirements.soon(link, "claim_refused" if isinstance(exc, BotRequestFailed) else "adopt_failed")
+            if isinstance(exc, BotRequestFailed):
+                # Refused (another replica got it first) or unreachable: never offered again.
+                log.warning("reserve bot %s refused session %s (%s); trying the next", shown(link.machine_id),
+                            spec.session_id, exc.code)
+                return REFUSED
+            if isinstance(exc, ProviderError):
+                # The bot accepted but its machine cannot carry the session's tag: stop it (a
+                # bot serves one session ever, so it cannot go back) and start cold instead.
+                log.warning("session %s: re-tagging reserve bot %s failed (%s); launching cold",
+                            spec.session_id, shown(link.machine_id), shown(exc))
+                return None
+            raise
+        return result

@@ -12,19 +12,21 @@ from dispatcher.machines.base import Machines, WarmMachines
 from dispatcher.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.pacing import LaunchTokens
+from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
-from dispatcher.store.coordination import Claims
+from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 
 def build_reserve(
     env: Mapping[str, str], kind: str, machines: Machines, channels: BotChannels, metrics: Metrics,
-    claims: Claims,
+    coordination: Coordination,
     max_session_seconds: int = 3600,
 ) -> Reserve | None:
     settings = ReserveSettings.from_env(env, kind)  # a bad RESERVE_* value stops start-up, named
+    planner = PlannerSettings.from_env(env)
     reserve_metrics = ReserveMetrics(metrics.registry, metrics.provider)
     # Built even when RESERVE_MAX_IDLE=0 (it then holds no bot): every start is a cold miss, and
     # the start → ready metric still times the cold path.
@@ -34,8 +36,8 @@ def build_reserve(
     if not channels.enabled:
         log.warning("no BOT_CHANNEL_TOKEN: bots have no channel to wait on, so every start is cold")
         return None
-    return Reserve(settings, machines, channels, reserve_metrics, claims=claims, tokens=_launch_tokens(machines),
-                   max_session_seconds=max_session_seconds)
+    return Reserve(settings, machines, channels, reserve_metrics, coordination=coordination, planner=planner,
+                   tokens=_launch_tokens(machines), max_session_seconds=max_session_seconds)
 
 
 def _launch_tokens(machines: WarmMachines) -> LaunchTokens | None:

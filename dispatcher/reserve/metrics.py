@@ -1,6 +1,8 @@
 """The warm reserve's Prometheus metrics, on the app's own registry (dispatcher/metrics.py).
 
-    voicefleet_reserve_bots{state="idle"|"warming"}              gauge: the reserve now
+    voicefleet_reserve_bots{state="idle"|"warming"|"frozen"|"freezing"}  gauge: the reserve now
+    voicefleet_reserve_tier_cost_dollars_per_month{tier="hot"|"frozen"}  gauge: each tier's size × its price
+    voicefleet_reserve_thaw_seconds                              a frozen bot's thaw until it is back on the channel
     voicefleet_reserve_claims_total{outcome="warm_hit"|"cold_miss"}
     voicefleet_start_to_ready_seconds{path="warm"|"cold"}        POST /start → the bot's own `ready` report
     voicefleet_reserve_claim_seconds                             the dispatcher's share of a warm claim
@@ -15,8 +17,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-READY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 90, 120)
-CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2)
+from dispatcher.metric_catalogue import CLAIM_BUCKETS, READY_BUCKETS
 
 
 class ReserveMetrics:
@@ -46,6 +47,14 @@ class ReserveMetrics:
                               "after failed bots (0: not backing off).", ["provider"], registry=registry)
         self._in_a_row = Gauge("voicefleet_reserve_failed_bots_in_a_row", "Failed bots since the last one that "
                                "came up healthy.", ["provider"], registry=registry)
+        self._cost = Gauge("voicefleet_reserve_tier_cost_dollars_per_month", "What each reserve tier costs a "
+                           "month at its size now (hot: running idle bots; frozen: suspended or stopped ones), at "
+                           "the provider's prices (FLY_RUNNING_DOLLARS_PER_MONTH, FLY_FROZEN_DOLLARS_PER_MONTH).",
+                           ["provider", "tier"], registry=registry)
+        self._thaw = Histogram("voicefleet_reserve_thaw_seconds", "A frozen reserve bot's thaw: from the "
+                               "provider's resume call until the bot is back on its channel.", ["provider"],
+                               buckets=CLAIM_BUCKETS + (3, 5), registry=registry)
+        self._prices = (0.0, 0.0)
         self._failed.labels(provider)
         self._backoff.labels(provider).set(0)
         self._in_a_row.labels(provider).set(0)
@@ -58,6 +67,28 @@ class ReserveMetrics:
     def size(self, *, idle: int, warming: int) -> None:
         self._bots.labels(self.provider, "idle").set(idle)
         self._bots.labels(self.provider, "warming").set(warming)
+
+    def tier_prices(self, *, hot: float, frozen: float) -> None:
+        """The provider has a frozen tier: its tiers' sizes and costs are shown from now on."""
+        self._prices = (hot, frozen)
+        for state in ("frozen", "freezing"):
+            self._bots.labels(self.provider, state).set(0)
+        self._idle_seconds.labels(self.provider, "frozen")
+        self._thaw.labels(self.provider)
+        self.tiers(hot=0, frozen=0, freezing=0)
+
+    def tiers(self, *, hot: int, frozen: int, freezing: int) -> None:
+        self._bots.labels(self.provider, "frozen").set(frozen)
+        self._bots.labels(self.provider, "freezing").set(freezing)
+        hot_price, frozen_price = self._prices
+        self._cost.labels(self.provider, "hot").set(hot * hot_price)
+        self._cost.labels(self.provider, "frozen").set(frozen * frozen_price)
+
+    def thawed(self, seconds: float) -> None:
+        self._thaw.labels(self.provider).observe(seconds)
+
+    def frozen_time(self, seconds: float) -> None:
+        self._idle_seconds.labels(self.provider, "frozen").inc(max(0.0, seconds))
 
     def claimed(self, *, warm: bool, seconds: float | None = None) -> None:
         self._claims.labels(self.provider, "warm_hit" if warm else "cold_miss").inc()

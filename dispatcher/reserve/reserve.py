@@ -1,15 +1,18 @@
-"""The warm reserve: bots started ahead of demand, each claimed by exactly one session.
+"""The warm reserve: bots started ahead of demand, each claimed by exactly one session. One
+reserve for the whole deployment, whatever the number of replicas.
 
 `launch(spec)` is what `POST /start` calls instead of the provider's launch: it claims an idle bot
 of the current image on this replica's channel (dispatcher/reserve/claim.py: taken off the pool
-synchronously, assigned the session over the channel, re-tagged by the provider). With no idle
-bot, or any failure on the way, it launches cold as before: the reserve is never a new way to
-fail. A claimed bot is an ordinary session machine afterwards: it exits with its session and its
-machine is destroyed; nothing is ever returned to the pool.
+synchronously, assigned the session over the channel, re-tagged by the provider), else one held
+at another replica (dispatcher/reserve/elsewhere.py: that replica claims it for this session).
+With no idle bot anywhere, or any failure on the way, it launches cold as before: the reserve is
+never a new way to fail. A claimed bot is an ordinary session machine afterwards: it exits with
+its session and its machine is destroyed; nothing is ever returned to the pool.
 
-`run()` keeps the reserve sized (dispatcher/reserve/policy.py, pacing.py): it launches
-bots, retires those past their idle age, of an old image, surplus, or whose channel dropped.
-docs/reserve.md has the why.
+`run()` ticks every second: every replica publishes the bots it holds and retires its own idle
+bots of an old image or whose channel dropped; the replica holding the planning lease
+(dispatcher/reserve/fleet.py) sizes the deployment's reserve and carries the plan out, launching
+bots and retiring surplus ones wherever they are held. docs/reserve.md has the why.
 """
 
 from __future__ import annotations
@@ -19,27 +22,35 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
-from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
-from dispatcher.reserve.claim import WarmClaim
+from dispatcher.reserve.claim import WarmClaim, serves
+from dispatcher.reserve.elsewhere import ClaimsElsewhere, holders
+from dispatcher.reserve.fleet import FleetPlanning, Planned
+from dispatcher.reserve.frozen import FrozenTier, NoFrozenTier, tiers_of
 from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
-from dispatcher.reserve.pacing import IdleBot, LaunchTokens, plan_reserve
-from dispatcher.reserve.policy import ReserveSettings, reserve_size, utc_minute_of
-from dispatcher.reserve.rates import ArrivalRate, ColdStartEstimate
+from dispatcher.reserve.pacing import LaunchTokens
+from dispatcher.reserve.planner import PlannerSettings, Tiers
+from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.retirement import Retirements
-from dispatcher.store.coordination import Claims
+from dispatcher.reserve.sizer import FleetSizer
+from dispatcher.reserve.wait import DurationEstimate
+from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 TICK_SECONDS = 1.0
-WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
 START_RECORD_SECONDS = 600.0  # how long a start waits for its bot's `ready` report to be timed
 SWEEP_SECONDS = 30.0  # provider-wide idle sweep (a list call): rare, it only catches leftovers
 # A reserve bot's credential outlives its longest life: its idle wait, then one session.
@@ -54,42 +65,78 @@ class Reserve:
         channels: BotChannels,
         metrics: ReserveMetrics,
         *,
-        claims: Claims,  # each idle bot offered to one session, ever, across replicas
+        coordination: Coordination,  # claims across replicas, the deployment's pool, the planning lease
+        planner: PlannerSettings | None = None,
+        tiers: Tiers | None = None,
         tokens: LaunchTokens | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,  # epoch seconds: the pool's and the forecast's clock
         max_session_seconds: int = 3600,
     ) -> None:
         self.settings = settings
-        self._claims = claims
+        self._coordination = coordination
+        self._claims = coordination.claims
         self._draining = False
         self._machines = machines
         self._channels = channels
         self._metrics = metrics
-        self._tokens = tokens
         self._clock = clock
+        self._wall = wall
         self._max_session_seconds = max_session_seconds  # how long a claimed bot's credential must last
-        self._warming: dict[str, float] = {}  # bot id → launched at
         self.idle_records = IdleRecords()  # bot id → its idle hello, while it is in the pool
-        self._arrivals = ArrivalRate(settings.rate_sample)
-        self._cold_start = ColdStartEstimate(settings.cold_start_seconds)
+        planner = planner or PlannerSettings()
+        self.planning = FleetPlanning(coordination.pool, settings, planner, tiers or tiers_of(machines), tokens)
+        self._elsewhere = ClaimsElsewhere(coordination, lambda: self._machines.bot_image)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
+        self._warming = Warming(machines, self._claims, self._retirements, self._bot_failed)  # launched, no hello yet
         self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
-                                metrics, self._starts, lambda: self._clock())
+                                self._starts)
         self._last_tick: float | None = None
+        # Where the provider can freeze a machine, idle bots beyond the hot ones are frozen
+        # (dispatcher/reserve/frozen.py); their records stay in `idle_records`, in state frozen.
+        self._frozen = (FrozenTier(machines, channels, self._claims, self.idle_records, self._retirements, metrics,
+                                   self._claim, planner, lambda: self._clock())
+                        if isinstance(machines, FrozenMachines) else NoFrozenTier())
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
         channels.idle_listeners.append(self._on_idle_hello)
         channels.close_listeners.append(self._on_close)
         channels.report_listeners.append(self._on_report)
 
+    @property
+    def sizer(self) -> FleetSizer:
+        """The deployment's estimates (the cold start's quote among them), as the planner last saved them."""
+        return self.planning.sizer
+
     # --- POST /start ----------------------------------------------------------------------
 
-    async def launch(self, spec: LaunchSpec) -> LaunchResult:
-        """A warm claim if an idle bot is there, else the provider's cold launch."""
+    @property
+    def cold_wait(self) -> DurationEstimate:
+        """The deployment's cold starts as a lognormal, whose quantile is the wait a cold start is
+        told (dispatcher/sessions/ready_estimate.py); the planner's state, reloaded by every replica."""
+        return self.planning.sizer.cold
+
+    def launch_wait(self) -> float:
+        """Seconds a cold launch asked for now waits for the provider's create limit."""
+        return self.planning.seconds_until_token(self._clock())
+
+    async def can_claim(self, transport: str) -> bool:
+        """Whether an idle bot, here or at another replica, could take a `transport` session now."""
+        image = self._machines.bot_image
+        if any(serves(link, image, transport) for link in self._channels.idle()):
+            return True
+        try:
+            views = await self._coordination.pool.views()
+        except StoreUnavailable:
+            return False
+        return bool(holders(views, self._coordination.replica_id, image, transport))
+
+    async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
+        """A warm claim if an idle bot is there (here or at another replica), else the provider's
+        cold launch (`warm_only`: else `NoWarmBot`, and nothing is launched)."""
         began = self._clock()
-        self._arrivals.record(began)
         inflight = self._inflight.get(spec.session_id)
         if inflight is not None:  # the same key, concurrently, on this replica: one machine
             return replace(await asyncio.shield(inflight), created=False)
@@ -98,12 +145,20 @@ class Reserve:
         self._inflight[spec.session_id] = result_future
         try:
             result = await self._claim.claim(spec, began)
+            if result is None:  # no hot bot: a frozen one, thawed
+                result = await self._frozen.claim(spec, began)
+            if result is None:
+                result = await self._elsewhere.claim(spec)
+            if result is None and warm_only:
+                raise NoWarmBot(spec.session_id)
+            warm = result is not None
+            self._retirements.spawn(self._coordination.pool.arrived(self._wall(), cold=not warm))  # the planner's
             if result is None:
                 self._metrics.claimed(warm=False)
-                if self._tokens is not None:
-                    self._tokens.spend(self._clock())
                 self._starts[spec.session_id] = (began, False)
                 result = await self._machines.launch(spec)
+            else:
+                self._metrics.claimed(warm=True, seconds=self._clock() - began)
             if not result.created:  # a replay: its start was timed by the call that made it
                 self._starts.pop(spec.session_id, None)
             result_future.set_result(result)
@@ -118,10 +173,12 @@ class Reserve:
     # --- what the bots tell us ------------------------------------------------------------
 
     def _on_idle_hello(self, link: BotLink) -> None:
+        if self._frozen.came_back(link):  # thawed for a claim, which takes it now
+            return
         now = self._clock()
-        launched = self._warming.pop(link.machine_id, None)
+        launched = self._warming.forget(link.machine_id)
         if launched is not None:
-            self._cold_start.observe(now - launched)
+            self.planning.sizer.cold.observe(now - launched)
         if self.failed_bots.in_a_row and link.hello.image == self._machines.bot_image:
             log.info("reserve: bot %s is up after %d failed bot(s); the backoff is over",
                      link.machine_id, self.failed_bots.in_a_row)
@@ -149,6 +206,8 @@ class Reserve:
         if started is not None:
             began, warm = started
             self._metrics.ready_after(self._clock() - began, warm=warm)
+            if not warm:  # a session's own cold start, as its caller waited for it
+                self.planning.sizer.cold.observe(self._clock() - began)
 
     # --- keeping it sized -----------------------------------------------------------------
 
@@ -168,51 +227,93 @@ class Reserve:
                 await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
             self._wake.clear()
 
-    def drain(self) -> None:
-        """This replica is shutting down: no new idle bot (the ones it has leave with their channel)."""
+    async def drain(self) -> None:
+        """This replica is shutting down: no new idle bot (the ones it has leave with their channel),
+        and planning goes to another replica at once rather than one lease later."""
         self._draining = True
+        await self.planning.hand_over()
+        await self._coordination.pool.withdraw()
 
     async def refill(self) -> None:
         if self._draining:
             return
         now = self._clock()
         self._account(now)
-        await self._drop_dead_warming(now)
-        image = self._machines.bot_image
+        await self._warming.drop_dead(now, self.planning.sizer.cold.mean)
+        await self._retire_old_images()
+        await self._frozen.retire_stale(self._machines.bot_image)
+        await self._coordination.pool.publish(self._view(now))
+        planned = await self.planning.tick(self._wall(), now, self._machines.bot_image)
+        if planned is not None:
+            await self._carry_out(planned)
+        self._frozen.account()
+        self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
+        self._metrics.backoff(self.failed_bots.waiting_seconds(self._clock()), in_a_row=self.failed_bots.in_a_row)
+
+    def _view(self, now: float) -> ReplicaPool:
+        """The bots this replica holds, for the deployment's count (epoch times: replicas share them)."""
+        epoch = self._wall()
         links = self._channels.idle()
         since = self.idle_records.since((link.machine_id for link in links), now)
-        idle = [IdleBot(link.machine_id, since[link.machine_id], link.hello.image) for link in links]
-        size = reserve_size(
-            self.settings,
-            active=self._channels.session_count(),
-            arrivals_per_second=self._arrivals.per_second(now),
-            cold_start_seconds=self._cold_start.seconds,
-            utc_minute=utc_minute_of(time.time()),
-        )
-        spare = self._tokens.spare(now) if self._tokens is not None else size.total
-        plan = plan_reserve(idle, warming=len(self._warming), size=size, now=now, image=image,
-                            settings=self.settings, cold_start_seconds=self._cold_start.seconds,
-                            spare_launches=spare)
-        launches = self.failed_bots.launches(now, plan.launch, warming=len(self._warming))
-        for bot_id in plan.retire:
-            link = self._channels.take_idle(_machine(bot_id))
-            if link is not None:
-                self.idle_records.forget(bot_id)
-                reason = "old_image" if link.hello.image != image else "aged_or_surplus"
-                await self._retirements.retire(bot_id, reason, link)
+        bots = [PoolBot(link.machine_id, "idle", epoch - (now - since[link.machine_id]), link.hello.image,
+                        tuple(link.hello.capabilities)) for link in links]
+        bots += self._warming.pool_bots(epoch, now, self._machines.bot_image)
+        bots += self._frozen.pool_bots(epoch, now)
+        return ReplicaPool(self._coordination.replica_id, tuple(bots), self._channels.session_count())
+
+    async def _retire_old_images(self) -> None:
+        """Idle bots of another image go at once, wherever planning is: no claim may pick one."""
+        image = self._machines.bot_image
+        while (link := self._channels.take_idle(lambda candidate: candidate.hello.image != image)) is not None:
+            self.idle_records.forget(link.machine_id)
+            await self._retirements.retire(link.machine_id, "old_image", link)
+
+    async def _carry_out(self, planned: Planned) -> None:
+        """The planner's plan for the deployment: surplus retired and hot bots frozen where they are
+        held, launches here. (Its `resume`, a frozen bot thawed back to hot without a claim, is not
+        carried out: a frozen bot is thawed by the claim that takes it.)"""
+        plan, me = planned.plan, self._coordination.replica_id
+        for bot in planned.hot[:plan.retire_hot] + planned.frozen[:plan.retire_frozen]:
+            if bot.replica_id == me:
+                await self.retire_here(bot.bot_id)
+            else:
+                await self._elsewhere.retire(bot.replica_id, bot.bot_id)
+        for bot in planned.hot[plan.retire_hot:plan.retire_hot + plan.freeze]:
+            if bot.replica_id == me:
+                self._frozen.freeze(bot.bot_id)
+            else:
+                await self._elsewhere.freeze(bot.replica_id, bot.bot_id)
+        launches = self.failed_bots.launches(self._clock(), planned.plan.launch, warming=len(self._warming))
         for _ in range(launches):
             bot_id = f"rsv-{secrets.token_hex(6)}"
-            self._warming[bot_id] = self._clock()
-            if self._tokens is not None:
-                self._tokens.spend(self._clock())
+            self._warming.launched(bot_id, self._clock())
+            self.planning.spend(self._clock())
             try:
                 await self._machines.launch_idle(bot_id, self._credential(bot_id))
             except ProviderError as exc:
-                del self._warming[bot_id]
+                self._warming.forget(bot_id)
                 log.warning("reserve launch failed (%s); retrying at the next tick", exc)
                 break
-        self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
-        self._metrics.backoff(self.failed_bots.waiting_seconds(self._clock()), in_a_row=self.failed_bots.in_a_row)
+
+    async def retire_here(self, bot_id: str) -> bool:
+        """Retires an idle or frozen bot this replica holds, if it still is (a claim may have taken it)."""
+        link = self._channels.take_idle(_machine(bot_id))
+        if link is None:
+            return await self._frozen.retire(bot_id)
+        self.idle_records.forget(bot_id)
+        await self._retirements.retire(bot_id, "aged_or_surplus", link)
+        return True
+
+    async def answer(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Another replica's claim of a bot held here, or the planner's retirement of one (the relay's)."""
+        async def claim_here(spec: LaunchSpec) -> LaunchResult | None:
+            if self._draining:
+                return None  # its bots leave with their channel
+            result = await self._claim.claim(spec, self._clock())
+            self._wake.set()
+            return result
+
+        return await elsewhere.answer(claim_here, self.retire_here, self._frozen.freeze, session_id, method, params)
 
     def _bot_failed(self, reason: str) -> None:
         self.failed_bots.failed(self._clock(), reason)
@@ -240,32 +341,13 @@ class Reserve:
             if began < horizon:
                 del self._starts[session_id]
 
-    async def _drop_dead_warming(self, now: float) -> None:
-        # Only bots late for their hello are looked up: a provider's list is rate-limited (Fly: 1/s).
-        late = {b for b, launched in self._warming.items() if now - launched > self._cold_start.seconds * 1.5}
-        if not late:
-            return
-        for bot_id in await self._claims.greeted(sorted(late)):
-            del self._warming[bot_id]  # it dialled another replica, which holds it now
-            late.discard(bot_id)
-        running = {machine.bot_id for machine in await self._machines.idle_machines()}
-        deadline = self._cold_start.seconds * 3 + WARMING_GRACE_SECONDS
-        for bot_id in late:
-            if bot_id not in running or now - self._warming[bot_id] > deadline:
-                del self._warming[bot_id]
-                # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
-                exited = self._machines.exit_detail(bot_id)
-                self._bot_failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
-                await self._retirements.retire(bot_id, "never_connected")
-
     async def sweep(self) -> int:
         """The reaper's part for reserve machines: any idle machine at the provider (this replica's
         or not, a dispatcher's that died) older than its idle age + grace is stopped, whether its
         channel is alive or gone. Returns how many were stopped."""
-        horizon = time.time() - self.settings.max_idle_seconds - WARMING_GRACE_SECONDS
         stopped = 0
         for machine in await self._machines.idle_machines():
-            if machine.created_at < horizon:
+            if machine.created_at < self._sweep_horizon(machine):
                 link = self._channels.take_idle(_machine(machine.bot_id))
                 self.idle_records.forget(machine.bot_id)
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"
@@ -273,16 +355,34 @@ class Reserve:
                 stopped += 1
         return stopped
 
+    def _sweep_horizon(self, machine: IdleMachine) -> float:
+        """Created before this, an idle machine is stopped: a hot one past its idle age, a frozen one
+        past its frozen age too (one this replica froze is left to the frozen tier's own rules)."""
+        if self._frozen.knows(machine.bot_id):
+            return 0.0
+        lifetime = self.settings.max_idle_seconds
+        if machine.frozen:
+            lifetime = self._frozen.max_age(lifetime)
+        return time.time() - lifetime - WARMING_GRACE_SECONDS
+
     def _credential(self, bot_id: str) -> str | None:
         """The channel credential of the reserve machine launched as `bot_id`, and of it alone."""
         credentials = self._channels.credentials
         if credentials is None:
             return None
-        lifetime = self.settings.max_idle_seconds + self._max_session_seconds + CREDENTIAL_SLACK_SECONDS
+        lifetime = (self._frozen.max_age(self.settings.max_idle_seconds) + self._max_session_seconds
+                    + CREDENTIAL_SLACK_SECONDS)
         return credentials.issue("idle", bot_id, lifetime)
 
     async def aclose(self) -> None:
         await self._retirements.aclose()
+
+
+class NoWarmBot(Exception):
+    """A warm-only launch found no idle bot to claim: nothing was launched."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"no warm bot for session {session_id}")
 
 
 def _machine(bot_id: str) -> Callable[[BotLink], bool]:

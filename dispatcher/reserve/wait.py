@@ -57,6 +57,21 @@ class DurationEstimate:
         """Seconds within which a machine is ready with `probability`."""
         return math.exp(self._mu + NormalDist().inv_cdf(probability) * math.sqrt(self._var))
 
+    def quote_after(self, elapsed: float, probability: float = QUOTE_PROBABILITY) -> float:
+        """Seconds still to wait, with `probability`, for a machine not ready after `elapsed` s.
+
+        The lognormal's conditional quantile: P(T ≤ elapsed + r | T > elapsed) = probability. At 0
+        it is `quote`; it shrinks while the start is on time, and grows again once it is late
+        (a late start is likelier one of the slow tail), so it never counts down to a false 0.
+        """
+        elapsed = max(0.0, elapsed)
+        sigma = max(math.sqrt(self._var), MIN_SPREAD)
+        survived = 1.0 if elapsed == 0 else 1.0 - NormalDist(self._mu, sigma).cdf(math.log(elapsed))
+        target = 1.0 - (1.0 - probability) * survived
+        if target >= 1.0:  # so far in the tail that floats cannot tell: the unconditional quote again
+            return self.quote(probability)
+        return max(0.0, math.exp(self._mu + NormalDist().inv_cdf(target) * sigma) - elapsed)
+
     def to_dict(self) -> dict[str, Any]:
         return {"mu": self._mu, "var": self._var, "observations": self.observations}
 

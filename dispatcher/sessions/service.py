@@ -10,18 +10,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
+import dispatcher.tracing as tracing
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
+from dispatcher.log_format import working_for
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
 from dispatcher.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
+from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
+from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, new_session_id
+from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
+from dispatcher.sessions.timeline import SessionTimeline, last_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 
@@ -36,6 +42,8 @@ class Session:
     created: bool = False
     room_url: str | None = None  # cloud sessions: the Daily room
     user_token: str | None = field(default=None, repr=False)  # a cloud start only: the caller's token
+    trace_id: str | None = None  # the trace the session was started in (dispatcher/tracing.py)
+    error: str | None = None  # the last fatal pipeline error its bot reported (the session may go on)
 
     @property
     def takes_offers(self) -> bool:
@@ -58,16 +66,24 @@ class SessionService:
         metrics: Metrics,
         *,
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
+        claim: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,  # warm only, else NoWarmBot
+        claimable: Callable[[str], Awaitable[bool]] = none_claimable,  # an idle bot for this transport now?
+        ready: ReadyEstimate | None = None,  # the wait a cold start is told (default: the provider's published)
         turn: TurnCredentials | None = None,
         coordination: Coordination,  # what the replicas share (one process: dispatcher/store/local.py)
         channels: BotChannels | None = None,  # the bot channel: cold bots take their session's values over it
         cold_secrets_deadline_seconds: float | None = None,
+        timeline: SessionTimeline,
     ) -> None:
         self._settings = settings
+        self.timeline = timeline
         self._coordination = coordination
         self._machines = machines
         # The warm reserve's claim-else-cold launch (dispatcher/reserve/reserve.py), or the provider's own.
         self._launch_machine = launch or machines.launch
+        self._claim = claim or never_warm
+        self._claimable = claimable
+        self.ready = ready or ReadyEstimate.of(None, DEFAULT_COLD_START_SECONDS.get(settings.machines, 1.5))
         self._rooms = rooms
         self._turn = turn  # cloud WebRTC: the bot's own short-lived TURN credentials
         # Each cold bot's own channel credential, and its session's values held for its hello.
@@ -90,34 +106,59 @@ class SessionService:
         wait: bool,
         room_options: RoomOptions = NO_OPTIONS,
         transport: str | None = None,
+        max_wait_seconds: float | None = None,
     ) -> Session:
-        """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first)."""
+        """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first).
+        `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched."""
         transport = transport or self._settings.transports[0]
         owner = caller if isinstance(caller, Caller) else Caller.named(caller)
         session_id = new_session_id(owner.owner_key, idempotency_key)  # bound to the caller's key
         digest = body_digest(body)
         began = time.monotonic()
-        try:
-            keyed = idempotency_key is not None
-            async with exclusive_start(self._coordination, session_id, keyed=keyed,
-                                       idempotent_launch=self._settings.cloud,
-                                       wait_seconds=self._settings.start_wait_seconds) as cold_only:
-                existing = await self._replay(session_id, digest, room_options, transport) if keyed else None
-                if existing is not None:
-                    session = existing
-                else:
-                    async with self._admission.slot():
-                        session = await self._launch(session_id, digest, body, room_options, transport,
-                                                     keyed=keyed, cold_only=cold_only)
-            if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
-                session = replace(session, machine=await self._wait(session.machine))
-                if not session.machine.state.is_active:
-                    # Ends the room the bot will never join (a WebRTC session has none).
-                    await self._clean_up(session_id, with_room=session.machine.has_room)
-                    raise self._did_not_start(session.machine)
-        except ApiError as exc:
-            self._metrics.failed(exc.code)
-            raise
+        keyed = idempotency_key is not None
+        requested = False  # a session exists to tell about (not a refused or replayed start)
+        # This start's log lines name its session (dispatcher/log_format.py), its spans too.
+        with working_for(session_id), tracing.session_trace(session_id, **{"voicefleet.transport": transport}) as trace:
+            try:
+                async with exclusive_start(self._coordination, session_id, keyed=keyed,
+                                           idempotent_launch=self._settings.cloud,
+                                           wait_seconds=self._settings.start_wait_seconds) as cold_only:
+                    existing = await self._replay(session_id, digest, room_options, transport) if keyed else None
+                    if existing is not None:
+                        session = replace(existing, trace_id=trace_id_of(await self.timeline.read(session_id)))
+                    else:
+                        # Quoted before anything exists, so a refusal leaves nothing behind.
+                        quote = self.ready.before_launch()
+                        warm_only = max_wait_seconds is not None and quote > max_wait_seconds
+                        # No idle bot now (or the store is down, so a claim is not safe): refused before
+                        # a room, a held secret or a machine exists. With one, the claim decides.
+                        if warm_only and (cold_only or not await self._claimable(transport)):
+                            raise too_slow(quote, max_wait_seconds)
+                        self.timeline.note(session_id, "requested", trace_id=trace.trace_id, transport=transport,
+                                           keyed=keyed)
+                        requested = True
+                        async with contextlib.AsyncExitStack() as admitted:
+                            with tracing.step("session.admission"):
+                                await admitted.enter_async_context(self._admission.slot())
+                            try:
+                                session = await self._launch(session_id, digest, body, room_options, transport,
+                                                             keyed=keyed, cold_only=cold_only, warm_only=warm_only,
+                                                             traceparent=trace.traceparent)
+                            except NoWarmBot:
+                                raise too_slow(quote, max_wait_seconds) from None
+                        session = replace(session, trace_id=trace.trace_id)
+                if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
+                    session = replace(session, machine=await self._wait(session.machine))
+                    if not session.machine.state.is_active:
+                        # Ends the room the bot will never join (a WebRTC session has none).
+                        await self._clean_up(session_id, with_room=session.machine.has_room)
+                        raise self._did_not_start(session.machine)
+            except ApiError as exc:
+                self._metrics.failed(exc.code)
+                if requested:  # its timeline names the cause (a refusal at admission is no session)
+                    self.timeline.note(session_id, "failed", code=exc.code, message=exc.message, status=exc.status)
+                    exc.extra.setdefault("session_id", session_id)
+                raise
         self._metrics.launch_took(time.monotonic() - began, waited=wait)
         self._metrics.started(created=session.created)
         return session
@@ -167,6 +208,8 @@ class SessionService:
         *,
         keyed: bool,
         cold_only: bool = False,
+        warm_only: bool = False,
+        traceparent: str | None = None,
     ) -> Session:
         webrtc = transport == "webrtc"
         roomless = transport in ROOMLESS
@@ -182,11 +225,13 @@ class SessionService:
             ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
             transport=transport,
             channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
+            traceparent=traceparent,
         )
         if self._cold is not None:
             await self._cold.hold(spec)  # before the machine exists: its bot may dial at once
         room = self._no_room() if roomless else self._create_room(session_id, options)
-        launch = (self._machines.launch if cold_only else self._launch_machine)(spec)
+        launch_with = self._claim if warm_only else self._machines.launch if cold_only else self._launch_machine
+        launch = self._traced_launch(launch_with, spec)
         # The room URL is known from the session id, so the room and the machine are created
         # at once: a start costs about one provider round trip, not the sum of two.
         room_result, launch_result = await asyncio.gather(room, launch, return_exceptions=True)
@@ -195,6 +240,8 @@ class SessionService:
             await self._clean_up(session_id, with_room=not roomless)
             if self._cold is not None:
                 await self._cold.forget(session_id)
+            if isinstance(failure, NoWarmBot):
+                raise failure  # the caller's patience said warm or nothing: answered in `start`
             error = as_api_error(failure)
             if keyed and not isinstance(launch_result, BaseException) and launch_result.created:
                 # The key's machine existed and has just been stopped; a retry with this key would
@@ -210,6 +257,9 @@ class SessionService:
         assert not isinstance(launch_result, BaseException)
         if self._cold is not None:
             await self._cold.launched(session_id, launch_result)
+        self.timeline.note(session_id, "claimed" if launch_result.claimed else "launched",
+                           machine_id=launch_result.machine.machine_id, provider=self._machines.name,
+                           created=launch_result.created)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
 
@@ -235,7 +285,17 @@ class SessionService:
 
     async def _create_room(self, session_id: str, options: RoomOptions) -> None:
         if self._rooms is not None:
-            await self._rooms.create(session_id, self._settings.max_session_seconds, options)
+            with tracing.step("session.room"):
+                await self._rooms.create(session_id, self._settings.max_session_seconds, options)
+
+    async def _traced_launch(
+        self, launch: Callable[[LaunchSpec], Awaitable[LaunchResult]], spec: LaunchSpec
+    ) -> LaunchResult:
+        """A warm claim or a cold launch (the provider's calls are its children)."""
+        with tracing.step("session.launch", **{"voicefleet.provider": self._machines.name}) as span:
+            result = await launch(spec)
+            span.set_attribute("voicefleet.launch", "warm" if result.claimed else "cold")
+            return result
 
     async def _wait(self, machine: Machine) -> Machine:
         try:
@@ -277,6 +337,7 @@ class SessionService:
     async def aclose(self, grace_seconds: float = 5.0) -> None:
         """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
         await self._admission.aclose()
+        await self.timeline.aclose()
         if self._cold is not None:
             await self._cold.aclose()
         if self._background:
@@ -298,7 +359,8 @@ class SessionService:
         room_url = None
         if rooms is not None and machine.state.is_active:
             room_url = await self._call(rooms.room_url(session_id))
-        return Session(machine, room_url=room_url)
+        events = await self.timeline.read(session_id)
+        return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=last_error(events))
 
     async def stop(self, session_id: str) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
@@ -307,6 +369,7 @@ class SessionService:
         # Whether there is a room to end is recorded with the machine: read it before the
         # machine goes (a deleted VM has no labels left to read).
         before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
+        self.timeline.note(session_id, "stop_requested")
         stopped = await self._call(self._machines.stop(session_id))
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
@@ -328,4 +391,5 @@ class SessionService:
             return await awaitable
         except ProviderError as exc:
             raise as_api_error(exc) from exc
+
 

@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
 
 log = logging.getLogger("dispatcher.store")
 T = TypeVar("T")
@@ -53,6 +54,8 @@ class StoreSettings:
     password: str | None = field(default=None, repr=False)  # REDIS_PASSWORD, from the secret store
     ca_certificate: str | None = None  # REDIS_CA_CERT: the server's CA (PEM), e.g. Memorystore's own
     auth: str = "password"  # REDIS_AUTH: "password" (in the URL or REDIS_PASSWORD) or "gcp-iam"
+    # REDIS_MESSAGE_SECRET: signs what replicas send each other on the store (dispatcher/store/message_seal.py)
+    message_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StoreSettings | None:
@@ -69,6 +72,11 @@ class StoreSettings:
         auth = env.get("REDIS_AUTH", "").strip() or "password"
         if auth not in ("password", "gcp-iam"):
             raise SettingsError("REDIS_AUTH must be password or gcp-iam")
+        message_secret = env.get("REDIS_MESSAGE_SECRET", "").strip()
+        if len(message_secret) < MIN_SECRET_CHARACTERS:
+            # Without it a replica would act on whatever anyone who may PUBLISH on the store sends.
+            raise SettingsError(f"REDIS_MESSAGE_SECRET must be set with REDIS_URL (at least {MIN_SECRET_CHARACTERS} "
+                                "characters, the same at every replica): replicas sign what they send each other")
         ca = env.get("REDIS_CA_CERT", "").strip() or None
         if ca is not None and "BEGIN CERTIFICATE" not in ca:
             raise SettingsError("REDIS_CA_CERT must hold PEM certificates")
@@ -82,6 +90,7 @@ class StoreSettings:
             password=env.get("REDIS_PASSWORD") or None,
             ca_certificate=ca,
             auth=auth,
+            message_secret=message_secret,
         )
 
 
@@ -149,6 +158,10 @@ def connect(settings: StoreSettings, *, decode_responses: bool, max_connections:
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=30,
             decode_responses=decode_responses,
+            # Whoever may publish on the store could send bytes that are not UTF-8: decoded strictly,
+            # they would end this replica's subscription (and what comes next) rather than one message.
+            # Replaced, they fail the message seal like any other forgery.
+            encoding_errors="replace",
             # Nothing but HELLO as a connection signs in: no CLIENT SETINFO, no CLIENT MAINT_NOTIFICATIONS
             # (Redis Enterprise's): the stack's store user may run only what the dispatcher needs.
             driver_info=None,

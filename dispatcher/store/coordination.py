@@ -8,10 +8,12 @@ Valkey/Redis store (`REDIS_URL`). The app chooses one at start-up (dispatcher/fa
 every consumer takes this contract: there is one code path, never a `None` for "no store".
 
 When the store does not answer, the Redis implementation answers as one process would
-(dispatcher/store/forgiving.py: one policy, in one place). Two calls are not forgiven, because
+(dispatcher/store/forgiving.py: one policy, in one place). Three calls are not forgiven, because
 one process's answer would be wrong for several: the keyed start's lease (`StartLease.held`: two
-replicas could both launch) and finding another replica's bot (`ask_owner`). They raise
-`StoreUnavailable`, and their callers say what that means to their own clients.
+replicas could both launch), finding another replica's bot (`ask_owner`), and a carrier webhook's
+sighting (`webhooks`: a security check; with the store down, the webhook seen at another replica
+would be new here, and mint one more call token). They raise `StoreUnavailable`, and their callers
+say what that means to their own clients.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from prometheus_client.registry import Collector
 
 from dispatcher.store.media_bus import CallLine
 from dispatcher.store.relay import Handler
@@ -55,6 +60,70 @@ class Claims(Protocol):
     async def greeted(self, bot_ids: list[str]) -> set[str]:
         """Those of `bot_ids` that said hello at another replica."""
         ...
+
+
+PoolState = Literal["warming", "idle", "frozen"]
+
+
+@dataclass(frozen=True)
+class PoolBot:
+    """One reserve bot as the deployment counts it (times are epoch seconds: replicas share them)."""
+
+    bot_id: str
+    state: PoolState  # warming: launched, no hello yet; idle: on a channel, claimable; frozen: suspended
+    since: float  # when it entered that state
+    image: str = ""
+    transports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReplicaPool:
+    """What one replica holds: the reserve bots whose channel ends there (and those it launched
+    that have not said hello yet), and how many sessions its channel serves."""
+
+    replica_id: str
+    bots: tuple[PoolBot, ...] = ()
+    sessions: int = 0
+
+
+class ReservePool(Protocol):
+    """The deployment's one reserve (dispatcher/store/pool.py has the store's records): each
+    replica's bots counted once, the starts every replica saw, the planning lease and the
+    planner's state, which outlives any replica."""
+
+    async def publish(self, view: ReplicaPool) -> None:
+        """This replica's bots now; a replica that stops publishing drops out one lease later."""
+        ...
+
+    async def views(self) -> list[ReplicaPool]:
+        """Every live replica's bots (this one's included)."""
+        ...
+
+    async def withdraw(self) -> None:
+        """This replica leaves: its bots are no longer offered to the others."""
+        ...
+
+    async def arrived(self, epoch: float, *, cold: bool) -> None:
+        """A start at this replica (cold: it spent one of the provider's creates)."""
+        ...
+
+    async def arrivals(self) -> list[tuple[float, bool]]:
+        """The starts recorded since the last call, at every replica (the planner's: it takes them)."""
+        ...
+
+    async def plan_lease(self) -> bool:
+        """True while this replica plans for the deployment (takes the lease if free, renews it if held)."""
+        ...
+
+    async def let_go(self) -> None:
+        """Gives the planning lease up (a draining replica): another takes it at its next tick."""
+        ...
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        """The planner's state (`FleetSizer.to_dict`), for the next lease holder."""
+        ...
+
+    async def load(self) -> dict[str, Any] | None: ...
 
 
 class StartLease(Protocol):
@@ -172,13 +241,26 @@ class CallMedia(Protocol):
         ...
 
 
+class Timelines(Protocol):
+    """Each session's events, kept a bounded time and length (dispatcher/store/timelines.py)."""
+
+    async def append(self, session_id: str, event: Mapping[str, Any]) -> None: ...
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's events, oldest first (empty when none are kept)."""
+        ...
+
+
 class Coordination(Protocol):
     replica_id: str
+    timelines: Timelines
     starts: StartLease
     owners: OwnerRecords
     claims: Claims
     spent: OneTimeUse  # a phone call's one-time token
+    webhooks: OneTimeUse  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     calls: CallMedia
+    pool: ReservePool
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""
@@ -199,12 +281,23 @@ class Coordination(Protocol):
         it. Raises `StoreUnavailable` (not forgiven), or `TimeoutError` when the owner is silent."""
         ...
 
+    async def ask_replica(
+        self, replica_id: str, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        """The answer of `replica_id` (an idle bot's claim there); None when it does not listen
+        (gone) or is this replica. Raises `StoreUnavailable`, `TimeoutError`, `RelayRefused`."""
+        ...
+
     async def start(self, handler: Handler, held: Callable[[], Iterable[str]]) -> None:
         """`handler` answers what other replicas relay here; `held()` names the sessions whose bots are here."""
         ...
 
     async def drain(self) -> None:
         """This replica takes no new work."""
+        ...
+
+    def collectors(self) -> Iterable[Collector]:
+        """Its metrics, for the app's registry (the store's refused messages)."""
         ...
 
     def health(self) -> dict[str, Any]:

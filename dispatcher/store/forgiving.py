@@ -21,8 +21,18 @@ from typing import Any, TypeVar
 from dispatcher.log_text import shown
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import StoreUnavailable
-from dispatcher.store.coordination import Claims, CredentialCounts, OneTimeUse, OwnerRecords, Rate, SessionValues
+from dispatcher.store.coordination import (
+    Claims,
+    CredentialCounts,
+    OneTimeUse,
+    OwnerRecords,
+    Rate,
+    ReplicaPool,
+    ReservePool,
+    SessionValues,
+)
 from dispatcher.store.owners import Owners
+from dispatcher.store.pool import StorePool
 from dispatcher.store.secrets_vault import StoreVault
 from dispatcher.store.spent import SpentOnce
 
@@ -168,3 +178,49 @@ class ForgivingValues:
         await self._alone.delete(session_id)
         # Else they stay sealed in the store until they expire.
         await forgiving(lambda: self._shared.delete(session_id), nothing, f"session {session_id}'s values")
+
+
+class ForgivingPool:
+    """The deployment's reserve in the store; this replica's own bots and starts when the store
+    does not answer: it then plans for what it holds, as one process would (so N replicas hold N
+    reserves until the store is back). Its own view and state are always kept here too."""
+
+    def __init__(self, shared: StorePool, alone: ReservePool) -> None:
+        self._shared = shared
+        self._alone = alone
+
+    async def publish(self, view: ReplicaPool) -> None:
+        await self._alone.publish(view)
+        await forgiving(lambda: self._shared.publish(view), nothing, "the reserve's record")
+
+    async def views(self) -> list[ReplicaPool]:
+        return await forgiving(self._shared.views, self._alone.views, "the deployment's reserve")
+
+    async def withdraw(self) -> None:
+        await self._alone.withdraw()
+        await forgiving(self._shared.withdraw, nothing, "the reserve's record")
+
+    async def arrived(self, epoch: float, *, cold: bool) -> None:
+        await forgiving(lambda: self._shared.arrived(epoch, cold=cold),
+                        lambda: self._alone.arrived(epoch, cold=cold), "a start's record")
+
+    async def arrivals(self) -> list[tuple[float, bool]]:
+        held_here = await self._alone.arrivals()  # counted here while the store was away
+
+        async def none() -> list[tuple[float, bool]]:
+            return []
+
+        return sorted(held_here + await forgiving(self._shared.arrivals, none, "the deployment's starts"))
+
+    async def plan_lease(self) -> bool:
+        return await forgiving(self._shared.plan_lease, self._alone.plan_lease, "the planning lease")
+
+    async def let_go(self) -> None:
+        await forgiving(self._shared.let_go, nothing, "the planning lease")
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        await self._alone.save(state)
+        await forgiving(lambda: self._shared.save(state), nothing, "the planner's state")
+
+    async def load(self) -> dict[str, Any] | None:
+        return await forgiving(self._shared.load, self._alone.load, "the planner's state")

@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
+from prometheus_client.registry import Collector
+
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import (
     CallHandle,
@@ -23,13 +25,16 @@ from dispatcher.store.coordination import (
     OneTimeUse,
     OwnerRecords,
     Rate,
+    ReservePool,
     SessionValues,
     StartLease,
+    Timelines,
 )
 from dispatcher.store.media_bus import CallLine
-from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalRate
+from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalPool, LocalRate
 from dispatcher.store.relay import Handler
 from dispatcher.store.secrets_vault import MemoryVault
+from dispatcher.store.timelines import MemoryTimelines
 
 LOCAL_REPLICA = "local"
 
@@ -113,7 +118,10 @@ class LocalCoordination:
         self.owners: OwnerRecords = LocalOwners()
         self.claims: Claims = LocalClaims()
         self.spent: OneTimeUse = LocalOnce()
+        self.webhooks: OneTimeUse = LocalOnce()
         self.calls: CallMedia = LocalCallMedia(replica_id)
+        self.pool: ReservePool = LocalPool()
+        self.timelines: Timelines = MemoryTimelines()
 
     def launches(self, keep_seconds: float) -> Launches:
         return LocalLaunches()
@@ -132,11 +140,19 @@ class LocalCoordination:
     ) -> Mapping[str, Any] | None:
         return None  # every session's bot is here, or nowhere
 
+    async def ask_replica(
+        self, replica_id: str, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        return None  # there is no other replica
+
     async def start(self, handler: Handler, held: Callable[[], Iterable[str]]) -> None:
         pass
 
     async def drain(self) -> None:
         pass
+
+    def collectors(self) -> Iterable[Collector]:
+        return ()  # nothing crosses a store
 
     def health(self) -> dict[str, Any]:
         return {}

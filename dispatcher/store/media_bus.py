@@ -18,6 +18,9 @@ store round trip. A reply saying the PUBLISH reached no subscriber means the oth
 (its connection to the store closed with it); a replica that went silent (a lost host) is given up
 after `dead_after` seconds.
 Pub/sub delivers at most once: a frame lost in a store failover is lost, as on a lossy line.
+Every message is sealed (dispatcher/store/message_seal.py): a frame, hello or end that another
+replica did not send to this one, recently and once, is dropped before it reaches any call; and
+encrypted, so a reader of the store hears no caller.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from dispatcher.store.client import Store, StoreUnavailable, connect
+from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.publisher import Publisher
 from dispatcher.store.subscription import listen_forever
 
@@ -147,8 +151,9 @@ class CallLine:
 
 
 class MediaBus:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, seal: MessageSeal) -> None:
         self._store = store
+        self._seal = seal
         self.replica_id = store.replica_id
         self._redis: Redis | None = None  # made on the first relayed call: no cost until then
         self._publisher: Publisher | None = None
@@ -197,7 +202,9 @@ class MediaBus:
         if self._publisher is None:
             self._publisher = Publisher(self._client(), self._store.settings.timeout_seconds)
             self._published_since = self._subscriptions
-        return await self._publisher.publish(self.channel(replica_id), _addressed(session_id, data))
+        channel = self.channel(replica_id)
+        concealed = self._seal.conceal(channel, _addressed(session_id, data))
+        return await self._publisher.publish(channel, self._seal.seal(channel, concealed))
 
     async def _listen(self) -> None:
         channel = self.channel(self.replica_id)
@@ -212,6 +219,11 @@ class MediaBus:
     def _received(self, message: dict[str, Any]) -> None:
         data = message.get("data")
         if not isinstance(data, bytes) or not data:
+            return
+        channel = self.channel(self.replica_id)
+        concealed = self._seal.open(channel, "media", data)
+        data = self._seal.reveal(channel, "media", concealed) if concealed is not None else None
+        if not data:
             return
         end = 1 + data[0]
         line = self._lines.get(data[1:end].decode(errors="replace"))

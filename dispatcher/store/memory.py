@@ -8,11 +8,14 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
-from dispatcher.store.coordination import AtCapacity
+from dispatcher.store.coordination import AtCapacity, ReplicaPool
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
+MAX_ARRIVALS = 10_000  # starts kept for a planner that is not taking them
 
 
 class LocalLaunches:
@@ -74,11 +77,14 @@ class LocalRate:
 
     async def take(self, caller: str) -> float:
         now = self._clock()
-        arrival = max(self._arrivals.get(caller, now), now) + self._interval
-        allowed_at = arrival - self._burst * self._interval
-        if allowed_at > now:
-            return allowed_at - now
-        self._arrivals[caller] = arrival
+        arrival = max(self._arrivals.get(caller, now), now)
+        # How far ahead of now the caller already is, compared with what its burst allows. Measured
+        # from `now` and not as (arrival + interval) − burst × interval > now: adding and taking a
+        # long interval back rounds, and refused a fresh caller's first call at some clock values.
+        ahead = arrival - now - (self._burst - 1) * self._interval
+        if ahead > 0:
+            return ahead
+        self._arrivals[caller] = arrival + self._interval
         return 0.0
 
 
@@ -119,3 +125,43 @@ class LocalOnce:
         self._until.pop(what, None)
         self._until[what] = now + seconds
         return True
+
+
+class LocalPool:
+    """One process's reserve: its own bots, its own starts; it always plans (there is nobody else)
+    and its planner's state lives as long as the process. A replica's fallback when the store does
+    not answer (dispatcher/store/forgiving.py): it then plans for the bots it holds itself."""
+
+    def __init__(self) -> None:
+        self._view: ReplicaPool | None = None
+        self._arrivals: deque[tuple[float, bool]] = deque(maxlen=MAX_ARRIVALS)
+        self._state: dict[str, Any] | None = None
+
+    async def publish(self, view: ReplicaPool) -> None:
+        self._view = view
+
+    async def views(self) -> list[ReplicaPool]:
+        return [] if self._view is None else [self._view]
+
+    async def withdraw(self) -> None:
+        self._view = None
+
+    async def arrived(self, epoch: float, *, cold: bool) -> None:
+        self._arrivals.append((epoch, cold))
+
+    async def arrivals(self) -> list[tuple[float, bool]]:
+        taken = sorted(self._arrivals)
+        self._arrivals.clear()
+        return taken
+
+    async def plan_lease(self) -> bool:
+        return True
+
+    async def let_go(self) -> None:
+        pass
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        self._state = dict(state)
+
+    async def load(self) -> dict[str, Any] | None:
+        return self._state

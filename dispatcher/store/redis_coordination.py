@@ -3,7 +3,7 @@
 
 Each of the contract's parts is the store's record (one module each in dispatcher/store/) paired
 with the one-process counterpart it falls back on when the store does not answer
-(dispatcher/store/forgiving.py). The start lease and `ask_owner` are the store's alone.
+(dispatcher/store/forgiving.py). The start lease, `ask_owner` and webhook sightings are the store's alone.
 
 The heartbeat (every third of a lease) tells the other replicas this one is serving or draining
 and renews the owner records of the sessions whose bots hold a channel here; a record that ran out
@@ -19,6 +19,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from prometheus_client.registry import Collector
+
 from dispatcher.store.call_lines import RedisCallMedia
 from dispatcher.store.call_media import CallMediaRecords
 from dispatcher.store.claims import BotClaims
@@ -31,8 +33,10 @@ from dispatcher.store.coordination import (
     OneTimeUse,
     OwnerRecords,
     Rate,
+    ReservePool,
     SessionValues,
     StartLease,
+    Timelines,
 )
 from dispatcher.store.credential_counts import SharedCredentialCounts
 from dispatcher.store.forgiving import (
@@ -40,6 +44,7 @@ from dispatcher.store.forgiving import (
     ForgivingCounts,
     ForgivingOnce,
     ForgivingOwners,
+    ForgivingPool,
     ForgivingRate,
     ForgivingValues,
 )
@@ -47,14 +52,17 @@ from dispatcher.store.launches import RedisLaunches, SharedLaunches
 from dispatcher.store.leases import Leases
 from dispatcher.store.local import LocalCallMedia, LocalClaims, LocalOwners
 from dispatcher.store.media_bus import MediaBus
-from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalRate
+from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalPool, LocalRate
+from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.owners import Owners
+from dispatcher.store.pool import StorePool
 from dispatcher.store.rates import SharedRate
 from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
 from dispatcher.store.spent import SpentOnce
 from dispatcher.store.starts import StartLeases
+from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
 
 log = logging.getLogger("dispatcher.store")
 
@@ -70,10 +78,16 @@ class RedisCoordination:
         self.replicas = Replicas(self.store)
         self.claims: Claims = ForgivingClaims(BotClaims(self.store), LocalClaims())
         self.spent: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
+        # A webhook seen anywhere is seen everywhere, or refused: this replica's memory alone would
+        # let one captured webhook mint a call token at each replica while the store is down.
+        self.webhooks: OneTimeUse = SpentOnce(self.store)
         # Phone calls whose two sockets are at two replicas: the call's record, its frames.
         self.call_records = CallMediaRecords(self.store)
-        self.media = MediaBus(self.store)
+        self.seal = MessageSeal(settings.message_secret)  # what the replicas say to each other, signed
+        self.media = MediaBus(self.store, self.seal)
         self.calls: CallMedia = RedisCallMedia(self.call_records, self.media, LocalCallMedia(self.replica_id))
+        self.pool: ReservePool = ForgivingPool(StorePool(self.store, leases), LocalPool())
+        self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store), MemoryTimelines())
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple
@@ -93,6 +107,13 @@ class RedisCoordination:
         except NotHere:
             return None
 
+    async def ask_replica(
+        self, replica_id: str, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        if replica_id == self.replica_id or self.relay is None:
+            return None
+        return await self.relay.ask(replica_id, session_id, method, params, timeout)
+
     def launches(self, keep_seconds: float) -> Launches:
         return RedisLaunches(SharedLaunches(self.store, keep_seconds), LocalLaunches())
 
@@ -109,7 +130,7 @@ class RedisCoordination:
         """Subscribes to this replica's relay channel and starts the heartbeat. `handler` answers
         relayed requests from the local channel; `held()` names the sessions whose bots are here."""
         self._held = held
-        self.relay = Relay(self.store, handler)
+        self.relay = Relay(self.store, handler, self.seal)
         await self.relay.start()
         await self.beat()
         self._beating = asyncio.create_task(self._run(), name="store-heartbeat")
@@ -134,6 +155,9 @@ class RedisCoordination:
         """Tells the other replicas this one takes no new work (its heartbeat keeps saying so)."""
         self.state = "draining"
         await self.beat()
+
+    def collectors(self) -> Iterable[Collector]:
+        return (self.seal.refused,)
 
     def health(self) -> dict[str, Any]:
         return {**self.store.health.as_json(), "replica": self.replica_id, "state": self.state}

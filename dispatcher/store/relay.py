@@ -6,11 +6,21 @@ channel for the reply, and waits for it; the owner answers from its local channe
 handler it was given (the store knows nothing about bots). A PUBLISH that reaches no subscriber
 means the owner is gone: `ask` says so at once instead of waiting. Pub/sub delivers at most once:
 a lost message is a timeout, the same as a bot that does not answer.
+
+Every request and reply is sealed (dispatcher/store/message_seal.py): a replica acts only on what
+another replica sent it, recently, once; and encrypted, because a request may carry a session's
+secrets (a relayed claim's launch values, an offer's ICE password) that no reader of the store may see.
+At most `MAX_WORKING` relayed requests are answered at once; past that the newest is dropped
+(counted as `busy`) rather than queued: those in progress already hold a bot's attention, and the
+dropped one's asker sees what a lost message costs, a timeout, instead of this replica's memory
+growing with a consumer that cannot keep up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -20,12 +30,14 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.store.client import Store, StoreUnavailable
+from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.subscription import listen_forever
 
 log = logging.getLogger("dispatcher.store.relay")
 
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP offer is a few KB; anything near this is not signalling
 MAX_PENDING = 10_000  # asks awaiting a reply at once
+MAX_WORKING = 1_000  # relayed requests this replica answers at once (each waits on one bot)
 
 
 class RelayRefused(ApiError):
@@ -40,9 +52,10 @@ Handler = Callable[[str, str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 
 
 class Relay:
-    def __init__(self, store: Store, handler: Handler) -> None:
+    def __init__(self, store: Store, handler: Handler, seal: MessageSeal) -> None:
         self._store = store
         self._handler = handler
+        self._seal = seal
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._listening: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -67,8 +80,8 @@ class Relay:
         if len(self._pending) >= MAX_PENDING:
             raise RelayRefused(503, "relay_busy", "too many requests relayed to other replicas at once")
         request_id = secrets.token_hex(8)
-        message = _encode({"id": request_id, "reply_to": self._store.replica_id, "session_id": session_id,
-                           "method": method, "params": dict(params)})
+        message = self._encode(replica_id, {"id": request_id, "reply_to": self._store.replica_id,
+                                            "session_id": session_id, "method": method, "params": dict(params)})
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = reply
         try:
@@ -99,8 +112,17 @@ class Relay:
         data = message.get("data")
         if not isinstance(data, str) or len(data) > MAX_MESSAGE_BYTES:
             return
+        channel = self.channel(self._store.replica_id)
+        sealed = self._seal.open(channel, "relay", data.encode())
         try:
-            frame = json.loads(data)
+            concealed = base64.b64decode(sealed, validate=True) if sealed is not None else None
+        except binascii.Error:
+            concealed = None  # a replica's own seal around text that is not base64: never sent
+        body = self._seal.reveal(channel, "relay", concealed) if concealed is not None else None
+        if body is None:
+            return
+        try:
+            frame = json.loads(body)
         except ValueError:
             return
         if not isinstance(frame, dict):
@@ -112,6 +134,9 @@ class Relay:
         elif isinstance(frame.get("params"), dict) and all(
             isinstance(frame.get(k), str) for k in ("id", "reply_to", "session_id", "method")
         ):
+            if len(self._working) >= MAX_WORKING:
+                self._seal.refuse_busy("relay")
+                return
             task = asyncio.create_task(self._answer(frame))
             self._working.add(task)
             task.add_done_callback(self._working.discard)
@@ -127,7 +152,7 @@ class Relay:
         except Exception as exc:
             log.warning("relayed %s for %s failed: %s", frame["method"], frame["session_id"], exc)
             reply["error"] = {"status": 502, "code": "relay_failed", "message": type(exc).__name__}
-        message = _encode(reply)
+        message = self._encode(frame["reply_to"], reply)
         with contextlib.suppress(StoreUnavailable):  # the asker times out
             await self._store.call(lambda: self._store.redis.publish(self.channel(frame["reply_to"]), message))
 
@@ -139,9 +164,12 @@ class Relay:
         for task in list(self._working):
             task.cancel()
 
-
-def _encode(frame: Mapping[str, Any]) -> str:
-    text = json.dumps(frame, separators=(",", ":"))
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise RelayRefused(413, "too_large", "the relayed request is too large")
-    return text
+    def _encode(self, replica_id: str, frame: Mapping[str, Any]) -> bytes:
+        """The frame, encrypted and sealed for `replica_id`'s channel alone."""
+        channel = self.channel(replica_id)
+        plain = json.dumps(frame, separators=(",", ":")).encode()
+        # Base64: the relay's channel carries text (its subscriber decodes what it receives).
+        sealed = self._seal.seal(channel, base64.b64encode(self._seal.conceal(channel, plain)))
+        if len(sealed) > MAX_MESSAGE_BYTES:
+            raise RelayRefused(413, "too_large", "the relayed request is too large")
+        return sealed

@@ -7,6 +7,8 @@
 #   VOICEFLEET_REAL_BASES=1 ...   # insist on python:3.11.14-slim-trixie and ghcr.io/astral-sh/uv:0.13.8
 #   BOT_PROJECT=path/to/project  # the bot project both bot images are built from (default: the parrot
 #                                  example, as a stack's voicefleet:botProject default)
+#   BOT_IMAGES_ONLY=1 ...        # only the bot images (another project's, beside the default build)
+#   BOT_IMAGE_BUDGET_MB=700 ...  # that project's closure budget, raised knowingly (a stack's botImageBudgetMb)
 #
 # Needs root (buildah with chroot isolation, debootstrap, unshare). Everything it installs comes
 # from Debian (buildah, debootstrap, iproute2) or PyPI (the uv wheel); nothing from elsewhere.
@@ -115,6 +117,7 @@ bot_exclude=$(uv run --quiet python -m images.bot_project --exclude-packages "$B
 # The SmallWebRTC bot image only when the project has Pipecat's webrtc extra (a stack with a TURN
 # relay refuses a project without it at preview).
 images=(dispatcher bot)
+[[ "${BOT_IMAGES_ONLY:-}" == 1 ]] && images=(bot)
 [[ " $(uv run --quiet python -m images.bot_project --transports "$BOT_PROJECT") " == *" webrtc "* ]] \
   && images+=(bot-webrtc)
 lock_files=(pyproject.toml uv.lock)
@@ -149,7 +152,8 @@ echo "$lock_hash" >"$WORK/lock.sha256"
 status=0
 for image in "${images[@]}"; do
   step "run $image"
-  python3 -m images.ci.run_image "$image" "localhost/voicefleet-$image:ci" || status=1
+  budget=""; [[ $image == bot* ]] && budget=${BOT_IMAGE_BUDGET_MB:-}
+  python3 -m images.ci.run_image "$image" "localhost/voicefleet-$image:ci" "$budget" || status=1
 done
 
 step "sizes (MB = 10^6 bytes, apparent size of the files; /opt/venv = the runtime closure)"

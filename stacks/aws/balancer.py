@@ -40,7 +40,9 @@ def _rule(kind: str, name: str, parent: pulumi.Resource, **kwargs: Any) -> None:
 
 
 class Balancer:
-    url: pulumi.Output[str]  # https:// with a certificate, else http://, on the ALB's DNS name
+    # https://<dispatcherDomain> with a certificate (the name it covers, never the ALB's own
+    # *.elb.amazonaws.com, which would fail every client's TLS name check); else http://<ALB name>.
+    url: pulumi.Output[str]
     dns_name: pulumi.Output[str]  # what dispatcherDomain's DNS record points at
     target_group_arn: pulumi.Output[str]
     app_security_group_id: pulumi.Output[str]  # the dispatcher's tasks: reachable from the ALB only
@@ -121,7 +123,10 @@ class Balancer:
             "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}]
         aws.lb.Listener(f"{name}-http", load_balancer_arn=balancer.arn, port=80, protocol="HTTP",
                         default_actions=redirect, opts=child)
-        self.url = pulumi.Output.concat("https://", balancer.dns_name)
+        # dispatcherDomain is the name the certificate is issued for. Without it (a certificate and
+        # no channel) only the ALB's name is known, which the certificate does not cover.
+        self.url = pulumi.Output.from_input(f"https://{args.domain}") if args.domain else pulumi.Output.concat(
+            "https://", balancer.dns_name)
         return listener
 
     @staticmethod

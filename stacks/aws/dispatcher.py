@@ -49,6 +49,7 @@ class DispatcherArgs:
     log_retention_days: int
     protect: bool
     reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
+    metric_lines: Mapping[str, str]  # METRIC_LINES and its namespace (observability.py)
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
     turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
@@ -77,6 +78,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
         **args.reserve.to_env(),
+        **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
            if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
@@ -86,7 +88,8 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
-                                       store_password=args.store_url is not None, phone=args.phone_secret_names)
+                                       store=args.store_url is not None, store_password=True,
+                                       phone=args.phone_secret_names)
 
 
 class Dispatcher(pulumi.ComponentResource):

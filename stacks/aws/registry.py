@@ -1,4 +1,4 @@
-"""Registry (AWS): one ECR repository per image role, scanned on push, with one lifecycle rule.
+"""Registry (AWS): one ECR repository per image role, scanned on push, with a lifecycle policy.
 
 A helper, not a component: the repositories register under the stack itself (their URNs predate
 this module), named `<stack>-<role>` with the physical name `<prefix>-<role>`.
@@ -12,18 +12,28 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from images.component import RegistryAuth
+from images.component import REVISION_TAG_PREFIX, RegistryAuth
 
 
 def lifecycle_policy(keep: int) -> str:
-    """One rule: the images of the newest `keep` builds stay, tagged or not. A superseded build is
-    untagged as soon as `latest` moves, and it is what a circuit-breaker rollback or the previous
-    task definition pulls, so no earlier rule may expire untagged images (ECR applies the lowest
-    rulePriority first, and an image one rule selects is out of every later rule's reach). Each
-    build leaves two images (the build and its registry-cache manifest), hence twice `keep`."""
+    """The newest `keep` builds stay, and the newest `keep` revision tags.
+
+    Each build leaves two images (the build and its registry-cache manifest), tagged `latest` and
+    `buildcache` until the next build, untagged from then on; a superseded build is what a
+    circuit-breaker rollback or an older task definition revision pulls. Every deploy with a
+    source revision also pushes an index tagged `rev-<revision>`, also when nothing was rebuilt.
+    A count over every image would let docs-only deploys push real builds out, so the revision
+    indexes are counted by a rule of their own (ECR decides an image by the first rule whose tag
+    selection it matches), and the superseded builds and caches by the untagged rule. The current
+    `latest` and `buildcache` match no rule and stay. ECR refuses to delete an image that a kept
+    index still references, so an old build a kept revision names stays too."""
     return json.dumps({"rules": [
-        {"rulePriority": 1, "description": f"keep the newest {keep} builds (superseded ones included) and their caches",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2 * keep},
+        {"rulePriority": 1, "description": f"keep the newest {keep} revision tags",
+         "selection": {"tagStatus": "tagged", "tagPrefixList": [REVISION_TAG_PREFIX],
+                       "countType": "imageCountMoreThan", "countNumber": keep},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": f"keep the newest {keep} superseded builds and their caches",
+         "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 2 * keep},
          "action": {"type": "expire"}},
     ]})
 

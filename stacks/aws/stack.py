@@ -19,6 +19,7 @@ from stacks.aws.bot_runtime import BotRuntime, BotRuntimeArgs
 from stacks.aws.cluster import ecs_cluster
 from stacks.aws.dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws.network import Network, NetworkArgs
+from stacks.aws.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
@@ -51,7 +52,8 @@ class AwsStack(pulumi.ComponentResource):
                                          **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(cidr=cfg.vpc_cidr, az_count=cfg.az_count), opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
-            path=f"/{settings.project}/{settings.stack}", values=stored_secrets(settings, store_password=cfg.store),
+            path=f"/{settings.project}/{settings.stack}",
+            values=stored_secrets(settings, store=cfg.store, store_password=True),
             recovery_window_days=cfg.secret_recovery_days, protect=settings.protect), opts=child)
         cluster = ecs_cluster(name, physical_name=settings.prefix, container_insights=cfg.container_insights,
                               opts=child)
@@ -65,6 +67,10 @@ class AwsStack(pulumi.ComponentResource):
             store), opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
+        observability = Observability(f"{name}-observability", ObservabilityArgs(
+            prefix=settings.prefix, namespace=settings.metric_namespace, region=cfg.region,
+            reserve=self._bot_channel_url is not None, store=store is not None,
+            alarm_topic_arn=cfg.alarm_topic_arn), opts=child)
 
         self.outputs = {
             "cloud": "aws",
@@ -84,6 +90,8 @@ class AwsStack(pulumi.ComponentResource):
             "secretArns": secrets.arns,
             "machinesEnvironment": dispatcher.machines_environment,
             "drained": settings.drain,
+            "dashboardUrl": observability.dashboard_url,
+            "alarmNames": observability.alarm_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
         }
@@ -182,6 +190,7 @@ class AwsStack(pulumi.ComponentResource):
             protect=settings.protect,
             webrtc_bot=webrtc_bot,
             reserve=settings.reserve,
+            metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
             **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
             channel_url=self._bot_channel_url,

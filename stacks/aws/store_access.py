@@ -31,12 +31,14 @@ CHANNEL_PATTERN = PREFIX + "*"
 # Sent by the dispatcher's redis-py calls (and the client's connection health check, PING). HELLO,
 # with which a connection signs in, needs no grant.
 CLIENT_COMMANDS: tuple[str, ...] = (
-    "del", "evalsha", "get", "mget", "ping", "publish", "scan", "script|load", "set", "subscribe", "time", "zrem",
+    "del", "evalsha", "get", "hdel", "lrange", "mget", "ping", "publish", "scan", "script|load", "set", "subscribe",
+    "time",
+    "zrem",
 )
 # Run by the Lua scripts (a script runs with its caller's permissions, command by command).
 SCRIPT_COMMANDS: tuple[str, ...] = (
-    "del", "get", "hdel", "hget", "hset", "pexpire", "set", "time", "zadd", "zcard", "zcount", "zrange",
-    "zremrangebyscore",
+    "del", "get", "hdel", "hget", "hgetall", "hset", "lrange", "ltrim", "pexpire", "rpush", "set", "time", "zadd",
+    "zcard", "zcount", "zrange", "zremrangebyscore",
 )
 COMMANDS: tuple[str, ...] = tuple(sorted(set(CLIENT_COMMANDS) | set(SCRIPT_COMMANDS)))
 

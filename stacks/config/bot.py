@@ -23,7 +23,9 @@ from typing import Any, Protocol
 import pulumi
 
 from images.bot_project import BotProject, BotProjectError, read
+from images.budgets import CLOSURE_BUDGET_MB
 from images.component import CONTEXT
+from images.size_prediction import DAILY_LEAVES_OUT, WEBRTC_LEAVES_OUT, predict
 from stacks.config.reader import Reader
 
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
@@ -84,6 +86,17 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False) ->
     """A TURN relay means SmallWebRTC sessions, whose image needs Pipecat's webrtc extra (aiortc); a
     carrier's credentials mean phone calls, whose bots need its websocket extra (FastAPI)."""
     found = settings.bot_project
+    if found is not None and found.project.built and "daily" not in found.project.built:
+        serves = ", ".join(found.project.built)
+        if not takes_calls and settings.turn is None:
+            raise cfg.fail("botProject", f"= {found.location!r}: its bot.py builds Pipecat's {serves} transport, not "
+                                         "daily, and this stack serves Daily web sessions only (no carrier "
+                                         "credential, no voicefleet:turn): configure the carrier the bot answers "
+                                         "(e.g. voicefleet:twilioAuthToken) or a project whose bot builds daily")
+        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its bot.py builds {serves}, not daily: this "
+                        "stack's Daily web sessions (POST /start) will fail; its phone calls are served")
+    if found is not None and found.project.kind == "uv":
+        _warn_over_budget(cfg, found, webrtc=settings.turn is not None)
     if found is not None and takes_calls and "websocket" not in found.project.transports:
         raise cfg.fail("botProject", f"= {found.location!r} has no fastapi, which a bot needs to take a phone call "
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
@@ -92,6 +105,25 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False) ->
         raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
                                      "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
+
+
+def _warn_over_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool) -> None:
+    """The plan's word on image size, before `pulumi up` builds and ships it (images/size_prediction.py)."""
+    budget = cfg.integer("botImageBudgetMb", minimum=50)
+    project = found.project
+    variants = {"bot": DAILY_LEAVES_OUT, **({"bot-webrtc": WEBRTC_LEAVES_OUT} if webrtc else {})}
+    for image, leaves_out in variants.items():
+        size = predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *leaves_out))
+        # The SmallWebRTC image carries aiortc's stack (av, aioice, pylibsrtp) on top: it may weigh
+        # what images/budgets.py allows it over the Daily image, or every stack with a relay would
+        # warn about the parrot itself.
+        extra = CLOSURE_BUDGET_MB[image] - CLOSURE_BUDGET_MB["bot"]
+        if size.installed_mb > budget + extra:
+            allowance = f" + {extra:.0f} MB for aiortc's stack" if extra else ""
+            pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: the {image} image's packages are predicted "
+                            f"at {size.installed_mb:.0f} MB installed, over voicefleet:botImageBudgetMb "
+                            f"{budget}{allowance} (every cold start pulls them); {size.advice()}. "
+                            "Raise botImageBudgetMb to accept it")
 
 
 def image_args(settings: BuildsImages) -> dict[str, Any]:

@@ -79,6 +79,10 @@ def aws_domain(cfg: Reader, settings: Settings, certificate_arn: str | None, idl
     if domain is not None and certificate_arn is None:
         raise cfg.fail("dispatcherDomain", "needs certificateArn (the name the ALB's certificate is issued for)")
     if not enabled(settings):
+        if certificate_arn is not None and domain is None:
+            pulumi.log.warn("certificateArn without dispatcherDomain: dispatcherUrl is the ALB's own name, which the "
+                            "certificate does not cover, so clients that verify TLS refuse it. Set dispatcherDomain "
+                            "to the certificate's name (and point its DNS record at albDnsName)")
         return domain
     if certificate_arn is None:
         raise cfg.fail(TOKEN_KEY, "needs HTTPS (certificateArn): bots send it on every connect. A plain-HTTP "

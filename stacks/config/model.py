@@ -29,6 +29,8 @@ class Secrets:
     store_password: pulumi.Output[str] | None = None
     # storePreviousPassword: the one it replaces, still accepted while a rotation deploys.
     store_previous_password: pulumi.Output[str] | None = None
+    # storeMessageSecret: signs what the replicas send each other through the store (both clouds).
+    store_message_secret: pulumi.Output[str] | None = None
     # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
@@ -55,6 +57,7 @@ class AwsSettings:
     log_retention_days: int
     secret_recovery_days: int
     dispatcher_zone_id: str | None = None  # Route 53 hosted zone: the stack writes dispatcherDomain's record
+    alarm_topic_arn: str | None = None  # the SNS topic alarms notify (stacks/config/alarms.py)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class GcpSettings:
     dispatcher_min_instances: int
     dispatcher_max_instances: int
     store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp/store.py)
+    alarm_channels: tuple[str, ...] = ()  # Cloud Monitoring notification channels (stacks/config/alarms.py)
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,8 @@ class Settings:
     def prefix(self) -> str:
         """Base of every logical and physical name: stable per stack, unique per account."""
         return f"{self.project}-{self.stack}"
+
+    @property
+    def metric_namespace(self) -> str:
+        """The dispatcher's metrics in this stack's cloud: `voicefleet/<stack>` (dispatcher/metric_lines.py)."""
+        return f"{self.project}/{self.stack}"

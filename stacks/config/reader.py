@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherZoneId": "",  # "" = the operator writes dispatcherDomain's DNS record
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     "botProject": "examples/parrot",  # the bot image's project folder (stacks/config/bot.py)
+    "botImageBudgetMb": 400,  # the predicted bot closure the plan warns above (images/budgets.py's bot budget)
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "containerInsights": False,
     "logRetentionDays": 14,
     "secretRecoveryDays": 7,
+    "alarmTopicArn": "",  # "" = alarms notify nobody (stacks/config/alarms.py)
     # TURN relay (stacks/config/turn.py)
     "turn": "none",
     "turnUrls": "",
@@ -70,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "botDiskGb": 10,
     "dispatcherMinInstances": 0,
     "dispatcherMaxInstances": 3,
+    "alarmNotificationChannels": [],  # none: alert policies notify nobody (stacks/config/alarms.py)
 }
 
 

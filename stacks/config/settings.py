@@ -15,9 +15,9 @@ from typing import Any
 
 import pulumi
 
+from stacks.config import alarms, limits
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
-from stacks.config import limits
 from stacks.config import phone as phone_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
@@ -84,6 +84,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot_channel_token=channel_settings.token(cfg),
         store_password=store_settings.password(cfg),
         store_previous_password=store_settings.previous_password(cfg),
+        store_message_secret=store_settings.message_secret(cfg),
         phone=phone_settings.secrets(cfg),
     )
     extra_tags = cfg.config.get_object("tags") or {}
@@ -121,9 +122,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _revision_tag(cfg: Reader, revision: str) -> str:
-    """A registry tag: at most 128 of [A-Za-z0-9_.-], not starting with . or - (OCI distribution spec)."""
-    if revision and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", revision):
-        raise cfg.fail("sourceRevision", f"must be a registry tag ([A-Za-z0-9_.-], at most 128; got {revision!r})")
+    """Part of a registry tag, `rev-<revision>`: a tag is at most 128 of [A-Za-z0-9_.-] (OCI
+    distribution spec), so the revision at most 124."""
+    if revision and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,123}", revision):
+        raise cfg.fail("sourceRevision", f"must be a registry tag ([A-Za-z0-9_.-], at most 124; got {revision!r})")
     return revision
 
 
@@ -184,6 +186,8 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     domain = channel_settings.aws_domain(cfg, settings, certificate_arn, idle)
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
     store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
+    if store:
+        store_settings.require_message_secret(cfg, settings, f"dispatcherCount={count}")
     return AwsSettings(
         region=region,
         vpc_cidr=_cidr(cfg, "vpcCidr", cfg.string("vpcCidr")),
@@ -205,6 +209,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         container_insights=cfg.boolean("containerInsights"),
         log_retention_days=retention,
         secret_recovery_days=recovery,
+        alarm_topic_arn=alarms.topic_arn(cfg, region),
     )
 
 
@@ -228,6 +233,8 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     # Several instances with the channel: bots' channels land on any instance, so they share a store.
     store = channel_settings.enabled(settings) and maximum > 1
+    if store:
+        store_settings.require_message_secret(cfg, settings, f"dispatcherMaxInstances={maximum} and botChannelToken")
     channel_settings.cloud_run_limits(cfg, settings)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
@@ -241,6 +248,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         dispatcher_min_instances=minimum,
         dispatcher_max_instances=maximum,
         store=store,
+        alarm_channels=alarms.notification_channels(cfg, project),
     )
 
 

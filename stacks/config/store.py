@@ -11,6 +11,11 @@ Rotating the password without locking out the tasks still running: `storePreviou
 the old one valid beside the new (ElastiCache holds two per user) through the deploy that rolls the
 tasks over, and goes once they are gone (docs/pulumi.md). The store's ECPU ceiling follows the
 sessions the stack admits (`storeEcpuPerSecond`, stacks/config/store_capacity.py).
+
+In both clouds a stack with a store also needs `storeMessageSecret`, generated the same way: the
+key the replicas sign their messages to each other with (`REDIS_MESSAGE_SECRET`,
+dispatcher/store/message_seal.py), so that the store's credential alone cannot speak for a replica.
+It reaches the dispatcher from the secret store, next to the password; no bot is given it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ if TYPE_CHECKING:
 PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
 PREVIOUS_PASSWORD_KEY = "storePreviousPassword"  # noqa: S105 - a config key, not a secret
 ECPU_KEY = "storeEcpuPerSecond"
+MESSAGE_SECRET_KEY = "storeMessageSecret"  # noqa: S105 - a config key, not a secret
 PASSWORD_VARIABLE = "REDIS_PASSWORD"  # noqa: S105 - the dispatcher's variable, not a secret
+MESSAGE_SECRET_VARIABLE = "REDIS_MESSAGE_SECRET"  # noqa: S105 - the dispatcher's variable, not a secret
 URL_VARIABLE = "REDIS_URL"
 STORE_SECRETS: tuple[str, ...] = (PASSWORD_VARIABLE,)
+MESSAGE_SECRETS: tuple[str, ...] = (MESSAGE_SECRET_VARIABLE,)
+MIN_MESSAGE_SECRET_CHARS = 32  # the dispatcher refuses a shorter one at start-up
 
 
 def password(cfg: Reader) -> pulumi.Output[str] | None:
@@ -45,7 +54,29 @@ def previous_password(cfg: Reader) -> pulumi.Output[str] | None:
     current = cfg.config.get_secret(PASSWORD_KEY) if previous is not None else None  # checked by `password`
     if previous is not None and current is not None:
         pulumi.Output.all(current, previous).apply(lambda both: _differ(cfg, both[0], both[1]))
+    if previous is not None:  # said by the program itself, so a plain `pulumi up` shows it too
+        pulumi.log.warn(f"{PREVIOUS_PASSWORD_KEY} is set: the store user accepts the old password beside the new "
+                        f"one until it is removed. Once every task runs with the new one: pulumi config rm "
+                        f"{PREVIOUS_PASSWORD_KEY} && pulumi up")
     return previous
+
+
+def message_secret(cfg: Reader) -> pulumi.Output[str] | None:
+    return cfg.secret(MESSAGE_SECRET_KEY, required=False, check=lambda text: _check_message_secret(cfg, text))
+
+
+def _check_message_secret(cfg: Reader, text: str) -> None:
+    if len(text) < MIN_MESSAGE_SECRET_CHARS:
+        raise cfg.fail(MESSAGE_SECRET_KEY, f"must be at least {MIN_MESSAGE_SECRET_CHARS} characters; generate one "
+                                           "with python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def require_message_secret(cfg: Reader, settings: Settings, why: str) -> None:
+    """A stack with a store (`why` says what gives it one) must give its replicas their message key."""
+    if settings.secrets.store_message_secret is None:
+        raise cfg.fail(MESSAGE_SECRET_KEY, f"is required with {why}: the replicas sign what they send each other "
+                                           "through their store (docs/replicas.md); pulumi config set --secret "
+                                           f"{MESSAGE_SECRET_KEY} <32 random characters>")
 
 
 def _check(cfg: Reader, key: str, text: str) -> None:
@@ -93,6 +124,9 @@ def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: in
     return True
 
 
-def store_secrets(settings: Settings, with_store: bool) -> dict[str, pulumi.Output[str]]:
-    token = settings.secrets.store_password
-    return {PASSWORD_VARIABLE: token} if with_store and token is not None else {}
+def store_secrets(settings: Settings, *, store: bool, password: bool) -> dict[str, pulumi.Output[str]]:
+    """The store's password (`password`: an AWS store, which signs in with one) and, with any store,
+    the replicas' message key."""
+    token, key = settings.secrets.store_password, settings.secrets.store_message_secret
+    return {**({PASSWORD_VARIABLE: token} if store and password and token is not None else {}),
+            **({MESSAGE_SECRET_VARIABLE: key} if store and key is not None else {})}

@@ -6,7 +6,7 @@ Cloud Run sets PORT from the container port itself, so it is not in `envs`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -38,6 +38,7 @@ class DispatcherArgs:
     max_session_seconds: int
     deletion_protection: bool
     reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
+    metric_lines: Mapping[str, str]  # METRIC_LINES and its namespace (observability.py)
     depends_on: tuple[pulumi.Resource, ...] = ()
     drain: bool = False  # before a destroy: no dispatcher instance
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
@@ -68,6 +69,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_INSTANCE_TEMPLATE": args.instance_template,
         "GCE_INSTANCE_PREFIX": args.instance_prefix,
         **args.reserve.to_env(),
+        **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
            if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
@@ -90,7 +92,8 @@ def service_scaling(drain: bool) -> gcp.cloudrunv2.ServiceScalingArgsDict:
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
-                                       store_password=False, phone=args.phone_secret_names)
+                                       store=args.store_url is not None, store_password=False,
+                                       phone=args.phone_secret_names)
 
 
 class Dispatcher(pulumi.ComponentResource):

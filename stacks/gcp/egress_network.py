@@ -9,7 +9,10 @@ service and then, minutes later, the subnetwork and its network, which Compute r
 Connect endpoints beside it) get a network of their own that a destroy leaves in place
 (`retain_on_delete`), and the bots' network, which nothing of Cloud Run touches, is deleted as
 before. Delete the retained pair once Cloud Run has let go (docs/pulumi.md). A network of its own,
-never peered: its range cannot collide with the bots' subnetwork.
+never peered: its range cannot collide with the bots' subnetwork. Named, not generated: with
+generated names every destroy and `up` would leave one more network behind (a project holds 15
+VPC networks by default); with a fixed one, an `up` before the leftover is deleted stops with
+`alreadyExists`, naming it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ EGRESS_CIDR = "10.200.0.0/24"
 @dataclass(frozen=True)
 class EgressNetworkArgs:
     region: str
+    name: str  # the network's and the subnetwork's name (the stack's prefix + "-egress")
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -39,10 +43,10 @@ class EgressNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, args: EgressNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:EgressNetwork", name, None, opts)
         kept = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=True)
-        network = gcp.compute.Network(name, auto_create_subnetworks=False,
+        network = gcp.compute.Network(name, name=args.name, auto_create_subnetworks=False,
                                       description="voicefleet dispatcher egress to its store", opts=kept)
-        subnetwork = gcp.compute.Subnetwork(name, network=network.id, region=args.region, ip_cidr_range=EGRESS_CIDR,
-                                            opts=kept)
+        subnetwork = gcp.compute.Subnetwork(name, name=args.name, network=network.id, region=args.region,
+                                            ip_cidr_range=EGRESS_CIDR, opts=kept)
         self.network_id, self.subnetwork_id = network.id, subnetwork.id
         self.network_name, self.subnetwork_name = network.name, subnetwork.name
         self.register_outputs({"network_id": self.network_id, "subnetwork_id": self.subnetwork_id})

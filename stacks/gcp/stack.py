@@ -24,6 +24,7 @@ from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
 from stacks.gcp.network import Network, NetworkArgs
+from stacks.gcp.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
@@ -53,7 +54,7 @@ class GcpStack(pulumi.ComponentResource):
         network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis), opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=settings.prefix,
-            values=stored_secrets(settings, store_password=False),  # Memorystore signs in with IAM
+            values=stored_secrets(settings, store=cfg.store, store_password=False),  # Memorystore signs in with IAM
             protect=settings.protect, depends_on=apis), opts=child)
         self._bot_channel_url = self._channel_url() if channel_secrets(settings) else None
         bot = BotTemplate(f"{name}-bot", self._bot_args(images, network, registry, secrets), opts=after_apis)
@@ -62,11 +63,16 @@ class GcpStack(pulumi.ComponentResource):
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
         grants = self._dispatcher_grants(bot, secrets, member, turn_urls is not None)
-        egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, depends_on=apis),
+        egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, name=f"{settings.prefix}-egress",
+                                                                  depends_on=apis),
                                opts=child) if cfg.store else None
         store = self._store(egress, member, apis, after_apis) if egress is not None else None
         dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
             images.dispatcher, account.email, bot, secrets, grants, turn_urls, egress, store), opts=after_apis)
+        observability = Observability(f"{name}-observability", ObservabilityArgs(
+            prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,
+            service_name=dispatcher_service_name(settings.prefix), reserve=self._bot_channel_url is not None,
+            store=store is not None, notification_channels=cfg.alarm_channels, depends_on=tuple(apis)), opts=child)
 
         self.outputs = {
             "cloud": "gcp",
@@ -83,6 +89,8 @@ class GcpStack(pulumi.ComponentResource):
             "secretIds": secrets.ids,
             "machinesEnvironment": dispatcher.machines_environment,
             "drained": settings.drain,
+            "dashboardUrl": observability.dashboard_url,
+            "alarmNames": observability.alert_policy_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             # A destroy leaves these (Cloud Run holds their addresses for 1-2 h): delete them later.
@@ -154,7 +162,8 @@ class GcpStack(pulumi.ComponentResource):
         for besides: the secret versions and the VMs' own grants."""
         launch = bot.grant_launch("dispatcher", member)
         names = contract.dispatcher_secrets(turn=turn, channel=self._bot_channel_url is not None,
-                                            store_password=False, phone=sorted(self._settings.secrets.phone))
+                                            store=self._cfg.store, store_password=False,
+                                            phone=sorted(self._settings.secrets.phone))
         readable = secrets.grant_access("dispatcher", member, names)
         return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
 
@@ -177,6 +186,7 @@ class GcpStack(pulumi.ComponentResource):
             # the dispatcher launches reserve VMs at once: it waits for every grant it and the VMs need.
             depends_on=(*grants, *([store.grant] if store is not None else [])),
             reserve=settings.reserve,
+            metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
             **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
             channel_url=self._bot_channel_url,

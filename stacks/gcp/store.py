@@ -6,8 +6,9 @@ policy for `gcp-memorystore` allows it in that subnetwork); the Cloud Run dispat
 Direct VPC egress. Encrypted in
 transit (`SERVER_AUTHENTICATION`: TLS, the dispatcher checks the instance's own CA, passed to it
 as `REDIS_CA_CERT`). Authenticated with IAM (`IAM_AUTH`): only the dispatcher's service account
-holds `roles/memorystore.dbConnectionUser`, and the dispatcher signs in with its own short-lived
-access token (`REDIS_AUTH=gcp-iam`); bots have neither the role nor TCP egress other than 443.
+holds `roles/memorystore.dbConnectionUser`, on this instance only (an IAM condition), and the
+dispatcher signs in with its own short-lived access token (`REDIS_AUTH=gcp-iam`); bots have
+neither the role nor TCP egress other than 443.
 One shard, cluster mode off (one endpoint, plain clients); a replica in another zone when
 `replicas` is 1 (prod), none in dev.
 """
@@ -64,7 +65,10 @@ class CoordinationStore(pulumi.ComponentResource):
             name, name=f"{args.instance_id}-psc", location=args.region, project=args.project,
             service_class=SERVICE_CLASS, network=args.network_id,
             psc_config={"subnetworks": [args.subnetwork_id]},
-            description="voicefleet: Memorystore endpoints in the dispatcher's egress subnetwork", opts=child)
+            description="voicefleet: Memorystore endpoints in the dispatcher's egress subnetwork",
+            # Its name is fixed and its network immutable: a replacement (a network move) created
+            # before the old one is deleted would collide with it by name.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)))
         instance = gcp.memorystore.Instance(
             name,
             instance_id=args.instance_id,
@@ -79,15 +83,34 @@ class CoordinationStore(pulumi.ComponentResource):
             desired_auto_created_endpoints=[{"network": args.network_id, "project_id": args.project}],
             deletion_protection_enabled=args.protect,
             labels={"voicefleet": "store"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, policy], protect=args.protect),
+            # Its id is fixed and its endpoints' network immutable (a network move replaces it):
+            # created before the old one is deleted, the replacement would collide with it by id.
+            # Deleted first, the instance goes before the policy it depends on and comes back after
+            # it (docs/pulumi.md, moving an existing gcp-prod's store).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, policy], protect=args.protect,
+                                        delete_before_replace=True),
         )
         # The dispatcher's service waits for it: a revision that cannot sign in would start degraded.
         self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
-                                            member=args.dispatcher_member, opts=child)
+                                            member=args.dispatcher_member, condition=instance_condition(args),
+                                            opts=child)
         endpoint = instance.endpoints.apply(_first_address)
         self.url = pulumi.Output.concat("rediss://", endpoint, ":6379/0")
         self.ca_certificate = instance.managed_server_cas.apply(_ca_pem)
         self.register_outputs({"url": self.url})
+
+
+def instance_condition(args: CoordinationStoreArgs) -> gcp.projects.IAMMemberConditionArgsDict:
+    """The connection role on this instance only. Bound to the project without a condition it opens
+    every Memorystore instance in the project (Google: "by default ... all instances"), and
+    pulumi-gcp (10.2) has no instance-level IAM resource for `memorystore.Instance`. The name is
+    matched by its end, `/locations/<region>/instances/<id>`: whether IAM spells the project in
+    `resource.name` by id or by number is not documented for Memorystore, and the binding itself
+    already holds to this project."""
+    suffix = f"/locations/{args.region}/instances/{args.instance_id}"
+    return {"title": f"only {args.instance_id}",
+            "description": "voicefleet: the dispatcher signs in to its own store, no other instance",
+            "expression": f'resource.name.endsWith("{suffix}")'}
 
 
 def _first_address(endpoints: object) -> str:

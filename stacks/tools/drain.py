@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from google.auth.exceptions import GoogleAuthError
@@ -43,9 +44,11 @@ from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
+from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
-OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH")
+OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH", "CLOUD_RUN_API_URL",
+             "MONITORING_API_URL")
 UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
 MIN_DEADLINE_SECONDS = 900.0
 DEADLINE_MARGIN_SECONDS = 300.0  # the sweep's own listings and stops after the dispatcher is gone
@@ -109,19 +112,24 @@ def _ecs_client(settings: EcsSettings) -> Any:
 class Drain:
     def __init__(self, outputs: Mapping[str, Any], env: Mapping[str, str], *, grace: float, deadline: float,
                  poll: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.outputs, self.env = outputs, env
         self.grace, self.deadline, self.poll = grace, deadline, poll
-        self.clock, self.sleep = clock, sleep  # seams: tests see the waits without waiting them
+        # Seams: tests see the waits without waiting them. `now` is the wall clock Cloud Run's
+        # timestamps are compared with.
+        self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
         self.machines: EcsWarmMachines | GceWarmMachines
         self.ecs: EcsSettings | None = None
+        self.cloud_run: CloudRunInstances | None = None
         if env["MACHINES"] == "ecs":
             self.ecs = EcsSettings.from_env(env)
             self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL)
         elif env["MACHINES"] == "gce":
             # The drain launches nothing: a reserve VM's lifetime does not matter here.
             self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0)
+            self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         else:
             raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs and gce stacks are drained")
 
@@ -130,12 +138,29 @@ class Drain:
         try:
             if self.ecs is not None:
                 await self._dispatcher_gone(started)
+            if self.cloud_run is not None:
+                await self._cloud_run_gone(started, self.cloud_run)
             await self._sweep(started)
             if self.ecs is not None:
                 await asyncio.to_thread(self._deregister_task_definitions)
         finally:
             await self.machines.aclose()
+            if self.cloud_run is not None:
+                await self.cloud_run.aclose()
         return self.report
+
+    async def _cloud_run_gone(self, started: float, cloud_run: CloudRunInstances) -> None:
+        """GCP: `drain: true` scaled Cloud Run to zero; wait until its last instance is gone
+        (stacks/tools/drain_cloud_run.py says how that is seen)."""
+        while True:
+            try:
+                reading = await cloud_run.reading(self.now())
+            except DrainNotApplied as exc:
+                raise DrainError(str(exc)) from None
+            if reading.gone:
+                return
+            self._check_deadline(started, reading.why)
+            await self.sleep(self.poll)
 
     async def _dispatcher_gone(self, started: float) -> None:
         """ECS: `drain: true` set the service's desired count to 0; wait for its last task to stop."""

@@ -7,7 +7,10 @@ the stack you selected), each with a comment saying which pcc-deploy.toml field 
 what does not carry over and why. Nothing is written and no cloud is called. The fields read are
 the ones Pipecat Cloud's CLI accepts (`pipecatcloud/_utils/deploy_utils.py`): agent_name, image,
 build_id, image_credentials, secret_set, region, agent_profile, resources, [scaling]
-min_agents/max_agents, max_session_duration, websocket_auth, [krisp_viva], [build], [docker].
+min_agents/max_agents, max_session_duration, websocket_auth, enable_krisp, enable_managed_keys,
+[krisp_viva], [build], [docker]. Each becomes a setting or a note saying why it does not carry over;
+a key Pipecat Cloud does not document is a note too, and only a value Pipecat Cloud itself would
+refuse stops the conversion (with the reason).
 
 The bot image is built from the project folder (voicefleet:botProject), not from the project's
 Dockerfile: see docs/bring-your-bot.md "Coming from Pipecat Cloud" for why, and `dockerfile_notes`
@@ -44,7 +47,24 @@ REGIONS = {"aws": {"us-west": "us-west-2", "us-east": "us-east-1", "eu-central":
                    "ap-south": "asia-south1"}}
 PCC_DEFAULT_MAX_SESSION_SECONDS = 7200
 KNOWN_KEYS = {"agent_name", "image", "build_id", "image_credentials", "secret_set", "region", "scaling", "docker",
-              "build", "agent_profile", "krisp_viva", "websocket_auth", "max_session_duration", "resources"}
+              "build", "agent_profile", "krisp_viva", "websocket_auth", "max_session_duration", "resources",
+              "enable_krisp", "enable_managed_keys"}
+# How the printed commands run this module: as the docs run every command, from the checkout.
+THIS_COMMAND = "uv run python -m stacks.import_pcc"
+# The keys that set nothing in a stack, each with why (a note in the output, never a refusal).
+NOT_CARRIED = (
+    ("image", "voicefleet builds and pushes the image itself (pulumi up), pinned by digest"),
+    ("build_id", "voicefleet builds the image itself from botProject"),
+    ("image_credentials", "the stack's own registry needs no pull secret"),
+    ("enable_krisp", "Krisp noise cancellation ships in Pipecat Cloud's base image under its licence; voicefleet's "
+                     "image has no Krisp: a bot that imports it (KrispFilter, KrispVivaFilter) fails its session, "
+                     "so drop the filter, use one your bot brings, or install your own Krisp SDK in bake.py"),
+    ("krisp_viva", "Krisp VIVA is a Pipecat Cloud service; use a filter your bot brings"),
+    ("enable_managed_keys", "Daily's managed service keys are Pipecat Cloud's; put your own keys in botSecrets"),
+    ("websocket_auth", "telephony and WebSocket calls always need their one-time token here (POST /start), "
+                       "except on a keyless local dispatcher"),
+    ("docker", "docker settings do not apply: the stack builds with its own settings"),
+)
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _UNITS = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
           "Ti": 2**40}
@@ -136,10 +156,17 @@ def _secrets(config: dict[str, object], env_file: Path | None, plan: Plan) -> No
                           f"run again with --env-file to have the commands written for you)")
         return
     file = shlex.quote(str(env_file))
-    for name in env_values(env_file):
-        plan.commands.append((f"python -m stacks.import_pcc --env-file {file} --value {name} | "
+    blank = []
+    for name, value in env_values(env_file).items():
+        if not value.strip():  # an env.example's placeholder: a secret of nothing would only hide that
+            blank.append(name)
+            continue
+        plan.commands.append((f"{THIS_COMMAND} --env-file {file} --value {name} | "
                               f"pulumi config set --secret --path 'botSecrets.{name}'",
                               f"secret_set {secret_set}: {name}, reaches the bot by reference"))
+    if blank:
+        plan.notes.append(f"{', '.join(blank)}: empty in {env_file}, so no secret is set; once you have a value, "
+                          "`pulumi config set --secret --path 'botSecrets.NAME'` (it reads the value from stdin)")
 
 
 def env_values(env_file: Path) -> dict[str, str]:
@@ -197,12 +224,11 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise PccConfigError(f"{path}: {error}") from None
-    unknown = set(config) - KNOWN_KEYS
-    if "enable_krisp" in unknown:
-        raise PccConfigError(f"{path}: enable_krisp is no longer accepted by Pipecat Cloud either; remove it")
-    if unknown:
-        raise PccConfigError(f"{path}: keys Pipecat Cloud does not accept: {', '.join(sorted(unknown))}")
     plan = Plan()
+    unknown = sorted(set(config) - KNOWN_KEYS)
+    if unknown:
+        plan.notes.append(f"{', '.join(unknown)}: not keys Pipecat Cloud documents for pcc-deploy.toml (a typo?); "
+                          "ignored")
     plan.set("cloud", cloud, "the cloud this stack deploys to")
     build = config.get("build") if isinstance(config.get("build"), dict) else {}
     assert isinstance(build, dict)
@@ -231,14 +257,12 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
     plan.set("maxSessionSeconds", seconds, "max_session_duration" + (
         "" if "max_session_duration" in config else " (Pipecat Cloud's default)"))
     _secrets(config, env_file, plan)
-    for key, note in (("image", "voicefleet builds and pushes the image itself (pulumi up), pinned by digest"),
-                      ("build_id", "voicefleet builds the image itself from botProject"),
-                      ("image_credentials", "the stack's own registry needs no pull secret"),
-                      ("krisp_viva", "Krisp VIVA is a Pipecat Cloud service; use a filter your bot brings"),
-                      ("websocket_auth", "telephony WebSockets are configured on the dispatcher, not per bot"),
-                      ("docker", "docker settings do not apply: the stack builds with its own settings")):
+    for key, note in NOT_CARRIED:
         if config.get(key):
             plan.notes.append(f"{key}: {note}")
+    if build.get("exclude_patterns"):
+        plan.notes.append("build.exclude_patterns: put them in the project's .dockerignore, which the bot image "
+                          "build honours")
     plan.notes += dockerfile_notes(folder / str(build.get("dockerfile", "Dockerfile")))
     return plan
 

@@ -28,6 +28,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
+from stacks.tools.preflight import destroy, store_rotation
 from stacks.tools.preflight.stack import documented_commands, violations
 
 SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
@@ -137,14 +138,17 @@ def plan(stack: str) -> str:
     return render(stack, run_program(config, secret_keys, stack=stack).registrations)
 
 
-def checked_plan(stack: str) -> tuple[str, list[str]]:
-    """The plan and the preflight's violations for the same run of the program."""
+def checked_plan(stack: str) -> tuple[str, list[str], list[str]]:
+    """The plan, the preflight's violations and its notes for the operator, for one run of the program."""
     config, secret_keys = stack_config(stack)
     run = run_program(config, secret_keys, stack=stack)
     recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    return render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated, outputs)
+    notes = destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
+    notes += store_rotation.notes(run.registrations, stack)
+    return (render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated, outputs),
+            notes)
 
 
 def committed_snapshot(stack: str, ref: str) -> str:
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for stack in args.stacks:
         try:
-            text, problems = checked_plan(stack)
+            text, problems, notes = checked_plan(stack)
         except SettingsError as exc:  # a bad value in the stack file: one line, no traceback
             print(f"{stack}: {exc}", file=sys.stderr)
             status = 2
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{stack}: {problem}", file=sys.stderr)
             status = 1
             continue
+        for note in notes:
+            print(f"# {stack} note: {note}", file=sys.stderr)
         if args.write:
             (SNAPSHOTS / f"{stack}.txt").write_text(text)
             print(f"wrote {SNAPSHOTS / f'{stack}.txt'}", file=sys.stderr)

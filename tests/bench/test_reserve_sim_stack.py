@@ -24,12 +24,12 @@ def test_a_reserve_key_names_the_variable_its_description_names() -> None:
         assert re.search(rf"\({variable_for(key)}[,)]", spec["description"]), key
 
 
-def test_the_prod_stack_keeps_two_idle_and_sixty_at_most() -> None:
+def test_the_prod_stack_keeps_the_recommended_three_idle_no_buffer_and_four_hundred_at_most() -> None:
     stack = load_stack("aws-prod")
     settings = ReserveSettings.from_env(stack.reserve_env(), "ecs")
-    assert (stack.cloud, settings.min_idle, settings.max_idle) == ("aws", 2, 60)
+    assert (stack.cloud, settings.min_idle, settings.buffer, settings.max_idle) == ("aws", 3, 0.0, 400)
     assert settings.max_idle_seconds == 900.0  # the project default where the stack sets nothing
-    assert stack.max_sessions == 200
+    assert stack.max_sessions == 400
     assert "RESERVE_SCHEDULE" not in stack.reserve_env()  # "" leaves the dispatcher's default
 
 

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.fakes.fixtures import fake_gce  # noqa: F401 (a fixture: the identity tests' Compute Engine)
+
 REPO = Path(__file__).resolve().parents[2]
 SPEECH_WAV = REPO / "tests" / "fixtures" / "speech16k.wav"
 READY_TIMEOUT = 30.0  # generous: the machine is shared and start-up is ~1-2 s when idle

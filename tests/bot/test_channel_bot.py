@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -208,3 +209,53 @@ async def test_a_user_bot_on_the_channel_is_reported_joined_then_first_audio_the
     assert await channels.wait_until(lambda: "ended" in reports, READY_TIMEOUT), reports
     assert [event for event in reports if event in ("ready", "joined", "first_audio", "ended")] == [
         "ready", "joined", "first_audio", "ended"]  # fmt: skip
+
+
+async def test_a_frozen_reserve_bot_comes_back_warm_after_its_resume_and_takes_a_session(dispatcher, spawn_bot):
+    """SIGSTOP/SIGCONT model the machine's snapshot: the same process, its imports and VAD done,
+    re-dials with the same credential and says its idle hello again; frozen time is not idle time."""
+    channels, url = dispatcher
+    bot = spawn_bot(env=reserve_env(url, "rsv-frozen", BOT_MAX_IDLE_SECONDS="2"), wait_ready=False)
+    first = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    link = await wait_idle(channels)
+    assert channels.take_idle(lambda candidate: candidate is link) is link  # the reserve takes it to freeze
+    assert (await link.request("freeze", {}))["machine_id"] == "rsv-frozen"
+    bot.proc.send_signal(signal.SIGSTOP)  # the machine is suspended, its process in the snapshot
+    try:
+        await link.disconnect()  # the dispatcher closes the frozen bot's channel
+        await asyncio.sleep(3)  # frozen longer than BOT_MAX_IDLE_SECONDS: no idle time while frozen
+        channels.rules.expect_back("rsv-frozen")  # the reserve thaws it
+    finally:
+        bot.proc.send_signal(signal.SIGCONT)  # resumed
+    again = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    assert (again["machine_id"], again["pid"]) == (first["machine_id"], first["pid"])  # the same, warm process
+    back = await wait_idle(channels)
+    assert back is not link and back.machine_id == "rsv-frozen"
+    params = {"session_id": "s-thawed", "max_session_seconds": 60, "body": {}}
+    assert (await back.request("assign", params))["session_id"] == "s-thawed"
+    ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)
+    assert ready["session_id"] == "s-thawed"
+
+
+async def test_a_frozen_bot_the_dispatcher_does_not_expect_back_is_refused_and_exits(dispatcher, spawn_bot):
+    channels, url = dispatcher
+    bot = spawn_bot(env=reserve_env(url, "rsv-unexpected"), wait_ready=False)
+    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    link = await wait_idle(channels)
+    channels.take_idle(lambda candidate: candidate is link)
+    await link.request("freeze", {})
+    await link.disconnect()  # and no thaw expected: its idle credential was used once already
+    ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
+    assert ended["reason"] == "channel_lost"
+    assert await asyncio.to_thread(bot.wait, 10) == 3
+
+
+async def test_only_an_idle_reserve_bot_is_frozen(dispatcher, spawn_bot):
+    channels, url = dispatcher
+    bot = spawn_bot(env=reserve_env(url, "rsv-busy"), wait_ready=False)
+    await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)
+    link = await wait_idle(channels)
+    await link.request("assign", {"session_id": "s-busy", "max_session_seconds": 60, "body": {}})
+    with pytest.raises(BotRequestFailed) as refused:
+        await link.request("freeze", {})
+    assert (refused.value.status, refused.value.code) == (409, "not_idle")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -151,8 +152,12 @@ def test_loading_puts_the_files_folder_first_so_its_own_modules_import(tmp_path:
     (tmp_path / "helpers_for_user_bot_test.py").write_text("GREETING = 'hi'\n")
     path = tmp_path / "bot.py"
     path.write_text("from helpers_for_user_bot_test import GREETING\n\n\nasync def bot(runner_args):\n    pass\n")
+    before = os.getcwd()
     loaded = load_user_bot(path)
     assert loaded.module.GREETING == "hi" and loaded.module.__name__ != "__main__"
+    # The loader leaves the process's working directory alone (the bot host's own process moves to
+    # the bot's folder): a test that loads a bot must not move every later subprocess's `-m`.
+    assert os.getcwd() == before
     with pytest.raises(BotFileError, match="no such file"):
         load_user_bot(tmp_path / "missing.py")
 

@@ -11,6 +11,8 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   crash           exit 3 right after announcing readiness
   fail-start      exit 2 before readiness, saying why on stdout (as the bot does for bad config)
   exit-clean      exit 0 right after announcing readiness (the peer left)
+  pipeline-error  after readiness, report a pipeline error (its speech service refused its key) and
+                  end with exit 1, as the bot does when the user's pipeline cannot go on
   never-ready     never announce readiness
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
@@ -132,6 +134,9 @@ class SignalFlag:
         return self.value
 
 
+PIPELINE_ERROR = "DeepgramSTTService#0: the API key was rejected (401)"
+
+
 def record_session(session_id: str | None, body: str | None, ice: object = None) -> None:
     if (record := os.environ.get("STANDIN_RECORD_DIR")) and session_id:
         with open(os.path.join(record, f"{session_id}.json"), "w") as f:
@@ -195,6 +200,10 @@ def main() -> int:
         return 3
     if mode == "exit-clean":
         return 0
+    if mode == "pipeline-error" and channel is not None:
+        channel.report("error", reason="unusable", detail=PIPELINE_ERROR)
+        channel.report("ended", reason="error", detail="the pipeline cannot go on", exit_code=1)
+        return 1
     if mode == "controlled":
         while not (stop.is_set() or failed.is_set()):
             stop.wait(0.02)

@@ -40,11 +40,13 @@ async def test_secrets_in_request_paths_are_masked_in_uvicorns_logs(dispatcher: 
     ws = dispatcher.base_url.replace("http://", "ws://")
     assert await refused_upgrade(f"{ws}/ws/twilio/{TOKEN}") == 403  # a forged token: refused, but logged
     assert await refused_upgrade(f"{ws}/ws/generic/support/{TOKEN}?body={QUERY_BODY}") == 403
+    assert await refused_upgrade(f"{ws}/ws/generic/voicefleet?token={TOKEN}") == 403  # Pipecat's client
     httpx.get(f"{dispatcher.base_url}/healthz", timeout=WAIT)  # the lines above are written by now
 
     log = dispatcher.log()
     assert '"POST /phone/daily/dialin/[redacted] HTTP/1.1" 200' in log, log  # control: the lines are there
     assert '"WebSocket /ws/twilio/[redacted]" 403' in log, log
     assert '"WebSocket /ws/generic/support/[redacted]?body=[redacted]" 403' in log, log
+    assert '"WebSocket /ws/generic/voicefleet?token=[redacted]" 403' in log, log
     for secret in (DIALIN_SECRET, TOKEN, QUERY_BODY):
         assert secret not in log

@@ -103,6 +103,8 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
         ({"MACHINES": "ecs", "DISPATCHER_API_KEYS": "k"}, "needs AWS_REGION, ECS_CLUSTER"),
         ({"BOT_FILE": "/nowhere/bot.py"}, "BOT_FILE='/nowhere/bot.py' is not a file"),
         ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "DISPATCHER_API_KEYS must be set with REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0", "DISPATCHER_API_KEYS": "k" * 32},
+         "REDIS_MESSAGE_SECRET must be set with REDIS_URL"),
     ],
 )
 def test_every_configuration_problem_of_a_mode_is_named_at_once_in_one_line(monkeypatch, capsys, env, message):

@@ -4,6 +4,7 @@ real bot through GET /."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.support.browser import Browser, browser_mic, chromium_path
+from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,3 +53,31 @@ async def test_the_page_connects_to_a_bot_and_plays_its_audio(dispatcher, tmp_pa
     assert not [url for url in page.requests if url.endswith("/favicon.ico")]
     final = httpx.get(f"{dispatcher.base_url}/sessions/{session_id}").json()
     assert final["status"] == "ended"
+
+
+SLOW_BOT = Path(__file__).parents[1] / "bots" / "slow_import.py"
+
+
+@pytest.fixture(scope="module")
+def slow_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    """Cold starts that take seconds (2 s of imports in the bot), so the page has a wait to show."""
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(SLOW_BOT)}
+    with run_dispatcher(tmp_path_factory.mktemp("slow-dispatcher"), env) as running:
+        yield running
+
+
+async def test_the_page_says_how_long_a_cold_bot_takes_then_connects(slow_dispatcher, tmp_path):
+    mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
+    async with Browser(slow_dispatcher.base_url + "/", mic, tmp_path / "profile") as page:
+        assert await page.wait_for("document.readyState === 'complete' && !!window.voicefleet", 15)
+        await page.evaluate("document.getElementById('connect').click()")
+        shown = await page.wait_for(
+            "/^connecting, about \\d+ s$/.test(document.getElementById('status').textContent)", 30)
+        text = await page.evaluate("document.getElementById('status').textContent")
+        connected = await page.wait_for("window.voicefleet.status === 'connected'", 60)
+        state = json.loads(await page.evaluate("JSON.stringify(window.voicefleet)"))
+        assert shown and connected, (text, state)
+        assert state["readyInShown"] and all(n >= 1 for n in state["readyInShown"]), state
+        assert await page.evaluate("document.getElementById('status').textContent") == "connected"  # no wait left
+        await page.evaluate("document.getElementById('hangup').click()")
+        assert await page.wait_for("window.voicefleet.status === 'ended'", 10)

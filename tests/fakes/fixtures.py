@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, free_port, serve
 
-__all__ = ["fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
+__all__ = ["fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
 
 
 def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
@@ -32,6 +33,11 @@ def fake_daily() -> Iterator[FakeDaily]:
 @pytest.fixture
 def fake_fly() -> Iterator[FakeFly]:
     yield from _serve(FakeFly())  # FLY_API_HOST
+
+
+@pytest.fixture
+def fake_cloud_run() -> Iterator[FakeCloudRun]:
+    yield from _serve(FakeCloudRun())  # CLOUD_RUN_API_URL (/v2), MONITORING_API_URL (/v3)
 
 
 @pytest.fixture

@@ -2,28 +2,53 @@
 
 Create (`name` unique among live machines: 409 on reuse), get, list (`metadata.<key>=` filters,
 `include_deleted`), `/wait?state=&timeout=` (blocks, 408 at the timeout), stop (then destroyed when
-`auto_destroy`), delete (412 for a running machine unless `force`), bearer auth. Machines stay in
+`auto_destroy`), delete (412 for a running machine unless `force`), bearer auth.
+
+Suspend and resume (https://fly.io/docs/reference/suspend-resume/): `POST …/suspend` takes a
+`started` machine through `suspending` to `suspended` (`suspend_seconds`), and only one that meets
+the documented requirements: at most 2 GB of memory, no swap, no schedule (400 otherwise; Fly calls
+bigger ones "discouraged", this fake refuses them, never more lenient). `POST …/start` resumes a
+suspended machine (`starting`, then `started` after `resume_seconds`) or boots a stopped one; any
+other state is 412. Stopping a suspended machine discards its snapshot. Per-machine actions
+(suspend, start, stop, metadata writes) keep Fly's limit of 1 request/s per action per machine,
+burst 3 (429). `on_suspend`/`on_resume` let a test pause and continue the process it runs for a
+machine (tests/replicas/fly_bots.py: SIGSTOP/SIGCONT), as a snapshot keeps the process. Machines stay in
 `created` until a test moves them (`set_state`) or `boot_after` seconds pass. A destroyed machine
 is listed (with `include_deleted`) and readable for `destroyed_ttl` seconds, then answers 404 as
 the real API's do once they age out (None: never; 0: at once). `machines` keeps every record
 for the tests to inspect.
+
+Machine OIDC tokens (https://fly.io/docs/reference/openid-connect/): `machine_socket(id, dir)`
+opens that machine's `/.fly/api` (tests/fakes/machine_socket.py), whose `POST /v1/tokens/oidc`
+answers an RS256 JWT for the asked `aud`, issued by the organisation's issuer (here served at
+`<url>/oidc/<org>`, keys at `<issuer>/.well-known/jwks`), with the documented claims (`app_name`,
+`machine_id`, `machine_name`, `org_name`, `sub` `<org>:<app>:<machine name>`, `iat`/`nbf`/`exp` 10
+minutes apart, …); only for a `started` machine (a machine that is not running runs no bot to ask).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
+import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.machine_socket import MachineSocket
 from tests.fakes.server import FakeApi
+from tests.fakes.signing import SigningKey
 
 API_TOKEN = "test-fly-token"
 APP = "voicefleet-bots"
+ORG = "voicefleet-test-org"
+CHANNEL_AUDIENCE = "wss://dispatcher.example/bots/channel"  # the URL the test deployment's bots dial
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -41,8 +66,16 @@ class FakeFly(FakeApi):
         self.boot_after: float | None = None  # seconds after create at which a machine is `started`
         self.destroyed_ttl: float | None = None  # seconds a destroyed machine stays visible
         self._ids = itertools.count(1)
-        # Fly's documented limit: 1 request/s per action per machine, burst 3 (metadata writes here).
-        self._metadata_writes: dict[str, list[float]] = {}
+        self.signing_key = SigningKey()
+        self.sockets: dict[str, MachineSocket] = {}  # machine id → its API socket
+        self._socket_dir: str | None = None
+        self.token_requests: list[tuple[str, str]] = []  # (machine id, aud) asked through machine sockets
+        self.on_suspend: Callable[[dict[str, Any]], None] | None = None  # the machine's process pauses
+        self.on_resume: Callable[[dict[str, Any]], None] | None = None  # …and continues where it was
+        self.suspend_seconds = 0.0  # `suspending` → `suspended`
+        self.resume_seconds = 0.0  # a resumed machine's `starting` → `started`
+        # Fly's documented limit: 1 request/s per action per machine, burst 3.
+        self._actions: dict[tuple[str, str], list[float]] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -52,17 +85,67 @@ class FakeFly(FakeApi):
             "FLY_APP": self.app_name,
             "FLY_API_HOST": self.url,
             "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
+            "FLY_OIDC_ISSUER": self.issuer,
+            "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
         }
+
+    @property
+    def issuer(self) -> str:
+        """The organisation's OIDC issuer (Fly's is `https://oidc.fly.io/<org>`)."""
+        return f"{self.url}/oidc/{ORG}"
+
+    def machine_socket(self, machine_id: str) -> str:
+        """Opens machine `machine_id`'s API socket; its path (what that machine's bot is given). In a
+        short directory of the fake's own: a Unix socket's path has at most 107 bytes."""
+        if machine_id in self.sockets:
+            return self.sockets[machine_id].path
+        if self._socket_dir is None:
+            self._socket_dir = tempfile.mkdtemp(prefix="fly-")
+
+        def mint(audience: str) -> tuple[int, str]:
+            machine = self.machines.get(machine_id)
+            if machine is None or machine["state"] != "started":
+                return 409, "machine not started"
+            self.token_requests.append((machine_id, audience))
+            return 200, self.oidc_token(machine_id, audience)
+
+        socket = MachineSocket(f"{self._socket_dir}/{machine_id}.sock", mint)
+        self.sockets[machine_id] = socket
+        return socket.path
+
+    def oidc_token(self, machine_id: str, audience: str, *, issued: float | None = None) -> str:
+        """What machine `machine_id`'s socket answers (tests mint expired ones with `issued`)."""
+        machine = self.machines[machine_id]
+        now = int(time.time() if issued is None else issued)
+        return self.signing_key.sign({
+            "app_id": "1234567", "app_name": self.app_name, "aud": audience, "exp": now + 600, "iat": now,
+            "image": machine["config"].get("image", ""), "image_digest": "sha256:" + "a" * 64, "iss": self.issuer,
+            "jti": str(uuid.uuid4()), "machine_id": machine_id, "machine_name": machine["name"],
+            "machine_version": "01HTGGC1TZ2JHK83J4AC0R3VET", "nbf": now, "org_id": "7654321", "org_name": ORG,
+            "region": machine["region"], "sub": f"{ORG}:{self.app_name}:{machine['name']}",
+        })
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse({"keys": [self.signing_key.jwk()]})
+
+    def close(self) -> None:
+        for socket in self.sockets.values():
+            socket.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def routes(self) -> list[Route]:
         base = f"/v1/apps/{self.app_name}/machines"
         return [
             Route(base, self.create, methods=["POST"]),
+            Route(f"/oidc/{ORG}/.well-known/jwks", self.jwks, methods=["GET"]),
             Route(base, self.list_machines, methods=["GET"]),
             Route(base + "/{id}", self.get, methods=["GET"]),
             Route(base + "/{id}", self.delete, methods=["DELETE"]),
             Route(base + "/{id}/wait", self.wait, methods=["GET"]),
             Route(base + "/{id}/stop", self.stop, methods=["POST"]),
+            Route(base + "/{id}/suspend", self.suspend, methods=["POST"]),
+            Route(base + "/{id}/start", self.start, methods=["POST"]),
             Route(base + "/{id}/metadata/{key}", self.set_metadata, methods=["POST"]),
         ]
 
@@ -81,6 +164,7 @@ class FakeFly(FakeApi):
 
     def _set(self, machine: dict[str, Any], state: str) -> None:
         machine["state"] = state
+        machine["_changed"] = time.monotonic()
         if state == "destroyed":
             machine["_destroyed"] = time.monotonic()
 
@@ -95,6 +179,11 @@ class FakeFly(FakeApi):
         if self.boot_after is not None and machine["state"] == "created":
             if time.monotonic() - machine["_created"] >= self.boot_after:
                 machine["state"] = "started"
+        since = time.monotonic() - machine.get("_changed", 0.0)
+        if machine["state"] == "suspending" and since >= self.suspend_seconds:
+            machine["state"] = "suspended"
+        elif machine["state"] == "starting" and since >= self.resume_seconds:
+            machine["state"] = "started"
         return {k: v for k, v in machine.items() if not k.startswith("_")}
 
     def _denied(self, request: Request) -> Response | None:
@@ -159,6 +248,8 @@ class FakeFly(FakeApi):
         if machine is None:
             return _error(404, "machine not found")
         state = request.query_params.get("state", "started")
+        if state not in ("started", "stopped", "suspended", "destroyed"):
+            return _error(400, f"invalid state {state!r}: one of started, stopped, suspended, destroyed")
         timeout = min(60, int(request.query_params.get("timeout", "60")))
         deadline = time.monotonic() + timeout
         while self._tick(machine)["state"] != state:
@@ -173,6 +264,8 @@ class FakeFly(FakeApi):
         machine = self._machine(request)
         if machine is None:
             return _error(404, "machine not found")
+        if limited := self._limited("stop", machine):
+            return limited
         self.set_state(machine["name"], "stopped", exit_code=0)
         if machine["config"].get("auto_destroy"):
             self._set(machine, "destroyed")
@@ -196,13 +289,58 @@ class FakeFly(FakeApi):
         machine = self._machine(request)
         if machine is None or machine["state"] == "destroyed":
             return _error(404, "machine not found")
-        now = time.monotonic()
-        recent = [t for t in self._metadata_writes.get(machine["id"], []) if now - t < 3.0]
-        if len(recent) >= 3:  # the burst is spent; it refills at 1/s
-            return _error(429, "rate limit exceeded for this machine")
-        self._metadata_writes[machine["id"]] = [*recent, now]
+        if limited := self._limited("metadata", machine):
+            return limited
         body = await request.json()
         if not isinstance(body, dict) or not isinstance(body.get("value"), str):
             return _error(400, "expected {\"value\": string}")
         machine["config"].setdefault("metadata", {})[request.path_params["key"]] = body["value"]
         return Response(status_code=204)
+
+    def _limited(self, action: str, machine: dict[str, Any]) -> Response | None:
+        """Fly's 1 request/s per action per machine, burst 3: 429 once the burst is spent."""
+        now = time.monotonic()
+        key = (action, machine["id"])
+        recent = [t for t in self._actions.get(key, []) if now - t < 3.0]
+        if len(recent) >= 3:  # the burst is spent; it refills at 1/s
+            return _error(429, f"rate limit exceeded for {action} on this machine")
+        self._actions[key] = [*recent, now]
+        return None
+
+    async def suspend(self, request: Request) -> Response:
+        if denied := self._denied(request):
+            return denied
+        machine = self._machine(request)
+        if machine is None or machine["state"] == "destroyed":
+            return _error(404, "machine not found")
+        if limited := self._limited("suspend", machine):
+            return limited
+        if self._tick(machine)["state"] != "started":
+            return _error(412, f"failed_precondition: machine is {machine['state']}, only a started machine suspends")
+        config = machine["config"]
+        if (config.get("guest") or {}).get("memory_mb", 256) > 2048:
+            return _error(400, "suspend requires a machine with at most 2048 MB of memory")
+        if (config.get("init") or {}).get("swap_size_mb"):
+            return _error(400, "suspend requires a machine without swap")
+        if config.get("schedule"):
+            return _error(400, "suspend is not available for scheduled machines")
+        self._set(machine, "suspending")
+        if self.on_suspend is not None:
+            self.on_suspend(machine)
+        return JSONResponse({"ok": True})
+
+    async def start(self, request: Request) -> Response:
+        if denied := self._denied(request):
+            return denied
+        machine = self._machine(request)
+        if machine is None or machine["state"] == "destroyed":
+            return _error(404, "machine not found")
+        if limited := self._limited("start", machine):
+            return limited
+        previous = self._tick(machine)["state"]
+        if previous not in ("created", "stopped", "suspended"):
+            return _error(412, f"failed_precondition: machine is {previous}, it cannot be started")
+        self._set(machine, "starting")
+        if previous == "suspended" and self.on_resume is not None:
+            self.on_resume(machine)
+        return JSONResponse({"previous_state": previous})

@@ -18,12 +18,24 @@ with `bearer_token` set, a call without `Authorization: Bearer <that token>` is 
 ("Invalid Credentials"), as the real API answers a missing or expired OAuth token. Instance
 templates are global (`global/instanceTemplates/<name>`) or regional
 (`regions/<region>/instanceTemplates/<name>`); `template_regions` names the regions that hold one.
+
+The metadata server's instance identity token
+(https://cloud.google.com/compute/docs/instances/verifying-instance-identity): each instance's
+metadata server is served under `/metadata/<instance>` (`metadata_host(name)` is what that VM's bot
+gets as `GCE_METADATA_HOST`: the real server knows which VM asks, the fake by the path, and a
+test asks a VM's path only as that VM's bot would). `GET …/instance/service-accounts/default/identity`
+needs `Metadata-Flavor: Google` (403 without), an `audience` (400 without) and a RUNNING instance (a
+VM that is not running has no bot to ask); `format=full` adds `google.compute_engine`
+(`project_id`, `project_number`, `zone`, `instance_id`, `instance_name`,
+`instance_creation_timestamp`). Tokens are RS256 JWTs, `iss` `https://accounts.google.com`, an
+hour's life, signed with a key published at `/oauth2/v3/certs` as Google publishes its own.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,8 +44,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.server import FakeApi, Handler
+from tests.fakes.signing import SigningKey
 
 PROJECT, ZONE, TEMPLATE = "vf-test", "europe-west1-b", "voicefleet-bot"
+CHANNEL_AUDIENCE = "wss://dispatcher.example/bots/channel"  # the URL the test deployment's bots dial
+IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
+SERVICE_ACCOUNT_ID = "104000000000000000001"  # the bots' service account's unique id (azp, sub)
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -78,6 +94,8 @@ class FakeGce(FakeApi):
         self.template_regions: set[str] = set()  # regions with a regional template of TEMPLATE's name
         self._by_request_id: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
+        self.signing_key = SigningKey()
+        self.identity_requests: list[tuple[str, str]] = []  # (instance, audience) asked of metadata servers
 
     @property
     def zone_path(self) -> str:
@@ -93,7 +111,18 @@ class FakeGce(FakeApi):
             "GCE_API_URL": self.url,
             "GCE_AUTH": "none",
             "GCE_POLL_SECONDS": "0.05",
+            "GCE_IDENTITY_CERTS_URL": f"{self.root}/oauth2/v3/certs",
+            "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
         }
+
+    def metadata_host(self, name: str) -> str:
+        """`GCE_METADATA_HOST` for the bot on instance `name` (its own metadata server)."""
+        return f"{self.root.removeprefix('http://')}/metadata/{name}"
+
+    @property
+    def root(self) -> str:
+        """The server's own address (`url` is the Compute API's: GCE_API_URL)."""
+        return self.url.removesuffix("/compute/v1")
 
     def routes(self) -> list[Route]:
         z = self.zone_path
@@ -104,6 +133,8 @@ class FakeGce(FakeApi):
             Route(z + "/instances/{name}", self.delete, methods=["DELETE"]),
             Route(z + "/instances/{name}/setLabels", self.set_labels, methods=["POST"]),
             Route(f"{z}/operations", self.list_operations, methods=["GET"]),
+            Route("/metadata/{name}" + IDENTITY_PATH, self.identity, methods=["GET"]),
+            Route("/oauth2/v3/certs", self.certs, methods=["GET"]),
             Route(f"/compute/v1/projects/{self.project}/global/instanceTemplates/{{name}}", self.template,
                   methods=["GET"]),
             Route(f"/compute/v1/projects/{self.project}/regions/{{region}}/instanceTemplates/{{name}}",
@@ -112,7 +143,9 @@ class FakeGce(FakeApi):
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def authorized(request: Request) -> Response:
-            if self.bearer_token is not None and request.headers.get("authorization") != f"Bearer {self.bearer_token}":
+            api_call = request.url.path.startswith("/compute/")  # not the metadata server, nor Google's keys
+            if api_call and self.bearer_token is not None and (
+                    request.headers.get("authorization") != f"Bearer {self.bearer_token}"):
                 return gce_error(401, "authError", "Invalid Credentials")
             return await endpoint(request)
 
@@ -241,6 +274,39 @@ class FakeGce(FakeApi):
         if start + size < len(items):
             page["nextPageToken"] = str(start + size)
         return JSONResponse(page)
+
+    async def identity(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if request.headers.get("metadata-flavor") != "Google":
+            return Response("Missing Metadata-Flavor:Google header.", status_code=403)
+        audience = request.query_params.get("audience", "")
+        if not audience:
+            return Response("non-empty audience parameter required", status_code=400)
+        instance = self.instances.get(name)
+        if instance is None or instance["status"] != "RUNNING":
+            return Response("not found", status_code=404)
+        self.identity_requests.append((name, audience))
+        return Response(self.identity_token(name, audience, full=request.query_params.get("format") == "full"),
+                        media_type="text/html")
+
+    def identity_token(self, name: str, audience: str, *, full: bool = True, lifetime: int = 3600,
+                       issued: float | None = None) -> str:
+        """What instance `name`'s metadata server answers (tests mint expired ones with `issued`)."""
+        now = int(time.time() if issued is None else issued)
+        claims: dict[str, Any] = {"iss": "https://accounts.google.com", "aud": audience, "azp": SERVICE_ACCOUNT_ID,
+                                  "sub": SERVICE_ACCOUNT_ID, "iat": now, "exp": now + lifetime}
+        if full:
+            instance = self.instances.get(name, {})
+            created = instance.get("creationTimestamp")
+            claims["google"] = {"compute_engine": {
+                "project_id": self.project, "project_number": 123456789012, "zone": self.zone,
+                "instance_id": str(abs(hash(name)) % 10**19), "instance_name": name,
+                "instance_creation_timestamp": int(datetime.fromisoformat(created).timestamp()) if created else now,
+            }}
+        return self.signing_key.sign(claims)
+
+    async def certs(self, request: Request) -> Response:
+        return JSONResponse({"keys": [self.signing_key.jwk()]})
 
     async def list_operations(self, request: Request) -> Response:
         ops = self.operations

@@ -142,6 +142,9 @@ class FakeApi:
     def routes(self) -> list[Route]:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Whatever the fake opened besides its HTTP server (a machine's socket), closed with it."""
+
     def fail(self, status: int, **kwargs: Any) -> Failure:
         failure = Failure(status=status, **kwargs)
         self.knobs.failures.append(failure)
@@ -241,4 +244,7 @@ def serve(fake: F, suffix: str = "") -> Iterator[F]:
     """Serve `fake` on a free loopback port; `fake.url` is its base URL plus `suffix` (e.g. "/v1")."""
     with FakeServer(fake.app()) as server:
         fake.url = server.url + suffix
-        yield fake
+        try:
+            yield fake
+        finally:
+            fake.close()

@@ -72,15 +72,50 @@ def test_a_lock_without_pipecat_is_refused(tmp_path: Path) -> None:
     assert "does not lock pipecat-ai" in refusal(project(tmp_path, pipecat=None))
 
 
-def test_a_lock_without_onnxruntime_or_daily_is_refused_because_the_build_loads_silero_and_joins_daily(
-        tmp_path: Path) -> None:
+def test_a_lock_without_onnxruntime_is_refused_because_the_build_loads_silero(tmp_path: Path) -> None:
     folder = project(tmp_path / "a")
     (folder / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0"), ("daily-python", "0.21.0")))
     assert "has no onnxruntime" in refusal(folder) and "silero extra" in refusal(folder)
-    folder = project(tmp_path / "b")
+
+
+PHONE_ONLY = ROOT / "tests" / "fixtures" / "projects" / "twilio_inbound"  # twilio-chatbot/inbound's shape
+
+
+def test_a_phone_only_project_is_whole_without_daily_python(tmp_path: Path) -> None:
+    """pipecat-examples' Twilio, Exotel and WebSocket bots lock `websocket` and `silero` only."""
+    found = read(PHONE_ONLY)
+    assert found.built == ("websocket",) and found.transports == ("websocket",)
+    no_daily = project(tmp_path / "b")
+    (no_daily / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0"), ("onnxruntime", "1.23.2")))
+    assert read(no_daily).transports == ()  # a bot.py that names no transport: nothing required of it
+    assert read(project(tmp_path / "c", requirements="pipecat-ai[silero]==1.14.0\n")).transports == ()
+
+
+@pytest.mark.parametrize(("source", "line", "transport", "package", "extra"), [
+    ('from pipecat.transports.daily.transport import DailyParams\n', 2, "daily", "daily-python", "daily"),
+    ('transport_params = {\n    "webrtc": lambda: None,\n}\n', 2, "webrtc", "aiortc", "webrtc"),
+    ('async def bot(runner_args):\n    from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams\n',
+     3, "websocket", "fastapi", "websocket"),
+    ('transport_params = {"exotel": lambda: None}\n', 2, "websocket", "fastapi", "websocket"),
+])
+def test_a_transport_bot_py_builds_needs_its_extra_and_the_refusal_names_line_and_fix(
+        tmp_path: Path, source: str, line: int, transport: str, package: str, extra: str) -> None:
+    folder = project(tmp_path)
     (folder / "uv.lock").write_text(uv_lock(("pipecat-ai", "1.14.0"), ("onnxruntime", "1.23.2")))
-    assert "has no daily-python" in refusal(folder) and "daily extra" in refusal(folder)
-    assert "has no daily-python" in refusal(project(tmp_path / "c", requirements="pipecat-ai[silero]==1.14.0\n"))
+    (folder / "bot.py").write_text("import os\n" + source + BOT)
+    message = refusal(folder)
+    assert f"{folder / 'bot.py'}:{line} builds Pipecat's {transport} transport" in message, message
+    assert f"has no {package}" in message and f"pipecat-ai[{extra}]" in message, message
+
+
+def test_the_command_a_user_runs_accepts_the_phone_only_project() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "images.bot_project", str(PHONE_ONLY)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "transports built: websocket" in done.stdout
 
 
 def test_the_transports_an_image_can_carry_follow_the_lock_or_the_extras(tmp_path: Path) -> None:

@@ -86,3 +86,15 @@ def test_the_pruned_dispatcher_closure_still_resolves_the_aws_credential_chain(
     result = subprocess.run([str(dispatcher_closure.python), "-c", script], cwd=app, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_projects_own_budget_replaces_the_default_one(tmp_path: Path) -> None:
+    """A bot project over the parrot's budget (its plan warned) raised its own knowingly, as a
+    stack's botImageBudgetMb does; the built image is held to that one, and past it still fails."""
+    big = tmp_path / "big.so"
+    with big.open("wb") as file:
+        file.truncate(int(500 * MB))
+    assert over_budget("bot", tmp_path) is not None  # over the parrot's 400 MB
+    assert over_budget("bot", tmp_path, budget_mb=700) is None
+    problem = over_budget("bot", tmp_path, budget_mb=450)
+    assert problem is not None and "over its 450 MB budget (the project's own)" in problem

@@ -121,3 +121,42 @@ def test_an_ignore_file_buildkit_would_refuse_is_a_bot_project_error(project: Pa
     (project / ".dockerignore").write_text("lib/[\n")
     with pytest.raises(BotProjectError, match=r"\.dockerignore: invalid \.dockerignore pattern 'lib/\['"):
         project_files.digest(project)
+
+
+def _git(repository: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repository), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   check=True, capture_output=True, timeout=60)
+
+
+def test_in_a_git_checkout_untracked_files_do_not_change_the_digest(tmp_path: Path) -> None:
+    """Review 5: an editor's backup, a cache or a scratch file made two checkouts of one commit rebuild."""
+    repository = tmp_path / "repo"
+    project = _tree(repository / "bots" / "mine", ["bot.py", "lib/m.py", "pyproject.toml"])
+    _git(repository, "init", "-q")
+    _git(repository, "add", ".")
+    _git(repository, "commit", "-q", "-m", "bot")
+    clean = project_files.digest(project)
+    _tree(project, ["bot.py~", ".idea/workspace.xml", "notes/scratch.txt", ".mypy_cache/x.json", "lib/#m.py#"])
+    assert project_files.digest(project) == clean
+    other = tmp_path / "other"
+    _git(tmp_path, "clone", "-q", str(repository), str(other))
+    _tree(other / "bots" / "mine", [".vscode/settings.json"])
+    assert project_files.digest(other / "bots" / "mine") == clean  # another checkout of the same commit
+    (project / "bot.py").write_text("changed")  # a tracked file's edit still counts, committed or not
+    edited = project_files.digest(project)
+    assert edited != clean
+    (project / "lib/new.py").write_text("x")
+    _git(repository, "add", "bots/mine/lib/new.py")  # a new module counts once git tracks it
+    assert project_files.digest(project) != edited
+
+
+def test_a_checkout_that_tracks_nothing_of_the_project_digests_every_file_the_build_takes(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    _tree(repository, ["README.md"])
+    _git(repository, "init", "-q")
+    _git(repository, "add", ".")
+    _git(repository, "commit", "-q", "-m", "readme")
+    project = _tree(repository / "mine", ["bot.py", "pyproject.toml"])
+    before = project_files.digest(project)
+    (project / "bot.py").write_text("changed")
+    assert project_files.digest(project) != before

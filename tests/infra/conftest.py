@@ -16,6 +16,8 @@ from stacks.tools.mocks import Run, run_program
 SECRETS = {
     "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",
     "voicefleet:dispatcherApiKeys": "SENTINEL-client-key-1,SENTINEL-client-key-2",
+    # Read only by stacks with a coordination store (several replicas), which require it.
+    "voicefleet:storeMessageSecret": "SENTINEL-store-message-secret-0123456789",
 }
 # The bot control channel (stacks/config/channel.py): the credential, and what AWS needs with it.
 CHANNEL_TOKEN = "SENTINEL-bot-channel-token-0123456789abcdef"  # noqa: S105 - a test sentinel

@@ -50,3 +50,9 @@ def run_component(build: Callable[[], object]) -> list[Registration]:
 
 def of_type(registrations: list[Registration], typ: str) -> list[Registration]:
     return [r for r in registrations if r.type == typ]
+
+
+def component_outputs(run: Run, cloud: str) -> dict[str, Any]:
+    """The stack component's registered outputs: infra/__main__.py exports exactly these."""
+    component = f"{cloud.capitalize()}Stack::voicefleet-{cloud}-test"
+    return next(o for urn, o in run.completed.items() if urn.endswith(component))

@@ -21,7 +21,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.carrier_socket import CarrierSocket, dial_media  # noqa: E402
-from bot.channel_client import BotChannel  # noqa: E402
+from bot.channel_client import BotChannel
+from bot.identity import MachineIdentity  # noqa: E402
 from bot.runner_args import websocket_arguments  # noqa: E402
 from botchannel.contract import METHOD_ASSIGN, METHOD_MEDIA_ATTACH, Assignment, Hello, RequestFailed  # noqa: E402
 
@@ -72,6 +73,7 @@ async def main() -> int:
         Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "dev"),
               capabilities=("websocket", "webrtc"), session_id=args.session_id),
         {METHOD_ASSIGN: assign, METHOD_MEDIA_ATTACH: attach},
+        MachineIdentity(None, url, os.environ),  # a local process: no provider identity
     )
     await channel.connect()
     serving = asyncio.create_task(channel.serve())

@@ -10,14 +10,16 @@ of its own), with the configuration the boot script renders, TLS on 443 included
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -126,24 +128,8 @@ def start(service: dict[str, list[str]], config: Path) -> tuple[bool, str]:
     command = [*setpriv(service), exec_start[0], "-c", str(config), *exec_start[3:]]
     process = subprocess.Popen(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    lines: list[str] = []
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + START_DEADLINE
     try:
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=1.0):
-                continue
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if STARTED in line:
-                return True, "".join(lines)
-            if REFUSED.search(line):
-                return False, "".join(lines)
-        raise AssertionError("coturn neither started nor was refused:\n" + "".join(lines[-40:]))
+        return first_event(process, START_DEADLINE)
     finally:
         process.terminate()
         try:
@@ -151,6 +137,51 @@ def start(service: dict[str, list[str]], config: Path) -> tuple[bool, str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def first_event(process: subprocess.Popen[str], deadline_seconds: float) -> tuple[bool, str]:
+    """(started?, the log so far) at the first STARTED or REFUSED line.
+
+    A thread reads the lines: selecting on the pipe and then calling `readline()` loses lines, because
+    `readline()` buffers the whole chunk it read and `select` no longer sees the rest. Under load
+    coturn's start-up lines arrive in one chunk, and the line sought sat in that buffer until the
+    deadline."""
+    assert process.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, args=(process.stdout,), daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + deadline_seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if STARTED in line:
+            return True, "".join(seen)
+        if REFUSED.search(line):
+            return False, "".join(seen)
+    raise AssertionError("coturn neither started nor was refused:\n" + "".join(seen[-40:]))
+
+
+def test_a_started_line_that_arrives_in_one_chunk_with_others_is_seen() -> None:
+    """The reader itself: several lines written at once, then silence (as coturn does once bound)."""
+    process = subprocess.Popen(["sh", "-c", f'printf "one\\ntwo\\n{STARTED}: 1\\n"; exec sleep 30'],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        started, log = first_event(process, 5.0)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert started and log.startswith("one\n"), log
 
 
 def test_debians_unit_alone_cannot_bind_the_tls_port(workdir: Path) -> None:

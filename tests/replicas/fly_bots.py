@@ -1,8 +1,12 @@
 """Runs a real bot process for every machine the fake Fly API creates, as Fly runs the bot image:
 the process outlives any dispatcher replica (unlike the local provider's bots, which die with
 their parent), gets the machine's config env plus the image's own (`BOT_CHANNEL_URL`, which a cold
-machine's config does not carry), is stopped (SIGTERM) when its machine is stopped or destroyed,
-and its machine is stopped and destroyed (`auto_destroy`) when it exits.
+machine's config does not carry) and its Machine's API socket (its OIDC token), is stopped
+(SIGTERM) when its machine is stopped or destroyed, and its machine is stopped and destroyed
+(`auto_destroy`) when it exits. A suspended machine keeps its process: paused (SIGSTOP) when Fly
+suspends the machine and continued (SIGCONT) when it resumes, as a snapshot keeps a process; a
+machine stopped or destroyed while suspended loses its process outright (SIGKILL: no snapshot runs
+again).
 """
 
 from __future__ import annotations
@@ -32,6 +36,21 @@ class FlyBots:
         self._stopped: set[str] = set()  # machines whose bot was told to stop (once, as Fly does)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fly-bots", daemon=True)
+        self.paused: set[str] = set()  # machines whose bot is paused (suspended)
+        fly.on_suspend = self._pause
+        fly.on_resume = self._continue
+
+    def _pause(self, machine: dict) -> None:  # type: ignore[type-arg]
+        process = self.processes.get(machine["id"])
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGSTOP)
+            self.paused.add(machine["id"])
+
+    def _continue(self, machine: dict) -> None:  # type: ignore[type-arg]
+        process = self.processes.get(machine["id"])
+        if process is not None and machine["id"] in self.paused:
+            self.paused.discard(machine["id"])
+            process.send_signal(signal.SIGCONT)
 
     def pid_of(self, machine_id: str) -> int:
         return self.processes[machine_id].pid
@@ -50,18 +69,18 @@ class FlyBots:
             return
         if machine["state"] in ("stopped", "destroyed") and machine_id not in self._stopped:
             self._stopped.add(machine_id)
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)  # Fly stops a machine with a signal
+            with contextlib.suppress(ProcessLookupError):  # Fly stops a machine with a signal
+                process.send_signal(signal.SIGKILL if machine_id in self.paused else signal.SIGTERM)
         elif machine["state"] == "started" and process.poll() is not None:
             self.fly.set_state(machine["name"], "stopped", exit_code=process.returncode)
             self.fly.set_state(machine["name"], "destroyed")  # auto_destroy
 
     def _boot(self, machine: dict) -> None:  # type: ignore[type-arg]
+        machine["state"] = "started"  # before its bot runs: it asks its Machine's socket for its OIDC token
         env = {**os.environ, **self.image_env, **machine["config"]["env"], "FLY_MACHINE_ID": machine["id"],
-               MARK: str(self.log_dir)}
+               "BOT_FLY_API_SOCKET": self.fly.machine_socket(machine["id"]), MARK: str(self.log_dir)}
         with open(self.log_dir / f"{machine['id']}.log", "wb") as log:
             self.processes[machine["id"]] = subprocess.Popen(COMMAND, env=env, cwd=REPO, stdout=log, stderr=log)
-        machine["state"] = "started"
 
     def alive(self) -> list[int]:
         return [p.pid for p in self.processes.values() if p.poll() is None]

@@ -43,6 +43,7 @@ DEADLINE = 60.0  # generous: a machine shared with other test runs
 def env(fly: FakeFly, store: RedisServer, name: str, channel_url: str, **extra: str) -> dict[str, str]:
     return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, **store.env, "REPLICA_ID": name,
             "REDIS_LEASE_SECONDS": "3", "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "d" * 40,
+            "BOT_IDENTITY_AUDIENCE": channel_url,  # the bots' tokens name the URL they dial (the front's)
             "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=udp",
             "TURN_SHARED_SECRET": "t" * 32, "MAX_SESSION_SECONDS": "600", "SHUTDOWN_GRACE_SECONDS": "20",
             "REAPER_INTERVAL_SECONDS": "0.5", "LOG_LEVEL": "warning", "FLY_LIST_RATE": "100",

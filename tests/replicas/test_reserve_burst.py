@@ -1,5 +1,5 @@
-"""A burst larger than every replica's reserve together, each start at a random replica: every
-session gets its own bot, warm or cold, and no idle bot is claimed twice."""
+"""A burst larger than the deployment's reserve, each start at a random replica: every session
+gets its own bot, warm or cold, and no idle bot is claimed twice."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and their bots: about a minute
 
-IDLE_PER_REPLICA = 2
+IDLE = 2  # the deployment's, however many replicas
 
 
 def wait_idle(fleet: Fleet, count: int) -> None:
     deadline = time.monotonic() + 90
     while len(fleet.bots()) < count:
-        assert time.monotonic() < deadline, f"the reserves never held {count} idle bots"
+        assert time.monotonic() < deadline, f"the reserve never held {count} idle bots"
         time.sleep(0.1)
 
 
 def test_a_burst_past_the_reserves_gives_every_session_its_own_bot(tmp_path: Path, store: RedisServer) -> None:
-    with start_fleet(tmp_path, store, 3, RESERVE_MIN_IDLE=str(IDLE_PER_REPLICA), RESERVE_BUFFER="0",
+    with start_fleet(tmp_path, store, 3, RESERVE_MIN_IDLE=str(IDLE), RESERVE_BUFFER="0",
                              RESERVE_BURST="0") as fleet:
-        wait_idle(fleet, 3 * IDLE_PER_REPLICA)
+        wait_idle(fleet, IDLE)
         targets = [fleet.any() for _ in range(15)]
         with ThreadPoolExecutor(15) as pool:
             answers = list(pool.map(lambda url: post(url, "/start?wait=started", json={}), targets))

@@ -20,6 +20,7 @@ from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
+from tests.fakes.fixtures import fake_fly, fake_gce  # noqa: F401 (fixtures: the identity tests' providers)
 from tests.support.dispatcher_server import in_process
 
 WAIT = 60.0  # generous: bots start on a machine shared with other test runs
@@ -72,6 +73,19 @@ async def make_dispatcher(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Make
             return Dispatcher(app, running.client, running.port)
 
         yield make
+
+
+def provider_reads(machines: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The session ids the provider is asked for from now on (its own answers pass through)."""
+    asked: list[str] = []
+    status = machines.status
+
+    async def counted(wanted: str):  # noqa: ANN202 - the provider's own answer, counted
+        asked.append(wanted)
+        return await status(wanted)
+
+    monkeypatch.setattr(machines, "status", counted)
+    return asked
 
 
 def stolen_credential(pid: int) -> str:

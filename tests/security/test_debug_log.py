@@ -30,9 +30,9 @@ VERBOSE_BOT = Path(__file__).resolve().parent / "bots" / "verbose.py"
 WAIT = 60.0
 
 
-@pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
-    env = {
+@pytest.fixture(params=["text", "json"])  # LOG_FORMAT: the same filters before either format
+def dispatcher(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DispatcherProcess]:
+    env = {"LOG_FORMAT": request.param,
         "LOG_LEVEL": "debug", "BOT_LOG_LEVEL": "DEBUG", "BOT_FILE": str(VERBOSE_BOT), "DISPATCHER_API_KEYS": KEY,
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_SIGNED_STREAMS": "1",  # the signed upgrade under test
         "PHONE_PUBLIC_URL": PUBLIC, "RESERVE_MIN_IDLE": "1",

@@ -42,6 +42,7 @@ SECRETS = {
     "DAILY_DIALIN_SECRET": "dialin-secret-" + "i" * 30,
     "EXOTEL_API_KEY": "exotel-key-" + "e" * 20,
     "EXOTEL_API_TOKEN": "exotel-token-" + "x" * 20,
+    "REDIS_MESSAGE_SECRET": "store-message-secret-" + "m" * 30,  # signs what replicas say through the store
 }
 USER_KEY = "the-users-own-deepgram-key"  # what the user named for their bot (LOCAL_BOT_ENV)
 WAIT = 90.0

@@ -15,7 +15,7 @@ import secrets
 import pytest
 
 from dispatcher.settings import Settings, hash_api_key
-from tests.security.conftest import KEY_A, KEY_B, WAIT, MakeDispatcher
+from tests.security.conftest import KEY_A, KEY_B, WAIT, MakeDispatcher, provider_reads
 
 A = {"Authorization": f"Bearer {KEY_A}"}
 B = {"Authorization": f"Bearer {KEY_B}"}
@@ -50,15 +50,7 @@ async def test_reads_of_unknown_ids_cost_no_provider_call_and_are_limited_per_ke
     # the default 20/s the bucket refilled in that time, letting a DELETE through.
     d = await make_dispatcher(dataclasses.replace(keyed(), read_rate_per_key=0.001))
     session_id = (await d.client.post("/start", json={"body": {}}, headers=A)).json()["session_id"]
-    machines = d.state.machines
-    asked: list[str] = []
-    status = machines.status
-
-    async def counted(wanted: str):  # noqa: ANN202 - the provider's own answer, counted
-        asked.append(wanted)
-        return await status(wanted)
-
-    monkeypatch.setattr(machines, "status", counted)
+    asked = provider_reads(d.state.machines, monkeypatch)
     answers = [(await d.client.get(f"/sessions/{secrets.token_hex(12)}", headers=B)).status_code
                for _ in range(200)]
     deletes = [(await d.client.delete(f"/sessions/{secrets.token_hex(12)}", headers=B)).status_code

@@ -122,7 +122,7 @@ async def test_values_are_held_no_longer_than_needed_after_a_warm_claim_or_a_sto
     assert not await held.waiting(warm), "a warm session's values were kept for a cold bot that never comes"
 
     monkeypatch.setenv("STANDIN_MODE", "never-ready")  # a cold bot that has not dialled yet
-    d.state.reserve.drain()  # (no reserve bot to take this one)
+    await d.state.reserve.drain()  # (no reserve bot to take this one)
     cold = (await d.client.post("/start", json={"body": {}})).json()["session_id"]
     assert await held.waiting(cold)  # control: held for its bot
     assert (await d.client.delete(f"/sessions/{cold}")).status_code in (202, 204)

@@ -20,10 +20,13 @@ def channel_url(port: int) -> str:
     return f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
 
 
-async def dial(url: str, token: str, session_id: str, machine_id: str = "cold-1") -> ClientConnection:
+async def dial(
+    url: str, token: str, session_id: str, machine_id: str = "cold-1", identity: str | None = None
+) -> ClientConnection:
+    """`identity`: the machine's identity token, where its provider issues one (the harness's)."""
     ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None, open_timeout=WAIT)
     await ws.send(encode(Hello(machine_id=machine_id, image="dev", capabilities=("webrtc", "daily"),
-                               session_id=session_id)))
+                               session_id=session_id, identity=identity)))
     assert isinstance(parse_frame(await asyncio.wait_for(ws.recv(), WAIT)), Welcome)
     return ws
 
@@ -35,9 +38,11 @@ async def next_assign(ws: ClientConnection, timeout: float = WAIT) -> Request:
             return frame
 
 
-async def take_session_values(url: str, token: str, session_id: str, machine_id: str = "cold-1") -> dict[str, Any]:
+async def take_session_values(
+    url: str, token: str, session_id: str, machine_id: str = "cold-1", identity: str | None = None
+) -> dict[str, Any]:
     """The session's values as its cold bot receives them (the assign is answered, as a bot does)."""
-    ws = await dial(url, token, session_id, machine_id)
+    ws = await dial(url, token, session_id, machine_id, identity)
     try:
         assign = await next_assign(ws)
         await ws.send(encode(Reply(assign.id, result={"session_id": session_id, "machine_id": machine_id})))

@@ -48,6 +48,7 @@ class RedisServer:
         self.access = access
         self.password = secrets.token_urlsafe(24)
         self._admin_password = secrets.token_urlsafe(24)
+        self.message_secret = secrets.token_urlsafe(32)  # the replicas' REDIS_MESSAGE_SECRET
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_args: list[str] = []
 
@@ -58,8 +59,8 @@ class RedisServer:
 
     @property
     def env(self) -> dict[str, str]:
-        """What a dispatcher replica needs to sign in as the stack's user."""
-        return {"REDIS_URL": self.url, "REDIS_PASSWORD": self.password}
+        """What a dispatcher replica needs to sign in as the stack's user and sign its messages."""
+        return {"REDIS_URL": self.url, "REDIS_PASSWORD": self.password, "REDIS_MESSAGE_SECRET": self.message_secret}
 
     @property
     def admin_url(self) -> str:

@@ -13,13 +13,14 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.reserve.reserve import Reserve
 
 
-async def dial_idle(state: Any, port: int, bot_id: str, image: str) -> ClientConnection:
+async def dial_idle(state: Any, port: int, bot_id: str, image: str, identity: str | None = None) -> ClientConnection:
     """Say hello as an idle bot and wait until the dispatcher counts it idle; with the credential
-    the dispatcher issues the reserve machine launched as `bot_id` (the providers' fakes run no bot)."""
+    the dispatcher issues the reserve machine launched as `bot_id` (the providers' fakes run no bot),
+    and the machine's identity token where its provider issues one."""
     credential = state.channels.credentials.issue("idle", bot_id, 600)
     ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
                        additional_headers={"Authorization": f"Bearer {credential}"}, proxy=None)
-    await ws.send(encode(Hello(machine_id=bot_id, image=image, capabilities=("daily",))))
+    await ws.send(encode(Hello(machine_id=bot_id, image=image, capabilities=("daily",), identity=identity)))
     assert isinstance(parse_frame(await ws.recv()), Welcome)
     assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)
     return ws

@@ -9,9 +9,11 @@ import { SmallWebRTCTransport, WavMediaManager } from "@pipecat-ai/small-webrtc-
 const $ = (id) => document.getElementById(id);
 const state = (window.voicefleet = {
   status: "idle", sessionId: null, transportState: null, botAudioStartedAt: null,
-  maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [],
+  maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [], readyIn: null, readyInShown: [],
 });
 let client = null;
+let watching = null; // the AbortController of the wait for a cold bot
+let countdown = null;
 let audioContext = null;
 let metering = false;
 let hangingUp = false;
@@ -22,9 +24,14 @@ function log(message) {
   $("log").prepend(item);
 }
 
+function render() {
+  const waiting = state.readyIn !== null && ["starting", "connecting"].includes(state.status);
+  $("status").textContent = waiting ? `connecting, about ${state.readyIn} s` : state.status;
+}
+
 function setStatus(status) {
   state.status = status;
-  $("status").textContent = status;
+  render();
   $("connect").disabled = !["idle", "ended", "failed"].includes(status);
   $("hangup").disabled = ["idle", "ended", "failed"].includes(status);
 }
@@ -75,9 +82,54 @@ function onTrackStarted(track, participant) {
   });
 }
 
+// A cold bot takes a while: the dispatcher says how long (`ready_in_seconds`, 90 % of its measured
+// cold starts are ready within it). A long-poll answers as soon as the bot is up, and every few
+// seconds meanwhile with the rest of the wait (the server's estimate grows if the start runs late);
+// between answers the page counts down, never below 1 s.
+function showWait(seconds) {
+  clearInterval(countdown);
+  countdown = null;
+  if (seconds == null) {
+    state.readyIn = null;
+    render();
+    return;
+  }
+  const until = performance.now() + seconds * 1000;
+  const tick = () => {
+    state.readyIn = Math.max(1, Math.ceil((until - performance.now()) / 1000));
+    state.readyInShown.push(state.readyIn);
+    render();
+  };
+  tick();
+  countdown = setInterval(tick, 1000);
+}
+
+async function watchStart(sessionId) {
+  watching?.abort();
+  const controller = (watching = new AbortController());
+  try {
+    // The first look answers at once: a cold start of a few seconds would otherwise be over before
+    // the first long-poll answered, and the caller would never see how long it takes.
+    let query = "";
+    while (!controller.signal.aborted) {
+      const response = await fetch(`/sessions/${sessionId}${query}`,
+        { headers: apiHeaders(), signal: controller.signal });
+      query = "?wait=started&timeout=3";
+      if (!response.ok) break;
+      const session = await response.json();
+      if (session.status !== "starting" || session.ready_in_seconds == null) break;
+      showWait(session.ready_in_seconds);
+    }
+  } catch (error) {
+    if (error?.name !== "AbortError") log(`waiting for the bot: ${error.message}`);
+  }
+  if (watching === controller) showWait(null);
+}
+
 async function connect() {
   setStatus("starting");
   state.errors = [];
+  state.readyInShown = [];
   state.events = [];
   metering = true;
   client = new PipecatClient({
@@ -89,6 +141,7 @@ async function connect() {
         state.sessionId = answer?.sessionId ?? null;
         $("session").textContent = state.sessionId ?? "–";
         log(`session ${state.sessionId}`);
+        if (state.sessionId) watchStart(state.sessionId); // runs beside the connection, not before it
       },
       onTransportStateChanged: (transportState) => {
         state.transportState = transportState;
@@ -135,6 +188,8 @@ async function hangUp(finalStatus = "ended") {
   metering = false;
   const current = client;
   client = null;
+  watching?.abort();
+  showWait(null);
   await current?.disconnect().catch(() => {});
   if (state.sessionId && ["starting", "connecting", "connected"].includes(state.status)) {
     // The bot ends with its peer; stopping the session as well frees its slot at once.

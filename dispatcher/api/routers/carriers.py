@@ -3,6 +3,8 @@
     /ws/{twilio|telnyx|plivo|exotel}[/{token}]    a carrier's media stream
     /ws/generic/{service}[/{token}]               any other WebSocket client (`?body=` base64 JSON, keyless only)
 
+The token may equally come as `?token=` or `Authorization: Bearer` (Pipecat Cloud's three forms).
+
 Who may open a call is dispatcher/phone/access.py's rule; a refused upgrade is closed before
 `accept()`: the client sees HTTP 403 and nothing has started. The call's bot dials its media
 socket at `/bots/media/{session_id}` (dispatcher/api/routers/bots.py), and the relay between the
@@ -22,6 +24,7 @@ from dispatcher.phone.access import (
     admit_upgrade,
     call_body,
     call_owner,
+    presented_token,
     public_base,
     spend_everywhere,
     websocket_url,
@@ -63,6 +66,7 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
         websocket.url.path,
         websocket.url.query,
     )
+    token = presented_token(token, websocket.headers, websocket.query_params.get("token"))
     try:
         admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
         owner = call_owner(state, admitted)

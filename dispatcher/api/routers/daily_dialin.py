@@ -29,7 +29,10 @@ router = APIRouter(tags=["phone"])
 @router.post("/phone/daily/dialin/{secret}", summary="Daily pinless dial-in webhook (room_creation_api)")
 async def daily_dialin(request: Request, secret: str) -> JSONResponse:
     expected = app_state(request).phone.settings.daily_dialin_secret
-    if expected is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+    if expected is None:  # the operator's missing setting, not a wrong guess: say which
+        raise ApiError(403, "forbidden", "DAILY_DIALIN_SECRET is not set on this dispatcher: set it (at least 32 "
+                                         "random characters) and give Daily /phone/daily/dialin/{that secret}")
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
         raise ApiError(403, "forbidden", "this is not the dial-in webhook's URL")
     return await _dialin(request)
 
@@ -56,7 +59,7 @@ async def _dialin(request: Request) -> JSONResponse:
     if headers is not None and not (isinstance(headers, dict) and all(_short_text(v) for v in headers.values())):
         raise ApiError(422, "invalid_request", "`sipHeaders` must be an object of strings")
     if not isinstance(state.rooms, DailyRooms):
-        raise ApiError(409, "no_daily", "this deployment has no Daily rooms (DAILY_API_KEY) for dial-in")
+        raise ApiError(409, "no_daily", _no_daily_rooms(state.settings.cloud))
     call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers)
     api_url = f"{public_base(state.phone.settings, request.headers, request.url.scheme)}/phone/daily/{call.session_id}"
     session = await start_dialin(
@@ -96,6 +99,15 @@ async def _json(request: Request) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "the body is not a JSON object")
     return payload
+
+
+def _no_daily_rooms(cloud: bool) -> str:
+    """Why there is no room for a dial-in call: local mode never makes Daily rooms, whatever the key."""
+    if not cloud:
+        return ("Daily dial-in needs a Daily room per call, which only the cloud modes make (MACHINES=ecs, gce or "
+                "fly, with DAILY_API_KEY); a local dispatcher serves WebRTC and carriers' WebSocket calls "
+                "(docs/phone.md, Trying it locally)")
+    return "this deployment has no Daily rooms for dial-in: set DAILY_API_KEY and keep daily in TRANSPORTS"
 
 
 def _short_text(value: object) -> bool:

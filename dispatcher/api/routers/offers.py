@@ -53,7 +53,10 @@ async def signal(request: Request, session_id: str, kind: Kind, payload: dict[st
     if not machine.is_webrtc:
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     if not machine.state.is_active:
-        raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}")
+        # Its cause too (the bot's own words, as GET /sessions/{id} has them): a client that shows
+        # only this answer must not send its user looking for why.
+        cause = f": {machine.detail}" if machine.detail else ""
+        raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}{cause}")
     answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
                              remote=state.remote)
     return dict(answer)

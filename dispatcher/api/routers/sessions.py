@@ -1,25 +1,34 @@
-"""The session routes of the HTTP contract (docs/design.md §3): start, look up, stop."""
+"""The session routes of the HTTP contract (docs/design.md §3): start, look up (now, by long-poll or as
+server-sent events), stop."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
 from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
+from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import public_base
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
+from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
+from dispatcher.sessions.watch import Watch, changes, settle
 
 router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
+# A long-poll answers within a minute: a load balancer's idle timeout (ALB: 60 s) must not cut it.
+MAX_LONG_POLL_SECONDS = 50.0
+KEEP_ALIVE_SECONDS = 15.0  # an event stream's comment while nothing changes
 
 
 @router.post(
@@ -65,6 +74,7 @@ async def start(
             wait=wait is not None,
             room_options=options,
             transport=plan.transport,
+            max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
         )
     except BaseException:
         if turn_quota is not None and credential is not None:
@@ -72,7 +82,7 @@ async def start(
         raise
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
-    fields = _session_fields(session)
+    fields = _session_fields(session, state.sessions.ready)
     if session.user_token is not None:
         fields["token"] = session.user_token
     if plan.transport == "webrtc" and session.machine.state.is_active:
@@ -87,13 +97,63 @@ async def start(
 @router.get(
     "/sessions/{session_id}", response_model=SessionOut, response_model_exclude_none=True, summary="A session's status"
 )
-async def get_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> dict[str, Any]:
+async def get_session(
+    request: Request,
+    session_id: str,
+    who: Annotated[Caller, Depends(identified)],
+    wait: Annotated[str | None, Query(pattern="^started$", description="`started`: a long-poll; while the "
+                                      "session is `starting`, answer when it moves on or `timeout` passes")] = None,
+    timeout: Annotated[float, Query(gt=0, le=MAX_LONG_POLL_SECONDS, description="seconds a long-poll waits")] = 25.0,
+) -> dict[str, Any]:
     state = app_state(request)
-    session = await state.sessions.get(await owned_id(state, session_id, who))
+    owned = await owned_id(state, session_id, who)
+    session = await state.sessions.get(owned)
     if session is None:
         raise not_found(session_id)
-    fields = _session_fields(session)
-    return {**fields, **pipecat_names(fields)}
+    if wait is not None and session.machine.state is MachineState.STARTING:
+        release = state.waits.take(who.id)
+        try:
+            await settle(state.machines, owned, min(timeout, state.settings.session_wait_seconds),
+                         state.settings.session_poll_seconds)
+        finally:
+            release()
+        session = await state.sessions.get(owned)
+        if session is None:
+            raise not_found(session_id)
+    return _answer(session, state.sessions.ready)
+
+
+@router.get(
+    "/sessions/{session_id}/events",
+    summary="A session's status changes, as server-sent events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`status` events, then the end"}},
+)
+async def session_events(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> Response:
+    state = app_state(request)
+    owned = await owned_id(state, session_id, who)
+    if await state.sessions.get(owned) is None:
+        raise not_found(session_id)
+    release = state.waits.take(who.id)  # refused here, before the stream's 200
+    settings = state.settings
+    watch = Watch(seconds=settings.session_wait_seconds, poll_seconds=settings.session_poll_seconds,
+                  quiet_seconds=KEEP_ALIVE_SECONDS)
+
+    async def pace() -> float:  # each later read of the provider is the key's, as its own GET would be
+        return await state.read_limit.take(who.id)
+
+    async def stream() -> AsyncIterator[str]:
+        async for session in changes(state.sessions, state.machines, owned, watch, pace):
+            if session is None:
+                yield ": keep-alive\n\n"  # a comment: proxies see traffic, clients ignore it
+            else:
+                shown = {k: v for k, v in _answer(session, state.sessions.ready).items() if v is not None}
+                data = json.dumps(shown, separators=(",", ":"))  # as GET: what does not apply is left out
+                yield f"event: status\ndata: {data}\n\n"
+
+    # No caching, and no buffering by a proxy (nginx honours X-Accel-Buffering): each event at once.
+    return HeldStream(stream(), release, media_type="text/event-stream",
+                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
@@ -106,13 +166,21 @@ async def delete_session(request: Request, session_id: str, who: Annotated[Calle
     return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
 
 
-def _session_fields(session: Session) -> dict[str, Any]:
+def _answer(session: Session, ready: ReadyEstimate) -> dict[str, Any]:
+    fields = _session_fields(session, ready)
+    return {**fields, **pipecat_names(fields)}
+
+
+def _session_fields(session: Session, ready: ReadyEstimate) -> dict[str, Any]:
     machine = session.machine
     fields: dict[str, Any] = {
         "session_id": machine.session_id,
         "status": machine.state.value,
         "created_at": machine.created_at,
         "detail": machine.detail,
+        "ready_in_seconds": ready.remaining(machine),
+        "trace_id": session.trace_id,
+        "error": session.error,
     }
     if session.takes_offers:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"

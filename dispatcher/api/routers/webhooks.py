@@ -7,10 +7,19 @@
 Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries a
 one-time token, and the call's session starts when the carrier opens the stream. Each webhook is
 checked with the carrier's signature first; a request that fails it gets 403 and no token.
+
+A signed webhook is then answered once across every replica, for as long as its signature would
+pass: Twilio's and Plivo's carry no time, so a call's `CallSid` or a nonce is remembered as long
+as a signed Twilio stream is (25 h, past Twilio's longest call); Telnyx's carries one, so its
+signature is remembered through the tolerance on both sides of now, plus a minute of clock skew.
+The record is the coordination's (the store, with several replicas); a store that does not answer
+gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier moves
+to its fallback URL or retries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import quoteattr
@@ -19,12 +28,16 @@ from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
-from dispatcher.phone.access import public_base, websocket_url
-from dispatcher.phone.signatures import plivo_valid, twilio_valid
+from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, public_base, websocket_url
+from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
+from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 XML = "application/xml"
+UNTIMED_SIGNATURE_SECONDS = SIGNED_STREAM_MEMORY_SECONDS  # Twilio's, Plivo's: past Twilio's longest call
+TELNYX_SECONDS = 2 * TELNYX_TOLERANCE_SECONDS + 60.0  # the tolerance either side of now, and clock skew
+STORE_RETRY_SECONDS = 5.0
 
 router = APIRouter(prefix="/phone", tags=["phone"])
 
@@ -37,7 +50,7 @@ async def twilio_webhook(request: Request) -> Response:
         if not twilio_valid(state.settings.twilio_auth_token, url, params, request.headers.get("x-twilio-signature")):
             raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
         # The signature has no time in it: a captured webhook stays valid. One token per call.
-        _first_time(state, f"twilio:{dict(params).get('CallSid', '')}")
+        await _first_time(state, f"twilio:{dict(params).get('CallSid', '')}", UNTIMED_SIGNATURE_SECONDS)
     else:
         _keyless_only(state, "TWILIO_AUTH_TOKEN")
     stream = _stream_url(state, base, "twilio")
@@ -59,7 +72,8 @@ async def telnyx_webhook(request: Request) -> Response:
         )
         if why is not None:
             raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
-        _first_time(state, f"telnyx:{request.headers.get('telnyx-signature-ed25519', '')}")
+        # Canonical base64 only (signatures.py), so the text is the signature.
+        await _first_time(state, f"telnyx:{request.headers.get('telnyx-signature-ed25519', '')}", TELNYX_SECONDS)
     else:
         _keyless_only(state, "TELNYX_PUBLIC_KEY")
     stream = _stream_url(state, base, "telnyx")
@@ -77,7 +91,7 @@ async def plivo_webhook(request: Request) -> Response:
         presented = request.headers.get("x-plivo-signature-v3")
         if not plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented):
             raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
-        _first_time(state, f"plivo:{nonce}")
+        await _first_time(state, f"plivo:{nonce}", UNTIMED_SIGNATURE_SECONDS)
     else:
         _keyless_only(state, "PLIVO_AUTH_TOKEN")
     stream = _stream_url(state, base, "plivo")
@@ -97,9 +111,18 @@ async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, st
     return state, raw, params, public_base(state.settings, request.headers, request.url.scheme)
 
 
-def _first_time(state: PhoneState, key: str) -> None:
-    """A signed request seen before is a replay (Twilio's and Plivo's signatures carry no time)."""
-    if key.endswith(":") or not state.webhook_replays.first_sighting(key):
+async def _first_time(state: PhoneState, key: str, seconds: float) -> None:
+    """A signed request seen before, at any replica, is a replay."""
+    if key.endswith(":"):
+        raise ApiError(403, "replayed", "this webhook names no call to answer once")
+    try:
+        first = await state.webhooks.first_use("webhook:" + hashlib.sha256(key.encode()).hexdigest(), seconds)
+    except StoreUnavailable:
+        log.warning("a %s webhook was refused: the store did not answer, so a replay could not be ruled out",
+                    key.split(":", 1)[0])
+        raise ApiError(503, "store_unavailable", "this webhook cannot be checked against replays right now",
+                       retry_after=STORE_RETRY_SECONDS) from None
+    if not first:
         raise ApiError(403, "replayed", "this webhook was already answered")
 
 

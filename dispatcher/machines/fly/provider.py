@@ -14,9 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
+from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
@@ -54,6 +59,11 @@ class FlySettings:
     retry_deadline: float = 10.0
     create_rate: Rate = DEFAULT_CREATE_RATE
     list_rate: Rate = DEFAULT_LIST_RATE
+    # Bots' Machine OIDC tokens (fly/identity.py): the org's issuer (FLY_ORG, or FLY_OIDC_ISSUER),
+    # where its keys are, and the audience they name (BOT_IDENTITY_AUDIENCE, else BOT_CHANNEL_URL).
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    identity_audience: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FlySettings:
@@ -77,7 +87,17 @@ class FlySettings:
             retry_deadline=float_setting(env, "FLY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             create_rate=Rate.from_env(env, "FLY_CREATE", DEFAULT_CREATE_RATE),
             list_rate=Rate.from_env(env, "FLY_LIST", DEFAULT_LIST_RATE),
+            oidc_issuer=_oidc_issuer(env),
+            oidc_jwks_url=env.get("FLY_OIDC_JWKS_URL", "").strip() or None,
+            identity_audience=identity_audience(env),
         )
+
+
+def _oidc_issuer(env: Mapping[str, str]) -> str | None:
+    if issuer := env.get("FLY_OIDC_ISSUER", "").strip().rstrip("/"):
+        return issuer
+    org = env.get("FLY_ORG", "").strip()
+    return f"{DEFAULT_OIDC_ISSUER}/{org}" if org else None
 
 
 def machine_name(session_id: str) -> str:
@@ -152,6 +172,21 @@ class FlyMachines:
         # Machines launched here and not yet waited on (`?wait=started` follows its launch at
         # once): oldest first, bounded, so starts that never wait cannot grow it.
         self._launched: dict[str, Machine] = {}
+        # A bot's hello must carry its Machine's OIDC token: its launch credential alone, readable
+        # in the machine's config, admits nothing (docs/security.md).
+        self.identity = FlyMachineIdentity(
+            issuer=settings.oidc_issuer, app=settings.app, audience=settings.identity_audience,
+            jwks_url=settings.oidc_jwks_url, names=self.name_for, known_id=self.known_id,
+        )
+
+    @staticmethod
+    def name_for(grant: BotGrant) -> str:
+        """The machine name created for a credential's session or reserve bot id."""
+        return IDLE_NAME_PREFIX + grant.subject if grant.kind == "idle" else machine_name(grant.subject)
+
+    def known_id(self, grant: BotGrant) -> str | None:
+        """The Fly machine id this replica created for the credential's subject, if it did."""
+        return self._ids.get(grant.subject) if grant.kind == "session" else None
 
     async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
         return await provider_request(
@@ -171,7 +206,7 @@ class FlyMachines:
             "name": machine_name(spec.session_id),
             "config": {
                 "image": s.image,
-                "env": bot_environment(spec),
+                "env": {**bot_environment(spec), **({IDENTITY_VARIABLE: "fly"} if spec.channel_token else {})},
                 "guest": {"cpu_kind": s.cpu_kind, "cpus": s.cpus, "memory_mb": s.memory_mb},
                 "auto_destroy": True,  # gone when the bot exits: one machine, one session
                 "restart": {"policy": "no"},  # a finished or failed session is never re-run
@@ -292,6 +327,7 @@ class FlyMachines:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.identity.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: A Fly Machine's bot finds the channel in its machine config

@@ -15,7 +15,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import (
+    CHANNEL_TOKEN_VARIABLE,
+    CHANNEL_URL_VARIABLE,
+    IDENTITY_VARIABLE,
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+)
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.fly.provider import (
     IDLE_NAME_PREFIX,
@@ -29,6 +36,9 @@ from dispatcher.machines.fly.provider import (
 from dispatcher.outbound.ratelimit import Rate
 
 META_IDLE = "voicefleet_idle"
+# Idle machines in these states are no reserve (an `auto_destroy` machine that stopped is on its way out).
+GONE_STATES: frozenset[str] = frozenset({"destroyed", "destroying", "stopped"})
+FROZEN_STATES: frozenset[str] = frozenset({"suspending", "suspended", "stopping", "stopped"})
 
 
 class FlyWarmMachines(FlyMachines):
@@ -37,6 +47,11 @@ class FlyWarmMachines(FlyMachines):
         self.channel_url = channel_url
         self.bot_image = settings.image
         self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
+
+    def known_id(self, grant: BotGrant) -> str | None:
+        if grant.kind == "idle":
+            return self._idle_ids.get(grant.subject)
+        return super().known_id(grant)
 
     @property
     def create_rate(self) -> Rate:
@@ -48,6 +63,7 @@ class FlyWarmMachines(FlyMachines):
                "BOT_TRANSPORT": "daily"}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
+            env[IDENTITY_VARIABLE] = "fly"  # and its hello must carry its Machine's OIDC token
         body: dict[str, Any] = {
             "name": IDLE_NAME_PREFIX + bot_id,
             "config": {
@@ -111,10 +127,14 @@ class FlyWarmMachines(FlyMachines):
         return [m for m in response.json()
                 if META_IDLE in ((m.get("config") or {}).get("metadata") or {})
                 and META_SESSION not in m["config"]["metadata"]
-                and m.get("state") not in ("destroyed", "destroying", "stopped")]
+                and m.get("state") not in self._gone_states()]
+
+    def _gone_states(self) -> frozenset[str]:
+        return GONE_STATES
 
     async def idle_machines(self) -> list[IdleMachine]:
-        return [IdleMachine(m["config"]["metadata"][META_IDLE], to_machine(m).created_at)
+        return [IdleMachine(m["config"]["metadata"][META_IDLE], to_machine(m).created_at,
+                            frozen=m.get("state") in FROZEN_STATES)
                 for m in await self._list_idle()]
 
     def exit_detail(self, bot_id: str) -> str | None:

@@ -18,9 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import gce_metadata_items
 from dispatcher.machines.gce.auth import GceAuth
+from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GceInstanceIdentity
 from dispatcher.machines.gce.labels import (
     IDLE_INFIX,
     LABEL_CLAIMED,
@@ -59,6 +61,10 @@ class GceSettings:
     retry_deadline: float = 15.0
     poll_seconds: float = 1.0
     insert_rate: Rate = DEFAULT_INSERT_RATE
+    # Bots' instance identity tokens (gce/identity.py): the audience they name, the channel's URL
+    # (BOT_IDENTITY_AUDIENCE, else BOT_CHANNEL_URL), and where Google publishes its signing keys.
+    identity_audience: str | None = None
+    identity_certs_url: str = DEFAULT_CERTS_URL
 
     @property
     def template_path(self) -> str:
@@ -91,6 +97,8 @@ class GceSettings:
             retry_deadline=float_setting(env, "GCE_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             poll_seconds=float_setting(env, "GCE_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             insert_rate=Rate.from_env(env, "GCE_INSERT", DEFAULT_INSERT_RATE),
+            identity_audience=identity_audience(env),
+            identity_certs_url=env.get("GCE_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,
         )
 
 
@@ -146,6 +154,12 @@ class GceMachines:
         self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
         self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
         self._claimed = ClaimedVms(self._request, self._failed)  # sessions on a claimed reserve VM
+        # A bot's hello must carry its VM's identity token: its launch credential alone, readable
+        # with the VM's metadata, admits nothing (docs/security.md).
+        self.identity = GceInstanceIdentity(
+            project=settings.project, zone=settings.zone, prefix=settings.prefix,
+            audience=settings.identity_audience, certs_url=settings.identity_certs_url,
+        )
 
     def instance_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
@@ -314,6 +328,7 @@ class GceMachines:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.identity.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: A Compute Engine bot's bot finds the channel in the instance template's metadata

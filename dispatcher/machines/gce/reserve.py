@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
@@ -54,7 +54,7 @@ class GceWarmMachines(GceMachines):
     def _idle_body(self, bot_id: str, template_items: list[dict[str, str]],
                    template_labels: dict[str, str], channel_token: str | None = None) -> dict[str, Any]:
         values = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
-                  CHANNEL_TOKEN_VARIABLE: channel_token or ""}
+                  CHANNEL_TOKEN_VARIABLE: channel_token or "", IDENTITY_VARIABLE: "gce" if channel_token else ""}
         own = {key: values[variable] for key, variable in GCE_RESERVE_METADATA.items()}
         return {
             "name": self.idle_name(bot_id),

@@ -30,14 +30,14 @@ SYSTEM_PREFIXES = ("LC_", "PYTHON", "OTEL_")  # locale categories, the interpret
 HOST = frozenset({
     "BOT_FILE", "BOT_TRANSPORT", "BOT_IDLE_TIMEOUT_SECONDS", "BOT_CONNECT_TIMEOUT_SECONDS", "BOT_MAX_IDLE_SECONDS",
     "BOT_ICE_SERVERS", "BOT_LOG_LEVEL", "VOICEFLEET_ICE_LOOPBACK", "VOICEFLEET_AUDIO_JITTER_PREFETCH",
-    "VOICEFLEET_TRACE",
+    "VOICEFLEET_TRACE", "LOG_FORMAT",
 })  # fmt: skip
 # Never a bot's, whatever LOCAL_BOT_ENV says: the dispatcher's own secrets and what the launcher
 # sets per bot (a bot's credential and session values come from its launch, nowhere else).
 DISPATCHER_ONLY = frozenset({
     "DISPATCHER_API_KEYS", "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "TURN_SHARED_SECRET", "PHONE_TOKEN_SECRET",
     "DAILY_API_KEY", "DAILY_DIALIN_SECRET", "FLY_API_TOKEN", "BOT_MACHINE_ID", "BOT_IMAGE_DIGEST",
-    "MAX_SESSION_SECONDS", "DAILY_ROOM_URL", "DAILY_TOKEN", "LOCAL_BOT_ENV",
+    "MAX_SESSION_SECONDS", "DAILY_ROOM_URL", "DAILY_TOKEN", "LOCAL_BOT_ENV", "WEBHOOK_SECRET",
 })  # fmt: skip
 DISPATCHER_ONLY_PREFIXES = ("REDIS_", "VOICEFLEET_SESSION", "VOICEFLEET_BODY", "VOICEFLEET_ICE_CONFIG")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

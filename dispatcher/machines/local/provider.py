@@ -27,6 +27,7 @@ from pathlib import Path
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import (
     IdleMachine,
     LaunchResult,
@@ -38,6 +39,7 @@ from dispatcher.machines.base import (
 )
 from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
 from dispatcher.machines.local.bot_env import inherited, parse_named
+from dispatcher.machines.local.bot_logs import forward_bot_logs
 from dispatcher.machines.local.isolation import BotIsolation, check_policy
 from dispatcher.outbound.ratelimit import Rate
 
@@ -85,6 +87,7 @@ class _Bot:
     ended_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     monitor: asyncio.Task[None] | None = None
+    logs: asyncio.Task[None] | None = None
 
     def set_state(self, state: MachineState, detail: str | None = None) -> None:
         if self.state in (MachineState.ENDED, MachineState.FAILED):
@@ -116,6 +119,9 @@ class _Bot:
 
 class LocalMachines:
     name = "local"
+    # A process has no identity a provider signs; another local bot cannot read a young bot's
+    # credential (each has its own Landlock domain: docs/security.md, Local bots).
+    identity = Unverified("local bots are isolated from each other by Landlock, not by a machine identity")
 
     def __init__(self, settings: LocalSettings | None = None) -> None:
         self._settings = settings or LocalSettings()
@@ -148,6 +154,7 @@ class LocalMachines:
                 *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
+                stderr=asyncio.subprocess.PIPE,  # forwarded line by line with its session (bot_logs.py)
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
                 preexec_fn=self._isolation.child_setup(os.getpid()),
@@ -156,6 +163,9 @@ class LocalMachines:
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
             raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
+        assert bot.process.stderr is not None
+        bot.logs = asyncio.create_task(forward_bot_logs(bot.process.stderr, lambda: bot.spec.session_id),
+                                       name=f"bot-logs-{bot.spec.session_id}")
 
     # --- the warm reserve (dispatcher/reserve/reserve.py): bots started before their session ----------
 

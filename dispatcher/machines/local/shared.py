@@ -12,11 +12,12 @@ idempotently across replicas, so a keyed start waits for the store rather than r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine
+from dispatcher.machines.base import machine_as_json as _as_json
+from dispatcher.machines.base import machine_from_json as _machine
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.store.client import StoreUnavailable
@@ -102,15 +103,3 @@ class SharedLocalMachines(LocalMachines):
             raise ApiError(502 if exc.reason != "wait_timeout" else 504, exc.reason, exc.message) from exc
         raise ApiError(400, "invalid_request", f"unknown machine request {method!r}")
 
-
-def _as_json(machine: Machine | None) -> dict[str, Any] | None:
-    return None if machine is None else {**asdict(machine), "state": machine.state.value}
-
-
-def _machine(data: object) -> Machine | None:
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Machine(**{**data, "state": MachineState(data["state"])})
-    except (TypeError, ValueError, KeyError):
-        return None

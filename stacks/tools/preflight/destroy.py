@@ -88,3 +88,29 @@ def direct_vpc_violations(registrations: Iterable[Registration]) -> list[str]:
                   "(resourceInUseByAnotherResource); it needs retain_on_delete (and deleting later)"
                   for reg in {r.urn: r for r in needed}.values() if not reg.retain_on_delete]
     return found
+
+
+def retained_name_violations(registrations: Iterable[Registration]) -> list[str]:
+    """A network a destroy leaves must have a fixed name: a generated one leaves one more network
+    per destroy and `up` (a project's default VPC network quota is 15)."""
+    return [f"{reg.type} {reg.name}: a destroy leaves it (retain_on_delete) and its name is generated, so every "
+            "destroy and re-create leaves one more network behind; give it a fixed name"
+            for reg in registrations
+            if reg.type in (NETWORK, SUBNETWORK) and reg.retain_on_delete and not unwrap(reg.inputs).get("name")]
+
+
+def leftover_notes(registrations: Iterable[Registration], project: str, region: str) -> list[str]:
+    """How to find and delete what a destroy of this stack leaves behind, once Cloud Run let go."""
+    kept = [(reg.type, str(unwrap(reg.inputs).get("name"))) for reg in registrations
+            if reg.type in (NETWORK, SUBNETWORK) and reg.retain_on_delete]
+    if not kept:
+        return []
+    subnetworks = [name for typ, name in kept if typ == SUBNETWORK]
+    networks = [name for typ, name in kept if typ == NETWORK]
+    return [f"`pulumi destroy` leaves network(s) {', '.join(networks)} and subnetwork(s) {', '.join(subnetworks)} "
+            "(Cloud Run holds their addresses 1-2 h); "
+            "an `up` before they are deleted stops with alreadyExists. Find them: gcloud compute networks list "
+            f"--project {project} --filter='name=({' '.join(networks)})'; about two hours after the destroy: "
+            + "; ".join([f"gcloud compute networks subnets delete {n} --region {region} --project {project}"
+                         for n in subnetworks] + [f"gcloud compute networks delete {n} --project {project}"
+                                                  for n in networks])]

@@ -9,6 +9,10 @@ Each rule is written from the provider's own schema or the cloud's documented be
 - Secrets Manager DeleteSecret: a name stays taken for its recovery window (7-30 days), and
   CreateSecret refuses it ("already scheduled for deletion"); names must not end with "-" plus six
   characters (CreateSecret's Name rules: AWS appends that to form the ARN).
+- Fixed names and ForceNew properties: a replacement is created before the old resource is
+  deleted unless `delete_before_replace`, so a resource whose name we fix and whose ForceNew
+  properties can change (a service connection policy's `network`: terraform-provider-google
+  `resource_network_connectivity_service_connection_policy.go`) collides with itself by name.
 - IAM `projects.roles.delete`: a deleted custom role can be undeleted for 7 days and its id stays
   reserved until 37 days after deletion (terraform-provider-google undeletes only the former).
 """
@@ -24,6 +28,14 @@ from stacks.tools.mocks import Invoke, Registration, unwrap
 FORCE_NEW = {("aws:ec2/instance:Instance", "ami"): "ami forces a replacement (terraform-provider-aws ec2_instance.go)"}
 # Invokes whose answer changes without any change of ours.
 FLOATING = {"aws:ec2/getAmi:getAmi": ("ami", "mostRecent")}
+# Types whose name we fix -> (the name's input, a ForceNew input that may change): they must be
+# deleted first. The Memorystore instance's endpoints network is immutable
+# (terraform-provider-google resource_memorystore_instance.go `desired_auto_created_endpoints`,
+# ForceNew), so a network move replaces the instance, whose id is fixed.
+FIXED_NAME_FORCE_NEW = {
+    "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy": ("name", "network"),
+    "gcp:memorystore/instance:Instance": ("instanceId", "desiredAutoCreatedEndpoints"),
+}
 _ARN_SUFFIX_LIKE = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
@@ -80,3 +92,11 @@ def recreate_violations(first: Iterable[Registration], second: Iterable[Registra
             found.append(f"{reg.type} {reg.name}: the name {reserved[0]!r} is the same when the stack is re-created, "
                          f"and stays reserved for {reserved[1]} after a destroy: a re-create in that window fails")
     return found
+
+
+def replacement_order_violations(registrations: Iterable[Registration]) -> list[str]:
+    return [f"{reg.type} {reg.name}: its name is fixed and `{prop}` forces a replacement; created before the old "
+            "one is deleted, the replacement collides with it by name: set delete_before_replace"
+            for reg in registrations
+            for typ, (name, prop) in FIXED_NAME_FORCE_NEW.items()
+            if reg.type == typ and unwrap(reg.inputs).get(name) and not reg.delete_before_replace]

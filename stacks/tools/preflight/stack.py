@@ -15,6 +15,7 @@ from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
 from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
 from stacks.tools.preflight import (
+    cli_version,
     destroy,
     ecr_lifecycle,
     iam_scope,
@@ -51,13 +52,16 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     values = documented_values(stack)
     found = project_errors(project) + stack_errors(project, stack, values)
     found += toolchain.violations(REPOSITORY) + toolchain.build_context_violations(REPOSITORY, registrations)
+    found += cli_version.violations(project, REPOSITORY)
     found += names.violations(registrations) + sizes.violations(registrations)
     found += lifecycle.replacement_violations(registrations, invokes or [])
     found += lifecycle.in_place_violations(registrations) + lifecycle.name_violations(registrations)
+    found += lifecycle.replacement_order_violations(registrations)
     found += lifecycle.recreate_violations(registrations, recreated) if recreated is not None else []
     found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
     found += destroy.violations(registrations, outputs) if outputs is not None else []
     found += destroy.direct_vpc_violations(registrations) + provider_waits.violations(registrations)
+    found += destroy.retained_name_violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

@@ -201,3 +201,27 @@ async def test_a_webhook_retried_in_the_next_minute_finds_the_same_session(cloud
     again = await cloud.http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
     assert (first.status_code, again.status_code) == (201, 200), again.text
     assert first.json()["sessionId"] == again.json()["sessionId"] and len(cloud.launches) == 1
+
+
+async def test_the_secret_url_without_a_configured_secret_names_daily_dialin_secret(
+    fake_fly: FakeFly, fake_daily: FakeDaily
+) -> None:
+    settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(KEY)}))
+    rooms = DailyRooms(DailySettings.from_env(fake_daily.env))
+    app = create_app(settings, env={}, machines=fly_harness(fake_fly).make(), rooms=rooms)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://calls.example.com") as http:
+        answer = await http.post(f"/phone/daily/dialin/{SECRET}", json=CALL)
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == 403
+    assert "DAILY_DIALIN_SECRET is not set" in answer.json()["error"]["message"]
+    assert "DAILY_API_KEY" not in answer.json()["error"]["message"]
+
+
+async def test_a_local_dispatcher_says_dial_in_needs_a_cloud_mode_not_a_daily_key(fake_daily: FakeDaily) -> None:
+    app = create_app(Settings(), env=dict(fake_daily.env), rooms=None)  # keyless local, DAILY_API_KEY set
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        answer = await http.post("/phone/daily/dialin", json=CALL)
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == 409
+    message = answer.json()["error"]["message"]
+    assert "MACHINES=ecs, gce or fly" in message and "Trying it locally" in message, message

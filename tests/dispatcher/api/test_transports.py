@@ -56,7 +56,8 @@ def test_local_mode_needs_no_turn_server_but_uses_one_when_given() -> None:
 def test_the_start_up_check_lists_a_missing_turn_server_and_asks_no_daily_key_of_a_webrtc_only_cloud() -> None:
     from dispatcher.factory import configuration_problems
 
-    env = {**CLOUD, **CHANNEL, "TRANSPORTS": "webrtc", "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0"}
+    env = {**CLOUD, **CHANNEL, "TRANSPORTS": "webrtc", "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0",
+           "FLY_ORG": "o", "BOT_CHANNEL_URL": "wss://d.example/bots/channel"}
     problems = configuration_problems(env)
     assert any("TURN_URLS" in p for p in problems), problems
     assert not any("DAILY" in p for p in problems), problems
@@ -79,3 +80,23 @@ def test_local_bots_dial_the_address_the_dispatcher_listens_on(host: str, url: s
     access = ChannelAccess.generated()
     access.bind(host, 8080)
     assert access.url == url
+
+
+@pytest.mark.parametrize(
+    ("provider", "missing"),
+    [({"MACHINES": "gce", "GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t"}, ["BOT_CHANNEL_URL"]),
+     ({"MACHINES": "fly", "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0"},
+      ["BOT_CHANNEL_URL", "FLY_ORG"])],
+)
+def test_a_channel_on_gce_or_fly_needs_what_checking_the_bots_machine_identity_needs(
+    provider: dict[str, str], missing: list[str]
+) -> None:
+    """Bots there must prove their machine: a dispatcher that could not check would refuse every bot."""
+    from dispatcher.factory import configuration_problems
+
+    env = {**CLOUD, **provider, **CHANNEL, **TURN, "TRANSPORTS": "webrtc"}
+    [problem] = configuration_problems(env)
+    assert all(name in problem for name in missing), problem
+    assert configuration_problems({**env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel", "FLY_ORG": "o"}) == []
+    without_channel = configuration_problems({k: v for k, v in env.items() if k != "BOT_CHANNEL_TOKEN"})
+    assert not any("identity" in p for p in without_channel), without_channel  # no hello to check

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect
@@ -13,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from dispatcher.phone.signatures import twilio_signature
 from dispatcher.phone.tokens import CallTokens
-from tests.support.phone_dispatcher import API_KEY, EXOTEL, TWILIO_TOKEN, Phone
+from tests.support.phone_dispatcher import API_KEY, EXOTEL, TWILIO_TOKEN, Phone, phone_dispatcher
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -114,3 +115,47 @@ async def test_a_keyless_local_dispatcher_takes_calls_without_proof(keyless: Pho
 async def test_start_with_a_phone_transport_needs_an_api_key(keyed: Phone) -> None:
     answer = await keyed.api.post("/start", json={"transport": "twilio"})
     assert answer.status_code == 401
+
+
+async def start_websocket(phone: Phone, headers: dict[str, str]) -> dict[str, str]:
+    answer = await phone.api.post("/start", json={"transport": "websocket"}, headers=headers)
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def local(phone: Phone, ws_url: str) -> str:
+    """The answer's `wsUrl` as this test reaches it (the dispatcher serves on a loopback port)."""
+    return phone.ws(ws_url.split("://", 1)[1].partition("/")[2].join(["/", ""]))
+
+
+@pytest.fixture(params=["keyed", "keyless"])
+async def either(request: pytest.FixtureRequest) -> AsyncIterator[Phone]:
+    async for phone in phone_dispatcher(keyed=request.param == "keyed"):
+        yield phone
+
+
+@pytest.mark.parametrize("form", ["query", "header", "path"])
+async def test_pipecat_clients_token_forms_open_the_started_session(either: Phone, form: str) -> None:
+    """Pipecat's WebSocket client dials `{wsUrl}?token=…`; Pipecat Cloud also takes the token as a
+    Bearer header or a path segment. Each opens the session `POST /start` named, keyed or keyless."""
+    phone = either
+    start = await start_websocket(phone, AUTH if phone.api.base_url.host != "127.0.0.1" else {})
+    url, token = local(phone, start["wsUrl"]), start["token"]
+    if form == "query":
+        await accepted(phone, f"{url}?token={token}")
+    elif form == "header":
+        await accepted(phone, url, {"Authorization": f"Bearer {token}"})
+    else:
+        await accepted(phone, f"{url}/{token}")
+    assert phone.launches == [start["sessionId"]]
+    assert await refused(f"{url}?token={token}") == 403  # spent, in any form
+
+
+async def test_a_keyless_dispatcher_refuses_a_wrong_query_token_instead_of_opening_another_session(
+    keyless: Phone,
+) -> None:
+    start = await start_websocket(keyless, {})
+    url, token = local(keyless, start["wsUrl"]), start["token"]
+    assert await refused(f"{url}?token={token[:-4]}AAAA") == 403
+    assert await refused(url, {"Authorization": "Bearer not-a-token"}) == 403
+    assert keyless.launches == []

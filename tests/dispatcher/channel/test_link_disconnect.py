@@ -11,6 +11,7 @@ import pytest
 from botchannel.contract import Hello, Reply, encode
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials, BotGrant
+from dispatcher.channel.identity import Unverified
 from dispatcher.store.local import LocalClaims
 from tests.dispatcher.channel.test_ownership import TOKEN, BotSocket
 
@@ -51,7 +52,7 @@ async def test_disconnecting_a_link_fails_its_pending_request_at_once_and_every_
 
 
 async def test_a_reply_to_no_request_is_ignored_and_the_channel_keeps_serving() -> None:
-    channels = BotChannels(BotCredentials(TOKEN), claims=LocalClaims())
+    channels = BotChannels(BotCredentials(TOKEN), claims=LocalClaims(), identity=Unverified("test"))
     bot = BotSocket("r-a", "s1")
     serving = asyncio.create_task(channels.serve(bot, BotGrant(kind="session", subject="s1", expires=2**40)))
     link = await channels.wait_link("s1", 30)
@@ -68,7 +69,7 @@ async def test_a_reply_to_no_request_is_ignored_and_the_channel_keeps_serving() 
 async def test_a_link_keeps_nothing_for_requests_answered_or_timed_out() -> None:
     """Every map is bounded: a session's bot answers many requests (offers, trickled candidates)
     over one link, which must not keep a waiter per request for the rest of the session."""
-    channels = BotChannels(BotCredentials(TOKEN), claims=LocalClaims())
+    channels = BotChannels(BotCredentials(TOKEN), claims=LocalClaims(), identity=Unverified("test"))
     bot = BotSocket("r-a", "s2")
     serving = asyncio.create_task(channels.serve(bot, BotGrant(kind="session", subject="s2", expires=2**40)))
     link = await channels.wait_link("s2", 30)

@@ -14,6 +14,7 @@ import pytest
 from botchannel.contract import Hello, Reply, Request, encode, parse_frame
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials, BotGrant
+from dispatcher.channel.identity import Unverified
 from dispatcher.channel.ownership import Ownership
 from dispatcher.channel.remote import StoreRemote
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
@@ -56,9 +57,9 @@ class BotSocket:
 class Replica:
     def __init__(self, server: RedisServer, name: str, prefix: str) -> None:
         self.coordination = RedisCoordination(StoreSettings(url=server.url, password=server.password, replica_id=name,
-                                                       prefix=prefix,
+                                                       prefix=prefix, message_secret=server.message_secret,
                                                        timeout_seconds=5.0, lease_seconds=3.0))
-        self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims)
+        self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims, identity=Unverified("test"))
         self.ownership = Ownership(self.channels, self.coordination)
         self.remote = StoreRemote(self.coordination)
 

@@ -13,6 +13,7 @@ from botchannel.contract import METHOD_ASSIGN, METHOD_OFFER
 from dispatcher.channel import ownership
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials, BotGrant
+from dispatcher.channel.identity import Unverified
 from dispatcher.channel.ownership import Ownership
 from dispatcher.errors import ApiError
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
@@ -31,9 +32,9 @@ def session_grant(session_id: str) -> BotGrant:
 class Replica:
     def __init__(self, redis: RedisServer, prefix: str) -> None:
         self.coordination = RedisCoordination(StoreSettings(url=redis.url, password=redis.password, replica_id="r-a",
-                                                       prefix=prefix,
+                                                       prefix=prefix, message_secret=redis.message_secret,
                                                        timeout_seconds=5.0, lease_seconds=60.0))
-        self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims)
+        self.channels = BotChannels(BotCredentials(TOKEN), claims=self.coordination.claims, identity=Unverified("test"))
         self.ownership = Ownership(self.channels, self.coordination)
 
     async def owner(self, session_id: str) -> str | None:

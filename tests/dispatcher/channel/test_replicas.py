@@ -2,9 +2,10 @@
 random one: one bot per session, and signalling and status reach the right bot (docs/replicas.md).
 
 Each replica launches and holds its own bots (real stand-in processes dialling *that* replica's
-channel, as a cloud bot dials the replica that launched it) and has its own warm reserve; a
-request for a bot held by the other replica finds it through the session's owner record and the
-store's relay. The provider's shared record is played by `SharedRecord`: status, stop and list
+channel, as a cloud bot dials the replica that launched it); the deployment has one warm reserve,
+planned by the replica holding the planning lease and claimed by either; a request for a bot held
+by the other replica finds it through the session's owner record and the store's relay. The
+provider's shared record is played by `SharedRecord`: status, stop and list
 see every replica's machines, as Fly's or ECS's API would; launches stay the caller's. Routing is
 a seeded random choice, so a failure replays.
 """
@@ -25,6 +26,7 @@ from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import serving
 from tests.support.processes import pid_alive
 from tests.support.redis_server import redis_server
+from tests.support.waiting import until
 
 TOKEN = "r" * 40
 WAIT = 60.0
@@ -97,12 +99,12 @@ async def replicas(monkeypatch, tmp_path):
 async def test_two_replicas_with_random_routing_give_one_bot_per_session_and_reach_it(replicas):
     apps, clients, everyone = replicas
     pick = random.Random(9).choice
-    for app in apps:  # one idle bot at each replica
-        state = app.state.voicefleet
-        await state.reserve.refill()
-        assert await state.channels.wait_until(lambda s=state: len(s.channels.idle()) == 1, WAIT)
+    for app in apps:  # the one that takes the planning lease launches the deployment's one idle bot
+        await app.state.voicefleet.reserve.refill()
+    await until(lambda: sum(len(app.state.voicefleet.channels.idle()) for app in apps) == 1,
+                "the deployment's one idle bot", timeout=WAIT)
 
-    # A burst larger than both reserves together, each start at a random replica.
+    # A burst larger than the reserve, each start at a random replica.
     answers = await asyncio.gather(*(pick(clients).post("/start?wait=started", json={"body": {"n": n}})
                                      for n in range(5)))
     assert [a.status_code for a in answers] == [201] * 5

@@ -9,6 +9,7 @@ import json
 
 from botchannel.contract import Hello
 from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.channel.identity import Unverified
 from dispatcher.channel.session_secrets import SessionSecrets
 from dispatcher.store.local import LocalClaims
 from dispatcher.store.secrets_vault import MemoryVault
@@ -44,7 +45,7 @@ def welcomed(channels: BotChannels, session_id: str | None) -> tuple[BotLink, Si
 
 
 async def test_a_delivery_under_way_is_ended_when_the_dispatcher_closes_and_a_finished_one_is_forgotten() -> None:
-    channels = BotChannels(None, claims=LocalClaims())
+    channels = BotChannels(None, claims=LocalClaims(), identity=Unverified("test"))
     delivery = SessionSecrets(channels, MemoryVault())
     await delivery.deposit("s-1", VALUES, ttl_seconds=60)
     _, socket = welcomed(channels, "s-1")

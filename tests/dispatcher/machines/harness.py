@@ -15,11 +15,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bot.identity import MachineIdentity
 from dispatcher.machines.base import Machines, MachineState
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
@@ -50,6 +51,9 @@ class Harness:
     received: Callable[[str], list[dict[str, str]]]
     created: Callable[[str], int]  # machines the provider ever created for the session
     live: Callable[[str], int]  # machines of the session the provider still holds
+    # The identity token the session's machine's own bot sends in its hello (its machine booted and
+    # asked its provider, as bot/identity.py does); None where the provider issues none.
+    identity: Callable[[str], Awaitable[str | None]] = lambda sid: _no_identity()
 
     # False where a machine is known only to the dispatcher process that launched it (local).
     replicas_share_machines: bool = True
@@ -83,6 +87,30 @@ class Harness:
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the fake has answered every call it received (a released create has landed)."""
         settle(self.fake, timeout)
+
+
+async def _no_identity() -> str | None:
+    return None
+
+
+def gce_identity(fake: gce_fake.FakeGce, instance: str) -> Callable[[], Awaitable[str | None]]:
+    """The token the bot on `instance` gets from its own metadata server (the VM boots first)."""
+    async def token() -> str | None:
+        fake.set_status(instance, "RUNNING")
+        env = {"GCE_METADATA_HOST": fake.metadata_host(instance)}
+        return await MachineIdentity("gce", gce_fake.CHANNEL_AUDIENCE, env).token()
+
+    return token
+
+
+def fly_identity(fake: fly_fake.FakeFly, name: str) -> Callable[[], Awaitable[str | None]]:
+    """The token the bot on machine `name` gets through its own API socket (the machine starts first)."""
+    async def token() -> str | None:
+        fake.set_state(name, "started")
+        env = {"BOT_FLY_API_SOCKET": fake.machine_socket(fake.by_name(name)["id"])}
+        return await MachineIdentity("fly", fly_fake.CHANNEL_AUDIENCE, env).token()
+
+    return token
 
 
 def settle(fake: Any, timeout: float) -> None:
@@ -125,6 +153,7 @@ def fly_harness(fake: fly_fake.FakeFly) -> Harness:
         ],
         created=lambda sid: len(of(sid)),
         live=lambda sid: sum(1 for m in of(sid) if m["state"] != "destroyed"),
+        identity=lambda sid: fly_identity(fake, f"vf-{sid}")(),
     )
 
 
@@ -177,6 +206,7 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
         ],
         created=lambda sid: len(inserts(sid)),
         live=lambda sid: int(f"vf-{sid}" in fake.instances),
+        identity=lambda sid: gce_identity(fake, f"vf-{sid}")(),
     )
 
 

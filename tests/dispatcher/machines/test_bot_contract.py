@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bot import config as bot_config
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE
 from dispatcher.machines import bot_environment as bot_contract
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.local.provider import _bot_environment
@@ -71,8 +71,10 @@ def test_a_cloud_webrtc_session_gives_the_bot_its_own_turn_credentials_and_no_ro
 
 def test_both_sides_name_the_same_variables() -> None:
     assert set(bot_config.SESSION_VARIABLES) == set(bot_contract.SESSION_VARIABLES)
-    # ... plus the VM's own channel credential, which the bot reads as BOT_CHANNEL_TOKEN
-    assert set(bot_contract.GCE_SESSION_METADATA.values()) == {*bot_contract.SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE}
+    # ... plus the VM's own channel credential, which the bot reads as BOT_CHANNEL_TOKEN, and where
+    # its identity token comes from (BOT_IDENTITY)
+    assert set(bot_contract.GCE_SESSION_METADATA.values()) == {
+        *bot_contract.SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE}
 
 
 @pytest.mark.parametrize("variable", bot_contract.SESSION_VARIABLES)

@@ -14,6 +14,7 @@ from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import FlyWarmMachines
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.settings import Settings, hash_api_key
+from tests.dispatcher.machines.harness import fly_identity
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
@@ -122,9 +123,10 @@ async def test_post_start_claims_an_idle_fly_bot_over_the_channel(fake_fly) -> N
         await state.reserve.refill()  # launches one reserve machine at the fake
         [machine] = list(fake_fly.machines.values())
         bot_id = machine["config"]["env"]["BOT_MACHINE_ID"]
-        fake_fly.set_state(machine["name"], "started")
+        assert machine["config"]["env"]["BOT_IDENTITY"] == "fly"  # its bot proves its Machine
+        identity = await fly_identity(fake_fly, machine["name"])()  # it starts; its bot asks its API socket
         # The machine's bot dials in, as a real one would.
-        ws = await dial_idle(state, port, bot_id, machine["config"]["image"])
+        ws = await dial_idle(state, port, bot_id, machine["config"]["image"], identity)
         s = spec()
         result, assignment = await claim(state.reserve, ws, s)
         assert result.created and result.machine.machine_id == machine["id"]
@@ -169,8 +171,9 @@ async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
     async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         await state.reserve.refill()
         [machine] = list(fake_fly.machines.values())
-        fake_fly.set_state(machine["name"], "started")
-        ws = await dial_idle(state, port, machine["config"]["env"]["BOT_MACHINE_ID"], machine["config"]["image"])
+        identity = await fly_identity(fake_fly, machine["name"])()
+        ws = await dial_idle(state, port, machine["config"]["env"]["BOT_MACHINE_ID"], machine["config"]["image"],
+                             identity)
         accepting = asyncio.create_task(accept_assignment(ws))
         started = await http.post("/start", json={}, headers=auth)
         assert started.status_code == 201, started.text

@@ -47,6 +47,7 @@ async def test_session_values_are_the_metadata_items_the_startup_script_reads(
         "ice-config": "",  # a Daily session: no TURN credentials
         "bot-transport": "",  # not a call: the image's own default stands
         "bot-channel-token": "",  # no channel in this deployment (else: this VM's own credential)
+        "bot-identity": "",  # no channel, no hello: nothing for the bot to prove (else: gce)
     }
     assert all("bot.jwt.secret" not in c.path + str(c.query) for c in fake_gce.calls)
 

@@ -13,6 +13,7 @@ from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.settings import Settings
+from tests.dispatcher.machines.harness import gce_identity
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import FakeGce
 from tests.support.dispatcher_server import serving
@@ -126,8 +127,9 @@ async def test_post_start_claims_an_idle_gce_bot_over_the_channel(fake_gce) -> N
         await state.reserve.refill()  # inserts one reserve VM at the fake
         [(name, vm)] = list(fake_gce.instances.items())
         bot_id, image = metadata(vm)["bot-machine-id"], metadata(vm)["bot-image-digest"]
-        fake_gce.set_status(name, "RUNNING")
-        ws = await dial_idle(state, port, bot_id, image)  # the VM's bot, as a real one would
+        assert metadata(vm)["bot-identity"] == "gce"  # its bot proves its VM
+        identity = await gce_identity(fake_gce, name)()  # the VM boots; its bot asks its metadata server
+        ws = await dial_idle(state, port, bot_id, image, identity)  # the VM's bot, as a real one would
         s = spec()
         result, assignment = await claim(state.reserve, ws, s)
         assert result.created and result.machine.machine_id == name

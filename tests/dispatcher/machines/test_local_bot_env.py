@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[3]
 SPEC = LaunchSpec(session_id="0123456789abcdef01234567", body_digest="d" * 32, max_session_seconds=60)
 # Read by the bot host but never inherited: the launcher sets them per bot, or a cloud sets them.
 SET_PER_BOT = {*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE}
-CLOUD_ONLY = {"FLY_MACHINE_ID"}
+# Set by a cloud provider or its launch values; a local bot has no machine identity to prove.
+CLOUD_ONLY = {"FLY_MACHINE_ID", "BOT_IDENTITY", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET"}
 
 
 def test_a_variable_reaches_a_local_bot_only_when_allowed_or_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,8 +37,10 @@ def test_a_variable_reaches_a_local_bot_only_when_allowed_or_named(monkeypatch: 
     assert named["VOICEFLEET_SESSION_ID"] == SPEC.session_id  # the launch values come on top
 
 
-@pytest.mark.parametrize("name", ["REDIS_URL", "BOT_CHANNEL_TOKEN", "DISPATCHER_API_KEYS", "PHONE_TOKEN_SECRET",
-                                  "TURN_SHARED_SECRET", "VOICEFLEET_BODY", "DAILY_TOKEN", "NOT-A-NAME"])
+@pytest.mark.parametrize("name", ["REDIS_URL", "REDIS_MESSAGE_SECRET",
+                                  "BOT_CHANNEL_TOKEN", "DISPATCHER_API_KEYS", "PHONE_TOKEN_SECRET",
+                                  "TURN_SHARED_SECRET", "VOICEFLEET_BODY", "DAILY_TOKEN", "WEBHOOK_SECRET",
+                                  "NOT-A-NAME"])
 def test_local_bot_env_cannot_name_the_dispatchers_own_variables(name: str) -> None:
     with pytest.raises(SettingsError, match="LOCAL_BOT_ENV"):
         LocalSettings.from_env({"LOCAL_BOT_ENV": f"DEEPGRAM_API_KEY,{name}"})

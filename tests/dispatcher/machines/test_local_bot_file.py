@@ -43,3 +43,17 @@ def test_a_start_runs_the_bot_file_with_the_named_interpreter(tmp_path: Path) ->
         assert started.status_code == 201, started.text
         assert httpx.delete(f"{dispatcher.base_url}/sessions/{started.json()['session_id']}", timeout=30).is_success
     assert mark.read_text().startswith("-m bot ")
+
+
+def test_an_offer_to_a_session_whose_bot_failed_names_the_cause(tmp_path: Path) -> None:
+    """A client that shows only the offer's answer (Pipecat's JS clients) learns why, not just that."""
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(REPO / "tests" / "bots" / "broken_no_bot.py")}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        started = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=60)
+        assert started.status_code == 201, started.text
+        session_id = started.json()["session_id"]
+        offer = httpx.post(f"{dispatcher.base_url}/sessions/{session_id}/api/offer",
+                           json={"sdp": "v=0", "type": "offer"}, timeout=60)
+    assert offer.status_code == 409, offer.text
+    message = offer.json()["error"]["message"]
+    assert "has failed" in message and "defines no `bot`" in message, message

@@ -4,14 +4,17 @@ already claimed for one session is never offered to another."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from botchannel.contract import Hello
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.metrics import Metrics
 from dispatcher.outbound.ratelimit import Rate
@@ -20,8 +23,8 @@ from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
-from dispatcher.store.forgiving import ForgivingClaims
-from dispatcher.store.local import LocalClaims
+from dispatcher.store.coordination import PoolBot, ReplicaPool
+from dispatcher.store.redis_coordination import RedisCoordination
 from tests.support.redis_server import RedisServer, redis_server
 
 
@@ -76,24 +79,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 async def stores(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Store, Store]]:
     prefix = f"{DEFAULT_PREFIX}{request.node.name[:20]}:"  # the stack user's keys
     pair = tuple(Store(StoreSettings(url=server.url, password=server.password, replica_id=f"r-{n}", prefix=prefix,
-                                     timeout_seconds=5.0))
+                                     timeout_seconds=5.0, message_secret=server.message_secret))
                  for n in range(2))
     yield pair  # type: ignore[misc]
     for store in pair:
         await store.aclose()
 
 
-def reserve(store: Store, machines: Machines, clock: list[float]) -> Reserve:
+def reserve(store: Store, machines: Machines, clock: list[float], channels: BotChannels | None = None) -> Reserve:
     settings = ReserveSettings.from_env({"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
                                          "RESERVE_COLD_START_SECONDS": "1"})
-    claims = ForgivingClaims(BotClaims(store), LocalClaims())
-    channels = BotChannels(BotCredentials("t" * 40), claims=claims)
+    coordination = RedisCoordination(store.settings)
+    channels = channels or BotChannels(BotCredentials("t" * 40), claims=coordination.claims,
+                                       identity=Unverified("test"))
     return Reserve(settings, machines, channels, ReserveMetrics(Metrics("paper").registry, "paper"),
-                   clock=lambda: clock[0], claims=claims)
+                   clock=lambda: clock[0], coordination=coordination)
 
 
-async def late_warming_bot(here: Store, machines: Machines, clock: list[float]) -> tuple[Reserve, str]:
-    launcher = reserve(here, machines, clock)
+async def late_warming_bot(here: Store, machines: Machines, clock: list[float],
+                          channels: BotChannels | None = None) -> tuple[Reserve, str]:
+    launcher = reserve(here, machines, clock, channels)
     await launcher.refill()
     (bot_id,) = machines.launched
     clock[0] += 3 * 1 + 60 + 1  # past the warming deadline: cold start × 3 + grace
@@ -121,3 +126,47 @@ async def test_a_bot_claimed_for_one_session_is_claimed_for_no_other(stores) -> 
     here, there = stores
     assert await BotClaims(here).claim("rsv-1", "session-a")
     assert not await BotClaims(there).claim("rsv-1", "session-b")
+
+
+class HelloDuringList(Machines):
+    """The provider's list call yields to the loop, and the late bot's hello lands meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during_list: list[Callable[[], object]] = []
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        await asyncio.sleep(0)
+        for hello in self.during_list:
+            hello()
+        return await super().idle_machines()
+
+
+async def test_a_late_bot_whose_hello_lands_during_the_provider_list_is_kept(stores) -> None:
+    here, _ = stores
+    machines, clock = HelloDuringList(), [1000.0]
+    channels = BotChannels(BotCredentials("t" * 40), claims=RedisCoordination(here.settings).claims,
+                           identity=Unverified("test"))
+    launcher, bot_id = await late_warming_bot(here, machines, clock, channels)
+    link = BotLink(Hello(bot_id, image="img"), socket=None, session_id=None)  # type: ignore[arg-type]
+    machines.during_list.append(lambda: [listener(link) for listener in channels.idle_listeners])
+    await launcher.refill()  # raised KeyError: the hello had taken the bot off the warming list
+    assert bot_id not in machines.retired
+
+
+async def test_an_idle_bot_held_at_another_replica_can_be_claimed_if_it_fits(stores) -> None:
+    """An impatient caller (`maxWaitSeconds`) is refused at once only when no replica holds a bot
+    that could take the session: the deployment's pool is read, not this replica's channel alone."""
+    here, there = stores
+    machines, clock = Machines(), [1000.0]
+    asking = reserve(here, machines, clock)
+    assert not await asking.can_claim("webrtc")  # nothing anywhere
+    holder = RedisCoordination(there.settings)
+    try:
+        await holder.pool.publish(ReplicaPool("r-1", (PoolBot("rsv-9", "idle", 999.0, "img", ("webrtc",)),)))
+        assert await asking.can_claim("webrtc")
+        assert not await asking.can_claim("daily")  # that bot cannot serve a Daily session
+        await holder.pool.publish(ReplicaPool("r-1", (PoolBot("rsv-9", "idle", 999.0, "old", ("webrtc",)),)))
+        assert not await asking.can_claim("webrtc")  # another image is never claimed
+    finally:
+        await holder.aclose()

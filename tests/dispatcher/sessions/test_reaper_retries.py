@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.metrics import Metrics
 from dispatcher.sessions import reaper as reaper_module
@@ -19,6 +20,7 @@ class ListedMachines:
     """A provider that lists the machines it is given and records (or fails) stops."""
 
     name = "memory"
+    identity = Unverified("a test provider: no machine says hello")
 
     def __init__(self, machines: list[Machine]) -> None:
         self.machines = machines

@@ -8,6 +8,7 @@ import asyncio
 from dispatcher.machines.base import Machine, MachineState
 from dispatcher.metrics import Metrics
 from dispatcher.sessions.service import Session, SessionService
+from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.settings import Settings
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.sessions.test_reaper_retries import ListedMachines
@@ -35,7 +36,9 @@ class HeldList(ListedMachines):
 async def test_closing_cancels_a_recount_still_waiting_for_the_provider() -> None:
     running = Machine(session_id="s" * 24, machine_id="m", state=MachineState.STARTED, created_at=0.0)
     machines = HeldList([running])
-    service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=LocalCoordination())
+    coordination = LocalCoordination()
+    service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=coordination,
+                             timeline=SessionTimeline(coordination.timelines, coordination.replica_id))
     await service.stop(running.session_id)  # a stop asks for a recount, in the background
     await asyncio.wait_for(machines.listing.wait(), 30)
     await service.aclose()

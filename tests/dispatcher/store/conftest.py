@@ -28,7 +28,7 @@ def settings_for(server: RedisServer, replica_id: str, prefix: str, **overrides:
     # A generous timeout: the test machine may be busy, and a timeout here is a test failing by load.
     overrides = {"timeout_seconds": 5.0, **overrides}
     return StoreSettings(url=server.url, password=server.password, replica_id=replica_id, prefix=prefix,
-                         **overrides)  # type: ignore[arg-type]
+                         message_secret=server.message_secret, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -54,15 +54,19 @@ async def test_health_comes_back_with_the_first_call_that_succeeds(store):
     assert store.health.as_json()["status"] == "ok"
 
 
+SIGNING = "m" * 32  # REDIS_MESSAGE_SECRET
+
+
 def test_settings_need_a_redis_url_scheme_and_a_sane_replica_id():
     assert StoreSettings.from_env({}) is None
     with pytest.raises(SettingsError, match="REDIS_URL"):
         StoreSettings.from_env({"REDIS_URL": "localhost:6379"})
     with pytest.raises(SettingsError, match="REPLICA_ID"):
         StoreSettings.from_env({"REDIS_URL": "redis://x", "REPLICA_ID": "a b"})
-    settings = StoreSettings.from_env({"REDIS_URL": "rediss://user:pw@cache:6379", "REDIS_TIMEOUT_SECONDS": "0.3"})
+    settings = StoreSettings.from_env({"REDIS_URL": "rediss://user:pw@cache:6379", "REDIS_TIMEOUT_SECONDS": "0.3",
+                                       "REDIS_MESSAGE_SECRET": SIGNING})
     assert settings is not None and settings.timeout_seconds == 0.3
-    assert "pw" not in repr(settings)  # the URL may carry the password
+    assert "pw" not in repr(settings) and SIGNING not in repr(settings)  # the URL may carry the password
     assert settings.replica_id.startswith("r-") and settings.prefix == "{voicefleet}:"
 
 
@@ -106,9 +110,10 @@ async def test_a_password_from_redis_password_signs_in_and_a_wrong_one_is_refuse
 def test_store_settings_read_auth_and_the_ca_and_refuse_nonsense():
     pem = "-----BEGIN CERTIFICATE-----\\nA\\n-----END CERTIFICATE-----"
     settings = StoreSettings.from_env({"REDIS_URL": "rediss://10.0.0.5:6379/0", "REDIS_AUTH": "gcp-iam",
-                                       "REDIS_CA_CERT": pem})
+                                       "REDIS_CA_CERT": pem, "REDIS_MESSAGE_SECRET": SIGNING})
     assert settings is not None and settings.auth == "gcp-iam" and settings.ca_certificate == pem
     with pytest.raises(SettingsError, match="REDIS_AUTH"):
         StoreSettings.from_env({"REDIS_URL": "redis://x", "REDIS_AUTH": "kerberos"})
     with pytest.raises(SettingsError, match="REDIS_CA_CERT"):
-        StoreSettings.from_env({"REDIS_URL": "redis://x", "REDIS_CA_CERT": "not a pem"})
+        StoreSettings.from_env({"REDIS_URL": "redis://x", "REDIS_CA_CERT": "not a pem",
+                                "REDIS_MESSAGE_SECRET": SIGNING})

@@ -1,7 +1,7 @@
 """The coordination contract (dispatcher/store/coordination.py), the same tests for each of its
 implementations: one process, several replicas on a real redis-server, and those replicas with
 their store gone, which must answer as one process does (dispatcher/store/forgiving.py), except
-for the two calls that are never forgiven."""
+for the three calls that are never forgiven."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from dispatcher.store.client import StoreSettings, StoreUnavailable
 from dispatcher.store.coordination import AtCapacity, Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
+from dispatcher.store.timelines import MAX_EVENTS, StoreTimelines
 from tests.dispatcher.store.conftest import settings_for
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import within
 
 ONE_PROCESS, REDIS, REDIS_DOWN = "one-process", "redis", "redis-store-down"
 VALUES = {"session_id": "s-1", "token": "bot-token"}
@@ -35,7 +37,8 @@ def build(kind: str, request: pytest.FixtureRequest) -> Coordination:
 
     # A port nothing listens on.
     return RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{free_port()}/0", replica_id="r-a",
-                                           prefix="{down}:", timeout_seconds=0.5))
+                                           prefix="{down}:", timeout_seconds=0.5,
+                                           message_secret="s" * 32))
 
 
 @pytest.fixture(params=[ONE_PROCESS, REDIS, REDIS_DOWN])
@@ -146,6 +149,16 @@ async def test_a_call_here_is_spent_here_once_opened_and_an_unknown_one_nowhere(
         await call.end("done")
 
 
+async def test_a_sessions_timeline_reads_back_in_order_and_keeps_its_newest_events(coordination) -> None:
+    assert await coordination.timelines.read("s-1") == []
+    for n in range(MAX_EVENTS + 3):
+        await coordination.timelines.append("s-1", {"event": "ready", "n": n})
+    await coordination.timelines.append("s-2", {"event": "requested"})
+    events = await coordination.timelines.read("s-1")
+    assert [e["n"] for e in events] == list(range(3, MAX_EVENTS + 3))  # bounded: the oldest go first
+    assert await coordination.timelines.read("s-2") == [{"event": "requested"}]
+
+
 async def test_a_replica_starts_and_drains_whatever_its_store_does(coordination) -> None:
     async def handler(session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
         return {}
@@ -163,6 +176,12 @@ async def test_a_keyed_start_holds_its_lease_and_lets_go(answering) -> None:
         pass
 
 
+async def test_a_webhook_is_seen_once_for_as_long_as_it_is_kept(answering) -> None:
+    assert await answering.webhooks.first_use("webhook:twilio:CA1", 25 * 3600)
+    assert not await answering.webhooks.first_use("webhook:twilio:CA1", 25 * 3600)
+    assert await answering.webhooks.first_use("webhook:twilio:CA2", 25 * 3600)
+
+
 async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) -> None:
     await answering.owners.claim("s-1")  # its bot is here
     assert await answering.ask_owner("s-1", "webrtc.offer", {}, timeout=1.0) is None
@@ -171,7 +190,7 @@ async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) ->
 
 # --- the store down: never forgiven where one process's answer would be wrong ---------------
 
-async def test_with_the_store_down_the_start_lease_and_the_owner_lookup_say_so(request) -> None:
+async def test_with_the_store_down_the_start_lease_the_owner_lookup_and_webhooks_say_so(request) -> None:
     down = build(REDIS_DOWN, request)
     try:
         with pytest.raises(StoreUnavailable):
@@ -179,9 +198,32 @@ async def test_with_the_store_down_the_start_lease_and_the_owner_lookup_say_so(r
                 pass
         with pytest.raises(StoreUnavailable):
             await down.ask_owner("s-1", "webrtc.offer", {}, timeout=1.0)
+        with pytest.raises(StoreUnavailable):  # a security check: this replica alone cannot rule out a replay
+            await down.webhooks.first_use("webhook:twilio:CA1", 25 * 3600)
         assert down.health()["status"] == "unreachable"
     finally:
         await down.aclose()
+
+
+async def test_a_timeline_written_at_one_replica_is_read_at_another_until_it_expires(request) -> None:
+    server: RedisServer = request.getfixturevalue("redis")
+    prefix = request.getfixturevalue("prefix")
+    writer = RedisCoordination(settings_for(server, "r-a", prefix))
+    reader = RedisCoordination(settings_for(server, "r-b", prefix))
+    try:
+        await writer.timelines.append("s-1", {"event": "requested", "replica": "r-a"})
+        assert await reader.timelines.read("s-1") == [{"event": "requested", "replica": "r-a"}]
+        short = StoreTimelines(writer.store, keep_seconds=0.3)  # kept a bounded time (a day by default)
+        await short.append("s-2", {"event": "requested"})
+        assert await reader.timelines.read("s-2") == [{"event": "requested"}]
+
+        async def forgotten() -> bool:
+            return await reader.timelines.read("s-2") == []
+
+        assert await within(forgotten, timeout=5)
+    finally:
+        await writer.aclose()
+        await reader.aclose()
 
 
 async def test_health_names_the_store_when_there_is_one(answering) -> None:

@@ -26,7 +26,7 @@ def replica(spent: OneTimeUse) -> PhoneState:
     settings = PhoneSettings(token_key=KEY)
     return PhoneState(settings=settings, tokens=CallTokens(KEY),
                       calls=PhoneCalls(None, None, MediaLinks(), None, None, start_wait_seconds=1.0),  # type: ignore[arg-type]
-                      spent=spent)
+                      spent=spent, webhooks=LocalOnce())
 
 
 async def admit(state: PhoneState, token: str) -> None:
@@ -72,8 +72,8 @@ def test_a_dispatcher_with_a_store_spends_call_tokens_there_and_one_without_keep
     from dispatcher.app import create_app
 
     env = {"DISPATCHER_API_KEYS": "k" * 32, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
-           "RESERVE_MAX_IDLE": "0"}
+           "REDIS_MESSAGE_SECRET": "m" * 32, "RESERVE_MAX_IDLE": "0"}
     # No connection until it serves.
     assert isinstance(create_app(env=env).state.voicefleet.phone.spent, ForgivingOnce)
-    alone = {k: v for k, v in env.items() if k not in ("REDIS_URL", "REPLICA_ID")}
+    alone = {k: v for k, v in env.items() if not k.startswith(("REDIS_", "REPLICA_ID"))}
     assert isinstance(create_app(env=alone).state.voicefleet.phone.spent, LocalOnce)

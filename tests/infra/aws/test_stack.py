@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from stacks import contract
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
-from tests.infra.helpers import actions, container, mock_id, policy_statements
+from tests.infra.helpers import actions, component_outputs, container, mock_id, policy_statements
 
 SG = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -161,8 +163,13 @@ def test_dispatcher_service_health_checks_and_rolls_back(aws: Run) -> None:
     assert service.inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
 
 
-def test_https_listener_and_redirect_when_a_certificate_is_configured(stack: StackRunner) -> None:
+def test_https_listener_and_redirect_when_a_certificate_is_configured(stack: StackRunner,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
     run = stack("aws", allowPlainHttp="false", certificateArn="arn:aws:acm:eu-west-1:123456789012:certificate/x")
+    # No dispatcherDomain: dispatcherUrl is the ALB's name, which the certificate does not cover.
+    assert [w for w in warnings if "certificateArn without dispatcherDomain" in w]
     listeners = {r.inputs["protocol"]: r for r in run.of_type("aws:lb/listener:Listener")}
     assert listeners["HTTPS"].inputs["certificateArn"].endswith("certificate/x")
     assert listeners["HTTP"].inputs["defaultActions"][0]["type"] == "redirect"
@@ -187,3 +194,18 @@ def test_bots_get_public_subnets_in_at_least_two_zones(aws: Run) -> None:
     assert route.inputs["destinationCidrBlock"] == "0.0.0.0/0" and "gatewayId" in route.inputs
     assert aws.of_type("aws:ec2/natGateway:NatGateway") == []
     assert unwrap(container(aws, "-bot")["essential"]) is True
+
+
+def test_dispatcher_url_is_the_name_the_certificate_covers(stack: StackRunner) -> None:
+    """With a certificate the URL clients, carriers and the first-deploy `/healthz` check are given
+    is dispatcherDomain: the ALB's own *.elb.amazonaws.com name fails their TLS name check."""
+    run = stack("aws", certificateArn="arn:aws:acm:eu-west-1:123456789012:certificate/test",
+                allowPlainHttp="false", dispatcherDomain="voice.example.com")
+    outputs = unwrap(component_outputs(run, "aws"))
+    assert outputs["dispatcherUrl"] == "https://voice.example.com"
+    assert outputs["albDnsName"].endswith(".elb.amazonaws.com")  # what the domain's DNS record points at
+
+
+def test_a_plain_http_dispatcher_url_is_the_balancer_name(aws: Run) -> None:
+    outputs = unwrap(component_outputs(aws, "aws"))
+    assert outputs["dispatcherUrl"] == f"http://{outputs['albDnsName']}"

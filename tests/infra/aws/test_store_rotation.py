@@ -70,3 +70,25 @@ def test_a_previous_password_without_a_store_is_refused(stack: StackRunner) -> N
     with pytest.raises(SettingsError, match="storePreviousPassword is set but dispatcherCount=1 has no"):
         stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, "voicefleet:storePassword": NEW,
                               "voicefleet:storePreviousPassword": OLD}, **CHANNEL["aws"])
+
+
+def test_a_rotation_left_half_done_is_a_warning_with_the_command_that_finishes_it(stack: StackRunner) -> None:
+    """Review 5: storePreviousPassword left set keeps the old password valid for good."""
+    from stacks.tools.preflight import store_rotation
+
+    during = deploy(stack, **{"voicefleet:storePassword": NEW, "voicefleet:storePreviousPassword": OLD})
+    (note,) = store_rotation.notes(during.registrations, "aws-prod")
+    assert "pulumi config rm storePreviousPassword -s aws-prod" in note and OLD not in note
+    assert store_rotation.notes(deploy(stack, **{"voicefleet:storePassword": NEW}).registrations, "aws-prod") == []
+
+
+def test_a_rotation_left_set_is_a_warning_of_the_program_itself(stack: StackRunner,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pulumi up` run directly (not through `python -m stacks.plan`) shows it too."""
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    deploy(stack, **{"voicefleet:storePassword": NEW})
+    assert not [w for w in warnings if "storePreviousPassword" in w]
+    deploy(stack, **{"voicefleet:storePassword": NEW, "voicefleet:storePreviousPassword": OLD})
+    (said,) = [w for w in warnings if "storePreviousPassword" in w]
+    assert "pulumi config rm storePreviousPassword" in said and OLD not in said and NEW not in said

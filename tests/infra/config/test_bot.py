@@ -13,7 +13,7 @@ import pytest
 from stacks import contract
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Run, is_secret, unwrap
-from tests.images.test_bot_project import project
+from tests.images.test_bot_project import ROOT, project
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
 
@@ -159,3 +159,35 @@ def test_a_turn_relay_with_a_project_without_webrtc_fails_the_preview(stack: Sta
     with pytest.raises(SettingsError, match="voicefleet:botProject .* has no aiortc"):
         stack("aws", secrets=WITH_TURN,
               botProject=str(folder), turn="external", turnUrls="turn:turn.example.com:3478", **CHANNEL["aws"])
+
+
+def test_a_phone_only_project_deploys_with_a_carrier_and_is_refused_where_nothing_would_reach_it(
+        stack: StackRunner) -> None:
+    """twilio-chatbot/inbound's shape (websocket and silero extras, no daily-python): the plan takes
+    it where the stack answers calls, and says what is missing where the stack serves Daily only."""
+    folder = str(ROOT / "tests" / "fixtures" / "projects" / "twilio_inbound")
+    phone = {**SECRETS, "voicefleet:twilioAuthToken": "SENTINEL-phone-0123456789abcdef0123456789abcdef"}
+    for cloud in ("aws", "gcp"):
+        built = images(stack(cloud, secrets=phone, botProject=folder))
+        assert built["bot"]["context"]["named"] == {"bot-project": {"location": folder}}  # type: ignore[index]
+    with pytest.raises(SettingsError, match="builds Pipecat's websocket transport, not daily.*twilioAuthToken"):
+        stack("aws", botProject=folder)
+
+
+def test_the_plan_warns_when_the_predicted_bot_image_is_over_the_stacks_budget(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """twilio_inbound locks numba/llvmlite (Pipecat's resampy path) and excludes nothing: over 400 MB."""
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    folder = str(ROOT / "tests" / "fixtures" / "projects" / "twilio_inbound")
+    phone = {**SECRETS, "voicefleet:twilioAuthToken": "SENTINEL-phone-0123456789abcdef0123456789abcdef"}
+    stack("aws", secrets=phone, botProject=folder)
+    (over,) = [w for w in warnings if "botImageBudgetMb" in w]
+    assert "over voicefleet:botImageBudgetMb 400" in over and "llvmlite" in over, over
+    assert "exclude-packages numba llvmlite resampy" in over, over
+    warnings.clear()
+    stack("aws", secrets=phone, botProject=folder, botImageBudgetMb="900")  # raised knowingly
+    stack("aws")  # the parrot, as the default stack builds it
+    # …and its SmallWebRTC image, which carries aiortc's stack on top (images/budgets.py allows it more)
+    stack("aws", secrets=WITH_TURN, turn="external", turnUrls="turn:turn.example.com:3478", **CHANNEL["aws"])
+    assert not [w for w in warnings if "botImageBudgetMb" in w]

@@ -4,6 +4,8 @@ for the dispatcher's account only; and the instance-id rule the provider would r
 
 from __future__ import annotations
 
+import dataclasses
+
 import pulumi
 import pytest
 
@@ -40,8 +42,17 @@ def test_gcp_store_is_memorystore_valkey_with_iam_auth_and_tls(gcp: list[Registr
 
 def test_gcp_store_connection_role_goes_to_the_dispatcher_only(gcp: list[Registration]) -> None:
     members = [unwrap(m.inputs) for m in of_type(gcp, "gcp:projects/iAMMember:IAMMember")]
-    assert members == [{"project": "p", "role": "roles/memorystore.dbConnectionUser",
-                        "member": "serviceAccount:dispatcher@p.iam.gserviceaccount.com"}]
+    assert [{k: v for k, v in m.items() if k != "condition"} for m in members] == [
+        {"project": "p", "role": "roles/memorystore.dbConnectionUser",
+         "member": "serviceAccount:dispatcher@p.iam.gserviceaccount.com"}]
+
+
+def test_gcp_store_connection_role_opens_this_instance_only(gcp: list[Registration]) -> None:
+    """N11: bound to the project without a condition, the role signs in to every instance in it."""
+    (member,) = [unwrap(m.inputs) for m in of_type(gcp, "gcp:projects/iAMMember:IAMMember")]
+    assert member["condition"]["expression"] == \
+        'resource.name.endsWith("/locations/us-central1/instances/voicefleet-gcp-prod")'
+    assert member["condition"]["title"]  # IAM requires a title on every condition
 
 
 @pytest.mark.parametrize(("name", "ok"), [
@@ -103,3 +114,27 @@ def test_the_store_waits_for_the_apis_it_is_created_through(stack: StackRunner) 
 def test_a_gcp_stack_without_the_store_enables_no_store_api(stack: StackRunner) -> None:
     services = {r.inputs["service"] for r in stack("gcp").of_type("gcp:projects/service:Service")}
     assert "memorystore.googleapis.com" not in services
+
+
+def test_a_moved_service_connection_policy_is_deleted_before_its_replacement(gcp: list[Registration]) -> None:
+    """Review 1: the policy's name is fixed and its network immutable; created before the old one is
+    deleted (Pulumi's default), the replacement of a network move collides with the live policy."""
+    from stacks.tools.preflight import lifecycle
+
+    (policy,) = of_type(gcp, "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy")
+    assert policy.delete_before_replace
+    assert lifecycle.replacement_order_violations(gcp) == []
+    assert lifecycle.replacement_order_violations([dataclasses.replace(policy, delete_before_replace=False)])
+    (instance,) = of_type(gcp, "gcp:memorystore/instance:Instance")
+    assert policy.urn in instance.dependencies  # the instance's endpoints move only once the new policy exists
+
+
+def test_a_moved_store_instance_is_deleted_before_its_replacement(gcp: list[Registration]) -> None:
+    """Its id is fixed and `desiredAutoCreatedEndpoints` is immutable (terraform-provider-google
+    resource_memorystore_instance.go, ForceNew): a network move replaces the instance, and a
+    replacement created first collides with the live instance by id."""
+    from stacks.tools.preflight import lifecycle
+
+    (instance,) = of_type(gcp, "gcp:memorystore/instance:Instance")
+    assert instance.delete_before_replace
+    assert lifecycle.replacement_order_violations([dataclasses.replace(instance, delete_before_replace=False)])

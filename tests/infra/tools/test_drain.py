@@ -25,9 +25,11 @@ from dispatcher.outbound.retry import Transient
 from stacks import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from stacks.tools.mocks import Run
+from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.ecs import provision
-from tests.fakes.fixtures import fake_gce, moto_ecs  # noqa: F401 - fixtures
+from tests.fakes.fixtures import fake_cloud_run, fake_gce, moto_ecs  # noqa: F401 - fixtures
 from tests.fakes.gce import FakeGce
+from tests.infra.helpers import component_outputs
 
 SESSION = "0123456789abcdef01234567"
 CHANNEL = "wss://dispatcher.example.com/bots/channel"
@@ -104,23 +106,23 @@ async def launch_on_gce(env: dict[str, str]) -> None:
         await machines.aclose()
 
 
-def test_gcp_drain_deletes_session_reserve_and_powered_off_vms(fake_gce: FakeGce) -> None:  # noqa: F811
-    env = {**fake_gce.env, "MACHINES": "gce", "GCE_INSTANCE_PREFIX": "vf-drain-"}
+def test_gcp_drain_deletes_session_reserve_and_powered_off_vms(
+    fake_gce: FakeGce, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)  # drained, no instance left
+    fake_cloud_run.settle()
+    fake_cloud_run.advance(300)  # long enough that no count reported means none
+    env = {**fake_gce.env, **fake_cloud_run.env, "MACHINES": "gce", "GCE_INSTANCE_PREFIX": "vf-drain-"}
     asyncio.run(launch_on_gce(env))
     assert len(fake_gce.instances) == 3
     ended = next(name for name in fake_gce.instances if name.endswith("89abcdef"))
     fake_gce.set_status(ended, "TERMINATED")  # its bot powered off (no self-delete grant): disk and IP stay
-    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True}
+    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service}
     report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
-                               sleep=no_wait).run())
+                               sleep=no_wait, now=lambda: fake_cloud_run.now).run())
     assert fake_gce.instances == {}  # nothing left in the subnetwork: its delete can succeed
     assert report.retired_idle == {"rsv-0123456789ab"} and len(report.stopped_sessions) == 2
-
-
-def component_outputs(run: Run, cloud: str) -> dict[str, Any]:
-    """The stack component's registered outputs: infra/__main__.py exports exactly these."""
-    component = f"{cloud.capitalize()}Stack::voicefleet-{cloud}-test"
-    return next(o for urn, o in run.completed.items() if urn.endswith(component))
 
 
 def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher(stack: Any) -> None:

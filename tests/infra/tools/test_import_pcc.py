@@ -19,6 +19,7 @@ from stacks.tools.import_pcc import PccConfigError, convert, dockerfile_notes, e
 PCC = Path(__file__).resolve().parent / "pcc"
 STARTER = PCC / "starter" / "pcc-deploy.toml"
 CUSTOM = PCC / "custom" / "pcc-deploy.toml"
+EVERY_KEY = PCC / "every_key" / "pcc-deploy.toml"
 
 
 def settings(text: str) -> dict[str, str]:
@@ -95,8 +96,6 @@ def test_fargate_sizes_are_the_smallest_at_least_as_large(vcpu: float, gib: floa
 
 
 @pytest.mark.parametrize(("text", "problem"), [
-    ('enable_krisp = true\n', "enable_krisp is no longer accepted"),
-    ('agent_nme = "typo"\n', "keys Pipecat Cloud does not accept: agent_nme"),
     ('agent_profile = "agent-9x"\n', "agent_profile 'agent-9x'"),
     ('region = "mars"\n', "region 'mars'"),
     ('max_session_duration = 30\n', "60..14400"),
@@ -115,3 +114,29 @@ def test_the_command_runs_as_documented() -> None:
     result = subprocess.run([sys.executable, "-m", "stacks.import_pcc", str(STARTER), "--cloud", "aws"],
                             capture_output=True, text=True, timeout=60, check=True)
     assert "pulumi config set reserveMinIdle 1" in result.stdout
+
+
+def test_every_documented_key_is_taken_each_mapped_or_explained_and_blank_values_set_no_secret() -> None:
+    """The official starter's `enable_krisp = true` and every other documented key: the command a
+    user runs exits 0 with the settings and a note per key that does not carry over."""
+    env_file = EVERY_KEY.parent / "env.example"
+    result = subprocess.run([sys.executable, "-m", "stacks.import_pcc", str(EVERY_KEY), "--cloud", "aws",
+                             "--env-file", str(env_file)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    rendered = result.stdout
+    assert settings(rendered) == {"cloud": "aws", "botProject": str((PCC / "starter").relative_to(Path.cwd())),
+                                  "aws:region": "us-east-1", "botCpu": "1024", "botMemory": "2048",
+                                  "reserveMinIdle": "1", "maxConcurrentSessions": "10", "maxSessionSeconds": "3600"}
+    for key in ("image", "image_credentials", "enable_krisp", "krisp_viva", "enable_managed_keys", "websocket_auth",
+                "docker", "build.exclude_patterns", "agent_name every-key"):
+        assert f"# - {key}" in rendered, key
+    pipes = [line for line in rendered.splitlines() if "--secret" in line and line.startswith("uv run")]
+    assert [line.split("botSecrets.")[1].split("'")[0] for line in pipes] == ["DEEPGRAM_API_KEY", "ENV"]
+    assert "# - WHATSAPP_TOKEN, WHATSAPP_APP_SECRET: empty" in rendered
+    assert "SENTINEL" not in rendered
+
+
+def test_a_key_pipecat_cloud_does_not_document_is_a_note_not_an_abort(tmp_path: Path) -> None:
+    config = tmp_path / "pcc-deploy.toml"
+    config.write_text('agent_nme = "typo"\n')
+    assert "# - agent_nme: not keys Pipecat Cloud documents" in convert(config, "aws").render()

@@ -45,3 +45,19 @@ def test_a_gcp_stack_without_the_store_has_no_egress_network(stack: StackRunner)
     run = stack("gcp")
     assert "vpcAccess" not in unwrap(run.one("gcp:cloudrunv2/service:Service").inputs)["template"]
     assert not any(r.retain_on_delete for r in run.registrations if r.type in (destroy.NETWORK, destroy.SUBNETWORK))
+
+
+def test_the_networks_a_destroy_leaves_have_fixed_names_and_the_plan_says_how_to_delete_them(
+    stack: StackRunner,
+) -> None:
+    """Review 3: generated names left one more network per destroy and `up` (15 VPC networks a project)."""
+    run = gcp_with_store(stack)
+    kept = [r for r in run.registrations if r.type in (destroy.NETWORK, destroy.SUBNETWORK) and r.retain_on_delete]
+    assert {unwrap(r.inputs).get("name") for r in kept} == {"voicefleet-gcp-test-egress"}
+    assert destroy.retained_name_violations(run.registrations) == []
+    generated = [dataclasses.replace(r, inputs={k: v for k, v in r.inputs.items() if k != "name"}) for r in kept]
+    assert len(destroy.retained_name_violations(generated)) == 2
+    (note,) = destroy.leftover_notes(run.registrations, "vf-test", "europe-west4")
+    assert "gcloud compute networks list --project vf-test --filter='name=(voicefleet-gcp-test-egress)'" in note
+    assert "gcloud compute networks subnets delete voicefleet-gcp-test-egress --region europe-west4" in note
+    assert destroy.leftover_notes(stack("aws").registrations, "", "") == []

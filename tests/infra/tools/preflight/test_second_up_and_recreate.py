@@ -22,6 +22,10 @@ OLD_LIFECYCLE = json.dumps({"rules": [
                                       "countUnit": "days", "countNumber": 1}, "action": {"type": "expire"}},
     {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
      "action": {"type": "expire"}}]})
+# One count over every image (F10's fix): revision indexes of docs-only deploys count against the builds.
+COUNT_ONLY = json.dumps({"rules": [
+    {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 40},
+     "action": {"type": "expire"}}]})
 
 
 def with_inputs(reg: Registration, **changes: object) -> Registration:
@@ -79,9 +83,21 @@ def test_ecr_keeps_the_builds_a_rollback_pulls(aws: Run) -> None:
     assert policies and ecr_lifecycle.violations(policies, keep=20) == []
     old = [with_inputs(policies[0], policy=OLD_LIFECYCLE)]
     assert ecr_lifecycle.violations(old, keep=10)
-    history = ecr_lifecycle.history(15)
-    gone = ecr_lifecycle.expired(json.loads(lifecycle_policy(10)), history, today=16)
+    gone = ecr_lifecycle.expired(json.loads(lifecycle_policy(10)), ecr_lifecycle.history(15), today=16)
     assert {f"build-{d}" for d in range(5, 15)}.isdisjoint(gone) and "build-0" in gone  # bounded, newest kept
+
+
+def test_ecr_revision_tags_do_not_push_the_builds_out(aws: Run) -> None:
+    """N13: every deploy pushes a `rev-<revision>` index, also one that rebuilt nothing; counted with
+    the builds, three deploys a day left a third of the promised builds."""
+    (policy, *_) = aws.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    assert ecr_lifecycle.violations([with_inputs(policy, policy=COUNT_ONLY)], keep=20)
+    gone = ecr_lifecycle.expired(json.loads(lifecycle_policy(10)), ecr_lifecycle.history(15), today=16)
+    assert {f"build-{d}" for d in range(5, 15)}.isdisjoint(gone) and "cache-14" not in gone
+    newest = {f"index-{d}-{n}" for d in range(12, 15) for n in range(3)} | {"index-11-2"}
+    assert newest.isdisjoint(gone) and "index-11-1" in gone  # the newest 10 revisions, no more
+    (index, *_) = aws.of_type("docker-build:index:Index")
+    assert ":rev-" in unwrap(index.inputs)["tag"]  # what the rule's prefix selects
 
 
 def test_machines_wait_for_the_grants_they_use_at_boot(stack: StackRunner) -> None:

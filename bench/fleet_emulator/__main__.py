@@ -1,0 +1,185 @@
+"""Run the fleet emulator and compare its p95 with the simulator's on the same arrivals.
+
+    uv run --all-groups python -m bench.fleet_emulator --replicas 3 --per-minute 60 --minutes 10
+
+Prints the emulated deployment's starts (2xx, refused), warm share, p50/p95 time from
+`POST /start` to a ready bot (a refused start counts as never ready, as in the simulator), the
+create calls Fly refused, then the simulator's figures for the same seed, rate, length and
+settings (no forecast history: the emulated replicas start with an empty store), and the p95's
+difference. Settings: the dispatcher's defaults, `--stack` (the reserve settings of a stack file),
+and `--env NAME=VALUE` on top, given alike to every replica and to the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.reserve_sim_model import Simulation
+from bench.reserve_sim_providers import BY_NAME
+from bench.reserve_sim_stack import load_stack
+from bench.reserve_sim_traffic import SHAPES, measured_day
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.planner import PlannerSettings
+from dispatcher.reserve.policy import ReserveSettings
+from tests.fakes.fly import API_TOKEN, APP, CHANNEL_AUDIENCE, ORG
+from tests.replicas.front import front
+from tests.support.processes import run_dispatcher
+from tests.support.redis_server import redis_server
+
+KEY = "fleet-emulator-key-0123456789abcdef"
+CHANNEL_PATH = "/bots/channel"
+READY_GRACE_SECONDS = 45.0  # after the last start: the slowest cold start still lands
+IMAGE = "registry.fly.io/voicefleet-bots@sha256:" + "e" * 64
+
+
+def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_url: str,
+                settings: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "MACHINES": "fly", "FLY_API_TOKEN": API_TOKEN, "FLY_APP": APP, "FLY_API_HOST": fly_url, "BOT_IMAGE": IMAGE,
+        "FLY_OIDC_ISSUER": f"{fly_url}/oidc/{ORG}", "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
+        **store_env, "REPLICA_ID": name, "DISPATCHER_API_KEYS": KEY,
+        "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "e" * 40,
+        "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SHARED_SECRET": "t" * 32,
+        "MAX_SESSION_SECONDS": "2400", "MAX_CONCURRENT_SESSIONS": "2000",
+        "START_RATE_PER_KEY": "1000", "START_BURST_PER_KEY": "1000", "LOG_LEVEL": "warning",
+        # One API key drives every start here; its per-key bounds are not what is measured.
+        "TURN_CREDENTIALS_PER_KEY": "100000",
+        **settings,
+    }
+
+
+def start_cloud(workdir: Path, channel_url: str, seed: int) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "bench.fleet_emulator.cloud", "--channel-url", channel_url,
+               "--ready-file", str(workdir / "ready.jsonl"), "--summary-file", str(workdir / "cloud.json"),
+               "--seed", str(seed)]
+    log = (workdir / "cloud.log").open("w")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("port "):
+        process.kill()
+        raise RuntimeError(f"the emulated cloud did not start: {line!r}; see {workdir / 'cloud.log'}")
+    return process, f"http://127.0.0.1:{int(line.split()[1])}"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1)] if ordered else math.nan
+
+
+def emulated(workdir: Path, starts_file: Path) -> dict[str, Any]:
+    ready = {}
+    with (workdir / "ready.jsonl").open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            ready[record["session_id"]] = record
+    waits, refused, failed, warm = [], 0, 0, 0
+    with starts_file.open() as lines:
+        for line in lines:
+            start = json.loads(line)
+            if not 200 <= start["status"] < 300:
+                refused += 1
+                continue
+            landed = ready.get(start["session_id"])
+            if landed is None:
+                failed += 1  # accepted, never ready: counts as never ready
+                continue
+            waits.append(landed["ready"] - start["sent"])
+            warm += not landed["cold"]
+    never = [math.inf] * (refused + failed)
+    cloud = json.loads((workdir / "cloud.json").read_text())
+    return {"starts": len(waits) + refused + failed, "refused": refused, "never_ready": failed,
+            "warm": warm, "p50": percentile(waits + never, 0.5), "p95": percentile(waits + never, 0.95),
+            "cloud": cloud}
+
+
+def simulated(env: Mapping[str, str], per_minute: float, seconds: float, seed: int, replica: bool) -> dict[str, Any]:
+    base = BY_NAME["fly"]
+    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+    result = Simulation(provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
+                        seed=seed, shape=SHAPES["flat"], seconds=seconds, history_days=0, handover=False,
+                        replica=replica, deploy=False).run()
+    return {"starts": result.arrivals, "refused": result.refused + result.refused_cap, "warm": result.warm,
+            "p50": result.percentile(0.5), "p95": result.percentile(0.95)}
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--replicas", type=int, default=3)
+    p.add_argument("--per-minute", type=float, default=60.0)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--stack", help="the reserve settings of stacks/Pulumi.<stack>.yaml")
+    p.add_argument("--planner", choices=("fleet", "replica"), default="fleet",
+                   help="what the replicas run, for the simulator to replay alike")
+    p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
+    p.add_argument("--keep", action="store_true", help="keep the run's folder (logs, records)")
+    args = p.parse_args(argv)
+    if not 1 <= args.replicas <= 5 or args.minutes <= 0 or args.per_minute <= 0:
+        p.error("--replicas 1..5, --minutes and --per-minute > 0")
+    if bad := [item for item in args.env if "=" not in item]:
+        p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
+    settings = {**(load_stack(args.stack).reserve_env() if args.stack else {}),
+                **dict(item.split("=", 1) for item in args.env)}
+    seconds = args.minutes * 60
+    day = measured_day(args.seed, args.per_minute, seconds, SHAPES["flat"])
+    workdir = Path(tempfile.mkdtemp(prefix="vf-fleet-emulator-"))
+    schedule = workdir / "schedule.json"
+    schedule.write_text(json.dumps([[t, h] for t, h in zip(day.arrival_times, day.lengths, strict=True)]))
+    print(f"{args.replicas} replicas, fly, {args.per_minute:g}/min for {args.minutes:g} min (seed {args.seed}, "
+          f"{len(day.arrival_times)} starts, bursts {[(round(a), round(b)) for a, b in day.bursts]}); "
+          f"settings {settings or 'defaults'}; run folder {workdir}", flush=True)
+
+    with ExitStack() as stack:
+        store = stack.enter_context(redis_server(workdir))
+        balancer = stack.enter_context(front())
+        channel_url = f"ws://127.0.0.1:{balancer.port}{CHANNEL_PATH}"
+        cloud, fly_url = start_cloud(workdir, channel_url, args.seed)
+        stack.callback(cloud.wait, 30)
+        stack.callback(cloud.send_signal, signal.SIGTERM)
+        replicas = []
+        for n in range(args.replicas):
+            (workdir / f"r-{n}").mkdir()
+            env = replica_env(f"r-{n}", fly_url, store.env, channel_url, settings)
+            replicas.append(stack.enter_context(run_dispatcher(workdir / f"r-{n}", env, ready_timeout=60)))
+        balancer.route_to(*(int(urlsplit(r.base_url).port or 0) for r in replicas))
+        starts_file = workdir / "starts.jsonl"
+        load = [sys.executable, "-m", "bench.fleet_emulator.load", "--schedule", str(schedule), "--out",
+                str(starts_file), "--key", KEY, *(x for r in replicas for x in ("--replica", r.base_url))]
+        began = time.monotonic()
+        subprocess.run(load, check=True, env=os.environ)
+        print(f"load sent in {time.monotonic() - began:.0f} s; waiting {READY_GRACE_SECONDS:g} s for the last bots",
+              flush=True)
+        time.sleep(READY_GRACE_SECONDS)
+    real = emulated(workdir, starts_file)
+    model = simulated(settings, args.per_minute, seconds, args.seed, args.planner == "replica")
+    print("| | starts | refused | never ready | warm | p50 | p95 |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| emulator ({args.replicas} replicas) | {real['starts']} | {real['refused']} | {real['never_ready']} | "
+          f"{real['warm']} | {real['p50']:.2f} s | {real['p95']:.2f} s |")
+    print(f"| simulator ({args.planner} planner) | {model['starts']} | {model['refused']} | – | {model['warm']} | "
+          f"{model['p50']:.2f} s | {model['p95']:.2f} s |")
+    if math.isfinite(real["p95"]) and math.isfinite(model["p95"]) and model["p95"] > 0:
+        print(f"p95 difference: {100 * (real['p95'] - model['p95']) / model['p95']:+.0f} % of the simulator's")
+    print(f"cloud: {real['cloud']}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

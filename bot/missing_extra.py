@@ -1,0 +1,44 @@
+"""A transport whose packages the bot's Python lacks: which Pipecat extra brings them, and what a
+bot does then.
+
+A project installs the extras of the transports its bot builds (a Twilio bot locks `websocket`,
+not `webrtc` or `daily`), and its interpreter may be the one that runs voicefleet's host
+(`BOT_PYTHON`). A mode whose import fails on its transport's package is then a configuration
+matter, named as such: the session's `detail` says which extra to add, never only
+"ModuleNotFoundError". A bot that serves no session yet (a reserve bot, or the image build's
+`--check`) and can take calls serves calls instead: a phone-only project still gets warm calls,
+and its image checks what it will serve.
+"""
+
+from __future__ import annotations
+
+# The top-level modules each mode's transport imports, and the Pipecat extra that installs them.
+TRANSPORT_MODULES = {
+    "webrtc": (frozenset({"aiortc", "av", "aioice", "pylibsrtp"}), "webrtc"),
+    "daily": (frozenset({"daily"}), "daily"),
+}
+
+
+def missing_module(error: ImportError) -> ModuleNotFoundError | None:
+    """The missing module behind `error`: Pipecat re-raises it as `ImportError("Missing module: …")`."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def missing_extra(transport: str, error: ImportError) -> tuple[str, str] | None:
+    """(the missing module, the Pipecat extra that brings it) if `error` is `transport`'s own
+    package missing; None for anything else (the host's or the bot's own, reported as they are)."""
+    missing = missing_module(error)
+    modules, extra = TRANSPORT_MODULES.get(transport, (frozenset(), ""))
+    name = (missing.name or "") if missing is not None else ""
+    return (name, extra) if name.split(".")[0] in modules else None
+
+
+def explain(transport: str, module: str, extra: str) -> str:
+    return (f"this bot's Python has no {module} (No module named {module!r}), which Pipecat's {transport} "
+            f"transport needs: add Pipecat's {extra} extra to the bot's project (`uv add 'pipecat-ai[{extra}]'`) "
+            "or run the bot with a Python that has it (BOT_PYTHON)")

@@ -1,0 +1,89 @@
+"""What a dispatcher log line looks like: text (the local default) or JSON lines (`LOG_FORMAT=json`).
+
+A JSON line is one object: `time` (ISO 8601, UTC), `level`, `logger`, `message`, and on every line
+`replica`, `session_id` (the session the code that logged was working for, when it was: a start,
+a session's bot on the channel, a local bot's forwarded stderr) and `trace_id` (its trace,
+dispatcher/tracing.py), `null` when there is none; an exception's traceback as `exception`. A log
+pipeline (CloudWatch Logs Insights, Cloud Logging, Loki) then filters one session's lines across
+replicas and joins them to its trace. uvicorn's own lines go the same way.
+
+The credential filters (dispatcher/log_redaction.py) run before either format: JSON changes how a
+line is written, not what it may contain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from dispatcher.settings import SettingsError
+from dispatcher.tracing import current_trace_id
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The session the running code works for (a contextvar: each request and task has its own).
+SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("voicefleet_session_id", default=None)
+
+
+@contextlib.contextmanager
+def working_for(session_id: str) -> Iterator[None]:
+    """The block's log lines are `session_id`'s."""
+    token = SESSION_ID.set(session_id)
+    try:
+        yield
+    finally:
+        SESSION_ID.reset(token)
+
+
+def log_format(raw: str) -> str:
+    chosen = raw.strip().lower() or "text"
+    if chosen not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
+    return chosen
+
+
+class SessionFields(logging.Filter):
+    """Puts `session_id`, `trace_id` and `replica` on every record (a record may bring its own session)."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__()
+        self.replica = replica
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "session_id", None) is None:
+            record.session_id = SESSION_ID.get()
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = current_trace_id()
+        record.replica = self.replica
+        return True
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "replica": getattr(record, "replica", None),
+            "session_id": getattr(record, "session_id", None),
+            "trace_id": getattr(record, "trace_id", None),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def install(level: str, chosen: str, replica: str) -> SessionFields:
+    """The root handler, in the chosen format, with the session's fields on every record (its
+    `replica` can be named later, once the store has)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
+    fields = SessionFields(replica)
+    handler.addFilter(fields)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    return fields

@@ -1,0 +1,62 @@
+"""A Compute Engine bot proves which VM it runs on: the instance identity token.
+
+The bot asks its VM's metadata server for
+`instance/service-accounts/default/identity?audience=<BOT_CHANNEL_URL>&format=full` (bot/identity.py)
+and sends the token in its hello. Google signs it (RS256, keys published at
+`https://www.googleapis.com/oauth2/v3/certs`, `GCE_IDENTITY_CERTS_URL` overrides), a VM can get
+only its own, and its `google.compute_engine` claims name the VM: `project_id`, `zone`,
+`instance_name` (https://cloud.google.com/compute/docs/instances/verifying-instance-identity).
+The channel admits the hello only when the token is Google's, unexpired, for this deployment's
+channel (`aud`), and names the VM the dispatcher inserted for the credential: `<prefix>-<session>`
+for a cold bot, `<prefix>-idle-<bot id>` for a reserve bot (whose name it keeps once claimed).
+Instance names are unique in a zone while the VM exists, and a session id is never reused, so the
+name binds the token to that launch; someone who read the VM's metadata from elsewhere holds the
+credential but no such token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, verified_claims
+from dispatcher.machines.gce.labels import IDLE_INFIX
+
+DEFAULT_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")  # as google-auth's id_token accepts
+
+
+class GceInstanceIdentity:
+    def __init__(self, *, project: str, zone: str, prefix: str, audience: str | None, certs_url: str) -> None:
+        self.project, self.zone, self.prefix = project, zone, prefix
+        self.audience = audience
+        self.keys = JsonWebKeys(certs_url)
+
+    def instance_for(self, grant: BotGrant) -> str:
+        """The VM the dispatcher inserted for the credential's bot id or session."""
+        infix = IDLE_INFIX if grant.kind == "idle" else ""
+        return f"{self.prefix}-{infix}{grant.subject}"
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        if self.audience is None:
+            return "no audience to check instance identity tokens against (set BOT_CHANNEL_URL)"
+        if hello.identity is None:
+            return "no instance identity token (a Compute Engine bot sends its VM's)"
+        try:
+            claims = await verified_claims(hello.identity, self.keys, issuers=GOOGLE_ISSUERS, audience=self.audience)
+        except IdentityRefused as exc:
+            return f"instance identity token refused: {exc}"
+        expected = {"project_id": self.project, "zone": self.zone, "instance_name": self.instance_for(grant)}
+        return mismatch("instance identity token", _compute_engine(claims), expected)
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()
+
+
+def _compute_engine(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`google.compute_engine` (present in `format=full` tokens only; a standard one names no VM)."""
+    google = claims.get("google")
+    instance = google.get("compute_engine") if isinstance(google, Mapping) else None
+    return instance if isinstance(instance, Mapping) else {}

@@ -1,0 +1,31 @@
+"""A local bot's stderr, forwarded into the dispatcher's log one line at a time, with its session.
+
+Each line becomes a record of the `dispatcher.bot` logger whose `session_id` is the bot's session
+(a reserve bot's id until a claim gives it one), so `LOG_FORMAT=json` puts it on the line, and the
+text format prefixes it. A line is escaped (control characters) and cut at `MAX_LINE_BYTES`, and the
+stream is read as fast as the bot writes: a bot never blocks on a full pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from dispatcher.log_text import shown
+
+log = logging.getLogger("dispatcher.bot")
+MAX_LINE_BYTES = 16 * 1024  # a traceback's line is far shorter; a runaway line is cut, not buffered
+
+
+async def forward_bot_logs(stream: asyncio.StreamReader, session: Callable[[], str]) -> None:
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line past the reader's limit: take what is buffered, as a line of its own
+            raw = await stream.read(MAX_LINE_BYTES)
+        if not raw:
+            return
+        text = raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\n")
+        session_id = session()
+        log.info("[%s] %s", session_id, shown(text, MAX_LINE_BYTES), extra={"session_id": session_id})

@@ -1,0 +1,124 @@
+"""Planning the deployment's one reserve: done by the replica holding the planning lease.
+
+Every replica publishes the reserve bots it holds (dispatcher/store/pool.py) and records each
+start it sees; one replica at a time holds the planning lease (renewed every tick, so a replica
+that dies hands planning over within one lease). The holder takes every replica's starts into
+the sizer (dispatcher/reserve/sizer.py: the forecast's tally, the recent rate) and into its mirror
+of the provider's create bucket (cold launches anywhere spend the provider's one limit), counts
+the deployment's bots once, and turns them into one plan; dispatcher/reserve/reserve.py carries
+it out. The others only claim.
+
+The sizer's state is saved in the store every SAVE_EVERY_SECONDS and when the holder lets go, and
+read back by whoever takes the lease next, so a restart or a handover carries on with the
+forecast and the measured cold start. A replica that does not plan reads it now and then too:
+its quotes of a cold start's wait (`FleetSizer.cold_quote`) are the deployment's.
+
+One process (`LocalCoordination`) runs the same code: its lease is always held, its pool is its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from dispatcher.reserve.pacing import LaunchTokens
+from dispatcher.reserve.planner import Fleet, FleetPlan, PlannerSettings, Tiers
+from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.sizer import FleetSizer
+from dispatcher.store.coordination import ReplicaPool, ReservePool
+
+log = logging.getLogger("dispatcher.reserve.reserve")
+
+SAVE_EVERY_SECONDS = 10.0
+RELOAD_EVERY_SECONDS = 30.0  # a replica that does not plan refreshes its copy of the estimates
+
+
+@dataclass(frozen=True, order=True)
+class HotBot:
+    since: float  # epoch seconds
+    replica_id: str
+    bot_id: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: FleetPlan
+    hot: list[HotBot]  # the deployment's idle bots of the current image, oldest first
+    frozen: list[HotBot]  # …and its frozen ones (where they are held), oldest first
+
+
+def count_fleet(views: list[ReplicaPool], image: str) -> tuple[list[HotBot], list[HotBot], Fleet]:
+    """The deployment's reserve, each bot once: a bot that said hello at one replica while its
+    launcher still counts it warming is counted where it said hello."""
+    greeted = {b.bot_id for v in views for b in v.bots if b.state != "warming"}
+    hot = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
+                 if b.state == "idle" and b.image == image)
+    frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
+                    if b.state == "frozen" and b.image == image)
+    warming = len({b.bot_id for v in views for b in v.bots if b.state == "warming"} - greeted)
+    return hot, frozen, Fleet([b.since for b in hot], [b.since for b in frozen], warming=warming,
+                              active=sum(v.sessions for v in views))
+
+
+class FleetPlanning:
+    def __init__(self, pool: ReservePool, settings: ReserveSettings, planner: PlannerSettings, tiers: Tiers,
+                 tokens: LaunchTokens | None) -> None:
+        self._pool = pool
+        self._settings, self._planner, self._tiers = settings, planner, tiers
+        self._tokens = tokens
+        self.sizer = FleetSizer(settings, planner, tiers)
+        self.holding = False
+        self._saved = -math.inf
+        self._loaded = -math.inf
+
+    async def tick(self, epoch: float, monotonic: float, image: str) -> Planned | None:
+        """This tick's plan for the deployment, or None when another replica plans."""
+        if not await self._pool.plan_lease():
+            if self.holding:
+                log.info("reserve: another replica plans the deployment's reserve now")
+            self.holding = False
+            if epoch - self._loaded >= RELOAD_EVERY_SECONDS:
+                await self._restore(epoch)
+            return None
+        if not self.holding:
+            await self._restore(epoch)
+            self.holding = True
+            log.info("reserve: this replica plans the deployment's reserve")
+        for at, cold in await self._pool.arrivals():
+            self.sizer.arrived(at)
+            if cold and self._tokens is not None:
+                self._tokens.spend(monotonic)  # a cold launch at any replica spent the provider's create
+        hot, frozen, fleet = count_fleet(await self._pool.views(), image)
+        spare = self._tokens.spare(monotonic) if self._tokens is not None else self._settings.max_idle
+        plan = self.sizer.plan(epoch, fleet, spare)
+        if epoch - self._saved >= SAVE_EVERY_SECONDS:
+            await self._pool.save(self.sizer.to_dict())
+            self._saved = epoch
+        return Planned(plan, hot, frozen)
+
+    def seconds_until_token(self, monotonic: float) -> float:
+        """How long a cold launch asked for now waits for its turn under the provider's create limit."""
+        return self._tokens.seconds_until_token(monotonic) if self._tokens is not None else 0.0
+
+    def spend(self, monotonic: float) -> None:
+        """A reserve launch by this planner."""
+        if self._tokens is not None:
+            self._tokens.spend(monotonic)
+
+    async def hand_over(self) -> None:
+        """This replica drains: its state goes to the store and the lease to whoever ticks next."""
+        if self.holding:
+            await self._pool.save(self.sizer.to_dict())
+            await self._pool.let_go()
+            self.holding = False
+
+    async def _restore(self, epoch: float) -> None:
+        self._loaded = epoch
+        state = await self._pool.load()
+        if state is None:
+            return
+        try:
+            self.sizer = FleetSizer.from_dict(state, self._settings, self._planner, self._tiers)
+        except (ValueError, TypeError) as exc:
+            log.warning("reserve: the planner's saved state is unreadable (%s); starting afresh", exc)

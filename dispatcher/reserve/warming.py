@@ -1,0 +1,62 @@
+"""Reserve bots this replica launched that have not said hello yet, and those that never will.
+
+A launched bot is warming until its idle hello, here or at another replica (a load balancer may
+send it there: the store's hello record says so, and this replica stops counting it). One late
+for its hello is looked up at the provider (only those: a provider's list is rate-limited, Fly
+1/s); one gone, or stuck past 3 × the cold start + WARMING_GRACE_SECONDS, is a failed bot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dispatcher.machines.base import WarmMachines
+from dispatcher.reserve.retirement import Retirements
+from dispatcher.store.coordination import Claims, PoolBot
+
+WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
+
+
+class Warming:
+    def __init__(self, machines: WarmMachines, claims: Claims, retirements: Retirements,
+                 failed: Callable[[str], None]) -> None:
+        self._machines = machines
+        self._claims = claims
+        self._retirements = retirements
+        self._failed = failed
+        self._launched: dict[str, float] = {}  # bot id → launched at (the reserve's clock)
+
+    def __len__(self) -> int:
+        return len(self._launched)
+
+    def launched(self, bot_id: str, now: float) -> None:
+        self._launched[bot_id] = now
+
+    def forget(self, bot_id: str) -> float | None:
+        """The bot said hello here, or its launch failed: when it was launched, if it was ours."""
+        return self._launched.pop(bot_id, None)
+
+    def pool_bots(self, epoch: float, now: float, image: str) -> list[PoolBot]:
+        return [PoolBot(bot_id, "warming", epoch - (now - at), image) for bot_id, at in self._launched.items()]
+
+    async def drop_dead(self, now: float, cold_start: float) -> None:
+        late = {b for b, launched in self._launched.items() if now - launched > cold_start * 1.5}
+        if not late:
+            return
+        for bot_id in await self._claims.greeted(sorted(late)):
+            self._launched.pop(bot_id, None)  # it dialled another replica, which holds it now
+            late.discard(bot_id)
+        running = {machine.bot_id for machine in await self._machines.idle_machines()}
+        deadline = cold_start * 3 + WARMING_GRACE_SECONDS
+        for bot_id in late:
+            # Each await above yields to the loop: a hello that landed meanwhile took the bot off
+            # this list, and it is idle now, not dead.
+            launched = self._launched.get(bot_id)
+            if launched is None:
+                continue
+            if bot_id not in running or now - launched > deadline:
+                del self._launched[bot_id]
+                # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
+                exited = self._machines.exit_detail(bot_id)
+                self._failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
+                await self._retirements.retire(bot_id, "never_connected")

@@ -1,0 +1,113 @@
+"""A session's timeline: what happened to it, when, and at which replica.
+
+Events are `{"event", "at" (epoch seconds), "replica", ...}`: `requested` (with the session's
+`trace_id`), `claimed` or `launched` (the machine), `failed` (a start that did not start: its error
+`code` and `message`), `machine_started` (a cold bot dialled in), then the bot's own reports,
+`ready`, `joined`, `first_audio`, `error` (a fatal pipeline error, its `detail`) and `ended` (its
+`reason`, `detail`, `exit_code`), and `stop_requested`. They are kept in the coordination store
+(dispatcher/store/timelines.py: bounded length, a day), so any replica answers
+`GET /sessions/{id}/timeline`.
+
+Recording never delays a start nor fails one: each event is written in the background, at most
+`MAX_PENDING` at once (past it, an event is dropped and logged), and a store that does not answer
+is answered from this replica's memory. Events are read back in time order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from botchannel.contract import Report
+from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.log_text import shown
+from dispatcher.store.coordination import Timelines
+
+log = logging.getLogger("dispatcher.sessions.timeline")
+Listener = Callable[[str, dict[str, Any]], None]
+
+MAX_PENDING = 1_000
+MAX_TEXT_CHARS = 512  # a provider's message or a bot's detail, as the channel bounds it
+
+
+class SessionTimeline:
+    def __init__(self, timelines: Timelines, replica: str) -> None:
+        self._timelines = timelines
+        self._replica = replica
+        self._pending: set[asyncio.Task[None]] = set()
+        self.listeners: list[Listener] = []  # told each event as it is recorded (lifecycle webhooks)
+        self.closers: list[Callable[[], Awaitable[None]]] = []  # the listeners' own, after the writes
+
+    def follow(self, channels: BotChannels) -> None:
+        """Records what the bots on this replica's channel report."""
+        channels.report_listeners.append(self._reported)
+        channels.session_listeners.append(self._bot_reached)
+
+    def note(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None:
+        """Records `event` in the background (never raises, never waits)."""
+        if len(self._pending) >= MAX_PENDING:
+            log.warning("session %s: timeline event %s dropped (%d writes pending)", session_id, event, MAX_PENDING)
+            return
+        record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
+        record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
+        for listener in self.listeners:
+            listener(session_id, record)
+        try:
+            task = asyncio.get_running_loop().create_task(self._write(session_id, record))
+        except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to record with
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _write(self, session_id: str, record: dict[str, Any]) -> None:
+        try:
+            await self._timelines.append(session_id, record)
+        except Exception as exc:  # the timeline is an aid: it never breaks what it records
+            log.warning("session %s: timeline event %s not recorded: %s", session_id, record["event"],
+                        type(exc).__name__)
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        events = await self._timelines.read(session_id)
+        return sorted(events, key=lambda e: e.get("at", 0) if isinstance(e.get("at"), int | float) else 0)
+
+    async def settled(self) -> None:
+        """Waits for the writes under way (a test, or a reader that just recorded)."""
+        if self._pending:
+            await asyncio.wait(set(self._pending))
+
+    def _reported(self, link: BotLink, report: Report) -> None:
+        self.note(report.session_id, report.event, at=report.t, machine_id=link.machine_id, reason=report.reason,
+                  detail=report.detail, exit_code=report.exit_code)
+
+    def _bot_reached(self, link: BotLink) -> None:
+        if link.hello.session_id is not None and link.session_id is not None:  # a cold bot's hello
+            self.note(link.session_id, "machine_started", machine_id=link.machine_id)
+
+    async def aclose(self) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=2.0)
+        for close in self.closers:
+            await close()
+
+
+def trace_id_of(events: list[dict[str, Any]]) -> str | None:
+    """The trace the session was started in (its `requested` event's)."""
+    for event in events:
+        if event.get("event") == "requested" and isinstance(event.get("trace_id"), str):
+            return str(event["trace_id"])
+    return None
+
+
+def last_error(events: list[dict[str, Any]]) -> str | None:
+    """The last fatal error the bot reported, as the status shows it."""
+    for event in reversed(events):
+        if event.get("event") == "error":
+            return str(event.get("detail") or event.get("reason") or "the bot reported an error")
+    return None
+
+
+def _bounded(value: Any) -> Any:
+    return shown(value, MAX_TEXT_CHARS) if isinstance(value, str) else value

@@ -1,0 +1,85 @@
+"""Waiting on a session without polling from the client: its status changes, as any replica sees them.
+
+A session's state lives at the provider (the record every replica reads, docs/design.md §1), so
+a watcher at any replica sees what `GET /sessions/{id}` sees. While it is `starting`, the watcher
+waits the provider's own way (`Machines.wait_started`: a local bot's readiness is pushed, Fly's
+`/wait` blocks server-side, ECS and Compute Engine are polled at their own interval); past it (the
+bot joining, the session ending) no provider pushes, so it is read every `poll_seconds`.
+
+Every read after the first is the watching key's, like its own `GET` (`pace`: its read bucket,
+`READ_RATE_PER_KEY`): a key's open streams would otherwise read the provider outside the bound that
+keeps one key from spending the budget every tenant's admission needs. A stream whose key has no
+read left waits for one (keep-alives go on), rather than failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from dispatcher.machines.base import Machines, MachinesError, MachineState
+from dispatcher.sessions.service import Session, SessionService
+
+
+@dataclass(frozen=True)
+class Watch:
+    seconds: float  # the watch's deadline
+    poll_seconds: float  # how often a session past `starting` is read
+    quiet_seconds: float  # after this long without a change, a `None` (a stream's keep-alive)
+
+
+# The key's read bucket: 0 when a read was taken from it, else the seconds until one may be.
+Pace = Callable[[], Awaitable[float]]
+
+
+async def changes(
+    sessions: SessionService, machines: Machines, session_id: str, watch: Watch, pace: Pace
+) -> AsyncIterator[Session | None]:
+    """The session now, then at each status change (None after each quiet spell), until a final
+    status, the session is forgotten, or the deadline. The first read is the caller's (its route
+    counted it); each later one is taken from `pace` first."""
+    now = time.monotonic()
+    deadline, spoke = now + watch.seconds, now
+    seen: MachineState | None = None
+    first = True
+    while True:
+        if not first:
+            while (wait := await pace()) > 0:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if now - spoke >= watch.quiet_seconds:
+                    spoke = now
+                    yield None
+                await asyncio.sleep(min(wait, watch.quiet_seconds, deadline - now))
+        first = False
+        session = await sessions.get(session_id)
+        if session is None:
+            return
+        now = time.monotonic()
+        if session.machine.state is not seen:
+            seen, spoke = session.machine.state, now
+            yield session
+        elif now - spoke >= watch.quiet_seconds:
+            spoke = now
+            yield None
+        if not seen.is_active or now >= deadline:
+            return
+        step = min(watch.quiet_seconds, deadline - now)
+        if seen is MachineState.STARTING:
+            await settle(machines, session_id, step, watch.poll_seconds)
+        else:
+            await asyncio.sleep(min(watch.poll_seconds, step))
+
+
+async def settle(machines: Machines, session_id: str, seconds: float, poll_seconds: float) -> None:
+    """Returns when a `starting` session may have moved on, or after `seconds`."""
+    began = time.monotonic()
+    try:
+        await machines.wait_started(session_id, seconds)
+    except MachinesError:
+        # A timeout, or a failed call (the next read says which): never read again sooner than a
+        # poll's interval, so a provider failing fast is not asked in a loop.
+        await asyncio.sleep(max(0.0, min(poll_seconds, seconds) - (time.monotonic() - began)))

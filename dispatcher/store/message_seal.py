@@ -1,0 +1,166 @@
+"""What replicas send each other through the store is signed, so the store's other users cannot speak for them.
+
+A relayed `webrtc.offer` makes the owner's bot take a peer; a media-bus frame is a caller's audio.
+Whoever may PUBLISH on the store (its password, a read-write neighbour on a shared Redis, a
+server left open) could otherwise send either, and the replica would act on it. So every message
+on a replica's relay and media channels carries an HMAC-SHA256 keyed with `REDIS_MESSAGE_SECRET`,
+which only the replicas hold (never a bot: dispatcher/machines/local/bot_env.py withholds every
+`REDIS_*`; cloud bots are launched with their own values alone), over the channel it was sent to
+(a message for one replica is nothing at another), the sender, a counter, the time, and the body:
+
+    v2.<sender: 16 hex>.<counter>.<milliseconds since the epoch>.<mac: 64 hex>.<body, encrypted>
+
+A receiver refuses what is malformed, what does not verify (forged), what was sent more than
+`WINDOW_SECONDS` away from its own clock (stale: a captured message is dead once the window has
+passed), and a counter of a sender it has taken already (replayed), remembered as IPsec does: the
+highest counter and a bitmap of the `REPLAY_BITS` below it, per sender. Only a message that
+verified creates a sender's record, so an attacker cannot fill that memory. A refusal is counted
+(`voicefleet_store_messages_refused_total`) and logged at most once a minute, without its body.
+
+What the replicas say is also hidden (`conceal`/`reveal`): a relayed `reserve.claim` holds a
+session's launch values (the bot's Daily token, its TURN credentials, the caller's `body`), the
+very values the store keeps sealed at rest (dispatcher/store/secrets_vault.py), an offer's SDP its
+ICE password, and a media message a caller's voice. So bodies are AES-GCM ciphertext under a
+second key derived from the same secret, the channel bound in: whoever may SUBSCRIBE on the store
+reads nothing of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from prometheus_client import Counter
+
+log = logging.getLogger("dispatcher.store.messages")
+
+VERSION = b"v2"  # v1 carried bodies in clear: a replica of that version is refused as malformed
+WINDOW_SECONDS = 30.0  # clock skew between replicas plus the store's delivery, and no more
+REPLAY_BITS = 4096  # a sender's messages may arrive this far out of order (the relay publishes on a pool)
+MAX_SENDERS = 1024  # replica processes heard from within a window (each restart is a new sender)
+LOG_EVERY_SECONDS = 60.0
+MIN_SECRET_CHARACTERS = 32
+_HEADER_FIELDS = 5  # version, sender, counter, time, mac
+NONCE_BYTES = 12  # AES-GCM's standard nonce, random per message
+
+
+@dataclass
+class _Sender:
+    highest: int
+    seen: int  # bit i: counter `highest - i` was taken
+    heard: float
+
+
+class MessageSeal:
+    """Signs this replica's messages and opens the other replicas' (one per replica)."""
+
+    def __init__(self, secret: str, *, clock: Callable[[], float] = time.time, window: float = WINDOW_SECONDS) -> None:
+        if len(secret) < MIN_SECRET_CHARACTERS:
+            raise ValueError(f"the store's message secret needs at least {MIN_SECRET_CHARACTERS} characters")
+        # A key of its own for this use, so the secret could key something else later without overlap.
+        self._key = hmac.new(secret.encode(), b"voicefleet store messages v1", hashlib.sha256).digest()
+        self._aead = AESGCM(hmac.new(secret.encode(), b"voicefleet store message bodies v1", hashlib.sha256).digest())
+        self._clock = clock
+        self._window = window
+        self._sender = secrets.token_hex(8).encode()
+        self._counter = 0
+        self._senders: OrderedDict[bytes, _Sender] = OrderedDict()
+        self.refused = Counter("voicefleet_store_messages_refused",
+                               "Messages on this replica's store channels not acted on, by channel and reason "
+                               "(malformed, forged, stale, replayed; busy: the relay's work was full).",
+                               ["channel", "reason"], registry=None)
+        self._logged_at = float("-inf")
+        self._unlogged = 0
+
+    def seal(self, channel: str, body: bytes) -> bytes:
+        self._counter += 1
+        header = [VERSION, self._sender, b"%d" % self._counter, b"%d" % int(self._clock() * 1000)]
+        return b".".join([*header, self._mac(channel, header, body), body])
+
+    def open(self, channel: str, kind: str, message: bytes) -> bytes | None:
+        """The body, if the message is a replica's, for `channel`, fresh and new; else None (counted)."""
+        parts = message.split(b".", _HEADER_FIELDS)
+        if len(parts) != _HEADER_FIELDS + 1 or parts[0] != VERSION or not parts[2].isdigit() or not parts[3].isdigit():
+            self._refuse(kind, "malformed")
+            return None
+        header, mac, body = parts[:4], parts[4], parts[5]
+        if not hmac.compare_digest(mac, self._mac(channel, header, body)):
+            self._refuse(kind, "forged")
+            return None
+        now = self._clock()
+        if abs(now - int(header[3]) / 1000) > self._window:
+            self._refuse(kind, "stale")
+            return None
+        if not self._first_time(header[1], int(header[2]), now):
+            self._refuse(kind, "replayed")
+            return None
+        return body
+
+    def conceal(self, channel: str, body: bytes) -> bytes:
+        """`body` encrypted for `channel` (its nonce first)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, body, channel.encode())
+
+    def reveal(self, channel: str, kind: str, concealed: bytes) -> bytes | None:
+        """What `conceal` hid, or None (counted as forged: only a replica's key makes a body that opens)."""
+        try:
+            return self._aead.decrypt(concealed[:NONCE_BYTES], concealed[NONCE_BYTES:], channel.encode())
+        except (InvalidTag, ValueError):
+            self._refuse(kind, "forged")
+            return None
+
+    def refuse_busy(self, kind: str) -> None:
+        self._refuse(kind, "busy")
+
+    def _mac(self, channel: str, header: list[bytes], body: bytes) -> bytes:
+        signed = hmac.new(self._key, channel.encode() + b"\n", hashlib.sha256)
+        for part in header:
+            signed.update(part + b"\n")
+        signed.update(body)
+        return signed.hexdigest().encode()
+
+    def _first_time(self, sender: bytes, counter: int, now: float) -> bool:
+        known = self._senders.get(sender)
+        if known is None:
+            self._forget_quiet(now)
+            self._senders[sender] = _Sender(counter, 1, now)
+            return True
+        self._senders.move_to_end(sender)
+        known.heard = now
+        if counter > known.highest:
+            shift = counter - known.highest
+            known.seen = ((known.seen << shift) | 1) & ((1 << REPLAY_BITS) - 1)
+            known.highest = counter
+            return True
+        behind = known.highest - counter
+        if behind >= REPLAY_BITS or known.seen >> behind & 1:
+            return False  # too old to tell apart from a replay, or a replay
+        known.seen |= 1 << behind
+        return True
+
+    def _forget_quiet(self, now: float) -> None:
+        """Senders silent for two windows: anything they sent is stale by now, so nothing to remember."""
+        while self._senders:
+            oldest = next(iter(self._senders.values()))
+            if oldest.heard > now - 2 * self._window and len(self._senders) < MAX_SENDERS:
+                break
+            self._senders.popitem(last=False)
+
+    def _refuse(self, kind: str, reason: str) -> None:
+        self.refused.labels(kind, reason).inc()
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_SECONDS:
+            log.warning("refused %d message(s) on this replica's store channels (last: %s, %s); "
+                        "see voicefleet_store_messages_refused_total", self._unlogged, kind, reason)
+            self._logged_at, self._unlogged = now, 0
+        return None

@@ -1,0 +1,121 @@
+"""The dispatcher's traces: one per session, by the standard `OTEL_*` variables.
+
+`configure()` (called once by `python -m dispatcher`) installs the SDK's exporter when the
+variables ask for one (botchannel/telemetry.py reads them, for the bot host too); then FastAPI's
+own telemetry makes each request's server span (`POST /start`, HTTP semantic conventions) and the
+spans below are its children: `session.start`, `session.admission`, `session.launch` (a warm
+claim or a cold launch, with the provider's calls as HTTP client spans) and `session.room`.
+Without the variables the API's no-op tracer answers, and a session still gets a trace id of
+its own (`session_trace`, marked sampled so an exporting bot keeps its spans): the start answer,
+the session's timeline, its log lines and its bot's
+`assign` carry it, so an operator can correlate them even before traces are exported.
+
+A session's trace id is the one its first start was in; a replay of the same `Idempotency-Key`
+answers that one (the timeline keeps it), its own request's trace is another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
+
+from botchannel import telemetry
+from dispatcher.settings import SettingsError
+
+TRACER_NAME = "voicefleet.dispatcher"
+SERVICE_NAME = "voicefleet-dispatcher"
+
+
+def configure(env: Mapping[str, str], replica: str) -> bool:
+    """Exports spans when the `OTEL_*` variables ask for it; a setting that cannot be honoured is
+    a configuration error (the dispatcher refuses to start), never a silent no-op."""
+    try:
+        return telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica})
+    except telemetry.TelemetryError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+@dataclass(frozen=True)
+class SessionTrace:
+    trace_id: str  # 32 lowercase hex digits, as backends show it
+    traceparent: str  # what the session's bot continues it from
+
+
+@contextlib.contextmanager
+def session_trace(session_id: str, **attributes: Any) -> Iterator[SessionTrace]:
+    """The `session.start` span, current for the block. Without an exporter there is no span, so a
+    trace id is made up here (random) and made current the same way. It is marked sampled: a bot
+    that exports (its own OTEL_* set, the dispatcher's not) records its spans under it rather than
+    having its parent-based sampler drop them."""
+    with tracer().start_as_current_span("session.start", attributes={"voicefleet.session.id": session_id,
+                                                                       **attributes}) as span:
+        context = span.get_span_context()
+        if context.is_valid:
+            yield _described(context)
+            return
+        made_up = SpanContext(int(secrets.token_hex(16), 16), int(secrets.token_hex(8), 16), is_remote=False,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(made_up)))
+        try:
+            yield _described(made_up)
+        finally:
+            otel_context.detach(token)
+
+
+def _described(context: SpanContext) -> SessionTrace:
+    parent = telemetry.traceparent(trace.set_span_in_context(NonRecordingSpan(context)))
+    assert parent is not None  # a valid context always has one
+    return SessionTrace(trace.format_trace_id(context.trace_id), parent)
+
+
+def current_trace_id() -> str | None:
+    """The trace of the code running now (a log line's), if any."""
+    context = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(context.trace_id) if context.is_valid else None
+
+
+@contextlib.contextmanager
+def step(name: str, **attributes: Any) -> Iterator[Span]:
+    """One step of a start, as a child span of the current one."""
+    with tracer().start_as_current_span(name, attributes=attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def http_call(method: str, url: str) -> Iterator[Span]:
+    """An outbound HTTP call as a client span named per the semantic conventions (`POST`); the URL
+    without its query string, which may carry a credential."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    where = f"{host}:{parts.port}" if parts.port else host  # never the userinfo of a URL
+    attributes: dict[str, str | int] = {"http.request.method": method, "server.address": host,
+                                        "url.full": f"{parts.scheme}://{where}{parts.path}"}
+    if parts.port:
+        attributes["server.port"] = parts.port
+    with tracer().start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes,
+                                        record_exception=False) as span:
+        yield span
+
+
+def answered(span: Span, status: int) -> None:
+    span.set_attribute("http.response.status_code", status)
+    if status >= 400:
+        span.set_attribute("error.type", str(status))
+        span.set_status(StatusCode.ERROR)
+
+
+def failed(span: Span, code: str) -> None:
+    span.set_attribute("error.type", code)
+    span.set_status(StatusCode.ERROR)

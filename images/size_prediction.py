@@ -1,0 +1,161 @@
+"""The bot image's size, predicted from the project's lock before anything is built.
+
+uv.lock records every wheel of every locked package with its size. The wheels the build would
+install (this platform's CPython 3.11 manylinux wheels, else a pure-Python one; the project's
+`exclude-packages` and the image variant's left-out transport packages removed) sum to the
+download; installed, a closure weighs about `INSTALLED_PER_WHEEL_BYTE` times that (measured on
+voicefleet's own bot project, docs/images.md). The plan uses it to warn, before `pulumi up`, that
+the image a stack would pull on every cold start is over its budget, naming the packages that make
+it big and the slimming that keeps behaviour.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+MB = 1_000_000
+# Installed site-packages bytes per wheel byte: examples/parrot's Daily closure measured 340.3 MB
+# installed in the built image (docs/images.md) from 97.6 MB of its locked linux/amd64 wheels (this
+# module's sum: `uv run python -m images.size_prediction examples/parrot`).
+INSTALLED_PER_WHEEL_BYTE = 340.3 / 97.6
+# What each image variant leaves out of the project's lock (images/bot.Dockerfile's install lines).
+DAILY_LEAVES_OUT = ("aiortc", "av", "aioice", "pylibsrtp")
+WEBRTC_LEAVES_OUT = ("daily-python",)
+# Platform tag fragments of the wheels the image installs, per build platform.
+ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+# Slimming that keeps behaviour, for the packages that usually make an image big.
+SLIMMING = {
+    "torch": "torch's default Linux wheel pulls CUDA (nvidia-* packages): pin the CPU build from "
+             "https://download.pytorch.org/whl/cpu ([tool.uv.sources] torch with that index) and lock again",
+    "opencv-python": "opencv is imported only by SmallWebRTC's incoming video: list it in [tool.voicefleet] "
+                     "exclude-packages if the bot sends no video",
+    "opencv-python-headless": "imported only by SmallWebRTC's incoming video: exclude-packages it if unused",
+    "llvmlite": "numba's compiler, used only by the resampy resampler: exclude-packages numba llvmlite resampy",
+    "numba": "used only by the resampy resampler: exclude-packages numba llvmlite resampy",
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    installed_mb: float
+    wheels_mb: float
+    largest: tuple[tuple[str, float], ...]  # (package, installed MB), largest first
+    unknown: tuple[str, ...] = ()  # locked with no wheel for the platform: built from source, size unknown
+
+    def advice(self, limit: int = 5) -> str:
+        """The biggest packages and, where one is known, the slimming that keeps behaviour."""
+        big = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.largest[:limit])
+        tips = [f"{name}: {SLIMMING[name]}" for name, _ in self.largest[:limit] if name in SLIMMING]
+        if any(name.startswith("nvidia-") for name, _ in self.largest[:limit]) and "torch" not in [
+                name for name, _ in self.largest[:limit]]:
+            tips.append(f"nvidia-*: {SLIMMING['torch']}")
+        return f"largest: {big}" + (f"; {'; '.join(tips)}" if tips else "")
+
+
+def _wheel_matches(filename: str, arch: str) -> bool:
+    if not filename.endswith(".whl"):
+        return False
+    _, _, python, abi, platform = filename[:-4].rsplit("-", 4)
+    pure = platform == "any"
+    cpython = python in ("cp311", "py3", "py311") or "cp311" in python.split(".") or abi == "abi3" or (
+        "py3" in python.split("."))
+    linux = pure or ("manylinux" in platform or "linux" in platform) and arch in platform
+    return cpython and linux and "musllinux" not in platform
+
+
+def _dependencies(entries: object) -> list[tuple[str, tuple[str, ...]]]:
+    """A lock entry's `dependencies`-shaped list as (name, extras asked for)."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            extras = entry.get("extra", [])
+            found.append((canonicalize_name(entry["name"]),
+                          tuple(str(e) for e in extras) if isinstance(extras, list) else ()))
+    return found
+
+
+def _is_project(source: object) -> bool:
+    """The lock's own project (`source = { virtual = "." }` or `{ editable = "." }`)."""
+    return isinstance(source, dict) and ("virtual" in source or "editable" in source)
+
+
+def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
+    """The packages `uv sync --no-dev` installs from this lock (images/install_project.sh): the
+    project's own dependencies and, through them, theirs with the extras each asks for; not its
+    dev groups, nor extras nobody asks for. Markers are not evaluated (a package for another
+    platform has no wheel that fits and counts nothing anyway). None when the lock names no project
+    of its own (every package then counts)."""
+    by_name: dict[str, list[dict[str, object]]] = {}
+    for package in packages:
+        by_name.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(package)
+    roots = [p for p in packages if _is_project(p.get("source"))]
+    if not roots:
+        return None
+    wanted = [dep for root in roots for dep in _dependencies(root.get("dependencies"))]
+    seen: set[tuple[str, str]] = set()
+    while wanted:
+        name, extras = wanted.pop()
+        for key in ("", *extras):
+            if (name, key) in seen:
+                continue
+            seen.add((name, key))
+            for package in by_name.get(name, []):
+                optional = package.get("optional-dependencies")
+                entries = package.get("dependencies") if not key else (
+                    optional.get(key) if isinstance(optional, dict) else None)
+                wanted += _dependencies(entries)
+    return {name for name, _ in seen}
+
+
+def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "linux/amd64") -> Prediction:
+    arch = ARCHES[platform]
+    left_out = {canonicalize_name(name) for name in leave_out}
+    sizes: dict[str, int] = {}
+    unknown: list[str] = []
+    packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
+    packages = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    installed = installed_names(packages)
+    for package in packages:
+        name = canonicalize_name(str(package.get("name", "")))
+        source = package.get("source", {})
+        if name in left_out or not isinstance(source, dict) or "registry" not in source:
+            continue  # the project itself, a path or git dependency
+        if installed is not None and name not in installed:
+            continue  # a dev group's, or an extra nobody asks for: not in the image
+        wheels = [wheel for wheel in package.get("wheels", []) if isinstance(wheel, dict)]
+        fitting = [wheel for wheel in wheels if _wheel_matches(str(wheel.get("url", "")).rsplit("/", 1)[-1], arch)]
+        if fitting:
+            sizes[name] = int(fitting[0].get("size", 0))
+        elif not wheels:
+            unknown.append(name)  # an sdist only: built at install, its size unknown here
+        # else: wheels for other platforms only (pywin32 and the like): not installed on Linux
+    ratio = INSTALLED_PER_WHEEL_BYTE
+    largest = tuple(sorted(((name, size * ratio / MB) for name, size in sizes.items()), key=lambda item: -item[1]))
+    total = sum(sizes.values())
+    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m images.size_prediction PROJECT [--leave-out PKG ...]`: the predicted Daily closure."""
+    import argparse
+
+    from images.bot_project import read
+
+    parser = argparse.ArgumentParser(prog="python -m images.size_prediction", description=main.__doc__)
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--platform", default="linux/amd64", choices=sorted(ARCHES))
+    args = parser.parse_args(argv)
+    project = read(args.project)
+    found = predict(args.project / "uv.lock", leave_out=(*project.exclude_packages, *DAILY_LEAVES_OUT),
+                    platform=args.platform)
+    print(f"{args.project}: wheels {found.wheels_mb:.1f} MB, predicted closure {found.installed_mb:.1f} MB; "
+          f"{found.advice()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""What an operator looks at on GCP: the dispatcher's metrics in Cloud Monitoring, one dashboard,
+four alert policies.
+
+The metrics come from the dispatcher's own log lines (dispatcher/metric_lines.py, `METRIC_LINES=json`):
+Cloud Run writes a JSON stdout line to Cloud Logging as `jsonPayload`, and one log-based
+distribution metric per line member extracts its value (`value_extractor`,
+https://cloud.google.com/logging/docs/logs-based-metrics/distribution-metrics). Counters and gauges
+are read through PromQL, which queries a distribution like a Prometheus histogram (`_sum`,
+`_count`, `_bucket`: https://cloud.google.com/monitoring/promql/promql-mapping); so a counter's
+increase is its `_sum`, and time to ready has the dispatcher's own buckets, filled from the lines'
+per-observation samples. No collector, sidecar or scrape target. Every metric name comes from that
+module, never typed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from dispatcher.metric_catalogue import (
+    FIRST_AUDIO_BUCKETS,
+    LAUNCH_BUCKETS,
+    METRICS,
+    READY_BUCKETS,
+    REASON,
+    SAMPLE,
+    STORE_UP,
+    LineMetric,
+)
+
+FAILURE_RATE_PERCENT = 10.0  # the same thresholds as AWS (stacks/aws/observability.py says why)
+READY_P95_SECONDS_WARM = 10.0
+READY_P95_SECONDS_COLD = 90.0
+# The histograms' buckets are the dispatcher's own, so a p95 here and on /metrics agree.
+BUCKETS: Mapping[str, Sequence[float]] = {
+    "TimeToReady": READY_BUCKETS, "LaunchSeconds": LAUNCH_BUCKETS, "PhoneFirstAudio": FIRST_AUDIO_BUCKETS}
+RESOURCE = 'monitored_resource="cloud_run_revision"'  # log-based metrics may map to several resource types
+FAILURES_BY_REASON = "StartFailuresByReason"
+
+
+def metric_environment(namespace: str) -> dict[str, str]:
+    """The dispatcher's part: JSON lines in this stack's namespace (stacks/contract.py METRIC_LINES_ENV)."""
+    return {"METRIC_LINES": "json", "METRIC_NAMESPACE": namespace}
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    prefix: str
+    project: str
+    namespace: str  # voicefleet/<stack>: the lines' metricNamespace member
+    service_name: str  # the Cloud Run service whose logs carry the lines
+    reserve: bool
+    store: bool
+    notification_channels: tuple[str, ...] = ()
+    depends_on: tuple[pulumi.Resource, ...] = ()  # the Logging API
+
+
+def log_metric_id(prefix: str, name: str) -> str:
+    """`TimeToReady` → `<prefix>-time-to-ready`: the log-based metric's name (logging.googleapis.com/user/…)."""
+    return f"{prefix}-{re.sub(r'(?<!^)(?=[A-Z])', '-', name).lower()}"
+
+
+def promql_name(prefix: str, name: str) -> str:
+    """The PromQL name of a log-based metric: first `/` to `:`, every other special character to `_`."""
+    return "logging_googleapis_com:user_" + re.sub(r"[^A-Za-z0-9_]", "_", log_metric_id(prefix, name))
+
+
+class Observability(pulumi.ComponentResource):
+    dashboard_url: pulumi.Output[str]
+    alert_policy_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:gcp:Observability", name, None, opts)
+        self._args = args
+        monitoring = gcp.projects.Service(f"{name}-monitoring", project=args.project,
+                                          service="monitoring.googleapis.com", disable_on_destroy=False,
+                                          opts=pulumi.ResourceOptions(parent=self))
+        after_logging = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        metrics = [gcp.logging.Metric(f"{name}-{key}", **spec, opts=after_logging)
+                   for key, spec in log_metric_specs(args).items()]
+        # Dashboards and policies name the log-based metrics: they must exist first.
+        after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[monitoring, *metrics])
+        dashboard = gcp.monitoring.Dashboard(name, project=args.project,
+                                             dashboard_json=json.dumps(dashboard_body(args)), opts=after_metrics)
+        policies = [gcp.monitoring.AlertPolicy(f"{name}-{key}", **spec, opts=after_metrics)
+                    for key, spec in alert_policy_specs(args).items()]
+        self.dashboard_url = dashboard.id.apply(
+            lambda path: f"https://console.cloud.google.com/monitoring/dashboards/builder/{path.rsplit('/', 1)[-1]}"
+                         f"?project={args.project}")
+        self.alert_policy_names = pulumi.Output.all(*[p.display_name for p in policies]).apply(list)
+        self.register_outputs({"dashboard_url": self.dashboard_url, "alert_policy_names": self.alert_policy_names})
+
+
+def _filter(args: ObservabilityArgs, *clauses: str) -> str:
+    return " AND ".join(('resource.type="cloud_run_revision"',
+                         f'resource.labels.service_name="{args.service_name}"',
+                         f'jsonPayload.metricNamespace="{args.namespace}"', *clauses))
+
+
+def _distribution(args: ObservabilityArgs, name: str, unit: str, description: str, filter_: str, extractor: str,
+                  bounds: Sequence[float], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "name": log_metric_id(args.prefix, name), "project": args.project, "description": description,
+        "filter": filter_, "value_extractor": extractor,
+        "metric_descriptor": {"metric_kind": "DELTA", "value_type": "DISTRIBUTION", "unit": unit,
+                              "labels": [{"key": key, "value_type": "STRING"} for key in (labels or {})]},
+        **({"label_extractors": dict(labels)} if labels else {}),
+        "bucket_options": {"explicit_buckets": {"bounds": list(bounds)}},
+    }
+
+
+def log_metric_specs(args: ObservabilityArgs) -> dict[str, dict[str, Any]]:
+    """One log-based metric per member the dispatcher writes (dispatcher/metric_lines.py METRICS), by
+    the metric's name in kebab case."""
+    specs: list[dict[str, Any]] = []
+    for metric in (*METRICS, STORE_UP):
+        unit = "s" if metric.unit == "Seconds" else "1"
+        description = f"voicefleet dispatcher {metric.name} ({metric.kind}), from its metric lines"
+        if metric.kind == "histogram":
+            specs.append(_distribution(args, metric.name, unit, description,
+                                       _filter(args, f'jsonPayload.{SAMPLE}="{metric.name}"'),
+                                       "EXTRACT(jsonPayload.value)", BUCKETS[metric.name]))
+        else:
+            # Totals only: the per-reason lines carry StartFailures too, counted below.
+            only_totals = (f"NOT jsonPayload.{REASON}:*",) if metric.name == "StartFailures" else ()
+            specs.append(_distribution(args, metric.name, unit, description,
+                                       _filter(args, f"jsonPayload.{metric.name}:*", *only_totals),
+                                       f"EXTRACT(jsonPayload.{metric.name})", _value_bounds(metric)))
+    specs.append(_distribution(
+        args, FAILURES_BY_REASON, "1", "voicefleet POST /start failures by reason, from its metric lines",
+        _filter(args, f"jsonPayload.{REASON}:*"), "EXTRACT(jsonPayload.StartFailures)", (1, 10, 100, 1000),
+        labels={"reason": f"EXTRACT(jsonPayload.{REASON})"}))
+    return {spec["name"].removeprefix(f"{args.prefix}-"): spec for spec in specs}
+
+
+def _value_bounds(metric: LineMetric) -> Sequence[float]:
+    # Counters and gauges are read through `_sum` and `_count`: their buckets only need to exist.
+    return (0.5, 1, 10, 100, 1000) if metric.name != STORE_UP.name else (0.5,)
+
+
+def _increase(args: ObservabilityArgs, name: str, window: str = "1m") -> str:
+    return f"sum(increase({promql_name(args.prefix, name)}_sum{{{RESOURCE}}}[{window}]))"
+
+
+def _quantile(args: ObservabilityArgs, name: str, q: float, window: str = "5m") -> str:
+    return (f"histogram_quantile({q}, sum by (le) "
+            f"(rate({promql_name(args.prefix, name)}_bucket{{{RESOURCE}}}[{window}])))")
+
+
+def _mean(args: ObservabilityArgs, name: str, window: str = "1m") -> str:
+    metric = promql_name(args.prefix, name)
+    return f"sum(rate({metric}_sum{{{RESOURCE}}}[{window}])) / sum(rate({metric}_count{{{RESOURCE}}}[{window}]))"
+
+
+def _tile(title: str, queries: Mapping[str, str], index: int) -> dict[str, Any]:
+    return {"xPos": (index % 2) * 24, "yPos": (index // 2) * 16, "width": 24, "height": 16, "widget": {
+        "title": title, "xyChart": {"dataSets": [
+            {"timeSeriesQuery": {"prometheusQuery": query}, "plotType": "LINE", "legendTemplate": label}
+            for label, query in queries.items()]}}}
+
+
+def dashboard_body(args: ObservabilityArgs) -> dict[str, Any]:
+    warm, cold = _increase(args, "WarmStarts", "5m"), _increase(args, "ColdStarts", "5m")
+    failures_by_reason = promql_name(args.prefix, FAILURES_BY_REASON)
+    panels: list[tuple[str, dict[str, str]]] = [
+        ("Starts and failures (per minute)", {"starts": _increase(args, "Starts"),
+                                              "failures": _increase(args, "StartFailures")}),
+        ("Warm share (%)", {"warm share": f"100 * {warm} / ({warm} + {cold})"}),
+        ("Time to ready (s)", {"p50": _quantile(args, "TimeToReady", 0.5), "p95": _quantile(args, "TimeToReady", 0.95),
+                               "launch p95": _quantile(args, "LaunchSeconds", 0.95)}),
+        # Every instance counts the provider's sessions: their mean is the count.
+        ("Active sessions", {"sessions": _mean(args, "ActiveSessions")}),
+        ("Failures by cause (per minute)", {
+            "{{reason}}": f"sum by (reason) (increase({failures_by_reason}_sum{{{RESOURCE}}}[1m]))"}),
+        # Each instance reports the idle bots on its own channels: the reserve is their sum.
+        ("Reserve size and cost", {"idle": _increase(args, "ReserveIdleBots"),
+                                   "warming": _increase(args, "ReserveWarmingBots"),
+                                   "idle machine-seconds": _increase(args, "ReserveIdleMachineSeconds"),
+                                   "failed bots": _increase(args, "ReserveFailedBots")}),
+        ("Phone calls (bot spoke) and first audio p95 (s)", {
+            "calls": f"sum(increase({promql_name(args.prefix, 'PhoneFirstAudio')}_count{{{RESOURCE}}}[1m]))",
+            "first audio p95": _quantile(args, "PhoneFirstAudio", 0.95)}),
+        ("Store up (1)", {"store up": _mean(args, STORE_UP.name)}),
+    ]
+    return {"displayName": f"{args.prefix} voicefleet", "mosaicLayout": {"columns": 48, "tiles": [
+        _tile(title, queries, i) for i, (title, queries) in enumerate(panels)]}}
+
+
+def _policy(args: ObservabilityArgs, name: str, documentation: str, query: str, duration: str) -> dict[str, Any]:
+    return {
+        "project": args.project, "display_name": f"{args.prefix}-{name}", "combiner": "OR",
+        "notification_channels": list(args.notification_channels),
+        "documentation": {"content": documentation, "mime_type": "text/markdown"},
+        "conditions": [{"display_name": name, "condition_prometheus_query_language": {
+            "query": query, "duration": duration, "evaluation_interval": "60s"}}],
+    }
+
+
+def alert_policy_specs(args: ObservabilityArgs) -> Mapping[str, dict[str, Any]]:
+    starts, failures = _increase(args, "Starts", "5m"), _increase(args, "StartFailures", "5m")
+    ready = READY_P95_SECONDS_WARM if args.reserve else READY_P95_SECONDS_COLD
+    specs = {
+        # A PromQL alert fires while its query returns a series: no starts, no failures, no series.
+        "start-failures": _policy(
+            args, "start-failure-rate",
+            f"More than {FAILURE_RATE_PERCENT:g}% of POST /start calls started nothing for 10 minutes. "
+            "Dashboard: failures by cause; then the dispatcher's Cloud Run logs.",
+            f"100 * {failures} / ({starts} + {failures}) > {FAILURE_RATE_PERCENT:g}", "600s"),
+        "ready-p95": _policy(
+            args, "time-to-ready-p95",
+            "Callers waited long for their bot: p95 of POST /start to the bot's ready. Dashboard: warm "
+            "share and reserve size (cold starts), launch p95 (Compute Engine).",
+            f"{_quantile(args, 'TimeToReady', 0.95)} > {ready:g}", "600s"),
+    }
+    if args.reserve:
+        specs["reserve-empty"] = _policy(
+            args, "reserve-empty",
+            "Starts found no idle bot (cold misses) for 3 minutes: the reserve is too small or its bots "
+            "fail. Dashboard: reserve size and failed bots; /healthz shows the reserve's backoff.",
+            f"{_increase(args, 'ColdStarts')} >= 1", "180s")
+    if args.store:
+        specs["store-down"] = _policy(
+            args, "store-down",
+            "An instance found Memorystore unreachable for 2 minutes: starts are answered as one process "
+            "would (docs/replicas.md). /healthz names the store's error.",
+            # The mean of what the instances reported: below 1 when one of them lost the store.
+            f"{_mean(args, STORE_UP.name)} < 1", "120s")
+    return specs

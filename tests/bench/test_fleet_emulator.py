@@ -1,0 +1,54 @@
+"""The fleet emulator's own parts: Fly's create limit as the API enforces it, cold starts drawn per
+machine, and the join of the two records, where a start that never got a ready bot, or was
+refused, counts as never ready (as the simulator counts it), never as a fast one."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.fleet_emulator.__main__ import emulated
+from bench.fleet_emulator.bucket import TokenBucket
+from bench.fleet_emulator.cloud import EmulatedFly
+from tests.fakes.fly import API_TOKEN, APP
+from tests.fakes.server import serve
+
+
+def test_the_bucket_allows_a_burst_of_three_then_one_a_second() -> None:
+    bucket = TokenBucket(per_second=1.0, burst=3)
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
+    assert not bucket.take(100.5)
+    assert bucket.take(101.01)
+
+
+def test_the_emulated_fly_refuses_creates_past_its_app_limit_and_boots_each_machine_after_its_own_cold_start() -> None:
+    with serve(EmulatedFly(seed=7)) as fly:
+        body = {"config": {"image": "img", "env": {}, "metadata": {}}}
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        codes = [httpx.post(f"{fly.url}/v1/apps/{APP}/machines", json=body, headers=headers, timeout=10).status_code
+                 for _ in range(5)]
+    assert codes.count(200) == 3 and codes[3:] == [429, 429], codes
+    delays = [m["_boot_after"] for m in fly.machines.values()]
+    assert len(set(delays)) == 3 and all(0.1 < d < 60 for d in delays), delays
+    assert all(m["state"] == "created" for m in fly.machines.values())  # none booted before its time
+    assert fly.refused_creates == 2
+
+
+def test_a_refused_start_and_one_that_never_got_a_bot_count_as_never_ready(tmp_path: Path) -> None:
+    now = time.time()
+    starts = [{"sent": now, "status": 201, "session_id": "warm"},
+              {"sent": now, "status": 201, "session_id": "cold"},
+              {"sent": now, "status": 201, "session_id": "lost"},
+              {"sent": now, "status": 503, "session_id": None}]
+    ready = [{"session_id": "warm", "ready": now + 0.05, "cold": False},
+             {"session_id": "cold", "ready": now + 4.0, "cold": True}]
+    (tmp_path / "starts.jsonl").write_text("".join(json.dumps(s) + "\n" for s in starts))
+    (tmp_path / "ready.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ready))
+    (tmp_path / "cloud.json").write_text("{}")
+    result = emulated(tmp_path, tmp_path / "starts.jsonl")
+    assert (result["starts"], result["refused"], result["never_ready"], result["warm"]) == (4, 1, 1, 1)
+    assert math.isclose(result["p50"], 4.0, abs_tol=1e-6) and result["p95"] == math.inf

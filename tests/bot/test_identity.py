@@ -1,0 +1,89 @@
+"""The real bot host proves which machine it runs on: its hello carries its provider's identity token.
+
+On Compute Engine (`BOT_IDENTITY=gce`) it asks its VM's metadata server for an instance identity
+token whose audience is the channel it dials, and a dispatcher that launched the VM admits it; a
+bot whose metadata server does not answer cannot prove anything and says so in its failure report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from botchannel.contract import CHANNEL_PATH
+from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.machines.bot_environment import GCE_SESSION_METADATA
+from dispatcher.machines.gce.provider import GceMachines, GceSettings
+from dispatcher.settings import Settings, hash_api_key
+from tests.bot.conftest import READY_TIMEOUT, bot_env
+from tests.fakes.gce import FakeGce
+from tests.support.dispatcher_server import serving
+from tests.support.ports import free_port
+
+TOKEN = "i" * 40  # the deployment secret
+KEY = "bot-identity-key-0123456789"
+
+
+async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_its_session(
+    fake_gce: FakeGce, spawn_bot
+) -> None:
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bots dial: their tokens' audience
+    settings = Settings(machines="gce", api_key_hashes=frozenset({hash_api_key(KEY)}), bot_channel_token=TOKEN,
+                        transports=("webrtc",), max_session_seconds=600)
+    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}))
+    env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
+    app = create_app(settings, env=env, machines=machines, rooms=None)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
+    async with serving(app, port), http:
+        answer = await http.post("/start", json={"transport": "webrtc", "body": {"lang": "en"}},
+                                 headers={"Authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["sessionId"]
+        vm = f"vf-{session_id}"
+        fake_gce.set_status(vm, "RUNNING")
+        items = {i["key"]: i["value"] for i in fake_gce.instances[vm]["metadata"]["items"]}
+        launch = {variable: items[key] for key, variable in GCE_SESSION_METADATA.items() if items[key]}
+        bot = spawn_bot(env=bot_env(**launch, BOT_CHANNEL_URL=url, GCE_METADATA_HOST=fake_gce.metadata_host(vm)),
+                        wait_ready=False)
+        ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
+        assert ready["session_id"] == session_id
+        assert fake_gce.identity_requests == [(vm, url)]
+        bot.proc.terminate()
+        assert await asyncio.to_thread(bot.wait, 30) is not None
+    await app.state.voicefleet.aclose()
+
+
+@pytest.mark.timeout(60)
+def test_a_bot_whose_metadata_server_does_not_answer_ends_saying_so(spawn_bot) -> None:
+    credential = BotCredentials(TOKEN).issue("idle", "rsv-1", 600)
+    env = bot_env(BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=credential,
+                  BOT_MACHINE_ID="rsv-1", BOT_IDENTITY="gce", GCE_METADATA_HOST="127.0.0.1:9")
+    bot = spawn_bot(env=env, wait_ready=False)
+    assert bot.wait(45) == 3
+    ended = bot.next_event("ended", 5)
+    assert ended["reason"] == "channel_lost", ended
+    assert "metadata server (127.0.0.1:9)" in ended["detail"], ended
+
+
+@pytest.mark.timeout(60)
+def test_a_fly_bot_without_its_machines_api_socket_ends_saying_so(spawn_bot, tmp_path) -> None:
+    credential = BotCredentials(TOKEN).issue("idle", "rsv-2", 600)
+    env = bot_env(BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=credential,
+                  BOT_MACHINE_ID="rsv-2", BOT_IDENTITY="fly", BOT_FLY_API_SOCKET=str(tmp_path / "no-api.sock"))
+    bot = spawn_bot(env=env, wait_ready=False)
+    assert bot.wait(45) == 3
+    ended = bot.next_event("ended", 5)
+    assert ended["reason"] == "channel_lost" and "Machines API socket" in ended["detail"], ended
+
+
+def test_an_unknown_identity_source_is_a_usage_error(spawn_bot) -> None:
+    credential = BotCredentials(TOKEN).issue("idle", "rsv-3", 600)
+    env = bot_env(BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=credential,
+                  BOT_IDENTITY="aws")
+    bot = spawn_bot(env=env, wait_ready=False)
+    assert bot.wait(30) == 2
+    assert "BOT_IDENTITY must be one of gce, fly" in bot.stderr_tail()

@@ -1,0 +1,37 @@
+"""A bot's Python without its transport's packages (a project that installs only the extras its
+transports need): the image build's `--check` and a reserve bot fall back to taking calls when the
+closure can; otherwise the bot ends as a configuration error naming the extra to add."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import REPO, bot_env
+from tests.support.venvs import venv_without
+
+PHONE_BOT = str(REPO / "tests" / "fixtures" / "projects" / "twilio_inbound" / "bot.py")
+
+
+def check(python: Path, transport: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(python), "-m", "bot", "--check"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env=bot_env(BOT_TRANSPORT=transport, BOT_FILE=PHONE_BOT), check=False)
+
+
+@pytest.mark.parametrize(("transport", "module"), [("daily", "daily"), ("webrtc", "aiortc")])
+def test_the_image_check_of_a_phone_only_closure_checks_calls(tmp_path: Path, transport: str, module: str) -> None:
+    done = check(venv_without(tmp_path / "venv", module), transport)
+    assert done.returncode == 0, done.stderr[-2000:]
+    checked = json.loads(done.stdout.splitlines()[-1])
+    assert (checked["event"], checked["transport"], checked["bot"]) == ("checked", "websocket", PHONE_BOT)
+    assert f"pipecat-ai[{transport}]" in done.stderr  # the warning names the extra it would take
+
+
+def test_without_the_transport_and_without_calls_the_bot_ends_naming_the_extra(tmp_path: Path) -> None:
+    done = check(venv_without(tmp_path / "venv", "daily", "fastapi"), "daily")
+    assert done.returncode == 2, done.stderr[-2000:]
+    ended = json.loads(done.stdout.splitlines()[-1])
+    assert ended["reason"] == "config_error" and "pipecat-ai[daily]" in ended["detail"], ended

@@ -1,0 +1,39 @@
+"""A pipeline error reaches the host (and, over the channel, the session's timeline) with its processor
+and whether that processor can go on: a real Pipecat worker, the user's code unaware of the host."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pipecat.frames.frames import EndFrame, Frame, StartFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+from bot.watch import SessionWatch
+
+
+class RefusedKey(FrameProcessor):
+    """A speech service whose provider refused its key as the pipeline started."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_error("the API key was rejected (401)", force_treat_as_permanent=True)
+
+
+async def test_a_pipeline_error_is_reported_with_its_processor_and_that_it_cannot_go_on():
+    watch = SessionWatch()
+    watch.install()
+    reported: list[tuple[str, str]] = []
+
+    async def on_error(reason: str, detail: str) -> None:
+        reported.append((reason, detail))
+
+    watch.on_error = on_error
+    worker = PipelineWorker(Pipeline([RefusedKey(name="stt")]))
+    await worker.queue_frame(EndFrame())
+    await asyncio.wait_for(WorkerRunner(handle_sigint=False).run(worker), 30)
+    assert reported == [("unusable", "stt: the API key was rejected (401)")]

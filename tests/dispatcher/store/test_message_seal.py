@@ -1,0 +1,161 @@
+"""What replicas say to each other through the store is sealed: only a replica's message, for this
+channel, fresh and new, is opened (dispatcher/store/message_seal.py); the media bus and the relay
+act on nothing else, and the relay's incoming work is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from dispatcher.store.media_bus import BINARY, HELLO, TEXT, _addressed
+from dispatcher.store.message_seal import REPLAY_BITS, WINDOW_SECONDS, MessageSeal
+from dispatcher.store.redis_coordination import RedisCoordination
+from dispatcher.store.relay import MAX_WORKING
+
+SECRET = "the-replicas-message-secret-" + "k" * 20
+CHANNEL = "{voicefleet}:relay:r-a"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def refused(seal: MessageSeal, reason: str, channel: str = "relay") -> float:
+    value = seal.refused.labels(channel, reason)._value.get()
+    return float(value)
+
+
+def test_a_sealed_message_opens_once_on_its_own_channel_only() -> None:
+    sender, receiver = MessageSeal(SECRET), MessageSeal(SECRET)
+    sealed = sender.seal(CHANNEL, b'{"method":"webrtc.offer"}')
+    assert receiver.open(CHANNEL, "relay", sealed) == b'{"method":"webrtc.offer"}'
+    assert receiver.open(CHANNEL, "relay", sealed) is None  # the same message again
+    assert refused(receiver, "replayed") == 1
+    other = MessageSeal(SECRET)
+    assert other.open("{voicefleet}:relay:r-b", "relay", sender.seal(CHANNEL, b"{}")) is None  # sent to r-a
+    assert refused(other, "forged") == 1
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda m: m.replace(b"offer", b"offeR"),  # the body
+    lambda m: m[:-1] + b"!",
+    lambda m: b"v2." + b"b" * 16 + m[19:],  # another sender
+])  # fmt: skip
+def test_a_changed_message_is_forged(tamper) -> None:
+    sender, receiver = MessageSeal(SECRET), MessageSeal(SECRET)
+    assert receiver.open(CHANNEL, "relay", tamper(sender.seal(CHANNEL, b'{"offer":1}'))) is None
+    assert refused(receiver, "forged") == 1
+
+
+def test_another_key_and_no_seal_are_refused() -> None:
+    receiver = MessageSeal(SECRET)
+    assert receiver.open(CHANNEL, "relay", MessageSeal("x" * 40).seal(CHANNEL, b"{}")) is None
+    assert receiver.open(CHANNEL, "relay", b'{"id":"1","method":"webrtc.offer"}') is None
+    assert receiver.open(CHANNEL, "relay", b"v2.a.b.c.d.e") is None
+    assert (refused(receiver, "forged"), refused(receiver, "malformed")) == (1, 2)
+
+
+def test_a_message_older_or_newer_than_the_window_is_stale() -> None:
+    clock = Clock()
+    sender, receiver = MessageSeal(SECRET, clock=clock), MessageSeal(SECRET, clock=clock)
+    old = sender.seal(CHANNEL, b"{}")
+    clock.now += WINDOW_SECONDS + 1
+    assert receiver.open(CHANNEL, "relay", old) is None
+    early = sender.seal(CHANNEL, b"{}")
+    clock.now -= 2 * (WINDOW_SECONDS + 1)
+    assert receiver.open(CHANNEL, "relay", early) is None
+    assert refused(receiver, "stale") == 2
+
+
+def test_messages_out_of_order_open_once_each_within_the_replay_window() -> None:
+    sender, receiver = MessageSeal(SECRET), MessageSeal(SECRET)
+    first, second, third = (sender.seal(CHANNEL, b"%d" % n) for n in range(3))
+    assert [receiver.open(CHANNEL, "relay", m) for m in (third, first, second)] == [b"2", b"0", b"1"]
+    assert receiver.open(CHANNEL, "relay", first) is None
+    # Further behind the newest than the window remembers: refused, as a replay would be.
+    late = sender.seal(CHANNEL, b"late")
+    for n in range(REPLAY_BITS):
+        assert receiver.open(CHANNEL, "relay", sender.seal(CHANNEL, b"%d" % n)) is not None
+    assert receiver.open(CHANNEL, "relay", late) is None
+    assert refused(receiver, "replayed") == 2
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="32"):
+        MessageSeal("short")
+
+
+async def test_a_forged_media_frame_reaches_no_call(replica_pair: tuple[RedisCoordination, RedisCoordination],
+                                                    admin: Redis) -> None:
+    a, b = replica_pair
+    carrier_side = await a.media.open("s1")
+    bot_side = await b.media.open("s1", peer="r-a")
+    channel = a.media.channel("r-a")
+    # Anyone on the store: a hello naming its own replica, and a frame of its own, unsealed.
+    await admin.publish(channel, _addressed("s1", HELLO + b"r-attacker"))
+    await admin.publish(channel, _addressed("s1", TEXT + b'{"event":"media"}'))
+    assert await bot_side.send(HELLO, b"r-b", confirmed=True)  # control: the genuine hello gets there
+    assert await carrier_side.hello == "r-b"
+    assert await bot_side.send(BINARY, b"audio", confirmed=True)
+    assert await carrier_side.next(5.0) == BINARY + b"audio"  # the forged text frame was never queued
+    assert refused(a.seal, "malformed", "media") == 2
+    carrier_side.close()
+    bot_side.close()
+
+
+async def test_a_flood_of_relayed_requests_is_bounded_newest_dropped(
+        replica_pair: tuple[RedisCoordination, RedisCoordination]) -> None:
+    a, b = replica_pair
+    release = asyncio.Event()
+    answered: list[str] = []
+
+    async def slow_bot(session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        await release.wait()
+        answered.append(session_id)
+        return {"ok": True}
+
+    await a.start(slow_bot, held=tuple)
+    await b.start(slow_bot, held=tuple)
+    assert a.relay is not None and b.relay is not None
+    assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+    extra = 20
+    asks = [asyncio.create_task(b.relay.ask("r-a", f"s{n}", "webrtc.ice", {}, timeout=60))
+            for n in range(MAX_WORKING + extra)]
+    for _ in range(600):
+        if refused(a.seal, "busy") >= extra:
+            break
+        await asyncio.sleep(0.05)
+    assert refused(a.seal, "busy") == extra
+    assert len(a.relay._working) == MAX_WORKING
+    release.set()
+    _, pending = await asyncio.wait(asks, timeout=30)
+    assert len(answered) == MAX_WORKING and len(pending) == extra  # the dropped ones' askers time out
+    for task in pending:
+        task.cancel()
+
+
+async def test_bytes_that_are_not_text_on_the_relay_channel_are_refused_and_keep_the_subscription(
+        replica_pair: tuple[RedisCoordination, RedisCoordination], admin: Redis,
+        caplog: pytest.LogCaptureFixture) -> None:
+    a, b = replica_pair
+
+    async def bot(session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"answered": session_id}
+
+    await a.start(bot, held=tuple)
+    await b.start(bot, held=tuple)
+    assert a.relay is not None and b.relay is not None
+    assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+    for _ in range(3):  # anyone on the store; a lost subscription would miss what comes next
+        assert await admin.publish(a.relay.channel("r-a"), b"\xff\xfe not utf-8") == 1
+    assert await b.relay.ask("r-a", "s1", "webrtc.ice", {}, timeout=10) == {"answered": "s1"}
+    assert refused(a.seal, "malformed") == 3
+    assert "subscription lost" not in caplog.text

@@ -1,0 +1,81 @@
+"""AWS: the dashboard and alarms exist, read the metrics the dispatcher writes, and notify where told."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dispatcher.metric_catalogue import DIMENSION, metric_names
+from stacks.config.reader import SettingsError
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.aws.test_store import two_replicas
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import container
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:voicefleet-alarms"
+
+
+def alarms(run: Run) -> dict[str, dict]:
+    return {unwrap(a.inputs)["name"]: unwrap(a.inputs) for a in run.of_type(ALARM)}
+
+
+def named_metrics(alarm: dict) -> set[str]:
+    found = {alarm["metricName"]} if "metricName" in alarm else set()
+    return found | {q["metric"]["metricName"] for q in alarm.get("metricQueries", []) if "metric" in q}
+
+
+def test_the_dispatcher_writes_emf_into_the_stacks_namespace(aws: Run) -> None:
+    env = {e["name"]: e["value"] for e in container(aws, "-dispatcher")["environment"]}
+    assert (env["METRIC_LINES"], env["METRIC_NAMESPACE"]) == ("emf", "voicefleet/aws-test")
+
+
+def test_dashboard_and_alarms_read_only_metrics_the_dispatcher_writes(stack: StackRunner) -> None:
+    run = two_replicas(stack)  # reserve (channel) and store: all four alarms
+    found = alarms(run)
+    assert sorted(found) == [f"voicefleet-aws-test-{n}" for n in
+                             ("reserve-empty", "start-failure-rate", "store-down", "time-to-ready-p95")]
+    for alarm in found.values():
+        assert named_metrics(alarm) and named_metrics(alarm) <= set(metric_names())
+        for query in [alarm, *(q["metric"] for q in alarm.get("metricQueries", []) if "metric" in q)]:
+            if "metricName" in query:
+                assert query["namespace"] == "voicefleet/aws-test" and query["dimensions"] == {DIMENSION: "ecs"}
+        assert alarm["alarmActions"] == [] and alarm["treatMissingData"] in {"notBreaching", "missing"}
+    assert found["voicefleet-aws-test-time-to-ready-p95"]["extendedStatistic"] == "p95"
+    assert found["voicefleet-aws-test-store-down"]["metricName"] == "StoreUp"
+
+    body = json.loads(unwrap(run.one(DASHBOARD).inputs)["dashboardBody"])
+    shown = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"] if isinstance(m[0], str)}
+    searched = {n for w in body["widgets"] for m in w["properties"]["metrics"] if isinstance(m[0], dict)
+                for n in re.findall(r'MetricName="(\w+)"', m[0]["expression"])}
+    assert shown | searched <= set(metric_names())
+    assert {"Starts", "WarmStarts", "ColdStarts", "TimeToReady", "ActiveSessions", "StartFailures",
+            "ReserveIdleBots", "ReserveIdleMachineSeconds", "PhoneFirstAudio"} <= shown | searched
+
+
+def test_a_stack_without_reserve_or_store_gets_only_the_alarms_that_can_fire(aws: Run) -> None:
+    assert sorted(alarms(aws)) == ["voicefleet-aws-test-start-failure-rate", "voicefleet-aws-test-time-to-ready-p95"]
+    # Every start is cold there: only a slow cold start is news.
+    assert alarms(aws)["voicefleet-aws-test-time-to-ready-p95"]["threshold"] == 90
+
+
+def test_outputs_name_the_dashboard_and_the_alarms(aws: Run) -> None:
+    outputs = unwrap(aws.completed[aws.one("voicefleet:aws:AwsStack").urn])  # what the program exports
+    assert outputs["dashboardUrl"] == ("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1"
+                                       "#dashboards/dashboard/voicefleet-aws-test")
+    assert sorted(outputs["alarmNames"]) == sorted(alarms(aws))
+
+
+def test_alarms_notify_the_configured_topic(stack: StackRunner) -> None:
+    run = stack("aws", alarmTopicArn=TOPIC)
+    assert all(a["alarmActions"] == [TOPIC] and a["okActions"] == [TOPIC] for a in alarms(run).values())
+
+
+@pytest.mark.parametrize("arn", ["arn:aws:sns:us-east-1:123456789012:alarms", "alarms",
+                                 "arn:aws:sqs:eu-west-1:123456789012:alarms"])
+def test_a_topic_elsewhere_or_not_a_topic_is_refused(stack: StackRunner, arn: str) -> None:
+    with pytest.raises(SettingsError, match="alarmTopicArn"):
+        stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS}, alarmTopicArn=arn, **CHANNEL["aws"])

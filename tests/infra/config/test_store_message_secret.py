@@ -1,0 +1,72 @@
+"""A stack whose replicas share a store gives them `storeMessageSecret` as `REDIS_MESSAGE_SECRET`,
+from the secret store, by reference, to the dispatcher alone: the key they sign their messages to
+each other with (dispatcher/store/message_seal.py). Without it such a stack is refused at preview,
+and a stack with one replica provisions none."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.config.reader import SettingsError
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import container
+
+MESSAGE_SECRET = SECRETS["voicefleet:storeMessageSecret"]
+AWS_STORE = {"voicefleet:storePassword": "SENTINEL-store-password-0123456789"}
+AWS_REPLICAS = {**CHANNEL["aws"], "dispatcherCount": "2"}
+GCP_REPLICAS = {**CHANNEL["gcp"], "dispatcherMinInstances": "2", "dispatcherMaxInstances": "3"}
+WITHOUT = {k: v for k, v in SECRETS.items() if k != "voicefleet:storeMessageSecret"}
+
+
+def bot_inputs(run: Run) -> str:
+    """Everything a bot is launched with: its task definitions (AWS), its instance template (GCP)."""
+    bots = [r for r in run.of_type("aws:ecs/taskDefinition:TaskDefinition") if "-bot" in r.inputs["family"]]
+    bots += run.of_type("gcp:compute/instanceTemplate:InstanceTemplate")
+    assert bots
+    return json.dumps([unwrap(r.inputs) for r in bots], default=str)
+
+
+def test_aws_replicas_read_the_message_secret_by_reference_and_bots_never(stack: StackRunner) -> None:
+    run = stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, **AWS_STORE}, **AWS_REPLICAS)
+    dispatcher = container(run, "-dispatcher")
+    secrets = {s["name"]: s["valueFrom"] for s in dispatcher["secrets"]}
+    assert secrets["REDIS_MESSAGE_SECRET"].startswith("arn:aws:secretsmanager:")
+    assert MESSAGE_SECRET not in json.dumps(dispatcher)
+    assert "REDIS_MESSAGE_SECRET" not in bot_inputs(run) and MESSAGE_SECRET not in bot_inputs(run)
+
+
+def test_gcp_replicas_read_the_message_secret_by_reference_and_bots_never(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, **GCP_REPLICAS)
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    (dispatcher,) = unwrap(service.inputs)["template"]["containers"]
+    refs = {e["name"]: e["valueSource"]["secretKeyRef"] for e in dispatcher["envs"] if "valueSource" in e}
+    assert refs["REDIS_MESSAGE_SECRET"] == {"secret": "voicefleet-gcp-test-redis-message-secret", "version": "1"}
+    readers = {unwrap(m.inputs)["member"] for m in run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+               if m.name.endswith("-redis-message-secret-dispatcher")}
+    assert readers == {"serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"}
+    assert "REDIS_MESSAGE_SECRET" not in bot_inputs(run) and MESSAGE_SECRET not in bot_inputs(run)
+
+
+@pytest.mark.parametrize(("cloud", "secrets", "overrides", "why"), [
+    ("aws", {**WITHOUT, **CHANNEL_SECRETS, **AWS_STORE}, AWS_REPLICAS, "dispatcherCount=2"),
+    ("gcp", {**WITHOUT, **CHANNEL_SECRETS}, GCP_REPLICAS, "dispatcherMaxInstances=3"),
+])  # fmt: skip
+def test_a_stack_with_a_store_needs_the_message_secret(stack: StackRunner, cloud, secrets, overrides, why) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:storeMessageSecret is required with {why}"):
+        stack(cloud, secrets=secrets, **overrides)
+
+
+def test_a_short_message_secret_is_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:storeMessageSecret must be at least 32 characters"):
+        stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, **AWS_STORE, "voicefleet:storeMessageSecret": "short"},
+              **AWS_REPLICAS)
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_one_replica_provisions_no_message_secret(stack: StackRunner, cloud: str) -> None:
+    run = stack(cloud, secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL[cloud])
+    names = [r.name for r in run.registrations if "redis-message-secret" in r.name]
+    assert names == []

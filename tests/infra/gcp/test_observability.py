@@ -1,0 +1,100 @@
+"""GCP: log-based metrics for every member the dispatcher writes, a dashboard and alert policies
+that read only those, notifying the configured channels."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dispatcher.metric_catalogue import METRICS, READY_BUCKETS, SAMPLE, metric_names
+from stacks.config.reader import SettingsError
+from stacks.gcp.observability import FAILURES_BY_REASON, log_metric_id, promql_name
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
+
+LOG_METRIC = "gcp:logging/metric:Metric"
+POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+PREFIX = "voicefleet-gcp-test"
+CHANNEL = "projects/vf-test/notificationChannels/1234567890"
+
+
+def with_reserve_and_store(stack: StackRunner, **overrides: str) -> Run:
+    # The channel gives a reserve; more than one instance with it, a shared store (Memorystore).
+    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, dispatcherMaxInstances="2", **overrides)
+
+
+def policies(run: Run) -> dict[str, dict]:
+    return {unwrap(p.inputs)["displayName"]: unwrap(p.inputs) for p in run.of_type(POLICY)}
+
+
+def queried(text: str) -> set[str]:
+    """The log-based metrics a PromQL query reads, by their names in the dispatcher's lines."""
+    by_promql = {promql_name(PREFIX, name): name for name in (*metric_names(), FAILURES_BY_REASON)}
+    return {by_promql[m] for m in re.findall(r"(logging_googleapis_com:user_[a-z0-9_]+?)_(?:sum|count|bucket)\b", text)}
+
+
+def test_the_dispatcher_writes_json_lines_into_the_stacks_namespace(gcp: Run) -> None:
+    (service,) = gcp.of_type("gcp:cloudrunv2/service:Service")
+    env = {e["name"]: e.get("value") for e in unwrap(service.inputs)["template"]["containers"][0]["envs"]}
+    assert (env["METRIC_LINES"], env["METRIC_NAMESPACE"]) == ("json", "voicefleet/gcp-test")
+
+
+def test_one_log_based_metric_per_member_the_dispatcher_writes(gcp: Run) -> None:
+    found = {unwrap(m.inputs)["name"]: unwrap(m.inputs) for m in gcp.of_type(LOG_METRIC)}
+    assert set(found) == {log_metric_id(PREFIX, n) for n in (*metric_names(), FAILURES_BY_REASON)}
+    for metric in METRICS:
+        spec = found[log_metric_id(PREFIX, metric.name)]
+        assert 'jsonPayload.metricNamespace="voicefleet/gcp-test"' in spec["filter"]
+        assert spec["metricDescriptor"]["valueType"] == "DISTRIBUTION"
+        if metric.kind == "histogram":  # one entry per observation: the json mode's sample lines
+            assert f'jsonPayload.{SAMPLE}="{metric.name}"' in spec["filter"]
+            assert spec["valueExtractor"] == "EXTRACT(jsonPayload.value)"
+        else:
+            assert spec["valueExtractor"] == f"EXTRACT(jsonPayload.{metric.name})"
+    # Time to ready keeps the dispatcher's own buckets, so its p95 agrees with /metrics.
+    ready = found[log_metric_id(PREFIX, "TimeToReady")]
+    assert ready["bucketOptions"]["explicitBuckets"]["bounds"] == list(READY_BUCKETS)
+
+
+def test_dashboard_and_policies_read_only_those_metrics(stack: StackRunner) -> None:
+    run = with_reserve_and_store(stack)
+    found = policies(run)
+    assert sorted(found) == [f"{PREFIX}-{n}" for n in
+                             ("reserve-empty", "start-failure-rate", "store-down", "time-to-ready-p95")]
+    for policy in found.values():
+        (condition,) = policy["conditions"]
+        read = queried(condition["conditionPrometheusQueryLanguage"]["query"])
+        assert read and read <= set(metric_names())
+        assert policy["notificationChannels"] == []
+    assert queried(found[f"{PREFIX}-store-down"]["conditions"][0]["conditionPrometheusQueryLanguage"]["query"]) == {
+        "StoreUp"}
+    assert "histogram_quantile(0.95" in found[f"{PREFIX}-time-to-ready-p95"]["conditions"][0][
+        "conditionPrometheusQueryLanguage"]["query"]
+
+    body = json.loads(unwrap(run.one(DASHBOARD).inputs)["dashboardJson"])
+    shown = set().union(*(queried(d["timeSeriesQuery"]["prometheusQuery"])
+                          for t in body["mosaicLayout"]["tiles"] for d in t["widget"]["xyChart"]["dataSets"]))
+    assert {"Starts", "WarmStarts", "ColdStarts", "TimeToReady", "ActiveSessions", "ReserveIdleBots",
+            "ReserveIdleMachineSeconds", "PhoneFirstAudio", FAILURES_BY_REASON} <= shown
+
+
+def test_outputs_and_channels(stack: StackRunner) -> None:
+    run = with_reserve_and_store(stack, alarmNotificationChannels=json.dumps([CHANNEL]))
+    assert all(p["notificationChannels"] == [CHANNEL] for p in policies(run).values())
+    outputs = unwrap(run.completed[run.one("voicefleet:gcp:GcpStack").urn])
+    assert outputs["dashboardUrl"].startswith("https://console.cloud.google.com/monitoring/dashboards/builder/")
+    assert outputs["dashboardUrl"].endswith("?project=vf-test")
+    assert sorted(outputs["alarmNames"]) == sorted(policies(run))
+
+
+def test_a_stack_without_reserve_or_store_gets_only_the_policies_that_can_fire(gcp: Run) -> None:
+    assert sorted(policies(gcp)) == [f"{PREFIX}-start-failure-rate", f"{PREFIX}-time-to-ready-p95"]
+
+
+@pytest.mark.parametrize("channel", ["projects/other/notificationChannels/1", "my-pager"])
+def test_a_channel_elsewhere_or_misnamed_is_refused(stack: StackRunner, channel: str) -> None:
+    with pytest.raises(SettingsError, match="alarmNotificationChannels"):
+        stack("gcp", alarmNotificationChannels=json.dumps([channel]))

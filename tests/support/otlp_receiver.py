@@ -1,0 +1,135 @@
+"""A test OTLP/HTTP receiver: what a collector's 4318 port would get, decoded with the official protos.
+
+It accepts `POST /v1/traces` (protobuf, gzip or not), answers 200 with an empty
+`ExportTraceServiceResponse`, and keeps every span with its resource's `service.name`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    attributes: dict[str, object]
+    status_code: int  # 0 unset, 1 ok, 2 error
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def take(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest.FromString(body)
+        found = []
+        for resource_spans in request.resource_spans:
+            service = next((a.value.string_value for a in resource_spans.resource.attributes
+                            if a.key == "service.name"), "")
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    attributes = {a.key: _value(a.value) for a in span.attributes}
+                    found.append(ReceivedSpan(service, span.name, span.trace_id.hex(), span.span_id.hex(),
+                                              span.parent_span_id.hex(), attributes, span.status.code))
+        with self._lock:
+            self.requests += 1
+            self.spans.extend(found)
+
+    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0) -> list[ReceivedSpan]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                spans = list(self.spans)
+            if predicate(spans):
+                return spans
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the receiver never saw what was expected; it has {len(spans)} spans: "
+                                     + ", ".join(f"{s.service}/{s.name}/{s.trace_id[:8]}" for s in spans))
+            time.sleep(0.05)
+
+
+def _value(value: object) -> object:
+    kind = value.WhichOneof("value")  # type: ignore[attr-defined]
+    return getattr(value, kind) if kind else None
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[tuple[str, Receiver]]:
+    """(the endpoint to put in OTEL_EXPORTER_OTLP_ENDPOINT, what it received)."""
+    receiver = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            if self.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
+                self.send_response(404)
+                self.end_headers()
+                return
+            receiver.take(body)
+            answer = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def main() -> None:
+    """`python -m tests.support.otlp_receiver PORT`: a receiver in a process of its own (a bench must
+    not measure the receiver's decoding in its own interpreter); prints the spans decoded at SIGTERM."""
+    import signal
+    import sys
+
+    receiver = Receiver()
+    port = int(sys.argv[1])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            receiver.take(gzip.decompress(body) if self.headers.get("content-encoding") == "gzip" else body)
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever()
+    print(len(receiver.spans), flush=True)
+
+
+if __name__ == "__main__":
+    main()
