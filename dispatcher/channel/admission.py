@@ -49,14 +49,16 @@ class HelloRules:
             if hello.machine_id != grant.subject:
                 return f"credential of bot {grant.subject}"
             if hello.session_id is None:
+                used = "credential already used"
                 if hello.machine_id not in self._seen_idle:
                     self._admit_idle(grant)
                     if await self._claims.first_idle_hello(grant.subject, grant.expires):
                         return None
+                    used = "credential already used at another replica"
                 # Used before: only a thawed bot, once per thaw, is admitted again (at any replica).
                 waiter = await self._claims.welcome_back(hello.machine_id)
                 if waiter is None:
-                    return "credential already used"
+                    return used
                 self._back_for[hello.machine_id] = waiter
                 return None
             # A claimed reserve bot reconnecting: the session must be the one it was bound to.
