@@ -97,7 +97,8 @@ def test_a_start_at_a_replica_holding_no_bot_thaws_a_bot_frozen_at_another_and_t
     assert machine_of(fake_fly, session_id)["id"] == machine["id"], "the start did not take the frozen bot"
     assert machine["id"] not in bots.paused  # resumed: the same process, warm as it was
     assert store.get(f"{{voicefleet}}:claim:{bot_id}") == session_id  # claimed once, for this session
-    assert store.get(f"{{voicefleet}}:owner:{session_id}") == "r-2"  # its channel is at r-2 now
+    until("r-2 owning the session (its channel is there)",
+          lambda: store.get(f"{{voicefleet}}:owner:{session_id}") == "r-2", logs)
     talked = offer(starter.base_url, session_id)
     assert talked.status_code == 200, talked.text
     assert talked.json()["bot"] == f"{session_id}/{pid}"  # the thawed process answers, through r-2
