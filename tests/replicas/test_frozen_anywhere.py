@@ -13,21 +13,15 @@ Real processes: redis-server, `python -m dispatcher` × 3, a bot process per Fly
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from botchannel.contract import CHANNEL_PATH
 from tests.fakes.fixtures import fake_fly
 from tests.fakes.fly import FakeFly
-from tests.replicas.fly_bots import FlyBots, fly_bots
-from tests.replicas.front import Front, front
-from tests.replicas.test_redial import AUTH, DEADLINE, env, machine_of, offer, port_of, until
-from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.replicas.test_redial import AUTH, DEADLINE, Fleet, fly_fleet, machine_of, offer, port_of, until
 from tests.support.redis_server import RedisServer
 
 __all__ = ["fake_fly"]
@@ -43,23 +37,9 @@ PATIENCE = 5.0
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[tuple[list[DispatcherProcess], Front,
-                                                                                   FlyBots, redis.Redis]]:
-    with ExitStack() as stack:
-        balancer = stack.enter_context(front())
-        channel_url = f"ws://127.0.0.1:{balancer.port}{CHANNEL_PATH}"
-        (tmp_path / "bots").mkdir()
-        bots = stack.enter_context(fly_bots(fake_fly, {"BOT_CHANNEL_URL": channel_url}, tmp_path / "bots"))
-        replicas = []
-        for n in range(3):
-            (tmp_path / f"r{n}").mkdir()
-            replicas.append(stack.enter_context(run_dispatcher(
-                tmp_path / f"r{n}", env(fake_fly, store, f"r-{n}", channel_url, **RESERVE))))
-            if n == 0:  # every reserve bot's channel goes to r-0, whichever replica launched it
-                balancer.route_to(port_of(replicas[0]))
-        client = store.admin()
-        stack.callback(client.close)
-        yield replicas, balancer, bots, client
+def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[Fleet]:
+    with fly_fleet(tmp_path, store, fake_fly, [RESERVE] * 3) as running:  # every reserve bot dials r-0 first
+        yield running
 
 
 def reserve_machines(fly: FakeFly) -> list[dict[str, Any]]:
@@ -69,7 +49,7 @@ def reserve_machines(fly: FakeFly) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("patience", [{"maxWaitSeconds": PATIENCE}, {}], ids=["impatient", "patient"])
 def test_a_start_at_a_replica_holding_no_bot_thaws_a_bot_frozen_at_another_and_talks_through_a_third(
-    fleet: tuple[list[DispatcherProcess], Front, FlyBots, redis.Redis], fake_fly: FakeFly, patience: dict[str, float]
+    fleet: Fleet, fake_fly: FakeFly, patience: dict[str, float]
 ) -> None:
     replicas, balancer, bots, store = fleet
     holder, starter, third = replicas
