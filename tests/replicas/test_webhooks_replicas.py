@@ -32,12 +32,21 @@ TYPES = {"session.started", "session.ready", "session.ended"}
 SESSIONS = 6
 # The replicas' retries run 1, 2, 4, 8, 16 and 32 s apart: a receiver back within a minute gets them.
 DELIVERY_TIMEOUT = 90.0
+OUTBOX = "{voicefleet}:webhooks:outbox"  # dispatcher/sessions/webhook_outbox.py, under the store's prefix
 
 
 def deliveries(out: Path) -> list[dict]:
     if not out.exists():
         return []
     return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+
+
+def waiting(store: RedisServer) -> int:
+    admin = store.admin()
+    try:
+        return int(admin.hlen(OUTBOX))
+    finally:
+        admin.close()
 
 
 def ended_everywhere(fleet: Fleet, sessions: list[str]) -> bool:
@@ -64,6 +73,10 @@ def test_every_event_arrives_once_per_id_through_a_receiver_outage_and_a_killed_
             assert answer.status_code == 201, answer.text
             sessions.append(answer.json()["session_id"])
         wait_until(lambda: ended_everywhere(fleet, sessions), "every session's end in its timeline", timeout=60,
+                   detail=fleet.logs)
+        # Each event is in the outbox (written beside its timeline entry, in the background): from here
+        # on, no replica's death can lose one.
+        wait_until(lambda: waiting(store) == len(TYPES) * SESSIONS, "every event in the store's outbox", timeout=30,
                    detail=fleet.logs)
         killed = fleet.replicas[0]
         killed.process.kill()  # its events are in its retries, undelivered
