@@ -135,7 +135,7 @@ class SessionService:
                         if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
                         self.timeline.note(session_id, "requested", trace_id=trace.trace_id, transport=transport,
-                                           keyed=keyed)
+                                           keyed=keyed, traceparent=trace.traceparent)
                         requested = True
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
