@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -44,6 +45,9 @@ class TaskRoleSessions:
     by_credential_id: dict[str, str] = field(default_factory=dict)  # credential id -> task ARN
     keys: dict[str, KnownKey] = field(default_factory=dict)  # access key id -> its secret and token
     callers: dict[str, str] = field(default_factory=dict)  # access key id -> assumed-role ARN
+    # How ECS names the task role's session for a task: by the task id (tests of an account where
+    # it were not change it).
+    session_name: Callable[[str], str] = lambda task_arn: task_arn.rsplit("/", 1)[-1]
 
     def issue(self, task_arn: str) -> str:
         """A credential id for `task_arn`'s task (the path after the agent's address)."""
@@ -59,8 +63,7 @@ class TaskRoleSessions:
             secrets.token_urlsafe(600)  # a session token is long (~1 KB): it travels in the presigned URL
         self.keys[access_key] = KnownKey(secret=secret, token=token)
         account, role_name = self.role_arn.split(":")[4], self.role_arn.rsplit("/", 1)[-1]
-        task_id = task_arn.rsplit("/", 1)[-1]
-        self.callers[access_key] = f"arn:aws:sts::{account}:assumed-role/{role_name}/{task_id}"
+        self.callers[access_key] = f"arn:aws:sts::{account}:assumed-role/{role_name}/{self.session_name(task_arn)}"
         expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6 * 3600))
         return {"RoleArn": self.role_arn, "AccessKeyId": access_key, "SecretAccessKey": secret, "Token": token,
                 "Expiration": expiration}

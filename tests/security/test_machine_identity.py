@@ -26,12 +26,15 @@ import pytest
 
 from botchannel.contract import Hello, Reply, encode
 from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import Machines
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
+from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import fly_identity, gce_identity
+from tests.dispatcher.machines.test_contract import spec
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
 from tests.fakes.ecs import EcsProxy
@@ -280,8 +283,8 @@ async def test_an_altered_or_forged_presigned_request_fails_its_signature_at_sts
     flipped = ("0" if signature[-1] != "0" else "1")
     attempts = {
         "its signature altered": _with(genuine, **{"X-Amz-Signature": signature[:-1] + flipped}),
-        "its time moved": _with(genuine, **{"X-Amz-Date": params["X-Amz-Date"][:-1] + (
-            "0" if params["X-Amz-Date"][-1] != "0" else "1")}),
+        "its time moved": _with(genuine, **{"X-Amz-Date": params["X-Amz-Date"][:-2] + (  # a second, `…SSZ`
+            "0" if params["X-Amz-Date"][-2] != "0" else "1") + "Z"}),
         "longer-lived": _with(genuine, **{"X-Amz-Expires": "900"}),
         "another session token": _with(genuine, **{"X-Amz-Security-Token": params["X-Amz-Security-Token"][::-1]}),
     }
@@ -331,3 +334,50 @@ async def test_a_presigned_request_aimed_elsewhere_or_at_another_action_is_never
         assert elsewhere.calls == [], "the dispatcher called the host the bot named"
         assert len(fake_ecs.sts.calls) == sts_calls, "a request that is no presigned GetCallerIdentity reached STS"
     assert (await takes_its_session(deployment, session_id))["body"] == {"note": CALLER_DATA}
+
+
+async def test_a_reserve_bot_is_the_task_launched_for_its_bot_id_and_no_other(
+    fake_ecs: EcsProxy,  # noqa: F811 (the fixture)
+) -> None:
+    """A reserve task's bot proves the task the reserve launched for its bot id (the id in that
+    task's own RunTask overrides); a session's task, though of this deployment and its task role,
+    is not that reserve bot, nor is the reserve task a session's."""
+    machines = EcsWarmMachines(EcsSettings.from_env(fake_ecs.env), channel_url="wss://calls.example.com/bots")
+    try:
+        await machines.launch_idle("rsv-identity-a", channel_token="c" * 40)
+        await machines.launch_idle("rsv-identity-b", channel_token="c" * 40)
+        cold = spec()
+        launched = await machines.launch(cold)
+        idle = BotGrant("idle", "rsv-identity-a", int(time.time()) + 600)
+        session = BotGrant("session", cold.session_id, int(time.time()) + 600)
+
+        async def refusal(grant: BotGrant, task_arn: str) -> str | None:
+            return await machines.identity.refusal(grant, hello(grant.subject, await fake_ecs.task_identity(task_arn)))
+
+        assert await refusal(idle, machines._idle_arns["rsv-identity-a"]) is None
+        assert await refusal(session, launched.machine.machine_id) is None
+        assert "launched for session" in str(await refusal(idle, launched.machine.machine_id))
+        other_reserve_task = machines._idle_arns["rsv-identity-b"]
+        assert "launched for reserve bot rsv-identity-b" in str(await refusal(idle, other_reserve_task))
+        assert "launched for the reserve" in str(await refusal(session, machines._idle_arns["rsv-identity-a"]))
+    finally:
+        await machines.aclose()
+
+
+async def test_an_account_whose_task_sessions_are_named_otherwise_refuses_every_bot_saying_what_sts_named(
+    ecs_deployment: Deployment, fake_ecs: EcsProxy, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    """Fail-closed: should ECS name a task role's session other than by the task id, or the bots run
+    under another role, no bot is admitted, and the log says what STS named instead."""
+    deployment = ecs_deployment
+    session_id = await deployment.start()
+    credential = deployment.provider.launch_credential(session_id)
+    fake_ecs.task_roles.session_name = lambda task_arn: "ecs-session-" + task_arn.rsplit("/", 1)[-1][:8]
+    own = await deployment.provider.own_token(session_id)
+    assert await dial(deployment.channel_url, credential, hello(session_id, own)) is None
+    assert "STS names session 'ecs-session-" in caplog.text and f"(want session {session_id}'s task)" in caplog.text
+    fake_ecs.task_roles.session_name = lambda task_arn: task_arn.rsplit("/", 1)[-1]
+    fake_ecs.task_roles.role_arn = "arn:aws:iam::123456789012:role/some-other-task"
+    assert await dial(deployment.channel_url, credential, hello(session_id, await deployment.provider.own_token(
+        session_id))) is None
+    assert "STS names role 'some-other-task'" in caplog.text

@@ -63,9 +63,6 @@ class TaskRole:
     account: str
     name: str
 
-    def __str__(self) -> str:
-        return f"arn:{self.partition}:iam::{self.account}:role/…/{self.name}"
-
 
 def task_roles(raw: str) -> tuple[TaskRole, ...]:
     """`ECS_BOT_TASK_ROLE_ARNS`: the bots' task role ARNs, comma-separated."""
@@ -114,8 +111,8 @@ class EcsTaskIdentity:
             return f"ECS task identity refused: STS names {shown(arn)}, not an assumed role's session"
         role = TaskRole(assumed["partition"], assumed["account"], assumed["name"])
         if role not in self.roles:
-            return (f"ECS task identity refused: STS names role {role.name!r} of account {role.account}, not one of"
-                    f" the bots' task roles ({', '.join(map(str, self.roles))})")
+            return (f"ECS task identity refused: STS names role {shown(role.name, 64)!r} of account {role.account},"
+                    " not a bots' task role (ECS_BOT_TASK_ROLE_ARNS)")
         return await self._task_refusal(assumed["session"], grant)
 
     def checked_query(self, identity: str) -> str:
@@ -194,9 +191,10 @@ class EcsTaskIdentity:
         except MachinesError as exc:
             return f"ECS task identity not checked: DescribeTasks failed ({exc})"
         if not tasks:
-            return (f"ECS task identity refused: STS names session {shown(session_name)} of a bots' task role, and"
-                    f" no task of cluster {self.cluster} has that id (ECS names a task role's session by its task"
-                    f" id: docs/security.md); expected the task of {wanted}")
+            # Under 200 characters, the log's limit: the session STS named is what an operator needs.
+            cluster = self.cluster.rsplit("/", 1)[-1]
+            return (f"ECS task identity refused: STS names session {shown(session_name, 64)!r}, which is no task id"
+                    f" in {cluster} (want {wanted}'s task)")
         task = tasks[0]
         started_by = str(task.get("startedBy", ""))
         if grant.kind == "idle":
