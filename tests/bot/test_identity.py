@@ -87,3 +87,40 @@ def test_an_unknown_identity_source_is_a_usage_error(spawn_bot) -> None:
     bot = spawn_bot(env=env, wait_ready=False)
     assert bot.wait(30) == 2
     assert "BOT_IDENTITY must be one of gce, fly" in bot.stderr_tail()
+
+
+@pytest.mark.timeout(60)
+def test_an_ecs_bot_whose_task_credentials_endpoint_does_not_answer_ends_saying_so(spawn_bot) -> None:
+    credential = BotCredentials(TOKEN).issue("idle", "rsv-4", 600)
+    env = bot_env(BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=credential,
+                  BOT_MACHINE_ID="rsv-4", BOT_IDENTITY="ecs", AWS_REGION="eu-west-1",
+                  AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:9/v2/credentials/none")
+    bot = spawn_bot(env=env, wait_ready=False)
+    assert bot.wait(45) == 3
+    ended = bot.next_event("ended", 5)
+    assert ended["reason"] == "channel_lost", ended
+    assert "task credentials endpoint (http://127.0.0.1:9/v2/credentials/none)" in ended["detail"], ended
+
+
+def test_an_ecs_bots_presigned_request_is_the_one_botocore_presigns() -> None:
+    """The bot signs with the standard library (its image has no botocore): the same URL, byte for
+    byte, as botocore's SigV4QueryAuth for the same clock and credentials (the fake STS verifies
+    with botocore too, so a signing mistake fails there as well)."""
+    import time
+
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from bot.identity import presign_get_caller_identity
+
+    now = time.time()
+    keys = ("ASIAEXAMPLE", "se/cr+et", "to+ken/with=odd&chars")
+    ours = presign_get_caller_identity("https://sts.eu-west-1.amazonaws.com", "eu-west-1", *keys, now=now)
+    request = AWSRequest(method="GET",
+                         url="https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15")
+    request.context["timestamp"] = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    SigV4QueryAuth(Credentials(*keys), "sts", "eu-west-1", expires=60).add_auth(request)
+    signature = request.url.rsplit("X-Amz-Signature=", 1)[1]
+    assert ours.endswith(f"&X-Amz-Signature={signature}")
+    assert sorted(ours.split("?", 1)[1].split("&")) == sorted(request.url.split("?", 1)[1].split("&"))
