@@ -16,9 +16,12 @@ from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.machines.bot_environment import GCE_SESSION_METADATA
+from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.bot.conftest import READY_TIMEOUT, bot_env
+from tests.fakes.ecs import EcsProxy
+from tests.fakes.fixtures import fake_ecs, moto_ecs  # noqa: F401 (fixtures: the ECS fakes)
 from tests.fakes.gce import FakeGce
 from tests.support.dispatcher_server import serving
 from tests.support.ports import free_port
@@ -52,6 +55,40 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
         ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
         assert ready["session_id"] == session_id
         assert fake_gce.identity_requests == [(vm, url)]
+        bot.proc.terminate()
+        assert await asyncio.to_thread(bot.wait, 30) is not None
+    await app.state.voicefleet.aclose()
+
+
+async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_its_session(
+    fake_ecs: EcsProxy, spawn_bot  # noqa: F811 (the fixture)
+) -> None:
+    """The real bot host, launched with the task's overrides as ECS would run it, asks its task's
+    credentials endpoint, presigns GetCallerIdentity, and the dispatcher (through the fake STS,
+    which checks the signature with botocore) admits it: its session's values come."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    settings = Settings(machines="ecs", api_key_hashes=frozenset({hash_api_key(KEY)}), bot_channel_token=TOKEN,
+                        transports=("webrtc",), max_session_seconds=600)
+    machines = EcsMachines(EcsSettings.from_env(fake_ecs.env))
+    env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
+    app = create_app(settings, env=env, machines=machines, rooms=None)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
+    async with serving(app, port), http:
+        answer = await http.post("/start", json={"transport": "webrtc", "body": {"lang": "en"}},
+                                 headers={"Authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["sessionId"]
+        [run] = [r for r in fake_ecs.requests_for("RunTask") if r["startedBy"] == session_id]
+        launch = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
+        task_arn = machines._arns[session_id]
+        sts_calls = len(fake_ecs.sts.calls)
+        bot = spawn_bot(env=bot_env(**launch, BOT_CHANNEL_URL=url, AWS_ENDPOINT_URL_STS=fake_ecs.sts.url,
+                                    AWS_CONTAINER_CREDENTIALS_FULL_URI=fake_ecs.task_credentials.full_uri(task_arn)),
+                        wait_ready=False)
+        ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
+        assert ready["session_id"] == session_id
+        assert launch["BOT_IDENTITY"] == "ecs" and len(fake_ecs.sts.calls) == sts_calls + 1
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
     await app.state.voicefleet.aclose()
