@@ -8,6 +8,8 @@ bot whose metadata server does not answer cannot prove anything and says so in i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.machines.base import Machines
 from dispatcher.machines.bot_environment import GCE_SESSION_METADATA
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
@@ -30,14 +33,11 @@ TOKEN = "i" * 40  # the deployment secret
 KEY = "bot-identity-key-0123456789"
 
 
-async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_its_session(
-    fake_gce: FakeGce, spawn_bot
-) -> None:
-    port = free_port()
-    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bots dial: their tokens' audience
-    settings = Settings(machines="gce", api_key_hashes=frozenset({hash_api_key(KEY)}), bot_channel_token=TOKEN,
-                        transports=("webrtc",), max_session_seconds=600)
-    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}))
+@contextlib.asynccontextmanager
+async def one_cold_session(machines: Machines, port: int) -> AsyncIterator[str]:
+    """A dispatcher with a channel on `port`, and one cold WebRTC session started on it: its id."""
+    settings = Settings(machines=machines.name, api_key_hashes=frozenset({hash_api_key(KEY)}),
+                        bot_channel_token=TOKEN, transports=("webrtc",), max_session_seconds=600)
     env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
     app = create_app(settings, env=env, machines=machines, rooms=None)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
@@ -45,7 +45,17 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
         answer = await http.post("/start", json={"transport": "webrtc", "body": {"lang": "en"}},
                                  headers={"Authorization": f"Bearer {KEY}"})
         assert answer.status_code == 201, answer.text
-        session_id = answer.json()["sessionId"]
+        yield answer.json()["sessionId"]
+    await app.state.voicefleet.aclose()
+
+
+async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_its_session(
+    fake_gce: FakeGce, spawn_bot
+) -> None:
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bots dial: their tokens' audience
+    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}))
+    async with one_cold_session(machines, port) as session_id:
         vm = f"vf-{session_id}"
         fake_gce.set_status(vm, "RUNNING")
         items = {i["key"]: i["value"] for i in fake_gce.instances[vm]["metadata"]["items"]}
@@ -57,7 +67,6 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
         assert fake_gce.identity_requests == [(vm, url)]
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
-    await app.state.voicefleet.aclose()
 
 
 async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_its_session(
@@ -68,17 +77,8 @@ async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_i
     which checks the signature with botocore) admits it: its session's values come."""
     port = free_port()
     url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
-    settings = Settings(machines="ecs", api_key_hashes=frozenset({hash_api_key(KEY)}), bot_channel_token=TOKEN,
-                        transports=("webrtc",), max_session_seconds=600)
     machines = EcsMachines(EcsSettings.from_env(fake_ecs.env))
-    env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
-    app = create_app(settings, env=env, machines=machines, rooms=None)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
-    async with serving(app, port), http:
-        answer = await http.post("/start", json={"transport": "webrtc", "body": {"lang": "en"}},
-                                 headers={"Authorization": f"Bearer {KEY}"})
-        assert answer.status_code == 201, answer.text
-        session_id = answer.json()["sessionId"]
+    async with one_cold_session(machines, port) as session_id:
         [run] = [r for r in fake_ecs.requests_for("RunTask") if r["startedBy"] == session_id]
         launch = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
         task_arn = machines._arns[session_id]
@@ -91,7 +91,6 @@ async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_i
         assert launch["BOT_IDENTITY"] == "ecs" and len(fake_ecs.sts.calls) == sts_calls + 1
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
-    await app.state.voicefleet.aclose()
 
 
 @pytest.mark.timeout(60)
