@@ -9,7 +9,17 @@ elsewhere (docs/security.md). Where it comes from is `BOT_IDENTITY`, set with th
   Google's client libraries read it). The VM needs a service account (the stack gives bots one).
 - `fly`: the Machine's API socket, `POST /v1/tokens/oidc` on `/.fly/api` with `{"aud": <channel URL>}`;
   the answer is the token itself (https://fly.io/docs/machines/api/tokens-resource/).
-- unset: none (local processes, ECS tasks).
+- `ecs`: the task role's own word. ECS has no signed token a task can ask for, so the bot presigns
+  an `sts:GetCallerIdentity` request (SigV4 in the query, `host` its only signed header, valid
+  `PRESIGN_SECONDS`) with its task role's temporary credentials, which the ECS agent serves to
+  this task alone on its credentials endpoint (`http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`,
+  or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, as the AWS SDKs read them), for its region's STS
+  endpoint (`https://sts.<AWS_REGION>.amazonaws.com/`, `AWS_ENDPOINT_URL_STS` overrides). The
+  identity is that URL, base64url-encoded; the dispatcher sends it to STS (never elsewhere) and
+  checks whose session STS names (dispatcher/machines/ecs/identity.py). Signed here with the
+  standard library, not botocore, which the bot's image does not carry; the tests' STS checks
+  every signature with botocore's signer.
+- unset: none (local processes).
 
 Standard library only, in a thread: the bot's start-up does not pay for an HTTP client import. Each
 call has a timeout and a few tries with backoff; when they are spent, `IdentityUnavailable` says
@@ -19,11 +29,15 @@ which server did not answer, and the bot's failure report carries it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import socket
+import time
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from botchannel.contract import IDENTITY_SOURCES, IDENTITY_VARIABLE
 
@@ -31,6 +45,10 @@ GCE_METADATA_HOST = "metadata.google.internal"
 GCE_IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 FLY_API_SOCKET = "/.fly/api"
 FLY_SOCKET_VARIABLE = "BOT_FLY_API_SOCKET"  # tests point it at a fake's socket
+ECS_CREDENTIALS_HOST = "169.254.170.2"  # the ECS agent's task credentials endpoint
+STS_VERSION = "2011-06-15"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+PRESIGN_SECONDS = 60  # the dispatcher forwards it within the hello's handling: a minute is plenty
 TIMEOUT_SECONDS = 5.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # four tries in ~3.5 s (plus their timeouts), then the dial fails
 
@@ -52,12 +70,13 @@ class MachineIdentity:
         self.source, self.audience = source, audience
         self._metadata_host = env.get("GCE_METADATA_HOST", "").strip() or GCE_METADATA_HOST
         self._fly_socket = env.get(FLY_SOCKET_VARIABLE, "").strip() or FLY_API_SOCKET
+        self._ecs = _EcsTaskRole(env)
 
     async def token(self) -> str | None:
         """A fresh token for the channel's URL, or None where the provider issues none."""
         if self.source is None:
             return None
-        fetch = self._gce if self.source == "gce" else self._fly
+        fetch = {"gce": self._gce, "fly": self._fly, "ecs": self._ecs.presigned_identity}[self.source]
         failure = ""
         for delay in (*BACKOFF_SECONDS, None):
             try:
@@ -66,8 +85,9 @@ class MachineIdentity:
                 failure = str(exc) or type(exc).__name__
             if delay is not None:
                 await asyncio.sleep(delay)
-        where = (f"the metadata server ({self._metadata_host})" if self.source == "gce"
-                 else f"the Machines API socket ({self._fly_socket})")
+        where = {"gce": f"the metadata server ({self._metadata_host})",
+                 "fly": f"the Machines API socket ({self._fly_socket})",
+                 "ecs": f"the task credentials endpoint ({self._ecs.credentials_url})"}[self.source]
         raise IdentityUnavailable(f"no identity token from {where}: {failure}")
 
     def _gce(self) -> str:
@@ -111,3 +131,78 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self._path)
+
+
+class _EcsTaskRole:
+    """The task role's presigned `sts:GetCallerIdentity`, from the ECS agent's credentials endpoint."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        relative = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "").strip()
+        full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "").strip()
+        self.credentials_url = f"http://{ECS_CREDENTIALS_HOST}{relative}" if relative else full
+        self._authorization = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN", "").strip()
+        self.region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+        self.sts_url = (env.get("AWS_ENDPOINT_URL_STS", "").strip().rstrip("/")
+                        or (f"https://sts.{self.region}.{_aws_domain(self.region)}" if self.region else ""))
+
+    def presigned_identity(self) -> str:
+        """The presigned URL, base64url without padding (the hello's `identity` alphabet)."""
+        if not self.credentials_url:
+            raise IdentityUnavailable("no AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: the task has no task role")
+        if not self.sts_url:
+            raise IdentityUnavailable("no AWS_REGION to name the STS endpoint by")
+        access_key, secret_key, session_token = self._credentials()
+        url = presign_get_caller_identity(self.sts_url, self.region, access_key, secret_key, session_token)
+        return base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+    def _credentials(self) -> tuple[str, str, str]:
+        parts = urlsplit(self.credentials_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise IdentityUnavailable(f"the credentials endpoint {self.credentials_url!r} is not an http(s) URL")
+        connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_type(parts.netloc, timeout=TIMEOUT_SECONDS)
+        headers = {"Authorization": self._authorization} if self._authorization else {}
+        try:
+            connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+            response = connection.getresponse()
+            body = response.read(64 * 1024)
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise IdentityUnavailable(f"HTTP {response.status}")
+        try:
+            answer = json.loads(body)
+            return str(answer["AccessKeyId"]), str(answer["SecretAccessKey"]), str(answer["Token"])
+        except (ValueError, KeyError, TypeError):
+            raise IdentityUnavailable("the answer holds no AccessKeyId, SecretAccessKey and Token") from None
+
+
+def _aws_domain(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
+def presign_get_caller_identity(sts_url: str, region: str, access_key: str, secret_key: str, session_token: str,
+                                *, now: float | None = None) -> str:
+    """`GET <sts_url>/?Action=GetCallerIdentity…` signed with SigV4 in its query string
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-query-string-auth.html):
+    `host` is the only signed header, the payload the empty body's hash (as botocore presigns STS)."""
+    host = urlsplit(sts_url).netloc
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    scope = f"{stamp[:8]}/{region}/sts/aws4_request"
+    params = {
+        "Action": "GetCallerIdentity", "Version": STS_VERSION, "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{access_key}/{scope}", "X-Amz-Date": stamp, "X-Amz-Expires": str(PRESIGN_SECONDS),
+        "X-Amz-SignedHeaders": "host", "X-Amz-Security-Token": session_token,
+    }
+    query = "&".join(f"{_uri(k)}={_uri(v)}" for k, v in sorted(params.items()))
+    canonical = f"GET\n/\n{query}\nhost:{host}\n\nhost\n{EMPTY_SHA256}"
+    to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = ("AWS4" + secret_key).encode()
+    for part in (stamp[:8], region, "sts", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"{sts_url}/?{query}&X-Amz-Signature={signature}"
+
+
+def _uri(value: str) -> str:
+    return quote(value, safe="-_.~")

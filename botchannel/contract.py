@@ -49,10 +49,12 @@ MACHINE_ID_VARIABLE = "BOT_MACHINE_ID"
 IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
 
 # The provider's identity source a bot fetches its identity token from (bot/identity.py): set by the
-# provider with the launch values; unset where the provider has none (local processes, ECS).
+# provider with the launch values; unset where the provider has none (local processes).
 IDENTITY_VARIABLE = "BOT_IDENTITY"
-IDENTITY_SOURCES = ("gce", "fly")
-MAX_IDENTITY_CHARS = 8192  # a full-format instance identity token is ~1 KB
+IDENTITY_SOURCES = ("gce", "fly", "ecs")
+# A full-format instance identity token is ~1 KB; an ECS task's presigned sts:GetCallerIdentity
+# URL (its session token included), base64url-encoded, ~3 KB.
+MAX_IDENTITY_CHARS = 8192
 
 MAX_TRACEPARENT_CHARS = 55  # version-traceid-parentid-flags (W3C Trace Context, level 1)
 MAX_FRAME_BYTES = 256 * 1024  # an SDP offer is a few KB; the client's `body` at most 4 KB
@@ -283,7 +285,8 @@ def _identifier(data: Mapping[str, Any], key: str) -> str:
 
 
 def _identity(data: Mapping[str, Any]) -> str | None:
-    """A JWT's compact form: base64url segments and dots, nothing a log line could be forged with."""
+    """A JWT's compact form (or, from an ECS task, one base64url segment): base64url segments and
+    dots, nothing a log line could be forged with."""
     value = data.get("identity")
     if value is None:
         return None

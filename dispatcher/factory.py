@@ -105,7 +105,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: DailySettings.from_env(env))
     if settings is not None:
         checks.append(lambda: build_turn(settings, env))
-        if settings.bot_channel_token and machines in ("gce", "fly"):
+        if settings.bot_channel_token and machines in ("gce", "fly", "ecs"):
             checks.append(lambda: _machine_identity(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
     for check in checks:
@@ -117,16 +117,18 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
 
 
 def _machine_identity(machines: str, env: Mapping[str, str]) -> None:
-    """With a channel, Compute Engine and Fly bots must prove their machine (docs/security.md): a
-    dispatcher that cannot check their tokens would refuse every bot, so it says so before starting."""
+    """With a channel, Compute Engine, Fly and ECS bots must prove their machine (docs/security.md): a
+    dispatcher that cannot check their identities would refuse every bot, so it says so before starting."""
     from dispatcher.channel.identity import identity_audience
 
-    missing = [] if identity_audience(env) else ["BOT_CHANNEL_URL (or BOT_IDENTITY_AUDIENCE)"]
+    missing = [] if machines == "ecs" or identity_audience(env) else ["BOT_CHANNEL_URL (or BOT_IDENTITY_AUDIENCE)"]
     if machines == "fly" and not (env.get("FLY_ORG", "").strip() or env.get("FLY_OIDC_ISSUER", "").strip()):
         missing.append("FLY_ORG (or FLY_OIDC_ISSUER)")
+    if machines == "ecs" and not env.get("ECS_BOT_TASK_ROLE_ARNS", "").strip():  # the bots' task roles
+        missing.append("ECS_BOT_TASK_ROLE_ARNS")
     if missing:
         raise SettingsError(
-            f"MACHINES={machines} with a bot channel checks each bot's machine identity token: set "
+            f"MACHINES={machines} with a bot channel checks each bot's machine identity: set "
             + " and ".join(missing)
         )
 

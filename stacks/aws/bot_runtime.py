@@ -72,7 +72,9 @@ class BotRuntime(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-execution", role=self.execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
         args.secrets.grant_read(args.role, self.execution_role, args.secret_names)
-        # The bot itself calls no AWS API: its task role has no policy at all.
+        # The bot calls no AWS API but sts:GetCallerIdentity, which no policy can allow or deny: its
+        # task role has no policy at all. Its sessions (one per task, named by the task id) are
+        # what a bot proves its task with (dispatcher/machines/ecs/identity.py).
         self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                       description="voicefleet bot task (no AWS permissions)", opts=child)
 

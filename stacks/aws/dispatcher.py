@@ -81,9 +81,17 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
            if args.turn_urls is not None else {}),
-        **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
+        **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args)} if args.channel_url is not None else {}),
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
     }
+
+
+def bot_task_roles(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
+    """The bots' task roles, which a bot's hello must prove a session of (its task's: the
+    dispatcher asks STS with the bot's presigned GetCallerIdentity, which needs no permission)."""
+    bots = [args.bot, *([args.webrtc_bot] if args.webrtc_bot else [])]
+    roles = pulumi.Output.all(*(bot.task_role.arn for bot in bots)).apply(lambda arns: ",".join(arns))
+    return {"ECS_BOT_TASK_ROLE_ARNS": roles}
 
 
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:

@@ -8,6 +8,8 @@ bot whose metadata server does not answer cannot prove anything and says so in i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -15,10 +17,14 @@ import pytest
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.machines.base import Machines
 from dispatcher.machines.bot_environment import GCE_SESSION_METADATA
+from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.bot.conftest import READY_TIMEOUT, bot_env
+from tests.fakes.ecs import EcsProxy
+from tests.fakes.fixtures import fake_ecs, moto_ecs  # noqa: F401 (fixtures: the ECS fakes)
 from tests.fakes.gce import FakeGce
 from tests.support.dispatcher_server import serving
 from tests.support.ports import free_port
@@ -27,14 +33,11 @@ TOKEN = "i" * 40  # the deployment secret
 KEY = "bot-identity-key-0123456789"
 
 
-async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_its_session(
-    fake_gce: FakeGce, spawn_bot
-) -> None:
-    port = free_port()
-    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bots dial: their tokens' audience
-    settings = Settings(machines="gce", api_key_hashes=frozenset({hash_api_key(KEY)}), bot_channel_token=TOKEN,
-                        transports=("webrtc",), max_session_seconds=600)
-    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}))
+@contextlib.asynccontextmanager
+async def one_cold_session(machines: Machines, port: int) -> AsyncIterator[str]:
+    """A dispatcher with a channel on `port`, and one cold WebRTC session started on it: its id."""
+    settings = Settings(machines=machines.name, api_key_hashes=frozenset({hash_api_key(KEY)}),
+                        bot_channel_token=TOKEN, transports=("webrtc",), max_session_seconds=600)
     env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
     app = create_app(settings, env=env, machines=machines, rooms=None)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
@@ -42,7 +45,17 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
         answer = await http.post("/start", json={"transport": "webrtc", "body": {"lang": "en"}},
                                  headers={"Authorization": f"Bearer {KEY}"})
         assert answer.status_code == 201, answer.text
-        session_id = answer.json()["sessionId"]
+        yield answer.json()["sessionId"]
+    await app.state.voicefleet.aclose()
+
+
+async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_its_session(
+    fake_gce: FakeGce, spawn_bot
+) -> None:
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bots dial: their tokens' audience
+    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}))
+    async with one_cold_session(machines, port) as session_id:
         vm = f"vf-{session_id}"
         fake_gce.set_status(vm, "RUNNING")
         items = {i["key"]: i["value"] for i in fake_gce.instances[vm]["metadata"]["items"]}
@@ -54,7 +67,30 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
         assert fake_gce.identity_requests == [(vm, url)]
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
-    await app.state.voicefleet.aclose()
+
+
+async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_its_session(
+    fake_ecs: EcsProxy, spawn_bot  # noqa: F811 (the fixture)
+) -> None:
+    """The real bot host, launched with the task's overrides as ECS would run it, asks its task's
+    credentials endpoint, presigns GetCallerIdentity, and the dispatcher (through the fake STS,
+    which checks the signature with botocore) admits it: its session's values come."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    machines = EcsMachines(EcsSettings.from_env(fake_ecs.env))
+    async with one_cold_session(machines, port) as session_id:
+        [run] = [r for r in fake_ecs.requests_for("RunTask") if r["startedBy"] == session_id]
+        launch = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
+        task_arn = machines._arns[session_id]
+        sts_calls = len(fake_ecs.sts.calls)
+        bot = spawn_bot(env=bot_env(**launch, BOT_CHANNEL_URL=url, AWS_ENDPOINT_URL_STS=fake_ecs.sts.url,
+                                    AWS_CONTAINER_CREDENTIALS_FULL_URI=fake_ecs.task_credentials.full_uri(task_arn)),
+                        wait_ready=False)
+        ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
+        assert ready["session_id"] == session_id
+        assert launch["BOT_IDENTITY"] == "ecs" and len(fake_ecs.sts.calls) == sts_calls + 1
+        bot.proc.terminate()
+        assert await asyncio.to_thread(bot.wait, 30) is not None
 
 
 @pytest.mark.timeout(60)
@@ -87,3 +123,40 @@ def test_an_unknown_identity_source_is_a_usage_error(spawn_bot) -> None:
     bot = spawn_bot(env=env, wait_ready=False)
     assert bot.wait(30) == 2
     assert "BOT_IDENTITY must be one of gce, fly" in bot.stderr_tail()
+
+
+@pytest.mark.timeout(60)
+def test_an_ecs_bot_whose_task_credentials_endpoint_does_not_answer_ends_saying_so(spawn_bot) -> None:
+    credential = BotCredentials(TOKEN).issue("idle", "rsv-4", 600)
+    env = bot_env(BOT_CHANNEL_URL="ws://127.0.0.1:9/bots/channel", BOT_CHANNEL_TOKEN=credential,
+                  BOT_MACHINE_ID="rsv-4", BOT_IDENTITY="ecs", AWS_REGION="eu-west-1",
+                  AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:9/v2/credentials/none")
+    bot = spawn_bot(env=env, wait_ready=False)
+    assert bot.wait(45) == 3
+    ended = bot.next_event("ended", 5)
+    assert ended["reason"] == "channel_lost", ended
+    assert "task credentials endpoint (http://127.0.0.1:9/v2/credentials/none)" in ended["detail"], ended
+
+
+def test_an_ecs_bots_presigned_request_is_the_one_botocore_presigns() -> None:
+    """The bot signs with the standard library (its image has no botocore): the same URL, byte for
+    byte, as botocore's SigV4QueryAuth for the same clock and credentials (the fake STS verifies
+    with botocore too, so a signing mistake fails there as well)."""
+    import time
+
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from bot.identity import presign_get_caller_identity
+
+    now = time.time()
+    keys = ("ASIAEXAMPLE", "se/cr+et", "to+ken/with=odd&chars")
+    ours = presign_get_caller_identity("https://sts.eu-west-1.amazonaws.com", "eu-west-1", *keys, now=now)
+    request = AWSRequest(method="GET",
+                         url="https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15")
+    request.context["timestamp"] = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    SigV4QueryAuth(Credentials(*keys), "sts", "eu-west-1", expires=60).add_auth(request)
+    signature = request.url.rsplit("X-Amz-Signature=", 1)[1]
+    assert ours.endswith(f"&X-Amz-Signature={signature}")
+    assert sorted(ours.split("?", 1)[1].split("&")) == sorted(request.url.split("?", 1)[1].split("&"))

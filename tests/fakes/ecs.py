@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from tests.fakes.server import FakeApi, Hold
 from tests.fakes.sigv4_check import KnownKey, check
+from tests.fakes.sts import FakeSts, FakeTaskCredentials, TaskRoleSessions
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -59,6 +60,11 @@ class EcsProxy(FakeApi):
         self.action_holds: list[tuple[str, Hold]] = []
         self._tokens: dict[str, tuple[str, bytes]] = {}  # clientToken -> (params digest, response)
         self._token_locks: dict[str, asyncio.Lock] = {}
+        # The bots' task role (tests/fakes/sts.py): its credentials endpoint and STS, served by the
+        # `fake_ecs` fixture next to the proxy.
+        self.task_roles = TaskRoleSessions()
+        self.task_credentials = FakeTaskCredentials(self.task_roles)
+        self.sts = FakeSts(self.task_roles, region=REGION)
 
     def routes(self) -> list[Route]:
         return [Route("/", self.forward, methods=["POST"])]
@@ -86,6 +92,15 @@ class EcsProxy(FakeApi):
         hold = Hold(times=times)
         self.action_holds.append((action, hold))
         return hold
+
+    async def task_identity(self, task_arn: str, **env: str) -> str | None:
+        """What the bot in `task_arn`'s task sends as its identity: bot/identity.py, asking the task's
+        own credentials endpoint, presigning for the fake STS (`env` adds or overrides variables)."""
+        from bot.identity import MachineIdentity
+
+        bot_env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": self.task_credentials.full_uri(task_arn),
+                   "AWS_REGION": REGION, "AWS_ENDPOINT_URL_STS": self.sts.url, **env}
+        return await MachineIdentity("ecs", "", bot_env).token()
 
     def requests_for(self, action: str) -> list[dict[str, Any]]:
         return [c.json() for c in self.calls if action_of(c.headers) == action]

@@ -76,9 +76,13 @@ def moto_ecs() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def fake_ecs(moto_ecs: dict[str, str]) -> Iterator[EcsProxy]:
     """The ECS proxy (clientToken idempotency, throttling knobs) in front of the moto server;
-    `fake.env` is the provider environment, with AWS_ENDPOINT_URL at the proxy."""
+    `fake.env` is the provider environment, with AWS_ENDPOINT_URL at the proxy and
+    AWS_ENDPOINT_URL_STS at the fake STS the bots' task identities are checked with."""
     proxy = EcsProxy(moto_ecs["MOTO_URL"])
-    for served in _serve(proxy):
-        env = {k: v for k, v in moto_ecs.items() if k != "MOTO_URL"}
-        served.env = {**env, "AWS_ENDPOINT_URL": served.url}
-        yield served
+    with serve(proxy.sts), serve(proxy.task_credentials):
+        for served in _serve(proxy):
+            env = {k: v for k, v in moto_ecs.items() if k != "MOTO_URL"}
+            # The dispatcher checks bots' task identities against the bots' task role, at the fake STS.
+            served.env = {**env, "AWS_ENDPOINT_URL": served.url, "AWS_ENDPOINT_URL_STS": proxy.sts.url,
+                          "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn}
+            yield served

@@ -83,3 +83,61 @@ def check(
         message = "The request signature we calculated does not match the signature you provided."
         return Refusal(400, "InvalidSignatureException", message)
     return None
+
+
+def check_presigned(
+    method: str,
+    path: str,
+    raw_query: str,
+    headers: Mapping[str, str],
+    *,
+    keys: Mapping[str, KnownKey],
+    region: str,
+    service: str,
+    now: float | None = None,
+) -> Refusal | None:
+    """The same for a request presigned in its query string (SigV4 query authentication, as STS
+    answers it: HTTP 403 and its own codes). The signature is recomputed by botocore's
+    `SigV4QueryAuth` over every query parameter but the signature itself, with the payload hash
+    it presigns with; `headers` with lower-case names."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from botocore.auth import SigV4QueryAuth
+
+    pairs = parse_qsl(raw_query, keep_blank_values=True)
+    params = dict(pairs)
+    needed = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+              "X-Amz-Signature")
+    if not any(name in params for name in needed):
+        return Refusal(403, "MissingAuthenticationToken", "Request is missing Authentication Token")
+    if len(params) != len(pairs) or not all(name in params for name in needed):
+        return Refusal(400, "IncompleteSignature", "The request signature does not conform to AWS standards")
+    scope = params["X-Amz-Credential"].split("/")
+    signed = params["X-Amz-SignedHeaders"].split(";")
+    if params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256" or len(scope) != 5 or "host" not in signed or any(
+            name not in headers for name in signed):
+        return Refusal(400, "IncompleteSignature", "The request signature does not conform to AWS standards")
+    known = keys.get(scope[0])
+    if known is None or params.get("X-Amz-Security-Token") != known.token:
+        return Refusal(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
+    stamp = params["X-Amz-Date"]
+    try:
+        when = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+        expires = int(params["X-Amz-Expires"])
+    except ValueError:
+        return Refusal(400, "IncompleteSignature", "X-Amz-Date or X-Amz-Expires is malformed")
+    clock = time.time() if now is None else now
+    if when - clock > MAX_SKEW_SECONDS or clock > when + expires:
+        return Refusal(403, "SignatureDoesNotMatch", "Signature expired or not yet current")
+    if (scope[1], scope[2], scope[3]) != (stamp[:8], region, service):
+        return Refusal(403, "SignatureDoesNotMatch", "Credential should be scoped to a valid date/region/service")
+    unsigned = urlencode([(k, v) for k, v in pairs if k != "X-Amz-Signature"])
+    request = AWSRequest(method=method, url=f"http://{headers['host']}{path}?{unsigned}",
+                         headers={name: headers[name] for name in signed})
+    request.context["timestamp"] = stamp
+    auth = SigV4QueryAuth(Credentials(scope[0], known.secret, known.token), service, region, expires=expires)
+    string_to_sign = auth.string_to_sign(request, auth.canonical_request(request))
+    if not hmac.compare_digest(auth.signature(string_to_sign, request), params["X-Amz-Signature"]):
+        message = "The request signature we calculated does not match the signature you provided."
+        return Refusal(403, "SignatureDoesNotMatch", message)
+    return None

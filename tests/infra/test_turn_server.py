@@ -72,7 +72,8 @@ def test_aws_relay_reads_only_its_secret_by_reference_with_imdsv2(aws_turn: Run)
 def test_aws_dispatcher_gets_the_turn_variables_and_the_webrtc_bot(aws_turn: Run) -> None:
     dispatcher = container(aws_turn, "-dispatcher")
     env = {e["name"]: e["value"] for e in dispatcher["environment"]}
-    assert set(env) == set(contract.ECS_ENV + contract.TURN_ENV + contract.ECS_WEBRTC_ENV + contract.CHANNEL_ENV)
+    assert set(env) == set(contract.ECS_ENV + contract.TURN_ENV + contract.ECS_WEBRTC_ENV + contract.CHANNEL_ENV
+                           + contract.ECS_CHANNEL_ENV)
     assert env["TURN_URLS"] == "turn:203.0.113.10:3478?transport=udp,turn:203.0.113.10:3478?transport=tcp"
     assert (env["TRANSPORTS"], env["DEFAULT_TRANSPORT"], env["ICE_TRANSPORT_POLICY"]) == ("daily,webrtc", "daily",
                                                                                           "relay")

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.ecs.identity import EcsTaskIdentity, TaskRole, sts_endpoint, task_roles
 from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.provider_errors import refusal
@@ -45,6 +46,9 @@ TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-di
 # `created` is told apart from a replay.
 TAG_LAUNCH = "voicefleet:launch-id"
 TAG_TRANSPORT = "voicefleet:transport"  # "daily" or "webrtc" (absent on older tasks: daily)
+# The warm reserve's tasks' `startedBy` (ecs/reserve.py; ECS allows up to 36 characters): here, so
+# the task identity check tells a reserve task from a session's.
+RESERVE_STARTED_BY = "vf-reserve"
 _STARTING = {"PROVISIONING", "PENDING", "ACTIVATING"}
 
 
@@ -89,6 +93,10 @@ class EcsSettings:
     # The SmallWebRTC bot's task definition (a second image variant), for `webrtc` sessions;
     # unset: every session runs `task_definition`.
     task_definition_webrtc: str | None = None
+    # Bots' task identities (ecs/identity.py): the bots' task roles (ECS_BOT_TASK_ROLE_ARNS) and the
+    # STS endpoint their presigned GetCallerIdentity is sent to.
+    bot_task_roles: tuple[TaskRole, ...] = ()
+    sts_endpoint_url: str = ""
 
     @property
     def family(self) -> str:
@@ -132,6 +140,8 @@ class EcsSettings:
             poll_seconds=float_setting(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             run_task_rate=Rate.from_env(env, "ECS_RUN_TASK", DEFAULT_RUN_TASK_RATE),
             task_definition_webrtc=env.get("ECS_TASK_DEFINITION_WEBRTC", "").strip() or None,
+            bot_task_roles=task_roles(env.get("ECS_BOT_TASK_ROLE_ARNS", "")),
+            sts_endpoint_url=sts_endpoint(env, required["AWS_REGION"]),
         )
 
 
@@ -174,12 +184,17 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
 
 class EcsMachines:
     name = "ecs"
-    # A task's identity would be its task role's STS session, not checked yet: the credential in
-    # its overrides admits (docs/security.md, trust model).
-    identity = Unverified("ECS task identity (a presigned sts:GetCallerIdentity) is not checked yet")
 
     def __init__(self, settings: EcsSettings) -> None:
         self.settings = settings
+        # A bot's hello must carry its task role's presigned GetCallerIdentity, whose STS session
+        # names the task launched for its credential (ecs/identity.py): the credential in the
+        # task's overrides, readable with ecs:DescribeTasks, opens nothing from elsewhere.
+        self.identity = EcsTaskIdentity(
+            region=settings.region, cluster=settings.cluster, container=settings.container_name,
+            endpoint=settings.sts_endpoint_url or sts_endpoint({}, settings.region), roles=settings.bot_task_roles,
+            describe=self._describe, reserve_marker=RESERVE_STARTED_BY,
+        )
         self._api = AwsJsonApi(
             service="ecs",
             target_prefix=ECS_TARGET_PREFIX,
@@ -203,7 +218,7 @@ class EcsMachines:
 
     def _run_task_params(self, spec: LaunchSpec) -> dict[str, Any]:
         s = self.settings
-        env = bot_environment(spec)
+        env = {**bot_environment(spec), **(self.identity_environment() if spec.channel_token else {})}
         overrides = {
             "containerOverrides": [
                 {"name": s.container_name, "environment": [{"name": k, "value": v} for k, v in env.items()]}
@@ -228,6 +243,11 @@ class EcsMachines:
             ],
             "propagateTags": "TASK_DEFINITION",  # the stack's tags (env, owner) reach the task
         }
+
+    def identity_environment(self) -> dict[str, str]:
+        """With a channel credential, the bot proves its task (bot/identity.py), signing for this
+        region's STS (Fargate sets AWS_REGION too; named here so the two cannot differ)."""
+        return {IDENTITY_VARIABLE: "ecs", "AWS_REGION": self.settings.region}
 
     def _placement(self) -> dict[str, Any]:
         """Where every bot task runs: capacity providers and the awsvpc network."""
@@ -342,6 +362,7 @@ class EcsMachines:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+        await self.identity.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: An ECS task's bot finds the channel in its task's environment overrides

@@ -23,6 +23,7 @@ from typing import Any
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.ecs.provider import (
+    RESERVE_STARTED_BY,
     TAG_CREATED,
     TAG_DIGEST,
     TAG_SESSION,
@@ -34,7 +35,6 @@ from dispatcher.machines.ecs.provider import (
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate, RateLimited
 
-RESERVE_STARTED_BY = "vf-reserve"  # ECS allows up to 36 characters
 TAG_IDLE = "voicefleet:idle"
 _GONE = {"STOPPED", "DELETED", "DEPROVISIONING", "STOPPING"}
 
@@ -69,6 +69,7 @@ class EcsWarmMachines(EcsMachines):
                "BOT_TRANSPORT": self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
+            env.update(self.identity_environment())
         return {
             "cluster": s.cluster,
             "taskDefinition": self.bot_image,

@@ -86,9 +86,11 @@ def test_local_bots_dial_the_address_the_dispatcher_listens_on(host: str, url: s
     ("provider", "missing"),
     [({"MACHINES": "gce", "GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t"}, ["BOT_CHANNEL_URL"]),
      ({"MACHINES": "fly", "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0"},
-      ["BOT_CHANNEL_URL", "FLY_ORG"])],
+      ["BOT_CHANNEL_URL", "FLY_ORG"]),
+     ({"MACHINES": "ecs", "AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot",
+       "ECS_SUBNETS": "s", "ECS_SECURITY_GROUPS": "g"}, ["ECS_BOT_TASK_ROLE_ARNS"])],
 )
-def test_a_channel_on_gce_or_fly_needs_what_checking_the_bots_machine_identity_needs(
+def test_a_channel_on_gce_fly_or_ecs_needs_what_checking_the_bots_machine_identity_needs(
     provider: dict[str, str], missing: list[str]
 ) -> None:
     """Bots there must prove their machine: a dispatcher that could not check would refuse every bot."""
@@ -97,6 +99,8 @@ def test_a_channel_on_gce_or_fly_needs_what_checking_the_bots_machine_identity_n
     env = {**CLOUD, **provider, **CHANNEL, **TURN, "TRANSPORTS": "webrtc"}
     [problem] = configuration_problems(env)
     assert all(name in problem for name in missing), problem
-    assert configuration_problems({**env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel", "FLY_ORG": "o"}) == []
+    checkable = {**env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel", "FLY_ORG": "o",
+                 "ECS_BOT_TASK_ROLE_ARNS": "arn:aws:iam::123456789012:role/bot-task"}
+    assert configuration_problems(checkable) == []
     without_channel = configuration_problems({k: v for k, v in env.items() if k != "BOT_CHANNEL_TOKEN"})
     assert not any("identity" in p for p in without_channel), without_channel  # no hello to check

@@ -256,6 +256,8 @@ def ecs_harness(fake: EcsProxy) -> Harness:
         ],
         created=lambda sid: len(set(tasks(sid, "RUNNING")) | set(tasks(sid, "STOPPED"))),
         live=lambda sid: len(tasks(sid, "RUNNING")),
+        # the task's bot presigns GetCallerIdentity with its task role's credentials (bot/identity.py)
+        identity=lambda sid: fake.task_identity(tasks(sid, "RUNNING")[-1]),
     )
 
 

@@ -182,7 +182,9 @@ async def dispatcher_with_an_idle_bot(fake: EcsProxy, capabilities: tuple[str, .
         credential = {e["name"]: e["value"] for e in override["environment"]}["BOT_CHANNEL_TOKEN"]  # its own
         ws = await connect(f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
                            additional_headers={"Authorization": f"Bearer {credential}"}, proxy=None)
-        await ws.send(encode(Hello(machine_id=bot_id, image=machines.bot_image, capabilities=capabilities)))
+        identity = await fake.task_identity(machines._idle_arns[bot_id])  # its task role's, as bot/identity.py
+        await ws.send(encode(Hello(machine_id=bot_id, image=machines.bot_image, capabilities=capabilities,
+                                   identity=identity)))
         assert isinstance(parse_frame(await ws.recv()), Welcome)
         assert await state.channels.wait_until(lambda: len(state.channels.idle()) == 1, 10)
         yield state, machines._idle_arns[bot_id], bot_id, ws

@@ -21,7 +21,10 @@ SPEC = LaunchSpec(session_id="0123456789abcdef01234567", body_digest="d" * 32, m
 # Read by the bot host but never inherited: the launcher sets them per bot, or a cloud sets them.
 SET_PER_BOT = {*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE}
 # Set by a cloud provider or its launch values; a local bot has no machine identity to prove.
-CLOUD_ONLY = {"FLY_MACHINE_ID", "BOT_IDENTITY", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET"}
+CLOUD_ONLY = {"FLY_MACHINE_ID", "BOT_IDENTITY", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET",
+              # an ECS task's role credentials and region (BOT_IDENTITY=ecs)
+              "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+              "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS"}
 
 
 def test_a_variable_reaches_a_local_bot_only_when_allowed_or_named(monkeypatch: pytest.MonkeyPatch) -> None:

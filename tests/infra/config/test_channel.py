@@ -67,7 +67,7 @@ def test_the_token_reaches_only_the_secret_store(aws_channel: Run, gcp_channel: 
 
 def test_aws_dispatcher_gets_the_token_by_pinned_reference_and_the_url(aws_channel: Run) -> None:
     dispatcher = container(aws_channel, "-dispatcher")
-    assert set(env_of(dispatcher)) == set(contract.ECS_ENV + contract.CHANNEL_ENV)
+    assert set(env_of(dispatcher)) == set(contract.ECS_ENV + contract.CHANNEL_ENV + contract.ECS_CHANNEL_ENV)
     assert env_of(dispatcher)["BOT_CHANNEL_URL"] == AWS_URL
     reference = secret_refs(dispatcher)["BOT_CHANNEL_TOKEN"]
     assert re.fullmatch(re.escape(token_secret_arn(aws_channel)) + r":::[\w-]+", reference)  # a pinned version
@@ -209,3 +209,13 @@ def test_every_resource_has_its_own_urn_with_the_channel_and_both_bots(stack: St
     run = with_channel(stack, "aws", turn="managed", **{"voicefleet:turnSharedSecret": "SENTINEL-turn-0123456789ab"})
     keys = [(r.type, r.name) for r in run.registrations]
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+
+
+def test_aws_dispatcher_knows_the_bots_task_role_and_that_role_may_do_nothing(aws_channel: Run) -> None:
+    """Bots prove their task with a GetCallerIdentity presigned by their task role (docs/security.md):
+    the dispatcher is told that role, and the role still has no policy (GetCallerIdentity needs none)."""
+    (bot_task,) = [r for r in aws_channel.of_type("aws:iam/role:Role") if r.name.endswith("-bot-task")]
+    assert env_of(container(aws_channel, "-dispatcher"))["ECS_BOT_TASK_ROLE_ARNS"] == unwrap(bot_task.outputs["arn"])
+    policies = aws_channel.of_type("aws:iam/rolePolicy:RolePolicy") + aws_channel.of_type(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert not [p.name for p in policies if bot_task.name in p.name and "execution" not in p.name]

@@ -1,0 +1,225 @@
+"""An ECS bot proves which task it runs as: its task role's STS session, named by the task id.
+
+ECS has no signed token a task can ask for, but each task gets its task role's temporary
+credentials from the ECS agent, for that task alone. The bot presigns `sts:GetCallerIdentity` with
+them (bot/identity.py) and sends the URL, base64url-encoded, as its hello's identity. The channel
+checks that it is nothing but a presigned GetCallerIdentity for this region's STS endpoint
+(scheme, host, path, the query's parameters: a bot never makes the dispatcher call another URL),
+sends its query string unchanged to the STS endpoint built here (`AWS_ENDPOINT_URL_STS`, else
+`AWS_ENDPOINT_URL`, else `https://sts.<region>.amazonaws.com`), redirects not followed, the answer
+bounded, and admits the hello only when STS answers with an assumed-role ARN of one of the bots'
+task roles (`ECS_BOT_TASK_ROLE_ARNS`, same account) whose session name is a task of this cluster
+that the dispatcher launched for the credential's subject: `startedBy` = the session id for a cold
+bot; the reserve's marker and `BOT_MACHINE_ID` = the bot id in its environment overrides for a
+reserve bot (DescribeTasks reads both back from the dispatcher's own RunTask).
+
+The assumption: ECS names a task role's session by the task id. ECS's documentation says the
+credentials carry the task ARN as context so that CloudTrail shows which task used which role
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html), and CloudTrail
+shows `assumed-role/<task role>/<task id>`; its API reference does not promise the name. Should an
+account's differ, every bot is refused with a log line naming the session STS gave, never admitted
+unchecked (docs/security.md says how to check an account).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from botchannel.contract import MACHINE_ID_VARIABLE, Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.id_tokens import IdentityRefused
+from dispatcher.log_text import shown
+from dispatcher.machines.base import MachinesError
+from dispatcher.outbound.http_client import proxy_for
+from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, with_retries
+from dispatcher.settings import SettingsError
+
+STS_VERSION = "2011-06-15"
+MAX_PRESIGN_SECONDS = 900  # bots presign for a minute; more would make a captured URL live longer
+MAX_ANSWER_BYTES = 16 * 1024  # a GetCallerIdentity answer is ~500 bytes
+TIMEOUT_SECONDS = 5.0
+BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=8.0)
+REQUIRED = ("Action", "Version", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+            "X-Amz-SignedHeaders", "X-Amz-Signature")
+ALLOWED = frozenset((*REQUIRED, "X-Amz-Security-Token"))
+_ROLE_ARN = re.compile(r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:[^/]+/)*(?P<name>[^/]+)")
+_ASSUMED = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<name>[^/]+)/(?P<session>.+)")
+
+
+@dataclass(frozen=True)
+class TaskRole:
+    partition: str
+    account: str
+    name: str
+
+
+def task_roles(raw: str) -> tuple[TaskRole, ...]:
+    """`ECS_BOT_TASK_ROLE_ARNS`: the bots' task role ARNs, comma-separated."""
+    roles = []
+    for arn in (a.strip() for a in raw.split(",") if a.strip()):
+        if (match := _ROLE_ARN.fullmatch(arn)) is None:
+            raise SettingsError(
+                f"ECS_BOT_TASK_ROLE_ARNS: {arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        roles.append(TaskRole(match["partition"], match["account"], match["name"]))
+    return tuple(roles)
+
+
+def sts_endpoint(env: Mapping[str, str], region: str) -> str:
+    """As the AWS SDKs pick it: STS's own override, the global one, else the regional endpoint."""
+    override = env.get("AWS_ENDPOINT_URL_STS", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip()
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return (override or f"https://sts.{region}.{domain}").rstrip("/")
+
+
+class EcsTaskIdentity:
+    def __init__(self, *, region: str, cluster: str, endpoint: str, roles: tuple[TaskRole, ...],
+                 describe: Callable[[list[str]], Awaitable[list[dict[str, Any]]]], container: str,
+                 reserve_marker: str) -> None:
+        """`describe(task ids)`: DescribeTasks on the bots' cluster (with its own retries);
+        `reserve_marker`: the `startedBy` of reserve tasks."""
+        self.region, self.cluster, self.roles, self.container = region, cluster, roles, container
+        self._reserve_marker = reserve_marker
+        parts = urlsplit(endpoint)
+        self._scheme, self._host = parts.scheme, parts.netloc
+        self.endpoint = f"{parts.scheme}://{parts.netloc}/"
+        self._describe = describe
+        self._session: aiohttp.ClientSession | None = None
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        if not self.roles:
+            return "no bots' task role to check task identities against (set ECS_BOT_TASK_ROLE_ARNS)"
+        if hello.identity is None:
+            return "no task identity (an ECS bot sends its task role's presigned sts:GetCallerIdentity)"
+        try:
+            query = self.checked_query(hello.identity)
+            arn = await self.caller_arn(query)
+        except IdentityRefused as exc:
+            return f"ECS task identity refused: {exc}"
+        assumed = _ASSUMED.fullmatch(arn)
+        if assumed is None:
+            return f"ECS task identity refused: STS names {shown(arn)}, not an assumed role's session"
+        role = TaskRole(assumed["partition"], assumed["account"], assumed["name"])
+        if role not in self.roles:
+            return (f"ECS task identity refused: STS names role {shown(role.name, 64)!r} of account {role.account},"
+                    " not a bots' task role (ECS_BOT_TASK_ROLE_ARNS)")
+        return await self._task_refusal(assumed["session"], grant)
+
+    def checked_query(self, identity: str) -> str:
+        """The query string of a presigned GetCallerIdentity for this region's STS, exactly as
+        signed; anything else is refused before any call."""
+        try:
+            url = base64.urlsafe_b64decode(identity + "=" * (-len(identity) % 4)).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            raise IdentityRefused("not a base64url-encoded URL") from None
+        if not url.isprintable():
+            raise IdentityRefused("the URL holds control characters")
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (self._scheme, self._host) or parts.path != "/" or parts.fragment:
+            aimed = shown(f"{parts.scheme}://{parts.netloc}{parts.path}")
+            raise IdentityRefused(f"aimed at {aimed}, not {self.endpoint}")
+        try:
+            pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise IdentityRefused("its query string is malformed") from None
+        params = dict(pairs)
+        if len(params) != len(pairs) or not set(REQUIRED) <= params.keys() <= ALLOWED:
+            raise IdentityRefused("its query is not a presigned GetCallerIdentity's (a parameter missing,"
+                                  " repeated or unexpected)")
+        if (params["Action"], params["Version"]) != ("GetCallerIdentity", STS_VERSION):
+            raise IdentityRefused(f"Action={shown(params['Action'])}, not GetCallerIdentity ({STS_VERSION})")
+        if params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256" or params["X-Amz-SignedHeaders"] != "host":
+            raise IdentityRefused("not signed with SigV4 over the host header alone")
+        scope = params["X-Amz-Credential"].split("/")
+        if len(scope) != 5 or scope[2:] != [self.region, "sts", "aws4_request"]:
+            raise IdentityRefused(f"signed for {shown('/'.join(scope[2:4]))}, not {self.region}/sts")
+        if not params["X-Amz-Expires"].isdigit() or not 0 < int(params["X-Amz-Expires"]) <= MAX_PRESIGN_SECONDS:
+            raise IdentityRefused(f"X-Amz-Expires is not 1 to {MAX_PRESIGN_SECONDS} seconds")
+        return parts.query
+
+    async def caller_arn(self, query: str) -> str:
+        """STS's answer to the presigned request: the caller's ARN, or `IdentityRefused` saying why not."""
+        try:
+            status, body = await with_retries(lambda: self._get(query), BACKOFF)
+        except Transient as exc:
+            raise IdentityRefused(f"STS did not answer ({exc})") from None
+        try:
+            root = ElementTree.fromstring(body)  # noqa: S314 - STS's own answer, over our URL, bounded
+        except ElementTree.ParseError:
+            raise IdentityRefused(f"STS answered HTTP {status} with no XML") from None
+        texts = {element.tag.rsplit("}", 1)[-1]: (element.text or "").strip() for element in root.iter()}
+        if status != 200:
+            raise IdentityRefused(f"STS refused the request: HTTP {status} {shown(texts.get('Code', ''))}"
+                                  f" {shown(texts.get('Message', ''))}")
+        if not texts.get("Arn"):
+            raise IdentityRefused("STS's answer names no Arn")
+        return texts["Arn"]
+
+    async def _get(self, query: str) -> tuple[int, bytes]:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+                                                  trust_env=False)
+        url = URL(f"{self.endpoint}?{query}", encoded=True)  # sent byte for byte as the bot signed it
+        try:
+            async with self._session.get(url, allow_redirects=False, proxy=proxy_for(self.endpoint)) as response:
+                body = await response.content.read(MAX_ANSWER_BYTES + 1)
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise Transient(type(exc).__name__) from None
+        if status in RETRYABLE_STATUSES:
+            raise Transient(f"HTTP {status}", status=status)
+        if len(body) > MAX_ANSWER_BYTES:
+            raise IdentityRefused(f"STS's answer exceeds {MAX_ANSWER_BYTES} bytes")
+        return status, body
+
+    async def _task_refusal(self, session_name: str, grant: BotGrant) -> str | None:
+        """None when `session_name` is the task the dispatcher launched for `grant`'s subject."""
+        wanted = f"{'reserve bot' if grant.kind == 'idle' else 'session'} {grant.subject}"
+        try:  # DescribeTasks matches ids loosely in some implementations: only an exact id counts
+            tasks = [t for t in await self._describe([session_name])
+                     if str(t.get("taskArn", "")).rsplit("/", 1)[-1] == session_name and self._ours(t)]
+        except MachinesError as exc:
+            return f"ECS task identity not checked: DescribeTasks failed ({exc})"
+        if not tasks:
+            # Under 200 characters, the log's limit: the session STS named is what an operator needs.
+            cluster = self.cluster.rsplit("/", 1)[-1]
+            return (f"ECS task identity refused: STS names session {shown(session_name, 64)!r}, which is no task id"
+                    f" in {cluster} (want {wanted}'s task)")
+        task = tasks[0]
+        started_by = str(task.get("startedBy", ""))
+        if grant.kind == "idle":
+            launched_for = (f"reserve bot {self._machine_id(task)}" if started_by == self._reserve_marker
+                            else f"session {started_by}")
+        else:
+            launched_for = f"session {started_by}" if started_by != self._reserve_marker else "the reserve"
+        if launched_for != wanted:
+            return (f"ECS task identity refused: task {session_name} was launched for {shown(launched_for)},"
+                    f" not {wanted}")
+        return None
+
+    def _ours(self, task: Mapping[str, Any]) -> bool:
+        cluster = str(task.get("clusterArn", ""))
+        return self.cluster in (cluster, cluster.rsplit("/", 1)[-1])
+
+    def _machine_id(self, task: Mapping[str, Any]) -> str:
+        """The bot id the reserve's RunTask gave the task (its environment override)."""
+        for container in (task.get("overrides") or {}).get("containerOverrides") or []:
+            if container.get("name") == self.container:
+                for variable in container.get("environment") or []:
+                    if variable.get("name") == MACHINE_ID_VARIABLE:
+                        return str(variable.get("value", ""))
+        return "(none)"
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
