@@ -169,10 +169,10 @@ class StoreOutbox:
         if record is None:
             return None
         try:
-            entry = json.loads(record)
+            entry = _well_formed(json.loads(record))
         except ValueError:
             entry = None
-        if not _well_formed(entry):
+        if entry is None:
             self._seal.refuse_record(REFUSED_AS, "malformed")
             return None
         if entry["expires"] < now:
@@ -181,13 +181,16 @@ class StoreOutbox:
         return entry
 
 
-def _well_formed(entry: object) -> bool:
+def _well_formed(entry: object) -> Entry | None:
+    """`entry` if it is a lifecycle event as the deliverer writes it."""
     if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
-        return False
+        return None
     data, attempts, expires = entry.get("data"), entry.get("attempts"), entry.get("expires")
-    return (isinstance(data, dict) and isinstance(data.get("session_id"), str)
-            and type(attempts) is int and attempts >= 0
-            and type(expires) in (int, float) and math.isfinite(expires))
+    if not (isinstance(data, dict) and isinstance(data.get("session_id"), str)):
+        return None
+    if type(attempts) is not int or attempts < 0 or not isinstance(expires, int | float) or isinstance(expires, bool):
+        return None
+    return entry if math.isfinite(expires) else None
 
 
 def webhook_outbox(coordination: object) -> Outbox:
