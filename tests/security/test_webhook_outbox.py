@@ -27,7 +27,7 @@ from dispatcher.sessions.webhooks import PUSHED, LifecycleWebhooks, WebhookSetti
 from dispatcher.store.client import Store
 from dispatcher.store.message_seal import MessageSeal
 from tests.dispatcher.store.conftest import admin, prefix, redis, store  # noqa: F401 (fixtures)
-from tests.support.ports import free_port
+from tests.support.hook_receiver import hook_receiver
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import within
 
@@ -42,14 +42,8 @@ async def receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))  # raises if forged
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hooks", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/hooks", received
-    await runner.cleanup()
+    async with hook_receiver(hook) as url:
+        yield url, received
 
 
 async def _no_timeline(session_id: str) -> list[dict[str, Any]]:
