@@ -171,3 +171,14 @@ async def test_done_removes_an_entry_and_its_due_time(store: Store, admin: Redis
 
 def test_every_kind_the_dispatcher_pushes_is_one_the_outbox_takes() -> None:
     assert set(PUSHED.values()) == KINDS
+
+
+async def test_an_entry_sealed_under_another_message_secret_is_refused_as_forged(
+    store: Store, admin: Redis,  # noqa: F811
+) -> None:
+    other = StoreOutbox(store, MessageSeal("another-deployments-message-secret-of-32+"))
+    assert await other.put("msg_s-1_session.ready", {**READY, "expires": time.time() + KEEP}, time.time(), 16, KEEP)
+    seal = MessageSeal(store.settings.message_secret)
+    assert await StoreOutbox(store, seal).claim(time.time(), 10.0, 16) == []
+    assert _refused(seal) == {"forged": 1.0}
+    assert await _waiting(admin, store) == (0, 0)
