@@ -11,28 +11,46 @@ entry was removed): the message id, the same on every delivery, is how it drops 
 
 One process keeps them in memory (`MemoryOutbox`); several replicas in the store (`StoreOutbox`:
 a hash of entries and a sorted set of due times, `webhooks:outbox` and `webhooks:due`).
+
+Whoever may write the store must not get an event out under the deployment's webhook key, which
+every deliverer signs with. So a store entry is sealed (dispatcher/store/message_seal.py: an
+HMAC-SHA256 keyed from `REDIS_MESSAGE_SECRET` over the entry's place and text), and a claimed
+entry is acted on only if it opens, is of a kind the dispatcher pushes and has not outlived its
+delivery (`expires`, sealed in, so an old entry put back is no use either); anything else is
+removed on its own, counted (`voicefleet_store_messages_refused_total{channel="webhooks.outbox"}`)
+and logged, and the rest of its batch is delivered. An entry and its due time are removed together,
+in one script, and a due time without its entry is removed when met. Both keys expire once no
+entry was written for as long as an entry may live: nothing stays after `WEBHOOK_URL` is removed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from typing import Any, Protocol
 
-from dispatcher.store.client import Store
+from dispatcher.store.client import Store, StoreUnavailable
+from dispatcher.store.message_seal import MessageSeal
 
-Entry = dict[str, Any]  # {"kind", "data", "attempts"}
+log = logging.getLogger("dispatcher.sessions.webhooks")
+
+Entry = dict[str, Any]  # {"kind", "data", "attempts", "expires"}
+KINDS = frozenset({"session.started", "session.ready", "session.ended", "session.failed"})  # what is pushed
+REFUSED_AS = "webhooks.outbox"  # its refusals' label in the store messages' refusal count
 
 
 class Outbox(Protocol):
-    async def put(self, message_id: str, entry: Entry, due: float, limit: int) -> bool:
-        """Adds an entry (replacing one with the same id); False when `limit` are waiting already."""
+    async def put(self, message_id: str, entry: Entry, due: float, limit: int, keep_seconds: float) -> bool:
+        """Adds an entry (replacing one with the same id); False when `limit` are waiting already.
+        `keep_seconds`: how long an entry may live (the same for every entry)."""
         ...
 
     async def claim(self, now: float, lease_seconds: float, limit: int) -> list[tuple[str, Entry]]:
         """Up to `limit` entries due by `now`, each now held for `lease_seconds`."""
         ...
 
-    async def retry(self, message_id: str, entry: Entry, due: float) -> None: ...
+    async def retry(self, message_id: str, entry: Entry, due: float, keep_seconds: float) -> None: ...
 
     async def done(self, message_id: str) -> None: ...
 
@@ -41,7 +59,7 @@ class MemoryOutbox:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, Entry]] = {}
 
-    async def put(self, message_id: str, entry: Entry, due: float, limit: int) -> bool:
+    async def put(self, message_id: str, entry: Entry, due: float, limit: int, keep_seconds: float) -> bool:
         if message_id not in self._entries and len(self._entries) >= limit:
             return False
         self._entries[message_id] = (due, entry)
@@ -56,26 +74,29 @@ class MemoryOutbox:
             claimed.append((message_id, entry))
         return claimed
 
-    async def retry(self, message_id: str, entry: Entry, due: float) -> None:
+    async def retry(self, message_id: str, entry: Entry, due: float, keep_seconds: float) -> None:
         self._entries[message_id] = (due, entry)
 
     async def done(self, message_id: str) -> None:
         self._entries.pop(message_id, None)
 
 
-# Only commands the stack's store user is granted (stacks/aws/store_access.py: scripts may run HGET,
-# HSET, ZADD, ZCARD, ZRANGE; the client HDEL, ZREM).
-# KEYS: the entries' hash, the due times' sorted set. ARGV: id, entry (JSON), due, limit.
+# Only commands the stack's store user is granted (stacks/aws/store_access.py: scripts may run HDEL,
+# HGET, HSET, PEXPIRE, ZADD, ZCARD, ZRANGE, and ZREM, which the client is granted).
+# KEYS: the entries' hash, the due times' sorted set. ARGV: id, entry (sealed), due, limit, keep (ms).
 _PUT = """
 if not redis.call('HGET', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 # KEYS: as above. ARGV: now, the lease's end, limit. Returns id, entry, id, entry...
-# A due time whose entry is gone (a replica died between removing the two) is moved past any claim.
+# A due time whose entry is gone (written by an older version, or the hash expired) is removed:
+# kept, it would count against the limit for good.
 _CLAIM = """
 local ids = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
 local claimed = {}
@@ -86,10 +107,16 @@ for _, id in ipairs(ids) do
     table.insert(claimed, id)
     table.insert(claimed, entry)
   else
-    redis.call('ZADD', KEYS[2], '+inf', id)
+    redis.call('ZREM', KEYS[2], id)
   end
 end
 return claimed
+"""
+# KEYS: as above. ARGV: id. Both or neither: a due time never outlives its entry.
+_DONE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 """
 
 
@@ -97,30 +124,76 @@ class StoreOutbox:
     """The replicas' outbox. A store that does not answer raises `StoreUnavailable` (the deliverer
     keeps the event in its own memory meanwhile)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, seal: MessageSeal) -> None:
         self._store = store
+        self._seal = seal
         self._keys = [store.key("webhooks", "outbox"), store.key("webhooks", "due")]
         self._put = store.redis.register_script(_PUT)
         self._claim = store.redis.register_script(_CLAIM)
+        self._done = store.redis.register_script(_DONE)
 
-    async def put(self, message_id: str, entry: Entry, due: float, limit: int) -> bool:
-        args: list[str | float | int] = [message_id, json.dumps(entry, separators=(",", ":")), due, limit]
+    async def put(self, message_id: str, entry: Entry, due: float, limit: int, keep_seconds: float) -> bool:
+        record = json.dumps(entry, separators=(",", ":")).encode()
+        sealed = self._seal.seal_record(self._where(message_id), record).decode()
+        args: list[str | float | int] = [message_id, sealed, due, limit, math.ceil(keep_seconds * 1000)]
         return bool(await self._store.call(lambda: self._put(keys=self._keys, args=args)))
 
     async def claim(self, now: float, lease_seconds: float, limit: int) -> list[tuple[str, Entry]]:
         args: list[float | int] = [now, now + lease_seconds, limit]
         flat = await self._store.call(lambda: self._claim(keys=self._keys, args=args))
-        return [(str(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
+        claimed = []
+        for i in range(0, len(flat), 2):
+            message_id = str(flat[i])
+            entry = self._opened(message_id, str(flat[i + 1]), now)
+            if entry is not None:
+                claimed.append((message_id, entry))
+                continue
+            try:  # never delivered, nor counted against the limit; the rest of the batch goes on
+                await self.done(message_id)
+            except StoreUnavailable:  # still leased: met (and removed) again once the lease is over
+                log.warning("webhooks: a refused outbox entry stays until the store answers")
+        return claimed
 
-    async def retry(self, message_id: str, entry: Entry, due: float) -> None:
-        await self.put(message_id, entry, due, limit=2**31)  # already counted in
+    async def retry(self, message_id: str, entry: Entry, due: float, keep_seconds: float) -> None:
+        await self.put(message_id, entry, due, limit=2**31, keep_seconds=keep_seconds)  # already counted in
 
     async def done(self, message_id: str) -> None:
-        await self._store.call(lambda: self._store.redis.hdel(self._keys[0], message_id))
-        await self._store.call(lambda: self._store.redis.zrem(self._keys[1], message_id))
+        await self._store.call(lambda: self._done(keys=self._keys, args=[message_id]))
+
+    def _where(self, message_id: str) -> str:
+        return f"{self._keys[0]} {message_id}"
+
+    def _opened(self, message_id: str, sealed: str, now: float) -> Entry | None:
+        """The entry a replica sealed under `message_id`, still to be delivered; else None (counted)."""
+        record = self._seal.open_record(REFUSED_AS, self._where(message_id), sealed.encode())
+        if record is None:
+            return None
+        try:
+            entry = _well_formed(json.loads(record))
+        except ValueError:
+            entry = None
+        if entry is None:
+            self._seal.refuse_record(REFUSED_AS, "malformed")
+            return None
+        if entry["expires"] < now:
+            self._seal.refuse_record(REFUSED_AS, "stale")
+            return None
+        return entry
+
+
+def _well_formed(entry: object) -> Entry | None:
+    """`entry` if it is a lifecycle event as the deliverer writes it."""
+    if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
+        return None
+    data, attempts, expires = entry.get("data"), entry.get("attempts"), entry.get("expires")
+    if not (isinstance(data, dict) and isinstance(data.get("session_id"), str)):
+        return None
+    if type(attempts) is not int or attempts < 0 or not isinstance(expires, int | float) or isinstance(expires, bool):
+        return None
+    return entry if math.isfinite(expires) else None
 
 
 def webhook_outbox(coordination: object) -> Outbox:
     """The store's outbox when the replicas share one (`REDIS_URL`), else this process's memory."""
-    store = getattr(coordination, "store", None)
-    return StoreOutbox(store) if isinstance(store, Store) else MemoryOutbox()
+    store, seal = getattr(coordination, "store", None), getattr(coordination, "seal", None)
+    return StoreOutbox(store, seal) if isinstance(store, Store) and isinstance(seal, MessageSeal) else MemoryOutbox()

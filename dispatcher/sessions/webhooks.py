@@ -14,6 +14,9 @@ past it dropped and logged), and each replica's deliverer takes due events from 
 bounded by `WEBHOOK_TIMEOUT_SECONDS`, an answer other than 2xx (or none) retried after 1, 2, 4, 8, 16
 and 32 s, then given up and logged. A replica that dies leaves its events in the store, and another
 replica's deliverer takes them once their lease ran out: delivery is at least once, across replicas.
+An event in the store lives at most as long as its delivery may take (`keep_seconds`: the events
+queued before it, its attempts and their waits, and a margin): one found waiting past that is
+dropped, and the store's outbox expires when no event was written for that long.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ RETRY_DELAYS_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 BATCH = 16  # events taken (and tried at once) per look
 POLL_SECONDS = 1.0  # how soon another replica's due events (a retry, a dead replica's) are taken
 LEASE_MARGIN_SECONDS = 5.0  # past an attempt's timeout, before another replica may take the event
+KEEP_MARGIN_SECONDS = 60.0  # past an event's delivery budget, before it is dropped (a store briefly away)
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's marker, not a secret)
 # The timeline's events that are pushed, and the type each is pushed as.
 PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": "session.ready",
@@ -86,6 +91,14 @@ def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+def keep_seconds(settings: WebhookSettings) -> float:
+    """The longest an event may take to be delivered or given up: the full queue ahead of it, taken
+    `BATCH` at a time, each look up to a lease; its own attempts, each up to a lease; the waits
+    between them; and a margin."""
+    leases = math.ceil(settings.max_queue / BATCH) + len(RETRY_DELAYS_SECONDS) + 1
+    return leases * (settings.timeout_seconds + LEASE_MARGIN_SECONDS) + sum(RETRY_DELAYS_SECONDS) + KEEP_MARGIN_SECONDS
+
+
 class LifecycleWebhooks:
     def __init__(self, settings: WebhookSettings, read: Reader, outbox: Outbox,
                  client: HttpClient | None = None) -> None:
@@ -95,6 +108,7 @@ class LifecycleWebhooks:
         self._outbox = outbox
         self._local = MemoryOutbox()  # this replica's events while the store does not answer
         self._lease = settings.timeout_seconds + LEASE_MARGIN_SECONDS
+        self._keep = keep_seconds(settings)
         self._puts: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._deliverer: asyncio.Task[None] | None = None
@@ -120,11 +134,12 @@ class LifecycleWebhooks:
             self._deliverer = asyncio.get_running_loop().create_task(self._deliver_all(), name="webhooks")
 
     async def _put(self, message_id: str, kind: str, data: dict[str, Any]) -> None:
-        entry = {"kind": kind, "data": data, "attempts": 0}
+        now = time.time()
+        entry = {"kind": kind, "data": data, "attempts": 0, "expires": now + self._keep}
         try:
-            kept = await self._outbox.put(message_id, entry, time.time(), self._settings.max_queue)
+            kept = await self._outbox.put(message_id, entry, now, self._settings.max_queue, self._keep)
         except StoreUnavailable:  # kept here until delivered; lost only if this replica dies first
-            kept = await self._local.put(message_id, entry, time.time(), self._settings.max_queue)
+            kept = await self._local.put(message_id, entry, now, self._settings.max_queue, self._keep)
         if not kept:
             self._drop(message_id, f"{self._settings.max_queue} waiting")
         self._wake.set()
@@ -182,8 +197,8 @@ class LifecycleWebhooks:
                 await box.done(message_id)
                 log.warning("webhook %s (%s) not delivered after %d attempts: %s", message_id, kind, attempts, why)
                 return
-            retry = {"kind": kind, "data": data, "attempts": attempts}
-            await box.retry(message_id, retry, time.time() + RETRY_DELAYS_SECONDS[attempts - 1])
+            retry = {**entry, "data": data, "attempts": attempts}
+            await box.retry(message_id, retry, time.time() + RETRY_DELAYS_SECONDS[attempts - 1], self._keep)
         except StoreUnavailable:  # its lease runs out and it is tried again, here or elsewhere
             log.warning("webhook %s: the store did not answer after an attempt", message_id)
 

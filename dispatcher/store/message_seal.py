@@ -23,6 +23,16 @@ very values the store keeps sealed at rest (dispatcher/store/secrets_vault.py), 
 ICE password, and a media message a caller's voice. So bodies are AES-GCM ciphertext under a
 second key derived from the same secret, the channel bound in: whoever may SUBSCRIBE on the store
 reads nothing of them.
+
+What replicas leave in the store for each other to act on later is sealed too (`seal_record`,
+`open_record`): a lifecycle webhook waiting in the outbox (dispatcher/sessions/webhook_outbox.py)
+is signed with the deployment's webhook key by whichever replica delivers it, so an entry a store
+writer added would otherwise go out as the deployment's. A record carries an HMAC-SHA256 under a
+third key derived from the same secret, over where it is kept (its key and field) and its text:
+
+    <mac: 64 hex>.<record>
+
+A record that does not open is refused and counted as a message is (under its own kind).
 """
 
 from __future__ import annotations
@@ -53,6 +63,10 @@ _HEADER_FIELDS = 5  # version, sender, counter, time, mac
 NONCE_BYTES = 12  # AES-GCM's standard nonce, random per message
 
 
+def _derived(secret: str, use: bytes) -> bytes:
+    return hmac.new(secret.encode(), use, hashlib.sha256).digest()
+
+
 @dataclass
 class _Sender:
     highest: int
@@ -66,17 +80,19 @@ class MessageSeal:
     def __init__(self, secret: str, *, clock: Callable[[], float] = time.time, window: float = WINDOW_SECONDS) -> None:
         if len(secret) < MIN_SECRET_CHARACTERS:
             raise ValueError(f"the store's message secret needs at least {MIN_SECRET_CHARACTERS} characters")
-        # A key of its own for this use, so the secret could key something else later without overlap.
-        self._key = hmac.new(secret.encode(), b"voicefleet store messages v1", hashlib.sha256).digest()
-        self._aead = AESGCM(hmac.new(secret.encode(), b"voicefleet store message bodies v1", hashlib.sha256).digest())
+        # A key of its own for each use, so no MAC or ciphertext made for one use is valid for another.
+        self._key = _derived(secret, b"voicefleet store messages v1")
+        self._aead = AESGCM(_derived(secret, b"voicefleet store message bodies v1"))
+        self._record_key = _derived(secret, b"voicefleet store records v1")
         self._clock = clock
         self._window = window
         self._sender = secrets.token_hex(8).encode()
         self._counter = 0
         self._senders: OrderedDict[bytes, _Sender] = OrderedDict()
         self.refused = Counter("voicefleet_store_messages_refused",
-                               "Messages on this replica's store channels not acted on, by channel and reason "
-                               "(malformed, forged, stale, replayed; busy: the relay's work was full).",
+                               "Messages on this replica's store channels and records it read from the store not "
+                               "acted on, by channel or record kind and reason (malformed, forged, stale, "
+                               "replayed; busy: the relay's work was full).",
                                ["channel", "reason"], registry=None)
         self._logged_at = float("-inf")
         self._unlogged = 0
@@ -121,6 +137,29 @@ class MessageSeal:
     def refuse_busy(self, kind: str) -> None:
         self._refuse(kind, "busy")
 
+    def seal_record(self, where: str, record: bytes) -> bytes:
+        """`record` with the replicas' MAC, to be kept at `where` (its key and field) in the store."""
+        return self._record_mac(where, record) + b"." + record
+
+    def open_record(self, kind: str, where: str, sealed: bytes) -> bytes | None:
+        """The record a replica sealed for `where`, or None (counted: malformed or forged)."""
+        mac, dot, record = sealed.partition(b".")
+        if not dot or len(mac) != 64:
+            self._refuse(kind, "malformed")
+            return None
+        if not hmac.compare_digest(mac, self._record_mac(where, record)):
+            self._refuse(kind, "forged")
+            return None
+        return record
+
+    def refuse_record(self, kind: str, reason: str) -> None:
+        """A record that opened but is not one a replica acts on (of a kind it never writes, expired)."""
+        self._refuse(kind, reason)
+
+    def _record_mac(self, where: str, record: bytes) -> bytes:
+        place = where.encode()  # its length first: no split of place and record reads as another
+        return hmac.new(self._record_key, b"%d:" % len(place) + place + record, hashlib.sha256).hexdigest().encode()
+
     def _mac(self, channel: str, header: list[bytes], body: bytes) -> bytes:
         signed = hmac.new(self._key, channel.encode() + b"\n", hashlib.sha256)
         for part in header:
@@ -160,7 +199,7 @@ class MessageSeal:
         self._unlogged += 1
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY_SECONDS:
-            log.warning("refused %d message(s) on this replica's store channels (last: %s, %s); "
+            log.warning("refused %d message(s) on this replica's store channels or records (last: %s, %s); "
                         "see voicefleet_store_messages_refused_total", self._unlogged, kind, reason)
             self._logged_at, self._unlogged = now, 0
         return None

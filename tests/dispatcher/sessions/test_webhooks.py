@@ -16,6 +16,7 @@ from dispatcher.sessions.webhooks import WebhookSettings
 from dispatcher.settings import Settings, SettingsError
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import in_process
+from tests.support.hook_receiver import hook_receiver
 from tests.support.ports import free_port
 from tests.support.waiting import within
 
@@ -41,21 +42,12 @@ async def test_a_sessions_lifecycle_is_pushed_signed_and_a_500_is_retried(standi
         received.append(Webhook(SECRET).verify(body, dict(request.headers)))  # raises on a bad signature
         return web.Response(status=204)
 
-    server = web.Application()
-    server.router.add_post("/hooks", hook)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with in_process(app_with(f"http://127.0.0.1:{port}/hooks")) as running:
-            start = await running.client.post("/start", json={})
-            assert start.status_code == 201
-            session_id = start.json()["session_id"]
-            assert await within(lambda: {e["type"] for e in received} >= {"session.started", "session.ready",
-                                                                        "session.ended"}, timeout=30)
-    finally:
-        await runner.cleanup()
+    async with hook_receiver(hook) as url, in_process(app_with(url)) as running:
+        start = await running.client.post("/start", json={})
+        assert start.status_code == 201
+        session_id = start.json()["session_id"]
+        assert await within(lambda: {e["type"] for e in received} >= {"session.started", "session.ready",
+                                                                    "session.ended"}, timeout=30)
     by_type = {event["type"]: event for event in received}
     assert all(event["data"]["session_id"] == session_id for event in received)
     assert by_type["session.ended"]["data"]["reason"] == "error"

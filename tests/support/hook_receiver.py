@@ -1,0 +1,25 @@
+"""A webhook receiver on loopback: a real aiohttp server whose `POST /hooks` runs the test's handler."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from tests.support.ports import free_port
+
+
+@contextlib.asynccontextmanager
+async def hook_receiver(hook: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """Serves `hook` until the block ends; yields its URL."""
+    app = web.Application()
+    app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield f"http://127.0.0.1:{port}/hooks"
+    finally:
+        await runner.cleanup()
