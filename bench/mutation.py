@@ -121,7 +121,7 @@ TARGETS: dict[str, list[str]] = {
                                               "tests/security/test_session_secrets.py",
                                               f"{T}machines/test_cold_session_secrets.py"],
     # what replicas relay through the store: signed and encrypted, replays and floods refused
-    "dispatcher/store/message_seal.py": [f"{T}store/test_message_seal.py"],
+    "dispatcher/store/message_seal.py": [f"{T}store/test_message_seal_bounds.py", f"{T}store/test_message_seal.py"],
     # each session's timeline: in memory, in the store, the store down (a real redis-server)
     "dispatcher/store/timelines.py": [f"{T}store/test_timelines.py", f"{T}store/test_coordination_contract.py"],
     # a cloud bot's identity token: its issuer's keys fetched, cached and refetched within bounds

@@ -1,0 +1,80 @@
+"""The seal's bounds, at their edges: a secret's length, the clock window, what a body's encryption
+hides and binds, and the memory of senders (dispatcher/store/message_seal.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.store import message_seal
+from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS, WINDOW_SECONDS, MessageSeal
+
+SECRET = "the-replicas-message-secret-" + "k" * 20
+CHANNEL = "{voicefleet}:media:r-a"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def refused(seal: MessageSeal, reason: str, kind: str = "media") -> float:
+    return float(seal.refused.labels(kind, reason)._value.get())
+
+
+def test_a_secret_of_exactly_the_minimum_length_is_taken_one_shorter_refused() -> None:
+    MessageSeal("s" * MIN_SECRET_CHARACTERS)
+    with pytest.raises(ValueError):
+        MessageSeal("s" * (MIN_SECRET_CHARACTERS - 1))
+
+
+def test_a_message_exactly_the_window_away_still_opens() -> None:
+    clock = Clock()
+    sender, receiver = MessageSeal(SECRET, clock=clock), MessageSeal(SECRET, clock=clock)
+    old = sender.seal(CHANNEL, b"old")
+    clock.now += WINDOW_SECONDS  # as far behind as the window allows
+    assert receiver.open(CHANNEL, "media", old) == b"old"
+    ahead = sender.seal(CHANNEL, b"ahead")
+    clock.now -= WINDOW_SECONDS  # the receiver now as far behind the sender as allowed
+    assert receiver.open(CHANNEL, "media", ahead) == b"ahead"
+    assert refused(receiver, "stale") == 0
+
+
+def test_a_concealed_body_is_hidden_opens_on_its_channel_only_and_never_twice_the_same() -> None:
+    sender, receiver = MessageSeal(SECRET), MessageSeal(SECRET)
+    body = b"a caller's voice, twenty milliseconds of it"
+    concealed = sender.conceal(CHANNEL, body)
+    assert body not in concealed and sender.conceal(CHANNEL, body) != concealed  # a fresh nonce each time
+    assert receiver.reveal(CHANNEL, "media", concealed) == body
+    assert receiver.reveal("{voicefleet}:media:r-b", "media", concealed) is None  # bound to its channel
+    assert receiver.reveal(CHANNEL, "media", concealed[:-1] + bytes([concealed[-1] ^ 1])) is None  # changed
+    assert MessageSeal("another-secret-" + "o" * 30).reveal(CHANNEL, "media", concealed) is None  # another key
+    assert receiver.reveal(CHANNEL, "media", b"short") is None  # not even a nonce's length
+    assert refused(receiver, "forged") == 3
+
+
+def test_a_sender_quiet_for_two_windows_is_forgotten_and_its_old_messages_are_stale() -> None:
+    clock = Clock()
+    quiet, talking = MessageSeal(SECRET, clock=clock), MessageSeal(SECRET, clock=clock)
+    receiver = MessageSeal(SECRET, clock=clock)
+    first = quiet.seal(CHANNEL, b"1")
+    assert receiver.open(CHANNEL, "media", first) == b"1"
+    clock.now += 2 * WINDOW_SECONDS + 1
+    assert receiver.open(CHANNEL, "media", talking.seal(CHANNEL, b"x")) == b"x"  # a new sender: a sweep
+    assert len(receiver._senders) == 1  # the quiet one's record went
+    assert receiver.open(CHANNEL, "media", first) is None  # and its message is stale, not replayable
+    assert refused(receiver, "stale") == 1
+
+
+def test_the_memory_of_senders_is_bounded_and_keeps_the_newest(monkeypatch) -> None:
+    monkeypatch.setattr(message_seal, "MAX_SENDERS", 3)
+    receiver = MessageSeal(SECRET)
+    senders = [MessageSeal(SECRET) for _ in range(5)]
+    for sender in senders:
+        assert receiver.open(CHANNEL, "media", sender.seal(CHANNEL, b"hi")) == b"hi"
+    assert len(receiver._senders) <= 3
+    last = senders[-1].seal(CHANNEL, b"again")
+    assert receiver.open(CHANNEL, "media", last) == b"again"  # the newest is still known: in order, once
+    assert receiver.open(CHANNEL, "media", last) is None
