@@ -7,21 +7,9 @@ import pytest
 
 from dispatcher.store import message_seal
 from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS, WINDOW_SECONDS, MessageSeal
+from tests.dispatcher.store.test_message_seal import SECRET, Clock, refused
 
-SECRET = "the-replicas-message-secret-" + "k" * 20
 CHANNEL = "{voicefleet}:media:r-a"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def refused(seal: MessageSeal, reason: str, kind: str = "media") -> float:
-    return float(seal.refused.labels(kind, reason)._value.get())
 
 
 def test_a_secret_of_exactly_the_minimum_length_is_taken_one_shorter_refused() -> None:
@@ -39,7 +27,7 @@ def test_a_message_exactly_the_window_away_still_opens() -> None:
     ahead = sender.seal(CHANNEL, b"ahead")
     clock.now -= WINDOW_SECONDS  # the receiver now as far behind the sender as allowed
     assert receiver.open(CHANNEL, "media", ahead) == b"ahead"
-    assert refused(receiver, "stale") == 0
+    assert refused(receiver, "stale", "media") == 0
 
 
 def test_a_concealed_body_is_hidden_opens_on_its_channel_only_and_never_twice_the_same() -> None:
@@ -52,7 +40,7 @@ def test_a_concealed_body_is_hidden_opens_on_its_channel_only_and_never_twice_th
     assert receiver.reveal(CHANNEL, "media", concealed[:-1] + bytes([concealed[-1] ^ 1])) is None  # changed
     assert MessageSeal("another-secret-" + "o" * 30).reveal(CHANNEL, "media", concealed) is None  # another key
     assert receiver.reveal(CHANNEL, "media", b"short") is None  # not even a nonce's length
-    assert refused(receiver, "forged") == 3
+    assert refused(receiver, "forged", "media") == 3
 
 
 def test_a_sender_quiet_for_two_windows_is_forgotten_and_its_old_messages_are_stale() -> None:
@@ -65,7 +53,7 @@ def test_a_sender_quiet_for_two_windows_is_forgotten_and_its_old_messages_are_st
     assert receiver.open(CHANNEL, "media", talking.seal(CHANNEL, b"x")) == b"x"  # a new sender: a sweep
     assert len(receiver._senders) == 1  # the quiet one's record went
     assert receiver.open(CHANNEL, "media", first) is None  # and its message is stale, not replayable
-    assert refused(receiver, "stale") == 1
+    assert refused(receiver, "stale", "media") == 1
 
 
 def test_the_memory_of_senders_is_bounded_and_keeps_the_newest(monkeypatch) -> None:
