@@ -66,3 +66,11 @@ def test_the_memory_of_senders_is_bounded_and_keeps_the_newest(monkeypatch) -> N
     last = senders[-1].seal(CHANNEL, b"again")
     assert receiver.open(CHANNEL, "media", last) == b"again"  # the newest is still known: in order, once
     assert receiver.open(CHANNEL, "media", last) is None
+
+
+def test_after_messages_in_order_a_replay_of_any_earlier_one_is_refused() -> None:
+    sender, receiver = MessageSeal(SECRET), MessageSeal(SECRET)
+    sent = [sender.seal(CHANNEL, b"%d" % n) for n in range(6)]
+    assert [receiver.open(CHANNEL, "media", m) for m in sent] == [b"%d" % n for n in range(6)]
+    assert [receiver.open(CHANNEL, "media", m) for m in sent] == [None] * 6
+    assert refused(receiver, "replayed", "media") == 6
