@@ -79,7 +79,8 @@ async def test_a_failing_issuer_is_asked_again_no_sooner_than_the_refetch_interv
 
 
 async def test_a_held_key_verifies_without_a_fetch_until_the_keys_are_an_hour_old() -> None:
-    now = [1000.0]
+    start = 1_000_000.0  # a monotonic clock's value on a host up for days
+    now = [start]
     with serve(FakeGce(), "/compute/v1") as fake:
         keys = JsonWebKeys(f"{fake.root}/oauth2/v3/certs", clock=lambda: now[0])
         token = fake.signing_key.sign(claims())
@@ -88,7 +89,7 @@ async def test_a_held_key_verifies_without_a_fetch_until_the_keys_are_an_hour_ol
             now[0] += 2 * id_tokens.MIN_REFETCH_SECONDS  # past the refetch bound, well within the keys' age
             assert (await verified_claims(token, keys, issuers=ISSUERS, audience=CHANNEL_AUDIENCE))["iss"]
             assert len(fake.calls_to("GET", "/oauth2/v3/certs")) == 1  # the held key, not a fetch
-            now[0] = 1000.0 + id_tokens.MAX_AGE_SECONDS  # the keys are as old as kept: fetched again
+            now[0] = start + id_tokens.MAX_AGE_SECONDS  # the keys are as old as kept: fetched again
             assert (await verified_claims(token, keys, issuers=ISSUERS, audience=CHANNEL_AUDIENCE))["iss"]
             assert len(fake.calls_to("GET", "/oauth2/v3/certs")) == 2
         finally:
