@@ -74,3 +74,12 @@ def test_after_messages_in_order_a_replay_of_any_earlier_one_is_refused() -> Non
     assert [receiver.open(CHANNEL, "media", m) for m in sent] == [b"%d" % n for n in range(6)]
     assert [receiver.open(CHANNEL, "media", m) for m in sent] == [None] * 6
     assert refused(receiver, "replayed", "media") == 6
+
+
+def test_a_message_that_arrived_late_is_refused_when_replayed() -> None:
+    sender, receiver = MessageSeal(SECRET), MessageSeal(SECRET)
+    early, later = sender.seal(CHANNEL, b"early"), sender.seal(CHANNEL, b"later")
+    assert receiver.open(CHANNEL, "media", later) == b"later"
+    assert receiver.open(CHANNEL, "media", early) == b"early"  # behind the newest, once
+    assert receiver.open(CHANNEL, "media", early) is None
+    assert refused(receiver, "replayed", "media") == 1
