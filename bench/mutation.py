@@ -120,6 +120,18 @@ TARGETS: dict[str, list[str]] = {
                                               f"{T}store/test_secrets_vault.py",
                                               "tests/security/test_session_secrets.py",
                                               f"{T}machines/test_cold_session_secrets.py"],
+    # what replicas relay through the store: signed and encrypted, replays and floods refused
+    "dispatcher/store/message_seal.py": [f"{T}store/test_message_seal_bounds.py", f"{T}store/test_message_seal.py"],
+    # each session's timeline: in memory, in the store, the store down (a real redis-server)
+    "dispatcher/store/timelines.py": [f"{T}store/test_timelines.py", f"{T}store/test_coordination_contract.py"],
+    # a cloud bot's identity token: its issuer's keys fetched, cached and refetched within bounds
+    "dispatcher/channel/id_tokens.py": [f"{T}channel/test_id_tokens.py"],
+    # an honest wait: the start's estimate, the waits per key and replica, their streams' deadlines
+    "dispatcher/sessions/ready_estimate.py": [f"{T}sessions/test_ready_estimate.py",
+                                             f"{T}sessions/test_impatient_start_without_reserve.py",
+                                             f"{T}api/test_honest_wait.py"],
+    "dispatcher/api/stream_slots.py": [f"{T}api/test_stream_slots.py", f"{T}api/test_honest_wait.py"],
+    "dispatcher/metric_lines.py": [f"{T}test_metric_lines.py"],
     "dispatcher/store/secrets_vault.py": [f"{T}store/test_secrets_vault.py",
                                           f"{T}machines/test_cold_session_secrets.py"],
     "dispatcher/sessions/cold_secrets.py": ["tests/security/test_session_secrets.py",

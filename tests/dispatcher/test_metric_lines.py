@@ -206,6 +206,16 @@ def test_bad_settings_are_refused(env: dict[str, str]) -> None:
         MetricLineSettings.from_env(env)
 
 
+def test_a_namespace_may_use_every_printable_ascii_character_up_to_255_of_them() -> None:
+    """CloudWatch's bounds, both ends admitted: space and `~`, and exactly 255 characters."""
+    printable = "".join(chr(c) for c in range(ord(" "), ord("~") + 1))
+    assert MetricLineSettings.from_env({"METRIC_NAMESPACE": f"vf{printable}"}).namespace == f"vf{printable}"
+    longest = "v" * 255
+    assert MetricLineSettings.from_env({"METRIC_NAMESPACE": longest}).namespace == longest
+    with pytest.raises(SettingsError):
+        MetricLineSettings.from_env({"METRIC_NAMESPACE": longest + "v"})
+
+
 async def test_json_writes_each_observation_as_a_sample_line_bounded_per_interval() -> None:
     app = App(mode="json")
     for _ in range(3):
