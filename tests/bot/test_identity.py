@@ -76,8 +76,8 @@ async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_i
     credentials endpoint, presigns GetCallerIdentity, and the dispatcher (through the fake STS,
     which checks the signature with botocore) admits it: its session's values come."""
     port = free_port()
-    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
-    machines = EcsMachines(EcsSettings.from_env(fake_ecs.env))
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bot dials: the audience its presign is bound to
+    machines = EcsMachines(EcsSettings.from_env({**fake_ecs.env, "BOT_IDENTITY_AUDIENCE": url}))
     async with one_cold_session(machines, port) as session_id:
         [run] = [r for r in fake_ecs.requests_for("RunTask") if r["startedBy"] == session_id]
         launch = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
@@ -152,9 +152,12 @@ def test_an_ecs_bots_presigned_request_is_the_one_botocore_presigns() -> None:
 
     now = time.time()
     keys = ("ASIAEXAMPLE", "se/cr+et", "to+ken/with=odd&chars")
-    ours = presign_get_caller_identity("https://sts.eu-west-1.amazonaws.com", "eu-west-1", *keys, now=now)
+    audience = "wss://calls.example.com/bots/channel"
+    ours = presign_get_caller_identity("https://sts.eu-west-1.amazonaws.com", "eu-west-1", *keys,
+                                       audience=audience, now=now)
     request = AWSRequest(method="GET",
-                         url="https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15")
+                         url="https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",
+                         headers={"x-voicefleet-channel": audience})
     request.context["timestamp"] = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     SigV4QueryAuth(Credentials(*keys), "sts", "eu-west-1", expires=60).add_auth(request)
     signature = request.url.rsplit("X-Amz-Signature=", 1)[1]
