@@ -23,6 +23,13 @@ elsewhere (docs/security.md). Where it comes from is `BOT_IDENTITY`, set with th
   every signature with botocore's signer.
 - unset: none (local processes).
 
+The dispatcher admits each proof once (a captured one must not re-open the channel), so each dial
+needs a proof of its own. A JWT's audience is the channel URL with a fragment fresh for each dial
+(`<channel URL>#<random>`; the dispatcher accepts its channel URL with any fragment): a provider that
+hands back a cached token for an audience it was asked before (a metadata server may) still mints
+a new one, and two dials in one second never get the same token. A presign's `X-Amz-Date` is in
+seconds: two in the same second are the same request, and the second dial is refused and tried again.
+
 Standard library only, in a thread: the bot's start-up does not pay for an HTTP client import. Each
 call has a timeout and a few tries with backoff; when they are spent, `IdentityUnavailable` says
 which server did not answer, and the bot's failure report carries it.
@@ -36,6 +43,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import secrets
 import socket
 import time
 from collections.abc import Mapping
@@ -93,10 +101,14 @@ class MachineIdentity:
                  "ecs": f"the task credentials endpoint ({self._ecs.credentials_url})"}[self.source]
         raise IdentityUnavailable(f"no identity token from {where}: {failure}")
 
+    def _dial_audience(self) -> str:
+        """The channel URL with a fragment of this dial's own: the token is new, never a cached one."""
+        return f"{self.audience}#{secrets.token_urlsafe(12)}"
+
     def _gce(self) -> str:
         host, _, prefix = self._metadata_host.partition("/")
         path = f"/{prefix}" if prefix else ""
-        query = f"?audience={quote(self.audience, safe='')}&format=full"
+        query = f"?audience={quote(self._dial_audience(), safe='')}&format=full"
         connection = http.client.HTTPConnection(host, timeout=TIMEOUT_SECONDS)
         try:
             connection.request("GET", path + GCE_IDENTITY_PATH + query, headers={"Metadata-Flavor": "Google"})
@@ -107,7 +119,7 @@ class MachineIdentity:
     def _fly(self) -> str:
         connection = _UnixConnection(self._fly_socket)
         try:
-            body = json.dumps({"aud": self.audience})
+            body = json.dumps({"aud": self._dial_audience()})
             connection.request("POST", "/v1/tokens/oidc", body=body, headers={"Content-Type": "application/json"})
             return _token(connection.getresponse())
         finally:

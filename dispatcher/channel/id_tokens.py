@@ -110,7 +110,8 @@ def _int(b64url: str) -> int:
 async def verified_claims(
     token: str, keys: JsonWebKeys, *, issuers: Collection[str], audience: str
 ) -> Mapping[str, Any]:
-    """The claims of `token` if `keys`' issuer signed it (RS256) for `audience`, it is within its
+    """The claims of `token` if `keys`' issuer signed it (RS256) for `audience` (with any fragment: a
+    bot's per-dial nonce), it is within its
     `iat`/`nbf`/`exp` (±`CLOCK_SKEW_SECONDS`) and its `iss` is one of `issuers`; else IdentityRefused."""
     try:
         header = google.auth.jwt.decode_header(token)  # type: ignore[no-untyped-call]
@@ -124,10 +125,14 @@ async def verified_claims(
         raise IdentityRefused("signed with a key the issuer does not publish (or its keys are unreachable)")
     try:
         claims = google.auth.jwt.decode(  # type: ignore[no-untyped-call]
-            token, certs={kid: pem}, audience=audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
+            token, certs={kid: pem}, audience=None, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
         )
     except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError) as exc:
         raise IdentityRefused(_first_line(exc)) from exc
+    aud = claims.get("aud")
+    # A bot asks for `<audience>#<fragment of its dial>` (bot/identity.py): a fresh token per dial.
+    if not isinstance(aud, str) or (aud != audience and not aud.startswith(audience + "#")):
+        raise IdentityRefused("Token has wrong audience")
     if claims.get("iss") not in issuers:
         raise IdentityRefused("issued by another issuer")
     expires = claims.get("exp")

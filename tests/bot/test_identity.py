@@ -64,7 +64,9 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
                         wait_ready=False)
         ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
         assert ready["session_id"] == session_id
-        assert fake_gce.identity_requests == [(vm, url)]
+        # One token asked, for the channel it dials with a fragment of this dial's own (a fresh token).
+        [(asked_for, audience)] = fake_gce.identity_requests
+        assert asked_for == vm and audience.startswith(url + "#") and len(audience) > len(url) + 8
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
 

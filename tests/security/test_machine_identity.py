@@ -240,6 +240,8 @@ async def test_an_expired_a_misaddressed_or_a_forged_token_of_the_machine_is_ref
     attempts = {
         "expired": provider.expired_token(session_id),
         "for another audience": provider.own_token_for(session_id, "https://attacker.example/collect"),
+        "for an audience that only starts as ours": provider.own_token_for(session_id, AUDIENCE + ".attacker.example"),
+        "valid for longer than any provider's": provider.key.sign({**genuine, "exp": now + 2 * 3600}),
         "signed with another key": forger.sign(genuine),
         "of another issuer": provider.key.sign({**genuine, "iss": "https://issuer.attacker.example"}),
         "not yet valid": provider.key.sign({**genuine, "iat": now, "nbf": now + 3600}),
