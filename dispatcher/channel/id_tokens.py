@@ -137,7 +137,7 @@ async def verified_claims(
         raise IdentityRefused("issued by another issuer")
     expires = claims.get("exp")
     if not isinstance(expires, int | float) or expires - time.time() > MAX_TOKEN_SECONDS + CLOCK_SKEW_SECONDS:
-        raise IdentityRefused(f"valid for longer than {MAX_TOKEN_SECONDS} s (a replay could outlive its one-use record)")
+        raise IdentityRefused(f"valid for longer than {MAX_TOKEN_SECONDS} s (it would outlive its one-use record)")
     not_before = claims.get("nbf")
     if isinstance(not_before, int | float) and not_before - CLOCK_SKEW_SECONDS > time.time():
         raise IdentityRefused("not valid yet")

@@ -10,9 +10,10 @@ header too, and sends its query string unchanged to the STS endpoint built here 
 `AWS_ENDPOINT_URL`, else `https://sts.<region>.amazonaws.com`), redirects not followed, the answer
 bounded, with `x-voicefleet-channel: <this deployment's channel URL>` (`BOT_IDENTITY_AUDIENCE`,
 else `BOT_CHANNEL_URL`): a presign made for another audience fails STS's own signature check, as
-the EKS authenticator binds its presigns to a cluster with `x-k8s-aws-id`. It admits the hello only when STS answers with an assumed-role ARN of one of the bots'
-task roles (`ECS_BOT_TASK_ROLE_ARNS`, same account) whose session name is a task of this cluster
-that the dispatcher launched for the credential's subject: `startedBy` = the session id for a cold
+the EKS authenticator binds its presigns to a cluster with `x-k8s-aws-id`. It admits the hello
+only when STS answers with an assumed-role ARN of one of the bots' task roles
+(`ECS_BOT_TASK_ROLE_ARNS`, same account) whose session name is a task of this cluster that the
+dispatcher launched for the credential's subject: `startedBy` = the session id for a cold
 bot; the reserve's marker and `BOT_MACHINE_ID` = the bot id in its environment overrides for a
 reserve bot (DescribeTasks reads both back from the dispatcher's own RunTask). Each presign is
 admitted once (its signature is the one-use record's key, dispatcher/channel/identity.py), checked
@@ -179,7 +180,7 @@ class EcsTaskIdentity:
         if (params["Action"], params["Version"]) != ("GetCallerIdentity", STS_VERSION):
             raise IdentityRefused(f"Action={shown(params['Action'])}, not GetCallerIdentity ({STS_VERSION})")
         if params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256" or params["X-Amz-SignedHeaders"] != SIGNED_HEADERS:
-            raise IdentityRefused(f"not signed with SigV4 over the headers {SIGNED_HEADERS} (this deployment's audience)")
+            raise IdentityRefused(f"not signed with SigV4 over {SIGNED_HEADERS} (this deployment's audience)")
         if _SIGNATURE.fullmatch(params["X-Amz-Signature"]) is None:
             raise IdentityRefused("X-Amz-Signature is not 64 hex digits")
         scope = params["X-Amz-Credential"].split("/")

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.channel.identity import ProofSeen
 from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
+from dispatcher.channel.identity import ProofSeen
 
 DEFAULT_ISSUER = "https://oidc.fly.io"
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.channel.identity import ProofSeen
 from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
+from dispatcher.channel.identity import ProofSeen
 from dispatcher.machines.gce.labels import IDLE_INFIX
 
 DEFAULT_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
