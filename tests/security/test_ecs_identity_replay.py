@@ -2,7 +2,7 @@
 session's launch credential (readable by anyone with `ecs:DescribeTasks` on the task's overrides)
 and one presigned `sts:GetCallerIdentity` the task's bot sent (captured from a log, a proxy or a
 debugging dump): the presign is a bearer token for as long as STS honours it (up to the
-`X-Amz-Expires` the dispatcher accepts, 900 s), bound neither to this dispatcher nor to one use.
+`X-Amz-Expires` the dispatcher accepts), bound neither to this dispatcher nor to one use.
 Against a real dispatcher on loopback, the ECS fake (moto) and the fake STS that verifies SigV4."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from tests.security.test_machine_identity import Deployment, ecs_deployment, hel
 from tests.support.cold_bot import next_assign
 
 
-async def _serving_bot(deployment: Deployment) -> tuple[str, str, str | None, ClientConnection]:
-    """A session whose real bot was admitted with its presign and took its values: (session id, the
-    launch credential, that presign, the bot's open channel)."""
+async def serving_bot(deployment: Deployment) -> tuple[str, str, str | None, ClientConnection]:
+    """A session whose real bot was admitted with its identity proof (an ECS presign, a GCE or Fly
+    token) and took its values: (session id, the launch credential, that proof, the bot's open channel)."""
     session_id = await deployment.start()
     credential = deployment.provider.launch_credential(session_id)
     presign = await deployment.provider.own_token(session_id)
@@ -42,7 +42,7 @@ async def test_a_captured_presigned_identity_is_not_admitted_a_second_time(
     hello) while it is still valid. A bot re-dialling presigns afresh (bot/channel_session.py), so a
     presign seen once must open nothing again: here the thief is welcomed and the real bot's
     channel is closed (the newest link of a session replaces the old one)."""
-    session_id, credential, presign, real = await _serving_bot(ecs_deployment)
+    session_id, credential, presign, real = await serving_bot(ecs_deployment)
     sts_calls = len(fake_ecs.sts.calls)
     thief = await dial(ecs_deployment.channel_url, credential, hello(session_id, presign, machine_id=f"m-{session_id}"))
     try:
@@ -60,7 +60,7 @@ async def test_a_replay_that_displaces_the_real_bot_closes_its_channel(
     """What the replay costs: the real bot's channel is closed by the thief's admission (it then
     re-dials with a fresh presign, and the thief with the same captured one, for as long as it
     lives), so the session's signalling and reports go to whoever dialled last."""
-    session_id, credential, presign, real = await _serving_bot(ecs_deployment)
+    session_id, credential, presign, real = await serving_bot(ecs_deployment)
     thief = await dial(ecs_deployment.channel_url, credential, hello(session_id, presign, machine_id=f"m-{session_id}"))
     try:
         # The thief's welcome comes after the dispatcher replaced (and closed) the session's old link.

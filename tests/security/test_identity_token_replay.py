@@ -11,23 +11,16 @@ import asyncio
 
 from websockets.exceptions import ConnectionClosed
 
-from botchannel.contract import Reply, encode
 from tests.security.conftest import WAIT, dial
+from tests.security.test_ecs_identity_replay import serving_bot
 from tests.security.test_machine_identity import Deployment, hello, jwt_deployment  # noqa: F401 (fixture)
-from tests.support.cold_bot import next_assign
 
 
 async def test_a_captured_identity_token_is_not_admitted_a_second_time(
     jwt_deployment: Deployment,  # noqa: F811 (the fixture)
 ) -> None:
     deployment = jwt_deployment
-    session_id = await deployment.start()
-    credential = deployment.provider.launch_credential(session_id)
-    token = await deployment.provider.own_token(session_id)
-    real = await dial(deployment.channel_url, credential, hello(session_id, token, machine_id=f"m-{session_id}"))
-    assert real is not None, "the real bot was refused (positive control)"
-    assign = await next_assign(real)
-    await real.send(encode(Reply(assign.id, result={"session_id": session_id, "machine_id": f"m-{session_id}"})))
+    session_id, credential, token, real = await serving_bot(deployment)
     thief = await dial(deployment.channel_url, credential, hello(session_id, token, machine_id=f"m-{session_id}"))
     try:
         assert thief is None, "a replayed identity token was admitted: the thief now holds the session's channel"
