@@ -37,7 +37,8 @@ KEY = "bot-identity-key-0123456789"
 async def one_cold_session(machines: Machines, port: int) -> AsyncIterator[str]:
     """A dispatcher with a channel on `port`, and one cold WebRTC session started on it: its id."""
     settings = Settings(machines=machines.name, api_key_hashes=frozenset({hash_api_key(KEY)}),
-                        bot_channel_token=TOKEN, transports=("webrtc",), max_session_seconds=600)
+                        bot_channel_token=TOKEN, transports=("webrtc",), max_session_seconds=600,
+                        max_concurrent_sessions=100)  # the ECS fake's cluster keeps earlier tests' tasks
     env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
     app = create_app(settings, env=env, machines=machines, rooms=None)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
