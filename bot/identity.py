@@ -10,8 +10,10 @@ elsewhere (docs/security.md). Where it comes from is `BOT_IDENTITY`, set with th
 - `fly`: the Machine's API socket, `POST /v1/tokens/oidc` on `/.fly/api` with `{"aud": <channel URL>}`;
   the answer is the token itself (https://fly.io/docs/machines/api/tokens-resource/).
 - `ecs`: the task role's own word. ECS has no signed token a task can ask for, so the bot presigns
-  an `sts:GetCallerIdentity` request (SigV4 in the query, `host` its only signed header, valid
-  `PRESIGN_SECONDS`) with its task role's temporary credentials, which the ECS agent serves to
+  an `sts:GetCallerIdentity` request (SigV4 in the query, valid `PRESIGN_SECONDS`, signed over
+  `host` and `x-voicefleet-channel: <channel URL>`, which binds it to this deployment: the
+  dispatcher sends that header with its own URL, so a presign made for anything else fails STS's
+  signature check) with its task role's temporary credentials, which the ECS agent serves to
   this task alone on its credentials endpoint (`http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`,
   or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, as the AWS SDKs read them), for its region's STS
   endpoint (`https://sts.<AWS_REGION>.amazonaws.com/`, `AWS_ENDPOINT_URL_STS` overrides). The
@@ -20,6 +22,13 @@ elsewhere (docs/security.md). Where it comes from is `BOT_IDENTITY`, set with th
   standard library, not botocore, which the bot's image does not carry; the tests' STS checks
   every signature with botocore's signer.
 - unset: none (local processes).
+
+The dispatcher admits each proof once (a captured one must not re-open the channel), so each dial
+needs a proof of its own. A JWT's audience is the channel URL with a fragment fresh for each dial
+(`<channel URL>#<random>`; the dispatcher accepts its channel URL with any fragment): a provider that
+hands back a cached token for an audience it was asked before (a metadata server may) still mints
+a new one, and two dials in one second never get the same token. A presign's `X-Amz-Date` is in
+seconds: two in the same second are the same request, and the second dial is refused and tried again.
 
 Standard library only, in a thread: the bot's start-up does not pay for an HTTP client import. Each
 call has a timeout and a few tries with backoff; when they are spent, `IdentityUnavailable` says
@@ -34,6 +43,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import secrets
 import socket
 import time
 from collections.abc import Mapping
@@ -49,6 +59,7 @@ ECS_CREDENTIALS_HOST = "169.254.170.2"  # the ECS agent's task credentials endpo
 STS_VERSION = "2011-06-15"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PRESIGN_SECONDS = 60  # the dispatcher forwards it within the hello's handling: a minute is plenty
+AUDIENCE_HEADER = "x-voicefleet-channel"  # the signed header naming the channel the presign is for
 TIMEOUT_SECONDS = 5.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # four tries in ~3.5 s (plus their timeouts), then the dial fails
 
@@ -70,7 +81,7 @@ class MachineIdentity:
         self.source, self.audience = source, audience
         self._metadata_host = env.get("GCE_METADATA_HOST", "").strip() or GCE_METADATA_HOST
         self._fly_socket = env.get(FLY_SOCKET_VARIABLE, "").strip() or FLY_API_SOCKET
-        self._ecs = _EcsTaskRole(env)
+        self._ecs = _EcsTaskRole(env, audience)
 
     async def token(self) -> str | None:
         """A fresh token for the channel's URL, or None where the provider issues none."""
@@ -90,10 +101,14 @@ class MachineIdentity:
                  "ecs": f"the task credentials endpoint ({self._ecs.credentials_url})"}[self.source]
         raise IdentityUnavailable(f"no identity token from {where}: {failure}")
 
+    def _dial_audience(self) -> str:
+        """The channel URL with a fragment of this dial's own: the token is new, never a cached one."""
+        return f"{self.audience}#{secrets.token_urlsafe(12)}"
+
     def _gce(self) -> str:
         host, _, prefix = self._metadata_host.partition("/")
         path = f"/{prefix}" if prefix else ""
-        query = f"?audience={quote(self.audience, safe='')}&format=full"
+        query = f"?audience={quote(self._dial_audience(), safe='')}&format=full"
         connection = http.client.HTTPConnection(host, timeout=TIMEOUT_SECONDS)
         try:
             connection.request("GET", path + GCE_IDENTITY_PATH + query, headers={"Metadata-Flavor": "Google"})
@@ -104,7 +119,7 @@ class MachineIdentity:
     def _fly(self) -> str:
         connection = _UnixConnection(self._fly_socket)
         try:
-            body = json.dumps({"aud": self.audience})
+            body = json.dumps({"aud": self._dial_audience()})
             connection.request("POST", "/v1/tokens/oidc", body=body, headers={"Content-Type": "application/json"})
             return _token(connection.getresponse())
         finally:
@@ -136,7 +151,8 @@ class _UnixConnection(http.client.HTTPConnection):
 class _EcsTaskRole:
     """The task role's presigned `sts:GetCallerIdentity`, from the ECS agent's credentials endpoint."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], audience: str) -> None:
+        self.audience = audience.strip()
         relative = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "").strip()
         full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "").strip()
         self.credentials_url = f"http://{ECS_CREDENTIALS_HOST}{relative}" if relative else full
@@ -151,8 +167,11 @@ class _EcsTaskRole:
             raise IdentityUnavailable("no AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: the task has no task role")
         if not self.sts_url:
             raise IdentityUnavailable("no AWS_REGION to name the STS endpoint by")
+        if not self.audience:
+            raise IdentityUnavailable("no channel URL to bind the presigned request to")
         access_key, secret_key, session_token = self._credentials()
-        url = presign_get_caller_identity(self.sts_url, self.region, access_key, secret_key, session_token)
+        url = presign_get_caller_identity(self.sts_url, self.region, access_key, secret_key, session_token,
+                                          audience=self.audience)
         return base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
     def _credentials(self) -> tuple[str, str, str]:
@@ -182,20 +201,22 @@ def _aws_domain(region: str) -> str:
 
 
 def presign_get_caller_identity(sts_url: str, region: str, access_key: str, secret_key: str, session_token: str,
-                                *, now: float | None = None) -> str:
+                                *, audience: str, now: float | None = None) -> str:
     """`GET <sts_url>/?Action=GetCallerIdentity…` signed with SigV4 in its query string
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-query-string-auth.html):
-    `host` is the only signed header, the payload the empty body's hash (as botocore presigns STS)."""
+    `host` and `x-voicefleet-channel: <audience>` are the signed headers (the request is valid only
+    when sent with that header), the payload the empty body's hash (as botocore presigns STS)."""
     host = urlsplit(sts_url).netloc
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
     scope = f"{stamp[:8]}/{region}/sts/aws4_request"
     params = {
         "Action": "GetCallerIdentity", "Version": STS_VERSION, "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
         "X-Amz-Credential": f"{access_key}/{scope}", "X-Amz-Date": stamp, "X-Amz-Expires": str(PRESIGN_SECONDS),
-        "X-Amz-SignedHeaders": "host", "X-Amz-Security-Token": session_token,
+        "X-Amz-SignedHeaders": f"host;{AUDIENCE_HEADER}", "X-Amz-Security-Token": session_token,
     }
     query = "&".join(f"{_uri(k)}={_uri(v)}" for k, v in sorted(params.items()))
-    canonical = f"GET\n/\n{query}\nhost:{host}\n\nhost\n{EMPTY_SHA256}"
+    headers = f"host:{host}\n{AUDIENCE_HEADER}:{' '.join(audience.split())}\n"  # SigV4's trimmed value
+    canonical = f"GET\n/\n{query}\n{headers}\nhost;{AUDIENCE_HEADER}\n{EMPTY_SHA256}"
     to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     key = ("AWS4" + secret_key).encode()
     for part in (stamp[:8], region, "sts", "aws4_request"):

@@ -121,7 +121,8 @@ def _machine_identity(machines: str, env: Mapping[str, str]) -> None:
     dispatcher that cannot check their identities would refuse every bot, so it says so before starting."""
     from dispatcher.channel.identity import identity_audience
 
-    missing = [] if machines == "ecs" or identity_audience(env) else ["BOT_CHANNEL_URL (or BOT_IDENTITY_AUDIENCE)"]
+    # ECS too: its bots' presigns are bound to the audience (dispatcher/machines/ecs/identity.py).
+    missing = [] if identity_audience(env) else ["BOT_CHANNEL_URL (or BOT_IDENTITY_AUDIENCE)"]
     if machines == "fly" and not (env.get("FLY_ORG", "").strip() or env.get("FLY_OIDC_ISSUER", "").strip()):
         missing.append("FLY_ORG (or FLY_OIDC_ISSUER)")
     if machines == "ecs" and not env.get("ECS_BOT_TASK_ROLE_ARNS", "").strip():  # the bots' task roles

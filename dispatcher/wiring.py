@@ -22,6 +22,7 @@ from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.identity import OneUse
 from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
 from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
@@ -69,7 +70,8 @@ def build_state(
         ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)
     channels = BotChannels(channel_access.credentials if channel_access else None, claims=coordination.claims,
-                           identity=machines.identity, max_connections=settings.bot_channel_max_connections)
+                           identity=OneUse(machines.identity, coordination.identity_proofs),
+                           max_connections=settings.bot_channel_max_connections)
     replication = Replication(coordination, channels, machines)
     reserve = build_reserve(env, settings.machines, machines, channels, metrics, coordination=coordination,
                             max_session_seconds=settings.max_session_seconds)

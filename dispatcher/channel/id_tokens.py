@@ -6,6 +6,10 @@ JSON Web Key Set. The set is fetched over HTTP (an endpoint override per provide
 local fake) and cached: refetched after `MAX_AGE_SECONDS`, or for a key id it does not hold (the
 issuer rotated), but never more than once per `MIN_REFETCH_SECONDS`, so tokens naming made-up key
 ids cannot make the dispatcher hammer the issuer. An unreachable issuer keeps the keys it had.
+
+A token is admitted once (dispatcher/channel/identity.py, `OneUse`): `token_seen` names it by its
+hash for as long as it is valid, and a token valid for longer than `MAX_TOKEN_SECONDS` (Google's
+last an hour, Fly's ten minutes) is refused, so the record always outlives what it guards.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -22,6 +27,7 @@ import google.auth.jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 
+from dispatcher.channel.identity import ProofSeen
 from dispatcher.log_text import shown
 from dispatcher.outbound.http_client import HttpClient, HttpError
 
@@ -31,6 +37,7 @@ FETCH_TIMEOUT_SECONDS = 5.0
 FETCH_ATTEMPTS = 2
 MAX_KEYS = 50  # Google publishes 2-3
 CLOCK_SKEW_SECONDS = 30
+MAX_TOKEN_SECONDS = 3600  # the longest an identity token may stay valid from now (Google's: one hour)
 
 
 class IdentityRefused(Exception):
@@ -103,7 +110,8 @@ def _int(b64url: str) -> int:
 async def verified_claims(
     token: str, keys: JsonWebKeys, *, issuers: Collection[str], audience: str
 ) -> Mapping[str, Any]:
-    """The claims of `token` if `keys`' issuer signed it (RS256) for `audience`, it is within its
+    """The claims of `token` if `keys`' issuer signed it (RS256) for `audience` (with any fragment: a
+    bot's per-dial nonce), it is within its
     `iat`/`nbf`/`exp` (±`CLOCK_SKEW_SECONDS`) and its `iss` is one of `issuers`; else IdentityRefused."""
     try:
         header = google.auth.jwt.decode_header(token)  # type: ignore[no-untyped-call]
@@ -117,16 +125,37 @@ async def verified_claims(
         raise IdentityRefused("signed with a key the issuer does not publish (or its keys are unreachable)")
     try:
         claims = google.auth.jwt.decode(  # type: ignore[no-untyped-call]
-            token, certs={kid: pem}, audience=audience, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
+            token, certs={kid: pem}, audience=None, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
         )
     except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError) as exc:
         raise IdentityRefused(_first_line(exc)) from exc
+    aud = claims.get("aud")
+    # A bot asks for `<audience>#<fragment of its dial>` (bot/identity.py): a fresh token per dial.
+    if not isinstance(aud, str) or (aud != audience and not aud.startswith(audience + "#")):
+        raise IdentityRefused("Token has wrong audience")
     if claims.get("iss") not in issuers:
         raise IdentityRefused("issued by another issuer")
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or expires - time.time() > MAX_TOKEN_SECONDS + CLOCK_SKEW_SECONDS:
+        raise IdentityRefused(f"valid for longer than {MAX_TOKEN_SECONDS} s (it would outlive its one-use record)")
     not_before = claims.get("nbf")
     if isinstance(not_before, int | float) and not_before - CLOCK_SKEW_SECONDS > time.time():
         raise IdentityRefused("not valid yet")
     return dict(claims)
+
+
+def token_seen(token: str | None) -> ProofSeen | None:
+    """The token's one-use record: its hash, kept while it is valid (its own `exp`, read unverified:
+    a forged `exp` fails the signature check that follows; bounded by `MAX_TOKEN_SECONDS`)."""
+    if token is None:
+        return None
+    try:
+        expires = google.auth.jwt.decode(token, verify=False).get("exp")  # type: ignore[no-untyped-call]
+    except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError, AttributeError):
+        expires = None
+    left = expires - time.time() if isinstance(expires, int | float) else MAX_TOKEN_SECONDS
+    seconds = min(max(left, 0.0), MAX_TOKEN_SECONDS) + CLOCK_SKEW_SECONDS
+    return ProofSeen("jwt:" + hashlib.sha256(token.encode()).hexdigest(), seconds)
 
 
 def mismatch(what: str, claims: Mapping[str, Any], expected: Mapping[str, str]) -> str | None:

@@ -9,15 +9,32 @@ names the machine the dispatcher launched for the credential's bot id or session
 (dispatcher/machines/gce/identity.py, dispatcher/machines/fly/identity.py) before the hello counts
 for anything, so a stolen launch credential opens nothing from elsewhere. Where a provider has no
 identity to check, `Unverified` says why (docs/security.md, trust model).
+
+A proof is good for minutes (a presigned request) to an hour (a JWT), and whoever captures one in
+that time could present it again with the stolen credential: the newest hello of a session
+replaces its link, so the replay would take the real bot's channel. `OneUse` admits each proof
+once across every replica (the coordination store's record, kept until the proof expires); a bot
+fetches a fresh proof for every dial (bot/channel_session.py), so its own re-dials still pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
+from dispatcher.store.coordination import OneTimeUse
+
+
+@dataclass(frozen=True)
+class ProofSeen:
+    """What names a hello's proof for the one-use record, and how long it must be remembered:
+    until the provider would no longer honour the proof."""
+
+    key: str
+    seconds: float
 
 
 class MachineIdentity(Protocol):
@@ -25,6 +42,11 @@ class MachineIdentity(Protocol):
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         """Why the hello is not from the machine launched as `grant`'s subject, or None."""
+        ...
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        """The hello's proof as the one-use record keeps it (computed before any check or call, so a
+        replay costs nothing), or None when it carries none this provider would honour."""
         ...
 
 
@@ -37,6 +59,26 @@ class Unverified:
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         return None
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return None
+
+
+class OneUse:
+    """`identity`'s check, preceded by the one-use record: a proof already presented at any replica
+    is refused before the provider is asked (a replayed presign never reaches STS)."""
+
+    def __init__(self, identity: MachineIdentity, seen: OneTimeUse) -> None:
+        self.identity, self._seen = identity, seen
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        proof = self.identity.proof_seen(hello)
+        if proof is not None and not await self._seen.first_use("identity:" + proof.key, proof.seconds):
+            return "identity proof already presented (a bot sends a fresh one with every hello)"
+        return await self.identity.refusal(grant, hello)
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return self.identity.proof_seen(hello)
 
 
 def identity_audience(env: Mapping[str, str]) -> str | None:

@@ -268,6 +268,7 @@ class Coordination(Protocol):
     claims: Claims
     spent: OneTimeUse  # a phone call's one-time token
     webhooks: OneTimeUse  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
+    identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)
     calls: CallMedia
     pool: ReservePool
 

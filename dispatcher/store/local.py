@@ -128,6 +128,7 @@ class LocalCoordination:
         self.claims: Claims = LocalClaims()
         self.spent: OneTimeUse = LocalOnce()
         self.webhooks: OneTimeUse = LocalOnce()
+        self.identity_proofs: OneTimeUse = LocalOnce()
         self.calls: CallMedia = LocalCallMedia(replica_id)
         self.pool: ReservePool = LocalPool()
         self.timelines: Timelines = MemoryTimelines()

@@ -81,6 +81,9 @@ class RedisCoordination:
         # A webhook seen anywhere is seen everywhere, or refused: this replica's memory alone would
         # let one captured webhook mint a call token at each replica while the store is down.
         self.webhooks: OneTimeUse = SpentOnce(self.store)
+        # A bot's identity proof is admitted once anywhere. While the store is down, this replica's
+        # memory still refuses a replay here; refusing every hello instead would cut every bot off.
+        self.identity_proofs: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
         # Phone calls whose two sockets are at two replicas: the call's record, its frames.
         self.call_records = CallMediaRecords(self.store)
         self.seal = MessageSeal(settings.message_secret)  # what the replicas say to each other, signed

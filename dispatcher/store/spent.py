@@ -1,4 +1,5 @@
-"""What may be used once across every replica: a phone call's one-time token.
+"""What may be used once across every replica: a phone call's one-time token, a carrier webhook's
+sighting, a bot hello's machine identity proof.
 
 Each replica remembers the tokens it has seen (dispatcher/phone/tokens.py); with several replicas
 behind a load balancer, a captured token could otherwise open one more call at every other replica

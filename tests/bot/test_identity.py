@@ -37,7 +37,8 @@ KEY = "bot-identity-key-0123456789"
 async def one_cold_session(machines: Machines, port: int) -> AsyncIterator[str]:
     """A dispatcher with a channel on `port`, and one cold WebRTC session started on it: its id."""
     settings = Settings(machines=machines.name, api_key_hashes=frozenset({hash_api_key(KEY)}),
-                        bot_channel_token=TOKEN, transports=("webrtc",), max_session_seconds=600)
+                        bot_channel_token=TOKEN, transports=("webrtc",), max_session_seconds=600,
+                        max_concurrent_sessions=100)  # the ECS fake's cluster keeps earlier tests' tasks
     env = {"TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
     app = create_app(settings, env=env, machines=machines, rooms=None)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x")
@@ -64,7 +65,9 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
                         wait_ready=False)
         ready = await asyncio.to_thread(bot.next_event, "ready", READY_TIMEOUT)  # its values came: it was admitted
         assert ready["session_id"] == session_id
-        assert fake_gce.identity_requests == [(vm, url)]
+        # One token asked, for the channel it dials with a fragment of this dial's own (a fresh token).
+        [(asked_for, audience)] = fake_gce.identity_requests
+        assert asked_for == vm and audience.startswith(url + "#") and len(audience) > len(url) + 8
         bot.proc.terminate()
         assert await asyncio.to_thread(bot.wait, 30) is not None
 
@@ -76,8 +79,8 @@ async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_i
     credentials endpoint, presigns GetCallerIdentity, and the dispatcher (through the fake STS,
     which checks the signature with botocore) admits it: its session's values come."""
     port = free_port()
-    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
-    machines = EcsMachines(EcsSettings.from_env(fake_ecs.env))
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bot dials: the audience its presign is bound to
+    machines = EcsMachines(EcsSettings.from_env({**fake_ecs.env, "BOT_IDENTITY_AUDIENCE": url}))
     async with one_cold_session(machines, port) as session_id:
         [run] = [r for r in fake_ecs.requests_for("RunTask") if r["startedBy"] == session_id]
         launch = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}
@@ -154,9 +157,12 @@ def test_an_ecs_bots_presigned_request_is_the_one_botocore_presigns() -> None:
 
     now = time.time()
     keys = ("ASIAEXAMPLE", "se/cr+et", "to+ken/with=odd&chars")
-    ours = presign_get_caller_identity("https://sts.eu-west-1.amazonaws.com", "eu-west-1", *keys, now=now)
+    audience = "wss://calls.example.com/bots/channel"
+    ours = presign_get_caller_identity("https://sts.eu-west-1.amazonaws.com", "eu-west-1", *keys,
+                                       audience=audience, now=now)
     request = AWSRequest(method="GET",
-                         url="https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15")
+                         url="https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",
+                         headers={"x-voicefleet-channel": audience})
     request.context["timestamp"] = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     SigV4QueryAuth(Credentials(*keys), "sts", "eu-west-1", expires=60).add_auth(request)
     signature = request.url.rsplit("X-Amz-Signature=", 1)[1]

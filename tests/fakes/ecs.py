@@ -28,6 +28,7 @@ from tests.fakes.sts import FakeSts, FakeTaskCredentials, TaskRoleSessions
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
+CHANNEL_AUDIENCE = "wss://dispatcher.example/bots/channel"  # the URL the test deployment's bots dial
 MOTO_KEYS = {"testing": KnownKey(secret="testing", token="testing")}  # what `moto_ecs` exports
 
 
@@ -93,14 +94,15 @@ class EcsProxy(FakeApi):
         self.action_holds.append((action, hold))
         return hold
 
-    async def task_identity(self, task_arn: str, **env: str) -> str | None:
+    async def task_identity(self, task_arn: str, *, audience: str = CHANNEL_AUDIENCE, **env: str) -> str | None:
         """What the bot in `task_arn`'s task sends as its identity: bot/identity.py, asking the task's
-        own credentials endpoint, presigning for the fake STS (`env` adds or overrides variables)."""
+        own credentials endpoint, presigning for the fake STS and the channel it dials (`env` adds or
+        overrides variables)."""
         from bot.identity import MachineIdentity
 
         bot_env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": self.task_credentials.full_uri(task_arn),
                    "AWS_REGION": REGION, "AWS_ENDPOINT_URL_STS": self.sts.url, **env}
-        return await MachineIdentity("ecs", "", bot_env).token()
+        return await MachineIdentity("ecs", audience, bot_env).token()
 
     def requests_for(self, action: str) -> list[dict[str, Any]]:
         return [c.json() for c in self.calls if action_of(c.headers) == action]

@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.daily import FakeDaily
+from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
@@ -84,5 +85,6 @@ def fake_ecs(moto_ecs: dict[str, str]) -> Iterator[EcsProxy]:
             env = {k: v for k, v in moto_ecs.items() if k != "MOTO_URL"}
             # The dispatcher checks bots' task identities against the bots' task role, at the fake STS.
             served.env = {**env, "AWS_ENDPOINT_URL": served.url, "AWS_ENDPOINT_URL_STS": proxy.sts.url,
-                          "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn}
+                          "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn,
+                          "BOT_IDENTITY_AUDIENCE": ECS_CHANNEL_AUDIENCE}
             yield served

@@ -240,6 +240,8 @@ async def test_an_expired_a_misaddressed_or_a_forged_token_of_the_machine_is_ref
     attempts = {
         "expired": provider.expired_token(session_id),
         "for another audience": provider.own_token_for(session_id, "https://attacker.example/collect"),
+        "for an audience that only starts as ours": provider.own_token_for(session_id, AUDIENCE + ".attacker.example"),
+        "valid for longer than any provider's": provider.key.sign({**genuine, "exp": now + 2 * 3600}),
         "signed with another key": forger.sign(genuine),
         "of another issuer": provider.key.sign({**genuine, "iss": "https://issuer.attacker.example"}),
         "not yet valid": provider.key.sign({**genuine, "iat": now, "nbf": now + 3600}),
@@ -271,22 +273,35 @@ async def test_an_altered_or_forged_presigned_request_fails_its_signature_at_sts
     ecs_deployment: Deployment, fake_ecs: EcsProxy,  # noqa: F811 (the fixture)
 ) -> None:
     """The thief holds the launch credential and a genuine presigned request of the task (captured
-    in transit, say) and changes what it signed, or signs one with keys STS never issued: STS's own
-    check of the signature (botocore's signer, in the fake) refuses each, so the dispatcher does."""
+    in transit, say) and changes what it signed, or signs one with keys STS never issued, or holds
+    one the task made for another channel: STS's own check of the signature (botocore's signer, in
+    the fake) refuses each, so the dispatcher does. (Each alteration starts from a presign not yet
+    presented: one whose signature was presented is refused before STS, as a replay.)"""
     deployment = ecs_deployment
     session_id = await deployment.start()
     stolen = deployment.provider.launch_credential(session_id)
-    genuine = await deployment.provider.own_token(session_id)
-    assert genuine is not None
-    params = dict(parse_qsl(urlsplit(_url(genuine)).query))
-    signature = params["X-Amz-Signature"]
-    flipped = ("0" if signature[-1] != "0" else "1")
+    task_arn = session_task(fake_ecs, session_id)["taskArn"]
+
+    async def altered(change: Callable[[dict[str, str]], dict[str, str]]) -> str:
+        genuine = await deployment.provider.own_token(session_id)
+        assert genuine is not None
+        return _with(genuine, **change(dict(parse_qsl(urlsplit(_url(genuine)).query))))
+
+    def flipped(signature: str) -> str:
+        return signature[:-1] + ("0" if signature[-1] != "0" else "1")
+
+    def moved(stamp: str) -> str:  # a second, `…SSZ`
+        return stamp[:-2] + ("0" if stamp[-2] != "0" else "1") + "Z"
+
+    for_elsewhere = await fake_ecs.task_identity(task_arn, audience="wss://other-deployment.example/bots/channel")
+    assert for_elsewhere is not None
     attempts = {
-        "its signature altered": _with(genuine, **{"X-Amz-Signature": signature[:-1] + flipped}),
-        "its time moved": _with(genuine, **{"X-Amz-Date": params["X-Amz-Date"][:-2] + (  # a second, `…SSZ`
-            "0" if params["X-Amz-Date"][-2] != "0" else "1") + "Z"}),
-        "longer-lived": _with(genuine, **{"X-Amz-Expires": "900"}),
-        "another session token": _with(genuine, **{"X-Amz-Security-Token": params["X-Amz-Security-Token"][::-1]}),
+        "its signature altered": await altered(lambda p: {"X-Amz-Signature": flipped(p["X-Amz-Signature"])}),
+        "its time moved": await altered(lambda p: {"X-Amz-Date": moved(p["X-Amz-Date"])}),
+        "longer-lived": await altered(lambda p: {"X-Amz-Expires": "100"}),
+        "another session token": await altered(
+            lambda p: {"X-Amz-Security-Token": p["X-Amz-Security-Token"][::-1]}),
+        "made for another deployment's channel": for_elsewhere,
     }
     forger = TaskRoleSessions()  # keys of the same shape, which the task role never issued
     credential_path = forger.issue(session_task(fake_ecs, session_id)["taskArn"])
@@ -296,7 +311,7 @@ async def test_an_altered_or_forged_presigned_request_fails_its_signature_at_sts
 
     attempts["signed with keys STS never issued"] = _identity(presign_get_caller_identity(
         fake_ecs.sts.url, "eu-west-1", forged_credentials["AccessKeyId"], forged_credentials["SecretAccessKey"],
-        forged_credentials["Token"]))
+        forged_credentials["Token"], audience=AUDIENCE))
     for what, identity in attempts.items():
         before = len(fake_ecs.sts.calls)
         assert await dial(deployment.channel_url, stolen, hello(session_id, identity)) is None, what

@@ -4,14 +4,20 @@ ECS has no signed token a task can ask for, but each task gets its task role's t
 credentials from the ECS agent, for that task alone. The bot presigns `sts:GetCallerIdentity` with
 them (bot/identity.py) and sends the URL, base64url-encoded, as its hello's identity. The channel
 checks that it is nothing but a presigned GetCallerIdentity for this region's STS endpoint
-(scheme, host, path, the query's parameters: a bot never makes the dispatcher call another URL),
-sends its query string unchanged to the STS endpoint built here (`AWS_ENDPOINT_URL_STS`, else
+(scheme, host, path, the query's parameters and characters: a bot never makes the dispatcher call
+another URL), valid for at most `MAX_PRESIGN_SECONDS`, signed over the `x-voicefleet-channel`
+header too, and sends its query string unchanged to the STS endpoint built here (`AWS_ENDPOINT_URL_STS`, else
 `AWS_ENDPOINT_URL`, else `https://sts.<region>.amazonaws.com`), redirects not followed, the answer
-bounded, and admits the hello only when STS answers with an assumed-role ARN of one of the bots'
-task roles (`ECS_BOT_TASK_ROLE_ARNS`, same account) whose session name is a task of this cluster
-that the dispatcher launched for the credential's subject: `startedBy` = the session id for a cold
+bounded, with `x-voicefleet-channel: <this deployment's channel URL>` (`BOT_IDENTITY_AUDIENCE`,
+else `BOT_CHANNEL_URL`): a presign made for another audience fails STS's own signature check, as
+the EKS authenticator binds its presigns to a cluster with `x-k8s-aws-id`. It admits the hello
+only when STS answers with an assumed-role ARN of one of the bots' task roles
+(`ECS_BOT_TASK_ROLE_ARNS`, same account) whose session name is a task of this cluster that the
+dispatcher launched for the credential's subject: `startedBy` = the session id for a cold
 bot; the reserve's marker and `BOT_MACHINE_ID` = the bot id in its environment overrides for a
-reserve bot (DescribeTasks reads both back from the dispatcher's own RunTask).
+reserve bot (DescribeTasks reads both back from the dispatcher's own RunTask). Each presign is
+admitted once (its signature is the one-use record's key, dispatcher/channel/identity.py), checked
+before STS is called, so a captured one is worth nothing once its bot has said hello.
 
 The assumption: ECS names a task role's session by the task id. ECS's documentation says the
 credentials carry the task ARN as context so that CloudTrail shows which task used which role
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import re
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +46,7 @@ from yarl import URL
 from botchannel.contract import MACHINE_ID_VARIABLE, Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused
+from dispatcher.channel.identity import ProofSeen
 from dispatcher.log_text import shown
 from dispatcher.machines.base import MachinesError
 from dispatcher.outbound.http_client import proxy_for
@@ -45,7 +54,13 @@ from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, wi
 from dispatcher.settings import SettingsError
 
 STS_VERSION = "2011-06-15"
-MAX_PRESIGN_SECONDS = 900  # bots presign for a minute; more would make a captured URL live longer
+MAX_PRESIGN_SECONDS = 120  # bots presign for a minute; more would make a captured URL live longer
+STS_SKEW_SECONDS = 300  # how far STS lets a presign's X-Amz-Date run ahead of its clock (and ours may lag)
+AUDIENCE_HEADER = "x-voicefleet-channel"  # signed by the bot, sent by the dispatcher with its own value
+SIGNED_HEADERS = f"host;{AUDIENCE_HEADER}"
+# What a SigV4 presign's query holds: its names and values percent-encoded but for `A-Za-z0-9-_.~`.
+_QUERY = re.compile(r"[A-Za-z0-9\-_.~%=&]+")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 MAX_ANSWER_BYTES = 16 * 1024  # a GetCallerIdentity answer is ~500 bytes
 TIMEOUT_SECONDS = 5.0
 BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=8.0)
@@ -55,6 +70,15 @@ ALLOWED = frozenset((*REQUIRED, "X-Amz-Security-Token"))
 _ROLE_ARN = re.compile(r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:[^/]+/)*(?P<name>[^/]+)")
 _ASSUMED = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<name>[^/]+)/(?P<session>.+)")
+
+
+@dataclass(frozen=True)
+class Presign:
+    """A presigned GetCallerIdentity's query, as signed, and what names it for the one-use record."""
+
+    query: str
+    signature: str
+    valid_until: float  # epoch seconds: X-Amz-Date + X-Amz-Expires
 
 
 @dataclass(frozen=True)
@@ -85,10 +109,11 @@ def sts_endpoint(env: Mapping[str, str], region: str) -> str:
 class EcsTaskIdentity:
     def __init__(self, *, region: str, cluster: str, endpoint: str, roles: tuple[TaskRole, ...],
                  describe: Callable[[list[str]], Awaitable[list[dict[str, Any]]]], container: str,
-                 reserve_marker: str) -> None:
+                 reserve_marker: str, audience: str | None) -> None:
         """`describe(task ids)`: DescribeTasks on the bots' cluster (with its own retries);
-        `reserve_marker`: the `startedBy` of reserve tasks."""
+        `reserve_marker`: the `startedBy` of reserve tasks; `audience`: this deployment's channel URL."""
         self.region, self.cluster, self.roles, self.container = region, cluster, roles, container
+        self.audience = audience
         self._reserve_marker = reserve_marker
         parts = urlsplit(endpoint)
         self._scheme, self._host = parts.scheme, parts.netloc
@@ -99,11 +124,13 @@ class EcsTaskIdentity:
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if not self.roles:
             return "no bots' task role to check task identities against (set ECS_BOT_TASK_ROLE_ARNS)"
+        if self.audience is None:
+            return "no audience to bind task identities to (set BOT_CHANNEL_URL)"
         if hello.identity is None:
             return "no task identity (an ECS bot sends its task role's presigned sts:GetCallerIdentity)"
         try:
-            query = self.checked_query(hello.identity)
-            arn = await self.caller_arn(query)
+            presign = self.checked_presign(hello.identity)
+            arn = await self.caller_arn(presign.query)
         except IdentityRefused as exc:
             return f"ECS task identity refused: {exc}"
         assumed = _ASSUMED.fullmatch(arn)
@@ -115,7 +142,19 @@ class EcsTaskIdentity:
                     " not a bots' task role (ECS_BOT_TASK_ROLE_ARNS)")
         return await self._task_refusal(assumed["session"], grant)
 
-    def checked_query(self, identity: str) -> str:
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        """The presign's signature, remembered while STS could still honour it (a query reordered or
+        encoded otherwise canonicalises to the same signed request: its signature is what is replayed)."""
+        if hello.identity is None:
+            return None
+        try:
+            presign = self.checked_presign(hello.identity)
+        except IdentityRefused:
+            return None  # refused by `refusal` before any call
+        left = min(max(presign.valid_until - time.time(), 0.0), MAX_PRESIGN_SECONDS + STS_SKEW_SECONDS)
+        return ProofSeen("sigv4:" + presign.signature, left + STS_SKEW_SECONDS)
+
+    def checked_presign(self, identity: str) -> Presign:
         """The query string of a presigned GetCallerIdentity for this region's STS, exactly as
         signed; anything else is refused before any call."""
         try:
@@ -128,6 +167,8 @@ class EcsTaskIdentity:
         if (parts.scheme, parts.netloc) != (self._scheme, self._host) or parts.path != "/" or parts.fragment:
             aimed = shown(f"{parts.scheme}://{parts.netloc}{parts.path}")
             raise IdentityRefused(f"aimed at {aimed}, not {self.endpoint}")
+        if _QUERY.fullmatch(parts.query) is None:  # it goes out byte for byte: nothing a presign never holds
+            raise IdentityRefused("its query holds characters a presign percent-encodes")
         try:
             pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
@@ -138,14 +179,20 @@ class EcsTaskIdentity:
                                   " repeated or unexpected)")
         if (params["Action"], params["Version"]) != ("GetCallerIdentity", STS_VERSION):
             raise IdentityRefused(f"Action={shown(params['Action'])}, not GetCallerIdentity ({STS_VERSION})")
-        if params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256" or params["X-Amz-SignedHeaders"] != "host":
-            raise IdentityRefused("not signed with SigV4 over the host header alone")
+        if params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256" or params["X-Amz-SignedHeaders"] != SIGNED_HEADERS:
+            raise IdentityRefused(f"not signed with SigV4 over {SIGNED_HEADERS} (this deployment's audience)")
+        if _SIGNATURE.fullmatch(params["X-Amz-Signature"]) is None:
+            raise IdentityRefused("X-Amz-Signature is not 64 hex digits")
         scope = params["X-Amz-Credential"].split("/")
         if len(scope) != 5 or scope[2:] != [self.region, "sts", "aws4_request"]:
             raise IdentityRefused(f"signed for {shown('/'.join(scope[2:4]))}, not {self.region}/sts")
         if not params["X-Amz-Expires"].isdigit() or not 0 < int(params["X-Amz-Expires"]) <= MAX_PRESIGN_SECONDS:
             raise IdentityRefused(f"X-Amz-Expires is not 1 to {MAX_PRESIGN_SECONDS} seconds")
-        return parts.query
+        try:
+            signed_at = calendar.timegm(time.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            raise IdentityRefused("X-Amz-Date is not yyyymmddThhmmssZ") from None
+        return Presign(parts.query, params["X-Amz-Signature"], signed_at + int(params["X-Amz-Expires"]))
 
     async def caller_arn(self, query: str) -> str:
         """STS's answer to the presigned request: the caller's ARN, or `IdentityRefused` saying why not."""
@@ -170,8 +217,10 @@ class EcsTaskIdentity:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
                                                   trust_env=False)
         url = URL(f"{self.endpoint}?{query}", encoded=True)  # sent byte for byte as the bot signed it
+        headers = {AUDIENCE_HEADER: self.audience or ""}  # our own audience: a presign for another fails
         try:
-            async with self._session.get(url, allow_redirects=False, proxy=proxy_for(self.endpoint)) as response:
+            async with self._session.get(url, allow_redirects=False, headers=headers,
+                                         proxy=proxy_for(self.endpoint)) as response:
                 body = await response.content.read(MAX_ANSWER_BYTES + 1)
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:

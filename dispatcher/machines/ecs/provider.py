@@ -22,6 +22,7 @@ from typing import Any
 
 from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.ecs.identity import EcsTaskIdentity, TaskRole, sts_endpoint, task_roles
@@ -97,6 +98,7 @@ class EcsSettings:
     # STS endpoint their presigned GetCallerIdentity is sent to.
     bot_task_roles: tuple[TaskRole, ...] = ()
     sts_endpoint_url: str = ""
+    identity_audience: str | None = None  # what bots' presigns are bound to (x-voicefleet-channel)
 
     @property
     def family(self) -> str:
@@ -142,6 +144,7 @@ class EcsSettings:
             task_definition_webrtc=env.get("ECS_TASK_DEFINITION_WEBRTC", "").strip() or None,
             bot_task_roles=task_roles(env.get("ECS_BOT_TASK_ROLE_ARNS", "")),
             sts_endpoint_url=sts_endpoint(env, required["AWS_REGION"]),
+            identity_audience=identity_audience(env),
         )
 
 
@@ -193,7 +196,7 @@ class EcsMachines:
         self.identity = EcsTaskIdentity(
             region=settings.region, cluster=settings.cluster, container=settings.container_name,
             endpoint=settings.sts_endpoint_url or sts_endpoint({}, settings.region), roles=settings.bot_task_roles,
-            describe=self._describe, reserve_marker=RESERVE_STARTED_BY,
+            describe=self._describe, reserve_marker=RESERVE_STARTED_BY, audience=settings.identity_audience,
         )
         self._api = AwsJsonApi(
             service="ecs",

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, verified_claims
+from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
+from dispatcher.channel.identity import ProofSeen
 
 DEFAULT_ISSUER = "https://oidc.fly.io"
 
@@ -48,6 +49,9 @@ class FlyMachineIdentity:
         if (machine_id := self._known_id(grant)) is not None:
             expected["machine_id"] = machine_id
         return mismatch("Machine OIDC token", claims, expected)
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return token_seen(hello.identity)
 
     async def aclose(self) -> None:
         await self.keys.aclose()

@@ -21,7 +21,8 @@ from typing import Any
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, verified_claims
+from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
+from dispatcher.channel.identity import ProofSeen
 from dispatcher.machines.gce.labels import IDLE_INFIX
 
 DEFAULT_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
@@ -50,6 +51,9 @@ class GceInstanceIdentity:
             return f"instance identity token refused: {exc}"
         expected = {"project_id": self.project, "zone": self.zone, "instance_name": self.instance_for(grant)}
         return mismatch("instance identity token", _compute_engine(claims), expected)
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return token_seen(hello.identity)
 
     async def aclose(self) -> None:
         await self.keys.aclose()

@@ -88,7 +88,7 @@ def test_local_bots_dial_the_address_the_dispatcher_listens_on(host: str, url: s
      ({"MACHINES": "fly", "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0"},
       ["BOT_CHANNEL_URL", "FLY_ORG"]),
      ({"MACHINES": "ecs", "AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot",
-       "ECS_SUBNETS": "s", "ECS_SECURITY_GROUPS": "g"}, ["ECS_BOT_TASK_ROLE_ARNS"])],
+       "ECS_SUBNETS": "s", "ECS_SECURITY_GROUPS": "g"}, ["BOT_CHANNEL_URL", "ECS_BOT_TASK_ROLE_ARNS"])],
 )
 def test_a_channel_on_gce_fly_or_ecs_needs_what_checking_the_bots_machine_identity_needs(
     provider: dict[str, str], missing: list[str]

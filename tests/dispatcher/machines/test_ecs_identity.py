@@ -38,7 +38,7 @@ def identity(endpoint: str) -> EcsTaskIdentity:
         return []
 
     return EcsTaskIdentity(region="eu-west-1", cluster="c", endpoint=endpoint, roles=(), describe=describe,
-                           container="bot", reserve_marker="vf-reserve")
+                           container="bot", reserve_marker="vf-reserve", audience="wss://dispatcher.example/bots")
 
 
 async def test_a_redirect_is_never_followed() -> None:

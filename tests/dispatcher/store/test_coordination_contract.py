@@ -130,6 +130,12 @@ async def test_a_one_time_token_opens_once(coordination) -> None:
     assert await coordination.spent.first_use("token-2", 60)
 
 
+async def test_a_bots_identity_proof_is_admitted_once(coordination) -> None:
+    assert await coordination.identity_proofs.first_use("identity:sigv4:ab12", 60)
+    assert not await coordination.identity_proofs.first_use("identity:sigv4:ab12", 60)
+    assert await coordination.identity_proofs.first_use("identity:sigv4:cd34", 60)  # a fresh presign
+
+
 async def test_a_sessions_values_wait_until_taken(coordination) -> None:
     values = coordination.session_values(SEALING_KEY)
     await values.put("s-1", VALUES, ttl_seconds=60)
