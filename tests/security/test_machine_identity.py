@@ -25,6 +25,7 @@ from dispatcher.machines.base import Machines
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.settings import Settings, hash_api_key
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import fly_identity, gce_identity
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
@@ -89,7 +90,7 @@ def fly(fake: fly_fake.FakeFly) -> Provider:
         return str(fake.by_name(f"vf-{sid}")["id"])
 
     return Provider(
-        "fly", lambda: FlyMachines(FlySettings.from_env(fake.env)), credential,
+        "fly", lambda: FlyMachines(FlySettings.from_env(fake.env), LocalCoordination()), credential,
         own_token=lambda sid: fly_identity(fake, f"vf-{sid}")(),
         own_token_for=lambda sid, aud: fake.oidc_token(machine_id(sid), aud),
         expired_token=lambda sid: fake.oidc_token(machine_id(sid), AUDIENCE, issued=time.time() - 7200),

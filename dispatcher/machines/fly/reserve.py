@@ -34,6 +34,7 @@ from dispatcher.machines.fly.provider import (
     to_machine,
 )
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination
 
 META_IDLE = "voicefleet_idle"
 # Idle machines in these states are no reserve (an `auto_destroy` machine that stopped is on its way out).
@@ -42,8 +43,8 @@ FROZEN_STATES: frozenset[str] = frozenset({"suspending", "suspended", "stopping"
 
 
 class FlyWarmMachines(FlyMachines):
-    def __init__(self, settings: FlySettings, *, channel_url: str) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: FlySettings, coordination: Coordination, *, channel_url: str) -> None:
+        super().__init__(settings, coordination)
         self.channel_url = channel_url
         self.bot_image = settings.image
         self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
@@ -80,11 +81,15 @@ class FlyWarmMachines(FlyMachines):
         return body
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        response = await self._request("POST", "/machines", json=self._idle_body(bot_id, channel_token),
-                                       bucket=self._create_bucket)
+        """In the app whose create token the reserve's refill took (`AppCreates.refill`) just before."""
+        app = await self.creates.refill_app()
+        if app is None:
+            raise MachinesError("fly_rate_limited", "fly: no app has a create to spare for a reserve machine",
+                                retry_after=1.0)
+        response = await self._request("POST", "/machines", app=app, json=self._idle_body(bot_id, channel_token))
         if response.status_code not in (200, 201):
             raise self._failed(response, "create a reserve machine")
-        self._idle_ids[bot_id] = str(response.json()["id"])
+        self._idle_ids[bot_id] = self._seen(response.json(), app).machine_id
 
     async def _idle_machine_id(self, bot_id: str) -> str | None:
         machine_id = self._idle_ids.get(bot_id)
@@ -121,10 +126,7 @@ class FlyWarmMachines(FlyMachines):
             raise self._failed(response, "destroy a reserve machine")
 
     async def _list_idle(self) -> list[dict[str, Any]]:
-        response = await self._request("GET", "/machines", bucket=self._list_bucket)
-        if response.status_code != 200:
-            raise self._failed(response, "list machines")
-        return [m for m in response.json()
+        return [m for m in await self._list_all()
                 if META_IDLE in ((m.get("config") or {}).get("metadata") or {})
                 and META_SESSION not in m["config"]["metadata"]
                 and m.get("state") not in self._gone_states()]

@@ -1,0 +1,92 @@
+"""Fly creates spread over several apps (`FLY_APPS`): each session's machine in its own app, found,
+stopped and proven from any replica, and a bot's Machine token accepted only from the deployment's
+apps and, where this replica created the machine, from that machine's own app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.base import MachineState
+from dispatcher.machines.fly.identity import FlyMachineIdentity
+from dispatcher.machines.fly.provider import FlyMachines, FlySettings, machine_name
+from dispatcher.settings import SettingsError
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.fly import CHANNEL_AUDIENCE, FakeFly
+from tests.fakes.server import serve
+
+APPS = ("voicefleet-bots", "voicefleet-bots-2", "voicefleet-bots-3")
+
+
+@pytest.fixture
+def fly() -> Iterator[FakeFly]:
+    with serve(FakeFly(other_apps=APPS[1:])) as fake:
+        yield fake
+
+
+def provider(fly: FakeFly) -> FlyMachines:
+    # A replica that did not create a machine lists every app to find it: not what is timed here.
+    return FlyMachines(FlySettings.from_env({**fly.env, "FLY_LIST_RATE": "100", "FLY_LIST_BURST": "100"}),
+                       LocalCoordination())
+
+
+async def test_each_sessions_machine_is_created_in_its_app_and_found_from_another_replica(fly: FakeFly) -> None:
+    here, there = provider(fly), provider(fly)  # two replicas, each with its own memory
+    try:
+        sessions = [f"s-{n:02d}" for n in range(9)]
+        for session_id in sessions:
+            await here.launch(spec(session_id))
+        apps = {session_id: fly.by_name(machine_name(session_id))["_app"] for session_id in sessions}
+        assert set(apps.values()) == set(APPS), apps  # spread over every app
+        assert all(apps[s] == here.creates.app_of(s) for s in sessions)
+        assert fly.refused_creates == 0
+        replay = await here.launch(spec(sessions[0]))  # the same key: its app again, its machine found
+        assert not replay.created
+        for session_id in sessions:
+            found = await there.status(session_id)
+            assert found is not None and found.state is MachineState.STARTING
+        assert {m.session_id for m in await there.list()} == set(sessions)
+        assert await there.stop(sessions[1])
+        [stopped] = [m for m in fly.machines.values() if m["name"] == machine_name(sessions[1])]
+        assert stopped["state"] == "destroyed" and stopped["_app"] == apps[sessions[1]]
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_bots_token_is_accepted_from_the_deployments_apps_only(fly: FakeFly) -> None:
+    machines = provider(fly)
+    try:
+        session_id = next(s for s in (f"s-{n}" for n in range(50)) if machines.creates.app_of(s) == APPS[1])
+        await machines.launch(spec(session_id))
+        machine = fly.by_name(machine_name(session_id))
+        fly.set_state(machine["name"], "started")
+        grant = BotGrant("session", session_id, int(time.time()) + 600)
+        hello = Hello(machine_id=session_id, identity=fly.oidc_token(machine["id"], CHANNEL_AUDIENCE))
+        assert await machines.identity.refusal(grant, hello) is None  # another configured app: accepted
+
+        def identity(apps: tuple[str, ...], known_app: str | None) -> FlyMachineIdentity:
+            return FlyMachineIdentity(issuer=fly.issuer, apps=apps, audience=CHANNEL_AUDIENCE, jwks_url=None,
+                                      names=machines.name_for, known_id=lambda g: None, known_app=lambda g: known_app)
+
+        elsewhere = identity(APPS[:1], None)  # a deployment whose apps do not include the machine's
+        assert "not one of voicefleet-bots" in str(await elsewhere.refusal(grant, hello))
+        other_app = identity(APPS, APPS[2])  # created here in another app: this token is not its machine's
+        assert "app_name" in str(await other_app.refusal(grant, hello))
+        await elsewhere.aclose()
+        await other_app.aclose()
+    finally:
+        await machines.aclose()
+
+
+def test_fly_apps_must_name_apps_and_include_fly_app(fly: FakeFly) -> None:
+    with pytest.raises(SettingsError, match="must include FLY_APP"):
+        FlySettings.from_env({**fly.env, "FLY_APPS": "voicefleet-bots-2,voicefleet-bots-3"})
+    with pytest.raises(SettingsError, match="not a Fly app name"):
+        FlySettings.from_env({**fly.env, "FLY_APPS": "voicefleet-bots,Bad App"})
+    assert FlySettings.from_env({**fly.env, "FLY_APPS": ""}).apps == ("voicefleet-bots",)
