@@ -3,7 +3,8 @@
 The API is the test fake (tests/fakes/fly.py) with what a fleet at load meets on Fly:
 - each machine starts after a cold start drawn from the simulator's own Fly model
   (bench/reserve_sim_providers.py: lognormal, median 3 s, σ 0.6), seeded;
-- creates are limited per app as Fly documents (1/s, burst 3): past it, 429;
+- creates are limited per app as Fly documents (1/s, burst 3: the fake's own limit): past it,
+  429; `--apps N` serves N apps (FLY_APPS), each with its own limit;
 and on every started machine a light bot (light_bot.py) dials the channel, as the bot image
 would. A machine whose bot ends is stopped and destroyed (`auto_destroy`); a machine the
 dispatcher stops loses its bot at once.
@@ -26,30 +27,28 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from bench.fleet_emulator.bucket import TokenBucket
 from bench.fleet_emulator.light_bot import light_bot
 from bench.reserve_sim_providers import BY_NAME
-from tests.fakes.fly import CHANNEL_AUDIENCE, FakeFly
+from tests.fakes.fly import APP, CHANNEL_AUDIENCE, FakeFly
 from tests.fakes.server import serve
 
 SCAN_SECONDS = 0.02
-FLY_CREATE = TokenBucket(per_second=1.0, burst=3)
+
+
+def app_names(count: int) -> tuple[str, ...]:
+    """The emulated deployment's apps: FLY_APP first."""
+    return (APP, *(f"{APP}-{n}" for n in range(2, count + 1)))
 
 
 class EmulatedFly(FakeFly):
-    def __init__(self, seed: int) -> None:
-        super().__init__()
+    def __init__(self, seed: int, apps: int = 1) -> None:
+        super().__init__(other_apps=app_names(apps)[1:])
         self._draw = random.Random(f"{seed}/emulated-fly")
         self._provider = BY_NAME["fly"]
-        self._creates = FLY_CREATE
-        self.refused_creates = 0
 
     async def create(self, request: Request) -> Response:
-        if not self._creates.take(time.monotonic()):
-            self.refused_creates += 1
-            return JSONResponse({"error": "rate limit exceeded"}, status_code=429)
         before = set(self.machines)
         response = await super().create(request)
         for machine_id in set(self.machines) - before:
@@ -117,8 +116,9 @@ async def main(argv: list[str]) -> None:
     p.add_argument("--ready-file", type=Path, required=True)
     p.add_argument("--summary-file", type=Path, required=True)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--apps", type=int, default=1)
     args = p.parse_args(argv)
-    fly = EmulatedFly(args.seed)
+    fly = EmulatedFly(args.seed, args.apps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
