@@ -47,6 +47,9 @@ class EmulatedFly(FakeFly):
         super().__init__(other_apps=app_names(apps)[1:])
         self._draw = random.Random(f"{seed}/emulated-fly")
         self._provider = BY_NAME["fly"]
+        # Fly's suspend and resume as the simulator models them (its median resume, a second's suspend).
+        self.resume_seconds = self._provider.resume_median_seconds
+        self.suspend_seconds = 1.0
 
     async def create(self, request: Request) -> Response:
         before = set(self.machines)
@@ -90,8 +93,9 @@ class Farm:
             if state == "started":
                 env = dict(machine["config"].get("env") or {})
                 mint = functools.partial(self.fly.oidc_token, machine_id)
+                state = functools.partial(lambda m: self.fly._tick(m)["state"], machine)
                 task = asyncio.create_task(light_bot(env, machine_id, self.channel_url, CHANNEL_AUDIENCE, mint,
-                                                     self._record_ready))
+                                                     self._record_ready, state))
                 task.add_done_callback(functools.partial(self._bot_ended, machine))
                 self._bots[machine_id] = task
         elif state in ("stopped", "destroyed") and not bot.done():

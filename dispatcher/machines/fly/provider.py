@@ -193,7 +193,8 @@ class FlyMachines:
         self._app_of: dict[str, str] = {}  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
         self.creates = AppCreates(apps, coordination, settings.create_rate)
-        self._list_bucket = TokenBucket("fly-list", settings.list_rate)
+        # Lists are app-wide at Fly (1/s, burst 3) and counted per app here, in this process.
+        self._list_buckets = {app: TokenBucket(f"fly-list-{app}", settings.list_rate) for app in apps}
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
         # list call; a replica without the entry finds the machine by metadata.
         self._ids: dict[str, str] = {}
@@ -298,7 +299,7 @@ class FlyMachines:
             del self._launched[next(iter(self._launched))]
 
     async def _list_in(self, app: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        response = await self._request("GET", "/machines", app=app, params=params, bucket=self._list_bucket)
+        response = await self._request("GET", "/machines", app=app, params=params, bucket=self._list_buckets[app])
         if response.status_code != 200:
             raise self._failed(response, "list machines")
         machines = list(response.json())

@@ -5,15 +5,17 @@ apps and, where this replica created the machine, from that machine's own app.""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.machines.base import MachineState
+from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings, machine_name
+from dispatcher.machines.fly.reserve import FlyWarmMachines
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
@@ -90,3 +92,26 @@ def test_fly_apps_must_name_apps_and_include_fly_app(fly: FakeFly) -> None:
     with pytest.raises(SettingsError, match="not a Fly app name"):
         FlySettings.from_env({**fly.env, "FLY_APPS": "voicefleet-bots,Bad App"})
     assert FlySettings.from_env({**fly.env, "FLY_APPS": ""}).apps == ("voicefleet-bots",)
+
+
+async def test_reserve_machines_take_spare_creates_from_every_app_and_leave_each_one_for_a_cold_start(
+    fly: FakeFly,
+) -> None:
+    fly.create_per_second = 0.01  # no token comes back during the test
+    env = {**fly.env, "FLY_CREATE_RATE": "0.01", "FLY_CREATE_MAX_WAIT": "0"}
+    machines = FlyWarmMachines(FlySettings.from_env(env), LocalCoordination(), channel_url="ws://10.0.0.2/bots/channel")
+    try:
+        granted = 0
+        while (await machines.creates.refill()).granted:  # as the reserve does before each launch
+            await machines.launch_idle(f"bot-{granted}")
+            granted += 1
+        assert granted == 2 * len(APPS)  # each app's burst of 3 less the one kept for a cold start
+        assert Counter(m["_app"] for m in fly.machines.values()) == dict.fromkeys(APPS, 2)
+        for app in APPS:  # that one: a cold start in every app still launches at once
+            session_id = next(s for s in (f"s-{n}" for n in range(100)) if machines.creates.app_of(s) == app)
+            await machines.launch(spec(session_id))
+        assert fly.refused_creates == 0
+        with pytest.raises(MachinesError, match="no app has a create to spare"):
+            await machines.launch_idle("one-too-many")
+    finally:
+        await machines.aclose()
