@@ -63,7 +63,7 @@ class EmulatedFly(FakeFly):
         if machine["state"] == "created" and boot_after is not None:
             if time.monotonic() - machine["_created"] >= boot_after:
                 machine["state"] = "started"
-        return {k: v for k, v in machine.items() if not k.startswith("_")}
+        return super()._tick(machine)  # suspends and resumes as the fake times them
 
 
 class Farm:
