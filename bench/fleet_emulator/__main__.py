@@ -117,6 +117,8 @@ def simulated(env: Mapping[str, str], per_minute: float, seconds: float, seed: i
     base = BY_NAME["fly"]
     rate = Rate.from_env(env, base.rate_prefix, base.create_rate)
     provider = replace(base, create_rate=replace(rate, per_second=rate.per_second * apps, burst=rate.burst * apps))
+    if env.get("FLY_FROZEN_FORM", "").strip() == "off":  # the replicas keep every idle bot hot: so does the model
+        provider = replace(provider, resume_median_seconds=0.0)
     result = Simulation(provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                         seed=seed, shape=SHAPES["flat"], seconds=seconds, history_days=0, handover=False,
                         replica=replica, deploy=False).run()
