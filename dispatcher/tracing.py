@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
 
 from botchannel import telemetry
 from dispatcher.settings import SettingsError
@@ -38,9 +38,20 @@ def configure(env: Mapping[str, str], replica: str) -> bool:
     """Exports spans when the `OTEL_*` variables ask for it; a setting that cannot be honoured is
     a configuration error (the dispatcher refuses to start), never a silent no-op."""
     try:
-        return telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica})
+        installed = telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica})
     except telemetry.TelemetryError as exc:
         raise SettingsError(str(exc)) from None
+    _exporting[:] = [installed]
+    return installed
+
+
+_exporting: list[bool] = [False]  # set once by `configure`
+
+
+def exporting() -> bool:
+    """Whether spans leave this process: when not, work done only to place a span (reading a
+    session's trace from the store) is skipped."""
+    return _exporting[0]
 
 
 def tracer() -> trace.Tracer:
@@ -78,6 +89,31 @@ def _described(context: SpanContext) -> SessionTrace:
     parent = telemetry.traceparent(trace.set_span_in_context(NonRecordingSpan(context)))
     assert parent is not None  # a valid context always has one
     return SessionTrace(trace.format_trace_id(context.trace_id), parent)
+
+
+@contextlib.contextmanager
+def in_session(name: str, traceparent: str | None, **attributes: Any) -> Iterator[Span]:
+    """A span of a request about a session that already exists (an offer, a dial-in update), in the
+    session's own trace: the child of its `session.start` (`traceparent`, from its `requested`
+    event), linked to the request's own span, whose trace is the client's. Without the session's
+    `traceparent` (not exporting, or a session started before it was recorded), the request's child."""
+    parent = telemetry.context_from(traceparent)
+    if parent is None:
+        with step(name, **attributes) as span:
+            yield span
+        return
+    request = trace.get_current_span().get_span_context()
+    links = [Link(request)] if request.is_valid else []
+    with tracer().start_as_current_span(name, context=parent, links=links, attributes=attributes) as span:
+        yield span
+
+
+def session_traceparent(events: list[dict[str, Any]]) -> str | None:
+    """The `traceparent` a session's timeline recorded at its start (its `requested` event)."""
+    for event in events:
+        if event.get("event") == "requested" and isinstance(event.get("traceparent"), str):
+            return str(event["traceparent"])
+    return None
 
 
 def current_trace_id() -> str | None:

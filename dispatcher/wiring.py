@@ -37,6 +37,7 @@ from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.timeline import SessionTimeline
+from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
@@ -78,7 +79,8 @@ def build_state(
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     timeline.follow(channels)
     webhook_settings = WebhookSettings.from_env(env)
-    webhooks = LifecycleWebhooks(webhook_settings, timeline.read) if webhook_settings is not None else None
+    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination))
+                if webhook_settings is not None else None)
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)

@@ -9,8 +9,9 @@
   replica, the session the store's claim record names (written, atomically, before the bot was
   asked to serve it; removed when the claim failed).
 - A frozen reserve bot that is thawed dials again with its idle credential and hello: admitted
-  once more, only while the reserve expects it back (`expect_back`, before the thaw), and only at
-  this replica: one thawed elsewhere is refused there and ends, as an unreachable idle bot does.
+  once more, at whichever replica it reaches, only while the reserve expects it back (the store's
+  `thaw:<bot id>`, written before the thaw and spent by this hello), and the replica learns who
+  waits for it (`thawed_for`: a claim at some replica, or the hot tier).
 - A cold bot's credential names its session; a hello for it is refused only where another machine
   already serves that session.
 
@@ -37,7 +38,7 @@ class HelloRules:
         self._claims = claims  # what the other replicas saw
         self._owners: dict[str, str] = {}  # session → the machine id of its bot (reconnects must match)
         self._seen_idle: dict[str, int] = {}  # idle credentials already used here → their expiry
-        self._expected_back: set[str] = set()  # thawed bots whose next idle hello is admitted once
+        self._back_for: dict[str, str] = {}  # thawed bots admitted again → who waits for them
         self._clock = clock
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
@@ -48,14 +49,17 @@ class HelloRules:
             if hello.machine_id != grant.subject:
                 return f"credential of bot {grant.subject}"
             if hello.session_id is None:
-                if hello.machine_id in self._expected_back:  # a thawed bot, once (its first hello was here)
-                    self._expected_back.discard(hello.machine_id)
-                    return None
-                if hello.machine_id in self._seen_idle:
-                    return "credential already used"
-                self._admit_idle(grant)
-                if not await self._claims.first_idle_hello(grant.subject, grant.expires):
-                    return "credential already used at another replica"
+                used = "credential already used"
+                if hello.machine_id not in self._seen_idle:
+                    self._admit_idle(grant)
+                    if await self._claims.first_idle_hello(grant.subject, grant.expires):
+                        return None
+                    used = "credential already used at another replica"
+                # Used before: only a thawed bot, once per thaw, is admitted again (at any replica).
+                waiter = await self._claims.welcome_back(hello.machine_id)
+                if waiter is None:
+                    return used
+                self._back_for[hello.machine_id] = waiter
                 return None
             # A claimed reserve bot reconnecting: the session must be the one it was bound to.
             if self._owners.get(hello.session_id) == hello.machine_id:
@@ -75,14 +79,9 @@ class HelloRules:
                 del self._seen_idle[machine_id]
         self._seen_idle[grant.subject] = grant.expires
 
-    def expect_back(self, bot_id: str) -> None:
-        """The reserve thaws `bot_id` (first admitted here): its next idle hello is admitted."""
-        if bot_id in self._seen_idle:
-            self._expected_back.add(bot_id)
-
-    def not_expected(self, bot_id: str) -> None:
-        """The thaw is over, whether the bot came back or not: no further hello is admitted."""
-        self._expected_back.discard(bot_id)
+    def thawed_for(self, bot_id: str) -> str | None:
+        """Who waits for the thawed bot `bot_id` just admitted here (asked once, at its hello)."""
+        return self._back_for.pop(bot_id, None)
 
     def own(self, session_id: str, machine_id: str, live: Container[str]) -> None:
         """`machine_id` serves `session_id`; `live` are the sessions whose bot is here (never evicted)."""

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import dispatcher.tracing as tracing
 from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
@@ -99,29 +100,35 @@ class PhoneCalls:
         call.media, secret = self.links.expect(session_id)
         call.elsewhere = elsewhere = await self.media.open(session_id, secret)
         params = {"path": MEDIA_PATH.format(session_id=session_id), "token": secret, "carrier": carrier}
-        await self._send_attach(session_id, params, deadline)
+        with tracing.step("phone.media_attach", **{"voicefleet.session.id": session_id}) as span:
+            span.set_attribute("voicefleet.phone.bot_channel", await self._send_attach(session_id, params, deadline))
         # Its bot's media socket reaches this replica, or another one (which then says hello).
-        arrivals: set[asyncio.Future[Any]] = {call.media.socket, elsewhere.hello}
-        await asyncio.wait(arrivals, timeout=_left(deadline), return_when=asyncio.FIRST_COMPLETED)
-        if call.media.socket.done() and not call.media.socket.cancelled():
-            elsewhere.media_here()
-            return call.media.socket.result()
-        if elsewhere.hello.done():
-            self.links.forget(call.media)  # its secret was spent at the other replica
-            call.relayed = True
-            return StoreHop(elsewhere.line(), self.media.lease_seconds)
-        raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time")
+        with tracing.step("phone.media_socket") as span:
+            arrivals: set[asyncio.Future[Any]] = {call.media.socket, elsewhere.hello}
+            await asyncio.wait(arrivals, timeout=_left(deadline), return_when=asyncio.FIRST_COMPLETED)
+            if call.media.socket.done() and not call.media.socket.cancelled():
+                elsewhere.media_here()
+                span.set_attribute("voicefleet.phone.media", "direct")
+                return call.media.socket.result()
+            if elsewhere.hello.done():
+                self.links.forget(call.media)  # its secret was spent at the other replica
+                call.relayed = True
+                span.set_attribute("voicefleet.phone.media", "store")
+                return StoreHop(elsewhere.line(), self.media.lease_seconds)
+            tracing.failed(span, "start_timeout")
+            raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time")
 
-    async def _send_attach(self, session_id: str, params: Mapping[str, Any], deadline: float) -> None:
-        """Tells the session's bot where its media is, wherever its channel is, once it has one."""
+    async def _send_attach(self, session_id: str, params: Mapping[str, Any], deadline: float) -> str:
+        """Tells the session's bot where its media is, wherever its channel is, once it has one;
+        says where that was ("here", "elsewhere")."""
         pause = FIRST_LOOK_SECONDS
         while True:
             bot = self._channels.link_for(session_id)
             if bot is not None:
                 await bot.request(METHOD_MEDIA_ATTACH, params)
-                return
+                return "here"
             if await self._ask_elsewhere(session_id, params):
-                return  # answered by the bot at the replica holding its channel
+                return "elsewhere"  # answered by the bot at the replica holding its channel
             left = _left(deadline)
             if left <= 0:
                 raise ApiError(504, "start_timeout", f"the call's bot did not dial in within {self._wait:g}s")

@@ -8,6 +8,10 @@ first messages exactly as sent). While the bot is being claimed (warm: tens of m
 `connected` and `start`, and their equivalents) are always kept, then at most `MAX_BUFFERED`
 frames and `MAX_BUFFERED_BYTES`, oldest dropped first. Whichever side closes first ends the call: the other side is
 closed and the session's machine stopped.
+
+Its steps are spans of the call's trace (dispatcher/tracing.py): `phone.handshake` (the carrier's
+first frames), `phone.attach` (the session started or claimed, its bot told where its media is, its
+media socket awaited; `session.start` is its child) and `phone.relay` (frames both ways, to the end).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any, Protocol
 
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketState
+
+import dispatcher.tracing as tracing
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -103,18 +109,21 @@ async def relay_call(
     if handshake_seconds is not None:
         # A carrier sends its handshake (`connected`, `start`) at once: a socket that does not
         # within the deadline is closed before any session starts, so silent sockets hold no slot.
-        try:
-            async with asyncio.timeout(handshake_seconds):
-                while len(buffer.handshake) < HANDSHAKE_FRAMES:
-                    message = await carrier.receive()
-                    if message["type"] == "websocket.disconnect":
-                        stats.ended_by = "carrier"
-                        return stats
-                    buffer.add(message)
-        except TimeoutError:
-            stats.ended_by = "no_handshake"
-            await close_socket(carrier, 1008, "no start frame in time")
-            return stats
+        with tracing.step("phone.handshake") as span:
+            try:
+                async with asyncio.timeout(handshake_seconds):
+                    while len(buffer.handshake) < HANDSHAKE_FRAMES:
+                        message = await carrier.receive()
+                        if message["type"] == "websocket.disconnect":
+                            stats.ended_by = "carrier"
+                            tracing.failed(span, "carrier_hung_up")
+                            return stats
+                        buffer.add(message)
+            except TimeoutError:
+                stats.ended_by = "no_handshake"
+                tracing.failed(span, "no_handshake")
+                await close_socket(carrier, 1008, "no start frame in time")
+                return stats
 
     async def read_while_starting() -> None:
         while True:
@@ -125,43 +134,51 @@ async def relay_call(
             buffer.add(message)
 
     reading = asyncio.create_task(read_while_starting(), name="phone-early-frames")
-    attaching = asyncio.ensure_future(attach_bot())
-    await asyncio.wait({reading, attaching}, return_when=asyncio.FIRST_COMPLETED)
-    if not attaching.done():  # the caller hung up while the bot was starting
-        attaching.cancel()
-        with contextlib.suppress(BaseException):
-            await attaching
-        stats.ended_by = "carrier"
-        await end_session("carrier_hung_up_before_bot")
-        return stats
-    reading.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reading
-    try:
-        bot = attaching.result()
-    except Exception as exc:
-        stats.ended_by = "start_failed"
-        log.warning("phone call: the bot could not be started (%s)", exc)
-        await close_socket(carrier, 1011, "the call's bot could not be started")
-        await end_session("start_failed")
-        return stats
+    with tracing.step("phone.attach") as span:
+        attaching = asyncio.ensure_future(attach_bot())  # its spans (the session's start) are this one's children
+        await asyncio.wait({reading, attaching}, return_when=asyncio.FIRST_COMPLETED)
+        if not attaching.done():  # the caller hung up while the bot was starting
+            attaching.cancel()
+            with contextlib.suppress(BaseException):
+                await attaching
+            stats.ended_by = "carrier"
+            tracing.failed(span, "carrier_hung_up")
+            await end_session("carrier_hung_up_before_bot")
+            return stats
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        try:
+            bot = attaching.result()
+        except Exception as exc:
+            stats.ended_by = "start_failed"
+            tracing.failed(span, getattr(exc, "code", type(exc).__name__))
+            log.warning("phone call: the bot could not be started (%s)", exc)
+            await close_socket(carrier, 1011, "the call's bot could not be started")
+            await end_session("start_failed")
+            return stats
     stats.bot_attached = time.monotonic()
     stats.dropped = buffer.dropped
-    try:
-        for message in buffer.drain():
-            await bot.send(_outgoing(message))
-            stats.carrier_frames += 1
-        if carrier_gone.is_set():
-            stats.ended_by = "carrier"
-        else:
-            stats.ended_by = await pump_both(carrier, bot, stats)
-    except Exception as exc:  # a socket failed mid-call: the call is over either way
-        log.info("phone call: relay ended (%s)", type(exc).__name__)
-        stats.ended_by = stats.ended_by or "error"
-    finally:
-        await close_socket(bot, 1000, "call ended")
-        await close_socket(carrier, 1000, "call ended")
-        await end_session(f"{stats.ended_by}_hung_up" if stats.ended_by in ("carrier", "bot") else "relay_error")
+    with tracing.step("phone.relay") as span:
+        try:
+            for message in buffer.drain():
+                await bot.send(_outgoing(message))
+                stats.carrier_frames += 1
+            if carrier_gone.is_set():
+                stats.ended_by = "carrier"
+            else:
+                stats.ended_by = await pump_both(carrier, bot, stats)
+        except Exception as exc:  # a socket failed mid-call: the call is over either way
+            log.info("phone call: relay ended (%s)", type(exc).__name__)
+            stats.ended_by = stats.ended_by or "error"
+        finally:
+            span.set_attributes({"voicefleet.phone.ended_by": str(stats.ended_by),
+                                 "voicefleet.phone.carrier_frames": stats.carrier_frames,
+                                 "voicefleet.phone.bot_frames": stats.bot_frames,
+                                 "voicefleet.phone.dropped_frames": stats.dropped})
+            await close_socket(bot, 1000, "call ended")
+            await close_socket(carrier, 1000, "call ended")
+            await end_session(f"{stats.ended_by}_hung_up" if stats.ended_by in ("carrier", "bot") else "relay_error")
     return stats
 
 

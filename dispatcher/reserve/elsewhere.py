@@ -9,9 +9,16 @@ values to it (dispatcher/store/relay.py). That replica runs its ordinary warm cl
 assigned, re-tagged) and answers with the machine; it is the session's owner from then on, as for
 any bot whose channel is there. A replica with none left answers "none" and the next is tried.
 
-The planner retires and freezes bots anywhere the same way (`reserve.retire`, `reserve.freeze`):
-the holding replica takes the bot off its pool first, so a bot about to be retired or frozen is
-never claimed, and vice versa.
+The planner retires, freezes and resumes bots anywhere the same way (`reserve.retire`,
+`reserve.freeze`, `reserve.resume`): the holding replica takes the bot off its pool first, so a bot
+about to be retired, frozen or resumed is never claimed, and vice versa.
+
+A frozen bot is off every channel: its record is what a replica holds. A start with no hot bot
+anywhere takes a frozen record from the replica holding one (`reserve.take_frozen`: taken off its
+records synchronously there, so it is thawed once), and thaws it itself
+(dispatcher/reserve/frozen.py). The thawed bot dials again through the channel's load balancer, so
+it may reach any replica; that replica tells the thawing one (`reserve.back`), which then claims
+that very bot there (`reserve.claim` naming it): the replica where its channel ends assigns it.
 
 Every failure on the way (the store, a silent replica, a refusal) makes the start cold: the
 reserve is never a new way to fail. A relay that times out stops the search rather than trying
@@ -23,8 +30,9 @@ offer's SDP does (docs/replicas.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from dispatcher.errors import ApiError
 from dispatcher.log_text import shown
@@ -36,8 +44,9 @@ from dispatcher.store.relay import NotHere
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
-CLAIM, RETIRE, FREEZE = "reserve.claim", "reserve.retire", "reserve.freeze"
-METHODS = frozenset({CLAIM, RETIRE, FREEZE})
+CLAIM, RETIRE, FREEZE, RESUME = "reserve.claim", "reserve.retire", "reserve.freeze", "reserve.resume"
+TAKE_FROZEN, BACK = "reserve.take_frozen", "reserve.back"
+METHODS = frozenset({CLAIM, RETIRE, FREEZE, RESUME, TAKE_FROZEN, BACK})
 CLAIM_TIMEOUT_SECONDS = 10.0  # the holder's claim: a 2 s assign at most, then the provider's re-tag
 MAX_REPLICAS_TRIED = 3
 
@@ -67,13 +76,22 @@ def spec_from(session_id: str, params: Mapping[str, Any]) -> LaunchSpec:
     return spec
 
 
-def holders(views: list[ReplicaPool], me: str, image: str, transport: str) -> list[str]:
-    """Other replicas holding an idle bot that can serve `transport`, the most such bots first."""
+def holders(views: list[ReplicaPool], me: str, image: str, transport: str, state: str = "idle") -> list[str]:
+    """Other replicas holding a bot in `state` (idle, or frozen) that can serve `transport`, the
+    most such bots first."""
     def fits(bot: PoolBot) -> bool:
-        return bot.state == "idle" and bot.image == image and transport in bot.transports
+        return bot.state == state and bot.image == image and transport in bot.transports
 
     counts = {view.replica_id: sum(1 for b in view.bots if fits(b)) for view in views if view.replica_id != me}
     return sorted((r for r, n in counts.items() if n), key=lambda r: -counts[r])
+
+
+@dataclass(frozen=True)
+class TakenFrozen:
+    """A frozen bot's record, taken off the replica that held it: the taker thaws it."""
+
+    bot_id: str
+    expires: int | None  # its credential's expiry: the claim record lasts as long
 
 
 class ClaimsElsewhere:
@@ -85,27 +103,58 @@ class ClaimsElsewhere:
 
     async def claim(self, spec: LaunchSpec) -> LaunchResult | None:
         transport = session_transport(spec)
-        try:
-            views = await self._coordination.pool.views()
-        except StoreUnavailable:
-            return None
+        views = await self._views()
         me = self._coordination.replica_id
         for replica in holders(views, me, self._image(), transport)[:MAX_REPLICAS_TRIED]:
             try:
-                answer = await self._coordination.ask_replica(replica, spec.session_id, CLAIM, spec_params(spec),
+                answer = await self._ask(replica, spec.session_id, CLAIM, spec_params(spec))
+            except TimeoutError:
+                return None
+            if answer is not None:
+                return answer
+        return None
+
+    async def claim_returned(self, replica: str, bot_id: str, spec: LaunchSpec) -> LaunchResult | None:
+        """The session for the thawed bot `bot_id`, which dialled `replica`: that replica assigns it."""
+        try:
+            return await self._ask(replica, spec.session_id, CLAIM, {**spec_params(spec), "bot_id": bot_id})
+        except TimeoutError:
+            return None
+
+    async def take_frozen(self, spec: LaunchSpec) -> TakenFrozen | None:
+        """A frozen bot that can serve the session, taken off another replica's records (to thaw here)."""
+        transport = session_transport(spec)
+        image = self._image()
+        me = self._coordination.replica_id
+        for replica in holders(await self._views(), me, image, transport, "frozen")[:MAX_REPLICAS_TRIED]:
+            try:
+                answer = await self._coordination.ask_replica(replica, spec.session_id, TAKE_FROZEN,
+                                                              {"image": image, "transport": transport},
                                                               CLAIM_TIMEOUT_SECONDS)
             except TimeoutError:
-                log.warning("session %s: replica %s did not answer its claim; launching cold", spec.session_id,
-                            shown(replica))
+                # It may have taken one for us: left to its provider's sweep, never thawed twice.
+                log.warning("session %s: replica %s did not hand over a frozen bot", spec.session_id, shown(replica))
                 return None
             except (StoreUnavailable, ApiError, NotHere) as exc:
-                log.warning("session %s: claim at replica %s failed (%s); trying the next", spec.session_id,
-                            shown(replica), type(exc).__name__)
+                log.warning("session %s: taking a frozen bot at replica %s failed (%s); trying the next",
+                            spec.session_id, shown(replica), type(exc).__name__)
                 continue
-            machine = machine_from_json(answer.get("machine")) if answer is not None else None
-            if machine is not None:
-                return LaunchResult(machine, created=bool(answer and answer.get("created", True)), claimed=True)
+            taken = taken_from(answer)
+            if taken is not None:
+                return taken
         return None
+
+    async def back(self, waiter: str, bot_id: str) -> bool:
+        """Tells `waiter` that the bot it thawed dialled this replica: True if it still wants it."""
+        try:
+            answer = await self._coordination.ask_replica(
+                waiter, bot_id, BACK, {"bot_id": bot_id, "replica": self._coordination.replica_id},
+                CLAIM_TIMEOUT_SECONDS)
+        except (TimeoutError, StoreUnavailable, ApiError, NotHere) as exc:
+            log.info("reserve bot %s is back, but replica %s did not hear it (%s)", shown(bot_id), shown(waiter),
+                     type(exc).__name__)
+            return False
+        return bool(answer and answer.get("wanted") is True)
 
     async def retire(self, replica: str, bot_id: str) -> None:
         """The planner's retirement of a bot another replica holds (that replica stops it)."""
@@ -115,6 +164,33 @@ class ClaimsElsewhere:
         """The planner's freeze of a hot bot another replica holds (that replica freezes it)."""
         await self._order(replica, bot_id, FREEZE)
 
+    async def resume(self, replica: str, bot_id: str) -> None:
+        """The planner's resume of a frozen bot another replica holds (that replica thaws it to hot)."""
+        await self._order(replica, bot_id, RESUME)
+
+    async def _views(self) -> list[ReplicaPool]:
+        try:
+            return await self._coordination.pool.views()
+        except StoreUnavailable:
+            return []
+
+    async def _ask(self, replica: str, session_id: str, method: str, params: Mapping[str, Any]) -> LaunchResult | None:
+        """A claim at `replica`: its machine, or None (try the next). Raises `TimeoutError`: the silent
+        replica may still assign its bot, so the start goes cold rather than claim a second one."""
+        try:
+            answer = await self._coordination.ask_replica(replica, session_id, method, params, CLAIM_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("session %s: replica %s did not answer its claim; launching cold", session_id, shown(replica))
+            raise
+        except (StoreUnavailable, ApiError, NotHere) as exc:
+            log.warning("session %s: claim at replica %s failed (%s); trying the next", session_id,
+                        shown(replica), type(exc).__name__)
+            return None
+        machine = machine_from_json(answer.get("machine")) if answer is not None else None
+        if machine is None:
+            return None
+        return LaunchResult(machine, created=bool(answer and answer.get("created", True)), claimed=True)
+
     async def _order(self, replica: str, bot_id: str, method: str) -> None:
         try:
             await self._coordination.ask_replica(replica, bot_id, method, {"bot_id": bot_id}, CLAIM_TIMEOUT_SECONDS)
@@ -123,26 +199,69 @@ class ClaimsElsewhere:
                      method, shown(bot_id), shown(replica), type(exc).__name__)
 
 
-ClaimHere = Callable[[LaunchSpec], Awaitable[LaunchResult | None]]
-RetireHere = Callable[[str], Awaitable[bool]]
-FreezeHere = Callable[[str], bool]
+def taken_from(answer: Mapping[str, Any] | None) -> TakenFrozen | None:
+    bot_id = answer.get("bot_id") if answer is not None else None
+    expires = answer.get("expires") if answer is not None else None
+    if not isinstance(bot_id, str) or not (expires is None or isinstance(expires, int)):
+        return None
+    return TakenFrozen(bot_id, expires)
 
 
-async def answer(claim: ClaimHere, retire: RetireHere, freeze: FreezeHere, session_id: str, method: str,
-                 params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """B's side: another replica's claim of (or the planner's retirement or freeze of) a bot here."""
+class HeldHere(Protocol):
+    """B's side: what this replica does with the bots it holds, for another replica or the planner."""
+
+    async def claim(self, spec: LaunchSpec) -> LaunchResult | None:
+        """An idle bot of this replica's channel takes the session."""
+        ...
+
+    async def claim_returned(self, bot_id: str, spec: LaunchSpec) -> LaunchResult | None:
+        """The thawed bot `bot_id`, back on this replica's channel, takes the session it was thawed for."""
+        ...
+
+    async def retire(self, bot_id: str) -> bool: ...
+
+    def freeze(self, bot_id: str) -> bool: ...
+
+    def resume(self, bot_id: str) -> bool: ...
+
+    def take_frozen(self, image: str, transport: str) -> TakenFrozen | None: ...
+
+    def came_back_at(self, bot_id: str, replica: str) -> bool:
+        """The bot this replica thaws dialled `replica`: True if it is still waited for."""
+        ...
+
+
+async def answer(here: HeldHere, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """B's side: another replica's claim of (or the planner's order for) a bot here."""
     if method == CLAIM:
-        result = await claim(spec_from(session_id, params))
+        spec = spec_from(session_id, params)
+        returned = params.get("bot_id")
+        if returned is not None and not isinstance(returned, str):
+            raise ApiError(400, "invalid_request", "a claim names its bot by id")
+        result = await (here.claim(spec) if returned is None else here.claim_returned(returned, spec))
         if result is None:
             return {"machine": None}
         return {"machine": machine_as_json(result.machine), "created": result.created}
-    if method in (RETIRE, FREEZE):
-        bot_id = params.get("bot_id")
-        if not isinstance(bot_id, str):
-            raise ApiError(400, "invalid_request", f"{method} names its bot")
-        if method == FREEZE:
-            return {"frozen": freeze(bot_id)}
-        return {"retired": await retire(bot_id)}
+    if method == TAKE_FROZEN:
+        image, transport = params.get("image"), params.get("transport")
+        if not isinstance(image, str) or not isinstance(transport, str):
+            raise ApiError(400, "invalid_request", f"{method} names the image and the transport")
+        taken = here.take_frozen(image, transport)
+        return {"bot_id": None} if taken is None else {"bot_id": taken.bot_id, "expires": taken.expires}
+    bot_id = params.get("bot_id")
+    if not isinstance(bot_id, str):
+        raise ApiError(400, "invalid_request", f"{method} names its bot")
+    if method == FREEZE:
+        return {"frozen": here.freeze(bot_id)}
+    if method == RESUME:
+        return {"resumed": here.resume(bot_id)}
+    if method == BACK:
+        replica = params.get("replica")
+        if not isinstance(replica, str):
+            raise ApiError(400, "invalid_request", f"{method} names the replica the bot dialled")
+        return {"wanted": here.came_back_at(bot_id, replica)}
+    if method == RETIRE:
+        return {"retired": await here.retire(bot_id)}
     raise ApiError(400, "invalid_request", f"unknown reserve request {method!r}")
 
 

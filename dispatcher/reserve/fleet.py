@@ -84,8 +84,10 @@ def count_fleet(views: list[ReplicaPool], image: str) -> tuple[list[HotBot], lis
     frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                     if b.state == "frozen" and b.image == image)
     warming = len({b.bot_id for v in views for b in v.bots if b.state == "warming"} - greeted)
+    back = {b.bot_id for v in views for b in v.bots if b.state == "idle"}  # a resumed bot, hot at another replica
+    resuming = len({b.bot_id for v in views for b in v.bots if b.state == "resuming"} - back)
     return hot, frozen, Fleet([b.since for b in hot], [b.since for b in frozen], warming=warming,
-                              active=sum(v.sessions for v in views))
+                              resuming=resuming, active=sum(v.sessions for v in views))
 
 
 class FleetPlanning:

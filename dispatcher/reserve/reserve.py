@@ -4,7 +4,8 @@ reserve for the whole deployment, whatever the number of replicas.
 `launch(spec)` is what `POST /start` calls instead of the provider's launch: it claims an idle bot
 of the current image on this replica's channel (dispatcher/reserve/claim.py: taken off the pool
 synchronously, assigned the session over the channel, re-tagged by the provider), else one held
-at another replica (dispatcher/reserve/elsewhere.py: that replica claims it for this session).
+at another replica (dispatcher/reserve/elsewhere.py: that replica claims it for this session),
+else a frozen bot, held here or at another replica, thawed for it (dispatcher/reserve/frozen.py).
 With no idle bot anywhere, or any failure on the way, it launches cold as before: the reserve is
 never a new way to fail. A claimed bot is an ordinary session machine afterwards: it exits with
 its session and its machine is destroyed; nothing is ever returned to the pool.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +35,7 @@ from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.claim import WarmClaim, serves
-from dispatcher.reserve.elsewhere import ClaimsElsewhere, holders
+from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen, holders
 from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of
 from dispatcher.reserve.frozen import FrozenTier, NoFrozenTier, tiers_of
 from dispatcher.reserve.idle import IdleRecords
@@ -97,7 +99,9 @@ class Reserve:
         # Where the provider can freeze a machine, idle bots beyond the hot ones are frozen
         # (dispatcher/reserve/frozen.py); their records stay in `idle_records`, in state frozen.
         self._frozen = (FrozenTier(machines, channels, self._claims, self.idle_records, self._retirements, metrics,
-                                   self._claim, planner, lambda: self._clock())
+                                   self._claim, planner, lambda: self._clock(), elsewhere=self._elsewhere,
+                                   replica_id=coordination.replica_id,
+                                   resumed=lambda seconds: self.planning.sizer.resume.observe(seconds))
                         if isinstance(machines, FrozenMachines) else NoFrozenTier())
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
         channels.idle_listeners.append(self._on_idle_hello)
@@ -121,16 +125,23 @@ class Reserve:
         """Seconds a cold launch asked for now waits for the provider's create limit."""
         return self.planning.seconds_until_token()
 
-    async def can_claim(self, transport: str) -> bool:
-        """Whether an idle bot, here or at another replica, could take a `transport` session now."""
+    async def can_claim(self, transport: str, within: float = math.inf) -> bool:
+        """Whether a warm bot, here or at another replica, could take a `transport` session now and
+        be ready `within` seconds: an idle one, or a frozen one whose resume is quoted within them
+        (the resume's estimate, `FleetSizer.resume`: Fly's suspended machines in a few hundred ms)."""
         image = self._machines.bot_image
         if any(serves(link, image, transport) for link in self._channels.idle()):
+            return True
+        frozen_fits = self.planning.sizer.resume.quote() <= within
+        if frozen_fits and self._frozen.holds(image, transport):
             return True
         try:
             views = await self._coordination.pool.views()
         except StoreUnavailable:
             return False
-        return bool(holders(views, self._coordination.replica_id, image, transport))
+        me = self._coordination.replica_id
+        return bool(holders(views, me, image, transport)
+                    or (frozen_fits and holders(views, me, image, transport, "frozen")))
 
     async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
         """A warm claim if an idle bot is there (here or at another replica), else the provider's
@@ -144,10 +155,12 @@ class Reserve:
         self._inflight[spec.session_id] = result_future
         try:
             result = await self._claim.claim(spec, began)
-            if result is None:  # no hot bot: a frozen one, thawed
-                result = await self._frozen.claim(spec, began)
             if result is None:
                 result = await self._elsewhere.claim(spec)
+            if result is None:  # no hot bot anywhere: a frozen one, thawed (held here first)
+                result = await self._frozen.claim(spec, began)
+            if result is None:
+                result = await self._frozen.claim_elsewhere(spec, began)
             if result is None and warm_only:
                 raise NoWarmBot(spec.session_id)
             warm = result is not None
@@ -268,9 +281,8 @@ class Reserve:
             await self._retirements.retire(link.machine_id, "old_image", link)
 
     async def _carry_out(self, planned: Planned) -> None:
-        """The planner's plan for the deployment: surplus retired and hot bots frozen where they are
-        held, launches here. (Its `resume`, a frozen bot thawed back to hot without a claim, is not
-        carried out: a frozen bot is thawed by the claim that takes it.)"""
+        """The planner's plan for the deployment: surplus retired, hot bots frozen and frozen ones
+        resumed to hot where they are held, launches here."""
         plan, me = planned.plan, self._coordination.replica_id
         for bot in planned.hot[:plan.retire_hot] + planned.frozen[:plan.retire_frozen]:
             if bot.replica_id == me:
@@ -282,6 +294,11 @@ class Reserve:
                 self._frozen.freeze(bot.bot_id)
             else:
                 await self._elsewhere.freeze(bot.replica_id, bot.bot_id)
+        for bot in planned.frozen[plan.retire_frozen:plan.retire_frozen + plan.resume]:
+            if bot.replica_id == me:
+                self._frozen.resume(bot.bot_id)
+            else:
+                await self._elsewhere.resume(bot.replica_id, bot.bot_id)
         launches = self.failed_bots.launches(self._clock(), planned.plan.launch, warming=len(self._warming))
         for _ in range(launches):
             if not await self.planning.refill_token():  # cold launches took the spare creates first
@@ -305,15 +322,16 @@ class Reserve:
         return True
 
     async def answer(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Another replica's claim of a bot held here, or the planner's retirement of one (the relay's)."""
-        async def claim_here(spec: LaunchSpec) -> LaunchResult | None:
-            if self._draining:
-                return None  # its bots leave with their channel
-            result = await self._claim.claim(spec, self._clock())
-            self._wake.set()
-            return result
+        """Another replica's claim of a bot held here, or the planner's order for one (the relay's)."""
+        return await elsewhere.answer(_HeldHere(self, self._frozen, self._clock), session_id, method, params)
 
-        return await elsewhere.answer(claim_here, self.retire_here, self._frozen.freeze, session_id, method, params)
+    async def claim_here(self, spec: LaunchSpec) -> LaunchResult | None:
+        """Another replica's start claims an idle bot of this replica's channel."""
+        if self._draining:
+            return None  # its bots leave with their channel
+        result = await self._claim.claim(spec, self._clock())
+        self._wake.set()
+        return result
 
     def _bot_failed(self, reason: str) -> None:
         self.failed_bots.failed(self._clock(), reason)
@@ -376,6 +394,36 @@ class Reserve:
 
     async def aclose(self) -> None:
         await self._retirements.aclose()
+
+
+class _HeldHere:
+    """What this replica does, for another replica or the planner, with the bots it holds."""
+
+    def __init__(self, reserve: Reserve, frozen: FrozenTier | NoFrozenTier, clock: Callable[[], float]) -> None:
+        self._reserve = reserve
+        self._frozen = frozen
+        self._clock = clock
+
+    async def claim(self, spec: LaunchSpec) -> LaunchResult | None:
+        return await self._reserve.claim_here(spec)
+
+    async def claim_returned(self, bot_id: str, spec: LaunchSpec) -> LaunchResult | None:
+        return await self._frozen.claim_returned(bot_id, spec, self._clock())
+
+    async def retire(self, bot_id: str) -> bool:
+        return await self._reserve.retire_here(bot_id)
+
+    def freeze(self, bot_id: str) -> bool:
+        return self._frozen.freeze(bot_id)
+
+    def resume(self, bot_id: str) -> bool:
+        return self._frozen.resume(bot_id)
+
+    def take_frozen(self, image: str, transport: str) -> TakenFrozen | None:
+        return self._frozen.take_for_elsewhere(image, transport)
+
+    def came_back_at(self, bot_id: str, replica: str) -> bool:
+        return self._frozen.came_back_at(bot_id, replica)
 
 
 class NoWarmBot(Exception):

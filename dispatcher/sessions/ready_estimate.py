@@ -56,8 +56,8 @@ async def never_warm(spec: LaunchSpec) -> LaunchResult:
     raise NoWarmBot(spec.session_id)
 
 
-async def none_claimable(transport: str) -> bool:
-    """No reserve: no idle bot could take a session of any transport."""
+async def none_claimable(transport: str, within: float) -> bool:
+    """No reserve: no warm bot could take a session of any transport."""
     return False
 
 

@@ -67,7 +67,7 @@ class SessionService:
         *,
         launch: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,
         claim: Callable[[LaunchSpec], Awaitable[LaunchResult]] | None = None,  # warm only, else NoWarmBot
-        claimable: Callable[[str], Awaitable[bool]] = none_claimable,  # an idle bot for this transport now?
+        claimable: Callable[[str, float], Awaitable[bool]] = none_claimable,  # a warm bot for it within s?
         ready: ReadyEstimate | None = None,  # the wait a cold start is told (default: the provider's published)
         turn: TurnCredentials | None = None,
         coordination: Coordination,  # what the replicas share (one process: dispatcher/store/local.py)
@@ -132,10 +132,10 @@ class SessionService:
                         warm_only = max_wait_seconds is not None and quote > max_wait_seconds
                         # No idle bot now (or the store is down, so a claim is not safe): refused before
                         # a room, a held secret or a machine exists. With one, the claim decides.
-                        if warm_only and (cold_only or not await self._claimable(transport)):
+                        if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
                         self.timeline.note(session_id, "requested", trace_id=trace.trace_id, transport=transport,
-                                           keyed=keyed)
+                                           keyed=keyed, traceparent=trace.traceparent)
                         requested = True
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):

@@ -8,9 +8,12 @@ drops duplicates: delivery is at least once), `webhook-timestamp` (Unix seconds)
 `webhook-signature` (`v1,` + base64 HMAC-SHA256 over `id.timestamp.body`, keyed with the
 `whsec_` secret's bytes). A receiver verifies it with any Standard Webhooks library.
 
-Nothing here delays a start: an event is queued without waiting (at most `WEBHOOK_MAX_QUEUE`; past
-it, dropped and logged), two workers deliver, each attempt bounded by `WEBHOOK_TIMEOUT_SECONDS`,
-an answer other than 2xx (or none) retried after 1, 2, 4, 8, 16 and 32 s, then given up and logged.
+Nothing here delays a start: an event is written to the outbox in the background (with several
+replicas the store's, dispatcher/sessions/webhook_outbox.py; at most `WEBHOOK_MAX_QUEUE` waiting,
+past it dropped and logged), and each replica's deliverer takes due events from it, each attempt
+bounded by `WEBHOOK_TIMEOUT_SECONDS`, an answer other than 2xx (or none) retried after 1, 2, 4, 8, 16
+and 32 s, then given up and logged. A replica that dies leaves its events in the store, and another
+replica's deliverer takes them once their lease ran out: delivery is at least once, across replicas.
 """
 
 from __future__ import annotations
@@ -29,13 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.webhooks")
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 RETRY_DELAYS_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-WORKERS = 2
+BATCH = 16  # events taken (and tried at once) per look
+POLL_SECONDS = 1.0  # how soon another replica's due events (a retry, a dead replica's) are taken
+LEASE_MARGIN_SECONDS = 5.0  # past an attempt's timeout, before another replica may take the event
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's marker, not a secret)
 # The timeline's events that are pushed, and the type each is pushed as.
 PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": "session.ready",
@@ -80,60 +87,105 @@ def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 class LifecycleWebhooks:
-    def __init__(self, settings: WebhookSettings, read: Reader, client: HttpClient | None = None) -> None:
+    def __init__(self, settings: WebhookSettings, read: Reader, outbox: Outbox,
+                 client: HttpClient | None = None) -> None:
         self._settings = settings
         self._read = read  # the session's timeline: an ended session's duration is since its request
         self._client = client or HttpClient(timeout=settings.timeout_seconds)
-        self._queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(settings.max_queue)
-        self._workers: list[asyncio.Task[None]] = []
+        self._outbox = outbox
+        self._local = MemoryOutbox()  # this replica's events while the store does not answer
+        self._lease = settings.timeout_seconds + LEASE_MARGIN_SECONDS
+        self._puts: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._deliverer: asyncio.Task[None] | None = None
         self.delivered = 0
         self.dropped = 0
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
-        """A timeline listener: queues the events that are pushed, never waits."""
+        """A timeline listener: hands the events that are pushed to the outbox, never waits."""
         kind = PUSHED.get(str(record.get("event")))
         if kind is None:
             return
         data = {"session_id": session_id, **{k: v for k, v in record.items() if k not in ("event",)}}
-        try:
-            self._queue.put_nowait((f"msg_{session_id}_{kind}", kind, data))
-        except asyncio.QueueFull:
-            self.dropped += 1
-            log.warning("session %s: webhook %s dropped (%d waiting)", session_id, kind, self._settings.max_queue)
+        if len(self._puts) >= self._settings.max_queue:
+            self._drop(f"msg_{session_id}_{kind}", f"{len(self._puts)} waiting to be written")
             return
-        if not self._workers:
-            self._workers = [asyncio.create_task(self._work(), name=f"webhooks-{n}") for n in range(WORKERS)]
+        try:
+            task = asyncio.get_running_loop().create_task(self._put(f"msg_{session_id}_{kind}", kind, data))
+        except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to deliver with
+            return
+        self._puts.add(task)
+        task.add_done_callback(self._puts.discard)
+        if self._deliverer is None:
+            self._deliverer = asyncio.get_running_loop().create_task(self._deliver_all(), name="webhooks")
 
-    async def _work(self) -> None:
+    async def _put(self, message_id: str, kind: str, data: dict[str, Any]) -> None:
+        entry = {"kind": kind, "data": data, "attempts": 0}
+        try:
+            kept = await self._outbox.put(message_id, entry, time.time(), self._settings.max_queue)
+        except StoreUnavailable:  # kept here until delivered; lost only if this replica dies first
+            kept = await self._local.put(message_id, entry, time.time(), self._settings.max_queue)
+        if not kept:
+            self._drop(message_id, f"{self._settings.max_queue} waiting")
+        self._wake.set()
+
+    def _drop(self, message_id: str, why: str) -> None:
+        self.dropped += 1
+        log.warning("webhook %s dropped (%s)", message_id, why)
+
+    async def _deliver_all(self) -> None:
+        """Takes due events, this replica's and any other's whose lease ran out (its replica died),
+        until closed; looks again at least every `POLL_SECONDS`."""
         while True:
-            message_id, kind, data = await self._queue.get()
+            self._wake.clear()
             try:
-                await self._deliver(message_id, kind, data)
-            finally:
-                self._queue.task_done()
+                batch = await self._claimed()
+                if batch:
+                    await asyncio.gather(*(self._attempt(box, message_id, entry) for box, message_id, entry in batch))
+                    continue
+            except Exception as exc:  # a bad entry or a store error: the next look tries again
+                log.warning("webhooks: delivering failed: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
 
-    async def _deliver(self, message_id: str, kind: str, data: dict[str, Any]) -> None:
-        if kind == "session.ended":
-            data = {**data, "duration_seconds": await self._duration(data)}
+    async def _claimed(self) -> list[tuple[Outbox, str, Entry]]:
+        now = time.time()
+        batch: list[tuple[Outbox, str, Entry]] = [
+            (self._local, message_id, entry) for message_id, entry in await self._local.claim(now, self._lease, BATCH)
+        ]
+        try:
+            claimed = await self._outbox.claim(now, self._lease, BATCH)
+        except StoreUnavailable:
+            return batch
+        return batch + [(self._outbox, message_id, entry) for message_id, entry in claimed]
+
+    async def _attempt(self, box: Outbox, message_id: str, entry: Entry) -> None:
+        kind, data = str(entry["kind"]), dict(entry["data"])
+        if kind == "session.ended" and "duration_seconds" not in data:
+            data["duration_seconds"] = await self._duration(data)
         body = json.dumps({"type": kind, "timestamp": data.get("at"), "data": data}, separators=(",", ":")).encode()
-        why = ""
-        for delay in (*RETRY_DELAYS_SECONDS, None):
-            now = int(time.time())
-            headers = {"content-type": "application/json", "webhook-id": message_id, "webhook-timestamp": str(now),
-                       "webhook-signature": signature(self._settings.key, message_id, now, body)}
-            try:
-                answer = await self._client.request("POST", self._settings.url, content=body, headers=headers)
-                if 200 <= answer.status_code < 300:
-                    self.delivered += 1
-                    return
-                why = f"answered {answer.status_code}"
-            except HttpError as exc:
-                why = str(exc)
-            if delay is None:
-                break
-            await asyncio.sleep(delay)
-        log.warning("webhook %s (%s) not delivered after %d attempts: %s", message_id, kind,
-                    len(RETRY_DELAYS_SECONDS) + 1, why)
+        now = int(time.time())
+        headers = {"content-type": "application/json", "webhook-id": message_id, "webhook-timestamp": str(now),
+                   "webhook-signature": signature(self._settings.key, message_id, now, body)}
+        try:
+            answer = await self._client.request("POST", self._settings.url, content=body, headers=headers)
+            why = "" if 200 <= answer.status_code < 300 else f"answered {answer.status_code}"
+        except HttpError as exc:
+            why = str(exc)
+        try:
+            if not why:
+                await box.done(message_id)
+                self.delivered += 1
+                return
+            attempts = int(entry.get("attempts", 0)) + 1
+            if attempts > len(RETRY_DELAYS_SECONDS):
+                await box.done(message_id)
+                log.warning("webhook %s (%s) not delivered after %d attempts: %s", message_id, kind, attempts, why)
+                return
+            retry = {"kind": kind, "data": data, "attempts": attempts}
+            await box.retry(message_id, retry, time.time() + RETRY_DELAYS_SECONDS[attempts - 1])
+        except StoreUnavailable:  # its lease runs out and it is tried again, here or elsewhere
+            log.warning("webhook %s: the store did not answer after an attempt", message_id)
 
     async def _duration(self, data: dict[str, Any]) -> float | None:
         try:
@@ -146,14 +198,11 @@ class LifecycleWebhooks:
             return round(max(0.0, ended - began), 3)
         return None
 
-    async def drained(self) -> None:
-        """Waits until every queued event was delivered or given up (tests)."""
-        await self._queue.join()
-
     async def aclose(self) -> None:
-        for worker in self._workers:
-            worker.cancel()
-        for worker in self._workers:
+        if self._puts:  # this replica's last events reach the outbox, where another replica finds them
+            await asyncio.wait(set(self._puts), timeout=2.0)
+        if self._deliverer is not None:
+            self._deliverer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await worker
+                await self._deliverer
         await self._client.aclose()

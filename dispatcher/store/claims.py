@@ -12,6 +12,10 @@ and a claim that fails removes it. It lives no longer than the bot's credential.
 `admitted:<bot id>` makes an idle credential's first hello the only one, across replicas (set if
 absent, for the credential's remaining life).
 
+`thaw:<bot id>` is a frozen bot's way back: written before its machine is thawed, it names who
+waits for the bot (a claim's replica, or the reserve's hot tier), and the first idle hello at any
+replica spends it, as does the thaw's deadline: whichever comes first, the other finds it gone.
+
 `hello:<bot id>` records which replica an idle bot dialled: through a load balancer it may not be
 the one that launched it, and the launcher then stops waiting for it instead of retiring it as
 never connected.
@@ -27,12 +31,18 @@ from dispatcher.store.leases import Leases
 
 CLAIM_SECONDS = 24 * 3600  # longer than any session; a claimed bot never becomes idle again
 HELLO_SECONDS = 3600  # longer than a bot waits for its hello to be noticed
+_TAKE = """
+local value = redis.call('GET', KEYS[1])
+if value then redis.call('DEL', KEYS[1]) end
+return value
+"""
 
 
 class BotClaims:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._leases = Leases(store)  # compare-and-delete, read
+        self._take = store.redis.register_script(_TAKE)  # GET and DEL in one step (no GETDEL in the ACL)
 
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         """True if this call claimed the bot for `session_id` (or had already); the record lasts
@@ -62,6 +72,15 @@ class BotClaims:
         seconds = _remaining(until, CLAIM_SECONDS)
         return bool(await self._store.call(lambda: self._store.redis.set(key, self._store.replica_id, nx=True,
                                                                           ex=seconds)))
+
+    async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
+        key = self._store.key("thaw", bot_id)
+        await self._store.call(lambda: self._store.redis.set(key, waiter, ex=max(1, math.ceil(seconds))))
+
+    async def welcome_back(self, bot_id: str) -> str | None:
+        key = self._store.key("thaw", bot_id)
+        value = await self._store.call(lambda: self._take(keys=[key]))
+        return None if value is None else str(value)
 
     async def hello(self, bot_id: str) -> None:
         key = self._store.key("hello", bot_id)

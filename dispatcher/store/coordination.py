@@ -61,8 +61,16 @@ class Claims(Protocol):
         """Those of `bot_ids` that said hello at another replica."""
         ...
 
+    async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
+        """A frozen bot is thawed: its next idle hello, at any replica, is admitted once, for `waiter`."""
+        ...
 
-PoolState = Literal["warming", "idle", "frozen"]
+    async def welcome_back(self, bot_id: str) -> str | None:
+        """The waiter of a thawed bot expected back (the expectation is spent), or None."""
+        ...
+
+
+PoolState = Literal["warming", "idle", "frozen", "resuming"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,8 @@ class PoolBot:
     """One reserve bot as the deployment counts it (times are epoch seconds: replicas share them)."""
 
     bot_id: str
-    state: PoolState  # warming: launched, no hello yet; idle: on a channel, claimable; frozen: suspended
+    state: PoolState  # warming: launched, no hello yet; idle: on a channel, claimable; frozen: suspended;
+    # resuming: thawed back to hot, not yet on a channel
     since: float  # when it entered that state
     image: str = ""
     transports: tuple[str, ...] = ()

@@ -95,6 +95,14 @@ class ForgivingClaims:
         return await forgiving(lambda: self._claims.greeted(bot_ids), lambda: self._alone.greeted(bot_ids),
                                "hellos at other replicas")
 
+    async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
+        await forgiving(lambda: self._claims.expect_back(bot_id, waiter, seconds),
+                        lambda: self._alone.expect_back(bot_id, waiter, seconds), f"thaw of bot {shown(bot_id)}")
+
+    async def welcome_back(self, bot_id: str) -> str | None:
+        return await forgiving(lambda: self._claims.welcome_back(bot_id), lambda: self._alone.welcome_back(bot_id),
+                               f"return of bot {shown(bot_id)}")
+
 
 class ForgivingOwners:
     """Owner records left to the heartbeat, which writes them again once the store is back."""

@@ -48,6 +48,9 @@ LOCAL_REPLICA = "local"
 
 
 class LocalClaims:
+    def __init__(self) -> None:
+        self._thawing: dict[str, str] = {}  # bot id → who waits for it (spent by its hello or its deadline)
+
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         return True
 
@@ -65,6 +68,12 @@ class LocalClaims:
 
     async def greeted(self, bot_ids: list[str]) -> set[str]:
         return set()  # every bot this process launched dials this process
+
+    async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
+        self._thawing[bot_id] = waiter
+
+    async def welcome_back(self, bot_id: str) -> str | None:
+        return self._thawing.pop(bot_id, None)
 
 
 class LocalStartLease:

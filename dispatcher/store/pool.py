@@ -1,6 +1,6 @@
 """The deployment's one reserve, in the store: whose bots are where, the starts, the planner's lease.
 
-- `reserve-pool` (a hash): one field per replica, its bots (warming, idle, frozen) and its session
+- `reserve-pool` (a hash): one field per replica, its bots (warming, idle, frozen, resuming) and its session
   count as JSON, stamped with the store's clock (`TIME`, so skewed replicas agree). Reading it
   drops every replica not heard from within a lease: a replica killed outright takes its bots out
   of the count one lease later, with no record left behind per bot.
@@ -29,7 +29,7 @@ log = logging.getLogger("dispatcher.store.pool")
 
 MAX_BOTS_PER_REPLICA = 5_000  # a view larger than this is not one of ours
 MAX_STATE_BYTES = 256 * 1024  # the planner's state is ~10 KB
-STATES: frozenset[str] = frozenset({"warming", "idle", "frozen"})
+STATES: frozenset[str] = frozenset({"warming", "idle", "frozen", "resuming"})
 
 _PUBLISH = """
 local t = redis.call('TIME')

@@ -224,7 +224,7 @@ async def test_a_frozen_reserve_bot_comes_back_warm_after_its_resume_and_takes_a
     try:
         await link.disconnect()  # the dispatcher closes the frozen bot's channel
         await asyncio.sleep(3)  # frozen longer than BOT_MAX_IDLE_SECONDS: no idle time while frozen
-        channels.rules.expect_back("rsv-frozen")  # the reserve thaws it
+        await channels.rules._claims.expect_back("rsv-frozen", "claim:local", 30)  # the reserve thaws it
     finally:
         bot.proc.send_signal(signal.SIGCONT)  # resumed
     again = await asyncio.to_thread(bot.next_event, "idle", READY_TIMEOUT)

@@ -44,8 +44,8 @@ async def test_a_bot_without_aiortc_stays_warm_for_calls_and_runs_in_its_own_fol
         warm_before = await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"')
         call, _ = await place_call(api, "twilio", {})
         mark = project / "call_started.txt"  # the bot writes it by a relative name, as the example's recorder
-        for _ in range(300):
-            if mark.exists():
+        for _ in range(300):  # the bot's write_text creates the file before it writes: wait for the text
+            if mark.exists() and mark.read_text():
                 break
             await asyncio.sleep(0.1)
         assert mark.read_text() == call.call_id

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,18 +58,19 @@ def until(what: str, condition: Callable[[], Any], logs: Callable[[], str]) -> A
     return wait_until(condition, what, timeout=DEADLINE, detail=logs)
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[tuple[list[DispatcherProcess], Front,
-                                                                                   FlyBots, redis.Redis]]:
+Fleet = tuple[list[DispatcherProcess], Front, FlyBots, redis.Redis]
+
+
+@contextmanager
+def fly_fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly, reserves: list[dict[str, str]]) -> Iterator[Fleet]:
+    """A replica per entry of `reserves` (its reserve settings), the Fly fake's bots behind a balancer."""
     with ExitStack() as stack:
         balancer = stack.enter_context(front())
         channel_url = f"ws://127.0.0.1:{balancer.port}{CHANNEL_PATH}"
         (tmp_path / "bots").mkdir()
         bots = stack.enter_context(fly_bots(fake_fly, {"BOT_CHANNEL_URL": channel_url}, tmp_path / "bots"))
         replicas = []
-        # r-0 keeps one idle bot; the others none, so every other start there is cold.
-        for n, reserve in enumerate(({"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"},
-                                     {"RESERVE_MAX_IDLE": "0"}, {"RESERVE_MAX_IDLE": "0"})):
+        for n, reserve in enumerate(reserves):
             (tmp_path / f"r{n}").mkdir()
             replicas.append(stack.enter_context(run_dispatcher(
                 tmp_path / f"r{n}", env(fake_fly, store, f"r-{n}", channel_url, **reserve))))
@@ -79,6 +80,14 @@ def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[tup
         client = store.admin()
         stack.callback(client.close)
         yield replicas, balancer, bots, client
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[Fleet]:
+    # r-0 keeps one idle bot; the others none, so every other start there is cold.
+    with fly_fleet(tmp_path, store, fake_fly, [{"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"},
+                                                {"RESERVE_MAX_IDLE": "0"}, {"RESERVE_MAX_IDLE": "0"}]) as running:
+        yield running
 
 
 def machine_of(fly: FakeFly, session_id: str) -> dict[str, Any]:

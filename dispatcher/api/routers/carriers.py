@@ -9,6 +9,10 @@ Who may open a call is dispatcher/phone/access.py's rule; a refused upgrade is c
 `accept()`: the client sees HTTP 403 and nothing has started. The call's bot dials its media
 socket at `/bots/media/{session_id}` (dispatcher/api/routers/bots.py), and the relay between the
 two is dispatcher/phone/relay.py.
+
+A call is one trace: `phone.call` (the carrier, how it was let in, the session, who hung up), its
+`phone.authenticate`, then the relay's steps (dispatcher/phone/relay.py), the session's own
+`session.start` among them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import contextlib
 import logging
 
 from fastapi import APIRouter, WebSocket
+from opentelemetry.trace import Span
 
+import dispatcher.tracing as tracing
 from dispatcher.api.dependencies import app_state
 from dispatcher.phone.access import (
     Refused,
@@ -61,21 +67,31 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     if carrier not in (*CARRIERS, "generic") or state.draining:  # draining: a deploy is replacing us
         await websocket.close(code=1008)
         return
+    with tracing.step("phone.call", **{"voicefleet.phone.carrier": carrier}) as call_span:
+        await _admitted_call(websocket, carrier, token, call_span)
+
+
+async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, call_span: Span) -> None:
+    state = app_state(websocket).phone
     url = websocket_url(
         public_base(state.settings, websocket.headers, websocket.url.scheme),
         websocket.url.path,
         websocket.url.query,
     )
     token = presented_token(token, websocket.headers, websocket.query_params.get("token"))
-    try:
-        admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
-        owner = call_owner(state, admitted)
-        await spend_everywhere(state, admitted)
-        body = call_body(admitted, websocket.query_params.get("body"))
-    except Refused as exc:
-        log.warning("phone: %s upgrade refused (%s)", carrier, exc.reason)
-        await websocket.close(code=1008)
-        return
+    with tracing.step("phone.authenticate") as span:
+        try:
+            admitted = admit_upgrade(state.settings, state.tokens, carrier, token, websocket.headers, url)
+            owner = call_owner(state, admitted)
+            await spend_everywhere(state, admitted)
+            body = call_body(admitted, websocket.query_params.get("body"))
+        except Refused as exc:
+            log.warning("phone: %s upgrade refused (%s)", carrier, exc.reason)
+            tracing.failed(span, exc.reason)
+            tracing.failed(call_span, exc.reason)
+            await websocket.close(code=1008)
+            return
+        span.set_attribute("voicefleet.phone.admitted", admitted.how)
     await websocket.accept()
     call = PhoneCall()
     state.active_calls += 1
@@ -86,6 +102,9 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
             lambda reason: state.calls.end(call, reason),
             handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
         )
+        if call.session_id is not None:
+            call_span.set_attribute("voicefleet.session.id", call.session_id)
+        call_span.set_attribute("voicefleet.phone.ended_by", str(stats.ended_by))
         first = (stats.first_bot_frame - stats.opened) * 1000 if stats.first_bot_frame else None
         log.info(
             "phone call %s (%s, %s): ended by %s; frames in %d, out %d, dropped before the bot %d; "

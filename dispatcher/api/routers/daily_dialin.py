@@ -4,6 +4,9 @@ call only (the rules: dispatcher/phone/daily_dialin.py).
 
     POST /phone/daily/dialin/{secret}   Daily's webhook: {From, To, callId, callDomain, sipHeaders?}
     POST /phone/daily/{session_id}/dialin/pinlessCallUpdate   the bot's call, forwarded to Daily
+
+Traced (dispatcher/tracing.py): the webhook's `phone.dialin` holds the call's `session.start`; the
+bot's update is `phone.dialin_update` in the session's own trace, Daily's call its HTTP child.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+import dispatcher.tracing as tracing
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms
@@ -62,10 +66,11 @@ async def _dialin(request: Request) -> JSONResponse:
         raise ApiError(409, "no_daily", _no_daily_rooms(state.settings.cloud))
     call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers)
     api_url = f"{public_base(state.phone.settings, request.headers, request.url.scheme)}/phone/daily/{call.session_id}"
-    session = await start_dialin(
-        state.sessions, call, api_url=api_url, token_key=state.phone.settings.token_key, now=state.phone.clock(),
-        max_session_seconds=state.settings.max_session_seconds,
-    )
+    with tracing.step("phone.dialin", **{"voicefleet.session.id": call.session_id}):
+        session = await start_dialin(
+            state.sessions, call, api_url=api_url, token_key=state.phone.settings.token_key,
+            now=state.phone.clock(), max_session_seconds=state.settings.max_session_seconds,
+        )
     answer = {"sessionId": session.machine.session_id, "status": session.machine.state.value}
     if session.room_url:
         answer["dailyRoom"] = session.room_url
@@ -84,10 +89,16 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
                      request.headers.get("authorization", ""), state.phone.clock())
     if not isinstance(state.rooms, DailyRooms):
         raise ApiError(409, "no_daily", "this deployment has no Daily rooms")
-    try:
-        await state.rooms.pinless_call_update(str(call_id), str(call_domain), str(sip_uri))
-    except ProviderError as exc:  # e.g. Daily no longer holds the call: its stable reason, never its words
-        raise as_api_error(exc) from exc
+    parent = None
+    if tracing.exporting():
+        parent = tracing.session_traceparent(await state.sessions.timeline.read(session_id))
+    with tracing.in_session("phone.dialin_update", parent, **{"voicefleet.session.id": session_id}) as span:
+        try:
+            await state.rooms.pinless_call_update(str(call_id), str(call_domain), str(sip_uri))
+        except ProviderError as exc:  # e.g. Daily no longer holds the call: its stable reason, never its words
+            error = as_api_error(exc)
+            tracing.failed(span, error.code)
+            raise error from exc
     return JSONResponse({"status": "success"})
 
 

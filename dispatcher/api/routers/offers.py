@@ -1,5 +1,8 @@
 """A session's SmallWebRTC signalling: the client's offer and its trickled candidates, sent to the
-session's bot over its channel (dispatcher/channel/signalling.py), wherever that channel is."""
+session's bot over its channel (dispatcher/channel/signalling.py), wherever that channel is.
+
+Each is a span in the session's own trace (`session.offer`, `session.ice`: the wait for an early
+offer's bot, the bot's answer), linked to the request's span (dispatcher/tracing.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+import dispatcher.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, owned_id
 from dispatcher.api.schemas import ERRORS, CandidatesPatch, Offer
 from dispatcher.api.state import AppState
@@ -48,15 +52,25 @@ async def signal(request: Request, session_id: str, kind: Kind, payload: dict[st
         raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
     deadline = time.monotonic() + state.settings.start_wait_seconds
     who = await identified(request)
-    # An early offer waits for the bot.
-    machine = await state.sessions.wait_started(await owned_id(state, session_id, who))
-    if not machine.is_webrtc:
-        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
-    if not machine.state.is_active:
-        # Its cause too (the bot's own words, as GET /sessions/{id} has them): a client that shows
-        # only this answer must not send its user looking for why.
-        cause = f": {machine.detail}" if machine.detail else ""
-        raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}{cause}")
-    answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
-                             remote=state.remote)
+    session_id = await owned_id(state, session_id, who)
+    # Read only when spans leave the process: an offer is on the way to the caller's first audio.
+    parent = None
+    if tracing.exporting():
+        parent = tracing.session_traceparent(await state.sessions.timeline.read(session_id))
+    with tracing.in_session(f"session.{kind}", parent, **{"voicefleet.session.id": session_id}) as span:
+        try:
+            # An early offer waits for the bot.
+            machine = await state.sessions.wait_started(session_id)
+            if not machine.is_webrtc:
+                raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+            if not machine.state.is_active:
+                # Its cause too (the bot's own words, as GET /sessions/{id} has them): a client that shows
+                # only this answer must not send its user looking for why.
+                cause = f": {machine.detail}" if machine.detail else ""
+                raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}{cause}")
+            answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
+                                     remote=state.remote)
+        except ApiError as exc:
+            tracing.failed(span, exc.code)
+            raise
     return dict(answer)

@@ -15,17 +15,23 @@ signature is remembered through the tolerance on both sides of now, plus a minut
 The record is the coordination's (the store, with several replicas); a store that does not answer
 gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier moves
 to its fallback URL or retries.
+
+Each check is a `phone.webhook` span (dispatcher/tracing.py) under the request's: the carrier, and
+why a webhook was refused as `error.type`. The call's own trace begins when its stream opens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 
+import dispatcher.tracing as tracing
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, public_base, websocket_url
@@ -46,13 +52,15 @@ router = APIRouter(prefix="/phone", tags=["phone"])
 async def twilio_webhook(request: Request) -> Response:
     state, raw, params, base = await _read(request)
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if state.settings.twilio_auth_token:
-        if not twilio_valid(state.settings.twilio_auth_token, url, params, request.headers.get("x-twilio-signature")):
-            raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
-        # The signature has no time in it: a captured webhook stays valid. One token per call.
-        await _first_time(state, f"twilio:{dict(params).get('CallSid', '')}", UNTIMED_SIGNATURE_SECONDS)
-    else:
-        _keyless_only(state, "TWILIO_AUTH_TOKEN")
+    with _verifying("twilio"):
+        if state.settings.twilio_auth_token:
+            signature = request.headers.get("x-twilio-signature")
+            if not twilio_valid(state.settings.twilio_auth_token, url, params, signature):
+                raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
+            # The signature has no time in it: a captured webhook stays valid. One token per call.
+            await _first_time(state, f"twilio:{dict(params).get('CallSid', '')}", UNTIMED_SIGNATURE_SECONDS)
+        else:
+            _keyless_only(state, "TWILIO_AUTH_TOKEN")
     stream = _stream_url(state, base, "twilio")
     fields = dict(params)
     parameters = "".join(
@@ -66,16 +74,18 @@ async def twilio_webhook(request: Request) -> Response:
 @router.post("/telnyx", summary="Telnyx TeXML webhook: TeXML that streams the call here")
 async def telnyx_webhook(request: Request) -> Response:
     state, raw, params, base = await _read(request)
-    if state.settings.telnyx_key is not None:
-        why = state.settings.telnyx_key.valid(
-            raw, request.headers.get("telnyx-signature-ed25519"), request.headers.get("telnyx-timestamp")
-        )
-        if why is not None:
-            raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
-        # Canonical base64 only (signatures.py), so the text is the signature.
-        await _first_time(state, f"telnyx:{request.headers.get('telnyx-signature-ed25519', '')}", TELNYX_SECONDS)
-    else:
-        _keyless_only(state, "TELNYX_PUBLIC_KEY")
+    with _verifying("telnyx"):
+        if state.settings.telnyx_key is not None:
+            why = state.settings.telnyx_key.valid(
+                raw, request.headers.get("telnyx-signature-ed25519"), request.headers.get("telnyx-timestamp")
+            )
+            if why is not None:
+                raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
+            # Canonical base64 only (signatures.py), so the text is the signature.
+            signature = request.headers.get("telnyx-signature-ed25519", "")
+            await _first_time(state, f"telnyx:{signature}", TELNYX_SECONDS)
+        else:
+            _keyless_only(state, "TELNYX_PUBLIC_KEY")
     stream = _stream_url(state, base, "telnyx")
     return _xml(
         f'<Response><Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect></Response>'
@@ -86,19 +96,31 @@ async def telnyx_webhook(request: Request) -> Response:
 async def plivo_webhook(request: Request) -> Response:
     state, raw, params, base = await _read(request)
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if state.settings.plivo_auth_token:
-        nonce = request.headers.get("x-plivo-signature-v3-nonce")
-        presented = request.headers.get("x-plivo-signature-v3")
-        if not plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented):
-            raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
-        await _first_time(state, f"plivo:{nonce}", UNTIMED_SIGNATURE_SECONDS)
-    else:
-        _keyless_only(state, "PLIVO_AUTH_TOKEN")
+    with _verifying("plivo"):
+        if state.settings.plivo_auth_token:
+            nonce = request.headers.get("x-plivo-signature-v3-nonce")
+            presented = request.headers.get("x-plivo-signature-v3")
+            if not plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented):
+                raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
+            await _first_time(state, f"plivo:{nonce}", UNTIMED_SIGNATURE_SECONDS)
+        else:
+            _keyless_only(state, "PLIVO_AUTH_TOKEN")
     stream = _stream_url(state, base, "plivo")
     return _xml(
         '<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">'
         f"{_text(stream)}</Stream></Response>"
     )
+
+
+@contextlib.contextmanager
+def _verifying(carrier: str) -> Iterator[None]:
+    """The webhook's checks as one span, a refusal's code its `error.type`."""
+    with tracing.step("phone.webhook", **{"voicefleet.phone.carrier": carrier}) as span:
+        try:
+            yield
+        except ApiError as exc:
+            tracing.failed(span, exc.code)
+            raise
 
 
 async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, str]], str]:

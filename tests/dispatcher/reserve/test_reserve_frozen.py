@@ -17,6 +17,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.claim import WarmClaim
 from dispatcher.reserve.demand import Demand
+from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen
 from dispatcher.reserve.fleet import count_fleet
 from dispatcher.reserve.frozen import FrozenTier
 from dispatcher.reserve.idle import FrozenBot, IdleRecords
@@ -68,9 +69,10 @@ async def test_frozen_bots_are_in_the_deployments_pool_and_the_plan_knows_where(
     metrics = ReserveMetrics(Metrics("fly").registry, "fly")
     records, retirements = IdleRecords(), Retirements(machines, metrics)
     claim = WarmClaim(machines, channels, coordination.claims, records, retirements, {})
-    tier = FrozenTier(machines, channels, coordination.claims, records, retirements, metrics, claim,
-                      PlannerSettings(), lambda: 100.0)
     image = machines.bot_image
+    tier = FrozenTier(machines, channels, coordination.claims, records, retirements, metrics, claim,
+                      PlannerSettings(), lambda: 100.0, elsewhere=ClaimsElsewhere(coordination, lambda: image),
+                      replica_id=coordination.replica_id, resumed=lambda seconds: None)
     records.froze(FrozenBot("rsv-old", 40.0, image, ("webrtc",), None))
     records.froze(FrozenBot("rsv-new", 90.0, image, ("webrtc",), None))
     try:
@@ -85,24 +87,46 @@ async def test_frozen_bots_are_in_the_deployments_pool_and_the_plan_knows_where(
         await machines.aclose()
 
 
+class Holder:
+    """What a replica holding bots answers the relay with, recording the orders it is given."""
+
+    def __init__(self) -> None:
+        self.orders: list[tuple[str, str]] = []
+
+    async def claim(self, spec: LaunchSpec) -> LaunchResult | None:
+        self.orders.append(("claim", spec.session_id))
+        return None
+
+    async def claim_returned(self, bot_id: str, spec: LaunchSpec) -> LaunchResult | None:
+        self.orders.append(("claim_returned", f"{bot_id}/{spec.session_id}"))
+        return None
+
+    async def retire(self, bot_id: str) -> bool:
+        raise AssertionError("not a retirement")
+
+    def freeze(self, bot_id: str) -> bool:
+        self.orders.append(("freeze", bot_id))
+        return True
+
+    def resume(self, bot_id: str) -> bool:
+        self.orders.append(("resume", bot_id))
+        return True
+
+    def take_frozen(self, image: str, transport: str) -> TakenFrozen | None:
+        self.orders.append(("take_frozen", f"{image}/{transport}"))
+        return TakenFrozen("rsv-cold", 1_900_000_000)
+
+    def came_back_at(self, bot_id: str, replica: str) -> bool:
+        self.orders.append(("back", f"{bot_id}@{replica}"))
+        return True
+
+
 async def test_the_planners_freeze_order_reaches_the_replica_holding_the_bot() -> None:
     """The lease holder freezes a hot bot held at another replica through the relay
     (`reserve.freeze`), as it retires one; an order that names no bot is a clear 400."""
-    ordered: list[str] = []
-
-    async def no_claim(spec: LaunchSpec) -> LaunchResult | None:
-        raise AssertionError("not a claim")
-
-    async def no_retire(bot_id: str) -> bool:
-        raise AssertionError("not a retirement")
-
-    def freeze(bot_id: str) -> bool:
-        ordered.append(bot_id)
-        return True
-
-    assert await elsewhere.answer(no_claim, no_retire, freeze, "rsv-1", elsewhere.FREEZE,
-                                  {"bot_id": "rsv-1"}) == {"frozen": True}
-    assert ordered == ["rsv-1"]
+    holder = Holder()
+    assert await elsewhere.answer(holder, "rsv-1", elsewhere.FREEZE, {"bot_id": "rsv-1"}) == {"frozen": True}
+    assert holder.orders == [("freeze", "rsv-1")]
     with pytest.raises(ApiError) as refused:
-        await elsewhere.answer(no_claim, no_retire, freeze, "rsv-1", elsewhere.FREEZE, {})
+        await elsewhere.answer(holder, "rsv-1", elsewhere.FREEZE, {})
     assert refused.value.status == 400
