@@ -36,15 +36,19 @@ class AppCreates:
     async def cold_in(self, app: str, max_wait: float) -> CreateTurn:
         return await self._limits[app].cold(max_wait)
 
+    async def soonest_app(self) -> str:
+        """The app whose next token comes soonest."""
+        looks = {app: await self._limits[app].look() for app in self.apps}
+        return min(self.apps, key=lambda a: looks[a].wait)
+
     async def cold(self, max_wait: float) -> CreateTurn:
         """A cold launch's token in the app that would give it soonest (a session's own machine
         uses `cold_in` its app instead)."""
-        looks = {app: await self._limits[app].look() for app in self.apps}
-        return await self._limits[min(self.apps, key=lambda a: looks[a].wait)].cold(max_wait)
+        return await self._limits[await self.soonest_app()].cold(max_wait)
 
     async def refill(self) -> CreateTurn:
         """A token now for a reserve launch from the app with the most spare ones (one always left
-        for a cold start in each); the next `refill_app` names that app."""
+        for a cold start in each); the launch that follows uses that app (`refilled_app`)."""
         looks = {app: await self._limits[app].look() for app in self.apps}
         app = max(self.apps, key=lambda a: looks[a].spare)
         turn = await self._limits[app].refill()
@@ -56,10 +60,6 @@ class AppCreates:
         looks = [await self._limits[app].look() for app in self.apps]
         return CreateTurn(False, max(t.wait for t in looks), sum(t.spare for t in looks))
 
-    async def refill_app(self) -> str | None:
-        """The app whose token a refill took for this reserve launch; else one with a spare token,
-        taken now (None: no app has one)."""
-        if self._refilled:
-            return self._refilled.popleft()
-        turn = await self.refill()
-        return self._refilled.popleft() if turn.granted else None
+    def refilled_app(self) -> str | None:
+        """The app whose token the reserve's refill took for the launch now under way, if one did."""
+        return self._refilled.popleft() if self._refilled else None

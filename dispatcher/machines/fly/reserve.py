@@ -12,6 +12,7 @@ last, so a look-up by session never finds a half-tagged machine. Three writes fi
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -81,11 +82,12 @@ class FlyWarmMachines(FlyMachines):
         return body
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        """In the app whose create token the reserve's refill took (`AppCreates.refill`) just before."""
-        app = await self.creates.refill_app()
-        if app is None:
-            raise MachinesError("fly_rate_limited", "fly: no app has a create to spare for a reserve machine",
-                                retry_after=1.0)
+        """In the app whose create token the reserve's refill took (`AppCreates.refill`) just before;
+        called otherwise, it waits for a token as a cold launch does."""
+        app = self.creates.refilled_app()
+        if app is None:  # not after a refill's token: wait for one as a cold launch does
+            app = await self.creates.soonest_app()
+            await self._cold_create_turn(app)
         response = await self._request("POST", "/machines", app=app, json=self._idle_body(bot_id, channel_token))
         if response.status_code not in (200, 201):
             raise self._failed(response, "create a reserve machine")
@@ -95,9 +97,13 @@ class FlyWarmMachines(FlyMachines):
         machine_id = self._idle_ids.get(bot_id)
         if machine_id is not None:
             return machine_id
-        for machine in await self._list_idle():
-            if machine["config"]["metadata"].get(META_IDLE) == bot_id:
-                return str(machine["id"])
+        # Another replica launched it, in one of the apps: ask them one at a time, in an order of
+        # their own (each app's lists are limited apart), until one holds it.
+        for app in random.sample(self.creates.apps, len(self.creates.apps)):
+            for machine in await self._list_in(app, {f"metadata.{META_IDLE}": bot_id}):
+                claimed = META_SESSION in machine["config"]["metadata"]
+                if machine.get("state") not in self._gone_states() and not claimed:
+                    return str(machine["id"])
         return None
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:

@@ -111,7 +111,7 @@ async def test_reserve_machines_take_spare_creates_from_every_app_and_leave_each
             session_id = next(s for s in (f"s-{n}" for n in range(100)) if machines.creates.app_of(s) == app)
             await machines.launch(spec(session_id))
         assert fly.refused_creates == 0
-        with pytest.raises(MachinesError, match="no app has a create to spare"):
+        with pytest.raises(MachinesError, match="fly_rate_limited|create limit is spent"):  # none left to wait for
             await machines.launch_idle("one-too-many")
     finally:
         await machines.aclose()
