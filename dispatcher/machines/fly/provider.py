@@ -63,7 +63,7 @@ class FlySettings:
     api_token: str = field(repr=False)
     app: str
     image: str
-    # Every app creates may go to (FLY_APPS; FLY_APP's alone when unset): one app allows ~1 create/s.
+    # Every app creates may go to, FLY_APP first (FLY_APPS; empty: FLY_APP's alone): ~1 create/s each.
     apps: tuple[str, ...] = ()
     api_host: str = DEFAULT_API_HOST
     cpu_kind: str = "shared"
@@ -110,15 +110,11 @@ class FlySettings:
 
 
 def _apps(env: Mapping[str, str], app: str) -> tuple[str, ...]:
-    """FLY_APPS, comma-separated, FLY_APP among them; FLY_APP alone when unset."""
-    listed = tuple(dict.fromkeys(a.strip() for a in env.get("FLY_APPS", "").split(",") if a.strip()))
-    if not listed:
-        return (app,)
+    """FLY_APP, then FLY_APPS (comma-separated) without repeats; empty when FLY_APPS is unset (FLY_APP's alone)."""
+    listed = tuple(a.strip() for a in env.get("FLY_APPS", "").split(",") if a.strip())
     if bad := [a for a in listed if not _APP_NAME.fullmatch(a)]:
         raise SettingsError(f"FLY_APPS: {bad[0][:64]!r} is not a Fly app name")
-    if app not in listed:
-        raise SettingsError(f"FLY_APPS must include FLY_APP ({app})")
-    return listed
+    return tuple(dict.fromkeys((app, *listed))) if listed else ()
 
 
 def _oidc_issuer(env: Mapping[str, str]) -> str | None:
