@@ -44,8 +44,8 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
             from dispatcher.machines.fly.frozen import FlyFrozenMachines
 
-            return FlyFrozenMachines.from_env(env, channel_url)
-        return FlyMachines(FlySettings.from_env(env))
+            return FlyFrozenMachines.from_env(env, channel_url, coordination)
+        return FlyMachines(FlySettings.from_env(env), coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 

@@ -1,6 +1,6 @@
 """Run the fleet emulator and compare its p95 with the simulator's on the same arrivals.
 
-    uv run --all-groups python -m bench.fleet_emulator --replicas 3 --per-minute 60 --minutes 10
+    uv run --all-groups python -m bench.fleet_emulator --replicas 3 --per-minute 60 --minutes 5 --apps 3
 
 Prints the emulated deployment's starts (2xx, refused), warm share, p50/p95 time from
 `POST /start` to a ready bot (a refused start counts as never ready, as in the simulator), the
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.fleet_emulator.cloud import app_names
 from bench.reserve_sim_model import Simulation
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_stack import load_stack
@@ -48,9 +49,10 @@ IMAGE = "registry.fly.io/voicefleet-bots@sha256:" + "e" * 64
 
 
 def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_url: str,
-                settings: Mapping[str, str]) -> dict[str, str]:
+                settings: Mapping[str, str], apps: int = 1) -> dict[str, str]:
     return {
-        "MACHINES": "fly", "FLY_API_TOKEN": API_TOKEN, "FLY_APP": APP, "FLY_API_HOST": fly_url, "BOT_IMAGE": IMAGE,
+        "MACHINES": "fly", "FLY_API_TOKEN": API_TOKEN, "FLY_APP": APP, "FLY_APPS": ",".join(app_names(apps)),
+        "FLY_API_HOST": fly_url, "BOT_IMAGE": IMAGE,
         "FLY_OIDC_ISSUER": f"{fly_url}/oidc/{ORG}", "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
         **store_env, "REPLICA_ID": name, "DISPATCHER_API_KEYS": KEY,
         "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "e" * 40,
@@ -63,10 +65,10 @@ def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_u
     }
 
 
-def start_cloud(workdir: Path, channel_url: str, seed: int) -> tuple[subprocess.Popen[str], str]:
+def start_cloud(workdir: Path, channel_url: str, seed: int, apps: int) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "bench.fleet_emulator.cloud", "--channel-url", channel_url,
                "--ready-file", str(workdir / "ready.jsonl"), "--summary-file", str(workdir / "cloud.json"),
-               "--seed", str(seed)]
+               "--seed", str(seed), "--apps", str(apps)]
     log = (workdir / "cloud.log").open("w")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
     assert process.stdout is not None
@@ -108,9 +110,15 @@ def emulated(workdir: Path, starts_file: Path) -> dict[str, Any]:
             "cloud": cloud}
 
 
-def simulated(env: Mapping[str, str], per_minute: float, seconds: float, seed: int, replica: bool) -> dict[str, Any]:
+def simulated(env: Mapping[str, str], per_minute: float, seconds: float, seed: int, replica: bool,
+              apps: int = 1) -> dict[str, Any]:
+    """The simulator on the same arrivals; `apps` apps' create limits as one of their sum (the
+    model has one bucket: creates spread evenly)."""
     base = BY_NAME["fly"]
-    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+    rate = Rate.from_env(env, base.rate_prefix, base.create_rate)
+    provider = replace(base, create_rate=replace(rate, per_second=rate.per_second * apps, burst=rate.burst * apps))
+    if env.get("FLY_FROZEN_FORM", "").strip() == "off":  # the replicas keep every idle bot hot: so does the model
+        provider = replace(provider, resume_median_seconds=0.0)
     result = Simulation(provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                         seed=seed, shape=SHAPES["flat"], seconds=seconds, history_days=0, handover=False,
                         replica=replica, deploy=False).run()
@@ -124,14 +132,15 @@ def main(argv: list[str]) -> None:
     p.add_argument("--per-minute", type=float, default=60.0)
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--apps", type=int, default=1, help="Fly apps the creates are spread over (FLY_APPS)")
     p.add_argument("--stack", help="the reserve settings of stacks/Pulumi.<stack>.yaml")
     p.add_argument("--planner", choices=("fleet", "replica"), default="fleet",
                    help="what the replicas run, for the simulator to replay alike")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
     p.add_argument("--keep", action="store_true", help="keep the run's folder (logs, records)")
     args = p.parse_args(argv)
-    if not 1 <= args.replicas <= 5 or args.minutes <= 0 or args.per_minute <= 0:
-        p.error("--replicas 1..5, --minutes and --per-minute > 0")
+    if not 1 <= args.replicas <= 5 or not 1 <= args.apps <= 10 or args.minutes <= 0 or args.per_minute <= 0:
+        p.error("--replicas 1..5, --apps 1..10, --minutes and --per-minute > 0")
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
     settings = {**(load_stack(args.stack).reserve_env() if args.stack else {}),
@@ -141,7 +150,8 @@ def main(argv: list[str]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="vf-fleet-emulator-"))
     schedule = workdir / "schedule.json"
     schedule.write_text(json.dumps([[t, h] for t, h in zip(day.arrival_times, day.lengths, strict=True)]))
-    print(f"{args.replicas} replicas, fly, {args.per_minute:g}/min for {args.minutes:g} min (seed {args.seed}, "
+    print(f"{args.replicas} replicas, fly ({args.apps} app(s)), {args.per_minute:g}/min for {args.minutes:g} min "
+          f"(seed {args.seed}, "
           f"{len(day.arrival_times)} starts, bursts {[(round(a), round(b)) for a, b in day.bursts]}); "
           f"settings {settings or 'defaults'}; run folder {workdir}", flush=True)
 
@@ -149,13 +159,13 @@ def main(argv: list[str]) -> None:
         store = stack.enter_context(redis_server(workdir))
         balancer = stack.enter_context(front())
         channel_url = f"ws://127.0.0.1:{balancer.port}{CHANNEL_PATH}"
-        cloud, fly_url = start_cloud(workdir, channel_url, args.seed)
+        cloud, fly_url = start_cloud(workdir, channel_url, args.seed, args.apps)
         stack.callback(cloud.wait, 30)
         stack.callback(cloud.send_signal, signal.SIGTERM)
         replicas = []
         for n in range(args.replicas):
             (workdir / f"r-{n}").mkdir()
-            env = replica_env(f"r-{n}", fly_url, store.env, channel_url, settings)
+            env = replica_env(f"r-{n}", fly_url, store.env, channel_url, settings, args.apps)
             replicas.append(stack.enter_context(run_dispatcher(workdir / f"r-{n}", env, ready_timeout=60)))
         balancer.route_to(*(int(urlsplit(r.base_url).port or 0) for r in replicas))
         starts_file = workdir / "starts.jsonl"
@@ -167,7 +177,7 @@ def main(argv: list[str]) -> None:
               flush=True)
         time.sleep(READY_GRACE_SECONDS)
     real = emulated(workdir, starts_file)
-    model = simulated(settings, args.per_minute, seconds, args.seed, args.planner == "replica")
+    model = simulated(settings, args.per_minute, seconds, args.seed, args.planner == "replica", args.apps)
     print("| | starts | refused | never ready | warm | p50 | p95 |")
     print("|---|---|---|---|---|---|---|")
     print(f"| emulator ({args.replicas} replicas) | {real['starts']} | {real['refused']} | {real['never_ready']} | "

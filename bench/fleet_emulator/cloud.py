@@ -3,7 +3,8 @@
 The API is the test fake (tests/fakes/fly.py) with what a fleet at load meets on Fly:
 - each machine starts after a cold start drawn from the simulator's own Fly model
   (bench/reserve_sim_providers.py: lognormal, median 3 s, σ 0.6), seeded;
-- creates are limited per app as Fly documents (1/s, burst 3): past it, 429;
+- creates are limited per app as Fly documents (1/s, burst 3: the fake's own limit): past it,
+  429; `--apps N` serves N apps (FLY_APPS), each with its own limit;
 and on every started machine a light bot (light_bot.py) dials the channel, as the bot image
 would. A machine whose bot ends is stopped and destroyed (`auto_destroy`); a machine the
 dispatcher stops loses its bot at once.
@@ -26,30 +27,31 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from bench.fleet_emulator.bucket import TokenBucket
 from bench.fleet_emulator.light_bot import light_bot
 from bench.reserve_sim_providers import BY_NAME
-from tests.fakes.fly import CHANNEL_AUDIENCE, FakeFly
+from tests.fakes.fly import APP, CHANNEL_AUDIENCE, FakeFly
 from tests.fakes.server import serve
 
 SCAN_SECONDS = 0.02
-FLY_CREATE = TokenBucket(per_second=1.0, burst=3)
+
+
+def app_names(count: int) -> tuple[str, ...]:
+    """The emulated deployment's apps: FLY_APP first."""
+    return (APP, *(f"{APP}-{n}" for n in range(2, count + 1)))
 
 
 class EmulatedFly(FakeFly):
-    def __init__(self, seed: int) -> None:
-        super().__init__()
+    def __init__(self, seed: int, apps: int = 1) -> None:
+        super().__init__(other_apps=app_names(apps)[1:])
         self._draw = random.Random(f"{seed}/emulated-fly")
         self._provider = BY_NAME["fly"]
-        self._creates = FLY_CREATE
-        self.refused_creates = 0
+        # Fly's suspend and resume as the simulator models them (its median resume, a second's suspend).
+        self.resume_seconds = self._provider.resume_median_seconds
+        self.suspend_seconds = 1.0
 
     async def create(self, request: Request) -> Response:
-        if not self._creates.take(time.monotonic()):
-            self.refused_creates += 1
-            return JSONResponse({"error": "rate limit exceeded"}, status_code=429)
         before = set(self.machines)
         response = await super().create(request)
         for machine_id in set(self.machines) - before:
@@ -61,7 +63,7 @@ class EmulatedFly(FakeFly):
         if machine["state"] == "created" and boot_after is not None:
             if time.monotonic() - machine["_created"] >= boot_after:
                 machine["state"] = "started"
-        return {k: v for k, v in machine.items() if not k.startswith("_")}
+        return super()._tick(machine)  # suspends and resumes as the fake times them
 
 
 class Farm:
@@ -91,8 +93,9 @@ class Farm:
             if state == "started":
                 env = dict(machine["config"].get("env") or {})
                 mint = functools.partial(self.fly.oidc_token, machine_id)
+                state = functools.partial(lambda m: self.fly._tick(m)["state"], machine)
                 task = asyncio.create_task(light_bot(env, machine_id, self.channel_url, CHANNEL_AUDIENCE, mint,
-                                                     self._record_ready))
+                                                     self._record_ready, state))
                 task.add_done_callback(functools.partial(self._bot_ended, machine))
                 self._bots[machine_id] = task
         elif state in ("stopped", "destroyed") and not bot.done():
@@ -117,8 +120,9 @@ async def main(argv: list[str]) -> None:
     p.add_argument("--ready-file", type=Path, required=True)
     p.add_argument("--summary-file", type=Path, required=True)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--apps", type=int, default=1)
     args = p.parse_args(argv)
-    fly = EmulatedFly(args.seed)
+    fly = EmulatedFly(args.seed, args.apps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

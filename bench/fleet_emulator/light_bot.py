@@ -3,7 +3,10 @@
 It dials with the machine's own environment (the credential, the machine id or the cold session
 the dispatcher gave the machine) through the bot's own channel client (bot/channel_client.py) and
 the channel contract, takes one `assign`, reports `ready`, holds the session for the client's
-`hold_seconds`, reports `ended` and leaves. No media: what the reserve is measured on is the time
+`hold_seconds`, reports `ended` and leaves. Told `freeze` (the fleet planner's frozen tier), it
+answers as the bot does, and when its channel drops it waits for its machine to run again (a
+suspended machine keeps its process) and dials again with the same idle hello, as
+bot/channel_session.py does after a thaw. No media: what the reserve is measured on is the time
 to a ready bot, and a Pipecat pipeline per session would make the harness its own bottleneck.
 """
 
@@ -18,13 +21,23 @@ from typing import Any
 from bot.channel_client import BotChannel, ChannelError
 from bot.config import ENV_SESSION_ID
 from bot.identity import MachineIdentity
-from botchannel.contract import IMAGE_VARIABLE, MACHINE_ID_VARIABLE, METHOD_ASSIGN, Assignment, Hello, RequestFailed
+from botchannel.contract import (
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+    METHOD_ASSIGN,
+    METHOD_FREEZE,
+    Assignment,
+    Hello,
+    RequestFailed,
+)
 
 DEFAULT_HOLD_SECONDS = 60.0
 IDLE_LIMIT_SECONDS = 3600.0  # an idle bot nobody claims leaves, as BOT_MAX_IDLE_SECONDS makes it
 
 Mint = Callable[[str], str]  # audience → the machine's own identity token, as its provider issues it
 Ready = Callable[[str, float, bool], None]  # (session id, wall clock when its assignment landed, cold?)
+MachineState = Callable[[], str]  # the machine's state at the emulated provider now
+RESUME_POLL_SECONDS = 0.02
 
 
 class MintedIdentity(MachineIdentity):
@@ -40,10 +53,18 @@ class MintedIdentity(MachineIdentity):
 
 
 async def light_bot(env: Mapping[str, str], machine_id: str, channel_url: str, audience: str, mint: Mint,
-                    ready: Ready) -> str:
+                    ready: Ready, machine_state: MachineState) -> str:
     """Serves one session (or none); returns why it ended."""
     assigned: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()
     cold_session = env.get(ENV_SESSION_ID) or None
+    frozen = False
+
+    async def freeze(params: Mapping[str, Any]) -> Mapping[str, Any]:
+        nonlocal frozen
+        if assigned.done() or cold_session is not None:
+            raise RequestFailed(409, "not_idle", "only an idle reserve bot is frozen")
+        frozen = True
+        return {"machine_id": hello.machine_id}
 
     async def assign(params: Mapping[str, Any]) -> Mapping[str, Any]:
         assignment = Assignment.from_params(params)
@@ -58,19 +79,36 @@ async def light_bot(env: Mapping[str, str], machine_id: str, channel_url: str, a
 
     hello = Hello(machine_id=env.get(MACHINE_ID_VARIABLE) or machine_id, image=env.get(IMAGE_VARIABLE) or "dev",
                   capabilities=("webrtc",), session_id=cold_session)
-    channel = BotChannel(env.get("BOT_CHANNEL_URL") or channel_url, env.get("BOT_CHANNEL_TOKEN", ""), hello,
-                         {METHOD_ASSIGN: assign}, MintedIdentity(audience, mint))
+    def dial() -> BotChannel:
+        return BotChannel(env.get("BOT_CHANNEL_URL") or channel_url, env.get("BOT_CHANNEL_TOKEN", ""), hello,
+                          {METHOD_ASSIGN: assign, METHOD_FREEZE: freeze}, MintedIdentity(audience, mint))
+
+    channel = dial()
+    serving: asyncio.Task[None] | None = None
     try:
-        await channel.connect()
-    except ChannelError as exc:
-        return f"no channel: {exc}"
-    serving = asyncio.create_task(channel.serve())
-    try:
-        waiting: set[asyncio.Future[Any]] = {assigned, serving}
-        done, _ = await asyncio.wait(waiting, timeout=IDLE_LIMIT_SECONDS,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if assigned not in done:
-            return "channel closed before an assignment" if serving in done else "idle too long"
+        while True:
+            try:
+                await channel.connect()
+            except ChannelError as exc:
+                return f"no channel: {exc}"
+            serving = asyncio.create_task(channel.serve())
+            waiting: set[asyncio.Future[Any]] = {assigned, serving}
+            done, _ = await asyncio.wait(waiting, timeout=IDLE_LIMIT_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if assigned in done:
+                break
+            if serving not in done:
+                return "idle too long"
+            if not frozen:
+                return "channel closed before an assignment"
+            # Frozen: the machine is suspended (its process with it) until a thaw starts it again.
+            while (state := machine_state()) != "started":
+                if state in ("stopped", "destroyed"):
+                    return "retired while frozen"
+                await asyncio.sleep(RESUME_POLL_SECONDS)
+            frozen = False
+            await channel.close()
+            channel = dial()
         assignment = assigned.result()
         ready(assignment.session_id, time.time(), cold_session is not None)
         await channel.report("ready", assignment.session_id)
@@ -79,7 +117,8 @@ async def light_bot(env: Mapping[str, str], machine_id: str, channel_url: str, a
         await channel.report("ended", assignment.session_id, reason="peer_disconnected", exit_code=0)
         return "served"
     finally:
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+        if serving is not None:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
         await channel.close()

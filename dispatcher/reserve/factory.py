@@ -11,7 +11,6 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.machines.base import Machines, WarmMachines
 from dispatcher.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
-from dispatcher.reserve.pacing import LaunchTokens
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
@@ -37,12 +36,4 @@ def build_reserve(
         log.warning("no BOT_CHANNEL_TOKEN: bots have no channel to wait on, so every start is cold")
         return None
     return Reserve(settings, machines, channels, reserve_metrics, coordination=coordination, planner=planner,
-                   tokens=_launch_tokens(machines), max_session_seconds=max_session_seconds)
-
-
-def _launch_tokens(machines: WarmMachines) -> LaunchTokens | None:
-    """A mirror of the provider's create bucket, so refills never starve a cold start."""
-    rate = machines.create_rate
-    if rate is None:
-        return None
-    return LaunchTokens(per_second=rate.per_second, burst=rate.burst)
+                   max_session_seconds=max_session_seconds)

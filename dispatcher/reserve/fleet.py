@@ -3,10 +3,15 @@
 Every replica publishes the reserve bots it holds (dispatcher/store/pool.py) and records each
 start it sees; one replica at a time holds the planning lease (renewed every tick, so a replica
 that dies hands planning over within one lease). The holder takes every replica's starts into
-the sizer (dispatcher/reserve/sizer.py: the forecast's tally, the recent rate) and into its mirror
-of the provider's create bucket (cold launches anywhere spend the provider's one limit), counts
-the deployment's bots once, and turns them into one plan; dispatcher/reserve/reserve.py carries
-it out. The others only claim.
+the sizer (dispatcher/reserve/sizer.py: the forecast's tally, the recent rate), counts the
+deployment's bots once, and turns them into one plan within the refills' spare creates;
+dispatcher/reserve/reserve.py carries it out. The others only claim.
+
+The provider's create limit is counted once for the deployment (`Coordination.create_limit`: in
+the store with several replicas): every replica's cold launches take their token there (the
+provider does, dispatcher/machines/fly/provider.py), and each refill takes one there before it
+launches, only while one more remains for a cold start; so cold launches go first, and no
+replica's count of its own lets the deployment outrun the provider.
 
 The sizer's state is saved in the store every SAVE_EVERY_SECONDS and when the holder lets go, and
 read back by whoever takes the lease next, so a restart or a handover carries on with the
@@ -21,17 +26,39 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from dispatcher.reserve.pacing import LaunchTokens
+from dispatcher.machines.base import WarmMachines
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import Fleet, FleetPlan, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
-from dispatcher.store.coordination import ReplicaPool, ReservePool
+from dispatcher.store.coordination import Coordination, CreateLimit, ReplicaPool, ReservePool
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 SAVE_EVERY_SECONDS = 10.0
 RELOAD_EVERY_SECONDS = 30.0  # a replica that does not plan refreshes its copy of the estimates
+# A provider with no create limit of ours to keep (its reserve paces itself): refills are bounded
+# by the plan alone.
+UNPACED = Rate(per_second=1000.0, burst=1000)
+
+
+@runtime_checkable
+class CountsItsCreates(Protocol):
+    """A provider that counts its create limit in the deployment's count itself (Fly: per app, its
+    cold launches there): the reserve's refills take their tokens from the same count."""
+
+    creates: CreateLimit
+
+
+def creates_of(machines: WarmMachines, coordination: Coordination) -> CreateLimit:
+    """The provider's create limit as the deployment counts it: the one its cold launches take
+    their tokens from where the provider counts them, else one per provider name for the refills."""
+    if isinstance(machines, CountsItsCreates):
+        return machines.creates
+    rate = machines.create_rate or UNPACED
+    return coordination.create_limit(machines.name, rate.per_second, rate.burst)
 
 
 @dataclass(frozen=True, order=True)
@@ -65,17 +92,20 @@ def count_fleet(views: list[ReplicaPool], image: str) -> tuple[list[HotBot], lis
 
 class FleetPlanning:
     def __init__(self, pool: ReservePool, settings: ReserveSettings, planner: PlannerSettings, tiers: Tiers,
-                 tokens: LaunchTokens | None) -> None:
+                 creates: CreateLimit) -> None:
         self._pool = pool
         self._settings, self._planner, self._tiers = settings, planner, tiers
-        self._tokens = tokens
+        self._creates = creates
+        self._token_wait = 0.0  # what a cold launch would wait for its create, as last looked at
         self.sizer = FleetSizer(settings, planner, tiers)
         self.holding = False
         self._saved = -math.inf
         self._loaded = -math.inf
 
-    async def tick(self, epoch: float, monotonic: float, image: str) -> Planned | None:
+    async def tick(self, epoch: float, image: str) -> Planned | None:
         """This tick's plan for the deployment, or None when another replica plans."""
+        limit = await self._creates.look()
+        self._token_wait = limit.wait
         if not await self._pool.plan_lease():
             if self.holding:
                 log.info("reserve: another replica plans the deployment's reserve now")
@@ -87,26 +117,23 @@ class FleetPlanning:
             await self._restore(epoch)
             self.holding = True
             log.info("reserve: this replica plans the deployment's reserve")
-        for at, cold in await self._pool.arrivals():
-            self.sizer.arrived(at)
-            if cold and self._tokens is not None:
-                self._tokens.spend(monotonic)  # a cold launch at any replica spent the provider's create
+        for at, _cold in await self._pool.arrivals():
+            self.sizer.arrived(at)  # (a cold one took its create token itself)
         hot, frozen, fleet = count_fleet(await self._pool.views(), image)
-        spare = self._tokens.spare(monotonic) if self._tokens is not None else self._settings.max_idle
-        plan = self.sizer.plan(epoch, fleet, spare)
+        plan = self.sizer.plan(epoch, fleet, limit.spare)
         if epoch - self._saved >= SAVE_EVERY_SECONDS:
             await self._pool.save(self.sizer.to_dict())
             self._saved = epoch
         return Planned(plan, hot, frozen)
 
-    def seconds_until_token(self, monotonic: float) -> float:
-        """How long a cold launch asked for now waits for its turn under the provider's create limit."""
-        return self._tokens.seconds_until_token(monotonic) if self._tokens is not None else 0.0
+    def seconds_until_token(self) -> float:
+        """How long a cold launch asked for now waits for its turn under the provider's create limit
+        (as this replica's last tick found it)."""
+        return self._token_wait
 
-    def spend(self, monotonic: float) -> None:
-        """A reserve launch by this planner."""
-        if self._tokens is not None:
-            self._tokens.spend(monotonic)
+    async def refill_token(self) -> bool:
+        """A create token for one reserve launch, if one remains for a cold start afterwards."""
+        return (await self._creates.refill()).granted
 
     async def hand_over(self) -> None:
         """This replica drains: its state goes to the store and the lease to whoever ticks next."""

@@ -36,11 +36,10 @@ from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.claim import WarmClaim, serves
 from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen, holders
-from dispatcher.reserve.fleet import FleetPlanning, Planned
+from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of
 from dispatcher.reserve.frozen import FrozenTier, NoFrozenTier, tiers_of
 from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
-from dispatcher.reserve.pacing import LaunchTokens
 from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.retirement import Retirements
@@ -70,7 +69,6 @@ class Reserve:
         coordination: Coordination,  # claims across replicas, the deployment's pool, the planning lease
         planner: PlannerSettings | None = None,
         tiers: Tiers | None = None,
-        tokens: LaunchTokens | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,  # epoch seconds: the pool's and the forecast's clock
         max_session_seconds: int = 3600,
@@ -87,7 +85,8 @@ class Reserve:
         self._max_session_seconds = max_session_seconds  # how long a claimed bot's credential must last
         self.idle_records = IdleRecords()  # bot id → its idle hello, while it is in the pool
         planner = planner or PlannerSettings()
-        self.planning = FleetPlanning(coordination.pool, settings, planner, tiers or tiers_of(machines), tokens)
+        self.planning = FleetPlanning(coordination.pool, settings, planner, tiers or tiers_of(machines),
+                                      creates_of(machines, coordination))
         self._elsewhere = ClaimsElsewhere(coordination, lambda: self._machines.bot_image)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
@@ -124,7 +123,7 @@ class Reserve:
 
     def launch_wait(self) -> float:
         """Seconds a cold launch asked for now waits for the provider's create limit."""
-        return self.planning.seconds_until_token(self._clock())
+        return self.planning.seconds_until_token()
 
     async def can_claim(self, transport: str, within: float = math.inf) -> bool:
         """Whether a warm bot, here or at another replica, could take a `transport` session now and
@@ -256,7 +255,7 @@ class Reserve:
         await self._retire_old_images()
         await self._frozen.retire_stale(self._machines.bot_image)
         await self._coordination.pool.publish(self._view(now))
-        planned = await self.planning.tick(self._wall(), now, self._machines.bot_image)
+        planned = await self.planning.tick(self._wall(), self._machines.bot_image)
         if planned is not None:
             await self._carry_out(planned)
         self._frozen.account()
@@ -302,9 +301,10 @@ class Reserve:
                 await self._elsewhere.resume(bot.replica_id, bot.bot_id)
         launches = self.failed_bots.launches(self._clock(), planned.plan.launch, warming=len(self._warming))
         for _ in range(launches):
+            if not await self.planning.refill_token():  # cold launches took the spare creates first
+                break
             bot_id = f"rsv-{secrets.token_hex(6)}"
             self._warming.launched(bot_id, self._clock())
-            self.planning.spend(self._clock())
             try:
                 await self._machines.launch_idle(bot_id, self._credential(bot_id))
             except ProviderError as exc:

@@ -172,6 +172,37 @@ class Launches(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CreateTurn:
+    """A launch's turn under the provider's create limit, as the deployment's one bucket gave it."""
+
+    granted: bool  # a token was taken (a cold launch's may be due only after `wait`)
+    wait: float  # seconds until the token is due (granted), or until a cold launch's would be
+    spare: int  # whole tokens a refill may still take now, leaving one for a cold start
+
+
+class CreateLimit(Protocol):
+    """The provider's create limit (Fly: 1 create/s per app, burst 3), counted once for the
+    deployment: every replica's cold launches and the planner's refills take their token here, so
+    the deployment never outruns the provider whatever the number of replicas. A cold launch has a
+    caller waiting and goes first: it may reserve a token due later, and a refill takes one only
+    while one more remains for a cold start (so a refill never takes a token a cold launch has
+    reserved)."""
+
+    async def cold(self, max_wait: float) -> CreateTurn:
+        """Reserves the next token for a cold launch, due after `wait`; none when that wait would
+        pass `max_wait` (granted False)."""
+        ...
+
+    async def refill(self) -> CreateTurn:
+        """A token now for a reserve launch, only if one remains for a cold start afterwards."""
+        ...
+
+    async def look(self) -> CreateTurn:
+        """What a cold launch asked for now would wait, and the refills' spare tokens (takes nothing)."""
+        ...
+
+
 class Rate(Protocol):
     async def take(self, caller: str) -> float:
         """0 if the caller's call may go; else the seconds until it could."""
@@ -278,6 +309,11 @@ class Coordination(Protocol):
 
     def start_rate(self, per_second: float, burst: int) -> Rate:
         """Per-key start rate for the whole deployment."""
+        ...
+
+    def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
+        """The provider's create limit `name` for the whole deployment (one object per name: the
+        provider's cold launches and the reserve's refills share it)."""
         ...
 
     def turn_credentials(self) -> CredentialCounts: ...

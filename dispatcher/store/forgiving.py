@@ -23,6 +23,8 @@ from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import (
     Claims,
+    CreateLimit,
+    CreateTurn,
     CredentialCounts,
     OneTimeUse,
     OwnerRecords,
@@ -129,6 +131,23 @@ class ForgivingRate:
 
     async def take(self, caller: str) -> float:
         return await forgiving(lambda: self._shared.take(caller), lambda: self._alone.take(caller), "per-key rate")
+
+
+class ForgivingCreateLimit:
+    """The deployment's create limit; while the store does not answer, this replica's own count."""
+
+    def __init__(self, shared: CreateLimit, alone: CreateLimit) -> None:
+        self._shared = shared
+        self._alone = alone
+
+    async def cold(self, max_wait: float) -> CreateTurn:
+        return await forgiving(lambda: self._shared.cold(max_wait), lambda: self._alone.cold(max_wait), "create limit")
+
+    async def refill(self) -> CreateTurn:
+        return await forgiving(self._shared.refill, self._alone.refill, "create limit")
+
+    async def look(self) -> CreateTurn:
+        return await forgiving(self._shared.look, self._alone.look, "create limit")
 
 
 class ForgivingCounts:

@@ -20,6 +20,7 @@ from dispatcher.store.coordination import (
     CallHandle,
     CallMedia,
     Claims,
+    CreateLimit,
     CredentialCounts,
     Launches,
     OneTimeUse,
@@ -31,7 +32,14 @@ from dispatcher.store.coordination import (
     Timelines,
 )
 from dispatcher.store.media_bus import CallLine
-from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalPool, LocalRate
+from dispatcher.store.memory import (
+    LocalCreateLimit,
+    LocalCredentialCounts,
+    LocalLaunches,
+    LocalOnce,
+    LocalPool,
+    LocalRate,
+)
 from dispatcher.store.relay import Handler
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.timelines import MemoryTimelines
@@ -132,12 +140,18 @@ class LocalCoordination:
         self.calls: CallMedia = LocalCallMedia(replica_id)
         self.pool: ReservePool = LocalPool()
         self.timelines: Timelines = MemoryTimelines()
+        self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:
         return LocalLaunches()
 
     def start_rate(self, per_second: float, burst: int) -> Rate:
         return LocalRate(per_second, burst)
+
+    def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
+        if name not in self._create_limits:  # one bucket per limit: the provider's and the reserve's
+            self._create_limits[name] = LocalCreateLimit(per_second, burst)
+        return self._create_limits[name]
 
     def turn_credentials(self) -> CredentialCounts:
         return LocalCredentialCounts()

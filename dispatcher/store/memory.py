@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from dispatcher.store.coordination import AtCapacity, ReplicaPool
+from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
 MAX_ARRIVALS = 10_000  # starts kept for a planner that is not taking them
@@ -86,6 +86,42 @@ class LocalRate:
             return ahead
         self._arrivals[caller] = arrival + self._interval
         return 0.0
+
+
+class LocalCreateLimit:
+    """The provider's create limit counted in this process (GCRA, as the store's script in
+    dispatcher/store/rates.py): `burst` creates at once, then one per 1/`per_second` s."""
+
+    def __init__(self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a create limit needs a positive rate and a burst of at least 1")
+        self._interval = 1.0 / per_second
+        self._burst = burst
+        self._headroom = min(1, burst - 1)  # kept for a cold start (none when the burst is 1)
+        self._clock = clock
+        self._due = -math.inf  # the bucket's theoretical arrival time: all tokens back by then
+
+    async def cold(self, max_wait: float) -> CreateTurn:
+        return self._turn("cold", max_wait)
+
+    async def refill(self) -> CreateTurn:
+        return self._turn("refill", 0.0)
+
+    async def look(self) -> CreateTurn:
+        return self._turn("look", 0.0)
+
+    def _turn(self, mode: str, max_wait: float) -> CreateTurn:
+        now = self._clock()
+        due = max(self._due, now)
+        wait = max(0.0, due + self._interval - self._burst * self._interval - now)
+        spare = max(0, math.floor(self._burst - self._headroom - (due - now) / self._interval + 1e-9))
+        if mode == "cold" and wait <= max_wait:
+            self._due = due + self._interval
+            return CreateTurn(True, wait, max(0, spare - 1))
+        if mode == "refill" and spare >= 1:
+            self._due = due + self._interval
+            return CreateTurn(True, 0.0, spare - 1)
+        return CreateTurn(False, wait, spare)
 
 
 class LocalCredentialCounts:

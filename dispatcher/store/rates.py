@@ -1,13 +1,18 @@
-"""Per-API-key start rates shared by every replica: a GCRA token bucket kept in the store.
+"""Limits shared by every replica: GCRA token buckets kept in the store.
 
-One key per caller, `rate:<caller>`, holds the bucket's theoretical arrival time; one script
-reads and advances it with the store's own clock (`TIME`), so replicas with skewed clocks agree.
-`burst` calls may come at once, then one per 1/`per_second` seconds.
+- Per-API-key start rates: one key per caller, `rate:<caller>`, holds the bucket's theoretical
+  arrival time; one script reads and advances it with the store's own clock (`TIME`), so replicas
+  with skewed clocks agree. `burst` calls may come at once, then one per 1/`per_second` seconds.
+- The provider's create limit (`create:<name>`, `Coordination.create_limit`): the same bucket,
+  taken by every launch at any replica. A cold launch reserves the next token even when it is due
+  later (its caller waits for it, at most `max_wait`); a refill takes one only while another
+  remains for a cold start, so cold launches go first when tokens are short.
 """
 
 from __future__ import annotations
 
 from dispatcher.store.client import Store
+from dispatcher.store.coordination import CreateTurn
 
 _GCRA = """
 local t = redis.call('TIME')
@@ -38,3 +43,53 @@ class SharedRate:
         key = self._store.key("rate", caller)
         wait_ms = await self._store.call(lambda: self._script(keys=[key], args=[self._interval_ms, self._burst]))
         return int(wait_ms) / 1000
+
+
+# ARGV: interval (ms), burst, mode (cold, refill, look), a cold launch's longest wait (ms).
+# Returns {granted (0/1), wait (ms), spare tokens after this one}.
+_CREATE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local mode = ARGV[3]
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat + interval - burst * interval - now
+if wait < 0 then wait = 0 end
+local headroom = math.min(1, burst - 1)
+local spare = math.floor(burst - headroom - (tat - now) / interval + 1e-9)
+if spare < 0 then spare = 0 end
+if (mode == 'cold' and wait <= tonumber(ARGV[4])) or (mode == 'refill' and spare >= 1) then
+  redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now)
+  if mode == 'refill' then wait = 0 end
+  if spare > 0 then spare = spare - 1 end
+  return {1, wait, spare}
+end
+return {0, wait, spare}
+"""
+
+
+class SharedCreateLimit:
+    def __init__(self, store: Store, name: str, per_second: float, burst: int) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a create limit needs a positive rate and a burst of at least 1")
+        self._store = store
+        self._key = store.key("create", name)
+        self._interval_ms = max(1, round(1000 / per_second))
+        self._burst = burst
+        self._script = store.redis.register_script(_CREATE)
+
+    async def cold(self, max_wait: float) -> CreateTurn:
+        return await self._turn("cold", max_wait)
+
+    async def refill(self) -> CreateTurn:
+        return await self._turn("refill", 0.0)
+
+    async def look(self) -> CreateTurn:
+        return await self._turn("look", 0.0)
+
+    async def _turn(self, mode: str, max_wait: float) -> CreateTurn:
+        args: list[str | int] = [self._interval_ms, self._burst, mode, int(max_wait * 1000)]
+        granted, wait_ms, spare = await self._store.call(lambda: self._script(keys=[self._key], args=args))
+        return CreateTurn(bool(int(granted)), int(wait_ms) / 1000, int(spare))

@@ -28,6 +28,7 @@ from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
 from dispatcher.store.coordination import (
     CallMedia,
     Claims,
+    CreateLimit,
     CredentialCounts,
     Launches,
     OneTimeUse,
@@ -42,6 +43,7 @@ from dispatcher.store.credential_counts import SharedCredentialCounts
 from dispatcher.store.forgiving import (
     ForgivingClaims,
     ForgivingCounts,
+    ForgivingCreateLimit,
     ForgivingOnce,
     ForgivingOwners,
     ForgivingPool,
@@ -52,11 +54,18 @@ from dispatcher.store.launches import RedisLaunches, SharedLaunches
 from dispatcher.store.leases import Leases
 from dispatcher.store.local import LocalCallMedia, LocalClaims, LocalOwners
 from dispatcher.store.media_bus import MediaBus
-from dispatcher.store.memory import LocalCredentialCounts, LocalLaunches, LocalOnce, LocalPool, LocalRate
+from dispatcher.store.memory import (
+    LocalCreateLimit,
+    LocalCredentialCounts,
+    LocalLaunches,
+    LocalOnce,
+    LocalPool,
+    LocalRate,
+)
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.owners import Owners
 from dispatcher.store.pool import StorePool
-from dispatcher.store.rates import SharedRate
+from dispatcher.store.rates import SharedCreateLimit, SharedRate
 from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
@@ -95,6 +104,7 @@ class RedisCoordination:
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple
         self._beating: asyncio.Task[None] | None = None
+        self._create_limits: dict[str, CreateLimit] = {}
 
     async def ask_owner(
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
@@ -122,6 +132,12 @@ class RedisCoordination:
 
     def start_rate(self, per_second: float, burst: int) -> Rate:
         return ForgivingRate(SharedRate(self.store, per_second, burst), LocalRate(per_second, burst))
+
+    def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
+        if name not in self._create_limits:  # one per limit: its fallback count is this replica's
+            self._create_limits[name] = ForgivingCreateLimit(SharedCreateLimit(self.store, name, per_second, burst),
+                                                             LocalCreateLimit(per_second, burst))
+        return self._create_limits[name]
 
     def turn_credentials(self) -> CredentialCounts:
         return ForgivingCounts(SharedCredentialCounts(self.store), LocalCredentialCounts())

@@ -12,17 +12,9 @@ from pathlib import Path
 import httpx
 
 from bench.fleet_emulator.__main__ import emulated
-from bench.fleet_emulator.bucket import TokenBucket
 from bench.fleet_emulator.cloud import EmulatedFly
 from tests.fakes.fly import API_TOKEN, APP
 from tests.fakes.server import serve
-
-
-def test_the_bucket_allows_a_burst_of_three_then_one_a_second() -> None:
-    bucket = TokenBucket(per_second=1.0, burst=3)
-    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
-    assert not bucket.take(100.5)
-    assert bucket.take(101.01)
 
 
 def test_the_emulated_fly_refuses_creates_past_its_app_limit_and_boots_each_machine_after_its_own_cold_start() -> None:
@@ -36,6 +28,15 @@ def test_the_emulated_fly_refuses_creates_past_its_app_limit_and_boots_each_mach
     assert len(set(delays)) == 3 and all(0.1 < d < 60 for d in delays), delays
     assert all(m["state"] == "created" for m in fly.machines.values())  # none booted before its time
     assert fly.refused_creates == 2
+
+
+def test_each_emulated_app_has_its_own_create_limit() -> None:
+    with serve(EmulatedFly(seed=7, apps=2)) as fly:
+        body = {"config": {"image": "img", "env": {}, "metadata": {}}}
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        codes = [httpx.post(f"{fly.url}/v1/apps/{app}/machines", json=body, headers=headers, timeout=10).status_code
+                 for app in (APP, f"{APP}-2") for _ in range(4)]
+    assert codes == [200, 200, 200, 429] * 2, codes
 
 
 def test_a_refused_start_and_one_that_never_got_a_bot_count_as_never_ready(tmp_path: Path) -> None:

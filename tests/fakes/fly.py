@@ -18,6 +18,13 @@ is listed (with `include_deleted`) and readable for `destroyed_ttl` seconds, the
 the real API's do once they age out (None: never; 0: at once). `machines` keeps every record
 for the tests to inspect.
 
+Several apps (`other_apps`, a deployment that spreads its creates over apps): each serves its own
+`/v1/apps/<app>/machines`, a machine belongs to the app it was created in (another app's path
+answers 404 for it, as Fly's does), and its OIDC token names that app. Creates keep Fly's app-wide limit (https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits:
+1 request/s per action, burst 3, scoped to the app for a create): a token bucket per app
+(`create_per_second`, `create_burst`), past which a create answers 429 and is not queued;
+`refused_creates` counts them, `create_times` holds each accepted create's time.
+
 Machine OIDC tokens (https://fly.io/docs/reference/openid-connect/): `machine_socket(id, dir)`
 opens that machine's `/.fly/api` (tests/fakes/machine_socket.py), whose `POST /v1/tokens/oidc`
 answers an RS256 JWT for the asked `aud`, issued by the organisation's issuer (here served at
@@ -58,10 +65,11 @@ def _error(status: int, message: str) -> JSONResponse:
 class FakeFly(FakeApi):
     error_body = staticmethod(lambda status: {"error": f"injected HTTP {status}"})
 
-    def __init__(self, token: str = API_TOKEN, app: str = APP) -> None:
+    def __init__(self, token: str = API_TOKEN, app: str = APP, other_apps: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.token = token
         self.app_name = app
+        self.apps = (app, *other_apps)
         self.machines: dict[str, dict[str, Any]] = {}
         self.boot_after: float | None = None  # seconds after create at which a machine is `started`
         self.destroyed_ttl: float | None = None  # seconds a destroyed machine stays visible
@@ -76,6 +84,12 @@ class FakeFly(FakeApi):
         self.resume_seconds = 0.0  # a resumed machine's `starting` → `started`
         # Fly's documented limit: 1 request/s per action per machine, burst 3.
         self._actions: dict[tuple[str, str], list[float]] = {}
+        # Fly's app-wide create limit: 1 create/s, burst 3 (lifted only by a test of something else).
+        self.create_per_second = 1.0
+        self.create_burst = 3
+        self._create_tokens: dict[str, tuple[float, float]] = {}  # app → (tokens, when counted)
+        self.refused_creates = 0
+        self.create_times: list[float] = []  # monotonic, each accepted create
 
     @property
     def env(self) -> dict[str, str]:
@@ -83,6 +97,7 @@ class FakeFly(FakeApi):
         return {
             "FLY_API_TOKEN": self.token,
             "FLY_APP": self.app_name,
+            **({"FLY_APPS": ",".join(self.apps)} if len(self.apps) > 1 else {}),
             "FLY_API_HOST": self.url,
             "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
             "FLY_OIDC_ISSUER": self.issuer,
@@ -118,11 +133,11 @@ class FakeFly(FakeApi):
         machine = self.machines[machine_id]
         now = int(time.time() if issued is None else issued)
         return self.signing_key.sign({
-            "app_id": "1234567", "app_name": self.app_name, "aud": audience, "exp": now + 600, "iat": now,
+            "app_id": "1234567", "app_name": machine["_app"], "aud": audience, "exp": now + 600, "iat": now,
             "image": machine["config"].get("image", ""), "image_digest": "sha256:" + "a" * 64, "iss": self.issuer,
             "jti": str(uuid.uuid4()), "machine_id": machine_id, "machine_name": machine["name"],
             "machine_version": "01HTGGC1TZ2JHK83J4AC0R3VET", "nbf": now, "org_id": "7654321", "org_name": ORG,
-            "region": machine["region"], "sub": f"{ORG}:{self.app_name}:{machine['name']}",
+            "region": machine["region"], "sub": f"{ORG}:{machine['_app']}:{machine['name']}",
         })
 
     async def jwks(self, request: Request) -> Response:
@@ -135,7 +150,7 @@ class FakeFly(FakeApi):
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def routes(self) -> list[Route]:
-        base = f"/v1/apps/{self.app_name}/machines"
+        base = "/v1/apps/{app}/machines"
         return [
             Route(base, self.create, methods=["POST"]),
             Route(f"/oidc/{ORG}/.well-known/jwks", self.jwks, methods=["GET"]),
@@ -191,16 +206,34 @@ class FakeFly(FakeApi):
             return _error(401, "unauthorized")
         return None
 
+    def _create_allowed(self, app: str) -> bool:
+        """The app's create bucket: a token if one is there (none is borrowed: past it, 429)."""
+        now = time.monotonic()
+        tokens, counted = self._create_tokens.get(app, (float(self.create_burst), now))
+        tokens = min(float(self.create_burst), tokens + (now - counted) * self.create_per_second)
+        if tokens < 1.0:
+            self._create_tokens[app] = (tokens, now)
+            self.refused_creates += 1
+            return False
+        self._create_tokens[app] = (tokens - 1.0, now)
+        self.create_times.append(now)
+        return True
+
     async def create(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
+        app = request.path_params["app"]
+        if app not in self.apps:
+            return _error(404, f"app {app} not found")
+        if not self._create_allowed(app):
+            return _error(429, "rate limit exceeded for create on this app")
         body = await request.json()
         config = body.get("config") or {}
         if not config.get("image"):
             return _error(422, "config.image is required")
         name = body.get("name") or f"gen-{next(self._ids)}"
         for other in self.machines.values():
-            if other["name"] == name and other["state"] != "destroyed":
+            if other["name"] == name and other["state"] != "destroyed" and other.get("_app", self.app_name) == app:
                 return _error(409, f"already_exists: machine {other['id']} has name {name}")
         machine_id = f"m{next(self._ids):012x}"
         machine = {
@@ -213,6 +246,7 @@ class FakeFly(FakeApi):
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "events": [],
             "_created": time.monotonic(),
+            "_app": app,
         }
         self.machines[machine_id] = machine
         return JSONResponse(self._tick(machine))
@@ -224,6 +258,8 @@ class FakeFly(FakeApi):
         wanted = {k[len("metadata.") :]: v for k, v in request.query_params.items() if k.startswith("metadata.")}
         out = []
         for machine in self.machines.values():
+            if machine.get("_app", self.app_name) != request.path_params["app"]:
+                continue
             if (machine["state"] == "destroyed" and not include_deleted) or not self._visible(machine):
                 continue
             metadata = machine["config"].get("metadata") or {}
@@ -233,7 +269,9 @@ class FakeFly(FakeApi):
 
     def _machine(self, request: Request) -> dict[str, Any] | None:
         machine = self.machines.get(request.path_params["id"])
-        return machine if machine is not None and self._visible(machine) else None
+        if machine is None or machine.get("_app", self.app_name) != request.path_params["app"]:
+            return None
+        return machine if self._visible(machine) else None
 
     async def get(self, request: Request) -> Response:
         if denied := self._denied(request):

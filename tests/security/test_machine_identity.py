@@ -33,6 +33,7 @@ from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.settings import Settings, hash_api_key
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import fly_identity, gce_identity
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes import fly as fly_fake
@@ -108,7 +109,8 @@ def fly(fake: fly_fake.FakeFly) -> TokenIssuer:
         return str(fake.by_name(f"vf-{sid}")["id"])
 
     return TokenIssuer(
-        name="fly", machines=lambda: FlyMachines(FlySettings.from_env(fake.env)), launch_credential=credential,
+        name="fly", machines=lambda: FlyMachines(FlySettings.from_env(fake.env), LocalCoordination()),
+        launch_credential=credential,
         own_token=lambda sid: fly_identity(fake, f"vf-{sid}")(),
         own_token_for=lambda sid, aud: fake.oidc_token(machine_id(sid), aud),
         expired_token=lambda sid: fake.oidc_token(machine_id(sid), AUDIENCE, issued=time.time() - 7200),

@@ -23,6 +23,7 @@ from dispatcher.machines.base import FreezeFailed, FrozenForm, MachinesError
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import GONE_STATES, FlyWarmMachines
 from dispatcher.settings import SettingsError, float_setting
+from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.fly")
 
@@ -50,10 +51,10 @@ def frozen_form_setting(env: Mapping[str, str], settings: FlySettings) -> str:
 
 
 class FlyFrozenMachines(FlyWarmMachines):
-    def __init__(self, settings: FlySettings, *, channel_url: str, form: str = "suspend",
-                 running_dollars: float = DEFAULT_RUNNING_DOLLARS,
+    def __init__(self, settings: FlySettings, coordination: Coordination, *, channel_url: str,
+                 form: str = "suspend", running_dollars: float = DEFAULT_RUNNING_DOLLARS,
                  frozen_dollars: float = DEFAULT_FROZEN_DOLLARS) -> None:
-        super().__init__(settings, channel_url=channel_url)
+        super().__init__(settings, coordination, channel_url=channel_url)
         if form not in ("suspend", "stop"):
             raise ValueError(f"no frozen form {form!r}")
         self.form = form
@@ -61,13 +62,13 @@ class FlyFrozenMachines(FlyWarmMachines):
         self._frozen_dollars = frozen_dollars
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], channel_url: str) -> FlyWarmMachines:
+    def from_env(cls, env: Mapping[str, str], channel_url: str, coordination: Coordination) -> FlyWarmMachines:
         """The frozen tier FLY_FROZEN_FORM asks for; `off`: the warm reserve without one."""
         settings = FlySettings.from_env(env)
         form = frozen_form_setting(env, settings)
         if form == "off":
-            return FlyWarmMachines(settings, channel_url=channel_url)
-        return cls(settings, channel_url=channel_url, form=form,
+            return FlyWarmMachines(settings, coordination, channel_url=channel_url)
+        return cls(settings, coordination, channel_url=channel_url, form=form,
                    running_dollars=float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS),
                    frozen_dollars=float_setting(env, "FLY_FROZEN_DOLLARS_PER_MONTH", DEFAULT_FROZEN_DOLLARS))
 

@@ -7,7 +7,8 @@ issuer is the organisation's, `https://oidc.fly.io/<org>`, and its claims name t
 `app_name`, `machine_id`, `machine_name` (https://fly.io/docs/reference/openid-connect/). The
 channel admits the hello only when the token is the issuer's (RS256, keys from
 `<issuer>/.well-known/jwks`, the `jwks_uri` of its OpenID discovery document; `FLY_OIDC_JWKS_URL`
-overrides), unexpired, for this deployment's channel (`aud`), of this app, and names the machine
+overrides), unexpired, for this deployment's channel (`aud`), of one of the deployment's apps
+(`FLY_APPS`; where this replica created the machine, its own app), and names the machine
 the dispatcher created for the credential: `vf-<session>` for a cold bot, `vf-idle-<bot id>` for a
 reserve bot, and, where this replica created it, that machine's id. A machine name is unique among
 an app's live machines (a create with a taken name is refused), and a session id is never reused.
@@ -21,18 +22,21 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
 from dispatcher.channel.identity import ProofSeen
+from dispatcher.log_text import shown
 
 DEFAULT_ISSUER = "https://oidc.fly.io"
 
 
 class FlyMachineIdentity:
-    def __init__(self, *, issuer: str | None, app: str, audience: str | None, jwks_url: str | None,
-                 names: Callable[[BotGrant], str], known_id: Callable[[BotGrant], str | None]) -> None:
-        """`names(grant)`: the machine name created for the grant's subject; `known_id(grant)`: its
-        Fly machine id where this replica created it (None: another replica did)."""
-        self.issuer, self.app, self.audience = issuer, app, audience
+    def __init__(self, *, issuer: str | None, apps: tuple[str, ...], audience: str | None, jwks_url: str | None,
+                 names: Callable[[BotGrant], str], known_id: Callable[[BotGrant], str | None],
+                 known_app: Callable[[BotGrant], str | None]) -> None:
+        """`names(grant)`: the machine name created for the grant's subject; `known_id(grant)` and
+        `known_app(grant)`: its Fly machine id and app where this replica created it (None: another
+        replica did)."""
+        self.issuer, self.apps, self.audience = issuer, apps, audience
         self.keys = JsonWebKeys(jwks_url or f"{issuer}/.well-known/jwks")
-        self._names, self._known_id = names, known_id
+        self._names, self._known_id, self._known_app = names, known_id, known_app
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if self.issuer is None:
@@ -45,9 +49,14 @@ class FlyMachineIdentity:
             claims = await verified_claims(hello.identity, self.keys, issuers=(self.issuer,), audience=self.audience)
         except IdentityRefused as exc:
             return f"Machine OIDC token refused: {exc}"
-        expected = {"app_name": self.app, "machine_name": self._names(grant)}
+        if claims.get("app_name") not in self.apps:
+            named = shown(claims.get("app_name"))
+            return f"Machine OIDC token's app_name is {named}, not one of {', '.join(self.apps)}"
+        expected = {"machine_name": self._names(grant)}
         if (machine_id := self._known_id(grant)) is not None:
             expected["machine_id"] = machine_id
+        if (app := self._known_app(grant)) is not None:
+            expected["app_name"] = app
         return mismatch("Machine OIDC token", claims, expected)
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:

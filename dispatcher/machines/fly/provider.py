@@ -4,10 +4,20 @@ Idempotency: the machine `name` is derived from the session id, so a second crea
 we look the existing machine up by metadata instead (Fly has no server-side idempotency key).
 The machine destroys itself when the bot exits (`auto_destroy`, restart policy `no`). The session's
 values, the Daily token among them, travel in `config.env`, never in `init.cmd`.
+
+Creates are app-wide and scarce (1/s, burst 3): every create takes its token from the
+deployment's one count of that app's limit (`Coordination.create_limit`, in the store with several
+replicas), never from a bucket of this replica's own, so N replicas still create at 1/s per app. A
+cold launch waits for its token up to `FLY_CREATE_MAX_WAIT`, else it is refused
+(`fly_rate_limited`, with the wait as `retry_after`); the reserve takes its refills' tokens from
+the same count. `FLY_APPS` spreads creates over several apps (dispatcher/machines/fly/creates.py
+says how); every other call goes to the app that holds the machine.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +30,7 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.fly.creates import AppCreates
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -27,6 +38,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.store.coordination import Coordination
 
 DEFAULT_API_HOST = "https://api.machines.dev"
 # https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1 req/s per action per
@@ -40,6 +52,7 @@ IDLE_NAME_PREFIX = "vf-idle-"  # reserve machines: named by bot id, tagged with 
 META_SESSION, META_DIGEST, META_CREATED = "voicefleet_session", "voicefleet_body_digest", "voicefleet_created_at"
 META_TRANSPORT = "voicefleet_transport"  # "daily" or "webrtc" (absent: daily)
 
+_APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _STARTING = {"created", "creating", "starting", "updating", "replacing"}
 _ENDED = {"stopping", "stopped", "suspending", "suspended", "destroying", "destroyed", "replaced", "migrated"}
 _FAILED = {"failed", "launch_failed"}
@@ -50,6 +63,8 @@ class FlySettings:
     api_token: str = field(repr=False)
     app: str
     image: str
+    # Every app creates may go to, FLY_APP first (FLY_APPS; empty: FLY_APP's alone): ~1 create/s each.
+    apps: tuple[str, ...] = ()
     api_host: str = DEFAULT_API_HOST
     cpu_kind: str = "shared"
     cpus: int = 1
@@ -78,6 +93,7 @@ class FlySettings:
             api_token=required["FLY_API_TOKEN"],
             app=required["FLY_APP"],
             image=required["BOT_IMAGE"],
+            apps=_apps(env, required["FLY_APP"]),
             api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
             cpu_kind=cpu_kind,
             cpus=int_setting(env, "FLY_GUEST_CPUS", cls.cpus),
@@ -91,6 +107,14 @@ class FlySettings:
             oidc_jwks_url=env.get("FLY_OIDC_JWKS_URL", "").strip() or None,
             identity_audience=identity_audience(env),
         )
+
+
+def _apps(env: Mapping[str, str], app: str) -> tuple[str, ...]:
+    """FLY_APP, then FLY_APPS (comma-separated) without repeats; empty when FLY_APPS is unset (FLY_APP's alone)."""
+    listed = tuple(a.strip() for a in env.get("FLY_APPS", "").split(",") if a.strip())
+    if bad := [a for a in listed if not _APP_NAME.fullmatch(a)]:
+        raise SettingsError(f"FLY_APPS: {bad[0][:64]!r} is not a Fly app name")
+    return tuple(dict.fromkeys((app, *listed))) if listed else ()
 
 
 def _oidc_issuer(env: Mapping[str, str]) -> str | None:
@@ -156,16 +180,17 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
 class FlyMachines:
     name = "fly"
 
-    def __init__(self, settings: FlySettings) -> None:
+    def __init__(self, settings: FlySettings, coordination: Coordination) -> None:
         self.settings = settings
-        self._client = HttpClient(
-            f"{settings.api_host}/v1/apps/{settings.app}",
-            headers={"Authorization": f"Bearer {settings.api_token}"},
-            timeout=settings.timeout,
-        )
+        apps = settings.apps or (settings.app,)
+        self._clients = {app: HttpClient(f"{settings.api_host}/v1/apps/{app}",
+                                         headers={"Authorization": f"Bearer {settings.api_token}"},
+                                         timeout=settings.timeout) for app in apps}
+        self._app_of: dict[str, str] = {}  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
-        self._create_bucket = TokenBucket("fly-create", settings.create_rate)
-        self._list_bucket = TokenBucket("fly-list", settings.list_rate)
+        self.creates = AppCreates(apps, coordination, settings.create_rate)
+        # Lists are app-wide at Fly (1/s, burst 3) and counted per app here, in this process.
+        self._list_buckets = {app: TokenBucket(f"fly-list-{app}", settings.list_rate) for app in apps}
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
         # list call; a replica without the entry finds the machine by metadata.
         self._ids: dict[str, str] = {}
@@ -175,8 +200,8 @@ class FlyMachines:
         # A bot's hello must carry its Machine's OIDC token: its launch credential alone, readable
         # in the machine's config, admits nothing (docs/security.md).
         self.identity = FlyMachineIdentity(
-            issuer=settings.oidc_issuer, app=settings.app, audience=settings.identity_audience,
-            jwks_url=settings.oidc_jwks_url, names=self.name_for, known_id=self.known_id,
+            issuer=settings.oidc_issuer, apps=apps, audience=settings.identity_audience,
+            jwks_url=settings.oidc_jwks_url, names=self.name_for, known_id=self.known_id, known_app=self.known_app,
         )
 
     @staticmethod
@@ -188,9 +213,24 @@ class FlyMachines:
         """The Fly machine id this replica created for the credential's subject, if it did."""
         return self._ids.get(grant.subject) if grant.kind == "session" else None
 
-    async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
+    def known_app(self, grant: BotGrant) -> str | None:
+        """The app of the machine this replica created for the credential's subject, if it did."""
+        machine_id = self.known_id(grant)
+        return None if machine_id is None else self._app_of.get(machine_id)
+
+    async def _request(self, method: str, path: str, *, app: str | None = None, **kw: Any) -> HttpResponse:
+        """A call to `app`'s Machines API; without one, to the app holding the machine the path names
+        (`/machines/<id>…`), as created or listed here (FLY_APP's otherwise)."""
+        if app is None:
+            parts = path.split("/")
+            app = self._app_of.get(parts[2], self.settings.app) if len(parts) > 2 else self.settings.app
         return await provider_request(
-            "fly", self._client, method, path, backoff=self._backoff, error=MachinesError, **kw)
+            "fly", self._clients[app], method, path, backoff=self._backoff, error=MachinesError, **kw)
+
+    def _seen(self, raw: Mapping[str, Any], app: str) -> Machine:
+        """A machine as Fly answered it from `app`: later calls about it go to that app."""
+        self._app_of[str(raw["id"])] = app
+        return to_machine(raw)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         try:
@@ -222,10 +262,23 @@ class FlyMachines:
             body["region"] = s.region
         return body
 
+    async def _cold_create_turn(self, app: str) -> None:
+        """Waits for this cold launch's create token, reserved in the deployment's count of `app`'s
+        limit (cold launches go before refills); refused when it would wait past the max wait."""
+        max_wait = self.settings.create_rate.max_wait
+        turn = await self.creates.cold_in(app, max_wait)
+        if not turn.granted:
+            raise MachinesError("fly_rate_limited", f"fly: the app's create limit is spent for {turn.wait:.1f}s "
+                                f"(more than {max_wait:g}s)", retry_after=turn.wait)
+        if turn.wait > 0:
+            await asyncio.sleep(turn.wait)
+
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
-        response = await self._request("POST", "/machines", json=self._create_body(spec), bucket=self._create_bucket)
+        app = self.creates.app_of(spec.session_id)
+        await self._cold_create_turn(app)
+        response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
         if response.status_code in (200, 201):
-            machine = to_machine(response.json())
+            machine = self._seen(response.json(), app)
             self._ids[spec.session_id] = machine.machine_id
             self._remember_launch(machine)
             return LaunchResult(machine, created=True)
@@ -241,18 +294,24 @@ class FlyMachines:
         if len(self._launched) > LAUNCHED_KEPT:
             del self._launched[next(iter(self._launched))]
 
-    async def _find(self, session_id: str) -> Machine | None:
-        response = await self._request(
-            "GET",
-            "/machines",
-            params={f"metadata.{META_SESSION}": session_id, "include_deleted": "true"},
-            bucket=self._list_bucket,
-        )
+    async def _list_in(self, app: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        response = await self._request("GET", "/machines", app=app, params=params, bucket=self._list_buckets[app])
         if response.status_code != 200:
             raise self._failed(response, "list machines")
-        # Its own name, or a reserve machine claimed for it (dispatcher/machines/fly/reserve.py).
+        machines = list(response.json())
+        for raw in machines:
+            self._app_of[str(raw["id"])] = app
+        return machines
+
+    async def _list_all(self, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every app's machines (a reserve machine may be in any app)."""
+        return [raw for app in self._clients for raw in await self._list_in(app, params)]
+
+    async def _find(self, session_id: str) -> Machine | None:
+        # Its own name in its app, or a reserve machine claimed for it in any app (fly/reserve.py).
         names = (machine_name(session_id),)
-        found = [to_machine(m) for m in response.json()
+        found = [to_machine(m) for m in await self._list_all(
+                     {f"metadata.{META_SESSION}": session_id, "include_deleted": "true"})
                  if m.get("name") in names or str(m.get("name", "")).startswith(IDLE_NAME_PREFIX)]
         if not found:
             return None
@@ -319,14 +378,12 @@ class FlyMachines:
         return True
 
     async def list(self) -> list[Machine]:
-        response = await self._request("GET", "/machines", bucket=self._list_bucket)
-        if response.status_code != 200:
-            raise self._failed(response, "list machines")
-        raw = [m for m in response.json() if META_SESSION in ((m.get("config") or {}).get("metadata") or {})]
+        raw = [m for m in await self._list_all() if META_SESSION in ((m.get("config") or {}).get("metadata") or {})]
         return [to_machine(m) for m in raw]
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
         await self.identity.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:

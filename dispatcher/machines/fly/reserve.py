@@ -12,6 +12,7 @@ last, so a look-up by session never finds a half-tagged machine. Three writes fi
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ from dispatcher.machines.fly.provider import (
     to_machine,
 )
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination
 
 META_IDLE = "voicefleet_idle"
 # Idle machines in these states are no reserve (an `auto_destroy` machine that stopped is on its way out).
@@ -42,8 +44,8 @@ FROZEN_STATES: frozenset[str] = frozenset({"suspending", "suspended", "stopping"
 
 
 class FlyWarmMachines(FlyMachines):
-    def __init__(self, settings: FlySettings, *, channel_url: str) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: FlySettings, coordination: Coordination, *, channel_url: str) -> None:
+        super().__init__(settings, coordination)
         self.channel_url = channel_url
         self.bot_image = settings.image
         self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
@@ -80,19 +82,28 @@ class FlyWarmMachines(FlyMachines):
         return body
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        response = await self._request("POST", "/machines", json=self._idle_body(bot_id, channel_token),
-                                       bucket=self._create_bucket)
+        """In the app whose create token the reserve's refill took (`AppCreates.refill`) just before;
+        called otherwise, it waits for a token as a cold launch does."""
+        app = self.creates.refilled_app()
+        if app is None:  # not after a refill's token: wait for one as a cold launch does
+            app = await self.creates.soonest_app()
+            await self._cold_create_turn(app)
+        response = await self._request("POST", "/machines", app=app, json=self._idle_body(bot_id, channel_token))
         if response.status_code not in (200, 201):
             raise self._failed(response, "create a reserve machine")
-        self._idle_ids[bot_id] = str(response.json()["id"])
+        self._idle_ids[bot_id] = self._seen(response.json(), app).machine_id
 
     async def _idle_machine_id(self, bot_id: str) -> str | None:
         machine_id = self._idle_ids.get(bot_id)
         if machine_id is not None:
             return machine_id
-        for machine in await self._list_idle():
-            if machine["config"]["metadata"].get(META_IDLE) == bot_id:
-                return str(machine["id"])
+        # Another replica launched it, in one of the apps: ask them one at a time, in an order of
+        # their own (each app's lists are limited apart), until one holds it.
+        for app in random.sample(self.creates.apps, len(self.creates.apps)):
+            for machine in await self._list_in(app, {f"metadata.{META_IDLE}": bot_id}):
+                claimed = META_SESSION in machine["config"]["metadata"]
+                if machine.get("state") not in self._gone_states() and not claimed:
+                    return str(machine["id"])
         return None
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
@@ -121,10 +132,7 @@ class FlyWarmMachines(FlyMachines):
             raise self._failed(response, "destroy a reserve machine")
 
     async def _list_idle(self) -> list[dict[str, Any]]:
-        response = await self._request("GET", "/machines", bucket=self._list_bucket)
-        if response.status_code != 200:
-            raise self._failed(response, "list machines")
-        return [m for m in response.json()
+        return [m for m in await self._list_all()
                 if META_IDLE in ((m.get("config") or {}).get("metadata") or {})
                 and META_SESSION not in m["config"]["metadata"]
                 and m.get("state") not in self._gone_states()]

@@ -19,6 +19,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.sessions.watch import Watch, changes
 from dispatcher.settings import Settings, hash_api_key
+from dispatcher.store.local import LocalCoordination
 from tests.support.dispatcher_server import InProcess, in_process
 from tests.support.waiting import until
 
@@ -237,7 +238,7 @@ async def test_a_patience_that_is_not_a_number_of_seconds_is_a_422(cold: InProce
 async def test_a_refused_cloud_start_creates_no_machine_and_no_room(fake_fly, fake_daily) -> None:
     key = "cloud-key-0123456789abcdef"
     env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL}
-    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     settings = Settings(machines="fly", bot_channel_token="f" * 40, api_key_hashes=frozenset({hash_api_key(key)}))
     app = create_app(settings, env=env, machines=machines, rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
     async with in_process(app, headers=bearer(key)) as d:
@@ -258,7 +259,7 @@ async def test_a_replica_that_did_not_start_the_session_streams_its_changes(fake
     settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(key)}))
 
     def replica() -> contextlib.AbstractAsyncContextManager[InProcess]:
-        machines = FlyMachines(FlySettings.from_env(fake_fly.env))
+        machines = FlyMachines(FlySettings.from_env(fake_fly.env), LocalCoordination())
         return in_process(create_app(settings, env=fake_fly.env, machines=machines, rooms=None), headers=bearer(key))
 
     async with replica() as a, replica() as b:

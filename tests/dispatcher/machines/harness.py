@@ -26,6 +26,7 @@ from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
@@ -139,7 +140,7 @@ def fly_harness(fake: fly_fake.FakeFly) -> Harness:
         name="fly",
         fake=fake,
         env={**fake.env, "FLY_RETRY_DEADLINE_SECONDS": "3"},
-        factory=lambda env: FlyMachines(FlySettings.from_env(env)),
+        factory=lambda env: FlyMachines(FlySettings.from_env(env), LocalCoordination()),
         set_state=set_state,
         fail_create=lambda status, times: fake.fail(
             status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/machines"

@@ -13,6 +13,7 @@ from dispatcher.machines.fly.frozen import FlyFrozenMachines, frozen_form_settin
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import FlyWarmMachines
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.fly import FakeFly
 
@@ -20,7 +21,7 @@ CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
 
 
 async def provider(fake: FakeFly, **env: str) -> FlyWarmMachines:
-    return FlyFrozenMachines.from_env({**fake.env, **env}, CHANNEL_URL)
+    return FlyFrozenMachines.from_env({**fake.env, **env}, CHANNEL_URL, LocalCoordination())
 
 
 async def started_idle(fly: FlyWarmMachines, fake: FakeFly, bot_id: str) -> dict:

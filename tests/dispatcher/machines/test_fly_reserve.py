@@ -14,6 +14,7 @@ from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import FlyWarmMachines
 from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.settings import Settings, hash_api_key
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import fly_identity
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.daily import FakeDaily
@@ -27,7 +28,7 @@ TOKEN = "f" * 40
 
 @pytest.fixture
 async def fly(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
-    provider = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    provider = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     yield provider
     await provider.aclose()
 
@@ -54,7 +55,7 @@ async def test_a_claim_retags_the_machine_so_any_replica_finds_the_session(fly, 
     s = spec()
     adopted = await fly.adopt("b2", s)
     assert adopted.created and adopted.machine.session_id == s.session_id
-    other_replica = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    other_replica = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     try:
         found = await other_replica.status(s.session_id)  # no cache: Fly's metadata is the record
         assert found is not None and found.state is MachineState.STARTED
@@ -115,7 +116,7 @@ async def test_the_fake_refuses_a_fourth_metadata_write_in_a_burst_as_fly_does(f
 async def test_post_start_claims_an_idle_fly_bot_over_the_channel(fake_fly) -> None:
     env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0",
            "RESERVE_BURST": "0"}
-    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
                      machines=machines, rooms=None)
     state = app.state.voicefleet
@@ -137,7 +138,7 @@ async def test_post_start_claims_an_idle_fly_bot_over_the_channel(fake_fly) -> N
 
 
 async def test_a_dead_dispatchers_idle_machines_are_reaped_by_the_next_one_past_their_idle_age(fake_fly) -> None:
-    dead = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    dead = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     await dead.launch_idle("old")
     await dead.launch_idle("young")
     await dead.aclose()  # its dispatcher is gone: nobody will retire these
@@ -145,7 +146,7 @@ async def test_a_dead_dispatchers_idle_machines_are_reaped_by_the_next_one_past_
     for name in ("vf-idle-old", "vf-idle-young"):
         fake_fly.set_state(name, "started")
     env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MAX_IDLE_SECONDS": "900"}
-    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
                      machines=machines, rooms=None)
     reserve = app.state.voicefleet.reserve
@@ -164,7 +165,7 @@ async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
     auth = {"Authorization": f"Bearer {key}", "Idempotency-Key": "warm-1"}
     env = {**fake_fly.env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0",
            "RESERVE_BURST": "0"}
-    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), channel_url=CHANNEL_URL)
+    machines = FlyWarmMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url=CHANNEL_URL)
     app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({hash_api_key(key)})),
                      env=env, machines=machines, rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
     state = app.state.voicefleet
@@ -193,7 +194,7 @@ async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
 async def test_a_refill_launches_within_flys_create_limit_and_keeps_a_slot_for_a_cold_start(fake_fly) -> None:
     fly_env = {**fake_fly.env, "FLY_CREATE_RATE": "0.01", "FLY_CREATE_BURST": "3"}  # 3 creates, then ~none
     env = {**fly_env, "BOT_CHANNEL_URL": CHANNEL_URL, "RESERVE_MIN_IDLE": "10", "RESERVE_MAX_IDLE": "10"}
-    machines = FlyWarmMachines(FlySettings.from_env(fly_env), channel_url=CHANNEL_URL)
+    machines = FlyWarmMachines(FlySettings.from_env(fly_env), LocalCoordination(), channel_url=CHANNEL_URL)
     app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
                      machines=machines, rooms=None)
     await app.state.voicefleet.reserve.refill()

@@ -32,7 +32,7 @@ from tests.fakes.fly import FakeFly
 
 
 async def test_the_plan_keeps_the_minimum_hot_when_quiet_and_more_as_the_rate_grows(fake_fly: FakeFly) -> None:
-    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), channel_url="ws://10.0.0.2/bots/channel")
+    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url="ws://10.0.0.2/bots/channel")
     coordination = LocalCoordination()
     settings = ReserveSettings(min_idle=4, max_idle=50, buffer=0.0, burst=0.0)
     planner = PlannerSettings(min_hot=1)
@@ -63,7 +63,7 @@ async def test_the_plan_keeps_the_minimum_hot_when_quiet_and_more_as_the_rate_gr
 async def test_frozen_bots_are_in_the_deployments_pool_and_the_plan_knows_where(fake_fly: FakeFly) -> None:
     """A replica's frozen bots are pool records in state frozen, so the planner counts them and
     retires its surplus ones at the replica that holds them."""
-    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), channel_url="ws://10.0.0.2/bots/channel")
+    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url="ws://10.0.0.2/bots/channel")
     coordination = LocalCoordination()
     channels = BotChannels(None, claims=coordination.claims, identity=Unverified("test"))
     metrics = ReserveMetrics(Metrics("fly").registry, "fly")

@@ -96,7 +96,7 @@ async def test_a_frozen_bot_held_at_another_replica_counts_for_a_patient_start_w
 
 
 async def test_a_frozen_bot_held_here_counts_for_a_patient_start(fake_fly: FakeFly) -> None:
-    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), channel_url="ws://10.0.0.2/bots/channel")
+    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url="ws://10.0.0.2/bots/channel")
     coordination = LocalCoordination()
     channels = BotChannels(None, claims=coordination.claims, identity=Unverified("test"))
     held = Reserve(ReserveSettings(min_idle=1, buffer=0.0, burst=0.0), machines, channels,
@@ -114,7 +114,7 @@ async def test_a_frozen_bot_held_here_counts_for_a_patient_start(fake_fly: FakeF
 async def test_the_planners_resume_thaws_a_frozen_bot_where_it_is_held(fake_fly: FakeFly) -> None:
     """One bot kept hot, the only one frozen: the plan resumes it, and the holder thaws its machine
     (published as `resuming` until it dials in)."""
-    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), channel_url="ws://10.0.0.2/bots/channel")
+    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(), channel_url="ws://10.0.0.2/bots/channel")
     coordination = LocalCoordination()
     channels = BotChannels(None, claims=coordination.claims, identity=Unverified("test"))
     held = Reserve(ReserveSettings(min_idle=1, buffer=0.0, burst=0.0), machines, channels,

@@ -114,6 +114,21 @@ async def test_the_start_rate_lets_the_burst_through_then_says_how_long_to_wait(
     assert await rate.take("another caller") == 0  # each key its own bucket
 
 
+async def test_the_create_limit_keeps_one_token_for_a_cold_start_and_cold_starts_go_first(coordination) -> None:
+    creates = coordination.create_limit("fly", per_second=0.01, burst=3)  # the next token 100 s later
+    assert coordination.create_limit("fly", per_second=0.01, burst=3) is creates  # the provider's and the reserve's
+    assert (await creates.look()).spare == 2
+    assert [(await creates.refill()).granted for _ in range(3)] == [True, True, False]  # one left for a cold start
+    first = await creates.cold(max_wait=0.0)
+    assert first.granted and first.wait == 0.0
+    refused = await creates.cold(max_wait=5.0)  # the next is 100 s away: nothing reserved
+    assert not refused.granted and 95 <= refused.wait <= 100
+    queued = await creates.cold(max_wait=200.0)  # a caller who will wait reserves it
+    assert queued.granted and 95 <= queued.wait <= 100
+    assert not (await creates.refill()).granted
+    assert 195 <= (await creates.look()).wait <= 200  # behind the queued cold start
+
+
 async def test_a_callers_credentials_are_bounded_until_one_expires_or_is_given_back(coordination) -> None:
     counts = coordination.turn_credentials()
     now = time.time()
@@ -238,3 +253,16 @@ async def test_health_names_the_store_when_there_is_one(answering) -> None:
         assert health == {}  # one process: nothing shared to be unwell
     else:
         assert health["status"] == "ok" and health["replica"] == "r-a"
+
+
+async def test_the_create_limit_is_counted_once_for_every_replica(request) -> None:
+    server, prefix = request.getfixturevalue("redis"), request.getfixturevalue("prefix")
+    replicas = [RedisCoordination(settings_for(server, f"r-{n}", prefix)) for n in range(3)]
+    try:
+        limits = [r.create_limit("fly", per_second=0.01, burst=3) for r in replicas]
+        turns = [await limits[n % 3].cold(max_wait=0.0) for n in range(6)]
+        assert [t.granted for t in turns] == [True, True, True, False, False, False]
+        assert not (await limits[0].refill()).granted  # the cold starts at the others spent it
+    finally:
+        for replica in replicas:
+            await replica.aclose()
