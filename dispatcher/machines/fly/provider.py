@@ -214,7 +214,12 @@ class FlyMachines:
         return self._ids.get(grant.subject) if grant.kind == "session" else None
 
     def known_app(self, grant: BotGrant) -> str | None:
-        """The app of the machine this replica created for the credential's subject, if it did."""
+        """The app of the machine created for the credential's subject: a session's is the app its id
+        maps to, the same at every replica (names are unique only within an app, so a machine of that
+        name in another of the deployment's apps is not the session's); a reserve bot's, where this
+        replica created it."""
+        if grant.kind == "session":
+            return self.creates.app_of(grant.subject)
         machine_id = self.known_id(grant)
         return None if machine_id is None else self._app_of.get(machine_id)
 
