@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.store.coordination import OneTimeUse
+
+if TYPE_CHECKING:  # for its annotation only: the Pulumi program imports this module (through the
+    # machines' contract), and its environment has neither redis nor Prometheus, which the store has
+    from dispatcher.store.coordination import OneTimeUse
 
 
 @dataclass(frozen=True)
