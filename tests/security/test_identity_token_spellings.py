@@ -1,7 +1,7 @@
 """Replaying a machine's identity token spelt otherwise: the one-use record must name the token by
-what every accepted spelling of it shares. A JWT's signature segment is base64url, and its
-decoder drops the unused low bits of the last character: a thief with the session's launch credential and one token the real bot
-sent re-spells it so its text differs, and presents it while it is still valid. Against a real
+what every accepted spelling of it shares. A JWT's signature segment is base64url, and its decoder
+drops the unused low bits of the last character: a thief with the session's launch credential and
+one token the real bot sent re-spells it so its text differs, and presents it while still valid. Against a real
 dispatcher on loopback and the providers' fakes (which sign their tokens as the providers do)."""
 
 from __future__ import annotations
