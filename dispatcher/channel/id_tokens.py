@@ -7,8 +7,8 @@ local fake) and cached: refetched after `MAX_AGE_SECONDS`, or for a key id it do
 issuer rotated), but never more than once per `MIN_REFETCH_SECONDS`, so tokens naming made-up key
 ids cannot make the dispatcher hammer the issuer. An unreachable issuer keeps the keys it had.
 
-A token is admitted once (dispatcher/channel/identity.py, `OneUse`): `token_seen` names it by its
-hash for as long as it is valid, and a token valid for longer than `MAX_TOKEN_SECONDS` (Google's
+A token is admitted once (dispatcher/channel/identity.py, `OneUse`): `token_seen` names it by the
+hash of what it signs for as long as it is valid, and a token valid for longer than `MAX_TOKEN_SECONDS` (Google's
 last an hour, Fly's ten minutes) is refused, so the record always outlives what it guards.
 """
 
@@ -155,7 +155,11 @@ def token_seen(token: str | None) -> ProofSeen | None:
         expires = None
     left = expires - time.time() if isinstance(expires, int | float) else MAX_TOKEN_SECONDS
     seconds = min(max(left, 0.0), MAX_TOKEN_SECONDS) + CLOCK_SKEW_SECONDS
-    return ProofSeen("jwt:" + hashlib.sha256(token.encode()).hexdigest(), seconds)
+    # Named by what it signs (header and claims, verbatim), not by its text: the signature's
+    # base64url spells the same bytes several ways (the last character's unused bits), and any
+    # spelling verifies, so a record keyed on the text would admit each spelling once.
+    signed = token.rsplit(".", 1)[0]
+    return ProofSeen("jwt:" + hashlib.sha256(signed.encode()).hexdigest(), seconds)
 
 
 def mismatch(what: str, claims: Mapping[str, Any], expected: Mapping[str, str]) -> str | None:

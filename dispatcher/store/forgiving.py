@@ -165,16 +165,25 @@ class ForgivingCounts:
 
 
 class ForgivingOnce:
-    """A token the store cannot vouch for is checked against this replica's memory: a replay here
-    is still refused; one at another replica names the same session, never a second machine."""
+    """A token the store cannot vouch for is checked against this replica's memory (which sees every
+    token shown here): a replay here is still refused; one at another replica names the same
+    session, never a second machine."""
 
     def __init__(self, shared: SpentOnce, alone: OneTimeUse) -> None:
         self._shared = shared
         self._alone = alone
 
     async def first_use(self, what: str, seconds: float) -> bool:
-        return await forgiving(lambda: self._shared.first_use(what, seconds),
-                               lambda: self._alone.first_use(what, seconds), f"one-time token {shown(what)}")
+        # This replica's memory records every token it is shown, the store answering or not: one
+        # admitted here while the store answered stays refused here once it stops answering.
+        if not await self._alone.first_use(what, seconds):
+            return False
+
+        async def first_here() -> bool:
+            return True
+
+        return await forgiving(lambda: self._shared.first_use(what, seconds), first_here,
+                               f"one-time token {shown(what)}")
 
 
 class ForgivingValues:

@@ -20,7 +20,6 @@ from dispatcher.machines.fly.provider import FlyMachines, FlySettings, machine_n
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes import fly as fly_fake
-
 from tests.fakes.server import serve
 
 APPS = ("voicefleet-bots", "voicefleet-bots-2")

@@ -38,6 +38,7 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import Coordination
 
 META_IDLE = "voicefleet_idle"
+CLAIMED_KEPT = 100_000  # claimed bots whose machine id stays pinned for their re-dials (oldest forgotten)
 # Idle machines in these states are no reserve (an `auto_destroy` machine that stopped is on its way out).
 GONE_STATES: frozenset[str] = frozenset({"destroyed", "destroying", "stopped"})
 FROZEN_STATES: frozenset[str] = frozenset({"suspending", "suspended", "stopping", "stopped"})
@@ -49,10 +50,13 @@ class FlyWarmMachines(FlyMachines):
         self.channel_url = channel_url
         self.bot_image = settings.image
         self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
+        # bot id → Fly machine id of the bots claimed here: a claimed bot re-dials with its idle
+        # credential for its whole session, and a machine of its name in another app must stay refused.
+        self._claimed_ids: dict[str, str] = {}
 
     def known_id(self, grant: BotGrant) -> str | None:
         if grant.kind == "idle":
-            return self._idle_ids.get(grant.subject)
+            return self._idle_ids.get(grant.subject) or self._claimed_ids.get(grant.subject)
         return super().known_id(grant)
 
     @property
@@ -116,6 +120,9 @@ class FlyWarmMachines(FlyMachines):
             if response.status_code not in (200, 201, 204):
                 raise self._failed(response, "tag a claimed reserve machine")
         self._idle_ids.pop(bot_id, None)
+        self._claimed_ids[bot_id] = machine_id
+        if len(self._claimed_ids) > CLAIMED_KEPT:
+            del self._claimed_ids[next(iter(self._claimed_ids))]
         self._ids[spec.session_id] = machine_id
         got = await self._request("GET", f"/machines/{machine_id}")
         if got.status_code != 200:
