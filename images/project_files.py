@@ -25,7 +25,8 @@ The digest covers those files as git tracks them when the project is in a git ch
 tracked files in it: an editor's backup, a cache or a scratch file that git does not track would
 otherwise make two checkouts of one commit rebuild and redeploy (the build itself still takes
 them). Outside a checkout, or in one that tracks nothing of the project, it covers every file the
-build takes. So a new module counts once it is added to git.
+build takes. So a new module counts once it is added to git; until then `untracked` names it, and
+the offline plan prints it as a note (stacks/tools/preflight/bot_files.py).
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ def digest_files(project: Path) -> list[tuple[str, os.stat_result]]:
         return taken
     folders = {"/".join(path.split("/")[:depth]) for path in known for depth in range(1, path.count("/") + 1)}
     return [(path, lstat) for path, lstat in taken if path in known or path in folders]
+
+
+def untracked(project: Path) -> list[str]:
+    """The files (not folders) the build takes that the digest leaves out: in a checkout that tracks
+    some of the project, those git does not track. A change to one of them previews no image change,
+    so a new module the bot imports, not yet added to git, would deploy the old bot."""
+    known = tracked(project)
+    if known is None:
+        return []
+    return [path for path, lstat in files(project) if not stat.S_ISDIR(lstat.st_mode) and path not in known]
 
 
 def digest(project: Path) -> str:

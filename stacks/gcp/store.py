@@ -6,9 +6,9 @@ policy for `gcp-memorystore` allows it in that subnetwork); the Cloud Run dispat
 Direct VPC egress. Encrypted in
 transit (`SERVER_AUTHENTICATION`: TLS, the dispatcher checks the instance's own CA, passed to it
 as `REDIS_CA_CERT`). Authenticated with IAM (`IAM_AUTH`): only the dispatcher's service account
-holds `roles/memorystore.dbConnectionUser`, on this instance only (an IAM condition), and the
-dispatcher signs in with its own short-lived access token (`REDIS_AUTH=gcp-iam`); bots have
-neither the role nor TCP egress other than 443.
+holds `roles/memorystore.dbConnectionUser`, bound to the project with no instance condition (the
+grant's comment says why), and the dispatcher signs in with its own short-lived access token
+(`REDIS_AUTH=gcp-iam`); bots have neither the role nor TCP egress other than 443.
 One shard, cluster mode off (one endpoint, plain clients); a replica in another zone when
 `replicas` is 1 (prod), none in dev.
 """
@@ -91,26 +91,22 @@ class CoordinationStore(pulumi.ComponentResource):
                                         delete_before_replace=True),
         )
         # The dispatcher's service waits for it: a revision that cannot sign in would start degraded.
+        # Bound to the project, with no IAM condition. A condition on `resource.name` narrows a binding
+        # only for the services on Google's "Resource attributes for IAM Conditions" list
+        # (cloud.google.com/iam/docs/conditions-resource-attributes: "Other services and resource
+        # types do not recognize resource attributes"), and the copies of it readable in Nov 2026 do
+        # not name memorystore.googleapis.com; Memorystore for Valkey's IAM-auth pages
+        # (cloud.google.com/memorystore/docs/valkey/about-iam-auth, .../manage-iam-auth) document the
+        # project-level grant ("access to all instances in your project") and a limited IAM admin,
+        # never a resource-name condition. A condition the service does not evaluate may never match:
+        # every replica would be refused at AUTH and the store stay degraded. What stays open: every
+        # IAM_AUTH Memorystore instance in the stack's project (docs/pulumi.md: a project of its own).
         self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
-                                            member=args.dispatcher_member, condition=instance_condition(args),
-                                            opts=child)
+                                            member=args.dispatcher_member, opts=child)
         endpoint = instance.endpoints.apply(_first_address)
         self.url = pulumi.Output.concat("rediss://", endpoint, ":6379/0")
         self.ca_certificate = instance.managed_server_cas.apply(_ca_pem)
         self.register_outputs({"url": self.url})
-
-
-def instance_condition(args: CoordinationStoreArgs) -> gcp.projects.IAMMemberConditionArgsDict:
-    """The connection role on this instance only. Bound to the project without a condition it opens
-    every Memorystore instance in the project (Google: "by default ... all instances"), and
-    pulumi-gcp (10.2) has no instance-level IAM resource for `memorystore.Instance`. The name is
-    matched by its end, `/locations/<region>/instances/<id>`: whether IAM spells the project in
-    `resource.name` by id or by number is not documented for Memorystore, and the binding itself
-    already holds to this project."""
-    suffix = f"/locations/{args.region}/instances/{args.instance_id}"
-    return {"title": f"only {args.instance_id}",
-            "description": "voicefleet: the dispatcher signs in to its own store, no other instance",
-            "expression": f'resource.name.endsWith("{suffix}")'}
 
 
 def _first_address(endpoints: object) -> str:

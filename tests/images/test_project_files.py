@@ -160,3 +160,15 @@ def test_a_checkout_that_tracks_nothing_of_the_project_digests_every_file_the_bu
     before = project_files.digest(project)
     (project / "bot.py").write_text("changed")
     assert project_files.digest(project) != before
+
+
+def test_untracked_names_the_files_the_build_takes_that_the_digest_leaves_out(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    project = _tree(repository / "mine", ["bot.py", "pyproject.toml"])
+    _git(repository, "init", "-q")
+    _git(repository, "add", ".")
+    _git(repository, "commit", "-q", "-m", "bot")
+    assert project_files.untracked(project) == []
+    _tree(project, ["lib/new.py", "__pycache__/bot.pyc", ".env"])  # only lib/new.py goes into the image
+    assert project_files.untracked(project) == ["lib/new.py"]
+    assert project_files.untracked(_tree(tmp_path / "loose", ["bot.py"])) == []  # no checkout: all counted
