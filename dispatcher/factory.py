@@ -60,8 +60,9 @@ def build_coordination(env: Mapping[str, str]) -> Coordination:
 
 
 def build_rooms(settings: Settings, env: Mapping[str, str]) -> Rooms | None:
-    """Daily sessions need rooms; a deployment that offers only WebRTC needs no Daily account."""
-    if not settings.cloud or "daily" not in settings.transports:
+    """Daily sessions need rooms, local ones too (TRANSPORTS=webrtc,daily with DAILY_API_KEY: Daily
+    dial-in tried locally); a deployment that offers only WebRTC needs no Daily account."""
+    if "daily" not in settings.transports:
         return None
     from dispatcher.media.daily import DailyRooms, DailySettings
 
@@ -99,7 +100,8 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    if machines in ("ecs", "gce", "fly") and (settings is None or "daily" in settings.transports):
+    offers_daily = "daily" in settings.transports if settings is not None else machines in ("ecs", "gce", "fly")
+    if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings
 
         checks.append(lambda: DailySettings.from_env(env))

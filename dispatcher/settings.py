@@ -178,8 +178,10 @@ def _transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
     for transport in allowed:
         if transport not in TRANSPORT_KINDS:
             raise SettingsError(f"TRANSPORTS: {transport!r} is not one of {', '.join(TRANSPORT_KINDS)}")
-    if machines == "local" and allowed != ("webrtc",):
-        raise SettingsError("TRANSPORTS: local bots serve webrtc only (Daily sessions run with MACHINES=ecs|gce|fly)")
+    if machines == "local" and "daily" in allowed and not env.get("DAILY_API_KEY", "").strip():
+        # Local Daily sessions (and Daily dial-in) need rooms, which the dispatcher makes with its key.
+        raise SettingsError("TRANSPORTS includes daily: a local dispatcher makes each session's Daily room with "
+                            "DAILY_API_KEY; set it, or keep TRANSPORTS=webrtc")
     default = env.get("DEFAULT_TRANSPORT", "").strip().lower() or allowed[0]
     if default not in allowed:
         raise SettingsError(f"DEFAULT_TRANSPORT={default!r} is not in TRANSPORTS ({', '.join(allowed)})")

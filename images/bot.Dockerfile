@@ -178,13 +178,20 @@ COPY --from=build-webrtc /opt/venv /opt/venv
 COPY --from=code-webrtc --chown=0:0 /opt/voicefleet /opt/voicefleet
 COPY --from=code-webrtc --chown=0:0 /app /app
 ENV BOT_TRANSPORT=webrtc
+RUN chown 0:10001 /app && chmod 1775 /app
 USER 10001:10001
 
 # The default target: the Daily bot. USER comes last in each variant, after the code is copied as
 # root's: with USER set first, buildah hands the existing WORKDIR /app to that user, and the bot
-# must not be able to write its own code (images/ci/run_image.py checks it).
+# must not be able to write its own code. Its folder, though, is the bot's working directory, and
+# Pipecat's examples write files next to themselves by a relative name (the Twilio bots'
+# recording_*.wav): /app is root's with the bot's group and mode 1775, so the bot creates files
+# there while the sticky bit keeps it from deleting or replacing root's, which stay read-only to it.
+# Set after the COPY in each variant (a COPY of a folder's contents leaves the folder's own mode to
+# the stage). images/ci/run_image.py checks both as the bot's uid.
 FROM runtime-base AS runtime
 COPY --from=build /opt/venv /opt/venv
 COPY --from=code --chown=0:0 /opt/voicefleet /opt/voicefleet
 COPY --from=code --chown=0:0 /app /app
+RUN chown 0:10001 /app && chmod 1775 /app
 USER 10001:10001

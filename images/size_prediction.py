@@ -4,9 +4,9 @@ uv.lock records every wheel of every locked package with its size. The wheels th
 install (this platform's CPython 3.11 manylinux wheels, else a pure-Python one; the project's
 `exclude-packages` and the image variant's left-out transport packages removed) sum to the
 download; installed, a closure weighs about `INSTALLED_PER_WHEEL_BYTE` times that (measured on
-voicefleet's own bot project, docs/images.md). The plan uses it to warn, before `pulumi up`, that
-the image a stack would pull on every cold start is over its budget, naming the packages that make
-it big and the slimming that keeps behaviour.
+voicefleet's own bot project, docs/images.md). The plan states it with the pull it costs every cold
+start, and refuses, before `pulumi up`, an image over the stack's budget, naming the packages that
+make it big and the slimming that keeps behaviour.
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ MB = 1_000_000
 # installed in the built image (docs/images.md) from 97.6 MB of its locked linux/amd64 wheels (this
 # module's sum: `uv run python -m images.size_prediction examples/parrot`).
 INSTALLED_PER_WHEEL_BYTE = 340.3 / 97.6
+# What a cold start downloads: registries serve gzip layers. The bot image built with buildah (stand-in
+# bases, docs/images.md "Pull cost") measured 160.6 MB gzip in all, 111.9 MB of it the venv layer whose
+# site-packages held 315.5 MB; the rest, 48.7 MB, is the base image and bot/.
+GZIP_PER_INSTALLED_BYTE = 111.9 / 315.5
+BASE_PULL_MB = 160.6 - 111.9
+# The pull rate a cold start is costed at: a 413 MB image took 57 s on average from Fargate task create to
+# start without SOCI (elasticscale.com/blog/reduce-aws-fargate-pull-times-with-soci, 2024). That time
+# includes provisioning, so the rate is a floor and the seconds an upper estimate.
+PULL_MB_PER_SECOND = 413 / 57
+PULL_RATE_SOURCE = "the create-to-start rate of a measured 413 MB Fargate image, elasticscale.com 2024"
 # What each image variant leaves out of the project's lock (images/bot.Dockerfile's install lines).
 DAILY_LEAVES_OUT = ("aiortc", "av", "aioice", "pylibsrtp")
 WEBRTC_LEAVES_OUT = ("daily-python",)
@@ -45,6 +55,19 @@ class Prediction:
     wheels_mb: float
     largest: tuple[tuple[str, float], ...]  # (package, installed MB), largest first
     unknown: tuple[str, ...] = ()  # locked with no wheel for the platform: built from source, size unknown
+
+    @property
+    def pull_mb(self) -> float:
+        """The compressed image a cold start downloads: the base image plus this closure, gzip."""
+        return BASE_PULL_MB + self.installed_mb * GZIP_PER_INSTALLED_BYTE
+
+    @property
+    def pull_seconds(self) -> float:
+        return self.pull_mb / PULL_MB_PER_SECOND
+
+    def pull_cost(self) -> str:
+        return (f"a cold start pulls about {self.pull_mb:.0f} MB compressed, about {self.pull_seconds:.0f} s at "
+                f"{PULL_MB_PER_SECOND:.1f} MB/s ({PULL_RATE_SOURCE})")
 
     def advice(self, limit: int = 5) -> str:
         """The biggest packages and, where one is known, the slimming that keeps behaviour."""
@@ -153,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     found = predict(args.project / "uv.lock", leave_out=(*project.exclude_packages, *DAILY_LEAVES_OUT),
                     platform=args.platform)
     print(f"{args.project}: wheels {found.wheels_mb:.1f} MB, predicted closure {found.installed_mb:.1f} MB; "
-          f"{found.advice()}")
+          f"{found.pull_cost()}; {found.advice()}")
     return 0
 
 

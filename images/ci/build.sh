@@ -24,6 +24,11 @@ STORAGE=(--storage-driver overlay)
 started=$(date +%s)
 step() { echo "== $(( $(date +%s) - started ))s $*"; }
 mkdir -p "$WORK"
+# One buildah store per bot project (images/ci/project_store.sh); every buildah call here and in
+# images/ci/run_image.py reads its storage.conf.
+source images/ci/project_store.sh
+STORE=$(project_store "$WORK" "$BOT_PROJECT")
+export CONTAINERS_STORAGE_CONF=$STORE/storage.conf
 
 step "tools"
 missing=()
@@ -58,7 +63,9 @@ if ! timeout 60 buildah pull "${STORAGE[@]}" -q "$REAL_PYTHON" >/dev/null 2>&1 \
   # python stand-in: debootstrap minbase of this host's Debian release, slimmed like debian-slim,
   # plus ca-certificates/netbase/tzdata, the libraries CPython links against, and a CPython 3.11
   # from this machine at /usr/local (the Dockerfiles use /usr/local/bin/python3.11).
-  if ! buildah inspect "${STORAGE[@]}" --type image "$python_image" >/dev/null 2>&1; then
+  # Made once per $WORK and kept as a tarball, which each project's store imports in seconds.
+  if [[ ! -f "$WORK/python-standin.tar" ]] \
+     && ! buildah inspect "${STORAGE[@]}" --type image "$python_image" >/dev/null 2>&1; then
     py=$(uv python find 3.11)
     prefix=$("$py" -c 'import sys; print(sys.base_prefix)')
     # Debian packages that own the shared libraries this CPython and its extension modules load.
@@ -83,13 +90,16 @@ if ! timeout 60 buildah pull "${STORAGE[@]}" -q "$REAL_PYTHON" >/dev/null 2>&1 \
     ln -sf python3.11 "$root/usr/local/bin/python3"
     ln -sf python3 "$root/usr/local/bin/python"
     chroot "$root" /sbin/ldconfig
-    tar -C "$root" --exclude=./dev --exclude=./proc --exclude=./sys -cf "$WORK/rootfs.tar" .
+    tar -C "$root" --exclude=./dev --exclude=./proc --exclude=./sys -cf "$WORK/python-standin.tar.part" .
+    mv "$WORK/python-standin.tar.part" "$WORK/python-standin.tar"
+    rm -rf "$root"
+  fi
+  if ! buildah inspect "${STORAGE[@]}" --type image "$python_image" >/dev/null 2>&1; then
     ctr=$(buildah from "${STORAGE[@]}" scratch)
-    buildah add "${STORAGE[@]}" "$ctr" "$WORK/rootfs.tar" / >/dev/null
+    buildah add "${STORAGE[@]}" "$ctr" "$WORK/python-standin.tar" / >/dev/null
     buildah config "${STORAGE[@]}" --env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
       --env LANG=C.UTF-8 --cmd python3 "$ctr"
     buildah commit "${STORAGE[@]}" -q --rm "$ctr" "$python_image" >/dev/null
-    rm -rf "$root" "$WORK/rootfs.tar"
   fi
 fi
 
@@ -106,9 +116,10 @@ fi
 # --- build ---------------------------------------------------------------------------------------
 umask 022  # file modes are part of the layers
 # buildah 1.28's layer cache does not see the content of a RUN's bind mounts: with a changed uv.lock
-# or pyproject.toml it would pick a stale `uv sync` layer (it did: a dispatcher without aiohttp).
-# So when they changed since the last build here, drop every cached intermediate layer (untagged
-# images; the stand-ins are tagged and stay) and build without the cache.
+# or pyproject.toml it would pick a stale `uv sync` layer (it did: a dispatcher without aiohttp), and
+# with a changed bot.py a stale copy of the project. So when any of them changed since the last build
+# of this project, drop every cached intermediate layer of its store (untagged images; the stand-ins
+# are tagged and stay; another project's store is not touched) and build without the cache.
 # The bot project is checked as `pulumi preview` checks it (Pipecat in the supported range, …), and its
 # [tool.voicefleet] exclude-packages become the build's BOT_EXCLUDE_PACKAGES.
 step "bot project $BOT_PROJECT"
@@ -120,14 +131,10 @@ images=(dispatcher bot)
 [[ "${BOT_IMAGES_ONLY:-}" == 1 ]] && images=(bot)
 [[ " $(uv run --quiet python -m images.bot_project --transports "$BOT_PROJECT") " == *" webrtc "* ]] \
   && images+=(bot-webrtc)
-lock_files=(pyproject.toml uv.lock)
-for file in pyproject.toml uv.lock requirements.txt; do
-  [[ -f "$BOT_PROJECT/$file" ]] && lock_files+=("$BOT_PROJECT/$file")
-done
-lock_hash=$(cat "${lock_files[@]}" | sha256sum | cut -d' ' -f1)
+lock_hash=$(build_inputs_hash "$BOT_PROJECT")
 cache=()
-if [[ "$(cat "$WORK/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
-  step "dependencies changed since the last build here: dropping cached layers"
+if [[ "$(cat "$STORE/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
+  step "the locks or the project changed since its last build: dropping its store's cached layers"
   buildah rm "${STORAGE[@]}" --all >/dev/null
   for image in dispatcher bot bot-webrtc; do
     buildah rmi "${STORAGE[@]}" "localhost/voicefleet-$image:ci" >/dev/null 2>&1 || true
@@ -143,10 +150,10 @@ for image in "${images[@]}"; do
     --build-arg "PYTHON_IMAGE=$python_image" --build-arg "UV_IMAGE=$uv_image" \
     --build-context "bot-project=$BOT_PROJECT" --build-arg "BOT_EXCLUDE_PACKAGES=$bot_exclude" \
     -f "images/${TARGETS[$image]%%:*}.Dockerfile" --target "${TARGETS[$image]#*:}" \
-    -t "localhost/voicefleet-$image:ci" . >"$WORK/build-$image.log" 2>&1 \
-    || { tail -40 "$WORK/build-$image.log"; exit 1; }
+    -t "localhost/voicefleet-$image:ci" . >"$STORE/build-$image.log" 2>&1 \
+    || { tail -40 "$STORE/build-$image.log"; exit 1; }
 done
-echo "$lock_hash" >"$WORK/lock.sha256"
+echo "$lock_hash" >"$STORE/lock.sha256"
 
 # --- run and check without an engine ------------------------------------------------------------
 status=0

@@ -7,7 +7,8 @@ USER, with only the image's ENV and WORKDIR, as PID 1 of fresh pid/net/mount/uts
 anything. Checks (each failure is one line on stderr and exit 1):
 - bot: the host's `--check` with **no arguments** exits 0 (the project's BOT_FILE, VAD loaded); the
   host holds its bytecode and the dataclass code cache (bot/dataclass_code.py), the project its
-  bytecode, and no .venv/.git/.env came along with it.
+  bytecode, and no .venv/.git/.env came along with it; as the bot's uid, a file by a relative name
+  is written in the project's folder (its working directory) while its code is not changed.
 - dispatcher: an ECS client builds from the (pruned) botocore models; GET /healthz answers 200
   inside the namespace; PID 1 is tini and every process runs as the image's non-root uid; after
   SIGTERM the entrypoint exits 0.
@@ -116,17 +117,68 @@ def check_bot_bytecode(image: Image, root: Path) -> list[str]:
                 for what, pattern in patterns.items() if not any(folder.glob(pattern))]
     if not (project / bot_file.name).is_file():
         problems.append(f"{image.name}: BOT_FILE {bot_file} is not in the image")
-    uid = int(image.user.split(":")[0])
-    for folder in (project, host.parent.parent):
-        info = folder.stat()
-        if info.st_uid == uid or info.st_mode & 0o002:
-            problems.append(f"{image.name}: {folder.relative_to(root)} is writable by the bot's uid {uid}")
+    uid, gid = (int(part) for part in image.user.split(":"))
+    host_folder = host.parent.parent
+    info = host_folder.stat()
+    if info.st_uid == uid or info.st_mode & 0o002:
+        problems.append(f"{image.name}: {host_folder.relative_to(root)} is writable by the bot's uid {uid}")
+    problems += [f"{image.name}: {problem}" for problem in project_folder_problems(project, gid)]
     if any((root / "opt" / "models").rglob("uv")):
         problems.append(f"{image.name}: a uv cache was baked into /opt/models")
     strays = [name for name in (".venv", ".git", ".env") if (project / name).exists()]
     if strays:
         problems.append(f"{image.name}: the project brought {strays} into the image")
     return problems
+
+
+# The bot's folder (its working directory): root's, the bot's group, 1775. The bot creates files there
+# (Pipecat's examples write recordings next to themselves by a relative name); the sticky bit keeps it
+# from deleting or replacing root's files, which no group or other may write.
+PROJECT_FOLDER_MODE = 0o1775
+# Run as the bot's uid in its working directory: prints what it was refused, of what it must be.
+WRITE_PROBE = """
+import os
+name = os.path.basename(os.environ.get("BOT_FILE", "bot.py"))
+with open("voicefleet-write-check.txt", "w") as written:
+    written.write("a file next to the bot, by a relative name")
+refused = []
+for what, act in (("append to", lambda: open(name, "a")),
+                  ("replace", lambda: os.replace("voicefleet-write-check.txt", name)),
+                  ("delete", lambda: os.remove(name))):
+    try:
+        act()
+    except PermissionError:
+        refused.append(what)
+os.remove("voicefleet-write-check.txt")
+print(",".join(refused))
+"""
+WRITE_PROBE_REFUSES = "append to,replace,delete"
+
+
+def project_folder_problems(folder: Path, gid: int) -> list[str]:
+    """The modes that let the bot write next to itself and never over its code."""
+    info = folder.stat()
+    problems = []
+    if (info.st_uid, info.st_gid, info.st_mode & 0o7777) != (0, gid, PROJECT_FOLDER_MODE):
+        problems.append(f"{folder.name} is {info.st_uid}:{info.st_gid} {info.st_mode & 0o7777:o}, not "
+                        f"0:{gid} {PROJECT_FOLDER_MODE:o} (the bot's files next to its code, never over it)")
+    writable = [path.name for path in folder.iterdir() if path.is_file() and (
+        path.stat().st_uid != 0 or path.stat().st_mode & 0o022)]
+    if writable:
+        problems.append(f"{folder.name} has files the bot could change: {', '.join(sorted(writable))}")
+    return problems
+
+
+def check_bot_writes_next_to_itself(image: Image, root: Path) -> list[str]:
+    """As the bot's uid, in its working directory: a new file by a relative name is written; its
+    code is neither appended to, replaced nor deleted."""
+    probe = Image(image.name, image.user, image.env, image.workdir, ["python", "-c", WRITE_PROBE])
+    result = subprocess.run(command(root, probe, []), capture_output=True, text=True, timeout=TIMEOUT)
+    print(f"bot writes next to itself: exit {result.returncode}, refused: {result.stdout.strip()}")
+    if result.returncode != 0 or result.stdout.strip() != WRITE_PROBE_REFUSES:
+        return [f"{image.name}: the bot's uid in {image.workdir}: {result.stdout.strip()!r} refused, not "
+                f"{WRITE_PROBE_REFUSES!r}: {result.stderr.strip()[-1500:]}"]
+    return []
 
 
 def _children(pid: int) -> list[int]:
@@ -234,7 +286,8 @@ def main(argv: list[str]) -> int:
     with Mounted(name) as root:
         problems = check_static(image, root) + check_closure_budget(kind, root, budget_mb)
         if role == "bot":
-            problems += check_bot_bytecode(image, root) + check_bot(image, root)
+            problems += check_bot_bytecode(image, root) + check_bot_writes_next_to_itself(image, root)
+            problems += check_bot(image, root)
         else:
             problems += check_dispatcher_ecs_client(image, root) + check_dispatcher(image, root)
     for problem in problems:

@@ -14,6 +14,7 @@ the stack file, the values only encrypted.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,8 +96,8 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False) ->
                                          "(e.g. voicefleet:twilioAuthToken) or a project whose bot builds daily")
         pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its bot.py builds {serves}, not daily: this "
                         "stack's Daily web sessions (POST /start) will fail; its phone calls are served")
-    if found is not None and found.project.kind == "uv":
-        _warn_over_budget(cfg, found, webrtc=settings.turn is not None)
+    if found is not None:
+        _hold_to_budget(cfg, found, webrtc=settings.turn is not None)
     if found is not None and takes_calls and "websocket" not in found.project.transports:
         raise cfg.fail("botProject", f"= {found.location!r} has no fastapi, which a bot needs to take a phone call "
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
@@ -107,23 +108,37 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False) ->
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
 
 
-def _warn_over_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool) -> None:
-    """The plan's word on image size, before `pulumi up` builds and ships it (images/size_prediction.py)."""
+def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool) -> None:
+    """The plan's word on image size, before `pulumi up` builds and ships it (images/size_prediction.py):
+    the predicted size and pull cost always, and a refusal over `botImageBudgetMb`, which a user raises
+    knowingly (every Fargate or Compute Engine cold start pulls the whole image)."""
     budget = cfg.integer("botImageBudgetMb", minimum=50)
     project = found.project
+    where = f"voicefleet:botProject = {found.location!r}"
+    if project.kind != "uv":
+        pulumi.log.info(f"{where}: the bot image's size cannot be predicted before the build, so "
+                        f"voicefleet:botImageBudgetMb {budget} is not checked: requirements.txt records no wheel "
+                        "sizes. Lock the project with uv (`uv init --bare && uv add -r requirements.txt`) for a "
+                        "prediction, or measure a build: `BOT_PROJECT=<folder> BOT_IMAGES_ONLY=1 images/ci/build.sh`")
+        return
     variants = {"bot": DAILY_LEAVES_OUT, **({"bot-webrtc": WEBRTC_LEAVES_OUT} if webrtc else {})}
     for image, leaves_out in variants.items():
         size = predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *leaves_out))
         # The SmallWebRTC image carries aiortc's stack (av, aioice, pylibsrtp) on top: it may weigh
         # what images/budgets.py allows it over the Daily image, or every stack with a relay would
-        # warn about the parrot itself.
+        # refuse the parrot itself.
         extra = CLOSURE_BUDGET_MB[image] - CLOSURE_BUDGET_MB["bot"]
-        if size.installed_mb > budget + extra:
-            allowance = f" + {extra:.0f} MB for aiortc's stack" if extra else ""
-            pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: the {image} image's packages are predicted "
-                            f"at {size.installed_mb:.0f} MB installed, over voicefleet:botImageBudgetMb "
-                            f"{budget}{allowance} (every cold start pulls them); {size.advice()}. "
-                            "Raise botImageBudgetMb to accept it")
+        allowance = f" + {extra:.0f} MB for aiortc's stack" if extra else ""
+        stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed "
+                  f"(voicefleet:botImageBudgetMb {budget}{allowance}); {size.pull_cost()}")
+        if size.installed_mb <= budget + extra:
+            pulumi.log.info(f"{where}: {stated}")
+            continue
+        raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. Slim it "
+                                     "(packages the bot never imports go in [tool.voicefleet] exclude-packages; a "
+                                     "torch project pins the CPU-only build), or accept the size knowingly: "
+                                     "`pulumi config set voicefleet:botImageBudgetMb "
+                                     f"{math.ceil(size.installed_mb - extra)}`")
 
 
 def image_args(settings: BuildsImages) -> dict[str, Any]:

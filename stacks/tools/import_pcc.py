@@ -35,6 +35,7 @@ from pathlib import Path
 from images.bot_project import BotProjectError
 from images.bot_project import read as read_project
 from stacks.config.limits import FARGATE_MEMORY
+from stacks.tools.pcc_dockerfile import dockerfile_notes
 
 # Pipecat Cloud's agent profiles: (vCPU, GiB). Hosted PCC runs one session per instance.
 PROFILES = {"agent-1x": (0.5, 1.0), "agent-2x": (1.0, 2.0), "agent-3x": (1.5, 3.0)}
@@ -46,6 +47,15 @@ REGIONS = {"aws": {"us-west": "us-west-2", "us-east": "us-east-1", "eu-central":
            "gcp": {"us-west": "us-west1", "us-east": "us-east4", "eu-central": "europe-west3",
                    "ap-south": "asia-south1"}}
 PCC_DEFAULT_MAX_SESSION_SECONDS = 7200
+# Pipecat Cloud's default cap on scaling.max_agents ("Must be between 1 and 50", raised only by its support):
+# docs.pipecat.ai api-reference/cli/cloud/deploy.mdx, --max-agents.
+PCC_MAX_AGENTS_CAP = 50
+# websocket_auth's documented values (docs.pipecat.ai pipecat-cloud/guides/websocket-authentication).
+WEBSOCKET_AUTH = {
+    "token": "the same here: telephony and WebSocket calls connect with the one-time token POST /start returns",
+    "none": "calls here always need the one-time token POST /start returns (except on a keyless local "
+            "dispatcher): a client that connected with no token must call POST /start first",
+}
 KNOWN_KEYS = {"agent_name", "image", "build_id", "image_credentials", "secret_set", "region", "scaling", "docker",
               "build", "agent_profile", "krisp_viva", "websocket_auth", "max_session_duration", "resources",
               "enable_krisp", "enable_managed_keys"}
@@ -61,8 +71,6 @@ NOT_CARRIED = (
                      "so drop the filter, use one your bot brings, or install your own Krisp SDK in bake.py"),
     ("krisp_viva", "Krisp VIVA is a Pipecat Cloud service; use a filter your bot brings"),
     ("enable_managed_keys", "Daily's managed service keys are Pipecat Cloud's; put your own keys in botSecrets"),
-    ("websocket_auth", "telephony and WebSocket calls always need their one-time token here (POST /start), "
-                       "except on a keyless local dispatcher"),
     ("docker", "docker settings do not apply: the stack builds with its own settings"),
 )
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
@@ -144,6 +152,10 @@ def _scaling(config: dict[str, object], plan: Plan) -> None:
         if not isinstance(maximum, int) or maximum < max(1, minimum):
             raise PccConfigError(f"scaling.max_agents must be a whole number >= max(1, min_agents) (got {maximum!r})")
         plan.set("maxConcurrentSessions", maximum, "scaling.max_agents: one session per agent, more get 429")
+        if maximum > PCC_MAX_AGENTS_CAP:
+            plan.notes.append(f"scaling.max_agents {maximum}: above Pipecat Cloud's default cap of "
+                              f"{PCC_MAX_AGENTS_CAP}; here the cap is your cloud's quota (Fargate tasks or "
+                              "Compute Engine CPUs in the region): check it before relying on that many")
 
 
 def _secrets(config: dict[str, object], env_file: Path | None, plan: Plan) -> None:
@@ -169,6 +181,47 @@ def _secrets(config: dict[str, object], env_file: Path | None, plan: Plan) -> No
                           "`pulumi config set --secret --path 'botSecrets.NAME'` (it reads the value from stdin)")
 
 
+def _refuse_exclusive_pairs(config: dict[str, object]) -> None:
+    """The pairs Pipecat Cloud itself refuses, so a file that never deployed there is not converted as if it had."""
+    if config.get("image") and config.get("build_id"):
+        # pipecatcloud `DeployConfigParams`: "Cannot specify both 'image' and 'build_id'".
+        raise PccConfigError("image and build_id cannot both be set (Pipecat Cloud refuses the pair): keep the one "
+                             "you deploy")
+    if config.get("agent_profile") and config.get("resources"):
+        # docs.pipecat.ai pipecat-cloud/enterprise/sizing: "Explicit resources and an agent profile are mutually
+        # exclusive".
+        raise PccConfigError("agent_profile and [resources] cannot both be set (Pipecat Cloud refuses the pair): "
+                             "keep the one you deploy")
+
+
+def _websocket_auth(config: dict[str, object], plan: Plan) -> None:
+    mode = config.get("websocket_auth")
+    if mode is None:
+        return
+    if mode not in WEBSOCKET_AUTH:
+        raise PccConfigError(f"websocket_auth {mode!r} is not one of {', '.join(sorted(WEBSOCKET_AUTH))}")
+    plan.notes.append(f"websocket_auth {mode}: {WEBSOCKET_AUTH[str(mode)]}")
+
+
+def _exclusions(build: dict[str, object], folder: Path, plan: Plan) -> None:
+    """`[build.exclude] patterns`, the form Pipecat Cloud documents and its CLI reads (deploy.mdx,
+    `deploy_utils.load_deploy_config_file` pops `build.exclude.patterns`), become .dockerignore lines."""
+    if "exclude_patterns" in build:
+        # Pipecat Cloud never read this spelling: its files were never excluded there either.
+        raise PccConfigError("build.exclude_patterns is not a key Pipecat Cloud reads; write the patterns as "
+                             "[build.exclude] patterns = [...]")
+    exclude = build.get("exclude", {})
+    patterns = exclude.get("patterns", []) if isinstance(exclude, dict) else None
+    if not isinstance(patterns, list) or not all(isinstance(item, str) for item in patterns):
+        raise PccConfigError("[build.exclude] patterns must be a list of strings")
+    if patterns:
+        lines = " ".join(shlex.quote(pattern) for pattern in patterns)
+        plan.notes.append(f"build.exclude.patterns: the bot image build honours the project's .dockerignore, where "
+                          f"a pattern is anchored at the project's root: `printf '%s\\n' {lines} >> "
+                          f"{shlex.quote(str(folder / '.dockerignore'))}` (.venv, .git and .env are left out "
+                          "already)")
+
+
 def env_values(env_file: Path) -> dict[str, str]:
     """A .env file's variables (`NAME=value`, `export NAME=value`, quoted values), in file order."""
     values: dict[str, str] = {}
@@ -182,43 +235,6 @@ def env_values(env_file: Path) -> dict[str, str]:
     return values
 
 
-def dockerfile_notes(dockerfile: Path) -> list[str]:
-    """What each line of a Pipecat Cloud Dockerfile becomes in voicefleet's build (which does not run it)."""
-    if not dockerfile.is_file():
-        return []
-    text = dockerfile.read_text(encoding="utf-8").replace("\\\n", " ")
-    notes = []
-    for line in (raw.strip() for raw in text.splitlines()):
-        word = line.split(" ", 1)[0].upper() if line and not line.startswith("#") else ""
-        rest = line[len(word):].strip()
-        if not word or word in ("WORKDIR", "ARG", "LABEL", "EXPOSE", "CMD", "ENTRYPOINT", "HEALTHCHECK"):
-            continue
-        if word == "FROM":
-            if "pipecat-base" not in rest:
-                notes.append(f"`{line}`: voicefleet builds on its own base (python slim + your locked "
-                             "dependencies); check what this base added")
-        elif word in ("COPY", "ADD"):
-            continue  # the whole project folder is copied (minus .venv, .git, .env)
-        elif word == "RUN" and re.search(r"\buv sync\b|pip install (-r|--requirement)", rest):
-            continue  # voicefleet installs the lock / requirements.txt itself
-        elif word == "RUN" and re.search(r"\bapt(-get)?\b", rest):
-            notes.append(f"`{line}`: system packages are not installed by voicefleet's build; the runtime is "
-                         "python slim. Prefer a wheel that bundles the library, or add the package to "
-                         "images/bot.Dockerfile's runtime stage")
-        elif word == "RUN":
-            notes.append(f"`{line}`: move it to bake.py at the project's root, which the build runs once with "
-                         "your dependencies (write models under $BOT_MODELS_DIR)")
-        elif word == "ENV" and rest.startswith("UV_"):
-            continue  # uv's build settings; voicefleet's build sets its own
-        elif word == "ENV":
-            notes.append(f"`{line}`: set it in bot.py, or as a botSecrets entry if it is a secret")
-        elif word == "USER":
-            continue  # the image runs as uid 10001
-        else:
-            notes.append(f"`{line}`: no counterpart in voicefleet's build")
-    return notes
-
-
 def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -229,6 +245,7 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
     if unknown:
         plan.notes.append(f"{', '.join(unknown)}: not keys Pipecat Cloud documents for pcc-deploy.toml (a typo?); "
                           "ignored")
+    _refuse_exclusive_pairs(config)
     plan.set("cloud", cloud, "the cloud this stack deploys to")
     build = config.get("build") if isinstance(config.get("build"), dict) else {}
     assert isinstance(build, dict)
@@ -260,9 +277,8 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
     for key, note in NOT_CARRIED:
         if config.get(key):
             plan.notes.append(f"{key}: {note}")
-    if build.get("exclude_patterns"):
-        plan.notes.append("build.exclude_patterns: put them in the project's .dockerignore, which the bot image "
-                          "build honours")
+    _websocket_auth(config, plan)
+    _exclusions(build, folder, plan)
     plan.notes += dockerfile_notes(folder / str(build.get("dockerfile", "Dockerfile")))
     return plan
 

@@ -3,9 +3,12 @@
     uv run --project infra python -m stacks.plan aws-dev            # print the plan of stacks/Pulumi.aws-dev.yaml
     uv run --project infra python -m stacks.plan aws-dev --diff     # what changed against the committed snapshot
     uv run --project infra python -m stacks.plan aws-dev --write    # refresh tests/infra/snapshots/aws-dev.txt
+    uv run --project infra python -m stacks.plan aws-dev --config botProject=../my-bot   # a value not yet set
 
 Every run first applies the offline preflight (stacks/tools/preflight: the CLI's config checks, the
-clouds' name and size rules) and exits 1 with one line per violation instead of a plan.
+clouds' name and size rules) and exits 1 with one line per violation instead of a plan. What the
+program says for `pulumi preview` to show (the bot image's predicted size and pull cost, warnings)
+prints as notes on stderr.
 
 The program runs under mocks (no CLI, plugins or credentials). Outputs that only the cloud knows
 (ids, ARNs, digests) are mocked deterministically, so the text changes only when the program or
@@ -16,10 +19,13 @@ not hold (they are set with `pulumi config set --secret`) get placeholders.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -138,14 +144,47 @@ def plan(stack: str) -> str:
     return render(stack, run_program(config, secret_keys, stack=stack).registrations)
 
 
-def checked_plan(stack: str) -> tuple[str, list[str], list[str]]:
-    """The plan, the preflight's violations and its notes for the operator, for one run of the program."""
+class _Diagnostics(logging.Handler):
+    """What the program logs with pulumi.log: under mocks Pulumi's engine stand-in hands each message
+    to the root logger (pulumi/runtime/mocks.py MockEngine); libraries log under their own names."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "root":
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _diagnostics() -> Iterator[list[str]]:
+    root = logging.getLogger()
+    handler, level = _Diagnostics(), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler.messages
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tuple[str, list[str], list[str]]:
+    """The plan, the preflight's violations and the notes for the operator (what the program says for
+    `pulumi preview` to show, then the preflight's), for one run of the program."""
     config, secret_keys = stack_config(stack)
-    run = run_program(config, secret_keys, stack=stack)
+    for key, value in (overrides or {}).items():  # as `pulumi config set KEY VALUE` writes them: plain
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        config[full] = value
+        secret_keys = [name for name in secret_keys if name != full]
+    with _diagnostics() as said:
+        run = run_program(config, secret_keys, stack=stack)
     recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    notes = destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
+    notes = list(said)
+    notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += store_rotation.notes(run.registrations, stack)
     notes += bot_files.notes(run.registrations)
     return (render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated, outputs),
@@ -175,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--diff", nargs="?", const="HEAD", metavar="REF",
                       help="print a unified diff against the snapshot committed at REF (default HEAD); "
                            "exit 1 when the plan changed")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="plan with this (plain) value as if `pulumi config set KEY VALUE` had set it")
     args = parser.parse_args(argv)
+    if bad := [item for item in args.config if "=" not in item]:
+        parser.exit(2, f"python -m stacks.plan: --config wants KEY=VALUE (got {', '.join(bad)})\n")
+    overrides = dict(item.split("=", 1) for item in args.config)
     known = stack_names()
     unknown = [stack for stack in args.stacks if stack not in known]
     if unknown:
@@ -183,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for stack in args.stacks:
         try:
-            text, problems, notes = checked_plan(stack)
+            text, problems, notes = checked_plan(stack, overrides)
         except SettingsError as exc:  # a bad value in the stack file: one line, no traceback
             print(f"{stack}: {exc}", file=sys.stderr)
             status = 2

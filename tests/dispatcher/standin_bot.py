@@ -137,10 +137,10 @@ class SignalFlag:
 PIPELINE_ERROR = "DeepgramSTTService#0: the API key was rejected (401)"
 
 
-def record_session(session_id: str | None, body: str | None, ice: object = None) -> None:
+def record_session(session_id: str | None, body: str | None, ice: object = None, room_url: str | None = None) -> None:
     if (record := os.environ.get("STANDIN_RECORD_DIR")) and session_id:
         with open(os.path.join(record, f"{session_id}.json"), "w") as f:
-            json.dump({"argv": sys.argv[1:], "body": body, "ice": ice,
+            json.dump({"argv": sys.argv[1:], "body": body, "ice": ice, "room_url": room_url,
                        "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
 
 
@@ -162,7 +162,7 @@ def main() -> int:
     # channel, once the session's values came over it (the environment holds none of them).
     url = os.environ.get("BOT_CHANNEL_URL")
     if not url or mode == "controlled":  # (a controlled bot's test signals it once recorded)
-        record_session(args.session_id, os.environ.get("VOICEFLEET_BODY"))
+        record_session(args.session_id, os.environ.get("VOICEFLEET_BODY"), room_url=os.environ.get("DAILY_ROOM_URL"))
 
     if mode == "controlled":
         while not (ready.is_set() or stop.is_set() or failed.is_set()):
@@ -192,7 +192,7 @@ def main() -> int:
         if args.session_id is not None:
             values = channel.assignment or {}
             record_session(args.session_id, json.dumps(values.get("body", {}), separators=(",", ":")),
-                           ice=values.get("ice_config"))
+                           ice=values.get("ice_config"), room_url=values.get("room_url"))
         channel.report("ready")
     print(json.dumps({"event": "ready", "pid": os.getpid(), "session_id": channel.session_id if channel else None}),
           flush=True)

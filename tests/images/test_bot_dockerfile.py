@@ -211,3 +211,19 @@ def test_both_variants_run_as_the_same_user_under_tini(dockerfile: Dockerfile) -
         user, entrypoint = stage.last("USER"), stage.last("ENTRYPOINT")
         assert user is not None and user.args == "10001:10001"
         assert entrypoint is not None and entrypoint.exec_form()[0] == "/usr/bin/tini"
+
+
+def test_the_bot_can_create_files_in_its_folder_but_not_replace_its_code(dockerfile: Dockerfile) -> None:
+    """A bot that writes a recording next to itself (a relative name, in its working directory /app)
+    works unchanged: /app is root's with the bot's group, 1775, set after the code is copied in and
+    before USER in each variant; the files stay root's, not writable by group or others."""
+    for name in ("runtime", "runtime-webrtc"):
+        stage = dockerfile.effective(name)
+        keywords = [(i.keyword, i.args) for i in stage.instructions]
+        mode = ("RUN", "chown 0:10001 /app && chmod 1775 /app")
+        assert mode in keywords, name
+        at = keywords.index(mode)
+        copies = [k for k, (keyword, args) in enumerate(keywords) if keyword == "COPY" and args.endswith(" /app")]
+        assert copies and max(copies) < at < keywords.index(("USER", "10001:10001")), (name, keywords)
+        assert stage.env()["BOT_FILE"] == "/app/bot.py" and stage.last("WORKDIR").args == "/app"  # type: ignore[union-attr]
+    assert "chmod -R a+rX,go-w /app" in dockerfile.stage("code").run_text()  # the files: no group/other write

@@ -113,11 +113,10 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def _no_daily_rooms(cloud: bool) -> str:
-    """Why there is no room for a dial-in call: local mode never makes Daily rooms, whatever the key."""
+    """Why there is no room for a dial-in call: this dispatcher offers no Daily sessions."""
     if not cloud:
-        return ("Daily dial-in needs a Daily room per call, which only the cloud modes make (MACHINES=ecs, gce or "
-                "fly, with DAILY_API_KEY); a local dispatcher serves WebRTC and carriers' WebSocket calls "
-                "(docs/phone.md, Trying it locally)")
+        return ("Daily dial-in needs a Daily room per call, and this local dispatcher makes none: start it with "
+                "TRANSPORTS=webrtc,daily and DAILY_API_KEY (docs/phone.md, Trying it locally)")
     return "this deployment has no Daily rooms for dial-in: set DAILY_API_KEY and keep daily in TRANSPORTS"
 
 

@@ -217,11 +217,11 @@ async def test_the_secret_url_without_a_configured_secret_names_daily_dialin_sec
     assert "DAILY_API_KEY" not in answer.json()["error"]["message"]
 
 
-async def test_a_local_dispatcher_says_dial_in_needs_a_cloud_mode_not_a_daily_key(fake_daily: FakeDaily) -> None:
+async def test_a_local_dispatcher_without_daily_says_how_to_offer_it(fake_daily: FakeDaily) -> None:
     app = create_app(Settings(), env=dict(fake_daily.env), rooms=None)  # keyless local, DAILY_API_KEY set
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         answer = await http.post("/phone/daily/dialin", json=CALL)
     await app.state.voicefleet.aclose()
     assert answer.status_code == 409
     message = answer.json()["error"]["message"]
-    assert "MACHINES=ecs, gce or fly" in message and "Trying it locally" in message, message
+    assert "TRANSPORTS=webrtc,daily and DAILY_API_KEY" in message and "Trying it locally" in message, message

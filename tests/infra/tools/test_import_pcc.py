@@ -101,6 +101,14 @@ def test_fargate_sizes_are_the_smallest_at_least_as_large(vcpu: float, gib: floa
     ('max_session_duration = 30\n', "60..14400"),
     ('[scaling]\nmin_agents = 3\nmax_agents = 2\n', "max_agents"),
     ('[resources]\ncpu = "lots"\nmemory = "1Gi"\n', "is not a quantity"),
+    # the pairs Pipecat Cloud refuses: its CLI's DeployConfigParams, and docs.pipecat.ai enterprise/sizing
+    ('image = "me/bot:1"\nbuild_id = "b-1"\n', "image and build_id cannot both be set"),
+    ('agent_profile = "agent-2x"\n[resources]\ncpu = "1"\nmemory = "2Gi"\n',
+     "agent_profile and \\[resources\\] cannot both be set"),
+    ('websocket_auth = "hmac"\n', "websocket_auth 'hmac' is not one of none, token"),
+    # the spelling Pipecat Cloud never read: refused, naming the one it reads
+    ('[build]\nexclude_patterns = ["*.wav"]\n', "write the patterns as \\[build.exclude\\] patterns"),
+    ('[build.exclude]\npatterns = "*.wav"\n', "must be a list of strings"),
     ('agent_name = \n', "Invalid value"),
 ])
 def test_values_pipecat_cloud_would_refuse_are_refused_here(tmp_path: Path, text: str, problem: str) -> None:
@@ -128,8 +136,10 @@ def test_every_documented_key_is_taken_each_mapped_or_explained_and_blank_values
                                   "aws:region": "us-east-1", "botCpu": "1024", "botMemory": "2048",
                                   "reserveMinIdle": "1", "maxConcurrentSessions": "10", "maxSessionSeconds": "3600"}
     for key in ("image", "image_credentials", "enable_krisp", "krisp_viva", "enable_managed_keys", "websocket_auth",
-                "docker", "build.exclude_patterns", "agent_name every-key"):
+                "docker", "build.exclude.patterns", "agent_name every-key"):
         assert f"# - {key}" in rendered, key
+    # the documented `[build.exclude] patterns` reach the project's .dockerignore, each one
+    assert "printf '%s\\n' '*.wav' recordings/ >> " in rendered and "starter/.dockerignore" in rendered
     pipes = [line for line in rendered.splitlines() if "--secret" in line and line.startswith("uv run")]
     assert [line.split("botSecrets.")[1].split("'")[0] for line in pipes] == ["DEEPGRAM_API_KEY", "ENV"]
     assert "# - WHATSAPP_TOKEN, WHATSAPP_APP_SECRET: empty" in rendered
@@ -140,3 +150,20 @@ def test_a_key_pipecat_cloud_does_not_document_is_a_note_not_an_abort(tmp_path: 
     config = tmp_path / "pcc-deploy.toml"
     config.write_text('agent_nme = "typo"\n')
     assert "# - agent_nme: not keys Pipecat Cloud documents" in convert(config, "aws").render()
+
+
+@pytest.mark.parametrize(("mode", "says"), [("token", "the same here"), ("none", "must call POST /start first")])
+def test_websocket_auth_says_what_changes_for_clients(tmp_path: Path, mode: str, says: str) -> None:
+    config = tmp_path / "pcc-deploy.toml"
+    config.write_text(f'websocket_auth = "{mode}"\n')
+    assert f"# - websocket_auth {mode}: " in (rendered := convert(config, "aws").render()) and says in rendered
+
+
+def test_max_agents_above_pipecat_clouds_cap_is_carried_with_a_note_on_the_clouds_quota(tmp_path: Path) -> None:
+    config = tmp_path / "pcc-deploy.toml"
+    config.write_text("[scaling]\nmax_agents = 80\n")
+    rendered = convert(config, "aws").render()
+    assert settings(rendered)["maxConcurrentSessions"] == "80"
+    assert "# - scaling.max_agents 80: above Pipecat Cloud's default cap of 50" in rendered
+    config.write_text("[scaling]\nmax_agents = 50\n")
+    assert "scaling.max_agents 50" not in convert(config, "aws").render()

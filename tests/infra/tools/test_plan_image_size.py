@@ -1,0 +1,57 @@
+"""The bot image's size in `python -m stacks.plan`, run as a user runs it: the predicted size and the
+pull every cold start pays are always stated, a prediction over the stack's `botImageBudgetMb` stops
+the plan (naming the biggest packages, the slimming and the command that raises the budget), and a
+requirements.txt project, which records no wheel sizes, says it cannot be predicted."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from images.bot_project import read
+from images.size_prediction import DAILY_LEAVES_OUT, PULL_MB_PER_SECOND, predict
+from stacks.tools.paths import REPOSITORY
+
+# What the default stack's bot image is predicted at: the parrot example, as the plan reads it.
+PARROT = predict(REPOSITORY / "examples" / "parrot" / "uv.lock",
+                 leave_out=(*read(REPOSITORY / "examples" / "parrot").exclude_packages, *DAILY_LEAVES_OUT))
+
+
+def plan(*config: str) -> subprocess.CompletedProcess[str]:
+    flags = [flag for item in config for flag in ("--config", item)]
+    return subprocess.run([sys.executable, "-m", "stacks.plan", "aws-dev", *flags], cwd=REPOSITORY,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_plan_states_the_bot_images_size_and_pull_cost_within_its_budget() -> None:
+    raised = math.ceil(PARROT.installed_mb)
+    result = plan(f"botImageBudgetMb={raised}")
+    assert result.returncode == 0, result.stderr
+    (note,) = [line for line in result.stderr.splitlines() if "image's packages are predicted" in line]
+    assert note.startswith("# aws-dev note: voicefleet:botProject = '../examples/parrot': the bot image's")
+    assert f"predicted at {PARROT.installed_mb:.0f} MB installed (voicefleet:botImageBudgetMb {raised})" in note
+    assert (f"a cold start pulls about {PARROT.pull_mb:.0f} MB compressed, about {PARROT.pull_seconds:.0f} s at "
+            f"{PULL_MB_PER_SECOND:.1f} MB/s (the create-to-start rate of a measured 413 MB Fargate image") in note
+    assert result.stdout.startswith("# aws-dev: ")  # and the plan itself
+
+
+def test_a_bot_image_over_the_budget_stops_the_plan_with_what_to_slim_and_how_to_raise_it() -> None:
+    result = plan("botImageBudgetMb=300")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aws-dev: Invalid stack configuration: voicefleet:botProject = '../examples/parrot'")
+    assert "(voicefleet:botImageBudgetMb 300)" in line and "over the budget; largest: onnxruntime" in line
+    assert "[tool.voicefleet] exclude-packages" in line and "CPU-only" in line
+    assert f"`pulumi config set voicefleet:botImageBudgetMb {math.ceil(PARROT.installed_mb)}`" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_a_requirements_txt_project_says_its_size_cannot_be_predicted(tmp_path: Path) -> None:
+    (tmp_path / "bot.py").write_text((REPOSITORY / "examples" / "parrot" / "bot.py").read_text())
+    (tmp_path / "requirements.txt").write_text("pipecat-ai[daily,silero,webrtc,websocket]==1.14.0\n")
+    result = plan(f"botProject={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    (note,) = [line for line in result.stderr.splitlines() if "bot image's size" in line]
+    assert "cannot be predicted before the build" in note and "uv add -r requirements.txt" in note
