@@ -67,8 +67,8 @@ class GceWarmMachines(GceMachines):
         }
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        template_items, template_labels = await self._template_parts()
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        template_items, template_labels = await self._template_parts()
         response = await self._request(
             "POST", "/instances", params={"sourceInstanceTemplate": self.settings.template_path,
                                           "requestId": str(uuid.uuid4())},
