@@ -71,6 +71,7 @@ class Reserve:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,  # epoch seconds: the pool's and the forecast's clock
         max_session_seconds: int = 3600,
+        hot_dollars_per_month: float | None = None,  # one running idle bot (dispatcher/reserve/prices.py)
     ) -> None:
         self.settings = settings
         self._coordination = coordination
@@ -105,6 +106,8 @@ class Reserve:
                                    resumed=lambda seconds: self.planning.sizer.resume.observe(seconds))
                         if isinstance(machines, FrozenMachines) else NoFrozenTier())
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
+        if hot_dollars_per_month is not None:
+            metrics.hot_price(hot_dollars_per_month)
         channels.idle_listeners.append(self._on_idle_hello)
         channels.close_listeners.append(self._on_close)
         channels.report_listeners.append(self._on_report)
@@ -260,6 +263,7 @@ class Reserve:
         if planned is not None:
             await self._carry_out(planned)
         self._frozen.account()
+        self._metrics.hot_tier(len(self._channels.idle()))
         self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
         self._metrics.backoff(self.failed_bots.waiting_seconds(self._clock()), in_a_row=self.failed_bots.in_a_row)
 
