@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 
 from dispatcher.machines.base import LaunchResult, MachinesError, WarmMachines
+from dispatcher.machines.creates import Creates
 from dispatcher.machines.ecs.provider import EcsSettings
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.fleet import creates_of
-from dispatcher.store.client import DEFAULT_PREFIX
+from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
+from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.dispatcher.store.conftest import settings_for
@@ -97,3 +100,31 @@ async def test_refills_leave_the_last_create_to_a_cold_launch_and_spend_no_secon
         assert isinstance(await launched(machines, 1), MachinesError)  # and then none
     finally:
         await machines.aclose()
+
+
+@pytest.mark.parametrize("kind", ["ecs", "gce"])
+async def test_with_the_store_down_each_replica_counts_its_creates_alone(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The documented fallback (dispatcher/store/forgiving.py): a store that does not answer never
+    stops a launch; this replica counts the limit by itself, still within the burst."""
+    down = RedisCoordination(StoreSettings(url="redis://127.0.0.1:9/0", timeout_seconds=0.2,
+                                           message_secret="m" * 32))  # nothing listens there
+    machines = provider(kind, request, down)
+    try:
+        outcomes = [await launched(machines, n) for n in range(BURST + 1)]
+    finally:
+        await machines.aclose()
+        await down.aclose()
+    assert [isinstance(o, LaunchResult) for o in outcomes] == [True] * BURST + [False], outcomes
+    assert down.health()["status"] == "unreachable"
+
+
+async def test_a_reserve_launch_not_after_a_refill_waits_for_its_token_as_a_cold_launch_does() -> None:
+    creates = Creates("ecs", LocalCoordination(), Rate(per_second=0.01, burst=2, max_wait=0))
+    assert await creates.idle_turn() == "ecs"  # no refill took a token for it: it takes one itself
+    assert (await creates.refill()).granted is False  # so the last one is left for a cold start
+    assert await creates.cold_turn() == "ecs"
+    with pytest.raises(MachinesError) as refused:
+        await creates.idle_turn()
+    assert refused.value.reason == "ecs_rate_limited" and refused.value.retry_after and refused.value.retry_after > 90
