@@ -93,8 +93,9 @@ class Reserve:
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
         self._warming = Warming(machines, self._claims, self._retirements, self._bot_failed)  # launched, no hello yet
+        # Read through `self`: the clock may be swapped after construction (a test's fake time).
         self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
-                                self._clock)
+                                lambda: self._clock())
         self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
                                 self._starts)
         self._last_tick: float | None = None
