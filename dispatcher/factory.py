@@ -26,8 +26,9 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
             from dispatcher.machines.ecs.reserve import EcsWarmMachines
 
-            return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url, transport=settings.transports[0])
-        return EcsMachines(EcsSettings.from_env(env))
+            return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url, transport=settings.transports[0],
+                                   coordination=coordination)
+        return EcsMachines(EcsSettings.from_env(env), coordination)
     if settings.machines == "gce":
         from dispatcher.machines.gce.provider import GceMachines, GceSettings
 
@@ -36,8 +37,9 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
             from dispatcher.reserve.policy import ReserveSettings
 
             return GceWarmMachines(GceSettings.from_env(env), max_session_seconds=settings.max_session_seconds,
-                                   max_idle_seconds=ReserveSettings.from_env(env, "gce").max_idle_seconds)
-        return GceMachines(GceSettings.from_env(env))
+                                   max_idle_seconds=ReserveSettings.from_env(env, "gce").max_idle_seconds,
+                                   coordination=coordination)
+        return GceMachines(GceSettings.from_env(env), coordination=coordination)
     if settings.machines == "fly":
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 

@@ -48,6 +48,11 @@ METRICS: tuple[LineMetric, ...] = (
     LineMetric("ReserveIdleBots", "voicefleet_reserve_bots", "gauge", "Count", {"state": "idle"}),
     LineMetric("ReserveWarmingBots", "voicefleet_reserve_bots", "gauge", "Count", {"state": "warming"}),
     LineMetric("ReserveBackoffSeconds", "voicefleet_reserve_backoff_seconds", "gauge", "Seconds"),
+    # Each reserve tier held at the replica, priced a month (dispatcher/reserve/prices.py): dollars.
+    LineMetric("ReserveHotDollarsPerMonth", "voicefleet_reserve_tier_cost_dollars_per_month", "gauge", "None",
+               {"tier": "hot"}),
+    LineMetric("ReserveFrozenDollarsPerMonth", "voicefleet_reserve_tier_cost_dollars_per_month", "gauge", "None",
+               {"tier": "frozen"}),
     LineMetric("TimeToReady", "voicefleet_start_to_ready_seconds", "histogram", "Seconds"),
     LineMetric("LaunchSeconds", "voicefleet_launch_seconds", "histogram", "Seconds"),
     # Its Count is the phone calls whose bot spoke in the interval.

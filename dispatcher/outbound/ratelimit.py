@@ -4,7 +4,8 @@ A token bucket per provider action (Fly create ≈1/s burst 3, ECS RunTask 20/s,
 A caller that would have to queue longer than `max_wait` is refused at once with `RateLimited`
 and a `retry_after`, which becomes `503` + `Retry-After` at the HTTP layer: admission control
 instead of piling requests onto an API that will answer 429 anyway. Per process: with N
-dispatcher replicas, size each bucket to 1/N of the provider's limit (docs/providers.md).
+dispatcher replicas, size each bucket to 1/N of the provider's limit (docs/providers.md); creates
+are counted once for the deployment instead (dispatcher/machines/creates.py).
 """
 
 from __future__ import annotations

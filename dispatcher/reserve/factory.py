@@ -13,6 +13,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.prices import hot_dollars_per_month
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination
 
@@ -36,4 +37,4 @@ def build_reserve(
         log.warning("no BOT_CHANNEL_TOKEN: bots have no channel to wait on, so every start is cold")
         return None
     return Reserve(settings, machines, channels, reserve_metrics, coordination=coordination, planner=planner,
-                   max_session_seconds=max_session_seconds)
+                   max_session_seconds=max_session_seconds, hot_dollars_per_month=hot_dollars_per_month(machines, env))

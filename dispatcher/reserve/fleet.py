@@ -9,9 +9,9 @@ dispatcher/reserve/reserve.py carries it out. The others only claim.
 
 The provider's create limit is counted once for the deployment (`Coordination.create_limit`: in
 the store with several replicas): every replica's cold launches take their token there (the
-provider does, dispatcher/machines/fly/provider.py), and each refill takes one there before it
-launches, only while one more remains for a cold start; so cold launches go first, and no
-replica's count of its own lets the deployment outrun the provider.
+provider does, dispatcher/machines/creates.py, on Fly, ECS and Compute Engine alike), and each
+refill takes one there before it launches, only while one more remains for a cold start; so cold
+launches go first, and no replica's count of its own lets the deployment outrun the provider.
 
 The sizer's state is saved in the store every SAVE_EVERY_SECONDS and when the holder lets go, and
 read back by whoever takes the lease next, so a restart or a handover carries on with the
@@ -46,8 +46,8 @@ UNPACED = Rate(per_second=1000.0, burst=1000)
 
 @runtime_checkable
 class CountsItsCreates(Protocol):
-    """A provider that counts its create limit in the deployment's count itself (Fly: per app, its
-    cold launches there): the reserve's refills take their tokens from the same count."""
+    """A provider that counts its create limit in the deployment's count itself (its cold launches
+    there, dispatcher/machines/creates.py): the reserve's refills take their tokens from the same count."""
 
     creates: CreateLimit
 

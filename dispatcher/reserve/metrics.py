@@ -1,7 +1,8 @@
 """The warm reserve's Prometheus metrics, on the app's own registry (dispatcher/metrics.py).
 
     voicefleet_reserve_bots{state="idle"|"warming"|"frozen"|"freezing"}  gauge: the reserve now
-    voicefleet_reserve_tier_cost_dollars_per_month{tier="hot"|"frozen"}  gauge: each tier's size × its price
+    voicefleet_reserve_tier_cost_dollars_per_month{tier="hot"|"frozen"}  gauge: each tier's size here × its
+                                                                 price (hot: every provider; frozen: Fly)
     voicefleet_reserve_thaw_seconds                              a frozen bot's thaw until it is back on the channel
     voicefleet_reserve_claims_total{outcome="warm_hit"|"cold_miss"}
     voicefleet_start_to_ready_seconds{path="warm"|"cold"}        POST /start → the bot's own `ready` report
@@ -47,14 +48,16 @@ class ReserveMetrics:
                               "after failed bots (0: not backing off).", ["provider"], registry=registry)
         self._in_a_row = Gauge("voicefleet_reserve_failed_bots_in_a_row", "Failed bots since the last one that "
                                "came up healthy.", ["provider"], registry=registry)
-        self._cost = Gauge("voicefleet_reserve_tier_cost_dollars_per_month", "What each reserve tier costs a "
-                           "month at its size now (hot: running idle bots; frozen: suspended or stopped ones), at "
-                           "the provider's prices (FLY_RUNNING_DOLLARS_PER_MONTH, FLY_FROZEN_DOLLARS_PER_MONTH).",
+        self._cost = Gauge("voicefleet_reserve_tier_cost_dollars_per_month", "What each reserve tier held "
+                           "here costs a month at its size now (hot: running idle bots; frozen: suspended or stopped "
+                           "ones), at the provider's list prices (dispatcher/reserve/prices.py; "
+                           "RESERVE_HOT_DOLLARS_PER_MONTH, FLY_FROZEN_DOLLARS_PER_MONTH).",
                            ["provider", "tier"], registry=registry)
         self._thaw = Histogram("voicefleet_reserve_thaw_seconds", "A frozen reserve bot's thaw: from the "
                                "provider's resume call until the bot is back on its channel.", ["provider"],
                                buckets=CLAIM_BUCKETS + (3, 5), registry=registry)
         self._prices = (0.0, 0.0)
+        self._hot_price: float | None = None  # one running idle bot a month, where it is known
         self._failed.labels(provider)
         self._backoff.labels(provider).set(0)
         self._in_a_row.labels(provider).set(0)
@@ -80,9 +83,20 @@ class ReserveMetrics:
     def tiers(self, *, hot: int, frozen: int, freezing: int) -> None:
         self._bots.labels(self.provider, "frozen").set(frozen)
         self._bots.labels(self.provider, "freezing").set(freezing)
-        hot_price, frozen_price = self._prices
-        self._cost.labels(self.provider, "hot").set(hot * hot_price)
-        self._cost.labels(self.provider, "frozen").set(frozen * frozen_price)
+        if self._hot_price is None:
+            self._cost.labels(self.provider, "hot").set(hot * self._prices[0])
+        self._cost.labels(self.provider, "frozen").set(frozen * self._prices[1])
+
+    def hot_price(self, dollars_per_month: float) -> None:
+        """One running idle bot's price a month (dispatcher/reserve/prices.py): the hot tier's cost
+        is shown from now on, on every provider."""
+        self._hot_price = dollars_per_month
+        self.hot_tier(0)
+
+    def hot_tier(self, hot: int) -> None:
+        """The hot bots held here now, priced (nothing shown while the price is unknown)."""
+        if self._hot_price is not None:
+            self._cost.labels(self.provider, "hot").set(hot * self._hot_price)
 
     def thawed(self, seconds: float) -> None:
         self._thaw.labels(self.provider).observe(seconds)

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -31,7 +30,6 @@ from typing import Any
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
-from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.claim import WarmClaim, serves
@@ -42,6 +40,7 @@ from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.refills import Refills
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.wait import DurationEstimate
@@ -72,6 +71,7 @@ class Reserve:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,  # epoch seconds: the pool's and the forecast's clock
         max_session_seconds: int = 3600,
+        hot_dollars_per_month: float | None = None,  # one running idle bot (dispatcher/reserve/prices.py)
     ) -> None:
         self.settings = settings
         self._coordination = coordination
@@ -93,6 +93,9 @@ class Reserve:
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
         self._warming = Warming(machines, self._claims, self._retirements, self._bot_failed)  # launched, no hello yet
+        # Read through `self`: the clock may be swapped after construction (a test's fake time).
+        self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
+                                lambda: self._clock())
         self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
                                 self._starts)
         self._last_tick: float | None = None
@@ -104,6 +107,8 @@ class Reserve:
                                    resumed=lambda seconds: self.planning.sizer.resume.observe(seconds))
                         if isinstance(machines, FrozenMachines) else NoFrozenTier())
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
+        if hot_dollars_per_month is not None:
+            metrics.hot_price(hot_dollars_per_month)
         channels.idle_listeners.append(self._on_idle_hello)
         channels.close_listeners.append(self._on_close)
         channels.report_listeners.append(self._on_report)
@@ -259,6 +264,7 @@ class Reserve:
         if planned is not None:
             await self._carry_out(planned)
         self._frozen.account()
+        self._metrics.hot_tier(len(self._channels.idle()))
         self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
         self._metrics.backoff(self.failed_bots.waiting_seconds(self._clock()), in_a_row=self.failed_bots.in_a_row)
 
@@ -299,18 +305,8 @@ class Reserve:
                 self._frozen.resume(bot.bot_id)
             else:
                 await self._elsewhere.resume(bot.replica_id, bot.bot_id)
-        launches = self.failed_bots.launches(self._clock(), planned.plan.launch, warming=len(self._warming))
-        for _ in range(launches):
-            if not await self.planning.refill_token():  # cold launches took the spare creates first
-                break
-            bot_id = f"rsv-{secrets.token_hex(6)}"
-            self._warming.launched(bot_id, self._clock())
-            try:
-                await self._machines.launch_idle(bot_id, self._credential(bot_id))
-            except ProviderError as exc:
-                self._warming.forget(bot_id)
-                log.warning("reserve launch failed (%s); retrying at the next tick", exc)
-                break
+        await self._refills.launch(self.failed_bots.launches(self._clock(), planned.plan.launch,
+                                                            warming=len(self._warming)))
 
     async def retire_here(self, bot_id: str) -> bool:
         """Retires an idle or frozen bot this replica holds, if it still is (a claim may have taken it)."""

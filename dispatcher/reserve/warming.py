@@ -43,20 +43,35 @@ class Warming:
         late = {b for b, launched in self._launched.items() if now - launched > cold_start * 1.5}
         if not late:
             return
-        for bot_id in await self._claims.greeted(sorted(late)):
-            self._launched.pop(bot_id, None)  # it dialled another replica, which holds it now
-            late.discard(bot_id)
+        self._forget_greeted(await self._claims.greeted(sorted(late)))  # they dialled another replica
+        late &= self._launched.keys()
+        if not late:
+            return
         running = {machine.bot_id for machine in await self._machines.idle_machines()}
         deadline = cold_start * 3 + WARMING_GRACE_SECONDS
-        for bot_id in late:
-            # Each await above yields to the loop: a hello that landed meanwhile took the bot off
-            # this list, and it is idle now, not dead.
-            launched = self._launched.get(bot_id)
-            if launched is None:
+        # Each await yields to the loop, and `_launched` changes meanwhile: a hello here takes a bot
+        # off it (so every look-up below reads it afresh, never indexes it: an index raised
+        # KeyError), and a bot may say hello at another replica and be claimed there while the
+        # provider lists its machines (then it is no idle machine: it serves a session). So those
+        # about to be retired are asked about again, and about their claim, before they are.
+        dead = [b for b in sorted(late)
+                if (launched := self._launched.get(b)) is not None and (b not in running or now - launched > deadline)]
+        if not dead:
+            return
+        self._forget_greeted(await self._claims.greeted(dead))
+        for bot_id in dead:
+            if bot_id not in self._launched:
+                continue  # it said hello meanwhile: idle now, not dead
+            if bot_id not in running and await self._claims.claimed_for(bot_id) is not None:
+                self._launched.pop(bot_id, None)  # claimed at another replica: its session's machine now
                 continue
-            if bot_id not in running or now - launched > deadline:
-                del self._launched[bot_id]
-                # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
-                exited = self._machines.exit_detail(bot_id)
-                self._failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
-                await self._retirements.retire(bot_id, "never_connected")
+            if self._launched.pop(bot_id, None) is None:
+                continue
+            # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
+            exited = self._machines.exit_detail(bot_id)
+            self._failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
+            await self._retirements.retire(bot_id, "never_connected")
+
+    def _forget_greeted(self, greeted: set[str]) -> None:
+        for bot_id in greeted:
+            self._launched.pop(bot_id, None)  # another replica holds it now

@@ -25,15 +25,21 @@ from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.creates import Creates
 from dispatcher.machines.ecs.identity import EcsTaskIdentity, TaskRole, sts_endpoint, task_roles
 from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.ratelimit import Rate, RateLimited, TokenBucket
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
 from dispatcher.settings import SettingsError, float_setting, require
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.local import LocalCoordination
 
-# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s
+# (burst and sustained), and Fargate task launches a bucket of 100 refilled at 20/s per account and
+# region. With one task per call (see `_run_task_params`) the RunTask rate is the tighter of the
+# two, so it is the one counted, once for the deployment (dispatcher/machines/creates.py).
 # botocore resolves the credentials (and its DEBUG log would print them being fetched): whatever
 # LOG_LEVEL says, botocore never logs below INFO.
 logging.getLogger("botocore").setLevel(logging.INFO)
@@ -188,8 +194,11 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
 class EcsMachines:
     name = "ecs"
 
-    def __init__(self, settings: EcsSettings) -> None:
+    def __init__(self, settings: EcsSettings, coordination: Coordination | None = None) -> None:
         self.settings = settings
+        # Every RunTask, a session's or the reserve's, takes its token from the deployment's one
+        # count of the RunTask rate (one process's without a store).
+        self.creates = Creates(self.name, coordination or LocalCoordination(), settings.run_task_rate)
         # A bot's hello must carry its task role's presigned GetCallerIdentity, whose STS session
         # names the task launched for its credential (ecs/identity.py): the credential in the
         # task's overrides, readable with ecs:DescribeTasks, opens nothing from elsewhere.
@@ -207,7 +216,6 @@ class EcsMachines:
             connect_timeout=settings.connect_timeout,
         )
         self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
-        self._bucket = TokenBucket("ecs-run-task", settings.run_task_rate)
         self._arns: dict[str, str] = {}  # session id -> task ARN; a cache, the tags are the record
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
@@ -232,6 +240,9 @@ class EcsMachines:
         return {
             "cluster": s.cluster,
             "taskDefinition": s.task_definition_for(spec.transport),
+            # One task per call, never a batch of up to 10: RunTask applies one `overrides` to every
+            # task of a call, and each machine's overrides carry its own channel credential (and a
+            # session's its own values), so a batch would hand several machines one credential.
             "count": 1,
             "clientToken": spec.session_id,
             "startedBy": spec.session_id,
@@ -268,11 +279,9 @@ class EcsMachines:
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         params = self._run_task_params(spec)
+        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         try:
-            await self._bucket.acquire()
             result = await self._call("RunTask", **params)
-        except RateLimited as exc:
-            raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
         except AwsError as exc:
             if exc.code == "ConflictException":  # this session's token, other params
                 existing = await self.status(spec.session_id)

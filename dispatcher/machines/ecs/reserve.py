@@ -33,7 +33,8 @@ from dispatcher.machines.ecs.provider import (
     to_machine,
 )
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.ratelimit import Rate, RateLimited
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination
 
 TAG_IDLE = "voicefleet:idle"
 _GONE = {"STOPPED", "DELETED", "DEPROVISIONING", "STOPPING"}
@@ -50,8 +51,9 @@ def _is_idle(task: dict[str, Any]) -> bool:
 
 
 class EcsWarmMachines(EcsMachines):
-    def __init__(self, settings: EcsSettings, *, channel_url: str, transport: str = "daily") -> None:
-        super().__init__(settings)
+    def __init__(self, settings: EcsSettings, *, channel_url: str, transport: str = "daily",
+                 coordination: Coordination | None = None) -> None:
+        super().__init__(settings, coordination)
         self.channel_url = channel_url
         # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC
         # session): its task definition, which (family:revision or ARN) also fixes the image.
@@ -73,7 +75,7 @@ class EcsWarmMachines(EcsMachines):
         return {
             "cluster": s.cluster,
             "taskDefinition": self.bot_image,
-            "count": 1,
+            "count": 1,  # never a batch: each task's overrides carry its own credential (provider.py)
             "clientToken": bot_id,  # a retried RunTask returns the same task, never a second one
             "startedBy": RESERVE_STARTED_BY,
             **self._placement(),
@@ -85,10 +87,7 @@ class EcsWarmMachines(EcsMachines):
         }
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        try:
-            await self._bucket.acquire()
-        except RateLimited as exc:
-            raise MachinesError("ecs_rate_limited", str(exc), retry_after=exc.retry_after) from None
+        await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
         result = await self._ecs("RunTask", **self._idle_params(bot_id, channel_token))
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]

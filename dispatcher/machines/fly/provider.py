@@ -16,7 +16,6 @@ says how); every other call goes to the app that holds the machine.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
-from dispatcher.machines.fly.creates import AppCreates
+from dispatcher.machines.fly.creates import app_creates
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -188,7 +187,7 @@ class FlyMachines:
                                          timeout=settings.timeout) for app in apps}
         self._app_of: dict[str, str] = {}  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
-        self.creates = AppCreates(apps, coordination, settings.create_rate)
+        self.creates = app_creates(apps, coordination, settings.create_rate)
         # Lists are app-wide at Fly (1/s, burst 3) and counted per app here, in this process.
         self._list_buckets = {app: TokenBucket(f"fly-list-{app}", settings.list_rate) for app in apps}
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
@@ -267,20 +266,8 @@ class FlyMachines:
             body["region"] = s.region
         return body
 
-    async def _cold_create_turn(self, app: str) -> None:
-        """Waits for this cold launch's create token, reserved in the deployment's count of `app`'s
-        limit (cold launches go before refills); refused when it would wait past the max wait."""
-        max_wait = self.settings.create_rate.max_wait
-        turn = await self.creates.cold_in(app, max_wait)
-        if not turn.granted:
-            raise MachinesError("fly_rate_limited", f"fly: the app's create limit is spent for {turn.wait:.1f}s "
-                                f"(more than {max_wait:g}s)", retry_after=turn.wait)
-        if turn.wait > 0:
-            await asyncio.sleep(turn.wait)
-
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
-        app = self.creates.app_of(spec.session_id)
-        await self._cold_create_turn(app)
+        app = await self.creates.cold_turn(self.creates.app_of(spec.session_id))
         response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
         if response.status_code in (200, 201):
             machine = self._seen(response.json(), app)

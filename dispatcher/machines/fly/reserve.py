@@ -86,12 +86,9 @@ class FlyWarmMachines(FlyMachines):
         return body
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        """In the app whose create token the reserve's refill took (`AppCreates.refill`) just before;
+        """In the app whose create token the reserve's refill took (`Creates.refill`) just before;
         called otherwise, it waits for a token as a cold launch does."""
-        app = self.creates.refilled_app()
-        if app is None:  # not after a refill's token: wait for one as a cold launch does
-            app = await self.creates.soonest_app()
-            await self._cold_create_turn(app)
+        app = await self.creates.idle_turn()
         response = await self._request("POST", "/machines", app=app, json=self._idle_body(bot_id, channel_token))
         if response.status_code not in (200, 201):
             raise self._failed(response, "create a reserve machine")

@@ -21,6 +21,7 @@ from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import gce_metadata_items
+from dispatcher.machines.creates import Creates
 from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GceInstanceIdentity
 from dispatcher.machines.gce.labels import (
@@ -34,16 +35,21 @@ from dispatcher.machines.gce.labels import (
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.ratelimit import Rate, TokenBucket
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.local import LocalCoordination
 
 _STARTING = {"PROVISIONING", "STAGING"}
 _STARTED = {"RUNNING", "REPAIRING"}
 
 DEFAULT_API_URL = "https://compute.googleapis.com/compute/v1"
-# Compute API rate quotas are per project per minute and vary; a create every 100 ms is well
-# inside the defaults and leaves room for the other API calls (get/list/delete).
+# Compute API rate quotas are per project, enforced per minute, grouped by method, and vary by
+# project (403 `rateLimitExceeded` past one: https://cloud.google.com/compute/api-quota); the page
+# gives no fixed number for instances.insert. A create every 100 ms, counted once for the
+# deployment (dispatcher/machines/creates.py), stays well inside them and leaves room for the
+# other calls (get/list/delete); GCE_INSERT_RATE/_BURST set the project's own.
 DEFAULT_INSERT_RATE = Rate(per_second=10, burst=20)
 _PREFIX = re.compile(r"^[a-z][-a-z0-9]{0,30}$")  # instance names must start with a letter
 
@@ -145,13 +151,16 @@ class GceMachines:
         settings: GceSettings,
         *,
         auth: GceAuth | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.settings = settings
+        # Every insert, a session's or the reserve's, takes its token from the deployment's one
+        # count (one process's without a store).
+        self.creates = Creates(self.name, coordination or LocalCoordination(), settings.insert_rate)
         zone = f"{settings.api_url}/projects/{settings.project}/zones/{settings.zone}"
         self._client = HttpClient(zone, timeout=settings.timeout)
         self._auth = auth or GceAuth(anonymous=settings.anonymous)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
-        self._insert_bucket = TokenBucket("gce-insert", settings.insert_rate)
         self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
         self._claimed = ClaimedVms(self._request, self._failed)  # sessions on a claimed reserve VM
         # A bot's hello must carry its VM's identity token: its launch credential alone, readable
@@ -233,6 +242,7 @@ class GceMachines:
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.instance_name(spec.session_id)
         template_items, template_labels = await self._template_parts()
+        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         response = await self._request(
             "POST",
             "/instances",
@@ -243,7 +253,6 @@ class GceMachines:
                 "requestId": str(uuid.uuid4()),
             },
             json=self._insert_body(spec, template_items, template_labels),
-            bucket=self._insert_bucket,
         )
         if response.status_code == 409 and _error_reason(response) == "alreadyExists":
             existing = await self.status(spec.session_id)

@@ -25,26 +25,27 @@ from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
 from dispatcher.machines.gce.provider import GceMachines, GceSettings, to_machine
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination
 
 LABEL_IDLE = "voicefleet-idle"
 _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short enough for a VM name
 
 
 class GceWarmMachines(GceMachines):
-    def __init__(self, settings: GceSettings, *, max_idle_seconds: float, max_session_seconds: int) -> None:
+    def __init__(self, settings: GceSettings, *, max_idle_seconds: float, max_session_seconds: int,
+                 coordination: Coordination | None = None) -> None:
         """`max_idle_seconds` (RESERVE_MAX_IDLE_SECONDS) and `max_session_seconds` bound a reserve VM's
         life: it may wait that long and then serve a whole session, so its maxRunDuration is their
         sum plus the grace. The template's own is sized for a cold session (max session + grace),
         and a VM claimed after idling longer than the grace would be deleted mid-session."""
-        super().__init__(settings)
+        super().__init__(settings, coordination=coordination)
         self.max_run_seconds = int(max_idle_seconds) + max_session_seconds + settings.grace_seconds
         # The template names the image; a new image is a new template and a new dispatcher revision.
         self.bot_image = settings.template_path
 
     @property
-    def create_rate(self) -> Rate | None:
-        """None: the reserve paces its own inserts (the provider's insert bucket is not mirrored)."""
-        return None
+    def create_rate(self) -> Rate:
+        return self.settings.insert_rate
 
     def idle_name(self, bot_id: str) -> str:
         if not _BOT_ID.match(bot_id):
@@ -66,11 +67,12 @@ class GceWarmMachines(GceMachines):
         }
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+        await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
         template_items, template_labels = await self._template_parts()
         response = await self._request(
             "POST", "/instances", params={"sourceInstanceTemplate": self.settings.template_path,
                                           "requestId": str(uuid.uuid4())},
-            json=self._idle_body(bot_id, template_items, template_labels, channel_token), bucket=self._insert_bucket,
+            json=self._idle_body(bot_id, template_items, template_labels, channel_token),
         )
         if response.status_code != 200:
             raise self._failed(response, f"create reserve instance {self.idle_name(bot_id)}")

@@ -80,7 +80,7 @@ async def test_a_cloud_provider_has_no_channel_to_attach_with_or_without_a_reser
 @pytest.mark.parametrize(("kind", "env", "rate"), [
     ("ecs", ECS, "run_task_rate"),
     ("fly", FLY, "create_rate"),
-    ("gce", GCE, None),  # the reserve paces its own inserts
+    ("gce", GCE, "insert_rate"),
 ])  # fmt: skip
 async def test_each_warm_provider_says_which_create_limit_its_reserve_mirrors(
     kind: str, env: dict[str, str], rate: str | None

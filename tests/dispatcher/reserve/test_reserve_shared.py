@@ -154,6 +154,32 @@ async def test_a_late_bot_whose_hello_lands_during_the_provider_list_is_kept(sto
     assert bot_id not in machines.retired
 
 
+class ClaimedElsewhereDuringList(Machines):
+    """The provider's list call yields to the loop: meanwhile the late bot says hello at another
+    replica and a start there claims it, so the provider no longer lists it as idle."""
+
+    def __init__(self, there: Store) -> None:
+        super().__init__()
+        self.there = BotClaims(there)
+        self.claimed: list[str] = []
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        for bot_id in self.launched[:1]:
+            await self.there.hello(bot_id)
+            assert await self.there.claim(bot_id, "session-there")
+            self.claimed.append(bot_id)
+        return [m for m in await super().idle_machines() if m.bot_id not in self.claimed]
+
+
+async def test_a_late_bot_claimed_at_another_replica_during_the_provider_list_is_not_retired(stores) -> None:
+    here, there = stores
+    machines, clock = ClaimedElsewhereDuringList(there), [1000.0]
+    launcher, bot_id = await late_warming_bot(here, machines, clock)
+    await launcher.refill()  # stopped the machine serving the other replica's session
+    assert bot_id in machines.claimed and bot_id not in machines.retired
+    assert not launcher.failed_bots.in_a_row  # nor counted as a failed bot
+
+
 async def test_an_idle_bot_held_at_another_replica_can_be_claimed_if_it_fits(stores) -> None:
     """An impatient caller (`maxWaitSeconds`) is refused at once only when no replica holds a bot
     that could take the session: the deployment's pool is read, not this replica's channel alone."""

@@ -1,0 +1,96 @@
+"""A provider's create limit, counted once for the deployment: the one implementation every cloud
+provider uses (Fly per app, ECS RunTask, Compute Engine inserts).
+
+Every create, a session's cold machine or a reserve refill, takes its token from the deployment's
+one count (`Coordination.create_limit`: in the store with several replicas, this process's count
+while the store does not answer), never from a bucket of this replica's own, so N replicas still
+create at the provider's rate. Cold launches go first: a cold launch reserves the next token even
+when it is due later (its caller waits for it, at most the rate's `max_wait`, else it is refused
+`<provider>_rate_limited` with the wait as `retry_after`); a refill takes a token only while one
+more remains for a cold start, so the reserve yields whenever tokens are short.
+
+A limit may be split into groups that are counted apart (Fly: one per app, `fly:<app>`): a
+session's cold machine goes to the group its session id hashes to (the same at every replica and
+every retry), a reserve machine to whichever group has a spare token. A provider with one group
+counts it under its own name (`ecs`, `gce`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+
+from dispatcher.machines.base import MachinesError
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination, CreateLimit, CreateTurn
+
+
+class Creates:
+    def __init__(self, provider: str, coordination: Coordination, rate: Rate, groups: tuple[str, ...] = ()) -> None:
+        """`groups` empty: one count named `provider`; else one count per group, `<provider>:<group>`."""
+        self.provider = provider
+        self.rate = rate
+        self.apps = groups or (provider,)
+        self._limits: dict[str, CreateLimit] = {
+            group: coordination.create_limit(f"{provider}:{group}" if groups else provider, rate.per_second, rate.burst)
+            for group in self.apps}
+        self._refilled: deque[str] = deque()  # groups whose refill token was taken, for the launches that follow
+
+    def app_of(self, session_id: str) -> str:
+        """The group a session's cold machine is created in (the same at every replica, every retry)."""
+        return self.apps[zlib.crc32(session_id.encode()) % len(self.apps)]
+
+    async def cold_in(self, app: str, max_wait: float) -> CreateTurn:
+        return await self._limits[app].cold(max_wait)
+
+    async def soonest_app(self) -> str:
+        """The group whose next token comes soonest."""
+        if len(self.apps) == 1:
+            return self.apps[0]
+        looks = {app: await self._limits[app].look() for app in self.apps}
+        return min(self.apps, key=lambda a: looks[a].wait)
+
+    async def cold(self, max_wait: float) -> CreateTurn:
+        """A cold launch's token in the group that would give it soonest."""
+        return await self._limits[await self.soonest_app()].cold(max_wait)
+
+    async def refill(self) -> CreateTurn:
+        """A token now for a reserve launch from the group with the most spare ones (one always
+        left for a cold start in each); the launch that follows uses that group (`idle_turn`)."""
+        looks = {app: await self._limits[app].look() for app in self.apps} if len(self.apps) > 1 else {}
+        app = max(self.apps, key=lambda a: looks[a].spare) if looks else self.apps[0]
+        turn = await self._limits[app].refill()
+        if turn.granted:
+            self._refilled.append(app)
+        if not looks:
+            return turn
+        return CreateTurn(turn.granted, turn.wait, sum(t.spare for t in looks.values()) - int(turn.granted))
+
+    async def look(self) -> CreateTurn:
+        looks = [await self._limits[app].look() for app in self.apps]
+        return CreateTurn(False, max(t.wait for t in looks), sum(t.spare for t in looks))
+
+    def refilled_app(self) -> str | None:
+        """The group whose token the reserve's refill took for the launch now under way, if one did."""
+        return self._refilled.popleft() if self._refilled else None
+
+    async def cold_turn(self, app: str | None = None) -> str:
+        """Waits for a cold launch's token in `app` (else the soonest group) and returns the group;
+        refused (`<provider>_rate_limited`) when the wait would pass the rate's `max_wait`."""
+        app = app if app is not None else await self.soonest_app()
+        max_wait = self.rate.max_wait
+        turn = await self._limits[app].cold(max_wait)
+        if not turn.granted:
+            raise MachinesError(f"{self.provider}_rate_limited",
+                                f"{self.provider}: the create limit is spent for {turn.wait:.1f}s "
+                                f"(more than {max_wait:g}s)", retry_after=max(turn.wait, 0.1))
+        if turn.wait > 0:
+            await asyncio.sleep(turn.wait)
+        return app
+
+    async def idle_turn(self) -> str:
+        """The group a reserve launch creates in: the one whose token the refill just took, else
+        (a launch not after a refill) a token waited for as a cold launch does."""
+        app = self.refilled_app()
+        return app if app is not None else await self.cold_turn()

@@ -1,0 +1,102 @@
+"""What one running idle reserve bot costs a month, per provider: the hot tier's price, which
+`/metrics` multiplies by the hot bots held (`voicefleet_reserve_tier_cost_dollars_per_month`).
+
+List prices, on-demand, a month of 730 hours, as read on 2026-11-22 (docs/reserve.md, "What a
+reserve costs"); RESERVE_HOT_DOLLARS_PER_MONTH overrides the result for any provider (a discount,
+a region or a size not in the tables).
+
+- ECS Fargate: the task's vCPU and GB (ECS_TASK_VCPU, ECS_TASK_MEMORY_GB; the aws-prod bot's
+  1 vCPU and 2 GB by default) × the region's Linux/x86 price per vCPU-hour and per GB-hour
+  (https://aws.amazon.com/fargate/pricing/). A region not in the table is priced as us-east-1, and
+  the log says so.
+- Compute Engine: the bot's machine type (GCE_MACHINE_TYPE; gcp-prod's e2-standard-2 by default)
+  as E2 vCPUs and GB × us-central1's E2 prices per vCPU-hour and GB-hour
+  (https://cloud.google.com/compute/vm-instance-pricing), which give the listed e2-small,
+  e2-medium and e2-standard-2 prices to the cent. Another family is not priced (no gauge) unless
+  overridden.
+- Fly: the running price its frozen tier already uses (FLY_RUNNING_DOLLARS_PER_MONTH, $5.78 for the
+  default shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
+- Local processes: nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dispatcher.machines.base import FrozenMachines, WarmMachines
+from dispatcher.settings import SettingsError, float_setting
+
+log = logging.getLogger("dispatcher.reserve.reserve")
+
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class ComputePrice:
+    """A list price per vCPU-hour and per GB-hour of memory."""
+
+    vcpu_hour: float
+    gb_hour: float
+    source: str
+
+    def monthly(self, vcpus: float, gb: float) -> float:
+        return round((vcpus * self.vcpu_hour + gb * self.gb_hour) * HOURS_PER_MONTH, 2)
+
+
+FARGATE = {  # Linux/x86, on-demand
+    "us-east-1": ComputePrice(0.04048, 0.004445, "https://aws.amazon.com/fargate/pricing/"),
+}
+FARGATE_FALLBACK_REGION = "us-east-1"
+E2 = ComputePrice(0.021811, 0.002923, "https://cloud.google.com/compute/vm-instance-pricing")  # us-central1
+E2_SHARED = {"e2-micro": (0.25, 1.0), "e2-small": (0.5, 2.0), "e2-medium": (1.0, 4.0)}  # vCPUs billed, GB
+E2_GB_PER_VCPU = {"standard": 4, "highmem": 8, "highcpu": 1}
+_E2_SHAPE = re.compile(r"^e2-(standard|highmem|highcpu)-(\d+)$")
+
+
+def e2_shape(machine_type: str) -> tuple[float, float] | None:
+    """An E2 machine type's billed vCPUs and GB; None for another family."""
+    if machine_type in E2_SHARED:
+        return E2_SHARED[machine_type]
+    match = _E2_SHAPE.match(machine_type)
+    if match is None:
+        return None
+    vcpus = int(match.group(2))
+    return float(vcpus), float(vcpus * E2_GB_PER_VCPU[match.group(1)])
+
+
+def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> float | None:
+    """One running idle bot's cost a month on `machines`; None when it cannot be priced."""
+    if env.get("RESERVE_HOT_DOLLARS_PER_MONTH", "").strip():
+        dollars = float_setting(env, "RESERVE_HOT_DOLLARS_PER_MONTH", 0.0, minimum=0.0)
+        if not math.isfinite(dollars):
+            raise SettingsError(f"RESERVE_HOT_DOLLARS_PER_MONTH={dollars} is not a price")
+        return dollars
+    if isinstance(machines, FrozenMachines):  # the price its frozen tier is weighed against
+        return machines.frozen_form.running_dollars_per_month
+    if machines.name == "ecs":
+        region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+        if region not in FARGATE:
+            log.info("no Fargate price for %r here: the reserve's cost is shown at %s's "
+                     "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", region, FARGATE_FALLBACK_REGION)
+        price = FARGATE.get(region, FARGATE[FARGATE_FALLBACK_REGION])
+        return price.monthly(float_setting(env, "ECS_TASK_VCPU", 1.0, minimum=0.25),
+                             float_setting(env, "ECS_TASK_MEMORY_GB", 2.0, minimum=0.5))
+    if machines.name == "gce":
+        machine_type = env.get("GCE_MACHINE_TYPE", "").strip() or "e2-standard-2"
+        shape = e2_shape(machine_type)
+        if shape is None:
+            log.warning("no price for machine type %r: the reserve's hot cost is not shown "
+                        "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", machine_type)
+            return None
+        return E2.monthly(*shape)
+    if machines.name == "fly":  # no frozen tier (FLY_FROZEN_FORM=off): the same running price
+        from dispatcher.machines.fly.frozen import DEFAULT_RUNNING_DOLLARS
+
+        return float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS, minimum=0.0)
+    if machines.name == "local":
+        return 0.0
+    return None
