@@ -23,6 +23,7 @@ from typing import Any
 
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.log_format import SESSION_TRACES
 from dispatcher.log_text import shown
 from dispatcher.store.coordination import Timelines
 
@@ -51,6 +52,8 @@ class SessionTimeline:
         if len(self._pending) >= MAX_PENDING:
             log.warning("session %s: timeline event %s dropped (%d writes pending)", session_id, event, MAX_PENDING)
             return
+        if event == "requested" and isinstance(fields.get("trace_id"), str):
+            SESSION_TRACES.remember(session_id, fields["trace_id"])  # its log lines carry it from now on
         record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
         record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
         for listener in self.listeners:
@@ -71,6 +74,9 @@ class SessionTimeline:
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
         events = await self._timelines.read(session_id)
+        trace_id = trace_id_of(events)
+        if trace_id is not None:  # a session started at another replica: its lines here carry its trace too
+            SESSION_TRACES.remember(session_id, trace_id)
         return sorted(events, key=lambda e: e.get("at", 0) if isinstance(e.get("at"), int | float) else 0)
 
     async def settled(self) -> None:
