@@ -86,12 +86,13 @@ class SessionFields(logging.Filter):
         self.replica = replica
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "session_id", None) is None:
-            record.session_id = SESSION_ID.get()
+        session_id = getattr(record, "session_id", None)
+        if session_id is None:
+            record.session_id = session_id = SESSION_ID.get()
         if getattr(record, "trace_id", None) is None:
             # The session's own trace first: the current span may be another's (a bot's channel
             # connection is a request of its own).
-            record.trace_id = SESSION_TRACES.of(record.session_id) or current_trace_id()
+            record.trace_id = SESSION_TRACES.of(session_id) or current_trace_id()
         record.replica = self.replica
         return True
 
