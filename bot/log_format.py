@@ -4,7 +4,11 @@ stderr, with the session's id and trace id, so a log pipeline joins a bot's line
     {"time", "level", "logger", "message", "session_id", "trace_id", "machine_id"[, "exception"]}
 
 `session_id` is the session this bot serves (null while a reserve bot waits for one), `trace_id`
-the session's trace when traces are exported (bot/tracing.py). Text stays the default.
+the session's trace (bot/tracing.py) from its `assign` on, which carries it: a cold bot's first
+lines (imports, its channel's dial) name its session but no trace yet. A bot line has `machine_id`
+where a dispatcher line has `replica`: a bot belongs to no replica (its channel may be at any, and
+move on a reconnect), while its machine id is what the provider's console, its log stream and the
+session's timeline (`machine_id` on `claimed`/`machine_started`) name it by. Text stays the default.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ dispatcher/tracing.py), `null` when there is none; an exception's traceback as `
 pipeline (CloudWatch Logs Insights, Cloud Logging, Loki) then filters one session's lines across
 replicas and joins them to its trace. uvicorn's own lines go the same way.
 
+A line about a session carries its trace even where no span of it is current (its bot's channel
+connection, a local bot's watcher, its forwarded stderr): this replica remembers each session's
+trace id (`SESSION_TRACES`, bounded, the oldest forgotten first) from the moment the session's
+timeline names it here, at its start or when this replica reads its timeline (an offer does).
+
 The credential filters (dispatcher/log_redaction.py) run before either format: JSON changes how a
 line is written, not what it may contain.
 """
@@ -17,6 +22,8 @@ import contextlib
 import contextvars
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -39,6 +46,31 @@ def working_for(session_id: str) -> Iterator[None]:
         SESSION_ID.reset(token)
 
 
+class SessionTraces:
+    """Session id → its trace id, the latest `limit` sessions this replica saw (a few MB at most)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._traces: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()  # log records come from threads too (uvicorn, executors)
+
+    def remember(self, session_id: str, trace_id: str) -> None:
+        with self._lock:
+            self._traces[session_id] = trace_id
+            self._traces.move_to_end(session_id)
+            while len(self._traces) > self._limit:
+                self._traces.popitem(last=False)
+
+    def of(self, session_id: str | None) -> str | None:
+        if session_id is None:
+            return None
+        with self._lock:
+            return self._traces.get(session_id)
+
+
+SESSION_TRACES = SessionTraces()
+
+
 def log_format(raw: str) -> str:
     chosen = raw.strip().lower() or "text"
     if chosen not in LOG_FORMATS:
@@ -54,10 +86,13 @@ class SessionFields(logging.Filter):
         self.replica = replica
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "session_id", None) is None:
-            record.session_id = SESSION_ID.get()
+        session_id = getattr(record, "session_id", None)
+        if session_id is None:
+            record.session_id = session_id = SESSION_ID.get()
         if getattr(record, "trace_id", None) is None:
-            record.trace_id = current_trace_id()
+            # The session's own trace first: the current span may be another's (a bot's channel
+            # connection is a request of its own).
+            record.trace_id = SESSION_TRACES.of(session_id) or current_trace_id()
         record.replica = self.replica
         return True
 

@@ -36,11 +36,21 @@ RESERVE_SCHEDULE_ENV: tuple[str, ...] = ("RESERVE_SCHEDULE",)
 # them (stacks/aws/observability.py, stacks/gcp/observability.py).
 METRIC_LINES_ENV: tuple[str, ...] = ("METRIC_LINES", "METRIC_NAMESPACE")
 
+# JSON log lines (dispatcher/log_format.py, bot/log_format.py), on the dispatcher and the bots in
+# every stack (stacks/config/observability.py); the trace collector and the webhook receiver when
+# the stack config names them.
+LOG_ENV: tuple[str, ...] = ("LOG_FORMAT",)
+OTLP_ENV: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_ENDPOINT",)
+OTLP_SECRETS: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_HEADERS",)
+WEBHOOK_ENV: tuple[str, ...] = ("WEBHOOK_URL",)
+WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
+
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
     *COMMON_ENV,
     *RESERVE_ENV,
     *METRIC_LINES_ENV,
+    *LOG_ENV,
     "AWS_REGION",
     "ECS_CLUSTER",  # cluster name or ARN
     "ECS_TASK_DEFINITION",  # the bot *family*: RunTask uses its latest ACTIVE revision
@@ -57,6 +67,7 @@ GCE_ENV: tuple[str, ...] = (
     *COMMON_ENV,
     *RESERVE_ENV,
     *METRIC_LINES_ENV,
+    *LOG_ENV,
     "GCE_PROJECT",
     "GCE_ZONE",
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
@@ -104,6 +115,9 @@ GCE_SECRETS_METADATA_KEY = "bot-secrets"
 # Set by Pulumi on the template with the channel: BOT_CHANNEL_URL, which the startup script writes
 # into the bot's env file (the credential comes through `bot-secrets`, by reference).
 GCE_CHANNEL_URL_METADATA_KEY = "bot-channel-url"
+# Set by Pulumi on the template: the bots' own settings (`KEY=value,…`: LOG_FORMAT, the trace
+# collector's endpoint), which the startup script writes into the bot's env file.
+GCE_SETTINGS_METADATA_KEY = "bot-settings"
 # Set by Pulumi on the template when TURN is on: the SmallWebRTC bot image, which the startup script
 # runs for a session without a Daily room.
 GCE_WEBRTC_IMAGE_METADATA_KEY = "bot-image-webrtc"
@@ -123,10 +137,10 @@ def machines_environment(env: dict[str, object]) -> dict[str, object]:
 
 
 def dispatcher_secrets(*, turn: bool, channel: bool, store: bool, store_password: bool,
-                       phone: Sequence[str]) -> tuple[str, ...]:
+                       phone: Sequence[str], observability: Sequence[str] = ()) -> tuple[str, ...]:
     """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
-    the bot channel, a store (the replicas' message key; AWS's password too) and the carriers'
-    credentials add."""
+    the bot channel, a store (the replicas' message key; AWS's password too), the carriers'
+    credentials and the trace collector's headers and webhook secret add."""
     return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
             + (STORE_SECRETS if store and store_password else ()) + (MESSAGE_SECRETS if store else ())
-            + tuple(phone))
+            + tuple(phone) + tuple(observability))

@@ -198,6 +198,7 @@ class BotChannels:
                 raw = await link.socket.receive_text()
             except Exception:  # disconnect (Starlette raises WebSocketDisconnect / RuntimeError)
                 return
+            SESSION_ID.set(link.session_id)  # a claimed reserve bot's lines are its session's from its claim on
             try:
                 frame = parse_frame(raw)
             except ProtocolError as exc:
@@ -240,6 +241,7 @@ class BotChannels:
             listener(link)
 
     async def _unregister(self, link: BotLink) -> None:
+        SESSION_ID.set(link.session_id)
         link._close()
         async with self._changed:
             if self._idle.get(link.machine_id) is link:

@@ -148,7 +148,13 @@ class SessionService:
                                 raise too_slow(quote, max_wait_seconds) from None
                         session = replace(session, trace_id=trace.trace_id)
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
-                    session = replace(session, machine=await self._wait(session.machine))
+                    with tracing.step("session.wait") as waited:  # `?wait=started`: until the bot runs
+                        try:
+                            session = replace(session, machine=await self._wait(session.machine))
+                        except ApiError as exc:
+                            tracing.failed(waited, exc.code)
+                            raise
+                        waited.set_attribute("voicefleet.machine.state", session.machine.state.value)
                     if not session.machine.state.is_active:
                         # Ends the room the bot will never join (a WebRTC session has none).
                         await self._clean_up(session_id, with_room=session.machine.has_room)

@@ -9,8 +9,9 @@ Events are `{"event", "at" (epoch seconds), "replica", ...}`: `requested` (with 
 `GET /sessions/{id}/timeline`.
 
 Recording never delays a start nor fails one: each event is written in the background, at most
-`MAX_PENDING` at once (past it, an event is dropped and logged), and a store that does not answer
-is answered from this replica's memory. Events are read back in time order.
+`MAX_PENDING` at once (past it, an event is dropped from the timeline and logged, though still
+handed to the listeners: the lifecycle webhooks bound their own queue), and a store that does not
+answer is answered from this replica's memory. Events are read back in time order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.log_format import SESSION_TRACES
 from dispatcher.log_text import shown
 from dispatcher.store.coordination import Timelines
 
@@ -48,13 +50,17 @@ class SessionTimeline:
 
     def note(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None:
         """Records `event` in the background (never raises, never waits)."""
+        if event == "requested" and isinstance(fields.get("trace_id"), str):
+            SESSION_TRACES.remember(session_id, fields["trace_id"])  # its log lines carry it from now on
+        record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
+        record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
+        # The listeners first: a store slow to take the timeline's writes must not cost a lifecycle
+        # webhook, which has its own bound (WEBHOOK_MAX_QUEUE) and its own count of what it drops.
+        for listener in self.listeners:
+            listener(session_id, record)
         if len(self._pending) >= MAX_PENDING:
             log.warning("session %s: timeline event %s dropped (%d writes pending)", session_id, event, MAX_PENDING)
             return
-        record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
-        record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
-        for listener in self.listeners:
-            listener(session_id, record)
         try:
             task = asyncio.get_running_loop().create_task(self._write(session_id, record))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to record with
@@ -71,6 +77,9 @@ class SessionTimeline:
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
         events = await self._timelines.read(session_id)
+        trace_id = trace_id_of(events)
+        if trace_id is not None:  # a session started at another replica: its lines here carry its trace too
+            SESSION_TRACES.remember(session_id, trace_id)
         return sorted(events, key=lambda e: e.get("at", 0) if isinstance(e.get("at"), int | float) else 0)
 
     async def settled(self) -> None:

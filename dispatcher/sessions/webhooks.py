@@ -2,18 +2,19 @@
 the Standard Webhooks way, delivered to `WEBHOOK_URL` in the background.
 
 Each event of a session's timeline (dispatcher/sessions/timeline.py) that a team wants pushed is
-POSTed as `{"type", "timestamp", "data": {"session_id", ...}}` with the scheme's headers:
-`webhook-id` (`msg_<session id>_<type>`: the same at every replica and every retry, so a receiver
-drops duplicates: delivery is at least once), `webhook-timestamp` (Unix seconds) and
-`webhook-signature` (`v1,` + base64 HMAC-SHA256 over `id.timestamp.body`, keyed with the
-`whsec_` secret's bytes). A receiver verifies it with any Standard Webhooks library.
+POSTed as `{"type", "timestamp" (when it occurred, ISO 8601 UTC), "data": {"session_id", "at", ...}}`
+with the scheme's headers: `webhook-id` (`msg_<session id>_<type>`: the same at every replica and
+every retry, so a receiver drops duplicates: delivery is at least once), `webhook-timestamp` (Unix
+seconds) and `webhook-signature` (`v1,` + base64 HMAC-SHA256 over `id.timestamp.body`, keyed with
+the `whsec_` secret's bytes). A receiver verifies it with any Standard Webhooks library.
 
 Nothing here delays a start: an event is written to the outbox in the background (with several
 replicas the store's, dispatcher/sessions/webhook_outbox.py; at most `WEBHOOK_MAX_QUEUE` waiting,
-past it dropped and logged), and each replica's deliverer takes due events from it, each attempt
-bounded by `WEBHOOK_TIMEOUT_SECONDS`, an answer other than 2xx (or none) retried after 1, 2, 4, 8, 16
-and 32 s, then given up and logged. A replica that dies leaves its events in the store, and another
-replica's deliverer takes them once their lease ran out: delivery is at least once, across replicas.
+past it dropped, logged and counted in `dropped`), and each replica's deliverer takes due events
+from it, each attempt bounded by `WEBHOOK_TIMEOUT_SECONDS`, an answer other than 2xx (or none)
+retried after 1, 2, 4, 8, 16 and 32 s, then given up, logged and counted in `given_up`. A replica
+that dies leaves its events in the store, and another replica's deliverer takes them once their
+lease ran out: delivery is at least once, across replicas.
 An event in the store lives at most as long as its delivery may take (`keep_seconds`: the events
 queued before it, its attempts and their waits, and a margin): one found waiting past that is
 dropped, and the store's outbox expires when no event was written for that long.
@@ -33,6 +34,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dispatcher.outbound.http_client import HttpClient, HttpError
@@ -91,6 +93,16 @@ def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+def occurred(at: object) -> str | None:
+    """The payload's `timestamp`, when the event occurred, in ISO 8601 (UTC, `Z`) as the Standard
+    Webhooks specification's payload structure recommends (its examples: "2022-11-03T20:26:10.344522Z";
+    https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md#payload-structure).
+    The `webhook-timestamp` header stays Unix seconds: that is the attempt's, and the scheme signs it."""
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        return None
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def keep_seconds(settings: WebhookSettings) -> float:
     """The longest an event may take to be delivered or given up: the full queue ahead of it, taken
     `BATCH` at a time, each look up to a lease; its own attempts, each up to a lease; the waits
@@ -113,7 +125,8 @@ class LifecycleWebhooks:
         self._wake = asyncio.Event()
         self._deliverer: asyncio.Task[None] | None = None
         self.delivered = 0
-        self.dropped = 0
+        self.dropped = 0  # past WEBHOOK_MAX_QUEUE, never attempted
+        self.given_up = 0  # not taken within the retries
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: hands the events that are pushed to the outbox, never waits."""
@@ -178,7 +191,8 @@ class LifecycleWebhooks:
         kind, data = str(entry["kind"]), dict(entry["data"])
         if kind == "session.ended" and "duration_seconds" not in data:
             data["duration_seconds"] = await self._duration(data)
-        body = json.dumps({"type": kind, "timestamp": data.get("at"), "data": data}, separators=(",", ":")).encode()
+        body = json.dumps({"type": kind, "timestamp": occurred(data.get("at")), "data": data},
+                          separators=(",", ":")).encode()
         now = int(time.time())
         headers = {"content-type": "application/json", "webhook-id": message_id, "webhook-timestamp": str(now),
                    "webhook-signature": signature(self._settings.key, message_id, now, body)}
@@ -195,6 +209,7 @@ class LifecycleWebhooks:
             attempts = int(entry.get("attempts", 0)) + 1
             if attempts > len(RETRY_DELAYS_SECONDS):
                 await box.done(message_id)
+                self.given_up += 1
                 log.warning("webhook %s (%s) not delivered after %d attempts: %s", message_id, kind, attempts, why)
                 return
             retry = {**entry, "data": data, "attempts": attempts}

@@ -8,8 +8,8 @@ revisions ACTIVE, so a dispatcher still holding one during a rollout keeps worki
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -39,6 +39,8 @@ class BotRuntimeArgs:
     protect: bool
     channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL: the dispatcher's wss:// channel
     role: str = "bot"  # names its secret grant: one per bot runtime (the WebRTC bot is a second one)
+    # Its settings (stacks/config/observability.py: LOG_FORMAT, the trace collector's endpoint).
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 def execution_policy(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -82,7 +84,8 @@ class BotRuntime(pulumi.ComponentResource):
             name=BOT_CONTAINER_NAME,
             image=args.image,
             environment=[{"name": "MAX_SESSION_SECONDS", "value": str(args.max_session_seconds)},
-                         *([{"name": CHANNEL_URL_VARIABLE, "value": args.channel_url}] if args.channel_url else [])],
+                         *([{"name": CHANNEL_URL_VARIABLE, "value": args.channel_url}] if args.channel_url else []),
+                         *({"name": key, "value": value} for key, value in sorted(args.environment.items()))],
             secrets=args.secrets.references(args.secret_names),
             log_group=logs.name,
             region=args.region,

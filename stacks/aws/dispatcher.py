@@ -23,6 +23,7 @@ from stacks.aws.container import fargate_container, fargate_task_definition
 from stacks.aws.iam import assume_role_policy
 from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
+from stacks.config.observability import ObservabilitySettings
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay, service_wait_seconds
 
 
@@ -57,6 +58,8 @@ class DispatcherArgs:
     drain: bool = False  # before a destroy: no dispatcher task
     store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
+    # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
+    observability: ObservabilitySettings = ObservabilitySettings()
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -83,6 +86,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
            if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args)} if args.channel_url is not None else {}),
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
+        **args.observability.dispatcher_environment(),
     }
 
 
@@ -97,7 +101,8 @@ def bot_task_roles(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store=args.store_url is not None, store_password=True,
-                                       phone=args.phone_secret_names)
+                                       phone=args.phone_secret_names,
+                                       observability=args.observability.dispatcher_secret_names())
 
 
 class Dispatcher(pulumi.ComponentResource):

@@ -121,9 +121,10 @@ class AwsStack(pulumi.ComponentResource):
             log_retention_days=cfg.log_retention_days,
             secrets=secrets,
             # Not the channel's deployment secret: each bot gets its own machine credential at launch.
-            secret_names=sorted(settings.secrets.bot),
+            secret_names=sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}),
             protect=settings.protect,
             channel_url=self._bot_channel_url,
+            environment=settings.observability.bot_environment(),
         )
 
     def _webrtc_bot(self, bot: BotRuntimeArgs, images: Images, registry: Registry) -> BotRuntime | None:
@@ -197,6 +198,7 @@ class AwsStack(pulumi.ComponentResource):
             drain=settings.drain,
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
+            observability=settings.observability,
         )
 
 

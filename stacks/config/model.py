@@ -13,6 +13,7 @@ import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
+from stacks.config.observability import ObservabilitySettings
 from stacks.config.turn import TurnSettings
 
 
@@ -33,6 +34,8 @@ class Secrets:
     store_message_secret: pulumi.Output[str] | None = None
     # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    # The OTLP collector's headers and the webhook secret, when set (stacks/config/observability.py).
+    observability: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class Settings:
     # `python -m stacks.drain` removes the ones it launched.
     drain: bool = False
     bot_project: BotProjectSettings | None = None  # the bot image's project (voicefleet:botProject)
+    # JSON logs, and where traces and lifecycle webhooks go (stacks/config/observability.py).
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @property
     def prefix(self) -> str:

@@ -17,8 +17,10 @@ from stacks.config.turn import turn_secrets
 def stored_secrets(settings: Settings, *, store: bool, store_password: bool) -> dict[str, pulumi.Output[str]]:
     """Environment variable name -> secret value: the dispatcher's keys, the bot's, the TURN relay's,
     the channel's, with a store (`store`) its password (`store_password`: an AWS store, which signs
-    in with one) and the replicas' message key, and the carriers'."""
+    in with one) and the replicas' message key, the carriers', and the trace collector's headers and
+    the webhook secret."""
     return {"DAILY_API_KEY": settings.secrets.daily_api_key,
             "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
             **turn_secrets(settings), **channel_secrets(settings),
-            **store_secrets(settings, store=store, password=store_password), **settings.secrets.phone}
+            **store_secrets(settings, store=store, password=store_password), **settings.secrets.phone,
+            **settings.secrets.observability}

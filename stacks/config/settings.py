@@ -18,6 +18,7 @@ import pulumi
 from stacks.config import alarms, limits
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
+from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
@@ -77,6 +78,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if not re.match(r"^linux/(amd64|arm64)$", platform):
             raise cfg.fail("platforms", f"entries must be linux/amd64 or linux/arm64 (got {platform!r})")
 
+    observability, observability_secrets = observability_settings.load(cfg)
     secrets = Secrets(
         daily_api_key=_require(cfg.secret("dailyApiKey", required=True)),
         dispatcher_api_keys=_require(cfg.secret("dispatcherApiKeys", required=True)),
@@ -86,6 +88,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         store_previous_password=store_settings.previous_password(cfg),
         store_message_secret=store_settings.message_secret(cfg),
         phone=phone_settings.secrets(cfg),
+        observability=observability_secrets,
     )
     extra_tags = cfg.config.get_object("tags") or {}
     if not isinstance(extra_tags, dict):
@@ -113,6 +116,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         turn=turn_settings.load(cfg),
         reserve=reserve_settings.load(cfg, "ecs" if cloud == "aws" else "gce"),
         bot_project=bot_settings.project(cfg),
+        observability=observability,
     )
     channel_settings.check(cfg, settings)
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS))

@@ -12,7 +12,8 @@ this stack): the startup script ends the session that way instead of powering of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -22,6 +23,7 @@ from stacks.contract import (
     GCE_CHANNEL_URL_METADATA_KEY,
     GCE_IMAGE_METADATA_KEY,
     GCE_SECRETS_METADATA_KEY,
+    GCE_SETTINGS_METADATA_KEY,
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
 from stacks.gcp.network import BOT_TAG
@@ -70,6 +72,9 @@ class BotTemplateArgs:
     secrets: SecretStore | None = None
     secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys and BOT_CHANNEL_TOKEN
     channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL: the dispatcher's wss:// channel
+    # Its settings (stacks/config/observability.py: LOG_FORMAT, the trace collector's endpoint), as
+    # `KEY=value,…` in the template's metadata; the startup script writes them into its env file.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 class BotTemplate(pulumi.ComponentResource):
@@ -119,6 +124,7 @@ class BotTemplate(pulumi.ComponentResource):
                 "startup-script": STARTUP_SCRIPT,
                 GCE_IMAGE_METADATA_KEY: args.image,
                 GCE_SECRETS_METADATA_KEY: secret_refs,
+                GCE_SETTINGS_METADATA_KEY: ",".join(f"{k}={v}" for k, v in sorted(args.environment.items())),
                 **({GCE_WEBRTC_IMAGE_METADATA_KEY: args.webrtc_image} if args.webrtc_image is not None else {}),
                 **({GCE_CHANNEL_URL_METADATA_KEY: args.channel_url} if args.channel_url is not None else {}),
                 "block-project-ssh-keys": "true",

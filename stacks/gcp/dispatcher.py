@@ -17,6 +17,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
+from stacks.config.observability import ObservabilitySettings
 from stacks.gcp.secrets import SecretStore
 
 
@@ -52,6 +53,8 @@ class DispatcherArgs:
     # Several instances: their coordination store (stacks/gcp/store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
+    # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
+    observability: ObservabilitySettings = ObservabilitySettings()
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
@@ -74,6 +77,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
            if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
         **(store_environment(args) if args.store_url is not None else {}),
+        **args.observability.dispatcher_environment(),
     }
 
 
@@ -93,7 +97,8 @@ def service_scaling(drain: bool) -> gcp.cloudrunv2.ServiceScalingArgsDict:
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store=args.store_url is not None, store_password=False,
-                                       phone=args.phone_secret_names)
+                                       phone=args.phone_secret_names,
+                                       observability=args.observability.dispatcher_secret_names())
 
 
 class Dispatcher(pulumi.ComponentResource):

@@ -127,9 +127,10 @@ class GcpStack(pulumi.ComponentResource):
             max_session_seconds=settings.max_session_seconds,
             secrets=secrets,
             # Not the channel's deployment secret: each bot gets its own machine credential at launch.
-            secret_names=tuple(sorted(settings.secrets.bot)),
+            secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
             webrtc_image=images.bot_webrtc,
             channel_url=self._bot_channel_url,
+            environment=settings.observability.bot_environment(),
         )
 
     def _turn_urls(self, network: Network, secrets: SecretStore,
@@ -199,6 +200,7 @@ class GcpStack(pulumi.ComponentResource):
             max_instances=cfg.dispatcher_max_instances,
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
+            observability=settings.observability,
             store_ca=store.ca_certificate if store is not None else None,
             network_id=egress.network_id if egress is not None else None,
             subnetwork_id=egress.subnetwork_id if egress is not None else None,

@@ -22,6 +22,7 @@ from stacks.contract import (
     GCE_RESERVE_METADATA,
     GCE_SECRETS_METADATA_KEY,
     GCE_SESSION_METADATA,
+    GCE_SETTINGS_METADATA_KEY,
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
 
@@ -71,6 +72,10 @@ put() {{ v="$(md "$2" || true)"; [ -z "$v" ] || printf '%s=%s\\n' "$1" "$v" >> "
 # one of the secret references below.
 CHANNEL_URL="$(md {GCE_CHANNEL_URL_METADATA_KEY} 2>/dev/null || true)"
 if [ -n "$CHANNEL_URL" ]; then printf '%s=%s\\n' {CHANNEL_URL_VARIABLE} "$CHANNEL_URL" >> "$ENV_FILE"; fi
+# The bots' own settings (stacks/config/observability.py): KEY=value pairs, commas between them.
+for setting in $(md {GCE_SETTINGS_METADATA_KEY} 2>/dev/null | tr ',' ' '); do
+  printf '%s\\n' "$setting" >> "$ENV_FILE"
+done
 # A reserve VM (started with no session: dispatcher/machines/gce/reserve.py) names its bot and image.
 for pair in {_RESERVE_PAIRS}; do
   value="$(md "${{pair%%=*}}" 2>/dev/null || true)"

@@ -7,7 +7,9 @@ import json
 import re
 
 import httpx
+import pytest
 
+from dispatcher.log_format import SessionTraces
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import wait_until
 
@@ -19,27 +21,49 @@ def records(log: str) -> list[dict]:
     return [json.loads(line) for line in log.splitlines() if line.strip() and not line.startswith(NOT_LOGGING)]
 
 
-def test_json_lines_carry_the_replica_and_each_sessions_id_and_trace(tmp_path):
-    env = {**QUICK_BOT, "LOG_FORMAT": "json"}
+@pytest.mark.parametrize("reserve", ["cold", "warm"])
+def test_every_line_of_a_session_carries_its_id_trace_and_replica(tmp_path, reserve):
+    idle = "0" if reserve == "cold" else "1"
+    env = {**QUICK_BOT, "LOG_FORMAT": "json", "RESERVE_MAX_IDLE": idle, "RESERVE_MIN_IDLE": idle}
     with run_dispatcher(tmp_path, env) as dispatcher:
+        if reserve == "warm":
+            wait_until(lambda: "connected (idle)" in dispatcher.log(), "an idle bot", timeout=60,
+                       detail=dispatcher.log)
         answers = [httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30).json() for _ in range(2)]
         for answer in answers:
-            exited = re.compile(rf"session {answer['session_id']}: bot pid \d+ exited")
-            wait_until(lambda e=exited: e.search(dispatcher.log()), "the bots' exits", timeout=30,
+            # Its bot's exit and its channel's close: the session's last lines.
+            done = [re.compile(rf"session {answer['session_id']}: bot pid \d+ exited"),
+                    re.compile(rf"disconnected \({answer['session_id']}\)")]
+            wait_until(lambda d=done: all(p.search(dispatcher.log()) for p in d), "the bots' ends", timeout=30,
                        detail=dispatcher.log)
         lines = records(dispatcher.log())  # every line parses: no text line slipped through
     assert {line["replica"] for line in lines} == {"local"}  # one process (with a store: REPLICA_ID)
     assert {"time", "level", "logger", "message", "session_id", "trace_id"} <= set(lines[0])
+    if reserve == "warm":  # the first start claimed the idle bot (the second may find its replacement)
+        assert any(f"session {answers[0]['session_id']}: claimed reserve bot" in line["message"] for line in lines)
     for answer in answers:
-        mine = [line for line in lines if line["session_id"] == answer["session_id"]]
-        launched = next(line for line in mine if "launched" in line["message"])
-        assert launched["trace_id"] == answer["trace_id"]
-        # The bot's own lines, forwarded from its stderr with its session (and in JSON themselves).
+        session, trace = answer["session_id"], answer["trace_id"]
+        # Every line about the session names it (a claimed reserve bot's channel and watcher too)...
+        about = [line for line in lines if session in line["message"]]
+        assert {line["session_id"] for line in about} == {session}, [
+            (line["logger"], line["message"][:80]) for line in about if line["session_id"] != session]
+        mine = [line for line in lines if line["session_id"] == session]
+        # ... and every line of it carries its trace: the start's, its channel's, its secrets', its bot's.
+        assert {line["trace_id"] for line in mine} == {trace}, [
+            (line["logger"], line["message"][:80]) for line in mine if line["trace_id"] != trace]
+        assert {"dispatcher.channel.bots", "dispatcher.bot", "dispatcher.sessions.service"} <= {
+            line["logger"] for line in mine}
+        # The bot's own lines, forwarded from its stderr with its session (and in JSON themselves),
+        # each with the bot's machine id; its trace from its assignment on (a cold bot knows its
+        # session from its launch, its trace only from the `assign` that carries it).
         forwarded = [json.loads(line["message"].split("] ", 1)[1])
                      for line in mine if line["logger"] == "dispatcher.bot"]
-        assert forwarded, [line["message"] for line in mine]
-        assert {line["session_id"] for line in forwarded} == {answer["session_id"]}
-        assert any(line["message"].startswith("session ending: connect_timeout") for line in forwarded), forwarded
+        assert forwarded and all(line["machine_id"] for line in forwarded), [line["message"] for line in mine]
+        first_traced = next(i for i, line in enumerate(forwarded) if line["trace_id"] is not None)
+        assigned = forwarded[first_traced:]
+        assert {(line["session_id"], line["trace_id"]) for line in assigned} == {(session, trace)}
+        assert {line["trace_id"] for line in forwarded[:first_traced]} <= {None}
+        assert any(line["message"].startswith("session ending: connect_timeout") for line in assigned), forwarded
 
 
 def test_text_stays_the_default(tmp_path):
@@ -50,3 +74,13 @@ def test_text_stays_the_default(tmp_path):
         log = dispatcher.log()
     assert f"INFO dispatcher.sessions.service: session {session} launched" in log
     assert f"INFO dispatcher.bot: [{session}] " in log  # its stderr, forwarded with its session
+
+
+def test_the_replicas_memory_of_session_traces_is_bounded():
+    traces = SessionTraces(limit=3)
+    for n in range(5):
+        traces.remember(f"s{n}", f"t{n}")
+    assert [traces.of(f"s{n}") for n in range(5)] == [None, None, "t2", "t3", "t4"]  # the oldest forgotten
+    traces.remember("s2", "t2")  # seen again: the newest
+    traces.remember("s5", "t5")
+    assert (traces.of("s2"), traces.of("s3"), traces.of(None)) == ("t2", None, None)

@@ -3,12 +3,21 @@ exported by the standard OTEL_* variables to an OTLP/HTTP receiver (real process
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 
+from tests.bot.test_user_bots import first_loud_audio
+from tests.fakes.fixtures import fake_daily, fake_fly
 from tests.support.otlp_receiver import ReceivedSpan, otlp_receiver
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import wait_until
+from tests.support.webrtc_client import WebRTCClient
+
+__all__ = ["fake_daily", "fake_fly"]  # fixtures
 
 # A bot no peer ever reaches ends at its connect timeout: its whole trace, in seconds.
 QUICK_BOT = {"BOT_CONNECT_TIMEOUT_SECONDS": "2", "OTEL_BSP_SCHEDULE_DELAY": "100"}
@@ -68,3 +77,94 @@ def test_with_the_variables_unset_nothing_is_exported(tmp_path):
             assert timeline.json()["trace_id"] == answer.json()["trace_id"]
             wait_until(lambda: "exited" in dispatcher.log(), "the bot's exit", timeout=30, detail=dispatcher.log)
         assert received.requests == 0
+
+
+TRACED_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "traced" / "bot.py"
+
+
+@pytest.mark.slow  # real dispatcher, real bot, real WebRTC
+async def test_a_pipecat_traced_bots_conversation_turn_and_service_spans_join_the_sessions_trace(tmp_path):
+    """The example bot enables Pipecat's tracing as pipecat-examples' open-telemetry bots do, knowing
+    nothing of voicefleet: run by BOT_FILE, its spans continue the trace `POST /start` answered with."""
+    before = hashlib.sha256(TRACED_EXAMPLE.read_bytes()).hexdigest()
+    with otlp_receiver() as (endpoint, received):
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+               "BOT_FILE": str(TRACED_EXAMPLE), "RESERVE_MAX_IDLE": "0", "RESERVE_MIN_IDLE": "0"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+                answer = await api.post("/start", json={})
+                assert answer.status_code == 201, answer.text
+                started = answer.json()
+                async with WebRTCClient(dispatcher.base_url + started["offer_url"]) as client:
+                    await first_loud_audio(client)  # the greeting: the tone "speech service" was called
+            # The caller gone, the bot's pipeline ends, and its spans (the turn's last) are exported.
+            spans = received.wait_for(
+                lambda s: {"session.start", "bot.session", "bot.first_audio", "conversation", "turn", "tts"}
+                <= {x.name for x in of_trace(s, started["trace_id"])}, timeout=30)
+    by_name = {span.name: span for span in of_trace(spans, started["trace_id"])}
+    assert by_name["bot.session"].parent_span_id == by_name["session.start"].span_id
+    assert by_name["conversation"].parent_span_id == by_name["bot.session"].span_id
+    assert by_name["conversation"].attributes["conversation.id"] == started["session_id"]
+    # The host's own steps: the caller connected, then heard the greeting.
+    for step in ("bot.connect", "bot.first_audio"):
+        assert by_name[step].parent_span_id == by_name["bot.session"].span_id and by_name[step].status_code != 2
+    assert by_name["turn"].parent_span_id == by_name["conversation"].span_id
+    assert by_name["tts"].parent_span_id == by_name["turn"].span_id
+    assert by_name["tts"].attributes["text"] == "Hello, this call is traced."
+    # Every span of the session is in the one trace: none of Pipecat's went elsewhere.
+    assert not [s.name for s in spans if s.trace_id != started["trace_id"]
+                and s.name in {"conversation", "turn", "tts"}]
+    assert hashlib.sha256(TRACED_EXAMPLE.read_bytes()).hexdigest() == before  # the user's file unchanged
+
+
+KEY = "tracing-test-key-0123456789"
+
+
+def test_a_cloud_starts_auth_wait_room_and_provider_calls_are_its_spans(tmp_path, fake_fly, fake_daily):
+    """On the Fly and Daily fakes (their documented APIs): the key's check, the provider's HTTP calls
+    as client spans (their URLs without a query string, which may carry a credential), the room and
+    the `?wait=started` wait (here for a bot that never dials in: its deadline passes), all under the
+    start's trace; a refused key's check is an error span."""
+    with otlp_receiver() as (endpoint, received):
+        env = {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fake_fly.env, **fake_daily.env,
+               "START_WAIT_SECONDS": "1", "LOG_LEVEL": "warning",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            refused = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
+                                 headers={"Authorization": "Bearer not-the-key"})
+            assert refused.status_code == 401
+            answer = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={"transport": "daily"},
+                                headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+            assert answer.status_code == 504, answer.text  # no bot dials in on the fake
+            session_id = answer.json()["error"]["session_id"]
+
+            def started(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+                return [s for s in spans if s.name == "session.start"
+                        and s.attributes.get("voicefleet.session.id") == session_id]
+
+            spans = received.wait_for(lambda s: bool(started(s)) and {"session.wait", "session.room", "POST /start"}
+                                      <= {x.name for x in of_trace(s, started(s)[0].trace_id)}, timeout=30)
+            spans = received.wait_for(lambda s: any(x.name == "session.auth" and x.status_code == 2 for x in s))
+    trace_id = started(spans)[0].trace_id
+    trace = of_trace(spans, trace_id)
+    by_name = {span.name: span for span in trace}
+    assert by_name["session.auth"].parent_span_id == by_name["POST /start"].span_id
+    assert by_name["session.auth"].status_code != 2
+    for step in ("session.admission", "session.launch", "session.room", "session.wait"):
+        assert by_name[step].parent_span_id == by_name["session.start"].span_id, step
+    assert (by_name["session.wait"].status_code, by_name["session.wait"].attributes["error.type"]) == (
+        2, "start_timeout")
+    calls = [span for span in trace if span.attributes.get("url.full")]
+    assert {urlsplit(str(c.attributes["url.full"])).port for c in calls} >= {
+        urlsplit(fake_fly.url).port, urlsplit(fake_daily.url).port}, [c.attributes for c in calls]
+    for call in calls:
+        url = str(call.attributes["url.full"])
+        assert "?" not in url and "@" not in url, url  # no query string, no userinfo
+        assert call.attributes["server.address"] == "127.0.0.1"
+        assert isinstance(call.attributes.get("http.response.status_code"), int), call.attributes
+    # Each call inside its step: the machine's create in the launch, the room's in the room, ...
+    steps = {span.span_id: span.name for span in trace if span.name.startswith("session.")}
+    assert {steps.get(call.parent_span_id) for call in calls} >= {"session.launch", "session.room"}
+    # The refused key's check: in its own request's trace (no session began), an error with its code.
+    [refusal] = [s for s in spans if s.name == "session.auth" and s.status_code == 2]
+    assert refusal.trace_id != trace_id and refusal.attributes["error.type"] == "unauthorized"

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+import dispatcher.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
@@ -25,7 +26,18 @@ from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
 from dispatcher.sessions.watch import Watch, changes, settle
 
-router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
+
+async def authenticated(request: Request) -> str:
+    """`caller`, as a `session.auth` span of the request (a refused key: its error status and code)."""
+    with tracing.step("session.auth") as span:
+        try:
+            return await caller(request)
+        except ApiError as exc:
+            tracing.failed(span, exc.code)
+            raise
+
+
+router = APIRouter(dependencies=[Depends(authenticated)], responses=ERRORS)
 # A long-poll answers within a minute: a load balancer's idle timeout (ALB: 60 s) must not cut it.
 MAX_LONG_POLL_SECONDS = 50.0
 KEEP_ALIVE_SECONDS = 15.0  # an event stream's comment while nothing changes

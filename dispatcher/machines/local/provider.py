@@ -261,7 +261,8 @@ class LocalMachines:
             # The reason reaches the API (`detail`), not only the dispatcher's stderr.
             reason = f": {said}" if isinstance(said, str) and said else ""
             bot.set_state(MachineState.FAILED, f"{_describe_exit(code)}{reason}")
-        log.info("session %s: bot pid %d exited (%s)", bot.spec.session_id, process.pid, bot.detail)
+        log.info("session %s: bot pid %d exited (%s)", bot.spec.session_id, process.pid, bot.detail,
+                 extra={"session_id": bot.spec.session_id})  # a reserve bot's watcher predates its session
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
         bot = self._bots.get(session_id)

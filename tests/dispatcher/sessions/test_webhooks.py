@@ -3,8 +3,11 @@ until the receiver takes them, and never in a start's way."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from aiohttp import web
@@ -12,7 +15,10 @@ from standardwebhooks.webhooks import Webhook
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
-from dispatcher.sessions.webhooks import WebhookSettings
+from dispatcher.sessions import webhooks
+from dispatcher.sessions.timeline import MAX_PENDING, SessionTimeline
+from dispatcher.sessions.webhook_outbox import MemoryOutbox
+from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings, secret_key
 from dispatcher.settings import Settings, SettingsError
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import in_process
@@ -23,9 +29,9 @@ from tests.support.waiting import within
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 
-def app_with(url: str):
+def app_with(url: str, **more: str):
     machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, bot_env=STANDIN_ENV))
-    env = {"WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "RESERVE_MAX_IDLE": "0"}
+    env = {"WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "RESERVE_MAX_IDLE": "0", **more}
     return create_app(Settings(), env=env, machines=machines, rooms=None)
 
 
@@ -78,3 +84,124 @@ def test_bad_webhook_settings_are_refused_with_the_variable_named(env, message):
 
 def test_no_url_no_webhooks():
     assert WebhookSettings.from_env({}) is None
+
+
+async def test_a_slow_receiver_delays_no_start_and_gets_every_event(standin_mode):
+    """A receiver slower than WEBHOOK_TIMEOUT_SECONDS: each event's first attempt times out while the
+    start has long answered; the retries deliver every event, once verified each."""
+    standin_mode("pipeline-error")  # started, ready, then its pipeline fails and it ends
+    held, received = Counter(), []
+    release = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        held[request.headers["webhook-id"]] += 1
+        if held[request.headers["webhook-id"]] == 1:
+            await release.wait()  # the first attempt of each: longer than the dispatcher waits
+        received.append(Webhook(SECRET).verify(body, dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url, in_process(app_with(url, WEBHOOK_TIMEOUT_SECONDS="1")) as running:
+        began = time.monotonic()
+        start = await running.client.post("/start", json={})
+        answered = time.monotonic() - began
+        assert start.status_code == 201
+        session_id = start.json()["session_id"]
+        # Its session.started is in the receiver's hands, unanswered: the start did not wait for it.
+        assert await within(lambda: held[f"msg_{session_id}_session.started"] == 1, timeout=10)
+        assert not received
+        assert answered < 1.0, answered  # under the attempt's timeout: it never waited on one
+        types = {"session.started", "session.ready", "session.ended"}
+        assert await within(lambda: {e["type"] for e in received} >= types, timeout=30), (received, held)
+        release.set()
+    assert {e["data"]["session_id"] for e in received} == {session_id}
+    assert all(held[f"msg_{session_id}_{kind}"] >= 2 for kind in types)  # each retried after its timeout
+
+
+async def test_a_failed_start_is_pushed_as_session_failed(standin_mode):
+    standin_mode("fail-start")  # the bot exits before it is ready: `?wait=started` answers an error
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url, in_process(app_with(url)) as running:
+        start = await running.client.post("/start?wait=started", json={})
+        assert start.status_code >= 400
+        failure = start.json()["error"]
+        assert await within(lambda: any(e["type"] == "session.failed" for e in received), timeout=30)
+    failed = next(e for e in received if e["type"] == "session.failed")
+    assert failed["data"]["session_id"] == failure["session_id"]
+    assert (failed["data"]["code"], failed["data"]["message"]) == (failure["code"], failure["message"])
+    # When it occurred, as the Standard Webhooks payload structure recommends: ISO 8601, UTC.
+    occurred = datetime.fromisoformat(failed["timestamp"].replace("Z", "+00:00"))
+    assert failed["timestamp"].endswith("Z") and abs(occurred.timestamp() - failed["data"]["at"]) < 0.001
+
+
+def lone_webhooks(url: str, max_queue: int = 1_000) -> LifecycleWebhooks:
+    """The deliverer alone, on this replica's memory (as without a store)."""
+    async def no_timeline(session_id: str) -> list[dict]:
+        return []
+
+    return LifecycleWebhooks(WebhookSettings(url, secret_key(SECRET), timeout_seconds=2.0, max_queue=max_queue),
+                             no_timeline, MemoryOutbox())
+
+
+async def test_an_event_is_given_up_after_its_retries_counted_and_logged(monkeypatch, caplog):
+    monkeypatch.setattr(webhooks, "RETRY_DELAYS_SECONDS", (0.01,) * 6)  # the schedule's length, not its waits
+    attempts: Counter[str] = Counter()
+
+    async def hook(request: web.Request) -> web.Response:
+        attempts[request.headers["webhook-id"]] += 1
+        return web.Response(status=500)
+
+    async with hook_receiver(hook) as url:
+        hooks = lone_webhooks(url)
+        hooks.timeline_event("s1", {"event": "ended", "at": time.time(), "reason": "peer_left"})
+        assert await within(lambda: hooks.given_up == 1, timeout=30)
+        await asyncio.sleep(0.3)  # nothing more is tried
+        await hooks.aclose()
+    assert attempts == {"msg_s1_session.ended": 7}  # the first and six retries
+    assert (hooks.delivered, hooks.dropped) == (0, 0)
+    assert "webhook msg_s1_session.ended (session.ended) not delivered after 7 attempts: answered 500" in caplog.text
+
+
+async def test_past_its_bound_an_event_is_dropped_counted_and_logged(caplog):
+    release = asyncio.Event()
+    delivered: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        await release.wait()
+        delivered.append(request.headers["webhook-id"])
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url:
+        hooks = lone_webhooks(url, max_queue=2)
+        for session in ("s1", "s2", "s3"):
+            hooks.timeline_event(session, {"event": "ready", "at": time.time()})
+            await asyncio.sleep(0.05)  # each written before the next
+        assert await within(lambda: hooks.dropped == 1, timeout=10)
+        release.set()
+        assert await within(lambda: hooks.delivered == 2, timeout=10)
+        await hooks.aclose()
+    assert sorted(delivered) == ["msg_s1_session.ready", "msg_s2_session.ready"]
+    assert "webhook msg_s3_session.ready dropped (2 waiting)" in caplog.text
+
+
+async def test_a_store_slow_to_take_the_timeline_loses_no_webhook():
+    """The timeline bounds its pending writes; its listeners (the webhooks) are told each event all the
+    same, and bound their own queue."""
+    class StalledTimelines:  # a store that takes writes and never answers
+        async def append(self, session_id: str, record: dict) -> None:
+            await asyncio.Event().wait()
+
+    told: list[tuple[str, str]] = []
+    timeline = SessionTimeline(StalledTimelines(), "r1")  # type: ignore[arg-type]
+    timeline.listeners.append(lambda session_id, record: told.append((session_id, record["event"])))
+    for n in range(MAX_PENDING):
+        timeline.note(f"s{n}", "joined")
+    timeline.note("s0", "ended", reason="peer_left")  # past the timeline's bound
+    assert told[-1] == ("s0", "ended")
+    for task in list(timeline._pending):
+        task.cancel()

@@ -75,7 +75,7 @@ def test_aws_dispatcher_gets_the_token_by_pinned_reference_and_the_url(aws_chann
 
 def test_aws_bots_never_get_the_deployment_secret_and_dial_the_albs_https_name(aws_channel: Run) -> None:
     bot = container(aws_channel, "-bot")
-    assert env_of(bot) == {"MAX_SESSION_SECONDS": "1800", "BOT_CHANNEL_URL": AWS_URL}
+    assert env_of(bot) == {"MAX_SESSION_SECONDS": "1800", "BOT_CHANNEL_URL": AWS_URL, "LOG_FORMAT": "json"}
     assert "BOT_CHANNEL_TOKEN" not in secret_refs(bot)
 
 

@@ -1,0 +1,89 @@
+"""What the stacks tell the dispatcher and its bots about observability: JSON log lines always, and,
+when the stack config names them, where traces go (OpenTelemetry's standard variables) and where
+lifecycle webhooks go.
+
+    voicefleet:otelExporterOtlpEndpoint   the collector's OTLP/HTTP endpoint (4318), for the
+                                          dispatcher and every bot: OTEL_EXPORTER_OTLP_ENDPOINT
+    voicefleet:otelExporterOtlpHeaders    secret: its headers (`api-key=…`), by reference only:
+                                          OTEL_EXPORTER_OTLP_HEADERS
+    voicefleet:webhookUrl                 the dispatcher's WEBHOOK_URL
+    voicefleet:webhookSecret              secret: its WEBHOOK_SECRET (`whsec_…`), by reference only
+
+Both clouds' log pipelines read JSON lines as fields (CloudWatch Logs Insights, Cloud Logging's
+`jsonPayload`), so the stacks set `LOG_FORMAT=json` on the dispatcher and the bots: a session's
+lines are then one filter on `session_id` or `trace_id` away (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+from stacks.config.reader import Reader
+
+LOG_ENV = {"LOG_FORMAT": "json"}
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
+WEBHOOK_URL = "WEBHOOK_URL"
+WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 (a variable's name)
+# A URL the bots' environment carries through a GCE metadata list (`KEY=value,…`): no separator in it.
+_URL = re.compile(r"^https?://[^\s,]+$")
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    otlp_endpoint: str | None = None
+    otlp_headers: bool = False  # the secret is set (its value is in Secrets.observability)
+    webhook_url: str | None = None
+
+    def dispatcher_environment(self) -> dict[str, str]:
+        return {**LOG_ENV, **({OTLP_ENDPOINT: self.otlp_endpoint} if self.otlp_endpoint else {}),
+                **({WEBHOOK_URL: self.webhook_url} if self.webhook_url else {})}
+
+    def dispatcher_secret_names(self) -> tuple[str, ...]:
+        return ((OTLP_HEADERS,) if self.otlp_headers else ()) + ((WEBHOOK_SECRET,) if self.webhook_url else ())
+
+    def bot_environment(self) -> dict[str, str]:
+        """The bots export their spans to the same collector (their session's trace) and log JSON."""
+        return {**LOG_ENV, **({OTLP_ENDPOINT: self.otlp_endpoint} if self.otlp_endpoint else {})}
+
+    def bot_secret_names(self) -> tuple[str, ...]:
+        return (OTLP_HEADERS,) if self.otlp_headers else ()
+
+
+def load(cfg: Reader) -> tuple[ObservabilitySettings, dict[str, pulumi.Output[str]]]:
+    """The settings, and the secrets that are set (env name -> value, an Output for the secret stores)."""
+    endpoint = _url(cfg, "otelExporterOtlpEndpoint")
+    webhook_url = _url(cfg, "webhookUrl")
+    headers = cfg.secret("otelExporterOtlpHeaders", required=False)
+    if headers is not None and endpoint is None:
+        raise cfg.fail("otelExporterOtlpHeaders", "is set with otelExporterOtlpEndpoint, the collector they are for")
+
+    def whsec(text: str) -> None:
+        # The dispatcher's own rule (dispatcher/sessions/webhooks.py, which the Pulumi program cannot
+        # import: it brings the store's client), checked here so a bad secret fails the preview.
+        try:
+            key = base64.b64decode(text.strip().removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not text.strip().startswith("whsec_") or len(key) < 24:
+            raise cfg.fail("webhookSecret", "must be `whsec_` and at least 24 random bytes in base64")
+
+    webhook_secret = cfg.secret("webhookSecret", required=False, check=whsec)
+    if (webhook_url is None) != (webhook_secret is None):
+        given, missing = ("webhookUrl", "webhookSecret") if webhook_url else ("webhookSecret", "webhookUrl")
+        raise cfg.fail(given, f"is set together with {missing}, or neither is")
+    secrets = {name: value for name, value in ((OTLP_HEADERS, headers), (WEBHOOK_SECRET, webhook_secret))
+               if value is not None}
+    return ObservabilitySettings(endpoint, headers is not None, webhook_url), secrets
+
+
+def _url(cfg: Reader, key: str) -> str | None:
+    value = cfg.optional(key)
+    if value is not None and not _URL.match(value):
+        raise cfg.fail(key, f"must be an http(s) URL without spaces or commas (got {value!r})")
+    return value

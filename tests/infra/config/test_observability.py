@@ -1,0 +1,94 @@
+"""Observability in the stacks: the dispatcher and the bots log JSON; the trace collector and the
+webhook receiver, when the stack config names them, reach both (the collector) or the dispatcher
+(the webhooks), their secrets by reference only; bad values are refused naming the key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stacks import contract
+from stacks.gcp.startup import STARTUP_SCRIPT
+from tests.infra.conftest import SECRETS, StackRunner
+from tests.infra.helpers import container, unwrap
+
+ENDPOINT = "https://otlp.example.com:4318"
+WEBHOOK = "https://hooks.example.com/voicefleet"
+HEADERS = "api-key=SENTINEL-otlp-headers-9d2e"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"SENTINEL-webhook-secret-32-bytes").decode()
+OBSERVABILITY = {"voicefleet:otelExporterOtlpHeaders": HEADERS, "voicefleet:webhookSecret": WEBHOOK_SECRET}
+
+
+def env_of(definition: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in definition["environment"]}
+
+
+def test_by_default_the_dispatcher_and_the_bot_log_json_and_export_nothing(stack: StackRunner) -> None:
+    run = stack("aws")
+    for suffix in ("-dispatcher", "-bot"):
+        env = env_of(container(run, suffix))
+        assert env["LOG_FORMAT"] == "json", suffix
+        assert not {"OTEL_EXPORTER_OTLP_ENDPOINT", "WEBHOOK_URL"} & set(env), suffix
+
+
+def test_aws_the_collector_reaches_the_dispatcher_and_the_bots_and_the_webhooks_the_dispatcher(
+        stack: StackRunner) -> None:
+    run = stack("aws", secrets={**SECRETS, **OBSERVABILITY}, otelExporterOtlpEndpoint=ENDPOINT, webhookUrl=WEBHOOK)
+    dispatcher, bot = container(run, "-dispatcher"), container(run, "-bot")
+    assert (env_of(dispatcher)["OTEL_EXPORTER_OTLP_ENDPOINT"], env_of(dispatcher)["WEBHOOK_URL"]) == (ENDPOINT, WEBHOOK)
+    assert {s["name"] for s in dispatcher["secrets"]} >= {"OTEL_EXPORTER_OTLP_HEADERS", "WEBHOOK_SECRET"}
+    assert env_of(bot)["OTEL_EXPORTER_OTLP_ENDPOINT"] == ENDPOINT and "WEBHOOK_URL" not in env_of(bot)
+    bot_secrets = {s["name"] for s in bot["secrets"]}
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in bot_secrets and "WEBHOOK_SECRET" not in bot_secrets  # the bot's need only
+    # The values only ever reach the secret store; the containers name them by reference.
+    for sentinel in ("SENTINEL-otlp-headers-9d2e", WEBHOOK_SECRET):
+        holding = {r.type for r in run.registrations if sentinel in json.dumps(unwrap(r.inputs))}
+        assert holding == {"aws:secretsmanager/secretVersion:SecretVersion"}, sentinel
+    # Every key the dispatcher gets is one the contract names.
+    keys = set(env_of(dispatcher)) | {s["name"] for s in dispatcher["secrets"]}
+    assert keys == set(contract.ECS_ENV + contract.DISPATCHER_SECRETS + contract.OTLP_ENV + contract.OTLP_SECRETS
+                       + contract.WEBHOOK_ENV + contract.WEBHOOK_SECRETS)
+
+
+def test_gcp_the_collector_reaches_cloud_run_and_the_bot_vms(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **OBSERVABILITY}, otelExporterOtlpEndpoint=ENDPOINT, webhookUrl=WEBHOOK)
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    envs = {e["name"]: e for e in service.inputs["template"]["containers"][0]["envs"]}
+    values = [envs[name]["value"] for name in ("LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT", "WEBHOOK_URL")]
+    assert values == ["json", ENDPOINT, WEBHOOK]
+    for secret in ("OTEL_EXPORTER_OTLP_HEADERS", "WEBHOOK_SECRET"):
+        assert "valueSource" in envs[secret] and "value" not in envs[secret]
+    (template,) = run.of_type("gcp:compute/instanceTemplate:InstanceTemplate")
+    metadata = unwrap(template.inputs["metadata"])
+    assert metadata[contract.GCE_SETTINGS_METADATA_KEY] == f"LOG_FORMAT=json,OTEL_EXPORTER_OTLP_ENDPOINT={ENDPOINT}"
+    assert "OTEL_EXPORTER_OTLP_HEADERS=" in metadata[contract.GCE_SECRETS_METADATA_KEY]  # a version name, no value
+    assert "SENTINEL-otlp-headers" not in json.dumps(metadata)
+
+
+def test_the_startup_script_writes_the_bots_settings_into_its_env_file(tmp_path: Path) -> None:
+    fragment = re.search(r"\nfor setting in [^\n]*\n(?:  [^\n]*\n)+done\n", STARTUP_SCRIPT)
+    assert fragment is not None
+    env_file = tmp_path / "bot.env"
+    metadata = f'case "$1" in bot-settings) printf "LOG_FORMAT=json,OTEL_EXPORTER_OTLP_ENDPOINT={ENDPOINT}";; esac'
+    script = f"set -euo pipefail\nENV_FILE={env_file}\n: > $ENV_FILE\nmd() {{ {metadata}; }}\n" + fragment.group(0)
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    assert env_file.read_text() == f"LOG_FORMAT=json\nOTEL_EXPORTER_OTLP_ENDPOINT={ENDPOINT}\n"
+
+
+@pytest.mark.parametrize(("secrets", "config", "message"), [
+    ({}, {"webhookUrl": WEBHOOK}, "webhookUrl is set together with webhookSecret"),
+    ({"voicefleet:webhookSecret": WEBHOOK_SECRET}, {}, "webhookSecret is set together with webhookUrl"),
+    ({}, {"webhookUrl": "ftp://hooks.example.com"}, "webhookUrl must be an http"),
+    ({}, {"otelExporterOtlpEndpoint": "https://a.example.com,https://b.example.com"}, "otelExporterOtlpEndpoint must"),
+    ({"voicefleet:otelExporterOtlpHeaders": HEADERS}, {},
+     "otelExporterOtlpHeaders is set with otelExporterOtlpEndpoint"),
+    ({"voicefleet:webhookSecret": "whsec_c2hvcnQ="}, {"webhookUrl": WEBHOOK}, "webhookSecret must be `whsec_`"),
+])
+def test_bad_observability_settings_are_refused_naming_the_key(stack: StackRunner, secrets, config, message) -> None:
+    with pytest.raises(Exception, match=re.escape(message)):
+        stack("aws", secrets={**SECRETS, **secrets}, **config)
