@@ -23,11 +23,11 @@ from collections import deque
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.store.coordination import Coordination, CreateLimit, CreateTurn
+from dispatcher.store.coordination import CreateLimit, CreateLimits, CreateTurn
 
 
 class Creates:
-    def __init__(self, provider: str, coordination: Coordination, rate: Rate, groups: tuple[str, ...] = ()) -> None:
+    def __init__(self, provider: str, coordination: CreateLimits, rate: Rate, groups: tuple[str, ...] = ()) -> None:
         """`groups` empty: one count named `provider`; else one count per group, `<provider>:<group>`."""
         self.provider = provider
         self.rate = rate

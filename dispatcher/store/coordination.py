@@ -22,12 +22,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:  # annotations only: the Pulumi program imports the providers' create limits through
+    # this contract in an environment without Redis or Prometheus (infra/'s own project)
+    from prometheus_client.registry import Collector
 
-from dispatcher.store.media_bus import CallLine
-from dispatcher.store.relay import Handler
+    from dispatcher.store.media_bus import CallLine
+    from dispatcher.store.relay import Handler
 
 
 class AtCapacity(Exception):
@@ -200,6 +202,14 @@ class CreateLimit(Protocol):
 
     async def look(self) -> CreateTurn:
         """What a cold launch asked for now would wait, and the refills' spare tokens (takes nothing)."""
+        ...
+
+
+class CreateLimits(Protocol):
+    """Where a provider takes its create limits: the coordination (the deployment's one count), or
+    this process's own count where nothing is ever created (stacks.drain only lists and stops)."""
+
+    def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
         ...
 
 

@@ -45,6 +45,7 @@ from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
 from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
+from stacks.tools.drain_creates import DrainCreates
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
 OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH", "CLOUD_RUN_API_URL",
@@ -125,10 +126,11 @@ class Drain:
         self.cloud_run: CloudRunInstances | None = None
         if env["MACHINES"] == "ecs":
             self.ecs = EcsSettings.from_env(env)
-            self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL)
+            self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL, coordination=DrainCreates())
         elif env["MACHINES"] == "gce":
             # The drain launches nothing: a reserve VM's lifetime does not matter here.
-            self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0)
+            self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0,
+                                            coordination=DrainCreates())
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         else:
             raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs and gce stacks are drained")

@@ -22,6 +22,7 @@ from dispatcher.machines.bot_environment import GCE_SESSION_METADATA
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.settings import Settings, hash_api_key
+from dispatcher.store.local import LocalCoordination
 from tests.bot.conftest import READY_TIMEOUT, bot_env
 from tests.fakes.ecs import EcsProxy
 from tests.fakes.fixtures import fake_ecs, moto_ecs  # noqa: F401 (fixtures: the ECS fakes)
@@ -55,7 +56,8 @@ async def test_a_compute_engine_bot_sends_its_vms_identity_token_and_is_given_it
 ) -> None:
     port = free_port()
     url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bots dial: their tokens' audience
-    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}))
+    machines = GceMachines(GceSettings.from_env({**fake_gce.env, "BOT_IDENTITY_AUDIENCE": url}),
+                           coordination=LocalCoordination())
     async with one_cold_session(machines, port) as session_id:
         vm = f"vf-{session_id}"
         fake_gce.set_status(vm, "RUNNING")
@@ -80,7 +82,8 @@ async def test_an_ecs_bot_sends_its_task_roles_presigned_identity_and_is_given_i
     which checks the signature with botocore) admits it: its session's values come."""
     port = free_port()
     url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"  # what the bot dials: the audience its presign is bound to
-    machines = EcsMachines(EcsSettings.from_env({**fake_ecs.env, "BOT_IDENTITY_AUDIENCE": url}))
+    machines = EcsMachines(EcsSettings.from_env({**fake_ecs.env, "BOT_IDENTITY_AUDIENCE": url}),
+                           LocalCoordination())
     async with one_cold_session(machines, port) as session_id:
         [run] = [r for r in fake_ecs.requests_for("RunTask") if r["startedBy"] == session_id]
         launch = {e["name"]: e["value"] for e in run["overrides"]["containerOverrides"][0]["environment"]}

@@ -85,7 +85,8 @@ def gce(fake: gce_fake.FakeGce) -> TokenIssuer:
         return metadata(sid)["bot-channel-token"]
 
     return TokenIssuer(
-        name="gce", machines=lambda: GceMachines(GceSettings.from_env(fake.env)), launch_credential=credential,
+        name="gce", machines=lambda: GceMachines(GceSettings.from_env(fake.env), coordination=LocalCoordination()),
+        launch_credential=credential,
         own_token=lambda sid: gce_identity(fake, f"vf-{sid}")(),
         own_token_for=lambda sid, aud: fake.identity_token(f"vf-{sid}", aud),
         expired_token=lambda sid: fake.identity_token(f"vf-{sid}", AUDIENCE, issued=time.time() - 7200),
@@ -135,7 +136,7 @@ def ecs(fake: EcsProxy) -> Provider:
         assert env["BOT_IDENTITY"] == "ecs"  # the bot is told to prove its task
         return env["BOT_CHANNEL_TOKEN"]
 
-    return Provider("ecs", lambda: EcsMachines(EcsSettings.from_env(fake.env)), credential,
+    return Provider("ecs", lambda: EcsMachines(EcsSettings.from_env(fake.env), LocalCoordination()), credential,
                     own_token=lambda sid: fake.task_identity(session_task(fake, sid)["taskArn"]))
 
 
@@ -359,7 +360,7 @@ async def test_a_reserve_bot_is_the_task_launched_for_its_bot_id_and_no_other(
     """A reserve task's bot proves the task the reserve launched for its bot id (the id in that
     task's own RunTask overrides); a session's task, though of this deployment and its task role,
     is not that reserve bot, nor is the reserve task a session's."""
-    machines = EcsWarmMachines(EcsSettings.from_env(fake_ecs.env), channel_url="wss://calls.example.com/bots")
+    machines = EcsWarmMachines(EcsSettings.from_env(fake_ecs.env), coordination=LocalCoordination(), channel_url="wss://calls.example.com/bots")
     try:
         await machines.launch_idle("rsv-identity-a", channel_token="c" * 40)
         await machines.launch_idle("rsv-identity-b", channel_token="c" * 40)

@@ -33,8 +33,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
 from dispatcher.settings import SettingsError, float_setting, require
-from dispatcher.store.coordination import Coordination
-from dispatcher.store.local import LocalCoordination
+from dispatcher.store.coordination import CreateLimits
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s
 # (burst and sustained), and Fargate task launches a bucket of 100 refilled at 20/s per account and
@@ -194,11 +193,11 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
 class EcsMachines:
     name = "ecs"
 
-    def __init__(self, settings: EcsSettings, coordination: Coordination | None = None) -> None:
+    def __init__(self, settings: EcsSettings, coordination: CreateLimits) -> None:
         self.settings = settings
         # Every RunTask, a session's or the reserve's, takes its token from the deployment's one
-        # count of the RunTask rate (one process's without a store).
-        self.creates = Creates(self.name, coordination or LocalCoordination(), settings.run_task_rate)
+        # count of the RunTask rate (this process's when there is no store: LocalCoordination).
+        self.creates = Creates(self.name, coordination, settings.run_task_rate)
         # A bot's hello must carry its task role's presigned GetCallerIdentity, whose STS session
         # names the task launched for its credential (ecs/identity.py): the credential in the
         # task's overrides, readable with ecs:DescribeTasks, opens nothing from elsewhere.

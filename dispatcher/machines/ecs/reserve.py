@@ -34,7 +34,7 @@ from dispatcher.machines.ecs.provider import (
 )
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.coordination import CreateLimits
 
 TAG_IDLE = "voicefleet:idle"
 _GONE = {"STOPPED", "DELETED", "DEPROVISIONING", "STOPPING"}
@@ -52,7 +52,7 @@ def _is_idle(task: dict[str, Any]) -> bool:
 
 class EcsWarmMachines(EcsMachines):
     def __init__(self, settings: EcsSettings, *, channel_url: str, transport: str = "daily",
-                 coordination: Coordination | None = None) -> None:
+                 coordination: CreateLimits) -> None:
         super().__init__(settings, coordination)
         self.channel_url = channel_url
         # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC

@@ -38,8 +38,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
-from dispatcher.store.coordination import Coordination
-from dispatcher.store.local import LocalCoordination
+from dispatcher.store.coordination import CreateLimits
 
 _STARTING = {"PROVISIONING", "STAGING"}
 _STARTED = {"RUNNING", "REPAIRING"}
@@ -151,12 +150,12 @@ class GceMachines:
         settings: GceSettings,
         *,
         auth: GceAuth | None = None,
-        coordination: Coordination | None = None,
+        coordination: CreateLimits,
     ) -> None:
         self.settings = settings
         # Every insert, a session's or the reserve's, takes its token from the deployment's one
-        # count (one process's without a store).
-        self.creates = Creates(self.name, coordination or LocalCoordination(), settings.insert_rate)
+        # count (this process's when there is no store: LocalCoordination).
+        self.creates = Creates(self.name, coordination, settings.insert_rate)
         zone = f"{settings.api_url}/projects/{settings.project}/zones/{settings.zone}"
         self._client = HttpClient(zone, timeout=settings.timeout)
         self._auth = auth or GceAuth(anonymous=settings.anonymous)

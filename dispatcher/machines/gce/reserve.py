@@ -25,7 +25,7 @@ from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
 from dispatcher.machines.gce.provider import GceMachines, GceSettings, to_machine
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.store.coordination import Coordination
+from dispatcher.store.coordination import CreateLimits
 
 LABEL_IDLE = "voicefleet-idle"
 _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short enough for a VM name
@@ -33,7 +33,7 @@ _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")  # a label value, and short e
 
 class GceWarmMachines(GceMachines):
     def __init__(self, settings: GceSettings, *, max_idle_seconds: float, max_session_seconds: int,
-                 coordination: Coordination | None = None) -> None:
+                 coordination: CreateLimits) -> None:
         """`max_idle_seconds` (RESERVE_MAX_IDLE_SECONDS) and `max_session_seconds` bound a reserve VM's
         life: it may wait that long and then serve a whole session, so its maxRunDuration is their
         sum plus the grace. The template's own is sized for a cold session (max session + grace),

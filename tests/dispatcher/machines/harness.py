@@ -178,7 +178,7 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
         name="gce",
         fake=fake,
         env={**fake.env, "GCE_RETRY_DEADLINE_SECONDS": "3"},
-        factory=lambda env: GceMachines(GceSettings.from_env(env)),
+        factory=lambda env: GceMachines(GceSettings.from_env(env), coordination=LocalCoordination()),
         set_state=set_state,
         fail_create=lambda status, times: fake.fail(
             status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/instances"
@@ -245,7 +245,7 @@ def ecs_harness(fake: EcsProxy) -> Harness:
         name="ecs",
         fake=fake,
         env={**fake.env, "ECS_POLL_SECONDS": "0.05", "ECS_RETRY_DEADLINE_SECONDS": "3"},
-        factory=lambda env: EcsMachines(EcsSettings.from_env(env)),
+        factory=lambda env: EcsMachines(EcsSettings.from_env(env), LocalCoordination()),
         set_state=set_state,
         fail_create=fail_create,
         hold_create=lambda times: fake.hold_action("RunTask", times=times),

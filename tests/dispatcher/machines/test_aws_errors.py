@@ -15,6 +15,7 @@ from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi, signing_host
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import ecs_harness
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import EcsProxy
@@ -179,7 +180,7 @@ async def test_each_aws_error_is_the_reason_the_boto3_path_gave(
 
 async def test_keys_the_proxy_does_not_know_are_unauthorized(fake_ecs: EcsProxy) -> None:
     fake_ecs.keys = {"someone-else": KnownKey("x")}
-    provider = EcsMachines(EcsSettings.from_env(fake_ecs.env))
+    provider = EcsMachines(EcsSettings.from_env(fake_ecs.env), LocalCoordination())
     try:
         with pytest.raises(MachinesError) as caught:
             await provider.status("s1")
@@ -192,7 +193,7 @@ def test_the_endpoint_is_ecs_own_variable_then_the_global_one() -> None:
     base = {"AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "s",
             "ECS_SECURITY_GROUPS": "g"}
     assert EcsSettings.from_env(base).endpoint_url is None
-    assert EcsMachines(EcsSettings.from_env(base))._api.endpoint == "https://ecs.eu-west-1.amazonaws.com"
+    assert EcsMachines(EcsSettings.from_env(base), LocalCoordination())._api.endpoint == "https://ecs.eu-west-1.amazonaws.com"
     both = {**base, "AWS_ENDPOINT_URL": "http://global:1", "AWS_ENDPOINT_URL_ECS": "http://ecs-only:2"}
     assert EcsSettings.from_env(both).endpoint_url == "http://ecs-only:2"
     assert EcsSettings.from_env({**base, "AWS_ENDPOINT_URL": "http://global:1"}).endpoint_url == "http://global:1"

@@ -18,6 +18,7 @@ from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.ecs.provider import EcsSettings
 from dispatcher.machines.ecs.reserve import RESERVE_STARTED_BY, EcsWarmMachines
 from dispatcher.settings import Settings
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.support.dispatcher_server import serving
@@ -28,7 +29,8 @@ TOKEN = "f" * 40
 
 def make(fake: EcsProxy) -> EcsWarmMachines:
     env = {**fake.env, "ECS_POLL_SECONDS": "0.05", "ECS_RETRY_DEADLINE_SECONDS": "3"}
-    return EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL_URL)
+    return EcsWarmMachines(EcsSettings.from_env(env),
+        coordination=LocalCoordination(), channel_url=CHANNEL_URL)
 
 
 @pytest.fixture
@@ -71,12 +73,14 @@ async def test_a_reserve_task_is_tagged_idle_and_carries_no_session_and_no_secre
 
 def test_idle_tasks_serve_the_default_transport_with_its_task_definition(fake_ecs) -> None:
     env = {**fake_ecs.env, "ECS_TASK_DEFINITION_WEBRTC": "bot-webrtc:7"}
-    webrtc = EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL_URL, transport="webrtc")
+    webrtc = EcsWarmMachines(EcsSettings.from_env(env),
+        coordination=LocalCoordination(), channel_url=CHANNEL_URL, transport="webrtc")
     params = webrtc._idle_params("rsv-1")
     env_of = {e["name"]: e["value"] for e in params["overrides"]["containerOverrides"][0]["environment"]}
     assert params["taskDefinition"] == webrtc.bot_image == "bot-webrtc:7"
     assert env_of["BOT_TRANSPORT"] == "webrtc" and env_of["BOT_IMAGE_DIGEST"] == "bot-webrtc:7"
-    daily = EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL_URL)
+    daily = EcsWarmMachines(EcsSettings.from_env(env),
+        coordination=LocalCoordination(), channel_url=CHANNEL_URL)
     assert daily._idle_params("rsv-2")["taskDefinition"] == fake_ecs.env["ECS_TASK_DEFINITION"]
 
 

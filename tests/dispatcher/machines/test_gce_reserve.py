@@ -13,6 +13,7 @@ from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.settings import Settings
+from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import gce_identity
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import FakeGce
@@ -25,7 +26,7 @@ LIFETIME = {"max_idle_seconds": 900.0, "max_session_seconds": 1800}  # RESERVE_M
 
 @pytest.fixture
 async def gce(fake_gce: FakeGce):  # type: ignore[no-untyped-def]
-    provider = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
+    provider = GceWarmMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination(), **LIFETIME)
     yield provider
     await provider.aclose()
 
@@ -60,7 +61,7 @@ async def test_a_claim_relabels_the_vm_so_any_replica_finds_the_session(gce, fak
     assert adopted.machine.created_at >= int(before)  # the session's age counts from the claim (the reaper)
     labels = fake_gce.instances["vf-idle-rsv-2"]["labels"]
     assert "voicefleet-idle" not in labels and labels["voicefleet-session"] == s.session_id
-    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
+    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination(), **LIFETIME)
     try:
         found = await other_replica.status(s.session_id)  # no cache: the label is the record
         assert found is not None and found.state is MachineState.STARTED
@@ -119,7 +120,7 @@ async def test_a_retired_reserve_vm_is_deleted(gce, fake_gce) -> None:
 async def test_post_start_claims_an_idle_gce_bot_over_the_channel(fake_gce) -> None:
     env = {**fake_gce.env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel", "RESERVE_MIN_IDLE": "1",
            "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
-    machines = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
+    machines = GceWarmMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination(), **LIFETIME)
     app = create_app(Settings(machines="gce", bot_channel_token=TOKEN, api_key_hashes=frozenset({b"x"})), env=env,
                      machines=machines, rooms=None)
     state = app.state.voicefleet
@@ -154,7 +155,7 @@ async def test_a_claimed_vm_is_looked_up_by_label_once_per_replica(gce, fake_gce
     fake_gce.calls.clear()
     assert (await gce.status(s.session_id)) is not None
     assert reads() == ["vf-idle-rsv-3"]
-    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), **LIFETIME)
+    other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination(), **LIFETIME)
     try:
         fake_gce.calls.clear()
         assert (await other_replica.status(s.session_id)) is not None

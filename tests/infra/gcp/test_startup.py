@@ -12,6 +12,7 @@ import pytest
 
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.store.local import LocalCoordination
 from stacks.gcp.startup import STARTUP_SCRIPT
 from stacks.tools.mocks import Run
 
@@ -26,7 +27,8 @@ def test_the_launcher_may_relabel_this_stacks_vms_reserve_vms_included(gcp: Run)
     stack_prefix = prefix.group(1).rsplit("/", 1)[1][:-1]  # VM names are <GCE_INSTANCE_PREFIX>-<rest>
     env = {"GCE_PROJECT": "vf-test", "GCE_ZONE": "europe-west4-a", "GCE_INSTANCE_TEMPLATE": "t",
            "GCE_INSTANCE_PREFIX": stack_prefix}
-    reserve = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=900, max_session_seconds=900)
+    reserve = GceWarmMachines(GceSettings.from_env(env),
+        coordination=LocalCoordination(), max_idle_seconds=900, max_session_seconds=900)
     idle_name = reserve.idle_name("rsv-0123456789ab")
     assert f"projects/vf-test/zones/europe-west4-a/instances/{idle_name}".startswith(prefix.group(1))
     assert len(idle_name) <= 63

@@ -22,6 +22,7 @@ from dispatcher.machines.ecs.reserve import EcsWarmMachines
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.outbound.retry import Transient
+from dispatcher.store.local import LocalCoordination
 from stacks import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from stacks.tools.mocks import Run
@@ -66,7 +67,7 @@ def running(client: Any) -> list[str]:
 
 
 async def launch_on_ecs(env: dict[str, str]) -> None:
-    machines = EcsWarmMachines(EcsSettings.from_env(env), channel_url=CHANNEL)
+    machines = EcsWarmMachines(EcsSettings.from_env(env), coordination=LocalCoordination(), channel_url=CHANNEL)
     try:
         await machines.launch(spec())
         await machines.launch_idle("rsv-0123456789ab")
@@ -97,7 +98,8 @@ def test_aws_drain_refuses_while_the_dispatcher_may_still_launch(ecs_stack: dict
 
 
 async def launch_on_gce(env: dict[str, str]) -> None:
-    machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=900, max_session_seconds=900)
+    machines = GceWarmMachines(GceSettings.from_env(env),
+        coordination=LocalCoordination(), max_idle_seconds=900, max_session_seconds=900)
     try:
         await machines.launch(spec())
         await machines.launch(spec("89abcdef0123456789abcdef"))

@@ -12,6 +12,7 @@ import pytest
 
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.store.local import LocalCoordination
 from stacks import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from tests.fakes.cloud_run import FakeCloudRun
@@ -41,7 +42,8 @@ class Lingering:
     async def sleep(self, seconds: float) -> None:
         self.cloud_run.advance(max(seconds, 1.0))
         if self.cloud_run.live():
-            machines = GceWarmMachines(GceSettings.from_env(self.env), max_idle_seconds=900, max_session_seconds=900)
+            machines = GceWarmMachines(GceSettings.from_env(self.env),
+                coordination=LocalCoordination(), max_idle_seconds=900, max_session_seconds=900)
             try:
                 if not await machines.idle_machines():
                     bot_id = f"rsv-{len(self.launched):012d}"

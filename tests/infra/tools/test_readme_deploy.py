@@ -55,3 +55,8 @@ def test_the_readmes_deploy_commands_run_in_a_fresh_clone(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert done.stdout.startswith("# aws-dev: "), done.stdout[:500]
     assert (clone / "infra" / ".venv").is_dir() and not (clone / ".venv").exists()
+    # The drain before a destroy runs in the same project (README: `uv run --project infra python -m
+    # stacks.drain`): it lists and stops machines through the providers, without Redis or Prometheus.
+    drain = subprocess.run(["uv", "run", "--project", "infra", "python", "-c", "import stacks.tools.drain"],
+                           cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert drain.returncode == 0, drain.stderr[-4000:]
