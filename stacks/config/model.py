@@ -72,6 +72,7 @@ class GcpSettings:
     dispatcher_max_instances: int
     store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp/store.py)
     alarm_channels: tuple[str, ...] = ()  # Cloud Monitoring notification channels (stacks/config/alarms.py)
+    alert_policies: bool = False  # set once the log-based metrics exist (stacks/gcp/observability.py)
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         dispatcher_max_instances=maximum,
         store=store,
         alarm_channels=alarms.notification_channels(cfg, project),
+        alert_policies=cfg.boolean("alertPolicies"),
     )
 
 

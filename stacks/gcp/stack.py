@@ -72,7 +72,8 @@ class GcpStack(pulumi.ComponentResource):
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,
             service_name=dispatcher_service_name(settings.prefix), reserve=self._bot_channel_url is not None,
-            store=store is not None, notification_channels=cfg.alarm_channels, depends_on=tuple(apis)), opts=child)
+            store=store is not None, notification_channels=cfg.alarm_channels, alert_policies=cfg.alert_policies,
+            depends_on=tuple(apis)), opts=child)
 
         self.outputs = {
             "cloud": "gcp",
