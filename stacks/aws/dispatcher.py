@@ -57,6 +57,7 @@ class DispatcherArgs:
     drain: bool = False  # before a destroy: no dispatcher task
     store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
+    accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -97,7 +98,8 @@ def bot_task_roles(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store=args.store_url is not None, store_password=True,
-                                       phone=args.phone_secret_names)
+                                       phone=args.phone_secret_names,
+                                       accepted_message_secret=args.accepted_message_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):

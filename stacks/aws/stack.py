@@ -197,6 +197,7 @@ class AwsStack(pulumi.ComponentResource):
             drain=settings.drain,
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
+            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
         )
 
 

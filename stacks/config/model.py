@@ -31,6 +31,8 @@ class Secrets:
     store_previous_password: pulumi.Output[str] | None = None
     # storeMessageSecret: signs what the replicas send each other through the store (both clouds).
     store_message_secret: pulumi.Output[str] | None = None
+    # storeAcceptedMessageSecret: during a change of that secret, the other one (opened, never sealed with).
+    store_accepted_message_secret: pulumi.Output[str] | None = None
     # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 

@@ -85,6 +85,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         store_password=store_settings.password(cfg),
         store_previous_password=store_settings.previous_password(cfg),
         store_message_secret=store_settings.message_secret(cfg),
+        store_accepted_message_secret=store_settings.accepted_message_secret(cfg),
         phone=phone_settings.secrets(cfg),
     )
     extra_tags = cfg.config.get_object("tags") or {}

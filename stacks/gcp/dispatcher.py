@@ -52,6 +52,7 @@ class DispatcherArgs:
     # Several instances: their coordination store (stacks/gcp/store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
+    accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
@@ -93,7 +94,8 @@ def service_scaling(drain: bool) -> gcp.cloudrunv2.ServiceScalingArgsDict:
 def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store=args.store_url is not None, store_password=False,
-                                       phone=args.phone_secret_names)
+                                       phone=args.phone_secret_names,
+                                       accepted_message_secret=args.accepted_message_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):

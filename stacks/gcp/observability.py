@@ -204,8 +204,10 @@ def dashboard_body(args: ObservabilityArgs) -> dict[str, Any]:
             "first audio p95": _quantile(args, "PhoneFirstAudio", 0.95)}),
         ("Store up (1)", {"store up": _mean(args, STORE_UP.name)}),
     ]
-    return _without_defaults({"displayName": f"{args.prefix} voicefleet", "mosaicLayout": {"columns": 48, "tiles": [
-        _tile(title, queries, i) for i, (title, queries) in enumerate(panels)]}})
+    tiles = [_tile(title, queries, i) for i, (title, queries) in enumerate(panels)]
+    body: dict[str, Any] = _without_defaults({"displayName": f"{args.prefix} voicefleet",
+                                              "mosaicLayout": {"columns": 48, "tiles": tiles}})
+    return body
 
 
 def _without_defaults(value: Any) -> Any:

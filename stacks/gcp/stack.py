@@ -162,9 +162,11 @@ class GcpStack(pulumi.ComponentResource):
         """What the dispatcher's identity may do (launch bot VMs, read its secrets), and what it waits
         for besides: the secret versions and the VMs' own grants."""
         launch = bot.grant_launch("dispatcher", member)
+        accepted = self._settings.secrets.store_accepted_message_secret is not None
         names = contract.dispatcher_secrets(turn=turn, channel=self._bot_channel_url is not None,
                                             store=self._cfg.store, store_password=False,
-                                            phone=sorted(self._settings.secrets.phone))
+                                            phone=sorted(self._settings.secrets.phone),
+                                            accepted_message_secret=accepted)
         readable = secrets.grant_access("dispatcher", member, names)
         return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
 
@@ -200,6 +202,7 @@ class GcpStack(pulumi.ComponentResource):
             max_instances=cfg.dispatcher_max_instances,
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
+            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
             store_ca=store.ca_certificate if store is not None else None,
             network_id=egress.network_id if egress is not None else None,
             subnetwork_id=egress.subnetwork_id if egress is not None else None,
