@@ -114,7 +114,11 @@ class Observability(pulumi.ComponentResource):
 
 
 def _filter(args: ObservabilityArgs, *clauses: str) -> str:
-    return " AND ".join(('resource.type="cloud_run_revision"',
+    # The dispatcher's stdout as Cloud Run writes it (its metric lines; its own logs go to stderr):
+    # a bot VM's lines (resource gce_instance) never count. An identity holding logging.logWriter
+    # can still write an entry claiming this log and resource (docs/security.md, "Metrics").
+    return " AND ".join((f'logName="projects/{args.project}/logs/run.googleapis.com%2Fstdout"',
+                         'resource.type="cloud_run_revision"',
                          f'resource.labels.service_name="{args.service_name}"',
                          f'jsonPayload.metricNamespace="{args.namespace}"', *clauses))
 

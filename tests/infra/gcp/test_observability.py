@@ -52,6 +52,10 @@ def test_the_dispatcher_writes_json_lines_into_the_stacks_namespace(gcp: Run) ->
 def test_one_log_based_metric_per_member_the_dispatcher_writes(gcp: Run) -> None:
     found = {unwrap(m.inputs)["name"]: unwrap(m.inputs) for m in gcp.of_type(LOG_METRIC)}
     assert set(found) == {log_metric_id(PREFIX, n) for n in (*metric_names(), FAILURES_BY_REASON)}
+    for spec in found.values():  # the dispatcher's stdout on Cloud Run only, never a bot VM's log
+        assert spec["filter"].startswith(
+            'logName="projects/vf-test/logs/run.googleapis.com%2Fstdout" AND resource.type="cloud_run_revision" AND '
+            'resource.labels.service_name="voicefleet-gcp-test-dispatcher"'), spec["filter"]
     for metric in METRICS:
         spec = found[log_metric_id(PREFIX, metric.name)]
         assert 'jsonPayload.metricNamespace="voicefleet/gcp-test"' in spec["filter"]
