@@ -56,6 +56,8 @@ class StoreSettings:
     auth: str = "password"  # REDIS_AUTH: "password" (in the URL or REDIS_PASSWORD) or "gcp-iam"
     # REDIS_MESSAGE_SECRET: signs what replicas send each other on the store (dispatcher/store/message_seal.py)
     message_secret: str = field(default="", repr=False)
+    # REDIS_ACCEPTED_MESSAGE_SECRET: during a change of that secret, a second one opened, never sealed
+    accepted_message_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StoreSettings | None:
@@ -77,6 +79,10 @@ class StoreSettings:
             # Without it a replica would act on whatever anyone who may PUBLISH on the store sends.
             raise SettingsError(f"REDIS_MESSAGE_SECRET must be set with REDIS_URL (at least {MIN_SECRET_CHARACTERS} "
                                 "characters, the same at every replica): replicas sign what they send each other")
+        accepted = env.get("REDIS_ACCEPTED_MESSAGE_SECRET", "").strip()
+        if accepted and (len(accepted) < MIN_SECRET_CHARACTERS or accepted == message_secret):
+            raise SettingsError(f"REDIS_ACCEPTED_MESSAGE_SECRET must be at least {MIN_SECRET_CHARACTERS} characters "
+                                "and differ from REDIS_MESSAGE_SECRET: the other secret of a change, opened only")
         ca = env.get("REDIS_CA_CERT", "").strip() or None
         if ca is not None and "BEGIN CERTIFICATE" not in ca:
             raise SettingsError("REDIS_CA_CERT must hold PEM certificates")
@@ -91,6 +97,7 @@ class StoreSettings:
             ca_certificate=ca,
             auth=auth,
             message_secret=message_secret,
+            accepted_message_secret=accepted,
         )
 
 

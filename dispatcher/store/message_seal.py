@@ -33,6 +33,13 @@ third key derived from the same secret, over where it is kept (its key and field
     <mac: 64 hex>.<record>
 
 A record that does not open is refused and counted as a message is (under its own kind).
+
+Changing the secret: a replica may also hold a second key, `REDIS_ACCEPTED_MESSAGE_SECRET`, that it
+verifies and opens with but never seals with. Replicas of two deploys run side by side while one
+rolls out (the load balancer drains the old ones for the length of a call), so a rotation takes
+three deploys, each compatible with the one before: the new secret accepted (sealing with the old);
+then sealing with the new, the old accepted; then the old dropped (docs/pulumi.md, "Changing the
+replicas' message secret").
 """
 
 from __future__ import annotations
@@ -67,6 +74,24 @@ def _derived(secret: str, use: bytes) -> bytes:
     return hmac.new(secret.encode(), use, hashlib.sha256).digest()
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """One secret's keys, a key of its own for each use, so no MAC or ciphertext made for one use
+    is valid for another."""
+
+    mac: bytes
+    aead: AESGCM
+    record: bytes
+
+    @classmethod
+    def of(cls, secret: str) -> _Keys:
+        if len(secret) < MIN_SECRET_CHARACTERS:
+            raise ValueError(f"the store's message secret needs at least {MIN_SECRET_CHARACTERS} characters")
+        return cls(_derived(secret, b"voicefleet store messages v1"),
+                   AESGCM(_derived(secret, b"voicefleet store message bodies v1")),
+                   _derived(secret, b"voicefleet store records v1"))
+
+
 @dataclass
 class _Sender:
     highest: int
@@ -77,13 +102,11 @@ class _Sender:
 class MessageSeal:
     """Signs this replica's messages and opens the other replicas' (one per replica)."""
 
-    def __init__(self, secret: str, *, clock: Callable[[], float] = time.time, window: float = WINDOW_SECONDS) -> None:
-        if len(secret) < MIN_SECRET_CHARACTERS:
-            raise ValueError(f"the store's message secret needs at least {MIN_SECRET_CHARACTERS} characters")
-        # A key of its own for each use, so no MAC or ciphertext made for one use is valid for another.
-        self._key = _derived(secret, b"voicefleet store messages v1")
-        self._aead = AESGCM(_derived(secret, b"voicefleet store message bodies v1"))
-        self._record_key = _derived(secret, b"voicefleet store records v1")
+    def __init__(self, secret: str, *, accepted: str | None = None, clock: Callable[[], float] = time.time,
+                 window: float = WINDOW_SECONDS) -> None:
+        """`secret` seals and opens; `accepted`, during a change of secret, only opens."""
+        self._own = _Keys.of(secret)
+        self._opening = (self._own, *((_Keys.of(accepted),) if accepted else ()))
         self._clock = clock
         self._window = window
         self._sender = secrets.token_hex(8).encode()
@@ -100,7 +123,7 @@ class MessageSeal:
     def seal(self, channel: str, body: bytes) -> bytes:
         self._counter += 1
         header = [VERSION, self._sender, b"%d" % self._counter, b"%d" % int(self._clock() * 1000)]
-        return b".".join([*header, self._mac(channel, header, body), body])
+        return b".".join([*header, self._mac(self._own, channel, header, body), body])
 
     def open(self, channel: str, kind: str, message: bytes) -> bytes | None:
         """The body, if the message is a replica's, for `channel`, fresh and new; else None (counted)."""
@@ -109,7 +132,7 @@ class MessageSeal:
             self._refuse(kind, "malformed")
             return None
         header, mac, body = parts[:4], parts[4], parts[5]
-        if not hmac.compare_digest(mac, self._mac(channel, header, body)):
+        if not any(hmac.compare_digest(mac, self._mac(keys, channel, header, body)) for keys in self._opening):
             self._refuse(kind, "forged")
             return None
         now = self._clock()
@@ -124,22 +147,25 @@ class MessageSeal:
     def conceal(self, channel: str, body: bytes) -> bytes:
         """`body` encrypted for `channel` (its nonce first)."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, body, channel.encode())
+        return nonce + self._own.aead.encrypt(nonce, body, channel.encode())
 
     def reveal(self, channel: str, kind: str, concealed: bytes) -> bytes | None:
         """What `conceal` hid, or None (counted as forged: only a replica's key makes a body that opens)."""
-        try:
-            return self._aead.decrypt(concealed[:NONCE_BYTES], concealed[NONCE_BYTES:], channel.encode())
-        except (InvalidTag, ValueError):
-            self._refuse(kind, "forged")
-            return None
+        for keys in self._opening:
+            try:
+                body: bytes = keys.aead.decrypt(concealed[:NONCE_BYTES], concealed[NONCE_BYTES:], channel.encode())
+                return body
+            except (InvalidTag, ValueError):
+                continue
+        self._refuse(kind, "forged")
+        return None
 
     def refuse_busy(self, kind: str) -> None:
         self._refuse(kind, "busy")
 
     def seal_record(self, where: str, record: bytes) -> bytes:
         """`record` with the replicas' MAC, to be kept at `where` (its key and field) in the store."""
-        return self._record_mac(where, record) + b"." + record
+        return self._record_mac(self._own, where, record) + b"." + record
 
     def open_record(self, kind: str, where: str, sealed: bytes) -> bytes | None:
         """The record a replica sealed for `where`, or None (counted: malformed or forged)."""
@@ -147,7 +173,7 @@ class MessageSeal:
         if not dot or len(mac) != 64:
             self._refuse(kind, "malformed")
             return None
-        if not hmac.compare_digest(mac, self._record_mac(where, record)):
+        if not any(hmac.compare_digest(mac, self._record_mac(keys, where, record)) for keys in self._opening):
             self._refuse(kind, "forged")
             return None
         return record
@@ -156,12 +182,14 @@ class MessageSeal:
         """A record that opened but is not one a replica acts on (of a kind it never writes, expired)."""
         self._refuse(kind, reason)
 
-    def _record_mac(self, where: str, record: bytes) -> bytes:
+    @staticmethod
+    def _record_mac(keys: _Keys, where: str, record: bytes) -> bytes:
         place = where.encode()  # its length first: no split of place and record reads as another
-        return hmac.new(self._record_key, b"%d:" % len(place) + place + record, hashlib.sha256).hexdigest().encode()
+        return hmac.new(keys.record, b"%d:" % len(place) + place + record, hashlib.sha256).hexdigest().encode()
 
-    def _mac(self, channel: str, header: list[bytes], body: bytes) -> bytes:
-        signed = hmac.new(self._key, channel.encode() + b"\n", hashlib.sha256)
+    @staticmethod
+    def _mac(keys: _Keys, channel: str, header: list[bytes], body: bytes) -> bytes:
+        signed = hmac.new(keys.mac, channel.encode() + b"\n", hashlib.sha256)
         for part in header:
             signed.update(part + b"\n")
         signed.update(body)

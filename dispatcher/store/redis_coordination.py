@@ -95,7 +95,8 @@ class RedisCoordination:
         self.identity_proofs: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
         # Phone calls whose two sockets are at two replicas: the call's record, its frames.
         self.call_records = CallMediaRecords(self.store)
-        self.seal = MessageSeal(settings.message_secret)  # what the replicas say to each other, signed
+        # What the replicas say to each other, signed; during a change of secret the other one opens too.
+        self.seal = MessageSeal(settings.message_secret, accepted=settings.accepted_message_secret or None)
         self.media = MediaBus(self.store, self.seal)
         self.calls: CallMedia = RedisCallMedia(self.call_records, self.media, LocalCallMedia(self.replica_id))
         self.pool: ReservePool = ForgivingPool(StorePool(self.store, leases), LocalPool())

@@ -16,7 +16,7 @@ import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws.container import fargate_container, fargate_task_definition
-from stacks.aws.iam import assume_role_policy, policy_document, statement
+from stacks.aws.iam import assume_role_policy, ecs_task_trust_policy, policy_document, statement
 from stacks.aws.secrets import SecretStore
 from stacks.contract import BOT_CONTAINER_NAME
 
@@ -77,7 +77,7 @@ class BotRuntime(pulumi.ComponentResource):
         # The bot calls no AWS API but sts:GetCallerIdentity, which no policy can allow or deny: its
         # task role has no policy at all. Its sessions (one per task, named by the task id) are
         # what a bot proves its task with (dispatcher/machines/ecs/identity.py).
-        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
+        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=ecs_task_trust_policy(args.region, logs.arn),
                                       description="voicefleet bot task (no AWS permissions)", opts=child)
 
         container = fargate_container(

@@ -60,6 +60,7 @@ class DispatcherArgs:
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
     # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
+    accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -102,7 +103,8 @@ def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store=args.store_url is not None, store_password=True,
                                        phone=args.phone_secret_names,
-                                       observability=args.observability.dispatcher_secret_names())
+                                       observability=args.observability.dispatcher_secret_names(),
+                                       accepted_message_secret=args.accepted_message_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):

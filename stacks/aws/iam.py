@@ -33,3 +33,20 @@ def assume_role_policy(service: str) -> str:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
     })
+
+
+def ecs_task_trust_policy(region: str, same_account_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """ECS may assume the role only for a task of this account and region: AWS's "Amazon ECS task IAM
+    role" page recommends `aws:SourceAccount` and `aws:SourceArn` (`arn:aws:ecs:<region>:<account>:*`)
+    in a task role's trust policy against the cross-service confused deputy. `same_account_arn` is
+    any ARN of the stack's own (its partition and account are read from it)."""
+    parts = pulumi.Output.from_input(same_account_arn).apply(lambda arn: arn.split(":"))
+    account = parts.apply(lambda p: p[4])
+    source = pulumi.Output.concat("arn:", parts.apply(lambda p: p[1]), ":ecs:", region, ":", account, ":*")
+    return pulumi.Output.json_dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                       "Action": "sts:AssumeRole",
+                       "Condition": {"StringEquals": {"aws:SourceAccount": account},
+                                     "ArnLike": {"aws:SourceArn": source}}}],
+    })

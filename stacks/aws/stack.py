@@ -199,6 +199,7 @@ class AwsStack(pulumi.ComponentResource):
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
             observability=settings.observability,
+            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
         )
 
 

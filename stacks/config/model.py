@@ -32,6 +32,8 @@ class Secrets:
     store_previous_password: pulumi.Output[str] | None = None
     # storeMessageSecret: signs what the replicas send each other through the store (both clouds).
     store_message_secret: pulumi.Output[str] | None = None
+    # storeAcceptedMessageSecret: during a change of that secret, the other one (opened, never sealed with).
+    store_accepted_message_secret: pulumi.Output[str] | None = None
     # The carriers' credentials for phone calls (stacks/config/phone.py), env name -> value.
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     # The OTLP collector's headers and the webhook secret, when set (stacks/config/observability.py).
@@ -75,6 +77,7 @@ class GcpSettings:
     dispatcher_max_instances: int
     store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp/store.py)
     alarm_channels: tuple[str, ...] = ()  # Cloud Monitoring notification channels (stacks/config/alarms.py)
+    alert_policies: bool = False  # set once the log-based metrics exist (stacks/gcp/observability.py)
 
 
 @dataclass(frozen=True)

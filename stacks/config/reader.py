@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherMinInstances": 0,
     "dispatcherMaxInstances": 3,
     "alarmNotificationChannels": [],  # none: alert policies notify nobody (stacks/config/alarms.py)
+    "alertPolicies": False,  # true once the log-based metrics are 10 min old (stacks/gcp/observability.py)
 }
 
 

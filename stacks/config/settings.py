@@ -87,6 +87,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         store_password=store_settings.password(cfg),
         store_previous_password=store_settings.previous_password(cfg),
         store_message_secret=store_settings.message_secret(cfg),
+        store_accepted_message_secret=store_settings.accepted_message_secret(cfg),
         phone=phone_settings.secrets(cfg),
         observability=observability_secrets,
     )
@@ -253,6 +254,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         dispatcher_max_instances=maximum,
         store=store,
         alarm_channels=alarms.notification_channels(cfg, project),
+        alert_policies=cfg.boolean("alertPolicies"),
     )
 
 

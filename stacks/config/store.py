@@ -16,6 +16,10 @@ In both clouds a stack with a store also needs `storeMessageSecret`, generated t
 key the replicas sign their messages to each other with (`REDIS_MESSAGE_SECRET`,
 dispatcher/store/message_seal.py), so that the store's credential alone cannot speak for a replica.
 It reaches the dispatcher from the secret store, next to the password; no bot is given it.
+
+Changing it without splitting the replicas during a rollout: `storeAcceptedMessageSecret`, a second
+key the replicas open with but never seal with (`REDIS_ACCEPTED_MESSAGE_SECRET`), through three
+`up`s (docs/pulumi.md, "Changing the replicas' message secret"); the program warns while it is set.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
 PREVIOUS_PASSWORD_KEY = "storePreviousPassword"  # noqa: S105 - a config key, not a secret
 ECPU_KEY = "storeEcpuPerSecond"
 MESSAGE_SECRET_KEY = "storeMessageSecret"  # noqa: S105 - a config key, not a secret
+ACCEPTED_MESSAGE_SECRET_KEY = "storeAcceptedMessageSecret"  # noqa: S105 - a config key, not a secret
 PASSWORD_VARIABLE = "REDIS_PASSWORD"  # noqa: S105 - the dispatcher's variable, not a secret
 MESSAGE_SECRET_VARIABLE = "REDIS_MESSAGE_SECRET"  # noqa: S105 - the dispatcher's variable, not a secret
+ACCEPTED_MESSAGE_SECRET_VARIABLE = "REDIS_ACCEPTED_MESSAGE_SECRET"  # noqa: S105 - the dispatcher's variable
 URL_VARIABLE = "REDIS_URL"
 STORE_SECRETS: tuple[str, ...] = (PASSWORD_VARIABLE,)
 MESSAGE_SECRETS: tuple[str, ...] = (MESSAGE_SECRET_VARIABLE,)
@@ -62,13 +68,35 @@ def previous_password(cfg: Reader) -> pulumi.Output[str] | None:
 
 
 def message_secret(cfg: Reader) -> pulumi.Output[str] | None:
-    return cfg.secret(MESSAGE_SECRET_KEY, required=False, check=lambda text: _check_message_secret(cfg, text))
+    return cfg.secret(MESSAGE_SECRET_KEY, required=False,
+                      check=lambda text: _check_message_secret(cfg, MESSAGE_SECRET_KEY, text))
 
 
-def _check_message_secret(cfg: Reader, text: str) -> None:
+def accepted_message_secret(cfg: Reader) -> pulumi.Output[str] | None:
+    """During a change of `storeMessageSecret`, the other secret: opened by the replicas, never sealed with."""
+    accepted = cfg.secret(ACCEPTED_MESSAGE_SECRET_KEY, required=False,
+                          check=lambda text: _check_message_secret(cfg, ACCEPTED_MESSAGE_SECRET_KEY, text))
+    current = cfg.config.get_secret(MESSAGE_SECRET_KEY) if accepted is not None else None
+    if accepted is not None and current is not None:
+        pulumi.Output.all(current, accepted).apply(lambda both: _secrets_differ(cfg, both[0], both[1]))
+    if accepted is not None:  # said by the program itself, so a plain `pulumi up` shows it too
+        pulumi.log.warn(f"{ACCEPTED_MESSAGE_SECRET_KEY} is set: the replicas also open messages and outbox entries "
+                        "sealed with it. A change of the message secret is under way (docs/pulumi.md); once "
+                        "its last step has rolled out: pulumi config rm "
+                        f"{ACCEPTED_MESSAGE_SECRET_KEY} && pulumi up")
+    return accepted
+
+
+def _check_message_secret(cfg: Reader, key: str, text: str) -> None:
     if len(text) < MIN_MESSAGE_SECRET_CHARS:
-        raise cfg.fail(MESSAGE_SECRET_KEY, f"must be at least {MIN_MESSAGE_SECRET_CHARS} characters; generate one "
-                                           "with python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        raise cfg.fail(key, f"must be at least {MIN_MESSAGE_SECRET_CHARS} characters; generate one "
+                            "with python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def _secrets_differ(cfg: Reader, current: str, accepted: str) -> None:
+    if current.strip() == accepted.strip():
+        raise cfg.fail(ACCEPTED_MESSAGE_SECRET_KEY, f"is the same as {MESSAGE_SECRET_KEY}: it holds the other "
+                                                    "secret of a change (docs/pulumi.md)")
 
 
 def require_message_secret(cfg: Reader, settings: Settings, why: str) -> None:
@@ -113,6 +141,9 @@ def ecpu_per_second(cfg: Reader, sessions: int) -> int:
 def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: int) -> bool:
     """True when the stack needs a store (more than one replica); then its password must be set."""
     if replicas <= 1:
+        if settings.secrets.store_accepted_message_secret is not None:
+            raise cfg.fail(ACCEPTED_MESSAGE_SECRET_KEY, f"is set but {key}={replicas} has no coordination store: "
+                                                        f"pulumi config rm {ACCEPTED_MESSAGE_SECRET_KEY}")
         if settings.secrets.store_previous_password is not None:
             raise cfg.fail(PREVIOUS_PASSWORD_KEY, f"is set but {key}={replicas} has no coordination store: "
                                                   f"pulumi config rm {PREVIOUS_PASSWORD_KEY}")
@@ -128,5 +159,7 @@ def store_secrets(settings: Settings, *, store: bool, password: bool) -> dict[st
     """The store's password (`password`: an AWS store, which signs in with one) and, with any store,
     the replicas' message key."""
     token, key = settings.secrets.store_password, settings.secrets.store_message_secret
+    accepted = settings.secrets.store_accepted_message_secret
     return {**({PASSWORD_VARIABLE: token} if store and password and token is not None else {}),
-            **({MESSAGE_SECRET_VARIABLE: key} if store and key is not None else {})}
+            **({MESSAGE_SECRET_VARIABLE: key} if store and key is not None else {}),
+            **({ACCEPTED_MESSAGE_SECRET_VARIABLE: accepted} if store and accepted is not None else {})}

@@ -55,6 +55,7 @@ class DispatcherArgs:
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
     # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
+    accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
@@ -98,7 +99,8 @@ def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
     return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
                                        store=args.store_url is not None, store_password=False,
                                        phone=args.phone_secret_names,
-                                       observability=args.observability.dispatcher_secret_names())
+                                       observability=args.observability.dispatcher_secret_names(),
+                                       accepted_message_secret=args.accepted_message_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):

@@ -10,6 +10,16 @@ are read through PromQL, which queries a distribution like a Prometheus histogra
 increase is its `_sum`, and time to ready has the dispatcher's own buckets, filled from the lines'
 per-observation samples. No collector, sidecar or scrape target. Every metric name comes from that
 module, never typed twice.
+
+The alert policies wait for `alertPolicies: true`. Cloud Monitoring refuses a policy on a log-based
+metric created less than about 10 minutes earlier ("Error 404: Cannot find metric(s) that match type
+= logging.googleapis.com/user/… If a metric was created recently, it could take up to 10 minutes to
+become available", hashicorp/terraform-provider-google#11102, open and reproduced in 2026), and Pulumi's
+`depends_on` orders the creates but cannot wait those minutes. So a project's first `up` creates the
+metrics and the dashboard (a dashboard names metrics without that check), and the second `up`, with
+the setting on, the policies (docs/pulumi.md, "First deploy on GCP"). A create-only sleep between them
+would need a new provider plugin (pulumiverse-time, last released 2024-12) for a wait that Google
+gives as "up to", not at most.
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ BUCKETS: Mapping[str, Sequence[float]] = {
     "TimeToReady": READY_BUCKETS, "LaunchSeconds": LAUNCH_BUCKETS, "PhoneFirstAudio": FIRST_AUDIO_BUCKETS}
 RESOURCE = 'monitored_resource="cloud_run_revision"'  # log-based metrics may map to several resource types
 FAILURES_BY_REASON = "StartFailuresByReason"
+NO_POLICIES = ("no alert policies: set `pulumi config set voicefleet:alertPolicies true` and `up` again at "
+               "least 10 minutes after this stack's log-based metrics were created (docs/pulumi.md, "
+               "First deploy on GCP)")
 
 
 def metric_environment(namespace: str) -> dict[str, str]:
@@ -58,6 +71,7 @@ class ObservabilityArgs:
     reserve: bool
     store: bool
     notification_channels: tuple[str, ...] = ()
+    alert_policies: bool = False  # off until the log-based metrics are older than Monitoring's ~10 min
     depends_on: tuple[pulumi.Resource, ...] = ()  # the Logging API
 
 
@@ -89,7 +103,9 @@ class Observability(pulumi.ComponentResource):
         dashboard = gcp.monitoring.Dashboard(name, project=args.project,
                                              dashboard_json=json.dumps(dashboard_body(args)), opts=after_metrics)
         policies = [gcp.monitoring.AlertPolicy(f"{name}-{key}", **spec, opts=after_metrics)
-                    for key, spec in alert_policy_specs(args).items()]
+                    for key, spec in alert_policy_specs(args).items()] if args.alert_policies else []
+        if not args.alert_policies:
+            pulumi.log.warn(NO_POLICIES, resource=self)
         self.dashboard_url = dashboard.id.apply(
             lambda path: f"https://console.cloud.google.com/monitoring/dashboards/builder/{path.rsplit('/', 1)[-1]}"
                          f"?project={args.project}")
@@ -98,7 +114,11 @@ class Observability(pulumi.ComponentResource):
 
 
 def _filter(args: ObservabilityArgs, *clauses: str) -> str:
-    return " AND ".join(('resource.type="cloud_run_revision"',
+    # The dispatcher's stdout as Cloud Run writes it (its metric lines; its own logs go to stderr):
+    # a bot VM's lines (resource gce_instance) never count. An identity holding logging.logWriter
+    # can still write an entry claiming this log and resource (docs/security.md, "Metrics").
+    return " AND ".join((f'logName="projects/{args.project}/logs/run.googleapis.com%2Fstdout"',
+                         'resource.type="cloud_run_revision"',
                          f'resource.labels.service_name="{args.service_name}"',
                          f'jsonPayload.metricNamespace="{args.namespace}"', *clauses))
 
@@ -188,8 +208,24 @@ def dashboard_body(args: ObservabilityArgs) -> dict[str, Any]:
             "first audio p95": _quantile(args, "PhoneFirstAudio", 0.95)}),
         ("Store up (1)", {"store up": _mean(args, STORE_UP.name)}),
     ]
-    return {"displayName": f"{args.prefix} voicefleet", "mosaicLayout": {"columns": 48, "tiles": [
-        _tile(title, queries, i) for i, (title, queries) in enumerate(panels)]}}
+    tiles = [_tile(title, queries, i) for i, (title, queries) in enumerate(panels)]
+    body: dict[str, Any] = _without_defaults({"displayName": f"{args.prefix} voicefleet",
+                                              "mosaicLayout": {"columns": 48, "tiles": tiles}})
+    return body
+
+
+def _without_defaults(value: Any) -> Any:
+    """The body as the Monitoring API returns it: proto3 JSON leaves out members equal to their
+    default (0, "", false, [], {}), so a tile at xPos 0 reads back without xPos and every preview
+    would show a diff. The provider's normaliser drops members the API adds, not the ones it drops
+    (hashicorp/terraform-provider-google#16173, open; its zero-position fix, magic-modules#18515,
+    closed unmerged)."""
+    if isinstance(value, Mapping):
+        kept = {key: _without_defaults(member) for key, member in value.items()}
+        return {key: member for key, member in kept.items() if member not in (0, "", [], {})}
+    if isinstance(value, list):
+        return [_without_defaults(item) for item in value]
+    return value
 
 
 def _policy(args: ObservabilityArgs, name: str, documentation: str, query: str, duration: str) -> dict[str, Any]:

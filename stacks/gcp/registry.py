@@ -2,6 +2,15 @@
 
 A helper, not a component: the repository registers under the stack itself (its URN predates this
 module). Each image role is a path below it (`<region>-docker.pkg.dev/<project>/<prefix>/<role>`).
+
+Cleanup (Artifact Registry's "Configure cleanup policies": a version that matches a KEEP policy is
+kept even when a DELETE policy matches it too; `mostRecentVersions` keeps the newest `keepCount`
+versions of each package): the newest `imageRetentionCount` versions stay (a build, its cache and
+each revision index are versions of their own, so that is about a third as many builds);
+untagged versions older than a day go, superseded builds and caches; and revision indexes
+(`rev-<revision>`, images/component.py) older than `REVISION_TAG_DAYS` go, which no other rule
+would ever delete since they stay tagged. The same aim as ECR's rules (stacks/aws/registry.py):
+old revision tags must not pile up.
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from images.component import RegistryAuth
+from images.component import REVISION_TAG_PREFIX, RegistryAuth
+
+REVISION_TAG_DAYS = 30  # a revision tag is a label for people: rollbacks pin digests, not tags
 
 
 class Registry:
@@ -29,6 +40,9 @@ class Registry:
                 {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},
                 {"id": "drop-untagged", "action": "DELETE",
                  "condition": {"tag_state": "UNTAGGED", "older_than": "86400s"}},
+                {"id": "drop-old-revision-tags", "action": "DELETE",
+                 "condition": {"tag_state": "TAGGED", "tag_prefixes": [REVISION_TAG_PREFIX],
+                               "older_than": f"{REVISION_TAG_DAYS * 86400}s"}},
             ],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
         )

@@ -72,7 +72,8 @@ class GcpStack(pulumi.ComponentResource):
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,
             service_name=dispatcher_service_name(settings.prefix), reserve=self._bot_channel_url is not None,
-            store=store is not None, notification_channels=cfg.alarm_channels, depends_on=tuple(apis)), opts=child)
+            store=store is not None, notification_channels=cfg.alarm_channels, alert_policies=cfg.alert_policies,
+            depends_on=tuple(apis)), opts=child)
 
         self.outputs = {
             "cloud": "gcp",
@@ -162,9 +163,11 @@ class GcpStack(pulumi.ComponentResource):
         """What the dispatcher's identity may do (launch bot VMs, read its secrets), and what it waits
         for besides: the secret versions and the VMs' own grants."""
         launch = bot.grant_launch("dispatcher", member)
+        accepted = self._settings.secrets.store_accepted_message_secret is not None
         names = contract.dispatcher_secrets(turn=turn, channel=self._bot_channel_url is not None,
                                             store=self._cfg.store, store_password=False,
-                                            phone=sorted(self._settings.secrets.phone))
+                                            phone=sorted(self._settings.secrets.phone),
+                                            accepted_message_secret=accepted)
         readable = secrets.grant_access("dispatcher", member, names)
         return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
 
@@ -201,6 +204,7 @@ class GcpStack(pulumi.ComponentResource):
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
             observability=settings.observability,
+            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
             store_ca=store.ca_certificate if store is not None else None,
             network_id=egress.network_id if egress is not None else None,
             subnetwork_id=egress.subnetwork_id if egress is not None else None,

@@ -11,8 +11,11 @@ active/idle), sampled every 60 s and visible up to 180 s later (Google's metrics
 
 So the instances are gone when no series of the service reports one in its newest sample taken
 since the change and within the last 60 + 180 s (a live instance has a newer visible sample than
-that), and either such a sample counts 0, or 240 s have passed since the change with none (an
-instance alive after it would have been sampled and shown by then).
+that), and either every series that reported in the 240 s before the change has such a sample,
+counting 0, or 240 s have passed since the change (an instance alive after it would have been
+sampled and shown by then). Series are per revision and `state`, each sampled on its own clock: one
+series' fresh 0 says nothing of another whose sample taken after the change is still in its 180 s
+delay, so a 0 counts only for its own series.
 """
 
 from __future__ import annotations
@@ -89,20 +92,22 @@ def instances_reading(service: Mapping[str, Any], series: list[Mapping[str, Any]
         return Reading(False, f"the Cloud Run service {name} is still rolling out its scaling to zero")
     since = _time(str(service["updateTime"]))
     fresh_after = max(since, now - SILENCE)
-    remaining, fresh = 0, False
+    remaining, unconfirmed = 0, 0
     for one in series:
         points = [(_time(p["interval"]["endTime"]), int(p["value"].get("int64Value", 0)))
                   for p in one.get("points", [])]
         newest = max(points, default=None)
         if newest is not None and newest[0] >= fresh_after:
-            fresh = True
             remaining += newest[1]
+        elif any(since - SILENCE <= at < since for at, _ in points):
+            unconfirmed += 1  # it reported before the change and has said nothing visible since
     if remaining:
         return Reading(False, f"the Cloud Run service {name} still has {remaining} instance(s)")
-    if fresh or now - since >= SILENCE:
+    if now - since >= SILENCE or (series and not unconfirmed):
         return Reading(True, "")
-    return Reading(False, f"the Cloud Run service {name} has reported no instance count since it was scaled to "
-                          f"zero ({SILENCE.seconds} s pass before its silence says none is left)")
+    return Reading(False, f"the Cloud Run service {name} has {unconfirmed or 'no'} instance count series "
+                          "without a sample since it was scaled to zero "
+                          f"({SILENCE.seconds} s pass before their silence says none is left)")
 
 
 class CloudRunInstances:
@@ -119,7 +124,9 @@ class CloudRunInstances:
         service = await self._get(f"{t.run_url}/projects/{t.project}/locations/{t.region}/services/{t.service}",
                                   {}, f"read the Cloud Run service {t.service}")
         since = _time(str(service.get("updateTime") or _rfc3339(now)))
-        series = await self._series(max(since, now - SILENCE), now)
+        # Within SILENCE of the change, from SILENCE before it: the series that reported then must
+        # each report again. Later, only the last SILENCE matters.
+        series = await self._series(since - SILENCE if now - since < SILENCE else now - SILENCE, now)
         return instances_reading(service, series, now)
 
     async def _series(self, start: datetime, end: datetime) -> list[Mapping[str, Any]]:

@@ -16,6 +16,9 @@ Its clock is the test's (`now`, `advance`): a test's drain sleeps by advancing i
 - Sampling follows the metric's documented behaviour at its worst: one sample every 60 s per
   revision and state, visible only 180 s after it was taken. `zero_samples` says whether a
   revision with no instance keeps writing 0 (False: its series just stops, the other reading).
+  Revisions are sampled on clocks of their own (`phase[revision]`, seconds after the fake's
+  60 s tick): nothing in Google's documentation aligns two series' samples, so one revision's
+  newest visible sample can be taken after a change while another's is still in its delay.
 - Auth: with `bearer_token` set, a call without `Authorization: Bearer <it>` is 401 `UNAUTHENTICATED`.
 """
 
@@ -77,7 +80,9 @@ class FakeCloudRun(FakeApi):
         self.zero_samples = True
         self.bearer_token: str | None = None
         self.max_page_size = 1
-        self._next_sample = self.now
+        self.phase: dict[str, float] = {}  # revision -> its samples' offset from the 60 s tick (0 <= it < 60)
+        self._origin = self.now
+        self._next_sample: dict[str, datetime] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -102,17 +107,29 @@ class FakeCloudRun(FakeApi):
         return sum(self.instances.values())
 
     def advance(self, seconds: float) -> None:
-        """Time passes: instances end when due, and every 60 s each revision is sampled."""
+        """Time passes: instances end when due, and every 60 s each revision is sampled (at its phase)."""
         end = self.now + timedelta(seconds=seconds)
-        while self._next_sample <= end:
-            self._run_until(self._next_sample)
-            for revision, count in self.instances.items():
-                if count or self.zero_samples:
-                    self.samples += [Sample(revision, "active", self._next_sample, 0),
-                                     Sample(revision, "idle", self._next_sample, count)]
-            self._next_sample += timedelta(seconds=SAMPLE_SECONDS)
+        while True:
+            due = sorted((self._next_of(revision), revision) for revision in self.instances)
+            if not due or due[0][0] > end:
+                break
+            at, revision = due[0]
+            self._run_until(at)
+            count = self.instances[revision]
+            if count or self.zero_samples:
+                self.samples += [Sample(revision, "active", at, 0), Sample(revision, "idle", at, count)]
+            self._next_sample[revision] = at + timedelta(seconds=SAMPLE_SECONDS)
         self._run_until(end)
         self.now = end
+
+    def _next_of(self, revision: str) -> datetime:
+        """A revision's next sample: its phase after a 60 s tick, none before it was first seen."""
+        if revision not in self._next_sample:
+            first = self._origin + timedelta(seconds=self.phase.get(revision, 0.0))
+            behind = max(0.0, (self.now - first).total_seconds())
+            ticks = -(-behind // SAMPLE_SECONDS)  # the first tick at or after now
+            self._next_sample[revision] = first + timedelta(seconds=ticks * SAMPLE_SECONDS)
+        return self._next_sample[revision]
 
     def _run_until(self, moment: datetime) -> None:
         for when, revision in sorted(self.stops):

@@ -1,28 +1,41 @@
-"""A warning for the operator: a store password rotation left half done.
+"""Warnings for the operator: a store secret rotation left half done.
 
 `storePreviousPassword` keeps the replaced password valid on the store's user through the deploy
 that rolls the tasks over (docs/pulumi.md, rotating the store's password). Left set afterwards,
-the old password stays valid for good: whoever learned it can still sign in. The plan prints this
-as a note, not a violation, because during the rotation it is exactly right.
+the old password stays valid for good: whoever learned it can still sign in.
+
+`storeAcceptedMessageSecret` (REDIS_ACCEPTED_MESSAGE_SECRET) has the replicas open what was sealed
+with a second secret while the message secret changes (docs/pulumi.md, changing the replicas'
+message secret). Left set afterwards, whoever learned the old secret can still speak for a replica.
+
+The plan prints these as notes, not violations, because during a rotation they are exactly right.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
+from stacks.config.store import ACCEPTED_MESSAGE_SECRET_KEY, ACCEPTED_MESSAGE_SECRET_VARIABLE
 from stacks.tools.mocks import Registration, unwrap
 
 USER = "aws:elasticache/user:User"
+DISPATCHERS = ("aws:ecs/taskDefinition:TaskDefinition", "gcp:cloudrunv2/service:Service")
 
 
 def notes(registrations: Iterable[Registration], stack: str) -> list[str]:
     found = []
     for reg in registrations:
-        if reg.type != USER:
-            continue
-        passwords = (unwrap(reg.inputs).get("authenticationMode") or {}).get("passwords") or []
-        if len(passwords) > 1:
-            found.append(f"{reg.type} {reg.name}: storePreviousPassword is set, so the replaced store password still "
-                         "signs in. Once no task of the earlier deploy runs, finish the rotation: "
-                         f"`pulumi config rm storePreviousPassword -s {stack}` and `pulumi up -s {stack}`")
+        if reg.type == USER:
+            passwords = (unwrap(reg.inputs).get("authenticationMode") or {}).get("passwords") or []
+            if len(passwords) > 1:
+                found.append(f"{reg.type} {reg.name}: storePreviousPassword is set, so the replaced store password "
+                             "still signs in. Once no task of the earlier deploy runs, finish the rotation: "
+                             f"`pulumi config rm storePreviousPassword -s {stack}` and `pulumi up -s {stack}`")
+        elif reg.type in DISPATCHERS and ACCEPTED_MESSAGE_SECRET_VARIABLE in json.dumps(unwrap(reg.inputs),
+                                                                                        default=str):
+            found.append(f"{reg.type} {reg.name}: {ACCEPTED_MESSAGE_SECRET_KEY} is set, so the replicas also open "
+                         "what was sealed with a second message secret. Once the change's last step has rolled "
+                         f"out, finish it: `pulumi config rm {ACCEPTED_MESSAGE_SECRET_KEY} -s {stack}` and "
+                         f"`pulumi up -s {stack}`")
     return found

@@ -5,16 +5,23 @@ act on nothing else, and the relay's incoming work is bounded."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from dispatcher.sessions.webhook_outbox import KINDS, StoreOutbox
+from dispatcher.settings import SettingsError
+from dispatcher.store.client import StoreSettings
 from dispatcher.store.media_bus import BINARY, HELLO, TEXT, _addressed
 from dispatcher.store.message_seal import REPLAY_BITS, WINDOW_SECONDS, MessageSeal
 from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.relay import MAX_WORKING
+from tests.dispatcher.store.conftest import settings_for
+from tests.support.redis_server import RedisServer
 
 SECRET = "the-replicas-message-secret-" + "k" * 20
 CHANNEL = "{voicefleet}:relay:r-a"
@@ -91,6 +98,78 @@ def test_messages_out_of_order_open_once_each_within_the_replay_window() -> None
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="32"):
         MessageSeal("short")
+    with pytest.raises(ValueError, match="32"):
+        MessageSeal(SECRET, accepted="short")
+
+
+OLD, NEW = SECRET, "the-next-message-secret-" + "n" * 24
+WHERE = "{voicefleet}:webhooks:outbox m-1"
+
+
+def exchanged(sender: MessageSeal, receiver: MessageSeal) -> bool:
+    """Whether `receiver` takes what `sender` says: a relayed message, its body and an outbox record."""
+    sealed = sender.seal(CHANNEL, sender.conceal(CHANNEL, b'{"method":"webrtc.offer"}'))
+    body = receiver.open(CHANNEL, "relay", sealed)
+    revealed = receiver.reveal(CHANNEL, "relay", body) if body is not None else None
+    record = receiver.open_record("outbox", WHERE, sender.seal_record(WHERE, b'{"kind":"x"}'))
+    assert (revealed is None) == (record is None)  # one key set for messages and records alike
+    return revealed == b'{"method":"webrtc.offer"}' and record == b'{"kind":"x"}'
+
+
+def test_an_old_replicas_message_and_outbox_record_open_only_where_its_secret_is_accepted() -> None:
+    old_replica = MessageSeal(OLD)
+    assert exchanged(old_replica, MessageSeal(NEW, accepted=OLD))
+    assert not exchanged(old_replica, MessageSeal(NEW))
+    # The accepted secret opens, never seals: the old replica does not read the new one's.
+    assert not exchanged(MessageSeal(NEW, accepted=OLD), old_replica)
+
+
+def test_each_deploy_of_a_rotation_understands_the_one_it_replaces_both_ways() -> None:
+    # docs/pulumi.md: the new secret accepted; then sealing with it, the old accepted; then alone.
+    deploys = [MessageSeal(OLD), MessageSeal(OLD, accepted=NEW), MessageSeal(NEW, accepted=OLD), MessageSeal(NEW)]
+    for before, after in zip(deploys, deploys[1:], strict=False):
+        assert exchanged(before, after) and exchanged(after, before)
+    assert not exchanged(deploys[0], deploys[3])  # why one deploy cannot change it
+
+
+async def test_replicas_mid_rotation_relay_to_each_other_and_take_each_others_outbox_entries(
+        redis: RedisServer, prefix: str) -> None:
+    def replica(name: str, secret: str, accepted: str = "") -> RedisCoordination:
+        settings = settings_for(redis, name, prefix, lease_seconds=60.0)
+        return RedisCoordination(replace(settings, message_secret=secret, accepted_message_secret=accepted))
+
+    a, b, c = replica("r-a", OLD, accepted=NEW), replica("r-b", NEW, accepted=OLD), replica("r-c", NEW)
+
+    async def bot(session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"answered": session_id}
+
+    try:
+        for one in (a, b):
+            await one.start(bot, held=tuple)
+        assert a.relay is not None and b.relay is not None
+        assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+        assert await b.relay.ask("r-a", "s1", "webrtc.ice", {}, timeout=10) == {"answered": "s1"}
+        assert await a.relay.ask("r-b", "s2", "webrtc.ice", {}, timeout=10) == {"answered": "s2"}
+        # An outbox entry an old-secret replica left is delivered by one that accepts that secret,
+        # and refused (not sent under the deployment's webhook key) by one that does not.
+        entry = {"kind": sorted(KINDS)[0], "data": {"session_id": "s1"}, "attempts": 0, "expires": time.time() + 600}
+        await StoreOutbox(a.store, a.seal).put("m-1", entry, 0.0, 100, 600.0)  # type: ignore[arg-type]
+        await StoreOutbox(a.store, a.seal).put("m-2", entry, 0.0, 100, 600.0)  # type: ignore[arg-type]
+        assert [m for m, _ in await StoreOutbox(c.store, c.seal).claim(time.time(), 30.0, 1)] == []
+        assert [m for m, _ in await StoreOutbox(b.store, b.seal).claim(time.time(), 30.0, 1)] == ["m-2"]
+    finally:
+        for one in (a, b, c):
+            await one.aclose()
+
+
+def test_the_accepted_secret_is_read_checked_and_handed_to_the_seal() -> None:
+    env = {"REDIS_URL": "redis://127.0.0.1:6379", "REDIS_MESSAGE_SECRET": NEW}
+    settings = StoreSettings.from_env({**env, "REDIS_ACCEPTED_MESSAGE_SECRET": OLD})
+    assert settings is not None and settings.accepted_message_secret == OLD
+    assert OLD not in repr(settings)
+    for bad in ("short", NEW):
+        with pytest.raises(SettingsError, match="REDIS_ACCEPTED_MESSAGE_SECRET"):
+            StoreSettings.from_env({**env, "REDIS_ACCEPTED_MESSAGE_SECRET": bad})
 
 
 async def test_a_forged_media_frame_reaches_no_call(replica_pair: tuple[RedisCoordination, RedisCoordination],

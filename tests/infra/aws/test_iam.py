@@ -46,8 +46,19 @@ def test_every_role_trusts_the_ecs_task_service_only(aws: Run) -> None:
     assert len(roles) == 4
     for role in roles:
         (trust,) = json.loads(unwrap(role.inputs["assumeRolePolicy"]))["Statement"]
+        trust.pop("Condition", None)  # the bot task role's own, below
         assert trust == {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
                          "Action": "sts:AssumeRole"}, role.name
+
+
+def test_the_bot_task_role_is_assumed_only_for_tasks_of_this_account_and_region(aws: Run) -> None:
+    # Its sessions prove a bot's task to the dispatcher (dispatcher/machines/ecs/identity.py): AWS's
+    # confused-deputy keys keep ECS from assuming it for any other account's task.
+    (role,) = [r for r in aws.of_type("aws:iam/role:Role") if r.name.endswith("-bot-task")]
+    (trust,) = json.loads(unwrap(role.inputs["assumeRolePolicy"]))["Statement"]
+    account, region = ACCOUNT_REGION.split(":")[1], ACCOUNT_REGION.split(":")[0]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": account},
+                                  "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{region}:{account}:*"}}
 
 
 def test_the_statement_builders_write_exactly_what_they_are_given() -> None:

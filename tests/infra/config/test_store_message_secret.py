@@ -70,3 +70,56 @@ def test_one_replica_provisions_no_message_secret(stack: StackRunner, cloud: str
     run = stack(cloud, secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL[cloud])
     names = [r.name for r in run.registrations if "redis-message-secret" in r.name]
     assert names == []
+
+
+ACCEPTED = "the-other-message-secret-of-a-change-" + "a" * 12
+WITH_ACCEPTED = {**SECRETS, **CHANNEL_SECRETS, **AWS_STORE, "voicefleet:storeAcceptedMessageSecret": ACCEPTED}
+
+
+def dispatcher_secret_names(run: Run, cloud: str) -> set[str]:
+    if cloud == "aws":
+        return {s["name"] for s in container(run, "-dispatcher")["secrets"]}
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    (dispatcher,) = unwrap(service.inputs)["template"]["containers"]
+    return {e["name"] for e in dispatcher["envs"] if "valueSource" in e}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_the_accepted_message_secret_reaches_the_dispatcher_only_while_it_is_set(stack: StackRunner,
+                                                                                  cloud: str) -> None:
+    replicas = AWS_REPLICAS if cloud == "aws" else GCP_REPLICAS
+    during = stack(cloud, secrets=WITH_ACCEPTED, **replicas)
+    assert "REDIS_ACCEPTED_MESSAGE_SECRET" in dispatcher_secret_names(during, cloud)
+    assert ACCEPTED not in json.dumps([unwrap(r.inputs) for r in during.registrations
+                                       if "secretVersion" not in r.type and "SecretVersion" not in r.type], default=str)
+    assert "REDIS_ACCEPTED_MESSAGE_SECRET" not in bot_inputs(during) and ACCEPTED not in bot_inputs(during)
+    after = stack(cloud, secrets={**SECRETS, **CHANNEL_SECRETS, **AWS_STORE}, **replicas)
+    assert "REDIS_ACCEPTED_MESSAGE_SECRET" not in dispatcher_secret_names(after, cloud)
+    assert "REDIS_MESSAGE_SECRET" in dispatcher_secret_names(after, cloud)
+
+
+@pytest.mark.parametrize(("secret", "problem"), [
+    (MESSAGE_SECRET, "is the same as storeMessageSecret"), ("short", "must be at least 32 characters")])
+def test_an_accepted_message_secret_that_cannot_work_is_refused(stack: StackRunner, secret: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:storeAcceptedMessageSecret {problem}"):
+        stack("aws", secrets={**WITH_ACCEPTED, "voicefleet:storeAcceptedMessageSecret": secret}, **AWS_REPLICAS)
+
+
+def test_an_accepted_message_secret_without_a_store_is_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="storeAcceptedMessageSecret is set but dispatcherCount=1"):
+        stack("aws", secrets=WITH_ACCEPTED, **CHANNEL["aws"])
+
+
+def test_a_message_secret_change_left_half_done_is_a_warning_with_the_command_that_finishes_it(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks.tools.preflight import store_rotation
+
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    during = stack("aws", secrets=WITH_ACCEPTED, **AWS_REPLICAS)
+    (note,) = store_rotation.notes(during.registrations, "aws-prod")
+    assert "pulumi config rm storeAcceptedMessageSecret -s aws-prod" in note and ACCEPTED not in note
+    (said,) = [w for w in warnings if "storeAcceptedMessageSecret" in w]
+    assert "pulumi config rm storeAcceptedMessageSecret" in said and ACCEPTED not in said
+    after = stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, **AWS_STORE}, **AWS_REPLICAS)
+    assert store_rotation.notes(after.registrations, "aws-prod") == []

@@ -10,7 +10,13 @@ import pytest
 
 from dispatcher.metric_catalogue import METRICS, READY_BUCKETS, SAMPLE, metric_names
 from stacks.config.reader import SettingsError
-from stacks.gcp.observability import FAILURES_BY_REASON, log_metric_id, promql_name
+from stacks.gcp.observability import (
+    FAILURES_BY_REASON,
+    ObservabilityArgs,
+    dashboard_body,
+    log_metric_id,
+    promql_name,
+)
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
@@ -23,7 +29,8 @@ CHANNEL = "projects/vf-test/notificationChannels/1234567890"
 
 def with_reserve_and_store(stack: StackRunner, **overrides: str) -> Run:
     # The channel gives a reserve; more than one instance with it, a shared store (Memorystore).
-    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, dispatcherMaxInstances="2", **overrides)
+    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, dispatcherMaxInstances="2",
+                 **{"alertPolicies": "true", **overrides})
 
 
 def policies(run: Run) -> dict[str, dict]:
@@ -45,6 +52,10 @@ def test_the_dispatcher_writes_json_lines_into_the_stacks_namespace(gcp: Run) ->
 def test_one_log_based_metric_per_member_the_dispatcher_writes(gcp: Run) -> None:
     found = {unwrap(m.inputs)["name"]: unwrap(m.inputs) for m in gcp.of_type(LOG_METRIC)}
     assert set(found) == {log_metric_id(PREFIX, n) for n in (*metric_names(), FAILURES_BY_REASON)}
+    for spec in found.values():  # the dispatcher's stdout on Cloud Run only, never a bot VM's log
+        assert spec["filter"].startswith(
+            'logName="projects/vf-test/logs/run.googleapis.com%2Fstdout" AND resource.type="cloud_run_revision" AND '
+            'resource.labels.service_name="voicefleet-gcp-test-dispatcher"'), spec["filter"]
     for metric in METRICS:
         spec = found[log_metric_id(PREFIX, metric.name)]
         assert 'jsonPayload.metricNamespace="voicefleet/gcp-test"' in spec["filter"]
@@ -90,8 +101,45 @@ def test_outputs_and_channels(stack: StackRunner) -> None:
     assert sorted(outputs["alarmNames"]) == sorted(policies(run))
 
 
-def test_a_stack_without_reserve_or_store_gets_only_the_policies_that_can_fire(gcp: Run) -> None:
-    assert sorted(policies(gcp)) == [f"{PREFIX}-start-failure-rate", f"{PREFIX}-time-to-ready-p95"]
+def test_a_stack_without_reserve_or_store_gets_only_the_policies_that_can_fire(stack: StackRunner) -> None:
+    run = stack("gcp", alertPolicies="true")
+    assert sorted(policies(run)) == [f"{PREFIX}-start-failure-rate", f"{PREFIX}-time-to-ready-p95"]
+
+
+def test_the_first_up_creates_the_metrics_and_dashboard_but_no_policy_until_asked(stack: StackRunner) -> None:
+    # Monitoring refuses a policy on a log-based metric younger than ~10 min: the first `up` of a
+    # fresh project would fail on the policies, so they wait for alertPolicies (a second `up`).
+    run = with_reserve_and_store(stack, alertPolicies="false")
+    assert run.of_type(LOG_METRIC) and run.of_type(DASHBOARD)
+    assert policies(run) == {}
+    outputs = unwrap(run.completed[run.one("voicefleet:gcp:GcpStack").urn])
+    assert outputs["alarmNames"] == []
+    assert policies(stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, dispatcherMaxInstances="2")) == {}
+
+
+def test_alert_policies_takes_only_true_or_false(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="alertPolicies must be true or false"):
+        stack("gcp", alertPolicies="yes")
+
+
+def test_the_dashboard_holds_no_member_the_api_would_leave_out() -> None:
+    # The API answers in proto3 JSON, without members equal to their default; one sent anyway
+    # (xPos 0) reads back missing and every preview shows a dashboard diff.
+    args = ObservabilityArgs(prefix=PREFIX, project="vf-test", namespace="voicefleet/gcp-test",
+                             service_name="svc", reserve=True, store=True)
+
+    def defaults(value: object, path: str) -> list[str]:
+        if isinstance(value, dict):
+            return [p for k, v in value.items() for p in ([f"{path}.{k}"] if v in (0, "", [], {}) else [])
+                    + defaults(v, f"{path}.{k}")]
+        if isinstance(value, list):
+            return [p for i, v in enumerate(value) for p in defaults(v, f"{path}[{i}]")]
+        return []
+
+    body = dashboard_body(args)
+    assert defaults(body, "") == []
+    tiles = body["mosaicLayout"]["tiles"]
+    assert "xPos" not in tiles[0] and "yPos" not in tiles[0] and tiles[1]["xPos"] == 24 and tiles[2]["yPos"] == 16
 
 
 @pytest.mark.parametrize("channel", ["projects/other/notificationChannels/1", "my-pager"])

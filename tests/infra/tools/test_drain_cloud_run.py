@@ -142,3 +142,48 @@ def test_silence_since_the_change_means_gone_only_after_a_sample_and_its_delay()
                "scaling": {"scalingMode": "MANUAL"}}
     assert not instances_reading(service, [], since + timedelta(seconds=200)).gone
     assert instances_reading(service, [], since + timedelta(seconds=240)).gone
+
+
+def two_revisions(cloud_run: FakeCloudRun, *, live_ends_after: float) -> str:
+    """An old revision with no instance that keeps writing 0, sampled on the tick, and a newer one
+    with one live instance sampled 50 s later; scaled to zero 15 s after the old one's last sample
+    before the change."""
+    old = cloud_run.revision
+    cloud_run.instances[old] = 0
+    cloud_run.revision = f"{cloud_run.service}-00002-def"
+    cloud_run.phase[cloud_run.revision] = 50
+    cloud_run.start_instances(1)
+    cloud_run.advance(115)  # old: 0, 60 s; new: 50, 110 s (1 instance)
+    cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
+    cloud_run.settle()
+    cloud_run.stop_one_at(live_ends_after)
+    return old
+
+
+def test_another_series_fresh_zero_does_not_hide_an_instance_whose_sample_is_still_delayed(
+    fake_cloud_run: FakeCloudRun,  # noqa: F811
+) -> None:
+    from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget
+
+    two_revisions(fake_cloud_run, live_ends_after=10**6)
+    # 195 s after the change: the old revision's 0 taken at 120 s is visible, the new revision's
+    # sample taken after the change (170 s) is not yet; its last visible one said 1.
+    fake_cloud_run.advance(195)
+    target = CloudRunTarget.from_outputs({"region": fake_cloud_run.region,
+                                          "dispatcherService": fake_cloud_run.service},
+                                         {"GCE_PROJECT": fake_cloud_run.project, "GCE_AUTH": "none",
+                                          **fake_cloud_run.env})
+
+    async def look() -> tuple[bool, bool]:
+        instances = CloudRunInstances(target)
+        try:
+            early = (await instances.reading(fake_cloud_run.now)).gone
+            fake_cloud_run.advance(40)  # the new revision's 1, taken after the change, shows
+            later = (await instances.reading(fake_cloud_run.now)).gone
+            return early, later
+        finally:
+            await instances.aclose()
+
+    assert fake_cloud_run.live() == 1
+    assert asyncio.run(look()) == (False, False)
+
