@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         state.channel_access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
+                            write_timeout_seconds=settings.write_timeout_seconds,
+                            max_connections=settings.max_connections,
                             graceful_shutdown_seconds=grace, own_log_format=chosen_format == "text")
     phone = state.phone
     server = DrainingServer(

@@ -7,6 +7,7 @@ the Pipecat dev runner follows) show `info ?? detail` from an error body, so wit
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from http import HTTPStatus
@@ -94,6 +95,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             exc.status_code, _code_for(exc.status_code), message, headers=dict(exc.headers or {})
         )
+
+    # Out of descriptors is a load to shed, not a bug: a 503 and one line, not a 500 and a traceback
+    # (the handler for `Exception` answers too late for that: uvicorn logs the traceback after it).
+    @app.exception_handler(OSError)
+    async def _out_of_descriptors(request: Request, exc: OSError) -> JSONResponse:
+        if request.scope["type"] != "http" or exc.errno not in (errno.EMFILE, errno.ENFILE):
+            raise exc  # as without this handler: `_unexpected` below
+        log.warning("out of file descriptors on %s %s: answered 503", request.method, request.url.path)
+        return error_response(503, "overloaded", "the dispatcher is out of resources: retry in a moment",
+                              retry_after=1)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

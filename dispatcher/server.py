@@ -3,6 +3,16 @@
 - A connection must finish its request (head and body) within `HEADER_TIMEOUT_SECONDS` of
   opening, or of its previous response plus the keep-alive time: sockets that send nothing, or
   a head one byte at a time, are closed, so they cannot hold the server's descriptors.
+- A response the client stops reading is abandoned: once the socket's buffer is full (the
+  transport pauses writing), the client has `WRITE_TIMEOUT_SECONDS` to take some of it, or the
+  connection is aborted (a "slow read" of a large answer held its descriptor and memory forever).
+  A stream that has nothing to send (an event stream waiting) is not paused, so not cut.
+- At most `MAX_CONNECTIONS` connections are open at once (HTTP, the bot channels and media sockets
+  alike), and never more than half the process's descriptor limit: one past it is answered 503
+  and closed as it is accepted, before it can hold anything. The other half is for what the
+  dispatcher opens itself (its store, its bots' pipes, files), so a flood of connections no longer
+  turns into "too many open files" in the middle of a request (dispatcher/errors.py answers that
+  with a 503 too, should it happen all the same).
 - A bot channel frame larger than the contract's limit is refused by the WebSocket protocol as it
   arrives (close 1009), never read whole first.
 """
@@ -10,6 +20,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
+import time
 from typing import Any
 
 import uvicorn
@@ -21,16 +34,104 @@ from botchannel.contract import MAX_FRAME_BYTES
 # h11 refuses a request whose head is larger than this, before the app sees it. The app's own
 # JSON 431 limit (8 KB) sits below it, so clients normally get the API's error format.
 SERVER_MAX_HEAD_BYTES = 16 * 1024
+LOG_EVERY_SECONDS = 60.0
+_OVER_CAP_BODY = b'{"error":{"code":"overloaded","message":"too many connections: retry in a moment"}}'
+_OVER_CAP = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+             b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(_OVER_CAP_BODY)) + _OVER_CAP_BODY
+
+log = logging.getLogger("dispatcher.server")
+
+
+class AcceptFailures(logging.Filter):
+    """asyncio logs every failed accept (out of descriptors) as an error with its traceback, and
+    retries a second later: one warning line a minute says the same without filling the log."""
+
+    MESSAGE = "socket.accept() out of system resource"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._logged = float("-inf")
+        self._since = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.MESSAGE):
+            return True
+        self._since += 1
+        now = time.monotonic()
+        if now - self._logged < LOG_EVERY_SECONDS:
+            return False
+        record.msg, record.args = ("could not accept %d connection(s): out of file descriptors "
+                                   "(see MAX_CONNECTIONS; asyncio retries in a second)", (self._since,))
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self._logged, self._since = now, 0
+        return True
+
+
+def quiet_accept_failures() -> None:
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, AcceptFailures) for f in asyncio_log.filters):
+        asyncio_log.addFilter(AcceptFailures())
+
+
+def connection_cap(configured: int) -> int:
+    """`MAX_CONNECTIONS`, or half the process's descriptor limit if that is lower."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return configured if soft == resource.RLIM_INFINITY else max(1, min(configured, soft // 2))
 
 
 class BoundedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a deadline on reading each request."""
+    """uvicorn's HTTP/1.1 protocol with a deadline on reading each request and on a stalled
+    response, and a cap on the connections open at once."""
 
     header_timeout: float = 10.0
+    write_timeout: float = 30.0
+    max_connections: int = 1000
+    _refused = 0
+    _refusal_logged = float("-inf")
+    _write_stall: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse(transport)
+            return
         self._arm(self.header_timeout)
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        transport.write(_OVER_CAP)  # a few bytes: the socket's buffer takes them, nothing waits
+        transport.close()
+        cls = type(self)
+        cls._refused += 1
+        now = time.monotonic()
+        if now - cls._refusal_logged >= LOG_EVERY_SECONDS:
+            log.warning("refused %d connection(s) past MAX_CONNECTIONS=%d (answered 503)",
+                        cls._refused, self.max_connections)
+            cls._refused, cls._refusal_logged = 0, now
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_stall is None:
+            self._write_stall = self.loop.call_later(self.write_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._unstall()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unstall()
+        super().connection_lost(exc)
+
+    def _unstall(self) -> None:
+        if self._write_stall is not None:
+            self._write_stall.cancel()
+            self._write_stall = None
+
+    def _stalled(self) -> None:
+        """The client took nothing of the response for `write_timeout` seconds."""
+        self._write_stall = None
+        if not self.transport.is_closing() and self.transport.get_protocol() is self:
+            self.transport.abort()  # not close(): that would wait for the client to read the buffer first
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -51,9 +152,15 @@ class BoundedH11Protocol(H11Protocol):
 def uvicorn_config(
     app: Any, *, keep_alive_seconds: int, header_timeout_seconds: float, log_level: str,
     graceful_shutdown_seconds: int | None = None, own_log_format: bool = True,
+    write_timeout_seconds: float = BoundedH11Protocol.write_timeout,
+    max_connections: int = BoundedH11Protocol.max_connections,
 ) -> uvicorn.Config:
     """`own_log_format=False`: uvicorn's lines go through the root handler (LOG_FORMAT=json)."""
-    protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {"header_timeout": header_timeout_seconds})
+    quiet_accept_failures()
+    protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {
+        "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
+        "max_connections": connection_cap(max_connections),
+    })
     return uvicorn.Config(
         app,
         http=protocol,

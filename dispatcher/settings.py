@@ -92,6 +92,10 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ()  # browsers on other origins get no CORS headers at all
     keep_alive_seconds: int = 5  # behind a load balancer: above its idle timeout (ALB: 60 → 65)
     header_timeout_seconds: float = 10.0  # a connection's time to send one whole request
+    write_timeout_seconds: float = 30.0  # a client's time to take some of a response it stopped reading
+    # Connections open at once (API, bot channels, media sockets; at most half the descriptor limit):
+    # above BOT_CHANNEL_MAX_CONNECTIONS plus SESSION_WAITS, so neither starves the other.
+    max_connections: int = 4000
     # The per-deployment bot credential of the control channel (botchannel/contract.py). Local
     # mode generates one per run when unset; a secret, so never in a repr or a log line.
     bot_channel_token: str | None = field(default=None, repr=False)
@@ -157,6 +161,8 @@ class Settings:
             keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
             header_timeout_seconds=float_setting(env, "HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds,
                                                  minimum=0.1),
+            write_timeout_seconds=float_setting(env, "WRITE_TIMEOUT_SECONDS", cls.write_timeout_seconds, minimum=0.1),
+            max_connections=int_setting(env, "MAX_CONNECTIONS", cls.max_connections, minimum=1),
             bot_channel_token=_bot_channel_token(env),
             transports=_transports(env, machines),
             bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from dispatcher.store.call_media import CallMediaRecords, secret_digest
+from dispatcher.store.call_media import CallMediaRecords
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import CallHandle, CallMedia
 from dispatcher.store.forgiving import forgiving
@@ -63,19 +63,19 @@ class RedisCallMedia:
     async def _open(self, session_id: str, secret: str) -> CallHandle:
         line = await self._bus.open(session_id)
         try:
-            await self._records.record(session_id, secret_digest(secret))
+            await self._records.record(session_id, secret)
         except StoreUnavailable:
             line.close()
             raise
         return RedisCall(self._records, line)
 
     async def spend(self, session_id: str, secret: str) -> str | None:
-        return await forgiving(lambda: self._records.spend(session_id, secret_digest(secret)),
+        return await forgiving(lambda: self._records.spend(session_id, secret),
                                lambda: self._alone.spend(session_id, secret), f"phone call {session_id}'s media secret")
 
     async def spend_here(self, session_id: str, secret: str) -> bool:
         async def spent_for_here() -> bool:
-            return await self._records.spend(session_id, secret_digest(secret)) == self.replica_id
+            return await self._records.spend(session_id, secret) == self.replica_id
 
         return await forgiving(spent_for_here, lambda: self._alone.spend_here(session_id, secret),
                                f"phone call {session_id}'s media secret")

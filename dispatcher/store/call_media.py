@@ -1,6 +1,12 @@
 """A phone call's media record: `call:<session id>` → the replica holding the carrier's socket and
 the digest of the one-time secret the call's bot presents on its media socket.
 
+The digest is an HMAC keyed from `REDIS_MESSAGE_SECRET` (which only the replicas hold) over the
+session id and the secret, never a bare hash: a store writer who replaced a bare sha256 with the
+hash of a secret of its own could present that secret at an honest replica, which would then relay
+the call's frames to it, its caller's voice included. Without the key, nothing a store writer puts
+there opens a media socket, and a digest copied from another call does not match this one.
+
 The carrier's replica writes it before it tells the bot where its media goes, and renews it while
 the call lives (a lease, so a replica killed outright leaves nothing behind one lease later).
 Through a load balancer the bot's media socket may reach any replica: that replica spends the
@@ -11,6 +17,7 @@ one media socket across every replica, and learns where the call's frames go.
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from dispatcher.store.client import Store
 
@@ -20,7 +27,7 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'replica', ARGV[1], 'digest', ARGV[2])
 return redis.call('PEXPIRE', KEYS[1], ARGV[3])
 """
-# The digest is of a 256-bit random secret: comparing digests leaks nothing usable about it.
+# The digest is a MAC of a 256-bit random secret: comparing digests leaks nothing usable about it.
 _SPEND = """
 local replica = redis.call('HGET', KEYS[1], 'replica')
 if not replica or redis.call('HGET', KEYS[1], 'digest') ~= ARGV[1] then
@@ -43,14 +50,24 @@ return 0
 """
 
 
-def secret_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+_DIGEST_USE = b"voicefleet call media secrets v1"  # a key of its own: no other MAC of the replicas' matches
+
+
+def media_key(message_secret: str) -> bytes:
+    return hmac.new(message_secret.encode(), _DIGEST_USE, hashlib.sha256).digest()
+
+
+def secret_digest(key: bytes, session_id: str, secret: str) -> str:
+    """What the store keeps of a call's media secret: only a holder of `key` makes one that matches."""
+    name = session_id.encode()  # its length first: no split of id and secret reads as another
+    return hmac.new(key, b"%d:" % len(name) + name + secret.encode(), hashlib.sha256).hexdigest()
 
 
 class CallMediaRecords:
     def __init__(self, store: Store) -> None:
         self._store = store
         self.lease_seconds = store.settings.lease_seconds
+        self._digest_key = media_key(store.settings.message_secret)
         redis = store.redis
         self._record = redis.register_script(_RECORD)
         self._spend = redis.register_script(_SPEND)
@@ -63,14 +80,16 @@ class CallMediaRecords:
     def _ms(self) -> int:
         return max(1, int(self.lease_seconds * 1000))
 
-    async def record(self, session_id: str, digest: str) -> None:
-        """This replica holds the call's carrier socket; `digest` opens its bot's media socket once."""
+    async def record(self, session_id: str, secret: str) -> None:
+        """This replica holds the call's carrier socket; `secret` opens its bot's media socket once."""
+        digest = secret_digest(self._digest_key, session_id, secret)
         args: list[str | int] = [self._store.replica_id, digest, self._ms()]
         await self._store.call(lambda: self._record(keys=[self._key(session_id)], args=args))
 
-    async def spend(self, session_id: str, digest: str) -> str | None:
-        """The replica holding the call's carrier socket, if `digest` is the call's unspent secret
+    async def spend(self, session_id: str, secret: str) -> str | None:
+        """The replica holding the call's carrier socket, if `secret` is the call's unspent secret
         (spent now, everywhere); None otherwise. Raises `StoreUnavailable`."""
+        digest = secret_digest(self._digest_key, session_id, secret)
         replica = await self._store.call(lambda: self._spend(keys=[self._key(session_id)], args=[digest]))
         return None if replica is None else str(replica)
 

@@ -100,7 +100,7 @@ class RedisCoordination:
         self.media = MediaBus(self.store, self.seal)
         self.calls: CallMedia = RedisCallMedia(self.call_records, self.media, LocalCallMedia(self.replica_id))
         self.pool: ReservePool = ForgivingPool(StorePool(self.store, leases), LocalPool())
-        self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store), MemoryTimelines())
+        self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store, self.seal), MemoryTimelines())
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

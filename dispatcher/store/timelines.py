@@ -6,6 +6,17 @@ forgotten first); several replicas in the store (`StoreTimelines`: a list per se
 `timeline:<session id>`, appended, trimmed and given its time to live in one script). A store that
 does not answer is answered from this replica's memory (`ForgivingTimelines`): the events this
 replica saw are kept, and read back from here until the store answers again.
+
+In the store each event is sealed with the replicas' record key (dispatcher/store/message_seal.py,
+`seal_record`, bound to the session's list): `GET /sessions/{id}` shows a session's trace id and
+last error to its key, so an event a store writer pushed would otherwise be told to that key as
+its session's own. One that does not open is dropped and counted
+(`voicefleet_store_messages_refused_total{channel="timeline"}`). A read takes at most the first and
+the last `MAX_EVENTS` of the list, each at most `MAX_EVENT_BYTES`: a list a store writer grew
+without bound (which the append script would have trimmed) costs a read no more than a kept one,
+and the session's own events before the flood are still found. What a store writer can still do
+is delete a list, or copy one of a session's own events within it again (the seal binds an event
+to its session, not to its place).
 """
 
 from __future__ import annotations
@@ -18,9 +29,11 @@ from typing import Any
 
 from dispatcher.store.client import Store
 from dispatcher.store.forgiving import forgiving
+from dispatcher.store.message_seal import MessageSeal
 
 MAX_EVENTS = 64  # per session: a session's life is a dozen events; a bot that reports in a loop is cut here
 KEEP_SECONDS = 24 * 3600.0  # a day: time to look into yesterday evening's complaint
+MAX_EVENT_BYTES = 16 * 1024  # sealed; a report's text fields are 512 characters each (botchannel/contract.py)
 MAX_SESSIONS = 10_000  # one process's memory: ~64 events of ~200 bytes each at most, per session
 
 # KEYS[1]: the session's list. ARGV: the event (JSON), the most events kept, the time to live (ms).
@@ -29,6 +42,21 @@ redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
+"""
+# KEYS[1]: the session's list. ARGV: the most events kept, the most bytes of one. Only LRANGE: what
+# the store user may run (stacks/aws/store_access.py), and never the whole of a list grown long.
+_READ = """
+local most, within = tonumber(ARGV[1]), tonumber(ARGV[2])
+local items = redis.call('LRANGE', KEYS[1], 0, 2 * most - 1)
+if #items == 2 * most then
+  local tail = redis.call('LRANGE', KEYS[1], -most, -1)
+  for i = 1, most do items[most + i] = tail[i] end
+end
+local kept = {}
+for _, item in ipairs(items) do
+  if #item <= within then kept[#kept + 1] = item end
+end
+return kept
 """
 
 
@@ -62,24 +90,34 @@ class MemoryTimelines:
 
 
 class StoreTimelines:
-    def __init__(self, store: Store, max_events: int = MAX_EVENTS, keep_seconds: float = KEEP_SECONDS) -> None:
+    def __init__(self, store: Store, seal: MessageSeal, max_events: int = MAX_EVENTS,
+                 keep_seconds: float = KEEP_SECONDS) -> None:
         self._store = store
+        self._seal = seal
         self._max_events, self._keep_ms = max_events, int(keep_seconds * 1000)
         self._append = store.redis.register_script(_APPEND)
+        self._read = store.redis.register_script(_READ)
 
     def _key(self, session_id: str) -> str:
         return self._store.key("timeline", session_id)
 
     async def append(self, session_id: str, event: Mapping[str, Any]) -> None:
-        args: list[int | str] = [json.dumps(dict(event), separators=(",", ":")), self._max_events, self._keep_ms]
-        await self._store.call(lambda: self._append(keys=[self._key(session_id)], args=args))
+        key = self._key(session_id)
+        sealed = self._seal.seal_record(key, json.dumps(dict(event), separators=(",", ":")).encode())
+        args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms]
+        await self._store.call(lambda: self._append(keys=[key], args=args))
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
-        raw = await self._store.call(lambda: self._store.redis.lrange(self._key(session_id), 0, -1))
+        key = self._key(session_id)
+        args = [self._max_events, MAX_EVENT_BYTES]
+        raw = await self._store.call(lambda: self._read(keys=[key], args=args))
         events = []
         for item in raw:
+            opened = self._seal.open_record("timeline", key, item.encode() if isinstance(item, str) else item)
+            if opened is None:
+                continue  # not a replica's (counted)
             try:
-                event = json.loads(item)
+                event = json.loads(opened)
             except ValueError:
                 continue
             if isinstance(event, dict):

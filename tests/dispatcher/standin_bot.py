@@ -140,7 +140,7 @@ PIPELINE_ERROR = "DeepgramSTTService#0: the API key was rejected (401)"
 def record_session(session_id: str | None, body: str | None, ice: object = None, room_url: str | None = None) -> None:
     if (record := os.environ.get("STANDIN_RECORD_DIR")) and session_id:
         with open(os.path.join(record, f"{session_id}.json"), "w") as f:
-            json.dump({"argv": sys.argv[1:], "body": body, "ice": ice, "room_url": room_url,
+            json.dump({"argv": sys.argv[1:], "session_id": session_id, "body": body, "ice": ice, "room_url": room_url,
                        "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
 
 
@@ -152,6 +152,7 @@ def main() -> int:
     parser.add_argument("--session-id")
     parser.add_argument("--max-duration", type=int)
     args = parser.parse_args()
+    args.session_id = args.session_id or os.environ.get("VOICEFLEET_SESSION_ID")  # a cold bot's, from its launcher
     mode = os.environ.get("STANDIN_MODE", "serve")
     stop, ready, failed = SignalFlag(), SignalFlag(), SignalFlag()
     signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else stop.set)

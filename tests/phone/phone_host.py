@@ -46,6 +46,7 @@ async def main() -> int:
     parser.add_argument("--transport")
     parser.add_argument("--max-duration")
     args = parser.parse_args()
+    args.session_id = args.session_id or os.environ.get("VOICEFLEET_SESSION_ID")  # a cold bot's, from its launcher
     user = load_user_bot()  # warm: Pipecat and the user's module are imported before any call
     url, token = os.environ["BOT_CHANNEL_URL"], os.environ["BOT_CHANNEL_TOKEN"]
     machine_id = os.environ.get("BOT_MACHINE_ID") or f"phone-host-{os.getpid()}"

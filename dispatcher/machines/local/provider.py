@@ -232,12 +232,12 @@ class LocalMachines:
         return [IdleMachine(bot_id, bot.created_at) for bot_id, bot in self._idle.items() if bot.state.is_active]
 
     def _command(self, spec: LaunchSpec) -> list[str]:
-        # Only non-secret values go on the command line; the body and the channel credential
-        # travel in the environment.
+        # Nothing of the session goes on the command line: any process may read another's
+        # /proc/<pid>/cmdline, Landlock or not, and a session id is what a keyless API takes.
+        # The id travels in the environment (VOICEFLEET_SESSION_ID), with the body and the credential.
         return [
             *self._settings.bot_command,
             "--transport", spec.transport or "webrtc",
-            "--session-id", spec.session_id,
             "--max-duration", str(spec.max_session_seconds),
         ]  # fmt: skip
 

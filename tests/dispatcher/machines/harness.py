@@ -317,9 +317,9 @@ def local_harness(record_dir: Path) -> Harness:
     def received(session_id: str) -> list[dict[str, str]]:
         records = [json.loads(p.read_text()) for p in sorted(record_dir.glob("*.json"))]
         return [
-            {"session_id": r["argv"][r["argv"].index("--session-id") + 1], "room_url": "", "token": ""}
+            {"session_id": r["session_id"], "room_url": "", "token": ""}
             for r in records
-            if session_id in ("", r["argv"][r["argv"].index("--session-id") + 1])
+            if session_id in ("", r["session_id"])
         ]
 
     def unsupported(*_: object) -> Any:

@@ -11,7 +11,6 @@ from redis.exceptions import RedisError
 from starlette.types import Message
 
 from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
-from dispatcher.store.call_media import secret_digest
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
@@ -24,23 +23,23 @@ Pair = tuple[RedisCoordination, RedisCoordination]
 
 async def test_a_media_secret_is_spent_once_across_replicas_and_names_the_calls_replica(replica_pair: Pair) -> None:
     a, b = replica_pair
-    await a.call_records.record("s1", secret_digest("the-secret"))
-    assert await b.call_records.spend("s1", secret_digest("a-wrong-one")) is None
-    assert await b.call_records.spend("s1", secret_digest("the-secret")) == "r-a"
+    await a.call_records.record("s1", "the-secret")
+    assert await b.call_records.spend("s1", "a-wrong-one") is None
+    assert await b.call_records.spend("s1", "the-secret") == "r-a"
     # A replay, even at the call's own replica:
-    assert await a.call_records.spend("s1", secret_digest("the-secret")) is None
-    assert await b.call_records.spend("s1", secret_digest("the-secret")) is None
-    assert await b.call_records.spend("no-such-call", secret_digest("the-secret")) is None
+    assert await a.call_records.spend("s1", "the-secret") is None
+    assert await b.call_records.spend("s1", "the-secret") is None
+    assert await b.call_records.spend("no-such-call", "the-secret") is None
 
 
 async def test_only_the_calls_replica_renews_or_releases_its_record(replica_pair: Pair) -> None:
     a, b = replica_pair
-    await a.call_records.record("s1", secret_digest("x"))
+    await a.call_records.record("s1", "x")
     assert not await b.call_records.renew("s1")
     await b.call_records.release("s1")
     assert await a.call_records.renew("s1")
     await a.call_records.release("s1")
-    assert await b.call_records.spend("s1", secret_digest("x")) is None
+    assert await b.call_records.spend("s1", "x") is None
 
 
 async def connected(a: RedisCoordination, b: RedisCoordination, session_id: str = "s1") -> tuple[StoreHop, StoreHop]:

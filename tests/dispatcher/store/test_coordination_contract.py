@@ -234,7 +234,7 @@ async def test_a_timeline_written_at_one_replica_is_read_at_another_until_it_exp
     try:
         await writer.timelines.append("s-1", {"event": "requested", "replica": "r-a"})
         assert await reader.timelines.read("s-1") == [{"event": "requested", "replica": "r-a"}]
-        short = StoreTimelines(writer.store, keep_seconds=0.3)  # kept a bounded time (a day by default)
+        short = StoreTimelines(writer.store, writer.seal, keep_seconds=0.3)  # kept a bounded time (a day by default)
         await short.append("s-2", {"event": "requested"})
         assert await reader.timelines.read("s-2") == [{"event": "requested"}]
 

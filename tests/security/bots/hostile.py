@@ -3,7 +3,8 @@ then talks as a normal bot does (tests/bots/greeter.py), so a session still work
 
 It records, in `$HOSTILE_REPORT_DIR/<pid>.json`, its own environment, what reading its parent's
 `/proc/<ppid>/environ` (the dispatcher) gave, and every attempt on its siblings' (the other bots the
-dispatcher launched, found by their parent pid in `/proc/<pid>/stat`, which anyone may read). It
+dispatcher launched, found by their parent pid in `/proc/<pid>/stat`, which anyone may read), with
+their command lines (`/proc/<pid>/cmdline`, which anyone may read too, Landlock or not). It
 keeps trying while it lives, so a sibling started later is tried in its first milliseconds too.
 """
 
@@ -26,6 +27,23 @@ def environ_of(pid: int) -> dict[str, object]:
     return {"environ": {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in entries}}
 
 
+def cmdline_of(pid: str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return [a.decode(errors="replace") for a in cmdline.read().split(b"\0") if a]
+    except OSError:
+        return None
+
+
+def signal_of(pid: int) -> str:
+    """Whether this bot may signal `pid` (signal 0: checked, nothing sent)."""
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return type(exc).__name__
+    return "allowed"
+
+
 def parent_of(pid: str) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -42,6 +60,7 @@ def attack(report: Path) -> None:
     deadline = time.monotonic() + ATTACK_SECONDS
     while time.monotonic() < deadline:
         found["parent"] = environ_of(parent)
+        found["signal_parent"] = signal_of(parent)
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == me or entry in others:
                 continue
@@ -51,6 +70,9 @@ def attack(report: Path) -> None:
             tried = siblings.setdefault(entry, {"attempts": 0, "refused": []})
             outcome = environ_of(int(entry))
             tried["attempts"] = int(str(tried["attempts"])) + 1
+            if (cmdline := cmdline_of(entry)) is not None:
+                tried["cmdline"] = cmdline
+            tried["signal"] = signal_of(int(entry))
             if "environ" in outcome:
                 tried["read"] = outcome["environ"]
             elif outcome["refused"] not in tried["refused"]:  # type: ignore[operator]

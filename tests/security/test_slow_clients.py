@@ -1,0 +1,140 @@
+"""Clients that hold a dispatcher's connections without a key, against `python -m dispatcher` as it
+runs (dispatcher/server.py): a "slow read" of a large answer, more connections than it may hold,
+and a request that finds the process out of descriptors. Bounded: a handful of loopback sockets,
+the limits lowered through the settings a deployment sets.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+ASSET = "/docs-assets/swagger-ui-bundle.js"  # 1.7 MB, served without a key (it renders /docs)
+SMALL_ASSET = "/docs-assets/swagger-ui.css"
+PIPELINED = 6  # requests on one connection: ~10 MB of answers
+WRITE_TIMEOUT = 1.0
+MAX_CONNECTIONS = 8
+WAIT = 30.0
+BASE_ENV = {"DISPATCHER_API_KEYS": "slow-clients-key-0123456789abcdef", "RESERVE_MAX_IDLE": "0",
+            "WRITE_TIMEOUT_SECONDS": str(WRITE_TIMEOUT), "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+            "HEADER_TIMEOUT_SECONDS": "30"}  # idle sockets stay until the cap, not the head deadline, ends them
+
+
+@pytest.fixture
+def dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
+    with run_dispatcher(tmp_path, BASE_ENV) as running:
+        yield running
+
+
+def address(dispatcher: DispatcherProcess) -> tuple[str, int]:
+    return "127.0.0.1", int(dispatcher.base_url.rsplit(":", 1)[1])
+
+
+def asking(dispatcher: DispatcherProcess, path: str, *, times: int = 1, rcvbuf: int | None = None) -> socket.socket:
+    """A connection that sends `times` requests for `path` at once (pipelined), the last one closing it."""
+    sock = socket.socket()
+    if rcvbuf is not None:  # a reader that takes (almost) nothing: its window stays shut
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(WAIT)
+    sock.connect(address(dispatcher))
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    sock.sendall(f"{request}\r\n".encode() * (times - 1) + f"{request}Connection: close\r\n\r\n".encode())
+    return sock
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything until the dispatcher closes (or resets) the connection."""
+    got = bytearray()
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
+def test_a_client_that_stops_reading_a_large_answer_is_cut_off(dispatcher: DispatcherProcess) -> None:
+    whole = httpx.get(dispatcher.base_url + ASSET, timeout=WAIT)  # control: a reader gets all of it
+    assert whole.status_code == 200 and len(whole.content) > 1_000_000
+    # Pipelined: more than the kernel's send buffer takes (tcp_wmem's 4 MB at most), so the answer
+    # waits in the dispatcher as it does when many connections share the kernel's memory.
+    stalled = [asking(dispatcher, ASSET, times=PIPELINED, rcvbuf=4096) for _ in range(3)]
+    try:
+        time.sleep(WRITE_TIMEOUT + 3)  # nothing read: past the write deadline (and its scheduling)
+        for sock in stalled:
+            got = read_to_end(sock)  # reading now would let a connection still held finish its answers
+            assert len(got) < PIPELINED * len(whole.content), "a stalled answer was held until its client read it"
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert httpx.get(dispatcher.base_url + "/healthz", timeout=WAIT).status_code == 200
+
+
+def test_connections_past_the_cap_are_answered_503_as_they_come(dispatcher: DispatcherProcess) -> None:
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 4):
+            sock = socket.create_connection(address(dispatcher), timeout=WAIT)
+            held.append(sock)
+        answers = []
+        for sock in held:
+            sock.settimeout(2.0)  # far below the 30 s head deadline: only the cap answers this soon
+            try:
+                answers.append(sock.recv(4096))
+            except TimeoutError:
+                answers.append(None)
+        refused = [a for a in answers if a is not None]
+        assert len(refused) >= 4, answers
+        assert all(a.startswith(b"HTTP/1.1 503") and b'"overloaded"' in a for a in refused), refused
+        assert answers[:MAX_CONNECTIONS - 1] == [None] * (MAX_CONNECTIONS - 1)  # control: the first are kept
+    finally:
+        for sock in held:
+            sock.close()
+    assert httpx.get(dispatcher.base_url + "/healthz", timeout=WAIT).status_code == 200  # the cap frees
+
+
+def leave_one_free(pid: int) -> None:
+    """Lowers the process's descriptor limit to leave exactly one free, once its descriptors settle
+    (the start's readiness probe closes its connection on its own time)."""
+    listed: set[int] = set()
+    for _ in range(50):
+        open_fds = {int(name) for name in os.listdir(f"/proc/{pid}/fd")}
+        if open_fds == listed:
+            return
+        listed = open_fds
+        limit = next(n for n in range(1, 65536) if n - len([fd for fd in open_fds if fd < n]) == 1)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]))
+        time.sleep(0.3)
+    pytest.fail("the dispatcher's descriptors never settled")
+
+
+def test_a_request_that_finds_no_descriptor_left_is_answered_503_without_a_traceback(
+    dispatcher: DispatcherProcess,
+) -> None:
+    pid = dispatcher.process.pid
+    before = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    leave_one_free(pid)  # the accepted connection's
+    try:
+        sock = asking(dispatcher, SMALL_ASSET)  # the asset's file cannot be opened: no descriptor left
+        answer = read_to_end(sock)
+        sock.close()
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, before)
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+    assert b'"overloaded"' in answer
+    assert "Traceback" not in dispatcher.log()
+    assert "out of file descriptors on GET " + SMALL_ASSET in dispatcher.log()
+    assert httpx.get(dispatcher.base_url + SMALL_ASSET, timeout=WAIT).status_code == 200  # control, once freed
