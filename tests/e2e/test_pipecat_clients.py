@@ -171,15 +171,20 @@ def test_the_daily_transport_joins_with_a_cloud_start_answer_and_warns_about_not
     assert any("Ignoring unrecognized property 'session_id'" in w for w in warnings(ours))
 
 
-@pytest.fixture(scope="module")
-def websocket_run(clients_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    """pipecat-examples' WebSocket client flow against a dispatcher with API keys whose bot is a
-    WebSocket bot in the example's shape; the token in each form the client can send, and a wrong one."""
+@pytest.fixture(scope="module", params=["api-keys", "keyless"])
+def websocket_run(
+    request: pytest.FixtureRequest, clients_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict, str]:
+    """pipecat-examples' WebSocket client flow against a dispatcher whose bot is a WebSocket bot in
+    the example's shape: the token in each form the client can send, and a wrong one. With API keys
+    a token the upgrade does not read is refused; keyless it would quietly become another session."""
     tmp = tmp_path_factory.mktemp("websocket")
-    env = {"BOT_FILE": str(WEBSOCKET_BOT), "DISPATCHER_API_KEYS": KEY, "RESERVE_MIN_IDLE": "1"}
+    keyed = request.param == "api-keys"
+    env = {"BOT_FILE": str(WEBSOCKET_BOT), "DISPATCHER_API_KEYS": KEY if keyed else "", "RESERVE_MIN_IDLE": "1"}
     start = {"transport": "websocket"}  # what the example's client posts
+    headers = AUTH if keyed else {}
     forms = ["example", "token", "wrong"]
-    cases = [{"name": f, "kind": "websocket", "form": f, "requestData": start, "headers": AUTH} for f in forms]
+    cases = [{"name": f, "kind": "websocket", "form": f, "requestData": start, "headers": headers} for f in forms]
     with run_dispatcher(tmp, env) as dispatcher:
         run = drive(dispatcher.base_url, clients_bundle, browser_mic(SPEECH, tmp / "mic.wav"), cases)
         accepted = [run["example"].get("sessionId"), run["token"].get("sessionId")]
