@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from images.bot_project import BotProjectError
+from images.bot_project import BOT_FILE, BotProjectError
 from images.bot_project import read as read_project
+from images.bot_transports import transports_built
 from stacks.config.limits import FARGATE_MEMORY
 from stacks.tools.pcc_dockerfile import dockerfile_notes
 
@@ -222,6 +223,20 @@ def _exclusions(build: dict[str, object], folder: Path, plan: Plan) -> None:
                           "already)")
 
 
+def _web_transport(folder: Path, plan: Plan) -> None:
+    """A bot that builds SmallWebRTC and not Daily (p2p-webrtc/pipecat-cloud) serves web sessions
+    only where the stack relays SmallWebRTC; read from bot.py's source, so even before `uv lock`."""
+    if not (folder / BOT_FILE).is_file():
+        return  # read_project has said so already
+    built = {transport.name: transport for transport in transports_built(folder / BOT_FILE)}
+    if "webrtc" in built and "daily" not in built:
+        plan.notes.append(f"{folder / BOT_FILE}:{built['webrtc'].line} builds Pipecat's SmallWebRTC transport, not "
+                          "Daily's: a stack serves its web sessions only with a TURN relay, `pulumi config set turn "
+                          "managed` (or external) and `pulumi config set --secret turnSharedSecret` "
+                          "(docs/pulumi.md, TURN relay); without one the stack's web sessions are Daily's and fail for "
+                          "it, and the plan refuses it unless a carrier's credential gives it calls to take")
+
+
 def env_values(env_file: Path) -> dict[str, str]:
     """A .env file's variables (`NAME=value`, `export NAME=value`, quoted values), in file order."""
     values: dict[str, str] = {}
@@ -278,6 +293,7 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
         if config.get(key):
             plan.notes.append(f"{key}: {note}")
     _websocket_auth(config, plan)
+    _web_transport(folder, plan)
     _exclusions(build, folder, plan)
     plan.notes += dockerfile_notes(folder / str(build.get("dockerfile", "Dockerfile")))
     return plan

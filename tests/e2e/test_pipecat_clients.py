@@ -3,7 +3,8 @@ Chromium against a real dispatcher and real bots.
 
 Chromium's WebRTC never offers loopback candidates, so the WebRTC cases run the dispatcher, its
 bots and the browser inside a private network namespace whose only non-loopback address is a
-TEST-NET one (tests/support/private_net.py). web/test/drive.mjs drives the clients and reports
+TEST-NET one (tests/support/private_net.py). The WebSocket client's media never leaves its socket,
+so its cases run on loopback, without the namespace. web/test/drive.mjs drives the clients and reports
 what each case saw; these tests judge it.
 """
 
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tests.support.private_net import PrivateNet, private_net, unavailable_reaso
 from tests.support.processes import run_dispatcher
 
 WEB = Path(__file__).parents[2] / "web"
+WEBSOCKET_BOT = Path(__file__).parents[1] / "fixtures" / "projects" / "websocket_example" / "bot.py"
 KEY = "pipecat-clients-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 DRIVE_TIMEOUT = 600  # a hang becomes a failure; nothing here is timed
@@ -119,8 +122,6 @@ def webrtc_run(net: PrivateNet, clients_bundle: Path, tmp_path_factory: pytest.T
 
 def _bound_port(log: Path, process: subprocess.Popen[bytes]) -> int:
     """The port the dispatcher bound (PORT=0 inside the namespace), from its start-up line."""
-    import time
-
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = re.search(rb"voicefleet: open http://[^:]+:(\d+)/", log.read_bytes())
@@ -168,3 +169,55 @@ def test_the_daily_transport_joins_with_a_cloud_start_answer_and_warns_about_not
     assert [w for w in warnings(pipecat) if "unrecognized" in w.lower()] == []
     # The control: our own full answer does make daily-js warn, so the check above can fail.
     assert any("Ignoring unrecognized property 'session_id'" in w for w in warnings(ours))
+
+
+@pytest.fixture(scope="module", params=["api-keys", "keyless"])
+def websocket_run(
+    request: pytest.FixtureRequest, clients_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict, str]:
+    """pipecat-examples' WebSocket client flow against a dispatcher whose bot is a WebSocket bot in
+    the example's shape: the token in each form the client can send, and a wrong one. With API keys
+    a token the upgrade does not read is refused; keyless it would quietly become another session."""
+    tmp = tmp_path_factory.mktemp("websocket")
+    keyed = request.param == "api-keys"
+    env = {"BOT_FILE": str(WEBSOCKET_BOT), "DISPATCHER_API_KEYS": KEY if keyed else "", "RESERVE_MIN_IDLE": "1"}
+    start = {"transport": "websocket"}  # what the example's client posts
+    headers = AUTH if keyed else {}
+    forms = ["example", "token", "wrong"]
+    cases = [{"name": f, "kind": "websocket", "form": f, "requestData": start, "headers": headers} for f in forms]
+    with run_dispatcher(tmp, env) as dispatcher:
+        run = drive(dispatcher.base_url, clients_bundle, browser_mic(SPEECH, tmp / "mic.wav"), cases)
+        accepted = [run["example"].get("sessionId"), run["token"].get("sessionId")]
+        deadline = time.monotonic() + 30  # a call's log line is written once its bot has let go
+        while not all(f"phone call {s} (generic" in dispatcher.log() for s in accepted):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        return run, dispatcher.log()
+
+
+@pytest.mark.parametrize("form", ["example", "token"])
+def test_the_websocket_client_reaches_ready_hears_the_bot_and_the_bot_hears_the_user(websocket_run, form):
+    run, log = websocket_run
+    case = run[form]
+    assert "failure" not in case and "pageError" not in case, case
+    assert case["answerKeys"] == ["sessionId", "token", "wsUrl"]
+    assert case["states"][-3:] == ["ready", "disconnecting", "disconnected"], case["states"]
+    assert "bot-ready" in case["events"]
+    # The bot's VAD heard the page's microphone, and it answered: audio the page decoded.
+    assert {"user-started-speaking", "user-stopped-speaking", "bot-started-speaking"} <= set(case["events"])
+    assert case["maxBotLevel"] > 0.02
+    assert case["offHost"] == []
+    # The session the answer named is the one the socket ran (the token was read, not ignored).
+    assert re.search(rf"phone call {case['sessionId']} \(generic, token\): ended by", log), log[-3000:]
+
+
+def test_a_wrong_token_is_refused_and_starts_no_session(websocket_run):
+    run, log = websocket_run
+    case = run["wrong"]
+    assert "failure" in case and case["state"] != "ready"
+    assert "bot-ready" not in case["events"] and case["maxBotLevel"] == 0
+    assert "generic upgrade refused (token_forged)" in log
+    calls = re.findall(r"phone call (\S+) \(generic", log)
+    # Only the two accepted forms' sessions ran: the refused socket became no session of its own.
+    assert sorted(calls) == sorted([run["example"]["sessionId"], run["token"]["sessionId"]]), log[-3000:]

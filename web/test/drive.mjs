@@ -32,7 +32,17 @@ async function run(testCase) {
     return route.continue();
   });
   page.on("console", (message) => console_.push({ type: message.type(), text: message.text() }));
-  await page.goto(PAGE);
+  if (testCase.kind === "websocket") {
+    // A WebSocket is not routed: Chromium's Local Network Access checks it against the document's
+    // address space, which a fulfilled page does not have (ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
+    // The page is a document the dispatcher served on loopback, as a client's dev server page
+    // on localhost is, with the same bundle in it.
+    await page.goto(`${config.base}/healthz`);
+    await page.addScriptTag({ content: bundle });
+  } else {
+    await page.goto(PAGE);
+  }
+  await page.evaluate(pageHelpers);
   let outcome;
   try {
     outcome = await page.evaluate(CASES[testCase.kind], { base: config.base, ...testCase });
@@ -43,26 +53,41 @@ async function run(testCase) {
   return { name: testCase.name, ...outcome, offHost, console: console_ };
 }
 
-const CASES = {
-  // startBotAndConnect with SmallWebRTC: states, RTVI events, the bot's audio level.
-  async webrtc({ base, requestData, headers, direct }) {
+// Helpers the cases share, defined in the page (a case runs there, serialized by evaluate):
+// deadline(ms, what) rejects after ms; turn() makes what a talking case records (states, RTVI
+// events, errors) and the client callbacks that record it; `heard()` resolves `heardBot` once
+// the case has measured the bot's audio.
+function pageHelpers() {
+  window.deadline = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms));
+  window.turn = () => {
     const seen = { states: [], events: [], maxBotLevel: 0, errors: [] };
-    const deadline = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms));
     let heard;
     const heardBot = new Promise((resolve) => (heard = resolve));
     let userStopped;
     const userTurn = new Promise((resolve) => (userStopped = resolve));
+    const callbacks = {
+      onTransportStateChanged: (state) => seen.states.push(state),
+      onBotReady: () => seen.events.push("bot-ready"),
+      onUserStartedSpeaking: () => seen.events.push("user-started-speaking"),
+      onUserStoppedSpeaking: () => { seen.events.push("user-stopped-speaking"); userStopped(); },
+      onBotStartedSpeaking: () => seen.events.push("bot-started-speaking"),
+      onBotStoppedSpeaking: () => seen.events.push("bot-stopped-speaking"),
+      onError: (message) => seen.errors.push(message?.data?.message ?? String(message)),
+    };
+    return { seen, heard, heardBot, userTurn, callbacks };
+  };
+}
+
+const CASES = {
+  // startBotAndConnect with SmallWebRTC: states, RTVI events, the bot's audio level.
+  async webrtc({ base, requestData, headers, direct }) {
+    const { seen, heard, heardBot, userTurn, callbacks } = turn();
     const client = new Pipecat.PipecatClient({
       transport: new Pipecat.SmallWebRTCTransport({ mediaManager: new Pipecat.WavMediaManager() }),
       enableMic: true,
       enableCam: false,
       callbacks: {
-        onTransportStateChanged: (state) => seen.states.push(state),
-        onBotReady: () => seen.events.push("bot-ready"),
-        onUserStartedSpeaking: () => seen.events.push("user-started-speaking"),
-        onUserStoppedSpeaking: () => { seen.events.push("user-stopped-speaking"); userStopped(); },
-        onBotStartedSpeaking: () => seen.events.push("bot-started-speaking"),
-        onBotStoppedSpeaking: () => seen.events.push("bot-stopped-speaking"),
+        ...callbacks,
         // The bot's audio as the page hears it: the level of the remote track the client hands us.
         onTrackStarted: (track, participant) => {
           if (track.kind !== "audio" || participant?.local) return;
@@ -81,7 +106,6 @@ const CASES = {
             if (level > 0.02) { heard(); clearInterval(meter); }
           }, 20);
         },
-        onError: (message) => seen.errors.push(message?.data?.message ?? String(message)),
       },
     });
     try {
@@ -98,6 +122,57 @@ const CASES = {
     }
     seen.state = client.state;
     await client.disconnect();
+    return seen;
+  },
+
+  // The WebSocket transport, as pipecat-examples' websocket client uses it: startBot with
+  // `transport: websocket`, then connect to the answer's wsUrl with its token, in one of the forms:
+  //   "example":  connect({wsUrl: `${wsUrl}?token=…`}), the example's own answer transformer;
+  //   "token":    connect({wsUrl, token}), the transport appending `?token=` itself;
+  //   "wrong":    the example's form with a token that is not the answer's.
+  // The player's input is metered on its way in (the transport hands the bot's decoded audio to
+  // its media manager's bufferBotAudio): the level of what the page would play.
+  async websocket({ base, requestData, headers, form }) {
+    const { seen, heard, heardBot, userTurn, callbacks } = turn();
+    class MeteredPlayer extends Pipecat.WebSocketWavMediaManager {
+      bufferBotAudio(data, id) {
+        const level = Math.sqrt(data.reduce((sum, s) => sum + (s / 32768) ** 2, 0) / Math.max(1, data.length));
+        seen.maxBotLevel = Math.max(seen.maxBotLevel, level);
+        if (level > 0.02) heard();
+        return super.bufferBotAudio(data, id);
+      }
+    }
+    // The transport's own recorder settings (chunk 512, 16 kHz), which its default manager gets.
+    const transport = new Pipecat.WebSocketTransport({ mediaManager: new MeteredPlayer(512, 16000) });
+    const client = new Pipecat.PipecatClient({
+      transport,
+      enableMic: true,
+      enableCam: false,
+      callbacks,
+    });
+    try {
+      const params = { endpoint: `${base}/start`, requestData, headers: new Headers(headers) };
+      const answer = await client.startBot(params);
+      seen.answerKeys = Object.keys(answer).sort();
+      seen.sessionId = answer.sessionId;
+      const token = form === "wrong" ? `${answer.token.slice(0, -4)}AAAA` : answer.token;  // its signature forged
+      const started = client.connect(form === "token"
+        ? { wsUrl: answer.wsUrl, token }
+        : { wsUrl: `${answer.wsUrl}?token=${encodeURIComponent(token)}` });
+      await Promise.race([started, deadline(30000, "ready")]);
+      await Promise.race([heardBot, deadline(30000, "bot audio")]);
+      await Promise.race([userTurn, deadline(45000, "a user turn")]);
+    } catch (error) {
+      seen.failure = String(error?.message ?? error);
+    }
+    seen.state = client.state;
+    try {
+      await client.disconnect();
+    } catch (error) {
+      // After a failed connect the client has already torn down, and its recorder's end() throws
+      // on the stream it no longer has: noted, not the case's outcome.
+      seen.disconnectError = String(error?.message ?? error);
+    }
     return seen;
   },
 

@@ -167,3 +167,23 @@ def test_max_agents_above_pipecat_clouds_cap_is_carried_with_a_note_on_the_cloud
     assert "# - scaling.max_agents 80: above Pipecat Cloud's default cap of 50" in rendered
     config.write_text("[scaling]\nmax_agents = 50\n")
     assert "scaling.max_agents 50" not in convert(config, "aws").render()
+
+
+@pytest.mark.parametrize(
+    ("transports", "noted"),
+    [('{"webrtc": lambda: None}', True), ('{"webrtc": lambda: None, "twilio": lambda: None}', True),
+     ('{"daily": lambda: None, "webrtc": lambda: None}', False)],
+)  # fmt: skip
+def test_a_bot_without_daily_but_with_smallwebrtc_is_told_it_needs_a_turn_relay(
+    tmp_path: Path, transports: str, noted: bool
+) -> None:
+    # pipecat-examples' p2p-webrtc/pipecat-cloud: its bot.py builds SmallWebRTC only, and it has no uv.lock yet.
+    (tmp_path / "pcc-deploy.toml").write_text('agent_name = "p2p"\n')
+    bot = f"async def bot(runner_args):\n    await create_transport(runner_args, {transports})\n"
+    (tmp_path / "bot.py").write_text(f"from pipecat.runner.utils import create_transport\n\n\n{bot}")
+    rendered = convert(tmp_path / "pcc-deploy.toml", "aws").render()
+    note = [line for line in rendered.splitlines() if "SmallWebRTC" in line]
+    if noted:
+        assert len(note) == 1 and "bot.py:5 builds" in note[0] and "pulumi config set turn managed" in note[0], rendered
+    else:
+        assert note == [], rendered
