@@ -13,7 +13,12 @@ Engine can suspend too, but Google publishes no resume time and warns that resum
 slower than creating a VM (docs/reserve.md, "What each provider offers"), so the simulator gives it
 no frozen tier.
 Create limits are the dispatcher's own mirrors of each provider's (dispatcher/machines/*): the
-code that launches is limited by them whatever the provider would allow.
+code that launches is limited by them whatever the provider would allow. Fly's is per app
+(1 create/s, burst 3): with several apps (`apps`, the dispatcher's FLY_APPS) each app keeps its own
+bucket, a cold start waits in the one app its session hashes to (dispatcher/machines/fly/creates.py
+`app_of`) and is refused when that app's wait is too long, however many tokens the other apps hold;
+refills take from the app with the most spare tokens. N apps are not one bucket of N/s: a burst's
+cold starts land on the apps unevenly.
 
 Prices (what a month of a bot costs; 730 h): see `prices`.
 """
@@ -44,6 +49,9 @@ class Provider:
     resume_median_seconds: float = 0.0  # 0: no frozen tier
     resume_sigma: float = 0.5
     suspend_seconds: float = 0.0
+    # Apps whose create limits are separate (Fly's FLY_APPS): each has `create_rate` of its own, and
+    # a session's cold machine goes to the app its session id hashes to (creates.py `app_of`).
+    apps: int = 1
 
     @property
     def frozen(self) -> bool:

@@ -145,3 +145,23 @@ def test_a_told_wait_is_kept_about_nine_times_in_ten() -> None:
     result = run(FARGATE, per_minute=30.0, settings=ReserveSettings(min_idle=0, max_idle=0))
     assert result.quotes_told == result.cold > 100
     assert 0.8 <= result.quotes_kept / result.quotes_told <= 0.97
+
+
+def test_each_fly_app_has_its_own_create_limit_not_a_share_of_their_sum() -> None:
+    # Every start cold (no reserve), creates near the starts' rate: a start waits in the app its
+    # session hashes to, so N apps refuse more than one bucket of N times the rate would.
+    off = ReserveSettings(min_idle=0, max_idle=0)
+    per_app = Rate(per_second=0.02, burst=1, max_wait=1.0)
+    apps = replace(STARVED, create_rate=per_app, apps=4)
+    pooled = replace(STARVED, create_rate=Rate(per_second=0.08, burst=4, max_wait=1.0))
+    separate, one_bucket = run(apps, per_minute=4.0, settings=off), run(pooled, per_minute=4.0, settings=off)
+    assert separate.arrivals == one_bucket.arrivals
+    assert separate.refused > one_bucket.refused > 0
+
+
+def test_a_cold_start_goes_to_the_app_its_session_hashes_to() -> None:
+    simulation = Simulation(replace(FLY, apps=5), SETTINGS, PLANNER, 10.0, seed=3, shape=SHAPES["flat"],
+                            seconds=HOUR, history_days=0)
+    picks = [simulation.app_of(n) for n in range(500)]
+    assert picks == [simulation.app_of(n) for n in range(500)]  # stable, as a retry needs
+    assert set(picks) == set(range(5)) and max(picks.count(a) for a in range(5)) < 0.3 * len(picks)
