@@ -132,18 +132,20 @@ def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: floa
 
 
 MEASURES = {  # what the model's claim and resume times are calibrated from (bench/reserve_sim_model.py)
-    "start → ready, warm": ("voicefleet_start_to_ready_seconds", 'path="warm",provider="fly"'),
-    "start → ready, cold": ("voicefleet_start_to_ready_seconds", 'path="cold",provider="fly"'),
+    "start → ready, warm": ("voicefleet_start_to_ready_seconds", 'provider="fly",path="warm"'),
+    "start → ready, cold": ("voicefleet_start_to_ready_seconds", 'provider="fly",path="cold"'),
     "claim": ("voicefleet_reserve_claim_seconds", 'provider="fly"'),
     "thaw": ("voicefleet_reserve_thaw_seconds", 'provider="fly"'),
 }
 
 
-def dispatcher_measures(urls: list[str]) -> dict[str, tuple[float, float]]:
+def dispatcher_measures(urls: list[str], key: str = KEY) -> dict[str, tuple[float, float]]:
     """name → (mean seconds, count) of the dispatchers' own histograms, summed over the replicas."""
     sums: dict[str, float] = {}
     for url in urls:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
+        response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        response.raise_for_status()  # /metrics wants an API key: an empty answer must not read as "none measured"
+        text = response.text
         for line in text.splitlines():
             if line.startswith("voicefleet_") and " " in line:
                 name, value = line.rsplit(" ", 1)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.reserve_sim_model import WARM_CLAIM_SECONDS, Result, Simulation
+from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, Result, Simulation
 from bench.reserve_sim_providers import BY_NAME, Provider
 from bench.reserve_sim_traffic import SHAPES
 from dispatcher.outbound.ratelimit import Rate
@@ -65,8 +65,8 @@ def test_a_frozen_claim_takes_a_resume_and_the_claim() -> None:
     result = run(FLY, per_minute=30.0, planner=PlannerSettings(min_hot=1, service_level=0.5))
     frozen = sorted(result.frozen_waits)
     assert len(frozen) == result.frozen_claims > 0
-    assert frozen[len(frozen) // 2] == pytest.approx(WARM_CLAIM_SECONDS + 0.4, abs=0.15)
-    assert all(t > WARM_CLAIM_SECONDS for t in frozen)
+    assert frozen[len(frozen) // 2] == pytest.approx(WARM_CLAIM_SECONDS + THAW_REDIAL_SECONDS + 0.4, abs=0.15)
+    assert all(t > WARM_CLAIM_SECONDS + THAW_REDIAL_SECONDS for t in frozen)  # the resume, the re-dial, the claim
 
 
 def test_providers_without_a_frozen_tier_freeze_nothing() -> None:
