@@ -165,3 +165,15 @@ def test_a_cold_start_goes_to_the_app_its_session_hashes_to() -> None:
     picks = [simulation.app_of(n) for n in range(500)]
     assert picks == [simulation.app_of(n) for n in range(500)]  # stable, as a retry needs
     assert set(picks) == set(range(5)) and max(picks.count(a) for a in range(5)) < 0.3 * len(picks)
+
+
+def test_the_aws_forms_beyond_fargate_start_sooner_and_price_the_same_bot() -> None:
+    from bench.reserve_sim_providers import prices
+
+    zstd, pool = BY_NAME["ecs-fargate-zstd"], BY_NAME["ecs-ec2-warm-pool"]
+    assert zstd.cold_median_seconds == pytest.approx(FARGATE.cold_median_seconds * 0.73)  # "up to 27 %"
+    assert pool.cold_median_seconds < zstd.cold_median_seconds and not pool.frozen  # a faster cold start
+    stack = {"botCpu": 1024, "botMemory": 2048}
+    assert prices(zstd, stack) == prices(pool, stack) == prices(FARGATE, stack)
+    cold = [t for t in run(pool).time_to_ready if t > WARM_CLAIM_SECONDS]
+    assert cold and max(cold) < 60.0 and sorted(cold)[len(cold) // 2] < FARGATE.cold_median_seconds
