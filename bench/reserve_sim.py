@@ -3,6 +3,7 @@
     uv run --all-groups python -m bench.reserve_sim --stack aws-prod        # the shipped stack
     uv run --all-groups python -m bench.reserve_sim --stack aws-prod --providers fly --levels 10
     uv run --all-groups python -m bench.reserve_sim --day flat --env RESERVE_MAX_IDLE=500
+    uv run --all-groups python -m bench.reserve_sim --providers fly --levels 60 --fly-apps 8
 
 Prints a Markdown table, per provider and level (starts/min outside bursts; bursts run at 5×):
 the warm share (hot or frozen claims), refused starts, p50/p95 time from POST /start to a ready
@@ -68,7 +69,8 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
     runs = []
     for name in names:
         base = BY_NAME[name]
-        provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+        provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
+                           apps=args.fly_apps if base.machines == "fly" else 1)
         settings = ReserveSettings.from_env(env, provider.machines)
         runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
                      max_sessions or None, stack_values, args.planner == "replica") for level in args.levels]
@@ -88,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--history-days", type=int, default=14, help="days of starts the forecast learnt from")
     p.add_argument("--max-sessions", type=int,
                    help="refuse starts past this many sessions (default: the stack's; 0: no cap)")
+    p.add_argument("--fly-apps", type=int, default=1,
+                   help="Fly apps the creates are spread over (FLY_APPS), each with its own create limit")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
     return p
@@ -98,13 +102,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
-    if args.seed < 0 or args.hours <= 0 or args.history_days < 0 or args.jobs < 1:
-        p.error("--seed, --history-days must be ≥ 0, --hours > 0, --jobs ≥ 1")
+    if args.seed < 0 or args.hours <= 0 or args.history_days < 0 or args.jobs < 1 or args.fly_apps < 1:
+        p.error("--seed, --history-days must be ≥ 0, --hours > 0, --jobs and --fly-apps ≥ 1")
     try:
         runs = build_runs(args, dict(item.split("=", 1) for item in args.env))
     except (SettingsError, StackError) as exc:
         p.error(str(exc))
     print(f"{args.planner} planner, {args.day} day, seed {args.seed}, {args.hours:g} h per run, "
+          f"{args.fly_apps} Fly app(s), "
           f"forecast from {args.history_days} days; "
           f"stack: {args.stack or 'none (dispatcher defaults)'}; --env: {' '.join(args.env) or 'none'}")
     print(header(), flush=True)

@@ -11,8 +11,9 @@ What happens, and why:
   store), nobody plans for `LEASE_GAP_SECONDS`, and a new planner carries on from that state
   with the starts the store counted meanwhile.
 - A start claims the oldest hot bot (ready 0.3 s later: claim, assignment over the channel,
-  join); else resumes the oldest frozen one and claims it (resume + 0.3 s); else launches cold:
-  it waits for a create token first, and is refused (503 + Retry-After, as admission answers)
+  join); else resumes the oldest frozen one and claims it (resume + re-dial + claim); else launches cold:
+  it waits for a create token of its app first (one app but on Fly with several: the app its session
+  id hashes to, each app its own limit), and is refused (503 + Retry-After, as admission answers)
   when that wait would pass the limit's `max_wait`, or when `max_sessions` sessions already run
   (the stack's maxConcurrentSessions). A refused start counts as never ready.
 - A machine's time is counted in its state: warming (booting), hot, freezing, frozen, resuming,
@@ -28,18 +29,26 @@ import itertools
 import json
 import math
 import random
+import zlib
 from dataclasses import dataclass, field
 
 from bench.reserve_sim_providers import Provider
 from bench.reserve_sim_replica import ReplicaPolicy
-from bench.reserve_sim_traffic import DAY, DAY_START_EPOCH, DayShape, history, measured_day
+from bench.reserve_sim_traffic import DAY, DAY_START_EPOCH, Day, DayShape, history, measured_day
 from dispatcher.reserve.forecast import BUCKET_SECONDS
 from dispatcher.reserve.pacing import LaunchTokens
 from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
 
+# A warm claim's time to the bot's `ready`: the dispatcher's share measured in the fleet emulator at
+# 60 starts/min with a 5x burst, voicefleet_reserve_claim_seconds mean 310 ms over 238 claims (3
+# replicas, a shared 2-core host at load 6-10; one start at a time it is 4-8 ms, bench.warm_start).
 WARM_CLAIM_SECONDS = 0.3
+# A thaw is the provider's resume and then the bot's re-dial and hello: the same run measured
+# voicefleet_reserve_thaw_seconds mean 746.5 ms over 60 thaws, of which the resume model's mean is
+# 0.45 s (median 0.4 s, sigma 0.5); the rest, 0.3 s, is added to every modelled resume.
+THAW_REDIAL_SECONDS = 0.3
 LEASE_GAP_SECONDS = 15.0
 HANDOVER_AT = 10 * 3600.0
 STATES = ("warming", "hot", "freezing", "frozen", "resuming", "busy")
@@ -110,13 +119,14 @@ class Simulation:
     def __init__(self, provider: Provider, settings: ReserveSettings, planner: PlannerSettings, per_minute: float,
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
-                 deploy: bool = True) -> None:
+                 deploy: bool = True, day: Day | None = None) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.max_sessions = max_sessions
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
-        self.day = measured_day(seed, per_minute, seconds, shape)
-        self.tiers = Tiers(provider.frozen, provider.resume_median_seconds, provider.create_rate.per_second,
-                           provider.suspend_seconds)
+        self.day = day or measured_day(seed, per_minute, seconds, shape)
+        # The planner is told every app's creates together, as the dispatcher's Fly provider tells it.
+        self.tiers = Tiers(provider.frozen, provider.resume_median_seconds,
+                           provider.create_rate.per_second * provider.apps, provider.suspend_seconds)
         self.sizer: FleetSizer | ReplicaPolicy
         if replica:  # today's per-replica policy: no forecast to train, no state to hand over
             self.sizer, handover = ReplicaPolicy(settings), False
@@ -125,7 +135,10 @@ class Simulation:
             for start, count in history(seed, per_minute, shape, history_days, BUCKET_SECONDS):
                 self.sizer.forecast.fold(start, count)
         self.result = Result(provider.name, per_minute, seconds=seconds)
-        self.tokens = LaunchTokens(provider.create_rate.per_second, provider.create_rate.burst)
+        self.seed = seed
+        # One create limit per app (Fly's FLY_APPS; one elsewhere), never one pooled bucket.
+        self.tokens = [LaunchTokens(provider.create_rate.per_second, provider.create_rate.burst)
+                       for _ in range(provider.apps)]
         self.machines: dict[int, Machine] = {}
         self.count = dict.fromkeys(STATES, 0)
         self.hot: list[int] = []  # ids, oldest first (claims and retirements take from the front)
@@ -221,12 +234,12 @@ class Simulation:
             r.frozen_claims += 1
             machine.serves, machine.resumed = n, now
             self.move(machine, "resuming")
-            self.at(now + self.provider.resume(self.draw), "resumed", machine.machine_id)
-        elif self.tokens.seconds_until_token(now) > self.provider.create_rate.max_wait:
-            r.refused += 1
+            self.at(now + self.provider.resume(self.draw) + THAW_REDIAL_SECONDS, "resumed", machine.machine_id)
+        elif self.tokens[app := self.app_of(n)].seconds_until_token(now) > self.provider.create_rate.max_wait:
+            r.refused += 1  # its app's limit is spent, whatever the other apps hold
         else:
             r.cold += 1
-            self.launch(now, serves=n)
+            self.launch(now, app, serves=n)
 
     @staticmethod
     def take(ids: list[int], since: list[float]) -> int:
@@ -242,9 +255,18 @@ class Simulation:
         r.time_to_ready.append((now - self.day.arrival_times[n]) + after)  # a hot claim: exactly `after`
         self.at(now + after + self.day.lengths[n], "end", machine.machine_id)
 
-    def launch(self, now: float, serves: int | None = None) -> None:
-        wait = self.tokens.seconds_until_token(now)
-        self.tokens.spend(now)
+    def app_of(self, n: int) -> int:
+        """The app start `n`'s cold machine is created in: a stable hash of its session id, as
+        dispatcher/machines/fly/creates.py `app_of` picks it (crc32; a session id per start here)."""
+        return zlib.crc32(f"{self.seed}/session/{n}".encode()) % len(self.tokens)
+
+    def refill_app(self, now: float) -> int:
+        """The app a reserve launch takes its token from: the one with the most spare (creates.py `refill`)."""
+        return max(range(len(self.tokens)), key=lambda a: self.tokens[a].spare(now))
+
+    def launch(self, now: float, app: int, serves: int | None = None) -> None:
+        wait = self.tokens[app].seconds_until_token(now)
+        self.tokens[app].spend(now)
         machine = Machine(next(self.ids), "warming", now, self.image, serves)
         self.machines[machine.machine_id] = machine
         self.count["warming"] += 1
@@ -312,7 +334,7 @@ class Simulation:
         fleet = Fleet(self.hot_since, self.frozen_since, warming=self.reserve_warming,
                       freezing=self.count["freezing"], resuming=self.reserve_resuming,
                       active=self.count["busy"])
-        plan = self.sizer.plan(DAY_START_EPOCH + now, fleet, self.tokens.spare(now))
+        plan = self.sizer.plan(DAY_START_EPOCH + now, fleet, sum(t.spare(now) for t in self.tokens))
         for _ in range(plan.retire_hot):
             self.retire(self.machines[self.take(self.hot, self.hot_since)])
         for _ in range(plan.freeze):
@@ -326,9 +348,9 @@ class Simulation:
             self.move(machine, "resuming")
             machine.resumed = now
             self.reserve_resuming += 1
-            self.at(now + self.provider.resume(self.draw), "resumed", machine.machine_id)
+            self.at(now + self.provider.resume(self.draw) + THAW_REDIAL_SECONDS, "resumed", machine.machine_id)
         for _ in range(plan.launch):
-            self.launch(now)
+            self.launch(now, self.refill_app(now))
 
     def deploy(self) -> None:
         self.image += 1

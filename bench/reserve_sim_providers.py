@@ -13,7 +13,12 @@ Engine can suspend too, but Google publishes no resume time and warns that resum
 slower than creating a VM (docs/reserve.md, "What each provider offers"), so the simulator gives it
 no frozen tier.
 Create limits are the dispatcher's own mirrors of each provider's (dispatcher/machines/*): the
-code that launches is limited by them whatever the provider would allow.
+code that launches is limited by them whatever the provider would allow. Fly's is per app
+(1 create/s, burst 3): with several apps (`apps`, the dispatcher's FLY_APPS) each app keeps its own
+bucket, a cold start waits in the one app its session hashes to (dispatcher/machines/fly/creates.py
+`app_of`) and is refused when that app's wait is too long, however many tokens the other apps hold;
+refills take from the app with the most spare tokens. N apps are not one bucket of N/s: a burst's
+cold starts land on the apps unevenly.
 
 Prices (what a month of a bot costs; 730 h): see `prices`.
 """
@@ -44,6 +49,9 @@ class Provider:
     resume_median_seconds: float = 0.0  # 0: no frozen tier
     resume_sigma: float = 0.5
     suspend_seconds: float = 0.0
+    # Apps whose create limits are separate (Fly's FLY_APPS): each has `create_rate` of its own, and
+    # a session's cold machine goes to the app its session id hashes to (creates.py `app_of`).
+    apps: int = 1
 
     @property
     def frozen(self) -> bool:
@@ -61,7 +69,25 @@ PROVIDERS = (
     Provider("gce", "gce", 30.0, 0.30, DEFAULT_INSERT_RATE, "GCE_INSERT"),
     Provider("fly", "fly", 3.0, 0.60, DEFAULT_CREATE_RATE, "FLY_CREATE", 0.4, 0.5, 5.0),
 )
-BY_NAME = {p.name: p for p in PROVIDERS}
+# AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
+# docs/reserve.md, "What AWS offers beyond Fargate"):
+# - Fargate with zstd layers: "up to 27 %" shorter task start in AWS's own tests (AWS containers
+#   blog, "Reducing AWS Fargate Startup Times with zstd Compressed Container Images", 2022): the
+#   median taken 27 % down, 40 s → 29.2 s, the best case the post reports;
+# - ECS on EC2 with an Auto Scaling warm pool of stopped or hibernated instances, one bot task per
+#   instance: a start is the instance leaving the pool (a stopped, already-hydrated instance in
+#   ~5 s at best: depot.dev, "Making EC2 boot time 8x faster", 2024; AWS's launch post says
+#   instances serve "in as low as 30 seconds"), the ECS agent registering, the task placed with its
+#   ENI, the container from the image the pool pre-pulled, and the bot's imports (1.3–2.9 s measured,
+#   docs/performance.md). No end-to-end figure is published: median 12 s, σ 0.4 (p95 ≈ 23 s) is an
+#   estimate from those parts. A hibernated instance keeps the OS's memory, not a running bot task
+#   (ECS stops a stopped instance's tasks, and ECS_WARM_POOLS_CHECK keeps a pooled instance from
+#   registering until it leaves the pool), so both pool states model the same.
+VARIANTS = (
+    Provider("ecs-fargate-zstd", "ecs", 40.0 * (1 - 0.27), 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
+    Provider("ecs-ec2-warm-pool", "ecs", 12.0, 0.40, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
+)
+BY_NAME = {p.name: p for p in (*PROVIDERS, *VARIANTS)}
 CLOUD_PROVIDER = {"aws": "ecs-fargate", "gcp": "gce"}
 
 

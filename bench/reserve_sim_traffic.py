@@ -102,9 +102,13 @@ class Day:
     bursts: list[tuple[float, float]]
 
 
-def measured_day(seed: int, per_minute: float, seconds: float, shape: DayShape) -> Day:
+def measured_day(seed: int, per_minute: float, seconds: float, shape: DayShape,
+                 spans: list[tuple[float, float]] | None = None) -> Day:
+    """The day's starts and session lengths; `spans` places its 5× bursts instead of drawing them
+    (the fleet emulator's short runs put one where it is measured)."""
     traffic = random.Random(f"{seed}/traffic/{per_minute}")
-    spans = bursts(traffic, seconds)
+    if spans is None:
+        spans = bursts(traffic, seconds)
     times = list(arrivals(spans, traffic, per_minute, seconds, shape))
     return Day(times, [session_length(traffic) for _ in times], spans)
 

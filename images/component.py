@@ -66,6 +66,10 @@ class ImagesArgs:
     # `bot-project`; and its packages to leave out (BOT_EXCLUDE_PACKAGES).
     bot_project: str = "../examples/parrot"
     bot_exclude_packages: Sequence[str] = ()
+    # The bot images' layer compression ("": the builder's gzip). "zstd" on AWS: Fargate pulls every
+    # task's image afresh, and zstd layers cut its task start by up to 27 % in AWS's tests (AWS
+    # containers blog, "Reducing AWS Fargate Startup Times with zstd Compressed Container Images").
+    bot_compression: str = ""
 
 
 class Images(pulumi.ComponentResource):
@@ -90,6 +94,7 @@ class Images(pulumi.ComponentResource):
             context: docker_build.BuildContextArgsDict = {"location": CONTEXT}
             build_args: dict[str, str] = {}
             labels = {"org.opencontainers.image.title": f"voicefleet-{role}", **args.labels}
+            zstd = role.startswith("bot") and args.bot_compression == "zstd"
             if role.startswith("bot"):
                 context["named"] = {BOT_PROJECT_CONTEXT: {"location": args.bot_project}}
                 build_args["BOT_EXCLUDE_PACKAGES"] = " ".join(args.bot_exclude_packages)
@@ -102,7 +107,11 @@ class Images(pulumi.ComponentResource):
                 dockerfile={"location": dockerfile},
                 target=target,
                 platforms=[docker_build.Platform(p) for p in args.platforms],
-                push=True,
+                push=not zstd,
+                # docker-build's registry export (exports[].registry: compression, forceCompression,
+                # ociMediaTypes): every layer re-compressed, base layers too, pushed to the tags.
+                exports=[{"registry": {"compression": docker_build.CompressionType.ZSTD, "force_compression": True,
+                                       "oci_media_types": True}}] if zstd else None,
                 build_on_preview=args.build_on_preview,
                 labels=labels,
                 registries=registries,

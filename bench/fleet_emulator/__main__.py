@@ -1,13 +1,18 @@
 """Run the fleet emulator and compare its p95 with the simulator's on the same arrivals.
 
-    uv run --all-groups python -m bench.fleet_emulator --replicas 3 --per-minute 60 --minutes 5 --apps 3
+    uv run --all-groups python -m bench.fleet_emulator --replicas 3 --per-minute 60 --minutes 5 --apps 8
+
+The load is the simulator's own arrivals at `--per-minute`, with one 5× burst (`--burst-at`,
+`--burst-seconds`: from minute 1 for a minute by default; `--burst-seconds 0` for a flat run).
 
 Prints the emulated deployment's starts (2xx, refused), warm share, p50/p95 time from
 `POST /start` to a ready bot (a refused start counts as never ready, as in the simulator), the
-create calls Fly refused, then the simulator's figures for the same seed, rate, length and
-settings (no forecast history: the emulated replicas start with an empty store), and the p95's
-difference. Settings: the dispatcher's defaults, `--stack` (the reserve settings of a stack file),
-and `--env NAME=VALUE` on top, given alike to every replica and to the simulator.
+create calls Fly refused, what the dispatchers measured of their own warm claims and thaws
+(`/metrics`: the start → ready mean per path, the claim's and the thaw's), then the simulator's
+figures for the same arrivals and settings (no forecast history: the emulated replicas start
+with an empty store), and the p95's difference. Settings: the dispatcher's defaults, `--stack`
+(the reserve settings of a stack file), and `--env NAME=VALUE` on top, given alike to every
+replica and to the simulator.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from bench.fleet_emulator.cloud import app_names
 from bench.reserve_sim_model import Simulation
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_stack import load_stack
-from bench.reserve_sim_traffic import SHAPES, measured_day
+from bench.reserve_sim_traffic import SHAPES, Day, measured_day
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -110,20 +117,44 @@ def emulated(workdir: Path, starts_file: Path) -> dict[str, Any]:
             "cloud": cloud}
 
 
-def simulated(env: Mapping[str, str], per_minute: float, seconds: float, seed: int, replica: bool,
+def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: float, seed: int, replica: bool,
               apps: int = 1) -> dict[str, Any]:
-    """The simulator on the same arrivals; `apps` apps' create limits as one of their sum (the
-    model has one bucket: creates spread evenly)."""
+    """The simulator on the same arrivals, with `apps` apps' create limits, each its own."""
     base = BY_NAME["fly"]
-    rate = Rate.from_env(env, base.rate_prefix, base.create_rate)
-    provider = replace(base, create_rate=replace(rate, per_second=rate.per_second * apps, burst=rate.burst * apps))
+    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate), apps=apps)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":  # the replicas keep every idle bot hot: so does the model
         provider = replace(provider, resume_median_seconds=0.0)
     result = Simulation(provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                         seed=seed, shape=SHAPES["flat"], seconds=seconds, history_days=0, handover=False,
-                        replica=replica, deploy=False).run()
+                        replica=replica, deploy=False, day=day).run()
     return {"starts": result.arrivals, "refused": result.refused + result.refused_cap, "warm": result.warm,
             "p50": result.percentile(0.5), "p95": result.percentile(0.95)}
+
+
+MEASURES = {  # what the model's claim and resume times are calibrated from (bench/reserve_sim_model.py)
+    "start → ready, warm": ("voicefleet_start_to_ready_seconds", 'provider="fly",path="warm"'),
+    "start → ready, cold": ("voicefleet_start_to_ready_seconds", 'provider="fly",path="cold"'),
+    "claim": ("voicefleet_reserve_claim_seconds", 'provider="fly"'),
+    "thaw": ("voicefleet_reserve_thaw_seconds", 'provider="fly"'),
+}
+
+
+def dispatcher_measures(urls: list[str], key: str = KEY) -> dict[str, tuple[float, float]]:
+    """name → (mean seconds, count) of the dispatchers' own histograms, summed over the replicas."""
+    sums: dict[str, float] = {}
+    for url in urls:
+        response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        response.raise_for_status()  # /metrics wants an API key: an empty answer must not read as "none measured"
+        text = response.text
+        for line in text.splitlines():
+            if line.startswith("voicefleet_") and " " in line:
+                name, value = line.rsplit(" ", 1)
+                sums[name] = sums.get(name, 0.0) + float(value)
+    out = {}
+    for label, (metric, labels) in MEASURES.items():
+        count = sums.get(f"{metric}_count{{{labels}}}", 0.0)
+        out[label] = (sums.get(f"{metric}_sum{{{labels}}}", 0.0) / count if count else math.nan, count)
+    return out
 
 
 def main(argv: list[str]) -> None:
@@ -133,6 +164,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--apps", type=int, default=1, help="Fly apps the creates are spread over (FLY_APPS)")
+    p.add_argument("--burst-at", type=float, default=60.0, help="seconds into the run its 5× burst starts")
+    p.add_argument("--burst-seconds", type=float, default=60.0, help="the burst's length (0: no burst)")
     p.add_argument("--stack", help="the reserve settings of stacks/Pulumi.<stack>.yaml")
     p.add_argument("--planner", choices=("fleet", "replica"), default="fleet",
                    help="what the replicas run, for the simulator to replay alike")
@@ -141,12 +174,15 @@ def main(argv: list[str]) -> None:
     args = p.parse_args(argv)
     if not 1 <= args.replicas <= 5 or not 1 <= args.apps <= 10 or args.minutes <= 0 or args.per_minute <= 0:
         p.error("--replicas 1..5, --apps 1..10, --minutes and --per-minute > 0")
+    if args.burst_at < 0 or args.burst_seconds < 0:
+        p.error("--burst-at and --burst-seconds must be ≥ 0")
     if bad := [item for item in args.env if "=" not in item]:
         p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
     settings = {**(load_stack(args.stack).reserve_env() if args.stack else {}),
                 **dict(item.split("=", 1) for item in args.env)}
     seconds = args.minutes * 60
-    day = measured_day(args.seed, args.per_minute, seconds, SHAPES["flat"])
+    spans = [(args.burst_at, min(seconds, args.burst_at + args.burst_seconds))] if args.burst_seconds else []
+    day = measured_day(args.seed, args.per_minute, seconds, SHAPES["flat"], spans)
     workdir = Path(tempfile.mkdtemp(prefix="vf-fleet-emulator-"))
     schedule = workdir / "schedule.json"
     schedule.write_text(json.dumps([[t, h] for t, h in zip(day.arrival_times, day.lengths, strict=True)]))
@@ -176,8 +212,9 @@ def main(argv: list[str]) -> None:
         print(f"load sent in {time.monotonic() - began:.0f} s; waiting {READY_GRACE_SECONDS:g} s for the last bots",
               flush=True)
         time.sleep(READY_GRACE_SECONDS)
+        measured = dispatcher_measures([r.base_url for r in replicas])
     real = emulated(workdir, starts_file)
-    model = simulated(settings, args.per_minute, seconds, args.seed, args.planner == "replica", args.apps)
+    model = simulated(settings, day, args.per_minute, seconds, args.seed, args.planner == "replica", args.apps)
     print("| | starts | refused | never ready | warm | p50 | p95 |")
     print("|---|---|---|---|---|---|---|")
     print(f"| emulator ({args.replicas} replicas) | {real['starts']} | {real['refused']} | {real['never_ready']} | "
@@ -187,6 +224,8 @@ def main(argv: list[str]) -> None:
     if math.isfinite(real["p95"]) and math.isfinite(model["p95"]) and model["p95"] > 0:
         print(f"p95 difference: {100 * (real['p95'] - model['p95']) / model['p95']:+.0f} % of the simulator's")
     print(f"cloud: {real['cloud']}")
+    print("the dispatchers' own measures (means over every replica): " + ", ".join(
+        f"{name} {value * 1000:.1f} ms (n={count:.0f})" for name, (value, count) in measured.items()))
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
 

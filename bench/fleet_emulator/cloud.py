@@ -3,6 +3,7 @@
 The API is the test fake (tests/fakes/fly.py) with what a fleet at load meets on Fly:
 - each machine starts after a cold start drawn from the simulator's own Fly model
   (bench/reserve_sim_providers.py: lognormal, median 3 s, σ 0.6), seeded;
+- each resume of a suspended machine takes a time drawn from the simulator's resume model;
 - creates are limited per app as Fly documents (1/s, burst 3: the fake's own limit): past it,
   429; `--apps N` serves N apps (FLY_APPS), each with its own limit;
 and on every started machine a light bot (light_bot.py) dials the channel, as the bot image
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import functools
 import json
+import math
 import random
 import signal
 import sys
@@ -47,8 +49,10 @@ class EmulatedFly(FakeFly):
         super().__init__(other_apps=app_names(apps)[1:])
         self._draw = random.Random(f"{seed}/emulated-fly")
         self._provider = BY_NAME["fly"]
-        # Fly's suspend and resume as the simulator models them (its median resume, a second's suspend).
-        self.resume_seconds = self._provider.resume_median_seconds
+        # Fly's suspend and resume as the simulator models them: each resume drawn from its resume
+        # model (lognormal, median 0.4 s), as each cold start is; a second's suspend. The fake's own
+        # fixed resume time is never reached: `_tick` below starts a resumed machine.
+        self.resume_seconds = math.inf
         self.suspend_seconds = 1.0
 
     async def create(self, request: Request) -> Response:
@@ -62,6 +66,12 @@ class EmulatedFly(FakeFly):
         boot_after = machine.get("_boot_after")
         if machine["state"] == "created" and boot_after is not None:
             if time.monotonic() - machine["_created"] >= boot_after:
+                machine["state"] = "started"
+        if machine["state"] == "starting":  # resumed (or a stopped one started): its own resume time
+            changed = machine.get("_changed", 0.0)
+            if machine.get("_resume_for") != changed:
+                machine["_resume_for"], machine["_resume_after"] = changed, self._provider.resume(self._draw)
+            if time.monotonic() - changed >= machine["_resume_after"]:
                 machine["state"] = "started"
         return super()._tick(machine)  # suspends and resumes as the fake times them
 

@@ -48,8 +48,9 @@ class AwsStack(pulumi.ComponentResource):
 
         registry = Registry(name, prefix=settings.prefix, roles=("bot", "dispatcher", *self._webrtc_roles()),
                             keep=settings.image_retention_count, protect=settings.protect, parent=self)
+        # zstd bot layers: Fargate pulls the image for every task (images/component.py says why).
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(),
-                                         **image_args(settings)), opts=child)
+                                         bot_compression="zstd", **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(cidr=cfg.vpc_cidr, az_count=cfg.az_count), opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
             path=f"/{settings.project}/{settings.stack}",

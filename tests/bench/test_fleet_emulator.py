@@ -53,3 +53,15 @@ def test_a_refused_start_and_one_that_never_got_a_bot_count_as_never_ready(tmp_p
     result = emulated(tmp_path, tmp_path / "starts.jsonl")
     assert (result["starts"], result["refused"], result["never_ready"], result["warm"]) == (4, 1, 1, 1)
     assert math.isclose(result["p50"], 4.0, abs_tol=1e-6) and result["p95"] == math.inf
+
+
+def test_each_resume_takes_its_own_drawn_time_as_the_simulator_draws_it() -> None:
+    fly = EmulatedFly(seed=7)
+    now = time.monotonic()
+    machines = [{"id": str(n), "state": "starting", "_changed": now, "config": {}} for n in range(20)]
+    assert all(fly._tick(m)["state"] == "starting" for m in machines)  # none is back at once
+    draws = [m["_resume_after"] for m in machines]
+    assert len(set(draws)) == 20 and 0.2 < sorted(draws)[10] < 0.8, draws  # around the model's median 0.4 s
+    for m in machines:
+        m["_changed"] = m["_resume_for"] = now - m["_resume_after"] - 0.001  # its own time has passed
+    assert all(fly._tick(m)["state"] == "started" for m in machines)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.reserve_sim_model import WARM_CLAIM_SECONDS, Result, Simulation
+from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, Result, Simulation
 from bench.reserve_sim_providers import BY_NAME, Provider
 from bench.reserve_sim_traffic import SHAPES
 from dispatcher.outbound.ratelimit import Rate
@@ -65,8 +65,8 @@ def test_a_frozen_claim_takes_a_resume_and_the_claim() -> None:
     result = run(FLY, per_minute=30.0, planner=PlannerSettings(min_hot=1, service_level=0.5))
     frozen = sorted(result.frozen_waits)
     assert len(frozen) == result.frozen_claims > 0
-    assert frozen[len(frozen) // 2] == pytest.approx(WARM_CLAIM_SECONDS + 0.4, abs=0.15)
-    assert all(t > WARM_CLAIM_SECONDS for t in frozen)
+    assert frozen[len(frozen) // 2] == pytest.approx(WARM_CLAIM_SECONDS + THAW_REDIAL_SECONDS + 0.4, abs=0.15)
+    assert all(t > WARM_CLAIM_SECONDS + THAW_REDIAL_SECONDS for t in frozen)  # the resume, the re-dial, the claim
 
 
 def test_providers_without_a_frozen_tier_freeze_nothing() -> None:
@@ -145,3 +145,35 @@ def test_a_told_wait_is_kept_about_nine_times_in_ten() -> None:
     result = run(FARGATE, per_minute=30.0, settings=ReserveSettings(min_idle=0, max_idle=0))
     assert result.quotes_told == result.cold > 100
     assert 0.8 <= result.quotes_kept / result.quotes_told <= 0.97
+
+
+def test_each_fly_app_has_its_own_create_limit_not_a_share_of_their_sum() -> None:
+    # Every start cold (no reserve), creates near the starts' rate: a start waits in the app its
+    # session hashes to, so N apps refuse more than one bucket of N times the rate would.
+    off = ReserveSettings(min_idle=0, max_idle=0)
+    per_app = Rate(per_second=0.02, burst=1, max_wait=1.0)
+    apps = replace(STARVED, create_rate=per_app, apps=4)
+    pooled = replace(STARVED, create_rate=Rate(per_second=0.08, burst=4, max_wait=1.0))
+    separate, one_bucket = run(apps, per_minute=4.0, settings=off), run(pooled, per_minute=4.0, settings=off)
+    assert separate.arrivals == one_bucket.arrivals
+    assert separate.refused > one_bucket.refused > 0
+
+
+def test_a_cold_start_goes_to_the_app_its_session_hashes_to() -> None:
+    simulation = Simulation(replace(FLY, apps=5), SETTINGS, PLANNER, 10.0, seed=3, shape=SHAPES["flat"],
+                            seconds=HOUR, history_days=0)
+    picks = [simulation.app_of(n) for n in range(500)]
+    assert picks == [simulation.app_of(n) for n in range(500)]  # stable, as a retry needs
+    assert set(picks) == set(range(5)) and max(picks.count(a) for a in range(5)) < 0.3 * len(picks)
+
+
+def test_the_aws_forms_beyond_fargate_start_sooner_and_price_the_same_bot() -> None:
+    from bench.reserve_sim_providers import prices
+
+    zstd, pool = BY_NAME["ecs-fargate-zstd"], BY_NAME["ecs-ec2-warm-pool"]
+    assert zstd.cold_median_seconds == pytest.approx(FARGATE.cold_median_seconds * 0.73)  # "up to 27 %"
+    assert pool.cold_median_seconds < zstd.cold_median_seconds and not pool.frozen  # a faster cold start
+    stack = {"botCpu": 1024, "botMemory": 2048}
+    assert prices(zstd, stack) == prices(pool, stack) == prices(FARGATE, stack)
+    cold = [t for t in run(pool).time_to_ready if t > WARM_CLAIM_SECONDS]
+    assert cold and max(cold) < 60.0 and sorted(cold)[len(cold) // 2] < FARGATE.cold_median_seconds

@@ -29,7 +29,7 @@ def test_the_prod_stack_keeps_the_recommended_three_idle_no_buffer_and_four_hund
     settings = ReserveSettings.from_env(stack.reserve_env(), "ecs")
     assert (stack.cloud, settings.min_idle, settings.buffer, settings.max_idle) == ("aws", 3, 0.0, 400)
     assert settings.max_idle_seconds == 900.0  # the project default where the stack sets nothing
-    assert stack.max_sessions == 400
+    assert stack.max_sessions == 2500  # the 60/min day's peak + 25 %: the p95 goal at 60/min needs it
     assert "RESERVE_SCHEDULE" not in stack.reserve_env()  # "" leaves the dispatcher's default
 
 

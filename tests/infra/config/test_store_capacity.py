@@ -27,7 +27,7 @@ def test_aws_prods_store_has_room_for_every_session_it_admits_to_be_a_relayed_ca
     run = run_program(config, secret_keys, stack="aws-prod")
     env = {e["name"]: e["value"] for e in container(run, "-dispatcher")["environment"]}
     sessions = int(env["MAX_CONCURRENT_SESSIONS"])
-    assert sessions == 400  # the 10/min day's peak + 25 % (docs/reserve.md)
+    assert sessions == 2500  # the 60/min day's peak + 25 % (docs/reserve.md)
     assert store_capacity.relayed_calls(ceiling(run.registrations)) >= sessions
 
 
