@@ -60,6 +60,7 @@ ECS_ENV: tuple[str, ...] = (
     "ECS_ASSIGN_PUBLIC_IP",  # ENABLED: bots sit in public subnets, no NAT
     "ECS_CAPACITY_PROVIDERS",  # "FARGATE" or "FARGATE_SPOT:1,FARGATE:1" (provider:weight)
     "KEEP_ALIVE_SECONDS",  # uvicorn keep-alive; must exceed the ALB idle timeout
+    "ECS_TASK_VCPU", "ECS_TASK_MEMORY_GB",  # the bot task's size: the reserve's hot-tier price in /metrics
 )
 
 # `MACHINES=gce`: dispatcher/machines/gce/provider.py.
@@ -72,6 +73,7 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_ZONE",
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
     "GCE_INSTANCE_PREFIX",  # per stack: VM names, the launcher's IAM condition, the reaper's scope
+    "GCE_MACHINE_TYPE",  # the bot template's: the reserve's hot-tier price in /metrics
 )
 
 # With a TURN relay (stacks/config/turn.py): cloud sessions may use SmallWebRTC; the dispatcher

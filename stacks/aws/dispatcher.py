@@ -41,6 +41,8 @@ class DispatcherArgs:
     secrets: SecretStore
     cpu: int
     memory: int
+    bot_cpu: int  # the bot task's size (botCpu, botMemory), which the reserve prices its idle bots by
+    bot_memory: int
     cpu_architecture: str  # X86_64 or ARM64: one the images are built for (settings.platforms)
     desired_count: int
     capacity_providers: str
@@ -80,6 +82,9 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         "ECS_ASSIGN_PUBLIC_IP": "ENABLED",
         "ECS_CAPACITY_PROVIDERS": args.capacity_providers,
         "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
+        # Fargate units (1024 = 1 vCPU, MiB) as the reserve's price table reads them (reserve/prices.py).
+        "ECS_TASK_VCPU": f"{args.bot_cpu / 1024:g}",
+        "ECS_TASK_MEMORY_GB": f"{args.bot_memory / 1024:g}",
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
         **args.reserve.to_env(),
         **args.metric_lines,

@@ -182,6 +182,8 @@ class AwsStack(pulumi.ComponentResource):
             secrets=secrets,
             cpu=cfg.dispatcher_cpu,
             memory=settings.dispatcher_memory,
+            bot_cpu=cfg.bot_cpu,
+            bot_memory=cfg.bot_memory,
             cpu_architecture=_architecture(settings),
             desired_count=cfg.dispatcher_count,
             capacity_providers=cfg.capacity_providers,

@@ -31,6 +31,7 @@ class DispatcherArgs:
     service_account_email: pulumi.Input[str]
     instance_template: pulumi.Input[str]
     instance_prefix: str
+    bot_machine_type: str  # the template's, which the reserve prices its idle bots by (reserve/prices.py)
     secrets: SecretStore
     memory_mib: int
     min_instances: int
@@ -72,6 +73,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "GCE_ZONE": args.zone,
         "GCE_INSTANCE_TEMPLATE": args.instance_template,
         "GCE_INSTANCE_PREFIX": args.instance_prefix,
+        "GCE_MACHINE_TYPE": args.bot_machine_type,
         **args.reserve.to_env(),
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)

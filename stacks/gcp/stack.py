@@ -185,6 +185,7 @@ class GcpStack(pulumi.ComponentResource):
             service_account_email=account_email,
             instance_template=bot.template_path,
             instance_prefix=instance_prefix(settings.stack),
+            bot_machine_type=cfg.bot_machine_type,
             secrets=secrets,
             # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7), and
             # the dispatcher launches reserve VMs at once: it waits for every grant it and the VMs need.

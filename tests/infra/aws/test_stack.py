@@ -124,6 +124,13 @@ def test_dispatcher_environment_is_what_the_ecs_provider_reads(aws: Run) -> None
     assert all(isinstance(v, str) and v for v in env.values())  # no None or empty values
 
 
+def test_the_dispatcher_prices_its_idle_bots_by_the_bot_tasks_own_size(aws: Run) -> None:
+    task = aws.one("aws:ecs/taskDefinition:TaskDefinition", "voicefleet-aws-test-bot")
+    env = {e["name"]: e["value"] for e in container(aws, "-dispatcher")["environment"]}
+    assert float(env["ECS_TASK_VCPU"]) == int(task.inputs["cpu"]) / 1024
+    assert float(env["ECS_TASK_MEMORY_GB"]) == int(task.inputs["memory"]) / 1024
+
+
 def test_dispatcher_secrets_are_references_not_values(aws: Run) -> None:
     dispatcher = container(aws, "-dispatcher")
     names = {s["name"]: s["valueFrom"].split(":secret:")[1].split(":")[0] for s in dispatcher["secrets"]}

@@ -97,6 +97,12 @@ def test_dispatcher_environment_is_what_the_gce_provider_reads(gcp: Run) -> None
     assert env["GCE_ZONE"] == "europe-west4-a" and env["MACHINES"] == "gce"
 
 
+def test_the_dispatcher_prices_its_idle_bots_by_the_templates_machine_type(gcp: Run) -> None:
+    template = next(r for r in gcp.registrations if r.type == "gcp:compute/instanceTemplate:InstanceTemplate")
+    env = {e["name"]: e.get("value") for e in dispatcher_container(gcp)["envs"]}
+    assert env["GCE_MACHINE_TYPE"] == template.inputs["machineType"]
+
+
 def test_dispatcher_secrets_are_secret_manager_references(gcp: Run) -> None:
     refs = {e["name"]: e["valueSource"]["secretKeyRef"] for e in dispatcher_container(gcp)["envs"]
             if "valueSource" in e}
