@@ -72,8 +72,8 @@ async def test_with_the_store_down_a_signed_stream_is_refused_not_spent_in_memor
     state = phone.app.state.voicefleet.phone
     state.settings = dataclasses.replace(state.settings, twilio_signed_streams=True)
     one_process = state.spent, state.webhooks
-    unreachable = build_coordination({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REDIS_TIMEOUT_SECONDS": "0.5",
-                                      "REDIS_MESSAGE_SECRET": "m" * 32, "REPLICA_ID": "r-a"})
+    unreachable = build_coordination({"REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
+                                      "REDIS_TIMEOUT_SECONDS": "0.5", "REDIS_MESSAGE_SECRET": "m" * 32})
     state.spent, state.webhooks = unreachable.spent, unreachable.webhooks  # a replica whose store is down
     try:
         for _ in range(2):

@@ -107,7 +107,7 @@ async def test_a_webhook_answered_at_one_replica_is_refused_at_the_other(replica
 
 
 async def test_with_the_store_down_a_webhook_is_refused_not_answered(tmp_path: Path) -> None:
-    down = {**carrier_env(Ed25519PrivateKey.generate()), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    down = {**carrier_env(Ed25519PrivateKey.generate()), "REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0",
             "REDIS_MESSAGE_SECRET": "m" * 32, "REDIS_TIMEOUT_SECONDS": "0.5", "REPLICA_ID": "r-a"}
     call = {"CallSid": "CA-during-an-outage", "From": "+14155550100"}
     async with replica(down) as alone:
