@@ -13,8 +13,9 @@ kernel answers ENXIO), so reading the bot's `/proc` gives nothing to prove with;
 access to the young bot (attaching, `pidfd_getfd`) could borrow its end (docs/security.md, Local bots).
 
 What the dispatcher keeps per bot is bounded: its end is drained only when a hello for that bot is
-checked (the bot wrote its nonce before it dialled, so it is already there), at most DRAIN_BYTES at a
-time and DRAIN_READS times per check, and only the newest KEPT_NONCES nonces are remembered; each admits one hello.
+checked (the bot wrote its nonce before it dialled, so it is already there), at most DRAIN_READS
+reads of DRAIN_BYTES per check, and only the newest KEPT_NONCES nonces are remembered; each admits
+one hello.
 """
 
 from __future__ import annotations
