@@ -35,6 +35,8 @@ from bench.fakes_process import FakesProcess
 from bench.pinning import cpu_seconds, pinned
 from tests.fakes.server import free_port
 
+STORE_PASSWORD = "bench-replicas-store-password"  # a dispatcher refuses a store without one
+
 REPLICA_CPU, HARNESS_CPU = 0, 1
 
 
@@ -50,9 +52,9 @@ class Result:
 def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", workdir, "--loglevel", "warning"]
+               "--dir", workdir, "--loglevel", "warning", "--requirepass", STORE_PASSWORD]
     process = subprocess.Popen(pinned(command, HARNESS_CPU), stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+    client = redis.Redis(port=port, password=STORE_PASSWORD)
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -75,7 +77,7 @@ def replica(fakes: str, port: int, store_port: int | None, name: str) -> subproc
         "FLY_LIST_RATE": UNLIMITED, "FLY_LIST_BURST": UNLIMITED,
     }
     if store_port is not None:
-        env |= {"REDIS_URL": f"redis://127.0.0.1:{store_port}/0", "REPLICA_ID": name,
+        env |= {"REDIS_URL": f"redis://127.0.0.1:{store_port}/0", "REDIS_PASSWORD": STORE_PASSWORD, "REPLICA_ID": name,
                 "REDIS_MESSAGE_SECRET": "bench-replicas-sign-their-store-messages"}
     command = [sys.executable, "-m", "dispatcher"]
     process = subprocess.Popen(pinned(command, REPLICA_CPU), env=env, stdout=subprocess.DEVNULL,
@@ -102,7 +104,7 @@ def load(urls: list[str], requests: int, concurrency: int, prefix: str) -> dict[
 
 
 def store_calls(port: int) -> int:
-    stats = redis.Redis(port=port).info("commandstats")
+    stats = redis.Redis(port=port, password=STORE_PASSWORD).info("commandstats")
     return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 

@@ -21,7 +21,11 @@ elsewhere (docs/security.md). Where it comes from is `BOT_IDENTITY`, set with th
   checks whose session STS names (dispatcher/machines/ecs/identity.py). Signed here with the
   standard library, not botocore, which the bot's image does not carry; the tests' STS checks
   every signature with botocore's signer.
-- unset: none (local processes).
+- `local`: the process the local dispatcher launched. It is handed one end of a socket pair
+  (`BOT_IDENTITY_FD` names the descriptor); for each dial the bot writes a fresh random nonce into it
+  and sends the same nonce, which the dispatcher admits only if it came through that socket
+  (dispatcher/machines/local/launch_proof.py): reading the bot's environment gives no such socket.
+- unset: none.
 
 The dispatcher admits each proof once (a captured one must not re-open the channel), so each dial
 needs a proof of its own. A JWT's audience is the channel URL with a fragment fresh for each dial
@@ -39,17 +43,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
 import json
+import os
 import secrets
 import socket
 import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
-from botchannel.contract import IDENTITY_SOURCES, IDENTITY_VARIABLE
+from botchannel.contract import IDENTITY_FD_VARIABLE, IDENTITY_SOURCES, IDENTITY_VARIABLE
 
 GCE_METADATA_HOST = "metadata.google.internal"
 GCE_IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
@@ -82,11 +88,14 @@ class MachineIdentity:
         self._metadata_host = env.get("GCE_METADATA_HOST", "").strip() or GCE_METADATA_HOST
         self._fly_socket = env.get(FLY_SOCKET_VARIABLE, "").strip() or FLY_API_SOCKET
         self._ecs = _EcsTaskRole(env, audience)
+        self._launch = LaunchSocket(env) if source == "local" else None
 
     async def token(self) -> str | None:
         """A fresh token for the channel's URL, or None where the provider issues none."""
         if self.source is None:
             return None
+        if self._launch is not None:
+            return self._launch.proof()  # a local write: nothing to wait for, nothing to retry
         fetch = {"gce": self._gce, "fly": self._fly, "ecs": self._ecs.presigned_identity}[self.source]
         failure = ""
         for delay in (*BACKOFF_SECONDS, None):
@@ -124,6 +133,30 @@ class MachineIdentity:
             return _token(connection.getresponse())
         finally:
             connection.close()
+
+
+class LaunchSocket:
+    """A local bot's end of the socket pair it was launched with (`BOT_IDENTITY_FD`)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        raw = env.get(IDENTITY_FD_VARIABLE, "").strip()
+        self.fd = int(raw) if raw.isdigit() else None
+        if self.fd is not None:  # not for the user's subprocesses (pass_fds made it inheritable)
+            with contextlib.suppress(OSError):
+                os.set_inheritable(self.fd, False)
+
+    def proof(self) -> str:
+        """A fresh nonce, written through the launch socket: the dispatcher admits it once."""
+        if self.fd is None:
+            raise IdentityUnavailable(f"{IDENTITY_VARIABLE}=local needs {IDENTITY_FD_VARIABLE}, "
+                                      "the launch socket's descriptor")
+        nonce = secrets.token_urlsafe(32)
+        try:
+            os.write(self.fd, nonce.encode() + b"\n")  # 44 bytes: far below any socket buffer, never partial
+        except OSError as exc:
+            raise IdentityUnavailable(f"cannot write to the launch socket ({IDENTITY_FD_VARIABLE}={self.fd}): "
+                                      f"{exc.strerror or exc}") from None
+        return nonce
 
 
 def _token(response: http.client.HTTPResponse) -> str:

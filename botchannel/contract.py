@@ -49,9 +49,11 @@ MACHINE_ID_VARIABLE = "BOT_MACHINE_ID"
 IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
 
 # The provider's identity source a bot fetches its identity token from (bot/identity.py): set by the
-# provider with the launch values; unset where the provider has none (local processes).
+# provider with the launch values. A local bot's is a nonce it writes through the socket it was
+# launched with, whose descriptor IDENTITY_FD_VARIABLE names (dispatcher/machines/local/launch_proof.py).
 IDENTITY_VARIABLE = "BOT_IDENTITY"
-IDENTITY_SOURCES = ("gce", "fly", "ecs")
+IDENTITY_SOURCES = ("gce", "fly", "ecs", "local")
+IDENTITY_FD_VARIABLE = "BOT_IDENTITY_FD"
 # A full-format instance identity token is ~1 KB; an ECS task's presigned sts:GetCallerIdentity
 # URL (its session token included), base64url-encoded, ~3 KB.
 MAX_IDENTITY_CHARS = 8192

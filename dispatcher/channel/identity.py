@@ -7,8 +7,10 @@ gives each machine an identity of its own, the hello carries it: a token the pro
 only that machine can get, for the channel's URL as its audience. The machines provider checks it
 names the machine the dispatcher launched for the credential's bot id or session
 (dispatcher/machines/gce/identity.py, dispatcher/machines/fly/identity.py) before the hello counts
-for anything, so a stolen launch credential opens nothing from elsewhere. Where a provider has no
-identity to check, `Unverified` says why (docs/security.md, trust model).
+for anything, so a stolen launch credential opens nothing from elsewhere. A local bot proves it is
+the process launched for the credential through its own launch socket
+(dispatcher/machines/local/launch_proof.py). Where a provider has no identity to check,
+`Unverified` says why (docs/security.md, trust model).
 
 A proof is good for minutes (a presigned request) to an hour (a JWT), and whoever captures one in
 that time could present it again with the stolen credential: the newest hello of a session

@@ -29,6 +29,7 @@ from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens, TokenRefused
 from dispatcher.sessions.ids import Caller
+from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
 MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
@@ -128,11 +129,22 @@ def call_owner(state: PhoneState, admitted: Admitted) -> Caller | None:
 
 async def spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
     """A token this replica had not seen may have opened a call at another one: the store says.
-    A signed stream (whose `expires` is how long its record is kept) is spent the same way."""
+
+    A signed stream (whose `expires` is how long its record is kept) is recorded where webhooks
+    are, and refused while the store does not answer: its signature is valid at every replica and
+    for ever, so this replica's memory alone would let one capture open a call at each replica
+    (a token is minted by a webhook, which the store's silence refuses already)."""
     if admitted.token_id is None or admitted.expires is None:
         return
-    seconds = admitted.expires if admitted.how == "twilio_signature" else admitted.expires - state.clock() + 60.0
-    if not await state.spent.first_use(admitted.token_id, seconds):
+    if admitted.how == "twilio_signature":
+        try:
+            first = await state.webhooks.first_use(admitted.token_id, admitted.expires)
+        except StoreUnavailable:
+            raise Refused("store_unavailable") from None
+        if not first:
+            raise Refused("twilio_signature_replayed")
+        return
+    if not await state.spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0):
         raise Refused("token_replayed")
 
 

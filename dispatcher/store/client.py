@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -86,6 +87,12 @@ class StoreSettings:
         ca = env.get("REDIS_CA_CERT", "").strip() or None
         if ca is not None and "BEGIN CERTIFICATE" not in ca:
             raise SettingsError("REDIS_CA_CERT must hold PEM certificates")
+        password = env.get("REDIS_PASSWORD") or None
+        if auth == "password" and password is None and not _url_password(url):
+            # On any host, loopback included: local bots are processes of this host, so a store on
+            # loopback is reachable from every bot, and its password is all that keeps them out.
+            raise SettingsError("REDIS_URL carries no password and REDIS_PASSWORD is not set: the store would "
+                                "take whoever reaches it (a local bot reaches a loopback store); give it a password")
         return cls(
             url=url,
             replica_id=replica_id,
@@ -93,12 +100,20 @@ class StoreSettings:
             lease_seconds=float_setting(env, "REDIS_LEASE_SECONDS", cls.lease_seconds, minimum=1.0),
             max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", cls.max_connections, minimum=2),
             prefix=prefix,
-            password=env.get("REDIS_PASSWORD") or None,
+            password=password,
             ca_certificate=ca,
             auth=auth,
             message_secret=message_secret,
             accepted_message_secret=accepted,
         )
+
+
+def _url_password(url: str) -> bool:
+    """Whether the URL itself carries a password (`redis://user:pw@…`, `unix://…?password=…`)."""
+    try:
+        return bool(parse_url(url).get("password"))  # type: ignore[no-untyped-call]
+    except ValueError:
+        return False  # redis-py refuses it again, with its reason, at the first connection
 
 
 @dataclass

@@ -69,7 +69,7 @@ from dispatcher.store.rates import SharedCreateLimit, SharedRate
 from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
-from dispatcher.store.spent import SpentOnce
+from dispatcher.store.spent import Remembered, SpentOnce
 from dispatcher.store.starts import StartLeases
 from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
 
@@ -89,7 +89,8 @@ class RedisCoordination:
         self.spent: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
         # A webhook seen anywhere is seen everywhere, or refused: this replica's memory alone would
         # let one captured webhook mint a call token at each replica while the store is down.
-        self.webhooks: OneTimeUse = SpentOnce(self.store)
+        # Kept in this replica's memory too: a record deleted from the store re-opens nothing here.
+        self.webhooks: OneTimeUse = Remembered(SpentOnce(self.store), LocalOnce())
         # A bot's identity proof is admitted once anywhere. While the store is down, this replica's
         # memory still refuses a replay here; refusing every hello instead would cut every bot off.
         self.identity_proofs: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())

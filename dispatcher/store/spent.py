@@ -5,6 +5,10 @@ Each replica remembers the tokens it has seen (dispatcher/phone/tokens.py); with
 behind a load balancer, a captured token could otherwise open one more call at every other replica
 within its lifetime. `SET NX` with the token's remaining life makes the first presentation anywhere
 the only one that counts.
+
+Whoever may write to the store may also delete a record and re-open its replay. `Remembered` keeps
+a copy in this replica's memory beside each record the store took, so a deleted record re-opens
+nothing at the replica that saw the first use (docs/security.md, Known limits, says what remains).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import math
 
 from dispatcher.store.client import Store
+from dispatcher.store.coordination import OneTimeUse
 
 
 class SpentOnce:
@@ -24,3 +29,17 @@ class SpentOnce:
         key = self._store.key("spent", what)
         ttl = max(1, math.ceil(seconds))
         return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=ttl)))
+
+
+class Remembered:
+    """The store's record, then this replica's copy of it: used once if both say so. The store is
+    asked first, so a store that does not answer (`StoreUnavailable`, raised through) leaves nothing
+    here, and the carrier's retry of a refused webhook is not taken for a replay."""
+
+    def __init__(self, shared: SpentOnce, here: OneTimeUse) -> None:
+        self._shared, self._here = shared, here
+
+    async def first_use(self, what: str, seconds: float) -> bool:
+        first_anywhere = await self._shared.first_use(what, seconds)
+        first_here = await self._here.first_use(what, seconds)
+        return first_anywhere and first_here

@@ -14,6 +14,7 @@ from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.bot.conftest import READY_TIMEOUT, REPO, bot_env
 from tests.support.dispatcher_server import serving
+from tests.support.hand_dialled import hand_dialled
 from tests.support.processes import listening_sockets
 from tests.support.webrtc_client import WebRTCClient
 
@@ -29,7 +30,7 @@ def reserve_env(url: str, machine_id: str = "rsv-1", **extra: str) -> dict[str, 
 
 @pytest.fixture
 async def dispatcher():
-    app = create_app(Settings(bot_channel_token=TOKEN), env={}, rooms=None)
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, machines=hand_dialled(), rooms=None)
     async with serving(app) as port:
         yield app.state.voicefleet.channels, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
     await app.state.voicefleet.aclose()

@@ -171,3 +171,33 @@ def test_an_ecs_bots_presigned_request_is_the_one_botocore_presigns() -> None:
     signature = request.url.rsplit("X-Amz-Signature=", 1)[1]
     assert ours.endswith(f"&X-Amz-Signature={signature}")
     assert sorted(ours.split("?", 1)[1].split("&")) == sorted(request.url.split("?", 1)[1].split("&"))
+
+
+async def test_a_local_bots_proof_is_written_through_its_launch_socket_and_admitted_once() -> None:
+    """bot/identity.py's `local` source against the local launcher's check
+    (dispatcher/machines/local/launch_proof.py): each dial's nonce comes through the launch socket,
+    admits one hello, and the same nonce from elsewhere, or another launch's, admits none."""
+    from bot.identity import IdentityUnavailable, MachineIdentity
+    from botchannel.contract import IDENTITY_FD_VARIABLE, Hello
+    from dispatcher.channel.credentials import BotGrant
+    from dispatcher.machines.local.launch_proof import LaunchedProcesses
+
+    launched = LaunchedProcesses()
+    mine, other = launched.launching("session", "s-1"), launched.launching("session", "s-2")
+    bot = MachineIdentity("local", "ws://127.0.0.1/bots/channel", {IDENTITY_FD_VARIABLE: str(mine.child.fileno())})
+    grant = BotGrant("session", "s-1", 2**40)
+    first, second = await bot.token(), await bot.token()
+    assert first is not None and second is not None and first != second  # fresh for each dial
+    assert await launched.refusal(grant, Hello(machine_id="m", session_id="s-1", identity=second)) is None
+    assert await launched.refusal(grant, Hello(machine_id="m", session_id="s-1", identity=second))  # spent
+    assert await launched.refusal(BotGrant("session", "s-2", 2**40),
+                                  Hello(machine_id="m", session_id="s-2", identity=first))  # not s-2's socket
+    assert await launched.refusal(grant, Hello(machine_id="m", session_id="s-1", identity=first)) is None
+    assert await launched.refusal(grant, Hello(machine_id="m", session_id="s-1"))  # no proof at all
+    launched.forget("session", "s-1")  # the process exited: its socket is closed
+    with pytest.raises(IdentityUnavailable, match="launch socket"):
+        await bot.token()
+    with pytest.raises(IdentityUnavailable, match="BOT_IDENTITY_FD"):
+        await MachineIdentity("local", "ws://127.0.0.1/bots/channel", {}).token()
+    other.close()
+    launched.close()

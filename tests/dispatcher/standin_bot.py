@@ -36,6 +36,7 @@ class Channel:
     def __init__(self, url: str, token: str, session_id: str | None, assigned: threading.Event) -> None:
         from websockets.sync.client import connect
 
+        from bot.identity import LaunchSocket
         from botchannel.contract import Hello, Welcome, encode, parse_frame
 
         self.session_id = session_id
@@ -46,8 +47,10 @@ class Channel:
         self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None,
                           open_timeout=10).__enter__()  # closed with the process
         machine_id = os.environ.get("BOT_MACHINE_ID", f"standin-{os.getpid()}")
+        proof = LaunchSocket(os.environ).proof() if os.environ.get("BOT_IDENTITY_FD") else None  # as the bot's
         self.ws.send(encode(Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "standin"),
-                                  capabilities=("webrtc",), session_id=session_id)))
+                                  capabilities=("webrtc",), session_id=session_id,
+                                  identity=proof)))
         if not isinstance(parse_frame(self.ws.recv(timeout=10)), Welcome):
             raise SystemExit("no welcome")
         threading.Thread(target=self._serve, daemon=True).start()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.carrier_socket import CarrierSocket, dial_media  # noqa: E402
 from bot.channel_client import BotChannel
-from bot.identity import MachineIdentity  # noqa: E402
+from bot.identity import MachineIdentity, identity_source  # noqa: E402
 from bot.runner_args import websocket_arguments  # noqa: E402
 from botchannel.contract import METHOD_ASSIGN, METHOD_MEDIA_ATTACH, Assignment, Hello, RequestFailed  # noqa: E402
 
@@ -74,7 +74,7 @@ async def main() -> int:
         Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "dev"),
               capabilities=("websocket", "webrtc"), session_id=args.session_id),
         {METHOD_ASSIGN: assign, METHOD_MEDIA_ATTACH: attach},
-        MachineIdentity(None, url, os.environ),  # a local process: no provider identity
+        MachineIdentity(identity_source(os.environ), url, os.environ),  # a local bot's launch proof
     )
     await channel.connect()
     serving = asyncio.create_task(channel.serve())

@@ -15,7 +15,16 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE, Hello, Welcome, encode, parse_frame
+from bot.identity import LaunchSocket
+from botchannel.contract import (
+    CHANNEL_PATH,
+    CHANNEL_TOKEN_VARIABLE,
+    IDENTITY_FD_VARIABLE,
+    Hello,
+    Welcome,
+    encode,
+    parse_frame,
+)
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
@@ -112,6 +121,14 @@ async def dial(url: str, credential: str, hello: Hello) -> ClientConnection | No
         return None  # refused after its hello
     assert isinstance(parse_frame(first), Welcome)
     return ws
+
+
+def act_as_launched(machines: LocalMachines, kind: str, subject: str) -> Callable[[], str]:
+    """The test plays the process launched for a `kind` credential naming `subject`: it takes over
+    that launch socket's bot end and returns what makes each dial's launch proof (bot/identity.py)."""
+    launch_socket = machines._launched.launching(kind, subject)  # the child end stays with the test
+    bot_end = LaunchSocket({IDENTITY_FD_VARIABLE: str(launch_socket.child.fileno())})
+    return bot_end.proof
 
 
 def idle_hello(machine_id: str) -> Hello:

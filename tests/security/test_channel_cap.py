@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.identity import Unverified
 from dispatcher.settings import Settings
 from tests.security.conftest import DEPLOYMENT_SECRET, MakeDispatcher, dial
 
@@ -12,6 +13,7 @@ from tests.security.conftest import DEPLOYMENT_SECRET, MakeDispatcher, dial
 async def test_the_channel_holds_at_most_its_cap_of_connections(make_dispatcher: MakeDispatcher) -> None:
     settings = Settings(max_concurrent_sessions=50, bot_channel_token=DEPLOYMENT_SECRET, bot_channel_max_connections=2)
     d = await make_dispatcher(settings)
+    d.state.channels.identity = Unverified("the test dials by hand")  # (tests/support/hand_dialled.py)
     credentials = BotCredentials(DEPLOYMENT_SECRET)
 
     async def bot(n: int):  # noqa: ANN202

@@ -17,13 +17,14 @@ from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.security.conftest import WAIT, dial
 from tests.support.dispatcher_server import serving
+from tests.support.hand_dialled import hand_dialled
 
 SECRET = "deployment-secret-" + "c" * 32
 
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[object, str]]:
-    app = create_app(Settings(bot_channel_token=SECRET), env={}, rooms=None)
+    app = create_app(Settings(bot_channel_token=SECRET), env={}, machines=hand_dialled(), rooms=None)
     async with serving(app) as port:
         yield app.state.voicefleet.channels, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
     await app.state.voicefleet.aclose()

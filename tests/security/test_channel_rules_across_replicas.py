@@ -16,6 +16,7 @@ import pytest
 from botchannel.contract import CHANNEL_PATH, Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.identity import Unverified
 from dispatcher.errors import ApiError
 from dispatcher.settings import Settings
 from tests.security.conftest import WAIT, dial
@@ -48,6 +49,8 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Replica, Replica, RedisSer
             for name in ("r-a", "r-b"):
                 app = create_app(Settings(bot_channel_token=SECRET),
                                  env={**store.env, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0"}, rooms=None)
+                # the test's hellos are its own, from no launched process (tests/support/hand_dialled.py)
+                app.state.voicefleet.channels.identity = Unverified("the test dials by hand")
                 served = await running.enter_async_context(in_process(app))
                 await app.state.voicefleet.replication.start()  # the app's lifespan does this; `serving` runs none
                 replicas.append(Replica(app, f"ws://127.0.0.1:{served.port}{CHANNEL_PATH}"))

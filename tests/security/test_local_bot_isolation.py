@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.bot.test_user_bots import first_loud_audio
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -101,9 +102,11 @@ async def test_a_local_bot_reads_no_secret_of_the_dispatcher_nor_of_another_bot(
     env = {
         **SECRETS, "REDIS_URL": store_url, "REPLICA_ID": "r-isolation",
         "BOT_FILE": str(HOSTILE_BOT), "RESERVE_MIN_IDLE": "2", "RESERVE_MAX_IDLE": "2",
-        "DEEPGRAM_API_KEY": USER_KEY, "HOSTILE_REPORT_DIR": str(folder),
-        "LOCAL_BOT_ENV": "DEEPGRAM_API_KEY,HOSTILE_REPORT_DIR",
+        "DEEPGRAM_API_KEY": USER_KEY, "HOSTILE_REPORT_DIR": str(folder), "HOSTILE_STORE_PORT": str(store.port),
+        "LOCAL_BOT_ENV": "DEEPGRAM_API_KEY,HOSTILE_REPORT_DIR,HOSTILE_STORE_PORT",
     }  # fmt: skip
+    with redis.Redis.from_url(store.url, password=store.password) as replica:
+        assert replica.ping()  # control: with the password, the stack's user is answered
     with run_dispatcher(tmp_path, env, ready_timeout=WAIT, command_prefix=prefix) as dispatcher:
         await until(lambda found: len(found) >= 2 and all(siblings_tried_alive(r) for r in found),
                     "two reserve bots did not each try the other", folder, dispatcher)
@@ -127,6 +130,10 @@ async def test_a_local_bot_reads_no_secret_of_the_dispatcher_nor_of_another_bot(
         assert "refused" in report["parent"], f"bot {report['pid']} read its dispatcher's environment"
         read = sorted(pid for pid, tried in report["siblings"].items() if "read" in tried)
         assert read == [], f"bot {report['pid']} read the environment of bots {read}"
+        # The store on loopback: a bot reaches its port, but holds no password, and the stack's user
+        # rules give nothing to whoever has none.
+        store_said = report["store"]
+        assert all(answer.startswith(("-", "refused")) for answer in store_said.values()), store_said
 
         own = report["own"]  # control: what a bot needs is there
         assert own["DEEPGRAM_API_KEY"] == USER_KEY and own["BOT_FILE"] == str(HOSTILE_BOT)

@@ -17,7 +17,7 @@ import pytest
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, Hello, Reply, encode
 from dispatcher.store.secrets_vault import MemoryVault
-from tests.security.conftest import WAIT, MakeDispatcher, dial, stolen_credential
+from tests.security.conftest import WAIT, MakeDispatcher, act_as_launched, dial, stolen_credential
 from tests.support.cold_bot import next_assign
 
 TURN = {"TURN_URLS": "turn:127.0.0.1:3478", "TURN_SHARED_SECRET": "t" * 40}
@@ -64,17 +64,19 @@ async def test_values_lost_with_the_channel_are_sent_again_to_the_same_machine_o
     credential = stolen_credential(d.session_pid(session_id))
     machine = f"local-{session_id}"
     cold = d.state.sessions._cold.delivery
+    proof = act_as_launched(d.state.machines, "session", session_id)
 
-    first = await dial(d.channel_url, credential, Hello(machine_id=machine, session_id=session_id))
+    first = await dial(d.channel_url, credential, Hello(machine_id=machine, session_id=session_id, identity=proof()))
     assert first is not None
     lost = await next_assign(first)
     assert lost.params["body"] == {"caller": CALLER_DATA}
     await first.close()  # the channel drops before the bot answered
 
-    other = await dial(d.channel_url, credential, Hello(machine_id="evil", session_id=session_id))
+    other = await dial(d.channel_url, credential, Hello(machine_id="evil", session_id=session_id,
+                                                                identity=proof()))
     assert other is None, "another machine with the session's credential was welcomed"
 
-    again = await dial(d.channel_url, credential, Hello(machine_id=machine, session_id=session_id))
+    again = await dial(d.channel_url, credential, Hello(machine_id=machine, session_id=session_id, identity=proof()))
     assert again is not None
     resent = await next_assign(again)
     assert resent.params == lost.params

@@ -14,9 +14,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from dispatcher.factory import build_coordination
 from dispatcher.phone.signatures import twilio_signature
 from tests.dispatcher.api.test_upgrade_auth import accepted, refused
 from tests.support.phone_dispatcher import TWILIO_TOKEN, Phone, phone_dispatcher
+from tests.support.ports import free_port
 
 STREAM_URL = "wss://calls.example.com/ws/twilio"  # what a TwiML Bin names, and Twilio signs
 CAPTURED = {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, STREAM_URL)}
@@ -61,3 +63,23 @@ async def test_a_stream_that_sends_no_start_is_closed_before_any_session(phone: 
             await asyncio.wait_for(silent.recv(), 30)  # closed by the dispatcher, not by the deadline
     assert phone.launches == []
     await accepted(phone, await webhook_token_url(phone))  # positive control: a carrier that speaks
+
+
+async def test_with_the_store_down_a_signed_stream_is_refused_not_spent_in_memory(phone: Phone) -> None:
+    """Several replicas share one store; while it does not answer, a replica's own memory would let
+    the same captured signature open one call at each replica. The upgrade is refused instead, as
+    a webhook is answered 503."""
+    state = phone.app.state.voicefleet.phone
+    state.settings = dataclasses.replace(state.settings, twilio_signed_streams=True)
+    one_process = state.spent, state.webhooks
+    unreachable = build_coordination({"REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
+                                      "REDIS_TIMEOUT_SECONDS": "0.5", "REDIS_MESSAGE_SECRET": "m" * 32})
+    state.spent, state.webhooks = unreachable.spent, unreachable.webhooks  # a replica whose store is down
+    try:
+        for _ in range(2):
+            assert await refused(phone.ws("/ws/twilio"), CAPTURED) == 403
+        assert phone.launches == []
+    finally:
+        state.spent, state.webhooks = one_process
+        await unreachable.aclose()
+    await accepted(phone, phone.ws("/ws/twilio"), CAPTURED)  # control: recorded where it can be, it opens its call

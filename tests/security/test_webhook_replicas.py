@@ -107,7 +107,7 @@ async def test_a_webhook_answered_at_one_replica_is_refused_at_the_other(replica
 
 
 async def test_with_the_store_down_a_webhook_is_refused_not_answered(tmp_path: Path) -> None:
-    down = {**carrier_env(Ed25519PrivateKey.generate()), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    down = {**carrier_env(Ed25519PrivateKey.generate()), "REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0",
             "REDIS_MESSAGE_SECRET": "m" * 32, "REDIS_TIMEOUT_SECONDS": "0.5", "REPLICA_ID": "r-a"}
     call = {"CallSid": "CA-during-an-outage", "From": "+14155550100"}
     async with replica(down) as alone:
@@ -120,3 +120,27 @@ async def test_with_the_store_down_a_webhook_is_refused_not_answered(tmp_path: P
     async with replica(one) as alone:
         answered = await alone.post("/phone/twilio", content=urlencode(call), headers=twilio_headers(call))
     assert answered.status_code == 200, answered.text
+
+
+async def test_a_webhook_record_deleted_from_the_store_reopens_no_replay_where_it_was_answered(
+    replicas: Replicas,
+) -> None:
+    """Whoever may write to the store may delete a webhook's record. The replica that answered it
+    keeps its own copy, so the replay is refused there still (docs/security.md, Known limits, says
+    what remains)."""
+    call = {"CallSid": "CA-record-deleted", "From": "+14155550100", "To": "+14155550199"}
+    body, headers = urlencode(call).encode(), twilio_headers(call)
+    first = await replicas.a.post("/phone/twilio", content=body, headers=headers)
+    assert first.status_code == 200, first.text
+    admin = replicas.store.admin()
+    try:
+        deleted = [admin.delete(key) for key in admin.scan_iter("*webhook:*")]
+    finally:
+        admin.close()
+    assert deleted == [1] and replicas.kept_for() == []  # the attacker's part: the record is gone
+    replayed = await replicas.a.post("/phone/twilio", content=body, headers=headers)
+    assert replayed.status_code == 403 and "wss://" not in replayed.text, replayed.text
+    # The refused replay wrote the record again, so the other replica refuses it now too (sent there
+    # first, it would have been answered: the store was all that replica had).
+    elsewhere = await replicas.b.post("/phone/twilio", content=body, headers=headers)
+    assert elsewhere.status_code == 403, elsewhere.text

@@ -8,13 +8,15 @@ Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): t
 one-time token, and the call's session starts when the carrier opens the stream. Each webhook is
 checked with the carrier's signature first; a request that fails it gets 403 and no token.
 
-A signed webhook is then answered once across every replica, for as long as its signature would
-pass: Twilio's and Plivo's carry no time, so a call's `CallSid` or a nonce is remembered as long
-as a signed Twilio stream is (25 h, past Twilio's longest call); Telnyx's carries one, so its
-signature is remembered through the tolerance on both sides of now, plus a minute of clock skew.
-The record is the coordination's (the store, with several replicas); a store that does not answer
-gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier moves
-to its fallback URL or retries.
+A signed webhook is then answered once across every replica. Telnyx's signature carries a time,
+so it is remembered through the tolerance on both sides of now, plus a minute of clock skew, and
+is refused after. Twilio's and Plivo's carry none and never expire (Twilio signs the URL and the
+form, Plivo the URL and a nonce): a call's `CallSid` or a nonce is remembered as long as a signed
+Twilio stream is (25 h, past Twilio's longest call), so a webhook captured and replayed after
+that mints a call token again (docs/security.md, Known limits). The record is the coordination's
+(the store, with several replicas, and a copy in this replica's memory); a store that does not
+answer gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier
+moves to its fallback URL or retries.
 
 Each check is a `phone.webhook` span (dispatcher/tracing.py) under the request's: the carrier, and
 why a webhook was refused as `error.type`. The call's own trace begins when its stream opens.

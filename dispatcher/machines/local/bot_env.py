@@ -26,6 +26,14 @@ SYSTEM = frozenset({
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 })  # fmt: skip
 SYSTEM_PREFIXES = ("LC_", "PYTHON", "OTEL_")  # locale categories, the interpreter's own, tracing
+
+
+def credential_of_tracing(name: str) -> bool:
+    """`OTEL_EXPORTER_OTLP_HEADERS` and its per-signal forms (`…_TRACES_HEADERS`): where a collector's
+    API key goes. Not a deployment secret, but a key: a bot gets it only where LOCAL_BOT_ENV names it."""
+    return name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("_HEADERS")
+
+
 # The bot host's settings (docs/configuration.md, "The bot"), as `python -m bot` reads them.
 HOST = frozenset({
     "BOT_FILE", "BOT_TRANSPORT", "BOT_IDLE_TIMEOUT_SECONDS", "BOT_CONNECT_TIMEOUT_SECONDS", "BOT_MAX_IDLE_SECONDS",
@@ -61,7 +69,11 @@ def dispatcher_only(name: str) -> bool:
 def allowed(name: str, named: Iterable[str]) -> bool:
     if dispatcher_only(name):
         return False
-    return name in SYSTEM or name in HOST or name.startswith(SYSTEM_PREFIXES) or name in named
+    if name in named:
+        return True
+    if credential_of_tracing(name):
+        return False
+    return name in SYSTEM or name in HOST or name.startswith(SYSTEM_PREFIXES)
 
 
 def inherited(environ: Mapping[str, str], named: tuple[str, ...]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.channel.identity import Unverified
+from dispatcher.channel.identity import MachineIdentity
 from dispatcher.machines.base import (
     IdleMachine,
     LaunchResult,
@@ -41,6 +41,7 @@ from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environme
 from dispatcher.machines.local.bot_env import inherited, parse_named
 from dispatcher.machines.local.bot_logs import forward_bot_logs
 from dispatcher.machines.local.isolation import BotIsolation, check_policy
+from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.outbound.ratelimit import Rate
 
 log = logging.getLogger("dispatcher.machines.local.provider")
@@ -79,6 +80,7 @@ class LocalSettings:
 @dataclass
 class _Bot:
     spec: LaunchSpec
+    grant: tuple[str, str]  # the kind and subject of its channel credential (its launch socket's key)
     created_at: float = field(default_factory=time.time)
     process: asyncio.subprocess.Process | None = None
     state: MachineState = MachineState.STARTING
@@ -119,11 +121,11 @@ class _Bot:
 
 class LocalMachines:
     name = "local"
-    # A process has no identity a provider signs; another local bot cannot read a young bot's
-    # credential (each has its own Landlock domain: docs/security.md, Local bots).
-    identity = Unverified("local bots are isolated from each other by Landlock, not by a machine identity")
-
     def __init__(self, settings: LocalSettings | None = None) -> None:
+        # A process has no identity a provider signs: a hello proves it comes from the process
+        # launched for its credential through that process's own launch socket (launch_proof.py).
+        self._launched = LaunchedProcesses()
+        self.identity: MachineIdentity = self._launched
         self._settings = settings or LocalSettings()
         self._isolation = BotIsolation.for_this_host(self._settings.isolation)
         self._bots: dict[str, _Bot] = {}
@@ -143,12 +145,14 @@ class LocalMachines:
         if existing is not None:
             return LaunchResult(existing.machine(), created=False)
         # Registered before the first await: a concurrent launch of the same session sees it.
-        bot = self._bots[spec.session_id] = _Bot(spec)
+        bot = self._bots[spec.session_id] = _Bot(spec, ("session", spec.session_id))
         await self._spawn(bot, self._command(spec), self._environment(spec))
         log.info("session %s: bot pid %d starting", spec.session_id, bot.pid)
         return LaunchResult(bot.machine(), created=True)
 
     async def _spawn(self, bot: _Bot, command: list[str], env: dict[str, str]) -> None:
+        launch_socket = self._launched.launching(*bot.grant)
+        env.update(launch_socket.environment())
         try:
             bot.process = await asyncio.create_subprocess_exec(
                 *command,
@@ -158,10 +162,14 @@ class LocalMachines:
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
                 preexec_fn=self._isolation.child_setup(os.getpid()),
+                pass_fds=(launch_socket.child.fileno(),),  # the same number in the child
             )
         except OSError as exc:
+            self._launched.forget(*bot.grant)
             bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
             raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
+        finally:
+            launch_socket.handed_over()
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
         assert bot.process.stderr is not None
         bot.logs = asyncio.create_task(forward_bot_logs(bot.process.stderr, lambda: bot.spec.session_id),
@@ -176,7 +184,7 @@ class LocalMachines:
         if self._closed:
             raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
         placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
-        bot = self._idle[bot_id] = _Bot(placeholder)
+        bot = self._idle[bot_id] = _Bot(placeholder, ("idle", bot_id))
         env = self._environment(placeholder)
         for name in (*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE):  # no session yet: the assignment brings it
             env.pop(name, None)
@@ -255,6 +263,7 @@ class LocalMachines:
             elif kind == "ended":
                 said = event.get("detail")
         code = await process.wait()  # reaps the child: no zombies
+        self._launched.forget(*bot.grant)  # nothing speaks for it any more
         if bot.stop_requested or code == 0:
             bot.set_state(MachineState.ENDED, "stopped" if bot.stop_requested else "exit code 0")
         else:
@@ -318,6 +327,7 @@ class LocalMachines:
         bots = [*self._bots.values(), *self._idle.values()]
         await asyncio.gather(*(self._terminate(bot) for bot in bots))
         self._isolation.close()
+        self._launched.close()
 
     def _forget_old(self) -> None:
         horizon = time.time() - KEEP_ENDED_SECONDS

@@ -33,6 +33,7 @@ class SharedLocalMachines(LocalMachines):
     def __init__(self, settings: LocalSettings | None, coordination: Coordination) -> None:
         super().__init__(settings)
         self._coordination = coordination
+        self._launched.launched_elsewhere_unchecked = True  # (its socket is at the replica that launched it)
 
     def _here(self, session_id: str) -> bool:
         return session_id in self._bots

@@ -27,6 +27,7 @@ from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.settings import Settings
 from tests.support.dispatcher_server import serving
+from tests.support.hand_dialled import hand_dialled
 
 TOKEN = "t" * 40
 
@@ -83,7 +84,7 @@ def test_the_daily_token_of_an_assignment_never_shows_in_its_repr():
 
 @pytest.fixture
 async def served():
-    app = create_app(Settings(bot_channel_token=TOKEN), env={}, rooms=None)
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, machines=hand_dialled(), rooms=None)
     async with serving(app) as port:
         yield app, f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
     await app.state.voicefleet.aclose()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.contract import (
+    CHANNEL_TOKEN_VARIABLE,
+    CHANNEL_URL_VARIABLE,
+    IDENTITY_FD_VARIABLE,
+    IDENTITY_VARIABLE,
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+)
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.bot_environment import SESSION_VARIABLES
 from dispatcher.machines.local.bot_env import allowed
@@ -19,9 +26,11 @@ from tests.docs.env_reads import environment_reads
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = LaunchSpec(session_id="0123456789abcdef01234567", body_digest="d" * 32, max_session_seconds=60)
 # Read by the bot host but never inherited: the launcher sets them per bot, or a cloud sets them.
-SET_PER_BOT = {*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE}
-# Set by a cloud provider or its launch values; a local bot has no machine identity to prove.
-CLOUD_ONLY = {"FLY_MACHINE_ID", "BOT_IDENTITY", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET",
+# A local bot's identity (BOT_IDENTITY=local) names its own launch socket.
+SET_PER_BOT = {*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE,
+               IDENTITY_VARIABLE, IDENTITY_FD_VARIABLE}
+# Set by a cloud provider or its launch values.
+CLOUD_ONLY = {"FLY_MACHINE_ID", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET",
               # an ECS task's role credentials and region (BOT_IDENTITY=ecs)
               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
               "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS"}

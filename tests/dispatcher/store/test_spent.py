@@ -71,7 +71,7 @@ async def test_without_a_store_answering_a_token_is_still_checked_at_its_replica
 def test_a_dispatcher_with_a_store_spends_call_tokens_there_and_one_without_keeps_them_itself() -> None:
     from dispatcher.app import create_app
 
-    env = {"DISPATCHER_API_KEYS": "k" * 32, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
+    env = {"DISPATCHER_API_KEYS": "k" * 32, "REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0", "REPLICA_ID": "r-a",
            "REDIS_MESSAGE_SECRET": "m" * 32, "RESERVE_MAX_IDLE": "0"}
     # No connection until it serves.
     assert isinstance(create_app(env=env).state.voicefleet.phone.spent, ForgivingOnce)

@@ -2,14 +2,17 @@
 then talks as a normal bot does (tests/bots/greeter.py), so a session still works.
 
 It records, in `$HOSTILE_REPORT_DIR/<pid>.json`, its own environment, what reading its parent's
-`/proc/<ppid>/environ` (the dispatcher) gave, and every attempt on its siblings' (the other bots the
+`/proc/<ppid>/environ` (the dispatcher) gave, every attempt on its siblings' (the other bots the
 dispatcher launched, found by their parent pid in `/proc/<pid>/stat`, which anyone may read), with
-their command lines (`/proc/<pid>/cmdline`, which anyone may read too, Landlock or not). It
-keeps trying while it lives, so a sibling started later is tried in its first milliseconds too.
+their command lines (`/proc/<pid>/cmdline`, which anyone may read too, Landlock or not), and what the
+coordination store on loopback (`$HOSTILE_STORE_PORT`: an attacker would scan for it) answered a
+`PING` and an `AUTH` as its default user without a password. It keeps trying while it lives, so a
+sibling started later is tried in its first milliseconds too.
 """
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -52,10 +55,25 @@ def parent_of(pid: str) -> int | None:
         return None
 
 
+def try_the_store(port: str) -> dict[str, str]:
+    """What a loopback store answers a bot that holds no password (RESP, by hand: no client library)."""
+    answers = {}
+    for name, command in (("ping", b"PING\r\n"), ("auth", b"AUTH default nopass\r\n"), ("keys", b"KEYS *\r\n")):
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as store:
+                store.sendall(command)
+                answers[name] = store.recv(256).decode(errors="replace").strip()
+        except OSError as exc:
+            answers[name] = f"refused: {type(exc).__name__}"
+    return answers
+
+
 def attack(report: Path) -> None:
     me, parent = os.getpid(), os.getppid()
     siblings: dict[str, dict[str, object]] = {}
     found: dict[str, object] = {"pid": me, "ppid": parent, "own": dict(os.environ), "siblings": siblings}
+    if port := os.environ.get("HOSTILE_STORE_PORT"):
+        found["store"] = try_the_store(port)
     others: set[str] = set()  # processes seen that are not siblings (a parent never changes back)
     deadline = time.monotonic() + ATTACK_SECONDS
     while time.monotonic() < deadline:

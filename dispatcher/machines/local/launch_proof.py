@@ -1,0 +1,127 @@
+"""A local bot proves it is the process this dispatcher launched: a nonce through its launch socket.
+
+A local process has no identity a provider signs, and its channel credential sits in its
+environment, which another process of the same user may read through `/proc/<pid>/environ` (in the
+bot's first milliseconds, before it makes itself non-dumpable, or at any time where the kernel has
+no Landlock to keep bots apart). Whoever reads it could dial first and receive the session's
+`assign`. So each bot is launched holding one end of a `socketpair()` of its own (passed with
+`pass_fds`; `BOT_IDENTITY_FD` names its descriptor, not a secret). For every dial the bot writes a
+fresh random nonce into it and sends the same nonce as its hello's `identity` (bot/identity.py); the
+channel admits the hello only when that nonce came through the socket of the machine launched for
+the credential's bot id or session. A socket cannot be opened through `/proc/<pid>/fd/<n>` (the
+kernel answers ENXIO), so reading the bot's `/proc` gives nothing to prove with; only ptrace-level
+access to the young bot (attaching, `pidfd_getfd`) could borrow its end (docs/security.md, Local bots).
+
+What the dispatcher keeps per bot is bounded: its end is drained only when a hello for that bot is
+checked (the bot wrote its nonce before it dialled, so it is already there), at most DRAIN_READS
+reads of DRAIN_BYTES per check, and only the newest KEPT_NONCES nonces are remembered; each admits
+one hello.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections import deque
+
+from botchannel.contract import IDENTITY_FD_VARIABLE, IDENTITY_VARIABLE, Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.identity import ProofSeen
+
+NONCE_CHARS = 43  # secrets.token_urlsafe(32): 256 random bits, base64url
+DRAIN_BYTES = 4096  # per read: a bot writes 44 bytes per dial
+DRAIN_READS = 16  # per check: a bot writing junk without end costs a check this much, no more
+KEPT_NONCES = 8
+PROOF_SECONDS = 600.0  # the one-use record's life (a nonce is also forgotten here once spent)
+
+
+class LaunchSocket:
+    """One launched bot's pair: the dispatcher's end (kept, non-blocking) and the child's (handed over)."""
+
+    def __init__(self) -> None:
+        self._ours, self.child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._ours.setblocking(False)
+        self._ours.shutdown(socket.SHUT_WR)  # nothing flows to the bot: it cannot read a nonce back
+        self._partial = b""
+        self._nonces: deque[str] = deque(maxlen=KEPT_NONCES)
+
+    def environment(self) -> dict[str, str]:
+        """What tells the bot to prove itself, and through which descriptor (not a secret)."""
+        return {IDENTITY_VARIABLE: "local", IDENTITY_FD_VARIABLE: str(self.child.fileno())}
+
+    def handed_over(self) -> None:
+        """The child holds its end now (or never will): the dispatcher's copy of it goes."""
+        self.child.close()
+
+    def spend(self, nonce: str) -> bool:
+        """Whether `nonce` came through this socket and was not spent before."""
+        self._drain()
+        if nonce not in self._nonces:
+            return False
+        self._nonces.remove(nonce)
+        return True
+
+    def _drain(self) -> None:
+        for _ in range(DRAIN_READS):
+            try:
+                data = self._ours.recv(DRAIN_BYTES)
+            except OSError:  # BlockingIOError: all read; any other: the bot's end is gone
+                return
+            if not data:
+                return  # the bot closed its end
+            *lines, partial = (self._partial + data).split(b"\n")
+            self._partial = partial[-(NONCE_CHARS + 1):]  # junk without a newline keeps no more than this
+            for line in lines:
+                text = line.decode("ascii", errors="replace")
+                if len(text) == NONCE_CHARS:
+                    self._nonces.append(text)
+
+    def close(self) -> None:
+        self._ours.close()
+        self.child.close()
+
+
+class LaunchedProcesses:
+    """The `MachineIdentity` of local bots: a hello is admitted only with a nonce that came through
+    the launch socket of the process launched for its credential's bot id or session."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[tuple[str, str], LaunchSocket] = {}
+        # Several replicas on one store: a bot another replica launched may be sent here (a
+        # forwarder in front of the channel URL), and its launch socket is there. Its hello is then
+        # taken on its credential alone (docs/security.md, Known limits); one process refuses it.
+        self.launched_elsewhere_unchecked = False
+
+    def launching(self, kind: str, subject: str) -> LaunchSocket:
+        """A launch socket for the process about to start for a `kind` credential naming `subject`."""
+        self.forget(kind, subject)
+        pair = self._sockets[(kind, subject)] = LaunchSocket()
+        return pair
+
+    def forget(self, kind: str, subject: str) -> None:
+        """The process exited (or never started): no hello speaks for it any more."""
+        pair = self._sockets.pop((kind, subject), None)
+        if pair is not None:
+            pair.close()
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        pair = self._sockets.get((grant.kind, grant.subject))
+        if pair is None:
+            if self.launched_elsewhere_unchecked:
+                return None
+            return "no running bot was launched here for this credential"
+        if hello.identity is None:
+            return "no launch proof (a local bot writes one through the socket it was launched with)"
+        if not pair.spend(hello.identity):
+            return "launch proof did not come through the launched process's socket"
+        return None
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        if hello.identity is None:
+            return None
+        return ProofSeen("local:" + hashlib.sha256(hello.identity.encode()).hexdigest(), PROOF_SECONDS)
+
+    def close(self) -> None:
+        for pair in self._sockets.values():
+            pair.close()
+        self._sockets.clear()
