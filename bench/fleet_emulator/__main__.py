@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fleet_emulator.cloud import app_names
 from bench.reserve_sim_model import Simulation
@@ -132,28 +133,39 @@ def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: floa
 
 
 MEASURES = {  # what the model's claim and resume times are calibrated from (bench/reserve_sim_model.py)
-    "start → ready, warm": ("voicefleet_start_to_ready_seconds", 'provider="fly",path="warm"'),
-    "start → ready, cold": ("voicefleet_start_to_ready_seconds", 'provider="fly",path="cold"'),
-    "claim": ("voicefleet_reserve_claim_seconds", 'provider="fly"'),
-    "thaw": ("voicefleet_reserve_thaw_seconds", 'provider="fly"'),
+    "start → ready, warm": ("voicefleet_start_to_ready_seconds", {"provider": "fly", "path": "warm"}),
+    "start → ready, cold": ("voicefleet_start_to_ready_seconds", {"provider": "fly", "path": "cold"}),
+    "claim": ("voicefleet_reserve_claim_seconds", {"provider": "fly"}),
+    "thaw": ("voicefleet_reserve_thaw_seconds", {"provider": "fly"}),
 }
 
 
 def dispatcher_measures(urls: list[str], key: str = KEY) -> dict[str, tuple[float, float]]:
     """name → (mean seconds, count) of the dispatchers' own histograms, summed over the replicas."""
-    sums: dict[str, float] = {}
+    texts = []
     for url in urls:
         response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         response.raise_for_status()  # /metrics wants an API key: an empty answer must not read as "none measured"
-        text = response.text
-        for line in text.splitlines():
-            if line.startswith("voicefleet_") and " " in line:
-                name, value = line.rsplit(" ", 1)
-                sums[name] = sums.get(name, 0.0) + float(value)
+        texts.append(response.text)
+    return measures_of(texts)
+
+
+def measures_of(texts: list[str]) -> dict[str, tuple[float, float]]:
+    """The MEASURES of the replicas' /metrics texts, summed. Read with Prometheus' own parser and
+    matched on the labels as a mapping: the exposition orders a sample's labels its own way (by
+    name), so matching the text of a label list misses every sample, and a figure reads nan."""
+    sums: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                at = (sample.name, frozenset(sample.labels.items()))
+                sums[at] = sums.get(at, 0.0) + sample.value
     out = {}
     for label, (metric, labels) in MEASURES.items():
-        count = sums.get(f"{metric}_count{{{labels}}}", 0.0)
-        out[label] = (sums.get(f"{metric}_sum{{{labels}}}", 0.0) / count if count else math.nan, count)
+        wanted = frozenset(labels.items())
+        count = sums.get((f"{metric}_count", wanted), 0.0)
+        total = sums.get((f"{metric}_sum", wanted), 0.0)
+        out[label] = (total / count if count else math.nan, count)
     return out
 
 

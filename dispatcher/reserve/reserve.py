@@ -40,6 +40,7 @@ from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.ready_elsewhere import seconds_to_ready
 from dispatcher.reserve.refills import Refills
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.reserve.sizer import FleetSizer
@@ -222,9 +223,20 @@ class Reserve:
         started = self._starts.pop(report.session_id, None)
         if started is not None:
             began, warm = started
-            self._metrics.ready_after(self._clock() - began, warm=warm)
-            if not warm:  # a session's own cold start, as its caller waited for it
-                self.planning.sizer.cold.observe(self._clock() - began)
+            self._ready_after(self._clock() - began, warm=warm)
+        elif link.hello.session_id is not None:  # a cold bot launched at another replica
+            self._retirements.spawn(self._cold_ready_elsewhere(report))
+
+    def _ready_after(self, seconds: float, *, warm: bool) -> None:
+        self._metrics.ready_after(seconds, warm=warm)
+        if not warm:  # a session's own cold start, as its caller waited for it
+            self.planning.sizer.cold.observe(seconds)
+
+    async def _cold_ready_elsewhere(self, report: Report) -> None:
+        seconds = await seconds_to_ready(self._coordination.timelines, report.session_id, reported_at=report.t,
+                                         now=self._wall(), within=START_RECORD_SECONDS)
+        if seconds is not None:
+            self._ready_after(seconds, warm=False)
 
     # --- keeping it sized -----------------------------------------------------------------
 

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
 
-from bench.fleet_emulator.__main__ import emulated
+from bench.fleet_emulator.__main__ import emulated, measures_of
 from bench.fleet_emulator.cloud import EmulatedFly
+from dispatcher.reserve.metrics import ReserveMetrics
 from tests.fakes.fly import API_TOKEN, APP
 from tests.fakes.server import serve
 
@@ -65,3 +67,19 @@ def test_each_resume_takes_its_own_drawn_time_as_the_simulator_draws_it() -> Non
     for m in machines:
         m["_changed"] = m["_resume_for"] = now - m["_resume_after"] - 0.001  # its own time has passed
     assert all(fly._tick(m)["state"] == "started" for m in machines)
+
+
+def test_the_dispatchers_own_start_to_ready_figures_are_read_whatever_order_the_exposition_gives_the_labels() -> None:
+    texts = []
+    for warm_seconds, cold_seconds in ((0.2, 3.0), (0.4, 5.0)):  # two replicas, each its own registry
+        registry = CollectorRegistry()
+        metrics = ReserveMetrics(registry, "fly")
+        metrics.ready_after(warm_seconds, warm=True)
+        metrics.ready_after(cold_seconds, warm=False)
+        metrics.claimed(warm=True, seconds=0.05)
+        texts.append(generate_latest(registry).decode())
+    measured = measures_of(texts)
+    assert measured["start → ready, warm"][1] == 2 and math.isclose(measured["start → ready, warm"][0], 0.3)
+    assert measured["start → ready, cold"][1] == 2 and math.isclose(measured["start → ready, cold"][0], 4.0)
+    assert measured["claim"][1] == 2 and math.isclose(measured["claim"][0], 0.05)
+    assert measured["thaw"][1] == 0 and math.isnan(measured["thaw"][0])  # none measured: nan, not 0
