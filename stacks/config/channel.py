@@ -16,6 +16,8 @@ plain-HTTP ALB would carry the token in clear text, so the key is refused there)
   `dispatcherCount` > 1 and `storePassword` (stacks/config/store.py), on GCP with
   `dispatcherMaxInstances` > 1 (Memorystore, IAM sign-in: no password).
 - Cloud Run's request timeout bounds a WebSocket: it must outlive an idle bot's wait plus its session.
+- each bot's channel is one request at a Cloud Run instance (at most 1,000 each): the channels must fit
+  the instances kept running less one (`surviving_instances`).
 """
 
 from __future__ import annotations
@@ -102,20 +104,45 @@ def channel_lifetime_seconds(settings: Settings) -> int:
     return int(settings.reserve.max_idle_seconds) + settings.max_session_seconds + LIFETIME_MARGIN_SECONDS
 
 
-def cloud_run_concurrency(settings: Settings) -> int:
-    """Every bot's channel is one open request at the single instance: each session's bot and each
-    idle or warming reserve bot, on top of the API's own requests."""
+def surviving_instances(min_instances: int) -> int:
+    """Cloud Run instances that hold every bot's channel while one instance is lost.
+
+    Cloud Run sends a new request to an instance below its maximum concurrency, starting another
+    instance when none is (up to max instances; beyond, it queues then answers 429), and a WebSocket
+    is one request that may land on any instance
+    (https://cloud.google.com/run/docs/about-concurrency,
+    https://cloud.google.com/run/docs/about-instance-autoscaling,
+    https://cloud.google.com/run/docs/triggering/websockets); any replica serves any bot's channel
+    (docs/replicas.md). Only the minimum is kept running (max instances is a ceiling, not a promise),
+    so the channels must fit the minimum less one; a stack of one instance (or none when idle) has no
+    spare to count on, and every channel must fit that one."""
+    return max(1, min_instances - 1)
+
+
+def cloud_run_concurrency(settings: Settings, min_instances: int) -> int:
+    """Each instance's share of the bots' channels (each session's bot and each idle or warming
+    reserve bot is one open request), if one of the minimum instances is lost, plus the API's own."""
     if not enabled(settings):
         return API_CONCURRENCY
-    return settings.max_concurrent_sessions + settings.reserve.max_idle + API_CONCURRENCY
+    channels = settings.max_concurrent_sessions + settings.reserve.max_idle
+    return -(-channels // surviving_instances(min_instances)) + API_CONCURRENCY
 
 
-def cloud_run_limits(cfg: Reader, settings: Settings) -> None:
-    if enabled(settings) and cloud_run_concurrency(settings) > CLOUD_RUN_MAX_CONCURRENCY:
-        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) and "
-                                                f"{API_CONCURRENCY} API requests must fit Cloud Run's "
-                                                f"{CLOUD_RUN_MAX_CONCURRENCY} requests per instance: each bot's "
-                                                f"channel is one (got {settings.max_concurrent_sessions})")
+def instances_needed(settings: Settings) -> int:
+    """The least dispatcherMinInstances whose survivors hold every channel beside the API's requests."""
+    channels = settings.max_concurrent_sessions + settings.reserve.max_idle
+    return -(-channels // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
+
+
+def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int) -> None:
+    if enabled(settings) and cloud_run_concurrency(settings, min_instances) > CLOUD_RUN_MAX_CONCURRENCY:
+        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) bot channels must "
+                                                f"fit {surviving_instances(min_instances)} Cloud Run instance(s) "
+                                                f"(dispatcherMinInstances={min_instances} less one that may be "
+                                                f"lost) of {CLOUD_RUN_MAX_CONCURRENCY} requests each, "
+                                                f"{API_CONCURRENCY} kept for the API (got "
+                                                f"{settings.max_concurrent_sessions}): set dispatcherMinInstances "
+                                                f"to {max(instances_needed(settings), 2)} or lower the cap")
     if enabled(settings) and channel_lifetime_seconds(settings) > CLOUD_RUN_MAX_TIMEOUT_SECONDS:
         raise cfg.fail("maxSessionSeconds", f"plus reserveMaxIdleSeconds ({settings.reserve.max_idle_seconds}) "
                                             f"and {LIFETIME_MARGIN_SECONDS} s must fit Cloud Run's "

@@ -240,7 +240,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     store = channel_settings.enabled(settings) and maximum > 1
     if store:
         store_settings.require_message_secret(cfg, settings, f"dispatcherMaxInstances={maximum} and botChannelToken")
-    channel_settings.cloud_run_limits(cfg, settings)
+    channel_settings.cloud_run_limits(cfg, settings, minimum)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
     return GcpSettings(

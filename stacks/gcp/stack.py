@@ -198,7 +198,7 @@ class GcpStack(pulumi.ComponentResource):
             # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
             **({"request_timeout_seconds": channel_lifetime_seconds(settings)}
                if self._bot_channel_url is not None else {}),
-            request_concurrency=cloud_run_concurrency(settings),
+            request_concurrency=cloud_run_concurrency(settings, cfg.dispatcher_min_instances),
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,

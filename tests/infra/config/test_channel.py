@@ -145,6 +145,26 @@ def test_cloud_run_admits_every_bots_channel_beside_the_api(gcp: Run, gcp_channe
     assert plain.inputs["template"]["maxInstanceRequestConcurrency"] == 80
 
 
+# gcp-prod's settings: 2,500 sessions + 400 reserve bots = 2,900 channels, 920 per instance beside the API.
+PROD_CHANNELS = {"maxConcurrentSessions": "2500", "reserveMaxIdle": "400", "dispatcherMaxInstances": "8"}
+
+
+def test_cloud_run_spreads_the_channels_over_the_instances_kept_running_less_one(stack: StackRunner) -> None:
+    run = with_channel(stack, "gcp", **PROD_CHANNELS, dispatcherMinInstances="5")
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    # Four survivors of five hold every channel: ceil(2,900 / 4) each, plus the API's 80.
+    assert service.inputs["template"]["maxInstanceRequestConcurrency"] == 725 + 80
+    assert service.inputs["template"]["scaling"] == {"minInstanceCount": 5, "maxInstanceCount": 8}
+
+
+@pytest.mark.parametrize("minimum", ["0", "2", "4"])
+def test_too_few_instances_kept_running_for_the_channels_are_refused(stack: StackRunner, minimum: str) -> None:
+    # Four instances lose one: 3 x 920 < 2,900; none or one kept running counts as one.
+    with pytest.raises(SettingsError, match=r"voicefleet:maxConcurrentSessions plus reserveMaxIdle \(400\) bot "
+                                            r"channels must fit .*set dispatcherMinInstances to 5 or lower the cap"):
+        with_channel(stack, "gcp", **PROD_CHANNELS, dispatcherMinInstances=minimum)
+
+
 def test_gce_template_carries_the_url_and_no_reference_to_the_deployment_secret(gcp_channel: Run) -> None:
     (template,) = gcp_channel.of_type(TEMPLATE)
     metadata = template.inputs["metadata"]
