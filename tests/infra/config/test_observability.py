@@ -17,7 +17,7 @@ from stacks.gcp.startup import STARTUP_SCRIPT
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.helpers import container, unwrap
 
-ENDPOINT = "https://otlp.example.com:4318"
+ENDPOINT = "https://otlp.example.com"
 WEBHOOK = "https://hooks.example.com/voicefleet"
 HEADERS = "api-key=SENTINEL-otlp-headers-9d2e"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"SENTINEL-webhook-secret-32-bytes").decode()
