@@ -1,9 +1,9 @@
 """GcpStack: one environment of voicefleet on GCP, composed of the components beside it.
 
 APIs -> Artifact Registry -> images pinned by digest -> egress-only network -> secrets -> bot
-instance template (one VM per session) -> TURN relay -> the dispatcher's identity -> coordination store
--> its grants (the secrets its service references) -> Cloud Run dispatcher that may create VMs from that template and nothing
-more. Every child gets the explicit, default-labelled provider through its parent.
+instance template (one VM per session) -> TURN relay -> the dispatcher's identity -> coordination
+store -> its grants (the secrets its service references) -> Cloud Run dispatcher that may create
+VMs from that template and nothing more. Every child gets the explicit, default-labelled provider through its parent.
 """
 
 from __future__ import annotations
