@@ -94,8 +94,9 @@ ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)
 # credential, derived from the secret, comes with its launch (dispatcher/bot_credentials.py).
 CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 # ECS with the channel: the bots' task roles, whose STS sessions name the tasks bots prove in their
-# hello (dispatcher/machines/ecs/identity.py).
-ECS_CHANNEL_ENV: tuple[str, ...] = ("ECS_BOT_TASK_ROLE_ARNS",)
+# hello (dispatcher/machines/ecs/identity.py), and each replica's channel and connection caps
+# (stacks/config/channel_capacity.py).
+ECS_CHANNEL_ENV: tuple[str, ...] = ("ECS_BOT_TASK_ROLE_ARNS", "BOT_CHANNEL_MAX_CONNECTIONS", "MAX_CONNECTIONS")
 CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
 BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 BOT_CHANNEL_SECRETS: tuple[str, ...] = ()

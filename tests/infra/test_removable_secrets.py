@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.config.test_observability import OBSERVABILITY
 from tests.infra.config.test_store_message_secret import AWS_REPLICAS, AWS_STORE, GCP_REPLICAS, WITH_ACCEPTED
+from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
 OPTIONAL = {"otelExporterOtlpEndpoint": "https://otlp.example.com", "webhookUrl": "https://hooks.example.com/vf"}
 

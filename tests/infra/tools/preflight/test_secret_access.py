@@ -7,9 +7,9 @@ import pytest
 
 from stacks.tools.mocks import Run
 from stacks.tools.preflight import secret_access
-from tests.infra.conftest import StackRunner
 from tests.infra.config.test_observability import OBSERVABILITY
 from tests.infra.config.test_store_message_secret import AWS_REPLICAS, GCP_REPLICAS, WITH_ACCEPTED
+from tests.infra.conftest import StackRunner
 
 ENDPOINT, WEBHOOK = "https://otlp.example.com", "https://hooks.example.com/voicefleet"
 
