@@ -120,7 +120,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         observability=observability,
     )
     channel_settings.check(cfg, settings)
-    bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS))
+    bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
+                       drain=settings.drain)
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
