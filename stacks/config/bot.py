@@ -108,6 +108,12 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
 
 
+# The pull cost is priced at the gzip ratio measured on a real build (docs/images.md, "Pull cost"):
+# what GCP's images ship; the AWS bot images go out zstd (images/component.py), whose pull is
+# usually smaller but has not been measured here.
+PULL_COMPRESSION = "priced as gzip layers (AWS pushes the bot image zstd, not priced separately)"
+
+
 def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, drain: bool = False) -> None:
     """The plan's word on image size, before `pulumi up` builds and ships it (images/size_prediction.py):
     the predicted size and pull cost always, and a refusal over `botImageBudgetMb`, which a user raises
@@ -132,7 +138,7 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, dra
         extra = CLOSURE_BUDGET_MB[image] - CLOSURE_BUDGET_MB["bot"]
         allowance = f" + {extra:.0f} MB for aiortc's stack" if extra else ""
         stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed "
-                  f"(voicefleet:botImageBudgetMb {budget}{allowance}); {size.pull_cost()}")
+                  f"(voicefleet:botImageBudgetMb {budget}{allowance}); {size.pull_cost()}; {PULL_COMPRESSION}")
         if size.installed_mb <= budget + extra:
             pulumi.log.info(f"{where}: {stated}")
             continue

@@ -199,6 +199,7 @@ def test_the_plan_refuses_a_predicted_bot_image_over_the_stacks_budget_until_it_
     assert "over the budget" in message and "llvmlite" in message, message
     assert "exclude-packages numba llvmlite resampy" in message, message
     assert re.search(r"a cold start pulls about \d+ MB compressed, about \d+ s at", message), message
+    assert "priced as gzip layers (AWS pushes the bot image zstd" in message, message
     assert "`pulumi config set voicefleet:botImageBudgetMb 502`" in message, message
     stack("aws", secrets=phone, botProject=folder, botImageBudgetMb="502")  # raised knowingly: stated, not refused
     assert "predicted at 502 MB installed (voicefleet:botImageBudgetMb 502)" in said[-1], said
