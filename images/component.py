@@ -72,6 +72,9 @@ class ImagesArgs:
     bot_compression: str = ""
 
 
+ZSTD_LEVEL = 3  # zstd's default level; any level > 0 makes docker-build pass the compression on
+
+
 class Images(pulumi.ComponentResource):
     """The bot and dispatcher images, built from the repository root and pushed by digest."""
 
@@ -109,8 +112,13 @@ class Images(pulumi.ComponentResource):
                 platforms=[docker_build.Platform(p) for p in args.platforms],
                 push=not zstd,
                 # docker-build's registry export (exports[].registry: compression, forceCompression,
-                # ociMediaTypes): every layer re-compressed, base layers too, pushed to the tags.
-                exports=[{"registry": {"compression": docker_build.CompressionType.ZSTD, "force_compression": True,
+                # ociMediaTypes): every layer re-compressed, base layers too, pushed to the tags. The
+                # level must be set: the provider drops compression and force-compression when it is 0,
+                # its default (pulumi-docker-build provider/internal/export.go, ExportWithCompression
+                # .String: `if e.CompressionLevel == 0 { return "" }`, export.go:519-522 at v0.0.22).
+                # 3 is zstd's own default level (buildkit maps 3-6 to "Default").
+                exports=[{"registry": {"compression": docker_build.CompressionType.ZSTD,
+                                       "compression_level": ZSTD_LEVEL, "force_compression": True,
                                        "oci_media_types": True}}] if zstd else None,
                 build_on_preview=args.build_on_preview,
                 labels=labels,

@@ -44,6 +44,11 @@ OTLP_ENV: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_ENDPOINT",)
 OTLP_SECRETS: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_HEADERS",)
 WEBHOOK_ENV: tuple[str, ...] = ("WEBHOOK_URL",)
 WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
+# Secrets a stack is meant to drop again: the accepted message secret (step 3 of the rotation in
+# docs/pulumi.md removes it) and the optional observability ones. Never `protect`ed: Pulumi refuses
+# any deployment that would delete a protected resource ("Resource option: protect"), so removing
+# the key would fail `up`. Deleted, each stays recoverable for the store's recovery window.
+REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS)
 
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
@@ -89,8 +94,9 @@ ECS_WEBRTC_ENV: tuple[str, ...] = ("ECS_TASK_DEFINITION_WEBRTC",)
 # credential, derived from the secret, comes with its launch (dispatcher/bot_credentials.py).
 CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 # ECS with the channel: the bots' task roles, whose STS sessions name the tasks bots prove in their
-# hello (dispatcher/machines/ecs/identity.py).
-ECS_CHANNEL_ENV: tuple[str, ...] = ("ECS_BOT_TASK_ROLE_ARNS",)
+# hello (dispatcher/machines/ecs/identity.py), and each replica's channel and connection caps
+# (stacks/config/channel_capacity.py).
+ECS_CHANNEL_ENV: tuple[str, ...] = ("ECS_BOT_TASK_ROLE_ARNS", "BOT_CHANNEL_MAX_CONNECTIONS", "MAX_CONNECTIONS")
 CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
 BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 BOT_CHANNEL_SECRETS: tuple[str, ...] = ()

@@ -8,7 +8,7 @@ task role may start, watch and stop this stack's bot tasks and nothing else (`Bo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -57,6 +57,9 @@ class DispatcherArgs:
     turn_urls: pulumi.Input[Sequence[str]] | None = None
     turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
+    # With the channel: each replica's BOT_CHANNEL_MAX_CONNECTIONS and MAX_CONNECTIONS
+    # (stacks/config/channel_capacity.py).
+    channel_limits: Mapping[str, str] = field(default_factory=dict)
     drain: bool = False  # before a destroy: no dispatcher task
     store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
     phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
@@ -90,7 +93,8 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
            if args.turn_urls is not None else {}),
-        **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args)} if args.channel_url is not None else {}),
+        **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args), **args.channel_limits}
+           if args.channel_url is not None else {}),
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
     }

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.iam import policy_document, statement
+from stacks.contract import REMOVABLE_SECRETS
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class SecretStore(pulumi.ComponentResource):
                 # characters, which AWS reserves for its own ARN suffix.
                 name_prefix=f"{args.path}/{_slug(env_name)}-",
                 recovery_window_in_days=args.recovery_window_days,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and env_name not in REMOVABLE_SECRETS),
             )
             version = aws.secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
                                                        secret_string=value, opts=pulumi.ResourceOptions(parent=self))

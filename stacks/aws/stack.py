@@ -24,6 +24,7 @@ from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
+from stacks.config import channel_capacity
 from stacks.config.bot import image_args
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
@@ -198,6 +199,7 @@ class AwsStack(pulumi.ComponentResource):
             turn_urls=turn_urls,
             **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
             channel_url=self._bot_channel_url,
+            channel_limits=channel_capacity.dispatcher_environment(settings, cfg.dispatcher_count),
             drain=settings.drain,
             store_url=store.url if store is not None else None,
             phone_secret_names=tuple(sorted(settings.secrets.phone)),

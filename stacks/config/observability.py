@@ -2,11 +2,12 @@
 when the stack config names them, where traces go (OpenTelemetry's standard variables) and where
 lifecycle webhooks go.
 
-    voicefleet:otelExporterOtlpEndpoint   the collector's OTLP/HTTP endpoint (4318), for the
+    voicefleet:otelExporterOtlpEndpoint   the collector's OTLP/HTTP endpoint, https on 443 (the only
+                                          port the stacks' egress rules open), for the
                                           dispatcher and every bot: OTEL_EXPORTER_OTLP_ENDPOINT
     voicefleet:otelExporterOtlpHeaders    secret: its headers (`api-key=…`), by reference only:
                                           OTEL_EXPORTER_OTLP_HEADERS
-    voicefleet:webhookUrl                 the dispatcher's WEBHOOK_URL
+    voicefleet:webhookUrl                 the dispatcher's WEBHOOK_URL, https on 443 likewise
     voicefleet:webhookSecret              secret: its WEBHOOK_SECRET (`whsec_…`), by reference only
 
 Both clouds' log pipelines read JSON lines as fields (CloudWatch Logs Insights, Cloud Logging's
@@ -20,6 +21,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 
@@ -84,6 +86,20 @@ def load(cfg: Reader) -> tuple[ObservabilitySettings, dict[str, pulumi.Output[st
 
 def _url(cfg: Reader, key: str) -> str | None:
     value = cfg.optional(key)
-    if value is not None and not _URL.match(value):
+    if value is None:
+        return None
+    if not _URL.match(value):
         raise cfg.fail(key, f"must be an http(s) URL without spaces or commas (got {value!r})")
+    try:
+        parsed = urlsplit(value)
+        port = parsed.port
+    except ValueError:
+        raise cfg.fail(key, f"must be an https URL with a valid port (got {value!r})") from None
+    if parsed.scheme != "https" or port not in (None, 443):
+        # The stacks' own egress rules: bots (stacks/aws/network.py, stacks/gcp/network.py) and the
+        # AWS dispatcher (stacks/aws/balancer.py) may reach TCP 443 only, so a collector on :4318 or a
+        # plain-http receiver would never be reached; over http a webhook's payload also goes in clear.
+        raise cfg.fail(key, f"must be https on port 443 (or no port): the stack's egress rules let the dispatcher "
+                            f"and the bots reach TCP 443 only (got {value!r}); put the collector or receiver "
+                            f"behind an HTTPS endpoint on 443")
     return value

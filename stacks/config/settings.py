@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from stacks.config import alarms, limits
+from stacks.config import alarms, channel_capacity, limits
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
 from stacks.config import observability as observability_settings
@@ -120,7 +120,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         observability=observability,
     )
     channel_settings.check(cfg, settings)
-    bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS))
+    bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
+                       drain=settings.drain)
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
@@ -191,6 +192,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     domain = channel_settings.aws_domain(cfg, settings, certificate_arn, idle)
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
     store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
+    channel_capacity.aws_limits(cfg, settings, count, dispatcher_cpu)
     if store:
         store_settings.require_message_secret(cfg, settings, f"dispatcherCount={count}")
     return AwsSettings(

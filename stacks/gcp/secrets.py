@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from stacks.contract import REMOVABLE_SECRETS
+
 
 @dataclass(frozen=True)
 class SecretStoreArgs:
@@ -44,7 +46,8 @@ class SecretStore(pulumi.ComponentResource):
                 f"{name}-{_slug(env_name)}",
                 secret_id=f"{args.prefix}-{_slug(env_name)}",
                 replication={"auto": {}},
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=list(args.depends_on)),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and env_name not in REMOVABLE_SECRETS,
+                                            depends_on=list(args.depends_on)),
             )
             self.versions[env_name] = gcp.secretmanager.SecretVersion(
                 f"{name}-{_slug(env_name)}", secret=secret.id, secret_data=value,

@@ -1,18 +1,19 @@
 """GcpStack: one environment of voicefleet on GCP, composed of the components beside it.
 
 APIs -> Artifact Registry -> images pinned by digest -> egress-only network -> secrets -> bot
-instance template (one VM per session) -> TURN relay -> the dispatcher's identity and its grants
--> coordination store -> Cloud Run dispatcher that may create VMs from that template and nothing
-more. Every child gets the explicit, default-labelled provider through its parent.
+instance template (one VM per session) -> TURN relay -> the dispatcher's identity -> coordination
+store -> its grants (the secrets its service references) -> Cloud Run dispatcher that may create
+VMs from that template and nothing more. Every child gets the explicit, default-labelled provider through its parent.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pulumi
 import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs
-from stacks import contract
 from stacks.config.bot import image_args
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.model import Settings
@@ -20,7 +21,7 @@ from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
 from stacks.gcp.bot_template import BotTemplate, BotTemplateArgs
-from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs
+from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs, secret_names
 from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
 from stacks.gcp.network import Network, NetworkArgs
@@ -62,13 +63,16 @@ class GcpStack(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
-        grants = self._dispatcher_grants(bot, secrets, member, turn_urls is not None)
         egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, name=f"{settings.prefix}-egress",
                                                                   depends_on=apis),
                                opts=child) if cfg.store else None
         store = self._store(egress, member, apis, after_apis) if egress is not None else None
-        dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
-            images.dispatcher, account.email, bot, secrets, grants, turn_urls, egress, store), opts=after_apis)
+        args = self._dispatcher_args(images.dispatcher, account.email, bot, secrets, turn_urls, egress, store)
+        # The grants read the very names the service's environment references (secret_names): Cloud
+        # Run fails a deployment whose account cannot read one of its secrets.
+        grants = self._dispatcher_grants(bot, secrets, member, secret_names(args))
+        dispatcher = Dispatcher(f"{name}-dispatcher", replace(args, depends_on=(*grants, *args.depends_on)),
+                                opts=after_apis)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,
             service_name=dispatcher_service_name(settings.prefix), reserve=self._bot_channel_url is not None,
@@ -159,21 +163,15 @@ class GcpStack(pulumi.ComponentResource):
             protect=self._settings.protect, depends_on=tuple(apis)), opts=opts)
 
     def _dispatcher_grants(self, bot: BotTemplate, secrets: SecretStore, member: pulumi.Output[str],
-                           turn: bool) -> tuple[pulumi.Resource, ...]:
-        """What the dispatcher's identity may do (launch bot VMs, read its secrets), and what it waits
-        for besides: the secret versions and the VMs' own grants."""
+                           names: tuple[str, ...]) -> tuple[pulumi.Resource, ...]:
+        """What the dispatcher's identity may do (launch bot VMs, read `names`, its service's secrets),
+        and what it waits for besides: the secret versions and the VMs' own grants."""
         launch = bot.grant_launch("dispatcher", member)
-        accepted = self._settings.secrets.store_accepted_message_secret is not None
-        names = contract.dispatcher_secrets(turn=turn, channel=self._bot_channel_url is not None,
-                                            store=self._cfg.store, store_password=False,
-                                            phone=sorted(self._settings.secrets.phone),
-                                            accepted_message_secret=accepted)
         readable = secrets.grant_access("dispatcher", member, names)
         return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
 
     def _dispatcher_args(self, image: pulumi.Output[str], account_email: pulumi.Output[str], bot: BotTemplate,
-                         secrets: SecretStore, grants: tuple[pulumi.Resource, ...],
-                         turn_urls: pulumi.Input[list[str]] | None, egress: EgressNetwork | None,
+                         secrets: SecretStore, turn_urls: pulumi.Input[list[str]] | None, egress: EgressNetwork | None,
                          store: CoordinationStore | None) -> DispatcherArgs:
         settings, cfg = self._settings, self._cfg
         return DispatcherArgs(
@@ -187,9 +185,10 @@ class GcpStack(pulumi.ComponentResource):
             instance_prefix=instance_prefix(settings.stack),
             bot_machine_type=cfg.bot_machine_type,
             secrets=secrets,
-            # Cloud Run fails a revision whose identity cannot yet read its secrets (review item 7), and
-            # the dispatcher launches reserve VMs at once: it waits for every grant it and the VMs need.
-            depends_on=(*grants, *([store.grant] if store is not None else [])),
+            # Cloud Run fails a revision whose identity cannot yet read its secrets, and the dispatcher
+            # launches reserve VMs at once: it waits for every grant it and the VMs need (added in
+            # __init__ once the grants exist).
+            depends_on=(store.grant,) if store is not None else (),
             reserve=settings.reserve,
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,

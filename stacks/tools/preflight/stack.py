@@ -23,6 +23,7 @@ from stacks.tools.preflight import (
     names,
     ordering,
     provider_waits,
+    secret_access,
     sizes,
     toolchain,
 )
@@ -61,7 +62,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
     found += destroy.violations(registrations, outputs) if outputs is not None else []
     found += destroy.direct_vpc_violations(registrations) + provider_waits.violations(registrations)
-    found += destroy.retained_name_violations(registrations)
+    found += destroy.retained_name_violations(registrations) + secret_access.violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

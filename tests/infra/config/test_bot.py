@@ -174,6 +174,17 @@ def test_a_phone_only_project_deploys_with_a_carrier_and_is_refused_where_nothin
         stack("aws", botProject=folder)
 
 
+def test_the_drains_up_is_not_refused_for_a_bot_image_over_budget(stack: StackRunner,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`drain: true` launches no bot and comes before a destroy: the budget warns, it does not block it."""
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    folder = str(ROOT / "tests" / "fixtures" / "projects" / "twilio_inbound")
+    phone = {**SECRETS, "voicefleet:twilioAuthToken": "SENTINEL-phone-0123456789abcdef0123456789abcdef"}
+    stack("aws", secrets=phone, botProject=folder, drain="true")
+    assert any("over the budget; not refused while draining" in w for w in warned), warned
+
+
 def test_the_plan_refuses_a_predicted_bot_image_over_the_stacks_budget_until_it_is_raised(
         stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     """twilio_inbound locks numba/llvmlite (Pipecat's resampy path) and excludes nothing: over 400 MB,
@@ -188,6 +199,7 @@ def test_the_plan_refuses_a_predicted_bot_image_over_the_stacks_budget_until_it_
     assert "over the budget" in message and "llvmlite" in message, message
     assert "exclude-packages numba llvmlite resampy" in message, message
     assert re.search(r"a cold start pulls about \d+ MB compressed, about \d+ s at", message), message
+    assert "priced as gzip layers (AWS pushes the bot image zstd" in message, message
     assert "`pulumi config set voicefleet:botImageBudgetMb 502`" in message, message
     stack("aws", secrets=phone, botProject=folder, botImageBudgetMb="502")  # raised knowingly: stated, not refused
     assert "predicted at 502 MB installed (voicefleet:botImageBudgetMb 502)" in said[-1], said

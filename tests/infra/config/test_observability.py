@@ -17,7 +17,7 @@ from stacks.gcp.startup import STARTUP_SCRIPT
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.helpers import container, unwrap
 
-ENDPOINT = "https://otlp.example.com:4318"
+ENDPOINT = "https://otlp.example.com"
 WEBHOOK = "https://hooks.example.com/voicefleet"
 HEADERS = "api-key=SENTINEL-otlp-headers-9d2e"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"SENTINEL-webhook-secret-32-bytes").decode()
@@ -80,10 +80,25 @@ def test_the_startup_script_writes_the_bots_settings_into_its_env_file(tmp_path:
     assert env_file.read_text() == f"LOG_FORMAT=json\nOTEL_EXPORTER_OTLP_ENDPOINT={ENDPOINT}\n"
 
 
+@pytest.mark.parametrize("url", ["https://otlp.example.com", "https://otlp.example.com:443/v1"])
+def test_an_https_endpoint_on_443_is_accepted(stack: StackRunner, url: str) -> None:
+    run = stack("aws", otelExporterOtlpEndpoint=url)
+    assert env_of(container(run, "-bot"))["OTEL_EXPORTER_OTLP_ENDPOINT"] == url
+
+
 @pytest.mark.parametrize(("secrets", "config", "message"), [
     ({}, {"webhookUrl": WEBHOOK}, "webhookUrl is set together with webhookSecret"),
     ({"voicefleet:webhookSecret": WEBHOOK_SECRET}, {}, "webhookSecret is set together with webhookUrl"),
     ({}, {"webhookUrl": "ftp://hooks.example.com"}, "webhookUrl must be an http"),
+    # The stacks' egress rules open TCP 443 only: a collector on OTLP's 4318 or a plain-http receiver
+    # would never be reached from the bots (both clouds) or the AWS dispatcher.
+    ({}, {"otelExporterOtlpEndpoint": "https://otlp.example.com:4318"},
+     "otelExporterOtlpEndpoint must be https on port 443 (or no port): the stack's egress rules"),
+    ({"voicefleet:webhookSecret": WEBHOOK_SECRET}, {"webhookUrl": "http://hooks.example.com/voicefleet"},
+     "webhookUrl must be https on port 443"),
+    ({"voicefleet:webhookSecret": WEBHOOK_SECRET}, {"webhookUrl": "https://hooks.example.com:8443/x"},
+     "webhookUrl must be https on port 443"),
+    ({}, {"otelExporterOtlpEndpoint": "https://otlp.example.com:99999"}, "with a valid port"),
     ({}, {"otelExporterOtlpEndpoint": "https://a.example.com,https://b.example.com"}, "otelExporterOtlpEndpoint must"),
     ({"voicefleet:otelExporterOtlpHeaders": HEADERS}, {},
      "otelExporterOtlpHeaders is set with otelExporterOtlpEndpoint"),
