@@ -133,6 +133,7 @@ async def test_closing_every_launch_socket_refuses_their_hellos_and_frees_them()
     before = open_descriptors()
     pair, proof = processes.launching("idle", "rsv-1"), nonce()
     pair.child.sendall(proof.encode() + b"\n")
+    assert await processes.refusal(GRANT, hello(nonce())) is not None  # the proof is read, not yet spent
     processes.close()
     assert open_descriptors() == before
     assert await processes.refusal(GRANT, hello(proof)) is not None

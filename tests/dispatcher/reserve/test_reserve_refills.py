@@ -76,3 +76,11 @@ async def test_a_failed_refill_stops_the_launches_not_yet_begun() -> None:
     assert machines.launched == []
     assert machines.calls == CONCURRENT_LAUNCHES  # those already in flight, none begun after the failure
     assert len(held._warming) == 0  # type: ignore[attr-defined]  # none counted as warming
+
+
+async def test_bots_launched_and_not_yet_dialled_in_count_toward_the_reserve() -> None:
+    machines = SlowCreates()
+    held = reserve(machines)
+    await held.refill()
+    await held.refill()  # the next tick: the twelve are still warming (no bot dials in here)
+    assert machines.calls == WANTED  # not twelve more
