@@ -154,6 +154,20 @@ TARGETS: dict[str, list[str]] = {
                                   "tests/infra/config/test_channel.py", "tests/infra/test_components.py"],
     "stacks/gcp/bot_template.py": ["tests/infra/gcp/test_stack.py", "tests/infra/gcp/test_startup.py",
                                    "tests/infra/test_components.py"],
+    # the creates' deployment-wide limit (ECS, Compute Engine, Fly), the reserve's prices and its
+    # concurrent refills
+    "dispatcher/machines/creates.py": [f"{T}machines/test_cloud_creates.py"],
+    "dispatcher/reserve/prices.py": [f"{T}reserve/test_reserve_prices.py"],
+    "dispatcher/reserve/refills.py": [f"{T}reserve/test_reserve_refills.py"],
+    # a local bot's hello bound to the process launched for it (its launch socket's nonce); its own
+    # unit tests first: the end-to-end ones run it in a dispatcher process, where no trace reaches
+    "dispatcher/machines/local/launch_proof.py": [f"{T}machines/test_launch_proof.py",
+                                                  "tests/security/test_local_cold_race.py",
+                                                  "tests/security/test_server_limits.py"],
+    # used once across replicas, and remembered at the replica that saw it (a real redis-server)
+    "dispatcher/store/spent.py": [f"{T}store/test_spent.py", "tests/security/test_webhook_replicas.py"],
+    # the stacks' observability settings: JSON logs, the optional trace collector
+    "stacks/config/observability.py": ["tests/infra/config/test_observability.py"],
     "policy/rules.py": ["tests/infra/policy/test_turn.py", *TURN_POLICY, "tests/infra/policy/test_channel.py",
                         "tests/infra/policy/test_pack.py"],
 }

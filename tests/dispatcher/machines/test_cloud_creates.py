@@ -128,3 +128,31 @@ async def test_a_reserve_launch_not_after_a_refill_waits_for_its_token_as_a_cold
     with pytest.raises(MachinesError) as refused:
         await creates.idle_turn()
     assert refused.value.reason == "ecs_rate_limited" and refused.value.retry_after and refused.value.retry_after > 90
+
+
+def grouped() -> Creates:
+    """Fly's shape: one count per app, each with a burst of 3 (two spare for refills, one for a cold start)."""
+    return Creates("fly", LocalCoordination(), Rate(per_second=0.01, burst=3, max_wait=0), groups=("a", "b"))
+
+
+def test_a_sessions_cold_machine_goes_to_the_same_group_at_every_replica() -> None:
+    here, there = grouped(), grouped()  # two replicas
+    sessions = [f"s-{n}" for n in range(20)]
+    assert [here.app_of(s) for s in sessions] == [there.app_of(s) for s in sessions]
+    assert {here.app_of(s) for s in sessions} == {"a", "b"}  # and sessions spread over the groups
+
+
+async def test_a_cold_launch_goes_to_the_group_whose_token_comes_soonest() -> None:
+    creates = grouped()
+    for _ in range(3):  # group a's whole burst: its next token is 100 s away
+        await creates.cold_turn("a")
+    assert await creates.soonest_app() == "b"
+    assert await creates.cold_turn() == "b"
+
+
+async def test_a_refill_takes_its_token_from_the_group_with_the_most_spare_and_launches_there() -> None:
+    creates = grouped()
+    await creates.cold_turn("a")  # a: one spare left, b: two
+    turn = await creates.refill()
+    assert turn.granted and turn.spare == 2  # the deployment's spare after this one: a's 1 and b's 1
+    assert await creates.idle_turn() == "b"  # the launch that follows creates where the token was taken

@@ -5,6 +5,8 @@ or RESERVE_HOT_DOLLARS_PER_MONTH, and multiplied by the idle bots held."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -12,6 +14,7 @@ from botchannel.contract import Hello
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.identity import Unverified
+from dispatcher.machines.base import FrozenForm
 from dispatcher.metrics import Metrics
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.prices import hot_dollars_per_month
@@ -49,6 +52,41 @@ def named(name: str) -> Named:
 ])  # fmt: skip
 def test_one_running_idle_bot_is_priced_per_provider(kind: str, env: dict[str, str], dollars: float | None) -> None:
     assert hot_dollars_per_month(named(kind), env) == dollars
+
+
+@pytest.mark.parametrize(("machine_type", "vcpu_gb"), [
+    ("e2-highmem-2", (2, 16)),  # 8 GB per vCPU
+    ("e2-highcpu-4", (4, 4)),  # 1 GB per vCPU
+])  # fmt: skip
+def test_an_e2_machine_types_memory_follows_its_family(machine_type: str, vcpu_gb: tuple[int, int]) -> None:
+    # us-central1's E2 list prices per vCPU-hour and GB-hour (cloud.google.com/compute/vm-instance-pricing)
+    vcpus, gb = vcpu_gb
+    expected = round((vcpus * 0.021811 + gb * 0.002923) * 730, 2)
+    assert hot_dollars_per_month(named("gce"), {"GCE_MACHINE_TYPE": machine_type}) == expected
+
+
+def test_a_region_without_a_fargate_price_is_said_so_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="dispatcher.reserve.reserve"):
+        hot_dollars_per_month(named("ecs"), {"AWS_REGION": "us-east-1"})
+        assert not caplog.records  # a priced region: nothing to say
+        hot_dollars_per_month(named("ecs"), {"AWS_REGION": "ap-south-2"})
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "ap-south-2" in said and "us-east-1" in said  # which region, and whose price is shown
+
+
+class WithFrozenTier(Named):
+    """A provider that offers a frozen tier, at a running price of its own."""
+
+    frozen_form = FrozenForm("suspended", resume_seconds=1.0, running_dollars_per_month=7.25,
+                             frozen_dollars_per_month=0.5)
+
+    async def freeze(self, bot_id: str) -> None: ...
+    async def thaw(self, bot_id: str) -> None: ...
+
+
+def test_a_provider_with_a_frozen_tier_prices_its_hot_tier_as_that_tier_does() -> None:
+    # the same running price the frozen tier is weighed against, not the provider's table
+    assert hot_dollars_per_month(WithFrozenTier("gce"), {}) == 7.25
 
 
 @pytest.mark.parametrize("raw", ["-1", "nan", "inf", "lots"])

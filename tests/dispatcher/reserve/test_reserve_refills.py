@@ -49,13 +49,13 @@ class SlowCreates(Machines):
         return Rate(per_second=100, burst=100)  # plenty: the limit is not what is tested
 
 
-def reserve(machines: SlowCreates) -> Reserve:
+def reserve(machines: SlowCreates, metrics: Metrics | None = None) -> Reserve:
     settings = ReserveSettings.from_env({"RESERVE_MIN_IDLE": str(WANTED), "RESERVE_MAX_IDLE": str(WANTED),
                                          "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
                                          "RESERVE_COLD_START_SECONDS": "30"})
     coordination = LocalCoordination()
     channels = BotChannels(BotCredentials("t" * 40), claims=coordination.claims, identity=Unverified("test"))
-    return Reserve(settings, machines, channels, ReserveMetrics(Metrics("paper").registry, "paper"),
+    return Reserve(settings, machines, channels, ReserveMetrics((metrics or Metrics("paper")).registry, "paper"),
                    coordination=coordination)
 
 
@@ -76,3 +76,10 @@ async def test_a_failed_refill_stops_the_launches_not_yet_begun() -> None:
     assert machines.launched == []
     assert machines.calls == CONCURRENT_LAUNCHES  # those already in flight, none begun after the failure
     assert len(held._warming) == 0  # type: ignore[attr-defined]  # none counted as warming
+
+
+async def test_bots_launched_and_not_yet_dialled_in_are_shown_as_warming() -> None:
+    metrics = Metrics("paper")
+    await reserve(SlowCreates(), metrics).refill()  # no bot dials in here
+    assert metrics.registry.get_sample_value("voicefleet_reserve_bots",
+                                             {"provider": "paper", "state": "warming"}) == WANTED

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from stacks import contract
+from stacks.config.observability import ObservabilitySettings
 from stacks.gcp.startup import STARTUP_SCRIPT
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.helpers import container, unwrap
@@ -103,7 +104,16 @@ def test_an_https_endpoint_on_443_is_accepted(stack: StackRunner, url: str) -> N
     ({"voicefleet:otelExporterOtlpHeaders": HEADERS}, {},
      "otelExporterOtlpHeaders is set with otelExporterOtlpEndpoint"),
     ({"voicefleet:webhookSecret": "whsec_c2hvcnQ="}, {"webhookUrl": WEBHOOK}, "webhookSecret must be `whsec_`"),
+    # a character outside base64 is refused, as the dispatcher refuses it, not skipped over
+    ({"voicefleet:webhookSecret": WEBHOOK_SECRET.replace("_", "_*", 1)}, {"webhookUrl": WEBHOOK},
+     "webhookSecret must be `whsec_`"),
 ])
 def test_bad_observability_settings_are_refused_naming_the_key(stack: StackRunner, secrets, config, message) -> None:
     with pytest.raises(Exception, match=re.escape(message)):
         stack("aws", secrets={**SECRETS, **secrets}, **config)
+
+
+def test_settings_without_a_collector_or_webhooks_ask_for_no_secret() -> None:
+    # the stacks' default when the config names neither: no secret reference the secret store lacks
+    settings = ObservabilitySettings()
+    assert settings.dispatcher_secret_names() == () and settings.bot_secret_names() == ()
