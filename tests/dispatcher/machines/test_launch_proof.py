@@ -5,7 +5,6 @@ its bot is forgotten."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
@@ -26,8 +25,10 @@ def hello(identity: str | None) -> Hello:
     return Hello("rsv-1", identity=identity)
 
 
-def open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def closed(pair: LaunchSocket) -> bool:
+    """Both ends' descriptors closed (a socket's fileno is -1 once closed). Counting /proc/self/fd
+    instead would race any thread of the test run that opens a file meanwhile."""
+    return pair.child.fileno() == -1 and pair._ours.fileno() == -1
 
 
 @pytest.fixture
@@ -83,10 +84,10 @@ def test_the_bots_environment_names_its_descriptor_and_the_local_proof() -> None
 
 
 def test_a_closed_pair_leaves_no_descriptor_open() -> None:
-    before = open_descriptors()
     pair = LaunchSocket()
+    assert not closed(pair)
     pair.close()
-    assert open_descriptors() == before
+    assert closed(pair)
 
 
 async def test_a_hello_with_the_launched_processs_nonce_is_admitted(processes: LaunchedProcesses) -> None:
@@ -120,22 +121,20 @@ async def test_a_relaunched_bots_old_socket_no_longer_speaks_for_it(processes: L
 
 
 async def test_a_forgotten_bots_hello_is_refused_and_its_pair_closed(processes: LaunchedProcesses) -> None:
-    before = open_descriptors()
     pair, proof = processes.launching("idle", "rsv-1"), nonce()
     pair.child.sendall(proof.encode() + b"\n")
     processes.forget("idle", "rsv-1")
-    assert open_descriptors() == before
+    assert closed(pair)
     assert await processes.refusal(GRANT, hello(proof)) is not None
 
 
 async def test_closing_every_launch_socket_refuses_their_hellos_and_frees_them() -> None:
     processes = LaunchedProcesses()
-    before = open_descriptors()
     pair, proof = processes.launching("idle", "rsv-1"), nonce()
     pair.child.sendall(proof.encode() + b"\n")
     assert await processes.refusal(GRANT, hello(nonce())) is not None  # the proof is read, not yet spent
     processes.close()
-    assert open_descriptors() == before
+    assert closed(pair)
     assert await processes.refusal(GRANT, hello(proof)) is not None
 
 
