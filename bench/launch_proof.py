@@ -50,6 +50,7 @@ def spawn_with_socket(launched: LaunchedProcesses) -> Callable[[], None]:
 def one_proof(launched: LaunchedProcesses) -> Callable[[], None]:
     pair = launched.launching("session", "s-proof")
     bot = BotEnd({IDENTITY_FD_VARIABLE: str(pair.child.fileno())})
+    pair.launched(os.getpid())  # this process writes as the launched bot (the kernel attests its pid)
 
     def prove() -> None:
         assert pair.spend(bot.proof())

@@ -8,8 +8,11 @@
   connection is aborted (a "slow read" of a large answer held its descriptor and memory forever).
   A stream that has nothing to send (an event stream waiting) is not paused, so not cut.
 - At most `MAX_CONNECTIONS` connections are open at once (HTTP, the bot channels and media sockets
-  alike), and never more than half the process's descriptor limit: one past it is answered 503
-  and closed as it is accepted, before it can hold anything. The other half is for what the
+  alike), and never more than half the process's descriptor limit. One past it closes the oldest
+  connection still waiting for its first request (it has sent no whole request head yet), so
+  sockets that send nothing cannot keep `/healthz` and bots' channel dials out by being there
+  first; only when every open connection has sent a request is the newcomer answered 503 and
+  closed as it is accepted, before it can hold anything. The other half is for what the
   dispatcher opens itself (its store, its bots' pipes, files), so a flood of connections no longer
   turns into "too many open files" in the middle of a request (dispatcher/errors.py answers that
   with a 503 too, should it happen all the same).
@@ -90,13 +93,37 @@ class BoundedH11Protocol(H11Protocol):
     _refused = 0
     _refusal_logged = float("-inf")
     _write_stall: asyncio.TimerHandle | None = None
+    # This server's connections that have not sent a whole request head yet, oldest first (a dict
+    # as an ordered set; each configured protocol class gets its own, uvicorn_config).
+    _first_request_pending: dict[BoundedH11Protocol, None] = {}
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        if len(self.connections) > self.max_connections and not self._evict_oldest_waiting():
             self._refuse(transport)
             return
+        self._first_request_pending[self] = None
         self._arm(self.header_timeout)
+
+    def _evict_oldest_waiting(self) -> bool:
+        """Close the oldest connection that has sent no request yet, to make room for this one."""
+        pending = self._first_request_pending
+        while pending:
+            oldest = next(iter(pending))
+            del pending[oldest]
+            if oldest.transport.is_closing() or oldest.transport.get_protocol() is not oldest:
+                continue
+            oldest.transport.abort()  # it sent nothing worth a reply; abort frees it at once
+            self.connections.discard(oldest)  # uvicorn discards it again when the loss arrives
+            return True
+        return False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self in self._first_request_pending and (
+            getattr(self, "cycle", None) is not None or self.transport.get_protocol() is not self
+        ):
+            del self._first_request_pending[self]  # a request (or a WebSocket upgrade) is under way
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         transport.write(_OVER_CAP)  # a few bytes: the socket's buffer takes them, nothing waits
@@ -120,6 +147,7 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._unstall()
+        self._first_request_pending.pop(self, None)
         super().connection_lost(exc)
 
     def _unstall(self) -> None:
@@ -159,7 +187,7 @@ def uvicorn_config(
     quiet_accept_failures()
     protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {
         "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
-        "max_connections": connection_cap(max_connections),
+        "max_connections": connection_cap(max_connections), "_first_request_pending": {},
     })
     return uvicorn.Config(
         app,

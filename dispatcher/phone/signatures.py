@@ -13,9 +13,10 @@
   canonical one as forged (so one signature is one replay record).
 
 Twilio's and Plivo's schemes carry no time: a captured request stays valid. The webhook routes
-refuse a second sighting of the same call (Twilio's `CallSid`), nonce (Plivo) or signature
-(Telnyx) at any replica (dispatcher/api/routers/webhooks.py), and the one-time path token
-(dispatcher/phone/tokens.py, which remembers its own with `Replays`) bounds what any webhook can open.
+refuse a second sighting of the same signature at any replica (dispatcher/api/routers/webhooks.py;
+keyed on the signature, not on `CallSid` or the nonce, whose boundaries in the signed text can
+move), and the one-time path token (dispatcher/phone/tokens.py, which remembers its own with
+`Replays`) bounds what any webhook can open.
 """
 
 from __future__ import annotations
@@ -70,11 +71,14 @@ def plivo_v3_signature(auth_token: str, url: str, nonce: str, params: Params = (
     return base64.b64encode(digest).decode()
 
 
-def plivo_valid(auth_token: str, url: str, nonce: str | None, params: Params, presented: str | None) -> bool:
+def plivo_valid(auth_token: str, url: str, nonce: str | None, params: Params, presented: str | None) -> str | None:
+    """The signature that matched (the one-use record's key), or None. The header's other entries
+    are anyone's to add, so the record is keyed on the computed one, never on the header's text."""
     if not presented or not nonce:
-        return False
-    expected = plivo_v3_signature(auth_token, url, nonce, list(params)).encode()
-    return any(hmac.compare_digest(expected, one.strip().encode()) for one in presented.split(","))
+        return None
+    expected = plivo_v3_signature(auth_token, url, nonce, list(params))
+    matched = any(hmac.compare_digest(expected.encode(), one.strip().encode()) for one in presented.split(","))
+    return expected if matched else None
 
 
 class TelnyxKey:

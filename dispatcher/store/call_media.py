@@ -12,6 +12,12 @@ the call lives (a lease, so a replica killed outright leaves nothing behind one 
 Through a load balancer the bot's media socket may reach any replica: that replica spends the
 secret here, atomically (the digest is deleted by the script that matches it), so a secret opens
 one media socket across every replica, and learns where the call's frames go.
+
+While `REDIS_MESSAGE_SECRET` is changed (three deploys, docs/pulumi.md), the carrier's replica may
+write the digest under one secret and the bot's media socket reach a replica sealing with the other.
+`spend` therefore matches a digest made under any secret this replica opens messages with (its own
+and `REDIS_ACCEPTED_MESSAGE_SECRET`, as dispatcher/store/message_seal.py does): a forger still needs
+one of the replicas' secrets.
 """
 
 from __future__ import annotations
@@ -28,13 +34,20 @@ redis.call('HSET', KEYS[1], 'replica', ARGV[1], 'digest', ARGV[2])
 return redis.call('PEXPIRE', KEYS[1], ARGV[3])
 """
 # The digest is a MAC of a 256-bit random secret: comparing digests leaks nothing usable about it.
+# ARGV: the digest under each key this replica opens with (one, or two during a change of secret).
 _SPEND = """
 local replica = redis.call('HGET', KEYS[1], 'replica')
-if not replica or redis.call('HGET', KEYS[1], 'digest') ~= ARGV[1] then
+local digest = redis.call('HGET', KEYS[1], 'digest')
+if not replica or not digest then
   return false
 end
-redis.call('HDEL', KEYS[1], 'digest')
-return replica
+for _, candidate in ipairs(ARGV) do
+  if digest == candidate then
+    redis.call('HDEL', KEYS[1], 'digest')
+    return replica
+  end
+end
+return false
 """
 _RENEW = """
 if redis.call('HGET', KEYS[1], 'replica') == ARGV[1] then
@@ -68,6 +81,8 @@ class CallMediaRecords:
         self._store = store
         self.lease_seconds = store.settings.lease_seconds
         self._digest_key = media_key(store.settings.message_secret)
+        accepted = store.settings.accepted_message_secret
+        self._opening_keys = (self._digest_key, *((media_key(accepted),) if accepted else ()))
         redis = store.redis
         self._record = redis.register_script(_RECORD)
         self._spend = redis.register_script(_SPEND)
@@ -89,8 +104,8 @@ class CallMediaRecords:
     async def spend(self, session_id: str, secret: str) -> str | None:
         """The replica holding the call's carrier socket, if `secret` is the call's unspent secret
         (spent now, everywhere); None otherwise. Raises `StoreUnavailable`."""
-        digest = secret_digest(self._digest_key, session_id, secret)
-        replica = await self._store.call(lambda: self._spend(keys=[self._key(session_id)], args=[digest]))
+        digests: list[str | int] = [secret_digest(key, session_id, secret) for key in self._opening_keys]
+        replica = await self._store.call(lambda: self._spend(keys=[self._key(session_id)], args=digests))
         return None if replica is None else str(replica)
 
     async def renew(self, session_id: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -184,6 +185,7 @@ async def test_a_local_bots_proof_is_written_through_its_launch_socket_and_admit
 
     launched = LaunchedProcesses()
     mine, other = launched.launching("session", "s-1"), launched.launching("session", "s-2")
+    mine.launched(os.getpid())  # this test is the launched process: the kernel attests its writes
     bot = MachineIdentity("local", "ws://127.0.0.1/bots/channel", {IDENTITY_FD_VARIABLE: str(mine.child.fileno())})
     grant = BotGrant("session", "s-1", 2**40)
     first, second = await bot.token(), await bot.token()

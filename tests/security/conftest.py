@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,7 @@ def act_as_launched(machines: LocalMachines, kind: str, subject: str) -> Callabl
     that launch socket's bot end and returns what makes each dial's launch proof (bot/identity.py)."""
     launch_socket = machines._launched.launching(kind, subject)  # the child end stays with the test
     bot_end = LaunchSocket({IDENTITY_FD_VARIABLE: str(launch_socket.child.fileno())})
+    launch_socket.launched(os.getpid())  # the kernel attests this process as the writer
     return bot_end.proof
 
 

@@ -82,7 +82,7 @@ async def replicas(tmp_path: Path) -> AsyncIterator[Replicas]:
 
 
 async def test_a_webhook_answered_at_one_replica_is_refused_at_the_other(replicas: Replicas) -> None:
-    twilio = {"CallSid": "CA-captured", "From": "+14155550100", "To": "+14155550199"}
+    twilio = {"CallSid": "CA" + "c" * 32, "From": "+14155550100", "To": "+14155550199"}
     plivo = {"CallUUID": "plivo-captured", "From": "14155550100", "To": "14155550199"}
     telnyx = urlencode({"CallSid": "v3:captured", "From": "+14155550100"}).encode()
     sent = (
@@ -98,7 +98,7 @@ async def test_a_webhook_answered_at_one_replica_is_refused_at_the_other(replica
         assert replayed.json()["error"]["code"] == "replayed" and "wss://" not in replayed.text
 
     # Control: another call's webhook is answered at the other replica.
-    other = {**twilio, "CallSid": "CA-next-call"}
+    other = {**twilio, "CallSid": "CA" + "d" * 32}
     answered = await replicas.b.post("/phone/twilio", content=urlencode(other), headers=twilio_headers(other))
     assert answered.status_code == 200, answered.text
     # Kept as long as the signature passes: Twilio's and Plivo's for 25 h, Telnyx's 5 min either side and a minute.
@@ -109,7 +109,7 @@ async def test_a_webhook_answered_at_one_replica_is_refused_at_the_other(replica
 async def test_with_the_store_down_a_webhook_is_refused_not_answered(tmp_path: Path) -> None:
     down = {**carrier_env(Ed25519PrivateKey.generate()), "REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}/0",
             "REDIS_MESSAGE_SECRET": "m" * 32, "REDIS_TIMEOUT_SECONDS": "0.5", "REPLICA_ID": "r-a"}
-    call = {"CallSid": "CA-during-an-outage", "From": "+14155550100"}
+    call = {"CallSid": "CA" + "e" * 32, "From": "+14155550100"}
     async with replica(down) as alone:
         refused = await alone.post("/phone/twilio", content=urlencode(call), headers=twilio_headers(call))
     assert refused.status_code == 503, refused.text
@@ -128,7 +128,7 @@ async def test_a_webhook_record_deleted_from_the_store_reopens_no_replay_where_i
     """Whoever may write to the store may delete a webhook's record. The replica that answered it
     keeps its own copy, so the replay is refused there still (docs/security.md, Known limits, says
     what remains)."""
-    call = {"CallSid": "CA-record-deleted", "From": "+14155550100", "To": "+14155550199"}
+    call = {"CallSid": "CA" + "f" * 32, "From": "+14155550100", "To": "+14155550199"}
     body, headers = urlencode(call).encode(), twilio_headers(call)
     first = await replicas.a.post("/phone/twilio", content=body, headers=headers)
     assert first.status_code == 200, first.text

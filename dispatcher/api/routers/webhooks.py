@@ -11,9 +11,14 @@ checked with the carrier's signature first; a request that fails it gets 403 and
 A signed webhook is then answered once across every replica. Telnyx's signature carries a time,
 so it is remembered through the tolerance on both sides of now, plus a minute of clock skew, and
 is refused after. Twilio's and Plivo's carry none and never expire (Twilio signs the URL and the
-form, Plivo the URL and a nonce): a call's `CallSid` or a nonce is remembered as long as a signed
-Twilio stream is (25 h, past Twilio's longest call), so a webhook captured and replayed after
-that mints a call token again (docs/security.md, Known limits). The record is the coordination's
+form, Plivo the URL, the form and a nonce): the exact signature that passed, with the URL it
+was checked against, is remembered as long as a signed Twilio stream is (25 h, past Twilio's
+longest call), so a webhook captured and replayed after that mints a call token again
+(docs/security.md, Known limits). The record is keyed on the signature, never on a field of the
+form or the nonce header: both schemes sign key + value text with no separators, so a field's
+value can absorb the pairs after it (or the nonce the body's tail) and still pass the same
+signature under another `CallSid` or nonce. A Twilio `CallSid` must also have Twilio's documented
+shape, `CA` and 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid). The record is the coordination's
 (the store, with several replicas, and a copy in this replica's memory); a store that does not
 answer gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier
 moves to its fallback URL or retries.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import quoteattr
@@ -46,6 +52,7 @@ XML = "application/xml"
 UNTIMED_SIGNATURE_SECONDS = SIGNED_STREAM_MEMORY_SECONDS  # Twilio's, Plivo's: past Twilio's longest call
 TELNYX_SECONDS = 2 * TELNYX_TOLERANCE_SECONDS + 60.0  # the tolerance either side of now, and clock skew
 STORE_RETRY_SECONDS = 5.0
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")  # Twilio's SID: a two-letter prefix and 32 hex digits
 
 router = APIRouter(prefix="/phone", tags=["phone"])
 
@@ -59,8 +66,11 @@ async def twilio_webhook(request: Request) -> Response:
             signature = request.headers.get("x-twilio-signature")
             if not twilio_valid(state.settings.twilio_auth_token, url, params, signature):
                 raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
-            # The signature has no time in it: a captured webhook stays valid. One token per call.
-            await _first_time(state, f"twilio:{dict(params).get('CallSid', '')}", UNTIMED_SIGNATURE_SECONDS)
+            if not CALL_SID.fullmatch(dict(params).get("CallSid", "")):
+                raise ApiError(403, "call_sid_invalid", "CallSid is not a Twilio call SID (CA and 32 hex digits)")
+            # The signature has no time in it: a captured webhook stays valid. One token per signature
+            # (only the canonical base64 spelling compares equal in twilio_valid).
+            await _first_time(state, f"twilio:{url}|{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
     stream = _stream_url(state, base, "twilio")
@@ -102,9 +112,12 @@ async def plivo_webhook(request: Request) -> Response:
         if state.settings.plivo_auth_token:
             nonce = request.headers.get("x-plivo-signature-v3-nonce")
             presented = request.headers.get("x-plivo-signature-v3")
-            if not plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented):
+            signature = plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented)
+            if signature is None:
                 raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
-            await _first_time(state, f"plivo:{nonce}", UNTIMED_SIGNATURE_SECONDS)
+            # Keyed on the signature that matched, not the nonce: the nonce follows the body's last
+            # value after a `.`, so a `.` in that value lets the boundary move under one signature.
+            await _first_time(state, f"plivo:{url}|{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
     stream = _stream_url(state, base, "plivo")

@@ -11,6 +11,11 @@ channel admits the hello only when that nonce came through the socket of the mac
 the credential's bot id or session. A socket cannot be opened through `/proc/<pid>/fd/<n>` (the
 kernel answers ENXIO), so reading the bot's `/proc` gives nothing to prove with; only ptrace-level
 access to the young bot (attaching, `pidfd_getfd`) could borrow its end (docs/security.md, Local bots).
+A borrowed end writes as the borrower, though: the dispatcher's end has `SO_PASSCRED`, so the
+kernel attests each write's sender pid (`SCM_CREDENTIALS`, unix(7); a process may name only its own
+pid there unless it has CAP_SYS_ADMIN, which bots drop), and a nonce is kept only when that pid is
+the launched process or one of its descendants (a launch command that wraps the bot, such as
+`uv run`, writes from a child). What arrives from any other writer is dropped unread.
 
 What the dispatcher keeps per bot is bounded: its end is drained only when a hello for that bot is
 checked (the bot wrote its nonce before it dialled, so it is already there), at most DRAIN_READS
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import struct
 from collections import deque
 
 from botchannel.contract import IDENTITY_FD_VARIABLE, IDENTITY_VARIABLE, Hello
@@ -33,6 +39,8 @@ DRAIN_BYTES = 4096  # per read: a bot writes 44 bytes per dial
 DRAIN_READS = 16  # per check: a bot writing junk without end costs a check this much, no more
 KEPT_NONCES = 8
 PROOF_SECONDS = 600.0  # the one-use record's life (a nonce is also forgotten here once spent)
+ANCESTRY_DEPTH = 8  # how far up from a writer its launched process may be (a wrapper or two)
+_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
 class LaunchSocket:
@@ -42,8 +50,16 @@ class LaunchSocket:
         self._ours, self.child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._ours.setblocking(False)
         self._ours.shutdown(socket.SHUT_WR)  # nothing flows to the bot: it cannot read a nonce back
+        # Before the child exists: every write then carries its sender's pid, and a stream read
+        # never joins two senders' bytes (unix(7), SO_PASSCRED / SCM_CREDENTIALS).
+        self._ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._partial = b""
         self._nonces: deque[str] = deque(maxlen=KEPT_NONCES)
+        self._pid: int | None = None  # none is accepted before the process is known
+
+    def launched(self, pid: int) -> None:
+        """The process started with this socket: only it (or its descendants) may write a nonce."""
+        self._pid = pid
 
     def environment(self) -> dict[str, str]:
         """What tells the bot to prove itself, and through which descriptor (not a secret)."""
@@ -64,11 +80,13 @@ class LaunchSocket:
     def _drain(self) -> None:
         for _ in range(DRAIN_READS):
             try:
-                data = self._ours.recv(DRAIN_BYTES)
+                data, ancillary, _, _ = self._ours.recvmsg(DRAIN_BYTES, socket.CMSG_SPACE(_UCRED.size))
             except OSError:  # BlockingIOError: all read; any other: the bot's end is gone
                 return
             if not data:
                 return  # the bot closed its end
+            if not self._from_launched(ancillary):
+                continue  # a borrowed end: dropped, and never joined to the bot's own bytes
             *lines, partial = (self._partial + data).split(b"\n")
             self._partial = partial[-(NONCE_CHARS + 1):]  # junk without a newline keeps no more than this
             for line in lines:
@@ -76,9 +94,32 @@ class LaunchSocket:
                 if len(text) == NONCE_CHARS:
                     self._nonces.append(text)
 
+    def _from_launched(self, ancillary: list[tuple[int, int, bytes]]) -> bool:
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= _UCRED.size:
+                sender = _UCRED.unpack_from(payload)[0]
+                return self._pid is not None and _descends_from(sender, self._pid)
+        return False  # no attested sender: never a nonce
+
     def close(self) -> None:
         self._ours.close()
         self.child.close()
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `pid` is `ancestor` or below it, a few parents up (/proc/<pid>/stat, proc(5))."""
+    for _ in range(ANCESTRY_DEPTH):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                # "pid (comm) state ppid …": comm may hold spaces and parentheses, so after the last ")".
+                pid = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 class LaunchedProcesses:

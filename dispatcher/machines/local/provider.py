@@ -170,6 +170,7 @@ class LocalMachines:
             raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
         finally:
             launch_socket.handed_over()
+        launch_socket.launched(bot.process.pid)  # only its writes prove a launch (launch_proof.py)
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
         assert bot.process.stderr is not None
         bot.logs = asyncio.create_task(forward_bot_logs(bot.process.stderr, lambda: bot.spec.session_id),

@@ -15,7 +15,7 @@ from dispatcher.phone.signatures import twilio_signature
 from tests.support.phone_dispatcher import PLIVO_TOKEN, PUBLIC, TWILIO_TOKEN, Phone
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-CALL = {"CallSid": "CA0001", "From": "+14155550100", "To": "+14155550199", "AccountSid": "AC1"}
+CALL = {"CallSid": "CA" + "0" * 31 + "1", "From": "+14155550100", "To": "+14155550199", "AccountSid": "AC1"}
 
 
 def twilio_headers(params: dict[str, str], token: str = TWILIO_TOKEN) -> dict[str, str]:
