@@ -5,6 +5,7 @@ its bot is forgotten."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 
@@ -38,8 +39,14 @@ def processes() -> Iterator[LaunchedProcesses]:
     launched.close()
 
 
+def as_launched(pair: LaunchSocket) -> LaunchSocket:
+    """This test process plays the launched bot: the kernel attests its pid on each write."""
+    pair.launched(os.getpid())
+    return pair
+
+
 def test_a_nonce_written_through_the_launch_socket_is_admitted_once() -> None:
-    pair = LaunchSocket()
+    pair = as_launched(LaunchSocket())
     proof = nonce()
     pair.child.sendall(proof.encode() + b"\n")
     assert pair.spend(proof) is True
@@ -54,8 +61,23 @@ def test_a_nonce_that_never_came_through_the_socket_is_refused_without_waiting()
     pair.close()
 
 
-def test_a_nonce_written_in_pieces_is_admitted() -> None:
+def test_a_nonce_written_before_the_launched_process_is_known_is_refused() -> None:
+    pair, proof = LaunchSocket(), nonce()  # no pid named: no writer is the launched bot yet
+    pair.child.sendall(proof.encode() + b"\n")
+    assert pair.spend(proof) is False
+    pair.close()
+
+
+def test_a_nonce_written_by_another_process_than_the_launched_one_is_refused() -> None:
     pair, proof = LaunchSocket(), nonce()
+    pair.launched(1)  # init: this test process neither is it nor descends from it
+    pair.child.sendall(proof.encode() + b"\n")
+    assert pair.spend(proof) is False
+    pair.close()
+
+
+def test_a_nonce_written_in_pieces_is_admitted() -> None:
+    pair, proof = as_launched(LaunchSocket()), nonce()
     pair.child.sendall(proof[:20].encode())
     assert pair.spend(proof) is False  # not whole yet
     pair.child.sendall(proof[20:].encode() + b"\n")
@@ -91,7 +113,7 @@ def test_a_closed_pair_leaves_no_descriptor_open() -> None:
 
 
 async def test_a_hello_with_the_launched_processs_nonce_is_admitted(processes: LaunchedProcesses) -> None:
-    pair, proof = processes.launching("idle", "rsv-1"), nonce()
+    pair, proof = as_launched(processes.launching("idle", "rsv-1")), nonce()
     pair.child.sendall(proof.encode() + b"\n")
     assert await processes.refusal(GRANT, hello(proof)) is None
 
