@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -70,10 +71,15 @@ def test_a_nonce_written_before_the_launched_process_is_known_is_refused() -> No
 
 def test_a_nonce_written_by_another_process_than_the_launched_one_is_refused() -> None:
     pair, proof = LaunchSocket(), nonce()
-    pair.launched(1)  # init: this test process neither is it nor descends from it
-    pair.child.sendall(proof.encode() + b"\n")
-    assert pair.spend(proof) is False
-    pair.close()
+    launched = subprocess.Popen(["sleep", "30"])  # the launched bot: this test process is its parent,
+    try:  # neither it nor one of its descendants, so its writes are not the bot's
+        pair.launched(launched.pid)
+        pair.child.sendall(proof.encode() + b"\n")
+        assert pair.spend(proof) is False
+    finally:
+        launched.kill()
+        launched.wait()
+        pair.close()
 
 
 def test_a_nonce_written_in_pieces_is_admitted() -> None:
