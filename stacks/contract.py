@@ -47,7 +47,8 @@ WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
 # Secrets a stack is meant to drop again: the accepted message secret (step 3 of the rotation in
 # docs/pulumi.md removes it) and the optional observability ones. Never `protect`ed: Pulumi refuses
 # any deployment that would delete a protected resource ("Resource option: protect"), so removing
-# the key would fail `up`. Deleted, each stays recoverable for the store's recovery window.
+# the key would fail `up`. Deleted, an AWS secret stays recoverable for its recovery window; a
+# Google Secret Manager secret's versions go at once.
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS)
 
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.

@@ -30,6 +30,7 @@ import pulumi
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE
 from dispatcher.settings import MIN_BOT_CHANNEL_TOKEN_CHARS
 from stacks.config.limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
+from stacks.config.phone import CALL_CREDENTIALS
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ PING_INTERVAL_SECONDS = 10
 LIFETIME_MARGIN_SECONDS = 120
 # Cloud Run requests per instance for the API itself (the stacks' value without the channel).
 API_CONCURRENCY = 80
+SOCKETS_PER_RELAYED_CALL = 3  # its bot channel, the carrier's media socket, the bot's media socket
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -124,19 +126,33 @@ def cloud_run_concurrency(settings: Settings, min_instances: int) -> int:
     reserve bot is one open request), if one of the minimum instances is lost, plus the API's own."""
     if not enabled(settings):
         return API_CONCURRENCY
-    channels = settings.max_concurrent_sessions + settings.reserve.max_idle
-    return -(-channels // surviving_instances(min_instances)) + API_CONCURRENCY
+    return -(-held_requests(settings) // surviving_instances(min_instances)) + API_CONCURRENCY
+
+
+def relays_calls(settings: Settings) -> bool:
+    """A carrier's credentials are set: its calls' audio crosses the dispatchers (Daily dial-in's
+    does not: it joins a Daily room)."""
+    return bool(set(settings.secrets.phone) & CALL_CREDENTIALS)
+
+
+def held_requests(settings: Settings) -> int:
+    """Requests held open at the peak: every session's bot channel and every idle or warming reserve
+    bot's; with carriers, a relayed call also holds the carrier's media socket and its bot's media
+    socket, each a request on Cloud Run (https://cloud.google.com/run/docs/triggering/websockets)."""
+    per_session = SOCKETS_PER_RELAYED_CALL if relays_calls(settings) else 1
+    return per_session * settings.max_concurrent_sessions + settings.reserve.max_idle
 
 
 def instances_needed(settings: Settings) -> int:
-    """The least dispatcherMinInstances whose survivors hold every channel beside the API's requests."""
-    channels = settings.max_concurrent_sessions + settings.reserve.max_idle
-    return -(-channels // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
+    """The least dispatcherMinInstances whose survivors hold every request beside the API's."""
+    return -(-held_requests(settings) // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
 
 
 def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int) -> None:
     if enabled(settings) and cloud_run_concurrency(settings, min_instances) > CLOUD_RUN_MAX_CONCURRENCY:
-        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) bot channels must "
+        calls = " (with carriers: three a call)" if relays_calls(settings) else ""
+        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) bot "
+                                                f"channels{calls} must "
                                                 f"fit {surviving_instances(min_instances)} Cloud Run instance(s) "
                                                 f"(dispatcherMinInstances={min_instances} less one that may be "
                                                 f"lost) of {CLOUD_RUN_MAX_CONCURRENCY} requests each, "

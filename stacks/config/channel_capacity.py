@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from stacks.config.model import Settings
 
 CHANNELS_PER_REPLICA = 2000
-SOCKETS_PER_CALL = 3  # its channel, the carrier's media socket, the bot's media socket
+SOCKETS_PER_CALL = channel.SOCKETS_PER_RELAYED_CALL
 CORE_SHARE_PER_CALL = 0.0037  # docs/performance.md: 0.37 % of one core per relayed call
 _DEFAULTS = DispatcherSettings()
 

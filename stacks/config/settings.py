@@ -120,6 +120,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         observability=observability,
     )
     channel_settings.check(cfg, settings)
+    turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     if cloud == "aws":

@@ -86,6 +86,16 @@ def load(cfg: Reader) -> TurnSettings | None:
     )
 
 
+def warn_if_short(turn: TurnSettings | None, max_sessions: int) -> None:
+    """A relayed session holds at least two allocations (the client's and the bot's): a managed
+    relay whose quota cannot hold every session at once is said at preview, not met in production."""
+    if turn is not None and turn.mode == "managed" and 2 * max_sessions > turn.total_quota:
+        pulumi.log.warn(f"TURN: turnTotalQuota={turn.total_quota} allocations relay at most "
+                        f"{turn.total_quota // 2} sessions at once (two each), below maxConcurrentSessions="
+                        f"{max_sessions}: raise turnTotalQuota (and turnMachineType / turnInstanceType with it) "
+                        "if most sessions relay (docs/pulumi.md, TURN relay)")
+
+
 def derived_credentials_per_key(total_quota: int) -> int:
     """Credentials one API key may hold so that it takes at most half the relay (each takes up to
     USER_QUOTA allocations), and never more than the dispatcher's default."""

@@ -277,3 +277,15 @@ def test_a_short_shared_secret_is_refused(stack: StackRunner) -> None:
                "voicefleet:turnSharedSecret": "too-short"}
     with pytest.raises(SettingsError, match="voicefleet:turnSharedSecret must be at least 16"):
         stack("aws", secrets=secrets, turn="managed")
+
+
+def test_a_managed_relay_whose_quota_cannot_hold_every_session_is_said_at_preview(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    run_with_turn(stack, "gcp", maxConcurrentSessions="600", turnTotalQuota="1000")
+    (note,) = [w for w in warnings if w.startswith("TURN:")]
+    assert "relay at most 500 sessions at once" in note and "maxConcurrentSessions=600" in note
+    warnings.clear()
+    run_with_turn(stack, "gcp", maxConcurrentSessions="500", turnTotalQuota="1000")
+    assert [w for w in warnings if w.startswith("TURN:")] == []

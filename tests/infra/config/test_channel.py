@@ -165,6 +165,20 @@ def test_too_few_instances_kept_running_for_the_channels_are_refused(stack: Stac
         with_channel(stack, "gcp", **PROD_CHANNELS, dispatcherMinInstances=minimum)
 
 
+def test_with_a_carrier_each_call_holds_three_requests_and_too_few_instances_are_refused(
+        stack: StackRunner) -> None:
+    # A relayed call's bot channel, carrier socket and bot media socket: 3 x 2,500 + 400 = 7,900
+    # requests need ceil(7,900 / 920) + 1 = 10 instances kept running, not the 5 bots alone need.
+    secrets = {**SECRETS, **CHANNEL_SECRETS, "voicefleet:twilioAuthToken": "SENTINEL-twilio-auth-4c3d"}
+    with pytest.raises(SettingsError, match=r"channels \(with carriers: three a call\) must fit 4 Cloud Run "
+                                            r"instance.*set dispatcherMinInstances to 10 or lower the cap"):
+        stack("gcp", secrets=secrets, **{**CHANNEL["gcp"], **PROD_CHANNELS, "dispatcherMinInstances": "5"})
+    run = stack("gcp", secrets=secrets, **{**CHANNEL["gcp"], **PROD_CHANNELS, "dispatcherMinInstances": "10",
+                                           "dispatcherMaxInstances": "12"})
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    assert service.inputs["template"]["maxInstanceRequestConcurrency"] == -(-7900 // 9) + 80
+
+
 def test_gce_template_carries_the_url_and_no_reference_to_the_deployment_secret(gcp_channel: Run) -> None:
     (template,) = gcp_channel.of_type(TEMPLATE)
     metadata = template.inputs["metadata"]
