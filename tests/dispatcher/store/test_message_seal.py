@@ -163,7 +163,7 @@ async def test_replicas_mid_rotation_relay_to_each_other_and_take_each_others_ou
 
 
 def test_the_accepted_secret_is_read_checked_and_handed_to_the_seal() -> None:
-    env = {"REDIS_URL": "redis://127.0.0.1:6379", "REDIS_MESSAGE_SECRET": NEW}
+    env = {"REDIS_URL": "redis://app:store-password@127.0.0.1:6379", "REDIS_MESSAGE_SECRET": NEW}
     settings = StoreSettings.from_env({**env, "REDIS_ACCEPTED_MESSAGE_SECRET": OLD})
     assert settings is not None and settings.accepted_message_secret == OLD
     assert OLD not in repr(settings)
