@@ -115,6 +115,22 @@ def _dockerfile(inputs: Mapping[str, Any]) -> str:
     return str(Path(location) / "Dockerfile")
 
 
+def _as_struct(value: Any) -> str:
+    """Exports as the provider compares them: decoded into its typed structs, whose fields have one
+    order and whose `compressionLevel` is an int, then printed (image.go). Pulumi's state keeps a
+    map in no particular order and every number as a double, so key order and 3.0 against 3 are no
+    change."""
+    def typed(item: Any) -> Any:
+        if isinstance(item, float) and item.is_integer():
+            return int(item)
+        if isinstance(item, Mapping):
+            return {key: typed(item[key]) for key in sorted(item)}
+        if isinstance(item, list | tuple):
+            return [typed(element) for element in item]
+        return item
+    return str(typed(value))
+
+
 def diff(state: Mapping[str, Any], inputs: Mapping[str, Any], cwd: Path) -> set[str]:
     """The properties `pulumi preview` shows as changed for an Image (image.go:928-1056): `state` is what
     the last `up` stored (its inputs and outputs, secrets unwrapped), `inputs` the program's new ones.
@@ -127,7 +143,7 @@ def diff(state: Mapping[str, Any], inputs: Mapping[str, Any], cwd: Path) -> set[
         changed.add("context.named")
     if state.get("dockerfile") != {**(inputs.get("dockerfile") or {}), "location": _dockerfile(inputs)}:
         changed.add("dockerfile")
-    if str(state.get("exports")) != str(inputs.get("exports")):
+    if _as_struct(state.get("exports")) != _as_struct(inputs.get("exports")):
         changed.add("exports")
     ignored = set(inputs.get("ignoreSecretsInDiffCalculation") or ())
     old_secrets, new_secrets = dict(state.get("secrets") or {}), dict(inputs.get("secrets") or {})

@@ -105,3 +105,16 @@ def test_diff_ignores_a_new_registry_password_and_names_a_new_address(tmp_path: 
     assert diff(state, {**old, "registries": new_address}, tmp_path) == {"registries[0]"}
     assert diff(state, {**old, "pull": True}, tmp_path) == {"pull", "contextHash"}  # pull always rebuilds
     assert diff(state, {**old, "labels": {"a": "b"}}, tmp_path) == {"labels"}
+
+
+def test_diff_reads_exports_as_the_providers_structs_do(tmp_path: Path) -> None:
+    _tree(tmp_path, {"Dockerfile": "FROM scratch\n"})
+    zstd = {"registry": {"ociMediaTypes": True, "compression": "zstd", "compressionLevel": 3, "forceCompression": True}}
+    old = {"context": {"location": "."}, "dockerfile": {"location": "Dockerfile"}, "exports": [zstd]}
+    state = _state(old, tmp_path)
+    # Pulumi's state holds a map in another order and every number as a double: no change.
+    stored = {"registry": {"forceCompression": True, "compressionLevel": 3.0, "compression": "zstd",
+                           "ociMediaTypes": True}}
+    assert diff({**state, "exports": [stored]}, old, tmp_path) == set()
+    gzip = {"registry": {**zstd["registry"], "compression": "gzip"}}
+    assert diff(state, {**old, "exports": [gzip]}, tmp_path) == {"exports"}
