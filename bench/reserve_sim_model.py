@@ -41,13 +41,17 @@ from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, PlannerSetting
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
 
-# A warm claim's time to the bot's `ready`: the dispatcher's share measured in the fleet emulator at
-# 60 starts/min with a 5x burst, voicefleet_reserve_claim_seconds mean 310 ms over 238 claims (3
-# replicas, a shared 2-core host at load 6-10; one start at a time it is 4-8 ms, bench.warm_start).
+# A warm claim's time to the bot's `ready`, in production: an assumption, kept at the 0.3 s the
+# emulator once measured (voicefleet_reserve_claim_seconds, 310 ms mean at 60/min with a burst, while
+# claims of bots another replica launched still listed Fly's apps; since they no longer do it measures
+# ~24 ms against a Fly on loopback). A real claim also re-tags its machine at the provider (on Fly
+# three metadata writes and a read, one after another, dispatcher/machines/fly/reserve.py `adopt`)
+# over the network; one start at a time the dispatcher's own share is 4-8 ms (bench.warm_start). The
+# fleet emulator gives the model its own run's measures instead (`Simulation(claim_seconds=…)`).
 WARM_CLAIM_SECONDS = 0.3
-# A thaw is the provider's resume and then the bot's re-dial and hello: the same run measured
-# voicefleet_reserve_thaw_seconds mean 746.5 ms over 60 thaws, of which the resume model's mean is
-# 0.45 s (median 0.4 s, sigma 0.5); the rest, 0.3 s, is added to every modelled resume.
+# A thaw is the provider's resume, then the bot's re-dial and hello, then the claim: added to every
+# modelled resume, an assumption of the same kind (the emulator measured voicefleet_reserve_thaw_seconds
+# 746.5 ms mean over 60 thaws then, 468 ms now, of which its resume model's mean is 0.45 s).
 THAW_REDIAL_SECONDS = 0.3
 LEASE_GAP_SECONDS = 15.0
 HANDOVER_AT = 10 * 3600.0
@@ -119,8 +123,10 @@ class Simulation:
     def __init__(self, provider: Provider, settings: ReserveSettings, planner: PlannerSettings, per_minute: float,
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
-                 deploy: bool = True, day: Day | None = None) -> None:
+                 deploy: bool = True, day: Day | None = None, claim_seconds: float = WARM_CLAIM_SECONDS,
+                 redial_seconds: float = THAW_REDIAL_SECONDS) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
+        self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
         self.day = day or measured_day(seed, per_minute, seconds, shape)
@@ -228,13 +234,13 @@ class Simulation:
             r.hot_claims += 1
             r.stale_claims += machine.image != self.image
             self.move(machine, "busy")
-            self.serve(now, n, machine, WARM_CLAIM_SECONDS)
+            self.serve(now, n, machine, self.claim_seconds)
         elif self.frozen:
             machine = self.machines[self.take(self.frozen, self.frozen_since)]
             r.frozen_claims += 1
             machine.serves, machine.resumed = n, now
             self.move(machine, "resuming")
-            self.at(now + self.provider.resume(self.draw) + THAW_REDIAL_SECONDS, "resumed", machine.machine_id)
+            self.at(now + self.provider.resume(self.draw) + self.redial_seconds, "resumed", machine.machine_id)
         elif self.tokens[app := self.app_of(n)].seconds_until_token(now) > self.provider.create_rate.max_wait:
             r.refused += 1  # its app's limit is spent, whatever the other apps hold
         else:
@@ -299,7 +305,7 @@ class Simulation:
         self.sizer.resume.observe(now - machine.resumed)
         if machine.serves is not None:  # resumed for a claim
             self.move(machine, "busy")
-            self.serve(now, machine.serves, machine, WARM_CLAIM_SECONDS)
+            self.serve(now, machine.serves, machine, self.claim_seconds)
             self.result.frozen_waits.append(self.result.time_to_ready[-1])
             return
         self.reserve_resuming -= 1
@@ -348,7 +354,7 @@ class Simulation:
             self.move(machine, "resuming")
             machine.resumed = now
             self.reserve_resuming += 1
-            self.at(now + self.provider.resume(self.draw) + THAW_REDIAL_SECONDS, "resumed", machine.machine_id)
+            self.at(now + self.provider.resume(self.draw) + self.redial_seconds, "resumed", machine.machine_id)
         for _ in range(plan.launch):
             self.launch(now, self.refill_app(now))
 

@@ -21,8 +21,10 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,8 +40,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fleet_emulator.cloud import app_names
-from bench.reserve_sim_model import Simulation
-from bench.reserve_sim_providers import BY_NAME
+from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, Simulation
+from bench.reserve_sim_providers import BY_NAME, Provider
 from bench.reserve_sim_stack import load_stack
 from bench.reserve_sim_traffic import SHAPES, Day, measured_day
 from dispatcher.outbound.ratelimit import Rate
@@ -76,6 +78,7 @@ def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_u
 def start_cloud(workdir: Path, channel_url: str, seed: int, apps: int) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "bench.fleet_emulator.cloud", "--channel-url", channel_url,
                "--ready-file", str(workdir / "ready.jsonl"), "--summary-file", str(workdir / "cloud.json"),
+               "--machines-file", str(workdir / "machines.jsonl"),
                "--seed", str(seed), "--apps", str(apps)]
     log = (workdir / "cloud.log").open("w")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -85,6 +88,15 @@ def start_cloud(workdir: Path, channel_url: str, seed: int, apps: int) -> tuple[
         process.kill()
         raise RuntimeError(f"the emulated cloud did not start: {line!r}; see {workdir / 'cloud.log'}")
     return process, f"http://127.0.0.1:{int(line.split()[1])}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (0 once it is gone), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -119,17 +131,59 @@ def emulated(workdir: Path, starts_file: Path) -> dict[str, Any]:
 
 
 def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: float, seed: int, replica: bool,
-              apps: int = 1) -> dict[str, Any]:
-    """The simulator on the same arrivals, with `apps` apps' create limits, each its own."""
+              apps: int = 1, measured: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """The simulator on the same arrivals, with `apps` apps' create limits, each its own; with
+    `measured` (the run's `dispatcher_measures`), its warm claim and its thaw's re-dial are the ones
+    the dispatchers measured in the run instead of the production assumptions."""
     base = BY_NAME["fly"]
     provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate), apps=apps)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":  # the replicas keep every idle bot hot: so does the model
         provider = replace(provider, resume_median_seconds=0.0)
+    claim, redial = (WARM_CLAIM_SECONDS, THAW_REDIAL_SECONDS) if measured is None else run_timing(measured, base)
     result = Simulation(provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                         seed=seed, shape=SHAPES["flat"], seconds=seconds, history_days=0, handover=False,
-                        replica=replica, deploy=False, day=day).run()
+                        replica=replica, deploy=False, day=day, claim_seconds=claim, redial_seconds=redial).run()
     return {"starts": result.arrivals, "refused": result.refused + result.refused_cap, "warm": result.warm,
             "p50": result.percentile(0.5), "p95": result.percentile(0.95)}
+
+
+def reserve_pipeline(machines_file: Path) -> list[str]:
+    """How long the emulated machines took from their create to their bot's admitted hello, beyond
+    the cold start drawn for them: what the model's cold start leaves out (the bot's dial, the
+    channel's identity check, and this host's scheduling)."""
+    if not machines_file.exists():
+        return []
+    rows = [json.loads(line) for line in machines_file.read_text().splitlines()]
+    out = []
+    for kind, reserve in (("reserve", True), ("cold", False)):
+        dialled = [r for r in rows if r["reserve"] is reserve and r.get("connected") and r.get("created")]
+        if not dialled:
+            continue
+        boot_lag = [r["booted"] - r["created"] - r["boot_drawn"] for r in dialled]
+        to_hello = [r["connected"] - r["booted"] for r in dialled]
+        out.append(f"{kind} machines ({len(dialled)}): create → hello beyond the drawn cold start: boot seen "
+                   f"{1000 * statistics.mean(boot_lag):.0f} ms late (p95 {1000 * percentile(boot_lag, 0.95):.0f}), "
+                   f"booted → hello admitted {1000 * statistics.mean(to_hello):.0f} ms "
+                   f"(p95 {1000 * percentile(to_hello, 0.95):.0f})")
+    return out
+
+
+def difference(real: Mapping[str, Any], model: Mapping[str, Any]) -> str:
+    """The emulator's p95 against the model's, as a share of the model's."""
+    if math.isfinite(real["p95"]) and math.isfinite(model["p95"]) and model["p95"] > 0:
+        return f"{100 * (real['p95'] - model['p95']) / model['p95']:+.0f} %"
+    return "–"
+
+
+def run_timing(measured: Mapping[str, tuple[float, float]], provider: Provider) -> tuple[float, float]:
+    """The model's claim and re-dial from a run's own measures: the claim's mean, and the thaw's
+    (resume call → back on the channel) beyond the resume model's mean, which the model draws itself.
+    A figure the run did not measure keeps the model's assumption."""
+    claim, claims = measured["claim"]
+    thaw, thaws = measured["thaw"]
+    resume_mean = provider.resume_median_seconds * math.exp(provider.resume_sigma ** 2 / 2)
+    return (claim if claims else WARM_CLAIM_SECONDS,
+            max(0.0, thaw - resume_mean) if thaws else THAW_REDIAL_SECONDS)
 
 
 MEASURES = {  # what the model's claim and resume times are calibrated from (bench/reserve_sim_model.py)
@@ -220,22 +274,37 @@ def main(argv: list[str]) -> None:
         load = [sys.executable, "-m", "bench.fleet_emulator.load", "--schedule", str(schedule), "--out",
                 str(starts_file), "--key", KEY, *(x for r in replicas for x in ("--replica", r.base_url))]
         began = time.monotonic()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(load, check=True, env=os.environ)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         print(f"load sent in {time.monotonic() - began:.0f} s; waiting {READY_GRACE_SECONDS:g} s for the last bots",
               flush=True)
         time.sleep(READY_GRACE_SECONDS)
         measured = dispatcher_measures([r.base_url for r in replicas])
+        ran = time.monotonic() - began
+        cpu = {"replicas": sum(cpu_seconds(r.process.pid) for r in replicas),
+               "cloud and its bots": cpu_seconds(cloud.pid),
+               "store": cpu_seconds(store.process.pid) if store.process is not None else 0.0,
+               "load generator": load_cpu}
     real = emulated(workdir, starts_file)
-    model = simulated(settings, day, args.per_minute, seconds, args.seed, args.planner == "replica", args.apps)
-    print("| | starts | refused | never ready | warm | p50 | p95 |")
-    print("|---|---|---|---|---|---|---|")
+    replica_planner = args.planner == "replica"
+    models = {"production claim and thaw": simulated(settings, day, args.per_minute, seconds, args.seed,
+                                                     replica_planner, args.apps),
+              "this run's claim and thaw": simulated(settings, day, args.per_minute, seconds, args.seed,
+                                                     replica_planner, args.apps, measured)}
+    print("| | starts | refused | never ready | warm | p50 | p95 | p95 difference |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| emulator ({args.replicas} replicas) | {real['starts']} | {real['refused']} | {real['never_ready']} | "
-          f"{real['warm']} | {real['p50']:.2f} s | {real['p95']:.2f} s |")
-    print(f"| simulator ({args.planner} planner) | {model['starts']} | {model['refused']} | – | {model['warm']} | "
-          f"{model['p50']:.2f} s | {model['p95']:.2f} s |")
-    if math.isfinite(real["p95"]) and math.isfinite(model["p95"]) and model["p95"] > 0:
-        print(f"p95 difference: {100 * (real['p95'] - model['p95']) / model['p95']:+.0f} % of the simulator's")
+          f"{real['warm']} | {real['p50']:.2f} s | {real['p95']:.2f} s | |")
+    for name, model in models.items():
+        print(f"| simulator ({args.planner} planner, {name}) | {model['starts']} | {model['refused']} | – | "
+              f"{model['warm']} | {model['p50']:.2f} s | {model['p95']:.2f} s | {difference(real, model)} |")
     print(f"cloud: {real['cloud']}")
+    print(f"CPU over the run's {ran:.0f} s (the host has {os.cpu_count()} cores): " + ", ".join(
+        f"{name} {seconds:.0f} s ({100 * seconds / ran:.0f} % of a core)" for name, seconds in cpu.items()))
+    for line in reserve_pipeline(workdir / "machines.jsonl"):
+        print(line)
     print("the dispatchers' own measures (means over every replica): " + ", ".join(
         f"{name} {value * 1000:.1f} ms (n={count:.0f})" for name, (value, count) in measured.items()))
     if not args.keep:

@@ -33,6 +33,7 @@ from starlette.responses import Response
 
 from bench.fleet_emulator.light_bot import light_bot
 from bench.reserve_sim_providers import BY_NAME
+from bot.config import ENV_SESSION_ID
 from tests.fakes.fly import APP, CHANNEL_AUDIENCE, FakeFly
 from tests.fakes.server import serve
 
@@ -54,12 +55,23 @@ class EmulatedFly(FakeFly):
         # fixed resume time is never reached: `_tick` below starts a resumed machine.
         self.resume_seconds = math.inf
         self.suspend_seconds = 1.0
+        # Machines whose state may move without an API call (booting, suspending, resuming) or whose
+        # bot is not yet dialling: the farm scans these, not every machine ever created (a scan of
+        # every machine 50 times a second was the harness's own CPU, growing with the run).
+        self.pending: set[str] = set()
+
+    def _set(self, machine: dict[str, Any], state: str) -> None:
+        super()._set(machine, state)
+        self.pending.add(machine["id"])
 
     async def create(self, request: Request) -> Response:
-        before = set(self.machines)
+        before = len(self.machines)
         response = await super().create(request)
-        for machine_id in set(self.machines) - before:
-            self.machines[machine_id]["_boot_after"] = self._provider.cold_start(self._draw)
+        if len(self.machines) > before:  # created: the newest machine (dicts keep insertion order)
+            machine = self.machines[next(reversed(self.machines))]
+            machine["_boot_after"] = self._provider.cold_start(self._draw)
+            machine["_created_at"] = time.time()
+            self.pending.add(machine["id"])
         return response
 
     def _tick(self, machine: dict[str, Any]) -> dict[str, Any]:
@@ -85,36 +97,49 @@ class Farm:
         self._ready = ready_file.open("a", buffering=1)
         self._bots: dict[str, asyncio.Task[str]] = {}
         self.ended: dict[str, int] = {}  # why bots ended → how many
+        self.timelines: dict[str, dict[str, Any]] = {}  # machine id → its times (wall clock), for the report
 
     def _record_ready(self, session_id: str, at: float, cold: bool) -> None:
         self._ready.write(json.dumps({"session_id": session_id, "ready": at, "cold": cold}) + "\n")
 
     async def run(self) -> None:
         while True:
-            for machine in list(self.fly.machines.values()):
-                self._follow(machine)
+            for machine_id in list(self.fly.pending):
+                if self._follow(self.fly.machines[machine_id]):
+                    self.fly.pending.discard(machine_id)
             await asyncio.sleep(SCAN_SECONDS)
 
-    def _follow(self, machine: dict[str, Any]) -> None:
+    def _follow(self, machine: dict[str, Any]) -> bool:
+        """Moves a machine's bot along with its state; True once nothing more can happen without an
+        API call (its bot is dialling or gone, and its state is settled)."""
         machine_id = machine["id"]
         state = self.fly._tick(machine)["state"]
         bot = self._bots.get(machine_id)
         if bot is None:
-            if state == "started":
-                env = dict(machine["config"].get("env") or {})
-                mint = functools.partial(self.fly.oidc_token, machine_id)
-                state = functools.partial(lambda m: self.fly._tick(m)["state"], machine)
-                task = asyncio.create_task(light_bot(env, machine_id, self.channel_url, CHANNEL_AUDIENCE, mint,
-                                                     self._record_ready, state))
-                task.add_done_callback(functools.partial(self._bot_ended, machine))
-                self._bots[machine_id] = task
-        elif state in ("stopped", "destroyed") and not bot.done():
+            if state != "started":
+                return state in ("stopped", "destroyed")
+            env = dict(machine["config"].get("env") or {})
+            mint = functools.partial(self.fly.oidc_token, machine_id)
+            machine_state = functools.partial(lambda m: self.fly._tick(m)["state"], machine)
+            timeline = self.timelines[machine_id] = {
+                "machine": machine_id, "name": machine["name"], "reserve": not env.get(ENV_SESSION_ID),
+                "created": machine.get("_created_at"), "boot_drawn": machine.get("_boot_after"), "booted": time.time()}
+            task = asyncio.create_task(light_bot(env, machine_id, self.channel_url, CHANNEL_AUDIENCE, mint,
+                                                 self._record_ready, machine_state,
+                                                 functools.partial(timeline.setdefault, "connected")))
+            task.add_done_callback(functools.partial(self._bot_ended, machine))
+            self._bots[machine_id] = task
+            return False
+        if state in ("stopped", "destroyed") and not bot.done():
             bot.cancel()  # the dispatcher stopped the machine: its bot goes with it
+        return state in ("started", "suspended", "stopped", "destroyed")
 
     def _bot_ended(self, machine: dict[str, Any], task: asyncio.Task[str]) -> None:
         why = "stopped by the dispatcher" if task.cancelled() else (
             f"error: {task.exception()!r}" if task.exception() else task.result())
         self.ended[why] = self.ended.get(why, 0) + 1
+        if (timeline := self.timelines.get(machine["id"])) is not None:
+            timeline["ended"], timeline["why"] = time.time(), why
         if machine["state"] not in ("stopped", "destroyed"):
             self.fly.set_state(machine["name"], "stopped", exit_code=0)
             self.fly.set_state(machine["name"], "destroyed")
@@ -123,12 +148,18 @@ class Farm:
         return {"machines": len(self.fly.machines), "refused_creates": self.fly.refused_creates,
                 "bots_ended": self.ended}
 
+    def write_timelines(self, path: Path) -> None:
+        with path.open("w") as out:
+            for timeline in self.timelines.values():
+                out.write(json.dumps(timeline) + "\n")
+
 
 async def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--channel-url", required=True)
     p.add_argument("--ready-file", type=Path, required=True)
     p.add_argument("--summary-file", type=Path, required=True)
+    p.add_argument("--machines-file", type=Path, help="each machine's times (created, booted, connected, ended)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--apps", type=int, default=1)
     args = p.parse_args(argv)
@@ -143,6 +174,8 @@ async def main(argv: list[str]) -> None:
         await stop.wait()
         running.cancel()
         args.summary_file.write_text(json.dumps(farm.summary()))
+        if args.machines_file is not None:
+            farm.write_timelines(args.machines_file)
 
 
 if __name__ == "__main__":

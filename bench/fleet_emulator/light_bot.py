@@ -37,6 +37,7 @@ IDLE_LIMIT_SECONDS = 3600.0  # an idle bot nobody claims leaves, as BOT_MAX_IDLE
 Mint = Callable[[str], str]  # audience → the machine's own identity token, as its provider issues it
 Ready = Callable[[str, float, bool], None]  # (session id, wall clock when its assignment landed, cold?)
 MachineState = Callable[[], str]  # the machine's state at the emulated provider now
+Connected = Callable[[float], object]  # (wall clock when its first hello was admitted)
 RESUME_POLL_SECONDS = 0.02
 
 
@@ -53,7 +54,7 @@ class MintedIdentity(MachineIdentity):
 
 
 async def light_bot(env: Mapping[str, str], machine_id: str, channel_url: str, audience: str, mint: Mint,
-                    ready: Ready, machine_state: MachineState) -> str:
+                    ready: Ready, machine_state: MachineState, connected: Connected = lambda at: None) -> str:
     """Serves one session (or none); returns why it ended."""
     assigned: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()
     cold_session = env.get(ENV_SESSION_ID) or None
@@ -91,6 +92,7 @@ async def light_bot(env: Mapping[str, str], machine_id: str, channel_url: str, a
                 await channel.connect()
             except ChannelError as exc:
                 return f"no channel: {exc}"
+            connected(time.time())
             serving = asyncio.create_task(channel.serve())
             waiting: set[asyncio.Future[Any]] = {assigned, serving}
             done, _ = await asyncio.wait(waiting, timeout=IDLE_LIMIT_SECONDS,

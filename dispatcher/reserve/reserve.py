@@ -268,6 +268,7 @@ class Reserve:
             return
         now = self._clock()
         self._account(now)
+        await self._warming.settle()
         await self._warming.drop_dead(now, self.planning.sizer.cold.mean)
         await self._retire_old_images()
         await self._frozen.retire_stale(self._machines.bot_image)

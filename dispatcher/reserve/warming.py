@@ -36,6 +36,15 @@ class Warming:
         """The bot said hello here, or its launch failed: when it was launched, if it was ours."""
         return self._launched.pop(bot_id, None)
 
+    async def settle(self) -> None:
+        """Stops counting the bots that said hello at another replica (a load balancer sent them
+        there), one store read for all of them. Counted on until their hello was late, they made
+        the deployment's reserve look fuller than it was: claimed at once there, each still counted
+        warming here for 1.5 cold starts, and in a burst the planner held back launches for bots
+        already serving sessions (the fleet emulator: a refill every ~6 s per slot instead of ~4)."""
+        if self._launched:
+            self._forget_greeted(await self._claims.greeted(list(self._launched)))
+
     def pool_bots(self, epoch: float, now: float, image: str) -> list[PoolBot]:
         return [PoolBot(bot_id, "warming", epoch - (now - at), image) for bot_id, at in self._launched.items()]
 

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bench.fleet_emulator.__main__ import emulated, measures_of
+from bench.fleet_emulator.__main__ import emulated, measures_of, reserve_pipeline, run_timing
 from bench.fleet_emulator.cloud import EmulatedFly
+from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS
+from bench.reserve_sim_providers import BY_NAME
 from dispatcher.reserve.metrics import ReserveMetrics
 from tests.fakes.fly import API_TOKEN, APP
 from tests.fakes.server import serve
@@ -83,3 +86,26 @@ def test_the_dispatchers_own_start_to_ready_figures_are_read_whatever_order_the_
     assert measured["start → ready, cold"][1] == 2 and math.isclose(measured["start → ready, cold"][0], 4.0)
     assert measured["claim"][1] == 2 and math.isclose(measured["claim"][0], 0.05)
     assert measured["thaw"][1] == 0 and math.isnan(measured["thaw"][0])  # none measured: nan, not 0
+
+
+def test_the_model_compared_with_a_run_takes_that_runs_claim_and_the_thaw_beyond_its_own_resume() -> None:
+    fly = BY_NAME["fly"]
+    resume_mean = fly.resume_median_seconds * math.exp(fly.resume_sigma ** 2 / 2)
+    claim, redial = run_timing({"claim": (0.024, 363.0), "thaw": (resume_mean + 0.05, 94.0)}, fly)
+    assert claim == 0.024 and redial == pytest.approx(0.05)
+    # Nothing measured: the production assumptions stay.
+    assert run_timing({"claim": (math.nan, 0.0), "thaw": (math.nan, 0.0)}, fly) == (WARM_CLAIM_SECONDS,
+                                                                                  THAW_REDIAL_SECONDS)
+    # A thaw faster than the modelled resume adds nothing, never a negative re-dial.
+    assert run_timing({"claim": (0.02, 1.0), "thaw": (0.1, 1.0)}, fly)[1] == 0.0
+
+
+def test_machines_report_what_the_run_added_to_each_drawn_cold_start(tmp_path: Path) -> None:
+    machines = tmp_path / "machines.jsonl"
+    rows = [{"reserve": True, "created": 100.0, "boot_drawn": 3.0, "booted": 103.1, "connected": 103.3},
+            {"reserve": False, "created": 100.0, "boot_drawn": 2.0, "booted": 102.0, "connected": 102.5},
+            {"reserve": True, "created": 100.0, "boot_drawn": 2.0, "booted": 102.0}]  # never dialled: left out
+    machines.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reserve, cold = reserve_pipeline(machines)
+    assert reserve.startswith("reserve machines (1)") and "100 ms late" in reserve and "admitted 200 ms" in reserve
+    assert cold.startswith("cold machines (1)") and "0 ms late" in cold and "admitted 500 ms" in cold

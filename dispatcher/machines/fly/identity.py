@@ -30,13 +30,15 @@ DEFAULT_ISSUER = "https://oidc.fly.io"
 class FlyMachineIdentity:
     def __init__(self, *, issuer: str | None, apps: tuple[str, ...], audience: str | None, jwks_url: str | None,
                  names: Callable[[BotGrant], str], known_id: Callable[[BotGrant], str | None],
-                 known_app: Callable[[BotGrant], str | None]) -> None:
+                 known_app: Callable[[BotGrant], str | None],
+                 verified: Callable[[BotGrant, str, str], None]) -> None:
         """`names(grant)`: the machine name created for the grant's subject; `known_id(grant)` and
         `known_app(grant)`: its Fly machine id and app where this replica created it (None: another
-        replica did)."""
+        replica did); `verified(grant, machine id, app)`: told the machine a hello proved it runs on."""
         self.issuer, self.apps, self.audience = issuer, apps, audience
         self.keys = JsonWebKeys(jwks_url or f"{issuer}/.well-known/jwks")
         self._names, self._known_id, self._known_app = names, known_id, known_app
+        self._verified = verified
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if self.issuer is None:
@@ -57,7 +59,12 @@ class FlyMachineIdentity:
             expected["machine_id"] = machine_id
         if (app := self._known_app(grant)) is not None:
             expected["app_name"] = app
-        return mismatch("Machine OIDC token", claims, expected)
+        if (refused := mismatch("Machine OIDC token", claims, expected)) is not None:
+            return refused
+        # Fly signed these for the machine itself: a replica that did not create it now knows its id
+        # and app without listing the deployment's apps (1 list/s each) to find it.
+        self._verified(grant, str(claims["machine_id"]), str(claims["app_name"]))
+        return None
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:
         return token_seen(hello.identity)

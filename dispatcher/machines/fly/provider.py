@@ -201,6 +201,7 @@ class FlyMachines:
         self.identity = FlyMachineIdentity(
             issuer=settings.oidc_issuer, apps=apps, audience=settings.identity_audience,
             jwks_url=settings.oidc_jwks_url, names=self.name_for, known_id=self.known_id, known_app=self.known_app,
+            verified=self.verified,
         )
 
     @staticmethod
@@ -221,6 +222,13 @@ class FlyMachines:
             return self.creates.app_of(grant.subject)
         machine_id = self.known_id(grant)
         return None if machine_id is None else self._app_of.get(machine_id)
+
+    def verified(self, grant: BotGrant, machine_id: str, app: str) -> None:
+        """A hello proved (by its Machine's OIDC token) that the grant's machine is `machine_id` in
+        `app`: later calls about it go there, and a session's machine needs no list to be found."""
+        self._app_of[machine_id] = app
+        if grant.kind == "session":
+            self._ids.setdefault(grant.subject, machine_id)
 
     async def _request(self, method: str, path: str, *, app: str | None = None, **kw: Any) -> HttpResponse:
         """A call to `app`'s Machines API; without one, to the app holding the machine the path names

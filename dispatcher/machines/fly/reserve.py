@@ -49,7 +49,8 @@ class FlyWarmMachines(FlyMachines):
         super().__init__(settings, coordination)
         self.channel_url = channel_url
         self.bot_image = settings.image
-        self._idle_ids: dict[str, str] = {}  # bot id → Fly machine id (launched by this replica)
+        # bot id → Fly machine id: launched by this replica, or proved by the bot's hello here
+        self._idle_ids: dict[str, str] = {}
         # bot id → Fly machine id of the bots claimed here: a claimed bot re-dials with its idle
         # credential for its whole session, and a machine of its name in another app must stay refused.
         self._claimed_ids: dict[str, str] = {}
@@ -58,6 +59,14 @@ class FlyWarmMachines(FlyMachines):
         if grant.kind == "idle":
             return self._idle_ids.get(grant.subject) or self._claimed_ids.get(grant.subject)
         return super().known_id(grant)
+
+    def verified(self, grant: BotGrant, machine_id: str, app: str) -> None:
+        """A reserve bot's hello proved its machine: a claim, freeze, resume or retirement here needs
+        no list of every app to find it (in a burst, those lists, 1/s per app, made claims of bots
+        another replica launched wait seconds or go cold)."""
+        super().verified(grant, machine_id, app)
+        if grant.kind == "idle" and grant.subject not in self._claimed_ids:
+            self._idle_ids.setdefault(grant.subject, machine_id)
 
     @property
     def create_rate(self) -> Rate:

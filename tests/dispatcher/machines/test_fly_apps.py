@@ -75,7 +75,8 @@ async def test_a_bots_token_is_accepted_from_the_deployments_apps_only(fly: Fake
 
         def identity(apps: tuple[str, ...], known_app: str | None) -> FlyMachineIdentity:
             return FlyMachineIdentity(issuer=fly.issuer, apps=apps, audience=CHANNEL_AUDIENCE, jwks_url=None,
-                                      names=machines.name_for, known_id=lambda g: None, known_app=lambda g: known_app)
+                                      names=machines.name_for, known_id=lambda g: None, known_app=lambda g: known_app,
+                                      verified=lambda g, machine_id, app: None)
 
         elsewhere = identity(APPS[:1], None)  # a deployment whose apps do not include the machine's
         assert "not one of voicefleet-bots" in str(await elsewhere.refusal(grant, hello))
@@ -115,3 +116,46 @@ async def test_reserve_machines_take_spare_creates_from_every_app_and_leave_each
             await machines.launch_idle("one-too-many")
     finally:
         await machines.aclose()
+
+
+class CountedLists(FakeFly):
+    """Fly, counting its list calls (1/s per app at Fly: what a claim in a burst must not wait on)."""
+
+    def __init__(self, other_apps: tuple[str, ...]) -> None:
+        super().__init__(other_apps=other_apps)
+        self.lists = 0
+
+    async def list_machines(self, request):  # type: ignore[no-untyped-def]
+        self.lists += 1
+        return await super().list_machines(request)
+
+
+async def test_a_reserve_bot_proved_by_its_hello_is_claimed_at_another_replica_without_a_list() -> None:
+    """The replica a bot dialled did not create its machine: the hello's Machine token (signed by Fly
+    for that machine) names its id and app, so the claim's re-tags and the session's look-ups go
+    straight to it instead of listing up to every app for it."""
+    with serve(CountedLists(other_apps=APPS[1:])) as counted:
+        counted.create_per_second, counted.create_burst = 100, 100
+        launcher = FlyWarmMachines(FlySettings.from_env(counted.env), LocalCoordination(), channel_url="ws://x")
+        holder = FlyWarmMachines(FlySettings.from_env(counted.env), LocalCoordination(), channel_url="ws://x")
+        try:
+            for n in range(len(APPS)):  # one in each app, so the holder cannot guess the first
+                await launcher.launch_idle(f"b{n}")
+            for n in range(len(APPS)):
+                machine = counted.by_name(f"vf-idle-b{n}")
+                counted.set_state(machine["name"], "started")
+                grant = BotGrant("idle", f"b{n}", int(time.time()) + 600)
+                hello = Hello(machine_id=f"b{n}", identity=counted.oidc_token(machine["id"], CHANNEL_AUDIENCE))
+                assert await holder.identity.refusal(grant, hello) is None
+            before = counted.lists
+            for n in range(len(APPS)):
+                session = spec(f"s-{n}")
+                adopted = await holder.adopt(f"b{n}", session)
+                assert adopted.machine.machine_id == counted.by_name(f"vf-idle-b{n}")["id"]
+                assert (await holder.status(session.session_id)) is not None
+            assert counted.lists == before  # no list: every call went to the machine's own app
+            assert {counted.by_name(f"vf-idle-b{n}")["config"]["metadata"]["voicefleet_session"]
+                    for n in range(len(APPS))} == {f"s-{n}" for n in range(len(APPS))}
+        finally:
+            await launcher.aclose()
+            await holder.aclose()

@@ -114,6 +114,24 @@ async def test_a_bot_that_said_hello_at_another_replica_is_not_retired_as_never_
     assert bot_id not in machines.retired
 
 
+async def test_a_bot_that_said_hello_at_another_replica_stops_counting_as_warming_at_the_next_tick(stores) -> None:
+    """Claimed there at once, it serves a session: still published as warming here until its hello
+    was late, it made the deployment's reserve look a bot fuller than it was, and the planner held
+    a launch back for it (in a burst, for every bot the load balancer sent elsewhere)."""
+    here, there = stores
+    machines, clock = Machines(), [1000.0]
+    launcher = reserve(here, machines, clock)
+    await launcher.refill()
+    (bot_id,) = machines.launched
+    clock[0] += 0.5  # long before its hello would be late (1.5 cold starts)
+    await BotClaims(there).hello(bot_id)
+    await launcher.refill()
+    warming = {b.bot_id for view in await RedisCoordination(here.settings).pool.views() for b in view.bots
+               if b.state == "warming"}
+    assert bot_id not in warming
+    assert len(machines.launched) == 2  # its place in the reserve refilled at once, not a cold start later
+
+
 async def test_a_bot_no_replica_heard_from_is_retired_as_never_connected(stores) -> None:
     here, _ = stores
     machines, clock = Machines(), [1000.0]
