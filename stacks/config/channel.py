@@ -16,8 +16,13 @@ plain-HTTP ALB would carry the token in clear text, so the key is refused there)
   `dispatcherCount` > 1 and `storePassword` (stacks/config/store.py), on GCP with
   `dispatcherMaxInstances` > 1 (Memorystore, IAM sign-in: no password).
 - Cloud Run's request timeout bounds a WebSocket: it must outlive an idle bot's wait plus its session.
-- each bot's channel is one request at a Cloud Run instance (at most 1,000 each): the channels must fit
-  the instances kept running less one (`surviving_instances`).
+- each bot's channel is one request at a Cloud Run instance (at most 1,000 each), and a session may
+  hold two more: any API key may start one over a WebSocket (`POST /start` with `transport:
+  websocket` or a carrier's name mints a one-time token whatever the carrier credentials, and the
+  dispatcher has no setting that turns this off), whose client's socket and bot's media socket are
+  each a request. So three a session, always, as the AWS replicas' MAX_CONNECTIONS counts them
+  (stacks/config/channel_capacity.py); the requests must fit the instances kept running less one
+  (`surviving_instances`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ import pulumi
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE
 from dispatcher.settings import MIN_BOT_CHANNEL_TOKEN_CHARS
 from stacks.config.limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
-from stacks.config.phone import CALL_CREDENTIALS
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -44,7 +48,7 @@ PING_INTERVAL_SECONDS = 10
 LIFETIME_MARGIN_SECONDS = 120
 # Cloud Run requests per instance for the API itself (the stacks' value without the channel).
 API_CONCURRENCY = 80
-SOCKETS_PER_RELAYED_CALL = 3  # its bot channel, the carrier's media socket, the bot's media socket
+SOCKETS_PER_RELAYED_CALL = 3  # its bot channel, the client's (or carrier's) media socket, the bot's media socket
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -122,25 +126,19 @@ def surviving_instances(min_instances: int) -> int:
 
 
 def cloud_run_concurrency(settings: Settings, min_instances: int) -> int:
-    """Each instance's share of the bots' channels (each session's bot and each idle or warming
-    reserve bot is one open request), if one of the minimum instances is lost, plus the API's own."""
+    """Each instance's share of the held requests (`held_requests`) if one of the minimum instances
+    is lost, plus the API's own."""
     if not enabled(settings):
         return API_CONCURRENCY
     return -(-held_requests(settings) // surviving_instances(min_instances)) + API_CONCURRENCY
 
 
-def relays_calls(settings: Settings) -> bool:
-    """A carrier's credentials are set: its calls' audio crosses the dispatchers (Daily dial-in's
-    does not: it joins a Daily room)."""
-    return bool(set(settings.secrets.phone) & CALL_CREDENTIALS)
-
-
 def held_requests(settings: Settings) -> int:
-    """Requests held open at the peak: every session's bot channel and every idle or warming reserve
-    bot's; with carriers, a relayed call also holds the carrier's media socket and its bot's media
-    socket, each a request on Cloud Run (https://cloud.google.com/run/docs/triggering/websockets)."""
-    per_session = SOCKETS_PER_RELAYED_CALL if relays_calls(settings) else 1
-    return per_session * settings.max_concurrent_sessions + settings.reserve.max_idle
+    """Requests held open at the peak: every session's three (its bot's channel, and, relayed over a
+    WebSocket, the client's or carrier's socket and its bot's media socket, each a request on Cloud
+    Run: https://cloud.google.com/run/docs/triggering/websockets) and every idle or warming reserve
+    bot's channel. Daily sessions hold one, but any API key may make a session a relayed one."""
+    return SOCKETS_PER_RELAYED_CALL * settings.max_concurrent_sessions + settings.reserve.max_idle
 
 
 def instances_needed(settings: Settings) -> int:
@@ -150,9 +148,10 @@ def instances_needed(settings: Settings) -> int:
 
 def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int) -> None:
     if enabled(settings) and cloud_run_concurrency(settings, min_instances) > CLOUD_RUN_MAX_CONCURRENCY:
-        calls = " (with carriers: three a call)" if relays_calls(settings) else ""
-        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) bot "
-                                                f"channels{calls} must "
+        raise cfg.fail("maxConcurrentSessions", f"at three requests a session (its bot's channel and, over a "
+                                                "WebSocket, which any API key may start, the client's and the "
+                                                "bot's media sockets) plus reserveMaxIdle "
+                                                f"({settings.reserve.max_idle}) bot channels must "
                                                 f"fit {surviving_instances(min_instances)} Cloud Run instance(s) "
                                                 f"(dispatcherMinInstances={min_instances} less one that may be "
                                                 f"lost) of {CLOUD_RUN_MAX_CONCURRENCY} requests each, "
