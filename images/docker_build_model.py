@@ -11,7 +11,12 @@ pins), `provider/internal/`:
 - `context.go:305-337` getIgnorePatterns: `<Dockerfile>.dockerignore` if there is one, else the main
   context's `.dockerignore`, and the same patterns filter the named contexts too (`:243`);
 - `image.go:928-1056` Diff: which inputs are compared, and `contextHash` recomputed from the new
-  inputs against the one in state.
+  inputs against the one in state;
+- `export.go` (Export.String :121 and the Stringers of its members; ExportWithCompression.String
+  :519-540): Diff compares the exports as `fmt.Sprint` prints them (image.go:966), each its CLI
+  `--output` string after Check's defaults, so what that string leaves out (compression at level 0,
+  a level past 22, a disabled entry's fields) is no change, and a map's key order or 3.0 for 3
+  never reaches it.
 
 Relative locations are resolved against the provider's working directory, the program folder.
 """
@@ -115,20 +120,106 @@ def _dockerfile(inputs: Mapping[str, Any]) -> str:
     return str(Path(location) / "Dockerfile")
 
 
-def _as_struct(value: Any) -> str:
-    """Exports as the provider compares them: decoded into its typed structs, whose fields have one
-    order and whose `compressionLevel` is an int, then printed (image.go). Pulumi's state keeps a
-    map in no particular order and every number as a double, so key order and 3.0 against 3 are no
-    change."""
-    def typed(item: Any) -> Any:
-        if isinstance(item, float) and item.is_integer():
-            return int(item)
-        if isinstance(item, Mapping):
-            return {key: typed(item[key]) for key in sorted(item)}
-        if isinstance(item, list | tuple):
-            return [typed(element) for element in item]
-        return item
-    return str(typed(value))
+# The defaults Check fills into each export before Diff compares them (infer.DefaultCheck, from the
+# Annotate methods; provider/cmd/pulumi-resource-docker-build/schema.json at v0.0.22).
+_WITH_DEFAULTS = {"compression": "gzip", "compressionLevel": 0, "forceCompression": False, "ociMediaTypes": False}
+_EXPORT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "registry": {**_WITH_DEFAULTS, "push": True, "store": True},
+    "image": {**_WITH_DEFAULTS, "store": True},
+    "docker": {**_WITH_DEFAULTS, "tar": True},
+    "oci": {**_WITH_DEFAULTS, "ociMediaTypes": True, "tar": True},
+}
+_MAX_COMPRESSION_LEVEL = 22
+
+
+def _go_bool(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _join(*parts: str) -> str:
+    """cache.go's join: the non-empty parts, comma-separated."""
+    return ",".join(part for part in parts if part)
+
+
+def _with_oci(fields: Mapping[str, Any]) -> str:
+    """ExportWithOCI.String."""
+    value = fields.get("ociMediaTypes")
+    return "" if value is None else f"oci-mediatypes={_go_bool(value)}"
+
+
+def _with_compression(fields: Mapping[str, Any]) -> str:
+    """ExportWithCompression.String (export.go:519-540): nothing at all at level 0, the level at most 22."""
+    level = int(fields.get("compressionLevel") or 0)
+    if level == 0:
+        return ""
+    parts = []
+    if fields.get("compression") is not None:
+        parts.append(f"compression={fields['compression']}")
+    if level > 0:
+        parts.append(f"compression-level={min(level, _MAX_COMPRESSION_LEVEL)}")
+    if fields.get("forceCompression") is not None:
+        parts.append(f"force-compression={_go_bool(fields['forceCompression'])}")
+    return ",".join(parts)
+
+
+def _with_names(fields: Mapping[str, Any]) -> str:
+    return ",".join(f"name={name}" for name in fields.get("names") or ())
+
+
+def _with_annotations(fields: Mapping[str, Any]) -> str:
+    return ",".join(sorted(f"annotation.{key}={value}" for key, value in (fields.get("annotations") or {}).items()))
+
+
+def _image(fields: Mapping[str, Any]) -> str:
+    """ExportImage.String."""
+    flags = (("push", "push"), ("pushByDigest", "push-by-digest"), ("insecure", "insecure"),
+             ("nameCanonical", "name-canonical"), ("unpack", "unpack"), ("store", "store"))
+    parts = [f"{flag}={_go_bool(fields[key])}" for key, flag in flags[:3] if fields.get(key) is not None]
+    if fields.get("danglingNamePrefix"):
+        parts.append(f"dangling-name-prefix={fields['danglingNamePrefix']}")
+    parts += [f"{flag}={_go_bool(fields[key])}" for key, flag in flags[3:] if fields.get(key) is not None]
+    return _join("type=image", ",".join(parts), _with_oci(fields), _with_compression(fields),
+                 _with_names(fields), _with_annotations(fields))
+
+
+def _docker(fields: Mapping[str, Any]) -> str:
+    """ExportDocker.String (annotations before names, unlike the image's)."""
+    parts = [f"dest={fields['dest']}"] if fields.get("dest") else []
+    if fields.get("tar") is not None:
+        parts.append(f"tar={_go_bool(fields['tar'])}")
+    return _join("type=docker", ",".join(parts), _with_oci(fields), _with_compression(fields),
+                 _with_annotations(fields), _with_names(fields))
+
+
+_STRINGS: dict[str, Any] = {  # Export.String's order: the first set member is the one printed
+    "tar": lambda fields: f"type=tar,dest={fields.get('dest', '')}",
+    "local": lambda fields: f"type=local,dest={fields.get('dest', '')}",
+    "registry": lambda fields: _image(fields).replace("type=image", "type=registry", 1),
+    "image": _image,
+    "oci": lambda fields: _docker(fields).replace("type=docker", "type=oci", 1),
+    "docker": _docker,
+    "cacheonly": lambda _: "type=cacheonly",
+}
+
+
+def export_string(export: Mapping[str, Any]) -> str:
+    """Export.String (export.go:121 at v0.0.22): the entry's CLI `--output` value after Check's
+    defaults, or "" when it is disabled."""
+    if export.get("disabled"):
+        return ""
+    parts = []
+    for kind, render in _STRINGS.items():
+        fields = export.get(kind)
+        if fields is not None:
+            given = {key: value for key, value in fields.items() if value is not None}
+            parts.append(render({**_EXPORT_DEFAULTS.get(kind, {}), **given}))
+    return _join(*parts, str(export.get("raw") or ""))
+
+
+def _exports_string(exports: Any) -> str:
+    """fmt.Sprint of the exports, as Diff compares them (image.go:966): every element printed with
+    its String method, space-separated in brackets."""
+    return "[" + " ".join(export_string(export) for export in exports or ()) + "]"
 
 
 def diff(state: Mapping[str, Any], inputs: Mapping[str, Any], cwd: Path) -> set[str]:
@@ -143,7 +234,7 @@ def diff(state: Mapping[str, Any], inputs: Mapping[str, Any], cwd: Path) -> set[
         changed.add("context.named")
     if state.get("dockerfile") != {**(inputs.get("dockerfile") or {}), "location": _dockerfile(inputs)}:
         changed.add("dockerfile")
-    if _as_struct(state.get("exports")) != _as_struct(inputs.get("exports")):
+    if _exports_string(state.get("exports")) != _exports_string(inputs.get("exports")):
         changed.add("exports")
     ignored = set(inputs.get("ignoreSecretsInDiffCalculation") or ())
     old_secrets, new_secrets = dict(state.get("secrets") or {}), dict(inputs.get("secrets") or {})

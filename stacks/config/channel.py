@@ -16,13 +16,21 @@ plain-HTTP ALB would carry the token in clear text, so the key is refused there)
   `dispatcherCount` > 1 and `storePassword` (stacks/config/store.py), on GCP with
   `dispatcherMaxInstances` > 1 (Memorystore, IAM sign-in: no password).
 - Cloud Run's request timeout bounds a WebSocket: it must outlive an idle bot's wait plus its session.
-- each bot's channel is one request at a Cloud Run instance (at most 1,000 each): the channels must fit
-  the instances kept running less one (`surviving_instances`).
+- each bot's channel is one request at a Cloud Run instance (at most 1,000 each), and a session may
+  hold two more: any API key may start one over a WebSocket (`POST /start` with `transport:
+  websocket` or a carrier's name mints a one-time token whatever the carrier credentials, and the
+  dispatcher has no setting that turns this off), whose client's socket and bot's media socket are
+  each a request. So three a session, always, as the AWS replicas' MAX_CONNECTIONS counts them
+  (stacks/config/channel_capacity.py); the requests must fit the instances kept running less one
+  (`surviving_instances`), whose vCPUs must also relay every session's audio, and the maximum must
+  leave the autoscaler its 60 % target (`scaling_needed`).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -30,7 +38,6 @@ import pulumi
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE
 from dispatcher.settings import MIN_BOT_CHANNEL_TOKEN_CHARS
 from stacks.config.limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
-from stacks.config.phone import CALL_CREDENTIALS
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -44,7 +51,13 @@ PING_INTERVAL_SECONDS = 10
 LIFETIME_MARGIN_SECONDS = 120
 # Cloud Run requests per instance for the API itself (the stacks' value without the channel).
 API_CONCURRENCY = 80
-SOCKETS_PER_RELAYED_CALL = 3  # its bot channel, the carrier's media socket, the bot's media socket
+SOCKETS_PER_RELAYED_CALL = 3  # its bot channel, the client's (or carrier's) media socket, the bot's media socket
+# Dispatcher CPU per relayed session: 0.37 % of one core (docs/performance.md, "Phone calls").
+CORE_SHARE_PER_CALL = Fraction(37, 10_000)
+CLOUD_RUN_VCPUS = 1  # the dispatcher container's CPU limit (stacks/gcp/dispatcher.py)
+# Cloud Run's autoscaler keeps instances near 60 % of their maximum concurrency and of their CPU
+# (https://cloud.google.com/run/docs/about-instance-autoscaling).
+CLOUD_RUN_TARGET = Fraction(3, 5)
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -122,43 +135,66 @@ def surviving_instances(min_instances: int) -> int:
 
 
 def cloud_run_concurrency(settings: Settings, min_instances: int) -> int:
-    """Each instance's share of the bots' channels (each session's bot and each idle or warming
-    reserve bot is one open request), if one of the minimum instances is lost, plus the API's own."""
+    """Each instance's share of the held requests (`held_requests`) if one of the minimum instances
+    is lost, plus the API's own."""
     if not enabled(settings):
         return API_CONCURRENCY
     return -(-held_requests(settings) // surviving_instances(min_instances)) + API_CONCURRENCY
 
 
-def relays_calls(settings: Settings) -> bool:
-    """A carrier's credentials are set: its calls' audio crosses the dispatchers (Daily dial-in's
-    does not: it joins a Daily room)."""
-    return bool(set(settings.secrets.phone) & CALL_CREDENTIALS)
-
-
 def held_requests(settings: Settings) -> int:
-    """Requests held open at the peak: every session's bot channel and every idle or warming reserve
-    bot's; with carriers, a relayed call also holds the carrier's media socket and its bot's media
-    socket, each a request on Cloud Run (https://cloud.google.com/run/docs/triggering/websockets)."""
-    per_session = SOCKETS_PER_RELAYED_CALL if relays_calls(settings) else 1
-    return per_session * settings.max_concurrent_sessions + settings.reserve.max_idle
+    """Requests held open at the peak: every session's three (its bot's channel, and, relayed over a
+    WebSocket, the client's or carrier's socket and its bot's media socket, each a request on Cloud
+    Run: https://cloud.google.com/run/docs/triggering/websockets) and every idle or warming reserve
+    bot's channel. Daily sessions hold one, but any API key may make a session a relayed one."""
+    return SOCKETS_PER_RELAYED_CALL * settings.max_concurrent_sessions + settings.reserve.max_idle
+
+
+def relayed_cores(settings: Settings) -> Fraction:
+    """The dispatcher vCPUs that relay every session's audio at once."""
+    return settings.max_concurrent_sessions * CORE_SHARE_PER_CALL
+
+
+def _minimum_fits(settings: Settings, min_instances: int) -> bool:
+    return (cloud_run_concurrency(settings, min_instances) <= CLOUD_RUN_MAX_CONCURRENCY
+            and surviving_instances(min_instances) * CLOUD_RUN_VCPUS >= relayed_cores(settings))
 
 
 def instances_needed(settings: Settings) -> int:
-    """The least dispatcherMinInstances whose survivors hold every request beside the API's."""
-    return -(-held_requests(settings) // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
+    """The least dispatcherMinInstances whose survivors hold every request beside the API's and
+    relay every session's audio."""
+    for_requests = -(-held_requests(settings) // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
+    for_cpu = math.ceil(relayed_cores(settings) / CLOUD_RUN_VCPUS) + 1
+    return max(for_requests, for_cpu, 2)
 
 
-def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int) -> None:
-    if enabled(settings) and cloud_run_concurrency(settings, min_instances) > CLOUD_RUN_MAX_CONCURRENCY:
-        calls = " (with carriers: three a call)" if relays_calls(settings) else ""
-        raise cfg.fail("maxConcurrentSessions", f"plus reserveMaxIdle ({settings.reserve.max_idle}) bot "
-                                                f"channels{calls} must "
-                                                f"fit {surviving_instances(min_instances)} Cloud Run instance(s) "
-                                                f"(dispatcherMinInstances={min_instances} less one that may be "
-                                                f"lost) of {CLOUD_RUN_MAX_CONCURRENCY} requests each, "
-                                                f"{API_CONCURRENCY} kept for the API (got "
-                                                f"{settings.max_concurrent_sessions}): set dispatcherMinInstances "
-                                                f"to {max(instances_needed(settings), 2)} or lower the cap")
+def scaling_needed(settings: Settings, min_instances: int) -> tuple[int, int]:
+    """The least (dispatcherMinInstances, dispatcherMaxInstances) for the peak: the minimum as given
+    if it fits, else `instances_needed`; the maximum at least that, and enough instances for the
+    autoscaler's 60 % target of concurrency and of CPU at that minimum's concurrency."""
+    minimum = min_instances if _minimum_fits(settings, min_instances) else instances_needed(settings)
+    concurrency = cloud_run_concurrency(settings, minimum)
+    maximum = max(minimum, 1, math.ceil(held_requests(settings) / (CLOUD_RUN_TARGET * concurrency)),
+                  math.ceil(relayed_cores(settings) / (CLOUD_RUN_TARGET * CLOUD_RUN_VCPUS)))
+    return minimum, maximum
+
+
+def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int, max_instances: int) -> None:
+    if enabled(settings):
+        minimum, maximum = scaling_needed(settings, min_instances)
+        if minimum > min_instances or maximum > max_instances:
+            sessions, idle = settings.max_concurrent_sessions, settings.reserve.max_idle
+            raise cfg.fail("maxConcurrentSessions", (
+                f"= {sessions} sessions and reserveMaxIdle ({idle}) bot channels hold up to "
+                f"{held_requests(settings)} Cloud Run requests (three a session: its bot's channel and, over a "
+                "WebSocket, which any API key may start, the client's and the bot's media sockets) and relay "
+                f"{float(relayed_cores(settings)):g} vCPUs of audio (0.37 % of a core a session, "
+                f"docs/performance.md). The instances kept running less one that may be lost must hold both "
+                f"({CLOUD_RUN_MAX_CONCURRENCY} requests each, {API_CONCURRENCY} kept for the API; "
+                f"{CLOUD_RUN_VCPUS} vCPU each), and the maximum must let the autoscaler keep 60 % of each "
+                f"instance's concurrency and CPU: set dispatcherMinInstances to at least {minimum} and "
+                f"dispatcherMaxInstances to at least {maximum} (got {min_instances} and {max_instances}), "
+                "or lower the cap"))
     if enabled(settings) and channel_lifetime_seconds(settings) > CLOUD_RUN_MAX_TIMEOUT_SECONDS:
         raise cfg.fail("maxSessionSeconds", f"plus reserveMaxIdleSeconds ({settings.reserve.max_idle_seconds}) "
                                             f"and {LIFETIME_MARGIN_SECONDS} s must fit Cloud Run's "

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 CHANNELS_PER_REPLICA = 2000
 SOCKETS_PER_CALL = channel.SOCKETS_PER_RELAYED_CALL
-CORE_SHARE_PER_CALL = 0.0037  # docs/performance.md: 0.37 % of one core per relayed call
+CORE_SHARE_PER_CALL = channel.CORE_SHARE_PER_CALL  # docs/performance.md: 0.37 % of one core
 _DEFAULTS = DispatcherSettings()
 
 

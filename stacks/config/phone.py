@@ -24,8 +24,11 @@ PHONE_SECRET_KEYS = {
     "phoneTokenSecret": "PHONE_TOKEN_SECRET",
     "dailyDialinSecret": "DAILY_DIALIN_SECRET",
 }
-# The credentials that let carriers (or `POST /start` with a WebSocket transport) reach a bot over a
-# WebSocket; Daily's dial-in secret is not one: its calls come through a Daily room.
+# The credentials that let a carrier's own requests (signed webhooks and streams) reach a bot over a
+# WebSocket; Daily's dial-in secret is not one: its calls come through a Daily room. None is needed
+# for `POST /start` with a WebSocket transport (or a carrier's name): any API key gets a one-time
+# token for it whatever is set here (dispatcher/phone/settings.py), so the stacks count those
+# sockets for every session (stacks/config/channel.py held_requests).
 CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items() if key != "dailyDialinSecret")
 
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)

@@ -237,13 +237,14 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
             raise cfg.fail("tags", f"{key}={value!r} is not a valid GCP label (lowercase, digits, - and _)")
     minimum = cfg.integer("dispatcherMinInstances", minimum=0, maximum=100)
     maximum = cfg.integer("dispatcherMaxInstances", minimum=1, maximum=1000)
+    # Before the plain order check: with the channel, one refusal names the least of both.
+    channel_settings.cloud_run_limits(cfg, settings, minimum, maximum)
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     # Several instances with the channel: bots' channels land on any instance, so they share a store.
     store = channel_settings.enabled(settings) and maximum > 1
     if store:
         store_settings.require_message_secret(cfg, settings, f"dispatcherMaxInstances={maximum} and botChannelToken")
-    channel_settings.cloud_run_limits(cfg, settings, minimum)
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
     return GcpSettings(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
+from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY, DEFAULT_TTL_SECONDS
 from stacks.config.reader import Reader
 
 MODES = ("none", "managed", "external")
@@ -86,14 +86,46 @@ def load(cfg: Reader) -> TurnSettings | None:
     )
 
 
+def browser_urls(turn: TurnSettings) -> int:
+    """How many TURN URLs a client gets (TURN_URLS): the external service's, or the managed relay's
+    UDP and TCP on 3478 and, with TLS, turns: on 443 (stacks/turn_server.py urls)."""
+    if turn.mode != "managed":
+        return len(turn.external_urls)
+    return 3 if turn.tls and turn.domain else 2
+
+
+def allocations_per_session(turn: TurnSettings) -> int:
+    """Relay allocations one WebRTC session holds: with ICE_TRANSPORT_POLICY=relay a browser gathers
+    one on every TURN URL it is given; the bot (aiortc, which takes a single TURN server) one."""
+    return browser_urls(turn) + 1
+
+
+def starts_per_minute_per_key(turn: TurnSettings) -> float:
+    """WebRTC starts one API key may make a minute: each takes a TURN credential that counts until it
+    expires (the dispatcher's TURN_CREDENTIAL_TTL_SECONDS, which the stacks leave at its default),
+    whether its session ended or not (dispatcher/media/turn_quota.py)."""
+    return turn.credentials_per_key * 60 / DEFAULT_TTL_SECONDS
+
+
 def warn_if_short(turn: TurnSettings | None, max_sessions: int) -> None:
-    """A relayed session holds at least two allocations (the client's and the bot's): a managed
-    relay whose quota cannot hold every session at once is said at preview, not met in production."""
-    if turn is not None and turn.mode == "managed" and 2 * max_sessions > turn.total_quota:
-        pulumi.log.warn(f"TURN: turnTotalQuota={turn.total_quota} allocations relay at most "
-                        f"{turn.total_quota // 2} sessions at once (two each), below maxConcurrentSessions="
-                        f"{max_sessions}: raise turnTotalQuota (and turnMachineType / turnInstanceType with it) "
-                        "if most sessions relay (docs/pulumi.md, TURN relay)")
+    """A managed relay whose quota cannot hold every session relayed at once is said at preview, not
+    met in production, with what one API key may start."""
+    if turn is None or turn.mode != "managed":
+        return
+    each = allocations_per_session(turn)
+    if each * max_sessions <= turn.total_quota:
+        return
+    pulumi.log.warn(
+        f"TURN: turnTotalQuota={turn.total_quota} allocations relay at most {turn.total_quota // each} WebRTC "
+        f"sessions at once ({each} allocations each: one per TURN URL a browser gets, {browser_urls(turn)}, "
+        f"and the bot's), below maxConcurrentSessions={max_sessions}; and one API key may hold "
+        f"{turn.credentials_per_key} TURN credentials (turnCredentialsPerKey), each counted for its "
+        f"{DEFAULT_TTL_SECONDS} s life, so {starts_per_minute_per_key(turn):g} WebRTC starts a minute per key "
+        f"(Daily starts are not counted). If most sessions relay, set turnTotalQuota to at least "
+        f"{each * max_sessions} with a relay machine that carries them (turnMachineType / turnInstanceType), "
+        f"and turnCredentialsPerKey to {DEFAULT_TTL_SECONDS // 60} x the WebRTC starts a minute one key makes "
+        f"(each credential may take {USER_QUOTA} allocations, so that times {USER_QUOTA} must stay below "
+        "turnTotalQuota) (docs/pulumi.md, TURN relay)")
 
 
 def derived_credentials_per_key(total_quota: int) -> int:

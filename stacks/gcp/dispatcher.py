@@ -17,6 +17,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
+from stacks.config.channel import CLOUD_RUN_VCPUS
 from stacks.config.observability import ObservabilitySettings
 from stacks.gcp.secrets import SecretStore
 
@@ -49,7 +50,7 @@ class DispatcherArgs:
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
     # channel, a bot's WebSocket (stacks/config/channel.py channel_lifetime_seconds).
     request_timeout_seconds: int = 120
-    # With the channel, each bot's WebSocket holds one (stacks/config/channel.py cloud_run_concurrency).
+    # With the channel, every session holds up to three (stacks/config/channel.py cloud_run_concurrency).
     request_concurrency: int = 80
     # Several instances: their coordination store (stacks/gcp/store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
@@ -144,7 +145,7 @@ class Dispatcher(pulumi.ComponentResource):
                     # Billing follows the scaling choice (review item 10): scaled to zero, CPU only
                     # during requests (request-based billing); kept warm (min ≥ 1), CPU always, so
                     # the background reaper keeps running between requests (instance-based).
-                    "resources": {"limits": {"cpu": "1", "memory": f"{args.memory_mib}Mi"},
+                    "resources": {"limits": {"cpu": str(CLOUD_RUN_VCPUS), "memory": f"{args.memory_mib}Mi"},
                                   "cpu_idle": args.min_instances == 0},
                     "startup_probe": {**health, "period_seconds": 2, "failure_threshold": 15},
                     "liveness_probe": {**health, "period_seconds": 15},

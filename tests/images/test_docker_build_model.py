@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from images.docker_build_model import context_hash, diff, image_context_hash
+from images.docker_build_model import context_hash, diff, export_string, image_context_hash
 from images.dockerignore import ignore_file_patterns, walk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +118,42 @@ def test_diff_reads_exports_as_the_providers_structs_do(tmp_path: Path) -> None:
     assert diff({**state, "exports": [stored]}, old, tmp_path) == set()
     gzip = {"registry": {**zstd["registry"], "compression": "gzip"}}
     assert diff(state, {**old, "exports": [gzip]}, tmp_path) == {"exports"}
+
+
+def test_diff_compares_exports_as_the_cli_strings_the_provider_prints(tmp_path: Path) -> None:
+    """image.go:966 compares fmt.Sprint of the exports: each its `--output` string (export.go,
+    Export.String), so what that string leaves out is no change."""
+    _tree(tmp_path, {"Dockerfile": "FROM scratch\n"})
+    level0 = {"registry": {"compression": "zstd", "forceCompression": True}}
+    old = {"context": {"location": "."}, "dockerfile": {"location": "Dockerfile"}, "exports": [level0]}
+    state = _state(old, tmp_path)
+    # At level 0 the string has no compression at all (export.go:519-522): zstd → gzip rebuilds nothing.
+    gzip0 = {"registry": {"compression": "gzip", "forceCompression": False}}
+    assert diff(state, {**old, "exports": [gzip0]}, tmp_path) == set()
+    # The level is clamped to 22; a default written out is the default Check fills in.
+    at = {"registry": {"compression": "zstd", "compressionLevel": 23, "push": True, "store": True}}
+    assert diff({**state, "exports": [at]}, {**old, "exports": [{"registry": {**at["registry"],
+                                                                              "compressionLevel": 30,
+                                                                              "push": None}}]},
+                tmp_path) == set()
+    # A disabled export prints "" whatever it holds; push=false is a different string.
+    off = {"registry": {"push": False}, "disabled": True}
+    assert diff({**state, "exports": [off]}, {**old, "exports": [{**off, "registry": {}}]}, tmp_path) == set()
+    assert diff(state, {**old, "exports": [{"registry": {"push": False}}]}, tmp_path) == {"exports"}
+
+
+def test_export_strings_are_the_providers() -> None:
+    """Export.String and its parts (export.go at v0.0.22), with the schema's defaults applied."""
+    shipped = {"registry": {"compression": "zstd", "compressionLevel": 3.0, "forceCompression": True,
+                            "ociMediaTypes": True}}
+    assert export_string(shipped) == ("type=registry,push=true,store=true,oci-mediatypes=true,"
+                                      "compression=zstd,compression-level=3,force-compression=true")
+    assert export_string({"image": {"names": ["a", "b"], "annotations": {"z": "1", "a": "2"}}}) == (
+        "type=image,store=true,oci-mediatypes=false,name=a,name=b,annotation.a=2,annotation.z=1")
+    assert export_string({"oci": {"dest": "out.tar", "annotations": {"k": "v"}, "names": ["n"]}}) == (
+        "type=oci,dest=out.tar,tar=true,oci-mediatypes=true,annotation.k=v,name=n")
+    assert export_string({"tar": {"dest": "x"}}) == "type=tar,dest=x"
+    assert export_string({"local": {"dest": "d"}}) == "type=local,dest=d"
+    assert export_string({"cacheonly": {}}) == "type=cacheonly"
+    assert export_string({"raw": "type=registry"}) == "type=registry"
+    assert export_string({"registry": {}, "disabled": True}) == ""

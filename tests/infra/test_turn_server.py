@@ -281,11 +281,52 @@ def test_a_short_shared_secret_is_refused(stack: StackRunner) -> None:
 
 def test_a_managed_relay_whose_quota_cannot_hold_every_session_is_said_at_preview(
         stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three allocations a session (a browser allocates on each of its two TURN URLs under
+    ICE_TRANSPORT_POLICY=relay, the bot on its one): 1,000 hold 333 sessions. The note also says what
+    one API key may start: 20 credentials, each counted for its 600 s life, are 2 starts a minute."""
     warnings: list[str] = []
     monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
-    run_with_turn(stack, "gcp", maxConcurrentSessions="600", turnTotalQuota="1000")
+    run_with_turn(stack, "aws", maxConcurrentSessions="400", turnTotalQuota="1000")
     (note,) = [w for w in warnings if w.startswith("TURN:")]
-    assert "relay at most 500 sessions at once" in note and "maxConcurrentSessions=600" in note
+    assert "relay at most 333 WebRTC sessions at once (3 allocations each" in note
+    assert "maxConcurrentSessions=400" in note and "turnTotalQuota to at least 1200" in note
+    assert "20 TURN credentials (turnCredentialsPerKey)" in note and "2 WebRTC starts a minute" in note
     warnings.clear()
-    run_with_turn(stack, "gcp", maxConcurrentSessions="500", turnTotalQuota="1000")
+    run_with_turn(stack, "aws", maxConcurrentSessions="333", turnTotalQuota="1000")
     assert [w for w in warnings if w.startswith("TURN:")] == []
+
+
+def _turn(mode: str, **fields: object) -> TurnSettings:
+    return TurnSettings(mode=mode, shared_secret=None, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("turn", "allocations"), [
+    (_turn("managed"), 3),
+    (_turn("managed", domain="turn.example.net", tls_certificate="PEM", tls_private_key="KEY"), 4),
+    (_turn("external", external_urls=("turns:turn.example.net:443?transport=tcp",)), 2),
+])
+def test_a_session_allocates_once_per_turn_url_a_browser_gets_and_once_for_the_bot(
+        turn: TurnSettings, allocations: int) -> None:
+    from stacks.config.turn import allocations_per_session, browser_urls
+    from stacks.turn_server import urls
+
+    assert allocations_per_session(turn) == allocations
+    if turn.mode == "managed":
+        assert browser_urls(turn) == len(urls(turn, "198.51.100.7"))  # what the dispatcher hands out
+
+
+def test_the_prod_stacks_advice_for_every_session_relayed_passes_and_is_quiet(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stacks/Pulumi.aws-prod.yaml and gcp-prod.yaml say how to relay all 2,500 sessions at 60 WebRTC
+    starts a minute from one key: 7,500 allocations, 600 credentials a key (600 x 10 < 7,500)."""
+    from stacks.config.turn import starts_per_minute_per_key, warn_if_short
+
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    run = run_with_turn(stack, "aws", turnTotalQuota="7500", turnCredentialsPerKey="600")
+    assert dispatcher_env(run, "aws")["TURN_CREDENTIALS_PER_KEY"] == "600"
+    relay = TurnSettings(mode="managed", shared_secret=None, total_quota=7500,  # type: ignore[arg-type]
+                         credentials_per_key=600)
+    warn_if_short(relay, 2500)
+    assert [w for w in warnings if w.startswith("TURN:")] == []
+    assert starts_per_minute_per_key(relay) == 60
