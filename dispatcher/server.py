@@ -9,13 +9,22 @@
   A stream that has nothing to send (an event stream waiting) is not paused, so not cut.
 - At most `MAX_CONNECTIONS` connections are open at once (HTTP, the bot channels and media sockets
   alike), and never more than half the process's descriptor limit. One past it closes the oldest
-  connection still waiting for its first request (it has sent no whole request head yet), so
-  sockets that send nothing cannot keep `/healthz` and bots' channel dials out by being there
-  first; only when every open connection has sent a request is the newcomer answered 503 and
-  closed as it is accepted, before it can hold anything. The other half is for what the
-  dispatcher opens itself (its store, its bots' pipes, files), so a flood of connections no longer
-  turns into "too many open files" in the middle of a request (dispatcher/errors.py answers that
-  with a 503 too, should it happen all the same).
+  connection that is not being answered: one waiting for a request head (its first, or its next
+  on a kept-alive connection) or still owed its request's body. Only requests the app is working
+  on, bot channels and media sockets are never closed to make room (a long-poll or an event stream
+  waiting is such a request). When nothing else is open, the newcomer is answered 503 and closed
+  as it is accepted, before it can hold anything. So sockets that send nothing, a head byte by
+  byte, or a request every few seconds on a kept-alive connection cannot keep `/healthz` and bots'
+  channel dials out by being there first.
+- Requests the app is working on are themselves capped below it: past `MAX_CONNECTIONS` less an
+  eighth (`headroom`), a new request is answered 503 at once, but `/healthz` and the WebSocket
+  upgrades (bot channels, bot and carrier media: each refused before its handshake without its
+  own credential) are not. Slow readers of a large answer (each held up to `WRITE_TIMEOUT_SECONDS`)
+  can then fill the API's share, never the whole cap, so a load balancer's health check and the
+  bots still get in. The other half of the descriptors is for what the dispatcher opens itself
+  (its store, its bots' pipes, files), so a flood of connections no longer turns into "too many
+  open files" in the middle of a request (dispatcher/errors.py answers that with a 503 too, should
+  it happen all the same).
 - A bot channel frame larger than the contract's limit is refused by the WebSocket protocol as it
   arrives (close 1009), never read whole first.
 """
@@ -39,8 +48,14 @@ from botchannel.contract import MAX_FRAME_BYTES
 SERVER_MAX_HEAD_BYTES = 16 * 1024
 LOG_EVERY_SECONDS = 60.0
 _OVER_CAP_BODY = b'{"error":{"code":"overloaded","message":"too many connections: retry in a moment"}}'
-_OVER_CAP = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
-             b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(_OVER_CAP_BODY)) + _OVER_CAP_BODY
+_OVER_CAP_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1"), (b"connection", b"close"),
+                     (b"content-length", b"%d" % len(_OVER_CAP_BODY))]
+_OVER_CAP = (b"HTTP/1.1 503 Service Unavailable\r\n" + b"".join(name + b": " + value + b"\r\n"
+                                                               for name, value in _OVER_CAP_HEADERS)
+             + b"\r\n" + _OVER_CAP_BODY)
+# Requests answered whatever the app is working on: the load balancer's health check. The bots'
+# channels and media sockets are WebSocket upgrades, which never reach the request cap at all.
+ALWAYS_ADMITTED = frozenset({"/healthz"})
 
 log = logging.getLogger("dispatcher.server")
 
@@ -83,6 +98,11 @@ def connection_cap(configured: int) -> int:
     return configured if soft == resource.RLIM_INFINITY else max(1, min(configured, soft // 2))
 
 
+def headroom(cap: int) -> int:
+    """The connections kept from requests the app works on, for `/healthz` and the bots' dials."""
+    return min(cap - 1, max(1, cap // 8))
+
+
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on reading each request and on a stalled
     response, and a cap on the connections open at once."""
@@ -90,50 +110,85 @@ class BoundedH11Protocol(H11Protocol):
     header_timeout: float = 10.0
     write_timeout: float = 30.0
     max_connections: int = 1000
+    headroom: int = 125
     _refused = 0
     _refusal_logged = float("-inf")
     _write_stall: asyncio.TimerHandle | None = None
-    # This server's connections that have not sent a whole request head yet, oldest first (a dict
-    # as an ordered set; each configured protocol class gets its own, uvicorn_config).
-    _first_request_pending: dict[BoundedH11Protocol, None] = {}
+    # This server's connections that may be closed to make room, oldest first by when they became
+    # so: waiting for a request head, or owed a body (a dict as an ordered set; each configured
+    # protocol class gets its own, uvicorn_config). Not re-ordered by the bytes they send.
+    _evictable: dict[BoundedH11Protocol, None] = {}
+    _working = 0  # requests the app is running, but `/healthz`'s (each configured class its own)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._app = self.app
+        self.app = self._admit
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections and not self._evict_oldest_waiting():
+        if len(self.connections) > self.max_connections and not self._evict_oldest():
             self._refuse(transport)
             return
-        self._first_request_pending[self] = None
+        self._evictable[self] = None
         self._arm(self.header_timeout)
 
-    def _evict_oldest_waiting(self) -> bool:
-        """Close the oldest connection that has sent no request yet, to make room for this one."""
-        pending = self._first_request_pending
-        while pending:
-            oldest = next(iter(pending))
-            del pending[oldest]
+    def _evict_oldest(self) -> bool:
+        """Close the oldest connection that is not being answered, to make room for this one."""
+        evictable = self._evictable
+        while evictable:
+            oldest = next(iter(evictable))
+            del evictable[oldest]
             if oldest.transport.is_closing() or oldest.transport.get_protocol() is not oldest:
                 continue
-            oldest.transport.abort()  # it sent nothing worth a reply; abort frees it at once
+            oldest.transport.abort()  # it is owed nothing worth a reply; abort frees it at once
             self.connections.discard(oldest)  # uvicorn discards it again when the loss arrives
             return True
         return False
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self in self._first_request_pending and (
-            getattr(self, "cycle", None) is not None or self.transport.get_protocol() is not self
-        ):
-            del self._first_request_pending[self]  # a request (or a WebSocket upgrade) is under way
+        self._track()
+
+    def _track(self) -> None:
+        """Evictable unless a request is whole and not yet answered (or the socket was upgraded)."""
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            self._evictable.pop(self, None)  # a WebSocket now (bot channel, media): never closed for room
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            self._evictable.pop(self, None)  # the app is answering it
+        elif self not in self._evictable:
+            self._evictable[self] = None  # between requests, or its body still owed
+
+    async def _admit(self, scope: Any, receive: Any, send: Any) -> None:
+        """Runs each request, unless the app is already working on its share of the cap."""
+        if scope["path"] in ALWAYS_ADMITTED:
+            await self._app(scope, receive, send)
+            return
+        cls = type(self)
+        if cls._working >= self.max_connections - self.headroom:
+            await send({"type": "http.response.start", "status": 503, "headers": _OVER_CAP_HEADERS})
+            await send({"type": "http.response.body", "body": _OVER_CAP_BODY})
+            self._count_refusal("request(s) past MAX_CONNECTIONS=%d less its headroom (answered 503)")
+            return
+        cls._working += 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            cls._working -= 1
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         transport.write(_OVER_CAP)  # a few bytes: the socket's buffer takes them, nothing waits
         transport.close()
+        self._count_refusal("connection(s) past MAX_CONNECTIONS=%d (answered 503)")
+
+    def _count_refusal(self, what: str) -> None:
         cls = type(self)
         cls._refused += 1
         now = time.monotonic()
         if now - cls._refusal_logged >= LOG_EVERY_SECONDS:
-            log.warning("refused %d connection(s) past MAX_CONNECTIONS=%d (answered 503)",
-                        cls._refused, self.max_connections)
+            log.warning("refused %d " + what, cls._refused, self.max_connections)
             cls._refused, cls._refusal_logged = 0, now
 
     def pause_writing(self) -> None:
@@ -147,7 +202,7 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._unstall()
-        self._first_request_pending.pop(self, None)
+        self._evictable.pop(self, None)
         super().connection_lost(exc)
 
     def _unstall(self) -> None:
@@ -165,6 +220,7 @@ class BoundedH11Protocol(H11Protocol):
         super().on_response_complete()
         if not self.transport.is_closing():  # the next request on this connection: idle, then its own deadline
             self._arm(self.timeout_keep_alive + self.header_timeout)
+        self._track()  # between requests (or a pipelined one under way)
 
     def _arm(self, seconds: float) -> None:
         self.loop.call_later(seconds, self._deadline_passed, self.cycle)
@@ -185,9 +241,10 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """`own_log_format=False`: uvicorn's lines go through the root handler (LOG_FORMAT=json)."""
     quiet_accept_failures()
+    cap = connection_cap(max_connections)
     protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {
         "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
-        "max_connections": connection_cap(max_connections), "_first_request_pending": {},
+        "max_connections": cap, "headroom": headroom(cap), "_evictable": {}, "_working": 0,
     })
     return uvicorn.Config(
         app,

@@ -14,9 +14,10 @@
 
 Twilio's and Plivo's schemes carry no time: a captured request stays valid. The webhook routes
 refuse a second sighting of the same signature at any replica (dispatcher/api/routers/webhooks.py;
-keyed on the signature, not on `CallSid` or the nonce, whose boundaries in the signed text can
-move), and the one-time path token (dispatcher/phone/tokens.py, which remembers its own with
-`Replays`) bounds what any webhook can open.
+keyed on the signature alone, not on `CallSid`, the nonce or the URL as sent: boundaries in the
+signed text can move, and Plivo's query is signed normalised, so many URLs share one signature),
+and the one-time path token (dispatcher/phone/tokens.py, which remembers its own with `Replays`)
+bounds what any webhook can open.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from dispatcher.phone.signatures import twilio_signature
+from dispatcher.phone.signatures import plivo_v3_signature, twilio_signature
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 PUBLIC = "https://calls.example.com"
@@ -99,3 +99,48 @@ def test_a_captured_plivo_answer_with_its_nonce_boundary_moved_mints_no_more(dis
             captured["X-Plivo-Signature-V3"])
         answer = httpx.post(url, content=urlencode(moved), headers=headers, timeout=10)
         assert answer.status_code == 403 and not minted(answer, "plivo"), (cut, answer.text)
+
+
+def test_a_captured_plivo_answer_replayed_under_another_spelling_of_its_query_mints_no_more(
+    dispatcher: DispatcherProcess,
+) -> None:
+    """Plivo signs the answer URL's query sorted, decoded and without empty pairs: `?&`, a re-ordered
+    or a percent-encoded query of one captured webhook is the same signature under another URL."""
+    call = [("CallUUID", "c6b1a7e0-1111-2222-3333-444455556666"), ("From", "14155550100"), ("To", "14155550199")]
+    for query in ("", "agent=support&lang=en"):
+        nonce = f"nonce-{len(query)}"
+        signed_url = f"{PUBLIC}/phone/plivo" + (f"?{query}" if query else "")
+        headers = {**FORM, "X-Plivo-Signature-V3": plivo_v3_signature(PLIVO_TOKEN, signed_url, nonce, call),
+                   "X-Plivo-Signature-V3-Nonce": nonce}
+
+        def answer(sent_query: str, headers: dict[str, str] = headers) -> httpx.Response:
+            url = dispatcher.base_url + "/phone/plivo" + (f"?{sent_query}" if sent_query else "")
+            return httpx.post(url, content=urlencode(call), headers=headers, timeout=10)
+
+        original = answer(query)
+        assert original.status_code == 200 and minted(original, "plivo"), original.text  # control
+        spellings = ["&", "&&", "&&&&&&&&"] if not query else [
+            "&" + query, query + "&", "lang=en&agent=support", "agent=%73upport&lang=en", "lang=en&&agent=support&"]
+        for spelling in spellings:
+            sent_url = f"{PUBLIC}/phone/plivo?{spelling}"
+            assert plivo_v3_signature(PLIVO_TOKEN, sent_url, nonce, call) == headers["X-Plivo-Signature-V3"]
+            replay = answer(spelling)
+            assert replay.status_code == 403 and not minted(replay, "plivo"), (spelling, replay.text)
+
+
+def test_a_captured_twilio_webhook_with_its_first_pairs_moved_into_the_query_mints_no_more(
+    dispatcher: DispatcherProcess,
+) -> None:
+    """Twilio signs the URL and then the form's pairs with no separator: where the webhook's URL has
+    a query, its value can take in the form's first pairs and sign the same text under another URL."""
+    query = "agent=support"
+    headers = {**FORM, "X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, f"{PUBLIC}/phone/twilio?{query}", CALL)}
+    url = dispatcher.base_url + "/phone/twilio"
+    original = httpx.post(f"{url}?{query}", content=urlencode(CALL), headers=headers, timeout=10)
+    assert original.status_code == 200 and minted(original, "twilio"), original.text  # control
+    for moved in (1, 2):  # AccountSid, then ApiVersion too: CallSid stays in the form, well-formed
+        sent_query = query + "".join(key + value for key, value in CALL[:moved])
+        assert twilio_signature(TWILIO_TOKEN, f"{PUBLIC}/phone/twilio?{sent_query}", CALL[moved:]) == (
+            headers["X-Twilio-Signature"])
+        replay = httpx.post(f"{url}?{sent_query}", content=urlencode(CALL[moved:]), headers=headers, timeout=10)
+        assert replay.status_code == 403 and not minted(replay, "twilio"), (moved, replay.text)

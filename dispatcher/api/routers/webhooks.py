@@ -11,13 +11,15 @@ checked with the carrier's signature first; a request that fails it gets 403 and
 A signed webhook is then answered once across every replica. Telnyx's signature carries a time,
 so it is remembered through the tolerance on both sides of now, plus a minute of clock skew, and
 is refused after. Twilio's and Plivo's carry none and never expire (Twilio signs the URL and the
-form, Plivo the URL, the form and a nonce): the exact signature that passed, with the URL it
-was checked against, is remembered as long as a signed Twilio stream is (25 h, past Twilio's
-longest call), so a webhook captured and replayed after that mints a call token again
-(docs/security.md, Known limits). The record is keyed on the signature, never on a field of the
-form or the nonce header: both schemes sign key + value text with no separators, so a field's
-value can absorb the pairs after it (or the nonce the body's tail) and still pass the same
-signature under another `CallSid` or nonce. A Twilio `CallSid` must also have Twilio's documented
+form, Plivo the URL, the form and a nonce): the signature that passed is remembered as long as a
+signed Twilio stream is (25 h, past Twilio's longest call), so a webhook captured and replayed
+after that mints a call token again (docs/security.md, Known limits). The record is keyed on the
+computed signature alone, which already binds everything signed; never on a field of the form,
+the nonce header or the URL as sent. Both schemes sign key + value text with no separators, so a
+field's value can absorb the pairs after it (or the nonce the body's tail, or Twilio's query the
+form's first pairs), and Plivo signs its query normalised (sorted, empty pairs dropped, decoded),
+so `?&`, a re-ordered or a re-encoded query is the same signature: each would have been a new
+record under another `CallSid`, nonce or URL. A Twilio `CallSid` must also have Twilio's documented
 shape, `CA` and 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid). The record is the coordination's
 (the store, with several replicas, and a copy in this replica's memory); a store that does not
 answer gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier
@@ -69,8 +71,9 @@ async def twilio_webhook(request: Request) -> Response:
             if not CALL_SID.fullmatch(dict(params).get("CallSid", "")):
                 raise ApiError(403, "call_sid_invalid", "CallSid is not a Twilio call SID (CA and 32 hex digits)")
             # The signature has no time in it: a captured webhook stays valid. One token per signature
-            # (only the canonical base64 spelling compares equal in twilio_valid).
-            await _first_time(state, f"twilio:{url}|{signature}", UNTIMED_SIGNATURE_SECONDS)
+            # (only the canonical base64 spelling compares equal in twilio_valid), whatever URL it
+            # came on: a query can take in the form's first pairs and still sign the same text.
+            await _first_time(state, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
     stream = _stream_url(state, base, "twilio")
@@ -115,9 +118,10 @@ async def plivo_webhook(request: Request) -> Response:
             signature = plivo_valid(state.settings.plivo_auth_token, url, nonce, params, presented)
             if signature is None:
                 raise ApiError(403, "signature_invalid", "X-Plivo-Signature-V3 does not match this request")
-            # Keyed on the signature that matched, not the nonce: the nonce follows the body's last
-            # value after a `.`, so a `.` in that value lets the boundary move under one signature.
-            await _first_time(state, f"plivo:{url}|{signature}", UNTIMED_SIGNATURE_SECONDS)
+            # Keyed on the signature that matched, not the nonce nor the URL as sent: the nonce follows
+            # the body's last value after a `.` (a `.` in that value moves the boundary), and the
+            # query is signed sorted without empty pairs (`?&`, re-ordered: the same signature).
+            await _first_time(state, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
     stream = _stream_url(state, base, "plivo")

@@ -15,6 +15,15 @@ other bot's (its channel credential). Three layers, each cheap:
 
 `LOCAL_BOT_ISOLATION=auto` (the default) runs bots without Landlock, with a warning, on a kernel
 that has none; `required` refuses to start there. docs/security.md says what remains.
+
+Without Landlock, what keeps a bot from tracing a young sibling is Yama alone
+(`kernel.yama.ptrace_scope`): at 0, or with no Yama, any bot may attach to another in its first
+milliseconds, before it is non-dumpable, and make it write a launch proof for the attacker (the
+kernel then attests the victim's own pid, launch_proof.py): the attacker is welcomed as that bot
+and sent its session, the caller's `body` included. `auto` says so at start-up as an error, once;
+at 1 (only a process's ancestors may attach, and bots are siblings) it is closed. A dispatcher run
+as root starts its bots with CAP_SYS_PTRACE, which Yama's 1 and 2 let through: only 3 (no
+attaching at all) closes it there.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from dispatcher.settings import SettingsError
 log = logging.getLogger("dispatcher.machines.local.isolation")
 
 POLICIES = ("auto", "required")
+YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
+YAMA_ATTACH_DESCENDANTS_ONLY, YAMA_NO_ATTACH = 1, 3
 _PR_SET_DUMPABLE = 4
 _ISOLATION_REFUSED = b"voicefleet: the kernel refused this bot's Landlock domain; not starting it\n"
 
@@ -60,6 +71,14 @@ class BotIsolation:
         if abi < 1:
             log.warning("local bots run without a Landlock domain (this kernel has none): a bot can read another "
                         "bot's process state in its first milliseconds, before it makes itself non-dumpable")
+            scope, needed = ptrace_scope(), ptrace_scope_needed()
+            if scope < needed:
+                log.error("local bots can trace each other: without Landlock only Yama keeps a bot from attaching to "
+                          "a young sibling and having it prove the launch for the attacker, which is then sent that "
+                          "bot's session (the caller's body included); kernel.yama.ptrace_scope is %s here. Set it "
+                          "to %d (sysctl kernel.yama.ptrace_scope=%d), run on a kernel with Landlock, or set "
+                          "LOCAL_BOT_ISOLATION=required to refuse to start without it",
+                          scope if os.path.exists(YAMA_PTRACE_SCOPE) else "absent (no Yama: 0)", needed, needed)
             return cls(abi=0, ruleset_fd=-1)
         return cls(abi=abi, ruleset_fd=landlock.bot_ruleset(abi))
 
@@ -82,6 +101,22 @@ class BotIsolation:
     def close(self) -> None:
         if self.sandboxed:
             os.close(self.ruleset_fd)
+
+
+def ptrace_scope() -> int:
+    """`kernel.yama.ptrace_scope`, 0 where the kernel has no Yama (any process of a user may attach
+    to any other of that user's that is dumpable)."""
+    try:
+        with open(YAMA_PTRACE_SCOPE) as scope:
+            return int(scope.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def ptrace_scope_needed() -> int:
+    """What keeps a young bot from a sibling's ptrace without Landlock: siblings are not each other's
+    ancestors (1), unless the bots start as root, whose CAP_SYS_PTRACE passes Yama below 3."""
+    return YAMA_NO_ATTACH if os.geteuid() == 0 else YAMA_ATTACH_DESCENDANTS_ONLY
 
 
 def protect_dispatcher() -> None:

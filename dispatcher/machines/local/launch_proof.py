@@ -11,7 +11,8 @@ channel admits the hello only when that nonce came through the socket of the mac
 the credential's bot id or session. A socket cannot be opened through `/proc/<pid>/fd/<n>` (the
 kernel answers ENXIO), so reading the bot's `/proc` gives nothing to prove with; only ptrace-level
 access to the young bot (attaching, `pidfd_getfd`) could borrow its end (docs/security.md, Local bots).
-A borrowed end writes as the borrower, though: the dispatcher's end has `SO_PASSCRED`, so the
+A borrowed end writes as the borrower, though (a tracer that makes the bot itself write is not
+caught here: Landlock or Yama must keep it from attaching, isolation.py): the dispatcher's end has `SO_PASSCRED`, so the
 kernel attests each write's sender pid (`SCM_CREDENTIALS`, unix(7); a process may name only its own
 pid there unless it has CAP_SYS_ADMIN, which bots drop), and a nonce is kept only when that pid is
 the launched process or one of its descendants (a launch command that wraps the bot, such as

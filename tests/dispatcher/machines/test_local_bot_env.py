@@ -4,6 +4,7 @@ attacks it with a real dispatcher and real bots)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from botchannel.contract import (
 )
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.bot_environment import SESSION_VARIABLES
+from dispatcher.machines.local import isolation
 from dispatcher.machines.local.bot_env import allowed
 from dispatcher.machines.local.provider import LocalSettings, _bot_environment
 from dispatcher.settings import SettingsError
@@ -72,3 +74,15 @@ def test_every_variable_the_bot_host_reads_reaches_a_local_bot() -> None:
     assert {"BOT_FILE", "BOT_LOG_LEVEL", "VOICEFLEET_ICE_LOOPBACK"} <= set(read)  # control: the scan sees them
     withheld = sorted(name for name in read if name not in SET_PER_BOT | CLOUD_ONLY and not allowed(name, ()))
     assert withheld == []
+
+
+def test_yama_s_ptrace_scope_is_read_as_the_kernel_holds_it_and_0_where_there_is_no_yama(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scope = tmp_path / "ptrace_scope"
+    monkeypatch.setattr(isolation, "YAMA_PTRACE_SCOPE", str(scope))
+    assert isolation.ptrace_scope() == 0  # no Yama: any process of the user may attach
+    for held, read in (("0\n", 0), ("1\n", 1), ("3\n", 3), ("junk\n", 0)):
+        scope.write_text(held)
+        assert isolation.ptrace_scope() == read
+    assert isolation.ptrace_scope_needed() == (3 if os.geteuid() == 0 else 1)
