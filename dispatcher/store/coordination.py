@@ -158,10 +158,13 @@ class OwnerRecords(Protocol):
 
 class Launches(Protocol):
     """Admission's tally: the provider's count of running sessions plus the launches since that
-    count was asked for (dispatcher/sessions/admission.py decides when to count again)."""
+    count was asked for (dispatcher/sessions/admission.py decides when to count again). With
+    several replicas the count is the deployment's: one replica counts, the others use its count."""
 
-    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
-        """Counts running sessions with `count` (the provider), noting what launched meanwhile."""
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
+        """Counts running sessions with `count` (the provider), noting what launched meanwhile; or
+        takes the count another replica asked for within `fresh_seconds` (or is asking for now)
+        instead of counting again. Returns how long ago the count it took was asked for."""
         ...
 
     def current(self) -> int:
