@@ -30,6 +30,7 @@ from functools import partial
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import AtCapacity
 from dispatcher.store.forgiving import forgiving, nothing
+from dispatcher.store.leases import Leases
 from dispatcher.store.memory import LocalLaunches
 
 USE, COUNT = 1, 2  # the deployment's count is fresh: use it; nobody is counting: count (else wait)
@@ -77,12 +78,6 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
 end
 return 1
 """
-_LET_GO = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 _LANDED = """
 local t = redis.call('TIME')
 return redis.call('ZADD', KEYS[1], 'XX', t[1] * 1000000 + t[2], ARGV[1])
@@ -99,7 +94,7 @@ class SharedLaunches:
         self._count_key, self._lease_key = store.key("launches", "count"), store.key("launches", "counting")
         self._turn = store.redis.register_script(_TURN)
         self._counted = store.redis.register_script(_COUNTED)
-        self._let_go = store.redis.register_script(_LET_GO)
+        self._leases = Leases(store)
         self.lease_seconds = keep_seconds
 
     async def count_turn(self, fresh_seconds: float, oldest: int, token: str) -> tuple[int, int, int, int]:
@@ -116,7 +111,7 @@ class SharedLaunches:
         await self._store.call(lambda: self._counted(keys=[self._count_key, self._lease_key], args=args))
 
     async def let_go(self, token: str) -> None:
-        await self._store.call(lambda: self._let_go(keys=[self._lease_key], args=[token]))
+        await self._leases.release(self._lease_key, token)
 
     async def now(self) -> int:
         """The store's clock in microseconds (the replicas' own clocks may disagree)."""
