@@ -13,6 +13,12 @@ A limit may be split into groups that are counted apart (Fly: one per app, `fly:
 session's cold machine goes to the group its session id hashes to (the same at every replica and
 every retry), a reserve machine to whichever group has a spare token. A provider with one group
 counts it under its own name (`ecs`, `gce`).
+
+Another app-wide action the provider limits the same way is counted by the same mechanism under
+its own names (`action`): Fly's lists, 1/s per app, burst 3, are `fly-list:<app>`, and a list
+takes its turn as a cold launch does (`cold_turn`: it waits for its token at most the rate's
+`max_wait`, else it is refused `fly_rate_limited`), so N replicas together list each app at Fly's
+rate, not N times it.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ from dispatcher.store.coordination import CreateLimit, CreateLimits, CreateTurn
 
 
 class Creates:
-    def __init__(self, provider: str, coordination: CreateLimits, rate: Rate, groups: tuple[str, ...] = ()) -> None:
-        """`groups` empty: one count named `provider`; else one count per group, `<provider>:<group>`."""
+    def __init__(self, provider: str, coordination: CreateLimits, rate: Rate, groups: tuple[str, ...] = (),
+                 action: str = "create") -> None:
+        """`groups` empty: one count named `provider`; else one count per group, `<provider>:<group>`.
+        An `action` other than create counts under `<provider>-<action>` instead of `<provider>`."""
         self.provider = provider
+        self.action = action
         self.rate = rate
         self.apps = groups or (provider,)
+        name = provider if action == "create" else f"{provider}-{action}"
         self._limits: dict[str, CreateLimit] = {
-            group: coordination.create_limit(f"{provider}:{group}" if groups else provider, rate.per_second, rate.burst)
+            group: coordination.create_limit(f"{name}:{group}" if groups else name, rate.per_second, rate.burst)
             for group in self.apps}
         self._refilled: deque[str] = deque()  # groups whose refill token was taken, for the launches that follow
 
@@ -83,7 +93,7 @@ class Creates:
         turn = await self._limits[app].cold(max_wait)
         if not turn.granted:
             raise MachinesError(f"{self.provider}_rate_limited",
-                                f"{self.provider}: the create limit is spent for {turn.wait:.1f}s "
+                                f"{self.provider}: the {self.action} limit is spent for {turn.wait:.1f}s "
                                 f"(more than {max_wait:g}s)", retry_after=max(turn.wait, 0.1))
         if turn.wait > 0:
             await asyncio.sleep(turn.wait)

@@ -16,6 +16,10 @@ The tally itself is the coordination's (`Launches`, dispatcher/store/coordinatio
 process counts its own launches (dispatcher/store/memory.py); several replicas sharing a store
 record and check every replica's in one store script (dispatcher/store/launches.py), and a store
 that does not answer leaves the decision to this replica's own count, as with one replica.
+Several replicas also share the count: a recount finds the one another replica asked for less
+than `refresh_seconds` ago in the store (or waits for the one it is asking for) and uses it, its
+age as its own, so the deployment lists the provider about once per refresh whatever the number
+of replicas (on Fly, each of its apps, 1 list/s each, counted once for the deployment too).
 """
 
 from __future__ import annotations
@@ -74,9 +78,8 @@ class Admission:
         return self._recount_task
 
     async def _count(self) -> None:
-        asked_at = self._clock()
-        await self._launches.recount(self._active_count)
-        self._counted, self._counted_at = True, asked_at
+        age = await self._launches.recount(self._active_count, self._refresh_seconds)
+        self._counted, self._counted_at = True, self._clock() - age  # when the count was asked for
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -158,10 +158,13 @@ class OwnerRecords(Protocol):
 
 class Launches(Protocol):
     """Admission's tally: the provider's count of running sessions plus the launches since that
-    count was asked for (dispatcher/sessions/admission.py decides when to count again)."""
+    count was asked for (dispatcher/sessions/admission.py decides when to count again). With
+    several replicas the count is the deployment's: one replica counts, the others use its count."""
 
-    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
-        """Counts running sessions with `count` (the provider), noting what launched meanwhile."""
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
+        """Counts running sessions with `count` (the provider), noting what launched meanwhile; or
+        takes the count another replica asked for within `fresh_seconds` (or is asking for now)
+        instead of counting again. Returns how long ago the count it took was asked for."""
         ...
 
     def current(self) -> int:
@@ -189,7 +192,8 @@ class CreateLimit(Protocol):
     the deployment never outruns the provider whatever the number of replicas. A cold launch has a
     caller waiting and goes first: it may reserve a token due later, and a refill takes one only
     while one more remains for a cold start (so a refill never takes a token a cold launch has
-    reserved)."""
+    reserved). Another app-wide action the provider limits is counted by the same bucket under its
+    own name, its calls taking their turns as cold launches do (Fly's lists: `fly-list:<app>`)."""
 
     async def cold(self, max_wait: float) -> CreateTurn:
         """Reserves the next token for a cold launch, due after `wait`; none when that wait would
@@ -323,7 +327,8 @@ class Coordination(Protocol):
 
     def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
         """The provider's create limit `name` for the whole deployment (one object per name: the
-        provider's cold launches and the reserve's refills share it)."""
+        provider's cold launches and the reserve's refills share it), or another of its app-wide
+        limits counted the same way (`fly-list:<app>`)."""
         ...
 
     def turn_credentials(self) -> CredentialCounts: ...

@@ -9,18 +9,32 @@ admission plus the keep time), so every count counts it until it lands; one that
 its landing time (a count asked for later sees it at the provider); one that fails is removed.
 Entries older than the keep time are dropped: by then a recount has seen them, and a launch whose
 replica died in flight stops counting.
+
+The provider's count is the deployment's too (`launches:count`: the count and the store time it
+was asked for): a replica due to recount uses one asked for within the refresh window; else one
+replica takes `launches:counting` (a lease as long as the keep time) and lists the provider while
+the others wait for its count, so the deployment lists about once per refresh whatever the number
+of replicas. A count that fails lets the lease go (the next replica due counts); a replica that
+waits past the lease, or whose store does not answer, counts for itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import AtCapacity
 from dispatcher.store.forgiving import forgiving, nothing
+from dispatcher.store.leases import Leases
 from dispatcher.store.memory import LocalLaunches
+
+USE, COUNT = 1, 2  # the deployment's count is fresh: use it; nobody is counting: count (else wait)
+COUNT_POLL_SECONDS = 0.05  # how often a replica waiting for another's count looks for it
 
 _ADMIT = """
 local t = redis.call('TIME')
@@ -32,6 +46,37 @@ if running >= tonumber(ARGV[3]) then
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[5])
 return running
+"""
+# ARGV: the oldest count usable (store µs; 0: the refresh window back from now), the refresh
+# window (µs), the lease (ms), this replica's lease token.
+# Returns {mode, count, asked at, now}: 1, the count to use and when it was asked for; 2, count
+# (the lease is taken), 0 (wait for the replica counting), each with when the count kept was asked for.
+_TURN = """
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local oldest = tonumber(ARGV[1])
+if oldest == 0 then oldest = now - tonumber(ARGV[2]) end
+local kept = redis.call('HGET', KEYS[1], 'count')
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or 0)
+if kept and at >= oldest then
+  return {1, tonumber(kept), at, now}
+end
+if redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[3]) then
+  return {2, 0, at, now}
+end
+return {0, 0, at, now}
+"""
+# ARGV: the count, when it was asked for (store µs), how long it is kept (ms), the lease's token ('' : none).
+_COUNTED = """
+local kept = tonumber(redis.call('HGET', KEYS[1], 'at') or 0)
+if tonumber(ARGV[2]) > kept then
+  redis.call('HSET', KEYS[1], 'count', ARGV[1], 'at', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
 """
 _LANDED = """
 local t = redis.call('TIME')
@@ -46,16 +91,36 @@ class SharedLaunches:
         self._keep_us = int(keep_seconds * 1_000_000)
         self._admit = store.redis.register_script(_ADMIT)
         self._landed = store.redis.register_script(_LANDED)
+        self._count_key, self._lease_key = store.key("launches", "count"), store.key("launches", "counting")
+        self._turn = store.redis.register_script(_TURN)
+        self._counted = store.redis.register_script(_COUNTED)
+        self._leases = Leases(store)
+        self.lease_seconds = keep_seconds
+
+    async def count_turn(self, fresh_seconds: float, oldest: int, token: str) -> tuple[int, int, int, int]:
+        """Whether to use the deployment's count (1, with it and when it was asked for), to count
+        (2: this replica holds the lease) or to wait for the replica counting (0); and the store's now."""
+        args: list[str | int] = [oldest, int(fresh_seconds * 1_000_000), int(self.lease_seconds * 1000), token]
+        mode, counted, at, now = await self._store.call(
+            lambda: self._turn(keys=[self._count_key, self._lease_key], args=args))
+        return int(mode), int(counted), int(at), int(now)
+
+    async def counted(self, counted: int, at: int, token: str) -> None:
+        """The deployment's count, asked for at `at` (store µs), for the other replicas; lets the lease go."""
+        args: list[str | int] = [counted, at, int(self.lease_seconds * 1000), token]
+        await self._store.call(lambda: self._counted(keys=[self._count_key, self._lease_key], args=args))
+
+    async def let_go(self, token: str) -> None:
+        await self._leases.release(self._lease_key, token)
 
     async def now(self) -> int:
-        """The store's clock in microseconds: when a recount is asked for (the replicas' own
-        clocks may disagree)."""
+        """The store's clock in microseconds (the replicas' own clocks may disagree)."""
         seconds, micros = await self._store.call(self._store.redis.time)
         return int(seconds) * 1_000_000 + int(micros)
 
     async def admit(self, session_id: str, *, counted: int, counted_at: int, limit: int) -> bool:
         """Records the launch and returns True if the cap allows it, atomically across replicas.
-        `counted_at`: `now()` when the provider count `counted` was asked for."""
+        `counted_at`: the store's clock when the provider count `counted` was asked for."""
         args: list[str | int] = [counted, counted_at, limit, self._keep_us, session_id, self._keep_us]
         running = await self._store.call(lambda: self._admit(keys=[self._key], args=args))
         return int(running) >= 0
@@ -76,11 +141,42 @@ class RedisLaunches:
         self._alone = alone
         self._counted_at: int | None = None  # the store's clock when the last count was asked for
 
-    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
-        asked = self._alone.asked()
-        at = await forgiving(self._shared.now, nothing, "admission's clock")
-        self._alone.count_is(await count(), asked)
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
+        """The deployment's count when one was asked for within `fresh_seconds` (or is being asked
+        for by another replica: this one waits for it, at most the lease); else this replica counts
+        and records its count for the others. A store that does not answer: this replica counts alone."""
+        token, oldest, started = secrets.token_hex(8), 0, time.monotonic()
+        while True:
+            turn = await forgiving(partial(self._shared.count_turn, fresh_seconds, oldest, token), nothing,
+                                   "admission's count")
+            if turn is None:  # no store: this replica's own count, decided alone (`_counted_at` None)
+                age = await self._alone.recount(count, fresh_seconds)
+                self._counted_at = None
+                return age
+            mode, counted, at, now = turn
+            if mode == USE:
+                age = (now - at) / 1_000_000
+                self._alone.count_is(counted, self._alone.asked(age))
+                self._counted_at = at
+                return age
+            if mode == COUNT or time.monotonic() - started > self._shared.lease_seconds:
+                return await self._count(count, fresh_seconds, at=now, token=token if mode == COUNT else "")
+            # Another replica is counting: wait for its count, even one older than the window by then.
+            oldest = oldest or at + 1
+            await asyncio.sleep(COUNT_POLL_SECONDS)
+
+    async def _count(self, count: Callable[[], Awaitable[int]], fresh_seconds: float, *, at: int, token: str) -> float:
+        """This replica lists the provider for the deployment (holding the lease when `token`)."""
+        try:
+            age = await self._alone.recount(count, fresh_seconds)
+        except BaseException:
+            if token:  # the next replica due counts, without waiting for the lease to run out
+                await forgiving(lambda: self._shared.let_go(token), nothing, "admission's count lease")
+            raise
         self._counted_at = at
+        counted = self._alone.counted
+        await forgiving(lambda: self._shared.counted(counted, at, token), nothing, "admission's count")
+        return age
 
     def current(self) -> int:
         return self._alone.current()

@@ -16,28 +16,36 @@ from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
 MAX_ARRIVALS = 10_000  # starts kept for a planner that is not taking them
+LAUNCH_TIMES_KEPT_SECONDS = 600.0  # how far back a count asked for elsewhere is placed among launches here
 
 
 class LocalLaunches:
     """The provider's last count, plus the launches this process made since that count was asked
     for, plus those under way: a burst cannot slip past the cap before the provider lists it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.counted = 0  # the provider's count at the last recount
         self._launched = 0  # launches made here, ever
         self._launched_at_count = 0  # … when that recount was asked for
         self._in_flight = 0
+        self._clock = clock
+        self._times: deque[float] = deque()  # when each launch of the last LAUNCH_TIMES_KEPT_SECONDS landed
 
-    def asked(self) -> int:
-        """A recount is asked for now: what to hand `counted` when it answers."""
-        return self._launched
+    def asked(self, ago: float = 0.0) -> int:
+        """What to hand `count_is` for a count asked for `ago` seconds ago (another replica's, read
+        from the store): the launches made here until then."""
+        if ago <= 0:
+            return self._launched
+        since = self._clock() - ago
+        return self._launched - sum(1 for t in self._times if t > since)
 
     def count_is(self, counted: int, asked: int) -> None:
         self.counted, self._launched_at_count = counted, asked
 
-    async def recount(self, count: Callable[[], Awaitable[int]]) -> None:
-        asked = self.asked()
+    async def recount(self, count: Callable[[], Awaitable[int]], fresh_seconds: float) -> float:
+        asked, started = self.asked(), self._clock()
         self.count_is(await count(), asked)
+        return self._clock() - started
 
     def current(self) -> int:
         return self.counted + (self._launched - self._launched_at_count) + self._in_flight
@@ -62,6 +70,10 @@ class LocalLaunches:
             self._in_flight -= 1
             if launched:
                 self._launched += 1
+                now = self._clock()
+                self._times.append(now)
+                while self._times[0] < now - LAUNCH_TIMES_KEPT_SECONDS:
+                    self._times.popleft()
 
 
 class LocalRate:

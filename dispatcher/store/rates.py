@@ -6,7 +6,8 @@
 - The provider's create limit (`create:<name>`, `Coordination.create_limit`): the same bucket,
   taken by every launch at any replica. A cold launch reserves the next token even when it is due
   later (its caller waits for it, at most `max_wait`); a refill takes one only while another
-  remains for a cold start, so cold launches go first when tokens are short.
+  remains for a cold start, so cold launches go first when tokens are short. Fly's list limit is
+  counted by the same bucket (`create:fly-list:<app>`), every list taking its turn as a cold launch.
 """
 
 from __future__ import annotations

@@ -20,10 +20,13 @@ for the tests to inspect.
 
 Several apps (`other_apps`, a deployment that spreads its creates over apps): each serves its own
 `/v1/apps/<app>/machines`, a machine belongs to the app it was created in (another app's path
-answers 404 for it, as Fly's does), and its OIDC token names that app. Creates keep Fly's app-wide limit (https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits:
-1 request/s per action, burst 3, scoped to the app for a create): a token bucket per app
-(`create_per_second`, `create_burst`), past which a create answers 429 and is not queued;
-`refused_creates` counts them, `create_times` holds each accepted create's time.
+answers 404 for it, as Fly's does), and its OIDC token names that app. Creates and lists keep Fly's
+app-wide limit (https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1
+request/s per action, burst 3, scoped to the app for create and list): a token bucket per action
+per app (`create_per_second`/`create_burst`, `list_per_second`/`list_burst`), past which the call
+answers 429 and is not queued; `refused_creates` and `refused_lists` count them, `create_times`
+and `list_times` hold each accepted one's time. A test that measures something else may lift a
+limit (a higher `…_per_second`), and says why where it does.
 
 Machine OIDC tokens (https://fly.io/docs/reference/openid-connect/): `machine_socket(id, dir)`
 opens that machine's `/.fly/api` (tests/fakes/machine_socket.py), whose `POST /v1/tokens/oidc`
@@ -87,9 +90,14 @@ class FakeFly(FakeApi):
         # Fly's app-wide create limit: 1 create/s, burst 3 (lifted only by a test of something else).
         self.create_per_second = 1.0
         self.create_burst = 3
-        self._create_tokens: dict[str, tuple[float, float]] = {}  # app → (tokens, when counted)
         self.refused_creates = 0
         self.create_times: list[float] = []  # monotonic, each accepted create
+        # … and its app-wide list limit, the same 1/s, burst 3 (lifted only by a test of something else).
+        self.list_per_second = 1.0
+        self.list_burst = 3
+        self.refused_lists = 0
+        self.list_times: list[float] = []  # monotonic, each accepted list
+        self._app_tokens: dict[tuple[str, str], tuple[float, float]] = {}  # (action, app) → (tokens, when counted)
 
     @property
     def env(self) -> dict[str, str]:
@@ -206,17 +214,29 @@ class FakeFly(FakeApi):
             return _error(401, "unauthorized")
         return None
 
-    def _create_allowed(self, app: str) -> bool:
-        """The app's create bucket: a token if one is there (none is borrowed: past it, 429)."""
+    def _app_allowed(self, action: str, app: str, per_second: float, burst: int) -> bool:
+        """The app's bucket for `action`: a token if one is there (none is borrowed: past it, 429)."""
         now = time.monotonic()
-        tokens, counted = self._create_tokens.get(app, (float(self.create_burst), now))
-        tokens = min(float(self.create_burst), tokens + (now - counted) * self.create_per_second)
+        tokens, counted = self._app_tokens.get((action, app), (float(burst), now))
+        tokens = min(float(burst), tokens + (now - counted) * per_second)
         if tokens < 1.0:
-            self._create_tokens[app] = (tokens, now)
+            self._app_tokens[action, app] = (tokens, now)
+            return False
+        self._app_tokens[action, app] = (tokens - 1.0, now)
+        return True
+
+    def _create_allowed(self, app: str) -> bool:
+        if not self._app_allowed("create", app, self.create_per_second, self.create_burst):
             self.refused_creates += 1
             return False
-        self._create_tokens[app] = (tokens - 1.0, now)
-        self.create_times.append(now)
+        self.create_times.append(time.monotonic())
+        return True
+
+    def _list_allowed(self, app: str) -> bool:
+        if not self._app_allowed("list", app, self.list_per_second, self.list_burst):
+            self.refused_lists += 1
+            return False
+        self.list_times.append(time.monotonic())
         return True
 
     async def create(self, request: Request) -> Response:
@@ -254,11 +274,16 @@ class FakeFly(FakeApi):
     async def list_machines(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
+        app = request.path_params["app"]
+        if app not in self.apps:
+            return _error(404, f"app {app} not found")
+        if not self._list_allowed(app):
+            return _error(429, "rate limit exceeded for list on this app")
         include_deleted = request.query_params.get("include_deleted") == "true"
         wanted = {k[len("metadata.") :]: v for k, v in request.query_params.items() if k.startswith("metadata.")}
         out = []
         for machine in self.machines.values():
-            if machine.get("_app", self.app_name) != request.path_params["app"]:
+            if machine.get("_app", self.app_name) != app:
                 continue
             if (machine["state"] == "destroyed" and not include_deleted) or not self._visible(machine):
                 continue

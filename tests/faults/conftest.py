@@ -53,7 +53,11 @@ def _fresh(fake: FakeApi) -> FakeApi:
 
 @pytest.fixture(scope="session")
 def served_fly() -> Iterator[FakeApi]:
-    yield from _served(FakeFly())
+    fly = FakeFly()
+    # One fake for the whole run, its tests back to back, each looking machines up often: Fly's
+    # 1/s list limit is not what these tests are about (tests/dispatcher/machines/test_fly_lists.py).
+    fly.list_per_second, fly.list_burst = 1000, 1000
+    yield from _served(fly)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,13 @@ KEY_RATE = {"START_RATE_PER_KEY": "1000", "START_BURST_PER_KEY": "1000", "MAX_CO
 PER_SECOND = 0.01  # the next token 100 s after the burst: later than the test lasts
 
 
+def lists_not_tested(fly: FakeFly) -> None:
+    """The replicas here reap every 0.5 s (test_redial's `env`), and one of them finds every other's
+    sessions by listing every app: more than Fly's 1 list/s per app, which is not what is tested
+    here (tests/dispatcher/machines/test_fly_lists.py tests it)."""
+    fly.list_per_second, fly.list_burst = 1000, 1000
+
+
 def idle_machines(fly: FakeFly) -> list[dict[str, Any]]:
     return [m for m in list(fly.machines.values()) if m["name"].startswith("vf-idle-")]
 
@@ -46,6 +53,7 @@ def test_every_replicas_launches_together_stay_within_the_apps_create_limit(
     tmp_path: Path, store: RedisServer, fake_fly: FakeFly
 ) -> None:
     fake_fly.create_per_second, fake_fly.create_burst = PER_SECOND, BURST
+    lists_not_tested(fake_fly)
     limit = {"FLY_CREATE_RATE": str(PER_SECOND), "FLY_CREATE_BURST": str(BURST), "FLY_CREATE_MAX_WAIT": "0",
              # two reserve bots (their machines never boot here: they stay warming) and no frozen tier
              "RESERVE_MIN_IDLE": "2", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", "FLY_FROZEN_FORM": "off",
@@ -80,6 +88,7 @@ def test_creates_spread_over_the_deployments_apps_each_within_its_own_limit(
 ) -> None:
     fly = FakeFly(other_apps=("voicefleet-bots-2", "voicefleet-bots-3"))
     fly.create_per_second, fly.create_burst = PER_SECOND, BURST
+    lists_not_tested(fly)
     limit = {"FLY_CREATE_RATE": str(PER_SECOND), "FLY_CREATE_BURST": str(BURST), "FLY_CREATE_MAX_WAIT": "0",
              # cold starts only: each session's machine in its app
              "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0", **KEY_RATE}

@@ -64,6 +64,9 @@ Fleet = tuple[list[DispatcherProcess], Front, FlyBots, redis.Redis]
 @contextmanager
 def fly_fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly, reserves: list[dict[str, str]]) -> Iterator[Fleet]:
     """A replica per entry of `reserves` (its reserve settings), the Fly fake's bots behind a balancer."""
+    # Each replica's reaper lists every 0.5 s here (its default is 60 s) to finish within the test:
+    # more than Fly's 1 list/s, which is not what this tests (tests/dispatcher/machines/test_fly_lists.py does).
+    fake_fly.list_per_second, fake_fly.list_burst = 1000, 1000
     with ExitStack() as stack:
         balancer = stack.enter_context(front())
         channel_url = f"ws://127.0.0.1:{balancer.port}{CHANNEL_PATH}"

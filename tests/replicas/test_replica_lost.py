@@ -44,6 +44,9 @@ def test_a_killed_and_a_drained_replica_lose_no_session(
     tmp_path: Path, store: RedisServer, fake_fly: FakeFly, fake_daily: FakeDaily
 ) -> None:
     pick = random.Random(24)
+    # Each replica's reaper lists every 0.2 s here (its default is 60 s) to finish within the test:
+    # more than Fly's 1 list/s, which is not what this tests (tests/dispatcher/machines/test_fly_lists.py does).
+    fake_fly.list_per_second, fake_fly.list_burst = 1000, 1000
     with ExitStack() as stack:
         replicas = []
         for n in range(3):

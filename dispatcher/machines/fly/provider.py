@@ -12,6 +12,10 @@ cold launch waits for its token up to `FLY_CREATE_MAX_WAIT`, else it is refused
 (`fly_rate_limited`, with the wait as `retry_after`); the reserve takes its refills' tokens from
 the same count. `FLY_APPS` spreads creates over several apps (dispatcher/machines/fly/creates.py
 says how); every other call goes to the app that holds the machine.
+
+Lists are app-wide too (1/s, burst 3) and counted the same way, once for the deployment
+(`fly-list:<app>`): a list waits for its app's token up to `FLY_LIST_MAX_WAIT`, else it is refused
+`fly_rate_limited`, so several replicas together never list an app faster than Fly answers.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.creates import Creates
 from dispatcher.machines.fly.creates import app_creates
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.ratelimit import Rate, TokenBucket
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
 from dispatcher.store.coordination import Coordination
@@ -188,8 +193,8 @@ class FlyMachines:
         self._app_of: dict[str, str] = {}  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
         self.creates = app_creates(apps, coordination, settings.create_rate)
-        # Lists are app-wide at Fly (1/s, burst 3) and counted per app here, in this process.
-        self._list_buckets = {app: TokenBucket(f"fly-list-{app}", settings.list_rate) for app in apps}
+        # Lists are app-wide at Fly (1/s, burst 3): each app's counted once for the deployment, as creates are.
+        self.lists = Creates("fly", coordination, settings.list_rate, groups=apps, action="list")
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
         # list call; a replica without the entry finds the machine by metadata.
         self._ids: dict[str, str] = {}
@@ -295,7 +300,8 @@ class FlyMachines:
             del self._launched[next(iter(self._launched))]
 
     async def _list_in(self, app: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        response = await self._request("GET", "/machines", app=app, params=params, bucket=self._list_buckets[app])
+        await self.lists.cold_turn(app)
+        response = await self._request("GET", "/machines", app=app, params=params)
         if response.status_code != 200:
             raise self._failed(response, "list machines")
         machines = list(response.json())

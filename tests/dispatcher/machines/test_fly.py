@@ -117,6 +117,19 @@ async def test_create_rate_limit_refuses_beyond_the_burst(fake_fly: FakeFly) -> 
     assert len(fake_fly.calls_to("POST", "/machines")) == 3
 
 
+async def test_the_fake_answers_429_to_lists_past_flys_app_wide_burst(fake_fly: FakeFly) -> None:
+    # Fly allows 1 list/s per app, burst 3: the fake is never more lenient than the real API.
+    fake_fly.list_per_second = 0.01  # no token comes back during the test
+    provider = fly_harness(fake_fly).make(FLY_LIST_RATE="100", FLY_LIST_BURST="100")  # nothing held back here
+    for _ in range(3):
+        await provider.list()
+    with pytest.raises(Exception) as caught:
+        await provider.list()
+    await provider.aclose()
+    assert getattr(caught.value, "reason", None) == "fly_throttled"
+    assert fake_fly.refused_lists >= 1 and len(fake_fly.list_times) == 3
+
+
 def test_settings_name_the_missing_variable() -> None:
     with pytest.raises(SettingsError, match="FLY_APP"):
         FlySettings.from_env({"FLY_API_TOKEN": "t", "BOT_IMAGE": "i"})

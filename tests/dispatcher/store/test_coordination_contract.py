@@ -5,6 +5,7 @@ for the three calls that are never forgiven."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -91,7 +92,7 @@ async def test_launches_stay_under_the_cap_and_a_failed_one_frees_its_place(coor
     async def two() -> int:
         return 2
 
-    await launches.recount(two)  # the provider runs two sessions
+    await launches.recount(two, fresh_seconds=1.0)  # the provider runs two sessions
     async with launches.slot(3):
         with pytest.raises(AtCapacity):  # the launch under way counts
             async with launches.slot(3):
@@ -224,6 +225,63 @@ async def test_with_the_store_down_the_start_lease_the_owner_lookup_and_webhooks
         assert down.health()["status"] == "unreachable"
     finally:
         await down.aclose()
+
+
+async def test_the_replicas_share_one_count_per_refresh_and_its_cap(request) -> None:
+    """One replica lists the provider for the deployment; the others, due to recount within the
+    refresh window or while it counts, use its count instead of listing again (on Fly every app,
+    1 list/s each), and every replica's launches still stay under the cap."""
+    server, prefix = request.getfixturevalue("redis"), request.getfixturevalue("prefix")
+    replicas = [RedisCoordination(settings_for(server, f"r-{n}", prefix)) for n in range(3)]
+    lists = 0
+    answer = asyncio.Event()
+
+    async def two() -> int:  # the provider runs two sessions
+        nonlocal lists
+        lists += 1
+        await answer.wait()
+        return 2
+
+    try:
+        launches = [r.launches(keep_seconds=60.0) for r in replicas]
+        counting = [asyncio.create_task(each.recount(two, fresh_seconds=30.0)) for each in launches]
+        await asyncio.sleep(0.3)  # one replica lists; the others wait for its count
+        answer.set()
+        ages = await asyncio.gather(*counting)
+        assert lists == 1 and all(0 <= age < 5 for age in ages)
+        assert await launches[2].recount(two, fresh_seconds=30.0) < 5 and lists == 1  # still fresh: used
+        async with launches[0].slot(4):  # the deployment's 3rd session, at one replica…
+            pass
+        with pytest.raises(AtCapacity):  # …counted at another, which never listed
+            async with launches[1].slot(3):
+                pass
+        await asyncio.sleep(0.05)
+        await launches[1].recount(two, fresh_seconds=0.01)  # past the window: counted again, once
+        assert lists == 2
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+
+
+async def test_a_failed_count_lets_the_next_replica_count_at_once(request) -> None:
+    server, prefix = request.getfixturevalue("redis"), request.getfixturevalue("prefix")
+    replicas = [RedisCoordination(settings_for(server, f"r-{n}", prefix)) for n in range(2)]
+
+    async def failing() -> int:
+        raise RuntimeError("the provider's list failed")
+
+    async def one() -> int:
+        return 1
+
+    try:
+        first, second = (r.launches(keep_seconds=60.0) for r in replicas)
+        with pytest.raises(RuntimeError):
+            await first.recount(failing, fresh_seconds=30.0)
+        assert await asyncio.wait_for(second.recount(one, fresh_seconds=30.0), timeout=2) < 2  # no lease left
+        assert second.current() == 1
+    finally:
+        for replica in replicas:
+            await replica.aclose()
 
 
 async def test_a_timeline_written_at_one_replica_is_read_at_another_until_it_expires(request) -> None:
