@@ -124,11 +124,14 @@ class Simulation:
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
                  deploy: bool = True, day: Day | None = None, claim_seconds: float = WARM_CLAIM_SECONDS,
-                 redial_seconds: float = THAW_REDIAL_SECONDS) -> None:
+                 redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
-        self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}")
+        # The cold starts' and resumes' draws; `draws` > 0 picks another stream of them for the same
+        # traffic (the fleet emulator, whose cloud draws its own, compares its run with the model's
+        # spread over many streams).
+        self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}" + (f"/{draws}" if draws else ""))
         self.day = day or measured_day(seed, per_minute, seconds, shape)
         # The planner is told every app's creates together, as the dispatcher's Fly provider tells it.
         self.tiers = Tiers(provider.frozen, provider.resume_median_seconds,

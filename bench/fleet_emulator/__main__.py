@@ -131,10 +131,12 @@ def emulated(workdir: Path, starts_file: Path) -> dict[str, Any]:
 
 
 def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: float, seed: int, replica: bool,
-              apps: int = 1, measured: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+              apps: int = 1, measured: Mapping[str, tuple[float, float]] | None = None,
+              draws: int = 0) -> dict[str, Any]:
     """The simulator on the same arrivals, with `apps` apps' create limits, each its own; with
     `measured` (the run's `dispatcher_measures`), its warm claim and its thaw's re-dial are the ones
-    the dispatchers measured in the run instead of the production assumptions."""
+    the dispatchers measured in the run instead of the production assumptions; `draws` picks another
+    stream of cold starts and resumes (0: the seed's own)."""
     base = BY_NAME["fly"]
     provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate), apps=apps)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":  # the replicas keep every idle bot hot: so does the model
@@ -142,9 +144,20 @@ def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: floa
     claim, redial = (WARM_CLAIM_SECONDS, THAW_REDIAL_SECONDS) if measured is None else run_timing(measured, base)
     result = Simulation(provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                         seed=seed, shape=SHAPES["flat"], seconds=seconds, history_days=0, handover=False,
-                        replica=replica, deploy=False, day=day, claim_seconds=claim, redial_seconds=redial).run()
+                        replica=replica, deploy=False, day=day, claim_seconds=claim, redial_seconds=redial,
+                        draws=draws).run()
     return {"starts": result.arrivals, "refused": result.refused + result.refused_cap, "warm": result.warm,
             "p50": result.percentile(0.5), "p95": result.percentile(0.95)}
+
+
+def over_draws(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model's figures over many streams of cold starts and resumes: medians, and the p95's
+    5th-95th percentile range. The emulated cloud draws its cold starts from the same model but not
+    the same numbers, so one stream of the model is one sample of what the emulator could meet."""
+    p95s = sorted(r["p95"] for r in runs)
+    return {"starts": runs[0]["starts"], "refused": statistics.median(r["refused"] for r in runs),
+            "warm": statistics.median(r["warm"] for r in runs), "p50": statistics.median(r["p50"] for r in runs),
+            "p95": statistics.median(p95s), "p95_range": (percentile(p95s, 0.05), percentile(p95s, 0.95))}
 
 
 def reserve_pipeline(machines_file: Path) -> list[str]:
@@ -237,9 +250,13 @@ def main(argv: list[str]) -> None:
                    help="what the replicas run, for the simulator to replay alike")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
     p.add_argument("--keep", action="store_true", help="keep the run's folder (logs, records)")
+    p.add_argument("--model-draws", type=int, default=40,
+                   help="streams of cold starts and resumes the simulator is also run with (its median is compared)")
     args = p.parse_args(argv)
     if not 1 <= args.replicas <= 5 or not 1 <= args.apps <= 10 or args.minutes <= 0 or args.per_minute <= 0:
         p.error("--replicas 1..5, --apps 1..10, --minutes and --per-minute > 0")
+    if not 1 <= args.model_draws <= 200:
+        p.error("--model-draws 1..200")
     if args.burst_at < 0 or args.burst_seconds < 0:
         p.error("--burst-at and --burst-seconds must be ≥ 0")
     if bad := [item for item in args.env if "=" not in item]:
@@ -289,17 +306,24 @@ def main(argv: list[str]) -> None:
                "load generator": load_cpu}
     real = emulated(workdir, starts_file)
     replica_planner = args.planner == "replica"
-    models = {"production claim and thaw": simulated(settings, day, args.per_minute, seconds, args.seed,
-                                                     replica_planner, args.apps),
-              "this run's claim and thaw": simulated(settings, day, args.per_minute, seconds, args.seed,
-                                                     replica_planner, args.apps, measured)}
+
+    def model(draws: int, measures: Mapping[str, tuple[float, float]] | None = measured) -> dict[str, Any]:
+        return simulated(settings, day, args.per_minute, seconds, args.seed, replica_planner, args.apps, measures,
+                         draws)
+
+    models = {f"seed {args.seed}'s draws, production claim and thaw": model(0, None),
+              f"seed {args.seed}'s draws, this run's claim and thaw": model(0),
+              f"median of {args.model_draws} draws, this run's claim and thaw":
+                  over_draws([model(k) for k in range(1, args.model_draws + 1)])}
     print("| | starts | refused | never ready | warm | p50 | p95 | p95 difference |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| emulator ({args.replicas} replicas) | {real['starts']} | {real['refused']} | {real['never_ready']} | "
           f"{real['warm']} | {real['p50']:.2f} s | {real['p95']:.2f} s | |")
-    for name, model in models.items():
-        print(f"| simulator ({args.planner} planner, {name}) | {model['starts']} | {model['refused']} | – | "
-              f"{model['warm']} | {model['p50']:.2f} s | {model['p95']:.2f} s | {difference(real, model)} |")
+    for name, figures in models.items():
+        spread = (f" [{figures['p95_range'][0]:.2f}–{figures['p95_range'][1]:.2f}]" if "p95_range" in figures else "")
+        print(f"| simulator ({args.planner} planner, {name}) | {figures['starts']} | {figures['refused']:g} | – | "
+              f"{figures['warm']:g} | {figures['p50']:.2f} s | {figures['p95']:.2f} s{spread} | "
+              f"{difference(real, figures)} |")
     print(f"cloud: {real['cloud']}")
     print(f"CPU over the run's {ran:.0f} s (the host has {os.cpu_count()} cores): " + ", ".join(
         f"{name} {seconds:.0f} s ({100 * seconds / ran:.0f} % of a core)" for name, seconds in cpu.items()))

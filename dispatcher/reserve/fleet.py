@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -33,7 +34,7 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import Fleet, FleetPlan, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
-from dispatcher.store.coordination import Coordination, CreateLimit, ReplicaPool, ReservePool
+from dispatcher.store.coordination import Claims, Coordination, CreateLimit, ReplicaPool, ReservePool
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -75,10 +76,19 @@ class Planned:
     frozen: list[HotBot]  # …and its frozen ones (where they are held), oldest first
 
 
-def count_fleet(views: list[ReplicaPool], image: str) -> tuple[list[HotBot], list[HotBot], Fleet]:
+def warming_ids(views: list[ReplicaPool]) -> list[str]:
+    """The bots the replicas' views count warming and none holds yet: those the store's hello
+    records may show to have dialled in since their launcher last published."""
+    held = {b.bot_id for v in views for b in v.bots if b.state != "warming"}
+    return sorted({b.bot_id for v in views for b in v.bots if b.state == "warming"} - held)
+
+
+def count_fleet(views: list[ReplicaPool], image: str,
+                greeted: Set[str] = frozenset()) -> tuple[list[HotBot], list[HotBot], Fleet]:
     """The deployment's reserve, each bot once: a bot that said hello at one replica while its
-    launcher still counts it warming is counted where it said hello."""
-    greeted = {b.bot_id for v in views for b in v.bots if b.state != "warming"}
+    launcher still counts it warming is counted where it said hello; one in `greeted` (its hello is
+    recorded: held, or already claimed) is not counted warming at all."""
+    greeted = {b.bot_id for v in views for b in v.bots if b.state != "warming"} | set(greeted)
     hot = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                  if b.state == "idle" and b.image == image)
     frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
@@ -91,9 +101,10 @@ def count_fleet(views: list[ReplicaPool], image: str) -> tuple[list[HotBot], lis
 
 
 class FleetPlanning:
-    def __init__(self, pool: ReservePool, settings: ReserveSettings, planner: PlannerSettings, tiers: Tiers,
-                 creates: CreateLimit) -> None:
+    def __init__(self, pool: ReservePool, claims: Claims, settings: ReserveSettings, planner: PlannerSettings,
+                 tiers: Tiers, creates: CreateLimit) -> None:
         self._pool = pool
+        self._claims = claims
         self._settings, self._planner, self._tiers = settings, planner, tiers
         self._creates = creates
         self._token_wait = 0.0  # what a cold launch would wait for its create, as last looked at
@@ -119,7 +130,13 @@ class FleetPlanning:
             log.info("reserve: this replica plans the deployment's reserve")
         for at, _cold in await self._pool.arrivals():
             self.sizer.arrived(at)  # (a cold one took its create token itself)
-        hot, frozen, fleet = count_fleet(await self._pool.views(), image)
+        views = await self._pool.views()
+        # A launcher counts its bot warming until its own next tick after the bot's hello elsewhere,
+        # and its view is as old as that tick: a bot claimed at once where it dialled would be
+        # counted a tick or two more (a burst's claims, every one a launch held back). The hello
+        # records say it now, in one read.
+        greeted = await self._claims.greeted(warming_ids(views))
+        hot, frozen, fleet = count_fleet(views, image, greeted)
         plan = self.sizer.plan(epoch, fleet, limit.spare)
         if epoch - self._saved >= SAVE_EVERY_SECONDS:
             await self._pool.save(self.sizer.to_dict())

@@ -86,7 +86,8 @@ class Reserve:
         self._max_session_seconds = max_session_seconds  # how long a claimed bot's credential must last
         self.idle_records = IdleRecords()  # bot id → its idle hello, while it is in the pool
         planner = planner or PlannerSettings()
-        self.planning = FleetPlanning(coordination.pool, settings, planner, tiers or tiers_of(machines),
+        self.planning = FleetPlanning(coordination.pool, coordination.claims, settings, planner,
+                                      tiers or tiers_of(machines),
                                       creates_of(machines, coordination))
         self._elsewhere = ClaimsElsewhere(coordination, lambda: self._machines.bot_image)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}

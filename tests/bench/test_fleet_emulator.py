@@ -13,10 +13,11 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bench.fleet_emulator.__main__ import emulated, measures_of, reserve_pipeline, run_timing
+from bench.fleet_emulator.__main__ import emulated, measures_of, over_draws, reserve_pipeline, run_timing, simulated
 from bench.fleet_emulator.cloud import EmulatedFly
 from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS
 from bench.reserve_sim_providers import BY_NAME
+from bench.reserve_sim_traffic import SHAPES, measured_day
 from dispatcher.reserve.metrics import ReserveMetrics
 from tests.fakes.fly import API_TOKEN, APP
 from tests.fakes.server import serve
@@ -109,3 +110,19 @@ def test_machines_report_what_the_run_added_to_each_drawn_cold_start(tmp_path: P
     reserve, cold = reserve_pipeline(machines)
     assert reserve.startswith("reserve machines (1)") and "100 ms late" in reserve and "admitted 200 ms" in reserve
     assert cold.startswith("cold machines (1)") and "0 ms late" in cold and "admitted 500 ms" in cold
+
+
+def test_the_models_spread_over_draws_is_its_median_and_the_p95s_middle_ninety_percent() -> None:
+    runs = [{"starts": 10, "refused": 0, "warm": w, "p50": 0.1, "p95": p} for w, p in
+            zip(range(100, 120), [float(n) for n in range(1, 21)], strict=True)]
+    figures = over_draws(runs)
+    assert figures["p95"] == 10.5 and figures["warm"] == 109.5
+    assert figures["p95_range"] == (1.0, 19.0)
+
+
+def test_another_stream_of_draws_keeps_the_traffic_and_changes_only_the_cold_starts() -> None:
+    day = measured_day(7, 60.0, 120.0, SHAPES["flat"], [(30.0, 60.0)])
+    own, again, other = (simulated({}, day, 60.0, 120.0, 7, False, 8, draws=k) for k in (0, 0, 1))
+    assert own == again  # deterministic
+    assert own["starts"] == other["starts"] == len(day.arrival_times)
+    assert own["p95"] != other["p95"]

@@ -5,6 +5,7 @@ already claimed for one session is never offered to another."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -214,3 +215,18 @@ async def test_an_idle_bot_held_at_another_replica_can_be_claimed_if_it_fits(sto
         assert not await asking.can_claim("webrtc")  # another image is never claimed
     finally:
         await holder.aclose()
+
+
+async def test_the_planner_does_not_count_warming_a_bot_whose_hello_is_recorded_though_its_launcher_still_lists_it(
+        stores) -> None:
+    """The launcher's view is as old as its last tick: a bot that dialled another replica and was
+    claimed there at once is still listed warming in it. The planner reads the hello records and
+    refills its place now, not a tick or two later."""
+    here, there = stores
+    await RedisCoordination(here.settings).pool.publish(
+        ReplicaPool("r-0", (PoolBot("dialled-elsewhere", "warming", time.time(), "img"),), 0))
+    await BotClaims(here).hello("dialled-elsewhere")  # said hello (and was claimed) at a replica
+    machines, clock = Machines(), [1000.0]
+    planner = reserve(there, machines, clock)
+    await planner.refill()
+    assert len(machines.launched) == 1  # the minimum of one, not held back for the bot already serving
