@@ -2,12 +2,14 @@
 
 A launched bot is warming until its idle hello, here or at another replica (a load balancer may
 send it there: the store's hello record says so, and this replica stops counting it). One late
-for its hello is looked up at the provider (only those: a provider's list is rate-limited, Fly
-1/s); one gone, or stuck past 3 × the cold start + WARMING_GRACE_SECONDS, is a failed bot.
+for its hello is looked up at the provider, in one list every RELIST_SECONDS at most (only those:
+a provider's list is rate-limited, Fly 1/s per app for the whole deployment); one gone from a list
+taken after it was late, or stuck past 3 × the cold start + WARMING_GRACE_SECONDS, is a failed bot.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from dispatcher.machines.base import WarmMachines
@@ -15,6 +17,10 @@ from dispatcher.reserve.retirement import Retirements
 from dispatcher.store.coordination import Claims, PoolBot
 
 WARMING_GRACE_SECONDS = 60.0  # a launched bot not on the channel by cold start × 3 + this is retired
+# The provider's list of idle machines, asked for late bots at most this often: on Fly a list of
+# every app is each app's whole list budget for a second (1/s, counted once for the deployment),
+# and a burst's long-tailed cold starts keep a few bots late at almost every tick.
+RELIST_SECONDS = 10.0
 
 
 class Warming:
@@ -25,6 +31,8 @@ class Warming:
         self._retirements = retirements
         self._failed = failed
         self._launched: dict[str, float] = {}  # bot id → launched at (the reserve's clock)
+        self._listed: set[str] = set()  # the provider's idle machines, as last listed…
+        self._listed_at = -math.inf  # …then (the reserve's clock)
 
     def __len__(self) -> int:
         return len(self._launched)
@@ -56,7 +64,15 @@ class Warming:
         late &= self._launched.keys()
         if not late:
             return
-        running = {machine.bot_id for machine in await self._machines.idle_machines()}
+        late_at = cold_start * 1.5
+        if now - self._listed_at >= RELIST_SECONDS:
+            self._listed = {machine.bot_id for machine in await self._machines.idle_machines()}
+            self._listed_at = now
+        # Missing from a list taken after it was late, a bot's machine is gone (its create had landed
+        # long before); one late since the last list waits for the next.
+        judged = {b for b in late if (launched := self._launched.get(b)) is not None
+                  and launched + late_at <= self._listed_at}
+        running = self._listed | (late - judged)
         deadline = cold_start * 3 + WARMING_GRACE_SECONDS
         # Each await yields to the loop, and `_launched` changes meanwhile: a hello here takes a bot
         # off it (so every look-up below reads it afresh, never indexes it: an index raised

@@ -230,3 +230,34 @@ async def test_the_planner_does_not_count_warming_a_bot_whose_hello_is_recorded_
     planner = reserve(there, machines, clock)
     await planner.refill()
     assert len(machines.launched) == 1  # the minimum of one, not held back for the bot already serving
+
+
+class CountedLists(Machines):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists = 0
+        self.gone: set[str] = set()  # machines the provider no longer has
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        self.lists += 1
+        return [m for m in await super().idle_machines() if m.bot_id not in self.gone]
+
+
+async def test_a_late_bot_costs_one_provider_list_every_ten_seconds_not_one_a_tick(stores) -> None:
+    """On Fly a list of every app is each app's whole list budget for a second: a bot late for its
+    hello (a long cold start) is looked up at the provider every RELIST_SECONDS, and one whose
+    machine is gone is still found and retired."""
+    here, _ = stores
+    machines, clock = CountedLists(), [1000.0]
+    launcher = reserve(here, machines, clock)
+    await launcher.refill()
+    (bot_id,) = machines.launched
+    clock[0] += 2.0  # late (1.5 cold starts of 1 s), alive
+    for _ in range(5):
+        await launcher.refill()
+        clock[0] += 1.0
+    assert machines.lists == 1 and bot_id not in machines.retired
+    machines.gone.add(bot_id)  # its machine died before its hello
+    clock[0] += 5.0  # ten seconds after the last list
+    await launcher.refill()
+    assert machines.lists == 2 and bot_id in machines.retired
