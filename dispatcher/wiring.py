@@ -133,6 +133,7 @@ def build_state(
         turn_quota=_turn_quota(turn, coordination),
         phone=build_phone_state(
             env, settings, sessions, channels, metrics, coordination, replication.remote, owners=auth.by_id,
+            timeline=timeline,
         ),
     )
 

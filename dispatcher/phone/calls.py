@@ -28,7 +28,7 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
-from dispatcher.phone.relay import MediaSocket
+from dispatcher.phone.relay import CARRIER_OVER_RATE, MAX_FRAMES_PER_SECOND, OVER_RATE, MediaSocket
 from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.ids import Caller, new_session_id
 from dispatcher.store.coordination import CallHandle, CallMedia
@@ -46,6 +46,12 @@ class Sessions(Protocol):
     ) -> Any: ...
 
     async def stop(self, session_id: str) -> Any: ...
+
+
+class Timeline(Protocol):
+    """dispatcher/sessions/timeline.py's `SessionTimeline`: a session's events."""
+
+    def note(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None: ...
 
 
 class OwnerRelay(Protocol):
@@ -68,7 +74,8 @@ class PhoneCall:
 class PhoneCalls:
     def __init__(
         self, sessions: Sessions, channels: BotChannels, links: MediaLinks, media: CallMedia, owners: OwnerRelay,
-        *, start_wait_seconds: float,
+        *, start_wait_seconds: float, timeline: Timeline | None = None,
+        max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
     ) -> None:
         self._sessions = sessions
         self._channels = channels
@@ -76,6 +83,8 @@ class PhoneCalls:
         self.media = media  # a call's media across replicas (one process: always here)
         self._owners = owners
         self._wait = start_wait_seconds
+        self._timeline = timeline
+        self._max_frames_per_second = max_frames_per_second
 
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
@@ -148,7 +157,13 @@ class PhoneCalls:
 
     async def end(self, call: PhoneCall, reason: str) -> None:
         """The call is over: release the bot's media route; stop the machine once its bot has
-        had a moment to exit by itself (it sees its socket close)."""
+        had a moment to exit by itself (it sees its socket close). A side closed for its frame rate
+        is the session's timeline's `media_closed`."""
+        if reason in OVER_RATE and call.session_id is not None and self._timeline is not None:
+            side = "caller" if reason == CARRIER_OVER_RATE else "bot"
+            self._timeline.note(call.session_id, "media_closed", side=side, reason="frame_rate",
+                                limit=self._max_frames_per_second,
+                                detail=f"the {side} sent more than {self._max_frames_per_second} frames a second")
         if call.media is not None:
             self.links.forget(call.media)
         if call.elsewhere is not None:

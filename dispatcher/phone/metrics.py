@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dispatcher.metric_catalogue import FIRST_AUDIO_BUCKETS
-from dispatcher.phone.relay import CallStats
+from dispatcher.phone.relay import CARRIER_OVER_RATE, OVER_RATE, CallStats
 
 MediaPath = Literal["direct", "store"]
 
@@ -23,7 +23,16 @@ class PhoneMetrics:
             buckets=FIRST_AUDIO_BUCKETS,
             registry=registry,
         )
+        self._over_rate = Counter(
+            "voicefleet_phone_frame_rate_closes",
+            "Calls ended because one side sent more than PHONE_MAX_FRAMES_PER_SECOND frames a second "
+            "(its socket closed with 1008), by side: the caller's (carrier's or client's) or the bot's.",
+            ["provider", "side"],
+            registry=registry,
+        )
 
     def call_ended(self, stats: CallStats, *, media: MediaPath) -> None:
         if stats.first_bot_frame is not None:
             self._first_audio.labels(self.provider, media).observe(stats.first_bot_frame - stats.opened)
+        if stats.ended_by in OVER_RATE:
+            self._over_rate.labels(self.provider, "caller" if stats.ended_by == CARRIER_OVER_RATE else "bot").inc()

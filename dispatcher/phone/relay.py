@@ -9,6 +9,14 @@ first messages exactly as sent). While the bot is being claimed (warm: tens of m
 frames and `MAX_BUFFERED_BYTES`, oldest dropped first. Whichever side closes first ends the call: the other side is
 closed and the session's machine stopped.
 
+Each side's frames are bounded by a token bucket (`FrameRate`: `PHONE_MAX_FRAMES_PER_SECOND`, 250 by
+default, and as many at once): relaying costs the dispatcher ~75 µs of CPU a frame whatever the
+client's cadence, and any API key may start a call over a WebSocket. Carriers send a frame every
+20 ms (50 a second), and Pipecat's WebSocket transports send their `audio_out_10ms_chunks` chunks
+(40 ms by default) at twice real time: 50 a second, 200 at their smallest chunk (10 ms). A side past
+the bound has its socket closed with 1008 and a reason saying so; the call ends like a hang-up
+(`carrier_frame_rate` / `bot_frame_rate`), which the session's timeline records (`media_closed`).
+
 Its steps are spans of the call's trace (dispatcher/tracing.py): `phone.handshake` (the carrier's
 first frames), `phone.attach` (the session started or claimed, its bot told where its media is, its
 media socket awaited; `session.start` is its child) and `phone.relay` (frames both ways, to the end).
@@ -38,6 +46,13 @@ MAX_BUFFERED = 500  # 10 s of 20 ms frames while a cold bot starts; older audio 
 # 10 s of μ-law 8 kHz is ~80 KB of audio, ~110 KB base64 and ~200 KB in Twilio's JSON frames: 1 MiB
 # per call keeps all of that, but a client sending large frames cannot hold 500 of them in memory.
 MAX_BUFFERED_BYTES = 1024 * 1024
+# Frames a second each side may send, on average and at once: 5x the carriers' 50 (a 20 ms frame),
+# and above Pipecat's WebSocket transports at their smallest output chunk (10 ms at twice real time:
+# 200). At ~75 µs of CPU a frame (docs/performance.md), one side at the bound takes ~2 % of a core.
+MAX_FRAMES_PER_SECOND = 250
+CLOSE_OVER_RATE = 1008  # policy violation
+CARRIER_OVER_RATE, BOT_OVER_RATE = "carrier_frame_rate", "bot_frame_rate"
+OVER_RATE = frozenset({CARRIER_OVER_RATE, BOT_OVER_RATE})
 
 
 class MediaSocket(Protocol):
@@ -59,7 +74,46 @@ class CallStats:
     carrier_frames: int = 0
     bot_frames: int = 0
     dropped: int = 0
-    ended_by: str | None = None  # "carrier" / "bot" / "start_failed"
+    ended_by: str | None = None  # "carrier" / "bot" / "start_failed" / CARRIER_OVER_RATE / BOT_OVER_RATE
+    over_rate_at: float | None = None  # epoch seconds: this replica closed a side for its frame rate
+
+
+class FrameRate:
+    """A token bucket: `per_second` frames a second on average, `burst` (default: one second's) at once."""
+
+    def __init__(self, per_second: float, burst: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self.burst = burst if burst is not None else per_second
+        self._tokens = self.burst
+        self._clock = clock
+        self._at = clock()
+
+    def take(self) -> bool:
+        """Whether one more frame is within the bound (it is counted if so)."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+@dataclass
+class FrameRates:
+    """One call's buckets: the carrier's (or client's) frames, and the bot's."""
+
+    per_second: int = MAX_FRAMES_PER_SECOND
+    carrier: FrameRate = field(init=False)
+    bot: FrameRate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.carrier, self.bot = FrameRate(self.per_second), FrameRate(self.per_second)
+
+    def reason(self, ended_by: str) -> str:
+        side = "the caller" if ended_by == CARRIER_OVER_RATE else "the bot"
+        return f"{side} sent more than {self.per_second} frames a second"
 
 
 class CarrierBuffer:
@@ -100,12 +154,14 @@ async def relay_call(
     end_session: Callable[[str], Awaitable[None]],
     stats: CallStats | None = None,
     handshake_seconds: float | None = None,
+    max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
 ) -> CallStats:
     """Runs the call to its end. `attach_bot` starts (or claims) the bot and returns its media
     socket; `end_session(reason)` stops the machine. The carrier socket is accepted already."""
     stats = stats or CallStats()
     buffer = CarrierBuffer()
-    carrier_gone = asyncio.Event()
+    rates = FrameRates(max_frames_per_second)
+    carrier_gone: list[str] = []  # how the carrier's side ended while the bot was starting
     if handshake_seconds is not None:
         # A carrier sends its handshake (`connected`, `start`) at once: a socket that does not
         # within the deadline is closed before any session starts, so silent sockets hold no slot.
@@ -129,7 +185,11 @@ async def relay_call(
         while True:
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
-                carrier_gone.set()
+                carrier_gone.append("carrier")
+                return
+            if not rates.carrier.take():
+                stats.over_rate_at = time.time()
+                carrier_gone.append(CARRIER_OVER_RATE)
                 return
             buffer.add(message)
 
@@ -137,10 +197,16 @@ async def relay_call(
     with tracing.step("phone.attach") as span:
         attaching = asyncio.ensure_future(attach_bot())  # its spans (the session's start) are this one's children
         await asyncio.wait({reading, attaching}, return_when=asyncio.FIRST_COMPLETED)
-        if not attaching.done():  # the caller hung up while the bot was starting
+        if not attaching.done():  # the caller hung up (or went over its rate) while the bot was starting
             attaching.cancel()
             with contextlib.suppress(BaseException):
                 await attaching
+            if carrier_gone == [CARRIER_OVER_RATE]:
+                stats.ended_by = CARRIER_OVER_RATE
+                tracing.failed(span, CARRIER_OVER_RATE)
+                await _close_over_rate(carrier, rates, stats)
+                await end_session(CARRIER_OVER_RATE)
+                return stats
             stats.ended_by = "carrier"
             tracing.failed(span, "carrier_hung_up")
             await end_session("carrier_hung_up_before_bot")
@@ -164,10 +230,10 @@ async def relay_call(
             for message in buffer.drain():
                 await bot.send(_outgoing(message))
                 stats.carrier_frames += 1
-            if carrier_gone.is_set():
-                stats.ended_by = "carrier"
+            if carrier_gone:
+                stats.ended_by = carrier_gone[0]
             else:
-                stats.ended_by = await pump_both(carrier, bot, stats)
+                stats.ended_by = await pump_both(carrier, bot, stats, rates)
         except Exception as exc:  # a socket failed mid-call: the call is over either way
             log.info("phone call: relay ended (%s)", type(exc).__name__)
             stats.ended_by = stats.ended_by or "error"
@@ -176,19 +242,49 @@ async def relay_call(
                                  "voicefleet.phone.carrier_frames": stats.carrier_frames,
                                  "voicefleet.phone.bot_frames": stats.bot_frames,
                                  "voicefleet.phone.dropped_frames": stats.dropped})
-            await close_socket(bot, 1000, "call ended")
-            await close_socket(carrier, 1000, "call ended")
-            await end_session(f"{stats.ended_by}_hung_up" if stats.ended_by in ("carrier", "bot") else "relay_error")
+            if stats.ended_by == BOT_OVER_RATE:
+                await _close_over_rate(bot, rates, stats)
+            else:
+                await close_socket(bot, 1000, "call ended")
+            if stats.ended_by == CARRIER_OVER_RATE:
+                await _close_over_rate(carrier, rates, stats)
+            else:
+                await close_socket(carrier, 1000, "call ended")
+            await end_session(_end_reason(stats.ended_by))
     return stats
 
 
-async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats) -> str:
-    """Frames both ways until one side ends: "carrier" or "bot" (whichever did), or "error"."""
+def _end_reason(ended_by: str | None) -> str:
+    if ended_by in ("carrier", "bot"):
+        return f"{ended_by}_hung_up"
+    return ended_by if ended_by in OVER_RATE else "relay_error"
+
+
+async def _close_over_rate(socket: MediaSocket, rates: FrameRates, stats: CallStats) -> None:
+    """Closes the side that went over its frame rate, saying so; logged where it was closed (a bot
+    at another replica was closed there, and its end reached this one through the store)."""
+    reason = rates.reason(stats.ended_by or "")
+    if stats.over_rate_at is not None:
+        log.warning("phone call: %s; its socket closed (%d)", reason, CLOSE_OVER_RATE)
+    await close_socket(socket, CLOSE_OVER_RATE, reason)
+
+
+async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, rates: FrameRates | None = None) -> str:
+    """Frames both ways until one side ends: "carrier" or "bot" (whichever did), CARRIER_OVER_RATE or
+    BOT_OVER_RATE (a side past its frame rate; closing it is the caller's), or "error"."""
+    rates = rates or FrameRates()
+
+    def over(ended_by: str) -> str:
+        stats.over_rate_at = time.time()
+        return ended_by
+
     async def carrier_to_bot() -> str:
         while True:
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
                 return "carrier"
+            if not rates.carrier.take():
+                return over(CARRIER_OVER_RATE)
             await bot.send(_outgoing(message))
             stats.carrier_frames += 1
 
@@ -196,7 +292,10 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats) ->
         while True:
             message = await bot.receive()
             if message["type"] == "websocket.disconnect":
-                return "bot"
+                # A bot at another replica closed there for its rate (dispatcher/phone/store_hop.py).
+                return BOT_OVER_RATE if message.get("reason") == BOT_OVER_RATE else "bot"
+            if not rates.bot.take():
+                return over(BOT_OVER_RATE)
             if stats.first_bot_frame is None and is_audio(message):
                 stats.first_bot_frame = time.monotonic()
             await carrier.send(_outgoing(message))

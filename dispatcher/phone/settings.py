@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
 from dispatcher.settings import SettingsError, int_setting
@@ -33,6 +34,7 @@ class PhoneSettings:
     handshake_seconds: float = 10.0  # a carrier's stream must send its first two frames within this
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
     drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/draining.py)
+    max_frames_per_second: int = MAX_FRAMES_PER_SECOND  # each side of a call, past which its socket is closed
 
     @classmethod
     def from_env(
@@ -70,4 +72,6 @@ class PhoneSettings:
             handshake_seconds=float(int_setting(env, "PHONE_HANDSHAKE_SECONDS", 10, minimum=1)),
             keyless=keyless,
             drain_seconds=float(int_setting(env, "PHONE_DRAIN_SECONDS", default_drain_seconds, minimum=0)),
+            # At least a carrier's cadence (a 20 ms frame): a lower bound would close every call.
+            max_frames_per_second=int_setting(env, "PHONE_MAX_FRAMES_PER_SECOND", MAX_FRAMES_PER_SECOND, minimum=50),
         )

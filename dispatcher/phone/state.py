@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.metrics import Metrics
-from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions
+from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, Timeline
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
@@ -47,6 +47,7 @@ def build_phone_state(
     coordination: Coordination,
     owner_relay: OwnerRelay,
     owners: Callable[[str], Caller | None] = lambda _caller_id: None,
+    timeline: Timeline | None = None,
 ) -> PhoneState:
     """`owner_relay` reaches the replica holding a bot's channel: with several replicas a call's two
     sockets may be at two of them."""
@@ -60,7 +61,8 @@ def build_phone_state(
         settings=phone,
         tokens=CallTokens(phone.token_key),
         calls=PhoneCalls(sessions, channels, MediaLinks(), coordination.calls, owner_relay,
-                         start_wait_seconds=settings.start_wait_seconds),
+                         start_wait_seconds=settings.start_wait_seconds, timeline=timeline,
+                         max_frames_per_second=phone.max_frames_per_second),
         spent=coordination.spent,
         webhooks=coordination.webhooks,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

@@ -6,7 +6,8 @@ socket, what that replica publishes comes out of `receive`. On that replica,
 `serve_relayed_media` pumps between the bot's socket and its own hop back. Frames cross verbatim
 (text stays text, bytes stay bytes); a frame larger than the relay's whole buffer is dropped,
 never queued. Either side's end reaches the other as an end message; a replica that is gone or
-silent for a lease ends the call on the other side (dispatcher/store/media_bus.py).
+silent for a lease ends the call on the other side (dispatcher/store/media_bus.py). A bot past its
+frame rate is closed at its own replica, and its end tells the carrier's replica why.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ import logging
 from starlette.types import Message
 from starlette.websockets import WebSocket
 
-from dispatcher.phone.relay import MAX_BUFFERED_BYTES, CallStats, close_socket, pump_both
+from dispatcher.phone.relay import (
+    BOT_OVER_RATE,
+    CLOSE_OVER_RATE,
+    MAX_BUFFERED_BYTES,
+    MAX_FRAMES_PER_SECOND,
+    OVER_RATE,
+    CallStats,
+    FrameRates,
+    close_socket,
+    pump_both,
+)
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import CallMedia
 from dispatcher.store.media_bus import BINARY, HELLO, TEXT, CallLine
@@ -38,8 +49,8 @@ class StoreHop:
 
     async def receive(self) -> Message:
         data = await self.line.next(self._dead_after)
-        if data is None:
-            return DISCONNECT
+        if data is None:  # the other side's reason, as it finished the line (a bot's frame rate, say)
+            return {**DISCONNECT, "reason": self.line.ended or ""}
         if data[:1] == TEXT:
             return {"type": "websocket.receive", "text": data[1:].decode()}
         return {"type": "websocket.receive", "bytes": data[1:]}
@@ -57,7 +68,8 @@ class StoreHop:
 
 
 async def serve_relayed_media(
-    websocket: WebSocket, media: CallMedia, session_id: str, carrier_replica: str
+    websocket: WebSocket, media: CallMedia, session_id: str, carrier_replica: str,
+    max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
 ) -> CallStats:
     """The bot's media socket (accepted, its secret spent) ↔ the call's carrier replica, to the
     call's end. The bot's side says hello first, so the carrier's replica knows where to send."""
@@ -69,19 +81,26 @@ async def serve_relayed_media(
         stats.ended_by = "error"
         return stats
     hop = StoreHop(line, media.lease_seconds)
+    rates = FrameRates(max_frames_per_second)
     try:
         if not await line.send(HELLO, media.replica_id.encode(), confirmed=True):
             stats.ended_by = "carrier"  # the carrier's replica is gone, and its call with it
             return stats
         # Here the hop is the carrier's side and the bot's socket the bot's, as at the carrier's replica.
-        stats.ended_by = await pump_both(hop, websocket, stats)
+        stats.ended_by = await pump_both(hop, websocket, stats, rates)
     except Exception as exc:
         log.info("phone call %s: relayed media ended (%s)", session_id, type(exc).__name__)
         stats.ended_by = stats.ended_by or "error"
     finally:
         stats.dropped = hop.dropped + line.dropped
         if line.ended is None:
-            await line.finish("bot_hung_up" if stats.ended_by == "bot" else "relay_ended")
+            over_rate = stats.ended_by if stats.ended_by in OVER_RATE else None
+            await line.finish("bot_hung_up" if stats.ended_by == "bot" else over_rate or "relay_ended")
         line.close()
-        await close_socket(websocket, 1000, "call ended")
+        if stats.ended_by == BOT_OVER_RATE:
+            log.warning("phone call %s: %s; its socket closed (%d)", session_id,
+                        rates.reason(BOT_OVER_RATE), CLOSE_OVER_RATE)
+            await close_socket(websocket, CLOSE_OVER_RATE, rates.reason(BOT_OVER_RATE))
+        else:
+            await close_socket(websocket, 1000, "call ended")
     return stats

@@ -22,8 +22,9 @@ plain-HTTP ALB would carry the token in clear text, so the key is refused there)
   dispatcher has no setting that turns this off), whose client's socket and bot's media socket are
   each a request. So three a session, always, as the AWS replicas' MAX_CONNECTIONS counts them
   (stacks/config/channel_capacity.py); the requests must fit the instances kept running less one
-  (`surviving_instances`), whose vCPUs must also relay every session's audio, and the maximum must
-  leave the autoscaler its 60 % target (`scaling_needed`).
+  (`surviving_instances`), whose vCPUs must also relay every session's audio at no more than 80 % of
+  them (`CPU_CEILING`: the rest is the API's, the channels' pings, JSON and garbage collection), and
+  the maximum must leave the autoscaler its 60 % target (`scaling_needed`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ SOCKETS_PER_RELAYED_CALL = 3  # its bot channel, the client's (or carrier's) med
 # Dispatcher CPU per relayed session: 0.37 % of one core (docs/performance.md, "Phone calls").
 CORE_SHARE_PER_CALL = Fraction(37, 10_000)
 CLOUD_RUN_VCPUS = 1  # the dispatcher container's CPU limit (stacks/gcp/dispatcher.py)
+# The share of the survivors' vCPUs the relayed audio may take when one instance is lost: the rest
+# serves the API's requests, the bot channels' pings and their JSON, and garbage collection.
+CPU_CEILING = Fraction(4, 5)
 # Cloud Run's autoscaler keeps instances near 60 % of their maximum concurrency and of their CPU
 # (https://cloud.google.com/run/docs/about-instance-autoscaling).
 CLOUD_RUN_TARGET = Fraction(3, 5)
@@ -157,14 +161,14 @@ def relayed_cores(settings: Settings) -> Fraction:
 
 def _minimum_fits(settings: Settings, min_instances: int) -> bool:
     return (cloud_run_concurrency(settings, min_instances) <= CLOUD_RUN_MAX_CONCURRENCY
-            and surviving_instances(min_instances) * CLOUD_RUN_VCPUS >= relayed_cores(settings))
+            and surviving_instances(min_instances) * CLOUD_RUN_VCPUS * CPU_CEILING >= relayed_cores(settings))
 
 
 def instances_needed(settings: Settings) -> int:
     """The least dispatcherMinInstances whose survivors hold every request beside the API's and
-    relay every session's audio."""
+    relay every session's audio within `CPU_CEILING` of their vCPUs."""
     for_requests = -(-held_requests(settings) // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
-    for_cpu = math.ceil(relayed_cores(settings) / CLOUD_RUN_VCPUS) + 1
+    for_cpu = math.ceil(relayed_cores(settings) / (CLOUD_RUN_VCPUS * CPU_CEILING)) + 1
     return max(for_requests, for_cpu, 2)
 
 
@@ -191,8 +195,9 @@ def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int, max_in
                 f"{float(relayed_cores(settings)):g} vCPUs of audio (0.37 % of a core a session, "
                 f"docs/performance.md). The instances kept running less one that may be lost must hold both "
                 f"({CLOUD_RUN_MAX_CONCURRENCY} requests each, {API_CONCURRENCY} kept for the API; "
-                f"{CLOUD_RUN_VCPUS} vCPU each), and the maximum must let the autoscaler keep 60 % of each "
-                f"instance's concurrency and CPU: set dispatcherMinInstances to at least {minimum} and "
+                f"{CLOUD_RUN_VCPUS} vCPU each, the audio on at most {float(CPU_CEILING):.0%} of it), and the "
+                "maximum must let the autoscaler keep 60 % of each instance's concurrency and CPU: "
+                f"set dispatcherMinInstances to at least {minimum} and "
                 f"dispatcherMaxInstances to at least {maximum} (got {min_instances} and {max_instances}), "
                 "or lower the cap"))
     if enabled(settings) and channel_lifetime_seconds(settings) > CLOUD_RUN_MAX_TIMEOUT_SECONDS:

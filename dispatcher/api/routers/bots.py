@@ -85,7 +85,8 @@ async def _relayed_bot_media(websocket: WebSocket, state: PhoneState, session_id
     await websocket.accept()
     state.active_calls += 1  # a drain waits for it as for a carrier's call
     try:
-        stats = await serve_relayed_media(websocket, media, session_id, carrier_replica)
+        stats = await serve_relayed_media(websocket, media, session_id, carrier_replica,
+                                          state.settings.max_frames_per_second)
         log.info("phone call %s: bot media relayed to replica %s; ended by %s; frames to the bot %d, from it %d",
                  session_id, carrier_replica, stats.ended_by, stats.carrier_frames, stats.bot_frames)
     finally:
