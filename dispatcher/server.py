@@ -20,11 +20,13 @@
   byte, or a request every few seconds on a kept-alive connection cannot keep `/healthz` and bots'
   channel dials out by being there first.
 - Requests the app is working on are themselves capped below it: past `MAX_CONNECTIONS` less an
-  eighth (`headroom`), a new request is answered 503 at once, but `/healthz` and the WebSocket
-  upgrades (bot channels, bot and carrier media: each refused before its handshake without its
-  own credential) are not. Slow readers of a large answer (each held up to `WRITE_TIMEOUT_SECONDS`)
-  can then fill the API's share, never the whole cap, so a load balancer's health check and the
-  bots still get in. The other half of the descriptors is for what the dispatcher opens itself
+  eighth (`headroom`), a new request first aborts the oldest request still owed its body (the app
+  only waits for it; that is what a `POST` head with no body holds), and is answered 503 at once
+  only when none is, but `/healthz` and the WebSocket upgrades (bot channels, bot and carrier
+  media: each refused before its handshake without its own credential) are not counted. Slow
+  readers of a large answer (each held up to `WRITE_TIMEOUT_SECONDS`) can then fill the API's
+  share, never the whole cap, so a load balancer's health check and the bots still get in; heads
+  whose bodies never come fill nothing. The other half of the descriptors is for what the dispatcher opens itself
   (its store, its bots' pipes, files), so a flood of connections no longer turns into "too many
   open files" in the middle of a request (dispatcher/errors.py answers that with a 503 too, should
   it happen all the same).
@@ -42,7 +44,7 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from botchannel.contract import MAX_FRAME_BYTES
 
@@ -125,7 +127,8 @@ class BoundedH11Protocol(H11Protocol):
     # re-ordered by the bytes they send.
     _tiers: tuple[dict[BoundedH11Protocol, None], ...] = ({}, {}, {})
     _tier: int | None = None  # this connection's, if it is in one
-    _working = 0  # requests the app is running, but `/healthz`'s (each configured class its own)
+    # The requests the app is running, but `/healthz`'s (each configured class its own).
+    _working: set[RequestResponseCycle] = set()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -186,21 +189,35 @@ class BoundedH11Protocol(H11Protocol):
         self._tier = tier
 
     async def _admit(self, scope: Any, receive: Any, send: Any) -> None:
-        """Runs each request, unless the app is already working on its share of the cap."""
+        """Runs each request, unless the app is already working on its share of the cap and none of
+        those is still owed its body."""
         if scope["path"] in ALWAYS_ADMITTED:
             await self._app(scope, receive, send)
             return
-        cls = type(self)
-        if cls._working >= self.max_connections - self.headroom:
+        working = self._working
+        if len(working) >= self.max_connections - self.headroom and not self._abort_oldest_owed_body():
             await send({"type": "http.response.start", "status": 503, "headers": _OVER_CAP_HEADERS})
             await send({"type": "http.response.body", "body": _OVER_CAP_BODY})
             self._count_refusal("request(s) past MAX_CONNECTIONS=%d less its headroom (answered 503)")
             return
-        cls._working += 1
+        cycle = self.cycle  # this request's: the next is not read before this one is answered
+        working.add(cycle)
         try:
             await self._app(scope, receive, send)
         finally:
-            cls._working -= 1
+            working.discard(cycle)
+
+    def _abort_oldest_owed_body(self) -> bool:
+        """Abort the oldest request the app is waiting on for its body, and count it out at once
+        (its app task ends on the disconnect, later): the request's place is this one's."""
+        for owed in self._tiers[OWED_BODY]:
+            if owed.cycle in self._working and not owed.transport.is_closing():
+                self._tiers[OWED_BODY].pop(owed)
+                owed._tier = None
+                self._working.discard(owed.cycle)
+                owed._abort()
+                return True
+        return False
 
     def eof_received(self) -> None:
         """The client is gone: asyncio closes the transport on return. With nothing left to write
@@ -279,7 +296,7 @@ def uvicorn_config(
     cap = connection_cap(max_connections)
     protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {
         "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
-        "max_connections": cap, "headroom": headroom(cap), "_tiers": ({}, {}, {}), "_working": 0,
+        "max_connections": cap, "headroom": headroom(cap), "_tiers": ({}, {}, {}), "_working": set(),
     })
     return uvicorn.Config(
         app,

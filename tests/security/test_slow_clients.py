@@ -140,6 +140,23 @@ def answered(sock: socket.socket, rest: bytes) -> bytes:
         return repr(exc).encode()
 
 
+def test_requests_owed_their_bodies_never_keep_a_request_out(dispatcher: DispatcherProcess) -> None:
+    """The app works on at most MAX_CONNECTIONS less an eighth of requests (at 8, 7). A `POST` head
+    whose body never comes is one of them, but only waited on: the next request takes the place of
+    the oldest such, which is closed, rather than being answered 503 (so a reconnect every
+    HEADER_TIMEOUT_SECONDS no longer holds the whole API at 503 with no body byte sent)."""
+    held = [connect(dispatcher, OWED) for _ in range(MAX_CONNECTIONS - 1)]
+    try:
+        assert all(silent(sock) for sock in held)  # control: all waited on
+        asked = httpx.get(dispatcher.base_url + SMALL_ASSET, timeout=WAIT)
+        assert asked.status_code == 200, asked.text[:300]
+        assert [silent(sock) for sock in held] == [False] + [True] * (MAX_CONNECTIONS - 2)  # the oldest closed
+        assert answered(held[1], b"{}" * 5).startswith(b"HTTP/1.1 "), "a body that came was not answered"
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def streaming(sock: socket.socket) -> bool:
     """Open: quiet, or sending its events (a keep-alive comment)."""
     sock.settimeout(0.2)
