@@ -8,20 +8,25 @@
   connection is aborted (a "slow read" of a large answer held its descriptor and memory forever).
   A stream that has nothing to send (an event stream waiting) is not paused, so not cut.
 - At most `MAX_CONNECTIONS` connections are open at once (HTTP, the bot channels and media sockets
-  alike), and never more than half the process's descriptor limit. One past it closes the oldest
-  connection that is not being answered: one waiting for a request head (its first, or its next
-  on a kept-alive connection) or still owed its request's body. Only requests the app is working
-  on, bot channels and media sockets are never closed to make room (a long-poll or an event stream
+  alike), and never more than half the process's descriptor limit. One past it closes a connection
+  that is not being answered, in this order: one that has not yet sent a whole first request head
+  (a socket that sends nothing, or a head byte by byte), then one idle between requests on a
+  kept-alive connection, and last one still owed its request's body (an upload under way); the
+  oldest first within each. So a flood of connects that send nothing closes its own sockets, not
+  an honest client's kept-alive connection or upload. Only requests the app is working on, bot
+  channels and media sockets are never closed to make room (a long-poll or an event stream
   waiting is such a request). When nothing else is open, the newcomer is answered 503 and closed
   as it is accepted, before it can hold anything. So sockets that send nothing, a head byte by
   byte, or a request every few seconds on a kept-alive connection cannot keep `/healthz` and bots'
   channel dials out by being there first.
 - Requests the app is working on are themselves capped below it: past `MAX_CONNECTIONS` less an
-  eighth (`headroom`), a new request is answered 503 at once, but `/healthz` and the WebSocket
-  upgrades (bot channels, bot and carrier media: each refused before its handshake without its
-  own credential) are not. Slow readers of a large answer (each held up to `WRITE_TIMEOUT_SECONDS`)
-  can then fill the API's share, never the whole cap, so a load balancer's health check and the
-  bots still get in. The other half of the descriptors is for what the dispatcher opens itself
+  eighth (`headroom`), a new request first aborts the oldest request still owed its body (the app
+  only waits for it; that is what a `POST` head with no body holds), and is answered 503 at once
+  only when none is, but `/healthz` and the WebSocket upgrades (bot channels, bot and carrier
+  media: each refused before its handshake without its own credential) are not counted. Slow
+  readers of a large answer (each held up to `WRITE_TIMEOUT_SECONDS`) can then fill the API's
+  share, never the whole cap, so a load balancer's health check and the bots still get in; heads
+  whose bodies never come fill nothing. The other half of the descriptors is for what the dispatcher opens itself
   (its store, its bots' pipes, files), so a flood of connections no longer turns into "too many
   open files" in the middle of a request (dispatcher/errors.py answers that with a 503 too, should
   it happen all the same).
@@ -39,7 +44,7 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from botchannel.contract import MAX_FRAME_BYTES
 
@@ -56,6 +61,8 @@ _OVER_CAP = (b"HTTP/1.1 503 Service Unavailable\r\n" + b"".join(name + b": " + v
 # Requests answered whatever the app is working on: the load balancer's health check. The bots'
 # channels and media sockets are WebSocket upgrades, which never reach the request cap at all.
 ALWAYS_ADMITTED = frozenset({"/healthz"})
+# The order connections are closed in to make room (`BoundedH11Protocol._tiers`).
+NO_REQUEST_YET, IDLE, OWED_BODY = 0, 1, 2
 
 log = logging.getLogger("dispatcher.server")
 
@@ -114,11 +121,14 @@ class BoundedH11Protocol(H11Protocol):
     _refused = 0
     _refusal_logged = float("-inf")
     _write_stall: asyncio.TimerHandle | None = None
-    # This server's connections that may be closed to make room, oldest first by when they became
-    # so: waiting for a request head, or owed a body (a dict as an ordered set; each configured
-    # protocol class gets its own, uvicorn_config). Not re-ordered by the bytes they send.
-    _evictable: dict[BoundedH11Protocol, None] = {}
-    _working = 0  # requests the app is running, but `/healthz`'s (each configured class its own)
+    # This server's connections that may be closed to make room, by tier (NO_REQUEST_YET, IDLE,
+    # OWED_BODY: the first non-empty goes first), each oldest first by when it entered its tier (a
+    # dict as an ordered set; each configured protocol class gets its own, uvicorn_config). Not
+    # re-ordered by the bytes they send.
+    _tiers: tuple[dict[BoundedH11Protocol, None], ...] = ({}, {}, {})
+    _tier: int | None = None  # this connection's, if it is in one
+    # The requests the app is running, but `/healthz`'s (each configured class its own).
+    _working: set[RequestResponseCycle] = set()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -127,60 +137,100 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections and not self._evict_oldest():
+        if len(self.connections) > self.max_connections and not self._evict():
             self._refuse(transport)
             return
-        self._evictable[self] = None
+        self._track()
         self._arm(self.header_timeout)
 
-    def _evict_oldest(self) -> bool:
-        """Close the oldest connection that is not being answered, to make room for this one."""
-        evictable = self._evictable
-        while evictable:
-            oldest = next(iter(evictable))
-            del evictable[oldest]
-            if oldest.transport.is_closing() or oldest.transport.get_protocol() is not oldest:
-                continue
-            oldest.transport.abort()  # it is owed nothing worth a reply; abort frees it at once
-            self.connections.discard(oldest)  # uvicorn discards it again when the loss arrives
-            return True
+    def _evict(self) -> bool:
+        """Close a connection that is not being answered, to make room for this one: the oldest of
+        the first tier that has one."""
+        for tier in self._tiers:
+            while tier:
+                oldest = next(iter(tier))
+                del tier[oldest]
+                oldest._tier = None
+                if oldest.transport.is_closing() or oldest.transport.get_protocol() is not oldest:
+                    continue
+                oldest._abort()
+                return True
         return False
+
+    def _abort(self) -> None:
+        self.transport.abort()  # it is owed nothing worth a reply; abort frees it at once
+        self.connections.discard(self)  # uvicorn discards it again when the loss arrives
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._track()
 
-    def _track(self) -> None:
-        """Evictable unless a request is whole and not yet answered (or the socket was upgraded)."""
+    def _tier_now(self) -> int | None:
         if self.transport.is_closing() or self.transport.get_protocol() is not self:
-            self._evictable.pop(self, None)  # a WebSocket now (bot channel, media): never closed for room
-            return
+            return None  # a WebSocket now (bot channel, media): never closed for room
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and not cycle.more_body:
-            self._evictable.pop(self, None)  # the app is answering it
-        elif self not in self._evictable:
-            self._evictable[self] = None  # between requests, or its body still owed
+        if cycle is None:
+            return NO_REQUEST_YET  # its first head is not whole yet
+        if cycle.response_complete:
+            return IDLE  # between requests (its next head may be partly here)
+        if cycle.more_body:
+            return OWED_BODY
+        return None  # the app is answering it
+
+    def _track(self) -> None:
+        """Moves this connection to the tier it is in now (to the back of it), or out of them all."""
+        tier = self._tier_now()
+        if tier == self._tier:
+            return
+        if self._tier is not None:
+            self._tiers[self._tier].pop(self, None)
+        if tier is not None:
+            self._tiers[tier][self] = None
+        self._tier = tier
 
     async def _admit(self, scope: Any, receive: Any, send: Any) -> None:
-        """Runs each request, unless the app is already working on its share of the cap."""
+        """Runs each request, unless the app is already working on its share of the cap and none of
+        those is still owed its body."""
         if scope["path"] in ALWAYS_ADMITTED:
             await self._app(scope, receive, send)
             return
-        cls = type(self)
-        if cls._working >= self.max_connections - self.headroom:
+        working = self._working
+        if len(working) >= self.max_connections - self.headroom and not self._abort_oldest_owed_body():
             await send({"type": "http.response.start", "status": 503, "headers": _OVER_CAP_HEADERS})
             await send({"type": "http.response.body", "body": _OVER_CAP_BODY})
             self._count_refusal("request(s) past MAX_CONNECTIONS=%d less its headroom (answered 503)")
             return
-        cls._working += 1
+        cycle = self.cycle  # this request's: the next is not read before this one is answered
+        working.add(cycle)
         try:
             await self._app(scope, receive, send)
         finally:
-            cls._working -= 1
+            working.discard(cycle)
+
+    def _abort_oldest_owed_body(self) -> bool:
+        """Abort the oldest request the app is waiting on for its body, and count it out at once
+        (its app task ends on the disconnect, later): the request's place is this one's."""
+        for owed in self._tiers[OWED_BODY]:
+            if owed.cycle in self._working and not owed.transport.is_closing():
+                self._tiers[OWED_BODY].pop(owed)
+                owed._tier = None
+                self._working.discard(owed.cycle)
+                owed._abort()
+                return True
+        return False
+
+    def eof_received(self) -> None:
+        """The client is gone: asyncio closes the transport on return. With nothing left to write
+        it goes at once, so it stops counting towards the cap now, not at its loss a loop turn
+        later: a flood that closes its sockets in bursts and connects again in the same turn would
+        otherwise have open connections closed in their place."""
+        if (self.cycle is None or self.cycle.response_complete) and not self.transport.get_write_buffer_size():
+            self.connections.discard(self)  # uvicorn discards it again when the loss arrives
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         transport.write(_OVER_CAP)  # a few bytes: the socket's buffer takes them, nothing waits
         transport.close()
+        self.connections.discard(self)  # closed at once, as an evicted one: it holds no room
         self._count_refusal("connection(s) past MAX_CONNECTIONS=%d (answered 503)")
 
     def _count_refusal(self, what: str) -> None:
@@ -202,7 +252,9 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._unstall()
-        self._evictable.pop(self, None)
+        if self._tier is not None:
+            self._tiers[self._tier].pop(self, None)
+            self._tier = None
         super().connection_lost(exc)
 
     def _unstall(self) -> None:
@@ -244,7 +296,7 @@ def uvicorn_config(
     cap = connection_cap(max_connections)
     protocol = type("ConfiguredH11Protocol", (BoundedH11Protocol,), {
         "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
-        "max_connections": cap, "headroom": headroom(cap), "_evictable": {}, "_working": 0,
+        "max_connections": cap, "headroom": headroom(cap), "_tiers": ({}, {}, {}), "_working": set(),
     })
     return uvicorn.Config(
         app,

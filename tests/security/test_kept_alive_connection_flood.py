@@ -5,19 +5,29 @@ long as it ran: about MAX_CONNECTIONS / (KEEP_ALIVE + HEADER_TIMEOUT) requests a
 reconnects. And requests the app was working on (slow readers of a large answer, each held up to
 the write deadline) could fill the whole cap.
 
+Then: `POST` heads whose bodies never came counted as requests the app was working on, so a flood
+of them (one reconnect per HEADER_TIMEOUT_SECONDS, no body byte) answered every other API request
+503; and a flood of connects that send nothing closed, oldest first, an honest client's kept-alive
+connection between its requests and uploads whose bodies were still coming.
+
 Against `python -m dispatcher` with a live session (a real bot on its channel, a caller watching
 its events): during each flood `/healthz` answers 200 and a bot channel dial reaches the channel
 (403: the credential is a test's), and afterwards the session's event stream is still open and
-its bot still answers over its channel (neither was closed to make room). Bounded: a few dozen
-loopback sockets for a few seconds each."""
+its bot still answers over its channel (neither was closed to make room); but for slow readers,
+which fill the API's share, an API request is answered too. During a flood of connects that send
+nothing, a kept-alive client's every request is answered on its one connection, and each upload
+under way when the flood began is answered once its body comes. Bounded: loopback sockets for a
+few seconds each (a few dozen open at once)."""
 
 from __future__ import annotations
 
 import selectors
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 
 import httpx
@@ -32,6 +42,10 @@ MAX_CONNECTIONS = 32
 FLOOD_SECONDS = 5.0
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 ASSET = b"GET /docs-assets/swagger-ui-bundle.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # 1.7 MB, no key
+SMALL_ASSET = "/docs-assets/swagger-ui.css"  # an API request like any other, served without a key
+OWED = b"POST /start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+UPLOAD = (b"POST /sessions/none/api/offer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+          b"Content-Length: 2\r\n\r\n")  # its body, b"{}", comes later; any answer will do
 ENV = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve",
        "RESERVE_MAX_IDLE": "0", "MAX_CONNECTIONS": str(MAX_CONNECTIONS), "KEEP_ALIVE_SECONDS": "5",
        "HEADER_TIMEOUT_SECONDS": "10", "WRITE_TIMEOUT_SECONDS": "30"}
@@ -47,16 +61,19 @@ def port_of(dispatcher: DispatcherProcess) -> int:
     return int(dispatcher.base_url.rsplit(":", 1)[1])
 
 
-def answers(dispatcher: DispatcherProcess) -> tuple[int | str, str]:
+def status(dispatcher: DispatcherProcess, path: str) -> int | str:
     try:
-        health: int | str = httpx.get(dispatcher.base_url + "/healthz", timeout=10).status_code
+        return httpx.get(dispatcher.base_url + path, timeout=10).status_code
     except httpx.HTTPError as exc:
-        health = repr(exc)
+        return repr(exc)
+
+
+def answers(dispatcher: DispatcherProcess) -> tuple[int | str, str]:
     try:
         dial = channel_dial(port_of(dispatcher))
     except OSError as exc:
         dial = repr(exc)
-    return health, dial
+    return status(dispatcher, "/healthz"), dial
 
 
 def watching(dispatcher: DispatcherProcess, session_id: str) -> socket.socket:
@@ -90,6 +107,9 @@ class Flood:
         if self.shape == "slow reader":  # a reader that takes nothing: its answer stalls in the dispatcher
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(ASSET * 6)
+        elif self.shape == "body owed":  # a head whose body never comes: the app waits for it
+            sock.sendall(OWED)
+            self.selector.register(sock, selectors.EVENT_READ)
         else:
             sock.sendall(REQUEST)
             self.selector.register(sock, selectors.EVENT_READ)
@@ -135,7 +155,7 @@ class Flood:
         self.selector.close()
 
 
-@pytest.mark.parametrize("shape", ["kept alive", "trickle", "slow reader"])
+@pytest.mark.parametrize("shape", ["kept alive", "trickle", "slow reader", "body owed"])
 def test_a_flood_of_requests_at_the_cap_keeps_neither_healthz_nor_bot_channels_out(
     dispatcher: DispatcherProcess, shape: str,
 ) -> None:
@@ -146,6 +166,7 @@ def test_a_flood_of_requests_at_the_cap_keeps_neither_healthz_nor_bot_channels_o
     assert answers(dispatcher) == (200, "HTTP/1.1 403 Forbidden")  # control: no flood
     flood = Flood(port_of(dispatcher), shape)
     seen: list[tuple[int | str, str]] = []
+    api: list[int | str] = []
     try:
         flood.step()
         deadline = checked = time.monotonic()
@@ -154,13 +175,84 @@ def test_a_flood_of_requests_at_the_cap_keeps_neither_healthz_nor_bot_channels_o
             flood.step()
             if time.monotonic() - checked >= 0.5:
                 seen.append(answers(dispatcher))
+                api.append(status(dispatcher, SMALL_ASSET))
                 checked = time.monotonic()
         assert len(flood.sent) == MAX_CONNECTIONS  # the flood was there all along
     finally:
         flood.close()
     assert seen and all(one == (200, "HTTP/1.1 403 Forbidden") for one in seen), seen
+    if shape != "slow reader":  # those are whole requests the app works on: they may fill its share
+        assert all(one == 200 for one in api), api
     assert still_open(events), "the session's event stream was closed to make room"
     events.close()
     offer = {"sdp": "v=0-flood", "type": "offer"}  # the bot's channel was kept: it still answers
     answer = httpx.post(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", json=offer, timeout=WAIT)
     assert answer.status_code == 200 and answer.json()["sdp"] == "answer-to:v=0-flood", answer.text
+
+
+def connect_flood(port: int, stop: threading.Event) -> None:
+    """Connects that send nothing, as fast as one thread opens them (a few thousand a second),
+    at most 2 × MAX_CONNECTIONS open at once, until `stop`."""
+    held: list[socket.socket] = []
+    while not stop.is_set():
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        except OSError:
+            time.sleep(0.01)
+        if len(held) > 2 * MAX_CONNECTIONS:
+            for sock in held[:MAX_CONNECTIONS]:
+                sock.close()
+            del held[:MAX_CONNECTIONS]
+    for sock in held:
+        sock.close()
+
+
+def asked(client: HTTPConnection) -> int | str:
+    """The status of a request on the client's own connection (an error if it was closed)."""
+    try:
+        client.request("GET", SMALL_ASSET)
+        answer = client.getresponse()
+        answer.read()
+        return answer.status
+    except (OSError, HTTPException) as exc:
+        return repr(exc)
+    finally:
+        client.auto_open = 0  # never a new connection in its place
+
+
+def test_a_flood_of_connects_closes_neither_a_kept_alive_client_nor_an_upload_under_way(
+    dispatcher: DispatcherProcess,
+) -> None:
+    port = port_of(dispatcher)
+    client = HTTPConnection("127.0.0.1", port, timeout=10)
+    assert asked(client) == 200  # control, and its connection kept for the next
+    uploads = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+    for sock in uploads:
+        sock.sendall(UPLOAD)  # under way: the head read, the body still to come
+    time.sleep(0.2)
+    stop = threading.Event()
+    flood = threading.Thread(target=connect_flood, args=(port, stop))
+    flood.start()
+    statuses: list[int | str] = []
+    bodies: list[bytes | str] = []
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < FLOOD_SECONDS:
+            time.sleep(0.3)  # idle between requests, as a pooling client or a load balancer is
+            statuses.append(asked(client))
+            if len(bodies) < len(uploads) and time.monotonic() - started >= len(bodies) + 0.5:
+                sock = uploads[len(bodies)]  # one a second: each under way longer than the last
+                try:
+                    sock.sendall(b"{}")
+                    bodies.append(sock.recv(4096).split(b"\r\n")[0])
+                except OSError as exc:
+                    bodies.append(repr(exc))
+    finally:
+        stop.set()
+        flood.join()
+        client.close()
+        for sock in uploads:
+            sock.close()
+    assert statuses and all(one == 200 for one in statuses), statuses
+    assert len(bodies) == len(uploads) and all(isinstance(one, bytes) and one.startswith(b"HTTP/1.1 ")
+                                                for one in bodies), bodies

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import socket
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 ASSET = "/docs-assets/swagger-ui-bundle.js"  # 1.7 MB, served without a key (it renders /docs)
@@ -23,10 +26,12 @@ SMALL_ASSET = "/docs-assets/swagger-ui.css"
 PIPELINED = 6  # requests on one connection: ~10 MB of answers
 WRITE_TIMEOUT = 1.0
 MAX_CONNECTIONS = 8
+WATCHED_CAP = 16  # event streams as well as the bot's channel
 WAIT = 30.0
 BASE_ENV = {"DISPATCHER_API_KEYS": "slow-clients-key-0123456789abcdef", "RESERVE_MAX_IDLE": "0",
             "WRITE_TIMEOUT_SECONDS": str(WRITE_TIMEOUT), "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-            "HEADER_TIMEOUT_SECONDS": "30"}  # idle sockets stay until the cap, not the head deadline, ends them
+            "HEADER_TIMEOUT_SECONDS": "30",  # idle sockets stay until the cap, not the head deadline, ends them
+            "KEEP_ALIVE_SECONDS": "30"}  # and kept-alive ones
 
 
 @pytest.fixture
@@ -94,31 +99,137 @@ def silent(sock: socket.socket) -> bool:
     return False
 
 
-def test_requests_past_the_cap_are_answered_503_as_they_come(dispatcher: DispatcherProcess) -> None:
-    """The app works on at most MAX_CONNECTIONS less an eighth of requests (at 8, 7): the next is
-    answered 503 as it comes. A connection past the cap closes the oldest one still owed its body
-    (tests/security/test_kept_alive_connection_flood.py: and `/healthz` is answered regardless)."""
-    held = []
+OWED = b"POST /start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n"  # a head, its body owed
+
+
+def connect(dispatcher: DispatcherProcess, head: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(address(dispatcher), timeout=WAIT)
+    if head:
+        sock.sendall(head)
+    time.sleep(0.05)  # in order: what it sent is read before the next connection arrives
+    return sock
+
+
+def kept_alive(dispatcher: DispatcherProcess) -> HTTPConnection:
+    """A client that made one request and keeps its connection for the next."""
+    client = HTTPConnection(*address(dispatcher), timeout=WAIT)
+    assert asks(client) == 200
+    time.sleep(0.05)
+    return client
+
+
+def asks(client: HTTPConnection) -> int | str:
+    """The status of `/healthz` asked again on the client's own connection (an error if it was closed)."""
     try:
-        for _ in range(MAX_CONNECTIONS - 1):
-            sock = socket.create_connection(address(dispatcher), timeout=WAIT)
-            # A request under way (its head sent, its body owed): the app waits for it.
-            sock.sendall(b"POST /start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
-            time.sleep(0.05)  # in order: the head is read before the next connection arrives
-            held.append(sock)
-        one_more = socket.create_connection(address(dispatcher), timeout=WAIT)
-        one_more.sendall(b"GET /docs-assets/swagger-ui.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        refused = read_to_end(one_more)
-        one_more.close()
-        assert refused.startswith(b"HTTP/1.1 503") and b'"overloaded"' in refused, refused[:300]
-        assert all(silent(sock) for sock in held)  # control: the first are kept
-        held.append(socket.create_connection(address(dispatcher), timeout=WAIT))  # the cap full: 8
-        assert httpx.get(dispatcher.base_url + "/healthz", timeout=WAIT).status_code == 200  # one past the cap
-        assert [silent(sock) for sock in held] == [False] + [True] * (MAX_CONNECTIONS - 1)  # the oldest closed
+        client.request("GET", "/healthz")
+        answer = client.getresponse()
+        answer.read()
+        return answer.status
+    except (OSError, HTTPException) as exc:  # reset, or closed (RemoteDisconnected)
+        return repr(exc)
+    finally:
+        client.auto_open = 0  # never a new connection in its place
+
+
+def answered(sock: socket.socket, rest: bytes) -> bytes:
+    """What the dispatcher says once `rest` (the body it is owed) comes."""
+    try:
+        sock.sendall(rest)
+        return sock.recv(4096)
+    except OSError as exc:
+        return repr(exc).encode()
+
+
+def test_requests_owed_their_bodies_never_keep_a_request_out(dispatcher: DispatcherProcess) -> None:
+    """The app works on at most MAX_CONNECTIONS less an eighth of requests (at 8, 7). A `POST` head
+    whose body never comes is one of them, but only waited on: the next request takes the place of
+    the oldest such, which is closed, rather than being answered 503 (so a reconnect every
+    HEADER_TIMEOUT_SECONDS no longer holds the whole API at 503 with no body byte sent)."""
+    held = [connect(dispatcher, OWED) for _ in range(MAX_CONNECTIONS - 1)]
+    try:
+        assert all(silent(sock) for sock in held)  # control: all waited on
+        asked = httpx.get(dispatcher.base_url + SMALL_ASSET, timeout=WAIT)
+        assert asked.status_code == 200, asked.text[:300]
+        assert [silent(sock) for sock in held] == [False] + [True] * (MAX_CONNECTIONS - 2)  # the oldest closed
+        assert answered(held[1], b"{}" * 5).startswith(b"HTTP/1.1 "), "a body that came was not answered"
     finally:
         for sock in held:
             sock.close()
+
+
+def streaming(sock: socket.socket) -> bool:
+    """Open: quiet, or sending its events (a keep-alive comment)."""
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(65536) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def watched_dispatcher(tmp_path: Path) -> Iterator[DispatcherProcess]:
+    """One with a live session (a stand-in bot on its channel) whose events can be watched."""
+    env = {**BASE_ENV, **STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve",
+           "MAX_CONNECTIONS": str(WATCHED_CAP)}
+    with run_dispatcher(tmp_path, env) as running:
+        yield running
+
+
+def test_requests_past_the_cap_are_answered_503_as_they_come(watched_dispatcher: DispatcherProcess) -> None:
+    """Requests the app is working on (here event streams, their requests whole) fill its share of
+    the cap, MAX_CONNECTIONS less an eighth (at 16, 14): the next is answered 503 as it comes, and
+    `/healthz` regardless (tests/security/test_kept_alive_connection_flood.py: and bots' channel
+    dials). None of them is closed to make room."""
+    dispatcher = watched_dispatcher
+    auth = {"Authorization": f"Bearer {BASE_ENV['DISPATCHER_API_KEYS']}"}
+    started = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={}, headers=auth, timeout=WAIT)
+    assert started.status_code == 201, started.text
+    watch = (f"GET /sessions/{started.json()['session_id']}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             f"Authorization: {auth['Authorization']}\r\n\r\n").encode()
+    streams = [connect(dispatcher, watch) for _ in range(WATCHED_CAP - WATCHED_CAP // 8)]
+    try:
+        assert all(sock.recv(4096).startswith(b"HTTP/1.1 200") for sock in streams)  # each open
+        one_more = asking(dispatcher, SMALL_ASSET)
+        refused = read_to_end(one_more)
+        one_more.close()
+        assert refused.startswith(b"HTTP/1.1 503") and b'"overloaded"' in refused, refused[:300]
+        assert httpx.get(dispatcher.base_url + "/healthz", timeout=WAIT).status_code == 200
+        assert all(streaming(sock) for sock in streams)  # none closed to make room
+    finally:
+        for sock in streams:
+            sock.close()
     assert httpx.get(dispatcher.base_url + SMALL_ASSET, timeout=WAIT).status_code == 200  # the cap frees
+
+
+def test_room_is_made_from_silent_connections_then_idle_ones_and_uploads_last(dispatcher: DispatcherProcess) -> None:
+    """One past the cap closes, oldest first, a connection that has not sent a whole request head;
+    only when there is none, one idle between requests; an upload under way (its body owed) only
+    when there is neither. So a flood of connects that send nothing closes its own sockets, never a
+    kept-alive client's connection or an upload that came before it."""
+    upload = connect(dispatcher, OWED)  # the oldest of all
+    clients = [kept_alive(dispatcher) for _ in range(2)]
+    flood = [connect(dispatcher) for _ in range(MAX_CONNECTIONS - 3)]  # the cap full: 8
+    try:
+        flood += [connect(dispatcher) for _ in range(3 * MAX_CONNECTIONS)]  # each one past the cap
+        assert [asks(client) for client in clients] == [200, 200] and silent(upload)
+        assert [silent(sock) for sock in flood] == [False] * (3 * MAX_CONNECTIONS) + [True] * (MAX_CONNECTIONS - 3)
+        for sock in flood:
+            sock.close()
+        clients += [kept_alive(dispatcher) for _ in range(MAX_CONNECTIONS - 3)]  # the cap full again
+        newcomer = connect(dispatcher)  # closes the oldest idle one, not the older upload
+        last = connect(dispatcher)  # closes the newcomer: it had sent nothing
+        assert [silent(newcomer), silent(last)] == [False, True]
+        assert [asks(client) for client in clients[1:]] == [200] * (MAX_CONNECTIONS - 2)
+        assert asks(clients[0]) != 200  # closed to make room
+        assert answered(upload, b"{}" * 5).startswith(b"HTTP/1.1 "), "the upload was closed to make room"
+        last.close()
+        newcomer.close()
+    finally:
+        upload.close()
+        for client in clients:
+            client.close()
 
 
 def leave_one_free(pid: int) -> None:

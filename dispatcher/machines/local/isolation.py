@@ -23,7 +23,8 @@ kernel then attests the victim's own pid, launch_proof.py): the attacker is welc
 and sent its session, the caller's `body` included. `auto` says so at start-up as an error, once;
 at 1 (only a process's ancestors may attach, and bots are siblings) it is closed. A dispatcher run
 as root starts its bots with CAP_SYS_PTRACE, which Yama's 1 and 2 let through: only 3 (no
-attaching at all) closes it there.
+attaching at all) closes it there, and 3 cannot be lowered until the host reboots and stops gdb and
+strace host-wide, so the error's first advice there is to run the dispatcher as an ordinary user.
 """
 
 from __future__ import annotations
@@ -75,10 +76,8 @@ class BotIsolation:
             if scope < needed:
                 log.error("local bots can trace each other: without Landlock only Yama keeps a bot from attaching to "
                           "a young sibling and having it prove the launch for the attacker, which is then sent that "
-                          "bot's session (the caller's body included); kernel.yama.ptrace_scope is %s here. Set it "
-                          "to %d (sysctl kernel.yama.ptrace_scope=%d), run on a kernel with Landlock, or set "
-                          "LOCAL_BOT_ISOLATION=required to refuse to start without it",
-                          scope if os.path.exists(YAMA_PTRACE_SCOPE) else "absent (no Yama: 0)", needed, needed)
+                          "bot's session (the caller's body included); kernel.yama.ptrace_scope is %s here. %s",
+                          scope if os.path.exists(YAMA_PTRACE_SCOPE) else "absent (no Yama: 0)", _ptrace_remedy(needed))
             return cls(abi=0, ruleset_fd=-1)
         return cls(abi=abi, ruleset_fd=landlock.bot_ruleset(abi))
 
@@ -117,6 +116,18 @@ def ptrace_scope_needed() -> int:
     """What keeps a young bot from a sibling's ptrace without Landlock: siblings are not each other's
     ancestors (1), unless the bots start as root, whose CAP_SYS_PTRACE passes Yama below 3."""
     return YAMA_NO_ATTACH if os.geteuid() == 0 else YAMA_ATTACH_DESCENDANTS_ONLY
+
+
+def _ptrace_remedy(needed: int) -> str:
+    if needed < YAMA_NO_ATTACH:
+        return (f"Set it to {needed} (sysctl kernel.yama.ptrace_scope={needed}), run on a kernel with Landlock, or "
+                "set LOCAL_BOT_ISOLATION=required to refuse to start without it")
+    # Run as root, the bots hold CAP_SYS_PTRACE: only 3 stops them, and 3 is a one-way switch.
+    return ("The dispatcher runs as root, so its bots may trace despite Yama's 1 and 2: first run it as an "
+            f"ordinary (non-root) user, then {YAMA_ATTACH_DESCENDANTS_ONLY} is enough. Otherwise run on a kernel "
+            "with Landlock, or set LOCAL_BOT_ISOLATION=required to refuse to start without it. Setting it to "
+            f"{YAMA_NO_ATTACH} also closes it, but {YAMA_NO_ATTACH} cannot be lowered again until the host reboots, "
+            "and it stops gdb, strace and every other ptrace on the whole host, root's included")
 
 
 def protect_dispatcher() -> None:
