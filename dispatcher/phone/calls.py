@@ -28,7 +28,13 @@ from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
-from dispatcher.phone.relay import CARRIER_OVER_RATE, MAX_FRAMES_PER_SECOND, OVER_RATE, MediaSocket
+from dispatcher.phone.relay import (
+    CARRIER_OVER_RATE,
+    MAX_BYTES_PER_SECOND,
+    MAX_FRAMES_PER_SECOND,
+    OVER_RATE,
+    MediaSocket,
+)
 from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.ids import Caller, new_session_id
 from dispatcher.store.coordination import CallHandle, CallMedia
@@ -163,7 +169,8 @@ class PhoneCalls:
             side = "caller" if reason == CARRIER_OVER_RATE else "bot"
             self._timeline.note(call.session_id, "media_closed", side=side, reason="frame_rate",
                                 limit=self._max_frames_per_second,
-                                detail=f"the {side} sent more than {self._max_frames_per_second} frames a second")
+                                detail=f"the {side} sent more than {self._max_frames_per_second} frames or "
+                                       f"{MAX_BYTES_PER_SECOND >> 20} MiB a second")
         if call.media is not None:
             self.links.forget(call.media)
         if call.elsewhere is not None:

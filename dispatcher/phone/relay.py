@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -78,26 +79,54 @@ class CallStats:
     over_rate_at: float | None = None  # epoch seconds: this replica closed a side for its frame rate
 
 
-class FrameRate:
-    """A token bucket: `per_second` frames a second on average, `burst` (default: one second's) at once."""
+# A side may send this many seconds' worth at once: a carrier's or a client's frames held up by a
+# network stall arrive together (Pipecat's smallest chunk, 200 a second, after a 6 s stall).
+BURST_SECONDS = 5.0
+# Bytes a second a side may send, beside its frames: a frame may be up to the WebSocket's limit, and
+# relaying costs by the byte too (and crosses the store between replicas). 16 kHz 16-bit audio is
+# 32 KB/s, 48 kHz stereo 192 KB/s: 1 MiB/s is five times the largest.
+MAX_BYTES_PER_SECOND = 1 << 20
 
-    def __init__(self, per_second: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+
+class FrameRate:
+    """Two token buckets: `per_second` frames and MAX_BYTES_PER_SECOND bytes a second on average,
+    BURST_SECONDS' worth of each at once. A rate of `math.inf` admits everything: a side whose frames
+    were counted at the replica that read them from their socket (dispatcher/phone/store_hop.py)."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
+                 bytes_per_second: float = MAX_BYTES_PER_SECOND) -> None:
         self.per_second = per_second
-        self.burst = burst if burst is not None else per_second
-        self._tokens = self.burst
+        self.bytes_per_second = bytes_per_second if math.isfinite(per_second) else math.inf
+        self._frames = self._frame_burst = per_second * BURST_SECONDS
+        self._bytes = self._byte_burst = self.bytes_per_second * BURST_SECONDS
         self._clock = clock
         self._at = clock()
 
-    def take(self) -> bool:
-        """Whether one more frame is within the bound (it is counted if so)."""
+    def take(self, size: int = 0) -> bool:
+        """Whether one more frame of `size` bytes is within the bound (it is counted if so)."""
+        if math.isinf(self.per_second):
+            return True
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
-        self._at = now
-        if self._tokens < 1:
+        elapsed, self._at = now - self._at, now
+        self._frames = min(self._frame_burst, self._frames + elapsed * self.per_second)
+        self._bytes = min(self._byte_burst, self._bytes + elapsed * self.bytes_per_second)
+        if self._frames < 1 or self._bytes < size:
             return False
-        self._tokens -= 1
+        self._frames -= 1
+        self._bytes -= size
         return True
+
+
+def frame_size(message: Message) -> int:
+    text = message.get("text")
+    return len(text) if text is not None else len(message.get("bytes") or b"")
+
+
+def rated_here(socket: MediaSocket) -> bool:
+    """Whether the frames read from `socket` are counted here: a store hop's were counted at the
+    replica that read them from their own socket, and counting them again would count a cold
+    start's buffered backlog, sent at once, as a flood."""
+    return not getattr(socket, "rated_at_its_replica", False)
 
 
 @dataclass
@@ -111,9 +140,17 @@ class FrameRates:
     def __post_init__(self) -> None:
         self.carrier, self.bot = FrameRate(self.per_second), FrameRate(self.per_second)
 
+    def not_here(self, carrier: MediaSocket, bot: MediaSocket) -> FrameRates:
+        """Sides read through the store are not counted again here (`rated_here`)."""
+        if not rated_here(carrier):
+            self.carrier = FrameRate(math.inf)
+        if not rated_here(bot):
+            self.bot = FrameRate(math.inf)
+        return self
+
     def reason(self, ended_by: str) -> str:
         side = "the caller" if ended_by == CARRIER_OVER_RATE else "the bot"
-        return f"{side} sent more than {self.per_second} frames a second"
+        return f"{side} sent more than {self.per_second} frames or {MAX_BYTES_PER_SECOND >> 20} MiB a second"
 
 
 class CarrierBuffer:
@@ -187,7 +224,7 @@ async def relay_call(
             if message["type"] == "websocket.disconnect":
                 carrier_gone.append("carrier")
                 return
-            if not rates.carrier.take():
+            if not rates.carrier.take(frame_size(message)):
                 stats.over_rate_at = time.time()
                 carrier_gone.append(CARRIER_OVER_RATE)
                 return
@@ -233,7 +270,7 @@ async def relay_call(
             if carrier_gone:
                 stats.ended_by = carrier_gone[0]
             else:
-                stats.ended_by = await pump_both(carrier, bot, stats, rates)
+                stats.ended_by = await pump_both(carrier, bot, stats, rates.not_here(carrier, bot))
         except Exception as exc:  # a socket failed mid-call: the call is over either way
             log.info("phone call: relay ended (%s)", type(exc).__name__)
             stats.ended_by = stats.ended_by or "error"
@@ -283,7 +320,7 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
                 return "carrier"
-            if not rates.carrier.take():
+            if not rates.carrier.take(frame_size(message)):
                 return over(CARRIER_OVER_RATE)
             await bot.send(_outgoing(message))
             stats.carrier_frames += 1
@@ -294,7 +331,7 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
             if message["type"] == "websocket.disconnect":
                 # A bot at another replica closed there for its rate (dispatcher/phone/store_hop.py).
                 return BOT_OVER_RATE if message.get("reason") == BOT_OVER_RATE else "bot"
-            if not rates.bot.take():
+            if not rates.bot.take(frame_size(message)):
                 return over(BOT_OVER_RATE)
             if stats.first_bot_frame is None and is_audio(message):
                 stats.first_bot_frame = time.monotonic()

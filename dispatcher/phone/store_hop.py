@@ -41,6 +41,10 @@ DISCONNECT: Message = {"type": "websocket.disconnect", "code": 1000}
 class StoreHop:
     """A `MediaSocket` whose other end is at another replica."""
 
+    # Its frames were counted against their side's rate where they were read from their socket
+    # (dispatcher/phone/relay.py `rated_here`).
+    rated_at_its_replica = True
+
     def __init__(self, line: CallLine, lease_seconds: float) -> None:
         self.line = line
         self.dropped = 0
@@ -87,7 +91,7 @@ async def serve_relayed_media(
             stats.ended_by = "carrier"  # the carrier's replica is gone, and its call with it
             return stats
         # Here the hop is the carrier's side and the bot's socket the bot's, as at the carrier's replica.
-        stats.ended_by = await pump_both(hop, websocket, stats, rates)
+        stats.ended_by = await pump_both(hop, websocket, stats, rates.not_here(hop, websocket))
     except Exception as exc:
         log.info("phone call %s: relayed media ended (%s)", session_id, type(exc).__name__)
         stats.ended_by = stats.ended_by or "error"

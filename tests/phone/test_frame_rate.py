@@ -68,8 +68,8 @@ async def test_a_client_flooding_frames_is_closed_with_1008_and_costs_the_dispat
         cpu = cpu_seconds(dispatcher.process.pid) - cpu_before
 
         assert call.ws.close_code == 1008
-        assert call.ws.close_reason == "the caller sent more than 250 frames a second"
-        # The bound's burst (250) was relayed, the frames in flight when the socket closed were read
+        assert call.ws.close_reason == "the caller sent more than 250 frames or 1 MiB a second"
+        # The bound's burst (1,250) was relayed, the frames in flight when the socket closed were read
         # and dropped, and the client stopped at the close: nowhere near its 100,000.
         assert sent < FLOOD / 4
         assert cpu < 0.5, f"the dispatcher spent {cpu:.2f} s of CPU on {sent} frames"
@@ -81,4 +81,4 @@ async def test_a_client_flooding_frames_is_closed_with_1008_and_costs_the_dispat
         assert closed[0]["side"] == "caller" and closed[0]["reason"] == "frame_rate" and closed[0]["limit"] == 250
         names = [e["event"] for e in events]
         assert names.index("media_closed") < names.index("stop_requested")
-    assert dispatcher.log().count("sent more than 250 frames a second; its socket closed (1008)") == 1
+    assert dispatcher.log().count("sent more than 250 frames or 1 MiB a second; its socket closed (1008)") == 1

@@ -11,6 +11,7 @@ from starlette.types import Message
 from dispatcher.phone.relay import (
     BOT_OVER_RATE,
     CARRIER_OVER_RATE,
+    MAX_BYTES_PER_SECOND,
     CallStats,
     FrameRate,
     FrameRates,
@@ -33,12 +34,39 @@ class Clock:
 def test_the_bucket_takes_its_burst_at_once_then_its_rate() -> None:
     clock = Clock()
     rate = FrameRate(250, clock=clock)
-    assert all(rate.take() for _ in range(250))  # a second's worth at once: a carrier catching up after a stall
+    assert all(rate.take() for _ in range(1250))  # five seconds' worth at once: a carrier catching up after a stall
     assert not rate.take()
     clock.now += 0.1
     assert sum(rate.take() for _ in range(100)) == 25
     clock.now += 100  # idle: refilled to its burst, no more
-    assert sum(rate.take() for _ in range(1000)) == 250
+    assert sum(rate.take() for _ in range(10_000)) == 1250
+
+
+def test_pipecats_smallest_chunks_after_a_six_second_stall_pass() -> None:
+    clock = Clock()
+    rate = FrameRate(250, clock=clock)
+    clock.now += 6.0
+    assert all(rate.take(1280) for _ in range(1200))  # 200 a second held up 6 s, arriving together
+
+
+def test_big_frames_are_bounded_by_their_bytes_too() -> None:
+    clock = Clock()
+    rate = FrameRate(250, clock=clock)
+    big = 256 * 1024  # the WebSocket's frame limit: 64 MiB a second at 250 frames
+    assert sum(rate.take(big) for _ in range(100)) == (MAX_BYTES_PER_SECOND * 5) // big
+    clock.now += 1.0
+    assert sum(rate.take(big) for _ in range(100)) == MAX_BYTES_PER_SECOND // big
+
+
+def test_frames_read_through_the_store_are_not_counted_again() -> None:
+    """They were counted where they were read from their socket: a cold start's buffered backlog,
+    sent at once through the store, is no flood at the bot's replica."""
+    class Hop(Side):
+        rated_at_its_replica = True
+
+    rates = FrameRates(100).not_here(Hop(), Side())
+    assert all(rates.carrier.take(1000) for _ in range(100_000))
+    assert sum(rates.bot.take() for _ in range(1000)) == 500
 
 
 def test_a_carriers_cadence_never_reaches_the_bound() -> None:
@@ -64,13 +92,13 @@ class Flood(Side):
 async def test_a_flooding_carrier_ends_the_pump_as_over_its_rate() -> None:
     stats = CallStats()
     bot = Side()
-    assert await pump_both(Flood(1000), bot, stats, FrameRates(250)) == CARRIER_OVER_RATE
-    assert stats.carrier_frames == 250 and len(bot.sent) == 250  # the burst was relayed, the rest was not
+    assert await pump_both(Flood(2000), bot, stats, FrameRates(250)) == CARRIER_OVER_RATE
+    assert stats.carrier_frames == 1250 and len(bot.sent) == 1250  # the burst was relayed, the rest was not
     assert stats.over_rate_at is not None
 
 
 async def test_a_flooding_bot_ends_the_pump_as_over_its_rate() -> None:
-    assert await pump_both(Side(), Flood(1000), CallStats(), FrameRates(250)) == BOT_OVER_RATE
+    assert await pump_both(Side(), Flood(2000), CallStats(), FrameRates(250)) == BOT_OVER_RATE
 
 
 async def test_a_bot_closed_for_its_rate_at_another_replica_is_named_so_here() -> None:
@@ -95,23 +123,42 @@ async def run_call(carrier: Flood, bot: Flood | Side, attach_delay: float = 0) -
 
 
 async def test_the_flooding_side_is_closed_with_1008_and_the_other_as_a_call_end() -> None:
-    carrier, bot = Flood(500), Flood(0)
+    carrier, bot = Flood(1000), Flood(0)
     stats, ended = await run_call(carrier, bot)
     assert stats.ended_by == CARRIER_OVER_RATE and ended == [CARRIER_OVER_RATE]
-    assert carrier.closed == (1008, "the caller sent more than 100 frames a second")
+    assert carrier.closed == (1008, "the caller sent more than 100 frames or 1 MiB a second")
     assert bot.closed == (1000, "call ended")
 
 
 async def test_a_caller_flooding_while_its_bot_starts_is_closed_before_the_bot() -> None:
-    carrier = Flood(500)
+    carrier = Flood(1000)
     stats, ended = await run_call(carrier, Side(), attach_delay=5)
     assert stats.ended_by == CARRIER_OVER_RATE and ended == [CARRIER_OVER_RATE]
-    assert carrier.closed == (1008, "the caller sent more than 100 frames a second")
+    assert carrier.closed == (1008, "the caller sent more than 100 frames or 1 MiB a second")
 
 
 async def test_a_flooding_bot_is_closed_with_1008_and_the_caller_told_the_call_ended() -> None:
-    carrier, bot = Flood(0), Flood(500)
+    carrier, bot = Flood(0), Flood(1000)
     stats, ended = await run_call(carrier, bot)
     assert stats.ended_by == BOT_OVER_RATE and ended == [BOT_OVER_RATE]
-    assert bot.closed == (1008, "the bot sent more than 100 frames a second")
+    assert bot.closed == (1008, "the bot sent more than 100 frames or 1 MiB a second")
     assert carrier.closed == (1000, "call ended")
+
+
+class HopSide(Side):
+    """The store hop to the bot's replica, where the bot's frames were counted already."""
+
+    rated_at_its_replica = True
+
+
+async def test_a_bot_at_another_replica_is_not_counted_again_at_the_callers() -> None:
+    bot = HopSide(*[FRAME] * 2000, DISCONNECT)  # far past 100 a second, all at once: counted there, not here
+    stats, ended = await run_call(Flood(0), bot)
+    assert stats.ended_by == "bot" and ended == ["bot_hung_up"] and stats.bot_frames == 2000
+
+
+async def test_the_callers_backlog_reaching_the_bots_replica_at_once_is_not_a_flood_there() -> None:
+    """At the bot's replica the caller's side is the store hop: the frames buffered while the bot
+    started (up to 500) arrive together and were counted where the caller's socket was read."""
+    carrier = HopSide(*[FRAME] * 2000, DISCONNECT)
+    assert await pump_both(carrier, Side(), CallStats(), FrameRates(100).not_here(carrier, Side())) == "carrier"
