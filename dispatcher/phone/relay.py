@@ -84,21 +84,26 @@ class CallStats:
 BURST_SECONDS = 5.0
 # Bytes a second a side may send, beside its frames: a frame may be up to the WebSocket's limit, and
 # relaying costs by the byte too (and crosses the store between replicas). 16 kHz 16-bit audio is
-# 32 KB/s, 48 kHz stereo 192 KB/s: 1 MiB/s is five times the largest.
+# 32 KB/s, 48 kHz stereo 192 KB/s: 1 MiB/s is five times the largest. Its burst is one second's: a
+# burst crosses the store's pub/sub at once, whose subscriber is cut past 32 MB queued (Redis's and
+# Valkey's default output limit), with every call relayed to that replica (five-second bursts of eight
+# calls cut it in an attack on a local redis-server).
 MAX_BYTES_PER_SECOND = 1 << 20
+BYTE_BURST_SECONDS = 1.0
 
 
 class FrameRate:
     """Two token buckets: `per_second` frames and MAX_BYTES_PER_SECOND bytes a second on average,
-    BURST_SECONDS' worth of each at once. A rate of `math.inf` admits everything: a side whose frames
-    were counted at the replica that read them from their socket (dispatcher/phone/store_hop.py)."""
+    BURST_SECONDS' worth of frames and BYTE_BURST_SECONDS' of bytes at once. A rate of `math.inf`
+    admits everything: a side whose frames were counted at the replica that read them from their
+    socket (dispatcher/phone/store_hop.py)."""
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
                  bytes_per_second: float = MAX_BYTES_PER_SECOND) -> None:
         self.per_second = per_second
         self.bytes_per_second = bytes_per_second if math.isfinite(per_second) else math.inf
         self._frames = self._frame_burst = per_second * BURST_SECONDS
-        self._bytes = self._byte_burst = self.bytes_per_second * BURST_SECONDS
+        self._bytes = self._byte_burst = self.bytes_per_second * BYTE_BURST_SECONDS
         self._clock = clock
         self._at = clock()
 
@@ -118,8 +123,9 @@ class FrameRate:
 
 
 def frame_size(message: Message) -> int:
+    """A frame's bytes on the wire (a text frame's UTF-8, not its characters: up to four bytes each)."""
     text = message.get("text")
-    return len(text) if text is not None else len(message.get("bytes") or b"")
+    return len(text.encode()) if text is not None else len(message.get("bytes") or b"")
 
 
 def rated_here(socket: MediaSocket) -> bool:

@@ -15,6 +15,7 @@ from dispatcher.phone.relay import (
     CallStats,
     FrameRate,
     FrameRates,
+    frame_size,
     pump_both,
     relay_call,
 )
@@ -46,16 +47,21 @@ def test_pipecats_smallest_chunks_after_a_six_second_stall_pass() -> None:
     clock = Clock()
     rate = FrameRate(250, clock=clock)
     clock.now += 6.0
-    assert all(rate.take(1280) for _ in range(1200))  # 200 a second held up 6 s, arriving together
+    assert all(rate.take(320) for _ in range(1200))  # 10 ms of 16 kHz audio, 200 a second, held up 6 s
 
 
 def test_big_frames_are_bounded_by_their_bytes_too() -> None:
     clock = Clock()
     rate = FrameRate(250, clock=clock)
     big = 256 * 1024  # the WebSocket's frame limit: 64 MiB a second at 250 frames
-    assert sum(rate.take(big) for _ in range(100)) == (MAX_BYTES_PER_SECOND * 5) // big
+    assert sum(rate.take(big) for _ in range(100)) == MAX_BYTES_PER_SECOND // big  # one second's at once
     clock.now += 1.0
     assert sum(rate.take(big) for _ in range(100)) == MAX_BYTES_PER_SECOND // big
+
+
+def test_a_text_frame_is_counted_in_its_utf8_bytes() -> None:
+    assert frame_size({"type": "websocket.receive", "text": "𝄞" * 1000}) == 4000
+    assert frame_size({"type": "websocket.receive", "bytes": b"x" * 1000}) == 1000
 
 
 def test_frames_read_through_the_store_are_not_counted_again() -> None:
