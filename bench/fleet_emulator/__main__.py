@@ -40,6 +40,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fleet_emulator.cloud import app_names
+from bench.pinning import cpu_seconds
 from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, Simulation
 from bench.reserve_sim_providers import BY_NAME, Provider
 from bench.reserve_sim_stack import load_stack
@@ -88,15 +89,6 @@ def start_cloud(workdir: Path, channel_url: str, seed: int, apps: int) -> tuple[
         process.kill()
         raise RuntimeError(f"the emulated cloud did not start: {line!r}; see {workdir / 'cloud.log'}")
     return process, f"http://127.0.0.1:{int(line.split()[1])}"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process (0 once it is gone), from /proc/<pid>/stat."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:

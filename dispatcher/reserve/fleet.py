@@ -88,12 +88,12 @@ def count_fleet(views: list[ReplicaPool], image: str,
     """The deployment's reserve, each bot once: a bot that said hello at one replica while its
     launcher still counts it warming is counted where it said hello; one in `greeted` (its hello is
     recorded: held, or already claimed) is not counted warming at all."""
-    greeted = {b.bot_id for v in views for b in v.bots if b.state != "warming"} | set(greeted)
+    said_hello = {b.bot_id for v in views for b in v.bots if b.state != "warming"} | set(greeted)
     hot = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                  if b.state == "idle" and b.image == image)
     frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                     if b.state == "frozen" and b.image == image)
-    warming = len({b.bot_id for v in views for b in v.bots if b.state == "warming"} - greeted)
+    warming = len({b.bot_id for v in views for b in v.bots if b.state == "warming"} - said_hello)
     back = {b.bot_id for v in views for b in v.bots if b.state == "idle"}  # a resumed bot, hot at another replica
     resuming = len({b.bot_id for v in views for b in v.bots if b.state == "resuming"} - back)
     return hot, frozen, Fleet([b.since for b in hot], [b.since for b in frozen], warming=warming,

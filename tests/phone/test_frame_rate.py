@@ -9,13 +9,13 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 from pathlib import Path
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from bench.pinning import cpu_seconds
 from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import metric, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_calls import CUSTOM
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.slow  # a real dispatcher and bot process
 
 FLOOD = 100_000  # frames the client may send as fast as it can: ~1.5 s of the dispatcher's CPU, relayed
 CLOSED = 'voicefleet_phone_frame_rate_closes_total{provider="local",side="caller"}'
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 async def test_a_client_flooding_frames_is_closed_with_1008_and_costs_the_dispatcher_little(
