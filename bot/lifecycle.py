@@ -117,6 +117,18 @@ class SessionLifecycle:
             yield
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)  # restores the default action, which kills the process…
+                signal.signal(sig, _already_ending)  # …mid-teardown: its `ended` report and its last spans
             for handle in self._timers:
                 handle.cancel()
+
+
+def _already_ending(signum: int, frame: object) -> None:
+    """A stop signal after the session ended: the process is already on its bounded way out.
+
+    The dispatcher stops a session's machine when its call or peer is gone, which is often the very
+    moment the bot ends by itself; the default action would kill it while it sends its `ended`
+    report and flushes the session's spans (found losing `bot.session` under load). Whoever stops
+    it still kills it if it outstays the grace it gives (the local provider's `stop_grace_seconds`,
+    ECS's `stopTimeout`, a GCE or Fly stop's).
+    """
