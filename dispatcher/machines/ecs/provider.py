@@ -29,6 +29,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.ecs.identity import EcsTaskIdentity, TaskRole, sts_endpoint, task_roles
 from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
 from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
@@ -215,7 +216,7 @@ class EcsMachines:
             connect_timeout=settings.connect_timeout,
         )
         self._backoff = Backoff(attempts=5, base=0.2, cap=2.0, deadline=settings.retry_deadline)
-        self._arns: dict[str, str] = {}  # session id -> task ARN; a cache, the tags are the record
+        self._arns: Recent[str, str] = Recent()  # session id -> task ARN; a cache, the tags are the record
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         """`operation` with bounded retries of throttling, server errors and lost answers; an

@@ -32,6 +32,7 @@ from dispatcher.machines.ecs.provider import (
     EcsSettings,
     to_machine,
 )
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import CreateLimits
@@ -59,7 +60,7 @@ class EcsWarmMachines(EcsMachines):
         # session): its task definition, which (family:revision or ARN) also fixes the image.
         self.transport = transport
         self.bot_image = settings.task_definition_for(transport)
-        self._idle_arns: dict[str, str] = {}  # bot id → task ARN (launched by this replica)
+        self._idle_arns: Recent[str, str] = Recent()  # bot id → task ARN (launched by this replica)
 
     @property
     def create_rate(self) -> Rate:

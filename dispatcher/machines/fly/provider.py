@@ -37,6 +37,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.fly.creates import app_creates
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
@@ -190,17 +191,17 @@ class FlyMachines:
         self._clients = {app: HttpClient(f"{settings.api_host}/v1/apps/{app}",
                                          headers={"Authorization": f"Bearer {settings.api_token}"},
                                          timeout=settings.timeout) for app in apps}
-        self._app_of: dict[str, str] = {}  # Fly machine id → its app, as created or listed here
+        self._app_of: Recent[str, str] = Recent()  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
         self.creates = app_creates(apps, coordination, settings.create_rate)
         # Lists are app-wide at Fly (1/s, burst 3): each app's counted once for the deployment, as creates are.
         self.lists = Creates("fly", coordination, settings.list_rate, groups=apps, action="list")
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
         # list call; a replica without the entry finds the machine by metadata.
-        self._ids: dict[str, str] = {}
+        self._ids: Recent[str, str] = Recent()
         # Machines launched here and not yet waited on (`?wait=started` follows its launch at
         # once): oldest first, bounded, so starts that never wait cannot grow it.
-        self._launched: dict[str, Machine] = {}
+        self._launched: Recent[str, Machine] = Recent(LAUNCHED_KEPT)
         # A bot's hello must carry its Machine's OIDC token: its launch credential alone, readable
         # in the machine's config, admits nothing (docs/security.md).
         self.identity = FlyMachineIdentity(
@@ -296,8 +297,6 @@ class FlyMachines:
 
     def _remember_launch(self, machine: Machine) -> None:
         self._launched[machine.session_id] = machine
-        if len(self._launched) > LAUNCHED_KEPT:
-            del self._launched[next(iter(self._launched))]
 
     async def _list_in(self, app: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         await self.lists.cold_turn(app)

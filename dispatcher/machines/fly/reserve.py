@@ -34,6 +34,7 @@ from dispatcher.machines.fly.provider import (
     FlySettings,
     to_machine,
 )
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import Coordination
 
@@ -50,10 +51,10 @@ class FlyWarmMachines(FlyMachines):
         self.channel_url = channel_url
         self.bot_image = settings.image
         # bot id → Fly machine id: launched by this replica, or proved by the bot's hello here
-        self._idle_ids: dict[str, str] = {}
+        self._idle_ids: Recent[str, str] = Recent()
         # bot id → Fly machine id of the bots claimed here: a claimed bot re-dials with its idle
         # credential for its whole session, and a machine of its name in another app must stay refused.
-        self._claimed_ids: dict[str, str] = {}
+        self._claimed_ids: Recent[str, str] = Recent(CLAIMED_KEPT)
 
     def known_id(self, grant: BotGrant) -> str | None:
         if grant.kind == "idle":
@@ -127,8 +128,6 @@ class FlyWarmMachines(FlyMachines):
                 raise self._failed(response, "tag a claimed reserve machine")
         self._idle_ids.pop(bot_id, None)
         self._claimed_ids[bot_id] = machine_id
-        if len(self._claimed_ids) > CLAIMED_KEPT:
-            del self._claimed_ids[next(iter(self._claimed_ids))]
         self._ids[spec.session_id] = machine_id
         got = await self._request("GET", f"/machines/{machine_id}")
         if got.status_code != 200:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dispatcher.machines.base import MachinesError
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
@@ -34,7 +35,7 @@ class ClaimedVms:
     def __init__(self, request: Request, refusal: Refusal) -> None:
         self._request = request
         self._refusal = refusal
-        self._names: dict[str, str] = {}
+        self._names: Recent[str, str] = Recent()
 
     def name(self, session_id: str) -> str | None:
         return self._names.get(session_id)
