@@ -106,6 +106,14 @@ def voiced(speech: Pcm) -> Pcm:
     return Pcm(speech.samples[blocks[0] : blocks[-1] + FRAME], speech.sample_rate)
 
 
+def turns_heard(dispatcher: DispatcherProcess, reply_seconds: float) -> str:
+    """Why an echo fell short, in the bot's own words: the turns its parrot answered and took back, and
+    Pipecat's VAD ending a turn because no audio came for a second (a stalled path, not the relay)."""
+    said = [line.rsplit(" - ", 1)[-1] for line in dispatcher.log_path.read_text().splitlines()
+            if "parrot:" in line or "forcing speech stop" in line]
+    return f"a {reply_seconds:.2f} s reply; the bot said: {said}"
+
+
 @pytest.fixture(scope="module")
 def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py")}
@@ -132,7 +140,8 @@ async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
             await client.say(speech.samples.astype(np.int16).tobytes())
             # The reply: a beep, then the utterance itself, sample for sample (no codec on this path).
             reply = await client.reply(timeout=30)
-            assert echo_similarity(voiced(speech), np.frombuffer(reply, dtype=np.int16), RATE) > 0.6
+            similarity = echo_similarity(voiced(speech), np.frombuffer(reply, dtype=np.int16), RATE)
+            assert similarity > 0.6, turns_heard(parrot_dispatcher, len(reply) / 2 / RATE)
         finally:
             await client.hang_up()
         assert await wait_active_sessions(api, 0) == 0  # the client hung up: its machine ended
