@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from bench.pinning import cpu_seconds
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.fakes.server import FakeApi, serve
@@ -225,14 +226,6 @@ def main() -> int:
                 log = dispatcher.log()
                 print("dispatcher log (tail):\n" + log[-3000:], file=sys.stderr)
     return 1 if problems else 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux)."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def record_arrival(fake: FakeApi) -> None:

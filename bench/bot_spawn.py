@@ -26,8 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.pinning import cpu_seconds
+
 REPO = Path(__file__).resolve().parents[1]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_ARGS = ("--port", "0", "--connect-timeout", "60")
 ARMS = ("compiled", "source")
 
@@ -56,12 +57,6 @@ def bot_env(pycache: Path | None = None, *, write_bytecode: bool = False) -> dic
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
 def queued_seconds(pid: int) -> float:

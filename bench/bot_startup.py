@@ -37,10 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.pinning import cpu_seconds  # noqa: E402
 from tests.support.webrtc_client import WebRTCClient  # noqa: E402
 
 SPEECH_WAV = REPO / "tests" / "fixtures" / "speech16k.wav"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
@@ -55,12 +55,6 @@ def bot_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("DAILY_")}
     env["PYTHONPATH"] = str(REPO)
     return env
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
 def rss_mib(pid: int) -> float:
