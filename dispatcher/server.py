@@ -303,6 +303,9 @@ def uvicorn_config(
         http=protocol,
         ws="websockets-sansio",  # the bot control channel (GET /bots/channel)
         ws_max_size=MAX_FRAME_BYTES,
+        # Audio does not deflate, and a compressed frame is bytes to inflate that its sender never
+        # sent: 4 MiB of relayed frames for ~5 KiB on the wire, filling any byte bound for free.
+        ws_per_message_deflate=False,
         h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
         timeout_keep_alive=keep_alive_seconds,
         timeout_graceful_shutdown=graceful_shutdown_seconds,

@@ -39,6 +39,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketState
 
 import dispatcher.tracing as tracing
+from dispatcher.store.media_bus import LINE_LOST
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -53,6 +54,9 @@ MAX_BUFFERED_BYTES = 1024 * 1024
 MAX_FRAMES_PER_SECOND = 250
 CLOSE_OVER_RATE = 1008  # policy violation
 CARRIER_OVER_RATE, BOT_OVER_RATE = "carrier_frame_rate", "bot_frame_rate"
+# The other side's socket, at another replica, could not be reached through the store (that replica or
+# the store gone quiet): neither side hung up, and the session says so.
+BOT_UNREACHABLE, CARRIER_UNREACHABLE = "bot_unreachable", "carrier_unreachable"
 OVER_RATE = frozenset({CARRIER_OVER_RATE, BOT_OVER_RATE})
 
 
@@ -75,7 +79,8 @@ class CallStats:
     carrier_frames: int = 0
     bot_frames: int = 0
     dropped: int = 0
-    ended_by: str | None = None  # "carrier" / "bot" / "start_failed" / CARRIER_OVER_RATE / BOT_OVER_RATE
+    # "carrier" / "bot" / "start_failed" / CARRIER_OVER_RATE / BOT_OVER_RATE / BOT_UNREACHABLE / CARRIER_UNREACHABLE
+    ended_by: str | None = None
     over_rate_at: float | None = None  # epoch seconds: this replica closed a side for its frame rate
 
 
@@ -128,6 +133,13 @@ def frame_size(message: Message) -> int:
     return len(text.encode()) if text is not None else len(message.get("bytes") or b"")
 
 
+def hop_lost(socket: MediaSocket, disconnect: Message) -> bool:
+    """Whether a side's end is its store hop's line lost (dispatcher/store/media_bus.py), not a hang-up:
+    the other replica or the store stopped answering. A socket's own close reason is its client's
+    words, and names nothing here."""
+    return not rated_here(socket) and disconnect.get("reason") in LINE_LOST
+
+
 def rated_here(socket: MediaSocket) -> bool:
     """Whether the frames read from `socket` are counted here: a store hop's were counted at the
     replica that read them from their own socket, and counting them again would count a cold
@@ -160,35 +172,33 @@ class FrameRates:
 
 
 class CarrierBuffer:
-    """The carrier's frames that arrived before the bot: handshake kept, the rest bounded."""
+    """The carrier's frames that arrived before the bot: handshake kept, the rest bounded. Its
+    bytes are the frames' bytes on the wire (`frame_size`), the handshake's included: all of it is
+    sent to the bot at once when it attaches, through the store when the bot is at another replica."""
 
     def __init__(self, limit: int = MAX_BUFFERED, byte_limit: int = MAX_BUFFERED_BYTES) -> None:
         self.handshake: list[Message] = []
         self.media: deque[Message] = deque()
         self.limit, self.byte_limit = limit, byte_limit
-        self.media_bytes = 0
+        self.bytes = 0
         self.dropped = 0
 
     def add(self, message: Message) -> None:
+        self.bytes += frame_size(message)
         if len(self.handshake) < HANDSHAKE_FRAMES:
             self.handshake.append(message)
             return
         self.media.append(message)
-        self.media_bytes += _size(message)
-        while self.media and (len(self.media) > self.limit or self.media_bytes > self.byte_limit):
-            self.media_bytes -= _size(self.media.popleft())
+        while self.media and (len(self.media) > self.limit or self.bytes > self.byte_limit):
+            self.bytes -= frame_size(self.media.popleft())
             self.dropped += 1
 
     def drain(self) -> list[Message]:
         frames = [*self.handshake, *self.media]
         self.handshake.clear()
         self.media.clear()
-        self.media_bytes = 0
+        self.bytes = 0
         return frames
-
-
-def _size(message: Message) -> int:
-    return len(message.get("text") or message.get("bytes") or b"")
 
 
 async def relay_call(
@@ -216,6 +226,11 @@ async def relay_call(
                         if message["type"] == "websocket.disconnect":
                             stats.ended_by = "carrier"
                             tracing.failed(span, "carrier_hung_up")
+                            return stats
+                        if not rates.carrier.take(frame_size(message)):  # counted as every frame is
+                            stats.over_rate_at, stats.ended_by = time.time(), CARRIER_OVER_RATE
+                            tracing.failed(span, CARRIER_OVER_RATE)
+                            await _close_over_rate(carrier, rates, stats)
                             return stats
                         buffer.add(message)
             except TimeoutError:
@@ -300,7 +315,7 @@ async def relay_call(
 def _end_reason(ended_by: str | None) -> str:
     if ended_by in ("carrier", "bot"):
         return f"{ended_by}_hung_up"
-    return ended_by if ended_by in OVER_RATE else "relay_error"
+    return ended_by if ended_by in OVER_RATE | {BOT_UNREACHABLE, CARRIER_UNREACHABLE} else "relay_error"
 
 
 async def _close_over_rate(socket: MediaSocket, rates: FrameRates, stats: CallStats) -> None:
@@ -325,7 +340,7 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
         while True:
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
-                return "carrier"
+                return CARRIER_UNREACHABLE if hop_lost(carrier, message) else "carrier"
             if not rates.carrier.take(frame_size(message)):
                 return over(CARRIER_OVER_RATE)
             await bot.send(_outgoing(message))
@@ -335,8 +350,11 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
         while True:
             message = await bot.receive()
             if message["type"] == "websocket.disconnect":
-                # A bot at another replica closed there for its rate (dispatcher/phone/store_hop.py).
-                return BOT_OVER_RATE if message.get("reason") == BOT_OVER_RATE else "bot"
+                # Through the store hop (dispatcher/phone/store_hop.py), the reason the line ended: the
+                # bot closed at its replica for its rate, or that replica could not be reached.
+                if not rated_here(bot) and message.get("reason") == BOT_OVER_RATE:
+                    return BOT_OVER_RATE
+                return BOT_UNREACHABLE if hop_lost(bot, message) else "bot"
             if not rates.bot.take(frame_size(message)):
                 return over(BOT_OVER_RATE)
             if stats.first_bot_frame is None and is_audio(message):

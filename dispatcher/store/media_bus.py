@@ -43,6 +43,10 @@ from dispatcher.store.subscription import listen_forever
 log = logging.getLogger("dispatcher.store.media")
 
 TEXT, BINARY, HELLO, END, KEEPALIVE = b"T", b"B", b"H", b"E", b"K"
+# How a line ends when the other replica cannot be reached (not because either side of the call
+# hung up): nothing heard from it for the line's lease, the store not answering, no one subscribed.
+PEER_SILENT, STORE_UNAVAILABLE, PEER_GONE = "peer_silent", "store_unavailable", "peer_gone"
+LINE_LOST = frozenset({PEER_SILENT, STORE_UNAVAILABLE, PEER_GONE})
 MAX_QUEUED = 500  # frames received and not yet sent on (as the carrier buffer: 10 s of 20 ms frames)
 MAX_QUEUED_BYTES = 1024 * 1024
 SUBSCRIBE_SECONDS = 5.0
@@ -98,7 +102,7 @@ class CallLine:
             self._ready.clear()
             left = self.last_heard + dead_after - time.monotonic()
             if left <= 0:
-                self.end("peer_silent")
+                self.end(PEER_SILENT)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), left)
@@ -113,7 +117,7 @@ class CallLine:
         try:
             reply = await self._bus.publish(self.peer, self.session_id, kind + payload)
         except StoreUnavailable:
-            self.end("store_unavailable")
+            self.end(STORE_UNAVAILABLE)
             return False
         reply.add_done_callback(self._replied)
         if confirmed:
@@ -123,9 +127,9 @@ class CallLine:
 
     def _replied(self, reply: asyncio.Future[int]) -> None:
         if reply.cancelled() or reply.exception() is not None:
-            self.end("store_unavailable")
+            self.end(STORE_UNAVAILABLE)
         elif not reply.result():
-            self.end("peer_gone")
+            self.end(PEER_GONE)
 
     def keep_alive(self, interval: float) -> None:
         """Tells the other replica every `interval` seconds that this one lives (until closed)."""

@@ -145,3 +145,18 @@ async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
         finally:
             await client.hang_up()
         assert await wait_active_sessions(api, 0) == 0  # the client hung up: its machine ended
+
+
+async def test_a_relayed_socket_is_not_compressed_though_the_client_offers_it(
+    parrot_dispatcher: DispatcherProcess,
+) -> None:
+    """Audio does not deflate, and an inflated frame is bytes its sender never sent: a compressed
+    socket fills the relay's byte bound with a few KiB on the wire (docs/security.md)."""
+    async with httpx.AsyncClient(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        started = (await api.post("/start", json={"transport": "websocket"})).json()
+        # websockets' client offers permessage-deflate unless told not to.
+        async with connect(f"{started['wsUrl']}/{started['token']}", proxy=None, open_timeout=10) as ws:
+            assert "permessage-deflate" in (ws.request.headers.get("Sec-WebSocket-Extensions") or "")
+            assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert await wait_active_sessions(api, 0) == 0

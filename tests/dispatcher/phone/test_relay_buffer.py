@@ -31,15 +31,22 @@ def frame(n: int, size: int) -> dict[str, object]:
     return {"type": "websocket.receive", "bytes": bytes([n]) * size}
 
 
-def test_large_frames_are_bounded_by_bytes_too_oldest_dropped_handshake_kept() -> None:
-    buffer = CarrierBuffer(limit=500, byte_limit=1000)
-    buffer.add(frame(0, 900))  # the handshake is kept whatever its size
-    buffer.add(frame(1, 900))
+def test_large_frames_are_bounded_by_bytes_too_oldest_dropped_handshake_kept_and_counted() -> None:
+    buffer = CarrierBuffer(limit=500, byte_limit=2500)
+    buffer.add(frame(0, 900))  # the handshake is kept whatever its size, and its bytes count: all of
+    buffer.add(frame(1, 900))  # it goes to the bot at once when it attaches
     for n in range(2, 12):
         buffer.add(frame(n, 300))
-    assert buffer.media_bytes <= 1000
-    assert [m["bytes"][0] for m in buffer.drain()] == [0, 1, 9, 10, 11]
-    assert buffer.dropped == 7
+    assert buffer.bytes == 1800 + 600
+    assert [m["bytes"][0] for m in buffer.drain()] == [0, 1, 10, 11]
+    assert buffer.dropped == 8 and buffer.bytes == 0
+
+
+def test_text_frames_are_held_by_their_utf8_bytes() -> None:
+    buffer = CarrierBuffer(limit=500, byte_limit=1000)
+    for _ in range(HANDSHAKE_FRAMES + 10):
+        buffer.add({"type": "websocket.receive", "text": "𝄞" * 50})  # 50 characters, 200 bytes
+    assert buffer.bytes == 1000 and len(buffer.media) == 3
 
 
 def test_the_default_byte_bound_keeps_10_s_of_twilio_audio_and_caps_large_frames() -> None:
@@ -50,5 +57,5 @@ def test_the_default_byte_bound_keeps_10_s_of_twilio_audio_and_caps_large_frames
     assert buffer.dropped == 0
     for n in range(500):
         buffer.add(frame(n % 256, 64 * 1024))
-    assert buffer.media_bytes <= MAX_BUFFERED_BYTES < 500 * 64 * 1024
-    assert len(buffer.media) == MAX_BUFFERED_BYTES // (64 * 1024)
+    assert buffer.bytes <= MAX_BUFFERED_BYTES < 500 * 64 * 1024
+    assert len(buffer.media) == (MAX_BUFFERED_BYTES - 2 * len(twilio_frame)) // (64 * 1024)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from starlette.types import Message
 
 from dispatcher.phone.relay import (
     BOT_OVER_RATE,
+    BOT_UNREACHABLE,
     CARRIER_OVER_RATE,
+    CARRIER_UNREACHABLE,
     MAX_BYTES_PER_SECOND,
     CallStats,
     FrameRate,
@@ -19,9 +22,16 @@ from dispatcher.phone.relay import (
     pump_both,
     relay_call,
 )
+from dispatcher.store.media_bus import LINE_LOST
 from tests.dispatcher.phone.test_relay_ends import DISCONNECT, Side
 
 FRAME: Message = {"type": "websocket.receive", "text": '{"event": "media"}'}
+
+
+class HopSide(Side):
+    """The store hop to the other side's replica, where that side's frames were counted already."""
+
+    rated_at_its_replica = True
 
 
 class Clock:
@@ -107,8 +117,22 @@ async def test_a_flooding_bot_ends_the_pump_as_over_its_rate() -> None:
     assert await pump_both(Side(), Flood(2000), CallStats(), FrameRates(250)) == BOT_OVER_RATE
 
 
+@pytest.mark.parametrize("lost", sorted(LINE_LOST))
+async def test_a_side_whose_replica_could_not_be_reached_is_not_named_as_hanging_up(lost: str) -> None:
+    gone = {**DISCONNECT, "reason": lost}  # the store hop's end: the store or the other replica gone quiet
+    assert await pump_both(Side(), HopSide(gone), CallStats()) == BOT_UNREACHABLE
+    assert await pump_both(HopSide(gone), Side(), CallStats()) == CARRIER_UNREACHABLE
+
+
+async def test_a_side_that_hung_up_at_another_replica_or_here_is_named_so() -> None:
+    assert await pump_both(Side(), HopSide({**DISCONNECT, "reason": "bot_hung_up"}), CallStats()) == "bot"
+    # A socket's own close reason is its client's words: a bot or caller saying "store_unavailable" hung up.
+    assert await pump_both(Side(), Side({**DISCONNECT, "reason": "store_unavailable"}), CallStats()) == "bot"
+    assert await pump_both(Side({**DISCONNECT, "reason": "peer_silent"}), Side(), CallStats()) == "carrier"
+
+
 async def test_a_bot_closed_for_its_rate_at_another_replica_is_named_so_here() -> None:
-    bot = Side({**DISCONNECT, "reason": BOT_OVER_RATE})  # the store hop's end, as the other replica finished it
+    bot = HopSide({**DISCONNECT, "reason": BOT_OVER_RATE})  # the store hop's end, as the other replica finished it
     stats = CallStats()
     assert await pump_both(Side(), bot, stats) == BOT_OVER_RATE
     assert stats.over_rate_at is None  # closed and logged there, not here
@@ -151,12 +175,6 @@ async def test_a_flooding_bot_is_closed_with_1008_and_the_caller_told_the_call_e
     assert carrier.closed == (1000, "call ended")
 
 
-class HopSide(Side):
-    """The store hop to the bot's replica, where the bot's frames were counted already."""
-
-    rated_at_its_replica = True
-
-
 async def test_a_bot_at_another_replica_is_not_counted_again_at_the_callers() -> None:
     bot = HopSide(*[FRAME] * 2000, DISCONNECT)  # far past 100 a second, all at once: counted there, not here
     stats, ended = await run_call(Flood(0), bot)
@@ -168,3 +186,25 @@ async def test_the_callers_backlog_reaching_the_bots_replica_at_once_is_not_a_fl
     started (up to 500) arrive together and were counted where the caller's socket was read."""
     carrier = HopSide(*[FRAME] * 2000, DISCONNECT)
     assert await pump_both(carrier, Side(), CallStats(), FrameRates(100).not_here(carrier, Side())) == "carrier"
+
+
+async def test_the_handshake_frames_count_against_the_callers_bytes() -> None:
+    """A carrier's first two frames are read before the bot is asked for: they are frames like any
+    other, and two that are over a second's bytes end the call before any session starts."""
+    most = {"type": "websocket.receive", "bytes": b"x" * (MAX_BYTES_PER_SECOND * 6 // 10)}
+    carrier = Flood(0)
+    carrier.frames.put_nowait(most)
+    carrier.frames.put_nowait(most)
+    attached: list[bool] = []
+    ended: list[str] = []
+
+    async def attach() -> Any:
+        attached.append(True)
+        return Side(DISCONNECT)
+
+    async def end(reason: str) -> None:
+        ended.append(reason)
+
+    stats = await relay_call(carrier, attach, end, handshake_seconds=5)  # type: ignore[arg-type]
+    assert stats.ended_by == CARRIER_OVER_RATE and attached == [] and ended == []  # no session was started
+    assert carrier.closed is not None and carrier.closed[0] == 1008
