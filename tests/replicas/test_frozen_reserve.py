@@ -44,6 +44,10 @@ def env(fly: FakeFly, channel_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def deployment(tmp_path: Path, fake_fly: FakeFly) -> Iterator[tuple[DispatcherProcess, FlyBots]]:
+    # Every /metrics read lists the machines, and the test reads it in loops: Fly's list limit (the
+    # fake's 1/s, burst 3) answered one of them 503 after the dispatcher's retries. Lists are not what
+    # this tests; the dispatcher's own bound is lifted to match (FLY_LIST_RATE in `env`).
+    fake_fly.list_per_second, fake_fly.list_burst = 1000, 1000
     with ExitStack() as stack:
         balancer = stack.enter_context(front())
         channel_url = f"ws://127.0.0.1:{balancer.port}{CHANNEL_PATH}"
