@@ -56,7 +56,7 @@ CLOSE_OVER_RATE = 1008  # policy violation
 CARRIER_OVER_RATE, BOT_OVER_RATE = "carrier_frame_rate", "bot_frame_rate"
 # The other side's socket, at another replica, could not be reached through the store (that replica or
 # the store gone quiet): neither side hung up, and the session says so.
-BOT_UNREACHABLE, CARRIER_UNREACHABLE = "bot_unreachable", "carrier_unreachable"
+BOT_UNREACHABLE, CARRIER_UNREACHABLE = "bot_media_unreachable", "carrier_media_unreachable"
 OVER_RATE = frozenset({CARRIER_OVER_RATE, BOT_OVER_RATE})
 
 

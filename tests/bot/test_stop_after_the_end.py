@@ -9,8 +9,10 @@ still export `bot.session` and exit 0."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.support.otlp_receiver import otlp_receiver
@@ -49,3 +51,38 @@ def test_a_sigterm_after_the_session_ended_still_lets_the_bot_flush_its_spans_an
         assert done.stdout.strip() == "flushed"
         spans = received.wait_for(lambda s: any(x.name == "bot.session" for x in s), timeout=10)
     assert [span.trace_id for span in spans if span.name == "bot.session"] == [TRACE_ID]
+
+
+ENDED_THEN_STUCK = """
+import asyncio, os, signal, sys, time
+import bot.lifecycle
+from bot.lifecycle import EndReason, SessionLifecycle
+
+bot.lifecycle.EXIT_DEADLINE_SECONDS = 1
+
+async def session() -> None:
+    lifecycle = SessionLifecycle()
+    with lifecycle.signals_end_session():
+        lifecycle.end(EndReason.PIPELINE_FINISHED)
+
+asyncio.run(session())
+for _ in range(int(sys.argv[1])):
+    os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)  # a way out that never ends (a collector that never answers the spans' flush, say)
+print("outlived its stop")
+"""
+
+
+def test_a_bot_stuck_on_its_way_out_after_a_stop_is_ended_by_the_exit_deadline() -> None:
+    # A dead dispatcher sends one SIGTERM (the parent-death signal), and nothing follows it.
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", ENDED_THEN_STUCK, "1"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == -signal.SIGALRM and "outlived" not in done.stdout, done.stderr[-2000:]
+    assert time.monotonic() - began < 20
+
+
+def test_a_second_stop_signal_after_the_end_acts_at_once() -> None:
+    done = subprocess.run([sys.executable, "-c", ENDED_THEN_STUCK, "2"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
