@@ -77,18 +77,20 @@ class Planned:
 
 
 def warming_ids(views: list[ReplicaPool]) -> list[str]:
-    """The bots the replicas' views count warming and none holds yet: those the store's hello
-    records may show to have dialled in since their launcher last published."""
+    """The bots the replicas' views count warming and none holds yet: those the store's claim
+    records may show to have been taken since their launcher last published."""
     held = {b.bot_id for v in views for b in v.bots if b.state != "warming"}
     return sorted({b.bot_id for v in views for b in v.bots if b.state == "warming"} - held)
 
 
 def count_fleet(views: list[ReplicaPool], image: str,
-                greeted: Set[str] = frozenset()) -> tuple[list[HotBot], list[HotBot], Fleet]:
+                claimed: Set[str] = frozenset()) -> tuple[list[HotBot], list[HotBot], Fleet]:
     """The deployment's reserve, each bot once: a bot that said hello at one replica while its
-    launcher still counts it warming is counted where it said hello; one in `greeted` (its hello is
-    recorded: held, or already claimed) is not counted warming at all."""
-    said_hello = {b.bot_id for v in views for b in v.bots if b.state != "warming"} | set(greeted)
+    launcher still counts it warming is counted where it said hello; one in `claimed` (a session took
+    it since its launcher published) is not counted at all. A bot whose hello no view shows yet (it
+    came after its replica published, in the very tick that plans) stays counted warming: it is
+    ready, and not counting it launched a bot too many."""
+    said_hello = {b.bot_id for v in views for b in v.bots if b.state != "warming"} | set(claimed)
     hot = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                  if b.state == "idle" and b.image == image)
     frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
@@ -133,10 +135,10 @@ class FleetPlanning:
         views = await self._pool.views()
         # A launcher counts its bot warming until its own next tick after the bot's hello elsewhere,
         # and its view is as old as that tick: a bot claimed at once where it dialled would be
-        # counted a tick or two more (a burst's claims, every one a launch held back). The hello
+        # counted a tick or two more (a burst's claims, every one a launch held back). The claim
         # records say it now, in one read.
-        greeted = await self._claims.greeted(warming_ids(views))
-        hot, frozen, fleet = count_fleet(views, image, greeted)
+        claimed = await self._claims.claimed_among(warming_ids(views))
+        hot, frozen, fleet = count_fleet(views, image, claimed)
         plan = self.sizer.plan(epoch, fleet, limit.spare)
         if epoch - self._saved >= SAVE_EVERY_SECONDS:
             await self._pool.save(self.sizer.to_dict())

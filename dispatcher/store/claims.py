@@ -88,11 +88,19 @@ class BotClaims:
 
     async def greeted(self, bot_ids: list[str]) -> set[str]:
         """Those of `bot_ids` that said hello at some replica."""
+        return await self._recorded("hello", bot_ids)
+
+    async def claimed_among(self, bot_ids: list[str]) -> set[str]:
+        """Those of `bot_ids` a session has claimed."""
+        return await self._recorded("claim", bot_ids)
+
+    async def _recorded(self, kind: str, bot_ids: list[str]) -> set[str]:
+        """Those of `bot_ids` with a `<kind>:<bot id>` record, in one read."""
         if not bot_ids:
             return set()
-        keys = [self._store.key("hello", bot_id) for bot_id in bot_ids]
+        keys = [self._store.key(kind, bot_id) for bot_id in bot_ids]
         found = await self._store.call(lambda: self._store.redis.mget(keys))
-        return {bot_id for bot_id, replica in zip(bot_ids, found, strict=True) if replica is not None}
+        return {bot_id for bot_id, value in zip(bot_ids, found, strict=True) if value is not None}
 
 
 def _remaining(until: int, longest: int) -> int:

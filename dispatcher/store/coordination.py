@@ -63,6 +63,10 @@ class Claims(Protocol):
         """Those of `bot_ids` that said hello at another replica."""
         ...
 
+    async def claimed_among(self, bot_ids: list[str]) -> set[str]:
+        """Those of `bot_ids` a session has claimed (at any replica)."""
+        ...
+
     async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
         """A frozen bot is thawed: its next idle hello, at any replica, is admitted once, for `waiter`."""
         ...

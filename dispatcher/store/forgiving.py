@@ -95,6 +95,10 @@ class ForgivingClaims:
         return await forgiving(lambda: self._claims.greeted(bot_ids), lambda: self._alone.greeted(bot_ids),
                                "hellos at other replicas")
 
+    async def claimed_among(self, bot_ids: list[str]) -> set[str]:
+        return await forgiving(lambda: self._claims.claimed_among(bot_ids),
+                               lambda: self._alone.claimed_among(bot_ids), "claims at other replicas")
+
     async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
         await forgiving(lambda: self._claims.expect_back(bot_id, waiter, seconds),
                         lambda: self._alone.expect_back(bot_id, waiter, seconds), f"thaw of bot {shown(bot_id)}")

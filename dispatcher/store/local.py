@@ -69,6 +69,9 @@ class LocalClaims:
     async def greeted(self, bot_ids: list[str]) -> set[str]:
         return set()  # every bot this process launched dials this process
 
+    async def claimed_among(self, bot_ids: list[str]) -> set[str]:
+        return set()  # a claim here takes the bot out of this process's own count at once
+
     async def expect_back(self, bot_id: str, waiter: str, seconds: float) -> None:
         self._thawing[bot_id] = waiter
 

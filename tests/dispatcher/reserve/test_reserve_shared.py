@@ -217,19 +217,34 @@ async def test_an_idle_bot_held_at_another_replica_can_be_claimed_if_it_fits(sto
         await holder.aclose()
 
 
-async def test_the_planner_does_not_count_warming_a_bot_whose_hello_is_recorded_though_its_launcher_still_lists_it(
+async def test_the_planner_does_not_count_warming_a_bot_claimed_though_its_launcher_still_lists_it(
         stores) -> None:
     """The launcher's view is as old as its last tick: a bot that dialled another replica and was
-    claimed there at once is still listed warming in it. The planner reads the hello records and
+    claimed there at once is still listed warming in it. The planner reads the claim records and
     refills its place now, not a tick or two later."""
     here, there = stores
     await RedisCoordination(here.settings).pool.publish(
         ReplicaPool("r-0", (PoolBot("dialled-elsewhere", "warming", time.time(), "img"),), 0))
-    await BotClaims(here).hello("dialled-elsewhere")  # said hello (and was claimed) at a replica
+    await BotClaims(here).hello("dialled-elsewhere")  # said hello at a replica…
+    await BotClaims(here).claim("dialled-elsewhere", "s-1")  # …and was claimed there
     machines, clock = Machines(), [1000.0]
     planner = reserve(there, machines, clock)
     await planner.refill()
     assert len(machines.launched) == 1  # the minimum of one, not held back for the bot already serving
+
+
+async def test_a_bot_whose_hello_no_view_shows_yet_is_still_counted(stores) -> None:
+    """Its replica published its view just before the hello came, in the very tick that plans: the
+    bot is ready, not gone, and counting it nowhere launched one bot too many (three replicas held
+    three idle bots for a minimum of two, about one start in six under load)."""
+    here, there = stores
+    await RedisCoordination(here.settings).pool.publish(
+        ReplicaPool("r-0", (PoolBot("just-dialled", "warming", time.time(), "img"),), 0))
+    await BotClaims(here).hello("just-dialled")  # idle at its replica, not in any view yet
+    machines, clock = Machines(), [1000.0]
+    planner = reserve(there, machines, clock)
+    await planner.refill()
+    assert machines.launched == []  # the minimum of one is there
 
 
 class CountedLists(Machines):

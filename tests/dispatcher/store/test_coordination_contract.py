@@ -80,6 +80,12 @@ async def test_a_bot_no_replica_heard_from_was_not_greeted(coordination) -> None
     assert await coordination.claims.greeted([]) == set()
 
 
+async def test_a_bot_no_session_took_is_not_among_the_claimed(coordination) -> None:
+    await coordination.claims.claim("taken", "s-1")
+    assert "never-claimed" not in await coordination.claims.claimed_among(["never-claimed", "taken"])
+    assert await coordination.claims.claimed_among([]) == set()
+
+
 async def test_owner_records_are_written_without_failing_the_caller(coordination) -> None:
     await coordination.owners.claim("s-1")
     await coordination.owners.reclaim("s-1")
