@@ -30,10 +30,10 @@ from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
 from dispatcher.phone.relay import (
     CARRIER_OVER_RATE,
-    MAX_BYTES_PER_SECOND,
     MAX_FRAMES_PER_SECOND,
     OVER_RATE,
     MediaSocket,
+    over_rate_reason,
 )
 from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.ids import Caller, new_session_id
@@ -169,8 +169,7 @@ class PhoneCalls:
             side = "caller" if reason == CARRIER_OVER_RATE else "bot"
             self._timeline.note(call.session_id, "media_closed", side=side, reason="frame_rate",
                                 limit=self._max_frames_per_second,
-                                detail=f"the {side} sent more than {self._max_frames_per_second} frames or "
-                                       f"{MAX_BYTES_PER_SECOND >> 20} MiB a second")
+                                detail=over_rate_reason(reason, self._max_frames_per_second))
         if call.media is not None:
             self.links.forget(call.media)
         if call.elsewhere is not None:

@@ -133,11 +133,11 @@ def frame_size(message: Message) -> int:
     return len(text.encode()) if text is not None else len(message.get("bytes") or b"")
 
 
-def hop_lost(socket: MediaSocket, disconnect: Message) -> bool:
-    """Whether a side's end is its store hop's line lost (dispatcher/store/media_bus.py), not a hang-up:
-    the other replica or the store stopped answering. A socket's own close reason is its client's
-    words, and names nothing here."""
-    return not rated_here(socket) and disconnect.get("reason") in LINE_LOST
+def hop_reason(socket: MediaSocket, disconnect: Message) -> str | None:
+    """Why a store hop's line ended (dispatcher/store/media_bus.py: the other replica's close, a
+    bot's frame rate there, or the line lost); None for a socket of this replica, whose close reason
+    is its client's words and names nothing here."""
+    return None if rated_here(socket) else disconnect.get("reason")
 
 
 def rated_here(socket: MediaSocket) -> bool:
@@ -167,8 +167,13 @@ class FrameRates:
         return self
 
     def reason(self, ended_by: str) -> str:
-        side = "the caller" if ended_by == CARRIER_OVER_RATE else "the bot"
-        return f"{side} sent more than {self.per_second} frames or {MAX_BYTES_PER_SECOND >> 20} MiB a second"
+        return over_rate_reason(ended_by, self.per_second)
+
+
+def over_rate_reason(ended_by: str, per_second: int) -> str:
+    """What a side closed for its rate is told (its close frame), and the session's timeline says."""
+    side = "the caller" if ended_by == CARRIER_OVER_RATE else "the bot"
+    return f"{side} sent more than {per_second} frames or {MAX_BYTES_PER_SECOND >> 20} MiB a second"
 
 
 class CarrierBuffer:
@@ -340,7 +345,7 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
         while True:
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
-                return CARRIER_UNREACHABLE if hop_lost(carrier, message) else "carrier"
+                return CARRIER_UNREACHABLE if hop_reason(carrier, message) in LINE_LOST else "carrier"
             if not rates.carrier.take(frame_size(message)):
                 return over(CARRIER_OVER_RATE)
             await bot.send(_outgoing(message))
@@ -352,9 +357,10 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
             if message["type"] == "websocket.disconnect":
                 # Through the store hop (dispatcher/phone/store_hop.py), the reason the line ended: the
                 # bot closed at its replica for its rate, or that replica could not be reached.
-                if not rated_here(bot) and message.get("reason") == BOT_OVER_RATE:
+                reason = hop_reason(bot, message)
+                if reason == BOT_OVER_RATE:
                     return BOT_OVER_RATE
-                return BOT_UNREACHABLE if hop_lost(bot, message) else "bot"
+                return BOT_UNREACHABLE if reason in LINE_LOST else "bot"
             if not rates.bot.take(frame_size(message)):
                 return over(BOT_OVER_RATE)
             if stats.first_bot_frame is None and is_audio(message):

@@ -90,12 +90,11 @@ def count_fleet(views: list[ReplicaPool], image: str,
     it since its launcher published) is not counted at all. A bot whose hello no view shows yet (it
     came after its replica published, in the very tick that plans) stays counted warming: it is
     ready, and not counting it launched a bot too many."""
-    said_hello = {b.bot_id for v in views for b in v.bots if b.state != "warming"} | set(claimed)
     hot = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                  if b.state == "idle" and b.image == image)
     frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                     if b.state == "frozen" and b.image == image)
-    warming = len({b.bot_id for v in views for b in v.bots if b.state == "warming"} - said_hello)
+    warming = len(set(warming_ids(views)) - set(claimed))
     back = {b.bot_id for v in views for b in v.bots if b.state == "idle"}  # a resumed bot, hot at another replica
     resuming = len({b.bot_id for v in views for b in v.bots if b.state == "resuming"} - back)
     return hot, frozen, Fleet([b.since for b in hot], [b.since for b in frozen], warming=warming,
