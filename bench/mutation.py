@@ -131,7 +131,7 @@ TARGETS: dict[str, list[str]] = {
                                              f"{T}sessions/test_impatient_start_without_reserve.py",
                                              f"{T}api/test_honest_wait.py"],
     "dispatcher/api/stream_slots.py": [f"{T}api/test_stream_slots.py", f"{T}api/test_honest_wait.py"],
-    "dispatcher/metric_lines.py": [f"{T}test_metric_lines.py"],
+    "dispatcher/observability/metric_lines.py": [f"{T}test_metric_lines.py"],
     "dispatcher/store/secrets_vault.py": [f"{T}store/test_secrets_vault.py",
                                           f"{T}machines/test_cold_session_secrets.py"],
     "dispatcher/sessions/cold_secrets.py": ["tests/security/test_session_secrets.py",

@@ -8,11 +8,11 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
-from dispatcher import log_format, log_redaction, tracing
-from dispatcher.draining import DrainingServer
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
-from dispatcher.server import uvicorn_config
+from dispatcher.observability import log_format, log_redaction, tracing
+from dispatcher.serving.draining import DrainingServer
+from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good

@@ -35,7 +35,7 @@ def create_app(
         docs_url=None,  # served by dispatcher/api/routers/docs.py, from here rather than a CDN, and behind the key
         redoc_url=None,
         openapi_url=None,
-        # Request spans when dispatcher/tracing.py installed an exporter (never FastAPI's own set-up).
+        # Request spans when dispatcher/observability/tracing.py installed an exporter (never FastAPI's own set-up).
         telemetry={"auto_configure": False, "operation_spans": False, "metrics": False, "logs": False,
                    "exclude": _probes},
     )

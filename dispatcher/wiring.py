@@ -29,8 +29,8 @@ from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnIceServers
 from dispatcher.media.turn_quota import TurnQuota
-from dispatcher.metric_lines import MetricLines, MetricLineSettings
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
+from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings

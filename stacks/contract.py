@@ -32,11 +32,11 @@ DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
 RESERVE_ENV: tuple[str, ...] = tuple(ReserveSettings().to_env())
 RESERVE_SCHEDULE_ENV: tuple[str, ...] = ("RESERVE_SCHEDULE",)
 
-# The registry as log lines for the cloud's metrics (dispatcher/metric_lines.py): every stack sets
+# The registry as log lines for the cloud's metrics (dispatcher/observability/metric_lines.py): every stack sets
 # them (stacks/aws/observability.py, stacks/gcp/observability.py).
 METRIC_LINES_ENV: tuple[str, ...] = ("METRIC_LINES", "METRIC_NAMESPACE")
 
-# JSON log lines (dispatcher/log_format.py, bot/log_format.py), on the dispatcher and the bots in
+# JSON log lines (dispatcher/observability/log_format.py, bot/log_format.py), on the dispatcher and the bots in
 # every stack (stacks/config/observability.py); the trace collector and the webhook receiver when
 # the stack config names them.
 LOG_ENV: tuple[str, ...] = ("LOG_FORMAT",)

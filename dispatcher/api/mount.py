@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from dispatcher.api.error_handlers import install_error_handlers
 from dispatcher.api.hosts import LoopbackHostsOnly
 from dispatcher.api.json_bodies import JsonBodies
 from dispatcher.api.limits import RequestLimits, SecurityHeaders
@@ -26,7 +27,6 @@ from dispatcher.api.routers import (
     webhooks,
 )
 from dispatcher.api.state import AppState
-from dispatcher.errors import install_error_handlers
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router)

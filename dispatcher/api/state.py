@@ -16,8 +16,8 @@ from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn_quota import TurnQuota
-from dispatcher.metric_lines import MetricLines
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metric_lines import MetricLines
+from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper

@@ -39,8 +39,8 @@ from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.channel.identity import MachineIdentity
 from dispatcher.errors import ApiError
-from dispatcher.log_format import SESSION_ID
-from dispatcher.log_text import shown
+from dispatcher.observability.log_format import SESSION_ID
+from dispatcher.observability.log_text import shown
 from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.channel.bots")

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 
 from dispatcher.channel.identity import ProofSeen
-from dispatcher.log_text import shown
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpClient, HttpError
 
 MAX_AGE_SECONDS = 3600.0  # issuers rotate keys over days, publishing the next one well ahead

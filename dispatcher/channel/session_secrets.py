@@ -27,7 +27,7 @@ from typing import Any
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
-from dispatcher.log_text import shown
+from dispatcher.observability.log_text import shown
 from dispatcher.store.coordination import SessionValues
 
 log = logging.getLogger("dispatcher.channel.session_secrets")

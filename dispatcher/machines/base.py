@@ -55,7 +55,7 @@ class LaunchSpec:
     # "daily" or "webrtc": recorded with the machine (tag/label/metadata), so any replica knows
     # whether the session has a room or takes an offer. None: the provider's default.
     transport: str | None = None
-    # The W3C `traceparent` of the start (dispatcher/tracing.py): the bot's spans continue its trace.
+    # The W3C `traceparent` of the start (dispatcher/observability/tracing.py): the bot's spans continue its trace.
     traceparent: str | None = None
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 
 # Connections per client (per provider): bounded, so a burst cannot open sockets without limit;
 # 100 in flight at 50 ms is 2000 calls/s, above any provider's documented rate.

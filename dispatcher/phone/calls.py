@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from botchannel.contract import METHOD_MEDIA_ATTACH
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError

@@ -1,4 +1,4 @@
-"""The phone calls' own metrics, in the app's registry (dispatcher/metrics.py)."""
+"""The phone calls' own metrics, in the app's registry (dispatcher/observability/metrics.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from dispatcher.metric_catalogue import FIRST_AUDIO_BUCKETS
+from dispatcher.observability.metric_catalogue import FIRST_AUDIO_BUCKETS
 from dispatcher.phone.relay import CARRIER_OVER_RATE, OVER_RATE, CallStats
 
 MediaPath = Literal["direct", "store"]

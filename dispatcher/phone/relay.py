@@ -17,7 +17,7 @@ client's cadence, and any API key may start a call over a WebSocket. Carriers se
 the bound has its socket closed with 1008 and a reason saying so; the call ends like a hang-up
 (`carrier_frame_rate` / `bot_frame_rate`), which the session's timeline records (`media_closed`).
 
-Its steps are spans of the call's trace (dispatcher/tracing.py): `phone.handshake` (the carrier's
+Its steps are spans of the call's trace (dispatcher/observability/tracing.py): `phone.handshake` (the carrier's
 first frames), `phone.attach` (the session started or claimed, its bot told where its media is, its
 media socket awaited; `session.start` is its child) and `phone.relay` (frames both ways, to the end).
 """
@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketState
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from dispatcher.store.media_bus import LINE_LOST
 
 log = logging.getLogger("dispatcher.phone")

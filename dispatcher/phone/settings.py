@@ -33,7 +33,7 @@ class PhoneSettings:
     twilio_signed_streams: bool = False
     handshake_seconds: float = 10.0  # a carrier's stream must send its first two frames within this
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
-    drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/draining.py)
+    drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/serving/draining.py)
     max_frames_per_second: int = MAX_FRAMES_PER_SECOND  # each side of a call, past which its socket is closed
 
     @classmethod

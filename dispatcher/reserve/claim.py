@@ -16,9 +16,9 @@ import logging
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
-from dispatcher.log_text import shown
 from dispatcher.machines.base import LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.machines.bot_environment import session_assignment
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.retirement import Retirements

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dispatcher.errors import ApiError
-from dispatcher.log_text import shown
 from dispatcher.machines.base import LaunchResult, LaunchSpec, machine_as_json, machine_from_json
 from dispatcher.machines.bot_environment import session_transport
+from dispatcher.observability.log_text import shown
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 from dispatcher.store.relay import NotHere

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.machines.base import Machines, WarmMachines
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings

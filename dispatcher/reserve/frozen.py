@@ -41,9 +41,9 @@ from typing import TypeVar
 
 from botchannel.contract import METHOD_FREEZE
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
-from dispatcher.log_text import shown
 from dispatcher.machines.base import FreezeFailed, FrozenMachines, LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.machines.bot_environment import session_assignment
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.reserve.claim import REFUSED, Refused, WarmClaim
 from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen

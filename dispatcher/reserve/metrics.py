@@ -1,4 +1,4 @@
-"""The warm reserve's Prometheus metrics, on the app's own registry (dispatcher/metrics.py).
+"""The warm reserve's Prometheus metrics, on the app's own registry (dispatcher/observability/metrics.py).
 
     voicefleet_reserve_bots{state="idle"|"warming"|"frozen"|"freezing"}  gauge: the reserve now
     voicefleet_reserve_tier_cost_dollars_per_month{tier="hot"|"frozen"}  gauge: each tier's size here × its
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from dispatcher.metric_catalogue import CLAIM_BUCKETS, READY_BUCKETS
+from dispatcher.observability.metric_catalogue import CLAIM_BUCKETS, READY_BUCKETS
 
 
 class ReserveMetrics:

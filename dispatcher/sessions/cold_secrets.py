@@ -22,7 +22,7 @@ from dispatcher.channel.session_secrets import SessionSecrets
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines
 from dispatcher.machines.bot_environment import session_assignment
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.secrets_vault import VaultFull

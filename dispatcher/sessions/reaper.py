@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from dispatcher.machines.base import Machines
 from dispatcher.media.rooms import Rooms
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 
 log = logging.getLogger("dispatcher.sessions.reaper")
 

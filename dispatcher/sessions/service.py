@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
-from dispatcher.log_format import working_for
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
-from dispatcher.metrics import Metrics
+from dispatcher.observability.log_format import working_for
+from dispatcher.observability.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
@@ -42,7 +42,7 @@ class Session:
     created: bool = False
     room_url: str | None = None  # cloud sessions: the Daily room
     user_token: str | None = field(default=None, repr=False)  # a cloud start only: the caller's token
-    trace_id: str | None = None  # the trace the session was started in (dispatcher/tracing.py)
+    trace_id: str | None = None  # the trace the session was started in (dispatcher/observability/tracing.py)
     error: str | None = None  # the last fatal pipeline error its bot reported (the session may go on)
 
     @property
@@ -117,7 +117,7 @@ class SessionService:
         began = time.monotonic()
         keyed = idempotency_key is not None
         requested = False  # a session exists to tell about (not a refused or replayed start)
-        # This start's log lines name its session (dispatcher/log_format.py), its spans too.
+        # This start's log lines name its session (dispatcher/observability/log_format.py), its spans too.
         with working_for(session_id), tracing.session_trace(session_id, **{"voicefleet.transport": transport}) as trace:
             try:
                 async with exclusive_start(self._coordination, session_id, keyed=keyed,

@@ -24,8 +24,8 @@ from typing import Any
 
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
-from dispatcher.log_format import SESSION_TRACES
-from dispatcher.log_text import shown
+from dispatcher.observability.log_format import SESSION_TRACES
+from dispatcher.observability.log_text import shown
 from dispatcher.store.coordination import Timelines
 
 log = logging.getLogger("dispatcher.sessions.timeline")

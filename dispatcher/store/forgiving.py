@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from dispatcher.log_text import shown
+from dispatcher.observability.log_text import shown
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import (

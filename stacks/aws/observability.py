@@ -1,6 +1,6 @@
 """What an operator looks at on AWS: the dispatcher's metrics in CloudWatch, one dashboard, four alarms.
 
-The metrics come from the dispatcher's own log lines (dispatcher/metric_lines.py, `METRIC_LINES=emf`):
+The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=emf`):
 CloudWatch Logs extracts embedded-metric-format lines from the task's `awslogs` stream itself (the
 ECS driver calls PutLogEvents, which needs no `x-amzn-logs-format` header for EMF:
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html),
@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from dispatcher.metric_catalogue import DIMENSION, REASON, metric_names
+from dispatcher.observability.metric_catalogue import DIMENSION, REASON, metric_names
 
 PROVIDER = "ecs"  # the lines' `Provider` dimension: the machines provider's name
 PERIOD = 60  # seconds: the lines are written every METRIC_LINES_SECONDS (60)
@@ -43,7 +43,7 @@ _NAMES = frozenset(metric_names())
 def metric(name: str) -> str:
     """A metric the dispatcher writes; a name it does not write fails the program, not the dashboard."""
     if name not in _NAMES:
-        raise ValueError(f"dispatcher/metric_lines.py writes no metric {name!r}")
+        raise ValueError(f"dispatcher/observability/metric_lines.py writes no metric {name!r}")
     return name
 
 

@@ -12,7 +12,7 @@ phone call holds three sockets on its replica (channel, carrier media, bot media
 The per-replica ceiling, CHANNELS_PER_REPLICA = 2,000:
 - descriptors: 2,000 calls × 3 sockets + 1,000 waits = 7,000 connections, far inside the half of
   Fargate's `nofile` limit (65,535 soft and hard; ECS API reference, "Ulimit") the server allows
-  itself (dispatcher/server.py);
+  itself (dispatcher/serving/server.py);
 - memory and CPU per open channel on Fargate are not measured (docs/pulumi.md says so): the ceiling
   is twice the dispatcher's own default, which every other stack runs with, not a measured limit.
 A stack whose bots need more per surviving replica is refused at preview, naming the dispatcherCount

@@ -114,5 +114,5 @@ class Settings:
 
     @property
     def metric_namespace(self) -> str:
-        """The dispatcher's metrics in this stack's cloud: `voicefleet/<stack>` (dispatcher/metric_lines.py)."""
+        """The dispatcher's metrics in this stack's cloud: `voicefleet/<stack>` (observability/metric_lines.py)."""
         return f"{self.project}/{self.stack}"

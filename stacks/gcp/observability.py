@@ -1,7 +1,7 @@
 """What an operator looks at on GCP: the dispatcher's metrics in Cloud Monitoring, one dashboard,
 four alert policies.
 
-The metrics come from the dispatcher's own log lines (dispatcher/metric_lines.py, `METRIC_LINES=json`):
+The metrics come from the dispatcher's own log lines (dispatcher/observability/metric_lines.py, `METRIC_LINES=json`):
 Cloud Run writes a JSON stdout line to Cloud Logging as `jsonPayload`, and one log-based
 distribution metric per line member extracts its value (`value_extractor`,
 https://cloud.google.com/logging/docs/logs-based-metrics/distribution-metrics). Counters and gauges
@@ -33,7 +33,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from dispatcher.metric_catalogue import (
+from dispatcher.observability.metric_catalogue import (
     FIRST_AUDIO_BUCKETS,
     LAUNCH_BUCKETS,
     METRICS,
@@ -136,7 +136,7 @@ def _distribution(args: ObservabilityArgs, name: str, unit: str, description: st
 
 
 def log_metric_specs(args: ObservabilityArgs) -> dict[str, dict[str, Any]]:
-    """One log-based metric per member the dispatcher writes (dispatcher/metric_lines.py METRICS), by
+    """One log-based metric per member the dispatcher writes (dispatcher/observability/metric_lines.py METRICS), by
     the metric's name in kebab case."""
     specs: list[dict[str, Any]] = []
     for metric in (*METRICS, STORE_UP):

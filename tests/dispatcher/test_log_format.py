@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from dispatcher.log_format import SessionTraces
+from dispatcher.observability.log_format import SessionTraces
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import wait_until
 

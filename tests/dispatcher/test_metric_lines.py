@@ -11,9 +11,9 @@ import random
 import jsonschema
 import pytest
 
-from dispatcher.metric_catalogue import METRICS, READY_BUCKETS, metric_names
-from dispatcher.metric_lines import MAX_SAMPLES, MetricLines, MetricLineSettings
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metric_catalogue import METRICS, READY_BUCKETS, metric_names
+from dispatcher.observability.metric_lines import MAX_SAMPLES, MetricLines, MetricLineSettings
+from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.settings import SettingsError

@@ -16,7 +16,7 @@ from dispatcher.api.auth import Authenticator
 from dispatcher.app import create_app
 from dispatcher.machines.base import Machines
 from dispatcher.media.daily import DailyRooms, DailySettings
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import Settings, hash_api_key

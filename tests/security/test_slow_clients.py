@@ -1,5 +1,5 @@
 """Clients that hold a dispatcher's connections without a key, against `python -m dispatcher` as it
-runs (dispatcher/server.py): a "slow read" of a large answer, more connections than it may hold,
+runs (dispatcher/serving/server.py): a "slow read" of a large answer, more connections than it may hold,
 and a request that finds the process out of descriptors. Bounded: a handful of loopback sockets,
 the limits lowered through the settings a deployment sets.
 """

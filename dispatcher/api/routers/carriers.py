@@ -23,7 +23,7 @@ import logging
 from fastapi import APIRouter, WebSocket
 from opentelemetry.trace import Span
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state
 from dispatcher.phone.access import (
     Refused,

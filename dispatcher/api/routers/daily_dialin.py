@@ -5,7 +5,7 @@ call only (the rules: dispatcher/phone/daily_dialin.py).
     POST /phone/daily/dialin/{secret}   Daily's webhook: {From, To, callId, callDomain, sipHeaders?}
     POST /phone/daily/{session_id}/dialin/pinlessCallUpdate   the bot's call, forwarded to Daily
 
-Traced (dispatcher/tracing.py): the webhook's `phone.dialin` holds the call's `session.start`; the
+Traced (dispatcher/observability/tracing.py): the webhook's `phone.dialin` holds the call's `session.start`; the
 bot's update is `phone.dialin_update` in the session's own trace, Daily's call its HTTP child.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms

@@ -2,7 +2,7 @@
 session's bot over its channel (dispatcher/channel/signalling.py), wherever that channel is.
 
 Each is a span in the session's own trace (`session.offer`, `session.ice`: the wait for an early
-offer's bot, the bot's answer), linked to the request's span (dispatcher/tracing.py)."""
+offer's bot, the bot's answer), linked to the request's span (dispatcher/observability/tracing.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, owned_id
 from dispatcher.api.schemas import ERRORS, CandidatesPatch, Offer
 from dispatcher.api.state import AppState

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from dispatcher.api.dependencies import app_state, caller
-from dispatcher.metrics import CONTENT_TYPE
+from dispatcher.observability.metrics import CONTENT_TYPE
 
 router = APIRouter()
 

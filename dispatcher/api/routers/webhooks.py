@@ -25,7 +25,7 @@ shape, `CA` and 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-si
 answer gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier
 moves to its fallback URL or retries.
 
-Each check is a `phone.webhook` span (dispatcher/tracing.py) under the request's: the carrier, and
+Each check is a `phone.webhook` span (dispatcher/observability/tracing.py) under the request's: the carrier, and
 why a webhook was refused as `error.type`. The call's own trace begins when its stream opens.
 """
 
@@ -41,7 +41,7 @@ from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 
-import dispatcher.tracing as tracing
+import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, public_base, websocket_url

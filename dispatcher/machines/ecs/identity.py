@@ -47,8 +47,8 @@ from botchannel.contract import MACHINE_ID_VARIABLE, Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused
 from dispatcher.channel.identity import ProofSeen
-from dispatcher.log_text import shown
 from dispatcher.machines.base import MachinesError
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import proxy_for
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, with_retries
 from dispatcher.settings import SettingsError

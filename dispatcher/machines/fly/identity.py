@@ -22,7 +22,7 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
 from dispatcher.channel.identity import ProofSeen
-from dispatcher.log_text import shown
+from dispatcher.observability.log_text import shown
 
 DEFAULT_ISSUER = "https://oidc.fly.io"
 

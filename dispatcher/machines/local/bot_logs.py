@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from dispatcher.log_text import shown
+from dispatcher.observability.log_text import shown
 
 log = logging.getLogger("dispatcher.bot")
 MAX_LINE_BYTES = 16 * 1024  # a traceback's line is far shorter; a runaway line is cut, not buffered

@@ -13,7 +13,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.machines.fly.frozen import FlyFrozenMachines
 from dispatcher.machines.fly.provider import FlySettings
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.claim import WarmClaim
 from dispatcher.reserve.demand import Demand

@@ -17,7 +17,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.fly.frozen import FlyFrozenMachines
 from dispatcher.machines.fly.provider import FlySettings
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.idle import FrozenBot
 from dispatcher.reserve.metrics import ReserveMetrics

@@ -15,7 +15,7 @@ from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import FrozenForm
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.prices import hot_dollars_per_month
 from dispatcher.settings import SettingsError

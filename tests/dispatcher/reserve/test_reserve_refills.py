@@ -11,7 +11,7 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import MachinesError
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.policy import ReserveSettings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.errors import ApiError
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.timeline import SessionTimeline

@@ -10,7 +10,7 @@ import pytest
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.media.rooms import RoomGrant
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.processes import pid_alive

@@ -10,7 +10,7 @@ import pytest
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions import reaper as reaper_module
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from tests.dispatcher.sessions.test_reaper import RecordingRooms

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from dispatcher.machines.base import Machine, MachineState
-from dispatcher.metrics import Metrics
+from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.service import Session, SessionService
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.settings import Settings

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dispatcher.metric_catalogue import DIMENSION, metric_names
+from dispatcher.observability.metric_catalogue import DIMENSION, metric_names
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.aws.test_store import two_replicas

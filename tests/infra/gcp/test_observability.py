@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from dispatcher.metric_catalogue import METRICS, READY_BUCKETS, SAMPLE, metric_names
+from dispatcher.observability.metric_catalogue import METRICS, READY_BUCKETS, SAMPLE, metric_names
 from stacks.config.reader import SettingsError
 from stacks.gcp.observability import (
     FAILURES_BY_REASON,

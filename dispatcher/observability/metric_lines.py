@@ -38,7 +38,15 @@ from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry
 
-from dispatcher.metric_catalogue import DIMENSION, FAILURES_BY_REASON, METRICS, REASON, SAMPLE, STORE_UP, LineMetric
+from dispatcher.observability.metric_catalogue import (
+    DIMENSION,
+    FAILURES_BY_REASON,
+    METRICS,
+    REASON,
+    SAMPLE,
+    STORE_UP,
+    LineMetric,
+)
 from dispatcher.settings import SettingsError, float_setting
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The metrics the dispatcher writes as log lines (dispatcher/metric_lines.py), and the buckets of
+"""The metrics the dispatcher writes as log lines (dispatcher/observability/metric_lines.py), and the buckets of
 its histograms: the contract between the dispatcher and the stacks' dashboards and alarms
 (stacks/aws/observability.py, stacks/gcp/observability.py), which read every name from here.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from dispatcher.metric_catalogue import LAUNCH_BUCKETS
+from dispatcher.observability.metric_catalogue import LAUNCH_BUCKETS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

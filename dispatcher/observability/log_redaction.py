@@ -21,7 +21,7 @@ import re
 from urllib.parse import unquote_plus
 
 from botchannel.wire_logs import keep_wire_out_of
-from dispatcher.log_text import shown
+from dispatcher.observability.log_text import shown
 
 ESCAPED_LIMIT = 4096  # escaped, not cut short: a provider's message is the operator's clue
 SECRET_HEADERS = frozenset({
@@ -72,7 +72,7 @@ class RedactSecretPaths(logging.Filter):
 
 
 class EscapeControlCharacters(logging.Filter):
-    """Every value formatted into a record is one line (dispatcher/log_text.py): a value that
+    """Every value formatted into a record is one line (dispatcher/observability/log_text.py): a value that
     someone else chose (a bot's hello, a provider's message) cannot forge a record below it."""
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -3,7 +3,7 @@
 A JSON line is one object: `time` (ISO 8601, UTC), `level`, `logger`, `message`, and on every line
 `replica`, `session_id` (the session the code that logged was working for, when it was: a start,
 a session's bot on the channel, a local bot's forwarded stderr) and `trace_id` (its trace,
-dispatcher/tracing.py), `null` when there is none; an exception's traceback as `exception`. A log
+dispatcher/observability/tracing.py), `null` when there is none; an exception's traceback as `exception`. A log
 pipeline (CloudWatch Logs Insights, Cloud Logging, Loki) then filters one session's lines across
 replicas and joins them to its trace. uvicorn's own lines go the same way.
 
@@ -12,7 +12,7 @@ connection, a local bot's watcher, its forwarded stderr): this replica remembers
 trace id (`SESSION_TRACES`, bounded, the oldest forgotten first) from the moment the session's
 timeline names it here, at its start or when this replica reads its timeline (an offer does).
 
-The credential filters (dispatcher/log_redaction.py) run before either format: JSON changes how a
+The credential filters (dispatcher/observability/log_redaction.py) run before either format: JSON changes how a
 line is written, not what it may contain.
 """
 
@@ -27,8 +27,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from dispatcher.observability.tracing import current_trace_id
 from dispatcher.settings import SettingsError
-from dispatcher.tracing import current_trace_id
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
