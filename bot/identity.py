@@ -1,42 +1,15 @@
 """This machine's identity token, fetched fresh for each hello (botchannel/contract.py, `identity`).
 
 The dispatcher admits a cloud bot's hello only with a token its provider signed for this very
-machine, so its channel credential, readable by whoever may describe the machine, opens nothing
-elsewhere (docs/security.md). Where it comes from is `BOT_IDENTITY`, set with the launch values:
+machine (docs/security.md, "A bot's hello names its machine", says what each provider's proof is
+and how the dispatcher checks it). `BOT_IDENTITY` picks the source: `gce` (the metadata server's
+identity token), `fly` (the Machine API socket's OIDC token), `ecs` (a presigned
+`sts:GetCallerIdentity` bound to the channel URL by a signed header), `local` (a nonce through the
+socket pair the local dispatcher handed over), unset (none). Each dial needs a proof of its own: a
+JWT's audience carries a fresh `#fragment`.
 
-- `gce`: the VM's metadata server, `instance/service-accounts/default/identity?audience=<channel
-  URL>&format=full` with `Metadata-Flavor: Google` (`GCE_METADATA_HOST` overrides the host, as
-  Google's client libraries read it). The VM needs a service account (the stack gives bots one).
-- `fly`: the Machine's API socket, `POST /v1/tokens/oidc` on `/.fly/api` with `{"aud": <channel URL>}`;
-  the answer is the token itself (https://fly.io/docs/machines/api/tokens-resource/).
-- `ecs`: the task role's own word. ECS has no signed token a task can ask for, so the bot presigns
-  an `sts:GetCallerIdentity` request (SigV4 in the query, valid `PRESIGN_SECONDS`, signed over
-  `host` and `x-voicefleet-channel: <channel URL>`, which binds it to this deployment: the
-  dispatcher sends that header with its own URL, so a presign made for anything else fails STS's
-  signature check) with its task role's temporary credentials, which the ECS agent serves to
-  this task alone on its credentials endpoint (`http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`,
-  or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, as the AWS SDKs read them), for its region's STS
-  endpoint (`https://sts.<AWS_REGION>.amazonaws.com/`, `AWS_ENDPOINT_URL_STS` overrides). The
-  identity is that URL, base64url-encoded; the dispatcher sends it to STS (never elsewhere) and
-  checks whose session STS names (dispatcher/machines/ecs/identity.py). Signed here with the
-  standard library, not botocore, which the bot's image does not carry; the tests' STS checks
-  every signature with botocore's signer.
-- `local`: the process the local dispatcher launched. It is handed one end of a socket pair
-  (`BOT_IDENTITY_FD` names the descriptor); for each dial the bot writes a fresh random nonce into it
-  and sends the same nonce, which the dispatcher admits only if it came through that socket
-  (dispatcher/machines/local/launch_proof.py): reading the bot's environment gives no such socket.
-- unset: none.
-
-The dispatcher admits each proof once (a captured one must not re-open the channel), so each dial
-needs a proof of its own. A JWT's audience is the channel URL with a fragment fresh for each dial
-(`<channel URL>#<random>`; the dispatcher accepts its channel URL with any fragment): a provider that
-hands back a cached token for an audience it was asked before (a metadata server may) still mints
-a new one, and two dials in one second never get the same token. A presign's `X-Amz-Date` is in
-seconds: two in the same second are the same request, and the second dial is refused and tried again.
-
-Standard library only, in a thread: the bot's start-up does not pay for an HTTP client import. Each
-call has a timeout and a few tries with backoff; when they are spent, `IdentityUnavailable` says
-which server did not answer, and the bot's failure report carries it.
+Standard library only, in a thread (no HTTP client import at start-up); every call has a timeout
+and a few tries with backoff, then `IdentityUnavailable` names the server that did not answer.
 """
 
 from __future__ import annotations

@@ -1,31 +1,12 @@
-"""The bot's inbound audio jitter buffer: aiortc's, with a smaller prefetch (an env knob).
+"""The bot's inbound audio jitter buffer: aiortc's, without the cushion meant for playback.
 
-aiortc gives every audio `RTCRtpReceiver` a `JitterBuffer(capacity=16, prefetch=4)` and has no
-option for it. `prefetch=4` means a packet is only handed to the decoder once 4 later packets
-have arrived: with 20 ms Opus packets, every frame of the user's voice sits 80 ms in the bot
-before the VAD sees it. That cushion exists for consumers that play audio out on a clock;
-the bot does not play the user's audio, it feeds it to the VAD/STT as fast as it arrives, so
-the cushion buys it nothing but delay. What protects against network trouble is unchanged:
-- reordering: frames still leave in sequence order (a gap holds later packets back until the
-  missing one arrives), whatever the prefetch;
-- loss: a missing packet is still given up on when the `capacity` (16 packets = 320 ms) is
-  exceeded, as in aiortc.
-Trade-off: with prefetch 1 a late packet (network jitter > 20 ms) is not hidden by a cushion:
-the frames behind it reach the VAD in a burst once it arrives, instead of on time. For the VAD
-that is harmless (it counts audio, not wall time); a burst only shifts the turn's timing by the
-jitter. On a very jittery network with a consumer that does care about smooth input timing,
-set `VOICEFLEET_AUDIO_JITTER_PREFETCH=4` (aiortc's default) back.
-
-Applied only to the audio receiver(s) of the bot's own peer connection (never process-wide:
-the test client in the same interpreter, if any, keeps aiortc's buffer).
-
-The default is 0, which aiortc itself treats as 1: it releases a frame only when the *next*
-packet shows that the frame is complete, so every packet waited 20 ms for its successor. For
-audio that wait proves nothing: an Opus RTP packet is always one whole frame (RFC 7587 §4.2),
-so with 0 the bot's buffer hands over the oldest packet as soon as it is there, in sequence
-order. A gap still holds the packets behind it until the missing one arrives or the capacity is
-exceeded, exactly as before; what goes is the last 20 ms of cushion (measured in
-bench/local_session.py --trace, stage a).
+aiortc holds every audio packet until 4 later ones arrive (80 ms with 20 ms Opus packets), a
+cushion for consumers that play audio on a clock; the bot feeds its VAD as fast as audio arrives.
+By default (`VOICEFLEET_AUDIO_JITTER_PREFETCH=0`) a packet is handed on as soon as it is there, in
+sequence order: an Opus RTP packet is always one whole frame (RFC 7587 §4.2). Reordering and loss
+are handled as in aiortc (a gap holds what is behind it until it fills or 16 packets pass). Only the
+bot's own peer connection's receivers are changed, never process-wide. The trade-off and the
+measured gain: docs/bot.md ("Turn latency").
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The bot control channel's message contract: one module, imported by the bot and the dispatcher.
 
 A bot dials *out* to the dispatcher (a WebSocket at `CHANNEL_PATH`, `Authorization: Bearer
-<BOT_CHANNEL_TOKEN>`), so bots accept no inbound traffic in any mode (docs/design.md §1). Every frame
-is one JSON text message `{"type": ..., ...}`:
+<BOT_CHANNEL_TOKEN>`); every frame is one JSON text message `{"type": ..., ...}`:
 
     bot → dispatcher   hello    {protocol, machine_id, image, capabilities, session_id|null, identity?}
     dispatcher → bot   welcome  {}                                   (the bot is registered)
@@ -10,25 +9,9 @@ is one JSON text message `{"type": ..., ...}`:
                        reply    {id, ok: true, result} | {id, ok: false, error: {status, code, message}}
     bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?}
 
-`hello.session_id` is null for an idle (reserve) bot and the session's id for a bot launched cold
-for one session. `hello.identity` is the machine's own identity token where its provider issues one
-(a Compute Engine instance identity token, a Fly Machine's OIDC token), its audience the channel's
-URL: the dispatcher checks it names the machine it launched, so a launch credential read elsewhere
-opens nothing (docs/security.md). Methods the dispatcher calls on a bot: `assign` (one session per bot, ever:
-another session's is refused with 409 `already_assigned`, the same one sent again is answered
-again). `freeze` (an idle reserve bot only): its machine is about to be frozen; when its
-channel drops after that, it dials again with the same credential and says its idle hello again
-(it was never claimed). A reserve bot gets `assign` when claimed; a cold bot right after its hello, because its
-session's values (room, token, TURN credentials, the caller's `body`) are never in its launch
-environment. Then `webrtc.offer` and `webrtc.ice` (Pipecat
-SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`) and `media.attach` (a phone
-call's media socket, docs/phone.md). Reports: `ready` (assigned
-and able to take signalling / join), `joined` (a peer connected or the bot is in the room),
-`first_audio` (the bot's first audio frame left for the peer), `error` (a fatal pipeline error,
-its `detail`), `ended` (with the reason). `assign` may carry the start's W3C `traceparent`.
-
-Pure standard library: it is imported before anything heavy in the bot and by the dispatcher,
-whose image does not carry Pipecat. `parse_frame` rejects anything malformed with
+The methods (`assign`, `freeze`, `webrtc.offer`, `webrtc.ice`, `media.attach`), the reports and
+their rules (one session per bot, ever) are in docs/channel.md. Pure standard library: the
+dispatcher's image carries no Pipecat. `parse_frame` rejects anything malformed with
 `ProtocolError`, so neither side trusts the other's JSON blindly.
 """
 

@@ -1,32 +1,12 @@
 """The files the bot image takes from a bot project, and one digest of them: a bot change rebuilds the image.
 
-pulumi-docker-build rebuilds an Image when its inputs or its context hash change (v0.0.22
-`provider/internal/image.go:928-1056`). That hash filters the named context `bot-project` with the
-*main* context's ignore file (`context.go:237-249`, `305-337`): the repository's allow-list
-`.dockerignore`, which in a project folder keeps only pyproject.toml and uv.lock. Left alone, an edit
-of bot.py previews as "no changes" and the old bot keeps running. So the Images component puts this
-digest in the bot images' labels, which Diff compares (`image.go:975-977`) and which, unlike a build
-argument, neither needs an ARG in the Dockerfile nor touches the layer cache. An
-`images/bot.Dockerfile.dockerignore` would not do: docker-build would filter both contexts with it,
-but BuildKit reads it for the main context only (dockerfile/1.7.0 `frontend/dockerui/config.go:374-380`,
-used by MainContext `:402-449`), so to let every project file into the hash it would have to let the
-same names into the repository root.
-
-The files are the ones the build really takes, by the rules it really applies:
-1. BuildKit sends the folder filtered by the project's own `.dockerignore`, if it has one (the
-   Dockerfile frontend reads a local named context's ignore file from its root:
-   moby/buildkit dockerfile/1.7.0 `frontend/dockerui/namedcontext.go:189-234`);
-2. images/bot.Dockerfile copies it to /app with tar, leaving out COPY_EXCLUDES (tests/images checks
-   the Dockerfile passes exactly these, and that GNU tar keeps exactly what `files` returns).
-install_project.sh reads only dependency files of this set. A bake.py could read a left-out file
-(`.env`) through its bind mount; such a file does not count.
-
-The digest covers those files as git tracks them when the project is in a git checkout with
-tracked files in it: an editor's backup, a cache or a scratch file that git does not track would
-otherwise make two checkouts of one commit rebuild and redeploy (the build itself still takes
-them). Outside a checkout, or in one that tracks nothing of the project, it covers every file the
-build takes. So a new module counts once it is added to git; until then `untracked` names it, and
-the offline plan prints it as a note (stacks/tools/preflight/bot_files.py).
+docker-build's context hash filters the project's named context with the repository's allow-list
+`.dockerignore`, so an edit of bot.py would preview as "no changes"; the Images component puts
+this digest in the bot images' labels instead, which the provider's Diff compares. The files are
+the ones the build really takes (the project's own `.dockerignore`, then the Dockerfile's
+COPY_EXCLUDES), counted as git tracks them inside a checkout so two checkouts of one commit get
+one digest; `untracked` names the files git does not track. Why, with the provider's and
+BuildKit's sources cited: docs/images.md ("What rebuilds an image").
 """
 
 from __future__ import annotations

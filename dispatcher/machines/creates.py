@@ -1,24 +1,14 @@
 """A provider's create limit, counted once for the deployment: the one implementation every cloud
 provider uses (Fly per app, ECS RunTask, Compute Engine inserts).
 
-Every create, a session's cold machine or a reserve refill, takes its token from the deployment's
-one count (`Coordination.create_limit`: in the store with several replicas, this process's count
-while the store does not answer), never from a bucket of this replica's own, so N replicas still
-create at the provider's rate. Cold launches go first: a cold launch reserves the next token even
-when it is due later (its caller waits for it, at most the rate's `max_wait`, else it is refused
-`<provider>_rate_limited` with the wait as `retry_after`); a refill takes a token only while one
-more remains for a cold start, so the reserve yields whenever tokens are short.
-
-A limit may be split into groups that are counted apart (Fly: one per app, `fly:<app>`): a
-session's cold machine goes to the group its session id hashes to (the same at every replica and
-every retry), a reserve machine to whichever group has a spare token. A provider with one group
-counts it under its own name (`ecs`, `gce`).
-
-Another app-wide action the provider limits the same way is counted by the same mechanism under
-its own names (`action`): Fly's lists, 1/s per app, burst 3, are `fly-list:<app>`, and a list
-takes its turn as a cold launch does (`cold_turn`: it waits for its token at most the rate's
-`max_wait`, else it is refused `fly_rate_limited`), so N replicas together list each app at Fly's
-rate, not N times it.
+Every create takes its token from the deployment's one count (`Coordination.create_limit`), so N
+replicas still create at the provider's rate. Cold launches go first: one reserves the next token
+even when it is due later (waiting at most the rate's `max_wait`, else refused
+`<provider>_rate_limited` with `retry_after`); a refill takes one only while another remains for a
+cold start. A limit may be split into groups counted apart (Fly: `fly:<app>`; a session's cold
+machine goes to the group its id hashes to), and other app-wide actions share the mechanism under
+their own names (Fly's lists, `fly-list:<app>`, take their turn as a cold launch does).
+docs/replicas.md lists the store's `create:` keys.
 """
 
 from __future__ import annotations

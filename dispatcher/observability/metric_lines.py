@@ -1,27 +1,15 @@
 """Metric lines: the app's Prometheus registry, written to stdout as one JSON line per dimension set
 every `METRIC_LINES_SECONDS`, so each cloud's log pipeline turns them into metrics without a
-scraper (docs/operations.md).
+scraper.
 
-    METRIC_LINES=emf    CloudWatch embedded metric format: the ECS `awslogs` driver ships stdout to
-                        CloudWatch Logs, which extracts the metrics (no agent, no PutMetricData call)
-    METRIC_LINES=json   the same members without `_aws`: Cloud Run writes a JSON line to Cloud
-                        Logging as `jsonPayload`, which log-based metrics read
+    METRIC_LINES=emf    CloudWatch embedded metric format (the ECS `awslogs` driver ships stdout)
+    METRIC_LINES=json   the same members without `_aws`, for Cloud Logging's log-based metrics
     METRIC_LINES=off    (default) nothing is computed or written
 
-The registry stays the one source of truth: counters are written as their increase since the last
-line, gauges as they are, histograms as the bucket counts added since the last line. A histogram is
-written as the embedded metric format's histogram object (`Values`, `Counts`, `Max`, `Min`, `Count`,
-`Sum`; the shape awslabs/aws-embedded-metrics-java serializes in `model/Histogram.java`), at most
-100 values (the specification's per-metric limit). Each value is its bucket's **midpoint** (the
-`+Inf` bucket: the last finite bound), so a percentile CloudWatch computes from them lands in the
-bucket Prometheus' own estimate lands in, off by at most half that bucket's width; upper bounds
-would bias every percentile up by up to a whole bucket. `Sum` is the registry's exact sum.
-
-Hand-written rather than through the `aws-embedded-metrics` package: that library records values
-one `put_metric` at a time into contexts it flushes itself, while these lines start from buckets
-the registry has already aggregated; the document itself is small, and tests check it against the
-specification's schema (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
-CloudWatch_Embedded_Metric_Format_Specification.html).
+The registry stays the one source of truth: counters are written as their increase since the
+last line, gauges as they are, histograms as the embedded metric format's histogram object of
+bucket midpoints. Why midpoints, and why by hand rather than with `aws-embedded-metrics`:
+docs/operations.md ("Where the metrics come from").
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
 """How many starts the reserve must expect: the forecast, corrected by what is seen now.
 
-Three estimates, and why each:
-- the **forecast** (dispatcher/reserve/forecast.py) for the window ahead, [now, now + lead): it
-  rises before a busy hour does, by the lead time, which no measurement of the past can;
-- a **correction** of the forecast by the last 5 minutes: (seen + k) / (expected + k), the mean
-  of a Gamma-Poisson posterior with k pseudo-starts of prior belief in the forecast. A forecast
-  that was wrong (a holiday, a quiet launch day) falls within minutes: 20 expected and none seen
-  reads 0.17 of the forecast, so the idle cost of a wrong forecast is bounded by the window;
-  a little noise (12 seen where 10 were expected) moves it little, and where few starts are
-  expected the prior keeps the forecast. Five minutes rather than fifteen: the forecast averages
-  bursts in, so outside one it reads high, and the correction brings it down; a longer window
-  still held the last burst for a quarter of an hour after it ended (bench/reserve_sim.py:
-  4 % more idle cost at 10 and 60 starts/min for no more warm starts);
-- the **recent rate** (dispatcher/reserve/rates.py, the last few starts): a burst that no forecast
-  knew about shows in seconds. The larger of the corrected forecast and the recent rate wins:
-  missing a burst costs cold starts, over-reading one costs a minute of idle machines.
-
-`base_rate` is the corrected forecast, never raised by a burst under way, over the next
-`surge_horizon` (0 when no surge stock is kept: then it is not computed): the surge stock
-(dispatcher/reserve/planner.py) is sized for the next burst from it, not from the one under way.
+The larger of two: the forecast for [now, now + lead) corrected by the last 5 minutes,
+(seen + k) / (expected + k), and the recent rate of the last few starts (a burst no forecast knew
+about shows in seconds; missing one costs cold starts, over-reading one a minute of idle machines).
+`base_rate` is the corrected forecast alone over `surge_horizon`, so the surge stock is sized for
+the next burst, not the one under way. Why each estimate and its window: docs/reserve.md ("How it
+sizes").
 """
 
 from __future__ import annotations

@@ -1,30 +1,13 @@
 """Claiming an idle bot held at another replica, and answering such claims here.
 
-A bot's channel ends at one replica, and only that replica can assign it a session (the channel
-is a socket there) and, for local bots, re-file its process. So a start at replica A with no
-idle bot on A's own channel reads the deployment's pool (dispatcher/store/pool.py), picks the
-replica holding the most idle bots that fit, and relays `reserve.claim` with the session's launch
-values to it (dispatcher/store/relay.py). That replica runs its ordinary warm claim
-(dispatcher/reserve/claim.py: taken off its pool synchronously, claimed atomically in the store,
-assigned, re-tagged) and answers with the machine; it is the session's owner from then on, as for
-any bot whose channel is there. A replica with none left answers "none" and the next is tried.
-
-The planner retires, freezes and resumes bots anywhere the same way (`reserve.retire`,
-`reserve.freeze`, `reserve.resume`): the holding replica takes the bot off its pool first, so a bot
-about to be retired, frozen or resumed is never claimed, and vice versa.
-
-A frozen bot is off every channel: its record is what a replica holds. A start with no hot bot
-anywhere takes a frozen record from the replica holding one (`reserve.take_frozen`: taken off its
-records synchronously there, so it is thawed once), and thaws it itself
-(dispatcher/reserve/frozen.py). The thawed bot dials again through the channel's load balancer, so
-it may reach any replica; that replica tells the thawing one (`reserve.back`), which then claims
-that very bot there (`reserve.claim` naming it): the replica where its channel ends assigns it.
-
-Every failure on the way (the store, a silent replica, a refusal) makes the start cold: the
-reserve is never a new way to fail. A relay that times out stops the search rather than trying
-another replica: the silent one may still assign its bot, and one session gets one warm bot at
-most (its claim record names it). The session's values cross the store's pub/sub here as an
-offer's SDP does (docs/replicas.md).
+Only the replica where a bot's channel ends can assign it, so a start with no idle bot on this
+replica's channels reads the deployment's pool and relays `reserve.claim` to the replica holding
+the most fitting idle bots, which runs its ordinary warm claim and owns the session from then on.
+The planner's `reserve.retire`, `reserve.freeze` and `reserve.resume` and a frozen bot's
+`reserve.take_frozen` and `reserve.back` travel the same way; the holding replica takes the bot
+off its pool first, so it is never both claimed and retired. Every failure on the way makes the
+start cold; a relay that times out ends the search, so one session gets one warm bot at most. The
+whole exchange: docs/replicas.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,13 @@
 """Planning the deployment's one reserve: done by the replica holding the planning lease.
 
-Every replica publishes the reserve bots it holds (dispatcher/store/pool.py) and records each
-start it sees; one replica at a time holds the planning lease (renewed every tick, so a replica
-that dies hands planning over within one lease). The holder takes every replica's starts into
-the sizer (dispatcher/reserve/sizer.py: the forecast's tally, the recent rate), counts the
-deployment's bots once, and turns them into one plan within the refills' spare creates;
-dispatcher/reserve/reserve.py carries it out. The others only claim.
-
-The provider's create limit is counted once for the deployment (`Coordination.create_limit`: in
-the store with several replicas): every replica's cold launches take their token there (the
-provider does, dispatcher/machines/creates.py, on Fly, ECS and Compute Engine alike), and each
-refill takes one there before it launches, only while one more remains for a cold start; so cold
-launches go first, and no replica's count of its own lets the deployment outrun the provider.
-
-The sizer's state is saved in the store every SAVE_EVERY_SECONDS and when the holder lets go, and
-read back by whoever takes the lease next, so a restart or a handover carries on with the
-forecast and the measured cold start. A replica that does not plan reads it now and then too:
-its quotes of a cold start's wait (`FleetSizer.cold_quote`) are the deployment's.
-
-One process (`LocalCoordination`) runs the same code: its lease is always held, its pool is its own.
+Every replica publishes the reserve bots it holds and records each start it sees; the lease holder
+feeds every replica's starts to the sizer, counts the deployment's bots once and turns them into
+one plan within the refills' spare creates (reserve.py carries it out); the others only claim.
+Creates are counted once for the deployment (machines/creates.py), cold launches first. The
+sizer's state is saved in the store every `SAVE_EVERY_SECONDS` and at hand-over, so a restart
+carries on with the forecast and the measured cold start; other replicas read it for their quotes
+of a cold start's wait. One process (`LocalCoordination`) runs the same code with the lease always
+held. docs/reserve.md ("The fleet planner").
 """
 
 from __future__ import annotations

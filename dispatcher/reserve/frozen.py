@@ -1,33 +1,13 @@
 """The reserve's frozen tier: warm idle bots frozen by their provider, thawed by a claim.
 
-Where the provider can freeze a machine (`FrozenMachines`: a suspended Fly Machine keeps its
-process and resumes in a few hundred ms, billed for storage, not CPU), idle bots beyond the hot
-ones are frozen once warm. How many stay hot and how many are frozen is the fleet planner's plan
-for the deployment (dispatcher/reserve/planner.py: hot are `RESERVE_MIN_HOT`, or more when starts
-arrive fast enough to claim a bot within a freeze's round trip); the replica holding a bot the
-plan freezes freezes it (`freeze`), and publishes its frozen bots in the deployment's pool in
-state `frozen`. Once warm means after its idle hello: the bot is told
-`freeze` over its channel (it stops its idle clock and will dial again), its machine is frozen,
-and its channel closed. It stays in the pool as a record in state `frozen`
-(dispatcher/reserve/idle.py), counted in the reserve's size, off the channel.
-
-A start that finds no hot bot anywhere takes the oldest frozen record that fits, here or at the
-replica holding one (dispatcher/reserve/elsewhere.py: taken off that replica's records
-synchronously there, so it is thawed once), claims it across replicas (the claims contract, as a
-hot bot), records that it is expected back (the store's `thaw:<bot id>`, naming this replica),
-thaws its machine, and waits `THAW_DEADLINE_SECONDS` for the bot to dial again. The bot dials
-through the channel's load balancer, so it may reach any replica: there its idle hello is admitted
-once more (dispatcher/channel/admission.py), and that replica tells this one (`reserve.back`),
-which then has it assign the session there (`reserve.claim` naming the bot); back here, it is
-assigned here (dispatcher/reserve/claim.py). A bot that does not come back in time is retired and
-the start launches cold: the frozen tier is never a new way to fail.
-
-The planner's `resume` (a frozen bot thawed back to hot ahead of demand) is carried out the same
-way by the replica holding the bot (`resume`): it joins the idle pool of whichever replica it
-dials, and is published as `resuming` until then. A start here that finds nothing else takes over
-a resume under way: it claims that bot once it is back. Frozen bots are retired past
-`RESERVE_MAX_FROZEN_SECONDS`, of an old image, or as the plan's surplus (`retire`), and a bot that
-fails to freeze is retired by its provider.
+Where the provider can freeze a machine (`FrozenMachines`: a suspended Fly Machine resumes in a
+few hundred ms, billed for storage), the replica holding a bot the fleet plan freezes tells it
+`freeze`, freezes its machine and keeps it in the pool as `frozen`. A start that finds no hot bot
+claims the oldest frozen one (here or at its replica), records `thaw:<bot id>`, thaws it and waits
+`THAW_DEADLINE_SECONDS` for its hello at whichever replica it dials; a bot not back in time is
+retired and the start goes cold, so the frozen tier is never a new way to fail. The planner's
+`resume` takes the same path back to hot. The whole round trip across replicas: docs/reserve.md
+("The frozen tier") and docs/replicas.md.
 """
 
 from __future__ import annotations

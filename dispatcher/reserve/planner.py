@@ -1,36 +1,10 @@
 """The deployment's reserve in tiers: how many to launch, freeze, resume and retire, fleet-wide.
 
-One planner sizes the whole deployment's reserve (the replica holding the planning lease runs it
-once a tick; any replica claims). Tiers, fastest first:
-- **hot**: running idle bots, a claim in ~0.3 s; billed like a session's machine;
-- **frozen**, where the provider can (`Tiers.frozen`: a suspended Fly Machine resumes in a few
-  hundred ms and bills its storage only): a claim resumes one first;
-- **cold**: a new machine, the provider's cold start (Fly seconds, Compute Engine ~30 s, Fargate ~40 s).
-
-Sizes, and why:
-- **ready target** (hot + frozen + on their way): the base-stock level for the cold-start lead:
-  `poisson_quantile(expected starts during a cold start, RESERVE_SERVICE_LEVEL)`
-  (dispatcher/reserve/poisson.py, demand.py), plus the **surge stock** a burst needs where the
-  provider cannot create machines as fast as they are claimed: (surge factor × the base rate −
-  the create rate) × the surge's length. The static policy (dispatcher/reserve/policy.py:
-  RESERVE_MIN_IDLE, RESERVE_SCHEDULE, the buffer and its pipeline) stays a floor under it: an
-  operator's schedule is an override the forecast can raise but never lower.
-- **hot target** with a frozen tier: the same quantile over a freeze's round trip (suspend,
-  resume, a tick), at least RESERVE_MIN_HOT; the rest of the ready target is frozen. A bot that
-  would be claimed before it could be suspended and resumed again stays hot: in a burst, freezing
-  every new bot left claims to find none hot and the rest still suspending (the simulator: Fly at
-  10 starts/min without a buffer, 88 % warm before this rule, 93 % with it). Without a frozen
-  tier, hot is the whole ready target.
-- RESERVE_MAX_IDLE caps the reserve's *running* machines (hot, booting, freezing, resuming): the
-  cost ceiling. RESERVE_MAX_FROZEN caps the frozen ones, which cost storage, not compute.
-
-Retirement keeps pacing.py's rules: a hot bot idle for RESERVE_MAX_IDLE_SECONDS goes (and stops
-counting one cold start before, so its replacement is ready); surplus hot bots go once idle for
-RESERVE_SCALEDOWN_SECONDS, never below the target while replacements warm; surplus hot bots are
-frozen instead while the frozen tier is short. Frozen bots go after RESERVE_MAX_FROZEN_SECONDS,
-and surplus ones (more than 20 % above the target) once frozen for
-RESERVE_FROZEN_SCALEDOWN_SECONDS: a frozen bot is cheap to keep and, on Fly, dear to replace
-(every new machine spends the app's scarce creates).
+The replica holding the planning lease runs it once a tick. Tiers, fastest first: hot (running
+idle bots), frozen (where the provider suspends a machine), cold (a new machine). The ready target
+is the Poisson base stock over the cold-start lead plus a burst's surge stock, never below the
+static policy's floor; the hot target covers a freeze's round trip. How each size and each
+retirement rule is derived, with the simulator's numbers: docs/reserve.md ("The fleet planner").
 
 Pure: counts and times in, counts out. The caller picks which bots: oldest first for every action,
 retirements before freezes and resumes.

@@ -1,24 +1,13 @@
 """How many idle bots to keep: the reserve's sizing policy (pure: no I/O, no clock of its own).
 
-The reserve aims at a *target* of idle plus warming bots:
-
     floor    = the largest of RESERVE_MIN_IDLE and the schedule's windows that contain now
     stock    = clamp(floor, ceil(RESERVE_BUFFER × active), RESERVE_MAX_IDLE)   # Agones' buffer
-    pipeline = floor(RESERVE_BURST × arrival rate × cold-start time)
+    pipeline = floor(RESERVE_BURST × arrival rate × cold-start time)          # Little's law
     target   = min(stock + pipeline, RESERVE_MAX_IDLE)
 
-`stock` is what should be *ready* when a start arrives. `pipeline` is Little's law: at arrival
-rate r, with every claim replaced by a launch that takes T to warm, r × T replacements are on
-their way on average. Counting them toward the target without the pipeline term would leave the
-ready stock short by r × T; with it the ready stock stays near `stock`, and a burst (r up 5×)
-raises the target the moment the rate estimate rises. It is rounded down: one start at a quiet
-time reads as 1/60 per second for a moment, × 40 s = 0.67 bots, and rounding that up launched a
-bot that was retired unused (the simulator showed one such waste per two starts at 0.2/min).
-RESERVE_MAX_IDLE caps the total the reserve may hold (idle or warming): it is the cost ceiling,
-and 0 turns the reserve off (every start launches cold, as before the reserve existed).
-
-Settings come from the dispatcher's environment (docs/reserve.md lists them) and are validated
-once at start-up; a bad value raises `SettingsError` naming the variable.
+RESERVE_MAX_IDLE is the cost ceiling (0 turns the reserve off). Why the pipeline term and why it
+is rounded down: docs/reserve.md ("The policy"). Settings are validated once at start-up; a bad
+value raises `SettingsError` naming the variable.
 """
 
 from __future__ import annotations

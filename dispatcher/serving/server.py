@@ -1,37 +1,10 @@
 """How `python -m dispatcher` serves the app: uvicorn with every connection bounded.
 
-- A connection must finish its request (head and body) within `HEADER_TIMEOUT_SECONDS` of
-  opening, or of its previous response plus the keep-alive time: sockets that send nothing, or
-  a head one byte at a time, are closed, so they cannot hold the server's descriptors.
-- A response the client stops reading is abandoned: once the socket's buffer is full (the
-  transport pauses writing), the client has `WRITE_TIMEOUT_SECONDS` to take some of it, or the
-  connection is aborted (a "slow read" of a large answer held its descriptor and memory forever).
-  A stream that has nothing to send (an event stream waiting) is not paused, so not cut.
-- At most `MAX_CONNECTIONS` connections are open at once (HTTP, the bot channels and media sockets
-  alike), and never more than half the process's descriptor limit. One past it closes a connection
-  that is not being answered, in this order: one that has not yet sent a whole first request head
-  (a socket that sends nothing, or a head byte by byte), then one idle between requests on a
-  kept-alive connection, and last one still owed its request's body (an upload under way); the
-  oldest first within each. So a flood of connects that send nothing closes its own sockets, not
-  an honest client's kept-alive connection or upload. Only requests the app is working on, bot
-  channels and media sockets are never closed to make room (a long-poll or an event stream
-  waiting is such a request). When nothing else is open, the newcomer is answered 503 and closed
-  as it is accepted, before it can hold anything. So sockets that send nothing, a head byte by
-  byte, or a request every few seconds on a kept-alive connection cannot keep `/healthz` and bots'
-  channel dials out by being there first.
-- Requests the app is working on are themselves capped below it: past `MAX_CONNECTIONS` less an
-  eighth (`headroom`), a new request first aborts the oldest request still owed its body (the app
-  only waits for it; that is what a `POST` head with no body holds), and is answered 503 at once
-  only when none is, but `/healthz` and the WebSocket upgrades (bot channels, bot and carrier
-  media: each refused before its handshake without its own credential) are not counted. Slow
-  readers of a large answer (each held up to `WRITE_TIMEOUT_SECONDS`) can then fill the API's
-  share, never the whole cap, so a load balancer's health check and the bots still get in; heads
-  whose bodies never come fill nothing. The other half of the descriptors is for what the dispatcher opens itself
-  (its store, its bots' pipes, files), so a flood of connections no longer turns into "too many
-  open files" in the middle of a request (dispatcher/errors.py answers that with a 503 too, should
-  it happen all the same).
-- A bot channel frame larger than the contract's limit is refused by the WebSocket protocol as it
-  arrives (close 1009), never read whole first.
+A request must arrive whole within `HEADER_TIMEOUT_SECONDS`, a client that stops reading is cut
+after `WRITE_TIMEOUT_SECONDS`, and at most `MAX_CONNECTIONS` are open (never more than half the
+descriptors); past the cap a connection nobody is answering makes room, never a bot channel, a
+media socket or `/healthz`. The order in which connections give way, and why: docs/security.md
+("Slow readers and connection floods are bounded"); the settings: docs/configuration.md.
 """
 
 from __future__ import annotations

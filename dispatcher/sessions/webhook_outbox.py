@@ -1,26 +1,15 @@
 """Where lifecycle webhooks wait until delivered: with several replicas, in the store, so an event is
 delivered even when the replica that saw it dies before its receiver answered.
 
-An entry is the event (`kind`, `data`, attempts so far) under its message id, with the time it is
-next due. A replica's deliverer *claims* due entries: in one step their due time moves a lease
-ahead, so no other replica takes them while this one tries; a delivered entry is removed, a
-failed one is given the time of its next attempt. A replica that dies holding a claim only delays
-its entries by the lease: another one claims them then. So delivery is at least once, and a
-receiver may see an event twice (when a replica died after the receiver answered but before the
-entry was removed): the message id, the same on every delivery, is how it drops the repeat.
-
-One process keeps them in memory (`MemoryOutbox`); several replicas in the store (`StoreOutbox`:
-a hash of entries and a sorted set of due times, `webhooks:outbox` and `webhooks:due`).
-
-Whoever may write the store must not get an event out under the deployment's webhook key, which
-every deliverer signs with. So a store entry is sealed (dispatcher/store/message_seal.py: an
-HMAC-SHA256 keyed from `REDIS_MESSAGE_SECRET` over the entry's place and text), and a claimed
-entry is acted on only if it opens, is of a kind the dispatcher pushes and has not outlived its
-delivery (`expires`, sealed in, so an old entry put back is no use either); anything else is
-removed on its own, counted (`voicefleet_store_messages_refused_total{channel="webhooks.outbox"}`)
-and logged, and the rest of its batch is delivered. An entry and its due time are removed together,
-in one script, and a due time without its entry is removed when met. Both keys expire once no
-entry was written for as long as an entry may live: nothing stays after `WEBHOOK_URL` is removed.
+A replica's deliverer claims due entries by moving their due time a lease ahead in one step; a
+delivered entry is removed, a failed one rescheduled, and a replica that dies holding a claim only
+delays its entries by the lease. Delivery is therefore at least once, and the message id (the same
+on every delivery) is how a receiver drops a repeat. One process keeps entries in memory
+(`MemoryOutbox`); several replicas in the store (`StoreOutbox`: `webhooks:outbox` and
+`webhooks:due`), each entry sealed (message_seal.py) so whoever may write the store cannot get an
+event out under the deployment's webhook key; an entry that does not open, is of an unknown kind
+or has expired is removed, counted and logged. Both keys expire once nothing was written for an
+entry's lifetime. docs/operations.md ("Lifecycle webhooks across replicas").
 """
 
 from __future__ import annotations

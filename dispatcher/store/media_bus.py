@@ -1,26 +1,17 @@
 """A phone call's frames between two replicas, over each replica's media channel in the store.
 
-`media:<replica>` carries what replica `<replica>` is to receive for its relayed calls: the
-carrier's frames towards the replica holding the bot's media socket, the bot's frames back. Each
-replica subscribes once, on its first relayed call, to its own channel (a plain SUBSCRIBE: an ACL
-user cannot be granted a PSUBSCRIBE pattern that holds a replica id, since Valkey compares a
-pattern literally with the user's channel rules), on one connection of a client of its own that
-does not decode (audio stays bytes). A message names its call, then carries one kind byte and its
-payload: `<n><session id, n bytes><kind><payload>`, with the kinds
+`media:<replica>` carries what that replica is to receive for its relayed calls. Each replica
+subscribes to its own channel once (a plain SUBSCRIBE: the store user's rules cannot grant a
+pattern), on a connection of its own that does not decode. A message names its call, then a kind
+byte and its payload, `<n><session id, n bytes><kind><payload>`:
 
     T  a text frame (UTF-8)         H  hello: the sender's replica id (the bot's side has the socket)
     B  a binary frame               E  end: the reason (that side hung up)
     K  keepalive: the sender lives
 
-A replica writes its PUBLISHes in order on one connection without waiting for each reply
-(dispatcher/store/publisher.py), so frames arrive in order and a call is not held to one frame per
-store round trip. A reply saying the PUBLISH reached no subscriber means the other replica is gone
-(its connection to the store closed with it); a replica that went silent (a lost host) is given up
-after `dead_after` seconds.
-Pub/sub delivers at most once: a frame lost in a store failover is lost, as on a lossy line.
-Every message is sealed (dispatcher/store/message_seal.py): a frame, hello or end that another
-replica did not send to this one, recently and once, is dropped before it reaches any call; and
-encrypted, so a reader of the store hears no caller.
+PUBLISHes are pipelined in order on one connection (publisher.py); one that reached no subscriber,
+or a replica silent for `dead_after`, ends the call. Delivery is at most once. Every message is
+sealed and encrypted (message_seal.py). What a replica's loss costs a call: docs/phone.md.
 """
 
 from __future__ import annotations

@@ -1,45 +1,16 @@
 """What replicas send each other through the store is signed, so the store's other users cannot speak for them.
 
-A relayed `webrtc.offer` makes the owner's bot take a peer; a media-bus frame is a caller's audio.
-Whoever may PUBLISH on the store (its password, a read-write neighbour on a shared Redis, a
-server left open) could otherwise send either, and the replica would act on it. So every message
-on a replica's relay and media channels carries an HMAC-SHA256 keyed with `REDIS_MESSAGE_SECRET`,
-which only the replicas hold (never a bot: dispatcher/machines/local/bot_env.py withholds every
-`REDIS_*`; cloud bots are launched with their own values alone), over the channel it was sent to
-(a message for one replica is nothing at another), the sender, a counter, the time, and the body:
+Every message on a replica's relay and media channels carries an HMAC-SHA256 keyed with
+`REDIS_MESSAGE_SECRET` (never a bot's) over its channel, sender, counter, time and body, and its
+body is AES-GCM ciphertext under a key derived from the same secret:
 
     v2.<sender: 16 hex>.<counter>.<milliseconds since the epoch>.<mac: 64 hex>.<body, encrypted>
 
-A receiver refuses what is malformed, what does not verify (forged), what was sent more than
-`WINDOW_SECONDS` away from its own clock (stale: a captured message is dead once the window has
-passed), and a counter of a sender it has taken already (replayed), remembered as IPsec does: the
-highest counter and a bitmap of the `REPLAY_BITS` below it, per sender. Only a message that
-verified creates a sender's record, so an attacker cannot fill that memory. A refusal is counted
-(`voicefleet_store_messages_refused_total`) and logged at most once a minute, without its body.
-
-What the replicas say is also hidden (`conceal`/`reveal`): a relayed `reserve.claim` holds a
-session's launch values (the bot's Daily token, its TURN credentials, the caller's `body`), the
-very values the store keeps sealed at rest (dispatcher/store/secrets_vault.py), an offer's SDP its
-ICE password, and a media message a caller's voice. So bodies are AES-GCM ciphertext under a
-second key derived from the same secret, the channel bound in: whoever may SUBSCRIBE on the store
-reads nothing of them.
-
-What replicas leave in the store for each other to act on later is sealed too (`seal_record`,
-`open_record`): a lifecycle webhook waiting in the outbox (dispatcher/sessions/webhook_outbox.py)
-is signed with the deployment's webhook key by whichever replica delivers it, so an entry a store
-writer added would otherwise go out as the deployment's. A record carries an HMAC-SHA256 under a
-third key derived from the same secret, over where it is kept (its key and field) and its text:
-
-    <mac: 64 hex>.<record>
-
-A record that does not open is refused and counted as a message is (under its own kind).
-
-Changing the secret: a replica may also hold a second key, `REDIS_ACCEPTED_MESSAGE_SECRET`, that it
-verifies and opens with but never seals with. Replicas of two deploys run side by side while one
-rolls out (the load balancer drains the old ones for the length of a call), so a rotation takes
-three deploys, each compatible with the one before: the new secret accepted (sealing with the old);
-then sealing with the new, the old accepted; then the old dropped (docs/pulumi.md, "Changing the
-replicas' message secret").
+A receiver refuses the malformed, the forged, the stale (`WINDOW_SECONDS`) and the replayed (a
+per-sender window of `REPLAY_BITS`, kept only for senders that verified). Records left in the store
+for later (`seal_record`, the webhook outbox) carry a third derived key's MAC over where they are
+kept. Why each part, and the three-deploy rotation with `REDIS_ACCEPTED_MESSAGE_SECRET`:
+docs/replicas.md and docs/pulumi.md ("Changing the replicas' message secret").
 """
 
 from __future__ import annotations

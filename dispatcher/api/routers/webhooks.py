@@ -4,29 +4,13 @@
     POST /phone/telnyx    TeXML   the same, bidirectionalMode="rtp"
     POST /phone/plivo     Plivo XML <Stream bidirectional="true" keepCallAlive="true">
 
-Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries a
-one-time token, and the call's session starts when the carrier opens the stream. Each webhook is
-checked with the carrier's signature first; a request that fails it gets 403 and no token.
-
-A signed webhook is then answered once across every replica. Telnyx's signature carries a time,
-so it is remembered through the tolerance on both sides of now, plus a minute of clock skew, and
-is refused after. Twilio's and Plivo's carry none and never expire (Twilio signs the URL and the
-form, Plivo the URL, the form and a nonce): the signature that passed is remembered as long as a
-signed Twilio stream is (25 h, past Twilio's longest call), so a webhook captured and replayed
-after that mints a call token again (docs/security.md, Known limits). The record is keyed on the
-computed signature alone, which already binds everything signed; never on a field of the form,
-the nonce header or the URL as sent. Both schemes sign key + value text with no separators, so a
-field's value can absorb the pairs after it (or the nonce the body's tail, or Twilio's query the
-form's first pairs), and Plivo signs its query normalised (sorted, empty pairs dropped, decoded),
-so `?&`, a re-ordered or a re-encoded query is the same signature: each would have been a new
-record under another `CallSid`, nonce or URL. A Twilio `CallSid` must also have Twilio's documented
-shape, `CA` and 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid). The record is the coordination's
-(the store, with several replicas, and a copy in this replica's memory); a store that does not
-answer gets the webhook a 503 rather than a token this replica cannot vouch for, and the carrier
-moves to its fallback URL or retries.
-
-Each check is a `phone.webhook` span (dispatcher/observability/tracing.py) under the request's: the carrier, and
-why a webhook was refused as `error.type`. The call's own trace begins when its stream opens.
+Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries
+a one-time token and the call's session starts when the carrier opens the stream. A webhook's
+carrier signature is checked first (403 and no token otherwise), then it is answered once across
+every replica: the record is keyed on the computed signature alone and kept as long as the
+signature is valid (docs/security.md says why, and the replay window that remains). A store that
+does not answer gets the webhook a 503, never a token this replica cannot vouch for. Each check is
+a `phone.webhook` span.
 """
 
 from __future__ import annotations

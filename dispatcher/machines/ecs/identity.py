@@ -1,30 +1,13 @@
 """An ECS bot proves which task it runs as: its task role's STS session, named by the task id.
 
-ECS has no signed token a task can ask for, but each task gets its task role's temporary
-credentials from the ECS agent, for that task alone. The bot presigns `sts:GetCallerIdentity` with
-them (bot/identity.py) and sends the URL, base64url-encoded, as its hello's identity. The channel
-checks that it is nothing but a presigned GetCallerIdentity for this region's STS endpoint
-(scheme, host, path, the query's parameters and characters: a bot never makes the dispatcher call
-another URL), valid for at most `MAX_PRESIGN_SECONDS`, signed over the `x-voicefleet-channel`
-header too, and sends its query string unchanged to the STS endpoint built here (`AWS_ENDPOINT_URL_STS`, else
-`AWS_ENDPOINT_URL`, else `https://sts.<region>.amazonaws.com`), redirects not followed, the answer
-bounded, with `x-voicefleet-channel: <this deployment's channel URL>` (`BOT_IDENTITY_AUDIENCE`,
-else `BOT_CHANNEL_URL`): a presign made for another audience fails STS's own signature check, as
-the EKS authenticator binds its presigns to a cluster with `x-k8s-aws-id`. It admits the hello
-only when STS answers with an assumed-role ARN of one of the bots' task roles
-(`ECS_BOT_TASK_ROLE_ARNS`, same account) whose session name is a task of this cluster that the
-dispatcher launched for the credential's subject: `startedBy` = the session id for a cold
-bot; the reserve's marker and `BOT_MACHINE_ID` = the bot id in its environment overrides for a
-reserve bot (DescribeTasks reads both back from the dispatcher's own RunTask). Each presign is
-admitted once (its signature is the one-use record's key, dispatcher/channel/identity.py), checked
-before STS is called, so a captured one is worth nothing once its bot has said hello.
-
-The assumption: ECS names a task role's session by the task id. ECS's documentation says the
-credentials carry the task ARN as context so that CloudTrail shows which task used which role
-(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html), and CloudTrail
-shows `assumed-role/<task role>/<task id>`; its API reference does not promise the name. Should an
-account's differ, every bot is refused with a log line naming the session STS gave, never admitted
-unchecked (docs/security.md says how to check an account).
+The bot presigns `sts:GetCallerIdentity` with its task role's credentials (bot/identity.py). The
+channel checks it is nothing but such a presign for this region's STS (so a bot never makes the
+dispatcher call another URL), valid for at most `MAX_PRESIGN_SECONDS` and signed over
+`x-voicefleet-channel`; sends it to STS with this deployment's channel URL in that header (a
+presign for another audience fails STS's own check); and admits the hello only when STS names a
+session of one of `ECS_BOT_TASK_ROLE_ARNS` whose name is a task this dispatcher launched for the
+credential's subject (DescribeTasks). Each presign is admitted once. The assumption that ECS names
+the session by the task id, and how to check an account: docs/security.md.
 """
 
 from __future__ import annotations

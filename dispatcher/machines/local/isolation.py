@@ -1,30 +1,12 @@
 """What keeps a local bot out of the dispatcher's process state and out of the other bots'.
 
-Local bots run as the dispatcher's user: left alone, any of them reads `/proc/<dispatcher>/environ`
-(the deployment secret, the API keys, the store's password, the carriers' tokens) and every
-other bot's (its channel credential). Three layers, each cheap:
-
-- the environment a bot is given is an allow list (bot_env.py): nothing of the dispatcher's;
-- the dispatcher is not dumpable (`protect_dispatcher`, at start-up): a process of the same user
-  without CAP_SYS_PTRACE cannot read its environment, memory or descriptors;
-- each bot gets a Landlock domain of its own before `exec` (`BotIsolation.child_setup`): it cannot
-  read, trace or signal the dispatcher or another bot, from its first instruction, whoever runs
-  it. The bot host then makes itself non-dumpable and, run as root, drops every capability
-  (bot/hardening.py), which root needs: a root process with CAP_SYS_ADMIN reads other processes
-  despite Landlock on current kernels.
-
-`LOCAL_BOT_ISOLATION=auto` (the default) runs bots without Landlock, with a warning, on a kernel
-that has none; `required` refuses to start there. docs/security.md says what remains.
-
-Without Landlock, what keeps a bot from tracing a young sibling is Yama alone
-(`kernel.yama.ptrace_scope`): at 0, or with no Yama, any bot may attach to another in its first
-milliseconds, before it is non-dumpable, and make it write a launch proof for the attacker (the
-kernel then attests the victim's own pid, launch_proof.py): the attacker is welcomed as that bot
-and sent its session, the caller's `body` included. `auto` says so at start-up as an error, once;
-at 1 (only a process's ancestors may attach, and bots are siblings) it is closed. A dispatcher run
-as root starts its bots with CAP_SYS_PTRACE, which Yama's 1 and 2 let through: only 3 (no
-attaching at all) closes it there, and 3 cannot be lowered until the host reboots and stops gdb and
-strace host-wide, so the error's first advice there is to run the dispatcher as an ordinary user.
+Local bots run as the dispatcher's user, so three cheap layers keep them from reading its
+secrets or each other's: an allow-listed environment (bot_env.py), a dispatcher that is not
+dumpable (`protect_dispatcher`), and a Landlock domain per bot before `exec`
+(`BotIsolation.child_setup`); the bot host then drops its own dumpability and, as root, every
+capability. `LOCAL_BOT_ISOLATION=auto` runs without Landlock (with a warning) where the kernel has
+none; `required` refuses. Without Landlock, Yama's `ptrace_scope` is what keeps a bot from tracing
+a young sibling, and the start-up error says what to set. What remains: docs/security.md ("Local bots").
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """A local bot proves it is the process this dispatcher launched: a nonce through its launch socket.
 
-A local process has no identity a provider signs, and its channel credential sits in its
-environment, which another process of the same user may read through `/proc/<pid>/environ` (in the
-bot's first milliseconds, before it makes itself non-dumpable, or at any time where the kernel has
-no Landlock to keep bots apart). Whoever reads it could dial first and receive the session's
-`assign`. So each bot is launched holding one end of a `socketpair()` of its own (passed with
-`pass_fds`; `BOT_IDENTITY_FD` names its descriptor, not a secret). For every dial the bot writes a
-fresh random nonce into it and sends the same nonce as its hello's `identity` (bot/identity.py); the
-channel admits the hello only when that nonce came through the socket of the machine launched for
-the credential's bot id or session. A socket cannot be opened through `/proc/<pid>/fd/<n>` (the
-kernel answers ENXIO), so reading the bot's `/proc` gives nothing to prove with; only ptrace-level
-access to the young bot (attaching, `pidfd_getfd`) could borrow its end (docs/security.md, Local bots).
-A borrowed end writes as the borrower, though (a tracer that makes the bot itself write is not
-caught here: Landlock or Yama must keep it from attaching, isolation.py): the dispatcher's end has `SO_PASSCRED`, so the
-kernel attests each write's sender pid (`SCM_CREDENTIALS`, unix(7); a process may name only its own
-pid there unless it has CAP_SYS_ADMIN, which bots drop), and a nonce is kept only when that pid is
-the launched process or one of its descendants (a launch command that wraps the bot, such as
-`uv run`, writes from a child). What arrives from any other writer is dropped unread.
-
-What the dispatcher keeps per bot is bounded: its end is drained only when a hello for that bot is
-checked (the bot wrote its nonce before it dialled, so it is already there), at most DRAIN_READS
-reads of DRAIN_BYTES per check, and only the newest KEPT_NONCES nonces are remembered; each admits
-one hello.
+A local bot's channel credential sits in its environment, which another process of the same user
+may read. So each bot is launched holding one end of a `socketpair()` of its own (`BOT_IDENTITY_FD`
+names the descriptor); for every dial it writes a fresh nonce there and sends the same nonce as its
+hello's identity, admitted only when it came through the socket of the machine launched for that
+bot. A socket cannot be opened through `/proc/<pid>/fd`, and the dispatcher's end has
+`SO_PASSCRED`, so a nonce is kept only when the kernel attests its writer is the launched process or
+a descendant. Per bot, what is read and kept is bounded (`DRAIN_READS` × `DRAIN_BYTES` per check,
+the newest `KEPT_NONCES`). The threat and what remains: docs/security.md ("Local bots").
 """
 
 from __future__ import annotations
