@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import sys
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
 from dispatcher.observability import log_format, log_redaction, tracing
+from dispatcher.regions.peers import conflicts_at_start
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
@@ -48,6 +50,8 @@ environment (docs/configuration.md lists every variable, with the providers' and
   REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*
   SHUTDOWN_GRACE_SECONDS   on SIGTERM, how long requests in flight may finish (default 90; ECS stops at 120)
   KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
+  REGION, REGIONS,         one global deployment: this region's name, every region's name=url, and
+  REGION_SECRET            the secret regions sign their requests with (docs/regions.md)
   PHONE_DRAIN_SECONDS      on SIGTERM, how long calls in flight may go on before exit (default MAX_SESSION_SECONDS)
   HEADER_TIMEOUT_SECONDS   a connection's time to send a whole request (default 10)
   BOT_CHANNEL_MAX_CONNECTIONS  open bot channels at once (default 1000)
@@ -103,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
         return 2
+    state: AppState = app.state.voicefleet
+    if state.peers.regions.several and (conflicts := asyncio.run(conflicts_at_start(state.peers.regions))):
+        print(f"dispatcher: configuration error: {'; '.join(conflicts)}", file=sys.stderr)
+        return 2
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
         print(f"dispatcher: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    state: AppState = app.state.voicefleet
     if state.channel_access is not None and settings.machines == "local":
         state.channel_access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,

@@ -112,12 +112,22 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         if settings.bot_channel_token and machines in ("gce", "fly", "ecs"):
             checks.append(lambda: _machine_identity(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
+    checks.append(lambda: _regions(env))
     for check in checks:
         try:
             check()
         except (SettingsError, ValueError) as exc:
             problems.append(str(exc))
     return problems
+
+
+def _regions(env: Mapping[str, str]) -> None:
+    from dispatcher.regions.config import Regions
+
+    if Regions.from_env(env).several and not env.get("DISPATCHER_API_KEYS", "").strip():
+        # A session belongs to the key that made it in every region: keyless, each region would own
+        # its sessions alone.
+        raise SettingsError("REGION needs DISPATCHER_API_KEYS (the same keys in every region): docs/regions.md")
 
 
 def _machine_identity(machines: str, env: Mapping[str, str]) -> None:

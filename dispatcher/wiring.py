@@ -32,6 +32,8 @@ from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import Peers
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
@@ -135,6 +137,7 @@ def build_state(
             env, settings, sessions, channels, metrics, coordination, replication.remote, owners=auth.by_id,
             timeline=timeline,
         ),
+        peers=Peers(Regions.from_env(env)),  # one region unless REGION, REGIONS and REGION_SECRET are set
     )
 
 
@@ -146,6 +149,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
     reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
+    polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
     try:
         yield
     finally:
@@ -155,6 +159,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
         if refilling is not None:
             refilling.cancel()
         writing.cancel()
+        polling.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

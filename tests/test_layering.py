@@ -25,6 +25,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.machines",),
     ("dispatcher.media",),
     ("dispatcher.reserve",),
+    ("dispatcher.regions",),
     ("dispatcher.sessions",),
     ("dispatcher.phone",),
     ("dispatcher.api",),

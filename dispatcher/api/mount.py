@@ -21,6 +21,7 @@ from dispatcher.api.routers import (
     offers,
     ops,
     page,
+    regions,
     runner_offer,
     sessions,
     timeline,
@@ -29,7 +30,7 @@ from dispatcher.api.routers import (
 from dispatcher.api.state import AppState
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
-           webhooks.router, daily_dialin.router, ops.router)
+           webhooks.router, daily_dialin.router, ops.router, regions.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -3,7 +3,7 @@ dispatcher/wiring.py and reached through `app_state` (dispatcher/api/dependencie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
@@ -19,6 +19,8 @@ from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import Peers
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
@@ -46,6 +48,7 @@ class AppState:
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)
+    peers: Peers = field(default_factory=lambda: Peers(Regions()))  # the other regions (one region: none)
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
@@ -55,3 +58,4 @@ class AppState:
         if self.rooms is not None:
             await self.rooms.aclose()
         await self.replication.aclose()
+        await self.peers.aclose()

@@ -126,12 +126,12 @@ class DispatcherProcess:
 @contextmanager
 def run_dispatcher(
     log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0,
-    command_prefix: Sequence[str] = (),
+    command_prefix: Sequence[str] = (), port: int | None = None, log_name: str = "dispatcher.log",
 ) -> Iterator[DispatcherProcess]:
-    """`python -m dispatcher` on a free loopback port, killed (with its bots) on exit; `command_prefix`
-    runs it through another command that execs it (its pid stays the dispatcher's)."""
-    port = free_port()
-    log_path = log_dir / "dispatcher.log"
+    """`python -m dispatcher` on a loopback port (a free one unless given), killed (with its bots) on
+    exit; `command_prefix` runs it through another command that execs it (its pid stays the dispatcher's)."""
+    port = port or free_port()
+    log_path = log_dir / log_name
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*command_prefix, sys.executable, "-m", "dispatcher"],

@@ -26,6 +26,9 @@ async def healthz(request: Request) -> JSONResponse:
     body: dict[str, object] = {"status": "ok", "machines": state.machines.name}
     if state.reserve is not None and (detail := state.reserve.health()) is not None:
         body["detail"] = detail
+    if state.peers.by_name:  # several regions: which answer (a region down degrades none of the others)
+        body["region"] = state.peers.regions.here
+        body["regions"] = {name: peer.to_json() for name, peer in sorted(state.peers.by_name.items())}
     if health := state.replication.coordination.health():  # several replicas: their store's
         body["store"] = health
         if health["status"] != "ok":

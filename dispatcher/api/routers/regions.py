@@ -1,0 +1,44 @@
+"""What regions ask each other, each request signed with `REGION_SECRET` (dispatcher/regions/signing.py).
+
+    GET /regions/state    this region's name, its `REGIONS` listing, and what it can start now
+
+Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
+as one region. docs/regions.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.state import AppState
+from dispatcher.regions.peers import STATE_PATH, Capacity
+from dispatcher.regions.signing import RegionVerifier
+
+router = APIRouter()
+
+
+async def signed_by_region(request: Request, state: AppState) -> str:
+    """The region that sent `request`, or 401: its signature covers the method, path, query and body."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    verifier = RegionVerifier(state.peers.regions, state.replication.coordination.spent)
+    return await verifier.sender(request.method, path, request.headers, await request.body())
+
+
+async def capacity(state: AppState) -> Capacity:
+    active = await state.sessions.active_count()
+    warm = {transport: state.reserve is not None and await state.reserve.can_claim(transport)
+            for transport in state.settings.transports}
+    idle = len(state.channels.idle())
+    return Capacity(warm=warm, idle=idle, room=max(0, state.settings.max_concurrent_sessions - active),
+                    cold_start_seconds=state.sessions.ready.before_launch())
+
+
+@router.get(STATE_PATH, include_in_schema=False)
+async def region_state(request: Request) -> JSONResponse:
+    state = app_state(request)
+    await signed_by_region(request, state)
+    regions = state.peers.regions
+    return JSONResponse({"region": regions.here, "regions": regions.listing(),
+                         "capacity": (await capacity(state)).to_json()})

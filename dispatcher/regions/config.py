@@ -1,0 +1,104 @@
+"""Which region this dispatcher is, every region's public URL, and the secret regions share.
+
+`REGION` (a name), `REGIONS` (`name=url,…`, every region, this one included) and `REGION_SECRET`
+(at least 32 characters, the same everywhere) are set together or not at all: unset, the
+dispatcher is one region exactly as without regions. Each mistake is refused at start-up with
+one line naming it (docs/regions.md, "Setting up").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from dispatcher.settings import SettingsError, is_loopback
+
+# Short and plain: a region's name travels in session ids, headers and metric labels.
+REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+MIN_REGION_SECRET_CHARS = 32
+VARIABLES = ("REGION", "REGIONS", "REGION_SECRET")
+
+
+@dataclass(frozen=True)
+class Regions:
+    """`here` is "" when the dispatcher runs as one region (no peers, nothing signed)."""
+
+    here: str = ""
+    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    secret: bytes = field(default=b"", repr=False)
+
+    @property
+    def several(self) -> bool:
+        return bool(self.here)
+
+    @property
+    def peers(self) -> dict[str, str]:
+        """Every other region's URL, by name."""
+        return {name: url for name, url in self.urls.items() if name != self.here}
+
+    def listing(self) -> str:
+        """`REGIONS` in one canonical spelling: two regions configured alike list the same text."""
+        return ",".join(f"{name}={url}" for name, url in sorted(self.urls.items()))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Regions:
+        values = {name: env.get(name, "").strip() for name in VARIABLES}
+        if not any(values.values()):
+            return cls()
+        missing = [name for name, value in values.items() if not value]
+        if missing:
+            given = ", ".join(name for name in VARIABLES if name not in missing)
+            raise SettingsError(f"{', '.join(missing)} must be set with {given} (a region needs its name, every "
+                                "region's URL and the shared secret: docs/regions.md)")
+        here = values["REGION"]
+        if not REGION_NAME.fullmatch(here):
+            raise SettingsError(f"REGION={here!r} is not a region name (a lowercase letter, then up to 19 "
+                                "lowercase letters, digits or hyphens, e.g. eu or us-east)")
+        urls = parse_regions(values["REGIONS"])
+        if here not in urls:
+            raise SettingsError(f"REGIONS does not list this region (REGION={here}): list every region, "
+                                f"this one included, as name=url (it names {', '.join(sorted(urls))})")
+        secret = values["REGION_SECRET"]
+        if len(secret) < MIN_REGION_SECRET_CHARS:
+            raise SettingsError(
+                f"REGION_SECRET must be at least {MIN_REGION_SECRET_CHARS} characters (got {len(secret)}), the same "
+                "in every region; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return cls(here, MappingProxyType(urls), secret.encode())
+
+
+def parse_regions(raw: str) -> dict[str, str]:
+    """`name=url,…` → {name: url}; every region's dispatcher URL, https (http on loopback only)."""
+    urls: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, url = (piece.strip() for piece in item.partition("="))
+        if not sep or not name or not url:
+            raise SettingsError(f"REGIONS: {item!r} is not name=url (e.g. eu=https://eu.voice.example.com)")
+        if not REGION_NAME.fullmatch(name):
+            raise SettingsError(f"REGIONS: {name!r} is not a region name (lowercase letters, digits, hyphens)")
+        if name in urls:
+            raise SettingsError(f"REGIONS names {name} twice")
+        urls[name] = _region_url(name, url)
+    if not urls:
+        raise SettingsError("REGIONS lists no region: name=url,… for every region, this one included")
+    seen: dict[str, str] = {}
+    for name, url in urls.items():
+        if url in seen:
+            raise SettingsError(f"REGIONS gives {seen[url]} and {name} the same URL {url}")
+        seen[url] = name
+    return urls
+
+
+def _region_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if (parts.scheme not in ("https", "http") or not host or parts.query or parts.fragment
+            or parts.path not in ("", "/")):
+        raise SettingsError(f"REGIONS: {name}={url} is not a dispatcher's base URL like https://{name}.voice.example.com")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise SettingsError(f"REGIONS: {name}={url} must be https (what regions ask each other is signed, not hidden)")
+    return f"{parts.scheme}://{parts.netloc}"

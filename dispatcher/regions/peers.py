@@ -1,0 +1,180 @@
+"""Every other region as this one sees it: whether it answers, its round trip, what it can start.
+
+Each peer's `GET /regions/state` is read every `POLL_SECONDS`, signed, within `ANSWER_SECONDS`: a
+region that does not answer in time is unreachable at once (requests for its sessions are refused
+503 `region_unreachable` from then on, never left hanging), and reachable again with its next
+answer. The round trip is an exponentially weighted mean of the polls', so "nearest" follows the
+network as it is now. What a peer's listing of the regions contradicts in this one's is a
+conflict (refused at start-up, logged after); a region one side lists and the other does not yet
+is a warning only, so a region can be added one deploy at a time. docs/regions.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.regions.config import Regions, parse_regions
+from dispatcher.regions.signing import RegionSigner
+from dispatcher.settings import SettingsError
+
+log = logging.getLogger("dispatcher.regions")
+
+STATE_PATH = "/regions/state"
+POLL_SECONDS = 1.0
+ANSWER_SECONDS = 1.0
+RTT_WEIGHT = 0.3  # the newest poll's share of the round trip's running mean
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a region advertises: whether it can start warm, and how much room it has."""
+
+    warm: Mapping[str, bool] = field(default_factory=dict)  # by transport: an idle or frozen bot now
+    idle: int = 0  # idle bots across the region's replicas
+    room: int = 0  # sessions it may still start under its cap
+    cold_start_seconds: float = math.inf  # the wait it tells a cold start now
+
+    def to_json(self) -> dict[str, Any]:
+        return {"warm": dict(self.warm), "idle": self.idle, "room": self.room,
+                "cold_start_seconds": None if math.isinf(self.cold_start_seconds) else self.cold_start_seconds}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Capacity:
+        if not isinstance(data, Mapping):
+            raise ValueError("capacity is not an object")
+        warm = data.get("warm", {})
+        cold = data.get("cold_start_seconds")
+        return cls(
+            warm={str(k): bool(v) for k, v in warm.items()} if isinstance(warm, Mapping) else {},
+            idle=max(0, int(data.get("idle", 0))),
+            room=max(0, int(data.get("room", 0))),
+            cold_start_seconds=math.inf if cold is None else max(0.0, float(cold)),
+        )
+
+
+@dataclass
+class Peer:
+    name: str
+    url: str
+    reachable: bool = False
+    round_trip: float | None = None  # seconds, running mean
+    capacity: Capacity | None = None
+    answered_at: float | None = None
+    problem: str | None = None  # why it is not reachable, or what it contradicts
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "reachable": self.reachable,
+                "round_trip_ms": None if self.round_trip is None else round(self.round_trip * 1000, 1),
+                "problem": self.problem}
+
+
+def contradictions(regions: Regions, peer: str, answer: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(conflicts, warnings) between this region's `REGIONS` and what `peer` answered."""
+    name = answer.get("region")
+    if name != peer:
+        return [f"REGIONS names {regions.urls[peer]} as {peer}, but that dispatcher is REGION={name}"], []
+    try:
+        theirs = parse_regions(str(answer.get("regions", "")))
+    except SettingsError as exc:
+        return [f"{peer}'s REGIONS is invalid: {exc}"], []
+    conflicts = [f"REGIONS disagrees with {peer}'s on {other}: {url} here, {theirs[other]} there"
+                 for other, url in sorted(regions.urls.items()) if other in theirs and theirs[other] != url]
+    warnings = [f"{peer}'s REGIONS does not list {other} yet" for other in sorted(regions.urls) if other not in theirs]
+    warnings += [f"{peer}'s REGIONS lists {other}, which this region's does not" for other in sorted(theirs)
+                 if other not in regions.urls]
+    return conflicts, warnings
+
+
+class Peers:
+    """The other regions, polled; one instance per dispatcher (one region: no peers, no polling)."""
+
+    def __init__(self, regions: Regions, client: HttpClient | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.regions = regions
+        self._signer = RegionSigner(regions)
+        self._client = client or HttpClient(timeout=ANSWER_SECONDS, connect_timeout=ANSWER_SECONDS)
+        self._clock = clock
+        self.by_name: dict[str, Peer] = {name: Peer(name, url) for name, url in regions.peers.items()}
+        self._warned: set[str] = set()
+
+    def peer(self, name: str) -> Peer | None:
+        return self.by_name.get(name)
+
+    def nearest_first(self) -> list[Peer]:
+        """Reachable peers, nearest (lowest measured round trip) first."""
+        live = [peer for peer in self.by_name.values() if peer.reachable and peer.round_trip is not None]
+        return sorted(live, key=lambda peer: (peer.round_trip, peer.name))
+
+    async def poll(self, peer: Peer) -> list[str]:
+        """Read one peer's state; the conflicts it shows (an unreachable peer shows none)."""
+        path = STATE_PATH
+        started = self._clock()
+        try:
+            answer = await self._client.request("GET", peer.url + path, timeout=ANSWER_SECONDS,
+                                                headers=self._signer.headers(peer.name, "GET", path))
+            data = answer.json() if answer.status_code == 200 else None
+        except (HttpError, ValueError) as exc:
+            return self._lost(peer, f"no answer within {ANSWER_SECONDS:g} s ({exc})")
+        if not isinstance(data, Mapping):
+            return self._lost(peer, f"answered {answer.status_code}")
+        elapsed = self._clock() - started
+        conflicts, warnings = contradictions(self.regions, peer.name, data)
+        for warning in warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("regions: %s", warning)
+        try:
+            capacity = Capacity.from_json(data.get("capacity", {}))
+        except (TypeError, ValueError) as exc:
+            return self._lost(peer, f"advertised no valid capacity ({exc})")
+        if conflicts:
+            peer.reachable, peer.problem = False, "; ".join(conflicts)
+            return conflicts
+        peer.round_trip = elapsed if peer.round_trip is None else (
+            RTT_WEIGHT * elapsed + (1 - RTT_WEIGHT) * peer.round_trip)
+        if not peer.reachable:
+            log.info("regions: %s answers (round trip %.0f ms)", peer.name, elapsed * 1000)
+        peer.reachable, peer.capacity, peer.answered_at, peer.problem = True, capacity, self._clock(), None
+        return []
+
+    def _lost(self, peer: Peer, problem: str) -> list[str]:
+        if peer.reachable or peer.answered_at is None and peer.problem is None:
+            log.warning("regions: %s is unreachable: %s", peer.name, problem)
+        peer.reachable, peer.problem = False, problem
+        return []
+
+    async def poll_all(self) -> list[str]:
+        results = await asyncio.gather(*(self.poll(peer) for peer in self.by_name.values()))
+        return [conflict for conflicts in results for conflict in conflicts]
+
+    async def run(self) -> None:
+        """Poll every peer every `POLL_SECONDS`, for the dispatcher's life."""
+        if not self.by_name:
+            return
+        logged: set[str] = set()
+        while True:
+            for conflict in await self.poll_all():
+                if conflict not in logged:
+                    logged.add(conflict)
+                    log.error("regions: %s (fix REGIONS so every region lists the same URLs)", conflict)
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def conflicts_at_start(regions: Regions) -> list[str]:
+    """What the peers that answer now contradict in `REGIONS` (a peer that does not answer yet is no
+    reason to refuse: it may be starting too)."""
+    peers = Peers(regions)
+    try:
+        return await peers.poll_all()
+    finally:
+        await peers.aclose()

@@ -1,0 +1,81 @@
+"""What one region asks another is signed with the shared `REGION_SECRET`; what no region sent is refused.
+
+    Voicefleet-Region: <sender>          Voicefleet-Region-Time: <unix milliseconds>
+    Voicefleet-Region-Signature: v1=<hex HMAC-SHA256 over sender, receiver, method, path, time, body digest>
+
+The receiver is signed in, so a request made for one region is nothing at another; the time must be
+within `SKEW_SECONDS` of the receiver's clock; and each signature is taken once across the
+receiving region's replicas (its store's one-time records), so a captured request cannot be sent
+again. docs/regions.md ("What regions ask each other").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from collections.abc import Callable, Mapping
+
+from dispatcher.errors import ApiError
+from dispatcher.regions.config import Regions
+from dispatcher.store.coordination import OneTimeUse
+
+SENDER = "voicefleet-region"
+TIME = "voicefleet-region-time"
+SIGNATURE = "voicefleet-region-signature"
+SKEW_SECONDS = 30.0
+VERSION = "v1="
+
+
+def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, millis: str, body: bytes) -> str:
+    text = "\n".join((sender, receiver, method.upper(), path, millis, hashlib.sha256(body).hexdigest()))
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+class RegionSigner:
+    def __init__(self, regions: Regions, clock: Callable[[], float] = time.time) -> None:
+        self._regions = regions
+        self._clock = clock
+
+    def headers(self, receiver: str, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        """The headers that sign a request from this region to `receiver` (`path` with its query)."""
+        millis = str(int(self._clock() * 1000))
+        mac = _mac(self._regions.secret, self._regions.here, receiver, method, path, millis, body)
+        return {SENDER: self._regions.here, TIME: millis, SIGNATURE: VERSION + mac}
+
+
+class RegionVerifier:
+    """Refuses, as 401 `region_unauthenticated` with the reason, whatever another region did not
+    send to this one, recently and once."""
+
+    def __init__(self, regions: Regions, once: OneTimeUse, clock: Callable[[], float] = time.time) -> None:
+        self._regions = regions
+        self._once = once
+        self._clock = clock
+
+    async def sender(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
+        """The region that sent this request (`path` with its query, as received)."""
+        if not self._regions.several:
+            raise ApiError(404, "not_found", "this dispatcher runs as one region (REGION is not set)")
+        sender, millis, signature = headers.get(SENDER, ""), headers.get(TIME, ""), headers.get(SIGNATURE, "")
+        if not sender or not millis or not signature:
+            raise _refused("a region request needs the Voicefleet-Region headers, signed with REGION_SECRET")
+        if sender == self._regions.here or sender not in self._regions.urls:
+            raise _refused("the sender is not another region of this deployment")
+        try:
+            sent = int(millis) / 1000
+        except ValueError:
+            raise _refused("Voicefleet-Region-Time is not a time") from None
+        if not math.isfinite(sent) or abs(self._clock() - sent) > SKEW_SECONDS:
+            raise _refused(f"the request's time is more than {SKEW_SECONDS:g} s from this region's clock")
+        expected = VERSION + _mac(self._regions.secret, sender, self._regions.here, method, path, millis, body)
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            raise _refused("the signature does not match (REGION_SECRET differs, or the request was changed)")
+        if not await self._once.first_use("region:" + signature[len(VERSION):], 2 * SKEW_SECONDS):
+            raise _refused("this signed request was already taken (a replay)")
+        return sender
+
+
+def _refused(reason: str) -> ApiError:
+    return ApiError(401, "region_unauthenticated", reason)

@@ -1,0 +1,58 @@
+"""REGION, REGIONS and REGION_SECRET: set together or not at all, each mistake named in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.regions.config import Regions
+from dispatcher.settings import SettingsError
+
+SECRET = "s" * 32
+EU, US = "https://eu.voice.example.com", "https://us.voice.example.com"
+
+
+def regions(**env: str) -> Regions:
+    return Regions.from_env(env)
+
+
+def test_unset_is_one_region_with_no_peers() -> None:
+    one = regions()
+    assert not one.several and one.peers == {}
+
+
+def test_a_region_knows_every_other_regions_url_by_name() -> None:
+    eu = regions(REGION="eu", REGIONS=f"eu={EU}, us={US}/", REGION_SECRET=SECRET)
+    assert eu.several and eu.here == "eu"
+    assert eu.peers == {"us": US}
+    assert eu.listing() == regions(REGION="us", REGIONS=f"us={US},eu={EU}", REGION_SECRET=SECRET).listing()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REGION": "eu"}, "REGIONS, REGION_SECRET must be set with REGION"),
+        ({"REGIONS": f"eu={EU}", "REGION_SECRET": SECRET}, "REGION must be set with REGIONS, REGION_SECRET"),
+        ({"REGION": "EU!", "REGIONS": f"eu={EU}", "REGION_SECRET": SECRET}, "REGION='EU!' is not a region name"),
+        ({"REGION": "ap", "REGIONS": f"eu={EU},us={US}", "REGION_SECRET": SECRET},
+         "REGIONS does not list this region (REGION=ap): list every region, this one included"),
+        ({"REGION": "eu", "REGIONS": f"eu={EU},us", "REGION_SECRET": SECRET}, "REGIONS: 'us' is not name=url"),
+        ({"REGION": "eu", "REGIONS": f"eu={EU},eu={US}", "REGION_SECRET": SECRET}, "REGIONS names eu twice"),
+        ({"REGION": "eu", "REGIONS": f"eu={EU},us={EU}", "REGION_SECRET": SECRET},
+         f"REGIONS gives eu and us the same URL {EU}"),
+        ({"REGION": "eu", "REGIONS": "eu=http://eu.voice.example.com", "REGION_SECRET": SECRET},
+         "must be https"),
+        ({"REGION": "eu", "REGIONS": f"eu={EU}/start", "REGION_SECRET": SECRET}, "is not a dispatcher's base URL"),
+        ({"REGION": "eu", "REGIONS": f"eu={EU}", "REGION_SECRET": "short"},
+         "REGION_SECRET must be at least 32 characters (got 5)"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Regions.from_env(env)
+    assert message in str(refused.value)
+    assert env.get("REGION_SECRET", "\0") not in str(refused.value)  # its length, never its value
+
+
+def test_http_is_accepted_on_loopback_only() -> None:
+    local = regions(REGION="eu", REGIONS="eu=http://127.0.0.1:8080,us=http://localhost:8081", REGION_SECRET=SECRET)
+    assert local.peers == {"us": "http://localhost:8081"}

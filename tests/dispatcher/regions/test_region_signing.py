@@ -1,0 +1,91 @@
+"""What one region asks another is signed; what no region sent to this one, recently and once, is refused."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from dispatcher.errors import ApiError
+from dispatcher.regions.config import Regions
+from dispatcher.regions.signing import SIGNATURE, TIME, RegionSigner, RegionVerifier
+from dispatcher.store.memory import LocalOnce
+
+URLS = MappingProxyType({"eu": "https://eu.example", "us": "https://us.example", "ap": "https://ap.example"})
+SECRET = b"k" * 32
+
+
+def region(name: str, secret: bytes = SECRET) -> Regions:
+    return Regions(name, URLS, secret)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def verifier(clock: Clock, name: str = "us") -> RegionVerifier:
+    return RegionVerifier(region(name), LocalOnce(), clock)
+
+
+async def refused(check: RegionVerifier, headers: dict[str, str], *, method: str = "GET",
+                  path: str = "/regions/state", body: bytes = b"") -> str:
+    with pytest.raises(ApiError) as error:
+        await check.sender(method, path, headers, body)
+    assert (error.value.status, error.value.code) == (401, "region_unauthenticated")
+    return error.value.message
+
+
+async def test_a_request_signed_by_another_region_names_its_sender(clock: Clock) -> None:
+    headers = RegionSigner(region("eu"), clock).headers("us", "POST", "/regions/x?a=1", b"{}")
+    assert await verifier(clock).sender("POST", "/regions/x?a=1", headers, b"{}") == "eu"
+
+
+async def test_no_headers_or_a_stranger_are_refused(clock: Clock) -> None:
+    check = verifier(clock)
+    assert "needs the Voicefleet-Region headers" in await refused(check, {})
+    stranger = RegionSigner(Regions("mars", MappingProxyType({**URLS, "mars": "https://m"}), SECRET), clock)
+    assert "not another region" in await refused(check, stranger.headers("us", "GET", "/regions/state"))
+
+
+async def test_a_wrong_secret_or_a_changed_request_does_not_match(clock: Clock) -> None:
+    check = verifier(clock)
+    wrong = RegionSigner(region("eu", b"x" * 32), clock).headers("us", "GET", "/regions/state")
+    assert "does not match" in await refused(check, wrong)
+    signed = RegionSigner(region("eu"), clock).headers("us", "POST", "/regions/x", b"{}")
+    assert "does not match" in await refused(check, signed, method="POST", path="/regions/x", body=b'{"a":1}')
+    assert "does not match" in await refused(check, signed, method="POST", path="/regions/y", body=b"{}")
+
+
+async def test_a_request_signed_for_another_region_is_nothing_here(clock: Clock) -> None:
+    for_ap = RegionSigner(region("eu"), clock).headers("ap", "GET", "/regions/state")
+    assert "does not match" in await refused(verifier(clock, "us"), for_ap)
+
+
+async def test_a_stale_request_is_refused(clock: Clock) -> None:
+    headers = RegionSigner(region("eu"), clock).headers("us", "GET", "/regions/state")
+    clock.now += 31
+    assert "more than 30 s" in await refused(verifier(clock), headers)
+    assert "not a time" in await refused(verifier(clock), {**headers, TIME: "soon"})
+
+
+async def test_a_replayed_request_is_refused(clock: Clock) -> None:
+    check = verifier(clock)
+    headers = RegionSigner(region("eu"), clock).headers("us", "GET", "/regions/state")
+    assert await check.sender("GET", "/regions/state", headers, b"") == "eu"
+    assert "already taken" in await refused(check, headers)
+    assert "does not match" in await refused(check, {**headers, SIGNATURE: headers[SIGNATURE].upper()})
+
+
+async def test_one_region_answers_region_paths_404(clock: Clock) -> None:
+    with pytest.raises(ApiError) as error:
+        await RegionVerifier(Regions(), LocalOnce(), clock).sender("GET", "/regions/state", {}, b"")
+    assert error.value.status == 404

@@ -1,0 +1,129 @@
+"""Regional dispatchers as real processes on loopback: each sees the others, their round trips and
+their loss; forged, wrongly keyed and replayed region requests are refused; a contradicting
+`REGIONS` stops a dispatcher at start-up."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+
+from dispatcher.regions.config import Regions
+from dispatcher.regions.signing import RegionSigner
+from tests.dispatcher.conftest import API_KEY, STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
+from tests.support.ports import free_port
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+SECRET = "region-secret-0123456789abcdefghij"
+
+
+def region_env(name: str, urls: dict[str, str], secret: str = SECRET) -> dict[str, str]:
+    return {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve",
+            "RESERVE_MAX_IDLE": "0", "DISPATCHER_API_KEYS": API_KEY, "REGION": name,
+            "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()), "REGION_SECRET": secret}
+
+
+@contextmanager
+def regions(tmp_path: Path, names: tuple[str, ...]) -> Iterator[tuple[dict[str, str], dict[str, DispatcherProcess]]]:
+    ports = {name: free_port() for name in names}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(run_dispatcher(tmp_path, region_env(name, urls), port=ports[name],
+                                                            log_name=f"{name}.log"))
+                   for name in names}
+        yield urls, running
+
+
+def health(process: DispatcherProcess) -> dict:
+    return httpx.get(f"{process.base_url}/healthz", timeout=2).json()
+
+
+def until(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `condition` held; fails past `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def reachable(process: DispatcherProcess, peer: str) -> bool:
+    return bool(health(process).get("regions", {}).get(peer, {}).get("reachable"))
+
+
+def test_each_region_sees_the_others_with_their_round_trips(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (_, running):
+        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 10)
+        seen = health(running["eu"])
+        assert seen["status"] == "ok" and seen["region"] == "eu"
+        assert seen["regions"]["us"]["round_trip_ms"] > 0
+
+
+def test_a_killed_region_is_unreachable_within_two_seconds_and_noticed_when_back(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (urls, running):
+        until(lambda: reachable(running["eu"], "us"), 10)
+        running["us"].process.kill()
+        running["us"].process.wait()
+        assert until(lambda: not reachable(running["eu"], "us"), 5) < 2.0
+        assert health(running["eu"])["status"] == "ok"  # a neighbour's loss degrades no region
+        port = int(urls["us"].rsplit(":", 1)[1])
+        with run_dispatcher(tmp_path, region_env("us", urls), port=port, log_name="us-again.log"):
+            until(lambda: reachable(running["eu"], "us"), 10)
+
+
+def test_forged_wrongly_keyed_and_replayed_region_requests_are_refused(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (urls, running):
+        state = f"{running['eu'].base_url}/regions/state"
+        unsigned = httpx.get(state, timeout=5)
+        assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "region_unauthenticated"
+        frozen = MappingProxyType(urls)
+        wrong = RegionSigner(Regions("us", frozen, b"w" * 32)).headers("eu", "GET", "/regions/state")
+        assert "does not match" in httpx.get(state, headers=wrong, timeout=5).json()["error"]["message"]
+        signed = RegionSigner(Regions("us", frozen, SECRET.encode())).headers("eu", "GET", "/regions/state")
+        answer = httpx.get(state, headers=signed, timeout=5)
+        assert answer.status_code == 200 and answer.json()["region"] == "eu"
+        assert answer.json()["capacity"]["room"] > 0
+        replayed = httpx.get(state, headers=signed, timeout=5)
+        assert replayed.status_code == 401 and "already taken" in replayed.json()["error"]["message"]
+
+
+def test_a_region_whose_regions_contradict_a_running_peer_refuses_to_start(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (urls, _):
+        impostor = {"eu": urls["eu"], "us": f"http://127.0.0.1:{free_port()}"}  # eu lists us elsewhere
+        result = start_and_wait(region_env("us", impostor))
+        assert result.returncode == 2
+        assert f"REGIONS disagrees with eu's on us: {impostor['us']} here, {urls['us']} there" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REGION": "eu", "REGIONS": "eu=http://127.0.0.1:1", "REGION_SECRET": SECRET},
+         "REGION needs DISPATCHER_API_KEYS"),
+        ({"REGION": "ap", "REGIONS": "eu=http://127.0.0.1:1", "REGION_SECRET": SECRET, "DISPATCHER_API_KEYS": "k"},
+         "REGIONS does not list this region (REGION=ap)"),
+        ({"REGION": "eu", "REGIONS": "eu=http://127.0.0.1:1", "REGION_SECRET": "short", "DISPATCHER_API_KEYS": "k"},
+         "REGION_SECRET must be at least 32 characters"),
+    ],
+)
+def test_a_bad_region_setting_stops_the_dispatcher_in_one_line(env: dict[str, str], message: str) -> None:
+    result = start_and_wait(env)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def start_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("HOST", "MACHINES", "DISPATCHER_API_KEYS")}
+    return subprocess.run([sys.executable, "-m", "dispatcher"], env={**clean, **env, "PORT": str(free_port())},
+                          capture_output=True, text=True, timeout=60)
