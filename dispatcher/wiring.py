@@ -34,6 +34,7 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers
+from dispatcher.regions.relay import RegionRelay
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
@@ -97,6 +98,7 @@ def build_state(
         ready=ReadyEstimate.of(reserve, ReserveSettings.from_env(env, settings.machines).cold_start_seconds),
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
+    regions = Regions.from_env(env)
 
     async def refresh_gauges() -> None:
         metrics.set_active(await sessions.active_count())
@@ -137,7 +139,8 @@ def build_state(
             env, settings, sessions, channels, metrics, coordination, replication.remote, owners=auth.by_id,
             timeline=timeline,
         ),
-        peers=Peers(Regions.from_env(env)),  # one region unless REGION, REGIONS and REGION_SECRET are set
+        peers=Peers(regions),  # one region unless REGION, REGIONS and REGION_SECRET are set
+        region_relay=RegionRelay(regions.here),
     )
 
 

@@ -13,6 +13,7 @@ from dispatcher.api.error_handlers import install_error_handlers
 from dispatcher.api.hosts import LoopbackHostsOnly
 from dispatcher.api.json_bodies import JsonBodies
 from dispatcher.api.limits import RequestLimits, SecurityHeaders
+from dispatcher.api.region_relay import RegionRelayMiddleware
 from dispatcher.api.routers import (
     bots,
     carriers,
@@ -45,6 +46,7 @@ def mount_api(app: FastAPI, state: AppState) -> None:
 
 def _add_middleware(app: FastAPI, state: AppState) -> None:
     settings = state.settings
+    app.add_middleware(RegionRelayMiddleware, state=state)  # innermost: after the request's bounds
     app.add_middleware(JsonBodies)
     app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
     if settings.cors_allow_origins:

@@ -23,7 +23,7 @@ PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 
 
 def phone_start(
-    state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller
+    state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller, region: str = ""
 ) -> dict[str, Any]:
     carrier = "generic" if transport == "websocket" else transport
     try:
@@ -35,5 +35,5 @@ def phone_start(
     return {
         "wsUrl": websocket_url(base, path),
         "token": token,
-        "sessionId": new_session_id(who.owner_key, grant.session_key),
+        "sessionId": new_session_id(who.owner_key, grant.session_key, region),
     }

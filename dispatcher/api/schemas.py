@@ -67,6 +67,7 @@ class SessionOut(BaseModel):
     session_id: str
     sessionId: str | None = Field(default=None, description="`session_id` under Pipecat's name.")
     status: Literal["starting", "started", "joined", "ended", "failed"] | None = None
+    region: str | None = Field(default=None, description="With several regions: the region that holds the session.")
     created_at: float | None = Field(default=None, description="Epoch seconds when the machine was launched.")
     detail: str | None = Field(default=None, description="Why a session ended or failed.")
     ready_in_seconds: float | None = Field(

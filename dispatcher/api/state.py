@@ -21,6 +21,7 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers
+from dispatcher.regions.relay import RegionRelay
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
@@ -49,6 +50,7 @@ class AppState:
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)
     peers: Peers = field(default_factory=lambda: Peers(Regions()))  # the other regions (one region: none)
+    region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(""))  # requests for their sessions
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
@@ -59,3 +61,4 @@ class AppState:
             await self.rooms.aclose()
         await self.replication.aclose()
         await self.peers.aclose()
+        await self.region_relay.aclose()

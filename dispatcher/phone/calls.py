@@ -36,7 +36,7 @@ from dispatcher.phone.relay import (
     over_rate_reason,
 )
 from dispatcher.phone.store_hop import StoreHop
-from dispatcher.sessions.ids import Caller, new_session_id
+from dispatcher.sessions.ids import Caller
 from dispatcher.store.coordination import CallHandle, CallMedia
 
 log = logging.getLogger("dispatcher.phone")
@@ -52,6 +52,8 @@ class Sessions(Protocol):
     ) -> Any: ...
 
     async def stop(self, session_id: str) -> Any: ...
+
+    def session_id_for(self, owner_key: bytes | str, idempotency_key: str | None) -> str: ...
 
 
 class Timeline(Protocol):
@@ -103,7 +105,7 @@ class PhoneCalls:
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
         session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
         owner = owner or Caller.named(PHONE_CALLER)
-        call.session_id = session_id = new_session_id(owner.owner_key, session_key)
+        call.session_id = session_id = self._sessions.session_id_for(owner.owner_key, session_key)
         # Shielded: a hang-up cancels the wait, never a launch half sent to a provider.
         call.starting = asyncio.ensure_future(
             self._sessions.start(

@@ -41,6 +41,7 @@ class DialinCall:
     caller: str | None  # `From`
     called: str | None  # `To`
     sip_headers: Mapping[str, str] | None = None
+    region: str = ""  # the region that takes the call (with several regions)
 
     @property
     def session_key(self) -> str:
@@ -48,7 +49,7 @@ class DialinCall:
 
     @property
     def session_id(self) -> str:
-        return new_session_id(PHONE_CALLER, self.session_key)
+        return new_session_id(PHONE_CALLER, self.session_key, self.region)
 
 
 async def start_dialin(

@@ -8,6 +8,7 @@ one line naming it (docs/regions.md, "Setting up").
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +17,15 @@ from urllib.parse import urlsplit
 
 from dispatcher.settings import SettingsError, is_loopback
 
-# Short and plain: a region's name travels in session ids, headers and metric labels.
+# Short and plain: a region's name travels in headers, answers and metric labels.
 REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+TAG_CHARS = 4  # hex digits of a session id that name its region (dispatcher/sessions/ids.py)
+
+
+def region_tag(name: str) -> str:
+    """The first hex digits of every session id a region makes: the id says which region holds it,
+    and stays 24 hex digits, which every provider's names and tags take."""
+    return hashlib.sha256(b"voicefleet region:" + name.encode()).hexdigest()[:TAG_CHARS]
 MIN_REGION_SECRET_CHARS = 32
 VARIABLES = ("REGION", "REGIONS", "REGION_SECRET")
 
@@ -38,6 +46,11 @@ class Regions:
     def peers(self) -> dict[str, str]:
         """Every other region's URL, by name."""
         return {name: url for name, url in self.urls.items() if name != self.here}
+
+    @property
+    def by_tag(self) -> dict[str, str]:
+        """Region names by the tag their session ids start with."""
+        return {region_tag(name): name for name in self.urls}
 
     def listing(self) -> str:
         """`REGIONS` in one canonical spelling: two regions configured alike list the same text."""
@@ -85,6 +98,11 @@ def parse_regions(raw: str) -> dict[str, str]:
         urls[name] = _region_url(name, url)
     if not urls:
         raise SettingsError("REGIONS lists no region: name=url,… for every region, this one included")
+    tags: dict[str, str] = {}
+    for name in urls:
+        if (tag := region_tag(name)) in tags:  # one chance in 65,536 per pair: rename one
+            raise SettingsError(f"REGIONS: {tags[tag]} and {name} share a session id tag; rename one of them")
+        tags[tag] = name
     seen: dict[str, str] = {}
     for name, url in urls.items():
         if url in seen:

@@ -27,7 +27,7 @@ from dispatcher.settings import SettingsError
 log = logging.getLogger("dispatcher.regions")
 
 STATE_PATH = "/regions/state"
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5  # a region that stops answering is known unreachable within POLL + ANSWER
 ANSWER_SECONDS = 1.0
 RTT_WEIGHT = 0.3  # the newest poll's share of the round trip's running mean
 

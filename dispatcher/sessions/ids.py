@@ -3,6 +3,9 @@ either way bound to the API key that started the session.
 
     <16 hex: random, or HMAC(owner key, Idempotency-Key)> <8 hex: HMAC(owner key, the first 16)>
 
+With several regions the first 4 of the 16 name the region that holds the session
+(dispatcher/regions/config.py, `region_tag`), so any region knows where to send a request for it.
+
 The owner key is derived from the caller's API key (dispatcher/api/auth.py), so only that key's
 holder can name its sessions: another key's read, offer or stop of the id is a 404 answered
 without asking the provider anything, and so is a made-up id. Keyless local mode has a random
@@ -21,6 +24,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from dispatcher.regions.config import TAG_CHARS, region_tag
 
 SESSION_ID = re.compile(r"^[0-9a-f]{24}$")
 # RFC-draft Idempotency-Key: an opaque string; keep it printable and bounded.
@@ -41,15 +46,23 @@ class Caller:
         return cls(name, hashlib.sha256(b"internal caller:" + name.encode()).digest())
 
 
-def new_session_id(owner_key: bytes | str, idempotency_key: str | None) -> str:
-    """`owner_key`: the caller's; a name (str) stands for an internal caller (`Caller.named`)."""
+def new_session_id(owner_key: bytes | str, idempotency_key: str | None, region: str = "") -> str:
+    """`owner_key`: the caller's; a name (str) stands for an internal caller (`Caller.named`).
+    `region`: the region that will hold the session ("" for a dispatcher that is one region)."""
     if isinstance(owner_key, str):
         owner_key = Caller.named(owner_key).owner_key
     if idempotency_key is None:
         stem = secrets.token_hex(8)
     else:
         stem = hmac.new(owner_key, b"idempotency\x00" + idempotency_key.encode(), hashlib.sha256).hexdigest()[:16]
+    if region:
+        stem = region_tag(region) + stem[TAG_CHARS:]
     return stem + _owner_tag(owner_key, stem)
+
+
+def region_tag_of(session_id: str) -> str:
+    """The tag of the region a session id names (meaningful with several regions only)."""
+    return session_id[:TAG_CHARS]
 
 
 def owned_by(session_id: str, owner_key: bytes) -> bool:

@@ -94,6 +94,10 @@ class SessionService:
                                     launches=coordination.launches(keep_seconds=10.0))
         self._background: set[asyncio.Task[None]] = set()
 
+    def session_id_for(self, owner_key: bytes | str, idempotency_key: str | None) -> str:
+        """The id a start with this key gets here (it names this region, with several)."""
+        return new_session_id(owner_key, idempotency_key, self._settings.region)
+
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
 
@@ -112,7 +116,7 @@ class SessionService:
         `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched."""
         transport = transport or self._settings.transports[0]
         owner = caller if isinstance(caller, Caller) else Caller.named(caller)
-        session_id = new_session_id(owner.owner_key, idempotency_key)  # bound to the caller's key
+        session_id = self.session_id_for(owner.owner_key, idempotency_key)  # bound to the caller's key
         digest = body_digest(body)
         began = time.monotonic()
         keyed = idempotency_key is not None

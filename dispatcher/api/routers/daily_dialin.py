@@ -64,7 +64,8 @@ async def _dialin(request: Request) -> JSONResponse:
         raise ApiError(422, "invalid_request", "`sipHeaders` must be an object of strings")
     if not isinstance(state.rooms, DailyRooms):
         raise ApiError(409, "no_daily", _no_daily_rooms(state.settings.cloud))
-    call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers)
+    call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers,
+                      region=state.settings.region)
     api_url = f"{public_base(state.phone.settings, request.headers, request.url.scheme)}/phone/daily/{call.session_id}"
     with tracing.step("phone.dialin", **{"voicefleet.session.id": call.session_id}):
         session = await start_dialin(

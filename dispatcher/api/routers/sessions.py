@@ -62,7 +62,7 @@ async def start(
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
         await state.start_limit.check(who.id)
         base = public_base(state.phone.settings, request.headers, request.url.scheme)
-        return phone_start(state.phone, payload.transport, payload.body or {}, base, who)
+        return phone_start(state.phone, payload.transport, payload.body or {}, base, who, state.settings.region)
     plan = plan_start(payload, state.settings.transports)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
@@ -94,7 +94,7 @@ async def start(
         raise
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
-    fields = _session_fields(session, state.sessions.ready)
+    fields = _session_fields(session, state.sessions.ready, state.settings.region)
     if session.user_token is not None:
         fields["token"] = session.user_token
     if plan.transport == "webrtc" and session.machine.state.is_active:
@@ -132,7 +132,7 @@ async def get_session(
         session = await state.sessions.get(owned)
         if session is None:
             raise not_found(session_id)
-    return _answer(session, state.sessions.ready)
+    return _answer(session, state.sessions.ready, state.settings.region)
 
 
 @router.get(
@@ -159,7 +159,8 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
             if session is None:
                 yield ": keep-alive\n\n"  # a comment: proxies see traffic, clients ignore it
             else:
-                shown = {k: v for k, v in _answer(session, state.sessions.ready).items() if v is not None}
+                answer = _answer(session, state.sessions.ready, state.settings.region)
+                shown = {k: v for k, v in answer.items() if v is not None}
                 data = json.dumps(shown, separators=(",", ":"))  # as GET: what does not apply is left out
                 yield f"event: status\ndata: {data}\n\n"
 
@@ -178,15 +179,16 @@ async def delete_session(request: Request, session_id: str, who: Annotated[Calle
     return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
 
 
-def _answer(session: Session, ready: ReadyEstimate) -> dict[str, Any]:
-    fields = _session_fields(session, ready)
+def _answer(session: Session, ready: ReadyEstimate, region: str) -> dict[str, Any]:
+    fields = _session_fields(session, ready, region)
     return {**fields, **pipecat_names(fields)}
 
 
-def _session_fields(session: Session, ready: ReadyEstimate) -> dict[str, Any]:
+def _session_fields(session: Session, ready: ReadyEstimate, region: str) -> dict[str, Any]:
     machine = session.machine
     fields: dict[str, Any] = {
         "session_id": machine.session_id,
+        "region": region or None,  # with several regions: the one that holds the session
         "status": machine.state.value,
         "created_at": machine.created_at,
         "detail": machine.detail,

@@ -56,3 +56,15 @@ def test_a_bad_setting_is_refused_naming_it(env: dict[str, str], message: str) -
 def test_http_is_accepted_on_loopback_only() -> None:
     local = regions(REGION="eu", REGIONS="eu=http://127.0.0.1:8080,us=http://localhost:8081", REGION_SECRET=SECRET)
     assert local.peers == {"us": "http://localhost:8081"}
+
+
+def test_a_regions_session_ids_name_it_and_stay_24_hex_digits() -> None:
+    from dispatcher.sessions.ids import is_session_id, new_session_id, owned_by, region_tag_of
+
+    eu = regions(REGION="eu", REGIONS=f"eu={EU},us={US}", REGION_SECRET=SECRET)
+    keyed, random = new_session_id(b"owner", "key-1", "eu"), new_session_id(b"owner", None, "us")
+    assert is_session_id(keyed) and is_session_id(random)
+    assert eu.by_tag[region_tag_of(keyed)] == "eu" and eu.by_tag[region_tag_of(random)] == "us"
+    assert owned_by(keyed, b"owner") and not owned_by(keyed, b"another owner")
+    assert new_session_id(b"owner", "key-1", "eu") == keyed  # a retry here finds its session
+    assert new_session_id(b"owner", "key-1") != keyed  # one region's ids are as before

@@ -1,0 +1,93 @@
+"""A request for a session another region holds, sent on to that region as it came, and its answer
+streamed back (an event stream included).
+
+Only what the holding region needs crosses: the method, the path and query, the body, the
+caller's own credentials and the few headers the API reads. The answer comes back as the holding
+region gave it. A peer that stops answering before its answer's head, or that this region's
+polling finds unreachable meanwhile, is `RegionUnreachable`: the caller gets a 503 in about the
+poll's time, never a hang. docs/regions.md ("A session in another region").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+# The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here.
+FORWARDED_REQUEST = ("authorization", "content-type", "accept", "idempotency-key", "traceparent", "tracestate",
+                     "last-event-id")
+# The answer's headers a client reads; the rest are the holding region's transport's.
+FORWARDED_ANSWER = ("content-type", "cache-control", "retry-after", "location", "x-accel-buffering")
+RELAYED_BY = "voicefleet-relayed-by"  # set on a relayed request: it is never relayed again
+CONNECT_SECONDS = 1.0
+CHECK_SECONDS = 0.2  # how often a relay waiting for its answer's head asks whether its region still answers
+
+
+class RegionUnreachable(Exception):
+    """The holding region did not answer; the message says how."""
+
+
+@dataclass
+class RelayedAnswer:
+    status: int
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+    close: Callable[[], None]
+
+
+class RegionRelay:
+    def __init__(self, here: str) -> None:
+        self._here = here
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS), trust_env=False,
+                auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
+        return self._session
+
+    async def forward(self, base_url: str, method: str, path: str, headers: Mapping[str, str], body: bytes,
+                      *, still_reachable: Callable[[], bool], deadline_seconds: float) -> RelayedAnswer:
+        """Send the request to the region at `base_url`; its answer's head, or `RegionUnreachable`
+        once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass."""
+        sent = {name: value for name, value in headers.items() if name.lower() in FORWARDED_REQUEST}
+        sent[RELAYED_BY] = self._here
+        request = asyncio.ensure_future(self._client().request(
+            method, base_url + path, data=body or None, headers=sent, allow_redirects=False))
+        loop = asyncio.get_running_loop()
+        until = loop.time() + deadline_seconds
+        try:
+            while True:
+                done, _ = await asyncio.wait({request}, timeout=CHECK_SECONDS)
+                if done:
+                    break
+                if not still_reachable() or loop.time() > until:
+                    raise RegionUnreachable("it stopped answering" if not still_reachable()
+                                            else f"no answer within {deadline_seconds:g} s")
+            response = request.result()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise RegionUnreachable(f"{type(exc).__name__}") from None
+        finally:
+            if not request.done():
+                request.cancel()
+
+        async def body_chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_any():
+                    yield chunk
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                return  # the holding region went away mid-answer: the client sees the stream end
+            finally:
+                response.release()
+
+        answer_headers = {name: value for name, value in response.headers.items()
+                          if name.lower() in FORWARDED_ANSWER}
+        return RelayedAnswer(response.status, answer_headers, body_chunks(), response.close)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,93 @@
+"""A session lives in one region and any region answers for it: its id names the region, a request
+at another region is relayed there (its event stream too), a stranger's request never crosses, and
+a region that is down is answered 503 `region_unreachable` at once, never 404 or a hang."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.dispatcher.conftest import API_KEY
+from tests.regions.test_region_peers import reachable, regions, until
+from tests.support.processes import DispatcherProcess
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def start(process: DispatcherProcess) -> dict:
+    answer = httpx.post(f"{process.base_url}/start?wait=started", json={"body": {}}, headers=AUTH, timeout=30)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_a_session_names_its_region_and_any_region_answers_for_it(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (_, running):
+        until(lambda: reachable(running["us"], "eu"), 10)
+        session = start(running["eu"])
+        assert session["region"] == "eu"
+        sid = session["session_id"]
+        at_us = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
+        assert at_us.status_code == 200, at_us.text
+        assert at_us.json()["region"] == "eu" and at_us.json()["status"] in ("started", "joined")
+        assert httpx.get(f"{running['us'].base_url}/sessions/{sid}/timeline", headers=AUTH,
+                         timeout=10).status_code == 200
+        with httpx.stream("GET", f"{running['us'].base_url}/sessions/{sid}/events", headers=AUTH,
+                          timeout=10) as events:
+            assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
+            first = next(line for line in events.iter_lines() if line.startswith("data:"))
+            assert '"region":"eu"' in first
+        stopped = httpx.delete(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
+        assert stopped.status_code in (202, 204)
+        until(lambda: httpx.get(f"{running['eu'].base_url}/sessions/{sid}", headers=AUTH,
+                                timeout=5).json()["status"] in ("ended", "failed"), 15)
+
+
+def test_a_strangers_request_is_refused_before_it_crosses_regions(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (_, running):
+        until(lambda: reachable(running["us"], "eu"), 10)
+        sid = start(running["eu"])["session_id"]
+        no_key = httpx.get(f"{running['us'].base_url}/sessions/{sid}", timeout=10)
+        assert no_key.status_code == 401
+        forged = sid[:16] + "0" * 8  # the right region, an owner tag the key never made
+        assert httpx.get(f"{running['us'].base_url}/sessions/{forged}", headers=AUTH, timeout=10).status_code == 404
+        assert "relayed" not in running["eu"].log()  # nothing of either reached eu
+
+
+def test_a_down_regions_sessions_are_answered_503_within_two_seconds(tmp_path: Path) -> None:
+    with regions(tmp_path, ("eu", "us")) as (_, running):
+        until(lambda: reachable(running["us"], "eu"), 10)
+        sid = start(running["eu"])["session_id"]
+        running["eu"].process.kill()
+        running["eu"].process.wait()
+        began = time.monotonic()
+        answers = []
+        while time.monotonic() - began < 4:
+            answer = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=5)
+            answers.append((time.monotonic() - began, answer.status_code))
+            if answer.status_code == 503:
+                break
+        elapsed, status = answers[-1]
+        assert status == 503 and elapsed < 2.0, answers
+        assert answer.json()["error"]["code"] == "region_unreachable"
+        assert answer.headers["Retry-After"] == "1"
+        assert all(code != 404 for _, code in answers)
+
+
+def test_a_region_that_hangs_is_answered_503_within_two_seconds_and_answers_again_after(tmp_path: Path) -> None:
+    import signal
+
+    with regions(tmp_path, ("eu", "us")) as (_, running):
+        until(lambda: reachable(running["us"], "eu"), 10)
+        sid = start(running["eu"])["session_id"]
+        running["eu"].process.send_signal(signal.SIGSTOP)  # accepts connections (the kernel does), answers none
+        try:
+            began = time.monotonic()
+            answer = httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10)
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "region_unreachable"
+            assert time.monotonic() - began < 2.0
+        finally:
+            running["eu"].process.send_signal(signal.SIGCONT)
+        until(lambda: reachable(running["us"], "eu"), 10)
+        assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
