@@ -33,6 +33,7 @@ from dispatcher.observability.metric_lines import MetricLines, MetricLineSetting
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
 from dispatcher.regions.config import Regions
+from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.reserve.factory import build_reserve
@@ -99,6 +100,7 @@ def build_state(
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     regions = Regions.from_env(env)
+    peers = Peers(regions)
 
     async def refresh_gauges() -> None:
         metrics.set_active(await sessions.active_count())
@@ -139,8 +141,9 @@ def build_state(
             env, settings, sessions, channels, metrics, coordination, replication.remote, owners=auth.by_id,
             timeline=timeline,
         ),
-        peers=Peers(regions),  # one region unless REGION, REGIONS and REGION_SECRET are set
-        region_relay=RegionRelay(regions.here),
+        peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
+        region_relay=RegionRelay(regions),
+        key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
     )
 
 

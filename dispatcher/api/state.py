@@ -20,6 +20,7 @@ from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
 from dispatcher.regions.config import Regions
+from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.reserve.reserve import Reserve
@@ -50,7 +51,8 @@ class AppState:
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
     turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)
     peers: Peers = field(default_factory=lambda: Peers(Regions()))  # the other regions (one region: none)
-    region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(""))  # requests for their sessions
+    region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(Regions()))  # requests for their sessions
+    key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
@@ -62,3 +64,5 @@ class AppState:
         await self.replication.aclose()
         await self.peers.aclose()
         await self.region_relay.aclose()
+        if self.key_homes is not None:
+            await self.key_homes.aclose()

@@ -2,8 +2,9 @@
 streamed back (an event stream included).
 
 Only what the holding region needs crosses: the method, the path and query, the body, the
-caller's own credentials and the few headers the API reads. The answer comes back as the holding
-region gave it. A peer that stops answering before its answer's head, or that this region's
+caller's own credentials and the few headers the API reads, signed as every region request is
+(the holding region takes it as relayed only then). The answer comes back as the holding region
+gave it. A peer that stops answering before its answer's head, or that this region's
 polling finds unreachable meanwhile, is `RegionUnreachable`: the caller gets a 503 in about the
 poll's time, never a hang. docs/regions.md ("A session in another region").
 """
@@ -15,6 +16,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+
+from dispatcher.regions.config import Regions
+from dispatcher.regions.signing import RegionSigner
 
 # The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here.
 FORWARDED_REQUEST = ("authorization", "content-type", "accept", "idempotency-key", "traceparent", "tracestate",
@@ -39,8 +43,9 @@ class RelayedAnswer:
 
 
 class RegionRelay:
-    def __init__(self, here: str) -> None:
-        self._here = here
+    def __init__(self, regions: Regions) -> None:
+        self._here = regions.here
+        self._signer = RegionSigner(regions)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -50,12 +55,13 @@ class RegionRelay:
                 auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
         return self._session
 
-    async def forward(self, base_url: str, method: str, path: str, headers: Mapping[str, str], body: bytes,
-                      *, still_reachable: Callable[[], bool], deadline_seconds: float) -> RelayedAnswer:
-        """Send the request to the region at `base_url`; its answer's head, or `RegionUnreachable`
+    async def forward(self, region: str, base_url: str, method: str, path: str, headers: Mapping[str, str],
+                      body: bytes, *, still_reachable: Callable[[], bool], deadline_seconds: float) -> RelayedAnswer:
+        """Send the request to `region` at `base_url`; its answer's head, or `RegionUnreachable`
         once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass."""
         sent = {name: value for name, value in headers.items() if name.lower() in FORWARDED_REQUEST}
         sent[RELAYED_BY] = self._here
+        sent.update(self._signer.headers(region, method, path, body))
         request = asyncio.ensure_future(self._client().request(
             method, base_url + path, data=body or None, headers=sent, allow_redirects=False))
         loop = asyncio.get_running_loop()

@@ -244,6 +244,13 @@ class OneTimeUse(Protocol):
         ...
 
 
+class FirstClaims(Protocol):
+    async def first(self, what: str, value: str, seconds: float) -> str:
+        """The value recorded first for `what` within `seconds` (`value` when this is the first), across
+        every replica; raises `StoreUnavailable` when the store does not answer (never guessed)."""
+        ...
+
+
 class SessionValues(Protocol):
     """Where a cold session's values wait for its bot's hello (dispatcher/store/secrets_vault.py)."""
 
@@ -318,6 +325,7 @@ class Coordination(Protocol):
     spent: OneTimeUse  # a phone call's one-time token
     webhooks: OneTimeUse  # a carrier webhook's sighting (not forgiven: raises `StoreUnavailable`)
     identity_proofs: OneTimeUse  # a bot hello's machine identity proof (dispatcher/channel/identity.py)
+    key_holders: FirstClaims  # which region holds an Idempotency-Key this region is home to (not forgiven)
     calls: CallMedia
     pool: ReservePool
 

@@ -22,6 +22,7 @@ from dispatcher.store.coordination import (
     Claims,
     CreateLimit,
     CredentialCounts,
+    FirstClaims,
     Launches,
     OneTimeUse,
     OwnerRecords,
@@ -35,6 +36,7 @@ from dispatcher.store.media_bus import CallLine
 from dispatcher.store.memory import (
     LocalCreateLimit,
     LocalCredentialCounts,
+    LocalFirstClaims,
     LocalLaunches,
     LocalOnce,
     LocalPool,
@@ -140,6 +142,7 @@ class LocalCoordination:
         self.spent: OneTimeUse = LocalOnce()
         self.webhooks: OneTimeUse = LocalOnce()
         self.identity_proofs: OneTimeUse = LocalOnce()
+        self.key_holders: FirstClaims = LocalFirstClaims()
         self.calls: CallMedia = LocalCallMedia(replica_id)
         self.pool: ReservePool = LocalPool()
         self.timelines: Timelines = MemoryTimelines()

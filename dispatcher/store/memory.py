@@ -154,6 +154,26 @@ class LocalCredentialCounts:
         self._held.get(caller, {}).pop(handle, None)
 
 
+class LocalFirstClaims:
+    """`FirstClaims` in this process's memory, the oldest forgotten first past `most`."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, most: int = MAX_REMEMBERED) -> None:
+        self._clock = clock
+        self._most = most
+        self._held: dict[str, tuple[str, float]] = {}  # what → (value, until when), oldest first
+
+    async def first(self, what: str, value: str, seconds: float) -> str:
+        now = self._clock()
+        held = self._held.get(what)
+        if held is not None and held[1] > now:
+            return held[0]
+        self._held.pop(what, None)
+        while len(self._held) >= self._most:
+            del self._held[next(iter(self._held))]
+        self._held[what] = (value, now + seconds)
+        return value
+
+
 class LocalOnce:
     def __init__(self, clock: Callable[[], float] = time.monotonic, most: int = MAX_REMEMBERED) -> None:
         self._clock = clock

@@ -30,6 +30,7 @@ from dispatcher.store.coordination import (
     Claims,
     CreateLimit,
     CredentialCounts,
+    FirstClaims,
     Launches,
     OneTimeUse,
     OwnerRecords,
@@ -40,6 +41,7 @@ from dispatcher.store.coordination import (
     Timelines,
 )
 from dispatcher.store.credential_counts import SharedCredentialCounts
+from dispatcher.store.first_claims import StoreFirstClaims
 from dispatcher.store.forgiving import (
     ForgivingClaims,
     ForgivingCounts,
@@ -94,6 +96,9 @@ class RedisCoordination:
         # A bot's identity proof is admitted once anywhere. While the store is down, this replica's
         # memory still refuses a replay here; refusing every hello instead would cut every bot off.
         self.identity_proofs: OneTimeUse = ForgivingOnce(SpentOnce(self.store), LocalOnce())
+        # Which region holds a key this region is home to: the store's word or none (a guess could
+        # start one key's session twice).
+        self.key_holders: FirstClaims = StoreFirstClaims(self.store)
         # Phone calls whose two sockets are at two replicas: the call's record, its frames.
         self.call_records = CallMediaRecords(self.store)
         # What the replicas say to each other, signed; during a change of secret the other one opens too.

@@ -1,6 +1,8 @@
 """What regions ask each other, each request signed with `REGION_SECRET` (dispatcher/regions/signing.py).
 
     GET /regions/state    this region's name, its `REGIONS` listing, and what it can start now
+    POST /regions/keys    as an Idempotency-Key's home: record the asking region as its holder,
+                          unless another was recorded first; answer the holder
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. docs/regions.md.
@@ -8,11 +10,15 @@ as one region. docs/regions.md.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.signing import RegionVerifier
 
@@ -42,3 +48,17 @@ async def region_state(request: Request) -> JSONResponse:
     regions = state.peers.regions
     return JSONResponse({"region": regions.here, "regions": regions.listing(),
                          "capacity": (await capacity(state)).to_json()})
+
+
+@router.post(KEYS_PATH, include_in_schema=False)
+async def key_holder(request: Request) -> JSONResponse:
+    state = app_state(request)
+    await signed_by_region(request, state)
+    if state.key_homes is None:
+        raise ApiError(404, "not_found", "this dispatcher runs as one region")
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        data = None
+    digest, region = state.key_homes.parse_record(data)
+    return JSONResponse({"holder": await state.key_homes.record(digest, region)})

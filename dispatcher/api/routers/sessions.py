@@ -14,6 +14,7 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
+from dispatcher.api.region_relay import relay_to, relayed_by
 from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
 from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError
@@ -57,7 +58,7 @@ async def start(
     payload: Annotated[StartRequest | None, Body()] = None,
     wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
         await state.start_limit.check(who.id)
@@ -74,6 +75,11 @@ async def start(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
     await state.start_limit.check(who.id)
+    if state.key_homes is not None and idempotency_key is not None and relayed_by(request.scope) is None:
+        # One session per key in every region: where the key's home says it is held, if not here.
+        holder = await state.key_homes.holder(who.id, idempotency_key)
+        if holder != state.settings.region:
+            return await relay_to(state, holder, "POST", _path_of(request), request.headers, await request.body())
     # The client's TURN credential is counted before anything starts: a key past its bound gets
     # a 429 here, not a machine whose client the relay would then refuse.
     turn_quota = state.turn_quota if plan.transport == "webrtc" else None
@@ -177,6 +183,10 @@ async def delete_session(request: Request, session_id: str, who: Annotated[Calle
     # and for a session with nothing left to stop (ended, or forgotten by the provider, which
     # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.
     return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
+
+
+def _path_of(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 def _answer(session: Session, ready: ReadyEstimate, region: str) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""An `Idempotency-Key`'s home region, and the one region that holds its session.
+
+A key's home is chosen by rendezvous hashing of (the API key's id, the `Idempotency-Key`) over the
+configured regions: every region computes the same home without asking anyone, and adding or
+removing a region moves only the keys whose home it was. The region a start arrives at asks the
+home (or, being home, its own store) to record it as the key's holder; the first region recorded
+stays the holder for `HOLD_SECONDS`, so a replay anywhere reaches the session the first start
+made, also when two regions get the key at the same instant. A home that does not answer refuses
+the start (503) rather than risk a second session. docs/regions.md ("One Idempotency-Key, everywhere").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+
+from dispatcher.errors import ApiError
+from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import ANSWER_SECONDS, Peers
+from dispatcher.regions.signing import RegionSigner
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import FirstClaims
+
+KEYS_PATH = "/regions/keys"
+HOLD_SECONDS = 24 * 3600  # as long as a client may retry a start with the same key
+KEY_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def home_region(regions: Regions, caller_id: str, idempotency_key: str) -> str:
+    def weight(name: str) -> bytes:
+        return hashlib.sha256("\0".join((name, caller_id, idempotency_key)).encode()).digest()
+
+    return max(regions.urls, key=weight)
+
+
+def key_digest(caller_id: str, idempotency_key: str) -> str:
+    """What a home region records: never the key itself."""
+    return hashlib.sha256("\0".join((caller_id, idempotency_key)).encode()).hexdigest()
+
+
+class KeyHomes:
+    def __init__(self, peers: Peers, holders: FirstClaims, client: HttpClient | None = None) -> None:
+        self._peers = peers
+        self._regions = peers.regions
+        self._holders = holders
+        self._signer = RegionSigner(self._regions)
+        self._client = client or HttpClient(timeout=ANSWER_SECONDS, connect_timeout=ANSWER_SECONDS)
+
+    async def holder(self, caller_id: str, idempotency_key: str) -> str:
+        """The region that holds this key's session (this one, when it is the first to ask)."""
+        home = home_region(self._regions, caller_id, idempotency_key)
+        digest = key_digest(caller_id, idempotency_key)
+        if home == self._regions.here:
+            return await self.record(digest, self._regions.here)
+        peer = self._peers.peer(home)
+        if peer is None or not peer.reachable:
+            raise home_unreachable(home, peer.problem if peer is not None else None)
+        body = json.dumps({"key": digest, "region": self._regions.here}).encode()
+        headers = {**self._signer.headers(home, "POST", KEYS_PATH, body), "content-type": "application/json"}
+        try:
+            answer = await self._client.request("POST", peer.url + KEYS_PATH, content=body, headers=headers,
+                                                timeout=ANSWER_SECONDS)
+            holder = answer.json().get("holder") if answer.status_code == 200 else None
+        except (HttpError, ValueError, AttributeError) as exc:
+            raise home_unreachable(home, type(exc).__name__) from None
+        if holder not in self._regions.urls:
+            raise home_unreachable(home, f"answered {answer.status_code}")
+        return str(holder)
+
+    async def record(self, digest: str, region: str) -> str:
+        """As the key's home: the region recorded first for `digest` (`region` if none was)."""
+        try:
+            return await self._holders.first(digest, region, HOLD_SECONDS)
+        except StoreUnavailable:
+            raise ApiError(503, "region_unreachable", "this region's store does not answer, so the "
+                           "Idempotency-Key's holder cannot be known: retry in a moment", retry_after=1) from None
+
+    def parse_record(self, data: object) -> tuple[str, str]:
+        """A home's request body: (the key's digest, the asking region), or 400."""
+        if not isinstance(data, Mapping) or not KEY_DIGEST.fullmatch(str(data.get("key", ""))) \
+                or data.get("region") not in self._regions.urls:
+            raise ApiError(400, "invalid_request", "expected {\"key\": <64 hex>, \"region\": <a region's name>}")
+        return str(data["key"]), str(data["region"])
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def home_unreachable(home: str, why: str | None) -> ApiError:
+    return ApiError(503, "region_unreachable", f"this Idempotency-Key's home region {home} does not answer"
+                    + (f" ({why})" if why else "") + "; the start is refused rather than risk a second "
+                    "session: retry in a moment", retry_after=1)
