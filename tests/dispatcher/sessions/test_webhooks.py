@@ -205,3 +205,31 @@ async def test_a_store_slow_to_take_the_timeline_loses_no_webhook():
     assert told[-1] == ("s0", "ended")
     for task in list(timeline._pending):
         task.cancel()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_receiver_that_redirects_gets_no_event_sent_on_to_where_it_points(status, caplog):
+    """A receiver's 3xx (a compromised receiver, an open redirect on its host, its DNS) must not make the
+    deliverer POST the signed event to an address of the redirect's choosing (here a second real server
+    standing for a metadata endpoint): the redirect is a failed attempt, retried at the same URL."""
+    elsewhere: list[str] = []
+    attempts: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        elsewhere.append(f"{request.method} {request.path} {request.headers.get('webhook-id')}")
+        return web.Response(status=204)
+
+    async with hook_receiver(internal, method="*") as internal_url:  # a 301/302 is followed with a GET
+        async def hook(request: web.Request) -> web.Response:
+            attempts.append(request.headers["webhook-id"])
+            return web.Response(status=status, headers={"Location": internal_url})
+
+        async with hook_receiver(hook) as url, in_process(app_with(url)) as running:
+            start = await running.client.post("/start", json={})
+            assert start.status_code == 201
+            started = f"msg_{start.json()['session_id']}_session.started"
+            # The first attempt and its retry a second later, both at WEBHOOK_URL.
+            assert await within(lambda: attempts.count(started) >= 2, timeout=30), attempts
+            webhooks = running.state.sessions.timeline.listeners[0].__self__
+            assert webhooks.delivered == 0
+    assert elsewhere == []
