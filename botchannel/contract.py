@@ -25,7 +25,9 @@ SmallWebRTC signalling, the same JSON as `POST`/`PATCH /api/offer`) and `media.a
 call's media socket, docs/phone.md). Reports: `ready` (assigned
 and able to take signalling / join), `joined` (a peer connected or the bot is in the room),
 `first_audio` (the bot's first audio frame left for the peer), `error` (a fatal pipeline error,
-its `detail`), `ended` (with the reason). `assign` may carry the start's W3C `traceparent`.
+its `detail`), `ended` (with the reason); a report's `t` (a finite number) is the bot's clock, which
+the dispatcher does not trust: it times a report when it arrives. `assign` may carry the start's W3C
+`traceparent`.
 
 Pure standard library: it is imported before anything heavy in the bot and by the dispatcher,
 whose image does not carry Pipecat. `parse_frame` rejects anything malformed with
@@ -35,6 +37,7 @@ whose image does not carry Pipecat. `parse_frame` rejects anything malformed wit
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -133,7 +136,7 @@ class Reply:
 class Report:
     event: str
     session_id: str
-    t: float  # the bot's wall clock, epoch seconds
+    t: float  # the bot's wall clock, epoch seconds (the dispatcher times a report on receipt)
     reason: str | None = None
     detail: str | None = None
     exit_code: int | None = None
@@ -250,16 +253,16 @@ def parse_frame(raw: str | bytes) -> Frame:
         event = _text(data, "event")
         if event not in REPORT_EVENTS:
             raise ProtocolError(f"report: unknown event {event!r}")
-        t = data.get("t")
-        if not isinstance(t, int | float) or isinstance(t, bool):
-            raise ProtocolError("report: t must be a number")
+        t = _finite(data.get("t"))
+        if t is None:
+            raise ProtocolError("report: t must be a finite number")
         exit_code = data.get("exit_code")
         if exit_code is not None and not isinstance(exit_code, int):
             raise ProtocolError("report: exit_code must be an integer")
         return Report(
             event=event,
             session_id=_identifier(data, "session_id"),
-            t=float(t),
+            t=t,
             reason=_optional_text(data, "reason"),
             detail=_optional_text(data, "detail"),
             exit_code=exit_code,
@@ -269,6 +272,18 @@ def parse_frame(raw: str | bytes) -> Frame:
 
 def _fields(obj: object) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def _finite(value: object) -> float | None:
+    """A JSON number as a finite float; None for anything else, including the `NaN`, `Infinity` and
+    `1e999` Python's json reads, and an integer too large for a float."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:

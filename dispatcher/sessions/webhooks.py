@@ -100,9 +100,12 @@ def occurred(at: object) -> str | None:
     Webhooks specification's payload structure recommends (its examples: "2022-11-03T20:26:10.344522Z";
     https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md#payload-structure).
     The `webhook-timestamp` header stays Unix seconds: that is the attempt's, and the scheme signs it."""
-    if not isinstance(at, int | float) or isinstance(at, bool):
+    if not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at):
+        return None  # (an entry an earlier version queued with a bot's NaN: sent without a time, not failed for good)
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # past the year 9999
         return None
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _refused(answer: HttpResponse) -> str:
@@ -202,6 +205,8 @@ class LifecycleWebhooks:
 
     async def _attempt(self, box: Outbox, message_id: str, entry: Entry) -> None:
         kind, data = str(entry["kind"]), dict(entry["data"])
+        if isinstance(data.get("at"), float) and not math.isfinite(data["at"]):
+            del data["at"]  # strict JSON has no NaN or Infinity for a receiver to parse
         if kind == "session.ended" and "duration_seconds" not in data:
             data["duration_seconds"] = await self._duration(data)
         body = json.dumps({"type": kind, "timestamp": occurred(data.get("at")), "data": data},
@@ -237,7 +242,7 @@ class LifecycleWebhooks:
             return None
         began = next((e.get("at") for e in events if e.get("event") == "requested"), None)
         ended = data.get("at")
-        if isinstance(began, int | float) and isinstance(ended, int | float):
+        if isinstance(began, int | float) and isinstance(ended, int | float) and math.isfinite(ended - began):
             return round(max(0.0, ended - began), 3)
         return None
 
