@@ -20,7 +20,7 @@ import contextlib
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -30,6 +30,9 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from botchannel import telemetry
 from dispatcher.settings import SettingsError
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 TRACER_NAME = "voicefleet.dispatcher"
 SERVICE_NAME = "voicefleet-dispatcher"
 
@@ -38,11 +41,18 @@ def configure(env: Mapping[str, str], replica: str) -> bool:
     """Exports spans when the `OTEL_*` variables ask for it; a setting that cannot be honoured is
     a configuration error (the dispatcher refuses to start), never a silent no-op."""
     try:
-        installed = telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica})
+        installed = telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica}, through=_redacting)
     except telemetry.TelemetryError as exc:
         raise SettingsError(str(exc)) from None
     _exporting[:] = [installed]
     return installed
+
+
+def _redacting(exporter: SpanExporter) -> SpanExporter:
+    """Every span leaves with the secrets the logs mask masked (dispatcher/observability/span_redaction.py)."""
+    from dispatcher.observability.span_redaction import RedactingExporter
+
+    return RedactingExporter(exporter)
 
 
 _exporting: list[bool] = [False]  # set once by `configure`

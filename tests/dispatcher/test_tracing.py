@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.bot.test_user_bots import first_loud_audio
 from tests.fakes.fixtures import fake_daily, fake_fly
@@ -168,3 +170,37 @@ def test_a_cloud_starts_auth_wait_room_and_provider_calls_are_its_spans(tmp_path
     # The refused key's check: in its own request's trace (no session began), an error with its code.
     [refusal] = [s for s in spans if s.name == "session.auth" and s.status_code == 2]
     assert refusal.trace_id != trace_id and refusal.attributes["error.type"] == "unauthorized"
+
+
+DIALIN_SECRET = "dialinsecret" + "7" * 30
+TOKEN = "eyJib2R5Ijp7InNlY3JldCI6InRvcCJ9fQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+
+
+async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tmp_path):
+    """The request spans carry `url.path` and `url.query`: the Daily dial-in webhook's secret (a reusable
+    start credential) and a `?token=` (also spelt `?%74oken=`) reach the collector masked as in the logs
+    (tests/dispatcher/test_log_redaction.py), and the carriers' stream tokens in WebSocket paths too."""
+    with otlp_receiver() as (endpoint, received):
+        env = {"DAILY_DIALIN_SECRET": DIALIN_SECRET, "RESERVE_MAX_IDLE": "0", "LOG_LEVEL": "warning",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            webhook = httpx.post(f"{dispatcher.base_url}/phone/daily/dialin/{DIALIN_SECRET}", json={}, timeout=30)
+            assert webhook.status_code == 200  # Daily's verification ping: the secret was right
+            for query in (f"token={TOKEN}", f"%74oken={TOKEN}&x=1"):
+                assert httpx.get(f"{dispatcher.base_url}/sessions/s-1?{query}", timeout=30).status_code == 404
+            ws = dispatcher.base_url.replace("http://", "ws://")
+            for path in (f"/ws/twilio/{TOKEN}", f"/ws/generic/voicefleet?token={TOKEN}"):
+                with pytest.raises(InvalidStatus):
+                    async with connect(ws + path, proxy=None, open_timeout=30):
+                        pass
+            spans = received.wait_for(lambda s: sum(x.attributes.get("url.path") == "/sessions/s-1" for x in s) == 2
+                                      and any(x.name.startswith("POST /phone/daily/dialin") for x in s))
+    [dialin] = [s for s in spans if s.name.startswith("POST /phone/daily/dialin")]
+    assert dialin.attributes["url.path"] == "/phone/daily/dialin/[redacted]", dialin.attributes
+    assert dialin.name == "POST /phone/daily/dialin/{secret}"  # the route's template, as it was
+    queries = sorted(str(s.attributes.get("url.query")) for s in spans
+                     if s.attributes.get("url.path") == "/sessions/s-1")
+    assert queries == ["token=[redacted]", "token=[redacted]&x=1"], queries
+    for span in spans:
+        shown = f"{span.name} {span.attributes}"
+        assert DIALIN_SECRET not in shown and TOKEN not in shown, shown
