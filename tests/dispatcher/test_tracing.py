@@ -204,3 +204,34 @@ async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tm
     for span in spans:
         shown = f"{span.name} {span.attributes}"
         assert DIALIN_SECRET not in shown and TOKEN not in shown, shown
+
+
+CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def test_a_clients_traceparent_is_linked_never_the_sessions_trace(tmp_path):
+    """A client's `traceparent` (here one that also asks for nothing to be sampled, flags `00`) joins
+    its trace to the session's by a link from `session.start`: the session's trace id, the one the
+    start answers, its timeline keeps and its bot continues from, is the deployment's own."""
+    with otlp_receiver() as (endpoint, received):
+        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": "0"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
+                                headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00",
+                                         "tracestate": "client=chosen"})
+            assert answer.status_code == 201, answer.text
+            trace_id = answer.json()["trace_id"]
+            assert trace_id != CLIENT_TRACE
+            timeline = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}/timeline", timeout=10)
+            spans = received.wait_for(whole([trace_id]))
+    assert timeline.json()["trace_id"] == trace_id
+    assert not [s.name for s in spans if s.trace_id == CLIENT_TRACE]  # nothing written into the client's trace
+    by_name = {span.name: span for span in of_trace(spans, trace_id)}
+    start = by_name["session.start"]
+    assert start.links == ((CLIENT_TRACE, CLIENT_SPAN),)
+    assert {s.trace_state for s in of_trace(spans, trace_id)} == {""}  # nor the client's tracestate
+    assert start.parent_span_id == by_name["POST /start"].span_id
+    assert by_name["POST /start"].parent_span_id == ""  # the request's span: a root of the deployment's trace
+    # The bot continued the session's trace (its spans kept, though the client's flags said 00).
+    assert by_name["bot.session"].parent_span_id == start.span_id
+    assert by_name["bot.session"].service == "voicefleet-bot"
