@@ -10,14 +10,16 @@ A bot dials *out* to the dispatcher (a WebSocket at `CHANNEL_PATH`, `Authorizati
     bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?}
 
 The methods (`assign`, `freeze`, `webrtc.offer`, `webrtc.ice`, `media.attach`), the reports and
-their rules (one session per bot, ever) are in docs/channel.md. Pure standard library: the
-dispatcher's image carries no Pipecat. `parse_frame` rejects anything malformed with
-`ProtocolError`, so neither side trusts the other's JSON blindly.
+their rules (one session per bot, ever) are in docs/channel.md; a report's `t` (a finite number)
+is the bot's clock, which the dispatcher does not trust: it times a report when it arrives. Pure
+standard library: the dispatcher's image carries no Pipecat. `parse_frame` rejects anything
+malformed with `ProtocolError`, so neither side trusts the other's JSON blindly.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -116,7 +118,7 @@ class Reply:
 class Report:
     event: str
     session_id: str
-    t: float  # the bot's wall clock, epoch seconds
+    t: float  # the bot's wall clock, epoch seconds (the dispatcher times a report on receipt)
     reason: str | None = None
     detail: str | None = None
     exit_code: int | None = None
@@ -233,16 +235,16 @@ def parse_frame(raw: str | bytes) -> Frame:
         event = _text(data, "event")
         if event not in REPORT_EVENTS:
             raise ProtocolError(f"report: unknown event {event!r}")
-        t = data.get("t")
-        if not isinstance(t, int | float) or isinstance(t, bool):
-            raise ProtocolError("report: t must be a number")
+        t = _finite(data.get("t"))
+        if t is None:
+            raise ProtocolError("report: t must be a finite number")
         exit_code = data.get("exit_code")
         if exit_code is not None and not isinstance(exit_code, int):
             raise ProtocolError("report: exit_code must be an integer")
         return Report(
             event=event,
             session_id=_identifier(data, "session_id"),
-            t=float(t),
+            t=t,
             reason=_optional_text(data, "reason"),
             detail=_optional_text(data, "detail"),
             exit_code=exit_code,
@@ -252,6 +254,18 @@ def parse_frame(raw: str | bytes) -> Frame:
 
 def _fields(obj: object) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def _finite(value: object) -> float | None:
+    """A JSON number as a finite float; None for anything else, including the `NaN`, `Infinity` and
+    `1e999` Python's json reads, and an integer too large for a float."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:

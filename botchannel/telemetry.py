@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # imported where used: a process that exports nothing never loads OpenTelemetry
     from opentelemetry.context import Context
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("voicefleet.telemetry")
 
@@ -61,20 +62,21 @@ def exporter_choice(env: Mapping[str, str]) -> Exporter | None:
 
 
 def install(env: Mapping[str, str], default_service: str, attributes: Mapping[str, str] | None = None,
-            console: IO[str] | None = None) -> bool:
+            console: IO[str] | None = None, through: Callable[[SpanExporter], SpanExporter] | None = None) -> bool:
     """Exports this process's spans as the variables ask; False when they ask for nothing.
 
     A tracer provider already installed (a user's bot that called Pipecat's `setup_tracing` at
     import) is kept and gets voicefleet's exporter beside its own: the bot's spans reach both.
     Raises `TelemetryError` for a setting that cannot be honoured, and `ImportError` when the SDK
-    is not installed (a bot image whose project lacks it)."""
+    is not installed (a bot image whose project lacks it). `through`: what each span passes on its
+    way to the exporter (the dispatcher masks secrets there)."""
     exporter = exporter_choice(env)
     if exporter is None:
         return False
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     span_exporter: SpanExporter
     if exporter == "console":
@@ -83,7 +85,7 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         span_exporter = OTLPSpanExporter()  # endpoint, headers, timeout, compression: from the variables
-    processor = BatchSpanProcessor(span_exporter)
+    processor = BatchSpanProcessor(through(span_exporter) if through is not None else span_exporter)
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         current.add_span_processor(processor)

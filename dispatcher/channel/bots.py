@@ -21,7 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from botchannel.contract import (
@@ -44,6 +44,9 @@ from dispatcher.observability.log_text import shown
 from dispatcher.store.coordination import Claims
 
 log = logging.getLogger("dispatcher.channel.bots")
+# How far ahead of this replica's clock a bot's report time may be before it is called out in the log
+# (two NTP-synced hosts differ by milliseconds): its time is never used either way.
+MAX_REPORT_AHEAD_SECONDS = 5.0
 
 HELLO_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
@@ -211,6 +214,7 @@ class BotChannels:
                     log.warning("bot %s reported for %s, not its session", shown(link.machine_id),
                                 shown(frame.session_id))
                     continue
+                frame = _timed_on_receipt(link, frame, time.time())
                 link.reports.setdefault(frame.event, frame)
                 for listener in self.report_listeners:
                     listener(link, frame)
@@ -314,3 +318,15 @@ class BotChannels:
 
 def _no_such_method(method: str) -> ReplyError:
     return ReplyError(404, "unknown_method", f"the dispatcher has no method {method!r}")
+
+
+def _timed_on_receipt(link: BotLink, report: Report, now: float) -> Report:
+    """A report as the dispatcher takes it: at its own clock's time of receipt, never the bot's `t`.
+    The bot's time would be the event's time in the timeline and in a signed lifecycle webhook
+    (`session.ended`'s `timestamp` and `duration_seconds`), which a receiver may bill or clean up
+    by; a hostile bot chose it (a year ahead, a `duration_seconds` of 200 million). Reports are sent
+    as they happen (bot/channel_client.py), so the receipt is their time within the channel's delay."""
+    if report.t > now + MAX_REPORT_AHEAD_SECONDS:
+        log.warning("bot %s reported %s at a time %.0f s ahead of this replica's clock: timed on receipt",
+                    shown(link.machine_id), shown(report.event), report.t - now)
+    return replace(report, t=round(now, 3))

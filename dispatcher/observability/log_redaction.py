@@ -11,7 +11,8 @@ some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{sec
 a carrier's `/ws/{carrier}/{token}` and `/ws/generic/{service}/{token}` (one-time, but its payload
 is the client's `body`), the same token as `?token=` (Pipecat's WebSocket client's form), and a
 keyless `/ws/generic/...?body=`. Those segments are masked; a query parameter by its decoded
-name, as the dispatcher reads it (`?%74oken=` is `?token=`, and logged as sent).
+name, as the dispatcher reads it (`?%74oken=` is `?token=`, and logged as sent). The exported
+spans are masked by these same rules (dispatcher/observability/span_redaction.py).
 """
 
 from __future__ import annotations

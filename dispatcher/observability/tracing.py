@@ -11,7 +11,8 @@ the session's timeline, its log lines and its bot's
 `assign` carry it, so an operator can correlate them even before traces are exported.
 
 A session's trace id is the one its first start was in; a replay of the same `Idempotency-Key`
-answers that one (the timeline keeps it), its own request's trace is another.
+answers that one (the timeline keeps it), its own request's trace is another. A client's own
+`traceparent` never chooses it: the client's span is linked (dispatcher/observability/client_trace.py).
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ import contextlib
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
 
 from botchannel import telemetry
+from dispatcher.observability.client_trace import ClientContextAsLink, client_links
 from dispatcher.settings import SettingsError
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACER_NAME = "voicefleet.dispatcher"
 SERVICE_NAME = "voicefleet-dispatcher"
@@ -38,11 +43,20 @@ def configure(env: Mapping[str, str], replica: str) -> bool:
     """Exports spans when the `OTEL_*` variables ask for it; a setting that cannot be honoured is
     a configuration error (the dispatcher refuses to start), never a silent no-op."""
     try:
-        installed = telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica})
+        installed = telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica}, through=_redacting)
     except telemetry.TelemetryError as exc:
         raise SettingsError(str(exc)) from None
+    if installed:  # request spans are made only then (FastAPI's telemetry), and only they read headers
+        propagate.set_global_textmap(ClientContextAsLink())
     _exporting[:] = [installed]
     return installed
+
+
+def _redacting(exporter: SpanExporter) -> SpanExporter:
+    """Every span leaves with the secrets the logs mask masked (dispatcher/observability/span_redaction.py)."""
+    from dispatcher.observability.span_redaction import RedactingExporter
+
+    return RedactingExporter(exporter)
 
 
 _exporting: list[bool] = [False]  # set once by `configure`
@@ -66,12 +80,14 @@ class SessionTrace:
 
 @contextlib.contextmanager
 def session_trace(session_id: str, **attributes: Any) -> Iterator[SessionTrace]:
-    """The `session.start` span, current for the block. Without an exporter there is no span, so a
-    trace id is made up here (random) and made current the same way. It is marked sampled: a bot
-    that exports (its own OTEL_* set, the dispatcher's not) records its spans under it rather than
-    having its parent-based sampler drop them."""
-    with tracer().start_as_current_span("session.start", attributes={"voicefleet.session.id": session_id,
-                                                                       **attributes}) as span:
+    """The `session.start` span, current for the block: the child of the request's span (whose trace
+    is this deployment's, dispatcher/observability/client_trace.py), linked to the client's span when
+    its request named one. Without an exporter there is no span, so a trace id is made up here
+    (random) and made current the same way. It is marked sampled: a bot that exports (its own OTEL_*
+    set, the dispatcher's not) records its spans under it rather than having its parent-based
+    sampler drop them."""
+    with tracer().start_as_current_span("session.start", links=client_links(),
+                                        attributes={"voicefleet.session.id": session_id, **attributes}) as span:
         context = span.get_span_context()
         if context.is_valid:
             yield _described(context)
@@ -95,7 +111,8 @@ def _described(context: SpanContext) -> SessionTrace:
 def in_session(name: str, traceparent: str | None, **attributes: Any) -> Iterator[Span]:
     """A span of a request about a session that already exists (an offer, a dial-in update), in the
     session's own trace: the child of its `session.start` (`traceparent`, from its `requested`
-    event), linked to the request's own span, whose trace is the client's. Without the session's
+    event), linked to the request's own span (a trace of its own) and to the client's span its
+    `traceparent` named, if any. Without the session's
     `traceparent` (not exporting, or a session started before it was recorded), the request's child."""
     parent = telemetry.context_from(traceparent)
     if parent is None:
@@ -103,7 +120,7 @@ def in_session(name: str, traceparent: str | None, **attributes: Any) -> Iterato
             yield span
         return
     request = trace.get_current_span().get_span_context()
-    links = [Link(request)] if request.is_valid else []
+    links = ([Link(request)] if request.is_valid else []) + client_links()
     with tracer().start_as_current_span(name, context=parent, links=links, attributes=attributes) as span:
         yield span
 

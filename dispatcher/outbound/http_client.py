@@ -63,8 +63,11 @@ class HttpClient:
         timeout: float,
         connect_timeout: float | None = None,
         connections: int = DEFAULT_CONNECTIONS,
+        follow_redirects: bool = True,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        # False: a 3xx is the answer (its status returned), never a request sent on to its Location.
+        self._follow_redirects = follow_redirects
         self._headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._connections = connections
@@ -108,6 +111,7 @@ class HttpClient:
                     headers=headers,
                     timeout=per_call or self._timeout,
                     proxy=self._proxy,
+                    allow_redirects=self._follow_redirects,
                 ) as response:
                     content = await response.read()
                     tracing.answered(span, response.status)

@@ -1,10 +1,11 @@
 """A session's timeline: what happened to it, when, and at which replica.
 
-Events are `{"event", "at" (epoch seconds), "replica", ...}`: `requested` (with the session's
-`trace_id`), `claimed` or `launched` (the machine), `failed` (a start that did not start: its error
+Events are `{"event", "at" (epoch seconds, the replica's clock), "replica", ...}`: `requested`
+(with the session's `trace_id`), `claimed` or `launched` (the machine), `failed` (a start that did not start: its error
 `code` and `message`), `machine_started` (a cold bot dialled in), then the bot's own reports,
 `ready`, `joined`, `first_audio`, `error` (a fatal pipeline error, its `detail`) and `ended` (its
-`reason`, `detail`, `exit_code`), and `stop_requested`. They are kept in the coordination store
+`reason`, `detail`, `exit_code`), timed as they arrived (dispatcher/channel/bots.py), and
+`stop_requested`. They are kept in the coordination store
 (dispatcher/store/timelines.py: bounded length, a day), so any replica answers
 `GET /sessions/{id}/timeline`.
 

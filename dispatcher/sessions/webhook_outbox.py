@@ -55,6 +55,11 @@ class MemoryOutbox:
         return True
 
     async def claim(self, now: float, lease_seconds: float, limit: int) -> list[tuple[str, Entry]]:
+        # An entry past its `expires` is dropped, as the store's is: whatever kept it from being
+        # delivered, it must not stay for the life of the process counting against the limit.
+        for message_id in [m for m, (_, entry) in self._entries.items() if not entry.get("expires", now) >= now]:
+            del self._entries[message_id]
+            log.warning("webhook %s dropped: not delivered within its time", message_id)
         due = sorted((at, message_id) for message_id, (at, _) in self._entries.items() if at <= now)[:limit]
         claimed = []
         for _, message_id in due:

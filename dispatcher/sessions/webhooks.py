@@ -12,7 +12,8 @@ Nothing here delays a start: an event is written to the outbox in the background
 replicas the store's, dispatcher/sessions/webhook_outbox.py; at most `WEBHOOK_MAX_QUEUE` waiting,
 past it dropped, logged and counted in `dropped`), and each replica's deliverer takes due events
 from it, each attempt bounded by `WEBHOOK_TIMEOUT_SECONDS`, an answer other than 2xx (or none)
-retried after 1, 2, 4, 8, 16 and 32 s, then given up, logged and counted in `given_up`. A replica
+retried after 1, 2, 4, 8, 16 and 32 s, then given up, logged and counted in `given_up`. A redirect is
+such an answer: never followed, so a signed event goes to `WEBHOOK_URL` alone. A replica
 that dies leaves its events in the store, and another replica's deliverer takes them once their
 lease ran out: delivery is at least once, across replicas.
 An event in the store lives at most as long as its delivery may take (`keep_seconds`: the events
@@ -37,7 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.observability.log_text import shown
+from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError, float_setting, int_setting
 from dispatcher.store.client import StoreUnavailable
@@ -98,9 +100,20 @@ def occurred(at: object) -> str | None:
     Webhooks specification's payload structure recommends (its examples: "2022-11-03T20:26:10.344522Z";
     https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md#payload-structure).
     The `webhook-timestamp` header stays Unix seconds: that is the attempt's, and the scheme signs it."""
-    if not isinstance(at, int | float) or isinstance(at, bool):
+    if not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at):
+        return None  # (an entry an earlier version queued with a bot's NaN: sent without a time, not failed for good)
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # past the year 9999
         return None
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _refused(answer: HttpResponse) -> str:
+    if 300 <= answer.status_code < 400:
+        where = shown(answer.headers.get("location", ""), 200)
+        return (f"answered {answer.status_code} to {where!r}: redirects are not followed, "
+                "set WEBHOOK_URL to the final URL")
+    return f"answered {answer.status_code}"
 
 
 def keep_seconds(settings: WebhookSettings) -> float:
@@ -116,7 +129,10 @@ class LifecycleWebhooks:
                  client: HttpClient | None = None) -> None:
         self._settings = settings
         self._read = read  # the session's timeline: an ended session's duration is since its request
-        self._client = client or HttpClient(timeout=settings.timeout_seconds)
+        # Redirects not followed: a receiver (or whoever answers for its name) that answers 3xx must not
+        # turn this deliverer into a POSTer of signed events to an address of its choosing (a metadata
+        # endpoint, the store's host). A 3xx is a failed attempt, logged with where it pointed.
+        self._client = client or HttpClient(timeout=settings.timeout_seconds, follow_redirects=False)
         self._outbox = outbox
         self._local = MemoryOutbox()  # this replica's events while the store does not answer
         self._lease = settings.timeout_seconds + LEASE_MARGIN_SECONDS
@@ -189,6 +205,8 @@ class LifecycleWebhooks:
 
     async def _attempt(self, box: Outbox, message_id: str, entry: Entry) -> None:
         kind, data = str(entry["kind"]), dict(entry["data"])
+        if isinstance(data.get("at"), float) and not math.isfinite(data["at"]):
+            del data["at"]  # strict JSON has no NaN or Infinity for a receiver to parse
         if kind == "session.ended" and "duration_seconds" not in data:
             data["duration_seconds"] = await self._duration(data)
         body = json.dumps({"type": kind, "timestamp": occurred(data.get("at")), "data": data},
@@ -198,7 +216,7 @@ class LifecycleWebhooks:
                    "webhook-signature": signature(self._settings.key, message_id, now, body)}
         try:
             answer = await self._client.request("POST", self._settings.url, content=body, headers=headers)
-            why = "" if 200 <= answer.status_code < 300 else f"answered {answer.status_code}"
+            why = "" if 200 <= answer.status_code < 300 else _refused(answer)
         except HttpError as exc:
             why = str(exc)
         try:
@@ -224,7 +242,7 @@ class LifecycleWebhooks:
             return None
         began = next((e.get("at") for e in events if e.get("event") == "requested"), None)
         ended = data.get("at")
-        if isinstance(began, int | float) and isinstance(ended, int | float):
+        if isinstance(began, int | float) and isinstance(ended, int | float) and math.isfinite(ended - began):
             return round(max(0.0, ended - began), 3)
         return None
 

@@ -14,6 +14,8 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   pipeline-error  after readiness, report a pipeline error (its speech service refused its key) and
                   end with exit 1, as the bot does when the user's pipeline cannot go on
   never-ready     never announce readiness
+  forged-times    after readiness, report `ended` at a time that is no number (NaN), then at one ten
+                  years ahead, and exit 0: a hostile bot's clock
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
                   on SIGUSR2 ("failed"), exit 0 on SIGTERM
@@ -108,12 +110,13 @@ class Channel:
             return {"status": "ok"}
         raise LookupError(404, "unknown_method")
 
-    def report(self, event: str, **fields: object) -> None:
+    def report(self, event: str, t: float | None = None, **fields: object) -> None:
         from botchannel.contract import Report, encode
 
         if self.session_id is not None:
             with self._lock:
-                self.ws.send(encode(Report(event=event, session_id=self.session_id, t=time.time(), **fields)))
+                self.ws.send(encode(Report(event=event, session_id=self.session_id,
+                                           t=time.time() if t is None else t, **fields)))
 
 
 class SignalFlag:
@@ -208,6 +211,12 @@ def main() -> int:
         channel.report("error", reason="unusable", detail=PIPELINE_ERROR)
         channel.report("ended", reason="error", detail="the pipeline cannot go on", exit_code=1)
         return 1
+    if mode == "forged-times" and channel is not None:
+        with channel._lock:
+            channel.ws.send(json.dumps({"type": "report", "event": "ended", "session_id": channel.session_id,
+                                        "t": float("nan"), "reason": "peer_left"}))  # json writes `NaN`
+        channel.report("ended", reason="peer_left", detail="forged by the bot", t=time.time() + 10 * 365 * 86400)
+        return 0
     if mode == "controlled":
         while not (stop.is_set() or failed.is_set()):
             stop.wait(0.02)

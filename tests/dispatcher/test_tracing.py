@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.bot.test_user_bots import first_loud_audio
 from tests.fakes.fixtures import fake_daily, fake_fly
@@ -168,3 +170,68 @@ def test_a_cloud_starts_auth_wait_room_and_provider_calls_are_its_spans(tmp_path
     # The refused key's check: in its own request's trace (no session began), an error with its code.
     [refusal] = [s for s in spans if s.name == "session.auth" and s.status_code == 2]
     assert refusal.trace_id != trace_id and refusal.attributes["error.type"] == "unauthorized"
+
+
+DIALIN_SECRET = "dialinsecret" + "7" * 30
+TOKEN = "eyJib2R5Ijp7InNlY3JldCI6InRvcCJ9fQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+
+
+async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tmp_path):
+    """The request spans carry `url.path` and `url.query`: the Daily dial-in webhook's secret (a reusable
+    start credential) and a `?token=` (also spelt `?%74oken=`) reach the collector masked as in the logs
+    (tests/dispatcher/test_log_redaction.py), and the carriers' stream tokens in WebSocket paths too."""
+    with otlp_receiver() as (endpoint, received):
+        env = {"DAILY_DIALIN_SECRET": DIALIN_SECRET, "RESERVE_MAX_IDLE": "0", "LOG_LEVEL": "warning",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            webhook = httpx.post(f"{dispatcher.base_url}/phone/daily/dialin/{DIALIN_SECRET}", json={}, timeout=30)
+            assert webhook.status_code == 200  # Daily's verification ping: the secret was right
+            for query in (f"token={TOKEN}", f"%74oken={TOKEN}&x=1"):
+                assert httpx.get(f"{dispatcher.base_url}/sessions/s-1?{query}", timeout=30).status_code == 404
+            ws = dispatcher.base_url.replace("http://", "ws://")
+            for path in (f"/ws/twilio/{TOKEN}", f"/ws/generic/voicefleet?token={TOKEN}"):
+                with pytest.raises(InvalidStatus):
+                    async with connect(ws + path, proxy=None, open_timeout=30):
+                        pass
+            spans = received.wait_for(lambda s: sum(x.attributes.get("url.path") == "/sessions/s-1" for x in s) == 2
+                                      and any(x.name.startswith("POST /phone/daily/dialin") for x in s))
+    [dialin] = [s for s in spans if s.name.startswith("POST /phone/daily/dialin")]
+    assert dialin.attributes["url.path"] == "/phone/daily/dialin/[redacted]", dialin.attributes
+    assert dialin.name == "POST /phone/daily/dialin/{secret}"  # the route's template, as it was
+    queries = sorted(str(s.attributes.get("url.query")) for s in spans
+                     if s.attributes.get("url.path") == "/sessions/s-1")
+    assert queries == ["token=[redacted]", "token=[redacted]&x=1"], queries
+    for span in spans:
+        shown = f"{span.name} {span.attributes}"
+        assert DIALIN_SECRET not in shown and TOKEN not in shown, shown
+
+
+CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def test_a_clients_traceparent_is_linked_never_the_sessions_trace(tmp_path):
+    """A client's `traceparent` (here one that also asks for nothing to be sampled, flags `00`) joins
+    its trace to the session's by a link from `session.start`: the session's trace id, the one the
+    start answers, its timeline keeps and its bot continues from, is the deployment's own."""
+    with otlp_receiver() as (endpoint, received):
+        env = {**QUICK_BOT, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "RESERVE_MAX_IDLE": "0"}
+        with run_dispatcher(tmp_path, env) as dispatcher:
+            answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30,
+                                headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00",
+                                         "tracestate": "client=chosen"})
+            assert answer.status_code == 201, answer.text
+            trace_id = answer.json()["trace_id"]
+            assert trace_id != CLIENT_TRACE
+            timeline = httpx.get(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}/timeline", timeout=10)
+            spans = received.wait_for(whole([trace_id]))
+    assert timeline.json()["trace_id"] == trace_id
+    assert not [s.name for s in spans if s.trace_id == CLIENT_TRACE]  # nothing written into the client's trace
+    by_name = {span.name: span for span in of_trace(spans, trace_id)}
+    start = by_name["session.start"]
+    assert start.links == ((CLIENT_TRACE, CLIENT_SPAN),)
+    assert {s.trace_state for s in of_trace(spans, trace_id)} == {""}  # nor the client's tracestate
+    assert start.parent_span_id == by_name["POST /start"].span_id
+    assert by_name["POST /start"].parent_span_id == ""  # the request's span: a root of the deployment's trace
+    # The bot continued the session's trace (its spans kept, though the client's flags said 00).
+    assert by_name["bot.session"].parent_span_id == start.span_id
+    assert by_name["bot.session"].service == "voicefleet-bot"

@@ -1,4 +1,5 @@
-"""A webhook receiver on loopback: a real aiohttp server whose `POST /hooks` runs the test's handler."""
+"""A webhook receiver on loopback: a real aiohttp server whose `POST /hooks` (or any method's, with
+`method="*"`) runs the test's handler."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from tests.support.ports import free_port
 
 
 @contextlib.asynccontextmanager
-async def hook_receiver(hook: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+async def hook_receiver(hook: Callable[[web.Request], Awaitable[web.Response]],
+                        method: str = "POST") -> AsyncIterator[str]:
     """Serves `hook` until the block ends; yields its URL."""
     app = web.Application()
-    app.router.add_post("/hooks", hook)
+    app.router.add_route(method, "/hooks", hook)
     runner = web.AppRunner(app)
     await runner.setup()
     try:

@@ -29,6 +29,8 @@ class ReceivedSpan:
     parent_span_id: str
     attributes: dict[str, object]
     status_code: int  # 0 unset, 1 ok, 2 error
+    links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each span it links to
+    trace_state: str = ""  # W3C `tracestate`
 
 
 class Receiver:
@@ -46,8 +48,10 @@ class Receiver:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     attributes = {a.key: _value(a.value) for a in span.attributes}
+                    links = tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links)
                     found.append(ReceivedSpan(service, span.name, span.trace_id.hex(), span.span_id.hex(),
-                                              span.parent_span_id.hex(), attributes, span.status.code))
+                                              span.parent_span_id.hex(), attributes, span.status.code, links,
+                                              span.trace_state))
         with self._lock:
             self.requests += 1
             self.spans.extend(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -61,6 +62,13 @@ def test_every_frame_survives_a_round_trip(frame):
         '{"type": "reply", "id": 1, "ok": false}',
         '{"type": "report", "event": "exploded", "session_id": "s", "t": 1}',
         '{"type": "report", "event": "ended", "session_id": "s", "t": "soon"}',
+        # Not a time (Python's json reads them as numbers): a NaN event time made the session's
+        # webhooks fail at every attempt, for good.
+        '{"type": "report", "event": "ended", "session_id": "s", "t": NaN}',
+        '{"type": "report", "event": "ended", "session_id": "s", "t": Infinity}',
+        '{"type": "report", "event": "ended", "session_id": "s", "t": -Infinity}',
+        '{"type": "report", "event": "ended", "session_id": "s", "t": 1e999}',
+        '{"type": "report", "event": "ended", "session_id": "s", "t": 1' + "0" * 400 + "}",  # no float holds it
         "x" * 300_000,
     ],
 )
@@ -173,18 +181,40 @@ async def test_a_request_to_a_bot_that_hangs_up_fails_at_once_with_502(served):
         await channels._changed.wait_for(lambda: channels.link_for("s-10") is None)
 
 
-async def test_a_report_for_another_session_is_ignored(served):
+async def reports_heard(served, session_id: str, *frames: str):
+    """What the channel's report listeners hear of `frames`, sent by the bot of `session_id`; its link."""
     app, url = served
     channels = app.state.voicefleet.channels
     seen: list[Report] = []
     channels.report_listeners.append(lambda link, report: seen.append(report))
-    ws = await bot(url, Hello(machine_id="m-4", session_id="s-11"))
-    link = await channels.wait_link("s-11", 5)
-    await ws.send(json.dumps({"type": "report", "event": "joined", "session_id": "s-other", "t": 1.0}))
-    await ws.send(encode(Report(event="joined", session_id="s-11", t=2.0)))
+    ws = await bot(url, Hello(machine_id=f"m-{session_id}", session_id=session_id))
+    link = await channels.wait_link(session_id, 5)
+    for frame in frames:
+        await ws.send(frame)
     await ws.close()
     await link.closed.wait()
+    return seen, link
+
+
+async def test_a_report_for_another_session_is_ignored(served):
+    seen, _ = await reports_heard(
+        served, "s-11", json.dumps({"type": "report", "event": "joined", "session_id": "s-other", "t": 1.0}),
+        encode(Report(event="joined", session_id="s-11", t=2.0)))
     assert [r.session_id for r in seen] == ["s-11"]
+
+
+async def test_a_reports_time_is_the_dispatchers_time_of_receipt_never_the_bots(served, caplog):
+    """A bot's `t` is its own clock, a hostile bot's choice: a year ahead or long ago, every listener
+    (the timeline, hence the lifecycle webhooks and the reserve's timing) gets the time it arrived."""
+    before = time.time()
+    seen, link = await reports_heard(
+        served, "s-14", encode(Report(event="joined", session_id="s-14", t=before + 365 * 86400)),
+        encode(Report(event="ended", session_id="s-14", t=1.0, reason="peer_left")))
+    after = time.time()
+    assert [r.event for r in seen] == ["joined", "ended"]
+    assert all(before - 0.001 <= r.t <= after + 0.001 for r in seen), [r.t for r in seen]
+    assert link.reports["joined"].t == seen[0].t
+    assert "ahead of this replica's clock" in caplog.text  # the future one called out
 
 
 async def test_a_second_bot_naming_a_served_session_is_not_routed_to_it(served):

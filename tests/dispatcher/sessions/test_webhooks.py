@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from collections import Counter
 from datetime import datetime
@@ -60,6 +61,33 @@ async def test_a_sessions_lifecycle_is_pushed_signed_and_a_500_is_retried(standi
     assert by_type["session.ended"]["data"]["duration_seconds"] >= 0
     assert set(attempts.values()) == {2}  # one retry each, then delivered once
     assert set(attempts) == {f"msg_{session_id}_{kind}" for kind in by_type}  # ids a receiver dedupes by
+
+
+async def test_a_bots_forged_report_time_is_not_the_ended_events_time_nor_its_duration(standin_mode):
+    """A hostile bot reports `ended` at NaN, then ten years ahead: the NaN made the session's webhook
+    fail at every attempt, the future time was signed as the event's `timestamp` with a
+    `duration_seconds` of 315 million. The dispatcher's own clock times both."""
+    standin_mode("forged-times")
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url, in_process(app_with(url)) as running:
+        began = time.time()
+        start = await running.client.post("/start", json={})
+        assert start.status_code == 201
+        assert await within(lambda: any(e["type"] == "session.ended" for e in received), timeout=30), received
+        finished = time.time()
+        webhooks = running.state.sessions.timeline.listeners[0].__self__
+        assert webhooks.given_up == 0
+    ended = next(e for e in received if e["type"] == "session.ended")
+    assert ended["data"]["session_id"] == start.json()["session_id"]
+    assert began <= ended["data"]["at"] <= finished + 0.001
+    occurred = datetime.fromisoformat(ended["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert abs(occurred - ended["data"]["at"]) < 0.001
+    assert 0 <= ended["data"]["duration_seconds"] <= finished - began
 
 
 async def test_a_receiver_that_is_down_delays_no_start():
@@ -167,6 +195,39 @@ async def test_an_event_is_given_up_after_its_retries_counted_and_logged(monkeyp
     assert "webhook msg_s1_session.ended (session.ended) not delivered after 7 attempts: answered 500" in caplog.text
 
 
+@pytest.mark.parametrize("at", [float("nan"), float("inf"), 1e20])
+async def test_an_event_queued_with_a_time_no_date_holds_is_delivered_without_one(at):
+    """A time that is no date (an event an earlier version queued from a bot's report): sent with no
+    `timestamp` and no duration rather than failing at every attempt, its entry never leaving."""
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url:
+        hooks = lone_webhooks(url)
+        hooks.timeline_event("s1", {"event": "ended", "at": at, "reason": "peer_left"})
+        assert await within(lambda: hooks.delivered == 1, timeout=10)
+        await hooks.aclose()
+    [ended] = received
+    assert (ended["type"], ended["timestamp"], ended["data"]["duration_seconds"]) == ("session.ended", None, None)
+    assert ended["data"]["at"] == at if math.isfinite(at) else "at" not in ended["data"]  # strict JSON has no NaN
+
+
+async def test_a_memory_outbox_entry_past_its_time_is_dropped_as_the_stores_is(caplog):
+    outbox = MemoryOutbox()
+    now = time.time()
+    for message_id, expires in (("old", now - 1), ("nan", float("nan")), ("alive", now + 60)):
+        assert await outbox.put(message_id, {"kind": "session.ended", "data": {}, "attempts": 0, "expires": expires},
+                                now, limit=3, keep_seconds=60)
+    assert [m for m, _ in await outbox.claim(now, 5, 10)] == ["alive"]
+    # Dropped, not merely skipped: the limit has room again.
+    assert await outbox.put("new", {"kind": "session.ended", "data": {}, "attempts": 0, "expires": now + 60},
+                            now, limit=2, keep_seconds=60)
+    assert "webhook old dropped" in caplog.text
+
+
 async def test_past_its_bound_an_event_is_dropped_counted_and_logged(caplog):
     release = asyncio.Event()
     delivered: list[str] = []
@@ -205,3 +266,31 @@ async def test_a_store_slow_to_take_the_timeline_loses_no_webhook():
     assert told[-1] == ("s0", "ended")
     for task in list(timeline._pending):
         task.cancel()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_receiver_that_redirects_gets_no_event_sent_on_to_where_it_points(status, caplog):
+    """A receiver's 3xx (a compromised receiver, an open redirect on its host, its DNS) must not make the
+    deliverer POST the signed event to an address of the redirect's choosing (here a second real server
+    standing for a metadata endpoint): the redirect is a failed attempt, retried at the same URL."""
+    elsewhere: list[str] = []
+    attempts: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        elsewhere.append(f"{request.method} {request.path} {request.headers.get('webhook-id')}")
+        return web.Response(status=204)
+
+    async with hook_receiver(internal, method="*") as internal_url:  # a 301/302 is followed with a GET
+        async def hook(request: web.Request) -> web.Response:
+            attempts.append(request.headers["webhook-id"])
+            return web.Response(status=status, headers={"Location": internal_url})
+
+        async with hook_receiver(hook) as url, in_process(app_with(url)) as running:
+            start = await running.client.post("/start", json={})
+            assert start.status_code == 201
+            started = f"msg_{start.json()['session_id']}_session.started"
+            # The first attempt and its retry a second later, both at WEBHOOK_URL.
+            assert await within(lambda: attempts.count(started) >= 2, timeout=30), attempts
+            webhooks = running.state.sessions.timeline.listeners[0].__self__
+            assert webhooks.delivered == 0
+    assert elsewhere == []
