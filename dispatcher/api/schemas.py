@@ -39,6 +39,12 @@ class StartRequest(BaseModel):
     dailyMeetingTokenProperties: dict[str, Any] | None = Field(
         default=None, description="Cloud: the user's meeting-token properties a caller may set (README)."
     )
+    region: str | None = Field(
+        default=None,
+        max_length=20,
+        description="With several regions: start the session in this region and nowhere else (never spilled "
+        "over). Unknown: 400.",
+    )
     maxWaitSeconds: float | None = Field(
         default=None,
         ge=0,
@@ -68,6 +74,10 @@ class SessionOut(BaseModel):
     sessionId: str | None = Field(default=None, description="`session_id` under Pipecat's name.")
     status: Literal["starting", "started", "joined", "ended", "failed"] | None = None
     region: str | None = Field(default=None, description="With several regions: the region that holds the session.")
+    spilled_from: str | None = Field(
+        default=None, description="The region the start arrived at, when it could not start it warm and this one "
+        "could (spill-over)."
+    )
     created_at: float | None = Field(default=None, description="Epoch seconds when the machine was launched.")
     detail: str | None = Field(default=None, description="Why a session ended or failed.")
     ready_in_seconds: float | None = Field(

@@ -49,16 +49,18 @@ class KeyHomes:
         self._signer = RegionSigner(self._regions)
         self._client = client or HttpClient(timeout=ANSWER_SECONDS, connect_timeout=ANSWER_SECONDS)
 
-    async def holder(self, caller_id: str, idempotency_key: str) -> str:
-        """The region that holds this key's session (this one, when it is the first to ask)."""
+    async def holder(self, caller_id: str, idempotency_key: str, proposed: str | None = None) -> str:
+        """The region that holds this key's session: `proposed` (default this one) when it is the
+        first to be recorded, else the one that was."""
         home = home_region(self._regions, caller_id, idempotency_key)
         digest = key_digest(caller_id, idempotency_key)
+        proposed = proposed or self._regions.here
         if home == self._regions.here:
-            return await self.record(digest, self._regions.here)
+            return await self.record(digest, proposed)
         peer = self._peers.peer(home)
         if peer is None or not peer.reachable:
             raise home_unreachable(home, peer.problem if peer is not None else None)
-        body = json.dumps({"key": digest, "region": self._regions.here}).encode()
+        body = json.dumps({"key": digest, "region": proposed}).encode()
         headers = {**self._signer.headers(home, "POST", KEYS_PATH, body), "content-type": "application/json"}
         try:
             answer = await self._client.request("POST", peer.url + KEYS_PATH, content=body, headers=headers,

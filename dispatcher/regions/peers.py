@@ -72,6 +72,7 @@ class Peer:
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "reachable": self.reachable,
                 "round_trip_ms": None if self.round_trip is None else round(self.round_trip * 1000, 1),
+                "capacity": self.capacity.to_json() if self.capacity is not None else None,
                 "problem": self.problem}
 
 

@@ -22,7 +22,7 @@ from dispatcher.regions.signing import RegionSigner
 
 # The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here.
 FORWARDED_REQUEST = ("authorization", "content-type", "accept", "idempotency-key", "traceparent", "tracestate",
-                     "last-event-id")
+                     "last-event-id", "voicefleet-spilled")
 # The answer's headers a client reads; the rest are the holding region's transport's.
 FORWARDED_ANSWER = ("content-type", "cache-control", "retry-after", "location", "x-accel-buffering")
 RELAYED_BY = "voicefleet-relayed-by"  # set on a relayed request: it is never relayed again

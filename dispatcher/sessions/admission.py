@@ -62,6 +62,10 @@ class Admission:
         self._counted_at = 0.0  # when that recount was asked for
         self._recount_task: asyncio.Task[None] | None = None
 
+    def room(self) -> int:
+        """Sessions that may still start, by the count this replica has (cheap, maybe a second old)."""
+        return max(0, self._limit - self._launches.current())
+
     def invalidate(self) -> None:
         """A session was just stopped here: recount now, in the background."""
         self._recount()

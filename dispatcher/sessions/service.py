@@ -98,6 +98,10 @@ class SessionService:
         """The id a start with this key gets here (it names this region, with several)."""
         return new_session_id(owner_key, idempotency_key, self._settings.region)
 
+    def room(self) -> int:
+        """Sessions that may still start under the cap, by admission's cached count (no provider call)."""
+        return self._admission.room()
+
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
 

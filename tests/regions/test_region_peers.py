@@ -33,13 +33,15 @@ def region_env(name: str, urls: dict[str, str], secret: str = SECRET) -> dict[st
 
 
 @contextmanager
-def regions(tmp_path: Path, names: tuple[str, ...]) -> Iterator[tuple[dict[str, str], dict[str, DispatcherProcess]]]:
+def regions(tmp_path: Path, names: tuple[str, ...], extra: dict[str, dict[str, str]] | None = None,
+            ) -> Iterator[tuple[dict[str, str], dict[str, DispatcherProcess]]]:
+    """Real dispatchers, one per region, on loopback; `extra`: a region's own settings."""
     ports = {name: free_port() for name in names}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     with ExitStack() as stack:
-        running = {name: stack.enter_context(run_dispatcher(tmp_path, region_env(name, urls), port=ports[name],
-                                                            log_name=f"{name}.log"))
-                   for name in names}
+        running = {name: stack.enter_context(run_dispatcher(
+            tmp_path, {**region_env(name, urls), **(extra or {}).get(name, {})}, port=ports[name],
+            log_name=f"{name}.log")) for name in names}
         yield urls, running
 
 

@@ -33,11 +33,11 @@ async def signed_by_region(request: Request, state: AppState) -> str:
 
 
 async def capacity(state: AppState) -> Capacity:
-    active = await state.sessions.active_count()
+    # Read twice a second by every peer: cached figures only, never the provider's list.
     warm = {transport: state.reserve is not None and await state.reserve.can_claim(transport)
             for transport in state.settings.transports}
     idle = len(state.channels.idle())
-    return Capacity(warm=warm, idle=idle, room=max(0, state.settings.max_concurrent_sessions - active),
+    return Capacity(warm=warm, idle=idle, room=state.sessions.room(),
                     cold_start_seconds=state.sessions.ready.before_launch())
 
 

@@ -14,6 +14,7 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
+from dispatcher.api.region_choice import SPILLED, chosen_region, spilled_from, unknown_region
 from dispatcher.api.region_relay import relay_to, relayed_by
 from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
 from dispatcher.api.stream_slots import HeldStream
@@ -75,11 +76,22 @@ async def start(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
     await state.start_limit.check(who.id)
-    if state.key_homes is not None and idempotency_key is not None and relayed_by(request.scope) is None:
-        # One session per key in every region: where the key's home says it is held, if not here.
-        holder = await state.key_homes.holder(who.id, idempotency_key)
-        if holder != state.settings.region:
-            return await relay_to(state, holder, "POST", _path_of(request), request.headers, await request.body())
+    pinned = payload.region if payload is not None else None
+    spilled = None
+    if not state.peers.by_name:
+        if pinned is not None and pinned != state.settings.region:
+            raise unknown_region(pinned, [])
+    elif relayed_by(request.scope) is not None:  # its region was chosen where it arrived
+        spilled = spilled_from(request.headers)
+    else:
+        target, reason = await chosen_region(state, plan.transport, payload.maxWaitSeconds if payload else None,
+                                             pinned)
+        if state.key_homes is not None and idempotency_key is not None:
+            # One session per key in every region: where the key's home says it is held.
+            target = await state.key_homes.holder(who.id, idempotency_key, target)
+        if target != state.settings.region:
+            headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
+            return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
     # The client's TURN credential is counted before anything starts: a key past its bound gets
     # a 429 here, not a machine whose client the relay would then refuse.
     turn_quota = state.turn_quota if plan.transport == "webrtc" else None
@@ -101,6 +113,9 @@ async def start(
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
     fields = _session_fields(session, state.sessions.ready, state.settings.region)
+    if spilled is not None and session.created:
+        fields["spilled_from"] = spilled[0]
+        state.sessions.timeline.note(session.machine.session_id, "spilled", from_region=spilled[0], reason=spilled[1])
     if session.user_token is not None:
         fields["token"] = session.user_token
     if plan.transport == "webrtc" and session.machine.state.is_active:

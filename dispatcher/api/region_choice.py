@@ -1,0 +1,44 @@
+"""Which region a start goes to: the one the caller pinned, this one, or where it spills over.
+
+A start relayed here by another region is never sent on (its region was chosen there); a spilled
+one carries where it came from and why, which its answer and timeline say. docs/regions.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+from dispatcher.regions.spill import Here, spill_reason, spill_target
+
+SPILLED = "voicefleet-spilled"  # "<region it arrived at> <why>", on a spilled start relayed to its region
+
+
+async def chosen_region(state: AppState, transport: str, max_wait_seconds: float | None,
+                        pinned: str | None) -> tuple[str, str | None]:
+    """(the region to start in, why it spills over: None when it does not)."""
+    regions = state.peers.regions
+    if pinned is not None:
+        if pinned not in regions.urls:
+            raise unknown_region(pinned, sorted(regions.urls))
+        return pinned, None
+    room = state.sessions.room()
+    warm = room > 0 and max_wait_seconds is not None and state.reserve is not None \
+        and await state.reserve.can_claim(transport, max_wait_seconds)
+    reason = spill_reason(Here(room, warm, state.sessions.ready.before_launch()), max_wait_seconds)
+    if reason is None:
+        return regions.here, None
+    target = spill_target(state.peers.nearest_first(), transport, max_wait_seconds)
+    return (target.name, reason) if target is not None else (regions.here, None)
+
+
+def spilled_from(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """(the region a relayed start spilled over from, why), if it did."""
+    region, _, reason = headers.get(SPILLED, "").partition(" ")
+    return (region, reason) if region and reason else None
+
+
+def unknown_region(name: str, known: list[str]) -> ApiError:
+    where = f"one of {', '.join(known)}" if known else "left out: this deployment runs one region"
+    return ApiError(400, "unknown_region", f"`region` {name!r} is not a region of this deployment: it must be {where}")

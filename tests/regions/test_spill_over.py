@@ -1,0 +1,58 @@
+"""A start a region cannot serve warm goes to a region that can: at its session cap, or with no
+warm bot and a cold start past the caller's patience; said in the answer and the timeline; never
+when the caller pinned its region; 429 only when no region has room."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.dispatcher.conftest import API_KEY
+from tests.regions.test_region_peers import health, regions, until
+from tests.support.processes import DispatcherProcess
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def start(process: DispatcherProcess, **request: object) -> httpx.Response:
+    return httpx.post(f"{process.base_url}/start", json={"body": {}, **request}, headers=AUTH, timeout=30)
+
+
+def peer_view(process: DispatcherProcess, peer: str) -> dict:
+    """What `process` last read of `peer` (its /healthz)."""
+    return health(process).get("regions", {}).get(peer, {})
+
+
+def test_a_region_at_its_cap_spills_to_one_with_room_and_says_so(tmp_path: Path) -> None:
+    one_session = {"MAX_CONCURRENT_SESSIONS": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": one_session, "us": one_session}) as (_, running):
+        until(lambda: peer_view(running["eu"], "us").get("reachable"), 10)
+        first = start(running["eu"])
+        assert first.status_code == 201 and first.json()["region"] == "eu"
+        spilled = start(running["eu"])
+        assert spilled.status_code == 201, spilled.text
+        assert spilled.json()["region"] == "us" and spilled.json()["spilled_from"] == "eu"
+        timeline = httpx.get(f"{running['eu'].base_url}/sessions/{spilled.json()['session_id']}/timeline",
+                             headers=AUTH, timeout=10).json()
+        events = timeline["events"] if isinstance(timeline, dict) else timeline
+        assert any(e.get("event") == "spilled" and e.get("from_region") == "eu"
+                   and e.get("reason") == "at_capacity" for e in events), events
+        pinned = start(running["eu"], region="eu")  # pinned: refused here, never spilled
+        assert pinned.status_code == 429
+        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("room") == 0, 10)
+        full = start(running["eu"])  # no region has room
+        assert full.status_code == 429 and full.json()["error"]["code"] == "at_capacity"
+
+
+def test_a_cold_start_past_the_callers_patience_spills_to_a_warm_region(tmp_path: Path) -> None:
+    cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
+    warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
+        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 20)
+        patient = start(running["eu"])  # no patience given: it waits cold here
+        assert patient.status_code == 201 and patient.json()["region"] == "eu"
+        hurried = start(running["eu"], maxWaitSeconds=5)
+        assert hurried.status_code == 201, hurried.text
+        assert hurried.json()["region"] == "us" and hurried.json()["spilled_from"] == "eu"
+        assert start(running["eu"], maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
