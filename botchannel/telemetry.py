@@ -8,9 +8,16 @@ Everything else the SDK reads itself: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIB
 is imported and nothing exported: the API's own no-op tracer answers every span (`opentelemetry-api`
 comes with FastAPI on the dispatcher and with Pipecat in the bot).
 
-OTLP is spoken over HTTP (`http/protobuf`, the specification's default): a collector's 4318 port.
-`grpc` is refused with a clear message rather than half-supported (it would add grpcio, ~10 MB,
-to every image).
+OTLP is spoken as `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` say, as the
+specification defines them: `http/protobuf` (its default: a collector's 4318 port) or `grpc` (4317,
+what pipecat-examples' open-telemetry bots export with). gRPC needs `opentelemetry-exporter-otlp-proto-grpc`
+(grpcio, 18 MB installed), which the dispatcher image leaves out (its closure's budget is 80 MB):
+where it is not installed, `grpc` is refused by name. An endpoint on 4317 left at the default
+protocol is said once, at start-up: it is the commonest way to export nothing.
+
+A bot whose file installed a tracer provider that exports OTLP itself (Pipecat's `setup_tracing`
+with an OTLP exporter, as those examples do) keeps the export to itself: voicefleet's spans join
+its provider and leave once, through the bot's exporter, rather than each span twice.
 
 The trace context travels to the bot as a W3C `traceparent` in its `assign`
 (botchannel/contract.py), so a session is one trace across processes and machines.
@@ -22,14 +29,18 @@ import logging
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # imported where used: a process that exports nothing never loads OpenTelemetry
     from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("voicefleet.telemetry")
 
 Exporter = Literal["otlp", "console"]
-_installed: list[Any] = []  # the span processors this process added (flushed at exit)
+Protocol = Literal["grpc", "http/protobuf"]
+_installed: list[Any] = []  # the span processors this process added, or the bot's own provider (flushed at exit)
 
 
 class TelemetryError(ValueError):
@@ -50,14 +61,39 @@ def exporter_choice(env: Mapping[str, str]) -> Exporter | None:
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if not endpoint.strip():
         return None
+    otlp_protocol(env)
+    return "otlp"
+
+
+def otlp_protocol(env: Mapping[str, str]) -> Protocol:
+    """The OTLP protocol the variables name (the signal's own first); `http/protobuf` unset."""
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "").strip()
                 or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip() or "http/protobuf")
-    if protocol != "http/protobuf":
+    if protocol not in ("grpc", "http/protobuf"):
         raise TelemetryError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: voicefleet exports OTLP over HTTP (http/protobuf); "
-            "point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318)"
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: voicefleet exports OTLP as grpc or http/protobuf "
+            "(OpenTelemetry's Python SDK has no http/json exporter)"
         )
-    return "otlp"
+    return "grpc" if protocol == "grpc" else "http/protobuf"
+
+
+def protocol_hint(env: Mapping[str, str]) -> str | None:
+    """A sentence when the endpoint is a collector's gRPC port (4317) but the protocol was left at
+    its default, HTTP: every export would fail (pipecat-examples' README sets only the endpoint)."""
+    if exporter_choice(env) != "otlp" or otlp_protocol(env) != "http/protobuf":
+        return None
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "").strip() or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip():
+        return None  # HTTP asked for by name: the port is the operator's
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    try:
+        port = urlsplit(endpoint.strip()).port
+    except ValueError:
+        return None
+    if port != 4317:
+        return None
+    return ("OTEL_EXPORTER_OTLP_ENDPOINT names port 4317, a collector's OTLP/gRPC port, and no protocol is set, "
+            "so spans go as OTLP/HTTP and fail: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use the collector's "
+            "HTTP port (4318)")
 
 
 def install(env: Mapping[str, str], default_service: str, attributes: Mapping[str, str] | None = None,
@@ -65,7 +101,8 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
     """Exports this process's spans as the variables ask; False when they ask for nothing.
 
     A tracer provider already installed (a user's bot that called Pipecat's `setup_tracing` at
-    import) is kept and gets voicefleet's exporter beside its own: the bot's spans reach both.
+    import) is kept. If it exports OTLP itself, it keeps that to itself (voicefleet's spans leave
+    through it, once); otherwise it gets voicefleet's exporter beside its own.
     Raises `TelemetryError` for a setting that cannot be honoured, and `ImportError` when the SDK
     is not installed (a bot image whose project lacks it)."""
     exporter = exporter_choice(env)
@@ -74,17 +111,18 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    current = trace.get_tracer_provider()
+    if exporter == "otlp" and isinstance(current, TracerProvider) and exports_otlp(current):
+        _installed.append(current)  # flushed at exit like ours: a session's last spans are in its batch
+        return True
     span_exporter: SpanExporter
     if exporter == "console":
         span_exporter = ConsoleSpanExporter(out=console or sys.stdout)  # the bot's stdout is its event contract
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        span_exporter = OTLPSpanExporter()  # endpoint, headers, timeout, compression: from the variables
+        span_exporter = _otlp_exporter(otlp_protocol(env))
     processor = BatchSpanProcessor(span_exporter)
-    current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         current.add_span_processor(processor)
     else:
@@ -96,6 +134,35 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
         trace.set_tracer_provider(provider)
     _installed.append(processor)
     return True
+
+
+def _otlp_exporter(protocol: Protocol) -> SpanExporter:
+    """The SDK's OTLP exporter for `protocol`; endpoint, headers, timeout, compression (and, for
+    gRPC, `insecure` from an `http://` endpoint) come from the variables, read by the SDK itself."""
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    except ImportError:
+        raise TelemetryError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL='grpc' needs opentelemetry-exporter-otlp-proto-grpc, which this "
+            "environment lacks (the dispatcher image leaves it out): install it, or export http/protobuf to the "
+            "collector's HTTP port (4318)"
+        ) from None
+    return GrpcExporter()
+
+
+def exports_otlp(provider: TracerProvider) -> bool:
+    """Whether `provider` already sends its spans over OTLP (an exporter of OpenTelemetry's OTLP
+    packages, HTTP or gRPC); a console or in-memory exporter is not a collector's copy."""
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+    for processor in processors:
+        exporter = getattr(processor, "span_exporter", None)
+        if type(exporter).__module__.startswith("opentelemetry.exporter.otlp."):
+            return True
+    return False
 
 
 def flush(timeout_seconds: float = 2.0) -> None:
