@@ -15,9 +15,10 @@ what pipecat-examples' open-telemetry bots export with). gRPC needs `opentelemet
 where it is not installed, `grpc` is refused by name. An endpoint on 4317 left at the default
 protocol is said once, at start-up: it is the commonest way to export nothing.
 
-A bot whose file installed a tracer provider that exports OTLP itself (Pipecat's `setup_tracing`
-with an OTLP exporter, as those examples do) keeps the export to itself: voicefleet's spans join
-its provider and leave once, through the bot's exporter, rather than each span twice.
+A bot whose file installed a tracer provider that exports OTLP itself in the protocol the variables
+name (Pipecat's `setup_tracing` with an OTLP exporter, as those examples do) keeps the export to
+itself: voicefleet's spans join its provider and leave once, through the bot's exporter, rather
+than each span twice.
 
 The trace context travels to the bot as a W3C `traceparent` in its `assign`
 (botchannel/contract.py), so a session is one trace across processes and machines.
@@ -114,7 +115,7 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     current = trace.get_tracer_provider()
-    if exporter == "otlp" and isinstance(current, TracerProvider) and exports_otlp(current):
+    if exporter == "otlp" and isinstance(current, TracerProvider) and exports_otlp(current, otlp_protocol(env)):
         _installed.append(current)  # flushed at exit like ours: a session's last spans are in its batch
         return True
     span_exporter: SpanExporter
@@ -154,15 +155,16 @@ def _otlp_exporter(protocol: Protocol) -> SpanExporter:
     return GrpcExporter()
 
 
-def exports_otlp(provider: TracerProvider) -> bool:
-    """Whether `provider` already sends its spans over OTLP (an exporter of OpenTelemetry's OTLP
-    packages, HTTP or gRPC); a console or in-memory exporter is not a collector's copy."""
+def exports_otlp(provider: TracerProvider, protocol: Protocol) -> bool:
+    """Whether `provider` already sends its spans over OTLP in `protocol`, the one the variables
+    name: its exporter then reads the same endpoint variables ours would (the examples pass
+    `OTEL_EXPORTER_OTLP_ENDPOINT` on), so ours would be a second copy. One in another protocol is
+    bound elsewhere, or nowhere (a gRPC exporter given a stack's HTTP endpoint), and a console or
+    in-memory one is no collector's copy: ours goes beside those, so no span is lost."""
+    package = "opentelemetry.exporter.otlp.proto." + ("grpc" if protocol == "grpc" else "http")
     processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
-    for processor in processors:
-        exporter = getattr(processor, "span_exporter", None)
-        if type(exporter).__module__.startswith("opentelemetry.exporter.otlp."):
-            return True
-    return False
+    return any(type(getattr(processor, "span_exporter", None)).__module__.startswith(package)
+               for processor in processors)
 
 
 def flush(timeout_seconds: float = 2.0) -> None:

@@ -84,6 +84,30 @@ def test_a_bots_own_otlp_export_carries_voicefleets_spans_and_each_span_leaves_o
         assert [s.name for s in received.spans] == ["users.span"], spans
 
 
+@pytest.mark.parametrize(("package", "protocol", "defers"), [
+    ("grpc", "grpc", True), ("http", "http/protobuf", True),
+    # A gRPC exporter where the variables name HTTP (a stack's 4318 endpoint): bound nowhere that
+    # works, so voicefleet's goes beside it and the bot's spans still arrive.
+    ("grpc", "http/protobuf", False), ("http", "grpc", False),
+])
+def test_a_bots_own_exporter_is_trusted_only_in_the_protocol_the_variables_name(
+    package: str, protocol: telemetry.Protocol, defers: bool,
+) -> None:
+    import importlib
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    exporter = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{package}.trace_exporter").OTLPSpanExporter
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(exporter(endpoint="http://127.0.0.1:9"))
+    provider.add_span_processor(processor)
+    try:
+        assert telemetry.exports_otlp(provider, protocol) is defers
+    finally:
+        provider.shutdown()
+
+
 @pytest.mark.slow  # a real dispatcher and a real bot importing Pipecat
 async def test_one_grpc_setting_serves_the_dispatcher_and_a_jaeger_shaped_bot_each_span_once(tmp_path: Path) -> None:
     with otlp_grpc_receiver() as (endpoint, received):
