@@ -71,7 +71,7 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
         return
     if carrier not in (*CARRIERS, "generic"):
         message = carrier_refusals.unknown_carrier(carrier)
-        log.warning("phone: stream at %s refused: %s", websocket.url.path[:80], message)
+        log.warning("phone: stream refused: %s", message)  # not the path: it may hold a token
         await carrier_refusals.deny(websocket, 404, "unknown_carrier", message)
         return
     with tracing.step("phone.call", **{"voicefleet.phone.carrier": carrier}) as call_span:
