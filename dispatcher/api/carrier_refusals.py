@@ -41,6 +41,8 @@ def refused(carrier: str, reason: str, query: Mapping[str, str]) -> str:
     if carrier in WEBHOOK_CARRIERS:
         ways.insert(0, f"point the number's webhook at POST /phone/{carrier} (it answers with a stream URL "
                        "that carries a one-time token)")
+    if carrier == "exotel":
+        ways.insert(0, "put the Exotel API key and token in the applet's URL (wss://KEY:TOKEN@…/ws/exotel)")
     return f"the {carrier} stream was refused ({reason}): {what}; {', or '.join(ways)} (docs/phone.md)"
 
 

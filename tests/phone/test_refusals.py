@@ -96,3 +96,14 @@ async def test_pipecat_clouds_dialin_start_names_the_dialin_webhook_and_dialout_
     assert "POST /phone/daily/dialin/{DAILY_DIALIN_SECRET}" in message and "DAILY_ALLOW_DIALOUT=1" in message
     assert dialout.status_code == 422, dialout.text
     assert "DAILY_ALLOW_DIALOUT=1" in dialout.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("path", "named"), [
+    ("/ws/exotel", "wss://KEY:TOKEN@…/ws/exotel"),  # Exotel has no webhook: its applet holds the URL
+    ("/ws/generic/voicefleet", 'POST /start {"transport": "websocket"'),
+])
+async def test_a_stream_without_proof_names_its_carriers_way_in(keyed: DispatcherProcess, path: str,
+                                                                  named: str) -> None:
+    status, answer = await refused_upgrade(keyed.base_url.replace("http", "ws") + path)
+    assert status == 403 and named in answer["error"]["message"], answer
+    assert "POST /phone/" not in answer["error"]["message"]  # no webhook serves these
