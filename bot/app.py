@@ -119,7 +119,7 @@ def import_mode(config: BotConfig) -> ModuleType:
     try:
         return _transport_mode(config.transport)
     except ImportError as exc:
-        from bot.missing_extra import explain, missing_extra
+        from bot.missing_extra import and_the_files_problem, explain, missing_extra
 
         missing = missing_extra(config.transport, exc)
         if missing is None:
@@ -133,7 +133,7 @@ def import_mode(config: BotConfig) -> ModuleType:
 
             logger.warning(f"{why}; until then this bot takes phone calls only")
             return websocket_mode
-        raise ConfigError(why) from None
+        raise ConfigError(and_the_files_problem(why, config.transport, lambda: _load_bot_file(config))) from None
 
 
 def _transport_mode(transport: str) -> ModuleType:
@@ -150,13 +150,17 @@ def warm_up(config: BotConfig) -> UserBot:
     """The user's bot imported and the Silero model loaded (its `prewarm()` runs in the loop)."""
     from bot.warm_vad import preload_silero
 
+    user_bot = _load_bot_file(config)
+    preload_silero()
+    return user_bot
+
+
+def _load_bot_file(config: BotConfig) -> UserBot:
     # The bot's working directory is its own folder, as under Pipecat's runner (`uv run bot.py` from
     # the project): a file it opens or writes by a relative name (a prompt, a recording) is its
     # folder's. Here, in the bot host's own process, not in the loader a test process calls too.
     os.chdir(config.bot_file.parent)
-    user_bot = load_user_bot(config.bot_file)
-    preload_silero()
-    return user_bot
+    return load_user_bot(config.bot_file)
 
 
 async def _prewarmed(user_bot: UserBot, then: Coroutine[Any, Any, T]) -> T:

@@ -12,6 +12,8 @@ and its image checks what it will serve.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # The top-level modules each mode's transport imports, and the Pipecat extra that installs them.
 TRANSPORT_MODULES = {
     "webrtc": (frozenset({"aiortc", "av", "aioice", "pylibsrtp"}), "webrtc"),
@@ -42,3 +44,19 @@ def explain(transport: str, module: str, extra: str) -> str:
     return (f"this bot's Python has no {module} (No module named {module!r}), which Pipecat's {transport} "
             f"transport needs: add Pipecat's {extra} extra to the bot's project (`uv add 'pipecat-ai[{extra}]'`) "
             "or run the bot with a Python that has it (BOT_PYTHON)")
+
+
+def and_the_files_problem(why: str, transport: str, load: Callable[[], object]) -> str:
+    """`why`, and the bot file's own problem beside it (no `bot`, an import error of its own): a
+    user who adds the extra should not meet the second problem only on the next try. The file's
+    import failing on the same missing package is the same problem, said once."""
+    from bot.user_bot import BotFileError
+
+    try:
+        load()
+    except BotFileError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ImportError) and missing_extra(transport, cause) is not None:
+            return why
+        return f"{why}; and {exc}"
+    return why

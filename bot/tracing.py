@@ -11,7 +11,8 @@ and a fatal pipeline error as an event on `bot.session`. The user's `bot()` runs
 `bot.session` as its current span, so when the user's bot enables Pipecat's tracing
 (`PipelineTask(..., enable_tracing=True)`), its conversation, turn and service spans join the same
 trace, the user's file unchanged. A tracer provider the bot file installed at import (Pipecat's
-`setup_tracing`) is kept, and voicefleet's exporter is added beside the user's.
+`setup_tracing`) is kept: one that exports OTLP itself carries voicefleet's spans too (each span
+leaves once), any other gets voicefleet's exporter beside the user's.
 
 Unset, nothing is imported and nothing exported. A bot image whose project lacks the SDK
 (`opentelemetry-sdk`, `opentelemetry-exporter-otlp-proto-http`) logs it once and serves untraced.
@@ -41,6 +42,9 @@ def configure() -> None:
         from botchannel import telemetry
 
         _enabled = telemetry.install(os.environ, SERVICE_NAME, console=sys.stderr)
+        hint = telemetry.protocol_hint(os.environ) if _enabled else None
+        if hint is not None:
+            logger.warning(f"tracing: {hint}")
     except ImportError as exc:
         logger.warning(f"OTEL_* is set but this bot's environment lacks OpenTelemetry's SDK ({exc.name}): no traces")
     except ValueError as exc:  # TelemetryError: a setting that cannot be honoured

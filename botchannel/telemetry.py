@@ -1,19 +1,16 @@
 """OpenTelemetry by the standard variables, for both sides of the channel: one reading, one set-up.
 
 The dispatcher and the bot host export traces when, and only when, the environment asks for it
-the standard way: `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set,
-`OTEL_SDK_DISABLED` not `true`, `OTEL_TRACES_EXPORTER` `otlp` (the default) or `console`.
-Everything else the SDK reads itself: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
-`OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`, `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER`. Unset, nothing
-is imported and nothing exported: the API's own no-op tracer answers every span (`opentelemetry-api`
-comes with FastAPI on the dispatcher and with Pipecat in the bot).
+the standard way: `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) set, `OTEL_SDK_DISABLED`
+not `true`, `OTEL_TRACES_EXPORTER` `otlp` (the default) or `console`; the SDK reads the rest
+itself. Unset, nothing is imported and nothing exported.
 
-OTLP is spoken over HTTP (`http/protobuf`, the specification's default): a collector's 4318 port.
-`grpc` is refused with a clear message rather than half-supported (it would add grpcio, ~10 MB,
-to every image).
-
-The trace context travels to the bot as a W3C `traceparent` in its `assign`
-(botchannel/contract.py), so a session is one trace across processes and machines.
+OTLP is spoken as `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` say:
+`http/protobuf` (the default, port 4318) or `grpc` (4317), which needs
+`opentelemetry-exporter-otlp-proto-grpc` and is refused by name where it is not installed (the
+dispatcher image leaves it out). A bot whose own tracer provider already exports OTLP in that
+protocol keeps the export to itself, so each span leaves once. The trace context reaches the bot as
+a W3C `traceparent` in its `assign`. Why each choice: docs/configuration.md ("Traces (OpenTelemetry)").
 """
 
 from __future__ import annotations
@@ -22,15 +19,18 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # imported where used: a process that exports nothing never loads OpenTelemetry
     from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("voicefleet.telemetry")
 
 Exporter = Literal["otlp", "console"]
-_installed: list[Any] = []  # the span processors this process added (flushed at exit)
+Protocol = Literal["grpc", "http/protobuf"]
+_installed: list[Any] = []  # the span processors this process added, or the bot's own provider (flushed at exit)
 
 
 class TelemetryError(ValueError):
@@ -51,14 +51,39 @@ def exporter_choice(env: Mapping[str, str]) -> Exporter | None:
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if not endpoint.strip():
         return None
+    otlp_protocol(env)
+    return "otlp"
+
+
+def otlp_protocol(env: Mapping[str, str]) -> Protocol:
+    """The OTLP protocol the variables name (the signal's own first); `http/protobuf` unset."""
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "").strip()
                 or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip() or "http/protobuf")
-    if protocol != "http/protobuf":
+    if protocol not in ("grpc", "http/protobuf"):
         raise TelemetryError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: voicefleet exports OTLP over HTTP (http/protobuf); "
-            "point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318)"
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: voicefleet exports OTLP as grpc or http/protobuf "
+            "(OpenTelemetry's Python SDK has no http/json exporter)"
         )
-    return "otlp"
+    return "grpc" if protocol == "grpc" else "http/protobuf"
+
+
+def protocol_hint(env: Mapping[str, str]) -> str | None:
+    """A sentence when the endpoint is a collector's gRPC port (4317) but the protocol was left at
+    its default, HTTP: every export would fail (pipecat-examples' README sets only the endpoint)."""
+    if exporter_choice(env) != "otlp" or otlp_protocol(env) != "http/protobuf":
+        return None
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "").strip() or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip():
+        return None  # HTTP asked for by name: the port is the operator's
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    try:
+        port = urlsplit(endpoint.strip()).port
+    except ValueError:
+        return None
+    if port != 4317:
+        return None
+    return ("OTEL_EXPORTER_OTLP_ENDPOINT names port 4317, a collector's OTLP/gRPC port, and no protocol is set, "
+            "so spans go as OTLP/HTTP and fail: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use the collector's "
+            "HTTP port (4318)")
 
 
 def install(env: Mapping[str, str], default_service: str, attributes: Mapping[str, str] | None = None,
@@ -66,7 +91,8 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
     """Exports this process's spans as the variables ask; False when they ask for nothing.
 
     A tracer provider already installed (a user's bot that called Pipecat's `setup_tracing` at
-    import) is kept and gets voicefleet's exporter beside its own: the bot's spans reach both.
+    import) is kept. If it exports OTLP itself, it keeps that to itself (voicefleet's spans leave
+    through it, once); otherwise it gets voicefleet's exporter beside its own.
     Raises `TelemetryError` for a setting that cannot be honoured, and `ImportError` when the SDK
     is not installed (a bot image whose project lacks it). `through`: what each span passes on its
     way to the exporter (the dispatcher masks secrets there)."""
@@ -78,15 +104,16 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    current = trace.get_tracer_provider()
+    if exporter == "otlp" and isinstance(current, TracerProvider) and exports_otlp(current, otlp_protocol(env)):
+        _installed.append(current)  # flushed at exit like ours: a session's last spans are in its batch
+        return True
     span_exporter: SpanExporter
     if exporter == "console":
         span_exporter = ConsoleSpanExporter(out=console or sys.stdout)  # the bot's stdout is its event contract
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        span_exporter = OTLPSpanExporter()  # endpoint, headers, timeout, compression: from the variables
+        span_exporter = _otlp_exporter(otlp_protocol(env))
     processor = BatchSpanProcessor(through(span_exporter) if through is not None else span_exporter)
-    current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         current.add_span_processor(processor)
     else:
@@ -98,6 +125,36 @@ def install(env: Mapping[str, str], default_service: str, attributes: Mapping[st
         trace.set_tracer_provider(provider)
     _installed.append(processor)
     return True
+
+
+def _otlp_exporter(protocol: Protocol) -> SpanExporter:
+    """The SDK's OTLP exporter for `protocol`; endpoint, headers, timeout, compression (and, for
+    gRPC, `insecure` from an `http://` endpoint) come from the variables, read by the SDK itself."""
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    except ImportError:
+        raise TelemetryError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL='grpc' needs opentelemetry-exporter-otlp-proto-grpc, which this "
+            "environment lacks (the dispatcher image leaves it out): install it, or export http/protobuf to the "
+            "collector's HTTP port (4318)"
+        ) from None
+    return GrpcExporter()
+
+
+def exports_otlp(provider: TracerProvider, protocol: Protocol) -> bool:
+    """Whether `provider` already sends its spans over OTLP in `protocol`, the one the variables
+    name: its exporter then reads the same endpoint variables ours would (the examples pass
+    `OTEL_EXPORTER_OTLP_ENDPOINT` on), so ours would be a second copy. One in another protocol is
+    bound elsewhere, or nowhere (a gRPC exporter given a stack's HTTP endpoint), and a console or
+    in-memory one is no collector's copy: ours goes beside those, so no span is lost."""
+    package = "opentelemetry.exporter.otlp.proto." + ("grpc" if protocol == "grpc" else "http")
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+    return any(type(getattr(processor, "span_exporter", None)).__module__.startswith(package)
+               for processor in processors)
 
 
 def flush(timeout_seconds: float = 2.0) -> None:

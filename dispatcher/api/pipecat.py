@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dispatcher.api.phone_start import PHONE_TRANSPORTS
 from dispatcher.api.schemas import StartRequest
 from dispatcher.errors import ApiError
 
@@ -62,15 +63,19 @@ def _transport(request: StartRequest, offered: tuple[str, ...]) -> str:
     if wanted is None:
         return offered[0]
     if wanted not in offered:
-        raise ApiError(
-            400,
-            "transport_not_offered",
-            f"{reason} is not offered by this deployment; it offers {' and '.join(offered)}",
-        )
+        raise ApiError(400, "transport_not_offered", f"{reason} is not offered by this deployment; {offers(offered)}")
     if wanted == "daily" and request.createDailyRoom is False:
         raise ApiError(400, "transport_not_offered", "createDailyRoom: false contradicts transport 'daily': "
                        "a Daily session always gets its own room")  # fmt: skip
     return wanted
+
+
+def offers(web: tuple[str, ...]) -> str:
+    """Every transport a start takes: the web ones this deployment serves, and the streams every
+    deployment takes (a carrier's, and `websocket` for any other client: Vonage, a SIP gateway)."""
+    return (f"it offers {' and '.join(web)} (a web session) and {', '.join(PHONE_TRANSPORTS)} (a phone or "
+            "WebSocket stream: the answer's `{wsUrl}/{token}` is where it connects; Vonage and any other "
+            "WebSocket carrier use `websocket`)")
 
 
 def start_answer(full: dict[str, Any], plan: StartPlan) -> dict[str, Any]:

@@ -48,6 +48,17 @@ class RoomOptions:
         return bool(self.room or self.token_claims)
 
 
+# Pipecat Cloud's PSTN webhook servers start a dial-in session with a SIP room (`sip`) and
+# `enable_dialout`; here dial-in has its own webhook, which makes that room itself, and dial-out
+# is the deployment's choice. A refusal of either names both ways, since a team moving that server
+# over meets this 422 first.
+DIALIN_WAY = ("a Daily dial-in is started by voicefleet's own webhook: point Daily's room_creation_api at "
+              "POST /phone/daily/dialin/{DAILY_DIALIN_SECRET}, which makes the SIP room and starts the bot "
+              "(a server that only forwarded dial-ins to /start is no longer needed)")
+DIALOUT_WAY = ("a bot that dials out is started here with `enable_dialout: true` where the deployment sets "
+               "DAILY_ALLOW_DIALOUT=1")
+
+
 def _refuse(where: str, key: str, why: str) -> ApiError:
     return ApiError(422, "invalid_request", f"{where}.{key}: {why}")
 
@@ -89,6 +100,8 @@ def room_options(
     """
     where = "dailyRoomProperties"
     room_out: dict[str, Any] = {}
+    if room and "sip" in room:
+        raise _refuse(where, "sip", f"may not be set through this API: {DIALIN_WAY}; {DIALOUT_WAY} (docs/phone.md)")
     for key, value in (room or {}).items():
         if key in ROOM_FLAGS:
             room_out[key] = _typed(where, key, value, bool)
@@ -101,6 +114,10 @@ def room_options(
                 raise _refuse(where, key, "may not be turned off")
         elif key == "enable_dialout" and allow_dialout:  # the bot's phone calls out (DAILY_ALLOW_DIALOUT)
             room_out[key] = _typed(where, key, value, bool)
+        elif key == "enable_dialout":
+            if _typed(where, key, value, bool):  # `false` asks for nothing: Daily's default
+                raise _refuse(where, key, f"this deployment does not let a bot dial out: {DIALOUT_WAY}; "
+                              f"{DIALIN_WAY} (docs/phone.md)")
         elif key == "max_participants":
             count = _typed(where, key, value, int)
             if not 2 <= count <= 3:

@@ -18,6 +18,7 @@ answers that one (the timeline keeps it), its own request's trace is another. A 
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -44,8 +45,11 @@ def configure(env: Mapping[str, str], replica: str) -> bool:
     a configuration error (the dispatcher refuses to start), never a silent no-op."""
     try:
         installed = telemetry.install(env, SERVICE_NAME, {"service.instance.id": replica}, through=_redacting)
+        hint = telemetry.protocol_hint(env)
     except telemetry.TelemetryError as exc:
         raise SettingsError(str(exc)) from None
+    if hint is not None:
+        logging.getLogger("dispatcher.tracing").warning("tracing: %s", hint)
     if installed:  # request spans are made only then (FastAPI's telemetry), and only they read headers
         propagate.set_global_textmap(ClientContextAsLink())
     _exporting[:] = [installed]

@@ -59,10 +59,17 @@ async def bot(runner_args):
                 "call_data": runner_args.call_data.model_dump(by_alias=True) if runner_args.call_data else None}
         Path(reports, f"{runner_args.session_id}.json").write_text(json.dumps(seen))
 
+    await greet_echo_and_run(transport, task, runner_args, hang_up=bool(body.get("hang_up_after_greeting")))
+
+
+async def greet_echo_and_run(transport, task: PipelineWorker, runner_args, hang_up: bool = False) -> None:
+    """The greeting once the caller is connected (then the end, with `hang_up`), the end when the
+    caller leaves, and the worker run until then."""
+
     @transport.event_handler("on_client_connected")
     async def on_connected(transport, client):
         await task.queue_frame(OutputAudioRawFrame(audio=greeting(), sample_rate=RATE, num_channels=1))
-        if body.get("hang_up_after_greeting"):
+        if hang_up:
             await task.queue_frame(EndFrame())
 
     @transport.event_handler("on_client_disconnected")

@@ -1,7 +1,8 @@
 """A test OTLP/HTTP receiver: what a collector's 4318 port would get, decoded with the official protos.
 
 It accepts `POST /v1/traces` (protobuf, gzip or not), answers 200 with an empty
-`ExportTraceServiceResponse`, and keeps every span with its resource's `service.name`.
+`ExportTraceServiceResponse`, and keeps every span with its resource's `service.name`. Its gRPC
+twin (`otlp_grpc_receiver`) is a collector's 4317 port: the TraceService `Export` call.
 """
 
 from __future__ import annotations
@@ -107,6 +108,31 @@ def otlp_receiver() -> Iterator[tuple[str, Receiver]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def otlp_grpc_receiver() -> Iterator[tuple[str, Receiver]]:
+    """(the `http://` endpoint an OTLP/gRPC exporter is given, what it received)."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    receiver = Receiver()
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: object) -> ExportTraceServiceResponse:  # noqa: N802
+            receiver.take(request.SerializeToString())
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", receiver
+    finally:
+        server.stop(0)
 
 
 def main() -> None:

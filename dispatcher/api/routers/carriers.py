@@ -5,8 +5,9 @@
 
 The token may equally come as `?token=` or `Authorization: Bearer` (Pipecat Cloud's three forms).
 
-Who may open a call is dispatcher/phone/access.py's rule; a refused upgrade is closed before
-`accept()`: the client sees HTTP 403 and nothing has started. The call's bot dials its media
+Who may open a call is dispatcher/phone/access.py's rule; a refused upgrade is answered before
+`accept()` (HTTP 403, or 404 for a carrier not served here, with a JSON error naming the way in:
+dispatcher/api/carrier_refusals.py) and nothing has started. The call's bot dials its media
 socket at `/bots/media/{session_id}` (dispatcher/api/routers/bots.py), and the relay between the
 two is dispatcher/phone/relay.py.
 
@@ -24,6 +25,7 @@ from fastapi import APIRouter, WebSocket
 from opentelemetry.trace import Span
 
 import dispatcher.observability.tracing as tracing
+from dispatcher.api import carrier_refusals
 from dispatcher.api.dependencies import app_state
 from dispatcher.phone.access import (
     Refused,
@@ -64,8 +66,13 @@ async def generic_stream_with_token(websocket: WebSocket, service: str, token: s
 
 async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
     state = app_state(websocket).phone
-    if carrier not in (*CARRIERS, "generic") or state.draining:  # draining: a deploy is replacing us
+    if state.draining:  # a deploy is replacing us: the carrier retries elsewhere
         await websocket.close(code=1008)
+        return
+    if carrier not in (*CARRIERS, "generic"):
+        message = carrier_refusals.unknown_carrier(carrier)
+        log.warning("phone: stream refused: %s", message)  # not the path: it may hold a token
+        await carrier_refusals.deny(websocket, 404, "unknown_carrier", message)
         return
     with tracing.step("phone.call", **{"voicefleet.phone.carrier": carrier}) as call_span:
         await _admitted_call(websocket, carrier, token, call_span)
@@ -86,10 +93,11 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             await spend_everywhere(state, admitted)
             body = call_body(admitted, websocket.query_params.get("body"))
         except Refused as exc:
-            log.warning("phone: %s upgrade refused (%s)", carrier, exc.reason)
+            message = carrier_refusals.refused(carrier, exc.reason, websocket.query_params)
+            log.warning("phone: %s upgrade refused (%s): %s", carrier, exc.reason, message)
             tracing.failed(span, exc.reason)
             tracing.failed(call_span, exc.reason)
-            await websocket.close(code=1008)
+            await carrier_refusals.deny(websocket, 403, "call_refused", message)
             return
         span.set_attribute("voicefleet.phone.admitted", admitted.how)
     await websocket.accept()

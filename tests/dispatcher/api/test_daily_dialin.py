@@ -225,3 +225,12 @@ async def test_a_local_dispatcher_without_daily_says_how_to_offer_it(fake_daily:
     assert answer.status_code == 409
     message = answer.json()["error"]["message"]
     assert "TRANSPORTS=webrtc,daily and DAILY_API_KEY" in message and "Trying it locally" in message, message
+
+
+async def test_a_start_that_asks_for_no_dialout_is_taken_where_dialout_is_off(cloud: Cloud) -> None:
+    # `enable_dialout: false` is Daily's default: Pipecat Cloud's PSTN servers send it on every start.
+    answer = await cloud.http.post("/start", json={**DIALOUT, "dailyRoomProperties": {"enable_dialout": False}},
+                                   headers=AUTH)
+    assert answer.status_code == 201, answer.text
+    room = next(iter(cloud.daily.rooms.values()))
+    assert "enable_dialout" not in room["config"]

@@ -1,0 +1,38 @@
+"""A bot with two problems says both in its session's error: a project without aiortc (as
+pipecat-examples' deployment/modal-example locks it) whose file defines `run_bot(room_url, token)`
+but no `bot(runner_args)`. Fixing the first must not be how its user learns of the second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import run_dispatcher
+from tests.support.venvs import venv_without
+
+pytestmark = pytest.mark.slow  # a real bot process importing Pipecat
+
+MODAL_SHAPED = '''
+from pipecat.transports.daily.transport import DailyParams, DailyTransport
+
+
+async def run_bot(room_url: str, token: str) -> None:
+    DailyTransport(room_url, token, "bot", DailyParams(audio_out_enabled=True))
+'''
+
+
+async def test_a_session_names_the_missing_extra_and_the_missing_bot_together(tmp_path: Path) -> None:
+    bot_file = tmp_path / "project" / "bot_openai.py"
+    bot_file.parent.mkdir()
+    bot_file.write_text(MODAL_SHAPED)
+    python = venv_without(tmp_path / "venv", "aiortc")
+    env = {"BOT_FILE": str(bot_file), "BOT_PYTHON": str(python), "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=120) as api:
+            answer = await api.post("/start?wait=started", json={})
+    assert answer.status_code == 502, answer.text
+    message = answer.json()["error"]["message"]
+    assert "this bot's Python has no aiortc" in message and "pipecat-ai[webrtc]" in message, message
+    assert "; and " in message and "defines no `bot` (Pipecat's entry point: async def bot(runner_args))" in message
