@@ -46,7 +46,8 @@ def mount_api(app: FastAPI, state: AppState) -> None:
 
 def _add_middleware(app: FastAPI, state: AppState) -> None:
     settings = state.settings
-    app.add_middleware(RegionRelayMiddleware, state=state)  # innermost: after the request's bounds
+    if state.peers.by_name:  # several regions: innermost, after the request's bounds
+        app.add_middleware(RegionRelayMiddleware, state=state)
     app.add_middleware(JsonBodies)
     app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
     if settings.cors_allow_origins:

@@ -39,7 +39,7 @@ class RegionRelayMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.state.peers.by_name:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         try:
