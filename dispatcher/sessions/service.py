@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -93,6 +94,7 @@ class SessionService:
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
                                     launches=coordination.launches(keep_seconds=10.0))
         self._background: set[asyncio.Task[None]] = set()
+        self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
 
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
@@ -150,7 +152,7 @@ class SessionService:
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                     with tracing.step("session.wait") as waited:  # `?wait=started`: until the bot runs
                         try:
-                            session = replace(session, machine=await self._wait(session.machine))
+                            session = replace(session, machine=await self._shared_wait(session.machine))
                         except ApiError as exc:
                             tracing.failed(waited, exc.code)
                             raise
@@ -343,6 +345,8 @@ class SessionService:
     async def aclose(self, grace_seconds: float = 5.0) -> None:
         """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
         await self._admission.aclose()
+        for wait in list(self._waits.values()):
+            wait.cancel()
         await self.timeline.aclose()
         if self._cold is not None:
             await self._cold.aclose()
@@ -393,7 +397,27 @@ class SessionService:
         machine = await self._call(self._machines.status(session_id))
         if machine is None:
             raise ApiError(404, "not_found", f"no session {session_id}")
-        return await self._wait(machine)
+        return await self._shared_wait(machine)
+
+    async def _shared_wait(self, machine: Machine) -> Machine:
+        """`_wait`, once per session here however many wait for it (offers, `?wait=started`): on
+        ECS and Compute Engine each wait polls the provider every second for up to
+        START_WAIT_SECONDS, so one wait per request let a key's offers spend ~30 provider reads for
+        each token of its read bucket. A later waiter joins the wait under way, and its deadline."""
+        session_id = machine.session_id
+        task = self._waits.get(session_id)
+        if task is None:
+            task = asyncio.create_task(self._wait(machine), name=f"wait-started-{session_id}")
+            self._waits[session_id] = task
+            task.add_done_callback(functools.partial(self._waited, session_id))
+        # Shielded: a waiter that goes away does not end the wait the others share.
+        return await asyncio.shield(task)
+
+    def _waited(self, session_id: str, task: asyncio.Task[Machine]) -> None:
+        if self._waits.get(session_id) is task:
+            del self._waits[session_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone before it ended
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
