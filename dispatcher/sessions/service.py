@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from dispatcher.sessions.admission import Admission
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, new_session_id
+from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, last_error, trace_id_of
 from dispatcher.settings import Settings
@@ -75,6 +77,7 @@ class SessionService:
         channels: BotChannels | None = None,  # the bot channel: cold bots take their session's values over it
         cold_secrets_deadline_seconds: float | None = None,
         timeline: SessionTimeline,
+        reserve_max_idle: int = 0,  # the warm reserve's size: each key's warm share is a part of it
     ) -> None:
         self._settings = settings
         self.timeline = timeline
@@ -93,6 +96,8 @@ class SessionService:
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
                                     launches=coordination.launches(keep_seconds=10.0))
+        self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=len(settings.api_key_hashes),
+                              warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
         self._background: set[asyncio.Task[None]] = set()
         self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
 
@@ -141,7 +146,14 @@ class SessionService:
                         requested = True
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
+                                await admitted.enter_async_context(
+                                    self.share.slot(owner.id, session_id, internal=owner.internal))
                                 await admitted.enter_async_context(self._admission.slot())
+                            if not cold_only and await self._claimable(transport, math.inf) and not (
+                                    await self.share.may_claim_warm(owner.id, internal=owner.internal)):
+                                if warm_only:
+                                    raise self.share.warm_spent()
+                                cold_only = True  # past its warm share: served cold, the reserve left to others
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,
@@ -372,7 +384,10 @@ class SessionService:
         events = await self.timeline.read(session_id)
         return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=last_error(events))
 
-    async def stop(self, session_id: str) -> Machine | None:
+    async def _status(self, session_id: str) -> Machine | None:
+        return await self._machines.status(session_id)
+
+    async def stop(self, session_id: str, caller: str | None = None) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
         the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
         aged out) or never did. A machine the provider forgets as it stops counts as gone."""
@@ -383,6 +398,8 @@ class SessionService:
         stopped = await self._call(self._machines.stop(session_id))
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
+        if caller is not None:  # no longer the key's: its share has room again
+            await self.share.forget(caller, session_id)
         if not stopped:
             return None
         # Recorded only for a session there was: a stop of an id that never started (any id a key

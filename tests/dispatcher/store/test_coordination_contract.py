@@ -341,3 +341,14 @@ async def test_the_create_limit_is_counted_once_for_every_replica(request) -> No
     finally:
         for replica in replicas:
             await replica.aclose()
+
+
+async def test_a_keys_sessions_are_held_up_to_its_share_and_given_back(coordination) -> None:
+    assert await coordination.key_sessions.hold("key-1", "s-1", 2, 60.0) is None
+    assert await coordination.key_sessions.hold("key-1", "s-2", 2, 60.0) is None
+    held = await coordination.key_sessions.hold("key-1", "s-3", 2, 60.0)  # past its share: nothing recorded
+    assert held is not None and set(held) == {"s-1", "s-2"} and all(0 <= ago < 30 for ago in held.values())
+    assert await coordination.key_sessions.hold("key-2", "s-4", 2, 60.0) is None  # another key's own share
+    await coordination.key_sessions.release("key-1", ["s-1"])
+    assert await coordination.key_sessions.hold("key-1", "s-3", 2, 60.0) is None
+    assert await coordination.key_sessions.hold("key-1", "s-5", 1, 0.000001) is not None  # s-2, s-3 held
