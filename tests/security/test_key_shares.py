@@ -9,6 +9,9 @@ stack's store user (tests/support/redis_server.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dispatcher.sessions.key_share import RECHECK_SECONDS
+from dispatcher.settings import Settings, hash_api_key
 from tests.replicas.conftest import start_fleet
+from tests.security.conftest import MakeDispatcher
 from tests.support.redis_server import RedisServer, redis_server
 
 pytestmark = pytest.mark.slow  # two dispatchers, a redis-server and their bots
@@ -103,3 +109,26 @@ def test_one_key_claims_its_share_of_the_warm_reserve_and_the_rest_start_cold(
         other_launch = launch_of(base, B, other.json()["session_id"])
     assert launches == ["claimed", "launched"], launches
     assert other_launch == "claimed"  # the idle bot key A left
+
+
+async def test_a_session_that_ends_on_its_own_stops_counting_for_its_key(make_dispatcher: MakeDispatcher) -> None:
+    """Only a key's stop gives its share back at once; a session whose bot ended by itself is found
+    ended at the provider when the key next reaches its share (at most every RECHECK_SECONDS)."""
+    settings = Settings(api_key_hashes=frozenset({hash_api_key(KEY_A), hash_api_key(KEY_B)}),
+                        max_concurrent_sessions=CAP)
+    d = await make_dispatcher(settings)
+    held = []
+    for _ in range(CAP // 2):
+        answer = await d.client.post("/start?wait=started", json={}, headers=A)
+        assert answer.status_code == 201, answer.text
+        held.append(answer.json()["session_id"])
+    refused = await d.client.post("/start", json={}, headers=A)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "key_at_capacity", refused.text
+    os.kill(d.session_pid(held[0]), signal.SIGTERM)  # its bot ends by itself: no stop through the API
+    deadline = time.monotonic() + 30
+    while (await d.client.get(f"/sessions/{held[0]}", headers=A)).json()["status"] not in ("ended", "failed"):
+        assert time.monotonic() < deadline, "the bot never ended"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(RECHECK_SECONDS)  # the refusal above looked the key's sessions up just now
+    again = await d.client.post("/start", json={}, headers=A)
+    assert again.status_code == 201, again.text
