@@ -128,6 +128,10 @@ class KeyShare:
             retry_after=WARM_WINDOW_SECONDS / self.warm_share,
         )
 
+    def bounds_warm(self, caller: str, *, internal: bool) -> bool:
+        """Whether `caller`'s warm claims are counted (a reserve, and others to leave it to)."""
+        return self._warm is not None and self.applies(caller, internal=internal)
+
     async def may_claim_warm(self, caller: str, *, internal: bool) -> bool:
         """False when the key has claimed its warm share this minute (its start launches cold)."""
         if self._warm is None or not self.applies(caller, internal=internal):

@@ -149,8 +149,9 @@ class SessionService:
                                 await admitted.enter_async_context(
                                     self.share.slot(owner.id, session_id, internal=owner.internal))
                                 await admitted.enter_async_context(self._admission.slot())
-                            if not cold_only and await self._claimable(transport, math.inf) and not (
-                                    await self.share.may_claim_warm(owner.id, internal=owner.internal)):
+                            if (not cold_only and self.share.bounds_warm(owner.id, internal=owner.internal)
+                                    and await self._claimable(transport, math.inf)
+                                    and not await self.share.may_claim_warm(owner.id, internal=owner.internal)):
                                 if warm_only:
                                     raise self.share.warm_spent()
                                 cold_only = True  # past its warm share: served cold, the reserve left to others
