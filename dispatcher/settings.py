@@ -71,6 +71,14 @@ def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum:
     return value
 
 
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A fraction of a whole: above 0, at most 1 (1: a caller may use it all)."""
+    value = float_setting(env, name, default)
+    if not 0 < value <= 1:
+        raise SettingsError(f"{name}={value:g} must be above 0 and at most 1 (a fraction of the whole)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -78,6 +86,9 @@ class Settings:
     machines: str = "local"
     api_key_hashes: frozenset[bytes] = frozenset()
     max_concurrent_sessions: int = 10
+    # Each caller's share when several share the deployment (dispatcher/sessions/key_share.py).
+    key_session_share: float = 0.5  # of MAX_CONCURRENT_SESSIONS
+    key_warm_share: float = 0.5  # of RESERVE_MAX_IDLE, claimed a minute
     max_session_seconds: int = 1800
     start_wait_seconds: float = 30.0  # deadline of `POST /start?wait=started` and of offer proxying
     max_body_bytes: int = 4096  # the client's `body` object, serialized
@@ -152,6 +163,8 @@ class Settings:
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
             max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
+            key_session_share=_share(env, "KEY_SESSION_SHARE", cls.key_session_share),
+            key_warm_share=_share(env, "KEY_WARM_SHARE", cls.key_warm_share),
             max_session_seconds=int_setting(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
             start_wait_seconds=float_setting(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
             start_rate_per_key=float_setting(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),

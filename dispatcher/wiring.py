@@ -97,6 +97,7 @@ def build_state(
         claim=functools.partial(reserve.launch, warm_only=True) if reserve is not None else None,
         claimable=reserve.can_claim if reserve is not None else none_claimable,
         ready=ReadyEstimate.of(reserve, ReserveSettings.from_env(env, settings.machines).cold_start_seconds),
+        reserve_max_idle=ReserveSettings.from_env(env, settings.machines).max_idle if reserve is not None else 0,
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     regions = Regions.from_env(env)

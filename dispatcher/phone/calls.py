@@ -51,7 +51,7 @@ class Sessions(Protocol):
         transport: str | None = None,
     ) -> Any: ...
 
-    async def stop(self, session_id: str) -> Any: ...
+    async def stop(self, session_id: str, caller: str | None = None) -> Any: ...
 
     def session_id_for(self, owner_key: bytes | str, idempotency_key: str | None) -> str: ...
 
@@ -77,6 +77,7 @@ class PhoneCall:
     starting: asyncio.Future[Any] | None = None
     elsewhere: CallHandle | None = None  # where the bot's media socket is heard of at another replica
     relayed: bool = False  # the bot's media socket is at another replica
+    owner: str | None = None  # the caller the session counts for (its share: dispatcher/sessions/key_share.py)
 
 
 class PhoneCalls:
@@ -105,6 +106,7 @@ class PhoneCalls:
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
         session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
         owner = owner or Caller.named(PHONE_CALLER)
+        call.owner = owner.id
         call.session_id = session_id = self._sessions.session_id_for(owner.owner_key, session_key)
         # Shielded: a hang-up cancels the wait, never a launch half sent to a provider.
         call.starting = asyncio.ensure_future(
@@ -185,7 +187,7 @@ class PhoneCalls:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(link.closed.wait(), BOT_EXIT_SECONDS)
         try:
-            await self._sessions.stop(call.session_id)
+            await self._sessions.stop(call.session_id, caller=call.owner)
         except Exception as exc:  # the reaper ends what is left
             log.warning("phone call %s: stopping its machine failed (%s)", call.session_id, exc)
         log.info("phone call %s ended (%s)", call.session_id, reason)

@@ -39,6 +39,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketState
 
 import dispatcher.observability.tracing as tracing
+from dispatcher.phone.silence import CARRIER_SILENT, SilenceBound
 from dispatcher.store.media_bus import LINE_LOST
 
 log = logging.getLogger("dispatcher.phone")
@@ -213,10 +214,14 @@ async def relay_call(
     stats: CallStats | None = None,
     handshake_seconds: float | None = None,
     max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
+    silence_seconds: float | None = None,
 ) -> CallStats:
     """Runs the call to its end. `attach_bot` starts (or claims) the bot and returns its media
-    socket; `end_session(reason)` stops the machine. The carrier socket is accepted already."""
+    socket; `end_session(reason)` stops the machine. The carrier socket is accepted already.
+    `silence_seconds`: past the handshake, a carrier that sends nothing for this long is ended
+    (dispatcher/phone/silence.py)."""
     stats = stats or CallStats()
+    heard = SilenceBound(carrier, silence_seconds)
     buffer = CarrierBuffer()
     rates = FrameRates(max_frames_per_second)
     carrier_gone: list[str] = []  # how the carrier's side ended while the bot was starting
@@ -246,9 +251,9 @@ async def relay_call(
 
     async def read_while_starting() -> None:
         while True:
-            message = await carrier.receive()
+            message = await heard.receive()
             if message["type"] == "websocket.disconnect":
-                carrier_gone.append("carrier")
+                carrier_gone.append(CARRIER_SILENT if heard.fell_silent else "carrier")
                 return
             if not rates.carrier.take(frame_size(message)):
                 stats.over_rate_at = time.time()
@@ -269,6 +274,12 @@ async def relay_call(
                 tracing.failed(span, CARRIER_OVER_RATE)
                 await _close_over_rate(carrier, rates, stats)
                 await end_session(CARRIER_OVER_RATE)
+                return stats
+            if carrier_gone == [CARRIER_SILENT]:
+                stats.ended_by = CARRIER_SILENT
+                tracing.failed(span, CARRIER_SILENT)
+                await close_socket(carrier, 1008, "no frame in time")
+                await end_session(CARRIER_SILENT)
                 return stats
             stats.ended_by = "carrier"
             tracing.failed(span, "carrier_hung_up")
@@ -296,7 +307,9 @@ async def relay_call(
             if carrier_gone:
                 stats.ended_by = carrier_gone[0]
             else:
-                stats.ended_by = await pump_both(carrier, bot, stats, rates.not_here(carrier, bot))
+                stats.ended_by = await pump_both(heard, bot, stats, rates.not_here(carrier, bot))
+                if heard.fell_silent:
+                    stats.ended_by = CARRIER_SILENT
         except Exception as exc:  # a socket failed mid-call: the call is over either way
             log.info("phone call: relay ended (%s)", type(exc).__name__)
             stats.ended_by = stats.ended_by or "error"
@@ -311,6 +324,8 @@ async def relay_call(
                 await close_socket(bot, 1000, "call ended")
             if stats.ended_by == CARRIER_OVER_RATE:
                 await _close_over_rate(carrier, rates, stats)
+            elif stats.ended_by == CARRIER_SILENT:
+                await close_socket(carrier, 1008, "no frame in time")
             else:
                 await close_socket(carrier, 1000, "call ended")
             await end_session(_end_reason(stats.ended_by))
@@ -320,7 +335,7 @@ async def relay_call(
 def _end_reason(ended_by: str | None) -> str:
     if ended_by in ("carrier", "bot"):
         return f"{ended_by}_hung_up"
-    return ended_by if ended_by in OVER_RATE | {BOT_UNREACHABLE, CARRIER_UNREACHABLE} else "relay_error"
+    return ended_by if ended_by in OVER_RATE | {BOT_UNREACHABLE, CARRIER_UNREACHABLE, CARRIER_SILENT} else "relay_error"
 
 
 async def _close_over_rate(socket: MediaSocket, rates: FrameRates, stats: CallStats) -> None:

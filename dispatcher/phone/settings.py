@@ -32,6 +32,7 @@ class PhoneSettings:
     # TWILIO_SIGNED_STREAMS=1, since that signature covers a URL that never changes.
     twilio_signed_streams: bool = False
     handshake_seconds: float = 10.0  # a carrier's stream must send its first two frames within this
+    silence_seconds: float = 10.0  # past its handshake, a carrier's stream silent this long is ended
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
     drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/serving/draining.py)
     max_frames_per_second: int = MAX_FRAMES_PER_SECOND  # each side of a call, past which its socket is closed
@@ -70,6 +71,7 @@ class PhoneSettings:
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
             twilio_signed_streams=env.get("TWILIO_SIGNED_STREAMS", "").strip().lower() in ("1", "true", "yes"),
             handshake_seconds=float(int_setting(env, "PHONE_HANDSHAKE_SECONDS", 10, minimum=1)),
+            silence_seconds=float(int_setting(env, "PHONE_SILENCE_SECONDS", 10, minimum=1)),
             keyless=keyless,
             drain_seconds=float(int_setting(env, "PHONE_DRAIN_SECONDS", default_drain_seconds, minimum=0)),
             # At least a carrier's cadence (a 20 ms frame): a lower bound would close every call.

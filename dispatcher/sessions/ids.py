@@ -39,11 +39,12 @@ class Caller:
 
     id: str  # stable, not secret: scopes limits and logs
     owner_key: bytes = field(repr=False)  # secret to the key's holder
+    internal: bool = False  # the dispatcher's own (the phone path's calls), not an API key's holder
 
     @classmethod
     def named(cls, name: str) -> Caller:
         """An internal caller, whose sessions no API key reads (`owner_key` derived from its name)."""
-        return cls(name, hashlib.sha256(b"internal caller:" + name.encode()).digest())
+        return cls(name, hashlib.sha256(b"internal caller:" + name.encode()).digest(), internal=True)
 
 
 def new_session_id(owner_key: bytes | str, idempotency_key: str | None, region: str = "") -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +28,7 @@ from dispatcher.sessions.admission import Admission
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, new_session_id
+from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, last_error, trace_id_of
 from dispatcher.settings import Settings
@@ -74,6 +77,7 @@ class SessionService:
         channels: BotChannels | None = None,  # the bot channel: cold bots take their session's values over it
         cold_secrets_deadline_seconds: float | None = None,
         timeline: SessionTimeline,
+        reserve_max_idle: int = 0,  # the warm reserve's size: each key's warm share is a part of it
     ) -> None:
         self._settings = settings
         self.timeline = timeline
@@ -92,7 +96,10 @@ class SessionService:
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
                                     launches=coordination.launches(keep_seconds=10.0))
+        self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=len(settings.api_key_hashes),
+                              warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
         self._background: set[asyncio.Task[None]] = set()
+        self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
 
     def session_id_for(self, owner_key: bytes | str, idempotency_key: str | None) -> str:
         """The id a start with this key gets here (it names this region, with several)."""
@@ -147,7 +154,15 @@ class SessionService:
                         requested = True
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
+                                await admitted.enter_async_context(
+                                    self.share.slot(owner.id, session_id, internal=owner.internal))
                                 await admitted.enter_async_context(self._admission.slot())
+                            if (not cold_only and self.share.bounds_warm(owner.id, internal=owner.internal)
+                                    and await self._claimable(transport, math.inf)
+                                    and not await self.share.may_claim_warm(owner.id, internal=owner.internal)):
+                                if warm_only:
+                                    raise self.share.warm_spent()
+                                cold_only = True  # past its warm share: served cold, the reserve left to others
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,
@@ -158,7 +173,7 @@ class SessionService:
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                     with tracing.step("session.wait") as waited:  # `?wait=started`: until the bot runs
                         try:
-                            session = replace(session, machine=await self._wait(session.machine))
+                            session = replace(session, machine=await self._shared_wait(session.machine))
                         except ApiError as exc:
                             tracing.failed(waited, exc.code)
                             raise
@@ -351,6 +366,8 @@ class SessionService:
     async def aclose(self, grace_seconds: float = 5.0) -> None:
         """Give pending room clean-ups a moment, then drop them (the reaper finishes the job)."""
         await self._admission.aclose()
+        for wait in list(self._waits.values()):
+            wait.cancel()
         await self.timeline.aclose()
         if self._cold is not None:
             await self._cold.aclose()
@@ -376,19 +393,27 @@ class SessionService:
         events = await self.timeline.read(session_id)
         return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=last_error(events))
 
-    async def stop(self, session_id: str) -> Machine | None:
+    async def _status(self, session_id: str) -> Machine | None:
+        return await self._machines.status(session_id)
+
+    async def stop(self, session_id: str, caller: str | None = None) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
         the provider no longer knows the session (a deleted VM, a destroyed Fly machine that
         aged out) or never did. A machine the provider forgets as it stops counts as gone."""
         # Whether there is a room to end is recorded with the machine: read it before the
         # machine goes (a deleted VM has no labels left to read).
         before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
-        self.timeline.note(session_id, "stop_requested")
+        asked_at = time.time()
         stopped = await self._call(self._machines.stop(session_id))
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
+        if caller is not None:  # no longer the key's: its share has room again
+            await self.share.forget(caller, session_id)
         if not stopped:
             return None
+        # Recorded only for a session there was: a stop of an id that never started (any id a key
+        # can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
+        self.timeline.note(session_id, "stop_requested", at=asked_at)
         self._admission.invalidate()
         if self._rooms is not None and not (before is not None and not before.has_room):
             await self._call(self._rooms.delete(session_id))
@@ -398,7 +423,27 @@ class SessionService:
         machine = await self._call(self._machines.status(session_id))
         if machine is None:
             raise ApiError(404, "not_found", f"no session {session_id}")
-        return await self._wait(machine)
+        return await self._shared_wait(machine)
+
+    async def _shared_wait(self, machine: Machine) -> Machine:
+        """`_wait`, once per session here however many wait for it (offers, `?wait=started`): on
+        ECS and Compute Engine each wait polls the provider every second for up to
+        START_WAIT_SECONDS, so one wait per request let a key's offers spend ~30 provider reads for
+        each token of its read bucket. A later waiter joins the wait under way, and its deadline."""
+        session_id = machine.session_id
+        task = self._waits.get(session_id)
+        if task is None:
+            task = asyncio.create_task(self._wait(machine), name=f"wait-started-{session_id}")
+            self._waits[session_id] = task
+            task.add_done_callback(functools.partial(self._waited, session_id))
+        # Shielded: a waiter that goes away does not end the wait the others share.
+        return await asyncio.shield(task)
+
+    def _waited(self, session_id: str, task: asyncio.Task[Machine]) -> None:
+        if self._waits.get(session_id) is task:
+            del self._waits[session_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone before it ended
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:

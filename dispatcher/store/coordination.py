@@ -181,6 +181,20 @@ class Launches(Protocol):
         ...
 
 
+class KeySessions(Protocol):
+    """Each API key's sessions across replicas (dispatcher/store/key_sessions.py): a key's share of
+    the session cap is checked and taken in one step."""
+
+    async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> dict[str, float] | None:
+        """Records `session_id` as `caller`'s for `seconds` if fewer than `share` are; else records
+        nothing and returns the held sessions, each with how many seconds ago it was recorded."""
+        ...
+
+    async def release(self, caller: str, session_ids: Iterable[str]) -> None:
+        """These sessions no longer count for `caller` (ended, stopped, or never launched)."""
+        ...
+
+
 @dataclass(frozen=True)
 class CreateTurn:
     """A launch's turn under the provider's create limit, as the deployment's one bucket gave it."""
@@ -328,6 +342,7 @@ class Coordination(Protocol):
     key_holders: FirstClaims  # which region holds an Idempotency-Key this region is home to (not forgiven)
     calls: CallMedia
     pool: ReservePool
+    key_sessions: KeySessions  # each API key's share of the session cap
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

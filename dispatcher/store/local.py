@@ -23,6 +23,7 @@ from dispatcher.store.coordination import (
     CreateLimit,
     CredentialCounts,
     FirstClaims,
+    KeySessions,
     Launches,
     OneTimeUse,
     OwnerRecords,
@@ -32,6 +33,7 @@ from dispatcher.store.coordination import (
     StartLease,
     Timelines,
 )
+from dispatcher.store.key_sessions import LocalKeySessions
 from dispatcher.store.media_bus import CallLine
 from dispatcher.store.memory import (
     LocalCreateLimit,
@@ -146,6 +148,7 @@ class LocalCoordination:
         self.calls: CallMedia = LocalCallMedia(replica_id)
         self.pool: ReservePool = LocalPool()
         self.timelines: Timelines = MemoryTimelines()
+        self.key_sessions: KeySessions = LocalKeySessions()
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

@@ -31,6 +31,7 @@ from dispatcher.store.coordination import (
     CreateLimit,
     CredentialCounts,
     FirstClaims,
+    KeySessions,
     Launches,
     OneTimeUse,
     OwnerRecords,
@@ -52,6 +53,7 @@ from dispatcher.store.forgiving import (
     ForgivingRate,
     ForgivingValues,
 )
+from dispatcher.store.key_sessions import ForgivingKeySessions, LocalKeySessions, SharedKeySessions
 from dispatcher.store.launches import RedisLaunches, SharedLaunches
 from dispatcher.store.leases import Leases
 from dispatcher.store.local import LocalCallMedia, LocalClaims, LocalOwners
@@ -107,6 +109,7 @@ class RedisCoordination:
         self.calls: CallMedia = RedisCallMedia(self.call_records, self.media, LocalCallMedia(self.replica_id))
         self.pool: ReservePool = ForgivingPool(StorePool(self.store, leases), LocalPool())
         self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store, self.seal), MemoryTimelines())
+        self.key_sessions: KeySessions = ForgivingKeySessions(SharedKeySessions(self.store), LocalKeySessions())
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

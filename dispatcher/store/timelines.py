@@ -3,7 +3,10 @@ ended), kept a bounded time and length, readable by every replica.
 
 One process keeps them in memory (`MemoryTimelines`: at most `MAX_SESSIONS` sessions, oldest
 forgotten first); several replicas in the store (`StoreTimelines`: a list per session,
-`timeline:<session id>`, appended, trimmed and given its time to live in one script). A store that
+`timeline:<session id>`, appended, trimmed and given its time to live in one script). Only a
+session's `requested` event opens its timeline; any other event is appended to an existing one
+and dropped otherwise, so what names a session that never started (a stop of a made-up id, a
+report for a session long forgotten) neither grows the store nor evicts others' timelines. A store that
 does not answer is answered from this replica's memory (`ForgivingTimelines`): the events this
 replica saw are kept, and read back from here until the store answers again.
 
@@ -35,9 +38,14 @@ MAX_EVENTS = 64  # per session: a session's life is a dozen events; a bot that r
 KEEP_SECONDS = 24 * 3600.0  # a day: time to look into yesterday evening's complaint
 MAX_EVENT_BYTES = 16 * 1024  # sealed; a report's text fields are 512 characters each (botchannel/contract.py)
 MAX_SESSIONS = 10_000  # one process's memory: ~64 events of ~200 bytes each at most, per session
+OPENS = "requested"  # the one event that starts a timeline (a start that reached admission)
 
-# KEYS[1]: the session's list. ARGV: the event (JSON), the most events kept, the time to live (ms).
+# KEYS[1]: the session's list. ARGV: the event (JSON), the most events kept, the time to live (ms),
+# '1' when the event may open the list (else it is appended only to a list that exists).
 _APPEND = """
+if ARGV[4] ~= '1' and #redis.call('LRANGE', KEYS[1], 0, 0) == 0 then
+  return 0
+end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -69,6 +77,8 @@ class MemoryTimelines:
     async def append(self, session_id: str, event: Mapping[str, Any]) -> None:
         self._forget_old()
         kept = self._lines.pop(session_id, None)
+        if kept is None and event.get("event") != OPENS:
+            return
         events = kept[1] if kept is not None else deque(maxlen=self._max_events)
         events.append(dict(event))
         self._lines[session_id] = (time.monotonic() + self._keep, events)  # newest last
@@ -104,7 +114,8 @@ class StoreTimelines:
     async def append(self, session_id: str, event: Mapping[str, Any]) -> None:
         key = self._key(session_id)
         sealed = self._seal.seal_record(key, json.dumps(dict(event), separators=(",", ":")).encode())
-        args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms]
+        opens = "1" if event.get("event") == OPENS else "0"
+        args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms, opens]
         await self._store.call(lambda: self._append(keys=[key], args=args))
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:

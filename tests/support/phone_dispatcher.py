@@ -50,7 +50,8 @@ def _counting(machines: LocalMachines, launches: list[str]) -> None:
     machines.launch = counted  # type: ignore[method-assign]
 
 
-async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = ()) -> AsyncIterator[Phone]:
+async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = (),
+                           max_concurrent_sessions: int = Settings.max_concurrent_sessions) -> AsyncIterator[Phone]:
     telnyx = Ed25519PrivateKey.generate()
     public = base64.b64encode(telnyx.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     env = {
@@ -61,7 +62,8 @@ async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = ()) -> Asyn
         "EXOTEL_API_KEY": EXOTEL[0],
         "EXOTEL_API_TOKEN": EXOTEL[1],
     } if keyed else {}  # fmt: skip
-    settings = Settings(api_key_hashes=frozenset(map(hash_api_key, (API_KEY, *more_keys)))) if keyed else Settings()
+    settings = Settings(api_key_hashes=frozenset(map(hash_api_key, (API_KEY, *more_keys))) if keyed else frozenset(),
+                        max_concurrent_sessions=max_concurrent_sessions)
     machines = LocalMachines(LocalSettings(bot_command=PHONE_HOST, stop_grace_seconds=2.0))
     app = create_app(settings, env=env, machines=machines, rooms=None)
     # Keyless local mode answers loopback names only (or PHONE_PUBLIC_URL's, which only `keyed` sets).

@@ -109,6 +109,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner),
             lambda reason: state.calls.end(call, reason),
             handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
+            silence_seconds=state.settings.silence_seconds if carrier != "generic" else None,
             max_frames_per_second=state.settings.max_frames_per_second,
         )
         if call.session_id is not None:

@@ -193,7 +193,7 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
 async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> Response:
     state = app_state(request)
-    machine = await state.sessions.stop(await owned_id(state, session_id, who))
+    machine = await state.sessions.stop(await owned_id(state, session_id, who), caller=who.id)
     # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
     # and for a session with nothing left to stop (ended, or forgotten by the provider, which
     # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.

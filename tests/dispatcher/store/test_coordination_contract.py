@@ -179,12 +179,23 @@ async def test_a_call_here_is_spent_here_once_opened_and_an_unknown_one_nowhere(
 
 async def test_a_sessions_timeline_reads_back_in_order_and_keeps_its_newest_events(coordination) -> None:
     assert await coordination.timelines.read("s-1") == []
+    await coordination.timelines.append("s-1", {"event": "requested"})
     for n in range(MAX_EVENTS + 3):
         await coordination.timelines.append("s-1", {"event": "ready", "n": n})
     await coordination.timelines.append("s-2", {"event": "requested"})
     events = await coordination.timelines.read("s-1")
     assert [e["n"] for e in events] == list(range(3, MAX_EVENTS + 3))  # bounded: the oldest go first
     assert await coordination.timelines.read("s-2") == [{"event": "requested"}]
+
+
+async def test_only_a_requested_event_opens_a_timeline(coordination) -> None:
+    """A stop or a report naming a session that never started writes nothing: each such call
+    would otherwise keep a record a day (the store) or evict another session's (one process)."""
+    await coordination.timelines.append("never-started", {"event": "stop_requested"})
+    assert await coordination.timelines.read("never-started") == []
+    await coordination.timelines.append("s-3", {"event": "requested"})
+    await coordination.timelines.append("s-3", {"event": "stop_requested"})
+    assert [e["event"] for e in await coordination.timelines.read("s-3")] == ["requested", "stop_requested"]
 
 
 async def test_a_replica_starts_and_drains_whatever_its_store_does(coordination) -> None:
@@ -330,3 +341,14 @@ async def test_the_create_limit_is_counted_once_for_every_replica(request) -> No
     finally:
         for replica in replicas:
             await replica.aclose()
+
+
+async def test_a_keys_sessions_are_held_up_to_its_share_and_given_back(coordination) -> None:
+    assert await coordination.key_sessions.hold("key-1", "s-1", 2, 60.0) is None
+    assert await coordination.key_sessions.hold("key-1", "s-2", 2, 60.0) is None
+    held = await coordination.key_sessions.hold("key-1", "s-3", 2, 60.0)  # past its share: nothing recorded
+    assert held is not None and set(held) == {"s-1", "s-2"} and all(0 <= ago < 30 for ago in held.values())
+    assert await coordination.key_sessions.hold("key-2", "s-4", 2, 60.0) is None  # another key's own share
+    await coordination.key_sessions.release("key-1", ["s-1"])
+    assert await coordination.key_sessions.hold("key-1", "s-3", 2, 60.0) is None
+    assert await coordination.key_sessions.hold("key-1", "s-5", 1, 0.000001) is not None  # s-2, s-3 held

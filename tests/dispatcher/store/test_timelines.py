@@ -26,6 +26,7 @@ async def test_a_session_written_to_again_is_the_newest_and_outlives_older_ones(
 
 async def test_a_timeline_keeps_its_newest_events_up_to_its_bound() -> None:
     timelines = MemoryTimelines(max_events=3)
+    await timelines.append("s-1", {"event": "requested"})
     for n in range(5):
         await timelines.append("s-1", {"n": n})
     assert await timelines.read("s-1") == [{"n": 2}, {"n": 3}, {"n": 4}]

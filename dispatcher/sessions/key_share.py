@@ -1,0 +1,139 @@
+"""Each caller's share of the deployment: of its sessions (`KEY_SESSION_SHARE` of
+MAX_CONCURRENT_SESSIONS) and of its warm reserve (`KEY_WARM_SHARE` of RESERVE_MAX_IDLE claims a
+minute), so one key cannot hold every slot and drain every idle bot while others are refused.
+
+The shares apply when more than one caller can start sessions: two or more API keys, or API keys
+and the phone path's own calls (carrier-initiated calls, which count as one caller of their own).
+A deployment of one key, or a keyless local one, may use everything: nobody else needs room.
+
+A key's sessions are counted for the whole deployment (`KeySessions`, dispatcher/store/), taken
+as a start is admitted and given back when it fails or the key stops the session. Sessions that
+end on their own are noticed when the key reaches its share: its recorded sessions are looked up
+at the provider (at most once per `RECHECK_SECONDS` per key and replica, so refusals cost the
+provider nothing more), and those that ended no longer count. Past its warm share a key's starts
+launch cold: they are served, later, and the reserve is left for other keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import Machine
+from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
+from dispatcher.settings import Settings
+from dispatcher.store.coordination import KeySessions, Rate
+
+RECHECK_SECONDS = 5.0  # a key at its share looks its sessions up at most this often (per replica)
+# A session recorded this recently may still be launching (not yet listed by its provider): it counts.
+LAUNCHING_SECONDS = 60.0
+WARM_WINDOW_SECONDS = 60.0  # a key's warm share is refilled over a minute
+
+
+class KeyShare:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: KeySessions,
+        status: Callable[[str], Awaitable[Machine | None]],
+        *,
+        api_keys: int,
+        warm_rate: Callable[[float, int], Rate] | None = None,  # the coordination's per-key bucket
+        reserve_max_idle: int = 0,
+    ) -> None:
+        self._sessions = sessions
+        self._status = status
+        self._api_keys = api_keys
+        self.session_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
+        self._cap = settings.max_concurrent_sessions
+        self._fraction = settings.key_session_share
+        # A record outlives no session: the reaper stops every bot by MAX_SESSION_SECONDS.
+        self._record_seconds = settings.max_session_seconds + LAUNCHING_SECONDS
+        self._checked: dict[str, float] = {}  # caller → when its sessions were last looked up here
+        self.warm_share = max(1, math.floor(settings.key_warm_share * reserve_max_idle)) if reserve_max_idle else 0
+        self._warm = (warm_rate(self.warm_share / WARM_WINDOW_SECONDS, self.warm_share)
+                      if warm_rate is not None and self.warm_share else None)
+
+    def applies(self, caller: str, *, internal: bool) -> bool:
+        """Whether `caller` is held to its share: another caller could need the room it would take."""
+        return self._api_keys >= 2 or (internal and self._api_keys >= 1)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, caller: str, session_id: str, *, internal: bool) -> AsyncIterator[None]:
+        """Counts `session_id` as `caller`'s for the block, and after it unless the block fails;
+        raises 429 `key_at_capacity` when the key already holds its share."""
+        if not self.applies(caller, internal=internal):
+            yield
+            return
+        await self._take(caller, session_id, internal=internal)
+        try:
+            yield
+        except BaseException:
+            await self._sessions.release(caller, [session_id])
+            raise
+
+    async def _take(self, caller: str, session_id: str, *, internal: bool) -> None:
+        held = await self._sessions.hold(caller, session_id, self.session_share, self._record_seconds)
+        if held is None:
+            return
+        now = time.monotonic()
+        if now - self._checked.get(caller, -math.inf) >= RECHECK_SECONDS:
+            self._checked[caller] = now
+            ended = await self._ended(held)
+            if ended:
+                await self._sessions.release(caller, ended)
+                held = await self._sessions.hold(caller, session_id, self.session_share, self._record_seconds)
+                if held is None:
+                    return
+        raise ApiError(
+            429,
+            "key_at_capacity",
+            f"{'the calls carriers open' if internal else 'this API key'} already run{'' if internal else 's'} "
+            f"{len(held)} sessions, {'their' if internal else 'its'} share ({self._fraction:g} of "
+            f"MAX_CONCURRENT_SESSIONS {self._cap}) while other keys use this deployment: stop one of them "
+            "or try again later",
+            retry_after=CAPACITY_RETRY_AFTER_SECONDS,
+        )
+
+    async def _ended(self, held: dict[str, float]) -> list[str]:
+        """Those of the key's recorded sessions that no longer run (those just recorded may be launching)."""
+        older = [s for s, ago in held.items() if ago >= LAUNCHING_SECONDS]
+        machines = await asyncio.gather(*(self._status(s) for s in held), return_exceptions=True)
+        ended = []
+        for session_id, machine in zip(held, machines, strict=True):
+            if isinstance(machine, BaseException):
+                continue  # not known to have ended: it keeps counting
+            if machine is not None and not machine.state.is_active:
+                ended.append(session_id)
+            elif machine is None and session_id in older:
+                ended.append(session_id)
+        return ended
+
+    async def forget(self, caller: str, session_id: str) -> None:
+        """The key stopped this session: it no longer counts."""
+        await self._sessions.release(caller, [session_id])
+
+    def warm_spent(self) -> ApiError:
+        """A start that only a warm bot could serve in time, from a key past its warm share."""
+        return ApiError(
+            429,
+            "key_warm_share_spent",
+            f"this API key has claimed its share of warm bots ({self.warm_share} a minute, KEY_WARM_SHARE of "
+            "RESERVE_MAX_IDLE) while other keys use this deployment: start without maxWaitSeconds (a cold "
+            "start) or try again later",
+            retry_after=WARM_WINDOW_SECONDS / self.warm_share,
+        )
+
+    def bounds_warm(self, caller: str, *, internal: bool) -> bool:
+        """Whether `caller`'s warm claims are counted (a reserve, and others to leave it to)."""
+        return self._warm is not None and self.applies(caller, internal=internal)
+
+    async def may_claim_warm(self, caller: str, *, internal: bool) -> bool:
+        """False when the key has claimed its warm share this minute (its start launches cold)."""
+        if self._warm is None or not self.applies(caller, internal=internal):
+            return True
+        return await self._warm.take(f"warm:{caller}") == 0

@@ -1,0 +1,104 @@
+"""Each API key's sessions, counted for the whole deployment: a key's share of the session cap
+(dispatcher/sessions/key_share.py) is checked and taken in one step.
+
+With a store, a key's sessions are one sorted set, `launches:key:<caller id>`, each session scored
+with when its record runs out (the store's clock, µs): a session admitted past its key's share is
+refused by the same script that would record it, so a burst spread over every replica cannot slip
+past the share. A record lasts at most the longest a session may run (its bot is stopped by then),
+and the share's owner drops those the provider says have ended. One process keeps the same
+records in memory (`LocalKeySessions`), and so does a replica while its store does not answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from dispatcher.store.client import Store
+from dispatcher.store.forgiving import forgiving
+
+# KEYS[1]: the key's set. ARGV: the share, the session, how long its record lasts (µs).
+# Returns {} when the session is recorded; else every held session and when it was recorded (µs),
+# flattened (nothing is recorded).
+_HOLD = """
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local lasts = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local held = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 2, #held, 2 do held[i] = tostring(tonumber(held[i]) - lasts) end
+  return held
+end
+redis.call('ZADD', KEYS[1], now + lasts, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], math.floor(lasts / 1000))
+return {}
+"""
+
+Held = dict[str, float]  # session → how many seconds ago it was recorded
+
+
+class LocalKeySessions:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[str, dict[str, float]] = {}  # caller → session → when its record runs out
+
+    async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> Held | None:
+        now = self._clock()
+        held = {s: until for s, until in self._held.get(caller, {}).items() if until > now}
+        if len(held) >= share:
+            self._held[caller] = held
+            return {s: now - (until - seconds) for s, until in held.items()}
+        held[session_id] = now + seconds
+        self._held[caller] = held
+        return None
+
+    async def release(self, caller: str, session_ids: Iterable[str]) -> None:
+        held = self._held.get(caller, {})
+        for session_id in session_ids:
+            held.pop(session_id, None)
+        if not held:
+            self._held.pop(caller, None)
+
+
+class SharedKeySessions:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._hold = store.redis.register_script(_HOLD)
+
+    def _key(self, caller: str) -> str:
+        return self._store.key("launches", "key", caller)
+
+    async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> Held | None:
+        key = self._key(caller)
+        args: list[int | str] = [share, session_id, int(seconds * 1_000_000)]
+        held = await self._store.call(lambda: self._hold(keys=[key], args=args))
+        if not held:
+            return None
+        now = await self._store.call(self._store.redis.time)
+        now_us = int(now[0]) * 1_000_000 + int(now[1])
+        pairs = zip(held[0::2], held[1::2], strict=True)
+        return {_text(s): (now_us - float(at)) / 1_000_000 for s, at in pairs}
+
+    async def release(self, caller: str, session_ids: Iterable[str]) -> None:
+        gone = list(session_ids)
+        if gone:
+            await self._store.call(lambda: self._store.redis.zrem(self._key(caller), *gone))
+
+
+class ForgivingKeySessions:
+    def __init__(self, shared: SharedKeySessions, alone: LocalKeySessions) -> None:
+        self._shared, self._alone = shared, alone
+
+    async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> Held | None:
+        return await forgiving(lambda: self._shared.hold(caller, session_id, share, seconds),
+                               lambda: self._alone.hold(caller, session_id, share, seconds), "a key's sessions")
+
+    async def release(self, caller: str, session_ids: Iterable[str]) -> None:
+        gone = list(session_ids)
+        await forgiving(lambda: self._shared.release(caller, gone), lambda: self._alone.release(caller, gone),
+                        "a key's sessions")
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,86 @@
+"""Finding: Exotel's Basic credential (`EXOTEL_API_KEY:EXOTEL_API_TOKEN`, in the applet's
+`wss://KEY:TOKEN@…` URL) is a standing admission, spent by nothing: whoever saw it once opened
+4 of 4 calls with it, and three streams that sent their two handshake frames and then nothing held
+every session slot for 30 s and more (another tenant: `429 at_capacity`). Now the calls carriers
+open themselves are one caller with its share of the sessions beside the API keys
+(`KEY_SESSION_SHARE`), and a stream that sends nothing for `PHONE_SILENCE_SECONDS` after its
+handshake is closed and its session stopped.
+
+A real dispatcher serving on a loopback port, its calls' bots real processes
+(tests/support/phone_dispatcher.py), and the carrier's side as Exotel speaks it (tests/fakes/carriers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.machines.base import MachineState
+from tests.fakes.carriers import CarrierCall
+from tests.support.phone_dispatcher import API_KEY, EXOTEL, Phone, phone_dispatcher
+
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"{EXOTEL[0]}:{EXOTEL[1]}".encode()).decode()}
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+CAP = 4  # MAX_CONCURRENT_SESSIONS: the carriers' calls may hold half of it
+
+
+@pytest.fixture
+async def phone() -> AsyncIterator[Phone]:
+    async for running in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP):
+        yield running
+
+
+async def launched(phone: Phone, count: int) -> None:
+    for _ in range(600):
+        if len(phone.launches) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(phone.launches)} calls launched, not {count}")
+
+
+async def test_the_standing_credential_holds_the_carriers_share_and_leaves_the_rest(phone: Phone) -> None:
+    calls = [CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC) for _ in range(CAP - 1)]
+    try:
+        for n, call in enumerate(calls[:-1], start=1):
+            await call.open()
+            await call.handshake()  # a line that streams, as a real call's
+            await launched(phone, n)
+        past = calls[-1]
+        await past.open()
+        await past.handshake()
+        # Its start is refused (the carriers' share is held): closed, where it would otherwise stream on.
+        assert await asyncio.wait_for(past.wait_closed_by_bot(30), 30) == 1011
+        assert len(phone.launches) == CAP // 2
+        started = await phone.api.post("/start", json={}, headers=AUTH)  # a tenant still finds room
+        assert started.status_code == 201, started.text
+    finally:
+        for call in calls:
+            if call.ws is not None and call.ws.close_code is None:
+                await call.hang_up()
+
+
+async def test_a_stream_silent_after_its_handshake_is_closed_and_its_session_stopped(phone: Phone) -> None:
+    state = phone.app.state.voicefleet.phone
+    state.settings = dataclasses.replace(state.settings, silence_seconds=2.0)
+    silent = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)
+    await silent.open()
+    await silent.handshake(stream=False)  # `connected` and `start`, then nothing
+    assert await silent.wait_closed_by_bot(20) == 1008  # closed by the dispatcher, long before the deadline
+    machines = phone.app.state.voicefleet.machines
+    for _ in range(200):  # whatever it had started is stopped
+        if all(m.state in (MachineState.ENDED, MachineState.FAILED) for m in await machines.list()):
+            break
+        await asyncio.sleep(0.05)
+    assert [m.state for m in await machines.list() if m.state.is_active] == []
+    speaking = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)  # control: a line that streams
+    await speaking.open()
+    await speaking.handshake()
+    try:
+        await launched(phone, len(phone.launches) + 1)
+        await asyncio.sleep(3)  # past the silence bound: a streaming line stays open
+        assert speaking.ws is not None and speaking.ws.close_code is None
+    finally:
+        await speaking.hang_up()
