@@ -3,10 +3,10 @@
 Each run is one deployment: its cold starts are drawn one after another from the provider's
 lognormal (bench/reserve_sim_providers.py), and before each start the dispatcher's own code
 (dispatcher/reserve/start_times.py) is fitted to the starts measured so far, seeded as the
-dispatcher seeds it (the provider's published median, `DEFAULT_COLD_START_SECONDS`, and its
-assumed spread). Each start from the 21st on (20 known) is scored: |told − actual| / actual for
-the figure the answer carries (`ready_in_seconds` at the launch) and for the 90 % bound a caller's
-`maxWaitSeconds` is held to, and for what the dispatcher told before this estimate (the
+dispatcher seeds it (the provider's figure, dispatcher/machines/<provider> `COLD_START`). Each
+start from the 21st on (20 known) is scored: |told − actual| / actual for the figure the answer
+carries (`ready_in_seconds` at the launch), for the 90 % bound a caller's `maxWaitSeconds` is held
+to, and for what the dispatcher told before this estimate (the
 planner's exponentially weighted lognormal, `reserve/wait.py`, its 90 % quantile). `slow-bot` is
 the reported case: a bot that imports for 8 s on the local provider (9.14 s ± 0.1 %), seeded with
 local's 1.5 s.
@@ -23,7 +23,7 @@ from statistics import quantiles
 
 from bench.reserve_sim_providers import PROVIDERS, Provider
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
+from dispatcher.reserve.policy import PUBLISHED_COLD_STARTS
 from dispatcher.reserve.sizer import COLD_SIGMA
 from dispatcher.reserve.start_times import StartTimes
 from dispatcher.reserve.wait import DurationEstimate
@@ -38,12 +38,12 @@ def errors(provider: Provider, runs: int, starts: int, seed: int) -> tuple[list[
     bound_errors: list[float] = []
     before_errors: list[float] = []
     draw = random.Random(seed)
-    seed_seconds = DEFAULT_COLD_START_SECONDS[provider.machines]
+    seed = PUBLISHED_COLD_STARTS[provider.machines]
     for _ in range(runs):
         measured: list[float] = []
-        before = DurationEstimate(seed_seconds, sigma=COLD_SIGMA)
+        before = DurationEstimate(seed.median_seconds, sigma=COLD_SIGMA)
         for _ in range(starts):
-            times = StartTimes.fitted(seed_seconds, COLD_SIGMA, measured)
+            times = StartTimes.fitted(seed.median_seconds, seed.sigma, measured)
             actual = provider.cold_start(draw)
             if len(measured) >= KNOWN:
                 told_errors.append(abs(times.remaining(0.0) - actual) / actual)

@@ -33,7 +33,7 @@ from dispatcher.observability.metric_lines import MetricLines, MetricLineSetting
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
 from dispatcher.reserve.factory import build_reserve
-from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.service import SessionService
@@ -86,13 +86,14 @@ def build_state(
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)
+    reserve_settings = ReserveSettings.from_env(env, settings.machines)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
         channels=channels, timeline=timeline,
         claim=functools.partial(reserve.launch, warm_only=True) if reserve is not None else None,
         claimable=reserve.can_claim if reserve is not None else none_claimable,
-        ready=ReadyEstimate.of(reserve, ReserveSettings.from_env(env, settings.machines).cold_start_seconds),
+        ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
 

@@ -40,13 +40,12 @@ from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.measured_starts import MeasuredStarts
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings, Tiers
-from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.ready_elsewhere import seconds_to_ready
 from dispatcher.reserve.refills import Refills
 from dispatcher.reserve.retirement import Retirements
-from dispatcher.reserve.sizer import COLD_SIGMA, FleetSizer
+from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.start_times import StartTimes
-from dispatcher.reserve.wait import DurationEstimate
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
@@ -96,8 +95,8 @@ class Reserve:
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
-        self.measured = MeasuredStarts(coordination.pool, settings.cold_start_seconds, COLD_SIGMA,
-                                       self._retirements.spawn)
+        self.measured = MeasuredStarts(coordination.pool, settings.cold_start_seconds,
+                                       cold_start_sigma(machines.name), self._retirements.spawn)
         self._warming = Warming(machines, self._claims, self._retirements, self._bot_failed)  # launched, no hello yet
         # Read through `self`: the clock may be swapped after construction (a test's fake time).
         self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
@@ -125,12 +124,6 @@ class Reserve:
         return self.planning.sizer
 
     # --- POST /start ----------------------------------------------------------------------
-
-    @property
-    def cold_wait(self) -> DurationEstimate:
-        """The deployment's cold starts as the planner sizes the reserve with them (its state,
-        reloaded by every replica)."""
-        return self.planning.sizer.cold
 
     @property
     def start_times(self) -> StartTimes:

@@ -35,11 +35,12 @@ class ReadyEstimate:
         self._clock = clock  # epoch seconds, as providers give a machine's `created_at`
 
     @classmethod
-    def of(cls, reserve: Reserve | None, unmeasured_seconds: float) -> ReadyEstimate:
+    def of(cls, reserve: Reserve | None, unmeasured_seconds: float,
+           unmeasured_sigma: float = COLD_SIGMA) -> ReadyEstimate:
         """The deployment's measured cold starts, or (no reserve) the provider's published one."""
         if reserve is not None:
             return cls(lambda: reserve.start_times, reserve.launch_wait)
-        unmeasured = StartTimes.fitted(unmeasured_seconds, COLD_SIGMA, ())
+        unmeasured = StartTimes.fitted(unmeasured_seconds, unmeasured_sigma, ())
         return cls(lambda: unmeasured, lambda: 0.0)
 
     def before_launch(self) -> float:
