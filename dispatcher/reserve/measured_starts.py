@@ -30,6 +30,7 @@ class MeasuredStarts:
         self._seed = (seed_seconds, seed_sigma)
         self._spawn = spawn  # the store's write runs beside the report that measured it
         self._starts: deque[float] = deque(maxlen=WINDOW)
+        self._writing: list[float] = []  # measured here, not yet in the store: a reload keeps them
         self._loaded = float("-inf")
         self.times = StartTimes.fitted(*self._seed, ())
 
@@ -38,7 +39,14 @@ class MeasuredStarts:
             return  # a clock glitch is not a measurement
         self._starts.append(seconds)
         self._fit()
-        self._spawn(self._pool.started_cold(seconds))
+        self._writing.append(seconds)
+        self._spawn(self._write(seconds))
+
+    async def _write(self, seconds: float) -> None:
+        try:
+            await self._pool.started_cold(seconds)
+        finally:
+            self._writing.remove(seconds)
 
     async def reload(self, now: float) -> None:
         """The deployment's starts from the store, at most every RELOAD_SECONDS (`now`: monotonic)."""
@@ -49,8 +57,8 @@ class MeasuredStarts:
             starts = await self._pool.cold_starts()
         except StoreUnavailable:
             return  # this replica's own copy stays
-        if starts:
-            self._starts = deque(starts, maxlen=WINDOW)
+        if starts or self._writing:
+            self._starts = deque([*starts, *self._writing], maxlen=WINDOW)
             self._fit()
 
     def _fit(self) -> None:

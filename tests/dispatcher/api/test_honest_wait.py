@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from dispatcher.app import create_app
+from dispatcher.machines import fly
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.fly.reserve import FlyWarmMachines
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
@@ -258,6 +259,10 @@ async def test_a_refused_cloud_start_creates_no_machine_and_no_room(fake_fly, fa
         accepted = await d.client.post("/start", json={"body": {}, "maxWaitSeconds": 60})
         assert accepted.status_code == 201 and accepted.json()["status"] == "starting"
         assert len(fake_daily.rooms) == 1
+        # Nothing measured: Fly's own figure (dispatcher/machines/fly), and the answer says it is a default.
+        assert accepted.json()["ready_in_basis"] == "default"
+        told, seed = accepted.json()["ready_in_seconds"], fly.COLD_START.median_seconds
+        assert seed - 0.5 < told <= seed
 
 
 async def test_a_replica_that_did_not_start_the_session_streams_its_changes(fake_fly) -> None:

@@ -62,3 +62,15 @@ async def test_starts_measured_elsewhere_are_read_back_and_quoted_here() -> None
     assert restarted.times.measured == 0
     await restarted.reload(now=0.0)
     assert restarted.times.measured == 2
+
+
+async def test_a_start_measured_here_is_not_lost_to_a_reload_before_its_write_lands() -> None:
+    pool, writes = LocalPool(), []
+    await pool.started_cold(9.15)  # another replica's
+    here = MeasuredStarts(pool, 1.5, 0.4, writes.append)  # the store's write not yet run
+    here.observe(9.13)
+    await here.reload(now=0.0)  # the store holds the other replica's start, not yet this one
+    assert here.times.measured == 2
+    await asyncio.gather(*writes)
+    await here.reload(now=10.0)
+    assert here.times.measured == 2 and await pool.cold_starts() == [9.15, 9.13]
