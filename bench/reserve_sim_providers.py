@@ -1,6 +1,7 @@
 """The simulated providers: cold starts, the frozen tier where there is one, create limits, prices.
 
-Cold start (launch call → bot ready): lognormal, because a start is a product of factors
+Cold start (launch call → bot ready; each provider's `COLD_START` in dispatcher/machines/):
+lognormal, because a start is a product of factors
 (placement, image pull at the host's bandwidth, boot) and reported starts are skewed right.
 - Fargate median 40 s, σ 0.35 (p95 ≈ 71 s: AWS re:Post "30–45 s normal", 60–90 s reports);
 - Compute Engine median 30 s, σ 0.3 (p95 ≈ 49 s: ~10 s to RUNNING + image pull + boot);
@@ -30,6 +31,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dispatcher.machines import ecs, fly, gce
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
 from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
@@ -64,10 +66,13 @@ class Provider:
         return self.resume_median_seconds * math.exp(draw.gauss(0.0, self.resume_sigma))
 
 
+# Each provider's cold start is the dispatcher's own figure (dispatcher/machines/<provider> `COLD_START`).
 PROVIDERS = (
-    Provider("ecs-fargate", "ecs", 40.0, 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
-    Provider("gce", "gce", 30.0, 0.30, DEFAULT_INSERT_RATE, "GCE_INSERT"),
-    Provider("fly", "fly", 3.0, 0.60, DEFAULT_CREATE_RATE, "FLY_CREATE", 0.4, 0.5, 5.0),
+    Provider("ecs-fargate", "ecs", ecs.COLD_START.median_seconds, ecs.COLD_START.sigma, DEFAULT_RUN_TASK_RATE,
+             "ECS_RUN_TASK"),
+    Provider("gce", "gce", gce.COLD_START.median_seconds, gce.COLD_START.sigma, DEFAULT_INSERT_RATE, "GCE_INSERT"),
+    Provider("fly", "fly", fly.COLD_START.median_seconds, fly.COLD_START.sigma, DEFAULT_CREATE_RATE, "FLY_CREATE",
+             0.4, 0.5, 5.0),
 )
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
 # docs/reserve.md, "What AWS offers beyond Fargate"):

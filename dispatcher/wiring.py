@@ -37,7 +37,7 @@ from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.reserve.factory import build_reserve
-from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.service import SessionService
@@ -90,14 +90,15 @@ def build_state(
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)
+    reserve_settings = ReserveSettings.from_env(env, settings.machines)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
         channels=channels, timeline=timeline,
         claim=functools.partial(reserve.launch, warm_only=True) if reserve is not None else None,
         claimable=reserve.can_claim if reserve is not None else none_claimable,
-        ready=ReadyEstimate.of(reserve, ReserveSettings.from_env(env, settings.machines).cold_start_seconds),
-        reserve_max_idle=ReserveSettings.from_env(env, settings.machines).max_idle if reserve is not None else 0,
+        ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
+        reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     regions = Regions.from_env(env)

@@ -82,8 +82,13 @@ class SessionOut(BaseModel):
     detail: str | None = Field(default=None, description="Why a session ended or failed.")
     ready_in_seconds: float | None = Field(
         default=None,
-        description="While `starting`: seconds until the bot is ready, as 90 % of this deployment's measured "
-        "cold starts are, counted from the launch.",
+        description="While `starting`: the seconds still to wait for the bot, the median of this deployment's "
+        "measured cold starts that took at least as long as this one has so far, less that wait (never growing).",
+    )
+    ready_in_basis: Literal["measured", "default"] | None = Field(
+        default=None,
+        description="With `ready_in_seconds`: `measured` (this deployment's own cold starts) or `default` (none "
+        "measured yet: the provider's published cold start, `RESERVE_COLD_START_SECONDS`).",
     )
     offer_url: str | None = Field(default=None, description="Local: where to POST the WebRTC offer.")
     room_url: str | None = Field(default=None, description="Cloud: the Daily room to join.")

@@ -17,15 +17,25 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dispatcher.machines import ecs, fly, gce, local
+from dispatcher.machines.cold_start import ColdStart
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
 MINUTES_PER_DAY = 24 * 60
 
 # The cold start each provider's reserve assumes until it has measured its own (seconds from the
-# launch call to the bot's hello): local is the measured ~1.4 s of README "Measured"; Fly, GCE
-# and Fargate are the medians of docs/reference/field_2026.md (Fly create 1–10 s, GCE ~30 s with image
-# pull and boot, Fargate 30–45 s "normal").
-DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {"local": 1.5, "fly": 3.0, "gce": 30.0, "ecs": 40.0}
+# launch call to the bot's hello): each provider's published or measured figure
+# (dispatcher/machines/<provider>/__init__.py `COLD_START`, which the simulator draws from too).
+PUBLISHED_COLD_STARTS: Mapping[str, ColdStart] = {
+    "local": local.COLD_START, "fly": fly.COLD_START, "gce": gce.COLD_START, "ecs": ecs.COLD_START,
+}
+DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {k: v.median_seconds for k, v in PUBLISHED_COLD_STARTS.items()}
+
+
+def cold_start_sigma(machines: str) -> float:
+    """The spread of log(seconds) a provider's cold starts are assumed to have until measured
+    (`RESERVE_COLD_START_SECONDS` moves the median only)."""
+    return PUBLISHED_COLD_STARTS.get(machines, local.COLD_START).sigma
 
 # Float products such as 0.55 × 100 come out a hair above the whole number (55.00000000000001),
 # others a hair below: without this slack ceil() would keep a 56th bot for a buffer of exactly 55

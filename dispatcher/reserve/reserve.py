@@ -37,14 +37,15 @@ from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen, holders
 from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of
 from dispatcher.reserve.frozen import FrozenTier, NoFrozenTier, tiers_of
 from dispatcher.reserve.idle import IdleRecords
+from dispatcher.reserve.measured_starts import MeasuredStarts
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings, Tiers
-from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.ready_elsewhere import seconds_to_ready
 from dispatcher.reserve.refills import Refills
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.reserve.sizer import FleetSizer
-from dispatcher.reserve.wait import DurationEstimate
+from dispatcher.reserve.start_times import StartTimes
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
@@ -94,6 +95,8 @@ class Reserve:
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
+        self.measured = MeasuredStarts(coordination.pool, settings.cold_start_seconds,
+                                       cold_start_sigma(machines.name), self._retirements.spawn)
         self._warming = Warming(machines, self._claims, self._retirements, self._bot_failed)  # launched, no hello yet
         # Read through `self`: the clock may be swapped after construction (a test's fake time).
         self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
@@ -123,10 +126,10 @@ class Reserve:
     # --- POST /start ----------------------------------------------------------------------
 
     @property
-    def cold_wait(self) -> DurationEstimate:
-        """The deployment's cold starts as a lognormal, whose quantile is the wait a cold start is
-        told (dispatcher/sessions/ready_estimate.py); the planner's state, reloaded by every replica."""
-        return self.planning.sizer.cold
+    def start_times(self) -> StartTimes:
+        """The deployment's last measured cold starts, as the wait a cold start is told
+        (dispatcher/sessions/ready_estimate.py): every replica's, read back from the store."""
+        return self.measured.times
 
     def launch_wait(self) -> float:
         """Seconds a cold launch asked for now waits for the provider's create limit."""
@@ -198,6 +201,7 @@ class Reserve:
         launched = self._warming.forget(link.machine_id)
         if launched is not None:
             self.planning.sizer.cold.observe(now - launched)
+            self.measured.observe(now - launched)
         if self.failed_bots.in_a_row and link.hello.image == self._machines.bot_image:
             log.info("reserve: bot %s is up after %d failed bot(s); the backoff is over",
                      link.machine_id, self.failed_bots.in_a_row)
@@ -232,6 +236,7 @@ class Reserve:
         self._metrics.ready_after(seconds, warm=warm)
         if not warm:  # a session's own cold start, as its caller waited for it
             self.planning.sizer.cold.observe(seconds)
+            self.measured.observe(seconds)
 
     async def _cold_ready_elsewhere(self, report: Report) -> None:
         seconds = await seconds_to_ready(self._coordination.timelines, report.session_id, reported_at=report.t,
@@ -268,6 +273,7 @@ class Reserve:
         if self._draining:
             return
         now = self._clock()
+        await self.measured.reload(now)
         self._account(now)
         await self._warming.settle()
         await self._warming.drop_dead(now, self.planning.sizer.cold.mean)

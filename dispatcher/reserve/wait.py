@@ -4,8 +4,8 @@ Cold starts (and resumes) are skewed right: a product of placement, image pull a
 long tail. This estimate follows the log of each observed duration with exponentially weighted
 mean and variance, so it gives both figures of the same lognormal:
 - `mean`: what Little's law needs (bots under way = rate × mean time);
-- `quote(p)`: the wait a start that cannot be warm is told, a promise kept with probability p
-  (0.9 by default): the median would be overrun by every other start.
+- `quote(p)`: a wait kept with probability p (0.9 by default), which the simulator counts
+  (the wait the dispatcher tells a caller is dispatcher/reserve/start_times.py's).
 It starts from the provider's published median and a spread (σ of the log) and moves toward what
 this deployment measures; `weight` is the share of each new observation, so one machine stuck
 for minutes moves it by a fraction, and no observation counts as more than three spreads away.
@@ -56,21 +56,6 @@ class DurationEstimate:
     def quote(self, probability: float = QUOTE_PROBABILITY) -> float:
         """Seconds within which a machine is ready with `probability`."""
         return math.exp(self._mu + NormalDist().inv_cdf(probability) * math.sqrt(self._var))
-
-    def quote_after(self, elapsed: float, probability: float = QUOTE_PROBABILITY) -> float:
-        """Seconds still to wait, with `probability`, for a machine not ready after `elapsed` s.
-
-        The lognormal's conditional quantile: P(T ≤ elapsed + r | T > elapsed) = probability. At 0
-        it is `quote`; it shrinks while the start is on time, and grows again once it is late
-        (a late start is likelier one of the slow tail), so it never counts down to a false 0.
-        """
-        elapsed = max(0.0, elapsed)
-        sigma = max(math.sqrt(self._var), MIN_SPREAD)
-        survived = 1.0 if elapsed == 0 else 1.0 - NormalDist(self._mu, sigma).cdf(math.log(elapsed))
-        target = 1.0 - (1.0 - probability) * survived
-        if target >= 1.0:  # so far in the tail that floats cannot tell: the unconditional quote again
-            return self.quote(probability)
-        return max(0.0, math.exp(self._mu + NormalDist().inv_cdf(target) * sigma) - elapsed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mu": self._mu, "var": self._var, "observations": self.observations}

@@ -1,13 +1,15 @@
 """The honest wait: how long a start that cannot be warm will take, told to its caller.
 
-A cold start is quoted the 90 % quantile of the measured cold starts (dispatcher/reserve/wait.py:
-a lognormal that moves toward what this deployment measures), plus the start's turn for a create
-under the provider's limit. While a session is `starting` the quote counts down from its launch
-(the conditional quantile: a start running late is told more, never a false "0 s"). A caller
-may say how long it will wait (`maxWaitSeconds`): a start quoted longer is refused at once
-unless a warm bot takes it (`too_slow`).
-Without a reserve (a provider with no warm form, or no bot channel) nothing is measured: the quote
-is the provider's published cold start with its assumed spread.
+The figures come from this deployment's last measured cold starts (dispatcher/reserve/start_times.py,
+every replica's, kept in the store), or before any is measured from the provider's published
+cold start (`RESERVE_COLD_START_SECONDS`), and the answer says which (`basis`: `measured` or
+`default`). A session `starting` is told what is left of its wait, counted from its launch: the
+median of the measured starts that took at least as long as it has waited, less that wait, which
+never grows while the start runs late. A caller may say how long it will wait
+(`maxWaitSeconds`): a start whose 90 % bound, plus its turn for a create under the provider's
+limit, is longer is refused at once unless a warm bot takes it (`too_slow`).
+Without a reserve (a provider with no warm form, or no bot channel) nothing is measured: the
+figures are the provider's published cold start with its assumed spread.
 """
 
 from __future__ import annotations
@@ -20,35 +22,51 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.reserve.reserve import NoWarmBot, Reserve
 from dispatcher.reserve.sizer import COLD_SIGMA
-from dispatcher.reserve.wait import DurationEstimate
+from dispatcher.reserve.start_times import StartTimes
 
 
 class ReadyEstimate:
     def __init__(
-        self, cold: Callable[[], DurationEstimate], launch_wait: Callable[[], float],
+        self, times: Callable[[], StartTimes], launch_wait: Callable[[], float],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._cold = cold  # read at each quote: the planner's state is reloaded, a new estimate each time
+        self._times = times  # read at each answer: the measured starts are refitted as they come
         self._launch_wait = launch_wait
         self._clock = clock  # epoch seconds, as providers give a machine's `created_at`
 
     @classmethod
-    def of(cls, reserve: Reserve | None, unmeasured_seconds: float) -> ReadyEstimate:
-        """The reserve's measured cold starts, or (no reserve) the provider's published one."""
+    def of(cls, reserve: Reserve | None, unmeasured_seconds: float,
+           unmeasured_sigma: float = COLD_SIGMA) -> ReadyEstimate:
+        """The deployment's measured cold starts, or (no reserve) the provider's published one."""
         if reserve is not None:
-            return cls(lambda: reserve.cold_wait, reserve.launch_wait)
-        unmeasured = DurationEstimate(unmeasured_seconds, sigma=COLD_SIGMA)
+            return cls(lambda: reserve.start_times, reserve.launch_wait)
+        unmeasured = StartTimes.fitted(unmeasured_seconds, unmeasured_sigma, ())
         return cls(lambda: unmeasured, lambda: 0.0)
 
     def before_launch(self) -> float:
-        """Seconds to a ready bot for a cold start asked for now."""
-        return _shown(self._launch_wait() + self._cold().quote())
+        """Seconds within which a cold start asked for now is ready, 9 times in 10 (the bound a
+        caller's `maxWaitSeconds` is held to)."""
+        return _shown(self._launch_wait() + self._times().quote())
 
     def remaining(self, machine: Machine) -> float | None:
         """Seconds still to wait for a `starting` machine, counted from its launch; None past it."""
+        seconds = self._left(machine)
+        return None if seconds is None else _shown(seconds)
+
+    def ready_at(self, machine: Machine) -> float | None:
+        """The moment (epoch seconds) a `starting` machine is told it will be ready; None past it."""
+        seconds = self._left(machine)
+        return None if seconds is None else self._clock() + seconds
+
+    def basis(self) -> str:
+        """`default` while no start of this deployment is measured (the provider's published
+        figure), else `measured`."""
+        return "measured" if self._times().measured else "default"
+
+    def _left(self, machine: Machine) -> float | None:
         if machine.state is not MachineState.STARTING:
             return None
-        return _shown(self._cold().quote_after(self._clock() - machine.created_at))
+        return self._times().remaining(self._clock() - machine.created_at)
 
 
 async def never_warm(spec: LaunchSpec) -> LaunchResult:

@@ -140,6 +140,15 @@ class ReservePool(Protocol):
 
     async def load(self) -> dict[str, Any] | None: ...
 
+    async def started_cold(self, seconds: float) -> None:
+        """A cold start measured at this replica (launch or `POST /start` → the bot ready), kept
+        with the deployment's last MAX_COLD_STARTS."""
+        ...
+
+    async def cold_starts(self) -> list[float]:
+        """The deployment's last measured cold starts, oldest first."""
+        ...
+
 
 class StartLease(Protocol):
     def held(self, session_id: str, wait_seconds: float) -> AbstractAsyncContextManager[None]:

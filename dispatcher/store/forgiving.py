@@ -264,3 +264,10 @@ class ForgivingPool:
 
     async def load(self) -> dict[str, Any] | None:
         return await forgiving(self._shared.load, self._alone.load, "the planner's state")
+
+    async def started_cold(self, seconds: float) -> None:
+        await self._alone.started_cold(seconds)  # this replica's own, should the store be away later
+        await forgiving(lambda: self._shared.started_cold(seconds), nothing, "a cold start's record")
+
+    async def cold_starts(self) -> list[float]:
+        return await forgiving(self._shared.cold_starts, self._alone.cold_starts, "the measured cold starts")

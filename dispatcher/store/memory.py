@@ -16,6 +16,7 @@ from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
 MAX_ARRIVALS = 10_000  # starts kept for a planner that is not taking them
+MAX_COLD_STARTS = 30  # measured cold starts kept: the honest wait's window (dispatcher/reserve/start_times.py)
 LAUNCH_TIMES_KEPT_SECONDS = 600.0  # how far back a count asked for elsewhere is placed among launches here
 
 
@@ -204,6 +205,7 @@ class LocalPool:
         self._view: ReplicaPool | None = None
         self._arrivals: deque[tuple[float, bool]] = deque(maxlen=MAX_ARRIVALS)
         self._state: dict[str, Any] | None = None
+        self._cold_starts: deque[float] = deque(maxlen=MAX_COLD_STARTS)
 
     async def publish(self, view: ReplicaPool) -> None:
         self._view = view
@@ -233,3 +235,9 @@ class LocalPool:
 
     async def load(self) -> dict[str, Any] | None:
         return self._state
+
+    async def started_cold(self, seconds: float) -> None:
+        self._cold_starts.append(seconds)
+
+    async def cold_starts(self) -> list[float]:
+        return list(self._cold_starts)

@@ -8,6 +8,9 @@
   whether it launched cold. The planner takes them all each tick: they feed the forecast's tally
   and its mirror of the provider's create bucket, so both count the whole deployment once.
 - `reserve-planner`: the planning lease (dispatcher/store/leases.py), held by one replica.
+- `reserve-cold-starts` (a list, the last MAX_COLD_STARTS): every cold start measured at any replica,
+  in seconds, for the wait a cold start is told (dispatcher/reserve/start_times.py); it outlives
+  every replica, so a restarted deployment quotes its own starts at once.
 - `reserve-state`: the planner's state (`FleetSizer.to_dict`: forecast, tally, estimates), so a
   restart or a handover carries on instead of relearning a week.
 """
@@ -23,7 +26,7 @@ from typing import Any
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import PoolBot, PoolState, ReplicaPool
 from dispatcher.store.leases import Leases
-from dispatcher.store.memory import MAX_ARRIVALS
+from dispatcher.store.memory import MAX_ARRIVALS, MAX_COLD_STARTS
 
 log = logging.getLogger("dispatcher.store.pool")
 
@@ -53,7 +56,8 @@ for i = 1, #all, 2 do
 end
 return live
 """
-_ARRIVED = """
+# An entry appended to a list that keeps only its last ARGV[2].
+_KEEP_LAST = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 return 1
@@ -74,10 +78,11 @@ class StorePool:
         self._arrivals = store.key("reserve-arrivals")
         self._lease = store.key("reserve-planner")
         self._state = store.key("reserve-state")
+        self._cold_starts = store.key("reserve-cold-starts")
         redis = store.redis
         self._publish = redis.register_script(_PUBLISH)
         self._views = redis.register_script(_VIEWS)
-        self._arrived = redis.register_script(_ARRIVED)
+        self._keep_last = redis.register_script(_KEEP_LAST)
         self._take_arrivals = redis.register_script(_TAKE_ARRIVALS)
 
     async def publish(self, view: ReplicaPool) -> None:
@@ -98,7 +103,7 @@ class StorePool:
 
     async def arrived(self, epoch: float, *, cold: bool) -> None:
         entry = f"{epoch:.3f}:{'c' if cold else 'w'}"
-        await self._store.call(lambda: self._arrived(keys=[self._arrivals], args=[entry, MAX_ARRIVALS]))
+        await self._store.call(lambda: self._keep_last(keys=[self._arrivals], args=[entry, MAX_ARRIVALS]))
 
     async def arrivals(self) -> list[tuple[float, bool]]:
         entries = await self._store.call(lambda: self._take_arrivals(keys=[self._arrivals]))
@@ -125,6 +130,22 @@ class StorePool:
     async def save(self, state: Mapping[str, Any]) -> None:
         text = json.dumps(state, separators=(",", ":"))
         await self._store.call(lambda: self._store.redis.set(self._state, text))
+
+    async def started_cold(self, seconds: float) -> None:
+        entry = f"{seconds:.3f}"
+        await self._store.call(lambda: self._keep_last(keys=[self._cold_starts], args=[entry, MAX_COLD_STARTS]))
+
+    async def cold_starts(self) -> list[float]:
+        entries = await self._store.call(lambda: self._store.redis.lrange(self._cold_starts, 0, -1))
+        found = []
+        for entry in entries:
+            try:
+                seconds = float(entry)
+            except ValueError:
+                continue
+            if math.isfinite(seconds) and seconds > 0:
+                found.append(seconds)
+        return found
 
     async def load(self) -> dict[str, Any] | None:
         text = await self._store.call(lambda: self._store.redis.get(self._state))

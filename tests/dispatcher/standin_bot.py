@@ -19,6 +19,8 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
                   on SIGUSR2 ("failed"), exit 0 on SIGTERM
+`STANDIN_START_SECONDS` (default 0) is a slow cold start: the seconds it spends before dialling, as a
+bot importing a big SDK does.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ def main() -> int:
         print(json.dumps({"event": "ended", "reason": "config_error", "detail": "stand-in refused"}), flush=True)
         return 2
     channel = None
+    stop.wait(float(os.environ.get("STANDIN_START_SECONDS", "0")))
     if url:
         assigned = threading.Event()
         channel = Channel(url, os.environ["BOT_CHANNEL_TOKEN"], args.session_id, assigned)

@@ -176,7 +176,10 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
         return await state.read_limit.take(who.id)
 
     async def stream() -> AsyncIterator[str]:
-        async for session in changes(state.sessions, state.machines, owned, watch, pace):
+        told = state.sessions.ready
+
+        async for session in changes(state.sessions, state.machines, owned, watch, pace,
+                                     ready_at=lambda s: told.ready_at(s.machine)):
             if session is None:
                 yield ": keep-alive\n\n"  # a comment: proxies see traffic, clients ignore it
             else:
@@ -218,6 +221,7 @@ def _session_fields(session: Session, ready: ReadyEstimate, region: str) -> dict
         "created_at": machine.created_at,
         "detail": machine.detail,
         "ready_in_seconds": ready.remaining(machine),
+        "ready_in_basis": ready.basis() if machine.state is MachineState.STARTING else None,
         "trace_id": session.trace_id,
         "error": session.error,
     }

@@ -48,6 +48,13 @@ async def test_the_planner_holds_its_lease_and_keeps_its_state(coordination) -> 
     assert await coordination.pool.load() == {"version": 1, "n": [1, 2]}
 
 
+async def test_measured_cold_starts_are_kept_the_last_thirty_oldest_first(coordination) -> None:
+    assert await coordination.pool.cold_starts() == []
+    for n in range(1, 36):
+        await coordination.pool.started_cold(float(n))
+    assert await coordination.pool.cold_starts() == [float(n) for n in range(6, 36)]
+
+
 # --- several replicas on one store ------------------------------------------------------------
 
 @pytest.fixture
@@ -72,6 +79,19 @@ async def test_starts_at_every_replica_reach_the_planner(replicas) -> None:
     await b.pool.arrived(2000.0, cold=False)
     await c.pool.arrived(2001.0, cold=True)
     assert await a.pool.arrivals() == [(2000.0, False), (2001.0, True)]
+
+
+async def test_cold_starts_measured_at_any_replica_outlive_it_for_a_new_one(redis, prefix, replicas) -> None:
+    a, b, _ = replicas
+    await a.pool.started_cold(9.13)
+    await b.pool.started_cold(9.15)
+    await a.aclose()  # the replica is gone (a restart): a new one reads what the deployment measured
+    later = RedisCoordination(settings_for(redis, "r-new", prefix))
+    try:
+        assert await later.pool.cold_starts() == [9.13, 9.15]
+    finally:
+        await later.aclose()
+    assert not redis.refused()  # under the prefix and with the commands the stack's user is granted
 
 
 async def test_one_replica_plans_and_another_takes_over_a_lease_after_it_stops(replicas) -> None:

@@ -1,0 +1,58 @@
+"""The honest wait, learnt and kept: a real `python -m dispatcher` on a real redis-server (the AWS stack's
+store user and access string), every start cold and slow (stand-in bots that spend 3 s before they
+dial, against a configured 0.5 s). The first start is told the default and says so; once one start
+is measured the next is told what it took; and a dispatcher started afresh on the same store tells
+its first start the measured figure, not the default."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.replicas.conftest import get, post, replica_env
+from tests.support.processes import run_dispatcher
+from tests.support.redis_server import RedisServer
+
+START_SECONDS = 3.0
+CONFIGURED_SECONDS = 0.5
+
+
+def _env(store: RedisServer, tmp_path: Path) -> dict[str, str]:
+    return replica_env(store, str(tmp_path), "r-0", STANDIN_START_SECONDS=str(START_SECONDS),
+                       RESERVE_MAX_IDLE="0", RESERVE_COLD_START_SECONDS=str(CONFIGURED_SECONDS))
+
+
+def _started(base_url: str, session_id: str, timeout: float = 30.0) -> float:
+    """Seconds until the session is no longer `starting`."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if get(base_url, f"/sessions/{session_id}").json()["status"] != "starting":
+            return time.monotonic() - began
+        time.sleep(0.1)
+    raise AssertionError(f"session {session_id} still starting after {timeout} s")
+
+
+def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
+    tmp_path: Path, store: RedisServer
+) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with run_dispatcher(tmp_path / "one", _env(store, tmp_path)) as first:
+        began = time.monotonic()
+        answer = post(first.base_url, "/start", json={"body": {}}).json()
+        assert answer["status"] == "starting" and answer["ready_in_basis"] == "default", answer
+        assert answer["ready_in_seconds"] <= CONFIGURED_SECONDS
+        _started(first.base_url, answer["session_id"])
+        took = time.monotonic() - began  # the whole start as its caller waited for it (and a poll's 0.1 s)
+        assert took >= START_SECONDS
+        deadline = time.monotonic() + 20
+        while (second := post(first.base_url, "/start", json={"body": {}}).json())["ready_in_basis"] == "default":
+            assert time.monotonic() < deadline, "the first cold start was never measured"
+            time.sleep(0.5)
+        assert abs(second["ready_in_seconds"] - took) < 0.25 * took, (second, took)
+    with run_dispatcher(tmp_path / "two", _env(store, tmp_path)) as restarted:
+        time.sleep(1.0)  # its first tick reads the store; none of its own starts could be measured yet
+        third = post(restarted.base_url, "/start", json={"body": {}}).json()
+        assert third["ready_in_basis"] == "measured", third
+        assert abs(third["ready_in_seconds"] - took) < 0.25 * took, (third, took)
+    assert not store.refused()  # every key and command within the stack user's rules
