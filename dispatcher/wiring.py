@@ -144,7 +144,7 @@ def build_state(
             timeline=timeline,
         ),
         peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
-        region_relay=RegionRelay(regions),
+        region_relay=RegionRelay(regions, connections=settings.session_waits + 200),
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
     )
 

@@ -10,13 +10,14 @@ relayed here carries a region's signature (else 401) and is never relayed again.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api.limits import replaying
 from dispatcher.api.state import AppState
+from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError, error_response
 from dispatcher.regions.relay import RELAYED_BY, RegionUnreachable
 from dispatcher.regions.signing import RegionVerifier
@@ -80,12 +81,23 @@ class RegionRelayMiddleware:
         session_id = SESSION_PATH.match(scope["path"]).group(1)  # type: ignore[union-attr]
         if not owned_by(session_id, who.owner_key):
             raise ApiError(404, "not_found", f"no session {session_id}")
-        return await relay_to(state, region, scope["method"], _path(scope), headers, await _read_body(receive))
+        # A relayed wait (an event stream, a long-poll) holds one of this replica's wait slots, as
+        # it would here: the key's and the replica's bounds hold whichever region answers it.
+        waits = scope["path"].endswith("/events") or b"wait=" in scope["query_string"]
+        release = state.waits.take(who.id) if waits else None
+        try:
+            return await relay_to(state, region, scope["method"], _path(scope), headers, await _read_body(receive),
+                                  release=release)
+        except BaseException:
+            if release is not None:
+                release()
+            raise
 
 
 async def relay_to(state: AppState, region: str, method: str, path: str, headers: Mapping[str, str],
-                   body: bytes) -> StreamingResponse:
-    """The answer of `region` to this request, streamed back; 503 `region_unreachable` if it has none."""
+                   body: bytes, release: Callable[[], None] | None = None) -> StreamingResponse:
+    """The answer of `region` to this request, streamed back; 503 `region_unreachable` if it has none.
+    `release`: called once the answer has been streamed (a wait slot)."""
     peer = state.peers.peer(region)
     if peer is None or not peer.reachable:
         raise unreachable(region, peer.problem if peer is not None else None)
@@ -103,6 +115,8 @@ async def relay_to(state: AppState, region: str, method: str, path: str, headers
         finally:
             answer.close()
 
+    if release is not None:  # given back however the stream ends, even before its first byte
+        return HeldStream(chunks(), release, status_code=answer.status, headers=answer.headers)
     return StreamingResponse(chunks(), status_code=answer.status, headers=answer.headers)
 
 
@@ -112,7 +126,11 @@ def unreachable(region: str, why: str | None) -> ApiError:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """The request's headers, a repeated one by its first value (as Starlette and the routes read it)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
 
 
 def _path(scope: Scope) -> str:

@@ -64,10 +64,14 @@ class HttpClient:
         connect_timeout: float | None = None,
         connections: int = DEFAULT_CONNECTIONS,
         follow_redirects: bool = True,
+        max_answer_bytes: int | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         # False: a 3xx is the answer (its status returned), never a request sent on to its Location.
         self._follow_redirects = follow_redirects
+        # Set: an answer is read as sent (no decompression) and refused past this many bytes, so a
+        # peer that answers a bomb costs this much memory at most.
+        self._max_answer_bytes = max_answer_bytes
         self._headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._connections = connections
@@ -84,6 +88,7 @@ class HttpClient:
                 # every request (a fifth of the CPU under a burst); the proxy is resolved once.
                 trust_env=False,
                 raise_for_status=False,
+                auto_decompress=self._max_answer_bytes is None,
             )
         return self._session
 
@@ -113,7 +118,10 @@ class HttpClient:
                     proxy=self._proxy,
                     allow_redirects=self._follow_redirects,
                 ) as response:
-                    content = await response.read()
+                    if self._max_answer_bytes is None:
+                        content = await response.read()
+                    else:
+                        content = await _bounded(response, self._max_answer_bytes)
                     tracing.answered(span, response.status)
                     return HttpResponse(response.status, response.headers, content)
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -124,6 +132,18 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _bounded(response: aiohttp.ClientResponse, most: int) -> bytes:
+    """The whole answer, or `HttpError` once it passes `most` bytes (read no further)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.content.iter_any():
+        total += len(chunk)
+        if total > most:
+            raise HttpError(f"an answer over {most} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def proxy_for(url: str) -> str | None:

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient, HttpError
 from dispatcher.regions.config import Regions
-from dispatcher.regions.peers import ANSWER_SECONDS, Peers
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.peers import ANSWER_SECONDS, Peers, region_client
+from dispatcher.regions.signing import RegionSigner, answer_is_signed
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
 
@@ -47,7 +47,7 @@ class KeyHomes:
         self._regions = peers.regions
         self._holders = holders
         self._signer = RegionSigner(self._regions)
-        self._client = client or HttpClient(timeout=ANSWER_SECONDS, connect_timeout=ANSWER_SECONDS)
+        self._client = client or region_client()
 
     async def holder(self, caller_id: str, idempotency_key: str, proposed: str | None = None) -> str:
         """The region that holds this key's session: `proposed` (default this one) when it is the
@@ -65,7 +65,9 @@ class KeyHomes:
         try:
             answer = await self._client.request("POST", peer.url + KEYS_PATH, content=body, headers=headers,
                                                 timeout=ANSWER_SECONDS)
-            holder = answer.json().get("holder") if answer.status_code == 200 else None
+            signed = answer.status_code == 200 and answer_is_signed(self._regions.secret, headers, answer.headers,
+                                                                     answer.content)
+            holder = answer.json().get("holder") if signed else None
         except (HttpError, ValueError, AttributeError) as exc:
             raise home_unreachable(home, type(exc).__name__) from None
         if holder not in self._regions.urls:

@@ -21,7 +21,7 @@ from typing import Any
 
 from dispatcher.outbound.http_client import HttpClient, HttpError
 from dispatcher.regions.config import Regions, parse_regions
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import RegionSigner, answer_is_signed
 from dispatcher.settings import SettingsError
 
 log = logging.getLogger("dispatcher.regions")
@@ -30,6 +30,14 @@ STATE_PATH = "/regions/state"
 POLL_SECONDS = 0.5  # a region that stops answering is known unreachable within POLL + ANSWER
 ANSWER_SECONDS = 1.0
 RTT_WEIGHT = 0.3  # the newest poll's share of the round trip's running mean
+MAX_ANSWER_BYTES = 64 * 1024  # a region's answer is a few hundred bytes
+
+
+def region_client(timeout: float = ANSWER_SECONDS) -> HttpClient:
+    """For what regions ask each other: no redirect followed (a 3xx is an answer, never a request
+    sent on), the answer read as sent and bounded."""
+    return HttpClient(timeout=timeout, connect_timeout=timeout, follow_redirects=False,
+                      max_answer_bytes=MAX_ANSWER_BYTES)
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class Peers:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.regions = regions
         self._signer = RegionSigner(regions)
-        self._client = client or HttpClient(timeout=ANSWER_SECONDS, connect_timeout=ANSWER_SECONDS)
+        self._client = client or region_client()
         self._clock = clock
         self.by_name: dict[str, Peer] = {name: Peer(name, url) for name, url in regions.peers.items()}
         self._warned: set[str] = set()
@@ -117,14 +125,21 @@ class Peers:
         """Read one peer's state; the conflicts it shows (an unreachable peer shows none)."""
         path = STATE_PATH
         started = self._clock()
+        headers = self._signer.headers(peer.name, "GET", path)
         try:
-            answer = await self._client.request("GET", peer.url + path, timeout=ANSWER_SECONDS,
-                                                headers=self._signer.headers(peer.name, "GET", path))
-            data = answer.json() if answer.status_code == 200 else None
-        except (HttpError, ValueError) as exc:
+            answer = await self._client.request("GET", peer.url + path, timeout=ANSWER_SECONDS, headers=headers)
+        except HttpError as exc:
             return self._lost(peer, f"no answer within {ANSWER_SECONDS:g} s ({exc})")
+        if answer.status_code != 200 or not answer_is_signed(self.regions.secret, headers, answer.headers,
+                                                             answer.content):
+            # Whoever answers at a peer's URL without the secret is not that region: not believed.
+            return self._lost(peer, f"answered {answer.status_code} without a region's signature")
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
         if not isinstance(data, Mapping):
-            return self._lost(peer, f"answered {answer.status_code}")
+            return self._lost(peer, "answered no JSON object")
         elapsed = self._clock() - started
         conflicts, warnings = contradictions(self.regions, peer.name, data)
         for warning in warnings:

@@ -43,23 +43,29 @@ class RelayedAnswer:
 
 
 class RegionRelay:
-    def __init__(self, regions: Regions) -> None:
+    def __init__(self, regions: Regions, connections: int = 1200) -> None:
         self._here = regions.here
         self._signer = RegionSigner(regions)
+        self._connections = connections  # above the waits a replica holds (SESSION_WAITS), which relays take too
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            # `connect` bounds waiting for a free connection as well as opening one: a full pool is
+            # a 503 at once, never a request left waiting.
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS), trust_env=False,
-                auto_decompress=False, connector=aiohttp.TCPConnector(limit=200))
+                timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_SECONDS, sock_connect=CONNECT_SECONDS),
+                trust_env=False, auto_decompress=False, connector=aiohttp.TCPConnector(limit=self._connections))
         return self._session
 
     async def forward(self, region: str, base_url: str, method: str, path: str, headers: Mapping[str, str],
                       body: bytes, *, still_reachable: Callable[[], bool], deadline_seconds: float) -> RelayedAnswer:
         """Send the request to `region` at `base_url`; its answer's head, or `RegionUnreachable`
         once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass."""
-        sent = {name: value for name, value in headers.items() if name.lower() in FORWARDED_REQUEST}
+        sent: dict[str, str] = {}
+        for name, value in headers.items():  # a repeated header: its first value, as the API reads it
+            if name.lower() in FORWARDED_REQUEST and name.lower() not in sent:
+                sent[name.lower()] = value
         sent[RELAYED_BY] = self._here
         sent.update(self._signer.headers(region, method, path, body))
         request = asyncio.ensure_future(self._client().request(

@@ -1,12 +1,16 @@
 """What one region asks another is signed with the shared `REGION_SECRET`; what no region sent is refused.
 
     Voicefleet-Region: <sender>          Voicefleet-Region-Time: <unix milliseconds>
-    Voicefleet-Region-Signature: v1=<hex HMAC-SHA256 over sender, receiver, method, path, time, body digest>
+    Voicefleet-Region-Nonce: <32 hex, random>
+    Voicefleet-Region-Signature: v1=<hex HMAC-SHA256 over sender, receiver, method, path, time, nonce,
+                                     body digest>
 
 The receiver is signed in, so a request made for one region is nothing at another; the time must be
 within `SKEW_SECONDS` of the receiver's clock; and each signature is taken once across the
 receiving region's replicas (its store's one-time records), so a captured request cannot be sent
-again. docs/regions.md ("What regions ask each other").
+again. An answer a region acts on is signed too (`answer_signature`, over the request's signature
+and the answer's body), so whoever answers at a peer's URL without the secret is not believed.
+docs/regions.md ("What regions ask each other").
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import secrets
 import time
 from collections.abc import Callable, Mapping
 
@@ -24,13 +29,28 @@ from dispatcher.store.coordination import OneTimeUse
 SENDER = "voicefleet-region"
 TIME = "voicefleet-region-time"
 SIGNATURE = "voicefleet-region-signature"
+NONCE = "voicefleet-region-nonce"  # two identical requests in one millisecond are still two
+ANSWER_SIGNATURE = "voicefleet-region-answer"
 SKEW_SECONDS = 30.0
 VERSION = "v1="
 
 
-def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, millis: str, body: bytes) -> str:
-    text = "\n".join((sender, receiver, method.upper(), path, millis, hashlib.sha256(body).hexdigest()))
+def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, millis: str, nonce: str,
+         body: bytes) -> str:
+    text = "\n".join((sender, receiver, method.upper(), path, millis, nonce, hashlib.sha256(body).hexdigest()))
     return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+def answer_signature(secret: bytes, request_signature: str, body: bytes) -> str:
+    """What a region's answer carries: its body bound to the request it answers."""
+    text = "\n".join(("answer", request_signature, hashlib.sha256(body).hexdigest()))
+    return VERSION + hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+def answer_is_signed(secret: bytes, request_headers: Mapping[str, str], answer_headers: Mapping[str, str],
+                     body: bytes) -> bool:
+    expected = answer_signature(secret, request_headers.get(SIGNATURE, ""), body)
+    return hmac.compare_digest(answer_headers.get(ANSWER_SIGNATURE, "").encode(), expected.encode())
 
 
 class RegionSigner:
@@ -40,9 +60,9 @@ class RegionSigner:
 
     def headers(self, receiver: str, method: str, path: str, body: bytes = b"") -> dict[str, str]:
         """The headers that sign a request from this region to `receiver` (`path` with its query)."""
-        millis = str(int(self._clock() * 1000))
-        mac = _mac(self._regions.secret, self._regions.here, receiver, method, path, millis, body)
-        return {SENDER: self._regions.here, TIME: millis, SIGNATURE: VERSION + mac}
+        millis, nonce = str(int(self._clock() * 1000)), secrets.token_hex(16)
+        mac = _mac(self._regions.secret, self._regions.here, receiver, method, path, millis, nonce, body)
+        return {SENDER: self._regions.here, TIME: millis, NONCE: nonce, SIGNATURE: VERSION + mac}
 
 
 class RegionVerifier:
@@ -59,7 +79,8 @@ class RegionVerifier:
         if not self._regions.several:
             raise ApiError(404, "not_found", "this dispatcher runs as one region (REGION is not set)")
         sender, millis, signature = headers.get(SENDER, ""), headers.get(TIME, ""), headers.get(SIGNATURE, "")
-        if not sender or not millis or not signature:
+        nonce = headers.get(NONCE, "")
+        if not sender or not millis or not signature or not nonce:
             raise _refused("a region request needs the Voicefleet-Region headers, signed with REGION_SECRET")
         if sender == self._regions.here or sender not in self._regions.urls:
             raise _refused("the sender is not another region of this deployment")
@@ -69,7 +90,7 @@ class RegionVerifier:
             raise _refused("Voicefleet-Region-Time is not a time") from None
         if not math.isfinite(sent) or abs(self._clock() - sent) > SKEW_SECONDS:
             raise _refused(f"the request's time is more than {SKEW_SECONDS:g} s from this region's clock")
-        expected = VERSION + _mac(self._regions.secret, sender, self._regions.here, method, path, millis, body)
+        expected = VERSION + _mac(self._regions.secret, sender, self._regions.here, method, path, millis, nonce, body)
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise _refused("the signature does not match (REGION_SECRET differs, or the request was changed)")
         if not await self._once.first_use("region:" + signature[len(VERSION):], 2 * SKEW_SECONDS):

@@ -50,9 +50,9 @@ def test_a_cold_start_past_the_callers_patience_spills_to_a_warm_region(tmp_path
     warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
     with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
         until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 20)
-        patient = start(running["eu"])  # no patience given: it waits cold here
-        assert patient.status_code == 201 and patient.json()["region"] == "eu"
+        assert start(running["eu"], maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
         hurried = start(running["eu"], maxWaitSeconds=5)
         assert hurried.status_code == 201, hurried.text
         assert hurried.json()["region"] == "us" and hurried.json()["spilled_from"] == "eu"
-        assert start(running["eu"], maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
+        patient = start(running["eu"])  # no patience given: it waits cold here
+        assert patient.status_code == 201 and patient.json()["region"] == "eu"

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
-from dispatcher.regions.signing import RegionVerifier
+from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
 
 router = APIRouter()
 
@@ -41,17 +41,24 @@ async def capacity(state: AppState) -> Capacity:
                     cold_start_seconds=state.sessions.ready.before_launch())
 
 
+def signed_answer(request: Request, state: AppState, data: object) -> Response:
+    """JSON the asking region can tell came from a region: signed over its request's signature."""
+    body = json.dumps(data, separators=(",", ":")).encode()
+    mac = answer_signature(state.peers.regions.secret, request.headers.get(SIGNATURE, ""), body)
+    return Response(body, media_type="application/json", headers={ANSWER_SIGNATURE: mac})
+
+
 @router.get(STATE_PATH, include_in_schema=False)
-async def region_state(request: Request) -> JSONResponse:
+async def region_state(request: Request) -> Response:
     state = app_state(request)
     await signed_by_region(request, state)
     regions = state.peers.regions
-    return JSONResponse({"region": regions.here, "regions": regions.listing(),
-                         "capacity": (await capacity(state)).to_json()})
+    return signed_answer(request, state, {"region": regions.here, "regions": regions.listing(),
+                                          "capacity": (await capacity(state)).to_json()})
 
 
 @router.post(KEYS_PATH, include_in_schema=False)
-async def key_holder(request: Request) -> JSONResponse:
+async def key_holder(request: Request) -> Response:
     state = app_state(request)
     await signed_by_region(request, state)
     if state.key_homes is None:
@@ -61,4 +68,4 @@ async def key_holder(request: Request) -> JSONResponse:
     except ValueError:
         data = None
     digest, region = state.key_homes.parse_record(data)
-    return JSONResponse({"holder": await state.key_homes.record(digest, region)})
+    return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region)})

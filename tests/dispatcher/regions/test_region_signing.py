@@ -89,3 +89,25 @@ async def test_one_region_answers_region_paths_404(clock: Clock) -> None:
     with pytest.raises(ApiError) as error:
         await RegionVerifier(Regions(), LocalOnce(), clock).sender("GET", "/regions/state", {}, b"")
     assert error.value.status == 404
+
+
+async def test_two_identical_requests_in_one_millisecond_are_both_taken(clock: Clock) -> None:
+    check = verifier(clock)
+    signer = RegionSigner(region("eu"), clock)
+    first, second = (signer.headers("us", "GET", "/regions/state") for _ in range(2))
+    assert first[SIGNATURE] != second[SIGNATURE]  # a nonce of their own
+    assert [await check.sender("GET", "/regions/state", h, b"") for h in (first, second)] == ["eu", "eu"]
+
+
+def test_an_answer_counts_only_signed_for_the_request_it_answers() -> None:
+    from dispatcher.regions.signing import ANSWER_SIGNATURE, answer_is_signed, answer_signature
+
+    request = RegionSigner(region("eu")).headers("us", "GET", "/regions/state")
+    body = b'{"region":"us"}'
+    signed = {ANSWER_SIGNATURE: answer_signature(SECRET, request[SIGNATURE], body)}
+    assert answer_is_signed(SECRET, request, signed, body)
+    assert not answer_is_signed(SECRET, request, signed, b'{"region":"eu"}')
+    assert not answer_is_signed(b"x" * 32, request, signed, body)
+    other = RegionSigner(region("eu")).headers("us", "GET", "/regions/state")
+    assert not answer_is_signed(SECRET, other, signed, body)  # an answer to another request
+    assert not answer_is_signed(SECRET, request, {}, body)

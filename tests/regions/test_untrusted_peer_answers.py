@@ -1,0 +1,145 @@
+"""Whoever answers at a peer's URL without the regions' secret is not believed: its redirect is not
+followed, its oversized (or compressed) answer is refused unread, and its contradicting REGIONS
+stops nobody; a relayed request forwards a repeated header's first value, as the API reads it."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+from multidict import CIMultiDict
+
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import Peers, region_client
+from dispatcher.regions.relay import RegionRelay
+from tests.regions.test_region_peers import SECRET, region_env
+from tests.support.ports import free_port
+
+
+@functools.cache
+def bomb() -> bytes:
+    return gzip.compress(bytes(100 * 1024 * 1024), 9)  # ~100 KB on the wire, 100 MB once inflated
+
+
+class Answers:
+    def __init__(self) -> None:
+        self.mode = "unsigned"
+        self.seen: list[tuple[str, dict[str, str]]] = []
+
+
+@contextmanager
+def impostor() -> Iterator[tuple[str, Answers]]:
+    """A server at "us"'s URL that holds no REGION_SECRET."""
+    answers = Answers()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self._answer()
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._answer()
+
+        def _answer(self) -> None:
+            answers.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+            if self.path.startswith("/internal"):
+                body = b"{}"
+            elif answers.mode == "redirect":
+                self.send_response(307)
+                self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/internal")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            elif answers.mode == "bomb":
+                body = bomb()
+                self.send_response(200)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            else:  # unsigned, and contradicting eu's URL
+                body = json.dumps({"region": "us", "regions": "eu=http://127.0.0.1:1,us=http://x.invalid",
+                                   "capacity": {"room": 5}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def eu_with_us_at(url: str) -> Regions:
+    return Regions("eu", MappingProxyType({"eu": f"http://127.0.0.1:{free_port()}", "us": url}), SECRET.encode())
+
+
+@pytest.mark.parametrize("mode", ["unsigned", "redirect", "bomb"])
+async def test_an_impostors_answer_is_not_believed(mode: str) -> None:
+    if mode == "bomb":
+        bomb()  # made before it is asked for: the peer's one-second deadline is not the test's to spend
+    with impostor() as (url, answers):
+        answers.mode = mode
+        peers = Peers(eu_with_us_at(url), client=region_client(timeout=10))  # the deadline is not what it tests
+        try:
+            assert await peers.poll_all() == []  # no conflict taken from it
+        finally:
+            await peers.aclose()
+        us = peers.by_name["us"]
+        assert not us.reachable and us.capacity is None
+        expected = {"unsigned": "without a region's signature", "redirect": "answered 307",
+                    "bomb": "an answer over 65536 bytes"}[mode]
+        assert expected in (us.problem or ""), us.problem
+        assert not [path for path, _ in answers.seen if path.startswith("/internal")]  # no redirect followed
+
+
+def test_an_impostors_contradiction_does_not_stop_a_region_from_starting(tmp_path: Path) -> None:
+    with impostor() as (url, _):
+        port = free_port()
+        urls = {"eu": f"http://127.0.0.1:{port}", "us": url}
+        env = {**region_env("eu", urls), "PORT": str(port), "HOST": "127.0.0.1"}
+        process = subprocess.Popen([sys.executable, "-m", "dispatcher"], env={**os.environ, **env},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                process.wait(timeout=8)  # still serving: not refused on an unsigned word
+        finally:
+            process.kill()
+            process.wait()
+
+
+async def test_a_relay_forwards_a_repeated_headers_first_value() -> None:
+    with impostor() as (url, answers):
+        answers.mode = "unsigned"
+        relay = RegionRelay(eu_with_us_at(url))
+        try:
+            answer = await relay.forward(
+                "us", url, "GET", "/sessions/x", CIMultiDict([("Idempotency-Key", "k1"), ("idempotency-key", "k2"),
+                                                               ("Authorization", "Bearer a"),
+                                                               ("authorization", "Bearer b")]),
+                b"", still_reachable=lambda: True, deadline_seconds=5)
+            answer.close()
+        finally:
+            await relay.aclose()
+        _, headers = answers.seen[-1]
+        assert headers["idempotency-key"] == "k1" and headers["authorization"] == "Bearer a"
