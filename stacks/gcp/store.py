@@ -27,6 +27,7 @@ CONNECTOR_ROLE = "roles/memorystore.dbConnectionUser"
 # letter or digit, not ending with a hyphen (the provider's own rule).
 INSTANCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
 NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
+SERVER_CA_MODE = "GOOGLE_MANAGED_PER_INSTANCE_CA"
 
 
 def valid_instance_id(name: str) -> bool:
@@ -80,6 +81,10 @@ class CoordinationStore(pulumi.ComponentResource):
             node_type=args.node_type,
             authorization_mode="IAM_AUTH",
             transit_encryption_mode="SERVER_AUTHENTICATION",
+            # The CA `_ca_pem` reads: only this mode fills `managed_server_cas` with the CA that
+            # signs the instance (the shared and customer modes leave it empty). Pinned rather than
+            # left to the API's default, which may change; a no-op on an instance created in it.
+            server_ca_mode=SERVER_CA_MODE,
             desired_auto_created_endpoints=[{"network": args.network_id, "project_id": args.project}],
             deletion_protection_enabled=args.protect,
             labels={"voicefleet": "store"},
@@ -123,8 +128,16 @@ def _first_address(endpoints: object) -> str:
 
 
 def _ca_pem(cas: object) -> str:
+    """The instance's server CA, as `REDIS_CA_CERT`. With none, the `up` stops here: an empty
+    `REDIS_CA_CERT` gives the dispatcher no trust anchor for the store's private CA, so every
+    replica would start with its store unreachable."""
     pems = [str(cert) for ca in _items(cas) for chain in _items(_get(ca, "ca_certs"))
             for cert in _items(_get(chain, "certificates"))]
+    if not pems:
+        raise ValueError(f"the Memorystore instance lists no server CA (managed_server_cas is empty): the "
+                         f"dispatcher could not check its TLS. The stack creates it with server_ca_mode "
+                         f"{SERVER_CA_MODE}; an instance in another mode (imported, or made by hand) must be "
+                         f"re-created in that one")
     return "\n".join(pems)
 
 
@@ -133,7 +146,8 @@ def _items(value: object) -> list[object]:
 
 
 def _get(value: object, key: str) -> object:
-    if isinstance(value, dict):
-        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
-        return value.get(key, value.get(camel))
+    if isinstance(value, dict):  # the SDK's output types are dicts keyed snake_case; raw state is camelCase
+        if key in value:
+            return value[key]
+        return value.get(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key))
     return getattr(value, key, None)
