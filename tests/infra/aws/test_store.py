@@ -55,8 +55,15 @@ def test_aws_store_users_the_dispatchers_is_scoped_and_default_is_off(aws: list[
     users = {unwrap(u.inputs)["userName"]: u for u in of_type(aws, "aws:elasticache/user:User")}
     assert set(users) == {"default", "voicefleet"}
     default = unwrap(users["default"].inputs)
-    assert default["accessString"].startswith("off ")
-    assert default["authenticationMode"]["type"] == "no-password-required"
+    assert default["accessString"] == "off -@all"
+    # A VALKEY user group takes only users that sign in by password or IAM (ElastiCache's RBAC
+    # page; terraform-provider-aws `user_group_test.go` gives its valkey group's `default` a password).
+    assert default["authenticationMode"]["type"] == "password"
+    (off_password,) = default["authenticationMode"]["passwords"]
+    assert valid_store_password(off_password) and off_password != PASSWORD
+    assert off_password == aws_store.default_password(PASSWORD)  # stable: no change on the next `up`
+    off_mode = users["default"].inputs["authenticationMode"]
+    assert is_secret(off_mode) or is_secret(off_mode["passwords"])
     dispatcher = users["voicefleet"]
     # The string the replicas' and store's tests sign in with (tests/support/redis_server.py), which
     # tests/infra/aws/test_store_access.py holds to the dispatcher's own commands.
