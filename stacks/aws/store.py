@@ -28,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.store_access import ACCESS
+from stacks.aws.store_access import checked as checked_access
 
 ENGINE = "valkey"
 MAJOR_VERSION = "8"
@@ -39,7 +40,8 @@ DATA_LIMIT_GB = 1
 NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
 
 
-DEFAULT_ACCESS = "off -@all"
+# No channel either: a serverless cache would start it with every channel (and return `&*`).
+DEFAULT_ACCESS = "off resetchannels -@all"
 _DEFAULT_LABEL = b"voicefleet: the store's default user, switched off"
 
 
@@ -88,13 +90,13 @@ class CoordinationStore(pulumi.ComponentResource):
         derived: pulumi.Output[str] = pulumi.Output.from_input(args.password).apply(default_password)
         off_password: pulumi.Output[str] = pulumi.Output.secret(derived)
         default = aws.elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
-                                       engine=ENGINE, access_string=DEFAULT_ACCESS,
+                                       engine=ENGINE, access_string=checked_access(DEFAULT_ACCESS),
                                        authentication_mode={"type": "password", "passwords": [off_password]},
                                        opts=child)
         # ElastiCache takes at most two passwords: the new one, and the old one old tasks still use.
         passwords = [args.password] if args.previous_password is None else [args.password, args.previous_password]
         user = aws.elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
-                                    access_string=ACCESS,
+                                    access_string=checked_access(ACCESS),
                                     authentication_mode={"type": "password", "passwords": passwords},
                                     opts=child)
         users = aws.elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,

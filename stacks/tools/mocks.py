@@ -23,6 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
+from stacks.aws.store_access import rendered
 from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
@@ -185,6 +186,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
             elif typ == "gcp:compute/instanceTemplate:InstanceTemplate":
                 state["name"] = f"{inputs.get('namePrefix', args.name)}20260101000000000000000001"
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
+        elif typ == "aws:elasticache/user:User" and isinstance(inputs.get("accessString"), str):
+            # DescribeUsers returns the engine's rendering of the rules, which the provider keeps.
+            state["accessString"] = rendered(inputs["accessString"])
         elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
             state["versionId"] = "v-" + _digest(args.name)[:8]
         return rid, state

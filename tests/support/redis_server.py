@@ -91,7 +91,7 @@ class RedisServer:
             first.execute_command("ACL", "SETUSER", USER, "reset")
             first.execute_command("ACL", "SETUSER", USER, *self.access.split(), f">{self.password}")
             # Off, with a password no client is given, as the stack holds it (stacks/aws/store.py).
-            first.execute_command("ACL", "SETUSER", "default", "off", "-@all", "resetpass",
+            first.execute_command("ACL", "SETUSER", "default", "off", "resetchannels", "-@all", "resetpass",
                                   f">{secrets.token_urlsafe(24)}")
 
     def refused(self) -> list[dict[str, object]]:
