@@ -96,16 +96,21 @@ class CoordinationStore(pulumi.ComponentResource):
                                         delete_before_replace=True),
         )
         # The dispatcher's service waits for it: a revision that cannot sign in would start degraded.
-        # Bound to the project, with no IAM condition. A condition on `resource.name` narrows a binding
-        # only for the services on Google's "Resource attributes for IAM Conditions" list
+        # Bound to the project, with no IAM condition: Google's page that "About IAM authentication"
+        # sends the reader to for restricting a binding to "a particular instance" (Manage IAM
+        # authentication, cloud.google.com/memorystore/docs/valkey/manage-iam-auth) grants the role
+        # the one way ("By default, granting a principal the roles/memorystore.dbConnectionUser role
+        # allows the principal to access all instances in your project") and, under "Create a limited
+        # IAM admin role for an instance", only limits who may grant it (an IAM condition on the
+        # roles an admin may grant, not on the instances the role reaches). No per-instance policy
+        # exists to bind to either: pulumi-gcp 10.2 has no Memorystore IAM resource (a test fails the
+        # day it has one). And a condition on `resource.name` narrows a binding only for the services
+        # on Google's "Resource attributes for IAM Conditions" list
         # (cloud.google.com/iam/docs/conditions-resource-attributes: "Other services and resource
-        # types do not recognize resource attributes"), and the copies of it readable in Nov 2026 do
-        # not name memorystore.googleapis.com; Memorystore for Valkey's IAM-auth pages
-        # (cloud.google.com/memorystore/docs/valkey/about-iam-auth, .../manage-iam-auth) document the
-        # project-level grant ("access to all instances in your project") and a limited IAM admin,
-        # never a resource-name condition. A condition the service does not evaluate may never match:
-        # every replica would be refused at AUTH and the store stay degraded. What stays open: every
-        # IAM_AUTH Memorystore instance in the stack's project (docs/pulumi.md: a project of its own).
+        # types do not recognize resource attributes"), which does not name Memorystore: one the
+        # service does not evaluate may never match, and every replica would be refused at AUTH.
+        # What stays open: every IAM_AUTH Memorystore instance in the stack's project (docs/pulumi.md:
+        # a project of its own).
         self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
                                             member=args.dispatcher_member, opts=child)
         endpoint = instance.endpoints.apply(_first_address)

@@ -59,6 +59,15 @@ def test_gcp_store_connection_role_carries_no_condition_memorystore_may_not_eval
     assert member["project"] == "p"
 
 
+def test_memorystore_offers_no_instance_policy_to_bind_the_connection_role_to() -> None:
+    """Google's Manage IAM authentication page grants the role project-wide only (its "limited IAM
+    admin" limits who may grant it, not what it reaches), and the provider has no IAM resource for
+    a Memorystore instance. The day it has one, this fails: bind the role to the instance there."""
+    import pulumi_gcp.memorystore as memorystore
+
+    assert [name for name in dir(memorystore) if "iam" in name.lower()] == []
+
+
 @pytest.mark.parametrize(("name", "ok"), [
     ("voicefleet-gcp-prod", True), ("abcd", True), ("abc", False), ("a" * 63, True), ("a" * 64, False),
     ("abc-", False), ("-abc", False), ("Abcd", False), ("ab_cd", False), ("1abc", True),
