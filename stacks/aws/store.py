@@ -6,7 +6,8 @@ their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS on
 Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
 secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
 commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/aws/store_access.py);
-the `default` user every user group must hold is switched off. The user may hold two passwords: the
+the `default` user every user group must hold is switched off, with a password no client is given
+(a VALKEY user group takes only users that sign in by password or IAM). The user may hold two passwords: the
 stack's and, while a rotation deploys, the one it replaces (docs/pulumi.md). Usage limits bound the
 bill: 1 GB, and ECPUs for every session to be a phone call relayed through the store
 (stacks/config/store_capacity.py).
@@ -17,6 +18,8 @@ dispatcher's task definition needs the store's endpoint first (docs/replicas.md)
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.store_access import ACCESS
+from stacks.aws.store_access import checked as checked_access
 
 ENGINE = "valkey"
 MAJOR_VERSION = "8"
@@ -36,8 +40,20 @@ DATA_LIMIT_GB = 1
 NAME = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,39}(?<!-)$")
 
 
+# No channel either: a serverless cache would start it with every channel (and return `&*`).
+DEFAULT_ACCESS = "off resetchannels -@all"
+_DEFAULT_LABEL = b"voicefleet: the store's default user, switched off"
+
+
 def valid_name(name: str) -> bool:
     return NAME.match(name) is not None
+
+
+def default_password(password: str) -> str:
+    """The switched-off `default` user's password: derived from the stack's secret so that it is
+    stable from one `up` to the next (no diff) without a secret of its own, and handed to no
+    client. 64 hex characters, within ElastiCache's 16-128."""
+    return hmac.new(password.encode(), _DEFAULT_LABEL, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -68,14 +84,19 @@ class CoordinationStore(pulumi.ComponentResource):
         group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description="voicefleet store: dispatcher only",
                                       tags={"Name": name, "role": "store"}, opts=child)
         self.security_group_id = group.id
-        # Every user group holds a user named `default`; this one can do nothing.
+        # Every user group holds a user named `default`; this one can do nothing. A VALKEY group takes
+        # only password or IAM users (ElastiCache's RBAC page), so it has a password, which no
+        # client is given: `off` refuses every sign-in as it whatever the password.
+        derived: pulumi.Output[str] = pulumi.Output.from_input(args.password).apply(default_password)
+        off_password: pulumi.Output[str] = pulumi.Output.secret(derived)
         default = aws.elasticache.User(f"{name}-default", user_id=default_id, user_name="default",
-                                       engine=ENGINE, access_string="off -@all",
-                                       authentication_mode={"type": "no-password-required"}, opts=child)
+                                       engine=ENGINE, access_string=checked_access(DEFAULT_ACCESS),
+                                       authentication_mode={"type": "password", "passwords": [off_password]},
+                                       opts=child)
         # ElastiCache takes at most two passwords: the new one, and the old one old tasks still use.
         passwords = [args.password] if args.previous_password is None else [args.password, args.previous_password]
         user = aws.elasticache.User(f"{name}-user", user_id=user_id, user_name=USER, engine=ENGINE,
-                                    access_string=ACCESS,
+                                    access_string=checked_access(ACCESS),
                                     authentication_mode={"type": "password", "passwords": passwords},
                                     opts=child)
         users = aws.elasticache.UserGroup(name, user_group_id=args.name, engine=ENGINE,

@@ -27,6 +27,7 @@ CONNECTOR_ROLE = "roles/memorystore.dbConnectionUser"
 # letter or digit, not ending with a hyphen (the provider's own rule).
 INSTANCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
 NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
+SERVER_CA_MODE = "GOOGLE_MANAGED_PER_INSTANCE_CA"
 
 
 def valid_instance_id(name: str) -> bool:
@@ -80,6 +81,10 @@ class CoordinationStore(pulumi.ComponentResource):
             node_type=args.node_type,
             authorization_mode="IAM_AUTH",
             transit_encryption_mode="SERVER_AUTHENTICATION",
+            # The CA `_ca_pem` reads: only this mode fills `managed_server_cas` with the CA that
+            # signs the instance (the shared and customer modes leave it empty). Pinned rather than
+            # left to the API's default, which may change; a no-op on an instance created in it.
+            server_ca_mode=SERVER_CA_MODE,
             desired_auto_created_endpoints=[{"network": args.network_id, "project_id": args.project}],
             deletion_protection_enabled=args.protect,
             labels={"voicefleet": "store"},
@@ -91,16 +96,21 @@ class CoordinationStore(pulumi.ComponentResource):
                                         delete_before_replace=True),
         )
         # The dispatcher's service waits for it: a revision that cannot sign in would start degraded.
-        # Bound to the project, with no IAM condition. A condition on `resource.name` narrows a binding
-        # only for the services on Google's "Resource attributes for IAM Conditions" list
+        # Bound to the project, with no IAM condition: Google's page that "About IAM authentication"
+        # sends the reader to for restricting a binding to "a particular instance" (Manage IAM
+        # authentication, cloud.google.com/memorystore/docs/valkey/manage-iam-auth) grants the role
+        # the one way ("By default, granting a principal the roles/memorystore.dbConnectionUser role
+        # allows the principal to access all instances in your project") and, under "Create a limited
+        # IAM admin role for an instance", only limits who may grant it (an IAM condition on the
+        # roles an admin may grant, not on the instances the role reaches). No per-instance policy
+        # exists to bind to either: pulumi-gcp 10.2 has no Memorystore IAM resource (a test fails the
+        # day it has one). And a condition on `resource.name` narrows a binding only for the services
+        # on Google's "Resource attributes for IAM Conditions" list
         # (cloud.google.com/iam/docs/conditions-resource-attributes: "Other services and resource
-        # types do not recognize resource attributes"), and the copies of it readable in Nov 2026 do
-        # not name memorystore.googleapis.com; Memorystore for Valkey's IAM-auth pages
-        # (cloud.google.com/memorystore/docs/valkey/about-iam-auth, .../manage-iam-auth) document the
-        # project-level grant ("access to all instances in your project") and a limited IAM admin,
-        # never a resource-name condition. A condition the service does not evaluate may never match:
-        # every replica would be refused at AUTH and the store stay degraded. What stays open: every
-        # IAM_AUTH Memorystore instance in the stack's project (docs/pulumi.md: a project of its own).
+        # types do not recognize resource attributes"), which does not name Memorystore: one the
+        # service does not evaluate may never match, and every replica would be refused at AUTH.
+        # What stays open: every IAM_AUTH Memorystore instance in the stack's project (docs/pulumi.md:
+        # a project of its own).
         self.grant = gcp.projects.IAMMember(f"{name}-dispatcher", project=args.project, role=CONNECTOR_ROLE,
                                             member=args.dispatcher_member, opts=child)
         endpoint = instance.endpoints.apply(_first_address)
@@ -123,8 +133,16 @@ def _first_address(endpoints: object) -> str:
 
 
 def _ca_pem(cas: object) -> str:
+    """The instance's server CA, as `REDIS_CA_CERT`. With none, the `up` stops here: an empty
+    `REDIS_CA_CERT` gives the dispatcher no trust anchor for the store's private CA, so every
+    replica would start with its store unreachable."""
     pems = [str(cert) for ca in _items(cas) for chain in _items(_get(ca, "ca_certs"))
             for cert in _items(_get(chain, "certificates"))]
+    if not pems:
+        raise ValueError(f"the Memorystore instance lists no server CA (managed_server_cas is empty): the "
+                         f"dispatcher could not check its TLS. The stack creates it with server_ca_mode "
+                         f"{SERVER_CA_MODE}; an instance in another mode (imported, or made by hand) must be "
+                         f"re-created in that one")
     return "\n".join(pems)
 
 
@@ -133,7 +151,8 @@ def _items(value: object) -> list[object]:
 
 
 def _get(value: object, key: str) -> object:
-    if isinstance(value, dict):
-        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
-        return value.get(key, value.get(camel))
+    if isinstance(value, dict):  # the SDK's output types are dicts keyed snake_case; raw state is camelCase
+        if key in value:
+            return value[key]
+        return value.get(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key))
     return getattr(value, key, None)

@@ -23,6 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
+from stacks.aws.store_access import rendered
 from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
@@ -175,9 +176,19 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state |= {"version": "1", "name": f"{inputs['secret']}/versions/1"}
             elif typ == "gcp:artifactregistry/repository:Repository":
                 state["name"] = inputs.get("repositoryId", name)
+            elif typ == "gcp:memorystore/instance:Instance":
+                # Memorystore lists the instance's own CA only in the per-instance mode, its default
+                # when the mode is left out; the shared and customer modes leave the list empty.
+                mode = inputs.get("serverCaMode") or "GOOGLE_MANAGED_PER_INSTANCE_CA"
+                pem = f"-----BEGIN CERTIFICATE-----\n{_digest(args.name)[:32]}\n-----END CERTIFICATE-----"
+                state["managedServerCas"] = ([{"caCerts": [{"certificates": [pem]}]}]
+                                             if mode == "GOOGLE_MANAGED_PER_INSTANCE_CA" else [])
             elif typ == "gcp:compute/instanceTemplate:InstanceTemplate":
                 state["name"] = f"{inputs.get('namePrefix', args.name)}20260101000000000000000001"
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
+        elif typ == "aws:elasticache/user:User" and isinstance(inputs.get("accessString"), str):
+            # DescribeUsers returns the engine's rendering of the rules, which the provider keeps.
+            state["accessString"] = rendered(inputs["accessString"])
         elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
             state["versionId"] = "v-" + _digest(args.name)[:8]
         return rid, state

@@ -4,8 +4,8 @@ users as the AWS stack makes them.
 The dispatcher signs in as the stack's RBAC user, `voicefleet`, with the access string the stack
 renders (stacks/aws/store_access.py, the string stacks/aws/store.py gives ElastiCache) and a password,
 and connects the way aws-prod's task does: `REDIS_URL` names the user, `REDIS_PASSWORD` holds the
-password (`env`). The `default` user is off, as the stack switches it off, and the server starts
-channel rules at `allchannels`, as ElastiCache Serverless does. A command, key or channel the
+password (`env`). The `default` user is off with a password nobody is given, as the stack holds
+it, and the server starts channel rules at `allchannels`, as ElastiCache Serverless does. A command, key or channel the
 access string refuses is refused here too, and recorded: `refused()` reads the server's ACL log.
 The tests themselves look and poke with an `admin` user that may do anything (`admin_url`).
 
@@ -90,7 +90,9 @@ class RedisServer:
             first.execute_command("ACL", "SETUSER", ADMIN, "on", f">{self._admin_password}", "~*", "&*", "+@all")
             first.execute_command("ACL", "SETUSER", USER, "reset")
             first.execute_command("ACL", "SETUSER", USER, *self.access.split(), f">{self.password}")
-            first.execute_command("ACL", "SETUSER", "default", "off", "-@all")
+            # Off, with a password no client is given, as the stack holds it (stacks/aws/store.py).
+            first.execute_command("ACL", "SETUSER", "default", "off", "resetchannels", "-@all", "resetpass",
+                                  f">{secrets.token_urlsafe(24)}")
 
     def refused(self) -> list[dict[str, object]]:
         """What the server refused the stack's user since it started (or since `forget_refusals`)."""

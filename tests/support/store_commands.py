@@ -19,6 +19,8 @@ against the whole.
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib
 import inspect
 import re
 import textwrap
@@ -123,3 +125,28 @@ def dispatcher_commands(root: Path = SOURCES) -> dict[str, set[str]]:
     for command in HANDSHAKE:
         found[command].add("redis-py's connection (dispatcher/store/client.py connect)")
     return dict(found)
+
+
+def dispatcher_scripts(root: Path = SOURCES) -> dict[str, str]:
+    """Every Lua script the dispatcher registers (`register_script(<module constant>)`), by where:
+    the text redis-py hashes into the SHA1 it sends with EVALSHA."""
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "register_script"):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            argument = node.args[0] if node.args else None
+            if not isinstance(argument, ast.Name):
+                raise UnreadableCommand(f"{where}: a script that is not a module constant")
+            module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+            text = getattr(module, argument.id)
+            if not isinstance(text, str):
+                raise UnreadableCommand(f"{where}: {argument.id} is not a script's text")
+            found[where] = text
+    return found
+
+
+def script_sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - the script cache's own digest, not security

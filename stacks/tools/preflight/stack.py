@@ -23,6 +23,7 @@ from stacks.tools.preflight import (
     names,
     ordering,
     provider_waits,
+    readback,
     secret_access,
     sizes,
     toolchain,
@@ -58,6 +59,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += lifecycle.replacement_violations(registrations, invokes or [])
     found += lifecycle.in_place_violations(registrations) + lifecycle.name_violations(registrations)
     found += lifecycle.replacement_order_violations(registrations)
+    found += readback.violations(registrations)
     found += lifecycle.recreate_violations(registrations, recreated) if recreated is not None else []
     found += ordering.violations(registrations) + iam_scope.violations(stack, registrations)
     found += destroy.violations(registrations, outputs) if outputs is not None else []

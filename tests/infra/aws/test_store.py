@@ -14,6 +14,7 @@ from stacks.aws import store_access
 from stacks.config.limits import valid_store_password
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import Registration, Run, is_secret, unwrap
+from stacks.tools.preflight import readback
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container, of_type, run_component
 
@@ -55,8 +56,15 @@ def test_aws_store_users_the_dispatchers_is_scoped_and_default_is_off(aws: list[
     users = {unwrap(u.inputs)["userName"]: u for u in of_type(aws, "aws:elasticache/user:User")}
     assert set(users) == {"default", "voicefleet"}
     default = unwrap(users["default"].inputs)
-    assert default["accessString"].startswith("off ")
-    assert default["authenticationMode"]["type"] == "no-password-required"
+    assert default["accessString"] == "off resetchannels -@all"
+    # A VALKEY user group takes only users that sign in by password or IAM (ElastiCache's RBAC
+    # page; terraform-provider-aws `user_group_test.go` gives its valkey group's `default` a password).
+    assert default["authenticationMode"]["type"] == "password"
+    (off_password,) = default["authenticationMode"]["passwords"]
+    assert valid_store_password(off_password) and off_password != PASSWORD
+    assert off_password == aws_store.default_password(PASSWORD)  # stable: no change on the next `up`
+    off_mode = users["default"].inputs["authenticationMode"]
+    assert is_secret(off_mode) or is_secret(off_mode["passwords"])
     dispatcher = users["voicefleet"]
     # The string the replicas' and store's tests sign in with (tests/support/redis_server.py), which
     # tests/infra/aws/test_store_access.py holds to the dispatcher's own commands.
@@ -137,3 +145,30 @@ def test_one_aws_replica_has_no_store(stack: StackRunner) -> None:
     assert run.of_type("aws:elasticache/serverlessCache:ServerlessCache") == []
     env = {e["name"] for e in container(run, "-dispatcher")["environment"]}
     assert "REDIS_URL" not in env
+
+
+def build_store() -> None:
+    aws_store.CoordinationStore("vf-store", aws_store.CoordinationStoreArgs(
+        name="voicefleet-aws-prod", vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"],
+        password=pulumi.Output.secret(PASSWORD), protect=True, ecpu_per_second=45_000))
+
+
+def test_a_second_preview_shows_no_change_of_the_store_users(aws: list[Registration]) -> None:
+    """ElastiCache returns an access string as its engine renders it and the provider keeps that
+    (the mocks return it so): each user's string comes back as sent."""
+    users = of_type(aws, "aws:elasticache/user:User")
+    assert [unwrap(u.outputs)["accessString"] for u in users] == [unwrap(u.inputs)["accessString"] for u in users]
+    assert readback.violations(users) == []
+
+
+def test_an_access_string_the_service_rewrites_is_refused_at_preview(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aws_store, "ACCESS", "on ~{voicefleet}:* -@all +get")  # no channel rule: `&*` comes back
+    with pytest.raises(Exception, match="would return it as 'on ~{voicefleet}:\\* &\\* -@all \\+get'"):
+        run_component(build_store)
+    # and were it sent, the mocks' read-back has the preflight show the change a second preview would
+    monkeypatch.setattr(aws_store, "checked_access", lambda access: access)
+    (user,) = [u for u in of_type(run_component(build_store), "aws:elasticache/user:User")
+               if unwrap(u.inputs)["userName"] == "voicefleet"]
+    assert unwrap(user.outputs)["accessString"] == "on ~{voicefleet}:* &* -@all +get"
+    (violation,) = readback.violations([user])
+    assert "every preview would show it changing" in violation

@@ -10,6 +10,7 @@ allows, command by command, and that it allows nothing else.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +19,25 @@ import redis
 
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings, connect
 from stacks.aws.store import USER
-from stacks.aws.store_access import ACCESS, CHANNEL_PATTERN, COMMANDS, KEY_PATTERN, PREFIX, elasticache_problems
+from stacks.aws.store_access import (
+    ACCESS,
+    CHANNEL_PATTERN,
+    COMMANDS,
+    KEY_PATTERN,
+    PREFIX,
+    SCRIPT_SHAS,
+    checked,
+    elasticache_problems,
+    rendered,
+)
 from tests.support.redis_server import RedisServer, redis_server
-from tests.support.store_commands import UnreadableCommand, commands_in, dispatcher_commands
+from tests.support.store_commands import (
+    UnreadableCommand,
+    commands_in,
+    dispatcher_commands,
+    dispatcher_scripts,
+    script_sha,
+)
 
 SIGN_IN = frozenset({"hello"})  # a user may always sign in: no grant (the server test below shows it)
 KEY = f"{PREFIX}owner:s-1"
@@ -78,9 +95,51 @@ def test_the_access_string_follows_elasticaches_rules() -> None:
     ("on nopass ~k -@all +get", "passwords are set through the API"),
     ("reset on ~k -@all +get", "'reset'"),
     ("on ~k -@all +config|get", "disables this command"),
+    # what the service would return rewritten: a change on every preview
+    ("on ~k -@all +get", "would return it as 'on ~k &* -@all +get'"),  # serverless: every channel
+    ("on ~k resetchannels -@all +get +get", "would return it as"),
+    ("on ~k resetchannels +get -@all +set", "would return it as"),
+    ("on ~a ~* resetchannels -@all +get", "would return it as 'on ~* resetchannels -@all +get'"),
+    # rule forms outside ElastiCache's documented examples
+    ("on ~k resetchannels -@all %R~x", "not a rule form"),
+    ("on ~k resetchannels -@all (+get ~x)", "not a rule form"),
+    ("on allkeys resetchannels -@all +get", "not a rule form"),
+    ("on ~k resetchannels -@all +GET", "not a rule form"),
 ])
 def test_an_access_string_elasticache_would_refuse_is_refused(access: str, problem: str) -> None:
     assert any(problem in found for found in elasticache_problems(access)), elasticache_problems(access)
+    with pytest.raises(ValueError, match="the store user's access string"):
+        checked(access)  # at preview, before any call to ElastiCache
+
+
+def test_the_access_string_is_written_as_elasticache_returns_it() -> None:
+    assert rendered(ACCESS) == ACCESS == checked(ACCESS)
+
+
+def test_evalsha_is_granted_for_exactly_the_dispatchers_scripts() -> None:
+    """A script the dispatcher adds or edits has a new SHA1: this fails (and so does every store
+    test that runs it, as the stack's user) until SCRIPT_SHAS holds it."""
+    scripts = dispatcher_scripts()
+    assert len(scripts) >= 20  # the reading reads
+    wanted = sorted({script_sha(text) for text in scripts.values()})
+    assert list(SCRIPT_SHAS) == wanted, f"SCRIPT_SHAS should be {wanted}"
+    assert [r for r in ACCESS.split() if r.startswith("+evalsha")] == [f"+evalsha|{sha}" for sha in wanted]
+    assert "+eval" not in ACCESS.split() and "+evalsha" not in ACCESS.split()
+
+
+_LOOP = re.compile(r"\b(while|repeat|goto)\b|\bfor\b(?P<head>[^\n]*?)\bdo\b")
+_BOUNDED_FOR = re.compile(r"^\s*(\w+\s*=\s*[^,]+,[^,]+(,[^,]+)?|[\w, ]+\bin\s+ipairs\(.+\))\s*$")
+
+
+def test_the_dispatchers_scripts_loop_only_over_what_they_are_given() -> None:
+    """What bounds a script's time: the user can run no script but these, and these loop only over
+    their arguments or a command's reply (`ipairs`, a counted `for`), never `while`/`repeat`."""
+    loops = {where: [m.group(0) for m in _LOOP.finditer(text)] for where, text in dispatcher_scripts().items()}
+    unbounded = {w: [loop for loop in found if not (loop.startswith("for") and _BOUNDED_FOR.match(loop[3:-2]))]
+                 for w, found in loops.items()}
+    assert {w: found for w, found in unbounded.items() if found} == {}
+    assert sum(len(found) for found in loops.values()) >= 5  # the reading reads
+    assert _BOUNDED_FOR.match(" _, x in ipairs(ARGV) ") and not _BOUNDED_FOR.match(" k, v in pairs(t) ")
 
 
 # --- what a real server makes of it ---------------------------------------------------------------
@@ -102,7 +161,8 @@ def dryrun(admin: redis.Redis, user: str, command: str, arity: int) -> str:
     one of them a key (or channel) under the dispatcher's prefix."""
     words = command.split("|")
     count = abs(arity) - len(words)
-    args = ["0" * 40, "1", KEY] if command in NUMKEYS else [CHANNEL if command in PUBSUB else KEY] * count
+    script = SCRIPT_SHAS[0] if command.startswith("evalsha") else "0" * 40  # one of the dispatcher's own
+    args = [script, "1", KEY] if command in NUMKEYS else [CHANNEL if command in PUBSUB else KEY] * count
     try:
         return str(admin.execute_command("ACL", "DRYRUN", user, *words, *args))
     except redis.ResponseError as exc:
@@ -169,8 +229,57 @@ def test_the_stack_user_may_run_nothing_else(admin: redis.Redis) -> None:
     assert SIGN_IN <= baseline  # AUTH needs no grant
     assert allowed - baseline == set(COMMANDS)
     for dangerous in ("flushall", "flushdb", "keys", "config|set", "config|get", "debug", "eval", "script|flush",
-                      "psubscribe", "monitor", "acl|setuser", "client|kill", "shutdown", "swapdb", "migrate"):
+                      "psubscribe", "monitor", "acl|setuser", "client|kill", "shutdown", "swapdb", "migrate",
+                      "fcall", "function|load", "eval_ro", "evalsha_ro"):
         assert dangerous in known and dangerous not in allowed, dangerous
+
+
+ENDLESS = "while true do end"
+
+
+def test_the_stack_user_cannot_run_a_script_of_its_own(server: RedisServer, admin: redis.Redis) -> None:
+    """Whoever holds the store's password may load a script (a restarted cache forgets the
+    dispatcher's, and redis-py loads them again) but run none but the dispatcher's: an endless
+    loop of its own would have the server answer BUSY to every replica."""
+    claims = next(text for where, text in dispatcher_scripts().items() if where.startswith("dispatcher/store/claims"))
+    with redis.Redis.from_url(server.url, password=server.password, socket_timeout=10) as user:
+        endless = user.script_load(ENDLESS)  # loading runs nothing
+        for attempt in (lambda: user.evalsha(endless, 0), lambda: user.eval(ENDLESS, 0),
+                        lambda: user.evalsha(endless.upper(), 0),
+                        lambda: user.execute_command("FUNCTION", "LOAD", f"#!lua name=x\n{ENDLESS}"),
+                        lambda: user.execute_command("FCALL", "x", 0)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                attempt()
+        assert user.ping() and admin.ping()  # not BUSY: nothing ran
+        assert user.evalsha(user.script_load(claims), 1, f"{PREFIX}claim:none") is None  # its own still run
+    refused = server.refused()
+    server.forget_refusals()
+    assert {entry["object"] for entry in refused} == {"evalsha", "eval", "function|load", "fcall"}
+
+
+@pytest.mark.parametrize("access", [
+    ACCESS, "off resetchannels -@all", "on ~k -@all +get", "on allkeys resetchannels &c -@all +get +set +get",
+    "on ~a ~b resetchannels &c &d +get -@all +set +script|load +evalsha|abc",
+    "on ~k resetchannels &c &d -@all +get +set +get", "on ~a ~* resetchannels -@all +@all",
+])
+def test_the_model_of_the_read_back_renders_the_rules_as_the_server_does(admin: redis.Redis, access: str) -> None:
+    """`rendered` against a real server's ACL LIST of a fresh user (channels starting at every
+    channel, as on ElastiCache Serverless): the same flags, keys and channels in the same order,
+    the same command rules (Redis 7.0 orders those its own way; Valkey 7.2 and later as given)."""
+    admin.execute_command("ACL", "DELUSER", "model")
+    admin.execute_command("ACL", "SETUSER", "model", *access.split())
+    try:
+        lines = [line.decode() if isinstance(line, bytes) else line for line in admin.execute_command("ACL", "LIST")]
+    finally:
+        admin.execute_command("ACL", "DELUSER", "model")
+    (line,) = [entry for entry in lines if entry.startswith("user model ")]
+    server = [rule for rule in line.split()[2:] if rule not in ("nopass", "sanitize-payload")]
+    model = rendered(access).split()
+
+    def split(rules: list[str]) -> tuple[list[str], list[str]]:
+        return [r for r in rules if r[:1] not in "+-"], sorted(r for r in rules if r[:1] in "+-")
+
+    assert split(server) == split(model)
 
 
 def test_the_server_renders_the_access_string_with_the_same_rules_only_reordered(admin: redis.Redis) -> None:

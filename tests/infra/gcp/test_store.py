@@ -10,18 +10,20 @@ import pulumi
 import pytest
 
 from stacks.gcp import store as gcp_store
-from stacks.tools.mocks import Registration, unwrap
+from stacks.tools.mocks import RecordingMocks, Registration, run_function, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import of_type, run_component
+
+ARGS = gcp_store.CoordinationStoreArgs(
+    instance_id="voicefleet-gcp-prod", region="us-central1", project="p", network_id="net", subnetwork_id="subnet",
+    dispatcher_member="serviceAccount:dispatcher@p.iam.gserviceaccount.com", node_type="STANDARD_SMALL", replicas=1,
+    protect=True)
 
 
 @pytest.fixture
 def gcp() -> list[Registration]:
     def build() -> None:
-        store = gcp_store.CoordinationStore("vf-store", gcp_store.CoordinationStoreArgs(
-            instance_id="voicefleet-gcp-prod", region="us-central1", project="p", network_id="net",
-            subnetwork_id="subnet", dispatcher_member="serviceAccount:dispatcher@p.iam.gserviceaccount.com",
-            node_type="STANDARD_SMALL", replicas=1, protect=True))
+        store = gcp_store.CoordinationStore("vf-store", ARGS)
         pulumi.export("url", store.url)
 
     return run_component(build)
@@ -57,6 +59,15 @@ def test_gcp_store_connection_role_carries_no_condition_memorystore_may_not_eval
     assert member["project"] == "p"
 
 
+def test_memorystore_offers_no_instance_policy_to_bind_the_connection_role_to() -> None:
+    """Google's Manage IAM authentication page grants the role project-wide only (its "limited IAM
+    admin" limits who may grant it, not what it reaches), and the provider has no IAM resource for
+    a Memorystore instance. The day it has one, this fails: bind the role to the instance there."""
+    import pulumi_gcp.memorystore as memorystore
+
+    assert [name for name in dir(memorystore) if "iam" in name.lower()] == []
+
+
 @pytest.mark.parametrize(("name", "ok"), [
     ("voicefleet-gcp-prod", True), ("abcd", True), ("abc", False), ("a" * 63, True), ("a" * 64, False),
     ("abc-", False), ("-abc", False), ("Abcd", False), ("ab_cd", False), ("1abc", True),
@@ -72,6 +83,37 @@ def test_gcp_store_endpoint_and_ca_are_read_from_memorystores_nested_outputs() -
     cas = [{"caCerts": [{"certificates": ["-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----"]}]}]
     assert gcp_store._ca_pem(cas).startswith("-----BEGIN CERTIFICATE-----")
     assert gcp_store._first_address([]) == ""
+
+
+def test_gcp_store_pins_the_ca_mode_whose_ca_it_reads(gcp: list[Registration]) -> None:
+    """Only the per-instance mode lists the instance's CA in `managed_server_cas`; the API's default
+    today, pinned so that a changed default cannot leave `REDIS_CA_CERT` empty."""
+    (instance,) = of_type(gcp, "gcp:memorystore/instance:Instance")
+    assert unwrap(instance.inputs)["serverCaMode"] == "GOOGLE_MANAGED_PER_INSTANCE_CA"
+
+
+class SharedCaMemorystore(RecordingMocks):
+    """An instance in the shared-CA mode (imported, or a changed default): no CA of its own listed."""
+
+    def new_resource(self, args: object) -> tuple[str, dict[str, object]]:
+        rid, state = super().new_resource(args)  # type: ignore[arg-type]
+        if "managedServerCas" in state:
+            state["managedServerCas"] = []
+        return rid, state
+
+
+def test_an_instance_that_lists_no_ca_fails_the_up_instead_of_shipping_an_empty_ca() -> None:
+    read: list[str] = []
+
+    def build() -> None:
+        gcp_store.CoordinationStore("vf-store", ARGS).ca_certificate.apply(read.append)
+
+    run_function(build, RecordingMocks())
+    assert len(read) == 1 and read[0].startswith("-----BEGIN CERTIFICATE-----")
+    with pytest.raises(Exception, match="lists no server CA"):
+        run_function(build, SharedCaMemorystore())
+    with pytest.raises(ValueError, match="server_ca_mode GOOGLE_MANAGED_PER_INSTANCE_CA"):
+        gcp_store._ca_pem([])
 
 
 
