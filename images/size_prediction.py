@@ -17,6 +17,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from images.bot_transports import IMAGE_LEAVES_OUT
+
 MB = 1_000_000
 # Installed site-packages bytes per wheel byte: examples/parrot's Daily closure measured 340.3 MB
 # installed in the built image (docs/images.md) from 97.6 MB of its locked linux/amd64 wheels (this
@@ -32,9 +34,10 @@ BASE_PULL_MB = 160.6 - 111.9
 # includes provisioning, so the rate is a floor and the seconds an upper estimate.
 PULL_MB_PER_SECOND = 413 / 57
 PULL_RATE_SOURCE = "the create-to-start rate of a measured 413 MB Fargate image, elasticscale.com 2024"
-# What each image variant leaves out of the project's lock (images/bot.Dockerfile's install lines).
-DAILY_LEAVES_OUT = ("aiortc", "av", "aioice", "pylibsrtp")
-WEBRTC_LEAVES_OUT = ("daily-python",)
+# What each image variant leaves out of the project's lock when bot.py does not import that transport
+# at module level (images/bot_transports.py; a project's own: BotProject.leaves_out).
+DAILY_LEAVES_OUT = IMAGE_LEAVES_OUT["bot"][1]
+WEBRTC_LEAVES_OUT = IMAGE_LEAVES_OUT["bot-webrtc"][1]
 # Platform tag fragments of the wheels the image installs, per build platform.
 ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # Slimming that keeps behaviour, for the packages that usually make an image big.
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", default="linux/amd64", choices=sorted(ARCHES))
     args = parser.parse_args(argv)
     project = read(args.project)
-    found = predict(args.project / "uv.lock", leave_out=(*project.exclude_packages, *DAILY_LEAVES_OUT),
+    found = predict(args.project / "uv.lock", leave_out=(*project.exclude_packages, *project.leaves_out("bot")),
                     platform=args.platform)
     print(f"{args.project}: wheels {found.wheels_mb:.1f} MB, predicted closure {found.installed_mb:.1f} MB; "
           f"{found.pull_cost()}; {found.advice()}")

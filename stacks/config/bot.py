@@ -24,9 +24,10 @@ from typing import Any, Protocol
 import pulumi
 
 from images.bot_project import BotProject, BotProjectError, read
+from images.bot_transports import IMAGE_LEAVES_OUT
 from images.budgets import CLOSURE_BUDGET_MB
 from images.component import CONTEXT
-from images.size_prediction import DAILY_LEAVES_OUT, WEBRTC_LEAVES_OUT, predict
+from images.size_prediction import predict
 from stacks.config.reader import Reader
 
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
@@ -129,15 +130,19 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, dra
                         "sizes. Lock the project with uv (`uv init --bare && uv add -r requirements.txt`) for a "
                         "prediction, or measure a build: `BOT_PROJECT=<folder> BOT_IMAGES_ONLY=1 images/ci/build.sh`")
         return
-    variants = {"bot": DAILY_LEAVES_OUT, **({"bot-webrtc": WEBRTC_LEAVES_OUT} if webrtc else {})}
-    for image, leaves_out in variants.items():
-        size = predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *leaves_out))
+    for image in ("bot", "bot-webrtc") if webrtc else ("bot",):
+        size = predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *project.leaves_out(image)))
         # The SmallWebRTC image carries aiortc's stack (av, aioice, pylibsrtp) on top: it may weigh
         # what images/budgets.py allows it over the Daily image, or every stack with a relay would
         # refuse the parrot itself.
         extra = CLOSURE_BUDGET_MB[image] - CLOSURE_BUDGET_MB["bot"]
         allowance = f" + {extra:.0f} MB for aiortc's stack" if extra else ""
-        stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed "
+        kept = project.keeps(image)
+        keeps = "" if kept is None else (
+            f", keeping {' '.join(IMAGE_LEAVES_OUT[image][1])} because bot.py:{kept.line} imports Pipecat's "
+            f"{kept.name} transport at module level ({kept.evidence}; move it into the function that builds "
+            "that transport to leave it out)")
+        stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed{keeps} "
                   f"(voicefleet:botImageBudgetMb {budget}{allowance}); {size.pull_cost()}; {PULL_COMPRESSION}")
         if size.installed_mb <= budget + extra:
             pulumi.log.info(f"{where}: {stated}")
@@ -157,8 +162,10 @@ def image_args(settings: BuildsImages) -> dict[str, Any]:
     relay, the revision tag, platforms, preview builds, and the bot project's folder and the
     packages to leave out of it."""
     found = settings.bot_project
-    project = {} if found is None else {"bot_project": found.location,
-                                        "bot_exclude_packages": found.project.exclude_packages}
+    project = {} if found is None else {
+        "bot_project": found.location, "bot_exclude_packages": found.project.exclude_packages,
+        "bot_leaves_out": {argument: found.project.leaves_out(image)
+                           for image, (_, _, argument) in IMAGE_LEAVES_OUT.items()}}
     return {"webrtc": settings.turn is not None, "source_revision": settings.source_revision,
             "platforms": settings.platforms, "build_on_preview": settings.build_on_preview, **project}
 

@@ -10,15 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from images.size_prediction import predict
 from stacks import contract
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Run, is_secret, unwrap
+from tests.images.examples_shaped import DAILY_IMPORT_LINE, examples_shaped_project
 from tests.images.test_bot_project import ROOT, project
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
 
 USER_SECRETS = {"ELEVENLABS_API_KEY": "SENTINEL-elevenlabs-1f2e", "TWILIO_AUTH_TOKEN": "SENTINEL-twilio-9a8b"}
 WITH_USER_SECRETS = {**SECRETS, "voicefleet:botSecrets": json.dumps(USER_SECRETS)}
+PARROT_LEAVES_OUT = {"BOT_DAILY_LEAVES_OUT": "aiortc av aioice pylibsrtp", "BOT_WEBRTC_LEAVES_OUT": "daily-python"}
 WITH_TURN = {**SECRETS, **CHANNEL_SECRETS, "voicefleet:turnSharedSecret": "SENTINEL-turn-0123456789"}
 
 
@@ -31,7 +34,8 @@ def images(run: Run) -> dict[str, dict[str, object]]:
 def test_the_bot_image_is_built_from_the_parrot_example_by_default(stack: StackRunner, cloud: str) -> None:
     built = images(stack(cloud))
     assert built["bot"]["context"] == {"location": "..", "named": {"bot-project": {"location": "../examples/parrot"}}}
-    assert built["bot"]["buildArgs"] == {"BOT_EXCLUDE_PACKAGES": "llvmlite numba opencv-python-headless resampy"}
+    assert built["bot"]["buildArgs"] == {"BOT_EXCLUDE_PACKAGES": "llvmlite numba opencv-python-headless resampy",
+                                         **PARROT_LEAVES_OUT}
     assert built["dispatcher"]["context"] == {"location": ".."}  # the dispatcher has no bot project
     assert not built["dispatcher"].get("buildArgs")
 
@@ -44,7 +48,25 @@ def test_bot_project_names_the_folder_both_bot_images_are_built_from(stack: Stac
     built = images(run)
     for role in ("bot", "bot-webrtc"):
         assert built[role]["context"]["named"] == {"bot-project": {"location": str(folder)}}  # type: ignore[index]
-        assert built[role]["buildArgs"] == {"BOT_EXCLUDE_PACKAGES": "numba"}
+        assert built[role]["buildArgs"] == {"BOT_EXCLUDE_PACKAGES": "numba", **PARROT_LEAVES_OUT}
+
+
+def test_a_bot_that_imports_daily_at_the_top_and_offers_webrtc_keeps_daily_in_its_webrtc_image(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pipecat-examples' bots that offer both import `DailyParams` at module level: the SmallWebRTC image
+    must keep daily-python for them, and the plan sizes that image with it and says why."""
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.info", lambda message, *args, **kwargs: said.append(str(message)))
+    folder = examples_shaped_project(tmp_path)
+    built = images(stack("aws", secrets=WITH_TURN, botProject=str(folder), botImageBudgetMb="900",
+                         turn="external", turnUrls="turn:turn.example.com:3478", **CHANNEL["aws"]))
+    kept = {**PARROT_LEAVES_OUT, "BOT_WEBRTC_LEAVES_OUT": ""}
+    assert built["bot"]["buildArgs"] == built["bot-webrtc"]["buildArgs"] == {
+        "BOT_EXCLUDE_PACKAGES": "llvmlite numba opencv-python-headless resampy", **kept}
+    (line,) = [line for line in said if "the bot-webrtc image's packages" in line]
+    with_daily = predict(folder / "uv.lock", leave_out=("llvmlite", "numba", "opencv-python-headless", "resampy"))
+    assert f"predicted at {with_daily.installed_mb:.0f} MB installed, keeping daily-python" in line, line
+    assert f"bot.py:{DAILY_IMPORT_LINE} imports Pipecat's daily transport at module level" in line, line
 
 
 @pytest.mark.parametrize("version", ["1.13.0", "2.0.0"])
