@@ -113,22 +113,30 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
 # what GCP's images ship; the AWS bot images go out zstd (images/component.py), whose pull is
 # usually smaller but has not been measured here.
 PULL_COMPRESSION = "priced as gzip layers (AWS pushes the bot image zstd, not priced separately)"
+SLIMMING = ("Slim it (packages the bot never imports go in [tool.voicefleet] exclude-packages; a torch project "
+            "pins the CPU-only build)")
+MINIMUM_BUDGET_MB = 50
 
 
 def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, drain: bool = False) -> None:
     """The plan's word on image size, before `pulumi up` builds and ships it (images/size_prediction.py):
-    the predicted size and pull cost always, and a refusal over `botImageBudgetMb`, which a user raises
-    knowingly (every Fargate or Compute Engine cold start pulls the whole image). Not while draining
-    (`drain: true`, before a destroy): that `up` launches no bot, and refusing it would block the
-    teardown of a stack whose bot grew over budget, so the size is only warned about."""
-    budget = cfg.integer("botImageBudgetMb", minimum=50)
+    the predicted size and pull cost always; over the size voicefleet holds its own bot image to
+    (images/budgets.py), the packages that make it big and the slimming that keeps behaviour, and the
+    plan passes. A stack that sets `botImageBudgetMb` is held to it: a prediction over it is refused.
+    Not while draining (`drain: true`, before a destroy): that `up` launches no bot, and refusing it
+    would block the teardown of a stack whose bot grew over budget, so the size is only warned about."""
+    budget = cfg.integer("botImageBudgetMb", minimum=0)
+    if 0 < budget < MINIMUM_BUDGET_MB:
+        raise cfg.fail("botImageBudgetMb", f"must be 0 (none: the size is stated, not enforced) or at least "
+                                           f"{MINIMUM_BUDGET_MB} (got {budget})")
     project = found.project
     where = f"voicefleet:botProject = {found.location!r}"
     if project.kind != "uv":
-        pulumi.log.info(f"{where}: the bot image's size cannot be predicted before the build, so "
-                        f"voicefleet:botImageBudgetMb {budget} is not checked: requirements.txt records no wheel "
-                        "sizes. Lock the project with uv (`uv init --bare && uv add -r requirements.txt`) for a "
-                        "prediction, or measure a build: `BOT_PROJECT=<folder> BOT_IMAGES_ONLY=1 images/ci/build.sh`")
+        checked = f"voicefleet:botImageBudgetMb {budget} is not checked" if budget else "nothing is stated"
+        pulumi.log.info(f"{where}: the bot image's size cannot be predicted before the build, so {checked}: "
+                        "requirements.txt records no wheel sizes. Lock the project with uv (`uv init --bare && uv "
+                        "add -r requirements.txt`) for a prediction, or measure a build: `BOT_PROJECT=<folder> "
+                        "BOT_IMAGES_ONLY=1 images/ci/build.sh`")
         return
     for image in ("bot", "bot-webrtc") if webrtc else ("bot",):
         size = predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *project.leaves_out(image)))
@@ -142,18 +150,26 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, dra
             f", keeping {' '.join(IMAGE_LEAVES_OUT[image][1])} because bot.py:{kept.line} imports Pipecat's "
             f"{kept.name} transport at module level ({kept.evidence}; move it into the function that builds "
             "that transport to leave it out)")
+        held = f"voicefleet:botImageBudgetMb {budget}{allowance}" if budget else "no voicefleet:botImageBudgetMb set"
         stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed{keeps} "
-                  f"(voicefleet:botImageBudgetMb {budget}{allowance}); {size.pull_cost()}; {PULL_COMPRESSION}")
+                  f"({held}); {size.pull_cost()}; {PULL_COMPRESSION}")
+        if not budget:
+            reference = CLOSURE_BUDGET_MB[image]
+            if size.installed_mb <= reference:
+                pulumi.log.info(f"{where}: {stated}")
+                continue
+            pulumi.log.warn(f"{where}: {stated}; over the {reference:.0f} MB voicefleet holds its own {image} image "
+                            f"to, so every cold start pulls more; {size.advice()}. {SLIMMING}. Not refused: to hold "
+                            "this stack to a size, `pulumi config set voicefleet:botImageBudgetMb N`")
+            continue
         if size.installed_mb <= budget + extra:
             pulumi.log.info(f"{where}: {stated}")
             continue
         if drain:
             pulumi.log.warn(f"{where}: {stated}, over the budget; not refused while draining (drain: true)")
             continue
-        raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. Slim it "
-                                     "(packages the bot never imports go in [tool.voicefleet] exclude-packages; a "
-                                     "torch project pins the CPU-only build), or accept the size knowingly: "
-                                     "`pulumi config set voicefleet:botImageBudgetMb "
+        raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. {SLIMMING}, "
+                                     "or accept the size knowingly: `pulumi config set voicefleet:botImageBudgetMb "
                                      f"{math.ceil(size.installed_mb - extra)}`")
 
 
