@@ -29,6 +29,7 @@ from images.bot_transports import (
     IMAGE_LEAVES_OUT,
     TRANSPORT_PACKAGES,
     BuiltTransport,
+    carriers_answered,
     imported_at_module_level,
     leaves_out,
     transports_built,
@@ -68,6 +69,7 @@ class BotProject:
     transports: tuple[str, ...] = ("daily",)
     built: tuple[str, ...] = ()  # the transports bot.py builds (images/bot_transports.py); () unknown
     imported: tuple[BuiltTransport, ...] = ()  # the transports whose module bot.py imports at module level
+    carriers: tuple[str, ...] = ()  # the carriers bot.py names (create_transport keys, serializers it imports)
 
     def leaves_out(self, image: str) -> tuple[str, ...]:
         """The transport packages the `image` ("bot", "bot-webrtc") leaves out of this project's lock."""
@@ -132,7 +134,8 @@ def read(path: Path) -> BotProject:
                       has_bake=(path / BAKE_FILE).is_file(),
                       transports=tuple(name for name, (package, _) in TRANSPORT_PACKAGES.items() if package in present),
                       built=tuple(transport.name for transport in built),
-                      imported=imported_at_module_level(path / BOT_FILE))
+                      imported=imported_at_module_level(path / BOT_FILE),
+                      carriers=carriers_answered(path / BOT_FILE))
 
 
 def _toml(path: Path) -> dict[str, object]:

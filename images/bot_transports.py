@@ -63,9 +63,8 @@ class BuiltTransport:
 def transports_built(bot_file: Path) -> tuple[BuiltTransport, ...]:
     """The transports `bot_file` builds, each at its first sign, in file order; () when it cannot
     be parsed (the image build's `--check` reports a broken file with Python's own message)."""
-    try:
-        tree = ast.parse(bot_file.read_text(encoding="utf-8"), filename=str(bot_file))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    tree = _tree(bot_file)
+    if tree is None:
         return ()
     found: dict[str, BuiltTransport] = {}
     for node in ast.walk(tree):
@@ -74,6 +73,15 @@ def transports_built(bot_file: Path) -> tuple[BuiltTransport, ...]:
             if name not in found or line < found[name].line:
                 found[name] = BuiltTransport(name, line, evidence)
     return tuple(sorted(found.values(), key=lambda built: built.line))
+
+
+def _tree(bot_file: Path) -> ast.Module | None:
+    """bot.py's syntax tree; None when it cannot be parsed (the image build's `--check` reports a
+    broken file with Python's own message)."""
+    try:
+        return ast.parse(bot_file.read_text(encoding="utf-8"), filename=str(bot_file))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def _module_signs(node: ast.AST) -> list[tuple[str, str]]:
@@ -104,9 +112,8 @@ def _signs(node: ast.AST) -> list[tuple[str, str]]:
 def imported_at_module_level(bot_file: Path) -> tuple[BuiltTransport, ...]:
     """The transports whose Pipecat module `bot_file` imports when it is imported (module level,
     also under a top-level `if`/`try`/`with`; not inside a function or class), each at its first import."""
-    try:
-        tree = ast.parse(bot_file.read_text(encoding="utf-8"), filename=str(bot_file))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    tree = _tree(bot_file)
+    if tree is None:
         return ()
     found: dict[str, BuiltTransport] = {}
     statements: list[ast.stmt] = list(tree.body)
@@ -127,3 +134,32 @@ def leaves_out(image: str, imported: tuple[BuiltTransport, ...]) -> tuple[str, .
     bot.py imports the transport they serve at module level (it could not import there otherwise)."""
     transport, packages, _ = IMAGE_LEAVES_OUT[image]
     return () if any(built.name == transport for built in imported) else packages
+
+
+# Carriers whose calls a bot answers: its `create_transport` keys, or a serializer it builds by hand
+# (`pipecat.serializers.telnyx`, as pipecat-examples' Telnyx and Vonage bots do).
+CARRIER_KEYS = ("twilio", "telnyx", "plivo", "exotel")
+SERIALIZERS = "pipecat.serializers."
+NOT_CARRIERS = ("base_serializer", "protobuf", "rtvi_client")  # Pipecat's serializers that are no carrier's
+
+
+def carriers_answered(bot_file: Path) -> tuple[str, ...]:
+    """The carriers `bot_file` names (a `create_transport` key or a Pipecat serializer module), in
+    file order; a serializer's module name for carriers voicefleet has no key of (`vonage`)."""
+    tree = _tree(bot_file)
+    if tree is None:
+        return ()
+    found: dict[str, int] = {}
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(SERIALIZERS):
+            names = [node.module[len(SERIALIZERS):].split(".")[0]]
+        elif isinstance(node, ast.Import):
+            names = [alias.name[len(SERIALIZERS):].split(".")[0] for alias in node.names
+                     if alias.name.startswith(SERIALIZERS)]
+        elif isinstance(node, ast.Dict) and any(sign[0] == "websocket" for sign in _signs(node)):
+            names = [key.value for key in node.keys if isinstance(key, ast.Constant) and key.value in CARRIER_KEYS]
+        for name in names:
+            if name not in NOT_CARRIERS and name not in found:
+                found[name] = getattr(node, "lineno", 0)
+    return tuple(sorted(found, key=lambda name: found[name]))

@@ -27,7 +27,8 @@ from images.bot_project import BotProject, BotProjectError, read
 from images.bot_transports import IMAGE_LEAVES_OUT
 from images.budgets import CLOSURE_BUDGET_MB
 from images.component import CONTEXT
-from images.size_prediction import predict
+from images.size_prediction import predict_image
+from stacks.config.phone import credential_advice
 from stacks.config.reader import Reader
 
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
@@ -39,6 +40,11 @@ RESERVED_ENV_NAMES = frozenset({
     "MAX_SESSION_SECONDS", "DAILY_API_KEY", "DISPATCHER_API_KEYS", "PATH", "PYTHONPATH", "HOME",
 })
 _RESERVED_PREFIXES = ("VOICEFLEET_", "ECS_", "AWS_", "GCE_", "TURN_", "REDIS_")
+
+
+def reserved_env_name(name: str) -> bool:
+    """A variable voicefleet sets on the bot itself, which botSecrets may not set."""
+    return name in RESERVED_ENV_NAMES or name.startswith(_RESERVED_PREFIXES)
 
 
 class HasBotProject(Protocol):
@@ -93,8 +99,9 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
         if not takes_calls and settings.turn is None:
             raise cfg.fail("botProject", f"= {found.location!r}: its bot.py builds Pipecat's {serves} transport, not "
                                          "daily, and this stack serves Daily web sessions only (no carrier "
-                                         "credential, no voicefleet:turn): configure the carrier the bot answers "
-                                         "(e.g. voicefleet:twilioAuthToken) or a project whose bot builds daily")
+                                         "credential, no voicefleet:turn): give it the calls it answers: "
+                                         f"{credential_advice(found.project.carriers)}; or use a project whose bot "
+                                         "builds daily")
         pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its bot.py builds {serves}, not daily: this "
                         "stack's Daily web sessions (POST /start) will fail; its phone calls are served")
     if found is not None:
@@ -139,7 +146,7 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, dra
                         "BOT_IMAGES_ONLY=1 images/ci/build.sh`")
         return
     for image in ("bot", "bot-webrtc") if webrtc else ("bot",):
-        size = predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *project.leaves_out(image)))
+        size = predict_image(project, image)
         # The SmallWebRTC image carries aiortc's stack (av, aioice, pylibsrtp) on top: it may weigh
         # what images/budgets.py allows it over the Daily image, or every stack with a relay would
         # refuse the parrot itself.
@@ -220,7 +227,7 @@ def _named(cfg: Reader) -> dict[str, pulumi.Output[str]]:
     for name, value in sorted(values.items()):
         if not _ENV_NAME.match(name):
             raise cfg.fail("botSecrets", f"key {name!r} is not an environment variable name (A-Z, 0-9, _)")
-        if name in RESERVED_ENV_NAMES or name.startswith(_RESERVED_PREFIXES):
+        if reserved_env_name(name):
             raise cfg.fail("botSecrets", f"key {name} is set by voicefleet itself; choose another name")
         if not isinstance(value, str) or not value:
             raise cfg.fail("botSecrets", f"{name} must be a non-empty string")

@@ -249,3 +249,24 @@ def test_a_stack_that_sets_a_bot_image_budget_is_held_to_it(stack: StackRunner,
     # …and its SmallWebRTC image, which carries aiortc's stack on top (images/budgets.py allows it more)
     stack("aws", secrets=WITH_TURN, turn="external", turnUrls="turn:turn.example.com:3478", **CHANNEL["aws"])
     assert [line.split(" image's")[0].rsplit(" ", 1)[-1] for line in said[-2:]] == ["bot", "bot-webrtc"], said
+
+@pytest.mark.parametrize(("serializer", "named", "not_named"), [
+    ("telnyx", "`pulumi config set --secret telnyxPublicKey …`", "twilioAuthToken"),
+    ("exotel", "`pulumi config set --secret exotelApiKey …` and `pulumi config set --secret exotelApiToken …`",
+     "twilioAuthToken"),
+    ("vonage", "`pulumi config set --secret phoneTokenSecret …` for calls that start with POST /start", "twilio"),
+])
+def test_a_phone_bot_on_a_stack_without_calls_is_told_the_credential_of_the_carrier_it_answers(
+        stack: StackRunner, tmp_path: Path, serializer: str, named: str, not_named: str) -> None:
+    """pipecat-examples' Telnyx and Vonage bots build their serializer by hand: the refusal names that
+    carrier's key, and phoneTokenSecret for calls placed or relayed through POST /start."""
+    folder = project(tmp_path, extra=(("fastapi", "0.115.6"),))
+    (folder / "bot.py").write_text(
+        f"from pipecat.serializers.{serializer} import Serializer\n"
+        "from pipecat.transports.websocket.fastapi import FastAPIWebsocketTransport\n\n\n"
+        "async def bot(runner_args):\n    pass\n")
+    with pytest.raises(SettingsError) as refused:
+        stack("aws", botProject=str(folder))
+    message = str(refused.value)
+    assert named in message and not_named not in message, message
+    assert "phoneTokenSecret" in message, message
