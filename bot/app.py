@@ -38,7 +38,12 @@ QUIET_AT_DEBUG = ("pipecat.runner.utils",)
 def configure_logging(session_id: str) -> None:
     """Logs to stderr (stdout is reserved for JSON events); BOT_LOG_LEVEL, default INFO. Neither the
     channel's frames and handshake (its credential, the `assign`) nor the caller's `body` reach
-    them at any level, also when the user's bot turns standard logging to DEBUG."""
+    them at any level, also when the user's bot turns standard logging to DEBUG.
+
+    voicefleet's handler is loguru's handler 0, as the default one is under Pipecat's runner: a bot
+    file that replaces it at import (`logger.remove(0)` then its own `logger.add`, as Pipecat's
+    examples do) does so here too, and its lines still go to stderr, the session's log."""
+    loguru_without_its_default_handler()
     from loguru import logger
 
     from bot import log_format
@@ -54,6 +59,22 @@ def configure_logging(session_id: str) -> None:
     else:  # text: every line names its session
         logger.add(sys.stderr, level=level, format=LOG_FORMAT, filter=quiet)
     keep_wire_out_of()
+
+
+def loguru_without_its_default_handler() -> None:
+    """Imports loguru without the stderr handler it adds at import (LOGURU_AUTOINIT, loguru's own
+    switch), so the next `logger.add` gets id 0; the variable is restored at once, so a process the
+    bot starts gets loguru's default as usual. A no-op when loguru is already imported."""
+    if "loguru" in sys.modules:
+        return
+    before = os.environ.pop("LOGURU_AUTOINIT", None)
+    os.environ["LOGURU_AUTOINIT"] = "false"
+    try:
+        import loguru  # noqa: F401
+    finally:
+        os.environ.pop("LOGURU_AUTOINIT", None)
+        if before is not None:
+            os.environ["LOGURU_AUTOINIT"] = before
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,19 +56,25 @@ COPY images/install_project.sh images/host_requirements.txt /opt/build/
 WORKDIR /project
 # Daily variant: also leave out aiortc's own stack (only Pipecat's SmallWebRTC transport imports
 # aiortc, av, aioice, pylibsrtp), if the project locks it; the generic libraries it pulls stay.
+# BOT_DAILY_LEAVES_OUT is empty when bot.py imports the SmallWebRTC transport at module level: that
+# import runs in this image too (images/bot_transports.py; the plan sizes the image the same way).
+ARG BOT_DAILY_LEAVES_OUT="aiortc av aioice pylibsrtp"
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,from=bot-project,target=/project \
-    /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES aiortc av aioice pylibsrtp
+    /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES $BOT_DAILY_LEAVES_OUT
 
 # The SmallWebRTC variant's closure: the project's, with daily-python left out instead (uv sync is
 # exact, so it also removes). Measured with images/ci for voicefleet's own bot: Daily-only 321.3 MB,
 # SmallWebRTC-only 412.0 MB, both transports 455.8 MB, over both budgets (400 Daily, 450 WebRTC),
 # hence two images from this one Dockerfile (target runtime-webrtc).
+# BOT_WEBRTC_LEAVES_OUT is empty when bot.py imports the Daily transport at module level (as
+# pipecat-examples' bots that offer both do: `DailyParams` at the top): daily-python stays then.
 FROM build AS build-webrtc
 ARG BOT_EXCLUDE_PACKAGES=""
+ARG BOT_WEBRTC_LEAVES_OUT="daily-python"
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,from=bot-project,target=/project \
-    rm -rf /opt/venv && /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES daily-python
+    rm -rf /opt/venv && /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES $BOT_WEBRTC_LEAVES_OUT
 
 FROM build AS bake
 # Hub models to cache, `owner/name[:ref]=entrypoint`, space separated. Empty by default: Silero VAD

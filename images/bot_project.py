@@ -25,7 +25,15 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from images.bot_transports import TRANSPORT_PACKAGES, transports_built
+from images.bot_transports import (
+    IMAGE_LEAVES_OUT,
+    TRANSPORT_PACKAGES,
+    BuiltTransport,
+    carriers_answered,
+    imported_at_module_level,
+    leaves_out,
+    transports_built,
+)
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -60,6 +68,17 @@ class BotProject:
     # What its images can carry: each transport whose package the lock has (daily-python, aiortc, fastapi).
     transports: tuple[str, ...] = ("daily",)
     built: tuple[str, ...] = ()  # the transports bot.py builds (images/bot_transports.py); () unknown
+    imported: tuple[BuiltTransport, ...] = ()  # the transports whose module bot.py imports at module level
+    carriers: tuple[str, ...] = ()  # the carriers bot.py names (create_transport keys, serializers it imports)
+
+    def leaves_out(self, image: str) -> tuple[str, ...]:
+        """The transport packages the `image` ("bot", "bot-webrtc") leaves out of this project's lock."""
+        return leaves_out(image, self.imported)
+
+    def keeps(self, image: str) -> BuiltTransport | None:
+        """The module-level import that makes `image` keep the other transport's packages, if any."""
+        transport = IMAGE_LEAVES_OUT[image][0]
+        return next((built for built in self.imported if built.name == transport), None)
 
     @property
     def dependency_files(self) -> tuple[str, ...]:
@@ -114,7 +133,9 @@ def read(path: Path) -> BotProject:
                       exclude_packages=_exclude_packages(path, pyproject, packages),
                       has_bake=(path / BAKE_FILE).is_file(),
                       transports=tuple(name for name, (package, _) in TRANSPORT_PACKAGES.items() if package in present),
-                      built=tuple(transport.name for transport in built))
+                      built=tuple(transport.name for transport in built),
+                      imported=imported_at_module_level(path / BOT_FILE),
+                      carriers=carriers_answered(path / BOT_FILE))
 
 
 def _toml(path: Path) -> dict[str, object]:
@@ -199,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--exclude-packages", action="store_true")
     parser.add_argument("--transports", action="store_true", help="print the transports its images can carry")
+    parser.add_argument("--leaves-out", choices=sorted(IMAGE_LEAVES_OUT),
+                        help="print the transport packages that bot image leaves out (its build argument)")
     args = parser.parse_args(argv)
     try:
         project = read(args.path)
@@ -209,12 +232,19 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(project.exclude_packages))
     elif args.transports:
         print(" ".join(project.transports))
+    elif args.leaves_out:
+        print(" ".join(project.leaves_out(args.leaves_out)))
     else:
         bake = "yes" if project.has_bake else "no"
         built = ", ".join(project.built) or "none named in bot.py"
         print(f"bot project {project.path}: {'+'.join(project.dependency_files)}, {PIPECAT} "
               f"{project.pipecat_version} (supported {SUPPORTED_RANGE}), transports built: {built}, "
               f"bake.py: {bake}")
+        for image in IMAGE_LEAVES_OUT:
+            kept = project.keeps(image)
+            if kept is not None:
+                print(f"the {image} image keeps {' '.join(IMAGE_LEAVES_OUT[image][1])}: {project.path / BOT_FILE}:"
+                      f"{kept.line} imports Pipecat's {kept.name} transport ({kept.evidence}) at module level")
     return 0
 
 

@@ -17,7 +17,7 @@ docker-build's own context hash reads the project folder through the repository'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pulumi_docker_build as docker_build
 
 from images import project_files
 from images.bot_project import BotProjectError
+from images.bot_transports import IMAGE_LEAVES_OUT
 
 # Paths are relative, so plans and state do not depend on the machine that built them, and relative
 # to the program folder (Pulumi.yaml's `main`, infra/): Pulumi starts every provider plugin with
@@ -66,6 +67,10 @@ class ImagesArgs:
     # `bot-project`; and its packages to leave out (BOT_EXCLUDE_PACKAGES).
     bot_project: str = "../examples/parrot"
     bot_exclude_packages: Sequence[str] = ()
+    # Each bot image's transport packages to leave out (images/bot_transports.py: BotProject.leaves_out,
+    # the packages of a transport bot.py imports at module level stay), by build argument.
+    bot_leaves_out: Mapping[str, Sequence[str]] = field(default_factory=lambda: {
+        argument: packages for _, packages, argument in IMAGE_LEAVES_OUT.values()})
     # The bot images' layer compression ("": the builder's gzip). "zstd" on AWS: Fargate pulls every
     # task's image afresh, and zstd layers cut its task start by up to 27 % in AWS's tests (AWS
     # containers blog, "Reducing AWS Fargate Startup Times with zstd Compressed Container Images").
@@ -101,6 +106,8 @@ class Images(pulumi.ComponentResource):
             if role.startswith("bot"):
                 context["named"] = {BOT_PROJECT_CONTEXT: {"location": args.bot_project}}
                 build_args["BOT_EXCLUDE_PACKAGES"] = " ".join(args.bot_exclude_packages)
+                # Both variants' arguments on both builds: build-webrtc is FROM build, whose layers they share.
+                build_args |= {argument: " ".join(packages) for argument, packages in args.bot_leaves_out.items()}
                 labels |= bot_labels  # an input Diff compares, so a bot change rebuilds
             image = docker_build.Image(
                 f"{name}-{role}",

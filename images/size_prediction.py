@@ -14,8 +14,14 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
+
+from images.bot_transports import IMAGE_LEAVES_OUT
+
+if TYPE_CHECKING:
+    from images.bot_project import BotProject
 
 MB = 1_000_000
 # Installed site-packages bytes per wheel byte: examples/parrot's Daily closure measured 340.3 MB
@@ -32,9 +38,10 @@ BASE_PULL_MB = 160.6 - 111.9
 # includes provisioning, so the rate is a floor and the seconds an upper estimate.
 PULL_MB_PER_SECOND = 413 / 57
 PULL_RATE_SOURCE = "the create-to-start rate of a measured 413 MB Fargate image, elasticscale.com 2024"
-# What each image variant leaves out of the project's lock (images/bot.Dockerfile's install lines).
-DAILY_LEAVES_OUT = ("aiortc", "av", "aioice", "pylibsrtp")
-WEBRTC_LEAVES_OUT = ("daily-python",)
+# What each image variant leaves out of the project's lock when bot.py does not import that transport
+# at module level (images/bot_transports.py; a project's own: BotProject.leaves_out).
+DAILY_LEAVES_OUT = IMAGE_LEAVES_OUT["bot"][1]
+WEBRTC_LEAVES_OUT = IMAGE_LEAVES_OUT["bot-webrtc"][1]
 # Platform tag fragments of the wheels the image installs, per build platform.
 ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # Slimming that keeps behaviour, for the packages that usually make an image big.
@@ -162,6 +169,13 @@ def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "lin
     return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)))
 
 
+def predict_image(project: BotProject, image: str = "bot", *, platform: str = "linux/amd64") -> Prediction:
+    """The closure of a bot project's `image` ("bot" or "bot-webrtc") as its build installs it: the
+    project's lock minus its exclude-packages and the transport packages that image leaves out."""
+    return predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *project.leaves_out(image)),
+                   platform=platform)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m images.size_prediction PROJECT [--leave-out PKG ...]`: the predicted Daily closure."""
     import argparse
@@ -173,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", default="linux/amd64", choices=sorted(ARCHES))
     args = parser.parse_args(argv)
     project = read(args.project)
-    found = predict(args.project / "uv.lock", leave_out=(*project.exclude_packages, *DAILY_LEAVES_OUT),
-                    platform=args.platform)
+    found = predict_image(project, platform=args.platform)
     print(f"{args.project}: wheels {found.wheels_mb:.1f} MB, predicted closure {found.installed_mb:.1f} MB; "
           f"{found.pull_cost()}; {found.advice()}")
     return 0

@@ -125,6 +125,10 @@ umask 022  # file modes are part of the layers
 step "bot project $BOT_PROJECT"
 uv run --quiet python -m images.bot_project "$BOT_PROJECT"
 bot_exclude=$(uv run --quiet python -m images.bot_project --exclude-packages "$BOT_PROJECT")
+# Each bot image's transport packages to leave out, as the plan sizes them (none of a transport the
+# project's bot.py imports at module level: images/bot_transports.py).
+daily_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot "$BOT_PROJECT")
+webrtc_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot-webrtc "$BOT_PROJECT")
 # The SmallWebRTC bot image only when the project has Pipecat's webrtc extra (a stack with a TURN
 # relay refuses a project without it at preview).
 images=(dispatcher bot)
@@ -149,6 +153,7 @@ for image in "${images[@]}"; do
   buildah bud "${STORAGE[@]}" --isolation chroot --layers "${cache[@]}" --pull=never "${volumes[@]}" \
     --build-arg "PYTHON_IMAGE=$python_image" --build-arg "UV_IMAGE=$uv_image" \
     --build-context "bot-project=$BOT_PROJECT" --build-arg "BOT_EXCLUDE_PACKAGES=$bot_exclude" \
+    --build-arg "BOT_DAILY_LEAVES_OUT=$daily_leaves_out" --build-arg "BOT_WEBRTC_LEAVES_OUT=$webrtc_leaves_out" \
     -f "images/${TARGETS[$image]%%:*}.Dockerfile" --target "${TARGETS[$image]#*:}" \
     -t "localhost/voicefleet-$image:ci" . >"$STORE/build-$image.log" 2>&1 \
     || { tail -40 "$STORE/build-$image.log"; exit 1; }

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherZoneId": "",  # "" = the operator writes dispatcherDomain's DNS record
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     "botProject": "examples/parrot",  # the bot image's project folder (stacks/config/bot.py)
-    "botImageBudgetMb": 400,  # the predicted bot closure the plan warns above (images/budgets.py's bot budget)
+    "botImageBudgetMb": 0,  # 0 = none: the plan states the predicted size and passes; set, it refuses above it
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,

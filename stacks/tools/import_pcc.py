@@ -32,10 +32,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from images.bot_project import BOT_FILE, BotProjectError
+from images.bot_project import BOT_FILE, BotProject, BotProjectError
 from images.bot_project import read as read_project
-from images.bot_transports import transports_built
+from images.bot_transports import carriers_answered, transports_built
+from images.budgets import CLOSURE_BUDGET_MB
+from images.size_prediction import predict_image
+from stacks.config.bot import reserved_env_name
 from stacks.config.limits import FARGATE_MEMORY
+from stacks.config.observability import OTLP_ENDPOINT, OTLP_HEADERS
+from stacks.config.phone import credential_advice
 from stacks.tools.pcc_dockerfile import dockerfile_notes
 
 # Pipecat Cloud's agent profiles: (vCPU, GiB). Hosted PCC runs one session per instance.
@@ -74,6 +79,15 @@ NOT_CARRIED = (
     ("enable_managed_keys", "Daily's managed service keys are Pipecat Cloud's; put your own keys in botSecrets"),
     ("docker", "docker settings do not apply: the stack builds with its own settings"),
 )
+# Variables a stack sets on every bot from its own settings: in botSecrets they would collide.
+STACK_SETTINGS = {
+    OTLP_ENDPOINT: "a stack's voicefleet:otelExporterOtlpEndpoint sets it on the dispatcher and every bot, for "
+                   "voicefleet's OTLP/HTTP exporter, which your bot's own exporter reads too: `pulumi config set "
+                   "otelExporterOtlpEndpoint https://<your collector's OTLP/HTTP endpoint>` (an OTLP/gRPC port such "
+                   "as 4317 does not serve it; docs/operations.md)",
+    OTLP_HEADERS: "the stack's voicefleet:otelExporterOtlpHeaders sets it with otelExporterOtlpEndpoint: "
+                  "`pulumi config set --secret otelExporterOtlpHeaders …`",
+}
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _UNITS = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
           "Ti": 2**40}
@@ -174,6 +188,13 @@ def _secrets(config: dict[str, object], env_file: Path | None, plan: Plan) -> No
         if not value.strip():  # an env.example's placeholder: a secret of nothing would only hide that
             blank.append(name)
             continue
+        if name in STACK_SETTINGS:
+            plan.notes.append(f"{name} (in {env_file}): not a bot secret here: {STACK_SETTINGS[name]}")
+            continue
+        if reserved_env_name(name):
+            plan.notes.append(f"{name} (in {env_file}): voicefleet sets it on the bot itself, so botSecrets may not "
+                              "(the plan refuses it); rename it in the bot if the bot reads it")
+            continue
         plan.commands.append((f"{THIS_COMMAND} --env-file {file} --value {name} | "
                               f"pulumi config set --secret --path 'botSecrets.{name}'",
                               f"secret_set {secret_set}: {name}, reaches the bot by reference"))
@@ -237,6 +258,39 @@ def _web_transport(folder: Path, plan: Plan) -> None:
                           "it, and the plan refuses it unless a carrier's credential gives it calls to take")
 
 
+def _size(project: BotProject, plan: Plan) -> None:
+    """The bot image's predicted size, as the plan will state it (images/size_prediction.py)."""
+    if project.kind != "uv":
+        plan.notes.append("image size: a requirements.txt records no wheel sizes, so neither this nor the plan can "
+                          "predict it; lock the project with uv (`uv init --bare && uv add -r requirements.txt`)")
+        return
+    images = ["bot"] + (["bot-webrtc"] if "webrtc" in project.built and "daily" not in project.built else [])
+    for image in images:
+        size = predict_image(project, image)
+        note = (f"image size: the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed; "
+                f"{size.pull_cost()}")
+        if size.unknown:
+            note += f" (not counted: {', '.join(size.unknown)}, for which the lock records no wheel)"
+        reference = CLOSURE_BUDGET_MB[image]
+        if size.installed_mb > reference:
+            note += (f"; over the {reference:.0f} MB voicefleet holds its own {image} image to: {size.advice()}. "
+                     "The plan states this and passes; a stack that sets voicefleet:botImageBudgetMb is held to it")
+        plan.notes.append(note)
+
+
+def _calls(folder: Path, plan: Plan) -> None:
+    """The carrier credentials the plan will want, read from bot.py as the plan reads it."""
+    if not (folder / BOT_FILE).is_file():
+        return
+    built = {transport.name for transport in transports_built(folder / BOT_FILE)}
+    carriers = carriers_answered(folder / BOT_FILE)
+    if built and "daily" not in built and "webrtc" not in built:
+        plan.notes.append(f"phone: {folder / BOT_FILE} builds no Daily transport, so the plan refuses this project "
+                          f"on a stack that takes no calls: {credential_advice(carriers)}")
+    elif carriers or "websocket" in built:
+        plan.notes.append(f"phone: to take its calls: {credential_advice(carriers)}")
+
+
 def env_values(env_file: Path) -> dict[str, str]:
     """A .env file's variables (`NAME=value`, `export NAME=value`, quoted values), in file order."""
     values: dict[str, str] = {}
@@ -265,13 +319,15 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
     build = config.get("build") if isinstance(config.get("build"), dict) else {}
     assert isinstance(build, dict)
     folder = Path(os.path.relpath((path.parent / str(build.get("context_dir", "."))).resolve()))
+    project: BotProject | None = None
     try:
         project = read_project(folder)
         plan.set("botProject", str(folder),
                  f"the project pcc-deploy.toml deploys (pipecat-ai {project.pipecat_version})")
     except BotProjectError as error:
         plan.set("botProject", str(folder), "the project pcc-deploy.toml deploys")
-        plan.notes.append(f"the project cannot be built as it is: {error}")
+        plan.notes.append(f"the project cannot be built as it is: {error}; then `uv run python -m "
+                          f"images.size_prediction {folder}` predicts its image's size")
     if config.get("agent_name"):
         plan.notes.append(f"agent_name {config['agent_name']}: choose a stack name (at most 20 lowercase letters, "
                           "digits and dashes): `pulumi stack init NAME`")
@@ -294,6 +350,9 @@ def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:
             plan.notes.append(f"{key}: {note}")
     _websocket_auth(config, plan)
     _web_transport(folder, plan)
+    _calls(folder, plan)
+    if project is not None:
+        _size(project, plan)
     _exclusions(build, folder, plan)
     plan.notes += dockerfile_notes(folder / str(build.get("dockerfile", "Dockerfile")))
     return plan

@@ -18,7 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from images.bot_project import BotProject
 from images.bot_project import read as read_project
+from images.bot_transports import IMAGE_LEAVES_OUT
 from tests.images.dockerfile import Dockerfile, Stage, parse_file, shell_commands
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,13 +58,25 @@ def install_command(stage: Stage, project: Path = DEFAULT_BOT_PROJECT) -> tuple[
         if argv[:2] == ["uv", "sync"]:
             found.append((argv, REPO))
         elif argv and Path(argv[0]).name == INSTALL_SCRIPT.name:
-            packages = [name for arg in argv[1:] for name in
-                        (read_project(project).exclude_packages if arg == "$BOT_EXCLUDE_PACKAGES" else [arg])]
+            packages = [name for arg in argv[1:] for name in _expanded(arg, read_project(project))]
             leave_out = [word for name in packages for word in ("--no-install-package", name)]
             found.append((["uv", "sync", *_script_sync_flags(), *leave_out], project))
     if len(found) != 1:
         raise ValueError(f"expected exactly one install command in stage {stage.name!r}, found {len(found)}")
     return found[0]
+
+
+def _expanded(arg: str, project: BotProject) -> tuple[str, ...]:
+    """An argument of install_project.sh as the build passes it: the project's exclude-packages, an
+    image's transport packages to leave out (images/component.py and images/ci/build.sh pass each
+    build argument BotProject.leaves_out), or a package name."""
+    if arg == "$BOT_EXCLUDE_PACKAGES":
+        return project.exclude_packages
+    for image, (_, _, argument) in IMAGE_LEAVES_OUT.items():
+        if arg == f"${argument}":
+            return project.leaves_out(image)
+    assert not arg.startswith("$"), f"install_project.sh is handed {arg}, which the build does not pass"
+    return (arg,)
 
 
 def uv_sync_argv(stage: Stage) -> list[str]:

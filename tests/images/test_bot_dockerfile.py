@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.images.closure import BOT_DOCKERFILE, excluded_packages, uv_sync_argv
 from tests.images.dockerfile import Dockerfile, Stage, parse_file, shell_commands
+from tests.images.examples_shaped import examples_shaped_project
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +197,20 @@ def test_webrtc_variant_carries_aiortc_and_not_daily_and_defaults_to_webrtc(dock
     webrtc = dockerfile.effective("runtime-webrtc")
     assert webrtc.env()["BOT_TRANSPORT"] == "webrtc"
     assert [c.flag("from") for c in webrtc.all("COPY") if c.args.endswith("/opt/venv")] == ["build-webrtc"]
+
+
+def test_each_image_keeps_the_transport_its_bot_imports_at_module_level(dockerfile: Dockerfile,
+                                                                        tmp_path: Path) -> None:
+    """pipecat-examples' bots that offer Daily and WebRTC import `DailyParams` at the top of bot.py:
+    that import runs in the SmallWebRTC image too, so that image keeps daily-python for them (and
+    only for them: the Daily image still leaves aiortc out, the parrot's SmallWebRTC image daily-python)."""
+    from tests.images.test_both_images import locked_closure
+
+    folder = examples_shaped_project(tmp_path)
+    webrtc = locked_closure(dockerfile, "build-webrtc", folder)
+    assert {"daily-python", "aiortc", "pipecat-ai"} <= webrtc
+    assert "aiortc" not in locked_closure(dockerfile, "build", folder)
+    assert "daily-python" not in locked_closure(dockerfile, "build-webrtc")  # the parrot imports Daily in a function
 
 
 def test_daily_image_stays_the_default_target_without_aiortc(dockerfile: Dockerfile) -> None:

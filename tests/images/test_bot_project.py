@@ -201,3 +201,19 @@ def test_the_hosts_own_requirements_are_pinned_at_the_repositorys_locked_version
     pins = [line for line in (ROOT / "images" / "host_requirements.txt").read_text().splitlines()
             if line and not line.startswith("#")]
     assert pins and all(locked[name] == version for name, version in (pin.split("==") for pin in pins))
+
+
+def test_the_transports_bot_py_imports_at_module_level_are_kept_in_every_image(tmp_path: Path) -> None:
+    """A module-level import runs in every image the bot runs in; one inside a function only where
+    that function runs (the parrot's shape). The images leave out only the packages of the others."""
+    folder = project(tmp_path, extra=(("aiortc", "1.14.0"),))
+    (folder / "bot.py").write_text(
+        "import os\n"
+        "try:\n    from pipecat.transports.daily.transport import DailyParams\nexcept ImportError:\n    pass\n"
+        "from pipecat.runner.types import SmallWebRTCRunnerArguments\n"
+        "async def bot(runner_args):\n    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport\n")
+    found = read(folder)
+    assert [(built.name, built.line) for built in found.imported] == [("daily", 3)]
+    assert found.leaves_out("bot-webrtc") == () and found.keeps("bot-webrtc") is not None
+    assert found.leaves_out("bot") == ("aiortc", "av", "aioice", "pylibsrtp") and found.keeps("bot") is None
+    assert bot_project.main([str(folder), "--leaves-out", "bot-webrtc"]) == 0

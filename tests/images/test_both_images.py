@@ -11,6 +11,7 @@ import pytest
 from images.dockerignore import PatternMatcher, ignore_file_patterns
 from tests.images.closure import (
     BOT_DOCKERFILE,
+    DEFAULT_BOT_PROJECT,
     DISPATCHER_DOCKERFILE,
     REPO,
     excluded_packages,
@@ -22,12 +23,12 @@ from tests.images.dockerfile import Dockerfile, parse_file
 DOCKERFILES = pytest.mark.parametrize("path", [BOT_DOCKERFILE, DISPATCHER_DOCKERFILE], ids=["bot", "dispatcher"])
 
 
-def locked_closure(dockerfile: Dockerfile, stage: str = "build") -> set[str]:
+def locked_closure(dockerfile: Dockerfile, stage: str = "build", project: Path = DEFAULT_BOT_PROJECT) -> set[str]:
     """Package names the Dockerfile's `uv sync` installs, resolved from uv.lock by `uv export`.
 
     The sync flags translate one to one (`--no-install-package` is `--no-emit-package` for export),
     so this is the image's closure for the build platform without creating a venv."""
-    argv, cwd = install_command(dockerfile.stage(stage))
+    argv, cwd = install_command(dockerfile.stage(stage), project)
     sync = argv[2:]
     export = [arg for arg in sync if arg != "--no-install-project"]
     export = ["--no-emit-package" if arg == "--no-install-package" else arg for arg in export]

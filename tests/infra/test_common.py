@@ -86,8 +86,9 @@ def test_images_are_pushed_with_a_registry_cache_and_nothing_of_the_revision(sta
         assert inputs["context"]["location"] == ".."
         # Review item 9: nothing of the commit in the build's inputs, so the digest follows content.
         assert "test-rev" not in json.dumps(inputs)
-        # The only build argument: the bot project's packages to leave out (its content, not the commit).
-        assert set(inputs.get("buildArgs", {})) <= {"BOT_EXCLUDE_PACKAGES"} and inputs["tags"][0].endswith(":latest")
+        # The only build arguments: the bot project's packages to leave out (its content, not the commit).
+        assert set(inputs.get("buildArgs", {})) <= {"BOT_EXCLUDE_PACKAGES", "BOT_DAILY_LEAVES_OUT",
+                                                    "BOT_WEBRTC_LEAVES_OUT"} and inputs["tags"][0].endswith(":latest")
         cache = inputs["cacheTo"][0]["registry"]
         assert cache["imageManifest"] is True and cache["ociMediaTypes"] is True
         assert inputs["registries"][0]["username"]

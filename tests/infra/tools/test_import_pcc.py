@@ -187,3 +187,37 @@ def test_a_bot_without_daily_but_with_smallwebrtc_is_told_it_needs_a_turn_relay(
         assert len(note) == 1 and "bot.py:5 builds" in note[0] and "pulumi config set turn managed" in note[0], rendered
     else:
         assert note == [], rendered
+
+
+def test_the_image_size_and_the_carrier_credential_the_plan_will_want_are_said(tmp_path: Path) -> None:
+    """pipecat-examples' twilio-chatbot inbound shape (tests/fixtures/projects): its image is over the
+    400 MB voicefleet holds its own to, and it answers Twilio's calls; both are said before the plan."""
+    folder = Path(__file__).resolve().parents[2] / "fixtures" / "projects" / "twilio_inbound"
+    (tmp_path / "pcc-deploy.toml").write_text(f'agent_name = "calls"\n[build]\ncontext_dir = "{folder}"\n')
+    rendered = convert(tmp_path / "pcc-deploy.toml", "aws").render()
+    (size,) = [line for line in rendered.splitlines() if "image size:" in line]
+    assert "the bot image's packages are predicted at 502 MB installed" in size, size
+    assert "a cold start pulls about" in size and "exclude-packages numba llvmlite resampy" in size, size
+    assert "The plan states this and passes" in size, size
+    (phone,) = [line for line in rendered.splitlines() if "phone:" in line]
+    assert "the plan refuses this project on a stack that takes no calls" in phone, phone
+    assert "`pulumi config set --secret twilioAuthToken …`" in phone and "phoneTokenSecret" in phone, phone
+
+
+def test_the_otlp_endpoint_is_not_made_a_bot_secret_and_the_stack_setting_is_named(tmp_path: Path) -> None:
+    """A stack's otelExporterOtlpEndpoint sets that variable on every bot for voicefleet's OTLP/HTTP
+    exporter: as a bot secret it would collide, so the conversion says what to set instead."""
+    (tmp_path / "pcc-deploy.toml").write_text('secret_set = "otel"\n')
+    (tmp_path / "bot.py").write_text(BOT_FILE_TEXT)
+    env_file = tmp_path / ".env"
+    env_file.write_text("ENABLE_TRACING=true\nOTEL_EXPORTER_OTLP_ENDPOINT=http://SENTINEL-collector:4317\n"
+                        "BOT_FILE=elsewhere.py\n")
+    rendered = convert(tmp_path / "pcc-deploy.toml", "aws", env_file).render()
+    pipes = [line.split("botSecrets.")[1].split("'")[0] for line in rendered.splitlines() if "--secret --path" in line]
+    assert pipes == ["ENABLE_TRACING"], rendered
+    (otel,) = [line for line in rendered.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT (in" in line]
+    assert "not a bot secret here" in otel and "pulumi config set otelExporterOtlpEndpoint" in otel, otel
+    assert "BOT_FILE (in" in rendered and "SENTINEL" not in rendered, rendered
+
+
+BOT_FILE_TEXT = "async def bot(runner_args):\n    pass\n"

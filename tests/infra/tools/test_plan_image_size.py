@@ -1,11 +1,13 @@
 """The bot image's size in `python -m stacks.plan`, run as a user runs it: the predicted size and the
-pull every cold start pays are always stated, a prediction over the stack's `botImageBudgetMb` stops
-the plan (naming the biggest packages, the slimming and the command that raises the budget), and a
-requirements.txt project, which records no wheel sizes, says it cannot be predicted."""
+pull every cold start pays are always stated; an unchanged example's image, over the size voicefleet
+holds its own to, is stated with the slimming and passes; a prediction over a `botImageBudgetMb` the
+stack sets stops the plan (naming the biggest packages, the slimming and the command that raises the
+budget); a requirements.txt project, which records no wheel sizes, says it cannot be predicted."""
 
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,26 @@ def test_the_plan_states_the_bot_images_size_and_pull_cost_within_its_budget() -
     assert (f"a cold start pulls about {PARROT.pull_mb:.0f} MB compressed, about {PARROT.pull_seconds:.0f} s at "
             f"{PULL_MB_PER_SECOND:.1f} MB/s (the create-to-start rate of a measured 413 MB Fargate image") in note
     assert result.stdout.startswith("# aws-dev: ")  # and the plan itself
+
+
+def test_an_unchanged_examples_image_over_400_mb_is_stated_with_its_slimming_and_the_plan_passes(
+        tmp_path: Path) -> None:
+    """The parrot without its exclude-packages locks what every pipecat-examples project does (numba,
+    llvmlite, opencv): far over 400 MB, and with no botImageBudgetMb the plan still passes."""
+    folder = tmp_path / "unslimmed"
+    shutil.copytree(REPOSITORY / "examples" / "parrot", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = folder / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().split("[tool.voicefleet]")[0])
+    unslimmed = predict(folder / "uv.lock", leave_out=DAILY_LEAVES_OUT)
+    assert unslimmed.installed_mb > 600
+    result = plan(f"botProject={folder}")
+    assert result.returncode == 0, result.stderr
+    (note,) = [line for line in result.stderr.splitlines()
+               if line.startswith("# aws-dev note:") and "image's packages are predicted" in line]
+    assert f"predicted at {unslimmed.installed_mb:.0f} MB installed (no voicefleet:botImageBudgetMb set)" in note
+    assert f"a cold start pulls about {unslimmed.pull_mb:.0f} MB compressed" in note
+    assert "exclude-packages numba llvmlite resampy" in note and "Not refused" in note, note
+    assert result.stdout.startswith("# aws-dev: ")
 
 
 def test_a_bot_image_over_the_budget_stops_the_plan_with_what_to_slim_and_how_to_raise_it() -> None:
