@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,8 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
         while True:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                break
+            except urllib.error.HTTPError:  # it answers: up (the Fly example has no /healthz)
                 break
             except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
