@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from bench.fakes_process import FakesProcess
 from bench.fast_fakes import AWS_KEY_ID, AWS_REGION, AWS_SECRET, AWS_TOKEN
@@ -141,6 +143,23 @@ def phase(pid: int, fakes: FakesProcess, url: str, arm: Arm, requests: int, conc
     )
 
 
+def wait_until_answering(name: str, port: int, process: subprocess.Popen[str], log: IO[str],
+                         seconds: float = 60.0) -> None:
+    """Until the server answers HTTP at all: a 404 is an answer (the Fly example has no /healthz)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"{name} did not start: {log.read()[-2000:]}") from exc
+            time.sleep(0.1)
+
+
 def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: int, concurrency: int) -> list[Phase]:
     fakes.reset()
     env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **arm.env,
@@ -150,16 +169,7 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
                                stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         url = f"http://127.0.0.1:{port}{arm.path}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"{arm.name} did not start: {log.read()[-2000:]}") from exc
-                time.sleep(0.1)
+        wait_until_answering(arm.name, port, process, log)
         warm_up = load(url, arm, 10, 2)  # pools, the domain config, imports on first use
         if set(map(str, warm_up["statuses"])) - {"200", "201"}:  # type: ignore[call-overload]
             # A rate of failed starts is no figure: stop and say why instead of printing "0/s".

@@ -72,8 +72,20 @@ def exporting() -> bool:
     return _exporting[0]
 
 
+# A proxy: it follows a provider installed later (`configure`). Looked up once: each
+# `get_tracer` reads the environment for a provider to load, a few µs a span.
+_TRACER = trace.get_tracer(TRACER_NAME)
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    return _TRACER
+
+
+def _no_provider() -> bool:
+    """Nothing installed a tracer provider (no `OTEL_*`): every span is the API's no-op, which only
+    hands back the current span and makes it current again. The steps below then skip that work
+    (a dozen context switches and generator frames a start) and keep the current span as it is."""
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 @dataclass(frozen=True)
@@ -90,13 +102,16 @@ def session_trace(session_id: str, **attributes: Any) -> Iterator[SessionTrace]:
     (random) and made current the same way. It is marked sampled: a bot that exports (its own OTEL_*
     set, the dispatcher's not) records its spans under it rather than having its parent-based
     sampler drop them."""
-    with tracer().start_as_current_span("session.start", links=client_links(),
-                                        attributes={"voicefleet.session.id": session_id, **attributes}) as span:
+    with contextlib.ExitStack() as stack:
+        span = current if _no_provider() and isinstance(current := trace.get_current_span(), NonRecordingSpan) \
+            else stack.enter_context(tracer().start_as_current_span(
+                "session.start", links=client_links(),
+                attributes={"voicefleet.session.id": session_id, **attributes}))
         context = span.get_span_context()
         if context.is_valid:
             yield _described(context)
             return
-        made_up = SpanContext(int(secrets.token_hex(16), 16), int(secrets.token_hex(8), 16), is_remote=False,
+        made_up = SpanContext(secrets.randbits(128), secrets.randbits(64), is_remote=False,
                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(made_up)))
         try:
@@ -106,9 +121,10 @@ def session_trace(session_id: str, **attributes: Any) -> Iterator[SessionTrace]:
 
 
 def _described(context: SpanContext) -> SessionTrace:
-    parent = telemetry.traceparent(trace.set_span_in_context(NonRecordingSpan(context)))
-    assert parent is not None  # a valid context always has one
-    return SessionTrace(trace.format_trace_id(context.trace_id), parent)
+    # W3C's `traceparent` of a valid context, as `telemetry.traceparent` writes it (its propagator
+    # builds a context and a carrier for the same string: a quarter of a start's tracing cost).
+    trace_id = trace.format_trace_id(context.trace_id)
+    return SessionTrace(trace_id, f"00-{trace_id}-{trace.format_span_id(context.span_id)}-{context.trace_flags:02x}")
 
 
 @contextlib.contextmanager
@@ -146,6 +162,9 @@ def current_trace_id() -> str | None:
 @contextlib.contextmanager
 def step(name: str, **attributes: Any) -> Iterator[Span]:
     """One step of a start, as a child span of the current one."""
+    if _no_provider() and isinstance(current := trace.get_current_span(), NonRecordingSpan):
+        yield current  # what the no-op tracer would have made current: the current span itself
+        return
     with tracer().start_as_current_span(name, attributes=attributes) as span:
         yield span
 
@@ -154,6 +173,9 @@ def step(name: str, **attributes: Any) -> Iterator[Span]:
 def http_call(method: str, url: str) -> Iterator[Span]:
     """An outbound HTTP call as a client span named per the semantic conventions (`POST`); the URL
     without its query string, which may carry a credential."""
+    if _no_provider() and isinstance(current := trace.get_current_span(), NonRecordingSpan):
+        yield current  # as in `step`: no span, and no URL taken apart for one
+        return
     parts = urlsplit(url)
     host = parts.hostname or ""
     where = f"{host}:{parts.port}" if parts.port else host  # never the userinfo of a URL
