@@ -1,4 +1,5 @@
-"""Run the Pulumi program offline under recording mocks; every test re-runs it from scratch.
+"""Run the Pulumi program offline under recording mocks: each distinct stack, configuration and
+files once, every test given its own copy of the recording (tests/infra/program_cache.py).
 
 Secret config values are distinctive sentinels, so a test can search every recorded input for
 them. `stack(cloud, **overrides)` runs a stack with this base configuration plus overrides (keys
@@ -11,7 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from stacks.tools.mocks import Run, run_program
+from stacks.tools.mocks import Run
+from tests.infra import program_cache
 
 SECRETS = {
     "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",
@@ -51,7 +53,7 @@ def stack() -> StackRunner:
         config = config_for(cloud, overrides, secrets)
         given = SECRETS if secrets is None else secrets
         secret_keys = [k for k in config if (k in given or k.endswith(("ApiKey", "Secret"))) and k not in plaintext]
-        return run_program(config, secret_keys, stack=name or f"{cloud}-test", generation=generation)
+        return program_cache.run(config, secret_keys, stack=name or f"{cloud}-test", generation=generation)
 
     return run
 

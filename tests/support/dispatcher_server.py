@@ -19,6 +19,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from tests.support.quick_uvicorn import QuickServer
+
 
 @asynccontextmanager
 async def serving(app: FastAPI, port: int = 0) -> AsyncIterator[int]:
@@ -26,7 +28,7 @@ async def serving(app: FastAPI, port: int = 0) -> AsyncIterator[int]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))  # port 0 (the default): never collides with another test or engineer
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", ws="websockets-sansio", log_level="warning"))
+    server = QuickServer(uvicorn.Config(app, lifespan="off", ws="websockets-sansio", log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     started = asyncio.Event()
 

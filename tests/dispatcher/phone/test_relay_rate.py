@@ -108,7 +108,9 @@ class Flood(Side):
 async def test_a_flooding_carrier_ends_the_pump_as_over_its_rate() -> None:
     stats = CallStats()
     bot = Side()
-    assert await pump_both(Flood(2000), bot, stats, FrameRates(250)) == CARRIER_OVER_RATE
+    rates, frozen = FrameRates(250), Clock()  # the flood comes at one instant: no refill, however slow the machine
+    rates.carrier, rates.bot = FrameRate(250, clock=frozen), FrameRate(250, clock=frozen)
+    assert await pump_both(Flood(2000), bot, stats, rates) == CARRIER_OVER_RATE
     assert stats.carrier_frames == 1250 and len(bot.sent) == 1250  # the burst was relayed, the rest was not
     assert stats.over_rate_at is not None
 
