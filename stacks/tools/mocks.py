@@ -171,6 +171,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state["name"] = f"projects/{project}/secrets/{inputs['secretId']}"
             elif typ == "gcp:compute/address:Address":
                 state["address"] = "203.0.113.20"
+            elif typ == "gcp:compute/globalAddress:GlobalAddress":
+                state["address"] = "203.0.113.30"
             elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
                 state |= {"version": "1", "name": f"{inputs['secret']}/versions/1"}
             elif typ == "gcp:artifactregistry/repository:Repository":
