@@ -14,7 +14,6 @@ region names and URLs are checked with the dispatcher's own rules (dispatcher/re
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,7 +103,7 @@ def _entries(cfg: Reader) -> dict[str, dict[str, Any]]:
     raw = cfg.raw(REGIONS_KEY)
     try:
         value = cfg.config.get_object(REGIONS_KEY) if raw is not None else None
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, pulumi.config.ConfigTypeError):
         value = None
     if not isinstance(value, dict) or not value or not all(isinstance(v, dict) for v in value.values()):
         raise cfg.fail(REGIONS_KEY, "must map every region's name to its settings, e.g. "

@@ -14,7 +14,6 @@ must also be this stack's public dispatcher URL, which each cloud checks where i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -75,7 +74,7 @@ def _listing(cfg: Reader) -> str | None:
         return None
     try:
         value = cfg.config.get_object("regions")
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, pulumi.config.ConfigTypeError):
         value = raw
     if isinstance(value, dict):
         if not all(isinstance(url, str) for url in value.values()):

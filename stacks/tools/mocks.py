@@ -266,6 +266,12 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
             loop.run_until_complete(run_pulumi_func(program))
             return {}
         finally:
+            # A program that failed part-way (a check raising in an apply) leaves tasks of this loop
+            # in Pulumi's module-wide set of outputs, which the next run would wait on.
+            from pulumi.runtime.settings import SETTINGS
+
+            with SETTINGS.lock:
+                SETTINGS.outputs.clear()
             loop.close()
             asyncio.set_event_loop(None)
 

@@ -76,7 +76,8 @@ def test_an_unknown_stack_is_one_line_naming_the_known_ones(capsys: pytest.Captu
         plan.main(["aws-staging"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "python -m stacks.plan: unknown stack(s) aws-staging; known: aws-dev, aws-prod, gcp-dev, gcp-prod, global-aws, global-gcp"]
+        "python -m stacks.plan: unknown stack(s) aws-staging; known: "
+        "aws-dev, aws-prod, gcp-dev, gcp-prod, global-aws, global-gcp"]
 
 
 def test_a_bad_stack_value_is_one_line_without_a_traceback(
