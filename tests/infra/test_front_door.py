@@ -169,3 +169,13 @@ def test_a_serverless_backend_with_a_health_check_is_flagged() -> None:
     assert preflight.serverless_backend_violations([*negs, replaced(backend, healthChecks=["hc"])])
     assert preflight.serverless_backend_violations([*negs, replaced(backend, timeoutSec=3600)])
     assert preflight.serverless_backend_violations([*negs, backend]) == []
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_the_front_door_passes_the_policy_packs_resource_policies(cloud: str) -> None:
+    from policy import rules
+
+    run = front_door(cloud, AWS_REGIONS if cloud == "aws" else GCP_REGIONS)
+    found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
+             for m in check(r.type, inputs(r))]
+    assert found == []
