@@ -10,16 +10,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stacks.config import settings as stack_settings  # noqa: E402
-
-settings = stack_settings.load()
-if settings.cloud == "aws":
-    from stacks.aws.stack import AwsStack as Stack
-else:
-    from stacks.gcp.stack import GcpStack as Stack  # type: ignore[assignment]
-
 import pulumi  # noqa: E402
 
-stack = Stack(settings.prefix, settings)
-for key, value in stack.outputs.items():
+from stacks.config import front_door  # noqa: E402
+from stacks.config import settings as stack_settings  # noqa: E402
+
+
+def region() -> dict[str, pulumi.Input[object]]:
+    """A whole deployment in one region: dispatcher, bots, store (the usual stack)."""
+    settings = stack_settings.load()
+    if settings.cloud == "aws":
+        from stacks.aws.stack import AwsStack as Stack
+    else:
+        from stacks.gcp.stack import GcpStack as Stack  # type: ignore[assignment]
+    return Stack(settings.prefix, settings).outputs
+
+
+def global_front_door() -> dict[str, pulumi.Input[object]]:
+    """`role: frontDoor`: only the global name over every region (docs/regions.md, "Front door")."""
+    settings = front_door.load()
+    if settings.cloud == "aws":
+        from stacks.aws.front_door import FrontDoor
+    else:
+        from stacks.gcp.front_door import FrontDoor  # type: ignore[assignment]
+    return FrontDoor(settings.prefix, settings).outputs
+
+
+for key, value in (global_front_door() if front_door.is_front_door() else region()).items():
     pulumi.export(key, value)

@@ -99,6 +99,11 @@ CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 # (stacks/config/channel_capacity.py).
 ECS_CHANNEL_ENV: tuple[str, ...] = ("ECS_BOT_TASK_ROLE_ARNS", "BOT_CHANNEL_MAX_CONNECTIONS", "MAX_CONNECTIONS")
 CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
+# With several regions (stacks/config/regions.py): this region's name and every region's URL, and
+# the secret regions sign their requests to each other with, by reference only
+# (dispatcher/regions/config.py VARIABLES; a test keeps them equal).
+REGION_ENV: tuple[str, ...] = ("REGION", "REGIONS")
+REGION_SECRETS: tuple[str, ...] = ("REGION_SECRET",)
 BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 BOT_CHANNEL_SECRETS: tuple[str, ...] = ()
 
@@ -147,11 +152,11 @@ def machines_environment(env: dict[str, object]) -> dict[str, object]:
 
 def dispatcher_secrets(*, turn: bool, channel: bool, store: bool, store_password: bool,
                        phone: Sequence[str], observability: Sequence[str] = (),
-                       accepted_message_secret: bool = False) -> tuple[str, ...]:
+                       accepted_message_secret: bool = False, regions: bool = False) -> tuple[str, ...]:
     """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
     the bot channel, a store (the replicas' message key; AWS's password too), the carriers'
-    credentials and the trace collector's headers and webhook secret add."""
+    credentials, the trace collector's headers and webhook secret, and the regions' secret add."""
     return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
             + (STORE_SECRETS if store and store_password else ()) + (MESSAGE_SECRETS if store else ())
             + ((ACCEPTED_MESSAGE_SECRET_VARIABLE,) if store and accepted_message_secret else ()) + tuple(phone)
-            + tuple(observability))
+            + tuple(observability) + (REGION_SECRETS if regions else ()))

@@ -66,6 +66,8 @@ class DispatcherArgs:
     # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
     accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
+    # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
+    regions: Mapping[str, str] = field(default_factory=dict)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -97,6 +99,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
            if args.channel_url is not None else {}),
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
+        **args.regions,
     }
 
 
@@ -113,7 +116,8 @@ def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
                                        store=args.store_url is not None, store_password=True,
                                        phone=args.phone_secret_names,
                                        observability=args.observability.dispatcher_secret_names(),
-                                       accepted_message_secret=args.accepted_message_secret)
+                                       accepted_message_secret=args.accepted_message_secret,
+                                       regions=bool(args.regions))
 
 
 class Dispatcher(pulumi.ComponentResource):

@@ -96,6 +96,8 @@ class AwsStack(pulumi.ComponentResource):
             "alarmNames": observability.alarm_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
+            # Several regions: the URL the other regions and the front door reach this one at.
+            **({"regionUrl": settings.regions.url} if settings.regions is not None else {}),
         }
         self.register_outputs(self.outputs)
 
@@ -205,6 +207,7 @@ class AwsStack(pulumi.ComponentResource):
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
             observability=settings.observability,
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
+            regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
         )
 
 

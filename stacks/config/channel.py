@@ -45,7 +45,7 @@ CPU_CEILING = Fraction(4, 5)
 # Cloud Run's autoscaler keeps instances near 60 % of their maximum concurrency and of their CPU
 # (https://cloud.google.com/run/docs/about-instance-autoscaling).
 CLOUD_RUN_TARGET = Fraction(3, 5)
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 def token(cfg: Reader) -> pulumi.Output[str] | None:
@@ -78,7 +78,7 @@ def check(cfg: Reader, settings: Settings) -> None:
 
 def aws_domain(cfg: Reader, settings: Settings, certificate_arn: str | None, idle_timeout: int) -> str | None:
     domain = cfg.optional("dispatcherDomain")
-    if domain is not None and not _DOMAIN.match(domain):
+    if domain is not None and not DOMAIN.match(domain):
         raise cfg.fail("dispatcherDomain", f"must be a lowercase DNS name (got {domain!r})")
     if domain is not None and certificate_arn is None:
         raise cfg.fail("dispatcherDomain", "needs certificateArn (the name the ALB's certificate is issued for)")

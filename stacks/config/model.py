@@ -14,6 +14,7 @@ import pulumi
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
 from stacks.config.observability import ObservabilitySettings
+from stacks.config.regions import RegionSettings
 from stacks.config.turn import TurnSettings
 
 
@@ -38,6 +39,8 @@ class Secrets:
     phone: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     # The OTLP collector's headers and the webhook secret, when set (stacks/config/observability.py).
     observability: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    # regionSecret (stacks/config/regions.py): REGION_SECRET, with several regions only.
+    region_secret: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class Settings:
     bot_project: BotProjectSettings | None = None  # the bot image's project (voicefleet:botProject)
     # JSON logs, and where traces and lifecycle webhooks go (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
+    # This region's name and every region's URL (stacks/config/regions.py); None: one region.
+    regions: RegionSettings | None = None
 
     @property
     def prefix(self) -> str:

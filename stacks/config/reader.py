@@ -26,6 +26,12 @@ DEFAULTS: dict[str, Any] = {
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     "botProject": "examples/parrot",  # the bot image's project folder (stacks/config/bot.py)
     "botImageBudgetMb": 0,  # 0 = none: the plan states the predicted size and passes; set, it refuses above it
+    # Several regions (stacks/config/regions.py): "" = a single region
+    "region": "",
+    # The front door stack (stacks/config/front_door.py)
+    "role": "region",
+    "frontDoorDomain": "",
+    "frontDoorZone": "",
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,

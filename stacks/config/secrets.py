@@ -10,6 +10,7 @@ import pulumi
 
 from stacks.config.channel import channel_secrets
 from stacks.config.model import Settings
+from stacks.config.regions import secrets as region_secrets
 from stacks.config.store import store_secrets
 from stacks.config.turn import turn_secrets
 
@@ -18,9 +19,9 @@ def stored_secrets(settings: Settings, *, store: bool, store_password: bool) -> 
     """Environment variable name -> secret value: the dispatcher's keys, the bot's, the TURN relay's,
     the channel's, with a store (`store`) its password (`store_password`: an AWS store, which signs
     in with one) and the replicas' message key, the carriers', and the trace collector's headers and
-    the webhook secret."""
+    the webhook secret, and the regions' shared secret."""
     return {"DAILY_API_KEY": settings.secrets.daily_api_key,
             "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
             **turn_secrets(settings), **channel_secrets(settings),
             **store_secrets(settings, store=store, password=store_password), **settings.secrets.phone,
-            **settings.secrets.observability}
+            **settings.secrets.observability, **region_secrets(settings.regions, settings.secrets.region_secret)}

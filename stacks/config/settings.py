@@ -20,6 +20,7 @@ from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
+from stacks.config import regions as region_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
@@ -79,6 +80,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             raise cfg.fail("platforms", f"entries must be linux/amd64 or linux/arm64 (got {platform!r})")
 
     observability, observability_secrets = observability_settings.load(cfg)
+    regions, region_secret = region_settings.load(cfg)
     secrets = Secrets(
         daily_api_key=_require(cfg.secret("dailyApiKey", required=True)),
         dispatcher_api_keys=_require(cfg.secret("dispatcherApiKeys", required=True)),
@@ -90,6 +92,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         store_accepted_message_secret=store_settings.accepted_message_secret(cfg),
         phone=phone_settings.secrets(cfg),
         observability=observability_secrets,
+        region_secret=region_secret,
     )
     extra_tags = cfg.config.get_object("tags") or {}
     if not isinstance(extra_tags, dict):
@@ -118,6 +121,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         reserve=reserve_settings.load(cfg, "ecs" if cloud == "aws" else "gce"),
         bot_project=bot_settings.project(cfg),
         observability=observability,
+        regions=regions,
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
@@ -191,6 +195,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         raise cfg.fail("secretRecoveryDays", f"must be 0 or 7..30 (got {recovery})")
     providers = cfg.string("ecsCapacityProviders", pattern=_CAPACITY_PROVIDERS)
     domain = channel_settings.aws_domain(cfg, settings, certificate_arn, idle)
+    region_settings.aws_url(cfg, settings.regions, domain)
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
     store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
     channel_capacity.aws_limits(cfg, settings, count, dispatcher_cpu)
@@ -239,6 +244,11 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     maximum = cfg.integer("dispatcherMaxInstances", minimum=1, maximum=1000)
     # Before the plain order check: with the channel, one refusal names the least of both.
     channel_settings.cloud_run_limits(cfg, settings, minimum, maximum)
+    if settings.regions is not None and minimum < 1:
+        # Cloud Run service health, which the front door's load balancer fails a region over by, is
+        # computed from the instances kept running (docs/regions.md, "Front door").
+        raise cfg.fail("dispatcherMinInstances", "must be at least 1 with regions: the front door learns a region's "
+                                                 "health from its running instances' readiness (got 0)")
     if maximum < minimum:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     # Several instances with the channel: bots' channels land on any instance, so they share a store.

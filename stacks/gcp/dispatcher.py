@@ -7,7 +7,7 @@ Cloud Run sets PORT from the container port itself, so it is not in `envs`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import pulumi
@@ -58,6 +58,8 @@ class DispatcherArgs:
     # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
     accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
+    # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
+    regions: Mapping[str, str] = field(default_factory=dict)
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
@@ -82,6 +84,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
         **(store_environment(args) if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
+        **args.regions,
     }
 
 
@@ -103,7 +106,8 @@ def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
                                        store=args.store_url is not None, store_password=False,
                                        phone=args.phone_secret_names,
                                        observability=args.observability.dispatcher_secret_names(),
-                                       accepted_message_secret=args.accepted_message_secret)
+                                       accepted_message_secret=args.accepted_message_secret,
+                                       regions=bool(args.regions))
 
 
 class Dispatcher(pulumi.ComponentResource):
@@ -149,6 +153,10 @@ class Dispatcher(pulumi.ComponentResource):
                                   "cpu_idle": args.min_instances == 0},
                     "startup_probe": {**health, "period_seconds": 2, "failure_threshold": 15},
                     "liveness_probe": {**health, "period_seconds": 15},
+                    # Several regions: the front door's load balancer sends a region no request while
+                    # its instances are not ready (Cloud Run service health: docs/regions.md, "Front door").
+                    **({"readiness_probe": {**health, "period_seconds": 5, "failure_threshold": 3}}
+                       if args.regions else {}),
                 }],
             }),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),

@@ -17,6 +17,7 @@ from images.component import Images, ImagesArgs
 from stacks.config.bot import image_args
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.model import Settings
+from stacks.config.regions import gcp_check
 from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
@@ -79,6 +80,7 @@ class GcpStack(pulumi.ComponentResource):
             store=store is not None, notification_channels=cfg.alarm_channels, alert_policies=cfg.alert_policies,
             depends_on=tuple(apis)), opts=child)
 
+        region_url = self._region_url()
         self.outputs = {
             "cloud": "gcp",
             "project": cfg.project,
@@ -98,21 +100,39 @@ class GcpStack(pulumi.ComponentResource):
             "alarmNames": observability.alert_policy_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
+            # Several regions: the URL the other regions and the front door reach this one at.
+            **({"regionUrl": region_url} if region_url is not None else {}),
             # A destroy leaves these (Cloud Run holds their addresses for 1-2 h): delete them later.
             **({"retainedNetwork": egress.network_name, "retainedSubnetwork": egress.subnetwork_name}
                if egress is not None else {}),
         }
         self.register_outputs(self.outputs)
 
-    def _channel_url(self) -> pulumi.Output[str]:
-        """wss:// on the dispatcher's deterministic Cloud Run URL, SERVICE-PROJECTNUMBER.REGION.run.app
+    def _service_host(self) -> pulumi.Output[str]:
+        """The dispatcher's deterministic Cloud Run host, SERVICE-PROJECTNUMBER.REGION.run.app
         (https://cloud.google.com/run/docs/triggering/https-request#deterministic): known before the
         service exists, so the bot template, which the service's own environment names, can carry it."""
         project = gcp.organizations.get_project_output(project_id=self._cfg.project,
                                                        opts=pulumi.InvokeOutputOptions(parent=self))
-        host = pulumi.Output.concat(dispatcher_service_name(self._settings.prefix), "-", project.number, ".",
+        return pulumi.Output.concat(dispatcher_service_name(self._settings.prefix), "-", project.number, ".",
                                     self._cfg.region, ".run.app")
-        return channel_url(host)
+
+    def _channel_url(self) -> pulumi.Output[str]:
+        """wss:// on the dispatcher's deterministic Cloud Run URL."""
+        return channel_url(self._service_host())
+
+    def _region_url(self) -> pulumi.Output[str] | None:
+        """This region's URL as `regions` lists it, once checked against the service's deterministic
+        URL (other regions call it there); None for a single region."""
+        regions = self._settings.regions
+        if regions is None:
+            return None
+
+        def checked(host: str) -> str:
+            gcp_check(regions, f"https://{host}")
+            return regions.url
+
+        return self._service_host().apply(checked)
 
     def _bot_args(self, images: Images, network: Network, registry: Registry,
                   secrets: SecretStore) -> BotTemplateArgs:
@@ -205,6 +225,7 @@ class GcpStack(pulumi.ComponentResource):
             phone_secret_names=tuple(sorted(settings.secrets.phone)),
             observability=settings.observability,
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
+            regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
             store_ca=store.ca_certificate if store is not None else None,
             network_id=egress.network_id if egress is not None else None,
             subnetwork_id=egress.subnetwork_id if egress is not None else None,

@@ -172,6 +172,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state["name"] = f"projects/{project}/secrets/{inputs['secretId']}"
             elif typ == "gcp:compute/address:Address":
                 state["address"] = "203.0.113.20"
+            elif typ == "gcp:compute/globalAddress:GlobalAddress":
+                state["address"] = "203.0.113.30"
             elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
                 state |= {"version": "1", "name": f"{inputs['secret']}/versions/1"}
             elif typ == "gcp:artifactregistry/repository:Repository":
@@ -275,6 +277,12 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
             loop.run_until_complete(run_pulumi_func(program))
             return {}
         finally:
+            # A program that failed part-way (a check raising in an apply) leaves tasks of this loop
+            # in Pulumi's module-wide set of outputs, which the next run would wait on.
+            from pulumi.runtime.settings import SETTINGS
+
+            with SETTINGS.lock:
+                SETTINGS.outputs.clear()
             loop.close()
             asyncio.set_event_loop(None)
 

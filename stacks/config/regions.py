@@ -1,0 +1,117 @@
+"""A regional stack's place among its deployment's regions (docs/regions.md, "Setting up").
+
+    voicefleet:region        this region's name (REGION)
+    voicefleet:regions       every region's public dispatcher URL, this one included (REGIONS): a map
+                             {name: url} or the dispatcher's own `name=url,…` text
+    voicefleet:regionSecret  --secret: the key regions sign what they ask each other with (REGION_SECRET),
+                             reaching the dispatcher by reference only
+
+Set together or not at all. The rules are the dispatcher's own (dispatcher/regions/config.py, run
+here on the same text), so a stack that previews is one whose dispatchers start; this region's URL
+must also be this stack's public dispatcher URL, which each cloud checks where it knows it
+(`aws_url`, and stacks/gcp/stack.py once the project number is known).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import pulumi
+
+from dispatcher.regions.config import MIN_REGION_SECRET_CHARS, Regions
+from dispatcher.settings import SettingsError as DispatcherSettingsError
+from stacks.config.reader import Reader
+
+KEYS = ("region", "regions", "regionSecret")
+SECRET_KEY = "regionSecret"  # noqa: S105 - a config key, not a secret
+# A placeholder as long as the rule asks: the real secret is an Output, checked when known (`_check_secret`).
+_STAND_IN_SECRET = "x" * MIN_REGION_SECRET_CHARS
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    here: str
+    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    listing: str = ""  # REGIONS in the dispatcher's canonical spelling
+
+    @property
+    def url(self) -> str:
+        """This region's own public URL."""
+        return self.urls[self.here]
+
+    def dispatcher_environment(self) -> dict[str, str]:
+        return {"REGION": self.here, "REGIONS": self.listing}
+
+
+def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]:
+    """The region's settings and its secret (an Output for the secret stores), or (None, None)."""
+    here, listed = cfg.optional("region"), _listing(cfg)
+    secret = cfg.secret(SECRET_KEY, required=False, check=lambda text: _check_secret(cfg, text))
+    given = {"region": here is not None, "regions": listed is not None, SECRET_KEY: secret is not None}
+    if not any(given.values()):
+        return None, None
+    if not all(given.values()):
+        missing = [key for key, present in given.items() if not present]
+        set_ = [key for key, present in given.items() if present]
+        raise cfg.fail(missing[0], f"must be set with {', '.join(set_)}: a region needs its name, every region's "
+                                   f"URL and the shared secret ({', '.join(missing)} missing; docs/regions.md)")
+    assert here is not None and listed is not None
+    try:
+        parsed = Regions.from_env({"REGION": here, "REGIONS": listed, "REGION_SECRET": _STAND_IN_SECRET})
+    except DispatcherSettingsError as exc:
+        key = "region" if str(exc).startswith("REGION=") else "regions"
+        raise cfg.fail(key, f"is refused as the dispatcher would refuse it: {exc}") from None
+    return RegionSettings(parsed.here, MappingProxyType(dict(parsed.urls)), parsed.listing()), secret
+
+
+def _listing(cfg: Reader) -> str | None:
+    """`regions` as the dispatcher's `name=url,…`: a map (`pulumi config set --path 'regions.eu' URL`)
+    or that text itself."""
+    raw = cfg.raw("regions")
+    if raw is None:
+        return None
+    try:
+        value = cfg.config.get_object("regions")
+    except (ValueError, pulumi.config.ConfigTypeError):
+        value = raw
+    if isinstance(value, dict):
+        if not all(isinstance(url, str) for url in value.values()):
+            raise cfg.fail("regions", "must map each region's name to its URL, e.g. {eu: https://eu.voice.example.com}")
+        return ",".join(f"{name}={url}" for name, url in value.items()) or None
+    if isinstance(value, str):
+        return value
+    raise cfg.fail("regions", f"must be a map of name to URL or name=url,… (got {raw!r})")
+
+
+def _check_secret(cfg: Reader, text: str) -> None:
+    if len(text) < MIN_REGION_SECRET_CHARS:
+        raise cfg.fail(SECRET_KEY, f"must be at least {MIN_REGION_SECRET_CHARS} characters, the same in every region; "
+                                   "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def aws_url(cfg: Reader, regions: RegionSettings | None, domain: str | None) -> None:
+    """On AWS a region's URL is https://<dispatcherDomain>, the name its ALB's certificate covers."""
+    if regions is None:
+        return
+    if domain is None:
+        raise cfg.fail("dispatcherDomain", f"is required with regions: other regions call this one at its URL "
+                                           f"({regions.url}), the name the ALB's certificate covers")
+    if regions.url != f"https://{domain}":
+        raise cfg.fail("regions", f"lists {regions.here}={regions.url}, but this stack's dispatcher is "
+                                  f"https://{domain} (dispatcherDomain): list the URL this region answers at")
+
+
+def gcp_check(regions: RegionSettings, service_url: str) -> None:
+    """On GCP a region's URL is its Cloud Run service's deterministic URL, known once the project's
+    number is (stacks/gcp/stack.py)."""
+    if regions.url != service_url:
+        raise Reader("voicefleet").fail("regions", f"lists {regions.here}={regions.url}, but this stack's dispatcher "
+                                                   f"is {service_url} (Cloud Run's URL): list the URL this region "
+                                                   "answers at")
+
+
+def secrets(regions: RegionSettings | None, secret: pulumi.Output[str] | None) -> dict[str, pulumi.Output[str]]:
+    """What goes into the stack's secret store for the regions (nothing for a single region)."""
+    return {"REGION_SECRET": secret} if regions is not None and secret is not None else {}

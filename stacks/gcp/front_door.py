@@ -1,0 +1,64 @@
+"""FrontDoor (GCP): one global name over every region, by a global external Application Load Balancer.
+
+Cloud DNS's geo routing can health-check only A/AAAA targets, internal load balancers or Internet
+IP addresses (pulumi-gcp `dns.RecordSetRoutingPolicyGeoHealthCheckedTargets`: `external_endpoints`
+are IP addresses), and a Cloud Run service has no address of its own: it is reached by name, its
+`run.app` certificate covers no other. So a geo record cannot point at the regions' services, nor
+drop one that fails. Google's own answer for a service in several regions is a global external
+Application Load Balancer with a serverless NEG per region
+(https://cloud.google.com/run/docs/multiple-regions): one anycast address, each request sent to the
+nearest region, and, with Cloud Run service health, away from a region whose instances are not
+ready (https://cloud.google.com/run/docs/configuring/configure-service-health; the regional stacks
+set the readiness probe and keep an instance with `regions`). A Cloud DNS A record gives the global
+name that address; a Google-managed certificate covers it.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from stacks.config.front_door import FrontDoorRegion, FrontDoorSettings
+
+RECORD_TTL_SECONDS = 300  # the anycast address never changes with the regions behind it
+
+
+class FrontDoor(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input[object]]
+
+    def __init__(self, name: str, settings: FrontDoorSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        provider = gcp.Provider(name, project=settings.gcp_project, region=settings.provider_region,
+                                default_labels=dict(settings.tags))
+        super().__init__("voicefleet:gcp:FrontDoor", name, None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
+        child = pulumi.ResourceOptions(parent=self)
+        dns = gcp.projects.Service(f"{name}-dns", project=settings.gcp_project, service="dns.googleapis.com",
+                                   disable_on_destroy=False, opts=child)
+        backends = [self._backend(name, region) for region in settings.regions]
+        # Serverless NEGs take no health check, port or backend timeout: Cloud Run's own apply.
+        service = gcp.compute.BackendService(
+            name, load_balancing_scheme="EXTERNAL_MANAGED",
+            backends=[{"group": neg.id} for neg in backends], opts=child)
+        url_map = gcp.compute.URLMap(name, default_service=service.id, opts=child)
+        # Auto-named: a certificate for a new frontDoorDomain is created beside the old one.
+        certificate = gcp.compute.ManagedSslCertificate(name, managed={"domains": [settings.domain]}, opts=child)
+        proxy = gcp.compute.TargetHttpsProxy(name, url_map=url_map.id, ssl_certificates=[certificate.id], opts=child)
+        address = gcp.compute.GlobalAddress(name, opts=child)
+        gcp.compute.GlobalForwardingRule(name, target=proxy.id, ip_address=address.address, port_range="443",
+                                         load_balancing_scheme="EXTERNAL_MANAGED", opts=child)
+        gcp.dns.RecordSet(name, managed_zone=settings.zone, name=f"{settings.domain}.", type="A",
+                          ttl=RECORD_TTL_SECONDS, rrdatas=[address.address],
+                          opts=pulumi.ResourceOptions(parent=self, depends_on=[dns]))
+        self.outputs = {
+            "cloud": "gcp",
+            "frontDoorUrl": f"https://{settings.domain}",
+            "frontDoorAddress": address.address,
+            "regions": [region.name for region in settings.regions],
+        }
+        self.register_outputs(self.outputs)
+
+    def _backend(self, name: str, region: FrontDoorRegion) -> gcp.compute.RegionNetworkEndpointGroup:
+        """One region's serverless NEG; a region added or removed is this one backend."""
+        return gcp.compute.RegionNetworkEndpointGroup(
+            f"{name}-{region.name}", region=region.gcp_region, network_endpoint_type="SERVERLESS",
+            cloud_run={"service": region.service}, opts=pulumi.ResourceOptions(parent=self))
