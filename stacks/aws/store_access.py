@@ -1,40 +1,18 @@
 """What the dispatcher may do in its coordination store on AWS: the RBAC user's access string.
 
-ElastiCache's RBAC users carry Redis/Valkey ACL rules. The dispatcher's user may run exactly the
-commands the dispatcher sends, on the keys and channels under its prefix, and nothing else: no
-FLUSH*, no CONFIG, no KEYS, no command that reads or wipes the whole store. The command list is
-the dispatcher's, not a guess: tests/infra/aws/test_store_access.py reads every command out of the
-dispatcher's code (redis-py calls and the commands inside its Lua scripts) and fails when the list
-here misses one or grants one the code does not send; the replicas' and the store's tests run as a
-user with this very string (tests/support/redis_server.py).
+The dispatcher's user may run exactly the commands the dispatcher sends (granted one by one, never
+by category), on the keys and channels under its prefix, and nothing else; `EVALSHA` only with the
+SHA1 of one of the dispatcher's own scripts (`+evalsha|<sha1>`), no `EVAL`, no functions.
+tests/infra/aws/test_store_access.py reads every command and script out of the dispatcher's code
+and fails when the lists here miss one or grant one the code does not send; the replicas' and the
+store's tests run as a user with this very string (tests/support/redis_server.py).
 
-Commands are granted one by one rather than by category: a category such as `@read` or `@write`
-holds dozens of commands the dispatcher never sends (and `@fast`, which `TIME` is only in, holds
-many more).
-
-ElastiCache's own rules for access strings (docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.RBAC.html):
-no password in it (passwords go through the API), no `reset` (it would remove them), `on` or the
-user is off, no command ElastiCache disables. Serverless caches run with `acl-pubsub-default
-allchannels` (RedisConfiguration.html), and Valkey refuses a channel pattern after `allchannels`,
-so the string clears the channels (`resetchannels`) before it names its own.
-
-Scripts: the user may run only the dispatcher's own. `EVAL` is not granted, and `EVALSHA` only with
-the SHA1 of one of the dispatcher's scripts as its first argument (`+evalsha|<sha1>`, the engine's
-first-argument rule), so a script someone else loads (`SCRIPT LOAD` stays granted: a restarted or
-failed-over cache forgets its scripts and redis-py loads them again) cannot be run: making a script
-whose SHA1 is one of these is a SHA1 preimage. The list is the dispatcher's, not a guess:
-tests/infra/aws/test_store_access.py hashes every script the code registers and fails when a SHA
-here is missing or stale. No function (`FCALL`, `FUNCTION LOAD`) is granted either. A script's time
-is bounded by what the dispatcher's scripts do (loops over their arguments and replies only, a
-test holds them to it), not by the server: `busy-reply-threshold` only starts answering BUSY and
-allows `SCRIPT KILL`, and neither managed store lets it be changed (docs/replicas.md).
-
-The string is written as the engine renders a user (`ACL GETUSER`, and ElastiCache's DescribeUsers
-after it): flags, keys, channels, then the command rules in the order given, each once, after the
-`-@all` that resets them. The provider keeps what the service returns with no diff suppression, so
-a string the service rewrites would be a change on every preview: `elasticache_problems` refuses
-one at preview (`rendered` models the rewriting; the Pulumi mocks return it as the user's state,
-and the preflight compares).
+The string follows ElastiCache's rules for access strings (no password, no `reset`, `on`, no
+disabled command; `resetchannels` before its own channels on a serverless cache) and is written as
+the engine renders a user, so a second preview shows no diff: `elasticache_problems` refuses at
+preview what the service would reject or rewrite (`rendered` models the rewriting, and the Pulumi
+mocks return it as the user's state). The reasons, with their sources: docs/replicas.md ("In the
+stacks, and what it costs") and docs/security.md.
 """
 
 from __future__ import annotations
