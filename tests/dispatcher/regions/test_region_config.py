@@ -24,7 +24,9 @@ def test_a_region_knows_every_other_regions_url_by_name() -> None:
     eu = regions(REGION="eu", REGIONS=f"eu={EU}, us={US}/", REGION_SECRET=SECRET)
     assert eu.several and eu.here == "eu"
     assert eu.peers == {"us": US}
+    assert eu.listing() == f"eu={EU},us={US}"
     assert eu.listing() == regions(REGION="us", REGIONS=f"us={US},eu={EU}", REGION_SECRET=SECRET).listing()
+    assert SECRET not in repr(eu)  # a repr in a log line or a traceback never shows the secret
 
 
 @pytest.mark.parametrize(

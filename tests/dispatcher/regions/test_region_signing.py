@@ -111,3 +111,13 @@ def test_an_answer_counts_only_signed_for_the_request_it_answers() -> None:
     other = RegionSigner(region("eu")).headers("us", "GET", "/regions/state")
     assert not answer_is_signed(SECRET, other, signed, body)  # an answer to another request
     assert not answer_is_signed(SECRET, request, {}, body)
+
+
+async def test_a_request_without_its_nonce_is_refused_and_thirty_seconds_of_skew_are_allowed(clock: Clock) -> None:
+    from dispatcher.regions.signing import NONCE
+
+    headers = RegionSigner(region("eu"), clock).headers("us", "GET", "/regions/state")
+    without_nonce = {k: v for k, v in headers.items() if k != NONCE}
+    assert "needs the Voicefleet-Region headers" in await refused(verifier(clock), without_nonce)
+    clock.now += 30
+    assert await verifier(clock).sender("GET", "/regions/state", headers, b"") == "eu"

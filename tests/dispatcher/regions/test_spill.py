@@ -32,3 +32,11 @@ def test_without_a_warm_region_the_nearest_with_room_fast_enough_cold_is_taken()
     assert spill_target(nearest_first, "webrtc", None).name == "us"  # at the cap, with no patience given
     assert spill_target(nearest_first, "webrtc", 2) is None
     assert spill_target([peer("eu", 0.01, cold=math.inf)], "webrtc", 5) is None
+
+
+def test_the_boundaries_one_seat_left_and_a_cold_start_exactly_as_long_as_the_patience() -> None:
+    assert spill_reason(Here(room=1, warm=False, cold_start_seconds=5), None) is None
+    assert spill_reason(Here(room=1, warm=False, cold_start_seconds=5), 5) is None
+    exact = [peer("us", 0.07, room=1, cold=5.0)]
+    assert spill_target(exact, "webrtc", 5).name == "us"
+    assert spill_target([peer("us", 0.07, room=0, warm=True)], "webrtc", None) is None
