@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from stacks.config.front_door import FrontDoorRegion, FrontDoorSettings
 
+HEALTHY_TEXT = '"status":"ok"'  # how /healthz starts when all is well (compact JSON, status first)
 HEALTH_PATH = "/healthz"  # the dispatcher's: 200 while serving, 503 while draining (dispatcher/api/routers/ops.py)
 # Route 53's faster interval (10 or 30 s; terraform-provider-aws route53 health_check.go) and three
 # failures: a dead region leaves the answers about 30 s after its last success, plus the record's TTL.
@@ -43,7 +44,10 @@ class FrontDoor(pulumi.ComponentResource):
         """One region's health check and latency record; a region added or removed is these two."""
         child = pulumi.ResourceOptions(parent=self)
         check = aws.route53.HealthCheck(
-            f"{name}-{region.name}", type="HTTPS", fqdn=region.host, port=443, resource_path=HEALTH_PATH,
+            # A region whose store is down still answers /healthz 200 ("degraded": its replicas must
+            # not be taken out), but callers should go elsewhere: healthy means `"status":"ok"`.
+            f"{name}-{region.name}", type="HTTPS_STR_MATCH", search_string=HEALTHY_TEXT, fqdn=region.host, port=443,
+            resource_path=HEALTH_PATH,
             enable_sni=True, request_interval=REQUEST_INTERVAL_SECONDS, failure_threshold=FAILURE_THRESHOLD,
             tags={"Name": f"{settings.prefix}-{region.name}"}, opts=child)
         aws.route53.Record(

@@ -63,7 +63,15 @@ ELASTICACHE_DISABLED = frozenset({"bgrewriteaof", "bgsave", "config", "debug", "
 _PASSWORD_RULES = (">", "<", "#", "!")
 
 
-def access_string(commands: tuple[str, ...] = COMMANDS, scripts: tuple[str, ...] = SCRIPT_SHAS) -> str:
+# The scripts of the last release that this one changed or dropped. Its dispatcher tasks keep
+# serving their calls through a rolling deploy (and come back on a rollback) while the store's user
+# is already this release's, so their scripts stay runnable for one release; pruned at the next
+# (docs/pulumi.md, "Changing a store script").
+RETIRED_SCRIPT_SHAS: tuple[str, ...] = ("dedd9229af0e410c69910fbfd055cc0f72320a84",)
+GRANTED_SCRIPT_SHAS: tuple[str, ...] = tuple(sorted(set(SCRIPT_SHAS) | set(RETIRED_SCRIPT_SHAS)))
+
+
+def access_string(commands: tuple[str, ...] = COMMANDS, scripts: tuple[str, ...] = GRANTED_SCRIPT_SHAS) -> str:
     """The rules: EVALSHA is granted for `scripts` only, one first-argument rule each."""
     granted = " ".join(" ".join(f"+evalsha|{sha}" for sha in scripts) if command == "evalsha" else f"+{command}"
                        for command in commands)

@@ -54,7 +54,9 @@ def test_aws_each_region_is_a_latency_record_whose_health_check_calls_its_health
     for name, region in AWS_REGIONS.items():
         check = inputs(checks[name])
         assert (check["type"], check["fqdn"], check["port"], check["resourcePath"], check["enableSni"]) == (
-            "HTTPS", region["url"].removeprefix("https://"), 443, "/healthz", True)
+            "HTTPS_STR_MATCH", region["url"].removeprefix("https://"), 443, "/healthz", True)
+        assert check["searchString"] == '"status":"ok"'
+
         record = inputs(records[name])
         assert (record["name"], record["type"], record["records"], record["zoneId"]) == (
             "voice.example.com", "CNAME", [region["url"].removeprefix("https://")], "Z0123456789EXAMPLE")
@@ -179,3 +181,23 @@ def test_the_front_door_passes_the_policy_packs_resource_policies(cloud: str) ->
     found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
              for m in check(r.type, inputs(r))]
     assert found == []
+
+
+def test_a_region_is_healthy_to_the_front_door_only_when_its_dispatcher_says_ok() -> None:
+    """Route 53 matches its string in /healthz's body: a region whose store is down answers 200
+    `degraded` (its replicas stay in), and is taken out of the front door's answers."""
+    from starlette.responses import JSONResponse
+
+    from stacks.aws.front_door import HEALTHY_TEXT
+
+    assert HEALTHY_TEXT.encode() in JSONResponse({"status": "ok", "machines": "ecs"}).body
+    assert HEALTHY_TEXT.encode() not in JSONResponse({"status": "degraded", "machines": "ecs"}).body
+
+
+def test_a_string_match_without_its_string_is_refused_at_preview() -> None:
+    from stacks.tools.preflight.front_door import health_check_violations
+
+    run = front_door("aws", AWS_REGIONS)
+    check = run.of_type(HEALTH_CHECK)[0]
+    check.inputs["searchString"] = ""
+    assert any("search_string" in v for v in health_check_violations([check]))

@@ -57,6 +57,11 @@ def health_check_violations(registrations: Iterable[Registration]) -> list[str]:
                 found.append(f"{where}: {key} is longer than 255 characters")
         if "port" in inputs and not 1 <= int(inputs["port"]) <= 65535:
             found.append(f"{where}: port {inputs['port']} is not a port number")
+        # A string match needs its string, 1-255 characters (health_check.go: search_string,
+        # StringLenBetween(1, 255); Route 53's CreateHealthCheck requires SearchString for these types).
+        matched = str(inputs.get("searchString", ""))
+        if str(inputs.get("type", "")).endswith("_STR_MATCH") and not 1 <= len(matched) <= 255:
+            found.append(f"{where}: a {inputs.get('type')} check needs a search_string of 1-255 characters")
         calls = str(inputs.get("type", "")).startswith(("HTTP", "TCP"))
         if calls and not (inputs.get("fqdn") or inputs.get("ipAddress")):
             found.append(f"{where}: an {inputs.get('type')} check needs an fqdn or ip_address to call")
