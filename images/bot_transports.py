@@ -35,7 +35,10 @@ MODULE_PREFIXES = {
     "pipecat.transports.daily": "daily",
     "pipecat.transports.smallwebrtc": "webrtc",
     "pipecat.transports.websocket.fastapi": "websocket",
-}
+    # …or the transport's packages themselves, imported by the bot's own code.
+    "daily": "daily",
+    "aiortc": "webrtc", "av": "webrtc", "aioice": "webrtc", "pylibsrtp": "webrtc",
+}  # fmt: skip
 RUNNER_ARGUMENT_TYPES = {
     "DailyRunnerArguments": "daily", "SmallWebRTCRunnerArguments": "webrtc", "WebSocketRunnerArguments": "websocket",
 }  # fmt: skip

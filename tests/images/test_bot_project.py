@@ -217,3 +217,16 @@ def test_the_transports_bot_py_imports_at_module_level_are_kept_in_every_image(t
     assert found.leaves_out("bot-webrtc") == () and found.keeps("bot-webrtc") is not None
     assert found.leaves_out("bot") == ("aiortc", "av", "aioice", "pylibsrtp") and found.keeps("bot") is None
     assert bot_project.main([str(folder), "--leaves-out", "bot-webrtc"]) == 0
+
+
+def test_a_transports_own_package_imported_at_module_level_is_kept_too(tmp_path: Path) -> None:
+    """Not only Pipecat's transport modules: a bot's own `from daily import CallClient` or `import av`
+    runs in every image as well, so those images keep the package."""
+    folder = project(tmp_path, extra=(("aiortc", "1.14.0"),))
+    (folder / "bot.py").write_text(
+        "from daily import CallClient\nimport av\n"
+        "from pipecat.runner.types import SmallWebRTCRunnerArguments\n"
+        "async def bot(runner_args):\n    pass\n")
+    found = read(folder)
+    assert [(built.name, built.line) for built in found.imported] == [("daily", 1), ("webrtc", 2)]
+    assert found.leaves_out("bot-webrtc") == () and found.leaves_out("bot") == ()
