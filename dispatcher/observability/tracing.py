@@ -170,9 +170,10 @@ def step(name: str, **attributes: Any) -> Iterator[Span]:
 
 
 @contextlib.contextmanager
-def http_call(method: str, url: str) -> Iterator[Span]:
+def http_call(method: str, url: str, *, path_shown: bool = True) -> Iterator[Span]:
     """An outbound HTTP call as a client span named per the semantic conventions (`POST`); the URL
-    without its query string, which may carry a credential."""
+    without its query string, which may carry a credential, and without its path where that may be
+    one too (`path_shown=False`: a webhook URL's path is often its receiver's secret)."""
     if _no_provider() and isinstance(current := trace.get_current_span(), NonRecordingSpan):
         yield current  # as in `step`: no span, and no URL taken apart for one
         return
@@ -180,7 +181,7 @@ def http_call(method: str, url: str) -> Iterator[Span]:
     host = parts.hostname or ""
     where = f"{host}:{parts.port}" if parts.port else host  # never the userinfo of a URL
     attributes: dict[str, str | int] = {"http.request.method": method, "server.address": host,
-                                        "url.full": f"{parts.scheme}://{where}{parts.path}"}
+                                        "url.full": f"{parts.scheme}://{where}{parts.path if path_shown else '/'}"}
     if parts.port:
         attributes["server.port"] = parts.port
     with tracer().start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes,

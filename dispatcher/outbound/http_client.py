@@ -65,6 +65,7 @@ class HttpClient:
         connections: int = DEFAULT_CONNECTIONS,
         follow_redirects: bool = True,
         max_answer_bytes: int | None = None,
+        path_traced: bool = True,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         # False: a 3xx is the answer (its status returned), never a request sent on to its Location.
@@ -72,6 +73,7 @@ class HttpClient:
         # Set: an answer is read as sent (no decompression) and refused past this many bytes, so a
         # peer that answers a bomb costs this much memory at most.
         self._max_answer_bytes = max_answer_bytes
+        self._path_traced = path_traced  # False: spans name the host only (a URL whose path is a secret)
         self._headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._connections = connections
@@ -105,7 +107,7 @@ class HttpClient:
     ) -> HttpResponse:
         target = self._base_url + url if url.startswith("/") else url
         per_call = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
-        with tracing.http_call(method, target) as span:
+        with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
                 async with self._client().request(
                     method,

@@ -132,7 +132,9 @@ class LifecycleWebhooks:
         # Redirects not followed: a receiver (or whoever answers for its name) that answers 3xx must not
         # turn this deliverer into a POSTer of signed events to an address of its choosing (a metadata
         # endpoint, the store's host). A 3xx is a failed attempt, logged with where it pointed.
-        self._client = client or HttpClient(timeout=settings.timeout_seconds, follow_redirects=False)
+        # Spans name the receiver's host only: a webhook URL's path is often its secret (Slack's, Zapier's).
+        self._client = client or HttpClient(timeout=settings.timeout_seconds, follow_redirects=False,
+                                            path_traced=False)
         self._outbox = outbox
         self._local = MemoryOutbox()  # this replica's events while the store does not answer
         self._lease = settings.timeout_seconds + LEASE_MARGIN_SECONDS

@@ -66,3 +66,31 @@ def test_a_span_with_nothing_to_mask_is_exported_as_it_is_and_a_route_template_s
     assert routed.name == "POST /phone/daily/dialin/{secret}"
     assert routed.attributes["http.route"] == "/phone/daily/dialin/{secret}"
     assert routed.attributes["url.path"] == "/phone/daily/dialin/[redacted]"
+
+
+def test_a_webhook_calls_span_names_the_receivers_host_never_its_path(monkeypatch) -> None:
+    """A webhook URL's path is often its receiver's secret (Slack's, Zapier's): the deliverer's client
+    spans show `scheme://host/` only; other calls keep their path."""
+    from dispatcher.observability import tracing
+
+    def record(tracer) -> None:
+        monkeypatch.setattr(tracing, "tracer", lambda: tracer)
+        monkeypatch.setattr(tracing, "_no_provider", lambda: False)
+        with tracing.http_call("POST", f"https://hooks.example.com/services/{SECRET}", path_shown=False):
+            pass
+        with tracing.http_call("GET", "https://api.example.com/v1/apps/x?token=t"):
+            pass
+
+    hidden, shown = exported(record)
+    assert hidden.attributes["url.full"] == "https://hooks.example.com/"
+    assert shown.attributes["url.full"] == "https://api.example.com/v1/apps/x"
+
+
+def test_the_webhook_deliverer_traces_no_path() -> None:
+    from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
+
+    settings = WebhookSettings.from_env({"WEBHOOK_URL": "https://hooks.example.com/x", "WEBHOOK_SECRET": "whsec_"
+                                         + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+    assert settings is not None
+    webhooks = LifecycleWebhooks(settings, lambda session_id: None, None)  # type: ignore[arg-type]
+    assert webhooks._client._path_traced is False
