@@ -374,7 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(values[args.value])
         return 0
     if args.deploy_config is None or args.cloud is None:
-        parser.error("pcc-deploy.toml and --cloud are required")
+        parser.error("pcc-deploy.toml and --cloud are required, e.g. "
+                     "python -m stacks.import_pcc my-bot/pcc-deploy.toml --cloud aws")
+    if args.deploy_config.is_dir():  # a project folder: its pcc-deploy.toml is what is meant
+        inside = args.deploy_config / "pcc-deploy.toml"
+        if not inside.is_file():
+            print(f"import_pcc: {args.deploy_config} is a folder with no pcc-deploy.toml: pass the path of the "
+                  "project's pcc-deploy.toml", file=sys.stderr)
+            return 1
+        args.deploy_config = inside
     try:
         print(convert(args.deploy_config, args.cloud, args.env_file).render(), end="")
     except PccConfigError as error:

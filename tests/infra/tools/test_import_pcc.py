@@ -221,3 +221,11 @@ def test_the_otlp_endpoint_is_not_made_a_bot_secret_and_the_stack_setting_is_nam
 
 
 BOT_FILE_TEXT = "async def bot(runner_args):\n    pass\n"
+
+
+def test_a_project_folder_is_read_through_its_pcc_deploy_toml_and_one_without_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert import_pcc.main([str(STARTER.parent), "--cloud", "aws"]) == 0
+    assert capsys.readouterr().out == convert(STARTER, "aws", None).render()
+    assert import_pcc.main([str(tmp_path), "--cloud", "aws"]) == 1
+    assert "is a folder with no pcc-deploy.toml" in capsys.readouterr().err
