@@ -208,6 +208,11 @@ def main() -> int:
           flush=True)
     if mode == "crash":
         return 3
+    if mode == "failed-then-stopped":  # says its bot failed, then lingers until it is stopped (a phone call's end)
+        print(json.dumps({"event": "ended", "reason": "bot_failed", "exit_code": 4,
+                          "detail": "bot() raised ValueError: missing required parameters"}), flush=True)
+        stop.wait()
+        return 0
     if mode == "exit-clean":
         return 0
     if mode == "pipeline-error" and channel is not None:

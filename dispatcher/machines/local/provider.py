@@ -254,6 +254,7 @@ class LocalMachines:
         process = bot.process
         assert process is not None and process.stdout is not None
         said: object = None  # the bot's own account of why it ended (its `ended` event)
+        failed = False  # the bot said it failed (a non-zero exit code): a stop that followed does not hide it
         async for raw in process.stdout:
             event = _parse_event(raw)
             kind = event.get("event")
@@ -263,9 +264,10 @@ class LocalMachines:
                 bot.set_state(MachineState.JOINED)
             elif kind == "ended":
                 said = event.get("detail")
+                failed = event.get("exit_code") not in (None, 0)
         code = await process.wait()  # reaps the child: no zombies
         self._launched.forget(*bot.grant)  # nothing speaks for it any more
-        if bot.stop_requested or code == 0:
+        if (bot.stop_requested or code == 0) and not failed:
             bot.set_state(MachineState.ENDED, "stopped" if bot.stop_requested else "exit code 0")
         else:
             # The reason reaches the API (`detail`), not only the dispatcher's stderr.

@@ -75,6 +75,16 @@ async def test_a_bot_that_crashes_is_reported_failed(api, standin_mode):
     assert (got["status"], got["detail"]) == ("failed", "exit code 3")
 
 
+async def test_a_bot_that_said_it_failed_is_failed_even_when_a_stop_came_before_its_exit(api, standin_mode):
+    """A phone call's bot whose bot() raised ends the call; the call's end stops the machine before the
+    bot has exited. Its own word that it failed stands, with its reason (not "ended: stopped")."""
+    standin_mode("failed-then-stopped")
+    session = (await api.post("/start?wait=started", json={})).json()
+    assert (await api.delete(f"/sessions/{session['session_id']}")).status_code in (202, 204)
+    got = await poll_status(api, session["session_id"], "failed")
+    assert got["status"] == "failed" and "missing required parameters" in got["detail"]
+
+
 async def test_waiting_for_a_bot_that_fails_to_start_is_an_error_with_the_reason(api, standin_mode):
     standin_mode("fail-start")
     response = await api.post("/start?wait=started", json={})
