@@ -37,7 +37,7 @@ from dispatcher.phone.relay import (
 )
 from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.coordination import CallHandle, CallMedia
+from dispatcher.store.coordination import CallHandle, CallMedia, Rate
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -85,8 +85,12 @@ class PhoneCalls:
         self, sessions: Sessions, channels: BotChannels, links: MediaLinks, media: CallMedia, owners: OwnerRelay,
         *, start_wait_seconds: float, timeline: Timeline | None = None,
         max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
+        start_rate: Rate | None = None,
     ) -> None:
         self._sessions = sessions
+        # The calls carriers open themselves are one caller, held to an API key's start rate
+        # (START_RATE_PER_KEY): a standing credential (Exotel's Basic) cannot flood starts.
+        self._start_rate = start_rate
         self._channels = channels
         self.links = links
         self.media = media  # a call's media across replicas (one process: always here)
@@ -105,6 +109,11 @@ class PhoneCalls:
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
         session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
+        if owner is None and self._start_rate is not None:
+            wait = await self._start_rate.take(PHONE_CALLER)
+            if wait > 0:
+                raise ApiError(429, "rate_limited", "too many calls opened by carriers: START_RATE_PER_KEY",
+                               retry_after=wait)
         owner = owner or Caller.named(PHONE_CALLER)
         call.owner = owner.id
         call.session_id = session_id = self._sessions.session_id_for(owner.owner_key, session_key)

@@ -149,9 +149,6 @@ class SessionService:
                         # a room, a held secret or a machine exists. With one, the claim decides.
                         if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
-                        self.timeline.note(session_id, "requested", trace_id=trace.trace_id, transport=transport,
-                                           keyed=keyed, traceparent=trace.traceparent)
-                        requested = True
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
@@ -163,6 +160,11 @@ class SessionService:
                                 if warm_only:
                                     raise self.share.warm_spent()
                                 cold_only = True  # past its warm share: served cold, the reserve left to others
+                            # Only an admitted start is a session: a refusal above (the key's share, the
+                            # cap) leaves no timeline and no `session.failed` webhook behind it.
+                            self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
+                                               transport=transport, keyed=keyed, traceparent=trace.traceparent)
+                            requested = True
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,

@@ -84,3 +84,25 @@ async def test_a_stream_silent_after_its_handshake_is_closed_and_its_session_sto
         assert speaking.ws is not None and speaking.ws.close_code is None
     finally:
         await speaking.hang_up()
+
+
+async def test_the_standing_credential_is_held_to_a_start_rate() -> None:
+    """Calls carriers open themselves are one caller with an API key's start rate: a standing
+    credential past it has its calls refused before any start (no session, no timeline)."""
+    async for phone in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP,
+                                        start_rate_per_key=0.01, start_burst_per_key=1):
+        calls = [CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC) for _ in range(2)]
+        try:
+            first, second = calls
+            await first.open()
+            await first.handshake()
+            await launched(phone, 1)
+            await second.open()
+            await second.handshake()
+            assert await asyncio.wait_for(second.wait_closed_by_bot(30), 30) == 1011
+            await asyncio.sleep(0.5)
+            assert len(phone.launches) == 1  # the call past the rate started nothing
+        finally:
+            for call in calls:
+                if call.ws is not None and call.ws.close_code is None:
+                    await call.hang_up()

@@ -53,6 +53,9 @@ def test_one_key_holds_its_share_of_sessions_across_replicas_and_others_find_roo
         assert [a.status_code for a in answers] == [201, 201, 429, 429], [a.text for a in answers]
         refused = answers[2]
         assert refused.json()["error"]["code"] == "key_at_capacity", refused.text
+        # A refusal at admission is no session: no timeline (a day in the store) and no webhook.
+        assert "session_id" not in refused.json()["error"], refused.text
+        assert len(settled_timelines(store)) == 2
         assert "0.5 of MAX_CONCURRENT_SESSIONS 4" in refused.json()["error"]["message"]
         assert float(refused.headers["Retry-After"]) > 0
         # Another key finds the room key A could not take.
@@ -65,12 +68,20 @@ def test_one_key_holds_its_share_of_sessions_across_replicas_and_others_find_roo
         assert again.status_code == 201, again.text
 
 
+def settled_timelines(store: RedisServer) -> list[str]:
+    """The store's session timelines, once the replicas' background writes have landed."""
+    time.sleep(1.0)  # timeline writes are handed to a background task (dispatcher/sessions/timeline.py)
+    return sorted(store.admin().scan_iter(match="{voicefleet}:timeline:*"))
+
+
 def test_a_key_alone_may_use_every_slot(tmp_path: Path, store: RedisServer) -> None:
     with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=KEY_A, MAX_CONCURRENT_SESSIONS=str(CAP),
                      RESERVE_MAX_IDLE="0") as fleet:
-        answers = [start(fleet.replicas[0].base_url, A) for _ in range(CAP + 1)]
-    assert [a.status_code for a in answers] == [201] * CAP + [429], [a.text for a in answers]
+        answers = [start(fleet.replicas[0].base_url, A) for _ in range(CAP + 3)]
+        timelines = settled_timelines(store)
+    assert [a.status_code for a in answers] == [201] * CAP + [429] * 3, [a.text for a in answers]
     assert answers[-1].json()["error"]["code"] == "at_capacity"  # the deployment's cap, not a share
+    assert len(timelines) == CAP, timelines  # the refused starts left nothing in the store
 
 
 def idle_bots(base: str) -> float:
