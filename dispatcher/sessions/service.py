@@ -409,10 +409,13 @@ class SessionService:
         stopped = await self._call(self._machines.stop(session_id))
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
-        if caller is not None:  # no longer the key's: its share has room again
-            await self.share.forget(caller, session_id)
         if not stopped:
+            # Nothing was stopped: its start may still be under way (an Idempotency-Key tells a key
+            # the id ahead), so the key's share keeps counting it until the lookup that finds a
+            # key's ended sessions drops it (dispatcher/sessions/key_share.py).
             return None
+        if caller is not None:  # its machine is stopped: the key's share has room again
+            await self.share.forget(caller, session_id)
         # Recorded only for a session there was: a stop of an id that never started (any id a key
         # can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
         self.timeline.note(session_id, "stop_requested", at=asked_at)

@@ -15,10 +15,12 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from dispatcher.api.auth import Authenticator
 from dispatcher.sessions.key_share import RECHECK_SECONDS
 from dispatcher.settings import Settings, hash_api_key
 from tests.replicas.conftest import start_fleet
@@ -143,3 +145,34 @@ async def test_a_session_that_ends_on_its_own_stops_counting_for_its_key(make_di
     await asyncio.sleep(RECHECK_SECONDS)  # the refusal above looked the key's sessions up just now
     again = await d.client.post("/start", json={}, headers=A)
     assert again.status_code == 201, again.text
+
+
+async def test_a_stop_that_lands_before_its_session_launches_keeps_the_share_counted(
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Idempotency-Key tells a key its session id in advance: a DELETE that lands while the
+    start is between its share and its machine stops nothing, and must not give the share back
+    (the launch goes on and the session runs)."""
+    settings = Settings(api_key_hashes=frozenset({hash_api_key(KEY_A), hash_api_key(KEY_B)}),
+                        max_concurrent_sessions=CAP)
+    d = await make_dispatcher(settings)
+    machines = d.state.machines
+    launch, entered, go_on = machines.launch, asyncio.Event(), asyncio.Event()
+
+    async def slow_provider(spec: Any) -> Any:  # the provider's own launch, answered late
+        entered.set()
+        await go_on.wait()
+        return await launch(spec)
+
+    monkeypatch.setattr(machines, "launch", slow_provider)
+    owner_key = Authenticator(settings.api_key_hashes).identify(f"Bearer {KEY_A}").owner_key
+    session_id = d.state.sessions.session_id_for(owner_key, "known-ahead")
+    starting = asyncio.create_task(d.client.post("/start", json={}, headers={**A, "Idempotency-Key": "known-ahead"}))
+    await asyncio.wait_for(entered.wait(), 30)
+    stopped = await d.client.delete(f"/sessions/{session_id}", headers=A)
+    assert stopped.status_code in (202, 204), stopped.text
+    go_on.set()
+    assert (await starting).status_code == 201
+    answers = [await d.client.post("/start", json={}, headers=A) for _ in range(CAP // 2)]
+    assert [a.status_code for a in answers] == [201, 429], [a.text for a in answers]
+    assert answers[-1].json()["error"]["code"] == "key_at_capacity"
