@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from dispatcher.machines.base import MachineState
 from tests.fakes.carriers import CarrierCall
@@ -29,7 +32,9 @@ CAP = 4  # MAX_CONCURRENT_SESSIONS: the carriers' calls may hold half of it
 
 @pytest.fixture
 async def phone() -> AsyncIterator[Phone]:
-    async for running in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP):
+    # The credential's own cap (EXOTEL_MAX_CALLS) as high as the carriers' share: the share is the bound here.
+    async for running in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP,
+                                          phone_env={"EXOTEL_MAX_CALLS": str(CAP)}):
         yield running
 
 
@@ -102,6 +107,57 @@ async def test_the_standing_credential_is_held_to_a_start_rate() -> None:
             assert await asyncio.wait_for(second.wait_closed_by_bot(30), 30) == 1011
             await asyncio.sleep(0.5)
             assert len(phone.launches) == 1  # the call past the rate started nothing
+        finally:
+            for call in calls:
+                if call.ws is not None and call.ws.close_code is None:
+                    await call.hang_up()
+
+
+async def test_a_stream_that_sends_only_non_media_frames_is_closed_as_silent(phone: Phone) -> None:
+    """Only audio is heard: a `mark` every half second (a tiny non-media frame) does not keep a
+    stream, and the session it holds, past the silence bound."""
+    state = phone.app.state.voicefleet.phone
+    state.settings = dataclasses.replace(state.settings, silence_seconds=2.0)
+    quiet = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)
+    await quiet.open()
+    await quiet.handshake(stream=False)
+
+    async def marks() -> None:
+        assert quiet.ws is not None
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await quiet.ws.send(json.dumps({"event": "mark", "mark": {"name": "keep"}}))
+                await asyncio.sleep(0.5)
+
+    keeping = asyncio.create_task(marks())
+    try:
+        assert await asyncio.wait_for(quiet.wait_closed_by_bot(20), 20) == 1008
+    finally:
+        keeping.cancel()
+
+
+async def test_the_standing_credential_holds_only_its_own_cap_of_the_carriers_share() -> None:
+    """EXOTEL_MAX_CALLS (default: half the carriers' share) bounds the calls the standing
+    credential holds at once, so it cannot hold every slot the calls carriers open may use."""
+    async for phone in phone_dispatcher(keyed=True, max_concurrent_sessions=2 * CAP):  # carriers' share: 4
+        calls = [CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC) for _ in range(3)]
+        try:
+            for n, call in enumerate(calls[:2], start=1):
+                await call.open()
+                await call.handshake()
+                await launched(phone, n)
+            past = calls[2]
+            await past.open()
+            await past.handshake()
+            assert await asyncio.wait_for(past.wait_closed_by_bot(30), 30) == 1011
+            assert len(phone.launches) == 2
+            await calls[0].hang_up()  # an ended call gives its place back
+            await asyncio.sleep(1.0)  # its end is heard (the stop that follows may take longer)
+            again = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)
+            calls.append(again)
+            await again.open()
+            await again.handshake()
+            await launched(phone, 3)
         finally:
             for call in calls:
                 if call.ws is not None and call.ws.close_code is None:

@@ -53,8 +53,8 @@ def _counting(machines: LocalMachines, launches: list[str]) -> None:
 
 async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = (),
                            max_concurrent_sessions: int = Settings.max_concurrent_sessions,
-                           **more: Any) -> AsyncIterator[Phone]:
-    """`more`: other `Settings` fields (start rates, …)."""
+                           phone_env: dict[str, str] | None = None, **more: Any) -> AsyncIterator[Phone]:
+    """`phone_env`: more of the phone path's variables; `more`: other `Settings` fields (start rates, …)."""
     telnyx = Ed25519PrivateKey.generate()
     public = base64.b64encode(telnyx.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     env = {
@@ -65,6 +65,7 @@ async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = (),
         "EXOTEL_API_KEY": EXOTEL[0],
         "EXOTEL_API_TOKEN": EXOTEL[1],
     } if keyed else {}  # fmt: skip
+    env.update(phone_env or {})
     settings = Settings(api_key_hashes=frozenset(map(hash_api_key, (API_KEY, *more_keys))) if keyed else frozenset(),
                         max_concurrent_sessions=max_concurrent_sessions, **more)
     machines = LocalMachines(LocalSettings(bot_command=PHONE_HOST, stop_grace_seconds=2.0))
