@@ -23,6 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from statistics import NormalDist, median
 
+# A start is timed for at most this long (its `ready` report is waited for no longer), so no
+# measured start is longer: a value past it in the store is not a measurement (a writer's 1e308
+# overflowed the fit and stopped every replica's reserve) and is dropped wherever starts are read.
+START_RECORD_SECONDS = 600.0
 WINDOW = 30  # the last starts the estimate is fitted to: a new image's starts take over within 15
 SEED_WEIGHT = 2.0  # the seed's spread counts as this many starts
 MIN_SPREAD = 0.01  # σ of log(seconds): a bot whose starts agree to 1 %
@@ -30,6 +34,11 @@ MAD_TO_SIGMA = 1.4826  # a normal's σ over its median absolute deviation
 TOLD_PROBABILITY = 0.5  # `remaining`: the likeliest wait ("about N s")
 BOUND_PROBABILITY = 0.9  # `quote`: the wait a caller's patience is held to ("up to N s")
 _NORMAL = NormalDist()
+
+
+def is_measurement(seconds: float) -> bool:
+    """A start's length as it can be measured: 0 < seconds ≤ START_RECORD_SECONDS."""
+    return 0 < seconds <= START_RECORD_SECONDS  # NaN fails both
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class StartTimes:
     @classmethod
     def fitted(cls, seed_seconds: float, seed_sigma: float, starts: Iterable[float]) -> StartTimes:
         """The last WINDOW of `starts` (oldest first), or the seed alone when none is usable."""
-        logs = [math.log(s) for s in list(starts)[-WINDOW:] if math.isfinite(s) and s > 0]
+        logs = [math.log(s) for s in list(starts)[-WINDOW:] if is_measurement(s)]
         if not logs:
             return cls(math.log(seed_seconds), max(seed_sigma, MIN_SPREAD), 0)
         centre = median(logs)

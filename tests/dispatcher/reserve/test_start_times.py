@@ -11,7 +11,7 @@ import random
 import pytest
 
 from dispatcher.reserve.measured_starts import MeasuredStarts
-from dispatcher.reserve.start_times import WINDOW, StartTimes
+from dispatcher.reserve.start_times import START_RECORD_SECONDS, WINDOW, StartTimes
 from dispatcher.store.memory import LocalPool
 
 SLOW = [9.13, 9.15, 9.14, 9.15]  # the four cold starts of a bot that imports for 8 s
@@ -34,7 +34,7 @@ def test_it_follows_the_last_window_of_starts_and_one_stuck_machine_does_not_mov
     draw = random.Random(5)
     old = [20 * math.exp(draw.gauss(0, 0.3)) for _ in range(WINDOW)]
     new = [8 * math.exp(draw.gauss(0, 0.1)) for _ in range(WINDOW - 1)]
-    times = StartTimes.fitted(40.0, 0.35, [*old, *new, 3600.0])
+    times = StartTimes.fitted(40.0, 0.35, [*old, *new, START_RECORD_SECONDS])  # stuck as long as is timed
     assert times.measured == WINDOW and 7 < times.remaining(0) < 9
 
 
@@ -74,3 +74,19 @@ async def test_a_start_measured_here_is_not_lost_to_a_reload_before_its_write_la
     await asyncio.gather(*writes)
     await here.reload(now=10.0)
     assert here.times.measured == 2 and await pool.cold_starts() == [9.15, 9.13]
+
+
+async def test_a_start_no_start_can_last_is_not_quoted_and_does_not_stop_the_fit() -> None:
+    """A store writer pushed 1e308 into the deployment's list: the fit overflowed in every
+    replica's reload (the reserve stopped), for as long as the value stayed. Only what a start
+    can measure counts (0 < s ≤ START_RECORD_SECONDS)."""
+    pool = LocalPool()
+    for seconds in (9.13, 1e308, START_RECORD_SECONDS + 1, 9.15):
+        await pool.started_cold(seconds)
+    here = MeasuredStarts(pool, 1.5, 0.4, lambda work: None)
+    await here.reload(now=0.0)
+    here.observe(1e308)
+    here.observe(float("nan"))
+    assert here.times.measured == 2 and here.times.remaining(0) == pytest.approx(9.14)
+    assert math.isfinite(here.times.quote())
+    assert StartTimes.fitted(1.5, 0.4, [START_RECORD_SECONDS]).measured == 1  # the bound itself is a start
