@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from dispatcher.reserve.start_times import WINDOW, StartTimes, is_measurement
+from dispatcher.reserve.start_times import OBSERVATION_CAP, WINDOW, StartTimes, is_measurement
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import ReservePool
 
@@ -37,6 +37,7 @@ class MeasuredStarts:
     def observe(self, seconds: float) -> None:
         if not is_measurement(seconds):
             return  # a clock glitch, or past what a start is timed for, is not a measurement
+        seconds = min(seconds, OBSERVATION_CAP * self.times.quote())  # a late `ready` moves it by steps
         self._starts.append(seconds)
         self._fit()
         self._writing.append(seconds)
