@@ -162,3 +162,11 @@ async def test_the_standing_credential_holds_only_its_own_cap_of_the_carriers_sh
             for call in calls:
                 if call.ws is not None and call.ws.close_code is None:
                     await call.hang_up()
+
+
+async def test_the_one_key_beside_the_carriers_may_use_every_slot(phone: Phone) -> None:
+    """With one API key only the carriers' standing credentials are held to a share: the key, the
+    deployment's own client, may start up to the cap (docs/security.md, "Who is held to them")."""
+    answers = [await phone.api.post("/start", json={}, headers=AUTH) for _ in range(CAP + 1)]
+    assert [a.status_code for a in answers] == [201] * CAP + [429], [a.text for a in answers]
+    assert answers[-1].json()["error"]["code"] == "at_capacity"
