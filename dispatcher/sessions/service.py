@@ -15,7 +15,15 @@ from typing import Any, TypeVar, overload
 import dispatcher.observability.tracing as tracing
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
+from dispatcher.machines.base import (
+    LaunchResult,
+    LaunchSpec,
+    Machine,
+    Machines,
+    MachinesError,
+    MachineState,
+    WaitTimeout,
+)
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
@@ -429,6 +437,23 @@ class SessionService:
         if machine is None:
             raise ApiError(404, "not_found", f"no session {session_id}")
         return await self._shared_wait(machine)
+
+    async def settle(self, machine: Machine, seconds: float, poll_seconds: float) -> None:
+        """Returns when a `starting` session may have moved on, or after `seconds` (a long-poll's
+        timeout, an event stream's step): it joins the one wait for the session here, bounded by
+        its own `seconds`, so long-polls and streams cost the provider one wait however many."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            began = time.monotonic()
+            try:
+                await asyncio.wait_for(self._shared_wait(machine), left)  # shielded: the wait goes on
+                return
+            except TimeoutError:
+                return
+            except (ApiError, MachinesError):
+                # The shared wait ended first (START_WAIT_SECONDS) or failed: the next one starts no
+                # sooner than a poll's interval, so a provider failing fast is not asked in a loop.
+                await asyncio.sleep(max(0.0, min(poll_seconds, left) - (time.monotonic() - began)))
 
     async def _shared_wait(self, machine: Machine) -> Machine:
         """`_wait`, once per session here however many wait for it (offers, `?wait=started`): on

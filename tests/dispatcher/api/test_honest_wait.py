@@ -206,7 +206,7 @@ async def test_a_quiet_watch_speaks_up_for_keep_alives_and_stops_at_its_deadline
     async def unlimited() -> float:
         return 0.0
 
-    seen = [s async for s in changes(cold.state.sessions, cold.state.machines, session_id, watch, unlimited)]
+    seen = [s async for s in changes(cold.state.sessions, session_id, watch, unlimited)]
     assert seen[0] is not None and seen[0].machine.state.value == "starting"
     assert None in seen  # the slow bot still imports: nothing changed, and the watch said so
 
