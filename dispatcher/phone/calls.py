@@ -36,12 +36,14 @@ from dispatcher.phone.relay import (
     over_rate_reason,
 )
 from dispatcher.phone.store_hop import StoreHop
+from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
-from dispatcher.store.coordination import CallHandle, CallMedia
+from dispatcher.store.coordination import CallHandle, CallMedia, KeySessions, Rate
 
 log = logging.getLogger("dispatcher.phone")
 
 PHONE_TRANSPORT = "websocket"
+STANDING_CALLER = "phone:exotel-basic"  # the calls Exotel's standing credential holds, counted in the store
 PHONE_CALLER = "phone"  # the owner of calls no API key asked for (a carrier's signed stream, a webhook)
 
 
@@ -78,6 +80,18 @@ class PhoneCall:
     elsewhere: CallHandle | None = None  # where the bot's media socket is heard of at another replica
     relayed: bool = False  # the bot's media socket is at another replica
     owner: str | None = None  # the caller the session counts for (its share: dispatcher/sessions/key_share.py)
+    standing: bool = False  # counted among the calls Exotel's standing credential holds (`StandingCap`)
+
+
+@dataclass(frozen=True)
+class StandingCap:
+    """The calls admitted by Exotel's standing credential (Basic, reusable): at most `calls` at once
+    for the deployment (EXOTEL_MAX_CALLS), counted in the store as a key's sessions are, so one
+    leaked credential cannot hold the whole share of the calls carriers open."""
+
+    sessions: KeySessions
+    calls: int
+    record_seconds: float  # a record outlives no call: the reaper ends every session by then
 
 
 class PhoneCalls:
@@ -85,8 +99,14 @@ class PhoneCalls:
         self, sessions: Sessions, channels: BotChannels, links: MediaLinks, media: CallMedia, owners: OwnerRelay,
         *, start_wait_seconds: float, timeline: Timeline | None = None,
         max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
+        start_rate: Rate | None = None,
+        standing_cap: StandingCap | None = None,
     ) -> None:
+        self._standing_cap = standing_cap
         self._sessions = sessions
+        # The calls carriers open themselves are one caller, held to an API key's start rate
+        # (START_RATE_PER_KEY): a standing credential (Exotel's Basic) cannot flood starts.
+        self._start_rate = start_rate
         self._channels = channels
         self.links = links
         self.media = media  # a call's media across replicas (one process: always here)
@@ -97,17 +117,29 @@ class PhoneCalls:
 
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
-        owner: Caller | None = None,
+        owner: Caller | None = None, *, standing: bool = False,
     ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
-        `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller."""
+        `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller.
+        `standing`: admitted by Exotel's standing credential (held to `StandingCap`)."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
         session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
+        if owner is None and self._start_rate is not None:
+            wait = await self._start_rate.take(PHONE_CALLER)
+            if wait > 0:
+                raise ApiError(429, "rate_limited", "too many calls opened by carriers: START_RATE_PER_KEY",
+                               retry_after=wait)
         owner = owner or Caller.named(PHONE_CALLER)
         call.owner = owner.id
         call.session_id = session_id = self._sessions.session_id_for(owner.owner_key, session_key)
+        if standing and self._standing_cap is not None:
+            cap = self._standing_cap
+            if await cap.sessions.hold(STANDING_CALLER, session_id, cap.calls, cap.record_seconds) is not None:
+                raise ApiError(429, "at_capacity", f"Exotel's standing credential already holds {cap.calls} calls "
+                               "(EXOTEL_MAX_CALLS)", retry_after=CAPACITY_RETRY_AFTER_SECONDS)
+            call.standing = True  # given back when the call ends (`end`)
         # Shielded: a hang-up cancels the wait, never a launch half sent to a provider.
         call.starting = asyncio.ensure_future(
             self._sessions.start(
@@ -180,6 +212,9 @@ class PhoneCalls:
             await call.elsewhere.end(reason)  # the replica holding the bot's media socket, if any, hears it
         if call.session_id is None:
             return
+        if call.standing and self._standing_cap is not None:
+            with contextlib.suppress(Exception):  # else its record ages out (`record_seconds`)
+                await self._standing_cap.sessions.release(STANDING_CALLER, [call.session_id])
         if call.starting is not None and not call.starting.done():  # hung up during the start
             await asyncio.wait({call.starting}, timeout=self._wait)
         link = self._channels.link_for(call.session_id)

@@ -36,6 +36,9 @@ class PhoneSettings:
     keyless: bool = False  # a local dispatcher on loopback with no API keys: calls need no proof
     drain_seconds: float = 1800.0  # on SIGTERM, how long calls in flight may go on (dispatcher/serving/draining.py)
     max_frames_per_second: int = MAX_FRAMES_PER_SECOND  # each side of a call, past which its socket is closed
+    # Calls Exotel's standing credential may hold at once (EXOTEL_MAX_CALLS); None: half the share
+    # of the calls carriers open (`standing_calls`).
+    exotel_max_calls: int | None = None
 
     @classmethod
     def from_env(
@@ -76,4 +79,10 @@ class PhoneSettings:
             drain_seconds=float(int_setting(env, "PHONE_DRAIN_SECONDS", default_drain_seconds, minimum=0)),
             # At least a carrier's cadence (a 20 ms frame): a lower bound would close every call.
             max_frames_per_second=int_setting(env, "PHONE_MAX_FRAMES_PER_SECOND", MAX_FRAMES_PER_SECOND, minimum=50),
+            exotel_max_calls=int_setting(env, "EXOTEL_MAX_CALLS", 0, minimum=1) or None,
         )
+
+    def standing_calls(self, carriers_share: int) -> int:
+        """EXOTEL_MAX_CALLS, else half of `carriers_share` (the sessions the calls carriers open may
+        hold), at least one: a credential that never expires does not get all of it."""
+        return self.exotel_max_calls or max(1, carriers_share // 2)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.observability.metrics import Metrics
-from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, Timeline
+from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
@@ -57,12 +58,16 @@ def build_phone_state(
         env, keyless=keyless, bot_channel_token=settings.bot_channel_token,
         default_drain_seconds=settings.max_session_seconds,
     )
+    carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
         tokens=CallTokens(phone.token_key),
         calls=PhoneCalls(sessions, channels, MediaLinks(), coordination.calls, owner_relay,
                          start_wait_seconds=settings.start_wait_seconds, timeline=timeline,
-                         max_frames_per_second=phone.max_frames_per_second),
+                         max_frames_per_second=phone.max_frames_per_second,
+                         start_rate=coordination.start_rate(settings.start_rate_per_key, settings.start_burst_per_key),
+                         standing_cap=StandingCap(coordination.key_sessions, phone.standing_calls(carriers_share),
+                                                  record_seconds=settings.max_session_seconds + 60.0)),
         spent=coordination.spent,
         webhooks=coordination.webhooks,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from dispatcher.reserve.start_times import WINDOW, StartTimes
+from dispatcher.reserve.start_times import OBSERVATION_CAP, WINDOW, StartTimes, is_measurement
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import ReservePool
 
@@ -35,8 +35,9 @@ class MeasuredStarts:
         self.times = StartTimes.fitted(*self._seed, ())
 
     def observe(self, seconds: float) -> None:
-        if not seconds > 0:
-            return  # a clock glitch is not a measurement
+        if not is_measurement(seconds):
+            return  # a clock glitch, or past what a start is timed for, is not a measurement
+        seconds = min(seconds, OBSERVATION_CAP * self.times.quote())  # a late `ready` moves it by steps
         self._starts.append(seconds)
         self._fit()
         self._writing.append(seconds)
@@ -57,9 +58,13 @@ class MeasuredStarts:
             starts = await self._pool.cold_starts()
         except StoreUnavailable:
             return  # this replica's own copy stays
+        starts = [s for s in starts if is_measurement(s)]  # any store writer can push to the list
         if starts or self._writing:
             self._starts = deque([*starts, *self._writing], maxlen=WINDOW)
             self._fit()
 
     def _fit(self) -> None:
-        self.times = StartTimes.fitted(*self._seed, self._starts)
+        try:
+            self.times = StartTimes.fitted(*self._seed, self._starts)
+        except (ArithmeticError, ValueError) as exc:  # the quote keeps its last fit; the reserve goes on
+            log.warning("reserve: the measured cold starts could not be fitted (%s); the previous fit stays", exc)

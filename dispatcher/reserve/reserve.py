@@ -45,7 +45,7 @@ from dispatcher.reserve.ready_elsewhere import seconds_to_ready
 from dispatcher.reserve.refills import Refills
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.reserve.sizer import FleetSizer
-from dispatcher.reserve.start_times import StartTimes
+from dispatcher.reserve.start_times import START_RECORD_SECONDS, StartTimes
 from dispatcher.reserve.warming import WARMING_GRACE_SECONDS, Warming
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
@@ -53,7 +53,6 @@ from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 log = logging.getLogger("dispatcher.reserve.reserve")
 
 TICK_SECONDS = 1.0
-START_RECORD_SECONDS = 600.0  # how long a start waits for its bot's `ready` report to be timed
 SWEEP_SECONDS = 30.0  # provider-wide idle sweep (a list call): rare, it only catches leftovers
 # A reserve bot's credential outlives its longest life: its idle wait, then one session.
 CREDENTIAL_SLACK_SECONDS = WARMING_GRACE_SECONDS * 5

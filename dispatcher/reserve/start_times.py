@@ -2,8 +2,10 @@
 
 Fitted to the last WINDOW measured starts, kept in the store (`ReservePool.started_cold`), so every
 replica and a restarted one quote from the same starts: a lognormal whose centre is the median of
-their logs and whose spread is their median absolute deviation, shrunk toward the seed's spread
-while few are known (one start says where, not how widely). Median and MAD, not mean and variance:
+their logs and whose spread is their median absolute deviation, both pulled toward the seed's
+while few are known (the centre as one start, the spread as two), and each start counted for at
+most OBSERVATION_CAP times the quote when it ended, so a few bots that report `ready` late move it
+by steps rather than at once. Median and MAD, not mean and variance:
 a machine stuck for an hour among 30 starts moves neither. Before any start is measured it is the
 provider's published figure (`DEFAULT_COLD_START_SECONDS`, `RESERVE_COLD_START_SECONDS`), and the
 answer says so (`measured == 0`).
@@ -23,13 +25,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from statistics import NormalDist, median
 
+# A start is timed for at most this long (its `ready` report is waited for no longer), so no
+# measured start is longer: a value past it in the store is not a measurement (a writer's 1e308
+# overflowed the fit and stopped every replica's reserve) and is dropped wherever starts are read.
+START_RECORD_SECONDS = 600.0
 WINDOW = 30  # the last starts the estimate is fitted to: a new image's starts take over within 15
 SEED_WEIGHT = 2.0  # the seed's spread counts as this many starts
+# The seed's centre counts as one start: the first measurement moves the quote halfway (in logs)
+# from the provider's figure, not all the way, so one start (a bot that reported `ready` late)
+# does not set the centre on its own; by 20 starts the seed moves it by under 5 % of its log.
+CENTRE_SEED_WEIGHT = 1.0
+# One start counts for at most this many times the 90 % bound quoted when it ended: a late
+# `ready` moves the quote by steps, and a deployment that really is slower is still learnt.
+OBSERVATION_CAP = 4.0
 MIN_SPREAD = 0.01  # σ of log(seconds): a bot whose starts agree to 1 %
 MAD_TO_SIGMA = 1.4826  # a normal's σ over its median absolute deviation
 TOLD_PROBABILITY = 0.5  # `remaining`: the likeliest wait ("about N s")
 BOUND_PROBABILITY = 0.9  # `quote`: the wait a caller's patience is held to ("up to N s")
 _NORMAL = NormalDist()
+
+
+def is_measurement(seconds: float) -> bool:
+    """A start's length as it can be measured: 0 < seconds ≤ START_RECORD_SECONDS."""
+    return 0 < seconds <= START_RECORD_SECONDS  # NaN fails both
 
 
 @dataclass(frozen=True)
@@ -45,14 +63,15 @@ class StartTimes:
     @classmethod
     def fitted(cls, seed_seconds: float, seed_sigma: float, starts: Iterable[float]) -> StartTimes:
         """The last WINDOW of `starts` (oldest first), or the seed alone when none is usable."""
-        logs = [math.log(s) for s in list(starts)[-WINDOW:] if math.isfinite(s) and s > 0]
+        logs = [math.log(s) for s in list(starts)[-WINDOW:] if is_measurement(s)]
         if not logs:
             return cls(math.log(seed_seconds), max(seed_sigma, MIN_SPREAD), 0)
         centre = median(logs)
         spread = MAD_TO_SIGMA * median(abs(x - centre) for x in logs)
         n = len(logs)
         variance = (SEED_WEIGHT * seed_sigma**2 + (n - 1) * spread**2) / (SEED_WEIGHT + n - 1)
-        return cls(centre, max(math.sqrt(variance), MIN_SPREAD), n)
+        told = (CENTRE_SEED_WEIGHT * math.log(seed_seconds) + n * centre) / (CENTRE_SEED_WEIGHT + n)
+        return cls(told, max(math.sqrt(variance), MIN_SPREAD), n)
 
     @property
     def median(self) -> float:

@@ -2,9 +2,10 @@
 MAX_CONCURRENT_SESSIONS) and of its warm reserve (`KEY_WARM_SHARE` of RESERVE_MAX_IDLE claims a
 minute), so one key cannot hold every slot and drain every idle bot while others are refused.
 
-The shares apply when more than one caller can start sessions: two or more API keys, or API keys
-and the phone path's own calls (carrier-initiated calls, which count as one caller of their own).
-A deployment of one key, or a keyless local one, may use everything: nobody else needs room.
+The shares apply to every caller with two or more API keys (the phone path's own calls, those
+carriers open, count as one caller of their own). With one key only those carrier calls are held
+to theirs: a carrier credential is standing (whoever saw it can open calls), while the one key is
+the deployment's own client and may use everything. A keyless local deployment is held to nothing.
 
 A key's sessions are counted for the whole deployment (`KeySessions`, dispatcher/store/), taken
 as a start is admitted and given back when it fails or the key stops the session. Sessions that

@@ -15,7 +15,15 @@ from typing import Any, TypeVar, overload
 import dispatcher.observability.tracing as tracing
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines, MachineState, WaitTimeout
+from dispatcher.machines.base import (
+    LaunchResult,
+    LaunchSpec,
+    Machine,
+    Machines,
+    MachinesError,
+    MachineState,
+    WaitTimeout,
+)
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
@@ -149,9 +157,6 @@ class SessionService:
                         # a room, a held secret or a machine exists. With one, the claim decides.
                         if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
-                        self.timeline.note(session_id, "requested", trace_id=trace.trace_id, transport=transport,
-                                           keyed=keyed, traceparent=trace.traceparent)
-                        requested = True
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
@@ -163,6 +168,11 @@ class SessionService:
                                 if warm_only:
                                     raise self.share.warm_spent()
                                 cold_only = True  # past its warm share: served cold, the reserve left to others
+                            # Only an admitted start is a session: a refusal above (the key's share, the
+                            # cap) leaves no timeline and no `session.failed` webhook behind it.
+                            self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
+                                               transport=transport, keyed=keyed, traceparent=trace.traceparent)
+                            requested = True
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,
@@ -407,10 +417,13 @@ class SessionService:
         stopped = await self._call(self._machines.stop(session_id))
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
-        if caller is not None:  # no longer the key's: its share has room again
-            await self.share.forget(caller, session_id)
         if not stopped:
+            # Nothing was stopped: its start may still be under way (an Idempotency-Key tells a key
+            # the id ahead), so the key's share keeps counting it until the lookup that finds a
+            # key's ended sessions drops it (dispatcher/sessions/key_share.py).
             return None
+        if caller is not None:  # its machine is stopped: the key's share has room again
+            await self.share.forget(caller, session_id)
         # Recorded only for a session there was: a stop of an id that never started (any id a key
         # can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
         self.timeline.note(session_id, "stop_requested", at=asked_at)
@@ -424,6 +437,23 @@ class SessionService:
         if machine is None:
             raise ApiError(404, "not_found", f"no session {session_id}")
         return await self._shared_wait(machine)
+
+    async def settle(self, machine: Machine, seconds: float, poll_seconds: float) -> None:
+        """Returns when a `starting` session may have moved on, or after `seconds` (a long-poll's
+        timeout, an event stream's step): it joins the one wait for the session here, bounded by
+        its own `seconds`, so long-polls and streams cost the provider one wait however many."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            began = time.monotonic()
+            try:
+                await asyncio.wait_for(self._shared_wait(machine), left)  # shielded: the wait goes on
+                return
+            except TimeoutError:
+                return
+            except (ApiError, MachinesError):
+                # The shared wait ended first (START_WAIT_SECONDS) or failed: the next one starts no
+                # sooner than a poll's interval, so a provider failing fast is not asked in a loop.
+                await asyncio.sleep(max(0.0, min(poll_seconds, left) - (time.monotonic() - began)))
 
     async def _shared_wait(self, machine: Machine) -> Machine:
         """`_wait`, once per session here however many wait for it (offers, `?wait=started`): on

@@ -2,8 +2,9 @@
 
 A session's state lives at the provider (the record every replica reads, docs/design.md §1), so
 a watcher at any replica sees what `GET /sessions/{id}` sees. While it is `starting`, the watcher
-waits the provider's own way (`Machines.wait_started`: a local bot's readiness is pushed, Fly's
-`/wait` blocks server-side, ECS and Compute Engine are polled at their own interval); past it (the
+joins the one wait for the session at this replica (`SessionService.settle`, the one offers and
+`?wait=started` share) the provider's own way (`Machines.wait_started`: a local bot's readiness is
+pushed, Fly's `/wait` blocks server-side, ECS and Compute Engine are polled at their own interval); past it (the
 bot joining, the session ending) no provider pushes, so it is read every `poll_seconds`.
 
 Every read after the first is the watching key's, like its own `GET` (`pace`: its read bucket,
@@ -27,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from dispatcher.machines.base import Machines, MachinesError, MachineState
+from dispatcher.machines.base import MachineState
 from dispatcher.sessions.service import Session, SessionService
 
 
@@ -47,7 +48,7 @@ RESEND_SECONDS = 1.0  # the local page shows whole seconds
 
 
 async def changes(
-    sessions: SessionService, machines: Machines, session_id: str, watch: Watch, pace: Pace,
+    sessions: SessionService, session_id: str, watch: Watch, pace: Pace,
     ready_at: ReadyAt | None = None,
 ) -> AsyncIterator[Session | None]:
     """The session now, then at each status change and (`ready_at`) each move of its ready moment
@@ -85,7 +86,7 @@ async def changes(
             return
         step = min(watch.quiet_seconds, deadline - now)
         if seen is MachineState.STARTING:
-            settling = asyncio.ensure_future(settle(machines, session_id, step, watch.poll_seconds))
+            settling = asyncio.ensure_future(sessions.settle(session.machine, step, watch.poll_seconds))
             try:
                 while told is not None and ready_at is not None and not settling.done():
                     await asyncio.wait({settling}, timeout=ESTIMATE_EVERY_SECONDS)
@@ -102,13 +103,3 @@ async def changes(
         else:
             await asyncio.sleep(min(watch.poll_seconds, step))
 
-
-async def settle(machines: Machines, session_id: str, seconds: float, poll_seconds: float) -> None:
-    """Returns when a `starting` session may have moved on, or after `seconds`."""
-    began = time.monotonic()
-    try:
-        await machines.wait_started(session_id, seconds)
-    except MachinesError:
-        # A timeout, or a failed call (the next read says which): never read again sooner than a
-        # poll's interval, so a provider failing fast is not asked in a loop.
-        await asyncio.sleep(max(0.0, min(poll_seconds, seconds) - (time.monotonic() - began)))

@@ -1,8 +1,9 @@
 """The honest wait, learnt and kept: a real `python -m dispatcher` on a real redis-server (the AWS stack's
 store user and access string), every start cold and slow (stand-in bots that spend 3 s before they
 dial, against a configured 0.5 s). The first start is told the default and says so; once one start
-is measured the next is told what it took; and a dispatcher started afresh on the same store tells
-its first start the measured figure, not the default."""
+is measured the next is told a figure moved from the default toward what it took (one start does
+not set it alone: dispatcher/reserve/start_times.py); and a dispatcher started afresh on the same
+store tells its first start the same measured figure, not the default."""
 
 from __future__ import annotations
 
@@ -49,10 +50,11 @@ def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
         while (second := post(first.base_url, "/start", json={"body": {}}).json())["ready_in_basis"] == "default":
             assert time.monotonic() < deadline, "the first cold start was never measured"
             time.sleep(0.5)
-        assert abs(second["ready_in_seconds"] - took) < 0.25 * took, (second, took)
+        assert 2 * CONFIGURED_SECONDS < second["ready_in_seconds"] < took, (second, took)
     with run_dispatcher(tmp_path / "two", _env(store, tmp_path)) as restarted:
         time.sleep(1.0)  # its first tick reads the store; none of its own starts could be measured yet
         third = post(restarted.base_url, "/start", json={"body": {}}).json()
         assert third["ready_in_basis"] == "measured", third
-        assert abs(third["ready_in_seconds"] - took) < 0.25 * took, (third, took)
+        assert abs(third["ready_in_seconds"] - second["ready_in_seconds"]) < 0.25 * second["ready_in_seconds"], (
+            third, second)
     assert not store.refused()  # every key and command within the stack user's rules

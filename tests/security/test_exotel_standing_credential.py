@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from dispatcher.machines.base import MachineState
 from tests.fakes.carriers import CarrierCall
@@ -29,7 +32,9 @@ CAP = 4  # MAX_CONCURRENT_SESSIONS: the carriers' calls may hold half of it
 
 @pytest.fixture
 async def phone() -> AsyncIterator[Phone]:
-    async for running in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP):
+    # The credential's own cap (EXOTEL_MAX_CALLS) as high as the carriers' share: the share is the bound here.
+    async for running in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP,
+                                          phone_env={"EXOTEL_MAX_CALLS": str(CAP)}):
         yield running
 
 
@@ -84,3 +89,84 @@ async def test_a_stream_silent_after_its_handshake_is_closed_and_its_session_sto
         assert speaking.ws is not None and speaking.ws.close_code is None
     finally:
         await speaking.hang_up()
+
+
+async def test_the_standing_credential_is_held_to_a_start_rate() -> None:
+    """Calls carriers open themselves are one caller with an API key's start rate: a standing
+    credential past it has its calls refused before any start (no session, no timeline)."""
+    async for phone in phone_dispatcher(keyed=True, max_concurrent_sessions=CAP,
+                                        start_rate_per_key=0.01, start_burst_per_key=1):
+        calls = [CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC) for _ in range(2)]
+        try:
+            first, second = calls
+            await first.open()
+            await first.handshake()
+            await launched(phone, 1)
+            await second.open()
+            await second.handshake()
+            assert await asyncio.wait_for(second.wait_closed_by_bot(30), 30) == 1011
+            await asyncio.sleep(0.5)
+            assert len(phone.launches) == 1  # the call past the rate started nothing
+        finally:
+            for call in calls:
+                if call.ws is not None and call.ws.close_code is None:
+                    await call.hang_up()
+
+
+async def test_a_stream_that_sends_only_non_media_frames_is_closed_as_silent(phone: Phone) -> None:
+    """Only audio is heard: a `mark` every half second (a tiny non-media frame) does not keep a
+    stream, and the session it holds, past the silence bound."""
+    state = phone.app.state.voicefleet.phone
+    state.settings = dataclasses.replace(state.settings, silence_seconds=2.0)
+    quiet = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)
+    await quiet.open()
+    await quiet.handshake(stream=False)
+
+    async def marks() -> None:
+        assert quiet.ws is not None
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await quiet.ws.send(json.dumps({"event": "mark", "mark": {"name": "keep"}}))
+                await asyncio.sleep(0.5)
+
+    keeping = asyncio.create_task(marks())
+    try:
+        assert await asyncio.wait_for(quiet.wait_closed_by_bot(20), 20) == 1008
+    finally:
+        keeping.cancel()
+
+
+async def test_the_standing_credential_holds_only_its_own_cap_of_the_carriers_share() -> None:
+    """EXOTEL_MAX_CALLS (default: half the carriers' share) bounds the calls the standing
+    credential holds at once, so it cannot hold every slot the calls carriers open may use."""
+    async for phone in phone_dispatcher(keyed=True, max_concurrent_sessions=2 * CAP):  # carriers' share: 4
+        calls = [CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC) for _ in range(3)]
+        try:
+            for n, call in enumerate(calls[:2], start=1):
+                await call.open()
+                await call.handshake()
+                await launched(phone, n)
+            past = calls[2]
+            await past.open()
+            await past.handshake()
+            assert await asyncio.wait_for(past.wait_closed_by_bot(30), 30) == 1011
+            assert len(phone.launches) == 2
+            await calls[0].hang_up()  # an ended call gives its place back
+            await asyncio.sleep(1.0)  # its end is heard (the stop that follows may take longer)
+            again = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)
+            calls.append(again)
+            await again.open()
+            await again.handshake()
+            await launched(phone, 3)
+        finally:
+            for call in calls:
+                if call.ws is not None and call.ws.close_code is None:
+                    await call.hang_up()
+
+
+async def test_the_one_key_beside_the_carriers_may_use_every_slot(phone: Phone) -> None:
+    """With one API key only the carriers' standing credentials are held to a share: the key, the
+    deployment's own client, may start up to the cap (docs/security.md, "Who is held to them")."""
+    answers = [await phone.api.post("/start", json={}, headers=AUTH) for _ in range(CAP + 1)]
+    assert [a.status_code for a in answers] == [201] * CAP + [429], [a.text for a in answers]
+    assert answers[-1].json()["error"]["code"] == "at_capacity"

@@ -15,10 +15,12 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from dispatcher.api.auth import Authenticator
 from dispatcher.sessions.key_share import RECHECK_SECONDS
 from dispatcher.settings import Settings, hash_api_key
 from tests.replicas.conftest import start_fleet
@@ -53,6 +55,9 @@ def test_one_key_holds_its_share_of_sessions_across_replicas_and_others_find_roo
         assert [a.status_code for a in answers] == [201, 201, 429, 429], [a.text for a in answers]
         refused = answers[2]
         assert refused.json()["error"]["code"] == "key_at_capacity", refused.text
+        # A refusal at admission is no session: no timeline (a day in the store) and no webhook.
+        assert "session_id" not in refused.json()["error"], refused.text
+        assert len(settled_timelines(store)) == 2
         assert "0.5 of MAX_CONCURRENT_SESSIONS 4" in refused.json()["error"]["message"]
         assert float(refused.headers["Retry-After"]) > 0
         # Another key finds the room key A could not take.
@@ -65,12 +70,20 @@ def test_one_key_holds_its_share_of_sessions_across_replicas_and_others_find_roo
         assert again.status_code == 201, again.text
 
 
+def settled_timelines(store: RedisServer) -> list[str]:
+    """The store's session timelines, once the replicas' background writes have landed."""
+    time.sleep(1.0)  # timeline writes are handed to a background task (dispatcher/sessions/timeline.py)
+    return sorted(store.admin().scan_iter(match="{voicefleet}:timeline:*"))
+
+
 def test_a_key_alone_may_use_every_slot(tmp_path: Path, store: RedisServer) -> None:
     with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=KEY_A, MAX_CONCURRENT_SESSIONS=str(CAP),
                      RESERVE_MAX_IDLE="0") as fleet:
-        answers = [start(fleet.replicas[0].base_url, A) for _ in range(CAP + 1)]
-    assert [a.status_code for a in answers] == [201] * CAP + [429], [a.text for a in answers]
+        answers = [start(fleet.replicas[0].base_url, A) for _ in range(CAP + 3)]
+        timelines = settled_timelines(store)
+    assert [a.status_code for a in answers] == [201] * CAP + [429] * 3, [a.text for a in answers]
     assert answers[-1].json()["error"]["code"] == "at_capacity"  # the deployment's cap, not a share
+    assert len(timelines) == CAP, timelines  # the refused starts left nothing in the store
 
 
 def idle_bots(base: str) -> float:
@@ -132,3 +145,34 @@ async def test_a_session_that_ends_on_its_own_stops_counting_for_its_key(make_di
     await asyncio.sleep(RECHECK_SECONDS)  # the refusal above looked the key's sessions up just now
     again = await d.client.post("/start", json={}, headers=A)
     assert again.status_code == 201, again.text
+
+
+async def test_a_stop_that_lands_before_its_session_launches_keeps_the_share_counted(
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Idempotency-Key tells a key its session id in advance: a DELETE that lands while the
+    start is between its share and its machine stops nothing, and must not give the share back
+    (the launch goes on and the session runs)."""
+    settings = Settings(api_key_hashes=frozenset({hash_api_key(KEY_A), hash_api_key(KEY_B)}),
+                        max_concurrent_sessions=CAP)
+    d = await make_dispatcher(settings)
+    machines = d.state.machines
+    launch, entered, go_on = machines.launch, asyncio.Event(), asyncio.Event()
+
+    async def slow_provider(spec: Any) -> Any:  # the provider's own launch, answered late
+        entered.set()
+        await go_on.wait()
+        return await launch(spec)
+
+    monkeypatch.setattr(machines, "launch", slow_provider)
+    owner_key = Authenticator(settings.api_key_hashes).identify(f"Bearer {KEY_A}").owner_key
+    session_id = d.state.sessions.session_id_for(owner_key, "known-ahead")
+    starting = asyncio.create_task(d.client.post("/start", json={}, headers={**A, "Idempotency-Key": "known-ahead"}))
+    await asyncio.wait_for(entered.wait(), 30)
+    stopped = await d.client.delete(f"/sessions/{session_id}", headers=A)
+    assert stopped.status_code in (202, 204), stopped.text
+    go_on.set()
+    assert (await starting).status_code == 201
+    answers = [await d.client.post("/start", json={}, headers=A) for _ in range(CAP // 2)]
+    assert [a.status_code for a in answers] == [201, 429], [a.text for a in answers]
+    assert answers[-1].json()["error"]["code"] == "key_at_capacity"

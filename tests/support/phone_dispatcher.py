@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -51,7 +52,9 @@ def _counting(machines: LocalMachines, launches: list[str]) -> None:
 
 
 async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = (),
-                           max_concurrent_sessions: int = Settings.max_concurrent_sessions) -> AsyncIterator[Phone]:
+                           max_concurrent_sessions: int = Settings.max_concurrent_sessions,
+                           phone_env: dict[str, str] | None = None, **more: Any) -> AsyncIterator[Phone]:
+    """`phone_env`: more of the phone path's variables; `more`: other `Settings` fields (start rates, …)."""
     telnyx = Ed25519PrivateKey.generate()
     public = base64.b64encode(telnyx.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     env = {
@@ -62,8 +65,9 @@ async def phone_dispatcher(keyed: bool, more_keys: tuple[str, ...] = (),
         "EXOTEL_API_KEY": EXOTEL[0],
         "EXOTEL_API_TOKEN": EXOTEL[1],
     } if keyed else {}  # fmt: skip
+    env.update(phone_env or {})
     settings = Settings(api_key_hashes=frozenset(map(hash_api_key, (API_KEY, *more_keys))) if keyed else frozenset(),
-                        max_concurrent_sessions=max_concurrent_sessions)
+                        max_concurrent_sessions=max_concurrent_sessions, **more)
     machines = LocalMachines(LocalSettings(bot_command=PHONE_HOST, stop_grace_seconds=2.0))
     app = create_app(settings, env=env, machines=machines, rooms=None)
     # Keyless local mode answers loopback names only (or PHONE_PUBLIC_URL's, which only `keyed` sets).

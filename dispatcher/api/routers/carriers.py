@@ -106,7 +106,8 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
     try:
         stats = await relay_call(
             websocket,
-            lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner),
+            lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner,
+                                      standing=admitted.how == "exotel_basic"),
             lambda reason: state.calls.end(call, reason),
             handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
             silence_seconds=state.settings.silence_seconds if carrier != "generic" else None,

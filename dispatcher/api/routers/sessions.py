@@ -26,7 +26,7 @@ from dispatcher.phone.access import public_base
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
 from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
-from dispatcher.sessions.watch import Watch, changes, settle
+from dispatcher.sessions.watch import Watch, changes
 
 
 async def authenticated(request: Request) -> str:
@@ -146,8 +146,8 @@ async def get_session(
     if wait is not None and session.machine.state is MachineState.STARTING:
         release = state.waits.take(who.id)
         try:
-            await settle(state.machines, owned, min(timeout, state.settings.session_wait_seconds),
-                         state.settings.session_poll_seconds)
+            await state.sessions.settle(session.machine, min(timeout, state.settings.session_wait_seconds),
+                                        state.settings.session_poll_seconds)
         finally:
             release()
         session = await state.sessions.get(owned)
@@ -178,7 +178,7 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
     async def stream() -> AsyncIterator[str]:
         told = state.sessions.ready
 
-        async for session in changes(state.sessions, state.machines, owned, watch, pace,
+        async for session in changes(state.sessions, owned, watch, pace,
                                      ready_at=lambda s: told.ready_at(s.machine)):
             if session is None:
                 yield ": keep-alive\n\n"  # a comment: proxies see traffic, clients ignore it

@@ -74,8 +74,8 @@ async def test_a_cold_start_answers_starting_with_an_estimate_that_counts_down_a
     # Its cold start (seconds, against 0.5 assumed) is measured when the bot's `ready` report lands
     # on the channel, which may be a moment after its status moved on: the next start is told it.
     await until(lambda: _observed(cold), "the cold start to be measured")
-    took = cold.state.reserve.start_times.median  # the one start measured
-    assert took > 2.0  # the slow bot's imports alone
+    took = cold.state.reserve.start_times.median  # the fit: the one start measured, pulled toward the seed
+    assert took > 2.0 * UNMEASURED_SECONDS  # the slow bot's imports moved it well past the seed
     second = (await cold.client.post("/start", json={"body": {}})).json()
     assert second["status"] == "starting" and second["ready_in_basis"] == "measured"
     assert abs(second["ready_in_seconds"] - took) < 0.25 * took, (second, took)
@@ -206,7 +206,7 @@ async def test_a_quiet_watch_speaks_up_for_keep_alives_and_stops_at_its_deadline
     async def unlimited() -> float:
         return 0.0
 
-    seen = [s async for s in changes(cold.state.sessions, cold.state.machines, session_id, watch, unlimited)]
+    seen = [s async for s in changes(cold.state.sessions, session_id, watch, unlimited)]
     assert seen[0] is not None and seen[0].machine.state.value == "starting"
     assert None in seen  # the slow bot still imports: nothing changed, and the watch said so
 
