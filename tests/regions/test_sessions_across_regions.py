@@ -52,7 +52,11 @@ def test_a_strangers_request_is_refused_before_it_crosses_regions(tmp_path: Path
         assert no_key.status_code == 401
         forged = sid[:16] + "0" * 8  # the right region, an owner tag the key never made
         assert httpx.get(f"{running['us'].base_url}/sessions/{forged}", headers=AUTH, timeout=10).status_code == 404
-        assert "relayed" not in running["eu"].log()  # nothing of either reached eu
+        seen_at_eu = running["eu"].log()  # its access log: every request that reached it
+        assert f"/sessions/{sid}" not in seen_at_eu and f"/sessions/{forged}" not in seen_at_eu
+        # …and the owner's own request does cross, so the log would have shown a stranger's.
+        assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
+        until(lambda: f"/sessions/{sid}" in running["eu"].log(), 5)
 
 
 def test_a_down_regions_sessions_are_answered_503_within_two_seconds(tmp_path: Path) -> None:
@@ -91,3 +95,16 @@ def test_a_region_that_hangs_is_answered_503_within_two_seconds_and_answers_agai
             running["eu"].process.send_signal(signal.SIGCONT)
         until(lambda: reachable(running["us"], "eu"), 10)
         assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
+
+
+def test_a_start_relayed_to_its_region_is_counted_once_against_the_keys_start_rate(tmp_path: Path) -> None:
+    """Counted where it arrived; the region it is relayed to takes the origin's word (its request is signed)."""
+    one_start = {"START_RATE_PER_KEY": "0.001", "START_BURST_PER_KEY": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": one_start, "us": one_start}) as (_, running):
+        until(lambda: reachable(running["eu"], "us"), 10)
+        assert start(running["us"])["region"] == "us"  # us's own bucket is spent
+        pinned = httpx.post(f"{running['eu'].base_url}/start", json={"body": {}, "region": "us"}, headers=AUTH,
+                            timeout=30)
+        assert pinned.status_code == 201 and pinned.json()["region"] == "us", pinned.text
+        assert httpx.post(f"{running['eu'].base_url}/start", json={"body": {}}, headers=AUTH,
+                          timeout=30).status_code == 429  # eu's bucket: the one it spent

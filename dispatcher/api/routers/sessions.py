@@ -75,7 +75,8 @@ async def start(
         options = state.rooms.options(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
-    await state.start_limit.check(who.id)
+    if relayed_by(request.scope) is None:  # a start relayed here was counted where it arrived
+        await state.start_limit.check(who.id)
     pinned = payload.region if payload is not None else None
     spilled = None
     if not state.peers.by_name:
