@@ -10,10 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,6 +24,7 @@ from dispatcher.regions.peers import Peers, region_client
 from dispatcher.regions.relay import RegionRelay
 from tests.regions.test_region_peers import SECRET, region_env
 from tests.support.ports import free_port
+from tests.support.threaded_http import serving
 
 
 @functools.cache
@@ -80,14 +80,8 @@ def impostor() -> Iterator[tuple[str, Answers]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", answers
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, answers
 
 
 def eu_with_us_at(url: str) -> Regions:

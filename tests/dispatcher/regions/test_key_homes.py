@@ -1,0 +1,67 @@
+"""An Idempotency-Key's home: every region computes the same one, and a home whose store does not
+answer refuses the start (503) rather than guess a holder."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from dispatcher.errors import ApiError
+from dispatcher.regions.config import Regions
+from dispatcher.regions.home import KeyHomes, home_region, key_digest
+from dispatcher.regions.peers import Peers
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.memory import LocalFirstClaims
+
+URLS = MappingProxyType({name: f"https://{name}.example" for name in ("eu", "us", "ap")})
+
+
+def at(here: str) -> Regions:
+    return Regions(here, URLS, b"k" * 32)
+
+
+class DownStore:
+    async def first(self, what: str, value: str, seconds: float) -> str:
+        raise StoreUnavailable("the store does not answer")
+
+
+def test_every_region_computes_one_home_and_the_homes_spread() -> None:
+    homes = {home_region(at(here), "caller", "order-1") for here in ("eu", "us", "ap")}
+    assert len(homes) == 1
+    assert {home_region(at("eu"), "caller", f"order-{n}") for n in range(60)} == {"eu", "us", "ap"}
+    assert key_digest("caller", "order-1") != key_digest("caller2", "order-1")
+
+
+async def test_a_key_homed_here_is_held_by_the_first_region_recorded() -> None:
+    homes = KeyHomes(Peers(at("eu")), LocalFirstClaims())
+    key = next(f"order-{n}" for n in range(100) if home_region(at("eu"), "caller", f"order-{n}") == "eu")
+    assert await homes.holder("caller", key, "us") == "us"
+    assert await homes.holder("caller", key) == "us"  # a later start here finds it held there
+    await homes.aclose()
+
+
+async def test_a_home_whose_store_does_not_answer_refuses_rather_than_guesses() -> None:
+    homes = KeyHomes(Peers(at("eu")), DownStore())
+    key = next(f"order-{n}" for n in range(100) if home_region(at("eu"), "caller", f"order-{n}") == "eu")
+    with pytest.raises(ApiError) as refused:
+        await homes.holder("caller", key)
+    assert (refused.value.status, refused.value.code, refused.value.retry_after) == (503, "region_unreachable", 1)
+    await homes.aclose()
+
+
+async def test_a_key_homed_at_a_peer_never_seen_answering_is_refused_naming_it() -> None:
+    homes = KeyHomes(Peers(at("eu")), LocalFirstClaims())
+    key = next(f"order-{n}" for n in range(100) if home_region(at("eu"), "caller", f"order-{n}") == "us")
+    with pytest.raises(ApiError) as refused:
+        await homes.holder("caller", key)
+    assert refused.value.status == 503 and "home region us" in refused.value.message
+    await homes.aclose()
+
+
+def test_a_homes_request_body_is_checked() -> None:
+    homes = KeyHomes(Peers(at("eu")), LocalFirstClaims())
+    assert homes.parse_record({"key": "a" * 64, "region": "us"}) == ("a" * 64, "us")
+    for bad in ({"key": "a" * 64, "region": "mars"}, {"key": "short", "region": "us"}, ["not", "an object"]):
+        with pytest.raises(ApiError):
+            homes.parse_record(bad)
