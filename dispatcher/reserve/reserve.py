@@ -152,6 +152,17 @@ class Reserve:
         return bool(holders(views, me, image, transport)
                     or (frozen_fits and holders(views, me, image, transport, "frozen")))
 
+    async def region_figures(self) -> tuple[int, float]:
+        """(idle bots of the current image across the region's replicas, its expected starts per
+        second): what other regions size their reserves by. The store's count, else this replica's."""
+        image = self._machines.bot_image
+        rate = self.planning.sizer.demand(self._wall()).rate
+        try:
+            views = await self._coordination.pool.views()
+        except StoreUnavailable:
+            return len(self._channels.idle()), rate
+        return sum(1 for v in views for b in v.bots if b.state == "idle" and b.image == image), rate
+
     async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
         """A warm claim if an idle bot is there (here or at another replica), else the provider's
         cold launch (`warm_only`: else `NoWarmBot`, and nothing is launched)."""
@@ -281,6 +292,7 @@ class Reserve:
         await self._coordination.pool.publish(self._view(now))
         planned = await self.planning.tick(self._wall(), self._machines.bot_image)
         if planned is not None:
+            self._metrics.planned(ready_target=planned.plan.ready_target, covered=planned.plan.covered)
             await self._carry_out(planned)
         self._frozen.account()
         self._metrics.hot_tier(len(self._channels.idle()))

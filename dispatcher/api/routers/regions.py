@@ -36,9 +36,9 @@ async def capacity(state: AppState) -> Capacity:
     # Read twice a second by every peer: cached figures only, never the provider's list.
     warm = {transport: state.reserve is not None and await state.reserve.can_claim(transport)
             for transport in state.settings.transports}
-    idle = len(state.channels.idle())
+    idle, rate = (len(state.channels.idle()), 0.0) if state.reserve is None else await state.reserve.region_figures()
     return Capacity(warm=warm, idle=idle, room=state.sessions.room(),
-                    cold_start_seconds=state.sessions.ready.before_launch())
+                    cold_start_seconds=state.sessions.ready.before_launch(), demand_per_minute=rate * 60)
 
 
 def signed_answer(request: Request, state: AppState, data: object) -> Response:
