@@ -18,5 +18,6 @@ def neighbours_of(peers: Peers) -> list[Neighbour]:
                       round_trip_seconds=peer.round_trip,
                       idle=peer.capacity.idle if peer.capacity is not None else 0,
                       rate=peer.capacity.demand_per_minute / 60 if peer.capacity is not None else 0.0,
-                      refill_seconds=peer.capacity.cold_start_seconds if peer.capacity is not None else math.inf)
+                      refill_seconds=peer.capacity.refill_seconds if peer.capacity is not None else math.inf,
+                      warming=peer.capacity.warming if peer.capacity is not None else 0)
             for peer in peers.by_name.values()]

@@ -45,6 +45,7 @@ class FleetSizer:
     cold: DurationEstimate = field(init=False)  # launch → hello
     resume: DurationEstimate = field(init=False)  # resume call → hello again
     cover: NeighbourCover = field(default_factory=NeighbourCover)  # not saved: a new holder starts with no loan
+    last_demand: Demand | None = None  # as the last plan sized with
     _rate: ArrivalRate = field(init=False)
     _last_starts: deque[float] = field(init=False)  # the rate's sample, kept to be written down
 
@@ -62,13 +63,18 @@ class FleetSizer:
         for start, count in self.tally.arrived(now):
             self.forecast.fold(start, count)
 
+    @property
+    def lead_seconds(self) -> float:
+        """How far ahead the reserve is sized: a cold start, and the tick that orders it."""
+        return self.cold.mean + PLAN_EVERY_SECONDS
+
     def demand(self, now: float) -> Demand:
         """The starts expected over the lead time (a region advertises its `rate` to the others)."""
         return expected_demand(
             self.forecast if self.planner.forecast else None,
             self.recent,
             now=now,
-            lead_seconds=self.cold.mean + PLAN_EVERY_SECONDS,
+            lead_seconds=self.lead_seconds,
             recent_rate=self._rate.per_second(now),
             surge_horizon=self.planner.surge_horizon_seconds if self.planner.surge_seconds > 0 else 0.0,
         )
@@ -78,7 +84,7 @@ class FleetSizer:
         """This tick's plan; `neighbours`: the other regions as this one (`region`) last read them."""
         for start, count in self.tally.advance(now):
             self.forecast.fold(start, count)
-        demand = self.demand(now)
+        demand = self.last_demand = self.demand(now)
         seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
                     level=self.planner.service_level)
         loan = self.cover.update(now, seen)

@@ -10,7 +10,7 @@ import httpx
 
 from dispatcher.reserve.neighbours import SETTLE_SECONDS
 from tests.regions.test_region_peers import regions, until
-from tests.regions.test_spill_over import AUTH, peer_view
+from tests.regions.test_spill_over import AUTH, peer_view, start
 from tests.support.processes import DispatcherProcess
 
 
@@ -38,3 +38,15 @@ def test_a_quiet_region_keeps_fewer_warm_bots_while_its_neighbour_has_spare_ones
         us.process.wait()
         until(lambda: ready_target(eu, "held") == 3, 5)  # the neighbour is unreachable: back at once
         assert ready_target(eu, "covered") == 0
+
+
+def test_a_spilled_start_is_the_demand_of_the_region_it_arrived_at_not_the_lenders(tmp_path: Path) -> None:
+    cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
+    warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
+        eu, us = running["eu"], running["us"]
+        until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 20)
+        spilled = start(eu, maxWaitSeconds=5)
+        assert spilled.status_code == 201 and spilled.json()["region"] == "us", spilled.text
+        until(lambda: (peer_view(us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 10)
+        assert peer_view(eu, "us")["capacity"]["demand_per_minute"] == 0  # us only lent its bot

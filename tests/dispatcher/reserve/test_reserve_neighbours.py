@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 
 from dispatcher.reserve.demand import Demand
-from dispatcher.reserve.neighbours import SETTLE_SECONDS, Lean, Neighbour, NeighbourCover, lean, spare
+from dispatcher.reserve.neighbours import SETTLE_SECONDS, Lean, Neighbour, NeighbourCover, lean, own_need
 from dispatcher.reserve.planner import Fleet, PlannerSettings, Tiers, plan_fleet
+from dispatcher.reserve.poisson import poisson_quantile
 from dispatcher.reserve.policy import ReserveSettings, parse_schedule
 from dispatcher.reserve.sizer import FleetSizer
 
@@ -39,21 +40,25 @@ def target(the_lean: Lean, *, lead: float = 9.0, rate: float = 0.2,
 def test_a_quiet_region_with_a_busier_neighbour_in_budget_keeps_fewer() -> None:
     alone = target(Lean())
     assert alone == 14  # 9 expected starts over the lead, at 95 %
-    spare_bots = spare(us(), LEVEL)
-    assert spare_bots == 150 - 95  # 80 expected over its refill, at 95 %
+    assert own_need(us(), LEVEL) == poisson_quantile(80.0, LEVEL) == 95  # us holds more: it can lend
     covered = target(loan(us()))
     # Down to its floor: its own 0.2 starts/s over the neighbour's 40 s refill stay home.
     assert covered == math.ceil(0.2 * 40.0) == 8
 
 
-def test_the_loan_is_bounded_by_the_neighbours_spare() -> None:
-    assert target(loan(us(idle=98))) == 14 - 3
+def test_the_pair_keeps_the_pooled_stock_the_quiet_region_holding_what_the_neighbour_lacks() -> None:
+    # A tie in demand (2 starts/s each; eu leans on us by name): us holds exactly its own need.
+    pooled = poisson_quantile((2.0 + 2.0) * 40.0, LEVEL)
+    alone = target(Lean(), lead=82.0, rate=2.0)
+    kept = target(loan(us(idle=80, warming=15), rate=2.0), lead=82.0, rate=2.0)
+    assert kept == pooled - 95  # what the pair needs beyond us's bots, idle or booting
+    assert math.ceil(2.0 * 40.0) < kept < alone
 
 
 def test_no_cover_from_a_neighbour_out_of_budget_unreachable_unmeasured_or_busy() -> None:
     alone = target(Lean())
     for neighbour in (us(round_trip_seconds=0.150), us(reachable=False), us(round_trip_seconds=None),
-                      us(idle=95), us(refill_seconds=math.inf)):
+                      us(idle=94), us(refill_seconds=math.inf)):
         assert loan(neighbour) == Lean(), neighbour
         assert target(loan(neighbour)) == alone
 
@@ -61,13 +66,17 @@ def test_no_cover_from_a_neighbour_out_of_budget_unreachable_unmeasured_or_busy(
 def test_regions_never_lean_on_each_other() -> None:
     # The busier one leans on nobody quieter; on a tie, the name decides who leans.
     assert loan(us(rate=0.1), rate=0.2) == Lean()
-    assert loan(us(rate=0.2), rate=0.2).bots > 0  # eu < us
+    assert loan(us(rate=0.2), rate=0.2) != Lean()  # eu < us
     assert loan(us(rate=0.2, name="ap"), rate=0.2) == Lean()
 
 
-def test_a_neighbours_spare_is_shared_among_the_regions_that_may_lean_on_it() -> None:
-    ap = Neighbour("ap", True, 0.120, 0, 0.1, 40.0)  # quieter than us, so it may lean on us too
-    assert loan(us(), ap).bots == (150 - 95) // 2
+def test_a_neighbours_bots_are_shared_among_the_regions_that_may_lean_on_it() -> None:
+    ap = Neighbour("ap", True, 0.120, 0, 2.0, 40.0)  # quieter than us too, so it may lean on us
+    shared = loan(us(idle=99, rate=2.1), ap, rate=2.0, here="eu")
+    group = poisson_quantile((2.1 + 2.0 + 2.0) * 40.0, LEVEL)
+    assert shared.keep == math.ceil((group - 99) / 2)  # by their rates: half each
+    assert loan(us(idle=99, rate=2.1), ap, rate=1.0, here="eu").keep == math.ceil(
+        (poisson_quantile((2.1 + 1.0 + 2.0) * 40.0, LEVEL) - 99) / 3)  # a third: half ap's rate
 
 
 def test_the_floor_keeps_one_bot_and_every_open_schedule_window() -> None:
@@ -81,19 +90,19 @@ def test_the_floor_keeps_one_bot_and_every_open_schedule_window() -> None:
 
 def test_a_loss_of_cover_counts_at_once_a_gain_only_once_it_held() -> None:
     cover = NeighbourCover()
-    assert cover.update(0.0, Lean(10, 40.0)).bots == 0
-    assert cover.update(SETTLE_SECONDS / 2, Lean(7, 40.0)).bots == 0
-    assert cover.update(SETTLE_SECONDS, Lean(12, 40.0)).bots == 7  # the least seen while it held
-    assert cover.update(SETTLE_SECONDS + 1, Lean()).bots == 0  # the neighbour went: at once
+    assert cover.update(0.0, Lean(10, 40.0)).keep == math.inf
+    assert cover.update(SETTLE_SECONDS / 2, Lean(13, 40.0)).keep == math.inf
+    assert cover.update(SETTLE_SECONDS, Lean(8, 40.0)).keep == 13  # the most seen while it held
+    assert cover.update(SETTLE_SECONDS + 1, Lean()).keep == math.inf  # the neighbour went: at once
 
 
 def test_a_flapping_neighbour_never_lowers_the_target() -> None:
     cover = NeighbourCover()
-    held = [cover.update(float(t), Lean(10, 40.0) if t % 2 else Lean()).bots for t in range(120)]
-    assert held == [0] * 120
+    held = [cover.update(float(t), Lean(10, 40.0) if t % 2 else Lean()).keep for t in range(120)]
+    assert held == [math.inf] * 120
     cover.update(120.0, Lean())
-    steady = [cover.update(120.0 + t, Lean(10, 40.0)).bots for t in range(int(SETTLE_SECONDS) + 1)]
-    assert steady[-1] == 10 and steady[:-1] == [0] * int(SETTLE_SECONDS)
+    steady = [cover.update(120.0 + t, Lean(10, 40.0)).keep for t in range(int(SETTLE_SECONDS) + 1)]
+    assert steady[-1] == 10 and steady[:-1] == [math.inf] * int(SETTLE_SECONDS)
 
 
 def test_the_sizer_lowers_its_target_while_the_neighbour_lends_and_recovers_when_it_is_gone() -> None:
