@@ -98,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
     p.add_argument("--regions", type=int, choices=(2, 3), help="regions eight hours apart, each mode of planning")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="with --regions: which modes")
     return p
 
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
 def run_regions(args: argparse.Namespace, runs: list[Run]) -> None:
     regional = [RegionsRun(mode, args.regions, run.provider, run.settings, run.planner, run.per_minute, run.seed,
                            run.hours, run.history_days, run.max_sessions, prices(run.provider, run.stack))
-                for run in runs for mode in MODES]
+                for run in runs for mode in args.modes]
     provider = regional[0].provider.name if regional else "-"
     print(f"{args.regions} regions, {provider}, each region's own cap and create limit")
     print(regions_header(), flush=True)
