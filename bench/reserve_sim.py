@@ -4,6 +4,7 @@
     uv run --all-groups python -m bench.reserve_sim --stack aws-prod --providers fly --levels 10
     uv run --all-groups python -m bench.reserve_sim --day flat --env RESERVE_MAX_IDLE=500
     uv run --all-groups python -m bench.reserve_sim --providers fly --levels 60 --fly-apps 8
+    uv run --all-groups python -m bench.reserve_sim --regions 3 --stack aws-prod --levels 60 200 --jobs 2
 
 Prints a Markdown table, per provider and level (starts/min outside bursts; bursts run at 5×):
 the warm share (hot or frozen claims), refused starts, p50/p95 time from POST /start to a ready
@@ -12,6 +13,7 @@ peaks, what each tier costs a month, and the goals it meets. The model is bench/
 (and _traffic, _providers); the sizing is the dispatcher's (dispatcher/reserve/sizer.py), with
 the stack's settings (`--stack`, read from its Pulumi files) or the dispatcher's defaults, and
 `--env` passing dispatcher variables on top (RESERVE_*, a provider's FLY_CREATE_RATE, ...).
+`--regions 2|3` runs that many regions instead, in each mode (bench/reserve_sim_regions.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from bench.reserve_sim_model import Simulation
 from bench.reserve_sim_providers import BY_NAME, CLOUD_PROVIDER, PROVIDERS, Provider, prices
+from bench.reserve_sim_regions import MODES, RegionsRun, regions_header, regions_line
 from bench.reserve_sim_report import Row, header, line, summarise
 from bench.reserve_sim_stack import StackError, load_stack
 from bench.reserve_sim_traffic import SHAPES
@@ -94,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
                    help="Fly apps the creates are spread over (FLY_APPS), each with its own create limit")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
+    p.add_argument("--regions", type=int, choices=(2, 3), help="regions eight hours apart, each mode of planning")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="with --regions: which modes")
     return p
 
 
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.fly_apps} Fly app(s), "
           f"forecast from {args.history_days} days; "
           f"stack: {args.stack or 'none (dispatcher defaults)'}; --env: {' '.join(args.env) or 'none'}")
+    if args.regions:
+        return run_regions(args, runs)
     print(header(), flush=True)
     if args.jobs == 1:
         for run in runs:
@@ -120,6 +127,18 @@ def main(argv: list[str] | None = None) -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(Run.__call__, runs):
             print(line(row), flush=True)
+
+
+def run_regions(args: argparse.Namespace, runs: list[Run]) -> None:
+    regional = [RegionsRun(mode, args.regions, run.provider, run.settings, run.planner, run.per_minute, run.seed,
+                           run.hours, run.history_days, run.max_sessions, prices(run.provider, run.stack))
+                for run in runs for mode in args.modes]
+    provider = regional[0].provider.name if regional else "-"
+    print(f"{args.regions} regions, {provider}, each region's own cap and create limit")
+    print(regions_header(), flush=True)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for row in pool.map(RegionsRun.__call__, regional):
+            print(regions_line(row), flush=True)
 
 
 if __name__ == "__main__":

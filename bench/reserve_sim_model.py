@@ -31,6 +31,7 @@ import math
 import random
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.reserve_sim_providers import Provider
 from bench.reserve_sim_replica import ReplicaPolicy
@@ -171,6 +172,16 @@ class Simulation:
         heapq.heappush(self.events, (when, next(self.seq), kind, ref))
 
     def run(self) -> Result:
+        self.schedule()
+        while self.events:
+            now, _, kind, ref = heapq.heappop(self.events)
+            self.account(now)
+            self.handle(now, kind, ref)
+        self.account(self.seconds)
+        return self.result
+
+    def schedule(self) -> None:
+        """The day's arrivals, the first tick, the deploy and the hand-over."""
         for n, t in enumerate(self.day.arrival_times):
             self.at(t, "arrival", n)
         self.at(0.0, "tick")
@@ -178,26 +189,22 @@ class Simulation:
             self.at(self.seconds / 2, "deploy")
         if self.handover:
             self.at(HANDOVER_AT, "handover")
-        handlers = {"arrival": self.arrive, "ready": self.ready, "resumed": self.resumed,
-                    "suspended": self.suspended, "end": self.end}
-        while self.events:
-            now, _, kind, ref = heapq.heappop(self.events)
-            self.account(now)
-            if kind == "tick":
-                if now + PLAN_EVERY_SECONDS < self.seconds:
-                    self.at(now + PLAN_EVERY_SECONDS, "tick")
-                if now >= self.planning_from:
-                    self.plan(now)
-            elif kind == "deploy":
-                self.deploy()
-            elif kind == "handover":
-                self.hand_over(now)
-            elif kind == "lease":
-                self.take_lease()
-            else:
-                handlers[kind](now, ref)
-        self.account(self.seconds)
-        return self.result
+
+    def handle(self, now: float, kind: str, ref: int) -> None:
+        if kind == "tick":
+            if now + PLAN_EVERY_SECONDS < self.seconds:
+                self.at(now + PLAN_EVERY_SECONDS, "tick")
+            if now >= self.planning_from:
+                self.plan(now)
+        elif kind == "deploy":
+            self.deploy()
+        elif kind == "handover":
+            self.hand_over(now)
+        elif kind == "lease":
+            self.take_lease()
+        else:
+            {"arrival": self.arrive, "ready": self.ready, "resumed": self.resumed,
+             "suspended": self.suspended, "end": self.end}[kind](now, ref)
 
     def account(self, now: float) -> None:
         """Adds each state's machine time since the last event (up to the end of the day)."""
@@ -226,10 +233,10 @@ class Simulation:
             self.sizer.arrived(DAY_START_EPOCH + now)
         else:
             self.unplanned.append(DAY_START_EPOCH + now)
-        sessions = self.count["busy"] + self.count["warming"] - self.reserve_warming \
-            + self.count["resuming"] - self.reserve_resuming
+        sessions = self.sessions()
         if self.max_sessions is not None and sessions >= self.max_sessions:
-            r.refused_cap += 1
+            if not self.spill(now, n):
+                r.refused_cap += 1
             return
         r.peak_sessions = max(r.peak_sessions, sessions + 1)
         if self.hot:
@@ -244,11 +251,26 @@ class Simulation:
             machine.serves, machine.resumed = n, now
             self.move(machine, "resuming")
             self.at(now + self.provider.resume(self.draw) + self.redial_seconds, "resumed", machine.machine_id)
+        elif self.spill(now, n):
+            pass  # another region's warm bot took it (bench/reserve_sim_regions.py)
         elif self.tokens[app := self.app_of(n)].seconds_until_token(now) > self.provider.create_rate.max_wait:
             r.refused += 1  # its app's limit is spent, whatever the other apps hold
         else:
             r.cold += 1
             self.launch(now, app, serves=n)
+
+    def sessions(self) -> int:
+        """Sessions running or starting (not the reserve's own bots)."""
+        return self.count["busy"] + self.count["warming"] - self.reserve_warming \
+            + self.count["resuming"] - self.reserve_resuming
+
+    def spill(self, now: float, n: int) -> bool:
+        """Start `n` found no warm bot here (or no room): another region's takes it? One deployment: no."""
+        return False
+
+    def leaning(self) -> dict[str, Any]:
+        """What the planner is told of other regions (one deployment: nothing)."""
+        return {}
 
     @staticmethod
     def take(ids: list[int], since: list[float]) -> int:
@@ -343,7 +365,7 @@ class Simulation:
         fleet = Fleet(self.hot_since, self.frozen_since, warming=self.reserve_warming,
                       freezing=self.count["freezing"], resuming=self.reserve_resuming,
                       active=self.count["busy"])
-        plan = self.sizer.plan(DAY_START_EPOCH + now, fleet, sum(t.spare(now) for t in self.tokens))
+        plan = self.sizer.plan(DAY_START_EPOCH + now, fleet, sum(t.spare(now) for t in self.tokens), **self.leaning())
         for _ in range(plan.retire_hot):
             self.retire(self.machines[self.take(self.hot, self.hot_since)])
         for _ in range(plan.freeze):

@@ -32,6 +32,7 @@ from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
+from dispatcher.regions.capacity import neighbours_of
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
@@ -103,6 +104,9 @@ def build_state(
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     regions = Regions.from_env(env)
     peers = Peers(regions)
+    if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
+        reserve.planning.region = regions.here
+        reserve.planning.neighbours = functools.partial(neighbours_of, peers)
 
     async def refresh_gauges() -> None:
         metrics.set_active(await sessions.active_count())

@@ -57,6 +57,8 @@ class LaunchSpec:
     transport: str | None = None
     # The W3C `traceparent` of the start (dispatcher/observability/tracing.py): the bot's spans continue its trace.
     traceparent: str | None = None
+    # A start spilled over from another region: its demand was counted there, where its caller is.
+    counted_elsewhere: bool = False
 
 
 @dataclass(frozen=True)

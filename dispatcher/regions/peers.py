@@ -48,10 +48,16 @@ class Capacity:
     idle: int = 0  # idle bots across the region's replicas
     room: int = 0  # sessions it may still start under its cap
     cold_start_seconds: float = math.inf  # the wait it tells a cold start now
+    demand_per_minute: float = 0.0  # the starts its planner expects now
+    refill_seconds: float = math.inf  # the lead its planner sizes over: how soon a bot it lends is replaced
+    warming: int = 0  # its reserve bots booting
 
     def to_json(self) -> dict[str, Any]:
         return {"warm": dict(self.warm), "idle": self.idle, "room": self.room,
-                "cold_start_seconds": None if math.isinf(self.cold_start_seconds) else self.cold_start_seconds}
+                "cold_start_seconds": None if math.isinf(self.cold_start_seconds) else self.cold_start_seconds,
+                "demand_per_minute": round(self.demand_per_minute, 3),
+                "refill_seconds": None if math.isinf(self.refill_seconds) else round(self.refill_seconds, 3),
+                "warming": self.warming}
 
     @classmethod
     def from_json(cls, data: Any) -> Capacity:
@@ -59,11 +65,19 @@ class Capacity:
             raise ValueError("capacity is not an object")
         warm = data.get("warm", {})
         cold = data.get("cold_start_seconds")
+        demand = float(data.get("demand_per_minute", 0.0))
+        refill = data.get("refill_seconds")
+        refill = math.inf if refill is None else float(refill)
+        if not (math.isfinite(demand) and refill >= 0 and not math.isnan(refill)):
+            raise ValueError("demand_per_minute or refill_seconds is not a number")
         return cls(
             warm={str(k): bool(v) for k, v in warm.items()} if isinstance(warm, Mapping) else {},
             idle=max(0, int(data.get("idle", 0))),
             room=max(0, int(data.get("room", 0))),
             cold_start_seconds=math.inf if cold is None else max(0.0, float(cold)),
+            demand_per_minute=max(0.0, demand),
+            refill_seconds=refill,
+            warming=max(0, int(data.get("warming", 0))),
         )
 
 

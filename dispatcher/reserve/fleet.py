@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Set
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from dispatcher.machines.base import WarmMachines
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.neighbours import Neighbour
 from dispatcher.reserve.planner import Fleet, FleetPlan, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
@@ -102,6 +103,8 @@ class FleetPlanning:
         self.holding = False
         self._saved = -math.inf
         self._loaded = -math.inf
+        self.region = ""  # with several regions: this one's name, and how it sees the others
+        self.neighbours: Callable[[], Sequence[Neighbour]] = tuple
 
     async def tick(self, epoch: float, image: str) -> Planned | None:
         """This tick's plan for the deployment, or None when another replica plans."""
@@ -127,7 +130,7 @@ class FleetPlanning:
         # records say it now, in one read.
         claimed = await self._claims.claimed_among(warming_ids(views))
         hot, frozen, fleet = count_fleet(views, image, claimed)
-        plan = self.sizer.plan(epoch, fleet, limit.spare)
+        plan = self.sizer.plan(epoch, fleet, limit.spare, region=self.region, neighbours=self.neighbours())
         if epoch - self._saved >= SAVE_EVERY_SECONDS:
             await self._pool.save(self.sizer.to_dict())
             self._saved = epoch

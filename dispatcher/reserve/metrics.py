@@ -56,6 +56,10 @@ class ReserveMetrics:
         self._thaw = Histogram("voicefleet_reserve_thaw_seconds", "A frozen reserve bot's thaw: from the "
                                "provider's resume call until the bot is back on its channel.", ["provider"],
                                buckets=CLAIM_BUCKETS + (3, 5), registry=registry)
+        self._target = Gauge("voicefleet_reserve_ready_target", "The planner's ready target (idle, warming and "
+                             "frozen bots to hold), and of it the bots left to busier neighbouring regions "
+                             "(covered: docs/regions.md, \"Capacity that follows the sun\"). Set where the reserve "
+                             "is planned.", ["provider", "part"], registry=registry)
         self._prices = (0.0, 0.0)
         self._hot_price: float | None = None  # one running idle bot a month, where it is known
         self._failed.labels(provider)
@@ -66,6 +70,10 @@ class ReserveMetrics:
             self._idle_seconds.labels(provider, state)
         for outcome in ("warm_hit", "cold_miss"):
             self._claims.labels(provider, outcome)
+
+    def planned(self, *, ready_target: int, covered: int) -> None:
+        self._target.labels(self.provider, "held").set(ready_target)
+        self._target.labels(self.provider, "covered").set(covered)
 
     def size(self, *, idle: int, warming: int) -> None:
         self._bots.labels(self.provider, "idle").set(idle)

@@ -3,8 +3,9 @@
 The replica holding the planning lease runs it once a tick. Tiers, fastest first: hot (running
 idle bots), frozen (where the provider suspends a machine), cold (a new machine). The ready target
 is the Poisson base stock over the cold-start lead plus a burst's surge stock, never below the
-static policy's floor; the hot target covers a freeze's round trip. How each size and each
-retirement rule is derived, with the simulator's numbers: docs/reserve.md ("The fleet planner").
+static policy's floor, less what busier neighbouring regions may lend (neighbours.py); the hot
+target covers a freeze's round trip. How each size and each retirement rule is derived, with the
+simulator's numbers: docs/reserve.md ("The fleet planner").
 
 Pure: counts and times in, counts out. The caller picks which bots: oldest first for every action,
 retirements before freezes and resumes.
@@ -18,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dispatcher.reserve.demand import Demand
+from dispatcher.reserve.neighbours import NO_LEAN, Lean, covered_target
 from dispatcher.reserve.poisson import poisson_quantile
 from dispatcher.reserve.policy import ReserveSettings, reserve_size
 from dispatcher.settings import SettingsError, float_setting, int_setting
@@ -37,6 +39,7 @@ class PlannerSettings:
     surge_factor: float = 5.0  # RESERVE_SURGE_FACTOR: a burst's rate over the base rate
     surge_seconds: float = 0.0  # RESERVE_SURGE_SECONDS: how long a burst the stock carries; 0 = none
     surge_horizon_seconds: float = 3600.0  # the base rate is the forecast's busiest of this far ahead
+    spill_budget_seconds: float = 0.1  # REGION_SPILL_BUDGET_MS: the round trip a neighbour may cover within
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlannerSettings:
@@ -57,6 +60,7 @@ class PlannerSettings:
                                                    cls.frozen_scaledown_seconds),
             surge_factor=float_setting(env, "RESERVE_SURGE_FACTOR", cls.surge_factor, minimum=1.0),
             surge_seconds=float_setting(env, "RESERVE_SURGE_SECONDS", cls.surge_seconds),
+            spill_budget_seconds=float_setting(env, "REGION_SPILL_BUDGET_MS", cls.spill_budget_seconds * 1000) / 1000,
         )
 
 
@@ -91,6 +95,7 @@ class FleetPlan:
     resume: int = 0  # then the oldest of the frozen bots left
     ready_target: int = 0
     hot_target: int = 0
+    covered: int = 0  # of the target, the bots left to the neighbours (dispatcher/reserve/neighbours.py)
 
 
 def _older_than(since: Sequence[float], horizon: float) -> int:
@@ -110,6 +115,7 @@ def plan_fleet(
     resume_seconds: float,
     spare_launches: int,
     utc_minute: int,
+    lean: Lean = NO_LEAN,
 ) -> FleetPlan:
     """This tick's actions (see the module docstring); `spare_launches` is `LaunchTokens.spare`."""
     if not settings.enabled:
@@ -126,7 +132,11 @@ def plan_fleet(
     stock = poisson_quantile(demand.lead_arrivals, planner.service_level)
     shortfall = planner.surge_factor * demand.base_rate - tiers.create_per_second
     surge = math.ceil(max(0.0, shortfall) * planner.surge_seconds)
-    ready_target = max(static.total, stock + surge)
+    own = max(static.total, stock + surge)
+    # A neighbour's loan may take the target below RESERVE_MIN_IDLE (to one bot), never below a window.
+    keep = max([min(1, settings.min_idle), *(w.min_idle for w in settings.schedule if w.contains(utc_minute))])
+    ready_target = covered_target(own, lean, rate=demand.rate, keep=keep)
+    covered = own - ready_target
     if tiers.frozen:
         # A bot is worth freezing only if it would stay unclaimed while it is suspended and resumed.
         in_a_round_trip = demand.rate * (tiers.suspend_seconds + resume_seconds + PLAN_EVERY_SECONDS)
@@ -151,7 +161,7 @@ def plan_fleet(
     excess_hot = min(hot_position - hot_target, fresh_hot)
     freeze = retire_surplus = 0
     if excess_hot > 0:
-        keep = max(hot_target - on_the_way, 0 if tiers.frozen else static.ready)
+        keep = max(hot_target - on_the_way, 0 if tiers.frozen else min(static.ready, ready_target))
         idle_long = _older_than(hot, now - settings.scaledown_seconds) - stale_hot
         retire_surplus = max(0, min(fresh_hot - keep, idle_long, excess_hot))
         if tiers.frozen:
@@ -167,4 +177,4 @@ def plan_fleet(
         retire_frozen = min(surplus_frozen, frozen_long, fresh_frozen - resume)
     return FleetPlan(launch=launch, retire_hot=stale_hot + retire_surplus, freeze=freeze,
                      retire_frozen=stale_frozen + max(0, retire_frozen), resume=resume,
-                     ready_target=ready_target, hot_target=hot_target)
+                     ready_target=ready_target, hot_target=hot_target, covered=covered)

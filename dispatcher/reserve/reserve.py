@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botchannel.contract import Report
@@ -34,7 +34,7 @@ from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.claim import WarmClaim, serves
 from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen, holders
-from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of
+from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of, warming_ids
 from dispatcher.reserve.frozen import FrozenTier, NoFrozenTier, tiers_of
 from dispatcher.reserve.idle import IdleRecords
 from dispatcher.reserve.measured_starts import MeasuredStarts
@@ -152,6 +152,24 @@ class Reserve:
         return bool(holders(views, me, image, transport)
                     or (frozen_fits and holders(views, me, image, transport, "frozen")))
 
+    def spilled_away(self) -> None:
+        """A start that arrived here went to another region: still this region's demand."""
+        self._retirements.spawn(self._coordination.pool.arrived(self._wall(), cold=False))
+
+    async def region_figures(self) -> RegionFigures:
+        """What other regions size their reserves by: the store's count of the region's bots (else
+        this replica's), its expected starts and the lead it plans over."""
+        image = self._machines.bot_image
+        sizer = self.planning.sizer
+        rate, refill = sizer.demand(self._wall()).rate, sizer.lead_seconds
+        try:
+            views = await self._coordination.pool.views()
+        except StoreUnavailable:
+            return RegionFigures(len(self._channels.idle()), len(self._warming), rate, refill)
+        idle = sum(1 for v in views for b in v.bots if b.state == "idle" and b.image == image)
+        warming = len(warming_ids(views))
+        return RegionFigures(idle, warming, rate, refill)
+
     async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
         """A warm claim if an idle bot is there (here or at another replica), else the provider's
         cold launch (`warm_only`: else `NoWarmBot`, and nothing is launched)."""
@@ -173,7 +191,8 @@ class Reserve:
             if result is None and warm_only:
                 raise NoWarmBot(spec.session_id)
             warm = result is not None
-            self._retirements.spawn(self._coordination.pool.arrived(self._wall(), cold=not warm))  # the planner's
+            if not spec.counted_elsewhere:  # a start's demand is its caller's region's
+                self._retirements.spawn(self._coordination.pool.arrived(self._wall(), cold=not warm))  # the planner's
             if result is None:
                 self._metrics.claimed(warm=False)
                 self._starts[spec.session_id] = (began, False)
@@ -281,6 +300,7 @@ class Reserve:
         await self._coordination.pool.publish(self._view(now))
         planned = await self.planning.tick(self._wall(), self._machines.bot_image)
         if planned is not None:
+            self._metrics.planned(ready_target=planned.plan.ready_target, covered=planned.plan.covered)
             await self._carry_out(planned)
         self._frozen.account()
         self._metrics.hot_tier(len(self._channels.idle()))
@@ -439,6 +459,14 @@ class _HeldHere:
 
     def came_back_at(self, bot_id: str, replica: str) -> bool:
         return self._frozen.came_back_at(bot_id, replica)
+
+
+@dataclass(frozen=True)
+class RegionFigures:
+    idle: int  # idle bots of the current image across the region's replicas
+    warming: int  # reserve bots booting
+    rate: float  # expected starts per second
+    refill_seconds: float  # the lead the planner sizes over: how soon a bot lent is replaced
 
 
 class NoWarmBot(Exception):

@@ -15,12 +15,13 @@ that runs.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.reserve.demand import RecentCounts, expected_demand
+from dispatcher.reserve.demand import Demand, RecentCounts, expected_demand
 from dispatcher.reserve.forecast import ArrivalForecast
+from dispatcher.reserve.neighbours import Neighbour, NeighbourCover, lean
 from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, FleetPlan, PlannerSettings, Tiers, plan_fleet
 from dispatcher.reserve.policy import ReserveSettings, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate
@@ -43,6 +44,8 @@ class FleetSizer:
     recent: RecentCounts = field(default_factory=RecentCounts)
     cold: DurationEstimate = field(init=False)  # launch → hello
     resume: DurationEstimate = field(init=False)  # resume call → hello again
+    cover: NeighbourCover = field(default_factory=NeighbourCover)  # not saved: a new holder starts with no loan
+    last_demand: Demand | None = None  # as the last plan sized with
     _rate: ArrivalRate = field(init=False)
     _last_starts: deque[float] = field(init=False)  # the rate's sample, kept to be written down
 
@@ -60,18 +63,31 @@ class FleetSizer:
         for start, count in self.tally.arrived(now):
             self.forecast.fold(start, count)
 
-    def plan(self, now: float, fleet: Fleet, spare_launches: int) -> FleetPlan:
-        for start, count in self.tally.advance(now):
-            self.forecast.fold(start, count)
-        lead = self.cold.mean + PLAN_EVERY_SECONDS
-        demand = expected_demand(
+    @property
+    def lead_seconds(self) -> float:
+        """How far ahead the reserve is sized: a cold start, and the tick that orders it."""
+        return self.cold.mean + PLAN_EVERY_SECONDS
+
+    def demand(self, now: float) -> Demand:
+        """The starts expected over the lead time (a region advertises its `rate` to the others)."""
+        return expected_demand(
             self.forecast if self.planner.forecast else None,
             self.recent,
             now=now,
-            lead_seconds=lead,
+            lead_seconds=self.lead_seconds,
             recent_rate=self._rate.per_second(now),
             surge_horizon=self.planner.surge_horizon_seconds if self.planner.surge_seconds > 0 else 0.0,
         )
+
+    def plan(self, now: float, fleet: Fleet, spare_launches: int, *, region: str = "",
+             neighbours: Sequence[Neighbour] = ()) -> FleetPlan:
+        """This tick's plan; `neighbours`: the other regions as this one (`region`) last read them."""
+        for start, count in self.tally.advance(now):
+            self.forecast.fold(start, count)
+        demand = self.last_demand = self.demand(now)
+        seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
+                    level=self.planner.service_level)
+        loan = self.cover.update(now, seen)
         return plan_fleet(
             fleet,
             demand=demand,
@@ -83,6 +99,7 @@ class FleetSizer:
             resume_seconds=self.resume.mean,
             spare_launches=spare_launches,
             utc_minute=utc_minute_of(now),
+            lean=loan,
         )
 
     def to_dict(self) -> dict[str, Any]:

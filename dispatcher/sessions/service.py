@@ -130,9 +130,11 @@ class SessionService:
         room_options: RoomOptions = NO_OPTIONS,
         transport: str | None = None,
         max_wait_seconds: float | None = None,
+        counted_elsewhere: bool = False,
     ) -> Session:
         """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first).
-        `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched."""
+        `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched.
+        `counted_elsewhere`: spilled over from the region whose demand it is."""
         transport = transport or self._settings.transports[0]
         owner = caller if isinstance(caller, Caller) else Caller.named(caller)
         session_id = self.session_id_for(owner.owner_key, idempotency_key)  # bound to the caller's key
@@ -176,7 +178,8 @@ class SessionService:
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,
-                                                             traceparent=trace.traceparent)
+                                                             traceparent=trace.traceparent,
+                                                             counted_elsewhere=counted_elsewhere)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
                         session = replace(session, trace_id=trace.trace_id)
@@ -249,6 +252,7 @@ class SessionService:
         cold_only: bool = False,
         warm_only: bool = False,
         traceparent: str | None = None,
+        counted_elsewhere: bool = False,
     ) -> Session:
         webrtc = transport == "webrtc"
         roomless = transport in ROOMLESS
@@ -265,6 +269,7 @@ class SessionService:
             transport=transport,
             channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
             traceparent=traceparent,
+            counted_elsewhere=counted_elsewhere,
         )
         if self._cold is not None:
             await self._cold.hold(spec)  # before the machine exists: its bot may dial at once

@@ -11,6 +11,7 @@ as one region. docs/regions.md.
 from __future__ import annotations
 
 import json
+import math
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -21,6 +22,7 @@ from dispatcher.errors import ApiError
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
+from dispatcher.reserve.reserve import RegionFigures
 
 router = APIRouter()
 
@@ -36,9 +38,11 @@ async def capacity(state: AppState) -> Capacity:
     # Read twice a second by every peer: cached figures only, never the provider's list.
     warm = {transport: state.reserve is not None and await state.reserve.can_claim(transport)
             for transport in state.settings.transports}
-    idle = len(state.channels.idle())
-    return Capacity(warm=warm, idle=idle, room=state.sessions.room(),
-                    cold_start_seconds=state.sessions.ready.before_launch())
+    figures = (RegionFigures(len(state.channels.idle()), 0, 0.0, math.inf) if state.reserve is None
+               else await state.reserve.region_figures())
+    return Capacity(warm=warm, idle=figures.idle, room=state.sessions.room(),
+                    cold_start_seconds=state.sessions.ready.before_launch(), demand_per_minute=figures.rate * 60,
+                    refill_seconds=figures.refill_seconds, warming=figures.warming)
 
 
 def signed_answer(request: Request, state: AppState, data: object) -> Response:

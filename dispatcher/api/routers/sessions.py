@@ -91,6 +91,8 @@ async def start(
             # One session per key in every region: where the key's home says it is held.
             target = await state.key_homes.holder(who.id, idempotency_key, target)
         if target != state.settings.region:
+            if reason and state.reserve is not None:
+                state.reserve.spilled_away()  # this region's caller: its planner counts the start
             headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
             return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
     # The client's TURN credential is counted before anything starts: a key past its bound gets
@@ -106,6 +108,7 @@ async def start(
             room_options=options,
             transport=plan.transport,
             max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
+            counted_elsewhere=spilled is not None,
         )
     except BaseException:
         if turn_quota is not None and credential is not None:

@@ -1,0 +1,199 @@
+"""Three regions a day apart by eight hours: capacity that follows the sun, or three deployments.
+
+    uv run --all-groups python -m bench.reserve_sim --regions 3 --stack aws-prod --levels 60 200 --jobs 2
+
+Each region is bench/reserve_sim_model.py's deployment (its own traffic with its own 5× bursts, its
+day peaking at 14:00 local: eu 14:00, us 22:00, ap 06:00 UTC; its own forecast, planner, provider
+create limit and session cap), on one clock. The modes:
+- `separate`: three deployments that know nothing of each other (no spill-over, no leaning);
+- `spill`: regions spill over (dispatcher/regions/spill.py), each planner sized alone;
+- `sun`: spill-over and each planner leaning on its busier neighbours (dispatcher/reserve/neighbours.py).
+A start that finds no warm bot at home (or no room under its cap) goes to the nearest region (by
+round trip: eu-us 75 ms, eu-ap 120 ms, us-ap 150 ms) with room and a warm bot; its callers give
+`maxWaitSeconds` 3, so it never waits for a cold start elsewhere. It is ready one round trip later
+than a claim at home, and every turn of its session crosses that round trip. It counts toward the
+demand of the region it arrived at, as the dispatcher counts it, never toward the lender's.
+Each planner reads the others' state as of their last tick (the dispatcher polls every 0.5 s).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.reserve_sim_model import RUNNING, Result, Simulation
+from bench.reserve_sim_providers import HOURS_PER_MONTH, Prices, Provider
+from bench.reserve_sim_traffic import DayShape
+from dispatcher.reserve.neighbours import Neighbour
+from dispatcher.reserve.planner import PlannerSettings
+from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.sizer import FleetSizer
+
+PEAK_HOURS = {"eu": 14.0, "us": 22.0, "ap": 6.0}  # UTC: 14:00 local in each, eight hours apart
+ROUND_TRIPS = {frozenset(("eu", "us")): 0.075, frozenset(("us", "ap")): 0.150, frozenset(("eu", "ap")): 0.120}
+MODES = ("separate", "spill", "sun")
+
+
+class Region(Simulation):
+    """One region's deployment, its events on the world's clock."""
+
+    def __init__(self, world: World, index: int, name: str, *args: Any, **kwargs: Any) -> None:
+        self.world, self.index, self.name = world, index, name
+        self.spilled_out = 0
+        self.spill_round_trips: list[float] = []
+        super().__init__(*args, **kwargs)
+
+    def at(self, when: float, kind: str, ref: int = -1) -> None:
+        self.world.push(when, self.index, kind, ref)
+
+    def spill(self, now: float, n: int) -> bool:
+        return self.world.spills and self.world.spill(self, now, n)
+
+    def leaning(self) -> dict[str, Any]:
+        return {"region": self.name, "neighbours": self.world.neighbours(self)} if self.world.leans else {}
+
+    def room(self) -> bool:
+        return self.max_sessions is None or self.sessions() < self.max_sessions
+
+
+class World:
+    def __init__(self, mode: str, provider: Provider, settings: ReserveSettings, planner: PlannerSettings,
+                 per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
+                 names: Sequence[str] = tuple(PEAK_HOURS)) -> None:
+        self.spills, self.leans = mode != "separate", mode == "sun"
+        self.events: list[tuple[float, int, int, str, int]] = []
+        self.seq = itertools.count()
+        self.regions = [
+            Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
+                   shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
+                   max_sessions=max_sessions)
+            for i, name in enumerate(names)]
+
+    def push(self, when: float, region: int, kind: str, ref: int) -> None:
+        heapq.heappush(self.events, (when, next(self.seq), region, kind, ref))
+
+    def run(self) -> list[Result]:
+        for region in self.regions:
+            region.schedule()
+        while self.events:
+            now, _, index, kind, ref = heapq.heappop(self.events)
+            for region in self.regions:  # a spill moves another region's machine
+                region.account(now)
+            self.regions[index].handle(now, kind, ref)
+        for region in self.regions:
+            region.account(region.seconds)
+        return [region.result for region in self.regions]
+
+    @staticmethod
+    def round_trip(a: Region, b: Region) -> float:
+        return ROUND_TRIPS[frozenset((a.name, b.name))]
+
+    def spill(self, origin: Region, now: float, n: int) -> bool:
+        """The nearest region with room and a warm bot takes start `n`; none: it stays home."""
+        for there in sorted((r for r in self.regions if r is not origin), key=lambda r: self.round_trip(origin, r)):
+            if not (there.hot and there.room()):
+                continue
+            machine = there.machines[there.take(there.hot, there.hot_since)]
+            there.move(machine, "busy")
+            # Counted once, where its caller is (the arrival already was): not by the lender.
+            rtt = self.round_trip(origin, there)
+            origin.result.hot_claims += 1
+            origin.result.time_to_ready.append(now - origin.day.arrival_times[n] + origin.claim_seconds + rtt)
+            there.at(now + origin.claim_seconds + rtt + origin.day.lengths[n], "end", machine.machine_id)
+            origin.spilled_out += 1
+            origin.spill_round_trips.append(rtt)
+            return True
+        return False
+
+    def neighbours(self, here: Region) -> list[Neighbour]:
+        """The others as their last tick left them: what `/regions/state` would say."""
+        seen = []
+        for there in self.regions:
+            if there is here:
+                continue
+            demand = getattr(there.sizer, "last_demand", None)
+            assert isinstance(there.sizer, FleetSizer)
+            seen.append(Neighbour(there.name, True, self.round_trip(here, there), len(there.hot),
+                                  demand.rate if demand is not None else 0.0, there.sizer.lead_seconds,
+                                  there.reserve_warming))
+        return seen
+
+
+@dataclass(frozen=True)
+class RegionsRow:
+    mode: str
+    per_minute: float  # each region's weekday mean outside bursts
+    starts: int
+    warm: float
+    refused: int
+    p50: float
+    p95: float
+    idle_share: float
+    mean_hot: float
+    hot_month: float
+    spilled: float  # share of starts served outside the region they arrived at
+    spill_ms: float  # mean round trip those sessions carry
+    added_ms: float  # the same over every session: share × round trip
+
+
+def summarise_regions(mode: str, per_minute: float, results: list[Result], regions: list[Region],
+                      prices: Prices) -> RegionsRow:
+    starts = sum(r.arrivals for r in results)
+    refused = sum(r.refused + r.refused_cap for r in results)
+    ordered = sorted(t for r in results for t in r.time_to_ready) + [math.inf] * refused
+
+    def percentile(p: float) -> float:
+        return ordered[min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1)] if ordered else math.nan
+
+    hot = sum(r.machine_seconds["hot"] for r in results)
+    running = sum(r.machine_seconds[s] for r in results for s in RUNNING)
+    seconds = results[0].seconds
+    trips = [t for region in regions for t in region.spill_round_trips]
+    spilled = len(trips) / max(1, starts)
+    spill_ms = 1000 * sum(trips) / len(trips) if trips else 0.0
+    return RegionsRow(mode, per_minute, starts, sum(r.warm for r in results) / max(1, starts), refused,
+                      percentile(0.5), percentile(0.95), hot / running if running else 0.0, hot / seconds,
+                      hot * HOURS_PER_MONTH / seconds * prices.running_per_hour, spilled, spill_ms, spilled * spill_ms)
+
+
+HEADER = ("mode", "/min each", "starts", "warm", "refused", "p50 s", "p95 s", "idle", "hot idle",
+          "hot $/mo", "spilled", "spilled RTT", "added per session")
+
+
+def regions_header() -> str:
+    return "| " + " | ".join(HEADER) + " |\n|" + "---|" * len(HEADER)
+
+
+def regions_line(r: RegionsRow) -> str:
+    def secs(value: float) -> str:
+        return "never" if math.isinf(value) else f"{value:.1f}"
+    cells = (r.mode, f"{r.per_minute:g}", str(r.starts), f"{r.warm:.1%}", str(r.refused), secs(r.p50), secs(r.p95),
+             f"{r.idle_share:.1%}", f"{r.mean_hot:.1f}", f"${r.hot_month:,.0f}", f"{r.spilled:.2%}",
+             f"{r.spill_ms:.0f} ms", f"{r.added_ms:.2f} ms")
+    return "| " + " | ".join(cells) + " |"
+
+
+@dataclass(frozen=True)
+class RegionsRun:
+    mode: str
+    regions: int
+    provider: Provider
+    settings: ReserveSettings
+    planner: PlannerSettings
+    per_minute: float
+    seed: int
+    hours: float
+    history_days: int
+    max_sessions: int | None
+    prices: Prices
+
+    def __call__(self) -> RegionsRow:
+        world = World(self.mode, self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
+                      seconds=self.hours * 3600, history_days=self.history_days, max_sessions=self.max_sessions,
+                      names=tuple(PEAK_HOURS)[:self.regions])
+        results = world.run()
+        return summarise_regions(self.mode, self.per_minute, results, world.regions, self.prices)

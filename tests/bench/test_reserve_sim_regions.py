@@ -1,0 +1,50 @@
+"""The three-region simulator's bookkeeping on short runs (its figures are benchmarks, in
+docs/regions.md): every start counted once where it arrived, spill-over only with a warm bot and
+a round trip later, none between separate deployments."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.reserve_sim_model import WARM_CLAIM_SECONDS
+from bench.reserve_sim_providers import BY_NAME
+from bench.reserve_sim_regions import ROUND_TRIPS, World
+from dispatcher.reserve.planner import PlannerSettings
+from dispatcher.reserve.policy import ReserveSettings
+
+HOUR = 3600.0
+SETTINGS = ReserveSettings(min_idle=1, buffer=0.0, max_idle=40, cold_start_seconds=40.0)
+
+
+def world(mode: str, per_minute: float = 10.0, max_sessions: int | None = None, **planner: object) -> World:
+    return World(mode, BY_NAME["ecs-fargate"], SETTINGS, PlannerSettings(**planner), per_minute,  # type: ignore[arg-type]
+                 seed=3, seconds=HOUR, history_days=2, max_sessions=max_sessions)
+
+
+@pytest.mark.parametrize("mode", ["separate", "spill", "sun"])
+def test_every_start_is_warm_cold_or_refused_exactly_once_in_the_region_it_arrived_at(mode: str) -> None:
+    w = world(mode, max_sessions=15)
+    for result in w.run():
+        assert result.arrivals > 0
+        assert result.warm + result.cold + result.refused + result.refused_cap == result.arrivals
+        assert len(result.time_to_ready) == result.warm + result.cold
+    if mode == "separate":
+        assert all(region.spilled_out == 0 for region in w.regions)
+
+
+def test_a_spilled_start_is_ready_a_round_trip_later_than_a_claim_at_home() -> None:
+    w = world("spill", max_sessions=15)  # a small cap: regions spill at it
+    w.run()
+    trips = [t for region in w.regions for t in region.spill_round_trips]
+    assert trips and set(trips) <= set(ROUND_TRIPS.values())
+    claims = {round(t, 6) for region in w.regions for t in region.result.time_to_ready}
+    assert any(round(WARM_CLAIM_SECONDS + trip, 6) in claims for trip in trips)
+
+
+def test_leaning_on_busier_neighbours_keeps_fewer_idle_bots_and_a_zero_budget_leans_on_none() -> None:
+    def idle_seconds(mode: str, budget: float) -> float:
+        return sum(r.machine_seconds["hot"] for r in world(mode, 30.0, spill_budget_seconds=budget).run())
+
+    spill = idle_seconds("spill", 0.1)
+    assert idle_seconds("sun", 0.0) == spill  # REGION_SPILL_BUDGET_MS=0: the planners as if alone
+    assert idle_seconds("sun", 0.2) < spill  # every pair within the budget

@@ -1,0 +1,52 @@
+"""Capacity that follows the sun, with real dispatchers: each region advertises its demand and
+idle bots in `/regions/state`, and a quiet region's planner keeps fewer warm bots while a busier
+neighbour within the spill budget advertises spare ones, and as many as alone once it is gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from dispatcher.reserve.neighbours import SETTLE_SECONDS
+from tests.regions.test_region_peers import regions, until
+from tests.regions.test_spill_over import AUTH, peer_view, start
+from tests.support.processes import DispatcherProcess
+
+
+def ready_target(process: DispatcherProcess, part: str) -> float | None:
+    for line in httpx.get(f"{process.base_url}/metrics", headers=AUTH, timeout=5).text.splitlines():
+        if line.startswith("voicefleet_reserve_ready_target{") and f'part="{part}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_quiet_region_keeps_fewer_warm_bots_while_its_neighbour_has_spare_ones(tmp_path: Path) -> None:
+    three = {"RESERVE_MIN_IDLE": "3", "RESERVE_MAX_IDLE": "3"}
+    with regions(tmp_path, ("eu", "us"), {"eu": three, "us": three}) as (_, running):
+        eu, us = running["eu"], running["us"]
+        # us advertises its idle bots across its replicas and its demand (none: it is quiet too, and
+        # on a tie by name eu leans on us, never the other way).
+        until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("idle") == 3, 60)
+        assert peer_view(eu, "us")["capacity"]["demand_per_minute"] == 0
+        # Lowered only once the cover has held, to one bot kept home (RESERVE_MIN_IDLE asks for some).
+        waited = until(lambda: ready_target(eu, "held") == 1, SETTLE_SECONDS + 20)
+        assert ready_target(eu, "covered") == 2
+        assert ready_target(us, "held") == 3 and ready_target(us, "covered") == 0
+        assert waited >= SETTLE_SECONDS - 3  # not at the first answer (the bots took a while to be idle)
+        us.process.kill()
+        us.process.wait()
+        until(lambda: ready_target(eu, "held") == 3, 5)  # the neighbour is unreachable: back at once
+        assert ready_target(eu, "covered") == 0
+
+
+def test_a_spilled_start_is_the_demand_of_the_region_it_arrived_at_not_the_lenders(tmp_path: Path) -> None:
+    cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
+    warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
+        eu, us = running["eu"], running["us"]
+        until(lambda: (peer_view(eu, "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 20)
+        spilled = start(eu, maxWaitSeconds=5)
+        assert spilled.status_code == 201 and spilled.json()["region"] == "us", spilled.text
+        until(lambda: (peer_view(us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 10)
+        assert peer_view(eu, "us")["capacity"]["demand_per_minute"] == 0  # us only lent its bot
