@@ -157,3 +157,9 @@ def test_regions_that_came_to_disagree_while_running_say_so_in_healthz_and_one_l
         until(lambda: reverse in (health(us)["regions"]["eu"]["problem"] or ""), 10)
         time.sleep(1.5)  # several more polls, each seeing it again
         assert len([line for line in eu.log().splitlines() if conflict in line]) == 1
+
+
+def start_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("HOST", "MACHINES", "DISPATCHER_API_KEYS")}
+    return subprocess.run([sys.executable, "-m", "dispatcher"], env={**clean, **env, "PORT": str(free_port())},
+                          capture_output=True, text=True, timeout=60)
