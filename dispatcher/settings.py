@@ -121,8 +121,9 @@ class Settings:
     session_waits_per_key: int = 20
     session_wait_seconds: float = 300.0
     session_poll_seconds: float = 1.0  # how often a watched session past `starting` is read from the provider
-    # This region's name with several regions (dispatcher/regions/config.py validates REGION with
-    # REGIONS and REGION_SECRET); "" for a dispatcher that is one region.
+    # This region's name with several regions; "" for a dispatcher that is one region. Not read here:
+    # dispatcher/wiring.py sets it from Regions.from_env, which reads REGION with REGIONS and
+    # REGION_SECRET, so the two never disagree.
     region: str = ""
 
     def __post_init__(self) -> None:
@@ -187,7 +188,6 @@ class Settings:
             session_waits_per_key=int_setting(env, "SESSION_WAITS_PER_KEY", cls.session_waits_per_key, minimum=1),
             session_wait_seconds=float_setting(env, "SESSION_WAIT_SECONDS", cls.session_wait_seconds, minimum=1.0),
             session_poll_seconds=float_setting(env, "SESSION_POLL_SECONDS", cls.session_poll_seconds, minimum=0.1),
-            region=env.get("REGION", "").strip(),
         )
 
 

@@ -13,6 +13,7 @@ import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
@@ -61,7 +62,10 @@ def build_state(
     ice_servers: IceServers | None = None,
 ) -> AppState:
     env = os.environ if env is None else env
-    settings = settings or Settings.from_env(env)
+    # REGION is read once, with REGIONS and REGION_SECRET: the settings' region is the one the peers
+    # know this dispatcher by, whatever settings were passed in.
+    regions = Regions.from_env(env)
+    settings = replace(settings or Settings.from_env(env), region=regions.here)
     coordination = build_coordination(env)  # one process, or several replicas with REDIS_URL (docs/replicas.md)
     machines = machines or build_machines(settings, env, coordination)
     resolved_rooms = build_rooms(settings, env) if rooms is FROM_ENV else rooms
@@ -102,7 +106,6 @@ def build_state(
         reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
     )
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
-    regions = Regions.from_env(env)
     peers = Peers(regions)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
         reserve.planning.region = regions.here

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
 from dispatcher.machines import bot_environment as bot_contract
+from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.store import ACCEPTED_MESSAGE_SECRET_VARIABLE, MESSAGE_SECRETS, STORE_SECRETS
 
@@ -45,11 +46,13 @@ OTLP_SECRETS: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_HEADERS",)
 WEBHOOK_ENV: tuple[str, ...] = ("WEBHOOK_URL",)
 WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
 # Secrets a stack is meant to drop again: the accepted message secret (step 3 of the rotation in
-# docs/pulumi.md removes it) and the optional observability ones. Never `protect`ed: Pulumi refuses
+# docs/pulumi.md removes it), the regions' accepted secret (likewise, docs/regions.md) and the
+# optional observability ones. Never `protect`ed: Pulumi refuses
 # any deployment that would delete a protected resource ("Resource option: protect"), so removing
 # the key would fail `up`. Deleted, an AWS secret stays recoverable for its recovery window; a
 # Google Secret Manager secret's versions go at once.
-REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS)
+REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
+                                      REGION_ACCEPTED_SECRET_VARIABLE)
 
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
@@ -104,6 +107,8 @@ CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
 # (dispatcher/regions/config.py VARIABLES; a test keeps them equal).
 REGION_ENV: tuple[str, ...] = ("REGION", "REGIONS")
 REGION_SECRETS: tuple[str, ...] = ("REGION_SECRET",)
+# Only while REGION_SECRET changes (docs/regions.md): its other secret, also by reference only
+# (REGION_ACCEPTED_SECRET_VARIABLE, in REMOVABLE_SECRETS).
 BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)
 BOT_CHANNEL_SECRETS: tuple[str, ...] = ()
 
@@ -152,11 +157,13 @@ def machines_environment(env: dict[str, object]) -> dict[str, object]:
 
 def dispatcher_secrets(*, turn: bool, channel: bool, store: bool, store_password: bool,
                        phone: Sequence[str], observability: Sequence[str] = (),
-                       accepted_message_secret: bool = False, regions: bool = False) -> tuple[str, ...]:
+                       accepted_message_secret: bool = False, regions: bool = False,
+                       region_accepted_secret: bool = False) -> tuple[str, ...]:
     """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
     the bot channel, a store (the replicas' message key; AWS's password too), the carriers'
     credentials, the trace collector's headers and webhook secret, and the regions' secret add."""
     return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
             + (STORE_SECRETS if store and store_password else ()) + (MESSAGE_SECRETS if store else ())
             + ((ACCEPTED_MESSAGE_SECRET_VARIABLE,) if store and accepted_message_secret else ()) + tuple(phone)
-            + tuple(observability) + (REGION_SECRETS if regions else ()))
+            + tuple(observability) + (REGION_SECRETS if regions else ())
+            + ((REGION_ACCEPTED_SECRET_VARIABLE,) if regions and region_accepted_secret else ()))

@@ -3,7 +3,9 @@
 `REGION` (a name), `REGIONS` (`name=url,…`, every region, this one included) and `REGION_SECRET`
 (at least 32 characters, the same everywhere) are set together or not at all: unset, the
 dispatcher is one region exactly as without regions. Each mistake is refused at start-up with
-one line naming it (docs/regions.md, "Setting up").
+one line naming it (docs/regions.md, "Setting up"). `REGION_ACCEPTED_SECRET`, only while the
+secret changes, is the change's other secret: checked against, never signed with
+(docs/regions.md, "Changing the regions' secret").
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def region_tag(name: str) -> str:
     return hashlib.sha256(b"voicefleet region:" + name.encode()).hexdigest()[:TAG_CHARS]
 MIN_REGION_SECRET_CHARS = 32
 VARIABLES = ("REGION", "REGIONS", "REGION_SECRET")
+ACCEPTED_SECRET_VARIABLE = "REGION_ACCEPTED_SECRET"  # noqa: S105 - a variable's name, not a secret
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class Regions:
     here: str = ""
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     secret: bytes = field(default=b"", repr=False)
+    accepted: bytes = field(default=b"", repr=False)  # during a change of secret, the other one
+
+    @property
+    def secrets(self) -> tuple[bytes, ...]:
+        """What a region's request or answer may be signed with: the secret, then the accepted one."""
+        return (self.secret, self.accepted) if self.accepted else (self.secret,)
 
     @property
     def several(self) -> bool:
@@ -59,7 +68,11 @@ class Regions:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Regions:
         values = {name: env.get(name, "").strip() for name in VARIABLES}
+        accepted = env.get(ACCEPTED_SECRET_VARIABLE, "").strip()
         if not any(values.values()):
+            if accepted:
+                raise SettingsError(f"{ACCEPTED_SECRET_VARIABLE} is set but REGION is not: it only accompanies "
+                                    "REGION_SECRET during a change of that secret (docs/regions.md)")
             return cls()
         missing = [name for name, value in values.items() if not value]
         if missing:
@@ -79,7 +92,17 @@ class Regions:
             raise SettingsError(
                 f"REGION_SECRET must be at least {MIN_REGION_SECRET_CHARS} characters (got {len(secret)}), the same "
                 "in every region; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
-        return cls(here, MappingProxyType(urls), secret.encode())
+        _check_accepted(accepted, secret)
+        return cls(here, MappingProxyType(urls), secret.encode(), accepted.encode())
+
+
+def _check_accepted(accepted: str, secret: str) -> None:
+    if accepted and len(accepted) < MIN_REGION_SECRET_CHARS:
+        raise SettingsError(f"{ACCEPTED_SECRET_VARIABLE} must be at least {MIN_REGION_SECRET_CHARS} characters "
+                            f"(got {len(accepted)}): it is the other secret of a change of REGION_SECRET")
+    if accepted and accepted == secret:
+        raise SettingsError(f"{ACCEPTED_SECRET_VARIABLE} is the same as REGION_SECRET: it holds the other secret "
+                            "of the change (docs/regions.md, \"Changing the regions' secret\")")
 
 
 def parse_regions(raw: str) -> dict[str, str]:

@@ -65,7 +65,7 @@ class KeyHomes:
         try:
             answer = await self._client.request("POST", peer.url + KEYS_PATH, content=body, headers=headers,
                                                 timeout=ANSWER_SECONDS)
-            signed = answer.status_code == 200 and answer_is_signed(self._regions.secret, headers, answer.headers,
+            signed = answer.status_code == 200 and answer_is_signed(self._regions.secrets, headers, answer.headers,
                                                                      answer.content)
             holder = answer.json().get("holder") if signed else None
         except (HttpError, ValueError, AttributeError) as exc:

@@ -144,7 +144,7 @@ class Peers:
             answer = await self._client.request("GET", peer.url + path, timeout=ANSWER_SECONDS, headers=headers)
         except HttpError as exc:
             return self._lost(peer, f"no answer within {ANSWER_SECONDS:g} s ({exc})")
-        if answer.status_code != 200 or not answer_is_signed(self.regions.secret, headers, answer.headers,
+        if answer.status_code != 200 or not answer_is_signed(self.regions.secrets, headers, answer.headers,
                                                              answer.content):
             # Whoever answers at a peer's URL without the secret is not that region: not believed.
             return self._lost(peer, f"answered {answer.status_code} without a region's signature")

@@ -10,7 +10,8 @@ within `SKEW_SECONDS` of the receiver's clock; and each signature is taken once 
 receiving region's replicas (its store's one-time records), so a captured request cannot be sent
 again. An answer a region acts on is signed too (`answer_signature`, over the request's signature
 and the answer's body), so whoever answers at a peer's URL without the secret is not believed.
-docs/regions.md ("What regions ask each other").
+Both are signed with `REGION_SECRET` and checked against it or, during a change of secret, the
+accepted one. docs/regions.md ("What regions ask each other").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import hmac
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from dispatcher.errors import ApiError
 from dispatcher.regions.config import Regions
@@ -47,10 +48,12 @@ def answer_signature(secret: bytes, request_signature: str, body: bytes) -> str:
     return VERSION + hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
 
 
-def answer_is_signed(secret: bytes, request_headers: Mapping[str, str], answer_headers: Mapping[str, str],
-                     body: bytes) -> bool:
-    expected = answer_signature(secret, request_headers.get(SIGNATURE, ""), body)
-    return hmac.compare_digest(answer_headers.get(ANSWER_SIGNATURE, "").encode(), expected.encode())
+def answer_is_signed(secrets_: Sequence[bytes], request_headers: Mapping[str, str],
+                     answer_headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether the answer was signed with one of `secrets_` (Regions.secrets) for this request."""
+    given = answer_headers.get(ANSWER_SIGNATURE, "").encode()
+    return any(hmac.compare_digest(given, answer_signature(secret, request_headers.get(SIGNATURE, ""), body).encode())
+               for secret in secrets_)
 
 
 class RegionSigner:
@@ -90,8 +93,9 @@ class RegionVerifier:
             raise _refused("Voicefleet-Region-Time is not a time") from None
         if not math.isfinite(sent) or abs(self._clock() - sent) > SKEW_SECONDS:
             raise _refused(f"the request's time is more than {SKEW_SECONDS:g} s from this region's clock")
-        expected = VERSION + _mac(self._regions.secret, sender, self._regions.here, method, path, millis, nonce, body)
-        if not hmac.compare_digest(signature.encode(), expected.encode()):
+        if not any(hmac.compare_digest(signature.encode(), (VERSION + _mac(
+                secret, sender, self._regions.here, method, path, millis, nonce, body)).encode())
+                for secret in self._regions.secrets):
             raise _refused("the signature does not match (REGION_SECRET differs, or the request was changed)")
         if not await self._once.first_use("region:" + signature[len(VERSION):], 2 * SKEW_SECONDS):
             raise _refused("this signed request was already taken (a replay)")

@@ -208,6 +208,7 @@ class AwsStack(pulumi.ComponentResource):
             observability=settings.observability,
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
             regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
+            region_accepted_secret=settings.secrets.region_accepted_secret is not None,
         )
 
 

@@ -41,6 +41,8 @@ class Secrets:
     observability: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     # regionSecret (stacks/config/regions.py): REGION_SECRET, with several regions only.
     region_secret: pulumi.Output[str] | None = None
+    # regionAcceptedSecret: during a change of regionSecret, the other one (checked against, never signed with).
+    region_accepted_secret: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)

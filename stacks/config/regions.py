@@ -5,6 +5,9 @@
                              {name: url} or the dispatcher's own `name=url,…` text
     voicefleet:regionSecret  --secret: the key regions sign what they ask each other with (REGION_SECRET),
                              reaching the dispatcher by reference only
+    voicefleet:regionAcceptedSecret  --secret, only while `regionSecret` changes: the change's other
+                             secret, checked against but never signed with (REGION_ACCEPTED_SECRET),
+                             by reference only; the program warns while it is set
 
 Set together or not at all. The rules are the dispatcher's own (dispatcher/regions/config.py, run
 here on the same text), so a stack that previews is one whose dispatchers start; this region's URL
@@ -20,12 +23,13 @@ from types import MappingProxyType
 
 import pulumi
 
-from dispatcher.regions.config import MIN_REGION_SECRET_CHARS, Regions
+from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE, MIN_REGION_SECRET_CHARS, Regions
 from dispatcher.settings import SettingsError as DispatcherSettingsError
 from stacks.config.reader import Reader
 
 KEYS = ("region", "regions", "regionSecret")
 SECRET_KEY = "regionSecret"  # noqa: S105 - a config key, not a secret
+ACCEPTED_SECRET_KEY = "regionAcceptedSecret"  # noqa: S105 - a config key, not a secret
 # A placeholder as long as the rule asks: the real secret is an Output, checked when known (`_check_secret`).
 _STAND_IN_SECRET = "x" * MIN_REGION_SECRET_CHARS
 
@@ -48,7 +52,7 @@ class RegionSettings:
 def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]:
     """The region's settings and its secret (an Output for the secret stores), or (None, None)."""
     here, listed = cfg.optional("region"), _listing(cfg)
-    secret = cfg.secret(SECRET_KEY, required=False, check=lambda text: _check_secret(cfg, text))
+    secret = cfg.secret(SECRET_KEY, required=False, check=lambda text: _check_secret(cfg, SECRET_KEY, text))
     given = {"region": here is not None, "regions": listed is not None, SECRET_KEY: secret is not None}
     if not any(given.values()):
         return None, None
@@ -85,9 +89,35 @@ def _listing(cfg: Reader) -> str | None:
     raise cfg.fail("regions", f"must be a map of name to URL or name=url,… (got {raw!r})")
 
 
-def _check_secret(cfg: Reader, text: str) -> None:
+def accepted_secret(cfg: Reader, regions: RegionSettings | None) -> pulumi.Output[str] | None:
+    """During a change of `regionSecret`, the other secret: taken from other regions, never signed with."""
+    accepted = cfg.secret(ACCEPTED_SECRET_KEY, required=False,
+                          check=lambda text: _check_secret(cfg, ACCEPTED_SECRET_KEY, text))
+    if accepted is None:
+        return None
+    if regions is None:
+        raise cfg.fail(ACCEPTED_SECRET_KEY, "is set without region, regions and regionSecret: it only accompanies "
+                                            f"{SECRET_KEY} during a change of it; pulumi config rm "
+                                            f"{ACCEPTED_SECRET_KEY}")
+    current = cfg.config.get_secret(SECRET_KEY)  # set: `load` required it with `regions`
+    if current is not None:
+        pulumi.Output.all(current, accepted).apply(lambda both: _secrets_differ(cfg, both[0], both[1]))
+    # Said by the program itself, so a plain `pulumi up` shows it too.
+    pulumi.log.warn(f"{ACCEPTED_SECRET_KEY} is set: this region also takes requests and answers signed with it. "
+                    "A change of the regions' secret is under way (docs/regions.md); once its last step has "
+                    f"rolled out in every region: pulumi config rm {ACCEPTED_SECRET_KEY} && pulumi up")
+    return accepted
+
+
+def _secrets_differ(cfg: Reader, current: str, accepted: str) -> None:
+    if current.strip() == accepted.strip():
+        raise cfg.fail(ACCEPTED_SECRET_KEY, f"is the same as {SECRET_KEY}: it holds the other secret of a change "
+                                            "(docs/regions.md)")
+
+
+def _check_secret(cfg: Reader, key: str, text: str) -> None:
     if len(text) < MIN_REGION_SECRET_CHARS:
-        raise cfg.fail(SECRET_KEY, f"must be at least {MIN_REGION_SECRET_CHARS} characters, the same in every region; "
+        raise cfg.fail(key, f"must be at least {MIN_REGION_SECRET_CHARS} characters, the same in every region; "
                                    "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
@@ -112,6 +142,9 @@ def gcp_check(regions: RegionSettings, service_url: str) -> None:
                                                    "answers at")
 
 
-def secrets(regions: RegionSettings | None, secret: pulumi.Output[str] | None) -> dict[str, pulumi.Output[str]]:
+def secrets(regions: RegionSettings | None, secret: pulumi.Output[str] | None,
+            accepted: pulumi.Output[str] | None = None) -> dict[str, pulumi.Output[str]]:
     """What goes into the stack's secret store for the regions (nothing for a single region)."""
-    return {"REGION_SECRET": secret} if regions is not None and secret is not None else {}
+    if regions is None or secret is None:
+        return {}
+    return {"REGION_SECRET": secret, **({ACCEPTED_SECRET_VARIABLE: accepted} if accepted is not None else {})}

@@ -24,4 +24,5 @@ def stored_secrets(settings: Settings, *, store: bool, store_password: bool) -> 
             "DISPATCHER_API_KEYS": settings.secrets.dispatcher_api_keys, **settings.secrets.bot,
             **turn_secrets(settings), **channel_secrets(settings),
             **store_secrets(settings, store=store, password=store_password), **settings.secrets.phone,
-            **settings.secrets.observability, **region_secrets(settings.regions, settings.secrets.region_secret)}
+            **settings.secrets.observability, **region_secrets(settings.regions, settings.secrets.region_secret,
+                                                              settings.secrets.region_accepted_secret)}

@@ -93,6 +93,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         phone=phone_settings.secrets(cfg),
         observability=observability_secrets,
         region_secret=region_secret,
+        region_accepted_secret=region_settings.accepted_secret(cfg, regions),
     )
     extra_tags = cfg.config.get_object("tags") or {}
     if not isinstance(extra_tags, dict):

@@ -60,6 +60,7 @@ class DispatcherArgs:
     accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
     # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
     regions: Mapping[str, str] = field(default_factory=dict)
+    region_accepted_secret: bool = False  # regionAcceptedSecret is set (stacks/config/regions.py)
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
@@ -107,7 +108,8 @@ def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
                                        phone=args.phone_secret_names,
                                        observability=args.observability.dispatcher_secret_names(),
                                        accepted_message_secret=args.accepted_message_secret,
-                                       regions=bool(args.regions))
+                                       regions=bool(args.regions),
+                                       region_accepted_secret=args.region_accepted_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):

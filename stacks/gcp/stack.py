@@ -226,6 +226,7 @@ class GcpStack(pulumi.ComponentResource):
             observability=settings.observability,
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
             regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
+            region_accepted_secret=settings.secrets.region_accepted_secret is not None,
             store_ca=store.ca_certificate if store is not None else None,
             network_id=egress.network_id if egress is not None else None,
             subnetwork_id=egress.subnetwork_id if egress is not None else None,

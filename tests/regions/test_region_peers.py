@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -117,12 +118,45 @@ def test_a_region_whose_regions_contradict_a_running_peer_refuses_to_start(tmp_p
          "REGIONS does not list this region (REGION=ap)"),
         ({"REGION": "eu", "REGIONS": "eu=http://127.0.0.1:1", "REGION_SECRET": "short", "DISPATCHER_API_KEYS": "k"},
          "REGION_SECRET must be at least 32 characters"),
+        ({"REGION": "eu", "REGIONS": "eu=http://127.0.0.1:1", "DISPATCHER_API_KEYS": "k"},
+         "REGION_SECRET must be set with REGION, REGIONS"),
+        ({"REGION": "Europe!", "REGIONS": "eu=http://127.0.0.1:1", "REGION_SECRET": SECRET,
+          "DISPATCHER_API_KEYS": "k"}, "REGION='Europe!' is not a region name"),
+        ({"REGION": "eu", "REGIONS": "eu=http://127.0.0.1:1", "REGION_SECRET": SECRET,
+          "REGION_ACCEPTED_SECRET": "short", "DISPATCHER_API_KEYS": "k"},
+         "REGION_ACCEPTED_SECRET must be at least 32 characters"),
     ],
 )
 def test_a_bad_region_setting_stops_the_dispatcher_in_one_line(env: dict[str, str], message: str) -> None:
     result = start_and_wait(env)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and "short" not in result.stderr  # the secret's length, never its value
+
+
+def test_regions_that_came_to_disagree_while_running_say_so_in_healthz_and_one_log_line(tmp_path: Path) -> None:
+    # A disagreement no start-up could see: us is stopped (answering nothing) while eu starts with
+    # another URL for ap, so neither refused to start. It cannot stop a running region; it is shown.
+    ports = {name: free_port() for name in ("eu", "us", "ap")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    elsewhere = {**urls, "ap": f"http://127.0.0.1:{free_port()}"}
+    with ExitStack() as stack:
+        us = stack.enter_context(run_dispatcher(tmp_path, region_env("us", elsewhere), port=ports["us"],
+                                                log_name="us.log"))
+        os.kill(us.process.pid, signal.SIGSTOP)
+        try:
+            eu = stack.enter_context(run_dispatcher(tmp_path, region_env("eu", urls), port=ports["eu"],
+                                                    log_name="eu.log"))
+        finally:
+            os.kill(us.process.pid, signal.SIGCONT)
+        conflict = f"REGIONS disagrees with us's on ap: {urls['ap']} here, {elsewhere['ap']} there"
+        until(lambda: conflict in (health(eu)["regions"]["us"]["problem"] or ""), 10)
+        seen = health(eu)
+        assert seen["status"] == "ok" and not seen["regions"]["us"]["reachable"]  # not used, not fatal
+        reverse = f"REGIONS disagrees with eu's on ap: {elsewhere['ap']} here, {urls['ap']} there"
+        until(lambda: reverse in (health(us)["regions"]["eu"]["problem"] or ""), 10)
+        time.sleep(1.5)  # several more polls, each seeing it again
+        assert len([line for line in eu.log().splitlines() if conflict in line]) == 1
 
 
 def start_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -70,3 +70,17 @@ def test_a_regions_session_ids_name_it_and_stay_24_hex_digits() -> None:
     assert owned_by(keyed, b"owner") and not owned_by(keyed, b"another owner")
     assert new_session_id(b"owner", "key-1", "eu") == keyed  # a retry here finds its session
     assert new_session_id(b"owner", "key-1") != keyed  # one region's ids are as before
+
+
+def test_the_accepted_secret_is_checked_like_the_secret_and_kept_out_of_reprs() -> None:
+    base = {"REGION": "eu", "REGIONS": f"eu={EU},us={US}", "REGION_SECRET": SECRET}
+    other = "o" * 32
+    changing = Regions.from_env({**base, "REGION_ACCEPTED_SECRET": other})
+    assert changing.secrets == (SECRET.encode(), other.encode()) and other not in repr(changing)
+    assert regions(**base).secrets == (SECRET.encode(),)
+    for env, message in [({**base, "REGION_ACCEPTED_SECRET": "short"}, "REGION_ACCEPTED_SECRET must be at least 32"),
+                         ({**base, "REGION_ACCEPTED_SECRET": SECRET}, "REGION_ACCEPTED_SECRET is the same as"),
+                         ({"REGION_ACCEPTED_SECRET": other}, "REGION_ACCEPTED_SECRET is set but REGION is not")]:
+        with pytest.raises(SettingsError) as refused:
+            Regions.from_env(env)
+        assert message in str(refused.value) and other not in str(refused.value)

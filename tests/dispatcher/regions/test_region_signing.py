@@ -105,12 +105,12 @@ def test_an_answer_counts_only_signed_for_the_request_it_answers() -> None:
     request = RegionSigner(region("eu")).headers("us", "GET", "/regions/state")
     body = b'{"region":"us"}'
     signed = {ANSWER_SIGNATURE: answer_signature(SECRET, request[SIGNATURE], body)}
-    assert answer_is_signed(SECRET, request, signed, body)
-    assert not answer_is_signed(SECRET, request, signed, b'{"region":"eu"}')
-    assert not answer_is_signed(b"x" * 32, request, signed, body)
+    assert answer_is_signed((SECRET,), request, signed, body)
+    assert not answer_is_signed((SECRET,), request, signed, b'{"region":"eu"}')
+    assert not answer_is_signed((b"x" * 32,), request, signed, body)
     other = RegionSigner(region("eu")).headers("us", "GET", "/regions/state")
-    assert not answer_is_signed(SECRET, other, signed, body)  # an answer to another request
-    assert not answer_is_signed(SECRET, request, {}, body)
+    assert not answer_is_signed((SECRET,), other, signed, body)  # an answer to another request
+    assert not answer_is_signed((SECRET,), request, {}, body)
 
 
 async def test_a_request_without_its_nonce_is_refused_and_thirty_seconds_of_skew_are_allowed(clock: Clock) -> None:
@@ -121,3 +121,34 @@ async def test_a_request_without_its_nonce_is_refused_and_thirty_seconds_of_skew
     assert "needs the Voicefleet-Region headers" in await refused(verifier(clock), without_nonce)
     clock.now += 30
     assert await verifier(clock).sender("GET", "/regions/state", headers, b"") == "eu"
+
+
+NEW = b"n" * 32
+
+
+def changing(name: str, secret: bytes, accepted: bytes) -> Regions:
+    return Regions(name, URLS, secret, accepted)
+
+
+async def test_during_a_change_of_secret_either_secret_is_taken_and_only_the_current_one_signs(clock: Clock) -> None:
+    # Step 1 of the change: us takes NEW beside SECRET; eu still signs with SECRET, ap already with NEW.
+    check = RegionVerifier(changing("us", SECRET, NEW), LocalOnce(), clock)
+    old_signed = RegionSigner(region("eu"), clock).headers("us", "GET", "/regions/state")
+    new_signed = RegionSigner(region("ap", NEW), clock).headers("us", "GET", "/regions/state")
+    assert await check.sender("GET", "/regions/state", old_signed, b"") == "eu"
+    assert await check.sender("GET", "/regions/state", new_signed, b"") == "ap"
+    unknown = RegionSigner(region("eu", b"u" * 32), clock).headers("us", "GET", "/regions/state")
+    assert "does not match" in await refused(check, unknown)
+    # us itself signs with its current secret only: a region not yet given NEW still takes it.
+    mine = RegionSigner(changing("us", SECRET, NEW), clock).headers("eu", "GET", "/regions/state")
+    assert await verifier(clock, "eu").sender("GET", "/regions/state", mine, b"") == "us"
+
+
+def test_an_answer_signed_with_the_accepted_secret_counts() -> None:
+    from dispatcher.regions.signing import ANSWER_SIGNATURE, answer_is_signed, answer_signature
+
+    request = RegionSigner(region("eu")).headers("us", "GET", "/regions/state")
+    body = b'{"region":"us"}'
+    by_new = {ANSWER_SIGNATURE: answer_signature(NEW, request[SIGNATURE], body)}
+    assert answer_is_signed(changing("eu", SECRET, NEW).secrets, request, by_new, body)
+    assert not answer_is_signed(region("eu").secrets, request, by_new, body)

@@ -121,3 +121,53 @@ def test_gcp_a_url_that_is_not_this_services_is_refused(stack: StackRunner) -> N
 def test_gcp_regions_keep_an_instance_running(stack: StackRunner) -> None:
     message = refusal(lambda: gcp_regions(stack, dispatcherMinInstances="0"))
     assert "voicefleet:dispatcherMinInstances" in message and "at least 1 with regions" in message
+
+
+ACCEPTED = "SENTINEL-region-accepted-0123456789abcdef"  # noqa: S105 - a test sentinel
+
+
+def test_aws_during_a_change_the_accepted_secret_reaches_the_dispatcher_by_reference_only(stack: StackRunner) -> None:
+    run = stack("aws", secrets={**SECRETS, "voicefleet:regionSecret": REGION_SECRET,
+                                "voicefleet:regionAcceptedSecret": ACCEPTED},
+                **CHANNEL["aws"], region="eu", regions=AWS_REGIONS)
+    dispatcher = container(run, "-dispatcher")
+    assert "REGION_ACCEPTED_SECRET" in {s["name"] for s in dispatcher["secrets"]}
+    assert "REGION_ACCEPTED_SECRET" not in {e["name"] for e in dispatcher["environment"]}
+    holding = {r.type for r in run.registrations if ACCEPTED in json.dumps(unwrap(r.inputs))}
+    assert holding == {"aws:secretsmanager/secretVersion:SecretVersion"}
+    assert "REGION_ACCEPTED_SECRET" not in {e["name"] for e in container(run, "-bot")["environment"]}
+    # Dropped at the change's last step, so its secret is never protected (a protected one would fail that `up`).
+    assert "REGION_ACCEPTED_SECRET" in contract.REMOVABLE_SECRETS
+    without = container(aws_regions(stack), "-dispatcher")
+    assert "REGION_ACCEPTED_SECRET" not in {s["name"] for s in without["secrets"]}
+
+
+def test_gcp_during_a_change_the_accepted_secret_reaches_cloud_run_by_reference_only(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, "voicefleet:regionSecret": REGION_SECRET,
+                                "voicefleet:regionAcceptedSecret": ACCEPTED},
+                dispatcherMinInstances="1", region="eu", regions=f"eu={GCP_URL},us=https://us.voice.example.com")
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    envs = {e["name"]: e for e in service.inputs["template"]["containers"][0]["envs"]}
+    accepted = envs["REGION_ACCEPTED_SECRET"]
+    assert "secretKeyRef" in accepted["valueSource"] and "value" not in accepted
+    holding = {r.type for r in run.registrations if ACCEPTED in json.dumps(unwrap(r.inputs))}
+    assert holding == {"gcp:secretmanager/secretVersion:SecretVersion"}
+
+
+def test_a_bad_accepted_secret_is_refused_naming_the_key(stack: StackRunner) -> None:
+    def with_accepted(accepted: str, **config: str) -> Run:
+        return stack("aws", secrets={**SECRETS, "voicefleet:regionSecret": REGION_SECRET,
+                                     "voicefleet:regionAcceptedSecret": accepted}, **CHANNEL["aws"], **config)
+
+    regional = {"region": "eu", "regions": AWS_REGIONS}
+    short = refusal(lambda: with_accepted("short", **regional))
+    assert "voicefleet:regionAcceptedSecret" in short and "at least 32 characters" in short
+    same = refusal(lambda: with_accepted(REGION_SECRET, **regional))
+    assert "voicefleet:regionAcceptedSecret" in same and "is the same as regionSecret" in same
+    alone = refusal(lambda: stack("aws", secrets={**SECRETS, "voicefleet:regionAcceptedSecret": ACCEPTED},
+                                  **CHANNEL["aws"]))
+    assert "voicefleet:regionAcceptedSecret" in alone and "without region" in alone
+    plain = refusal(lambda: stack("aws", secrets={**SECRETS, "voicefleet:regionSecret": REGION_SECRET,
+                                                  "voicefleet:regionAcceptedSecret": ACCEPTED},
+                                  plaintext=("voicefleet:regionAcceptedSecret",), **CHANNEL["aws"], **regional))
+    assert "voicefleet:regionAcceptedSecret" in plain and "plain text" in plain
