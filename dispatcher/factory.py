@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from dispatcher.machines.base import Machines
+from dispatcher.machines.gpu import gpu_problem
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnSettings
 from dispatcher.settings import Settings, SettingsError
@@ -111,6 +112,8 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: build_turn(settings, env))
         if settings.bot_channel_token and machines in ("gce", "fly", "ecs"):
             checks.append(lambda: _machine_identity(machines, env))
+    if machines != "gce":  # GceSettings checks BOT_GPU against its machine type, above
+        checks.append(lambda: gpu_problem(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
     checks.append(lambda: _regions(env))
     for check in checks:
