@@ -49,6 +49,10 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return FlyFrozenMachines.from_env(env, channel_url, coordination)
         return FlyMachines(FlySettings.from_env(env), coordination)
+    if settings.machines == "cerebrium":
+        from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
+
+        return CerebriumMachines(CerebriumSettings.from_env(env), coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -99,11 +103,16 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.fly.provider import FlySettings
 
         checks.append(lambda: FlySettings.from_env(env))
+    elif machines == "cerebrium":
+        from dispatcher.machines.cerebrium.provider import CerebriumSettings
+
+        checks.append(lambda: CerebriumSettings.from_env(env))
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    offers_daily = "daily" in settings.transports if settings is not None else machines in ("ecs", "gce", "fly")
+    cloud = ("ecs", "gce", "fly", "cerebrium")
+    offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings
 
