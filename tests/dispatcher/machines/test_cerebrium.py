@@ -181,3 +181,13 @@ async def test_the_grace_period_ends_a_run_whose_bot_outlives_it(fake_cerebrium:
         await machines.aclose()
     run = the_run(fake_cerebrium, s.session_id)
     assert run.ended == "grace_period" and run.process is not None and run.process.returncode is not None
+
+
+def test_a_warm_replica_is_priced_and_the_cold_start_is_the_modelled_one() -> None:
+    """Cerebrium's own warm pool (min_replicas), not a reserve of ours: one replica of the Pipecat
+    guide's 4 vCPU / 18 GB app, at the published per-second prices; the told wait starts at 8 s."""
+    from bench.reserve_sim_providers import BY_NAME, prices
+    from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
+
+    assert round(prices(BY_NAME["cerebrium"], {}).running_per_hour * 730, 2) == 173.87
+    assert DEFAULT_COLD_START_SECONDS["cerebrium"] == 8.0
