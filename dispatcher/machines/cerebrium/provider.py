@@ -137,9 +137,9 @@ class CerebriumMachines:
             run_id = str(response.json().get("run_id") or "") or None
         except MachinesError as exc:
             # The claim stays (a retry of this session must not call twice): the run is failed.
-            await self._store(self.runs.update(spec.session_id, ended="failed", detail=exc.reason))
+            await self._update(spec.session_id, ended="failed", detail=exc.reason)
             raise
-        updated = await self._store(self.runs.update(spec.session_id, run_id=run_id))
+        updated = await self._update(spec.session_id, run_id=run_id)
         return LaunchResult(self._machine(spec.session_id, updated or run), created=True)
 
     def _failed(self, response: HttpResponse) -> MachinesError:
@@ -154,6 +154,12 @@ class CerebriumMachines:
         else:
             message = f"Cerebrium refused the call of {where} (HTTP {response.status_code})"
         return refusal(MachinesError, "cerebrium", response.status_code, message)
+
+    async def _update(self, session_id: str, **changes: Any) -> Run | None:
+        """One record write at a time in this replica: each reads the record, then writes it whole, so a
+        hello that lands while the launch records its run id is not written over."""
+        async with self._writing:
+            return await self._store(self.runs.update(session_id, **changes))
 
     @staticmethod
     async def _store(work: Awaitable[T]) -> T:
@@ -189,7 +195,7 @@ class CerebriumMachines:
             return None
         machine = self._machine(session_id, run)
         if machine.state is MachineState.FAILED and run.ended is None:  # found out now: written down
-            await self._store(self.runs.update(session_id, ended="failed", detail=machine.detail))
+            await self._update(session_id, ended="failed", detail=machine.detail)
         return machine
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
@@ -202,7 +208,7 @@ class CerebriumMachines:
             return False
         if run.ended is not None:
             return True
-        await self._store(self.runs.update(session_id, ended="ended", detail="stopped"))
+        await self._update(session_id, ended="ended", detail="stopped")
         try:
             link = self._channels.link_for(session_id) if self._channels is not None else None
             if link is not None:
@@ -265,9 +271,8 @@ class CerebriumMachines:
     def _write(self, session_id: str, **changes: Any) -> None:
         async def write() -> None:
             try:
-                async with self._writing:
-                    await self.runs.update(session_id, **changes)
-            except StoreUnavailable:
+                await self._update(session_id, **changes)
+            except MachinesError:
                 log.warning("session %s: its Cerebrium run's record was not updated (store down)", session_id)
 
         task = asyncio.get_running_loop().create_task(write())

@@ -267,7 +267,7 @@ def ecs_harness(fake: EcsProxy) -> Harness:
     )
 
 
-class _NoSocket:
+class NoSocket:
     """A channel link's socket the harness never writes to (the states it plays are the bot's words)."""
 
     async def send_text(self, data: str) -> None:
@@ -298,7 +298,7 @@ def cerebrium_harness(fake: FakeCerebrium) -> Harness:
 
     async def set_state(session_id: str, state: str) -> None:
         provider = made[0]
-        link = BotLink(Hello(machine_id=f"run-{session_id}", session_id=session_id), _NoSocket(), session_id)
+        link = BotLink(Hello(machine_id=f"run-{session_id}", session_id=session_id), NoSocket(), session_id)
         if state in ("started", "ended", "failed"):
             provider.bot_connected(link)
         if state in ("ended", "failed"):

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from botchannel.contract import Hello
 from dispatcher.app import create_app
-from dispatcher.machines.base import MachinesError
-from dispatcher.machines.cerebrium.provider import CerebriumMachines
+from dispatcher.channel.bots import BotLink
+from dispatcher.machines.base import MachinesError, MachineState
+from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
 from dispatcher.settings import Settings, hash_api_key
-from tests.dispatcher.machines.harness import CEREBRIUM_CHANNEL, cerebrium_harness
+from dispatcher.store.local import LocalCoordination
+from dispatcher.store.secrets_vault import MemoryVault
+from tests.dispatcher.machines.harness import CEREBRIUM_CHANNEL, NoSocket, cerebrium_harness
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cerebrium import OTHER_PROJECT_KEY, FakeCerebrium, FakeRun, bot_process
 from tests.support.cold_bot import channel_url
@@ -191,3 +195,35 @@ def test_a_warm_replica_is_priced_and_the_cold_start_is_the_modelled_one() -> No
 
     assert round(prices(BY_NAME["cerebrium"], {}).running_per_hour * 730, 2) == 173.87
     assert DEFAULT_COLD_START_SECONDS["cerebrium"] == 8.0
+
+
+class SlowStore(MemoryVault):
+    """The runs' records in a store that takes its time to answer a read (a loaded Redis)."""
+
+    async def get(self, session_id: str) -> dict[str, object] | None:
+        kept = await super().get(session_id)
+        await asyncio.sleep(0.2)
+        return kept
+
+
+async def test_a_hello_that_lands_while_the_launch_records_its_run_id_is_kept(fake_cerebrium: FakeCerebrium) -> None:
+    """A warm replica's bot can say hello before the launch has written the run id down: neither
+    write may undo the other (the session would read `starting` until it is failed as never connected)."""
+    machines = CerebriumMachines(CerebriumSettings.from_env({**fake_cerebrium.env, **CEREBRIUM_CHANNEL}),
+                                 LocalCoordination(), records=SlowStore())
+    loop = asyncio.get_running_loop()
+    s = spec()
+    link = BotLink(Hello(machine_id="run", session_id=s.session_id), NoSocket(), s.session_id)
+
+    def function(run: FakeRun) -> None:  # the bot dials while the call is still being answered
+        loop.call_soon_threadsafe(machines.bot_connected, link)
+
+    fake_cerebrium.run = function
+    try:
+        await machines.launch(s)
+        await machines.settled()
+        machine = await machines.status(s.session_id)
+    finally:
+        await machines.aclose()
+    assert machine is not None and machine.state is MachineState.STARTED
+    assert machine.machine_id == the_run(fake_cerebrium, s.session_id).run_id
