@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from botchannel.contract import METHOD_STOP
+from botchannel.contract import METHOD_STOP, Request, parse_frame
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.channel.identity import Unverified
@@ -51,12 +51,13 @@ class StoppableBot(BotSocket):
         self.asked: list[str] = []
 
     async def send_text(self, data: str) -> None:
-        from botchannel.contract import Request, parse_frame
-
         frame = parse_frame(data)
         if isinstance(frame, Request):
             self.asked.append(frame.method)
         await super().send_text(data)
+
+    async def close(self, code: int = 1000) -> None:
+        self.closed.set()
 
 
 @pytest.fixture(scope="module")
