@@ -33,6 +33,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import session_transport
 from dispatcher.machines.cerebrium.runs import Run, Runs
+from dispatcher.machines.gpu import gpu_from_env
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
@@ -62,6 +63,7 @@ class CerebriumSettings:
     timeout: float = 15.0
     retry_deadline: float = 15.0
     poll_seconds: float = 0.5
+    gpu_compute: str | None = None  # BOT_GPU's Cerebrium name: what the app's cerebrium.toml must say
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CerebriumSettings:
@@ -72,6 +74,7 @@ class CerebriumSettings:
             # Cerebrium keeps `_name` functions private: a call answers 404.
             raise SettingsError(f"CEREBRIUM_FUNCTION={function!r} must be a public Python function name (no _)")
         secret = required["BOT_CHANNEL_TOKEN"].encode()
+        gpu = gpu_from_env(env)
         return cls(
             project=required["CEREBRIUM_PROJECT"],
             app=required["CEREBRIUM_APP"],
@@ -85,6 +88,7 @@ class CerebriumSettings:
             timeout=float_setting(env, "CEREBRIUM_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
             retry_deadline=float_setting(env, "CEREBRIUM_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             poll_seconds=float_setting(env, "CEREBRIUM_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            gpu_compute=gpu.gpu.cerebrium if gpu is not None else None,
         )
 
 
@@ -106,6 +110,9 @@ class CerebriumMachines:
         # A run has no identity Cerebrium signs: its credential, bound to its one session and
         # expiring with it, is all a hello shows (docs/security.md).
         self.identity = Unverified("Cerebrium gives a function call no identity token to check")
+        if settings.gpu_compute is not None:  # the dispatcher sets no hardware: the app's deploy does
+            log.info("BOT_GPU: the Cerebrium app %s must be deployed with compute = \"%s\" in its cerebrium.toml "
+                     "(no call sets hardware)", settings.app, settings.gpu_compute)
 
     # --- the launch --------------------------------------------------------------------
 

@@ -227,3 +227,17 @@ async def test_a_hello_that_lands_while_the_launch_records_its_run_id_is_kept(fa
         await machines.aclose()
     assert machine is not None and machine.state is MachineState.STARTED
     assert machine.machine_id == the_run(fake_cerebrium, s.session_id).run_id
+
+
+async def test_bot_gpu_names_the_compute_the_app_must_be_deployed_with(fake_cerebrium: FakeCerebrium,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """No call sets hardware on Cerebrium: the dispatcher says what the app's cerebrium.toml must say."""
+    caplog.set_level("INFO", logger="dispatcher.machines.cerebrium")
+    machines = cerebrium_harness(fake_cerebrium).make(**CEREBRIUM_CHANNEL, BOT_GPU="nvidia-l4")
+    try:
+        await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert 'compute = "ADA_L4"' in caplog.text
+    [call] = fake_cerebrium.calls_to("POST")
+    assert "ADA_L4" not in call.body.decode() and "gpu" not in call.body.decode()
