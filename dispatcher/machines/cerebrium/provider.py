@@ -38,13 +38,16 @@ from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, require
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, SessionValues
+from dispatcher.store.secrets_vault import VaultFull
 
 log = logging.getLogger("dispatcher.machines.cerebrium")
 DEFAULT_API_URL = "https://api.aws.us-east-1.cerebrium.ai/v4"  # docs.cerebrium.ai, "Inference API"
-KEEP_SECONDS = 24 * 3600.0  # a run's records: longer than any session (MAX_SESSION_SECONDS ≤ 12 h there)
+# A run's records outlive its session by this much (its end is read after it), and no more: one
+# process keeps at most MAX_KEPT of them (dispatcher/store/secrets_vault.py).
+KEEP_AFTER_SECONDS = 3600.0
 RELAY_TIMEOUT_SECONDS = 10.0
 T = TypeVar("T")
 
@@ -64,6 +67,7 @@ class CerebriumSettings:
     retry_deadline: float = 15.0
     poll_seconds: float = 0.5
     gpu_compute: str | None = None  # BOT_GPU's Cerebrium name: what the app's cerebrium.toml must say
+    keep_seconds: float = 1800 + KEEP_AFTER_SECONDS  # MAX_SESSION_SECONDS + an hour
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CerebriumSettings:
@@ -89,6 +93,7 @@ class CerebriumSettings:
             retry_deadline=float_setting(env, "CEREBRIUM_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             poll_seconds=float_setting(env, "CEREBRIUM_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             gpu_compute=gpu.gpu.cerebrium if gpu is not None else None,
+            keep_seconds=int_setting(env, "MAX_SESSION_SECONDS", 1800, minimum=10) + KEEP_AFTER_SECONDS,
         )
 
 
@@ -100,7 +105,7 @@ class CerebriumMachines:
         self.settings = settings
         self._coordination = coordination
         values = records if records is not None else coordination.session_values(settings.records_key)
-        self.runs = Runs(coordination.key_holders, values, KEEP_SECONDS)
+        self.runs = Runs(coordination.key_holders, values, settings.keep_seconds)
         self._client = HttpClient(settings.api_url, timeout=settings.timeout)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._channels: BotChannels | None = None
@@ -172,6 +177,8 @@ class CerebriumMachines:
     async def _store(work: Awaitable[T]) -> T:
         try:
             return await work
+        except VaultFull as exc:  # one process: as many runs as it keeps records for, in its last hours
+            raise MachinesError("cerebrium_capacity", str(exc), retry_after=30.0) from exc
         except StoreUnavailable as exc:
             raise MachinesError("cerebrium_unavailable", "the store that holds Cerebrium runs does not answer",
                                 retry_after=2.0) from exc

@@ -241,3 +241,19 @@ async def test_bot_gpu_names_the_compute_the_app_must_be_deployed_with(fake_cere
     assert 'compute = "ADA_L4"' in caplog.text
     [call] = fake_cerebrium.calls_to("POST")
     assert "ADA_L4" not in call.body.decode() and "gpu" not in call.body.decode()
+
+
+async def test_a_process_full_of_run_records_refuses_a_start_with_a_retry_hint(fake_cerebrium: FakeCerebrium) -> None:
+    """One process keeps its runs' records in memory, each for its session plus an hour: past what it
+    keeps, a start is refused (retry later), never a 500, and nothing is called."""
+    settings = CerebriumSettings.from_env({**fake_cerebrium.env, **CEREBRIUM_CHANNEL, "MAX_SESSION_SECONDS": "600"})
+    assert settings.keep_seconds == 600 + 3600
+    machines = CerebriumMachines(settings, LocalCoordination(), records=MemoryVault(max_kept=1))
+    try:
+        await machines.launch(spec())
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "cerebrium_capacity" and caught.value.retry_after is not None
+    assert len(fake_cerebrium.runs) == 1
