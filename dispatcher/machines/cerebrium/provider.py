@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -268,6 +268,17 @@ class CerebriumMachines:
         if link.session_id is not None:
             self._known.setdefault(link.session_id, time.time())
             self._write(link.session_id, connected_at=time.time(), dropped_at=None)
+            self._spawn(self._stop_if_ended(link, link.session_id))
+
+    async def _stop_if_ended(self, link: BotLink, session_id: str) -> None:
+        """A session stopped before its bot dialled (a stop finds no channel to tell): told now, so
+        the function returns instead of its bot waiting out its connect timeout, billed."""
+        try:
+            run = await self.runs.get(session_id)
+            if run is not None and run.ended is not None:
+                await link.request(METHOD_STOP, {})
+        except (ApiError, StoreUnavailable) as exc:
+            log.warning("session %s: its late bot was not told to stop (%s)", session_id, type(exc).__name__)
 
     def bot_reported(self, link: BotLink, report: Report) -> None:
         if report.event == "ended":
@@ -289,7 +300,10 @@ class CerebriumMachines:
             except MachinesError:
                 log.warning("session %s: its Cerebrium run's record was not updated (store down)", session_id)
 
-        task = asyncio.get_running_loop().create_task(write())
+        self._spawn(write())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from botchannel.contract import Hello
+from botchannel.contract import METHOD_STOP, Hello
 from dispatcher.app import create_app
-from dispatcher.channel.bots import BotLink
+from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
 from dispatcher.settings import Settings, hash_api_key
@@ -257,3 +257,36 @@ async def test_a_process_full_of_run_records_refuses_a_start_with_a_retry_hint(f
         await machines.aclose()
     assert caught.value.reason == "cerebrium_capacity" and caught.value.retry_after is not None
     assert len(fake_cerebrium.runs) == 1
+
+
+async def test_a_bot_that_dials_after_its_session_was_stopped_is_told_to_stop(fake_cerebrium: FakeCerebrium) -> None:
+    """A stop before the bot dialled finds no channel to tell; the bot is told when it arrives, so its
+    function returns instead of the run waiting out the bot's connect timeout (and being billed)."""
+    from dispatcher.channel.credentials import BotCredentials, BotGrant
+    from dispatcher.channel.identity import Unverified
+    from tests.dispatcher.machines.test_cerebrium_replicas import StoppableBot
+
+    coordination = LocalCoordination()
+    channels = BotChannels(BotCredentials(CEREBRIUM_CHANNEL["BOT_CHANNEL_TOKEN"]), claims=coordination.claims,
+                           identity=Unverified("test"))
+    machines = CerebriumMachines(CerebriumSettings.from_env({**fake_cerebrium.env, **CEREBRIUM_CHANNEL}),
+                                 coordination)
+    machines.watch_channels(channels)
+    s = spec()
+    try:
+        await machines.launch(s)
+        assert await machines.stop(s.session_id) is True  # nobody to tell yet
+        bot = StoppableBot("here", s.session_id)
+        serving = asyncio.create_task(channels.serve(bot, BotGrant("session", s.session_id, 2**40)))
+        for _ in range(200):
+            if bot.asked:
+                break
+            await asyncio.sleep(0.02)
+        bot.closed.set()
+        await serving
+        await machines.settled()
+    finally:
+        await machines.aclose()
+    assert bot.asked == [METHOD_STOP]
+    machine = await machines.status(s.session_id)
+    assert machine is not None and (machine.state, machine.detail) == (MachineState.ENDED, "stopped")
