@@ -121,7 +121,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: build_turn(settings, env))
         if settings.bot_channel_token and machines in ("gce", "fly", "ecs"):
             checks.append(lambda: _machine_identity(machines, env))
-    if machines != "gce":  # GceSettings checks BOT_GPU against its machine type, above
+    if machines not in ("gce", "cerebrium"):  # their settings read BOT_GPU themselves, above
         checks.append(lambda: gpu_problem(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
     checks.append(lambda: _regions(env))

@@ -170,6 +170,9 @@ def test_a_private_function_is_refused_at_start_up() -> None:
     assert "CEREBRIUM_FUNCTION" in problem
     [problem] = configuration_problems({k: v for k, v in env.items() if k != "BOT_CHANNEL_TOKEN"})
     assert "BOT_CHANNEL_TOKEN" in problem
+    assert configuration_problems({**env, "BOT_GPU": "nvidia-l40s"}) == []  # every GPU has a Cerebrium name
+    [problem] = configuration_problems({**env, "BOT_GPU": "rtx-4090"})  # one line, not one per check
+    assert "BOT_GPU" in problem
 
 
 async def test_the_grace_period_ends_a_run_whose_bot_outlives_it(fake_cerebrium: FakeCerebrium) -> None:
