@@ -7,6 +7,10 @@ lognormal, because a start is a product of factors
 - Compute Engine median 30 s, σ 0.3 (p95 ≈ 49 s: ~10 s to RUNNING + image pull + boot);
 - Fly median 3 s, σ 0.6 (p95 ≈ 8 s: "1–10 s", low double digits with an image fetch);
   docs/reference/field_2026.md has the sources.
+- Cerebrium median 8 s, σ 0.4 (p95 ≈ 15 s): "new instances start within 3 seconds" once scaling
+  triggers (docs.cerebrium.ai, scaling-apps) plus the bot's init and hello, modelled, not
+  measured. voicefleet holds no reserve there (the app's `min_replicas` is Cerebrium's own): the
+  row is the cold path, and its price one warm replica's.
 Frozen tier: only Fly's is modelled. A suspended Machine resumes in "a few hundred ms" (Fly's
 suspend/resume page): lognormal median 0.4 s, σ 0.5 (p95 ≈ 0.9 s), an assumption inside that
 phrase; suspending takes 5 s here (not published: the memory is written out, ≤ 2 GB). Compute
@@ -31,11 +35,12 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import ecs, fly, gce
+from dispatcher.machines import cerebrium, ecs, fly, gce
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
 from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.prices import CEREBRIUM
 
 HOURS_PER_MONTH = 730.0
 
@@ -92,7 +97,11 @@ VARIANTS = (
     Provider("ecs-fargate-zstd", "ecs", 40.0 * (1 - 0.27), 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
     Provider("ecs-ec2-warm-pool", "ecs", 12.0, 0.40, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
 )
-BY_NAME = {p.name: p for p in (*PROVIDERS, *VARIANTS)}
+# Cerebrium: no create limit is published and the dispatcher keeps none of its own; this one only
+# keeps the simulator's arithmetic finite.
+CEREBRIUM_ROW = Provider("cerebrium", "cerebrium", cerebrium.COLD_START.median_seconds, cerebrium.COLD_START.sigma,
+                         Rate(per_second=100, burst=100), "CEREBRIUM")
+BY_NAME = {p.name: p for p in (*PROVIDERS, *VARIANTS, CEREBRIUM_ROW)}
 CLOUD_PROVIDER = {"aws": "ecs-fargate", "gcp": "gce"}
 
 
@@ -126,4 +135,7 @@ def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
         if machine_type not in GCE_HOURLY:
             raise ValueError(f"no price here for botMachineType {machine_type!r} (known: {', '.join(GCE_HOURLY)})")
         return Prices(GCE_HOURLY[machine_type], 0.0, machine_type)
+    if provider.machines == "cerebrium":  # the Pipecat guide's CPU app: 4 vCPU, 18 GB (docs/providers.md)
+        vcpu, gb = float(str(stack.get("cerebriumCpu", 4))), float(str(stack.get("cerebriumMemory", 18)))
+        return Prices(vcpu * CEREBRIUM.vcpu_hour + gb * CEREBRIUM.gb_hour, 0.0, f"{vcpu:g} vCPU / {gb:g} GB")
     return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

@@ -46,6 +46,7 @@ from botchannel.contract import (
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
     METHOD_FREEZE,
+    METHOD_STOP,
     Assignment,
     Hello,
     RequestFailed,
@@ -85,7 +86,7 @@ class ChannelSession:
         machine_id, image = machine_identity(os.environ)
         self.machine_id = machine_id
         cold = self.config.session_id if self.settings.cold else None
-        handlers = {METHOD_ASSIGN: self._assign, METHOD_FREEZE: self._freeze,
+        handlers = {METHOD_ASSIGN: self._assign, METHOD_FREEZE: self._freeze, METHOD_STOP: self._stop,
                     **{m: self._guarded(h) for m, h in self.signalling.items()}}
         self.channel = BotChannel(
             self.settings.url,
@@ -207,6 +208,11 @@ class ChannelSession:
     def _late(self, waited: float) -> str:
         detail = f"its session's values did not arrive over the channel within {waited:g}s"
         return f"{detail}; the last dial: {self._last_failure}" if self._last_failure else detail
+
+    async def _stop(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The dispatcher ends this session where the platform cannot stop the machine (Cerebrium)."""
+        self.lifecycle.end(EndReason.SIGNAL, "stopped by the dispatcher")
+        return {}
 
     async def _freeze(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Its machine is about to be frozen: stop the idle clock, watch for the resume."""

@@ -54,6 +54,9 @@ METHOD_ICE = "webrtc.ice"
 METHOD_MEDIA_ATTACH = "media.attach"
 # An idle bot's machine is about to be suspended (or stopped): after its channel drops, dial again.
 METHOD_FREEZE = "freeze"
+# End the session now (a platform that cannot stop the machine itself: Cerebrium). The bot ends as a
+# stopped one does (`ended`, reason `signal`) and exits.
+METHOD_STOP = "stop"
 
 ReportEvent = Literal["ready", "joined", "first_audio", "error", "ended"]
 # `error`: the pipeline reported a fatal error (a service that can no longer do its job), with its

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from dispatcher.machines.base import Machines
+from dispatcher.machines.gpu import gpu_problem
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnSettings
 from dispatcher.settings import Settings, SettingsError
@@ -48,6 +49,10 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return FlyFrozenMachines.from_env(env, channel_url, coordination)
         return FlyMachines(FlySettings.from_env(env), coordination)
+    if settings.machines == "cerebrium":
+        from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
+
+        return CerebriumMachines(CerebriumSettings.from_env(env), coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -98,11 +103,16 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.fly.provider import FlySettings
 
         checks.append(lambda: FlySettings.from_env(env))
+    elif machines == "cerebrium":
+        from dispatcher.machines.cerebrium.provider import CerebriumSettings
+
+        checks.append(lambda: CerebriumSettings.from_env(env))
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    offers_daily = "daily" in settings.transports if settings is not None else machines in ("ecs", "gce", "fly")
+    cloud = ("ecs", "gce", "fly", "cerebrium")
+    offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings
 
@@ -111,6 +121,8 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: build_turn(settings, env))
         if settings.bot_channel_token and machines in ("gce", "fly", "ecs"):
             checks.append(lambda: _machine_identity(machines, env))
+    if machines not in ("gce", "cerebrium"):  # their settings read BOT_GPU themselves, above
+        checks.append(lambda: gpu_problem(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
     checks.append(lambda: _regions(env))
     for check in checks:

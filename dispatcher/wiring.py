@@ -87,6 +87,8 @@ def build_state(
     replication.attach_reserve(reserve)
     if channel_access is not None:
         machines.attach_channel(channel_access)  # local bots are told where to dial, and with which credential
+    if (watch := getattr(machines, "watch_channels", None)) is not None:
+        watch(channels)  # a provider that knows its machines only through their channel (Cerebrium)
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     timeline.follow(channels)
     webhook_settings = WebhookSettings.from_env(env)

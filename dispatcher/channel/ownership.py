@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER
+from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER, METHOD_STOP
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.errors import ApiError
 from dispatcher.store.coordination import Coordination
@@ -26,8 +26,9 @@ from dispatcher.store.relay import NotHere
 log = logging.getLogger("dispatcher.channel.ownership")
 
 # What another replica may relay to a bot here: signalling, and where a phone call's media is (the
-# call's carrier socket at the asking replica). `assign` is only ever sent by the replica holding the bot.
-RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH})
+# call's carrier socket at the asking replica), and a stop where the platform has none (Cerebrium).
+# `assign` is only ever sent by the replica holding the bot.
+RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_STOP})
 MAX_PENDING_WRITES = 10_000
 
 

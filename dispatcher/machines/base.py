@@ -1,8 +1,10 @@
 """The machines protocol: what the dispatcher needs from any place that runs one bot per session.
 
-Every provider (local processes, ECS Fargate, Compute Engine, Fly Machines) implements `Machines`.
-The provider is the source of truth: each machine is named or tagged with its `session_id`, so any
-dispatcher replica can answer for any session without a store of its own (docs/design.md §1).
+Every provider (local processes, ECS Fargate, Compute Engine, Fly Machines, Cerebrium) implements
+`Machines`. The provider is the source of truth: each machine is named or tagged with its
+`session_id`, so any dispatcher replica can answer for any session without a store of its own
+(docs/design.md §1). Cerebrium, which has no API to read a run, is the exception: its runs are
+known through their bots' channels and the coordination store (machines/cerebrium/runs.py).
 """
 
 from __future__ import annotations

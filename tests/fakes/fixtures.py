@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
@@ -18,7 +19,7 @@ from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, free_port, serve
 
-__all__ = ["fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
+__all__ = ["fake_cerebrium", "fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
 
 
 def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
@@ -34,6 +35,11 @@ def fake_daily() -> Iterator[FakeDaily]:
 @pytest.fixture
 def fake_fly() -> Iterator[FakeFly]:
     yield from _serve(FakeFly())  # FLY_API_HOST
+
+
+@pytest.fixture
+def fake_cerebrium() -> Iterator[FakeCerebrium]:
+    yield from _serve(FakeCerebrium(), "/v4")  # CEREBRIUM_API_URL
 
 
 @pytest.fixture

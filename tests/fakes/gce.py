@@ -29,6 +29,11 @@ VM that is not running has no bot to ask); `format=full` adds `google.compute_en
 (`project_id`, `project_number`, `zone`, `instance_id`, `instance_name`,
 `instance_creation_timestamp`). Tokens are RS256 JWTs, `iss` `https://accounts.google.com`, an
 hour's life, signed with a key published at `/oauth2/v3/certs` as Google publishes its own.
+
+GPUs (https://cloud.google.com/compute/docs/gpus): a VM has one when the insert attaches it
+(`guestAccelerators`, N1 machine types only) or its machine type comes with one (G2, A2, A3; the
+template's `machine_type`). Such a VM cannot live-migrate: without `onHostMaintenance: TERMINATE`
+the insert is refused, 400 `invalidResourceUsage`, as the real API refuses it.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ class FakeGce(FakeApi):
         self.template_metadata = {"startup-script": "#!/bin/sh\n# reads the session's metadata items\n",
                                   "bot-image": "europe-docker.pkg.dev/p/r/bot@sha256:" + "0" * 64}
         self.template_labels = {"role": "bot"}
+        self.template_machine_type = "e2-standard-2"  # the stack's botMachineType
         # The template's scheduling, as the stack writes it (stacks/gcp/bot_template.py): a VM inserted without
         # a `scheduling` block gets it (GCE: a VM takes the template's properties the request leaves out).
         self.template_scheduling: dict[str, Any] = {
@@ -203,6 +209,8 @@ class FakeGce(FakeApi):
                 "alreadyExists",
                 f"The resource 'projects/{self.project}/zones/{self.zone}/instances/{name}' already exists",
             )
+        if refused := self._gpu_refusal(body):
+            return refused
         if self.insert_error:
             failed = self._operation("insert", name, self.insert_error)
             # The caller sees the operation as accepted; its error is recorded for operations.list.
@@ -220,11 +228,24 @@ class FakeGce(FakeApi):
                 "metadata": {"items": [{"key": k, "value": v} for k, v in metadata.items()]},
                 "scheduling": body["scheduling"] if "scheduling" in body else dict(self.template_scheduling),
                 "sourceInstanceTemplate": template,
+                "guestAccelerators": body.get("guestAccelerators", []),
             }
             op = self._operation("insert", name)
         if request_id:
             self._by_request_id[request_id] = op
         return JSONResponse(op)
+
+    def _gpu_refusal(self, body: dict[str, Any]) -> Response | None:
+        family = self.template_machine_type.split("-", 1)[0]
+        attached = body.get("guestAccelerators") or []
+        if attached and family != "n1":
+            return gce_error(400, "invalid", f"Accelerators cannot be attached to machine type "
+                             f"'{self.template_machine_type}'")
+        scheduling = body["scheduling"] if "scheduling" in body else self.template_scheduling
+        if (attached or family in ("g2", "a2", "a3")) and scheduling.get("onHostMaintenance") != "TERMINATE":
+            return gce_error(400, "invalidResourceUsage", "Invalid resource usage: 'Instances with guest "
+                             "accelerators do not support live migration.'")
+        return None
 
     async def get(self, request: Request) -> Response:
         name = request.path_params["name"]

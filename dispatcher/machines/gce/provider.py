@@ -32,6 +32,7 @@ from dispatcher.machines.gce.labels import (
     LABEL_TRANSPORT,
     ClaimedVms,
 )
+from dispatcher.machines.gpu import GceGpu, gpu_from_env, gpu_problem
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
@@ -70,6 +71,8 @@ class GceSettings:
     # (BOT_IDENTITY_AUDIENCE, else BOT_CHANNEL_URL), and where Google publishes its signing keys.
     identity_audience: str | None = None
     identity_certs_url: str = DEFAULT_CERTS_URL
+    gpu: GceGpu | None = None  # BOT_GPU: attached (N1) or the machine type's own (G2, A2, A3)
+    gpu_count: int = 1
 
     @property
     def template_path(self) -> str:
@@ -104,7 +107,27 @@ class GceSettings:
             insert_rate=Rate.from_env(env, "GCE_INSERT", DEFAULT_INSERT_RATE),
             identity_audience=identity_audience(env),
             identity_certs_url=env.get("GCE_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,
+            **_gpu(env),
         )
+
+
+def _gpu(env: Mapping[str, str]) -> dict[str, Any]:
+    """BOT_GPU on Compute Engine: the template's machine type (GCE_MACHINE_TYPE, which the stack sets
+    from botMachineType) must be of the family the GPU attaches to or comes with."""
+    request = gpu_from_env(env)
+    if request is None:
+        return {}
+    gpu_problem("gce", env)
+    gpu = request.gpu.gce
+    assert gpu is not None  # gpu_problem refused a GPU without a Compute Engine column
+    machine_type = env.get("GCE_MACHINE_TYPE", "").strip()
+    if not machine_type.startswith(f"{gpu.family}-"):
+        raise SettingsError(f"BOT_GPU={request.gpu.name} on Compute Engine needs a {gpu.family}-* machine type: "
+                            f"set GCE_MACHINE_TYPE (the instance template's, botMachineType), got {machine_type!r}")
+    if not gpu.attached and request.count != 1:
+        raise SettingsError(f"BOT_GPU_COUNT={request.count}: a {gpu.family}-* machine type comes with its own "
+                            f"GPUs; pick the {gpu.family} type with that many instead")
+    return {"gpu": gpu, "gpu_count": request.count}
 
 
 def to_machine(raw: Mapping[str, Any]) -> Machine:
@@ -221,20 +244,29 @@ class GceMachines:
             },
             "metadata": {"items": [i for i in template_items or [] if i["key"] not in own] + session_items},
             "scheduling": self.scheduling(spec.max_session_seconds + self.settings.grace_seconds),
+            **self.accelerators(),
         }
 
-    @staticmethod
-    def scheduling(max_run_seconds: int) -> dict[str, Any]:
+    def accelerators(self) -> dict[str, Any]:
+        """An N1 VM's GPU, attached by the insert; a G2/A2/A3 machine type has its own (nothing to add)."""
+        gpu = self.settings.gpu
+        if gpu is None or not gpu.attached:
+            return {}
+        kind = f"projects/{self.settings.project}/zones/{self.settings.zone}/acceleratorTypes/{gpu.accelerator}"
+        return {"guestAccelerators": [{"acceleratorType": kind, "acceleratorCount": self.settings.gpu_count}]}
+
+    def scheduling(self, max_run_seconds: int) -> dict[str, Any]:
         """The whole block, not just what differs from the template: a request's `scheduling`
         replaces the template's (terraform-provider-google copies the template's only when the
         request has none), so a partial block would lose automaticRestart=false and a restarted VM
         would rejoin a finished session; and a request without one inherits the template's
-        maxRunDuration, which is sized for a cold session."""
+        maxRunDuration, which is sized for a cold session. A VM with a GPU cannot live-migrate:
+        Compute Engine refuses it unless host maintenance terminates it."""
         return {
             "maxRunDuration": {"seconds": str(max_run_seconds)},
             "instanceTerminationAction": "DELETE",
             "automaticRestart": False,
-            "onHostMaintenance": "MIGRATE",
+            "onHostMaintenance": "MIGRATE" if self.settings.gpu is None else "TERMINATE",
             "provisioningModel": "STANDARD",
         }
 

@@ -64,6 +64,7 @@ class GceWarmMachines(GceMachines):
                          + [{"key": k, "value": v} for k, v in own.items()]},
             # Its own cap: idle time plus a session (see __init__), not the template's cold-session one.
             "scheduling": self.scheduling(self.max_run_seconds),
+            **self.accelerators(),
         }
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:

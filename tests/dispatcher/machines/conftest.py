@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dispatcher.machines.harness import Harness, ecs_harness, fly_harness, gce_harness
+from tests.dispatcher.machines.harness import Harness, cerebrium_harness, ecs_harness, fly_harness, gce_harness
 
 PROVIDERS = ["ecs", "gce", "fly"]
 
@@ -21,4 +21,6 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
         return fly_harness(request.getfixturevalue("fake_fly"))
     if name == "gce":
         return gce_harness(request.getfixturevalue("fake_gce"))
+    if name == "cerebrium":
+        return cerebrium_harness(request.getfixturevalue("fake_cerebrium"))
     return ecs_harness(request.getfixturevalue("fake_ecs"))

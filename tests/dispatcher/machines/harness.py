@@ -21,15 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from bot.identity import MachineIdentity
+from botchannel.contract import Hello, Report
+from dispatcher.channel.bots import BotLink
 from dispatcher.machines.base import Machines, MachineState
+from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.store.local import LocalCoordination
+from dispatcher.store.secrets_vault import MemoryVault
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
+from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.server import Hold
 
@@ -259,6 +264,67 @@ def ecs_harness(fake: EcsProxy) -> Harness:
         live=lambda sid: len(tasks(sid, "RUNNING")),
         # the task's bot presigns GetCallerIdentity with its task role's credentials (bot/identity.py)
         identity=lambda sid: fake.task_identity(tasks(sid, "RUNNING")[-1]),
+    )
+
+
+class NoSocket:
+    """A channel link's socket the harness never writes to (the states it plays are the bot's words)."""
+
+    async def send_text(self, data: str) -> None:
+        raise ConnectionError("the harness plays the bot's channel events, not its socket")
+
+    async def receive_text(self) -> str:
+        raise ConnectionError("no socket")
+
+    async def close(self, code: int = 1000) -> None:
+        pass
+
+
+CEREBRIUM_CHANNEL = {"BOT_CHANNEL_TOKEN": "c" * 32, "BOT_CHANNEL_URL": "wss://dispatcher.example/bots/channel"}
+
+
+def cerebrium_harness(fake: FakeCerebrium) -> Harness:
+    """Replicas share one store (its first-claims and the runs' records), as they share Redis. A
+    run's state is its bot's channel's word: `set_state` plays the events a replica's channel hands
+    the provider (a hello, an `ended` report), as BotChannels does for a real bot (test_cerebrium.py
+    runs one)."""
+    coordination, records = LocalCoordination(), MemoryVault()
+    made: list[CerebriumMachines] = []
+
+    def make(env: dict[str, str]) -> Machines:
+        provider = CerebriumMachines(CerebriumSettings.from_env(env), coordination, records=records)
+        made.append(provider)
+        return provider
+
+    async def set_state(session_id: str, state: str) -> None:
+        provider = made[0]
+        link = BotLink(Hello(machine_id=f"run-{session_id}", session_id=session_id), NoSocket(), session_id)
+        if state in ("started", "ended", "failed"):
+            provider.bot_connected(link)
+        if state in ("ended", "failed"):
+            code = 0 if state == "ended" else 3
+            provider.bot_reported(link, Report("ended", session_id, time.time(), reason="peer_disconnected",
+                                               exit_code=code))
+        await provider.settled()
+
+    return Harness(
+        name="cerebrium",
+        fake=fake,
+        env={**fake.env, **CEREBRIUM_CHANNEL, "CEREBRIUM_RETRY_DEADLINE_SECONDS": "3",
+             "CEREBRIUM_POLL_SECONDS": "0.05"},
+        factory=make,
+        set_state=set_state,
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/start_bot"),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/start_bot"),
+        reject=lambda: fake.functions.clear(),  # the app has no such function (any more): 404
+        received=lambda sid: [
+            {"session_id": c.json()["session_id"], "room_url": "", "token": "", "ice_config": "", "body": "",
+             "channel_token": c.json()["channel_token"] or ""}
+            for c in fake.calls_to("POST", "/start_bot") if sid in ("", c.json()["session_id"])
+        ],
+        created=lambda sid: len(fake.of(sid)),
+        live=fake.live,
     )
 
 

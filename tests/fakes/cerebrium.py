@@ -1,0 +1,134 @@
+"""A fake Cerebrium function-call API: what docs.cerebrium.ai documents of calling a deployed app.
+
+`POST /v4/{project}/{app}/{function}` with `Authorization: Bearer <JWT>`: no or a wrong key is 401, a
+key of another project 403, an unknown app or function (or a private `_name` one) 404. With
+`?async=true` the call answers 202 `{"run_id"}` at once and the run goes on until the function
+returns or the app's `response_grace_period` (`grace_seconds`) ends it; without, 200
+`{run_id, run_time_ms, result}` once it returned. The error body's shape is undocumented: this
+fake answers `{"message"}`, and the provider must not rely on it. There is no API to read or cancel
+a run (none is documented), so there is none here: a test reads `runs` itself.
+
+The function: `run` (None by default) is what the deployed `start_bot` does with its body; a test
+sets it to start a real bot process (`bot_process`) that dials the dispatcher's channel, as the
+team's function would. A run ends when that returns, when `end_run` ends it, or at the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi
+
+PROJECT, APP, FUNCTION = "p-1a2b3c4d", "voicefleet-bot", "start_bot"
+API_KEY = "eyJ.cerebrium-project-jwt.sig"  # noqa: S105 - a test value
+OTHER_PROJECT_KEY = "eyJ.another-projects-jwt.sig"  # noqa: S105 - a test value
+
+
+@dataclass
+class FakeRun:
+    run_id: str
+    body: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    ended: str | None = None  # "returned", "grace_period", "lost"
+    process: subprocess.Popen[bytes] | None = None
+
+
+class FakeCerebrium(FakeApi):
+    error_body = staticmethod(lambda status: {"message": f"injected {status}"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.project, self.app_name, self.functions = PROJECT, APP, {FUNCTION}
+        self.grace_seconds = 15 * 60.0  # response_grace_period's default
+        self.runs: dict[str, FakeRun] = {}
+        # What the function does with a run: a process to start (bot_process), or None (nothing runs).
+        self.run: Callable[[FakeRun], subprocess.Popen[bytes] | None] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"CEREBRIUM_PROJECT": self.project, "CEREBRIUM_APP": self.app_name, "CEREBRIUM_API_KEY": API_KEY,
+                "CEREBRIUM_API_URL": self.url}
+
+    def routes(self) -> list[Route]:
+        return [Route("/v4/{project}/{app}/{function}", self.call, methods=["POST"])]
+
+    def of(self, session_id: str) -> list[FakeRun]:
+        return [r for r in list(self.runs.values()) if r.body.get("session_id") == session_id]
+
+    def live(self, session_id: str) -> int:
+        self.sweep()
+        return sum(1 for r in self.of(session_id) if r.ended is None)
+
+    async def call(self, request: Request) -> Response:
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if key == OTHER_PROJECT_KEY:
+            return JSONResponse({"message": "Forbidden"}, status_code=403)
+        if key != API_KEY:
+            return JSONResponse({"message": "Unauthorized"}, status_code=401)
+        p = request.path_params
+        if (p["project"], p["app"]) != (self.project, self.app_name) or p["function"] not in self.functions \
+                or p["function"].startswith("_"):
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        body = await request.json()
+        run = FakeRun(str(uuid.uuid4()), body)
+        with self._lock:
+            self.runs[run.run_id] = run
+        run.process = self.run(run) if self.run is not None else None
+        if request.query_params.get("async") == "true":
+            return JSONResponse({"run_id": run.run_id}, status_code=202)
+        while run.ended is None:  # a synchronous call waits for the function
+            await asyncio.sleep(0.05)
+            self.sweep()
+        return JSONResponse({"run_id": run.run_id, "run_time_ms": 1.0, "result": None})
+
+    def sweep(self) -> None:
+        """Runs whose function returned, or whose grace period is over (their process killed)."""
+        now = time.monotonic()
+        for run in list(self.runs.values()):
+            if run.ended is not None:
+                continue
+            if run.process is not None and run.process.poll() is not None:
+                run.ended = "returned"
+            elif now - run.started > self.grace_seconds:
+                self.end_run(run, "grace_period")
+
+    def end_run(self, run: FakeRun, why: str) -> None:
+        """The platform ends a run (its grace period, or the run lost): its process is killed."""
+        run.ended = why
+        if run.process is not None and run.process.poll() is None:
+            run.process.kill()
+            run.process.wait(5)
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            if run.process is not None and run.process.poll() is None:
+                run.process.kill()
+                run.process.wait(5)
+
+
+def bot_process(env: Mapping[str, str]) -> Callable[[FakeRun], subprocess.Popen[bytes]]:
+    """The team's `start_bot` as docs/providers.md shows it: the voicefleet bot, its launch values in
+    its environment, the body's values only (the room and token come over the channel)."""
+    def start(run: FakeRun) -> subprocess.Popen[bytes]:
+        b = run.body
+        values = {"VOICEFLEET_SESSION_ID": b["session_id"], "BOT_CHANNEL_URL": b["channel_url"],
+                  "BOT_CHANNEL_TOKEN": b["channel_token"], "MAX_SESSION_SECONDS": str(b["max_session_seconds"]),
+                  "BOT_TRANSPORT": b["transport"]}
+        return subprocess.Popen([sys.executable, "-m", "bot"], env={**os.environ, **env, **values},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return start
