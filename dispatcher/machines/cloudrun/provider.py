@@ -6,13 +6,15 @@ env (bot_environment.py: with a channel, its id, transport and credential only),
 and `timeout` = max session + grace. The run's operation is done only when the execution ends,
 so the start is read from the execution (`runningCount`, `startTime`); `executions.cancel` ends
 it. `jobs.run` has no idempotency key: a run whose answer was lost (a timeout, a 5xx) may have
-made an execution, so before another try the job's executions are read for the session's
-(cloudrun/executions.py), and a session's start holds its lease across replicas
-(dispatcher/sessions/exclusive.py), so two replicas never run one session at once.
+made an execution, so it is never run again; the job's executions are read for the session's
+(cloudrun/executions.py) instead, and one that lands later than a second start is cancelled where
+it is seen. A session's start holds its lease across replicas (dispatcher/sessions/exclusive.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
-from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
 from dispatcher.machines.cloudrun.executions import BODY_DIGEST, SESSION_TRANSPORT, execution_env, to_machine
 from dispatcher.machines.cloudrun.identity import DEFAULT_CERTS_URL, CloudRunIdentity
@@ -43,6 +45,8 @@ from dispatcher.outbound.retry import (
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
+log = logging.getLogger("dispatcher.machines.cloudrun")
+
 DEFAULT_API_URL = "https://run.googleapis.com/v2"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Google publishes no number for `jobs.run` requests per minute (the quotas page has Admin API
@@ -52,6 +56,7 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_RUN_RATE = Rate(per_second=1.0, burst=5)
 MAX_TIMEOUT_SECONDS = 168 * 3600  # a task's longest timeout (more than 24 h is Preview)
 PAGE_SIZE = 100
+LOST_RUN_LOOKS = (0.5, 1.0, 2.0)  # pauses between looks for a lost run's execution
 
 
 @dataclass(frozen=True)
@@ -155,11 +160,16 @@ class CloudRunMachines:
         if (name := self._executions.get(session_id)) is not None:
             if (raw := await self._get(name)) is not None:
                 return raw
-        for raw in await self.executions():
-            if execution_env(raw).get("VOICEFLEET_SESSION_ID") == session_id:
-                self._executions[session_id] = str(raw["name"]).rsplit("/", 1)[-1]
-                return raw
-        return None
+        mine = [raw for raw in await self.executions() if execution_env(raw).get(SESSION_ID) == session_id]
+        if not mine:
+            return None
+        first, *duplicates = sorted(mine, key=lambda raw: str(raw.get("createTime", "")))
+        for duplicate in duplicates:  # a lost run's execution that landed after all: one bot per session
+            if not duplicate.get("completionTime"):
+                log.warning("cancelling a second execution of session %s", session_id)
+                await self.cancel(str(duplicate["name"]).rsplit("/", 1)[-1])
+        self._executions[session_id] = str(first["name"]).rsplit("/", 1)[-1]
+        return first
 
     async def _machine(self, raw: Mapping[str, Any]) -> Machine:
         detail = await self._exit_detail(raw) if raw.get("failedCount") else None
@@ -205,8 +215,8 @@ class CloudRunMachines:
 
         async def once() -> dict[str, Any]:
             nonlocal lost
-            if lost and already is not None and (made := await already()) is not None:
-                return dict(made)
+            if lost and already is not None:  # never run again: the lost one may land any moment
+                return await self._landed(already)
             try:
                 response = await self._client.request("POST", path, json=body, headers=headers)
             except HttpError as exc:
@@ -228,6 +238,17 @@ class CloudRunMachines:
         except Transient as exc:
             reason = "cloudrun_throttled" if exc.status == 429 else "cloudrun_unavailable"
             raise MachinesError(reason, f"cloudrun: {exc}", retry_after=exc.retry_after or 1.0) from None
+
+    async def _landed(self, already: Any) -> dict[str, Any]:
+        """The execution a run whose answer was lost made, looked for a few times; not seen: the
+        start fails retryable (a later start finds it, `launch` looks first; a duplicate that lands
+        after all is cancelled where it is seen, `_find`)."""
+        for pause in LOST_RUN_LOOKS:
+            if (made := await already()) is not None:
+                return dict(made)
+            await asyncio.sleep(pause)
+        raise MachinesError("cloudrun_unavailable", f"run job {self.settings.job}: its answer was lost and no "
+                            "execution is seen yet", retry_after=LOST_RUN_LOOKS[-1])
 
     # --- the contract ---
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
@@ -272,7 +293,7 @@ class CloudRunMachines:
         """The sessions' executions still running: an ended execution costs nothing and the API
         deletes the oldest past 1000 per job, so the reaper has nothing to remove."""
         return [await self._machine(raw) for raw in await self.executions()
-                if execution_env(raw).get("VOICEFLEET_SESSION_ID") and not raw.get("completionTime")]
+                if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
 
     async def _serves(self, kind: str, subject: str) -> bool:
         """Whether the execution launched for a credential's session runs (cloudrun/identity.py)."""
