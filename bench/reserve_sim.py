@@ -74,7 +74,9 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         base = BY_NAME[name]
         provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
                            apps=args.fly_apps if base.machines == "fly" else 1)
-        settings = ReserveSettings.from_env(env, provider.machines)
+        # a provider without a reserve in the dispatcher: every start cold, as it runs today
+        settings = ReserveSettings.from_env(env if base.reserve else {**env, "RESERVE_MIN_IDLE": "0",
+                                                                        "RESERVE_MAX_IDLE": "0"}, provider.machines)
         runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
                      max_sessions or None, stack_values, args.planner == "replica") for level in args.levels]
     return runs

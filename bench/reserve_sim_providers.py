@@ -11,6 +11,10 @@ lognormal, because a start is a product of factors
   triggers (docs.cerebrium.ai, scaling-apps) plus the bot's init and hello, modelled, not
   measured. voicefleet holds no reserve there (the app's `min_replicas` is Cerebrium's own): the
   row is the cold path, and its price one warm replica's.
+- Cloud Run jobs median 20 s, σ 0.5 (p95 ≈ 45 s): **no authoritative number exists** (machines_apis.md
+  §3.4: Google gives "a few 100ms" of infrastructure for services only); modelled conservatively as
+  a container platform that schedules a task and pulls the image, between Fly and Fargate. It has
+  no reserve in the dispatcher yet: its rows run with the reserve off (every start cold).
 Frozen tier: only Fly's is modelled. A suspended Machine resumes in "a few hundred ms" (Fly's
 suspend/resume page): lognormal median 0.4 s, σ 0.5 (p95 ≈ 0.9 s), an assumption inside that
 phrase; suspending takes 5 s here (not published: the memory is written out, ≤ 2 GB). Compute
@@ -35,7 +39,8 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import cerebrium, ecs, fly, gce
+from dispatcher.machines import cerebrium, cloudrun, ecs, fly, gce
+from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUDRUN_RUN_RATE
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
 from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
@@ -59,6 +64,7 @@ class Provider:
     # Apps whose create limits are separate (Fly's FLY_APPS): each has `create_rate` of its own, and
     # a session's cold machine goes to the app its session id hashes to (creates.py `app_of`).
     apps: int = 1
+    reserve: bool = True  # False: the dispatcher holds no reserve on it (every start cold)
 
     @property
     def frozen(self) -> bool:
@@ -78,6 +84,8 @@ PROVIDERS = (
     Provider("gce", "gce", gce.COLD_START.median_seconds, gce.COLD_START.sigma, DEFAULT_INSERT_RATE, "GCE_INSERT"),
     Provider("fly", "fly", fly.COLD_START.median_seconds, fly.COLD_START.sigma, DEFAULT_CREATE_RATE, "FLY_CREATE",
              0.4, 0.5, 5.0),
+    Provider("cloudrun", "cloudrun", cloudrun.COLD_START.median_seconds, cloudrun.COLD_START.sigma,
+             CLOUDRUN_RUN_RATE, "CLOUDRUN_RUN", reserve=False),
 )
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
 # docs/reserve.md, "What AWS offers beyond Fargate"):
@@ -138,4 +146,9 @@ def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
     if provider.machines == "cerebrium":  # the Pipecat guide's CPU app: 4 vCPU, 18 GB (docs/providers.md)
         vcpu, gb = float(str(stack.get("cerebriumCpu", 4))), float(str(stack.get("cerebriumMemory", 18)))
         return Prices(vcpu * CEREBRIUM.vcpu_hour + gb * CEREBRIUM.gb_hour, 0.0, f"{vcpu:g} vCPU / {gb:g} GB")
+    if provider.machines == "cloudrun":  # the bot job's task (stacks/gcp/bot_job.py: 1 vCPU, 2 GiB by default)
+        from dispatcher.reserve.prices import CLOUD_RUN_JOBS
+
+        vcpu, gb = float(str(stack.get("botJobCpu", 1))), float(str(stack.get("botJobMemoryGb", 2)))
+        return Prices(CLOUD_RUN_JOBS.monthly(vcpu, gb) / HOURS_PER_MONTH, 0.0, f"{vcpu:g} vCPU / {gb:g} GiB")
     return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

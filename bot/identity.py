@@ -3,7 +3,8 @@
 The dispatcher admits a cloud bot's hello only with a token its provider signed for this very
 machine (docs/security.md, "A bot's hello names its machine", says what each provider's proof is
 and how the dispatcher checks it). `BOT_IDENTITY` picks the source: `gce` (the metadata server's
-identity token), `fly` (the Machine API socket's OIDC token), `ecs` (a presigned
+identity token), `cloudrun` (a Cloud Run task's metadata server: the same path, a standard token,
+which names the service account only), `fly` (the Machine API socket's OIDC token), `ecs` (a presigned
 `sts:GetCallerIdentity` bound to the channel URL by a signed header), `local` (a nonce through the
 socket pair the local dispatcher handed over), unset (none). Each dial needs a proof of its own: a
 JWT's audience carries a fresh `#fragment`.
@@ -69,7 +70,8 @@ class MachineIdentity:
             return None
         if self._launch is not None:
             return self._launch.proof()  # a local write: nothing to wait for, nothing to retry
-        fetch = {"gce": self._gce, "fly": self._fly, "ecs": self._ecs.presigned_identity}[self.source]
+        fetch = {"gce": self._gce, "cloudrun": self._cloud_run, "fly": self._fly,
+                 "ecs": self._ecs.presigned_identity}[self.source]
         failure = ""
         for delay in (*BACKOFF_SECONDS, None):
             try:
@@ -79,6 +81,7 @@ class MachineIdentity:
             if delay is not None:
                 await asyncio.sleep(delay)
         where = {"gce": f"the metadata server ({self._metadata_host})",
+                 "cloudrun": f"the metadata server ({self._metadata_host})",
                  "fly": f"the Machines API socket ({self._fly_socket})",
                  "ecs": f"the task credentials endpoint ({self._ecs.credentials_url})"}[self.source]
         raise IdentityUnavailable(f"no identity token from {where}: {failure}")
@@ -88,9 +91,16 @@ class MachineIdentity:
         return f"{self.audience}#{secrets.token_urlsafe(12)}"
 
     def _gce(self) -> str:
+        return self._metadata_identity(full=True)
+
+    def _cloud_run(self) -> str:
+        # Cloud Run's metadata server documents no `format=full`: its tokens name no instance.
+        return self._metadata_identity(full=False)
+
+    def _metadata_identity(self, *, full: bool) -> str:
         host, _, prefix = self._metadata_host.partition("/")
         path = f"/{prefix}" if prefix else ""
-        query = f"?audience={quote(self._dial_audience(), safe='')}&format=full"
+        query = f"?audience={quote(self._dial_audience(), safe='')}" + ("&format=full" if full else "")
         connection = http.client.HTTPConnection(host, timeout=TIMEOUT_SECONDS)
         try:
             connection.request("GET", path + GCE_IDENTITY_PATH + query, headers={"Metadata-Flavor": "Google"})

@@ -41,6 +41,10 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
                                    max_idle_seconds=ReserveSettings.from_env(env, "gce").max_idle_seconds,
                                    coordination=coordination)
         return GceMachines(GceSettings.from_env(env), coordination=coordination)
+    if settings.machines == "cloudrun":
+        from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
+
+        return CloudRunMachines(CloudRunSettings.from_env(env), coordination=coordination)
     if settings.machines == "fly":
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 
@@ -99,6 +103,10 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.gce.provider import GceSettings
 
         checks.append(lambda: GceSettings.from_env(env))
+    elif machines == "cloudrun":
+        from dispatcher.machines.cloudrun.provider import CloudRunSettings
+
+        checks.append(lambda: CloudRunSettings.from_env(env))
     elif machines == "fly":
         from dispatcher.machines.fly.provider import FlySettings
 
@@ -111,7 +119,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    cloud = ("ecs", "gce", "fly", "cerebrium")
+    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun")
     offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings
@@ -119,7 +127,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: DailySettings.from_env(env))
     if settings is not None:
         checks.append(lambda: build_turn(settings, env))
-        if settings.bot_channel_token and machines in ("gce", "fly", "ecs"):
+        if settings.bot_channel_token and machines in ("gce", "fly", "ecs", "cloudrun"):
             checks.append(lambda: _machine_identity(machines, env))
     if machines not in ("gce", "cerebrium"):  # their settings read BOT_GPU themselves, above
         checks.append(lambda: gpu_problem(machines, env))
@@ -153,6 +161,8 @@ def _machine_identity(machines: str, env: Mapping[str, str]) -> None:
         missing.append("FLY_ORG (or FLY_OIDC_ISSUER)")
     if machines == "ecs" and not env.get("ECS_BOT_TASK_ROLE_ARNS", "").strip():  # the bots' task roles
         missing.append("ECS_BOT_TASK_ROLE_ARNS")
+    if machines == "cloudrun" and not env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip():  # whose tokens
+        missing.append("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID")
     if missing:
         raise SettingsError(
             f"MACHINES={machines} with a bot channel checks each bot's machine identity: set "

@@ -18,6 +18,9 @@ a region or a size not in the tables).
   default shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
 - Cerebrium: no reserve of ours (its warm pool is the app's `min_replicas`): `CEREBRIUM` prices
   one warm replica for docs/providers.md and the simulator (https://docs.cerebrium.ai/calculating-cost).
+- Cloud Run jobs: no reserve yet (every start is cold); its price is kept here for the simulator and
+  for when it has one: Tier 1 regions (us-central1, europe-west1, …), $0.000018 per vCPU-second and
+  $0.000002 per GiB-second, billed while a task runs (https://cloud.google.com/run/pricing, "Jobs").
 - Local processes: nothing.
 """
 
@@ -56,6 +59,7 @@ FARGATE_FALLBACK_REGION = "us-east-1"
 E2 = ComputePrice(0.021811, 0.002923, "https://cloud.google.com/compute/vm-instance-pricing")  # us-central1
 # Cerebrium, CPU only (a GPU's own per-second price adds to it): a warm replica of the app.
 CEREBRIUM = ComputePrice(0.00000655 * 3600, 0.00000222 * 3600, "https://docs.cerebrium.ai/calculating-cost")
+CLOUD_RUN_JOBS = ComputePrice(0.000018 * 3600, 0.000002 * 3600, "https://cloud.google.com/run/pricing")  # Tier 1
 E2_SHARED = {"e2-micro": (0.25, 1.0), "e2-small": (0.5, 2.0), "e2-medium": (1.0, 4.0)}  # vCPUs billed, GB
 E2_GB_PER_VCPU = {"standard": 4, "highmem": 8, "highcpu": 1}
 _E2_SHAPE = re.compile(r"^e2-(standard|highmem|highcpu)-(\d+)$")

@@ -83,6 +83,7 @@ class GcpSettings:
     store: bool = False  # several instances with the channel: Memorystore for Valkey (stacks/gcp/store.py)
     alarm_channels: tuple[str, ...] = ()  # Cloud Monitoring notification channels (stacks/config/alarms.py)
     alert_policies: bool = False  # set once the log-based metrics exist (stacks/gcp/observability.py)
+    bot_runtime: str = "gce"  # "gce": a VM per session; "cloudrun": a Cloud Run job execution per session
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     # GCP
     "gcpZone": "",
     "subnetCidr": "10.50.0.0/20",
+    "botRuntime": "gce",  # or "cloudrun": a Cloud Run job execution per session (stacks/gcp/bot_job.py)
     "botMachineType": "e2-small",
     "botDiskGb": 10,
     "dispatcherMinInstances": 0,

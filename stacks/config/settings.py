@@ -270,6 +270,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         store=store,
         alarm_channels=alarms.notification_channels(cfg, project),
         alert_policies=cfg.boolean("alertPolicies"),
+        bot_runtime=cfg.string("botRuntime", choices=("gce", "cloudrun")),
     )
 
 

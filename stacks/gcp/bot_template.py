@@ -77,6 +77,15 @@ class BotTemplateArgs:
     environment: Mapping[str, str] = field(default_factory=dict)
 
 
+def pull_and_log(name: str, project: str, region: str, repository_id: pulumi.Input[str],
+                 member: pulumi.Input[str], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """What any bot's account needs, a VM's or a Cloud Run job's: pull the image, write its logs."""
+    return [gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id, location=region,
+                                                     role="roles/artifactregistry.reader", member=member, opts=opts),
+            gcp.projects.IAMMember(f"{name}-logs", project=project, role="roles/logging.logWriter", member=member,
+                                   opts=opts)]
+
+
 class BotTemplate(pulumi.ComponentResource):
     template_path: pulumi.Output[str]  # projects/P/global/instanceTemplates/NAME
     service_account_email: pulumi.Output[str]
@@ -93,12 +102,8 @@ class BotTemplate(pulumi.ComponentResource):
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
         # Everything a bot VM needs from IAM (pull, logs, its secrets, deleting itself): the dispatcher,
         # which starts VMs at once, waits for all of it (`grants`).
-        self.grants: list[pulumi.Resource] = [
-            gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=args.repository_id,
-                                                     location=args.region, role="roles/artifactregistry.reader",
-                                                     member=member, opts=child),
-            gcp.projects.IAMMember(f"{name}-logs", project=args.project, role="roles/logging.logWriter",
-                                   member=member, opts=child)]
+        self.grants: list[pulumi.Resource] = pull_and_log(name, args.project, args.region, args.repository_id,
+                                                          member, child)
         # The bot's provider keys and channel credential: the VM's account reads exactly these secrets, at boot; the
         # template names their pinned versions and exists only once the account may read them.
         grants: list[pulumi.Resource] = []

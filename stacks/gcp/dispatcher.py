@@ -64,20 +64,22 @@ class DispatcherArgs:
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
+    # botRuntime cloudrun: the `cloudrun` provider's variables (stacks/gcp/bot_job.py) instead of the GCE_* ones
+    cloudrun: Mapping[str, pulumi.Input[str]] | None = None
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
-    """The `gce` machines provider's environment (stacks/contract.py names every key)."""
+    """The `gce` (or, botRuntime cloudrun, `cloudrun`) machines provider's environment
+    (stacks/contract.py names every key)."""
+    machines: dict[str, pulumi.Input[str]] = {"MACHINES": "cloudrun", **args.cloudrun} if args.cloudrun is not None \
+        else {"MACHINES": "gce", "GCE_PROJECT": args.project, "GCE_ZONE": args.zone,
+              "GCE_INSTANCE_TEMPLATE": args.instance_template, "GCE_INSTANCE_PREFIX": args.instance_prefix,
+              "GCE_MACHINE_TYPE": args.bot_machine_type}
     return {
-        "MACHINES": "gce",
+        **machines,
         "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),
         "MAX_SESSION_SECONDS": str(args.max_session_seconds),
         "HOST": contract.DISPATCHER_HOST,
-        "GCE_PROJECT": args.project,
-        "GCE_ZONE": args.zone,
-        "GCE_INSTANCE_TEMPLATE": args.instance_template,
-        "GCE_INSTANCE_PREFIX": args.instance_prefix,
-        "GCE_MACHINE_TYPE": args.bot_machine_type,
         **args.reserve.to_env(),
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)

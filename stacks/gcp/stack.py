@@ -1,7 +1,8 @@
 """GcpStack: one environment of voicefleet on GCP, composed of the components beside it.
 
 APIs -> Artifact Registry -> images pinned by digest -> egress-only network -> secrets -> bot
-instance template (one VM per session) -> TURN relay -> the dispatcher's identity -> coordination
+instance template (one VM per session), or with `botRuntime: cloudrun` the bot job (one Cloud Run
+execution per session, stacks/gcp/bot_job.py) -> TURN relay -> the dispatcher's identity -> coordination
 store -> its grants (the secrets its service references) -> Cloud Run dispatcher that may create
 VMs from that template and nothing more. Every child gets the explicit, default-labelled provider through its parent.
 """
@@ -21,6 +22,7 @@ from stacks.config.regions import gcp_check
 from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
+from stacks.gcp.bot_job import BotJob, BotJobArgs
 from stacks.gcp.bot_template import BotTemplate, BotTemplateArgs
 from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs, secret_names
 from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
@@ -59,7 +61,10 @@ class GcpStack(pulumi.ComponentResource):
             values=stored_secrets(settings, store=cfg.store, store_password=False),  # Memorystore signs in with IAM
             protect=settings.protect, depends_on=apis), opts=child)
         self._bot_channel_url = self._channel_url() if channel_secrets(settings) else None
-        bot = BotTemplate(f"{name}-bot", self._bot_args(images, network, registry, secrets), opts=after_apis)
+        # botRuntime: a VM per session from a template (gce), or a Cloud Run job's execution per session (cloudrun)
+        bot = BotTemplate(f"{name}-bot", self._bot_args(images, network, registry, secrets), opts=after_apis) \
+            if cfg.bot_runtime == "gce" else BotJob(f"{name}-bot", self._job_args(images, registry, secrets),
+                                                    opts=after_apis)
         turn_urls = self._turn_urls(network, secrets, after_apis)
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
@@ -90,7 +95,8 @@ class GcpStack(pulumi.ComponentResource):
             "dispatcherService": dispatcher.service_name,
             "botImage": images.bot,
             "dispatcherImage": images.dispatcher,
-            "botInstanceTemplate": bot.template_path,
+            **({"botInstanceTemplate": bot.template_path} if isinstance(bot, BotTemplate) else
+               {"botJob": bot.job_name}),
             "botServiceAccount": bot.service_account_email,
             "dispatcherServiceAccount": account.email,
             "secretIds": secrets.ids,
@@ -158,6 +164,18 @@ class GcpStack(pulumi.ComponentResource):
             environment=settings.observability.bot_environment(),
         )
 
+    def _job_args(self, images: Images, registry: Registry, secrets: SecretStore) -> BotJobArgs:
+        """The bot job: one image (a job has one container), the SmallWebRTC one with a TURN relay."""
+        settings, cfg = self._settings, self._cfg
+        return BotJobArgs(
+            project=cfg.project, prefix=settings.prefix, account_id=account_id(settings.stack, "bot"),
+            image=images.bot_webrtc if settings.turn is not None and images.bot_webrtc is not None else images.bot,
+            repository_id=registry.repository.repository_id, region=cfg.region,
+            max_session_seconds=settings.max_session_seconds, secrets=secrets,
+            secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
+            channel_url=self._bot_channel_url, environment=settings.observability.bot_environment(),
+            deletion_protection=settings.protect)
+
     def _turn_urls(self, network: Network, secrets: SecretStore,
                    opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:
         cfg = self._cfg
@@ -182,15 +200,16 @@ class GcpStack(pulumi.ComponentResource):
             node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
             protect=self._settings.protect, depends_on=tuple(apis)), opts=opts)
 
-    def _dispatcher_grants(self, bot: BotTemplate, secrets: SecretStore, member: pulumi.Output[str],
+    def _dispatcher_grants(self, bot: BotTemplate | BotJob, secrets: SecretStore, member: pulumi.Output[str],
                            names: tuple[str, ...]) -> tuple[pulumi.Resource, ...]:
-        """What the dispatcher's identity may do (launch bot VMs, read `names`, its service's secrets),
-        and what it waits for besides: the secret versions and the VMs' own grants."""
-        launch = bot.grant_launch("dispatcher", member)
+        """What the dispatcher's identity may do (launch bot VMs or run the bot job, read `names`, its
+        service's secrets), and what it waits for besides: the secret versions and the bots' own grants."""
+        launch = bot.grant_launch("dispatcher", member) if isinstance(bot, BotTemplate) \
+            else bot.grant_run("dispatcher", member)
         readable = secrets.grant_access("dispatcher", member, names)
         return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
 
-    def _dispatcher_args(self, image: pulumi.Output[str], account_email: pulumi.Output[str], bot: BotTemplate,
+    def _dispatcher_args(self, image: pulumi.Output[str], account_email: pulumi.Output[str], bot: BotTemplate | BotJob,
                          secrets: SecretStore, turn_urls: pulumi.Input[list[str]] | None, egress: EgressNetwork | None,
                          store: CoordinationStore | None) -> DispatcherArgs:
         settings, cfg = self._settings, self._cfg
@@ -201,7 +220,10 @@ class GcpStack(pulumi.ComponentResource):
             zone=cfg.zone,
             image=image,
             service_account_email=account_email,
-            instance_template=bot.template_path,
+            instance_template=bot.template_path if isinstance(bot, BotTemplate) else "",
+            cloudrun=None if isinstance(bot, BotTemplate) else {
+                "CLOUDRUN_PROJECT": cfg.project, "CLOUDRUN_REGION": cfg.region, "CLOUDRUN_JOB": bot.job_name,
+                "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": bot.service_account_unique_id},
             instance_prefix=instance_prefix(settings.stack),
             bot_machine_type=cfg.bot_machine_type,
             secrets=secrets,

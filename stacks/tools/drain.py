@@ -35,6 +35,7 @@ from typing import Any
 from google.auth.exceptions import GoogleAuthError
 
 from dispatcher.machines.base import MachineState
+from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.machines.ecs.credentials import NoCredentials
 from dispatcher.machines.ecs.provider import EcsSettings
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
@@ -49,7 +50,7 @@ from stacks.tools.drain_creates import DrainCreates
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
 OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH", "CLOUD_RUN_API_URL",
-             "MONITORING_API_URL")
+             "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH")
 UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
 MIN_DEADLINE_SECONDS = 900.0
 DEADLINE_MARGIN_SECONDS = 300.0  # the sweep's own listings and stops after the dispatcher is gone
@@ -121,7 +122,7 @@ class Drain:
         # timestamps are compared with.
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
-        self.machines: EcsWarmMachines | GceWarmMachines
+        self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines
         self.ecs: EcsSettings | None = None
         self.cloud_run: CloudRunInstances | None = None
         if env["MACHINES"] == "ecs":
@@ -132,8 +133,11 @@ class Drain:
             self.machines = GceWarmMachines(GceSettings.from_env(env), max_idle_seconds=0, max_session_seconds=0,
                                             coordination=DrainCreates())
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
+        elif env["MACHINES"] == "cloudrun":  # executions end when cancelled: nothing stays listed after
+            self.machines = CloudRunMachines(CloudRunSettings.from_env(env), coordination=DrainCreates())
+            self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         else:
-            raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs and gce stacks are drained")
+            raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs, gce and cloudrun stacks are drained")
 
     async def run(self) -> Report:
         started = self.clock()
@@ -183,14 +187,16 @@ class Drain:
             await self.sleep(self.poll)
 
     async def _sweep(self, started: float) -> None:
-        gce = self.ecs is None  # a GCE VM stays listed (TERMINATED, with its disk) until deleted
+        gce = isinstance(self.machines, GceWarmMachines)  # a VM stays listed (TERMINATED) until deleted
         while True:
             sessions = [m for m in await self.machines.list() if gce or m.state.is_active]
-            idle = await self.machines.idle_machines()
+            # Cloud Run: no reserve to retire (the dispatcher holds none there)
+            idle = [] if isinstance(self.machines, CloudRunMachines) else await self.machines.idle_machines()
             if not sessions and not idle:
                 return
             self._check_deadline(started, f"{len(sessions)} session and {len(idle)} idle machine(s) remain")
             for bot in idle:
+                assert not isinstance(self.machines, CloudRunMachines)
                 await self.machines.retire(bot.bot_id)
                 self.report.retired_idle.add(bot.bot_id)
             in_grace = self.clock() - started < self.grace

@@ -56,9 +56,12 @@ class CloudRunTarget:
         run_url = env.get("CLOUD_RUN_API_URL", "").rstrip("/") or RUN_API_URL
         monitoring_url = env.get("MONITORING_API_URL", "").rstrip("/") or MONITORING_API_URL
         overridden = run_url != RUN_API_URL and monitoring_url != MONITORING_API_URL
-        return cls(project=env["GCE_PROJECT"], region=str(outputs.get("region") or ""),
+        cloudrun = env.get("MACHINES") == "cloudrun"  # the bots are a Cloud Run job's: CLOUDRUN_* name the project
+        project, auth = (env["CLOUDRUN_PROJECT"], env.get("CLOUDRUN_AUTH")) if cloudrun else (env["GCE_PROJECT"],
+                                                                                              env.get("GCE_AUTH"))
+        return cls(project=project, region=str(outputs.get("region") or ""),
                    service=str(outputs.get("dispatcherService") or ""), run_url=run_url,
-                   monitoring_url=monitoring_url, anonymous=overridden and env.get("GCE_AUTH") == "none")
+                   monitoring_url=monitoring_url, anonymous=overridden and auth == "none")
 
 
 class DrainNotApplied(Exception):

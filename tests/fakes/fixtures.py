@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.cloud_run import FakeCloudRun
+from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, provision
@@ -19,7 +20,10 @@ from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, free_port, serve
 
-__all__ = ["fake_cerebrium", "fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
+__all__ = [
+    "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
+    "fake_ecs", "fake_fly", "fake_gce", "moto_ecs",
+]
 
 
 def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
@@ -45,6 +49,11 @@ def fake_cerebrium() -> Iterator[FakeCerebrium]:
 @pytest.fixture
 def fake_cloud_run() -> Iterator[FakeCloudRun]:
     yield from _serve(FakeCloudRun())  # CLOUD_RUN_API_URL (/v2), MONITORING_API_URL (/v3)
+
+
+@pytest.fixture
+def fake_cloud_run_jobs() -> Iterator[FakeCloudRunJobs]:
+    yield from _serve(FakeCloudRunJobs(), "/v2")  # CLOUDRUN_API_URL
 
 
 @pytest.fixture

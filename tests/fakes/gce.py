@@ -69,6 +69,15 @@ def gce_error(status: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def metadata_refusal(request: Request) -> Response | None:
+    """A metadata server's answer to an identity request without its header or an audience."""
+    if request.headers.get("metadata-flavor") != "Google":
+        return Response("Missing Metadata-Flavor:Google header.", status_code=403)
+    if not request.query_params.get("audience", ""):
+        return Response("non-empty audience parameter required", status_code=400)
+    return None
+
+
 class FakeGce(FakeApi):
     error_body = staticmethod(
         lambda status: {
@@ -298,11 +307,9 @@ class FakeGce(FakeApi):
 
     async def identity(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if request.headers.get("metadata-flavor") != "Google":
-            return Response("Missing Metadata-Flavor:Google header.", status_code=403)
-        audience = request.query_params.get("audience", "")
-        if not audience:
-            return Response("non-empty audience parameter required", status_code=400)
+        if (refused := metadata_refusal(request)) is not None:
+            return refused
+        audience = request.query_params["audience"]
         instance = self.instances.get(name)
         if instance is None or instance["status"] != "RUNNING":
             return Response("not found", status_code=404)

@@ -12,8 +12,9 @@ class GceAuth:
     """Application Default Credentials (`google.auth.default`), refreshed in a thread because
     google-auth is synchronous; `anonymous` sends no credentials (a local fake)."""
 
-    def __init__(self, *, anonymous: bool = False) -> None:
+    def __init__(self, *, anonymous: bool = False, scope: str = COMPUTE_SCOPE) -> None:
         self._anonymous = anonymous
+        self._scope = scope  # Cloud Run's Admin API takes cloud-platform only (dispatcher/machines/cloudrun)
         self._credentials: Any = None
         self._lock = asyncio.Lock()
 
@@ -24,7 +25,7 @@ class GceAuth:
             if self._credentials is None:
                 import google.auth
 
-                self._credentials, _ = await asyncio.to_thread(google.auth.default, scopes=[COMPUTE_SCOPE])
+                self._credentials, _ = await asyncio.to_thread(google.auth.default, scopes=[self._scope])
             if not self._credentials.valid:
                 await asyncio.to_thread(self._refresh)
         return {"Authorization": f"Bearer {self._credentials.token}"}

@@ -31,16 +31,19 @@ from stacks.tools.mocks import Registration, unwrap
 DIRECT_VPC_ADDRESS_HOLD = (3600, 7200)
 SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
 NETWORK = "gcp:compute/network:Network"
-LAUNCH_TARGETS = {"aws:ecs/cluster:Cluster": "ecs", "gcp:compute/instanceTemplate:InstanceTemplate": "gce"}
+LAUNCH_TARGETS = {"aws:ecs/cluster:Cluster": "ecs", "gcp:compute/instanceTemplate:InstanceTemplate": "gce",
+                  "gcp:cloudrunv2/job:Job": "cloudrun"}
 
 
 def _provider_refusal(machines: str, env: Mapping[str, Any]) -> str | None:
+    from dispatcher.machines.cloudrun.provider import CloudRunSettings
     from dispatcher.machines.ecs.provider import EcsSettings
     from dispatcher.machines.gce.provider import GceSettings
     from dispatcher.settings import SettingsError
 
+    read = {"ecs": EcsSettings.from_env, "gce": GceSettings.from_env, "cloudrun": CloudRunSettings.from_env}[machines]
     try:
-        (EcsSettings if machines == "ecs" else GceSettings).from_env({k: str(v) for k, v in env.items()})
+        read({k: str(v) for k, v in env.items()})
     except SettingsError as exc:
         return str(exc)
     return None

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dispatcher.machines.harness import Harness, cerebrium_harness, ecs_harness, fly_harness, gce_harness
+from tests.dispatcher.machines.harness import (
+    Harness,
+    cerebrium_harness,
+    cloudrun_harness,
+    ecs_harness,
+    fly_harness,
+    gce_harness,
+)
 
-PROVIDERS = ["ecs", "gce", "fly"]
+PROVIDERS = ["ecs", "gce", "fly", "cloudrun"]
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -19,6 +26,8 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
     name = request.param
     if name == "fly":
         return fly_harness(request.getfixturevalue("fake_fly"))
+    if name == "cloudrun":
+        return cloudrun_harness(request.getfixturevalue("fake_cloud_run_jobs"))
     if name == "gce":
         return gce_harness(request.getfixturevalue("fake_gce"))
     if name == "cerebrium":

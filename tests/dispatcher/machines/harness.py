@@ -25,6 +25,7 @@ from botchannel.contract import Hello, Report
 from dispatcher.channel.bots import BotLink
 from dispatcher.machines.base import Machines, MachineState
 from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
+from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
@@ -32,6 +33,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.secrets_vault import MemoryVault
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
+from tests.fakes import cloud_run_jobs as cloud_run_fake
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
 from tests.fakes.cerebrium import FakeCerebrium
@@ -214,6 +216,50 @@ def gce_harness(fake: gce_fake.FakeGce) -> Harness:
         live=lambda sid: int(f"vf-{sid}" in fake.instances),
         identity=lambda sid: gce_identity(fake, f"vf-{sid}")(),
     )
+
+
+def cloudrun_harness(fake: cloud_run_fake.FakeCloudRunJobs) -> Harness:
+    states = {"starting": "starting", "started": "started", "ended": "succeeded", "failed": "failed"}
+
+    def execution(sid: str) -> str:
+        [one] = fake.of_session(sid)
+        return str(one["name"]).rsplit("/", 1)[-1]
+
+    def set_state(session_id: str, state: str) -> None:
+        fake.set_state(execution(session_id), states[state], exit_code=3 if state == "failed" else None)
+
+    async def identity(sid: str) -> str | None:
+        name = execution(sid)
+        if not fake.executions[name].get("runningCount"):
+            fake.set_state(name, "started")  # the task runs: its bot asks its metadata server
+        env = {"GCE_METADATA_HOST": fake.metadata_host(name)}
+        return await MachineIdentity("cloudrun", cloud_run_fake.CHANNEL_AUDIENCE, env).token()
+
+    return Harness(
+        name="cloudrun",
+        fake=fake,
+        env={**fake.env, "CLOUDRUN_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: CloudRunMachines(CloudRunSettings.from_env(env), coordination=LocalCoordination()),
+        set_state=set_state,
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix=":run"),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix=":run"),
+        reject=lambda: fake.fail(400, method="POST", path_suffix=":run", body={"error": {
+            "code": 400, "status": "INVALID_ARGUMENT", "message": "bad overrides"}}),
+        received=lambda sid: [
+            _session_values({e["name"]: e["value"] for e in c.json()["overrides"]["containerOverrides"][0]["env"]})
+            for c in fake.calls_to("POST", ":run")
+            if sid in ("", _run_session(c.json()))
+        ],
+        created=lambda sid: len(fake.of_session(sid)),
+        live=lambda sid: sum(1 for e in fake.of_session(sid) if not e.get("completionTime")),
+        identity=identity,
+    )
+
+
+def _run_session(body: dict[str, Any]) -> str:
+    env = body["overrides"]["containerOverrides"][0]["env"]
+    return next((e["value"] for e in env if e["name"] == "VOICEFLEET_SESSION_ID"), "")
 
 
 def ecs_harness(fake: EcsProxy) -> Harness:

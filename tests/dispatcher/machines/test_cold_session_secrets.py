@@ -77,6 +77,9 @@ def described(harness: Harness, session_id: str) -> str:
     if harness.name == "gce":
         calls = [c.json() for c in harness.fake.calls_to("POST", "/instances")]
         return json.dumps([harness.fake.instances[f"vf-{session_id}"]["metadata"], calls])
+    if harness.name == "cloudrun":  # executions.get shows the template with the run's env
+        calls = [c.json() for c in harness.fake.calls_to("POST", ":run")]
+        return json.dumps([harness.fake.of_session(session_id), calls])
     calls = [c.json() for c in harness.fake.calls_to("POST", "/machines")]
     return json.dumps([harness.fake.by_name(f"vf-{session_id}")["config"], calls])
 

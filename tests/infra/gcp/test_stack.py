@@ -10,6 +10,7 @@ from stacks.gcp.bot_template import LAUNCH_PERMISSIONS
 from stacks.gcp.network import BOT_TAG
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
+from tests.infra.helpers import component_outputs
 
 FIREWALL = "gcp:compute/firewall:Firewall"
 TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
@@ -204,3 +205,25 @@ def test_the_bot_account_pulls_from_its_repository_and_writes_logs_and_no_more(g
         ("gcp:projects/iAMMember:IAMMember", "roles/logging.logWriter"),
         ("gcp:projects/iAMMember:IAMMember", "projects/vf-test/roles/voicefleet_gcp_test_bot_self_delete"),
     ])
+
+
+def test_a_cloudrun_bot_runtime_runs_a_bot_job_the_dispatcher_may_run_and_nothing_else(stack: StackRunner) -> None:
+    run = stack("gcp", botRuntime="cloudrun")
+    assert run.of_type(TEMPLATE) == []  # no VMs: no template, no launcher role over instances
+    (job,) = run.of_type("gcp:cloudrunv2/job:Job")
+    assert job.inputs["template"]["template"]["maxRetries"] == 0
+    (container,) = job.inputs["template"]["template"]["containers"]
+    assert re.fullmatch(r"europe-west4-docker\.pkg\.dev/vf-test/voicefleet-gcp-test/bot(-webrtc)?@sha256:[0-9a-f]{64}",
+                        container["image"])
+    env = {e["name"]: e["value"] for e in dispatcher_container(run)["envs"] if "value" in e}
+    assert env["MACHINES"] == "cloudrun" and env["CLOUDRUN_JOB"] == job.inputs["name"]
+    assert env["CLOUDRUN_REGION"] == job.inputs["location"] and env["CLOUDRUN_BOT_SERVICE_ACCOUNT_ID"]
+    assert not any(key.startswith("GCE_") for key in env)
+    (binding,) = run.of_type("gcp:cloudrunv2/jobIamMember:JobIamMember")
+    assert binding.inputs["member"] == "serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"
+    dispatcher_roles = [b.inputs["role"] for b in run.of_type("gcp:projects/iAMMember:IAMMember")
+                        if b.inputs["member"] == binding.inputs["member"]]
+    assert not any("launcher" in role or "run." in role for role in dispatcher_roles), dispatcher_roles
+    outputs = component_outputs(run, "gcp")
+    assert outputs["botJob"] == job.inputs["name"] and "botInstanceTemplate" not in outputs
+    assert unwrap(outputs["machinesEnvironment"])["CLOUDRUN_JOB"] == job.inputs["name"]

@@ -16,6 +16,7 @@ import pytest
 from google.auth.exceptions import DefaultCredentialsError
 
 from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.machines.ecs.credentials import NoCredentials
 from dispatcher.machines.ecs.provider import EcsSettings
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
@@ -27,8 +28,9 @@ from stacks import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from stacks.tools.mocks import Run
 from tests.fakes.cloud_run import FakeCloudRun
+from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
 from tests.fakes.ecs import provision
-from tests.fakes.fixtures import fake_cloud_run, fake_gce, moto_ecs  # noqa: F401 - fixtures
+from tests.fakes.fixtures import fake_cloud_run, fake_cloud_run_jobs, fake_gce, moto_ecs  # noqa: F401 - fixtures
 from tests.fakes.gce import FakeGce
 from tests.infra.helpers import component_outputs
 
@@ -127,6 +129,32 @@ def test_gcp_drain_deletes_session_reserve_and_powered_off_vms(
     assert report.retired_idle == {"rsv-0123456789ab"} and len(report.stopped_sessions) == 2
 
 
+def test_gcp_drain_cancels_the_running_executions_of_a_cloudrun_stack(
+    fake_cloud_run_jobs: FakeCloudRunJobs, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
+    fake_cloud_run.settle()
+    fake_cloud_run.advance(300)
+    env = {**fake_cloud_run_jobs.env, **fake_cloud_run.env, "MACHINES": "cloudrun"}
+
+    async def launch() -> None:
+        machines = CloudRunMachines(CloudRunSettings.from_env(env), coordination=LocalCoordination())
+        try:
+            await machines.launch(spec())
+            await machines.launch(spec("89abcdef0123456789abcdef"))
+        finally:
+            await machines.aclose()
+
+    asyncio.run(launch())
+    assert fake_cloud_run_jobs.running() == 2
+    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service}
+    drain = Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0, sleep=no_wait,
+                  now=lambda: fake_cloud_run.now)
+    report = asyncio.run(drain.run())
+    assert fake_cloud_run_jobs.running() == 0 and len(report.stopped_sessions) == 2
+
+
 def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher(stack: Any) -> None:
     for cloud, dispatcher in (("aws", "aws:ecs/service:Service"), ("gcp", "gcp:cloudrunv2/service:Service")):
         normal: Run = stack(cloud)
@@ -174,13 +202,13 @@ def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> 
     """F3/F4 in the preflight: machines the dispatcher launches need the drain's outputs."""
     from stacks.tools.preflight import destroy
 
-    for cloud in ("aws", "gcp"):
-        run: Run = stack(cloud)
+    for cloud, overrides in (("aws", {}), ("gcp", {}), ("gcp", {"botRuntime": "cloudrun"})):
+        run: Run = stack(cloud, **overrides)
         outputs = component_outputs(run, cloud)
         assert destroy.violations(run.registrations, outputs) == []
         before = {k: v for k, v in outputs.items() if k not in ("machinesEnvironment", "drained")}  # as it was
         assert destroy.violations(run.registrations, before)
-        emptied = {"GCE_ZONE": "", "ECS_CLUSTER": ""}
+        emptied = {"GCE_ZONE": "", "ECS_CLUSTER": "", "CLOUDRUN_JOB": ""}
         broken = {**outputs, "machinesEnvironment": {**outputs["machinesEnvironment"], **emptied}}
         assert "refused" in destroy.violations(run.registrations, broken)[0]
 

@@ -1,0 +1,60 @@
+"""A Cloud Run bot's proof: its service account's identity token, and its execution still running.
+
+The bot asks its task's metadata server for
+`instance/service-accounts/default/identity?audience=<BOT_CHANNEL_URL>#<nonce>` (bot/identity.py,
+`BOT_IDENTITY=cloudrun`) and sends the token in its hello. Google signs it (RS256, keys at
+`https://www.googleapis.com/oauth2/v3/certs`, `CLOUDRUN_IDENTITY_CERTS_URL` overrides). Unlike a
+Compute Engine VM's, a Cloud Run token names no execution or instance: only the service account
+(`sub`, its unique id). So the check is in two parts. The token must be Google's, unexpired, for
+this channel, and its `sub` the bots' own service account (`CLOUDRUN_BOT_SERVICE_ACCOUNT_ID`),
+which the stack gives this job alone and lets no principal impersonate: only a task of the job can
+get one. And the execution the dispatcher ran for the credential's session must still be running,
+read through the Admin API. Someone who read an execution's env (`run.executions.get`) holds its
+credential but no such token; a bot of *another* execution of the same job could pair the two,
+which a Compute Engine VM's per-instance claims would refuse: the binding is the job's, not the
+execution's (docs/security.md). A reserve bot (no session yet) has no execution to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, token_seen, verified_claims
+from dispatcher.channel.identity import ProofSeen
+from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GOOGLE_ISSUERS
+
+__all__ = ["DEFAULT_CERTS_URL", "CloudRunIdentity"]
+
+
+class CloudRunIdentity:
+    def __init__(self, *, audience: str | None, service_account_id: str | None, certs_url: str,
+                 running: Callable[[str, str], Awaitable[bool]]) -> None:
+        """`running(kind, subject)`: whether the execution run for the grant still runs."""
+        self.audience, self.service_account_id = audience, service_account_id
+        self.keys = JsonWebKeys(certs_url)
+        self._running = running
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        if self.audience is None:
+            return "no audience to check identity tokens against (set BOT_CHANNEL_URL)"
+        if self.service_account_id is None:
+            return "no bot service account to check identity tokens against (set CLOUDRUN_BOT_SERVICE_ACCOUNT_ID)"
+        if hello.identity is None:
+            return "no identity token (a Cloud Run bot sends its service account's)"
+        try:
+            claims = await verified_claims(hello.identity, self.keys, issuers=GOOGLE_ISSUERS, audience=self.audience)
+        except IdentityRefused as exc:
+            return f"identity token refused: {exc}"
+        if claims.get("sub") != self.service_account_id:
+            return "identity token is not the bots' service account's"
+        if grant.kind != "idle" and not await self._running(grant.kind, grant.subject):
+            return f"no running execution for session {grant.subject}"
+        return None
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return token_seen(hello.identity)
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()

@@ -1,0 +1,312 @@
+"""`MACHINES=cloudrun`: one Cloud Run job execution per session (Admin API v2).
+
+The stack makes one job per deployment (the bot image by digest, `maxRetries: 0` so a failed bot
+is never re-run, its own service account). A session is `jobs.run` with overrides: the session's
+env (bot_environment.py: with a channel, its id, transport and credential only), `taskCount: 1`
+and `timeout` = max session + grace. The run's operation is done only when the execution ends,
+so the start is read from the execution (`runningCount`, `startTime`); `executions.cancel` ends
+it. `jobs.run` has no idempotency key: a run whose answer was lost (a timeout, a 5xx) may have
+made an execution, so it is never run again; the job's executions are read for the session's
+(cloudrun/executions.py) instead, and one that lands later than a second start is cancelled where
+it is seen. A session's start holds its lease across replicas (dispatcher/sessions/exclusive.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botchannel.contract import IDENTITY_VARIABLE
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import identity_audience
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
+from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
+from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
+from dispatcher.machines.cloudrun.executions import BODY_DIGEST, SESSION_TRANSPORT, execution_env, to_machine
+from dispatcher.machines.cloudrun.identity import DEFAULT_CERTS_URL, CloudRunIdentity
+from dispatcher.machines.creates import Creates
+from dispatcher.machines.gce.auth import GceAuth
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.recent import Recent
+from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.outbound.retry import (
+    RETRYABLE_STATUSES,
+    Backoff,
+    Transient,
+    provider_request,
+    retry_after_of,
+    with_retries,
+)
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.store.coordination import CreateLimits
+
+log = logging.getLogger("dispatcher.machines.cloudrun")
+
+DEFAULT_API_URL = "https://run.googleapis.com/v2"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Google publishes no number for `jobs.run` requests per minute (the quotas page has Admin API
+# rows whose values vary by project; machines_apis.md §3.2): one run a second, five at once,
+# counted once for the deployment (dispatcher/machines/creates.py) until CLOUDRUN_RUN_RATE/_BURST
+# set the project's own.
+DEFAULT_RUN_RATE = Rate(per_second=1.0, burst=5)
+MAX_TIMEOUT_SECONDS = 168 * 3600  # a task's longest timeout (more than 24 h is Preview)
+PAGE_SIZE = 100
+LOST_RUN_LOOKS = (0.5, 1.0, 2.0)  # pauses between looks for a lost run's execution
+
+
+@dataclass(frozen=True)
+class CloudRunSettings:
+    project: str
+    region: str
+    job: str
+    container: str = "bot"  # the job's container the overrides name
+    api_url: str = DEFAULT_API_URL
+    grace_seconds: int = 120  # timeout = max session + this (boot, goodbye)
+    anonymous: bool = False  # CLOUDRUN_AUTH=none: tests against a local fake only
+    timeout: float = 15.0
+    retry_deadline: float = 15.0
+    poll_seconds: float = 1.0
+    run_rate: Rate = DEFAULT_RUN_RATE
+    # The bots' identity tokens (cloudrun/identity.py): the audience they name, the unique id of
+    # the bots' own service account, and where Google publishes its signing keys.
+    identity_audience: str | None = None
+    bot_service_account_id: str | None = None
+    identity_certs_url: str = DEFAULT_CERTS_URL
+
+    @property
+    def job_path(self) -> str:
+        return f"/projects/{self.project}/locations/{self.region}/jobs/{self.job}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
+        required = require(env, ("CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB"), "cloudrun")
+        api_url = (env.get("CLOUDRUN_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
+        auth = env.get("CLOUDRUN_AUTH", "").strip().lower() or "adc"
+        if auth not in ("adc", "none"):
+            raise SettingsError(f"CLOUDRUN_AUTH={auth!r} is not one of adc, none")
+        if auth == "none" and api_url == DEFAULT_API_URL:
+            raise SettingsError("CLOUDRUN_AUTH=none is only for a CLOUDRUN_API_URL that points at a local fake")
+        return cls(
+            project=required["CLOUDRUN_PROJECT"],
+            region=required["CLOUDRUN_REGION"],
+            job=required["CLOUDRUN_JOB"],
+            container=env.get("CLOUDRUN_CONTAINER", "").strip() or cls.container,
+            api_url=api_url,
+            grace_seconds=int_setting(env, "CLOUDRUN_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            anonymous=auth == "none",
+            timeout=float_setting(env, "CLOUDRUN_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "CLOUDRUN_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "CLOUDRUN_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            run_rate=Rate.from_env(env, "CLOUDRUN_RUN", DEFAULT_RUN_RATE),
+            identity_audience=identity_audience(env),
+            bot_service_account_id=env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip() or None,
+            identity_certs_url=env.get("CLOUDRUN_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,
+        )
+
+
+class CloudRunMachines:
+    name = "cloudrun"
+
+    def __init__(self, settings: CloudRunSettings, *, coordination: CreateLimits, auth: GceAuth | None = None) -> None:
+        self.settings = settings
+        self.creates = Creates(self.name, coordination, settings.run_rate)  # every run, cold or reserve
+        self._client = HttpClient(settings.api_url, timeout=settings.timeout)
+        self._auth = auth or GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE)
+        self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
+        self._executions: Recent[str, str] = Recent()  # session -> execution name, as this replica knows it
+        self.identity = CloudRunIdentity(
+            audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
+            certs_url=settings.identity_certs_url, running=self._serves,
+        )
+
+    # --- calls ---
+    async def _request(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        headers = await self._auth.headers()
+        return await provider_request("cloudrun", self._client, method, path, backoff=self._backoff,
+                                      error=MachinesError, headers=headers, **kw)
+
+    def _execution_path(self, name: str) -> str:
+        return f"{self.settings.job_path}/executions/{name}"
+
+    async def _get(self, name: str) -> dict[str, Any] | None:
+        response = await self._request("GET", self._execution_path(name))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise failed(response, f"get execution {name}")
+        return dict(response.json())
+
+    async def executions(self) -> list[dict[str, Any]]:
+        """Every execution of the job the API still holds (running ones and the last 1000 completed)."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"pageSize": PAGE_SIZE}
+        while True:
+            response = await self._request("GET", f"{self.settings.job_path}/executions", params=params)
+            if response.status_code != 200:
+                raise failed(response, "list executions")
+            page = response.json()
+            found += [dict(e) for e in page.get("executions") or []]
+            if not page.get("nextPageToken"):
+                return found
+            params = {**params, "pageToken": page["nextPageToken"]}
+
+    async def _find(self, session_id: str) -> dict[str, Any] | None:
+        """The session's execution: the one this replica remembers, else the one whose env names it."""
+        if (name := self._executions.get(session_id)) is not None:
+            if (raw := await self._get(name)) is not None:
+                return raw
+        mine = [raw for raw in await self.executions() if execution_env(raw).get(SESSION_ID) == session_id]
+        if not mine:
+            return None
+        first, *duplicates = sorted(mine, key=lambda raw: str(raw.get("createTime", "")))
+        for duplicate in duplicates:  # a lost run's execution that landed after all: one bot per session
+            if not duplicate.get("completionTime"):
+                log.warning("cancelling a second execution of session %s", session_id)
+                await self.cancel(str(duplicate["name"]).rsplit("/", 1)[-1])
+        self._executions[session_id] = str(first["name"]).rsplit("/", 1)[-1]
+        return first
+
+    async def _machine(self, raw: Mapping[str, Any]) -> Machine:
+        detail = await self._exit_detail(raw) if raw.get("failedCount") else None
+        return to_machine(raw, exit_detail=detail)
+
+    async def _exit_detail(self, raw: Mapping[str, Any]) -> str | None:
+        """A failed execution's exit code, which only its task reports (`lastAttemptResult`)."""
+        name = str(raw.get("name", "")).rsplit("/", 1)[-1]
+        response = await self._request("GET", f"{self._execution_path(name)}/tasks")
+        if response.status_code != 200:
+            return None
+        for task in response.json().get("tasks") or []:
+            code = (task.get("lastAttemptResult") or {}).get("exitCode")
+            if code is not None:
+                return f"exit code {code}"
+        return None
+
+    # --- the run ---
+    def run_body(self, env: Mapping[str, str], seconds: int) -> dict[str, Any]:
+        return {"overrides": {
+            "containerOverrides": [{"name": self.settings.container,
+                                    "env": [{"name": k, "value": v} for k, v in env.items()]}],
+            "taskCount": 1,
+            "timeout": f"{min(seconds, MAX_TIMEOUT_SECONDS)}s",
+        }}
+
+    def session_env(self, spec: LaunchSpec) -> dict[str, str]:
+        env = bot_environment(spec)
+        if spec.channel_token:  # the channel admits its hello with the execution's identity token only
+            env[IDENTITY_VARIABLE] = "cloudrun"
+        env[BODY_DIGEST] = spec.body_digest
+        if spec.transport:
+            env[SESSION_TRANSPORT] = spec.transport
+        return env
+
+    async def run(self, env: Mapping[str, str], seconds: int, already: Any = None) -> dict[str, Any]:
+        """`jobs.run`; the execution it made. `already()` (after an answer that was lost) says whether
+        the lost run made one, which is then returned instead of running again."""
+        headers = await self._auth.headers()
+        path = f"{self.settings.job_path}:run"
+        body = self.run_body(env, seconds)
+        lost = False
+
+        async def once() -> dict[str, Any]:
+            nonlocal lost
+            if lost and already is not None:  # never run again: the lost one may land any moment
+                return await self._landed(already)
+            try:
+                response = await self._client.request("POST", path, json=body, headers=headers)
+            except HttpError as exc:
+                lost = True
+                raise Transient(f"POST {path}: {type(exc).__name__}") from exc
+            if response.status_code in RETRYABLE_STATUSES and not is_quota(response):
+                lost = response.status_code != 429  # a 429 made nothing; a 5xx may have
+                raise Transient(f"POST {path}: HTTP {response.status_code} {status_of(response)}",
+                                retry_after=retry_after_of(response.headers), status=response.status_code)
+            if response.status_code != 200:
+                raise failed(response, f"run job {self.settings.job}")
+            execution = (response.json().get("metadata") or {})
+            if not execution.get("name"):
+                raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: no execution in the operation")
+            return dict(execution)
+
+        try:
+            return await with_retries(once, self._backoff)
+        except Transient as exc:
+            reason = "cloudrun_throttled" if exc.status == 429 else "cloudrun_unavailable"
+            raise MachinesError(reason, f"cloudrun: {exc}", retry_after=exc.retry_after or 1.0) from None
+
+    async def _landed(self, already: Any) -> dict[str, Any]:
+        """The execution a run whose answer was lost made, looked for a few times; not seen: the
+        start fails retryable (a later start finds it, `launch` looks first; a duplicate that lands
+        after all is cancelled where it is seen, `_find`)."""
+        for pause in LOST_RUN_LOOKS:
+            if (made := await already()) is not None:
+                return dict(made)
+            await asyncio.sleep(pause)
+        raise MachinesError("cloudrun_unavailable", f"run job {self.settings.job}: its answer was lost and no "
+                            "execution is seen yet", retry_after=LOST_RUN_LOOKS[-1])
+
+    # --- the contract ---
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        if (existing := await self._find(spec.session_id)) is not None:
+            return LaunchResult(await self._machine(existing), created=False)
+        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        execution = await self.run(self.session_env(spec), spec.max_session_seconds + self.settings.grace_seconds,
+                                   already=lambda: self._find(spec.session_id))
+        self._executions[spec.session_id] = str(execution["name"]).rsplit("/", 1)[-1]
+        machine = to_machine(execution, session_id=spec.session_id)
+        return LaunchResult(Machine(session_id=spec.session_id, machine_id=machine.machine_id, state=machine.state,
+                                    created_at=machine.created_at or time.time(), body_digest=spec.body_digest,
+                                    transport=spec.transport), created=True)
+
+    async def status(self, session_id: str) -> Machine | None:
+        raw = await self._find(session_id)
+        return None if raw is None else await self._machine(raw)
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def cancel(self, name: str) -> bool:
+        """`executions.cancel`; False if the execution is gone. Cancelling a finished one changes nothing."""
+        response = await self._request("POST", f"{self._execution_path(name)}:cancel", json={})
+        if response.status_code == 404:
+            return False
+        if response.status_code == 400 and status_of(response) == "FAILED_PRECONDITION":
+            return True  # it had finished already
+        if response.status_code != 200:
+            raise failed(response, f"cancel execution {name}")
+        return True
+
+    async def stop(self, session_id: str) -> bool:
+        raw = await self._find(session_id)
+        if raw is None:
+            return False
+        if raw.get("completionTime"):
+            return True
+        return await self.cancel(str(raw["name"]).rsplit("/", 1)[-1])
+
+    async def list(self) -> list[Machine]:
+        """The sessions' executions still running: an ended execution costs nothing and the API
+        deletes the oldest past 1000 per job, so the reaper has nothing to remove."""
+        return [await self._machine(raw) for raw in await self.executions()
+                if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
+
+    async def _serves(self, kind: str, subject: str) -> bool:
+        """Whether the execution launched for a credential's session runs (cloudrun/identity.py)."""
+        if kind != "session":
+            return False
+        machine = await self.status(subject)
+        return machine is not None and machine.state.is_active
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self.identity.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: a Cloud Run bot finds the channel in its job's env (`BOT_CHANNEL_URL`),
+        and its credential travels with each run."""
+

@@ -1,0 +1,123 @@
+"""BotJob: the Cloud Run job whose executions are the bots, one per session (`MACHINES=cloudrun`).
+
+The job runs the digest-pinned bot image as its own service account, one task per execution,
+`maxRetries: 0` (a failed bot must not be run again into a finished session; the API's default is
+3), and a timeout that a run's override replaces with the session's. The bot's provider keys are
+Secret Manager references in the job's env (`value_source.secret_key_ref`: Cloud Run resolves
+them at start, nobody reading the job sees a value); its channel URL and settings are plain env;
+its own channel credential comes with each run (dispatcher/machines/cloudrun/provider.py).
+
+`grant_run` is the only way to let another identity start bots: a custom role with exactly what
+the provider calls (run with overrides, read and cancel executions, read their tasks), bound on
+this job alone (`JobIamMember`), never on the project, and no actAs: running a job does not act
+as its account. Nothing is granted on the bot's account, so only the job's tasks get its identity
+tokens, which the dispatcher's hello check relies on (cloudrun/identity.py, docs/security.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from stacks.gcp.bot_template import pull_and_log
+from stacks.gcp.secrets import SecretStore
+
+# What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
+RUN_PERMISSIONS = (
+    "run.jobs.get",
+    "run.jobs.run",
+    "run.jobs.runWithOverrides",  # a session's env, task count and timeout are overrides
+    "run.executions.get",
+    "run.executions.list",
+    "run.executions.cancel",
+    "run.tasks.get",
+    "run.tasks.list",  # a failed execution's exit code is its task's
+)
+CONTAINER = "bot"  # CLOUDRUN_CONTAINER: the container the overrides name
+
+
+@dataclass(frozen=True)
+class BotJobArgs:
+    project: str
+    prefix: str
+    account_id: str
+    image: pulumi.Input[str]  # digest-pinned
+    repository_id: pulumi.Input[str]
+    region: str
+    max_session_seconds: int
+    secrets: SecretStore | None = None
+    secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys (never the channel's secret)
+    channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL
+    environment: Mapping[str, str] = field(default_factory=dict)  # LOG_FORMAT, the trace collector, …
+    cpu: str = "1"
+    memory: str = "2Gi"
+    grace_seconds: int = 120  # CLOUDRUN_GRACE_SECONDS: the default timeout's slack, as each run's
+    deletion_protection: bool = False
+
+
+class BotJob(pulumi.ComponentResource):
+    job_name: pulumi.Output[str]
+    service_account_email: pulumi.Output[str]
+    service_account_unique_id: pulumi.Output[str]  # CLOUDRUN_BOT_SERVICE_ACCOUNT_ID
+
+    def __init__(self, name: str, args: BotJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:gcp:BotJob", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._name, self._args = name, args
+        self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
+                                                  display_name="voicefleet bot job", opts=child)
+        member = pulumi.Output.concat("serviceAccount:", self.account.email)
+        self.grants = pull_and_log(name, args.project, args.region, args.repository_id, member, child)
+        secret_env: list[dict[str, object]] = []
+        if args.secrets is not None and args.secret_names:
+            self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)
+            secret_env = args.secrets.env(args.secret_names)
+        plain = {**args.environment, **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {})}
+        container: dict[str, Any] = {
+            "name": CONTAINER,
+            "image": args.image,
+            "resources": {"limits": {"cpu": args.cpu, "memory": args.memory}},
+            "envs": [{"name": k, "value": v} for k, v in sorted(plain.items())] + secret_env,
+        }
+        template: Any = {  # the typed dicts' nesting, as the other stacks' resources write it
+            "task_count": 1,
+            "parallelism": 1,
+            "template": {
+                "service_account": self.account.email,
+                "max_retries": 0,
+                "timeout": f"{args.max_session_seconds + args.grace_seconds}s",
+                "containers": [container],
+            },
+        }
+        self.job = gcp.cloudrunv2.Job(
+            name,
+            name=f"{args.prefix}-bot",
+            location=args.region,
+            deletion_protection=args.deletion_protection,
+            labels={"role": "bot"},
+            template=template,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.grants),
+        )
+        self.job_name = self.job.name
+        self.service_account_email = self.account.email
+        self.service_account_unique_id = self.account.unique_id
+        self.register_outputs({"job_name": self.job_name, "service_account_email": self.service_account_email})
+
+    def grant_run(self, grantee: str, member: pulumi.Input[str]) -> list[pulumi.Resource]:
+        """Let `member` run this job's executions with overrides, read and cancel them: on this job only."""
+        base = f"{self._name}_runner".replace("-", "_")
+        role = gcp.projects.IAMCustomRole(
+            f"{self._name}-runner", project=self._args.project,
+            # a deleted role's id stays reserved for 37 days: part of the account's unique id keeps re-creation free
+            role_id=self.account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
+            title="voicefleet bot job runner",
+            description="Run voicefleet bot executions with overrides, watch and cancel them",
+            permissions=list(RUN_PERMISSIONS), opts=pulumi.ResourceOptions(parent=self))
+        binding = gcp.cloudrunv2.JobIamMember(
+            f"{self._name}-runner-{grantee}", project=self._args.project, location=self._args.region,
+            name=self.job.name, role=role.name, member=member, opts=pulumi.ResourceOptions(parent=self))
+        return [role, binding]

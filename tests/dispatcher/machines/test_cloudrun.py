@@ -1,0 +1,178 @@
+"""The Cloud Run provider's own rules, beyond the shared contract: the run it asks for, its
+refusals (a quota, a missing grant, overrides over the API's limits), a run whose answer was lost,
+and the hello's proof (the bots' service account's token, for a session whose execution runs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.identity import MachineIdentity
+from botchannel.contract import Hello
+from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.factory import configuration_problems
+from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
+from dispatcher.settings import Settings, SettingsError, hash_api_key
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.harness import settle
+from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
+
+KEY = "cloudrun-key-0123456789abcdef"
+
+
+@pytest.fixture
+async def cloudrun(fake_cloud_run_jobs: FakeCloudRunJobs) -> AsyncIterator[CloudRunMachines]:
+    env = {**fake_cloud_run_jobs.env, "CLOUDRUN_RETRY_DEADLINE_SECONDS": "3"}
+    provider = CloudRunMachines(CloudRunSettings.from_env(env), coordination=LocalCoordination())
+    yield provider
+    await provider.aclose()
+
+
+def runs(fake: FakeCloudRunJobs) -> list[dict]:  # type: ignore[type-arg]
+    return [c.json() for c in fake.calls_to("POST", ":run")]
+
+
+async def test_a_session_is_one_task_with_the_sessions_cap_and_its_env_merged_with_the_jobs(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    s = LaunchSpec(session_id="a" * 24, body_digest="d" * 32, max_session_seconds=900, channel_token="cred.1.2.3",
+                   transport="webrtc")
+    await cloudrun.launch(s)
+    [run] = runs(fake_cloud_run_jobs)
+    assert run["overrides"]["taskCount"] == 1 and run["overrides"]["timeout"] == f"{900 + 120}s"
+    assert "args" not in run["overrides"]["containerOverrides"][0]  # secrets never on a command line
+    [execution] = fake_cloud_run_jobs.of_session(s.session_id)
+    env = fake_cloud_run_jobs.env_of(execution)
+    assert env["BOT_CHANNEL_URL"] == CHANNEL_AUDIENCE  # the job's own, kept: overrides merge
+    assert env["BOT_CHANNEL_TOKEN"] == "cred.1.2.3" and env["BOT_IDENTITY"] == "cloudrun"
+    assert (env["VOICEFLEET_BODY_DIGEST"], env["VOICEFLEET_SESSION_TRANSPORT"]) == ("d" * 32, "webrtc")
+
+
+async def test_the_running_executions_quota_is_answered_at_capacity_at_once_not_retried(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    fake_cloud_run_jobs.max_running = 1
+    await cloudrun.launch(spec())
+    with pytest.raises(MachinesError) as caught:
+        await cloudrun.launch(spec())
+    assert caught.value.reason == "cloudrun_capacity" and caught.value.retry_after == 30.0
+    assert len(runs(fake_cloud_run_jobs)) == 2  # one refused run: retrying a quota spends the rate limit
+
+
+async def test_a_start_past_the_quota_is_a_503_with_retry_after(fake_cloud_run_jobs: FakeCloudRunJobs) -> None:
+    fake_cloud_run_jobs.max_running = 0
+    settings = Settings(machines="cloudrun", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
+                        max_concurrent_sessions=10, transports=("webrtc",), bot_channel_token="c" * 40)
+    env = {**fake_cloud_run_jobs.env, "TURN_URLS": "turn:turn.example.com:3478", "TURN_SHARED_SECRET": "t" * 40}
+    machines = CloudRunMachines(CloudRunSettings.from_env(env), coordination=LocalCoordination())
+    app = create_app(settings, env=env, machines=machines, rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x") as http:
+        answer = await http.post("/start", json={}, headers={"Authorization": f"Bearer {KEY}"})
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "cloudrun_capacity" and answer.headers["Retry-After"] == "30"
+
+
+async def test_a_run_whose_answer_was_lost_is_found_not_run_again(fake_cloud_run_jobs: FakeCloudRunJobs) -> None:
+    """No idempotency key on jobs.run: the first run made its execution, its answer came too late."""
+    env = {**fake_cloud_run_jobs.env, "CLOUDRUN_TIMEOUT_SECONDS": "0.3", "CLOUDRUN_RETRY_DEADLINE_SECONDS": "5"}
+    provider = CloudRunMachines(CloudRunSettings.from_env(env), coordination=LocalCoordination())
+    fake_cloud_run_jobs.delay(1.0, times=1, method="POST", path_suffix=":run")
+    s = spec()
+    try:
+        result = await provider.launch(s)
+        settle(fake_cloud_run_jobs, 10)  # every run the fake received has landed
+        assert len(fake_cloud_run_jobs.of_session(s.session_id)) == 1
+        assert result.created is True and await provider.status(s.session_id) is not None
+    finally:
+        await provider.aclose()
+
+
+async def test_a_second_execution_of_a_session_is_cancelled_where_it_is_seen(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    s = spec()
+    first = await cloudrun.launch(s)
+    await cloudrun.run(cloudrun.session_env(s), 60)  # a lost run's execution that landed after all
+    replica = CloudRunMachines(cloudrun.settings, coordination=LocalCoordination())
+    try:
+        found = await replica.status(s.session_id)
+    finally:
+        await replica.aclose()
+    assert found is not None and found.machine_id == first.machine.machine_id  # the first one serves
+    assert sum(not e.get("completionTime") for e in fake_cloud_run_jobs.of_session(s.session_id)) == 1
+
+
+async def test_overrides_without_their_grant_are_refused_as_unauthorized_without_retry(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    fake_cloud_run_jobs.grant_overrides = False  # run.jobs.run alone, not run.jobs.runWithOverrides
+    with pytest.raises(MachinesError) as caught:
+        await cloudrun.launch(spec())
+    assert caught.value.reason == "cloudrun_unauthorized" and caught.value.retry_after is None
+    assert len(runs(fake_cloud_run_jobs)) == 1
+
+
+async def test_a_body_over_the_env_value_limit_is_rejected(cloudrun: CloudRunMachines) -> None:
+    s = LaunchSpec(session_id="b" * 24, body_digest="d" * 32, max_session_seconds=60, body={"x": "y" * 40000})
+    with pytest.raises(MachinesError) as caught:
+        await cloudrun.launch(s)  # no channel: the body travels in the env, and a value holds 32768 characters
+    assert caught.value.reason == "cloudrun_rejected"
+
+
+async def test_a_failed_execution_reports_its_tasks_exit_code(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    s = spec()
+    result = await cloudrun.launch(s)
+    fake_cloud_run_jobs.lose(result.machine.machine_id)
+    machine = await cloudrun.status(s.session_id)
+    assert machine is not None and machine.state.value == "failed" and machine.detail == "exit code 137"
+    assert [m.session_id for m in await cloudrun.list()] == []  # ended: nothing left for the reaper
+    assert await cloudrun.stop(s.session_id) is True  # stopping an ended one is a no-op
+
+
+def test_settings_refuse_no_auth_against_google_and_name_the_bots_service_account() -> None:
+    with pytest.raises(SettingsError, match="CLOUDRUN_AUTH=none"):
+        CloudRunSettings.from_env({"CLOUDRUN_PROJECT": "p", "CLOUDRUN_REGION": "r", "CLOUDRUN_JOB": "j",
+                                   "CLOUDRUN_AUTH": "none"})
+    problems = configuration_problems({"MACHINES": "cloudrun", "DISPATCHER_API_KEYS": KEY, "CLOUDRUN_PROJECT": "p",
+                                       "CLOUDRUN_REGION": "r", "CLOUDRUN_JOB": "j", "BOT_CHANNEL_TOKEN": "c" * 40,
+                                       "BOT_CHANNEL_URL": "wss://d.example/bots/channel", "TRANSPORTS": "daily",
+                                       "DAILY_API_KEY": "k"})
+    assert any("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID" in p for p in problems), problems
+
+
+async def bot_token(fake: FakeCloudRunJobs, execution: str) -> str | None:
+    env = {"GCE_METADATA_HOST": fake.metadata_host(execution)}
+    return await MachineIdentity("cloudrun", CHANNEL_AUDIENCE, env).token()
+
+
+async def test_a_hello_needs_the_bots_service_account_token_and_its_sessions_execution_running(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    fake = fake_cloud_run_jobs
+    s = spec()
+    name = (await cloudrun.launch(s)).machine.machine_id
+    fake.set_state(name, "started")
+    grant = BotGrant("session", s.session_id, 2**31)
+
+    def hello(identity: str | None) -> Hello:
+        return Hello(machine_id=name, session_id=s.session_id, identity=identity)
+
+    token = await bot_token(fake, name)
+    assert token is not None and "compute_engine" not in json.dumps(token)
+    assert await cloudrun.identity.refusal(grant, hello(token)) is None  # the positive control
+    assert "no identity token" in str(await cloudrun.identity.refusal(grant, hello(None)))  # a stolen credential
+    other = fake.identity_token(CHANNEL_AUDIENCE, subject="104000000000000000999")  # another service account
+    assert "service account" in str(await cloudrun.identity.refusal(grant, hello(other)))
+    elsewhere = fake.identity_token("wss://elsewhere.example/bots/channel")
+    assert "audience" in str(await cloudrun.identity.refusal(grant, hello(elsewhere)))
+    fake.set_state(name, "succeeded")  # the session's execution is over: its credential opens nothing
+    assert "no running execution" in str(await cloudrun.identity.refusal(grant, hello(token)))

@@ -1,0 +1,311 @@
+"""A fake Cloud Run Admin API v2 for one job's executions: `jobs.run`, `executions.get/list/cancel`,
+`tasks.list`, and each execution's metadata server (its identity token).
+
+Following the documented contract (googleapis `job.proto`, `execution.proto`, `task_template.proto`;
+machines_apis.md §3, §8), never more lenient:
+- `POST …/jobs/J:run` with `overrides`: `containerOverrides[].name` must name a container of the
+  job; `env` *merges* by name with the job's; names `PORT`, `CLOUD_RUN_*` and `K_*` are reserved,
+  a value holds at most 32768 characters and a container at most 1000 variables (400
+  `INVALID_ARGUMENT`); `taskCount` 1…10000; `timeout` whole seconds ("600s"), at most 168 h.
+  Overrides need `run.jobs.runWithOverrides` beside `run.jobs.run`: `grant_overrides=False`
+  refuses them (403 `PERMISSION_DENIED`). A given `etag` other than the job's is 409 `ABORTED`.
+  Past `max_running` running executions (the quota: 1000 per project and region): 429
+  `RESOURCE_EXHAUSTED` with a `QuotaFailure` detail. The answer is the run's operation, not done,
+  its `metadata` the new `Execution`. Each run makes a new execution (`<job>-<5 letters>`): no
+  idempotency key.
+- `Execution`: `template` (the tasks' template: the job's containers with the overrides merged),
+  `createTime`, `startTime`, `completionTime`, counts in proto3 JSON (a zero is left out).
+- `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed);
+  a finished one is 400 `FAILED_PRECONDITION` (the API documents no answer: the stricter one).
+- Errors are AIP-193: `{"error": {code, message, status, details}}`. Injected 429s (`fail`) carry
+  an `ErrorInfo` `RATE_LIMIT_EXCEEDED`; other injected ones `UNAVAILABLE`.
+- `launcher` set: each run starts a real process for its task (the bot), with the merged env plus
+  `CLOUD_RUN_JOB`, `CLOUD_RUN_EXECUTION`, `CLOUD_RUN_TASK_INDEX/ATTEMPT/COUNT` and
+  `GCE_METADATA_HOST` at its own metadata server; its exit ends the execution (0: succeeded, else
+  failed with the code in the task's `lastAttemptResult`), a cancel sends it SIGTERM. The job's
+  `maxRetries` is 0, so a failed task is not run again.
+- The metadata server (`/metadata/<execution>/computeMetadata/v1/instance/service-accounts/default/
+  identity`) needs `Metadata-Flavor: Google`, an `audience`, a running execution; its RS256 token
+  names the service account only (`sub`, `azp`: `SERVICE_ACCOUNT_ID`), as Cloud Run's do.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import string
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.cloud_run import google_error, rfc3339
+from tests.fakes.gce import metadata_refusal
+from tests.fakes.server import FakeApi, Handler
+from tests.fakes.signing import SigningKey
+
+PROJECT, REGION, JOB = "vf-test", "europe-west1", "vf-bot"
+CHANNEL_AUDIENCE = "wss://dispatcher.example/bots/channel"
+SERVICE_ACCOUNT_ID = "104000000000000000777"  # the bots' service account's unique id
+IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
+MAX_ENV, MAX_VALUE, MAX_TIMEOUT = 1000, 32768, 168 * 3600
+_RESERVED = re.compile(r"^(PORT|CLOUD_RUN_.*|K_.*)$")
+EXECUTION_TYPE = "type.googleapis.com/google.cloud.run.v2.Execution"
+
+
+def _invalid(message: str) -> JSONResponse:
+    return google_error(400, "INVALID_ARGUMENT", message)
+
+
+class FakeCloudRunJobs(FakeApi):
+    error_body = staticmethod(lambda status: {"error": {
+        "code": status, "message": "injected",
+        "status": "RESOURCE_EXHAUSTED" if status == 429 else "UNAVAILABLE",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+                     "domain": "run.googleapis.com"}] if status == 429 else []}})
+
+    def __init__(self, project: str = PROJECT, region: str = REGION, job: str = JOB) -> None:
+        super().__init__()
+        self.project, self.region, self.job = project, region, job
+        self.containers: list[dict[str, Any]] = [{
+            "name": "bot", "image": "europe-docker.pkg.dev/p/r/bot@sha256:" + "0" * 64,
+            "env": [{"name": "BOT_CHANNEL_URL", "value": CHANNEL_AUDIENCE}]}]
+        self.max_retries = 0
+        self.etag = '"job-etag-1"'
+        self.grant_overrides = True
+        self.max_running = 1000
+        self.max_page_size = 100
+        self.bearer_token: str | None = None
+        self.executions: dict[str, dict[str, Any]] = {}  # name (short) -> Execution
+        self.exit_codes: dict[str, int] = {}
+        # (env) -> a process standing in for the task; None: executions move only when a test says
+        self.launcher: Callable[[dict[str, str]], subprocess.Popen[bytes]] | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.signing_key = SigningKey()
+        self._lock = threading.RLock()
+
+    @property
+    def job_path(self) -> str:
+        return f"/v2/projects/{self.project}/locations/{self.region}/jobs/{self.job}"
+
+    @property
+    def root(self) -> str:
+        return self.url.removesuffix("/v2")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the `cloudrun` provider at this fake."""
+        return {"CLOUDRUN_PROJECT": self.project, "CLOUDRUN_REGION": self.region, "CLOUDRUN_JOB": self.job,
+                "CLOUDRUN_API_URL": self.url, "CLOUDRUN_AUTH": "none", "CLOUDRUN_POLL_SECONDS": "0.05",
+                "CLOUDRUN_IDENTITY_CERTS_URL": f"{self.root}/oauth2/v3/certs",
+                "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": SERVICE_ACCOUNT_ID, "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE}
+
+    def metadata_host(self, execution: str) -> str:
+        return f"{self.root.removeprefix('http://')}/metadata/{execution}"
+
+    def routes(self) -> list[Route]:
+        j = self.job_path
+        return [
+            Route(j + ":run", self.run, methods=["POST"]),
+            Route(j + "/executions", self.list_executions, methods=["GET"]),
+            Route(j + "/executions/{name}", self.get, methods=["GET"]),
+            Route(j + "/executions/{name}:cancel", self.cancel, methods=["POST"]),
+            Route(j + "/executions/{name}/tasks", self.tasks, methods=["GET"]),
+            Route("/metadata/{name}" + IDENTITY_PATH, self.identity, methods=["GET"]),
+            Route("/oauth2/v3/certs", self.certs, methods=["GET"]),
+        ]
+
+    def _wrap(self, endpoint: Handler) -> Handler:
+        async def authorized(request: Request) -> Response:
+            api_call = request.url.path.startswith("/v2/")
+            if api_call and self.bearer_token is not None and (
+                    request.headers.get("authorization") != f"Bearer {self.bearer_token}"):
+                return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+            return await endpoint(request)
+
+        return super()._wrap(authorized)
+
+    # --- the test's controls ---
+    def of_session(self, session_id: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.executions.values()) if self.env_of(e).get("VOICEFLEET_SESSION_ID") == session_id]
+
+    @staticmethod
+    def env_of(execution: Mapping[str, Any]) -> dict[str, str]:
+        return {i["name"]: i.get("value", "") for c in execution["template"]["containers"] for i in c.get("env", [])}
+
+    def running(self) -> int:
+        return sum(1 for e in self.executions.values() if not e.get("completionTime"))
+
+    def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
+        """starting | started | succeeded | failed (exit_code) | cancelled: as the API would report it."""
+        with self._lock:
+            e = self.executions[name]
+            now = rfc3339(datetime.now(UTC))
+            for key in ("startTime", "completionTime", "runningCount", "succeededCount", "failedCount",
+                        "cancelledCount"):
+                if state == "starting" or key != "startTime":
+                    e.pop(key, None)
+            if state == "started":
+                e.update(startTime=e.get("startTime") or now, runningCount=1)
+            elif state in ("succeeded", "failed", "cancelled"):
+                e.setdefault("startTime", now)
+                e.update(completionTime=now, **{f"{state}Count": 1})
+                if state == "failed":
+                    self.exit_codes[name] = 1 if exit_code is None else exit_code
+
+    def lose(self, name: str) -> None:
+        """The task dies with the machine under it (no exit code the bot chose): a failed execution."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            process.kill()
+        self.set_state(name, "failed", exit_code=137)
+
+    def close(self) -> None:
+        for process in list(self.processes.values()):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+    # --- the API ---
+    async def run(self, request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        if body.get("etag") not in (None, "", self.etag):
+            return google_error(409, "ABORTED", "The etag of the job does not match: it changed")
+        overrides = body.get("overrides") or {}
+        if overrides and not self.grant_overrides:
+            return google_error(403, "PERMISSION_DENIED",
+                                f"Permission 'run.jobs.runWithOverrides' denied on resource '{self.job}'")
+        containers = [dict(c, env=list(c.get("env", []))) for c in self.containers]
+        for given in overrides.get("containerOverrides") or []:
+            target = next((c for c in containers if c["name"] == given.get("name")), None)
+            if target is None:
+                return _invalid(f"containerOverrides: no container named {given.get('name')!r} in the job")
+            merged = {e["name"]: e for e in target["env"]}
+            for item in given.get("env") or []:
+                name, value = str(item.get("name", "")), item.get("value", "")
+                if not name or _RESERVED.match(name):
+                    return _invalid(f"env: {name!r} is a reserved name")
+                if len(str(value)) > MAX_VALUE:
+                    return _invalid(f"env {name}: value longer than {MAX_VALUE} characters")
+                merged[name] = {"name": name, "value": str(value)}
+            if len(merged) > MAX_ENV:
+                return _invalid(f"env: more than {MAX_ENV} variables")
+            target["env"] = list(merged.values())
+            if given.get("clearArgs"):
+                target.pop("args", None)
+            elif given.get("args"):
+                target["args"] = list(given["args"])
+        task_count = overrides.get("taskCount", 1)
+        if not isinstance(task_count, int) or not 1 <= task_count <= 10000:
+            return _invalid("taskCount must be between 1 and 10000")
+        timeout = str(overrides.get("timeout", "600s"))
+        if not re.fullmatch(r"\d+s", timeout) or int(timeout[:-1]) > MAX_TIMEOUT:
+            return _invalid(f"timeout {timeout!r}: whole seconds, at most {MAX_TIMEOUT}s")
+        with self._lock:
+            if self.running() >= self.max_running:
+                return JSONResponse({"error": {
+                    "code": 429, "status": "RESOURCE_EXHAUSTED",
+                    "message": "Quota exceeded for running job executions per project per region",
+                    "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                        "subject": f"projects/{self.project}/locations/{self.region}",
+                        "description": f"running executions: limit {self.max_running}"}]}]}}, status_code=429)
+            name = f"{self.job}-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))  # noqa: S311
+            full = f"projects/{self.project}/locations/{self.region}/jobs/{self.job}/executions/{name}"
+            execution: dict[str, Any] = {
+                "name": full, "uid": str(uuid.uuid4()), "job": self.job, "createTime": rfc3339(datetime.now(UTC)),
+                "taskCount": task_count, "parallelism": task_count,
+                "template": {"containers": containers, "maxRetries": self.max_retries, "timeout": timeout},
+                "etag": f'"{uuid.uuid4().hex[:8]}"'}
+            self.executions[name] = execution
+        if self.launcher is not None:
+            self._start(name, containers[0])
+        operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
+                     "metadata": {"@type": EXECUTION_TYPE, **execution}, "done": False}
+        return JSONResponse(operation)
+
+    def _start(self, name: str, container: Mapping[str, Any]) -> None:
+        assert self.launcher is not None
+        env = {e["name"]: e["value"] for e in container["env"]} | {
+            "CLOUD_RUN_JOB": self.job, "CLOUD_RUN_EXECUTION": name, "CLOUD_RUN_TASK_INDEX": "0",
+            "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1", "GCE_METADATA_HOST": self.metadata_host(name)}
+        process = self.launcher(env)
+        self.processes[name] = process
+        self.set_state(name, "started")
+
+        def watch() -> None:
+            code = process.wait()
+            with self._lock:
+                if not self.executions[name].get("completionTime"):
+                    self.set_state(name, "succeeded" if code == 0 else "failed", exit_code=code)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    def _not_found(self, name: str) -> JSONResponse:
+        return google_error(404, "NOT_FOUND", f"Resource '{name}' of kind 'EXECUTION' in region '{self.region}' "
+                                              f"in project '{self.project}' does not exist.")
+
+    async def get(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.executions:
+            return self._not_found(name)
+        return JSONResponse(self.executions[name])
+
+    async def list_executions(self, request: Request) -> Response:
+        items = sorted(self.executions.values(), key=lambda e: e["createTime"], reverse=True)
+        size = min(self.max_page_size, int(request.query_params.get("pageSize", "100") or 100))
+        start = int(request.query_params.get("pageToken", "0") or 0)
+        page: dict[str, Any] = {"executions": items[start:start + size]}
+        if start + size < len(items):
+            page["nextPageToken"] = str(start + size)
+        return JSONResponse(page)
+
+    async def cancel(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        with self._lock:
+            if name not in self.executions:
+                return self._not_found(name)
+            if self.executions[name].get("completionTime"):
+                return google_error(400, "FAILED_PRECONDITION", f"Execution {name} has already completed")
+            self.set_state(name, "cancelled")
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+        operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
+                     "metadata": {"@type": EXECUTION_TYPE, **self.executions[name]}, "done": False}
+        return JSONResponse(operation)
+
+    async def tasks(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.executions:
+            return self._not_found(name)
+        task: dict[str, Any] = {"name": f"{self.executions[name]['name']}/tasks/{name}-task0", "index": 0}
+        if name in self.exit_codes:
+            task["lastAttemptResult"] = {"exitCode": self.exit_codes[name]}
+        return JSONResponse({"tasks": [task]})
+
+    async def identity(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if (refused := metadata_refusal(request)) is not None:
+            return refused
+        audience = request.query_params["audience"]
+        execution = self.executions.get(name)
+        if execution is None or execution.get("completionTime") or not execution.get("runningCount"):
+            return Response("not found", status_code=404)
+        return Response(self.identity_token(audience), media_type="text/html")
+
+    def identity_token(self, audience: str, *, lifetime: int = 3600, subject: str = SERVICE_ACCOUNT_ID) -> str:
+        now = int(time.time())
+        return self.signing_key.sign({"iss": "https://accounts.google.com", "aud": audience, "azp": subject,
+                                      "sub": subject, "iat": now, "exp": now + lifetime})
+
+    async def certs(self, request: Request) -> Response:
+        return JSONResponse({"keys": [self.signing_key.jwk()]})
