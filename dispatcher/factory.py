@@ -48,6 +48,18 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return FlyFrozenMachines.from_env(env, channel_url, coordination)
         return FlyMachines(FlySettings.from_env(env), coordination)
+    if settings.machines == "modal":
+        from dispatcher.machines.modal.provider import ModalMachines
+        from dispatcher.machines.modal.settings import ModalSettings
+
+        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+            from dispatcher.machines.modal.reserve import ModalWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return ModalWarmMachines(ModalSettings.from_env(env), coordination=coordination, channel_url=channel_url,
+                                     max_idle_seconds=ReserveSettings.from_env(env, "modal").max_idle_seconds,
+                                     max_session_seconds=settings.max_session_seconds)
+        return ModalMachines(ModalSettings.from_env(env), coordination=coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -98,11 +110,16 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.fly.provider import FlySettings
 
         checks.append(lambda: FlySettings.from_env(env))
+    elif machines == "modal":
+        from dispatcher.machines.modal.settings import ModalSettings
+
+        checks.append(lambda: ModalSettings.from_env(env))
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    offers_daily = "daily" in settings.transports if settings is not None else machines in ("ecs", "gce", "fly")
+    offers_daily = ("daily" in settings.transports if settings is not None
+                    else machines in ("ecs", "gce", "fly", "modal"))
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings
 

@@ -16,9 +16,10 @@ from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
+from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, free_port, serve
 
-__all__ = ["fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
+__all__ = ["fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "fake_modal", "moto_ecs"]
 
 
 def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
@@ -44,6 +45,15 @@ def fake_cloud_run() -> Iterator[FakeCloudRun]:
 @pytest.fixture
 def fake_gce() -> Iterator[FakeGce]:
     yield from _serve(FakeGce(), "/compute/v1")  # GCE_API_URL
+
+
+@pytest.fixture
+def fake_modal() -> Iterator[FakeModal]:
+    fake = FakeModal().start()  # MODAL_SERVER_URL (plain h2c), MODAL_TOKEN_ID/_SECRET
+    try:
+        yield fake
+    finally:
+        fake.close()
 
 
 @pytest.fixture(scope="session")
