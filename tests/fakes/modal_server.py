@@ -19,7 +19,7 @@ as `GENERIC_STATUS_TERMINATED` (the client's return code 137).
 
 With `bot_command`, a Sandbox runs a real process (as tests/replicas/fly_bots.py does for Fly): its
 environment is the create's secrets plus `image_env`; its exit is the Sandbox's result, and a
-terminate kills it. Without one, a test moves each Sandbox itself (`set_state`).
+terminate kills it. Without one, a test moves each Sandbox itself (`set_state`). A create the client stopped waiting for still lands (a held one, once released).
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ class FakeModal:
         self.secrets: dict[str, dict[str, str]] = {}
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.creates: list[FakeSandbox] = []  # every accepted create, in order
+        self.create_calls: list[dict[str, str]] = []  # every create received (refused too): its env
         self.calls: list[str] = []
         self.unimplemented: list[str] = []
         self.auth_tokens: set[str] = set()
@@ -230,12 +231,14 @@ class FakeModal:
         self._finish(sandbox, api_pb2.GenericResult(status=TERMINATED, exception="Sandbox terminated"))
 
     # -- the RPCs' bodies (run on the server's loop) --------------------------------------------
-    def _check(self, rpc: str, stream: Stream[Any, Any], *, v2: bool = False) -> None:
+    def _check(self, rpc: str, stream: Stream[Any, Any], request: Any, *, v2: bool = False) -> None:
         metadata = stream.metadata or {}
         if metadata.get("x-modal-token-id") != TOKEN_ID or metadata.get("x-modal-token-secret") != TOKEN_SECRET:
             raise GRPCError(Status.UNAUTHENTICATED, "Invalid token id or secret")
         if v2 and metadata.get("x-modal-auth-token") not in self.auth_tokens:
             raise GRPCError(Status.UNAUTHENTICATED, "missing or invalid auth token")
+        if rpc.startswith("SandboxCreate"):
+            self.create_calls.append(self._env(request))
         with self._lock:
             for knob in self._knobs:
                 if knob.rpc == rpc.removesuffix("V2") and knob.times > 0:
@@ -264,11 +267,7 @@ class FakeModal:
             raise GRPCError(Status.ALREADY_EXISTS, f"Sandbox with name {d.name!r} already exists")
         if len(self.running()) >= self.max_running:
             raise GRPCError(Status.RESOURCE_EXHAUSTED, f"Concurrent Sandbox limit of {self.max_running} reached")
-        env: dict[str, str] = {}
-        for secret_id in d.secret_ids:
-            env |= self.secrets.get(secret_id, {})
-        for source in getattr(request, "secret_sources", ()):
-            env |= self.secrets.get(source.secret_id, {}) if source.secret_id else dict(source.env.contents)
+        env = self._env(request)
         sandbox_id = "sb-" + ("".join(secrets.choice(_V1_ALPHABET) for _ in range(22)) if not v2
                               else "v2" + secrets.token_hex(12))
         sandbox = FakeSandbox(sandbox_id, request.app_id, d.name, {t.tag_name: t.tag_value for t in request.tags},
@@ -278,6 +277,15 @@ class FakeModal:
         if self.auto_start:
             self._schedule(sandbox)
         return sandbox
+
+    def _env(self, request: Any) -> dict[str, str]:
+        """A create's environment: its Secrets' values (V1: by id; V2: ids or inline)."""
+        env: dict[str, str] = {}
+        for secret_id in request.definition.secret_ids:
+            env |= self.secrets.get(secret_id, {})
+        for source in getattr(request, "secret_sources", ()):
+            env |= self.secrets.get(source.secret_id, {}) if source.secret_id else dict(source.env.contents)
+        return env
 
     def sandbox(self, sandbox_id: str) -> FakeSandbox:
         if sandbox_id not in self.sandboxes:
@@ -324,7 +332,7 @@ def _service(fake: FakeModal) -> ModalClientBase:
                 fake.calls.append(name)
                 fake._in_flight += 1
                 try:
-                    fake._check(name, stream, v2=v2)
+                    fake._check(name, stream, request, v2=v2)
                     response = body(request)
                     if asyncio.iscoroutine(response):
                         response = await response
@@ -334,9 +342,20 @@ def _service(fake: FakeModal) -> ModalClientBase:
             return handler
         return wrap
 
+    async def landed(request: Any, v2: bool) -> FakeSandbox:
+        fake._in_flight += 1
+        try:
+            await fake.held()
+            return fake.create(request, v2=v2)
+        finally:
+            fake._in_flight -= 1
+
     async def create(request: Any, v2: bool) -> Any:
-        await fake.held()
-        sandbox = fake.create(request, v2=v2)
+        # Shielded: a create the server accepted lands even when its client gave up waiting (a
+        # cancelled RPC is not an undone one), as the real control plane's would.
+        task = asyncio.ensure_future(landed(request, v2))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a refusal nobody waits for
+        sandbox = await asyncio.shield(task)
         if v2:
             return api_pb2.SandboxCreateV2Response(sandbox_id=sandbox.id, task_id=sandbox.task_id,
                                                    metadata=fake.metadata(sandbox))

@@ -1,12 +1,14 @@
 """Calls to Modal through the real `modal` client (its `.aio` API), each with a deadline, and Modal's
 errors as `MachinesError`s.
 
-The client already retries UNAVAILABLE, INTERNAL, UNKNOWN, CANCELLED and DEADLINE_EXCEEDED (3 times,
-0.1/0.2/0.4 s: modal/_utils/grpc_utils.py), so a call here is not retried again for those: it gets one
-deadline (`MODAL_TIMEOUT_SECONDS`) around the client's attempts, and a failure after them is
-`modal_unavailable`. RESOURCE_EXHAUSTED (a concurrency cap or a rate limit), which the client does not
-retry, is retried here with backoff within `MODAL_RETRY_DEADLINE_SECONDS`, then `modal_throttled`
-with a `retry_after`.
+The client retries UNAVAILABLE, INTERNAL, UNKNOWN, CANCELLED and DEADLINE_EXCEEDED itself (3 times,
+0.1/0.2/0.4 s: modal/_utils/grpc_utils.py), so those are not retried again here: after the client's
+attempts they are `modal_unavailable`. What the client does not retry is retried here with backoff
+within `MODAL_RETRY_DEADLINE_SECONDS`: RESOURCE_EXHAUSTED (a concurrency cap or a rate limit; then
+`modal_throttled` with a `retry_after`), and an attempt that got no answer within
+`MODAL_TIMEOUT_SECONDS` (the client puts no deadline on a create: a hung call would hang the start;
+then `modal_unavailable`). A retried create is safe: its Sandbox's name makes a second one
+ALREADY_EXISTS.
 """
 
 from __future__ import annotations
@@ -58,13 +60,17 @@ class ModalCalls:
             raise refusal(MachinesError, "modal", 403, f"Modal denied {what}: {exc}") from None
         except (modal_errors.InvalidError, modal_errors.ConflictError) as exc:
             raise refusal(MachinesError, "modal", 400, f"Modal refused to {what}: {exc}") from None
-        except (TimeoutError, modal_errors.Error, OSError) as exc:
-            detail = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise MachinesError("modal_unavailable", f"modal: {what}: {detail}", retry_after=1.0) from None
+        except TimeoutError as exc:  # asyncio's, from wait_for: this attempt's deadline
+            raise Transient(f"modal: {what}: no answer within {self.settings.timeout:g}s") from exc
+        except (modal_errors.Error, OSError) as exc:  # after the client's own retries
+            raise MachinesError("modal_unavailable", f"modal: {what}: {type(exc).__name__}", retry_after=1.0) from None
 
     async def call(self, what: str, call: Callable[[], Awaitable[T]], passed: tuple[type[Exception], ...] = ()) -> T:
-        """`once`, with RESOURCE_EXHAUSTED retried within the backoff's attempts and deadline."""
+        """`once`, with RESOURCE_EXHAUSTED and unanswered attempts retried within the backoff's attempts
+        and deadline."""
         try:
             return await with_retries(lambda: self.once(what, call, passed), self.backoff)
         except Transient as exc:
-            raise MachinesError("modal_throttled", str(exc), retry_after=THROTTLED_RETRY_AFTER) from None
+            if exc.status == 429:
+                raise MachinesError("modal_throttled", str(exc), retry_after=THROTTLED_RETRY_AFTER) from None
+            raise MachinesError("modal_unavailable", str(exc), retry_after=1.0) from None

@@ -240,8 +240,8 @@ def modal_harness(fake: modal_fake.FakeModal) -> Harness:
         fail_create=fail_create,
         hold_create=fake.hold_creates,
         reject=lambda: fake.fail("SandboxCreate", Status.INVALID_ARGUMENT, "Image not runnable"),
-        received=lambda sid: [_session_values(s.env) for s in list(fake.creates)
-                              if "VOICEFLEET_SESSION_ID" in s.env and sid in ("", s.env["VOICEFLEET_SESSION_ID"])],
+        received=lambda sid: [_session_values(env) for env in list(fake.create_calls)
+                              if "VOICEFLEET_SESSION_ID" in env and sid in ("", env["VOICEFLEET_SESSION_ID"])],
         created=lambda sid: len(of(sid)),
         live=lambda sid: sum(1 for s in of(sid) if not s.finished),
     )
