@@ -19,7 +19,8 @@ as `GENERIC_STATUS_TERMINATED` (the client's return code 137).
 
 With `bot_command`, a Sandbox runs a real process (as tests/replicas/fly_bots.py does for Fly): its
 environment is the create's secrets plus `image_env`; its exit is the Sandbox's result, and a
-terminate kills it. Without one, a test moves each Sandbox itself (`set_state`). A create the client stopped waiting for still lands (a held one, once released).
+terminate kills it. Without one, a test moves each Sandbox itself (`set_state`). A create the
+client stopped waiting for still lands (a held one, once released).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ and `timeout` = max session + grace (at most Modal's 24 h) as the outside cap. T
 launch of a session (at any replica) finds the first. Its tags carry the session, the body digest,
 the transport and the start time, so any replica answers from Modal alone. The session's values are
 an ephemeral `Secret.from_dict`: in the Sandbox's environment, never on its command line, and not
-readable back through the API. A finished Sandbox reads as its return code: 0 ended, 137 terminated
-(`stop`), 124 Modal's timeout, anything else failed.
+readable back through the API. A finished Sandbox reads as its return code: 0 ended, 137 ended when
+`stop` terminated it and failed when Modal did (its tag says which), 124 Modal's timeout, else failed.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ TAG_SESSION = "voicefleet_session"
 TAG_DIGEST = "voicefleet_digest"
 TAG_TRANSPORT = "voicefleet_transport"
 TAG_CREATED = "voicefleet_created"  # epoch seconds: the session's start (a claim's, for a reserve Sandbox)
+TAG_STOPPED = "voicefleet_stopped"  # set by `stop` before it terminates: a 137 without it was not ours
 NAME_PREFIX = "vf-"
 TERMINATED, TIMED_OUT = 137, 124
 _LIST_CONCURRENCY = 8  # a list reads each Sandbox's tags: this many at a time
@@ -51,8 +52,12 @@ def machine_of(sandbox_id: str, tags: dict[str, str], returncode: int | None, sc
     detail = None
     if returncode is None:
         state = MachineState.STARTED if scheduled else MachineState.STARTING
-    elif returncode in (0, TERMINATED):
-        state, detail = MachineState.ENDED, None if returncode == 0 else "terminated"
+    elif returncode == 0:
+        state = MachineState.ENDED
+    elif returncode == TERMINATED and TAG_STOPPED in tags:
+        state, detail = MachineState.ENDED, "terminated"
+    elif returncode == TERMINATED:  # Modal ended it (lost host, out of memory): the session was cut short
+        state, detail = MachineState.FAILED, "terminated by Modal (exit code 137)"
     elif returncode == TIMED_OUT:
         state, detail = MachineState.ENDED, "sandbox timeout"
     else:
@@ -184,11 +189,14 @@ class ModalMachines:
         return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
 
     async def stop(self, session_id: str) -> bool:
-        """Terminate: the bot's process ends (Modal shows it as return code 137) and nothing is kept."""
+        """Terminate: the bot's process ends (Modal shows it as return code 137) and nothing is kept.
+        Tagged first (Modal's `set_tags` replaces the set), so the 137 reads as this stop, not a loss."""
         sandbox = await self._find(session_id)
         if sandbox is None:
             return False
         if sandbox.returncode is None:
+            tags: dict[str, str] = await self.calls.call("read Sandbox tags", sandbox.get_tags.aio)
+            await self.calls.call("tag a stopped Sandbox", lambda: sandbox.set_tags.aio({**tags, TAG_STOPPED: "1"}))
             await self.calls.call("terminate Sandbox", sandbox.terminate.aio)
         return True
 
