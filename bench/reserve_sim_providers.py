@@ -31,11 +31,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import ecs, fly, gce
+from dispatcher.machines import ecs, fly, gce, modal
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
 from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
+from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.prices import MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
 
 HOURS_PER_MONTH = 730.0
 
@@ -73,6 +75,10 @@ PROVIDERS = (
     Provider("gce", "gce", gce.COLD_START.median_seconds, gce.COLD_START.sigma, DEFAULT_INSERT_RATE, "GCE_INSERT"),
     Provider("fly", "fly", fly.COLD_START.median_seconds, fly.COLD_START.sigma, DEFAULT_CREATE_RATE, "FLY_CREATE",
              0.4, 0.5, 5.0),
+    # Modal: "~1 s" container start (modal.com/docs/guide/cold-start) + the bot's imports: modelled,
+    # not measured (dispatcher/machines/modal/__init__.py).
+    Provider("modal", "modal", modal.COLD_START.median_seconds, modal.COLD_START.sigma, MODAL_CREATE_RATE,
+             "MODAL_CREATE"),
 )
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
 # docs/reserve.md, "What AWS offers beyond Fargate"):
@@ -126,4 +132,7 @@ def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
         if machine_type not in GCE_HOURLY:
             raise ValueError(f"no price here for botMachineType {machine_type!r} (known: {', '.join(GCE_HOURLY)})")
         return Prices(GCE_HOURLY[machine_type], 0.0, machine_type)
+    if provider.machines == "modal":  # dispatcher/reserve/prices.py: a Sandbox of 1 core and 2 GiB, no GPU
+        hourly = (MODAL_SANDBOX_CORE_SECOND + 2 * MODAL_GIB_SECOND) * 3600
+        return Prices(hourly, 0.0, "1 core / 2 GiB Sandbox")
     return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

@@ -111,9 +111,9 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
 
         checks.append(lambda: FlySettings.from_env(env))
     elif machines == "modal":
-        from dispatcher.machines.modal.settings import ModalSettings
+        from dispatcher.machines.modal.settings import ModalSettings, modal_installed
 
-        checks.append(lambda: ModalSettings.from_env(env))
+        checks += [lambda: ModalSettings.from_env(env), modal_installed]
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 

@@ -233,7 +233,7 @@ class FakeModal:
 
     # -- the RPCs' bodies (run on the server's loop) --------------------------------------------
     def _check(self, rpc: str, stream: Stream[Any, Any], request: Any, *, v2: bool = False) -> None:
-        metadata = stream.metadata or {}
+        metadata: Any = stream.metadata or {}
         if metadata.get("x-modal-token-id") != TOKEN_ID or metadata.get("x-modal-token-secret") != TOKEN_SECRET:
             raise GRPCError(Status.UNAUTHENTICATED, "Invalid token id or secret")
         if v2 and metadata.get("x-modal-auth-token") not in self.auth_tokens:

@@ -8,6 +8,7 @@ Modal's own GPU string (`L4`, `A100-80GB:2`); an unknown type is refused here, o
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from collections.abc import Mapping
@@ -27,6 +28,13 @@ DEFAULT_BOT_COMMAND = ("python", "-P", "-m", "bot")
 # reserve's refills) does not meet RESOURCE_EXHAUSTED all at once. MODAL_CREATE_RATE/_BURST set yours.
 DEFAULT_CREATE_RATE = Rate(per_second=5, burst=10)
 _IMAGE_ID = re.compile(r"^im-[A-Za-z0-9]+$")
+
+
+def modal_installed() -> None:
+    """The `modal` client is the dependency group `modal`, which other providers' dispatchers go without."""
+    if importlib.util.find_spec("modal") is None:
+        raise SettingsError("MACHINES=modal needs the modal client: install the dependency group `modal` "
+                            "(uv sync --group modal; docs/providers.md#modal)")
 
 
 def gpu_setting(env: Mapping[str, str]) -> str | None:
