@@ -39,13 +39,14 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import cerebrium, cloudrun, ecs, fly, gce
+from dispatcher.machines import cerebrium, cloudrun, ecs, fly, gce, modal
 from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUDRUN_RUN_RATE
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
 from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
+from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.reserve.prices import CEREBRIUM
+from dispatcher.reserve.prices import CEREBRIUM, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
 
 HOURS_PER_MONTH = 730.0
 
@@ -86,6 +87,10 @@ PROVIDERS = (
              0.4, 0.5, 5.0),
     Provider("cloudrun", "cloudrun", cloudrun.COLD_START.median_seconds, cloudrun.COLD_START.sigma,
              CLOUDRUN_RUN_RATE, "CLOUDRUN_RUN", reserve=False),
+    # Modal: "~1 s" container start (modal.com/docs/guide/cold-start) + the bot's imports: modelled,
+    # not measured (dispatcher/machines/modal/__init__.py).
+    Provider("modal", "modal", modal.COLD_START.median_seconds, modal.COLD_START.sigma, MODAL_CREATE_RATE,
+             "MODAL_CREATE"),
 )
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
 # docs/reserve.md, "What AWS offers beyond Fargate"):
@@ -151,4 +156,7 @@ def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
 
         vcpu, gb = float(str(stack.get("botJobCpu", 1))), float(str(stack.get("botJobMemoryGb", 2)))
         return Prices(CLOUD_RUN_JOBS.monthly(vcpu, gb) / HOURS_PER_MONTH, 0.0, f"{vcpu:g} vCPU / {gb:g} GiB")
+    if provider.machines == "modal":  # dispatcher/reserve/prices.py: a Sandbox of 1 core and 2 GiB, no GPU
+        hourly = (MODAL_SANDBOX_CORE_SECOND + 2 * MODAL_GIB_SECOND) * 3600
+        return Prices(hourly, 0.0, "1 core / 2 GiB Sandbox")
     return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

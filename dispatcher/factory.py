@@ -57,6 +57,18 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
 
         return CerebriumMachines(CerebriumSettings.from_env(env), coordination)
+    if settings.machines == "modal":
+        from dispatcher.machines.modal.provider import ModalMachines
+        from dispatcher.machines.modal.settings import ModalSettings
+
+        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+            from dispatcher.machines.modal.reserve import ModalWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return ModalWarmMachines(ModalSettings.from_env(env), coordination=coordination, channel_url=channel_url,
+                                     max_idle_seconds=ReserveSettings.from_env(env, "modal").max_idle_seconds,
+                                     max_session_seconds=settings.max_session_seconds)
+        return ModalMachines(ModalSettings.from_env(env), coordination=coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -115,11 +127,15 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.cerebrium.provider import CerebriumSettings
 
         checks.append(lambda: CerebriumSettings.from_env(env))
+    elif machines == "modal":
+        from dispatcher.machines.modal.settings import ModalSettings, modal_installed
+
+        checks += [lambda: ModalSettings.from_env(env), modal_installed]
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun")
+    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun", "modal")
     offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings

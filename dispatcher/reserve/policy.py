@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import cerebrium, cloudrun, ecs, fly, gce, local
+from dispatcher.machines import cerebrium, cloudrun, ecs, fly, gce, local, modal
 from dispatcher.machines.cold_start import ColdStart
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
@@ -30,6 +30,7 @@ PUBLISHED_COLD_STARTS: Mapping[str, ColdStart] = {
     "local": local.COLD_START, "fly": fly.COLD_START, "gce": gce.COLD_START, "ecs": ecs.COLD_START,
     "cerebrium": cerebrium.COLD_START,
     "cloudrun": cloudrun.COLD_START,
+    "modal": modal.COLD_START,
 }
 DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {k: v.median_seconds for k, v in PUBLISHED_COLD_STARTS.items()}
 

@@ -21,6 +21,9 @@ a region or a size not in the tables).
 - Cloud Run jobs: no reserve yet (every start is cold); its price is kept here for the simulator and
   for when it has one: Tier 1 regions (us-central1, europe-west1, …), $0.000018 per vCPU-second and
   $0.000002 per GiB-second, billed while a task runs (https://cloud.google.com/run/pricing, "Jobs").
+- Modal: a Sandbox's cores (MODAL_CPU), GiB (MODAL_MEMORY_MB) and GPUs (BOT_GPU) per second
+  (https://modal.com/pricing): the Function rates third parties quote from it ($0.0000131/core,
+  $0.00000222/GiB), CPU × 3 for Sandboxes (beam.cloud, 2026-06-27); docs/reserve.md has the GPUs.
 - Local processes: nothing.
 """
 
@@ -65,6 +68,25 @@ E2_GB_PER_VCPU = {"standard": 4, "highmem": 8, "highcpu": 1}
 _E2_SHAPE = re.compile(r"^e2-(standard|highmem|highcpu)-(\d+)$")
 
 
+MODAL_SOURCE = "https://modal.com/pricing"
+MODAL_SANDBOX_CORE_SECOND = 3 * 0.0000131  # a Sandbox's physical core: 3 × a Function's
+MODAL_GIB_SECOND = 0.00000222
+MODAL_GPU_SECOND = {"T4": 0.000164, "L4": 0.000222, "A10": 0.000306, "A10G": 0.000306, "L40S": 0.000542,
+                    "A100": 0.000583, "A100-40GB": 0.000583, "A100-80GB": 0.000694, "H100": 0.001097,
+                    "H200": 0.001261, "B200": 0.001736}
+
+
+def modal_monthly(cores: float, gib: float, gpu: str | None) -> float | None:
+    """One Sandbox running a month; None for a GPU type the table does not price."""
+    per_second = cores * MODAL_SANDBOX_CORE_SECOND + gib * MODAL_GIB_SECOND
+    if gpu:
+        kind, _, count = gpu.partition(":")
+        if kind not in MODAL_GPU_SECOND:
+            return None
+        per_second += MODAL_GPU_SECOND[kind] * int(count or 1)
+    return round(per_second * 3600 * HOURS_PER_MONTH, 2)
+
+
 def e2_shape(machine_type: str) -> tuple[float, float] | None:
     """An E2 machine type's billed vCPUs and GB; None for another family."""
     if machine_type in E2_SHARED:
@@ -105,6 +127,17 @@ def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> flo
         from dispatcher.machines.fly.frozen import DEFAULT_RUNNING_DOLLARS
 
         return float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS, minimum=0.0)
+    if machines.name == "modal":
+        from dispatcher.machines.modal.settings import ModalSettings
+
+        settings = getattr(machines, "settings", None)
+        if not isinstance(settings, ModalSettings):
+            return None
+        modal_dollars = modal_monthly(settings.cpu, settings.memory_mb / 1024, settings.gpu)
+        if modal_dollars is None:
+            log.warning("no Modal price for GPU %r: the reserve's hot cost is not shown "
+                        "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", settings.gpu)
+        return modal_dollars
     if machines.name == "local":
         return 0.0
     return None

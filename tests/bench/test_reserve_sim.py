@@ -177,3 +177,17 @@ def test_the_aws_forms_beyond_fargate_start_sooner_and_price_the_same_bot() -> N
     assert prices(zstd, stack) == prices(pool, stack) == prices(FARGATE, stack)
     cold = [t for t in run(pool).time_to_ready if t > WARM_CLAIM_SECONDS]
     assert cold and max(cold) < 60.0 and sorted(cold)[len(cold) // 2] < FARGATE.cold_median_seconds
+
+
+def test_modal_is_simulated_with_its_modelled_cold_start_its_create_pacing_and_its_sandbox_price() -> None:
+    from bench.reserve_sim_providers import prices
+    from dispatcher.machines import modal
+    from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE
+    from dispatcher.reserve.prices import modal_monthly
+
+    provider = BY_NAME["modal"]
+    assert (provider.cold_median_seconds, provider.cold_sigma) == (modal.COLD_START.median_seconds,
+                                                                   modal.COLD_START.sigma)
+    assert provider.create_rate == DEFAULT_CREATE_RATE and not provider.frozen
+    # the simulator's hourly price is the dispatcher's monthly gauge for the same Sandbox, per hour
+    assert prices(provider, {}).running_per_hour * 730 == pytest.approx(modal_monthly(1, 2, None), abs=0.01)

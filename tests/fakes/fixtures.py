@@ -18,11 +18,12 @@ from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
+from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = [
     "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
-    "fake_ecs", "fake_fly", "fake_gce", "moto_ecs",
+    "fake_ecs", "fake_fly", "fake_gce", "fake_modal", "moto_ecs",
 ]
 
 
@@ -59,6 +60,15 @@ def fake_cloud_run_jobs() -> Iterator[FakeCloudRunJobs]:
 @pytest.fixture
 def fake_gce() -> Iterator[FakeGce]:
     yield from _serve(FakeGce(), "/compute/v1")  # GCE_API_URL
+
+
+@pytest.fixture
+def fake_modal() -> Iterator[FakeModal]:
+    fake = FakeModal().start()  # MODAL_SERVER_URL (plain h2c), MODAL_TOKEN_ID/_SECRET
+    try:
+        yield fake
+    finally:
+        fake.close()
 
 
 @pytest.fixture(scope="session")

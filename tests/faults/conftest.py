@@ -20,12 +20,13 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import Settings, hash_api_key
-from tests.dispatcher.machines.harness import ecs_harness, fly_harness, gce_harness
+from tests.dispatcher.machines.harness import ecs_harness, fly_harness, gce_harness, modal_harness
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import EcsProxy
 from tests.fakes.fixtures import fake_daily, fake_fly, moto_ecs
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
+from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, serve
 from tests.faults.fleet import Fleet, fault_env, settle
 from tests.support.dispatcher_server import in_process
@@ -79,15 +80,24 @@ def served_ecs(moto_ecs: dict[str, str]) -> Iterator[FakeApi]:
         yield served
 
 
+@pytest.fixture(scope="session")
+def served_modal() -> Iterator[FakeModal]:
+    fake = FakeModal().start()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
 @pytest.fixture
 def daily(served_daily: FakeDaily) -> FakeDaily:
     return _fresh(served_daily)  # type: ignore[return-value]
 
 
-@pytest.fixture(params=["fly", "gce", "ecs"])
+@pytest.fixture(params=["fly", "gce", "ecs", "modal"])
 def fleet(request: pytest.FixtureRequest) -> Fleet:
     fake = _fresh(request.getfixturevalue(f"served_{request.param}"))
-    builders = {"fly": fly_harness, "gce": gce_harness, "ecs": ecs_harness}
+    builders = {"fly": fly_harness, "gce": gce_harness, "ecs": ecs_harness, "modal": modal_harness}
     return builders[request.param](fake).with_env(**fault_env(request.param))  # type: ignore[operator]
 
 

@@ -49,5 +49,7 @@ def fault_env(name: str) -> dict[str, str]:
             "ECS_READ_TIMEOUT_SECONDS": timeout,
             "ECS_RETRY_DEADLINE_SECONDS": deadline,
         },
+        "modal": {"MODAL_TIMEOUT_SECONDS": timeout, "MODAL_RETRY_DEADLINE_SECONDS": deadline,
+                  "MODAL_POLL_SECONDS": "0.05"},
         "daily": {"DAILY_TIMEOUT_SECONDS": timeout, "DAILY_RETRY_DEADLINE_SECONDS": deadline},
     }[name]

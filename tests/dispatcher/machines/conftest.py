@@ -12,9 +12,10 @@ from tests.dispatcher.machines.harness import (
     ecs_harness,
     fly_harness,
     gce_harness,
+    modal_harness,
 )
 
-PROVIDERS = ["ecs", "gce", "fly", "cloudrun"]
+PROVIDERS = ["ecs", "gce", "fly", "cloudrun", "modal"]
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -28,6 +29,8 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
         return fly_harness(request.getfixturevalue("fake_fly"))
     if name == "cloudrun":
         return cloudrun_harness(request.getfixturevalue("fake_cloud_run_jobs"))
+    if name == "modal":
+        return modal_harness(request.getfixturevalue("fake_modal"))
     if name == "gce":
         return gce_harness(request.getfixturevalue("fake_gce"))
     if name == "cerebrium":

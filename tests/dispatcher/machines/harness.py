@@ -36,6 +36,7 @@ from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes import cloud_run_jobs as cloud_run_fake
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
+from tests.fakes import modal_server as modal_fake
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.server import Hold
@@ -260,6 +261,41 @@ def cloudrun_harness(fake: cloud_run_fake.FakeCloudRunJobs) -> Harness:
 def _run_session(body: dict[str, Any]) -> str:
     env = body["overrides"]["containerOverrides"][0]["env"]
     return next((e["value"] for e in env if e["name"] == "VOICEFLEET_SESSION_ID"), "")
+
+
+def modal_harness(fake: modal_fake.FakeModal) -> Harness:
+    from grpclib.const import Status
+
+    from dispatcher.machines.modal.provider import ModalMachines
+    from dispatcher.machines.modal.settings import ModalSettings
+
+    def set_state(session_id: str, state: str) -> None:
+        if state == "failed":
+            fake.set_state(f"vf-{session_id}", "ended", exit_code=3)
+        else:
+            fake.set_state(f"vf-{session_id}", state)
+
+    def fail_create(status: int, times: int) -> None:
+        fake.fail("SandboxCreate", Status.RESOURCE_EXHAUSTED if status == 429 else Status.UNAVAILABLE, times=times)
+
+    def of(sid: str) -> list[modal_fake.FakeSandbox]:
+        return [s for s in list(fake.creates) if s.tags.get("voicefleet_session") == sid]
+
+    return Harness(
+        name="modal",
+        fake=fake,
+        # Throttled creates are retried after Modal's hint (5 s); the contract's are retried sooner.
+        env={**fake.env, "MODAL_RETRY_DEADLINE_SECONDS": "3", "MODAL_POLL_SECONDS": "0.05"},
+        factory=lambda env: ModalMachines(ModalSettings.from_env(env), coordination=LocalCoordination()),
+        set_state=set_state,
+        fail_create=fail_create,
+        hold_create=fake.hold_creates,
+        reject=lambda: fake.fail("SandboxCreate", Status.INVALID_ARGUMENT, "Image not runnable"),
+        received=lambda sid: [_session_values(env) for env in list(fake.create_calls)
+                              if "VOICEFLEET_SESSION_ID" in env and sid in ("", env["VOICEFLEET_SESSION_ID"])],
+        created=lambda sid: len(of(sid)),
+        live=lambda sid: sum(1 for s in of(sid) if not s.finished),
+    )
 
 
 def ecs_harness(fake: EcsProxy) -> Harness:

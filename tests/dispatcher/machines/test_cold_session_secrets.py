@@ -80,6 +80,9 @@ def described(harness: Harness, session_id: str) -> str:
     if harness.name == "cloudrun":  # executions.get shows the template with the run's env
         calls = [c.json() for c in harness.fake.calls_to("POST", ":run")]
         return json.dumps([harness.fake.of_session(session_id), calls])
+    if harness.name == "modal":  # what the create sent: the Sandbox's tags, command and Secret
+        sandbox = harness.fake.by_name(f"vf-{session_id}")
+        return json.dumps([sandbox.tags, sandbox.args, sandbox.env])
     calls = [c.json() for c in harness.fake.calls_to("POST", "/machines")]
     return json.dumps([harness.fake.by_name(f"vf-{session_id}")["config"], calls])
 

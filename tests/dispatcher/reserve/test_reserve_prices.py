@@ -119,3 +119,20 @@ async def test_the_hot_tiers_cost_is_in_metrics_on_a_provider_without_a_frozen_t
     assert cost(metrics.registry, kind, "hot") == pytest.approx(3 * each)
     assert cost(metrics.registry, kind, "frozen") is None  # no frozen tier here
     await reserve.aclose()
+
+
+def test_a_modal_sandbox_is_priced_per_core_gib_and_gpu_from_its_settings() -> None:
+    from dispatcher.machines.modal.reserve import ModalWarmMachines
+    from dispatcher.machines.modal.settings import ModalSettings
+
+    def priced(**env: str) -> float | None:
+        settings = ModalSettings.from_env({"MODAL_TOKEN_ID": "a", "MODAL_TOKEN_SECRET": "b", "MODAL_APP": "x",
+                                           "MODAL_BOT_IMAGE": "im-1", **env})
+        machines = ModalWarmMachines(settings, coordination=LocalCoordination(), channel_url="ws://x/bots",
+                                     max_idle_seconds=60, max_session_seconds=600)
+        return hot_dollars_per_month(machines, {})
+
+    # 1 core × $0.0000393/s + 2 GiB × $0.00000222/s, for 730 h
+    assert priced() == pytest.approx((0.0000393 + 2 * 0.00000222) * 3600 * 730, abs=0.01)
+    assert priced(BOT_GPU="L4:2") == pytest.approx(priced() + 2 * 0.000222 * 3600 * 730, abs=0.02)
+    assert priced(MODAL_CPU="0.5", MODAL_MEMORY_MB="1024") < priced()

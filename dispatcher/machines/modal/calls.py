@@ -1,0 +1,76 @@
+"""Calls to Modal through the real `modal` client (its `.aio` API), each with a deadline, and Modal's
+errors as `MachinesError`s.
+
+The client retries UNAVAILABLE, INTERNAL, UNKNOWN, CANCELLED and DEADLINE_EXCEEDED itself (3 times,
+0.1/0.2/0.4 s: modal/_utils/grpc_utils.py), so those are not retried again here: after the client's
+attempts they are `modal_unavailable`. What the client does not retry is retried here with backoff
+within `MODAL_RETRY_DEADLINE_SECONDS`: RESOURCE_EXHAUSTED (a concurrency cap or a rate limit; then
+`modal_throttled` with a `retry_after`), and an attempt that got no answer within
+`MODAL_TIMEOUT_SECONDS` (the client puts no deadline on a create: a hung call would hang the start;
+then `modal_unavailable`). A retried create is safe: its Sandbox's name makes a second one
+ALREADY_EXISTS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import modal
+import modal.exception as modal_errors
+from modal_proto import api_pb2
+
+from dispatcher.machines.base import MachinesError
+from dispatcher.machines.modal.settings import ModalSettings
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.retry import Backoff, Transient, with_retries
+
+T = TypeVar("T")
+THROTTLED_RETRY_AFTER = 5.0
+
+
+def open_client(settings: ModalSettings) -> modal.Client:
+    """A client for this deployment's workspace and server (the constructor `from_credentials` uses,
+    with the server named by the settings rather than the process's `MODAL_SERVER_URL`): the
+    connection opens on the first call."""
+    return modal.Client(settings.server_url, api_pb2.CLIENT_TYPE_CLIENT, (settings.token_id, settings.token_secret))
+
+
+class ModalCalls:
+    def __init__(self, settings: ModalSettings) -> None:
+        self.settings = settings
+        self.backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
+
+    async def once(self, what: str, call: Callable[[], Awaitable[T]], passed: tuple[type[Exception], ...] = ()) -> T:
+        """One call (the client's own retries inside), refusals and give-ups as `MachinesError`s;
+        `passed` (NotFoundError, AlreadyExistsError) reach the caller, which reads them."""
+        try:
+            return await asyncio.wait_for(call(), self.settings.timeout)
+        except passed:
+            raise
+        except (modal_errors.NotFoundError, modal_errors.AlreadyExistsError) as exc:
+            raise refusal(MachinesError, "modal", 404, f"Modal refused to {what}: {exc}") from None
+        except modal_errors.ResourceExhaustedError as exc:
+            # No hint to wait for: the backoff's own delays, then the caller is told THROTTLED_RETRY_AFTER.
+            raise Transient(f"modal: {what}: {exc}", status=429) from exc
+        except modal_errors.AuthError as exc:
+            raise refusal(MachinesError, "modal", 401, f"Modal refused the token to {what}: {exc}") from None
+        except modal_errors.PermissionDeniedError as exc:
+            raise refusal(MachinesError, "modal", 403, f"Modal denied {what}: {exc}") from None
+        except (modal_errors.InvalidError, modal_errors.ConflictError) as exc:
+            raise refusal(MachinesError, "modal", 400, f"Modal refused to {what}: {exc}") from None
+        except TimeoutError as exc:  # asyncio's, from wait_for: this attempt's deadline
+            raise Transient(f"modal: {what}: no answer within {self.settings.timeout:g}s") from exc
+        except (modal_errors.Error, OSError) as exc:  # after the client's own retries
+            raise MachinesError("modal_unavailable", f"modal: {what}: {type(exc).__name__}", retry_after=1.0) from None
+
+    async def call(self, what: str, call: Callable[[], Awaitable[T]], passed: tuple[type[Exception], ...] = ()) -> T:
+        """`once`, with RESOURCE_EXHAUSTED and unanswered attempts retried within the backoff's attempts
+        and deadline."""
+        try:
+            return await with_retries(lambda: self.once(what, call, passed), self.backoff)
+        except Transient as exc:
+            if exc.status == 429:
+                raise MachinesError("modal_throttled", str(exc), retry_after=THROTTLED_RETRY_AFTER) from None
+            raise MachinesError("modal_unavailable", str(exc), retry_after=1.0) from None

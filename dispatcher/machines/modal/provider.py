@@ -1,0 +1,223 @@
+"""`MACHINES=modal`: one Modal Sandbox per session, from the team's bot image on Modal.
+
+`Sandbox.create` in the deployment's App (`MODAL_APP`, created if missing) with the image id
+`MODAL_BOT_IMAGE`, the bot's command, the Sandbox's size (`MODAL_CPU`, `MODAL_MEMORY_MB`, `BOT_GPU`)
+and `timeout` = max session + grace (at most Modal's 24 h) as the outside cap. The Sandbox is named
+`vf-<session>`: a name an unfinished Sandbox of the App holds is refused `ALREADY_EXISTS`, so a second
+launch of a session (at any replica) finds the first. Its tags carry the session, the body digest,
+the transport and the start time, so any replica answers from Modal alone. The session's values are
+an ephemeral `Secret.from_dict`: in the Sandbox's environment, never on its command line, and not
+readable back through the API. A finished Sandbox reads as its return code: 0 ended, 137 ended when
+`stop` terminated it and failed when Modal did (its tag says which), 124 Modal's timeout, else failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import modal
+import modal.exception as modal_errors
+
+from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import Unverified
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
+from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.creates import Creates
+from dispatcher.machines.modal.calls import ModalCalls, open_client
+from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.store.coordination import CreateLimits
+
+R = TypeVar("R")
+TAG_KIND = "voicefleet"  # "session" or "idle": what `list` and `idle_machines` filter on
+TAG_SESSION = "voicefleet_session"
+TAG_DIGEST = "voicefleet_digest"
+TAG_TRANSPORT = "voicefleet_transport"
+TAG_CREATED = "voicefleet_created"  # epoch seconds: the session's start (a claim's, for a reserve Sandbox)
+TAG_STOPPED = "voicefleet_stopped"  # set by `stop` before it terminates: a 137 without it was not ours
+NAME_PREFIX = "vf-"
+TERMINATED, TIMED_OUT = 137, 124
+_LIST_CONCURRENCY = 8  # a list reads each Sandbox's tags: this many at a time
+WHY_UNVERIFIED = (
+    "a Modal bot's channel credential is in its Sandbox's ephemeral Secret, which the Modal API "
+    "never returns (unlike ECS overrides or GCE metadata): only the Sandbox holds it"
+)
+
+
+def machine_of(sandbox_id: str, tags: dict[str, str], returncode: int | None, scheduled: bool) -> Machine:
+    detail = None
+    if returncode is None:
+        state = MachineState.STARTED if scheduled else MachineState.STARTING
+    elif returncode == 0:
+        state = MachineState.ENDED
+    elif returncode == TERMINATED and TAG_STOPPED in tags:
+        state, detail = MachineState.ENDED, "terminated"
+    elif returncode == TERMINATED:  # Modal ended it (lost host, out of memory): the session was cut short
+        state, detail = MachineState.FAILED, "terminated by Modal (exit code 137)"
+    elif returncode == TIMED_OUT:
+        state, detail = MachineState.ENDED, "sandbox timeout"
+    else:
+        state, detail = MachineState.FAILED, f"exit code {returncode}"
+    created = tags.get(TAG_CREATED, "")
+    return Machine(
+        session_id=tags.get(TAG_SESSION, ""),
+        machine_id=sandbox_id,
+        state=state,
+        created_at=float(created) if created.isdigit() else 0.0,
+        body_digest=tags.get(TAG_DIGEST),
+        detail=detail,
+        transport=tags.get(TAG_TRANSPORT),
+    )
+
+
+async def _scheduled(sandbox: Any) -> bool:
+    """Whether Modal has given the Sandbox a task (a container): one `SandboxGetTaskId` call. The
+    client's own look-up waits for one; at a zero deadline it raises TimeoutError instead of waiting
+    (modal/sandbox/_common.py `task_id_from_response`), which the client hands on as its own
+    `modal.exception.TimeoutError`."""
+    try:
+        return bool(await sandbox._get_task_id.aio(timeout=0))
+    except (TimeoutError, modal_errors.TimeoutError):
+        return False
+
+
+class ModalMachines:
+    name = "modal"
+
+    def __init__(self, settings: ModalSettings, *, coordination: CreateLimits, channel_url: str | None = None) -> None:
+        self.settings = settings
+        self.channel_url = channel_url
+        self.calls = ModalCalls(settings)
+        self.creates = Creates(self.name, coordination, settings.create_rate)
+        self.identity = Unverified(WHY_UNVERIFIED)
+        self._client: modal.Client | None = None
+        self._app: Any = None
+        self._image: Any = None
+        self._opening = asyncio.Lock()
+
+    @staticmethod
+    def sandbox_name(session_id: str) -> str:
+        return NAME_PREFIX + session_id
+
+    async def _ready(self) -> tuple[modal.Client, Any, Any]:
+        """The client, App and image, opened and looked up once (a lock: concurrent first starts share it)."""
+        async with self._opening:
+            if self._client is None:
+                client = open_client(self.settings)
+                await self.calls.once("connect", client.__aenter__)
+                self._client = client
+            if self._app is None:
+                self._app = await self.calls.call("look up the App", lambda: modal.App.lookup.aio(
+                    self.settings.app, create_if_missing=True, client=self._client))
+            if self._image is None:  # looked up (ImageFromId) by the first create that uses it
+                self._image = modal.Image.from_id(self.settings.image_id, client=self._client)
+        return self._client, self._app, self._image
+
+    def sandbox_timeout(self, seconds: int) -> int:
+        return min(seconds + self.settings.grace_seconds, MAX_TIMEOUT_SECONDS)
+
+    async def _create(self, name: str, tags: dict[str, str], env: dict[str, str], timeout: int) -> Any:
+        client, app, image = await self._ready()
+        s = self.settings
+        if self.channel_url:
+            env = {CHANNEL_URL_VARIABLE: self.channel_url, **env}
+        secret = modal.Secret.from_dict(dict(env))
+        return await self.calls.call(f"create Sandbox {name}", lambda: modal.Sandbox.create.aio(
+            *s.bot_command, app=app, name=name, tags=tags, image=image, secrets=[secret], timeout=timeout,
+            cpu=s.cpu, memory=s.memory_mb, gpu=s.gpu, client=client), passed=(modal_errors.AlreadyExistsError,))
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        name = self.sandbox_name(spec.session_id)
+        tags = {TAG_KIND: "session", TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
+                TAG_CREATED: str(int(time.time())), **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
+        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        try:
+            sandbox = await self._create(name, tags, bot_environment(spec),
+                                         self.sandbox_timeout(spec.max_session_seconds))
+        except modal_errors.AlreadyExistsError:  # this session's Sandbox runs: an idempotent replay
+            existing = await self.status(spec.session_id)
+            if existing is not None:
+                return LaunchResult(existing, created=False)
+            raise
+        return LaunchResult(machine_of(sandbox.object_id, tags, None, scheduled=False), created=True)
+
+    async def _by_name(self, name: str) -> Any | None:
+        client, _, _ = await self._ready()
+        try:
+            return await self.calls.call(f"find Sandbox {name}", lambda: modal.Sandbox.from_name.aio(
+                self.settings.app, name, include_terminated=True, client=client), passed=(modal_errors.NotFoundError,))
+        except modal_errors.NotFoundError:
+            return None
+
+    async def _tagged(self, tags: dict[str, str]) -> list[Any]:
+        """Running Sandboxes of the App with at least `tags` (Modal lists unfinished ones only)."""
+        client, app, _ = await self._ready()
+
+        async def collect() -> list[Any]:
+            return [sandbox async for sandbox in modal.Sandbox.list.aio(app_id=app.app_id, tags=tags, client=client)]
+
+        return await self.calls.call("list Sandboxes", collect)
+
+    async def _find(self, session_id: str) -> Any | None:
+        """The session's Sandbox: named for it, or a claimed reserve Sandbox tagged with it."""
+        sandbox = await self._by_name(self.sandbox_name(session_id))
+        if sandbox is None:
+            claimed = await self._tagged({TAG_SESSION: session_id})
+            sandbox = claimed[0] if claimed else None
+        return sandbox
+
+    async def read(self, sandbox: Any) -> Machine:
+        """A Sandbox as a `Machine`: its tags, its result, and whether Modal has scheduled it."""
+        tags: dict[str, str] = await self.calls.call("read Sandbox tags", sandbox.get_tags.aio)
+        returncode = sandbox.returncode
+        scheduled = False
+        if returncode is None:
+            scheduled = await self.calls.call("read Sandbox task", lambda: _scheduled(sandbox))
+            if not scheduled:  # no task: not scheduled yet, or it has just finished
+                returncode = await self.calls.call("poll Sandbox", sandbox.poll.aio)
+        return machine_of(sandbox.object_id, tags, returncode, scheduled)
+
+    async def status(self, session_id: str) -> Machine | None:
+        sandbox = await self._find(session_id)
+        return None if sandbox is None else await self.read(sandbox)
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def stop(self, session_id: str) -> bool:
+        """Terminate: the bot's process ends (Modal shows it as return code 137) and nothing is kept.
+        Tagged first (Modal's `set_tags` replaces the set), so the 137 reads as this stop, not a loss."""
+        sandbox = await self._find(session_id)
+        if sandbox is None:
+            return False
+        if sandbox.returncode is None:
+            tags: dict[str, str] = await self.calls.call("read Sandbox tags", sandbox.get_tags.aio)
+            await self.calls.call("tag a stopped Sandbox", lambda: sandbox.set_tags.aio({**tags, TAG_STOPPED: "1"}))
+            await self.calls.call("terminate Sandbox", sandbox.terminate.aio)
+        return True
+
+    async def _read_all(self, sandboxes: list[Any], read: Callable[[Any], Awaitable[R]]) -> list[R]:
+        limit = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+        async def one(sandbox: Any) -> R:
+            async with limit:
+                return await read(sandbox)
+
+        return list(await asyncio.gather(*(one(s) for s in sandboxes)))
+
+    async def list(self) -> list[Machine]:
+        """The App's unfinished session Sandboxes: a finished one holds nothing to clean up."""
+        return await self._read_all(await self._tagged({TAG_KIND: "session"}), self.read)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.wait_for(client.close.aio(), self.settings.timeout)
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: a Modal bot is told the channel's URL (`BOT_CHANNEL_URL`) in its Sandbox's
+        environment at create, and its credential travels with each launch."""

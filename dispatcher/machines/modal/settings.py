@@ -1,0 +1,94 @@
+"""`MACHINES=modal` settings: the team's Modal token, App and bot image, and the Sandbox's size.
+
+The bot image is a Modal image id (`im-…`): the team builds its bot image once on Modal
+(`modal.Image.from_registry(<their registry ref>)`, docs/providers.md#modal) and names the result, so a
+create never triggers a build and every Sandbox of a deployment runs the same bytes. `BOT_GPU` is
+Modal's own GPU string (`L4`, `A100-80GB:2`); an unknown type is refused here, once, at start.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.settings import SettingsError, float_setting, int_setting, require
+
+DEFAULT_SERVER_URL = "https://api.modal.com"
+# modal.com/docs/guide/gpu: the values `gpu=` takes; `:n` asks for n of them (at most 8, 4 for A10).
+GPU_TYPES = ("T4", "L4", "A10", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "RTX-PRO-6000",
+             "H100", "H100!", "H200", "B200", "B200+")
+MAX_TIMEOUT_SECONDS = 24 * 3600  # a Sandbox's `timeout` (modal.com/docs/guide/sandbox)
+# The bot image's own entrypoint (images/bot.Dockerfile): a Sandbox runs the command it is given.
+DEFAULT_BOT_COMMAND = ("python", "-P", "-m", "bot")
+# Modal publishes no Sandbox create rate; creates are paced client-side so a burst of starts (and the
+# reserve's refills) does not meet RESOURCE_EXHAUSTED all at once. MODAL_CREATE_RATE/_BURST set yours.
+DEFAULT_CREATE_RATE = Rate(per_second=5, burst=10)
+_IMAGE_ID = re.compile(r"^im-[A-Za-z0-9]+$")
+
+
+def modal_installed() -> None:
+    """The `modal` client is the dependency group `modal`, which other providers' dispatchers go without."""
+    if importlib.util.find_spec("modal") is None:
+        raise SettingsError("MACHINES=modal needs the modal client: install the dependency group `modal` "
+                            "(uv sync --group modal; docs/providers.md#modal)")
+
+
+def gpu_setting(env: Mapping[str, str]) -> str | None:
+    """`BOT_GPU`: Modal's `TYPE` or `TYPE:COUNT`, or unset for a CPU Sandbox."""
+    raw = env.get("BOT_GPU", "").strip()
+    if not raw:
+        return None
+    kind, _, count = raw.partition(":")
+    if kind.upper() not in GPU_TYPES or (count and not (count.isdigit() and 1 <= int(count) <= 8)):
+        raise SettingsError(f"BOT_GPU={raw!r} is not a Modal GPU: one of {', '.join(GPU_TYPES)}, optionally :1–8")
+    return f"{kind.upper()}{':' + count if count else ''}"
+
+
+@dataclass(frozen=True)
+class ModalSettings:
+    token_id: str
+    token_secret: str
+    app: str  # the Modal App the Sandboxes belong to (created if missing)
+    image_id: str
+    server_url: str = DEFAULT_SERVER_URL
+    bot_command: tuple[str, ...] = DEFAULT_BOT_COMMAND
+    cpu: float = 1.0  # physical cores (1 core = 2 vCPUs on Modal)
+    memory_mb: int = 2048
+    gpu: str | None = None
+    grace_seconds: int = 300  # Sandbox timeout = max session + this (boot, goodbye)
+    timeout: float = 30.0  # each call, the client's own retries included
+    retry_deadline: float = 15.0  # RESOURCE_EXHAUSTED creates, retried with backoff
+    poll_seconds: float = 1.0
+    create_rate: Rate = DEFAULT_CREATE_RATE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ModalSettings:
+        required = require(env, ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_APP", "MODAL_BOT_IMAGE"), "modal")
+        image_id = required["MODAL_BOT_IMAGE"]
+        if not _IMAGE_ID.match(image_id):
+            raise SettingsError(f"MODAL_BOT_IMAGE={image_id!r} is not a Modal image id (im-…): "
+                                "build the bot image on Modal once and name it (docs/providers.md#modal)")
+        server_url = env.get("MODAL_SERVER_URL", "").strip() or DEFAULT_SERVER_URL
+        if not server_url.startswith(("https://", "http://")):
+            raise SettingsError(f"MODAL_SERVER_URL={server_url!r} must be an http(s) URL")
+        command = tuple(shlex.split(env.get("MODAL_BOT_COMMAND", ""))) or DEFAULT_BOT_COMMAND
+        return cls(
+            token_id=required["MODAL_TOKEN_ID"],
+            token_secret=required["MODAL_TOKEN_SECRET"],
+            app=required["MODAL_APP"],
+            image_id=image_id,
+            server_url=server_url,
+            bot_command=command,
+            cpu=float_setting(env, "MODAL_CPU", cls.cpu, minimum=0.125),
+            memory_mb=int_setting(env, "MODAL_MEMORY_MB", cls.memory_mb, minimum=128),
+            gpu=gpu_setting(env),
+            grace_seconds=int_setting(env, "MODAL_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            timeout=float_setting(env, "MODAL_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "MODAL_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "MODAL_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            create_rate=Rate.from_env(env, "MODAL_CREATE", DEFAULT_CREATE_RATE),
+        )

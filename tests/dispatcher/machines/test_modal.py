@@ -1,0 +1,164 @@
+"""`MACHINES=modal` beyond the contract: Modal's limits as the fake holds them (GPU types, the 24 h
+timeout, a concurrency cap, a wrong token), a Sandbox Modal ends under a session, where the session's
+values travel, and the warm reserve's idle Sandboxes; the real `modal` client against the fake."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.machines.modal.provider import ModalMachines
+from dispatcher.machines.modal.reserve import ModalWarmMachines
+from dispatcher.machines.modal.settings import ModalSettings
+from dispatcher.settings import SettingsError
+from dispatcher.store.local import LocalCoordination
+from tests.fakes.modal_server import FakeModal
+
+
+def spec(max_session_seconds: int = 600, session_id: str | None = None) -> LaunchSpec:
+    return LaunchSpec(session_id=session_id or secrets.token_hex(12), body_digest="d" * 32,
+                      max_session_seconds=max_session_seconds, body={"persona": "x"},
+                      room_url="https://voicefleet-test.daily.co/vf-room", bot_token="bot.jwt.secret")
+
+
+def provider(fake: FakeModal, **env: str) -> ModalMachines:
+    settings = ModalSettings.from_env({**fake.env, "MODAL_RETRY_DEADLINE_SECONDS": "2", **env})
+    return ModalMachines(settings, coordination=LocalCoordination())
+
+
+def test_an_unknown_gpu_type_is_refused_at_start_naming_modals_types() -> None:
+    env = {"MODAL_TOKEN_ID": "a", "MODAL_TOKEN_SECRET": "b", "MODAL_APP": "x", "MODAL_BOT_IMAGE": "im-1"}
+    with pytest.raises(SettingsError) as caught:
+        ModalSettings.from_env({**env, "BOT_GPU": "Z100"})
+    message = str(caught.value)
+    assert "BOT_GPU='Z100'" in message and "L4" in message and "H100" in message and "\n" not in message
+    assert ModalSettings.from_env({**env, "BOT_GPU": "a100-80gb:2"}).gpu == "A100-80GB:2"
+
+
+async def test_a_gpu_sandbox_is_created_with_its_gpu_and_found_by_any_replica(fake_modal: FakeModal) -> None:
+    machines = provider(fake_modal, BOT_GPU="L4")
+    replica = provider(fake_modal, BOT_GPU="L4")
+    try:
+        s = spec()
+        launched = await machines.launch(s)
+        found = await replica.status(s.session_id)
+    finally:
+        await machines.aclose()
+        await replica.aclose()
+    [sandbox] = fake_modal.creates
+    assert sandbox.gpu == "L4"
+    assert "SandboxCreate" in fake_modal.calls  # a GPU Sandbox goes through the V1 create
+    assert found is not None and found.machine_id == launched.machine.machine_id
+
+
+async def test_a_gpu_type_modal_does_not_know_is_refused_by_modal_without_retry(fake_modal: FakeModal) -> None:
+    machines = ModalMachines(ModalSettings(token_id=fake_modal.env["MODAL_TOKEN_ID"],
+                                           token_secret=fake_modal.env["MODAL_TOKEN_SECRET"], app="voicefleet-bots",
+                                           image_id=fake_modal.env["MODAL_BOT_IMAGE"], server_url=fake_modal.url,
+                                           gpu="Z100"), coordination=LocalCoordination())
+    try:
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "modal_rejected" and caught.value.retry_after is None
+    assert fake_modal.calls.count("SandboxCreate") == 1
+
+
+async def test_a_session_longer_than_a_day_gets_modals_longest_timeout(fake_modal: FakeModal) -> None:
+    machines = provider(fake_modal)
+    try:
+        await machines.launch(spec(max_session_seconds=30 * 3600))
+    finally:
+        await machines.aclose()
+    [sandbox] = fake_modal.creates
+    assert sandbox.timeout_secs == 24 * 3600
+
+
+async def test_a_wrong_token_is_unauthorized_and_not_retried(fake_modal: FakeModal) -> None:
+    machines = provider(fake_modal, MODAL_TOKEN_SECRET="as-wrong")
+    try:
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "modal_unauthorized" and caught.value.retry_after is None
+    assert fake_modal.creates == []
+
+
+async def test_at_the_concurrency_cap_a_start_is_throttled_with_a_retry_hint_after_bounded_tries() -> None:
+    fake = FakeModal(max_running=1).start()
+    machines = provider(fake)
+    try:
+        await machines.launch(spec())
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+        fake.close()
+    assert caught.value.reason == "modal_throttled" and caught.value.retry_after is not None
+    assert 2 <= len(fake.create_calls) - 1 <= 5  # retried with backoff, then given up
+    assert len(fake.running()) == 1
+
+
+async def test_a_sandbox_modal_ends_mid_session_is_failed_and_one_the_dispatcher_stops_ended(
+    fake_modal: FakeModal,
+) -> None:
+    machines = provider(fake_modal)
+    lost, stopped = spec(), spec()
+    try:
+        await machines.launch(lost)
+        await machines.launch(stopped)
+        fake_modal.terminate(fake_modal.by_name(f"vf-{lost.session_id}"))  # a lost host, out of memory
+        assert await machines.stop(stopped.session_id) is True
+        lost_machine = await machines.status(lost.session_id)
+        stopped_machine = await machines.status(stopped.session_id)
+    finally:
+        await machines.aclose()
+    assert lost_machine is not None and lost_machine.state is MachineState.FAILED
+    assert lost_machine.detail == "terminated by Modal (exit code 137)"
+    assert stopped_machine is not None and stopped_machine.state is MachineState.ENDED
+
+
+async def test_the_session_values_are_in_the_sandboxs_secret_never_its_command_or_tags(fake_modal: FakeModal) -> None:
+    machines = provider(fake_modal)
+    s = spec()
+    try:
+        await machines.launch(s)
+    finally:
+        await machines.aclose()
+    [sandbox] = fake_modal.creates
+    assert sandbox.args == ["python", "-P", "-m", "bot"]
+    assert sandbox.env["DAILY_TOKEN"] == "bot.jwt.secret"  # control: it went in the Secret
+    assert "bot.jwt.secret" not in " ".join(sandbox.args) + repr(sandbox.tags)
+
+
+async def test_a_reserve_sandbox_is_listed_idle_then_claimed_for_a_session_and_found_by_it(
+    fake_modal: FakeModal,
+) -> None:
+    settings = ModalSettings.from_env(fake_modal.env)
+    warm = ModalWarmMachines(settings, coordination=LocalCoordination(), channel_url="ws://127.0.0.1:9/bots",
+                             max_idle_seconds=600, max_session_seconds=600)
+    replica = provider(fake_modal)
+    s = spec()
+    try:
+        await warm.launch_idle("bot-1", channel_token="idle-credential")
+        idle = [m.bot_id for m in await warm.idle_machines()]
+        claimed = await warm.adopt("bot-1", s)
+        found = await replica.status(s.session_id)
+        idle_after = await warm.idle_machines()
+        with pytest.raises(MachinesError) as taken:
+            await warm.adopt("bot-1", spec())
+    finally:
+        await warm.aclose()
+        await replica.aclose()
+    [sandbox] = fake_modal.creates
+    assert idle == ["bot-1"] and idle_after == []
+    assert sandbox.env["BOT_CHANNEL_TOKEN"] == "idle-credential"
+    assert sandbox.env["BOT_CHANNEL_URL"] == "ws://127.0.0.1:9/bots"
+    assert sandbox.timeout_secs == 600 + 600 + settings.grace_seconds
+    assert claimed.claimed and claimed.machine.session_id == s.session_id
+    assert found is not None and found.machine_id == sandbox.id and found.body_digest == s.body_digest
+    assert taken.value.reason == "reserve_bot_taken"
