@@ -48,6 +48,10 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return FlyFrozenMachines.from_env(env, channel_url, coordination)
         return FlyMachines(FlySettings.from_env(env), coordination)
+    if settings.machines == "aci":
+        from dispatcher.machines.aci.provider import AciMachines
+
+        return AciMachines.from_env(env, coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -98,11 +102,15 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.fly.provider import FlySettings
 
         checks.append(lambda: FlySettings.from_env(env))
+    elif machines == "aci":
+        from dispatcher.machines.aci.settings import AciSettings
+
+        checks.append(lambda: AciSettings.from_env(env))
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    offers_daily = "daily" in settings.transports if settings is not None else machines in ("ecs", "gce", "fly")
+    offers_daily = "daily" in settings.transports if settings is not None else machines in ("ecs", "gce", "fly", "aci")
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings
 

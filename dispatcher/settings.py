@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-MACHINE_KINDS = ("local", "ecs", "gce", "fly")
+MACHINE_KINDS = ("local", "ecs", "gce", "fly", "aci")
 TRANSPORT_KINDS = ("daily", "webrtc")
 
 

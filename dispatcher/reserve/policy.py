@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import ecs, fly, gce, local
+from dispatcher.machines import aci, ecs, fly, gce, local
 from dispatcher.machines.cold_start import ColdStart
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
@@ -28,6 +28,7 @@ MINUTES_PER_DAY = 24 * 60
 # (dispatcher/machines/<provider>/__init__.py `COLD_START`, which the simulator draws from too).
 PUBLISHED_COLD_STARTS: Mapping[str, ColdStart] = {
     "local": local.COLD_START, "fly": fly.COLD_START, "gce": gce.COLD_START, "ecs": ecs.COLD_START,
+    "aci": aci.COLD_START,
 }
 DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {k: v.median_seconds for k, v in PUBLISHED_COLD_STARTS.items()}
 

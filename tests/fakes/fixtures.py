@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.arm_aci import FakeArmAci, serve_tls
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.daily import FakeDaily
 from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
@@ -18,7 +19,7 @@ from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.server import FakeApi, free_port, serve
 
-__all__ = ["fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
+__all__ = ["fake_aci", "fake_cloud_run", "fake_daily", "fake_ecs", "fake_fly", "fake_gce", "moto_ecs"]
 
 
 def _serve(fake: FakeApi, suffix: str = "") -> Iterator[Any]:
@@ -39,6 +40,12 @@ def fake_fly() -> Iterator[FakeFly]:
 @pytest.fixture
 def fake_cloud_run() -> Iterator[FakeCloudRun]:
     yield from _serve(FakeCloudRun())  # CLOUD_RUN_API_URL (/v2), MONITORING_API_URL (/v3)
+
+
+@pytest.fixture
+def fake_aci() -> Iterator[FakeArmAci]:
+    with serve_tls(FakeArmAci()) as fake:  # ARM_ENDPOINT, over TLS (ACI_CA_BUNDLE trusts its certificate)
+        yield fake
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dispatcher.machines.harness import Harness, ecs_harness, fly_harness, gce_harness
+from tests.dispatcher.machines.harness import Harness, aci_harness, ecs_harness, fly_harness, gce_harness
 
-PROVIDERS = ["ecs", "gce", "fly"]
+PROVIDERS = ["ecs", "gce", "fly", "aci"]
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -19,6 +19,8 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
     name = request.param
     if name == "fly":
         return fly_harness(request.getfixturevalue("fake_fly"))
+    if name == "aci":
+        return aci_harness(request.getfixturevalue("fake_aci"))
     if name == "gce":
         return gce_harness(request.getfixturevalue("fake_gce"))
     return ecs_harness(request.getfixturevalue("fake_ecs"))
