@@ -16,6 +16,10 @@ a region or a size not in the tables).
   overridden.
 - Fly: the running price its frozen tier already uses (FLY_RUNNING_DOLLARS_PER_MONTH, $5.78 for the
   default shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
+- Azure Container Instances: Linux, pay-as-you-go, $0.0000135 per vCPU-second and $0.0000015 per
+  GB-second (https://azure.microsoft.com/pricing/details/container-instances/; the East US list
+  price as recalled, not re-read against the page this round). The aci provider holds no reserve
+  yet, so only the simulator (bench/reserve_sim_providers.py) reads it.
 - Local processes: nothing.
 """
 
@@ -51,6 +55,7 @@ FARGATE = {  # Linux/x86, on-demand
     "us-east-1": ComputePrice(0.04048, 0.004445, "https://aws.amazon.com/fargate/pricing/"),
 }
 FARGATE_FALLBACK_REGION = "us-east-1"
+ACI = ComputePrice(0.0000135 * 3600, 0.0000015 * 3600, "https://azure.microsoft.com/pricing/details/container-instances/")
 E2 = ComputePrice(0.021811, 0.002923, "https://cloud.google.com/compute/vm-instance-pricing")  # us-central1
 E2_SHARED = {"e2-micro": (0.25, 1.0), "e2-small": (0.5, 2.0), "e2-medium": (1.0, 4.0)}  # vCPUs billed, GB
 E2_GB_PER_VCPU = {"standard": 4, "highmem": 8, "highcpu": 1}
