@@ -5,18 +5,26 @@ mid-session, the ARM binding of a bot's credential, and the settings a deploymen
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from botchannel.contract import Hello
+from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.aci.provider import AciMachines
 from dispatcher.machines.aci.settings import AciSettings
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.outbound.provider_errors import as_api_error
-from dispatcher.settings import SettingsError
+from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.fakes.arm_aci import FakeArmAci
+from tests.fakes.daily import FakeDaily
+
+KEY = "aci-test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def spec(channel_token: str | None = None) -> LaunchSpec:
@@ -152,3 +160,36 @@ async def test_list_follows_next_links(fake_aci: FakeArmAci) -> None:
 def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         AciSettings.from_env({**fake_aci.env, **change})
+
+
+@pytest.fixture
+async def app_http(fake_aci: FakeArmAci, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+    """The dispatcher app on MACHINES=aci against the fake ARM and the fake Daily."""
+    settings = Settings(machines="aci", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
+    app = create_app(settings, env={}, machines=provider(fake_aci),
+                     rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        yield http
+    await app.state.voicefleet.aclose()
+
+
+async def test_a_full_region_answers_a_start_503_with_its_reason_and_a_retry_hint(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci) -> None:
+    fake_aci.quota = 0
+    answer = await app_http.post("/start", json={}, headers=AUTH)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_capacity"
+    assert float(answer.headers["Retry-After"]) > 0
+
+
+async def test_a_session_whose_group_is_lost_mid_session_is_gone_not_running(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci) -> None:
+    started = await app_http.post("/start", json={}, headers=AUTH)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    fake_aci.set_state(f"vf-{session_id}", "Running")
+    assert (await app_http.get(f"/sessions/{session_id}", headers=AUTH)).json()["status"] == "started"
+    del fake_aci.groups[f"vf-{session_id}"]  # the region lost it, or someone deleted it
+    lost = await app_http.get(f"/sessions/{session_id}", headers=AUTH)
+    # The provider is the source of truth: no group, no session (as for a deleted Compute Engine VM).
+    assert lost.status_code == 404 and lost.json()["error"]["code"] == "not_found", lost.text
+    assert (await app_http.delete(f"/sessions/{session_id}", headers=AUTH)).status_code in (204, 404)
