@@ -39,14 +39,15 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import cerebrium, cloudrun, ecs, fly, gce, modal
+from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, modal
+from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUDRUN_RUN_RATE
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
 from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
 from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.reserve.prices import CEREBRIUM, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
+from dispatcher.reserve.prices import ACI, CEREBRIUM, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
 
 HOURS_PER_MONTH = 730.0
 
@@ -91,6 +92,9 @@ PROVIDERS = (
     # not measured (dispatcher/machines/modal/__init__.py).
     Provider("modal", "modal", modal.COLD_START.median_seconds, modal.COLD_START.sigma, MODAL_CREATE_RATE,
              "MODAL_CREATE"),
+    # No published create-to-running figure: modelled conservatively (dispatcher/machines/aci). ACI's
+    # budget counts deletes with creates; the simulator charges creates only, so it flatters ACI.
+    Provider("aci", "aci", aci.COLD_START.median_seconds, aci.COLD_START.sigma, ACI_CREATE_RATE, "ACI_CREATE"),
 )
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
 # docs/reserve.md, "What AWS offers beyond Fargate"):
@@ -134,6 +138,7 @@ GCE_HOURLY = {"e2-small": 0.016751, "e2-medium": 0.033503, "e2-standard-2": 0.06
 # Machine bills its root filesystem at $0.15 per GB-month. Counted here: a 1 GB root filesystem
 # and a 1 GB memory snapshot (whether Fly bills the snapshot apart is not published: counted).
 FLY_SHARED_1X_1GB_HOUR = 0.0000022 * 3600
+
 FLY_FROZEN_HOUR = 2 * 0.15 / HOURS_PER_MONTH
 
 
@@ -159,4 +164,8 @@ def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
     if provider.machines == "modal":  # dispatcher/reserve/prices.py: a Sandbox of 1 core and 2 GiB, no GPU
         hourly = (MODAL_SANDBOX_CORE_SECOND + 2 * MODAL_GIB_SECOND) * 3600
         return Prices(hourly, 0.0, "1 core / 2 GiB Sandbox")
+    if provider.machines == "aci":
+        vcpu, gb = float(str(stack.get("botCpu", 1))), float(str(stack.get("botMemoryGb", 2)))
+        # ACI, Linux, pay-as-you-go, per vCPU-second and GB-second (dispatcher/reserve/prices.py ACI)
+        return Prices(vcpu * ACI.vcpu_hour + gb * ACI.gb_hour, 0.0, f"{vcpu:g} vCPU / {gb:g} GB")
     return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

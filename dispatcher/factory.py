@@ -69,6 +69,10 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
                                      max_idle_seconds=ReserveSettings.from_env(env, "modal").max_idle_seconds,
                                      max_session_seconds=settings.max_session_seconds)
         return ModalMachines(ModalSettings.from_env(env), coordination=coordination)
+    if settings.machines == "aci":
+        from dispatcher.machines.aci.provider import AciMachines
+
+        return AciMachines.from_env(env, coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -131,11 +135,15 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.modal.settings import ModalSettings, modal_installed
 
         checks += [lambda: ModalSettings.from_env(env), modal_installed]
+    elif machines == "aci":
+        from dispatcher.machines.aci.settings import AciSettings
+
+        checks.append(lambda: AciSettings.from_env(env))
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun", "modal")
+    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci")
     offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings

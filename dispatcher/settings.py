@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal")
+MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci")
 TRANSPORT_KINDS = ("daily", "webrtc")
 
 

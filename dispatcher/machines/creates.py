@@ -94,3 +94,8 @@ class Creates:
         (a launch not after a refill) a token waited for as a cold launch does."""
         app = self.refilled_app()
         return app if app is not None else await self.cold_turn()
+
+    async def spend(self) -> None:
+        """A token for an action the provider counts with its creates (ACI: deletes), taken without
+        waiting: the action goes now, and the creates after it wait for the token it took."""
+        await self._limits[self.apps[0]].cold(3600.0)

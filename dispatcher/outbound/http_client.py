@@ -14,6 +14,7 @@ client's, or the one the caller passes.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class HttpClient:
         follow_redirects: bool = True,
         max_answer_bytes: int | None = None,
         path_traced: bool = True,
+        ca_file: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         # False: a 3xx is the answer (its status returned), never a request sent on to its Location.
@@ -77,6 +79,8 @@ class HttpClient:
         self._headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._connections = connections
+        # A private CA (a test's self-signed fake, Azure Stack Hub's ARM) instead of the system's.
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._proxy = proxy_for(self._base_url) if self._base_url else None
         self._session: aiohttp.ClientSession | None = None
 
@@ -85,7 +89,7 @@ class HttpClient:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._connections),
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl),
                 # Not `trust_env`: it reads the proxy variables and ~/.netrc in a thread on
                 # every request (a fifth of the CPU under a burst); the proxy is resolved once.
                 trust_env=False,

@@ -24,6 +24,10 @@ a region or a size not in the tables).
 - Modal: a Sandbox's cores (MODAL_CPU), GiB (MODAL_MEMORY_MB) and GPUs (BOT_GPU) per second
   (https://modal.com/pricing): the Function rates third parties quote from it ($0.0000131/core,
   $0.00000222/GiB), CPU × 3 for Sandboxes (beam.cloud, 2026-06-27); docs/reserve.md has the GPUs.
+- Azure Container Instances: Linux, pay-as-you-go, $0.0000135 per vCPU-second and $0.0000015 per
+  GB-second (https://azure.microsoft.com/pricing/details/container-instances/; the East US list
+  price as recalled, not re-read against the page this round). The aci provider holds no reserve
+  yet, so only the simulator (bench/reserve_sim_providers.py) reads it.
 - Local processes: nothing.
 """
 
@@ -59,6 +63,7 @@ FARGATE = {  # Linux/x86, on-demand
     "us-east-1": ComputePrice(0.04048, 0.004445, "https://aws.amazon.com/fargate/pricing/"),
 }
 FARGATE_FALLBACK_REGION = "us-east-1"
+ACI = ComputePrice(0.0000135 * 3600, 0.0000015 * 3600, "https://azure.microsoft.com/pricing/details/container-instances/")
 E2 = ComputePrice(0.021811, 0.002923, "https://cloud.google.com/compute/vm-instance-pricing")  # us-central1
 # Cerebrium, CPU only (a GPU's own per-second price adds to it): a warm replica of the app.
 CEREBRIUM = ComputePrice(0.00000655 * 3600, 0.00000222 * 3600, "https://docs.cerebrium.ai/calculating-cost")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.arm_aci import FakeArmAci, serve_tls
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
@@ -22,7 +23,7 @@ from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = [
-    "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
+    "fake_aci", "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
     "fake_ecs", "fake_fly", "fake_gce", "fake_modal", "moto_ecs",
 ]
 
@@ -55,6 +56,12 @@ def fake_cloud_run() -> Iterator[FakeCloudRun]:
 @pytest.fixture
 def fake_cloud_run_jobs() -> Iterator[FakeCloudRunJobs]:
     yield from _serve(FakeCloudRunJobs(), "/v2")  # CLOUDRUN_API_URL
+
+
+@pytest.fixture
+def fake_aci() -> Iterator[FakeArmAci]:
+    with serve_tls(FakeArmAci()) as fake:  # ARM_ENDPOINT, over TLS (ACI_CA_BUNDLE trusts its certificate)
+        yield fake
 
 
 @pytest.fixture

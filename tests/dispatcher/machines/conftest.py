@@ -7,6 +7,7 @@ import pytest
 
 from tests.dispatcher.machines.harness import (
     Harness,
+    aci_harness,
     cerebrium_harness,
     cloudrun_harness,
     ecs_harness,
@@ -15,7 +16,7 @@ from tests.dispatcher.machines.harness import (
     modal_harness,
 )
 
-PROVIDERS = ["ecs", "gce", "fly", "cloudrun", "modal"]
+PROVIDERS = ["ecs", "gce", "fly", "cloudrun", "modal", "aci"]
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -31,6 +32,8 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
         return cloudrun_harness(request.getfixturevalue("fake_cloud_run_jobs"))
     if name == "modal":
         return modal_harness(request.getfixturevalue("fake_modal"))
+    if name == "aci":
+        return aci_harness(request.getfixturevalue("fake_aci"))
     if name == "gce":
         return gce_harness(request.getfixturevalue("fake_gce"))
     if name == "cerebrium":

@@ -23,6 +23,7 @@ from typing import Any
 from bot.identity import MachineIdentity
 from botchannel.contract import Hello, Report
 from dispatcher.channel.bots import BotLink
+from dispatcher.machines.aci.provider import AciMachines
 from dispatcher.machines.base import Machines, MachineState
 from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
 from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
@@ -37,6 +38,7 @@ from tests.fakes import cloud_run_jobs as cloud_run_fake
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
 from tests.fakes import modal_server as modal_fake
+from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.server import Hold
@@ -295,6 +297,34 @@ def modal_harness(fake: modal_fake.FakeModal) -> Harness:
                               if "VOICEFLEET_SESSION_ID" in env and sid in ("", env["VOICEFLEET_SESSION_ID"])],
         created=lambda sid: len(of(sid)),
         live=lambda sid: sum(1 for s in of(sid) if not s.finished),
+    )
+
+
+def aci_harness(fake: FakeArmAci) -> Harness:
+    states = {"starting": ("Waiting", None), "started": ("Running", None), "ended": ("Terminated", 0),
+              "failed": ("Terminated", 3)}
+
+    def set_state(session_id: str, state: str) -> None:
+        fake.set_state(f"vf-{session_id}", *states[state])
+
+    def puts(sid: str) -> list[dict[str, str]]:
+        return [v for v in fake.secure.values() if sid in ("", v.get("VOICEFLEET_SESSION_ID"))]
+
+    return Harness(
+        name="aci",
+        fake=fake,
+        env={**fake.env, "ACI_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: AciMachines.from_env(env, LocalCoordination()),
+        set_state=set_state,
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="PUT",
+            path_contains="/containerGroups/"),
+        hold_create=lambda times: fake.hold(times=times, method="PUT", path_contains="/containerGroups/"),
+        reject=lambda: fake.fail(400, method="PUT", path_contains="/containerGroups/",
+                                 body={"error": {"code": "InaccessibleImage", "message": "image not found"}}),
+        received=lambda sid: [_session_values(v) for v in puts(sid)],
+        created=lambda sid: fake.created.count(f"vf-{sid}"),
+        live=lambda sid: int(f"vf-{sid}" in fake.groups),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.factory import build_machines, build_rooms
+from dispatcher.factory import build_machines, build_rooms, configuration_problems
+from dispatcher.machines.aci.provider import AciMachines
 from dispatcher.machines.base import Machines, WarmMachines
 from dispatcher.machines.fly.provider import FlyMachines
 from dispatcher.machines.gce.provider import GceMachines
@@ -64,9 +65,24 @@ def test_local_mode_has_no_rooms() -> None:
 ECS = {"AWS_REGION": "eu-west-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "s",
        "ECS_SECURITY_GROUPS": "g", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
 CHANNEL = {"BOT_CHANNEL_URL": "wss://d.example/bots/channel"}
+ACI = {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "g", "AZURE_LOCATION": "westeurope",
+       "ACI_BOT_IMAGE": "r.azurecr.io/bot@sha256:" + "0" * 64, "ARM_ENDPOINT": "https://127.0.0.1:1",
+       "ACI_AUTH": "none"}
 
 
-@pytest.mark.parametrize(("kind", "env"), [("ecs", ECS), ("gce", GCE), ("fly", FLY)])
+async def test_aci_mode_builds_aci_machines_that_hold_no_reserve_yet() -> None:
+    machines = build_machines(Settings(machines="aci"), {**ACI, **CHANNEL}, LocalCoordination())
+    assert isinstance(machines, AciMachines) and not isinstance(machines, WarmMachines)
+    await machines.aclose()
+
+
+def test_aci_mode_names_every_missing_azure_variable_at_once() -> None:
+    problems = " ".join(configuration_problems({"MACHINES": "aci", "DAILY_API_KEY": "k"}))
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_BOT_IMAGE"):
+        assert name in problems
+
+
+@pytest.mark.parametrize(("kind", "env"), [("ecs", ECS), ("gce", GCE), ("fly", FLY), ("aci", ACI)])
 async def test_a_cloud_provider_has_no_channel_to_attach_with_or_without_a_reserve(
     kind: str, env: dict[str, str]
 ) -> None:

@@ -83,6 +83,9 @@ def described(harness: Harness, session_id: str) -> str:
     if harness.name == "modal":  # what the create sent: the Sandbox's tags, command and Secret
         sandbox = harness.fake.by_name(f"vf-{session_id}")
         return json.dumps([sandbox.tags, sandbox.args, sandbox.env])
+    if harness.name == "aci":  # GET shows no secureValue: what the PUT sent is the record to read
+        calls = [c.json() for c in harness.fake.calls_to("PUT", "/containerGroups/")]
+        return json.dumps([harness.fake._view(f"vf-{session_id}"), calls])
     calls = [c.json() for c in harness.fake.calls_to("POST", "/machines")]
     return json.dumps([harness.fake.by_name(f"vf-{session_id}")["config"], calls])
 

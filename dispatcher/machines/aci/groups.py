@@ -1,0 +1,91 @@
+"""A container group as the aci provider writes and reads it: its name, tags, body and state.
+
+Names: `<prefix>-<session id>` for a session, `<prefix>-idle-<bot id>` for a reserve bot (which
+keeps its name once claimed); both fit ACI's 1–63 lowercase alphanumerics or '-'. Tags carry what
+any replica needs to answer for the session (its id, body digest, transport, when it started).
+Every launch value is a `secureValue`: ARM never returns one on GET, so whoever may read the group
+(Reader on the resource group) sees names, not the bot's credential. `restartPolicy: Never`: the
+default, Always, would restart a bot that ended and rejoin a finished session.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.machines.aci.settings import AciSettings
+from dispatcher.machines.base import Machine, MachinesError, MachineState
+
+TAG_SESSION = "voicefleet-session"
+TAG_DIGEST = "voicefleet-digest"
+TAG_TRANSPORT = "voicefleet-transport"
+TAG_CREATED = "voicefleet-created"  # epoch seconds of the create (ACI reports no creation time)
+TAG_CLAIMED = "voicefleet-claimed"  # epoch seconds of a reserve group's claim: the session's start
+TAG_IDLE = "voicefleet-idle"  # a reserve group's bot id, until it is claimed
+IDLE_INFIX = "idle-"
+CONTAINER = "bot"
+_ENV_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")  # ACI: 1–63, '_' not first or last
+_BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")
+
+
+def idle_name(settings: AciSettings, bot_id: str) -> str:
+    if not _BOT_ID.match(bot_id):
+        raise MachinesError("aci_rejected", f"reserve bot id {bot_id!r} is not ≤ 24 lowercase letters, digits or '-'")
+    return f"{settings.prefix}-{IDLE_INFIX}{bot_id}"
+
+
+def group_body(settings: AciSettings, env: Mapping[str, str], tags: Mapping[str, str]) -> dict[str, Any]:
+    bad = [name for name in env if not _ENV_NAME.match(name)]
+    if bad:
+        raise MachinesError("aci_rejected", f"environment names ACI refuses: {', '.join(sorted(bad))}")
+    container = {"name": CONTAINER, "properties": {
+        "image": settings.bot_image,
+        "resources": {"requests": {"cpu": settings.cpu, "memoryInGB": settings.memory_gb}},
+        "environmentVariables": [{"name": name, "secureValue": value} for name, value in env.items()],
+    }}
+    properties: dict[str, Any] = {"osType": "Linux", "restartPolicy": "Never", "sku": "Standard",
+                                  "containers": [container]}
+    body: dict[str, Any] = {"location": settings.location, "tags": {**tags, TAG_CREATED: str(int(time.time()))},
+                            "properties": properties}
+    if settings.registry_identity:  # pulled with a user-assigned identity holding AcrPull: no registry password
+        properties["imageRegistryCredentials"] = [{"server": settings.registry_server,
+                                                   "identity": settings.registry_identity}]
+        body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {settings.registry_identity: {}}}
+    if settings.subnet_id:
+        properties["subnetIds"] = [{"id": settings.subnet_id}]
+    return body
+
+
+def to_machine(raw: Mapping[str, Any]) -> Machine:
+    tags = raw.get("tags") or {}
+    properties = raw.get("properties") or {}
+    containers = properties.get("containers") or [{}]
+    view = (containers[0].get("properties") or {}).get("instanceView") or {}
+    current = view.get("currentState") or {}
+    provisioning = str(properties.get("provisioningState", ""))
+    group_state = str((properties.get("instanceView") or {}).get("state", ""))
+    detail = None
+    if provisioning == "Failed":
+        state, detail = MachineState.FAILED, f"provisioning failed: {current.get('detailStatus') or 'see the group'}"
+    elif current.get("state") == "Terminated":
+        code = current.get("exitCode")
+        state = MachineState.ENDED if code == 0 else MachineState.FAILED
+        detail = f"exit code {code}"
+    elif provisioning == "Deleting" or group_state == "Stopped":
+        state, detail = MachineState.ENDED, "container group stopped"
+    elif current.get("state") == "Running":
+        state = MachineState.STARTED
+    else:
+        state = MachineState.STARTING
+    created = tags.get(TAG_CLAIMED) or tags.get(TAG_CREATED) or ""
+    return Machine(
+        session_id=tags.get(TAG_SESSION, ""),
+        machine_id=str(raw.get("name")),
+        state=state,
+        created_at=float(created) if created.isdigit() else 0.0,
+        body_digest=tags.get(TAG_DIGEST),
+        detail=detail,
+        transport=tags.get(TAG_TRANSPORT),
+    )

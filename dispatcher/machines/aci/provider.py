@@ -1,0 +1,223 @@
+"""`MACHINES=aci`: one Azure Container Instances container group per session, through ARM's REST API.
+
+A launch reads the session's group first and PUTs it only when there is none (ARM's PUT is create
+*or update*: a second PUT would replace a running bot's values and restart it). The PUT answers 201
+with an `Azure-AsyncOperation` URL; the create may still fail after that (quota, an image ACI cannot
+pull), which the group's `provisioningState` or, for a group never made, that operation says, and
+`status` reads both. `DELETE` ends the session (202 with `Location`, or 204: already gone).
+
+Limits, counted once for the deployment through the coordination store (dispatcher/machines/creates.py):
+creates and deletes together (ACI's per-region budget), ARM writes and ARM reads (the subscription's
+buckets): see settings.py. A 429 is retried after its `Retry-After`, within the retry deadline;
+`ContainerGroupQuotaReached` is `aci_capacity` (503 with Retry-After). Why ARM's REST API through
+aiohttp and no Azure SDK: docs/providers.md ("Azure Container Instances").
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from botchannel.contract import IMAGE_VARIABLE
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.machines.aci.auth import ArmToken
+from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_DIGEST, TAG_SESSION, TAG_TRANSPORT, group_body, to_machine
+from dispatcher.machines.aci.identity import AciGroupIdentity
+from dispatcher.machines.aci.settings import API_VERSION, AciSettings
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
+from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.creates import Creates
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.store.coordination import CreateLimits
+
+# Refusals that are a full region, not a wrong request: worth trying again later.
+CAPACITY_CODES = frozenset({"ContainerGroupQuotaReached", "StandardCoresQuotaReached", "ServiceUnavailable",
+                            "SkuNotAvailable", "ResourceQuotaExceeded"})
+CAPACITY_RETRY_AFTER = 60.0
+BOT_CHANNEL_URL = "BOT_CHANNEL_URL"
+
+
+def arm_error(response: HttpResponse) -> tuple[str, str]:
+    """ARM's `{"error": {"code", "message"}}`, or the status when the answer is not that."""
+    try:
+        error = response.json()["error"]
+        return str(error.get("code", "")), str(error.get("message", ""))
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return "", f"HTTP {response.status_code}"
+
+
+class AciMachines:
+    name = "aci"
+
+    def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmToken,
+                 channel_url: str | None = None, bot_env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.bot_image = settings.bot_image
+        self._channel_url = channel_url
+        self._bot_env = dict(bot_env or {})  # ACI_BOT_ENV_FROM: the bot's service keys, as secure values
+        self.creates = Creates(self.name, coordination, settings.create_rate)
+        self._writes = Creates(self.name, coordination, settings.write_rate, action="write")
+        self._reads = Creates(self.name, coordination, settings.read_rate, action="read")
+        self._client = HttpClient(settings.arm_endpoint, timeout=settings.timeout,
+                                  ca_file=settings.ca_bundle or None)
+        self._token = token
+        self._backoff = Backoff(attempts=5, base=0.5, cap=8.0, deadline=settings.retry_deadline)
+        self._operations: dict[str, str] = {}  # session id → its create's Azure-AsyncOperation URL
+        self.identity = AciGroupIdentity(self._get, settings.prefix)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], coordination: CreateLimits) -> AciMachines:
+        settings = AciSettings.from_env(env)
+        return cls(settings, coordination, token=arm_token(settings, env),
+                   channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None, bot_env=bot_env_from(env))
+
+    def group_name(self, session_id: str) -> str:
+        return f"{self.settings.prefix}-{session_id}"
+
+    async def _request(self, method: str, url: str, **kw: Any) -> HttpResponse:
+        """One ARM call (`url`: a path under the resource group's groups, or an absolute ARM URL), its
+        turn taken from the deployment's read or write budget first."""
+        await (self._reads if method == "GET" else self._writes).cold_turn()
+        if url.startswith("/") or not url:
+            url = self.settings.groups_path + url
+            kw["params"] = {**kw.get("params", {}), "api-version": API_VERSION}
+        headers = {**kw.pop("headers", {}), **await self._token.headers()}
+        return await provider_request(self.name, self._client, method, url, backoff=self._backoff,
+                                      error=MachinesError, headers=headers, **kw)
+
+    @staticmethod
+    def _failed(response: HttpResponse, what: str) -> MachinesError:
+        code, message = arm_error(response)
+        return refusal(MachinesError, "aci", response.status_code, f"ARM refused to {what}: {code} {message}",
+                       capacity_retry_after=CAPACITY_RETRY_AFTER if code in CAPACITY_CODES else None)
+
+    async def _get(self, name: str) -> dict[str, Any] | None:
+        response = await self._request("GET", f"/{name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._failed(response, f"read container group {name}")
+        return dict(response.json())
+
+    def launch_env(self, values: Mapping[str, str]) -> dict[str, str]:
+        """A group's environment: the deployment's bot keys, the channel's URL, the image, then `values`."""
+        channel = {BOT_CHANNEL_URL: self._channel_url} if self._channel_url else {}
+        return {**self._bot_env, **channel, IMAGE_VARIABLE: self.bot_image, **values}
+
+    async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str]) -> HttpResponse:
+        body = group_body(self.settings, env, tags)
+        # If-None-Match: ARM's create-only condition. Whether ACI honours it is not documented, so
+        # the read before it is what keeps a running group from being replaced.
+        return await self._request("PUT", f"/{name}", json=body, headers={"If-None-Match": "*"})
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        name = self.group_name(spec.session_id)
+        if (existing := await self._get(name)) is not None:
+            return LaunchResult(to_machine(existing), created=False)
+        await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
+        tags = {TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
+                **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
+        response = await self._create(name, self.launch_env(bot_environment(spec)), tags)
+        if response.status_code in (409, 412) and (existing := await self._get(name)) is not None:
+            return LaunchResult(to_machine(existing), created=False)
+        if response.status_code not in (200, 201):
+            raise self._failed(response, f"create container group {name}")
+        if operation := response.headers.get("azure-asyncoperation"):
+            self._operations[spec.session_id] = operation
+        machine = Machine(session_id=spec.session_id, machine_id=name, state=MachineState.STARTING,
+                          created_at=time.time(), body_digest=spec.body_digest, transport=spec.transport)
+        return LaunchResult(machine, created=True)
+
+    async def status(self, session_id: str) -> Machine | None:
+        name = self.group_name(session_id)
+        raw = await self._get(name)
+        if raw is not None:
+            return to_machine(raw)
+        return await self._failed_create(session_id)
+
+    async def _failed_create(self, session_id: str) -> Machine | None:
+        """No group: did its create fail after it was accepted? Its async operation says (where this
+        replica launched it; another replica sees only that there is no group)."""
+        operation = self._operations.get(session_id)
+        if operation is None:
+            return None
+        response = await self._request("GET", operation)
+        if response.status_code != 200:
+            return None
+        answer = response.json()
+        if answer.get("status") not in ("Failed", "Canceled"):
+            return None
+        error = answer.get("error") or {}
+        return Machine(session_id=session_id, machine_id=self.group_name(session_id), state=MachineState.FAILED,
+                       created_at=time.time(), detail=str(error.get("code") or "create failed"))
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def _delete(self, name: str) -> bool:
+        """True when a group was there to delete. A delete spends the create budget's token too (ACI
+        counts both), taken without waiting: ending a session is never held back, the next create is."""
+        await self.creates.spend()
+        response = await self._request("DELETE", f"/{name}")
+        if response.status_code in (404, 204):
+            return False
+        if response.status_code not in (200, 202):
+            raise self._failed(response, f"delete container group {name}")
+        return True
+
+    async def stop(self, session_id: str) -> bool:
+        """Delete, not stop: a stopped group keeps its quota slot, and is never reused."""
+        self._operations.pop(session_id, None)
+        name = self.group_name(session_id)
+        raw = await self._get(name)
+        if raw is None:
+            return False
+        await self._delete(name)
+        return True
+
+    async def _pages(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = []
+        url = ""
+        for _ in range(1000):  # ARM pages by `nextLink`; a thousand pages is far past any quota
+            response = await self._request("GET", url)
+            if response.status_code != 200:
+                raise self._failed(response, "list container groups")
+            page = response.json()
+            groups += [g for g in page.get("value", []) if isinstance(g, dict)]
+            if not (url := page.get("nextLink") or ""):
+                break
+        return groups
+
+    async def list(self) -> list[Machine]:
+        # A session's group is named for it, or (a claimed reserve group) for its bot.
+        pattern = re.compile(rf"^{re.escape(self.settings.prefix)}-([0-9a-f]{{24}}|{IDLE_INFIX}[a-z0-9-]+)$")
+        return [to_machine(g) for g in await self._pages()
+                if pattern.match(str(g.get("name", ""))) and TAG_SESSION in (g.get("tags") or {})]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._token.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: the channel's URL is the deployment's (BOT_CHANNEL_URL), sent with each
+        group; the credential travels with each launch."""
+
+
+def arm_token(settings: AciSettings, env: Mapping[str, str]) -> ArmToken:
+    return ArmToken(env, resource=settings.arm_endpoint + "/", anonymous=settings.auth == "none",
+                    client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))
+
+
+def bot_env_from(env: Mapping[str, str]) -> dict[str, str]:
+    """ACI_BOT_ENV_FROM: names of the dispatcher's own variables each group gets as secure values
+    (the bot's service keys: ACI has no task-definition secrets to hold them)."""
+    names = [n.strip() for n in env.get("ACI_BOT_ENV_FROM", "").split(",") if n.strip()]
+    missing = [n for n in names if not env.get(n, "").strip()]
+    if missing:
+        raise MachinesError("aci_rejected", f"ACI_BOT_ENV_FROM names variables that are not set: {', '.join(missing)}")
+    return {n: env[n] for n in names}

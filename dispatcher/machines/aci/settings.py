@@ -1,0 +1,103 @@
+"""`MACHINES=aci` settings, named as Azure's own tools name them (AZURE_SUBSCRIPTION_ID, AZURE_LOCATION…).
+
+The limits are ARM's and ACI's published ones (machines_apis.md §8): writes refill at 10/s per
+subscription and region (a bucket of 200), reads at 25/s (250), and creates plus deletes are at most
+100 per 5 minutes and 300 per hour per region. The defaults take half the write and read rates (the
+subscription's other tools share them) and a create budget that honours both windows at once:
+a bucket of 83 refilled one per 18 s holds any 5 minutes to 83 + 17 = 100 and any hour to 83 + 200
+< 300. Deletes draw on the same budget as creates (ACI counts both), so a session costs two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dispatcher.channel.identity import identity_audience
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.settings import SettingsError, float_setting, require
+
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+# The newest stable Microsoft.ContainerInstance api-version in azure-rest-api-specs (2025-09-01 is
+# newer but adds nothing used here); every ARM call must name one (400 MissingApiVersionParameter).
+API_VERSION = "2023-05-01"
+DEFAULT_CREATE_RATE = Rate(per_second=1 / 18, burst=83)
+DEFAULT_WRITE_RATE = Rate(per_second=5.0, burst=50)
+DEFAULT_READ_RATE = Rate(per_second=12.0, burst=100)
+_PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]{0,29}$")  # group names: 1–63 lowercase alphanumerics or '-'
+_IMAGE_BY_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class AciSettings:
+    subscription_id: str
+    resource_group: str
+    location: str
+    bot_image: str  # <registry>/<repository>@sha256:<digest>: a group runs exactly what was built
+    registry_server: str = ""  # e.g. myregistry.azurecr.io; pulled with `registry_identity`
+    registry_identity: str = ""  # resource id of the user-assigned identity with AcrPull
+    subnet_id: str = ""  # a VNet subnet for the groups; empty: Azure's default outbound network
+    cpu: float = 1.0
+    memory_gb: float = 2.0
+    prefix: str = "vf"
+    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
+    auth: str = "azure"  # "none": tests against a local fake only
+    ca_bundle: str = ""  # a private CA for ARM_ENDPOINT (a test fake, Azure Stack Hub)
+    timeout: float = 15.0
+    retry_deadline: float = 20.0
+    poll_seconds: float = 2.0
+    lro_seconds: float = 120.0  # how long a create's or delete's async operation is followed
+    create_rate: Rate = DEFAULT_CREATE_RATE
+    write_rate: Rate = DEFAULT_WRITE_RATE
+    read_rate: Rate = DEFAULT_READ_RATE
+    identity_audience: str | None = None
+
+    @property
+    def groups_path(self) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+                "/providers/Microsoft.ContainerInstance/containerGroups")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AciSettings:
+        names = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_BOT_IMAGE")
+        required = require(env, names, "aci")
+        image = required["ACI_BOT_IMAGE"]
+        if not _IMAGE_BY_DIGEST.match(image):
+            raise SettingsError(f"ACI_BOT_IMAGE={image!r} must name the image by digest (<registry>/<repo>@sha256:…)")
+        prefix = env.get("ACI_GROUP_PREFIX", "").strip() or cls.prefix
+        if not _PREFIX.match(prefix):
+            raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-'")
+        endpoint = (env.get("ARM_ENDPOINT", "").strip() or DEFAULT_ARM_ENDPOINT).rstrip("/")
+        if not endpoint.startswith("https://"):
+            raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
+        auth = env.get("ACI_AUTH", "").strip().lower() or "azure"
+        if auth not in ("azure", "none"):
+            raise SettingsError(f"ACI_AUTH={auth!r} is not one of azure, none")
+        if auth == "none" and endpoint == DEFAULT_ARM_ENDPOINT:
+            raise SettingsError("ACI_AUTH=none is only for an ARM_ENDPOINT that points at a local fake")
+        registry = env.get("ACI_REGISTRY_SERVER", "").strip() or image.split("/", 1)[0]
+        return cls(
+            subscription_id=required["AZURE_SUBSCRIPTION_ID"],
+            resource_group=required["AZURE_RESOURCE_GROUP"],
+            location=required["AZURE_LOCATION"],
+            bot_image=image,
+            registry_server=registry,
+            registry_identity=env.get("ACI_REGISTRY_IDENTITY", "").strip(),
+            subnet_id=env.get("ACI_SUBNET_ID", "").strip(),
+            cpu=float_setting(env, "ACI_CPU", cls.cpu, minimum=0.1),
+            memory_gb=float_setting(env, "ACI_MEMORY_GB", cls.memory_gb, minimum=0.1),
+            prefix=prefix,
+            arm_endpoint=endpoint,
+            auth=auth,
+            ca_bundle=env.get("ACI_CA_BUNDLE", "").strip(),
+            timeout=float_setting(env, "ACI_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
+            retry_deadline=float_setting(env, "ACI_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
+            poll_seconds=float_setting(env, "ACI_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            lro_seconds=float_setting(env, "ACI_LRO_SECONDS", cls.lro_seconds, minimum=1.0),
+            create_rate=Rate.from_env(env, "ACI_CREATE", DEFAULT_CREATE_RATE),
+            write_rate=Rate.from_env(env, "ACI_WRITE", DEFAULT_WRITE_RATE),
+            read_rate=Rate.from_env(env, "ACI_READ", DEFAULT_READ_RATE),
+            identity_audience=identity_audience(env),
+        )

@@ -1,0 +1,195 @@
+"""Azure Container Instances against the fake ARM (tests/fakes/arm_aci.py): what the contract does not
+cover — secure values, restart policy, the regional quota, ARM's throttling bucket, a group lost
+mid-session, the ARM binding of a bot's credential, and the settings a deployment gets wrong."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from botchannel.contract import Hello
+from dispatcher.app import create_app
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.aci.provider import AciMachines
+from dispatcher.machines.aci.settings import AciSettings
+from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.outbound.provider_errors import as_api_error
+from dispatcher.settings import Settings, SettingsError, hash_api_key
+from dispatcher.store.local import LocalCoordination
+from tests.fakes.arm_aci import FakeArmAci
+from tests.fakes.daily import FakeDaily
+
+KEY = "aci-test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def spec(channel_token: str | None = None) -> LaunchSpec:
+    return LaunchSpec(session_id=secrets.token_hex(12), body_digest="d" * 32, max_session_seconds=600,
+                      body={"persona": "tester"}, room_url="https://x.daily.co/r", bot_token="bot.jwt.secret",
+                      channel_token=channel_token)
+
+
+def provider(fake: FakeArmAci, **env: str) -> AciMachines:
+    return AciMachines.from_env({**fake.env, "ACI_RETRY_DEADLINE_SECONDS": "3", **env}, LocalCoordination())
+
+
+async def test_values_are_secure_values_and_the_group_never_restarts(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci, BOT_CHANNEL_URL="wss://d.example/bots/channel")
+    s = spec()
+    try:
+        await machines.launch(s)
+        [put] = [c.json() for c in fake_aci.calls_to("PUT", "/containerGroups/")]
+        env = put["properties"]["containers"][0]["properties"]["environmentVariables"]
+        assert env and all(set(e) == {"name", "secureValue"} for e in env)  # never a plain `value`
+        assert put["properties"]["restartPolicy"] == "Never"
+        shown = str(await machines._get(f"vf-{s.session_id}"))
+        assert "bot.jwt.secret" not in shown and "wss://d.example" not in shown  # GET hides them
+        fake_aci.set_state(f"vf-{s.session_id}", "Terminated", 0)
+        machine = await machines.status(s.session_id)
+        assert machine is not None and machine.state is MachineState.ENDED  # not restarted into the session
+    finally:
+        await machines.aclose()
+
+
+async def test_the_regional_quota_is_capacity_with_a_retry_hint(fake_aci: FakeArmAci) -> None:
+    fake_aci.quota = 1
+    machines = provider(fake_aci)
+    try:
+        await machines.launch(spec())
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "aci_capacity" and caught.value.retry_after
+    answer = as_api_error(caught.value)
+    assert answer.status == 503 and answer.retry_after
+
+
+async def test_arms_write_bucket_is_waited_out_with_its_retry_after(fake_aci: FakeArmAci) -> None:
+    from tests.fakes.arm_aci import Bucket
+
+    fake_aci.writes = Bucket(1, 2.0)  # one write, then one every half second
+    machines = provider(fake_aci)
+    try:
+        first, second = [await machines.launch(spec()) for _ in range(2)]
+    finally:
+        await machines.aclose()
+    assert first.created and second.created
+    assert len(fake_aci.calls_to("PUT", "/containerGroups/")) == 3  # the second: refused once (429), then made
+
+
+async def test_deletes_spend_the_create_budget(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci, ACI_CREATE_RATE="0.01", ACI_CREATE_BURST="2", ACI_CREATE_MAX_WAIT="0")
+    try:
+        s = spec()
+        await machines.launch(s)
+        await machines.stop(s.session_id)  # the create and the delete: ACI's budget counts both
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "aci_rate_limited"
+
+
+async def test_a_group_lost_mid_session_is_no_machine_and_a_failed_create_is_failed(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci)
+    try:
+        s = spec()
+        await machines.launch(s)
+        fake_aci.set_state(f"vf-{s.session_id}", "Running")
+        del fake_aci.groups[f"vf-{s.session_id}"]  # deleted from the portal, or the region lost it
+        assert await machines.status(s.session_id) is None
+        assert s.session_id not in {m.session_id for m in await machines.list()}
+        fake_aci.create_error = "InaccessibleImage"
+        failing = spec()
+        await machines.launch(failing)
+        machine = await machines.status(failing.session_id)
+    finally:
+        await machines.aclose()
+    assert machine is not None and machine.state is MachineState.FAILED and machine.detail == "InaccessibleImage"
+
+
+async def test_a_bots_credential_admits_it_only_while_its_group_runs(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci)
+    s = spec(channel_token="tok")
+    grant, hello = BotGrant("session", s.session_id, 2**40), Hello(machine_id="m")
+    try:
+        assert "no container group" in str(await machines.identity.refusal(grant, hello))
+        await machines.launch(s)
+        fake_aci.set_state(f"vf-{s.session_id}", "Running")
+        assert await machines.identity.refusal(grant, hello) is None
+        other = BotGrant("session", secrets.token_hex(12), 2**40)
+        assert await machines.identity.refusal(other, hello) is not None
+        fake_aci.set_state(f"vf-{s.session_id}", "Terminated", 0)
+        assert "has ended" in str(await machines.identity.refusal(grant, hello))
+    finally:
+        await machines.aclose()
+
+
+async def test_a_wrong_client_secret_is_unauthorized(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci, AZURE_CLIENT_SECRET="wrong")
+    try:
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "aci_unauthorized" and "wrong" not in str(caught.value)
+
+
+async def test_list_follows_next_links(fake_aci: FakeArmAci) -> None:
+    fake_aci.page_size = 2
+    machines = provider(fake_aci)
+    try:
+        launched = {(await machines.launch(spec())).machine.session_id for _ in range(5)}
+        assert launched <= {m.session_id for m in await machines.list()}
+    finally:
+        await machines.aclose()
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ({"ACI_BOT_IMAGE": "vftest.azurecr.io/bot:latest"}, "by digest"),
+    ({"ARM_ENDPOINT": "http://127.0.0.1:1"}, "must be https"),
+    ({"ARM_ENDPOINT": "", "ACI_AUTH": "none"}, "local fake"),
+    ({"ACI_GROUP_PREFIX": "Upper"}, "ACI_GROUP_PREFIX"),
+    ({"AZURE_LOCATION": ""}, "AZURE_LOCATION"),
+])
+def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        AciSettings.from_env({**fake_aci.env, **change})
+
+
+@pytest.fixture
+async def app_http(fake_aci: FakeArmAci, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+    """The dispatcher app on MACHINES=aci against the fake ARM and the fake Daily."""
+    settings = Settings(machines="aci", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
+    app = create_app(settings, env={}, machines=provider(fake_aci),
+                     rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        yield http
+    await app.state.voicefleet.aclose()
+
+
+async def test_a_full_region_answers_a_start_503_with_its_reason_and_a_retry_hint(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci) -> None:
+    fake_aci.quota = 0
+    answer = await app_http.post("/start", json={}, headers=AUTH)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_capacity"
+    assert float(answer.headers["Retry-After"]) > 0
+
+
+async def test_a_session_whose_group_is_lost_mid_session_is_gone_not_running(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci) -> None:
+    started = await app_http.post("/start", json={}, headers=AUTH)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    fake_aci.set_state(f"vf-{session_id}", "Running")
+    assert (await app_http.get(f"/sessions/{session_id}", headers=AUTH)).json()["status"] == "started"
+    del fake_aci.groups[f"vf-{session_id}"]  # the region lost it, or someone deleted it
+    lost = await app_http.get(f"/sessions/{session_id}", headers=AUTH)
+    # The provider is the source of truth: no group, no session (as for a deleted Compute Engine VM).
+    assert lost.status_code == 404 and lost.json()["error"]["code"] == "not_found", lost.text
+    assert (await app_http.delete(f"/sessions/{session_id}", headers=AUTH)).status_code in (204, 404)

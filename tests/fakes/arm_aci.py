@@ -1,0 +1,315 @@
+"""A fake Azure Resource Manager for Container Instances: the calls the aci provider makes, as strict as ARM.
+
+Served over TLS with a self-signed certificate (`cert_path` is what a test trusts: ACI_CA_BUNDLE),
+because a bearer token must never go over http. Every ARM call needs `api-version` (400
+`MissingApiVersionParameter`) and `Authorization: Bearer <token>` from the fake's own token endpoint
+(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant; 401 `InvalidAuthenticationToken`).
+`PUT …/containerGroups/<name>` validates the group name (1–63 lowercase alphanumerics or '-') and
+environment names (1–63 alphanumerics or '_', neither first nor last '_'), refuses past the group
+quota (400 `ContainerGroupQuotaReached`) and answers 201 with `Azure-AsyncOperation`; a PUT on an
+existing group *updates* it (200; If-None-Match is ignored: whether ACI honours it is undocumented,
+so the fake takes the worst case). GET never returns a `secureValue`. `restartPolicy` defaults to
+Always, and a group left so restarts its container when it ends. DELETE answers 202 with
+`Location`, 204 for a group that is not there. Writes and reads draw on buckets as ARM's do
+(429 `SubscriptionRequestsThrottled` with Retry-After; every answer carries
+`x-ms-ratelimit-remaining-subscription-reads|writes`); creates plus deletes past 100 in 5 minutes
+or 300 in an hour are 429 too (ACI's error code for these is undocumented). Lists page by `nextLink`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import re
+import secrets
+import ssl
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi, Handler
+from tests.support.ports import free_port
+from tests.support.quick_uvicorn import QuickServer
+
+SUBSCRIPTION, RESOURCE_GROUP, LOCATION = "00000000-0000-0000-0000-0000000000aa", "vf-test", "westeurope"
+TENANT, CLIENT_ID, CLIENT_SECRET = "tenant-1", "client-1", "client-secret-1"
+IMAGE = "vftest.azurecr.io/bot@sha256:" + "0" * 64
+_GROUP = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ENV = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
+
+
+def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class Bucket:
+    def __init__(self, size: int, per_second: float) -> None:
+        self.size, self.per_second, self.tokens, self.at = size, per_second, float(size), time.monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is there."""
+        now = time.monotonic()
+        self.tokens = min(self.size, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.per_second
+
+
+class FakeArmAci(FakeApi):
+    error_body = staticmethod(lambda status: {"error": {
+        "code": "SubscriptionRequestsThrottled" if status == 429 else "InternalServerError", "message": "injected"}})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.secure: dict[str, dict[str, str]] = {}  # group → its environment as sent (tests read it)
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.created: list[str] = []  # every group name ever created
+        self.quota = 100
+        self.page_size = 100
+        self.writes, self.reads = Bucket(200, 10.0), Bucket(250, 25.0)
+        self.changes: deque[float] = deque()  # creates and deletes, for the 5-minute and hourly budgets
+        self.create_error: str | None = None  # set: accepted creates fail in their async operation
+        self.tokens: set[str] = set()
+        self._ids = itertools.count(1)
+        self.cert_path = ""
+
+    @property
+    def groups_path(self) -> str:
+        return (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+                "/providers/Microsoft.ContainerInstance/containerGroups")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MACHINES": "aci", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "AZURE_RESOURCE_GROUP": RESOURCE_GROUP,
+                "AZURE_LOCATION": LOCATION, "ACI_BOT_IMAGE": IMAGE, "ARM_ENDPOINT": self.url,
+                "ACI_CA_BUNDLE": self.cert_path, "AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT_ID,
+                "AZURE_CLIENT_SECRET": CLIENT_SECRET, "AZURE_AUTHORITY_HOST": self.url, "ACI_POLL_SECONDS": "0.05"}
+
+    def routes(self) -> list[Route]:
+        g = self.groups_path
+        return [
+            Route(g, self.list_groups, methods=["GET"]),
+            Route(g + "/{name}", self.put, methods=["PUT"]),
+            Route(g + "/{name}", self.get, methods=["GET"]),
+            Route(g + "/{name}", self.patch, methods=["PATCH"]),
+            Route(g + "/{name}", self.delete, methods=["DELETE"]),
+            Route(f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/{LOCATION}"
+                  "/operations/{op}", self.operation, methods=["GET"]),
+            Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
+        ]
+
+    def _wrap(self, endpoint: Handler) -> Handler:
+        async def arm(request: Request) -> Response:
+            if not request.url.path.startswith("/subscriptions/"):
+                return await endpoint(request)
+            if "api-version" not in request.query_params:
+                return arm_error(400, "MissingApiVersionParameter",
+                                 "The api-version query parameter (?api-version=) is required for all requests.")
+            auth = request.headers.get("authorization", "")
+            if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.tokens:
+                return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+            write = request.method != "GET"
+            bucket = self.writes if write else self.reads
+            wait = bucket.take()
+            kind = "writes" if write else "reads"
+            headers = {f"x-ms-ratelimit-remaining-subscription-{kind}": str(int(bucket.tokens))}
+            if wait:
+                headers["Retry-After"] = str(max(1, round(wait)))
+                return arm_error(429, "SubscriptionRequestsThrottled",
+                                 "Number of requests for subscription exceeded the limit.", headers)
+            response = await endpoint(request)
+            response.headers.update(headers)
+            return response
+
+        return super()._wrap(arm)
+
+    async def token(self, request: Request) -> Response:
+        form = dict(await request.form())
+        if (request.path_params["tenant"], form.get("client_id"), form.get("client_secret")) != (
+                TENANT, CLIENT_ID, CLIENT_SECRET) or form.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        token = secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
+
+    def _budget(self) -> float:
+        """0 when a create or delete may go now, else seconds until it may (ACI's regional budgets)."""
+        now = time.time()
+        while self.changes and self.changes[0] < now - 3600:
+            self.changes.popleft()
+        last5 = [t for t in self.changes if t >= now - 300]
+        if len(last5) >= 100:
+            return last5[0] + 300 - now
+        if len(self.changes) >= 300:
+            return self.changes[0] + 3600 - now
+        self.changes.append(now)
+        return 0.0
+
+    def _view(self, name: str) -> dict[str, Any]:
+        group = self.groups[name]
+        copy = {**group, "properties": {**group["properties"], "containers": [
+            {**c, "properties": {**c["properties"], "environmentVariables": [
+                {k: v for k, v in e.items() if k != "secureValue"} for e in c["properties"]["environmentVariables"]]}}
+            for c in group["properties"]["containers"]]}}
+        return copy
+
+    async def put(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if not _GROUP.match(name):
+            return arm_error(400, "InvalidContainerGroupName", f"The container group name '{name}' is invalid.")
+        body = await request.json()
+        containers = body.get("properties", {}).get("containers") or []
+        env = [e for c in containers for e in c.get("properties", {}).get("environmentVariables", [])]
+        if bad := [e.get("name", "") for e in env if not _ENV.match(e.get("name", ""))]:
+            return arm_error(400, "InvalidEnvironmentVariableName", f"Environment variable name '{bad[0]}' is invalid.")
+        if body.get("location") != LOCATION or not containers:
+            return arm_error(400, "InvalidRequestContent", "location and containers are required")
+        update = name in self.groups
+        if not update and len(self.groups) >= self.quota:
+            return arm_error(400, "ContainerGroupQuotaReached",
+                             f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota "
+                             f"'StandardCores' exceeded in region '{LOCATION}'. Limit: '{self.quota}'.")
+        if not update and (wait := self._budget()):
+            return arm_error(429, "TooManyRequests", "container group create/delete budget spent",
+                             {"Retry-After": str(max(1, round(wait)))})
+        op = f"op-{next(self._ids)}"
+        operation_url = (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
+                         f"{LOCATION}/operations/{op}?api-version=2023-05-01")
+        if self.create_error and not update:
+            self.operations[op] = {"status": "Failed", "error": {"code": self.create_error, "message": "failed"}}
+            return JSONResponse({**body, "name": name}, status_code=201,
+                                headers={"Azure-AsyncOperation": operation_url})
+        self.operations[op] = {"status": "Succeeded"}
+        properties = {**body["properties"], "provisioningState": "Creating",
+                      "restartPolicy": body["properties"].get("restartPolicy", "Always"),
+                      "instanceView": {"state": "Pending"}}
+        for c in properties["containers"]:
+            c["properties"]["instanceView"] = {"currentState": {"state": "Waiting", "detailStatus": "Pulling"}}
+        self.groups[name] = {"id": f"{self.groups_path}/{name}", "name": name, "location": LOCATION,
+                             "type": "Microsoft.ContainerInstance/containerGroups",
+                             "tags": dict(body.get("tags") or {}), "properties": properties,
+                             **({"identity": body["identity"]} if "identity" in body else {})}
+        self.secure[name] = {e["name"]: e.get("secureValue", e.get("value", "")) for e in env}
+        if not update:
+            self.created.append(name)
+        return JSONResponse(self._view(name), status_code=200 if update else 201,
+                            headers={"Azure-AsyncOperation": operation_url})
+
+    def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
+        """"Waiting", "Running" or "Terminated" (with its exit code), as the group's container reports it."""
+        group = self.groups[name]["properties"]
+        current: dict[str, Any] = {"state": state, "detailStatus": ""}
+        if state == "Terminated":
+            current["exitCode"] = exit_code
+            if group["restartPolicy"] == "Always" or (group["restartPolicy"] == "OnFailure" and exit_code):
+                current = {"state": "Running", "detailStatus": "restarted"}  # the bot comes back: a replayed session
+        group["provisioningState"] = "Succeeded" if state != "Waiting" else "Creating"
+        group["instanceView"] = {"state": {"Running": "Running", "Terminated": "Succeeded"}.get(current["state"],
+                                                                                                "Pending")}
+        group["containers"][0]["properties"]["instanceView"] = {"currentState": current}
+
+    async def get(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.groups:
+            return arm_error(404, "ResourceNotFound", f"The Resource '{name}' was not found.")
+        return JSONResponse(self._view(name))
+
+    async def patch(self, request: Request) -> Response:
+        """ACI's Update: tags only."""
+        name = request.path_params["name"]
+        if name not in self.groups:
+            return arm_error(404, "ResourceNotFound", f"The Resource '{name}' was not found.")
+        body = await request.json()
+        if set(body) - {"tags"}:
+            return arm_error(400, "InvalidRequestContent", "only tags may be updated")
+        self.groups[name]["tags"] = dict(body.get("tags") or {})
+        return JSONResponse(self._view(name))
+
+    async def delete(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.groups:
+            return Response(status_code=204)
+        if wait := self._budget():
+            return arm_error(429, "TooManyRequests", "container group create/delete budget spent",
+                             {"Retry-After": str(max(1, round(wait)))})
+        del self.groups[name]
+        op = f"op-{next(self._ids)}"
+        self.operations[op] = {"status": "Succeeded"}
+        location = (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
+                    f"{LOCATION}/operations/{op}?api-version=2023-05-01")
+        return Response(status_code=202, headers={"Location": location})
+
+    async def operation(self, request: Request) -> Response:
+        op = self.operations.get(request.path_params["op"])
+        if op is None:
+            return arm_error(404, "OperationNotFound", "no such operation")
+        return JSONResponse(op)
+
+    async def list_groups(self, request: Request) -> Response:
+        start = int(request.query_params.get("$skipToken", "0"))
+        names = list(self.groups)
+        page: dict[str, Any] = {"value": [self._view(n) for n in names[start:start + self.page_size]]}
+        if start + self.page_size < len(names):
+            skip = start + self.page_size
+            page["nextLink"] = f"{self.url}{self.groups_path}?api-version=2023-05-01&$skipToken={skip}"
+        return JSONResponse(page)
+
+
+def self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as files (the test trusts the certificate)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@contextmanager
+def serve_tls(fake: FakeArmAci) -> Iterator[FakeArmAci]:
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = self_signed(Path(directory))
+        port = free_port()
+        config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                ssl_certfile=cert, ssl_keyfile=key, ssl_version=ssl.PROTOCOL_TLS_SERVER)
+        server = QuickServer(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("fake ARM did not start")
+            time.sleep(0.01)
+        fake.url, fake.cert_path = f"https://127.0.0.1:{port}", cert
+        try:
+            yield fake
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
