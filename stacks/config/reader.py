@@ -80,6 +80,12 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherMaxInstances": 3,
     "alarmNotificationChannels": [],  # none: alert policies notify nobody (stacks/config/alarms.py)
     "alertPolicies": False,  # true once the log-based metrics are 10 min old (stacks/gcp/observability.py)
+    # Azure (stacks/config/azure.py)
+    "azureVnetCidr": "10.60.0.0/16",
+    "dispatcherMinReplicas": 1,
+    "dispatcherMaxReplicas": 1,
+    "azureLogRetentionDays": 30,
+    "alarmActionGroupId": "",  # "" = alerts notify nobody
 }
 
 

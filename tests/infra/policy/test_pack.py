@@ -104,7 +104,7 @@ def test_ingress_rule_on_the_bot_security_group_is_a_stack_violation() -> None:
     assert len(found) == 1
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_the_program_passes_its_own_resource_policies(stack: StackRunner, cloud: str) -> None:
     run: Run = stack(cloud)
     found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
