@@ -40,3 +40,10 @@ def test_bad_azure_values_name_their_key(stack: StackRunner, key: str, value: st
 def test_max_below_min_replicas_is_refused(stack: StackRunner) -> None:
     message = error(stack, dispatcherMinReplicas="3", dispatcherMaxReplicas="2")
     assert "voicefleet:dispatcherMaxReplicas must be at least dispatcherMinReplicas=3" in message
+
+
+def test_a_turn_relay_is_refused_until_azure_has_one(stack: StackRunner) -> None:
+    message = error(stack, secrets={**SECRETS, "voicefleet:turnSharedSecret": "s" * 32,
+                                    "voicefleet:botChannelToken": "t" * 40},
+                    turn="external", turnUrls="turn:turn.example.com:3478")
+    assert "voicefleet:turn external is not supported on azure yet" in message and "turn none" in message
