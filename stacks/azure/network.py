@@ -42,18 +42,19 @@ def subnet_ranges(cidr: str) -> dict[str, str]:
 
 
 def bot_rules() -> list[azure.network.SecurityRuleArgsDict]:
-    """Egress UDP (media) and TCP 443 (APIs, TURN over TLS), nothing else; no inbound rule but a deny."""
-    def rule(name: str, priority: int, direction: str, access: str, protocol: str,
-             ports: str) -> azure.network.SecurityRuleArgsDict:
+    """Egress UDP (media) and TCP 443 (APIs, TURN over TLS) to the internet, nothing else: not the
+    virtual network either (Azure's default rules allow it, and the store's private endpoint is
+    there), and no inbound flow."""
+    def rule(name: str, priority: int, direction: str, access: str, protocol: str, ports: str,
+             destination: str) -> azure.network.SecurityRuleArgsDict:
         return {"name": name, "priority": priority, "direction": direction, "access": access,
                 "protocol": protocol, "source_address_prefix": "*", "source_port_range": "*",
-                "destination_address_prefix": "*" if direction == "Inbound" else "Internet",
-                "destination_port_range": ports}
+                "destination_address_prefix": destination, "destination_port_range": ports}
 
-    return [rule("allow-udp-out", 100, "Outbound", "Allow", "Udp", "*"),
-            rule("allow-https-out", 110, "Outbound", "Allow", "Tcp", "443"),
-            rule("deny-other-out", 4000, "Outbound", "Deny", "*", "*"),
-            rule("deny-all-in", 4000, "Inbound", "Deny", "*", "*")]
+    return [rule("allow-udp-out", 100, "Outbound", "Allow", "Udp", "*", "Internet"),
+            rule("allow-https-out", 110, "Outbound", "Allow", "Tcp", "443", "Internet"),
+            rule("deny-other-out", 4000, "Outbound", "Deny", "*", "*", "*"),
+            rule("deny-all-in", 4000, "Inbound", "Deny", "*", "*", "*")]
 
 
 class Network(pulumi.ComponentResource):

@@ -181,4 +181,34 @@ def test_bots_leave_through_the_nat_gateway_on_udp_and_https_only(azure: Run) ->
     allowed = sorted((r["direction"], r["protocol"], r["destinationPortRange"])
                      for r in rules if r["access"] == "Allow")
     assert allowed == [("Outbound", "Tcp", "443"), ("Outbound", "Udp", "*")]
+    # Only to the internet: the virtual network (the store's private endpoint) is denied too.
+    assert {r["destinationAddressPrefix"] for r in rules if r["access"] == "Allow"} == {"Internet"}
+    assert any(r["access"] == "Deny" and r["direction"] == "Outbound" and r["destinationAddressPrefix"] == "*"
+               for r in rules)
     assert ("Inbound", "Deny") in {(r["direction"], r["access"]) for r in rules}
+
+
+def test_bot_keys_reach_bots_through_the_dispatcher_by_key_vault_reference_only(stack: StackRunner) -> None:
+    keys = {"voicefleet:deepgramApiKey": "SENTINEL-dg-key", "voicefleet:cartesiaApiKey": "SENTINEL-ca-key",
+            "voicefleet:openaiApiKey": "SENTINEL-oa-key"}
+    run = stack("azure", secrets={**SECRETS, **keys})
+    references = dict(pair.split("=", 1) for pair in env(run)["ACI_BOT_SECRETS"]["value"].split(","))
+    assert set(references) == {"CARTESIA_API_KEY", "DEEPGRAM_API_KEY", "OPENAI_API_KEY"}
+    assert all(url.startswith("https://") and "/secrets/" in url for url in references.values())
+    assert not [name for name in env(run) if name in references]  # not the dispatcher's own variables
+    dispatcher = run.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-dispatcher")
+    readable = {unwrap(r.inputs)["scope"] for r in run.of_type(ASSIGNMENT)
+                if unwrap(r.inputs)["principalId"] == dispatcher.outputs["principalId"]}
+    secret_ids = {r.outputs["id"] for r in run.of_type(SECRET) if r.name.endswith(("deepgram-api-key",
+                                                                                  "cartesia-api-key",
+                                                                                  "openai-api-key"))}
+    assert len(secret_ids) == 3 and secret_ids <= readable
+
+
+def test_the_drain_finds_the_stacks_container_groups_from_its_outputs(azure: Run) -> None:
+    from tests.infra.helpers import component_outputs
+
+    machines = component_outputs(azure, "azure")["machinesEnvironment"]
+    assert machines == {"MACHINES": "aci", "AZURE_SUBSCRIPTION_ID": "0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+                        "AZURE_RESOURCE_GROUP": "voicefleet-azure-test", "AZURE_LOCATION": "westeurope",
+                        "ACI_CONTAINER_GROUP_PREFIX": "vf-azure-test--"}
