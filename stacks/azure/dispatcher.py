@@ -2,8 +2,8 @@
 
 One workload-profiles environment (Consumption profile) in the stack's `dispatcher` subnet; the app
 runs as the dispatcher's user-assigned identity, pulls its image with it (no registry password),
-and reads its secrets from Key Vault with it (`secrets[].keyVaultUrl`, versioned: a rotation rolls a
-revision). Ingress is external HTTPS only (`allowInsecure` off); its name is
+and reads its secrets from Key Vault with it (`secrets[].keyVaultUrl`, versioned, and a digest of
+the versions in the template: a rotation rolls a revision). Ingress is external HTTPS only (`allowInsecure` off); its name is
 `<app>.<environment's default domain>`, known before the app exists, so bots' channel URL is too.
 
 Probes on /healthz: startup (up to 30 s), liveness, readiness (a replica receives traffic only once
@@ -17,6 +17,7 @@ no replica (nothing triggers a scale-out without ingress or a rule), so nothing 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +31,10 @@ from stacks.azure.secrets import SecretStore
 from stacks.config.limits import CONTAINER_APPS_MAX_GRACE_SECONDS
 
 PROBE_PATH = "/healthz"
+# Container Apps secrets belong to the app, not the revision: a new Key Vault version alone starts no
+# revision, and running replicas keep the old value. This variable (read by nobody) carries a digest of
+# the versioned URIs, so a rotation is a revision-scope change and rolls the replicas (with the drain).
+SECRETS_DIGEST_VARIABLE = "VOICEFLEET_SECRET_VERSIONS"
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,10 @@ class Dispatcher(pulumi.ComponentResource):
         self.environment = dict(args.environment(self.host))
         plain = [{"name": key, "value": value} for key, value in sorted(self.environment.items())]
         secret = [{"name": env, "secret_ref": naming.slug(env)} for env in sorted(args.secret_names)]
+        uris = [args.secrets.uris[env] for env in sorted(args.secret_names)]
+        digest = pulumi.Output.all(*uris).apply(
+            lambda found: hashlib.sha256("\n".join(found).encode()).hexdigest()[:16])
+        plain.append({"name": SECRETS_DIGEST_VARIABLE, "value": digest})
         app = azure.app.ContainerApp(
             name,
             container_app_name=args.app_name,

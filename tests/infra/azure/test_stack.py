@@ -7,7 +7,7 @@ import json
 
 from stacks import contract
 from stacks.azure import identity, naming
-from stacks.azure.dispatcher import PROBE_PATH
+from stacks.azure.dispatcher import PROBE_PATH, SECRETS_DIGEST_VARIABLE
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
@@ -58,7 +58,7 @@ def env_identity(run: Run) -> str:
 def test_the_dispatcher_environment_is_what_the_aci_provider_reads(azure: Run) -> None:
     names = set(env(azure))
     plain = {name for name, e in env(azure).items() if "value" in e}
-    assert plain == set(contract.ACI_ENV)
+    assert plain == {*contract.ACI_ENV, SECRETS_DIGEST_VARIABLE}
     assert names - plain == {"DAILY_API_KEY", "DISPATCHER_API_KEYS"}
 
 
@@ -130,6 +130,9 @@ def test_a_rotated_secret_changes_its_vault_secret_and_the_apps_reference_and_no
     urls = [{s["name"]: s["keyVaultUrl"] for s in app(run)["configuration"]["secrets"]} for run in (before, after)]
     assert urls[0]["daily-api-key"] != urls[1]["daily-api-key"]
     assert urls[0]["dispatcher-api-keys"] == urls[1]["dispatcher-api-keys"]
+    # …and the template too: app-scoped secrets alone start no revision, so no replica would read it.
+    digests = [env(run)[SECRETS_DIGEST_VARIABLE]["value"] for run in (before, after)]
+    assert digests[0] != digests[1]
 
 
 def test_destroy_deletes_the_app_before_the_grants_and_secrets_it_needs(azure: Run) -> None:
