@@ -3,8 +3,9 @@
 One workload-profiles environment (Consumption profile) in the stack's `dispatcher` subnet; the app
 runs as the dispatcher's user-assigned identity, pulls its image with it (no registry password),
 and reads its secrets from Key Vault with it (`secrets[].keyVaultUrl`, versioned, and a digest of
-the versions in the template: a rotation rolls a revision). Ingress is external HTTPS only (`allowInsecure` off); its name is
-`<app>.<environment's default domain>`, known before the app exists, so bots' channel URL is too.
+the versions in the template: a rotation rolls a revision). Ingress is external HTTPS only
+(`allowInsecure` off); its name is `<app>.<environment's default domain>`, known before the app
+exists, so bots' channel URL is too.
 
 Probes on /healthz: startup (up to 30 s), liveness, readiness (a replica receives traffic only once
 ready). The drain: a deploy replaces the single active revision, and Container Apps stops an old
