@@ -7,6 +7,7 @@ a preview (outputs not yet computed) are skipped rather than guessed at.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -176,6 +177,12 @@ def _turn_boot_text(resource_type: str, props: Props) -> str | None:
     elif resource_type == "gcp:compute/instance:Instance" and (props.get("labels") or {}).get("role") == TURN_ROLE:
         # The ForceNew boot script (a change re-creates the VM); older programs used the metadata key.
         text = props.get("metadataStartupScript") or (props.get("metadata") or {}).get("startup-script")
+    elif resource_type == "azure-native:compute:VirtualMachine" and (props.get("tags") or {}).get("role") == TURN_ROLE:
+        encoded = (props.get("osProfile") or {}).get("customData")  # base64, as ARM takes it
+        try:
+            text = base64.b64decode(encoded).decode() if isinstance(encoded, str) else None
+        except ValueError:
+            return "not base64"
     else:
         return None
     return text if isinstance(text, str) else None
@@ -218,6 +225,18 @@ def turn_firewall_ports(resource_type: str, props: Props) -> Iterator[str]:
             yield f"the TURN relay may accept only TURN ports (3478, 443/tcp, the UDP relay range), not {allow}"
 
 
+def azure_turn_ports(resource_type: str, props: Props) -> Iterator[str]:
+    """The Azure relay's network security group admits TURN ports only (tag `role: turn`)."""
+    tags = props.get("tags") or {}
+    if resource_type != "azure-native:network:NetworkSecurityGroup" or tags.get("role") != TURN_ROLE:
+        return
+    for rule in props.get("securityRules") or []:
+        port = str(rule.get("destinationPortRange"))
+        if rule.get("direction") == "Inbound" and rule.get("access") == "Allow" \
+                and not _allowed_turn_port(str(rule.get("protocol", "")).lower(), port):
+            yield f"the TURN relay may accept only TURN ports (3478, 443/tcp, the UDP relay range), not {rule}"
+
+
 def azure_secrets_in_key_vault(resource_type: str, props: Props) -> Iterator[str]:
     """A Container App's secrets are Key Vault references read with a managed identity, never values
     in its configuration (which ARM returns to anyone who may read the app)."""
@@ -253,6 +272,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
                             turn_not_open_relay),
     "turn-gcp-ingress-turn-ports-only": ("The TURN relay's firewall opens TURN ports only", turn_firewall_ports),
     "azure-app-secrets-in-key-vault": ("Container Apps secrets are Key Vault references", azure_secrets_in_key_vault),
+    "turn-azure-ingress-turn-ports-only": ("The Azure TURN relay's security group opens TURN ports only",
+                                          azure_turn_ports),
     "azure-locked-down": ("Registry admin user off, Key Vault in RBAC mode, store on TLS only", azure_locked_down),
 }
 

@@ -102,6 +102,8 @@ ACI_ENV: tuple[str, ...] = (
     "ACI_BOT_CPU", "ACI_BOT_MEMORY_GB",  # the bot container group's size (and the reserve's price)
     "ACI_BOT_SETTINGS",  # `KEY=value,…`: the bots' own plain settings (LOG_FORMAT, the trace collector)
 )
+# With a TURN relay on ACI: the SmallWebRTC bot's image, for `webrtc` sessions (docs/images.md).
+ACI_WEBRTC_ENV: tuple[str, ...] = ("ACI_BOT_IMAGE_WEBRTC",)
 # With bot secrets on ACI: `ENV=<versioned Key Vault secret URI>,…`, references the dispatcher reads with
 # its identity and hands each container group as secure environment values (never plain ones).
 ACI_BOT_SECRETS_ENV: tuple[str, ...] = ("ACI_BOT_SECRETS",)

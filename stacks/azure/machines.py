@@ -29,6 +29,7 @@ class AciTarget:
     bot_memory: int  # MiB
     bot_settings: Mapping[str, str] = field(default_factory=dict)  # the bots' plain settings
     bot_secrets: pulumi.Input[str] | None = None  # `ENV=<versioned secret URI>,…` (SecretStore.references)
+    webrtc_image: pulumi.Input[str] | None = None  # with TURN: the SmallWebRTC bot, digest-pinned
 
 
 def aci_environment(target: AciTarget) -> dict[str, pulumi.Input[str]]:
@@ -47,4 +48,5 @@ def aci_environment(target: AciTarget) -> dict[str, pulumi.Input[str]]:
         "ACI_BOT_MEMORY_GB": f"{target.bot_memory / 1024:g}",
         "ACI_BOT_SETTINGS": ",".join(f"{key}={value}" for key, value in sorted(target.bot_settings.items())),
         **({"ACI_BOT_SECRETS": target.bot_secrets} if target.bot_secrets is not None else {}),
+        **({"ACI_BOT_IMAGE_WEBRTC": target.webrtc_image} if target.webrtc_image is not None else {}),
     }

@@ -6,7 +6,8 @@
   inbound flow from the internet (Azure's default rules otherwise allow all outbound), and a NAT
   gateway with a static address for that egress (subnets made after Azure retired default outbound
   access have none).
-- `store`: the store's private endpoint (stacks/azure/store.py).
+- `store`: the store's private endpoint (stacks/azure/store.py); `turn`: the TURN relay's VM
+  (stacks/azure/relay.py), behind its own rules.
 
 Subnets are declared inside the virtual network, not as resources of their own: a network
 declared without them would remove them on its next update (pulumi/pulumi-azure-native#611).
@@ -21,7 +22,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_azure_native as azure
 
-SUBNETS = ("dispatcher", "bots", "store")
+SUBNETS = ("dispatcher", "bots", "store", "turn")
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,13 @@ class NetworkArgs:
 
 
 def subnet_ranges(cidr: str) -> dict[str, str]:
-    """/23 for Container Apps, /22 for the bots, /24 for the store's endpoint, in that order."""
+    """/23 for Container Apps, /22 for the bots, /24 for the store's endpoint, /24 for the TURN relay."""
     network = ipaddress.ip_network(cidr)
     base = int(network.network_address)
     return {"dispatcher": str(ipaddress.ip_network((base, 23))),
             "bots": str(ipaddress.ip_network((base + 4 * 256, 22))),
-            "store": str(ipaddress.ip_network((base + 8 * 256, 24)))}
+            "store": str(ipaddress.ip_network((base + 8 * 256, 24))),
+            "turn": str(ipaddress.ip_network((base + 9 * 256, 24)))}
 
 
 def bot_rules() -> list[azure.network.SecurityRuleArgsDict]:
@@ -85,6 +87,7 @@ class Network(pulumi.ComponentResource):
                  "default_outbound_access": False,
                  "delegations": [{"name": "aci", "service_name": "Microsoft.ContainerInstance/containerGroups"}]},
                 {"name": "store", "address_prefix": ranges["store"]},
+                {"name": "turn", "address_prefix": ranges["turn"]},
             ]),
             **common,
             opts=child,

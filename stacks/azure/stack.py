@@ -14,7 +14,7 @@ import pulumi_azure_native as azure
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from images.component import Images, ImagesArgs
-from stacks import contract
+from stacks import contract, turn_server
 from stacks.azure import naming
 from stacks.azure.dispatcher import Dispatcher, DispatcherArgs
 from stacks.azure.identity import Identities, IdentitiesArgs
@@ -22,6 +22,7 @@ from stacks.azure.machines import AciTarget, aci_environment
 from stacks.azure.network import Network, NetworkArgs
 from stacks.azure.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.azure.registry import Registry
+from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config.bot import image_args
@@ -29,6 +30,8 @@ from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
+from stacks.config.turn import TurnSettings, relay_secret_names
+from stacks.turn_server import turn_urls
 
 
 class AzureStack(pulumi.ComponentResource):
@@ -49,7 +52,8 @@ class AzureStack(pulumi.ComponentResource):
         registry = Registry(name, registry_name=naming.registry_name(cfg.subscription_id, settings.prefix),
                             resource_group=group.name, location=cfg.location, sku="Standard" if prod else "Basic",
                             tags=tags, protect=settings.protect, opts=child)
-        images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(("bot", "dispatcher")),
+        roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
+        images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
                                          **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(resource_group=group.name, location=cfg.location, cidr=cfg.vnet_cidr,
                                             tags=tags), opts=child)
@@ -69,6 +73,8 @@ class AzureStack(pulumi.ComponentResource):
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
             resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id, values=values,
             protect=settings.protect, tags=tags), opts=child)
+        self._name, self._settings = name, settings
+        turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))
         bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))
         dispatcher_secrets = self._secret_names(settings, store is not None)
         # The dispatcher reads its own secrets and, to hand them to each bot, the bots' (by reference).
@@ -85,12 +91,13 @@ class AzureStack(pulumi.ComponentResource):
             stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,
             bot_identity_id=identities.bot.id, registry=registry.login_server, subnet_id=network.subnet_ids["bots"],
             bot_cpu=cfg.bot_cpu, bot_memory=cfg.bot_memory, bot_settings=settings.observability.bot_environment(),
-            bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None)
+            bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None,
+            webrtc_image=images.bot_webrtc)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             app_name=app_name, resource_group=group.name, location=cfg.location,
             subnet_id=network.subnet_ids["dispatcher"], workspace_id=observability.workspace_id,
             image=images.dispatcher, registry=registry.login_server, identity_id=identities.dispatcher.id,
-            environment=lambda host: self._environment(settings, target, store, host), secrets=secrets,
+            environment=lambda host: self._environment(settings, target, store, host, turn), secrets=secrets,
             secret_names=dispatcher_secrets, cpu=cfg.dispatcher_cpu,
             memory_mib=settings.dispatcher_memory, min_replicas=cfg.dispatcher_min_replicas,
             max_replicas=cfg.dispatcher_max_replicas, max_session_seconds=settings.max_session_seconds, tags=tags,
@@ -115,19 +122,29 @@ class AzureStack(pulumi.ComponentResource):
             "drained": settings.drain,
             "workspaceId": observability.workspace_id,
             "alarmNames": observability.alert_names,
+            **({"turnUrls": turn} if turn is not None else {}),
         }
         self.register_outputs(self.outputs)
+
+    def _relay(self, turn: TurnSettings, group: pulumi.Input[str], network: Network, secrets: SecretStore,
+               tags: dict[str, str]) -> pulumi.Output[list[str]]:
+        """coturn on a VM with a static address (stacks/azure/relay.py)."""
+        assert self._settings.azure is not None
+        return TurnRelay(f"{self._name}-turn", TurnRelayArgs(
+            turn=turn, resource_group=group, location=self._settings.azure.location,
+            subnet_id=network.subnet_ids["turn"], secrets=secrets, secret_names=relay_secret_names(self._settings),
+            identity_name=f"{self._settings.prefix}-turn", tags=tags), opts=pulumi.ResourceOptions(parent=self)).urls
 
     @staticmethod
     def _secret_names(settings: Settings, store: bool) -> tuple[str, ...]:
         return contract.dispatcher_secrets(
-            turn=False, channel=bool(channel_secrets(settings)), store=store, store_password=store,
+            turn=settings.turn is not None, channel=bool(channel_secrets(settings)), store=store, store_password=store,
             phone=tuple(sorted(settings.secrets.phone)), observability=settings.observability.dispatcher_secret_names(),
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None)
 
     @staticmethod
     def _environment(settings: Settings, target: AciTarget, store: CoordinationStore | None,
-                     host: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+                     host: pulumi.Output[str], turn: pulumi.Input[list[str]] | None) -> dict[str, pulumi.Input[str]]:
         """The dispatcher's plain settings: the `aci` provider's, the reserve's, the URL bots dial
         with the channel (the app's own HTTPS name), the store's URL (its key comes from Key Vault)."""
         return {
@@ -139,6 +156,8 @@ class AzureStack(pulumi.ComponentResource):
             **settings.reserve.to_env(),
             **metric_environment(settings.metric_namespace),
             **({CHANNEL_URL_VARIABLE: channel_url(host)} if channel_secrets(settings) else {}),
+            **(turn_server.dispatcher_environment(turn, settings.turn.credentials_per_key)
+               if turn is not None and settings.turn is not None else {}),
             **({URL_VARIABLE: store.url} if store is not None else {}),
             **settings.observability.dispatcher_environment(),
         }

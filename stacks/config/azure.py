@@ -40,11 +40,11 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
     if settings.regions is not None:
         raise cfg.fail("regions", "is not supported on azure yet: the front door and the regions' URLs are built "
                                   "for AWS and GCP (docs/regions.md)")
-    if settings.turn is not None:
-        # Not built yet: the relay (coturn on a VM with a static address, like stacks/aws/relay.py) and the
-        # `aci` provider's variable for the SmallWebRTC bot image. Refused rather than half-deployed.
-        raise cfg.fail("turn", f"{settings.turn.mode} is not supported on azure yet (no TURN relay or SmallWebRTC "
-                               "bot on Azure): sessions use Daily; pulumi config set turn none")
+    if settings.turn is not None and settings.turn.mode == "managed" and settings.turn.ssh_public_key is None:
+        # Azure refuses a Linux VM without a password or a key; no rule of the relay admits SSH.
+        raise cfg.fail("turnSshPublicKey", "is required with turn: managed on azure (Azure requires a credential on "
+                                           "the relay's Linux VM; no network rule admits SSH): pulumi config set "
+                                           "turnSshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\"")
     memory = settings.dispatcher_memory
     if memory not in limits.CONTAINER_APPS_SIZES:
         shown = ", ".join(str(m) for m in limits.CONTAINER_APPS_SIZES)

@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "turnDomain": "",
     "turnInstanceType": "t3.small",
     "turnMachineType": "e2-small",
+    "turnVmSize": "Standard_B2s",  # Azure
+    "turnSshPublicKey": "",  # Azure, required with turn: managed (a Linux VM needs a credential)
     "turnRelayPorts": "49152-65535",
     "turnTotalQuota": 1000,
     "turnCredentialsPerKey": 0,  # derived from turnTotalQuota (stacks/config/turn.py)

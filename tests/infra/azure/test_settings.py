@@ -42,8 +42,9 @@ def test_max_below_min_replicas_is_refused(stack: StackRunner) -> None:
     assert "voicefleet:dispatcherMaxReplicas must be at least dispatcherMinReplicas=3" in message
 
 
-def test_a_turn_relay_is_refused_until_azure_has_one(stack: StackRunner) -> None:
-    message = error(stack, secrets={**SECRETS, "voicefleet:turnSharedSecret": "s" * 32,
-                                    "voicefleet:botChannelToken": "t" * 40},
-                    turn="external", turnUrls="turn:turn.example.com:3478")
-    assert "voicefleet:turn external is not supported on azure yet" in message and "turn none" in message
+
+def test_an_external_turn_service_needs_no_relay_and_no_key(stack: StackRunner) -> None:
+    run = stack("azure", secrets={**SECRETS, "voicefleet:turnSharedSecret": "s" * 32,
+                                  "voicefleet:botChannelToken": "t" * 40},
+                turn="external", turnUrls="turn:turn.example.com:3478")
+    assert not run.of_type("azure-native:compute:VirtualMachine")
