@@ -3,7 +3,8 @@
 - The dispatcher's user-assigned identity may create, read and delete container groups in this
   stack's resource group only (a custom role assigned at that scope, `LAUNCH_ACTIONS`), join the
   bots' subnet with them (the same role: a container group in a virtual network needs the subnet's
-  join action), assign the bots' identity to them and no other (a second custom role, assigned on
+  join action), assign the bots' identity to them and no other (a second custom role, defined on the
+  resource group since a custom role cannot name a single resource as assignable, and assigned on
   that identity alone), pull from the registry (AcrPull), and read exactly the Key Vault secrets
   its app references (Key Vault Secrets User on each secret, stacks/azure/secrets.py).
 - The bots' identity may pull from the registry (AcrPull on the registry) and nothing else.
@@ -64,7 +65,9 @@ class Identities(pulumi.ComponentResource):
         self.bot = azure.managedidentity.UserAssignedIdentity(
             f"{name}-bot", resource_name_=f"{args.prefix}-bot", **common, opts=child)
         launch = self._role("launch", "voicefleet bot launcher", LAUNCH_ACTIONS, args.resource_group_id)
-        assign = self._role("assign-bot", "voicefleet bot identity assigner", ASSIGN_ACTIONS, self.bot.id)
+        # A custom role's assignable scopes may be resource groups, not single resources: the role is
+        # defined on the group, and assigned on the bots' identity alone.
+        assign = self._role("assign-bot", "voicefleet bot identity assigner", ASSIGN_ACTIONS, args.resource_group_id)
         self.grants = [
             self.assign("dispatcher-launch", self.dispatcher, launch.id, args.resource_group_id),
             self.assign("dispatcher-assign-bot", self.dispatcher, assign.id, self.bot.id),
@@ -76,12 +79,13 @@ class Identities(pulumi.ComponentResource):
 
     def _role(self, purpose: str, title: str, actions: tuple[str, ...],
               scope: pulumi.Input[str]) -> azure.authorization.RoleDefinition:
-        """A custom role whose only assignable scope is `scope` (role names are unique per tenant)."""
+        """A custom role whose only assignable scope is `scope`, a resource group."""
         args = self._args
         return azure.authorization.RoleDefinition(
             f"{self._name}-{purpose}",
             role_definition_id=naming.guid(args.subscription_id, f"{args.prefix}/role/{purpose}"),
-            role_name=f"{title} ({args.prefix})",
+            # Unique per tenant: the prefix and the subscription's tail, for a stack name in two subscriptions.
+            role_name=f"{title} ({args.prefix}, {naming.tail(args.subscription_id, args.prefix)})",
             description=f"voicefleet {args.prefix}: {title}, this stack only",
             scope=scope,
             assignable_scopes=[scope],

@@ -89,8 +89,11 @@ def test_the_dispatcher_may_launch_container_groups_in_its_resource_group_only(a
     assert roles["launch"]["assignableScopes"] == [group_id] and roles["launch"]["scope"] == group_id
     assert not any("*" in action for role in roles.values() for action in role["permissions"][0]["actions"])
     bot = azure.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-bot").outputs
-    assert roles["assign-bot"]["assignableScopes"] == [bot["id"]]
+    # Custom roles are assignable on groups, not single resources: defined on the group, assigned on the identity.
+    assert roles["assign-bot"]["assignableScopes"] == [group_id]
     assert roles["assign-bot"]["permissions"][0]["actions"] == list(identity.ASSIGN_ACTIONS)
+    assigned = unwrap(azure.one(ASSIGNMENT, "voicefleet-azure-test-dispatcher-assign-bot").inputs)
+    assert assigned["scope"] == bot["id"]
 
 
 def test_the_bots_identity_may_pull_images_and_nothing_else(azure: Run) -> None:
