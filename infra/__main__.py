@@ -21,6 +21,8 @@ def region() -> dict[str, pulumi.Input[object]]:
     settings = stack_settings.load()
     if settings.cloud == "aws":
         from stacks.aws.stack import AwsStack as Stack
+    elif settings.cloud == "azure":
+        from stacks.azure.stack import AzureStack as Stack  # type: ignore[assignment]
     else:
         from stacks.gcp.stack import GcpStack as Stack  # type: ignore[assignment]
     return Stack(settings.prefix, settings).outputs

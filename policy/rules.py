@@ -7,6 +7,7 @@ a preview (outputs not yet computed) are skipped rather than guessed at.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -43,6 +44,7 @@ TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
                  "denied-peer-ip=127.0.0.0-127.255.255.255", "denied-peer-ip=100.64.0.0-100.127.255.255")
 TURN_FORBIDDEN = ("no-auth", "allow-loopback-peers", "lt-cred-mech", "cli-password")
 TURN_TCP_PORTS = {3478, 443}
+AZURE_CONTAINER_APP = "azure-native:app:ContainerApp"
 
 Props = Mapping[str, Any]
 Check = Callable[[str, Props], Iterator[str]]
@@ -84,7 +86,13 @@ def log_group_retention(resource_type: str, props: Props) -> Iterator[str]:
 
 
 def required_tags(resource_type: str, props: Props) -> Iterator[str]:
-    """AWS tags (with provider default tags merged: tagsAll) and GCP labels (effectiveLabels)."""
+    """AWS tags (with provider default tags merged: tagsAll), GCP labels (effectiveLabels), and the
+    tags of Azure's tracked resources (those with a location: Azure's provider has no default tags)."""
+    if resource_type.startswith("azure-native:") and isinstance(props.get("location"), str):
+        given = props.get("tags")
+        missing = [t for t in REQUIRED_TAGS if not isinstance(given, dict) or t not in given]
+        if missing:
+            yield f"missing required tags: {', '.join(missing)}"
     for key in ("tagsAll", "effectiveLabels"):
         tags = props.get(key)
         if isinstance(tags, dict):
@@ -101,6 +109,9 @@ def plaintext_secret_env(resource_type: str, props: Props) -> Iterator[str]:
     elif resource_type == "gcp:cloudrunv2/service:Service":
         for container in (props.get("template") or {}).get("containers") or []:
             names += [e.get("name", "") for e in container.get("envs") or [] if "value" in e]
+    elif resource_type == AZURE_CONTAINER_APP:
+        for container in (props.get("template") or {}).get("containers") or []:
+            names += [e.get("name", "") for e in container.get("env") or [] if "value" in e]
     for name in names:
         if SECRET_NAME.search(name):
             yield f"{name} is a plain environment value; pass it by reference (secrets/valueFrom, secretKeyRef)"
@@ -129,6 +140,11 @@ def channel_token_by_reference(resource_type: str, props: Props) -> Iterator[str
             if any(CHANNEL_TOKEN in str(word) for word in [*(container.get("args") or []),
                                                            *(container.get("commands") or [])]):
                 yield f"{CHANNEL_TOKEN} is on a command line"
+    elif resource_type == AZURE_CONTAINER_APP:
+        for container in (props.get("template") or {}).get("containers") or []:
+            for env in container.get("env") or []:
+                if env.get("name") == CHANNEL_TOKEN and "secretRef" not in env:
+                    yield f"{CHANNEL_TOKEN} is not a Container Apps secret reference (secretRef)"
     elif resource_type == "gcp:compute/instanceTemplate:InstanceTemplate":
         for key, value in (props.get("metadata") or {}).items():
             if key.lower().replace("-", "_") == CHANNEL_TOKEN.lower():
@@ -161,6 +177,12 @@ def _turn_boot_text(resource_type: str, props: Props) -> str | None:
     elif resource_type == "gcp:compute/instance:Instance" and (props.get("labels") or {}).get("role") == TURN_ROLE:
         # The ForceNew boot script (a change re-creates the VM); older programs used the metadata key.
         text = props.get("metadataStartupScript") or (props.get("metadata") or {}).get("startup-script")
+    elif resource_type == "azure-native:compute:VirtualMachine" and (props.get("tags") or {}).get("role") == TURN_ROLE:
+        encoded = (props.get("osProfile") or {}).get("customData")  # base64, as ARM takes it
+        try:
+            text = base64.b64decode(encoded).decode() if isinstance(encoded, str) else None
+        except ValueError:
+            return "not base64"
     else:
         return None
     return text if isinstance(text, str) else None
@@ -203,6 +225,38 @@ def turn_firewall_ports(resource_type: str, props: Props) -> Iterator[str]:
             yield f"the TURN relay may accept only TURN ports (3478, 443/tcp, the UDP relay range), not {allow}"
 
 
+def azure_turn_ports(resource_type: str, props: Props) -> Iterator[str]:
+    """The Azure relay's network security group admits TURN ports only (tag `role: turn`)."""
+    tags = props.get("tags") or {}
+    if resource_type != "azure-native:network:NetworkSecurityGroup" or tags.get("role") != TURN_ROLE:
+        return
+    for rule in props.get("securityRules") or []:
+        port = str(rule.get("destinationPortRange"))
+        if rule.get("direction") == "Inbound" and rule.get("access") == "Allow" \
+                and not _allowed_turn_port(str(rule.get("protocol", "")).lower(), port):
+            yield f"the TURN relay may accept only TURN ports (3478, 443/tcp, the UDP relay range), not {rule}"
+
+
+def azure_secrets_in_key_vault(resource_type: str, props: Props) -> Iterator[str]:
+    """A Container App's secrets are Key Vault references read with a managed identity, never values
+    in its configuration (which ARM returns to anyone who may read the app)."""
+    if resource_type == AZURE_CONTAINER_APP:
+        for secret in (props.get("configuration") or {}).get("secrets") or []:
+            if "value" in secret or not secret.get("keyVaultUrl") or not secret.get("identity"):
+                yield f"app secret {secret.get('name')!r} must be a Key Vault reference (keyVaultUrl + identity)"
+
+
+def azure_locked_down(resource_type: str, props: Props) -> Iterator[str]:
+    """Registry without its admin user, Key Vault in RBAC mode, the store on TLS only."""
+    if resource_type == "azure-native:containerregistry:Registry" and props.get("adminUserEnabled") is not False:
+        yield "the container registry's admin user must be disabled (images are pulled with managed identities)"
+    if resource_type == "azure-native:keyvault:Vault" \
+            and (props.get("properties") or {}).get("enableRbacAuthorization") is not True:
+        yield "the Key Vault must use RBAC (enableRbacAuthorization), not access policies"
+    if resource_type == "azure-native:redisenterprise:Database" and props.get("clientProtocol") != "Encrypted":
+        yield "the store's database must speak TLS only (clientProtocol Encrypted)"
+
+
 RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "no-iam-wildcard-actions": ("IAM policies name their actions", iam_wildcard_actions),
     "ecr-scan-on-push": ("ECR repositories scan images on push", ecr_scan_on_push),
@@ -217,6 +271,10 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "turn-not-open-relay": ("A TURN relay authenticates, denies private/metadata peers and has quotas",
                             turn_not_open_relay),
     "turn-gcp-ingress-turn-ports-only": ("The TURN relay's firewall opens TURN ports only", turn_firewall_ports),
+    "azure-app-secrets-in-key-vault": ("Container Apps secrets are Key Vault references", azure_secrets_in_key_vault),
+    "turn-azure-ingress-turn-ports-only": ("The Azure TURN relay's security group opens TURN ports only",
+                                          azure_turn_ports),
+    "azure-locked-down": ("Registry admin user off, Key Vault in RBAC mode, store on TLS only", azure_locked_down),
 }
 
 

@@ -85,6 +85,32 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_MACHINE_TYPE",  # the bot template's: the reserve's hot-tier price in /metrics
 )
 
+# `MACHINES=aci`: the Azure Container Instances provider (dispatcher/machines/aci/). The names are
+# written in one place for the stack, stacks/azure/machines.py `aci_environment`, which maps the
+# stack's values onto them: adjust both together if the provider reads other names.
+ACI_ENV: tuple[str, ...] = (
+    *COMMON_ENV,
+    *RESERVE_ENV,
+    *METRIC_LINES_ENV,
+    *LOG_ENV,
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_RESOURCE_GROUP",  # the one group the dispatcher may create container groups in
+    "AZURE_LOCATION",
+    "AZURE_CLIENT_ID",  # the dispatcher's user-assigned identity (azure-identity's ManagedIdentityCredential)
+    "ACI_BOT_IMAGE",  # digest-pinned
+    "ACI_BOT_IDENTITY",  # the bots' user-assigned identity (resource id): pulls the image, nothing more
+    "ACI_REGISTRY",  # the registry's login server, pulled from with ACI_BOT_IDENTITY
+    "ACI_SUBNET_ID",  # the bots' subnet: egress UDP + TCP 443 through the NAT gateway, no inbound
+    "ACI_CONTAINER_GROUP_PREFIX",  # per stack: container group names, the reaper's and the drain's scope
+    "ACI_BOT_CPU", "ACI_BOT_MEMORY_GB",  # the bot container group's size (and the reserve's price)
+    "ACI_BOT_SETTINGS",  # `KEY=value,…`: the bots' own plain settings (LOG_FORMAT, the trace collector)
+)
+# With a TURN relay on ACI: the SmallWebRTC bot's image, for `webrtc` sessions (docs/images.md).
+ACI_WEBRTC_ENV: tuple[str, ...] = ("ACI_BOT_IMAGE_WEBRTC",)
+# With bot secrets on ACI: `ENV=<versioned Key Vault secret URI>,…`, references the dispatcher reads with
+# its identity and hands each container group as secure environment values (never plain ones).
+ACI_BOT_SECRETS_ENV: tuple[str, ...] = ("ACI_BOT_SECRETS",)
+
 # With a TURN relay (stacks/config/turn.py): cloud sessions may use SmallWebRTC; the dispatcher
 # mints short-lived TURN credentials from the shared secret (dispatcher/media/turn.py) for each session.
 TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY",
@@ -148,6 +174,7 @@ MACHINES_ENV: tuple[str, ...] = (
     "MACHINES", "AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_TASK_DEFINITION_WEBRTC", "ECS_SUBNETS",
     "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME", "GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE",
     "GCE_INSTANCE_PREFIX", "CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB",
+    "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_CONTAINER_GROUP_PREFIX",
 )
 
 

@@ -60,3 +60,20 @@ def valid_store_password(password: str) -> bool:
     """ElastiCache's rule for RBAC passwords (`/` and `@` would also break a redis:// URL)."""
     low, high = ELASTICACHE_PASSWORD
     return low <= len(password) <= high and password.isprintable() and not any(c in password for c in ' "/@')
+
+# Azure Container Apps, consumption plan: CPU from 0.25 to 4 in steps of 0.25, memory twice the CPU in GiB.
+# https://learn.microsoft.com/azure/container-apps/containers#allocations (unverified against a deploy)
+CONTAINER_APPS_MIB_PER_CPU = 2048
+CONTAINER_APPS_SIZES = tuple(range(512, 8192 + 1, 512))
+CONTAINER_APPS_MAX_REPLICAS = 1000  # a revision's maxReplicas (Container Apps quotas)
+# Container Apps' terminationGracePeriodSeconds may not exceed 600 s (the drain's ceiling).
+CONTAINER_APPS_MAX_GRACE_SECONDS = 600
+# Log Analytics workspace retentionInDays: 30..730 on PerGB2018 (4..730 in the API; 30 is the floor billed).
+LOG_ANALYTICS_RETENTION_DAYS = (30, 730)
+# Azure Container Instances, Linux container group in most regions: 4 cores, 16 GiB.
+ACI_MAX_CPU_UNITS = 4096
+ACI_MAX_MEMORY_MIB = 16384
+# Name rules of the globally unique Azure names (Microsoft.ContainerRegistry and Microsoft.KeyVault
+# naming rules, https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules).
+ACR_NAME = (5, 50)  # alphanumerics only
+KEY_VAULT_NAME = (3, 24)  # alphanumerics and hyphens, a letter first, no "--", no trailing hyphen

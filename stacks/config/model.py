@@ -87,6 +87,21 @@ class GcpSettings:
 
 
 @dataclass(frozen=True)
+class AzureSettings:
+    subscription_id: str
+    location: str
+    vnet_cidr: str
+    dispatcher_cpu: float  # Container Apps consumption: dispatcherMemory / 2048 (stacks/config/azure.py)
+    dispatcher_min_replicas: int
+    dispatcher_max_replicas: int
+    store: bool  # several replicas: Azure Managed Redis (stacks/azure/store.py)
+    bot_cpu: int  # the bots' container groups: 1024 = one core
+    bot_memory: int  # MiB
+    log_retention_days: int
+    alarm_action_group_id: str | None = None  # the action group alerts notify (stacks/config/azure.py)
+
+
+@dataclass(frozen=True)
 class Settings:
     project: str
     stack: str
@@ -105,6 +120,7 @@ class Settings:
     reserve: ReserveSettings = ReserveSettings()  # the dispatcher's warm reserve (stacks/config/reserve.py)
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
+    azure: AzureSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
     # Before a destroy (docs/pulumi.md): no dispatcher runs, so nothing launches machines while
     # `python -m stacks.drain` removes the ones it launched.

@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "turnDomain": "",
     "turnInstanceType": "t3.small",
     "turnMachineType": "e2-small",
+    "turnVmSize": "Standard_B2s",  # Azure
+    "turnSshPublicKey": "",  # Azure, required with turn: managed (a Linux VM needs a credential)
     "turnRelayPorts": "49152-65535",
     "turnTotalQuota": 1000,
     "turnCredentialsPerKey": 0,  # derived from turnTotalQuota (stacks/config/turn.py)
@@ -81,6 +83,12 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherMaxInstances": 3,
     "alarmNotificationChannels": [],  # none: alert policies notify nobody (stacks/config/alarms.py)
     "alertPolicies": False,  # true once the log-based metrics are 10 min old (stacks/gcp/observability.py)
+    # Azure (stacks/config/azure.py)
+    "azureVnetCidr": "10.60.0.0/16",
+    "dispatcherMinReplicas": 1,
+    "dispatcherMaxReplicas": 1,
+    "azureLogRetentionDays": 30,
+    "alarmActionGroupId": "",  # "" = alerts notify nobody
 }
 
 

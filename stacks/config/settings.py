@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 
 from stacks.config import alarms, channel_capacity, limits
+from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
 from stacks.config import observability as observability_settings
@@ -24,13 +25,15 @@ from stacks.config import regions as region_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
-from stacks.config.model import AwsSettings, GcpSettings, Secrets, Settings
+from stacks.config.model import AwsSettings, AzureSettings, GcpSettings, Secrets, Settings
 from stacks.config.reader import DEFAULTS, Reader, SettingsError
 
-__all__ = ["DEFAULTS", "AwsSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
+__all__ = ["DEFAULTS", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
 
 NAMESPACE = "voicefleet"
-CLOUDS = ("aws", "gcp")
+CLOUDS = ("aws", "gcp", "azure")
+# Each cloud's machines provider in the dispatcher (MACHINES): the reserve's cold-start default follows it.
+MACHINES = {"aws": "ecs", "gcp": "gce", "azure": "aci"}
 
 # The tool and cloud tables (Fargate sizes, retention periods, …) live in stacks/config/limits.py.
 
@@ -119,7 +122,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         tags=tags,
         secrets=secrets,
         turn=turn_settings.load(cfg),
-        reserve=reserve_settings.load(cfg, "ecs" if cloud == "aws" else "gce"),
+        reserve=reserve_settings.load(cfg, MACHINES[cloud]),
         bot_project=bot_settings.project(cfg),
         observability=observability,
         regions=regions,
@@ -130,6 +133,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
                        drain=settings.drain)
     if cloud == "aws":
         return _with(settings, aws=_aws(cfg, settings))
+    if cloud == "azure":
+        return _with(settings, azure=azure_settings.load(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
 
 

@@ -38,6 +38,8 @@ class TurnSettings:
     tls_private_key: pulumi.Output[str] | None = None
     instance_type: str = "t3.small"  # AWS
     machine_type: str = "e2-small"  # GCP
+    vm_size: str = "Standard_B2s"  # Azure
+    ssh_public_key: str | None = None  # Azure: a Linux VM must have a credential; no rule admits SSH
     relay_ports: tuple[int, int] = (49152, 65535)
     total_quota: int = 1000
     credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # the dispatcher's TURN_CREDENTIALS_PER_KEY
@@ -81,9 +83,18 @@ def load(cfg: Reader) -> TurnSettings | None:
         mode=mode, shared_secret=secret, domain=domain, tls_certificate=certificate, tls_private_key=key,
         instance_type=cfg.string("turnInstanceType", pattern=re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")),
         machine_type=cfg.string("turnMachineType", pattern=re.compile(r"^[a-z0-9]+-[a-z0-9-]+$")),
+        vm_size=cfg.string("turnVmSize", pattern=re.compile(r"^Standard_[A-Za-z0-9_]+$")),
+        ssh_public_key=_ssh_key(cfg),
         relay_ports=(low, high), total_quota=total_quota,
         credentials_per_key=_credentials_per_key(cfg, total_quota),
     )
+
+
+def _ssh_key(cfg: Reader) -> str | None:
+    key = cfg.optional("turnSshPublicKey")
+    if key is not None and not re.fullmatch(r"ssh-(rsa|ed25519) [A-Za-z0-9+/=]{60,}( [^\n]*)?", key):
+        raise cfg.fail("turnSshPublicKey", "must be an OpenSSH public key line (ssh-ed25519 AAAA… or ssh-rsa AAAA…)")
+    return key
 
 
 def browser_urls(turn: TurnSettings) -> int:

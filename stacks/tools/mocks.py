@@ -14,6 +14,7 @@ import hashlib
 import json
 import runpy
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
 GCP_PROJECT_NUMBER = "210987654321"
+AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+AZURE_TENANT = "11111111-1111-1111-1111-111111111111"
+AZURE_CLIENT = "22222222-2222-2222-2222-222222222222"
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,14 @@ class RecordingMocks(pulumi_mocks.Mocks):
             return {"id": "ami-0debian12mock0000", "imageId": "ami-0debian12mock0000", "name": "debian-12-amd64-mock"}
         if invoked == "gcp:organizations/getProject:getProject":  # the deterministic Cloud Run URL's number
             return {"projectId": self.gcp_project, "number": GCP_PROJECT_NUMBER, "name": self.gcp_project}
+        if invoked == "azure-native:authorization:getClientConfig":
+            return {"clientId": AZURE_CLIENT, "objectId": AZURE_CLIENT, "subscriptionId": AZURE_SUBSCRIPTION,
+                    "tenantId": AZURE_TENANT}
+        if invoked == "azure-native:authorization:getClientToken":
+            # No token to exchange: the registry login stays offline (stacks/azure/registry_login.py).
+            return {"token": ""}
+        if invoked == "azure-native:redisenterprise:listDatabaseKeys":
+            return {"primaryKey": "mock-redis-primary-key", "secondaryKey": "mock-redis-secondary-key"}
         if invoked == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": "mock-gcp-token", "project": self.gcp_project, "region": self.region}
         return {}
@@ -188,12 +200,68 @@ class RecordingMocks(pulumi_mocks.Mocks):
             elif typ == "gcp:compute/instanceTemplate:InstanceTemplate":
                 state["name"] = f"{inputs.get('namePrefix', args.name)}20260101000000000000000001"
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
+        elif typ.startswith("azure-native:"):
+            rid, extra = _azure_state(typ, args.name, inputs, self.generation)
+            state |= extra
         elif typ == "aws:elasticache/user:User" and isinstance(inputs.get("accessString"), str):
             # DescribeUsers returns the engine's rendering of the rules, which the provider keeps.
             state["accessString"] = rendered(inputs["accessString"])
         elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
             state["versionId"] = "v-" + _digest(args.name)[:8]
         return rid, state
+
+
+# ARM's name input of each azure-native type the stacks create (the resource's last id segment).
+_AZURE_NAMES = ("secretName", "databaseName", "virtualNetworkLinkName", "privateDnsZoneGroupName", "resourceGroupName",
+                "registryName", "resourceName", "vaultName", "environmentName", "containerAppName", "workspaceName",
+                "virtualNetworkName", "networkSecurityGroupName", "publicIpAddressName", "natGatewayName",
+                "clusterName",
+                "privateEndpointName", "privateZoneName", "ruleName", "roleDefinitionId", "roleAssignmentName",
+                "containerGroupName", "name")
+
+
+def _azure_state(typ: str, logical: str, inputs: dict[str, Any], generation: int) -> tuple[str, dict[str, Any]]:
+    """An ARM id and the outputs ARM assigns, derived from the inputs (and, for principals, the
+    generation: a re-created identity gets a new principal)."""
+    kind = typ.split(":")[-1]
+    name = next((inputs[key] for key in _AZURE_NAMES if isinstance(inputs.get(key), str)
+                 and not (key == "resourceGroupName" and kind != "ResourceGroup")), logical)
+    group = inputs.get("resourceGroupName") if isinstance(inputs.get("resourceGroupName"), str) else "rg"
+    scope = inputs.get("scope") if isinstance(inputs.get("scope"), str) else f"/subscriptions/{AZURE_SUBSCRIPTION}"
+    rid = {"ResourceGroup": f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/{name}",
+           "RoleDefinition": f"{scope}/providers/Microsoft.Authorization/roleDefinitions/{name}",
+           "RoleAssignment": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
+           "Secret": f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.KeyVault/"
+                     f"vaults/{inputs.get('vaultName')}/secrets/{name}"}.get(
+        kind, f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/{group}/providers/{kind}/{name}")
+    unique = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{generation}:{rid}"))
+    state: dict[str, Any] = {"id": rid, "name": name}
+    identity = inputs.get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+        # ARM answers the identities it was given as a map of id -> principal (the SDK's output type).
+        state["identity"] = {**identity,
+                             "userAssignedIdentities": {key: {} for key in identity["userAssignedIdentities"]}}
+    if kind == "Registry":
+        state["loginServer"] = f"{name}.azurecr.io"
+    elif kind == "UserAssignedIdentity":
+        state |= {"principalId": unique, "clientId": str(uuid.uuid5(uuid.NAMESPACE_DNS, unique)),
+                  "tenantId": AZURE_TENANT}
+    elif kind == "Vault":
+        state["properties"] = {**inputs.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}
+    elif kind == "Secret":
+        version = _digest(f"{generation}:{json.dumps(inputs.get('properties', {}), sort_keys=True, default=str)}")[:32]
+        base = f"https://{inputs.get('vaultName')}.vault.azure.net/secrets/{name}"
+        state["properties"] = {"secretUri": base, "secretUriWithVersion": f"{base}/{version}"}
+    elif kind == "ManagedEnvironment":
+        state |= {"defaultDomain": f"{_digest(rid)[:12]}.{inputs.get('location', 'westeurope')}.azurecontainerapps.io",
+                  "staticIp": "203.0.113.40"}
+    elif kind == "RedisEnterprise":
+        state["hostName"] = f"{name}.{inputs.get('location', 'westeurope')}.redis.azure.net"
+    elif kind == "PublicIPAddress":
+        state["ipAddress"] = "203.0.113.50"
+    elif kind == "Workspace":
+        state["customerId"] = unique
+    return rid, state
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -33,6 +33,8 @@ CHANNEL = {
 BASE = {
     "aws": {"voicefleet:cloud": "aws", "aws:region": "eu-west-1", "voicefleet:allowPlainHttp": "true"},
     "gcp": {"voicefleet:cloud": "gcp", "gcp:project": "vf-test", "gcp:region": "europe-west4"},
+    "azure": {"voicefleet:cloud": "azure", "azure-native:subscriptionId": "0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+              "azure-native:location": "westeurope"},
 }
 
 StackRunner = Callable[..., Run]
@@ -66,3 +68,8 @@ def aws(stack: StackRunner) -> Run:
 @pytest.fixture
 def gcp(stack: StackRunner) -> Run:
     return stack("gcp")
+
+
+@pytest.fixture
+def azure(stack: StackRunner) -> Run:
+    return stack("azure")

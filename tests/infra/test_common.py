@@ -9,7 +9,8 @@ import pytest
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import SECRETS, StackRunner
 
-SECRET_STORES = {"aws:secretsmanager/secretVersion:SecretVersion", "gcp:secretmanager/secretVersion:SecretVersion"}
+SECRET_STORES = {"aws:secretsmanager/secretVersion:SecretVersion", "gcp:secretmanager/secretVersion:SecretVersion",
+                 "azure-native:keyvault:Secret"}
 BOT_KEYS = {"deepgramApiKey": "SENTINEL-dg", "cartesiaApiKey": "SENTINEL-ca", "openaiApiKey": "SENTINEL-oa"}
 
 
@@ -23,7 +24,7 @@ def leaked(run: Run, values: list[str]) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_secret_config_values_reach_only_the_secret_store(stack: StackRunner, cloud: str) -> None:
     extra = BOT_KEYS if cloud == "aws" else {}
     run = stack(cloud, **extra)
@@ -36,16 +37,22 @@ def test_secret_config_values_reach_only_the_secret_store(stack: StackRunner, cl
     assert [v for v in read if not any(v in s for s in stored)] == []
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_secret_store_values_stay_marked_secret(stack: StackRunner, cloud: str) -> None:
     from stacks.tools.mocks import is_secret
 
     versions = [r for r in stack(cloud).registrations if r.type in SECRET_STORES]
-    field = "secretString" if cloud == "aws" else "secretData"
-    assert versions and all(is_secret(v.inputs[field]) for v in versions)
+
+    def value(inputs: dict) -> object:
+        if cloud == "azure":  # Key Vault: properties.value (the properties object itself may be wrapped)
+            properties = inputs["properties"]
+            return properties if is_secret(properties) else properties["value"]
+        return inputs["secretString" if cloud == "aws" else "secretData"]
+
+    assert versions and all(is_secret(value(v.inputs)) for v in versions)
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_names_are_stable_across_runs(stack: StackRunner, cloud: str) -> None:
     first, second = stack(cloud), stack(cloud)
     assert sorted(r.urn for r in first.registrations) == sorted(r.urn for r in second.registrations)

@@ -1,4 +1,4 @@
-"""AWS and GCP rules on the names the program sends (or the providers generate), offline.
+"""AWS, GCP and Azure rules on the names the program sends (or the providers generate), offline.
 
 When a name input is absent, the Pulumi providers generate `<logical name>-<7 random chars>`
 (pulumi-terraform-bridge `AutoName(field, maxLength, "-")`; pulumi-aws maps the target group as
@@ -37,6 +37,8 @@ _IAM = r"[\w+=,.@-]+"
 _ECS = r"[A-Za-z0-9_-]+"
 _RFC1035 = r"[a-z](?:[-a-z0-9]*[a-z0-9])?"
 _ELB_API = "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/"
+_AZURE_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_AZURE_RULES = "https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules"
 
 RULES: tuple[NameRule, ...] = (
     NameRule("aws:lb/loadBalancer:LoadBalancer", "name", 32, _ALB, _ELB_API + "API_CreateLoadBalancer.html",
@@ -89,6 +91,27 @@ RULES: tuple[NameRule, ...] = (
     NameRule("gcp:artifactregistry/repository:Repository", "repositoryId", 63, _RFC1035,
              "https://cloud.google.com/artifact-registry/docs/reference/rest/v1/projects.locations.repositories/create",
              auto_named=False),
+    # Azure (Microsoft.* naming rules,
+    # https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules); the program
+    # names every one of these itself (azure-native's auto-names are not relied on).
+    NameRule("azure-native:containerregistry:Registry", "registryName", 50, r"[A-Za-z0-9]{5,50}",
+             _AZURE_RULES + "#microsoftcontainerregistry", auto_named=False, min_length=5),
+    NameRule("azure-native:keyvault:Vault", "vaultName", 24, r"[A-Za-z](?:[A-Za-z0-9]|-(?!-))*[A-Za-z0-9]",
+             _AZURE_RULES + "#microsoftkeyvault", auto_named=False, min_length=3),
+    NameRule("azure-native:keyvault:Secret", "secretName", 127, r"[A-Za-z0-9-]+", _AZURE_RULES + "#microsoftkeyvault",
+             auto_named=False),
+    NameRule("azure-native:app:ContainerApp", "containerAppName", 32, r"[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]",
+             _AZURE_RULES + "#microsoftapp", auto_named=False, min_length=2),
+    NameRule("azure-native:app:ManagedEnvironment", "environmentName", 60, r"[a-z](?:[a-z0-9-]*[a-z0-9])?",
+             _AZURE_RULES + "#microsoftapp", auto_named=False, min_length=2),
+    NameRule("azure-native:redisenterprise:RedisEnterprise", "clusterName", 60, _AZURE_LABEL,
+             _AZURE_RULES + "#microsoftcache", auto_named=False),
+    NameRule("azure-native:operationalinsights:Workspace", "workspaceName", 63, _AZURE_LABEL,
+             _AZURE_RULES + "#microsoftoperationalinsights", auto_named=False, min_length=4),
+    NameRule("azure-native:resources:ResourceGroup", "resourceGroupName", 90, r"[\w.()-]*[\w()-]",
+             _AZURE_RULES + "#microsoftresources", auto_named=False),
+    NameRule("azure-native:managedidentity:UserAssignedIdentity", "resourceName", 128, r"[A-Za-z0-9][\w-]{2,127}",
+             _AZURE_RULES + "#microsoftmanagedidentity", auto_named=False, min_length=3),
     # Cloud Run service names: a DNS label, fewer than 50 characters.
     NameRule("gcp:cloudrunv2/service:Service", "name", 49, _RFC1035,
              "https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/create"),

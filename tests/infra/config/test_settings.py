@@ -17,8 +17,8 @@ def error(stack: StackRunner, cloud: str, **kwargs: object) -> str:
 
 
 def test_unknown_cloud_names_the_key(stack: StackRunner) -> None:
-    message = error(stack, "aws", **{"voicefleet:cloud": "azure"})
-    assert "voicefleet:cloud" in message and "azure" in message
+    message = error(stack, "aws", **{"voicefleet:cloud": "oci"})
+    assert "voicefleet:cloud" in message and "oci" in message
 
 
 def test_negative_bot_cpu_names_the_key(stack: StackRunner) -> None:

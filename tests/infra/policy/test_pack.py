@@ -104,7 +104,7 @@ def test_ingress_rule_on_the_bot_security_group_is_a_stack_violation() -> None:
     assert len(found) == 1
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_the_program_passes_its_own_resource_policies(stack: StackRunner, cloud: str) -> None:
     run: Run = stack(cloud)
     found = [f"{r.type} {r.name}: {m}" for r in run.registrations for _, (_, check) in rules.RESOURCE_CHECKS.items()
@@ -164,3 +164,28 @@ def test_every_policy_is_mandatory_and_every_check_is_in_the_pack() -> None:
     names = {p.name for p in rules.POLICIES}
     assert set(rules.RESOURCE_CHECKS) <= names
     assert len(names) == len(rules.POLICIES)
+
+
+def test_azure_registry_admin_user_vault_access_policies_and_plain_text_store_are_violations() -> None:
+    assert list(rules.azure_locked_down("azure-native:containerregistry:Registry", {"adminUserEnabled": True}))
+    assert list(rules.azure_locked_down("azure-native:keyvault:Vault", {"properties": {}}))
+    assert list(rules.azure_locked_down("azure-native:redisenterprise:Database", {"clientProtocol": "Plaintext"}))
+    assert not list(rules.azure_locked_down("azure-native:redisenterprise:Database", {"clientProtocol": "Encrypted"}))
+
+
+def test_a_container_app_secret_held_as_a_value_or_a_plain_secret_env_is_a_violation() -> None:
+    app = "azure-native:app:ContainerApp"
+    held = {"configuration": {"secrets": [{"name": "daily-api-key", "value": "x"}]}}
+    assert list(rules.azure_secrets_in_key_vault(app, held))
+    referenced = {"configuration": {"secrets": [
+        {"name": "k", "keyVaultUrl": "https://v/secrets/k/1", "identity": "i"}]}}
+    assert not list(rules.azure_secrets_in_key_vault(app, referenced))
+    plain = {"template": {"containers": [{"env": [{"name": "DAILY_API_KEY", "value": "x"},
+                                                  {"name": "BOT_CHANNEL_TOKEN", "value": "y"}]}]}}
+    assert len(list(rules.plaintext_secret_env(app, plain))) == 2
+    assert list(rules.channel_token_by_reference(app, plain))
+
+
+def test_an_untagged_azure_resource_with_a_location_is_a_violation() -> None:
+    assert list(rules.required_tags("azure-native:keyvault:Vault", {"location": "westeurope", "tags": {"stack": "s"}}))
+    assert not list(rules.required_tags("azure-native:authorization:RoleAssignment", {"scope": "/x"}))

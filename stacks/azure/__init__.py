@@ -1,0 +1,1 @@
+"""The Azure stack (`cloud: azure`): one component per file, wired by stack.py."""

@@ -1,0 +1,109 @@
+"""Identities and roles (Azure): what the dispatcher and the bots may do, and nothing more.
+
+- The dispatcher's user-assigned identity may create, read and delete container groups in this
+  stack's resource group only (a custom role assigned at that scope, `LAUNCH_ACTIONS`), join the
+  bots' subnet with them (the same role: a container group in a virtual network needs the subnet's
+  join action), assign the bots' identity to them and no other (a second custom role, defined on the
+  resource group since a custom role cannot name a single resource as assignable, and assigned on
+  that identity alone), pull from the registry (AcrPull), and read exactly the Key Vault secrets
+  its app references (Key Vault Secrets User on each secret, stacks/azure/secrets.py).
+- The bots' identity may pull from the registry (AcrPull on the registry) and nothing else.
+
+Role and assignment names are GUIDs derived from the subscription and purpose (stacks/azure/naming.py).
+Built-in role ids: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_azure_native as azure
+
+from stacks.azure import naming
+
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+LAUNCH_ACTIONS = (
+    "Microsoft.ContainerInstance/containerGroups/read",
+    "Microsoft.ContainerInstance/containerGroups/write",
+    "Microsoft.ContainerInstance/containerGroups/delete",
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
+)
+ASSIGN_ACTIONS = ("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",)
+
+
+def built_in_role(subscription_id: str, role: str) -> str:
+    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+
+
+@dataclass(frozen=True)
+class IdentitiesArgs:
+    subscription_id: str
+    prefix: str
+    resource_group: pulumi.Input[str]
+    resource_group_id: pulumi.Input[str]
+    location: str
+    registry_id: pulumi.Input[str]
+    tags: dict[str, str]
+
+
+class Identities(pulumi.ComponentResource):
+    dispatcher: azure.managedidentity.UserAssignedIdentity
+    bot: azure.managedidentity.UserAssignedIdentity
+    grants: list[azure.authorization.RoleAssignment]
+
+    def __init__(self, name: str, args: IdentitiesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:azure:Identities", name, None, opts)
+        self._name, self._args = name, args
+        child = pulumi.ResourceOptions(parent=self)
+        common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
+                                  "tags": args.tags}
+        self.dispatcher = azure.managedidentity.UserAssignedIdentity(
+            f"{name}-dispatcher", resource_name_=f"{args.prefix}-dispatcher", **common, opts=child)
+        self.bot = azure.managedidentity.UserAssignedIdentity(
+            f"{name}-bot", resource_name_=f"{args.prefix}-bot", **common, opts=child)
+        launch = self._role("launch", "voicefleet bot launcher", LAUNCH_ACTIONS, args.resource_group_id)
+        # A custom role's assignable scopes may be resource groups, not single resources: the role is
+        # defined on the group, and assigned on the bots' identity alone.
+        assign = self._role("assign-bot", "voicefleet bot identity assigner", ASSIGN_ACTIONS, args.resource_group_id)
+        self.grants = [
+            self.assign("dispatcher-launch", self.dispatcher, launch.id, args.resource_group_id),
+            self.assign("dispatcher-assign-bot", self.dispatcher, assign.id, self.bot.id),
+            self.assign("dispatcher-pull", self.dispatcher, built_in_role(args.subscription_id, ACR_PULL),
+                        args.registry_id),
+            self.assign("bot-pull", self.bot, built_in_role(args.subscription_id, ACR_PULL), args.registry_id),
+        ]
+        self.register_outputs({"dispatcher": self.dispatcher.id, "bot": self.bot.id})
+
+    def _role(self, purpose: str, title: str, actions: tuple[str, ...],
+              scope: pulumi.Input[str]) -> azure.authorization.RoleDefinition:
+        """A custom role whose only assignable scope is `scope`, a resource group."""
+        args = self._args
+        return azure.authorization.RoleDefinition(
+            f"{self._name}-{purpose}",
+            role_definition_id=naming.guid(args.subscription_id, f"{args.prefix}/role/{purpose}"),
+            # Unique per tenant: the prefix and the subscription's tail, for a stack name in two subscriptions.
+            role_name=f"{title} ({args.prefix}, {naming.tail(args.subscription_id, args.prefix)})",
+            description=f"voicefleet {args.prefix}: {title}, this stack only",
+            scope=scope,
+            assignable_scopes=[scope],
+            permissions=[{"actions": list(actions), "not_actions": []}],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def assign(self, purpose: str, identity: azure.managedidentity.UserAssignedIdentity,
+               role_definition_id: pulumi.Input[str], scope: pulumi.Input[str]) -> azure.authorization.RoleAssignment:
+        args = self._args
+        return azure.authorization.RoleAssignment(
+            f"{self._name}-{purpose}",
+            role_assignment_name=naming.guid(args.subscription_id, f"{args.prefix}/assignment/{purpose}"),
+            principal_id=identity.principal_id,
+            # A new identity's service principal can take a while to replicate; declaring its type lets
+            # ARM skip the lookup that would fail meanwhile (PrincipalNotFound).
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition_id,
+            scope=scope,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,163 @@
+"""AzureStack: one environment of voicefleet on Azure, composed of the components beside it.
+
+Resource group -> Container Registry -> images pinned by digest -> virtual network -> identities
+and their roles -> coordination store (several replicas) -> Key Vault -> the dispatcher's secret
+grants -> Log Analytics -> Container Apps dispatcher, which may create container groups (the bots,
+`MACHINES=aci`) in this resource group only. Azure's provider has no default tags: every resource
+is given the stack's tags itself, and every resource goes through the explicit provider.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_azure_native as azure
+
+from botchannel.contract import CHANNEL_URL_VARIABLE
+from images.component import Images, ImagesArgs
+from stacks import contract, turn_server
+from stacks.azure import naming
+from stacks.azure.dispatcher import Dispatcher, DispatcherArgs
+from stacks.azure.identity import Identities, IdentitiesArgs
+from stacks.azure.machines import AciTarget, aci_environment
+from stacks.azure.network import Network, NetworkArgs
+from stacks.azure.observability import Observability, ObservabilityArgs, metric_environment
+from stacks.azure.registry import Registry
+from stacks.azure.relay import TurnRelay, TurnRelayArgs
+from stacks.azure.secrets import SecretStore, SecretStoreArgs
+from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
+from stacks.config.bot import image_args
+from stacks.config.channel import channel_secrets, channel_url
+from stacks.config.model import Settings
+from stacks.config.secrets import stored_secrets
+from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
+from stacks.config.turn import TurnSettings, relay_secret_names
+from stacks.turn_server import turn_urls
+
+
+class AzureStack(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input[object]]
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        assert settings.azure is not None
+        cfg = settings.azure
+        provider = azure.Provider(name, subscription_id=cfg.subscription_id, location=cfg.location)
+        super().__init__("voicefleet:azure:AzureStack", name, None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(settings.tags)
+        prod = settings.environment == "prod"
+        group = azure.resources.ResourceGroup(name, resource_group_name=settings.prefix, location=cfg.location,
+                                              tags=tags, opts=pulumi.ResourceOptions(parent=self,
+                                                                                     protect=settings.protect))
+        registry = Registry(name, registry_name=naming.registry_name(cfg.subscription_id, settings.prefix),
+                            resource_group=group.name, location=cfg.location, sku="Standard" if prod else "Basic",
+                            tags=tags, protect=settings.protect, opts=child)
+        roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
+        images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
+                                         **image_args(settings)), opts=child)
+        network = Network(name, NetworkArgs(resource_group=group.name, location=cfg.location, cidr=cfg.vnet_cidr,
+                                            tags=tags), opts=child)
+        identities = Identities(name, IdentitiesArgs(
+            subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group=group.name,
+            resource_group_id=group.id, location=cfg.location, registry_id=registry.id, tags=tags), opts=child)
+        store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
+            cluster_name=naming.redis_name(cfg.subscription_id, settings.prefix), resource_group=group.name,
+            location=cfg.location, vnet_id=network.vnet_id, subnet_id=network.subnet_ids["store"],
+            sku="Balanced_B1" if prod else "Balanced_B0", high_availability=prod, protect=settings.protect,
+            tags=tags), opts=child) if cfg.store else None
+        values: dict[str, pulumi.Input[str]] = {
+            **stored_secrets(settings, store=cfg.store, store_password=False),
+            **({PASSWORD_VARIABLE: store.password} if store is not None else {})}
+        client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        secrets = SecretStore(name, SecretStoreArgs(
+            vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
+            resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id, values=values,
+            protect=settings.protect, tags=tags), opts=child)
+        self._name, self._settings = name, settings
+        turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))
+        bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))
+        dispatcher_secrets = self._secret_names(settings, store is not None)
+        # The dispatcher reads its own secrets and, to hand them to each bot, the bots' (by reference).
+        grants = secrets.grant_access("dispatcher", identities.dispatcher.principal_id,
+                                      tuple(sorted({*dispatcher_secrets, *bot_secret_names})))
+        observability = Observability(f"{name}-observability", ObservabilityArgs(
+            prefix=settings.prefix, resource_group=group.name, location=cfg.location,
+            namespace=settings.metric_namespace, retention_days=cfg.log_retention_days,
+            app_name=naming.container_app_name(settings.stack), reserve=bool(channel_secrets(settings)),
+            store=store is not None, action_group_id=cfg.alarm_action_group_id, tags=tags), opts=child)
+        app_name = naming.container_app_name(settings.stack)
+        target = AciTarget(
+            subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
+            stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,
+            bot_identity_id=identities.bot.id, registry=registry.login_server, subnet_id=network.subnet_ids["bots"],
+            bot_cpu=cfg.bot_cpu, bot_memory=cfg.bot_memory, bot_settings=settings.observability.bot_environment(),
+            bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None,
+            webrtc_image=images.bot_webrtc)
+        dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
+            app_name=app_name, resource_group=group.name, location=cfg.location,
+            subnet_id=network.subnet_ids["dispatcher"], workspace_id=observability.workspace_id,
+            image=images.dispatcher, registry=registry.login_server, identity_id=identities.dispatcher.id,
+            environment=lambda host: self._environment(settings, target, store, host, turn), secrets=secrets,
+            secret_names=dispatcher_secrets, cpu=cfg.dispatcher_cpu,
+            memory_mib=settings.dispatcher_memory, min_replicas=cfg.dispatcher_min_replicas,
+            max_replicas=cfg.dispatcher_max_replicas, max_session_seconds=settings.max_session_seconds, tags=tags,
+            # Container Apps fails a revision whose identity cannot yet pull its image or read a secret.
+            depends_on=(*identities.grants, *grants, *(store.ready if store is not None else ())),
+            drain=settings.drain), opts=child)
+        self.outputs = {
+            "cloud": "azure",
+            "location": cfg.location,
+            "resourceGroup": group.name,
+            "dispatcherUrl": dispatcher.url,
+            "dispatcherApp": dispatcher.app_name,
+            "botImage": images.bot,
+            "dispatcherImage": images.dispatcher,
+            "registry": registry.login_server,
+            "keyVault": secrets.vault.name,
+            "dispatcherIdentity": identities.dispatcher.id,
+            "botIdentity": identities.bot.id,
+            "botEgressIp": network.egress_ip,
+            "secretIds": secrets.ids,
+            "machinesEnvironment": contract.machines_environment(dict(dispatcher.environment)),
+            "drained": settings.drain,
+            "workspaceId": observability.workspace_id,
+            "alarmNames": observability.alert_names,
+            **({"turnUrls": turn} if turn is not None else {}),
+        }
+        self.register_outputs(self.outputs)
+
+    def _relay(self, turn: TurnSettings, group: pulumi.Input[str], network: Network, secrets: SecretStore,
+               tags: dict[str, str]) -> pulumi.Output[list[str]]:
+        """coturn on a VM with a static address (stacks/azure/relay.py)."""
+        assert self._settings.azure is not None
+        return TurnRelay(f"{self._name}-turn", TurnRelayArgs(
+            turn=turn, resource_group=group, location=self._settings.azure.location,
+            subnet_id=network.subnet_ids["turn"], secrets=secrets, secret_names=relay_secret_names(self._settings),
+            identity_name=f"{self._settings.prefix}-turn", tags=tags), opts=pulumi.ResourceOptions(parent=self)).urls
+
+    @staticmethod
+    def _secret_names(settings: Settings, store: bool) -> tuple[str, ...]:
+        return contract.dispatcher_secrets(
+            turn=settings.turn is not None, channel=bool(channel_secrets(settings)), store=store, store_password=store,
+            phone=tuple(sorted(settings.secrets.phone)), observability=settings.observability.dispatcher_secret_names(),
+            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None)
+
+    @staticmethod
+    def _environment(settings: Settings, target: AciTarget, store: CoordinationStore | None,
+                     host: pulumi.Output[str], turn: pulumi.Input[list[str]] | None) -> dict[str, pulumi.Input[str]]:
+        """The dispatcher's plain settings: the `aci` provider's, the reserve's, the URL bots dial
+        with the channel (the app's own HTTPS name), the store's URL (its key comes from Key Vault)."""
+        return {
+            **aci_environment(target),
+            "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
+            "MAX_SESSION_SECONDS": str(settings.max_session_seconds),
+            "PORT": str(contract.DISPATCHER_PORT),
+            "HOST": contract.DISPATCHER_HOST,
+            **settings.reserve.to_env(),
+            **metric_environment(settings.metric_namespace),
+            **({CHANNEL_URL_VARIABLE: channel_url(host)} if channel_secrets(settings) else {}),
+            **(turn_server.dispatcher_environment(turn, settings.turn.credentials_per_key)
+               if turn is not None and settings.turn is not None else {}),
+            **({URL_VARIABLE: store.url} if store is not None else {}),
+            **settings.observability.dispatcher_environment(),
+        }

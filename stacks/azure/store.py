@@ -1,0 +1,104 @@
+"""CoordinationStore (Azure): Azure Managed Redis for several dispatcher replicas (docs/replicas.md).
+
+Why Azure Managed Redis and not Azure Cache for Redis: Microsoft retires every Azure Cache for Redis
+tier (Basic/Standard/Premium by 30 September 2028, Enterprise by 31 March 2027) and stops creating
+new Basic/Standard/Premium caches from 1 October 2026, so a new stack could not make one.
+
+- TLS only: the database speaks `Encrypted` (no plain-text protocol or port exists), TLS 1.2 at least.
+- Reached through a private endpoint in the stack's `store` subnet, public network access off; the
+  private DNS zone `privatelink.redis.azure.net` makes the cache's own name resolve there, so TLS
+  checks the name the certificate carries.
+- One shard, no clustering (`NoCluster`): the dispatcher's scripts touch several keys at once, which
+  a sharded database would refuse across slots.
+
+What it cannot do that the AWS store does: Azure Managed Redis assigns Entra ID identities only its
+built-in `default` access policy (full access); custom access policies with a command allow-list
+(stacks/aws/store_access.py) exist on Azure Cache for Redis only. And the dispatcher signs in with a
+password or Google's IAM token (dispatcher/store/client.py), not an Entra token. So the dispatcher
+signs in with the database's primary access key as `REDIS_PASSWORD`, which the stack reads from
+Azure (`listKeys`, kept secret in the state) and writes to Key Vault: no command allow-list, and
+regenerating the key (`az redisenterprise database regenerate-key`) needs an `up` after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native as azure
+
+PORT = 10000  # Azure Managed Redis' database port (the only one)
+PRIVATE_ZONE = "privatelink.redis.azure.net"
+GROUP_ID = "redisEnterprise"
+
+
+@dataclass(frozen=True)
+class CoordinationStoreArgs:
+    cluster_name: str
+    resource_group: pulumi.Input[str]
+    location: str
+    vnet_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    sku: str
+    high_availability: bool
+    protect: bool
+    tags: dict[str, str]
+
+
+class CoordinationStore(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CoordinationStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:azure:CoordinationStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster = azure.redisenterprise.RedisEnterprise(
+            name,
+            cluster_name=args.cluster_name,
+            resource_group_name=args.resource_group,
+            location=args.location,
+            sku={"name": args.sku},
+            minimum_tls_version="1.2",
+            high_availability="Enabled" if args.high_availability else "Disabled",
+            public_network_access="Disabled",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        database = azure.redisenterprise.Database(
+            name,
+            cluster_name=cluster.name,
+            resource_group_name=args.resource_group,
+            database_name="default",
+            client_protocol="Encrypted",
+            clustering_policy="NoCluster",
+            eviction_policy="NoEviction",
+            access_keys_authentication="Enabled",
+            port=PORT,
+            opts=child,
+        )
+        endpoint = azure.network.PrivateEndpoint(
+            name,
+            resource_group_name=args.resource_group,
+            location=args.location,
+            subnet={"id": args.subnet_id},
+            private_link_service_connections=[{"name": "store", "private_link_service_id": cluster.id,
+                                               "group_ids": [GROUP_ID]}],
+            tags=args.tags,
+            opts=child,
+        )
+        zone = azure.privatedns.PrivateZone(name, private_zone_name=PRIVATE_ZONE, location="global",
+                                            resource_group_name=args.resource_group, tags=args.tags, opts=child)
+        azure.privatedns.VirtualNetworkLink(name, private_zone_name=zone.name, resource_group_name=args.resource_group,
+                                            location="global", virtual_network={"id": args.vnet_id},
+                                            registration_enabled=False, tags=args.tags, opts=child)
+        group = azure.network.PrivateDnsZoneGroup(
+            name, private_endpoint_name=endpoint.name, resource_group_name=args.resource_group,
+            private_dns_zone_group_name="default",
+            private_dns_zone_configs=[{"name": "redis", "private_dns_zone_id": zone.id}], opts=child)
+        keys = azure.redisenterprise.list_database_keys_output(
+            cluster_name=cluster.name, database_name=database.name, resource_group_name=args.resource_group,
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[database]))
+        self.password = pulumi.Output.secret(keys.primary_key)
+        self.url = pulumi.Output.concat("rediss://", cluster.host_name, f":{PORT}")
+        self.ready: list[pulumi.Resource] = [database, group]
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,50 @@
+"""The Azure keys refuse what Azure or the stack cannot do, naming the key and the way forward."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config.reader import SettingsError
+from tests.infra.conftest import SECRETS, StackRunner
+
+
+def error(stack: StackRunner, **kwargs: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        stack("azure", **kwargs)
+    return str(caught.value)
+
+
+def test_several_replicas_need_the_message_secret(stack: StackRunner) -> None:
+    secrets = {k: v for k, v in SECRETS.items() if k != "voicefleet:storeMessageSecret"}
+    message = error(stack, secrets=secrets, dispatcherMaxReplicas="3")
+    assert "voicefleet:storeMessageSecret is required with dispatcherMaxReplicas=3" in message
+
+
+def test_a_store_password_is_refused_since_the_cache_has_its_own_key(stack: StackRunner) -> None:
+    message = error(stack, secrets={**SECRETS, "voicefleet:storePassword": "x" * 32}, dispatcherMaxReplicas="3")
+    assert "voicefleet:storePassword is not used on azure" in message and "pulumi config rm storePassword" in message
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("dispatcherMemory", "1000", "Container Apps consumption size"),
+    ("botCpu", "300", "steps of 256"),
+    ("dispatcherMaxReplicas", "0", "at least 1"),
+    ("azureVnetCidr", "10.60.0.0/24", "/20 or larger"),
+    ("azure-native:subscriptionId", "my-subscription", "GUID"),
+])
+def test_bad_azure_values_name_their_key(stack: StackRunner, key: str, value: str, said: str) -> None:
+    message = error(stack, **{key: value})
+    assert key in message and said in message
+
+
+def test_max_below_min_replicas_is_refused(stack: StackRunner) -> None:
+    message = error(stack, dispatcherMinReplicas="3", dispatcherMaxReplicas="2")
+    assert "voicefleet:dispatcherMaxReplicas must be at least dispatcherMinReplicas=3" in message
+
+
+
+def test_an_external_turn_service_needs_no_relay_and_no_key(stack: StackRunner) -> None:
+    run = stack("azure", secrets={**SECRETS, "voicefleet:turnSharedSecret": "s" * 32,
+                                  "voicefleet:botChannelToken": "t" * 40},
+                turn="external", turnUrls="turn:turn.example.com:3478")
+    assert not run.of_type("azure-native:compute:VirtualMachine")
