@@ -3,7 +3,7 @@
 The bot image is a Modal image id (`im-…`): the team builds its bot image once on Modal
 (`modal.Image.from_registry(<their registry ref>)`, docs/providers.md#modal) and names the result, so a
 create never triggers a build and every Sandbox of a deployment runs the same bytes. `BOT_GPU` is
-Modal's own GPU string (`L4`, `A100-80GB:2`); an unknown type is refused here, once, at start.
+the neutral name every provider takes (dispatcher/machines/gpu.py), sent as Modal's `gpu=` string.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
-# modal.com/docs/guide/gpu: the values `gpu=` takes; `:n` asks for n of them (at most 8, 4 for A10).
-GPU_TYPES = ("T4", "L4", "A10", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "RTX-PRO-6000",
-             "H100", "H100!", "H200", "B200", "B200+")
 MAX_TIMEOUT_SECONDS = 24 * 3600  # a Sandbox's `timeout` (modal.com/docs/guide/sandbox)
 # The bot image's own entrypoint (images/bot.Dockerfile): a Sandbox runs the command it is given.
 DEFAULT_BOT_COMMAND = ("python", "-P", "-m", "bot")
@@ -38,14 +36,15 @@ def modal_installed() -> None:
 
 
 def gpu_setting(env: Mapping[str, str]) -> str | None:
-    """`BOT_GPU`: Modal's `TYPE` or `TYPE:COUNT`, or unset for a CPU Sandbox."""
-    raw = env.get("BOT_GPU", "").strip()
-    if not raw:
+    """`BOT_GPU` (the neutral name, dispatcher/machines/gpu.py) as Modal's `gpu=`: `TYPE` or
+    `TYPE:COUNT` with `BOT_GPU_COUNT`; None for a CPU Sandbox."""
+    request = gpu_from_env(env)
+    if request is None:
         return None
-    kind, _, count = raw.partition(":")
-    if kind.upper() not in GPU_TYPES or (count and not (count.isdigit() and 1 <= int(count) <= 8)):
-        raise SettingsError(f"BOT_GPU={raw!r} is not a Modal GPU: one of {', '.join(GPU_TYPES)}, optionally :1–8")
-    return f"{kind.upper()}{':' + count if count else ''}"
+    if request.gpu.modal is None:
+        offered = [g.name for g in GPUS.values() if g.modal is not None]
+        raise SettingsError(f"BOT_GPU={request.gpu.name}: Modal has none; it offers {', '.join(offered)}")
+    return request.gpu.modal if request.count == 1 else f"{request.gpu.modal}:{request.count}"
 
 
 @dataclass(frozen=True)

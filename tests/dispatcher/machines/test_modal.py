@@ -28,18 +28,19 @@ def provider(fake: FakeModal, **env: str) -> ModalMachines:
     return ModalMachines(settings, coordination=LocalCoordination())
 
 
-def test_an_unknown_gpu_type_is_refused_at_start_naming_modals_types() -> None:
+def test_bot_gpu_is_the_neutral_name_sent_as_modals_type_and_an_unknown_one_is_refused_naming_them() -> None:
     env = {"MODAL_TOKEN_ID": "a", "MODAL_TOKEN_SECRET": "b", "MODAL_APP": "x", "MODAL_BOT_IMAGE": "im-1"}
     with pytest.raises(SettingsError) as caught:
         ModalSettings.from_env({**env, "BOT_GPU": "Z100"})
     message = str(caught.value)
-    assert "BOT_GPU='Z100'" in message and "L4" in message and "H100" in message and "\n" not in message
-    assert ModalSettings.from_env({**env, "BOT_GPU": "a100-80gb:2"}).gpu == "A100-80GB:2"
+    assert "BOT_GPU='z100'" in message and "nvidia-l4" in message and "nvidia-h100" in message and "\n" not in message
+    assert ModalSettings.from_env({**env, "BOT_GPU": "nvidia-a100-40gb", "BOT_GPU_COUNT": "2"}).gpu == "A100-40GB:2"
+    assert ModalSettings.from_env({**env, "BOT_GPU": "nvidia-l4"}).gpu == "L4"
 
 
 async def test_a_gpu_sandbox_is_created_with_its_gpu_and_found_by_any_replica(fake_modal: FakeModal) -> None:
-    machines = provider(fake_modal, BOT_GPU="L4")
-    replica = provider(fake_modal, BOT_GPU="L4")
+    machines = provider(fake_modal, BOT_GPU="nvidia-l4")
+    replica = provider(fake_modal, BOT_GPU="nvidia-l4")
     try:
         s = spec()
         launched = await machines.launch(s)
