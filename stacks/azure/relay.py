@@ -135,8 +135,11 @@ class TurnRelay(pulumi.ComponentResource):
                                 "os_disk": {"create_option": "FromImage", "delete_option": "Delete",
                                             "managed_disk": {"storage_account_type": "StandardSSD_LRS"}}},
         }
-        vm = azure.compute.VirtualMachine(name, **profiles, **common,
-                                          opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.grants)))
+        # customData cannot change on a VM (ARM: PropertyChangeNotAllowed) and holds the secrets' versions:
+        # a rotation replaces the VM, deleting first (its NIC, with the static address, takes one VM).
+        vm = azure.compute.VirtualMachine(name, **profiles, **common, opts=pulumi.ResourceOptions(
+            parent=self, depends_on=list(self.grants), replace_on_changes=["osProfile.customData"],
+            delete_before_replace=True))
         self.vm_id = vm.id
         self.public_ip = address.ip_address.apply(lambda ip: ip or "")
         host = turn.domain or None

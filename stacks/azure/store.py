@@ -88,9 +88,9 @@ class CoordinationStore(pulumi.ComponentResource):
         )
         zone = azure.privatedns.PrivateZone(name, private_zone_name=PRIVATE_ZONE, location="global",
                                             resource_group_name=args.resource_group, tags=args.tags, opts=child)
-        azure.privatedns.VirtualNetworkLink(name, private_zone_name=zone.name, resource_group_name=args.resource_group,
-                                            location="global", virtual_network={"id": args.vnet_id},
-                                            registration_enabled=False, tags=args.tags, opts=child)
+        link = azure.privatedns.VirtualNetworkLink(
+            name, private_zone_name=zone.name, resource_group_name=args.resource_group, location="global",
+            virtual_network={"id": args.vnet_id}, registration_enabled=False, tags=args.tags, opts=child)
         group = azure.network.PrivateDnsZoneGroup(
             name, private_endpoint_name=endpoint.name, resource_group_name=args.resource_group,
             private_dns_zone_group_name="default",
@@ -100,5 +100,6 @@ class CoordinationStore(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[database]))
         self.password = pulumi.Output.secret(keys.primary_key)
         self.url = pulumi.Output.concat("rediss://", cluster.host_name, f":{PORT}")
-        self.ready: list[pulumi.Resource] = [database, group]
+        # The zone's link too: before it, the network resolves the cache to its disabled public endpoint.
+        self.ready: list[pulumi.Resource] = [database, group, link]
         self.register_outputs({"url": self.url})

@@ -263,6 +263,12 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         store_settings.require_message_secret(cfg, settings, f"dispatcherMaxInstances={maximum} and botChannelToken")
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
+    bot_runtime = cfg.string("botRuntime", choices=("gce", "cloudrun"))
+    if bot_runtime == "cloudrun" and not channel_settings.enabled(settings):
+        # Without the channel, a session's Daily token and body travel in the run's env overrides,
+        # which every retained execution shows to anyone with run.executions.get.
+        raise cfg.fail("botRuntime", "cloudrun needs botChannelToken (pulumi config set --secret botChannelToken "
+                                     "<32+ characters>): without it a session's secrets would sit in its execution")
     return GcpSettings(
         project=project,
         region=region,
@@ -275,7 +281,7 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         store=store,
         alarm_channels=alarms.notification_channels(cfg, project),
         alert_policies=cfg.boolean("alertPolicies"),
-        bot_runtime=cfg.string("botRuntime", choices=("gce", "cloudrun")),
+        bot_runtime=bot_runtime,
     )
 
 

@@ -101,3 +101,9 @@ def test_optional_bot_secret_set_in_plain_text_is_refused(stack: StackRunner) ->
     keys = {k: "SENTINEL" for k in ("deepgramApiKey", "cartesiaApiKey", "openaiApiKey")}
     message = error(stack, "aws", plaintext=("voicefleet:deepgramApiKey",), **keys)
     assert "voicefleet:deepgramApiKey" in message and "plain text" in message
+
+
+def test_a_cloudrun_bot_runtime_without_the_channel_is_refused(stack: StackRunner) -> None:
+    """Without the channel a session's Daily token and body would sit in its execution's env overrides."""
+    message = error(stack, "gcp", botRuntime="cloudrun")
+    assert "voicefleet:botRuntime" in message and "botChannelToken" in message

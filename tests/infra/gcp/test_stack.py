@@ -9,7 +9,7 @@ from stacks import contract
 from stacks.gcp.bot_template import LAUNCH_PERMISSIONS
 from stacks.gcp.network import BOT_TAG
 from stacks.tools.mocks import Run, unwrap
-from tests.infra.conftest import StackRunner
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import component_outputs
 
 FIREWALL = "gcp:compute/firewall:Firewall"
@@ -208,7 +208,7 @@ def test_the_bot_account_pulls_from_its_repository_and_writes_logs_and_no_more(g
 
 
 def test_a_cloudrun_bot_runtime_runs_a_bot_job_the_dispatcher_may_run_and_nothing_else(stack: StackRunner) -> None:
-    run = stack("gcp", botRuntime="cloudrun")
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, botRuntime="cloudrun", **CHANNEL["gcp"])
     assert run.of_type(TEMPLATE) == []  # no VMs: no template, no launcher role over instances
     (job,) = run.of_type("gcp:cloudrunv2/job:Job")
     assert job.inputs["template"]["template"]["maxRetries"] == 0

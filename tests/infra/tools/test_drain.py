@@ -32,6 +32,8 @@ from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
 from tests.fakes.ecs import provision
 from tests.fakes.fixtures import fake_cloud_run, fake_cloud_run_jobs, fake_gce, moto_ecs  # noqa: F401 - fixtures
 from tests.fakes.gce import FakeGce
+from tests.infra.conftest import CHANNEL as STACK_CHANNEL
+from tests.infra.conftest import CHANNEL_SECRETS, SECRETS
 from tests.infra.helpers import component_outputs
 
 SESSION = "0123456789abcdef01234567"
@@ -202,7 +204,8 @@ def test_the_preflight_refuses_a_stack_a_destroy_could_not_drain(stack: Any) -> 
     """F3/F4 in the preflight: machines the dispatcher launches need the drain's outputs."""
     from stacks.tools.preflight import destroy
 
-    for cloud, overrides in (("aws", {}), ("gcp", {}), ("gcp", {"botRuntime": "cloudrun"})):
+    cloudrun = {"botRuntime": "cloudrun", "secrets": {**SECRETS, **CHANNEL_SECRETS}, **STACK_CHANNEL["gcp"]}
+    for cloud, overrides in (("aws", {}), ("gcp", {}), ("gcp", cloudrun)):
         run: Run = stack(cloud, **overrides)
         outputs = component_outputs(run, cloud)
         assert destroy.violations(run.registrations, outputs) == []
