@@ -84,6 +84,9 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
            if args.turn_urls is not None else {}),
+        # A job has one container, the SmallWebRTC bot with a relay (stacks/gcp/stack.py): no Daily in it.
+        **({"TRANSPORTS": "webrtc", "DEFAULT_TRANSPORT": "webrtc"}
+           if args.turn_urls is not None and args.cloudrun is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
         **(store_environment(args) if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),

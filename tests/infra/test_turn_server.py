@@ -330,3 +330,15 @@ def test_the_prod_stacks_advice_for_every_session_relayed_passes_and_is_quiet(
     warn_if_short(relay, 2500)
     assert [w for w in warnings if w.startswith("TURN:")] == []
     assert starts_per_minute_per_key(relay) == 60
+
+
+def test_a_cloudrun_job_with_the_relay_runs_the_webrtc_bot_and_offers_only_webrtc(stack: StackRunner) -> None:
+    """A job has one container: with the relay it is the SmallWebRTC bot, which has no Daily to join."""
+    run = run_with_turn(stack, "gcp", botRuntime="cloudrun")
+    (job,) = run.of_type("gcp:cloudrunv2/job:Job")
+    (bot,) = job.inputs["template"]["template"]["containers"]
+    assert "/bot-webrtc@sha256:" in bot["image"]
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    (dispatcher,) = service.inputs["template"]["containers"]
+    env = {e["name"]: e.get("value") for e in dispatcher["envs"]}
+    assert env["TRANSPORTS"] == "webrtc" and env["DEFAULT_TRANSPORT"] == "webrtc"

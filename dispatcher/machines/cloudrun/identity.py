@@ -49,7 +49,9 @@ class CloudRunIdentity:
             return f"identity token refused: {exc}"
         if claims.get("sub") != self.service_account_id:
             return "identity token is not the bots' service account's"
-        if grant.kind != "idle" and not await self._running(grant.kind, grant.subject):
+        if grant.kind == "idle":  # no reserve runs on Cloud Run: an idle grant would rest on the account alone
+            return "no reserve bots run on Cloud Run jobs"
+        if not await self._running(grant.kind, grant.subject):
             return f"no running execution for session {grant.subject}"
         return None
 
