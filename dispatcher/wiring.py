@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -65,6 +66,10 @@ def build_state(
     # REGION is read once, with REGIONS and REGION_SECRET: the settings' region is the one the peers
     # know this dispatcher by, whatever settings were passed in.
     regions = Regions.from_env(env)
+    if regions.accepted:  # a change of secret left half done keeps the old (often the leaked) secret valid
+        logging.getLogger("dispatcher.regions").warning(
+            "REGION_ACCEPTED_SECRET is set: requests signed with it are still taken; remove it once every "
+            "region signs with REGION_SECRET (docs/regions.md, changing the regions' secret)")
     settings = replace(settings or Settings.from_env(env), region=regions.here)
     coordination = build_coordination(env)  # one process, or several replicas with REDIS_URL (docs/replicas.md)
     machines = machines or build_machines(settings, env, coordination)

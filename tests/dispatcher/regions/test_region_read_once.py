@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
 from dispatcher.wiring import build_state
@@ -29,3 +33,15 @@ async def test_settings_made_for_another_region_cannot_disagree_with_the_peers()
         assert one.settings.region == one.peers.regions.here == ""  # no REGIONS: one region, whatever was passed
     finally:
         await one.aclose()
+
+
+async def test_a_dispatcher_still_taking_the_previous_secret_says_so_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    """Forgetting the last step of a change of secret would keep the old one valid for good, silently."""
+    env = {**regional("eu"), "REGION_ACCEPTED_SECRET": "o" * 32}
+    with caplog.at_level(logging.WARNING, logger="dispatcher.regions"):
+        state = build_state(env=env, machines=LocalMachines(LocalSettings(bot_command=("true",))), rooms=None)
+    try:
+        [line] = [r.getMessage() for r in caplog.records if "REGION_ACCEPTED_SECRET" in r.getMessage()]
+        assert "remove it" in line and "o" * 32 not in line
+    finally:
+        await state.aclose()
