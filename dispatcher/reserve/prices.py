@@ -1,33 +1,21 @@
 """What one running idle reserve bot costs a month, per provider: the hot tier's price, which
 `/metrics` multiplies by the hot bots held (`voicefleet_reserve_tier_cost_dollars_per_month`).
 
-List prices, on-demand, a month of 730 hours, as read on 2026-11-22 (docs/reserve.md, "What a
-reserve costs"); RESERVE_HOT_DOLLARS_PER_MONTH overrides the result for any provider (a discount,
-a region or a size not in the tables).
+List prices, on-demand, a month of 730 hours (docs/reserve.md, "What a reserve costs", says how each
+size is read); RESERVE_HOT_DOLLARS_PER_MONTH overrides the result for any provider (a discount, a
+region or a size not in the tables).
 
-- ECS Fargate: the task's vCPU and GB (ECS_TASK_VCPU, ECS_TASK_MEMORY_GB; the aws-prod bot's
-  1 vCPU and 2 GB by default) × the region's Linux/x86 price per vCPU-hour and per GB-hour
-  (https://aws.amazon.com/fargate/pricing/). A region not in the table is priced as us-east-1, and
-  the log says so.
-- Compute Engine: the bot's machine type (GCE_MACHINE_TYPE; gcp-prod's e2-standard-2 by default)
-  as E2 vCPUs and GB × us-central1's E2 prices per vCPU-hour and GB-hour
-  (https://cloud.google.com/compute/vm-instance-pricing), which give the listed e2-small,
-  e2-medium and e2-standard-2 prices to the cent. Another family is not priced (no gauge) unless
-  overridden.
-- Fly: the running price its frozen tier already uses (FLY_RUNNING_DOLLARS_PER_MONTH, $5.78 for the
-  default shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
-- Cerebrium: no reserve of ours (its warm pool is the app's `min_replicas`): `CEREBRIUM` prices
-  one warm replica for docs/providers.md and the simulator (https://docs.cerebrium.ai/calculating-cost).
-- Cloud Run jobs: no reserve yet (every start is cold); its price is kept here for the simulator and
-  for when it has one: Tier 1 regions (us-central1, europe-west1, …), $0.000018 per vCPU-second and
-  $0.000002 per GiB-second, billed while a task runs (https://cloud.google.com/run/pricing, "Jobs").
-- Modal: a Sandbox's cores (MODAL_CPU), GiB (MODAL_MEMORY_MB) and GPUs (BOT_GPU) per second
-  (https://modal.com/pricing): the Function rates third parties quote from it ($0.0000131/core,
-  $0.00000222/GiB), CPU × 3 for Sandboxes (beam.cloud, 2026-06-27); docs/reserve.md has the GPUs.
-- Azure Container Instances: Linux, pay-as-you-go, $0.0000135 per vCPU-second and $0.0000015 per
-  GB-second (https://azure.microsoft.com/pricing/details/container-instances/; the East US list
-  price as recalled, not re-read against the page this round). The aci provider holds no reserve
-  yet, so only the simulator (bench/reserve_sim_providers.py) reads it.
+- ECS Fargate: the task's vCPU and GB × the region's Linux/x86 prices (https://aws.amazon.com/fargate/pricing/);
+  a region not in the table is priced as us-east-1, and the log says so.
+- Compute Engine: GCE_MACHINE_TYPE as E2 vCPUs and GB × us-central1's E2 prices
+  (https://cloud.google.com/compute/vm-instance-pricing); another family is not priced unless overridden.
+- Fly: FLY_RUNNING_DOLLARS_PER_MONTH ($5.78 for shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
+- Modal: a Sandbox's cores, GiB and GPUs per second (https://modal.com/pricing, as third parties quote it:
+  CPU × 3 for Sandboxes).
+- Cerebrium (one warm replica of the app: https://docs.cerebrium.ai/calculating-cost), Cloud Run jobs
+  (Tier 1: https://cloud.google.com/run/pricing) and Azure Container Instances (East US, recalled, not
+  re-read: https://azure.microsoft.com/pricing/details/container-instances/): no reserve of ours there
+  yet, so the simulator (bench/reserve_sim_providers.py) reads them.
 - Local processes: nothing.
 """
 

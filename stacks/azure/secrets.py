@@ -4,8 +4,10 @@ The vault grants nothing through access policies (`enable_rbac_authorization`): 
 identity gets Key Vault Secrets User on exactly the secrets its app references (`grant_access`, per
 secret, not the vault), and Container Apps reads each through that identity (`secrets[].keyVaultUrl`
 with `identity`), **pinned to the version this stack wrote**: a rotation (`pulumi config set --secret`
-then `up`) is an ordinary diff that rolls a new revision. The secrets are written through ARM (a
-management-plane write, so the deploying identity needs no data-plane role on the vault).
+then `up`) is an ordinary diff that rolls a new revision. The secrets are written through ARM, but
+pulumi-azure-native deletes one through the vault's data plane (ARM has no DELETE for a secret), so
+the deploying identity gets Key Vault Secrets Officer on the vault: a removed secret or a `destroy`
+is otherwise refused (403) in RBAC mode.
 
 Soft delete is always on (Azure no longer lets it be turned off); retention 7 days on dev, 90 with
 purge protection on prod stacks (`protect`). A destroyed vault keeps its name for that time.
@@ -21,7 +23,7 @@ import pulumi
 import pulumi_azure_native as azure
 
 from stacks.azure import naming
-from stacks.azure.identity import KEY_VAULT_SECRETS_USER, built_in_role
+from stacks.azure.identity import KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, built_in_role
 from stacks.contract import REMOVABLE_SECRETS
 
 
@@ -32,6 +34,7 @@ class SecretStoreArgs:
     resource_group: pulumi.Input[str]
     location: str
     tenant_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]  # whoever runs `pulumi up`/`destroy` (getClientConfig)
     values: Mapping[str, pulumi.Input[str]]  # environment variable name -> secret value
     protect: bool
     tags: dict[str, str]
@@ -64,6 +67,15 @@ class SecretStore(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
+        # Deleting a secret is a data-plane call made as the deployer; deleted after every secret.
+        officer = azure.authorization.RoleAssignment(
+            f"{name}-deployer",
+            role_assignment_name=naming.guid(args.subscription_id, f"{args.vault_name}/deployer"),
+            principal_id=args.deployer_object_id,
+            role_definition_id=built_in_role(args.subscription_id, KEY_VAULT_SECRETS_OFFICER),
+            scope=self.vault.id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.ids, self.uris = {}, {}
         self.secrets: dict[str, azure.keyvault.Secret] = {}
         for env_name, value in sorted(args.values.items()):
@@ -74,7 +86,8 @@ class SecretStore(pulumi.ComponentResource):
                 resource_group_name=args.resource_group,
                 properties={"value": pulumi.Output.secret(value)},
                 tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and env_name not in REMOVABLE_SECRETS),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[officer],
+                                            protect=args.protect and env_name not in REMOVABLE_SECRETS),
             )
             self.secrets[env_name] = secret
             self.ids[env_name] = secret.id

@@ -71,7 +71,8 @@ class AzureStack(pulumi.ComponentResource):
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         secrets = SecretStore(name, SecretStoreArgs(
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
-            resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id, values=values,
+            resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id,
+            deployer_object_id=client.object_id, values=values,
             protect=settings.protect, tags=tags), opts=child)
         self._name, self._settings = name, settings
         turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))

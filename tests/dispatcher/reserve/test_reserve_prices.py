@@ -134,5 +134,6 @@ def test_a_modal_sandbox_is_priced_per_core_gib_and_gpu_from_its_settings() -> N
 
     # 1 core × $0.0000393/s + 2 GiB × $0.00000222/s, for 730 h
     assert priced() == pytest.approx((0.0000393 + 2 * 0.00000222) * 3600 * 730, abs=0.01)
-    assert priced(BOT_GPU="L4:2") == pytest.approx(priced() + 2 * 0.000222 * 3600 * 730, abs=0.02)
+    two_l4 = priced(BOT_GPU="nvidia-l4", BOT_GPU_COUNT="2")
+    assert two_l4 == pytest.approx(priced() + 2 * 0.000222 * 3600 * 730, abs=0.02)
     assert priced(MODAL_CPU="0.5", MODAL_MEMORY_MB="1024") < priced()
