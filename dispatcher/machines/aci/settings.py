@@ -26,7 +26,8 @@ API_VERSION = "2023-05-01"
 DEFAULT_CREATE_RATE = Rate(per_second=1 / 18, burst=83)
 DEFAULT_WRITE_RATE = Rate(per_second=5.0, burst=50)
 DEFAULT_READ_RATE = Rate(per_second=12.0, burst=100)
-_PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]{0,29}$")  # group names: 1–63 lowercase alphanumerics or '-'
+# Group names: 1–63 lowercase alphanumerics or '-', no consecutive '-' (the provider adds one after the prefix).
+_PREFIX = re.compile(r"^(?!.*--)[a-z0-9][-a-z0-9]{0,28}[a-z0-9]$|^[a-z0-9]$")
 _IMAGE_BY_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
@@ -68,7 +69,8 @@ class AciSettings:
             raise SettingsError(f"ACI_BOT_IMAGE={image!r} must name the image by digest (<registry>/<repo>@sha256:…)")
         prefix = env.get("ACI_GROUP_PREFIX", "").strip() or cls.prefix
         if not _PREFIX.match(prefix):
-            raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-'")
+            raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-', "
+                                  "with no '-' at its end nor two in a row (ACI refuses such group names)")
         endpoint = (env.get("ARM_ENDPOINT", "").strip() or DEFAULT_ARM_ENDPOINT).rstrip("/")
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")

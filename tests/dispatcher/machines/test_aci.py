@@ -155,6 +155,7 @@ async def test_list_follows_next_links(fake_aci: FakeArmAci) -> None:
     ({"ARM_ENDPOINT": "http://127.0.0.1:1"}, "must be https"),
     ({"ARM_ENDPOINT": "", "ACI_AUTH": "none"}, "local fake"),
     ({"ACI_GROUP_PREFIX": "Upper"}, "ACI_GROUP_PREFIX"),
+    ({"ACI_GROUP_PREFIX": "vf-azure-prod--"}, "two in a row"),  # `vf-azure-prod---<id>`: ACI refuses it
     ({"AZURE_LOCATION": ""}, "AZURE_LOCATION"),
 ])
 def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change: dict[str, str], names: str) -> None:
