@@ -48,7 +48,7 @@ from tests.support.quick_uvicorn import QuickServer
 SUBSCRIPTION, RESOURCE_GROUP, LOCATION = "00000000-0000-0000-0000-0000000000aa", "vf-test", "westeurope"
 TENANT, CLIENT_ID, CLIENT_SECRET = "tenant-1", "client-1", "client-secret-1"
 IMAGE = "vftest.azurecr.io/bot@sha256:" + "0" * 64
-_GROUP = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_GROUP = re.compile(r"^(?!.*--)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # no consecutive '-' either
 _ENV = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
 
 

@@ -27,7 +27,7 @@ from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_DIGEST, TAG_SESSION, 
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.settings import API_VERSION, AciSettings
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
-from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.bot_environment import bot_environment, session_transport
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -104,13 +104,14 @@ class AciMachines:
             raise self._failed(response, f"read container group {name}")
         return dict(response.json())
 
-    def launch_env(self, values: Mapping[str, str]) -> dict[str, str]:
+    def launch_env(self, values: Mapping[str, str], image: str | None = None) -> dict[str, str]:
         """A group's environment: the deployment's bot keys, the channel's URL, the image, then `values`."""
         channel = {BOT_CHANNEL_URL: self._channel_url} if self._channel_url else {}
-        return {**self._bot_env, **channel, IMAGE_VARIABLE: self.bot_image, **values}
+        return {**self._bot_env, **channel, IMAGE_VARIABLE: image or self.bot_image, **values}
 
-    async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str]) -> HttpResponse:
-        body = group_body(self.settings, env, tags)
+    async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str],
+                      image: str | None = None) -> HttpResponse:
+        body = group_body(self.settings, env, tags, image=image)
         # If-None-Match: ARM's create-only condition. Whether ACI honours it is not documented, so
         # the read before it is what keeps a running group from being replaced.
         return await self._request("PUT", f"/{name}", json=body, headers={"If-None-Match": "*"})
@@ -122,7 +123,8 @@ class AciMachines:
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         tags = {TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
                 **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
-        response = await self._create(name, self.launch_env(bot_environment(spec)), tags)
+        image = self.settings.image_for(session_transport(spec))  # the SmallWebRTC bot for `webrtc`
+        response = await self._create(name, self.launch_env(bot_environment(spec), image), tags, image)
         if response.status_code in (409, 412) and (existing := await self._get(name)) is not None:
             return LaunchResult(to_machine(existing), created=False)
         if response.status_code not in (200, 201):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.outbound.ratelimit import Rate
@@ -29,6 +29,7 @@ DEFAULT_READ_RATE = Rate(per_second=12.0, burst=100)
 # Group names: 1–63 lowercase alphanumerics or '-', no consecutive '-' (the provider adds one after the prefix).
 _PREFIX = re.compile(r"^(?!.*--)[a-z0-9][-a-z0-9]{0,28}[a-z0-9]$|^[a-z0-9]$")
 _IMAGE_BY_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+ENV_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")  # ACI: 1–63, '_' not first or last
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class AciSettings:
     write_rate: Rate = DEFAULT_WRITE_RATE
     read_rate: Rate = DEFAULT_READ_RATE
     identity_audience: str | None = None
+    bot_settings: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SETTINGS: plain `value`s, no secret
+    webrtc_image: str | None = None  # ACI_BOT_IMAGE_WEBRTC: the SmallWebRTC bot, for `webrtc` sessions
+
+    def image_for(self, transport: str) -> str:
+        return self.webrtc_image if transport == "webrtc" and self.webrtc_image else self.bot_image
 
     @property
     def groups_path(self) -> str:
@@ -80,6 +86,10 @@ class AciSettings:
         if auth == "none" and endpoint == DEFAULT_ARM_ENDPOINT:
             raise SettingsError("ACI_AUTH=none is only for an ARM_ENDPOINT that points at a local fake")
         registry = env.get("ACI_REGISTRY_SERVER", "").strip() or image.split("/", 1)[0]
+        webrtc = env.get("ACI_BOT_IMAGE_WEBRTC", "").strip() or None
+        if webrtc is not None and not _IMAGE_BY_DIGEST.match(webrtc):
+            raise SettingsError(f"ACI_BOT_IMAGE_WEBRTC={webrtc!r} must name the image by digest "
+                                "(<registry>/<repo>@sha256:…)")
         return cls(
             subscription_id=required["AZURE_SUBSCRIPTION_ID"],
             resource_group=required["AZURE_RESOURCE_GROUP"],
@@ -102,4 +112,21 @@ class AciSettings:
             write_rate=Rate.from_env(env, "ACI_WRITE", DEFAULT_WRITE_RATE),
             read_rate=Rate.from_env(env, "ACI_READ", DEFAULT_READ_RATE),
             identity_audience=identity_audience(env),
+            bot_settings=pairs(env, "ACI_BOT_SETTINGS"),
+            webrtc_image=webrtc,
         )
+
+
+def pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """`KEY=value,…` (the stack's ACI_BOT_SETTINGS), each KEY a variable name ACI accepts. An error
+    names the key, never the value."""
+    values: dict[str, str] = {}
+    for item in (piece.strip() for piece in env.get(name, "").split(",")):
+        if not item:
+            continue
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not ENV_NAME.match(key):
+            raise SettingsError(f"{name}: {key!r} is not KEY=value with a KEY ACI accepts "
+                                "(1–63 letters, digits or '_', no '_' first or last)")
+        values[key] = value
+    return values

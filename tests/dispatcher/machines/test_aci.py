@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from botchannel.contract import Hello
+from botchannel.contract import IMAGE_VARIABLE, Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.aci.provider import AciMachines
@@ -44,7 +44,7 @@ async def test_values_are_secure_values_and_the_group_never_restarts(fake_aci: F
         await machines.launch(s)
         [put] = [c.json() for c in fake_aci.calls_to("PUT", "/containerGroups/")]
         env = put["properties"]["containers"][0]["properties"]["environmentVariables"]
-        assert env and all(set(e) == {"name", "secureValue"} for e in env)  # never a plain `value`
+        assert env and all(set(e) == {"name", "secureValue"} for e in env)  # plain: ACI_BOT_SETTINGS only
         assert put["properties"]["restartPolicy"] == "Never"
         shown = str(await machines._get(f"vf-{s.session_id}"))
         assert "bot.jwt.secret" not in shown and "wss://d.example" not in shown  # GET hides them
@@ -53,6 +53,41 @@ async def test_values_are_secure_values_and_the_group_never_restarts(fake_aci: F
         assert machine is not None and machine.state is MachineState.ENDED  # not restarted into the session
     finally:
         await machines.aclose()
+
+
+def put_containers(fake: FakeArmAci) -> list[dict]:
+    return [c.json()["properties"]["containers"][0]["properties"] for c in fake.calls_to("PUT", "/containerGroups/")]
+
+
+async def test_the_deployments_bot_settings_are_plain_values_beside_the_secure_launch_values(
+        fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci, ACI_BOT_SETTINGS="LOG_FORMAT=json,OTEL_SERVICE_NAME=voicefleet-bot",
+                        BOT_CHANNEL_URL="wss://d.example/bots/channel")
+    try:
+        await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    [container] = put_containers(fake_aci)
+    plain = {e["name"]: e["value"] for e in container["environmentVariables"] if "value" in e}
+    assert plain == {"LOG_FORMAT": "json", "OTEL_SERVICE_NAME": "voicefleet-bot"}
+    secure = {e["name"] for e in container["environmentVariables"] if "secureValue" in e}
+    assert "BOT_CHANNEL_URL" in secure and "VOICEFLEET_SESSION_ID" in secure and not secure & set(plain)
+
+
+async def test_a_webrtc_session_runs_the_webrtc_bot_and_a_daily_one_the_daily_bot(fake_aci: FakeArmAci) -> None:
+    webrtc_image = "vftest.azurecr.io/bot-webrtc@sha256:" + "1" * 64
+    machines = provider(fake_aci, ACI_BOT_IMAGE_WEBRTC=webrtc_image)
+    webrtc = LaunchSpec(session_id=secrets.token_hex(12), body_digest="d" * 32, max_session_seconds=600,
+                        transport="webrtc", ice_config={"iceServers": []})
+    try:
+        await machines.launch(spec())
+        await machines.launch(webrtc)
+    finally:
+        await machines.aclose()
+    daily_bot, webrtc_bot = put_containers(fake_aci)
+    assert daily_bot["image"] == fake_aci.env["ACI_BOT_IMAGE"] and webrtc_bot["image"] == webrtc_image
+    reported = {e["name"]: e["secureValue"] for e in webrtc_bot["environmentVariables"]}
+    assert reported[IMAGE_VARIABLE] == webrtc_image  # the bot reports the image it runs
 
 
 async def test_the_regional_quota_is_capacity_with_a_retry_hint(fake_aci: FakeArmAci) -> None:
@@ -157,6 +192,8 @@ async def test_list_follows_next_links(fake_aci: FakeArmAci) -> None:
     ({"ACI_GROUP_PREFIX": "Upper"}, "ACI_GROUP_PREFIX"),
     ({"ACI_GROUP_PREFIX": "vf-azure-prod--"}, "two in a row"),  # `vf-azure-prod---<id>`: ACI refuses it
     ({"AZURE_LOCATION": ""}, "AZURE_LOCATION"),
+    ({"ACI_BOT_IMAGE_WEBRTC": "vftest.azurecr.io/bot-webrtc:latest"}, "ACI_BOT_IMAGE_WEBRTC.*by digest"),
+    ({"ACI_BOT_SETTINGS": "LOG_FORMAT=json,_BAD=1"}, "ACI_BOT_SETTINGS: '_BAD'"),
 ])
 def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
