@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.outbound.ratelimit import Rate
@@ -57,6 +58,7 @@ class AciSettings:
     identity_audience: str | None = None
     bot_settings: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SETTINGS: plain `value`s, no secret
     webrtc_image: str | None = None  # ACI_BOT_IMAGE_WEBRTC: the SmallWebRTC bot, for `webrtc` sessions
+    bot_secrets: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SECRETS: variable → versioned secret URI
 
     def image_for(self, transport: str) -> str:
         return self.webrtc_image if transport == "webrtc" and self.webrtc_image else self.bot_image
@@ -114,6 +116,7 @@ class AciSettings:
             identity_audience=identity_audience(env),
             bot_settings=pairs(env, "ACI_BOT_SETTINGS"),
             webrtc_image=webrtc,
+            bot_secrets=secret_references(env),
         )
 
 
@@ -130,3 +133,16 @@ def pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
                                 "(1–63 letters, digits or '_', no '_' first or last)")
         values[key] = value
     return values
+
+
+def secret_references(env: Mapping[str, str]) -> dict[str, str]:
+    """ACI_BOT_SECRETS: `ENV=https://<vault>/secrets/<name>/<version>,…`, each pinned to a version (the
+    dispatcher caches what it read: an unversioned URI would go stale unseen)."""
+    references = pairs(env, "ACI_BOT_SECRETS")
+    for name, uri in references.items():
+        parts = urlsplit(uri)
+        path = parts.path.strip("/").split("/")
+        if parts.scheme != "https" or len(path) != 3 or path[0] != "secrets" or not all(path):
+            raise SettingsError(f"ACI_BOT_SECRETS: {name} must be a versioned Key Vault secret URI "
+                                "(https://<vault>.vault.azure.net/secrets/<name>/<version>)")
+    return references
