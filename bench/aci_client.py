@@ -37,8 +37,8 @@ def serve() -> None:
 
     fake = FakeArmAci()
     fake.writes = fake.reads = Bucket(10**9, 10**9)
-    fake.tokens.add(TOKEN)
     with serve_tls(fake):
+        fake.tokens[TOKEN] = fake.url + "/.default"  # a token for ARM's scope
         from tests.fakes.arm_aci import IMAGE, LOCATION
 
         fake.groups[GROUP] = {"id": f"{fake.groups_path}/{GROUP}", "name": GROUP, "location": LOCATION,

@@ -98,11 +98,11 @@ ACI_ENV: tuple[str, ...] = (
     "AZURE_LOCATION",
     "AZURE_CLIENT_ID",  # the dispatcher's user-assigned identity (azure-identity's ManagedIdentityCredential)
     "ACI_BOT_IMAGE",  # digest-pinned
-    "ACI_BOT_IDENTITY",  # the bots' user-assigned identity (resource id): pulls the image, nothing more
-    "ACI_REGISTRY",  # the registry's login server, pulled from with ACI_BOT_IDENTITY
+    "ACI_REGISTRY_IDENTITY",  # the bots' user-assigned identity (resource id): pulls the image, nothing more
+    "ACI_REGISTRY_SERVER",  # the registry's login server, pulled from with ACI_REGISTRY_IDENTITY
     "ACI_SUBNET_ID",  # the bots' subnet: egress UDP + TCP 443 through the NAT gateway, no inbound
-    "ACI_CONTAINER_GROUP_PREFIX",  # per stack: container group names, the reaper's and the drain's scope
-    "ACI_BOT_CPU", "ACI_BOT_MEMORY_GB",  # the bot container group's size (and the reserve's price)
+    "ACI_GROUP_PREFIX",  # per stack: container group names, the reaper's and the drain's scope
+    "ACI_CPU", "ACI_MEMORY_GB",  # the bot container group's size (and the reserve's price)
     "ACI_BOT_SETTINGS",  # `KEY=value,…`: the bots' own plain settings (LOG_FORMAT, the trace collector)
 )
 # With a TURN relay on ACI: the SmallWebRTC bot's image, for `webrtc` sessions (docs/images.md).
@@ -174,7 +174,7 @@ MACHINES_ENV: tuple[str, ...] = (
     "MACHINES", "AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_TASK_DEFINITION_WEBRTC", "ECS_SUBNETS",
     "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME", "GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE",
     "GCE_INSTANCE_PREFIX", "CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB",
-    "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_CONTAINER_GROUP_PREFIX",
+    "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_GROUP_PREFIX",
 )
 
 

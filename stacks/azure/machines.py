@@ -1,5 +1,6 @@
 """The `aci` machines provider's environment, written once: the stack's values onto the names
-dispatcher/machines/aci/ reads (stacks/contract.py ACI_ENV lists them; a test keeps them equal).
+dispatcher/machines/aci/ reads (stacks/contract.py ACI_ENV lists them; tests/infra/azure/test_machines.py
+checks that `AciSettings.from_env` reads every one and accepts the stack's values).
 
 If the provider reads other names, change them here and in ACI_ENV, and nowhere else.
 """
@@ -40,12 +41,12 @@ def aci_environment(target: AciTarget) -> dict[str, pulumi.Input[str]]:
         "AZURE_LOCATION": target.location,
         "AZURE_CLIENT_ID": target.dispatcher_client_id,
         "ACI_BOT_IMAGE": target.bot_image,
-        "ACI_BOT_IDENTITY": target.bot_identity_id,
-        "ACI_REGISTRY": target.registry,
+        "ACI_REGISTRY_IDENTITY": target.bot_identity_id,
+        "ACI_REGISTRY_SERVER": target.registry,
         "ACI_SUBNET_ID": target.subnet_id,
-        "ACI_CONTAINER_GROUP_PREFIX": naming.container_group_prefix(target.stack),
-        "ACI_BOT_CPU": f"{target.bot_cpu / 1024:g}",
-        "ACI_BOT_MEMORY_GB": f"{target.bot_memory / 1024:g}",
+        "ACI_GROUP_PREFIX": naming.container_group_prefix(target.stack),
+        "ACI_CPU": f"{target.bot_cpu / 1024:g}",
+        "ACI_MEMORY_GB": f"{target.bot_memory / 1024:g}",
         "ACI_BOT_SETTINGS": ",".join(f"{key}={value}" for key, value in sorted(target.bot_settings.items())),
         **({"ACI_BOT_SECRETS": target.bot_secrets} if target.bot_secrets is not None else {}),
         **({"ACI_BOT_IMAGE_WEBRTC": target.webrtc_image} if target.webrtc_image is not None else {}),

@@ -45,8 +45,9 @@ def container_app_name(stack: str) -> str:
 
 
 def container_group_prefix(stack: str) -> str:
-    """The bots' container groups start with this; the dispatcher's reaper and the drain match it."""
-    return f"vf-{stack}--"
+    """The bots' container groups are named `<this>-<session id>`; the dispatcher's reaper and the drain
+    match it. No trailing or doubled '-': ACI refuses a group name with consecutive dashes."""
+    return f"vf-{stack}"
 
 
 def guid(subscription_id: str, purpose: str) -> str:

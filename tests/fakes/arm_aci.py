@@ -3,7 +3,8 @@
 Served over TLS with a self-signed certificate (`cert_path` is what a test trusts: ACI_CA_BUNDLE),
 because a bearer token must never go over http. Every ARM call needs `api-version` (400
 `MissingApiVersionParameter`) and `Authorization: Bearer <token>` from the fake's own token endpoint
-(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant; 401 `InvalidAuthenticationToken`).
+(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant), issued for ARM's scope (401
+`InvalidAuthenticationToken`; tests/fakes/key_vault.py takes the ones issued for Key Vault's).
 `PUT …/containerGroups/<name>` validates the group name (1–63 lowercase alphanumerics or '-') and
 environment names (1–63 alphanumerics or '_', neither first nor last '_'), refuses past the group
 quota (400 `ContainerGroupQuotaReached`) and answers 201 with `Azure-AsyncOperation`; a PUT on an
@@ -30,7 +31,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from cryptography import x509
@@ -48,7 +49,7 @@ from tests.support.quick_uvicorn import QuickServer
 SUBSCRIPTION, RESOURCE_GROUP, LOCATION = "00000000-0000-0000-0000-0000000000aa", "vf-test", "westeurope"
 TENANT, CLIENT_ID, CLIENT_SECRET = "tenant-1", "client-1", "client-secret-1"
 IMAGE = "vftest.azurecr.io/bot@sha256:" + "0" * 64
-_GROUP = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_GROUP = re.compile(r"^(?!.*--)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # no consecutive '-' either
 _ENV = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
 
 
@@ -71,7 +72,15 @@ class Bucket:
         return (1 - self.tokens) / self.per_second
 
 
-class FakeArmAci(FakeApi):
+class TlsFake(FakeApi):
+    """A fake served over TLS (`serve_tls`): `cert_path` is what a test trusts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cert_path, self.key_path = "", ""
+
+
+class FakeArmAci(TlsFake):
     error_body = staticmethod(lambda status: {"error": {
         "code": "SubscriptionRequestsThrottled" if status == 429 else "InternalServerError", "message": "injected"}})
 
@@ -86,9 +95,8 @@ class FakeArmAci(FakeApi):
         self.writes, self.reads = Bucket(200, 10.0), Bucket(250, 25.0)
         self.changes: deque[float] = deque()  # creates and deletes, for the 5-minute and hourly budgets
         self.create_error: str | None = None  # set: accepted creates fail in their async operation
-        self.tokens: set[str] = set()
+        self.tokens: dict[str, str] = {}  # token → the scope it was issued for (ARM's, Key Vault's)
         self._ids = itertools.count(1)
-        self.cert_path = ""
 
     @property
     def groups_path(self) -> str:
@@ -123,7 +131,8 @@ class FakeArmAci(FakeApi):
                 return arm_error(400, "MissingApiVersionParameter",
                                  "The api-version query parameter (?api-version=) is required for all requests.")
             auth = request.headers.get("authorization", "")
-            if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.tokens:
+            scope = self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+            if scope != self.url + "/.default":
                 return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
             write = request.method != "GET"
             bucket = self.writes if write else self.reads
@@ -146,7 +155,7 @@ class FakeArmAci(FakeApi):
                 TENANT, CLIENT_ID, CLIENT_SECRET) or form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = secrets.token_urlsafe(24)
-        self.tokens.add(token)
+        self.tokens[token] = str(form.get("scope", ""))
         return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
 
     def _budget(self) -> float:
@@ -292,10 +301,14 @@ def self_signed(directory: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+Served = TypeVar("Served", bound=TlsFake)
+
+
 @contextmanager
-def serve_tls(fake: FakeArmAci) -> Iterator[FakeArmAci]:
+def serve_tls(fake: Served, like: TlsFake | None = None) -> Iterator[Served]:
+    """`fake` on a free port over TLS, with a new certificate or (`like`) another fake's: one file to trust."""
     with tempfile.TemporaryDirectory() as directory:
-        cert, key = self_signed(Path(directory))
+        cert, key = (like.cert_path, like.key_path) if like is not None else self_signed(Path(directory))
         port = free_port()
         config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
                                 ssl_certfile=cert, ssl_keyfile=key, ssl_version=ssl.PROTOCOL_TLS_SERVER)
@@ -307,7 +320,7 @@ def serve_tls(fake: FakeArmAci) -> Iterator[FakeArmAci]:
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("fake ARM did not start")
             time.sleep(0.01)
-        fake.url, fake.cert_path = f"https://127.0.0.1:{port}", cert
+        fake.url, fake.cert_path, fake.key_path = f"https://127.0.0.1:{port}", cert, key
         try:
             yield fake
         finally:

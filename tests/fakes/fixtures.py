@@ -19,11 +19,12 @@ from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
+from tests.fakes.key_vault import FakeKeyVault
 from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = [
-    "fake_aci", "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
+    "fake_aci", "fake_key_vault", "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
     "fake_ecs", "fake_fly", "fake_gce", "fake_modal", "moto_ecs",
 ]
 
@@ -61,6 +62,12 @@ def fake_cloud_run_jobs() -> Iterator[FakeCloudRunJobs]:
 @pytest.fixture
 def fake_aci() -> Iterator[FakeArmAci]:
     with serve_tls(FakeArmAci()) as fake:  # ARM_ENDPOINT, over TLS (ACI_CA_BUNDLE trusts its certificate)
+        yield fake
+
+
+@pytest.fixture
+def fake_key_vault(fake_aci: FakeArmAci) -> Iterator[FakeKeyVault]:
+    with serve_tls(FakeKeyVault(fake_aci), like=fake_aci) as fake:  # its tokens and certificate: fake ARM's
         yield fake
 
 

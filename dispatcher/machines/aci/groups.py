@@ -4,7 +4,8 @@ Names: `<prefix>-<session id>` for a session, `<prefix>-idle-<bot id>` for a res
 keeps its name once claimed); both fit ACI's 1–63 lowercase alphanumerics or '-'. Tags carry what
 any replica needs to answer for the session (its id, body digest, transport, when it started).
 Every launch value is a `secureValue`: ARM never returns one on GET, so whoever may read the group
-(Reader on the resource group) sees names, not the bot's credential. `restartPolicy: Never`: the
+(Reader on the resource group) sees names, not the bot's credential; only the deployment's plain
+bot settings (ACI_BOT_SETTINGS: log format, the trace collector) are plain values. `restartPolicy: Never`: the
 default, Always, would restart a bot that ended and rejoin a finished session.
 """
 
@@ -15,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from dispatcher.machines.aci.settings import AciSettings
+from dispatcher.machines.aci.settings import ENV_NAME, AciSettings
 from dispatcher.machines.base import Machine, MachinesError, MachineState
 
 TAG_SESSION = "voicefleet-session"
@@ -26,7 +27,6 @@ TAG_CLAIMED = "voicefleet-claimed"  # epoch seconds of a reserve group's claim: 
 TAG_IDLE = "voicefleet-idle"  # a reserve group's bot id, until it is claimed
 IDLE_INFIX = "idle-"
 CONTAINER = "bot"
-_ENV_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")  # ACI: 1–63, '_' not first or last
 _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")
 
 
@@ -36,14 +36,18 @@ def idle_name(settings: AciSettings, bot_id: str) -> str:
     return f"{settings.prefix}-{IDLE_INFIX}{bot_id}"
 
 
-def group_body(settings: AciSettings, env: Mapping[str, str], tags: Mapping[str, str]) -> dict[str, Any]:
-    bad = [name for name in env if not _ENV_NAME.match(name)]
+def group_body(settings: AciSettings, env: Mapping[str, str], tags: Mapping[str, str], *,
+               image: str | None = None) -> dict[str, Any]:
+    """`env` goes in as secure values; the deployment's plain bot settings (ACI_BOT_SETTINGS) as
+    plain ones, unless `env` sets the same name."""
+    bad = [name for name in env if not ENV_NAME.match(name)]
     if bad:
         raise MachinesError("aci_rejected", f"environment names ACI refuses: {', '.join(sorted(bad))}")
+    plain = [{"name": name, "value": value} for name, value in settings.bot_settings.items() if name not in env]
     container = {"name": CONTAINER, "properties": {
-        "image": settings.bot_image,
+        "image": image or settings.bot_image,
         "resources": {"requests": {"cpu": settings.cpu, "memoryInGB": settings.memory_gb}},
-        "environmentVariables": [{"name": name, "secureValue": value} for name, value in env.items()],
+        "environmentVariables": plain + [{"name": name, "secureValue": value} for name, value in env.items()],
     }}
     properties: dict[str, Any] = {"osType": "Linux", "restartPolicy": "Never", "sku": "Standard",
                                   "containers": [container]}

@@ -26,8 +26,9 @@ from dispatcher.machines.aci.auth import ArmToken
 from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_DIGEST, TAG_SESSION, TAG_TRANSPORT, group_body, to_machine
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.settings import API_VERSION, AciSettings
+from dispatcher.machines.aci.vault import KEY_VAULT_RESOURCE, BotSecrets
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
-from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.bot_environment import bot_environment, session_transport
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -55,11 +56,13 @@ class AciMachines:
     name = "aci"
 
     def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmToken,
-                 channel_url: str | None = None, bot_env: Mapping[str, str] | None = None) -> None:
+                 channel_url: str | None = None, bot_env: Mapping[str, str] | None = None,
+                 bot_secrets: BotSecrets | None = None) -> None:
         self.settings = settings
         self.bot_image = settings.bot_image
         self._channel_url = channel_url
         self._bot_env = dict(bot_env or {})  # ACI_BOT_ENV_FROM: the bot's service keys, as secure values
+        self._bot_secrets = bot_secrets  # ACI_BOT_SECRETS: read from Key Vault once, as secure values
         self.creates = Creates(self.name, coordination, settings.create_rate)
         self._writes = Creates(self.name, coordination, settings.write_rate, action="write")
         self._reads = Creates(self.name, coordination, settings.read_rate, action="read")
@@ -74,7 +77,8 @@ class AciMachines:
     def from_env(cls, env: Mapping[str, str], coordination: CreateLimits) -> AciMachines:
         settings = AciSettings.from_env(env)
         return cls(settings, coordination, token=arm_token(settings, env),
-                   channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None, bot_env=bot_env_from(env))
+                   channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None, bot_env=bot_env_from(env),
+                   bot_secrets=bot_secrets_from(settings, env))
 
     def group_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
@@ -104,13 +108,14 @@ class AciMachines:
             raise self._failed(response, f"read container group {name}")
         return dict(response.json())
 
-    def launch_env(self, values: Mapping[str, str]) -> dict[str, str]:
+    def launch_env(self, values: Mapping[str, str], image: str | None = None) -> dict[str, str]:
         """A group's environment: the deployment's bot keys, the channel's URL, the image, then `values`."""
         channel = {BOT_CHANNEL_URL: self._channel_url} if self._channel_url else {}
-        return {**self._bot_env, **channel, IMAGE_VARIABLE: self.bot_image, **values}
+        return {**self._bot_env, **channel, IMAGE_VARIABLE: image or self.bot_image, **values}
 
-    async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str]) -> HttpResponse:
-        body = group_body(self.settings, env, tags)
+    async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str],
+                      image: str | None = None) -> HttpResponse:
+        body = group_body(self.settings, env, tags, image=image)
         # If-None-Match: ARM's create-only condition. Whether ACI honours it is not documented, so
         # the read before it is what keeps a running group from being replaced.
         return await self._request("PUT", f"/{name}", json=body, headers={"If-None-Match": "*"})
@@ -122,7 +127,10 @@ class AciMachines:
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         tags = {TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
                 **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
-        response = await self._create(name, self.launch_env(bot_environment(spec)), tags)
+        image = self.settings.image_for(session_transport(spec))  # the SmallWebRTC bot for `webrtc`
+        secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
+        env = {**secrets, **self.launch_env(bot_environment(spec), image)}
+        response = await self._create(name, env, tags, image)
         if response.status_code in (409, 412) and (existing := await self._get(name)) is not None:
             return LaunchResult(to_machine(existing), created=False)
         if response.status_code not in (200, 201):
@@ -202,6 +210,8 @@ class AciMachines:
     async def aclose(self) -> None:
         await self._client.aclose()
         await self._token.aclose()
+        if self._bot_secrets is not None:
+            await self._bot_secrets.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: the channel's URL is the deployment's (BOT_CHANNEL_URL), sent with each
@@ -211,6 +221,15 @@ class AciMachines:
 def arm_token(settings: AciSettings, env: Mapping[str, str]) -> ArmToken:
     return ArmToken(env, resource=settings.arm_endpoint + "/", anonymous=settings.auth == "none",
                     client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))
+
+
+def bot_secrets_from(settings: AciSettings, env: Mapping[str, str]) -> BotSecrets | None:
+    if not settings.bot_secrets:
+        return None
+    client = HttpClient(timeout=settings.timeout, ca_file=settings.ca_bundle or None)
+    token = ArmToken(env, resource=KEY_VAULT_RESOURCE, anonymous=settings.auth == "none",
+                     client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))
+    return BotSecrets(settings.bot_secrets, token=token, client=client, retry_deadline=settings.retry_deadline)
 
 
 def bot_env_from(env: Mapping[str, str]) -> dict[str, str]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.outbound.ratelimit import Rate
@@ -26,8 +27,10 @@ API_VERSION = "2023-05-01"
 DEFAULT_CREATE_RATE = Rate(per_second=1 / 18, burst=83)
 DEFAULT_WRITE_RATE = Rate(per_second=5.0, burst=50)
 DEFAULT_READ_RATE = Rate(per_second=12.0, burst=100)
-_PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]{0,29}$")  # group names: 1–63 lowercase alphanumerics or '-'
+# Group names: 1–63 lowercase alphanumerics or '-', no consecutive '-' (the provider adds one after the prefix).
+_PREFIX = re.compile(r"^(?!.*--)[a-z0-9][-a-z0-9]{0,28}[a-z0-9]$|^[a-z0-9]$")
 _IMAGE_BY_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+ENV_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")  # ACI: 1–63, '_' not first or last
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,12 @@ class AciSettings:
     write_rate: Rate = DEFAULT_WRITE_RATE
     read_rate: Rate = DEFAULT_READ_RATE
     identity_audience: str | None = None
+    bot_settings: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SETTINGS: plain `value`s, no secret
+    webrtc_image: str | None = None  # ACI_BOT_IMAGE_WEBRTC: the SmallWebRTC bot, for `webrtc` sessions
+    bot_secrets: Mapping[str, str] = field(default_factory=dict)  # ACI_BOT_SECRETS: variable → versioned secret URI
+
+    def image_for(self, transport: str) -> str:
+        return self.webrtc_image if transport == "webrtc" and self.webrtc_image else self.bot_image
 
     @property
     def groups_path(self) -> str:
@@ -68,7 +77,8 @@ class AciSettings:
             raise SettingsError(f"ACI_BOT_IMAGE={image!r} must name the image by digest (<registry>/<repo>@sha256:…)")
         prefix = env.get("ACI_GROUP_PREFIX", "").strip() or cls.prefix
         if not _PREFIX.match(prefix):
-            raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-'")
+            raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-', "
+                                  "with no '-' at its end nor two in a row (ACI refuses such group names)")
         endpoint = (env.get("ARM_ENDPOINT", "").strip() or DEFAULT_ARM_ENDPOINT).rstrip("/")
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
@@ -78,6 +88,10 @@ class AciSettings:
         if auth == "none" and endpoint == DEFAULT_ARM_ENDPOINT:
             raise SettingsError("ACI_AUTH=none is only for an ARM_ENDPOINT that points at a local fake")
         registry = env.get("ACI_REGISTRY_SERVER", "").strip() or image.split("/", 1)[0]
+        webrtc = env.get("ACI_BOT_IMAGE_WEBRTC", "").strip() or None
+        if webrtc is not None and not _IMAGE_BY_DIGEST.match(webrtc):
+            raise SettingsError(f"ACI_BOT_IMAGE_WEBRTC={webrtc!r} must name the image by digest "
+                                "(<registry>/<repo>@sha256:…)")
         return cls(
             subscription_id=required["AZURE_SUBSCRIPTION_ID"],
             resource_group=required["AZURE_RESOURCE_GROUP"],
@@ -100,4 +114,35 @@ class AciSettings:
             write_rate=Rate.from_env(env, "ACI_WRITE", DEFAULT_WRITE_RATE),
             read_rate=Rate.from_env(env, "ACI_READ", DEFAULT_READ_RATE),
             identity_audience=identity_audience(env),
+            bot_settings=pairs(env, "ACI_BOT_SETTINGS"),
+            webrtc_image=webrtc,
+            bot_secrets=secret_references(env),
         )
+
+
+def pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """`KEY=value,…` (the stack's ACI_BOT_SETTINGS), each KEY a variable name ACI accepts. An error
+    names the key, never the value."""
+    values: dict[str, str] = {}
+    for item in (piece.strip() for piece in env.get(name, "").split(",")):
+        if not item:
+            continue
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not ENV_NAME.match(key):
+            raise SettingsError(f"{name}: {key!r} is not KEY=value with a KEY ACI accepts "
+                                "(1–63 letters, digits or '_', no '_' first or last)")
+        values[key] = value
+    return values
+
+
+def secret_references(env: Mapping[str, str]) -> dict[str, str]:
+    """ACI_BOT_SECRETS: `ENV=https://<vault>/secrets/<name>/<version>,…`, each pinned to a version (the
+    dispatcher caches what it read: an unversioned URI would go stale unseen)."""
+    references = pairs(env, "ACI_BOT_SECRETS")
+    for name, uri in references.items():
+        parts = urlsplit(uri)
+        path = parts.path.strip("/").split("/")
+        if parts.scheme != "https" or len(path) != 3 or path[0] != "secrets" or not all(path):
+            raise SettingsError(f"ACI_BOT_SECRETS: {name} must be a versioned Key Vault secret URI "
+                                "(https://<vault>.vault.azure.net/secrets/<name>/<version>)")
+    return references

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from botchannel.contract import Hello
+from botchannel.contract import IMAGE_VARIABLE, Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.aci.provider import AciMachines
@@ -22,6 +22,7 @@ from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.daily import FakeDaily
+from tests.fakes.key_vault import FakeKeyVault
 
 KEY = "aci-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -44,7 +45,7 @@ async def test_values_are_secure_values_and_the_group_never_restarts(fake_aci: F
         await machines.launch(s)
         [put] = [c.json() for c in fake_aci.calls_to("PUT", "/containerGroups/")]
         env = put["properties"]["containers"][0]["properties"]["environmentVariables"]
-        assert env and all(set(e) == {"name", "secureValue"} for e in env)  # never a plain `value`
+        assert env and all(set(e) == {"name", "secureValue"} for e in env)  # plain: ACI_BOT_SETTINGS only
         assert put["properties"]["restartPolicy"] == "Never"
         shown = str(await machines._get(f"vf-{s.session_id}"))
         assert "bot.jwt.secret" not in shown and "wss://d.example" not in shown  # GET hides them
@@ -53,6 +54,75 @@ async def test_values_are_secure_values_and_the_group_never_restarts(fake_aci: F
         assert machine is not None and machine.state is MachineState.ENDED  # not restarted into the session
     finally:
         await machines.aclose()
+
+
+def put_containers(fake: FakeArmAci) -> list[dict]:
+    return [c.json()["properties"]["containers"][0]["properties"] for c in fake.calls_to("PUT", "/containerGroups/")]
+
+
+async def test_the_deployments_bot_settings_are_plain_values_beside_the_secure_launch_values(
+        fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci, ACI_BOT_SETTINGS="LOG_FORMAT=json,OTEL_SERVICE_NAME=voicefleet-bot",
+                        BOT_CHANNEL_URL="wss://d.example/bots/channel")
+    try:
+        await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    [container] = put_containers(fake_aci)
+    plain = {e["name"]: e["value"] for e in container["environmentVariables"] if "value" in e}
+    assert plain == {"LOG_FORMAT": "json", "OTEL_SERVICE_NAME": "voicefleet-bot"}
+    secure = {e["name"] for e in container["environmentVariables"] if "secureValue" in e}
+    assert "BOT_CHANNEL_URL" in secure and "VOICEFLEET_SESSION_ID" in secure and not secure & set(plain)
+
+
+async def test_a_webrtc_session_runs_the_webrtc_bot_and_a_daily_one_the_daily_bot(fake_aci: FakeArmAci) -> None:
+    webrtc_image = "vftest.azurecr.io/bot-webrtc@sha256:" + "1" * 64
+    machines = provider(fake_aci, ACI_BOT_IMAGE_WEBRTC=webrtc_image)
+    webrtc = LaunchSpec(session_id=secrets.token_hex(12), body_digest="d" * 32, max_session_seconds=600,
+                        transport="webrtc", ice_config={"iceServers": []})
+    try:
+        await machines.launch(spec())
+        await machines.launch(webrtc)
+    finally:
+        await machines.aclose()
+    daily_bot, webrtc_bot = put_containers(fake_aci)
+    assert daily_bot["image"] == fake_aci.env["ACI_BOT_IMAGE"] and webrtc_bot["image"] == webrtc_image
+    reported = {e["name"]: e["secureValue"] for e in webrtc_bot["environmentVariables"]}
+    assert reported[IMAGE_VARIABLE] == webrtc_image  # the bot reports the image it runs
+
+
+async def test_bot_secrets_are_read_once_from_key_vault_and_reach_every_group_as_secure_values(
+        fake_aci: FakeArmAci, fake_key_vault: FakeKeyVault, caplog: pytest.LogCaptureFixture) -> None:
+    fake_key_vault.secrets[("deepgram-api-key", "v1")] = "SENTINEL-dg-value"
+    fake_key_vault.secrets[("cartesia-api-key", "v7")] = "SENTINEL-ca-value"
+    references = (f"DEEPGRAM_API_KEY={fake_key_vault.uri('deepgram-api-key', 'v1')},"
+                  f"CARTESIA_API_KEY={fake_key_vault.uri('cartesia-api-key', 'v7')}")
+    machines = provider(fake_aci, ACI_BOT_SECRETS=references)
+    try:
+        for _ in range(3):
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    for container in put_containers(fake_aci):
+        secure = {e["name"]: e.get("secureValue") for e in container["environmentVariables"]}
+        assert secure["DEEPGRAM_API_KEY"] == "SENTINEL-dg-value" and secure["CARTESIA_API_KEY"] == "SENTINEL-ca-value"
+        assert "SENTINEL" not in str([e for e in container["environmentVariables"] if "value" in e])
+    assert sorted(fake_key_vault.reads) == [("cartesia-api-key", "v7"), ("deepgram-api-key", "v1")]  # once each
+    assert "SENTINEL" not in caplog.text
+
+
+async def test_a_bot_secret_the_dispatcher_may_not_read_refuses_the_launch_naming_the_variable(
+        fake_aci: FakeArmAci, fake_key_vault: FakeKeyVault) -> None:
+    fake_key_vault.secrets[("deepgram-api-key", "v1")] = "SENTINEL-dg-value"
+    fake_key_vault.forbidden.add("deepgram-api-key")
+    machines = provider(fake_aci, ACI_BOT_SECRETS=f"DEEPGRAM_API_KEY={fake_key_vault.uri('deepgram-api-key', 'v1')}")
+    try:
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "aci_unauthorized" and "DEEPGRAM_API_KEY" in str(caught.value)
+    assert "SENTINEL" not in str(caught.value) and not fake_aci.calls_to("PUT", "/containerGroups/")
 
 
 async def test_the_regional_quota_is_capacity_with_a_retry_hint(fake_aci: FakeArmAci) -> None:
@@ -155,7 +225,12 @@ async def test_list_follows_next_links(fake_aci: FakeArmAci) -> None:
     ({"ARM_ENDPOINT": "http://127.0.0.1:1"}, "must be https"),
     ({"ARM_ENDPOINT": "", "ACI_AUTH": "none"}, "local fake"),
     ({"ACI_GROUP_PREFIX": "Upper"}, "ACI_GROUP_PREFIX"),
+    ({"ACI_GROUP_PREFIX": "vf-azure-prod--"}, "two in a row"),  # `vf-azure-prod---<id>`: ACI refuses it
     ({"AZURE_LOCATION": ""}, "AZURE_LOCATION"),
+    ({"ACI_BOT_IMAGE_WEBRTC": "vftest.azurecr.io/bot-webrtc:latest"}, "ACI_BOT_IMAGE_WEBRTC.*by digest"),
+    ({"ACI_BOT_SETTINGS": "LOG_FORMAT=json,_BAD=1"}, "ACI_BOT_SETTINGS: '_BAD'"),
+    ({"ACI_BOT_SECRETS": "K=https://v.vault.azure.net/secrets/k"}, "ACI_BOT_SECRETS: K must be a versioned"),
+    ({"ACI_BOT_SECRETS": "K=http://v.vault.azure.net/secrets/k/1"}, "ACI_BOT_SECRETS: K must be a versioned"),
 ])
 def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):

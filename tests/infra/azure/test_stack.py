@@ -228,4 +228,4 @@ def test_the_drain_finds_the_stacks_container_groups_from_its_outputs(azure: Run
     machines = component_outputs(azure, "azure")["machinesEnvironment"]
     assert machines == {"MACHINES": "aci", "AZURE_SUBSCRIPTION_ID": "0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
                         "AZURE_RESOURCE_GROUP": "voicefleet-azure-test", "AZURE_LOCATION": "westeurope",
-                        "ACI_CONTAINER_GROUP_PREFIX": "vf-azure-test--"}
+                        "ACI_GROUP_PREFIX": "vf-azure-test"}
