@@ -13,8 +13,8 @@ region or a size not in the tables).
 - Modal: a Sandbox's cores, GiB and GPUs per second (https://modal.com/pricing, as third parties quote it:
   CPU × 3 for Sandboxes).
 - Cerebrium (one warm replica of the app: https://docs.cerebrium.ai/calculating-cost), Cloud Run jobs
-  (Tier 1: https://cloud.google.com/run/pricing) and Azure Container Instances (East US, recalled, not
-  re-read: https://azure.microsoft.com/pricing/details/container-instances/): no reserve of ours there
+  (Tier 1: https://cloud.google.com/run/pricing) and Azure Container Instances (East US, not yet checked
+  against the page: https://azure.microsoft.com/pricing/details/container-instances/): no reserve of ours there
   yet, so the simulator (bench/reserve_sim_providers.py) reads them.
 - Local processes: nothing.
 """

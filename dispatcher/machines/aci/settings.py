@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.settings import SettingsError, float_setting, require
+from dispatcher.settings import SettingsError, api_endpoint, float_setting, require
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -79,14 +79,9 @@ class AciSettings:
         if not _PREFIX.match(prefix):
             raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-', "
                                   "with no '-' at its end nor two in a row (ACI refuses such group names)")
-        endpoint = (env.get("ARM_ENDPOINT", "").strip() or DEFAULT_ARM_ENDPOINT).rstrip("/")
+        endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH", ("azure", "none"))
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
-        auth = env.get("ACI_AUTH", "").strip().lower() or "azure"
-        if auth not in ("azure", "none"):
-            raise SettingsError(f"ACI_AUTH={auth!r} is not one of azure, none")
-        if auth == "none" and endpoint == DEFAULT_ARM_ENDPOINT:
-            raise SettingsError("ACI_AUTH=none is only for an ARM_ENDPOINT that points at a local fake")
         registry = env.get("ACI_REGISTRY_SERVER", "").strip() or image.split("/", 1)[0]
         webrtc = env.get("ACI_BOT_IMAGE_WEBRTC", "").strip() or None
         if webrtc is not None and not _IMAGE_BY_DIGEST.match(webrtc):

@@ -42,7 +42,7 @@ from dispatcher.outbound.retry import (
     retry_after_of,
     with_retries,
 )
-from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.settings import api_endpoint, float_setting, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
 log = logging.getLogger("dispatcher.machines.cloudrun")
@@ -85,12 +85,7 @@ class CloudRunSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
         required = require(env, ("CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB"), "cloudrun")
-        api_url = (env.get("CLOUDRUN_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
-        auth = env.get("CLOUDRUN_AUTH", "").strip().lower() or "adc"
-        if auth not in ("adc", "none"):
-            raise SettingsError(f"CLOUDRUN_AUTH={auth!r} is not one of adc, none")
-        if auth == "none" and api_url == DEFAULT_API_URL:
-            raise SettingsError("CLOUDRUN_AUTH=none is only for a CLOUDRUN_API_URL that points at a local fake")
+        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH", ("adc", "none"))
         return cls(
             project=required["CLOUDRUN_PROJECT"],
             region=required["CLOUDRUN_REGION"],

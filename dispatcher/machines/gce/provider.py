@@ -38,7 +38,7 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.settings import SettingsError, api_endpoint, float_setting, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
 _STARTING = {"PROVISIONING", "STAGING"}
@@ -87,12 +87,7 @@ class GceSettings:
         prefix = env.get("GCE_INSTANCE_PREFIX", "").strip() or cls.prefix
         if not _PREFIX.match(prefix):
             raise SettingsError(f"GCE_INSTANCE_PREFIX={prefix!r} must be a lowercase letter then [-a-z0-9], ≤31")
-        api_url = (env.get("GCE_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
-        auth = env.get("GCE_AUTH", "").strip().lower() or "adc"
-        if auth not in ("adc", "none"):
-            raise SettingsError(f"GCE_AUTH={auth!r} is not one of adc, none")
-        if auth == "none" and api_url == DEFAULT_API_URL:
-            raise SettingsError("GCE_AUTH=none is only for a GCE_API_URL that points at a local fake")
+        api_url, auth = api_endpoint(env, "GCE_API_URL", DEFAULT_API_URL, "GCE_AUTH", ("adc", "none"))
         return cls(
             project=required["GCE_PROJECT"],
             zone=required["GCE_ZONE"],
