@@ -13,6 +13,7 @@ from dispatcher.factory import configuration_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
 from dispatcher.observability import log_format, log_redaction, tracing
 from dispatcher.regions.peers import conflicts_at_start
+from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.machines == "local":
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",
               file=sys.stderr)
+    tune_collector()
     server.run(sockets=[sock])
     return 0
 

