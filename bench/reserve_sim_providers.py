@@ -9,8 +9,8 @@ lognormal, because a start is a product of factors
   docs/reference/field_2026.md has the sources.
 - Cerebrium median 8 s, σ 0.4 (p95 ≈ 15 s): "new instances start within 3 seconds" once scaling
   triggers (docs.cerebrium.ai, scaling-apps) plus the bot's init and hello, modelled, not
-  measured. voicefleet holds no reserve there (the app's `min_replicas` is Cerebrium's own): the
-  row is the cold path, and its price one warm replica's.
+  measured. voicefleet holds no reserve there (the app's `min_replicas` is Cerebrium's own): its
+  rows run with the reserve off (every start cold); its price is one warm replica's.
 - Cloud Run jobs median 20 s, σ 0.5 (p95 ≈ 45 s): **no authoritative number exists** (machines_apis.md
   §3.4: Google gives "a few 100ms" of infrastructure for services only); modelled conservatively as
   a container platform that schedules a task and pulls the image, between Fly and Fargate. It has
@@ -117,7 +117,7 @@ VARIANTS = (
 # Cerebrium: no create limit is published and the dispatcher keeps none of its own; this one only
 # keeps the simulator's arithmetic finite.
 CEREBRIUM_ROW = Provider("cerebrium", "cerebrium", cerebrium.COLD_START.median_seconds, cerebrium.COLD_START.sigma,
-                         Rate(per_second=100, burst=100), "CEREBRIUM")
+                         Rate(per_second=100, burst=100), "CEREBRIUM", reserve=False)
 BY_NAME = {p.name: p for p in (*PROVIDERS, *VARIANTS, CEREBRIUM_ROW)}
 CLOUD_PROVIDER = {"aws": "ecs-fargate", "gcp": "gce"}
 

@@ -6,8 +6,9 @@ and how the dispatcher checks it). `BOT_IDENTITY` picks the source: `gce` (the m
 identity token), `cloudrun` (a Cloud Run task's metadata server: the same path, a standard token,
 which names the service account only), `fly` (the Machine API socket's OIDC token), `ecs` (a presigned
 `sts:GetCallerIdentity` bound to the channel URL by a signed header), `local` (a nonce through the
-socket pair the local dispatcher handed over), unset (none). Each dial needs a proof of its own: a
-JWT's audience carries a fresh `#fragment`.
+socket pair the local dispatcher handed over), `modal` (the Sandbox's own OIDC token, which Modal
+puts in its environment: no audience of ours, the same token for every dial), unset (none). Each
+dial needs a proof of its own elsewhere: a JWT's audience carries a fresh `#fragment`.
 
 Standard library only, in a thread (no HTTP client import at start-up); every call has a timeout
 and a few tries with backoff, then `IdentityUnavailable` names the server that did not answer.
@@ -40,6 +41,8 @@ STS_VERSION = "2011-06-15"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PRESIGN_SECONDS = 60  # the dispatcher forwards it within the hello's handling: a minute is plenty
 AUDIENCE_HEADER = "x-voicefleet-channel"  # the signed header naming the channel the presign is for
+MODAL_TOKEN_VARIABLE = "MODAL_IDENTITY_TOKEN"  # noqa: S105 - a variable name (modal.com/docs/guide/oidc-integration)
+MODAL_TOKEN_FILE_VARIABLE = "MODAL_IDENTITY_TOKEN_FILE"  # noqa: S105 - read first by the modal client
 TIMEOUT_SECONDS = 5.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # four tries in ~3.5 s (plus their timeouts), then the dial fails
 
@@ -59,6 +62,7 @@ def identity_source(env: Mapping[str, str]) -> str | None:
 class MachineIdentity:
     def __init__(self, source: str | None, audience: str, env: Mapping[str, str]) -> None:
         self.source, self.audience = source, audience
+        self._env = env
         self._metadata_host = env.get("GCE_METADATA_HOST", "").strip() or GCE_METADATA_HOST
         self._fly_socket = env.get(FLY_SOCKET_VARIABLE, "").strip() or FLY_API_SOCKET
         self._ecs = _EcsTaskRole(env, audience)
@@ -70,6 +74,8 @@ class MachineIdentity:
             return None
         if self._launch is not None:
             return self._launch.proof()  # a local write: nothing to wait for, nothing to retry
+        if self.source == "modal":
+            return modal_identity_token(self._env)  # a file or the environment: nothing to retry
         fetch = {"gce": self._gce, "cloudrun": self._cloud_run, "fly": self._fly,
                  "ecs": self._ecs.presigned_identity}[self.source]
         failure = ""
@@ -116,6 +122,20 @@ class MachineIdentity:
             return _token(connection.getresponse())
         finally:
             connection.close()
+
+
+def modal_identity_token(env: Mapping[str, str]) -> str:
+    """A Modal Sandbox's identity token: `MODAL_IDENTITY_TOKEN_FILE`'s content, reread (Modal rewrites
+    it as the token renews), else `MODAL_IDENTITY_TOKEN` (the `modal` client's own order)."""
+    if path := env.get(MODAL_TOKEN_FILE_VARIABLE, "").strip():
+        with contextlib.suppress(OSError), open(path) as file:
+            if token := file.read(16 * 1024).strip():
+                return token
+    token = env.get(MODAL_TOKEN_VARIABLE, "").strip()
+    if token.count(".") != 2:
+        raise IdentityUnavailable(f"no {MODAL_TOKEN_VARIABLE} in the Sandbox (created without "
+                                  "include_oidc_identity_token?)")
+    return token
 
 
 class LaunchSocket:

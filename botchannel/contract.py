@@ -37,7 +37,7 @@ IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
 # provider with the launch values. A local bot's is a nonce it writes through the socket it was
 # launched with, whose descriptor IDENTITY_FD_VARIABLE names (dispatcher/machines/local/launch_proof.py).
 IDENTITY_VARIABLE = "BOT_IDENTITY"
-IDENTITY_SOURCES = ("gce", "fly", "ecs", "local", "cloudrun")
+IDENTITY_SOURCES = ("gce", "fly", "ecs", "local", "cloudrun", "modal")
 IDENTITY_FD_VARIABLE = "BOT_IDENTITY_FD"
 # A full-format instance identity token is ~1 KB; an ECS task's presigned sts:GetCallerIdentity
 # URL (its session token included), base64url-encoded, ~3 KB.

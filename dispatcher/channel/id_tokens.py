@@ -108,11 +108,13 @@ def _int(b64url: str) -> int:
 
 
 async def verified_claims(
-    token: str, keys: JsonWebKeys, *, issuers: Collection[str], audience: str
+    token: str, keys: JsonWebKeys, *, issuers: Collection[str], audience: str,
+    max_seconds: float | None = MAX_TOKEN_SECONDS,
 ) -> Mapping[str, Any]:
     """The claims of `token` if `keys`' issuer signed it (RS256) for `audience` (with any fragment: a
     bot's per-dial nonce), it is within its
-    `iat`/`nbf`/`exp` (±`CLOCK_SKEW_SECONDS`) and its `iss` is one of `issuers`; else IdentityRefused."""
+    `iat`/`nbf`/`exp` (±`CLOCK_SKEW_SECONDS`) and its `iss` is one of `issuers`; else IdentityRefused.
+    `max_seconds=None` lifts the bound on its remaining life (for a token never admitted once only)."""
     try:
         header = google.auth.jwt.decode_header(token)  # type: ignore[no-untyped-call]
     except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError) as exc:
@@ -136,8 +138,10 @@ async def verified_claims(
     if claims.get("iss") not in issuers:
         raise IdentityRefused("issued by another issuer")
     expires = claims.get("exp")
-    if not isinstance(expires, int | float) or expires - time.time() > MAX_TOKEN_SECONDS + CLOCK_SKEW_SECONDS:
-        raise IdentityRefused(f"valid for longer than {MAX_TOKEN_SECONDS} s (it would outlive its one-use record)")
+    if not isinstance(expires, int | float):
+        raise IdentityRefused("no expiry")
+    if max_seconds is not None and expires - time.time() > max_seconds + CLOCK_SKEW_SECONDS:
+        raise IdentityRefused(f"valid for longer than {max_seconds:g} s (it would outlive its one-use record)")
     not_before = claims.get("nbf")
     if isinstance(not_before, int | float) and not_before - CLOCK_SKEW_SECONDS > time.time():
         raise IdentityRefused("not valid yet")

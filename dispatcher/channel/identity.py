@@ -6,7 +6,8 @@ Fly API a machine's config). Whoever reads one could dial first as that machine.
 gives each machine an identity of its own, the hello carries it: a token the provider signs, which
 only that machine can get, for the channel's URL as its audience. The machines provider checks it
 names the machine the dispatcher launched for the credential's bot id or session
-(dispatcher/machines/gce/identity.py, dispatcher/machines/fly/identity.py) before the hello counts
+(dispatcher/machines/gce/identity.py, dispatcher/machines/fly/identity.py; a Modal Sandbox's token,
+dispatcher/machines/modal/identity.py, names no audience of ours) before the hello counts
 for anything, so a stolen launch credential opens nothing from elsewhere. A local bot proves it is
 the process launched for the credential through its own launch socket
 (dispatcher/machines/local/launch_proof.py). Where a provider has no identity to check,

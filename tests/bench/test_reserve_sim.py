@@ -191,3 +191,16 @@ def test_modal_is_simulated_with_its_modelled_cold_start_its_create_pacing_and_i
     assert provider.create_rate == DEFAULT_CREATE_RATE and not provider.frozen
     # the simulator's hourly price is the dispatcher's monthly gauge for the same Sandbox, per hour
     assert prices(provider, {}).running_per_hour * 730 == pytest.approx(modal_monthly(1, 2, None), abs=0.01)
+
+
+def test_cerebrium_is_simulated_cold_as_the_dispatcher_runs_it_holding_no_reserve_there() -> None:
+    """voicefleet holds no idle runs on Cerebrium (docs/providers.md): its rows are the cold path."""
+    import argparse
+
+    from bench.reserve_sim import build_runs
+
+    args = argparse.Namespace(stack=None, providers=["cerebrium", "modal"], max_sessions=0, fly_apps=1, levels=[10.0],
+                              seed=7, day="seasonal", hours=1.0, history_days=1, planner="fleet")
+    cerebrium, modal = build_runs(args, {})
+    assert cerebrium.settings.max_idle == 0 and cerebrium.settings.min_idle == 0
+    assert modal.settings.max_idle > 0  # Modal's reserve Sandboxes are the dispatcher's own

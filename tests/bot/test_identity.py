@@ -203,3 +203,21 @@ async def test_a_local_bots_proof_is_written_through_its_launch_socket_and_admit
         await MachineIdentity("local", "ws://127.0.0.1/bots/channel", {}).token()
     other.close()
     launched.close()
+
+
+async def test_a_modal_bot_sends_its_sandboxs_token_rereading_modals_token_file_first(tmp_path) -> None:
+    """`BOT_IDENTITY=modal`: the token Modal put in the Sandbox (a file it rewrites as the token renews,
+    read afresh for each dial, else the variable); a Sandbox created without one cannot prove anything."""
+    from bot.identity import IdentityUnavailable, MachineIdentity
+
+    token_file = tmp_path / "token"
+    token_file.write_text("a.first.token\n")
+    env = {"MODAL_IDENTITY_TOKEN_FILE": str(token_file), "MODAL_IDENTITY_TOKEN": "an.older.token"}
+    bot = MachineIdentity("modal", "wss://dispatcher.example.com/bots/channel", env)
+    assert await bot.token() == "a.first.token"
+    token_file.write_text("a.renewed.token")
+    assert await bot.token() == "a.renewed.token"
+    token_file.unlink()
+    assert await bot.token() == "an.older.token"
+    with pytest.raises(IdentityUnavailable, match="MODAL_IDENTITY_TOKEN"):
+        await MachineIdentity("modal", "wss://dispatcher.example.com/bots/channel", {}).token()

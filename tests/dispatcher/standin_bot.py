@@ -40,7 +40,7 @@ class Channel:
     def __init__(self, url: str, token: str, session_id: str | None, assigned: threading.Event) -> None:
         from websockets.sync.client import connect
 
-        from bot.identity import LaunchSocket
+        from bot.identity import LaunchSocket, modal_identity_token
         from botchannel.contract import Hello, Welcome, encode, parse_frame
 
         self.session_id = session_id
@@ -52,6 +52,8 @@ class Channel:
                           open_timeout=10).__enter__()  # closed with the process
         machine_id = os.environ.get("BOT_MACHINE_ID", f"standin-{os.getpid()}")
         proof = LaunchSocket(os.environ).proof() if os.environ.get("BOT_IDENTITY_FD") else None  # as the bot's
+        if os.environ.get("BOT_IDENTITY") == "modal":  # a Modal Sandbox's token, as the bot sends it
+            proof = modal_identity_token(os.environ)
         self.ws.send(encode(Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "standin"),
                                   capabilities=("webrtc",), session_id=session_id,
                                   identity=proof)))

@@ -17,6 +17,11 @@ GPU type ("… is not a valid GPU type", modal.com/docs/guide/gpu) and a `timeou
 on the V2 RPC is `INVALID_ARGUMENT` (the client sends those to V1). Terminated Sandboxes read back
 as `GENERIC_STATUS_TERMINATED` (the client's return code 137).
 
+A Sandbox created with `include_oidc_identity_token` gets `MODAL_IDENTITY_TOKEN` once scheduled: an
+RS256 JWT with the claims modal.com/docs/guide/oidc-integration shows (issuer `https://oidc.modal.com`,
+audience `oidc.modal.com`, `app_id`, `container_id` = its task id, also in `sub`), signed with this
+fake's key, which an HTTP server beside it publishes through a discovery document (`oidc_url`).
+
 With `bot_command`, a Sandbox runs a real process (as tests/replicas/fly_bots.py does for Fly): its
 environment is the create's secrets plus `image_env`; its exit is the Sandbox's result, and a
 terminate kills it. Without one, a test moves each Sandbox itself (`set_state`). A create the
@@ -47,7 +52,8 @@ from grpclib.server import Server, Stream
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
-from tests.fakes.server import Hold
+from tests.fakes.server import FakeServer, Hold
+from tests.fakes.signing import SigningKey
 from tests.support.ports import free_port
 
 TOKEN_ID = "ak-voicefleet-test"
@@ -60,6 +66,9 @@ GPU_TYPES = ("T4", "L4", "A10", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB"
 MAX_TIMEOUT_SECONDS = 24 * 3600
 _V1_ALPHABET = string.ascii_letters + string.digits
 TERMINATED = api_pb2.GenericResult.GENERIC_STATUS_TERMINATED
+WORKSPACE_ID = "ac-voicefleettest000000"
+ENVIRONMENT_NAME = "main"
+IDENTITY_TOKEN_SECONDS = 48 * 3600  # the lifetime of the example token modal.com's guide shows
 
 
 @dataclass
@@ -74,6 +83,7 @@ class FakeSandbox:
     args: list[str]
     created_at: float = field(default_factory=time.time)
     task_id: str = ""  # set once scheduled (`started`)
+    identity: bool = False  # created with include_oidc_identity_token
     result: api_pb2.GenericResult | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -106,6 +116,8 @@ class FakeModal:
         self.calls: list[str] = []
         self.unimplemented: list[str] = []
         self.auth_tokens: set[str] = set()
+        self.signing_key = SigningKey()
+        self._oidc: FakeServer | None = None
         self._knobs: list[_Knob] = []
         self._holds: list[Hold] = []
         self._in_flight = 0
@@ -121,11 +133,47 @@ class FakeModal:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def oidc_url(self) -> str:
+        assert self._oidc is not None
+        return f"{self._oidc.url}/.well-known/openid-configuration"
+
+    @property
     def env(self) -> dict[str, str]:
         return {"MACHINES": "modal", "MODAL_SERVER_URL": self.url, "MODAL_TOKEN_ID": TOKEN_ID,
-                "MODAL_TOKEN_SECRET": TOKEN_SECRET, "MODAL_APP": APP_NAME, "MODAL_BOT_IMAGE": IMAGE_ID}
+                "MODAL_TOKEN_SECRET": TOKEN_SECRET, "MODAL_APP": APP_NAME, "MODAL_BOT_IMAGE": IMAGE_ID,
+                "MODAL_OIDC_DISCOVERY_URL": self.oidc_url}
+
+    def identity_claims(self, sandbox: FakeSandbox) -> dict[str, Any]:
+        """The claims of the token Modal gives `sandbox` (once it has a task)."""
+        now = int(time.time())
+        app_name = next((name for name, app_id in self.apps.items() if app_id == sandbox.app_id), "")
+        return {"sub": f"modal:workspace_id:{WORKSPACE_ID}:environment_name:{ENVIRONMENT_NAME}:app_name:{app_name}"
+                       f":container_id:{sandbox.task_id}",
+                "aud": "oidc.modal.com", "iss": "https://oidc.modal.com", "iat": now,
+                "exp": now + IDENTITY_TOKEN_SECONDS, "jti": secrets.token_hex(16), "workspace_id": WORKSPACE_ID,
+                "environment_name": ENVIRONMENT_NAME, "app_id": sandbox.app_id, "app_name": app_name,
+                "container_id": sandbox.task_id}
+
+    def _serve_oidc(self) -> FakeServer:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def discovery(request: Request) -> JSONResponse:
+            assert self._oidc is not None
+            return JSONResponse({"issuer": "https://oidc.modal.com",
+                                 "jwks_uri": f"{self._oidc.url}/.well-known/jwks.json",
+                                 "id_token_signing_alg_values_supported": ["RS256"]})
+
+        async def jwks(request: Request) -> JSONResponse:
+            return JSONResponse({"keys": [self.signing_key.jwk()]})
+
+        return FakeServer(Starlette(routes=[Route("/.well-known/openid-configuration", discovery),
+                                            Route("/.well-known/jwks.json", jwks)]))
 
     def start(self) -> FakeModal:
+        self._oidc = self._serve_oidc().__enter__()
         self.port = free_port()
         ready = threading.Event()
 
@@ -155,6 +203,8 @@ class FakeModal:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+        if self._oidc is not None:
+            self._oidc.__exit__(None, None, None)
 
     # -- knobs ---------------------------------------------------------------------------------
     def fail(self, rpc: str, status: Status, message: str = "", *, times: int = 1) -> None:
@@ -203,6 +253,8 @@ class FakeModal:
         if sandbox.task_id or sandbox.finished:
             return
         sandbox.task_id = "ta-" + secrets.token_hex(11) + ("V" if not _is_v1(sandbox.id) else "")
+        if sandbox.identity:  # Modal's token names the container: given once it has one
+            sandbox.env["MODAL_IDENTITY_TOKEN"] = self.signing_key.sign(self.identity_claims(sandbox))
         if self.bot_command:
             env = {**os.environ, **self.image_env, **sandbox.env}
             sandbox.process = subprocess.Popen(self.bot_command, env=env, start_new_session=True)
@@ -272,7 +324,8 @@ class FakeModal:
         sandbox_id = "sb-" + ("".join(secrets.choice(_V1_ALPHABET) for _ in range(22)) if not v2
                               else "v2" + secrets.token_hex(12))
         sandbox = FakeSandbox(sandbox_id, request.app_id, d.name, {t.tag_name: t.tag_value for t in request.tags},
-                              env, gpu, d.timeout_secs, list(d.entrypoint_args))
+                              env, gpu, d.timeout_secs, list(d.entrypoint_args),
+                              identity=d.include_oidc_identity_token)
         self.sandboxes[sandbox_id] = sandbox
         self.creates.append(sandbox)
         if self.auto_start:

@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 import modal
 import modal.exception as modal_errors
 
-from botchannel.contract import CHANNEL_URL_VARIABLE
+from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.channel.identity import Unverified
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.modal.calls import ModalCalls, open_client
+from dispatcher.machines.modal.identity import ModalSandboxIdentity
 from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.store.coordination import CreateLimits
@@ -40,12 +40,9 @@ TAG_TRANSPORT = "voicefleet_transport"
 TAG_CREATED = "voicefleet_created"  # epoch seconds: the session's start (a claim's, for a reserve Sandbox)
 TAG_STOPPED = "voicefleet_stopped"  # set by `stop` before it terminates: a 137 without it was not ours
 NAME_PREFIX = "vf-"
+IDLE_PREFIX = NAME_PREFIX + "idle-"  # a reserve Sandbox's name: vf-idle-<bot id> (reserve.py)
 TERMINATED, TIMED_OUT = 137, 124
 _LIST_CONCURRENCY = 8  # a list reads each Sandbox's tags: this many at a time
-WHY_UNVERIFIED = (
-    "a Modal bot's channel credential is in its Sandbox's ephemeral Secret, which the Modal API "
-    "never returns (unlike ECS overrides or GCE metadata): only the Sandbox holds it"
-)
 
 
 def machine_of(sandbox_id: str, tags: dict[str, str], returncode: int | None, scheduled: bool) -> Machine:
@@ -74,15 +71,20 @@ def machine_of(sandbox_id: str, tags: dict[str, str], returncode: int | None, sc
     )
 
 
-async def _scheduled(sandbox: Any) -> bool:
-    """Whether Modal has given the Sandbox a task (a container): one `SandboxGetTaskId` call. The
-    client's own look-up waits for one; at a zero deadline it raises TimeoutError instead of waiting
-    (modal/sandbox/_common.py `task_id_from_response`), which the client hands on as its own
+async def _task_id(sandbox: Any) -> str | None:
+    """The task (container) Modal has given the Sandbox, None before it has one: one `SandboxGetTaskId`
+    call. The client's own look-up waits for one; at a zero deadline it raises TimeoutError instead of
+    waiting (modal/sandbox/_common.py `task_id_from_response`), which the client hands on as its own
     `modal.exception.TimeoutError`."""
     try:
-        return bool(await sandbox._get_task_id.aio(timeout=0))
+        return str(await sandbox._get_task_id.aio(timeout=0)) or None
     except (TimeoutError, modal_errors.TimeoutError):
-        return False
+        return None
+
+
+async def _scheduled(sandbox: Any) -> bool:
+    """Whether Modal has given the Sandbox a task (a container)."""
+    return await _task_id(sandbox) is not None
 
 
 class ModalMachines:
@@ -93,7 +95,8 @@ class ModalMachines:
         self.channel_url = channel_url
         self.calls = ModalCalls(settings)
         self.creates = Creates(self.name, coordination, settings.create_rate)
-        self.identity = Unverified(WHY_UNVERIFIED)
+        self.identity = ModalSandboxIdentity(discovery_url=settings.oidc_discovery_url, app_id=self._app_id,
+                                             running_task=self.running_task)
         self._client: modal.Client | None = None
         self._app: Any = None
         self._image: Any = None
@@ -117,18 +120,31 @@ class ModalMachines:
                 self._image = modal.Image.from_id(self.settings.image_id, client=self._client)
         return self._client, self._app, self._image
 
+    async def _app_id(self) -> str:
+        _, app, _ = await self._ready()
+        return str(app.app_id)
+
+    async def running_task(self, kind: str, subject: str) -> str | None:
+        """The task id of the running Sandbox created for a channel grant (a session's, or the reserve
+        bot's, which keeps its name once claimed), None when there is none or it has finished."""
+        sandbox = await (self._by_name(IDLE_PREFIX + subject) if kind == "idle" else self._find(subject))
+        if sandbox is None or sandbox.returncode is not None:
+            return None
+        return await self.calls.call("read Sandbox task", lambda: _task_id(sandbox))
+
     def sandbox_timeout(self, seconds: int) -> int:
         return min(seconds + self.settings.grace_seconds, MAX_TIMEOUT_SECONDS)
 
     async def _create(self, name: str, tags: dict[str, str], env: dict[str, str], timeout: int) -> Any:
         client, app, image = await self._ready()
         s = self.settings
-        if self.channel_url:
-            env = {CHANNEL_URL_VARIABLE: self.channel_url, **env}
+        if self.channel_url:  # its bot dials with the Sandbox's identity token (identity.py)
+            env = {CHANNEL_URL_VARIABLE: self.channel_url, IDENTITY_VARIABLE: "modal", **env}
         secret = modal.Secret.from_dict(dict(env))
         return await self.calls.call(f"create Sandbox {name}", lambda: modal.Sandbox.create.aio(
             *s.bot_command, app=app, name=name, tags=tags, image=image, secrets=[secret], timeout=timeout,
-            cpu=s.cpu, memory=s.memory_mb, gpu=s.gpu, client=client), passed=(modal_errors.AlreadyExistsError,))
+            cpu=s.cpu, memory=s.memory_mb, gpu=s.gpu, include_oidc_identity_token=True, client=client),
+            passed=(modal_errors.AlreadyExistsError,))
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.sandbox_name(spec.session_id)
@@ -217,6 +233,7 @@ class ModalMachines:
         if self._client is not None:
             client, self._client = self._client, None
             await asyncio.wait_for(client.close.aio(), self.settings.timeout)
+        await self.identity.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: a Modal bot is told the channel's URL (`BOT_CHANNEL_URL`) in its Sandbox's

@@ -16,7 +16,7 @@ from typing import Any
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
 from dispatcher.machines.modal.provider import (
-    NAME_PREFIX,
+    IDLE_PREFIX,
     TAG_CREATED,
     TAG_DIGEST,
     TAG_KIND,
@@ -30,7 +30,6 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import CreateLimits
 
 TAG_IDLE = "voicefleet_idle"
-IDLE_PREFIX = NAME_PREFIX + "idle-"
 
 
 class ModalWarmMachines(ModalMachines):

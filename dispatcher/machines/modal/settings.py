@@ -19,6 +19,9 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
+# Where Modal publishes its OIDC keys (modal.com/docs/guide/oidc-integration): the discovery document's
+# `jwks_uri`. MODAL_OIDC_DISCOVERY_URL overrides it for tests against a fake, as GCE_IDENTITY_CERTS_URL.
+DEFAULT_OIDC_DISCOVERY_URL = "https://oidc.modal.com/.well-known/openid-configuration"
 MAX_TIMEOUT_SECONDS = 24 * 3600  # a Sandbox's `timeout` (modal.com/docs/guide/sandbox)
 # The bot image's own entrypoint (images/bot.Dockerfile): a Sandbox runs the command it is given.
 DEFAULT_BOT_COMMAND = ("python", "-P", "-m", "bot")
@@ -63,6 +66,7 @@ class ModalSettings:
     retry_deadline: float = 15.0  # RESOURCE_EXHAUSTED creates, retried with backoff
     poll_seconds: float = 1.0
     create_rate: Rate = DEFAULT_CREATE_RATE
+    oidc_discovery_url: str = DEFAULT_OIDC_DISCOVERY_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModalSettings:
@@ -90,4 +94,5 @@ class ModalSettings:
             retry_deadline=float_setting(env, "MODAL_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
             poll_seconds=float_setting(env, "MODAL_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
             create_rate=Rate.from_env(env, "MODAL_CREATE", DEFAULT_CREATE_RATE),
+            oidc_discovery_url=env.get("MODAL_OIDC_DISCOVERY_URL", "").strip() or DEFAULT_OIDC_DISCOVERY_URL,
         )

@@ -128,6 +128,21 @@ async def test_throttling_past_the_retries_is_a_503_with_its_reason(fake_cerebri
         assert len(fake_cerebrium.calls_to("POST")) > 1  # retried, boundedly
 
 
+async def test_a_call_cerebrium_refuses_or_cannot_answer_is_the_apis_502_or_503_with_its_reason(
+    fake_cerebrium: FakeCerebrium,
+) -> None:
+    async for d in deploy(fake_cerebrium, CEREBRIUM_FUNCTION="run_bot", CEREBRIUM_RETRY_DEADLINE_SECONDS="1"):
+        refused = await d.http.post("/start", json={}, headers=AUTH)  # no such function: 404 at Cerebrium
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["error"]["code"] == "cerebrium_rejected" and "retry-after" not in refused.headers
+    fake_cerebrium.fail(503, times=1000, method="POST", path_suffix="/start_bot")
+    async for d in deploy(fake_cerebrium, CEREBRIUM_RETRY_DEADLINE_SECONDS="1"):
+        unavailable = await d.http.post("/start", json={}, headers=AUTH)
+        assert unavailable.status_code == 503, unavailable.text
+        assert unavailable.json()["error"]["code"] == "cerebrium_unavailable"
+        assert int(unavailable.headers["Retry-After"]) >= 1
+
+
 @pytest.mark.parametrize(("key", "status", "names"), [("wrong", 401, "CEREBRIUM_API_KEY"),
                                                      (OTHER_PROJECT_KEY, 403, "CEREBRIUM_API_KEY")])
 async def test_a_refused_key_is_a_configuration_error_naming_the_key(fake_cerebrium: FakeCerebrium, key: str,
