@@ -5,7 +5,8 @@ mid-session, the ARM binding of a bot's credential, and the settings a deploymen
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -268,3 +269,23 @@ async def test_a_session_whose_group_is_lost_mid_session_is_gone_not_running(
     # The provider is the source of truth: no group, no session (as for a deleted Compute Engine VM).
     assert lost.status_code == 404 and lost.json()["error"]["code"] == "not_found", lost.text
     assert (await app_http.delete(f"/sessions/{session_id}", headers=AUTH)).status_code in (204, 404)
+
+
+def arms_write_bucket_spent(fake: FakeArmAci) -> None:
+    from tests.fakes.arm_aci import Bucket
+
+    fake.writes = Bucket(0, 0.01)  # the subscription's writes: the next in 100 s
+
+
+def acis_create_budget_spent(fake: FakeArmAci) -> None:
+    fake.changes.extend([time.time()] * 100)  # 100 creates and deletes in the last 5 minutes
+
+
+@pytest.mark.parametrize("throttle", [arms_write_bucket_spent, acis_create_budget_spent])
+async def test_a_throttle_past_the_retry_deadline_answers_a_start_503_with_its_reason_and_arms_retry_after(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci, throttle: Callable[[FakeArmAci], None]) -> None:
+    throttle(fake_aci)
+    answer = await app_http.post("/start", json={}, headers=AUTH)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_throttled", answer.text
+    assert float(answer.headers["Retry-After"]) >= 60  # ARM's own hint, not a guess
+    assert fake_aci.groups == {}
