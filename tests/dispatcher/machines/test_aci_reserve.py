@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from dispatcher.app import create_app
 from dispatcher.factory import build_machines
 from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.base import MachinesError
@@ -129,3 +130,24 @@ async def test_a_channel_makes_the_aci_provider_hold_a_reserve_priced_by_its_siz
     finally:
         await warm.aclose()
         await cold.aclose()
+
+
+async def test_a_dead_dispatchers_idle_groups_are_deleted_by_the_next_ones_sweep_past_their_idle_age(
+        fake_aci: FakeArmAci) -> None:
+    dead = replica(fake_aci)
+    for bot_id in ("old", "ended", "young"):
+        await dead.launch_idle(bot_id)
+    await dead.aclose()  # its dispatcher is gone: nobody will retire these
+    for name in ("vf-idle-old", "vf-idle-ended"):
+        fake_aci.groups[name]["tags"]["voicefleet-created"] = "1000"  # long ago
+    fake_aci.set_state("vf-idle-old", "Running")
+    fake_aci.set_state("vf-idle-ended", "Terminated", 0)  # its bot exited: the group holds its quota slot
+    fake_aci.set_state("vf-idle-young", "Running")
+    env = {**fake_aci.env, **CHANNEL, "RESERVE_MAX_IDLE_SECONDS": "900"}
+    app = create_app(Settings(machines="aci", bot_channel_token="c" * 40, api_key_hashes=frozenset({b"x"})), env=env,
+                     machines=replica(fake_aci), rooms=None)
+    try:
+        assert await app.state.voicefleet.reserve.sweep() == 2
+    finally:
+        await app.state.voicefleet.aclose()
+    assert list(fake_aci.groups) == ["vf-idle-young"]
