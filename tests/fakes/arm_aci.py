@@ -20,6 +20,8 @@ as its container; its exit is the container's Terminated state with its exit cod
 (429 `SubscriptionRequestsThrottled` with Retry-After; every answer carries
 `x-ms-ratelimit-remaining-subscription-reads|writes`); creates plus deletes past 100 in 5 minutes
 or 300 in an hour are 429 too (ACI's error code for these is undocumented). Lists page by `nextLink`.
+A Container App's revisions (`container_apps`: app → each revision's running replicas) are listed
+as the drain reads them (`properties.replicas`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class FakeArmAci(TlsFake):
         # (group name, its environment) -> the process its container runs; None: states move only when a test says
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.container_apps: dict[str, list[int]] = {}  # the dispatcher's app → its revisions' replicas
         self._ids = itertools.count(1)
         self._groups_lock = threading.RLock()  # the groups, between the server's thread and the processes' watchers
 
@@ -132,6 +135,8 @@ class FakeArmAci(TlsFake):
             Route(f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/{LOCATION}"
                   "/operations/{op}", self.operation, methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
+            Route(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.App"
+                  "/containerApps/{app}/revisions", self.revisions, methods=["GET"]),
         ]
 
     def _wrap(self, endpoint: Handler) -> Handler:
@@ -335,6 +340,17 @@ class FakeArmAci(TlsFake):
         if op is None:
             return arm_error(404, "OperationNotFound", "no such operation")
         return JSONResponse(op)
+
+    async def revisions(self, request: Request) -> Response:
+        app = request.path_params["app"]
+        if app not in self.container_apps:
+            return arm_error(404, "ResourceNotFound", f"The Resource 'Microsoft.App/containerApps/{app}' "
+                             "was not found.")
+        return JSONResponse({"value": [
+            {"name": f"{app}--r{i}", "type": "Microsoft.App/containerApps/revisions",
+             "properties": {"active": i == len(self.container_apps[app]) - 1, "replicas": replicas,
+                            "runningState": "Running" if replicas else "Stopped"}}
+            for i, replicas in enumerate(self.container_apps[app])]})
 
     async def list_groups(self, request: Request) -> Response:
         start = int(request.query_params.get("$skipToken", "0"))

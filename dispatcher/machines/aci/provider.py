@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from botchannel.contract import IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.machines.aci.auth import ArmToken
+from dispatcher.machines.aci.auth import ArmToken, ArmTokens
 from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_DIGEST, TAG_SESSION, TAG_TRANSPORT, group_body, to_machine
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.settings import API_VERSION, AciSettings
@@ -56,7 +56,7 @@ def arm_error(response: HttpResponse) -> tuple[str, str]:
 class AciMachines:
     name = "aci"
 
-    def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmToken,
+    def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmTokens,
                  channel_url: str | None = None, bot_env: Mapping[str, str] | None = None,
                  bot_secrets: BotSecrets | None = None) -> None:
         self.settings = settings
@@ -81,6 +81,11 @@ class AciMachines:
         return cls(settings, coordination, token=arm_token(settings, env),
                    channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None, bot_env=bot_env_from(env),
                    bot_secrets=bot_secrets_from(settings, env), **kw)
+
+    @property
+    def token(self) -> ArmTokens:
+        """Its ARM sign-in, which a caller reading other ARM resources may share (the drain)."""
+        return self._token
 
     def group_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
