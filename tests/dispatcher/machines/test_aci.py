@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -238,15 +239,21 @@ def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change
         AciSettings.from_env({**fake_aci.env, **change})
 
 
-@pytest.fixture
-async def app_http(fake_aci: FakeArmAci, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def app_client(fake_aci: FakeArmAci, fake_daily: FakeDaily, **env: str) -> AsyncIterator[httpx.AsyncClient]:
     """The dispatcher app on MACHINES=aci against the fake ARM and the fake Daily."""
     settings = Settings(machines="aci", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
-    app = create_app(settings, env={}, machines=provider(fake_aci),
+    app = create_app(settings, env={}, machines=provider(fake_aci, **env),
                      rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         yield http
     await app.state.voicefleet.aclose()
+
+
+@pytest.fixture
+async def app_http(fake_aci: FakeArmAci, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(fake_aci, fake_daily) as http:
+        yield http
 
 
 async def test_a_full_region_answers_a_start_503_with_its_reason_and_a_retry_hint(
@@ -289,3 +296,14 @@ async def test_a_throttle_past_the_retry_deadline_answers_a_start_503_with_its_r
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_throttled", answer.text
     assert float(answer.headers["Retry-After"]) >= 60  # ARM's own hint, not a guess
     assert fake_aci.groups == {}
+
+
+async def test_the_deployments_own_create_budget_spent_answers_a_start_503_with_its_reason_and_when(
+        fake_aci: FakeArmAci, fake_daily: FakeDaily) -> None:
+    async with app_client(fake_aci, fake_daily, ACI_CREATE_RATE="0.01", ACI_CREATE_BURST="1",
+                          ACI_CREATE_MAX_WAIT="0") as http:
+        assert (await http.post("/start", json={}, headers=AUTH)).status_code == 201
+        answer = await http.post("/start", json={}, headers=AUTH)  # ACI's budget, as the deployment counts it
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_rate_limited", answer.text
+    assert float(answer.headers["Retry-After"]) >= 60  # the next token, one per 100 s
+    assert len(fake_aci.created) == 1  # refused before ARM was asked
