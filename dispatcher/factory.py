@@ -72,6 +72,10 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "aci":
         from dispatcher.machines.aci.provider import AciMachines
 
+        if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+            from dispatcher.machines.aci.reserve import AciWarmMachines
+
+            return AciWarmMachines.from_env(env, coordination, transport=settings.transports[0])
         return AciMachines.from_env(env, coordination)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines

@@ -12,10 +12,11 @@ region or a size not in the tables).
 - Fly: FLY_RUNNING_DOLLARS_PER_MONTH ($5.78 for shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
 - Modal: a Sandbox's cores, GiB and GPUs per second (https://modal.com/pricing, as third parties quote it:
   CPU × 3 for Sandboxes).
-- Cerebrium (one warm replica of the app: https://docs.cerebrium.ai/calculating-cost), Cloud Run jobs
-  (Tier 1: https://cloud.google.com/run/pricing) and Azure Container Instances (East US, not yet checked
-  against the page: https://azure.microsoft.com/pricing/details/container-instances/): no reserve of ours there
-  yet, so the simulator (bench/reserve_sim_providers.py) reads them.
+- Azure Container Instances: a group's ACI_CPU and ACI_MEMORY_GB × the Linux prices (East US, not yet
+  checked against https://azure.microsoft.com/pricing/details/container-instances/).
+- Cerebrium (one warm replica of the app: https://docs.cerebrium.ai/calculating-cost) and Cloud Run jobs
+  (Tier 1: https://cloud.google.com/run/pricing): no reserve of ours there yet, so the simulator
+  (bench/reserve_sim_providers.py) reads them.
 - Local processes: nothing.
 """
 
@@ -131,6 +132,11 @@ def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> flo
             log.warning("no Modal price for GPU %r: the reserve's hot cost is not shown "
                         "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", settings.gpu)
         return modal_dollars
+    if machines.name == "aci":
+        from dispatcher.machines.aci.settings import AciSettings
+
+        aci = getattr(machines, "settings", None)
+        return ACI.monthly(aci.cpu, aci.memory_gb) if isinstance(aci, AciSettings) else None
     if machines.name == "local":
         return 0.0
     return None

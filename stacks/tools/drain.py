@@ -8,14 +8,17 @@ Bots are launched by the dispatcher (ECS RunTask, GCE instances.insert), not by 
 does not know them: on AWS their tasks keep the cluster (whose delete the provider retries for only
 10 minutes) and their ENIs keep the subnets and the bot security group; on GCP their VMs keep the
 subnetwork, and a VM whose bot ends after the destroy removed its self-delete grant powers off and
-stays. So the destroy is preceded by two steps: `drain: true` (nothing launches bots any more:
-the ECS service has no task, Cloud Run no instance; the stack output `drained` says it is applied),
-then this command: it lists this stack's machines the way the dispatcher does (the providers and
+stays; on Azure their container groups hold the bots' subnet (`ACI_SUBNET_ID`), which the engine
+deletes before the resource group, and a subnet in use cannot be deleted. So the destroy is
+preceded by two steps: `drain: true` (nothing launches bots any more: the ECS service has no task,
+Cloud Run and Container Apps no instance; the stack output `drained` says it is applied), then
+this command: it lists this stack's machines the way the dispatcher does (the providers and
 the names they read from the stack output `machinesEnvironment`), retires the idle reserve,
 stops every session's machine (after `--grace` seconds in which sessions may end on their own) and
 waits until none is left. On AWS it also deregisters the bot task definitions, which the stack
 keeps on replacement (`skip_destroy`) and a destroy would leave ACTIVE.
-Credentials come from the usual chains (AWS profile/SSO, Google ADC), as for `pulumi up`.
+Credentials come from the usual chains (AWS profile/SSO, Google ADC, Azure: a service principal or
+`az login`, stacks/tools/drain_azure.py), as for `pulumi up`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 
 from google.auth.exceptions import GoogleAuthError
 
+from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.base import MachineState
 from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.machines.ecs.credentials import NoCredentials
@@ -45,12 +49,15 @@ from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
+from stacks.tools.drain_azure import SERVICE_PRINCIPAL, ContainerAppReplicas, aci_machines
 from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
 from stacks.tools.drain_creates import DrainCreates
 
 # Endpoint overrides the operator's environment may add (tests point them at local fakes).
 OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "GCE_API_URL", "GCE_AUTH", "CLOUD_RUN_API_URL",
-             "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH")
+             "MONITORING_API_URL", "CLOUDRUN_API_URL", "CLOUDRUN_AUTH",
+             # Azure: the operator's service principal (else `az login`), and a fake ARM's address
+             *SERVICE_PRINCIPAL, "AZURE_AUTHORITY_HOST", "ARM_ENDPOINT", "ACI_AUTH", "ACI_CA_BUNDLE")
 UNUSED_CHANNEL = "wss://drain.invalid/bots/channel"  # the drain launches nothing; the reserve wants a URL
 MIN_DEADLINE_SECONDS = 900.0
 DEADLINE_MARGIN_SECONDS = 300.0  # the sweep's own listings and stops after the dispatcher is gone
@@ -122,9 +129,10 @@ class Drain:
         # timestamps are compared with.
         self.clock, self.sleep, self.now = clock, sleep, now
         self.report = Report()
-        self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines
+        self.machines: EcsWarmMachines | GceWarmMachines | CloudRunMachines | AciWarmMachines
         self.ecs: EcsSettings | None = None
         self.cloud_run: CloudRunInstances | None = None
+        self.container_app: ContainerAppReplicas | None = None
         if env["MACHINES"] == "ecs":
             self.ecs = EcsSettings.from_env(env)
             self.machines = EcsWarmMachines(self.ecs, channel_url=UNUSED_CHANNEL, coordination=DrainCreates())
@@ -136,8 +144,12 @@ class Drain:
         elif env["MACHINES"] == "cloudrun":  # executions end when cancelled: nothing stays listed after
             self.machines = CloudRunMachines(CloudRunSettings.from_env(env), coordination=DrainCreates())
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
+        elif env["MACHINES"] == "aci":  # a Terminated group stays listed (and holds its quota slot) until deleted
+            aci = aci_machines(env)
+            self.machines = aci
+            self.container_app = ContainerAppReplicas(aci.settings, aci.token, str(outputs.get("dispatcherApp") or ""))
         else:
-            raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs, gce and cloudrun stacks are drained")
+            raise DrainError(f"MACHINES={env['MACHINES']!r}: only ecs, gce, cloudrun and aci stacks are drained")
 
     async def run(self) -> Report:
         started = self.clock()
@@ -146,6 +158,8 @@ class Drain:
                 await self._dispatcher_gone(started)
             if self.cloud_run is not None:
                 await self._cloud_run_gone(started, self.cloud_run)
+            if self.container_app is not None:
+                await self._container_app_gone(started, self.container_app)
             await self._sweep(started)
             if self.ecs is not None:
                 await asyncio.to_thread(self._deregister_task_definitions)
@@ -153,6 +167,8 @@ class Drain:
             await self.machines.aclose()
             if self.cloud_run is not None:
                 await self.cloud_run.aclose()
+            if self.container_app is not None:
+                await self.container_app.aclose()
         return self.report
 
     async def _cloud_run_gone(self, started: float, cloud_run: CloudRunInstances) -> None:
@@ -166,6 +182,12 @@ class Drain:
             if reading.gone:
                 return
             self._check_deadline(started, reading.why)
+            await self.sleep(self.poll)
+
+    async def _container_app_gone(self, started: float, app: ContainerAppReplicas) -> None:
+        """Azure: `drain: true` lets the Container App scale to zero; wait until ARM counts no replica."""
+        while running := await app.running():
+            self._check_deadline(started, f"the dispatcher's Container App {app.app} still runs {running} replica(s)")
             await self.sleep(self.poll)
 
     async def _dispatcher_gone(self, started: float) -> None:
@@ -187,7 +209,8 @@ class Drain:
             await self.sleep(self.poll)
 
     async def _sweep(self, started: float) -> None:
-        gce = isinstance(self.machines, GceWarmMachines)  # a VM stays listed (TERMINATED) until deleted
+        # A VM stays listed (TERMINATED) until deleted, and so does an ACI group (Terminated).
+        gce = isinstance(self.machines, (GceWarmMachines, AciWarmMachines))
         while True:
             sessions = [m for m in await self.machines.list() if gce or m.state.is_active]
             # Cloud Run: no reserve to retire (the dispatcher holds none there)

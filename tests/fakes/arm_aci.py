@@ -10,11 +10,18 @@ environment names (1–63 alphanumerics or '_', neither first nor last '_'), ref
 quota (400 `ContainerGroupQuotaReached`) and answers 201 with `Azure-AsyncOperation`; a PUT on an
 existing group *updates* it (200; If-None-Match is ignored: whether ACI honours it is undocumented,
 so the fake takes the worst case). GET never returns a `secureValue`. `restartPolicy` defaults to
-Always, and a group left so restarts its container when it ends. DELETE answers 202 with
-`Location`, 204 for a group that is not there. Writes and reads draw on buckets as ARM's do
+Always, and a group left so restarts its container when it ends. `PATCH` is ContainerGroups_Update,
+whose body is ARM's `Resource`: its `tags` replace the group's whole set (absent: left as they are),
+`location` and `zones` are taken and change nothing, anything else is refused; the container runs
+on. DELETE answers 202 with `Location`, 204 for a group that is not there. `launcher` set: each
+created group runs a real process (the bot) with the group's environment, secure values included,
+as its container; its exit is the container's Terminated state with its exit code (a signal N as
+128 + N), a DELETE sends it SIGTERM, `lose` kills it. Writes and reads draw on buckets as ARM's do
 (429 `SubscriptionRequestsThrottled` with Retry-After; every answer carries
 `x-ms-ratelimit-remaining-subscription-reads|writes`); creates plus deletes past 100 in 5 minutes
 or 300 in an hour are 429 too (ACI's error code for these is undocumented). Lists page by `nextLink`.
+A Container App's revisions (`container_apps`: app → each revision's running replicas) are listed
+as the drain reads them (`properties.replicas`).
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import datetime
 import itertools
 import re
 import secrets
+import signal
 import ssl
+import subprocess
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,7 +105,12 @@ class FakeArmAci(TlsFake):
         self.changes: deque[float] = deque()  # creates and deletes, for the 5-minute and hourly budgets
         self.create_error: str | None = None  # set: accepted creates fail in their async operation
         self.tokens: dict[str, str] = {}  # token → the scope it was issued for (ARM's, Key Vault's)
+        # (group name, its environment) -> the process its container runs; None: states move only when a test says
+        self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.container_apps: dict[str, list[int]] = {}  # the dispatcher's app → its revisions' replicas
         self._ids = itertools.count(1)
+        self._groups_lock = threading.RLock()  # the groups, between the server's thread and the processes' watchers
 
     @property
     def groups_path(self) -> str:
@@ -121,6 +135,8 @@ class FakeArmAci(TlsFake):
             Route(f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/{LOCATION}"
                   "/operations/{op}", self.operation, methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
+            Route(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.App"
+                  "/containerApps/{app}/revisions", self.revisions, methods=["GET"]),
         ]
 
     def _wrap(self, endpoint: Handler) -> Handler:
@@ -172,7 +188,11 @@ class FakeArmAci(TlsFake):
         return 0.0
 
     def _view(self, name: str) -> dict[str, Any]:
-        group = self.groups[name]
+        with self._groups_lock:
+            return self._copy(self.groups[name])
+
+    @staticmethod
+    def _copy(group: dict[str, Any]) -> dict[str, Any]:
         copy = {**group, "properties": {**group["properties"], "containers": [
             {**c, "properties": {**c["properties"], "environmentVariables": [
                 {k: v for k, v in e.items() if k != "secureValue"} for e in c["properties"]["environmentVariables"]]}}
@@ -218,21 +238,63 @@ class FakeArmAci(TlsFake):
         self.secure[name] = {e["name"]: e.get("secureValue", e.get("value", "")) for e in env}
         if not update:
             self.created.append(name)
+            if self.launcher is not None:
+                self._start(name)
         return JSONResponse(self._view(name), status_code=200 if update else 201,
                             headers={"Azure-AsyncOperation": operation_url})
 
     def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
         """"Waiting", "Running" or "Terminated" (with its exit code), as the group's container reports it."""
-        group = self.groups[name]["properties"]
-        current: dict[str, Any] = {"state": state, "detailStatus": ""}
-        if state == "Terminated":
-            current["exitCode"] = exit_code
-            if group["restartPolicy"] == "Always" or (group["restartPolicy"] == "OnFailure" and exit_code):
-                current = {"state": "Running", "detailStatus": "restarted"}  # the bot comes back: a replayed session
-        group["provisioningState"] = "Succeeded" if state != "Waiting" else "Creating"
-        group["instanceView"] = {"state": {"Running": "Running", "Terminated": "Succeeded"}.get(current["state"],
-                                                                                                "Pending")}
-        group["containers"][0]["properties"]["instanceView"] = {"currentState": current}
+        with self._groups_lock:
+            group = self.groups[name]["properties"]
+            current: dict[str, Any] = {"state": state, "detailStatus": ""}
+            if state == "Terminated":
+                current["exitCode"] = exit_code
+                if self._restarts(name, exit_code):
+                    current = {"state": "Running", "detailStatus": "restarted"}  # a replayed session
+            group["provisioningState"] = "Succeeded" if state != "Waiting" else "Creating"
+            group["instanceView"] = {"state": {"Running": "Running", "Terminated": "Succeeded"}.get(current["state"],
+                                                                                                    "Pending")}
+            group["containers"][0]["properties"]["instanceView"] = {"currentState": current}
+
+    def _restarts(self, name: str, exit_code: int | None) -> bool:
+        policy = self.groups[name]["properties"]["restartPolicy"]
+        return bool(policy == "Always" or (policy == "OnFailure" and exit_code))
+
+    def _start(self, name: str) -> None:
+        """The group's container: a process with the group's environment, watched until it exits."""
+        assert self.launcher is not None
+        process = self.launcher(name, dict(self.secure[name]))
+        with self._groups_lock:
+            self.processes[name] = process
+            self.set_state(name, "Running")
+
+        def watch() -> None:
+            code = process.wait()
+            code = 128 - code if code < 0 else code  # killed by signal N: the container's 128 + N
+            with self._groups_lock:
+                if self.processes.get(name) is not process or name not in self.groups:
+                    return  # deleted: nothing left to report on
+                if self._restarts(name, code):
+                    self._start(name)  # ACI runs the container again, with the same values
+                else:
+                    self.set_state(name, "Terminated", code)
+
+        threading.Thread(target=watch, daemon=True, name=f"aci-{name}").start()
+
+    def lose(self, name: str) -> None:
+        """The container dies under its session (its host failed): no goodbye, exit 137."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            process.kill()
+        else:
+            self.set_state(name, "Terminated", 137)
+
+    def close(self) -> None:
+        for process in list(self.processes.values()):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
     async def get(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -246,9 +308,13 @@ class FakeArmAci(TlsFake):
         if name not in self.groups:
             return arm_error(404, "ResourceNotFound", f"The Resource '{name}' was not found.")
         body = await request.json()
-        if set(body) - {"tags"}:
-            return arm_error(400, "InvalidRequestContent", "only tags may be updated")
-        self.groups[name]["tags"] = dict(body.get("tags") or {})
+        if not isinstance(body, dict) or set(body) - {"tags", "location", "zones"}:
+            return arm_error(400, "InvalidRequestContent", "a container group's update takes tags only")
+        if not isinstance(body.get("tags", {}), dict):
+            return arm_error(400, "InvalidRequestContent", "tags must be an object of strings")
+        with self._groups_lock:
+            if "tags" in body:
+                self.groups[name]["tags"] = {str(k): str(v) for k, v in body["tags"].items()}
         return JSONResponse(self._view(name))
 
     async def delete(self, request: Request) -> Response:
@@ -258,7 +324,11 @@ class FakeArmAci(TlsFake):
         if wait := self._budget():
             return arm_error(429, "TooManyRequests", "container group create/delete budget spent",
                              {"Retry-After": str(max(1, round(wait)))})
-        del self.groups[name]
+        with self._groups_lock:
+            del self.groups[name]
+            process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # the container is stopped with its group
         op = f"op-{next(self._ids)}"
         self.operations[op] = {"status": "Succeeded"}
         location = (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
@@ -271,10 +341,22 @@ class FakeArmAci(TlsFake):
             return arm_error(404, "OperationNotFound", "no such operation")
         return JSONResponse(op)
 
+    async def revisions(self, request: Request) -> Response:
+        app = request.path_params["app"]
+        if app not in self.container_apps:
+            return arm_error(404, "ResourceNotFound", f"The Resource 'Microsoft.App/containerApps/{app}' "
+                             "was not found.")
+        return JSONResponse({"value": [
+            {"name": f"{app}--r{i}", "type": "Microsoft.App/containerApps/revisions",
+             "properties": {"active": i == len(self.container_apps[app]) - 1, "replicas": replicas,
+                            "runningState": "Running" if replicas else "Stopped"}}
+            for i, replicas in enumerate(self.container_apps[app])]})
+
     async def list_groups(self, request: Request) -> Response:
         start = int(request.query_params.get("$skipToken", "0"))
-        names = list(self.groups)
-        page: dict[str, Any] = {"value": [self._view(n) for n in names[start:start + self.page_size]]}
+        with self._groups_lock:
+            names = list(self.groups)
+            page: dict[str, Any] = {"value": [self._view(n) for n in names[start:start + self.page_size]]}
         if start + self.page_size < len(names):
             skip = start + self.page_size
             page["nextLink"] = f"{self.url}{self.groups_path}?api-version=2023-05-01&$skipToken={skip}"
@@ -326,3 +408,4 @@ def serve_tls(fake: Served, like: TlsFake | None = None) -> Iterator[Served]:
         finally:
             server.should_exit = True
             thread.join(timeout=10)
+            fake.close()

@@ -4,12 +4,14 @@ assignment (what a real bot on a cloud reserve machine does; the providers' fake
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from botchannel.contract import CHANNEL_PATH, Hello, Reply, Request, Welcome, encode, parse_frame
-from dispatcher.machines.base import LaunchResult, LaunchSpec
+from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError, MachineState
 from dispatcher.reserve.reserve import Reserve
 
 
@@ -40,3 +42,29 @@ async def accept_assignment(ws: ClientConnection) -> dict[str, Any]:
     assert isinstance(request, Request) and request.method == "assign"
     await ws.send(encode(Reply(request.id, result={"session_id": request.params["session_id"]})))
     return dict(request.params)
+
+
+async def seen_by_another_replica(other: Any, spec: LaunchSpec, adopted: LaunchResult) -> None:
+    """A replica that did not claim the reserve machine (no cache: the provider's tags are the
+    record) finds the session on it, counts it, offers it to nobody as idle, and stops it."""
+    try:
+        found = await other.status(spec.session_id)
+        assert found is not None and found.state is MachineState.STARTED
+        assert (found.machine_id, found.body_digest) == (adopted.machine.machine_id, spec.body_digest)
+        assert found.created_at == adopted.machine.created_at
+        assert [m.session_id for m in await other.list()] == [spec.session_id]
+        assert await other.idle_machines() == []
+        assert await other.stop(spec.session_id)
+    finally:
+        await other.aclose()
+
+
+async def claimed_once(machines: Any, bot_id: str, spec: Callable[[], LaunchSpec]) -> None:
+    """A reserve machine serves one session: a second claim is refused, and so is one of a bot never launched."""
+    await machines.adopt(bot_id, spec())
+    with pytest.raises(MachinesError) as refused:
+        await machines.adopt(bot_id, spec())
+    assert refused.value.reason == "reserve_bot_taken"
+    with pytest.raises(MachinesError) as gone:
+        await machines.adopt("rsv-none", spec())
+    assert gone.value.reason == "reserve_bot_gone"

@@ -7,7 +7,8 @@ Picked by the environment, as azure-identity picks them: a service principal (`A
 else the managed identity of the host: Container Apps and App Service set `IDENTITY_ENDPOINT` and
 `IDENTITY_HEADER` (api-version 2019-08-01), anywhere else the instance metadata endpoint
 (169.254.169.254, api-version 2018-02-01); `AZURE_CLIENT_ID` then picks a user-assigned identity.
-A token is kept until five minutes before it expires; one refresh at a time.
+A token is kept until five minutes before it expires; one refresh at a time. Anything with the same
+two calls (`ArmTokens`) may stand in: the drain signs in as the operator (stacks/tools/drain_azure.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from typing import Protocol
 from urllib.parse import urlencode
 
 from dispatcher.machines.aci.settings import DEFAULT_AUTHORITY_HOST
@@ -24,6 +26,12 @@ from dispatcher.outbound.retry import Backoff, send
 
 IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"  # noqa: S105 - a URL
 EARLY_SECONDS = 300.0
+
+
+class ArmTokens(Protocol):
+    async def headers(self) -> dict[str, str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ArmToken:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from botchannel.contract import IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.machines.aci.auth import ArmToken
+from dispatcher.machines.aci.auth import ArmToken, ArmTokens
 from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_DIGEST, TAG_SESSION, TAG_TRANSPORT, group_body, to_machine
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.settings import API_VERSION, AciSettings
@@ -31,6 +31,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.machines.bot_environment import bot_environment, session_transport
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
@@ -55,7 +56,7 @@ def arm_error(response: HttpResponse) -> tuple[str, str]:
 class AciMachines:
     name = "aci"
 
-    def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmToken,
+    def __init__(self, settings: AciSettings, coordination: CreateLimits, *, token: ArmTokens,
                  channel_url: str | None = None, bot_env: Mapping[str, str] | None = None,
                  bot_secrets: BotSecrets | None = None) -> None:
         self.settings = settings
@@ -71,14 +72,20 @@ class AciMachines:
         self._token = token
         self._backoff = Backoff(attempts=5, base=0.5, cap=8.0, deadline=settings.retry_deadline)
         self._operations: dict[str, str] = {}  # session id → its create's Azure-AsyncOperation URL
+        self._claimed: Recent[str, str] = Recent()  # session id → the claimed reserve group serving it
         self.identity = AciGroupIdentity(self._get, settings.prefix)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], coordination: CreateLimits) -> AciMachines:
+    def from_env(cls, env: Mapping[str, str], coordination: CreateLimits, **kw: Any) -> Self:
         settings = AciSettings.from_env(env)
         return cls(settings, coordination, token=arm_token(settings, env),
                    channel_url=env.get(BOT_CHANNEL_URL, "").strip() or None, bot_env=bot_env_from(env),
-                   bot_secrets=bot_secrets_from(settings, env))
+                   bot_secrets=bot_secrets_from(settings, env), **kw)
+
+    @property
+    def token(self) -> ArmTokens:
+        """Its ARM sign-in, which a caller reading other ARM resources may share (the drain)."""
+        return self._token
 
     def group_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
@@ -141,9 +148,17 @@ class AciMachines:
                           created_at=time.time(), body_digest=spec.body_digest, transport=spec.transport)
         return LaunchResult(machine, created=True)
 
+    async def _session_group(self, session_id: str) -> dict[str, Any] | None:
+        """The session's group: named for it, or (a claimed reserve group) remembered or found by its tag."""
+        raw = await self._get(self._claimed.get(session_id) or self.group_name(session_id))
+        return raw if raw is not None else await self._find_claimed(session_id)
+
+    async def _find_claimed(self, session_id: str) -> dict[str, Any] | None:
+        """No reserve here (aci/reserve.py finds a claimed group by its session tag)."""
+        return None
+
     async def status(self, session_id: str) -> Machine | None:
-        name = self.group_name(session_id)
-        raw = await self._get(name)
+        raw = await self._session_group(session_id)
         if raw is not None:
             return to_machine(raw)
         return await self._failed_create(session_id)
@@ -181,11 +196,10 @@ class AciMachines:
     async def stop(self, session_id: str) -> bool:
         """Delete, not stop: a stopped group keeps its quota slot, and is never reused."""
         self._operations.pop(session_id, None)
-        name = self.group_name(session_id)
-        raw = await self._get(name)
+        raw = await self._session_group(session_id)
         if raw is None:
             return False
-        await self._delete(name)
+        await self._delete(str(raw["name"]))
         return True
 
     async def _pages(self) -> list[dict[str, Any]]:

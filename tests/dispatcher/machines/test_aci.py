@@ -5,7 +5,9 @@ mid-session, the ARM binding of a bot's credential, and the settings a deploymen
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -237,15 +239,21 @@ def test_settings_a_deployment_gets_wrong_are_named(fake_aci: FakeArmAci, change
         AciSettings.from_env({**fake_aci.env, **change})
 
 
-@pytest.fixture
-async def app_http(fake_aci: FakeArmAci, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def app_client(fake_aci: FakeArmAci, fake_daily: FakeDaily, **env: str) -> AsyncIterator[httpx.AsyncClient]:
     """The dispatcher app on MACHINES=aci against the fake ARM and the fake Daily."""
     settings = Settings(machines="aci", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
-    app = create_app(settings, env={}, machines=provider(fake_aci),
+    app = create_app(settings, env={}, machines=provider(fake_aci, **env),
                      rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         yield http
     await app.state.voicefleet.aclose()
+
+
+@pytest.fixture
+async def app_http(fake_aci: FakeArmAci, fake_daily: FakeDaily) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(fake_aci, fake_daily) as http:
+        yield http
 
 
 async def test_a_full_region_answers_a_start_503_with_its_reason_and_a_retry_hint(
@@ -268,3 +276,34 @@ async def test_a_session_whose_group_is_lost_mid_session_is_gone_not_running(
     # The provider is the source of truth: no group, no session (as for a deleted Compute Engine VM).
     assert lost.status_code == 404 and lost.json()["error"]["code"] == "not_found", lost.text
     assert (await app_http.delete(f"/sessions/{session_id}", headers=AUTH)).status_code in (204, 404)
+
+
+def arms_write_bucket_spent(fake: FakeArmAci) -> None:
+    from tests.fakes.arm_aci import Bucket
+
+    fake.writes = Bucket(0, 0.01)  # the subscription's writes: the next in 100 s
+
+
+def acis_create_budget_spent(fake: FakeArmAci) -> None:
+    fake.changes.extend([time.time()] * 100)  # 100 creates and deletes in the last 5 minutes
+
+
+@pytest.mark.parametrize("throttle", [arms_write_bucket_spent, acis_create_budget_spent])
+async def test_a_throttle_past_the_retry_deadline_answers_a_start_503_with_its_reason_and_arms_retry_after(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci, throttle: Callable[[FakeArmAci], None]) -> None:
+    throttle(fake_aci)
+    answer = await app_http.post("/start", json={}, headers=AUTH)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_throttled", answer.text
+    assert float(answer.headers["Retry-After"]) >= 60  # ARM's own hint, not a guess
+    assert fake_aci.groups == {}
+
+
+async def test_the_deployments_own_create_budget_spent_answers_a_start_503_with_its_reason_and_when(
+        fake_aci: FakeArmAci, fake_daily: FakeDaily) -> None:
+    async with app_client(fake_aci, fake_daily, ACI_CREATE_RATE="0.01", ACI_CREATE_BURST="1",
+                          ACI_CREATE_MAX_WAIT="0") as http:
+        assert (await http.post("/start", json={}, headers=AUTH)).status_code == 201
+        answer = await http.post("/start", json={}, headers=AUTH)  # ACI's budget, as the deployment counts it
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_rate_limited", answer.text
+    assert float(answer.headers["Retry-After"]) >= 60  # the next token, one per 100 s
+    assert len(fake_aci.created) == 1  # refused before ARM was asked

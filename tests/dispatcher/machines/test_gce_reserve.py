@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dispatcher.app import create_app
-from dispatcher.machines.base import MachinesError, MachineState
+from dispatcher.machines.base import MachinesError
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.settings import Settings
@@ -18,7 +18,7 @@ from tests.dispatcher.machines.harness import gce_identity
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import FakeGce
 from tests.support.dispatcher_server import serving
-from tests.support.reserve_bot import claim, dial_idle
+from tests.support.reserve_bot import claim, claimed_once, dial_idle, seen_by_another_replica
 
 TOKEN = "g" * 40
 LIFETIME = {"max_idle_seconds": 900.0, "max_session_seconds": 1800}  # RESERVE_MAX_IDLE_SECONDS, MAX_SESSION_SECONDS
@@ -62,28 +62,13 @@ async def test_a_claim_relabels_the_vm_so_any_replica_finds_the_session(gce, fak
     labels = fake_gce.instances["vf-idle-rsv-2"]["labels"]
     assert "voicefleet-idle" not in labels and labels["voicefleet-session"] == s.session_id
     other_replica = GceWarmMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination(), **LIFETIME)
-    try:
-        found = await other_replica.status(s.session_id)  # no cache: the label is the record
-        assert found is not None and found.state is MachineState.STARTED
-        assert (found.machine_id, found.body_digest) == ("vf-idle-rsv-2", s.body_digest)
-        assert found.created_at == adopted.machine.created_at
-        assert [m.session_id for m in await other_replica.list()] == [s.session_id]
-        assert await other_replica.idle_machines() == []
-        assert await other_replica.stop(s.session_id)
-    finally:
-        await other_replica.aclose()
+    await seen_by_another_replica(other_replica, s, adopted)  # no cache: the label is the record
     assert fake_gce.instances == {}
 
 
 async def test_a_bot_is_claimed_once(gce, fake_gce) -> None:
     await gce.launch_idle("rsv-3")
-    await gce.adopt("rsv-3", spec())
-    with pytest.raises(MachinesError) as refused:
-        await gce.adopt("rsv-3", spec())
-    assert refused.value.reason == "reserve_bot_taken"
-    with pytest.raises(MachinesError) as gone:
-        await gce.adopt("rsv-none", spec())
-    assert gone.value.reason == "reserve_bot_gone"
+    await claimed_once(gce, "rsv-3", spec)
 
 
 async def test_a_stale_label_fingerprint_is_read_again_once(gce, fake_gce) -> None:

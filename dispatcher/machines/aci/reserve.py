@@ -1,0 +1,114 @@
+"""Azure Container Instances with a warm reserve: idle container groups tagged idle, re-tagged with
+the session on claim.
+
+A reserve group is PUT like a session's, with no session values: named `<prefix>-idle-<bot id>`,
+tagged `voicefleet-idle=<bot id>`, its secure values the channel's URL, the bot id, the image and
+`BOT_CHANNEL_TOKEN` (the credential issued for this bot id alone, never the deployment's secret)
+beside the deployment's bot keys. Its bot dials the channel and waits; its hello is admitted while
+ARM shows the group (aci/identity.py). A claim is ARM's tags-only update (`PATCH` of the group with
+`{"tags": …}`, which replaces the whole set and leaves the running container alone): the idle tag
+dropped, the session's, its body digest, transport and claim time added. ACI offers no condition on
+that write (no ETag), and needs none: the bot accepts one assignment ever, so only one claim of a
+bot gets this far. The group keeps its name, so a replica that did not claim it finds the session
+by its tag in one list of the resource group's groups (`_find_claimed`), then goes by name. Creates
+and deletes of reserve groups draw on ACI's create budget as a session's do; a group is claimed
+once and deleted after its session, never reused.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.aci.groups import (
+    TAG_CLAIMED,
+    TAG_DIGEST,
+    TAG_IDLE,
+    TAG_SESSION,
+    TAG_TRANSPORT,
+    idle_name,
+    to_machine,
+)
+from dispatcher.machines.aci.provider import AciMachines
+from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.bot_environment import TRANSPORT
+from dispatcher.machines.recent import Recent
+from dispatcher.outbound.ratelimit import Rate
+
+
+class AciWarmMachines(AciMachines):
+    def __init__(self, *args: Any, transport: str = "daily", **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        # Idle bots serve the deployment's first transport (a Daily bot cannot take a WebRTC
+        # session): its image (ACI_BOT_IMAGE_WEBRTC for webrtc), which a hello must name.
+        self.transport = transport
+        self.bot_image = self.settings.image_for(transport)
+        self._exits: Recent[str, str] = Recent(1000)  # bot id → why its idle group ended, as last listed
+
+    @property
+    def create_rate(self) -> Rate:
+        return self.settings.create_rate
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+        name = idle_name(self.settings, bot_id)
+        await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        values = {MACHINE_ID_VARIABLE: bot_id, TRANSPORT: self.transport}
+        if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
+            values[CHANNEL_TOKEN_VARIABLE] = channel_token
+        secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
+        env = {**secrets, **self.launch_env(values, self.bot_image)}
+        response = await self._create(name, env, {TAG_IDLE: bot_id}, self.bot_image)
+        if response.status_code not in (200, 201):
+            raise self._failed(response, f"create reserve container group {name}")
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        name = idle_name(self.settings, bot_id)
+        group = await self._get(name)
+        if group is None or not to_machine(group).state.is_active:
+            raise MachinesError("reserve_bot_gone", f"reserve container group {name} is gone or has ended")
+        current = dict(group.get("tags") or {})
+        if TAG_SESSION in current or current.get(TAG_IDLE) != bot_id:
+            raise MachinesError("reserve_bot_taken", f"reserve container group {name} already serves a session")
+        tags = {k: v for k, v in current.items() if k != TAG_IDLE} | {
+            TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
+            TAG_CLAIMED: str(int(time.time())),  # the session's start, for the reaper
+            **({TAG_TRANSPORT: spec.transport} if spec.transport else {}),
+        }
+        response = await self._request("PATCH", f"/{name}", json={"tags": tags})
+        if response.status_code == 404:
+            raise MachinesError("reserve_bot_gone", f"reserve container group {name} is gone")
+        if response.status_code != 200:
+            raise self._failed(response, f"tag reserve container group {name} with its session")
+        self._claimed[spec.session_id] = name
+        return LaunchResult(to_machine(response.json()), created=True, claimed=True)
+
+    async def retire(self, bot_id: str) -> None:
+        await self._delete(idle_name(self.settings, bot_id))  # gone already: a no-op
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        """Idle groups, ended ones too: a Terminated group keeps its quota slot until deleted, and
+        the sweep deletes it (from a dispatcher that died, no one else would)."""
+        prefix = f"{self.settings.prefix}-idle-"
+        idle: list[IdleMachine] = []
+        for group in await self._pages():
+            tags = group.get("tags") or {}
+            if not str(group.get("name", "")).startswith(prefix) or TAG_SESSION in tags or TAG_IDLE not in tags:
+                continue
+            machine = to_machine(group)
+            if not machine.state.is_active and machine.detail:
+                self._exits[tags[TAG_IDLE]] = machine.detail
+            idle.append(IdleMachine(tags[TAG_IDLE], machine.created_at))
+        return idle
+
+    async def _find_claimed(self, session_id: str) -> dict[str, Any] | None:
+        """The reserve group tagged with the session (one list of the groups), or None."""
+        for group in await self._pages():
+            if (group.get("tags") or {}).get(TAG_SESSION) == session_id:
+                self._claimed[session_id] = str(group["name"])
+                return group
+        return None
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        """The exit code of an idle group that ended before its bot said hello, as the last list saw it."""
+        return self._exits.get(bot_id)

@@ -1,0 +1,153 @@
+"""Azure Container Instances with a warm reserve: idle groups tagged idle, re-tagged with the session on
+claim by ARM's tags-only PATCH, so any replica's stateless look-up finds a claimed group."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.factory import build_machines
+from dispatcher.machines.aci.reserve import AciWarmMachines
+from dispatcher.machines.base import MachinesError
+from dispatcher.reserve.prices import hot_dollars_per_month
+from dispatcher.settings import Settings
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.arm_aci import FakeArmAci
+from tests.support.reserve_bot import claimed_once, seen_by_another_replica
+
+CHANNEL = {"BOT_CHANNEL_URL": "wss://d.example/bots/channel"}
+
+
+def replica(fake: FakeArmAci, **env: str) -> AciWarmMachines:
+    """A dispatcher replica's provider: nothing shared with another but ARM."""
+    return AciWarmMachines.from_env({**fake.env, **CHANNEL, "ACI_RETRY_DEADLINE_SECONDS": "3", **env},
+                                    LocalCoordination())
+
+
+@pytest.fixture
+async def aci(fake_aci: FakeArmAci) -> AsyncIterator[AciWarmMachines]:
+    machines = replica(fake_aci)
+    yield machines
+    await machines.aclose()
+
+
+async def test_a_reserve_group_is_tagged_idle_and_carries_its_credential_and_no_session(
+        aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    await aci.launch_idle("rsv-0a1b", "idle-credential-for-rsv-0a1b")
+    group = fake_aci.groups["vf-idle-rsv-0a1b"]
+    assert group["tags"]["voicefleet-idle"] == "rsv-0a1b" and "voicefleet-session" not in group["tags"]
+    assert group["properties"]["restartPolicy"] == "Never"
+    values = fake_aci.secure["vf-idle-rsv-0a1b"]
+    assert values["BOT_MACHINE_ID"] == "rsv-0a1b" and values["BOT_CHANNEL_TOKEN"] == "idle-credential-for-rsv-0a1b"
+    assert values["BOT_CHANNEL_URL"] == CHANNEL["BOT_CHANNEL_URL"] and values["BOT_IMAGE_DIGEST"] == aci.bot_image
+    assert not {"VOICEFLEET_SESSION_ID", "DAILY_TOKEN", "VOICEFLEET_BODY"} & set(values)
+    shown = str(await aci._get("vf-idle-rsv-0a1b"))
+    assert "idle-credential-for-rsv-0a1b" not in shown  # a secure value: ARM never returns it
+    fake_aci.set_state("vf-idle-rsv-0a1b", "Running")
+    assert [m.bot_id for m in await aci.idle_machines()] == ["rsv-0a1b"]
+    assert await aci.list() == []  # not a session: admission does not count it
+
+
+async def test_a_claim_retags_the_group_so_any_replica_finds_the_session(
+        aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    await aci.launch_idle("rsv-2")
+    fake_aci.set_state("vf-idle-rsv-2", "Running")
+    fake_aci.groups["vf-idle-rsv-2"]["tags"]["voicefleet-created"] = "1700000000"  # idle for long
+    s = spec()
+    before = time.time()
+    adopted = await aci.adopt("rsv-2", s)
+    assert adopted.created and adopted.claimed and adopted.machine.session_id == s.session_id
+    assert adopted.machine.created_at >= int(before)  # the session's age counts from the claim (the reaper)
+    [patch] = fake_aci.calls_to("PATCH", "/containerGroups/vf-idle-rsv-2")
+    assert set(patch.json()) == {"tags"}  # ARM's tags-only update: the container runs on
+    tags = fake_aci.groups["vf-idle-rsv-2"]["tags"]
+    assert "voicefleet-idle" not in tags and tags["voicefleet-session"] == s.session_id
+    assert fake_aci.created == ["vf-idle-rsv-2"]  # no group made for the session
+    await seen_by_another_replica(replica(fake_aci), s, adopted)
+    assert fake_aci.groups == {}  # deleted after its session: never reused
+    assert await aci.status(s.session_id) is None
+
+
+async def test_a_bot_is_claimed_once(aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    await aci.launch_idle("rsv-3")
+    fake_aci.set_state("vf-idle-rsv-3", "Running")
+    await claimed_once(aci, "rsv-3", spec)
+
+
+async def test_an_idle_group_that_ended_is_listed_for_the_sweep_with_its_exit_code(
+        aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    await aci.launch_idle("rsv-4")
+    fake_aci.set_state("vf-idle-rsv-4", "Terminated", 2)  # its bot failed before its hello
+    assert [m.bot_id for m in await aci.idle_machines()] == ["rsv-4"]  # a Terminated group keeps its slot
+    assert aci.exit_detail("rsv-4") == "exit code 2"
+    with pytest.raises(MachinesError) as gone:
+        await aci.adopt("rsv-4", spec())
+    assert gone.value.reason == "reserve_bot_gone"
+    await aci.retire("rsv-4")
+    await aci.retire("rsv-4")  # gone already: a no-op
+    assert fake_aci.groups == {} and await aci.idle_machines() == []
+
+
+async def test_reserve_creates_and_deletes_spend_acis_create_budget(fake_aci: FakeArmAci) -> None:
+    machines = replica(fake_aci, ACI_CREATE_RATE="0.01", ACI_CREATE_BURST="2", ACI_CREATE_MAX_WAIT="0")
+    try:
+        await machines.launch_idle("rsv-5")
+        await machines.retire("rsv-5")  # the create and the delete: ACI's budget counts both
+        with pytest.raises(MachinesError) as caught:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert caught.value.reason == "aci_rate_limited"
+
+
+async def test_the_fakes_tags_update_follows_arm(aci: AciWarmMachines, fake_aci: FakeArmAci) -> None:
+    """ContainerGroups_Update's body is ARM's `Resource`: its tags replace the whole set, a body without
+    them leaves them, and nothing of the group's properties can be changed through it."""
+    await aci.launch_idle("rsv-6")
+    path = "/vf-idle-rsv-6"
+    assert (await aci._request("PATCH", path, json={"tags": {"a": "1"}})).status_code == 200
+    assert fake_aci.groups["vf-idle-rsv-6"]["tags"] == {"a": "1"}
+    assert (await aci._request("PATCH", path, json={"location": fake_aci.env["AZURE_LOCATION"]})).status_code == 200
+    assert fake_aci.groups["vf-idle-rsv-6"]["tags"] == {"a": "1"}
+    refused = await aci._request("PATCH", path, json={"properties": {"restartPolicy": "Always"}})
+    assert refused.status_code == 400
+    assert (await aci._request("PATCH", "/vf-none", json={"tags": {}})).status_code == 404
+
+
+async def test_a_channel_makes_the_aci_provider_hold_a_reserve_priced_by_its_size(fake_aci: FakeArmAci) -> None:
+    env = {**fake_aci.env, **CHANNEL, "ACI_CPU": "2", "ACI_MEMORY_GB": "4"}
+    settings = Settings(machines="aci", transports=("webrtc",))
+    warm, cold = build_machines(settings, env, LocalCoordination()), build_machines(settings, fake_aci.env,
+                                                                                    LocalCoordination())
+    try:
+        assert isinstance(warm, AciWarmMachines) and warm.transport == "webrtc"
+        assert hot_dollars_per_month(warm, env) == pytest.approx(730 * 3600 * (2 * 0.0000135 + 4 * 0.0000015), 0.01)
+        assert not isinstance(cold, AciWarmMachines)  # no channel to dial: every start is cold
+    finally:
+        await warm.aclose()
+        await cold.aclose()
+
+
+async def test_a_dead_dispatchers_idle_groups_are_deleted_by_the_next_ones_sweep_past_their_idle_age(
+        fake_aci: FakeArmAci) -> None:
+    dead = replica(fake_aci)
+    for bot_id in ("old", "ended", "young"):
+        await dead.launch_idle(bot_id)
+    await dead.aclose()  # its dispatcher is gone: nobody will retire these
+    for name in ("vf-idle-old", "vf-idle-ended"):
+        fake_aci.groups[name]["tags"]["voicefleet-created"] = "1000"  # long ago
+    fake_aci.set_state("vf-idle-old", "Running")
+    fake_aci.set_state("vf-idle-ended", "Terminated", 0)  # its bot exited: the group holds its quota slot
+    fake_aci.set_state("vf-idle-young", "Running")
+    env = {**fake_aci.env, **CHANNEL, "RESERVE_MAX_IDLE_SECONDS": "900"}
+    app = create_app(Settings(machines="aci", bot_channel_token="c" * 40, api_key_hashes=frozenset({b"x"})), env=env,
+                     machines=replica(fake_aci), rooms=None)
+    try:
+        assert await app.state.voicefleet.reserve.sweep() == 2
+    finally:
+        await app.state.voicefleet.aclose()
+    assert list(fake_aci.groups) == ["vf-idle-young"]

@@ -1,0 +1,131 @@
+"""An ACI session end to end: `python -m dispatcher` with MACHINES=aci on the fake ARM, which runs a real
+bot process per container group (voicefleet's own channel code: tests/replicas/redialling_bot.py) with
+the group's environment, secure values included, as ACI runs the bot image.
+
+The bot dials the channel with the credential its group was given; its hello is admitted because ARM
+shows the group (aci/identity.py); it takes its session and answers the caller's offer. The session's
+end deletes the group, which stops the bot. A group whose container dies mid-session reads `failed`.
+Cold, and from the warm reserve (an idle group claimed by its tags).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from botchannel.contract import CHANNEL_PATH
+from tests.fakes.arm_aci import FakeArmAci
+from tests.support.ports import free_port
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
+
+REPO = Path(__file__).resolve().parents[3]
+KEY = "aci-session-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+DEADLINE = 60.0
+
+
+def dispatcher(tmp_path: Path, fake: FakeArmAci, **env: str) -> Iterator[DispatcherProcess]:
+    port = free_port()
+    channel_url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+
+    def launch(group: str, group_env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"{group}.log", "ab")  # noqa: SIM115 - the process keeps it
+        return subprocess.Popen([sys.executable, "-m", "tests.replicas.redialling_bot"], cwd=REPO,
+                                env={**os.environ, **group_env}, stdout=log, stderr=log)
+
+    fake.launcher = launch
+    settings = {**fake.env, "DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_URL": channel_url,
+                "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
+                "TURN_URLS": "turn:127.0.0.1:3478?transport=tcp", "TURN_SHARED_SECRET": "t" * 32,
+                "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "info", **env}
+    with run_dispatcher(tmp_path, settings, port=port) as running:
+        yield running
+
+
+@pytest.fixture
+def cold(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[Api]:
+    for running in dispatcher(tmp_path, fake_aci, RESERVE_MAX_IDLE="0"):
+        yield Api(running)
+
+
+@pytest.fixture
+def warm(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[Api]:
+    for running in dispatcher(tmp_path, fake_aci, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0",
+                              RESERVE_MAX_IDLE="1"):
+        yield Api(running)
+
+
+class Api:
+    """The dispatcher's HTTP API as a caller uses it, failing with the dispatcher's log."""
+
+    def __init__(self, running: DispatcherProcess) -> None:
+        self.running, self.url = running, running.base_url
+
+    def wait_for(self, what: str, condition: Any) -> Any:
+        return wait_until(condition, what, timeout=DEADLINE, detail=lambda: self.running.log()[-4000:])
+
+    def call(self, method: str, path: str, expected: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
+        answer = httpx.request(method, self.url + path, headers=AUTH, timeout=DEADLINE, **kw)
+        assert answer.status_code in expected, f"{method} {path}: {answer.text}\n{self.running.log()[-4000:]}"
+        return answer
+
+    def start(self) -> str:
+        return str(self.call("POST", "/start?wait=started", (201,), json={}).json()["session_id"])
+
+    def answered_by(self, session_id: str) -> str:
+        """Who answered the caller's offer: the bot's session and process id."""
+        return str(self.call("POST", f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
+                   .json()["bot"])
+
+    def idle_bots(self) -> float:
+        line = 'voicefleet_reserve_bots{provider="aci",state="idle"}'
+        return sum(float(row.rsplit(" ", 1)[1]) for row in self.call("GET", "/metrics").text.splitlines()
+                   if row.startswith(line))
+
+
+def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it(
+        cold: Api, fake_aci: FakeArmAci) -> None:
+    session_id = cold.start()
+    name = f"vf-{session_id}"
+    process = fake_aci.processes[name]
+    assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the group's own process
+    assert fake_aci.secure[name]["VOICEFLEET_SESSION_ID"] == session_id  # it came as a secure value
+
+    cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
+    cold.wait_for("the bot process gone", lambda: process.poll() is not None)
+    assert name not in fake_aci.groups
+    cold.call("GET", f"/sessions/{session_id}", (404,))  # no group, no session: ARM is the record
+
+
+def test_a_group_whose_container_dies_mid_session_reads_failed(cold: Api, fake_aci: FakeArmAci) -> None:
+    session_id = cold.start()
+    fake_aci.lose(f"vf-{session_id}")  # the container dies under the session: no goodbye
+    cold.wait_for("the session failed",
+                  lambda: cold.call("GET", f"/sessions/{session_id}").json()["status"] == "failed")
+    group = fake_aci.groups[f"vf-{session_id}"]["properties"]["containers"][0]["properties"]
+    assert group["instanceView"]["currentState"]["exitCode"] == 137
+
+
+def test_a_start_claims_the_reserves_idle_group_instead_of_creating_one(warm: Api, fake_aci: FakeArmAci) -> None:
+    [idle] = warm.wait_for("a reserve group", lambda: [n for n in fake_aci.created if n.startswith("vf-idle-")])
+    warm.wait_for("its bot waiting on the channel", lambda: warm.idle_bots() == 1)  # its hello admitted through ARM
+    session_id = warm.start()
+    assert fake_aci.groups[idle]["tags"]["voicefleet-session"] == session_id  # claimed by its tags
+    assert "voicefleet-idle" not in fake_aci.groups[idle]["tags"]
+    assert f"vf-{session_id}" not in fake_aci.created  # no cold create
+    process = fake_aci.processes[idle]
+    assert warm.answered_by(session_id) == f"{session_id}/{process.pid}"  # the idle group's bot serves it
+
+    warm.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
+    warm.wait_for("the claimed group's bot gone", lambda: process.poll() is not None)
+    assert idle not in fake_aci.groups  # deleted after its session: never reused
