@@ -1,9 +1,11 @@
 """AzureStack: one environment of voicefleet on Azure, composed of the components beside it.
 
 Resource group -> Container Registry -> images pinned by digest -> virtual network -> identities
-and their roles -> coordination store (several replicas) -> Key Vault -> the dispatcher's secret
-grants -> Log Analytics -> Container Apps dispatcher, which may create container groups (the bots,
-`MACHINES=aci`) in this resource group only. Azure's provider has no default tags: every resource
+and their roles -> coordination store (several replicas) -> Key Vault (private endpoint) -> the
+dispatcher's secret grants -> Log Analytics -> the launch policy -> Container Apps dispatcher, which
+may create container groups (the bots, `MACHINES=aci`) in this resource group only, and only such as
+the launch policy admits (stacks/azure/launch_policy.py). With `protect`, delete locks on the
+registry, vault and store (stacks/azure/locks.py). Azure's provider has no default tags: every resource
 is given the stack's tags itself, and every resource goes through the explicit provider.
 """
 
