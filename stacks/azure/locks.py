@@ -6,11 +6,13 @@ Access Administrator removes the lock, while updates still go through. Locks act
 the dispatcher's container groups are not under one (it deletes those), and data-plane work (pushing
 or purging images, a secret's versions) goes on. Each lock is itself protected: `pulumi destroy`
 refuses until `pulumi state unprotect --all`, then deletes the locks before what they lock (each
-depends on its resource). SDK read: pulumi_azure_native/authorization/management_lock_by_scope.py
+depends on its resource and its `children`). SDK read: pulumi_azure_native/authorization/management_lock_by_scope.py
 (API 2020-05-01; `level` CanNotDelete, `scope` a resource id).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_azure_native as azure
@@ -19,13 +21,16 @@ LEVEL = "CanNotDelete"
 LOCK_NAME = "voicefleet-protect"
 
 
-def delete_lock(name: str, scope: pulumi.Input[str],
-                parent: pulumi.Resource) -> azure.authorization.ManagementLockByScope:
+def delete_lock(name: str, scope: pulumi.Input[str], parent: pulumi.Resource,
+                children: Sequence[pulumi.Resource] = ()) -> azure.authorization.ManagementLockByScope:
+    """`children`: what deleting would touch under the locked resource (a database, a private
+    endpoint's connection, through its DNS zone group): a lock also refuses those deletions, so it
+    depends on them and a destroy deletes it first."""
     return azure.authorization.ManagementLockByScope(
         f"{name}-lock",
         scope=scope,
         level=LEVEL,
         lock_name=LOCK_NAME,
         notes="voicefleet: protect is on for this stack; docs/pulumi.md (Azure, Destroy) says how to remove it",
-        opts=pulumi.ResourceOptions(parent=parent, protect=True),
+        opts=pulumi.ResourceOptions(parent=parent, protect=True, depends_on=list(children)),
     )

@@ -80,9 +80,9 @@ class AzureStack(pulumi.ComponentResource):
             vnet_id=network.vnet_id, endpoint_subnet_id=network.subnet_ids["store"],
             allowed_ips=cfg.key_vault_allowed_ips), opts=child)
         if settings.protect:  # Azure-side delete locks, beside Pulumi's protect (stacks/azure/locks.py)
-            for what, scope in (("registry", registry.id), ("vault", secrets.vault.id),
-                                *((("store", store.cluster_id),) if store is not None else ())):
-                delete_lock(f"{name}-{what}", scope, self)
+            for what, scope, children in (("registry", registry.id, []), ("vault", secrets.vault.id, secrets.ready),
+                                          *((("store", store.cluster_id, store.ready),) if store is not None else ())):
+                delete_lock(f"{name}-{what}", scope, self, children)
         self._name, self._settings = name, settings
         turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))
         bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))

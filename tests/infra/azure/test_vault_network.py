@@ -78,6 +78,11 @@ def test_a_protected_stack_locks_its_registry_vault_and_store_against_deletion(s
     }
     assert {name: unwrap(lock.inputs)["scope"] for name, lock in locks.items()} == scopes
     assert all(unwrap(lock.inputs)["level"] == "CanNotDelete" and lock.protect for lock in locks.values())
+    # A lock refuses deleting what is under its resource too: a destroy deletes it before those.
+    under = {"vault": [run.one(ZONE_GROUP, STACK)],
+             "store": [run.one(ZONE_GROUP, f"{STACK}-store"), run.one("azure-native:redisenterprise:Database")]}
+    for what, children in under.items():
+        assert {c.urn for c in children} <= set(locks[f"{STACK}-{what}-lock"].dependencies), what
 
 
 def test_an_unprotected_stack_has_no_lock(azure: Run) -> None:
