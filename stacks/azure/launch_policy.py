@@ -8,7 +8,8 @@ sends it) refuses every container group that
   (`<login server>/bot@sha256:*`; with TURN also `…/bot-webrtc@sha256:*`). Only the deployer may push
   there (the identities hold AcrPull), so this admits the images the stack built, any digest of
   them: an old revision launching the previous build during a rollout is not refused;
-- overrides a container's command or mounts a volume (a `gitRepo` volume fetches code);
+- overrides a container's command, mounts a volume (a `gitRepo` volume fetches code), names its own
+  DNS servers or sends its logs to a Log Analytics workspace (the bots' stdout is the stack's);
 - has a public IP address (`ipAddress.type` Public); or
 - is not in exactly one subnet, the bots' (their egress rules and NAT address).
 The dispatcher's own request (dispatcher/machines/aci/groups.py) passes: tests/infra/azure/
@@ -35,7 +36,7 @@ CONTAINERS = f"{GROUPS}/containers[*]"
 SUBNETS = f"{GROUPS}/subnetIds[*]"
 # Every alias the rule names (tests/support/azure_policy.py maps each onto the request body).
 ALIASES = (CONTAINERS, f"{CONTAINERS}.image", f"{CONTAINERS}.command", f"{GROUPS}/volumes[*]",
-           f"{GROUPS}/ipAddress.type", SUBNETS, f"{SUBNETS}.id")
+           f"{GROUPS}/ipAddress.type", SUBNETS, f"{SUBNETS}.id", f"{GROUPS}/dnsConfig", f"{GROUPS}/diagnostics")
 
 
 def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str]) -> dict[str, Any]:
@@ -50,6 +51,8 @@ def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str]) 
                 {"count": {"field": CONTAINERS, "where": {"field": f"{CONTAINERS}.command", "exists": "true"}},
                  "greater": 0},
                 {"count": {"field": f"{GROUPS}/volumes[*]"}, "greater": 0},
+                {"field": f"{GROUPS}/dnsConfig", "exists": "true"},
+                {"field": f"{GROUPS}/diagnostics", "exists": "true"},
                 {"field": f"{GROUPS}/ipAddress.type", "equals": "Public"},
                 {"count": {"field": SUBNETS}, "notEquals": 1},
                 {"count": {"field": SUBNETS, "where": {"field": f"{SUBNETS}.id", "equals": subnet_id}},
@@ -86,7 +89,8 @@ class LaunchPolicy(pulumi.ComponentResource):
             mode="All",
             display_name=title,
             description="Refuses container groups that do not run this stack's bot images pinned by digest, "
-                        "override a command, mount a volume, have a public address or leave the bots' subnet.",
+                        "override a command, mount a volume, set DNS servers or a log workspace, have a public "
+                        "address or leave the bots' subnet.",
             policy_rule=rule,
             opts=child,
         )

@@ -25,6 +25,8 @@ PATHS = {
     f"{_GROUPS}ipAddress.type": "properties.ipAddress.type",
     f"{_GROUPS}subnetIds[*]": "properties.subnetIds[*]",
     f"{_GROUPS}subnetIds[*].id": "properties.subnetIds[*].id",
+    f"{_GROUPS}dnsConfig": "properties.dnsConfig",
+    f"{_GROUPS}diagnostics": "properties.diagnostics",
 }
 _MISSING = object()
 

@@ -88,6 +88,9 @@ def forged(run: Run) -> dict[str, dict[str, Any]]:
         "image": f"docker.io/library/alpine@{DIGEST}", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}})
     variant("a public address")["properties"]["ipAddress"] = {"type": "Public", "ports": [{"port": 80}]}
     variant("a volume")["properties"]["volumes"] = [{"name": "v", "gitRepo": {"repository": "https://x/y"}}]
+    variant("its own DNS servers")["properties"]["dnsConfig"] = {"nameServers": ["198.51.100.53"]}
+    variant("logs to a workspace")["properties"]["diagnostics"] = {
+        "logAnalytics": {"workspaceId": "w", "workspaceKey": "k"}}
     del variant("no subnet")["properties"]["subnetIds"]
     variant("another subnet")["properties"]["subnetIds"] = [{"id": FOREIGN_SUBNET}]
     variant("a second subnet")["properties"]["subnetIds"].append({"id": FOREIGN_SUBNET})
