@@ -3,8 +3,8 @@
 Ingress is exactly TURN: UDP and TCP 3478, TLS 443 with a certificate, and the UDP relay range,
 from the internet; everything else inbound is denied (no SSH: Azure still requires a key on a Linux
 VM, `turnSshPublicKey`, usable only through the serial console). Egress: UDP to the internet (relayed
-media), TCP 443 to the private endpoints' subnet only (Key Vault; the metadata service is link-local,
-outside the rules) and TCP 80 to the internet for apt: the boot script installs coturn from Debian's
+media), TCP 443 to the private endpoints' subnet only (Key Vault; the metadata service's address is
+one Azure does not filter with these rules, as before) and TCP 80 to the internet for apt: the boot script installs coturn from Debian's
 mirror, which the image names over http (apt checks every package against Debian's signed Release
 files; switching the image's sources to https would rest on an unchecked image's CA bundle and
 mirror names, and keep one TCP port open to the internet all the same). Nothing else. The relay's own
