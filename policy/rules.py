@@ -247,12 +247,16 @@ def azure_secrets_in_key_vault(resource_type: str, props: Props) -> Iterator[str
 
 
 def azure_locked_down(resource_type: str, props: Props) -> Iterator[str]:
-    """Registry without its admin user, Key Vault in RBAC mode, the store on TLS only."""
+    """Registry without its admin user, Key Vault in RBAC mode and closed to the internet (its network
+    rules deny by default), the store on TLS only."""
     if resource_type == "azure-native:containerregistry:Registry" and props.get("adminUserEnabled") is not False:
         yield "the container registry's admin user must be disabled (images are pulled with managed identities)"
     if resource_type == "azure-native:keyvault:Vault" \
             and (props.get("properties") or {}).get("enableRbacAuthorization") is not True:
         yield "the Key Vault must use RBAC (enableRbacAuthorization), not access policies"
+    if resource_type == "azure-native:keyvault:Vault" \
+            and ((props.get("properties") or {}).get("networkAcls") or {}).get("defaultAction") != "Deny":
+        yield "the Key Vault's network rules must deny by default (its private endpoint, listed addresses at most)"
     if resource_type == "azure-native:redisenterprise:Database" and props.get("clientProtocol") != "Encrypted":
         yield "the store's database must speak TLS only (clientProtocol Encrypted)"
 
@@ -274,7 +278,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "azure-app-secrets-in-key-vault": ("Container Apps secrets are Key Vault references", azure_secrets_in_key_vault),
     "turn-azure-ingress-turn-ports-only": ("The Azure TURN relay's security group opens TURN ports only",
                                           azure_turn_ports),
-    "azure-locked-down": ("Registry admin user off, Key Vault in RBAC mode, store on TLS only", azure_locked_down),
+    "azure-locked-down": ("Registry admin user off, Key Vault in RBAC mode off the internet, store on TLS only",
+                          azure_locked_down),
 }
 
 

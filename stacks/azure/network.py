@@ -6,8 +6,8 @@
   inbound flow from the internet (Azure's default rules otherwise allow all outbound), and a NAT
   gateway with a static address for that egress (subnets made after Azure retired default outbound
   access have none).
-- `store`: the store's private endpoint (stacks/azure/store.py); `turn`: the TURN relay's VM
-  (stacks/azure/relay.py), behind its own rules.
+- `store`: the private endpoints, Key Vault's (stacks/azure/secrets.py) and the store's
+  (stacks/azure/store.py); `turn`: the TURN relay's VM (stacks/azure/relay.py), behind its own rules.
 
 Subnets are declared inside the virtual network, not as resources of their own: a network
 declared without them would remove them on its next update (pulumi/pulumi-azure-native#611).
@@ -34,7 +34,7 @@ class NetworkArgs:
 
 
 def subnet_ranges(cidr: str) -> dict[str, str]:
-    """/23 for Container Apps, /22 for the bots, /24 for the store's endpoint, /24 for the TURN relay."""
+    """/23 for Container Apps, /22 for the bots, /24 for the private endpoints, /24 for the TURN relay."""
     network = ipaddress.ip_network(cidr)
     base = int(network.network_address)
     return {"dispatcher": str(ipaddress.ip_network((base, 23))),

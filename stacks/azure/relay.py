@@ -2,8 +2,12 @@
 
 Ingress is exactly TURN: UDP and TCP 3478, TLS 443 with a certificate, and the UDP relay range,
 from the internet; everything else inbound is denied (no SSH: Azure still requires a key on a Linux
-VM, `turnSshPublicKey`, usable only through the serial console). Egress: UDP (relayed media), TCP 443
-(Key Vault) and TCP 80 (Debian's mirror), nothing else, not the virtual network. The relay's own
+VM, `turnSshPublicKey`, usable only through the serial console). Egress: UDP to the internet (relayed
+media), TCP 443 to the private endpoints' subnet only (Key Vault; the metadata service's address is
+one Azure does not filter with these rules, as before) and TCP 80 to the internet for apt: the boot script installs coturn from Debian's
+mirror, which the image names over http (apt checks every package against Debian's signed Release
+files; switching the image's sources to https would rest on an unchecked image's CA bundle and
+mirror names, and keep one TCP port open to the internet all the same). Nothing else. The relay's own
 user-assigned identity may read the relay's Key Vault secrets and nothing else, granted before the
 VM exists (it reads them once at boot, through the instance metadata service's token for that
 identity), pinned to the versions this stack wrote. Azure does not change `customData` on an existing
@@ -52,7 +56,8 @@ def fetch_function(uris: dict[str, str], client_id: str) -> str:
 }}"""
 
 
-def security_rules(turn: TurnSettings) -> list[dict[str, Any]]:
+def security_rules(turn: TurnSettings, vault_prefix: str) -> list[dict[str, Any]]:
+    """`vault_prefix`: the private endpoints' subnet, where Key Vault answers the boot script."""
     low, high = turn.relay_ports
 
     def rule(name: str, priority: int, direction: str, access: str, protocol: str, ports: str,
@@ -68,7 +73,7 @@ def security_rules(turn: TurnSettings) -> list[dict[str, Any]]:
         inbound.append(rule("turns", 130, "Inbound", "Allow", "Tcp", str(turn_server.TLS_PORT)))
     return [*inbound, rule("deny-other-in", 4000, "Inbound", "Deny", "*", "*"),
             rule("udp-out", 100, "Outbound", "Allow", "Udp", "*", "Internet"),
-            rule("https-out", 110, "Outbound", "Allow", "Tcp", "443", "Internet"),
+            rule("vault-out", 110, "Outbound", "Allow", "Tcp", "443", vault_prefix),
             rule("apt-out", 120, "Outbound", "Allow", "Tcp", "80", "Internet"),
             rule("deny-other-out", 4000, "Outbound", "Deny", "*", "*")]
 
@@ -81,6 +86,7 @@ class TurnRelayArgs:
     subnet_id: pulumi.Input[str]
     secrets: SecretStore
     secret_names: Sequence[str]  # TURN_SHARED_SECRET, then TURN_TLS_CERTIFICATE, TURN_TLS_PRIVATE_KEY
+    vault_prefix: str  # the subnet of Key Vault's private endpoint (CIDR)
     identity_name: str
     tags: dict[str, str]
 
@@ -97,8 +103,8 @@ class TurnRelay(pulumi.ComponentResource):
         tags = {**args.tags, "role": TURN_ROLE}
         common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                   "tags": tags}
-        group = azure.network.NetworkSecurityGroup(name, security_rules=cast(Any, security_rules(turn)), **common,
-                                                   opts=child)
+        group = azure.network.NetworkSecurityGroup(
+            name, security_rules=cast(Any, security_rules(turn, args.vault_prefix)), **common, opts=child)
         address = azure.network.PublicIPAddress(name, sku={"name": "Standard"}, public_ip_allocation_method="Static",
                                                 **common, opts=child)
         nic = azure.network.NetworkInterface(
@@ -108,7 +114,8 @@ class TurnRelay(pulumi.ComponentResource):
             **common, opts=child)
         identity = azure.managedidentity.UserAssignedIdentity(name, resource_name_=args.identity_name, **common,
                                                               opts=child)
-        # The boot script reads the secrets once: the VM is created only after its identity may read them.
+        # The boot script reads the secrets once: the VM is created only after its identity may read them
+        # and the vault's private name resolves in the network.
         self.grants = args.secrets.grant_access("turn", identity.principal_id, args.secret_names)
         uris = [args.secrets.uris[env] for env in args.secret_names]
 
@@ -138,7 +145,7 @@ class TurnRelay(pulumi.ComponentResource):
         # customData cannot change on a VM (ARM: PropertyChangeNotAllowed) and holds the secrets' versions:
         # a rotation replaces the VM, deleting first (its NIC, with the static address, takes one VM).
         vm = azure.compute.VirtualMachine(name, **profiles, **common, opts=pulumi.ResourceOptions(
-            parent=self, depends_on=list(self.grants), replace_on_changes=["osProfile.customData"],
+            parent=self, depends_on=[*self.grants, *args.secrets.ready], replace_on_changes=["osProfile.customData"],
             delete_before_replace=True))
         self.vm_id = vm.id
         self.public_ip = address.ip_address.apply(lambda ip: ip or "")

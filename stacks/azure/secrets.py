@@ -9,6 +9,16 @@ pulumi-azure-native deletes one through the vault's data plane (ARM has no DELET
 the deploying identity gets Key Vault Secrets Officer on the vault: a removed secret or a `destroy`
 is otherwise refused (403) in RBAC mode.
 
+Network: the vault answers its private endpoint in the stack's `store` subnet (stacks/azure/
+private_link.py, zone `privatelink.vaultcore.azure.net`), which is how the dispatcher's Key Vault
+references, its own reads of the bots' secrets and the relay's boot script reach it. Public network
+access is `Disabled` (the SDK: "all traffic except private endpoint traffic and that that originates
+from trusted services will be blocked", pulumi_azure_native/keyvault/_inputs.py VaultPropertiesArgs)
+unless `azureKeyVaultAllowedIps` lists addresses: then it is on with default action `Deny` and only
+those addresses pass. ARM's secret writes (`pulumi up`) are control-plane calls the vault's network
+rules do not apply to; the data-plane delete of a removed secret or a `destroy` comes from the
+deployer's address, which must be listed then (docs/pulumi.md, Azure).
+
 Soft delete is always on (Azure no longer lets it be turned off); retention 7 days on dev, 90 with
 purge protection on prod stacks (`protect`). A destroyed vault keeps its name for that time.
 """
@@ -24,7 +34,19 @@ import pulumi_azure_native as azure
 
 from stacks.azure import naming
 from stacks.azure.identity import KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, built_in_role
+from stacks.azure.private_link import PrivateLinkArgs, private_link
 from stacks.contract import REMOVABLE_SECRETS
+
+PRIVATE_ZONE = "privatelink.vaultcore.azure.net"
+GROUP_ID = "vault"
+
+
+def network_access(allowed_ips: tuple[str, ...]) -> dict[str, object]:
+    """Private endpoint only; with `allowed_ips`, those addresses too. `bypass: AzureServices` lets
+    Azure's trusted services through (still subject to RBAC: nothing here grants them a role)."""
+    rules = {"bypass": "AzureServices", "default_action": "Deny",
+             "ip_rules": [{"value": ip} for ip in allowed_ips], "virtual_network_rules": []}
+    return {"public_network_access": "Enabled" if allowed_ips else "Disabled", "network_acls": rules}
 
 
 @dataclass(frozen=True)
@@ -38,6 +60,9 @@ class SecretStoreArgs:
     values: Mapping[str, pulumi.Input[str]]  # environment variable name -> secret value
     protect: bool
     tags: dict[str, str]
+    vnet_id: pulumi.Input[str]
+    endpoint_subnet_id: pulumi.Input[str]  # the private endpoint's subnet
+    allowed_ips: tuple[str, ...] = ()  # addresses (CIDR) outside the network that may reach the data plane
 
 
 class SecretStore(pulumi.ComponentResource):
@@ -63,10 +88,16 @@ class SecretStore(pulumi.ComponentResource):
                 "enabled_for_deployment": False,
                 "enabled_for_disk_encryption": False,
                 "enabled_for_template_deployment": False,
+                **network_access(args.allowed_ips),
             }),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
+        # What reads the vault from the network waits for its endpoint and the name's private record.
+        self.ready = private_link(name, PrivateLinkArgs(
+            resource_group=args.resource_group, location=args.location, vnet_id=args.vnet_id,
+            subnet_id=args.endpoint_subnet_id, target_id=self.vault.id, group_id=GROUP_ID, zone=PRIVATE_ZONE,
+            connection="vault", record="vault", tags=args.tags), parent=self)
         # Deleting a secret is a data-plane call made as the deployer; deleted after every secret.
         officer = azure.authorization.RoleAssignment(
             f"{name}-deployer",

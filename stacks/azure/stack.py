@@ -1,9 +1,11 @@
 """AzureStack: one environment of voicefleet on Azure, composed of the components beside it.
 
 Resource group -> Container Registry -> images pinned by digest -> virtual network -> identities
-and their roles -> coordination store (several replicas) -> Key Vault -> the dispatcher's secret
-grants -> Log Analytics -> Container Apps dispatcher, which may create container groups (the bots,
-`MACHINES=aci`) in this resource group only. Azure's provider has no default tags: every resource
+and their roles -> coordination store (several replicas) -> Key Vault (private endpoint) -> the
+dispatcher's secret grants -> Log Analytics -> the launch policy -> Container Apps dispatcher, which
+may create container groups (the bots, `MACHINES=aci`) in this resource group only, and only such as
+the launch policy admits (stacks/azure/launch_policy.py). With `protect`, delete locks on the
+registry, vault and store (stacks/azure/locks.py). Azure's provider has no default tags: every resource
 is given the stack's tags itself, and every resource goes through the explicit provider.
 """
 
@@ -18,8 +20,10 @@ from stacks import contract, turn_server
 from stacks.azure import naming
 from stacks.azure.dispatcher import Dispatcher, DispatcherArgs
 from stacks.azure.identity import Identities, IdentitiesArgs
+from stacks.azure.launch_policy import LaunchPolicy, LaunchPolicyArgs
+from stacks.azure.locks import delete_lock
 from stacks.azure.machines import AciTarget, aci_environment
-from stacks.azure.network import Network, NetworkArgs
+from stacks.azure.network import Network, NetworkArgs, subnet_ranges
 from stacks.azure.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
@@ -72,8 +76,13 @@ class AzureStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
             resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id,
-            deployer_object_id=client.object_id, values=values,
-            protect=settings.protect, tags=tags), opts=child)
+            deployer_object_id=client.object_id, values=values, protect=settings.protect, tags=tags,
+            vnet_id=network.vnet_id, endpoint_subnet_id=network.subnet_ids["store"],
+            allowed_ips=cfg.key_vault_allowed_ips), opts=child)
+        if settings.protect:  # Azure-side delete locks, beside Pulumi's protect (stacks/azure/locks.py)
+            for what, scope, children in (("registry", registry.id, []), ("vault", secrets.vault.id, secrets.ready),
+                                          *((("store", store.cluster_id, store.ready),) if store is not None else ())):
+                delete_lock(f"{name}-{what}", scope, self, children)
         self._name, self._settings = name, settings
         turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))
         bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))
@@ -87,6 +96,10 @@ class AzureStack(pulumi.ComponentResource):
             app_name=naming.container_app_name(settings.stack), reserve=bool(channel_secrets(settings)),
             store=store is not None, action_group_id=cfg.alarm_action_group_id, tags=tags), opts=child)
         app_name = naming.container_app_name(settings.stack)
+        launch = LaunchPolicy(name, LaunchPolicyArgs(
+            subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group_id=group.id,
+            login_server=registry.login_server, subnet_id=network.subnet_ids["bots"],
+            repositories=tuple(role for role in roles if role != "dispatcher")), opts=child)
         target = AciTarget(
             subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
             stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,
@@ -102,8 +115,10 @@ class AzureStack(pulumi.ComponentResource):
             secret_names=dispatcher_secrets, cpu=cfg.dispatcher_cpu,
             memory_mib=settings.dispatcher_memory, min_replicas=cfg.dispatcher_min_replicas,
             max_replicas=cfg.dispatcher_max_replicas, max_session_seconds=settings.max_session_seconds, tags=tags,
-            # Container Apps fails a revision whose identity cannot yet pull its image or read a secret.
-            depends_on=(*identities.grants, *grants, *(store.ready if store is not None else ())),
+            # Container Apps fails a revision whose identity cannot yet pull its image or read a secret
+            # (or whose network cannot yet reach the vault); no bot launches before the policy holds.
+            depends_on=(*identities.grants, *grants, *secrets.ready, launch.assignment,
+                        *(store.ready if store is not None else ())),
             drain=settings.drain), opts=child)
         self.outputs = {
             "cloud": "azure",
@@ -134,6 +149,7 @@ class AzureStack(pulumi.ComponentResource):
         return TurnRelay(f"{self._name}-turn", TurnRelayArgs(
             turn=turn, resource_group=group, location=self._settings.azure.location,
             subnet_id=network.subnet_ids["turn"], secrets=secrets, secret_names=relay_secret_names(self._settings),
+            vault_prefix=subnet_ranges(self._settings.azure.vnet_cidr)["store"],
             identity_name=f"{self._settings.prefix}-turn", tags=tags), opts=pulumi.ResourceOptions(parent=self)).urls
 
     @staticmethod

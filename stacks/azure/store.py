@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native as azure
 
+from stacks.azure.private_link import PrivateLinkArgs, private_link
+
 PORT = 10000  # Azure Managed Redis' database port (the only one)
 PRIVATE_ZONE = "privatelink.redis.azure.net"
 GROUP_ID = "redisEnterprise"
@@ -76,30 +78,16 @@ class CoordinationStore(pulumi.ComponentResource):
             port=PORT,
             opts=child,
         )
-        endpoint = azure.network.PrivateEndpoint(
-            name,
-            resource_group_name=args.resource_group,
-            location=args.location,
-            subnet={"id": args.subnet_id},
-            private_link_service_connections=[{"name": "store", "private_link_service_id": cluster.id,
-                                               "group_ids": [GROUP_ID]}],
-            tags=args.tags,
-            opts=child,
-        )
-        zone = azure.privatedns.PrivateZone(name, private_zone_name=PRIVATE_ZONE, location="global",
-                                            resource_group_name=args.resource_group, tags=args.tags, opts=child)
-        link = azure.privatedns.VirtualNetworkLink(
-            name, private_zone_name=zone.name, resource_group_name=args.resource_group, location="global",
-            virtual_network={"id": args.vnet_id}, registration_enabled=False, tags=args.tags, opts=child)
-        group = azure.network.PrivateDnsZoneGroup(
-            name, private_endpoint_name=endpoint.name, resource_group_name=args.resource_group,
-            private_dns_zone_group_name="default",
-            private_dns_zone_configs=[{"name": "redis", "private_dns_zone_id": zone.id}], opts=child)
+        reachable = private_link(name, PrivateLinkArgs(
+            resource_group=args.resource_group, location=args.location, vnet_id=args.vnet_id,
+            subnet_id=args.subnet_id, target_id=cluster.id, group_id=GROUP_ID, zone=PRIVATE_ZONE,
+            connection="store", record="redis", tags=args.tags), parent=self)
         keys = azure.redisenterprise.list_database_keys_output(
             cluster_name=cluster.name, database_name=database.name, resource_group_name=args.resource_group,
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[database]))
+        self.cluster_id = cluster.id
         self.password = pulumi.Output.secret(keys.primary_key)
         self.url = pulumi.Output.concat("rediss://", cluster.host_name, f":{PORT}")
         # The zone's link too: before it, the network resolves the cache to its disabled public endpoint.
-        self.ready: list[pulumi.Resource] = [database, group, link]
+        self.ready: list[pulumi.Resource] = [database, *reachable]
         self.register_outputs({"url": self.url})

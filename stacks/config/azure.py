@@ -87,6 +87,7 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
         bot_memory=bot_memory,
         log_retention_days=retention,
         alarm_action_group_id=action_group,
+        key_vault_allowed_ips=_addresses(cfg, "azureKeyVaultAllowedIps"),
     )
 
 
@@ -98,6 +99,21 @@ def _aci_size(cfg: Reader, cpu: int, memory: int) -> None:
     if memory % 512 or not 512 <= memory <= limits.ACI_MAX_MEMORY_MIB:
         raise cfg.fail("botMemory", f"must be 512..{limits.ACI_MAX_MEMORY_MIB} MiB in steps of 512 on azure "
                                     f"(got {memory})")
+
+
+def _addresses(cfg: Reader, name: str) -> tuple[str, ...]:
+    """Public IPv4 addresses or ranges (Key Vault's firewall takes nothing else)."""
+    found = []
+    for value in cfg.string_list(name):
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError:
+            raise cfg.fail(name, f"must list IPv4 addresses or CIDR ranges like 52.174.10.7 (got {value!r})") from None
+        if not network.is_global:
+            raise cfg.fail(name, f"must list public addresses (the network reaches Key Vault through its private "
+                                 f"endpoint; got {value!r})")
+        found.append(str(network.network_address) if network.prefixlen == 32 else str(network))
+    return tuple(found)
 
 
 def _cidr(cfg: Reader, name: str) -> str:

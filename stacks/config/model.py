@@ -99,6 +99,7 @@ class AzureSettings:
     bot_memory: int  # MiB
     log_retention_days: int
     alarm_action_group_id: str | None = None  # the action group alerts notify (stacks/config/azure.py)
+    key_vault_allowed_ips: tuple[str, ...] = ()  # addresses outside the network Key Vault answers too
 
 
 @dataclass(frozen=True)

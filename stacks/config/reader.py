@@ -89,6 +89,7 @@ DEFAULTS: dict[str, Any] = {
     "dispatcherMaxReplicas": 1,
     "azureLogRetentionDays": 30,
     "alarmActionGroupId": "",  # "" = alerts notify nobody
+    "azureKeyVaultAllowedIps": [],  # none: Key Vault answers its private endpoint only (stacks/azure/secrets.py)
 }
 
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-import pytest
-
 from dispatcher.machines.aci.settings import AciSettings
 from stacks.azure.machines import AciTarget, aci_environment
 from stacks.tools.mocks import Run
-from tests.infra.azure.test_relay import KEY, TURN_SECRET
 from tests.infra.azure.test_stack import env
-from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
 # Read elsewhere: MACHINES picks the provider (dispatcher/machines/factory.py); AZURE_CLIENT_ID picks
 # the dispatcher's user-assigned identity for its tokens (dispatcher/machines/aci/auth.py).
@@ -47,15 +43,6 @@ def written_names() -> set[str]:
                        bot_cpu=1024, bot_memory=2048, bot_settings={"LOG_FORMAT": "json"},
                        bot_secrets="DEEPGRAM_API_KEY=https://v/secrets/k/1", webrtc_image="w")
     return set(aci_environment(target))
-
-
-@pytest.fixture
-def full(stack: StackRunner) -> Run:
-    """The stack with everything that adds to the provider's environment: bot keys and a TURN relay."""
-    secrets = {**SECRETS, **CHANNEL_SECRETS, "voicefleet:turnSharedSecret": TURN_SECRET,
-               "voicefleet:deepgramApiKey": "SENTINEL-dg-key", "voicefleet:cartesiaApiKey": "SENTINEL-ca-key",
-               "voicefleet:openaiApiKey": "SENTINEL-oa-key"}
-    return stack("azure", secrets=secrets, turn="managed", turnSshPublicKey=KEY)
 
 
 def test_every_name_the_stack_writes_for_aci_is_one_the_provider_reads(full: Run) -> None:

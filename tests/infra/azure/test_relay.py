@@ -18,12 +18,6 @@ KEY = "ssh-ed25519 " + "A" * 68 + " operator@laptop"
 VM = "azure-native:compute:VirtualMachine"
 
 
-@pytest.fixture
-def relay(stack: StackRunner) -> Run:
-    return stack("azure", secrets={**SECRETS, **CHANNEL_SECRETS, "voicefleet:turnSharedSecret": TURN_SECRET},
-                 turn="managed", turnSshPublicKey=KEY)
-
-
 def boot_script(run: Run) -> str:
     return base64.b64decode(unwrap(run.one(VM).inputs)["osProfile"]["customData"]).decode()
 

@@ -169,7 +169,7 @@ def test_several_replicas_share_a_tls_only_private_store_whose_key_comes_from_ke
     assert env(run)["REDIS_URL"]["value"].startswith("rediss://")
     assert env(run)["REDIS_PASSWORD"] == {"name": "REDIS_PASSWORD", "secretRef": "redis-password"}
     assert "mock-redis-primary-key" not in json.dumps(app(run))
-    endpoint = unwrap(run.one("azure-native:network:PrivateEndpoint").inputs)
+    endpoint = unwrap(run.one("azure-native:network:PrivateEndpoint", "voicefleet-azure-test-store").inputs)
     assert endpoint["privateLinkServiceConnections"][0]["groupIds"] == ["redisEnterprise"]
     # The app waits for the database and its DNS record: a replica starting earlier finds no store.
     store_parts = {r.urn for r in run.registrations if r.type in ("azure-native:redisenterprise:Database",

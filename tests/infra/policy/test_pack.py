@@ -169,6 +169,10 @@ def test_every_policy_is_mandatory_and_every_check_is_in_the_pack() -> None:
 def test_azure_registry_admin_user_vault_access_policies_and_plain_text_store_are_violations() -> None:
     assert list(rules.azure_locked_down("azure-native:containerregistry:Registry", {"adminUserEnabled": True}))
     assert list(rules.azure_locked_down("azure-native:keyvault:Vault", {"properties": {}}))
+    open_vault = {"enableRbacAuthorization": True, "networkAcls": {"defaultAction": "Allow"}}
+    found = list(rules.azure_locked_down("azure-native:keyvault:Vault", {"properties": open_vault}))
+    assert found == ["the Key Vault's network rules must deny by default (its private endpoint, listed addresses "
+                     "at most)"]
     assert list(rules.azure_locked_down("azure-native:redisenterprise:Database", {"clientProtocol": "Plaintext"}))
     assert not list(rules.azure_locked_down("azure-native:redisenterprise:Database", {"clientProtocol": "Encrypted"}))
 
