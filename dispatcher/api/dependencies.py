@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from dispatcher.api.state import AppState
@@ -16,15 +18,16 @@ def app_state(connection: HTTPConnection) -> AppState:
     return state
 
 
-async def caller(request: Request) -> str:
-    """FastAPI dependency: the authenticated caller's id (401 otherwise). `async` although it
-    never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
-    return app_state(request).auth.caller(request.headers.get("authorization"))
-
-
 async def identified(request: Request) -> Caller:
-    """FastAPI dependency: the authenticated caller with its owner key (401 otherwise)."""
+    """FastAPI dependency: the authenticated caller with its owner key (401 otherwise). `async`
+    although it never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
     return app_state(request).auth.identify(request.headers.get("authorization"))
+
+
+async def caller(who: Annotated[Caller, Depends(identified)]) -> str:
+    """FastAPI dependency: the authenticated caller's id (401 otherwise). A router's dependency
+    whose routes also ask for `identified`: FastAPI checks the key once a request."""
+    return who.id
 
 
 async def owned_id(state: AppState, session_id: str, who: Caller) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from dispatcher.api.dependencies import app_state, caller
+from dispatcher.api.dependencies import app_state, identified
 from dispatcher.observability.metrics import CONTENT_TYPE
 
 router = APIRouter()
@@ -38,7 +38,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", tags=["ops"])
 async def prometheus(request: Request) -> Response:
-    await caller(request)
+    await identified(request)  # the key, as every route asks it
     state = app_state(request)
     active = await state.sessions.active_count()
     return Response(state.metrics.render(active), media_type=CONTENT_TYPE)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 import dispatcher.observability.tracing as tracing
-from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
+from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import SPILLED, chosen_region, spilled_from, unknown_region
@@ -29,11 +29,12 @@ from dispatcher.sessions.service import Session
 from dispatcher.sessions.watch import Watch, changes
 
 
-async def authenticated(request: Request) -> str:
-    """`caller`, as a `session.auth` span of the request (a refused key: its error status and code)."""
+async def authenticated(request: Request) -> Caller:
+    """`identified`, as a `session.auth` span of the request (a refused key: its error status and
+    code). The router's dependency and its routes' `who`: FastAPI runs it once a request."""
     with tracing.step("session.auth") as span:
         try:
-            return await caller(request)
+            return await identified(request)
         except ApiError as exc:
             tracing.failed(span, exc.code)
             raise
@@ -55,7 +56,7 @@ KEEP_ALIVE_SECONDS = 15.0  # an event stream's comment while nothing changes
 async def start(
     request: Request,
     response: Response,
-    who: Annotated[Caller, Depends(identified)],
+    who: Annotated[Caller, Depends(authenticated)],
     payload: Annotated[StartRequest | None, Body()] = None,
     wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -137,7 +138,7 @@ async def start(
 async def get_session(
     request: Request,
     session_id: str,
-    who: Annotated[Caller, Depends(identified)],
+    who: Annotated[Caller, Depends(authenticated)],
     wait: Annotated[str | None, Query(pattern="^started$", description="`started`: a long-poll; while the "
                                       "session is `starting`, answer when it moves on or `timeout` passes")] = None,
     timeout: Annotated[float, Query(gt=0, le=MAX_LONG_POLL_SECONDS, description="seconds a long-poll waits")] = 25.0,
@@ -166,7 +167,7 @@ async def get_session(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "`status` events, then the end"}},
 )
-async def session_events(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> Response:
+async def session_events(request: Request, session_id: str, who: Annotated[Caller, Depends(authenticated)]) -> Response:
     state = app_state(request)
     owned = await owned_id(state, session_id, who)
     if await state.sessions.get(owned) is None:
@@ -198,7 +199,7 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
 
 
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
-async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]) -> Response:
+async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(authenticated)]) -> Response:
     state = app_state(request)
     machine = await state.sessions.stop(await owned_id(state, session_id, who), caller=who.id)
     # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
