@@ -283,6 +283,10 @@ def modal_harness(fake: modal_fake.FakeModal) -> Harness:
     def of(sid: str) -> list[modal_fake.FakeSandbox]:
         return [s for s in list(fake.creates) if s.tags.get("voicefleet_session") == sid]
 
+    async def identity(sid: str) -> str | None:  # the Sandbox's OIDC token, as Modal sets it in its env
+        boxes = of(sid)
+        return boxes[-1].env.get("MODAL_IDENTITY_TOKEN") if boxes else None
+
     return Harness(
         name="modal",
         fake=fake,
@@ -297,6 +301,7 @@ def modal_harness(fake: modal_fake.FakeModal) -> Harness:
                               if "VOICEFLEET_SESSION_ID" in env and sid in ("", env["VOICEFLEET_SESSION_ID"])],
         created=lambda sid: len(of(sid)),
         live=lambda sid: sum(1 for s in of(sid) if not s.finished),
+        identity=identity,
     )
 
 

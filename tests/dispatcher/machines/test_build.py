@@ -70,10 +70,13 @@ ACI = {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "g", "AZURE_LOCATIO
        "ACI_AUTH": "none"}
 
 
-async def test_aci_mode_builds_aci_machines_that_hold_no_reserve_yet() -> None:
-    machines = build_machines(Settings(machines="aci"), {**ACI, **CHANNEL}, LocalCoordination())
-    assert isinstance(machines, AciMachines) and not isinstance(machines, WarmMachines)
-    await machines.aclose()
+async def test_aci_mode_builds_aci_machines_with_a_reserve_only_with_a_channel() -> None:
+    warm = build_machines(Settings(machines="aci"), {**ACI, **CHANNEL}, LocalCoordination())
+    cold = build_machines(Settings(machines="aci"), ACI, LocalCoordination())
+    assert isinstance(warm, AciMachines) and isinstance(warm, WarmMachines)
+    assert isinstance(cold, AciMachines) and not isinstance(cold, WarmMachines)
+    await warm.aclose()
+    await cold.aclose()
 
 
 def test_aci_mode_names_every_missing_azure_variable_at_once() -> None:

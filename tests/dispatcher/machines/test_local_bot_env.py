@@ -35,7 +35,9 @@ SET_PER_BOT = {*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE,
 CLOUD_ONLY = {"FLY_MACHINE_ID", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET",
               # an ECS task's role credentials and region (BOT_IDENTITY=ecs)
               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-              "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS"}
+              "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS",
+              # a Modal Sandbox's OIDC identity token (BOT_IDENTITY=modal)
+              "MODAL_IDENTITY_TOKEN", "MODAL_IDENTITY_TOKEN_FILE"}
 
 
 def test_a_variable_reaches_a_local_bot_only_when_allowed_or_named(monkeypatch: pytest.MonkeyPatch) -> None:
