@@ -12,6 +12,7 @@ does. Any failure answers the call here, as with one region. docs/regions.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from dispatcher.api.carrier_refusals import WEBHOOK_CARRIERS
@@ -24,6 +25,8 @@ from dispatcher.regions.calls import HandedCall
 from dispatcher.regions.spill import AT_CAPACITY, COLD_TOO_SLOW, spill_target
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
+
+log = logging.getLogger("dispatcher.phone")
 
 
 async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
@@ -38,7 +41,10 @@ async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
     if target is None:
         return None
     handed = await state.call_handoffs.ask(target, carrier, reason)
-    if handed is not None and state.reserve is not None:
+    if handed is None:
+        return None
+    log.info("a %s call was handed to region %s (session %s): %s", carrier, handed.region, handed.session_id, reason)
+    if state.reserve is not None:
         state.reserve.spilled_away()  # its caller reached this region: its planner counts the start
     return handed
 

@@ -161,7 +161,6 @@ async def _stream_url(request: Request, base: str, carrier: str) -> str:
     """Where the carrier streams the call: here, or the region it was handed to (docs/regions.md)."""
     handed = await handed_elsewhere(app_state(request), carrier)
     if handed is not None:
-        log.info("a %s call was handed to region %s (session %s)", carrier, handed.region, handed.session_id)
         return handed.stream_url
     token, _ = app_state(request).phone.tokens.mint(carrier)
     return websocket_url(base, f"/ws/{carrier}/{token}")
