@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import dispatcher.observability.tracing as tracing
 from dispatcher.api.carrier_refusals import WEBHOOK_CARRIERS
 from dispatcher.api.region_choice import why_not_here
 from dispatcher.api.state import AppState
@@ -40,9 +41,12 @@ async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
     target = spill_target(state.peers.nearest_first(), PHONE_TRANSPORT, patience)
     if target is None:
         return None
-    handed = await state.call_handoffs.ask(target, carrier, reason)
-    if handed is None:
-        return None
+    with tracing.step("phone.handoff", **{"voicefleet.region": target.name, "voicefleet.phone.carrier": carrier,
+                                          "voicefleet.phone.handoff_reason": reason}) as span:
+        handed = await state.call_handoffs.ask(target, carrier, reason)
+        if handed is None:
+            tracing.failed(span, "not_taken")  # answered here, as when no region has room
+            return None
     log.info("a %s call was handed to region %s (session %s): %s", carrier, handed.region, handed.session_id, reason)
     if state.reserve is not None:
         state.reserve.spilled_away()  # its caller reached this region: its planner counts the start
