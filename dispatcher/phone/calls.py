@@ -149,9 +149,9 @@ class PhoneCalls:
             )
         )
         call.starting.add_done_callback(_retrieved)
-        started = await asyncio.shield(call.starting)
-        if handed_from is not None and getattr(started, "created", False):
-            self._handed_off(session_id, carrier, *handed_from)
+        if handed_from is not None:  # said once the session exists, also for a caller who hung up meanwhile
+            call.starting.add_done_callback(lambda started: self._handed_off(started, carrier, *handed_from))
+        await asyncio.shield(call.starting)
         call.media, secret = self.links.expect(session_id)
         call.elsewhere = elsewhere = await self.media.open(session_id, secret)
         params = {"path": MEDIA_PATH.format(session_id=session_id), "token": secret, "carrier": carrier}
@@ -173,8 +173,11 @@ class PhoneCalls:
             tracing.failed(span, "start_timeout")
             raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time")
 
-    def _handed_off(self, session_id: str, carrier: str, from_region: str, reason: str) -> None:
+    def _handed_off(self, started: asyncio.Future[Any], carrier: str, from_region: str, reason: str) -> None:
         """The session's timeline says where its call's webhook arrived and why it was handed here."""
+        if started.cancelled() or started.exception() is not None or not getattr(started.result(), "created", False):
+            return
+        session_id = started.result().machine.session_id
         log.info("phone call %s (%s): handed off from region %s (%s)", session_id, carrier, from_region, reason)
         if self._timeline is not None:
             self._timeline.note(session_id, "handed_off", from_region=from_region, reason=reason, carrier=carrier)
