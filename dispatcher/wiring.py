@@ -34,6 +34,7 @@ from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
+from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.capacity import neighbours_of
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
@@ -160,6 +161,7 @@ def build_state(
         peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
         region_relay=RegionRelay(regions, connections=settings.session_waits + 200),
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
+        call_handoffs=CallHandoffs(peers) if regions.several else None,
     )
 
 

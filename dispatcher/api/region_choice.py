@@ -23,14 +23,20 @@ async def chosen_region(state: AppState, transport: str, max_wait_seconds: float
         if pinned not in regions.urls:
             raise unknown_region(pinned, sorted(regions.urls))
         return pinned, None
-    room = state.sessions.room()
-    warm = room > 0 and max_wait_seconds is not None and state.reserve is not None \
-        and await state.reserve.can_claim(transport, max_wait_seconds)
-    reason = spill_reason(Here(room, warm, state.sessions.ready.before_launch()), max_wait_seconds)
+    reason = await why_not_here(state, transport, max_wait_seconds)
     if reason is None:
         return regions.here, None
     target = spill_target(state.peers.nearest_first(), transport, max_wait_seconds)
     return (target.name, reason) if target is not None else (regions.here, None)
+
+
+async def why_not_here(state: AppState, transport: str, max_wait_seconds: float | None) -> str | None:
+    """Why this region cannot start a `transport` session warm within the caller's patience (at
+    its cap, or cold past it), or None when it can (or the caller may wait cold)."""
+    room = state.sessions.room()
+    warm = room > 0 and max_wait_seconds is not None and state.reserve is not None \
+        and await state.reserve.can_claim(transport, max_wait_seconds)
+    return spill_reason(Here(room, warm, state.sessions.ready.before_launch()), max_wait_seconds)
 
 
 def spilled_from(headers: Mapping[str, str]) -> tuple[str, str] | None:

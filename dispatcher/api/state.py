@@ -19,6 +19,7 @@ from dispatcher.media.turn_quota import TurnQuota
 from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
+from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
@@ -53,6 +54,7 @@ class AppState:
     peers: Peers = field(default_factory=lambda: Peers(Regions()))  # the other regions (one region: none)
     region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(Regions()))  # requests for their sessions
     key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
+    call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
@@ -66,3 +68,5 @@ class AppState:
         await self.region_relay.aclose()
         if self.key_homes is not None:
             await self.key_homes.aclose()
+        if self.call_handoffs is not None:
+            await self.call_handoffs.aclose()

@@ -46,6 +46,7 @@ class Admitted:
     token_id: str | None = None  # a token's id and expiry (epoch s): spent once across replicas
     expires: float | None = None
     owner: str | None = None  # from a token: the caller id of the key that asked for the call
+    handed_from: tuple[str, str] | None = None  # from a token: (the region that handed the call here, why)
 
 
 class Refused(Exception):
@@ -96,7 +97,8 @@ def admit_upgrade(
             grant = tokens.redeem(token, carrier)
         except TokenRefused as exc:
             raise Refused(f"token_{exc.reason}") from None
-        return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner)
+        return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner,
+                        grant.handed_from)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

@@ -50,7 +50,7 @@ PHONE_CALLER = "phone"  # the owner of calls no API key asked for (a carrier's s
 class Sessions(Protocol):
     async def start(
         self, *, caller: Caller | str, idempotency_key: str | None, body: Mapping[str, Any], wait: bool,
-        transport: str | None = None,
+        transport: str | None = None, counted_elsewhere: bool = False,
     ) -> Any: ...
 
     async def stop(self, session_id: str, caller: str | None = None) -> Any: ...
@@ -117,11 +117,12 @@ class PhoneCalls:
 
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
-        owner: Caller | None = None, *, standing: bool = False,
+        owner: Caller | None = None, *, standing: bool = False, handed_from: tuple[str, str] | None = None,
     ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
         `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller.
-        `standing`: admitted by Exotel's standing credential (held to `StandingCap`)."""
+        `standing`: admitted by Exotel's standing credential (held to `StandingCap`).
+        `handed_from`: (the region whose webhook handed the call here, why): its demand is that region's."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
@@ -143,10 +144,13 @@ class PhoneCalls:
         # Shielded: a hang-up cancels the wait, never a launch half sent to a provider.
         call.starting = asyncio.ensure_future(
             self._sessions.start(
-                caller=owner, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT
+                caller=owner, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT,
+                counted_elsewhere=handed_from is not None,
             )
         )
         call.starting.add_done_callback(_retrieved)
+        if handed_from is not None:  # said once the session exists, also for a caller who hung up meanwhile
+            call.starting.add_done_callback(lambda started: self._handed_off(started, carrier, *handed_from))
         await asyncio.shield(call.starting)
         call.media, secret = self.links.expect(session_id)
         call.elsewhere = elsewhere = await self.media.open(session_id, secret)
@@ -168,6 +172,15 @@ class PhoneCalls:
                 return StoreHop(elsewhere.line(), self.media.lease_seconds)
             tracing.failed(span, "start_timeout")
             raise ApiError(504, "start_timeout", "the call's bot did not open its media socket in time")
+
+    def _handed_off(self, started: asyncio.Future[Any], carrier: str, from_region: str, reason: str) -> None:
+        """The session's timeline says where its call's webhook arrived and why it was handed here."""
+        if started.cancelled() or started.exception() is not None or not getattr(started.result(), "created", False):
+            return
+        session_id = started.result().machine.session_id
+        log.info("phone call %s (%s): handed off from region %s (%s)", session_id, carrier, from_region, reason)
+        if self._timeline is not None:
+            self._timeline.note(session_id, "handed_off", from_region=from_region, reason=reason, carrier=carrier)
 
     async def _send_attach(self, session_id: str, params: Mapping[str, Any], deadline: float) -> str:
         """Tells the session's bot where its media is, wherever its channel is, once it has one;

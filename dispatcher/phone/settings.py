@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
-from dispatcher.settings import SettingsError, int_setting
+from dispatcher.settings import SettingsError, float_setting, int_setting
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
 
@@ -39,6 +39,9 @@ class PhoneSettings:
     # Calls Exotel's standing credential may hold at once (EXOTEL_MAX_CALLS); None: half the share
     # of the calls carriers open (`standing_calls`).
     exotel_max_calls: int | None = None
+    # With several regions: a webhook's call whose bot would start cold here past this is handed to
+    # a region that can start it warm (a caller hears silence until the bot speaks: docs/regions.md).
+    max_wait_seconds: float = 3.0
 
     @classmethod
     def from_env(
@@ -80,6 +83,7 @@ class PhoneSettings:
             # At least a carrier's cadence (a 20 ms frame): a lower bound would close every call.
             max_frames_per_second=int_setting(env, "PHONE_MAX_FRAMES_PER_SECOND", MAX_FRAMES_PER_SECOND, minimum=50),
             exotel_max_calls=int_setting(env, "EXOTEL_MAX_CALLS", 0, minimum=1) or None,
+            max_wait_seconds=float_setting(env, "PHONE_MAX_WAIT_SECONDS", 3.0),
         )
 
     def standing_calls(self, carriers_share: int) -> int:

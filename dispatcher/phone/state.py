@@ -61,7 +61,7 @@ def build_phone_state(
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
-        tokens=CallTokens(phone.token_key),
+        tokens=CallTokens(phone.token_key, region=settings.region),
         calls=PhoneCalls(sessions, channels, MediaLinks(), coordination.calls, owner_relay,
                          start_wait_seconds=settings.start_wait_seconds, timeline=timeline,
                          max_frames_per_second=phone.max_frames_per_second,

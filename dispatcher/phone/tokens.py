@@ -1,7 +1,8 @@
 """One-time, short-lived tokens that a carrier presents in the WebSocket path (`/ws/{carrier}/{token}`).
 
 Carriers cannot send headers or query strings with a media stream, so the path carries the proof:
-`base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, own, body}`.
+`base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, own, body}`
+(with several regions also `rgn`, the region it opens a call in, and `via`, a call handed there).
 The token is self-contained (any replica holding the key can check it) and names the session it
 opens, so `POST /start` can answer the `sessionId` before any machine exists. `own` names the API
 key that asked for the call by its caller id (`Caller.id`: a digest of the key's digest, already
@@ -32,7 +33,7 @@ MAX_TOKEN_BODY_BYTES = 2048  # the body rides in the URL; carriers' URL limits a
 
 
 class TokenRefused(Exception):
-    """Why a token opens nothing: `forged`, `expired`, `replayed`, `wrong_carrier`."""
+    """Why a token opens nothing: `forged`, `expired`, `replayed`, `wrong_carrier`, `wrong_region`."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -49,21 +50,27 @@ class CallGrant:
     expires: float
     body: Mapping[str, Any] = field(default_factory=dict)
     owner: str | None = None  # the asking key's caller id; None: the phone path's own sessions
+    # The region whose webhook handed this call here, and why (docs/regions.md): None when it came here.
+    handed_from: tuple[str, str] | None = None
 
 
 class CallTokens:
     def __init__(
-        self, key: bytes, *, seconds: int = TOKEN_SECONDS, clock: Callable[[], float] = time.time
+        self, key: bytes, *, seconds: int = TOKEN_SECONDS, clock: Callable[[], float] = time.time, region: str = ""
     ) -> None:
         if len(key) < 32:
             raise ValueError("the phone token key must be at least 32 bytes")
         self._key = key
+        # With several regions a token names the region that minted it and opens a call there only:
+        # regions keep their own spent tokens, so one sharing the key would otherwise take it again.
+        self._region = region
         self._seconds = seconds
         self._clock = clock
         self._spent = Replays(memory_seconds=seconds + 60.0)
 
     def mint(
-        self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None
+        self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
+        handed_from: tuple[str, str] | None = None,
     ) -> tuple[str, CallGrant]:
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
@@ -72,14 +79,19 @@ class CallTokens:
             expires=float(int(self._clock()) + self._seconds),
             body=dict(body or {}),
             owner=owner,
+            handed_from=handed_from,
         )
         payload: dict[str, Any] = {
             "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
         }
         if owner is not None:
             payload["own"] = owner
+        if self._region:
+            payload["rgn"] = self._region
         if grant.body:
             payload["body"] = dict(grant.body)
+        if handed_from is not None:
+            payload["via"] = list(handed_from)
         raw = json.dumps(payload, separators=(",", ":")).encode()
         if len(raw) > MAX_TOKEN_BODY_BYTES + 200:
             raise ValueError(f"the call's body exceeds {MAX_TOKEN_BODY_BYTES} bytes as JSON")
@@ -102,7 +114,7 @@ class CallTokens:
             raise TokenRefused("forged") from None
         if not isinstance(payload, dict):
             raise TokenRefused("forged")
-        body, owner = payload.get("body"), payload.get("own")
+        body, owner, via = payload.get("body"), payload.get("own"), payload.get("via")
         grant = CallGrant(
             token_id=str(payload.get("jti", "")),
             carrier=str(payload.get("carrier", "")),
@@ -110,11 +122,14 @@ class CallTokens:
             expires=float(payload.get("exp", 0)),
             body=body if isinstance(body, dict) else {},
             owner=owner if isinstance(owner, str) else None,
+            handed_from=(str(via[0]), str(via[1])) if isinstance(via, list) and len(via) == 2 else None,
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")
         if grant.carrier != carrier:
             raise TokenRefused("wrong_carrier")
+        if payload.get("rgn", self._region) != self._region:
+            raise TokenRefused("wrong_region")
         return grant
 
     def _sign(self, encoded: str) -> bytes:

@@ -107,7 +107,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
         stats = await relay_call(
             websocket,
             lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner,
-                                      standing=admitted.how == "exotel_basic"),
+                                      standing=admitted.how == "exotel_basic", handed_from=admitted.handed_from),
             lambda reason: state.calls.end(call, reason),
             handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
             silence_seconds=state.settings.silence_seconds if carrier != "generic" else None,

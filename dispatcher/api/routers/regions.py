@@ -3,6 +3,8 @@
     GET /regions/state    this region's name, its `REGIONS` listing, and what it can start now
     POST /regions/keys    as an Idempotency-Key's home: record the asking region as its holder,
                           unless another was recorded first; answer the holder
+    POST /regions/calls   a carrier's call the asking region hands here: its one-time stream URL
+                          here (dispatcher/api/call_handoff.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. docs/regions.md.
@@ -16,9 +18,12 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from dispatcher.api.call_handoff import stream_for
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
+from dispatcher.phone.calls import PHONE_TRANSPORT
+from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
@@ -35,9 +40,10 @@ async def signed_by_region(request: Request, state: AppState) -> str:
 
 
 async def capacity(state: AppState) -> Capacity:
-    # Read twice a second by every peer: cached figures only, never the provider's list.
+    # Read twice a second by every peer: cached figures only, never the provider's list. A phone
+    # call's transport too: a peer hands its carriers' calls to a region that can take them warm.
     warm = {transport: state.reserve is not None and await state.reserve.can_claim(transport)
-            for transport in state.settings.transports}
+            for transport in dict.fromkeys((*state.settings.transports, PHONE_TRANSPORT))}
     figures = (RegionFigures(len(state.channels.idle()), 0, 0.0, math.inf) if state.reserve is None
                else await state.reserve.region_figures())
     return Capacity(warm=warm, idle=figures.idle, room=state.sessions.room(),
@@ -73,3 +79,14 @@ async def key_holder(request: Request) -> Response:
         data = None
     digest, region = state.key_homes.parse_record(data)
     return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region)})
+
+
+@router.post(CALLS_PATH, include_in_schema=False)
+async def handed_call(request: Request) -> Response:
+    state = app_state(request)
+    sender = await signed_by_region(request, state)
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        data = None
+    return signed_answer(request, state, stream_for(state, sender, data))

@@ -26,6 +26,7 @@ from xml.sax.saxutils import quoteattr
 from fastapi import APIRouter, Request, Response
 
 import dispatcher.observability.tracing as tracing
+from dispatcher.api.call_handoff import handed_elsewhere
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, public_base, websocket_url
@@ -60,7 +61,7 @@ async def twilio_webhook(request: Request) -> Response:
             await _first_time(state, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
-    stream = _stream_url(state, base, "twilio")
+    stream = await _stream_url(request, base, "twilio")
     fields = dict(params)
     parameters = "".join(
         f"<Parameter name={quoteattr(name)} value={quoteattr(fields[key])}/>"
@@ -85,7 +86,7 @@ async def telnyx_webhook(request: Request) -> Response:
             await _first_time(state, f"telnyx:{signature}", TELNYX_SECONDS)
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
-    stream = _stream_url(state, base, "telnyx")
+    stream = await _stream_url(request, base, "telnyx")
     return _xml(
         f'<Response><Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect></Response>'
     )
@@ -108,7 +109,7 @@ async def plivo_webhook(request: Request) -> Response:
             await _first_time(state, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
-    stream = _stream_url(state, base, "plivo")
+    stream = await _stream_url(request, base, "plivo")
     return _xml(
         '<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">'
         f"{_text(stream)}</Stream></Response>"
@@ -156,8 +157,12 @@ def _keyless_only(state: PhoneState, variable: str) -> None:
         raise ApiError(403, "carrier_not_configured", f"set {variable} to take this carrier's webhooks")
 
 
-def _stream_url(state: PhoneState, base: str, carrier: str) -> str:
-    token, _ = state.tokens.mint(carrier)
+async def _stream_url(request: Request, base: str, carrier: str) -> str:
+    """Where the carrier streams the call: here, or the region it was handed to (docs/regions.md)."""
+    handed = await handed_elsewhere(app_state(request), carrier)
+    if handed is not None:
+        return handed.stream_url
+    token, _ = app_state(request).phone.tokens.mint(carrier)
     return websocket_url(base, f"/ws/{carrier}/{token}")
 
 

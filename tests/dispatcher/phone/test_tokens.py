@@ -68,3 +68,15 @@ def test_another_deployments_key_opens_nothing() -> None:
     token, _ = tokens(now).mint("twilio")
     with pytest.raises(TokenRefused):
         CallTokens(b"o" * 32, clock=lambda: now[0]).redeem(token, "twilio")
+
+
+def test_a_regions_token_opens_a_call_in_that_region_only_and_names_where_it_was_handed_from() -> None:
+    eu, us = CallTokens(KEY, region="eu"), CallTokens(KEY, region="us")  # one key, two regions
+    token, _ = us.mint("twilio", handed_from=("eu", "at_capacity"))
+    with pytest.raises(TokenRefused) as elsewhere:
+        eu.check(token, "twilio")
+    assert elsewhere.value.reason == "wrong_region"
+    with pytest.raises(TokenRefused):
+        CallTokens(KEY).check(token, "twilio")  # nor at a dispatcher that is one region
+    assert us.redeem(token, "twilio").handed_from == ("eu", "at_capacity")
+    assert us.redeem(us.mint("twilio")[0], "twilio").handed_from is None  # a call that came to us itself

@@ -1,0 +1,69 @@
+"""A carrier's call this region cannot start warm, handed to the nearest region that can.
+
+At the region the carrier called (its signature checked there, as always): when the call's bot
+could not start warm here within `PHONE_MAX_WAIT_SECONDS` (no idle bot and a cold start quoted
+past it, or the session cap reached: spill-over's rule for `POST /start`), the nearest peer that
+advertises room (and a warm bot, else a cold start within that wait) is asked, signed, for the
+call's stream (dispatcher/regions/calls.py). At that peer: the one-time token is minted there,
+naming where the call came from and why, and its own public URL is answered. The carrier then
+streams to the peer directly; the session starts there when the stream connects, as any call's
+does. Any failure answers the call here, as with one region. docs/regions.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import dispatcher.observability.tracing as tracing
+from dispatcher.api.carrier_refusals import WEBHOOK_CARRIERS
+from dispatcher.api.region_choice import why_not_here
+from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+from dispatcher.phone.access import websocket_url
+from dispatcher.phone.calls import PHONE_CALLER, PHONE_TRANSPORT
+from dispatcher.regions.calls import HandedCall
+from dispatcher.regions.spill import AT_CAPACITY, COLD_TOO_SLOW, spill_target
+from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
+from dispatcher.sessions.ids import Caller
+
+log = logging.getLogger("dispatcher.phone")
+
+
+async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
+    """The stream another region took this call on, or None: it is answered here."""
+    if state.call_handoffs is None:
+        return None
+    patience = state.phone.settings.max_wait_seconds
+    reason = await why_not_here(state, PHONE_TRANSPORT, patience)
+    if reason is None:
+        return None
+    target = spill_target(state.peers.nearest_first(), PHONE_TRANSPORT, patience)
+    if target is None:
+        return None
+    with tracing.step("phone.handoff", **{"voicefleet.region": target.name, "voicefleet.phone.carrier": carrier,
+                                          "voicefleet.phone.handoff_reason": reason}) as span:
+        handed = await state.call_handoffs.ask(target, carrier, reason)
+        if handed is None:
+            tracing.failed(span, "not_taken")  # answered here, as when no region has room
+            return None
+    log.info("a %s call was handed to region %s (session %s): %s", carrier, handed.region, handed.session_id, reason)
+    if state.reserve is not None:
+        state.reserve.spilled_away()  # its caller reached this region: its planner counts the start
+    return handed
+
+
+def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
+    """As the region a call is handed to: its stream here, with a one-time token naming `sender`."""
+    if not isinstance(data, Mapping) or data.get("carrier") not in WEBHOOK_CARRIERS \
+            or data.get("reason") not in (AT_CAPACITY, COLD_TOO_SLOW):
+        raise ApiError(400, "invalid_request", f"expected {{\"carrier\": one of {', '.join(WEBHOOK_CARRIERS)}, "
+                       f"\"reason\": {AT_CAPACITY} or {COLD_TOO_SLOW}}}")
+    if state.phone.draining or state.sessions.room() <= 0:
+        raise ApiError(429, "at_capacity", "this region has no room for the call",
+                       retry_after=CAPACITY_RETRY_AFTER_SECONDS)
+    carrier, regions = str(data["carrier"]), state.peers.regions
+    token, grant = state.phone.tokens.mint(carrier, handed_from=(sender, str(data["reason"])))
+    base = state.phone.settings.public_url or regions.urls[regions.here]
+    return {"region": regions.here, "stream": websocket_url(base, f"/ws/{carrier}/{token}"),
+            "session_id": state.sessions.session_id_for(Caller.named(PHONE_CALLER).owner_key, grant.session_key)}
