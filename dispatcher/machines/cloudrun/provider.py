@@ -26,7 +26,13 @@ from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
-from dispatcher.machines.cloudrun.executions import BODY_DIGEST, SESSION_TRANSPORT, execution_env, to_machine
+from dispatcher.machines.cloudrun.executions import (
+    BODY_DIGEST,
+    OVERRIDE_NAMES,
+    SESSION_TRANSPORT,
+    execution_env,
+    to_machine,
+)
 from dispatcher.machines.cloudrun.identity import DEFAULT_CERTS_URL, CloudRunIdentity
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.gce.auth import GceAuth
@@ -184,6 +190,10 @@ class CloudRunMachines:
 
     # --- the run ---
     def run_body(self, env: Mapping[str, str], seconds: int) -> dict[str, Any]:
+        """The run's overrides; a variable the dispatcher does not set itself is never sent."""
+        if stray := sorted(set(env) - OVERRIDE_NAMES):
+            raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: refusing to set {', '.join(stray)} "
+                                "in a run's env: only the dispatcher's own session variables go there")
         return {"overrides": {
             "containerOverrides": [{"name": self.settings.container,
                                     "env": [{"name": k, "value": v} for k, v in env.items()]}],

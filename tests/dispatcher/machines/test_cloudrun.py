@@ -178,3 +178,12 @@ async def test_a_hello_needs_the_bots_service_account_token_and_its_sessions_exe
     assert "no reserve" in str(await cloudrun.identity.refusal(idle, hello(token)))
     fake.set_state(name, "succeeded")  # the session's execution is over: its credential opens nothing
     assert "no running execution" in str(await cloudrun.identity.refusal(grant, hello(token)))
+
+
+async def test_a_variable_the_dispatcher_does_not_set_itself_is_never_sent_in_a_runs_overrides(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    env = {**cloudrun.session_env(spec()), "PYTHONSTARTUP": "/tmp/x.py"}  # noqa: S108 - never opened
+    with pytest.raises(MachinesError, match="PYTHONSTARTUP") as caught:
+        await cloudrun.run(env, 60)
+    assert caught.value.reason == "cloudrun_rejected" and runs(fake_cloud_run_jobs) == []
