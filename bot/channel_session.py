@@ -42,6 +42,7 @@ from bot.ice import CONFIG_VARIABLE, IceSettings, ice_settings
 from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
+    CLOUD_RUN_EXECUTION_VARIABLE,
     IMAGE_VARIABLE,
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
@@ -64,7 +65,8 @@ SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
     """(machine id, image) for the hello: the provider's own id where it gives one."""
-    machine_id = env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or socket.gethostname()
+    machine_id = (env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or env.get(CLOUD_RUN_EXECUTION_VARIABLE)
+                  or socket.gethostname())
     return machine_id, env.get(IMAGE_VARIABLE) or "dev"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
 from dispatcher.machines.cloudrun.executions import (
     BODY_DIGEST,
+    EXECUTION_NONCE,
     OVERRIDE_NAMES,
     SESSION_TRANSPORT,
     execution_env,
@@ -205,6 +207,7 @@ class CloudRunMachines:
         env = bot_environment(spec)
         if spec.channel_token:  # the channel admits its hello with the execution's identity token only
             env[IDENTITY_VARIABLE] = "cloudrun"
+            env[EXECUTION_NONCE] = secrets.token_urlsafe(24)  # this run's own (cloudrun/identity.py)
         env[BODY_DIGEST] = spec.body_digest
         if spec.transport:
             env[SESSION_TRANSPORT] = spec.transport
@@ -300,12 +303,11 @@ class CloudRunMachines:
         return [await self._machine(raw) for raw in await self.executions()
                 if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
 
-    async def _serves(self, kind: str, subject: str) -> bool:
-        """Whether the execution launched for a credential's session runs (cloudrun/identity.py)."""
-        if kind != "session":
-            return False
-        machine = await self.status(subject)
-        return machine is not None and machine.state.is_active
+    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+        """The execution launched for a credential's session, if it runs (cloudrun/identity.py)."""
+        if kind != "session" or (raw := await self._find(subject)) is None:
+            return None
+        return raw if to_machine(raw).state.is_active else None
 
     async def aclose(self) -> None:
         await self._client.aclose()
