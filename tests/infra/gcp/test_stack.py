@@ -257,9 +257,10 @@ def test_cloudrun_bots_leave_through_the_bots_subnetwork_its_firewall_and_a_nat(
     assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
     assert [(s["name"], s["sourceIpRangesToNats"]) for s in nat.inputs["subnetworks"]] == [
         (interface["subnetwork"], ["ALL_IP_RANGES"])]
-    allowed = [r.inputs["allows"] for r in run.of_type(FIREWALL)
-               if r.inputs.get("targetTags") == [BOT_TAG] and r.inputs.get("direction") == "EGRESS" and r.inputs.get("allows")]
+    allowed = [r.inputs["allows"] for r in run.of_type(FIREWALL) if r.inputs.get("targetTags") == [BOT_TAG]
+               and r.inputs.get("direction") == "EGRESS" and r.inputs.get("allows")]
     assert [{"protocol": "tcp", "ports": ["3478"]}] in allowed  # TURN over TCP: Cloud Run documents no UDP
     # Cloud Run holds its addresses in the subnetwork for hours after the job is gone: kept at destroy.
-    (network,) = [n for n in run.of_type("gcp:compute/network:Network") if n.inputs.get("description") == "voicefleet bots"]
+    (network,) = [n for n in run.of_type("gcp:compute/network:Network")
+                  if n.inputs.get("description") == "voicefleet bots"]
     assert network.retain_on_delete and subnetwork.retain_on_delete
