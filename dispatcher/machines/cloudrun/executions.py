@@ -15,7 +15,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from botchannel.contract import CHANNEL_TOKEN_VARIABLE, EXECUTION_NONCE_VARIABLE, IDENTITY_VARIABLE
+from botchannel.contract import (
+    CHANNEL_TOKEN_VARIABLE,
+    EXECUTION_NONCE_VARIABLE,
+    IDENTITY_VARIABLE,
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+)
 from dispatcher.machines.base import Machine, MachineState
 from dispatcher.machines.bot_environment import SESSION_ID, SESSION_VARIABLES
 
@@ -26,7 +32,7 @@ EXECUTION_NONCE = EXECUTION_NONCE_VARIABLE  # this execution's own, which its bo
 # Every variable a run's overrides may set: the dispatcher's own and no other. A run's env is the
 # task's, and a PYTHON*, BROWSER or LD_* one there would run code as the bot's service account.
 OVERRIDE_NAMES = frozenset({*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, BODY_DIGEST,
-                            SESSION_TRANSPORT, IDLE_BOT, EXECUTION_NONCE})
+                            SESSION_TRANSPORT, IDLE_BOT, EXECUTION_NONCE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE})
 
 
 def execution_env(raw: Mapping[str, Any]) -> dict[str, str]:

@@ -8,8 +8,8 @@ Compute Engine VM's, a Cloud Run token names no execution or instance: only the 
 (`sub`, its unique id). So the check is in three parts. The token must be Google's, unexpired, for
 this channel, and its `sub` the bots' own service account (`CLOUDRUN_BOT_SERVICE_ACCOUNT_ID`),
 which the stack gives this job alone and lets no principal impersonate: only a task of the job can
-get one. The hello must name (machine id: the task's `CLOUD_RUN_EXECUTION`) the execution the
-dispatcher ran for the grant, still running, read through the Admin API. And the token's audience
+get one. The hello must name the execution the dispatcher ran for the grant (machine id: the
+task's `CLOUD_RUN_EXECUTION`; a reserve bot's, its bot id), still running (the Admin API). And the token's audience
 must carry that execution's nonce (`#<nonce>.<dial's own>`), which the dispatcher gave it alone in
 its run's env: a bot of another execution holding a stolen credential has its own nonce, not this
 one's, and is refused. What remains: whoever may read an execution's env (`run.executions.get`)
@@ -53,14 +53,15 @@ class CloudRunIdentity:
             return f"identity token refused: {exc}"
         if claims.get("sub") != self.service_account_id:
             return "identity token is not the bots' service account's"
-        if grant.kind == "idle":  # no reserve runs on Cloud Run: an idle grant would rest on the account alone
-            return "no reserve bots run on Cloud Run jobs"
         execution = await self._running(grant.kind, grant.subject)
+        whose = "reserve bot" if grant.kind == "idle" else "session"
         if execution is None:
-            return f"no running execution for session {grant.subject}"
+            return f"no running execution for {whose} {grant.subject}"
         name = str(execution.get("name", "")).rsplit("/", 1)[-1]
-        if hello.machine_id != name:
-            return f"the hello names execution {hello.machine_id!r}, not {name}, which runs session {grant.subject}"
+        # A reserve bot's hello names its bot id (its run's BOT_MACHINE_ID), which found its execution.
+        named = grant.subject if grant.kind == "idle" else name
+        if hello.machine_id != named:
+            return f"the hello names {hello.machine_id!r}, not {named}, which runs {whose} {grant.subject}"
         nonce = execution_env(execution).get(EXECUTION_NONCE_VARIABLE, "")
         carried = str(claims.get("aud", "")).partition("#")[2].partition(".")[0]
         if not nonce or not hmac.compare_digest(carried.encode(), nonce.encode()):

@@ -207,11 +207,16 @@ class CloudRunMachines:
         env = bot_environment(spec)
         if spec.channel_token:  # the channel admits its hello with the execution's identity token only
             env[IDENTITY_VARIABLE] = "cloudrun"
-            env[EXECUTION_NONCE] = secrets.token_urlsafe(24)  # this run's own (cloudrun/identity.py)
+            env[EXECUTION_NONCE] = self.nonce()
         env[BODY_DIGEST] = spec.body_digest
         if spec.transport:
             env[SESSION_TRANSPORT] = spec.transport
         return env
+
+    @staticmethod
+    def nonce() -> str:
+        """A run's own nonce, which its bot's hello carries (cloudrun/identity.py)."""
+        return secrets.token_urlsafe(24)
 
     async def run(self, env: Mapping[str, str], seconds: int, already: Any = None) -> dict[str, Any]:
         """`jobs.run`; the execution it made. `already()` (after an answer that was lost) says whether

@@ -183,8 +183,8 @@ async def test_a_hello_needs_the_bots_service_account_token_and_its_sessions_exe
     assert "service account" in str(await cloudrun.identity.refusal(grant, hello(other)))
     elsewhere = fake.identity_token("wss://elsewhere.example/bots/channel")
     assert "audience" in str(await cloudrun.identity.refusal(grant, hello(elsewhere)))
-    idle = BotGrant("idle", "bot-1", 2**31)  # no reserve here: the job's account alone admits nothing
-    assert "no reserve" in str(await cloudrun.identity.refusal(idle, hello(token)))
+    idle = BotGrant("idle", "bot-1", 2**31)  # no reserve execution of that bot: the job's account alone admits nothing
+    assert "no running execution for reserve bot" in str(await cloudrun.identity.refusal(idle, hello(token)))
     fake.set_state(name, "succeeded")  # the session's execution is over: its credential opens nothing
     assert "no running execution" in str(await cloudrun.identity.refusal(grant, hello(token)))
 
