@@ -38,7 +38,7 @@ from bot.channel_client import BotChannel, ChannelError
 from bot.config import BotConfig, ChannelSettings
 from bot.events import EventWriter, tag_logs
 from bot.frozen_watch import FrozenWatch
-from bot.ice import CONFIG_VARIABLE, IceSettings, ice_settings
+from bot.ice import CONFIG_VARIABLE, TURN_TRANSPORT_VARIABLE, IceSettings, ice_settings
 from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
@@ -318,7 +318,8 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
     if assignment.ice_config is None:
         return config.ice
     try:
-        return ice_settings({CONFIG_VARIABLE: json.dumps(dict(assignment.ice_config))})
+        own = {TURN_TRANSPORT_VARIABLE: os.environ.get(TURN_TRANSPORT_VARIABLE, "")}  # the machine's, not the session's
+        return ice_settings({CONFIG_VARIABLE: json.dumps(dict(assignment.ice_config)), **own})
     except ValueError as exc:
         raise RequestFailed(400, "invalid_ice_config", str(exc)) from None
 

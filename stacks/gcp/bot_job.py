@@ -83,7 +83,9 @@ class BotJob(pulumi.ComponentResource):
         if args.secrets is not None and args.secret_names:
             self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)
             secret_env = args.secrets.env(args.secret_names)
-        plain = {**args.environment, **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {})}
+        plain = {**args.environment, **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {}),
+                 # Cloud Run documents no UDP: the bot's media goes to the relay over TCP (bot/ice.py).
+                 "BOT_TURN_TRANSPORT": "tcp"}
         container: dict[str, Any] = {
             "name": CONTAINER,
             "image": args.image,
