@@ -12,8 +12,8 @@ network … you must set up Cloud NAT to reach the public internet",
 https://cloud.google.com/run/docs/configuring/networking-best-practices), and an egress allow for
 TURN over TCP (3478): Cloud Run documents no UDP, so their media goes through the relay over TCP.
 Cloud Run keeps its addresses in a subnetwork for 1-2 hours after its job is gone, so then the
-network and subnetwork are retained at destroy, as the dispatcher's egress network is
-(stacks/gcp/egress_network.py; docs/pulumi.md says when to delete them).
+network and subnetwork are retained at destroy under fixed names, as the dispatcher's egress
+network is (stacks/gcp/egress_network.py; docs/pulumi.md says when to delete them).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class NetworkArgs:
     cidr: str
     depends_on: Sequence[pulumi.Resource] = ()
     serverless_bots: bool = False  # the Cloud Run bot job's tasks use this subnetwork (Direct VPC egress)
+    name: str | None = None  # a fixed name (the network and subnetwork), for one a destroy leaves
 
 
 class Network(pulumi.ComponentResource):
@@ -46,10 +47,12 @@ class Network(pulumi.ComponentResource):
         super().__init__("voicefleet:gcp:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         retained = pulumi.ResourceOptions(parent=self, retain_on_delete=args.serverless_bots)
-        network = gcp.compute.Network(name, auto_create_subnetworks=False, description="voicefleet bots",
+        network = gcp.compute.Network(name, name=args.name, auto_create_subnetworks=False,
+                                      description="voicefleet bots",
                                       opts=pulumi.ResourceOptions.merge(retained, pulumi.ResourceOptions(
                                           depends_on=list(args.depends_on))))
-        subnetwork = gcp.compute.Subnetwork(name, network=network.id, region=args.region, ip_cidr_range=args.cidr,
+        subnetwork = gcp.compute.Subnetwork(name, name=args.name, network=network.id, region=args.region,
+                                            ip_cidr_range=args.cidr,
                                             private_ip_google_access=True, opts=retained)
         Rule = tuple[str, int, list[gcp.compute.FirewallAllowArgsDict] | None,
                      list[gcp.compute.FirewallDenyArgsDict] | None]

@@ -56,7 +56,9 @@ class GcpStack(pulumi.ComponentResource):
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
                                          **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis,
-                                            serverless_bots=cfg.bot_runtime == "cloudrun"), opts=child)
+                                            serverless_bots=cfg.bot_runtime == "cloudrun",
+                                            name=f"{settings.prefix}-bots" if cfg.bot_runtime == "cloudrun" else None),
+                          opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=settings.prefix,
             values=stored_secrets(settings, store=cfg.store, store_password=False),  # Memorystore signs in with IAM
