@@ -131,6 +131,8 @@ def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> flo
             log.warning("no Modal price for GPU %r: the reserve's hot cost is not shown "
                         "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", settings.gpu)
         return modal_dollars
+    if machines.name == "cloudrun":  # the stack's bot job's task (stacks/gcp/bot_job.py): 1 vCPU, 2 GiB
+        return CLOUD_RUN_JOBS.monthly(1.0, 2.0)
     if machines.name == "local":
         return 0.0
     return None
