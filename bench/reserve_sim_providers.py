@@ -87,7 +87,7 @@ PROVIDERS = (
     Provider("fly", "fly", fly.COLD_START.median_seconds, fly.COLD_START.sigma, DEFAULT_CREATE_RATE, "FLY_CREATE",
              0.4, 0.5, 5.0),
     Provider("cloudrun", "cloudrun", cloudrun.COLD_START.median_seconds, cloudrun.COLD_START.sigma,
-             CLOUDRUN_RUN_RATE, "CLOUDRUN_RUN", reserve=False),
+             CLOUDRUN_RUN_RATE, "CLOUDRUN_RUN"),
     # Modal: "~1 s" container start (modal.com/docs/guide/cold-start) + the bot's imports: modelled,
     # not measured (dispatcher/machines/modal/__init__.py).
     Provider("modal", "modal", modal.COLD_START.median_seconds, modal.COLD_START.sigma, MODAL_CREATE_RATE,

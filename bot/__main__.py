@@ -7,6 +7,15 @@ from bot.hardening import harden_process
 
 harden_process()
 
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from bot.environment_check import refusal  # noqa: E402
+
+if (why := refusal(os.environ, isolated=bool(sys.flags.isolated))) is not None:
+    print(why, file=sys.stderr)
+    sys.exit(2)
+
 import gc  # noqa: E402
 
 # Start-up is import-bound and every object it creates lives until exit, so collecting during

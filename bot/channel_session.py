@@ -38,10 +38,11 @@ from bot.channel_client import BotChannel, ChannelError
 from bot.config import BotConfig, ChannelSettings
 from bot.events import EventWriter, tag_logs
 from bot.frozen_watch import FrozenWatch
-from bot.ice import CONFIG_VARIABLE, IceSettings, ice_settings
+from bot.ice import CONFIG_VARIABLE, TURN_TRANSPORT_VARIABLE, IceSettings, ice_settings
 from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
+    CLOUD_RUN_EXECUTION_VARIABLE,
     IMAGE_VARIABLE,
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
@@ -64,7 +65,8 @@ SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
     """(machine id, image) for the hello: the provider's own id where it gives one."""
-    machine_id = env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or socket.gethostname()
+    machine_id = (env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or env.get(CLOUD_RUN_EXECUTION_VARIABLE)
+                  or socket.gethostname())
     return machine_id, env.get(IMAGE_VARIABLE) or "dev"
 
 
@@ -316,7 +318,8 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
     if assignment.ice_config is None:
         return config.ice
     try:
-        return ice_settings({CONFIG_VARIABLE: json.dumps(dict(assignment.ice_config))})
+        own = {TURN_TRANSPORT_VARIABLE: os.environ.get(TURN_TRANSPORT_VARIABLE, "")}  # the machine's, not the session's
+        return ice_settings({CONFIG_VARIABLE: json.dumps(dict(assignment.ice_config)), **own})
     except ValueError as exc:
         raise RequestFailed(400, "invalid_ice_config", str(exc)) from None
 

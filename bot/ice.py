@@ -8,6 +8,9 @@
   (or the control channel) only, never a flag, never logged.
 - `BOT_ICE_SERVERS`: comma-separated STUN/TURN URLs without credentials (e.g.
   `stun:stun.example.org:3478`); default none, which is right on one host or a flat network.
+- `BOT_TURN_TRANSPORT=tcp`: keep only the TURN URLs over TCP or TLS (`?transport=tcp`, `turns:`),
+  in their order. For a bot that can send no UDP (a Cloud Run job's: the stack sets it there):
+  aiortc uses the first TURN URL it is given and no other, and the relay's list starts with UDP.
 - `VOICEFLEET_ICE_LOOPBACK=1`: gather only 127.0.0.1. aioice never offers loopback candidates, so
   on a machine whose only interface is `lo` (some sandboxes/CI runners) ICE has nothing to pair.
   Off by default; set it in both the bot and the test client (tests/support/webrtc_client.py
@@ -18,11 +21,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 LOOPBACK_VARIABLE = "VOICEFLEET_ICE_LOOPBACK"
 CONFIG_VARIABLE = "VOICEFLEET_ICE_CONFIG"
+TURN_TRANSPORT_VARIABLE = "BOT_TURN_TRANSPORT"
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,21 @@ def ice_settings(env: Mapping[str, str]) -> IceSettings:
         if policy not in ("all", "relay"):
             raise ValueError(f'{CONFIG_VARIABLE}: iceTransportPolicy must be "all" or "relay"')
         relay_only = policy == "relay"
+    transport = env.get(TURN_TRANSPORT_VARIABLE, "").strip().lower()
+    if transport not in ("", "tcp"):
+        raise ValueError(f'{TURN_TRANSPORT_VARIABLE} must be "tcp" or unset')
+    if transport == "tcp":
+        servers = [replace(s, urls=kept) for s in servers if (kept := tuple(u for u in s.urls if _over_tcp(u)))]
     settings = IceSettings(servers=tuple(servers), relay_only=relay_only)
+    if transport == "tcp" and not settings.has_turn:
+        raise ValueError(f"{TURN_TRANSPORT_VARIABLE}=tcp: no turn: URL with ?transport=tcp nor turns: URL to use")
     if relay_only and not settings.has_turn:
         raise ValueError(f'{CONFIG_VARIABLE}: iceTransportPolicy "relay" needs a turn: or turns: URL')
     return settings
+
+
+def _over_tcp(url: str) -> bool:
+    return url.startswith("turns:") or (url.startswith("turn:") and "transport=tcp" in url.lower())
 
 
 def _server(entry: Any) -> IceServerSettings:

@@ -8,7 +8,8 @@ which names the service account only), `fly` (the Machine API socket's OIDC toke
 `sts:GetCallerIdentity` bound to the channel URL by a signed header), `local` (a nonce through the
 socket pair the local dispatcher handed over), `modal` (the Sandbox's own OIDC token, which Modal
 puts in its environment: no audience of ours, the same token for every dial), unset (none). Each
-dial needs a proof of its own elsewhere: a JWT's audience carries a fresh `#fragment`.
+dial needs a proof of its own elsewhere: a JWT's audience carries a fresh `#fragment` (a Cloud Run
+bot's begins with its execution's nonce).
 
 Standard library only, in a thread (no HTTP client import at start-up); every call has a timeout
 and a few tries with backoff, then `IdentityUnavailable` names the server that did not answer.
@@ -30,7 +31,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
-from botchannel.contract import IDENTITY_FD_VARIABLE, IDENTITY_SOURCES, IDENTITY_VARIABLE
+from botchannel.contract import EXECUTION_NONCE_VARIABLE, IDENTITY_FD_VARIABLE, IDENTITY_SOURCES, IDENTITY_VARIABLE
 
 GCE_METADATA_HOST = "metadata.google.internal"
 GCE_IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
@@ -67,6 +68,8 @@ class MachineIdentity:
         self._fly_socket = env.get(FLY_SOCKET_VARIABLE, "").strip() or FLY_API_SOCKET
         self._ecs = _EcsTaskRole(env, audience)
         self._launch = LaunchSocket(env) if source == "local" else None
+        # A Cloud Run execution's nonce: its tokens carry it, so they name the execution too.
+        self._nonce = env.get(EXECUTION_NONCE_VARIABLE, "").strip() if source == "cloudrun" else ""
 
     async def token(self) -> str | None:
         """A fresh token for the channel's URL, or None where the provider issues none."""
@@ -94,7 +97,8 @@ class MachineIdentity:
 
     def _dial_audience(self) -> str:
         """The channel URL with a fragment of this dial's own: the token is new, never a cached one."""
-        return f"{self.audience}#{secrets.token_urlsafe(12)}"
+        fresh = secrets.token_urlsafe(12)
+        return f"{self.audience}#{self._nonce}.{fresh}" if self._nonce else f"{self.audience}#{fresh}"
 
     def _gce(self) -> str:
         return self._metadata_identity(full=True)

@@ -39,6 +39,11 @@ IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
 IDENTITY_VARIABLE = "BOT_IDENTITY"
 IDENTITY_SOURCES = ("gce", "fly", "ecs", "local", "cloudrun", "modal")
 IDENTITY_FD_VARIABLE = "BOT_IDENTITY_FD"
+# A Cloud Run execution's own nonce, given with its run: its bot's identity token carries it in its
+# audience's fragment (`#<nonce>.<dial's own>`), and Cloud Run names the execution in the task's
+# env (CLOUD_RUN_EXECUTION), which the hello's machine id is (dispatcher/machines/cloudrun/identity.py).
+EXECUTION_NONCE_VARIABLE = "VOICEFLEET_EXECUTION_NONCE"
+CLOUD_RUN_EXECUTION_VARIABLE = "CLOUD_RUN_EXECUTION"
 # A full-format instance identity token is ~1 KB; an ECS task's presigned sts:GetCallerIdentity
 # URL (its session token included), base64url-encoded, ~3 KB.
 MAX_IDENTITY_CHARS = 8192

@@ -44,6 +44,14 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "cloudrun":
         from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 
+        if env.get("BOT_CHANNEL_URL", "").strip() and (secret := env.get("BOT_CHANNEL_TOKEN", "").strip()):
+            from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return CloudRunWarmMachines(CloudRunSettings.from_env(env), coordination=coordination,
+                                        channel_secret=secret,
+                                        max_idle_seconds=ReserveSettings.from_env(env, "cloudrun").max_idle_seconds,
+                                        max_session_seconds=settings.max_session_seconds)
         return CloudRunMachines(CloudRunSettings.from_env(env), coordination=coordination)
     if settings.machines == "fly":
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings

@@ -62,6 +62,9 @@ ARG BOT_DAILY_LEAVES_OUT="aiortc av aioice pylibsrtp"
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,from=bot-project,target=/project \
     /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES $BOT_DAILY_LEAVES_OUT
+# The host's code (/opt/voicefleet, copied in later) is on the venv's path through a .pth file, not
+# PYTHONPATH: the entrypoint runs Python isolated (`-I`), which ignores every PYTHON* variable.
+RUN echo /opt/voicefleet > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/voicefleet.pth"
 
 # The SmallWebRTC variant's closure: the project's, with daily-python left out instead (uv sync is
 # exact, so it also removes). Measured with images/ci for voicefleet's own bot: Daily-only 321.3 MB,
@@ -75,6 +78,7 @@ ARG BOT_WEBRTC_LEAVES_OUT="daily-python"
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,from=bot-project,target=/project \
     rm -rf /opt/venv && /opt/build/install_project.sh $BOT_EXCLUDE_PACKAGES $BOT_WEBRTC_LEAVES_OUT
+RUN echo /opt/voicefleet > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/voicefleet.pth"
 
 FROM build AS bake
 # Hub models to cache, `owner/name[:ref]=entrypoint`, space separated. Empty by default: Silero VAD
@@ -151,11 +155,15 @@ COPY --from=build /usr/bin/tini /usr/bin/tini
 COPY --from=bake /opt/models /opt/models
 WORKDIR /app
 # Offline at run time: anything that would reach a model hub fails fast instead of stalling a call.
-# The host (`python -P -m bot`, PYTHONPATH=/opt/voicefleet) runs the project's bot.py (BOT_FILE);
-# `-P` keeps the working directory off sys.path, so /app/bot.py never shadows the host's `bot`.
+# The host (`python -I -m bot`, found through the venv's voicefleet.pth) runs the project's bot.py
+# (BOT_FILE). `-I` (isolated) keeps the working directory off sys.path, so /app/bot.py never
+# shadows the host's `bot`, and ignores PYTHON* variables and the user site: whoever may set a
+# task's environment (run-with-overrides) cannot make Python load code of theirs, and the host
+# refuses to start with such variables set at all (bot/environment_check.py). Hence `-u` and `-B`
+# on the command line: -I ignores PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE (kept below for
+# the processes a bot starts).
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
-    PYTHONPATH=/opt/voicefleet \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     BOT_FILE=/app/bot.py \
@@ -175,7 +183,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # the graceful SIGTERM path of the bot contract. Session flags (--room-url …) are appended as CMD.
 # BOT_TRANSPORT: the one transport an image carries is its default, so a bare
 # `python -m bot --check` (CI runs exactly that in each built image) checks it.
-ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-P", "-m", "bot"]
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "python", "-I", "-u", "-B", "-m", "bot"]
 
 # SmallWebRTC through a TURN relay (cloud sessions without Daily): `--target runtime-webrtc`.
 FROM runtime-base AS runtime-webrtc

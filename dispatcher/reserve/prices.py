@@ -137,6 +137,8 @@ def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> flo
 
         aci = getattr(machines, "settings", None)
         return ACI.monthly(aci.cpu, aci.memory_gb) if isinstance(aci, AciSettings) else None
+    if machines.name == "cloudrun":  # the stack's bot job's task (stacks/gcp/bot_job.py): 1 vCPU, 2 GiB
+        return CLOUD_RUN_JOBS.monthly(1.0, 2.0)
     if machines.name == "local":
         return 0.0
     return None

@@ -30,6 +30,7 @@ from pathlib import Path
 from images.budgets import CLOSURE_BUDGET_MB, installed_mb, over_budget
 
 TIMEOUT = 120.0  # seconds for any one step (2 shared cores, cold page cache)
+HOST_DIR = "opt/voicefleet"  # the host's code in the bot image (its venv's voicefleet.pth names it)
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,10 @@ def _env(image: Image, name: str) -> str:
 
 
 def check_bot_bytecode(image: Image, root: Path) -> list[str]:
-    """The code arrives compiled: voicefleet's host (on PYTHONPATH) with its dataclass code cache,
+    """The code arrives compiled: voicefleet's host (in /opt/voicefleet) with its dataclass code cache,
     and the user's project (BOT_FILE's folder); the runtime may not write bytecode, so without them
     every cold start compiles. And nothing of a developer's tree came along with the project."""
-    host = root / _env(image, "PYTHONPATH").lstrip("/") / "bot" / "__pycache__"
+    host = root / HOST_DIR / "bot" / "__pycache__"
     bot_file = Path(_env(image, "BOT_FILE") or "/app/bot.py")
     project = root / bot_file.parent.relative_to("/")
     wanted = {host: {"host's .pyc files": "app.*.pyc", "dataclass code cache": "dataclass-code.*.marshal"},

@@ -6,6 +6,11 @@ The job runs the digest-pinned bot image as its own service account, one task pe
 Secret Manager references in the job's env (`value_source.secret_key_ref`: Cloud Run resolves
 them at start, nobody reading the job sees a value); its channel URL and settings are plain env;
 its own channel credential comes with each run (dispatcher/machines/cloudrun/provider.py).
+Its tasks leave through the bots' subnetwork by Direct VPC egress (`vpc_access.network_interfaces`
+with the bots' tag, `egress: ALL_TRAFFIC`: pulumi_gcp's `JobTemplateTemplateVpcAccessArgs`,
+cloudrunv2/_inputs.py), so the bots' firewall and NAT (stacks/gcp/network.py) hold for them as
+for the Compute Engine bots'. Its account id is not the Compute Engine bots' (`…-botjob`, not
+`…-bot`): switching `botRuntime` creates the new account before deleting the old one.
 
 `grant_run` is the only way to let another identity start bots: a custom role with exactly what
 the provider calls (run with overrides, read and cancel executions, read their tasks), bound on
@@ -24,6 +29,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from stacks.gcp.bot_template import pull_and_log
+from stacks.gcp.network import BOT_TAG
 from stacks.gcp.secrets import SecretStore
 
 # What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
@@ -57,6 +63,7 @@ class BotJobArgs:
     memory: str = "2Gi"
     grace_seconds: int = 120  # CLOUDRUN_GRACE_SECONDS: the default timeout's slack, as each run's
     deletion_protection: bool = False
+    subnetwork_id: pulumi.Input[str] | None = None  # the bots' (Direct VPC egress); None: Google's own egress
 
 
 class BotJob(pulumi.ComponentResource):
@@ -76,7 +83,9 @@ class BotJob(pulumi.ComponentResource):
         if args.secrets is not None and args.secret_names:
             self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)
             secret_env = args.secrets.env(args.secret_names)
-        plain = {**args.environment, **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {})}
+        plain = {**args.environment, **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {}),
+                 # Cloud Run documents no UDP: the bot's media goes to the relay over TCP (bot/ice.py).
+                 "BOT_TURN_TRANSPORT": "tcp"}
         container: dict[str, Any] = {
             "name": CONTAINER,
             "image": args.image,
@@ -93,6 +102,11 @@ class BotJob(pulumi.ComponentResource):
                 "containers": [container],
             },
         }
+        if args.subnetwork_id is not None:
+            template["template"]["vpc_access"] = {
+                "network_interfaces": [{"subnetwork": args.subnetwork_id, "tags": [BOT_TAG]}],
+                "egress": "ALL_TRAFFIC",
+            }
         self.job = gcp.cloudrunv2.Job(
             name,
             name=f"{args.prefix}-bot",

@@ -55,7 +55,10 @@ class GcpStack(pulumi.ComponentResource):
         roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
                                          **image_args(settings)), opts=child)
-        network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis), opts=child)
+        network = Network(name, NetworkArgs(region=cfg.region, cidr=cfg.subnet_cidr, depends_on=apis,
+                                            serverless_bots=cfg.bot_runtime == "cloudrun",
+                                            name=f"{settings.prefix}-bots" if cfg.bot_runtime == "cloudrun" else None),
+                          opts=child)
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=settings.prefix,
             values=stored_secrets(settings, store=cfg.store, store_password=False),  # Memorystore signs in with IAM
@@ -63,7 +66,7 @@ class GcpStack(pulumi.ComponentResource):
         self._bot_channel_url = self._channel_url() if channel_secrets(settings) else None
         # botRuntime: a VM per session from a template (gce), or a Cloud Run job's execution per session (cloudrun)
         bot = BotTemplate(f"{name}-bot", self._bot_args(images, network, registry, secrets), opts=after_apis) \
-            if cfg.bot_runtime == "gce" else BotJob(f"{name}-bot", self._job_args(images, registry, secrets),
+            if cfg.bot_runtime == "gce" else BotJob(f"{name}-bot", self._job_args(images, network, registry, secrets),
                                                     opts=after_apis)
         turn_urls = self._turn_urls(network, secrets, after_apis)
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
@@ -164,11 +167,13 @@ class GcpStack(pulumi.ComponentResource):
             environment=settings.observability.bot_environment(),
         )
 
-    def _job_args(self, images: Images, registry: Registry, secrets: SecretStore) -> BotJobArgs:
+    def _job_args(self, images: Images, network: Network, registry: Registry, secrets: SecretStore) -> BotJobArgs:
         """The bot job: one image (a job has one container), the SmallWebRTC one with a TURN relay."""
         settings, cfg = self._settings, self._cfg
         return BotJobArgs(
-            project=cfg.project, prefix=settings.prefix, account_id=account_id(settings.stack, "bot"),
+            # not the Compute Engine bots' id: a switch of botRuntime creates this before deleting that
+            project=cfg.project, prefix=settings.prefix, account_id=account_id(settings.stack, "botjob"),
+            subnetwork_id=network.subnetwork_id,
             image=images.bot_webrtc if settings.turn is not None and images.bot_webrtc is not None else images.bot,
             repository_id=registry.repository.repository_id, region=cfg.region,
             max_session_seconds=settings.max_session_seconds, secrets=secrets,

@@ -60,3 +60,32 @@ def test_bad_configuration_names_the_variable_and_never_quotes_the_credential(ra
 
 def test_the_credential_is_kept_out_of_repr() -> None:
     assert "pw==" not in repr(ice_settings(config(iceTransportPolicy="relay")))
+
+
+def test_a_bot_with_no_udp_keeps_only_its_turn_urls_over_tcp_or_tls_in_their_order() -> None:
+    """aiortc uses the first TURN URL and no other, and the relay's list starts with UDP."""
+    urls = [TURN, "stun:192.0.2.10:3478", "turn:192.0.2.10:3478?transport=tcp", "turns:turn.example.com:443"]
+    env = {CONFIG_VARIABLE: json.dumps({"iceServers": [{"urls": urls, "username": "u", "credential": "pw=="}],
+                                        "iceTransportPolicy": "relay"}), "BOT_TURN_TRANSPORT": "tcp"}
+    [server] = ice_settings(env).servers
+    assert server.urls == ("turn:192.0.2.10:3478?transport=tcp", "turns:turn.example.com:443")
+    assert ice_settings({**env, "BOT_TURN_TRANSPORT": ""}).servers[0].urls == tuple(urls)  # unset: all of them
+    with pytest.raises(ValueError, match="no turn: URL with"):
+        ice_settings({**config(), "BOT_TURN_TRANSPORT": "tcp"})  # UDP only: nothing it could use
+    with pytest.raises(ValueError, match="BOT_TURN_TRANSPORT"):
+        ice_settings({**config(), "BOT_TURN_TRANSPORT": "quic"})
+
+
+def test_a_sessions_assigned_ice_servers_keep_to_the_machines_turn_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cloud bot's TURN credentials come over the channel; the transport it can use is its machine's."""
+    from typing import cast
+
+    from bot.channel_session import assigned_ice
+    from bot.config import BotConfig
+    from botchannel.contract import Assignment
+
+    urls = [TURN, "turn:192.0.2.10:3478?transport=tcp"]
+    servers = [{"urls": urls, "username": "u", "credential": "p"}]
+    assignment = Assignment("s" * 24, 600, ice_config={"iceServers": servers, "iceTransportPolicy": "relay"})
+    monkeypatch.setenv("BOT_TURN_TRANSPORT", "tcp")
+    assert assigned_ice(cast(BotConfig, None), assignment).servers[0].urls == (urls[1],)

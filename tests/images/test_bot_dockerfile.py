@@ -87,10 +87,11 @@ def test_entrypoint_is_tini_forwarding_sigterm_to_python_m_bot(runtime: Stage) -
     assert argv[0].endswith("/tini") and "--" in argv
     tini_flags, command = argv[1 : argv.index("--")], argv[argv.index("--") + 1 :]
     assert tini_flags == ["-e", "143"]  # a SIGTERM'd bot (128 + 15) exits 0, like a graceful stop
-    # `-P`: the working directory (/app, the user's project with its bot.py) is not on sys.path, so
-    # `-m bot` finds the host package on PYTHONPATH, never the user's bot.py.
-    assert command == ["python", "-P", "-m", "bot"]
-    assert runtime.env()["PYTHONPATH"] == "/opt/voicefleet" and runtime.env()["BOT_FILE"] == "/app/bot.py"
+    # `-I`: the working directory (/app, the user's project with its bot.py) is not on sys.path, so
+    # `-m bot` finds the host package through the venv's voicefleet.pth, never the user's bot.py;
+    # and no PYTHON* variable acts (tests/images/test_isolated_entrypoint.py runs it).
+    assert command == ["python", "-I", "-u", "-B", "-m", "bot"]
+    assert "PYTHONPATH" not in runtime.env() and runtime.env()["BOT_FILE"] == "/app/bot.py"
     assert runtime.last("CMD") is None  # session flags come from the task's command override
 
 

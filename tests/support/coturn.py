@@ -73,11 +73,13 @@ class Coturn:
 
 
 @contextlib.contextmanager
-def run_coturn(namespace: str, address: str, secret: str, workdir: Path) -> Iterator[Coturn]:
+def run_coturn(namespace: str, address: str, secret: str, workdir: Path, *,
+               config_text: str | None = None) -> Iterator[Coturn]:
+    """`config_text`: a whole configuration of the caller's (the stack's own) instead of this module's."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "turnserver.conf"
     config.touch(mode=0o600)
-    config.write_text(coturn_config(address=address, secret=secret, workdir=workdir))
+    config.write_text(config_text or coturn_config(address=address, secret=secret, workdir=workdir))
     log_path = workdir / "turnserver.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

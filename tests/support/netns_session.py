@@ -63,10 +63,11 @@ def run_session(
     client_ice: dict[str, Any] | None,
     listen_seconds: float = 15.0,  # the most to wait for the whole echo
     wav: Path = SPEECH,
+    bot_extra_env: dict[str, str] | None = None,  # the bot machine's own (as a stack's job env sets it)
 ) -> NetnsSession:
     workdir.mkdir(parents=True, exist_ok=True)
     env = clean_env()
-    bot_env = {**env, "VOICEFLEET_SESSION_ID": session_id, "BOT_CONNECT_TIMEOUT_SECONDS": "60"}
+    bot_env = {**env, "VOICEFLEET_SESSION_ID": session_id, "BOT_CONNECT_TIMEOUT_SECONDS": "60", **(bot_extra_env or {})}
     if bot_ice is not None:
         bot_env["VOICEFLEET_ICE_CONFIG"] = json.dumps(bot_ice)
     with (

@@ -15,12 +15,24 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from botchannel.contract import (
+    CHANNEL_TOKEN_VARIABLE,
+    EXECUTION_NONCE_VARIABLE,
+    IDENTITY_VARIABLE,
+    IMAGE_VARIABLE,
+    MACHINE_ID_VARIABLE,
+)
 from dispatcher.machines.base import Machine, MachineState
-from dispatcher.machines.bot_environment import SESSION_ID
+from dispatcher.machines.bot_environment import SESSION_ID, SESSION_VARIABLES
 
 BODY_DIGEST = "VOICEFLEET_BODY_DIGEST"  # the client's body fingerprint (no secret), for Idempotency-Key conflicts
 SESSION_TRANSPORT = "VOICEFLEET_SESSION_TRANSPORT"  # "daily", "webrtc" or "websocket", as LaunchSpec.transport
 IDLE_BOT = "VOICEFLEET_IDLE_BOT"  # a reserve execution's bot id (cloudrun/reserve.py)
+EXECUTION_NONCE = EXECUTION_NONCE_VARIABLE  # this execution's own, which its bot's hello carries (identity.py)
+# Every variable a run's overrides may set: the dispatcher's own and no other. A run's env is the
+# task's, and a PYTHON*, BROWSER or LD_* one there would run code as the bot's service account.
+OVERRIDE_NAMES = frozenset({*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, BODY_DIGEST,
+                            SESSION_TRANSPORT, IDLE_BOT, EXECUTION_NONCE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE})
 
 
 def execution_env(raw: Mapping[str, Any]) -> dict[str, str]:

@@ -5,24 +5,28 @@ The bot asks its task's metadata server for
 `BOT_IDENTITY=cloudrun`) and sends the token in its hello. Google signs it (RS256, keys at
 `https://www.googleapis.com/oauth2/v3/certs`, `CLOUDRUN_IDENTITY_CERTS_URL` overrides). Unlike a
 Compute Engine VM's, a Cloud Run token names no execution or instance: only the service account
-(`sub`, its unique id). So the check is in two parts. The token must be Google's, unexpired, for
+(`sub`, its unique id). So the check is in three parts. The token must be Google's, unexpired, for
 this channel, and its `sub` the bots' own service account (`CLOUDRUN_BOT_SERVICE_ACCOUNT_ID`),
 which the stack gives this job alone and lets no principal impersonate: only a task of the job can
-get one. And the execution the dispatcher ran for the credential's session must still be running,
-read through the Admin API. Someone who read an execution's env (`run.executions.get`) holds its
-credential but no such token; a bot of *another* execution of the same job could pair the two,
-which a Compute Engine VM's per-instance claims would refuse: the binding is the job's, not the
-execution's (docs/security.md). A reserve bot (no session yet) has no execution to check.
+get one. The hello must name the execution the dispatcher ran for the grant (machine id: the
+task's `CLOUD_RUN_EXECUTION`; a reserve bot's, its bot id), still running (the Admin API). And the token's audience
+must carry that execution's nonce (`#<nonce>.<dial's own>`), which the dispatcher gave it alone in
+its run's env: a bot of another execution holding a stolen credential has its own nonce, not this
+one's, and is refused. What remains: whoever may read an execution's env (`run.executions.get`)
+reads its nonce with its credential, and from a task of the job could pair them (docs/security.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from botchannel.contract import Hello
+from botchannel.contract import EXECUTION_NONCE_VARIABLE, Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, token_seen, verified_claims
 from dispatcher.channel.identity import ProofSeen
+from dispatcher.machines.cloudrun.executions import execution_env
 from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GOOGLE_ISSUERS
 
 __all__ = ["DEFAULT_CERTS_URL", "CloudRunIdentity"]
@@ -30,8 +34,8 @@ __all__ = ["DEFAULT_CERTS_URL", "CloudRunIdentity"]
 
 class CloudRunIdentity:
     def __init__(self, *, audience: str | None, service_account_id: str | None, certs_url: str,
-                 running: Callable[[str, str], Awaitable[bool]]) -> None:
-        """`running(kind, subject)`: whether the execution run for the grant still runs."""
+                 running: Callable[[str, str], Awaitable[Mapping[str, Any] | None]]) -> None:
+        """`running(kind, subject)`: the execution run for the grant, if it still runs."""
         self.audience, self.service_account_id = audience, service_account_id
         self.keys = JsonWebKeys(certs_url)
         self._running = running
@@ -49,10 +53,19 @@ class CloudRunIdentity:
             return f"identity token refused: {exc}"
         if claims.get("sub") != self.service_account_id:
             return "identity token is not the bots' service account's"
-        if grant.kind == "idle":  # no reserve runs on Cloud Run: an idle grant would rest on the account alone
-            return "no reserve bots run on Cloud Run jobs"
-        if not await self._running(grant.kind, grant.subject):
-            return f"no running execution for session {grant.subject}"
+        execution = await self._running(grant.kind, grant.subject)
+        whose = "reserve bot" if grant.kind == "idle" else "session"
+        if execution is None:
+            return f"no running execution for {whose} {grant.subject}"
+        name = str(execution.get("name", "")).rsplit("/", 1)[-1]
+        # A reserve bot's hello names its bot id (its run's BOT_MACHINE_ID), which found its execution.
+        named = grant.subject if grant.kind == "idle" else name
+        if hello.machine_id != named:
+            return f"the hello names {hello.machine_id!r}, not {named}, which runs {whose} {grant.subject}"
+        nonce = execution_env(execution).get(EXECUTION_NONCE_VARIABLE, "")
+        carried = str(claims.get("aud", "")).partition("#")[2].partition(".")[0]
+        if not nonce or not hmac.compare_digest(carried.encode(), nonce.encode()):
+            return f"identity token does not carry execution {name}'s nonce"
         return None
 
     def proof_seen(self, hello: Hello) -> ProofSeen | None:

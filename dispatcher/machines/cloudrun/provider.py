@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +27,14 @@ from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
-from dispatcher.machines.cloudrun.executions import BODY_DIGEST, SESSION_TRANSPORT, execution_env, to_machine
+from dispatcher.machines.cloudrun.executions import (
+    BODY_DIGEST,
+    EXECUTION_NONCE,
+    OVERRIDE_NAMES,
+    SESSION_TRANSPORT,
+    execution_env,
+    to_machine,
+)
 from dispatcher.machines.cloudrun.identity import DEFAULT_CERTS_URL, CloudRunIdentity
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.gce.auth import GceAuth
@@ -184,6 +192,10 @@ class CloudRunMachines:
 
     # --- the run ---
     def run_body(self, env: Mapping[str, str], seconds: int) -> dict[str, Any]:
+        """The run's overrides; a variable the dispatcher does not set itself is never sent."""
+        if stray := sorted(set(env) - OVERRIDE_NAMES):
+            raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: refusing to set {', '.join(stray)} "
+                                "in a run's env: only the dispatcher's own session variables go there")
         return {"overrides": {
             "containerOverrides": [{"name": self.settings.container,
                                     "env": [{"name": k, "value": v} for k, v in env.items()]}],
@@ -195,10 +207,16 @@ class CloudRunMachines:
         env = bot_environment(spec)
         if spec.channel_token:  # the channel admits its hello with the execution's identity token only
             env[IDENTITY_VARIABLE] = "cloudrun"
+            env[EXECUTION_NONCE] = self.nonce()
         env[BODY_DIGEST] = spec.body_digest
         if spec.transport:
             env[SESSION_TRANSPORT] = spec.transport
         return env
+
+    @staticmethod
+    def nonce() -> str:
+        """A run's own nonce, which its bot's hello carries (cloudrun/identity.py)."""
+        return secrets.token_urlsafe(24)
 
     async def run(self, env: Mapping[str, str], seconds: int, already: Any = None) -> dict[str, Any]:
         """`jobs.run`; the execution it made. `already()` (after an answer that was lost) says whether
@@ -290,12 +308,11 @@ class CloudRunMachines:
         return [await self._machine(raw) for raw in await self.executions()
                 if execution_env(raw).get(SESSION_ID) and not raw.get("completionTime")]
 
-    async def _serves(self, kind: str, subject: str) -> bool:
-        """Whether the execution launched for a credential's session runs (cloudrun/identity.py)."""
-        if kind != "session":
-            return False
-        machine = await self.status(subject)
-        return machine is not None and machine.state.is_active
+    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+        """The execution launched for a credential's session, if it runs (cloudrun/identity.py)."""
+        if kind != "session" or (raw := await self._find(subject)) is None:
+            return None
+        return raw if to_machine(raw).state.is_active else None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -73,11 +73,14 @@ def _referenced(value: object, regs: list[Registration], typ: str, among: set[st
 
 
 def direct_vpc_violations(registrations: Iterable[Registration]) -> list[str]:
-    """Every subnetwork and network a Cloud Run service egresses through survives the destroy."""
+    """Every subnetwork and network a Cloud Run service or job egresses through survives the destroy."""
     regs = list(registrations)
     found = []
-    for service in (r for r in regs if r.type == "gcp:cloudrunv2/service:Service"):
-        interfaces = ((unwrap(service.inputs).get("template") or {}).get("vpcAccess") or {}).get("networkInterfaces")
+    for service in (r for r in regs if r.type in ("gcp:cloudrunv2/service:Service", "gcp:cloudrunv2/job:Job")):
+        template = unwrap(service.inputs).get("template") or {}
+        if service.type.endswith("job:Job"):  # a job's task template is one level down
+            template = template.get("template") or {}
+        interfaces = (template.get("vpcAccess") or {}).get("networkInterfaces")
         needed: list[Registration] = []
         for interface in interfaces or []:
             subnetworks = _referenced(interface.get("subnetwork"), regs, SUBNETWORK, set(service.dependencies))

@@ -4,7 +4,9 @@ and the hello's proof (the bots' service account's token, for a session whose ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
 from collections.abc import AsyncIterator
 
 import httpx
@@ -24,6 +26,11 @@ from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
 
 KEY = "cloudrun-key-0123456789abcdef"
+
+
+def channel_spec() -> LaunchSpec:
+    """A session of a deployment with a bot channel: its bot proves its execution in its hello."""
+    return dataclasses.replace(spec(), channel_token="cred." + secrets.token_hex(8))
 
 
 @pytest.fixture
@@ -149,8 +156,10 @@ def test_settings_refuse_no_auth_against_google_and_name_the_bots_service_accoun
     assert any("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID" in p for p in problems), problems
 
 
-async def bot_token(fake: FakeCloudRunJobs, execution: str) -> str | None:
-    env = {"GCE_METADATA_HOST": fake.metadata_host(execution)}
+async def bot_token(fake: FakeCloudRunJobs, execution: str, nonce_of: str | None = None) -> str | None:
+    """The token the bot of `execution` gets, with the nonce in the env of `nonce_of` (its own by default)."""
+    nonce = fake.env_of(fake.executions[nonce_of or execution])["VOICEFLEET_EXECUTION_NONCE"]
+    env = {"GCE_METADATA_HOST": fake.metadata_host(execution), "VOICEFLEET_EXECUTION_NONCE": nonce}
     return await MachineIdentity("cloudrun", CHANNEL_AUDIENCE, env).token()
 
 
@@ -158,7 +167,7 @@ async def test_a_hello_needs_the_bots_service_account_token_and_its_sessions_exe
     cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
 ) -> None:
     fake = fake_cloud_run_jobs
-    s = spec()
+    s = channel_spec()
     name = (await cloudrun.launch(s)).machine.machine_id
     fake.set_state(name, "started")
     grant = BotGrant("session", s.session_id, 2**31)
@@ -174,7 +183,39 @@ async def test_a_hello_needs_the_bots_service_account_token_and_its_sessions_exe
     assert "service account" in str(await cloudrun.identity.refusal(grant, hello(other)))
     elsewhere = fake.identity_token("wss://elsewhere.example/bots/channel")
     assert "audience" in str(await cloudrun.identity.refusal(grant, hello(elsewhere)))
-    idle = BotGrant("idle", "bot-1", 2**31)  # no reserve here: the job's account alone admits nothing
-    assert "no reserve" in str(await cloudrun.identity.refusal(idle, hello(token)))
+    idle = BotGrant("idle", "bot-1", 2**31)  # no reserve execution of that bot: the job's account alone admits nothing
+    assert "no running execution for reserve bot" in str(await cloudrun.identity.refusal(idle, hello(token)))
     fake.set_state(name, "succeeded")  # the session's execution is over: its credential opens nothing
     assert "no running execution" in str(await cloudrun.identity.refusal(grant, hello(token)))
+
+
+async def test_a_variable_the_dispatcher_does_not_set_itself_is_never_sent_in_a_runs_overrides(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    env = {**cloudrun.session_env(spec()), "PYTHONSTARTUP": "/tmp/x.py"}  # noqa: S108 - never opened
+    with pytest.raises(MachinesError, match="PYTHONSTARTUP") as caught:
+        await cloudrun.run(env, 60)
+    assert caught.value.reason == "cloudrun_rejected" and runs(fake_cloud_run_jobs) == []
+
+
+async def test_a_hello_from_another_execution_with_a_stolen_credential_is_refused(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    """Same job, same service account, Google's token: the bot of B's execution holds A's credential."""
+    fake = fake_cloud_run_jobs
+    a, b = channel_spec(), channel_spec()
+    victim = (await cloudrun.launch(a)).machine.machine_id
+    thief = (await cloudrun.launch(b)).machine.machine_id
+    for name in (victim, thief):
+        fake.set_state(name, "started")
+    stolen = BotGrant("session", a.session_id, 2**31)
+    token = await bot_token(fake, thief)  # the thief's own token: its execution's nonce
+    as_victim = Hello(machine_id=victim, session_id=a.session_id, identity=token)
+    assert "nonce" in str(await cloudrun.identity.refusal(stolen, as_victim))
+    as_itself = Hello(machine_id=thief, session_id=a.session_id, identity=await bot_token(fake, thief))
+    assert "not " + victim in str(await cloudrun.identity.refusal(stolen, as_itself))
+    # The victim's own bot passes: the positive control of the same check.
+    own = Hello(machine_id=victim, session_id=a.session_id, identity=await bot_token(fake, victim))
+    assert await cloudrun.identity.refusal(stolen, own) is None
+    assert fake.env_of(fake.executions[victim])["VOICEFLEET_EXECUTION_NONCE"] != (
+        fake.env_of(fake.executions[thief])["VOICEFLEET_EXECUTION_NONCE"])

@@ -9,6 +9,7 @@ which stops the bot. An execution lost under a running session reads `failed`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,12 +38,24 @@ DEADLINE = 60.0
 
 @pytest.fixture
 def dispatcher(tmp_path: Path, fake_cloud_run_jobs: FakeCloudRunJobs) -> Iterator[DispatcherProcess]:
-    fake = fake_cloud_run_jobs
+    with run_deployment(tmp_path, fake_cloud_run_jobs, RESERVE_MAX_IDLE="0") as running:  # every start cold
+        yield running
+
+
+@pytest.fixture
+def warm_dispatcher(tmp_path: Path, fake_cloud_run_jobs: FakeCloudRunJobs) -> Iterator[DispatcherProcess]:
+    with run_deployment(tmp_path, fake_cloud_run_jobs, RESERVE_MIN_IDLE="1", RESERVE_MAX_IDLE="1",
+                        RESERVE_BUFFER="0", RESERVE_BURST="0") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def run_deployment(tmp_path: Path, fake: FakeCloudRunJobs, **reserve: str) -> Iterator[DispatcherProcess]:
     port = free_port()
     channel_url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
     fake.containers[0]["env"] = [{"name": "BOT_CHANNEL_URL", "value": channel_url}]  # the job's own env
 
-    def launch(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def launch(env: dict[str, str]) -> subprocess.Popen[bytes]:  # the job's task: the bot, its env as given
         log = open(tmp_path / f"{env['CLOUD_RUN_EXECUTION']}.log", "wb")  # noqa: SIM115 - the process keeps it
         return subprocess.Popen([sys.executable, "-m", "tests.replicas.redialling_bot"], cwd=REPO,
                                 env={**os.environ, **env}, stdout=log, stderr=log)
@@ -51,7 +64,7 @@ def dispatcher(tmp_path: Path, fake_cloud_run_jobs: FakeCloudRunJobs) -> Iterato
     env = {"MACHINES": "cloudrun", "DISPATCHER_API_KEYS": KEY, **fake.env, "BOT_IDENTITY_AUDIENCE": channel_url,
            "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
            "TURN_URLS": "turn:127.0.0.1:3478?transport=tcp", "TURN_SHARED_SECRET": "t" * 32,
-           "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "info"}
+           "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "info", **reserve}
     with run_dispatcher(tmp_path, env, port=port) as running:
         yield running
 
@@ -100,3 +113,30 @@ def test_an_execution_lost_mid_session_reads_failed(
     [execution] = fake.of_session(session_id)
     fake.lose(str(execution["name"]).rsplit("/", 1)[-1])  # the task dies under the session: no goodbye
     until("the session failed", lambda: session_status(dispatcher, session_id) == "failed", dispatcher)
+
+
+def test_a_start_claims_the_idle_execution_whose_bot_waits_and_any_look_up_finds_it(
+    warm_dispatcher: DispatcherProcess, fake_cloud_run_jobs: FakeCloudRunJobs, tmp_path: Path
+) -> None:
+    fake, dispatcher = fake_cloud_run_jobs, warm_dispatcher
+
+    def idle_bot_waiting() -> str | None:
+        for name, execution in list(fake.executions.items()):
+            log = tmp_path / f"{name}.log"
+            if fake.env_of(execution).get("VOICEFLEET_IDLE_BOT") and log.exists() and '"idle"' in log.read_text():
+                return name
+        return None
+
+    name = until("a reserve execution's bot waiting on the channel", idle_bot_waiting, dispatcher)
+    session_id = start(dispatcher)
+    # Claimed: no run of its own (a refill may have run the next reserve execution since).
+    assert fake.of_session(session_id) == [] and all(
+        fake.env_of(e).get("VOICEFLEET_IDLE_BOT") for e in list(fake.executions.values()))
+    offer = httpx.post(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"},
+                       headers=AUTH, timeout=DEADLINE)
+    assert offer.status_code == 200, f"{offer.text}\n{dispatcher.log()[-4000:]}"
+    assert offer.json()["bot"] == f"{session_id}/{fake.processes[name].pid}"  # the reserve execution's own bot
+    assert session_status(dispatcher, session_id) == "started"  # the claimed execution, found by its record
+    ended = httpx.delete(f"{dispatcher.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
+    assert ended.status_code in (200, 202, 204), ended.text
+    until("the claimed execution cancelled", lambda: fake.executions[name].get("cancelledCount") == 1, dispatcher)

@@ -140,7 +140,8 @@ def test_bot_secrets_stored_in_plain_text_are_refused(stack: StackRunner) -> Non
 
 @pytest.mark.parametrize(("name", "problem"), [
     ("DAILY_API_KEY", "set by voicefleet itself"), ("BOT_CHANNEL_TOKEN", "set by voicefleet itself"),
-    ("TURN_SHARED_SECRET", "set by voicefleet itself"), ("lower_case", "not an environment variable name"),
+    ("TURN_SHARED_SECRET", "set by voicefleet itself"), ("BOT_TURN_TRANSPORT", "set by voicefleet itself"),
+    ("lower_case", "not an environment variable name"),
 ])
 def test_bot_secret_names_that_would_collide_or_cannot_be_variables_are_refused(
         stack: StackRunner, name: str, problem: str) -> None:

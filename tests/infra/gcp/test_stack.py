@@ -227,3 +227,40 @@ def test_a_cloudrun_bot_runtime_runs_a_bot_job_the_dispatcher_may_run_and_nothin
     outputs = component_outputs(run, "gcp")
     assert outputs["botJob"] == job.inputs["name"] and "botInstanceTemplate" not in outputs
     assert unwrap(outputs["machinesEnvironment"])["CLOUDRUN_JOB"] == job.inputs["name"]
+
+
+def cloudrun_stack(stack: StackRunner) -> Run:
+    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, botRuntime="cloudrun", **CHANNEL["gcp"])
+
+
+def test_switching_bot_runtime_claims_no_account_id_twice(stack: StackRunner) -> None:
+    """Pulumi creates the new runtime's resources before it deletes the old one's: an account id that
+    a resource of the other runtime holds would fail the create (`alreadyExists`)."""
+    def accounts(run: Run) -> dict[str, str]:
+        return {r.inputs["accountId"]: r.urn for r in run.of_type("gcp:serviceaccount/account:Account")}
+
+    gce = accounts(stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["gcp"]))
+    cloudrun = accounts(cloudrun_stack(stack))
+    assert {i: (gce[i], cloudrun[i]) for i in gce.keys() & cloudrun.keys() if gce[i] != cloudrun[i]} == {}
+    assert "vf-gcp-test-botjob" in cloudrun and "vf-gcp-test-bot" in gce
+
+
+def test_cloudrun_bots_leave_through_the_bots_subnetwork_its_firewall_and_a_nat(stack: StackRunner) -> None:
+    run = cloudrun_stack(stack)
+    (job,) = run.of_type("gcp:cloudrunv2/job:Job")
+    access = job.inputs["template"]["template"]["vpcAccess"]
+    (subnetwork,) = run.of_type("gcp:compute/subnetwork:Subnetwork")
+    (interface,) = access["networkInterfaces"]
+    assert access["egress"] == "ALL_TRAFFIC" and interface["tags"] == [BOT_TAG]
+    assert interface["subnetwork"].rsplit("/", 1)[-1] == subnetwork.name  # the bots' own (the mocks' id)
+    (nat,) = run.of_type("gcp:compute/routerNat:RouterNat")
+    assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
+    assert [(s["name"], s["sourceIpRangesToNats"]) for s in nat.inputs["subnetworks"]] == [
+        (interface["subnetwork"], ["ALL_IP_RANGES"])]
+    allowed = [r.inputs["allows"] for r in run.of_type(FIREWALL) if r.inputs.get("targetTags") == [BOT_TAG]
+               and r.inputs.get("direction") == "EGRESS" and r.inputs.get("allows")]
+    assert [{"protocol": "tcp", "ports": ["3478"]}] in allowed  # TURN over TCP: Cloud Run documents no UDP
+    # Cloud Run holds its addresses in the subnetwork for hours after the job is gone: kept at destroy.
+    (network,) = [n for n in run.of_type("gcp:compute/network:Network")
+                  if n.inputs.get("description") == "voicefleet bots"]
+    assert network.retain_on_delete and subnetwork.retain_on_delete

@@ -61,3 +61,17 @@ def test_the_networks_a_destroy_leaves_have_fixed_names_and_the_plan_says_how_to
     assert "gcloud compute networks list --project vf-test --filter='name=(voicefleet-gcp-test-egress)'" in note
     assert "gcloud compute networks subnets delete voicefleet-gcp-test-egress --region europe-west4" in note
     assert destroy.leftover_notes(stack("aws").registrations, "", "") == []
+
+
+def test_a_cloud_run_bot_jobs_network_outlives_the_destroy_under_a_fixed_name(stack: StackRunner) -> None:
+    """The bot job's tasks egress through the bots' subnetwork (Direct VPC), which Cloud Run holds too."""
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, botRuntime="cloudrun", **CHANNEL["gcp"])
+    assert destroy.direct_vpc_violations(run.registrations) == []
+    assert destroy.retained_name_violations(run.registrations) == []
+    (note,) = destroy.leftover_notes(run.registrations, "vf-test", "europe-west4")
+    assert "gcloud compute networks delete voicefleet-gcp-test-bots --project vf-test" in note
+    deleted = [dataclasses.replace(r, retain_on_delete=False) if r.type in (destroy.NETWORK, destroy.SUBNETWORK)
+               else r for r in run.registrations]
+    found = destroy.direct_vpc_violations(deleted)
+    job = run.one("gcp:cloudrunv2/job:Job").name
+    assert len(found) == 2 and all(f": {job}'s Direct VPC egress" in line for line in found), found

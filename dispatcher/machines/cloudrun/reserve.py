@@ -1,0 +1,136 @@
+"""Cloud Run with a warm reserve: idle executions that wait on the channel, claimed in the store.
+
+A reserve execution is a run of the same job with no session values: its env names its bot id
+(`VOICEFLEET_IDLE_BOT`, and `BOT_MACHINE_ID`, the hello's machine id), its own credential and
+execution nonce, and its `timeout` covers the longest idle wait plus a whole session. Its bot dials
+the channel and waits. An execution cannot be re-tagged (a run's env is fixed), so a claim is
+recorded in the coordination store, where every replica's look-up finds it: the bot's claim,
+first wins (`cloudrun-reserve:<bot>`, so it is claimed once), then the session's record
+(`cloudrun-claim:<session>`: the execution, the bot, when, the body's fingerprint and transport)
+and the bot's (`cloudrun-bot:<bot>`, so the count of idle ones leaves it out). `status`, `stop`
+and `list` read a claimed execution's session from them. The reserve's sweep cancels idle
+executions (`retire`); each run, idle or cold, takes a token of the same run rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Machine, MachinesError
+from dispatcher.machines.bot_environment import SESSION_ID
+from dispatcher.machines.cloudrun.executions import EXECUTION_NONCE, IDLE_BOT, execution_env, to_machine
+from dispatcher.machines.cloudrun.provider import MAX_TIMEOUT_SECONDS, CloudRunMachines, CloudRunSettings
+from dispatcher.machines.recent import Recent
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.store.coordination import Coordination
+
+CLAIM, SESSION, BOT = "cloudrun-reserve:", "cloudrun-claim:", "cloudrun-bot:"
+
+
+def _short(raw: Mapping[str, Any]) -> str:
+    return str(raw.get("name", "")).rsplit("/", 1)[-1]
+
+
+class CloudRunWarmMachines(CloudRunMachines):
+    def __init__(self, settings: CloudRunSettings, *, coordination: Coordination, channel_secret: str,
+                 max_idle_seconds: float, max_session_seconds: int) -> None:
+        super().__init__(settings, coordination=coordination)
+        self.bot_image = settings.job_path  # a new image is a new job revision; its idle runs are the job's
+        self.idle_seconds = min(int(max_idle_seconds) + max_session_seconds + settings.grace_seconds,
+                                MAX_TIMEOUT_SECONDS)
+        key = hmac.new(channel_secret.encode(), b"voicefleet cloudrun claims v1", hashlib.sha256).digest()
+        self._records = coordination.session_values(key)
+        self._first = coordination.key_holders
+        self._idle: Recent[str, str] = Recent()  # bot id -> its execution, as this replica ran it
+
+    @property
+    def create_rate(self) -> Rate:
+        return self.settings.run_rate
+
+    # --- the reserve ---
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+        await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
+        env = {IDLE_BOT: bot_id, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image}
+        if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
+            env |= {CHANNEL_TOKEN_VARIABLE: channel_token, IDENTITY_VARIABLE: "cloudrun",
+                    EXECUTION_NONCE: self.nonce()}
+        execution = await self.run(env, self.idle_seconds, already=lambda: self.idle_execution(bot_id))
+        self._idle[bot_id] = _short(execution)
+
+    async def idle_execution(self, bot_id: str) -> dict[str, Any] | None:
+        """The execution run for reserve bot `bot_id`, claimed or not."""
+        if (name := self._idle.get(bot_id)) is not None and (raw := await self._get(name)) is not None:
+            return raw
+        mine = [raw for raw in await self.executions() if execution_env(raw).get(IDLE_BOT) == bot_id]
+        if not mine:
+            return None
+        self._idle[bot_id] = _short(mine[0])
+        return mine[0]
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        raw = await self.idle_execution(bot_id)
+        if raw is None or not to_machine(raw).state.is_active:
+            raise MachinesError("reserve_bot_gone", f"reserve execution of bot {bot_id} is gone")
+        keep = float(self.idle_seconds)
+        if await self._first.first(CLAIM + bot_id, spec.session_id, keep) != spec.session_id:
+            raise MachinesError("reserve_bot_taken", f"reserve bot {bot_id} already serves a session")
+        now = time.time()
+        record = {"execution": _short(raw), "bot": bot_id, "claimed_at": now, "body_digest": spec.body_digest,
+                  "transport": spec.transport}
+        await self._records.put(SESSION + spec.session_id, record, keep)
+        await self._records.put(BOT + bot_id, {"session": spec.session_id, **record}, keep)
+        self._executions[spec.session_id] = _short(raw)
+        machine = await self._machine(raw)
+        return LaunchResult(machine, created=True, claimed=True)
+
+    async def retire(self, bot_id: str) -> None:
+        raw = await self.idle_execution(bot_id)
+        if raw is not None and not raw.get("completionTime"):
+            await self.cancel(_short(raw))
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        idle = [raw for raw in await self.executions()
+                if execution_env(raw).get(IDLE_BOT) and to_machine(raw).state.is_active]
+        claimed = await asyncio.gather(*(self._claim_of(execution_env(raw)[IDLE_BOT]) for raw in idle))
+        return [IdleMachine(execution_env(raw)[IDLE_BOT], to_machine(raw).created_at)
+                for raw, claim in zip(idle, claimed, strict=True) if claim is None]
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        """An execution's exit is not seen here: a bot that never dialled in is only missing."""
+        return None
+
+    # --- a claimed execution's session, from the store ---
+    async def _claim_of(self, bot_id: str) -> dict[str, Any] | None:
+        return await self._records.get(BOT + bot_id)
+
+    async def _find(self, session_id: str) -> dict[str, Any] | None:
+        if self._executions.get(session_id) is None and (claim := await self._records.get(SESSION + session_id)):
+            self._executions[session_id] = str(claim["execution"])
+        return await super()._find(session_id)
+
+    async def _machine(self, raw: Mapping[str, Any]) -> Machine:
+        machine = await super()._machine(raw)
+        bot_id = execution_env(raw).get(IDLE_BOT)
+        if not bot_id or (claim := await self._claim_of(bot_id)) is None:
+            return machine
+        return replace(machine, session_id=str(claim["session"]), body_digest=claim.get("body_digest"),
+                       transport=claim.get("transport") or None, created_at=float(claim["claimed_at"]))
+
+    async def list(self) -> list[Machine]:
+        running = [raw for raw in await self.executions() if not raw.get("completionTime")]
+        machines = await asyncio.gather(*(self._machine(raw) for raw in running
+                                          if execution_env(raw).get(SESSION_ID) or execution_env(raw).get(IDLE_BOT)))
+        return [m for m in machines if m.session_id]
+
+    async def _serves(self, kind: str, subject: str) -> dict[str, Any] | None:
+        if kind != "idle":
+            return await super()._serves(kind, subject)
+        raw = await self.idle_execution(subject)
+        return raw if raw is not None and to_machine(raw).state.is_active else None

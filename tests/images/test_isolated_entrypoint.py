@@ -1,0 +1,81 @@
+"""The bot image's entrypoint, `python -I -u -B -m bot`, run for real with the image's layout.
+
+Isolated (`-I`), Python ignores PYTHONPATH and keeps the working directory (/app, the user's
+bot.py) off sys.path: the host is found through the venv's voicefleet.pth, which the build stages
+write. Here a venv of this machine's interpreter gets that file from the Dockerfile's own RUN (its
+image paths mapped to this test's), plus the dev venv's packages for the project's dependencies
+(the rebuilt closure, tests/images/test_offline_start.py, is the slow twin). Then the entrypoint
+command runs with the runtime stage's ENV: `--check` passes, and with a variable that would run
+code of someone else's the host refuses to start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.images.closure import BOT_DOCKERFILE, Closure, entrypoint_command, runtime_env, runtime_root
+from tests.images.dockerfile import parse_file
+
+VENV_STAGES = ("build", "build-webrtc")  # the stages whose /opt/venv the runtime variants copy
+ROOM_ARGS = ["--transport", "daily", "--room-url", "https://voicefleet.daily.co/isolated-check"]
+
+
+def host_path_runs(stage: str) -> list[str]:
+    return [run.args for run in parse_file(BOT_DOCKERFILE).stage(stage).all("RUN") if "voicefleet.pth" in run.args]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Closure, Path]:
+    """A venv holding what the image's build stage writes into /opt/venv, and the runtime's code."""
+    base = tmp_path_factory.mktemp("isolated-bot")
+    venv, root = base / "venv", base / "root"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True, timeout=60)
+    app = runtime_root(BOT_DOCKERFILE, root)
+    for run in host_path_runs("build"):
+        subprocess.run(["sh", "-ec", run.replace("/opt/venv", str(venv)).replace("/opt/voicefleet",
+                                                                                    str(root / "opt" / "voicefleet"))],
+                       check=True, timeout=60)
+    closure = Closure(venv=venv, argv=[])
+    # The project's dependencies: this machine's dev venv (the image has them in /opt/venv itself).
+    (closure.site_packages / "zz_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return closure, app
+
+
+def run_entrypoint(image: tuple[Closure, Path], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    closure, app = image
+    env = {**runtime_env(BOT_DOCKERFILE, closure, app.parent / "home", root=app.parent), **extra}
+    return subprocess.run([*entrypoint_command(BOT_DOCKERFILE), *args], cwd=app, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_every_venv_the_runtimes_copy_gets_the_hosts_path_file() -> None:
+    assert all(len(host_path_runs(stage)) == 1 for stage in VENV_STAGES)
+    assert "PYTHONPATH" not in parse_file(BOT_DOCKERFILE).final.env()  # the host refuses it when isolated
+
+
+def test_the_isolated_entrypoint_finds_the_host_and_checks_the_projects_bot(image: tuple[Closure, Path]) -> None:
+    command = entrypoint_command(BOT_DOCKERFILE)
+    assert command[:2] == ["python", "-I"]
+    result = run_entrypoint(image, "--check", *ROOM_ARGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"event": "checked"' in result.stdout
+
+
+@pytest.mark.parametrize("variable", ["PYTHONSTARTUP", "BROWSER", "PYTHONPATH", "LD_PRELOAD"])
+def test_the_isolated_host_refuses_to_start_with_a_variable_that_runs_code(
+    image: tuple[Closure, Path], tmp_path: Path, variable: str
+) -> None:
+    value = {"LD_PRELOAD": "", "BROWSER": "sh -c 'touch pwned'"}.get(variable, str(tmp_path))
+    if variable == "LD_PRELOAD":  # a library the loader finds: the refusal is the host's, not the loader's
+        value = next(Path(p) for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6",
+                                       "/usr/lib/libm.so.6") if Path(p).exists()).as_posix()
+    result = run_entrypoint(image, "--check", *ROOM_ARGS, **{variable: value})
+    assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert f"refusing to start: {variable} set" in result.stderr
