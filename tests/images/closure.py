@@ -218,3 +218,18 @@ def entrypoint_command(dockerfile: Path) -> list[str]:
         raise ValueError(f"{dockerfile.name}: the runtime stage has no ENTRYPOINT")
     argv = entrypoint.exec_form()
     return argv[argv.index("--") + 1 :] if "--" in argv else argv
+
+
+def host_path_runs(dockerfile: Path, stage: str) -> list[str]:
+    """The stage's RUNs that put the host's code on the venv's path (a .pth file: the isolated
+    entrypoint ignores PYTHONPATH)."""
+    return [run.args for run in parse_file(dockerfile).stage(stage).all("RUN") if "voicefleet.pth" in run.args]
+
+
+def write_host_path(dockerfile: Path, venv: Path, root: Path, stage: str = "build") -> None:
+    """Replays those RUNs into `venv`, the image's /opt/voicefleet being `root`'s."""
+    for run in host_path_runs(dockerfile, stage):
+        subprocess.run(["sh", "-ec", run.replace("/opt/venv", str(venv)).replace("/opt/voicefleet",
+                                                                                    str(root / "opt" / "voicefleet"))],
+                       check=True, timeout=60)
+

@@ -18,15 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.closure import BOT_DOCKERFILE, Closure, entrypoint_command, runtime_env, runtime_root
+from tests.images.closure import (
+    BOT_DOCKERFILE,
+    Closure,
+    entrypoint_command,
+    host_path_runs,
+    runtime_env,
+    runtime_root,
+    write_host_path,
+)
 from tests.images.dockerfile import parse_file
 
 VENV_STAGES = ("build", "build-webrtc")  # the stages whose /opt/venv the runtime variants copy
 ROOM_ARGS = ["--transport", "daily", "--room-url", "https://voicefleet.daily.co/isolated-check"]
-
-
-def host_path_runs(stage: str) -> list[str]:
-    return [run.args for run in parse_file(BOT_DOCKERFILE).stage(stage).all("RUN") if "voicefleet.pth" in run.args]
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +41,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Closure, Path]:
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
                    check=True, timeout=60)
     app = runtime_root(BOT_DOCKERFILE, root)
-    for run in host_path_runs("build"):
-        subprocess.run(["sh", "-ec", run.replace("/opt/venv", str(venv)).replace("/opt/voicefleet",
-                                                                                    str(root / "opt" / "voicefleet"))],
-                       check=True, timeout=60)
+    write_host_path(BOT_DOCKERFILE, venv, root)
     closure = Closure(venv=venv, argv=[])
     # The project's dependencies: this machine's dev venv (the image has them in /opt/venv itself).
     (closure.site_packages / "zz_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
@@ -55,7 +56,7 @@ def run_entrypoint(image: tuple[Closure, Path], *args: str, **extra: str) -> sub
 
 
 def test_every_venv_the_runtimes_copy_gets_the_hosts_path_file() -> None:
-    assert all(len(host_path_runs(stage)) == 1 for stage in VENV_STAGES)
+    assert all(len(host_path_runs(BOT_DOCKERFILE, stage)) == 1 for stage in VENV_STAGES)
     assert "PYTHONPATH" not in parse_file(BOT_DOCKERFILE).final.env()  # the host refuses it when isolated
 
 

@@ -26,6 +26,7 @@ from tests.images.closure import (
     runtime_root,
     runtime_workdir,
     uv_sync_argv,
+    write_host_path,
 )
 from tests.images.dockerfile import parse_file
 
@@ -67,6 +68,7 @@ needs_netns = pytest.mark.skipif(not _unshare_works(), reason="unshare -n needs 
 def _offline(
     closure: Closure, app: Path, home: Path, argv: list[str], **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
+    write_host_path(BOT_DOCKERFILE, closure.venv, app.parent)  # as the build stage does: `-I` reads no PYTHONPATH
     env = {**runtime_env(BOT_DOCKERFILE, closure, home, root=app.parent), **extra_env}
     return subprocess.run(["unshare", "-n", *argv], cwd=app, env=env, capture_output=True, text=True, timeout=120)
 

@@ -24,7 +24,7 @@ DEFAULT_SERVER_URL = "https://api.modal.com"
 DEFAULT_OIDC_DISCOVERY_URL = "https://oidc.modal.com/.well-known/openid-configuration"
 MAX_TIMEOUT_SECONDS = 24 * 3600  # a Sandbox's `timeout` (modal.com/docs/guide/sandbox)
 # The bot image's own entrypoint (images/bot.Dockerfile): a Sandbox runs the command it is given.
-DEFAULT_BOT_COMMAND = ("python", "-P", "-m", "bot")
+DEFAULT_BOT_COMMAND = ("python", "-I", "-u", "-B", "-m", "bot")  # isolated: PYTHON* variables run nothing
 # Modal publishes no Sandbox create rate; creates are paced client-side so a burst of starts (and the
 # reserve's refills) does not meet RESOURCE_EXHAUSTED all at once. MODAL_CREATE_RATE/_BURST set yours.
 DEFAULT_CREATE_RATE = Rate(per_second=5, burst=10)

@@ -65,6 +65,8 @@ class Harness:
     # The identity token the session's machine's own bot sends in its hello (its machine booted and
     # asked its provider, as bot/identity.py does); None where the provider issues none.
     identity: Callable[[str], Awaitable[str | None]] = lambda sid: _no_identity()
+    # The machine id that bot names in its hello (a Cloud Run bot: its execution's name).
+    machine_id: Callable[[str], str] = lambda sid: "cold-1"
 
     # False where a machine is known only to the dispatcher process that launched it (local).
     replicas_share_machines: bool = True
@@ -235,7 +237,8 @@ def cloudrun_harness(fake: cloud_run_fake.FakeCloudRunJobs) -> Harness:
         name = execution(sid)
         if not fake.executions[name].get("runningCount"):
             fake.set_state(name, "started")  # the task runs: its bot asks its metadata server
-        env = {"GCE_METADATA_HOST": fake.metadata_host(name)}
+        nonce = fake.env_of(fake.executions[name])["VOICEFLEET_EXECUTION_NONCE"]  # its run's own
+        env = {"GCE_METADATA_HOST": fake.metadata_host(name), "VOICEFLEET_EXECUTION_NONCE": nonce}
         return await MachineIdentity("cloudrun", cloud_run_fake.CHANNEL_AUDIENCE, env).token()
 
     return Harness(
@@ -257,6 +260,7 @@ def cloudrun_harness(fake: cloud_run_fake.FakeCloudRunJobs) -> Harness:
         created=lambda sid: len(fake.of_session(sid)),
         live=lambda sid: sum(1 for e in fake.of_session(sid) if not e.get("completionTime")),
         identity=identity,
+        machine_id=execution,
     )
 
 

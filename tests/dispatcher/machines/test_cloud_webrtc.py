@@ -91,7 +91,8 @@ async def test_a_webrtc_session_has_no_room_and_each_peer_its_own_turn_credentia
     [launched] = harness.received(session_id)
     assert (launched["room_url"], launched["token"], launched["ice_config"]) == ("", "", "")  # no secret at launch
     bot_ice = (await take_session_values(deployment.channel_url, launched["channel_token"], session_id,
-                                       identity=await harness.identity(session_id)))["ice_config"]
+                                       identity=await harness.identity(session_id),
+                                       machine_id=harness.machine_id(session_id)))["ice_config"]
     assert bot_ice["iceTransportPolicy"] == "relay"  # the bot needs no reachable address
     [bot] = bot_ice["iceServers"]
     check_credentials(bot, session_id, "bot")
@@ -137,7 +138,8 @@ async def test_a_daily_session_in_the_same_deployment_still_gets_its_room(
     assert answer["dailyRoom"].endswith("vf-" + answer["dailyRoom"].rsplit("vf-", 1)[1])
     [launched] = harness.received("")  # this deployment's only session
     values = await take_session_values(deployment.channel_url, launched["channel_token"], launched["session_id"],
-                                       identity=await harness.identity(launched["session_id"]))
+                                       identity=await harness.identity(launched["session_id"]),
+                                       machine_id=harness.machine_id(launched["session_id"]))
     assert values["room_url"] == answer["dailyRoom"]
     assert "ice_config" not in values  # a Daily bot gets no TURN credentials
     assert len(deployment.fake_daily.rooms) == 1

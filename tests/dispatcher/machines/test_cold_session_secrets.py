@@ -100,7 +100,8 @@ async def test_a_dialin_bots_token_and_call_credential_reach_it_over_its_channel
     assert (launched["room_url"], launched["token"], launched["body"]) == ("", "", "")
 
     values = await take_session_values(deployment.channel_url, launched["channel_token"], session_id,
-                                       identity=await harness.identity(session_id))
+                                       identity=await harness.identity(session_id),
+                                       machine_id=harness.machine_id(session_id))
     assert (values["transport"], values["room_url"]) == ("daily", answer.json()["dailyRoom"])
     token, credential = values["token"], values["body"]["daily_api_key"]
     assert values["body"]["dialin_settings"]["call_id"] == "call-7"
@@ -127,7 +128,8 @@ async def test_a_webrtc_bots_turn_password_and_the_callers_body_reach_it_over_it
     assert int(before + lifetime) <= int(launched["channel_token"].split(".")[3]) <= int(after + lifetime)
 
     values = await take_session_values(deployment.channel_url, launched["channel_token"], session_id,
-                                       identity=await harness.identity(session_id))
+                                       identity=await harness.identity(session_id),
+                                       machine_id=harness.machine_id(session_id))
     assert values["transport"] == "webrtc" and values["body"] == {"caller": CALLER_DATA}
     [server] = values["ice_config"]["iceServers"]
     assert server["username"].endswith(f":{session_id}:bot")  # the bot's own TURN credential
@@ -167,7 +169,8 @@ async def test_another_replica_welcomes_the_bot_and_sends_its_values_which_the_s
 
             async with serving(other) as port:
                 values = await take_session_values(channel_url(port), launched["channel_token"], session_id,
-                                                    identity=await harness.identity(session_id))
+                                                    identity=await harness.identity(session_id),
+                                       machine_id=harness.machine_id(session_id))
                 assert values["body"] == {"caller": CALLER_DATA}
                 [server] = values["ice_config"]["iceServers"]
                 assert server["credential"] not in sealed

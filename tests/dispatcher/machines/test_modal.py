@@ -131,7 +131,7 @@ async def test_the_session_values_are_in_the_sandboxs_secret_never_its_command_o
     finally:
         await machines.aclose()
     [sandbox] = fake_modal.creates
-    assert sandbox.args == ["python", "-P", "-m", "bot"]
+    assert sandbox.args == ["python", "-I", "-u", "-B", "-m", "bot"]
     assert sandbox.env["DAILY_TOKEN"] == "bot.jwt.secret"  # control: it went in the Secret
     assert "bot.jwt.secret" not in " ".join(sandbox.args) + repr(sandbox.tags)
 
