@@ -37,7 +37,8 @@ CONTAINERS = f"{GROUPS}/containers[*]"
 VARIABLES = f"{CONTAINERS}.environmentVariables[*]"
 SUBNETS = f"{GROUPS}/subnetIds[*]"
 _LISTED = "listed by `az provider show` (as collected in github.com/maciejporebski/azure-policy-aliases)"
-_UNLISTED = "UNVERIFIED: the API's property (ACI 2023-05-01), in no alias list found"
+_UNLISTED = ("UNVERIFIED: a property of the API (learn.microsoft.com, @azure/arm-containerinstance "
+             "ContainerGroupProperties and Container), in no alias list found")
 # Every alias the rule names, with where it was checked (tests/support/azure_policy.py maps each onto
 # the request body). An alias ARM does not know fails the first `up` (InvalidPolicyAlias): docs/pulumi.md
 # ("What only a real subscription can verify") lists the unverified ones and the recovery.

@@ -2,17 +2,18 @@
 the session on claim.
 
 A reserve group is PUT like a session's, with no session values: named `<prefix>-idle-<bot id>`,
-tagged `voicefleet-idle=<bot id>`, its secure values the channel's URL, the bot id, the image and
-`BOT_CHANNEL_TOKEN` (the credential issued for this bot id alone, never the deployment's secret)
-beside the deployment's bot keys. Its bot dials the channel and waits; its hello is admitted while
-ARM shows the group (aci/identity.py). A claim is ARM's tags-only update (`PATCH` of the group with
-`{"tags": …}`, which replaces the whole set and leaves the running container alone): the idle tag
-dropped, the session's, its body digest, transport and claim time added. ACI offers no condition on
-that write (no ETag), and needs none: the bot accepts one assignment ever, so only one claim of a
-bot gets this far. The group keeps its name, so a replica that did not claim it finds the session
-by its tag in one list of the resource group's groups (`_find_claimed`), then goes by name. Creates
-and deletes of reserve groups draw on ACI's create budget as a session's do; a group is claimed
-once and deleted after its session, never reused.
+tagged `voicefleet-idle=<bot id>` and with its bot secrets' versions (`voicefleet-secrets`: a
+claim refuses, and the sweep retires, a group of since-rotated keys), its secure values the
+channel's URL, the bot id, the image and `BOT_CHANNEL_TOKEN` (the credential issued for this bot
+id alone, never the deployment's secret) beside the deployment's bot keys. Its bot dials the
+channel and waits; its hello is admitted while ARM shows the group (aci/identity.py). A claim is
+ARM's tags-only update (`PATCH` of the group with `{"tags": …}`, which replaces the whole set and
+leaves the running container alone): the idle tag dropped, the session's, its body digest,
+transport and claim time added. ACI offers no condition on that write (no ETag), and needs none:
+the bot accepts one assignment ever, so only one claim of a bot gets this far. The group keeps its
+name, so a replica that did not claim it finds the session by its tag in one list of the resource
+group's groups (`_find_claimed`), then goes by name. Creates and deletes of reserve groups draw on
+ACI's create budget as a session's do; a group is claimed once and deleted after its session.
 """
 
 from __future__ import annotations
