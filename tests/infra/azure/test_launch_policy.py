@@ -14,7 +14,7 @@ from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.aci.groups import TAG_CLAIMED, TAG_DIGEST, TAG_SESSION, group_body
 from dispatcher.machines.aci.provider import BOT_CHANNEL_URL
 from dispatcher.machines.aci.settings import AciSettings
-from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.base import LaunchSpec, MachinesError
 from dispatcher.machines.bot_environment import TRANSPORT, bot_environment
 from stacks.azure.launch_policy import ALIASES, GROUPS, UNVERIFIED
 from stacks.tools.mocks import Run, unwrap
@@ -178,3 +178,12 @@ def test_the_evaluator_refuses_what_it_cannot_evaluate(full: Run, operator: str)
     changed["if"]["allOf"][0] = {"field": "type", operator: [GROUPS]}
     with pytest.raises(ValueError, match="not in this evaluator's subset"):
         denies(changed, GROUPS, launched(full))
+
+
+def test_the_provider_refuses_to_send_a_variable_the_policy_would_refuse(full: Run) -> None:
+    """LAUNCH_VARIABLES is both sides' list: a variable added to the provider's launches but not to
+    it fails here, in the provider, before Azure would refuse every launch with it."""
+    with pytest.raises(MachinesError, match="PYTHONWARNINGS"):
+        group_body(settings(full), {"PYTHONWARNINGS": "ignore"}, {TAG_SESSION: "s-1"})
+    assert denies(rule(full), GROUPS, group_body(settings(full), {"EXTRA_API_KEY": "k"}, {TAG_SESSION: "s-1"},
+                                                 env_from=["EXTRA_API_KEY"]))  # the stack sets no ACI_BOT_ENV_FROM
