@@ -5,58 +5,107 @@ stolen token alone could run any image, on a public address, outside the bots' n
 Azure Policy assignment on that resource group (effect `Deny`: ARM refuses the request, whoever
 sends it) refuses every container group that
 - runs an image other than this stack's registry's bot repositories pinned by digest
-  (`<login server>/bot@sha256:*`; with TURN also `…/bot-webrtc@sha256:*`). Only the deployer may push
-  there (the identities hold AcrPull), so this admits the images the stack built, any digest of
-  them: an old revision launching the previous build during a rollout is not refused;
-- overrides a container's command, mounts a volume (a `gitRepo` volume fetches code), names its own
-  DNS servers or sends its logs to a Log Analytics workspace (the bots' stdout is the stack's);
-- has a public IP address (`ipAddress.type` Public); or
-- is not in exactly one subnet, the bots' (their egress rules and NAT address).
+  (`<login server>/bot@sha256:*`; with TURN also `…/bot-webrtc@sha256:*`), any digest of them;
+- runs any other code: a command, a probe's command, init containers, an extension, a container
+  group or standby pool profile, a security context, confidential compute, a variable the
+  dispatcher does not send (`LAUNCH_VARIABLES` and the deployment's own bot variables);
+- mounts a volume, names DNS servers or a log workspace, has a public IP address; or, when the
+  request names its containers (a full PUT; the reserve's tags-only PATCH claim names none): is not
+  sku Standard with a user-assigned identity in exactly one subnet, the bots'.
 The dispatcher's own request (dispatcher/machines/aci/groups.py) passes: tests/infra/azure/
-test_launch_policy.py evaluates this rule against the body it builds and against forged ones.
+test_launch_policy.py evaluates this rule against the bodies it builds and against forged ones.
 No built-in definition fits (the virtual-network one audits `networkProfile.id`, ACI's retired way).
 SDK read: pulumi_azure_native/authorization/policy_definition.py (subscription scope, API 2025-01-01),
 policy_assignment.py. Aliases: `az provider show -n Microsoft.ContainerInstance --expand
-resourceTypes/aliases`; those used here are listed in `ALIASES`.
+resourceTypes/aliases`; those used here, with where each was checked, are in `ALIASES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
 
+from dispatcher.machines.aci.groups import LAUNCH_VARIABLES
 from stacks.azure import naming
 
 GROUPS = "Microsoft.ContainerInstance/containerGroups"
 CONTAINERS = f"{GROUPS}/containers[*]"
+VARIABLES = f"{CONTAINERS}.environmentVariables[*]"
 SUBNETS = f"{GROUPS}/subnetIds[*]"
-# Every alias the rule names (tests/support/azure_policy.py maps each onto the request body).
-ALIASES = (CONTAINERS, f"{CONTAINERS}.image", f"{CONTAINERS}.command", f"{GROUPS}/volumes[*]",
-           f"{GROUPS}/ipAddress.type", SUBNETS, f"{SUBNETS}.id", f"{GROUPS}/dnsConfig", f"{GROUPS}/diagnostics")
+_LISTED = "listed by `az provider show` (as collected in github.com/maciejporebski/azure-policy-aliases)"
+_UNLISTED = ("UNVERIFIED: a property of the API (learn.microsoft.com, @azure/arm-containerinstance "
+             "ContainerGroupProperties and Container), in no alias list found")
+# Every alias the rule names, with where it was checked (tests/support/azure_policy.py maps each onto
+# the request body). An alias ARM does not know fails the first `up` (InvalidPolicyAlias): docs/pulumi.md
+# ("What only a real subscription can verify") lists the unverified ones and the recovery.
+ALIASES: dict[str, str] = {
+    CONTAINERS: _LISTED,
+    f"{CONTAINERS}.image": _LISTED,
+    f"{CONTAINERS}.command": _LISTED,
+    f"{CONTAINERS}.livenessProbe": _LISTED,
+    f"{CONTAINERS}.readinessProbe": _LISTED,
+    VARIABLES: _LISTED,
+    f"{VARIABLES}.name": _LISTED,
+    f"{GROUPS}/volumes[*]": _LISTED,
+    f"{GROUPS}/ipAddress.type": _LISTED,
+    f"{GROUPS}/dnsConfig": _LISTED,
+    f"{GROUPS}/diagnostics": _LISTED,
+    "identity.type": "Azure Policy's own field (the policy definition structure's `identity.type`)",
+    SUBNETS: _UNLISTED + " (used in public custom policies)",
+    f"{SUBNETS}.id": _UNLISTED + " (used in public custom policies)",
+    f"{CONTAINERS}.securityContext": _UNLISTED,
+    f"{GROUPS}/initContainers[*]": _UNLISTED,
+    f"{GROUPS}/sku": _UNLISTED,
+    f"{GROUPS}/confidentialComputeProperties": _UNLISTED,
+    f"{GROUPS}/containerGroupProfile": _UNLISTED,
+    f"{GROUPS}/standbyPoolProfile": _UNLISTED,
+    f"{GROUPS}/extensions[*]": _UNLISTED,
+}
+UNVERIFIED = tuple(alias for alias, source in ALIASES.items() if source.startswith("UNVERIFIED"))
 
 
-def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str]) -> dict[str, Any]:
-    """The policy rule: `Deny` a container group matching any of the refusals above."""
+def _any(array: str, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """At least one element of `array` (matching `where`)."""
+    return {"count": {"field": array, **({"where": where} if where else {})}, "greater": 0}
+
+
+def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str],
+                variables: Collection[str] = ()) -> dict[str, Any]:
+    """The policy rule: `Deny` a container group matching any of the refusals above. `variables`: the
+    deployment's own bot variables, admitted beside LAUNCH_VARIABLES."""
     pinned = [{"field": f"{CONTAINERS}.image", "like": f"{login_server}/{repository}@sha256:*"}
               for repository in repositories]
+    exists = {"exists": "true"}
     return {
         "if": {"allOf": [
             {"field": "type", "equals": GROUPS},
             {"anyOf": [
-                {"count": {"field": CONTAINERS, "where": {"not": {"anyOf": pinned}}}, "greater": 0},
-                {"count": {"field": CONTAINERS, "where": {"field": f"{CONTAINERS}.command", "exists": "true"}},
-                 "greater": 0},
-                {"count": {"field": f"{GROUPS}/volumes[*]"}, "greater": 0},
-                {"field": f"{GROUPS}/dnsConfig", "exists": "true"},
-                {"field": f"{GROUPS}/diagnostics", "exists": "true"},
+                # Whatever else the request holds: each of these present is refused.
+                _any(CONTAINERS, {"not": {"anyOf": pinned}}),
+                *(_any(CONTAINERS, {"field": f"{CONTAINERS}.{name}", **exists})
+                  for name in ("command", "livenessProbe", "readinessProbe", "securityContext")),
+                _any(VARIABLES, {"field": f"{VARIABLES}.name", "notIn": sorted({*LAUNCH_VARIABLES, *variables})}),
+                _any(f"{GROUPS}/initContainers[*]"),
+                _any(f"{GROUPS}/volumes[*]"),
+                _any(f"{GROUPS}/extensions[*]"),
+                *({"field": f"{GROUPS}/{name}", **exists} for name in (
+                    "dnsConfig", "diagnostics", "confidentialComputeProperties", "containerGroupProfile",
+                    "standbyPoolProfile")),
                 {"field": f"{GROUPS}/ipAddress.type", "equals": "Public"},
-                {"count": {"field": SUBNETS}, "notEquals": 1},
-                {"count": {"field": SUBNETS, "where": {"field": f"{SUBNETS}.id", "equals": subnet_id}},
-                 "notEquals": 1},
+                # What a whole group must hold, checked when the request names its containers: the
+                # reserve's claim, a tags-only PATCH, names none and passes whether ARM evaluates
+                # its body alone or the group it makes.
+                {"allOf": [_any(CONTAINERS), {"anyOf": [
+                    {"field": f"{GROUPS}/sku", "notEquals": "Standard"},
+                    {"field": "identity.type", "notEquals": "UserAssigned"},
+                    {"count": {"field": SUBNETS}, "notEquals": 1},
+                    {"count": {"field": SUBNETS, "where": {"field": f"{SUBNETS}.id", "equals": subnet_id}},
+                     "notEquals": 1},
+                ]}]},
             ]},
         ]},
         "then": {"effect": "Deny"},
@@ -71,6 +120,7 @@ class LaunchPolicyArgs:
     login_server: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     repositories: tuple[str, ...]  # the bot images' repositories in the registry
+    variables: tuple[str, ...]  # the deployment's own bot variables (ACI_BOT_SETTINGS, ACI_BOT_SECRETS names)
 
 
 class LaunchPolicy(pulumi.ComponentResource):
@@ -80,7 +130,7 @@ class LaunchPolicy(pulumi.ComponentResource):
         super().__init__("voicefleet:azure:LaunchPolicy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         rule = pulumi.Output.all(args.login_server, args.subnet_id).apply(
-            lambda found: launch_rule(str(found[0]), str(found[1]), args.repositories))
+            lambda found: launch_rule(str(found[0]), str(found[1]), args.repositories, args.variables))
         title = f"{args.prefix}: bot container groups only"
         definition = azure.authorization.PolicyDefinition(
             name,
@@ -89,7 +139,8 @@ class LaunchPolicy(pulumi.ComponentResource):
             mode="All",
             display_name=title,
             description="Refuses container groups that do not run this stack's bot images pinned by digest, "
-                        "override a command, mount a volume, set DNS servers or a log workspace, have a public "
+                        "run other code (a command, probe, init container, extension, profile, security context, "
+                        "unknown variable), mount a volume, set DNS servers or a log workspace, have a public "
                         "address or leave the bots' subnet.",
             policy_rule=rule,
             opts=child,

@@ -99,7 +99,8 @@ class AzureStack(pulumi.ComponentResource):
         launch = LaunchPolicy(name, LaunchPolicyArgs(
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group_id=group.id,
             login_server=registry.login_server, subnet_id=network.subnet_ids["bots"],
-            repositories=tuple(role for role in roles if role != "dispatcher")), opts=child)
+            repositories=tuple(role for role in roles if role != "dispatcher"),
+            variables=(*settings.observability.bot_environment(), *bot_secret_names)), opts=child)
         target = AciTarget(
             subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
             stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,

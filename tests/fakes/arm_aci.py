@@ -20,6 +20,8 @@ as its container; its exit is the container's Terminated state with its exit cod
 (429 `SubscriptionRequestsThrottled` with Retry-After; every answer carries
 `x-ms-ratelimit-remaining-subscription-reads|writes`); creates plus deletes past 100 in 5 minutes
 or 300 in an hour are 429 too (ACI's error code for these is undocumented). Lists page by `nextLink`.
+`policy` set (a Deny rule, as stacks/azure/launch_policy.py writes it): every PUT and PATCH body is
+evaluated against it as sent (tests/support/azure_policy.py), 403 `RequestDisallowedByPolicy`.
 A Container App's revisions (`container_apps`: app → each revision's running replicas) are listed
 as the drain reads them (`properties.replicas`).
 """
@@ -52,6 +54,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.server import FakeApi, Handler
+from tests.support.azure_policy import denies
 from tests.support.ports import free_port
 from tests.support.quick_uvicorn import QuickServer
 
@@ -109,6 +112,7 @@ class FakeArmAci(TlsFake):
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.container_apps: dict[str, list[int]] = {}  # the dispatcher's app → its revisions' replicas
+        self.policy: dict[str, Any] | None = None  # a Deny rule every PUT and PATCH body must pass
         self._ids = itertools.count(1)
         self._groups_lock = threading.RLock()  # the groups, between the server's thread and the processes' watchers
 
@@ -204,6 +208,8 @@ class FakeArmAci(TlsFake):
         if not _GROUP.match(name):
             return arm_error(400, "InvalidContainerGroupName", f"The container group name '{name}' is invalid.")
         body = await request.json()
+        if refused := self._disallowed(body):
+            return refused
         containers = body.get("properties", {}).get("containers") or []
         env = [e for c in containers for e in c.get("properties", {}).get("environmentVariables", [])]
         if bad := [e.get("name", "") for e in env if not _ENV.match(e.get("name", ""))]:
@@ -302,12 +308,20 @@ class FakeArmAci(TlsFake):
             return arm_error(404, "ResourceNotFound", f"The Resource '{name}' was not found.")
         return JSONResponse(self._view(name))
 
+    def _disallowed(self, body: Any) -> Response | None:
+        """The policy's refusal of a request body (ARM's answer to a Deny), or None."""
+        if self.policy is None or not denies(self.policy, "Microsoft.ContainerInstance/containerGroups", body):
+            return None
+        return arm_error(403, "RequestDisallowedByPolicy", "Resource was disallowed by policy.")
+
     async def patch(self, request: Request) -> Response:
         """ACI's Update: tags only."""
         name = request.path_params["name"]
         if name not in self.groups:
             return arm_error(404, "ResourceNotFound", f"The Resource '{name}' was not found.")
         body = await request.json()
+        if refused := self._disallowed(body):
+            return refused
         if not isinstance(body, dict) or set(body) - {"tags", "location", "zones"}:
             return arm_error(400, "InvalidRequestContent", "a container group's update takes tags only")
         if not isinstance(body.get("tags", {}), dict):

@@ -1,5 +1,6 @@
 """A small evaluator of Azure Policy rules over a request body: the subset stacks/azure/launch_policy.py
-uses (allOf, anyOf, not; field conditions equals, notEquals, like, exists; count with where; the
+uses (allOf, anyOf, not; field conditions equals, notEquals, like, in, notIn, exists; count with where,
+over an array or a nested one (`a[*].b[*]`: every inner element); the
 comparisons greater, less, equals, notEquals), with Azure's semantics: string comparisons ignore case,
 `like` takes one `*`, a missing field compares as absent, and inside `count.where` an alias under the
 counted array refers to the element being counted.
@@ -27,12 +28,25 @@ PATHS = {
     f"{_GROUPS}subnetIds[*].id": "properties.subnetIds[*].id",
     f"{_GROUPS}dnsConfig": "properties.dnsConfig",
     f"{_GROUPS}diagnostics": "properties.diagnostics",
+    f"{_GROUPS}containers[*].livenessProbe": "properties.containers[*].properties.livenessProbe",
+    f"{_GROUPS}containers[*].readinessProbe": "properties.containers[*].properties.readinessProbe",
+    f"{_GROUPS}containers[*].securityContext": "properties.containers[*].properties.securityContext",
+    f"{_GROUPS}containers[*].environmentVariables[*]": "properties.containers[*].properties.environmentVariables[*]",
+    f"{_GROUPS}containers[*].environmentVariables[*].name":
+        "properties.containers[*].properties.environmentVariables[*].name",
+    f"{_GROUPS}initContainers[*]": "properties.initContainers[*]",
+    f"{_GROUPS}extensions[*]": "properties.extensions[*]",
+    f"{_GROUPS}sku": "properties.sku",
+    f"{_GROUPS}confidentialComputeProperties": "properties.confidentialComputeProperties",
+    f"{_GROUPS}containerGroupProfile": "properties.containerGroupProfile",
+    f"{_GROUPS}standbyPoolProfile": "properties.standbyPoolProfile",
+    "identity.type": "identity.type",
 }
 _MISSING = object()
 
 
 def denies(rule: Mapping[str, Any], resource_type: str, body: Mapping[str, Any]) -> bool:
-    """Whether ARM refuses this PUT under `rule` (its effect must be Deny)."""
+    """Whether ARM refuses this request body (a PUT's, or a PATCH's as sent) under `rule` (a Deny rule)."""
     if rule["then"] != {"effect": "Deny"}:
         raise ValueError(f"not a Deny rule: {rule['then']}")
     return _holds(rule["if"], {"type": resource_type, **body}, {})
@@ -66,17 +80,23 @@ def _resolve(alias: str, resource: Mapping[str, Any], scope: dict[str, Any]) -> 
 
 
 def _elements(alias: str, resource: Mapping[str, Any], scope: dict[str, Any]) -> list[Any]:
+    """The counted elements; over a nested array (`a[*].b[*]`), every inner element of every outer one."""
     path = _path(alias)
-    if not path.endswith("[*]") or path.count("[*]") != 1:
-        raise ValueError(f"count over {alias!r}: one array level only")
-    found = _get(resource, path[:-3])
-    return list(found) if isinstance(found, list) else []
+    if not path.endswith("[*]") or scope:
+        raise ValueError(f"count over {alias!r}: an array, outside another count, is this evaluator's subset")
+    nodes: list[Any] = [resource]
+    for part in path[:-3].split("[*]."):
+        nodes = [e for node in nodes if isinstance(found := _get(node, part), list) for e in found]
+    return nodes
 
 
 def _compare(value: Any, condition: Mapping[str, Any]) -> bool:
     (operator, expected), = ((k, v) for k, v in condition.items() if k not in ("field", "count"))
     if operator == "exists":
         return (value is not _MISSING) == (str(expected).lower() == "true")
+    if operator in ("in", "notIn"):
+        inside = value is not _MISSING and str(value).lower() in {str(e).lower() for e in expected}
+        return inside if operator == "in" else not inside
     if operator in ("greater", "less"):
         return bool(value > expected if operator == "greater" else value < expected)
     if operator in ("equals", "notEquals"):

@@ -11,13 +11,16 @@ default, Always, would restart a bot that ended and rejoin a finished session.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.aci.settings import ENV_NAME, AciSettings
 from dispatcher.machines.base import Machine, MachinesError, MachineState
+from dispatcher.machines.bot_environment import SESSION_VARIABLES
 
 TAG_SESSION = "voicefleet-session"
 TAG_DIGEST = "voicefleet-digest"
@@ -25,8 +28,15 @@ TAG_TRANSPORT = "voicefleet-transport"
 TAG_CREATED = "voicefleet-created"  # epoch seconds of the create (ACI reports no creation time)
 TAG_CLAIMED = "voicefleet-claimed"  # epoch seconds of a reserve group's claim: the session's start
 TAG_IDLE = "voicefleet-idle"  # a reserve group's bot id, until it is claimed
+TAG_PREFIX = "voicefleet-prefix"  # the deployment's ACI_GROUP_PREFIX: another's `<prefix>-idle` is not its own
+TAG_SECRETS = "voicefleet-secrets"  # a reserve group's ACI_BOT_SECRETS versions, digested (secrets_digest)
 IDLE_INFIX = "idle-"
 CONTAINER = "bot"
+# Every variable this provider sets on a group besides the deployment's own (ACI_BOT_SETTINGS,
+# ACI_BOT_SECRETS, ACI_BOT_ENV_FROM): the Azure stack's launch policy admits these names and no
+# others (stacks/azure/launch_policy.py), and group_body refuses any other, so the two cannot drift.
+LAUNCH_VARIABLES: tuple[str, ...] = (*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE,
+                                     IMAGE_VARIABLE, MACHINE_ID_VARIABLE)
 _BOT_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,23}$")
 
 
@@ -36,13 +46,34 @@ def idle_name(settings: AciSettings, bot_id: str) -> str:
     return f"{settings.prefix}-{IDLE_INFIX}{bot_id}"
 
 
+def secrets_digest(settings: AciSettings) -> str:
+    """The bot secrets' versions a group was launched with: their URIs digested (never a value). A
+    rotated secret is a new version, so an idle group of the old keys no longer matches."""
+    pinned = ",".join(f"{name}={uri}" for name, uri in sorted(settings.bot_secrets.items()))
+    return hashlib.sha256(pinned.encode()).hexdigest()[:16]
+
+
+def ours(settings: AciSettings, group: Mapping[str, Any]) -> bool:
+    """Not another deployment's group (whose prefix may extend this one's): a group created before
+    the prefix tag existed has none and counts as this deployment's."""
+    return bool((group.get("tags") or {}).get(TAG_PREFIX, settings.prefix) == settings.prefix)
+
+
+def launch_variables(settings: AciSettings, env_from: Iterable[str] = ()) -> frozenset[str]:
+    """The names a group of this deployment may carry: LAUNCH_VARIABLES and the deployment's own."""
+    return frozenset((*LAUNCH_VARIABLES, *settings.bot_settings, *settings.bot_secrets, *env_from))
+
+
 def group_body(settings: AciSettings, env: Mapping[str, str], tags: Mapping[str, str], *,
-               image: str | None = None) -> dict[str, Any]:
+               image: str | None = None, env_from: Iterable[str] = ()) -> dict[str, Any]:
     """`env` goes in as secure values; the deployment's plain bot settings (ACI_BOT_SETTINGS) as
-    plain ones, unless `env` sets the same name."""
+    plain ones, unless `env` sets the same name. `env_from`: the ACI_BOT_ENV_FROM names `env` may hold."""
     bad = [name for name in env if not ENV_NAME.match(name)]
     if bad:
         raise MachinesError("aci_rejected", f"environment names ACI refuses: {', '.join(sorted(bad))}")
+    unknown = set(env) - launch_variables(settings, env_from)
+    if unknown:  # a new variable must join LAUNCH_VARIABLES, or the stack's launch policy refuses the group
+        raise MachinesError("aci_rejected", f"variables outside LAUNCH_VARIABLES: {', '.join(sorted(unknown))}")
     plain = [{"name": name, "value": value} for name, value in settings.bot_settings.items() if name not in env]
     container = {"name": CONTAINER, "properties": {
         "image": image or settings.bot_image,
@@ -51,7 +82,8 @@ def group_body(settings: AciSettings, env: Mapping[str, str], tags: Mapping[str,
     }}
     properties: dict[str, Any] = {"osType": "Linux", "restartPolicy": "Never", "sku": "Standard",
                                   "containers": [container]}
-    body: dict[str, Any] = {"location": settings.location, "tags": {**tags, TAG_CREATED: str(int(time.time()))},
+    body: dict[str, Any] = {"location": settings.location, "tags": {**tags, TAG_PREFIX: settings.prefix,
+                                                                   TAG_CREATED: str(int(time.time()))},
                             "properties": properties}
     if settings.registry_identity:  # pulled with a user-assigned identity holding AcrPull: no registry password
         properties["imageRegistryCredentials"] = [{"server": settings.registry_server,

@@ -23,7 +23,16 @@ from typing import Any, Self
 from botchannel.contract import IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.aci.auth import ArmToken, ArmTokens
-from dispatcher.machines.aci.groups import IDLE_INFIX, TAG_DIGEST, TAG_SESSION, TAG_TRANSPORT, group_body, to_machine
+from dispatcher.machines.aci.groups import (
+    IDLE_INFIX,
+    TAG_CLAIMED,
+    TAG_DIGEST,
+    TAG_SESSION,
+    TAG_TRANSPORT,
+    group_body,
+    ours,
+    to_machine,
+)
 from dispatcher.machines.aci.identity import AciGroupIdentity
 from dispatcher.machines.aci.settings import API_VERSION, AciSettings
 from dispatcher.machines.aci.vault import KEY_VAULT_RESOURCE, BotSecrets
@@ -122,7 +131,7 @@ class AciMachines:
 
     async def _create(self, name: str, env: Mapping[str, str], tags: Mapping[str, str],
                       image: str | None = None) -> HttpResponse:
-        body = group_body(self.settings, env, tags, image=image)
+        body = group_body(self.settings, env, tags, image=image, env_from=self._bot_env)
         # If-None-Match: ARM's create-only condition. Whether ACI honours it is not documented, so
         # the read before it is what keeps a running group from being replaced.
         return await self._request("PUT", f"/{name}", json=body, headers={"If-None-Match": "*"})
@@ -216,10 +225,17 @@ class AciMachines:
         return groups
 
     async def list(self) -> list[Machine]:
-        # A session's group is named for it, or (a claimed reserve group) for its bot.
-        pattern = re.compile(rf"^{re.escape(self.settings.prefix)}-([0-9a-f]{{24}}|{IDLE_INFIX}[a-z0-9-]+)$")
-        return [to_machine(g) for g in await self._pages()
-                if pattern.match(str(g.get("name", ""))) and TAG_SESSION in (g.get("tags") or {})]
+        # A session's group is named for it, or (a claimed reserve group, tagged with its claim) for
+        # its bot; a deployment whose prefix is this one's `-idle` tags its groups with its own.
+        session = re.compile(rf"^{re.escape(self.settings.prefix)}-[0-9a-f]{{24}}$")
+        claimed = re.compile(rf"^{re.escape(self.settings.prefix)}-{IDLE_INFIX}[a-z0-9-]+$")
+        return [to_machine(g) for g in await self._pages() if self._listed(g, session, claimed)]
+
+    def _listed(self, group: Mapping[str, Any], session: re.Pattern[str], claimed: re.Pattern[str]) -> bool:
+        name, tags = str(group.get("name", "")), group.get("tags") or {}
+        if TAG_SESSION not in tags or not ours(self.settings, group):
+            return False
+        return bool(session.match(name) or (claimed.match(name) and TAG_CLAIMED in tags))
 
     async def aclose(self) -> None:
         await self._client.aclose()

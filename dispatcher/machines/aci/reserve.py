@@ -2,17 +2,18 @@
 the session on claim.
 
 A reserve group is PUT like a session's, with no session values: named `<prefix>-idle-<bot id>`,
-tagged `voicefleet-idle=<bot id>`, its secure values the channel's URL, the bot id, the image and
-`BOT_CHANNEL_TOKEN` (the credential issued for this bot id alone, never the deployment's secret)
-beside the deployment's bot keys. Its bot dials the channel and waits; its hello is admitted while
-ARM shows the group (aci/identity.py). A claim is ARM's tags-only update (`PATCH` of the group with
-`{"tags": …}`, which replaces the whole set and leaves the running container alone): the idle tag
-dropped, the session's, its body digest, transport and claim time added. ACI offers no condition on
-that write (no ETag), and needs none: the bot accepts one assignment ever, so only one claim of a
-bot gets this far. The group keeps its name, so a replica that did not claim it finds the session
-by its tag in one list of the resource group's groups (`_find_claimed`), then goes by name. Creates
-and deletes of reserve groups draw on ACI's create budget as a session's do; a group is claimed
-once and deleted after its session, never reused.
+tagged `voicefleet-idle=<bot id>` and with its bot secrets' versions (`voicefleet-secrets`: a
+claim refuses, and the sweep retires, a group of since-rotated keys), its secure values the
+channel's URL, the bot id, the image and `BOT_CHANNEL_TOKEN` (the credential issued for this bot
+id alone, never the deployment's secret) beside the deployment's bot keys. Its bot dials the
+channel and waits; its hello is admitted while ARM shows the group (aci/identity.py). A claim is
+ARM's tags-only update (`PATCH` of the group with `{"tags": …}`, which replaces the whole set and
+leaves the running container alone): the idle tag dropped, the session's, its body digest,
+transport and claim time added. ACI offers no condition on that write (no ETag), and needs none:
+the bot accepts one assignment ever, so only one claim of a bot gets this far. The group keeps its
+name, so a replica that did not claim it finds the session by its tag in one list of the resource
+group's groups (`_find_claimed`), then goes by name. Creates and deletes of reserve groups draw on
+ACI's create budget as a session's do; a group is claimed once and deleted after its session.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from dispatcher.machines.aci.groups import (
     TAG_CLAIMED,
     TAG_DIGEST,
     TAG_IDLE,
+    TAG_SECRETS,
     TAG_SESSION,
     TAG_TRANSPORT,
     idle_name,
+    ours,
+    secrets_digest,
     to_machine,
 )
 from dispatcher.machines.aci.provider import AciMachines
@@ -58,7 +62,8 @@ class AciWarmMachines(AciMachines):
             values[CHANNEL_TOKEN_VARIABLE] = channel_token
         secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
         env = {**secrets, **self.launch_env(values, self.bot_image)}
-        response = await self._create(name, env, {TAG_IDLE: bot_id}, self.bot_image)
+        tags = {TAG_IDLE: bot_id, TAG_SECRETS: secrets_digest(self.settings)}
+        response = await self._create(name, env, tags, self.bot_image)
         if response.status_code not in (200, 201):
             raise self._failed(response, f"create reserve container group {name}")
 
@@ -70,6 +75,8 @@ class AciWarmMachines(AciMachines):
         current = dict(group.get("tags") or {})
         if TAG_SESSION in current or current.get(TAG_IDLE) != bot_id:
             raise MachinesError("reserve_bot_taken", f"reserve container group {name} already serves a session")
+        if current.get(TAG_SECRETS) != secrets_digest(self.settings):
+            raise MachinesError("reserve_bot_stale", f"reserve container group {name} holds rotated-out bot secrets")
         tags = {k: v for k, v in current.items() if k != TAG_IDLE} | {
             TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
             TAG_CLAIMED: str(int(time.time())),  # the session's start, for the reaper
@@ -93,18 +100,25 @@ class AciWarmMachines(AciMachines):
         idle: list[IdleMachine] = []
         for group in await self._pages():
             tags = group.get("tags") or {}
-            if not str(group.get("name", "")).startswith(prefix) or TAG_SESSION in tags or TAG_IDLE not in tags:
+            if (not str(group.get("name", "")).startswith(prefix) or not ours(self.settings, group)
+                    or TAG_SESSION in tags or TAG_IDLE not in tags):
                 continue
             machine = to_machine(group)
             if not machine.state.is_active and machine.detail:
                 self._exits[tags[TAG_IDLE]] = machine.detail
-            idle.append(IdleMachine(tags[TAG_IDLE], machine.created_at))
+            # Launched with since-rotated bot secrets: listed as created at the epoch, so the sweep
+            # retires it at once (as a bot of an old image is), and adopt() refuses it meanwhile.
+            stale = tags.get(TAG_SECRETS) != secrets_digest(self.settings)
+            idle.append(IdleMachine(tags[TAG_IDLE], 0.0 if stale else machine.created_at))
         return idle
 
     async def _find_claimed(self, session_id: str) -> dict[str, Any] | None:
-        """The reserve group tagged with the session (one list of the groups), or None."""
+        """This deployment's claimed reserve group tagged with the session (one list), or None."""
+        prefix = f"{self.settings.prefix}-idle-"
         for group in await self._pages():
-            if (group.get("tags") or {}).get(TAG_SESSION) == session_id:
+            tags = group.get("tags") or {}
+            if (tags.get(TAG_SESSION) == session_id and TAG_CLAIMED in tags and ours(self.settings, group)
+                    and str(group.get("name", "")).startswith(prefix)):
                 self._claimed[session_id] = str(group["name"])
                 return group
         return None

