@@ -3,7 +3,8 @@
 The replica holding the planning lease runs it once a tick. Tiers, fastest first: hot (running
 idle bots), frozen (where the provider suspends a machine), cold (a new machine). The ready target
 is the Poisson base stock over the cold-start lead plus a burst's surge stock, never below the
-static policy's floor, less what busier neighbouring regions may lend (neighbours.py); the hot
+static policy's floor, less what busier neighbouring regions may lend (neighbours.py), plus what
+it holds for a busier neighbour that is short (neighbours.py `lend`); the hot
 target covers a freeze's round trip. How each size and each retirement rule is derived, with the
 simulator's numbers: docs/reserve.md ("The fleet planner").
 
@@ -96,6 +97,7 @@ class FleetPlan:
     ready_target: int = 0
     hot_target: int = 0
     covered: int = 0  # of the target, the bots left to the neighbours (dispatcher/reserve/neighbours.py)
+    lent: int = 0  # of the target, the bots held for short neighbours (neighbours.py `lend`)
 
 
 def _older_than(since: Sequence[float], horizon: float) -> int:
@@ -116,6 +118,7 @@ def plan_fleet(
     spare_launches: int,
     utc_minute: int,
     lean: Lean = NO_LEAN,
+    lend: int = 0,
 ) -> FleetPlan:
     """This tick's actions (see the module docstring); `spare_launches` is `LaunchTokens.spare`."""
     if not settings.enabled:
@@ -137,6 +140,7 @@ def plan_fleet(
     keep = max([min(1, settings.min_idle), *(w.min_idle for w in settings.schedule if w.contains(utc_minute))])
     ready_target = covered_target(own, lean, rate=demand.rate, keep=keep)
     covered = own - ready_target
+    ready_target += lend
     if tiers.frozen:
         # A bot is worth freezing only if it would stay unclaimed while it is suspended and resumed.
         in_a_round_trip = demand.rate * (tiers.suspend_seconds + resume_seconds + PLAN_EVERY_SECONDS)
@@ -177,4 +181,5 @@ def plan_fleet(
         retire_frozen = min(surplus_frozen, frozen_long, fresh_frozen - resume)
     return FleetPlan(launch=launch, retire_hot=stale_hot + retire_surplus, freeze=freeze,
                      retire_frozen=stale_frozen + max(0, retire_frozen), resume=resume,
-                     ready_target=ready_target, hot_target=hot_target, covered=covered)
+                     ready_target=ready_target, hot_target=hot_target, covered=covered,
+                     lent=min(lend, ready_target))
