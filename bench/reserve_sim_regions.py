@@ -122,7 +122,7 @@ class World:
             assert isinstance(there.sizer, FleetSizer)
             seen.append(Neighbour(there.name, True, self.round_trip(here, there), len(there.hot),
                                   demand.rate if demand is not None else 0.0, there.sizer.lead_seconds,
-                                  there.reserve_warming, there.tiers.create_per_second))
+                                  there.reserve_warming))
         return seen
 
 

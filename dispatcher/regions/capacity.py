@@ -19,6 +19,5 @@ def neighbours_of(peers: Peers) -> list[Neighbour]:
                       idle=peer.capacity.idle if peer.capacity is not None else 0,
                       rate=peer.capacity.demand_per_minute / 60 if peer.capacity is not None else 0.0,
                       refill_seconds=peer.capacity.refill_seconds if peer.capacity is not None else math.inf,
-                      warming=peer.capacity.warming if peer.capacity is not None else 0,
-                      create_per_second=peer.capacity.create_per_second if peer.capacity is not None else math.inf)
+                      warming=peer.capacity.warming if peer.capacity is not None else 0)
             for peer in peers.by_name.values()]

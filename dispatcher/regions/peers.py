@@ -51,15 +51,13 @@ class Capacity:
     demand_per_minute: float = 0.0  # the starts its planner expects now
     refill_seconds: float = math.inf  # the lead its planner sizes over: how soon a bot it lends is replaced
     warming: int = 0  # its reserve bots booting
-    create_per_second: float = math.inf  # machines its provider creates a second, sustained
 
     def to_json(self) -> dict[str, Any]:
         return {"warm": dict(self.warm), "idle": self.idle, "room": self.room,
                 "cold_start_seconds": None if math.isinf(self.cold_start_seconds) else self.cold_start_seconds,
                 "demand_per_minute": round(self.demand_per_minute, 3),
                 "refill_seconds": None if math.isinf(self.refill_seconds) else round(self.refill_seconds, 3),
-                "warming": self.warming,
-                "create_per_second": None if math.isinf(self.create_per_second) else round(self.create_per_second, 3)}
+                "warming": self.warming}
 
     @classmethod
     def from_json(cls, data: Any) -> Capacity:
@@ -70,10 +68,6 @@ class Capacity:
         demand = float(data.get("demand_per_minute", 0.0))
         refill = data.get("refill_seconds")
         refill = math.inf if refill is None else float(refill)
-        creates = data.get("create_per_second")
-        creates = math.inf if creates is None else float(creates)
-        if math.isnan(creates) or creates < 0:
-            raise ValueError("create_per_second is not a number")
         if not (math.isfinite(demand) and refill >= 0 and not math.isnan(refill)):
             raise ValueError("demand_per_minute or refill_seconds is not a number")
         return cls(
@@ -84,7 +78,6 @@ class Capacity:
             demand_per_minute=max(0.0, demand),
             refill_seconds=refill,
             warming=max(0, int(data.get("warming", 0))),
-            create_per_second=creates,
         )
 
 

@@ -11,9 +11,9 @@ RESERVE_MIN_IDLE asks for any, and every RESERVE_SCHEDULE window open now.
 
 Flaps do not thrash: a loss of cover counts at once (the target rises in the next tick), a gain
 only after it has held for `SETTLE_SECONDS` (the most seen meanwhile). The other way round, a
-busier neighbour in the budget whose starts outrun its provider's creates, and that is short (its
-idle and booting bots below its own need), gets bots held for it (`lend`): what its creates cannot
-bring over its refill, shared by the regions quieter than it. The rule and its cost:
+busier neighbour in the budget that is short (its idle and booting bots below its own need: a
+burst its creates cannot keep up with) gets bots held for it (`lend`, with
+REGION_HOLD_FOR_NEIGHBOURS): its shortfall, shared by the regions quieter than it. The rule and its cost:
 docs/regions.md ("Capacity that follows the sun").
 """
 
@@ -39,7 +39,6 @@ class Neighbour:
     rate: float  # its expected starts per second
     refill_seconds: float  # the lead its planner sizes over: how soon a bot it lends is replaced
     warming: int = 0  # its reserve bots booting: idle within its refill
-    create_per_second: float = math.inf  # its provider's sustained creates (unknown: as many as it needs)
 
     @property
     def supply(self) -> int:
@@ -90,12 +89,12 @@ def lean(here: str, rate: float, neighbours: Sequence[Neighbour], *, budget_seco
 def lend(here: str, rate: float, neighbours: Sequence[Neighbour], *, budget_seconds: float, level: float) -> int:
     """Bots `here` (starts/s `rate`) holds for busier neighbours in the budget that are short.
 
-    A short neighbour's starts find no bot at home and spill to the nearest region with one. Only
-    what its creates cannot bring is held for it: its starts beyond its creates over its refill,
-    at most its shortfall (its own need less its idle and booting bots); a shortfall its creates
-    will fill (a burst's first lead time, a low RESERVE_MAX_IDLE) gets nothing, as bots launched
-    here would land no sooner than its own. Each region quieter than it holds an equal share: one
-    beyond the budget leaves its share uncovered rather than serve a session farther away."""
+    A short neighbour's starts find no bot at home and spill to the nearest region with one: its
+    shortfall (its own need less its idle and booting bots) is held for it. Held while it lasts,
+    not only while its starts outrun its creates: a burst's first lead time leaves it a backlog
+    its own launches land too late for (the simulator's figures, docs/regions.md). Each region
+    quieter than it holds an equal share: one beyond the budget leaves its share uncovered rather
+    than serve a session farther away than the budget allows."""
     mine = (rate, here)
     held = 0
     for short in neighbours:
@@ -103,8 +102,7 @@ def lend(here: str, rate: float, neighbours: Sequence[Neighbour], *, budget_seco
         near = short.round_trip_seconds is not None and short.round_trip_seconds <= budget_seconds
         if not (short.reachable and near and rank > mine and math.isfinite(short.refill_seconds)):
             continue
-        beyond = max(0.0, short.rate - short.create_per_second) * short.refill_seconds
-        lacking = min(own_need(short, level) - short.supply, math.ceil(beyond))
+        lacking = own_need(short, level) - short.supply
         if lacking > 0:
             quieter = 1 + sum(1 for o in neighbours if o is not short and (o.rate, o.name) < rank)
             held += math.ceil(lacking / quieter)

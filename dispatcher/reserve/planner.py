@@ -41,6 +41,7 @@ class PlannerSettings:
     surge_seconds: float = 0.0  # RESERVE_SURGE_SECONDS: how long a burst the stock carries; 0 = none
     surge_horizon_seconds: float = 3600.0  # the base rate is the forecast's busiest of this far ahead
     spill_budget_seconds: float = 0.1  # REGION_SPILL_BUDGET_MS: the round trip a neighbour may cover within
+    hold_for_neighbours: bool = False  # REGION_HOLD_FOR_NEIGHBOURS: hold a short busier neighbour's shortfall
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlannerSettings:
@@ -50,6 +51,9 @@ class PlannerSettings:
         raw_forecast = env.get("RESERVE_FORECAST", "1").strip().lower()
         if raw_forecast not in ("1", "0", "on", "off", "true", "false", ""):
             raise SettingsError(f"RESERVE_FORECAST={raw_forecast!r} must be 1 or 0")
+        raw_hold = env.get("REGION_HOLD_FOR_NEIGHBOURS", "0").strip().lower()
+        if raw_hold not in ("1", "0", "on", "off", "true", "false", ""):
+            raise SettingsError(f"REGION_HOLD_FOR_NEIGHBOURS={raw_hold!r} must be 1 or 0")
         return cls(
             service_level=level,
             forecast=raw_forecast in ("1", "on", "true", ""),
@@ -62,6 +66,7 @@ class PlannerSettings:
             surge_factor=float_setting(env, "RESERVE_SURGE_FACTOR", cls.surge_factor, minimum=1.0),
             surge_seconds=float_setting(env, "RESERVE_SURGE_SECONDS", cls.surge_seconds),
             spill_budget_seconds=float_setting(env, "REGION_SPILL_BUDGET_MS", cls.spill_budget_seconds * 1000) / 1000,
+            hold_for_neighbours=raw_hold in ("1", "on", "true"),
         )
 
 

@@ -161,14 +161,14 @@ class Reserve:
         this replica's), its expected starts and the lead it plans over."""
         image = self._machines.bot_image
         sizer = self.planning.sizer
-        rate, refill, creates = sizer.demand(self._wall()).rate, sizer.lead_seconds, sizer.tiers.create_per_second
+        rate, refill = sizer.demand(self._wall()).rate, sizer.lead_seconds
         try:
             views = await self._coordination.pool.views()
         except StoreUnavailable:
-            return RegionFigures(len(self._channels.idle()), len(self._warming), rate, refill, creates)
+            return RegionFigures(len(self._channels.idle()), len(self._warming), rate, refill)
         idle = sum(1 for v in views for b in v.bots if b.state == "idle" and b.image == image)
         warming = len(warming_ids(views))
-        return RegionFigures(idle, warming, rate, refill, creates)
+        return RegionFigures(idle, warming, rate, refill)
 
     async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
         """A warm claim if an idle bot is there (here or at another replica), else the provider's
@@ -467,7 +467,6 @@ class RegionFigures:
     warming: int  # reserve bots booting
     rate: float  # expected starts per second
     refill_seconds: float  # the lead the planner sizes over: how soon a bot lent is replaced
-    create_per_second: float = math.inf  # the provider's sustained creates, as the planner is told them
 
 
 class NoWarmBot(Exception):

@@ -89,7 +89,7 @@ class FleetSizer:
                     level=self.planner.service_level)
         loan = self.cover.update(now, seen)
         held = lend(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
-                    level=self.planner.service_level)
+                    level=self.planner.service_level) if self.planner.hold_for_neighbours else 0
         return plan_fleet(
             fleet,
             demand=demand,

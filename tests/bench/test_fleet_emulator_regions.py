@@ -47,11 +47,12 @@ def test_a_start_refused_for_a_slow_cold_start_starts_again_cold_at_home() -> No
 
 def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted_as_spilled(tmp_path: Path) -> None:
     now = time.time()
-    starts: dict[str, list[dict[str, object]]] = {"eu": [{"sent": now, "status": 201, "session_id": "a", "region": "eu"},
-                     {"sent": now, "status": 201, "session_id": "b", "region": "us"},
-                     {"sent": now, "status": 503, "session_id": None, "region": None}],
-              "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us"}],
-              "ap": [{"sent": now, "status": 201, "session_id": "d", "region": "ap"}]}
+    starts: dict[str, list[dict[str, object]]] = {
+        "eu": [{"sent": now, "status": 201, "session_id": "a", "region": "eu"},
+               {"sent": now, "status": 201, "session_id": "b", "region": "us"},
+               {"sent": now, "status": 503, "session_id": None, "region": None}],
+        "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us"}],
+        "ap": [{"sent": now, "status": 201, "session_id": "d", "region": "ap"}]}
     ready: dict[str, list[dict[str, object]]] = {"eu": [{"session_id": "a", "ready": now + 0.1, "cold": False}],
              "us": [{"session_id": "b", "ready": now + 0.2, "cold": False},
                     {"session_id": "c", "ready": now + 3.0, "cold": True}],

@@ -60,7 +60,8 @@ def test_regions_hold_bots_for_a_neighbour_whose_starts_outrun_its_creates() -> 
     settings = ReserveSettings(min_idle=1, buffer=0.0, max_idle=400, cold_start_seconds=40.0)
 
     def warm(mode: str) -> int:
-        w = World(mode, tight, settings, PlannerSettings(spill_budget_seconds=0.2), 30.0, seed=3, seconds=2 * HOUR,
+        w = World(mode, tight, settings, PlannerSettings(spill_budget_seconds=0.2, hold_for_neighbours=True), 30.0,
+                  seed=3, seconds=2 * HOUR,
                   history_days=2, max_sessions=None)
         return sum(r.warm for r in w.run())
 

@@ -42,8 +42,7 @@ async def capacity(state: AppState) -> Capacity:
                else await state.reserve.region_figures())
     return Capacity(warm=warm, idle=figures.idle, room=state.sessions.room(),
                     cold_start_seconds=state.sessions.ready.before_launch(), demand_per_minute=figures.rate * 60,
-                    refill_seconds=figures.refill_seconds, warming=figures.warming,
-                    create_per_second=figures.create_per_second)
+                    refill_seconds=figures.refill_seconds, warming=figures.warming)
 
 
 def signed_answer(request: Request, state: AppState, data: object) -> Response:

@@ -126,7 +126,7 @@ def test_the_sizer_lowers_its_target_while_the_neighbour_lends_and_recovers_when
     assert held == alone
 
 
-SHORT = {"rate": 27.0, "idle": 0, "warming": 800, "create_per_second": 20.0}
+SHORT = {"rate": 27.0, "idle": 0, "warming": 800}
 
 
 def held_for(*neighbours: Neighbour, here: str = "eu", rate: float = 0.2) -> int:
@@ -135,12 +135,11 @@ def held_for(*neighbours: Neighbour, here: str = "eu", rate: float = 0.2) -> int
 
 def test_a_quiet_region_holds_a_short_busier_neighbours_shortfall() -> None:
     # A burst: us expects 27 starts/s over its 40 s refill, and its creates (20 a second) keep only
-    # 800 booting: the 7 a second beyond them spill, so eu holds those on top of its own stock.
+    # 800 booting: what it lacks spills, so eu holds it on top of its own stock.
     burst = us(**SHORT)
-    lacking = math.ceil((27.0 - 20.0) * 40.0)
-    assert own_need(burst, LEVEL) - 800 > lacking == 280
+    lacking = own_need(burst, LEVEL) - 800
+    assert lacking > (27.0 - 20.0) * 40.0  # more than its starts beyond its creates: its safety stock too
     assert held_for(burst) == lacking
-    assert held_for(us(**{**SHORT, "warming": 1000})) == own_need(burst, LEVEL) - 1000  # at most its shortfall
     demand = Demand(9.0, 0.2, 0.2)
 
     def plan(lent: int) -> int:
@@ -151,12 +150,8 @@ def test_a_quiet_region_holds_a_short_busier_neighbours_shortfall() -> None:
     assert plan(held_for(burst)) == min(SETTINGS.max_idle, target(Lean()) + lacking)
 
 
-def test_nothing_held_for_a_neighbour_not_short_keeping_up_out_of_budget_unreachable_or_quieter() -> None:
+def test_nothing_held_for_a_neighbour_that_is_not_short_out_of_budget_unreachable_or_quieter() -> None:
     assert held_for(us()) == 0  # 150 idle: more than its own need
-    # Short, but its creates keep up (a burst's first lead time, a low RESERVE_MAX_IDLE): bots
-    # launched here would land no sooner than its own.
-    assert held_for(us(**{**SHORT, "create_per_second": 30.0})) == 0
-    assert held_for(us(**{**SHORT, "create_per_second": math.inf})) == 0  # a region that does not say
     short = SHORT
     for neighbour in (us(**short, round_trip_seconds=0.150), us(**short, reachable=False),
                       us(**short, round_trip_seconds=None), us(**short, refill_seconds=math.inf)):
@@ -167,20 +162,22 @@ def test_nothing_held_for_a_neighbour_not_short_keeping_up_out_of_budget_unreach
 def test_a_shortfall_is_shared_by_every_region_quieter_than_the_short_one() -> None:
     burst = us(**SHORT)
     ap = Neighbour("ap", True, 0.120, 50, 2.0, 40.0)
-    lacking = 280
+    lacking = own_need(burst, LEVEL) - 800
     assert held_for(burst, ap) == math.ceil(lacking / 2)
     assert held_for(burst, ap, here="eu", rate=3.0) == math.ceil(lacking / 2)
 
 
 def test_the_sizer_holds_for_a_short_neighbour_at_once_and_lets_go_when_it_is_not() -> None:
-    planner = PlannerSettings(forecast=False)
+    planner = PlannerSettings.from_env({"RESERVE_FORECAST": "0", "REGION_HOLD_FOR_NEIGHBOURS": "1"})
     sizer, twin = FleetSizer(SETTINGS, planner, HOT_ONLY), FleetSizer(SETTINGS, planner, HOT_ONLY)
+    off = FleetSizer(SETTINGS, PlannerSettings(forecast=False), HOT_ONLY)  # the default: holds nothing
     for n in range(200):
-        sizer.arrived(NOW - 200 + n)
-        twin.arrived(NOW - 200 + n)
+        for one in (sizer, twin, off):
+            one.arrived(NOW - 200 + n)
     burst = us(**SHORT)
+    assert off.plan(NOW, Fleet([], []), 1000, region="eu", neighbours=[burst]).lent == 0
     held = sizer.plan(NOW, Fleet([], []), 1000, region="eu", neighbours=[burst])
     alone = twin.plan(NOW, Fleet([], []), 1000).ready_target
-    assert held.lent == 280
+    assert held.lent == own_need(burst, LEVEL) - 800
     assert held.ready_target == min(SETTINGS.max_idle, alone + held.lent)
     assert sizer.plan(NOW + 1, Fleet([], []), 1000, region="eu", neighbours=[us()]).lent == 0
