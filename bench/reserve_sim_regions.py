@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.reserve_sim_model import RUNNING, Result, Simulation
 from bench.reserve_sim_providers import HOURS_PER_MONTH, Prices, Provider
-from bench.reserve_sim_traffic import DayShape
+from bench.reserve_sim_traffic import Day, DayShape
 from dispatcher.reserve.neighbours import Neighbour
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -63,14 +63,17 @@ class Region(Simulation):
 class World:
     def __init__(self, mode: str, provider: Provider, settings: ReserveSettings, planner: PlannerSettings,
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
-                 names: Sequence[str] = tuple(PEAK_HOURS)) -> None:
+                 names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
+                 **options: Any) -> None:
+        """`days`: each region's starts instead of its seasonal day's; `options`: the Simulation's
+        other settings, alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.events: list[tuple[float, int, int, str, int]] = []
         self.seq = itertools.count()
         self.regions = [
             Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
                    shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
-                   max_sessions=max_sessions)
+                   max_sessions=max_sessions, day=days[i] if days is not None else None, **options)
             for i, name in enumerate(names)]
 
     def push(self, when: float, region: int, kind: str, ref: int) -> None:
@@ -138,6 +141,7 @@ class RegionsRow:
     spilled: float  # share of starts served outside the region they arrived at
     spill_ms: float  # mean round trip those sessions carry
     added_ms: float  # the same over every session: share × round trip
+    peak_sessions: int = 0  # the most sessions any one region ran at once: what its cap must allow
 
 
 def summarise_regions(mode: str, per_minute: float, results: list[Result], regions: list[Region],
@@ -157,11 +161,12 @@ def summarise_regions(mode: str, per_minute: float, results: list[Result], regio
     spill_ms = 1000 * sum(trips) / len(trips) if trips else 0.0
     return RegionsRow(mode, per_minute, starts, sum(r.warm for r in results) / max(1, starts), refused,
                       percentile(0.5), percentile(0.95), hot / running if running else 0.0, hot / seconds,
-                      hot * HOURS_PER_MONTH / seconds * prices.running_per_hour, spilled, spill_ms, spilled * spill_ms)
+                      hot * HOURS_PER_MONTH / seconds * prices.running_per_hour, spilled, spill_ms, spilled * spill_ms,
+                      max(r.peak_sessions for r in results))
 
 
 HEADER = ("mode", "/min each", "starts", "warm", "refused", "p50 s", "p95 s", "idle", "hot idle",
-          "hot $/mo", "spilled", "spilled RTT", "added per session")
+          "hot $/mo", "spilled", "spilled RTT", "added per session", "peak sessions")
 
 
 def regions_header() -> str:
@@ -173,7 +178,7 @@ def regions_line(r: RegionsRow) -> str:
         return "never" if math.isinf(value) else f"{value:.1f}"
     cells = (r.mode, f"{r.per_minute:g}", str(r.starts), f"{r.warm:.1%}", str(r.refused), secs(r.p50), secs(r.p95),
              f"{r.idle_share:.1%}", f"{r.mean_hot:.1f}", f"${r.hot_month:,.0f}", f"{r.spilled:.2%}",
-             f"{r.spill_ms:.0f} ms", f"{r.added_ms:.2f} ms")
+             f"{r.spill_ms:.0f} ms", f"{r.added_ms:.2f} ms", str(r.peak_sessions))
     return "| " + " | ".join(cells) + " |"
 
 

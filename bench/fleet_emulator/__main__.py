@@ -209,6 +209,10 @@ def dispatcher_measures(urls: list[str], key: str = KEY) -> dict[str, tuple[floa
     return measures_of(texts)
 
 
+def measures_line(measured: Mapping[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{name} {value * 1000:.1f} ms (n={count:.0f})" for name, (value, count) in measured.items())
+
+
 def measures_of(texts: list[str]) -> dict[str, tuple[float, float]]:
     """The MEASURES of the replicas' /metrics texts, summed. Read with Prometheus' own parser and
     matched on the labels as a mapping: the exposition orders a sample's labels its own way (by
@@ -321,8 +325,7 @@ def main(argv: list[str]) -> None:
         f"{name} {seconds:.0f} s ({100 * seconds / ran:.0f} % of a core)" for name, seconds in cpu.items()))
     for line in reserve_pipeline(workdir / "machines.jsonl"):
         print(line)
-    print("the dispatchers' own measures (means over every replica): " + ", ".join(
-        f"{name} {value * 1000:.1f} ms (n={count:.0f})" for name, (value, count) in measured.items()))
+    print(f"the dispatchers' own measures (means over every replica): {measures_line(measured)}")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
 

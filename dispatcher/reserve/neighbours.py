@@ -10,7 +10,10 @@ its own expected starts over the neighbour's refill (the mean flow stays home), 
 RESERVE_MIN_IDLE asks for any, and every RESERVE_SCHEDULE window open now.
 
 Flaps do not thrash: a loss of cover counts at once (the target rises in the next tick), a gain
-only after it has held for `SETTLE_SECONDS` (the most seen meanwhile). The rule and its cost:
+only after it has held for `SETTLE_SECONDS` (the most seen meanwhile). The other way round, a
+busier neighbour in the budget that is short (its idle and booting bots below its own need: a
+burst its creates cannot keep up with) gets bots held for it (`lend`, with
+REGION_HOLD_FOR_NEIGHBOURS): its shortfall, shared by the regions quieter than it. The rule and its cost:
 docs/regions.md ("Capacity that follows the sun").
 """
 
@@ -81,6 +84,29 @@ def lean(here: str, rate: float, neighbours: Sequence[Neighbour], *, budget_seco
         if keep < best.keep:
             best = Lean(keep, lender.refill_seconds)
     return best
+
+
+def lend(here: str, rate: float, neighbours: Sequence[Neighbour], *, budget_seconds: float, level: float) -> int:
+    """Bots `here` (starts/s `rate`) holds for busier neighbours in the budget that are short.
+
+    A short neighbour's starts find no bot at home and spill to the nearest region with one: its
+    shortfall (its own need less its idle and booting bots) is held for it. Held while it lasts,
+    not only while its starts outrun its creates: a burst's first lead time leaves it a backlog
+    its own launches land too late for (the simulator's figures, docs/regions.md). Each region
+    quieter than it holds an equal share: one beyond the budget leaves its share uncovered rather
+    than serve a session farther away than the budget allows."""
+    mine = (rate, here)
+    held = 0
+    for short in neighbours:
+        rank = (short.rate, short.name)
+        near = short.round_trip_seconds is not None and short.round_trip_seconds <= budget_seconds
+        if not (short.reachable and near and rank > mine and math.isfinite(short.refill_seconds)):
+            continue
+        lacking = own_need(short, level) - short.supply
+        if lacking > 0:
+            quieter = 1 + sum(1 for o in neighbours if o is not short and (o.rate, o.name) < rank)
+            held += math.ceil(lacking / quieter)
+    return held
 
 
 def covered_target(own: int, lean: Lean, *, rate: float, keep: int) -> int:

@@ -3,7 +3,8 @@
 The replica holding the planning lease runs it once a tick. Tiers, fastest first: hot (running
 idle bots), frozen (where the provider suspends a machine), cold (a new machine). The ready target
 is the Poisson base stock over the cold-start lead plus a burst's surge stock, never below the
-static policy's floor, less what busier neighbouring regions may lend (neighbours.py); the hot
+static policy's floor, less what busier neighbouring regions may lend (neighbours.py), plus what
+it holds for a busier neighbour that is short (neighbours.py `lend`); the hot
 target covers a freeze's round trip. How each size and each retirement rule is derived, with the
 simulator's numbers: docs/reserve.md ("The fleet planner").
 
@@ -40,6 +41,7 @@ class PlannerSettings:
     surge_seconds: float = 0.0  # RESERVE_SURGE_SECONDS: how long a burst the stock carries; 0 = none
     surge_horizon_seconds: float = 3600.0  # the base rate is the forecast's busiest of this far ahead
     spill_budget_seconds: float = 0.1  # REGION_SPILL_BUDGET_MS: the round trip a neighbour may cover within
+    hold_for_neighbours: bool = False  # REGION_HOLD_FOR_NEIGHBOURS: hold a short busier neighbour's shortfall
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlannerSettings:
@@ -49,6 +51,9 @@ class PlannerSettings:
         raw_forecast = env.get("RESERVE_FORECAST", "1").strip().lower()
         if raw_forecast not in ("1", "0", "on", "off", "true", "false", ""):
             raise SettingsError(f"RESERVE_FORECAST={raw_forecast!r} must be 1 or 0")
+        raw_hold = env.get("REGION_HOLD_FOR_NEIGHBOURS", "0").strip().lower()
+        if raw_hold not in ("1", "0", "on", "off", "true", "false", ""):
+            raise SettingsError(f"REGION_HOLD_FOR_NEIGHBOURS={raw_hold!r} must be 1 or 0")
         return cls(
             service_level=level,
             forecast=raw_forecast in ("1", "on", "true", ""),
@@ -61,6 +66,7 @@ class PlannerSettings:
             surge_factor=float_setting(env, "RESERVE_SURGE_FACTOR", cls.surge_factor, minimum=1.0),
             surge_seconds=float_setting(env, "RESERVE_SURGE_SECONDS", cls.surge_seconds),
             spill_budget_seconds=float_setting(env, "REGION_SPILL_BUDGET_MS", cls.spill_budget_seconds * 1000) / 1000,
+            hold_for_neighbours=raw_hold in ("1", "on", "true"),
         )
 
 
@@ -96,6 +102,7 @@ class FleetPlan:
     ready_target: int = 0
     hot_target: int = 0
     covered: int = 0  # of the target, the bots left to the neighbours (dispatcher/reserve/neighbours.py)
+    lent: int = 0  # of the target, the bots held for short neighbours (neighbours.py `lend`)
 
 
 def _older_than(since: Sequence[float], horizon: float) -> int:
@@ -116,6 +123,7 @@ def plan_fleet(
     spare_launches: int,
     utc_minute: int,
     lean: Lean = NO_LEAN,
+    lend: int = 0,
 ) -> FleetPlan:
     """This tick's actions (see the module docstring); `spare_launches` is `LaunchTokens.spare`."""
     if not settings.enabled:
@@ -137,6 +145,7 @@ def plan_fleet(
     keep = max([min(1, settings.min_idle), *(w.min_idle for w in settings.schedule if w.contains(utc_minute))])
     ready_target = covered_target(own, lean, rate=demand.rate, keep=keep)
     covered = own - ready_target
+    ready_target += lend
     if tiers.frozen:
         # A bot is worth freezing only if it would stay unclaimed while it is suspended and resumed.
         in_a_round_trip = demand.rate * (tiers.suspend_seconds + resume_seconds + PLAN_EVERY_SECONDS)
@@ -177,4 +186,5 @@ def plan_fleet(
         retire_frozen = min(surplus_frozen, frozen_long, fresh_frozen - resume)
     return FleetPlan(launch=launch, retire_hot=stale_hot + retire_surplus, freeze=freeze,
                      retire_frozen=stale_frozen + max(0, retire_frozen), resume=resume,
-                     ready_target=ready_target, hot_target=hot_target, covered=covered)
+                     ready_target=ready_target, hot_target=hot_target, covered=covered,
+                     lent=min(lend, ready_target))

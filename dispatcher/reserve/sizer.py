@@ -21,7 +21,7 @@ from typing import Any
 
 from dispatcher.reserve.demand import Demand, RecentCounts, expected_demand
 from dispatcher.reserve.forecast import ArrivalForecast
-from dispatcher.reserve.neighbours import Neighbour, NeighbourCover, lean
+from dispatcher.reserve.neighbours import Neighbour, NeighbourCover, lean, lend
 from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, FleetPlan, PlannerSettings, Tiers, plan_fleet
 from dispatcher.reserve.policy import ReserveSettings, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate
@@ -88,6 +88,8 @@ class FleetSizer:
         seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
                     level=self.planner.service_level)
         loan = self.cover.update(now, seen)
+        held = lend(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
+                    level=self.planner.service_level) if self.planner.hold_for_neighbours else 0
         return plan_fleet(
             fleet,
             demand=demand,
@@ -100,6 +102,7 @@ class FleetSizer:
             spare_launches=spare_launches,
             utc_minute=utc_minute_of(now),
             lean=loan,
+            lend=held,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,11 +4,14 @@ a round trip later, none between separate deployments."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bench.reserve_sim_model import WARM_CLAIM_SECONDS
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, World
+from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 
@@ -48,3 +51,18 @@ def test_leaning_on_busier_neighbours_keeps_fewer_idle_bots_and_a_zero_budget_le
     spill = idle_seconds("spill", 0.1)
     assert idle_seconds("sun", 0.0) == spill  # REGION_SPILL_BUDGET_MS=0: the planners as if alone
     assert idle_seconds("sun", 0.2) < spill  # every pair within the budget
+
+
+def test_regions_hold_bots_for_a_neighbour_whose_starts_outrun_its_creates() -> None:
+    # Creates far below the bursts' starts: each region in turn is short, and its quieter
+    # neighbours (every pair within the budget) hold its shortfall, so more starts find a warm bot.
+    tight = replace(BY_NAME["ecs-fargate"], create_rate=Rate(per_second=0.5, burst=2))
+    settings = ReserveSettings(min_idle=1, buffer=0.0, max_idle=400, cold_start_seconds=40.0)
+
+    def warm(mode: str) -> int:
+        w = World(mode, tight, settings, PlannerSettings(spill_budget_seconds=0.2, hold_for_neighbours=True), 30.0,
+                  seed=3, seconds=2 * HOUR,
+                  history_days=2, max_sessions=None)
+        return sum(r.warm for r in w.run())
+
+    assert warm("sun") > 1.2 * warm("spill")

@@ -1,9 +1,11 @@
-"""Regions at a distance: three regional dispatchers, us 75 ms and ap 120 ms round trip from eu
-(user-space delaying relays in front of us and ap, tests/support/delay_relay.py). eu measures
-them in that order, and what eu cannot start spills to the nearer, us."""
+"""Regions at a distance, a link of its own per pair: eu–us 75 ms, eu–ap 120 ms, us–ap 150 ms round
+trip (user-space delaying relays, tests/support/delay_relay.py: one in front of each region, the
+delay chosen by which region dials). Each region measures its own peers in its own order (us sees
+eu before ap, ap sees eu before us), and what eu cannot start spills to its nearer peer, us."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -15,31 +17,61 @@ from tests.support.delay_relay import delayed
 from tests.support.ports import free_port
 from tests.support.processes import run_dispatcher
 
-ROUND_TRIPS = {"us": 0.075, "ap": 0.120}
+NAMES = ("eu", "us", "ap")
+ROUND_TRIPS = {frozenset(("eu", "us")): 0.075, frozenset(("eu", "ap")): 0.120, frozenset(("us", "ap")): 0.150}
+
+
+def round_trip(a: str, b: str) -> float:
+    return ROUND_TRIPS[frozenset((a, b))]
 
 
 @pytest.mark.slow
-def test_spill_over_from_eu_picks_the_region_nearest_by_measured_round_trip(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("eu", "us", "ap")}
+def test_each_region_orders_its_own_peers_by_its_own_distances_and_spills_to_the_nearest(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in NAMES}
+    # relay in front of `name` → {the dialling dispatcher's pid: that pair's round trip}, filled once they run
+    by_source: dict[str, dict[int, float]] = {name: {} for name in NAMES}
     with ExitStack() as stack:
-        # Every region reaches us and ap through their relays, eu directly: REGIONS is one text everywhere.
-        relayed = {name: stack.enter_context(delayed(ports[name], rtt)) for name, rtt in ROUND_TRIPS.items()}
-        urls = {"eu": f"http://127.0.0.1:{ports['eu']}",
-                **{name: f"http://127.0.0.1:{port}" for name, port in relayed.items()}}
+        relayed = {name: stack.enter_context(delayed(ports[name], 0.0, by_source[name])) for name in NAMES}
+        # One REGIONS text everywhere: every region is dialled through its relay.
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in relayed.items()}
         one_session = {"MAX_CONCURRENT_SESSIONS": "1"}
         running = {name: stack.enter_context(run_dispatcher(
             tmp_path, {**region_env(name, urls), **one_session}, port=ports[name], log_name=f"{name}.log"))
-            for name in ("eu", "us", "ap")}
-        eu = running["eu"]
-        until(lambda: all(peer_view(eu, peer).get("reachable") for peer in ROUND_TRIPS), 15)
-        until(lambda: all((peer_view(eu, peer).get("capacity") or {}).get("room") for peer in ROUND_TRIPS), 10)
-        seen = health(eu)["regions"]
-        us_ms, ap_ms = seen["us"]["round_trip_ms"], seen["ap"]["round_trip_ms"]
-        # Order and bounds, not exact figures: the relays add at least their delay, contention more.
-        assert 75 <= us_ms < ap_ms and ap_ms >= 120, seen
-        assert us_ms < 120, seen  # us is nearer than ap's added delay alone
-        first = start(eu)
+            for name in NAMES}
+        for there in NAMES:
+            for here in NAMES:
+                if here != there:
+                    by_source[there][running[here].process.pid] = round_trip(here, there)
+
+        def measured(here: str) -> dict[str, float]:
+            seen = health(running[here])["regions"]
+            return {peer: seen[peer]["round_trip_ms"] for peer in seen}
+
+        def settled(here: str) -> bool:
+            """Every peer reachable and its mean past its link's delay (reads over a link made
+            before the delays were known start near zero: the mean takes a few polls)."""
+            seen = health(running[here])["regions"]
+            return all(view.get("reachable") and (view.get("round_trip_ms") or 0) >= 1000 * round_trip(here, peer)
+                       for peer, view in seen.items())
+
+        until(lambda: all(settled(name) for name in NAMES), 30)
+        # Order and lower bounds, not exact figures: the relays add at least their delay, and a
+        # loaded host more, to every peer alike (a few reads averaged, so one slow poll decides nothing).
+        reads = []
+        for _ in range(5):
+            time.sleep(0.5)
+            reads.append({here: measured(here) for here in NAMES})
+        mean = {here: {peer: sum(r[here][peer] for r in reads) / len(reads) for peer in reads[0][here]}
+                for here in NAMES}
+        eu, us, ap = mean["eu"], mean["us"], mean["ap"]
+        assert 75 <= eu["us"] < eu["ap"] and eu["ap"] >= 120, eu
+        assert 75 <= us["eu"] < us["ap"] and us["ap"] >= 150, us  # us sees eu before ap
+        assert 120 <= ap["eu"] < ap["us"] and ap["us"] >= 150, ap  # ap sees eu before us
+
+        until(lambda: all((peer_view(running["eu"], peer).get("capacity") or {}).get("room")
+                          for peer in ("us", "ap")), 10)
+        first = start(running["eu"])
         assert first.status_code == 201 and first.json()["region"] == "eu", first.text
-        spilled = start(eu)
+        spilled = start(running["eu"])
         assert spilled.status_code == 201, spilled.text
         assert spilled.json()["region"] == "us" and spilled.json()["spilled_from"] == "eu"

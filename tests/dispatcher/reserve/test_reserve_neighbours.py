@@ -1,12 +1,13 @@
 """Capacity that follows the sun: a quiet region keeps fewer warm bots while a busier neighbour
-within the spill budget has spare ones; never below its floor; flaps do not thrash."""
+within the spill budget has spare ones; never below its floor; flaps do not thrash. And it holds
+more while a busier neighbour in the budget is short (its starts outrun its creates)."""
 
 from __future__ import annotations
 
 import math
 
 from dispatcher.reserve.demand import Demand
-from dispatcher.reserve.neighbours import SETTLE_SECONDS, Lean, Neighbour, NeighbourCover, lean, own_need
+from dispatcher.reserve.neighbours import SETTLE_SECONDS, Lean, Neighbour, NeighbourCover, lean, lend, own_need
 from dispatcher.reserve.planner import Fleet, PlannerSettings, Tiers, plan_fleet
 from dispatcher.reserve.poisson import poisson_quantile
 from dispatcher.reserve.policy import ReserveSettings, parse_schedule
@@ -123,3 +124,60 @@ def test_the_sizer_lowers_its_target_while_the_neighbour_lends_and_recovers_when
     assert floor <= held < alone
     held, alone = ready(SETTLE_SECONDS + 2, us(reachable=False))
     assert held == alone
+
+
+SHORT = {"rate": 27.0, "idle": 0, "warming": 800}
+
+
+def held_for(*neighbours: Neighbour, here: str = "eu", rate: float = 0.2) -> int:
+    return lend(here, rate, neighbours, budget_seconds=BUDGET, level=LEVEL)
+
+
+def test_a_quiet_region_holds_a_short_busier_neighbours_shortfall() -> None:
+    # A burst: us expects 27 starts/s over its 40 s refill, and its creates (20 a second) keep only
+    # 800 booting: what it lacks spills, so eu holds it on top of its own stock.
+    burst = us(**SHORT)
+    lacking = own_need(burst, LEVEL) - 800
+    assert lacking > (27.0 - 20.0) * 40.0  # more than its starts beyond its creates: its safety stock too
+    assert held_for(burst) == lacking
+    demand = Demand(9.0, 0.2, 0.2)
+
+    def plan(lent: int) -> int:
+        return plan_fleet(Fleet([], []), demand=demand, settings=SETTINGS, planner=PlannerSettings(), tiers=HOT_ONLY,
+                          now=NOW, cold_start_seconds=40.0, resume_seconds=0.0, spare_launches=1000,
+                          utc_minute=3 * 60, lend=lent).ready_target
+
+    assert plan(held_for(burst)) == min(SETTINGS.max_idle, target(Lean()) + lacking)
+
+
+def test_nothing_held_for_a_neighbour_that_is_not_short_out_of_budget_unreachable_or_quieter() -> None:
+    assert held_for(us()) == 0  # 150 idle: more than its own need
+    short = SHORT
+    for neighbour in (us(**short, round_trip_seconds=0.150), us(**short, reachable=False),
+                      us(**short, round_trip_seconds=None), us(**short, refill_seconds=math.inf)):
+        assert held_for(neighbour) == 0, neighbour
+    assert held_for(us(**short), rate=30.0) == 0  # eu is the busier one: us would hold for eu
+
+
+def test_a_shortfall_is_shared_by_every_region_quieter_than_the_short_one() -> None:
+    burst = us(**SHORT)
+    ap = Neighbour("ap", True, 0.120, 50, 2.0, 40.0)
+    lacking = own_need(burst, LEVEL) - 800
+    assert held_for(burst, ap) == math.ceil(lacking / 2)
+    assert held_for(burst, ap, here="eu", rate=3.0) == math.ceil(lacking / 2)
+
+
+def test_the_sizer_holds_for_a_short_neighbour_at_once_and_lets_go_when_it_is_not() -> None:
+    planner = PlannerSettings.from_env({"RESERVE_FORECAST": "0", "REGION_HOLD_FOR_NEIGHBOURS": "1"})
+    sizer, twin = FleetSizer(SETTINGS, planner, HOT_ONLY), FleetSizer(SETTINGS, planner, HOT_ONLY)
+    off = FleetSizer(SETTINGS, PlannerSettings(forecast=False), HOT_ONLY)  # the default: holds nothing
+    for n in range(200):
+        for one in (sizer, twin, off):
+            one.arrived(NOW - 200 + n)
+    burst = us(**SHORT)
+    assert off.plan(NOW, Fleet([], []), 1000, region="eu", neighbours=[burst]).lent == 0
+    held = sizer.plan(NOW, Fleet([], []), 1000, region="eu", neighbours=[burst])
+    alone = twin.plan(NOW, Fleet([], []), 1000).ready_target
+    assert held.lent == own_need(burst, LEVEL) - 800
+    assert held.ready_target == min(SETTINGS.max_idle, alone + held.lent)
+    assert sizer.plan(NOW + 1, Fleet([], []), 1000, region="eu", neighbours=[us()]).lent == 0

@@ -1,0 +1,202 @@
+"""The fleet emulator with three regions on loopback, against the regional simulator.
+
+    uv run --all-groups python -m bench.fleet_emulator.regions --per-minute 20 --minutes 3
+
+Each region is a deployment of its own, as one region is in the emulator (bench/fleet_emulator):
+its store, its emulated Fly cloud with its light bots, and a real dispatcher (`python -m
+dispatcher`) with `REGION`, `REGIONS` and `REGION_SECRET`. Regions reach each other through
+user-space delaying relays (tests/support/delay_relay.py), a link per pair: eu–us 75 ms, eu–ap
+120 ms, us–ap 150 ms, the simulator's round trips. Each region's callers send the simulator's own
+arrivals to their region's dispatcher with `maxWaitSeconds` 3, so a start that finds no warm bot
+at home spills to the nearest region with one; eu's carry a 5× burst (`--burst-at`,
+`--burst-seconds`), past Fly's create limit there.
+
+Prints both sides' starts, refusals, warm share, p50/p95 time from `POST /start` to a ready bot
+(over every region; a refused start counts as never ready), the share served outside the region
+the caller reached, and the p95's difference; the simulator runs `sun` (what the dispatchers do:
+spill-over and the planners reading each other) on the same arrivals, with the warm claim the
+dispatchers measured in the run, over `--model-draws` streams of cold starts (its median compared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.fleet_emulator.__main__ import (
+    KEY,
+    READY_GRACE_SECONDS,
+    difference,
+    dispatcher_measures,
+    measures_line,
+    over_draws,
+    percentile,
+    replica_env,
+    run_timing,
+    start_cloud,
+)
+from bench.reserve_sim_providers import BY_NAME
+from bench.reserve_sim_regions import ROUND_TRIPS, World
+from bench.reserve_sim_traffic import SHAPES, Day, measured_day
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.reserve.planner import PlannerSettings
+from dispatcher.reserve.policy import ReserveSettings
+from tests.support.delay_relay import delayed
+from tests.support.ports import free_port
+from tests.support.processes import run_dispatcher
+from tests.support.redis_server import redis_server
+
+NAMES = ("eu", "us", "ap")
+MAX_WAIT_SECONDS = 3.0
+SECRET = "emulated-regions-secret-0123456789abcdef"
+
+
+def days(seed: int, per_minute: float, seconds: float, burst: tuple[float, float] | None) -> list[Day]:
+    """Each region's starts: its own stream (seed × 10 + its index, as the regional simulator
+    draws it), a flat day, eu's with the burst."""
+    return [measured_day(seed * 10 + i, per_minute, seconds, SHAPES["flat"], [burst] if burst and i == 0 else [])
+            for i in range(len(NAMES))]
+
+
+def emulated(folder: Path) -> dict[str, Any]:
+    ready: dict[str, dict[str, Any]] = {}
+    for name in NAMES:
+        for line in (folder / name / "ready.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            ready[record["session_id"]] = record
+    waits, refused, failed, warm, spilled = [], 0, 0, 0, 0
+    for name in NAMES:
+        for line in (folder / f"starts-{name}.jsonl").read_text().splitlines():
+            start = json.loads(line)
+            landed = ready.get(start.get("session_id") or "")
+            if not 200 <= start["status"] < 300 or landed is None:
+                refused += not 200 <= start["status"] < 300
+                failed += 200 <= start["status"] < 300
+                continue
+            waits.append(landed["ready"] - start["sent"])
+            warm += not landed["cold"]
+            spilled += start.get("region") not in (None, name)
+    never = [math.inf] * (refused + failed)
+    starts = len(waits) + refused + failed
+    return {"starts": starts, "refused": refused, "never_ready": failed, "warm": warm,
+            "p50": percentile(waits + never, 0.5), "p95": percentile(waits + never, 0.95),
+            "spilled": spilled / max(1, starts)}
+
+
+def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: float, seconds: float, seed: int,
+              measured: Mapping[str, tuple[float, float]] | None, draws: int) -> dict[str, Any]:
+    base = BY_NAME["fly"]
+    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+    if env.get("FLY_FROZEN_FORM", "").strip() == "off":
+        provider = replace(provider, resume_median_seconds=0.0)
+    claim, redial = run_timing(measured, base) if measured is not None else (0.3, 0.3)
+    world = World("sun", provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
+                  seed=seed, seconds=seconds, history_days=0, max_sessions=None, days=regional_days,
+                  handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws)
+    results = world.run()
+    times = sorted(t for r in results for t in r.time_to_ready)
+    refused = sum(r.refused + r.refused_cap for r in results)
+    every = times + [math.inf] * refused
+    starts = sum(r.arrivals for r in results)
+    return {"starts": starts, "refused": refused, "warm": sum(r.warm for r in results),
+            "p50": percentile(every, 0.5), "p95": percentile(every, 0.95),
+            "spilled": sum(region.spilled_out for region in world.regions) / max(1, starts)}
+
+
+def run_regions(folder: Path, settings: Mapping[str, str], regional_days: list[Day], seed: int,
+                ) -> dict[str, tuple[float, float]]:
+    """The three regions, loaded; returns the dispatchers' own measures (dispatcher_measures)."""
+    with ExitStack() as stack:
+        ports = {name: free_port() for name in NAMES}
+        by_source: dict[str, dict[int, float]] = {name: {} for name in NAMES}
+        relays = {name: stack.enter_context(delayed(ports[name], 0.0, by_source[name])) for name in NAMES}
+        listing = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in relays.items())
+        dispatchers = {}
+        for i, name in enumerate(NAMES):
+            (folder / name).mkdir()
+            store = stack.enter_context(redis_server(folder / name))
+            channel = f"ws://127.0.0.1:{ports[name]}/bots/channel"
+            cloud, fly_url = start_cloud(folder / name, channel, seed * 10 + i, 1)
+            stack.callback(cloud.wait, 30)
+            stack.callback(cloud.send_signal, signal.SIGTERM)
+            env = {**replica_env(name, fly_url, store.env, channel, settings),
+                   "REGION": name, "REGIONS": listing, "REGION_SECRET": SECRET}
+            dispatchers[name] = stack.enter_context(run_dispatcher(folder / name, env, ready_timeout=60,
+                                                                   port=ports[name]))
+        for there in NAMES:
+            for here in NAMES:
+                if here != there:
+                    by_source[there][dispatchers[here].process.pid] = ROUND_TRIPS[frozenset((here, there))]
+        time.sleep(3)  # a few polls of the peers over their links before the first start
+        loads = []
+        for name, day in zip(NAMES, regional_days, strict=True):
+            schedule = folder / f"schedule-{name}.json"
+            schedule.write_text(json.dumps([[t, h] for t, h in zip(day.arrival_times, day.lengths, strict=True)]))
+            loads.append(subprocess.Popen(
+                [sys.executable, "-m", "bench.fleet_emulator.load", "--schedule", str(schedule),
+                 "--out", str(folder / f"starts-{name}.jsonl"), "--key", KEY, "--max-wait", str(MAX_WAIT_SECONDS),
+                 "--replica", dispatchers[name].base_url], env=os.environ))
+        for load in loads:
+            if load.wait() != 0:
+                raise RuntimeError(f"a load generator failed; see {folder}")
+        time.sleep(READY_GRACE_SECONDS)
+        return dispatcher_measures([d.base_url for d in dispatchers.values()])
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--per-minute", type=float, default=20.0, help="each region's starts a minute outside the burst")
+    p.add_argument("--minutes", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--burst-at", type=float, default=60.0, help="seconds into the run eu's 5× burst starts")
+    p.add_argument("--burst-seconds", type=float, default=60.0, help="its length (0: no burst)")
+    p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables, every region")
+    p.add_argument("--model-draws", type=int, default=20)
+    p.add_argument("--keep", action="store_true", help="keep the run's folder (logs, records)")
+    args = p.parse_args(argv)
+    if not 0 < args.minutes <= 10 or not 0 < args.per_minute <= 60 or not 1 <= args.model_draws <= 100:
+        p.error("--minutes 0..10, --per-minute 0..60 a region (a 2-core host), --model-draws 1..100")
+    if bad := [item for item in args.env if "=" not in item]:
+        p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
+    settings = dict(item.split("=", 1) for item in args.env)
+    seconds = args.minutes * 60
+    burst = (args.burst_at, min(seconds, args.burst_at + args.burst_seconds)) if args.burst_seconds else None
+    regional_days = days(args.seed, args.per_minute, seconds, burst)
+    folder = Path(tempfile.mkdtemp(prefix="vf-fleet-regions-"))
+    print(f"3 regions ({', '.join(NAMES)}), fly, {args.per_minute:g}/min each for {args.minutes:g} min, eu's burst "
+          f"{burst}, starts {[len(d.arrival_times) for d in regional_days]}, settings {settings or 'defaults'}; "
+          f"run folder {folder}", flush=True)
+    measured = run_regions(folder, settings, regional_days, args.seed)
+    real = emulated(folder)
+    models = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k)
+              for k in range(1, args.model_draws + 1)]
+    model = {**over_draws(models), "spilled": statistics.median(m["spilled"] for m in models)}
+    print("| | starts | refused | never ready | warm | p50 | p95 | spilled | p95 difference |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| emulator (3 regions) | {real['starts']} | {real['refused']} | {real['never_ready']} | {real['warm']} | "
+          f"{real['p50']:.2f} s | {real['p95']:.2f} s | {real['spilled']:.1%} | |")
+    low, high = model["p95_range"]
+    print(f"| simulator (sun, median of {args.model_draws} draws) | {model['starts']} | {model['refused']:g} | – | "
+          f"{model['warm']:g} | {model['p50']:.2f} s | {model['p95']:.2f} s [{low:.2f}–{high:.2f}] | "
+          f"{model['spilled']:.1%} | {difference(real, model)} |")
+    print(f"the dispatchers' own measures (means over the regions): {measures_line(measured)}")
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

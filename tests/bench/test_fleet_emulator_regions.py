@@ -1,0 +1,75 @@
+"""The three-region fleet emulator's own parts: its callers' patience (a warm bot in any region
+within `maxWaitSeconds`, else a cold start at home, as the regional simulator's callers), the join
+of every region's records (a spilled session is ready in the region that took it), and the
+simulator replaying the very arrivals the regions were sent."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bench.fleet_emulator.load import start
+from bench.fleet_emulator.regions import NAMES, days, emulated, simulated
+from tests.fakes.server import FakeServer
+
+
+def test_a_start_refused_for_a_slow_cold_start_starts_again_cold_at_home() -> None:
+    asked: list[dict[str, object]] = []
+
+    async def begin(request: Request) -> JSONResponse:
+        body = await request.json()
+        asked.append(body)
+        if "maxWaitSeconds" in body:  # no warm bot in any region
+            return JSONResponse({"error": {"code": "cold_start_too_slow"}}, status_code=503)
+        return JSONResponse({"session_id": "s1", "region": "eu"}, status_code=201)
+
+    out = io.StringIO()
+    with FakeServer(Starlette(routes=[Route("/start", begin, methods=["POST"])])) as server:
+        async def once() -> None:
+            async with httpx.AsyncClient(timeout=10) as client:
+                await start(client, server.url, "k", 30.0, out, max_wait=3.0)
+        asyncio.run(once())
+    record = json.loads(out.getvalue())
+    assert [("maxWaitSeconds" in a) for a in asked] == [True, False]
+    assert record["status"] == 201 and record["session_id"] == "s1" and record["cold_after_refusal"]
+    assert "error" not in record
+
+
+def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted_as_spilled(tmp_path: Path) -> None:
+    now = time.time()
+    starts: dict[str, list[dict[str, object]]] = {
+        "eu": [{"sent": now, "status": 201, "session_id": "a", "region": "eu"},
+               {"sent": now, "status": 201, "session_id": "b", "region": "us"},
+               {"sent": now, "status": 503, "session_id": None, "region": None}],
+        "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us"}],
+        "ap": [{"sent": now, "status": 201, "session_id": "d", "region": "ap"}]}
+    ready: dict[str, list[dict[str, object]]] = {"eu": [{"session_id": "a", "ready": now + 0.1, "cold": False}],
+             "us": [{"session_id": "b", "ready": now + 0.2, "cold": False},
+                    {"session_id": "c", "ready": now + 3.0, "cold": True}],
+             "ap": []}  # d never got a bot
+    for name in NAMES:
+        (tmp_path / name).mkdir()
+        (tmp_path / f"starts-{name}.jsonl").write_text("".join(json.dumps(s) + "\n" for s in starts[name]))
+        (tmp_path / name / "ready.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ready[name]))
+    result = emulated(tmp_path)
+    assert (result["starts"], result["refused"], result["never_ready"], result["warm"]) == (5, 1, 1, 2)
+    assert math.isclose(result["spilled"], 1 / 5) and result["p95"] == math.inf
+
+
+def test_the_simulator_replays_each_regions_own_arrivals() -> None:
+    regional = days(7, 10.0, 180.0, (60.0, 120.0))
+    counts = [len(day.arrival_times) for day in regional]
+    assert counts[0] > max(counts[1:])  # eu's burst
+    model = simulated({}, regional, 10.0, 180.0, 7, None, draws=1)
+    assert model["starts"] == sum(counts)
+    assert model["warm"] + model["refused"] <= model["starts"]
