@@ -10,7 +10,7 @@ from dispatcher.errors import error_response
 class RequestLimits:
     """413 for bodies over `max_body`, 431 for headers over `max_headers`, both as JSON.
 
-    The server (uvicorn/h11) has its own, larger header cap as a backstop; this one answers
+    The server (dispatcher/serving/server.py) has its own, larger head cap as a backstop; this one answers
     in the API's error format.
     """
 
