@@ -21,13 +21,15 @@ tokens, which the dispatcher's hello check relies on (cloudrun/identity.py, docs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
+from bot.environment_check import ALLOWED_OPTION
+from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.bot_template import pull_and_log
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.secrets import SecretStore
@@ -44,6 +46,17 @@ RUN_PERMISSIONS = (
     "run.tasks.list",  # a failed execution's exit code is its task's
 )
 CONTAINER = "bot"  # CLOUDRUN_CONTAINER: the container the overrides name
+# The bot image's ENTRYPOINT (images/bot.Dockerfile; a test holds them equal) with the job's
+# allow-list before `-m bot`: a run's overrides replace env and args, never the command, so the
+# isolated host refuses any variable neither the job nor the dispatcher sets (bot/environment_check.py).
+ENTRYPOINT = ("/usr/bin/tini", "-e", "143", "--", "python", "-I", "-u", "-B", "-m", "bot")
+
+
+def job_command(template_names: Iterable[str]) -> list[str]:
+    """The job's container command: the image's entrypoint, told which variable names are the job's."""
+    names = ",".join(sorted({*template_names, *OVERRIDE_NAMES}))
+    at = ENTRYPOINT.index("-m")
+    return [*ENTRYPOINT[:at], "-X", f"{ALLOWED_OPTION}={names}", *ENTRYPOINT[at:]]
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class BotJob(pulumi.ComponentResource):
         container: dict[str, Any] = {
             "name": CONTAINER,
             "image": args.image,
+            "commands": job_command([*plain, *(str(entry["name"]) for entry in secret_env)]),
             "resources": {"limits": {"cpu": args.cpu, "memory": args.memory}},
             "envs": [{"name": k, "value": v} for k, v in sorted(plain.items())] + secret_env,
         }

@@ -42,6 +42,9 @@ def test_one_task_never_retried_the_image_by_digest_as_its_own_account(job: list
     assert container["image"] == IMAGE
     env = {e["name"]: e.get("value") for e in container["envs"]}
     assert env == {"BOT_CHANNEL_URL": "wss://d.example/bots/channel", "LOG_FORMAT": "json", "BOT_TURN_TRANSPORT": "tcp"}
+    # the host refuses any other variable a run's overrides add (bot/environment_check.py)
+    assert container["commands"] == bot_job.job_command(env)
+    assert "BOT_TURN_TRANSPORT" in container["commands"][container["commands"].index("-X") + 1]
     (account,) = of_type(job, "gcp:serviceaccount/account:Account")
     assert unwrap(account.inputs)["accountId"] == "vf-prod-bot"
     assert task["serviceAccount"].startswith("vf-prod-bot@")  # the job's own account, not the default one
