@@ -97,6 +97,20 @@ async def test_the_sweep_cancels_an_idle_execution_and_each_idle_run_takes_a_run
     assert a.create_rate == a.settings.run_rate  # the reserve's refills are paced by the run rate
 
 
+async def test_a_sweep_that_listed_a_bot_idle_leaves_it_to_the_session_that_claimed_it_since(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    a, b = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-9")
+    assert [m.bot_id for m in await b.idle_machines()] == ["rsv-9"]  # b's sweep saw it idle
+    s = dataclasses.replace(spec(), transport="webrtc")
+    await a.adopt("rsv-9", s)  # meanwhile a's session claims it
+    await b.retire("rsv-9")  # b's sweep goes on
+    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") is None
+    found = await a.status(s.session_id)
+    assert found is not None and found.state is MachineState.STARTED
+
+
 async def test_a_reserve_bots_hello_needs_its_own_executions_token(
     replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs
 ) -> None:
