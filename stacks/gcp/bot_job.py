@@ -30,7 +30,6 @@ import pulumi_gcp as gcp
 
 from bot.environment_check import ALLOWED_OPTION
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
-from stacks.gcp.bot_template import pull_and_log
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.secrets import SecretStore
 
@@ -65,7 +64,6 @@ class BotJobArgs:
     prefix: str
     account_id: str
     image: pulumi.Input[str]  # digest-pinned
-    repository_id: pulumi.Input[str]
     region: str
     max_session_seconds: int
     secrets: SecretStore | None = None
@@ -91,7 +89,12 @@ class BotJob(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot job", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
-        self.grants = pull_and_log(name, args.project, args.region, args.repository_id, member, child)
+        # No image reader and no log writer, unlike a VM's account: in the job's own project the Cloud
+        # Run service agent pulls the image ("If your repositories are in a different project, you
+        # must grant Artifact Registry Reader permissions to the Cloud Run Service Agent",
+        # cloud.google.com/artifact-registry/docs/integrate-cloud-run), and Cloud Run sends the
+        # container's stdout and stderr to Cloud Logging itself (run/docs/logging), as the dispatcher's.
+        self.grants: list[pulumi.Resource] = []
         secret_env: list[dict[str, object]] = []
         if args.secrets is not None and args.secret_names:
             self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)

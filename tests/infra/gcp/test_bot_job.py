@@ -20,7 +20,7 @@ DISPATCHER = "serviceAccount:dispatcher@p.iam.gserviceaccount.com"
 def job() -> list[Registration]:
     def build() -> None:
         made = bot_job.BotJob("vf-bot", bot_job.BotJobArgs(
-            project="p", prefix="vf-prod", account_id="vf-prod-bot", image=IMAGE, repository_id="repo",
+            project="p", prefix="vf-prod", account_id="vf-prod-bot", image=IMAGE,
             region="europe-west1", max_session_seconds=1800, channel_url="wss://d.example/bots/channel",
             environment={"LOG_FORMAT": "json"}))
         made.grant_run("dispatcher", DISPATCHER)
@@ -59,3 +59,11 @@ def test_the_runner_grant_is_on_this_job_only_with_only_the_providers_calls(job:
     project_bindings = [unwrap(r.inputs) for r in of_type(job, "gcp:projects/iAMMember:IAMMember")]
     assert all(b["member"] != DISPATCHER for b in project_bindings)  # nothing project-wide for the dispatcher
     assert of_type(job, "gcp:serviceaccount/iAMMember:IAMMember") == []  # nobody may act as or mint for the bot
+
+
+def test_the_jobs_account_holds_no_registry_or_logging_grant(job: list[Registration]) -> None:
+    """In its own project Cloud Run's service agent pulls the image and Cloud Run writes the container's
+    logs: the bots' account, which a bot's code holds, gets neither (a VM's account needs both)."""
+    assert of_type(job, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember") == []
+    roles = {unwrap(r.inputs)["role"] for r in of_type(job, "gcp:projects/iAMMember:IAMMember")}
+    assert not roles & {"roles/logging.logWriter", "roles/artifactregistry.reader"}
