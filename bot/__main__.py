@@ -10,9 +10,10 @@ harden_process()
 import os  # noqa: E402
 import sys  # noqa: E402
 
-from bot.environment_check import refusal  # noqa: E402
+from bot.environment_check import ALLOWED_OPTION, refusal  # noqa: E402
 
-if (why := refusal(os.environ, isolated=bool(sys.flags.isolated))) is not None:
+if (why := refusal(os.environ, isolated=bool(sys.flags.isolated), allowed=sys._xoptions.get(ALLOWED_OPTION),
+                   args=sys.argv[1:])) is not None:
     print(why, file=sys.stderr)
     sys.exit(2)
 

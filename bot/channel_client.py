@@ -46,6 +46,10 @@ PING_TIMEOUT_SECONDS = 10.0
 class ChannelError(Exception):
     """The channel could not be opened (refused credential, unreachable dispatcher, bad hello)."""
 
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused  # the dispatcher answered no: dialling again changes nothing
+
 
 class BotChannel:
     def __init__(
@@ -80,7 +84,8 @@ class BotChannel:
             await self._ws.send(encode(replace(self.hello, identity=identity)))
             first = parse_frame(await asyncio.wait_for(self._ws.recv(), timeout))
         except InvalidStatus as exc:
-            raise ChannelError(f"the dispatcher refused the channel (HTTP {exc.response.status_code})") from None
+            raise ChannelError(f"the dispatcher refused the channel (HTTP {exc.response.status_code})",
+                               refused=exc.response.status_code < 500) from None
         except (OSError, TimeoutError, WebSocketException, ProtocolError) as exc:
             await self.close()
             raise ChannelError(f"cannot open the channel to {self._url}: {type(exc).__name__}: {exc}") from None

@@ -2,8 +2,9 @@
 
 A reserve bot says hello with no session, sits ready (imports done, VAD loaded) and takes exactly
 one `assign`, ever: another session's is refused with 409 `already_assigned`, whatever the
-dispatcher thinks. Until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an
-idle bot nobody can reach is retired, never left running.
+dispatcher thinks. Its first dial is tried again for ~2 min (a new task's network may be late);
+then, until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an idle bot
+nobody can reach is retired, never left running.
 
 The one exception is a bot told `freeze`: its machine is about to be suspended with the process in
 it (bot/frozen_watch.py). Its idle clock stops (the dispatcher ages frozen bots), and when its
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
+# A reserve bot whose first dial fails: ~2 min, as long as a cold bot's values may take to reach it.
+FIRST_DIAL_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 # A thawed bot dials again at once; the dispatcher's claim waits for it only a few seconds.
 THAW_REDIAL_DELAYS_SECONDS = (0.0, 0.2, 0.5, 1.0, 2.0)
 SIGNALLING_WAIT_SECONDS = 10.0  # an offer that overtook a cold bot's assign waits this long for it
@@ -113,12 +116,15 @@ class ChannelSession:
             await self.channel.connect()
         except ChannelError as exc:
             self._last_failure = str(exc)
-            if not self.settings.cold:
-                self.lifecycle.end(EndReason.CHANNEL_LOST, str(exc))
+            if self.settings.cold:
+                logger.warning(f"{exc}; dialling again for the session's values")
+                self._serving = asyncio.create_task(self._serve(connected=False), name="bot-channel")
                 return
-            logger.warning(f"{exc}; dialling again for the session's values")
-            self._serving = asyncio.create_task(self._serve(connected=False), name="bot-channel")
-            return
+            # A new task's network may not carry traffic yet (Cloud Run's Direct VPC egress can
+            # take 30 s and more): dial again for a while, unless the dispatcher said no.
+            if exc.refused or not await self._dial_again(FIRST_DIAL_DELAYS_SECONDS, "first dial", until_refused=True):
+                self.lifecycle.end(EndReason.CHANNEL_LOST, self._last_failure)
+                return
         self._serving = asyncio.create_task(self._serve(), name="bot-channel")
         if not self.settings.cold:
             self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
@@ -190,7 +196,7 @@ class ChannelSession:
         self.channel.hello = replace(self.channel.hello, session_id=session_id)
         return await self._dial_again(RECONNECT_DELAYS_SECONDS, "channel reconnect")
 
-    async def _dial_again(self, delays: tuple[float, ...], what: str) -> bool:
+    async def _dial_again(self, delays: tuple[float, ...], what: str, *, until_refused: bool = False) -> bool:
         """Dials after each delay until welcomed (True) or the delays or the bot's life run out.
         Each dial fetches a fresh identity token (bot/channel_client.py): tokens expire."""
         for delay in delays:
@@ -203,6 +209,8 @@ class ChannelSession:
             except ChannelError as exc:
                 logger.info(f"{what} failed: {exc}")
                 self._last_failure = str(exc)
+                if until_refused and exc.refused:
+                    return False
                 continue
             return True
         return False

@@ -299,6 +299,10 @@ class BotChannels:
     def link_for(self, session_id: str) -> BotLink | None:
         return self._by_session.get(session_id)
 
+    def serving(self, machine_id: str) -> bool:
+        """Whether bot `machine_id` holds a channel here bound to a session."""
+        return any(link.machine_id == machine_id for link in self._by_session.values())
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Waits until `predicate()` holds after a bot connected, left or reported; False at the deadline."""
         async with self._changed:

@@ -400,7 +400,9 @@ class Reserve:
         channel is alive or gone. Returns how many were stopped."""
         stopped = 0
         for machine in await self._machines.idle_machines():
-            if machine.created_at < self._sweep_horizon(machine):
+            # A provider that lists a claimed machine as idle (its claim lived in a store that lost
+            # its keys) is not believed for a bot whose channel here serves a session.
+            if machine.created_at < self._sweep_horizon(machine) and not self._channels.serving(machine.bot_id):
                 link = self._channels.take_idle(_machine(machine.bot_id))
                 self.idle_records.forget(machine.bot_id)
                 reason = "reaped_idle_age" if link is None else "aged_or_surplus"

@@ -77,10 +77,18 @@ def _owner_tag(owner_key: bytes, stem: str) -> str:
     return hmac.new(owner_key, b"owner\x00" + stem.encode(), hashlib.sha256).hexdigest()[:8]
 
 
-def body_digest(body: Mapping[str, Any]) -> str:
-    """A fingerprint of the client's body; equal JSON objects give equal digests."""
+def digest_key(owner_key: bytes, deployment_secret: str | None) -> bytes:
+    """The key of a caller's body fingerprints: its owner key and the deployment's secret (the bot
+    channel's, which every replica holds), so a fingerprint kept where others read it (a Cloud
+    Run execution's env, tags, labels) cannot be checked against guessed bodies (phone numbers)."""
+    secret = (deployment_secret or "").encode()
+    return hmac.new(owner_key, b"body digest\x00" + secret, hashlib.sha256).digest()
+
+
+def body_digest(body: Mapping[str, Any], key: bytes) -> str:
+    """A keyed fingerprint of the client's body (`digest_key`); equal JSON objects give equal digests."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def is_session_id(value: str) -> bool:

@@ -35,7 +35,7 @@ from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.exclusive import exclusive_start
-from dispatcher.sessions.ids import Caller, body_digest, new_session_id
+from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, last_error, trace_id_of
@@ -138,7 +138,7 @@ class SessionService:
         transport = transport or self._settings.transports[0]
         owner = caller if isinstance(caller, Caller) else Caller.named(caller)
         session_id = self.session_id_for(owner.owner_key, idempotency_key)  # bound to the caller's key
-        digest = body_digest(body)
+        digest = body_digest(body, digest_key(owner.owner_key, self._settings.bot_channel_token))
         began = time.monotonic()
         keyed = idempotency_key is not None
         requested = False  # a session exists to tell about (not a refused or replayed start)

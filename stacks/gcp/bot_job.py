@@ -21,14 +21,15 @@ tokens, which the dispatcher's hello check relies on (cloudrun/identity.py, docs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.gcp.bot_template import pull_and_log
+from bot.environment_check import ALLOWED_OPTION
+from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.secrets import SecretStore
 
@@ -44,6 +45,17 @@ RUN_PERMISSIONS = (
     "run.tasks.list",  # a failed execution's exit code is its task's
 )
 CONTAINER = "bot"  # CLOUDRUN_CONTAINER: the container the overrides name
+# The bot image's ENTRYPOINT (images/bot.Dockerfile; a test holds them equal) with the job's
+# allow-list before `-m bot`: a run's overrides replace env and args, never the command, so the
+# isolated host refuses any variable neither the job nor the dispatcher sets (bot/environment_check.py).
+ENTRYPOINT = ("/usr/bin/tini", "-e", "143", "--", "python", "-I", "-u", "-B", "-m", "bot")
+
+
+def job_command(template_names: Iterable[str]) -> list[str]:
+    """The job's container command: the image's entrypoint, told which variable names are the job's."""
+    names = ",".join(sorted({*template_names, *OVERRIDE_NAMES}))
+    at = ENTRYPOINT.index("-m")
+    return [*ENTRYPOINT[:at], "-X", f"{ALLOWED_OPTION}={names}", *ENTRYPOINT[at:]]
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,6 @@ class BotJobArgs:
     prefix: str
     account_id: str
     image: pulumi.Input[str]  # digest-pinned
-    repository_id: pulumi.Input[str]
     region: str
     max_session_seconds: int
     secrets: SecretStore | None = None
@@ -78,7 +89,12 @@ class BotJob(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot job", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
-        self.grants = pull_and_log(name, args.project, args.region, args.repository_id, member, child)
+        # No image reader and no log writer, unlike a VM's account: in the job's own project the Cloud
+        # Run service agent pulls the image ("If your repositories are in a different project, you
+        # must grant Artifact Registry Reader permissions to the Cloud Run Service Agent",
+        # cloud.google.com/artifact-registry/docs/integrate-cloud-run), and Cloud Run sends the
+        # container's stdout and stderr to Cloud Logging itself (run/docs/logging), as the dispatcher's.
+        self.grants: list[pulumi.Resource] = []
         secret_env: list[dict[str, object]] = []
         if args.secrets is not None and args.secret_names:
             self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)
@@ -89,6 +105,7 @@ class BotJob(pulumi.ComponentResource):
         container: dict[str, Any] = {
             "name": CONTAINER,
             "image": args.image,
+            "commands": job_command([*plain, *(str(entry["name"]) for entry in secret_env)]),
             "resources": {"limits": {"cpu": args.cpu, "memory": args.memory}},
             "envs": [{"name": k, "value": v} for k, v in sorted(plain.items())] + secret_env,
         }

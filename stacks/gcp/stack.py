@@ -175,8 +175,7 @@ class GcpStack(pulumi.ComponentResource):
             project=cfg.project, prefix=settings.prefix, account_id=account_id(settings.stack, "botjob"),
             subnetwork_id=network.subnetwork_id,
             image=images.bot_webrtc if settings.turn is not None and images.bot_webrtc is not None else images.bot,
-            repository_id=registry.repository.repository_id, region=cfg.region,
-            max_session_seconds=settings.max_session_seconds, secrets=secrets,
+            region=cfg.region, max_session_seconds=settings.max_session_seconds, secrets=secrets,
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
             channel_url=self._bot_channel_url, environment=settings.observability.bot_environment(),
             deletion_protection=settings.protect)

@@ -15,6 +15,7 @@ from dispatcher.settings import Settings
 from tests.bot.conftest import READY_TIMEOUT, REPO, bot_env
 from tests.support.dispatcher_server import serving
 from tests.support.hand_dialled import hand_dialled
+from tests.support.ports import free_port
 from tests.support.processes import listening_sockets
 from tests.support.webrtc_client import WebRTCClient
 
@@ -79,6 +80,21 @@ async def test_a_reserve_bot_whose_channel_drops_exits(dispatcher, spawn_bot):
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["reason"] == "channel_lost"
     assert await asyncio.to_thread(bot.wait, 10) == 3
+
+
+async def test_a_reserve_bot_whose_network_comes_up_late_dials_again_and_goes_idle(spawn_bot):
+    """Nothing answers the bot's first dials (a new Cloud Run task's egress can take 30 s and more):
+    it dials again with backoff and is on the channel once the dispatcher answers."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    bot = spawn_bot(env=reserve_env(url, "late-1"), wait_ready=False)
+    await asyncio.sleep(4)  # past its first dial and two more
+    assert bot.proc.poll() is None, "the reserve bot gave up on its first dial"
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, machines=hand_dialled(), rooms=None)
+    async with serving(app, port=port):
+        link = await wait_idle(app.state.voicefleet.channels, READY_TIMEOUT + 30)
+        assert link.machine_id == "late-1"
+    await app.state.voicefleet.aclose()
 
 
 async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, spawn_bot):

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.environment_check import ALLOWED_OPTION, IMAGE_VARIABLES, refusal
+from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
+from stacks.gcp import bot_job
 from tests.images.closure import (
     BOT_DOCKERFILE,
     Closure,
@@ -80,3 +83,58 @@ def test_the_isolated_host_refuses_to_start_with_a_variable_that_runs_code(
     assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
     assert f"refusing to start: {variable} set" in result.stderr
+
+
+# A Cloud Run job's bot: the job's command adds its allow-list (stacks/gcp/bot_job.py).
+TEMPLATE_ENV = {"BOT_CHANNEL_URL": "wss://d.example/bots/channel", "LOG_FORMAT": "json", "BOT_TURN_TRANSPORT": "tcp",
+                "OPENAI_API_KEY": "sk-from-secret-manager"}
+PLATFORM_ENV = {"CLOUD_RUN_JOB": "vf-bot", "CLOUD_RUN_EXECUTION": "vf-bot-abc12", "CLOUD_RUN_TASK_INDEX": "0",
+                "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1", "HOSTNAME": "localhost",
+                "HOME": "/home/bot"}
+
+
+def job_allowed() -> str:
+    command = bot_job.job_command(TEMPLATE_ENV)
+    option = command[command.index("-X") + 1]
+    name, _, names = option.partition("=")
+    assert name == ALLOWED_OPTION
+    return names
+
+
+def test_the_jobs_command_is_the_images_entrypoint_and_the_image_env_is_allowed() -> None:
+    dockerfile = parse_file(BOT_DOCKERFILE)
+    entrypoint = dockerfile.final.last("ENTRYPOINT")
+    assert entrypoint is not None and tuple(entrypoint.exec_form()) == bot_job.ENTRYPOINT
+    command = bot_job.job_command(TEMPLATE_ENV)
+    assert [part for i, part in enumerate(command) if i not in (command.index("-X"), command.index("-X") + 1)] == \
+        list(bot_job.ENTRYPOINT)
+    for variant in ("runtime", "runtime-webrtc"):
+        assert set(dockerfile.effective(variant).env()) <= set(IMAGE_VARIABLES), variant
+
+
+def test_a_cloud_run_bots_own_environment_passes() -> None:
+    env = {**{name: "x" for name in IMAGE_VARIABLES}, **TEMPLATE_ENV, **PLATFORM_ENV,
+           **{name: "x" for name in OVERRIDE_NAMES}}  # every name the dispatcher may send in a run
+    assert refusal(env, isolated=True, allowed=job_allowed()) is None
+
+
+@pytest.mark.parametrize("name", ["OPENAI_BASE_URL", "DAILY_API_URL", "HTTPS_PROXY", "ALL_PROXY", "SSL_CERT_FILE",
+                                  "OPENSSL_CONF", "REQUESTS_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+                                  "GCONV_PATH", "https_proxy"])
+def test_a_run_override_adding_a_variable_is_refused(name: str) -> None:
+    why = refusal({**TEMPLATE_ENV, name: "/proc/self/cmdline"}, isolated=True, allowed=job_allowed())
+    assert why is not None and f"refusing to start: {name} set" in why
+    assert refusal({**TEMPLATE_ENV, name: "x"}, isolated=True) is None  # other providers: the deny-list only
+
+
+def test_the_jobs_isolated_host_refuses_an_added_variable_and_any_argument(image: tuple[Closure, Path]) -> None:
+    command = bot_job.job_command(TEMPLATE_ENV)
+    argv = command[command.index("--") + 1:]
+    closure, app = image
+    env = {**runtime_env(BOT_DOCKERFILE, closure, app.parent / "home", root=app.parent), **TEMPLATE_ENV}
+    for extra, args in (({"SSL_CERT_FILE": "/proc/self/cmdline"}, []), ({}, ["--session-id", "-----BEGIN CERT"])):
+        result = subprocess.run([*argv, *args], cwd=app, env={**env, **extra}, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+        assert "refusing to start" in result.stderr and "-----BEGIN" not in result.stderr

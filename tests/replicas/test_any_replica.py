@@ -70,3 +70,15 @@ def test_the_same_key_at_two_replicas_at_once_gives_one_session_and_one_bot(tmp_
                 assert {first.status_code, second.status_code} == {200, 201}, (first.text, second.text)
                 assert first.json()["session_id"] == second.json()["session_id"]
         assert len(fleet.bots()) == 100, "a key started more than one bot"
+
+
+def test_a_keyed_start_replayed_at_another_replica_matches_and_another_body_conflicts(three: Fleet) -> None:
+    """The body's fingerprint is keyed (dispatcher/sessions/ids.py): every replica makes the same one."""
+    a, b, c = (r.base_url for r in three.replicas)
+    key = {"Idempotency-Key": "replayed-elsewhere"}
+    first = post(a, "/start?wait=started", json={"body": {"phone": "+14155550123"}}, headers=key)
+    assert first.status_code == 201, first.text
+    again = post(b, "/start", json={"body": {"phone": "+14155550123"}}, headers=key)
+    assert (again.status_code, again.json()["session_id"]) == (200, first.json()["session_id"]), again.text
+    other = post(c, "/start", json={"body": {"phone": "+14155550124"}}, headers=key)
+    assert other.status_code == 409, other.text

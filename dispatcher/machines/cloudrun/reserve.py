@@ -9,12 +9,14 @@ first wins (`cloudrun-reserve:<bot>`, so it is claimed once), then the session's
 (`cloudrun-claim:<session>`: the execution, the bot, when, the body's fingerprint and transport)
 and the bot's (`cloudrun-bot:<bot>`, so the count of idle ones leaves it out). `status`, `stop`
 and `list` read a claimed execution's session from them. The reserve's sweep cancels idle
-executions (`retire`); each run, idle or cold, takes a token of the same run rate.
+executions (`retire`), taking the bot's claim first (`retired:<bot>`): a session that claimed it
+in between keeps it. Each run, idle or cold, takes a token of the same run rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
@@ -32,6 +34,7 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.store.coordination import Coordination
 
 CLAIM, SESSION, BOT = "cloudrun-reserve:", "cloudrun-claim:", "cloudrun-bot:"
+RETIRED = "retired:"  # the claim a retirement takes: no session can take the bot after it
 
 
 def _short(raw: Mapping[str, Any]) -> str:
@@ -84,13 +87,23 @@ class CloudRunWarmMachines(CloudRunMachines):
         now = time.time()
         record = {"execution": _short(raw), "bot": bot_id, "claimed_at": now, "body_digest": spec.body_digest,
                   "transport": spec.transport}
-        await self._records.put(SESSION + spec.session_id, record, keep)
-        await self._records.put(BOT + bot_id, {"session": spec.session_id, **record}, keep)
+        try:
+            await self._records.put(SESSION + spec.session_id, record, keep)
+            await self._records.put(BOT + bot_id, {"session": spec.session_id, **record}, keep)
+        except BaseException:  # the claim is this session's, so retire() will not cancel it: here
+            with contextlib.suppress(Exception):
+                await self.cancel(_short(raw))
+            raise
         self._executions[spec.session_id] = _short(raw)
         machine = await self._machine(raw)
         return LaunchResult(machine, created=True, claimed=True)
 
     async def retire(self, bot_id: str) -> None:
+        """Cancels the idle execution unless a session has claimed its bot: the claim is taken
+        first, first wins, so a sweep that listed it idle never cancels a claim made since."""
+        retired = RETIRED + bot_id
+        if await self._first.first(CLAIM + bot_id, retired, float(self.idle_seconds)) != retired:
+            return  # a session's (its stop cancels the execution)
         raw = await self.idle_execution(bot_id)
         if raw is not None and not raw.get("completionTime"):
             await self.cancel(_short(raw))

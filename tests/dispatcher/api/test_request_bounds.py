@@ -3,6 +3,7 @@ characters and length, the bearer scheme's case, and what a replay counts as."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -10,7 +11,7 @@ import pytest
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.errors import ApiError
-from dispatcher.sessions.ids import IDEMPOTENCY_KEY, body_digest, is_session_id, new_session_id
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, body_digest, digest_key, is_session_id, new_session_id
 from dispatcher.settings import Settings, hash_api_key
 
 MAX_BODY = Settings.max_body_bytes
@@ -78,10 +79,25 @@ def test_a_keyed_session_id_is_the_same_for_a_retry_and_differs_per_caller_and_k
     assert len({new_session_id(b"a", "k"), new_session_id(b"b", "k"), new_session_id(b"a", "k2")}) == 3
 
 
+KEY = digest_key(b"owner", "b" * 40)
+
+
 def test_the_body_digest_ignores_key_order_but_not_content() -> None:
-    assert body_digest({"a": 1, "b": [1, 2]}) == body_digest({"b": [1, 2], "a": 1})
-    assert body_digest({"a": 1}) != body_digest({"a": 2})
-    assert len(body_digest({})) == 32 and body_digest({}) is not None
+    assert body_digest({"a": 1, "b": [1, 2]}, KEY) == body_digest({"b": [1, 2], "a": 1}, KEY)
+    assert body_digest({"a": 1}, KEY) != body_digest({"a": 2}, KEY)
+    assert len(body_digest({}, KEY)) == 32
+
+
+def test_the_body_digest_is_keyed_so_a_guessed_body_cannot_be_checked_against_it() -> None:
+    """Kept where others read it (a Cloud Run execution's env): a phone number in a body must not be
+    recoverable by hashing guesses. Every replica (same API key, same channel secret) agrees."""
+    body = {"customer_phone": "+14155550123", "lang": "en"}
+    seen = body_digest(body, KEY)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert seen != hashlib.sha256(canonical).hexdigest()[:32]
+    assert seen == body_digest(body, digest_key(b"owner", "b" * 40))  # another replica of the deployment
+    assert seen != body_digest(body, digest_key(b"owner", "c" * 40))  # another deployment's secret
+    assert seen != body_digest(body, digest_key(b"other owner", "b" * 40))
 
 
 async def test_a_retry_with_the_same_body_in_another_key_order_is_a_replay_not_a_conflict(api):

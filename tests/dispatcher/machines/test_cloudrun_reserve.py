@@ -17,7 +17,7 @@ from dispatcher.factory import build_coordination
 from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.cloudrun.provider import CloudRunSettings
 from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
-from dispatcher.store.client import DEFAULT_PREFIX
+from dispatcher.store.client import DEFAULT_PREFIX, StoreUnavailable
 from tests.dispatcher.machines.test_cloudrun import bot_token
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import FakeCloudRunJobs
@@ -95,6 +95,37 @@ async def test_the_sweep_cancels_an_idle_execution_and_each_idle_run_takes_a_run
     assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
     assert await a.idle_machines() == []
     assert a.create_rate == a.settings.run_rate  # the reserve's refills are paced by the run rate
+
+
+async def test_a_sweep_that_listed_a_bot_idle_leaves_it_to_the_session_that_claimed_it_since(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    a, b = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-9")
+    assert [m.bot_id for m in await b.idle_machines()] == ["rsv-9"]  # b's sweep saw it idle
+    s = dataclasses.replace(spec(), transport="webrtc")
+    await a.adopt("rsv-9", s)  # meanwhile a's session claims it
+    await b.retire("rsv-9")  # b's sweep goes on
+    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") is None
+    found = await a.status(s.session_id)
+    assert found is not None and found.state is MachineState.STARTED
+
+
+async def test_a_claim_whose_record_cannot_be_written_cancels_its_execution(
+    replicas: tuple[CloudRunWarmMachines, CloudRunWarmMachines], fake_cloud_run_jobs: FakeCloudRunJobs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bot's claim is the session's by then, so a retirement leaves it: adopt cancels it itself."""
+    a, _ = replicas
+    name = await started_idle(a, fake_cloud_run_jobs, "rsv-12")
+
+    async def store_down(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(a._records, "put", store_down)
+    with pytest.raises(StoreUnavailable):
+        await a.adopt("rsv-12", spec())
+    assert fake_cloud_run_jobs.executions[name].get("cancelledCount") == 1
 
 
 async def test_a_reserve_bots_hello_needs_its_own_executions_token(

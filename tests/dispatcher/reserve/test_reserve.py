@@ -163,6 +163,20 @@ async def test_the_reserve_keeps_records_only_of_bots_idle_now(make_dispatcher):
     assert kept in {link.machine_id for link in d.channels.idle()}  # control: the idle one is still in the pool
 
 
+async def test_the_sweep_never_stops_a_bot_whose_channel_serves_a_session(make_dispatcher):
+    """The provider lists it idle (as Cloud Run does once the store lost its claim), past its idle
+    age: its channel here says it serves a session, so the sweep leaves it."""
+    d = await make_dispatcher(RESERVE_MIN_IDLE="2")
+    [taken, kept] = await d.fill(2)
+    link = d.channels.take_idle(lambda link: link.machine_id == taken)
+    d.channels.bind(link, "s-live")  # a session's, its claim unknown to the provider
+    for bot_id in (taken, kept):
+        d.machines._idle[bot_id].created_at = 0.0  # aged
+    assert {m.bot_id for m in await d.machines.idle_machines()} == {taken, kept}
+    assert await d.reserve.sweep() == 1  # the idle one only
+    assert pid_alive(d.idle_pid(taken))
+
+
 async def test_an_idle_bot_whose_channel_drops_is_retired(make_dispatcher):
     d = await make_dispatcher(RESERVE_MIN_IDLE="1")
     [bot_id] = await d.fill(1)

@@ -20,7 +20,7 @@ DISPATCHER = "serviceAccount:dispatcher@p.iam.gserviceaccount.com"
 def job() -> list[Registration]:
     def build() -> None:
         made = bot_job.BotJob("vf-bot", bot_job.BotJobArgs(
-            project="p", prefix="vf-prod", account_id="vf-prod-bot", image=IMAGE, repository_id="repo",
+            project="p", prefix="vf-prod", account_id="vf-prod-bot", image=IMAGE,
             region="europe-west1", max_session_seconds=1800, channel_url="wss://d.example/bots/channel",
             environment={"LOG_FORMAT": "json"}))
         made.grant_run("dispatcher", DISPATCHER)
@@ -42,6 +42,9 @@ def test_one_task_never_retried_the_image_by_digest_as_its_own_account(job: list
     assert container["image"] == IMAGE
     env = {e["name"]: e.get("value") for e in container["envs"]}
     assert env == {"BOT_CHANNEL_URL": "wss://d.example/bots/channel", "LOG_FORMAT": "json", "BOT_TURN_TRANSPORT": "tcp"}
+    # the host refuses any other variable a run's overrides add (bot/environment_check.py)
+    assert container["commands"] == bot_job.job_command(env)
+    assert "BOT_TURN_TRANSPORT" in container["commands"][container["commands"].index("-X") + 1]
     (account,) = of_type(job, "gcp:serviceaccount/account:Account")
     assert unwrap(account.inputs)["accountId"] == "vf-prod-bot"
     assert task["serviceAccount"].startswith("vf-prod-bot@")  # the job's own account, not the default one
@@ -56,3 +59,11 @@ def test_the_runner_grant_is_on_this_job_only_with_only_the_providers_calls(job:
     project_bindings = [unwrap(r.inputs) for r in of_type(job, "gcp:projects/iAMMember:IAMMember")]
     assert all(b["member"] != DISPATCHER for b in project_bindings)  # nothing project-wide for the dispatcher
     assert of_type(job, "gcp:serviceaccount/iAMMember:IAMMember") == []  # nobody may act as or mint for the bot
+
+
+def test_the_jobs_account_holds_no_registry_or_logging_grant(job: list[Registration]) -> None:
+    """In its own project Cloud Run's service agent pulls the image and Cloud Run writes the container's
+    logs: the bots' account, which a bot's code holds, gets neither (a VM's account needs both)."""
+    assert of_type(job, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember") == []
+    roles = {unwrap(r.inputs)["role"] for r in of_type(job, "gcp:projects/iAMMember:IAMMember")}
+    assert not roles & {"roles/logging.logWriter", "roles/artifactregistry.reader"}
