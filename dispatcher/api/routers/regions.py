@@ -7,7 +7,9 @@
                           here (dispatcher/api/call_handoff.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
-as one region. docs/regions.md.
+as one region. A stream token is minted only for a request taken once across the region's replicas:
+with the store down, `POST /regions/calls` is refused 503 (the asking region answers the call
+itself), never taken on one replica's memory. docs/regions.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from dispatcher.api.call_handoff import stream_for
+from dispatcher.api.call_handoff import room_for_calls, stream_for
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -28,15 +30,30 @@ from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
 from dispatcher.reserve.reserve import RegionFigures
+from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter()
 
 
-async def signed_by_region(request: Request, state: AppState) -> str:
-    """The region that sent `request`, or 401: its signature covers the method, path, query and body."""
+async def signed_by_region(request: Request, state: AppState, *, strict: bool = False) -> str:
+    """The region that sent `request`, or 401: its signature covers the method, path, query and body.
+    `strict`: its once-record is the store's, or 503 (as a carrier webhook's, which it stands for)."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    verifier = RegionVerifier(state.peers.regions, state.replication.coordination.spent)
-    return await verifier.sender(request.method, path, request.headers, await request.body())
+    coordination = state.replication.coordination
+    verifier = RegionVerifier(state.peers.regions, coordination.webhooks if strict else coordination.spent)
+    try:
+        return await verifier.sender(request.method, path, request.headers, await request.body())
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "this region's store does not answer, so a replayed region "
+                       "request could not be ruled out: retry in a moment", retry_after=1) from None
+
+
+async def json_body(request: Request) -> object:
+    """The request's JSON, or None when it is none (a nesting too deep to parse included: a 400)."""
+    try:
+        return json.loads(await request.body())
+    except (ValueError, RecursionError):
+        return None
 
 
 async def capacity(state: AppState) -> Capacity:
@@ -46,7 +63,7 @@ async def capacity(state: AppState) -> Capacity:
             for transport in dict.fromkeys((*state.settings.transports, PHONE_TRANSPORT))}
     figures = (RegionFigures(len(state.channels.idle()), 0, 0.0, math.inf) if state.reserve is None
                else await state.reserve.region_figures())
-    return Capacity(warm=warm, idle=figures.idle, room=state.sessions.room(),
+    return Capacity(warm=warm, idle=figures.idle, room=room_for_calls(state),
                     cold_start_seconds=state.sessions.ready.before_launch(), demand_per_minute=figures.rate * 60,
                     refill_seconds=figures.refill_seconds, warming=figures.warming)
 
@@ -73,10 +90,7 @@ async def key_holder(request: Request) -> Response:
     await signed_by_region(request, state)
     if state.key_homes is None:
         raise ApiError(404, "not_found", "this dispatcher runs as one region")
-    try:
-        data = json.loads(await request.body())
-    except ValueError:
-        data = None
+    data = await json_body(request)
     digest, region = state.key_homes.parse_record(data)
     return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region)})
 
@@ -84,9 +98,6 @@ async def key_holder(request: Request) -> Response:
 @router.post(CALLS_PATH, include_in_schema=False)
 async def handed_call(request: Request) -> Response:
     state = app_state(request)
-    sender = await signed_by_region(request, state)
-    try:
-        data = json.loads(await request.body())
-    except ValueError:
-        data = None
+    sender = await signed_by_region(request, state, strict=True)
+    data = await json_body(request)
     return signed_answer(request, state, stream_for(state, sender, data))
