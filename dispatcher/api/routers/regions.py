@@ -5,11 +5,13 @@
                           unless another was recorded first; answer the holder
     POST /regions/calls   a carrier's call the asking region hands here: its one-time stream URL
                           here (dispatcher/api/call_handoff.py)
+    POST /regions/webhooks  as a webhook signature's home: whether it is the first sighting
+                          (dispatcher/regions/sightings.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. A stream token is minted only for a request taken once across the region's replicas:
-with the store down, `POST /regions/calls` is refused 503 (the asking region answers the call
-itself), never taken on one replica's memory. docs/regions.md.
+with the store down, `POST /regions/calls` and `/regions/webhooks` are refused 503 (the asking
+region decides alone), never taken on one replica's memory. docs/regions.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
+from dispatcher.regions.sightings import SIGHTINGS_PATH, parse_sighting
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
 from dispatcher.reserve.reserve import RegionFigures
 from dispatcher.store.client import StoreUnavailable
@@ -101,3 +104,16 @@ async def handed_call(request: Request) -> Response:
     sender = await signed_by_region(request, state, strict=True)
     data = await json_body(request)
     return signed_answer(request, state, stream_for(state, sender, data))
+
+
+@router.post(SIGHTINGS_PATH, include_in_schema=False)
+async def webhook_sighting(request: Request) -> Response:
+    state = app_state(request)
+    await signed_by_region(request, state, strict=True)
+    digest, seconds = parse_sighting(await json_body(request))
+    try:
+        first = await state.phone.webhooks.first_use("webhook:" + digest, seconds)  # as a webhook sent here
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "this region's store does not answer: the webhook's sighting "
+                       "cannot be recorded", retry_after=1) from None
+    return signed_answer(request, state, {"first": first})
