@@ -4,12 +4,12 @@ A captured webhook is valid at every region: Telnyx signs only the timestamp and
 a front door (`PHONE_PUBLIC_URL` shared) Twilio's and Plivo's signed URL is the same everywhere.
 Each region's replay record is its own store's, so each region would mint one more call token.
 With several regions, the record of a signature's digest is therefore also claimed at its home:
-the highest of `sha256(region name, digest)` among this region and the peers that answer now
-(rendezvous hashing, as an Idempotency-Key's home, dispatcher/regions/home.py), asked signed
-(`POST /regions/webhooks`) within `SIGHTING_SECONDS`. The home keeps it under the same key as a
-webhook it was sent itself, so either order is refused the second time. A home that does not
-answer leaves the region's own record alone to decide (`None`): a region down never stops calls
-elsewhere. docs/regions.md ("Phone calls across regions").
+the highest of `sha256(region name, digest)` among the regions of `REGIONS` (rendezvous hashing,
+as an Idempotency-Key's home, dispatcher/regions/home.py), asked signed (`POST /regions/webhooks`)
+within `SIGHTING_SECONDS`. The home keeps it under the same key as a webhook it was sent itself,
+so either order is refused the second time. A home that does not answer leaves the region's own
+record alone to decide (`None`) and is passed over for `REST_SECONDS`: a region down never stops
+calls elsewhere. docs/regions.md ("Phone calls across regions").
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ class WebhookSightings:
         self._resting: dict[str, float] = {}  # a home that did not answer → when it may be again
 
     def home(self, digest: str) -> str:
-        """This region, or the peer that answers now whose turn `digest` is."""
+        """The region whose turn `digest` is: this one, or a peer not passed over just now."""
+        # Every region, read or not yet (a webhook just after start-up is no exception), less one
+        # that just failed to answer: a region down costs a refused connection, then nothing.
         now = self._clock()
-        live = [peer.name for peer in self._peers.by_name.values()
-                if peer.reachable and self._resting.get(peer.name, 0.0) <= now]
-        return sighting_home([self._regions.here, *live], digest)
+        others = [name for name in self._peers.by_name if self._resting.get(name, 0.0) <= now]
+        return sighting_home([self._regions.here, *others], digest)
 
     async def first_at_home(self, digest: str, seconds: float) -> bool | None:
         """Whether the home had not seen `digest` (it records it now); None when this region is the
