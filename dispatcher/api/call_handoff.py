@@ -65,7 +65,7 @@ def room_for_calls(state: AppState) -> int:
     return max(0, state.sessions.room() - state.phone.tokens.handed_pending())
 
 
-def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
+async def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
     """As the region a call is handed to: its stream here, with a one-time token naming `sender`."""
     if not isinstance(data, Mapping) or data.get("carrier") not in WEBHOOK_CARRIERS \
             or data.get("reason") not in (AT_CAPACITY, COLD_TOO_SLOW):
@@ -74,6 +74,9 @@ def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
     if state.phone.draining or room_for_calls(state) <= 0:
         raise ApiError(429, "at_capacity", "this region has no room for the call",
                        retry_after=CAPACITY_RETRY_AFTER_SECONDS)
+    # The carriers' start rate here, taken now (and not again when the stream connects): a region
+    # that hands calls over cannot mint more starts than its own webhooks could.
+    await state.phone.calls.take_start()
     carrier, regions = str(data["carrier"]), state.peers.regions
     try:
         token, grant = state.phone.tokens.mint(carrier, handed_from=(sender, str(data["reason"])))

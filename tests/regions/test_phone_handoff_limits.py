@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from types import MappingProxyType
 
 import httpx
@@ -51,3 +52,11 @@ def test_a_signed_body_nested_too_deep_to_read_is_a_400(
     urls, _ = pair
     answer = ask(urls, "us", b"[" * 20000 + b"]" * 20000)  # 40 KB, under MAX_REQUEST_BYTES
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request", answer.text
+
+
+def test_handed_calls_are_held_to_the_carriers_start_rate_when_their_tokens_are_minted(tmp_path: Path) -> None:
+    us = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "START_RATE_PER_KEY": "0.01", "START_BURST_PER_KEY": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}, "us": us}) as (urls, _):
+        answers = [ask(urls, "us") for _ in range(2)]
+        assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
+        assert answers[1].json()["error"]["code"] == "rate_limited" and answers[1].headers["retry-after"]

@@ -103,7 +103,7 @@ async def handed_call(request: Request) -> Response:
     state = app_state(request)
     sender = await signed_by_region(request, state, strict=True)
     data = await json_body(request)
-    return signed_answer(request, state, stream_for(state, sender, data))
+    return signed_answer(request, state, await stream_for(state, sender, data))
 
 
 @router.post(SIGHTINGS_PATH, include_in_schema=False)
