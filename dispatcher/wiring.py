@@ -40,6 +40,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
+from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
@@ -162,6 +163,7 @@ def build_state(
         region_relay=RegionRelay(regions, connections=settings.session_waits + 200),
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
+        webhook_sightings=WebhookSightings(peers) if regions.several else None,
     )
 
 

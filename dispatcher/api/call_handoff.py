@@ -5,13 +5,16 @@ could not start warm here within `PHONE_MAX_WAIT_SECONDS` (no idle bot and a col
 past it, or the session cap reached: spill-over's rule for `POST /start`), the nearest peer that
 advertises room (and a warm bot, else a cold start within that wait) is asked, signed, for the
 call's stream (dispatcher/regions/calls.py). At that peer: the one-time token is minted there,
-naming where the call came from and why, and its own public URL is answered. The carrier then
+naming where the call came from and why, and its own URL in `REGIONS` is answered (never
+`PHONE_PUBLIC_URL`: behind a front door every region shares that name, and the stream could land
+at a region its token does not open). The carrier then
 streams to the peer directly; the session starts there when the stream connects, as any call's
 does. Any failure answers the call here, as with one region. docs/regions.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 
@@ -38,32 +41,49 @@ async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
     reason = await why_not_here(state, PHONE_TRANSPORT, patience)
     if reason is None:
         return None
-    target = spill_target(state.peers.nearest_first(), PHONE_TRANSPORT, patience)
+    handoffs = state.call_handoffs
+    target = spill_target([peer for peer in state.peers.nearest_first() if not handoffs.resting(peer.name)],
+                          PHONE_TRANSPORT, patience)
     if target is None:
         return None
     with tracing.step("phone.handoff", **{"voicefleet.region": target.name, "voicefleet.phone.carrier": carrier,
                                           "voicefleet.phone.handoff_reason": reason}) as span:
-        handed = await state.call_handoffs.ask(target, carrier, reason)
+        handed = await handoffs.ask(target, carrier, reason)
         if handed is None:
             tracing.failed(span, "not_taken")  # answered here, as when no region has room
             return None
+    if target.capacity is not None:  # until its next poll: the call holds a place there now
+        target.capacity = dataclasses.replace(target.capacity, room=max(0, target.capacity.room - 1))
     log.info("a %s call was handed to region %s (session %s): %s", carrier, handed.region, handed.session_id, reason)
     if state.reserve is not None:
         state.reserve.spilled_away()  # its caller reached this region: its planner counts the start
     return handed
 
 
-def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
+def room_for_calls(state: AppState) -> int:
+    """Sessions that may still start here, less the handed calls whose carrier has not connected yet."""
+    return max(0, state.sessions.room() - state.phone.tokens.handed_pending())
+
+
+async def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
     """As the region a call is handed to: its stream here, with a one-time token naming `sender`."""
     if not isinstance(data, Mapping) or data.get("carrier") not in WEBHOOK_CARRIERS \
             or data.get("reason") not in (AT_CAPACITY, COLD_TOO_SLOW):
         raise ApiError(400, "invalid_request", f"expected {{\"carrier\": one of {', '.join(WEBHOOK_CARRIERS)}, "
                        f"\"reason\": {AT_CAPACITY} or {COLD_TOO_SLOW}}}")
-    if state.phone.draining or state.sessions.room() <= 0:
+    if state.phone.draining or room_for_calls(state) <= 0:
         raise ApiError(429, "at_capacity", "this region has no room for the call",
                        retry_after=CAPACITY_RETRY_AFTER_SECONDS)
+    # The carriers' start rate here, taken now (and not again when the stream connects): a region
+    # that hands calls over cannot mint more starts than its own webhooks could.
+    await state.phone.calls.take_start()
     carrier, regions = str(data["carrier"]), state.peers.regions
-    token, grant = state.phone.tokens.mint(carrier, handed_from=(sender, str(data["reason"])))
-    base = state.phone.settings.public_url or regions.urls[regions.here]
+    try:
+        token, grant = state.phone.tokens.mint(carrier, handed_from=(sender, str(data["reason"])))
+    except ValueError:  # too many handed calls' tokens pending
+        raise ApiError(429, "at_capacity", "this region has no room for the call",
+                       retry_after=CAPACITY_RETRY_AFTER_SECONDS) from None
+    # This region's own address, never a shared front door's: the token opens a call here only.
+    base = regions.urls[regions.here]
     return {"region": regions.here, "stream": websocket_url(base, f"/ws/{carrier}/{token}"),
             "session_id": state.sessions.session_id_for(Caller.named(PHONE_CALLER).owner_key, grant.session_key)}

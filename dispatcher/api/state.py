@@ -24,6 +24,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
+from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
@@ -55,6 +56,7 @@ class AppState:
     region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(Regions()))  # requests for their sessions
     key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
     call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
+    webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
 
     async def aclose(self) -> None:
         await self.sessions.aclose()
@@ -70,3 +72,5 @@ class AppState:
             await self.key_homes.aclose()
         if self.call_handoffs is not None:
             await self.call_handoffs.aclose()
+        if self.webhook_sightings is not None:
+            await self.webhook_sightings.aclose()

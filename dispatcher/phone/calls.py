@@ -115,6 +115,14 @@ class PhoneCalls:
         self._timeline = timeline
         self._max_frames_per_second = max_frames_per_second
 
+    async def take_start(self) -> None:
+        """One of the carriers' starts (START_RATE_PER_KEY), or 429 `rate_limited`."""
+        if self._start_rate is not None:
+            wait = await self._start_rate.take(PHONE_CALLER)
+            if wait > 0:
+                raise ApiError(429, "rate_limited", "too many calls opened by carriers: START_RATE_PER_KEY",
+                               retry_after=wait)
+
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
         owner: Caller | None = None, *, standing: bool = False, handed_from: tuple[str, str] | None = None,
@@ -127,11 +135,8 @@ class PhoneCalls:
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
         session_key = session_key or f"phone-{secrets.token_urlsafe(16)}"
-        if owner is None and self._start_rate is not None:
-            wait = await self._start_rate.take(PHONE_CALLER)
-            if wait > 0:
-                raise ApiError(429, "rate_limited", "too many calls opened by carriers: START_RATE_PER_KEY",
-                               retry_after=wait)
+        if owner is None and handed_from is None:  # a handed call's start was taken when its token was minted
+            await self.take_start()
         owner = owner or Caller.named(PHONE_CALLER)
         call.owner = owner.id
         call.session_id = session_id = self._sessions.session_id_for(owner.owner_key, session_key)

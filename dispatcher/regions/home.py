@@ -12,15 +12,14 @@ the start (503) rather than risk a second session. docs/regions.md ("One Idempot
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 
 from dispatcher.errors import ApiError
-from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.outbound.http_client import HttpClient
 from dispatcher.regions.config import Regions
-from dispatcher.regions.peers import ANSWER_SECONDS, Peers, region_client
-from dispatcher.regions.signing import RegionSigner, answer_is_signed
+from dispatcher.regions.peers import Peers, region_client, signed_post
+from dispatcher.regions.signing import RegionSigner
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import FirstClaims
 
@@ -60,18 +59,11 @@ class KeyHomes:
         peer = self._peers.peer(home)
         if peer is None or not peer.reachable:
             raise home_unreachable(home, peer.problem if peer is not None else None)
-        body = json.dumps({"key": digest, "region": proposed}).encode()
-        headers = {**self._signer.headers(home, "POST", KEYS_PATH, body), "content-type": "application/json"}
-        try:
-            answer = await self._client.request("POST", peer.url + KEYS_PATH, content=body, headers=headers,
-                                                timeout=ANSWER_SECONDS)
-            signed = answer.status_code == 200 and answer_is_signed(self._regions.secrets, headers, answer.headers,
-                                                                     answer.content)
-            holder = answer.json().get("holder") if signed else None
-        except (HttpError, ValueError, AttributeError) as exc:
-            raise home_unreachable(home, type(exc).__name__) from None
+        data, why = await signed_post(self._client, self._signer, self._regions, home, peer.url, KEYS_PATH,
+                                      {"key": digest, "region": proposed})
+        holder = data.get("holder") if isinstance(data, Mapping) else None
         if holder not in self._regions.urls:
-            raise home_unreachable(home, f"answered {answer.status_code}")
+            raise home_unreachable(home, why)
         return str(holder)
 
     async def record(self, digest: str, region: str) -> str:

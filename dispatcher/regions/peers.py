@@ -12,6 +12,7 @@ is a warning only, so a region can be added one deploy at a time. docs/regions.m
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -38,6 +39,22 @@ def region_client(timeout: float = ANSWER_SECONDS) -> HttpClient:
     sent on), the answer read as sent and bounded."""
     return HttpClient(timeout=timeout, connect_timeout=timeout, follow_redirects=False,
                       max_answer_bytes=MAX_ANSWER_BYTES)
+
+
+async def signed_post(client: HttpClient, signer: RegionSigner, regions: Regions, peer: str, url: str, path: str,
+                      payload: object, timeout: float = ANSWER_SECONDS) -> tuple[Any, str]:
+    """What `peer` (at `url`) answered a signed POST of `payload`, as JSON, if it answered 200 signed;
+    else None, and a few words on why."""
+    body = json.dumps(payload).encode()
+    headers = {**signer.headers(peer, "POST", path, body), "content-type": "application/json"}
+    try:
+        answer = await client.request("POST", url + path, content=body, headers=headers, timeout=timeout)
+        if answer.status_code != 200 or not answer_is_signed(regions.secrets, headers, answer.headers,
+                                                             answer.content):
+            return None, f"answered {answer.status_code}"
+        return answer.json(), "answered"
+    except (HttpError, ValueError) as exc:
+        return None, type(exc).__name__
 
 
 @dataclass(frozen=True)

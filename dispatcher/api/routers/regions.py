@@ -5,9 +5,13 @@
                           unless another was recorded first; answer the holder
     POST /regions/calls   a carrier's call the asking region hands here: its one-time stream URL
                           here (dispatcher/api/call_handoff.py)
+    POST /regions/webhooks  as a webhook signature's home: whether it is the first sighting
+                          (dispatcher/regions/sightings.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
-as one region. docs/regions.md.
+as one region. A stream token is minted only for a request taken once across the region's replicas:
+with the store down, `POST /regions/calls` and `/regions/webhooks` are refused 503 (the asking
+region decides alone), never taken on one replica's memory. docs/regions.md.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from dispatcher.api.call_handoff import stream_for
+from dispatcher.api.call_handoff import room_for_calls, stream_for
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -26,17 +30,33 @@ from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
+from dispatcher.regions.sightings import SIGHTINGS_PATH, parse_sighting
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
 from dispatcher.reserve.reserve import RegionFigures
+from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter()
 
 
-async def signed_by_region(request: Request, state: AppState) -> str:
-    """The region that sent `request`, or 401: its signature covers the method, path, query and body."""
+async def signed_by_region(request: Request, state: AppState, *, strict: bool = False) -> str:
+    """The region that sent `request`, or 401: its signature covers the method, path, query and body.
+    `strict`: its once-record is the store's, or 503 (as a carrier webhook's, which it stands for)."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    verifier = RegionVerifier(state.peers.regions, state.replication.coordination.spent)
-    return await verifier.sender(request.method, path, request.headers, await request.body())
+    coordination = state.replication.coordination
+    verifier = RegionVerifier(state.peers.regions, coordination.webhooks if strict else coordination.spent)
+    try:
+        return await verifier.sender(request.method, path, request.headers, await request.body())
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "this region's store does not answer, so a replayed region "
+                       "request could not be ruled out: retry in a moment", retry_after=1) from None
+
+
+async def json_body(request: Request) -> object:
+    """The request's JSON, or None when it is none (a nesting too deep to parse included: a 400)."""
+    try:
+        return json.loads(await request.body())
+    except (ValueError, RecursionError):
+        return None
 
 
 async def capacity(state: AppState) -> Capacity:
@@ -46,7 +66,7 @@ async def capacity(state: AppState) -> Capacity:
             for transport in dict.fromkeys((*state.settings.transports, PHONE_TRANSPORT))}
     figures = (RegionFigures(len(state.channels.idle()), 0, 0.0, math.inf) if state.reserve is None
                else await state.reserve.region_figures())
-    return Capacity(warm=warm, idle=figures.idle, room=state.sessions.room(),
+    return Capacity(warm=warm, idle=figures.idle, room=room_for_calls(state),
                     cold_start_seconds=state.sessions.ready.before_launch(), demand_per_minute=figures.rate * 60,
                     refill_seconds=figures.refill_seconds, warming=figures.warming)
 
@@ -73,10 +93,7 @@ async def key_holder(request: Request) -> Response:
     await signed_by_region(request, state)
     if state.key_homes is None:
         raise ApiError(404, "not_found", "this dispatcher runs as one region")
-    try:
-        data = json.loads(await request.body())
-    except ValueError:
-        data = None
+    data = await json_body(request)
     digest, region = state.key_homes.parse_record(data)
     return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region)})
 
@@ -84,9 +101,19 @@ async def key_holder(request: Request) -> Response:
 @router.post(CALLS_PATH, include_in_schema=False)
 async def handed_call(request: Request) -> Response:
     state = app_state(request)
-    sender = await signed_by_region(request, state)
+    sender = await signed_by_region(request, state, strict=True)
+    data = await json_body(request)
+    return signed_answer(request, state, await stream_for(state, sender, data))
+
+
+@router.post(SIGHTINGS_PATH, include_in_schema=False)
+async def webhook_sighting(request: Request) -> Response:
+    state = app_state(request)
+    await signed_by_region(request, state, strict=True)
+    digest, seconds = parse_sighting(await json_body(request))
     try:
-        data = json.loads(await request.body())
-    except ValueError:
-        data = None
-    return signed_answer(request, state, stream_for(state, sender, data))
+        first = await state.phone.webhooks.first_use("webhook:" + digest, seconds)  # as a webhook sent here
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "this region's store does not answer: the webhook's sighting "
+                       "cannot be recorded", retry_after=1) from None
+    return signed_answer(request, state, {"first": first})

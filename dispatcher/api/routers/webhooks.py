@@ -7,8 +7,9 @@
 Nothing here waits on a machine (Twilio moves to its fallback URL after 15 s): the answer carries
 a one-time token and the call's session starts when the carrier opens the stream. A webhook's
 carrier signature is checked first (403 and no token otherwise), then it is answered once across
-every replica: the record is keyed on the computed signature alone and kept as long as the
-signature is valid (docs/security.md says why, and the replay window that remains). A store that
+every replica (with several regions, at its home region too: dispatcher/regions/sightings.py): the
+record is keyed on the computed signature alone and kept as long as the signature is valid
+(docs/security.md says why, and the replay window that remains). A store that
 does not answer gets the webhook a 503, never a token this replica cannot vouch for. Each check is
 a `phone.webhook` span.
 """
@@ -58,7 +59,7 @@ async def twilio_webhook(request: Request) -> Response:
             # The signature has no time in it: a captured webhook stays valid. One token per signature
             # (only the canonical base64 spelling compares equal in twilio_valid), whatever URL it
             # came on: a query can take in the form's first pairs and still sign the same text.
-            await _first_time(state, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
+            await _first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
     stream = await _stream_url(request, base, "twilio")
@@ -83,7 +84,7 @@ async def telnyx_webhook(request: Request) -> Response:
                 raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
             # Canonical base64 only (signatures.py), so the text is the signature.
             signature = request.headers.get("telnyx-signature-ed25519", "")
-            await _first_time(state, f"telnyx:{signature}", TELNYX_SECONDS)
+            await _first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
     stream = await _stream_url(request, base, "telnyx")
@@ -106,7 +107,7 @@ async def plivo_webhook(request: Request) -> Response:
             # Keyed on the signature that matched, not the nonce nor the URL as sent: the nonce follows
             # the body's last value after a `.` (a `.` in that value moves the boundary), and the
             # query is signed sorted without empty pairs (`?&`, re-ordered: the same signature).
-            await _first_time(state, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
+            await _first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
     stream = await _stream_url(request, base, "plivo")
@@ -137,12 +138,17 @@ async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, st
     return state, raw, params, public_base(state.settings, request.headers, request.url.scheme)
 
 
-async def _first_time(state: PhoneState, key: str, seconds: float) -> None:
-    """A signed request seen before, at any replica, is a replay."""
+async def _first_time(request: Request, key: str, seconds: float) -> None:
+    """A signed request seen before, at any replica (with several regions: of any region), is a replay."""
     if key.endswith(":"):
         raise ApiError(403, "replayed", "this webhook names no call to answer once")
+    app, digest = app_state(request), hashlib.sha256(key.encode()).hexdigest()
+    # Its home region first (dispatcher/regions/sightings.py): a captured webhook is as valid at
+    # every region, whose own records each take it once.
+    if app.webhook_sightings is not None and await app.webhook_sightings.first_at_home(digest, seconds) is False:
+        raise ApiError(403, "replayed", "this webhook was already answered")
     try:
-        first = await state.webhooks.first_use("webhook:" + hashlib.sha256(key.encode()).hexdigest(), seconds)
+        first = await app.phone.webhooks.first_use("webhook:" + digest, seconds)
     except StoreUnavailable:
         log.warning("a %s webhook was refused: the store did not answer, so a replay could not be ruled out",
                     key.split(":", 1)[0])

@@ -1,0 +1,62 @@
+"""What a region a call is handed to answers, between two real regional dispatchers
+(`python -m dispatcher`): its own `REGIONS` URL even behind a front door that every region shares
+as PHONE_PUBLIC_URL, no more stream tokens than it has room for calls, and a 400 for a signed body
+too deeply nested to read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+
+from dispatcher.regions.calls import CALLS_PATH
+from dispatcher.regions.config import Regions
+from dispatcher.regions.signing import RegionSigner
+from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
+from tests.regions.test_region_peers import SECRET, regions
+from tests.support.processes import DispatcherProcess
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], dict[str, DispatcherProcess]]]:
+    # Both regions answer carriers at one front door; us has room for one call.
+    common = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PHONE_PUBLIC_URL": "https://voice.example.com"}
+    with regions(tmp_path_factory.mktemp("handoff-limits"), ("eu", "us"),
+                 {"eu": common, "us": {**common, "MAX_CONCURRENT_SESSIONS": "1"}}) as running:
+        yield running
+
+
+def ask(urls: dict[str, str], to: str, body: bytes | None = None) -> httpx.Response:
+    """What eu's hand-off sends `to`, signed."""
+    body = body if body is not None else json.dumps({"carrier": "twilio", "reason": "at_capacity"}).encode()
+    headers = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode())).headers(to, "POST", CALLS_PATH, body)
+    return httpx.post(f"{urls[to]}{CALLS_PATH}", content=body, headers=headers, timeout=5)
+
+
+def test_a_region_with_room_for_one_call_hands_out_one_stream_behind_the_front_door(
+        pair: tuple[dict[str, str], dict[str, DispatcherProcess]]) -> None:
+    urls, _ = pair
+    answers = [ask(urls, "us") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 429, 429, 429], [a.text for a in answers]
+    assert answers[1].json()["error"]["code"] == "at_capacity"
+    # Its own URL, never the front door's: a stream landing at eu would be refused (token_wrong_region).
+    assert answers[0].json()["stream"].startswith(ws_base(urls["us"]) + "/ws/twilio/"), answers[0].text
+
+
+def test_a_signed_body_nested_too_deep_to_read_is_a_400(
+        pair: tuple[dict[str, str], dict[str, DispatcherProcess]]) -> None:
+    urls, _ = pair
+    answer = ask(urls, "us", b"[" * 20000 + b"]" * 20000)  # 40 KB, under MAX_REQUEST_BYTES
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request", answer.text
+
+
+def test_handed_calls_are_held_to_the_carriers_start_rate_when_their_tokens_are_minted(tmp_path: Path) -> None:
+    us = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "START_RATE_PER_KEY": "0.01", "START_BURST_PER_KEY": "1"}
+    with regions(tmp_path, ("eu", "us"), {"eu": {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}, "us": us}) as (urls, _):
+        answers = [ask(urls, "us") for _ in range(2)]
+        assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
+        assert answers[1].json()["error"]["code"] == "rate_limited" and answers[1].headers["retry-after"]
