@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
                             write_timeout_seconds=settings.write_timeout_seconds,
-                            max_connections=settings.max_connections,
+                            max_connections=settings.max_connections, max_body_bytes=settings.max_request_bytes,
                             graceful_shutdown_seconds=grace, own_log_format=chosen_format == "text")
     phone = state.phone
     server = DrainingServer(

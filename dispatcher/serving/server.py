@@ -13,6 +13,7 @@ import asyncio
 import logging
 import resource
 import time
+import weakref
 from typing import Any
 
 import uvicorn
@@ -24,8 +25,17 @@ from botchannel.contract import MAX_FRAME_BYTES
 # The server refuses a request whose head is larger than this, before the app sees it. The app's
 # own JSON 431 limit (8 KB) sits below it, so clients normally get the API's error format.
 SERVER_MAX_HEAD_BYTES = 16 * 1024
-_HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                   b"content-length: 28\r\nconnection: close\r\n\r\nrequest head over 16384 bytes")
+
+
+def _plain(status: bytes, text: bytes) -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % len(text) + text)
+
+
+_HEAD_TOO_LARGE = _plain(b"431 Request Header Fields Too Large", b"request head over 16384 bytes")
+_TRAILERS_REFUSED = _plain(b"400 Bad Request", b"trailers are not accepted")
+_MESSAGE_TOO_LARGE = _plain(b"413 Content Too Large", b"request over its size on the wire")
+MAX_PIPELINED = 8  # requests parsed ahead of the one being answered, per connection
 LOG_EVERY_SECONDS = 60.0
 _OVER_CAP_BODY = b'{"error":{"code":"overloaded","message":"too many connections: retry in a moment"}}'
 _OVER_CAP_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1"), (b"connection", b"close"),
@@ -85,8 +95,8 @@ def headroom(cap: int) -> int:
     return min(cap - 1, max(1, cap // 8))
 
 
-class _HeadTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """Raised in a parser callback: llhttp stops there, and nothing after it is parsed."""
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -141,20 +151,39 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.transport.abort()  # it is owed nothing worth a reply; abort frees it at once
         self.connections.discard(self)  # uvicorn discards it again when the loss arrives
 
-    # The head being read: its bytes so far (whole reads while it is incomplete; a head that
-    # begins inside a read with the previous request's end is counted from the next read) and,
-    # once whole, its exact size from the parser's callbacks.
+    # What one connection makes the server hold: a head of at most SERVER_MAX_HEAD_BYTES (while one
+    # is incomplete the parser is fed no further than that), no trailers, a message of at most
+    # `max_message_bytes` on the wire, and at most MAX_PIPELINED requests parsed ahead of the one
+    # being answered (llhttp bounds none of these; h11 bounded the first and parsed no request ahead).
+    max_message_bytes: int = 8 * (65536 + SERVER_MAX_HEAD_BYTES)
     _reading_head = True
-    _head_bytes = 0
-    _head_over = False
+    _head_bytes = 0  # fed while the head is incomplete (one beginning inside a read: from the next)
+    _head_size = 0  # the head's exact size, from the parser's callbacks
+    _message_bytes = 0  # fed since the head was whole: the body's, its framing's and trailers'
+    _refusal: bytes | None = None  # why the parser was stopped: the answer to write (b"": none, abort)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_head:
-            self._head_bytes += len(data)
-        super().data_received(data)
-        if self._head_over or (self._reading_head and self._head_bytes > SERVER_MAX_HEAD_BYTES):
-            self._refuse_head()
-            return
+        while data:
+            if self._reading_head:  # never more than the bound's worth of an incomplete head
+                room = SERVER_MAX_HEAD_BYTES + 1 - self._head_bytes
+                piece, data = data[:room], data[room:]
+                self._head_bytes += len(piece)
+            else:
+                piece, data = data, b""
+                self._message_bytes += len(piece)
+            super().data_received(piece)
+            if self._refusal is None and self._reading_head and self._head_bytes > SERVER_MAX_HEAD_BYTES:
+                self._refusal = _HEAD_TOO_LARGE
+            elif self._refusal is None and self._message_bytes > self.max_message_bytes:
+                self._refusal = _MESSAGE_TOO_LARGE
+            if self._refusal is not None:
+                self._refuse_request()
+                return
+            upgraded = self.transport.get_protocol()
+            if upgraded is not self:  # a WebSocket now: the rest of the read is its
+                if data and isinstance(upgraded, asyncio.Protocol):
+                    upgraded.data_received(data)
+                return
         self._track()
 
     def on_message_begin(self) -> None:
@@ -166,32 +195,42 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._reading_head:  # a trailer: no route reads one, and uvicorn would add it to the head's
+            self._stop(_TRAILERS_REFUSED)
         super().on_header(name, value)
         self._head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
-        self._reading_head = False
+        self._reading_head, self._message_bytes = False, 0
         if self._head_size + 32 > SERVER_MAX_HEAD_BYTES:  # 32: the request line's and the end's bytes
-            self._head_over = True
-            raise _HeadTooLarge  # stops the parser before a cycle exists: the app never sees it
+            self._stop(_HEAD_TOO_LARGE)  # before a cycle exists: the app never sees it
         super().on_headers_complete()
+        if len(self.pipeline) > MAX_PIPELINED:
+            self._stop(b"")  # a client parsing us ahead without reading: no answer owed, none written
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._reading_head, self._head_bytes, self._head_size = True, 0, 0
+        self._reading_head, self._head_bytes, self._head_size, self._message_bytes = True, 0, 0, 0
 
-    _head_size = 0
+    def _stop(self, answer: bytes) -> None:
+        """Stops the parser (uvicorn answers its errors with a 400: `send_400_response` below)."""
+        self._refusal = answer
+        raise _Refused
 
     def send_400_response(self, msg: str) -> None:
-        if self._head_over:  # the parser's error is ours: the head was too large
-            self._refuse_head()
+        if self._refusal is not None:  # the parser's error is ours
+            self._refuse_request()
             return
         super().send_400_response(msg)
 
-    def _refuse_head(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(_HEAD_TOO_LARGE)
+    def _refuse_request(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self._refusal:
+            self.transport.write(self._refusal)
             self.transport.close()
+        else:
+            self._abort()
 
     def _tier_now(self) -> int | None:
         if self.transport.is_closing() or self.transport.get_protocol() is not self:
@@ -279,6 +318,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._unstall()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.app = self._app  # `_admit`, bound to this connection, made it a cycle the collector must find
         self._unstall()
         if self._tier is not None:
             self._tiers[self._tier].pop(self, None)
@@ -303,7 +343,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._track()  # between requests (or a pipelined one under way)
 
     def _arm(self, seconds: float) -> None:
-        self.loop.call_later(seconds, self._deadline_passed, self.cycle)
+        # By weak reference: a pending deadline keeps neither a closed connection nor its request alive.
+        self.loop.call_later(seconds, _deadline_passed, weakref.ref(self),
+                             None if self.cycle is None else weakref.ref(self.cycle))
 
     def _deadline_passed(self, cycle_when_armed: Any) -> None:
         if self.transport.is_closing() or self.transport.get_protocol() is not self:
@@ -314,11 +356,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+def _deadline_passed(connection: weakref.ref[BoundedHttpProtocol],
+                     cycle: weakref.ref[RequestResponseCycle] | None) -> None:
+    alive = connection()
+    if alive is not None:
+        alive._deadline_passed(None if cycle is None else cycle())
+
+
 def uvicorn_config(
     app: Any, *, keep_alive_seconds: int, header_timeout_seconds: float, log_level: str,
     graceful_shutdown_seconds: int | None = None, own_log_format: bool = True,
     write_timeout_seconds: float = BoundedHttpProtocol.write_timeout,
     max_connections: int = BoundedHttpProtocol.max_connections,
+    max_body_bytes: int = 65536,
 ) -> uvicorn.Config:
     """`own_log_format=False`: uvicorn's lines go through the root handler (LOG_FORMAT=json)."""
     quiet_accept_failures()
@@ -326,6 +376,8 @@ def uvicorn_config(
     protocol = type("ConfiguredHttpProtocol", (BoundedHttpProtocol,), {
         "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
         "max_connections": cap, "headroom": headroom(cap), "_tiers": ({}, {}, {}), "_working": set(),
+        # The app refuses a body past MAX_REQUEST_BYTES; on the wire a chunked one may take more.
+        "max_message_bytes": 8 * (max_body_bytes + SERVER_MAX_HEAD_BYTES),
     })
     return uvicorn.Config(
         app,

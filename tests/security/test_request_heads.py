@@ -1,12 +1,15 @@
-"""Request heads against `python -m dispatcher` as it runs (dispatcher/serving/server.py): the
-server refuses a head over `SERVER_MAX_HEAD_BYTES` before the app sees it, whether it arrives whole
-or never ends, and holds no more of it than that; a head under it reaches the app (whose own JSON
-431 starts at 8 KB), and requests pipelined behind a body are each answered."""
+"""Requests against `python -m dispatcher` as it runs (dispatcher/serving/server.py): the server
+refuses a head over `SERVER_MAX_HEAD_BYTES` before the app sees it, whether it arrives whole or
+never ends; a head under it reaches the app (whose own JSON 431 starts at 8 KB); requests pipelined
+behind a body are each answered, but a connection that pipelines without end, or sends a chunked
+body's trailers without end, makes the dispatcher hold no more memory for it (llhttp bounds
+neither: the server does)."""
 
 from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +83,67 @@ def test_requests_pipelined_behind_a_body_are_each_answered(dispatcher: Dispatch
         got = read_to_end(sock)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)
     assert statuses == [b"201", b"200"], got[:600]
+
+
+GROWTH_MB = 100  # what one connection may not make the dispatcher hold
+
+
+def rss_mb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_connection_that_pipelines_without_end_is_dropped_not_queued(dispatcher: DispatcherProcess) -> None:
+    pid = dispatcher.process.pid
+    baseline = rss_mb(pid)
+    blob = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n" * 8000  # ~300 KB of requests a write
+    with connected(dispatcher) as sock:
+        done = threading.Event()
+
+        def drain() -> None:  # it reads its answers: no write stall cuts it
+            while not done.is_set():
+                try:
+                    if not sock.recv(1 << 20):
+                        return
+                except OSError:
+                    return
+
+        threading.Thread(target=drain, daemon=True).start()
+        started, dropped = time.monotonic(), False
+        try:
+            while time.monotonic() - started < 5 and rss_mb(pid) - baseline < 3 * GROWTH_MB:
+                sock.sendall(blob)
+        except OSError:
+            dropped = True
+        done.set()
+        grown = rss_mb(pid) - baseline
+    assert dropped, "the connection was still taking requests after 5 s"
+    assert grown < GROWTH_MB, f"one pipelining connection grew the dispatcher by {grown} MB"
+
+
+def test_a_chunked_bodys_trailers_are_refused(dispatcher: DispatcherProcess) -> None:
+    pid = dispatcher.process.pid
+    baseline = rss_mb(pid)
+    trailers = b"".join(b"X%d: %s\r\n" % (i, b"v" * 200) for i in range(1000))
+    with connected(dispatcher) as sock:
+        sock.sendall(b"POST /start HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " + KEY.encode()
+                     + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 5 and rss_mb(pid) - baseline < 3 * GROWTH_MB:
+                sock.sendall(trailers)
+        except OSError:
+            pass
+        got = read_to_end(sock)
+        grown = rss_mb(pid) - baseline
+    assert grown < GROWTH_MB, f"trailers grew the dispatcher by {grown} MB"
+    assert got.startswith(b"HTTP/1.1 400 ") and b"trailers are not accepted" in got, got[:300]
+
+
+def test_a_chunked_body_without_trailers_is_taken(dispatcher: DispatcherProcess) -> None:
+    with connected(dispatcher) as sock:
+        sock.sendall(b"POST /start HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY.encode()
+                     + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                     + b"c\r\n{\"body\": {}}\r\n0\r\n\r\n")
+        got = read_to_end(sock)
+    assert got.startswith(b"HTTP/1.1 201 "), got[:300]
