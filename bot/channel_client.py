@@ -46,9 +46,10 @@ PING_TIMEOUT_SECONDS = 10.0
 class ChannelError(Exception):
     """The channel could not be opened (refused credential, unreachable dispatcher, bad hello)."""
 
-    def __init__(self, message: str, *, refused: bool = False) -> None:
+    def __init__(self, message: str, *, refused: bool = False, unproven: bool = False) -> None:
         super().__init__(message)
         self.refused = refused  # the dispatcher answered no: dialling again changes nothing
+        self.unproven = unproven  # the machine's identity source gave no token, after its own retries
 
 
 class BotChannel:
@@ -68,7 +69,7 @@ class BotChannel:
         try:
             identity = await self._identity.token()
         except IdentityUnavailable as exc:
-            raise ChannelError(f"cannot prove which machine this is: {exc}") from None
+            raise ChannelError(f"cannot prove which machine this is: {exc}", unproven=True) from None
         try:
             self._ws = await connect(
                 self._url,

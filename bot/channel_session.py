@@ -121,8 +121,10 @@ class ChannelSession:
                 self._serving = asyncio.create_task(self._serve(connected=False), name="bot-channel")
                 return
             # A new task's network may not carry traffic yet (Cloud Run's Direct VPC egress can
-            # take 30 s and more): dial again for a while, unless the dispatcher said no.
-            if exc.refused or not await self._dial_again(FIRST_DIAL_DELAYS_SECONDS, "first dial", until_refused=True):
+            # take 30 s and more): dial again for a while, unless the dispatcher said no or the
+            # machine's identity source, already tried again, gave no token.
+            if exc.refused or exc.unproven or not await self._dial_again(
+                    FIRST_DIAL_DELAYS_SECONDS, "first dial", until_refused=True):
                 self.lifecycle.end(EndReason.CHANNEL_LOST, self._last_failure)
                 return
         self._serving = asyncio.create_task(self._serve(), name="bot-channel")
