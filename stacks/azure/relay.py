@@ -1,19 +1,19 @@
 """TurnRelay (Azure): coturn on one small Debian VM with a static public address, in its own subnet.
 
-Ingress is exactly TURN: UDP and TCP 3478, TLS 443 with a certificate, and the UDP relay range,
-from the internet; everything else inbound is denied (no SSH: Azure still requires a key on a Linux
-VM, `turnSshPublicKey`, usable only through the serial console). Egress: UDP to the internet (relayed
+Ingress is exactly TURN: UDP and TCP 3478, TLS 443 with a certificate, and the UDP relay range, from
+the internet; everything else inbound is denied (no SSH: Azure still requires a key on a Linux VM,
+`turnSshPublicKey`, usable only through the serial console). Egress: UDP to the internet (relayed
 media), TCP 443 to the private endpoints' subnet only (Key Vault; the metadata service's address is
-one Azure does not filter with these rules, as before) and TCP 80 to the internet for apt: the boot script installs coturn from Debian's
-mirror, which the image names over http (apt checks every package against Debian's signed Release
-files; switching the image's sources to https would rest on an unchecked image's CA bundle and
-mirror names, and keep one TCP port open to the internet all the same). Nothing else. The relay's own
-user-assigned identity may read the relay's Key Vault secrets and nothing else, granted before the
-VM exists (it reads them once at boot, through the instance metadata service's token for that
-identity), pinned to the versions this stack wrote. Azure does not change `customData` on an existing
-VM, so a changed boot script (a rotated secret) must replace it, like the other clouds' relays; that
-azure-native replaces it rather than failing the update is not tried.
-"""
+one Azure does not filter with these rules, as before) and TCP 80 to the internet for apt: the boot
+script installs coturn from Debian's mirror, which the image names over http (apt checks every
+package against Debian's signed Release files; switching the image's sources to https would rest on
+an unchecked image's CA bundle and mirror names, and keep one TCP port open to the internet all the
+same). Nothing else. The relay's own user-assigned identity may read the relay's Key Vault secrets
+and nothing else, granted before the VM exists (it reads them once at boot, through the instance
+metadata service's token for that identity), pinned to the versions this stack wrote. Azure does not
+change `customData` on an existing VM, so a changed boot script (a rotated secret) must replace it,
+like the other clouds' relays; that azure-native replaces it rather than failing the update is not
+tried."""
 
 from __future__ import annotations
 
