@@ -179,6 +179,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             if self._refusal is not None:
                 self._refuse_request()
                 return
+            if self.transport.is_closing():  # the parser refused the request (uvicorn answered 400)
+                return
             upgraded = self.transport.get_protocol()
             if upgraded is not self:  # a WebSocket now: the rest of the read is its
                 if data and isinstance(upgraded, asyncio.Protocol):

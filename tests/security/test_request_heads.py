@@ -147,3 +147,10 @@ def test_a_chunked_body_without_trailers_is_taken(dispatcher: DispatcherProcess)
                      + b"c\r\n{\"body\": {}}\r\n0\r\n\r\n")
         got = read_to_end(sock)
     assert got.startswith(b"HTTP/1.1 201 "), got[:300]
+
+
+def test_a_malformed_request_in_a_large_read_is_answered_once(dispatcher: DispatcherProcess) -> None:
+    with connected(dispatcher) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nBad Header\r\n" + b"x" * 3 * SERVER_MAX_HEAD_BYTES)
+        got = read_to_end(sock)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", got) == [b"400"], got[:300]
