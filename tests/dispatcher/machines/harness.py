@@ -24,7 +24,7 @@ from bot.identity import MachineIdentity
 from botchannel.contract import Hello, Report
 from dispatcher.channel.bots import BotLink
 from dispatcher.machines.aci.provider import AciMachines
-from dispatcher.machines.base import Machines, MachineState
+from dispatcher.machines.base import LaunchSpec, Machines, MachinesError, MachineState
 from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
 from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
@@ -100,6 +100,20 @@ class Harness:
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the fake has answered every call it received (a released create has landed)."""
         settle(self.fake, timeout)
+
+
+async def refused_second_launch(machines: Machines, spec: Callable[[], LaunchSpec]) -> MachinesError:
+    """Launches one session, then a second that the provider (at its limit) must refuse; closes the
+    provider either way and returns the refusal."""
+    try:
+        await machines.launch(spec())
+        try:
+            await machines.launch(spec())
+        except MachinesError as refused:
+            return refused
+        raise AssertionError("the second launch was not refused")
+    finally:
+        await machines.aclose()
 
 
 async def _no_identity() -> str | None:

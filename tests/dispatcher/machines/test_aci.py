@@ -22,6 +22,7 @@ from dispatcher.media.daily import DailyRooms, DailySettings
 from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.harness import refused_second_launch
 from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.daily import FakeDaily
 from tests.fakes.key_vault import FakeKeyVault
@@ -129,15 +130,9 @@ async def test_a_bot_secret_the_dispatcher_may_not_read_refuses_the_launch_namin
 
 async def test_the_regional_quota_is_capacity_with_a_retry_hint(fake_aci: FakeArmAci) -> None:
     fake_aci.quota = 1
-    machines = provider(fake_aci)
-    try:
-        await machines.launch(spec())
-        with pytest.raises(MachinesError) as caught:
-            await machines.launch(spec())
-    finally:
-        await machines.aclose()
-    assert caught.value.reason == "aci_capacity" and caught.value.retry_after
-    answer = as_api_error(caught.value)
+    refused = await refused_second_launch(provider(fake_aci), spec)
+    assert refused.reason == "aci_capacity" and refused.retry_after
+    answer = as_api_error(refused)
     assert answer.status == 503 and answer.retry_after
 
 

@@ -23,7 +23,7 @@ from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumS
 from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.secrets_vault import MemoryVault
-from tests.dispatcher.machines.harness import CEREBRIUM_CHANNEL, NoSocket, cerebrium_harness
+from tests.dispatcher.machines.harness import CEREBRIUM_CHANNEL, NoSocket, cerebrium_harness, refused_second_launch
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cerebrium import OTHER_PROJECT_KEY, FakeCerebrium, FakeRun, bot_process
 from tests.support.cold_bot import channel_url
@@ -267,13 +267,8 @@ async def test_a_process_full_of_run_records_refuses_a_start_with_a_retry_hint(f
     settings = CerebriumSettings.from_env({**fake_cerebrium.env, **CEREBRIUM_CHANNEL, "MAX_SESSION_SECONDS": "600"})
     assert settings.keep_seconds == 600 + 3600
     machines = CerebriumMachines(settings, LocalCoordination(), records=MemoryVault(max_kept=1))
-    try:
-        await machines.launch(spec())
-        with pytest.raises(MachinesError) as caught:
-            await machines.launch(spec())
-    finally:
-        await machines.aclose()
-    assert caught.value.reason == "cerebrium_capacity" and caught.value.retry_after is not None
+    refused = await refused_second_launch(machines, spec)
+    assert refused.reason == "cerebrium_capacity" and refused.retry_after is not None
     assert len(fake_cerebrium.runs) == 1
 
 

@@ -14,6 +14,7 @@ from dispatcher.machines.modal.reserve import ModalWarmMachines
 from dispatcher.machines.modal.settings import ModalSettings
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.harness import refused_second_launch
 from tests.fakes.modal_server import FakeModal
 
 
@@ -91,15 +92,11 @@ async def test_a_wrong_token_is_unauthorized_and_not_retried(fake_modal: FakeMod
 
 async def test_at_the_concurrency_cap_a_start_is_throttled_with_a_retry_hint_after_bounded_tries() -> None:
     fake = FakeModal(max_running=1).start()
-    machines = provider(fake)
     try:
-        await machines.launch(spec())
-        with pytest.raises(MachinesError) as caught:
-            await machines.launch(spec())
+        refused = await refused_second_launch(provider(fake), spec)
     finally:
-        await machines.aclose()
         fake.close()
-    assert caught.value.reason == "modal_throttled" and caught.value.retry_after is not None
+    assert refused.reason == "modal_throttled" and refused.retry_after is not None
     assert 2 <= len(fake.create_calls) - 1 <= 5  # retried with backoff, then given up
     assert len(fake.running()) == 1
 
