@@ -32,9 +32,12 @@ def _plain(status: bytes, text: bytes) -> bytes:
             b"connection: close\r\n\r\n" % len(text) + text)
 
 
-_HEAD_TOO_LARGE = _plain(b"431 Request Header Fields Too Large", b"request head over 16384 bytes")
-_TRAILERS_REFUSED = _plain(b"400 Bad Request", b"trailers are not accepted")
-_MESSAGE_TOO_LARGE = _plain(b"413 Content Too Large", b"request over its size on the wire")
+_HEAD_TOO_LARGE = _plain(b"431 Request Header Fields Too Large",
+                         b"request head over 16384 bytes: send fewer or shorter headers")
+_TRAILERS_REFUSED = _plain(b"400 Bad Request",
+                           b"trailers are not accepted: send the chunked body without trailer fields")
+_MESSAGE_TOO_LARGE = _plain(b"413 Content Too Large",
+                            b"request over its size on the wire: send a body within MAX_REQUEST_BYTES, in fewer chunks")
 MAX_PIPELINED = 8  # requests parsed ahead of the one being answered, per connection
 LOG_EVERY_SECONDS = 60.0
 _OVER_CAP_BODY = b'{"error":{"code":"overloaded","message":"too many connections: retry in a moment"}}'
