@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aioice import stun
 
 from dispatcher.settings import Settings, hash_api_key
 from stacks.config.turn import USER_QUOTA, TurnSettings
 from stacks.turn_server import coturn_config
 from tests.security.conftest import KEY_A, KEY_B, MakeDispatcher
-from tests.support.ports import free_port
+from tests.support.ports import free_port_pair
 from tests.support.turn_client import TurnClient
 
 pytestmark = pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn (`turnserver`) is not installed")
@@ -31,16 +32,16 @@ pytestmark = pytest.mark.skipif(shutil.which("turnserver") is None, reason="cotu
 TOTAL_QUOTA = 6 * USER_QUOTA  # six sessions' clients fill the relay
 PER_KEY = 3  # TURN_CREDENTIALS_PER_KEY: half the relay, at most, for one key
 SECRET = "turn-shared-secret-0123456789"
+START_TIMEOUT = 15.0
 
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """coturn on loopback with the production configuration: only the port, addresses, log and
     quota differ."""
-    port = free_port(socket.SOCK_DGRAM)
-    low = 20000 + port % 40000  # a relay range of its own, next to nothing else's
+    port = free_port_pair(span=2 + 2 * TOTAL_QUOTA)  # the listening port (TCP and UDP), then the relay range
     config = coturn_config(TurnSettings(mode="managed", shared_secret=None,  # type: ignore[arg-type]
-                                        relay_ports=(low, low + 2 * TOTAL_QUOTA), total_quota=TOTAL_QUOTA))
+                                        relay_ports=(port + 1, port + 1 + 2 * TOTAL_QUOTA), total_quota=TOTAL_QUOTA))
     config = config.replace("listening-port=3478\n", f"listening-port={port}\n")
     config = config.replace("syslog\n", f"log-file={tmp_path}/turn.log\n")
     config += f"listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nstatic-auth-secret={SECRET}\n"
@@ -50,10 +51,29 @@ def relay(tmp_path: Path) -> Iterator[tuple[str, int]]:
     process = subprocess.Popen(["turnserver", "-c", str(path), "--pidfile", str(tmp_path / "pid")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        wait_answering(("127.0.0.1", port), process, tmp_path / "turn.log")
         yield "127.0.0.1", port
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def wait_answering(server: tuple[str, int], process: subprocess.Popen[bytes], log: Path) -> None:
+    """coturn answers a STUN Binding request, or the test fails with its log (a port it could not
+    bind is retried forever, so a dead process is not the only way it never starts)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.settimeout(0.2)
+        while process.poll() is None and time.monotonic() < deadline:
+            request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+            probe.sendto(bytes(request), server)
+            try:
+                if stun.parse_message(probe.recv(2048)).transaction_id == request.transaction_id:
+                    return
+            except TimeoutError:
+                continue
+    text = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+    pytest.fail(f"coturn did not answer on {server} (exit {process.poll()}):\n{text}")
 
 
 def allocate(server: tuple[str, int], ice: dict, clients: list[TurnClient]) -> int:
@@ -61,13 +81,7 @@ def allocate(server: tuple[str, int], ice: dict, clients: list[TurnClient]) -> i
     [turn] = ice["iceServers"]
     client = TurnClient(server, turn["username"], turn["credential"])
     clients.append(client)
-    deadline = time.monotonic() + 15
-    while True:  # coturn may still be starting: its first answer is awaited, not raced
-        try:
-            return client.allocate()
-        except TimeoutError:
-            if time.monotonic() > deadline:
-                raise
+    return client.allocate()
 
 
 async def test_one_key_cannot_exhaust_the_relay_for_another(relay: tuple[str, int],
