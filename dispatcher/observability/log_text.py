@@ -15,5 +15,8 @@ _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)} | {
 
 def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
     """`value` as one printable line for a log record."""
-    text = str(value).translate(_ESCAPES)
+    text = str(value)
+    if len(text) <= limit and text.isprintable():  # the common case: nothing to escape (every escape is non-printable)
+        return text
+    text = text.translate(_ESCAPES)
     return text if len(text) <= limit else text[:limit] + "…"
