@@ -175,6 +175,37 @@ async def test_a_call_eu_has_no_room_for_streams_to_us_with_a_token_good_once_th
     until(lambda: f"phone call {session_id} (twilio): handed off from region eu (at_capacity)" in pair.us.log(), 10)
 
 
+async def test_a_call_token_asked_of_eu_with_no_room_is_minted_by_us_for_us(pair: Pair) -> None:
+    """`POST /start` with a carrier's transport (Pipecat Cloud's token answer) spills over like any
+    start: the token, its URL and the session are us's, and the call is counted once, at eu."""
+    until(lambda: us_can_take_a_call(pair), 60)
+    answer = httpx.post(f"{pair.eu.base_url}/start", json={"transport": "twilio", "body": {"lang": "fr"}},
+                        headers=AUTH, timeout=30)
+    assert answer.status_code == 201, answer.text
+    started = answer.json()
+    assert started["wsUrl"] == ws_base(pair.urls["us"]) + "/ws/twilio", started  # us's own URL, not eu's Host
+    assert started["sessionId"].startswith(region_tag("us"))
+    assert "token_wrong_region" in await refused(f"{ws_base(pair.urls['eu'])}/ws/twilio/{started['token']}")
+    call = CarrierCall("twilio", f"{started['wsUrl']}/{started['token']}")
+    await call.open()
+    try:
+        await call.handshake()
+        await call.say(tone())
+        await echoed_tone(call, timeout=30)
+    finally:
+        await call.hang_up()
+    report = json.loads((pair.reports / f"{started['sessionId']}.json").read_text())
+    assert report["session_id"] == started["sessionId"]  # the key's session, started by us's bot
+    mine = httpx.get(f"{pair.eu.base_url}/sessions/{started['sessionId']}", headers=AUTH, timeout=10)
+    assert mine.status_code == 200 and mine.json()["region"] == "us", mine.text  # the key's, read from eu
+    until(lambda: f"phone call {started['sessionId']} (twilio): handed off from region eu (at_capacity)"
+          in pair.us.log(), 10)  # counted where it arrived: us does not count it as its own start
+    until(lambda: us_can_take_a_call(pair), 60)  # a region that can take the call keeps it
+    home = httpx.post(f"{pair.us.base_url}/start", json={"transport": "twilio"}, headers=AUTH, timeout=30)
+    assert home.status_code == 201 and home.json()["wsUrl"] == ws_base(pair.urls["us"]) + "/ws/twilio", home.text
+    assert "via" not in json.loads(base64.urlsafe_b64decode(home.json()["token"].split(".")[0] + "=="))
+
+
 @pytest.mark.parametrize("carrier", ["plivo", "telnyx"])
 def test_plivo_and_telnyx_calls_are_handed_over_the_same_way(pair: Pair, carrier: str) -> None:
     until(lambda: us_can_take_a_call(pair), 60)

@@ -17,12 +17,14 @@ from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import SPILLED, chosen_region, spilled_from, unknown_region
 from dispatcher.api.region_relay import relay_to, relayed_by
 from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
+from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import public_base
+from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
 from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
@@ -63,9 +65,7 @@ async def start(
 ) -> dict[str, Any] | Response:
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
-        await state.start_limit.check(who.id)
-        base = public_base(state.phone.settings, request.headers, request.url.scheme)
-        return phone_start(state.phone, payload.transport, payload.body or {}, base, who, state.settings.region)
+        return await _phone_token(request, state, payload, who)
     plan = plan_start(payload, state.settings.transports)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
@@ -130,6 +130,41 @@ async def start(
     elif turn_quota is not None and credential is not None:
         await turn_quota.give_back(who.id, credential)  # no credential was handed out
     return start_answer(fields, plan)
+
+
+async def _phone_token(request: Request, state: AppState, payload: StartRequest,
+                       who: Caller) -> dict[str, Any] | Response:
+    """A call token (`transport: websocket` or a carrier's name). With several regions, one that could
+    not start the call's bot warm within the caller's patience (`maxWaitSeconds`, else
+    `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
+    a handed call's (a place held for it, its start counted where it arrived) with its own URL."""
+    relayed = relayed_by(request.scope)
+    if relayed is None:  # a start relayed here was counted where it arrived
+        await state.start_limit.check(who.id)
+    handed_from = None
+    if not state.peers.by_name:
+        if payload.region is not None and payload.region != state.settings.region:
+            raise unknown_region(payload.region, [])
+    elif relayed is not None:
+        handed_from = spilled_from(request.headers)
+    else:
+        patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else \
+            state.phone.settings.max_wait_seconds
+        target, reason = await chosen_region(state, PHONE_TRANSPORT, patience, payload.region)
+        if state.key_homes is not None and (key := request.headers.get("idempotency-key")) is not None:
+            target = await state.key_homes.holder(who.id, key, target)
+        if target != state.settings.region:
+            if reason and state.reserve is not None:
+                state.reserve.spilled_away()  # this region's caller: its planner counts the start
+            headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
+            return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
+    # Relayed here: this region's own URL, never the forwarded Host or a shared front door's name (the
+    # token opens a call in this region only).
+    regions = state.peers.regions
+    base = regions.urls[regions.here] if relayed is not None else \
+        public_base(state.phone.settings, request.headers, request.url.scheme)
+    return phone_start(state.phone, str(payload.transport), payload.body or {}, base, who, state.settings.region,
+                       handed_from=handed_from)
 
 
 @router.get(
