@@ -76,26 +76,11 @@ async def start(
         options = state.rooms.options(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
-    if relayed_by(request.scope) is None:  # a start relayed here was counted where it arrived
-        await state.start_limit.check(who.id)
-    pinned = payload.region if payload is not None else None
-    spilled = None
-    if not state.peers.by_name:
-        if pinned is not None and pinned != state.settings.region:
-            raise unknown_region(pinned, [])
-    elif relayed_by(request.scope) is not None:  # its region was chosen where it arrived
-        spilled = spilled_from(request.headers)
-    else:
-        target, reason = await chosen_region(state, plan.transport, payload.maxWaitSeconds if payload else None,
-                                             pinned)
-        if state.key_homes is not None and idempotency_key is not None:
-            # One session per key in every region: where the key's home says it is held.
-            target = await state.key_homes.holder(who.id, idempotency_key, target)
-        if target != state.settings.region:
-            if reason and state.reserve is not None:
-                state.reserve.spilled_away()  # this region's caller: its planner counts the start
-            headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
-            return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
+    placed = await _placed(request, state, who, plan.transport, payload.maxWaitSeconds if payload else None,
+                           payload.region if payload is not None else None, idempotency_key)
+    if isinstance(placed, Response):
+        return placed
+    spilled = placed
     # The client's TURN credential is counted before anything starts: a key past its bound gets
     # a 429 here, not a machine whose client the relay would then refuse.
     turn_quota = state.turn_quota if plan.transport == "webrtc" else None
@@ -139,32 +124,41 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
     a handed call's (a place held for it, its start counted where it arrived) with its own URL."""
     relayed = relayed_by(request.scope)
-    if relayed is None:  # a start relayed here was counted where it arrived
-        await state.start_limit.check(who.id)
-    handed_from = None
-    if not state.peers.by_name:
-        if payload.region is not None and payload.region != state.settings.region:
-            raise unknown_region(payload.region, [])
-    elif relayed is not None:
-        handed_from = spilled_from(request.headers)
-    else:
-        patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else \
-            state.phone.settings.max_wait_seconds
-        target, reason = await chosen_region(state, PHONE_TRANSPORT, patience, payload.region)
-        if state.key_homes is not None and (key := request.headers.get("idempotency-key")) is not None:
-            target = await state.key_homes.holder(who.id, key, target)
-        if target != state.settings.region:
-            if reason and state.reserve is not None:
-                state.reserve.spilled_away()  # this region's caller: its planner counts the start
-            headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
-            return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
+    patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
+    placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
+    if isinstance(placed, Response):
+        return placed
     # Relayed here: this region's own URL, never the forwarded Host or a shared front door's name (the
     # token opens a call in this region only).
     regions = state.peers.regions
     base = regions.urls[regions.here] if relayed is not None else \
         public_base(state.phone.settings, request.headers, request.url.scheme)
     return phone_start(state.phone, str(payload.transport), payload.body or {}, base, who, state.settings.region,
-                       handed_from=handed_from)
+                       handed_from=placed)
+
+
+async def _placed(request: Request, state: AppState, who: Caller, transport: str, patience: float | None,
+                  pinned: str | None, idempotency_key: str | None) -> Response | tuple[str, str] | None:
+    """Where a start runs: another region's answer (relayed there: pinned, or spilled over because
+    this region cannot start it warm within `patience`), or here, with (the region it spilled over
+    from, why) when one relayed it here. The key's start rate is taken where the start arrived."""
+    if relayed_by(request.scope) is not None:  # its region was chosen where it arrived
+        return spilled_from(request.headers) if state.peers.by_name else None
+    await state.start_limit.check(who.id)
+    if not state.peers.by_name:
+        if pinned is not None and pinned != state.settings.region:
+            raise unknown_region(pinned, [])
+        return None
+    target, reason = await chosen_region(state, transport, patience, pinned)
+    if state.key_homes is not None and idempotency_key is not None:
+        # One session per key in every region: where the key's home says it is held.
+        target = await state.key_homes.holder(who.id, idempotency_key, target)
+    if target == state.settings.region:
+        return None
+    if reason and state.reserve is not None:
+        state.reserve.spilled_away()  # this region's caller: its planner counts the start
+    headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
+    return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
 
 
 @router.get(
