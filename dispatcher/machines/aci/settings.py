@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from dispatcher.channel.identity import identity_audience
+from dispatcher.machines.call_timings import call_timings
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, api_endpoint, float_setting, require
 
@@ -101,9 +102,7 @@ class AciSettings:
             arm_endpoint=endpoint,
             auth=auth,
             ca_bundle=env.get("ACI_CA_BUNDLE", "").strip(),
-            timeout=float_setting(env, "ACI_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "ACI_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=float_setting(env, "ACI_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            **call_timings(env, "ACI", cls),
             lro_seconds=float_setting(env, "ACI_LRO_SECONDS", cls.lro_seconds, minimum=1.0),
             create_rate=Rate.from_env(env, "ACI_CREATE", DEFAULT_CREATE_RATE),
             write_rate=Rate.from_env(env, "ACI_WRITE", DEFAULT_WRITE_RATE),

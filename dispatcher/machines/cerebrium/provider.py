@@ -32,6 +32,7 @@ from dispatcher.channel.identity import Unverified
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import session_transport
+from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.cerebrium.runs import Run, Runs
 from dispatcher.machines.gpu import gpu_from_env
 from dispatcher.machines.polling import poll_until_started
@@ -89,9 +90,7 @@ class CerebriumSettings:
             api_url=(env.get("CEREBRIUM_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
             connect_seconds=float_setting(env, "CEREBRIUM_CONNECT_SECONDS", cls.connect_seconds, minimum=1.0),
             redial_seconds=float_setting(env, "CEREBRIUM_REDIAL_SECONDS", cls.redial_seconds, minimum=0.0),
-            timeout=float_setting(env, "CEREBRIUM_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "CEREBRIUM_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=float_setting(env, "CEREBRIUM_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            **call_timings(env, "CEREBRIUM", cls),
             gpu_compute=gpu.gpu.cerebrium if gpu is not None else None,
             keep_seconds=int_setting(env, "MAX_SESSION_SECONDS", 1800, minimum=10) + KEEP_AFTER_SECONDS,
         )

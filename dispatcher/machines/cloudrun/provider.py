@@ -26,6 +26,7 @@ from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
+from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
 from dispatcher.machines.cloudrun.executions import (
     BODY_DIGEST,
@@ -50,7 +51,7 @@ from dispatcher.outbound.retry import (
     retry_after_of,
     with_retries,
 )
-from dispatcher.settings import api_endpoint, float_setting, int_setting, require
+from dispatcher.settings import api_endpoint, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
 log = logging.getLogger("dispatcher.machines.cloudrun")
@@ -102,9 +103,7 @@ class CloudRunSettings:
             api_url=api_url,
             grace_seconds=int_setting(env, "CLOUDRUN_GRACE_SECONDS", cls.grace_seconds, minimum=0),
             anonymous=auth == "none",
-            timeout=float_setting(env, "CLOUDRUN_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "CLOUDRUN_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=float_setting(env, "CLOUDRUN_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            **call_timings(env, "CLOUDRUN", cls),
             run_rate=Rate.from_env(env, "CLOUDRUN_RUN", DEFAULT_RUN_RATE),
             identity_audience=identity_audience(env),
             bot_service_account_id=env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip() or None,

@@ -21,6 +21,7 @@ from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import gce_metadata_items
+from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GceInstanceIdentity
@@ -38,7 +39,7 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, api_endpoint, float_setting, int_setting, require
+from dispatcher.settings import SettingsError, api_endpoint, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
 _STARTING = {"PROVISIONING", "STAGING"}
@@ -96,9 +97,7 @@ class GceSettings:
             prefix=prefix,
             grace_seconds=int_setting(env, "GCE_GRACE_SECONDS", cls.grace_seconds, minimum=0),
             anonymous=auth == "none",
-            timeout=float_setting(env, "GCE_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "GCE_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=float_setting(env, "GCE_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            **call_timings(env, "GCE", cls),
             insert_rate=Rate.from_env(env, "GCE_INSERT", DEFAULT_INSERT_RATE),
             identity_audience=identity_audience(env),
             identity_certs_url=env.get("GCE_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, float_setting, int_setting, require
@@ -90,9 +91,7 @@ class ModalSettings:
             memory_mb=int_setting(env, "MODAL_MEMORY_MB", cls.memory_mb, minimum=128),
             gpu=gpu_setting(env),
             grace_seconds=int_setting(env, "MODAL_GRACE_SECONDS", cls.grace_seconds, minimum=0),
-            timeout=float_setting(env, "MODAL_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "MODAL_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=float_setting(env, "MODAL_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
+            **call_timings(env, "MODAL", cls),
             create_rate=Rate.from_env(env, "MODAL_CREATE", DEFAULT_CREATE_RATE),
             oidc_discovery_url=env.get("MODAL_OIDC_DISCOVERY_URL", "").strip() or DEFAULT_OIDC_DISCOVERY_URL,
         )
