@@ -7,7 +7,7 @@ call only (the rules: dispatcher/phone/daily_dialin.py).
 
 With several regions, a call this region cannot start warm within `PHONE_MAX_WAIT_SECONDS` goes,
 relayed as a spilled `POST /start` is, to the region a start would spill to; its key's home keeps
-a retried webhook on the same session wherever it lands (docs/regions.md, "Daily dial-in").
+a retried webhook on the same session wherever it lands (docs/regions.md, "Phone calls across regions").
 
 Traced (dispatcher/observability/tracing.py): the webhook's `phone.dialin` holds the call's `session.start`; the
 bot's update is `phone.dialin_update` in the session's own trace, Daily's call its HTTP child.
