@@ -93,6 +93,9 @@ def test_a_dialin_at_a_region_without_a_warm_bot_lands_on_the_peers_warm_bot(pai
     # Its timeline says where Daily's webhook arrived and why it went on.
     until(lambda: f"daily dial-in {session_id}: spilled over from region eu (cold_start_over_max_wait)"
           in pair.us.log(), 10)
+    # The call is eu's demand (Daily called eu), not us's, which only lent its bot.
+    until(lambda: (peer_view(pair.us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 10)
+    assert peer_view(pair.eu, "us")["capacity"]["demand_per_minute"] == 0
 
 
 def test_dailys_retry_at_either_region_finds_the_same_session_and_never_a_second_bot(pair: Pair) -> None:
