@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dispatcher.api.region_relay import relay_to
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.regions.spill import Here, spill_reason, spill_target
@@ -28,6 +32,23 @@ async def chosen_region(state: AppState, transport: str, max_wait_seconds: float
         return regions.here, None
     target = spill_target(state.peers.nearest_first(), transport, max_wait_seconds)
     return (target.name, reason) if target is not None else (regions.here, None)
+
+
+async def started_elsewhere(request: Request, state: AppState, transport: str, max_wait_seconds: float | None,
+                            pinned: str | None, caller_id: str, idempotency_key: str | None) -> Response | None:
+    """As the region a start arrived at (several regions): the answer of the region it goes to,
+    relayed there as it came (marked spilled when it spills), or None when it starts here."""
+    target, reason = await chosen_region(state, transport, max_wait_seconds, pinned)
+    if state.key_homes is not None and idempotency_key is not None:
+        # One session per key in every region: where the key's home says it is held.
+        target = await state.key_homes.holder(caller_id, idempotency_key, target)
+    if target == state.settings.region:
+        return None
+    if reason and state.reserve is not None:
+        state.reserve.spilled_away()  # this region's caller: its planner counts the start
+    headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await relay_to(state, target, "POST", path, headers, await request.body())
 
 
 async def why_not_here(state: AppState, transport: str, max_wait_seconds: float | None) -> str | None:

@@ -54,10 +54,11 @@ class DialinCall:
 
 async def start_dialin(
     sessions: SessionService, call: DialinCall, *, api_url: str, token_key: bytes, now: float,
-    max_session_seconds: int,
+    max_session_seconds: int, counted_elsewhere: bool = False,
 ) -> Session:
     """The call's session, in a SIP-enabled room, its bot handed Pipecat's dial-in body with
-    `api_url` (where its `pinlessCallUpdate` goes) and the call's own credential."""
+    `api_url` (where its `pinlessCallUpdate` goes) and the call's own credential.
+    `counted_elsewhere`: spilled over from the region Daily called, whose demand it is."""
     session_id = call.session_id
     dialin_settings: dict[str, object] = {
         "call_id": call.call_id, "call_domain": call.call_domain, "To": call.called, "From": call.caller,
@@ -71,7 +72,7 @@ async def start_dialin(
         body = {"dialin_settings": dialin_settings, "daily_api_key": credential, "daily_api_url": api_url}
         return await sessions.start(
             caller=PHONE_CALLER, idempotency_key=call.session_key, body=body, wait=False,
-            room_options=RoomOptions(room={"sip": sip}), transport="daily",
+            room_options=RoomOptions(room={"sip": sip}), transport="daily", counted_elsewhere=counted_elsewhere,
         )  # fmt: skip
 
     minute = int(now) // CREDENTIAL_STEP_SECONDS * CREDENTIAL_STEP_SECONDS

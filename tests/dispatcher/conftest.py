@@ -19,7 +19,7 @@ STANDIN_BOT = (sys.executable, str(Path(__file__).with_name("standin_bot.py")))
 # The stand-in's own settings, which a test sets in its environment: local bots are given only the
 # variables named for them (LOCAL_BOT_ENV), as a user names their bot's keys.
 STANDIN_ENV = ("STANDIN_MODE", "STANDIN_RECORD_DIR", "STANDIN_SIGN_ANSWERS", "STANDIN_CONNECT", "STANDIN_MARK",
-               "STANDIN_START_SECONDS")
+               "STANDIN_START_SECONDS", "STANDIN_CAPABILITIES")
 STANDIN_LOCAL_BOT_ENV = {"LOCAL_BOT_ENV": ",".join(STANDIN_ENV)}  # the same, for a dispatcher process
 API_KEY = "test-key-0123456789"
 

@@ -20,7 +20,7 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
                   on SIGUSR2 ("failed"), exit 0 on SIGTERM
 `STANDIN_START_SECONDS` (default 0) is a slow cold start: the seconds it spends before dialling, as a
-bot importing a big SDK does.
+bot importing a big SDK does. `STANDIN_CAPABILITIES` (default `webrtc`): the transports it says it serves.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class Channel:
         if os.environ.get("BOT_IDENTITY") == "modal":  # a Modal Sandbox's token, as the bot sends it
             proof = modal_identity_token(os.environ)
         self.ws.send(encode(Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "standin"),
-                                  capabilities=("webrtc",), session_id=session_id,
+                                  capabilities=tuple(os.environ.get("STANDIN_CAPABILITIES", "webrtc").split(",")),
+                                  session_id=session_id,
                                   identity=proof)))
         if not isinstance(parse_frame(self.ws.recv(timeout=10)), Welcome):
             raise SystemExit("no welcome")

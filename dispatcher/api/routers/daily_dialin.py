@@ -5,6 +5,10 @@ call only (the rules: dispatcher/phone/daily_dialin.py).
     POST /phone/daily/dialin/{secret}   Daily's webhook: {From, To, callId, callDomain, sipHeaders?}
     POST /phone/daily/{session_id}/dialin/pinlessCallUpdate   the bot's call, forwarded to Daily
 
+With several regions, a call this region cannot start warm within `PHONE_MAX_WAIT_SECONDS` goes,
+relayed as a spilled `POST /start` is, to the region a start would spill to; its key's home keeps
+a retried webhook on the same session wherever it lands (docs/regions.md, "Phone calls across regions").
+
 Traced (dispatcher/observability/tracing.py): the webhook's `phone.dialin` holds the call's `session.start`; the
 bot's update is `phone.dialin_update` in the session's own trace, Daily's call its HTTP child.
 """
@@ -12,26 +16,31 @@ bot's update is `phone.dialin_update` in the session's own trace, Daily's call i
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.region_choice import spilled_from, started_elsewhere
+from dispatcher.api.region_relay import relayed_by
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.phone.access import public_base
+from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.daily_dialin import DialinCall, check_credential, start_dialin
 from dispatcher.sessions.ids import is_session_id
 
 MAX_FIELD = 512
+log = logging.getLogger("dispatcher.phone")
 router = APIRouter(tags=["phone"])
 
 
 @router.post("/phone/daily/dialin/{secret}", summary="Daily pinless dial-in webhook (room_creation_api)")
-async def daily_dialin(request: Request, secret: str) -> JSONResponse:
+async def daily_dialin(request: Request, secret: str) -> Response:
     expected = app_state(request).phone.settings.daily_dialin_secret
     if expected is None:  # the operator's missing setting, not a wrong guess: say which
         raise ApiError(403, "forbidden", "DAILY_DIALIN_SECRET is not set on this dispatcher: set it (at least 32 "
@@ -42,13 +51,13 @@ async def daily_dialin(request: Request, secret: str) -> JSONResponse:
 
 
 @router.post("/phone/daily/dialin", summary="Daily pinless dial-in webhook, keyless local dispatchers only")
-async def daily_dialin_keyless(request: Request) -> JSONResponse:
+async def daily_dialin_keyless(request: Request) -> Response:
     if not app_state(request).phone.settings.keyless:
         raise ApiError(403, "forbidden", "set DAILY_DIALIN_SECRET and give Daily /phone/daily/dialin/{secret}")
     return await _dialin(request)
 
 
-async def _dialin(request: Request) -> JSONResponse:
+async def _dialin(request: Request) -> Response:
     state = app_state(request)
     payload = await _json(request)
     call_id, call_domain = payload.get("callId"), payload.get("callDomain")
@@ -66,12 +75,28 @@ async def _dialin(request: Request) -> JSONResponse:
         raise ApiError(409, "no_daily", _no_daily_rooms(state.settings.cloud))
     call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers,
                       region=state.settings.region)
-    api_url = f"{public_base(state.phone.settings, request.headers, request.url.scheme)}/phone/daily/{call.session_id}"
+    base = public_base(state.phone.settings, request.headers, request.url.scheme)
+    spilled = None
+    if state.peers.by_name:
+        if relayed_by(request.scope) is not None:  # its region was chosen where it arrived
+            spilled = spilled_from(request.headers)
+        else:  # a call this region cannot start warm goes where a start would spill
+            elsewhere = await started_elsewhere(request, state, "daily", state.phone.settings.max_wait_seconds,
+                                                None, PHONE_CALLER, call.session_key)
+            if elsewhere is not None:
+                return elsewhere
+        # This region's own address, never a shared front door's or a forwarded Host: the bot's
+        # update must reach the region whose key signed its credential.
+        base = state.peers.regions.urls[state.peers.regions.here]
     with tracing.step("phone.dialin", **{"voicefleet.session.id": call.session_id}):
         session = await start_dialin(
-            state.sessions, call, api_url=api_url, token_key=state.phone.settings.token_key,
-            now=state.phone.clock(), max_session_seconds=state.settings.max_session_seconds,
+            state.sessions, call, api_url=f"{base}/phone/daily/{call.session_id}",
+            token_key=state.phone.settings.token_key, now=state.phone.clock(),
+            max_session_seconds=state.settings.max_session_seconds, counted_elsewhere=spilled is not None,
         )
+    if spilled is not None and session.created:
+        log.info("daily dial-in %s: spilled over from region %s (%s)", session.machine.session_id, *spilled)
+        state.sessions.timeline.note(session.machine.session_id, "spilled", from_region=spilled[0], reason=spilled[1])
     answer = {"sessionId": session.machine.session_id, "status": session.machine.state.value}
     if session.room_url:
         answer["dailyRoom"] = session.room_url

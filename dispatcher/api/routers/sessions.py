@@ -14,8 +14,8 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
-from dispatcher.api.region_choice import SPILLED, chosen_region, spilled_from, unknown_region
-from dispatcher.api.region_relay import relay_to, relayed_by
+from dispatcher.api.region_choice import spilled_from, started_elsewhere, unknown_region
+from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
@@ -149,16 +149,7 @@ async def _placed(request: Request, state: AppState, who: Caller, transport: str
         if pinned is not None and pinned != state.settings.region:
             raise unknown_region(pinned, [])
         return None
-    target, reason = await chosen_region(state, transport, patience, pinned)
-    if state.key_homes is not None and idempotency_key is not None:
-        # One session per key in every region: where the key's home says it is held.
-        target = await state.key_homes.holder(who.id, idempotency_key, target)
-    if target == state.settings.region:
-        return None
-    if reason and state.reserve is not None:
-        state.reserve.spilled_away()  # this region's caller: its planner counts the start
-    headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
-    return await relay_to(state, target, "POST", _path_of(request), headers, await request.body())
+    return await started_elsewhere(request, state, transport, patience, pinned, who.id, idempotency_key)
 
 
 @router.get(
@@ -235,10 +226,6 @@ async def delete_session(request: Request, session_id: str, who: Annotated[Calle
     # and for a session with nothing left to stop (ended, or forgotten by the provider, which
     # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.
     return Response(status_code=202 if machine is not None and machine.state.is_active else 204)
-
-
-def _path_of(request: Request) -> str:
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 def _answer(session: Session, ready: ReadyEstimate, region: str) -> dict[str, Any]:
