@@ -133,6 +133,8 @@ CHANNEL_SECRETS: tuple[str, ...] = (CHANNEL_TOKEN_VARIABLE,)
 # (dispatcher/regions/config.py VARIABLES; a test keeps them equal).
 REGION_ENV: tuple[str, ...] = ("REGION", "REGIONS")
 REGION_SECRETS: tuple[str, ...] = ("REGION_SECRET",)
+# And the planner's settings for leaning on neighbours (dispatcher/reserve/planner.py), with regions only.
+REGION_PLANNER_ENV: tuple[str, ...] = ("REGION_SPILL_BUDGET_MS", "REGION_HOLD_FOR_NEIGHBOURS")
 # Only while REGION_SECRET changes (docs/regions.md): its other secret, also by reference only
 # (REGION_ACCEPTED_SECRET_VARIABLE, in REMOVABLE_SECRETS).
 BOT_CHANNEL_ENV: tuple[str, ...] = (CHANNEL_URL_VARIABLE,)

@@ -25,12 +25,16 @@ from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import websocket_url
 from dispatcher.phone.calls import PHONE_CALLER, PHONE_TRANSPORT
+from dispatcher.phone.tokens import CallGrant
 from dispatcher.regions.calls import HandedCall
 from dispatcher.regions.spill import AT_CAPACITY, COLD_TOO_SLOW, spill_target
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
+from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
+
+MAX_HANDED_PENDING = 1000  # tokens minted for calls other regions handed here, not yet redeemed
 
 
 async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
@@ -60,9 +64,30 @@ async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
     return handed
 
 
-def room_for_calls(state: AppState) -> int:
-    """Sessions that may still start here, less the handed calls whose carrier has not connected yet."""
-    return max(0, state.sessions.room() - state.phone.tokens.handed_pending())
+async def room_for_calls(state: AppState) -> int:
+    """Sessions that may still start here, less the handed calls whose carrier has not connected yet
+    (at every replica of the region). With the store down, the room alone: no call is handed here then."""
+    try:
+        held = await state.phone.handed.held()
+    except StoreUnavailable:
+        held = 0
+    return max(0, state.sessions.room() - held)
+
+
+async def hold_place(state: AppState, grant: CallGrant) -> None:
+    """A handed call's token holds a place under the cap until the carrier connects or it expires,
+    held for the whole region in its store: every replica mints. Without the store none is held
+    (503), and without room none either (429)."""
+    phone = state.phone
+    room = 0 if phone.draining else min(state.sessions.room(), MAX_HANDED_PENDING)
+    try:
+        held = await phone.handed.hold(grant.token_id, room, max(1.0, grant.expires - phone.clock()))
+    except StoreUnavailable:
+        raise ApiError(503, "store_unavailable", "this region's store does not answer, so the places held for "
+                       "handed calls cannot be counted: retry in a moment", retry_after=1) from None
+    if not held:
+        raise ApiError(429, "at_capacity", "this region has no room for the call",
+                       retry_after=CAPACITY_RETRY_AFTER_SECONDS)
 
 
 async def stream_for(state: AppState, sender: str, data: object) -> dict[str, str]:
@@ -71,18 +96,16 @@ async def stream_for(state: AppState, sender: str, data: object) -> dict[str, st
             or data.get("reason") not in (AT_CAPACITY, COLD_TOO_SLOW):
         raise ApiError(400, "invalid_request", f"expected {{\"carrier\": one of {', '.join(WEBHOOK_CARRIERS)}, "
                        f"\"reason\": {AT_CAPACITY} or {COLD_TOO_SLOW}}}")
-    if state.phone.draining or room_for_calls(state) <= 0:
-        raise ApiError(429, "at_capacity", "this region has no room for the call",
-                       retry_after=CAPACITY_RETRY_AFTER_SECONDS)
+    phone, carrier, regions = state.phone, str(data["carrier"]), state.peers.regions
+    token, grant = phone.tokens.mint(carrier, handed_from=(sender, str(data["reason"])))
+    await hold_place(state, grant)
     # The carriers' start rate here, taken now (and not again when the stream connects): a region
     # that hands calls over cannot mint more starts than its own webhooks could.
-    await state.phone.calls.take_start()
-    carrier, regions = str(data["carrier"]), state.peers.regions
     try:
-        token, grant = state.phone.tokens.mint(carrier, handed_from=(sender, str(data["reason"])))
-    except ValueError:  # too many handed calls' tokens pending
-        raise ApiError(429, "at_capacity", "this region has no room for the call",
-                       retry_after=CAPACITY_RETRY_AFTER_SECONDS) from None
+        await phone.calls.take_start()
+    except ApiError:
+        await phone.handed.release(grant.token_id)
+        raise
     # This region's own address, never a shared front door's: the token opens a call here only.
     base = regions.urls[regions.here]
     return {"region": regions.here, "stream": websocket_url(base, f"/ws/{carrier}/{token}"),

@@ -16,8 +16,7 @@ from dispatcher.errors import ApiError
 from dispatcher.phone.access import websocket_url
 from dispatcher.phone.settings import CARRIERS
 from dispatcher.phone.state import PhoneState
-from dispatcher.phone.tokens import MAX_HANDED_PENDING, MAX_TOKEN_BODY_BYTES
-from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
+from dispatcher.phone.tokens import MAX_TOKEN_BODY_BYTES, CallGrant
 from dispatcher.sessions.ids import Caller, new_session_id
 
 PHONE_TRANSPORTS = ("websocket", *CARRIERS)
@@ -26,12 +25,10 @@ PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 def phone_start(
     state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller, region: str = "",
     handed_from: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    """`handed_from`: (the region the start arrived at, why it could not start it warm there)."""
+) -> tuple[dict[str, Any], CallGrant]:
+    """The answer and its token's grant. `handed_from`: (the region the start arrived at, why it
+    could not start it warm there): the token is a handed call's, whose place the caller holds."""
     carrier = "generic" if transport == "websocket" else transport
-    if handed_from is not None and (state.draining or state.tokens.handed_pending() >= MAX_HANDED_PENDING):
-        raise ApiError(429, "at_capacity", "this region has no room for the call",
-                       retry_after=CAPACITY_RETRY_AFTER_SECONDS)
     try:
         token, grant = state.tokens.mint(carrier, body, owner=who.id, handed_from=handed_from)
     except ValueError:
@@ -42,4 +39,4 @@ def phone_start(
         "wsUrl": websocket_url(base, path),
         "token": token,
         "sessionId": new_session_id(who.owner_key, grant.session_key, region),
-    }
+    }, grant

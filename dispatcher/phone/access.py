@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -148,6 +149,9 @@ async def spend_everywhere(state: PhoneState, admitted: Admitted) -> None:
         return
     if not await state.spent.first_use(admitted.token_id, admitted.expires - state.clock() + 60.0):
         raise Refused("token_replayed")
+    if admitted.handed_from is not None:  # its session counts under the cap itself from now on
+        with contextlib.suppress(StoreUnavailable):  # else its place is given back when the token expires
+            await state.handed.release(admitted.token_id)
 
 
 def call_body(admitted: Admitted, query_body: str | None) -> Mapping[str, Any]:

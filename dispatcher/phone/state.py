@@ -16,7 +16,7 @@ from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
-from dispatcher.store.coordination import Coordination, OneTimeUse
+from dispatcher.store.coordination import Coordination, HeldPlaces, OneTimeUse
 
 
 @dataclass
@@ -28,6 +28,9 @@ class PhoneState:
     # Signed webhooks seen at any replica (Twilio CallSids, Plivo nonces, Telnyx signatures); with
     # several replicas, in the store, and refused when it does not answer.
     webhooks: OneTimeUse
+    # The places under the session cap that calls other regions handed here hold until their
+    # streams connect, for the whole region (dispatcher/store/held_places.py).
+    handed: HeldPlaces
     metrics: PhoneMetrics | None = None
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
@@ -70,6 +73,7 @@ def build_phone_state(
                                                   record_seconds=settings.max_session_seconds + 60.0)),
         spent=coordination.spent,
         webhooks=coordination.webhooks,
+        handed=coordination.held_places,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         owners=owners,
     )

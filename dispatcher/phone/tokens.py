@@ -29,7 +29,6 @@ from typing import Any
 from dispatcher.phone.signatures import Replays
 
 TOKEN_SECONDS = 300  # Pipecat Cloud's and the runner's: five minutes
-MAX_HANDED_PENDING = 1000  # tokens minted for calls other regions handed here, not yet redeemed
 MAX_TOKEN_BODY_BYTES = 2048  # the body rides in the URL; carriers' URL limits are a few KB
 
 
@@ -68,16 +67,6 @@ class CallTokens:
         self._seconds = seconds
         self._clock = clock
         self._spent = Replays(memory_seconds=seconds + 60.0)
-        # A handed call's token holds a place under the session cap until it is redeemed or expires:
-        # the session starts only when the carrier connects, so room alone would mint without bound.
-        self._handed: dict[str, float] = {}  # token id → expiry
-
-    def handed_pending(self) -> int:
-        """Handed calls' tokens minted here and neither redeemed nor expired (this replica's)."""
-        now = self._clock()
-        for token_id in [token_id for token_id, expires in self._handed.items() if expires <= now]:
-            del self._handed[token_id]
-        return len(self._handed)
 
     def mint(
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
@@ -107,10 +96,6 @@ class CallTokens:
         if len(raw) > MAX_TOKEN_BODY_BYTES + 200:
             raise ValueError(f"the call's body exceeds {MAX_TOKEN_BODY_BYTES} bytes as JSON")
         encoded = _b64(raw)
-        if handed_from is not None:
-            if self.handed_pending() >= MAX_HANDED_PENDING:
-                raise ValueError(f"{MAX_HANDED_PENDING} handed calls' tokens are already pending here")
-            self._handed[grant.token_id] = grant.expires
         return f"{encoded}.{_b64(self._sign(encoded))}", grant
 
     def redeem(self, token: str, carrier: str) -> CallGrant:
@@ -118,7 +103,6 @@ class CallTokens:
         grant = self.check(token, carrier)
         if not self._spent.first_sighting(grant.token_id):
             raise TokenRefused("replayed")
-        self._handed.pop(grant.token_id, None)  # its session now counts under the cap itself
         return grant
 
     def check(self, token: str, carrier: str) -> CallGrant:

@@ -204,6 +204,24 @@ class KeySessions(Protocol):
         ...
 
 
+class HeldPlaces(Protocol):
+    """Places held under the session cap for sessions not started yet (a call another region handed
+    here, from its token's minting until its stream connects or the token expires), counted for the
+    whole region (dispatcher/store/held_places.py). Not forgiven: raises `StoreUnavailable`."""
+
+    async def hold(self, place: str, room: int, seconds: float) -> bool:
+        """Holds `place` for `seconds` if fewer than `room` places are held; else holds nothing (False)."""
+        ...
+
+    async def release(self, place: str) -> None:
+        """`place` is taken (its session now counts under the cap itself), or will never be."""
+        ...
+
+    async def held(self) -> int:
+        """How many places are held now."""
+        ...
+
+
 @dataclass(frozen=True)
 class CreateTurn:
     """A launch's turn under the provider's create limit, as the deployment's one bucket gave it."""
@@ -352,6 +370,7 @@ class Coordination(Protocol):
     calls: CallMedia
     pool: ReservePool
     key_sessions: KeySessions  # each API key's share of the session cap
+    held_places: HeldPlaces  # places handed calls' tokens hold under the session cap (not forgiven)
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

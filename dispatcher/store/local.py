@@ -23,6 +23,7 @@ from dispatcher.store.coordination import (
     CreateLimit,
     CredentialCounts,
     FirstClaims,
+    HeldPlaces,
     KeySessions,
     Launches,
     OneTimeUse,
@@ -33,6 +34,7 @@ from dispatcher.store.coordination import (
     StartLease,
     Timelines,
 )
+from dispatcher.store.held_places import HeldPlaceRecords
 from dispatcher.store.key_sessions import LocalKeySessions
 from dispatcher.store.media_bus import CallLine
 from dispatcher.store.memory import (
@@ -149,6 +151,7 @@ class LocalCoordination:
         self.pool: ReservePool = LocalPool()
         self.timelines: Timelines = MemoryTimelines()
         self.key_sessions: KeySessions = LocalKeySessions()
+        self.held_places: HeldPlaces = HeldPlaceRecords(LocalKeySessions())
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

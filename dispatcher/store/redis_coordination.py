@@ -31,6 +31,7 @@ from dispatcher.store.coordination import (
     CreateLimit,
     CredentialCounts,
     FirstClaims,
+    HeldPlaces,
     KeySessions,
     Launches,
     OneTimeUse,
@@ -53,6 +54,7 @@ from dispatcher.store.forgiving import (
     ForgivingRate,
     ForgivingValues,
 )
+from dispatcher.store.held_places import HeldPlaceRecords
 from dispatcher.store.key_sessions import ForgivingKeySessions, LocalKeySessions, SharedKeySessions
 from dispatcher.store.launches import RedisLaunches, SharedLaunches
 from dispatcher.store.leases import Leases
@@ -110,6 +112,7 @@ class RedisCoordination:
         self.pool: ReservePool = ForgivingPool(StorePool(self.store, leases), LocalPool())
         self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store, self.seal), MemoryTimelines())
         self.key_sessions: KeySessions = ForgivingKeySessions(SharedKeySessions(self.store), LocalKeySessions())
+        self.held_places: HeldPlaces = HeldPlaceRecords(SharedKeySessions(self.store))  # not forgiven
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

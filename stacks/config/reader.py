@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "botImageBudgetMb": 0,  # 0 = none: the plan states the predicted size and passes; set, it refuses above it
     # Several regions (stacks/config/regions.py): "" = a single region
     "region": "",
+    "regionSpillBudgetMs": 100,  # the dispatcher's REGION_SPILL_BUDGET_MS
+    "regionHoldForNeighbours": False,  # the dispatcher's REGION_HOLD_FOR_NEIGHBOURS
     # The front door stack (stacks/config/front_door.py)
     "role": "region",
     "frontDoorDomain": "",

@@ -8,6 +8,8 @@
     voicefleet:regionAcceptedSecret  --secret, only while `regionSecret` changes: the change's other
                              secret, checked against but never signed with (REGION_ACCEPTED_SECRET),
                              by reference only; the program warns while it is set
+    voicefleet:regionSpillBudgetMs, regionHoldForNeighbours  the planner's regional settings
+                             (REGION_SPILL_BUDGET_MS, REGION_HOLD_FOR_NEIGHBOURS), only with regions
 
 Set together or not at all. The rules are the dispatcher's own (dispatcher/regions/config.py, run
 here on the same text), so a stack that previews is one whose dispatchers start; this region's URL
@@ -24,12 +26,15 @@ from types import MappingProxyType
 import pulumi
 
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE, MIN_REGION_SECRET_CHARS, Regions
+from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.settings import SettingsError as DispatcherSettingsError
-from stacks.config.reader import Reader
+from stacks.config.reader import DEFAULTS, Reader
 
 KEYS = ("region", "regions", "regionSecret")
 SECRET_KEY = "regionSecret"  # noqa: S105 - a config key, not a secret
 ACCEPTED_SECRET_KEY = "regionAcceptedSecret"  # noqa: S105 - a config key, not a secret
+# The planner's settings for regions (dispatcher/reserve/planner.py), with regions only.
+PLANNER_KEYS = ("regionSpillBudgetMs", "regionHoldForNeighbours")
 # A placeholder as long as the rule asks: the real secret is an Output, checked when known (`_check_secret`).
 _STAND_IN_SECRET = "x" * MIN_REGION_SECRET_CHARS
 
@@ -39,6 +44,7 @@ class RegionSettings:
     here: str
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     listing: str = ""  # REGIONS in the dispatcher's canonical spelling
+    planner: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # PLANNER_KEYS' variables
 
     @property
     def url(self) -> str:
@@ -46,7 +52,7 @@ class RegionSettings:
         return self.urls[self.here]
 
     def dispatcher_environment(self) -> dict[str, str]:
-        return {"REGION": self.here, "REGIONS": self.listing}
+        return {"REGION": self.here, "REGIONS": self.listing, **self.planner}
 
 
 def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]:
@@ -55,6 +61,10 @@ def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]
     secret = cfg.secret(SECRET_KEY, required=False, check=lambda text: _check_secret(cfg, SECRET_KEY, text))
     given = {"region": here is not None, "regions": listed is not None, SECRET_KEY: secret is not None}
     if not any(given.values()):
+        for key in PLANNER_KEYS:
+            if cfg.raw(key) is not None:
+                raise cfg.fail(key, f"is set without region, regions and {SECRET_KEY}: it tunes how a region "
+                                    f"leans on its neighbours (docs/regions.md); pulumi config rm {key}")
         return None, None
     if not all(given.values()):
         missing = [key for key, present in given.items() if not present]
@@ -67,7 +77,21 @@ def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]
     except DispatcherSettingsError as exc:
         key = "region" if str(exc).startswith("REGION=") else "regions"
         raise cfg.fail(key, f"is refused as the dispatcher would refuse it: {exc}") from None
-    return RegionSettings(parsed.here, MappingProxyType(dict(parsed.urls)), parsed.listing()), secret
+    return RegionSettings(parsed.here, MappingProxyType(dict(parsed.urls)), parsed.listing(),
+                          MappingProxyType(_planner(cfg))), secret
+
+
+def _planner(cfg: Reader) -> dict[str, str]:
+    """The planner's regional variables, refused at preview as the dispatcher would refuse them."""
+    budget = cfg.raw("regionSpillBudgetMs") or str(DEFAULTS["regionSpillBudgetMs"])
+    env = {"REGION_SPILL_BUDGET_MS": budget, "REGION_HOLD_FOR_NEIGHBOURS": "1" if cfg.boolean("regionHoldForNeighbours")
+           else "0"}
+    try:
+        PlannerSettings.from_env(env)
+    except DispatcherSettingsError as exc:
+        raise cfg.fail("regionSpillBudgetMs", f"is refused as the dispatcher would refuse it: {exc}; the round trip "
+                                              "in milliseconds, 0 or more (docs/regions.md)") from None
+    return env
 
 
 def _listing(cfg: Reader) -> str | None:

@@ -1,12 +1,14 @@
 """What a region a call is handed to answers, between two real regional dispatchers
 (`python -m dispatcher`): its own `REGIONS` URL even behind a front door that every region shares
-as PHONE_PUBLIC_URL, no more stream tokens than it has room for calls, and a 400 for a signed body
-too deeply nested to read."""
+as PHONE_PUBLIC_URL, no more stream tokens than it has room for calls (also when two replicas of
+the region, sharing a redis-server as the stack's user, mint them; none while that store is down),
+and a 400 for a signed body too deeply nested to read."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from types import MappingProxyType
 
@@ -17,8 +19,10 @@ from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RegionSigner
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
-from tests.regions.test_region_peers import SECRET, regions
-from tests.support.processes import DispatcherProcess
+from tests.regions.test_region_peers import SECRET, region_env, regions
+from tests.support.ports import free_port
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.redis_server import redis_server
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +34,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, s
         yield running
 
 
-def ask(urls: dict[str, str], to: str, body: bytes | None = None) -> httpx.Response:
-    """What eu's hand-off sends `to`, signed."""
+def ask(urls: dict[str, str], to: str, body: bytes | None = None, at: str | None = None) -> httpx.Response:
+    """What eu's hand-off sends `to` (at the replica `at`, else at its `REGIONS` URL), signed."""
     body = body if body is not None else json.dumps({"carrier": "twilio", "reason": "at_capacity"}).encode()
     headers = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode())).headers(to, "POST", CALLS_PATH, body)
-    return httpx.post(f"{urls[to]}{CALLS_PATH}", content=body, headers=headers, timeout=5)
+    return httpx.post(f"{at or urls[to]}{CALLS_PATH}", content=body, headers=headers, timeout=5)
 
 
 def test_a_region_with_room_for_one_call_hands_out_one_stream_behind_the_front_door(
@@ -60,3 +64,20 @@ def test_handed_calls_are_held_to_the_carriers_start_rate_when_their_tokens_are_
         answers = [ask(urls, "us") for _ in range(2)]
         assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
         assert answers[1].json()["error"]["code"] == "rate_limited" and answers[1].headers["retry-after"]
+
+
+def test_two_replicas_of_a_region_mint_no_more_handed_calls_together_than_its_room(tmp_path: Path) -> None:
+    urls = {"eu": f"http://127.0.0.1:{free_port()}", "us": f"http://127.0.0.1:{free_port()}"}  # eu: asked as
+    with redis_server(tmp_path) as store, ExitStack() as stack:
+        us = {**region_env("us", urls), **store.env, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "MAX_CONCURRENT_SESSIONS": "2",
+              "PHONE_TOKEN_SECRET": "phone-token-secret-of-the-region-" + "u" * 8}
+        replicas = [stack.enter_context(run_dispatcher(
+            tmp_path, {**us, "REPLICA_ID": f"us-{n}"}, port=int(urls["us"].rsplit(":", 1)[1]) if n == 0 else None,
+            log_name=f"us-{n}.log")) for n in range(2)]
+        # Each token holds one of the region's two places, wherever it was minted.
+        answers = [ask(urls, "us", at=replicas[n % 2].base_url) for n in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 429, 429], [a.text for a in answers]
+        assert answers[3].json()["error"]["code"] == "at_capacity"
+        store.stop()  # no replica mints on its own count then: eu answers its call itself
+        refused = ask(urls, "us", at=replicas[1].base_url)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable", refused.text

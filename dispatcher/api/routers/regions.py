@@ -66,7 +66,7 @@ async def capacity(state: AppState) -> Capacity:
             for transport in dict.fromkeys((*state.settings.transports, PHONE_TRANSPORT))}
     figures = (RegionFigures(len(state.channels.idle()), 0, 0.0, math.inf) if state.reserve is None
                else await state.reserve.region_figures())
-    return Capacity(warm=warm, idle=figures.idle, room=room_for_calls(state),
+    return Capacity(warm=warm, idle=figures.idle, room=await room_for_calls(state),
                     cold_start_seconds=state.sessions.ready.before_launch(), demand_per_minute=figures.rate * 60,
                     refill_seconds=figures.refill_seconds, warming=figures.warming)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 import dispatcher.observability.tracing as tracing
+from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
@@ -133,8 +134,11 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     regions = state.peers.regions
     base = regions.urls[regions.here] if relayed is not None else \
         public_base(state.phone.settings, request.headers, request.url.scheme)
-    return phone_start(state.phone, str(payload.transport), payload.body or {}, base, who, state.settings.region,
-                       handed_from=placed)
+    answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
+                                state.settings.region, handed_from=placed)
+    if placed is not None:
+        await hold_place(state, grant)
+    return answer
 
 
 async def _placed(request: Request, state: AppState, who: Caller, transport: str, patience: float | None,

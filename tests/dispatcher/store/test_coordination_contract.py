@@ -352,3 +352,23 @@ async def test_a_keys_sessions_are_held_up_to_its_share_and_given_back(coordinat
     await coordination.key_sessions.release("key-1", ["s-1"])
     assert await coordination.key_sessions.hold("key-1", "s-3", 2, 60.0) is None
     assert await coordination.key_sessions.hold("key-1", "s-5", 1, 0.000001) is not None  # s-2, s-3 held
+
+
+async def test_places_held_for_handed_calls_are_bounded_by_the_room_and_given_back(answering) -> None:
+    places = answering.held_places
+    assert await places.hold("t-1", 2, 60.0) and await places.hold("t-2", 2, 60.0)
+    assert not await places.hold("t-3", 2, 60.0)  # the room is taken: nothing held
+    assert not await places.hold("t-4", 0, 60.0) and await places.held() == 2
+    await places.release("t-1")
+    assert await places.held() == 1 and await places.hold("t-3", 2, 60.0) and await places.held() == 2
+
+
+async def test_places_for_handed_calls_are_never_held_on_one_replicas_count_without_the_store() -> None:
+    down = build(REDIS_DOWN, None)  # type: ignore[arg-type]  # needs no fixture
+    try:
+        with pytest.raises(StoreUnavailable):
+            await down.held_places.hold("t-1", 5, 60.0)
+        with pytest.raises(StoreUnavailable):
+            await down.held_places.held()
+    finally:
+        await down.aclose()

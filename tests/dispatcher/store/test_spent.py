@@ -13,6 +13,8 @@ from dispatcher.phone.tokens import CallTokens
 from dispatcher.store.client import Store, StoreSettings
 from dispatcher.store.coordination import OneTimeUse
 from dispatcher.store.forgiving import ForgivingOnce
+from dispatcher.store.held_places import HeldPlaceRecords
+from dispatcher.store.key_sessions import LocalKeySessions
 from dispatcher.store.memory import LocalOnce
 from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.spent import SpentOnce
@@ -26,7 +28,7 @@ def replica(spent: OneTimeUse) -> PhoneState:
     settings = PhoneSettings(token_key=KEY)
     return PhoneState(settings=settings, tokens=CallTokens(KEY),
                       calls=PhoneCalls(None, None, MediaLinks(), None, None, start_wait_seconds=1.0),  # type: ignore[arg-type]
-                      spent=spent, webhooks=LocalOnce())
+                      spent=spent, webhooks=LocalOnce(), handed=HeldPlaceRecords(LocalKeySessions()))
 
 
 async def admit(state: PhoneState, token: str) -> None:
@@ -77,3 +79,15 @@ def test_a_dispatcher_with_a_store_spends_call_tokens_there_and_one_without_keep
     assert isinstance(create_app(env=env).state.voicefleet.phone.spent, ForgivingOnce)
     alone = {k: v for k, v in env.items() if not k.startswith(("REDIS_", "REPLICA_ID"))}
     assert isinstance(create_app(env=alone).state.voicefleet.phone.spent, LocalOnce)
+
+
+async def test_a_handed_calls_token_gives_its_place_back_when_it_opens_its_call_at_any_replica(
+    replica_pair: tuple[RedisCoordination, RedisCoordination],
+) -> None:
+    (a_store, b_store), places = replica_pair, replica_pair[0].held_places
+    a, b = replica(a_store.spent), replica(b_store.spent)
+    b.handed = b_store.held_places  # the region's places, in its store: the same at both replicas
+    token, grant = a.tokens.mint("twilio", handed_from=("eu", "at_capacity"))
+    assert await places.hold(grant.token_id, 2, 60.0) and await places.held() == 1
+    await admit(b, token)  # the call's session counts under the cap itself from now on
+    assert await places.held() == 0

@@ -1,5 +1,6 @@
 """A regional stack's `region`, `regions` and `regionSecret`: the dispatcher gets REGION and REGIONS
-in its environment and REGION_SECRET by reference, and the stack refuses at preview what the
+in its environment (with the planner's `regionSpillBudgetMs` and `regionHoldForNeighbours`) and
+REGION_SECRET by reference, and the stack refuses at preview what the
 dispatcher would refuse at start-up, plus a listed URL that is not this stack's own."""
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def test_aws_the_dispatcher_gets_its_region_every_regions_url_and_the_secret_by_
     assert env["REGIONS"] == f"eu=https://{CHANNEL_DOMAIN},us=https://us.voice.example.com"  # the canonical spelling
     assert "REGION_SECRET" in {s["name"] for s in dispatcher["secrets"]} and "REGION_SECRET" not in env
     keys = set(env) | {s["name"] for s in dispatcher["secrets"]}
-    assert keys == set(contract.ECS_ENV + contract.DISPATCHER_SECRETS + contract.REGION_ENV + contract.REGION_SECRETS)
+    assert keys == set(contract.ECS_ENV + contract.DISPATCHER_SECRETS + contract.REGION_ENV + contract.REGION_SECRETS
+                       + contract.REGION_PLANNER_ENV)
     holding = {r.type for r in run.registrations if REGION_SECRET in json.dumps(unwrap(r.inputs))}
     assert holding == {"aws:secretsmanager/secretVersion:SecretVersion"}
     assert "REGION_SECRET" not in {e["name"] for e in container(run, "-bot")["environment"]}
@@ -66,7 +68,39 @@ def test_a_map_of_regions_is_the_same_listing(stack: StackRunner) -> None:
 
 def test_a_single_region_stack_gets_none_of_it(stack: StackRunner) -> None:
     env = {e["name"] for e in container(stack("aws"), "-dispatcher")["environment"]}
-    assert not set(VARIABLES) & env
+    assert not (set(VARIABLES) | set(contract.REGION_PLANNER_ENV)) & env
+
+
+def test_aws_the_planners_regional_settings_reach_the_dispatcher_the_dispatchers_defaults_unset(
+        stack: StackRunner) -> None:
+    default = {e["name"]: e["value"] for e in container(aws_regions(stack), "-dispatcher")["environment"]}
+    assert (default["REGION_SPILL_BUDGET_MS"], default["REGION_HOLD_FOR_NEIGHBOURS"]) == ("100", "0")
+    tuned = container(aws_regions(stack, regionSpillBudgetMs="40", regionHoldForNeighbours="true"), "-dispatcher")
+    env = {e["name"]: e["value"] for e in tuned["environment"]}
+    assert (env["REGION_SPILL_BUDGET_MS"], env["REGION_HOLD_FOR_NEIGHBOURS"]) == ("40", "1")
+
+
+def test_gcp_the_planners_regional_settings_reach_cloud_run(stack: StackRunner) -> None:
+    (service,) = gcp_regions(stack, regionSpillBudgetMs="0", regionHoldForNeighbours="true").of_type(
+        "gcp:cloudrunv2/service:Service")
+    envs = {e["name"]: e.get("value") for e in service.inputs["template"]["containers"][0]["envs"]}
+    assert (envs["REGION_SPILL_BUDGET_MS"], envs["REGION_HOLD_FOR_NEIGHBOURS"]) == ("0", "1")
+
+
+@pytest.mark.parametrize(("overrides", "key", "words"), [
+    ({"regionSpillBudgetMs": "-5"}, "voicefleet:regionSpillBudgetMs", "must be at least 0"),
+    ({"regionSpillBudgetMs": "fast"}, "voicefleet:regionSpillBudgetMs", "is not a number"),
+    ({"regionHoldForNeighbours": "maybe"}, "voicefleet:regionHoldForNeighbours", "must be true or false"),
+])
+def test_a_planner_setting_the_dispatcher_would_refuse_is_refused_naming_its_key(
+        stack: StackRunner, overrides: dict[str, str], key: str, words: str) -> None:
+    message = refusal(lambda: aws_regions(stack, **overrides))
+    assert key in message and words in message
+
+
+def test_a_planner_setting_without_regions_is_refused_naming_its_key(stack: StackRunner) -> None:
+    message = refusal(lambda: stack("aws", regionSpillBudgetMs="40"))
+    assert "voicefleet:regionSpillBudgetMs" in message and "without region, regions and regionSecret" in message
 
 
 @pytest.mark.parametrize(("overrides", "key", "words"), [

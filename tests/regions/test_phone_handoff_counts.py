@@ -1,0 +1,76 @@
+"""A call handed from one region to another counts once: one arrival in the demand of the region
+the carrier called (what it advertises as `demand_per_minute`, its planner's rate sample), none in
+the demand of the region its bot runs in, and one of the carriers' starts (`START_RATE_PER_KEY`),
+taken where the token is minted and never again when the stream connects, nor at the region that
+handed it. Two real regional dispatchers (`python -m dispatcher`) on loopback, both with phone bots
+(tests/phone/phone_host.py running tests/regions/frame_echo_bot.py) and one carrier start each:
+eu has room but quotes a cold start past PHONE_MAX_WAIT_SECONDS, us keeps a warm phone bot."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+from tests.fakes.carriers import CarrierCall
+from tests.regions.test_phone_across_regions import (
+    ECHO_BOT,
+    TWILIO_TOKEN,
+    echoed_tone,
+    stream_url,
+    tone,
+    twilio_webhook,
+    us_can_take_a_call,
+    ws_base,
+)
+from tests.regions.test_region_peers import regions, until
+from tests.regions.test_spill_over import peer_view
+from tests.support.phone_dispatcher import PHONE_HOST
+from tests.support.processes import DispatcherProcess
+
+ONE_CARRIER_START = {"START_RATE_PER_KEY": "0.01", "START_BURST_PER_KEY": "1"}  # the next one in 100 s
+
+
+def phone_bots(reports: Path) -> dict[str, str]:
+    reports.mkdir()
+    return {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "LOCAL_BOT_COMMAND": shlex.join(PHONE_HOST),
+            "PHONE_USER_BOT": str(ECHO_BOT), "PHONE_TEST_REPORTS": str(reports),
+            "LOCAL_BOT_ENV": "PHONE_USER_BOT,PHONE_TEST_REPORTS", **ONE_CARRIER_START}
+
+
+def demand(seen_by: DispatcherProcess, region: str) -> float:
+    return float((peer_view(seen_by, region).get("capacity") or {}).get("demand_per_minute", 0))
+
+
+async def talk(url: str) -> None:
+    """A carrier's call at `url` that the bot answers (its audio comes back), then hung up."""
+    call = CarrierCall("twilio", url)
+    await call.open()
+    try:
+        await call.handshake()
+        await call.say(tone())
+        await echoed_tone(call, timeout=30)
+    finally:
+        await call.hang_up()
+
+
+async def test_a_handed_call_is_the_callers_regions_demand_and_one_carrier_start(tmp_path: Path) -> None:
+    eu = {**phone_bots(tmp_path / "eu-reports"), "RESERVE_COLD_START_SECONDS": "20"}  # room, no idle bot
+    us = {**phone_bots(tmp_path / "us-reports"), "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2"}
+    with regions(tmp_path, ("eu", "us"), {"eu": eu, "us": us}) as (urls, running):
+        until(lambda: us_can_take_a_call(running["eu"]), 60)
+        handed = stream_url(twilio_webhook(running["eu"])[0])
+        assert handed.startswith(ws_base(urls["us"]) + "/ws/twilio/"), handed
+        # us took its one carrier start when it minted the token: the stream's connecting takes none.
+        await talk(handed)
+        # The start is eu's demand (its caller's region), as a spilled start is; us only lent its bot.
+        until(lambda: demand(running["us"], "eu") > 0, 10)
+        time.sleep(3.0)  # us's planner has ticked and eu has read us since the session started there
+        assert demand(running["eu"], "us") == 0
+        # eu took none of its carrier starts for the call it handed: its own next call still starts.
+        running["us"].process.kill()
+        running["us"].process.wait()
+        until(lambda: not peer_view(running["eu"], "us").get("reachable"), 5)
+        here = stream_url(twilio_webhook(running["eu"])[0])
+        assert here.startswith(ws_base(urls["eu"]) + "/ws/twilio/"), here
+        await talk(here)
