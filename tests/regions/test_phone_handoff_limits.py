@@ -15,11 +15,14 @@ from types import MappingProxyType
 import httpx
 import pytest
 
+from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions
+from dispatcher.regions.relay import RELAYED_BY
 from dispatcher.regions.signing import RegionSigner
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
 from tests.regions.test_region_peers import SECRET, region_env, regions
+from tests.regions.test_spill_over import AUTH
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import redis_server
@@ -81,3 +84,22 @@ def test_two_replicas_of_a_region_mint_no_more_handed_calls_together_than_its_ro
         store.stop()  # no replica mints on its own count then: eu answers its call itself
         refused = ask(urls, "us", at=replicas[1].base_url)
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable", refused.text
+
+
+def test_a_call_token_start_relayed_here_holds_a_place_as_a_handed_call_does(tmp_path: Path) -> None:
+    """`POST /start` for a call token, spilled over from eu: us mints it as a handed call's, so the
+    token holds one of us's places until its stream connects; a second has none (us's cap is 1)."""
+    common = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
+    with regions(tmp_path, ("eu", "us"), {"eu": common, "us": {**common, "MAX_CONCURRENT_SESSIONS": "1"}}) \
+            as (urls, _):
+        signer = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode()))
+        body = json.dumps({"transport": "twilio"}).encode()
+
+        def relayed() -> httpx.Response:
+            headers = {**AUTH, RELAYED_BY: "eu", SPILLED: "eu at_capacity", "content-type": "application/json",
+                       **signer.headers("us", "POST", "/start", body)}
+            return httpx.post(f"{urls['us']}/start", content=body, headers=headers, timeout=10)
+
+        first, second = relayed(), relayed()
+        assert first.status_code == 201 and first.json()["wsUrl"] == ws_base(urls["us"]) + "/ws/twilio", first.text
+        assert second.status_code == 429 and second.json()["error"]["code"] == "at_capacity", second.text
