@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -78,6 +79,8 @@ def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):  # `nan` compares false with every bound, `inf` passes every minimum
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
     if value < minimum:
         raise SettingsError(f"{name}={value:g} must be at least {minimum:g}")
     return value

@@ -62,7 +62,9 @@ def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]
     given = {"region": here is not None, "regions": listed is not None, SECRET_KEY: secret is not None}
     if not any(given.values()):
         for key in PLANNER_KEYS:
-            if cfg.raw(key) is not None:
+            # `pulumi up` hands the program Pulumi.yaml's default of every key the stack leaves unset
+            # (ValidateStackConfigAndApplyProjectConfig): only another value was set by someone.
+            if (cfg.raw(key) or "").lower() not in ("", str(DEFAULTS[key]).lower()):
                 raise cfg.fail(key, f"is set without region, regions and {SECRET_KEY}: it tunes how a region "
                                     f"leans on its neighbours (docs/regions.md); pulumi config rm {key}")
         return None, None
@@ -83,7 +85,7 @@ def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]
 
 def _planner(cfg: Reader) -> dict[str, str]:
     """The planner's regional variables, refused at preview as the dispatcher would refuse them."""
-    budget = cfg.raw("regionSpillBudgetMs") or str(DEFAULTS["regionSpillBudgetMs"])
+    budget = str(cfg.integer("regionSpillBudgetMs", minimum=0))  # whole milliseconds, as Pulumi.yaml declares
     env = {"REGION_SPILL_BUDGET_MS": budget, "REGION_HOLD_FOR_NEIGHBOURS": "1" if cfg.boolean("regionHoldForNeighbours")
            else "0"}
     try:

@@ -89,7 +89,7 @@ def test_gcp_the_planners_regional_settings_reach_cloud_run(stack: StackRunner) 
 
 @pytest.mark.parametrize(("overrides", "key", "words"), [
     ({"regionSpillBudgetMs": "-5"}, "voicefleet:regionSpillBudgetMs", "must be at least 0"),
-    ({"regionSpillBudgetMs": "fast"}, "voicefleet:regionSpillBudgetMs", "is not a number"),
+    ({"regionSpillBudgetMs": "fast"}, "voicefleet:regionSpillBudgetMs", "must be a whole number"),
     ({"regionHoldForNeighbours": "maybe"}, "voicefleet:regionHoldForNeighbours", "must be true or false"),
 ])
 def test_a_planner_setting_the_dispatcher_would_refuse_is_refused_naming_its_key(
@@ -101,6 +101,18 @@ def test_a_planner_setting_the_dispatcher_would_refuse_is_refused_naming_its_key
 def test_a_planner_setting_without_regions_is_refused_naming_its_key(stack: StackRunner) -> None:
     message = refusal(lambda: stack("aws", regionSpillBudgetMs="40"))
     assert "voicefleet:regionSpillBudgetMs" in message and "without region, regions and regionSecret" in message
+
+
+def test_a_single_region_stack_previews_with_the_planner_defaults_pulumi_hands_it(stack: StackRunner) -> None:
+    # `pulumi up` sets every unset key to its Pulumi.yaml default before the program runs
+    # (pulumi/pulumi sdk/go/common/workspace: ValidateStackConfigAndApplyProjectConfig).
+    stack("aws", regionSpillBudgetMs="100", regionHoldForNeighbours="false")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "40.5", "1e3"])
+def test_a_spill_budget_that_is_not_whole_milliseconds_is_refused(stack: StackRunner, value: str) -> None:
+    message = refusal(lambda: aws_regions(stack, regionSpillBudgetMs=value))
+    assert "voicefleet:regionSpillBudgetMs" in message and "whole number" in message
 
 
 @pytest.mark.parametrize(("overrides", "key", "words"), [

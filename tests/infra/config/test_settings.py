@@ -107,3 +107,25 @@ def test_a_cloudrun_bot_runtime_without_the_channel_is_refused(stack: StackRunne
     """Without the channel a session's Daily token and body would sit in its execution's env overrides."""
     message = error(stack, "gcp", botRuntime="cloudrun")
     assert "voicefleet:botRuntime" in message and "botChannelToken" in message
+
+
+def pulumi_yaml_defaults() -> dict[str, str]:
+    """What `pulumi up` gives the program for every key Pulumi.yaml declares with a scalar default
+    and the stack leaves unset: `fmt.Sprintf("%v", default)` (pulumi/pulumi sdk/go/common/workspace,
+    ValidateStackConfigAndApplyProjectConfig)."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    shown = {True: "true", False: "false"}
+    return {key: shown.get(spec["default"], str(spec["default"])) if isinstance(spec["default"], bool)
+            else str(spec["default"])
+            for key, spec in declared.items()
+            if isinstance(spec, dict) and "default" in spec and ":" not in key
+            and not isinstance(spec["default"], list | dict)}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_a_stack_previews_with_every_default_pulumi_hands_it(stack: StackRunner, cloud: str) -> None:
+    """The harness gives the program only what a test sets; the CLI also gives it every default."""
+    from tests.infra.conftest import config_for
+
+    given = config_for(cloud, {}, None)
+    stack(cloud, **{key: value for key, value in pulumi_yaml_defaults().items() if f"voicefleet:{key}" not in given})
