@@ -165,6 +165,8 @@ def test_the_cold_start_estimate_starts_at_the_providers_default(machines: str) 
         ({"RESERVE_MIN_IDLE": "two"}, "RESERVE_MIN_IDLE='two' is not a whole number"),
         ({"RESERVE_BUFFER": "lots"}, "RESERVE_BUFFER='lots' is not a number"),
         ({"RESERVE_BUFFER": "11"}, "RESERVE_BUFFER=11 must be at most 10"),
+        ({"RESERVE_COLD_START_SECONDS": "nan"}, "RESERVE_COLD_START_SECONDS='nan' must be a finite number"),
+        ({"RESERVE_COLD_START_SECONDS": "inf"}, "RESERVE_COLD_START_SECONDS='inf' must be a finite number"),
         ({"RESERVE_MAX_IDLE": "-2"}, "RESERVE_MAX_IDLE=-2 must be at least 0"),
         ({"RESERVE_MAX_IDLE_SECONDS": "5"}, "RESERVE_MAX_IDLE_SECONDS=5 must be at least 10"),
         ({"RESERVE_COLD_START_SECONDS": "0"}, "RESERVE_COLD_START_SECONDS=0 must be at least 0.1"),
