@@ -46,7 +46,10 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
         return None
     if reason and state.reserve is not None:
         state.reserve.spilled_away()  # this region's caller: its planner counts the start
-    headers = {**request.headers, **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
+    # Only this region says a start spilled: a caller's own marker is never passed on (the signature
+    # covers no header, and the region the start goes to believes the marker of a signed relay).
+    headers = {**{name: value for name, value in request.headers.items() if name.lower() != SPILLED},
+               **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return await relay_to(state, target, "POST", path, headers, await request.body())
 

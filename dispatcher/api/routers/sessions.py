@@ -124,15 +124,14 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     not start the call's bot warm within the caller's patience (`maxWaitSeconds`, else
     `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
     a handed call's (a place held for it, its start counted where it arrived) with its own URL."""
-    relayed = relayed_by(request.scope)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
         return placed
-    # Relayed here: this region's own URL, never the forwarded Host or a shared front door's name (the
-    # token opens a call in this region only).
+    # With several regions: this region's own URL, never the forwarded Host or a shared front door's
+    # name, which may send the stream to another region (the token opens a call in this one only).
     regions = state.peers.regions
-    base = regions.urls[regions.here] if relayed is not None else \
+    base = regions.urls[regions.here] if state.peers.by_name else \
         public_base(state.phone.settings, request.headers, request.url.scheme)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed)

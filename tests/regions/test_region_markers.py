@@ -1,0 +1,54 @@
+"""What a caller, not a region, can make another region do through a start relayed there: nothing a
+region alone may say (that the start spilled over, so the token holds a handed call's place), and
+no call token that a shared front door could send to a region it does not open."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+
+from dispatcher.api.region_choice import SPILLED
+from dispatcher.regions.config import Regions
+from dispatcher.regions.peers import STATE_PATH
+from dispatcher.regions.signing import RegionSigner
+from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
+from tests.regions.test_phone_handoff_limits import ask
+from tests.regions.test_region_peers import SECRET, regions
+from tests.regions.test_spill_over import AUTH
+
+
+@pytest.mark.parametrize("spilled", [None, "mars forged_by_client"])
+def test_a_callers_own_spilled_marker_is_not_believed_by_the_region_a_pinned_start_is_relayed_to(
+        tmp_path: Path, spilled: str | None) -> None:
+    common = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
+    with regions(tmp_path, ("eu", "us"), {"eu": common, "us": {**common, "MAX_CONCURRENT_SESSIONS": "1"}}) \
+            as (urls, _):
+        body = {"transport": "twilio", "region": "us"}  # pinned: eu relays it as it came, no spill of its own
+        forged = {**AUTH, **({SPILLED: spilled} if spilled else {})}
+        for _ in range(100):  # until eu's polling has found us
+            first = httpx.post(f"{urls['eu']}/start", json=body, headers=forged, timeout=10)
+            if first.status_code != 503:
+                break
+            time.sleep(0.1)
+        assert first.status_code == 201, first.text
+        # us took the client's header as eu's word: the token is a handed call's, holding us's only place
+        # for its whole life (300 s): eu's real hand-off of a carrier's call to us is now refused.
+        signer = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode()))
+        seen = httpx.get(f"{urls['us']}{STATE_PATH}", headers=signer.headers("us", "GET", STATE_PATH), timeout=5)
+        room = seen.json()["capacity"]["room"]  # what every peer's spill-over reads, for every transport
+        handoff = ask(urls, "us")
+        assert (room, handoff.status_code) == (1, 200), (room, handoff.text)
+
+
+def test_a_call_token_minted_here_behind_a_shared_front_door_opens_a_call_here(tmp_path: Path) -> None:
+    common = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PHONE_PUBLIC_URL": "https://voice.example.com"}
+    with regions(tmp_path, ("eu", "us"), {"eu": common, "us": common}) as (urls, _):
+        answer = httpx.post(f"{urls['eu']}/start", json={"transport": "twilio"}, headers=AUTH, timeout=10)
+        assert answer.status_code == 201, answer.text
+        # The token opens a call at eu only (token_wrong_region elsewhere); the front door may send
+        # the carrier's stream to us.
+        assert answer.json()["wsUrl"].startswith(ws_base(urls["eu"])), answer.json()["wsUrl"]
