@@ -86,6 +86,10 @@ class EscapeControlCharacters(logging.Filter):
 def install() -> None:
     keep_wire_out_of("uvicorn.error")  # where uvicorn's websockets protocol writes
     for handler in logging.getLogger().handlers:
+        # Every logger's lines, not only the server's: the dispatcher's own may name a request's path
+        # (an unexpected error's line), and a relayed dial-in carries its secret in it.
+        if not any(isinstance(f, RedactSecretPaths) for f in handler.filters):
+            handler.addFilter(RedactSecretPaths())
         if not any(isinstance(f, EscapeControlCharacters) for f in handler.filters):
             handler.addFilter(EscapeControlCharacters())
     for name in ("uvicorn.error", "websockets", "websockets.server", "websockets.client"):
