@@ -35,13 +35,15 @@ async def chosen_region(state: AppState, transport: str, max_wait_seconds: float
 
 
 async def started_elsewhere(request: Request, state: AppState, transport: str, max_wait_seconds: float | None,
-                            pinned: str | None, caller_id: str, idempotency_key: str | None) -> Response | None:
+                            pinned: str | None, caller_id: str, idempotency_key: str | None, *,
+                            standby_home: bool = False) -> Response | None:
     """As the region a start arrived at (several regions): the answer of the region it goes to,
-    relayed there as it came (marked spilled when it spills), or None when it starts here."""
+    relayed there as it came (marked spilled when it spills), or None when it starts here.
+    `standby_home`: a key's home that does not answer is stood in for (dispatcher/regions/home.py)."""
     target, reason = await chosen_region(state, transport, max_wait_seconds, pinned)
     if state.key_homes is not None and idempotency_key is not None:
         # One session per key in every region: where the key's home says it is held.
-        target = await state.key_homes.holder(caller_id, idempotency_key, target)
+        target = await state.key_homes.holder(caller_id, idempotency_key, target, standby=standby_home)
     if target == state.settings.region:
         return None
     if reason and state.reserve is not None:

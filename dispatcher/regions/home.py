@@ -29,10 +29,15 @@ KEY_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 def home_region(regions: Regions, caller_id: str, idempotency_key: str) -> str:
+    return homes_in_order(regions, caller_id, idempotency_key)[0]
+
+
+def homes_in_order(regions: Regions, caller_id: str, idempotency_key: str) -> list[str]:
+    """Every region, the key's home first, then who stands in for it (rendezvous order)."""
     def weight(name: str) -> bytes:
         return hashlib.sha256("\0".join((name, caller_id, idempotency_key)).encode()).digest()
 
-    return max(regions.urls, key=weight)
+    return sorted(regions.urls, key=weight, reverse=True)
 
 
 def key_digest(caller_id: str, idempotency_key: str) -> str:
@@ -48,10 +53,16 @@ class KeyHomes:
         self._signer = RegionSigner(self._regions)
         self._client = client or region_client()
 
-    async def holder(self, caller_id: str, idempotency_key: str, proposed: str | None = None) -> str:
+    async def holder(self, caller_id: str, idempotency_key: str, proposed: str | None = None, *,
+                     standby: bool = False) -> str:
         """The region that holds this key's session: `proposed` (default this one) when it is the
-        first to be recorded, else the one that was."""
+        first to be recorded, else the one that was. `standby`: while the home does not answer, the
+        next region in the same hash order that does stands in for it (a call must be answered;
+        regions that agree on which peers answer agree on the stand-in)."""
         home = home_region(self._regions, caller_id, idempotency_key)
+        if standby:
+            home = next((name for name in homes_in_order(self._regions, caller_id, idempotency_key)
+                         if name == self._regions.here or self._reachable(name)), home)
         digest = key_digest(caller_id, idempotency_key)
         proposed = proposed or self._regions.here
         if home == self._regions.here:
@@ -65,6 +76,10 @@ class KeyHomes:
         if holder not in self._regions.urls:
             raise home_unreachable(home, why)
         return str(holder)
+
+    def _reachable(self, name: str) -> bool:
+        peer = self._peers.peer(name)
+        return peer is not None and peer.reachable
 
     async def record(self, digest: str, region: str) -> str:
         """As the key's home: the region recorded first for `digest` (`region` if none was)."""

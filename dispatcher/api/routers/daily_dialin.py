@@ -81,8 +81,9 @@ async def _dialin(request: Request) -> Response:
         if relayed_by(request.scope) is not None:  # its region was chosen where it arrived
             spilled = spilled_from(request.headers)
         else:  # a call this region cannot start warm goes where a start would spill
+            # A caller on the line: while the call's key home is down, its stand-in decides (never a 503).
             elsewhere = await started_elsewhere(request, state, "daily", state.phone.settings.max_wait_seconds,
-                                                None, PHONE_CALLER, call.session_key)
+                                                None, PHONE_CALLER, call.session_key, standby_home=True)
             if elsewhere is not None:
                 return elsewhere
         # This region's own address, never a shared front door's or a forwarded Host: the bot's
