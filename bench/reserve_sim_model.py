@@ -30,6 +30,7 @@ import json
 import math
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,7 @@ class Result:
     served: set[int] = field(default_factory=set)
     machines_served: set[int] = field(default_factory=set)
     stale_claims: int = 0
+    drawn_cold_starts: int = 0  # cold starts the model drew itself (past any it was given)
 
     @property
     def warm(self) -> int:
@@ -125,7 +127,8 @@ class Simulation:
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
                  deploy: bool = True, day: Day | None = None, claim_seconds: float = WARM_CLAIM_SECONDS,
-                 redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0) -> None:
+                 redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0,
+                 cold_starts: Sequence[float] = ()) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
@@ -134,6 +137,9 @@ class Simulation:
         # spread over many streams).
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}" + (f"/{draws}" if draws else ""))
         self.day = day or measured_day(seed, per_minute, seconds, shape)
+        # Cold starts given in creation order (the fleet emulator's cloud's own draws), the n-th
+        # launch taking the n-th, as the n-th create took it there; past them, the model draws.
+        self.given_cold_starts = iter(cold_starts)
         # The planner is told every app's creates together, as the dispatcher's Fly provider tells it.
         self.tiers = Tiers(provider.frozen, provider.resume_median_seconds,
                            provider.create_rate.per_second * provider.apps, provider.suspend_seconds)
@@ -303,7 +309,7 @@ class Simulation:
         self.count["warming"] += 1
         self.reserve_warming += serves is None
         self.result.launches += 1
-        cold = wait + self.provider.cold_start(self.draw)
+        cold = wait + self.cold_start()
         if serves is not None:
             self.result.cold_waits.append(cold)
             quote = self.sizer.cold_quote(wait)
@@ -311,6 +317,13 @@ class Simulation:
                 self.result.quotes_told += 1
                 self.result.quotes_kept += cold <= quote
         self.at(now + cold, "ready", machine.machine_id)
+
+    def cold_start(self) -> float:
+        given = next(self.given_cold_starts, None)
+        if given is not None:
+            return given
+        self.result.drawn_cold_starts += 1
+        return self.provider.cold_start(self.draw)
 
     # --- machines landing -------------------------------------------------------------------
 

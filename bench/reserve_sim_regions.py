@@ -64,16 +64,18 @@ class World:
     def __init__(self, mode: str, provider: Provider, settings: ReserveSettings, planner: PlannerSettings,
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
-                 **options: Any) -> None:
-        """`days`: each region's starts instead of its seasonal day's; `options`: the Simulation's
-        other settings, alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
+                 cold_starts: Sequence[Sequence[float]] | None = None, **options: Any) -> None:
+        """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
+        cold starts in creation order instead of its own draws; `options`: the Simulation's other
+        settings, alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.events: list[tuple[float, int, int, str, int]] = []
         self.seq = itertools.count()
         self.regions = [
             Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
                    shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
-                   max_sessions=max_sessions, day=days[i] if days is not None else None, **options)
+                   max_sessions=max_sessions, day=days[i] if days is not None else None,
+                   cold_starts=cold_starts[i] if cold_starts is not None else (), **options)
             for i, name in enumerate(names)]
 
     def push(self, when: float, region: int, kind: str, ref: int) -> None:

@@ -66,3 +66,24 @@ def test_regions_hold_bots_for_a_neighbour_whose_starts_outrun_its_creates() -> 
         return sum(r.warm for r in w.run())
 
     assert warm("sun") > 1.2 * warm("spill")
+
+
+def test_each_region_launches_on_the_cold_starts_it_is_given_in_order_then_draws_its_own() -> None:
+    # A create limit that never makes a launch wait: each cold start is then exactly the one given.
+    fly = replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000))
+    given = [[1.25] * 10_000, [2.5] * 10_000, [3.75, 5.0]]  # ap's run out after two
+
+    def run(cold_starts: list[list[float]] | None) -> World:
+        w = World("sun", fly, SETTINGS, PlannerSettings(), 10.0, seed=3, seconds=HOUR / 4, history_days=0,
+                  max_sessions=None, cold_starts=cold_starts)
+        w.run()
+        return w
+
+    w = run(given)
+    eu, us, ap = w.regions
+    assert eu.result.cold_waits and set(eu.result.cold_waits) == {1.25} and eu.result.drawn_cold_starts == 0
+    assert us.result.cold_waits and set(us.result.cold_waits) == {2.5} and us.result.drawn_cold_starts == 0
+    assert ap.result.drawn_cold_starts == ap.result.launches - 2 > 0
+    assert set(ap.result.cold_waits) - {3.75, 5.0}  # past the two given, its own draws
+    drawn = run(None).regions[0].result
+    assert len(set(drawn.cold_waits)) > 1 and drawn.drawn_cold_starts == drawn.launches
