@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bench.fleet_emulator.__main__ import COLD_STARTS
 from bench.fleet_emulator.load import start
-from bench.fleet_emulator.regions import NAMES, days, emulated, simulated
+from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, simulated
 from tests.fakes.server import FakeServer
 
 
@@ -73,3 +74,17 @@ def test_the_simulator_replays_each_regions_own_arrivals() -> None:
     model = simulated({}, regional, 10.0, 180.0, 7, None, draws=1)
     assert model["starts"] == sum(counts)
     assert model["warm"] + model["refused"] <= model["starts"]
+
+
+def test_the_simulator_takes_each_regions_cold_starts_from_that_regions_emulated_cloud(tmp_path: Path) -> None:
+    regional = days(7, 10.0, 180.0, (60.0, 120.0))
+    for name, cold in zip(NAMES, (0.5, 20.0, 20.0), strict=True):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / COLD_STARTS).write_text(json.dumps([cold] * 1000))
+    clouds = cloud_cold_starts(tmp_path)
+    assert [c[0] for c in clouds] == [0.5, 20.0, 20.0]  # eu's, us's, ap's, as NAMES orders them
+    fast = simulated({}, regional, 10.0, 180.0, 7, None, draws=1, cold_starts=[[0.5] * 1000] * 3)
+    slow = simulated({}, regional, 10.0, 180.0, 7, None, draws=1, cold_starts=clouds[1:] * 3)
+    assert fast["drawn_cold_starts"] == slow["drawn_cold_starts"] == 0
+    # A cold start is the one given (after at most the create limit's wait), not a draw of the model's.
+    assert 20.0 <= slow["p95"] <= 22.0 and fast["p95"] <= 2.5
