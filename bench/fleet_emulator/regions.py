@@ -53,10 +53,12 @@ from bench.fleet_emulator.__main__ import (
     run_timing,
     start_cloud,
 )
+from bench.reserve_sim_model import GivenColdStarts
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, World
 from bench.reserve_sim_traffic import SHAPES, Day, measured_day
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.regions.peers import POLL_SECONDS
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from tests.support.delay_relay import delayed
@@ -102,16 +104,24 @@ def emulated(folder: Path) -> dict[str, Any]:
             "spilled": spilled / max(1, starts)}
 
 
-def cloud_cold_starts(folder: Path) -> list[list[float]]:
-    """Each region's emulated cloud's drawn cold starts, in creation order."""
-    return [json.loads((folder / name / COLD_STARTS).read_text()) for name in NAMES]
+def cloud_cold_starts(folder: Path) -> list[GivenColdStarts]:
+    """Each region's emulated cloud's drawn cold starts, the reserve's and the sessions', each in
+    creation order."""
+    out = []
+    for name in NAMES:
+        creates = json.loads((folder / name / COLD_STARTS).read_text())
+        out.append(GivenColdStarts([s for s, session in creates if not session],
+                                   [s for s, session in creates if session]))
+    return out
 
 
 def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: float, seconds: float, seed: int,
               measured: Mapping[str, tuple[float, float]] | None, draws: int,
-              cold_starts: list[list[float]] | None = None) -> dict[str, Any]:
-    """`sun` on the regions' arrivals; `cold_starts` (cloud_cold_starts): each region's n-th launch
-    takes the n-th cold start its emulated cloud drew, instead of the model's stream `draws`."""
+              cold_starts: list[GivenColdStarts] | None = None, polled: bool = True) -> dict[str, Any]:
+    """`sun` on the regions' arrivals; `cold_starts` (cloud_cold_starts): each region's cold starts
+    as its emulated cloud drew them, instead of the model's stream `draws`;
+    `polled`: a start spills by the peers' answers to the dispatcher's polls (every POLL_SECONDS),
+    as the dispatchers do, else by the peers' state at once."""
     base = BY_NAME["fly"]
     provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":
@@ -120,7 +130,7 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     world = World("sun", provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                   seed=seed, seconds=seconds, history_days=0, max_sessions=None, days=regional_days,
                   handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws,
-                  cold_starts=cold_starts)
+                  cold_starts=cold_starts, poll_seconds=POLL_SECONDS if polled else None)
     results = world.run()
     times = sorted(t for r in results for t in r.time_to_ready)
     refused = sum(r.refused + r.refused_cap for r in results)
@@ -129,7 +139,8 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     return {"starts": starts, "refused": refused, "warm": sum(r.warm for r in results),
             "p50": percentile(every, 0.5), "p95": percentile(every, 0.95),
             "spilled": sum(region.spilled_out for region in world.regions) / max(1, starts),
-            "drawn_cold_starts": sum(r.drawn_cold_starts for r in results)}
+            "drawn_cold_starts": sum(r.drawn_cold_starts for r in results),
+            "spill_refused": sum(region.spill_refused for region in world.regions)}
 
 
 def run_regions(folder: Path, settings: Mapping[str, str], regional_days: list[Day], seed: int,
@@ -224,22 +235,25 @@ def main(argv: list[str]) -> None:
     real = emulated(folder)
     cloud = cloud_cold_starts(folder)
 
-    def model(cold_starts: list[list[float]] | None) -> dict[str, Any]:
-        runs = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k, cold_starts)
-                for k in range(1, args.model_draws + 1)]
-        return {**over_draws(runs), "spilled": statistics.median(m["spilled"] for m in runs),
-                "drawn_cold_starts": statistics.median(m["drawn_cold_starts"] for m in runs)}
+    def model(cold_starts: list[GivenColdStarts] | None, polled: bool = True) -> dict[str, Any]:
+        runs = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k, cold_starts,
+                          polled) for k in range(1, args.model_draws + 1)]
+        return {**over_draws(runs), **{figure: statistics.median(m[figure] for m in runs)
+                                       for figure in ("spilled", "drawn_cold_starts", "spill_refused")}}
 
-    own, streams = model(cloud), model(None)
+    own, at_once, streams = model(cloud), model(cloud, polled=False), model(None)
     print("| | starts | refused | never ready | warm | p50 | p95 | spilled | p95 difference |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| emulator (3 regions) | {real['starts']} | {real['refused']} | {real['never_ready']} | {real['warm']} | "
           f"{real['p50']:.2f} s | {real['p95']:.2f} s | {real['spilled']:.1%} | |")
     print(model_line(f"sun, the emulated clouds' own cold starts, median of {args.model_draws} resume draws",
                      own, real))
-    print(model_line(f"sun, median of {args.model_draws} streams of cold starts", streams, real))
-    print(f"the emulated clouds drew {[len(c) for c in cloud]} cold starts (eu, us, ap); the model launched past "
-          f"them {own['drawn_cold_starts']:g} times (drawing those itself)")
+    print(model_line("the same, spilling by the peers' state at once, not by their polled answers", at_once, real))
+    print(model_line(f"sun, median of {args.model_draws} streams of cold starts of its own", streams, real))
+    print(f"starts the model spilled to a peer whose warm bots had gone since its answer (refused there, "
+          f"asked again at home): {own['spill_refused']:g}")
+    print(f"the emulated clouds drew {[(len(c.reserve), len(c.sessions)) for c in cloud]} cold starts (reserve, "
+          f"sessions; eu, us, ap); the model launched past them {own['drawn_cold_starts']:g} times (drawing those)")
     print(f"the dispatchers' own measures (means over the regions): {measures_line(measured)}")
     if not args.keep and args.compare is None:
         shutil.rmtree(folder, ignore_errors=True)
