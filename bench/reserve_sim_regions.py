@@ -56,6 +56,8 @@ class Region(Simulation):
             self.world.answer(self, now, ref)
         elif kind == "seen":  # ref: the peer's index × 2 + whether it was warm with room
             self.seen[ref // 2] = bool(ref % 2)
+        elif kind == "again":  # start `ref`, refused here: counted in the demand once, as the dispatcher counts it
+            self.place(now, ref, patient=False)
         elif kind == "restart":  # start `ref`, refused where it spilled: its caller asks here again
             # Counted in this region's demand again, as the dispatcher counts it: once when it was
             # relayed (spilled away), once more now that it launches here.
@@ -68,7 +70,16 @@ class Region(Simulation):
         self.world.push(when, self.index, kind, ref)
 
     def spill(self, now: float, n: int) -> bool:
-        return self.world.spills and self.world.spill(self, now, n)
+        if not self.world.spills:
+            return False
+        if self.world.spill(self, now, n):
+            return True
+        if self.world.refusal_seconds is None or not self.room():
+            return False
+        # No warm bot here or at any peer it knows of: refused (`cold_start_too_slow`), its caller
+        # asks here again without patience once the refusal is back, and may find one landed meanwhile.
+        self.at(now + self.world.refusal_seconds, "again", n)
+        return True
 
     def leaning(self) -> dict[str, Any]:
         return {"region": self.name, "neighbours": self.world.neighbours(self)} if self.world.leans else {}
@@ -82,15 +93,17 @@ class World:
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
                  cold_starts: Sequence[GivenColdStarts] | None = None, poll_seconds: float | None = None,
-                 **options: Any) -> None:
+                 refusal_seconds: float | None = None, **options: Any) -> None:
         """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
         cold starts (GivenColdStarts) instead of its own draws; `poll_seconds`: a start spills by
         its peers' answers to polls this far apart (after every answer of the last: the dispatcher's
         `Peers.run`), each read a one-way trip after it was asked and seen a round trip after,
-        instead of by the peers' state at once (None); `options`: the Simulation's other settings,
+        instead of by the peers' state at once (None); `refusal_seconds`: a start refused at home for
+        want of a warm bot anywhere is asked there again this much later (its caller's round trip),
+        instead of launching cold at once (None); `options`: the Simulation's other settings,
         alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
         self.events: list[tuple[float, int, int, str, int]] = []
         self.seq = itertools.count()
         self.regions = [

@@ -85,10 +85,12 @@ def emulated(folder: Path) -> dict[str, Any]:
         for line in (folder / name / "ready.jsonl").read_text().splitlines():
             record = json.loads(line)
             ready[record["session_id"]] = record
-    waits, refused, failed, warm, spilled = [], 0, 0, 0, 0
+    waits, refused, failed, warm, spilled, asked_again = [], 0, 0, 0, 0, []
     for name in NAMES:
         for line in (folder / f"starts-{name}.jsonl").read_text().splitlines():
             start = json.loads(line)
+            if "refused_after" in start:
+                asked_again.append(start["refused_after"])
             landed = ready.get(start.get("session_id") or "")
             if not 200 <= start["status"] < 300 or landed is None:
                 refused += not 200 <= start["status"] < 300
@@ -101,7 +103,8 @@ def emulated(folder: Path) -> dict[str, Any]:
     starts = len(waits) + refused + failed
     return {"starts": starts, "refused": refused, "never_ready": failed, "warm": warm,
             "p50": percentile(waits + never, 0.5), "p95": percentile(waits + never, 0.95),
-            "spilled": spilled / max(1, starts)}
+            "spilled": spilled / max(1, starts),
+            "refused_after": statistics.median(asked_again) if asked_again else None}
 
 
 def cloud_cold_starts(folder: Path) -> list[GivenColdStarts]:
@@ -117,11 +120,13 @@ def cloud_cold_starts(folder: Path) -> list[GivenColdStarts]:
 
 def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: float, seconds: float, seed: int,
               measured: Mapping[str, tuple[float, float]] | None, draws: int,
-              cold_starts: list[GivenColdStarts] | None = None, polled: bool = True) -> dict[str, Any]:
+              cold_starts: list[GivenColdStarts] | None = None, polled: bool = True,
+              refusal_seconds: float | None = None) -> dict[str, Any]:
     """`sun` on the regions' arrivals; `cold_starts` (cloud_cold_starts): each region's cold starts
     as its emulated cloud drew them, instead of the model's stream `draws`;
     `polled`: a start spills by the peers' answers to the dispatcher's polls (every POLL_SECONDS),
-    as the dispatchers do, else by the peers' state at once."""
+    as the dispatchers do, else by the peers' state at once; `refusal_seconds`: how long the
+    callers took to ask again after a refusal (the run's median), else at once."""
     base = BY_NAME["fly"]
     provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":
@@ -130,7 +135,8 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     world = World("sun", provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                   seed=seed, seconds=seconds, history_days=0, max_sessions=None, days=regional_days,
                   handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws,
-                  cold_starts=cold_starts, poll_seconds=POLL_SECONDS if polled else None)
+                  cold_starts=cold_starts, poll_seconds=POLL_SECONDS if polled else None,
+                  refusal_seconds=refusal_seconds)
     results = world.run()
     times = sorted(t for r in results for t in r.time_to_ready)
     refused = sum(r.refused + r.refused_cap for r in results)
@@ -237,7 +243,7 @@ def main(argv: list[str]) -> None:
 
     def model(cold_starts: list[GivenColdStarts] | None, polled: bool = True) -> dict[str, Any]:
         runs = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k, cold_starts,
-                          polled) for k in range(1, args.model_draws + 1)]
+                          polled, real["refused_after"]) for k in range(1, args.model_draws + 1)]
         return {**over_draws(runs), **{figure: statistics.median(m[figure] for m in runs)
                                        for figure in ("spilled", "drawn_cold_starts", "spill_refused")}}
 
@@ -254,6 +260,9 @@ def main(argv: list[str]) -> None:
           f"asked again at home): {own['spill_refused']:g}")
     print(f"the emulated clouds drew {[(len(c.reserve), len(c.sessions)) for c in cloud]} cold starts (reserve, "
           f"sessions; eu, us, ap); the model launched past them {own['drawn_cold_starts']:g} times (drawing those)")
+    again = real["refused_after"]
+    print(f"callers refused for want of a warm bot asked again {again if again is None else f'{again:.3f} s'} after "
+          f"(median; the model's callers too)")
     print(f"the dispatchers' own measures (means over the regions): {measures_line(measured)}")
     if not args.keep and args.compare is None:
         shutil.rmtree(folder, ignore_errors=True)

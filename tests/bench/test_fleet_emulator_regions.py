@@ -43,6 +43,7 @@ def test_a_start_refused_for_a_slow_cold_start_starts_again_cold_at_home() -> No
     record = json.loads(out.getvalue())
     assert [("maxWaitSeconds" in a) for a in asked] == [True, False]
     assert record["status"] == 201 and record["session_id"] == "s1" and record["cold_after_refusal"]
+    assert 0 < record["refused_after"] <= record["answered"]  # when its caller asked again
     assert "error" not in record
 
 
@@ -52,7 +53,7 @@ def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted
         "eu": [{"sent": now, "status": 201, "session_id": "a", "region": "eu"},
                {"sent": now, "status": 201, "session_id": "b", "region": "us"},
                {"sent": now, "status": 503, "session_id": None, "region": None}],
-        "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us"}],
+        "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us", "refused_after": 0.04}],
         "ap": [{"sent": now, "status": 201, "session_id": "d", "region": "ap"}]}
     ready: dict[str, list[dict[str, object]]] = {"eu": [{"session_id": "a", "ready": now + 0.1, "cold": False}],
              "us": [{"session_id": "b", "ready": now + 0.2, "cold": False},
@@ -65,6 +66,7 @@ def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted
     result = emulated(tmp_path)
     assert (result["starts"], result["refused"], result["never_ready"], result["warm"]) == (5, 1, 1, 2)
     assert math.isclose(result["spilled"], 1 / 5) and result["p95"] == math.inf
+    assert result["refused_after"] == 0.04  # the callers' time to ask again, for the model's callers
 
 
 def test_the_simulator_replays_each_regions_own_arrivals() -> None:

@@ -145,3 +145,23 @@ def test_with_polls_a_start_spills_by_the_peers_last_answers_and_one_refused_the
     assert math.isclose(eu.result.time_to_ready[-1], ready)
     # Counted in eu's demand once more when asked again, as the dispatcher counts it (spilled away, then launched).
     assert eu.sizer.recent.window(DAY_START_EPOCH + 1.1)[1] == counted + 1
+
+
+def test_a_start_refused_for_want_of_a_warm_bot_anywhere_is_asked_again_at_home_after_its_callers_round_trip() -> None:
+    fly = replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000))
+
+    def refusing(refusal_seconds: float | None) -> World:
+        return World("spill", fly, SETTINGS, PlannerSettings(), 1.0, seed=3, seconds=60.0, history_days=0,
+                     max_sessions=None, refusal_seconds=refusal_seconds)
+
+    assert not refusing(None).regions[0].spill(1.0, 0)  # no warm bot anywhere: it launches cold at once
+    w = refusing(0.1)
+    eu = w.regions[0]
+    assert isinstance(eu.sizer, FleetSizer)
+    counted = eu.sizer.recent.window(DAY_START_EPOCH + 1.0)[1]
+    assert eu.spill(1.0, 0)  # refused: its caller asks again
+    hot_bot(eu, 1.05)  # a reserve bot lands before it does
+    advance(w, 1.2)
+    assert eu.result.hot_claims == 1 and eu.result.cold == 0
+    assert math.isclose(eu.result.time_to_ready[-1], 1.1 + eu.claim_seconds - eu.day.arrival_times[0])
+    assert eu.sizer.recent.window(DAY_START_EPOCH + 1.2)[1] == counted  # counted once, at its arrival
