@@ -14,10 +14,11 @@ at home spills to the nearest region with one; eu's carry a 5× burst (`--burst-
 Prints both sides' starts, refusals, warm share, p50/p95 time from `POST /start` to a ready bot
 (over every region; a refused start counts as never ready), the share served outside the region
 the caller reached, and the p95's difference; the simulator runs `sun` (what the dispatchers do:
-spill-over and the planners reading each other) on the same arrivals, with the warm claim the
-dispatchers measured in the run and each region's cold starts as its emulated cloud drew them (the
-n-th launch the n-th create's), over `--model-draws` streams of resumes (its median compared); and,
-for context, over as many streams of cold starts of its own, as before. `--keep` keeps the run's
+spill-over by the peers' polled answers, the planners reading each other) on the same arrivals,
+given the run's warm claim, its callers' time to ask again after a refusal, and each region's
+cold starts as its emulated cloud drew them (sessions' and reserve's apart, each in creation
+order), over `--model-draws` streams of resumes (its median compared); for context, spilling by
+the peers' state at once, and over streams of cold starts of its own. `--keep` keeps the run's
 folder; `--compare FOLDER` with the run's own arguments compares it again without a run.
 """
 
