@@ -30,6 +30,7 @@ import json
 import math
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,17 @@ LEASE_GAP_SECONDS = 15.0
 HANDOVER_AT = 10 * 3600.0
 STATES = ("warming", "hot", "freezing", "frozen", "resuming", "busy")
 RUNNING = ("warming", "hot", "freezing", "resuming", "busy")
+
+
+@dataclass(frozen=True)
+class GivenColdStarts:
+    """Cold starts to launch on instead of the model's draws (the fleet emulator's cloud's own), in
+    creation order: the n-th reserve launch takes the n-th of `reserve`, the n-th launch for a start
+    the n-th of `sessions`, so a start that goes cold in both meets the same cold start; past them,
+    the model draws its own. Which create a duration fell to is the cloud's chance, not the code's."""
+
+    reserve: Sequence[float]
+    sessions: Sequence[float]
 
 
 @dataclass
@@ -97,6 +109,7 @@ class Result:
     served: set[int] = field(default_factory=set)
     machines_served: set[int] = field(default_factory=set)
     stale_claims: int = 0
+    drawn_cold_starts: int = 0  # cold starts the model drew itself (past any it was given)
 
     @property
     def warm(self) -> int:
@@ -125,7 +138,8 @@ class Simulation:
                  *, seed: int, shape: DayShape, seconds: float = DAY, history_days: int = 14,
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
                  deploy: bool = True, day: Day | None = None, claim_seconds: float = WARM_CLAIM_SECONDS,
-                 redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0) -> None:
+                 redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0,
+                 cold_starts: GivenColdStarts | None = None) -> None:
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
@@ -134,6 +148,8 @@ class Simulation:
         # spread over many streams).
         self.draw = random.Random(f"{seed}/{provider.name}/{per_minute}" + (f"/{draws}" if draws else ""))
         self.day = day or measured_day(seed, per_minute, seconds, shape)
+        given = cold_starts or GivenColdStarts((), ())
+        self.given_cold_starts = {False: iter(given.reserve), True: iter(given.sessions)}
         # The planner is told every app's creates together, as the dispatcher's Fly provider tells it.
         self.tiers = Tiers(provider.frozen, provider.resume_median_seconds,
                            provider.create_rate.per_second * provider.apps, provider.suspend_seconds)
@@ -233,6 +249,13 @@ class Simulation:
             self.sizer.arrived(DAY_START_EPOCH + now)
         else:
             self.unplanned.append(DAY_START_EPOCH + now)
+        self.place(now, n)
+
+    def place(self, now: float, n: int, patient: bool = True) -> None:
+        """Start `n` takes a hot bot, else a frozen one, else another region's (spill), else a cold
+        start here. Not `patient`: its caller, refused by the region it spilled to, asked again
+        without `maxWaitSeconds`, so it waits here for a cold start rather than spilling."""
+        r = self.result
         sessions = self.sessions()
         if self.max_sessions is not None and sessions >= self.max_sessions:
             if not self.spill(now, n):
@@ -251,8 +274,8 @@ class Simulation:
             machine.serves, machine.resumed = n, now
             self.move(machine, "resuming")
             self.at(now + self.provider.resume(self.draw) + self.redial_seconds, "resumed", machine.machine_id)
-        elif self.spill(now, n):
-            pass  # another region's warm bot took it (bench/reserve_sim_regions.py)
+        elif patient and self.spill(now, n):
+            pass  # another region's warm bot took it, or refused it (bench/reserve_sim_regions.py)
         elif self.tokens[app := self.app_of(n)].seconds_until_token(now) > self.provider.create_rate.max_wait:
             r.refused += 1  # its app's limit is spent, whatever the other apps hold
         else:
@@ -303,7 +326,7 @@ class Simulation:
         self.count["warming"] += 1
         self.reserve_warming += serves is None
         self.result.launches += 1
-        cold = wait + self.provider.cold_start(self.draw)
+        cold = wait + self.cold_start(serves is not None)
         if serves is not None:
             self.result.cold_waits.append(cold)
             quote = self.sizer.cold_quote(wait)
@@ -311,6 +334,13 @@ class Simulation:
                 self.result.quotes_told += 1
                 self.result.quotes_kept += cold <= quote
         self.at(now + cold, "ready", machine.machine_id)
+
+    def cold_start(self, for_a_start: bool) -> float:
+        given = next(self.given_cold_starts[for_a_start], None)
+        if given is not None:
+            return given
+        self.result.drawn_cold_starts += 1
+        return self.provider.cold_start(self.draw)
 
     # --- machines landing -------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.reserve_sim_model import RUNNING, Result, Simulation
+from bench.reserve_sim_model import RUNNING, GivenColdStarts, Result, Simulation
 from bench.reserve_sim_providers import HOURS_PER_MONTH, Prices, Provider
-from bench.reserve_sim_traffic import Day, DayShape
+from bench.reserve_sim_traffic import DAY_START_EPOCH, Day, DayShape
 from dispatcher.reserve.neighbours import Neighbour
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -45,13 +45,41 @@ class Region(Simulation):
         self.world, self.index, self.name = world, index, name
         self.spilled_out = 0
         self.spill_round_trips: list[float] = []
+        self.spill_refused = 0  # spilled to a peer last seen warm, whose warm bots were gone by then
+        self.seen: dict[int, bool] = {}  # peer index → warm with room, as its last answer to a poll said
         super().__init__(*args, **kwargs)
+
+    def handle(self, now: float, kind: str, ref: int) -> None:
+        if kind == "poll":
+            self.world.poll(self, now)
+        elif kind == "answer":
+            self.world.answer(self, now, ref)
+        elif kind == "seen":  # ref: the peer's index × 2 + whether it was warm with room
+            self.seen[ref // 2] = bool(ref % 2)
+        elif kind == "again":  # start `ref`, refused here: counted in the demand once, as the dispatcher counts it
+            self.place(now, ref, patient=False)
+        elif kind == "restart":  # start `ref`, refused where it spilled: its caller asks here again
+            # Counted in this region's demand again, as the dispatcher counts it: once when it was
+            # relayed (spilled away), once more now that it launches here.
+            self.sizer.arrived(DAY_START_EPOCH + now)
+            self.place(now, ref, patient=False)
+        else:
+            super().handle(now, kind, ref)
 
     def at(self, when: float, kind: str, ref: int = -1) -> None:
         self.world.push(when, self.index, kind, ref)
 
     def spill(self, now: float, n: int) -> bool:
-        return self.world.spills and self.world.spill(self, now, n)
+        if not self.world.spills:
+            return False
+        if self.world.spill(self, now, n):
+            return True
+        if self.world.refusal_seconds is None or not self.room():
+            return False
+        # No warm bot here or at any peer it knows of: refused (`cold_start_too_slow`), its caller
+        # asks here again without patience once the refusal is back, and may find one landed meanwhile.
+        self.at(now + self.world.refusal_seconds, "again", n)
+        return True
 
     def leaning(self) -> dict[str, Any]:
         return {"region": self.name, "neighbours": self.world.neighbours(self)} if self.world.leans else {}
@@ -64,16 +92,25 @@ class World:
     def __init__(self, mode: str, provider: Provider, settings: ReserveSettings, planner: PlannerSettings,
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
-                 **options: Any) -> None:
-        """`days`: each region's starts instead of its seasonal day's; `options`: the Simulation's
-        other settings, alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
+                 cold_starts: Sequence[GivenColdStarts] | None = None, poll_seconds: float | None = None,
+                 refusal_seconds: float | None = None, **options: Any) -> None:
+        """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
+        cold starts (GivenColdStarts) instead of its own draws; `poll_seconds`: a start spills by
+        its peers' answers to polls this far apart (after every answer of the last: the dispatcher's
+        `Peers.run`), each read a one-way trip after it was asked and seen a round trip after,
+        instead of by the peers' state at once (None); `refusal_seconds`: a start refused at home for
+        want of a warm bot anywhere is asked there again this much later (its caller's round trip),
+        instead of launching cold at once (None); `options`: the Simulation's other settings,
+        alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
+        self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
         self.events: list[tuple[float, int, int, str, int]] = []
         self.seq = itertools.count()
         self.regions = [
             Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
                    shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
-                   max_sessions=max_sessions, day=days[i] if days is not None else None, **options)
+                   max_sessions=max_sessions, day=days[i] if days is not None else None,
+                   cold_starts=cold_starts[i] if cold_starts is not None else None, **options)
             for i, name in enumerate(names)]
 
     def push(self, when: float, region: int, kind: str, ref: int) -> None:
@@ -82,6 +119,8 @@ class World:
     def run(self) -> list[Result]:
         for region in self.regions:
             region.schedule()
+            if self.poll_seconds is not None and self.spills:
+                self.push(0.0, region.index, "poll", -1)
         while self.events:
             now, _, index, kind, ref = heapq.heappop(self.events)
             for region in self.regions:  # a spill moves another region's machine
@@ -95,10 +134,35 @@ class World:
     def round_trip(a: Region, b: Region) -> float:
         return ROUND_TRIPS[frozenset((a.name, b.name))]
 
+    def poll(self, region: Region, now: float) -> None:
+        """`region` asks every peer at once; it asks again `poll_seconds` after the slowest answer."""
+        peers = [r for r in self.regions if r is not region]
+        for there in peers:
+            self.push(now + self.round_trip(region, there) / 2, region.index, "answer", there.index)
+        assert self.poll_seconds is not None
+        slowest = max(self.round_trip(region, there) for there in peers)
+        if now + slowest + self.poll_seconds < region.seconds:
+            self.push(now + slowest + self.poll_seconds, region.index, "poll", -1)
+
+    def answer(self, region: Region, now: float, peer: int) -> None:
+        """Peer `peer` answers `region`'s poll now, with its state now; `region` reads it a one-way trip later."""
+        there = self.regions[peer]
+        warm = bool(there.hot) and there.room()
+        self.push(now + self.round_trip(region, there) / 2, region.index, "seen", 2 * peer + warm)
+
     def spill(self, origin: Region, now: float, n: int) -> bool:
-        """The nearest region with room and a warm bot takes start `n`; none: it stays home."""
+        """The nearest region with room and a warm bot takes start `n`; none: it stays home. With
+        polls, the nearest seen so: without a warm bot by then, it refuses the start, and its caller
+        asks at home again (without patience) when the refusal is back, a round trip later."""
         for there in sorted((r for r in self.regions if r is not origin), key=lambda r: self.round_trip(origin, r)):
-            if not (there.hot and there.room()):
+            if self.poll_seconds is not None:
+                if not origin.seen.get(there.index, False):
+                    continue
+                if not (there.hot and there.room()):
+                    origin.spill_refused += 1
+                    origin.at(now + self.round_trip(origin, there), "restart", n)
+                    return True
+            elif not (there.hot and there.room()):
                 continue
             machine = there.machines[there.take(there.hot, there.hot_since)]
             there.move(machine, "busy")

@@ -56,6 +56,7 @@ from tests.support.redis_server import redis_server
 KEY = "fleet-emulator-key-0123456789abcdef"
 CHANNEL_PATH = "/bots/channel"
 READY_GRACE_SECONDS = 45.0  # after the last start: the slowest cold start still lands
+COLD_STARTS = "cold-starts.json"  # the emulated cloud's drawn cold starts, in creation order
 IMAGE = "registry.fly.io/voicefleet-bots@sha256:" + "e" * 64
 
 
@@ -79,7 +80,7 @@ def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_u
 def start_cloud(workdir: Path, channel_url: str, seed: int, apps: int) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "bench.fleet_emulator.cloud", "--channel-url", channel_url,
                "--ready-file", str(workdir / "ready.jsonl"), "--summary-file", str(workdir / "cloud.json"),
-               "--machines-file", str(workdir / "machines.jsonl"),
+               "--machines-file", str(workdir / "machines.jsonl"), "--cold-starts-file", str(workdir / COLD_STARTS),
                "--seed", str(seed), "--apps", str(apps)]
     log = (workdir / "cloud.log").open("w")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)

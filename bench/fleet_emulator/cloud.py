@@ -59,6 +59,10 @@ class EmulatedFly(FakeFly):
         # bot is not yet dialling: the farm scans these, not every machine ever created (a scan of
         # every machine 50 times a second was the harness's own CPU, growing with the run).
         self.pending: set[str] = set()
+        # Every create's drawn cold start, in creation order (booted or not), and whether it was
+        # for a session (else the reserve's): the simulator replays these rather than a stream of
+        # its own (bench/fleet_emulator/regions.py).
+        self.cold_starts: list[tuple[float, bool]] = []
 
     def _set(self, machine: dict[str, Any], state: str) -> None:
         super()._set(machine, state)
@@ -70,6 +74,8 @@ class EmulatedFly(FakeFly):
         if len(self.machines) > before:  # created: the newest machine (dicts keep insertion order)
             machine = self.machines[next(reversed(self.machines))]
             machine["_boot_after"] = self._provider.cold_start(self._draw)
+            env = machine["config"].get("env") or {}
+            self.cold_starts.append((machine["_boot_after"], bool(env.get(ENV_SESSION_ID))))
             machine["_created_at"] = time.time()
             self.pending.add(machine["id"])
         return response
@@ -160,6 +166,8 @@ async def main(argv: list[str]) -> None:
     p.add_argument("--ready-file", type=Path, required=True)
     p.add_argument("--summary-file", type=Path, required=True)
     p.add_argument("--machines-file", type=Path, help="each machine's times (created, booted, connected, ended)")
+    p.add_argument("--cold-starts-file", type=Path,
+                   help="every create's drawn cold start and whether it was for a session, in creation order (JSON)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--apps", type=int, default=1)
     args = p.parse_args(argv)
@@ -176,6 +184,8 @@ async def main(argv: list[str]) -> None:
         args.summary_file.write_text(json.dumps(farm.summary()))
         if args.machines_file is not None:
             farm.write_timelines(args.machines_file)
+        if args.cold_starts_file is not None:
+            args.cold_starts_file.write_text(json.dumps(fly.cold_starts))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ async def start(client: httpx.AsyncClient, url: str, key: str, hold: float, out:
                 break
             del request["maxWaitSeconds"]
             record["cold_after_refusal"] = True
+            record["refused_after"] = time.time() - sent  # when it was asked again (the simulator's too)
         record["status"] = response.status_code
         record["session_id"] = payload.get("session_id")
         record["region"] = payload.get("region")  # with regions: where it started (spilled or not)

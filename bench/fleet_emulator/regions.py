@@ -14,8 +14,12 @@ at home spills to the nearest region with one; eu's carry a 5× burst (`--burst-
 Prints both sides' starts, refusals, warm share, p50/p95 time from `POST /start` to a ready bot
 (over every region; a refused start counts as never ready), the share served outside the region
 the caller reached, and the p95's difference; the simulator runs `sun` (what the dispatchers do:
-spill-over and the planners reading each other) on the same arrivals, with the warm claim the
-dispatchers measured in the run, over `--model-draws` streams of cold starts (its median compared).
+spill-over by the peers' polled answers, the planners reading each other) on the same arrivals,
+given the run's warm claim, its callers' time to ask again after a refusal, and each region's
+cold starts as its emulated cloud drew them (sessions' and reserve's apart, each in creation
+order), over `--model-draws` streams of resumes (its median compared); for context, spilling by
+the peers' state at once, and over streams of cold starts of its own. `--keep` keeps the run's
+folder; `--compare FOLDER` with the run's own arguments compares it again without a run.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fleet_emulator.__main__ import (
+    COLD_STARTS,
     KEY,
     READY_GRACE_SECONDS,
     difference,
@@ -49,10 +54,12 @@ from bench.fleet_emulator.__main__ import (
     run_timing,
     start_cloud,
 )
+from bench.reserve_sim_model import GivenColdStarts
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, World
 from bench.reserve_sim_traffic import SHAPES, Day, measured_day
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.regions.peers import POLL_SECONDS
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from tests.support.delay_relay import delayed
@@ -63,6 +70,7 @@ from tests.support.redis_server import redis_server
 NAMES = ("eu", "us", "ap")
 MAX_WAIT_SECONDS = 3.0
 SECRET = "emulated-regions-secret-0123456789abcdef"
+MEASURES = "measures.json"  # the dispatchers' own measures, kept with the run (--compare)
 
 
 def days(seed: int, per_minute: float, seconds: float, burst: tuple[float, float] | None) -> list[Day]:
@@ -78,10 +86,12 @@ def emulated(folder: Path) -> dict[str, Any]:
         for line in (folder / name / "ready.jsonl").read_text().splitlines():
             record = json.loads(line)
             ready[record["session_id"]] = record
-    waits, refused, failed, warm, spilled = [], 0, 0, 0, 0
+    waits, refused, failed, warm, spilled, asked_again = [], 0, 0, 0, 0, []
     for name in NAMES:
         for line in (folder / f"starts-{name}.jsonl").read_text().splitlines():
             start = json.loads(line)
+            if "refused_after" in start:
+                asked_again.append(start["refused_after"])
             landed = ready.get(start.get("session_id") or "")
             if not 200 <= start["status"] < 300 or landed is None:
                 refused += not 200 <= start["status"] < 300
@@ -94,11 +104,30 @@ def emulated(folder: Path) -> dict[str, Any]:
     starts = len(waits) + refused + failed
     return {"starts": starts, "refused": refused, "never_ready": failed, "warm": warm,
             "p50": percentile(waits + never, 0.5), "p95": percentile(waits + never, 0.95),
-            "spilled": spilled / max(1, starts)}
+            "spilled": spilled / max(1, starts),
+            "refused_after": statistics.median(asked_again) if asked_again else None}
+
+
+def cloud_cold_starts(folder: Path) -> list[GivenColdStarts]:
+    """Each region's emulated cloud's drawn cold starts, the reserve's and the sessions', each in
+    creation order."""
+    out = []
+    for name in NAMES:
+        creates = json.loads((folder / name / COLD_STARTS).read_text())
+        out.append(GivenColdStarts([s for s, session in creates if not session],
+                                   [s for s, session in creates if session]))
+    return out
 
 
 def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: float, seconds: float, seed: int,
-              measured: Mapping[str, tuple[float, float]] | None, draws: int) -> dict[str, Any]:
+              measured: Mapping[str, tuple[float, float]] | None, draws: int,
+              cold_starts: list[GivenColdStarts] | None = None, polled: bool = True,
+              refusal_seconds: float | None = None) -> dict[str, Any]:
+    """`sun` on the regions' arrivals; `cold_starts` (cloud_cold_starts): each region's cold starts
+    as its emulated cloud drew them, instead of the model's stream `draws`;
+    `polled`: a start spills by the peers' answers to the dispatcher's polls (every POLL_SECONDS),
+    as the dispatchers do, else by the peers' state at once; `refusal_seconds`: how long the
+    callers took to ask again after a refusal (the run's median), else at once."""
     base = BY_NAME["fly"]
     provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":
@@ -106,7 +135,9 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     claim, redial = run_timing(measured, base) if measured is not None else (0.3, 0.3)
     world = World("sun", provider, ReserveSettings.from_env(env, "fly"), PlannerSettings.from_env(env), per_minute,
                   seed=seed, seconds=seconds, history_days=0, max_sessions=None, days=regional_days,
-                  handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws)
+                  handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws,
+                  cold_starts=cold_starts, poll_seconds=POLL_SECONDS if polled else None,
+                  refusal_seconds=refusal_seconds)
     results = world.run()
     times = sorted(t for r in results for t in r.time_to_ready)
     refused = sum(r.refused + r.refused_cap for r in results)
@@ -114,7 +145,9 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     starts = sum(r.arrivals for r in results)
     return {"starts": starts, "refused": refused, "warm": sum(r.warm for r in results),
             "p50": percentile(every, 0.5), "p95": percentile(every, 0.95),
-            "spilled": sum(region.spilled_out for region in world.regions) / max(1, starts)}
+            "spilled": sum(region.spilled_out for region in world.regions) / max(1, starts),
+            "drawn_cold_starts": sum(r.drawn_cold_starts for r in results),
+            "spill_refused": sum(region.spill_refused for region in world.regions)}
 
 
 def run_regions(folder: Path, settings: Mapping[str, str], regional_days: list[Day], seed: int,
@@ -154,7 +187,23 @@ def run_regions(folder: Path, settings: Mapping[str, str], regional_days: list[D
             if load.wait() != 0:
                 raise RuntimeError(f"a load generator failed; see {folder}")
         time.sleep(READY_GRACE_SECONDS)
-        return dispatcher_measures([d.base_url for d in dispatchers.values()])
+        measured = dispatcher_measures([d.base_url for d in dispatchers.values()])
+        (folder / MEASURES).write_text(json.dumps(measured))
+        return measured
+
+
+def same_arrivals(folder: Path, regional_days: list[Day]) -> bool:
+    """Whether a kept run's folder was sent these arrivals (its schedules)."""
+    return all(json.loads((folder / f"schedule-{name}.json").read_text())
+               == [[t, h] for t, h in zip(day.arrival_times, day.lengths, strict=True)]
+               for name, day in zip(NAMES, regional_days, strict=True))
+
+
+def model_line(name: str, model: Mapping[str, Any], real: Mapping[str, Any]) -> str:
+    low, high = model["p95_range"]
+    return (f"| simulator ({name}) | {model['starts']} | {model['refused']:g} | – | {model['warm']:g} | "
+            f"{model['p50']:.2f} s | {model['p95']:.2f} s [{low:.2f}–{high:.2f}] | {model['spilled']:.1%} | "
+            f"{difference(real, model)} |")
 
 
 def main(argv: list[str]) -> None:
@@ -167,6 +216,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables, every region")
     p.add_argument("--model-draws", type=int, default=20)
     p.add_argument("--keep", action="store_true", help="keep the run's folder (logs, records)")
+    p.add_argument("--compare", type=Path, metavar="FOLDER",
+                   help="no run: compare a kept run's folder (--keep) again, given the run's own arguments")
     args = p.parse_args(argv)
     if not 0 < args.minutes <= 10 or not 0 < args.per_minute <= 60 or not 1 <= args.model_draws <= 100:
         p.error("--minutes 0..10, --per-minute 0..60 a region (a 2-core host), --model-draws 1..100")
@@ -176,25 +227,45 @@ def main(argv: list[str]) -> None:
     seconds = args.minutes * 60
     burst = (args.burst_at, min(seconds, args.burst_at + args.burst_seconds)) if args.burst_seconds else None
     regional_days = days(args.seed, args.per_minute, seconds, burst)
-    folder = Path(tempfile.mkdtemp(prefix="vf-fleet-regions-"))
+    if args.compare is not None:
+        if not (args.compare / MEASURES).exists() or not same_arrivals(args.compare, regional_days):
+            p.error(f"{args.compare} is not a kept run (--keep) of these arguments: give the run's own "
+                    "--seed, --per-minute, --minutes and burst")
+        folder, measured = args.compare, json.loads((args.compare / MEASURES).read_text())
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="vf-fleet-regions-"))
     print(f"3 regions ({', '.join(NAMES)}), fly, {args.per_minute:g}/min each for {args.minutes:g} min, eu's burst "
           f"{burst}, starts {[len(d.arrival_times) for d in regional_days]}, settings {settings or 'defaults'}; "
           f"run folder {folder}", flush=True)
-    measured = run_regions(folder, settings, regional_days, args.seed)
+    if args.compare is None:
+        measured = run_regions(folder, settings, regional_days, args.seed)
     real = emulated(folder)
-    models = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k)
-              for k in range(1, args.model_draws + 1)]
-    model = {**over_draws(models), "spilled": statistics.median(m["spilled"] for m in models)}
+    cloud = cloud_cold_starts(folder)
+
+    def model(cold_starts: list[GivenColdStarts] | None, polled: bool = True) -> dict[str, Any]:
+        runs = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k, cold_starts,
+                          polled, real["refused_after"]) for k in range(1, args.model_draws + 1)]
+        return {**over_draws(runs), **{figure: statistics.median(m[figure] for m in runs)
+                                       for figure in ("spilled", "drawn_cold_starts", "spill_refused")}}
+
+    own, at_once, streams = model(cloud), model(cloud, polled=False), model(None)
     print("| | starts | refused | never ready | warm | p50 | p95 | spilled | p95 difference |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| emulator (3 regions) | {real['starts']} | {real['refused']} | {real['never_ready']} | {real['warm']} | "
           f"{real['p50']:.2f} s | {real['p95']:.2f} s | {real['spilled']:.1%} | |")
-    low, high = model["p95_range"]
-    print(f"| simulator (sun, median of {args.model_draws} draws) | {model['starts']} | {model['refused']:g} | – | "
-          f"{model['warm']:g} | {model['p50']:.2f} s | {model['p95']:.2f} s [{low:.2f}–{high:.2f}] | "
-          f"{model['spilled']:.1%} | {difference(real, model)} |")
+    print(model_line(f"sun, the emulated clouds' own cold starts, median of {args.model_draws} resume draws",
+                     own, real))
+    print(model_line("the same, spilling by the peers' state at once, not by their polled answers", at_once, real))
+    print(model_line(f"sun, median of {args.model_draws} streams of cold starts of its own", streams, real))
+    print(f"starts the model spilled to a peer whose warm bots had gone since its answer (refused there, "
+          f"asked again at home): {own['spill_refused']:g}")
+    print(f"the emulated clouds drew {[(len(c.reserve), len(c.sessions)) for c in cloud]} cold starts (reserve, "
+          f"sessions; eu, us, ap); the model launched past them {own['drawn_cold_starts']:g} times (drawing those)")
+    again = real["refused_after"]
+    print(f"callers refused for want of a warm bot asked again {again if again is None else f'{again:.3f} s'} after "
+          f"(median; the model's callers too)")
     print(f"the dispatchers' own measures (means over the regions): {measures_line(measured)}")
-    if not args.keep:
+    if not args.keep and args.compare is None:
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -34,6 +34,8 @@ def test_the_emulated_fly_refuses_creates_past_its_app_limit_and_boots_each_mach
     assert len(set(delays)) == 3 and all(0.1 < d < 60 for d in delays), delays
     assert all(m["state"] == "created" for m in fly.machines.values())  # none booted before its time
     assert fly.refused_creates == 2
+    # Every create's own, in creation order, none for a session here (no session id); a refused create draws none.
+    assert fly.cold_starts == [(d, False) for d in delays]
 
 
 def test_each_emulated_app_has_its_own_create_limit() -> None:

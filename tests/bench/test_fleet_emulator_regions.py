@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bench.fleet_emulator.__main__ import COLD_STARTS
 from bench.fleet_emulator.load import start
-from bench.fleet_emulator.regions import NAMES, days, emulated, simulated
+from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, simulated
 from tests.fakes.server import FakeServer
 
 
@@ -42,6 +43,7 @@ def test_a_start_refused_for_a_slow_cold_start_starts_again_cold_at_home() -> No
     record = json.loads(out.getvalue())
     assert [("maxWaitSeconds" in a) for a in asked] == [True, False]
     assert record["status"] == 201 and record["session_id"] == "s1" and record["cold_after_refusal"]
+    assert 0 < record["refused_after"] <= record["answered"]  # when its caller asked again
     assert "error" not in record
 
 
@@ -51,7 +53,7 @@ def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted
         "eu": [{"sent": now, "status": 201, "session_id": "a", "region": "eu"},
                {"sent": now, "status": 201, "session_id": "b", "region": "us"},
                {"sent": now, "status": 503, "session_id": None, "region": None}],
-        "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us"}],
+        "us": [{"sent": now, "status": 201, "session_id": "c", "region": "us", "refused_after": 0.04}],
         "ap": [{"sent": now, "status": 201, "session_id": "d", "region": "ap"}]}
     ready: dict[str, list[dict[str, object]]] = {"eu": [{"session_id": "a", "ready": now + 0.1, "cold": False}],
              "us": [{"session_id": "b", "ready": now + 0.2, "cold": False},
@@ -64,6 +66,7 @@ def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted
     result = emulated(tmp_path)
     assert (result["starts"], result["refused"], result["never_ready"], result["warm"]) == (5, 1, 1, 2)
     assert math.isclose(result["spilled"], 1 / 5) and result["p95"] == math.inf
+    assert result["refused_after"] == 0.04  # the callers' time to ask again, for the model's callers
 
 
 def test_the_simulator_replays_each_regions_own_arrivals() -> None:
@@ -73,3 +76,25 @@ def test_the_simulator_replays_each_regions_own_arrivals() -> None:
     model = simulated({}, regional, 10.0, 180.0, 7, None, draws=1)
     assert model["starts"] == sum(counts)
     assert model["warm"] + model["refused"] <= model["starts"]
+
+
+def test_the_simulator_takes_each_regions_cold_starts_from_that_regions_emulated_cloud(tmp_path: Path) -> None:
+    regional = days(7, 10.0, 180.0, (60.0, 120.0))
+    for name, cold in zip(NAMES, (0.5, 20.0, 20.0), strict=True):
+        (tmp_path / name).mkdir()
+        creates = [[30.0, False], [cold, True]] * 1000  # the reserve's and the sessions', interleaved
+        (tmp_path / name / COLD_STARTS).write_text(json.dumps(creates))
+    clouds = cloud_cold_starts(tmp_path)
+    assert [(c.reserve[0], c.sessions[0]) for c in clouds] == [(30.0, 0.5), (30.0, 20.0), (30.0, 20.0)]  # NAMES' order
+    fast = simulated({}, regional, 10.0, 180.0, 7, None, draws=1, cold_starts=[clouds[0]] * 3)
+    slow = simulated({}, regional, 10.0, 180.0, 7, None, draws=1, cold_starts=clouds[1:] * 3)
+    assert fast["drawn_cold_starts"] == slow["drawn_cold_starts"] == 0
+    # A start's cold start is the one given for a session (after its turn for a create), not a draw.
+    assert 20.0 <= slow["p95"] < 24.0 and fast["p95"] < 5.0
+
+
+def test_the_simulator_spills_by_the_peers_answers_to_polls_as_the_dispatchers_do() -> None:
+    regional = days(7, 20.0, 180.0, (60.0, 120.0))
+    polled = simulated({}, regional, 20.0, 180.0, 7, None, draws=1)
+    at_once = simulated({}, regional, 20.0, 180.0, 7, None, draws=1, polled=False)
+    assert polled["spill_refused"] > 0 == at_once["spill_refused"]  # a peer's warm bot gone since its answer

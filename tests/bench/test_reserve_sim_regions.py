@@ -4,16 +4,20 @@ a round trip later, none between separate deployments."""
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import replace
 
 import pytest
 
-from bench.reserve_sim_model import WARM_CLAIM_SECONDS
+from bench.reserve_sim_model import WARM_CLAIM_SECONDS, GivenColdStarts, Machine
 from bench.reserve_sim_providers import BY_NAME
-from bench.reserve_sim_regions import ROUND_TRIPS, World
+from bench.reserve_sim_regions import ROUND_TRIPS, Region, World
+from bench.reserve_sim_traffic import DAY_START_EPOCH
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.sizer import FleetSizer
 
 HOUR = 3600.0
 SETTINGS = ReserveSettings(min_idle=1, buffer=0.0, max_idle=40, cold_start_seconds=40.0)
@@ -66,3 +70,98 @@ def test_regions_hold_bots_for_a_neighbour_whose_starts_outrun_its_creates() -> 
         return sum(r.warm for r in w.run())
 
     assert warm("sun") > 1.2 * warm("spill")
+
+
+def test_each_region_launches_on_the_cold_starts_it_is_given_in_order_then_draws_its_own() -> None:
+    # A create limit that never makes a launch wait: each cold start is then exactly the one given.
+    fly = replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000))
+    given = [GivenColdStarts([9.0] * 10_000, [1.25] * 10_000), GivenColdStarts([9.0] * 10_000, [2.5] * 10_000),
+             GivenColdStarts([9.0] * 10_000, [3.75, 5.0])]  # ap's starts run out of theirs after two
+
+    def run(cold_starts: list[GivenColdStarts] | None) -> World:
+        w = World("sun", fly, SETTINGS, PlannerSettings(), 10.0, seed=3, seconds=HOUR / 4, history_days=0,
+                  max_sessions=None, cold_starts=cold_starts)
+        w.run()
+        return w
+
+    w = run(given)
+    eu, us, ap = w.regions
+    # A start's cold launch takes the sessions' cold starts, never the reserve's (9 s).
+    assert eu.result.cold_waits and set(eu.result.cold_waits) == {1.25} and eu.result.drawn_cold_starts == 0
+    assert us.result.cold_waits and set(us.result.cold_waits) == {2.5} and us.result.drawn_cold_starts == 0
+    assert ap.result.cold_waits[:2] == [3.75, 5.0] and ap.result.drawn_cold_starts == ap.result.cold - 2 > 0
+    assert len(set(ap.result.cold_waits[2:])) > 1  # past the two given, its own draws
+    # The reserve's launches take the reserve's: its bots land 9 s after their launch.
+    landed = [eu.machines[i] for i in eu.hot]
+    assert landed and all(m.hello is not None and math.isclose(m.hello - m.launched, 9.0) for m in landed)
+    drawn = run(None).regions[0].result
+    assert len(set(drawn.cold_waits)) > 1 and drawn.drawn_cold_starts == drawn.launches
+
+
+def advance(w: World, until: float) -> None:
+    """The world's events up to `until` (World.run's loop, stopped there)."""
+    while w.events and w.events[0][0] <= until:
+        now, _, index, kind, ref = heapq.heappop(w.events)
+        w.regions[index].handle(now, kind, ref)
+
+
+def hot_bot(region: Region, now: float) -> None:
+    machine = Machine(next(region.ids), "warming", now, region.image)
+    region.machines[machine.machine_id] = machine
+    region.count["warming"] += 1
+    region.land_idle(now, machine, "hot")
+
+
+def test_with_polls_a_start_spills_by_the_peers_last_answers_and_one_refused_there_is_asked_again_at_home() -> None:
+    fly = replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000))
+
+    def polled(poll_seconds: float | None) -> World:
+        w = World("spill", fly, SETTINGS, PlannerSettings(), 1.0, seed=3, seconds=60.0, history_days=0,
+                  max_sessions=None, poll_seconds=poll_seconds)
+        for region in w.regions:
+            w.push(0.0, region.index, "poll", -1)  # as World.run starts them
+        return w
+
+    w = polled(0.5)
+    eu, us, _ = w.regions
+    advance(w, 0.2)
+    assert eu.seen == {1: False, 2: False}  # answered at a one-way trip, read at a round trip
+    hot_bot(us, 0.3)
+    assert not w.spill(eu, 0.3, 0) and len(us.hot) == 1  # landed since us answered: not seen yet
+    at_once = polled(None)
+    hot_bot(at_once.regions[1], 0.3)
+    assert at_once.spill(at_once.regions[0], 0.3, 0) and not at_once.regions[1].hot  # the state at once
+
+    advance(w, 1.0)  # us answered its next poll (0.65 s: 0.5 s after the slowest answer, ap's) with a warm bot
+    assert eu.seen[1]
+    us.retire(us.machines[us.take(us.hot, us.hot_since)])  # gone before the start gets there
+    assert isinstance(eu.sizer, FleetSizer)
+    counted = eu.sizer.recent.window(DAY_START_EPOCH + 1.0)[1]
+    assert w.spill(eu, 1.0, 0) and eu.spill_refused == 1 and eu.spilled_out == 0
+    hot_bot(eu, 1.05)
+    advance(w, 1.1)  # the refusal is back a round trip later (75 ms): its caller asks at home, where a bot landed
+    assert eu.result.hot_claims == 1 and not eu.hot
+    ready = 1.0 + ROUND_TRIPS[frozenset(("eu", "us"))] + eu.claim_seconds - eu.day.arrival_times[0]
+    assert math.isclose(eu.result.time_to_ready[-1], ready)
+    # Counted in eu's demand once more when asked again, as the dispatcher counts it (spilled away, then launched).
+    assert eu.sizer.recent.window(DAY_START_EPOCH + 1.1)[1] == counted + 1
+
+
+def test_a_start_refused_for_want_of_a_warm_bot_anywhere_is_asked_again_at_home_after_its_callers_round_trip() -> None:
+    fly = replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000))
+
+    def refusing(refusal_seconds: float | None) -> World:
+        return World("spill", fly, SETTINGS, PlannerSettings(), 1.0, seed=3, seconds=60.0, history_days=0,
+                     max_sessions=None, refusal_seconds=refusal_seconds)
+
+    assert not refusing(None).regions[0].spill(1.0, 0)  # no warm bot anywhere: it launches cold at once
+    w = refusing(0.1)
+    eu = w.regions[0]
+    assert isinstance(eu.sizer, FleetSizer)
+    counted = eu.sizer.recent.window(DAY_START_EPOCH + 1.0)[1]
+    assert eu.spill(1.0, 0)  # refused: its caller asks again
+    hot_bot(eu, 1.05)  # a reserve bot lands before it does
+    advance(w, 1.2)
+    assert eu.result.hot_claims == 1 and eu.result.cold == 0
+    assert math.isclose(eu.result.time_to_ready[-1], 1.1 + eu.claim_seconds - eu.day.arrival_times[0])
+    assert eu.sizer.recent.window(DAY_START_EPOCH + 1.2)[1] == counted  # counted once, at its arrival
