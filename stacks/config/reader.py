@@ -162,6 +162,8 @@ class Reader:
             value = self.config.get_object(name)
         except Exception:  # noqa: BLE001 - pulumi raises its own JSON error type
             value = None
+        if value == [] and list(DEFAULTS.get(name, ["?"])) == []:
+            return ()  # Pulumi.yaml's own `default: []`, which `pulumi up` hands the program as "[]"
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise self.fail(name, f"must be a non-empty list of strings (got {raw!r})")
         return tuple(value)
