@@ -168,7 +168,10 @@ async def _stream_url(request: Request, base: str, carrier: str) -> str:
     handed = await handed_elsewhere(app_state(request), carrier)
     if handed is not None:
         return handed.stream_url
-    token, _ = app_state(request).phone.tokens.mint(carrier)
+    state = app_state(request)
+    token, _ = state.phone.tokens.mint(carrier)
+    if state.peers.by_name:  # the token opens a call here only: never a shared front door's name
+        base = state.peers.regions.urls[state.peers.regions.here]
     return websocket_url(base, f"/ws/{carrier}/{token}")
 
 
