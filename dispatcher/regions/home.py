@@ -59,12 +59,24 @@ class KeyHomes:
         first to be recorded, else the one that was. `standby`: while the home does not answer, the
         next region in the same hash order that does stands in for it (a call must be answered;
         regions that agree on which peers answer agree on the stand-in)."""
-        home = home_region(self._regions, caller_id, idempotency_key)
-        if standby:
-            home = next((name for name in homes_in_order(self._regions, caller_id, idempotency_key)
-                         if name == self._regions.here or self._reachable(name)), home)
         digest = key_digest(caller_id, idempotency_key)
         proposed = proposed or self._regions.here
+        order = homes_in_order(self._regions, caller_id, idempotency_key)
+        if not standby:
+            return await self._ask(order[0], digest, proposed)
+        # A home that answers its polls but not for the key (its store down, a hang) is passed over
+        # too: the next that answers decides, else the caller hears a 503 in every region.
+        refused: ApiError | None = None
+        for home in order:
+            if home != self._regions.here and not self._reachable(home):
+                continue
+            try:
+                return await self._ask(home, digest, proposed)
+            except ApiError as exc:
+                refused = refused or exc
+        raise refused or home_unreachable(order[0], None)
+
+    async def _ask(self, home: str, digest: str, proposed: str) -> str:
         if home == self._regions.here:
             return await self.record(digest, proposed)
         peer = self._peers.peer(home)
