@@ -18,8 +18,8 @@ from tests.fakes.daily import FakeDaily
 from tests.fakes.server import serve
 from tests.regions.test_region_peers import SECRET, region_env, until
 from tests.regions.test_spill_over import peer_view
-from tests.support.processes import run_dispatcher
 from tests.support.ports import free_port
+from tests.support.processes import run_dispatcher
 from tests.support.redis_server import redis_server
 
 
