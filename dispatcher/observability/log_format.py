@@ -109,7 +109,7 @@ class JsonLines(logging.Formatter):
             "trace_id": getattr(record, "trace_id", None),
         }
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)  # masked by a filter
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

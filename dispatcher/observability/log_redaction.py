@@ -69,7 +69,12 @@ class RedactSecretPaths(logging.Filter):
             record.args = tuple(mask_secret_paths(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.msg, str) and not record.args:
             record.msg = mask_secret_paths(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:  # an exception's own message may name the path
+            record.exc_text = mask_secret_paths(record.exc_text or _PLAIN.formatException(record.exc_info))
         return True
+
+
+_PLAIN = logging.Formatter()
 
 
 class EscapeControlCharacters(logging.Filter):

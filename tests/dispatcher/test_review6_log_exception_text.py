@@ -1,0 +1,32 @@
+"""An error line's traceback is formatted by the handler after every filter ran: a secret path in
+an exception's own message (an HTTP client's 'for url ...' text, a ValueError naming the path)
+reaches the log unmasked, in text and in JSON lines alike."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from dispatcher.observability import log_format, log_redaction
+
+SECRET = "daily-dialin-secret-" + "s" * 20
+
+
+@pytest.mark.parametrize("chosen", ["text", "json"])
+def test_an_exceptions_message_with_the_dialin_secret_is_masked(chosen: str) -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(log_format.JsonLines() if chosen == "json" else logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        log_redaction.install()
+        try:
+            raise ValueError(f"no answer for url 'http://eu.internal/phone/daily/dialin/{SECRET}'")
+        except ValueError:
+            logging.getLogger("dispatcher").exception("unhandled error on %s %s", "POST", "/phone/daily/dialin/x")
+    finally:
+        root.removeHandler(handler)
+    assert SECRET not in out.getvalue(), out.getvalue()
