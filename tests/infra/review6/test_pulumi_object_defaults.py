@@ -23,3 +23,12 @@ def object_defaults() -> dict[str, str]:
 def test_a_stack_previews_with_the_array_and_object_defaults_pulumi_hands_it(stack: StackRunner, cloud: str) -> None:
     given = config_for(cloud, {}, None)
     stack(cloud, **{k: v for k, v in object_defaults().items() if f"voicefleet:{k}" not in given})
+
+
+def test_an_azure_stack_previews_with_every_scalar_default_pulumi_hands_it(stack: StackRunner) -> None:
+    """The scalar-defaults test of tests/infra/config/test_settings.py, for the cloud it leaves out."""
+    from tests.infra.config.test_settings import pulumi_yaml_defaults
+
+    given = config_for("azure", {}, None)
+    stack("azure", **{k: v for k, v in {**pulumi_yaml_defaults(), **object_defaults()}.items()
+                      if f"voicefleet:{k}" not in given})
