@@ -66,7 +66,10 @@ def _masked_parameter(found: re.Match[str]) -> str:
 class RedactSecretPaths(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(mask_secret_paths(a) if isinstance(a, str) else a for a in record.args)
+            # An exception's text too (an HTTP client's names its URL): the escaping filter turns it into text later.
+            record.args = tuple(mask_secret_paths(a) if isinstance(a, str)
+                                else mask_secret_paths(str(a)) if isinstance(a, BaseException) else a
+                                for a in record.args)
         elif isinstance(record.msg, str) and not record.args:
             record.msg = mask_secret_paths(record.msg)
         if record.exc_info and record.exc_info[0] is not None:  # an exception's own message may name the path

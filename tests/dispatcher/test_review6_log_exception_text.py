@@ -30,3 +30,19 @@ def test_an_exceptions_message_with_the_dialin_secret_is_masked(chosen: str) -> 
     finally:
         root.removeHandler(handler)
     assert SECRET not in out.getvalue(), out.getvalue()
+
+
+def test_an_exception_given_as_an_argument_is_masked() -> None:
+    """`log.warning("... %s", exc)`: the secret filter looked at str arguments only, and the
+    escaping filter after it turns the exception into text unmasked."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    others, root.handlers = root.handlers, [handler]  # as in the dispatcher: one root handler (pytest's would
+    try:                                              # turn the argument into masked text first)
+        log_redaction.install()
+        error = ValueError(f"no answer for url 'http://eu.internal/phone/daily/dialin/{SECRET}'")
+        logging.getLogger("dispatcher").error("regions: relay failed: %s", error)
+    finally:
+        root.handlers = others
+    assert "relay failed" in out.getvalue() and SECRET not in out.getvalue(), out.getvalue()
