@@ -68,7 +68,10 @@ class KeyHomes:
         # too: the next that answers decides, else the caller hears a 503 in every region.
         refused: ApiError | None = None
         for home in order:
-            if home != self._regions.here and not self._reachable(home):
+            peer = self._peers.peer(home)
+            if home != self._regions.here and peer is not None and not peer.reachable:
+                if peer.problem is None:  # not heard from yet (this replica just started): it may well
+                    raise home_unreachable(home, "not heard from yet")  # answer, so none stands in for it
                 continue
             try:
                 return await self._ask(home, digest, proposed)
@@ -88,10 +91,6 @@ class KeyHomes:
         if holder not in self._regions.urls:
             raise home_unreachable(home, why)
         return str(holder)
-
-    def _reachable(self, name: str) -> bool:
-        peer = self._peers.peer(name)
-        return peer is not None and peer.reachable
 
     async def record(self, digest: str, region: str) -> str:
         """As the key's home: the region recorded first for `digest` (`region` if none was)."""

@@ -65,3 +65,21 @@ def test_a_homes_request_body_is_checked() -> None:
     for bad in ({"key": "a" * 64, "region": "mars"}, {"key": "short", "region": "us"}, ["not", "an object"]):
         with pytest.raises(ApiError):
             homes.parse_record(bad)
+
+
+async def test_a_stand_in_decides_only_for_a_home_found_down_never_for_one_not_heard_from_yet() -> None:
+    """`standby` (a dial-in's caller is on the line): a home the polls found down is stood in for by the
+    next region in the hash order; a home this replica has not polled yet (it just started) may well
+    answer, and a stand-in deciding for it could give the call a second bot: refused as before."""
+    peers = Peers(at("eu"))
+    homes = KeyHomes(peers, LocalFirstClaims())
+    key = next(f"call-{n}" for n in range(200) if home_region(at("eu"), "phone", f"call-{n}") == "us")
+    with pytest.raises(ApiError) as refused:
+        await homes.holder("phone", key, standby=True)
+    assert "not heard from yet" in refused.value.message
+    for name in ("us", "ap"):
+        down = peers.peer(name)
+        assert down is not None
+        down.reachable, down.problem = False, "it does not answer"
+    assert await homes.holder("phone", key, standby=True) == "eu"  # eu, the one left, stands in and holds it
+    await homes.aclose()

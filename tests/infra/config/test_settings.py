@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
 from stacks.config.settings import DEFAULTS, SettingsError
-from tests.infra.conftest import SECRETS, StackRunner
+from tests.infra.conftest import SECRETS, StackRunner, config_for
 from tests.infra.helpers import ROOT
 
 
@@ -110,22 +112,22 @@ def test_a_cloudrun_bot_runtime_without_the_channel_is_refused(stack: StackRunne
 
 
 def pulumi_yaml_defaults() -> dict[str, str]:
-    """What `pulumi up` gives the program for every key Pulumi.yaml declares with a scalar default
-    and the stack leaves unset: `fmt.Sprintf("%v", default)` (pulumi/pulumi sdk/go/common/workspace,
-    ValidateStackConfigAndApplyProjectConfig)."""
+    """What `pulumi up` gives the program for every key Pulumi.yaml declares with a default and the
+    stack leaves unset (pulumi/pulumi sdk/go/common/workspace, ValidateStackConfigAndApplyProjectConfig):
+    a scalar as `fmt.Sprintf("%v", default)`, an array or object as its JSON (createConfigValue)."""
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    shown = {True: "true", False: "false"}
-    return {key: shown.get(spec["default"], str(spec["default"])) if isinstance(spec["default"], bool)
-            else str(spec["default"])
-            for key, spec in declared.items()
-            if isinstance(spec, dict) and "default" in spec and ":" not in key
-            and not isinstance(spec["default"], list | dict)}
+
+    def handed(default: object) -> str:
+        if isinstance(default, bool):
+            return "true" if default else "false"
+        return json.dumps(default) if isinstance(default, list | dict) else str(default)
+
+    return {key: handed(spec["default"]) for key, spec in declared.items()
+            if isinstance(spec, dict) and "default" in spec and ":" not in key}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_a_stack_previews_with_every_default_pulumi_hands_it(stack: StackRunner, cloud: str) -> None:
     """The harness gives the program only what a test sets; the CLI also gives it every default."""
-    from tests.infra.conftest import config_for
-
     given = config_for(cloud, {}, None)
     stack(cloud, **{key: value for key, value in pulumi_yaml_defaults().items() if f"voicefleet:{key}" not in given})

@@ -1,6 +1,6 @@
 """A carrier's webhook answered behind a shared front door (PHONE_PUBLIC_URL the same in every
-region) names the front door in its stream URL; the front door may send the carrier's stream to
-another region, whose check refuses the token (`wrong_region`): the caller hears nothing."""
+region) names the answering region's own URL as its stream: the front door could send the stream
+to another region, whose check refuses the token, and the caller would hear nothing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""An error line's traceback is formatted by the handler after every filter ran: a secret path in
-an exception's own message (an HTTP client's 'for url ...' text, a ValueError naming the path)
-reaches the log unmasked, in text and in JSON lines alike."""
+"""A secret path in an exception is masked too: in its traceback's text (which the handler formats
+after the filters ran) and as a log argument, in text and JSON lines alike."""
 
 from __future__ import annotations
 
