@@ -101,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="dispatcher variables on top")
     p.add_argument("--regions", type=int, choices=(2, 3), help="regions eight hours apart, each mode of planning")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="with --regions: which modes")
+    p.add_argument("--deploy-gap", type=float, default=0.0, metavar="MINUTES",
+                   help="with --regions: deploy the regions one after another, this many minutes apart from noon "
+                        "UTC (0: every region at noon at once)")
     return p
 
 
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_regions(args: argparse.Namespace, runs: list[Run]) -> None:
     regional = [RegionsRun(mode, args.regions, run.provider, run.settings, run.planner, run.per_minute, run.seed,
-                           run.hours, run.history_days, run.max_sessions, prices(run.provider, run.stack))
+                           run.hours, run.history_days, run.max_sessions, prices(run.provider, run.stack),
+                           args.deploy_gap * 60)
                 for run in runs for mode in args.modes]
     provider = regional[0].provider.name if regional else "-"
     print(f"{args.regions} regions, {provider}, each region's own cap and create limit")

@@ -139,7 +139,8 @@ class Simulation:
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
                  deploy: bool = True, day: Day | None = None, claim_seconds: float = WARM_CLAIM_SECONDS,
                  redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0,
-                 cold_starts: GivenColdStarts | None = None) -> None:
+                 cold_starts: GivenColdStarts | None = None, deploy_at: float | None = None) -> None:
+        """`deploy_at`: when the day's deploy comes (default: noon)."""
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
@@ -181,6 +182,7 @@ class Simulation:
         self.unplanned: list[float] = []  # starts the store counted while nobody held the lease
         self.handover = handover and seconds > HANDOVER_AT
         self.deploy_at_noon = deploy  # the fleet emulator's runs have no deploy to replay
+        self.deploy_at = seconds / 2 if deploy_at is None else deploy_at
 
     # --- the event loop ---------------------------------------------------------------------
 
@@ -201,8 +203,8 @@ class Simulation:
         for n, t in enumerate(self.day.arrival_times):
             self.at(t, "arrival", n)
         self.at(0.0, "tick")
-        if self.deploy_at_noon:
-            self.at(self.seconds / 2, "deploy")
+        if self.deploy_at_noon and self.deploy_at < self.seconds:
+            self.at(self.deploy_at, "deploy")
         if self.handover:
             self.at(HANDOVER_AT, "handover")
 

@@ -93,7 +93,7 @@ class World:
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
                  cold_starts: Sequence[GivenColdStarts] | None = None, poll_seconds: float | None = None,
-                 refusal_seconds: float | None = None, **options: Any) -> None:
+                 refusal_seconds: float | None = None, deploy_gap_seconds: float = 0.0, **options: Any) -> None:
         """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
         cold starts (GivenColdStarts) instead of its own draws; `poll_seconds`: a start spills by
         its peers' answers to polls this far apart (after every answer of the last: the dispatcher's
@@ -101,7 +101,8 @@ class World:
         instead of by the peers' state at once (None); `refusal_seconds`: a start refused at home for
         want of a warm bot anywhere is asked there again this much later (its caller's round trip),
         instead of launching cold at once (None); `options`: the Simulation's other settings,
-        alike in every region (the fleet emulator's runs: no deploy, no hand-over)."""
+        alike in every region (the fleet emulator's runs: no deploy, no hand-over);
+        `deploy_gap_seconds`: the regions deploy one after another this far apart, from noon (0: at once)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
         self.events: list[tuple[float, int, int, str, int]] = []
@@ -110,7 +111,8 @@ class World:
             Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
                    shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
                    max_sessions=max_sessions, day=days[i] if days is not None else None,
-                   cold_starts=cold_starts[i] if cold_starts is not None else None, **options)
+                   cold_starts=cold_starts[i] if cold_starts is not None else None,
+                   deploy_at=seconds / 2 + i * deploy_gap_seconds, **options)
             for i, name in enumerate(names)]
 
     def push(self, when: float, region: int, kind: str, ref: int) -> None:
@@ -259,10 +261,11 @@ class RegionsRun:
     history_days: int
     max_sessions: int | None
     prices: Prices
+    deploy_gap_seconds: float = 0.0
 
     def __call__(self) -> RegionsRow:
         world = World(self.mode, self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
                       seconds=self.hours * 3600, history_days=self.history_days, max_sessions=self.max_sessions,
-                      names=tuple(PEAK_HOURS)[:self.regions])
+                      names=tuple(PEAK_HOURS)[:self.regions], deploy_gap_seconds=self.deploy_gap_seconds)
         results = world.run()
         return summarise_regions(self.mode, self.per_minute, results, world.regions, self.prices)

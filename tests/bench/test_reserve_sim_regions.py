@@ -165,3 +165,24 @@ def test_a_start_refused_for_want_of_a_warm_bot_anywhere_is_asked_again_at_home_
     assert eu.result.hot_claims == 1 and eu.result.cold == 0
     assert math.isclose(eu.result.time_to_ready[-1], 1.1 + eu.claim_seconds - eu.day.arrival_times[0])
     assert eu.sizer.recent.window(DAY_START_EPOCH + 1.2)[1] == counted  # counted once, at its arrival
+
+
+def test_regions_deploy_one_after_another_when_given_a_gap_and_at_noon_at_once_without(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    deploys: list[tuple[str, float]] = []
+    handle = Region.handle
+
+    def noted(self: Region, now: float, kind: str, ref: int) -> None:
+        if kind == "deploy":
+            deploys.append((self.name, now))
+        handle(self, now, kind, ref)
+
+    monkeypatch.setattr(Region, "handle", noted)
+    world("sun").run()
+    assert sorted(deploys) == [("ap", HOUR / 2), ("eu", HOUR / 2), ("us", HOUR / 2)]
+    deploys.clear()
+    staggered = World("sun", BY_NAME["ecs-fargate"], SETTINGS, PlannerSettings(), 10.0, seed=3, seconds=HOUR,
+                      history_days=2, max_sessions=None, deploy_gap_seconds=600.0)
+    staggered.run()
+    assert deploys == [(region.name, HOUR / 2 + 600.0 * region.index) for region in staggered.regions]
+    assert all(region.image == 2 for region in staggered.regions)  # each deployed once
