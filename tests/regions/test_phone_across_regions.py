@@ -149,6 +149,18 @@ async def echoed_tone(call: CarrierCall, timeout: float) -> None:
     raise AssertionError("the caller's audio never came back from the bot")
 
 
+async def talk(url: str) -> None:
+    """A carrier's call at `url` that the bot answers (its audio comes back), then hung up."""
+    call = CarrierCall("twilio", url)
+    await call.open()
+    try:
+        await call.handshake()
+        await call.say(tone())
+        await echoed_tone(call, timeout=30)
+    finally:
+        await call.hang_up()
+
+
 async def test_a_call_eu_has_no_room_for_streams_to_us_with_a_token_good_once_there(pair: Pair) -> None:
     until(lambda: us_can_take_a_call(pair), 60)  # us's phone bot is up, and eu has read so
     answer, _ = twilio_webhook(pair.eu)
@@ -186,14 +198,7 @@ async def test_a_call_token_asked_of_eu_with_no_room_is_minted_by_us_for_us(pair
     assert started["wsUrl"] == ws_base(pair.urls["us"]) + "/ws/twilio", started  # us's own URL, not eu's Host
     assert started["sessionId"].startswith(region_tag("us"))
     assert "token_wrong_region" in await refused(f"{ws_base(pair.urls['eu'])}/ws/twilio/{started['token']}")
-    call = CarrierCall("twilio", f"{started['wsUrl']}/{started['token']}")
-    await call.open()
-    try:
-        await call.handshake()
-        await call.say(tone())
-        await echoed_tone(call, timeout=30)
-    finally:
-        await call.hang_up()
+    await talk(f"{started['wsUrl']}/{started['token']}")
     report = json.loads((pair.reports / f"{started['sessionId']}.json").read_text())
     assert report["session_id"] == started["sessionId"]  # the key's session, started by us's bot
     mine = httpx.get(f"{pair.eu.base_url}/sessions/{started['sessionId']}", headers=AUTH, timeout=10)

@@ -12,13 +12,11 @@ import shlex
 import time
 from pathlib import Path
 
-from tests.fakes.carriers import CarrierCall
 from tests.regions.test_phone_across_regions import (
     ECHO_BOT,
     TWILIO_TOKEN,
-    echoed_tone,
     stream_url,
-    tone,
+    talk,
     twilio_webhook,
     us_can_take_a_call,
     ws_base,
@@ -40,18 +38,6 @@ def phone_bots(reports: Path) -> dict[str, str]:
 
 def demand(seen_by: DispatcherProcess, region: str) -> float:
     return float((peer_view(seen_by, region).get("capacity") or {}).get("demand_per_minute", 0))
-
-
-async def talk(url: str) -> None:
-    """A carrier's call at `url` that the bot answers (its audio comes back), then hung up."""
-    call = CarrierCall("twilio", url)
-    await call.open()
-    try:
-        await call.handshake()
-        await call.say(tone())
-        await echoed_tone(call, timeout=30)
-    finally:
-        await call.hang_up()
 
 
 async def test_a_handed_call_is_the_callers_regions_demand_and_one_carrier_start(tmp_path: Path) -> None:

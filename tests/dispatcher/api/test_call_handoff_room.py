@@ -4,7 +4,6 @@ A peer that refused a call (429) is not asked again for the next calls: they are
 
 from __future__ import annotations
 
-import json
 import math
 from urllib.parse import urlsplit
 
@@ -15,9 +14,10 @@ from dispatcher.api.call_handoff import handed_elsewhere
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.peers import Capacity
-from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, answer_signature
 from dispatcher.settings import Settings
 from dispatcher.wiring import build_state
+from tests.dispatcher.regions.test_call_handoff_answers import signed
+from tests.support.hook_receiver import hook_receiver
 
 SECRET = "s" * 32
 
@@ -31,36 +31,28 @@ async def test_a_peer_with_room_for_one_call_is_handed_one(refuses: bool) -> Non
         if refuses:
             return web.json_response({"error": {"code": "at_capacity"}}, status=429)
         port = urlsplit(str(request.url)).port
-        body = json.dumps({"region": "us", "stream": f"ws://127.0.0.1:{port}/ws/twilio/t{len(asked)}",
-                           "session_id": "x"}).encode()
-        mac = answer_signature(SECRET.encode(), request.headers.get(SIGNATURE, ""), body)
-        return web.Response(body=body, content_type="application/json", headers={ANSWER_SIGNATURE: mac})
+        return signed(request, {"region": "us", "stream": f"ws://127.0.0.1:{port}/ws/twilio/t{len(asked)}",
+                                "session_id": "x"}, SECRET.encode())
 
-    app = web.Application()
-    app.router.add_post(CALLS_PATH, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    us = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    # eu: no warm bot, and a cold start past the phone's wait: its calls are handed over.
-    env = {"REGION": "eu", "REGIONS": f"eu=http://127.0.0.1:1,us={us}", "REGION_SECRET": SECRET,
-           "DISPATCHER_API_KEYS": "k" * 20, "RESERVE_COLD_START_SECONDS": "20", "RESERVE_MAX_IDLE": "0"}
-    state = build_state(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings(bot_command=("true",))),
-                        rooms=None)
-    try:
-        peer = state.peers.by_name["us"]
-        peer.reachable, peer.round_trip = True, 0.01
-        peer.capacity = Capacity(warm={"websocket": True}, idle=1, room=1, cold_start_seconds=math.inf)
-        first = await handed_elsewhere(state, "twilio")
-        if refuses:
-            assert first is None  # answered here
+    async with hook_receiver(handler, path=CALLS_PATH) as calls_url:
+        us = calls_url.removesuffix(CALLS_PATH)
+        # eu: no warm bot, and a cold start past the phone's wait: its calls are handed over.
+        env = {"REGION": "eu", "REGIONS": f"eu=http://127.0.0.1:1,us={us}", "REGION_SECRET": SECRET,
+               "DISPATCHER_API_KEYS": "k" * 20, "RESERVE_COLD_START_SECONDS": "20", "RESERVE_MAX_IDLE": "0"}
+        state = build_state(Settings.from_env(env), env=env,
+                            machines=LocalMachines(LocalSettings(bot_command=("true",))), rooms=None)
+        try:
+            peer = state.peers.by_name["us"]
+            peer.reachable, peer.round_trip = True, 0.01
             peer.capacity = Capacity(warm={"websocket": True}, idle=1, room=1, cold_start_seconds=math.inf)
-        else:
-            assert first is not None and first.region == "us"
-            assert peer.capacity.room == 0
-        assert await handed_elsewhere(state, "twilio") is None  # answered here: no room left, or resting
-        assert asked == [CALLS_PATH]
-    finally:
-        await state.aclose()
-        await runner.cleanup()
+            first = await handed_elsewhere(state, "twilio")
+            if refuses:
+                assert first is None  # answered here
+                peer.capacity = Capacity(warm={"websocket": True}, idle=1, room=1, cold_start_seconds=math.inf)
+            else:
+                assert first is not None and first.region == "us"
+                assert peer.capacity.room == 0
+            assert await handed_elsewhere(state, "twilio") is None  # answered here: no room left, or resting
+            assert asked == [CALLS_PATH]
+        finally:
+            await state.aclose()

@@ -15,6 +15,7 @@ from dispatcher.regions.calls import CALLS_PATH, REST_SECONDS, CallHandoffs, str
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peer, Peers
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, answer_signature
+from tests.support.hook_receiver import hook_receiver
 
 SECRET = b"s" * 32
 
@@ -34,20 +35,13 @@ async def peer_answering(
     async def handler(request: web.Request) -> web.Response:
         return answer(request, url)
 
-    app = web.Application()
-    app.router.add_post(CALLS_PATH, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}"
-    calls = CallHandoffs(Peers(Regions("eu", MappingProxyType({"eu": "http://127.0.0.1:1", "us": url}), SECRET)))
-    try:
-        yield calls, Peer("us", url)
-    finally:
-        await calls.aclose()
-        await runner.cleanup()
+    async with hook_receiver(handler, path=CALLS_PATH) as calls_url:
+        url = calls_url.removesuffix(CALLS_PATH)
+        calls = CallHandoffs(Peers(Regions("eu", MappingProxyType({"eu": "http://127.0.0.1:1", "us": url}), SECRET)))
+        try:
+            yield calls, Peer("us", url)
+        finally:
+            await calls.aclose()
 
 
 async def test_a_signed_answer_at_the_peers_own_url_is_taken() -> None:
