@@ -29,6 +29,7 @@ from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens, TokenRefused
+from dispatcher.regions.config import Regions
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
 
@@ -64,6 +65,13 @@ def public_base(settings: PhoneSettings, headers: Mapping[str, str], scheme: str
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scheme
     secure = proto in ("https", "wss")
     return f"{'https' if secure else 'http'}://{headers.get('host', 'localhost')}"
+
+
+def handed_out_base(settings: PhoneSettings, headers: Mapping[str, str], scheme: str, regions: Regions) -> str:
+    """Where what this dispatcher hands out (a stream URL, a call token's `wsUrl`, a dial-in bot's
+    update URL) must reach it. With several regions, its own URL in `REGIONS`: what it mints opens
+    nothing in another region, and a front door's shared name may send it to any. Else `public_base`."""
+    return regions.urls[regions.here] if regions.several else public_base(settings, headers, scheme)
 
 
 def websocket_url(base: str, path: str, query: str = "") -> str:

@@ -29,7 +29,7 @@ from dispatcher.api.region_relay import relayed_by
 from dispatcher.errors import ApiError
 from dispatcher.media.daily import DailyRooms
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
-from dispatcher.phone.access import public_base
+from dispatcher.phone.access import handed_out_base
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.daily_dialin import DialinCall, check_credential, start_dialin
 from dispatcher.sessions.ids import is_session_id
@@ -75,7 +75,6 @@ async def _dialin(request: Request) -> Response:
         raise ApiError(409, "no_daily", _no_daily_rooms(state.settings.cloud))
     call = DialinCall(str(call_id), str(call_domain), fields["From"], fields["To"], headers,
                       region=state.settings.region)
-    base = public_base(state.phone.settings, request.headers, request.url.scheme)
     spilled = None
     if state.peers.by_name:
         if relayed_by(request.scope) is not None:  # its region was chosen where it arrived
@@ -86,9 +85,8 @@ async def _dialin(request: Request) -> Response:
                                                 None, PHONE_CALLER, call.session_key, standby_home=True)
             if elsewhere is not None:
                 return elsewhere
-        # This region's own address, never a shared front door's or a forwarded Host: the bot's
-        # update must reach the region whose key signed its credential.
-        base = state.peers.regions.urls[state.peers.regions.here]
+    # The bot's update must reach the region whose key signed its credential: this one.
+    base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     with tracing.step("phone.dialin", **{"voicefleet.session.id": call.session_id}):
         session = await start_dialin(
             state.sessions, call, api_url=f"{base}/phone/daily/{call.session_id}",

@@ -24,7 +24,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
-from dispatcher.phone.access import public_base
+from dispatcher.phone.access import handed_out_base
 from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
 from dispatcher.sessions.ready_estimate import ReadyEstimate
@@ -128,11 +128,7 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
         return placed
-    # With several regions: this region's own URL, never the forwarded Host or a shared front door's
-    # name, which may send the stream to another region (the token opens a call in this one only).
-    regions = state.peers.regions
-    base = regions.urls[regions.here] if state.peers.by_name else \
-        public_base(state.phone.settings, request.headers, request.url.scheme)
+    base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed)
     if placed is not None:

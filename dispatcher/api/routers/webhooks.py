@@ -30,7 +30,7 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.call_handoff import handed_elsewhere
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
-from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, public_base, websocket_url
+from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, handed_out_base, public_base, websocket_url
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.store.client import StoreUnavailable
@@ -62,7 +62,7 @@ async def twilio_webhook(request: Request) -> Response:
             await _first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
-    stream = await _stream_url(request, base, "twilio")
+    stream = await _stream_url(request, "twilio")
     fields = dict(params)
     parameters = "".join(
         f"<Parameter name={quoteattr(name)} value={quoteattr(fields[key])}/>"
@@ -74,7 +74,7 @@ async def twilio_webhook(request: Request) -> Response:
 
 @router.post("/telnyx", summary="Telnyx TeXML webhook: TeXML that streams the call here")
 async def telnyx_webhook(request: Request) -> Response:
-    state, raw, params, base = await _read(request)
+    state, raw, _, _ = await _read(request)
     with _verifying("telnyx"):
         if state.settings.telnyx_key is not None:
             why = state.settings.telnyx_key.valid(
@@ -87,7 +87,7 @@ async def telnyx_webhook(request: Request) -> Response:
             await _first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
-    stream = await _stream_url(request, base, "telnyx")
+    stream = await _stream_url(request, "telnyx")
     return _xml(
         f'<Response><Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect></Response>'
     )
@@ -110,7 +110,7 @@ async def plivo_webhook(request: Request) -> Response:
             await _first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
-    stream = await _stream_url(request, base, "plivo")
+    stream = await _stream_url(request, "plivo")
     return _xml(
         '<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">'
         f"{_text(stream)}</Stream></Response>"
@@ -163,15 +163,14 @@ def _keyless_only(state: PhoneState, variable: str) -> None:
         raise ApiError(403, "carrier_not_configured", f"set {variable} to take this carrier's webhooks")
 
 
-async def _stream_url(request: Request, base: str, carrier: str) -> str:
+async def _stream_url(request: Request, carrier: str) -> str:
     """Where the carrier streams the call: here, or the region it was handed to (docs/regions.md)."""
     handed = await handed_elsewhere(app_state(request), carrier)
     if handed is not None:
         return handed.stream_url
     state = app_state(request)
     token, _ = state.phone.tokens.mint(carrier)
-    if state.peers.by_name:  # the token opens a call here only: never a shared front door's name
-        base = state.peers.regions.urls[state.peers.regions.here]
+    base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     return websocket_url(base, f"/ws/{carrier}/{token}")
 
 
