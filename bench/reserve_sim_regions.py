@@ -56,13 +56,18 @@ class Region(Simulation):
             self.world.answer(self, now, ref)
         elif kind == "seen":  # ref: the peer's index × 2 + whether it was warm with room
             self.seen[ref // 2] = bool(ref % 2)
+        elif kind == "relayed":  # ref: start × regions + the region it spilled from, reaching this one
+            self.world.relayed(self, now, self.world.regions[ref % len(self.world.regions)],
+                               ref // len(self.world.regions))
         elif kind == "again":  # start `ref`, refused here: counted in the demand once, as the dispatcher counts it
             self.place(now, ref, patient=False)
+            self.wake(now)
         elif kind == "restart":  # start `ref`, refused where it spilled: its caller asks here again
             # Counted in this region's demand again, as the dispatcher counts it: once when it was
             # relayed (spilled away), once more now that it launches here.
             self.sizer.arrived(DAY_START_EPOCH + now)
             self.place(now, ref, patient=False)
+            self.wake(now)
         else:
             super().handle(now, kind, ref)
 
@@ -93,7 +98,8 @@ class World:
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
                  cold_starts: Sequence[GivenColdStarts] | None = None, poll_seconds: float | None = None,
-                 refusal_seconds: float | None = None, deploy_gap_seconds: float = 0.0, **options: Any) -> None:
+                 refusal_seconds: float | None = None, deploy_gap_seconds: float = 0.0,
+                 head_starts: Sequence[float] | None = None, **options: Any) -> None:
         """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
         cold starts (GivenColdStarts) instead of its own draws; `poll_seconds`: a start spills by
         its peers' answers to polls this far apart (after every answer of the last: the dispatcher's
@@ -102,7 +108,9 @@ class World:
         want of a warm bot anywhere is asked there again this much later (its caller's round trip),
         instead of launching cold at once (None); `options`: the Simulation's other settings,
         alike in every region (the fleet emulator's runs: no deploy, no hand-over);
-        `deploy_gap_seconds`: the regions deploy one after another this far apart, from noon (0: at once)."""
+        `deploy_gap_seconds`: the regions deploy one after another this far apart, from noon (0: at once);
+        `head_starts`: how long before the first start each region's planner and polls begin (the
+        Simulation's `head_start`; the fleet emulator's dispatchers run seconds before their callers)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
         self.events: list[tuple[float, int, int, str, int]] = []
@@ -112,7 +120,8 @@ class World:
                    shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
                    max_sessions=max_sessions, day=days[i] if days is not None else None,
                    cold_starts=cold_starts[i] if cold_starts is not None else None,
-                   deploy_at=seconds / 2 + i * deploy_gap_seconds, **options)
+                   deploy_at=seconds / 2 + i * deploy_gap_seconds,
+                   head_start=head_starts[i] if head_starts is not None else 0.0, **options)
             for i, name in enumerate(names)]
 
     def push(self, when: float, region: int, kind: str, ref: int) -> None:
@@ -122,7 +131,7 @@ class World:
         for region in self.regions:
             region.schedule()
             if self.poll_seconds is not None and self.spills:
-                self.push(0.0, region.index, "poll", -1)
+                self.push(-region.head_start, region.index, "poll", -1)
         while self.events:
             now, _, index, kind, ref = heapq.heappop(self.events)
             for region in self.regions:  # a spill moves another region's machine
@@ -149,25 +158,26 @@ class World:
     def answer(self, region: Region, now: float, peer: int) -> None:
         """Peer `peer` answers `region`'s poll now, with its state now; `region` reads it a one-way trip later."""
         there = self.regions[peer]
-        warm = bool(there.hot) and there.room()
+        # Warm as the dispatcher answers it (`capacity`: `Reserve.can_claim`): a hot bot or a frozen one.
+        warm = bool(there.hot or there.frozen) and there.room()
         self.push(now + self.round_trip(region, there) / 2, region.index, "seen", 2 * peer + warm)
 
     def spill(self, origin: Region, now: float, n: int) -> bool:
         """The nearest region with room and a warm bot takes start `n`; none: it stays home. With
-        polls, the nearest seen so: without a warm bot by then, it refuses the start, and its caller
-        asks at home again (without patience) when the refusal is back, a round trip later."""
+        polls, the nearest seen so: the start is relayed there, and that region claims for it when it
+        gets there, a one-way trip later (`relayed`)."""
         for there in sorted((r for r in self.regions if r is not origin), key=lambda r: self.round_trip(origin, r)):
             if self.poll_seconds is not None:
                 if not origin.seen.get(there.index, False):
                     continue
-                if not (there.hot and there.room()):
-                    origin.spill_refused += 1
-                    origin.at(now + self.round_trip(origin, there), "restart", n)
-                    return True
-            elif not (there.hot and there.room()):
+                self.push(now + self.round_trip(origin, there) / 2, there.index, "relayed",
+                          n * len(self.regions) + origin.index)
+                return True
+            if not (there.hot and there.room()):
                 continue
             machine = there.machines[there.take(there.hot, there.hot_since)]
             there.move(machine, "busy")
+            there.wake(now)  # a peer's claim wakes the lender's reserve (`claim_here`)
             # Counted once, where its caller is (the arrival already was): not by the lender.
             rtt = self.round_trip(origin, there)
             origin.result.hot_claims += 1
@@ -177,6 +187,35 @@ class World:
             origin.spill_round_trips.append(rtt)
             return True
         return False
+
+    def relayed(self, there: Region, now: float, origin: Region, n: int) -> None:
+        """Start `n`, spilled from `origin`, reaches `there` now (the dispatcher relays it, and the
+        region it reaches claims for it then: dispatcher/sessions/service.py `start`, warm only). A
+        hot bot there takes it, else a frozen one thawed (`Reserve.launch`: the claim, then the frozen
+        tier); none left since its answer: refused, and its caller asks at home again (without
+        patience) when the refusal is back, a one-way trip later. Either way its reserve wakes."""
+        one_way = self.round_trip(origin, there) / 2
+        arrived = origin.day.arrival_times[n]
+        if there.hot and there.room():
+            machine = there.machines[there.take(there.hot, there.hot_since)]
+            origin.result.hot_claims += 1
+            after = origin.claim_seconds
+        elif there.frozen and there.room():
+            machine = there.machines[there.take(there.frozen, there.frozen_since)]
+            origin.result.frozen_claims += 1
+            after = there.provider.resume(there.draw) + there.redial_seconds + origin.claim_seconds
+        else:
+            origin.spill_refused += 1
+            origin.at(now + one_way, "restart", n)
+            there.wake(now)
+            return
+        there.move(machine, "busy")  # its thaw counted as busy: running time either way
+        there.wake(now)
+        # Counted once, where its caller is (the arrival already was): not by the lender.
+        origin.result.time_to_ready.append(now - arrived + after + one_way)
+        there.at(now + after + origin.day.lengths[n], "end", machine.machine_id)
+        origin.spilled_out += 1
+        origin.spill_round_trips.append(2 * one_way)
 
     def neighbours(self, here: Region) -> list[Neighbour]:
         """The others as their last tick left them: what `/regions/state` would say."""

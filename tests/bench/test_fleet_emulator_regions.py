@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from bench.fleet_emulator.__main__ import COLD_STARTS
 from bench.fleet_emulator.load import start
-from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, simulated
+from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, head_starts, simulated
 from tests.fakes.server import FakeServer
 
 
@@ -98,3 +98,18 @@ def test_the_simulator_spills_by_the_peers_answers_to_polls_as_the_dispatchers_d
     polled = simulated({}, regional, 20.0, 180.0, 7, None, draws=1)
     at_once = simulated({}, regional, 20.0, 180.0, 7, None, draws=1, polled=False)
     assert polled["spill_refused"] > 0 == at_once["spill_refused"]  # a peer's warm bot gone since its answer
+
+
+def test_each_regions_head_start_is_from_its_first_reserve_launch_to_its_load_generators_start(tmp_path: Path) -> None:
+    now = time.time()
+    for i, name in enumerate(NAMES):
+        (tmp_path / name).mkdir()
+        (tmp_path / f"schedule-{name}.json").write_text(json.dumps([[1.5, 30.0], [4.0, 30.0]]))
+        # Written as answered: the second start first.
+        (tmp_path / f"starts-{name}.jsonl").write_text(json.dumps({"sent": now + 4.0}) + "\n"
+                                                       + json.dumps({"sent": now + 1.5}) + "\n")
+        machines = [{"reserve": False, "created": now - 20.0}, {"reserve": True, "created": now - 3.0 - i},
+                    {"reserve": True, "created": now - 1.0}]
+        (tmp_path / name / "machines.jsonl").write_text("".join(json.dumps(m) + "\n" for m in machines))
+    assert [round(h, 6) for h in head_starts(tmp_path)] == [3.0, 4.0, 5.0]
+
