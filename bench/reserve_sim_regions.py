@@ -47,6 +47,7 @@ class Region(Simulation):
         self.spill_round_trips: list[float] = []
         self.spill_refused = 0  # spilled to a peer last seen warm, whose warm bots were gone by then
         self.seen: dict[int, bool] = {}  # peer index → warm with room, as its last answer to a poll said
+        self.figures: dict[int, Neighbour] = {}  # peer index → its figures, as that answer gave them
         super().__init__(*args, **kwargs)
 
     def handle(self, now: float, kind: str, ref: int) -> None:
@@ -54,8 +55,9 @@ class Region(Simulation):
             self.world.poll(self, now)
         elif kind == "answer":
             self.world.answer(self, now, ref)
-        elif kind == "seen":  # ref: the peer's index × 2 + whether it was warm with room
-            self.seen[ref // 2] = bool(ref % 2)
+        elif kind == "seen":  # ref: the answer's index in the world's answers
+            peer, warm, figures = self.world.answers[ref]
+            self.seen[peer], self.figures[peer] = warm, figures
         elif kind == "relayed":  # ref: start × regions + the region it spilled from, reaching this one
             self.world.relayed(self, now, self.world.regions[ref % len(self.world.regions)],
                                ref // len(self.world.regions))
@@ -114,6 +116,7 @@ class World:
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
         self.events: list[tuple[float, int, int, str, int]] = []
+        self.answers: list[tuple[int, bool, Neighbour]] = []  # (peer, warm with room, its figures) per answer
         self.seq = itertools.count()
         self.regions = [
             Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
@@ -160,7 +163,8 @@ class World:
         there = self.regions[peer]
         # Warm as the dispatcher answers it (`capacity`: `Reserve.can_claim`): a hot bot or a frozen one.
         warm = bool(there.hot or there.frozen) and there.room()
-        self.push(now + self.round_trip(region, there) / 2, region.index, "seen", 2 * peer + warm)
+        self.answers.append((peer, warm, self.figures(region, there)))
+        self.push(now + self.round_trip(region, there) / 2, region.index, "seen", len(self.answers) - 1)
 
     def spill(self, origin: Region, now: float, n: int) -> bool:
         """The nearest region with room and a warm bot takes start `n`; none: it stays home. With
@@ -218,17 +222,20 @@ class World:
         origin.spill_round_trips.append(2 * one_way)
 
     def neighbours(self, here: Region) -> list[Neighbour]:
-        """The others as their last tick left them: what `/regions/state` would say."""
-        seen = []
-        for there in self.regions:
-            if there is here:
-                continue
-            demand = getattr(there.sizer, "last_demand", None)
-            assert isinstance(there.sizer, FleetSizer)
-            seen.append(Neighbour(there.name, True, self.round_trip(here, there), len(there.hot),
-                                  demand.rate if demand is not None else 0.0, there.sizer.lead_seconds,
-                                  there.reserve_warming))
-        return seen
+        """The others as `here` knows them: with polls, as their last answers said (the dispatcher's
+        planner reads what `Peers` polled, dispatcher/regions/capacity.py); else as their last tick
+        left them, at once."""
+        if self.poll_seconds is not None:
+            return [here.figures[there.index] for there in self.regions
+                    if there is not here and there.index in here.figures]
+        return [self.figures(here, there) for there in self.regions if there is not here]
+
+    def figures(self, here: Region, there: Region) -> Neighbour:
+        """What `/regions/state` would say of `there` now."""
+        demand = getattr(there.sizer, "last_demand", None)
+        assert isinstance(there.sizer, FleetSizer)
+        return Neighbour(there.name, True, self.round_trip(here, there), len(there.hot),
+                         demand.rate if demand is not None else 0.0, there.sizer.lead_seconds, there.reserve_warming)
 
 
 @dataclass(frozen=True)

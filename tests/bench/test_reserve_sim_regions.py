@@ -222,3 +222,18 @@ def test_each_regions_planner_and_polls_begin_its_head_start_before_the_first_st
 
     assert first_start(None) == (2.0, 0)  # its reserve's first bot lands at 2.0: the start goes cold
     assert first_start([3.0, 0.0, 0.0]) == (WARM_CLAIM_SECONDS, 1)  # launched at -3.0, hot at -1.0
+
+
+def test_with_polls_a_planner_leans_on_its_peers_as_their_last_answers_said_not_as_they_are() -> None:
+    # dispatcher/regions/capacity.py: the planner reads what the peers answered to the last poll.
+    w = World("sun", replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
+              seed=3, seconds=60.0, history_days=0, max_sessions=None, poll_seconds=0.5)
+    for region in w.regions:
+        w.push(0.0, region.index, "poll", -1)
+    eu, us, _ = w.regions
+    assert w.neighbours(eu) == []  # nothing answered yet: nothing to lean on
+    advance(w, 0.2)
+    hot_bot(us, 0.3)
+    assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 0), ("ap", 0)]  # answered before it landed
+    advance(w, 1.0)
+    assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 1), ("ap", 0)]
