@@ -144,10 +144,10 @@ class Simulation:
         """`deploy_at`: when the day's deploy comes (default: noon); `head_start`: the planner ticks
         from this many seconds before the day's clock starts (the fleet emulator's dispatchers plan
         from their start, seconds before their first caller), its machine time counted from 0;
-        `wakes`: the planner also plans at once after every start, a peer's claim of a bot here and
-        a bot's idle hello, and ticks a tick after that (what the dispatcher's reserve does,
-        dispatcher/reserve/reserve.py `Reserve.run`); else once a tick on the tick (the day-long
-        figures: slower to refill, by up to a tick)."""
+        `wakes`: the planner also plans at once after every start claimed or launched here, a peer's
+        claim of a bot here and a bot's idle hello, and ticks a tick after that (what the
+        dispatcher's reserve does, dispatcher/reserve/reserve.py `Reserve.run`); else once a tick on
+        the tick (the day-long figures: slower to refill, by up to a tick)."""
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
@@ -240,8 +240,10 @@ class Simulation:
             self.plan(now)
 
     def wake(self, now: float) -> None:
-        """A start, a claim or an idle hello: the dispatcher refills now, not at the next tick
-        (dispatcher/reserve/reserve.py: `launch`, `claim_here` and `_on_idle_hello` set its wake)."""
+        """A start claimed or launched here, a peer's claim of a bot here or an idle hello: the
+        dispatcher refills now, not at the next tick (dispatcher/reserve/reserve.py: `launch`,
+        `claim_here` and `_on_idle_hello` set its wake). A start spilled away or refused before
+        any claim (dispatcher/sessions/service.py `start`) never reaches the reserve: no wake."""
         if self.wakes:
             self.tick(now)
 
@@ -273,7 +275,6 @@ class Simulation:
         else:
             self.unplanned.append(DAY_START_EPOCH + now)
         self.place(now, n)
-        self.wake(now)
 
     def place(self, now: float, n: int, patient: bool = True) -> None:
         """Start `n` takes a hot bot, else a frozen one, else another region's (spill), else a cold
@@ -292,6 +293,7 @@ class Simulation:
             r.stale_claims += machine.image != self.image
             self.move(machine, "busy")
             self.serve(now, n, machine, self.claim_seconds)
+            self.wake(now)
         elif self.frozen:
             machine = self.machines[self.take(self.frozen, self.frozen_since)]
             r.frozen_claims += 1
@@ -305,6 +307,7 @@ class Simulation:
         else:
             r.cold += 1
             self.launch(now, app, serves=n)
+            self.wake(now)
 
     def sessions(self) -> int:
         """Sessions running or starting (not the reserve's own bots)."""
@@ -387,6 +390,7 @@ class Simulation:
             self.move(machine, "busy")
             self.serve(now, machine.serves, machine, self.claim_seconds)
             self.result.frozen_waits.append(self.result.time_to_ready[-1])
+            self.wake(now)  # the start's claim returns once its bot is back
             return
         self.reserve_resuming -= 1
         self.land_idle(now, machine, "hot")

@@ -61,15 +61,15 @@ class Region(Simulation):
         elif kind == "relayed":  # ref: start × regions + the region it spilled from, reaching this one
             self.world.relayed(self, now, self.world.regions[ref % len(self.world.regions)],
                                ref // len(self.world.regions))
+        elif kind == "wake":
+            self.wake(now)
         elif kind == "again":  # start `ref`, refused here: counted in the demand once, as the dispatcher counts it
             self.place(now, ref, patient=False)
-            self.wake(now)
         elif kind == "restart":  # start `ref`, refused where it spilled: its caller asks here again
             # Counted in this region's demand again, as the dispatcher counts it: once when it was
             # relayed (spilled away), once more now that it launches here.
             self.sizer.arrived(DAY_START_EPOCH + now)
             self.place(now, ref, patient=False)
-            self.wake(now)
         else:
             super().handle(now, kind, ref)
 
@@ -197,7 +197,7 @@ class World:
         region it reaches claims for it then: dispatcher/sessions/service.py `start`, warm only). A
         hot bot there takes it, else a frozen one thawed (`Reserve.launch`: the claim, then the frozen
         tier); none left since its answer: refused, and its caller asks at home again (without
-        patience) when the refusal is back, a one-way trip later. Either way its reserve wakes."""
+        patience) when the refusal is back, a one-way trip later."""
         one_way = self.round_trip(origin, there) / 2
         arrived = origin.day.arrival_times[n]
         if there.hot and there.room():
@@ -210,11 +210,10 @@ class World:
             after = there.provider.resume(there.draw) + there.redial_seconds + origin.claim_seconds
         else:
             origin.spill_refused += 1
-            origin.at(now + one_way, "restart", n)
-            there.wake(now)
+            origin.at(now + one_way, "restart", n)  # refused before its reserve is asked: no wake
             return
         there.move(machine, "busy")  # its thaw counted as busy: running time either way
-        there.wake(now)
+        there.at(now + after - origin.claim_seconds, "wake")  # its reserve wakes once the claim returns
         # Counted once, where its caller is (the arrival already was): not by the lender.
         origin.result.time_to_ready.append(now - arrived + after + one_way)
         there.at(now + after + origin.day.lengths[n], "end", machine.machine_id)
