@@ -14,10 +14,11 @@ at home spills to the nearest region with one; eu's carry a 5× burst (`--burst-
 Prints both sides' starts, refusals, warm share, p50/p95 time from `POST /start` to a ready bot
 (over every region; a refused start counts as never ready), the share served outside the region
 the caller reached, and the p95's difference; the simulator runs `sun` (what the dispatchers do:
-spill-over by the peers' polled answers, the planners reading each other) on the same arrivals,
-given the run's warm claim, its callers' time to ask again after a refusal, and each region's
-cold starts as its emulated cloud drew them (sessions' and reserve's apart, each in creation
-order), over `--model-draws` streams of resumes (its median compared); for context, spilling by
+spill-over by the peers' polled answers, the planners reading each other, planning after every
+claim and hello) on the same arrivals, given the run's warm claim, its callers' time to ask again
+after a refusal, how long each dispatcher planned before its first start, and each region's cold
+starts as its emulated cloud drew them (sessions' and reserve's apart, each in creation order),
+over `--model-draws` streams of resumes (its median compared); for context, spilling by
 the peers' state at once, and over streams of cold starts of its own. `--keep` keeps the run's
 folder; `--compare FOLDER` with the run's own arguments compares it again without a run.
 """
@@ -54,6 +55,7 @@ from bench.fleet_emulator.__main__ import (
     run_timing,
     start_cloud,
 )
+from bench.fleet_emulator.cloud import SUSPEND_SECONDS
 from bench.reserve_sim_model import GivenColdStarts
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, World
@@ -146,7 +148,9 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     callers took to ask again after a refusal (the run's median), else at once; `head_start`: how
     long each region's planner ran before its first start (head_starts), else none."""
     base = BY_NAME["fly"]
-    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+    # Bots frozen in the run's cloud's time, the dispatchers' planners told the same (cloud.py).
+    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
+                       suspend_seconds=SUSPEND_SECONDS)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":
         provider = replace(provider, resume_median_seconds=0.0)
     claim, redial = run_timing(measured, base) if measured is not None else (0.3, 0.3)
