@@ -13,7 +13,8 @@ round trip: eu-us 75 ms, eu-ap 120 ms, us-ap 150 ms) with room and a warm bot; i
 `maxWaitSeconds` 3, so it never waits for a cold start elsewhere. It is ready one round trip later
 than a claim at home, and every turn of its session crosses that round trip. It counts toward the
 demand of the region it arrived at, as the dispatcher counts it, never toward the lender's.
-Each planner reads the others' state as of their last tick (the dispatcher polls every 0.5 s).
+Each planner reads the others' state as of their last tick, or, given polls (`poll_seconds`, the
+fleet emulator's comparison), as their last answers said (the dispatcher polls every 0.5 s).
 """
 
 from __future__ import annotations
