@@ -139,8 +139,15 @@ class Simulation:
                  max_sessions: int | None = None, handover: bool = True, replica: bool = False,
                  deploy: bool = True, day: Day | None = None, claim_seconds: float = WARM_CLAIM_SECONDS,
                  redial_seconds: float = THAW_REDIAL_SECONDS, draws: int = 0,
-                 cold_starts: GivenColdStarts | None = None, deploy_at: float | None = None) -> None:
-        """`deploy_at`: when the day's deploy comes (default: noon)."""
+                 cold_starts: GivenColdStarts | None = None, deploy_at: float | None = None,
+                 head_start: float = 0.0, wakes: bool = False) -> None:
+        """`deploy_at`: when the day's deploy comes (default: noon); `head_start`: the planner ticks
+        from this many seconds before the day's clock starts (the fleet emulator's dispatchers plan
+        from their start, seconds before their first caller), its machine time counted from 0;
+        `wakes`: the planner also plans at once after every start claimed or launched here, a peer's
+        claim of a bot here and a bot's idle hello, and ticks a tick after that (what the
+        dispatcher's reserve does, dispatcher/reserve/reserve.py `Reserve.run`); else once a tick on
+        the tick (the day-long figures: slower to refill, by up to a tick)."""
         self.provider, self.settings, self.planner, self.seconds = provider, settings, planner, seconds
         self.claim_seconds, self.redial_seconds = claim_seconds, redial_seconds
         self.max_sessions = max_sessions
@@ -178,7 +185,9 @@ class Simulation:
         self.seq = itertools.count()
         self.image = 1
         self.clock = 0.0
-        self.planning_from = 0.0  # no planner until then (a lease changing hands)
+        self.head_start, self.wakes = head_start, wakes
+        self.ticks = 0  # the tick the planner waits for; one a wake planned since is stale
+        self.planning_from = -head_start  # no planner until then (a lease changing hands)
         self.unplanned: list[float] = []  # starts the store counted while nobody held the lease
         self.handover = handover and seconds > HANDOVER_AT
         self.deploy_at_noon = deploy  # the fleet emulator's runs have no deploy to replay
@@ -202,7 +211,7 @@ class Simulation:
         """The day's arrivals, the first tick, the deploy and the hand-over."""
         for n, t in enumerate(self.day.arrival_times):
             self.at(t, "arrival", n)
-        self.at(0.0, "tick")
+        self.at(-self.head_start, "tick", self.ticks)
         if self.deploy_at_noon and self.deploy_at < self.seconds:
             self.at(self.deploy_at, "deploy")
         if self.handover:
@@ -210,10 +219,8 @@ class Simulation:
 
     def handle(self, now: float, kind: str, ref: int) -> None:
         if kind == "tick":
-            if now + PLAN_EVERY_SECONDS < self.seconds:
-                self.at(now + PLAN_EVERY_SECONDS, "tick")
-            if now >= self.planning_from:
-                self.plan(now)
+            if ref == self.ticks:
+                self.tick(now)
         elif kind == "deploy":
             self.deploy()
         elif kind == "handover":
@@ -223,6 +230,22 @@ class Simulation:
         else:
             {"arrival": self.arrive, "ready": self.ready, "resumed": self.resumed,
              "suspended": self.suspended, "end": self.end}[kind](now, ref)
+
+    def tick(self, now: float) -> None:
+        """Plans now; the next tick comes a tick later (a wake restarts the dispatcher's wait)."""
+        self.ticks += 1
+        if now + PLAN_EVERY_SECONDS < self.seconds:
+            self.at(now + PLAN_EVERY_SECONDS, "tick", self.ticks)
+        if now >= self.planning_from:
+            self.plan(now)
+
+    def wake(self, now: float) -> None:
+        """A start claimed or launched here, a peer's claim of a bot here or an idle hello: the
+        dispatcher refills now, not at the next tick (dispatcher/reserve/reserve.py: `launch`,
+        `claim_here` and `_on_idle_hello` set its wake). A start spilled away or refused before
+        any claim (dispatcher/sessions/service.py `start`) never reaches the reserve: no wake."""
+        if self.wakes:
+            self.tick(now)
 
     def account(self, now: float) -> None:
         """Adds each state's machine time since the last event (up to the end of the day)."""
@@ -270,6 +293,7 @@ class Simulation:
             r.stale_claims += machine.image != self.image
             self.move(machine, "busy")
             self.serve(now, n, machine, self.claim_seconds)
+            self.wake(now)
         elif self.frozen:
             machine = self.machines[self.take(self.frozen, self.frozen_since)]
             r.frozen_claims += 1
@@ -283,6 +307,7 @@ class Simulation:
         else:
             r.cold += 1
             self.launch(now, app, serves=n)
+            self.wake(now)
 
     def sessions(self) -> int:
         """Sessions running or starting (not the reserve's own bots)."""
@@ -356,6 +381,7 @@ class Simulation:
             return
         self.reserve_warming -= 1
         self.land_idle(now, machine, "hot")
+        self.wake(now)
 
     def resumed(self, now: float, machine_id: int) -> None:
         machine = self.machines[machine_id]
@@ -364,9 +390,11 @@ class Simulation:
             self.move(machine, "busy")
             self.serve(now, machine.serves, machine, self.claim_seconds)
             self.result.frozen_waits.append(self.result.time_to_ready[-1])
+            self.wake(now)  # the start's claim returns once its bot is back
             return
         self.reserve_resuming -= 1
         self.land_idle(now, machine, "hot")
+        self.wake(now)
 
     def suspended(self, now: float, machine_id: int) -> None:
         self.land_idle(now, self.machines[machine_id], "frozen")

@@ -13,7 +13,8 @@ round trip: eu-us 75 ms, eu-ap 120 ms, us-ap 150 ms) with room and a warm bot; i
 `maxWaitSeconds` 3, so it never waits for a cold start elsewhere. It is ready one round trip later
 than a claim at home, and every turn of its session crosses that round trip. It counts toward the
 demand of the region it arrived at, as the dispatcher counts it, never toward the lender's.
-Each planner reads the others' state as of their last tick (the dispatcher polls every 0.5 s).
+Each planner reads the others' state as of their last tick, or, given polls (`poll_seconds`, the
+fleet emulator's comparison), as their last answers said (the dispatcher polls every 0.5 s).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Region(Simulation):
         self.spill_round_trips: list[float] = []
         self.spill_refused = 0  # spilled to a peer last seen warm, whose warm bots were gone by then
         self.seen: dict[int, bool] = {}  # peer index → warm with room, as its last answer to a poll said
+        self.figures: dict[int, Neighbour] = {}  # peer index → its figures, as that answer gave them
         super().__init__(*args, **kwargs)
 
     def handle(self, now: float, kind: str, ref: int) -> None:
@@ -54,8 +56,14 @@ class Region(Simulation):
             self.world.poll(self, now)
         elif kind == "answer":
             self.world.answer(self, now, ref)
-        elif kind == "seen":  # ref: the peer's index × 2 + whether it was warm with room
-            self.seen[ref // 2] = bool(ref % 2)
+        elif kind == "seen":  # ref: the answer's index in the world's answers
+            peer, warm, figures = self.world.answers[ref]
+            self.seen[peer], self.figures[peer] = warm, figures
+        elif kind == "relayed":  # ref: start × regions + the region it spilled from, reaching this one
+            self.world.relayed(self, now, self.world.regions[ref % len(self.world.regions)],
+                               ref // len(self.world.regions))
+        elif kind == "wake":
+            self.wake(now)
         elif kind == "again":  # start `ref`, refused here: counted in the demand once, as the dispatcher counts it
             self.place(now, ref, patient=False)
         elif kind == "restart":  # start `ref`, refused where it spilled: its caller asks here again
@@ -93,7 +101,8 @@ class World:
                  per_minute: float, *, seed: int, seconds: float, history_days: int, max_sessions: int | None,
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
                  cold_starts: Sequence[GivenColdStarts] | None = None, poll_seconds: float | None = None,
-                 refusal_seconds: float | None = None, deploy_gap_seconds: float = 0.0, **options: Any) -> None:
+                 refusal_seconds: float | None = None, deploy_gap_seconds: float = 0.0,
+                 head_starts: Sequence[float] | None = None, **options: Any) -> None:
         """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
         cold starts (GivenColdStarts) instead of its own draws; `poll_seconds`: a start spills by
         its peers' answers to polls this far apart (after every answer of the last: the dispatcher's
@@ -102,17 +111,21 @@ class World:
         want of a warm bot anywhere is asked there again this much later (its caller's round trip),
         instead of launching cold at once (None); `options`: the Simulation's other settings,
         alike in every region (the fleet emulator's runs: no deploy, no hand-over);
-        `deploy_gap_seconds`: the regions deploy one after another this far apart, from noon (0: at once)."""
+        `deploy_gap_seconds`: the regions deploy one after another this far apart, from noon (0: at once);
+        `head_starts`: how long before the first start each region's planner and polls begin (the
+        Simulation's `head_start`; the fleet emulator's dispatchers run seconds before their callers)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
         self.events: list[tuple[float, int, int, str, int]] = []
+        self.answers: list[tuple[int, bool, Neighbour]] = []  # (peer, warm with room, its figures) per answer
         self.seq = itertools.count()
         self.regions = [
             Region(self, i, name, provider, settings, planner, per_minute, seed=seed * 10 + i,
                    shape=DayShape(name, 0.6, PEAK_HOURS[name], 0.5), seconds=seconds, history_days=history_days,
                    max_sessions=max_sessions, day=days[i] if days is not None else None,
                    cold_starts=cold_starts[i] if cold_starts is not None else None,
-                   deploy_at=seconds / 2 + i * deploy_gap_seconds, **options)
+                   deploy_at=seconds / 2 + i * deploy_gap_seconds,
+                   head_start=head_starts[i] if head_starts is not None else 0.0, **options)
             for i, name in enumerate(names)]
 
     def push(self, when: float, region: int, kind: str, ref: int) -> None:
@@ -122,7 +135,7 @@ class World:
         for region in self.regions:
             region.schedule()
             if self.poll_seconds is not None and self.spills:
-                self.push(0.0, region.index, "poll", -1)
+                self.push(-region.head_start, region.index, "poll", -1)
         while self.events:
             now, _, index, kind, ref = heapq.heappop(self.events)
             for region in self.regions:  # a spill moves another region's machine
@@ -149,25 +162,27 @@ class World:
     def answer(self, region: Region, now: float, peer: int) -> None:
         """Peer `peer` answers `region`'s poll now, with its state now; `region` reads it a one-way trip later."""
         there = self.regions[peer]
-        warm = bool(there.hot) and there.room()
-        self.push(now + self.round_trip(region, there) / 2, region.index, "seen", 2 * peer + warm)
+        # Warm as the dispatcher answers it (`capacity`: `Reserve.can_claim`): a hot bot or a frozen one.
+        warm = bool(there.hot or there.frozen) and there.room()
+        self.answers.append((peer, warm, self.figures(region, there)))
+        self.push(now + self.round_trip(region, there) / 2, region.index, "seen", len(self.answers) - 1)
 
     def spill(self, origin: Region, now: float, n: int) -> bool:
         """The nearest region with room and a warm bot takes start `n`; none: it stays home. With
-        polls, the nearest seen so: without a warm bot by then, it refuses the start, and its caller
-        asks at home again (without patience) when the refusal is back, a round trip later."""
+        polls, the nearest seen so: the start is relayed there, and that region claims for it when it
+        gets there, a one-way trip later (`relayed`)."""
         for there in sorted((r for r in self.regions if r is not origin), key=lambda r: self.round_trip(origin, r)):
             if self.poll_seconds is not None:
                 if not origin.seen.get(there.index, False):
                     continue
-                if not (there.hot and there.room()):
-                    origin.spill_refused += 1
-                    origin.at(now + self.round_trip(origin, there), "restart", n)
-                    return True
-            elif not (there.hot and there.room()):
+                self.push(now + self.round_trip(origin, there) / 2, there.index, "relayed",
+                          n * len(self.regions) + origin.index)
+                return True
+            if not (there.hot and there.room()):
                 continue
             machine = there.machines[there.take(there.hot, there.hot_since)]
             there.move(machine, "busy")
+            there.wake(now)  # a peer's claim wakes the lender's reserve (`claim_here`)
             # Counted once, where its caller is (the arrival already was): not by the lender.
             rtt = self.round_trip(origin, there)
             origin.result.hot_claims += 1
@@ -178,18 +193,49 @@ class World:
             return True
         return False
 
+    def relayed(self, there: Region, now: float, origin: Region, n: int) -> None:
+        """Start `n`, spilled from `origin`, reaches `there` now (the dispatcher relays it, and the
+        region it reaches claims for it then: dispatcher/sessions/service.py `start`, warm only). A
+        hot bot there takes it, else a frozen one thawed (`Reserve.launch`: the claim, then the frozen
+        tier); none left since its answer: refused, and its caller asks at home again (without
+        patience) when the refusal is back, a one-way trip later."""
+        one_way = self.round_trip(origin, there) / 2
+        arrived = origin.day.arrival_times[n]
+        if there.hot and there.room():
+            machine = there.machines[there.take(there.hot, there.hot_since)]
+            origin.result.hot_claims += 1
+            after = origin.claim_seconds
+        elif there.frozen and there.room():
+            machine = there.machines[there.take(there.frozen, there.frozen_since)]
+            origin.result.frozen_claims += 1
+            after = there.provider.resume(there.draw) + there.redial_seconds + origin.claim_seconds
+        else:
+            origin.spill_refused += 1
+            origin.at(now + one_way, "restart", n)  # refused before its reserve is asked: no wake
+            return
+        there.move(machine, "busy")  # its thaw counted as busy: running time either way
+        there.at(now + after - origin.claim_seconds, "wake")  # its reserve wakes once the claim returns
+        # Counted once, where its caller is (the arrival already was): not by the lender.
+        origin.result.time_to_ready.append(now - arrived + after + one_way)
+        there.at(now + after + origin.day.lengths[n], "end", machine.machine_id)
+        origin.spilled_out += 1
+        origin.spill_round_trips.append(2 * one_way)
+
     def neighbours(self, here: Region) -> list[Neighbour]:
-        """The others as their last tick left them: what `/regions/state` would say."""
-        seen = []
-        for there in self.regions:
-            if there is here:
-                continue
-            demand = getattr(there.sizer, "last_demand", None)
-            assert isinstance(there.sizer, FleetSizer)
-            seen.append(Neighbour(there.name, True, self.round_trip(here, there), len(there.hot),
-                                  demand.rate if demand is not None else 0.0, there.sizer.lead_seconds,
-                                  there.reserve_warming))
-        return seen
+        """The others as `here` knows them: with polls, as their last answers said (the dispatcher's
+        planner reads what `Peers` polled, dispatcher/regions/capacity.py); else as their last tick
+        left them, at once."""
+        if self.poll_seconds is not None:
+            return [here.figures[there.index] for there in self.regions
+                    if there is not here and there.index in here.figures]
+        return [self.figures(here, there) for there in self.regions if there is not here]
+
+    def figures(self, here: Region, there: Region) -> Neighbour:
+        """What `/regions/state` would say of `there` now."""
+        demand = getattr(there.sizer, "last_demand", None)
+        assert isinstance(there.sizer, FleetSizer)
+        return Neighbour(there.name, True, self.round_trip(here, there), len(there.hot),
+                         demand.rate if demand is not None else 0.0, there.sizer.lead_seconds, there.reserve_warming)
 
 
 @dataclass(frozen=True)

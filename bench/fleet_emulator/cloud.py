@@ -45,6 +45,12 @@ def app_names(count: int) -> tuple[str, ...]:
     return (APP, *(f"{APP}-{n}" for n in range(2, count + 1)))
 
 
+# A suspend in the emulated cloud: a second, what the dispatcher's planner is told of Fly's
+# (dispatcher/reserve/frozen.py SUSPEND_SECONDS). The simulator's Fly takes longer (its suspend_seconds):
+# a model compared with a run here is given this one.
+SUSPEND_SECONDS = 1.0
+
+
 class EmulatedFly(FakeFly):
     def __init__(self, seed: int, apps: int = 1) -> None:
         super().__init__(other_apps=app_names(apps)[1:])
@@ -54,7 +60,7 @@ class EmulatedFly(FakeFly):
         # model (lognormal, median 0.4 s), as each cold start is; a second's suspend. The fake's own
         # fixed resume time is never reached: `_tick` below starts a resumed machine.
         self.resume_seconds = math.inf
-        self.suspend_seconds = 1.0
+        self.suspend_seconds = SUSPEND_SECONDS
         # Machines whose state may move without an API call (booting, suspending, resuming) or whose
         # bot is not yet dialling: the farm scans these, not every machine ever created (a scan of
         # every machine 50 times a second was the harness's own CPU, growing with the run).

@@ -14,10 +14,11 @@ at home spills to the nearest region with one; eu's carry a 5× burst (`--burst-
 Prints both sides' starts, refusals, warm share, p50/p95 time from `POST /start` to a ready bot
 (over every region; a refused start counts as never ready), the share served outside the region
 the caller reached, and the p95's difference; the simulator runs `sun` (what the dispatchers do:
-spill-over by the peers' polled answers, the planners reading each other) on the same arrivals,
-given the run's warm claim, its callers' time to ask again after a refusal, and each region's
-cold starts as its emulated cloud drew them (sessions' and reserve's apart, each in creation
-order), over `--model-draws` streams of resumes (its median compared); for context, spilling by
+spill-over by the peers' polled answers, the planners reading each other, planning after every
+claim and hello) on the same arrivals, given the run's warm claim, its callers' time to ask again
+after a refusal, how long each dispatcher planned before its first start, and each region's cold
+starts as its emulated cloud drew them (sessions' and reserve's apart, each in creation order),
+over `--model-draws` streams of resumes (its median compared); for context, spilling by
 the peers' state at once, and over streams of cold starts of its own. `--keep` keeps the run's
 folder; `--compare FOLDER` with the run's own arguments compares it again without a run.
 """
@@ -54,6 +55,7 @@ from bench.fleet_emulator.__main__ import (
     run_timing,
     start_cloud,
 )
+from bench.fleet_emulator.cloud import SUSPEND_SECONDS
 from bench.reserve_sim_model import GivenColdStarts
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, World
@@ -119,17 +121,36 @@ def cloud_cold_starts(folder: Path) -> list[GivenColdStarts]:
     return out
 
 
+def head_starts(folder: Path) -> list[float]:
+    """How long each region's dispatcher planned before its callers' first start: from its first
+    reserve launch (its planner's first tick) to when its load generator began (its first start's
+    send less that start's offset). The dispatchers start one after another and poll their peers a
+    few seconds before the load, so each region's first bots are up, or on their way, when the
+    first caller comes."""
+    out = []
+    for name in NAMES:
+        sent = min(json.loads(line)["sent"] for line in (folder / f"starts-{name}.jsonl").read_text().splitlines())
+        began = sent - json.loads((folder / f"schedule-{name}.json").read_text())[0][0]
+        machines = [json.loads(line) for line in (folder / name / "machines.jsonl").read_text().splitlines()]
+        first = min((m["created"] for m in machines if m["reserve"]), default=began)
+        out.append(max(0.0, began - first))
+    return out
+
+
 def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: float, seconds: float, seed: int,
               measured: Mapping[str, tuple[float, float]] | None, draws: int,
               cold_starts: list[GivenColdStarts] | None = None, polled: bool = True,
-              refusal_seconds: float | None = None) -> dict[str, Any]:
+              refusal_seconds: float | None = None, head_start: list[float] | None = None) -> dict[str, Any]:
     """`sun` on the regions' arrivals; `cold_starts` (cloud_cold_starts): each region's cold starts
     as its emulated cloud drew them, instead of the model's stream `draws`;
     `polled`: a start spills by the peers' answers to the dispatcher's polls (every POLL_SECONDS),
     as the dispatchers do, else by the peers' state at once; `refusal_seconds`: how long the
-    callers took to ask again after a refusal (the run's median), else at once."""
+    callers took to ask again after a refusal (the run's median), else at once; `head_start`: how
+    long each region's planner ran before its first start (head_starts), else none."""
     base = BY_NAME["fly"]
-    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate))
+    # Bots frozen in the run's cloud's time, the dispatchers' planners told the same (cloud.py).
+    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
+                       suspend_seconds=SUSPEND_SECONDS)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":
         provider = replace(provider, resume_median_seconds=0.0)
     claim, redial = run_timing(measured, base) if measured is not None else (0.3, 0.3)
@@ -137,7 +158,7 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
                   seed=seed, seconds=seconds, history_days=0, max_sessions=None, days=regional_days,
                   handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws,
                   cold_starts=cold_starts, poll_seconds=POLL_SECONDS if polled else None,
-                  refusal_seconds=refusal_seconds)
+                  refusal_seconds=refusal_seconds, head_starts=head_start, wakes=True)
     results = world.run()
     times = sorted(t for r in results for t in r.time_to_ready)
     refused = sum(r.refused + r.refused_cap for r in results)
@@ -241,10 +262,11 @@ def main(argv: list[str]) -> None:
         measured = run_regions(folder, settings, regional_days, args.seed)
     real = emulated(folder)
     cloud = cloud_cold_starts(folder)
+    ahead = head_starts(folder)
 
     def model(cold_starts: list[GivenColdStarts] | None, polled: bool = True) -> dict[str, Any]:
         runs = [simulated(settings, regional_days, args.per_minute, seconds, args.seed, measured, k, cold_starts,
-                          polled, real["refused_after"]) for k in range(1, args.model_draws + 1)]
+                          polled, real["refused_after"], ahead) for k in range(1, args.model_draws + 1)]
         return {**over_draws(runs), **{figure: statistics.median(m[figure] for m in runs)
                                        for figure in ("spilled", "drawn_cold_starts", "spill_refused")}}
 
@@ -261,6 +283,8 @@ def main(argv: list[str]) -> None:
           f"asked again at home): {own['spill_refused']:g}")
     print(f"the emulated clouds drew {[(len(c.reserve), len(c.sessions)) for c in cloud]} cold starts (reserve, "
           f"sessions; eu, us, ap); the model launched past them {own['drawn_cold_starts']:g} times (drawing those)")
+    print(f"each region's planner ran {', '.join(f'{h:.1f}' for h in ahead)} s before its first start "
+          "(eu, us, ap; the model's too)")
     again = real["refused_after"]
     print(f"callers refused for want of a warm bot asked again {again if again is None else f'{again:.3f} s'} after "
           f"(median; the model's callers too)")

@@ -13,14 +13,19 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bench.fleet_emulator.__main__ import COLD_STARTS
+from bench.fleet_emulator.cloud import SUSPEND_SECONDS
 from bench.fleet_emulator.load import start
-from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, simulated
+from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, head_starts, simulated
+from bench.reserve_sim_model import Result
+from bench.reserve_sim_regions import World
+from dispatcher.reserve.frozen import SUSPEND_SECONDS as DISPATCHER_SUSPEND_SECONDS
 from tests.fakes.server import FakeServer
 
 
@@ -98,3 +103,34 @@ def test_the_simulator_spills_by_the_peers_answers_to_polls_as_the_dispatchers_d
     polled = simulated({}, regional, 20.0, 180.0, 7, None, draws=1)
     at_once = simulated({}, regional, 20.0, 180.0, 7, None, draws=1, polled=False)
     assert polled["spill_refused"] > 0 == at_once["spill_refused"]  # a peer's warm bot gone since its answer
+
+
+def test_each_regions_head_start_is_from_its_first_reserve_launch_to_its_load_generators_start(tmp_path: Path) -> None:
+    now = time.time()
+    for i, name in enumerate(NAMES):
+        (tmp_path / name).mkdir()
+        (tmp_path / f"schedule-{name}.json").write_text(json.dumps([[1.5, 30.0], [4.0, 30.0]]))
+        # Written as answered: the second start first.
+        (tmp_path / f"starts-{name}.jsonl").write_text(json.dumps({"sent": now + 4.0}) + "\n"
+                                                       + json.dumps({"sent": now + 1.5}) + "\n")
+        machines = [{"reserve": False, "created": now - 20.0}, {"reserve": True, "created": now - 3.0 - i},
+                    {"reserve": True, "created": now - 1.0}]
+        (tmp_path / name / "machines.jsonl").write_text("".join(json.dumps(m) + "\n" for m in machines))
+    assert [round(h, 6) for h in head_starts(tmp_path)] == [3.0, 4.0, 5.0]
+
+
+
+def test_the_simulator_freezes_bots_in_the_emulated_clouds_suspend_as_the_dispatchers_planners_are_told(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    worlds: list[World] = []
+    run = World.run
+
+    def noted(self: World) -> list[Result]:
+        worlds.append(self)
+        return run(self)
+
+    monkeypatch.setattr(World, "run", noted)
+    simulated({}, days(7, 10.0, 60.0, None), 10.0, 60.0, 7, None, draws=1)
+    for region in worlds[0].regions:
+        assert region.provider.suspend_seconds == SUSPEND_SECONDS  # the emulated cloud's
+        assert region.tiers.suspend_seconds == DISPATCHER_SUSPEND_SECONDS  # the planner's, as the dispatcher's is told

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, Result, Simulation
+from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, GivenColdStarts, Result, Simulation
 from bench.reserve_sim_providers import BY_NAME, Provider
-from bench.reserve_sim_traffic import SHAPES
+from bench.reserve_sim_traffic import SHAPES, Day
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -204,3 +204,43 @@ def test_cerebrium_is_simulated_cold_as_the_dispatcher_runs_it_holding_no_reserv
     cerebrium, modal = build_runs(args, {})
     assert cerebrium.settings.max_idle == 0 and cerebrium.settings.min_idle == 0
     assert modal.settings.max_idle > 0  # Modal's reserve Sandboxes are the dispatcher's own
+
+
+class Launches(Simulation):
+    """The model, noting when it launches a reserve bot."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.reserve_launches: list[float] = []
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def launch(self, now: float, app: int, serves: int | None = None) -> None:
+        if serves is None:
+            self.reserve_launches.append(now)
+        super().launch(now, app, serves)
+
+
+def one_start(at: float, **kwargs: object) -> Launches:
+    """A minute with one start at `at` and a reserve of one bot, every cold start 1 s."""
+    no_frozen = replace(FLY, resume_median_seconds=0.0, create_rate=Rate(per_second=10.0, burst=10))
+    simulation = Launches(no_frozen, ReserveSettings(min_idle=1, buffer=0.0, max_idle=1), PLANNER, 1.0, seed=3,
+                          shape=SHAPES["flat"], seconds=60.0, history_days=0, deploy=False, handover=False,
+                          day=Day([at], [30.0], []), cold_starts=GivenColdStarts([1.0] * 5, [1.0] * 5), **kwargs)
+    simulation.run()
+    return simulation
+
+
+def test_with_wakes_a_claimed_bot_is_replaced_at_once_as_the_dispatchers_reserve_does() -> None:
+    # The dispatcher refills after every start, claim and idle hello, not only on its 1 s tick.
+    ticking, woken = one_start(10.3), one_start(10.3, wakes=True)
+    assert ticking.result.hot_claims == woken.result.hot_claims == 1
+    assert ticking.reserve_launches[:2] == [0.0, 11.0]  # the next tick after the claim
+    assert woken.reserve_launches[:2] == [0.0, 10.3]  # at the claim
+    # And the next tick comes a tick after the wake: none at 11.0.
+    assert 11.0 not in woken.reserve_launches
+
+
+def test_a_head_start_has_the_planner_launch_before_the_first_start() -> None:
+    late, ahead = one_start(0.5), one_start(0.5, head_start=2.0)
+    assert late.result.cold == 1 and late.reserve_launches[0] == 0.0  # its bot lands at 1.0: too late
+    assert ahead.result.hot_claims == 1 and ahead.reserve_launches[0] == -2.0
+    assert ahead.result.time_to_ready == [WARM_CLAIM_SECONDS]

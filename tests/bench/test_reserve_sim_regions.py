@@ -13,7 +13,7 @@ import pytest
 from bench.reserve_sim_model import WARM_CLAIM_SECONDS, GivenColdStarts, Machine
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, Region, World
-from bench.reserve_sim_traffic import DAY_START_EPOCH
+from bench.reserve_sim_traffic import DAY_START_EPOCH, Day
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -134,17 +134,38 @@ def test_with_polls_a_start_spills_by_the_peers_last_answers_and_one_refused_the
 
     advance(w, 1.0)  # us answered its next poll (0.65 s: 0.5 s after the slowest answer, ap's) with a warm bot
     assert eu.seen[1]
-    us.retire(us.machines[us.take(us.hot, us.hot_since)])  # gone before the start gets there
     assert isinstance(eu.sizer, FleetSizer)
     counted = eu.sizer.recent.window(DAY_START_EPOCH + 1.0)[1]
-    assert w.spill(eu, 1.0, 0) and eu.spill_refused == 1 and eu.spilled_out == 0
+    assert w.spill(eu, 1.0, 0) and eu.spill_refused == 0 and len(us.hot) == 1  # relayed: us claims when it gets there
+    us.retire(us.machines[us.take(us.hot, us.hot_since)])  # gone before the start gets there (a one-way trip)
     hot_bot(eu, 1.05)
-    advance(w, 1.1)  # the refusal is back a round trip later (75 ms): its caller asks at home, where a bot landed
+    advance(w, 1.1)  # refused at us; the refusal is back a round trip after the start (75 ms): its caller asks
+    assert eu.spill_refused == 1 and eu.spilled_out == 0  # at home, where a bot landed meanwhile
     assert eu.result.hot_claims == 1 and not eu.hot
     ready = 1.0 + ROUND_TRIPS[frozenset(("eu", "us"))] + eu.claim_seconds - eu.day.arrival_times[0]
     assert math.isclose(eu.result.time_to_ready[-1], ready)
     # Counted in eu's demand once more when asked again, as the dispatcher counts it (spilled away, then launched).
     assert eu.sizer.recent.window(DAY_START_EPOCH + 1.1)[1] == counted + 1
+
+
+def test_with_polls_a_peer_holding_only_frozen_bots_answers_warm_and_thaws_one_for_a_spilled_start() -> None:
+    # As the dispatcher answers a poll (`Reserve.can_claim`: hot or frozen) and serves a relayed start.
+    w = World("spill", replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
+              seed=3, seconds=60.0, history_days=0, max_sessions=None, poll_seconds=0.5)
+    for region in w.regions:
+        w.push(0.0, region.index, "poll", -1)
+    eu, us, _ = w.regions
+    machine = Machine(next(us.ids), "warming", 0.1, us.image)
+    us.machines[machine.machine_id] = machine
+    us.count["warming"] += 1
+    us.land_idle(0.1, machine, "frozen")
+    advance(w, 1.0)
+    assert eu.seen[1] and not us.hot
+    assert w.spill(eu, 1.0, 0)
+    advance(w, 1.05)  # it reaches us a one-way trip later (37.5 ms)
+    assert eu.result.frozen_claims == 1 and eu.spilled_out == 1 and eu.spill_refused == 0 and not us.frozen
+    hot = 1.0 + ROUND_TRIPS[frozenset(("eu", "us"))] + eu.claim_seconds - eu.day.arrival_times[0]
+    assert eu.result.time_to_ready[-1] > hot + us.redial_seconds  # a thaw, then the claim
 
 
 def test_a_start_refused_for_want_of_a_warm_bot_anywhere_is_asked_again_at_home_after_its_callers_round_trip() -> None:
@@ -186,3 +207,33 @@ def test_regions_deploy_one_after_another_when_given_a_gap_and_at_noon_at_once_w
     staggered.run()
     assert deploys == [(region.name, HOUR / 2 + 600.0 * region.index) for region in staggered.regions]
     assert all(region.image == 2 for region in staggered.regions)  # each deployed once
+
+
+def test_each_regions_planner_and_polls_begin_its_head_start_before_the_first_start() -> None:
+    # The fleet emulator's dispatchers plan and poll for seconds before their callers' first start.
+    def first_start(head_starts: list[float] | None) -> tuple[float, float]:
+        w = World("sun", replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
+                  seed=3, seconds=30.0, history_days=0, max_sessions=None, poll_seconds=0.5,
+                  days=[Day([0.5], [10.0], []), Day([], [], []), Day([], [], [])],
+                  cold_starts=[GivenColdStarts([2.0] * 9, [2.0] * 9)] * 3, head_starts=head_starts)
+        eu = w.regions[0]
+        w.run()
+        return eu.result.time_to_ready[0], eu.result.warm
+
+    assert first_start(None) == (2.0, 0)  # its reserve's first bot lands at 2.0: the start goes cold
+    assert first_start([3.0, 0.0, 0.0]) == (WARM_CLAIM_SECONDS, 1)  # launched at -3.0, hot at -1.0
+
+
+def test_with_polls_a_planner_leans_on_its_peers_as_their_last_answers_said_not_as_they_are() -> None:
+    # dispatcher/regions/capacity.py: the planner reads what the peers answered to the last poll.
+    w = World("sun", replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
+              seed=3, seconds=60.0, history_days=0, max_sessions=None, poll_seconds=0.5)
+    for region in w.regions:
+        w.push(0.0, region.index, "poll", -1)
+    eu, us, _ = w.regions
+    assert w.neighbours(eu) == []  # nothing answered yet: nothing to lean on
+    advance(w, 0.2)
+    hot_bot(us, 0.3)
+    assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 0), ("ap", 0)]  # answered before it landed
+    advance(w, 1.0)
+    assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 1), ("ap", 0)]
