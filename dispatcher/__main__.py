@@ -145,12 +145,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
     The protocol is named (IPPROTO_TCP, not 0): asyncio turns Nagle off (TCP_NODELAY) only on
     sockets that say they are TCP, and without it a keep-alive client waits ~40 ms (delayed ACK)
-    for every response written in more than one piece, which is every response."""
+    for every response written in more than one piece, which is every response. Not inheritable:
+    one process serves it, and a process it starts (a local bot) must never accept its clients."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.set_inheritable(True)
     return sock
 
 

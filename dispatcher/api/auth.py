@@ -20,9 +20,9 @@ class Authenticator:
         # (replicas sharing BOT_CHANNEL_TOKEN agree on them; without it, a new key every run).
         seed = deployment_secret.encode() if deployment_secret else secrets.token_bytes(32)
         self._local = Caller(LOCAL_CALLER, hmac.new(seed, b"voicefleet keyless owner v1", hashlib.sha256).digest())
-        self._by_id = {c.id: c for c in map(_caller_of, self._key_hashes)} if self._key_hashes else {
-            LOCAL_CALLER: self._local
-        }
+        # Derived once: a request's two digests of its key's digest cost as much as its routing.
+        self._by_hash = {key_hash: _caller_of(key_hash) for key_hash in self._key_hashes}
+        self._by_id = {c.id: c for c in self._by_hash.values()} if self._key_hashes else {LOCAL_CALLER: self._local}
 
     @property
     def enabled(self) -> bool:
@@ -46,7 +46,7 @@ class Authenticator:
             matched |= hmac.compare_digest(presented, known)
         if not matched:
             raise _unauthorized("invalid API key")
-        return _caller_of(presented)
+        return self._by_hash[presented]
 
     def by_id(self, caller_id: str) -> Caller | None:
         """The caller with this (non-secret) id among this deployment's keys, with its owner key;

@@ -6,6 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY
+
+# POST /start's query and header, read by the route itself (FastAPI's parameter solving cost a
+# start more than the two look-ups; docs/performance.md), documented as FastAPI would document them.
+START_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "wait", "in": "query", "required": False, "description": "`started`: block until the bot runs",
+     "schema": {"type": "string", "pattern": "^started$", "title": "Wait"}},
+    {"name": "Idempotency-Key", "in": "header", "required": False,
+     "description": "The same key again (with the same body) answers the session it started, 200, never a second one.",
+     "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern, "title": "Idempotency-Key"}},
+]
+
 
 class StartRequest(BaseModel):
     """Pipecat's start request (the dev runner's and Pipecat Cloud's keys) plus the bot's data.

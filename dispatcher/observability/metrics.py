@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from dispatcher.observability.metric_catalogue import LAUNCH_BUCKETS
@@ -13,6 +15,8 @@ class Metrics:
     def __init__(self, provider: str) -> None:
         self.registry = CollectorRegistry()
         self.provider = provider
+        # Each start's series, looked up once: `labels()` checks its values and takes a lock per call.
+        self._series: dict[tuple[int, str], Any] = {}
         self._starts = Counter(
             "voicefleet_session_starts",
             "Sessions started, by outcome (created a machine, or replayed an Idempotency-Key).",
@@ -46,19 +50,26 @@ class Metrics:
         )
 
     def started(self, *, created: bool) -> None:
-        self._starts.labels(self.provider, "created" if created else "replayed").inc()
+        self._of(self._starts, "created" if created else "replayed").inc()
 
     def failed(self, reason: str) -> None:
         self._failures.labels(self.provider, reason).inc()
 
     def launch_took(self, seconds: float, *, waited: bool) -> None:
-        self._launch.labels(self.provider, str(waited).lower()).observe(seconds)
+        self._of(self._launch, str(waited).lower()).observe(seconds)
 
     def reaped(self, outcome: str) -> None:
         self._reaped.labels(self.provider, outcome).inc()
 
     def set_active(self, active_sessions: int) -> None:
         self._active.labels(self.provider).set(active_sessions)
+
+    def _of(self, metric: Counter | Histogram, label: str) -> Any:
+        key = (id(metric), label)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = metric.labels(self.provider, label)
+        return series
 
     def render(self, active_sessions: int) -> bytes:
         self.set_active(active_sessions)

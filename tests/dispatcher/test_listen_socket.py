@@ -22,3 +22,13 @@ async def test_accepted_connections_send_without_waiting_for_acks() -> None:
         _, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
         assert await asyncio.wait_for(nodelay, timeout=10) != 0
         writer.close()
+
+
+def test_the_listening_socket_is_not_handed_to_processes_the_dispatcher_starts() -> None:
+    """A local bot is a child process: an inherited listener would let it accept the dispatcher's
+    clients (their API keys, other sessions' bodies) whenever a spawn does not close descriptors."""
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert not sock.get_inheritable()
+    finally:
+        sock.close()

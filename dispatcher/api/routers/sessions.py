@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 import dispatcher.observability.tracing as tracing
@@ -17,7 +17,7 @@ from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import spilled_from, started_elsewhere, unknown_region
 from dispatcher.api.region_relay import relayed_by
-from dispatcher.api.schemas import ERRORS, SessionOut, StartOut, StartRequest
+from dispatcher.api.schemas import ERRORS, START_PARAMETERS, SessionOut, StartOut, StartRequest
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError
@@ -34,7 +34,9 @@ from dispatcher.sessions.watch import Watch, changes
 
 async def authenticated(request: Request) -> Caller:
     """`identified`, as a `session.auth` span of the request (a refused key: its error status and
-    code). The router's dependency and its routes' `who`: FastAPI runs it once a request."""
+    code). Every route's `who`, declared there and not on the router: FastAPI would solve the
+    router's dependency as a second one, a pass of its own over the request (a test holds that
+    every route asks for it)."""
     with tracing.step("session.auth") as span:
         try:
             return await identified(request)
@@ -43,7 +45,7 @@ async def authenticated(request: Request) -> Caller:
             raise
 
 
-router = APIRouter(dependencies=[Depends(authenticated)], responses=ERRORS)
+router = APIRouter(responses=ERRORS)
 # A long-poll answers within a minute: a load balancer's idle timeout (ALB: 60 s) must not cut it.
 MAX_LONG_POLL_SECONDS = 50.0
 KEEP_ALIVE_SECONDS = 15.0  # an event stream's comment while nothing changes
@@ -55,15 +57,18 @@ KEEP_ALIVE_SECONDS = 15.0  # an event stream's comment while nothing changes
     response_model_exclude_none=True,
     status_code=201,
     summary="Start a voice session",
+    openapi_extra={"parameters": START_PARAMETERS},
 )
 async def start(
     request: Request,
     response: Response,
     who: Annotated[Caller, Depends(authenticated)],
     payload: Annotated[StartRequest | None, Body()] = None,
-    wait: Annotated[str | None, Query(pattern="^started$", description="`started`: block until the bot runs")] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any] | Response:
+    wait = request.query_params.get("wait")
+    if wait not in (None, "started"):
+        raise ApiError(422, "invalid_request", "query.wait: only `started` (block until the bot runs), or leave it out")
+    idempotency_key = request.headers.get("idempotency-key")
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
         return await _phone_token(request, state, payload, who)

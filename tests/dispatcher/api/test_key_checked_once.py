@@ -1,11 +1,30 @@
 """Each request's API key is checked once, however many of its route's dependencies ask who is
-calling (the router's and the route's own): a start pays for one digest of its key, not two."""
+calling: a start pays for one digest of its key, not two. The sessions router declares the caller
+on each route rather than on itself (FastAPI would solve both): every route of the key routers must
+still read the key, and first; every other router says how it knows its caller instead."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from dispatcher.api.auth import Authenticator
+from dispatcher.api.dependencies import identified
+from dispatcher.api.mount import ROUTERS
+from dispatcher.api.routers import (
+    bots,
+    carriers,
+    daily_dialin,
+    offers,
+    ops,
+    regions,
+    runner_offer,
+    sessions,
+    timeline,
+    webhooks,
+)
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY
 
@@ -31,3 +50,28 @@ async def test_a_start_a_read_and_a_stop_each_check_the_key_once(make_api, monke
             checked.clear()
             answered = await api.request(method, path)
             assert answered.status_code < 300 and len(checked) == 1, (path, answered.status_code, checked)
+
+
+KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first, as a span of its own
+KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router)
+# Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
+# signature, the regions' secret, a health check that needs none and /metrics (checked in the route).
+OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router)
+
+
+def _asks_for_the_key(dependency: Dependant) -> bool:
+    return dependency.call in KEY_CHECKS or any(_asks_for_the_key(d) for d in dependency.dependencies)
+
+
+def test_every_router_is_a_key_router_or_says_how_it_checks_callers() -> None:
+    assert set(map(id, ROUTERS)) == set(map(id, KEY_ROUTERS + OTHERWISE))
+
+
+@pytest.mark.parametrize("router", KEY_ROUTERS)
+def test_every_route_of_a_key_router_checks_the_key_first(router) -> None:  # type: ignore[no-untyped-def]
+    assert router.routes
+    for route in router.routes:
+        assert isinstance(route, APIRoute | APIWebSocketRoute), f"{route!r}: a route FastAPI solves no dependency of"
+        first = route.dependant.dependencies[:1]
+        # First: dependencies run in the order declared, and nothing may run for a caller not yet known.
+        assert first and _asks_for_the_key(first[0]), f"{route.path} does not read the API key first"
