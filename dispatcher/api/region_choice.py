@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dispatcher.api.region_relay import relay_to
+from dispatcher.api.region_relay import relay_to, request_headers
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.regions.spill import Here, spill_reason, spill_target
@@ -50,7 +50,8 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
         state.reserve.spilled_away()  # this region's caller: its planner counts the start
     # Only this region says a start spilled: a caller's own marker is never passed on (the signature
     # covers no header, and the region the start goes to believes the marker of a signed relay).
-    headers = {**{name: value for name, value in request.headers.items() if name.lower() != SPILLED},
+    # A repeated header by its first value, as this region read it (its key, its Idempotency-Key).
+    headers = {**{name: value for name, value in request_headers(request.scope).items() if name.lower() != SPILLED},
                **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return await relay_to(state, target, "POST", path, headers, await request.body())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from starlette.datastructures import QueryParams
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,7 +62,7 @@ class RegionRelayMiddleware:
 
     async def _verified(self, scope: Scope, body: bytes) -> str:
         verifier = RegionVerifier(self.state.peers.regions, self.state.replication.coordination.spent)
-        sender: str = await verifier.sender(scope["method"], _path(scope), _headers(scope), body)
+        sender: str = await verifier.sender(scope["method"], _path(scope), request_headers(scope), body)
         return sender
 
     def _holder(self, scope: Scope) -> str | None:
@@ -75,7 +76,7 @@ class RegionRelayMiddleware:
 
     async def _relay(self, region: str, scope: Scope, receive: Receive) -> StreamingResponse:
         state = self.state
-        headers = _headers(scope)
+        headers = request_headers(scope)
         who = state.auth.identify(headers.get("authorization"))
         await state.read_limit.check(who.id)
         session_id = SESSION_PATH.match(scope["path"]).group(1)  # type: ignore[union-attr]
@@ -83,8 +84,7 @@ class RegionRelayMiddleware:
             raise ApiError(404, "not_found", f"no session {session_id}")
         # A relayed wait (an event stream, a long-poll) holds one of this replica's wait slots, as
         # it would here: the key's and the replica's bounds hold whichever region answers it.
-        waits = scope["path"].endswith("/events") or b"wait=" in scope["query_string"]
-        release = state.waits.take(who.id) if waits else None
+        release = state.waits.take(who.id) if waits_on_a_session(scope) else None
         try:
             return await relay_to(state, region, scope["method"], _path(scope), headers, await _read_body(receive),
                                   release=release)
@@ -125,7 +125,12 @@ def unreachable(region: str, why: str | None) -> ApiError:
                     + (f" ({why})" if why else "") + ": retry in a moment", retry_after=1)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def waits_on_a_session(scope: Scope) -> bool:
+    """An event stream or a long-poll, its `wait` read as the route reads it (`w%61it` is `wait`)."""
+    return bool(scope["path"].endswith("/events") or "wait" in QueryParams(scope["query_string"]))
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
     """The request's headers, a repeated one by its first value (as Starlette and the routes read it)."""
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:

@@ -1,6 +1,7 @@
 """What a caller, not a region, can make another region do through a start relayed there: nothing a
-region alone may say (that the start spilled over, so the token holds a handed call's place), and
-no call token that a shared front door could send to a region it does not open."""
+region alone may say (that the start spilled over, so the token holds a handed call's place), no
+call token that a shared front door could send to a region it does not open, and no key other than
+the one the arriving region checked."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import STATE_PATH
 from dispatcher.regions.signing import RegionSigner
+from tests.dispatcher.conftest import API_KEY
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
 from tests.regions.test_phone_handoff_limits import ask
 from tests.regions.test_region_peers import SECRET, regions
@@ -52,3 +54,24 @@ def test_a_call_token_minted_here_behind_a_shared_front_door_opens_a_call_here(t
         # The token opens a call at eu only (token_wrong_region elsewhere); the front door may send
         # the carrier's stream to us.
         assert answer.json()["wsUrl"].startswith(ws_base(urls["eu"])), answer.json()["wsUrl"]
+
+
+def test_a_start_relayed_with_two_keys_is_the_first_keys_as_the_arriving_region_checked(tmp_path: Path) -> None:
+    """Two `Authorization` headers: eu checks (and charges) the first; the region it relays the start
+    to must start it for that key too, never for the second, whose own limits nobody checked."""
+    other = "another-key-of-this-deployment"
+    keys = {"DISPATCHER_API_KEYS": f"{API_KEY},{other}"}
+    with regions(tmp_path, ("eu", "us"), {"eu": keys, "us": keys}) as (urls, _):
+        two_keys = [("Authorization", f"Bearer {API_KEY}"), ("Authorization", f"Bearer {other}")]
+        for _ in range(100):  # until eu's polling has found us
+            started = httpx.post(f"{urls['eu']}/start", json={"region": "us"}, headers=two_keys, timeout=10)
+            if started.status_code != 503:
+                break
+            time.sleep(0.1)
+        assert started.status_code == 201, started.text
+        session = started.json()["session_id"]
+        mine = httpx.get(f"{urls['us']}/sessions/{session}", headers=AUTH, timeout=10)
+        theirs = httpx.get(f"{urls['us']}/sessions/{session}", headers={"Authorization": f"Bearer {other}"},
+                           timeout=10)
+        assert (mine.status_code, theirs.status_code) == (200, 404), (mine.text, theirs.text)
+        httpx.delete(f"{urls['us']}/sessions/{session}", headers=AUTH, timeout=10)
