@@ -20,7 +20,7 @@ class Authenticator:
         # (replicas sharing BOT_CHANNEL_TOKEN agree on them; without it, a new key every run).
         seed = deployment_secret.encode() if deployment_secret else secrets.token_bytes(32)
         self._local = Caller(LOCAL_CALLER, hmac.new(seed, b"voicefleet keyless owner v1", hashlib.sha256).digest())
-        # Derived once: a request's two digests of its key's digest cost as much as its routing.
+        # Each key's caller derived once, not at each request (two SHA-256 of the key's digest).
         self._by_hash = {key_hash: _caller_of(key_hash) for key_hash in self._key_hashes}
         self._by_id = {c.id: c for c in self._by_hash.values()} if self._key_hashes else {LOCAL_CALLER: self._local}
 
