@@ -208,8 +208,10 @@ class MediaBus:
                              self._received, self._subscribed, "call media")
 
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
-        await pubsub.subscribe(channel)
+        # Counted before the SUBSCRIBE is sent: once the store has it, a peer may hear this replica is
+        # back and a publish follow at once, which must not go out on the outage's dead connection.
         self._subscriptions += 1
+        await pubsub.subscribe(channel)
 
     def _received(self, message: dict[str, Any]) -> None:
         data = message.get("data")

@@ -160,3 +160,28 @@ async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: P
         finally:
             await a.aclose()
             await b.aclose()
+
+
+async def test_a_publish_while_the_replica_subscribes_again_goes_out_on_a_new_connection(tmp_path: Path,
+                                                                                          prefix: str) -> None:
+    """The store has this replica's SUBSCRIBE (its peers see it back) before the subscribe returns
+    here: a publish in between must not take the publisher's connection from before the outage."""
+    with redis_server(tmp_path) as server:
+        b = RedisCoordination(settings_for(server, "r-b", prefix, lease_seconds=60.0))
+        try:
+            await (await b.media.publish("r-a", "s1", HELLO + b"r-b"))
+            before = b.media._publisher
+            sent = asyncio.Event()
+
+            class SubscribingAgain:  # the store took the SUBSCRIBE; its reply is still on the way
+                async def subscribe(self, channel: str) -> None:
+                    sent.set()
+                    await asyncio.Event().wait()
+
+            resubscribing = asyncio.create_task(b.media._subscribe(SubscribingAgain(), "ch"))  # type: ignore[arg-type]
+            await sent.wait()
+            await (await b.media.publish("r-a", "s1", HELLO + b"r-b"))
+            assert b.media._publisher is not before
+            resubscribing.cancel()
+        finally:
+            await b.aclose()
