@@ -105,31 +105,32 @@ def advance(w: World, until: float) -> None:
         w.regions[index].handle(now, kind, ref)
 
 
-def hot_bot(region: Region, now: float) -> None:
+def idle_bot(region: Region, now: float, form: str = "hot") -> None:
+    """A reserve bot landing idle in `region` at `now`, hot or frozen."""
     machine = Machine(next(region.ids), "warming", now, region.image)
     region.machines[machine.machine_id] = machine
     region.count["warming"] += 1
-    region.land_idle(now, machine, "hot")
+    region.land_idle(now, machine, form)
+
+
+def polled(mode: str, poll_seconds: float | None = 0.5) -> World:
+    """Three regions on Fly without its create limit, their peers' polls started as World.run starts them."""
+    w = World(mode, replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
+              seed=3, seconds=60.0, history_days=0, max_sessions=None, poll_seconds=poll_seconds)
+    for region in w.regions:
+        w.push(0.0, region.index, "poll", -1)
+    return w
 
 
 def test_with_polls_a_start_spills_by_the_peers_last_answers_and_one_refused_there_is_asked_again_at_home() -> None:
-    fly = replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000))
-
-    def polled(poll_seconds: float | None) -> World:
-        w = World("spill", fly, SETTINGS, PlannerSettings(), 1.0, seed=3, seconds=60.0, history_days=0,
-                  max_sessions=None, poll_seconds=poll_seconds)
-        for region in w.regions:
-            w.push(0.0, region.index, "poll", -1)  # as World.run starts them
-        return w
-
-    w = polled(0.5)
+    w = polled("spill")
     eu, us, _ = w.regions
     advance(w, 0.2)
     assert eu.seen == {1: False, 2: False}  # answered at a one-way trip, read at a round trip
-    hot_bot(us, 0.3)
+    idle_bot(us, 0.3)
     assert not w.spill(eu, 0.3, 0) and len(us.hot) == 1  # landed since us answered: not seen yet
-    at_once = polled(None)
-    hot_bot(at_once.regions[1], 0.3)
+    at_once = polled("spill", None)
+    idle_bot(at_once.regions[1], 0.3)
     assert at_once.spill(at_once.regions[0], 0.3, 0) and not at_once.regions[1].hot  # the state at once
 
     advance(w, 1.0)  # us answered its next poll (0.65 s: 0.5 s after the slowest answer, ap's) with a warm bot
@@ -138,7 +139,7 @@ def test_with_polls_a_start_spills_by_the_peers_last_answers_and_one_refused_the
     counted = eu.sizer.recent.window(DAY_START_EPOCH + 1.0)[1]
     assert w.spill(eu, 1.0, 0) and eu.spill_refused == 0 and len(us.hot) == 1  # relayed: us claims when it gets there
     us.retire(us.machines[us.take(us.hot, us.hot_since)])  # gone before the start gets there (a one-way trip)
-    hot_bot(eu, 1.05)
+    idle_bot(eu, 1.05)
     advance(w, 1.1)  # refused at us; the refusal is back a round trip after the start (75 ms): its caller asks
     assert eu.spill_refused == 1 and eu.spilled_out == 0  # at home, where a bot landed meanwhile
     assert eu.result.hot_claims == 1 and not eu.hot
@@ -150,15 +151,9 @@ def test_with_polls_a_start_spills_by_the_peers_last_answers_and_one_refused_the
 
 def test_with_polls_a_peer_holding_only_frozen_bots_answers_warm_and_thaws_one_for_a_spilled_start() -> None:
     # As the dispatcher answers a poll (`Reserve.can_claim`: hot or frozen) and serves a relayed start.
-    w = World("spill", replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
-              seed=3, seconds=60.0, history_days=0, max_sessions=None, poll_seconds=0.5)
-    for region in w.regions:
-        w.push(0.0, region.index, "poll", -1)
+    w = polled("spill")
     eu, us, _ = w.regions
-    machine = Machine(next(us.ids), "warming", 0.1, us.image)
-    us.machines[machine.machine_id] = machine
-    us.count["warming"] += 1
-    us.land_idle(0.1, machine, "frozen")
+    idle_bot(us, 0.1, "frozen")
     advance(w, 1.0)
     assert eu.seen[1] and not us.hot
     assert w.spill(eu, 1.0, 0)
@@ -181,7 +176,7 @@ def test_a_start_refused_for_want_of_a_warm_bot_anywhere_is_asked_again_at_home_
     assert isinstance(eu.sizer, FleetSizer)
     counted = eu.sizer.recent.window(DAY_START_EPOCH + 1.0)[1]
     assert eu.spill(1.0, 0)  # refused: its caller asks again
-    hot_bot(eu, 1.05)  # a reserve bot lands before it does
+    idle_bot(eu, 1.05)  # a reserve bot lands before it does
     advance(w, 1.2)
     assert eu.result.hot_claims == 1 and eu.result.cold == 0
     assert math.isclose(eu.result.time_to_ready[-1], 1.1 + eu.claim_seconds - eu.day.arrival_times[0])
@@ -226,14 +221,11 @@ def test_each_regions_planner_and_polls_begin_its_head_start_before_the_first_st
 
 def test_with_polls_a_planner_leans_on_its_peers_as_their_last_answers_said_not_as_they_are() -> None:
     # dispatcher/regions/capacity.py: the planner reads what the peers answered to the last poll.
-    w = World("sun", replace(BY_NAME["fly"], create_rate=Rate(1000.0, 1000)), SETTINGS, PlannerSettings(), 1.0,
-              seed=3, seconds=60.0, history_days=0, max_sessions=None, poll_seconds=0.5)
-    for region in w.regions:
-        w.push(0.0, region.index, "poll", -1)
+    w = polled("sun")
     eu, us, _ = w.regions
     assert w.neighbours(eu) == []  # nothing answered yet: nothing to lean on
     advance(w, 0.2)
-    hot_bot(us, 0.3)
+    idle_bot(us, 0.3)
     assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 0), ("ap", 0)]  # answered before it landed
     advance(w, 1.0)
     assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 1), ("ap", 0)]
