@@ -48,21 +48,6 @@ def test_start_documents_the_query_and_header_its_route_reads_itself(document: d
     assert not any(p["required"] for p in parameters.values())
 
 
-async def test_start_reads_its_query_and_header_as_documented() -> None:
-    app = create_app(Settings(), env={}, machines=LocalMachines(), rooms=None)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
-    ) as api:
-        refused = await api.post("/start?wait=forever", json={})
-        assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_request"
-        assert "`started`" in refused.json()["error"]["message"]
-        first = await api.post("/start", json={}, headers={"Idempotency-Key": "order-1"})
-        again = await api.post("/start", json={}, headers={"idempotency-key": "order-1"})
-        assert (first.status_code, again.status_code) == (201, 200)
-        assert first.json()["session_id"] == again.json()["session_id"]
-        await api.delete(f"/sessions/{first.json()['session_id']}")
-
-
 @pytest.mark.parametrize(("length", "shown"), [(64, 64), (65, 64), (2000, 64)])
 async def test_an_unknown_sessions_404_shows_at_most_64_characters_of_its_id(
     api: httpx.AsyncClient, length: int, shown: int

@@ -81,7 +81,9 @@ async def test_an_invalid_offer_is_422(api):
 
 
 async def test_wait_accepts_only_started(api):
-    assert_error(await api.post("/start?wait=forever", json={}), 422)
+    refused = await api.post("/start?wait=forever", json={})
+    assert_error(refused, 422, "invalid_request")
+    assert "`started`" in refused.json()["error"]["message"]  # what to send instead
 
 
 async def test_unknown_routes_and_methods_are_json(api):

@@ -37,6 +37,13 @@ async def test_same_idempotency_key_and_body_replays_the_same_session(api):
     assert first.json()["session_id"] == second.json()["session_id"]
 
 
+async def test_the_idempotency_key_header_is_read_whatever_its_case(api):
+    first = await api.post("/start", json={}, headers={"Idempotency-Key": "order-44"})
+    again = await api.post("/start", json={}, headers={"idempotency-key": "order-44"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["session_id"] == again.json()["session_id"]
+
+
 async def test_same_idempotency_key_with_another_body_is_a_conflict(api):
     headers = {"Idempotency-Key": "order-43"}
     await api.post("/start", json={"body": {"a": 1}}, headers=headers)
