@@ -153,6 +153,7 @@ class MediaBus:
         self._redis: Redis | None = None  # made on the first relayed call: no cost until then
         self._publisher: Publisher | None = None
         self._subscriptions = 0  # how often this replica subscribed (again, after each outage)
+        self._subscribing = False  # a SUBSCRIBE under way, counted: the retries of one outage are not
         self._published_since = 0
         self._lines: dict[str, CallLine] = {}
         self._listening: asyncio.Task[None] | None = None
@@ -191,9 +192,10 @@ class MediaBus:
         many subscribers got it. Raises `StoreUnavailable`."""
         if self._publisher is not None and self._published_since != self._subscriptions:
             # The subscription was lost and made again (a store outage): the publisher's connection
-            # went with it, and would fail the next message rather than say so now.
-            await self._publisher.aclose()
-            self._publisher = None
+            # went with it, and would fail the next message rather than say so now. Dropped before
+            # the await, so a publish meanwhile makes the one new publisher, not a second.
+            old, self._publisher = self._publisher, None
+            await old.aclose()
         if self._publisher is None:
             self._publisher = Publisher(self._client(), self._store.settings.timeout_seconds)
             self._published_since = self._subscriptions
@@ -210,8 +212,12 @@ class MediaBus:
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
         # Counted before the SUBSCRIBE is sent: once the store has it, a peer may hear this replica is
         # back and a publish follow at once, which must not go out on the outage's dead connection.
-        self._subscriptions += 1
+        # Once per outage: a failed attempt's retry does not replace the publisher again.
+        if not self._subscribing:
+            self._subscriptions += 1
+            self._subscribing = True
         await pubsub.subscribe(channel)
+        self._subscribing = False
 
     def _received(self, message: dict[str, Any]) -> None:
         data = message.get("data")

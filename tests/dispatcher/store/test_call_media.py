@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from redis.exceptions import RedisError
 from starlette.types import Message
 
 from dispatcher.phone.store_hop import MAX_FRAME_BYTES, StoreHop
+from dispatcher.store import media_bus
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
+from dispatcher.store.publisher import Publisher
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
 from tests.support.redis_server import redis_server
@@ -183,5 +187,47 @@ async def test_a_publish_while_the_replica_subscribes_again_goes_out_on_a_new_co
             await (await b.media.publish("r-a", "s1", HELLO + b"r-b"))
             assert b.media._publisher is not before
             resubscribing.cancel()
+        finally:
+            await b.aclose()
+
+
+async def test_publishes_racing_the_publishers_replacement_make_one_new_publisher(
+        tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two calls publish as the replica's subscription comes back: one new publisher, none left open
+    beside it (a second would hold a connection and a reader nobody closes)."""
+    made: list[Publisher] = []
+
+    class Counted(Publisher):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(media_bus, "Publisher", Counted)
+    with redis_server(tmp_path) as server:
+        b = RedisCoordination(settings_for(server, "r-b", prefix, lease_seconds=60.0))
+        try:
+            await (await b.media.publish("r-a", "s1", HELLO + b"r-b"))
+            b.media._subscriptions += 1  # subscribed again after an outage
+            replies = await asyncio.gather(*(b.media.publish("r-a", f"s{n}", HELLO + b"r-b") for n in (2, 3)))
+            await asyncio.gather(*replies)
+            assert len(made) == 2 and b.media._publisher is made[1]
+        finally:
+            await b.aclose()
+
+
+async def test_retries_of_one_failed_subscribe_replace_the_publisher_once(tmp_path: Path, prefix: str) -> None:
+    with redis_server(tmp_path) as server:
+        b = RedisCoordination(settings_for(server, "r-b", prefix, lease_seconds=60.0))
+        try:
+            before = b.media._subscriptions
+
+            class Refused:  # the store is still away
+                async def subscribe(self, channel: str) -> None:
+                    raise ConnectionError("refused")
+
+            for _ in range(3):
+                with contextlib.suppress(ConnectionError):
+                    await b.media._subscribe(Refused(), "ch")  # type: ignore[arg-type]
+            assert b.media._subscriptions == before + 1
         finally:
             await b.aclose()
