@@ -126,8 +126,10 @@ def unreachable(region: str, why: str | None) -> ApiError:
 
 
 def waits_on_a_session(scope: Scope) -> bool:
-    """An event stream or a long-poll, its `wait` read as the route reads it (`w%61it` is `wait`)."""
-    return bool(scope["path"].endswith("/events") or "wait" in QueryParams(scope["query_string"]))
+    """A GET of an event stream or a long-poll, its `wait` read as the route reads it (`w%61it` is
+    `wait`, the last of several counts, and only `started` waits)."""
+    return scope["method"] == "GET" and (
+        scope["path"].endswith("/events") or QueryParams(scope["query_string"]).get("wait") == "started")
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

@@ -15,13 +15,16 @@ def test_a_repeated_header_is_relayed_by_its_first_value() -> None:
     assert request_headers(scope) == {"authorization": "Bearer first", "idempotency-key": "a"}
 
 
-@pytest.mark.parametrize(("path", "query", "waits"), [
-    ("/sessions/s", b"wait=started", True),
-    ("/sessions/s", b"w%61it=started", True),  # Starlette decodes the name: the route long-polls
-    ("/sessions/s", b"timeout=5&wait=started", True),
-    ("/sessions/s", b"nowait=1", False),
-    ("/sessions/s", b"", False),
-    ("/sessions/s/events", b"", True),
+@pytest.mark.parametrize(("method", "path", "query", "waits"), [
+    ("GET", "/sessions/s", b"wait=started", True),
+    ("GET", "/sessions/s", b"w%61it=started", True),  # Starlette decodes the name: the route long-polls
+    ("GET", "/sessions/s", b"timeout=5&wait=started", True),
+    ("GET", "/sessions/s", b"wait=x&wait=started", True),  # the last of several, as the route reads it
+    ("GET", "/sessions/s", b"wait=forever", False),  # refused 422 at once: no wait
+    ("GET", "/sessions/s", b"nowait=1", False),
+    ("GET", "/sessions/s", b"", False),
+    ("DELETE", "/sessions/s", b"wait=started", False),
+    ("GET", "/sessions/s/events", b"", True),
 ])  # fmt: skip
-def test_a_wait_is_known_however_its_name_is_spelled(path: str, query: bytes, waits: bool) -> None:
-    assert waits_on_a_session({"path": path, "query_string": query}) is waits
+def test_a_wait_is_known_however_its_name_is_spelled(method: str, path: str, query: bytes, waits: bool) -> None:
+    assert waits_on_a_session({"method": method, "path": path, "query_string": query}) is waits
