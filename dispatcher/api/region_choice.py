@@ -48,13 +48,13 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
         return None
     if reason and state.reserve is not None:
         state.reserve.spilled_away()  # this region's caller: its planner counts the start
-    # Only this region says a start spilled: a caller's own marker is never passed on (the signature
-    # covers no header, and the region the start goes to believes the marker of a signed relay).
+    # Only this region says a start spilled (the relay never passes a caller's own marker on: the
+    # signature covers no header, and the region the start goes to believes a signed relay's).
     # A repeated header by its first value, as this region read it (its key, its Idempotency-Key).
-    headers = {**{name: value for name, value in request_headers(request.scope).items() if name.lower() != SPILLED},
-               **({SPILLED: f"{state.settings.region} {reason}"} if reason else {})}
+    marks = {SPILLED: f"{state.settings.region} {reason}"} if reason else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await relay_to(state, target, "POST", path, headers, await request.body())
+    return await relay_to(state, target, "POST", path, request_headers(request.scope), await request.body(),
+                          marks=marks)
 
 
 async def why_not_here(state: AppState, transport: str, max_wait_seconds: float | None) -> str | None:

@@ -95,16 +95,18 @@ class RegionRelayMiddleware:
 
 
 async def relay_to(state: AppState, region: str, method: str, path: str, headers: Mapping[str, str],
-                   body: bytes, release: Callable[[], None] | None = None) -> StreamingResponse:
+                   body: bytes, release: Callable[[], None] | None = None,
+                   marks: Mapping[str, str] | None = None) -> StreamingResponse:
     """The answer of `region` to this request, streamed back; 503 `region_unreachable` if it has none.
-    `release`: called once the answer has been streamed (a wait slot)."""
+    `release`: called once the answer has been streamed (a wait slot); `marks`: what this region
+    says of the request (the caller's headers never carry it)."""
     peer = state.peers.peer(region)
     if peer is None or not peer.reachable:
         raise unreachable(region, peer.problem if peer is not None else None)
     try:
         answer = await state.region_relay.forward(
             region, peer.url, method, path, headers, body, still_reachable=lambda: peer.reachable,
-            deadline_seconds=state.settings.session_wait_seconds + EXTRA_SECONDS)
+            deadline_seconds=state.settings.session_wait_seconds + EXTRA_SECONDS, marks=marks)
     except RegionUnreachable as exc:
         raise unreachable(region, str(exc)) from None
 

@@ -20,9 +20,10 @@ import aiohttp
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RegionSigner
 
-# The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here.
+# The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here. What only a
+# region may say (that a start spilled) is never a caller's header passed on: `forward`'s `marks`.
 FORWARDED_REQUEST = ("authorization", "content-type", "accept", "idempotency-key", "traceparent", "tracestate",
-                     "last-event-id", "voicefleet-spilled")
+                     "last-event-id")
 # The answer's headers a client reads; the rest are the holding region's transport's.
 FORWARDED_ANSWER = ("content-type", "cache-control", "retry-after", "location", "x-accel-buffering")
 RELAYED_BY = "voicefleet-relayed-by"  # set on a relayed request: it is never relayed again
@@ -59,13 +60,16 @@ class RegionRelay:
         return self._session
 
     async def forward(self, region: str, base_url: str, method: str, path: str, headers: Mapping[str, str],
-                      body: bytes, *, still_reachable: Callable[[], bool], deadline_seconds: float) -> RelayedAnswer:
+                      body: bytes, *, still_reachable: Callable[[], bool], deadline_seconds: float,
+                      marks: Mapping[str, str] | None = None) -> RelayedAnswer:
         """Send the request to `region` at `base_url`; its answer's head, or `RegionUnreachable`
-        once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass."""
+        once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass.
+        `headers`: the caller's (those the API reads pass on); `marks`: this region's own word."""
         sent: dict[str, str] = {}
         for name, value in headers.items():  # a repeated header: its first value, as the API reads it
             if name.lower() in FORWARDED_REQUEST and name.lower() not in sent:
                 sent[name.lower()] = value
+        sent.update(marks or {})
         sent[RELAYED_BY] = self._here
         sent.update(self._signer.headers(region, method, path, body))
         request = asyncio.ensure_future(self._client().request(

@@ -1,6 +1,7 @@
 """Whoever answers at a peer's URL without the regions' secret is not believed: its redirect is not
 followed, its oversized (or compressed) answer is refused unread, and its contradicting REGIONS
-stops nobody; a relayed request forwards a repeated header's first value, as the API reads it."""
+stops nobody; a relayed request forwards a repeated header's first value, as the API reads it, and
+a region's own marks, never a caller's."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from types import MappingProxyType
 import pytest
 from multidict import CIMultiDict
 
+from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers, region_client
 from dispatcher.regions.relay import RegionRelay
@@ -137,3 +139,17 @@ async def test_a_relay_forwards_a_repeated_headers_first_value() -> None:
             await relay.aclose()
         _, headers = answers.seen[-1]
         assert headers["idempotency-key"] == "k1" and headers["authorization"] == "Bearer a"
+
+
+async def test_a_relay_passes_the_regions_marks_and_never_a_callers_own() -> None:
+    with impostor() as (url, answers):
+        relay = RegionRelay(eu_with_us_at(url))
+        try:
+            for marks in (None, {SPILLED: "eu at_capacity"}):
+                answer = await relay.forward(
+                    "us", url, "GET", "/sessions/x", {"Authorization": "Bearer a", SPILLED: "mars forged"}, b"",
+                    still_reachable=lambda: True, deadline_seconds=5, marks=marks)
+                answer.close()
+        finally:
+            await relay.aclose()
+        assert [headers.get(SPILLED) for _, headers in answers.seen] == [None, "eu at_capacity"]
