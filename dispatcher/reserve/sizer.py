@@ -14,6 +14,7 @@ that runs.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ STATE_VERSION = 1
 # Spreads of log(seconds) until measured: Fargate's reported 30-90 s around ~45 s is about 0.35;
 # Fly's "a few hundred ms" resumes are assumed to vary a little more.
 COLD_SIGMA, RESUME_SIGMA = 0.4, 0.5
+TICK_SLACK_SECONDS = 0.01  # a tick's time as summed floats may fall a hair short of a whole tick
 
 
 @dataclass
@@ -46,6 +48,7 @@ class FleetSizer:
     resume: DurationEstimate = field(init=False)  # resume call → hello again
     cover: NeighbourCover = field(default_factory=NeighbourCover)  # not saved: a new holder starts with no loan
     last_demand: Demand | None = None  # as the last plan sized with
+    _demand_read_at: float = field(default=-math.inf, init=False)
     _rate: ArrivalRate = field(init=False)
     _last_starts: deque[float] = field(init=False)  # the rate's sample, kept to be written down
 
@@ -84,7 +87,12 @@ class FleetSizer:
         """This tick's plan; `neighbours`: the other regions as this one (`region`) last read them."""
         for start, count in self.tally.advance(now):
             self.forecast.fold(start, count)
-        demand = self.last_demand = self.demand(now)
+        # The demand is read once a tick, and a plan woken within it (by a claim, a hello) reuses
+        # it: read at every claim, the recent rate is read just after an arrival, where it runs high
+        # (docs/reserve.md, "Planning between ticks"), and each high read launches bots kept idle.
+        if self.last_demand is None or now - self._demand_read_at >= PLAN_EVERY_SECONDS - TICK_SLACK_SECONDS:
+            self.last_demand, self._demand_read_at = self.demand(now), now
+        demand = self.last_demand
         seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
                     level=self.planner.service_level)
         loan = self.cover.update(now, seen)

@@ -98,3 +98,17 @@ def test_a_cold_start_is_told_its_turn_for_a_create_and_a_cold_start_it_will_lik
     brain = sizer()
     assert brain.cold_quote(2.0) == pytest.approx(2.0 + brain.cold.quote(0.9))
     assert brain.cold.quote(0.9) > SETTINGS.cold_start_seconds
+
+
+def test_a_plan_woken_within_a_tick_sizes_with_the_demand_the_tick_read() -> None:
+    """A claim wakes the planner just after its arrival, where the recent rate reads high; the
+    demand is read once a tick, so a burst raises the target at the next tick, not at each claim."""
+    brain = sizer()
+    for i in range(10):
+        brain.arrived(MONDAY + 10.0 * i)  # one start every 10 s
+    quiet = brain.plan(MONDAY + 95.0, EMPTY, 1000)
+    for i in range(10):
+        brain.arrived(MONDAY + 95.1 + 0.01 * i)  # a burst: ten starts in 0.1 s
+    woken = brain.plan(MONDAY + 95.2, EMPTY, 1000)
+    ticked = brain.plan(MONDAY + 96.0, EMPTY, 1000)
+    assert woken.ready_target == quiet.ready_target < ticked.ready_target
