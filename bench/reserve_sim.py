@@ -104,6 +104,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deploy-gap", type=float, default=0.0, metavar="MINUTES",
                    help="with --regions: deploy the regions one after another, this many minutes apart from noon "
                         "UTC (0: every region at noon at once)")
+    p.add_argument("--tick-only", action="store_true",
+                   help="with --regions: plan on the tick only, not also after every claim and hello as the "
+                        "dispatchers do (the single-region runs always plan on the tick only)")
     return p
 
 
@@ -134,11 +137,16 @@ def main(argv: list[str] | None = None) -> None:
             print(line(row), flush=True)
 
 
+def regional_runs(args: argparse.Namespace, runs: list[Run]) -> list[RegionsRun]:
+    """Each run of `runs` as regions, in each mode asked for."""
+    return [RegionsRun(mode, args.regions, run.provider, run.settings, run.planner, run.per_minute, run.seed,
+                       run.hours, run.history_days, run.max_sessions, prices(run.provider, run.stack),
+                       args.deploy_gap * 60, wakes=not args.tick_only)
+            for run in runs for mode in args.modes]
+
+
 def run_regions(args: argparse.Namespace, runs: list[Run]) -> None:
-    regional = [RegionsRun(mode, args.regions, run.provider, run.settings, run.planner, run.per_minute, run.seed,
-                           run.hours, run.history_days, run.max_sessions, prices(run.provider, run.stack),
-                           args.deploy_gap * 60)
-                for run in runs for mode in args.modes]
+    regional = regional_runs(args, runs)
     provider = regional[0].provider.name if regional else "-"
     print(f"{args.regions} regions, {provider}, each region's own cap and create limit")
     print(regions_header(), flush=True)

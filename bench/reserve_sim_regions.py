@@ -308,10 +308,12 @@ class RegionsRun:
     max_sessions: int | None
     prices: Prices
     deploy_gap_seconds: float = 0.0
+    wakes: bool = True  # plan after every claim and hello, as the dispatchers' reserves do; False: on the tick only
 
     def __call__(self) -> RegionsRow:
         world = World(self.mode, self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
                       seconds=self.hours * 3600, history_days=self.history_days, max_sessions=self.max_sessions,
-                      names=tuple(PEAK_HOURS)[:self.regions], deploy_gap_seconds=self.deploy_gap_seconds)
+                      names=tuple(PEAK_HOURS)[:self.regions], deploy_gap_seconds=self.deploy_gap_seconds,
+                      wakes=self.wakes)
         results = world.run()
         return summarise_regions(self.mode, self.per_minute, results, world.regions, self.prices)

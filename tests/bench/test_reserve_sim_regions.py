@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+import bench.reserve_sim as cli
 from bench.reserve_sim_model import WARM_CLAIM_SECONDS, GivenColdStarts, Machine
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, Region, World
@@ -229,3 +230,12 @@ def test_with_polls_a_planner_leans_on_its_peers_as_their_last_answers_said_not_
     assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 0), ("ap", 0)]  # answered before it landed
     advance(w, 1.0)
     assert [(n.name, n.idle) for n in w.neighbours(eu)] == [("us", 1), ("ap", 0)]
+
+
+
+@pytest.mark.parametrize("argv", [[], ["--tick-only"]])
+def test_a_days_run_plans_after_every_claim_and_hello_as_the_dispatchers_do_unless_told_tick_only(
+        argv: list[str]) -> None:
+    args = cli.parser().parse_args(["--regions", "3", "--stack", "aws-prod", "--levels", "60", *argv])
+    runs = cli.regional_runs(args, cli.build_runs(args, {}))
+    assert [run.wakes for run in runs] == [not argv] * 3  # separate, spill, sun
