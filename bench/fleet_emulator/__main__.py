@@ -97,6 +97,15 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1)] if ordered else math.nan
 
 
+def tail_mean(values: list[float], share: float = 0.05) -> float:
+    """The mean of the slowest `share` of `values` (inf if a never-ready one is among them): unlike
+    the p95, one start more or less on the warm side moves it by that start's part, not from a warm
+    claim's time to a cold start's."""
+    ordered = sorted(values, reverse=True)
+    slowest = ordered[:max(1, math.ceil(share * len(ordered)))] if ordered else []
+    return statistics.fmean(slowest) if slowest else math.nan
+
+
 def emulated(workdir: Path, starts_file: Path) -> dict[str, Any]:
     ready = {}
     with (workdir / "ready.jsonl").open() as lines:
@@ -174,10 +183,10 @@ def reserve_pipeline(machines_file: Path) -> list[str]:
     return out
 
 
-def difference(real: Mapping[str, Any], model: Mapping[str, Any]) -> str:
-    """The emulator's p95 against the model's, as a share of the model's."""
-    if math.isfinite(real["p95"]) and math.isfinite(model["p95"]) and model["p95"] > 0:
-        return f"{100 * (real['p95'] - model['p95']) / model['p95']:+.0f} %"
+def difference(real: Mapping[str, Any], model: Mapping[str, Any], figure: str = "p95") -> str:
+    """The emulator's `figure` against the model's, as a share of the model's."""
+    if math.isfinite(real[figure]) and math.isfinite(model[figure]) and model[figure] > 0:
+        return f"{100 * (real[figure] - model[figure]) / model[figure]:+.0f} %"
     return "–"
 
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bench.fleet_emulator.__main__ import COLD_STARTS
+from bench.fleet_emulator.__main__ import COLD_STARTS, tail_mean
 from bench.fleet_emulator.cloud import SUSPEND_SECONDS
 from bench.fleet_emulator.load import start
 from bench.fleet_emulator.regions import NAMES, cloud_cold_starts, days, emulated, head_starts, simulated
@@ -70,7 +70,7 @@ def test_a_spilled_session_is_found_ready_in_the_region_that_took_it_and_counted
         (tmp_path / name / "ready.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ready[name]))
     result = emulated(tmp_path)
     assert (result["starts"], result["refused"], result["never_ready"], result["warm"]) == (5, 1, 1, 2)
-    assert math.isclose(result["spilled"], 1 / 5) and result["p95"] == math.inf
+    assert math.isclose(result["spilled"], 1 / 5) and result["p95"] == math.inf == result["tail"]
     assert result["refused_after"] == 0.04  # the callers' time to ask again, for the model's callers
 
 
@@ -134,3 +134,11 @@ def test_the_simulator_freezes_bots_in_the_emulated_clouds_suspend_as_the_dispat
     for region in worlds[0].regions:
         assert region.provider.suspend_seconds == SUSPEND_SECONDS  # the emulated cloud's
         assert region.tiers.suspend_seconds == DISPATCHER_SUSPEND_SECONDS  # the planner's, as the dispatcher's is told
+
+
+def test_the_slowest_five_percent_is_their_mean_moved_by_one_start_by_its_own_part() -> None:
+    warm, cold = [0.1] * 95, [4.0] * 5
+    assert tail_mean(warm + cold) == 4.0
+    # One cold start turned warm: the p95 falls from a cold start to a warm claim; this, by a fifth.
+    assert math.isclose(tail_mean(warm + [0.1] + cold[1:]), (4.0 * 4 + 0.1) / 5)
+    assert tail_mean([0.1, math.inf]) == math.inf and math.isnan(tail_mean([]))
