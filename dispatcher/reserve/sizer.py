@@ -90,7 +90,8 @@ class FleetSizer:
         # The demand is read once a tick, and a plan woken within it (by a claim, a hello) reuses
         # it: read at every claim, the recent rate is read just after an arrival, where it runs high
         # (docs/reserve.md, "Planning between ticks"), and each high read launches bots kept idle.
-        if self.last_demand is None or now - self._demand_read_at >= PLAN_EVERY_SECONDS - TICK_SLACK_SECONDS:
+        # A wall clock stepped back (NTP) reads again: else the read would stand until it caught up.
+        if self.last_demand is None or not 0 <= now - self._demand_read_at < PLAN_EVERY_SECONDS - TICK_SLACK_SECONDS:
             self.last_demand, self._demand_read_at = self.demand(now), now
         demand = self.last_demand
         seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,

@@ -112,3 +112,14 @@ def test_a_plan_woken_within_a_tick_sizes_with_the_demand_the_tick_read() -> Non
     woken = brain.plan(MONDAY + 95.2, EMPTY, 1000)
     ticked = brain.plan(MONDAY + 96.0, EMPTY, 1000)
     assert woken.ready_target == quiet.ready_target < ticked.ready_target
+
+
+def test_a_wall_clock_stepped_back_does_not_freeze_the_demand_the_plans_size_with() -> None:
+    """The sizer's clock is the wall clock, which NTP may step back: the tick after the step reads
+    the demand again, rather than reusing a quiet read until the clock is back where it was."""
+    brain = sizer()
+    quiet = brain.plan(MONDAY + 3600.0, EMPTY, 1000)
+    for i in range(20):
+        brain.arrived(MONDAY + 0.01 * i)  # the clock stepped back an hour: a burst of twenty starts
+    stepped = brain.plan(MONDAY + 1.0, EMPTY, 1000)  # the next tick, on the stepped clock
+    assert stepped.ready_target > quiet.ready_target
