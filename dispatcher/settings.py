@@ -159,11 +159,14 @@ class Settings:
             raise SettingsError("DISPATCHER_PEERS is no longer read: replicas find each other's bots through their "
                                 "shared store; set REDIS_URL instead (docs/replicas.md)")
         keys = [k.strip() for k in env.get("DISPATCHER_API_KEYS", "").split(",") if k.strip()]
-        unsendable = [n for n, key in enumerate(keys, 1) if not all("!" <= c <= "~" for c in key)]
-        if unsendable:  # a header is bytes: such a key could never be presented, so never match
-            raise SettingsError(f"DISPATCHER_API_KEYS: key {unsendable[0]} of {len(keys)} has a space, a control or "
-                                "a non-ASCII character, which a client cannot send in `Authorization: Bearer`; "
-                                "use visible ASCII (e.g. `openssl rand -hex 32`)")
+        # A space inside a key is sent and read whole (`Bearer a b`). A non-ASCII character reaches
+        # the dispatcher as the client's bytes read as Latin-1, never as the UTF-8 key set here, and
+        # a control is a pasting mistake (keys on lines of their own): refused, never shown.
+        unsendable = [n for n, key in enumerate(keys, 1) if not all(" " <= c <= "~" for c in key)]
+        if unsendable:
+            raise SettingsError(f"DISPATCHER_API_KEYS: key {unsendable[0]} of {len(keys)} has a control or a "
+                                "non-ASCII character, which a client's `Authorization: Bearer` never matches; "
+                                "use printable ASCII keys separated by commas (e.g. `openssl rand -hex 32`)")
         if not keys:
             # Without keys anyone who can reach the port could start bots: allow that only for
             # a developer's own machine.

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from dispatcher.regions.config import Regions
 from dispatcher.regions.signing import RegionSigner
@@ -73,7 +74,7 @@ class RegionRelay:
         sent[RELAYED_BY] = self._here
         sent.update(self._signer.headers(region, method, path, body))
         request = asyncio.ensure_future(self._client().request(
-            method, base_url + path, data=body or None, headers=sent, allow_redirects=False))
+            method, _as_signed(base_url, path), data=body or None, headers=sent, allow_redirects=False))
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline_seconds
         try:
@@ -107,3 +108,11 @@ class RegionRelay:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _as_signed(base_url: str, path: str) -> URL:
+    """The URL that carries `path` (read decoded, its query as it came) as the receiver checks the
+    signature over it: the path encoded whole (a `%` too), the query byte for byte. Re-spelled on
+    the way (`w%61it` as `wait`), the holding region would take the request for a forgery."""
+    head, mark, query = path.partition("?")
+    return URL(str(URL(base_url).with_path(head)) + mark + query, encoded=True)

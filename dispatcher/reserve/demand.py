@@ -50,7 +50,9 @@ class RecentCounts:
         return self._since
 
     def _forget(self, minute: int) -> None:
-        for old in [m for m in self._counts if m < minute - CORRECTION_MINUTES]:
+        # A minute after the next was counted before the wall clock stepped back (NTP): not recent.
+        # (The next one holds the starts another replica, its clock a little ahead, saw already.)
+        for old in [m for m in self._counts if not minute - CORRECTION_MINUTES <= m <= minute + 1]:
             del self._counts[old]
 
     def to_dict(self) -> dict[str, Any]:

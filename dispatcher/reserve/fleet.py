@@ -24,6 +24,7 @@ from dispatcher.reserve.neighbours import Neighbour
 from dispatcher.reserve.planner import Fleet, FleetPlan, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
+from dispatcher.reserve.wall import due
 from dispatcher.store.coordination import Claims, Coordination, CreateLimit, ReplicaPool, ReservePool
 
 log = logging.getLogger("dispatcher.reserve.reserve")
@@ -114,7 +115,7 @@ class FleetPlanning:
             if self.holding:
                 log.info("reserve: another replica plans the deployment's reserve now")
             self.holding = False
-            if epoch - self._loaded >= RELOAD_EVERY_SECONDS:
+            if due(epoch, self._loaded, RELOAD_EVERY_SECONDS):
                 await self._restore(epoch)
             return None
         if not self.holding:
@@ -131,7 +132,7 @@ class FleetPlanning:
         claimed = await self._claims.claimed_among(warming_ids(views))
         hot, frozen, fleet = count_fleet(views, image, claimed)
         plan = self.sizer.plan(epoch, fleet, limit.spare, region=self.region, neighbours=self.neighbours())
-        if epoch - self._saved >= SAVE_EVERY_SECONDS:
+        if due(epoch, self._saved, SAVE_EVERY_SECONDS):
             await self._pool.save(self.sizer.to_dict())
             self._saved = epoch
         return Planned(plan, hot, frozen)

@@ -47,7 +47,9 @@ class ArrivalRate:
         if len(recent) < self.sample:
             return len(recent) / RATE_HORIZON_SECONDS
         # At least a second: a sample that arrived all at once is a burst, not an infinite rate.
-        return (len(recent) - 1) / max(now - recent[0], 1.0)
+        # Measured to the last start if it is after `now` (another replica's clock a little ahead,
+        # or the wall clock stepped back by NTP): never over a time below zero, read as one second.
+        return (len(recent) - 1) / max(max(now, *recent) - recent[0], 1.0)
 
 
 @dataclass

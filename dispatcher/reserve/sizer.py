@@ -28,6 +28,7 @@ from dispatcher.reserve.policy import ReserveSettings, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate
 from dispatcher.reserve.tally import BucketTally
 from dispatcher.reserve.wait import DurationEstimate
+from dispatcher.reserve.wall import due
 
 STATE_VERSION = 1
 # Spreads of log(seconds) until measured: Fargate's reported 30-90 s around ~45 s is about 0.35;
@@ -90,7 +91,8 @@ class FleetSizer:
         # The demand is read once a tick, and a plan woken within it (by a claim, a hello) reuses
         # it: read at every claim, the recent rate is read just after an arrival, where it runs high
         # (docs/reserve.md, "Planning between ticks"), and each high read launches bots kept idle.
-        if self.last_demand is None or now - self._demand_read_at >= PLAN_EVERY_SECONDS - TICK_SLACK_SECONDS:
+        # A wall clock stepped back (NTP) reads again: else the read would stand until it caught up.
+        if self.last_demand is None or due(now, self._demand_read_at, PLAN_EVERY_SECONDS - TICK_SLACK_SECONDS):
             self.last_demand, self._demand_read_at = self.demand(now), now
         demand = self.last_demand
         seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import unquote
 
 import pytest
 from multidict import CIMultiDict
@@ -24,6 +25,8 @@ from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers, region_client
 from dispatcher.regions.relay import RegionRelay
+from dispatcher.regions.signing import RegionVerifier
+from dispatcher.store.memory import LocalOnce
 from tests.regions.test_region_peers import SECRET, region_env
 from tests.support.ports import free_port
 from tests.support.threaded_http import serving
@@ -153,3 +156,27 @@ async def test_a_relay_passes_the_regions_marks_and_never_a_callers_own() -> Non
         finally:
             await relay.aclose()
         assert [headers.get(SPILLED) for _, headers in answers.seen] == [None, "eu at_capacity"]
+
+
+@pytest.mark.parametrize(("path", "target"), [
+    ("/sessions/x?w%61it=started&after=%7e1", "/sessions/x?w%61it=started&after=%7e1"),  # the query as signed
+    ("/sessions/x/a b?wait=started", "/sessions/x/a%20b?wait=started"),  # the path read decoded, sent encoded
+    ("/sessions/x/%41", "/sessions/x/%2541"),  # a `%` in the decoded path is the path's own
+])  # fmt: skip
+async def test_a_relay_sends_the_path_and_query_it_signed(path: str, target: str) -> None:
+    """The holding region checks the signature over the query as it arrives: one re-spelled on the
+    way (`w%61it` as `wait`) would be refused as a forgery, the caller told 401."""
+    with impostor() as (url, answers):
+        relay = RegionRelay(eu_with_us_at(url))
+        try:
+            answer = await relay.forward("us", url, "GET", path, {"Authorization": "Bearer a"}, b"",
+                                         still_reachable=lambda: True, deadline_seconds=5)
+            answer.close()
+        finally:
+            await relay.aclose()
+        seen, headers = answers.seen[-1]
+        assert seen == target
+        raw_path, _, query = seen.partition("?")
+        us = Regions("us", MappingProxyType({"eu": "http://127.0.0.1:1", "us": url}), SECRET.encode())
+        as_read = unquote(raw_path) + (f"?{query}" if query else "")  # as the holding region reads it
+        assert await RegionVerifier(us, LocalOnce()).sender("GET", as_read, headers, b"") == "eu"

@@ -7,9 +7,11 @@ import hashlib
 import json
 import time
 
+import h11
+import httptools
 import pytest
 
-from dispatcher.api.auth import Authenticator
+from dispatcher.api.auth import LOCAL_CALLER, Authenticator
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, body_digest, digest_key, is_session_id, new_session_id
 from dispatcher.settings import Settings, hash_api_key
@@ -53,6 +55,23 @@ async def test_a_replay_counts_as_replayed_not_as_a_new_start(api):
 def test_the_bearer_scheme_is_case_insensitive(scheme: str) -> None:
     auth = Authenticator(frozenset({hash_api_key("k-123")}))
     assert auth.caller(f"{scheme} k-123") == auth.caller("Bearer k-123")
+
+
+def test_a_key_with_a_space_starts_and_matches_as_a_client_sends_it() -> None:
+    """`Authorization: Bearer a b` is a header a client (httpx's h11) sends and the dispatcher's
+    parser (httptools) reads whole."""
+    settings = Settings.from_env({"DISPATCHER_API_KEYS": "dg-secret two"})
+    wire = h11.Connection(h11.CLIENT).send(h11.Request(method="GET", target="/sessions", headers=[
+        ("Host", "dispatcher"), ("Authorization", "Bearer dg-secret two")]))
+    read: dict[bytes, bytes] = {}
+
+    class Headers:
+        def on_header(self, name: bytes, value: bytes) -> None:
+            read[name.lower()] = value
+
+    httptools.HttpRequestParser(Headers()).feed_data(wire or b"")
+    sent = read[b"authorization"].decode("latin-1")
+    assert Authenticator(settings.api_key_hashes).caller(sent) != LOCAL_CALLER
 
 
 @pytest.mark.parametrize("header", [None, "", "Basic k-123", "Bearer", "Bearer  ", "Bearer k-124", "k-123"])

@@ -115,3 +115,13 @@ def test_damaged_counts_are_refused(state: dict[str, object]) -> None:
 def test_a_lead_time_must_be_positive() -> None:
     with pytest.raises(ValueError):
         demand_at(DAY, seen([]), lead=0.0)
+
+
+def test_a_start_in_the_next_minute_counts_and_minutes_after_a_step_back_do_not() -> None:
+    """A start another replica saw a little ahead of the planner's clock, in the next minute, is
+    counted; the minutes counted before NTP stepped the clock back are not this window's."""
+    recent = RecentCounts()
+    recent.record(6000.0)
+    recent.record(6060.5)  # the next minute, seen a little ahead
+    assert recent.window(6059.9)[1] == 2
+    assert recent.window(6000.0 - 3600.0)[1] == 0

@@ -112,3 +112,14 @@ def test_a_nonsense_observation_is_ignored(bad: float) -> None:
 def test_a_cold_start_estimate_needs_a_positive_seed_and_a_weight_in_range(seed: float, weight: float) -> None:
     with pytest.raises(ValueError):
         ColdStartEstimate(seed, weight=weight)
+
+
+def test_a_start_a_little_after_now_counts_and_a_clock_stepped_back_reads_no_burst() -> None:
+    """Another replica's clock a little ahead records a start after the planner's `now`: it counts.
+    Starts recorded before NTP stepped the clock back lie far after `now`: the rate is the one they
+    had, never ten starts over a time below zero read as one second."""
+    rate = ArrivalRate(10)
+    for i in range(10):
+        rate.record(1000.0 + 10.0 * i)  # the last at 1090
+    assert rate.per_second(1089.9) == pytest.approx(9 / 90, rel=0.01)
+    assert rate.per_second(1090.0 - 3600.0) == pytest.approx(9 / 90)

@@ -112,3 +112,28 @@ def test_a_plan_woken_within_a_tick_sizes_with_the_demand_the_tick_read() -> Non
     woken = brain.plan(MONDAY + 95.2, EMPTY, 1000)
     ticked = brain.plan(MONDAY + 96.0, EMPTY, 1000)
     assert woken.ready_target == quiet.ready_target < ticked.ready_target
+
+
+def test_a_wall_clock_stepped_back_does_not_freeze_the_demand_the_plans_size_with() -> None:
+    """The sizer's clock is the wall clock, which NTP may step back: the tick after the step reads
+    the demand again, rather than reusing a quiet read until the clock is back where it was."""
+    brain = sizer()
+    quiet = brain.plan(MONDAY + 3600.0, EMPTY, 1000)
+    for i in range(20):
+        brain.arrived(MONDAY + 0.01 * i)  # the clock stepped back an hour: a burst of twenty starts
+    stepped = brain.plan(MONDAY + 1.0, EMPTY, 1000)  # the next tick, on the stepped clock
+    assert stepped.ready_target > quiet.ready_target
+
+
+def test_the_starts_before_a_step_back_of_the_wall_clock_read_as_no_surge() -> None:
+    """Starts recorded before NTP stepped the clock back lie in its future: read as recent, the
+    last ten over a time 'since the oldest' below zero were ten starts a second, and the reserve
+    was sized to its ceiling until the clock caught up an hour later."""
+    brain = sizer()
+    for i in range(10):
+        brain.arrived(MONDAY + 3600.0 + 10.0 * i)  # one start every 10 s
+    before = brain.plan(MONDAY + 3695.0, EMPTY, 1000)
+    rate, base = brain.last_demand.rate, brain.last_demand.base_rate  # type: ignore[union-attr]
+    stepped = brain.plan(MONDAY + 96.0, EMPTY, 1000)  # the clock stepped back an hour
+    assert stepped.ready_target <= before.ready_target
+    assert brain.last_demand.rate < 1.5 * rate and brain.last_demand.base_rate < 1.5 * base  # type: ignore[union-attr]
