@@ -98,9 +98,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def tail_mean(values: list[float], share: float = 0.05) -> float:
-    """The mean of the slowest `share` of `values` (inf if a never-ready one is among them): unlike
-    the p95, one start more or less on the warm side moves it by that start's part, not from a warm
-    claim's time to a cold start's."""
+    """The mean of the slowest `share` of `values` (the starts that got a bot; refusals are counted
+    apart): unlike the p95, one start more or less on the warm side moves it by that start's part,
+    not from a warm claim's time to a cold start's."""
     ordered = sorted(values, reverse=True)
     slowest = ordered[:max(1, math.ceil(share * len(ordered)))] if ordered else []
     return statistics.fmean(slowest) if slowest else math.nan
