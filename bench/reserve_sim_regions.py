@@ -102,7 +102,7 @@ class World:
                  names: Sequence[str] = tuple(PEAK_HOURS), days: Sequence[Day] | None = None,
                  cold_starts: Sequence[GivenColdStarts] | None = None, poll_seconds: float | None = None,
                  refusal_seconds: float | None = None, deploy_gap_seconds: float = 0.0,
-                 head_starts: Sequence[float] | None = None, **options: Any) -> None:
+                 head_starts: Sequence[float] | None = None, ready_at_peer: bool = False, **options: Any) -> None:
         """`days`: each region's starts instead of its seasonal day's; `cold_starts`: each region's
         cold starts (GivenColdStarts) instead of its own draws; `poll_seconds`: a start spills by
         its peers' answers to polls this far apart (after every answer of the last: the dispatcher's
@@ -113,9 +113,12 @@ class World:
         alike in every region (the fleet emulator's runs: no deploy, no hand-over);
         `deploy_gap_seconds`: the regions deploy one after another this far apart, from noon (0: at once);
         `head_starts`: how long before the first start each region's planner and polls begin (the
-        Simulation's `head_start`; the fleet emulator's dispatchers run seconds before their callers)."""
+        Simulation's `head_start`; the fleet emulator's dispatchers run seconds before their callers);
+        `ready_at_peer`: a spilled start is ready when its bot is, a one-way trip after it left (the
+        fleet emulator times it so), not when its caller hears so, a round trip after (the days' figures)."""
         self.spills, self.leans = mode != "separate", mode == "sun"
         self.poll_seconds, self.refusal_seconds = poll_seconds, refusal_seconds
+        self.ready_at_peer = ready_at_peer
         self.events: list[tuple[float, int, int, str, int]] = []
         self.answers: list[tuple[int, bool, Neighbour]] = []  # (peer, warm with room, its figures) per answer
         self.seq = itertools.count()
@@ -186,7 +189,8 @@ class World:
             # Counted once, where its caller is (the arrival already was): not by the lender.
             rtt = self.round_trip(origin, there)
             origin.result.hot_claims += 1
-            origin.result.time_to_ready.append(now - origin.day.arrival_times[n] + origin.claim_seconds + rtt)
+            heard = rtt / 2 if self.ready_at_peer else rtt
+            origin.result.time_to_ready.append(now - origin.day.arrival_times[n] + origin.claim_seconds + heard)
             there.at(now + origin.claim_seconds + rtt + origin.day.lengths[n], "end", machine.machine_id)
             origin.spilled_out += 1
             origin.spill_round_trips.append(rtt)
@@ -216,7 +220,7 @@ class World:
         there.move(machine, "busy")  # its thaw counted as busy: running time either way
         there.at(now + after - origin.claim_seconds, "wake")  # its reserve wakes once the claim returns
         # Counted once, where its caller is (the arrival already was): not by the lender.
-        origin.result.time_to_ready.append(now - arrived + after + one_way)
+        origin.result.time_to_ready.append(now - arrived + after + (0.0 if self.ready_at_peer else one_way))
         there.at(now + after + origin.day.lengths[n], "end", machine.machine_id)
         origin.spilled_out += 1
         origin.spill_round_trips.append(2 * one_way)

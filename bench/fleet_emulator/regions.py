@@ -159,7 +159,8 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
                   seed=seed, seconds=seconds, history_days=0, max_sessions=None, days=regional_days,
                   handover=False, deploy=False, claim_seconds=claim, redial_seconds=redial, draws=draws,
                   cold_starts=cold_starts, poll_seconds=POLL_SECONDS if polled else None,
-                  refusal_seconds=refusal_seconds, head_starts=head_start, wakes=True)
+                  refusal_seconds=refusal_seconds, head_starts=head_start, wakes=True,
+                  ready_at_peer=True)
     results = world.run()
     times = sorted(t for r in results for t in r.time_to_ready)
     refused = sum(r.refused + r.refused_cap for r in results)

@@ -40,13 +40,25 @@ def test_every_start_is_warm_cold_or_refused_exactly_once_in_the_region_it_arriv
         assert all(region.spilled_out == 0 for region in w.regions)
 
 
-def test_a_spilled_start_is_ready_a_round_trip_later_than_a_claim_at_home() -> None:
-    w = world("spill", max_sessions=15)  # a small cap: regions spill at it
-    w.run()
-    trips = [t for region in w.regions for t in region.spill_round_trips]
+@pytest.mark.parametrize("polled", [False, True])
+def test_a_spilled_start_is_ready_a_round_trip_later_than_a_claim_at_home_or_one_way_when_timed_at_its_bot(
+        polled: bool) -> None:
+    def run(ready_at_peer: bool) -> World:
+        w = World("spill", BY_NAME["ecs-fargate"], SETTINGS, PlannerSettings(), 10.0, seed=3, seconds=HOUR,
+                  history_days=2, max_sessions=15, poll_seconds=0.5 if polled else None,  # a small cap: they spill
+                  ready_at_peer=ready_at_peer)
+        w.run()
+        return w
+
+    heard, at_bot = run(False), run(True)
+    trips = [t for region in heard.regions for t in region.spill_round_trips]
     assert trips and set(trips) <= set(ROUND_TRIPS.values())
-    claims = {round(t, 6) for region in w.regions for t in region.result.time_to_ready}
+    claims = {round(t, 6) for region in heard.regions for t in region.result.time_to_ready}
     assert any(round(WARM_CLAIM_SECONDS + trip, 6) in claims for trip in trips)
+    # The same day either way; each spilled start timed at its bot half its round trip sooner.
+    assert [t for region in at_bot.regions for t in region.spill_round_trips] == trips
+    waited = [sum(region.result.time_to_ready) for w in (heard, at_bot) for region in w.regions]
+    assert math.isclose(sum(waited[:3]) - sum(waited[3:]), sum(trips) / 2)
 
 
 def test_leaning_on_busier_neighbours_keeps_fewer_idle_bots_and_a_zero_budget_leans_on_none() -> None:
