@@ -161,7 +161,8 @@ class Reserve:
         this replica's), its expected starts and the lead it plans over."""
         image = self._machines.bot_image
         sizer = self.planning.sizer
-        rate, refill = sizer.demand(self._wall()).rate, sizer.lead_seconds
+        rate = sizer.advertised_demand(self._wall(), planning=self.planning.holding).rate
+        refill = sizer.lead_seconds
         try:
             views = await self._coordination.pool.views()
         except StoreUnavailable:

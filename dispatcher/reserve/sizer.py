@@ -50,6 +50,7 @@ class FleetSizer:
     cover: NeighbourCover = field(default_factory=NeighbourCover)  # not saved: a new holder starts with no loan
     last_demand: Demand | None = None  # as the last plan sized with
     _demand_read_at: float = field(default=-math.inf, init=False)
+    planned_at: float = field(default=math.inf, init=False)  # its last plan's time (the state carries it)
     _rate: ArrivalRate = field(init=False)
     _last_starts: deque[float] = field(init=False)  # the rate's sample, kept to be written down
 
@@ -88,6 +89,7 @@ class FleetSizer:
         """This tick's plan; `neighbours`: the other regions as this one (`region`) last read them."""
         for start, count in self.tally.advance(now):
             self.forecast.fold(start, count)
+        self.planned_at = now
         # The demand is read once a tick, and a plan woken within it (by a claim, a hello) reuses
         # it: read at every claim, the recent rate is read just after an arrival, where it runs high
         # (docs/reserve.md, "Planning between ticks"), and each high read launches bots kept idle.
@@ -124,6 +126,7 @@ class FleetSizer:
             "last_starts": list(self._last_starts),
             "cold_start": self.cold.to_dict(),
             "resume": self.resume.to_dict(),
+            "planned_at": self.planned_at if math.isfinite(self.planned_at) else None,
         }
 
     @classmethod
@@ -142,7 +145,16 @@ class FleetSizer:
         # An estimate never measured keeps this replica's configured start value.
         sizer.cold.restore(_mapping(state, "cold_start"))
         sizer.resume.restore(_mapping(state, "resume"))
+        planned_at = state.get("planned_at")
+        if isinstance(planned_at, (int, float)) and math.isfinite(planned_at):
+            sizer.planned_at = float(planned_at)
         return sizer
+
+    def advertised_demand(self, now: float, *, planning: bool) -> Demand:
+        """The demand this region tells the others: now where this replica plans; else as of the
+        lease holder's last plan before it saved the state this copy holds (a copy is given no
+        start, so read now its rate would fall the longer ago it was loaded)."""
+        return self.demand(now if planning else min(now, self.planned_at))
 
     def cold_quote(self, token_wait: float) -> float:
         """The wait to tell a start that launches cold: its turn for a create, then a cold start."""

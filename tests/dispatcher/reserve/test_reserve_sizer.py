@@ -137,3 +137,15 @@ def test_the_starts_before_a_step_back_of_the_wall_clock_read_as_no_surge() -> N
     stepped = brain.plan(MONDAY + 96.0, EMPTY, 1000)  # the clock stepped back an hour
     assert stepped.ready_target <= before.ready_target
     assert brain.last_demand.rate < 1.5 * rate and brain.last_demand.base_rate < 1.5 * base  # type: ignore[union-attr]
+
+
+def test_a_replica_that_does_not_plan_advertises_the_holders_demand_however_long_ago_it_loaded_it() -> None:
+    holder = sizer()
+    for i in range(20):
+        holder.arrived(MONDAY + i)  # a start a second
+    holder.plan(MONDAY + 20.0, EMPTY, 1000)
+    copy = FleetSizer.from_dict(json.loads(json.dumps(holder.to_dict())), SETTINGS, PlannerSettings(), TIERS)
+    later = MONDAY + 60.0  # loaded up to a save and a reload ago: no start given to it since
+    assert copy.advertised_demand(later, planning=False).rate == holder.demand(MONDAY + 20.0).rate
+    assert copy.demand(later).rate < holder.demand(MONDAY + 20.0).rate / 3  # read now, it would fall
+    assert holder.advertised_demand(later, planning=True).rate == holder.demand(later).rate
