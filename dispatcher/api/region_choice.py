@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dispatcher.api.region_relay import relay_to, request_headers
+from dispatcher.api.region_relay import query_of, relay_to, request_headers
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.regions.spill import Here, spill_reason, spill_target
@@ -52,9 +52,8 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
     # signature covers no header, and the region the start goes to believes a signed relay's).
     # A repeated header by its first value, as this region read it (its key, its Idempotency-Key).
     marks = {SPILLED: f"{state.settings.region} {reason}"} if reason else None
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await relay_to(state, target, "POST", path, request_headers(request.scope), await request.body(),
-                          marks=marks)
+    return await relay_to(state, target, "POST", request.scope["path"], request_headers(request.scope),
+                          await request.body(), marks=marks, query=query_of(request.scope))
 
 
 async def why_not_here(state: AppState, transport: str, max_wait_seconds: float | None) -> str | None:

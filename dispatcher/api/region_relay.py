@@ -86,8 +86,8 @@ class RegionRelayMiddleware:
         # it would here: the key's and the replica's bounds hold whichever region answers it.
         release = state.waits.take(who.id) if waits_on_a_session(scope) else None
         try:
-            return await relay_to(state, region, scope["method"], _path(scope), headers, await _read_body(receive),
-                                  release=release)
+            return await relay_to(state, region, scope["method"], scope["path"], headers, await _read_body(receive),
+                                  release=release, query=query_of(scope))
         except BaseException:
             if release is not None:
                 release()
@@ -96,8 +96,9 @@ class RegionRelayMiddleware:
 
 async def relay_to(state: AppState, region: str, method: str, path: str, headers: Mapping[str, str],
                    body: bytes, release: Callable[[], None] | None = None,
-                   marks: Mapping[str, str] | None = None) -> StreamingResponse:
-    """The answer of `region` to this request, streamed back; 503 `region_unreachable` if it has none.
+                   marks: Mapping[str, str] | None = None, query: str = "") -> StreamingResponse:
+    """The answer of `region` to this request (`path` read decoded, apart from its `query`),
+    streamed back; 503 `region_unreachable` if it has none.
     `release`: called once the answer has been streamed (a wait slot); `marks`: what this region
     says of the request (the caller's headers never carry it)."""
     peer = state.peers.peer(region)
@@ -106,7 +107,8 @@ async def relay_to(state: AppState, region: str, method: str, path: str, headers
     try:
         answer = await state.region_relay.forward(
             region, peer.url, method, path, headers, body, still_reachable=lambda: peer.reachable,
-            deadline_seconds=state.settings.session_wait_seconds + EXTRA_SECONDS, marks=marks)
+            deadline_seconds=state.settings.session_wait_seconds + EXTRA_SECONDS, marks=marks,
+            query=query)
     except RegionUnreachable as exc:
         raise unreachable(region, str(exc)) from None
 
@@ -142,9 +144,15 @@ def request_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+def query_of(scope: Scope) -> str:
+    """The query as it came, as signed and relayed."""
+    query: str = scope["query_string"].decode("latin-1")
+    return query
+
+
 def _path(scope: Scope) -> str:
     path: str = scope["path"]
-    query = scope["query_string"].decode("latin-1")
+    query = query_of(scope)
     return path + (f"?{query}" if query else "")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -62,19 +63,20 @@ class RegionRelay:
 
     async def forward(self, region: str, base_url: str, method: str, path: str, headers: Mapping[str, str],
                       body: bytes, *, still_reachable: Callable[[], bool], deadline_seconds: float,
-                      marks: Mapping[str, str] | None = None) -> RelayedAnswer:
+                      marks: Mapping[str, str] | None = None, query: str = "") -> RelayedAnswer:
         """Send the request to `region` at `base_url`; its answer's head, or `RegionUnreachable`
         once `still_reachable()` turns false, the connection fails, or `deadline_seconds` pass.
-        `headers`: the caller's (those the API reads pass on); `marks`: this region's own word."""
+        `path`: read decoded, apart from its `query` (as it came); `headers`: the caller's (those the
+        API reads pass on); `marks`: this region's own word."""
         sent: dict[str, str] = {}
         for name, value in headers.items():  # a repeated header: its first value, as the API reads it
             if name.lower() in FORWARDED_REQUEST and name.lower() not in sent:
                 sent[name.lower()] = value
         sent.update(marks or {})
         sent[RELAYED_BY] = self._here
-        sent.update(self._signer.headers(region, method, path, body))
+        sent.update(self._signer.headers(region, method, path + (f"?{query}" if query else ""), body))
         request = asyncio.ensure_future(self._client().request(
-            method, _as_signed(base_url, path), data=body or None, headers=sent, allow_redirects=False))
+            method, _as_signed(base_url, path, query), data=body or None, headers=sent, allow_redirects=False))
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline_seconds
         try:
@@ -110,9 +112,10 @@ class RegionRelay:
             await self._session.close()
 
 
-def _as_signed(base_url: str, path: str) -> URL:
-    """The URL that carries `path` (read decoded, its query as it came) as the receiver checks the
-    signature over it: the path encoded whole (a `%` too), the query byte for byte. Re-spelled on
-    the way (`w%61it` as `wait`), the holding region would take the request for a forgery."""
-    head, mark, query = path.partition("?")
-    return URL(str(URL(base_url).with_path(head)) + mark + query, encoded=True)
+def _as_signed(base_url: str, path: str, query: str) -> URL:
+    """The URL that carries `path` (read decoded) and `query` (as it came) as the receiver checks the
+    signature over them: the path encoded whole (a `%`, `?` or `..` too: left as `?`, the holding
+    region would read `/events?x` with `?y` as `/events` with `x?y`, the same signed text but
+    another route), the query byte for byte. Re-spelled on the way (`w%61it` as `wait`), the
+    holding region would take the request for a forgery."""
+    return URL(str(URL(base_url).origin()) + quote(path, safe="/") + (f"?{query}" if query else ""), encoded=True)

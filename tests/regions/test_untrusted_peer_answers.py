@@ -158,25 +158,30 @@ async def test_a_relay_passes_the_regions_marks_and_never_a_callers_own() -> Non
         assert [headers.get(SPILLED) for _, headers in answers.seen] == [None, "eu at_capacity"]
 
 
-@pytest.mark.parametrize(("path", "target"), [
-    ("/sessions/x?w%61it=started&after=%7e1", "/sessions/x?w%61it=started&after=%7e1"),  # the query as signed
-    ("/sessions/x/a b?wait=started", "/sessions/x/a%20b?wait=started"),  # the path read decoded, sent encoded
-    ("/sessions/x/%41", "/sessions/x/%2541"),  # a `%` in the decoded path is the path's own
+@pytest.mark.parametrize(("path", "query", "target"), [
+    ("/sessions/x", "w%61it=started&after=%7e1", "/sessions/x?w%61it=started&after=%7e1"),  # the query as signed
+    ("/sessions/x/a b", "wait=started", "/sessions/x/a%20b?wait=started"),  # the path read decoded, sent encoded
+    ("/sessions/x/%41", "", "/sessions/x/%2541"),  # a `%` in the decoded path is the path's own
+    ("/sessions/x/events?x", "y", "/sessions/x/events%3Fx?y"),  # a `?` too: else read as /events with x?y
+    ("/sessions/x/../y/events", "", "/sessions/x/../y/events"),  # as the caller sent it, never resolved
 ])  # fmt: skip
-async def test_a_relay_sends_the_path_and_query_it_signed(path: str, target: str) -> None:
-    """The holding region checks the signature over the query as it arrives: one re-spelled on the
-    way (`w%61it` as `wait`) would be refused as a forgery, the caller told 401."""
+async def test_a_relay_sends_the_path_and_query_it_signed(path: str, query: str, target: str) -> None:
+    """The holding region checks the signature over the path and query as it reads them: one
+    re-spelled on the way (`w%61it` as `wait`) would be refused as a forgery, the caller told 401;
+    one split elsewhere (`/events?x` with `y` as `/events` with `x?y`) is the same signed text but
+    another route than the one the arriving region read (an event stream it held no wait slot for)."""
     with impostor() as (url, answers):
         relay = RegionRelay(eu_with_us_at(url))
         try:
             answer = await relay.forward("us", url, "GET", path, {"Authorization": "Bearer a"}, b"",
-                                         still_reachable=lambda: True, deadline_seconds=5)
+                                         still_reachable=lambda: True, deadline_seconds=5, query=query)
             answer.close()
         finally:
             await relay.aclose()
         seen, headers = answers.seen[-1]
         assert seen == target
-        raw_path, _, query = seen.partition("?")
+        raw_path, _, raw_query = seen.partition("?")
+        assert (unquote(raw_path), raw_query) == (path, query)  # as the holding region reads it
         us = Regions("us", MappingProxyType({"eu": "http://127.0.0.1:1", "us": url}), SECRET.encode())
-        as_read = unquote(raw_path) + (f"?{query}" if query else "")  # as the holding region reads it
+        as_read = unquote(raw_path) + (f"?{raw_query}" if raw_query else "")
         assert await RegionVerifier(us, LocalOnce()).sender("GET", as_read, headers, b"") == "eu"
