@@ -21,7 +21,7 @@ from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError, error_response
 from dispatcher.regions.relay import RELAYED_BY, RegionUnreachable
-from dispatcher.regions.signing import RegionVerifier
+from dispatcher.regions.signing import RegionVerifier, signed_path
 from dispatcher.sessions.ids import owned_by, region_tag_of
 
 SESSION_PATH = re.compile(r"^/sessions/([0-9a-f]{24})(?:/.*)?$")
@@ -62,7 +62,8 @@ class RegionRelayMiddleware:
 
     async def _verified(self, scope: Scope, body: bytes) -> str:
         verifier = RegionVerifier(self.state.peers.regions, self.state.replication.coordination.spent)
-        sender: str = await verifier.sender(scope["method"], _path(scope), request_headers(scope), body)
+        sender: str = await verifier.sender(scope["method"], signed_path(scope["path"], query_of(scope)),
+                                            request_headers(scope), body)
         return sender
 
     def _holder(self, scope: Scope) -> str | None:
@@ -148,12 +149,6 @@ def query_of(scope: Scope) -> str:
     """The query as it came, as signed and relayed."""
     query: str = scope["query_string"].decode("latin-1")
     return query
-
-
-def _path(scope: Scope) -> str:
-    path: str = scope["path"]
-    query = query_of(scope)
-    return path + (f"?{query}" if query else "")
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -20,7 +20,7 @@ import aiohttp
 from yarl import URL
 
 from dispatcher.regions.config import Regions
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import RegionSigner, signed_path
 
 # The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here. What only a
 # region may say (that a start spilled) is never a caller's header passed on: `forward`'s `marks`.
@@ -74,7 +74,7 @@ class RegionRelay:
                 sent[name.lower()] = value
         sent.update(marks or {})
         sent[RELAYED_BY] = self._here
-        sent.update(self._signer.headers(region, method, path + (f"?{query}" if query else ""), body))
+        sent.update(self._signer.headers(region, method, signed_path(path, query), body))
         request = asyncio.ensure_future(self._client().request(
             method, _as_signed(base_url, path, query), data=body or None, headers=sent, allow_redirects=False))
         loop = asyncio.get_running_loop()

@@ -36,6 +36,13 @@ SKEW_SECONDS = 30.0
 VERSION = "v1="
 
 
+def signed_path(path: str, query: str) -> str:
+    """The request target a signature covers: the path as read (decoded), then `?` and the query as
+    it came, if any. Both ends build it here, the sender from what it relays, the receiver from
+    what it got."""
+    return path + (f"?{query}" if query else "")
+
+
 def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, millis: str, nonce: str,
          body: bytes) -> str:
     text = "\n".join((sender, receiver, method.upper(), path, millis, nonce, hashlib.sha256(body).hexdigest()))
