@@ -15,6 +15,7 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.reserve.planner import Fleet
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import serving
@@ -233,3 +234,16 @@ async def test_the_reserves_cost_is_counted_in_idle_machine_seconds_and_ready_ti
     assert await d.channels.wait_until(lambda: "ready" in link.reports, WAIT)  # the bot's own report
     assert await d.metric("voicefleet_start_to_ready_seconds_count", path="warm", provider="local") == 1
     assert await d.metric("voicefleet_start_to_ready_seconds_count", path="cold", provider="local") == 0
+
+
+async def test_other_regions_are_told_the_planners_demand_as_saved_unless_this_replica_plans(make_dispatcher):
+    d = await make_dispatcher()
+    sizer, wall = d.reserve.planning.sizer, d.reserve._wall()
+    for i in range(20):
+        sizer.arrived(wall - 100 + i)  # a start a second, then none for 80 s
+    sizer.plan(wall - 80, Fleet([], []), 0)  # the lease holder's last plan before it saved this state
+    d.reserve.planning.holding = False
+    copy = await d.reserve.region_figures()
+    d.reserve.planning.holding = True
+    own = await d.reserve.region_figures()
+    assert copy.rate == sizer.demand(wall - 80).rate > 2 * own.rate  # a copy's read now would have fallen
