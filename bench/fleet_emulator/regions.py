@@ -274,8 +274,7 @@ def main(argv: list[str]) -> None:
 
     own, at_once, streams = model(cloud), model(cloud, polled=False), model(None)
     print("| | starts | refused | never ready | warm | p50 | p95 | slowest 5 % of the ready, mean | spilled "
-          "| p95 difference "
-          "| slowest 5 % difference |")
+          "| p95 difference | slowest 5 % difference |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| emulator (3 regions) | {real['starts']} | {real['refused']} | {real['never_ready']} | {real['warm']} | "
           f"{real['p50']:.2f} s | {real['p95']:.2f} s | {real['tail']:.2f} s | {real['spilled']:.1%} | | |")
