@@ -108,8 +108,14 @@ class JsonLines(logging.Formatter):
             "session_id": getattr(record, "session_id", None),
             "trace_id": getattr(record, "trace_id", None),
         }
+        machine_id = getattr(record, "machine_id", None)  # a local bot's forwarded line: its machine
+        if machine_id:
+            line["machine_id"] = machine_id
+        bot_exception = getattr(record, "bot_exception", None)  # ... and its traceback, from its JSON line
         if record.exc_info:
             line["exception"] = record.exc_text or self.formatException(record.exc_info)  # masked by a filter
+        elif bot_exception:
+            line["exception"] = bot_exception
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

@@ -53,17 +53,13 @@ def test_every_line_of_a_session_carries_its_id_trace_and_replica(tmp_path, rese
             (line["logger"], line["message"][:80]) for line in mine if line["trace_id"] != trace]
         assert {"dispatcher.channel.bots", "dispatcher.bot", "dispatcher.sessions.service"} <= {
             line["logger"] for line in mine}
-        # The bot's own lines, forwarded from its stderr with its session (and in JSON themselves),
-        # each with the bot's machine id; its trace from its assignment on (a cold bot knows its
-        # session from its launch, its trace only from the `assign` that carries it).
-        forwarded = [json.loads(line["message"].split("] ", 1)[1])
-                     for line in mine if line["logger"] == "dispatcher.bot"]
+        # The bot's own lines, forwarded from its stderr with its session, each at the bot's level
+        # with its message and the bot's machine id (a line of its JSON is not nested in ours).
+        forwarded = [line for line in mine if line["logger"] == "dispatcher.bot"]
         assert forwarded and all(line["machine_id"] for line in forwarded), [line["message"] for line in mine]
-        first_traced = next(i for i, line in enumerate(forwarded) if line["trace_id"] is not None)
-        assigned = forwarded[first_traced:]
-        assert {(line["session_id"], line["trace_id"]) for line in assigned} == {(session, trace)}
-        assert {line["trace_id"] for line in forwarded[:first_traced]} <= {None}
-        assert any(line["message"].startswith("session ending: connect_timeout") for line in assigned), forwarded
+        assert not any(line["message"].split("] ", 1)[1].startswith("{") for line in forwarded)
+        ending = [line for line in forwarded if "session ending: connect_timeout" in line["message"]]
+        assert ending and {line["level"] for line in ending} <= {"info", "warning"}, forwarded
 
 
 def test_text_stays_the_default(tmp_path):
@@ -84,3 +80,42 @@ def test_the_replicas_memory_of_session_traces_is_bounded():
     traces.remember("s2", "t2")  # seen again: the newest
     traces.remember("s5", "t5")
     assert (traces.of("s2"), traces.of("s3"), traces.of(None)) == ("t2", None, None)
+
+
+ERRING_BOT = '''
+from loguru import logger
+
+logger.warning("prompt file missing, using the default")
+try:
+    {}["OPENAI_API_KEY"]
+except KeyError:
+    logger.exception("no key")
+
+
+async def bot(runner_args):
+    pass
+'''
+
+
+@pytest.mark.parametrize("chosen", ["text", "json"])
+def test_a_bots_warnings_and_errors_keep_their_level(tmp_path, chosen):
+    bot_file = tmp_path / "bot.py"
+    bot_file.write_text(ERRING_BOT)
+    env = {**QUICK_BOT, "LOG_FORMAT": chosen, "BOT_FILE": str(bot_file)}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        session = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=30).json()["session_id"]
+        wait_until(lambda: f"session {session}: bot pid" in dispatcher.log() and " exited (" in dispatcher.log(),
+                   "the bot's exit", timeout=30, detail=dispatcher.log)
+        log = dispatcher.log()
+    if chosen == "text":
+        assert f"WARNING dispatcher.bot: [{session}] " in log and "prompt file missing" in log
+        error = next(line for line in log.splitlines() if line.endswith("- no key"))
+        assert f"ERROR dispatcher.bot: [{session}] " in error
+        # The traceback's own lines follow at the error's level, not as INFO.
+        assert f"ERROR dispatcher.bot: [{session}] KeyError: 'OPENAI_API_KEY'" in log, log
+    else:
+        mine = [line for line in records(log) if line["logger"] == "dispatcher.bot" and line["session_id"] == session]
+        warning = next(line for line in mine if "prompt file missing" in line["message"])
+        error = next(line for line in mine if line["message"].endswith("no key"))
+        assert (warning["level"], error["level"]) == ("warning", "error")
+        assert "KeyError: 'OPENAI_API_KEY'" in error["exception"] and error["machine_id"]
