@@ -27,6 +27,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bot.error_advice import way_out
+
 ENV_BOT_FILE = "BOT_FILE"
 # The default: voicefleet's parrot, which talks with no API keys.
 DEFAULT_BOT_FILE = Path(__file__).resolve().parents[1] / "examples" / "parrot" / "bot.py"
@@ -55,9 +57,12 @@ def bot_file_path(env: Mapping[str, str]) -> Path:
 
 
 def describe(exc: BaseException) -> str:
-    """`SyntaxError: invalid syntax (bot.py, line 3)`: the exception's type and its message."""
+    """`SyntaxError: invalid syntax (bot.py, line 3)`: the exception's type and its message, and the
+    way out where it is a wall every bot author meets (bot/error_advice.py)."""
     message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    said = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    advice = way_out(exc)
+    return f"{said} ({advice})" if advice else said
 
 
 def load_user_bot(path: Path) -> UserBot:

@@ -82,7 +82,9 @@ SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bo
     ("name", "expected"),
     [
         ("syntax_error", "SyntaxError: "),
-        ("broken_missing_module", "ModuleNotFoundError: No module named 'voicefleet_test_module_that_does_not_exist'"),
+        ("broken_missing_module", "ModuleNotFoundError: No module named 'voicefleet_test_module_that_does_not_exist' "
+                                  "(add its package to your project (uv add …) and run bots with the project's "
+                                  "Python: BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher)"),
         ("broken_no_bot", "defines no `bot`"),
     ],
 )
@@ -107,6 +109,10 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
     [
         ("broken_raises", "bot() raised BotConfigurationError: the test bot fails on purpose"),
         ("broken_returns", "bot() returned before the session connected"),
+        ("broken_missing_key", "bot() raised KeyError: 'VOICEFLEET_TEST_SERVICE_API_KEY' "
+                               "(VOICEFLEET_TEST_SERVICE_API_KEY is not in the bot's environment: pass it with "
+                               "LOCAL_BOT_ENV=VOICEFLEET_TEST_SERVICE_API_KEY to a local dispatcher, or set "
+                               "botSecrets.VOICEFLEET_TEST_SERVICE_API_KEY on a stack)"),
     ],
 )
 async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(

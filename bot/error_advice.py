@@ -1,0 +1,29 @@
+"""The way out of the two walls a bot author meets first, added to the error the session reports.
+
+- A module the bot's interpreter lacks: the package belongs in the project's own dependencies, and
+  a local dispatcher runs bots with its own Python unless `BOT_PYTHON` names the project's.
+- A `KeyError` on a variable's name that is not in the bot's environment: a bot gets only what it
+  is given (`LOCAL_BOT_ENV` locally, the stack's `botSecrets` in the cloud), so a key set in the
+  developer's shell is not enough.
+A transport's own missing package is named by bot/missing_extra.py (a Pipecat extra), not here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def way_out(exc: BaseException) -> str | None:
+    """Short: the session's `detail` holds the file, the error and this within 500 characters."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return ("add its package to your project (uv add …) and run bots with the project's Python: "
+                "BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher")
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        name = exc.args[0]
+        if isinstance(name, str) and _VARIABLE.fullmatch(name) and name not in os.environ:
+            return (f"{name} is not in the bot's environment: pass it with LOCAL_BOT_ENV={name} to a local "
+                    f"dispatcher, or set botSecrets.{name} on a stack")
+    return None

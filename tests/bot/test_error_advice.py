@@ -1,0 +1,25 @@
+"""The way out added to a bot's error: only for the walls it names, never for a bot's own KeyError."""
+
+from __future__ import annotations
+
+from bot.error_advice import way_out
+
+
+def test_a_missing_module_names_the_projects_python(monkeypatch):
+    advice = way_out(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
+    assert advice is not None and "BOT_PYTHON=" in advice and "uv add" in advice
+
+
+def test_a_missing_variable_names_how_to_pass_it(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    advice = way_out(KeyError("OPENAI_API_KEY"))
+    assert advice is not None and "LOCAL_BOT_ENV=OPENAI_API_KEY" in advice and "botSecrets.OPENAI_API_KEY" in advice
+
+
+def test_a_keyerror_that_is_not_a_missing_variable_gets_no_advice(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "set")
+    assert way_out(KeyError("OPENAI_API_KEY")) is None  # it is there: the bot's own dict lookup failed
+    assert way_out(KeyError("voice")) is None  # a dict's key, not a variable's name
+    assert way_out(KeyError(3)) is None
+    assert way_out(ModuleNotFoundError("no name")) is None
+    assert way_out(ValueError("OPENAI_API_KEY")) is None
