@@ -41,9 +41,22 @@ def missing_extra(transport: str, error: ImportError) -> tuple[str, str] | None:
 
 
 def explain(transport: str, module: str, extra: str) -> str:
-    return (f"this bot's Python has no {module} (No module named {module!r}), which Pipecat's {transport} "
-            f"transport needs: add Pipecat's {extra} extra to the bot's project (`uv add 'pipecat-ai[{extra}]'`) "
-            "or run the bot with a Python that has it (BOT_PYTHON)")
+    why = (f"this bot's Python has no {module} (No module named {module!r}), which Pipecat's {transport} "
+           f"transport needs: add Pipecat's {extra} extra to the bot's project (`uv add 'pipecat-ai[{extra}]'`) "
+           "or run the bot with a Python that has it (BOT_PYTHON)")
+    served = [other for other in TRANSPORT_MODULES if other != transport and installed(other)]
+    if served:  # a project built for the other web transport: the caller can start with it instead
+        why += (f"; or start sessions with transport {served[0]!r}, which this bot serves "
+                f"(and leave {transport} out of the dispatcher's TRANSPORTS)")
+    return why
+
+
+def installed(transport: str) -> bool:
+    """Whether this Python has every package `transport`'s Pipecat transport imports."""
+    import importlib.util
+
+    modules, _ = TRANSPORT_MODULES[transport]
+    return all(importlib.util.find_spec(module) is not None for module in modules)
 
 
 def and_the_files_problem(why: str, transport: str, load: Callable[[], object]) -> str:

@@ -63,7 +63,8 @@ def _transport(request: StartRequest, offered: tuple[str, ...]) -> str:
     if wanted is None:
         return offered[0]
     if wanted not in offered:
-        raise ApiError(400, "transport_not_offered", f"{reason} is not offered by this deployment; {offers(offered)}")
+        raise ApiError(400, "transport_not_offered",
+                       f"{reason} is not offered by this deployment; {offers(offered)}{turned_on_by(wanted, offered)}")
     if wanted == "daily" and request.createDailyRoom is False:
         raise ApiError(400, "transport_not_offered", "createDailyRoom: false contradicts transport 'daily': "
                        "a Daily session always gets its own room")  # fmt: skip
@@ -76,6 +77,19 @@ def offers(web: tuple[str, ...]) -> str:
     return (f"it offers {' and '.join(web)} (a web session) and {', '.join(PHONE_TRANSPORTS)} (a phone or "
             "WebSocket stream: the answer's `{wsUrl}/{token}` is where it connects; Vonage and any other "
             "WebSocket carrier use `websocket`)")
+
+
+def turned_on_by(wanted: str, offered: tuple[str, ...]) -> str:
+    """What serves a web transport that is not offered, and what to start with meanwhile."""
+    how = {
+        "daily": "the dispatcher's TRANSPORTS lists daily (TRANSPORTS=" + ",".join((*offered, "daily")) + "; a "
+                 "local dispatcher also needs DAILY_API_KEY, a stack's comes from its dailyApiKey secret)",
+        "webrtc": "the dispatcher's TRANSPORTS lists webrtc (TRANSPORTS=" + ",".join((*offered, "webrtc")) + "; in "
+                  "the cloud it takes a TURN relay: a stack's `turn` setting, or TURN_URLS and BOT_CHANNEL_TOKEN)",
+    }.get(wanted)
+    if how is None:
+        return ""
+    return f". It is served once {how}; or start with transport {offered[0]!r}, which this deployment serves"
 
 
 def start_answer(full: dict[str, Any], plan: StartPlan) -> dict[str, Any]:

@@ -35,3 +35,5 @@ def test_without_the_transport_and_without_calls_the_bot_ends_naming_the_extra(t
     assert done.returncode == 2, done.stderr[-2000:]
     ended = json.loads(done.stdout.splitlines()[-1])
     assert ended["reason"] == "config_error" and "pipecat-ai[daily]" in ended["detail"], ended
+    # A WebRTC project asked for a Daily session: the caller can start with what the bot serves.
+    assert "or start sessions with transport 'webrtc', which this bot serves" in ended["detail"], ended

@@ -75,6 +75,15 @@ async def test_a_transport_this_deployment_does_not_offer_is_a_clear_400(api, re
     assert response.json()["error"]["code"] == "transport_not_offered"
 
 
+async def test_a_daily_start_to_a_webrtc_deployment_says_what_turns_daily_on_and_what_to_start_with(api):
+    message = (await api.post("/start", json={"transport": "daily"})).json()["error"]["message"]
+    assert "It is served once the dispatcher's TRANSPORTS lists daily (TRANSPORTS=webrtc,daily; a local " \
+           "dispatcher also needs DAILY_API_KEY" in message, message
+    assert message.endswith("or start with transport 'webrtc', which this deployment serves")
+    other = (await api.post("/start", json={"transport": "livekit", "body": {}})).json()["error"]["message"]
+    assert "It is served once" not in other  # no transport of ours: nothing turns it on
+
+
 async def test_unknown_keys_beside_body_are_refused_with_a_hint(api):
     response = await api.post("/start", json={"body": {"a": 1}, "initial_prompt": "hi"})
     assert response.status_code == 422
