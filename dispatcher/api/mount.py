@@ -7,8 +7,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
+from dispatcher.api.cors import allow_origins
 from dispatcher.api.error_handlers import install_error_handlers
 from dispatcher.api.hosts import LoopbackHostsOnly
 from dispatcher.api.json_bodies import JsonBodies
@@ -50,16 +50,7 @@ def _add_middleware(app: FastAPI, state: AppState) -> None:
         app.add_middleware(RegionRelayMiddleware, state=state)
     app.add_middleware(JsonBodies)
     app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
-    if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            # A page may read where its session lives and when to retry.
-            expose_headers=["Location", "Retry-After"],
-            max_age=600,
-        )
+    allow_origins(app, settings.cors_allow_origins, local=settings.machines == "local")
     app.add_middleware(SecurityHeaders)
     if not state.auth.enabled:  # keyless: loopback only, and only for loopback names (DNS rebinding)
         # ... and the one public name the developer gave carriers (PHONE_PUBLIC_URL: a tunnel's).

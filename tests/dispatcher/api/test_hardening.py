@@ -31,11 +31,39 @@ async def test_the_rate_limit_is_per_key(make_api):
     assert (first.status_code, again.status_code, other_key.status_code) == (201, 429, 201)
 
 
-async def test_no_cors_headers_by_default(api):
-    response = await api.options(
-        "/start", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
-    )
+PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+
+
+@pytest.mark.parametrize("machines", ["local", "ecs"])
+async def test_no_cors_headers_for_another_site_by_default_and_the_refusal_names_the_setting(make_api, machines):
+    async with make_api(machines=machines) as api:
+        response = await api.options("/start", headers={"Origin": "https://evil.example", **PREFLIGHT})
     assert "access-control-allow-origin" not in response.headers
+    assert response.status_code == 403 and response.json()["error"]["code"] == "cors_origin_not_allowed"
+    assert "CORS_ALLOW_ORIGINS=https://evil.example" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5173", "http://127.0.0.1:3000", "http://[::1]:5173",
+                                    "http://localhost"])
+async def test_a_local_dispatcher_allows_a_dev_server_on_any_loopback_port(make_api, origin):
+    async with make_api(machines="local") as api:
+        preflight = await api.options("/start", headers={"Origin": origin, **PREFLIGHT})
+        start = await api.post("/start", json={}, headers={"Origin": origin})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin
+    assert start.status_code == 201 and start.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.parametrize("origin", ["http://localhost.evil.example:5173", "https://localhost:5173.evil.example",
+                                    "http://127.0.0.1.nip.io:5173", "null"])
+async def test_only_loopback_origins_are_allowed_locally_and_a_cloud_allows_none_of_them(make_api, origin):
+    async with make_api(machines="local") as api:
+        refused = await api.options("/start", headers={"Origin": origin, **PREFLIGHT})
+    async with make_api(machines="ecs") as api:
+        cloud = await api.options("/start", headers={"Origin": "http://localhost:5173", **PREFLIGHT})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    assert cloud.status_code == 403 and "access-control-allow-origin" not in cloud.headers
+    if origin == "null":
+        assert "serve the page over http(s)" in refused.json()["error"]["message"]
 
 
 async def test_an_allowed_origin_gets_cors_headers_and_others_do_not(make_api):
