@@ -4,8 +4,9 @@ machine and traceback it names.
 The bot logs through loguru, as text (`<time> | LEVEL    | ...`, the host's format and loguru's
 default, which a bot file that installs its own handler keeps) or as one JSON object a line
 (`LOG_FORMAT=json`, bot/log_format.py). A line with no level of its own (a traceback's next lines,
-a `print`) takes the level of the line before it from the same bot, and a bare Python traceback
-starts an ERROR: so a bot's error reads as an error in the dispatcher's log, whole.
+a `print`) takes the level of the line before it from the same bot, and a bare Python traceback and
+the host's `python -m bot: error: …` start an ERROR: so a bot's error reads as one in the dispatcher's
+log, whole.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, 
           "WARNING": logging.WARNING, "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
 _TEXT_LEVEL = re.compile(r"^\S+ \S+ \| (TRACE|DEBUG|INFO|SUCCESS|WARNING|ERROR|CRITICAL) +\|")
 _TRACEBACK = "Traceback (most recent call last):"
+_USAGE_ERROR = re.compile(r"^[\w .-]+: error: ")  # argparse's, as `python -m bot` exits on a bad setting
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class BotLineReader:
         match = _TEXT_LEVEL.match(text)
         if match:
             self.level = LEVELS[match.group(1)]
-        elif text.startswith(_TRACEBACK):
+        elif text.startswith(_TRACEBACK) or _USAGE_ERROR.match(text):
             self.level = logging.ERROR
         return BotLine(self.level, text)
 

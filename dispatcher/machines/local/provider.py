@@ -40,6 +40,7 @@ from dispatcher.machines.base import (
 from dispatcher.machines.bot_environment import SESSION_VARIABLES, bot_environment
 from dispatcher.machines.local.bot_env import inherited, parse_named
 from dispatcher.machines.local.bot_logs import forward_bot_logs
+from dispatcher.machines.local.bot_version import BotFilesVersion
 from dispatcher.machines.local.isolation import BotIsolation, check_policy
 from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.outbound.ratelimit import Rate
@@ -60,6 +61,7 @@ class LocalSettings:
     stop_grace_seconds: float = 5.0
     bot_env: tuple[str, ...] = ()  # LOCAL_BOT_ENV: the user's bot's own variables, by name
     isolation: str = "auto"  # LOCAL_BOT_ISOLATION
+    bot_file: Path | None = None  # BOT_FILE (None: the parrot): the files idle bots must have imported
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
@@ -74,6 +76,7 @@ class LocalSettings:
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
             bot_env=parse_named(env.get("LOCAL_BOT_ENV", "")),
             isolation=check_policy(env.get("LOCAL_BOT_ISOLATION", "").strip() or cls.isolation),
+            bot_file=_bot_file(env),
         )
 
 
@@ -132,6 +135,7 @@ class LocalMachines:
         self._idle: dict[str, _Bot] = {}  # reserve bots by bot id, not claimed yet
         self._closed = False
         self._channel: ChannelAccess | None = None
+        self._bot_files = BotFilesVersion(self._settings.bot_file or _bot_file({}))
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
@@ -178,7 +182,15 @@ class LocalMachines:
 
     # --- the warm reserve (dispatcher/reserve/reserve.py): bots started before their session ----------
 
-    bot_image = "dev"  # a local checkout: every bot runs the same code
+    @property
+    def bot_file(self) -> Path:
+        """The Pipecat bot file every local bot runs (`BOT_FILE`, or the parrot)."""
+        return self._bot_files.bot_file
+
+    @property
+    def bot_image(self) -> str:
+        """The bot's files as they are now: an idle bot that imported older ones is never claimed."""
+        return self._bot_files.current()
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         """Starts a reserve bot: no session, it dials the channel and waits for one `assign`."""
@@ -340,6 +352,13 @@ class LocalMachines:
 
     def _environment(self, spec: LaunchSpec) -> dict[str, str]:
         return _bot_environment(spec, self._channel, self._settings.bot_env)
+
+
+def _bot_file(env: Mapping[str, str]) -> Path:
+    """The bot's own rule for which file it runs (local bots run `python -m bot` from this repository)."""
+    from bot.user_bot import bot_file_path
+
+    return bot_file_path(env)
 
 
 def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None, named: tuple[str, ...]) -> dict[str, str]:

@@ -3,6 +3,7 @@ both listed by `python -m dispatcher --help`."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 
 from dispatcher.machines.local.provider import LocalSettings
 from tests.support.processes import run_dispatcher
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 GREETER = REPO / "tests" / "bots" / "greeter.py"
@@ -57,3 +59,28 @@ def test_an_offer_to_a_session_whose_bot_failed_names_the_cause(tmp_path: Path) 
     assert offer.status_code == 409, offer.text
     message = offer.json()["error"]["message"]
     assert "has failed" in message and "defines no `bot`" in message, message
+
+
+def test_an_edited_bot_file_is_what_the_next_session_runs_not_what_an_idle_bot_imported(tmp_path: Path) -> None:
+    """An idle bot imported the file before the edit: it is retired, never claimed (a real dispatcher)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    bot_file = project / "bot.py"
+    bot_file.write_text(GREETER.read_text())
+    (project / "testbot_kit.py").write_text((GREETER.parent / "testbot_kit.py").read_text())
+    env = {"RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "1", "BOT_FILE": str(bot_file)}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        wait_until(lambda: "connected (idle)" in dispatcher.log(), "an idle bot", timeout=90, detail=dispatcher.log)
+        before = re.search(r"bot (rsv-[0-9a-f]+) connected \(idle\)", dispatcher.log())
+        assert before is not None
+        old_bot = before.group(1)
+        (project / "prompts.py").write_text("GREETING = 'edited'\n")  # a module beside it counts too
+        # Seen within the fingerprint's half second: the idle bot is retired as of an old image...
+        wait_until(lambda: f"reserve bot {old_bot} retired (old_image)" in dispatcher.log(),
+                   "the stale bot's retirement", timeout=60, detail=dispatcher.log)
+        started = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={}, timeout=90)
+        assert started.status_code == 201, started.text
+        log = dispatcher.log()
+        httpx.delete(f"{dispatcher.base_url}/sessions/{started.json()['session_id']}", timeout=30)
+    # ... and the session runs a bot that imported the edited files.
+    assert f"claimed reserve bot {old_bot}" not in log

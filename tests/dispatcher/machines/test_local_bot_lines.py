@@ -22,6 +22,7 @@ def test_a_bare_python_traceback_is_an_error():
     assert reader.read("some text").level == logging.INFO
     assert reader.read("Traceback (most recent call last):").level == logging.ERROR
     assert reader.read("RuntimeError: boom").level == logging.ERROR
+    assert BotLineReader().read("python -m bot: error: bot.py: importing it failed: X").level == logging.ERROR
 
 
 def test_a_json_line_gives_its_level_message_machine_and_traceback():

@@ -207,11 +207,12 @@ async def test_idle_bots_past_their_age_are_retired_and_replaced(make_dispatcher
     assert new != old
 
 
-async def test_a_new_bot_image_retires_the_old_images_idle_bots_first(make_dispatcher):
+async def test_a_new_bot_image_retires_the_old_images_idle_bots_first(make_dispatcher, monkeypatch):
     d = await make_dispatcher(RESERVE_MIN_IDLE="2")
     old_ids = await d.fill(2)
     old_pids = [d.idle_pid(b) for b in old_ids]
-    d.machines.bot_image = "v2"  # a deploy: new bots run another image
+    # A deploy (locally: an edit of the bot's files): new bots run another image.
+    monkeypatch.setattr(type(d.machines), "bot_image", property(lambda machines: "v2"))
     await d.reserve.refill()
     assert not any(map(pid_alive, old_pids))
     assert await d.metric("voicefleet_reserve_retired_total", reason="old_image", provider="local") == 2
