@@ -40,7 +40,9 @@ def mount_api(app: FastAPI, state: AppState) -> None:
         app.include_router(router)
     docs.mount(app)
     if state.settings.machines == "local":
-        page.mount(app)
+        from dispatcher.machines.local.provider import LocalMachines
+
+        page.mount(app, state.machines.bot_file if isinstance(state.machines, LocalMachines) else None)
     _add_middleware(app, state)
 
 

@@ -81,3 +81,35 @@ async def test_the_page_says_how_long_a_cold_bot_takes_then_connects(slow_dispat
         assert await page.evaluate("document.getElementById('status').textContent") == "connected"  # no wait left
         await page.evaluate("document.getElementById('hangup').click()")
         assert await page.wait_for("window.voicefleet.status === 'ended'", 10)
+
+
+BROKEN_BOTS = Path(__file__).parents[1] / "bots"
+
+
+@pytest.mark.parametrize(("bot", "expected"), [
+    ("broken_raises.py", "bot() raised BotConfigurationError: the test bot fails on purpose"),
+    ("syntax", "importing it failed: SyntaxError: "),
+])
+async def test_a_broken_bot_shows_its_own_error_on_the_page_and_the_page_names_the_bot(tmp_path, bot, expected):
+    """The cause (file, line, exception) was only in the terminal: the page read 'ended', or 'connecting'
+    and then 'WebRTC offer rejected with status 409'."""
+    if bot == "syntax":  # not kept in the tree: every linter would trip on it
+        bot_file = tmp_path / "my-bot" / "bot.py"
+        bot_file.parent.mkdir()
+        bot_file.write_text("async def bot(runner_args:\n    pass\n")
+    else:
+        bot_file = BROKEN_BOTS / bot
+    mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(bot_file)}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        async with Browser(dispatcher.base_url + "/", mic, tmp_path / "profile") as page:
+            assert await page.wait_for("document.readyState === 'complete' && !!window.voicefleet", 15)
+            behaviour = await page.evaluate("document.getElementById('bot-behaviour').innerText")
+            assert f"{bot_file.parent.name}/{bot_file.name}" in behaviour and "parrot" not in behaviour, behaviour
+            await page.evaluate("document.getElementById('connect').click()")
+            shown = await page.wait_for("!!window.voicefleet.problem", 60)
+            state = json.loads(await page.evaluate("JSON.stringify(window.voicefleet)"))
+            problem = await page.evaluate("document.getElementById('problem').innerText")
+            visible = await page.evaluate("!document.getElementById('problem').hidden")
+            assert shown and visible, (state, dispatcher.log())
+    assert problem.startswith("The bot failed: ") and expected in problem and str(bot_file) in problem, problem

@@ -9,7 +9,7 @@ import { SmallWebRTCTransport, WavMediaManager } from "@pipecat-ai/small-webrtc-
 const $ = (id) => document.getElementById(id);
 const state = (window.voicefleet = {
   status: "idle", sessionId: null, transportState: null, botAudioStartedAt: null,
-  maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [], readyIn: null, readyInShown: [],
+  maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [], readyIn: null, readyInShown: [], problem: null,
 });
 let client = null;
 let watching = null; // the AbortController of the wait for a cold bot
@@ -34,6 +34,30 @@ function setStatus(status) {
   render();
   $("connect").disabled = !["idle", "ended", "failed"].includes(status);
   $("hangup").disabled = ["idle", "ended", "failed"].includes(status);
+}
+
+// Why the session failed, from its own record (the bot's error: file, line, exception, the way out):
+// the client's own error says only that an offer was refused or the peer left.
+function showProblem(detail) {
+  state.problem = detail;
+  $("problem").textContent = detail ? `The bot failed: ${detail}` : "";
+  $("problem").hidden = !detail;
+}
+
+async function explainEnd(sessionId) {
+  if (!sessionId) return;
+  try {
+    const response = await fetch(`/sessions/${sessionId}`, { headers: apiHeaders() });
+    if (!response.ok) return;
+    const session = await response.json();
+    const detail = session.status === "failed" ? session.detail ?? session.error : session.error;
+    if (detail) {
+      showProblem(detail);
+      log(`session ${session.status}: ${detail}`);
+    }
+  } catch (error) {
+    log(`reading the session: ${error.message}`);
+  }
 }
 
 function apiHeaders() {
@@ -117,6 +141,7 @@ async function watchStart(sessionId) {
       query = "?wait=started&timeout=3";
       if (!response.ok) break;
       const session = await response.json();
+      if (session.status === "failed") showProblem(session.detail ?? session.error ?? "the session failed");
       if (session.status !== "starting" || session.ready_in_seconds == null) break;
       showWait(session.ready_in_seconds);
     }
@@ -131,6 +156,8 @@ async function connect() {
   state.errors = [];
   state.readyInShown = [];
   state.events = [];
+  state.sessionId = null;
+  showProblem(null);
   metering = true;
   client = new PipecatClient({
     transport: new SmallWebRTCTransport({ mediaManager: new WavMediaManager() }),
@@ -196,8 +223,10 @@ async function hangUp(finalStatus = "ended") {
     await fetch(`/sessions/${state.sessionId}`, { method: "DELETE", headers: apiHeaders() })
       .catch((error) => log(`hang up: ${error.message}`));
   }
+  const ended = state.sessionId;
   setStatus(finalStatus);
   hangingUp = false;
+  await explainEnd(ended);
 }
 
 $("connect").addEventListener("click", connect);

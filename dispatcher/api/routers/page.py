@@ -7,10 +7,12 @@ Policy makes any request to another host fail rather than leak.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).parents[1] / "static"
@@ -21,11 +23,31 @@ PAGE_CSP = (
 )
 
 
-def mount(app: FastAPI) -> None:
+def mount(app: FastAPI, bot_file: Path | None = None) -> None:
     # The page and its assets are public and hold nothing secret: with DISPATCHER_API_KEYS set,
     # the page asks for a key and sends it as a bearer token on every API call.
+    text = page_text(bot_file)
+
     @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
+    async def page() -> HTMLResponse:
+        return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_CSP})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+_BEHAVIOUR = re.compile(r'(<p id="bot-behaviour">).*?(</p>)', re.S)
+
+
+def page_text(bot_file: Path | None) -> str:
+    """The page, saying which bot a Connect talks to: the parrot's behaviour, or the file BOT_FILE names
+    (its folder and name only: the page is public where keys are set, the full path is the host's)."""
+    from bot.user_bot import DEFAULT_BOT_FILE  # a local dispatcher runs this repository's bot host
+
+    text = (STATIC_DIR / "index.html").read_text()
+    if bot_file is None or bot_file.resolve() == DEFAULT_BOT_FILE:
+        return text
+    shown = html.escape(f"{bot_file.parent.name}/{bot_file.name}" if bot_file.parent.name else bot_file.name)
+    yours = (f"Press Connect and allow the microphone to talk to <strong>your bot</strong>, <code>{shown}</code> "
+             "(<code>BOT_FILE</code>). Each Connect starts a fresh bot and runs the file as it is now; "
+             "Hang up ends it. If the bot fails, its error shows here.")
+    return _BEHAVIOUR.sub(lambda found: found.group(1) + yours + found.group(2), text, count=1)
