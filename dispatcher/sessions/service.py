@@ -38,7 +38,7 @@ from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
-from dispatcher.sessions.timeline import SessionTimeline, last_error, trace_id_of
+from dispatcher.sessions.timeline import SessionTimeline, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 
@@ -406,7 +406,7 @@ class SessionService:
         if rooms is not None and machine.state.is_active:
             room_url = await self._call(rooms.room_url(session_id))
         events = await self.timeline.read(session_id)
-        return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=last_error(events))
+        return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=session_error(events))
 
     async def _status(self, session_id: str) -> Machine | None:
         return await self._machines.status(session_id)

@@ -111,12 +111,16 @@ def trace_id_of(events: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def last_error(events: list[dict[str, Any]]) -> str | None:
-    """The last fatal error the bot reported, as the status shows it."""
-    for event in reversed(events):
-        if event.get("event") == "error":
-            return str(event.get("detail") or event.get("reason") or "the bot reported an error")
-    return None
+def session_error(events: list[dict[str, Any]]) -> str | None:
+    """The bot's first reported pipeline error, as the status shows it: the cause (a service that could
+    not reach its provider), not the last of what followed from it (another's "no audio"); the count of
+    those that followed says the timeline has them."""
+    errors = [event for event in events if event.get("event") == "error"]
+    if not errors:
+        return None
+    first = str(errors[0].get("detail") or errors[0].get("reason") or "the bot reported an error")
+    more = len(errors) - 1
+    return f"{first} (then {more} more error{'s' if more > 1 else ''}: see the timeline)" if more else first
 
 
 def _bounded(value: Any) -> Any:
