@@ -83,8 +83,8 @@ def test_the_key_vault_is_in_rbac_mode_and_the_dispatcher_reads_exactly_its_secr
 
 def test_the_dispatcher_may_launch_container_groups_in_its_resource_group_only(azure: Run) -> None:
     group_id = azure.one("azure-native:resources:ResourceGroup").outputs["id"]
-    roles = {r.name.rsplit("-", 1)[-1] if not r.name.endswith("assign-bot") else "assign-bot": unwrap(r.inputs)
-             for r in azure.of_type(ROLE)}
+    prefix = "voicefleet-azure-test-"
+    roles = {r.name.removeprefix(prefix): unwrap(r.inputs) for r in azure.of_type(ROLE)}
     assert roles["launch"]["permissions"] == [{"actions": list(identity.LAUNCH_ACTIONS), "notActions": []}]
     assert roles["launch"]["assignableScopes"] == [group_id] and roles["launch"]["scope"] == group_id
     assert not any("*" in action for role in roles.values() for action in role["permissions"][0]["actions"])
@@ -94,6 +94,21 @@ def test_the_dispatcher_may_launch_container_groups_in_its_resource_group_only(a
     assert roles["assign-bot"]["permissions"][0]["actions"] == list(identity.ASSIGN_ACTIONS)
     assigned = unwrap(azure.one(ASSIGNMENT, "voicefleet-azure-test-dispatcher-assign-bot").inputs)
     assert assigned["scope"] == bot["id"]
+
+
+def test_the_dispatcher_may_join_the_bots_subnet_and_no_other(azure: Run) -> None:
+    """Joining a subnet is what places a container group in it: granted on the bots' subnet alone, the
+    dispatcher's token cannot put a group beside the store's and Key Vault's endpoints or the relay,
+    even where the launch policy did not hold."""
+    join = "Microsoft.Network/virtualNetworks/subnets/join/action"
+    vnet = azure.one("azure-native:network:VirtualNetwork").outputs["id"]
+    joining = {r.outputs["id"] for r in azure.of_type(ROLE) if join in unwrap(r.inputs)["permissions"][0]["actions"]}
+    scopes = [unwrap(a.inputs)["scope"] for a in azure.of_type(ASSIGNMENT)
+              if unwrap(a.inputs)["roleDefinitionId"] in joining]
+    assert scopes == [f"{vnet}/subnets/bots"]
+    dispatcher = azure.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-dispatcher")
+    assert {unwrap(a.inputs)["principalId"] for a in azure.of_type(ASSIGNMENT)
+            if unwrap(a.inputs)["roleDefinitionId"] in joining} == {dispatcher.outputs["principalId"]}
 
 
 def test_the_bots_identity_may_pull_images_and_nothing_else(azure: Run) -> None:
