@@ -19,8 +19,13 @@ those addresses pass. ARM's secret writes (`pulumi up`) are control-plane calls 
 rules do not apply to; the data-plane delete of a removed secret or a `destroy` comes from the
 deployer's address, which must be listed then (docs/pulumi.md, Azure).
 
-Soft delete is always on (Azure no longer lets it be turned off); retention 7 days on dev, 90 with
-purge protection on prod stacks (`protect`). A destroyed vault keeps its name for that time.
+Soft delete is always on (Azure no longer lets it be turned off). Its retention is set when the vault
+is created and Azure refuses any change afterwards, and purge protection cannot be turned off once on
+(the SDK: "Enabling this functionality is irreversible", pulumi_azure_native/keyvault/_inputs.py
+VaultPropertiesArgs): so both come from keys of their own (`azureKeyVaultRetentionDays`,
+`azureKeyVaultPurgeProtection`, stacks/config/limits.py), never from `protect`, which the destroy
+procedure flips, and the plan refuses a change of either that Azure would refuse
+(stacks/tools/preflight/immutable.py). A destroyed vault keeps its name for the retention.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class SecretStoreArgs:
     deployer_object_id: pulumi.Input[str]  # whoever runs `pulumi up`/`destroy` (getClientConfig)
     values: Mapping[str, pulumi.Input[str]]  # environment variable name -> secret value
     protect: bool
+    retention_days: int  # soft delete: fixed when the vault is created
+    purge_protection: bool  # once on, never off
     tags: dict[str, str]
     vnet_id: pulumi.Input[str]
     endpoint_subnet_id: pulumi.Input[str]  # the private endpoint's subnet
@@ -82,9 +89,9 @@ class SecretStore(pulumi.ComponentResource):
                 "sku": {"family": "A", "name": "standard"},
                 "enable_rbac_authorization": True,
                 "enable_soft_delete": True,
-                "soft_delete_retention_in_days": 90 if args.protect else 7,
-                # Purge protection cannot be turned off again once on: prod stacks only.
-                **({"enable_purge_protection": True} if args.protect else {}),
+                "soft_delete_retention_in_days": args.retention_days,
+                # Sent only when on: Azure refuses `false` on a vault that has it.
+                **({"enable_purge_protection": True} if args.purge_protection else {}),
                 "enabled_for_deployment": False,
                 "enabled_for_disk_encryption": False,
                 "enabled_for_template_deployment": False,

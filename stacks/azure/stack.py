@@ -77,7 +77,8 @@ class AzureStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
             resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id,
-            deployer_object_id=client.object_id, values=values, protect=settings.protect, tags=tags,
+            deployer_object_id=client.object_id, values=values, protect=settings.protect,
+            retention_days=cfg.key_vault_retention_days, purge_protection=cfg.key_vault_purge_protection, tags=tags,
             vnet_id=network.vnet_id, endpoint_subnet_id=network.subnet_ids["store"],
             allowed_ips=cfg.key_vault_allowed_ips), opts=child)
         if settings.protect:  # Azure-side delete locks, beside Pulumi's protect (stacks/azure/locks.py)
