@@ -19,6 +19,15 @@ those addresses pass. ARM's secret writes (`pulumi up`) are control-plane calls 
 rules do not apply to; the data-plane delete of a removed secret or a `destroy` comes from the
 deployer's address, which must be listed then (docs/pulumi.md, Azure).
 
+A secret a stack sets for a while and then unsets (a rotation's accepted message secret, the optional
+observability ones: `kept`) is never deleted: pulumi-azure-native's delete is a data-plane
+`DeleteSecret` without a purge (provider/pkg/resources/customresources/custom_keyvault.go), so the
+name stays soft-deleted for the vault's retention and setting the key again in that time is refused
+409 `ObjectIsDeletedButRecoverable`; on a vault with purge protection nothing but a manual recover
+helps. Unset, it holds `UNSET_VALUE` instead (a new version, written through ARM like any value, so
+no data-plane call either), tagged `UNSET_TAG`, and nothing references or may read it; set again, it
+is one more version.
+
 Soft delete is always on (Azure no longer lets it be turned off). Its retention is set when the vault
 is created and Azure refuses any change afterwards, and purge protection cannot be turned off once on
 (the SDK: "Enabling this functionality is irreversible", pulumi_azure_native/keyvault/_inputs.py
@@ -43,6 +52,8 @@ from stacks.azure.private_link import PrivateLinkArgs, private_link
 from stacks.contract import REMOVABLE_SECRETS
 
 PRIVATE_ZONE = "privatelink.vaultcore.azure.net"
+UNSET_VALUE = "unset: this stack's configuration holds no value for it"
+UNSET_TAG = "voicefleet-unset"
 GROUP_ID = "vault"
 
 
@@ -63,6 +74,7 @@ class SecretStoreArgs:
     tenant_id: pulumi.Input[str]
     deployer_object_id: pulumi.Input[str]  # whoever runs `pulumi up`/`destroy` (getClientConfig)
     values: Mapping[str, pulumi.Input[str]]  # environment variable name -> secret value
+    kept: tuple[str, ...]  # names whose secret stays while unset, holding UNSET_VALUE (never deleted)
     protect: bool
     retention_days: int  # soft delete: fixed when the vault is created
     purge_protection: bool  # once on, never off
@@ -116,14 +128,15 @@ class SecretStore(pulumi.ComponentResource):
         )
         self.ids, self.uris = {}, {}
         self.secrets: dict[str, azure.keyvault.Secret] = {}
-        for env_name, value in sorted(args.values.items()):
+        unset = {env_name: UNSET_VALUE for env_name in args.kept if env_name not in args.values}
+        for env_name, value in sorted({**unset, **args.values}.items()):
             secret = azure.keyvault.Secret(
                 f"{name}-{naming.slug(env_name)}",
                 secret_name=naming.slug(env_name),
                 vault_name=self.vault.name,
                 resource_group_name=args.resource_group,
                 properties={"value": pulumi.Output.secret(value)},
-                tags=args.tags,
+                tags={**args.tags, UNSET_TAG: "true"} if env_name in unset else args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[officer],
                                             protect=args.protect and env_name not in REMOVABLE_SECRETS),
             )

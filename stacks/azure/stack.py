@@ -15,6 +15,7 @@ import pulumi
 import pulumi_azure_native as azure
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from images.component import Images, ImagesArgs
 from stacks import contract, turn_server
 from stacks.azure import naming
@@ -36,6 +37,10 @@ from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.turn_server import turn_urls
+
+# Secrets set for a while and unset again stay in Key Vault while unset (stacks/azure/secrets.py):
+# the removable ones, but the regions' (regions are refused on Azure).
+KEPT_SECRETS = tuple(name for name in contract.REMOVABLE_SECRETS if name != REGION_ACCEPTED_SECRET_VARIABLE)
 
 
 class AzureStack(pulumi.ComponentResource):
@@ -77,7 +82,7 @@ class AzureStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
             resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id,
-            deployer_object_id=client.object_id, values=values, protect=settings.protect,
+            deployer_object_id=client.object_id, values=values, kept=KEPT_SECRETS, protect=settings.protect,
             retention_days=cfg.key_vault_retention_days, purge_protection=cfg.key_vault_purge_protection, tags=tags,
             vnet_id=network.vnet_id, endpoint_subnet_id=network.subnet_ids["store"],
             allowed_ips=cfg.key_vault_allowed_ips), opts=child)
