@@ -55,9 +55,10 @@ class AzureStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(settings.tags)
         prod = settings.environment == "prod"
+        # A destroy leaves the group with the network in it (stacks/azure/network.py: a subnet can stay held).
         group = azure.resources.ResourceGroup(name, resource_group_name=settings.prefix, location=cfg.location,
-                                              tags=tags, opts=pulumi.ResourceOptions(parent=self,
-                                                                                     protect=settings.protect))
+                                              tags=tags, opts=pulumi.ResourceOptions(
+                                                  parent=self, protect=settings.protect, retain_on_delete=True))
         registry = Registry(name, registry_name=naming.registry_name(cfg.subscription_id, settings.prefix),
                             resource_group=group.name, location=cfg.location, sku="Standard" if prod else "Basic",
                             tags=tags, protect=settings.protect, opts=child)

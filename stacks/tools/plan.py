@@ -34,7 +34,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
-from stacks.tools.preflight import bot_files, bot_runtime, destroy, immutable, store_rotation
+from stacks.tools.preflight import bot_files, bot_runtime, destroy, held_subnets, immutable, store_rotation
 from stacks.tools.preflight.stack import documented_commands, violations
 
 SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
@@ -188,6 +188,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
     notes = list(said)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
+    notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)
     notes += bot_runtime.notes(run.registrations, stack, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += bot_files.notes(run.registrations)
