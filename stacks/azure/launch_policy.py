@@ -9,9 +9,8 @@ sends it) refuses every container group that
 - runs any other code: a command, a probe's command, init containers, an extension, a container
   group or standby pool profile, a security context, confidential compute, a variable the
   dispatcher does not send (`LAUNCH_VARIABLES` and the deployment's own bot variables);
-- brings in anything else: files (a container's `configMap`), a volume, secret references (the
-  group's `secretReferences`, a variable's `secureValueReference`, a registry credential's
-  `passwordReference`), identity ACLs, DNS servers or a log workspace;
+- brings in anything else: files (`configMap`), a volume, secret references (`secretReferences`,
+  `secureValueReference`, `passwordReference`), identity ACLs, DNS servers or a log workspace;
 - runs as Spot (`priority`: evictable mid-call) or has a public IP address; or, when the
   request names its containers (a full PUT; the reserve's tags-only PATCH claim names none): is not
   sku Standard with a user-assigned identity in exactly one subnet, the bots'.

@@ -19,22 +19,8 @@ those addresses pass. ARM's secret writes (`pulumi up`) are control-plane calls 
 rules do not apply to; the data-plane delete of a removed secret or a `destroy` comes from the
 deployer's address, which must be listed then (docs/pulumi.md, Azure).
 
-A secret a stack sets for a while and then unsets (a rotation's accepted message secret, the optional
-observability ones: `kept`) is never deleted: pulumi-azure-native's delete is a data-plane
-`DeleteSecret` without a purge (provider/pkg/resources/customresources/custom_keyvault.go), so the
-name stays soft-deleted for the vault's retention and setting the key again in that time is refused
-409 `ObjectIsDeletedButRecoverable`; on a vault with purge protection nothing but a manual recover
-helps. Unset, it holds `UNSET_VALUE` instead (a new version, written through ARM like any value, so
-no data-plane call either), tagged `UNSET_TAG`, and nothing references or may read it; set again, it
-is one more version.
-
-Soft delete is always on (Azure no longer lets it be turned off). Its retention is set when the vault
-is created and Azure refuses any change afterwards, and purge protection cannot be turned off once on
-(the SDK: "Enabling this functionality is irreversible", pulumi_azure_native/keyvault/_inputs.py
-VaultPropertiesArgs): so both come from keys of their own (`azureKeyVaultRetentionDays`,
-`azureKeyVaultPurgeProtection`, stacks/config/limits.py), never from `protect`, which the destroy
-procedure flips, and the plan refuses a change of either that Azure would refuse
-(stacks/tools/preflight/immutable.py). A destroyed vault keeps its name for the retention.
+A secret the stack unsets again is kept with a placeholder (`kept`); the vault's soft-delete retention
+and purge protection come from keys of their own, never `protect` (below; docs/pulumi.md, Azure).
 """
 
 from __future__ import annotations
@@ -101,8 +87,10 @@ class SecretStore(pulumi.ComponentResource):
                 "sku": {"family": "A", "name": "standard"},
                 "enable_rbac_authorization": True,
                 "enable_soft_delete": True,
+                # Fixed at creation: ARM refuses a change ("has been set already and it can't be modified",
+                # stacks/tools/preflight/immutable.py), so it never follows `protect`, which a destroy flips.
                 "soft_delete_retention_in_days": args.retention_days,
-                # Sent only when on: Azure refuses `false` on a vault that has it.
+                # Irreversible (the SDK: "does not accept false as its value"): sent only when on.
                 **({"enable_purge_protection": True} if args.purge_protection else {}),
                 "enabled_for_deployment": False,
                 "enabled_for_disk_encryption": False,
@@ -128,6 +116,11 @@ class SecretStore(pulumi.ComponentResource):
         )
         self.ids, self.uris = {}, {}
         self.secrets: dict[str, azure.keyvault.Secret] = {}
+        # Never deleted when unset: pulumi-azure-native's delete is a data-plane `DeleteSecret` without a
+        # purge (provider/pkg/resources/customresources/custom_keyvault.go), so the name would stay
+        # soft-deleted for the retention and setting the key again then is refused 409
+        # `ObjectIsDeletedButRecoverable` (with purge protection, only a manual recover helps). Unset, it
+        # holds UNSET_VALUE instead: a new version, written through ARM, that nothing references or reads.
         unset = {env_name: UNSET_VALUE for env_name in args.kept if env_name not in args.values}
         for env_name, value in sorted({**unset, **args.values}.items()):
             secret = azure.keyvault.Secret(
