@@ -50,7 +50,8 @@ WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
 # optional observability ones. Never `protect`ed: Pulumi refuses
 # any deployment that would delete a protected resource ("Resource option: protect"), so removing
 # the key would fail `up`. Deleted, an AWS secret stays recoverable for its recovery window; a
-# Google Secret Manager secret's versions go at once.
+# Google Secret Manager secret's versions go at once. On Azure they are not deleted but hold a
+# placeholder while unset (stacks/azure/secrets.py: a deleted name stays taken for the vault's retention).
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
                                       REGION_ACCEPTED_SECRET_VARIABLE)
 

@@ -2,11 +2,14 @@
 
 - The dispatcher's user-assigned identity may create, read and delete container groups in this
   stack's resource group only (a custom role assigned at that scope, `LAUNCH_ACTIONS`), join the
-  bots' subnet with them (the same role: a container group in a virtual network needs the subnet's
-  join action), assign the bots' identity to them and no other (a second custom role, defined on the
-  resource group since a custom role cannot name a single resource as assignable, and assigned on
-  that identity alone), pull from the registry (AcrPull), and read exactly the Key Vault secrets
-  its app references (Key Vault Secrets User on each secret, stacks/azure/secrets.py).
+  bots' subnet with them and no other subnet (a container group in a virtual network needs the
+  subnet's join action: `JOIN_ACTIONS`, a role of its own assigned on that subnet alone, so its token
+  cannot place a group beside the store's and Key Vault's endpoints or the relay even without the
+  launch policy), assign the bots' identity to them and no other (likewise assigned on that identity
+  alone), pull from the registry (AcrPull), and read exactly the Key Vault secrets its app
+  references (Key Vault Secrets User on each secret, stacks/azure/secrets.py). A custom role cannot
+  name a single resource as assignable, so both narrow roles are defined on the resource group and
+  assigned on their one resource.
 - The bots' identity may pull from the registry (AcrPull on the registry) and nothing else.
 
 Role and assignment names are GUIDs derived from the subscription and purpose (stacks/azure/naming.py).
@@ -30,8 +33,8 @@ LAUNCH_ACTIONS = (
     "Microsoft.ContainerInstance/containerGroups/read",
     "Microsoft.ContainerInstance/containerGroups/write",
     "Microsoft.ContainerInstance/containerGroups/delete",
-    "Microsoft.Network/virtualNetworks/subnets/join/action",
 )
+JOIN_ACTIONS = ("Microsoft.Network/virtualNetworks/subnets/join/action",)
 ASSIGN_ACTIONS = ("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",)
 
 
@@ -47,6 +50,7 @@ class IdentitiesArgs:
     resource_group_id: pulumi.Input[str]
     location: str
     registry_id: pulumi.Input[str]
+    bots_subnet_id: pulumi.Input[str]  # the one subnet the dispatcher may put container groups in
     tags: dict[str, str]
 
 
@@ -66,11 +70,13 @@ class Identities(pulumi.ComponentResource):
         self.bot = azure.managedidentity.UserAssignedIdentity(
             f"{name}-bot", resource_name_=f"{args.prefix}-bot", **common, opts=child)
         launch = self._role("launch", "voicefleet bot launcher", LAUNCH_ACTIONS, args.resource_group_id)
-        # A custom role's assignable scopes may be resource groups, not single resources: the role is
-        # defined on the group, and assigned on the bots' identity alone.
+        # A custom role's assignable scopes may be resource groups, not single resources: these two are
+        # defined on the group, and assigned on the bots' identity and the bots' subnet alone.
         assign = self._role("assign-bot", "voicefleet bot identity assigner", ASSIGN_ACTIONS, args.resource_group_id)
+        join = self._role("join-bots", "voicefleet bot subnet joiner", JOIN_ACTIONS, args.resource_group_id)
         self.grants = [
             self.assign("dispatcher-launch", self.dispatcher, launch.id, args.resource_group_id),
+            self.assign("dispatcher-join-bots", self.dispatcher, join.id, args.bots_subnet_id),
             self.assign("dispatcher-assign-bot", self.dispatcher, assign.id, self.bot.id),
             self.assign("dispatcher-pull", self.dispatcher, built_in_role(args.subscription_id, ACR_PULL),
                         args.registry_id),

@@ -9,7 +9,9 @@ sends it) refuses every container group that
 - runs any other code: a command, a probe's command, init containers, an extension, a container
   group or standby pool profile, a security context, confidential compute, a variable the
   dispatcher does not send (`LAUNCH_VARIABLES` and the deployment's own bot variables);
-- mounts a volume, names DNS servers or a log workspace, has a public IP address; or, when the
+- brings in anything else: files (`configMap`), a volume, secret references (`secretReferences`,
+  `secureValueReference`, `passwordReference`), identity ACLs, DNS servers or a log workspace;
+- runs as Spot (`priority`: evictable mid-call) or has a public IP address; or, when the
   request names its containers (a full PUT; the reserve's tags-only PATCH claim names none): is not
   sku Standard with a user-assigned identity in exactly one subnet, the bots'.
 The dispatcher's own request (dispatcher/machines/aci/groups.py) passes: tests/infra/azure/
@@ -17,7 +19,8 @@ test_launch_policy.py evaluates this rule against the bodies it builds and again
 No built-in definition fits (the virtual-network one audits `networkProfile.id`, ACI's retired way).
 SDK read: pulumi_azure_native/authorization/policy_definition.py (subscription scope, API 2025-01-01),
 policy_assignment.py. Aliases: `az provider show -n Microsoft.ContainerInstance --expand
-resourceTypes/aliases`; those used here, with where each was checked, are in `ALIASES`.
+resourceTypes/aliases`; those used here, with where each was checked, are in `ALIASES` (every one
+listed there).
 """
 
 from __future__ import annotations
@@ -36,34 +39,24 @@ GROUPS = "Microsoft.ContainerInstance/containerGroups"
 CONTAINERS = f"{GROUPS}/containers[*]"
 VARIABLES = f"{CONTAINERS}.environmentVariables[*]"
 SUBNETS = f"{GROUPS}/subnetIds[*]"
-_LISTED = "listed by `az provider show` (as collected in github.com/maciejporebski/azure-policy-aliases)"
-_UNLISTED = ("UNVERIFIED: a property of the API (learn.microsoft.com, @azure/arm-containerinstance "
-             "ContainerGroupProperties and Container), in no alias list found")
+CREDENTIALS = f"{GROUPS}/imageRegistryCredentials[*]"
 # Every alias the rule names, with where it was checked (tests/support/azure_policy.py maps each onto
 # the request body). An alias ARM does not know fails the first `up` (InvalidPolicyAlias): docs/pulumi.md
-# ("What only a real subscription can verify") lists the unverified ones and the recovery.
+# ("What only a real subscription can verify") lists any marked UNVERIFIED, and the recovery.
+_LISTED = ("listed by `az provider show -n Microsoft.ContainerInstance --expand resourceTypes/aliases` (as "
+           "collected in github.com/jeircul/azure-policy-aliases, aliases/Microsoft.ContainerInstance/"
+           "containerGroups.md)")
 ALIASES: dict[str, str] = {
-    CONTAINERS: _LISTED,
-    f"{CONTAINERS}.image": _LISTED,
-    f"{CONTAINERS}.command": _LISTED,
-    f"{CONTAINERS}.livenessProbe": _LISTED,
-    f"{CONTAINERS}.readinessProbe": _LISTED,
-    VARIABLES: _LISTED,
-    f"{VARIABLES}.name": _LISTED,
-    f"{GROUPS}/volumes[*]": _LISTED,
-    f"{GROUPS}/ipAddress.type": _LISTED,
-    f"{GROUPS}/dnsConfig": _LISTED,
-    f"{GROUPS}/diagnostics": _LISTED,
+    **dict.fromkeys((
+        CONTAINERS, f"{CONTAINERS}.image", f"{CONTAINERS}.command", f"{CONTAINERS}.livenessProbe",
+        f"{CONTAINERS}.readinessProbe", f"{CONTAINERS}.securityContext", f"{CONTAINERS}.configMap",
+        VARIABLES, f"{VARIABLES}.name", f"{VARIABLES}.secureValueReference",
+        f"{GROUPS}/volumes[*]", f"{GROUPS}/initContainers[*]", f"{GROUPS}/extensions[*]",
+        f"{GROUPS}/secretReferences[*]", CREDENTIALS, f"{CREDENTIALS}.passwordReference",
+        f"{GROUPS}/ipAddress.type", f"{GROUPS}/dnsConfig", f"{GROUPS}/diagnostics", f"{GROUPS}/sku",
+        f"{GROUPS}/priority", f"{GROUPS}/identityAcls", f"{GROUPS}/confidentialComputeProperties",
+        f"{GROUPS}/containerGroupProfile", f"{GROUPS}/standbyPoolProfile", SUBNETS, f"{SUBNETS}.id"), _LISTED),
     "identity.type": "Azure Policy's own field (the policy definition structure's `identity.type`)",
-    SUBNETS: _UNLISTED + " (used in public custom policies)",
-    f"{SUBNETS}.id": _UNLISTED + " (used in public custom policies)",
-    f"{CONTAINERS}.securityContext": _UNLISTED,
-    f"{GROUPS}/initContainers[*]": _UNLISTED,
-    f"{GROUPS}/sku": _UNLISTED,
-    f"{GROUPS}/confidentialComputeProperties": _UNLISTED,
-    f"{GROUPS}/containerGroupProfile": _UNLISTED,
-    f"{GROUPS}/standbyPoolProfile": _UNLISTED,
-    f"{GROUPS}/extensions[*]": _UNLISTED,
 }
 UNVERIFIED = tuple(alias for alias, source in ALIASES.items() if source.startswith("UNVERIFIED"))
 
@@ -87,14 +80,19 @@ def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str],
                 # Whatever else the request holds: each of these present is refused.
                 _any(CONTAINERS, {"not": {"anyOf": pinned}}),
                 *(_any(CONTAINERS, {"field": f"{CONTAINERS}.{name}", **exists})
-                  for name in ("command", "livenessProbe", "readinessProbe", "securityContext")),
+                  for name in ("command", "livenessProbe", "readinessProbe", "securityContext", "configMap")),
                 _any(VARIABLES, {"field": f"{VARIABLES}.name", "notIn": sorted({*LAUNCH_VARIABLES, *variables})}),
+                # A secure value the dispatcher sends is inline; a reference would have ACI fetch one with an identity.
+                _any(VARIABLES, {"field": f"{VARIABLES}.secureValueReference", **exists}),
+                _any(CREDENTIALS, {"field": f"{CREDENTIALS}.passwordReference", **exists}),
                 _any(f"{GROUPS}/initContainers[*]"),
                 _any(f"{GROUPS}/volumes[*]"),
                 _any(f"{GROUPS}/extensions[*]"),
+                _any(f"{GROUPS}/secretReferences[*]"),
+                # `priority: Spot` can be evicted mid-call; the dispatcher sends none (Regular, the default).
                 *({"field": f"{GROUPS}/{name}", **exists} for name in (
                     "dnsConfig", "diagnostics", "confidentialComputeProperties", "containerGroupProfile",
-                    "standbyPoolProfile")),
+                    "standbyPoolProfile", "priority", "identityAcls")),
                 {"field": f"{GROUPS}/ipAddress.type", "equals": "Public"},
                 # What a whole group must hold, checked when the request names its containers: the
                 # reserve's claim, a tags-only PATCH, names none and passes whether ARM evaluates
@@ -140,8 +138,9 @@ class LaunchPolicy(pulumi.ComponentResource):
             display_name=title,
             description="Refuses container groups that do not run this stack's bot images pinned by digest, "
                         "run other code (a command, probe, init container, extension, profile, security context, "
-                        "unknown variable), mount a volume, set DNS servers or a log workspace, have a public "
-                        "address or leave the bots' subnet.",
+                        "unknown variable), mount a volume or config map, read secrets by reference, set identity "
+                        "ACLs, run as Spot, set DNS servers or a log workspace, have a public address or leave "
+                        "the bots' subnet.",
             policy_rule=rule,
             opts=child,
         )

@@ -11,6 +11,16 @@
 
 Subnets are declared inside the virtual network, not as resources of their own: a network
 declared without them would remove them on its next update (pulumi/pulumi-azure-native#611).
+
+`pulumi destroy` leaves the network behind (`retain_on_delete`), with what its subnets hold on to
+(the bots' security group, the NAT gateway and its address) and the resource group around them
+(stacks/azure/stack.py): a delegated subnet can stay held by its service association link for hours,
+at times days, after the Container Apps environment or the last container group is deleted
+(microsoft/azure-container-apps#974, microsoft-foundry/foundry-samples#153; ACI's `acisal`:
+MicrosoftDocs/azure-docs#20577), and deleting the network then fails, with the rest of the destroy
+behind it. The resource group goes too only when nothing is left in it: pulumi-azure-native deletes
+a group with whatever it holds (pulumi/pulumi-azure-native#2522), which would meet the same held
+subnet. The operator deletes the group later (`az group delete`, docs/pulumi.md; the plan prints it).
 """
 
 from __future__ import annotations
@@ -66,15 +76,15 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)  # a destroy leaves them (above)
         common: dict[str, Any] = {"resource_group_name": args.resource_group, "location": args.location,
                                   "tags": args.tags}
         security = azure.network.NetworkSecurityGroup(f"{name}-bots", security_rules=bot_rules(), **common,
-                                                      opts=child)
+                                                      opts=kept)
         address = azure.network.PublicIPAddress(f"{name}-egress", sku={"name": "Standard"},
-                                                public_ip_allocation_method="Static", **common, opts=child)
+                                                public_ip_allocation_method="Static", **common, opts=kept)
         nat = azure.network.NatGateway(f"{name}-egress", sku={"name": "Standard"},
-                                       public_ip_addresses=[{"id": address.id}], **common, opts=child)
+                                       public_ip_addresses=[{"id": address.id}], **common, opts=kept)
         ranges = subnet_ranges(args.cidr)
         vnet = azure.network.VirtualNetwork(
             name,
@@ -90,7 +100,7 @@ class Network(pulumi.ComponentResource):
                 {"name": "turn", "address_prefix": ranges["turn"]},
             ]),
             **common,
-            opts=child,
+            opts=kept,
         )
         self.vnet_id = vnet.id
         # A subnet's id is its network's id and its name (ARM's nesting), known as soon as the network's.

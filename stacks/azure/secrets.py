@@ -19,8 +19,8 @@ those addresses pass. ARM's secret writes (`pulumi up`) are control-plane calls 
 rules do not apply to; the data-plane delete of a removed secret or a `destroy` comes from the
 deployer's address, which must be listed then (docs/pulumi.md, Azure).
 
-Soft delete is always on (Azure no longer lets it be turned off); retention 7 days on dev, 90 with
-purge protection on prod stacks (`protect`). A destroyed vault keeps its name for that time.
+A secret the stack unsets again is kept with a placeholder (`kept`); the vault's soft-delete retention
+and purge protection come from keys of their own, never `protect` (below; docs/pulumi.md, Azure).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from stacks.azure.private_link import PrivateLinkArgs, private_link
 from stacks.contract import REMOVABLE_SECRETS
 
 PRIVATE_ZONE = "privatelink.vaultcore.azure.net"
+UNSET_VALUE = "unset: this stack's configuration holds no value for it"
+UNSET_TAG = "voicefleet-unset"
 GROUP_ID = "vault"
 
 
@@ -58,7 +60,10 @@ class SecretStoreArgs:
     tenant_id: pulumi.Input[str]
     deployer_object_id: pulumi.Input[str]  # whoever runs `pulumi up`/`destroy` (getClientConfig)
     values: Mapping[str, pulumi.Input[str]]  # environment variable name -> secret value
+    kept: tuple[str, ...]  # names whose secret stays while unset, holding UNSET_VALUE (never deleted)
     protect: bool
+    retention_days: int  # soft delete: fixed when the vault is created
+    purge_protection: bool  # once on, never off
     tags: dict[str, str]
     vnet_id: pulumi.Input[str]
     endpoint_subnet_id: pulumi.Input[str]  # the private endpoint's subnet
@@ -82,9 +87,11 @@ class SecretStore(pulumi.ComponentResource):
                 "sku": {"family": "A", "name": "standard"},
                 "enable_rbac_authorization": True,
                 "enable_soft_delete": True,
-                "soft_delete_retention_in_days": 90 if args.protect else 7,
-                # Purge protection cannot be turned off again once on: prod stacks only.
-                **({"enable_purge_protection": True} if args.protect else {}),
+                # Fixed at creation: ARM refuses a change ("has been set already and it can't be modified",
+                # stacks/tools/preflight/immutable.py), so it never follows `protect`, which a destroy flips.
+                "soft_delete_retention_in_days": args.retention_days,
+                # Irreversible (the SDK: "does not accept false as its value"): sent only when on.
+                **({"enable_purge_protection": True} if args.purge_protection else {}),
                 "enabled_for_deployment": False,
                 "enabled_for_disk_encryption": False,
                 "enabled_for_template_deployment": False,
@@ -109,14 +116,20 @@ class SecretStore(pulumi.ComponentResource):
         )
         self.ids, self.uris = {}, {}
         self.secrets: dict[str, azure.keyvault.Secret] = {}
-        for env_name, value in sorted(args.values.items()):
+        # Never deleted when unset: pulumi-azure-native's delete is a data-plane `DeleteSecret` without a
+        # purge (provider/pkg/resources/customresources/custom_keyvault.go), so the name would stay
+        # soft-deleted for the retention and setting the key again then is refused 409
+        # `ObjectIsDeletedButRecoverable` (with purge protection, only a manual recover helps). Unset, it
+        # holds UNSET_VALUE instead: a new version, written through ARM, that nothing references or reads.
+        unset = {env_name: UNSET_VALUE for env_name in args.kept if env_name not in args.values}
+        for env_name, value in sorted({**unset, **args.values}.items()):
             secret = azure.keyvault.Secret(
                 f"{name}-{naming.slug(env_name)}",
                 secret_name=naming.slug(env_name),
                 vault_name=self.vault.name,
                 resource_group_name=args.resource_group,
                 properties={"value": pulumi.Output.secret(value)},
-                tags=args.tags,
+                tags={**args.tags, UNSET_TAG: "true"} if env_name in unset else args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[officer],
                                             protect=args.protect and env_name not in REMOVABLE_SECRETS),
             )

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_azure_native as azure
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from images.component import Images, ImagesArgs
 from stacks import contract, turn_server
 from stacks.azure import naming
@@ -37,6 +38,10 @@ from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.turn_server import turn_urls
 
+# Secrets set for a while and unset again stay in Key Vault while unset (stacks/azure/secrets.py):
+# the removable ones, but the regions' (regions are refused on Azure).
+KEPT_SECRETS = tuple(name for name in contract.REMOVABLE_SECRETS if name != REGION_ACCEPTED_SECRET_VARIABLE)
+
 
 class AzureStack(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
@@ -50,9 +55,10 @@ class AzureStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(settings.tags)
         prod = settings.environment == "prod"
+        # A destroy leaves the group with the network in it (stacks/azure/network.py: a subnet can stay held).
         group = azure.resources.ResourceGroup(name, resource_group_name=settings.prefix, location=cfg.location,
-                                              tags=tags, opts=pulumi.ResourceOptions(parent=self,
-                                                                                     protect=settings.protect))
+                                              tags=tags, opts=pulumi.ResourceOptions(
+                                                  parent=self, protect=settings.protect, retain_on_delete=True))
         registry = Registry(name, registry_name=naming.registry_name(cfg.subscription_id, settings.prefix),
                             resource_group=group.name, location=cfg.location, sku="Standard" if prod else "Basic",
                             tags=tags, protect=settings.protect, opts=child)
@@ -63,7 +69,8 @@ class AzureStack(pulumi.ComponentResource):
                                             tags=tags), opts=child)
         identities = Identities(name, IdentitiesArgs(
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group=group.name,
-            resource_group_id=group.id, location=cfg.location, registry_id=registry.id, tags=tags), opts=child)
+            resource_group_id=group.id, location=cfg.location, registry_id=registry.id,
+            bots_subnet_id=network.subnet_ids["bots"], tags=tags), opts=child)
         store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
             cluster_name=naming.redis_name(cfg.subscription_id, settings.prefix), resource_group=group.name,
             location=cfg.location, vnet_id=network.vnet_id, subnet_id=network.subnet_ids["store"],
@@ -76,7 +83,8 @@ class AzureStack(pulumi.ComponentResource):
         secrets = SecretStore(name, SecretStoreArgs(
             vault_name=naming.key_vault_name(cfg.subscription_id, settings.stack), subscription_id=cfg.subscription_id,
             resource_group=group.name, location=cfg.location, tenant_id=client.tenant_id,
-            deployer_object_id=client.object_id, values=values, protect=settings.protect, tags=tags,
+            deployer_object_id=client.object_id, values=values, kept=KEPT_SECRETS, protect=settings.protect,
+            retention_days=cfg.key_vault_retention_days, purge_protection=cfg.key_vault_purge_protection, tags=tags,
             vnet_id=network.vnet_id, endpoint_subnet_id=network.subnet_ids["store"],
             allowed_ips=cfg.key_vault_allowed_ips), opts=child)
         if settings.protect:  # Azure-side delete locks, beside Pulumi's protect (stacks/azure/locks.py)

@@ -88,6 +88,9 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
         log_retention_days=retention,
         alarm_action_group_id=action_group,
         key_vault_allowed_ips=_addresses(cfg, "azureKeyVaultAllowedIps"),
+        key_vault_retention_days=cfg.integer("azureKeyVaultRetentionDays", minimum=limits.KEY_VAULT_SOFT_DELETE_DAYS[0],
+                                             maximum=limits.KEY_VAULT_SOFT_DELETE_DAYS[1]),
+        key_vault_purge_protection=cfg.boolean("azureKeyVaultPurgeProtection"),
     )
 
 

@@ -68,6 +68,12 @@ CONTAINER_APPS_SIZES = tuple(range(512, 8192 + 1, 512))
 CONTAINER_APPS_MAX_REPLICAS = 1000  # a revision's maxReplicas (Container Apps quotas)
 # Container Apps' terminationGracePeriodSeconds may not exceed 600 s (the drain's ceiling).
 CONTAINER_APPS_MAX_GRACE_SECONDS = 600
+# Key Vault softDeleteRetentionInDays: 7..90, set at creation and never changed after ("Once set, the
+# retention policy interval cannot be changed": the soft-delete overview, quoted in
+# MicrosoftDocs/azure-docs#110047; ARM answers a change with BadRequest "The property
+# \"softDeleteRetentionInDays\" has been set already and it can't be modified", as quoted by
+# terraform-provider-azurerm internal/services/keyvault/key_vault_resource.go).
+KEY_VAULT_SOFT_DELETE_DAYS = (7, 90)
 # Log Analytics workspace retentionInDays: 30..730 on PerGB2018 (4..730 in the API; 30 is the floor billed).
 LOG_ANALYTICS_RETENTION_DAYS = (30, 730)
 # Azure Container Instances, Linux container group in most regions: 4 cores, 16 GiB.

@@ -100,6 +100,8 @@ class AzureSettings:
     log_retention_days: int
     alarm_action_group_id: str | None = None  # the action group alerts notify (stacks/config/azure.py)
     key_vault_allowed_ips: tuple[str, ...] = ()  # addresses outside the network Key Vault answers too
+    key_vault_retention_days: int = 90  # soft delete; fixed when the vault is created
+    key_vault_purge_protection: bool = False  # once on, Azure never turns it off
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
     "azureLogRetentionDays": 30,
     "alarmActionGroupId": "",  # "" = alerts notify nobody
     "azureKeyVaultAllowedIps": [],  # none: Key Vault answers its private endpoint only (stacks/azure/secrets.py)
+    "azureKeyVaultRetentionDays": 90,  # fixed when the vault is created (stacks/azure/secrets.py)
+    "azureKeyVaultPurgeProtection": False,  # once on, never off again (stacks/azure/secrets.py)
 }
 
 

@@ -34,7 +34,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
-from stacks.tools.preflight import bot_files, bot_runtime, destroy, store_rotation
+from stacks.tools.preflight import bot_files, bot_runtime, destroy, held_subnets, immutable, store_rotation
 from stacks.tools.preflight.stack import documented_commands, violations
 
 SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
@@ -172,8 +172,11 @@ def _diagnostics() -> Iterator[list[str]]:
 
 def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tuple[str, list[str], list[str]]:
     """The plan, the preflight's violations and the notes for the operator (what the program says for
-    `pulumi preview` to show, then the preflight's), for one run of the program."""
-    config, secret_keys = stack_config(stack)
+    `pulumi preview` to show, then the preflight's), for one run of the program. With `overrides`, the
+    stack file's own configuration stands for what is deployed: what they would change that the cloud
+    refuses to change is a violation too (preflight/immutable.py)."""
+    deployed_config, deployed_secrets = stack_config(stack)
+    config, secret_keys = dict(deployed_config), list(deployed_secrets)
     for key, value in (overrides or {}).items():  # as `pulumi config set KEY VALUE` writes them: plain
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         config[full] = value
@@ -185,11 +188,15 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
     notes = list(said)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
+    notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)
     notes += bot_runtime.notes(run.registrations, stack, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += bot_files.notes(run.registrations)
-    return (render(stack, run.registrations), violations(stack, run.registrations, run.invokes, recreated, outputs),
-            notes)
+    found = violations(stack, run.registrations, run.invokes, recreated, outputs)
+    if overrides:
+        deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
+        found += immutable.violations(deployed, run.registrations, overrides)
+    return render(stack, run.registrations), found, notes
 
 
 def committed_snapshot(stack: str, ref: str) -> str:

@@ -40,6 +40,15 @@ PATHS = {
     f"{_GROUPS}confidentialComputeProperties": "properties.confidentialComputeProperties",
     f"{_GROUPS}containerGroupProfile": "properties.containerGroupProfile",
     f"{_GROUPS}standbyPoolProfile": "properties.standbyPoolProfile",
+    f"{_GROUPS}containers[*].configMap": "properties.containers[*].properties.configMap",
+    f"{_GROUPS}containers[*].environmentVariables[*].secureValueReference":
+        "properties.containers[*].properties.environmentVariables[*].secureValueReference",
+    f"{_GROUPS}imageRegistryCredentials[*]": "properties.imageRegistryCredentials[*]",
+    f"{_GROUPS}imageRegistryCredentials[*].passwordReference":
+        "properties.imageRegistryCredentials[*].passwordReference",
+    f"{_GROUPS}secretReferences[*]": "properties.secretReferences[*]",
+    f"{_GROUPS}priority": "properties.priority",
+    f"{_GROUPS}identityAcls": "properties.identityAcls",
     "identity.type": "identity.type",
 }
 _MISSING = object()

@@ -19,6 +19,7 @@ from stacks.tools.preflight import (
     destroy,
     ecr_lifecycle,
     front_door,
+    held_subnets,
     iam_scope,
     lifecycle,
     names,
@@ -66,7 +67,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += destroy.violations(registrations, outputs) if outputs is not None else []
     found += destroy.direct_vpc_violations(registrations) + provider_waits.violations(registrations)
     found += destroy.retained_name_violations(registrations) + secret_access.violations(registrations)
-    found += front_door.violations(registrations)
+    found += front_door.violations(registrations) + held_subnets.violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

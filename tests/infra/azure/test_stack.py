@@ -8,6 +8,8 @@ import json
 from stacks import contract
 from stacks.azure import identity, naming
 from stacks.azure.dispatcher import PROBE_PATH, SECRETS_DIGEST_VARIABLE
+from stacks.azure.secrets import UNSET_TAG, UNSET_VALUE
+from stacks.config.store import ACCEPTED_MESSAGE_SECRET_KEY
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 
@@ -77,14 +79,14 @@ def test_the_key_vault_is_in_rbac_mode_and_the_dispatcher_reads_exactly_its_secr
     assert vault["properties"]["enableRbacAuthorization"] is True and "accessPolicies" not in vault["properties"]
     reads = [unwrap(r.inputs) for r in azure.of_type(ASSIGNMENT)
              if unwrap(r.inputs)["roleDefinitionId"].endswith(identity.KEY_VAULT_SECRETS_USER)]
-    secret_ids = sorted(r.outputs["id"] for r in azure.of_type(SECRET))
-    assert sorted(r["scope"] for r in reads) == secret_ids  # one per secret, none on the vault
+    secret_ids = sorted(r.outputs["id"] for r in azure.of_type(SECRET) if UNSET_TAG not in unwrap(r.inputs)["tags"])
+    assert sorted(r["scope"] for r in reads) == secret_ids  # one per secret set, none on the vault
 
 
 def test_the_dispatcher_may_launch_container_groups_in_its_resource_group_only(azure: Run) -> None:
     group_id = azure.one("azure-native:resources:ResourceGroup").outputs["id"]
-    roles = {r.name.rsplit("-", 1)[-1] if not r.name.endswith("assign-bot") else "assign-bot": unwrap(r.inputs)
-             for r in azure.of_type(ROLE)}
+    prefix = "voicefleet-azure-test-"
+    roles = {r.name.removeprefix(prefix): unwrap(r.inputs) for r in azure.of_type(ROLE)}
     assert roles["launch"]["permissions"] == [{"actions": list(identity.LAUNCH_ACTIONS), "notActions": []}]
     assert roles["launch"]["assignableScopes"] == [group_id] and roles["launch"]["scope"] == group_id
     assert not any("*" in action for role in roles.values() for action in role["permissions"][0]["actions"])
@@ -94,6 +96,21 @@ def test_the_dispatcher_may_launch_container_groups_in_its_resource_group_only(a
     assert roles["assign-bot"]["permissions"][0]["actions"] == list(identity.ASSIGN_ACTIONS)
     assigned = unwrap(azure.one(ASSIGNMENT, "voicefleet-azure-test-dispatcher-assign-bot").inputs)
     assert assigned["scope"] == bot["id"]
+
+
+def test_the_dispatcher_may_join_the_bots_subnet_and_no_other(azure: Run) -> None:
+    """Joining a subnet is what places a container group in it: granted on the bots' subnet alone, the
+    dispatcher's token cannot put a group beside the store's and Key Vault's endpoints or the relay,
+    even where the launch policy did not hold."""
+    join = "Microsoft.Network/virtualNetworks/subnets/join/action"
+    vnet = azure.one("azure-native:network:VirtualNetwork").outputs["id"]
+    joining = {r.outputs["id"] for r in azure.of_type(ROLE) if join in unwrap(r.inputs)["permissions"][0]["actions"]}
+    scopes = [unwrap(a.inputs)["scope"] for a in azure.of_type(ASSIGNMENT)
+              if unwrap(a.inputs)["roleDefinitionId"] in joining]
+    assert scopes == [f"{vnet}/subnets/bots"]
+    dispatcher = azure.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-dispatcher")
+    assert {unwrap(a.inputs)["principalId"] for a in azure.of_type(ASSIGNMENT)
+            if unwrap(a.inputs)["roleDefinitionId"] in joining} == {dispatcher.outputs["principalId"]}
 
 
 def test_the_bots_identity_may_pull_images_and_nothing_else(azure: Run) -> None:
@@ -136,6 +153,25 @@ def test_a_rotated_secret_changes_its_vault_secret_and_the_apps_reference_and_no
     # …and the template too: app-scoped secrets alone start no revision, so no replica would read it.
     digests = [env(run)[SECRETS_DIGEST_VARIABLE]["value"] for run in (before, after)]
     assert digests[0] != digests[1]
+
+
+def test_an_unset_rotation_secret_stays_in_the_vault_so_setting_it_again_is_a_new_version(stack: StackRunner) -> None:
+    """Deleted, the secret would stay soft-deleted for the vault's retention and setting the key again
+    in that time is refused 409 (on a purge-protected vault, for 90 days): so unsetting it writes a
+    placeholder version instead, which nothing references or may read."""
+    accepted = {f"voicefleet:{ACCEPTED_MESSAGE_SECRET_KEY}": "SENTINEL-accepted-message-secret-0123456789"}
+    during = stack("azure", **REPLICAS, protect="true", secrets={**SECRETS, **accepted})
+    after = stack("azure", **REPLICAS, protect="true", secrets={**SECRETS})
+    name = "voicefleet-azure-test-redis-accepted-message-secret"
+    dropped = [r for r in during.registrations if r.urn not in {a.urn for a in after.registrations}]
+    assert [r.type for r in dropped] == [ASSIGNMENT]  # the dispatcher's read of it, and no secret
+    kept = unwrap(after.one(SECRET, name).inputs)
+    assert kept["properties"]["value"] == UNSET_VALUE and kept["tags"][UNSET_TAG] == "true"
+    assert kept["secretName"] == unwrap(during.one(SECRET, name).inputs)["secretName"]
+    assert "redis-accepted-message-secret" in {s["name"] for s in app(during)["configuration"]["secrets"]}
+    assert "redis-accepted-message-secret" not in {s["name"] for s in app(after)["configuration"]["secrets"]}
+    assert after.one(SECRET, name).outputs["id"] not in {unwrap(r.inputs)["scope"] for r in after.of_type(ASSIGNMENT)}
+    assert not after.one(SECRET, name).protect
 
 
 def test_destroy_deletes_the_app_before_the_grants_and_secrets_it_needs(azure: Run) -> None:
