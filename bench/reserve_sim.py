@@ -65,7 +65,9 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
     if args.stack:
         stack = load_stack(args.stack)
         stack_values, env = stack.values, {**stack.reserve_env(), **extra}
-        names = args.providers or [CLOUD_PROVIDER[stack.cloud]]
+        # a GCP stack's bots are Compute Engine VMs or, with botRuntime cloudrun, Cloud Run executions
+        names = args.providers or ["cloudrun" if stack.values.get("botRuntime") == "cloudrun"
+                                   else CLOUD_PROVIDER[stack.cloud]]
         if max_sessions is None:
             max_sessions = stack.max_sessions
     planner = PlannerSettings.from_env(env)
@@ -75,8 +77,9 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
                            apps=args.fly_apps if base.machines == "fly" else 1)
         # a provider without a reserve in the dispatcher: every start cold, as it runs today
-        settings = ReserveSettings.from_env(env if base.reserve else {**env, "RESERVE_MIN_IDLE": "0",
-                                                                        "RESERVE_MAX_IDLE": "0"}, provider.machines)
+        told = {"RESERVE_COLD_START_SECONDS": repr(provider.prior_seconds), **env}  # the stack's prior, as deployed
+        settings = ReserveSettings.from_env(told if base.reserve else {**told, "RESERVE_MIN_IDLE": "0",
+                                                                         "RESERVE_MAX_IDLE": "0"}, provider.machines)
         runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
                      max_sessions or None, stack_values, args.planner == "replica") for level in args.levels]
     return runs

@@ -13,8 +13,17 @@ lognormal, because a start is a product of factors
   rows run with the reserve off (every start cold); its price is one warm replica's.
 - Cloud Run jobs median 20 s, σ 0.5 (p95 ≈ 45 s): **no authoritative number exists** (machines_apis.md
   §3.4: Google gives "a few 100ms" of infrastructure for services only); modelled conservatively as
-  a container platform that schedules a task and pulls the image, between Fly and Fargate. It has
-  no reserve in the dispatcher yet: its rows run with the reserve off (every start cold).
+  a container platform that schedules a task and pulls the image, between Fly and Fargate. On top
+  of it, the network's wait (`network_wait_seconds`): the stack's bot job leaves by Direct VPC egress
+  through a Cloud NAT, for which Google documents "cold-start delays of 30 seconds or more" (and
+  "connection establishment delays of a minute or more" for Direct VPC egress at all,
+  cloud.google.com/run/docs/configuring/vpc-direct-vpc, Limitations). The bot's first dial gets
+  through at its first try after that (stacks/config/cloud_run.py `first_dial_seconds`, on the
+  bot's own retry schedule, each early try dropped for its 10 s deadline): 33.5 s behind 30 s,
+  65.5 s behind a minute. Rows: `cloudrun` (the stack as shipped, 30 s), `cloudrun-vpc-60s` (a
+  minute), `cloudrun-no-vpc` (Google's own egress, no wait, and no egress firewall on the bots:
+  docs/providers.md weighs the two). The dispatcher's prior for the shipped row is the stack's
+  (`RESERVE_COLD_START_SECONDS`, the job's median plus the wait).
 Frozen tier: only Fly's is modelled. A suspended Machine resumes in "a few hundred ms" (Fly's
 suspend/resume page): lognormal median 0.4 s, σ 0.5 (p95 ≈ 0.9 s), an assumption inside that
 phrase; suspending takes 5 s here (not published: the memory is written out, ≤ 2 GB). Compute
@@ -37,8 +46,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from botchannel.contract import DIAL_TIMEOUT_SECONDS
 from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, modal
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUDRUN_RUN_RATE
@@ -48,6 +58,7 @@ from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
 from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.prices import ACI, CEREBRIUM, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
+from stacks.config.cloud_run import DIRECT_VPC_NAT_DELAY_SECONDS, first_dial_seconds
 
 HOURS_PER_MONTH = 730.0
 
@@ -67,16 +78,31 @@ class Provider:
     # a session's cold machine goes to the app its session id hashes to (creates.py `app_of`).
     apps: int = 1
     reserve: bool = True  # False: the dispatcher holds no reserve on it (every start cold)
+    network_wait_seconds: float = 0.0  # after the machine starts, before its bot's first dial gets through
+
+    @property
+    def prior_seconds(self) -> float:
+        """The cold start the dispatcher is told before it measures one (the stack's prior)."""
+        return self.cold_median_seconds + self.network_wait_seconds
 
     @property
     def frozen(self) -> bool:
         return self.resume_median_seconds > 0
 
     def cold_start(self, draw: random.Random) -> float:
-        return self.cold_median_seconds * math.exp(draw.gauss(0.0, self.cold_sigma))
+        return self.cold_median_seconds * math.exp(draw.gauss(0.0, self.cold_sigma)) + self.network_wait_seconds
 
     def resume(self, draw: random.Random) -> float:
         return self.resume_median_seconds * math.exp(draw.gauss(0.0, self.resume_sigma))
+
+
+def behind_nat(delay_seconds: float) -> float:
+    """When a new Cloud Run bot's first dial gets through if nothing leaves its task for `delay_seconds`
+    (each try before then dropped: it waits out its deadline)."""
+    wait = first_dial_seconds(delay_seconds, failed_dial_seconds=DIAL_TIMEOUT_SECONDS)
+    if wait is None:
+        raise ValueError(f"a network silent for {delay_seconds:g} s outlasts the bot's first-dial tries")
+    return wait
 
 
 # Each provider's cold start is the dispatcher's own figure (dispatcher/machines/<provider> `COLD_START`).
@@ -87,7 +113,7 @@ PROVIDERS = (
     Provider("fly", "fly", fly.COLD_START.median_seconds, fly.COLD_START.sigma, DEFAULT_CREATE_RATE, "FLY_CREATE",
              0.4, 0.5, 5.0),
     Provider("cloudrun", "cloudrun", cloudrun.COLD_START.median_seconds, cloudrun.COLD_START.sigma,
-             CLOUDRUN_RUN_RATE, "CLOUDRUN_RUN"),
+             CLOUDRUN_RUN_RATE, "CLOUDRUN_RUN", network_wait_seconds=behind_nat(DIRECT_VPC_NAT_DELAY_SECONDS)),
     # Modal: "~1 s" container start (modal.com/docs/guide/cold-start) + the bot's imports: modelled,
     # not measured (dispatcher/machines/modal/__init__.py).
     Provider("modal", "modal", modal.COLD_START.median_seconds, modal.COLD_START.sigma, MODAL_CREATE_RATE,
@@ -96,6 +122,7 @@ PROVIDERS = (
     # budget counts deletes with creates; the simulator charges creates only, so it flatters ACI.
     Provider("aci", "aci", aci.COLD_START.median_seconds, aci.COLD_START.sigma, ACI_CREATE_RATE, "ACI_CREATE"),
 )
+_CLOUD_RUN = next(p for p in PROVIDERS if p.machines == "cloudrun")
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
 # docs/reserve.md, "What AWS offers beyond Fargate"):
 # - Fargate with zstd layers: "up to 27 %" shorter task start in AWS's own tests (AWS containers
@@ -111,6 +138,8 @@ PROVIDERS = (
 #   (ECS stops a stopped instance's tasks, and ECS_WARM_POOLS_CHECK keeps a pooled instance from
 #   registering until it leaves the pool), so both pool states model the same.
 VARIANTS = (
+    replace(_CLOUD_RUN, name="cloudrun-vpc-60s", network_wait_seconds=behind_nat(60.0)),
+    replace(_CLOUD_RUN, name="cloudrun-no-vpc", network_wait_seconds=0.0),
     Provider("ecs-fargate-zstd", "ecs", 40.0 * (1 - 0.27), 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
     Provider("ecs-ec2-warm-pool", "ecs", 12.0, 0.40, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
 )

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from bot.identity import IdentityUnavailable, MachineIdentity
 from botchannel.contract import (
+    DIAL_TIMEOUT_SECONDS,
     MAX_FRAME_BYTES,
     Hello,
     ProtocolError,
@@ -37,7 +38,7 @@ from botchannel.contract import (
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 
-CONNECT_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = DIAL_TIMEOUT_SECONDS
 # Pings both ways: a dead dispatcher (or bot) is noticed within about ping interval + timeout.
 PING_INTERVAL_SECONDS = 10.0
 PING_TIMEOUT_SECONDS = 10.0

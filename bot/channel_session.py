@@ -44,6 +44,7 @@ from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
     CLOUD_RUN_EXECUTION_VARIABLE,
+    FIRST_DIAL_DELAYS_SECONDS,
     IMAGE_VARIABLE,
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
@@ -58,8 +59,6 @@ if TYPE_CHECKING:
     from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
-# A reserve bot whose first dial fails: ~2 min, as long as a cold bot's values may take to reach it.
-FIRST_DIAL_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 # A thawed bot dials again at once; the dispatcher's claim waits for it only a few seconds.
 THAW_REDIAL_DELAYS_SECONDS = (0.0, 0.2, 0.5, 1.0, 2.0)
 SIGNALLING_WAIT_SECONDS = 10.0  # an offer that overtook a cold bot's assign waits this long for it

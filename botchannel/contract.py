@@ -26,6 +26,11 @@ from typing import Any, Literal
 
 PROTOCOL_VERSION = 1
 CHANNEL_PATH = "/bots/channel"
+# A bot's dial: one try's deadline, and a new bot's tries again after each delay (~2 min, as long as
+# a cold bot's values may take to reach it) while its task's network may not carry traffic yet.
+# Here, not in bot/, because the stacks' cold-start prior for Cloud Run bots is computed from them.
+DIAL_TIMEOUT_SECONDS = 10.0
+FIRST_DIAL_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 # Environment of a bot that dials a dispatcher: where, and the per-deployment credential.
 CHANNEL_URL_VARIABLE = "BOT_CHANNEL_URL"
 CHANNEL_TOKEN_VARIABLE = "BOT_CHANNEL_TOKEN"  # noqa: S105 (a variable name, not a secret)

@@ -27,9 +27,13 @@ KEYS: dict[str, str] = {
 }
 
 
-def load(cfg: Reader, machines: str) -> ReserveSettings:
-    """The stack's reserve sizing for the dispatcher's `machines` provider (ecs on AWS, gce on GCP)."""
+def load(cfg: Reader, machines: str, *, cold_start_seconds: float | None = None) -> ReserveSettings:
+    """The stack's reserve sizing for the dispatcher's `machines` provider (ecs on AWS, gce on GCP);
+    `cold_start_seconds`: the stack's own prior, for bots whose start its network lengthens, in
+    place of the provider's (an operator's reserveColdStartSeconds still wins)."""
     env = {variable: cfg.string(key) for key, variable in KEYS.items()}
+    if cold_start_seconds is not None and not env["RESERVE_COLD_START_SECONDS"]:
+        env["RESERVE_COLD_START_SECONDS"] = repr(cold_start_seconds)
     try:
         return ReserveSettings.from_env(env, machines)
     except DispatcherSettingsError as exc:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pulumi
 
-from stacks.config import alarms, channel_capacity, limits
+from dispatcher.reserve.policy import ReserveSettings
+from stacks.config import alarms, channel_capacity, cloud_run, limits
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
@@ -34,6 +35,7 @@ NAMESPACE = "voicefleet"
 CLOUDS = ("aws", "gcp", "azure")
 # Each cloud's machines provider in the dispatcher (MACHINES): the reserve's cold-start default follows it.
 MACHINES = {"aws": "ecs", "gcp": "gce", "azure": "aci"}
+BOT_RUNTIMES = ("gce", "cloudrun")  # GCP's botRuntime: the dispatcher's MACHINES is the same word
 
 # The tool and cloud tables (Fargate sizes, retention periods, …) live in stacks/config/limits.py.
 
@@ -122,7 +124,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         tags=tags,
         secrets=secrets,
         turn=turn_settings.load(cfg),
-        reserve=reserve_settings.load(cfg, MACHINES[cloud]),
+        reserve=_reserve(cfg, cloud),
         bot_project=bot_settings.project(cfg),
         observability=observability,
         regions=regions,
@@ -136,6 +138,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if cloud == "azure":
         return _with(settings, azure=azure_settings.load(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
+
+
+def _reserve(cfg: Reader, cloud: str) -> ReserveSettings:
+    """The reserve's sizing, its cold-start prior the bots' own: on GCP `botRuntime` picks the
+    provider, and a Cloud Run bot's prior includes what the stack's network adds to it."""
+    if cloud == "gcp" and cfg.string("botRuntime", choices=BOT_RUNTIMES) == "cloudrun":
+        # The bot job always leaves through the bots' subnetwork and its Cloud NAT (stacks/gcp/bot_job.py).
+        prior = cloud_run.cold_start_prior(direct_vpc_nat=True)
+        return reserve_settings.load(cfg, "cloudrun", cold_start_seconds=prior)
+    return reserve_settings.load(cfg, MACHINES[cloud])
 
 
 def _revision_tag(cfg: Reader, revision: str) -> str:
@@ -263,12 +275,15 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         store_settings.require_message_secret(cfg, settings, f"dispatcherMaxInstances={maximum} and botChannelToken")
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
-    bot_runtime = cfg.string("botRuntime", choices=("gce", "cloudrun"))
+    bot_runtime = cfg.string("botRuntime", choices=BOT_RUNTIMES)
     if bot_runtime == "cloudrun" and not channel_settings.enabled(settings):
         # Without the channel, a session's Daily token and body travel in the run's env overrides,
         # which every retained execution shows to anyone with run.executions.get.
         raise cfg.fail("botRuntime", "cloudrun needs botChannelToken (pulumi config set --secret botChannelToken "
                                      "<32+ characters>): without it a session's secrets would sit in its execution")
+    if bot_runtime == "cloudrun":
+        cloud_run.execution_quota(cfg, sessions=settings.max_concurrent_sessions,
+                                  reserve_max_idle=settings.reserve.max_idle)
     return GcpSettings(
         project=project,
         region=region,

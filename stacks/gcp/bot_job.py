@@ -73,7 +73,6 @@ class BotJobArgs:
     cpu: str = "1"
     memory: str = "2Gi"
     grace_seconds: int = 120  # CLOUDRUN_GRACE_SECONDS: the default timeout's slack, as each run's
-    deletion_protection: bool = False
     subnetwork_id: pulumi.Input[str] | None = None  # the bots' (Direct VPC egress); None: Google's own egress
 
 
@@ -128,7 +127,12 @@ class BotJob(pulumi.ComponentResource):
             name,
             name=f"{args.prefix}-bot",
             location=args.region,
-            deletion_protection=args.deletion_protection,
+            # Never protected, whatever `protect` says: the job holds nothing to lose (its account and
+            # secrets are resources of their own), and switching botRuntime to gce deletes it, which
+            # the provider refuses while the state holds `true` (`resourceCloudRunV2JobDelete`:
+            # "cannot destroy job without setting deletion_protection=false and running `terraform
+            # apply`", terraform-provider-google cloudrunv2/resource_cloud_run_v2_job.go).
+            deletion_protection=False,
             labels={"role": "bot"},
             template=template,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.grants),

@@ -11,6 +11,14 @@ nearest region, and, with Cloud Run service health, away from a region whose ins
 ready (https://cloud.google.com/run/docs/configuring/configure-service-health; the regional stacks
 set the readiness probe and keep an instance with `regions`). A Cloud DNS A record gives the global
 name that address; a Google-managed certificate covers it.
+
+Unlike the AWS front door, this one keeps a region whose store is down: service health follows the
+instances' readiness, and the readiness probe is /healthz, which answers 200 `degraded` then. A
+readiness that failed on `degraded` would stop Cloud Run sending the instances any new request, the
+region's own bots' channels and the other regions' calls with the callers' ("Cloud Run stops
+sending new traffic to the instance", run/docs/configuring/healthchecks, readiness probes): a store
+outage would become the region's outage. So every preview says so (`DEGRADED_STAYS`), with the way
+to take such a region out by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ import pulumi_gcp as gcp
 from stacks.config.front_door import FrontDoorRegion, FrontDoorSettings
 
 RECORD_TTL_SECONDS = 300  # the anycast address never changes with the regions behind it
+DEGRADED_STAYS = ("GCP front door: a region whose store is down stays in it (its readiness probe, /healthz, answers "
+                  "200 degraded, and failing it would cut the region's own bots off too), while the AWS front door "
+                  "takes such a region out; to send callers elsewhere during a store outage, remove the region from "
+                  "frontDoorRegions and `pulumi up` this stack, then add it back (docs/regions.md, Front door)")
 
 
 class FrontDoor(pulumi.ComponentResource):
@@ -55,6 +67,7 @@ class FrontDoor(pulumi.ComponentResource):
             "frontDoorAddress": address.address,
             "regions": [region.name for region in settings.regions],
         }
+        pulumi.log.info(DEGRADED_STAYS, resource=self)
         self.register_outputs(self.outputs)
 
     def _backend(self, name: str, region: FrontDoorRegion) -> gcp.compute.RegionNetworkEndpointGroup:

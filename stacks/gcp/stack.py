@@ -177,8 +177,7 @@ class GcpStack(pulumi.ComponentResource):
             image=images.bot_webrtc if settings.turn is not None and images.bot_webrtc is not None else images.bot,
             region=cfg.region, max_session_seconds=settings.max_session_seconds, secrets=secrets,
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
-            channel_url=self._bot_channel_url, environment=settings.observability.bot_environment(),
-            deletion_protection=settings.protect)
+            channel_url=self._bot_channel_url, environment=settings.observability.bot_environment())
 
     def _turn_urls(self, network: Network, secrets: SecretStore,
                    opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:

@@ -244,3 +244,27 @@ def test_a_head_start_has_the_planner_launch_before_the_first_start() -> None:
     assert late.result.cold == 1 and late.reserve_launches[0] == 0.0  # its bot lands at 1.0: too late
     assert ahead.result.hot_claims == 1 and ahead.reserve_launches[0] == -2.0
     assert ahead.result.time_to_ready == [WARM_CLAIM_SECONDS]
+
+
+def test_the_cloud_run_row_waits_for_its_network_behind_cloud_nat_and_is_told_the_stacks_prior() -> None:
+    """The shipped Cloud Run bots leave through Direct VPC egress and Cloud NAT: each cold start is
+    the job's own draw plus the first dial's wait behind Google's documented delay, and the
+    dispatcher's reserve is sized with the prior the stack writes."""
+    import argparse
+    import random
+
+    from bench.reserve_sim import build_runs
+    from stacks.config.cloud_run import cold_start_prior
+
+    shipped, direct, minute = BY_NAME["cloudrun"], BY_NAME["cloudrun-no-vpc"], BY_NAME["cloudrun-vpc-60s"]
+    assert direct.network_wait_seconds == 0 < shipped.network_wait_seconds < minute.network_wait_seconds
+    for seed in range(5):
+        assert shipped.cold_start(random.Random(seed)) == pytest.approx(
+            direct.cold_start(random.Random(seed)) + shipped.network_wait_seconds)
+    args = argparse.Namespace(stack=None, providers=["cloudrun", "cloudrun-no-vpc"], max_sessions=0, fly_apps=1,
+                              levels=[10.0], seed=7, day="seasonal", hours=1.0, history_days=1, planner="fleet")
+    behind_nat, without = build_runs(args, {})
+    assert behind_nat.settings.cold_start_seconds == cold_start_prior(direct_vpc_nat=True)
+    assert without.settings.cold_start_seconds == cold_start_prior(direct_vpc_nat=False)
+    told = build_runs(args, {"RESERVE_COLD_START_SECONDS": "90"})  # an operator's value still wins
+    assert [r.settings.cold_start_seconds for r in told] == [90.0, 90.0]

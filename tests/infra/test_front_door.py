@@ -201,3 +201,15 @@ def test_a_string_match_without_its_string_is_refused_at_preview() -> None:
     check = run.of_type(HEALTH_CHECK)[0]
     check.inputs["searchString"] = ""
     assert any("search_string" in v for v in health_check_violations([check]))
+
+
+def test_the_gcp_front_door_says_at_preview_that_it_keeps_a_degraded_region_and_how_to_take_it_out() -> None:
+    """Cloud Run service health follows readiness, which cannot fail on `degraded` without cutting
+    the region's own bots off; the difference from AWS is stated on every preview instead."""
+    from stacks.gcp.front_door import DEGRADED_STAYS
+
+    _, problems, notes = checked_plan("global-gcp")
+    assert problems == [] and DEGRADED_STAYS in notes
+    assert "remove the region from frontDoorRegions" in DEGRADED_STAYS
+    _, _, aws_notes = checked_plan("global-aws")
+    assert not any("store is down" in note for note in aws_notes)

@@ -15,6 +15,7 @@ from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
 from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
 from stacks.tools.preflight import (
+    bot_runtime,
     cli_version,
     destroy,
     ecr_lifecycle,
@@ -68,6 +69,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += destroy.direct_vpc_violations(registrations) + provider_waits.violations(registrations)
     found += destroy.retained_name_violations(registrations) + secret_access.violations(registrations)
     found += front_door.violations(registrations) + held_subnets.violations(registrations)
+    found += bot_runtime.violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

@@ -3,6 +3,8 @@ drain first, and after leaving Cloud Run, the bots' network to delete by hand.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from stacks.tools.preflight import bot_runtime
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 
@@ -21,3 +23,12 @@ def test_a_compute_engine_stack_says_to_drain_before_a_switch_and_aws_says_nothi
     (note,) = bot_runtime.notes(stack("gcp").registrations, "gcp-test", "vf-test", "europe-west4")
     assert "replaces the bots' network" in note and "python -m stacks.drain gcp-test" in note
     assert bot_runtime.notes(stack("aws").registrations, "aws-test", "", "") == []
+
+
+def test_a_protected_bot_job_is_refused_because_a_switch_to_gce_could_not_delete_it(stack: StackRunner) -> None:
+    run = stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, botRuntime="cloudrun", protect="true", **CHANNEL["gcp"])
+    assert bot_runtime.violations(run.registrations) == []  # `protect` leaves the job unprotected
+    protected = [replace(reg, inputs={**reg.inputs, "deletionProtection": True}) if reg.type == bot_runtime.JOB
+                 else reg for reg in run.registrations]
+    (violation,) = bot_runtime.violations(protected)
+    assert "switching botRuntime to gce fails at its delete" in violation

@@ -1,0 +1,71 @@
+"""What `botRuntime: cloudrun` asks of the stack's settings: the reserve's cold-start prior and the quota.
+
+- **Cold start.** The dispatcher's prior for a Cloud Run bot (dispatcher/machines/cloudrun
+  `COLD_START`) is the job's own start. The stack adds what its network adds: the bot job leaves by
+  Direct VPC egress through a Cloud NAT (stacks/gcp/bot_job.py, network.py), and Google documents,
+  for Cloud NAT with Direct VPC egress, "cold-start delays of 30 seconds or more at instance
+  startup" (cloud.google.com/run/docs/configuring/vpc-direct-vpc, Limitations; the zh-CN page
+  carries that line, the English one "connection establishment delays of a minute or more").
+  Nothing the bot sends leaves before then, so the bot's first dial to the dispatcher waits for it,
+  and the bot's backoff (botchannel/contract.py `FIRST_DIAL_DELAYS_SECONDS`) adds the time to its
+  next try: `first_dial_seconds` is that wait, and the prior is the job's start plus it.
+- **Quota.** "Maximum number of running job executions: 1000 per project and region"
+  (cloud.google.com/run/quotas). Every session and every reserve bot is one running execution, so a
+  stack whose sessions and reserve can exceed the project's quota would preview fine and refuse
+  starts past it (`503 cloudrun_capacity`): refused here instead, unless `cloudRunExecutionQuota`
+  states the raised quota Google granted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from botchannel.contract import DIAL_TIMEOUT_SECONDS, FIRST_DIAL_DELAYS_SECONDS
+from dispatcher.machines import cloudrun
+from stacks.config.reader import Reader
+
+# Google's lower bound for Cloud NAT with Direct VPC egress (the module docstring): a floor, not a measurement.
+DIRECT_VPC_NAT_DELAY_SECONDS = 30.0
+EXECUTION_QUOTA_KEY = "cloudRunExecutionQuota"
+DEFAULT_EXECUTION_QUOTA = 1000  # cloud.google.com/run/quotas: running job executions per project and region
+
+
+def first_dial_seconds(network_delay: float, *, failed_dial_seconds: float = 0.0,
+                       delays: Sequence[float] = FIRST_DIAL_DELAYS_SECONDS) -> float | None:
+    """When a new bot's first dial gets through, if nothing leaves its task for `network_delay`
+    seconds: the bot dials at once, then after each of `delays`; a dial tried too early fails after
+    `failed_dial_seconds` (0: refused at once; DIAL_TIMEOUT_SECONDS: its packets dropped).
+    None: the bot's tries run out first (a reserve bot then ends, `channel_lost`)."""
+    at = 0.0
+    for wait in (*delays, None):
+        if at >= network_delay:
+            return at
+        if wait is None:
+            return None
+        at += failed_dial_seconds + wait
+    return None
+
+
+def cold_start_prior(*, direct_vpc_nat: bool) -> float:
+    """The reserve's cold-start prior for the bot job: its start, plus the first dial's wait behind
+    Cloud NAT, the dropped-packet case (the longer one) at Google's documented lower bound."""
+    start = cloudrun.COLD_START.median_seconds
+    if not direct_vpc_nat:
+        return start
+    wait = first_dial_seconds(DIRECT_VPC_NAT_DELAY_SECONDS, failed_dial_seconds=DIAL_TIMEOUT_SECONDS)
+    assert wait is not None  # the bot's ~2 min of tries outlast the documented delay
+    return start + wait
+
+
+def execution_quota(cfg: Reader, *, sessions: int, reserve_max_idle: int) -> int:
+    """The project's quota of running job executions in the stack's region, checked against what
+    the stack may run at once: every session and every idle or warming reserve bot."""
+    quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
+    if sessions + reserve_max_idle > quota:
+        raise cfg.fail(EXECUTION_QUOTA_KEY, (
+            f"is {quota}, but botRuntime cloudrun may run maxConcurrentSessions={sessions} + "
+            f"reserveMaxIdle={reserve_max_idle} = {sessions + reserve_max_idle} job executions at once: Cloud Run "
+            f"runs at most {quota} per project and region and refuses the rest. Lower maxConcurrentSessions or "
+            "reserveMaxIdle, or request a quota increase (Google Cloud console, IAM & Admin > Quotas, Cloud Run "
+            f"Admin API, running job executions) and, once granted, set {EXECUTION_QUOTA_KEY} to it"))
+    return quota

@@ -1,0 +1,46 @@
+"""gcp-prod planned with Cloud Run bots (`--config botRuntime=cloudrun`), through `stacks.plan`:
+refused past Cloud Run's running-executions quota unless the stack states a raised one; once it
+does, the bot job is unprotected (a switch back to gce deletes it) and the reserve's cold-start
+prior is Cloud Run's with what the bots' Direct VPC egress and Cloud NAT add, not Compute Engine's."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.machines import cloudrun, gce
+from stacks.config.cloud_run import cold_start_prior
+from stacks.tools.plan import checked_plan, main
+
+CLOUD_RUN = ["--config", "botRuntime=cloudrun"]
+
+
+def _value_after(text: str, name: str) -> str:
+    """The `value:` line after `- name: <name>` in a rendered plan."""
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == f"- name: {name}")
+    return lines[at + 1].strip().removeprefix("value: ")
+
+
+def test_sessions_and_reserve_past_cloud_runs_quota_are_refused_naming_the_ways_out(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gcp-prod", *CLOUD_RUN]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("gcp-prod: Invalid stack configuration: voicefleet:cloudRunExecutionQuota is 1000")
+    assert "maxConcurrentSessions=2500 + reserveMaxIdle=400 = 2900" in line
+    assert "request a quota increase" in line and "Lower maxConcurrentSessions or reserveMaxIdle" in line
+
+
+def test_a_stated_raised_quota_plans_with_an_unprotected_job_and_cloud_runs_cold_start_prior() -> None:
+    text, problems, notes = checked_plan("gcp-prod", {"botRuntime": "cloudrun", "cloudRunExecutionQuota": "2900"})
+    assert problems == []  # among them the preflight's: no protected bot job to block a switch to gce
+    job = text.split("gcp:cloudrunv2/job:Job  ", 1)[1].split("\n\n", 1)[0]
+    assert "  deletionProtection: false" in job.splitlines()
+    prior = float(_value_after(text, "RESERVE_COLD_START_SECONDS"))
+    assert prior == cold_start_prior(direct_vpc_nat=True) > cloudrun.COLD_START.median_seconds
+    assert prior != gce.COLD_START.median_seconds
+    assert any("needs one `up` on cloudrun first" in note for note in notes)
+
+
+def test_one_execution_fewer_than_the_stack_may_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gcp-prod", *CLOUD_RUN, "--config", "cloudRunExecutionQuota=2899"]) == 2
+    assert "cloudRunExecutionQuota is 2899" in capsys.readouterr().err
