@@ -59,7 +59,8 @@ class AwsStack(pulumi.ComponentResource):
             recovery_window_days=cfg.secret_recovery_days, protect=settings.protect), opts=child)
         cluster = ecs_cluster(name, physical_name=settings.prefix, container_insights=cfg.container_insights,
                               opts=child)
-        bot_args = self._bot_args(images.bot, registry.arn("bot"), secrets)
+        # A project whose bot builds SmallWebRTC only has no Daily image: its runtime pulls the other one.
+        bot_args = self._bot_args(images.bot, registry.arn("bot" if images.daily else "bot-webrtc"), secrets)
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
         webrtc_bot = self._webrtc_bot(bot_args, images, registry)
         turn_urls = self._turn_urls(network, secrets)
