@@ -25,7 +25,7 @@ from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config import channel_capacity
-from stacks.config.bot import image_args
+from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
@@ -201,6 +201,7 @@ class AwsStack(pulumi.ComponentResource):
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
             **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
             channel_limits=channel_capacity.dispatcher_environment(settings, cfg.dispatcher_count),
             drain=settings.drain,

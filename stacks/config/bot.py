@@ -106,8 +106,14 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
     found = settings.bot_project
     if found is None:
         return
-    offered = ("daily", *(("websocket",) if takes_calls else ()), *(("webrtc",) if settings.turn is not None else ()))
+    web = web_transports(settings) if settings.turn is not None else ("daily",)
+    offered = tuple(transport for transport in OFFERED
+                    if transport in web or (transport == "websocket" and takes_calls))
     built = found.project.built
+    if "daily" not in web:
+        pulumi.log.info(f"voicefleet:botProject = {found.location!r}: its bot.py builds SmallWebRTC and not Daily, so "
+                        "this stack's dispatcher offers SmallWebRTC web sessions only (TRANSPORTS=webrtc): a Daily "
+                        "start (POST /start with transport daily) is refused")
     if built and (unserved := [transport for transport in offered if transport not in built]):
         served = [transport for transport in offered if transport in built]
         builds = f"its bot.py builds Pipecat's {', '.join(built)} transport, not {', '.join(unserved)}"
@@ -213,6 +219,14 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str
                                          f"{SLIMMING}, or accept the size knowingly: `pulumi config set "
                                          f"voicefleet:botImageBudgetMb {enough}` (the image build's "
                                          f"BOT_IMAGE_BUDGET_MB={enough} holds every image the same way)")
+
+
+def web_transports(settings: HasBotProject) -> tuple[str, ...]:
+    """The web sessions a stack with a TURN relay offers, the default first (its dispatcher's
+    TRANSPORTS): Daily's and SmallWebRTC's, or SmallWebRTC's alone for a bot.py that builds it and not
+    Daily, so a Daily start is refused at once instead of launching a bot that cannot join a room."""
+    built = () if settings.bot_project is None else settings.bot_project.project.built
+    return ("webrtc",) if "webrtc" in built and "daily" not in built else ("daily", "webrtc")
 
 
 def image_args(settings: BuildsImages) -> dict[str, Any]:

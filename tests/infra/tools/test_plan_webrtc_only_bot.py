@@ -22,6 +22,7 @@ from stacks.config.settings import SettingsError
 from stacks.tools.mocks import unwrap
 from stacks.tools.paths import REPOSITORY
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.gcp.test_stack import dispatcher_container
 from tests.infra.helpers import container
 
 FIXTURE = REPOSITORY / "tests" / "fixtures" / "projects" / "webrtc_video"
@@ -75,8 +76,8 @@ def test_a_relay_stack_states_only_what_the_bot_serves(stack: StackRunner, monke
     stack("aws", secrets={**WITH_TURN, **PHONE}, botProject=str(FIXTURE), botImageBudgetMb="900", **TURN,
           **CHANNEL["aws"])
     (line,) = [line for line in warned if "its bot.py builds" in line]
-    assert line.endswith("this stack's Daily web sessions (POST /start) and phone calls will fail; its SmallWebRTC "
-                         "web sessions (over the TURN relay) are served"), line
+    assert line.endswith("this stack's phone calls will fail; its SmallWebRTC web sessions (over the TURN relay) "
+                         "are served"), line  # and Daily's are not offered at all (below)
 
 
 def test_a_relay_stack_builds_and_sizes_only_the_smallwebrtc_image_of_a_webrtc_only_bot(
@@ -89,12 +90,24 @@ def test_a_relay_stack_builds_and_sizes_only_the_smallwebrtc_image_of_a_webrtc_o
     assert "dispatcher" in unwrap(built["runtime"].inputs)["dockerfile"]["location"]
     sized = [line.split(" image's packages")[0].rsplit(" ", 1)[-1] for line in said if "image's packages" in line]
     assert sized == ["bot-webrtc"], said
+    assert any("offers SmallWebRTC web sessions only (TRANSPORTS=webrtc)" in line for line in said), said
+    environment = {item["name"]: item["value"] for item in container(run, "-dispatcher")["environment"]}
+    assert (environment["TRANSPORTS"], environment["DEFAULT_TRANSPORT"]) == ("webrtc", "webrtc")  # Daily: refused
     # The runtime a Daily or WebSocket session would launch runs the one image the bot has, pulled from its repository.
     assert container(run, "-bot")["image"] == container(run, "-bot-webrtc")["image"]
     pulls = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-bot-execution")]
     (policy,) = [json.loads(unwrap(r.inputs["policy"])) for r in pulls]
     (pull,) = [s for s in policy["Statement"] if s.get("Sid") == "PullImage"]
     assert str(pull["Resource"]).endswith("-bot-webrtc"), pull
+
+
+def test_on_gcp_too_a_webrtc_only_bot_gets_its_smallwebrtc_image_alone_and_no_daily_sessions(
+        stack: StackRunner) -> None:
+    run = stack("gcp", secrets=WITH_TURN, botProject=str(FIXTURE), botImageBudgetMb="900", **TURN, **CHANNEL["gcp"])
+    assert sorted(unwrap(r.inputs)["target"] for r in run.of_type("docker-build:index:Image")) == [
+        "runtime", "runtime-webrtc"]
+    environment = {e["name"]: e.get("value") for e in dispatcher_container(run)["envs"]}
+    assert (environment["TRANSPORTS"], environment["DEFAULT_TRANSPORT"]) == ("webrtc", "webrtc")
 
 
 def test_the_image_build_builds_only_the_smallwebrtc_image_of_a_webrtc_only_bot() -> None:
