@@ -85,9 +85,9 @@ def test_a_relay_stack_builds_and_sizes_only_the_smallwebrtc_image_of_a_webrtc_o
     said: list[str] = []
     monkeypatch.setattr("pulumi.log.info", lambda message, *args, **kwargs: said.append(str(message)))
     run = stack("aws", secrets=WITH_TURN, botProject=str(FIXTURE), botImageBudgetMb="900", **TURN, **CHANNEL["aws"])
-    built = {unwrap(r.inputs)["target"]: r for r in run.of_type("docker-build:index:Image")}
-    assert sorted(built) == ["runtime", "runtime-webrtc"]  # the dispatcher's runtime and the SmallWebRTC bot's
-    assert "dispatcher" in unwrap(built["runtime"].inputs)["dockerfile"]["location"]
+    built = sorted((unwrap(r.inputs)["dockerfile"]["location"], unwrap(r.inputs)["target"])
+                   for r in run.of_type("docker-build:index:Image"))
+    assert built == [("../images/bot.Dockerfile", "runtime-webrtc"), ("../images/dispatcher.Dockerfile", "runtime")]
     sized = [line.split(" image's packages")[0].rsplit(" ", 1)[-1] for line in said if "image's packages" in line]
     assert sized == ["bot-webrtc"], said
     assert any("offers SmallWebRTC web sessions only (TRANSPORTS=webrtc)" in line for line in said), said
@@ -104,8 +104,9 @@ def test_a_relay_stack_builds_and_sizes_only_the_smallwebrtc_image_of_a_webrtc_o
 def test_on_gcp_too_a_webrtc_only_bot_gets_its_smallwebrtc_image_alone_and_no_daily_sessions(
         stack: StackRunner) -> None:
     run = stack("gcp", secrets=WITH_TURN, botProject=str(FIXTURE), botImageBudgetMb="900", **TURN, **CHANNEL["gcp"])
-    assert sorted(unwrap(r.inputs)["target"] for r in run.of_type("docker-build:index:Image")) == [
-        "runtime", "runtime-webrtc"]
+    assert sorted((unwrap(r.inputs)["dockerfile"]["location"], unwrap(r.inputs)["target"])
+                  for r in run.of_type("docker-build:index:Image")) == [
+        ("../images/bot.Dockerfile", "runtime-webrtc"), ("../images/dispatcher.Dockerfile", "runtime")]
     environment = {e["name"]: e.get("value") for e in dispatcher_container(run)["envs"]}
     assert (environment["TRANSPORTS"], environment["DEFAULT_TRANSPORT"]) == ("webrtc", "webrtc")
 
