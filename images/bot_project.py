@@ -235,7 +235,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m images.bot_project", description=main.__doc__)
     parser.add_argument("path", type=Path)
     parser.add_argument("--exclude-packages", action="store_true")
-    parser.add_argument("--transports", action="store_true", help="print the transports its images can carry")
     parser.add_argument("--images", action="store_true",
                         help="print the bot images built for it (the SmallWebRTC one when its lock has aiortc)")
     parser.add_argument("--leaves-out", choices=sorted(IMAGE_LEAVES_OUT),
@@ -248,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.exclude_packages:
         print(" ".join(project.exclude_packages))
-    elif args.transports:
-        print(" ".join(project.transports))
     elif args.images:
         print(" ".join(project.images(webrtc="webrtc" in project.transports)))
     elif args.leaves_out:
