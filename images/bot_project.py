@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -34,6 +35,7 @@ from images.bot_transports import (
     leaves_out,
     transports_built,
 )
+from images.project_imports import ModuleImport, import_names, imported_modules
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -70,10 +72,19 @@ class BotProject:
     built: tuple[str, ...] = ()  # the transports bot.py builds (images/bot_transports.py); () unknown
     imported: tuple[BuiltTransport, ...] = ()  # the transports whose module bot.py imports at module level
     carriers: tuple[str, ...] = ()  # the carriers bot.py names (create_transport keys, serializers it imports)
+    # The modules the project's own code imports (images/project_imports.py), by top-level name.
+    imports: Mapping[str, ModuleImport] = field(default_factory=dict)
 
     def leaves_out(self, image: str) -> tuple[str, ...]:
         """The transport packages the `image` ("bot", "bot-webrtc") leaves out of this project's lock."""
         return leaves_out(image, self.imported)
+
+    def images(self, *, webrtc: bool) -> tuple[str, ...]:
+        """The bot images built for this project: the Daily image ("bot", which also serves the WebSocket
+        transport's phone calls) unless its bot.py builds SmallWebRTC only, and the SmallWebRTC image
+        ("bot-webrtc") when `webrtc` (a stack's TURN relay; for images/ci/build.sh, a lock with aiortc)."""
+        daily = not self.built or any(transport in self.built for transport in ("daily", "websocket"))
+        return (*(("bot",) if daily else ()), *(("bot-webrtc",) if webrtc else ()))
 
     def keeps(self, image: str) -> BuiltTransport | None:
         """The module-level import that makes `image` keep the other transport's packages, if any."""
@@ -123,6 +134,7 @@ def read(path: Path) -> BotProject:
             raise BotProjectError(f"{path / source} has no {name}: add Pipecat's {extra} extra "
                                   f"(`{PIPECAT}[silero,…]`); the image loads Silero VAD at build time")
     built = transports_built(path / BOT_FILE)
+    imports = imported_modules(path, BOT_FILE)
     for transport in built:
         package, extra = TRANSPORT_PACKAGES[transport.name]
         if package not in present:
@@ -130,12 +142,12 @@ def read(path: Path) -> BotProject:
                                   f"({transport.evidence}) but {source} has no {package}: add Pipecat's {extra} "
                                   f"extra (`uv add '{PIPECAT}[{extra}]'`, which locks again)")
     return BotProject(path=path, kind=kind, pipecat_version=version,
-                      exclude_packages=_exclude_packages(path, pyproject, packages),
+                      exclude_packages=_exclude_packages(path, pyproject, packages, imports),
                       has_bake=(path / BAKE_FILE).is_file(),
                       transports=tuple(name for name, (package, _) in TRANSPORT_PACKAGES.items() if package in present),
                       built=tuple(transport.name for transport in built),
                       imported=imported_at_module_level(path / BOT_FILE),
-                      carriers=carriers_answered(path / BOT_FILE))
+                      carriers=carriers_answered(path / BOT_FILE), imports=imports)
 
 
 def _toml(path: Path) -> dict[str, object]:
@@ -188,8 +200,8 @@ def _requirements(path: Path) -> tuple[dict[str, Version], set[str]]:
     return pins, named
 
 
-def _exclude_packages(path: Path, pyproject: dict[str, object] | None,
-                      locked: dict[str, Version]) -> tuple[str, ...]:
+def _exclude_packages(path: Path, pyproject: dict[str, object] | None, locked: dict[str, Version],
+                      imports: Mapping[str, ModuleImport]) -> tuple[str, ...]:
     tool = (pyproject or {}).get("tool", {})
     settings = tool.get("voicefleet", {}) if isinstance(tool, dict) else {}
     raw = settings.get("exclude-packages", []) if isinstance(settings, dict) else []
@@ -201,6 +213,10 @@ def _exclude_packages(path: Path, pyproject: dict[str, object] | None,
             raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
         if canonicalize_name(name) not in locked:
             raise BotProjectError(f"{where} names {name}, which the lock does not have")
+        if imported := next((imports[module] for module in import_names(name) if module in imports), None):
+            raise BotProjectError(f"{where} leaves out {name}, which {path / imported.file}:{imported.line} imports "
+                                  f"(`{imported.module}`): the image would fail with No module named "
+                                  f"'{imported.module}'. Remove {name} from exclude-packages (or the import)")
     if raw and not (path / "uv.lock").is_file():
         raise BotProjectError(f"{where} needs uv.lock (a requirements.txt is installed as it is)")
     return tuple(sorted(raw))
@@ -219,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m images.bot_project", description=main.__doc__)
     parser.add_argument("path", type=Path)
     parser.add_argument("--exclude-packages", action="store_true")
-    parser.add_argument("--transports", action="store_true", help="print the transports its images can carry")
+    parser.add_argument("--images", action="store_true",
+                        help="print the bot images built for it (the SmallWebRTC one when its lock has aiortc)")
     parser.add_argument("--leaves-out", choices=sorted(IMAGE_LEAVES_OUT),
                         help="print the transport packages that bot image leaves out (its build argument)")
     args = parser.parse_args(argv)
@@ -230,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.exclude_packages:
         print(" ".join(project.exclude_packages))
-    elif args.transports:
-        print(" ".join(project.transports))
+    elif args.images:
+        print(" ".join(project.images(webrtc="webrtc" in project.transports)))
     elif args.leaves_out:
         print(" ".join(project.leaves_out(args.leaves_out)))
     else:

@@ -15,6 +15,8 @@ bench/image_size.py.
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 MB = 1_000_000
@@ -26,11 +28,52 @@ def installed_mb(site_packages: Path) -> float:
     return sum(p.stat().st_size for p in site_packages.rglob("*") if p.is_file() and not p.is_symlink()) / MB
 
 
+def allowance_mb(image: str) -> float:
+    """What a bot image may weigh over the Daily image's budget: the SmallWebRTC image carries
+    aiortc's stack on top, so a budget stated for the Daily image allows it this much more."""
+    return CLOSURE_BUDGET_MB[image] - CLOSURE_BUDGET_MB["bot"] if image.startswith("bot") else 0.0
+
+
+def closure_budget_mb(image: str, own_mb: float | None = None) -> float:
+    """The one budget rule, read by the plan (stacks/config/bot.py) and the image build
+    (images/ci/run_image.py) alike: voicefleet's own, or a project's own `own_mb` (a stack's
+    botImageBudgetMb, the build's BOT_IMAGE_BUDGET_MB), which is the Daily image's, plus the
+    image's allowance over it."""
+    return own_mb + allowance_mb(image) if own_mb else CLOSURE_BUDGET_MB[image]
+
+
+def budget_to_set(sizes_mb: dict[str, float]) -> int:
+    """The least whole project budget (botImageBudgetMb, BOT_IMAGE_BUDGET_MB) that holds every one of
+    these bot images' closures, image -> MB: the number to tell someone who accepts the size."""
+    return max(math.ceil(size - allowance_mb(image)) for image, size in sizes_mb.items())
+
+
 def over_budget(image: str, site_packages: Path, budget_mb: float | None = None) -> str | None:
     """A sentence when the closure is over its budget (`budget_mb`: a project's own, raised knowingly
     as a stack's botImageBudgetMb is), None when it is within."""
-    size, budget = installed_mb(site_packages), budget_mb or CLOSURE_BUDGET_MB[image]
+    size, budget = installed_mb(site_packages), closure_budget_mb(image, budget_mb)
     if size <= budget:
         return None
-    where = "the project's own" if budget_mb else "images/budgets.py"
+    allowance = allowance_mb(image)
+    where = "images/budgets.py" if not budget_mb else "the project's own" + (
+        f" {budget_mb:.0f} MB + {allowance:.0f} MB for aiortc's stack" if allowance else "")
     return f"the {image} closure is {size:.1f} MB, over its {budget:.0f} MB budget ({where})"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m images.budgets IMAGE [OWN_MB]`: the MB the image's closure is held to (images/ci/build.sh)."""
+    if len(argv) not in (1, 2) or argv[0] not in CLOSURE_BUDGET_MB:
+        print(f"usage: python -m images.budgets {{{','.join(CLOSURE_BUDGET_MB)}}} [OWN_MB]", file=sys.stderr)
+        return 2
+    own = argv[1] if len(argv) == 2 else ""
+    try:
+        budget = closure_budget_mb(argv[0], float(own) if own else None)
+    except ValueError:
+        print(f"python -m images.budgets: OWN_MB must be a number of MB (got {own!r})", file=sys.stderr)
+        return 2
+    print(f"{budget:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

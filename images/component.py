@@ -62,6 +62,10 @@ class ImagesArgs:
     build_on_preview: bool = True
     labels: dict[str, str] = field(default_factory=dict)
     webrtc: bool = False  # also build the SmallWebRTC bot (repositories then has "bot-webrtc")
+    # Build the Daily bot image. False for a project whose bot.py builds SmallWebRTC only
+    # (BotProject.images): that image would serve nothing of it, and its SmallWebRTC image is then
+    # the bot every runtime runs (a Daily session fails with it, as the plan warns).
+    daily: bool = True
     # The user's bot project folder (voicefleet:botProject, checked by images/bot_project.py),
     # relative to the program folder like CONTEXT: the bot images' second build context,
     # `bot-project`; and its packages to leave out (BOT_EXCLUDE_PACKAGES).
@@ -83,7 +87,8 @@ ZSTD_LEVEL = 3  # zstd's default level; any level > 0 makes docker-build pass th
 class Images(pulumi.ComponentResource):
     """The bot and dispatcher images, built from the repository root and pushed by digest."""
 
-    bot: pulumi.Output[str]
+    bot: pulumi.Output[str]  # a Daily (or WebSocket) session's image: the SmallWebRTC one when no Daily one is built
+    daily: bool  # whether `bot` is the Daily image
     dispatcher: pulumi.Output[str]
     bot_webrtc: pulumi.Output[str] | None
 
@@ -92,7 +97,7 @@ class Images(pulumi.ComponentResource):
         refs: dict[str, pulumi.Output[str]] = {}
         bot_labels = {project_files.DIGEST_LABEL: _project_digest(args.bot_project)}
         for role, (dockerfile, target) in DOCKERFILES.items():
-            if role == "bot-webrtc" and not args.webrtc:
+            if (role == "bot-webrtc" and not args.webrtc) or (role == "bot" and not args.daily):
                 continue
             repository = pulumi.Output.from_input(args.repositories[role])
             cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
@@ -145,7 +150,8 @@ class Images(pulumi.ComponentResource):
                                    tag=pulumi.Output.concat(repository, ":", REVISION_TAG_PREFIX, args.source_revision),
                                    sources=[refs[role]], push=True, registry=registries[0],
                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
-        self.bot = refs["bot"]
+        self.daily = "bot" in refs
+        self.bot = refs["bot"] if self.daily else refs["bot-webrtc"]
         self.dispatcher = refs["dispatcher"]
         self.bot_webrtc = refs.get("bot-webrtc")
         self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher, "bot_webrtc": self.bot_webrtc})

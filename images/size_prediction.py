@@ -12,13 +12,15 @@ make it big and the slimming that keeps behaviour.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from images.bot_transports import IMAGE_LEAVES_OUT
+from images.project_imports import ModuleImport, import_names
 
 if TYPE_CHECKING:
     from images.bot_project import BotProject
@@ -44,15 +46,19 @@ DAILY_LEAVES_OUT = IMAGE_LEAVES_OUT["bot"][1]
 WEBRTC_LEAVES_OUT = IMAGE_LEAVES_OUT["bot-webrtc"][1]
 # Platform tag fragments of the wheels the image installs, per build platform.
 ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-# Slimming that keeps behaviour, for the packages that usually make an image big.
-SLIMMING = {
-    "torch": "torch's default Linux wheel pulls CUDA (nvidia-* packages): pin the CPU build from "
-             "https://download.pytorch.org/whl/cpu ([tool.uv.sources] torch with that index) and lock again",
-    "opencv-python": "opencv is imported only by SmallWebRTC's incoming video: list it in [tool.voicefleet] "
-                     "exclude-packages if the bot sends no video",
-    "opencv-python-headless": "imported only by SmallWebRTC's incoming video: exclude-packages it if unused",
-    "llvmlite": "numba's compiler, used only by the resampy resampler: exclude-packages numba llvmlite resampy",
-    "numba": "used only by the resampy resampler: exclude-packages numba llvmlite resampy",
+# Slimming that keeps behaviour, for the packages that usually make an image big: the advice, and
+# the packages it would leave out (never advised when the bot's own code imports one of them).
+SLIMMING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "torch": ("torch's default Linux wheel pulls CUDA (nvidia-* packages): pin the CPU build from "
+              "https://download.pytorch.org/whl/cpu ([tool.uv.sources] torch with that index) and lock again", ()),
+    "opencv-python": ("Pipecat imports it only for SmallWebRTC's incoming video: list it in [tool.voicefleet] "
+                      "exclude-packages if the bot sends no video", ("opencv-python",)),
+    "opencv-python-headless": ("Pipecat imports it only for SmallWebRTC's incoming video: exclude-packages it if "
+                               "unused", ("opencv-python-headless",)),
+    "llvmlite": ("numba's compiler, used only by the resampy resampler: exclude-packages numba llvmlite resampy",
+                 ("numba", "llvmlite", "resampy")),
+    "numba": ("used only by the resampy resampler: exclude-packages numba llvmlite resampy",
+              ("numba", "llvmlite", "resampy")),
 }
 
 
@@ -62,6 +68,8 @@ class Prediction:
     wheels_mb: float
     largest: tuple[tuple[str, float], ...]  # (package, installed MB), largest first
     unknown: tuple[str, ...] = ()  # locked with no wheel for the platform: built from source, size unknown
+    # The modules the bot project's own code imports (images/project_imports.py): never advised out.
+    imports: Mapping[str, ModuleImport] = field(default_factory=dict)
 
     @property
     def pull_mb(self) -> float:
@@ -79,11 +87,19 @@ class Prediction:
     def advice(self, limit: int = 5) -> str:
         """The biggest packages and, where one is known, the slimming that keeps behaviour."""
         big = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.largest[:limit])
-        tips = [f"{name}: {SLIMMING[name]}" for name, _ in self.largest[:limit] if name in SLIMMING]
+        tips = [self._tip(name) for name, _ in self.largest[:limit] if name in SLIMMING]
         if any(name.startswith("nvidia-") for name, _ in self.largest[:limit]) and "torch" not in [
                 name for name, _ in self.largest[:limit]]:
-            tips.append(f"nvidia-*: {SLIMMING['torch']}")
+            tips.append(f"nvidia-*: {SLIMMING['torch'][0]}")
         return f"largest: {big}" + (f"; {'; '.join(tips)}" if tips else "")
+
+    def _tip(self, name: str) -> str:
+        advice, leaves_out = SLIMMING[name]
+        used = next((self.imports[module] for package in leaves_out for module in import_names(package)
+                     if module in self.imports), None)
+        if used is None:
+            return f"{name}: {advice}"
+        return f"{name}: kept, the bot imports it ({used.where}: `{used.module}`)"
 
 
 def _wheel_matches(filename: str, arch: str) -> bool:
@@ -141,7 +157,8 @@ def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
     return {name for name, _ in seen}
 
 
-def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "linux/amd64") -> Prediction:
+def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "linux/amd64",
+            imports: Mapping[str, ModuleImport] | None = None) -> Prediction:
     arch = ARCHES[platform]
     left_out = {canonicalize_name(name) for name in leave_out}
     sizes: dict[str, int] = {}
@@ -166,14 +183,14 @@ def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "lin
     ratio = INSTALLED_PER_WHEEL_BYTE
     largest = tuple(sorted(((name, size * ratio / MB) for name, size in sizes.items()), key=lambda item: -item[1]))
     total = sum(sizes.values())
-    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)))
+    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}))
 
 
 def predict_image(project: BotProject, image: str = "bot", *, platform: str = "linux/amd64") -> Prediction:
     """The closure of a bot project's `image` ("bot" or "bot-webrtc") as its build installs it: the
     project's lock minus its exclude-packages and the transport packages that image leaves out."""
     return predict(project.path / "uv.lock", leave_out=(*project.exclude_packages, *project.leaves_out(image)),
-                   platform=platform)
+                   platform=platform, imports=project.imports)
 
 
 def main(argv: list[str] | None = None) -> int:

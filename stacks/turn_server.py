@@ -58,12 +58,13 @@ def turn_urls(turn: TurnSettings | None,
     return managed_relay(turn)
 
 
-def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]],
-                           credentials_per_key: int) -> dict[str, pulumi.Input[str]]:
-    """The dispatcher's TURN variables (stacks/contract.py TURN_ENV; the secret comes by reference)."""
+def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]], credentials_per_key: int,
+                           transports: Sequence[str] = ("daily", "webrtc")) -> dict[str, pulumi.Input[str]]:
+    """The dispatcher's TURN variables (stacks/contract.py TURN_ENV; the secret comes by reference);
+    `transports`: the web sessions it offers, the default first (stacks/config/bot.py web_transports)."""
     return {
-        "TRANSPORTS": "daily,webrtc",
-        "DEFAULT_TRANSPORT": "daily",
+        "TRANSPORTS": ",".join(transports),
+        "DEFAULT_TRANSPORT": transports[0],
         "TURN_URLS": pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found)),
         "ICE_TRANSPORT_POLICY": "relay",  # both peers through the relay: neither needs an open port
         # One key's share of the relay (stacks/config/turn.py derives it from the quotas).

@@ -9,6 +9,7 @@
 #                                  example, as a stack's voicefleet:botProject default)
 #   BOT_IMAGES_ONLY=1 ...        # only the bot images (another project's, beside the default build)
 #   BOT_IMAGE_BUDGET_MB=700 ...  # that project's closure budget, raised knowingly (a stack's botImageBudgetMb)
+#   images/ci/build.sh --images  # only print the images it would build, each with its closure budget in MB
 #
 # Needs root (buildah with chroot isolation, debootstrap, unshare). Everything it installs comes
 # from Debian (buildah, debootstrap, iproute2) or PyPI (the uv wheel); nothing from elsewhere.
@@ -23,6 +24,29 @@ BOT_PROJECT=${BOT_PROJECT:-examples/parrot}
 STORAGE=(--storage-driver overlay)
 started=$(date +%s)
 step() { echo "== $(( $(date +%s) - started ))s $*"; }
+# The bot project is checked as `pulumi preview` checks it (Pipecat in the supported range, …), and its
+# [tool.voicefleet] exclude-packages become the build's BOT_EXCLUDE_PACKAGES.
+step "bot project $BOT_PROJECT"
+uv run --quiet python -m images.bot_project "$BOT_PROJECT"
+bot_exclude=$(uv run --quiet python -m images.bot_project --exclude-packages "$BOT_PROJECT")
+# Each bot image's transport packages to leave out, as the plan sizes them (none of a transport the
+# project's bot.py imports at module level: images/bot_transports.py).
+daily_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot "$BOT_PROJECT")
+webrtc_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot-webrtc "$BOT_PROJECT")
+# The bot images a stack builds for the project (BotProject.images): the Daily one unless its bot.py
+# builds SmallWebRTC only, the SmallWebRTC one when it locks Pipecat's webrtc extra.
+read -ra bot_images <<<"$(uv run --quiet python -m images.bot_project --images "$BOT_PROJECT")"
+images=(dispatcher "${bot_images[@]}")
+[[ "${BOT_IMAGES_ONLY:-}" == 1 ]] && images=("${bot_images[@]}")
+# Each image's closure budget, by the rule the plan applies (images/budgets.py closure_budget_mb).
+budget_of() { local own=""; [[ $1 == bot* ]] && own=${BOT_IMAGE_BUDGET_MB:-}; echo "$own"; }
+if [[ "${1:-}" == --images ]]; then
+  for image in "${images[@]}"; do
+    echo "$image $(uv run --quiet python -m images.budgets "$image" "$(budget_of "$image")")"
+  done
+  exit 0
+fi
+
 mkdir -p "$WORK"
 # One buildah store per bot project (images/ci/project_store.sh); every buildah call here and in
 # images/ci/run_image.py reads its storage.conf.
@@ -115,26 +139,12 @@ fi
 
 # --- build ---------------------------------------------------------------------------------------
 umask 022  # file modes are part of the layers
+step "build: ${images[*]}"
 # buildah 1.28's layer cache does not see the content of a RUN's bind mounts: with a changed uv.lock
 # or pyproject.toml it would pick a stale `uv sync` layer (it did: a dispatcher without aiohttp), and
 # with a changed bot.py a stale copy of the project. So when any of them changed since the last build
 # of this project, drop every cached intermediate layer of its store (untagged images; the stand-ins
 # are tagged and stay; another project's store is not touched) and build without the cache.
-# The bot project is checked as `pulumi preview` checks it (Pipecat in the supported range, …), and its
-# [tool.voicefleet] exclude-packages become the build's BOT_EXCLUDE_PACKAGES.
-step "bot project $BOT_PROJECT"
-uv run --quiet python -m images.bot_project "$BOT_PROJECT"
-bot_exclude=$(uv run --quiet python -m images.bot_project --exclude-packages "$BOT_PROJECT")
-# Each bot image's transport packages to leave out, as the plan sizes them (none of a transport the
-# project's bot.py imports at module level: images/bot_transports.py).
-daily_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot "$BOT_PROJECT")
-webrtc_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot-webrtc "$BOT_PROJECT")
-# The SmallWebRTC bot image only when the project has Pipecat's webrtc extra (a stack with a TURN
-# relay refuses a project without it at preview).
-images=(dispatcher bot)
-[[ "${BOT_IMAGES_ONLY:-}" == 1 ]] && images=(bot)
-[[ " $(uv run --quiet python -m images.bot_project --transports "$BOT_PROJECT") " == *" webrtc "* ]] \
-  && images+=(bot-webrtc)
 lock_hash=$(build_inputs_hash "$BOT_PROJECT")
 cache=()
 if [[ "$(cat "$STORE/lock.sha256" 2>/dev/null)" != "$lock_hash" ]]; then
@@ -164,8 +174,7 @@ echo "$lock_hash" >"$STORE/lock.sha256"
 status=0
 for image in "${images[@]}"; do
   step "run $image"
-  budget=""; [[ $image == bot* ]] && budget=${BOT_IMAGE_BUDGET_MB:-}
-  python3 -m images.ci.run_image "$image" "localhost/voicefleet-$image:ci" "$budget" || status=1
+  python3 -m images.ci.run_image "$image" "localhost/voicefleet-$image:ci" "$(budget_of "$image")" || status=1
 done
 
 step "sizes (MB = 10^6 bytes, apparent size of the files; /opt/venv = the runtime closure)"

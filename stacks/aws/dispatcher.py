@@ -56,6 +56,7 @@ class DispatcherArgs:
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
     turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
+    turn_transports: tuple[str, ...] = ("daily", "webrtc")  # with turn_urls: the web sessions offered, default first
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     # With the channel: each replica's BOT_CHANNEL_MAX_CONNECTIONS and MAX_CONNECTIONS
     # (stacks/config/channel_capacity.py).
@@ -94,7 +95,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
         **args.reserve.to_env(),
         **args.metric_lines,
-        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
+        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key, args.turn_transports)
            if args.turn_urls is not None else {}),
         **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args), **args.channel_limits}
            if args.channel_url is not None else {}),

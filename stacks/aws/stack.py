@@ -25,7 +25,7 @@ from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config import channel_capacity
-from stacks.config.bot import image_args
+from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
@@ -59,7 +59,8 @@ class AwsStack(pulumi.ComponentResource):
             recovery_window_days=cfg.secret_recovery_days, protect=settings.protect), opts=child)
         cluster = ecs_cluster(name, physical_name=settings.prefix, container_insights=cfg.container_insights,
                               opts=child)
-        bot_args = self._bot_args(images.bot, registry.arn("bot"), secrets)
+        # A project whose bot builds SmallWebRTC only has no Daily image: its runtime pulls the other one.
+        bot_args = self._bot_args(images.bot, registry.arn("bot" if images.daily else "bot-webrtc"), secrets)
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
         webrtc_bot = self._webrtc_bot(bot_args, images, registry)
         turn_urls = self._turn_urls(network, secrets)
@@ -200,6 +201,7 @@ class AwsStack(pulumi.ComponentResource):
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
             **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
             channel_limits=channel_capacity.dispatcher_environment(settings, cfg.dispatcher_count),
             drain=settings.drain,

@@ -30,7 +30,7 @@ from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
-from stacks.config.bot import image_args
+from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
@@ -182,7 +182,7 @@ class AzureStack(pulumi.ComponentResource):
             **settings.reserve.to_env(),
             **metric_environment(settings.metric_namespace),
             **({CHANNEL_URL_VARIABLE: channel_url(host)} if channel_secrets(settings) else {}),
-            **(turn_server.dispatcher_environment(turn, settings.turn.credentials_per_key)
+            **(turn_server.dispatcher_environment(turn, settings.turn.credentials_per_key, web_transports(settings))
                if turn is not None and settings.turn is not None else {}),
             **({URL_VARIABLE: store.url} if store is not None else {}),
             **settings.observability.dispatcher_environment(),

@@ -14,7 +14,6 @@ the stack file, the values only encrypted.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pulumi
 
 from images.bot_project import BotProject, BotProjectError, read
 from images.bot_transports import IMAGE_LEAVES_OUT
-from images.budgets import CLOSURE_BUDGET_MB
+from images.budgets import allowance_mb, budget_to_set, closure_budget_mb
 from images.component import CONTEXT
 from images.size_prediction import predict_image
 from stacks.config.phone import credential_advice
@@ -54,6 +53,9 @@ class HasBotProject(Protocol):
 
     @property
     def turn(self) -> object | None: ...
+
+    @property
+    def cloud(self) -> str: ...
 
 
 class BuildsImages(HasBotProject, Protocol):
@@ -91,48 +93,92 @@ def project(cfg: Reader) -> BotProjectSettings:
     return BotProjectSettings(location=location, project=found)
 
 
+# What a stack offers, by the Pipecat transport that serves it, in the order the plan names them.
+OFFERED = {"daily": "Daily web sessions (POST /start)", "websocket": "phone calls",
+           "webrtc": "SmallWebRTC web sessions (over the TURN relay)"}
+
+
 def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, drain: bool = False) -> None:
     """A TURN relay means SmallWebRTC sessions, whose image needs Pipecat's webrtc extra (aiortc); a
-    carrier's credentials mean phone calls, whose bots need its websocket extra (FastAPI)."""
+    carrier's credentials mean phone calls, whose bots need its websocket extra (FastAPI), unless bot.py
+    shows it builds other transports only. A stack must serve something the bot builds, and the plan
+    names only what it serves."""
     found = settings.bot_project
-    if found is not None and found.project.built and "daily" not in found.project.built:
-        serves = ", ".join(found.project.built)
-        if not takes_calls and settings.turn is None:
-            raise cfg.fail("botProject", f"= {found.location!r}: its bot.py builds Pipecat's {serves} transport, not "
-                                         "daily, and this stack serves Daily web sessions only (no carrier "
-                                         "credential, no voicefleet:turn): give it the calls it answers: "
-                                         f"{credential_advice(found.project.carriers)}; or use a project whose bot "
-                                         "builds daily")
-        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its bot.py builds {serves}, not daily: this "
-                        "stack's Daily web sessions (POST /start) will fail; its phone calls are served")
-    if found is not None:
-        _hold_to_budget(cfg, found, webrtc=settings.turn is not None, drain=drain)
-    if found is not None and takes_calls and "websocket" not in found.project.transports:
+    if found is None:
+        return
+    web = web_transports(settings) if settings.turn is not None else ("daily",)
+    offered = tuple(transport for transport in OFFERED
+                    if transport in web or (transport == "websocket" and takes_calls))
+    built = found.project.built
+    if "daily" not in web:
+        pulumi.log.info(f"voicefleet:botProject = {found.location!r}: its bot.py builds SmallWebRTC and not Daily, so "
+                        "this stack's dispatcher offers SmallWebRTC web sessions only (TRANSPORTS=webrtc): a Daily "
+                        "start (POST /start with transport daily) is refused")
+    if built and (unserved := [transport for transport in offered if transport not in built]):
+        served = [transport for transport in offered if transport in built]
+        builds = f"its bot.py builds Pipecat's {', '.join(built)} transport, not {', '.join(unserved)}"
+        if not served:
+            raise cfg.fail("botProject", f"= {found.location!r}: {builds}, and this stack offers only "
+                                         f"{_offered(offered)}: give it what it answers: "
+                                         f"{serving_advice(found.project, settings.cloud)}; or use a project whose "
+                                         "bot builds daily")
+        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: {builds}: this stack's {_offered(unserved)} "
+                        f"will fail; its {_offered(served)} are served")
+    images = found.project.images(webrtc=settings.turn is not None)
+    _hold_to_budget(cfg, found, images=images, cloud=settings.cloud, drain=drain)
+    if takes_calls and not built and "websocket" not in found.project.transports:
         raise cfg.fail("botProject", f"= {found.location!r} has no fastapi, which a bot needs to take a phone call "
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
                                      "(`pipecat-ai[daily,silero,websocket]`) and lock again")
-    if found is not None and settings.turn is not None and "webrtc" not in found.project.transports:
+    if settings.turn is not None and "webrtc" not in found.project.transports:
         raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
                                      "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
 
 
+def _offered(transports: list[str] | tuple[str, ...]) -> str:
+    return " and ".join(OFFERED[transport] for transport in transports)
+
+
+def serving_advice(project: BotProject, cloud: str) -> str:
+    """What to set so a stack offers what a bot that builds no Daily transport answers: a TURN relay
+    for its SmallWebRTC sessions, the call credentials for its WebSocket (phone) transport."""
+    ways = []
+    if "webrtc" in project.built:
+        https = ("; on AWS the channel needs HTTPS: `pulumi config set certificateArn …` and "
+                 "`pulumi config set dispatcherDomain …`") if cloud == "aws" else ""
+        ways.append("for its SmallWebRTC sessions a TURN relay: `pulumi config set turn managed` (or external with "
+                    "turnUrls), `pulumi config set --secret turnSharedSecret` and `pulumi config set --secret "
+                    f"botChannelToken` (both prompt for the value; docs/pulumi.md, TURN relay){https}")
+    if "websocket" in project.built:
+        ways.append(credential_advice(project.carriers))
+    return "; or ".join(ways)
+
+
 # The pull cost is priced at the gzip ratio measured on a real build (docs/images.md, "Pull cost"):
-# what GCP's images ship; the AWS bot images go out zstd (images/component.py), whose pull is
-# usually smaller but has not been measured here.
-PULL_COMPRESSION = "priced as gzip layers (AWS pushes the bot image zstd, not priced separately)"
+# what the builder writes, and what GCP's and Azure's registries serve as pushed; the AWS bot images
+# go out zstd (images/component.py, stacks/aws/stack.py), whose pull is usually smaller but has not
+# been measured here.
+PULL_COMPRESSION = {
+    "aws": "priced as gzip layers (this stack pushes the bot image zstd to ECR, not priced separately)",
+    "gcp": "priced as gzip layers, as this stack pushes them to Artifact Registry",
+    "azure": "priced as gzip layers, as this stack pushes them to Azure Container Registry",
+}
 SLIMMING = ("Slim it (packages the bot never imports go in [tool.voicefleet] exclude-packages; a torch project "
             "pins the CPU-only build)")
 MINIMUM_BUDGET_MB = 50
 
 
-def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, drain: bool = False) -> None:
-    """The plan's word on image size, before `pulumi up` builds and ships it (images/size_prediction.py):
-    the predicted size and pull cost always; over the size voicefleet holds its own bot image to
-    (images/budgets.py), the packages that make it big and the slimming that keeps behaviour, and the
-    plan passes. A stack that sets `botImageBudgetMb` is held to it: a prediction over it is refused.
-    Not while draining (`drain: true`, before a destroy): that `up` launches no bot, and refusing it
-    would block the teardown of a stack whose bot grew over budget, so the size is only warned about."""
+def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str, ...], cloud: str,
+                    drain: bool = False) -> None:
+    """The plan's word on the size of each bot image the stack builds (`images`), before `pulumi up`
+    builds and ships it (images/size_prediction.py): the predicted size and pull cost always; over
+    the size voicefleet holds its own bot image to (images/budgets.py), the packages that make it big
+    and the slimming that keeps behaviour, and the plan passes. A stack that sets `botImageBudgetMb`
+    is held to it by the rule the image build applies (images/budgets.py closure_budget_mb): a
+    prediction over it is refused. Not while draining (`drain: true`, before a destroy): that `up`
+    launches no bot, and refusing it would block the teardown of a stack whose bot grew over budget,
+    so the size is only warned about."""
     budget = cfg.integer("botImageBudgetMb", minimum=0)
     if 0 < budget < MINIMUM_BUDGET_MB:
         raise cfg.fail("botImageBudgetMb", f"must be 0 (none: the size is stated, not enforced) or at least "
@@ -146,12 +192,9 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, dra
                         "add -r requirements.txt`) for a prediction, or measure a build: `BOT_PROJECT=<folder> "
                         "BOT_IMAGES_ONLY=1 images/ci/build.sh`")
         return
-    for image in ("bot", "bot-webrtc") if webrtc else ("bot",):
-        size = predict_image(project, image)
-        # The SmallWebRTC image carries aiortc's stack (av, aioice, pylibsrtp) on top: it may weigh
-        # what images/budgets.py allows it over the Daily image, or every stack with a relay would
-        # refuse the parrot itself.
-        extra = CLOSURE_BUDGET_MB[image] - CLOSURE_BUDGET_MB["bot"]
+    sizes = {image: predict_image(project, image) for image in images}
+    for image, size in sizes.items():
+        extra = allowance_mb(image)
         allowance = f" + {extra:.0f} MB for aiortc's stack" if extra else ""
         kept = project.keeps(image)
         keeps = "" if kept is None else (
@@ -160,37 +203,44 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, webrtc: bool, dra
             "that transport to leave it out)")
         held = f"voicefleet:botImageBudgetMb {budget}{allowance}" if budget else "no voicefleet:botImageBudgetMb set"
         stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed{keeps} "
-                  f"({held}); {size.pull_cost()}; {PULL_COMPRESSION}")
-        if not budget:
-            reference = CLOSURE_BUDGET_MB[image]
-            if size.installed_mb <= reference:
-                pulumi.log.info(f"{where}: {stated}")
-                continue
-            pulumi.log.warn(f"{where}: {stated}; over the {reference:.0f} MB voicefleet holds its own {image} image "
+                  f"({held}); {size.pull_cost()}; {PULL_COMPRESSION[cloud]}")
+        limit = closure_budget_mb(image, budget or None)
+        if size.installed_mb <= limit:
+            pulumi.log.info(f"{where}: {stated}")
+        elif not budget:
+            pulumi.log.warn(f"{where}: {stated}; over the {limit:.0f} MB voicefleet holds its own {image} image "
                             f"to, so every cold start pulls more; {size.advice()}. {SLIMMING}. Not refused: to hold "
                             "this stack to a size, `pulumi config set voicefleet:botImageBudgetMb N`")
-            continue
-        if size.installed_mb <= budget + extra:
-            pulumi.log.info(f"{where}: {stated}")
-            continue
-        if drain:
+        elif drain:
             pulumi.log.warn(f"{where}: {stated}, over the budget; not refused while draining (drain: true)")
-            continue
-        raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. {SLIMMING}, "
-                                     "or accept the size knowingly: `pulumi config set voicefleet:botImageBudgetMb "
-                                     f"{math.ceil(size.installed_mb - extra)}`")
+        else:
+            enough = budget_to_set({name: predicted.installed_mb for name, predicted in sizes.items()})
+            raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. "
+                                         f"{SLIMMING}, or accept the size knowingly: `pulumi config set "
+                                         f"voicefleet:botImageBudgetMb {enough}` (the image build's "
+                                         f"BOT_IMAGE_BUDGET_MB={enough} holds every image the same way)")
+
+
+def web_transports(settings: HasBotProject) -> tuple[str, ...]:
+    """The web sessions a stack with a TURN relay offers, the default first (its dispatcher's
+    TRANSPORTS): Daily's and SmallWebRTC's, or SmallWebRTC's alone for a bot.py that builds it and not
+    Daily, so a Daily start is refused at once instead of launching a bot that cannot join a room."""
+    built = () if settings.bot_project is None else settings.bot_project.project.built
+    return ("webrtc",) if "webrtc" in built and "daily" not in built else ("daily", "webrtc")
 
 
 def image_args(settings: BuildsImages) -> dict[str, Any]:
-    """The ImagesArgs fields the settings decide, in both clouds: the SmallWebRTC bot with a TURN
-    relay, the revision tag, platforms, preview builds, and the bot project's folder and the
-    packages to leave out of it."""
+    """The ImagesArgs fields the settings decide, in every cloud: the SmallWebRTC bot with a TURN
+    relay, the Daily bot unless the project's bot.py builds SmallWebRTC only, the revision tag,
+    platforms, preview builds, and the bot project's folder and the packages to leave out of it."""
     found = settings.bot_project
     project = {} if found is None else {
         "bot_project": found.location, "bot_exclude_packages": found.project.exclude_packages,
         "bot_leaves_out": {argument: found.project.leaves_out(image)
                            for image, (_, _, argument) in IMAGE_LEAVES_OUT.items()}}
-    return {"webrtc": settings.turn is not None, "source_revision": settings.source_revision,
+    webrtc = settings.turn is not None
+    daily = {} if found is None else {"daily": "bot" in found.project.images(webrtc=webrtc)}
+    return {"webrtc": webrtc, **daily, "source_revision": settings.source_revision,
             "platforms": settings.platforms, "build_on_preview": settings.build_on_preview, **project}
 
 

@@ -46,6 +46,7 @@ class DispatcherArgs:
     drain: bool = False  # before a destroy: no dispatcher instance
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
     turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
+    turn_transports: tuple[str, ...] = ("daily", "webrtc")  # with turn_urls: the web sessions offered, default first
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
     # channel, a bot's WebSocket (stacks/config/channel.py channel_lifetime_seconds).
@@ -82,7 +83,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         "HOST": contract.DISPATCHER_HOST,
         **args.reserve.to_env(),
         **args.metric_lines,
-        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key)
+        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key, args.turn_transports)
            if args.turn_urls is not None else {}),
         # A job has one container, the SmallWebRTC bot with a relay (stacks/gcp/stack.py): no Daily in it.
         **({"TRANSPORTS": "webrtc", "DEFAULT_TRANSPORT": "webrtc"}

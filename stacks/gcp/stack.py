@@ -15,7 +15,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs
-from stacks.config.bot import image_args
+from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.model import Settings
 from stacks.config.regions import gcp_check
@@ -238,6 +238,7 @@ class GcpStack(pulumi.ComponentResource):
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
             **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
             # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
             **({"request_timeout_seconds": channel_lifetime_seconds(settings)}

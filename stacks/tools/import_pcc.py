@@ -35,7 +35,7 @@ from pathlib import Path
 from images.bot_project import BOT_FILE, BotProject, BotProjectError
 from images.bot_project import read as read_project
 from images.bot_transports import carriers_answered, transports_built
-from images.budgets import CLOSURE_BUDGET_MB
+from images.budgets import closure_budget_mb
 from images.size_prediction import predict_image
 from stacks.config.bot import reserved_env_name
 from stacks.config.limits import FARGATE_MEMORY
@@ -255,7 +255,8 @@ def _web_transport(folder: Path, plan: Plan) -> None:
                           "Daily's: a stack serves its web sessions only with a TURN relay, `pulumi config set turn "
                           "managed` (or external) and `pulumi config set --secret turnSharedSecret` "
                           "(docs/pulumi.md, TURN relay); without one the stack's web sessions are Daily's and fail for "
-                          "it, and the plan refuses it unless a carrier's credential gives it calls to take")
+                          "it, and the plan refuses it unless it also builds a WebSocket transport and a carrier's "
+                          "credential gives it calls to take")
 
 
 def _size(project: BotProject, plan: Plan) -> None:
@@ -264,14 +265,14 @@ def _size(project: BotProject, plan: Plan) -> None:
         plan.notes.append("image size: a requirements.txt records no wheel sizes, so neither this nor the plan can "
                           "predict it; lock the project with uv (`uv init --bare && uv add -r requirements.txt`)")
         return
-    images = ["bot"] + (["bot-webrtc"] if "webrtc" in project.built and "daily" not in project.built else [])
-    for image in images:
+    # The images a stack that serves it builds (a relay for a bot that builds SmallWebRTC and not Daily).
+    for image in project.images(webrtc="webrtc" in project.built and "daily" not in project.built):
         size = predict_image(project, image)
         note = (f"image size: the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed; "
                 f"{size.pull_cost()}")
         if size.unknown:
             note += f" (not counted: {', '.join(size.unknown)}, for which the lock records no wheel)"
-        reference = CLOSURE_BUDGET_MB[image]
+        reference = closure_budget_mb(image)
         if size.installed_mb > reference:
             note += (f"; over the {reference:.0f} MB voicefleet holds its own {image} image to: {size.advice()}. "
                      "The plan states this and passes; a stack that sets voicefleet:botImageBudgetMb is held to it")

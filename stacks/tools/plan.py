@@ -12,8 +12,9 @@ prints as notes on stderr.
 
 The program runs under mocks (no CLI, plugins or credentials). Outputs that only the cloud knows
 (ids, ARNs, digests) are mocked deterministically, so the text changes only when the program or
-the stack's configuration does. Secret values print as [secret]; secret keys the stack file does
-not hold (they are set with `pulumi config set --secret`) get placeholders.
+the stack's configuration does. Secret values print as [secret]; values the stack file does not
+hold yet (its header's `pulumi config set` lines, the secrets every stack needs) get placeholders,
+and a note names each with the command the first `pulumi up` needs run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -60,20 +62,59 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
             config[key] = json.dumps(value)
         else:
             config[key] = str(value)
-    for secret, key, _ in documented_commands(stack):
-        full = f"{NAMESPACE}:{key}"
-        if full not in config:
-            # Secrets: long enough for every length rule (botChannelToken: 32); they print as [secret].
-            config[full] = (f"placeholder-{key}-0123456789abcdef" if secret
-                            else PLACEHOLDERS.get(key, f"placeholder-{key}"))
-            secret_keys.extend([full] if secret else [])
-    for key in REQUIRED_SECRET_KEYS:
-        full = f"{NAMESPACE}:{key}"
-        if full not in config:
-            config[full] = f"placeholder-{key}"
-            secret_keys.append(full)
+    for missing in placeholders(stack):
+        config[missing.full_key] = missing.value
+        secret_keys.extend([missing.full_key] if missing.secret else [])
     config.setdefault(f"{NAMESPACE}:sourceRevision", PLAN_REVISION)
     return config, secret_keys
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A value a first deploy sets that the stack file does not hold, which the plan stands in for."""
+
+    secret: bool
+    key: str  # without the namespace
+    value: str  # the stand-in
+    documented: str  # the value the stack file's header shows (`<key>`), "" when it shows none
+
+    @property
+    def full_key(self) -> str:
+        return f"{NAMESPACE}:{self.key}"
+
+    def command(self, stack: str) -> str:
+        """The command that sets it; a secret's value is prompted for, never on the command line."""
+        if self.secret:
+            return f"pulumi config set --secret {self.key} -s {stack}"
+        return f"pulumi config set {self.key} {self.documented or '<value>'} -s {stack}"
+
+
+def placeholders(stack: str) -> list[Placeholder]:
+    """The stack header's documented `pulumi config set` lines and the secrets every stack needs,
+    those the stack file does not hold yet, each with the plan's stand-in."""
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    held = set(document.get("config") or {})
+    found: dict[str, Placeholder] = {}
+    for secret, key, value in documented_commands(stack):
+        if f"{NAMESPACE}:{key}" not in held and key not in found:
+            # Secrets: long enough for every length rule (botChannelToken: 32); they print as [secret].
+            found[key] = Placeholder(secret, key, f"placeholder-{key}-0123456789abcdef" if secret
+                                     else PLACEHOLDERS.get(key, f"placeholder-{key}"), value)
+    for key in REQUIRED_SECRET_KEYS:
+        if f"{NAMESPACE}:{key}" not in held and key not in found:
+            found[key] = Placeholder(True, key, f"placeholder-{key}", "")
+    return list(found.values())
+
+
+def first_up_notes(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """What the first `pulumi up` still needs: each value the plan filled with a placeholder (and no
+    --config gave), with the command that sets it."""
+    given = {key if ":" in key else f"{NAMESPACE}:{key}" for key in overrides or {}}
+    where = stack_file(stack).relative_to(REPOSITORY).as_posix()
+    return [f"{missing.key} is not set in {where}: planned with a placeholder; the first "
+            f"`pulumi up` needs it: `{missing.command(stack)}`" + (" (it prompts for the value)" if missing.secret
+                                                                    else "")
+            for missing in placeholders(stack) if missing.full_key not in given]
 
 
 # JSON documents in string inputs (policies, container definitions) diff field by field.
@@ -186,7 +227,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    notes = list(said)
+    notes = list(said) + first_up_notes(stack, overrides)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)
@@ -259,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-__all__ = ["checked_plan", "diff", "main", "plan", "render", "stack_config"]
+__all__ = ["checked_plan", "diff", "first_up_notes", "main", "placeholders", "plan", "render", "stack_config"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

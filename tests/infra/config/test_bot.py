@@ -240,7 +240,7 @@ def test_a_stack_that_sets_a_bot_image_budget_is_held_to_it(stack: StackRunner,
     assert "over the budget" in message and "llvmlite" in message, message
     assert "exclude-packages numba llvmlite resampy" in message, message
     assert re.search(r"a cold start pulls about \d+ MB compressed, about \d+ s at", message), message
-    assert "priced as gzip layers (AWS pushes the bot image zstd" in message, message
+    assert "priced as gzip layers (this stack pushes the bot image zstd to ECR" in message, message
     assert "`pulumi config set voicefleet:botImageBudgetMb 502`" in message, message
     stack("aws", secrets=phone, botProject=folder, botImageBudgetMb="502")  # raised knowingly: stated, not refused
     assert "predicted at 502 MB installed (voicefleet:botImageBudgetMb 502)" in said[-1], said

@@ -204,6 +204,16 @@ def test_the_image_size_and_the_carrier_credential_the_plan_will_want_are_said(t
     assert "`pulumi config set --secret twilioAuthToken …`" in phone and "phoneTokenSecret" in phone, phone
 
 
+def test_a_smallwebrtc_only_bot_is_sized_as_its_one_image(tmp_path: Path) -> None:
+    """A stack with a relay builds a SmallWebRTC-only bot's SmallWebRTC image alone, as the plan sizes it."""
+    folder = Path(__file__).resolve().parents[2] / "fixtures" / "projects" / "webrtc_video"
+    (tmp_path / "pcc-deploy.toml").write_text(f'agent_name = "video"\n[build]\ncontext_dir = "{folder}"\n')
+    rendered = convert(tmp_path / "pcc-deploy.toml", "aws").render()
+    sized = [line.split(" image's packages")[0].rsplit(" ", 1)[-1] for line in rendered.splitlines()
+             if "image size:" in line]
+    assert sized == ["bot-webrtc"], rendered
+
+
 def test_the_otlp_endpoint_is_not_made_a_bot_secret_and_the_stack_setting_is_named(tmp_path: Path) -> None:
     """A stack's otelExporterOtlpEndpoint sets that variable on every bot for voicefleet's OTLP/HTTP
     exporter: as a bot secret it would collide, so the conversion says what to set instead."""

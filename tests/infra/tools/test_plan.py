@@ -92,3 +92,22 @@ def test_a_bad_stack_value_is_one_line_without_a_traceback(
     assert plan.main(["aws-dev"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "aws-dev: Invalid stack configuration: voicefleet:maxSessionSeconds must be a whole number (got 'lots')"]
+
+
+def test_the_plan_names_each_value_it_filled_with_a_placeholder_and_the_command_the_first_up_needs(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The example stacks hold no secrets: the plan passes on placeholders, and says what `up` still needs."""
+    assert main(["aws-prod", "--config", "certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/mine"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "planned with a placeholder" in line]
+    needed = {line.split(": ", 1)[1].split(" ", 1)[0]: line.rsplit("needs it: ", 1)[1] for line in notes}
+    assert needed == {
+        "dailyApiKey": "`pulumi config set --secret dailyApiKey -s aws-prod` (it prompts for the value)",
+        "dispatcherApiKeys": "`pulumi config set --secret dispatcherApiKeys -s aws-prod` (it prompts for the value)",
+        "turnSharedSecret": "`pulumi config set --secret turnSharedSecret -s aws-prod` (it prompts for the value)",
+        "botChannelToken": "`pulumi config set --secret botChannelToken -s aws-prod` (it prompts for the value)",
+        "storePassword": "`pulumi config set --secret storePassword -s aws-prod` (it prompts for the value)",
+        "storeMessageSecret": "`pulumi config set --secret storeMessageSecret -s aws-prod` (it prompts for the value)",
+        # a plain value keeps the stack file header's example; the one --config gave is not listed
+        "dispatcherDomain": "`pulumi config set dispatcherDomain <voice.example.com> -s aws-prod`",
+    }, notes
+    assert notes[0].startswith("# aws-prod note: dailyApiKey is not set in stacks/Pulumi.aws-prod.yaml"), notes

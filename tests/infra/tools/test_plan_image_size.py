@@ -7,13 +7,17 @@ budget); a requirements.txt project, which records no wheel sizes, says it canno
 from __future__ import annotations
 
 import math
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from images.bot_project import read
-from images.size_prediction import DAILY_LEAVES_OUT, PULL_MB_PER_SECOND, predict
+from images.budgets import MB
+from images.ci.run_image import check_closure_budget
+from images.size_prediction import DAILY_LEAVES_OUT, PULL_MB_PER_SECOND, predict, predict_image
 from stacks.tools.paths import REPOSITORY
 
 # What the default stack's bot image is predicted at: the parrot example, as the plan reads it.
@@ -21,10 +25,30 @@ PARROT = predict(REPOSITORY / "examples" / "parrot" / "uv.lock",
                  leave_out=(*read(REPOSITORY / "examples" / "parrot").exclude_packages, *DAILY_LEAVES_OUT))
 
 
-def plan(*config: str) -> subprocess.CompletedProcess[str]:
+def plan(*config: str, stack: str = "aws-dev") -> subprocess.CompletedProcess[str]:
     flags = [flag for item in config for flag in ("--config", item)]
-    return subprocess.run([sys.executable, "-m", "stacks.plan", "aws-dev", *flags], cwd=REPOSITORY,
+    return subprocess.run([sys.executable, "-m", "stacks.plan", stack, *flags], cwd=REPOSITORY,
                           capture_output=True, text=True, timeout=300, check=False)
+
+
+def built_budgets(budget: str) -> dict[str, float]:
+    """The closure budget images/ci/build.sh holds each image of the parrot to (`--images`)."""
+    result = subprocess.run([str(REPOSITORY / "images" / "ci" / "build.sh"), "--images"], cwd=REPOSITORY,
+                            env={**os.environ, "BOT_PROJECT": "examples/parrot", "BOT_IMAGE_BUDGET_MB": budget,
+                                 "BOT_IMAGES_ONLY": ""},
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    return {match[1]: float(match[2]) for line in result.stdout.splitlines()
+            if (match := re.fullmatch(r"([a-z-]+) (\d+(?:\.\d+)?)", line))}
+
+
+def closure(root: Path, megabytes: float) -> Path:
+    """A built image's root whose runtime closure weighs `megabytes` (a sparse file: apparent size)."""
+    site_packages = root / "opt" / "venv" / "lib" / "python3.11" / "site-packages"
+    site_packages.mkdir(parents=True)
+    with (site_packages / "closure.bin").open("wb") as file:
+        file.truncate(math.ceil(megabytes * MB))
+    return root
 
 
 def test_the_plan_states_the_bot_images_size_and_pull_cost_within_its_budget() -> None:
@@ -77,3 +101,33 @@ def test_a_requirements_txt_project_says_its_size_cannot_be_predicted(tmp_path: 
     assert result.returncode == 0, result.stderr
     (note,) = [line for line in result.stderr.splitlines() if "bot image's size" in line]
     assert "cannot be predicted before the build" in note and "uv add -r requirements.txt" in note
+
+
+def test_the_budget_the_plan_tells_a_relay_stack_to_set_is_the_one_the_image_build_holds_every_image_to(
+        tmp_path: Path) -> None:
+    """The SmallWebRTC image may weigh aiortc's stack over the Daily image's budget. The plan allowed
+    that, the build did not: told to set the number the plan gave, the build refused that image."""
+    refused = plan("botImageBudgetMb=100", stack="aws-prod")  # aws-prod has a TURN relay: both bot images
+    assert refused.returncode == 2, refused.stderr
+    told = re.search(r"`pulumi config set voicefleet:botImageBudgetMb (\d+)`", refused.stderr)
+    assert told is not None, refused.stderr
+    budget = told[1]
+    assert plan(f"botImageBudgetMb={budget}", stack="aws-prod").returncode == 0
+    parrot = read(REPOSITORY / "examples" / "parrot")
+    held = built_budgets(budget)
+    assert set(held) == {"dispatcher", "bot", "bot-webrtc"}, held
+    for image in ("bot", "bot-webrtc"):
+        predicted = predict_image(parrot, image).installed_mb
+        assert predicted <= held[image], (image, predicted, held)
+        # …and the check images/ci/build.sh runs on each built image (images/ci/run_image.py) agrees
+        assert check_closure_budget(image, closure(tmp_path / image, predicted), float(budget)) == []
+
+
+def test_the_pull_cost_states_the_compression_of_the_stacks_own_registry() -> None:
+    for stack, registry, other in (("aws-dev", "zstd to ECR", "Artifact Registry"),
+                                   ("gcp-dev", "Artifact Registry", "zstd")):
+        result = plan(stack=stack)
+        assert result.returncode == 0, result.stderr
+        (note,) = [line for line in result.stderr.splitlines() if "image's packages are predicted" in line]
+        assert "priced as gzip layers" in note and registry in note, note
+        assert other not in note and (stack == "aws-dev" or "AWS" not in note), note
