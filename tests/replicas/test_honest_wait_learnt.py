@@ -33,6 +33,12 @@ def _started(base_url: str, session_id: str, timeout: float = 30.0) -> float:
     raise AssertionError(f"session {session_id} still starting after {timeout} s")
 
 
+def _told_length(answer: dict) -> float:
+    """The start's whole length as told: waited so far plus the wait told. The wait told alone shrinks
+    with the time the answer took (counted from the launch), which a loaded machine stretches."""
+    return time.time() - answer["created_at"] + answer["ready_in_seconds"]
+
+
 def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
     tmp_path: Path, store: RedisServer
 ) -> None:
@@ -50,11 +56,12 @@ def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
         while (second := post(first.base_url, "/start", json={"body": {}}).json())["ready_in_basis"] == "default":
             assert time.monotonic() < deadline, "the first cold start was never measured"
             time.sleep(0.5)
+        second_length = _told_length(second)
         assert 2 * CONFIGURED_SECONDS < second["ready_in_seconds"] < took, (second, took)
     with run_dispatcher(tmp_path / "two", _env(store, tmp_path)) as restarted:
         time.sleep(1.0)  # its first tick reads the store; none of its own starts could be measured yet
         third = post(restarted.base_url, "/start", json={"body": {}}).json()
         assert third["ready_in_basis"] == "measured", third
-        assert abs(third["ready_in_seconds"] - second["ready_in_seconds"]) < 0.25 * second["ready_in_seconds"], (
-            third, second)
+        third_length = _told_length(third)
+        assert abs(third_length - second_length) < 0.25 * second_length, (third, second, third_length, second_length)
     assert not store.refused()  # every key and command within the stack user's rules
