@@ -1,9 +1,12 @@
 """What the dispatcher may do in its coordination store on AWS: the RBAC user's access string.
 
 The dispatcher's user may run exactly the commands the dispatcher sends (granted one by one, never
-by category), on the keys and channels under its prefix, and nothing else; `EVALSHA` only with the
-SHA1 of one of the dispatcher's own scripts (`+evalsha|<sha1>`), no `EVAL`, no functions.
-tests/infra/aws/test_store_access.py reads every command and script out of the dispatcher's code
+by category), on the keys and channels under its prefix, and nothing else: no `EVAL`, no functions.
+`EVALSHA` is granted as a command: a script runs command by command with the user's own grants,
+so whatever script runs touches only these commands, keys and channels. Naming the scripts
+themselves (`+evalsha|<sha1>`) would take first-argument rules, which Valkey deprecates and
+ElastiCache does not document; what that leaves open is in docs/replicas.md.
+tests/infra/aws/test_store_access.py reads every command out of the dispatcher's code
 and fails when the lists here miss one or grant one the code does not send; the replicas' and the
 store's tests run as a user with this very string (tests/support/redis_server.py).
 
@@ -39,23 +42,6 @@ SCRIPT_COMMANDS: tuple[str, ...] = (
     "zcard", "zcount", "zrange", "zrem", "zremrangebyscore",
 )
 COMMANDS: tuple[str, ...] = tuple(sorted(set(CLIENT_COMMANDS) | set(SCRIPT_COMMANDS)))
-# The SHA1 of every Lua script the dispatcher registers (redis-py sends it with EVALSHA), sorted.
-SCRIPT_SHAS: tuple[str, ...] = (
-    "2c9015c9b26ef797872c01adf4ad4ffa3a2e3732", "31598e3c75cf8ec01ade74e11ba8a925b7787963",
-    "39edd7bba0140c72ff5aee71ef149ac966e9738f", "3acd628f3aadad5f1e07dfc01d5c2109d04bc11f",
-    "46be5bde3940af3b46d9c3254d0c0a3ca5fcaa07", "4afb2fa53231463da264e57bc046a278f804d62f",
-    "53cbf049cd0e95ce1ab8cc27dc2cd4aff3cdd354", "5a5d593954c925e76a45dabc3812a6842201a528",
-    "6396761b49c58d262da3191d161e68ad41f8ca83", "6bcea5fada096ff429327f46183c3a49ef226377",
-    "794b6b254f840999dca41c28522b329a89d51b42", "7e4fc0fd36b8e3fd48ee0ede3d1bdb6e4880b281",
-    "8fe19910f4c4ec13a6209813a382d545c394fa84", "956bbcf090d9e09b7b3972ef38c7eb63c6828b2c",
-    "9d5aab32bab8f907b056b1412053aca227255f12", "ac06c33797c20d1f3309f2de3d4ed7fb0177a73e",
-    "c7902e75d5af9be262eff0df335ed95e6407f079", "c8b59fea7a5b2c703fe3e3f93b3379ca8565eb85",
-    "d729e57575c9c288804407dad18ad416fa4e718e", "e3df189475c3dd4b4addee23bc41957ed8c2e267",
-    "eb11886ffd3c165acb3798f165547375cc26f280", "f39c62c50a28d50753b3627bb1bcabe58c6d1b98",
-    "f4088f5a601eb26f17ff92df1f711baf2f02b674", "f4f23e4b63559980e4fd8dd1b2bf8e156fe4c29f",
-    "f8e39d3cf22300715ded90fce14fd7d6fa6f264e", "fd163356fd378514300b4835ec6b12515edc51e5",
-)
-
 # ElastiCache disables these for every cache (ClientConfig.RestrictedCommands.html); an access
 # string that names one is refused.
 ELASTICACHE_DISABLED = frozenset({"bgrewriteaof", "bgsave", "config", "debug", "migrate", "replicaof", "save",
@@ -63,27 +49,25 @@ ELASTICACHE_DISABLED = frozenset({"bgrewriteaof", "bgsave", "config", "debug", "
 _PASSWORD_RULES = (">", "<", "#", "!")
 
 
-# The scripts of the last release that this one changed or dropped. Its dispatcher tasks keep
-# serving their calls through a rolling deploy (and come back on a rollback) while the store's user
-# is already this release's, so their scripts stay runnable for one release; pruned at the next
-# (docs/pulumi.md, "Changing a store script").
-RETIRED_SCRIPT_SHAS: tuple[str, ...] = ("dedd9229af0e410c69910fbfd055cc0f72320a84",)
-GRANTED_SCRIPT_SHAS: tuple[str, ...] = tuple(sorted(set(SCRIPT_SHAS) | set(RETIRED_SCRIPT_SHAS)))
-
-
-def access_string(commands: tuple[str, ...] = COMMANDS, scripts: tuple[str, ...] = GRANTED_SCRIPT_SHAS) -> str:
-    """The rules: EVALSHA is granted for `scripts` only, one first-argument rule each."""
-    granted = " ".join(" ".join(f"+evalsha|{sha}" for sha in scripts) if command == "evalsha" else f"+{command}"
-                       for command in commands)
+def access_string(commands: tuple[str, ...] = COMMANDS) -> str:
+    """The rules: each command granted by name, on the dispatcher's keys and channels only."""
+    granted = " ".join(f"+{command}" for command in commands)
     return f"on ~{KEY_PATTERN} resetchannels &{CHANNEL_PATTERN} -@all {granted}"
 
 
 ACCESS = access_string()
 
 
+# The commands that have subcommands (a container: `script`, whose `script|load` is a command of its
+# own), those the server names in COMMAND INFO; tests/infra/aws/test_store_access.py checks the list
+# against real servers. `+<command>|<word>` on any other command is a first-argument rule, which
+# Valkey takes only with a warning that it "is a misuse of ACL and may get disabled in the future"
+# and ElastiCache's access-string syntax does not list (it lists `|` for subcommands).
+CONTAINERS = frozenset({"acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module",
+                        "object", "pubsub", "script", "slowlog", "xgroup", "xinfo"})
 # The rule forms this string may use: those of ElastiCache's documented examples and the providers'
-# tests (`on ~app::* -@all +@read …`), with channels and container subcommands or a first argument.
-_RULE = re.compile(r"^(on|off|resetchannels|[~&]\S+|[+-]@[a-z]+|[+-][a-z_]+|\+[a-z_]+\|[a-z0-9_]+)$")
+# tests (`on ~app::* -@all +@read …`), with channels and subcommands.
+_RULE = re.compile(r"^(on|off|resetchannels|[~&]\S+|[+-]@[a-z]+|[+-][a-z_]+|[+-](?P<container>[a-z_]+)\|[^|\s]+)$")
 _ALIASES = {"allkeys": "~*", "allchannels": "&*", "allcommands": "+@all", "nocommands": "-@all"}
 
 
@@ -140,8 +124,12 @@ def elasticache_problems(access: str) -> list[str]:
         problems.append("a channel pattern before 'resetchannels': serverless caches start users with "
                         "allchannels, after which Valkey refuses a pattern")
     if not problems:
-        problems += [f"{rule}: not a rule form of ElastiCache's documented examples" for rule in rules
-                     if not _RULE.match(rule)]
+        forms = [(rule, _RULE.match(rule)) for rule in rules]
+        problems += [f"{rule}: not a rule form of ElastiCache's documented examples" for rule, form in forms
+                     if form is None]
+        problems += [f"{rule}: a first-argument rule ({rule.split('|')[0][1:]} has no subcommands), which Valkey "
+                     "deprecates and ElastiCache does not document: grant the command and limit its keys"
+                     for rule, form in forms if form and form["container"] and form["container"] not in CONTAINERS]
     if not problems and rendered(access) != access:
         problems.append(f"ElastiCache would return it as {rendered(access)!r}: the provider would show a change "
                         "on every preview; write it in that form")

@@ -9,6 +9,9 @@ it, and the server starts channel rules at `allchannels`, as ElastiCache Serverl
 access string refuses is refused here too, and recorded: `refused()` reads the server's ACL log.
 The tests themselves look and poke with an `admin` user that may do anything (`admin_url`).
 
+A test may ask for valkey-server instead (`binary`), the engine ElastiCache runs; the server's
+warnings go to a log in the work directory (`warnings()`).
+
 Nothing is persisted (no RDB, no AOF) and it listens on 127.0.0.1 only. `stop()`/`start()` take
 it down and bring it back on the same port, users included, for the store-outage tests. Tests skip
 with a reason where the binary is missing (CI installs it: .ci/run).
@@ -37,12 +40,16 @@ from stacks.aws.store_access import ACCESS
 from tests.support.ports import free_port
 
 BINARY = "redis-server"
+# The engines a test may ask for: Debian's redis-server, and valkey-server, the engine ElastiCache
+# Serverless runs (Debian has it from bookworm-backports on; .ci/run installs it).
+ENGINES = (BINARY, "valkey-server")
 ADMIN = "admin"
 REFUSALS = ("command", "key", "channel")  # ACL LOG reasons other than a failed sign-in
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, *, access: str = ACCESS) -> None:
+    def __init__(self, workdir: Path, *, access: str = ACCESS, binary: str = BINARY) -> None:
+        self.binary = binary
         self.port = free_port()
         self.workdir = workdir
         self.access = access
@@ -72,14 +79,15 @@ class RedisServer:
                                     maint_notifications_config=MaintNotificationsConfig(enabled=False))
 
     def start(self) -> None:
-        args = [BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", str(self.workdir), "--protected-mode", "yes", "--loglevel", "warning",
+                "--logfile", str(self.logfile),
                 "--acl-pubsub-default", "allchannels", *self.extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while not _answers(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
+                raise RuntimeError(f"{self.binary} did not start on port {self.port}")
             time.sleep(0.02)
         self._make_users()
 
@@ -93,6 +101,15 @@ class RedisServer:
             # Off, with a password no client is given, as the stack holds it (stacks/aws/store.py).
             first.execute_command("ACL", "SETUSER", "default", "off", "resetchannels", "-@all", "resetpass",
                                   f">{secrets.token_urlsafe(24)}")
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / f"{self.binary}.log"
+
+    def warnings(self) -> list[str]:
+        """What the server logged at warning level since it first started here (its deprecation
+        warnings among them: Valkey logs one for each first-argument rule it is given)."""
+        return self.logfile.read_text(errors="replace").splitlines() if self.logfile.exists() else []
 
     def refused(self) -> list[dict[str, object]]:
         """What the server refused the stack's user since it started (or since `forget_refusals`)."""
@@ -173,10 +190,10 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def redis_server(workdir: Path, *, access: str = ACCESS) -> Iterator[RedisServer]:
-    if shutil.which(BINARY) is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
-    server = RedisServer(workdir, access=access)
+def redis_server(workdir: Path, *, access: str = ACCESS, binary: str = BINARY) -> Iterator[RedisServer]:
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} is not installed (apt-get install {binary}; .ci/run does)")
+    server = RedisServer(workdir, access=access, binary=binary)
     server.start()
     try:
         yield server

@@ -19,7 +19,6 @@ against the whole.
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib
 import inspect
 import re
@@ -146,7 +145,3 @@ def dispatcher_scripts(root: Path = SOURCES) -> dict[str, str]:
                 raise UnreadableCommand(f"{where}: {argument.id} is not a script's text")
             found[where] = text
     return found
-
-
-def script_sha(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - the script cache's own digest, not security

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.maint_notifications import MaintNotificationsConfig
 
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings, connect
 from stacks.aws.store import USER
@@ -23,22 +24,15 @@ from stacks.aws.store_access import (
     ACCESS,
     CHANNEL_PATTERN,
     COMMANDS,
+    CONTAINERS,
     KEY_PATTERN,
     PREFIX,
-    RETIRED_SCRIPT_SHAS,
-    SCRIPT_SHAS,
     checked,
     elasticache_problems,
     rendered,
 )
-from tests.support.redis_server import RedisServer, redis_server
-from tests.support.store_commands import (
-    UnreadableCommand,
-    commands_in,
-    dispatcher_commands,
-    dispatcher_scripts,
-    script_sha,
-)
+from tests.support.redis_server import ENGINES, RedisServer, redis_server
+from tests.support.store_commands import UnreadableCommand, commands_in, dispatcher_commands, dispatcher_scripts
 
 SIGN_IN = frozenset({"hello"})  # a user may always sign in: no grant (the server test below shows it)
 KEY = f"{PREFIX}owner:s-1"
@@ -106,6 +100,9 @@ def test_the_access_string_follows_elasticaches_rules() -> None:
     ("on ~k resetchannels -@all (+get ~x)", "not a rule form"),
     ("on allkeys resetchannels -@all +get", "not a rule form"),
     ("on ~k resetchannels -@all +GET", "not a rule form"),
+    # a first-argument rule: Valkey warns it "may get disabled", ElastiCache lists `|` for subcommands only
+    ("on ~k resetchannels -@all +evalsha|2c9015c9b26ef797872c01adf4ad4ffa3a2e3732", "a first-argument rule"),
+    ("on ~k resetchannels -@all +select|0", "a first-argument rule"),
 ])
 def test_an_access_string_elasticache_would_refuse_is_refused(access: str, problem: str) -> None:
     assert any(problem in found for found in elasticache_problems(access)), elasticache_problems(access)
@@ -117,18 +114,14 @@ def test_the_access_string_is_written_as_elasticache_returns_it() -> None:
     assert rendered(ACCESS) == ACCESS == checked(ACCESS)
 
 
-def test_evalsha_is_granted_for_exactly_the_dispatchers_scripts() -> None:
-    """A script the dispatcher adds or edits has a new SHA1: this fails (and so does every store
-    test that runs it, as the stack's user) until SCRIPT_SHAS holds it."""
-    scripts = dispatcher_scripts()
-    assert len(scripts) >= 20  # the reading reads
-    wanted = sorted({script_sha(text) for text in scripts.values()})
-    assert list(SCRIPT_SHAS) == wanted, f"SCRIPT_SHAS should be {wanted}"
-    # …and the last release's scripts this one changed, which its tasks still run during a deploy.
-    assert not set(RETIRED_SCRIPT_SHAS) & set(wanted), "a retired script is back: drop it from RETIRED_SCRIPT_SHAS"
-    granted = sorted(set(wanted) | set(RETIRED_SCRIPT_SHAS))
-    assert [r for r in ACCESS.split() if r.startswith("+evalsha")] == [f"+evalsha|{sha}" for sha in granted]
-    assert "+eval" not in ACCESS.split() and "+evalsha" not in ACCESS.split()
+def test_every_command_is_granted_by_name_and_a_subcommand_only_under_its_container() -> None:
+    """No first-argument rule: `+evalsha` as a command, `|` only between a container and its
+    subcommand (`script|load`), the one form Valkey takes without a deprecation warning."""
+    rules = ACCESS.split()
+    assert "+evalsha" in rules and "+eval" not in rules
+    split = [rule[1:].split("|") for rule in rules if "|" in rule]
+    assert ["script", "load"] in split
+    assert all(container in CONTAINERS for container, _ in split)
 
 
 _LOOP = re.compile(r"\b(while|repeat|goto)\b|\bfor\b(?P<head>[^\n]*?)\bdo\b")
@@ -148,9 +141,10 @@ def test_the_dispatchers_scripts_loop_only_over_what_they_are_given() -> None:
 
 # --- what a real server makes of it ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as running:
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """Each engine: Debian's redis-server, and Valkey, the engine ElastiCache Serverless runs."""
+    with redis_server(Path(tmp_path_factory.mktemp("redis")), binary=request.param) as running:
         yield running
 
 
@@ -165,8 +159,7 @@ def dryrun(admin: redis.Redis, user: str, command: str, arity: int) -> str:
     one of them a key (or channel) under the dispatcher's prefix."""
     words = command.split("|")
     count = abs(arity) - len(words)
-    script = SCRIPT_SHAS[0] if command.startswith("evalsha") else "0" * 40  # one of the dispatcher's own
-    args = [script, "1", KEY] if command in NUMKEYS else [CHANNEL if command in PUBSUB else KEY] * count
+    args = ["0" * 40, "1", KEY] if command in NUMKEYS else [CHANNEL if command in PUBSUB else KEY] * count
     try:
         return str(admin.execute_command("ACL", "DRYRUN", user, *words, *args))
     except redis.ResponseError as exc:
@@ -238,32 +231,54 @@ def test_the_stack_user_may_run_nothing_else(admin: redis.Redis) -> None:
         assert dangerous in known and dangerous not in allowed, dangerous
 
 
-ENDLESS = "while true do end"
+def test_the_engine_takes_the_access_string_without_a_deprecation_warning(server: RedisServer,
+                                                                          admin: redis.Redis) -> None:
+    """The server took the stack's string when it made the user (tests/support/redis_server.py) and
+    warned of nothing; a first-argument rule, by contrast, draws the engine's deprecation warning."""
+    assert [line for line in server.warnings() if "eprecat" in line] == []
+    admin.execute_command("ACL", "SETUSER", "first-arg", "+evalsha|" + "0" * 40)
+    try:
+        assert any("Deprecation warning" in line and "+evalsha|" in line for line in server.warnings())
+    finally:
+        admin.execute_command("ACL", "DELUSER", "first-arg")
 
 
-def test_the_stack_user_cannot_run_a_script_of_its_own(server: RedisServer, admin: redis.Redis) -> None:
-    """Whoever holds the store's password may load a script (a restarted cache forgets the
-    dispatcher's, and redis-py loads them again) but run none but the dispatcher's: an endless
-    loop of its own would have the server answer BUSY to every replica."""
-    claims = next(text for where, text in dispatcher_scripts().items() if where.startswith("dispatcher/store/claims"))
-    with redis.Redis.from_url(server.url, password=server.password, socket_timeout=10) as user:
-        endless = user.script_load(ENDLESS)  # loading runs nothing
-        for attempt in (lambda: user.evalsha(endless, 0), lambda: user.eval(ENDLESS, 0),
-                        lambda: user.evalsha(endless.upper(), 0),
-                        lambda: user.execute_command("FUNCTION", "LOAD", f"#!lua name=x\n{ENDLESS}"),
-                        lambda: user.execute_command("FCALL", "x", 0)):
+def test_the_containers_are_the_servers(admin: redis.Redis) -> None:
+    assert {name for name, info in admin.command().items() if info.get("subcommands")} == CONTAINERS
+
+
+def test_a_script_runs_with_the_users_own_grants(server: RedisServer, admin: redis.Redis) -> None:
+    """Whoever holds the store's password may load and run a script of its own (a restarted cache
+    forgets the dispatcher's, and redis-py loads them again), but the script runs command by
+    command as the user: no command, key or channel the user may not touch itself."""
+    kept = f"{PREFIX}kept"
+    admin.set(kept, "1")
+    with redis.Redis.from_url(server.url, password=server.password, socket_timeout=10, driver_info=None,
+                              maint_notifications_config=MaintNotificationsConfig(enabled=False)) as user:
+        own = "return redis.call('GET', KEYS[1])"
+        assert user.evalsha(user.script_load(own), 1, KEY) is None  # under the prefix: runs
+        for script in ("return redis.call('GET', 'other')", "return redis.call('FLUSHALL')",
+                       "return redis.call('KEYS', '*')",
+                       "return redis.call('PUBLISH', 'other', 'x')"):
+            with pytest.raises(redis.ResponseError, match="(?i)permission|can't"):
+                user.evalsha(user.script_load(script), 0)
+        for attempt in (lambda: user.eval(own, 1, KEY), lambda: user.evalsha(user.script_load(own), 1, "other"),
+                        lambda: user.execute_command("FUNCTION", "LOAD", f"#!lua name=x\n{own}"),
+                        lambda: user.execute_command("FCALL", "x", 0), lambda: user.script_flush()):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 attempt()
-        assert user.ping() and admin.ping()  # not BUSY: nothing ran
-        assert user.evalsha(user.script_load(claims), 1, f"{PREFIX}claim:none") is None  # its own still run
+        assert admin.get(kept) == "1"  # FLUSHALL did not run
+    admin.delete(kept)
     refused = server.refused()
     server.forget_refusals()
-    assert {entry["object"] for entry in refused} == {"evalsha", "eval", "function|load", "fcall"}
+    assert {(entry["reason"], entry["object"]) for entry in refused} == {
+        ("key", "other"), ("command", "flushall"), ("command", "keys"), ("channel", "other"),
+        ("command", "eval"), ("command", "function|load"), ("command", "fcall"), ("command", "script|flush")}
 
 
 @pytest.mark.parametrize("access", [
     ACCESS, "off resetchannels -@all", "on ~k -@all +get", "on allkeys resetchannels &c -@all +get +set +get",
-    "on ~a ~b resetchannels &c &d +get -@all +set +script|load +evalsha|abc",
+    "on ~a ~b resetchannels &c &d +get -@all +set +script|load +config|get",
     "on ~k resetchannels &c &d -@all +get +set +get", "on ~a ~* resetchannels -@all +@all",
 ])
 def test_the_model_of_the_read_back_renders_the_rules_as_the_server_does(admin: redis.Redis, access: str) -> None:
