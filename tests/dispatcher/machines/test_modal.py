@@ -11,11 +11,12 @@ import pytest
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.modal.provider import ModalMachines
 from dispatcher.machines.modal.reserve import ModalWarmMachines
-from dispatcher.machines.modal.settings import ModalSettings
+from dispatcher.machines.modal.settings import DEFAULT_BOT_COMMAND, ModalSettings
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import refused_second_launch
 from tests.fakes.modal_server import FakeModal
+from tests.images.closure import BOT_DOCKERFILE, entrypoint_command
 
 
 def spec(max_session_seconds: int = 600, session_id: str | None = None) -> LaunchSpec:
@@ -27,6 +28,11 @@ def spec(max_session_seconds: int = 600, session_id: str | None = None) -> Launc
 def provider(fake: FakeModal, **env: str) -> ModalMachines:
     settings = ModalSettings.from_env({**fake.env, "MODAL_RETRY_DEADLINE_SECONDS": "2", **env})
     return ModalMachines(settings, coordination=LocalCoordination())
+
+
+def test_a_sandbox_runs_the_bot_images_own_entrypoint_by_default() -> None:
+    # A Sandbox runs the command it is given, not the image's ENTRYPOINT: the two must stay one.
+    assert list(DEFAULT_BOT_COMMAND) == entrypoint_command(BOT_DOCKERFILE)
 
 
 def test_bot_gpu_is_the_neutral_name_sent_as_modals_type_and_an_unknown_one_is_refused_naming_them() -> None:
