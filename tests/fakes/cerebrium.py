@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from tests.fakes.server import FakeApi, Hold
 PROJECT, APP, FUNCTION = "p-1a2b3c4d", "voicefleet-bot", "start_bot"
 API_KEY = "eyJ.cerebrium-project-jwt.sig"  # noqa: S105 - a test value
 OTHER_PROJECT_KEY = "eyJ.another-projects-jwt.sig"  # noqa: S105 - a test value
+APP_IMAGE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # a Debian image's own
 START_SECONDS = 3.0  # "new instances start within 3 seconds" (a cold replica; the app's own init comes after)
 
 
@@ -172,13 +172,15 @@ class FakeCerebrium(FakeApi):
 
 def bot_process(env: Mapping[str, str]) -> Callable[[FakeRun], subprocess.Popen[bytes]]:
     """The team's `start_bot` as docs/providers.md shows it: the voicefleet bot, its launch values in
-    its environment, the body's values only (the room and token come over the channel)."""
+    its environment, the body's values only (the room and token come over the channel). Its
+    `os.environ` is the app container's: the image's `PATH` and `env` (the app's own variables and
+    secrets), never the test's environment."""
     def start(run: FakeRun) -> subprocess.Popen[bytes]:
         b = run.body
         values = {"VOICEFLEET_SESSION_ID": b["session_id"], "BOT_CHANNEL_URL": b["channel_url"],
                   "BOT_CHANNEL_TOKEN": b["channel_token"], "MAX_SESSION_SECONDS": str(b["max_session_seconds"]),
                   "BOT_TRANSPORT": b["transport"]}
-        return subprocess.Popen([sys.executable, "-m", "bot"], env={**os.environ, **env, **values},
+        return subprocess.Popen([sys.executable, "-m", "bot"], env={**APP_IMAGE_ENV, **env, **values},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     return start
