@@ -36,12 +36,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import FakeApi, Hold
+from tests.fakes.server import IMAGE_PATH, FakeApi, Hold
 
 PROJECT, APP, FUNCTION = "p-1a2b3c4d", "voicefleet-bot", "start_bot"
 API_KEY = "eyJ.cerebrium-project-jwt.sig"  # noqa: S105 - a test value
 OTHER_PROJECT_KEY = "eyJ.another-projects-jwt.sig"  # noqa: S105 - a test value
-APP_IMAGE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # a Debian image's own
 START_SECONDS = 3.0  # "new instances start within 3 seconds" (a cold replica; the app's own init comes after)
 
 
@@ -180,7 +179,7 @@ def bot_process(env: Mapping[str, str]) -> Callable[[FakeRun], subprocess.Popen[
         values = {"VOICEFLEET_SESSION_ID": b["session_id"], "BOT_CHANNEL_URL": b["channel_url"],
                   "BOT_CHANNEL_TOKEN": b["channel_token"], "MAX_SESSION_SECONDS": str(b["max_session_seconds"]),
                   "BOT_TRANSPORT": b["transport"]}
-        return subprocess.Popen([sys.executable, "-m", "bot"], env={**APP_IMAGE_ENV, **env, **values},
+        return subprocess.Popen([sys.executable, "-m", "bot"], env={**IMAGE_PATH, **env, **values},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     return start

@@ -61,7 +61,7 @@ from grpclib.server import Server, Stream
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
-from tests.fakes.server import FakeServer, Hold
+from tests.fakes.server import IMAGE_PATH, FakeServer, Hold
 from tests.fakes.signing import SigningKey
 from tests.support.ports import free_port
 
@@ -79,7 +79,6 @@ WORKSPACE_ID = "ac-voicefleettest000000"
 ENVIRONMENT_NAME = "main"
 IDENTITY_TOKEN_SECONDS = 48 * 3600  # the lifetime of the example token modal.com's guide shows
 START_SECONDS = 0.2  # from a create to its Sandbox's task: Modal's is "~1 s"; any wait shows the pending state
-IMAGE_PATH = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # a Debian image's own
 
 
 @dataclass
