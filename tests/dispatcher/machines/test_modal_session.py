@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.machines.test_reserve_transport import metric
 from tests.fakes.daily import FakeDaily
 from tests.fakes.modal_server import TERMINATED, FakeModal
 from tests.support.cold_bot import channel_url
@@ -87,7 +88,8 @@ def test_a_start_claims_the_reserves_idle_sandbox_instead_of_creating_one(
                     RESERVE_MAX_IDLE="1", TRANSPORTS="webrtc,daily", TURN_URLS="turn:turn.example.com:3478",
                     TURN_SHARED_SECRET="t" * 40) as running:
         idle = until(lambda: [s for s in fake.creates if s.name.startswith("vf-idle-")])
-        time.sleep(1.0)  # its bot dials in and waits on the channel
+        idle_bots = 'voicefleet_reserve_bots{provider="modal",state="idle"}'
+        until(lambda: metric(running, idle_bots, AUTH) == 1)  # its bot dialled in and waits on the channel
         started = httpx.post(f"{running.base_url}/start", json={"transport": "webrtc", "body": {"persona": "x"}},
                              headers=AUTH, timeout=30)
         assert started.status_code == 201, started.text

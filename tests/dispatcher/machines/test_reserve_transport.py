@@ -34,8 +34,9 @@ WEBRTC_ONLY = {"DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANS
                "RESERVE_MIN_HOT": "1", "LOG_LEVEL": "info"}
 
 
-def metric(dispatcher: DispatcherProcess, line_start: str) -> float:
-    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=AUTH, timeout=30).text
+def metric(dispatcher: DispatcherProcess, line_start: str, headers: dict[str, str] = AUTH) -> float:
+    """The sum of the /metrics lines starting with `line_start` (read with the deployment's key)."""
+    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=headers, timeout=30).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
 
