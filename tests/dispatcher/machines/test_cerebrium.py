@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -113,6 +114,19 @@ async def test_a_run_is_starting_from_the_accepted_call_until_its_bot_says_hello
     held.release()
     await deployment.until(session_id, "started")
     assert run.began is not None
+
+
+async def test_a_runs_bot_has_the_app_containers_environment_not_the_test_processs(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEFLEET_TEST_ONLY", "the test process's own")  # no Cerebrium app holds it
+    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    await deployment.until(session_id, "started")
+    process = the_run(deployment.fake, session_id).process
+    assert process is not None
+    names = {entry.split(b"=", 1)[0] for entry in Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")}
+    assert b"VOICEFLEET_TEST_ONLY" not in names
+    assert {b"VOICEFLEET_SESSION_ID", b"BOT_CHANNEL_TOKEN", b"PATH"} <= names  # the function's values, the image's
 
 
 async def test_a_run_lost_mid_session_is_failed_once_its_channel_stays_gone(deployment: Deployment) -> None:
