@@ -4,7 +4,8 @@ or Fly start claims an idle bot instead of launching cold while the idle ones ru
 Through `python -m dispatcher` against the fake Modal and the fake Fly, each running a real bot
 process per Sandbox or machine (tests/replicas/redialling_bot.py: the bot's own config and channel
 code, so its hello names the transport its launch values pick, as `python -m bot` does) in the
-WebRTC image's environment (`BOT_TRANSPORT=webrtc`, which the launch values may override).
+WebRTC image's environment (`BOT_TRANSPORT=webrtc`, which the launch values may override), and in
+nothing of the test process's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.support.waiting import wait_until
 KEY = "reserve-transport-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 REPO = Path(__file__).resolve().parents[3]
+TEST_ONLY = "VOICEFLEET_TEST_ONLY"  # in the test process alone: no machine's bot inherits it
 WEBRTC_IMAGE_ENV = {"BOT_TRANSPORT": "webrtc"}  # images/bot.Dockerfile, target runtime-webrtc
 WEBRTC_ONLY = {"DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
                "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SHARED_SECRET": "t" * 32,
@@ -38,6 +40,10 @@ def metric(dispatcher: DispatcherProcess, line_start: str, headers: dict[str, st
     """The sum of the /metrics lines starting with `line_start` (read with the deployment's key)."""
     text = httpx.get(f"{dispatcher.base_url}/metrics", headers=headers, timeout=30).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
+
+
+def environment_names(pid: int) -> set[bytes]:
+    return {entry.split(b"=", 1)[0] for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if entry}
 
 
 def start_claims_the_idle_bot(dispatcher: DispatcherProcess, provider: str) -> str:
@@ -62,7 +68,9 @@ def fake_modal_bots() -> Iterator[FakeModal]:
         modal.close()
 
 
-def test_a_webrtc_modal_deployment_claims_its_idle_sandbox(tmp_path: Path, fake_modal_bots: FakeModal) -> None:
+def test_a_webrtc_modal_deployment_claims_its_idle_sandbox(tmp_path: Path, fake_modal_bots: FakeModal,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEST_ONLY, "1")
     port = free_port()
     env = {**fake_modal_bots.env, **WEBRTC_ONLY, "BOT_CHANNEL_URL": f"ws://127.0.0.1:{port}{CHANNEL_PATH}",
            "MODAL_POLL_SECONDS": "0.1"}
@@ -73,16 +81,19 @@ def test_a_webrtc_modal_deployment_claims_its_idle_sandbox(tmp_path: Path, fake_
         assert sandbox.name.startswith("vf-idle-")
         assert not any(s.name == f"vf-{session_id}" for s in fake_modal_bots.creates)
         assert sandbox.env["BOT_TRANSPORT"] == "webrtc"
+        assert sandbox.process is not None and TEST_ONLY.encode() not in environment_names(sandbox.process.pid)
 
 
-def test_a_webrtc_fly_deployment_claims_its_idle_machine(tmp_path: Path, fake_fly: FakeFly) -> None:
+def test_a_webrtc_fly_deployment_claims_its_idle_machine(tmp_path: Path, fake_fly: FakeFly,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEST_ONLY, "1")
     fake_fly.list_per_second, fake_fly.list_burst = 1000, 1000  # /metrics lists; Fly's list limit is not tested here
     port = free_port()
     channel_url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
     env = {"MACHINES": "fly", **fake_fly.env, **WEBRTC_ONLY, "BOT_CHANNEL_URL": channel_url,
            "BOT_IDENTITY_AUDIENCE": channel_url, "FLY_LIST_RATE": "100", "FLY_LIST_BURST": "100"}
     (tmp_path / "bots").mkdir()
-    with fly_bots(fake_fly, {**WEBRTC_IMAGE_ENV, "BOT_CHANNEL_URL": channel_url}, tmp_path / "bots"), \
+    with fly_bots(fake_fly, {**WEBRTC_IMAGE_ENV, "BOT_CHANNEL_URL": channel_url}, tmp_path / "bots") as bots, \
             run_dispatcher(tmp_path, env, port=port) as dispatcher:
         session_id = start_claims_the_idle_bot(dispatcher, "fly")
         # An idle machine serves it (the reserve then refills): no machine of its own.
@@ -91,3 +102,4 @@ def test_a_webrtc_fly_deployment_claims_its_idle_machine(tmp_path: Path, fake_fl
         assert machine["name"].startswith("vf-idle-")
         assert not any(m["name"] == f"vf-{session_id}" for m in list(fake_fly.machines.values()))
         assert machine["config"]["env"]["BOT_TRANSPORT"] == "webrtc"
+        assert TEST_ONLY.encode() not in environment_names(bots.pid_of(machine["id"]))
