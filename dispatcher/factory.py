@@ -59,7 +59,7 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
             from dispatcher.machines.fly.frozen import FlyFrozenMachines
 
-            return FlyFrozenMachines.from_env(env, channel_url, coordination)
+            return FlyFrozenMachines.from_env(env, channel_url, coordination, transport=settings.transports[0])
         return FlyMachines(FlySettings.from_env(env), coordination)
     if settings.machines == "cerebrium":
         from dispatcher.machines.cerebrium.provider import CerebriumMachines, CerebriumSettings
@@ -75,7 +75,8 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return ModalWarmMachines(ModalSettings.from_env(env), coordination=coordination, channel_url=channel_url,
                                      max_idle_seconds=ReserveSettings.from_env(env, "modal").max_idle_seconds,
-                                     max_session_seconds=settings.max_session_seconds)
+                                     max_session_seconds=settings.max_session_seconds,
+                                     transport=settings.transports[0])
         return ModalMachines(ModalSettings.from_env(env), coordination=coordination)
     if settings.machines == "aci":
         from dispatcher.machines.aci.provider import AciMachines

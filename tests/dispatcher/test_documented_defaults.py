@@ -16,6 +16,7 @@ import pytest
 
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.gce.provider import GceSettings
+from dispatcher.machines.modal.settings import ModalSettings
 from dispatcher.media.daily import DailySettings
 from dispatcher.settings import SettingsError
 
@@ -24,15 +25,19 @@ REQUIRED: dict[str, dict[str, str]] = {
     "gce": {"GCE_PROJECT": "p", "GCE_ZONE": "z", "GCE_INSTANCE_TEMPLATE": "t"},
     "fly": {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"},
     "daily": {"DAILY_API_KEY": "k"},
+    "modal": {"MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-1", "MODAL_APP": "a", "MODAL_BOT_IMAGE": "im-1"},
 }
 FROM_ENV: dict[str, Callable[[Mapping[str, str]], Any]] = {
-    "gce": GceSettings.from_env, "fly": FlySettings.from_env, "daily": DailySettings.from_env}
+    "gce": GceSettings.from_env, "fly": FlySettings.from_env, "daily": DailySettings.from_env,
+    "modal": ModalSettings.from_env}
 # Settings built in code with only the required values (as a test or another module might).
 IN_CODE: dict[str, Callable[[], Any]] = {
     "gce": lambda: GceSettings(project="p", zone="z", instance_template="t"),
     "fly": lambda: FlySettings(api_token="t", app="a", image="i"),
     "daily": lambda: DailySettings(api_key="k"),
+    "modal": lambda: ModalSettings(token_id="ak-1", token_secret="as-1", app="a", image_id="im-1"),
 }
+MODES = ["gce", "fly", "modal", "daily"]
 # Each mode's table; Daily's serves every cloud mode that offers `daily`.
 HEADINGS = {"daily": "**Daily** (every cloud mode)"}
 
@@ -63,13 +68,13 @@ def documented(mode: str) -> list[tuple[str, str | None, str | None]]:
     return rows
 
 
-@pytest.mark.parametrize("mode", ["gce", "fly", "daily"])
+@pytest.mark.parametrize("mode", MODES)
 def test_the_readme_table_is_found(mode: str) -> None:
     rows = documented(mode)
     assert len([r for r in rows if r[1] is not None]) >= 8  # the parser reads the table it is meant to
 
 
-@pytest.mark.parametrize("mode", ["gce", "fly", "daily"])
+@pytest.mark.parametrize("mode", MODES)
 def test_unset_variables_behave_as_their_documented_defaults(mode: str) -> None:
     required = REQUIRED[mode]
     defaults = {name: default for name, default, _ in documented(mode) if default is not None and name not in required}
@@ -78,7 +83,7 @@ def test_unset_variables_behave_as_their_documented_defaults(mode: str) -> None:
     assert IN_CODE[mode]() == unset
 
 
-@pytest.mark.parametrize("mode", ["gce", "fly", "daily"])
+@pytest.mark.parametrize("mode", MODES)
 def test_every_documented_example_is_read(mode: str) -> None:
     """All examples at once (some only make sense together: `GCE_AUTH=none` needs a fake's URL);
     leaving any one out changes the settings, or makes them invalid."""

@@ -22,10 +22,19 @@ RS256 JWT with the claims modal.com/docs/guide/oidc-integration shows (issuer `h
 audience `oidc.modal.com`, `app_id`, `container_id` = its task id, also in `sub`), signed with this
 fake's key, which an HTTP server beside it publishes through a discovery document (`oidc_url`).
 
-With `bot_command`, a Sandbox runs a real process (as tests/replicas/fly_bots.py does for Fly): its
-environment is the create's secrets plus `image_env`; its exit is the Sandbox's result, and a
-terminate kills it. Without one, a test moves each Sandbox itself (`set_state`). A create the
-client stopped waiting for still lands (a held one, once released).
+A create answers before its Sandbox runs, as Modal's does: the Sandbox has no task (the pending
+state: `SandboxGetTaskId` answers none) until Modal schedules it, "~1 s" on
+(modal.com/docs/guide/cold-start), here `start_seconds` after the create, or when a test releases
+the starts it holds (`hold_starts`). With `auto_start=False` a test moves each Sandbox itself
+(`set_state`), as it may any Sandbox (which then stops following the timer).
+
+With `bot_command`, a scheduled Sandbox runs a real process (as tests/replicas/fly_bots.py does for
+Fly) whose environment is only what a container of the image gets: the image's own (`IMAGE_PATH`
+and `image_env`), the create's secrets, then the variables Modal's runtime sets and reserves
+(modal.com/docs/guide/environment_variables: `MODAL_TASK_ID`, `MODAL_IMAGE_ID`, `MODAL_REGION`,
+`MODAL_CLOUD_PROVIDER`, and `MODAL_IDENTITY_TOKEN` for an OIDC Sandbox); never the test's own
+environment. Its exit is the Sandbox's result, and a terminate kills it. A create the client
+stopped waiting for still lands (a held one, once released).
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ from grpclib.server import Server, Stream
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
-from tests.fakes.server import FakeServer, Hold
+from tests.fakes.server import IMAGE_PATH, FakeServer, Hold
 from tests.fakes.signing import SigningKey
 from tests.support.ports import free_port
 
@@ -69,6 +78,7 @@ TERMINATED = api_pb2.GenericResult.GENERIC_STATUS_TERMINATED
 WORKSPACE_ID = "ac-voicefleettest000000"
 ENVIRONMENT_NAME = "main"
 IDENTITY_TOKEN_SECONDS = 48 * 3600  # the lifetime of the example token modal.com's guide shows
+START_SECONDS = 0.2  # from a create to its Sandbox's task: Modal's is "~1 s"; any wait shows the pending state
 
 
 @dataclass
@@ -81,9 +91,11 @@ class FakeSandbox:
     gpu: str
     timeout_secs: int
     args: list[str]
+    image_id: str = IMAGE_ID
     created_at: float = field(default_factory=time.time)
     task_id: str = ""  # set once scheduled (`started`)
     identity: bool = False  # created with include_oidc_identity_token
+    moved: bool = False  # a test set its state: Modal's own start no longer applies
     result: api_pb2.GenericResult | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -102,11 +114,13 @@ class _Knob:
 
 class FakeModal:
     def __init__(self, *, max_running: int = 100, bot_command: list[str] | None = None,
-                 image_env: Mapping[str, str] | None = None, auto_start: bool = True) -> None:
+                 image_env: Mapping[str, str] | None = None, auto_start: bool = True,
+                 start_seconds: float = START_SECONDS) -> None:
         self.max_running = max_running
         self.bot_command = bot_command
         self.image_env = dict(image_env or {})
-        self.auto_start = auto_start  # a create is scheduled at once; False: a test moves it
+        self.auto_start = auto_start  # a create is scheduled `start_seconds` later; False: a test moves it
+        self.start_seconds = start_seconds
         self.apps: dict[str, str] = {}  # name -> app id
         self.images = {IMAGE_ID}
         self.secrets: dict[str, dict[str, str]] = {}
@@ -120,6 +134,8 @@ class FakeModal:
         self._oidc: FakeServer | None = None
         self._knobs: list[_Knob] = []
         self._holds: list[Hold] = []
+        self._start_holds: list[Hold] = []
+        self._starting: set[asyncio.Task[None]] = set()  # Sandboxes Modal has yet to schedule
         self._in_flight = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,6 +215,8 @@ class FakeModal:
         for sandbox in list(self.sandboxes.values()):
             self._kill(sandbox)
         if self._loop is not None and self._server is not None:
+            for task in list(self._starting):
+                self._loop.call_soon_threadsafe(task.cancel)
             self._loop.call_soon_threadsafe(self._server.close)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
@@ -219,12 +237,20 @@ class FakeModal:
             self._holds.append(hold)
         return hold
 
+    def hold_starts(self, times: int) -> Hold:
+        """Keep the next `times` created Sandboxes pending (no task) until `release()`."""
+        hold = Hold(times=times)
+        with self._lock:
+            self._start_holds.append(hold)
+        return hold
+
     def reset_knobs(self) -> None:
         with self._lock:
             self._knobs.clear()
-            for hold in self._holds:
+            for hold in [*self._holds, *self._start_holds]:
                 hold.release()
             self._holds.clear()
+            self._start_holds.clear()
 
     def in_flight(self) -> int:
         return self._in_flight
@@ -236,6 +262,7 @@ class FakeModal:
     def set_state(self, name: str, state: str, *, exit_code: int = 0) -> None:
         """"starting" (not scheduled), "started" (scheduled, running), "ended" (exit `exit_code`)."""
         sandbox = self.by_name(name)
+        sandbox.moved = True
         if state == "starting":
             sandbox.task_id, sandbox.result = "", None
         elif state == "started":
@@ -249,6 +276,19 @@ class FakeModal:
         return [s for s in self.sandboxes.values() if not s.finished]
 
     # -- sandboxes -----------------------------------------------------------------------------
+    async def _start_later(self, sandbox: FakeSandbox) -> None:
+        """Modal schedules a created Sandbox a little later (on the server's loop), or once a held start is released."""
+        await asyncio.sleep(self.start_seconds)
+        with self._lock:
+            hold = next((h for h in self._start_holds if h.times > 0), None)
+            if hold is not None:
+                hold.times -= 1
+                hold.caught += 1
+        if hold is not None:
+            await hold.until_released()
+        if not sandbox.moved:
+            self._schedule(sandbox)
+
     def _schedule(self, sandbox: FakeSandbox) -> None:
         if sandbox.task_id or sandbox.finished:
             return
@@ -256,9 +296,15 @@ class FakeModal:
         if sandbox.identity:  # Modal's token names the container: given once it has one
             sandbox.env["MODAL_IDENTITY_TOKEN"] = self.signing_key.sign(self.identity_claims(sandbox))
         if self.bot_command:
-            env = {**os.environ, **self.image_env, **sandbox.env}
-            sandbox.process = subprocess.Popen(self.bot_command, env=env, start_new_session=True)
+            sandbox.process = subprocess.Popen(self.bot_command, env=self.container_env(sandbox),
+                                               start_new_session=True)
             threading.Thread(target=self._watch, args=(sandbox,), daemon=True).start()
+
+    def container_env(self, sandbox: FakeSandbox) -> dict[str, str]:
+        """What the Sandbox's process sees: the image's env, the create's secrets, then Modal's reserved ones."""
+        runtime = {"MODAL_TASK_ID": sandbox.task_id, "MODAL_IMAGE_ID": sandbox.image_id, "MODAL_REGION": "us-east-1",
+                   "MODAL_CLOUD_PROVIDER": "CLOUD_PROVIDER_AWS"}
+        return {**IMAGE_PATH, **self.image_env, **sandbox.env, **runtime}
 
     def _watch(self, sandbox: FakeSandbox) -> None:
         assert sandbox.process is not None
@@ -324,12 +370,14 @@ class FakeModal:
         sandbox_id = "sb-" + ("".join(secrets.choice(_V1_ALPHABET) for _ in range(22)) if not v2
                               else "v2" + secrets.token_hex(12))
         sandbox = FakeSandbox(sandbox_id, request.app_id, d.name, {t.tag_name: t.tag_value for t in request.tags},
-                              env, gpu, d.timeout_secs, list(d.entrypoint_args),
+                              env, gpu, d.timeout_secs, list(d.entrypoint_args), image_id=d.image_id,
                               identity=d.include_oidc_identity_token)
         self.sandboxes[sandbox_id] = sandbox
         self.creates.append(sandbox)
-        if self.auto_start:
-            self._schedule(sandbox)
+        if self.auto_start:  # answered pending: Modal schedules it later
+            task = asyncio.get_running_loop().create_task(self._start_later(sandbox))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
         return sandbox
 
     def _env(self, request: Any) -> dict[str, str]:

@@ -27,6 +27,10 @@ from tests.support.ports import free_port
 from tests.support.quick_uvicorn import QuickServer
 from tests.support.waiting import within
 
+# The environment a container's process starts with from a Debian-based image alone: the bot
+# processes the fakes run for a machine get this, the image's and the launch's values, never the
+# test process's own environment (which no cloud machine holds).
+IMAGE_PATH = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 @dataclass
 class Call:

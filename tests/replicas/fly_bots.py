@@ -1,7 +1,9 @@
 """Runs a real bot process for every machine the fake Fly API creates, as Fly runs the bot image:
 the process outlives any dispatcher replica (unlike the local provider's bots, which die with
-their parent), gets the machine's config env plus the image's own (`BOT_CHANNEL_URL`, which a cold
-machine's config does not carry) and its Machine's API socket (its OIDC token), is stopped
+their parent), gets only what a Machine's process gets (fly.io/docs/machines/runtime-environment):
+the image's env (`PATH`, and `BOT_CHANNEL_URL`, which a cold machine's config does not carry), the
+machine's config env and Fly's own variables, never the test's environment; and its Machine's API
+socket (its OIDC token). It is stopped
 (SIGTERM) when its machine is stopped or destroyed, and its machine is stopped and destroyed
 (`auto_destroy`) when it exits. A suspended machine keeps its process: paused (SIGSTOP) when Fly
 suspends the machine and continued (SIGCONT) when it resumes, as a snapshot keeps a process; a
@@ -12,7 +14,6 @@ again).
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tests.fakes.fly import FakeFly
+from tests.fakes.server import IMAGE_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "tests.replicas.redialling_bot"]
@@ -77,7 +79,9 @@ class FlyBots:
 
     def _boot(self, machine: dict) -> None:  # type: ignore[type-arg]
         machine["state"] = "started"  # before its bot runs: it asks its Machine's socket for its OIDC token
-        env = {**os.environ, **self.image_env, **machine["config"]["env"], "FLY_MACHINE_ID": machine["id"],
+        fly = {"FLY_APP_NAME": machine["_app"], "FLY_MACHINE_ID": machine["id"], "FLY_ALLOC_ID": machine["id"],
+               "FLY_REGION": machine["region"], "FLY_IMAGE_REF": machine["config"]["image"]}
+        env = {**IMAGE_PATH, **self.image_env, **machine["config"]["env"], **fly,
                "BOT_FLY_API_SOCKET": self.fly.machine_socket(machine["id"]), MARK: str(self.log_dir)}
         with open(self.log_dir / f"{machine['id']}.log", "wb") as log:
             self.processes[machine["id"]] = subprocess.Popen(COMMAND, env=env, cwd=REPO, stdout=log, stderr=log)

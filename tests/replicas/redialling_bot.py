@@ -39,7 +39,9 @@ async def serve() -> int:
         return {"status": "ok"}
 
     with lifecycle.signals_end_session():
-        channel = ChannelSession(config, config.channel, events, lifecycle, capabilities=("webrtc",),
+        # The transport its launch values pick, as the bot's own modes announce it (a reserve bot
+        # launched for Daily cannot take a WebRTC session, and says so in its hello).
+        channel = ChannelSession(config, config.channel, events, lifecycle, capabilities=(config.transport,),
                                  signalling={METHOD_OFFER: offer, METHOD_ICE: ice})
         await channel.open()
         if await channel.wait_assigned() is None:

@@ -52,9 +52,9 @@ def frozen_form_setting(env: Mapping[str, str], settings: FlySettings) -> str:
 
 class FlyFrozenMachines(FlyWarmMachines):
     def __init__(self, settings: FlySettings, coordination: Coordination, *, channel_url: str,
-                 form: str = "suspend", running_dollars: float = DEFAULT_RUNNING_DOLLARS,
+                 transport: str = "daily", form: str = "suspend", running_dollars: float = DEFAULT_RUNNING_DOLLARS,
                  frozen_dollars: float = DEFAULT_FROZEN_DOLLARS) -> None:
-        super().__init__(settings, coordination, channel_url=channel_url)
+        super().__init__(settings, coordination, channel_url=channel_url, transport=transport)
         if form not in ("suspend", "stop"):
             raise ValueError(f"no frozen form {form!r}")
         self.form = form
@@ -62,13 +62,15 @@ class FlyFrozenMachines(FlyWarmMachines):
         self._frozen_dollars = frozen_dollars
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], channel_url: str, coordination: Coordination) -> FlyWarmMachines:
-        """The frozen tier FLY_FROZEN_FORM asks for; `off`: the warm reserve without one."""
+    def from_env(cls, env: Mapping[str, str], channel_url: str, coordination: Coordination,
+                 transport: str = "daily") -> FlyWarmMachines:
+        """The frozen tier FLY_FROZEN_FORM asks for; `off`: the warm reserve without one. Its idle bots
+        serve `transport` (the deployment's default)."""
         settings = FlySettings.from_env(env)
         form = frozen_form_setting(env, settings)
         if form == "off":
-            return FlyWarmMachines(settings, coordination, channel_url=channel_url)
-        return cls(settings, coordination, channel_url=channel_url, form=form,
+            return FlyWarmMachines(settings, coordination, channel_url=channel_url, transport=transport)
+        return cls(settings, coordination, channel_url=channel_url, transport=transport, form=form,
                    running_dollars=float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS),
                    frozen_dollars=float_setting(env, "FLY_FROZEN_DOLLARS_PER_MONTH", DEFAULT_FROZEN_DOLLARS))
 

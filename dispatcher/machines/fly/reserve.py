@@ -3,7 +3,8 @@
 A reserve machine is created with no session values, named `vf-idle-<bot id>` and tagged
 `voicefleet_idle=<bot id>`; its bot dials `BOT_CHANNEL_URL` (the dispatcher's private address)
 with `BOT_CHANNEL_TOKEN` from its machine config: the credential issued for this bot id alone
-(dispatcher/channel/credentials.py), never the deployment secret, which no bot app holds.
+(dispatcher/channel/credentials.py), never the deployment secret, which no bot app holds. Its
+`BOT_TRANSPORT` is the deployment's default transport (the first of `TRANSPORTS`): the one it serves.
 A claim re-tags the machine with three metadata writes (`POST /machines/{id}/metadata/{key}`,
 `{"value": …}`, as flyctl's client does): the body digest and the claim time first, the session id
 last, so a look-up by session never finds a half-tagged machine. Three writes fit Fly's limit of
@@ -25,6 +26,7 @@ from botchannel.contract import (
 )
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.bot_environment import TRANSPORT
 from dispatcher.machines.fly.provider import (
     IDLE_NAME_PREFIX,
     META_CREATED,
@@ -46,10 +48,13 @@ FROZEN_STATES: frozenset[str] = frozenset({"suspending", "suspended", "stopping"
 
 
 class FlyWarmMachines(FlyMachines):
-    def __init__(self, settings: FlySettings, coordination: Coordination, *, channel_url: str) -> None:
+    def __init__(self, settings: FlySettings, coordination: Coordination, *, channel_url: str,
+                 transport: str = "daily") -> None:
         super().__init__(settings, coordination)
         self.channel_url = channel_url
         self.bot_image = settings.image
+        # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC session).
+        self.transport = transport
         # bot id → Fly machine id: launched by this replica, or proved by the bot's hello here
         self._idle_ids: Recent[str, str] = Recent()
         # bot id → Fly machine id of the bots claimed here: a claimed bot re-dials with its idle
@@ -76,7 +81,7 @@ class FlyWarmMachines(FlyMachines):
     def _idle_body(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
         s = self.settings
         env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: s.image,
-               "BOT_TRANSPORT": "daily"}
+               TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
             env[IDENTITY_VARIABLE] = "fly"  # and its hello must carry its Machine's OIDC token

@@ -2,7 +2,8 @@
 
 A reserve Sandbox is created from the same image with no session values, named `vf-idle-<bot id>`
 and tagged `voicefleet=idle`, `voicefleet_idle=<bot id>`; its bot dials `BOT_CHANNEL_URL` with
-`BOT_CHANNEL_TOKEN`, the credential issued for this bot id alone, both in its ephemeral Secret. Its
+`BOT_CHANNEL_TOKEN`, the credential issued for this bot id alone, both in its ephemeral Secret with
+`BOT_TRANSPORT`, the deployment's default transport (the first of `TRANSPORTS`), which it serves. Its
 `timeout` covers the longest idle wait plus a whole session (at most Modal's 24 h). A claim replaces
 the Sandbox's tags in one `set_tags` (Modal's replaces the whole set): `voicefleet=session` and the
 session's tags, so `status`/`stop`/`list` find it by tag like any session's Sandbox.
@@ -15,6 +16,7 @@ from typing import Any
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.bot_environment import TRANSPORT
 from dispatcher.machines.modal.provider import (
     IDLE_PREFIX,
     TAG_CREATED,
@@ -34,9 +36,11 @@ TAG_IDLE = "voicefleet_idle"
 
 class ModalWarmMachines(ModalMachines):
     def __init__(self, settings: ModalSettings, *, coordination: CreateLimits, channel_url: str,
-                 max_idle_seconds: float, max_session_seconds: int) -> None:
+                 max_idle_seconds: float, max_session_seconds: int, transport: str = "daily") -> None:
         super().__init__(settings, coordination=coordination, channel_url=channel_url)
         self.bot_image = settings.image_id
+        # Idle bots serve the deployment's default transport (a Daily bot cannot take a WebRTC session).
+        self.transport = transport
         self.idle_timeout = min(int(max_idle_seconds) + max_session_seconds + settings.grace_seconds,
                                 MAX_TIMEOUT_SECONDS)
 
@@ -46,7 +50,7 @@ class ModalWarmMachines(ModalMachines):
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
-        env = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image, "BOT_TRANSPORT": "daily"}
+        env = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image, TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
         tags = {TAG_KIND: "idle", TAG_IDLE: bot_id, TAG_CREATED: str(int(time.time()))}

@@ -42,6 +42,7 @@ from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.server import Hold
+from tests.support.waiting import until
 
 FAST = {"RETRY_DEADLINE_SECONDS": "3"}
 
@@ -301,9 +302,13 @@ def modal_harness(fake: modal_fake.FakeModal) -> Harness:
     def of(sid: str) -> list[modal_fake.FakeSandbox]:
         return [s for s in list(fake.creates) if s.tags.get("voicefleet_session") == sid]
 
-    async def identity(sid: str) -> str | None:  # the Sandbox's OIDC token, as Modal sets it in its env
+    async def identity(sid: str) -> str | None:
+        """The Sandbox's OIDC token, as Modal sets it in its env once it schedules it (its bot runs no sooner)."""
         boxes = of(sid)
-        return boxes[-1].env.get("MODAL_IDENTITY_TOKEN") if boxes else None
+        if not boxes:
+            return None
+        await until(lambda: boxes[-1].task_id or boxes[-1].finished, f"Sandbox of {sid} scheduled")
+        return boxes[-1].env.get("MODAL_IDENTITY_TOKEN")
 
     return Harness(
         name="modal",

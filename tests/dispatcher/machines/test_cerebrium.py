@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,6 +101,32 @@ async def test_a_session_runs_on_a_real_bot_and_its_stop_reaches_the_bot_over_th
     deployment.fake.sweep()
     assert run.ended == "returned"  # the function returned: the run is over at Cerebrium too
     assert (await deployment.status(session_id))["status"] == "ended"
+
+
+async def test_a_run_is_starting_from_the_accepted_call_until_its_bot_says_hello(deployment: Deployment) -> None:
+    held = deployment.fake.hold_starts(1)  # Cerebrium answers the call, then starts the run
+    started = await deployment.http.post("/start", json={}, headers=AUTH)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    run = the_run(deployment.fake, session_id)
+    assert held.caught == 1 and run.began is None and run.process is None
+    assert (await deployment.status(session_id))["status"] == "starting"
+    held.release()
+    await deployment.until(session_id, "started")
+    assert run.began is not None
+
+
+async def test_a_runs_bot_has_the_app_containers_environment_not_the_test_processs(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEFLEET_TEST_ONLY", "the test process's own")  # no Cerebrium app holds it
+    session_id = (await deployment.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
+    await deployment.until(session_id, "started")
+    process = the_run(deployment.fake, session_id).process
+    assert process is not None
+    names = {entry.split(b"=", 1)[0] for entry in Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")}
+    assert b"VOICEFLEET_TEST_ONLY" not in names
+    assert {b"VOICEFLEET_SESSION_ID", b"BOT_CHANNEL_TOKEN", b"PATH"} <= names  # the function's values, the image's
 
 
 async def test_a_run_lost_mid_session_is_failed_once_its_channel_stays_gone(deployment: Deployment) -> None:
@@ -193,6 +220,7 @@ def test_a_private_function_is_refused_at_start_up() -> None:
 async def test_the_grace_period_ends_a_run_whose_bot_outlives_it(fake_cerebrium: FakeCerebrium) -> None:
     """The platform's own cap (response_grace_period): the fake kills the function, as Cerebrium does."""
     fake_cerebrium.grace_seconds = 0.0
+    fake_cerebrium.start_seconds = 0  # a warm replica: the function runs at once, and outlives the grace period
     fake_cerebrium.run = lambda run: subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     machines = cerebrium_harness(fake_cerebrium).make(**CEREBRIUM_CHANNEL)
     try:
@@ -237,6 +265,7 @@ async def test_a_hello_that_lands_while_the_launch_records_its_run_id_is_kept(fa
         loop.call_soon_threadsafe(machines.bot_connected, link)
 
     fake_cerebrium.run = function
+    fake_cerebrium.start_seconds = 0  # a warm replica takes the call at once
     try:
         await machines.launch(s)
         await machines.settled()

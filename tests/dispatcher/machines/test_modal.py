@@ -4,18 +4,23 @@ values travel, and the warm reserve's idle Sandboxes; the real `modal` client ag
 
 from __future__ import annotations
 
+import json
 import secrets
+import sys
+from pathlib import Path
 
 import pytest
 
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.modal.provider import ModalMachines
 from dispatcher.machines.modal.reserve import ModalWarmMachines
-from dispatcher.machines.modal.settings import ModalSettings
+from dispatcher.machines.modal.settings import DEFAULT_BOT_COMMAND, ModalSettings
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import refused_second_launch
 from tests.fakes.modal_server import FakeModal
+from tests.images.closure import BOT_DOCKERFILE, entrypoint_command
+from tests.support.waiting import until
 
 
 def spec(max_session_seconds: int = 600, session_id: str | None = None) -> LaunchSpec:
@@ -27,6 +32,11 @@ def spec(max_session_seconds: int = 600, session_id: str | None = None) -> Launc
 def provider(fake: FakeModal, **env: str) -> ModalMachines:
     settings = ModalSettings.from_env({**fake.env, "MODAL_RETRY_DEADLINE_SECONDS": "2", **env})
     return ModalMachines(settings, coordination=LocalCoordination())
+
+
+def test_a_sandbox_runs_the_bot_images_own_entrypoint_by_default() -> None:
+    # A Sandbox runs the command it is given, not the image's ENTRYPOINT: the two must stay one.
+    assert list(DEFAULT_BOT_COMMAND) == entrypoint_command(BOT_DOCKERFILE)
 
 
 def test_bot_gpu_is_the_neutral_name_sent_as_modals_type_and_an_unknown_one_is_refused_naming_them() -> None:
@@ -160,3 +170,24 @@ async def test_a_reserve_sandbox_is_listed_idle_then_claimed_for_a_session_and_f
     assert claimed.claimed and claimed.machine.session_id == s.session_id
     assert found is not None and found.machine_id == sandbox.id and found.body_digest == s.body_digest
     assert taken.value.reason == "reserve_bot_taken"
+
+
+async def test_a_sandboxs_bot_sees_its_image_its_secret_and_modals_own_variables_and_nothing_of_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEFLEET_TEST_ONLY", "the test process's own")  # no Sandbox inherits it
+    seen = tmp_path / "env.json"
+    dump = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+    fake = FakeModal(bot_command=[sys.executable, "-c", dump, str(seen)], image_env={"IMAGE_OWN": "1"}).start()
+    machines = provider(fake)
+    s = spec()
+    try:
+        await machines.launch(s)
+        env = await until(lambda: seen.exists() and seen.stat().st_size and json.loads(seen.read_text()),
+                          "the Sandbox's process ran")
+    finally:
+        await machines.aclose()
+        fake.close()
+    assert "VOICEFLEET_TEST_ONLY" not in env
+    assert env["IMAGE_OWN"] == "1" and env["VOICEFLEET_SESSION_ID"] == s.session_id  # the image's, the Secret's
+    assert env["MODAL_TASK_ID"] == fake.by_name(f"vf-{s.session_id}").task_id and env["MODAL_IMAGE_ID"]

@@ -61,7 +61,7 @@ async def test_modal_throttling_or_unavailable_past_the_deadline_is_a_503_with_i
 
 async def test_a_sandbox_modal_loses_mid_session_reads_failed_with_why(api: httpx.AsyncClient,
                                                                       fake_modal: FakeModal) -> None:
-    started = await api.post("/start", json={}, headers=AUTH)
+    started = await api.post("/start?wait=started", json={}, headers=AUTH)  # a create answers before it runs
     assert started.status_code == 201, started.text
     session_id = started.json()["session_id"]
     assert (await api.get(f"/sessions/{session_id}", headers=AUTH)).json()["status"] == "started"

@@ -12,6 +12,7 @@ import pytest
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.base import MachineState
 from dispatcher.machines.modal.identity import container_id
 from dispatcher.machines.modal.provider import ModalMachines
 from dispatcher.machines.modal.reserve import ModalWarmMachines
@@ -20,6 +21,7 @@ from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_modal import spec
 from tests.fakes.modal_server import FakeModal, FakeSandbox
 from tests.fakes.signing import SigningKey
+from tests.support.waiting import until
 
 CHANNEL = "wss://dispatcher.example.com/bots/channel"
 
@@ -43,10 +45,17 @@ def grant(session_id: str) -> BotGrant:
     return BotGrant("session", session_id, 2**40)
 
 
+async def scheduled(fake: FakeModal, name: str) -> FakeSandbox:
+    """The Sandbox once Modal has scheduled it: its token is set then (a create answers before)."""
+    sandbox = fake.by_name(name)
+    await until(lambda: sandbox.task_id, f"Sandbox {name} scheduled")
+    return sandbox
+
+
 async def launched(machines: ModalMachines, fake: FakeModal) -> tuple[str, FakeSandbox]:
     s = spec()
     await machines.launch(s)
-    return s.session_id, fake.by_name(f"vf-{s.session_id}")
+    return s.session_id, await scheduled(fake, f"vf-{s.session_id}")
 
 
 async def test_a_sandboxs_own_token_admits_its_hello_and_it_is_created_to_have_one(
@@ -101,7 +110,7 @@ async def test_a_reserve_sandboxs_token_admits_its_idle_bot_and_still_after_its_
 ) -> None:
     await machines.launch_idle("bot1", "credential")
     await machines.launch_idle("bot2", "credential")
-    idle, other = fake_modal.by_name("vf-idle-bot1"), fake_modal.by_name("vf-idle-bot2")
+    idle, other = await scheduled(fake_modal, "vf-idle-bot1"), await scheduled(fake_modal, "vf-idle-bot2")
     token = idle.env["MODAL_IDENTITY_TOKEN"]
     idle_grant = BotGrant("idle", "bot1", 2**40)
     assert await machines.identity.refusal(idle_grant, hello(token)) is None
@@ -109,6 +118,26 @@ async def test_a_reserve_sandboxs_token_admits_its_idle_bot_and_still_after_its_
     s = spec()
     await machines.adopt("bot1", s)  # re-tagged for the session: the same Sandbox, the same name
     assert await machines.identity.refusal(idle_grant, hello(token, s.session_id)) is None
+
+
+async def test_a_pending_sandbox_has_no_token_and_admits_nothing_until_modal_schedules_it(
+    fake_modal: FakeModal, machines: ModalWarmMachines
+) -> None:
+    held = fake_modal.hold_starts(1)
+    s = spec()
+    launched = await machines.launch(s)  # Modal answers the create before the Sandbox runs
+    sandbox = fake_modal.by_name(f"vf-{s.session_id}")
+    await until(lambda: held.caught == 1, "the Sandbox's start held")
+    assert launched.machine.state is MachineState.STARTING
+    assert (await machines.status(s.session_id)).state is MachineState.STARTING  # type: ignore[union-attr]
+    assert "MODAL_IDENTITY_TOKEN" not in sandbox.env
+    token = fake_modal.signing_key.sign(fake_modal.identity_claims(sandbox))  # names no container yet
+    assert "no running Sandbox" in str(await machines.identity.refusal(grant(s.session_id), hello(token, s.session_id)))
+    held.release()
+    await scheduled(fake_modal, sandbox.name)
+    assert (await machines.status(s.session_id)).state is MachineState.STARTED  # type: ignore[union-attr]
+    own = sandbox.env["MODAL_IDENTITY_TOKEN"]
+    assert await machines.identity.refusal(grant(s.session_id), hello(own, s.session_id)) is None
 
 
 def test_the_container_is_read_from_its_claim_or_from_sub_and_the_two_must_agree() -> None:

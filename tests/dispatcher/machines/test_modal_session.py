@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.dispatcher.conftest import STANDIN_BOT
+from tests.dispatcher.machines.test_reserve_transport import metric
 from tests.fakes.daily import FakeDaily
 from tests.fakes.modal_server import TERMINATED, FakeModal
 from tests.support.cold_bot import channel_url
@@ -82,12 +83,13 @@ def test_a_cold_session_runs_its_bot_in_a_sandbox_that_a_stop_terminates(
 def test_a_start_claims_the_reserves_idle_sandbox_instead_of_creating_one(
     tmp_path: Path, fake: FakeModal, fake_daily: FakeDaily
 ) -> None:
-    # The stand-in serves SmallWebRTC (its hello's capabilities), so the session is a WebRTC one.
+    # Idle bots serve the default transport, WebRTC here (the stand-in's hello says SmallWebRTC too).
     with dispatcher(tmp_path, fake, fake_daily, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0",
-                    RESERVE_MAX_IDLE="1", TRANSPORTS="daily,webrtc", TURN_URLS="turn:turn.example.com:3478",
+                    RESERVE_MAX_IDLE="1", TRANSPORTS="webrtc,daily", TURN_URLS="turn:turn.example.com:3478",
                     TURN_SHARED_SECRET="t" * 40) as running:
         idle = until(lambda: [s for s in fake.creates if s.name.startswith("vf-idle-")])
-        time.sleep(1.0)  # its bot dials in and waits on the channel
+        idle_bots = 'voicefleet_reserve_bots{provider="modal",state="idle"}'
+        until(lambda: metric(running, idle_bots, AUTH) == 1)  # its bot dialled in and waits on the channel
         started = httpx.post(f"{running.base_url}/start", json={"transport": "webrtc", "body": {"persona": "x"}},
                              headers=AUTH, timeout=30)
         assert started.status_code == 201, started.text
