@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from dispatcher.errors import ApiError
+from dispatcher.numbers import bounded_digits
 from dispatcher.regions.config import Regions
 from dispatcher.store.coordination import OneTimeUse
 
@@ -34,6 +34,7 @@ NONCE = "voicefleet-region-nonce"  # two identical requests in one millisecond a
 ANSWER_SIGNATURE = "voicefleet-region-answer"
 SKEW_SECONDS = 30.0
 VERSION = "v1="
+MAX_TIME_DIGITS = 15  # unix milliseconds have 13 digits until the year 2286
 
 
 def signed_path(path: str, query: str) -> str:
@@ -94,11 +95,10 @@ class RegionVerifier:
             raise _refused("a region request needs the Voicefleet-Region headers, signed with REGION_SECRET")
         if sender == self._regions.here or sender not in self._regions.urls:
             raise _refused("the sender is not another region of this deployment")
-        try:
-            sent = int(millis) / 1000
-        except ValueError:
-            raise _refused("Voicefleet-Region-Time is not a time") from None
-        if not math.isfinite(sent) or abs(self._clock() - sent) > SKEW_SECONDS:
+        sent_millis = bounded_digits(millis, MAX_TIME_DIGITS)
+        if sent_millis is None:
+            raise _refused(f"Voicefleet-Region-Time is not a time (unix ms, at most {MAX_TIME_DIGITS} digits)")
+        if abs(self._clock() - sent_millis / 1000) > SKEW_SECONDS:
             raise _refused(f"the request's time is more than {SKEW_SECONDS:g} s from this region's clock")
         if not any(hmac.compare_digest(signature.encode(), (VERSION + _mac(
                 secret, sender, self._regions.here, method, path, millis, nonce, body)).encode())
