@@ -41,17 +41,17 @@ SCRIPT_COMMANDS: tuple[str, ...] = (
 COMMANDS: tuple[str, ...] = tuple(sorted(set(CLIENT_COMMANDS) | set(SCRIPT_COMMANDS)))
 # The SHA1 of every Lua script the dispatcher registers (redis-py sends it with EVALSHA), sorted.
 SCRIPT_SHAS: tuple[str, ...] = (
-    "2c9015c9b26ef797872c01adf4ad4ffa3a2e3732", "31598e3c75cf8ec01ade74e11ba8a925b7787963",
-    "39edd7bba0140c72ff5aee71ef149ac966e9738f", "3acd628f3aadad5f1e07dfc01d5c2109d04bc11f",
-    "46be5bde3940af3b46d9c3254d0c0a3ca5fcaa07", "4afb2fa53231463da264e57bc046a278f804d62f",
-    "53cbf049cd0e95ce1ab8cc27dc2cd4aff3cdd354", "5a5d593954c925e76a45dabc3812a6842201a528",
-    "6396761b49c58d262da3191d161e68ad41f8ca83", "6bcea5fada096ff429327f46183c3a49ef226377",
-    "794b6b254f840999dca41c28522b329a89d51b42", "7e4fc0fd36b8e3fd48ee0ede3d1bdb6e4880b281",
-    "8fe19910f4c4ec13a6209813a382d545c394fa84", "956bbcf090d9e09b7b3972ef38c7eb63c6828b2c",
-    "9d5aab32bab8f907b056b1412053aca227255f12", "ac06c33797c20d1f3309f2de3d4ed7fb0177a73e",
-    "c7902e75d5af9be262eff0df335ed95e6407f079", "c8b59fea7a5b2c703fe3e3f93b3379ca8565eb85",
-    "d729e57575c9c288804407dad18ad416fa4e718e", "e3df189475c3dd4b4addee23bc41957ed8c2e267",
-    "eb11886ffd3c165acb3798f165547375cc26f280", "f39c62c50a28d50753b3627bb1bcabe58c6d1b98",
+    "2c9015c9b26ef797872c01adf4ad4ffa3a2e3732", "2fc07f75e8196cd9abcee32c5c977ba04bb5645d",
+    "31598e3c75cf8ec01ade74e11ba8a925b7787963", "39edd7bba0140c72ff5aee71ef149ac966e9738f",
+    "3acd628f3aadad5f1e07dfc01d5c2109d04bc11f", "46be5bde3940af3b46d9c3254d0c0a3ca5fcaa07",
+    "53cbf049cd0e95ce1ab8cc27dc2cd4aff3cdd354", "6396761b49c58d262da3191d161e68ad41f8ca83",
+    "6bcea5fada096ff429327f46183c3a49ef226377", "794b6b254f840999dca41c28522b329a89d51b42",
+    "7e4fc0fd36b8e3fd48ee0ede3d1bdb6e4880b281", "8fe19910f4c4ec13a6209813a382d545c394fa84",
+    "956bbcf090d9e09b7b3972ef38c7eb63c6828b2c", "9d5aab32bab8f907b056b1412053aca227255f12",
+    "ac06c33797c20d1f3309f2de3d4ed7fb0177a73e", "c7902e75d5af9be262eff0df335ed95e6407f079",
+    "c8b59fea7a5b2c703fe3e3f93b3379ca8565eb85", "d729e57575c9c288804407dad18ad416fa4e718e",
+    "e3df189475c3dd4b4addee23bc41957ed8c2e267", "eb11886ffd3c165acb3798f165547375cc26f280",
+    "f3195c9e0a3a03e76b29943dfc5cf114848b78bc", "f39c62c50a28d50753b3627bb1bcabe58c6d1b98",
     "f4088f5a601eb26f17ff92df1f711baf2f02b674", "f4f23e4b63559980e4fd8dd1b2bf8e156fe4c29f",
     "f8e39d3cf22300715ded90fce14fd7d6fa6f264e", "fd163356fd378514300b4835ec6b12515edc51e5",
 )
@@ -67,7 +67,10 @@ _PASSWORD_RULES = (">", "<", "#", "!")
 # serving their calls through a rolling deploy (and come back on a rollback) while the store's user
 # is already this release's, so their scripts stay runnable for one release; pruned at the next
 # (docs/pulumi.md, "Changing a store script").
-RETIRED_SCRIPT_SHAS: tuple[str, ...] = ("dedd9229af0e410c69910fbfd055cc0f72320a84",)
+RETIRED_SCRIPT_SHAS: tuple[str, ...] = (
+    "4afb2fa53231463da264e57bc046a278f804d62f", "5a5d593954c925e76a45dabc3812a6842201a528",
+    "dedd9229af0e410c69910fbfd055cc0f72320a84",
+)
 GRANTED_SCRIPT_SHAS: tuple[str, ...] = tuple(sorted(set(SCRIPT_SHAS) | set(RETIRED_SCRIPT_SHAS)))
 
 
