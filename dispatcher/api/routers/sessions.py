@@ -136,8 +136,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed)
-    if placed is not None:
-        await hold_place(state, grant)
+    if placed is not None:  # a place here for the call, within this key's share
+        await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer
 
 
