@@ -14,9 +14,8 @@ from starlette.responses import Response
 from dispatcher.api.region_relay import query_of, relay_to, request_headers
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
+from dispatcher.regions.signing import SPILLED
 from dispatcher.regions.spill import Here, spill_reason, spill_target
-
-SPILLED = "voicefleet-spilled"  # "<region it arrived at> <why>", on a spilled start relayed to its region
 
 
 async def chosen_region(state: AppState, transport: str, max_wait_seconds: float | None,
@@ -49,7 +48,7 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
     if reason and state.reserve is not None:
         state.reserve.spilled_away()  # this region's caller: its planner counts the start
     # Only this region says a start spilled (the relay never passes a caller's own marker on: the
-    # signature covers no header, and the region the start goes to believes a signed relay's).
+    # region the start goes to believes whatever a signed relay carries, its headers signed too).
     # A repeated header by its first value, as this region read it (its key, its Idempotency-Key).
     marks = {SPILLED: f"{state.settings.region} {reason}"} if reason else None
     return await relay_to(state, target, "POST", request.scope["path"], request_headers(request.scope),

@@ -15,11 +15,9 @@ from types import MappingProxyType
 import httpx
 import pytest
 
-from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions
-from dispatcher.regions.relay import RELAYED_BY
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import RELAYED_BY, SPILLED, RegionSigner
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
 from tests.regions.test_region_peers import SECRET, region_env, regions
 from tests.regions.test_spill_over import AUTH

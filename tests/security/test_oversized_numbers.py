@@ -15,8 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from dispatcher.regions.relay import RELAYED_BY
-from dispatcher.regions.signing import NONCE, SENDER, SIGNATURE, TIME
+from dispatcher.regions.signing import NONCE, RELAYED_BY, SENDER, SIGNATURE, TIME
 from tests.dispatcher.api.test_webhooks import telnyx_headers
 from tests.regions.test_region_peers import region_env
 from tests.support.phone_dispatcher import Phone, phone_dispatcher

@@ -39,7 +39,8 @@ router = APIRouter()
 
 
 async def signed_by_region(request: Request, state: AppState, *, strict: bool = False) -> str:
-    """The region that sent `request`, or 401: its signature covers the method, path, query and body.
+    """The region that sent `request`, or 401: its signature covers the method, path, query, body and
+    the headers a region acts on.
     `strict`: its once-record is the store's, or 503 (as a carrier webhook's, which it stands for)."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     coordination = state.replication.coordination
