@@ -95,8 +95,8 @@ async def key_holder(request: Request) -> Response:
     if state.key_homes is None:
         raise ApiError(404, "not_found", "this dispatcher runs as one region")
     data = await json_body(request)
-    digest, region = state.key_homes.parse_record(data)
-    return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region)})
+    digest, region, how = state.key_homes.parse_record(data)
+    return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region, how)})
 
 
 @router.post(CALLS_PATH, include_in_schema=False)
