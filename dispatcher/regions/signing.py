@@ -63,8 +63,12 @@ def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, mill
 
 
 def headers_digest(headers: Mapping[str, str]) -> str:
-    """The digest of `COVERED_HEADERS` (lower-case names; a missing one as empty) a nonce carries."""
-    text = "\n".join(f"{name}:{headers.get(name, '')}" for name in COVERED_HEADERS)
+    """The digest of `COVERED_HEADERS` (names in any case, a repeated one by its first value, a
+    missing one as empty) a nonce carries."""
+    named: dict[str, str] = {}
+    for name, value in headers.items():
+        named.setdefault(name.lower(), value)
+    text = "\n".join(f"{name}:{named.get(name, '')}" for name in COVERED_HEADERS)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -90,7 +94,7 @@ class RegionSigner:
     def headers(self, receiver: str, method: str, path: str, body: bytes = b"",
                 sent: Mapping[str, str] | None = None) -> dict[str, str]:
         """The headers that sign a request from this region to `receiver` (`path` with its query),
-        and the `COVERED_HEADERS` of those it is `sent` with (lower-case names)."""
+        and the `COVERED_HEADERS` of those it is `sent` with."""
         millis = str(int(self._clock() * 1000))
         nonce = secrets.token_hex(16) + HEADERS_MARK + headers_digest(sent or {})
         mac = _mac(self._regions.secret, self._regions.here, receiver, method, path, millis, nonce, body)

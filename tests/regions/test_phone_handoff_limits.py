@@ -94,8 +94,8 @@ def test_a_call_token_start_relayed_here_holds_a_place_as_a_handed_call_does(tmp
         body = json.dumps({"transport": "twilio"}).encode()
 
         def relayed() -> httpx.Response:
-            headers = {**AUTH, RELAYED_BY: "eu", SPILLED: "eu at_capacity", "content-type": "application/json",
-                       **signer.headers("us", "POST", "/start", body)}
+            sent = {**AUTH, RELAYED_BY: "eu", SPILLED: "eu at_capacity"}
+            headers = {**sent, "content-type": "application/json", **signer.headers("us", "POST", "/start", body, sent)}
             return httpx.post(f"{urls['us']}/start", content=body, headers=headers, timeout=10)
 
         first, second = relayed(), relayed()
