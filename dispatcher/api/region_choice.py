@@ -56,14 +56,14 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
     answer = await relay_to(state, target, "POST", request.scope["path"], request_headers(request.scope),
                             await request.body(), marks=marks, query=query_of(request.scope))
     if answer.status_code < 300 and not standby_home:
-        await kept(state, caller_id, idempotency_key, target)
+        kept(state, caller_id, idempotency_key, target)
     return answer
 
 
-async def kept(state: AppState, caller_id: str, idempotency_key: str | None, region: str) -> None:
+def kept(state: AppState, caller_id: str, idempotency_key: str | None, region: str) -> None:
     """A keyed start made (or found) its session in `region`: its key's record is kept for the day."""
     if state.key_homes is not None and idempotency_key is not None:
-        await state.key_homes.keep(caller_id, idempotency_key, region)
+        state.key_homes.keep(caller_id, idempotency_key, region)
 
 
 async def why_not_here(state: AppState, transport: str, max_wait_seconds: float | None) -> str | None:

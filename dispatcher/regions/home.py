@@ -16,6 +16,7 @@ words and records every key for the day, as it did. docs/regions.md ("One Idempo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -64,6 +65,7 @@ class KeyHomes:
         self._holders = holders
         self._signer = RegionSigner(self._regions)
         self._client = client or region_client()
+        self._keeping: set[asyncio.Task[None]] = set()
 
     async def holder(self, caller_id: str, idempotency_key: str, proposed: str | None = None, *,
                      standby: bool = False, provisional: bool = False) -> str:
@@ -92,9 +94,15 @@ class KeyHomes:
                 refused = refused or exc
         raise refused or home_unreachable(order[0], None)
 
-    async def keep(self, caller_id: str, idempotency_key: str, region: str) -> None:
+    def keep(self, caller_id: str, idempotency_key: str, region: str) -> None:
         """The start `region` was recorded for (provisionally) made its session: its record is kept
-        for `HOLD_SECONDS`. A home that does not answer now leaves it provisional (logged)."""
+        for `HOLD_SECONDS`, asked in the background (the start's answer waits for no other region:
+        the record has minutes left). A home that does not answer leaves it provisional (logged)."""
+        task = asyncio.ensure_future(self._keep(caller_id, idempotency_key, region))
+        self._keeping.add(task)
+        task.add_done_callback(self._keeping.discard)
+
+    async def _keep(self, caller_id: str, idempotency_key: str, region: str) -> None:
         home = homes_in_order(self._regions, caller_id, idempotency_key)[0]
         try:
             await self._ask(home, key_digest(caller_id, idempotency_key), region, "keep")
@@ -142,6 +150,8 @@ class KeyHomes:
         return str(data["key"]), str(data["region"]), how
 
     async def aclose(self) -> None:
+        if self._keeping:  # each within the region client's own deadline
+            await asyncio.gather(*self._keeping, return_exceptions=True)
         await self._client.aclose()
 
 

@@ -107,7 +107,7 @@ async def start(
             await turn_quota.give_back(who.id, credential)
         raise
     if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
-        await kept(state, who.id, idempotency_key, state.settings.region)
+        kept(state, who.id, idempotency_key, state.settings.region)
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
     fields = _session_fields(session, state.sessions.ready, state.settings.region)
