@@ -2,7 +2,7 @@
 shapes Pipecat's clients use. docs/architecture.md draws the packages; tests/test_layering.py
 holds them to one direction of imports. Lowest first, each may import only what is below it:
 
-    settings, errors,           one settings module and the one JSON error shape
+    settings, errors, numbers,  one settings module, the one JSON error shape, bounded number reading
     observability/              log lines, metrics, one trace per session
     store/                      the optional coordination store of several replicas
     outbound/                   calls to services outside (HTTP pool, retries, rate limits)

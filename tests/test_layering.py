@@ -18,7 +18,7 @@ PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "
 # Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
 # A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
 DISPATCHER_LAYERS: list[tuple[str, ...]] = [
-    ("dispatcher.settings", "dispatcher.errors", "dispatcher.observability"),
+    ("dispatcher.settings", "dispatcher.errors", "dispatcher.numbers", "dispatcher.observability"),
     ("dispatcher.store",),
     ("dispatcher.outbound",),
     ("dispatcher.channel",),

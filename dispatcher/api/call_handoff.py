@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 
 import dispatcher.observability.tracing as tracing
@@ -35,6 +36,13 @@ from dispatcher.store.client import StoreUnavailable
 log = logging.getLogger("dispatcher.phone")
 
 MAX_HANDED_PENDING = 1000  # tokens minted for calls other regions handed here, not yet redeemed
+# A handed call's carrier (or a spilled token's client) connects within seconds: its place is held
+# that long, not for the token's whole life (a token redeemed later starts if there is room then).
+HANDED_PLACE_SECONDS = 15.0
+# API keys' spilled tokens hold at most this part of the room between them (carriers' hand-offs may
+# fill the rest): however many tokens keys mint, the rest stays open to other regions' spill-over
+# and carrier hand-offs.
+TOKEN_ROOM_SHARE = 0.5
 
 
 async def handed_elsewhere(state: AppState, carrier: str) -> HandedCall | None:
@@ -74,17 +82,28 @@ async def room_for_calls(state: AppState) -> int:
     return max(0, state.sessions.room() - held)
 
 
-async def hold_place(state: AppState, grant: CallGrant) -> None:
-    """A handed call's token holds a place under the cap until the carrier connects or it expires,
-    held for the whole region in its store: every replica mints. Without the store none is held
-    (503), and without room none either (429)."""
-    phone = state.phone
-    room = 0 if phone.draining else min(state.sessions.room(), MAX_HANDED_PENDING)
+async def hold_place(state: AppState, grant: CallGrant, asker: tuple[str, str] | None = None) -> None:
+    """A handed call's token holds a place under the cap until the carrier connects, for
+    `HANDED_PLACE_SECONDS` at most, held for the whole region in its store (every replica mints).
+    A key's spilled token (`asker`: the key's caller id, the session the token starts) holds it
+    within the key's own share, and while held places take less than `TOKEN_ROOM_SHARE` of the
+    room. Without the store none is held (503), and without room none either (429)."""
+    phone, share = state.phone, state.sessions.share
+    room = 0 if phone.draining else state.sessions.room()
+    if asker is not None:
+        room = math.ceil(room * TOKEN_ROOM_SHARE)
+    seconds = max(1.0, min(HANDED_PLACE_SECONDS, grant.expires - phone.clock()))
+    if asker is not None:
+        await share.hold_place(*asker, seconds)
     try:
-        held = await phone.handed.hold(grant.token_id, room, max(1.0, grant.expires - phone.clock()))
+        held: bool | None = await phone.handed.hold(grant.token_id, min(room, MAX_HANDED_PENDING), seconds)
     except StoreUnavailable:
+        held = None
+    if not held and asker is not None:
+        await share.forget(*asker)
+    if held is None:
         raise ApiError(503, "store_unavailable", "this region's store does not answer, so the places held for "
-                       "handed calls cannot be counted: retry in a moment", retry_after=1) from None
+                       "handed calls cannot be counted: retry in a moment", retry_after=1)
     if not held:
         raise ApiError(429, "at_capacity", "this region has no room for the call",
                        retry_after=CAPACITY_RETRY_AFTER_SECONDS)

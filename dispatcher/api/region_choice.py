@@ -14,9 +14,8 @@ from starlette.responses import Response
 from dispatcher.api.region_relay import query_of, relay_to, request_headers
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
+from dispatcher.regions.signing import SPILLED
 from dispatcher.regions.spill import Here, spill_reason, spill_target
-
-SPILLED = "voicefleet-spilled"  # "<region it arrived at> <why>", on a spilled start relayed to its region
 
 
 async def chosen_region(state: AppState, transport: str, max_wait_seconds: float | None,
@@ -42,18 +41,29 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
     `standby_home`: a key's home that does not answer is stood in for (dispatcher/regions/home.py)."""
     target, reason = await chosen_region(state, transport, max_wait_seconds, pinned)
     if state.key_homes is not None and idempotency_key is not None:
-        # One session per key in every region: where the key's home says it is held.
-        target = await state.key_homes.holder(caller_id, idempotency_key, target, standby=standby_home)
+        # One session per key in every region: where the key's home says it is held. Provisional
+        # until the start made its session (`kept`): a refused start's record runs out in minutes.
+        target = await state.key_homes.holder(caller_id, idempotency_key, target, standby=standby_home,
+                                              provisional=not standby_home)
     if target == state.settings.region:
         return None
     if reason and state.reserve is not None:
         state.reserve.spilled_away()  # this region's caller: its planner counts the start
     # Only this region says a start spilled (the relay never passes a caller's own marker on: the
-    # signature covers no header, and the region the start goes to believes a signed relay's).
+    # region the start goes to believes whatever a signed relay carries, its headers signed too).
     # A repeated header by its first value, as this region read it (its key, its Idempotency-Key).
     marks = {SPILLED: f"{state.settings.region} {reason}"} if reason else None
-    return await relay_to(state, target, "POST", request.scope["path"], request_headers(request.scope),
-                          await request.body(), marks=marks, query=query_of(request.scope))
+    answer = await relay_to(state, target, "POST", request.scope["path"], request_headers(request.scope),
+                            await request.body(), marks=marks, query=query_of(request.scope))
+    if answer.status_code < 300 and not standby_home:
+        kept(state, caller_id, idempotency_key, target)
+    return answer
+
+
+def kept(state: AppState, caller_id: str, idempotency_key: str | None, region: str) -> None:
+    """A keyed start made (or found) its session in `region`: its key's record is kept for the day."""
+    if state.key_homes is not None and idempotency_key is not None:
+        state.key_homes.keep(caller_id, idempotency_key, region)
 
 
 async def why_not_here(state: AppState, transport: str, max_wait_seconds: float | None) -> str | None:

@@ -20,8 +20,8 @@ from dispatcher.api.limits import replaying
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
 from dispatcher.errors import ApiError, error_response
-from dispatcher.regions.relay import RELAYED_BY, RegionUnreachable
-from dispatcher.regions.signing import RegionVerifier, signed_path
+from dispatcher.regions.relay import RegionUnreachable
+from dispatcher.regions.signing import RELAYED_BY, RegionVerifier, signed_path
 from dispatcher.sessions.ids import owned_by, region_tag_of
 
 SESSION_PATH = re.compile(r"^/sessions/([0-9a-f]{24})(?:/.*)?$")

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from dispatcher.numbers import bounded_digits
+
 PREFIX = "vfb1"
 Kind = Literal["idle", "session"]
 KINDS: tuple[Kind, ...] = ("idle", "session")
@@ -64,9 +66,9 @@ class BotCredentials:
         if len(parts) != 5 or parts[0] != PREFIX or parts[1] not in KINDS:
             return None
         _, kind, encoded, expiry, tag = parts
-        if not (expiry.isascii() and expiry.isdigit() and len(expiry) <= 12):  # no huge numbers to parse
+        expires = bounded_digits(expiry, 12)
+        if expires is None:
             return None
-        expires = int(expiry)
         if not hmac.compare_digest(tag, self._tag(kind, encoded, expires)):
             return None
         if expires <= self._clock():

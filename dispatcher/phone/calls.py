@@ -38,6 +38,7 @@ from dispatcher.phone.relay import (
 from dispatcher.phone.store_hop import StoreHop
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
+from dispatcher.sessions.key_share import KeyShare
 from dispatcher.store.coordination import CallHandle, CallMedia, KeySessions, Rate
 
 log = logging.getLogger("dispatcher.phone")
@@ -56,6 +57,9 @@ class Sessions(Protocol):
     async def stop(self, session_id: str, caller: str | None = None) -> Any: ...
 
     def session_id_for(self, owner_key: bytes | str, idempotency_key: str | None) -> str: ...
+
+    @property
+    def share(self) -> KeyShare: ...  # each key's share of the sessions
 
 
 class Timeline(Protocol):
@@ -140,6 +144,8 @@ class PhoneCalls:
         owner = owner or Caller.named(PHONE_CALLER)
         call.owner = owner.id
         call.session_id = session_id = self._sessions.session_id_for(owner.owner_key, session_key)
+        if handed_from is not None:  # the place its token held in the key's share is now the session's
+            await self._sessions.share.forget(owner.id, session_id)
         if standing and self._standing_cap is not None:
             cap = self._standing_cap
             if await cap.sessions.hold(STANDING_CALLER, session_id, cap.calls, cap.record_seconds) is not None:

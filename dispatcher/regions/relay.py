@@ -20,7 +20,7 @@ import aiohttp
 from yarl import URL
 
 from dispatcher.regions.config import Regions
-from dispatcher.regions.signing import RegionSigner, signed_path
+from dispatcher.regions.signing import RELAYED_BY, RegionSigner, signed_path
 
 # The request headers the API reads; the rest (Host, Cookie, hop-by-hop) stay here. What only a
 # region may say (that a start spilled) is never a caller's header passed on: `forward`'s `marks`.
@@ -28,7 +28,6 @@ FORWARDED_REQUEST = ("authorization", "content-type", "accept", "idempotency-key
                      "last-event-id")
 # The answer's headers a client reads; the rest are the holding region's transport's.
 FORWARDED_ANSWER = ("content-type", "cache-control", "retry-after", "location", "x-accel-buffering")
-RELAYED_BY = "voicefleet-relayed-by"  # set on a relayed request: it is never relayed again
 CONNECT_SECONDS = 1.0
 CHECK_SECONDS = 0.2  # how often a relay waiting for its answer's head asks whether its region still answers
 
@@ -74,7 +73,7 @@ class RegionRelay:
                 sent[name.lower()] = value
         sent.update(marks or {})
         sent[RELAYED_BY] = self._here
-        sent.update(self._signer.headers(region, method, signed_path(path, query), body))
+        sent.update(self._signer.headers(region, method, signed_path(path, query), body, sent))
         request = asyncio.ensure_future(self._client().request(
             method, _as_signed(base_url, path, query), data=body or None, headers=sent, allow_redirects=False))
         loop = asyncio.get_running_loop()

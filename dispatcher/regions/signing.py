@@ -1,9 +1,15 @@
 """What one region asks another is signed with the shared `REGION_SECRET`; what no region sent is refused.
 
     Voicefleet-Region: <sender>          Voicefleet-Region-Time: <unix milliseconds>
-    Voicefleet-Region-Nonce: <32 hex, random>
+    Voicefleet-Region-Nonce: <32 hex, random>.h1-<hex SHA-256 of the covered headers>
     Voicefleet-Region-Signature: v1=<hex HMAC-SHA256 over sender, receiver, method, path, time, nonce,
                                      body digest>
+
+The nonce carries the digest of the headers a region acts on (`COVERED_HEADERS`: the caller's key
+and Idempotency-Key, and the regions' own marks), so it is signed with the rest: a key or a spill
+mark changed after signing is refused. Inside the nonce, not beside it, because a region of the
+release before reads the nonce as opaque signed text: both releases check each other's requests
+during a rolling deploy. A nonce without the digest (a region of that release) is still taken.
 
 The receiver is signed in, so a request made for one region is nothing at another; the time must be
 within `SKEW_SECONDS` of the receiver's clock; and each signature is taken once across the
@@ -18,12 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from dispatcher.errors import ApiError
+from dispatcher.numbers import bounded_digits
 from dispatcher.regions.config import Regions
 from dispatcher.store.coordination import OneTimeUse
 
@@ -34,6 +40,13 @@ NONCE = "voicefleet-region-nonce"  # two identical requests in one millisecond a
 ANSWER_SIGNATURE = "voicefleet-region-answer"
 SKEW_SECONDS = 30.0
 VERSION = "v1="
+RELAYED_BY = "voicefleet-relayed-by"  # set on a relayed request: it is never relayed again
+SPILLED = "voicefleet-spilled"  # "<region it arrived at> <why>", on a spilled start relayed to its region
+# What a region reads off a relayed request besides its path and body: whose it is, its key, and
+# the regions' own word. (Not `traceparent`: a front door may rewrite it, and it grants nothing.)
+COVERED_HEADERS = ("authorization", "idempotency-key", SPILLED, RELAYED_BY)
+HEADERS_MARK = ".h1-"
+MAX_TIME_DIGITS = 15  # unix milliseconds have 13 digits until the year 2286
 
 
 def signed_path(path: str, query: str) -> str:
@@ -47,6 +60,16 @@ def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, mill
          body: bytes) -> str:
     text = "\n".join((sender, receiver, method.upper(), path, millis, nonce, hashlib.sha256(body).hexdigest()))
     return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+def headers_digest(headers: Mapping[str, str]) -> str:
+    """The digest of `COVERED_HEADERS` (names in any case, a repeated one by its first value, a
+    missing one as empty) a nonce carries."""
+    named: dict[str, str] = {}
+    for name, value in headers.items():
+        named.setdefault(name.lower(), value)
+    text = "\n".join(f"{name}:{named.get(name, '')}" for name in COVERED_HEADERS)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def answer_signature(secret: bytes, request_signature: str, body: bytes) -> str:
@@ -68,9 +91,12 @@ class RegionSigner:
         self._regions = regions
         self._clock = clock
 
-    def headers(self, receiver: str, method: str, path: str, body: bytes = b"") -> dict[str, str]:
-        """The headers that sign a request from this region to `receiver` (`path` with its query)."""
-        millis, nonce = str(int(self._clock() * 1000)), secrets.token_hex(16)
+    def headers(self, receiver: str, method: str, path: str, body: bytes = b"",
+                sent: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The headers that sign a request from this region to `receiver` (`path` with its query),
+        and the `COVERED_HEADERS` of those it is `sent` with."""
+        millis = str(int(self._clock() * 1000))
+        nonce = secrets.token_hex(16) + HEADERS_MARK + headers_digest(sent or {})
         mac = _mac(self._regions.secret, self._regions.here, receiver, method, path, millis, nonce, body)
         return {SENDER: self._regions.here, TIME: millis, NONCE: nonce, SIGNATURE: VERSION + mac}
 
@@ -85,7 +111,8 @@ class RegionVerifier:
         self._clock = clock
 
     async def sender(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
-        """The region that sent this request (`path` with its query, as received)."""
+        """The region that sent this request (`path` with its query, as received; `headers` with
+        lower-case names, a repeated one by its first value, as the routes read them)."""
         if not self._regions.several:
             raise ApiError(404, "not_found", "this dispatcher runs as one region (REGION is not set)")
         sender, millis, signature = headers.get(SENDER, ""), headers.get(TIME, ""), headers.get(SIGNATURE, "")
@@ -94,16 +121,19 @@ class RegionVerifier:
             raise _refused("a region request needs the Voicefleet-Region headers, signed with REGION_SECRET")
         if sender == self._regions.here or sender not in self._regions.urls:
             raise _refused("the sender is not another region of this deployment")
-        try:
-            sent = int(millis) / 1000
-        except ValueError:
-            raise _refused("Voicefleet-Region-Time is not a time") from None
-        if not math.isfinite(sent) or abs(self._clock() - sent) > SKEW_SECONDS:
+        sent_millis = bounded_digits(millis, MAX_TIME_DIGITS)
+        if sent_millis is None:
+            raise _refused(f"Voicefleet-Region-Time is not a time (unix ms, at most {MAX_TIME_DIGITS} digits)")
+        if abs(self._clock() - sent_millis / 1000) > SKEW_SECONDS:
             raise _refused(f"the request's time is more than {SKEW_SECONDS:g} s from this region's clock")
         if not any(hmac.compare_digest(signature.encode(), (VERSION + _mac(
                 secret, sender, self._regions.here, method, path, millis, nonce, body)).encode())
                 for secret in self._regions.secrets):
             raise _refused("the signature does not match (REGION_SECRET differs, or the request was changed)")
+        _, covers, digest = nonce.partition(HEADERS_MARK)
+        if covers and not hmac.compare_digest(digest.encode(), headers_digest(headers).encode()):
+            raise _refused("a header the signature covers (Authorization, Idempotency-Key, a region's mark) "
+                           "was changed after signing")
         if not await self._once.first_use("region:" + signature[len(VERSION):], 2 * SKEW_SECONDS):
             raise _refused("this signed request was already taken (a replay)")
         return sender

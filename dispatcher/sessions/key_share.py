@@ -77,8 +77,16 @@ class KeyShare:
             await self._sessions.release(caller, [session_id])
             raise
 
-    async def _take(self, caller: str, session_id: str, *, internal: bool) -> None:
-        held = await self._sessions.hold(caller, session_id, self.session_share, self._record_seconds)
+    async def hold_place(self, caller: str, session_id: str, seconds: float) -> None:
+        """Counts the session a call token will start as `caller`'s for `seconds` (until its client
+        connects, when `forget` hands the place to the session itself); 429 `key_at_capacity` at
+        its share. A token holds a place in another region for a key: within the key's share."""
+        if self.applies(caller, internal=False):
+            await self._take(caller, session_id, internal=False, seconds=seconds)
+
+    async def _take(self, caller: str, session_id: str, *, internal: bool, seconds: float | None = None) -> None:
+        lasts = self._record_seconds if seconds is None else seconds
+        held = await self._sessions.hold(caller, session_id, self.session_share, lasts)
         if held is None:
             return
         now = time.monotonic()
@@ -87,7 +95,7 @@ class KeyShare:
             ended = await self._ended(held)
             if ended:
                 await self._sessions.release(caller, ended)
-                held = await self._sessions.hold(caller, session_id, self.session_share, self._record_seconds)
+                held = await self._sessions.hold(caller, session_id, self.session_share, lasts)
                 if held is None:
                     return
         raise ApiError(

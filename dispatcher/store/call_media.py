@@ -34,8 +34,12 @@ redis.call('HSET', KEYS[1], 'replica', ARGV[1], 'digest', ARGV[2])
 return redis.call('PEXPIRE', KEYS[1], ARGV[3])
 """
 # The digest is a MAC of a 256-bit random secret: comparing digests leaks nothing usable about it.
-# ARGV: the digest under each key this replica opens with (one, or two during a change of secret).
+# ARGV: the digest under each key this replica opens with (one, or two during a change of secret);
+# no replica sends more, and a long list, refused here, would keep the store busy for every replica.
 _SPEND = """
+if #ARGV > 2 then
+  return redis.error_reply('at most 2 digests a spend')
+end
 local replica = redis.call('HGET', KEYS[1], 'replica')
 local digest = redis.call('HGET', KEYS[1], 'digest')
 if not replica or not digest then

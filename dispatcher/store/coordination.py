@@ -291,6 +291,10 @@ class FirstClaims(Protocol):
         every replica; raises `StoreUnavailable` when the store does not answer (never guessed)."""
         ...
 
+    async def keep(self, what: str, value: str, seconds: float) -> bool:
+        """Keeps `what` recorded for `seconds` from now if `value` is what it holds (else nothing)."""
+        ...
+
 
 class SessionValues(Protocol):
     """Where a cold session's values wait for its bot's hello (dispatcher/store/secrets_vault.py)."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 
 from dispatcher.store.client import Store
+from dispatcher.store.leases import Leases
 
 
 class StoreFirstClaims:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._leases = Leases(store)  # its compare-and-extend: a record is kept only for its holder
 
     async def first(self, what: str, value: str, seconds: float) -> str:
         key = self._store.key("home", what)
@@ -24,3 +26,6 @@ class StoreFirstClaims:
         if earlier is None:
             return value
         return earlier.decode() if isinstance(earlier, bytes) else str(earlier)
+
+    async def keep(self, what: str, value: str, seconds: float) -> bool:
+        return await self._leases.renew(self._store.key("home", what), value, seconds)

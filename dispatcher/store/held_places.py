@@ -1,12 +1,12 @@
 """Places held under the session cap for sessions that have not started yet, for the whole region.
 
 A call another region hands here is minted a one-time stream token, and its session starts only
-when the carrier connects: until then (or until the token expires) the token holds a place, so
-the region cannot mint more calls than it has room for. Every replica mints, so the places are
-counted where the API keys' sessions are (dispatcher/store/key_sessions.py): one record per token
-in the set of one reserved caller, lasting as long as the token, checked and taken in one store
-script. The store alone decides: one that does not answer raises `StoreUnavailable`, and the
-hand-off is refused (the asking region answers the call itself) rather than minted on one
+when the carrier connects: until then (for seconds at most: dispatcher/api/call_handoff.py) the
+token holds a place, so the region cannot mint more calls than it has room for. Every replica
+mints, so the places are counted where the API keys' sessions are (dispatcher/store/key_sessions.py):
+one record per token in the set of one reserved caller, checked and taken in one store script.
+The store alone decides: one that does not answer raises `StoreUnavailable`, and the hand-off is
+refused (the asking region answers the call itself) rather than minted on one
 replica's count. One process keeps the same records in its memory. docs/regions.md.
 """
 

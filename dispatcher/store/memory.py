@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
@@ -155,8 +156,15 @@ class LocalCredentialCounts:
         self._held.get(caller, {}).pop(handle, None)
 
 
+class ClaimsFull(StoreUnavailable):
+    """This process already holds `most` live first claims: a new one is refused, as while a store
+    does not answer, rather than forgetting a live one (a key's replay elsewhere would then start a
+    second session)."""
+
+
 class LocalFirstClaims:
-    """`FirstClaims` in this process's memory, the oldest forgotten first past `most`."""
+    """`FirstClaims` in this process's memory: at most `most` at once, those run out forgotten first;
+    past that, `ClaimsFull`."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, most: int = MAX_REMEMBERED) -> None:
         self._clock = clock
@@ -169,10 +177,21 @@ class LocalFirstClaims:
         if held is not None and held[1] > now:
             return held[0]
         self._held.pop(what, None)
-        while len(self._held) >= self._most:
-            del self._held[next(iter(self._held))]
+        if len(self._held) >= self._most:
+            for old, (_, until) in list(self._held.items()):
+                if until <= now:
+                    del self._held[old]
+            if len(self._held) >= self._most:
+                raise ClaimsFull(f"{self._most} records are held here at once")
         self._held[what] = (value, now + seconds)
         return value
+
+    async def keep(self, what: str, value: str, seconds: float) -> bool:
+        held = self._held.get(what)
+        if held is None or held[0] != value or held[1] <= self._clock():
+            return False
+        self._held[what] = (value, self._clock() + seconds)
+        return True
 
 
 class LocalOnce:

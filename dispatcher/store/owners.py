@@ -17,9 +17,15 @@ from dispatcher.store.leases import Leases
 
 RENEW_BATCH = 500  # sessions renewed per round trip
 
-# Renews each key this replica holds; never one another replica took over meanwhile.
-_RENEW_MANY = """
-local renewed = {}
+# Renews each key this replica holds; never one another replica took over meanwhile. At most
+# RENEW_BATCH keys a call, checked in the script: the store runs one script at a time, and a call
+# with millions of keys (anyone holding the store's credential may send one) would have it answer
+# BUSY to every replica while it ran.
+_RENEW_MANY = f"""
+if #KEYS > {RENEW_BATCH} then
+  return redis.error_reply('at most {RENEW_BATCH} keys a renewal')
+end
+local renewed = {{}}
 for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])

@@ -15,11 +15,9 @@ from types import MappingProxyType
 import httpx
 import pytest
 
-from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.config import Regions
-from dispatcher.regions.relay import RELAYED_BY
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import RELAYED_BY, SPILLED, RegionSigner
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
 from tests.regions.test_region_peers import SECRET, region_env, regions
 from tests.regions.test_spill_over import AUTH
@@ -96,8 +94,8 @@ def test_a_call_token_start_relayed_here_holds_a_place_as_a_handed_call_does(tmp
         body = json.dumps({"transport": "twilio"}).encode()
 
         def relayed() -> httpx.Response:
-            headers = {**AUTH, RELAYED_BY: "eu", SPILLED: "eu at_capacity", "content-type": "application/json",
-                       **signer.headers("us", "POST", "/start", body)}
+            sent = {**AUTH, RELAYED_BY: "eu", SPILLED: "eu at_capacity"}
+            headers = {**sent, "content-type": "application/json", **signer.headers("us", "POST", "/start", body, sent)}
             return httpx.post(f"{urls['us']}/start", content=body, headers=headers, timeout=10)
 
         first, second = relayed(), relayed()

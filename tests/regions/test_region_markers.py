@@ -12,10 +12,9 @@ from types import MappingProxyType
 import httpx
 import pytest
 
-from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import STATE_PATH
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import NONCE, RELAYED_BY, SIGNATURE, SPILLED, TIME, VERSION, RegionSigner, _mac
 from tests.dispatcher.conftest import API_KEY
 from tests.regions.test_phone_across_regions import TWILIO_TOKEN, ws_base
 from tests.regions.test_phone_handoff_limits import ask
@@ -75,3 +74,33 @@ def test_a_start_relayed_with_two_keys_is_the_first_keys_as_the_arriving_region_
                            timeout=10)
         assert (mine.status_code, theirs.status_code) == (200, 404), (mine.text, theirs.text)
         httpx.delete(f"{urls['us']}/sessions/{session}", headers=AUTH, timeout=10)
+
+
+def test_a_relayed_starts_key_or_spilled_mark_changed_after_signing_is_refused(tmp_path: Path) -> None:
+    """The signature covers the key, the Idempotency-Key and the regions' marks (their digest rides in
+    the signed nonce): whoever sits inside TLS between regions cannot take a captured relayed start
+    and send it first as another key's, or marked spilled. A region of the release before, whose
+    nonce carries no digest, is still taken (a rolling deploy)."""
+    other = "another-key-of-this-deployment"
+    keys = {"DISPATCHER_API_KEYS": f"{API_KEY},{other}"}
+    with regions(tmp_path, ("eu", "us"), {"eu": keys, "us": keys}) as (urls, _):
+        signer = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode()))
+        body = b'{"body": {}}'
+
+        def relayed(key: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+            sent = {"authorization": f"Bearer {key}", "idempotency-key": "k-1", RELAYED_BY: "eu", **(extra or {})}
+            return {**sent, **signer.headers("us", "POST", "/start", body, sent), "content-type": "application/json"}
+
+        for swap in ({"authorization": f"Bearer {other}"}, {SPILLED: "mars swapped_after_signing"},
+                     {"idempotency-key": "k-2"}):
+            taken = httpx.post(f"{urls['us']}/start", content=body, headers={**relayed(API_KEY), **swap}, timeout=10)
+            assert taken.status_code == 401, (swap, taken.text)
+            assert "changed after signing" in taken.json()["error"]["message"]
+        genuine = httpx.post(f"{urls['us']}/start", content=body, headers=relayed(API_KEY), timeout=10)
+        assert genuine.status_code == 201, genuine.text
+        # The release before signs a nonce of 32 hex digits alone: taken, as it covered no header.
+        older = relayed(other)
+        older[NONCE] = older[NONCE].partition(".")[0]
+        mac = _mac(SECRET.encode(), "eu", "us", "POST", "/start", older[TIME], older[NONCE], body)
+        older[SIGNATURE] = VERSION + mac
+        assert httpx.post(f"{urls['us']}/start", content=body, headers=older, timeout=10).status_code == 201

@@ -47,7 +47,8 @@ def regions(tmp_path: Path, names: tuple[str, ...], extra: dict[str, dict[str, s
 
 
 def health(process: DispatcherProcess) -> dict:
-    return httpx.get(f"{process.base_url}/healthz", timeout=2).json()
+    """Its /healthz as an API key reads it: each peer's whole view (anyone else sees reachability only)."""
+    return httpx.get(f"{process.base_url}/healthz", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=2).json()
 
 
 def until(condition: Callable[[], bool], timeout: float) -> float:
@@ -70,6 +71,8 @@ def test_each_region_sees_the_others_with_their_round_trips(tmp_path: Path) -> N
         seen = health(running["eu"])
         assert seen["status"] == "ok" and seen["region"] == "eu"
         assert seen["regions"]["us"]["round_trip_ms"] > 0
+        public = httpx.get(f"{running['eu'].base_url}/healthz", timeout=2).json()  # a load balancer, anyone
+        assert public["regions"] == {"us": {"reachable": True}}, public
 
 
 def test_a_killed_region_is_unreachable_within_two_seconds_and_noticed_when_back(tmp_path: Path) -> None:

@@ -21,11 +21,10 @@ from urllib.parse import unquote
 import pytest
 from multidict import CIMultiDict
 
-from dispatcher.api.region_choice import SPILLED
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers, region_client
 from dispatcher.regions.relay import RegionRelay
-from dispatcher.regions.signing import RegionVerifier
+from dispatcher.regions.signing import SPILLED, RegionVerifier
 from dispatcher.store.memory import LocalOnce
 from tests.regions.test_region_peers import SECRET, region_env
 from tests.support.ports import free_port

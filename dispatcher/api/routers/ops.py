@@ -1,6 +1,8 @@
 """What operators and their tools read: liveness for load balancers, metrics for Prometheus.
 
-    GET /healthz    200 `ok` (or `degraded`, saying what is wrong); 503 `draining` during a deploy
+    GET /healthz    200 `ok` (or `degraded`, saying what is wrong); 503 `draining` during a deploy;
+                    with several regions each peer's reachability (and, to an API key, what it
+                    last advertised: its room, idle bots and demand)
     GET /metrics    Prometheus text, behind the API key like every route but `/healthz`
 """
 
@@ -10,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from dispatcher.api.dependencies import app_state, identified
+from dispatcher.errors import ApiError
 from dispatcher.observability.metrics import CONTENT_TYPE
 
 router = APIRouter()
@@ -28,12 +31,24 @@ async def healthz(request: Request) -> JSONResponse:
         body["detail"] = detail
     if state.peers.by_name:  # several regions: which answer (a region down degrades none of the others)
         body["region"] = state.peers.regions.here
-        body["regions"] = {name: peer.to_json() for name, peer in sorted(state.peers.by_name.items())}
+        # A peer's room, idle bots and demand are what only a signed peer reads at /regions/state
+        # (a tenant's traffic, and when a neighbour is short): shown to an API key, not to anyone.
+        detailed = _has_key(request)
+        body["regions"] = {name: peer.to_json() if detailed else {"reachable": peer.reachable}
+                           for name, peer in sorted(state.peers.by_name.items())}
     if health := state.replication.coordination.health():  # several replicas: their store's
         body["store"] = health
         if health["status"] != "ok":
             body["status"] = "degraded"
     return JSONResponse(body)
+
+
+def _has_key(request: Request) -> bool:
+    try:
+        app_state(request).auth.identify(request.headers.get("authorization"))
+    except ApiError:
+        return False
+    return True
 
 
 @router.get("/metrics", summary="Prometheus metrics", tags=["ops"])

@@ -39,7 +39,8 @@ router = APIRouter()
 
 
 async def signed_by_region(request: Request, state: AppState, *, strict: bool = False) -> str:
-    """The region that sent `request`, or 401: its signature covers the method, path, query and body.
+    """The region that sent `request`, or 401: its signature covers the method, path, query, body and
+    the headers a region acts on.
     `strict`: its once-record is the store's, or 503 (as a carrier webhook's, which it stands for)."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     coordination = state.replication.coordination
@@ -94,8 +95,8 @@ async def key_holder(request: Request) -> Response:
     if state.key_homes is None:
         raise ApiError(404, "not_found", "this dispatcher runs as one region")
     data = await json_body(request)
-    digest, region = state.key_homes.parse_record(data)
-    return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region)})
+    digest, region, how = state.key_homes.parse_record(data)
+    return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region, how)})
 
 
 @router.post(CALLS_PATH, include_in_schema=False)

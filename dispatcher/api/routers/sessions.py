@@ -15,7 +15,7 @@ from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
-from dispatcher.api.region_choice import spilled_from, started_elsewhere, unknown_region
+from dispatcher.api.region_choice import kept, spilled_from, started_elsewhere, unknown_region
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import ERRORS, START_PARAMETERS, SessionOut, StartOut, StartRequest
 from dispatcher.api.state import AppState
@@ -106,6 +106,8 @@ async def start(
         if turn_quota is not None and credential is not None:
             await turn_quota.give_back(who.id, credential)
         raise
+    if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
+        kept(state, who.id, idempotency_key, state.settings.region)
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
     fields = _session_fields(session, state.sessions.ready, state.settings.region)
@@ -136,8 +138,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed)
-    if placed is not None:
-        await hold_place(state, grant)
+    if placed is not None:  # a place here for the call, within this key's share
+        await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer
 
 

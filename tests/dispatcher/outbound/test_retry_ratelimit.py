@@ -82,6 +82,7 @@ async def test_retry_after_is_a_floor_on_the_delay() -> None:
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("9" * 400) is None and parse_retry_after("inf") is None  # no time: not an overflow
     assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=4.0) == pytest.approx(6.0)
     assert parse_retry_after("soon") is None
 

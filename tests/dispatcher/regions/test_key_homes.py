@@ -9,7 +9,7 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.regions.config import Regions
-from dispatcher.regions.home import KeyHomes, home_region, key_digest
+from dispatcher.regions.home import HOLD_SECONDS, PROVISIONAL_SECONDS, KeyHomes, home_region, key_digest
 from dispatcher.regions.peers import Peers
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.memory import LocalFirstClaims
@@ -61,7 +61,9 @@ async def test_a_key_homed_at_a_peer_never_seen_answering_is_refused_naming_it()
 
 def test_a_homes_request_body_is_checked() -> None:
     homes = KeyHomes(Peers(at("eu")), LocalFirstClaims())
-    assert homes.parse_record({"key": "a" * 64, "region": "us"}) == ("a" * 64, "us")
+    assert homes.parse_record({"key": "a" * 64, "region": "us"}) == ("a" * 64, "us", "record")
+    assert homes.parse_record({"key": "a" * 64, "region": "us", "provisional": True})[2] == "provisional"
+    assert homes.parse_record({"key": "a" * 64, "region": "us", "keep": True})[2] == "keep"
     for bad in ({"key": "a" * 64, "region": "mars"}, {"key": "short", "region": "us"}, ["not", "an object"]):
         with pytest.raises(ApiError):
             homes.parse_record(bad)
@@ -83,3 +85,31 @@ async def test_a_stand_in_decides_only_for_a_home_found_down_never_for_one_not_h
         down.reachable, down.problem = False, "it does not answer"
     assert await homes.holder("phone", key, standby=True) == "eu"  # eu, the one left, stands in and holds it
     await homes.aclose()
+
+
+async def test_a_storeless_home_full_of_live_records_refuses_a_new_key_rather_than_forget_one() -> None:
+    """Forgetting the oldest live record would let a replay of that key in another region be recorded
+    afresh there and start a second session: a home without a store refuses the new key instead."""
+    now = [0.0]
+    claims = LocalFirstClaims(clock=lambda: now[0], most=2)
+    homes = KeyHomes(Peers(at("eu")), claims)
+    assert await homes.record("a" * 64, "eu") == "eu"
+    assert await homes.record("b" * 64, "us", "provisional") == "us"
+    with pytest.raises(ApiError) as refused:
+        await homes.record("c" * 64, "us")
+    assert refused.value.status == 503 and "retry later" in refused.value.message
+    assert await homes.record("a" * 64, "us") == "eu"  # the live record still decides
+    now[0] = PROVISIONAL_SECONDS + 1  # the provisional record ran out: its place is free
+    assert await homes.record("c" * 64, "us") == "us"
+
+
+async def test_a_provisional_record_is_kept_for_the_day_only_for_its_holder() -> None:
+    now = [0.0]
+    homes = KeyHomes(Peers(at("eu")), LocalFirstClaims(clock=lambda: now[0]))
+    assert await homes.record("a" * 64, "us", "provisional") == "us"
+    await homes.record("a" * 64, "ap", "keep")  # not its holder: nothing kept
+    now[0] = PROVISIONAL_SECONDS + 1
+    assert await homes.record("a" * 64, "ap") == "ap"  # ran out: a start refused after its record
+    await homes.record("a" * 64, "ap", "keep")
+    now[0] = HOLD_SECONDS - 1
+    assert await homes.record("a" * 64, "us") == "ap"

@@ -8,7 +8,7 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.regions.config import Regions
-from dispatcher.regions.signing import SIGNATURE, TIME, RegionSigner, RegionVerifier
+from dispatcher.regions.signing import RELAYED_BY, SIGNATURE, SPILLED, TIME, RegionSigner, RegionVerifier
 from dispatcher.store.memory import LocalOnce
 
 URLS = MappingProxyType({"eu": "https://eu.example", "us": "https://us.example", "ap": "https://ap.example"})
@@ -152,3 +152,14 @@ def test_an_answer_signed_with_the_accepted_secret_counts() -> None:
     by_new = {ANSWER_SIGNATURE: answer_signature(NEW, request[SIGNATURE], body)}
     assert answer_is_signed(changing("eu", SECRET, NEW).secrets, request, by_new, body)
     assert not answer_is_signed(region("eu").secrets, request, by_new, body)
+
+
+async def test_the_headers_a_region_acts_on_are_signed_whatever_their_spelling(clock: Clock) -> None:
+    signer, check = RegionSigner(region("eu"), clock), verifier(clock)
+    sent = {"Authorization": "Bearer key-a", "Idempotency-Key": "k-1", RELAYED_BY: "eu"}
+    signed = {**sent, **signer.headers("us", "POST", "/start", b"{}", sent)}
+    for changed in ({"Authorization": "Bearer key-b"}, {SPILLED: "eu at_capacity"}, {"Idempotency-Key": "k-2"}):
+        assert "changed after signing" in await refused(check, {**signed, **changed}, method="POST", path="/start",
+                                                        body=b"{}")
+    lowered = {name.lower(): value for name, value in signed.items()}  # as the receiver's ASGI server reads them
+    assert await check.sender("POST", "/start", lowered, b"{}") == "eu"

@@ -22,6 +22,18 @@ async def test_the_first_region_recorded_is_the_answer_for_everyone(store: Store
     assert redis.refused() == []  # SET NX GET is within the store user's rules
 
 
+async def test_a_provisional_record_is_kept_longer_only_for_its_holder(store: Store, redis: RedisServer) -> None:
+    holders = StoreFirstClaims(store)
+    assert await holders.first("k3", "eu", 60) == "eu"
+    assert not await holders.keep("k3", "us", 86400)  # another region's word keeps nothing
+    assert 0 < redis.admin().ttl(store.key("home", "k3")) <= 60
+    assert await holders.keep("k3", "eu", 86400)
+    assert redis.admin().ttl(store.key("home", "k3")) > 86000
+    assert not await holders.keep("k4", "eu", 86400)  # nothing recorded: nothing made
+    assert redis.admin().exists(store.key("home", "k4")) == 0
+    assert redis.refused() == []  # the leases' compare-and-extend script is the store user's
+
+
 async def test_a_store_that_does_not_answer_raises_rather_than_guess(store: Store, redis: RedisServer) -> None:
     redis.stop()
     with pytest.raises(StoreUnavailable):
