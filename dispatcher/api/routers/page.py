@@ -41,10 +41,12 @@ _BEHAVIOUR = re.compile(r'(<p id="bot-behaviour">).*?(</p>)', re.S)
 def page_text(bot_file: Path | None) -> str:
     """The page, saying which bot a Connect talks to: the parrot's behaviour, or the file BOT_FILE names
     (its folder and name only: the page is public where keys are set, the full path is the host's)."""
+    text = (STATIC_DIR / "index.html").read_text()
+    if bot_file is None:  # no bot host here (the dispatcher's image): nothing runs but the default text
+        return text
     from bot.user_bot import DEFAULT_BOT_FILE  # a local dispatcher runs this repository's bot host
 
-    text = (STATIC_DIR / "index.html").read_text()
-    if bot_file is None or bot_file.resolve() == DEFAULT_BOT_FILE:
+    if bot_file.resolve() == DEFAULT_BOT_FILE:
         return text
     shown = html.escape(f"{bot_file.parent.name}/{bot_file.name}" if bot_file.parent.name else bot_file.name)
     yours = (f"Press Connect and allow the microphone to talk to <strong>your bot</strong>, <code>{shown}</code> "

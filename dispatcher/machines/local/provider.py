@@ -135,7 +135,8 @@ class LocalMachines:
         self._idle: dict[str, _Bot] = {}  # reserve bots by bot id, not claimed yet
         self._closed = False
         self._channel: ChannelAccess | None = None
-        self._bot_files = BotFilesVersion(self._settings.bot_file or _bot_file({}))
+        bot_file = self._settings.bot_file or _bot_file({})
+        self._bot_files = BotFilesVersion(bot_file) if bot_file is not None else None
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
@@ -183,14 +184,14 @@ class LocalMachines:
     # --- the warm reserve (dispatcher/reserve/reserve.py): bots started before their session ----------
 
     @property
-    def bot_file(self) -> Path:
-        """The Pipecat bot file every local bot runs (`BOT_FILE`, or the parrot)."""
-        return self._bot_files.bot_file
+    def bot_file(self) -> Path | None:
+        """The Pipecat bot file every local bot runs (`BOT_FILE`, or the parrot); None without the bot host."""
+        return self._bot_files.bot_file if self._bot_files is not None else None
 
     @property
     def bot_image(self) -> str:
         """The bot's files as they are now: an idle bot that imported older ones is never claimed."""
-        return self._bot_files.current()
+        return self._bot_files.current() if self._bot_files is not None else "dev"
 
     async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
         """Starts a reserve bot: no session, it dials the channel and waits for one `assign`."""
@@ -354,10 +355,13 @@ class LocalMachines:
         return _bot_environment(spec, self._channel, self._settings.bot_env)
 
 
-def _bot_file(env: Mapping[str, str]) -> Path:
-    """The bot's own rule for which file it runs (local bots run `python -m bot` from this repository)."""
-    from bot.user_bot import bot_file_path
-
+def _bot_file(env: Mapping[str, str]) -> Path | None:
+    """The bot's own rule for which file it runs (local bots run `python -m bot` from this repository);
+    None in an image without the bot host (the dispatcher's own), which runs no local bot."""
+    try:
+        from bot.user_bot import bot_file_path
+    except ImportError:
+        return None
     return bot_file_path(env)
 
 

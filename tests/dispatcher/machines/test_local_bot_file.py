@@ -84,3 +84,17 @@ def test_an_edited_bot_file_is_what_the_next_session_runs_not_what_an_idle_bot_i
         httpx.delete(f"{dispatcher.base_url}/sessions/{started.json()['session_id']}", timeout=30)
     # ... and the session runs a bot that imported the edited files.
     assert f"claimed reserve bot {old_bot}" not in log
+
+
+def test_a_dispatcher_without_the_bot_host_still_starts_and_serves_its_page() -> None:
+    """The dispatcher's image has no `bot` package: its local checks and page must not need one."""
+    code = ("import sys; sys.modules['bot'] = None\n"
+            "from dispatcher.factory import configuration_problems\n"
+            "from dispatcher.machines.local.provider import LocalMachines, LocalSettings\n"
+            "from dispatcher.api.routers.page import page_text\n"
+            "assert configuration_problems({}) == [], configuration_problems({})\n"
+            "machines = LocalMachines(LocalSettings.from_env({}))\n"
+            "assert (machines.bot_file, machines.bot_image) == (None, 'dev')\n"
+            "assert 'bot-behaviour' in page_text(machines.bot_file)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
