@@ -24,6 +24,13 @@ machines_apis.md §3, §8), never more lenient:
   `GCE_METADATA_HOST` at its own metadata server; its exit ends the execution (0: succeeded, else
   failed with the code in the task's `lastAttemptResult`), a cancel sends it SIGTERM. The job's
   `maxRetries` is 0, so a failed task is not run again.
+- Auth, on by default as Google's: every `/v2/` call needs `Authorization: Bearer <token>` issued by
+  the fake's own OAuth 2.0 token endpoint (`POST /token`, the JWT-bearer grant google-auth's
+  service-account credentials make, its assertion signed with the key of `credentials_file`, for
+  the `cloud-platform` scope), else 401 `UNAUTHENTICATED`. `credentials_file` is that service
+  account's key file, which google-auth reads as Application Default Credentials
+  (GOOGLE_APPLICATION_CREDENTIALS); `token_failure` set: the endpoint answers it (a 500 is
+  Google's `internal_failure`); `key_deleted`: 400 `invalid_grant`, as for a deleted key.
 - The metadata server (`/metadata/<execution>/computeMetadata/v1/instance/service-accounts/default/
   identity`) needs `Metadata-Flavor: Google`, an `audience`, a running execution; its RS256 token
   names the service account only (`sub`, `azp`: `SERVICE_ACCOUNT_ID`), as Cloud Run's do.
@@ -31,12 +38,14 @@ machines_apis.md §3, §8), never more lenient:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import signal
 import string
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -44,6 +53,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import jwt as google_jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -60,6 +72,10 @@ IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 MAX_ENV, MAX_VALUE, MAX_TIMEOUT = 1000, 32768, 168 * 3600
 _RESERVED = re.compile(r"^(PORT|CLOUD_RUN_.*|K_.*)$")
 EXECUTION_TYPE = "type.googleapis.com/google.cloud.run.v2.Execution"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # an assertion names it, wherever it is sent
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+DISPATCHER_ACCOUNT = "vf-dispatcher@vf-test.iam.gserviceaccount.com"
 
 
 def _invalid(message: str) -> JSONResponse:
@@ -84,7 +100,11 @@ class FakeCloudRunJobs(FakeApi):
         self.grant_overrides = True
         self.max_running = 1000
         self.max_page_size = 100
-        self.bearer_token: str | None = None
+        self.tokens: set[str] = set()  # access tokens the token endpoint issued
+        self.token_failure: int | None = None  # set: the token endpoint answers this status
+        self.key_deleted = False  # True: the key file's key was deleted from its service account
+        self._account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key_dir = tempfile.TemporaryDirectory()
         self.executions: dict[str, dict[str, Any]] = {}  # name (short) -> Execution
         self.exit_codes: dict[str, int] = {}
         # (env) -> a process standing in for the task; None: executions move only when a test says
@@ -105,9 +125,26 @@ class FakeCloudRunJobs(FakeApi):
     def env(self) -> dict[str, str]:
         """What points the `cloudrun` provider at this fake."""
         return {"CLOUDRUN_PROJECT": self.project, "CLOUDRUN_REGION": self.region, "CLOUDRUN_JOB": self.job,
-                "CLOUDRUN_API_URL": self.url, "CLOUDRUN_AUTH": "none", "CLOUDRUN_POLL_SECONDS": "0.05",
+                "CLOUDRUN_API_URL": self.url, "CLOUDRUN_AUTH": "adc", "CLOUDRUN_POLL_SECONDS": "0.05",
+                "GOOGLE_APPLICATION_CREDENTIALS": self.credentials_file,
                 "CLOUDRUN_IDENTITY_CERTS_URL": f"{self.root}/oauth2/v3/certs",
                 "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": SERVICE_ACCOUNT_ID, "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE}
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.root}/token"
+
+    @property
+    def credentials_file(self) -> str:
+        """The dispatcher's service account key file, naming this fake's token endpoint."""
+        path = os.path.join(self._key_dir.name, "dispatcher-key.json")
+        pem = self._account_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()).decode()
+        with open(path, "w") as out:
+            json.dump({"type": "service_account", "project_id": self.project, "private_key_id": "k1",
+                       "private_key": pem, "client_email": DISPATCHER_ACCOUNT, "client_id": "1",
+                       "token_uri": self.token_uri}, out)
+        return path
 
     def metadata_host(self, execution: str) -> str:
         return f"{self.root.removeprefix('http://')}/metadata/{execution}"
@@ -122,13 +159,13 @@ class FakeCloudRunJobs(FakeApi):
             Route(j + "/executions/{name}/tasks", self.tasks, methods=["GET"]),
             Route("/metadata/{name}" + IDENTITY_PATH, self.identity, methods=["GET"]),
             Route("/oauth2/v3/certs", self.certs, methods=["GET"]),
+            Route("/token", self.token, methods=["POST"]),
         ]
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def authorized(request: Request) -> Response:
             api_call = request.url.path.startswith("/v2/")
-            if api_call and self.bearer_token is not None and (
-                    request.headers.get("authorization") != f"Bearer {self.bearer_token}"):
+            if api_call and request.headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
                 return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
             return await endpoint(request)
 
@@ -174,6 +211,31 @@ class FakeCloudRunJobs(FakeApi):
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+        self._key_dir.cleanup()
+
+    async def token(self, request: Request) -> Response:
+        """Google's OAuth 2.0 token endpoint, for the JWT-bearer grant of a service account key."""
+        if self.token_failure is not None:
+            return JSONResponse({"error": "internal_failure"}, status_code=self.token_failure)
+        form = dict(await request.form())
+        public = self._account_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        try:
+            claims = google_jwt.decode(str(form.get("assertion", "")), certs=public.decode(),
+                                       audience=GOOGLE_TOKEN_AUDIENCE)
+        except ValueError:
+            claims = {}
+        if not claims or self.key_deleted:
+            return JSONResponse({"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
+                                status_code=400)
+        if form.get("grant_type") != JWT_BEARER or claims.get("iss") != DISPATCHER_ACCOUNT:
+            return JSONResponse({"error": "invalid_grant", "error_description": "Invalid grant"}, status_code=400)
+        if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
+            return JSONResponse({"error": "invalid_scope", "error_description": "Invalid OAuth scope"},
+                                status_code=400)
+        token = "ya29." + uuid.uuid4().hex
+        self.tokens.add(token)
+        return JSONResponse({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     # --- the API ---
     async def run(self, request: Request) -> Response:

@@ -111,7 +111,8 @@ class CloudRunMachines:
         self.settings = settings
         self.creates = Creates(self.name, coordination, settings.run_rate)  # every run, cold or reserve
         self._client = HttpClient(settings.api_url, timeout=settings.timeout)
-        self._auth = auth or GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE)
+        self._auth = auth or GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE,
+                                          provider=self.name)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._executions: Recent[str, str] = Recent()  # session -> execution name, as this replica knows it
         self.lost = LostCreates(self.status, self.stop)  # a run whose answer was lost, reconciled

@@ -219,3 +219,27 @@ async def test_a_hello_from_another_execution_with_a_stolen_credential_is_refuse
     assert await cloudrun.identity.refusal(stolen, own) is None
     assert fake.env_of(fake.executions[victim])["VOICEFLEET_EXECUTION_NONCE"] != (
         fake.env_of(fake.executions[thief])["VOICEFLEET_EXECUTION_NONCE"])
+
+
+@pytest.mark.parametrize(("failure", "status", "code"), [(500, 503, "cloudrun_unavailable"),
+                                                         (None, 502, "cloudrun_unauthorized")])
+async def test_a_sign_in_google_fails_or_refuses_is_a_provider_error_not_a_500(
+    fake_cloud_run_jobs: FakeCloudRunJobs, failure: int | None, status: int, code: str
+) -> None:
+    """google-auth's own refresh against the fake's token endpoint: a 5xx there (a `RefreshError`
+    google-auth marks retryable) may pass; a key Google refuses will not."""
+    if failure is not None:
+        fake_cloud_run_jobs.token_failure = failure
+    else:
+        fake_cloud_run_jobs.key_deleted = True  # the key file's key was deleted from its account
+    settings = Settings(machines="cloudrun", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
+                        max_concurrent_sessions=10)
+    machines = CloudRunMachines(CloudRunSettings.from_env(fake_cloud_run_jobs.env), coordination=LocalCoordination())
+    app = create_app(settings, env=fake_cloud_run_jobs.env, machines=machines, rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x") as http:
+        answer = await http.post("/start", json={}, headers={"Authorization": f"Bearer {KEY}"})
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code
+    assert (status == 503) == ("Retry-After" in answer.headers)
+    assert not fake_cloud_run_jobs.calls_to("POST", ":run")  # nothing ran without a token
