@@ -3,8 +3,10 @@
 Served over TLS with a self-signed certificate (`cert_path` is what a test trusts: ACI_CA_BUNDLE),
 because a bearer token must never go over http. Every ARM call needs `api-version` (400
 `MissingApiVersionParameter`) and `Authorization: Bearer <token>` from the fake's own token endpoint
-(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant), issued for ARM's scope (401
-`InvalidAuthenticationToken`; tests/fakes/key_vault.py takes the ones issued for Key Vault's).
+(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant, 400 `invalid_resource` for a
+scope of a resource Entra does not know), issued for ARM's scope (`https://management.azure.com/.default`
+wherever ARM is reached; else 401 `InvalidAuthenticationToken`; tests/fakes/key_vault.py takes the
+ones issued for Key Vault's).
 `PUT …/containerGroups/<name>` validates the group name (1–63 lowercase alphanumerics or '-') and
 environment names (1–63 alphanumerics or '_', neither first nor last '_'), refuses past the group
 quota (400 `ContainerGroupQuotaReached`) and answers 201 with `Azure-AsyncOperation`; a PUT on an
@@ -61,6 +63,8 @@ from tests.support.quick_uvicorn import QuickServer
 SUBSCRIPTION, RESOURCE_GROUP, LOCATION = "00000000-0000-0000-0000-0000000000aa", "vf-test", "westeurope"
 TENANT, CLIENT_ID, CLIENT_SECRET = "tenant-1", "client-1", "client-secret-1"
 IMAGE = "vftest.azurecr.io/bot@sha256:" + "0" * 64
+ARM_SCOPE = "https://management.azure.com/.default"  # what Entra issues ARM's tokens for, wherever ARM is reached
+VAULT_SCOPE = "https://vault.azure.net/.default"
 _GROUP = re.compile(r"^(?!.*--)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # no consecutive '-' either
 _ENV = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
 
@@ -108,6 +112,7 @@ class FakeArmAci(TlsFake):
         self.changes: deque[float] = deque()  # creates and deletes, for the 5-minute and hourly budgets
         self.create_error: str | None = None  # set: accepted creates fail in their async operation
         self.tokens: dict[str, str] = {}  # token → the scope it was issued for (ARM's, Key Vault's)
+        self.arm_scope = ARM_SCOPE  # another cloud's ARM: its own audience
         # (group name, its environment) -> the process its container runs; None: states move only when a test says
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -152,7 +157,7 @@ class FakeArmAci(TlsFake):
                                  "The api-version query parameter (?api-version=) is required for all requests.")
             auth = request.headers.get("authorization", "")
             scope = self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
-            if scope != self.url + "/.default":
+            if scope != self.arm_scope:
                 return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
             write = request.method != "GET"
             bucket = self.writes if write else self.reads
@@ -174,8 +179,13 @@ class FakeArmAci(TlsFake):
         if (request.path_params["tenant"], form.get("client_id"), form.get("client_secret")) != (
                 TENANT, CLIENT_ID, CLIENT_SECRET) or form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
+        scope = str(form.get("scope", ""))
+        if scope not in (self.arm_scope, VAULT_SCOPE):  # Entra knows the resources of its cloud only
+            return JSONResponse({"error": "invalid_resource", "error_description": "AADSTS500011: The resource "
+                                 f"principal named {scope.removesuffix('.default')} was not found in the tenant"},
+                                status_code=400)
         token = secrets.token_urlsafe(24)
-        self.tokens[token] = str(form.get("scope", ""))
+        self.tokens[token] = scope
         return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
 
     def _budget(self) -> float:

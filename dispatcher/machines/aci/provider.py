@@ -258,7 +258,7 @@ class AciMachines:
 
 
 def arm_token(settings: AciSettings, env: Mapping[str, str]) -> ArmToken:
-    return ArmToken(env, resource=settings.arm_endpoint + "/", anonymous=settings.auth == "none",
+    return ArmToken(env, resource=settings.arm_resource, anonymous=settings.auth == "none",
                     client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))
 
 

@@ -302,3 +302,26 @@ async def test_the_deployments_own_create_budget_spent_answers_a_start_503_with_
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_rate_limited", answer.text
     assert float(answer.headers["Retry-After"]) >= 60  # the next token, one per 100 s
     assert len(fake_aci.created) == 1  # refused before ARM was asked
+
+
+@pytest.mark.parametrize("audience", [None, "https://management.chinacloudapi.cn"])
+async def test_a_service_principal_signs_in_for_arms_audience_not_for_the_endpoint_it_calls(
+    fake_aci: FakeArmAci, audience: str | None
+) -> None:
+    """ARM_ENDPOINT is where the calls go (here the fake's own address); Entra issues ARM's tokens for
+    Azure's management audience, or another cloud's (ARM_AUDIENCE), never for that address."""
+    if audience is not None:
+        fake_aci.arm_scope = f"{audience}/.default"
+    machines = provider(fake_aci, **({"ARM_AUDIENCE": audience} if audience else {}))
+    try:
+        assert (await machines.launch(spec())).created
+    finally:
+        await machines.aclose()
+    [asked] = [c.body.decode() for c in fake_aci.calls_to("POST", "/oauth2/v2.0/token")]
+    expected = audience or "https://management.azure.com"
+    assert httpx.QueryParams(asked)["scope"] == expected + "/.default"
+
+
+def test_an_arm_audience_that_is_not_https_is_refused_naming_azures(fake_aci: FakeArmAci) -> None:
+    with pytest.raises(SettingsError, match="https://management.azure.com"):
+        AciSettings.from_env({**fake_aci.env, "ARM_AUDIENCE": "management.azure.com"})
