@@ -81,7 +81,7 @@ class AciMachines:
                                   ca_file=settings.ca_bundle or None)
         self._token = token
         self._backoff = Backoff(attempts=5, base=0.5, cap=8.0, deadline=settings.retry_deadline)
-        self._operations: dict[str, str] = {}  # session id → its create's Azure-AsyncOperation URL
+        self._operations: Recent[str, str] = Recent()  # session id → its create's Azure-AsyncOperation URL
         self._claimed: Recent[str, str] = Recent()  # session id → the claimed reserve group serving it
         self.identity = AciGroupIdentity(self._get, settings.prefix)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
@@ -211,8 +211,8 @@ class AciMachines:
         return True
 
     async def stop(self, session_id: str) -> bool:
-        """Delete, not stop: a stopped group keeps its quota slot, and is never reused."""
-        self._operations.pop(session_id, None)
+        """Delete, not stop: a stopped group keeps its quota slot, and is never reused. A create that
+        failed after it was accepted stays known (`_failed_create`): its session reads `failed`."""
         raw = await self._session_group(session_id)
         if raw is None:
             return False

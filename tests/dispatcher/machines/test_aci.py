@@ -325,3 +325,17 @@ async def test_a_service_principal_signs_in_for_arms_audience_not_for_the_endpoi
 def test_an_arm_audience_that_is_not_https_is_refused_naming_azures(fake_aci: FakeArmAci) -> None:
     with pytest.raises(SettingsError, match="https://management.azure.com"):
         AciSettings.from_env({**fake_aci.env, "ARM_AUDIENCE": "management.azure.com"})
+
+
+async def test_a_create_accepted_then_failed_is_kept_where_the_answer_says(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci) -> None:
+    """`?wait=started` answers 502 naming GET /sessions/{id}: that GET shows the failed session, after
+    the start's clean-up."""
+    fake_aci.create_error = "InaccessibleImage"
+    answer = await app_http.post("/start?wait=started", json={}, headers=AUTH)
+    assert answer.status_code == 502 and answer.json()["error"]["code"] == "start_failed", answer.text
+    session_id = answer.json()["error"]["session_id"]
+    assert f"GET /sessions/{session_id} keeps it" in answer.json()["error"]["message"]
+    kept = await app_http.get(f"/sessions/{session_id}", headers=AUTH)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["status"] == "failed" and "InaccessibleImage" in str(kept.json())
