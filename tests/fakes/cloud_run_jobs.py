@@ -6,20 +6,26 @@ machines_apis.md §3, §8), never more lenient:
 - `POST …/jobs/J:run` with `overrides`: `containerOverrides[].name` must name a container of the
   job; `env` *merges* by name with the job's; names `PORT`, `CLOUD_RUN_*` and `K_*` are reserved,
   a value holds at most 32768 characters and a container at most 1000 variables (400
-  `INVALID_ARGUMENT`); `taskCount` 1…10000; `timeout` whole seconds ("600s"), at most 168 h.
-  Overrides need `run.jobs.runWithOverrides` beside `run.jobs.run`: `grant_overrides=False`
-  refuses them (403 `PERMISSION_DENIED`). A given `etag` other than the job's is 409 `ABORTED`.
+  `INVALID_ARGUMENT`); `taskCount` 1…10000; `timeout` whole seconds ("600s"), at least 1 s, at most 168 h.
+  Every call needs its IAM permission (`permissions`: `run.jobs.run`, `run.jobs.runWithOverrides`
+  for a run with overrides, `run.executions.get|list|cancel`, `run.tasks.list`); one taken away is
+  403 `PERMISSION_DENIED` (`grant_overrides=False` takes the overrides one).
+  The body is read as proto3 JSON is: a field the message does not have is 400 `INVALID_ARGUMENT`
+  (`Unknown name`). Env names are C identifiers (the field's stricter documented revision).
+  A given `etag` other than the job's is 409 `ABORTED`.
   Past `max_running` running executions (the quota: 1000 per project and region): 429
   `RESOURCE_EXHAUSTED` with a `QuotaFailure` detail. The answer is the run's operation, not done,
   its `metadata` the new `Execution`. Each run makes a new execution (`<job>-<5 letters>`): no
   idempotency key.
 - `Execution`: `template` (the tasks' template: the job's containers with the overrides merged),
   `createTime`, `startTime`, `completionTime`, counts in proto3 JSON (a zero is left out).
-- `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed);
+- `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed) once
+  its task has stopped (its process has exited after SIGTERM), not at the call;
   a finished one is 400 `FAILED_PRECONDITION` (the API documents no answer: the stricter one).
 - Errors are AIP-193: `{"error": {code, message, status, details}}`. Injected 429s (`fail`) carry
   an `ErrorInfo` `RATE_LIMIT_EXCEEDED`; other injected ones `UNAVAILABLE`.
-- `launcher` set: each run starts a real process for its task (the bot), with the merged env plus
+- `launcher` set: each run starts a real process for its task (the bot), `pending_seconds` after
+  the run (the execution is starting until then: scheduling takes time), with the merged env plus
   `CLOUD_RUN_JOB`, `CLOUD_RUN_EXECUTION`, `CLOUD_RUN_TASK_INDEX/ATTEMPT/COUNT` and
   `GCE_METADATA_HOST` at its own metadata server; its exit ends the execution (0: succeeded, else
   failed with the code in the task's `lastAttemptResult`), a cancel sends it SIGTERM. The job's
@@ -72,6 +78,14 @@ IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 MAX_ENV, MAX_VALUE, MAX_TIMEOUT = 1000, 32768, 168 * 3600
 _RESERVED = re.compile(r"^(PORT|CLOUD_RUN_.*|K_.*)$")
 EXECUTION_TYPE = "type.googleapis.com/google.cloud.run.v2.Execution"
+PERMISSIONS = frozenset({"run.jobs.run", "run.jobs.runWithOverrides", "run.executions.get", "run.executions.list",
+                         "run.executions.cancel", "run.tasks.list"})
+# The fields of RunJobRequest and its overrides (googleapis job.proto, k8s.min.proto EnvVar).
+RUN_FIELDS = {"overrides", "validateOnly", "etag"}
+OVERRIDES_FIELDS = {"containerOverrides", "taskCount", "timeout"}
+CONTAINER_OVERRIDE_FIELDS = {"name", "args", "env", "clearArgs"}
+ENV_FIELDS = {"name", "value", "valueSource"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # an assertion names it, wherever it is sent
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -80,6 +94,24 @@ DISPATCHER_ACCOUNT = "vf-dispatcher@vf-test.iam.gserviceaccount.com"
 
 def _invalid(message: str) -> JSONResponse:
     return google_error(400, "INVALID_ARGUMENT", message)
+
+
+def _unknown_fields(body: Any) -> JSONResponse | None:
+    """Google's answer to a field the request's message does not have (proto3 JSON parsing)."""
+    def unknown(value: Any, fields: set[str], where: str) -> str | None:
+        if not isinstance(value, dict):
+            return f"{where}: not an object" if value is not None else None
+        extra = sorted(set(value) - fields)
+        return f'Unknown name "{extra[0]}" at \'{where}\': Cannot find field.' if extra else None
+
+    overrides = body.get("overrides") if isinstance(body, dict) else None
+    problems = [unknown(body, RUN_FIELDS, "request"), unknown(overrides, OVERRIDES_FIELDS, "overrides")]
+    for i, given in enumerate((overrides or {}).get("containerOverrides") or [] if isinstance(overrides, dict) else []):
+        problems.append(unknown(given, CONTAINER_OVERRIDE_FIELDS, f"overrides.container_overrides[{i}]"))
+        for j, item in enumerate(given.get("env") or [] if isinstance(given, dict) else []):
+            problems.append(unknown(item, ENV_FIELDS, f"overrides.container_overrides[{i}].env[{j}]"))
+    problem = next((p for p in problems if p), None)
+    return _invalid(f"Invalid JSON payload received. {problem}") if problem else None
 
 
 class FakeCloudRunJobs(FakeApi):
@@ -97,7 +129,8 @@ class FakeCloudRunJobs(FakeApi):
             "env": [{"name": "BOT_CHANNEL_URL", "value": CHANNEL_AUDIENCE}]}]
         self.max_retries = 0
         self.etag = '"job-etag-1"'
-        self.grant_overrides = True
+        self.permissions = set(PERMISSIONS)
+        self.pending_seconds = 0.1  # a run's task is scheduled this long after the run (the execution: starting)
         self.max_running = 1000
         self.max_page_size = 100
         self.tokens: set[str] = set()  # access tokens the token endpoint issued
@@ -110,8 +143,23 @@ class FakeCloudRunJobs(FakeApi):
         # (env) -> a process standing in for the task; None: executions move only when a test says
         self.launcher: Callable[[dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.cancelling: set[str] = set()  # cancelled executions whose task has not stopped yet
         self.signing_key = SigningKey()
         self._lock = threading.RLock()
+
+    @property
+    def grant_overrides(self) -> bool:
+        return "run.jobs.runWithOverrides" in self.permissions
+
+    @grant_overrides.setter
+    def grant_overrides(self, granted: bool) -> None:
+        (self.permissions.add if granted else self.permissions.discard)("run.jobs.runWithOverrides")
+
+    def _denied(self, permission: str) -> JSONResponse | None:
+        if permission in self.permissions:
+            return None
+        return google_error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource '{self.job}' "
+                                                      "(or it may not exist).")
 
     @property
     def job_path(self) -> str:
@@ -240,12 +288,13 @@ class FakeCloudRunJobs(FakeApi):
     # --- the API ---
     async def run(self, request: Request) -> Response:
         body = await request.json() if await request.body() else {}
+        if (refused := self._denied("run.jobs.run")) or (refused := _unknown_fields(body)):
+            return refused
         if body.get("etag") not in (None, "", self.etag):
             return google_error(409, "ABORTED", "The etag of the job does not match: it changed")
         overrides = body.get("overrides") or {}
-        if overrides and not self.grant_overrides:
-            return google_error(403, "PERMISSION_DENIED",
-                                f"Permission 'run.jobs.runWithOverrides' denied on resource '{self.job}'")
+        if overrides and (refused := self._denied("run.jobs.runWithOverrides")):
+            return refused
         containers = [dict(c, env=list(c.get("env", []))) for c in self.containers]
         for given in overrides.get("containerOverrides") or []:
             target = next((c for c in containers if c["name"] == given.get("name")), None)
@@ -254,7 +303,9 @@ class FakeCloudRunJobs(FakeApi):
             merged = {e["name"]: e for e in target["env"]}
             for item in given.get("env") or []:
                 name, value = str(item.get("name", "")), item.get("value", "")
-                if not name or _RESERVED.match(name):
+                if not _ENV_NAME.match(name):
+                    return _invalid(f"env: {name!r} is not a valid environment variable name")
+                if _RESERVED.match(name):
                     return _invalid(f"env: {name!r} is a reserved name")
                 if len(str(value)) > MAX_VALUE:
                     return _invalid(f"env {name}: value longer than {MAX_VALUE} characters")
@@ -270,7 +321,7 @@ class FakeCloudRunJobs(FakeApi):
         if not isinstance(task_count, int) or not 1 <= task_count <= 10000:
             return _invalid("taskCount must be between 1 and 10000")
         timeout = str(overrides.get("timeout", "600s"))
-        if not re.fullmatch(r"\d+s", timeout) or int(timeout[:-1]) > MAX_TIMEOUT:
+        if not re.fullmatch(r"\d+s", timeout) or not 1 <= int(timeout[:-1]) <= MAX_TIMEOUT:
             return _invalid(f"timeout {timeout!r}: whole seconds, at most {MAX_TIMEOUT}s")
         with self._lock:
             if self.running() >= self.max_running:
@@ -288,14 +339,19 @@ class FakeCloudRunJobs(FakeApi):
                 "template": {"containers": containers, "maxRetries": self.max_retries, "timeout": timeout},
                 "etag": f'"{uuid.uuid4().hex[:8]}"'}
             self.executions[name] = execution
-        if self.launcher is not None:
-            self._start(name, containers[0])
+        if self.launcher is not None:  # the task is scheduled a little later: the execution is starting till then
+            timer = threading.Timer(self.pending_seconds, self._start, (name, containers[0]))
+            timer.daemon = True
+            timer.start()
         operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
                      "metadata": {"@type": EXECUTION_TYPE, **execution}, "done": False}
         return JSONResponse(operation)
 
     def _start(self, name: str, container: Mapping[str, Any]) -> None:
         assert self.launcher is not None
+        with self._lock:
+            if self.executions[name].get("completionTime"):  # cancelled while pending: no task runs
+                return
         env = {e["name"]: e["value"] for e in container["env"]} | {
             "CLOUD_RUN_JOB": self.job, "CLOUD_RUN_EXECUTION": name, "CLOUD_RUN_TASK_INDEX": "0",
             "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1", "GCE_METADATA_HOST": self.metadata_host(name)}
@@ -306,7 +362,9 @@ class FakeCloudRunJobs(FakeApi):
         def watch() -> None:
             code = process.wait()
             with self._lock:
-                if not self.executions[name].get("completionTime"):
+                if name in self.cancelling:
+                    self.set_state(name, "cancelled")  # done once its task has stopped, not at the cancel
+                elif not self.executions[name].get("completionTime"):
                     self.set_state(name, "succeeded" if code == 0 else "failed", exit_code=code)
 
         threading.Thread(target=watch, daemon=True).start()
@@ -316,12 +374,16 @@ class FakeCloudRunJobs(FakeApi):
                                               f"in project '{self.project}' does not exist.")
 
     async def get(self, request: Request) -> Response:
+        if refused := self._denied("run.executions.get"):
+            return refused
         name = request.path_params["name"]
         if name not in self.executions:
             return self._not_found(name)
         return JSONResponse(self.executions[name])
 
     async def list_executions(self, request: Request) -> Response:
+        if refused := self._denied("run.executions.list"):
+            return refused
         items = sorted(self.executions.values(), key=lambda e: e["createTime"], reverse=True)
         size = min(self.max_page_size, int(request.query_params.get("pageSize", "100") or 100))
         start = int(request.query_params.get("pageToken", "0") or 0)
@@ -331,21 +393,28 @@ class FakeCloudRunJobs(FakeApi):
         return JSONResponse(page)
 
     async def cancel(self, request: Request) -> Response:
+        if refused := self._denied("run.executions.cancel"):
+            return refused
         name = request.path_params["name"]
         with self._lock:
             if name not in self.executions:
                 return self._not_found(name)
             if self.executions[name].get("completionTime"):
                 return google_error(400, "FAILED_PRECONDITION", f"Execution {name} has already completed")
-            self.set_state(name, "cancelled")
-        process = self.processes.get(name)
-        if process is not None and process.poll() is None:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is None:
+                self.cancelling.add(name)  # its task is stopping: the execution runs until it has
+            else:
+                self.set_state(name, "cancelled")
+        if name in self.cancelling:
             os.kill(process.pid, signal.SIGTERM)
         operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
                      "metadata": {"@type": EXECUTION_TYPE, **self.executions[name]}, "done": False}
         return JSONResponse(operation)
 
     async def tasks(self, request: Request) -> Response:
+        if refused := self._denied("run.tasks.list"):
+            return refused
         name = request.path_params["name"]
         if name not in self.executions:
             return self._not_found(name)

@@ -243,3 +243,41 @@ async def test_a_sign_in_google_fails_or_refuses_is_a_provider_error_not_a_500(
     assert answer.json()["error"]["code"] == code
     assert (status == 503) == ("Retry-After" in answer.headers)
     assert not fake_cloud_run_jobs.calls_to("POST", ":run")  # nothing ran without a token
+
+
+async def fake_call(fake: FakeCloudRunJobs, method: str, path: str, body: object = None) -> httpx.Response:
+    """A call to the fake as a client of Google's API makes it, signed in through its token endpoint."""
+    auth = CloudRunMachines(CloudRunSettings.from_env(fake.env), coordination=LocalCoordination())
+    try:
+        headers = await auth._auth.headers()
+    finally:
+        await auth.aclose()
+    async with httpx.AsyncClient(base_url=fake.url) as http:
+        return await http.request(method, path.removeprefix("/v2"), json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"overrides": {"taskCount": 1, "timeout": "0s"}}, "timeout"),
+    ({"overrides": {"taskCount": 1, "timout": "60s"}}, 'Unknown name "timout"'),
+    ({"validate_only": True}, 'Unknown name "validate_only"'),
+    ({"overrides": {"containerOverrides": [{"name": "bot", "env": [{"name": "A", "val": "x"}]}]}}, '"val"'),
+    ({"overrides": {"containerOverrides": [{"name": "bot", "env": [{"name": "1A", "value": "x"}]}]}}, "'1A'"),
+    ({"overrides": {"containerOverrides": [{"name": "bot", "env": [{"name": "A-B", "value": "x"}]}]}}, "'A-B'"),
+])
+async def test_the_fake_refuses_a_run_the_api_would(fake_cloud_run_jobs: FakeCloudRunJobs, body: object,
+                                                     says: str) -> None:
+    answer = await fake_call(fake_cloud_run_jobs, "POST", f"{fake_cloud_run_jobs.job_path}:run", body)
+    assert answer.status_code == 400 and answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert says in answer.json()["error"]["message"] and not fake_cloud_run_jobs.executions
+
+
+async def test_the_fake_needs_a_token_and_each_calls_permission(fake_cloud_run_jobs: FakeCloudRunJobs) -> None:
+    path = fake_cloud_run_jobs.job_path.removeprefix("/v2")
+    async with httpx.AsyncClient(base_url=fake_cloud_run_jobs.url) as http:
+        assert (await http.get(f"{path}/executions")).status_code == 401
+    fake_cloud_run_jobs.permissions.discard("run.executions.list")
+    listed = await fake_call(fake_cloud_run_jobs, "GET", f"{fake_cloud_run_jobs.job_path}/executions")
+    assert listed.status_code == 403 and "run.executions.list" in listed.json()["error"]["message"]
+    fake_cloud_run_jobs.permissions.discard("run.jobs.run")
+    ran = await fake_call(fake_cloud_run_jobs, "POST", f"{fake_cloud_run_jobs.job_path}:run", {})
+    assert ran.status_code == 403 and not fake_cloud_run_jobs.executions
