@@ -290,7 +290,7 @@ async def test_a_throttle_past_the_retry_deadline_answers_a_start_503_with_its_r
     answer = await app_http.post("/start", json={}, headers=AUTH)
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_throttled", answer.text
     assert float(answer.headers["Retry-After"]) >= 60  # ARM's own hint, not a guess
-    assert fake_aci.groups == {}
+    assert fake_aci.standing() == {}
 
 
 async def test_the_deployments_own_create_budget_spent_answers_a_start_503_with_its_reason_and_when(
@@ -339,3 +339,50 @@ async def test_a_create_accepted_then_failed_is_kept_where_the_answer_says(
     kept = await app_http.get(f"/sessions/{session_id}", headers=AUTH)
     assert kept.status_code == 200, kept.text
     assert kept.json()["status"] == "failed" and "InaccessibleImage" in str(kept.json())
+
+
+def group(**changes: object) -> dict:  # type: ignore[type-arg]
+    """A container group body as the provider sends it, with `changes` to its properties or container."""
+    container = {"name": "bot", "properties": {"image": "vftest.azurecr.io/bot@sha256:" + "0" * 64,
+                                               "resources": {"requests": {"cpu": 1.0, "memoryInGB": 2.0}},
+                                               "environmentVariables": []}}
+    properties: dict = {"osType": "Linux", "restartPolicy": "Never", "containers": [container]}  # type: ignore[type-arg]
+    for key, value in changes.items():
+        target = container if key == "name" else container["properties"] if key in ("image", "resources") \
+            else properties
+        if value is None:
+            target.pop(key, None)  # type: ignore[attr-defined]
+        else:
+            target[key] = value  # type: ignore[index]
+    return {"location": "westeurope", "properties": properties}
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"osType": None}, "InvalidOsType"), ({"restartPolicy": "Sometimes"}, "InvalidRestartPolicy"),
+    ({"name": "Bot_1"}, "InvalidContainerName"), ({"image": None}, "InvalidContainerImage"),
+    ({"resources": {"requests": {"cpu": 1.0}}}, "InvalidContainerResources"),
+    ({"resources": {"requests": {"cpu": 101.0, "memoryInGB": 2.0}}}, "StandardCoresQuotaReached"),
+])
+async def test_the_fake_refuses_a_group_aci_would(fake_aci: FakeArmAci, changes: dict, code: str) -> None:  # type: ignore[type-arg]
+    machines = provider(fake_aci)
+    try:
+        answer = await machines._request("PUT", "/vf-probe", json=group(**changes))
+    finally:
+        await machines.aclose()
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == code and not fake_aci.groups
+
+
+async def test_the_fake_takes_only_a_published_api_version_and_deletes_through_deleting(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci)
+    try:
+        old = await machines._request("GET", f"{fake_aci.url}{fake_aci.groups_path}?api-version=2017-01-01")
+        assert old.status_code == 400 and old.json()["error"]["code"] == "NoRegisteredProviderFound"
+        fake_aci.deleting_seconds = 3600.0  # no container process: the group stays Deleting
+        assert (await machines._request("PUT", "/vf-probe", json=group())).status_code == 201
+        assert (await machines._request("DELETE", "/vf-probe")).status_code == 202
+        seen = await machines._get("vf-probe")
+        assert seen is not None and seen["properties"]["provisioningState"] == "Deleting"
+        again = await machines._request("PUT", "/vf-probe", json=group())
+        assert again.status_code == 409  # its name is not free until the delete is done
+    finally:
+        await machines.aclose()
