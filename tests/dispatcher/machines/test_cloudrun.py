@@ -4,9 +4,12 @@ and the hello's proof (the bots' service account's token, for a session whose ex
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,13 +20,14 @@ from botchannel.contract import Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import configuration_problems
-from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import settle
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
+from tests.support.waiting import within
 
 KEY = "cloudrun-key-0123456789abcdef"
 
@@ -281,3 +285,32 @@ async def test_the_fake_needs_a_token_and_each_calls_permission(fake_cloud_run_j
     fake_cloud_run_jobs.permissions.discard("run.jobs.run")
     ran = await fake_call(fake_cloud_run_jobs, "POST", f"{fake_cloud_run_jobs.job_path}:run", {})
     assert ran.status_code == 403 and not fake_cloud_run_jobs.executions
+
+
+async def test_the_fakes_run_is_pending_first_and_its_cancel_is_done_when_its_task_has_stopped(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    """A task that takes its time over SIGTERM (a bot saying goodbye): its execution runs until it exits."""
+    stubborn = ("import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('ready', flush=True); "
+                "time.sleep(120)")
+    fake_cloud_run_jobs.launcher = lambda env: subprocess.Popen([sys.executable, "-c", stubborn],
+                                                                stdout=subprocess.PIPE)
+    fake_cloud_run_jobs.pending_seconds = 3600.0  # never scheduled: the execution stays starting
+    pending = await cloudrun.launch(spec())
+    assert pending.machine.state is MachineState.STARTING
+    assert await cloudrun.stop(pending.machine.session_id)
+    ended = await cloudrun.status(pending.machine.session_id)
+    assert ended is not None and ended.state is MachineState.ENDED  # cancelled before its task ran
+    fake_cloud_run_jobs.pending_seconds = 0.0
+    s = spec()
+    await cloudrun.launch(s)
+    await cloudrun.wait_started(s.session_id, 30)
+    [name] = [str(e["name"]).rsplit("/", 1)[-1] for e in fake_cloud_run_jobs.of_session(s.session_id)]
+    stdout = fake_cloud_run_jobs.processes[name].stdout
+    assert stdout is not None and await asyncio.to_thread(stdout.readline) == b"ready\n"  # SIGTERM is ignored now
+    assert await cloudrun.stop(s.session_id)
+    still = await cloudrun.status(s.session_id)
+    assert still is not None and still.state is MachineState.STARTED  # its task ignores SIGTERM: not done yet
+    fake_cloud_run_jobs.processes[name].kill()
+    fake_cloud_run_jobs.processes[name].wait(timeout=30)
+    assert await within(lambda: bool(fake_cloud_run_jobs.executions[name].get("cancelledCount")), 30) is not None
