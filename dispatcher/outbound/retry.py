@@ -156,3 +156,39 @@ async def provider_request(
     except Transient as exc:
         reason = f"{provider}_throttled" if exc.status == 429 else f"{provider}_unavailable"
         raise error(reason, f"{provider}: {exc}", retry_after=exc.retry_after or 1.0) from None
+
+
+async def create_request(
+    provider: str,
+    client: HttpClient,
+    method: str,
+    url: str,
+    *,
+    backoff: Backoff,
+    error: type[ProviderError],
+    retry_throttled: Callable[[HttpResponse], bool] = lambda response: True,
+    **kwargs: Any,
+) -> HttpResponse:
+    """A create with no idempotency key (Cloud Run's `jobs.run`, ARM's PUT): a 429 made nothing
+    and is retried as `provider_request` does (unless `retry_throttled` says it is a quota, answered
+    to the caller); a lost answer or a 5xx may have made the machine, so it is never sent again:
+    `<provider>_unavailable` at once, for the launch to reconcile (machines/lost_creates.py)."""
+    path = urlsplit(url).path
+
+    async def once() -> HttpResponse:
+        try:
+            response = await client.request(method, url, **kwargs)
+        except HttpError as exc:
+            raise error(f"{provider}_unavailable", f"{provider}: {method} {path}: {type(exc).__name__}",
+                        retry_after=1.0) from exc
+        if response.status_code == 429 and retry_throttled(response):
+            raise Transient(f"{method} {path}: HTTP 429", retry_after=retry_after_of(response.headers), status=429)
+        if response.status_code in RETRYABLE_STATUSES and response.status_code != 429:
+            raise error(f"{provider}_unavailable", f"{provider}: {method} {path}: HTTP {response.status_code}",
+                        retry_after=retry_after_of(response.headers) or 1.0)
+        return response
+
+    try:
+        return await with_retries(once, backoff)
+    except Transient as exc:
+        raise error(f"{provider}_throttled", f"{provider}: {exc}", retry_after=exc.retry_after or 1.0) from None

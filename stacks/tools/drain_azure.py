@@ -84,7 +84,7 @@ def aci_machines(env: Mapping[str, str]) -> AciWarmMachines:
 
 
 def operator_token(settings: AciSettings, env: Mapping[str, str]) -> ArmTokens:
-    resource = settings.arm_endpoint + "/"
+    resource = settings.arm_resource
     if settings.auth == "none" or all(env.get(name, "").strip() for name in SERVICE_PRINCIPAL):
         return ArmToken(env, resource=resource, anonymous=settings.auth == "none",
                         client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))

@@ -2,18 +2,26 @@
 
 Served over TLS with a self-signed certificate (`cert_path` is what a test trusts: ACI_CA_BUNDLE),
 because a bearer token must never go over http. Every ARM call needs `api-version` (400
-`MissingApiVersionParameter`) and `Authorization: Bearer <token>` from the fake's own token endpoint
-(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant), issued for ARM's scope (401
-`InvalidAuthenticationToken`; tests/fakes/key_vault.py takes the ones issued for Key Vault's).
+`MissingApiVersionParameter`), one Microsoft.ContainerInstance publishes (400
+`NoRegisteredProviderFound`), and `Authorization: Bearer <token>` from the fake's own token endpoint
+(`POST /<tenant>/oauth2/v2.0/token`, the client-credentials grant, 400 `invalid_resource` for a
+scope of a resource Entra does not know), issued for ARM's scope (`https://management.azure.com/.default`
+wherever ARM is reached; else 401 `InvalidAuthenticationToken`; tests/fakes/key_vault.py takes the
+ones issued for Key Vault's).
 `PUT …/containerGroups/<name>` validates the group name (1–63 lowercase alphanumerics or '-') and
-environment names (1–63 alphanumerics or '_', neither first nor last '_'), refuses past the group
-quota (400 `ContainerGroupQuotaReached`) and answers 201 with `Azure-AsyncOperation`; a PUT on an
+environment names (1–63 alphanumerics or '_', neither first nor last '_'), the properties ACI
+requires (`osType` Linux or Windows, `restartPolicy` and `sku` among theirs, each container's name
+as a group's, its image, its cpu and memoryInGB requests), refuses past the group quota (400
+`ContainerGroupQuotaReached`) or the region's cores (`core_quota`, 400 `StandardCoresQuotaReached`)
+and answers 201 with `Azure-AsyncOperation`; a PUT on an
 existing group *updates* it (200; If-None-Match is ignored: whether ACI honours it is undocumented,
 so the fake takes the worst case). GET never returns a `secureValue`. `restartPolicy` defaults to
 Always, and a group left so restarts its container when it ends. `PATCH` is ContainerGroups_Update,
 whose body is ARM's `Resource`: its `tags` replace the group's whole set (absent: left as they are),
 `location` and `zones` are taken and change nothing, anything else is refused; the container runs
-on. DELETE answers 202 with `Location`, 204 for a group that is not there. `launcher` set: each
+on. DELETE answers 202 with `Location`, 204 for a group that is not there; the group is then
+`Deleting` (its container sent SIGTERM; a PUT of its name 409 `Conflict`) and gone once its container
+has stopped (`deleting_seconds` for a group with no process); `standing()` leaves it out. `launcher` set: each
 created group runs a real process (the bot) with the group's environment, secure values included,
 as its container; its exit is the container's Terminated state with its exit code (a signal N as
 128 + N), a DELETE sends it SIGTERM, `lose` kills it. Writes and reads draw on buckets as ARM's do
@@ -61,12 +69,51 @@ from tests.support.quick_uvicorn import QuickServer
 SUBSCRIPTION, RESOURCE_GROUP, LOCATION = "00000000-0000-0000-0000-0000000000aa", "vf-test", "westeurope"
 TENANT, CLIENT_ID, CLIENT_SECRET = "tenant-1", "client-1", "client-secret-1"
 IMAGE = "vftest.azurecr.io/bot@sha256:" + "0" * 64
+ARM_SCOPE = "https://management.azure.com/.default"  # what Entra issues ARM's tokens for, wherever ARM is reached
+VAULT_SCOPE = "https://vault.azure.net/.default"
+# Microsoft.ContainerInstance's stable api-versions (azure-rest-api-specs); another is refused.
+ACI_API_VERSIONS = frozenset({"2018-04-01", "2018-06-01", "2018-09-01", "2018-10-01", "2019-12-01", "2020-11-01",
+                              "2021-03-01", "2021-07-01", "2021-09-01", "2021-10-01", "2022-09-01", "2023-05-01",
+                              "2025-09-01"})
+CONTAINER_APPS_API_VERSIONS = frozenset({"2022-03-01", "2022-10-01", "2023-05-01", "2024-03-01", "2025-01-01"})
+OS_TYPES, RESTART_POLICIES, SKUS = {"Linux", "Windows"}, {"Always", "OnFailure", "Never"}, {"Standard", "Dedicated",
+                                                                                          "Confidential"}
+_CONTAINER = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _GROUP = re.compile(r"^(?!.*--)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # no consecutive '-' either
 _ENV = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?$")
 
 
 def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _cores(properties: dict[str, Any]) -> float:
+    return float(sum(float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("cpu") or 0)
+                     for c in properties.get("containers") or []))
+
+
+def _group_problem(properties: Any) -> tuple[str, str] | None:
+    """ACI's refusal of a group's properties (code, message): what the API requires and its enums."""
+    if properties.get("osType") not in OS_TYPES:
+        return "InvalidOsType", f"The 'osType' must be one of {sorted(OS_TYPES)}."
+    if properties.get("restartPolicy", "Always") not in RESTART_POLICIES:
+        return "InvalidRestartPolicy", f"The 'restartPolicy' must be one of {sorted(RESTART_POLICIES)}."
+    if properties.get("sku", "Standard") not in SKUS:
+        return "InvalidSku", f"The 'sku' must be one of {sorted(SKUS)}."
+    for container in properties["containers"]:
+        name, inner = str(container.get("name", "")), container.get("properties") or {}
+        if not _CONTAINER.match(name):
+            return "InvalidContainerName", f"The container name '{name}' is invalid."
+        if not str(inner.get("image", "")).strip():
+            return "InvalidContainerImage", f"The container '{name}' needs an image."
+        requests = (inner.get("resources") or {}).get("requests") or {}
+        try:
+            cpu, memory = float(requests["cpu"]), float(requests["memoryInGB"])
+        except (KeyError, TypeError, ValueError):
+            return "InvalidContainerResources", f"The container '{name}' needs resources.requests cpu and memoryInGB."
+        if cpu <= 0 or memory <= 0:
+            return "InvalidContainerResources", f"The container '{name}' requests no cpu or memory."
+    return None
 
 
 class Bucket:
@@ -103,11 +150,14 @@ class FakeArmAci(TlsFake):
         self.operations: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []  # every group name ever created
         self.quota = 100
+        self.core_quota = 100.0  # the region's StandardCores: every group's containers' cpu requests
+        self.deleting_seconds = 0.05  # a deleted group with no container process stays Deleting this long
         self.page_size = 100
         self.writes, self.reads = Bucket(200, 10.0), Bucket(250, 25.0)
         self.changes: deque[float] = deque()  # creates and deletes, for the 5-minute and hourly budgets
         self.create_error: str | None = None  # set: accepted creates fail in their async operation
         self.tokens: dict[str, str] = {}  # token → the scope it was issued for (ARM's, Key Vault's)
+        self.arm_scope = ARM_SCOPE  # another cloud's ARM: its own audience
         # (group name, its environment) -> the process its container runs; None: states move only when a test says
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -150,9 +200,14 @@ class FakeArmAci(TlsFake):
             if "api-version" not in request.query_params:
                 return arm_error(400, "MissingApiVersionParameter",
                                  "The api-version query parameter (?api-version=) is required for all requests.")
+            version = request.query_params["api-version"]
+            known = CONTAINER_APPS_API_VERSIONS if "/Microsoft.App/" in request.url.path else ACI_API_VERSIONS
+            if version not in known:
+                return arm_error(400, "NoRegisteredProviderFound", f"No registered resource provider found for "
+                                 f"location '{LOCATION}' and API version '{version}'.")
             auth = request.headers.get("authorization", "")
             scope = self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
-            if scope != self.url + "/.default":
+            if scope != self.arm_scope:
                 return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
             write = request.method != "GET"
             bucket = self.writes if write else self.reads
@@ -174,8 +229,13 @@ class FakeArmAci(TlsFake):
         if (request.path_params["tenant"], form.get("client_id"), form.get("client_secret")) != (
                 TENANT, CLIENT_ID, CLIENT_SECRET) or form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
+        scope = str(form.get("scope", ""))
+        if scope not in (self.arm_scope, VAULT_SCOPE):  # Entra knows the resources of its cloud only
+            return JSONResponse({"error": "invalid_resource", "error_description": "AADSTS500011: The resource "
+                                 f"principal named {scope.removesuffix('.default')} was not found in the tenant"},
+                                status_code=400)
         token = secrets.token_urlsafe(24)
-        self.tokens[token] = str(form.get("scope", ""))
+        self.tokens[token] = scope
         return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
 
     def _budget(self) -> float:
@@ -216,7 +276,16 @@ class FakeArmAci(TlsFake):
             return arm_error(400, "InvalidEnvironmentVariableName", f"Environment variable name '{bad[0]}' is invalid.")
         if body.get("location") != LOCATION or not containers:
             return arm_error(400, "InvalidRequestContent", "location and containers are required")
+        if problem := _group_problem(body["properties"]):
+            return arm_error(400, *problem)
         update = name in self.groups
+        if update and self.groups[name]["properties"]["provisioningState"] == "Deleting":
+            return arm_error(409, "Conflict", f"The container group '{name}' is being deleted.")
+        cores = sum(_cores(g["properties"]) for n, g in self.groups.items() if n != name)
+        if cores + _cores(body["properties"]) > self.core_quota:
+            return arm_error(400, "StandardCoresQuotaReached",
+                             f"Resource type 'Microsoft.ContainerInstance/containerGroups' cores quota 'StandardCores' "
+                             f"exceeded in region '{LOCATION}'. Limit: '{self.core_quota:g}', Usage: '{cores:g}'.")
         if not update and len(self.groups) >= self.quota:
             return arm_error(400, "ContainerGroupQuotaReached",
                              f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota "
@@ -248,6 +317,11 @@ class FakeArmAci(TlsFake):
                 self._start(name)
         return JSONResponse(self._view(name), status_code=200 if update else 201,
                             headers={"Azure-AsyncOperation": operation_url})
+
+    def standing(self) -> dict[str, dict[str, Any]]:
+        """The groups not being deleted (a deleted one is `Deleting` until its container has stopped)."""
+        with self._groups_lock:
+            return {n: g for n, g in self.groups.items() if g["properties"]["provisioningState"] != "Deleting"}
 
     def set_state(self, name: str, state: str, exit_code: int | None = None) -> None:
         """"Waiting", "Running" or "Terminated" (with its exit code), as the group's container reports it."""
@@ -281,6 +355,9 @@ class FakeArmAci(TlsFake):
             with self._groups_lock:
                 if self.processes.get(name) is not process or name not in self.groups:
                     return  # deleted: nothing left to report on
+                if self.groups[name]["properties"]["provisioningState"] == "Deleting":
+                    self._deleted(name)  # its container has stopped: the group is gone
+                    return
                 if self._restarts(name, code):
                     self._start(name)  # ACI runs the container again, with the same values
                 else:
@@ -339,15 +416,33 @@ class FakeArmAci(TlsFake):
             return arm_error(429, "TooManyRequests", "container group create/delete budget spent",
                              {"Retry-After": str(max(1, round(wait)))})
         with self._groups_lock:
-            del self.groups[name]
+            if self.groups[name]["properties"]["provisioningState"] == "Deleting":
+                return Response(status_code=202, headers={"Location": self._operation_url(self._succeeded())})
+            self.groups[name]["properties"]["provisioningState"] = "Deleting"
             process = self.processes.get(name)
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # the container is stopped with its group
+            process.send_signal(signal.SIGTERM)  # the container is stopped with its group, then the group goes
+        else:
+            timer = threading.Timer(self.deleting_seconds, self._deleted, (name,))
+            timer.daemon = True
+            timer.start()
+        return Response(status_code=202, headers={"Location": self._operation_url(self._succeeded())})
+
+    def _succeeded(self) -> str:
         op = f"op-{next(self._ids)}"
         self.operations[op] = {"status": "Succeeded"}
-        location = (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
-                    f"{LOCATION}/operations/{op}?api-version=2023-05-01")
-        return Response(status_code=202, headers={"Location": location})
+        return op
+
+    def _operation_url(self, op: str) -> str:
+        return (f"{self.url}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerInstance/locations/"
+                f"{LOCATION}/operations/{op}?api-version=2023-05-01")
+
+    def _deleted(self, name: str) -> None:
+        """A Deleting group is gone (its container has stopped)."""
+        with self._groups_lock:
+            group = self.groups.get(name)
+            if group is not None and group["properties"]["provisioningState"] == "Deleting":
+                del self.groups[name]
 
     async def operation(self, request: Request) -> Response:
         op = self.operations.get(request.path_params["op"])

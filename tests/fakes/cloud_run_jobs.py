@@ -6,24 +6,37 @@ machines_apis.md §3, §8), never more lenient:
 - `POST …/jobs/J:run` with `overrides`: `containerOverrides[].name` must name a container of the
   job; `env` *merges* by name with the job's; names `PORT`, `CLOUD_RUN_*` and `K_*` are reserved,
   a value holds at most 32768 characters and a container at most 1000 variables (400
-  `INVALID_ARGUMENT`); `taskCount` 1…10000; `timeout` whole seconds ("600s"), at most 168 h.
-  Overrides need `run.jobs.runWithOverrides` beside `run.jobs.run`: `grant_overrides=False`
-  refuses them (403 `PERMISSION_DENIED`). A given `etag` other than the job's is 409 `ABORTED`.
+  `INVALID_ARGUMENT`); `taskCount` 1…10000; `timeout` whole seconds ("600s"), at least 1 s, at most 168 h.
+  Every call needs its IAM permission (`permissions`: `run.jobs.run`, `run.jobs.runWithOverrides`
+  for a run with overrides, `run.executions.get|list|cancel`, `run.tasks.list`); one taken away is
+  403 `PERMISSION_DENIED` (`grant_overrides=False` takes the overrides one).
+  The body is read as proto3 JSON is: a field the message does not have is 400 `INVALID_ARGUMENT`
+  (`Unknown name`). Env names are C identifiers (the field's stricter documented revision).
+  A given `etag` other than the job's is 409 `ABORTED`.
   Past `max_running` running executions (the quota: 1000 per project and region): 429
   `RESOURCE_EXHAUSTED` with a `QuotaFailure` detail. The answer is the run's operation, not done,
   its `metadata` the new `Execution`. Each run makes a new execution (`<job>-<5 letters>`): no
   idempotency key.
 - `Execution`: `template` (the tasks' template: the job's containers with the overrides merged),
   `createTime`, `startTime`, `completionTime`, counts in proto3 JSON (a zero is left out).
-- `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed);
+- `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed) once
+  its task has stopped (its process has exited after SIGTERM), not at the call;
   a finished one is 400 `FAILED_PRECONDITION` (the API documents no answer: the stricter one).
 - Errors are AIP-193: `{"error": {code, message, status, details}}`. Injected 429s (`fail`) carry
   an `ErrorInfo` `RATE_LIMIT_EXCEEDED`; other injected ones `UNAVAILABLE`.
-- `launcher` set: each run starts a real process for its task (the bot), with the merged env plus
+- `launcher` set: each run starts a real process for its task (the bot), `pending_seconds` after
+  the run (the execution is starting until then: scheduling takes time), with the merged env plus
   `CLOUD_RUN_JOB`, `CLOUD_RUN_EXECUTION`, `CLOUD_RUN_TASK_INDEX/ATTEMPT/COUNT` and
   `GCE_METADATA_HOST` at its own metadata server; its exit ends the execution (0: succeeded, else
   failed with the code in the task's `lastAttemptResult`), a cancel sends it SIGTERM. The job's
   `maxRetries` is 0, so a failed task is not run again.
+- Auth, on by default as Google's: every `/v2/` call needs `Authorization: Bearer <token>` issued by
+  the fake's own OAuth 2.0 token endpoint (`POST /token`, the JWT-bearer grant google-auth's
+  service-account credentials make, its assertion signed with the key of `credentials_file`, for
+  the `cloud-platform` scope), else 401 `UNAUTHENTICATED`. `credentials_file` is that service
+  account's key file, which google-auth reads as Application Default Credentials
+  (GOOGLE_APPLICATION_CREDENTIALS); `token_failure` set: the endpoint answers it (a 500 is
+  Google's `internal_failure`); `key_deleted`: 400 `invalid_grant`, as for a deleted key.
 - The metadata server (`/metadata/<execution>/computeMetadata/v1/instance/service-accounts/default/
   identity`) needs `Metadata-Flavor: Google`, an `audience`, a running execution; its RS256 token
   names the service account only (`sub`, `azp`: `SERVICE_ACCOUNT_ID`), as Cloud Run's do.
@@ -31,12 +44,14 @@ machines_apis.md §3, §8), never more lenient:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import signal
 import string
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -44,6 +59,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import jwt as google_jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -60,10 +78,40 @@ IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 MAX_ENV, MAX_VALUE, MAX_TIMEOUT = 1000, 32768, 168 * 3600
 _RESERVED = re.compile(r"^(PORT|CLOUD_RUN_.*|K_.*)$")
 EXECUTION_TYPE = "type.googleapis.com/google.cloud.run.v2.Execution"
+PERMISSIONS = frozenset({"run.jobs.run", "run.jobs.runWithOverrides", "run.executions.get", "run.executions.list",
+                         "run.executions.cancel", "run.tasks.list"})
+# The fields of RunJobRequest and its overrides (googleapis job.proto, k8s.min.proto EnvVar).
+RUN_FIELDS = {"overrides", "validateOnly", "etag"}
+OVERRIDES_FIELDS = {"containerOverrides", "taskCount", "timeout"}
+CONTAINER_OVERRIDE_FIELDS = {"name", "args", "env", "clearArgs"}
+ENV_FIELDS = {"name", "value", "valueSource"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # an assertion names it, wherever it is sent
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+DISPATCHER_ACCOUNT = "vf-dispatcher@vf-test.iam.gserviceaccount.com"
 
 
 def _invalid(message: str) -> JSONResponse:
     return google_error(400, "INVALID_ARGUMENT", message)
+
+
+def _unknown_fields(body: Any) -> JSONResponse | None:
+    """Google's answer to a field the request's message does not have (proto3 JSON parsing)."""
+    def unknown(value: Any, fields: set[str], where: str) -> str | None:
+        if not isinstance(value, dict):
+            return f"{where}: not an object" if value is not None else None
+        extra = sorted(set(value) - fields)
+        return f'Unknown name "{extra[0]}" at \'{where}\': Cannot find field.' if extra else None
+
+    overrides = body.get("overrides") if isinstance(body, dict) else None
+    problems = [unknown(body, RUN_FIELDS, "request"), unknown(overrides, OVERRIDES_FIELDS, "overrides")]
+    for i, given in enumerate((overrides or {}).get("containerOverrides") or [] if isinstance(overrides, dict) else []):
+        problems.append(unknown(given, CONTAINER_OVERRIDE_FIELDS, f"overrides.container_overrides[{i}]"))
+        for j, item in enumerate(given.get("env") or [] if isinstance(given, dict) else []):
+            problems.append(unknown(item, ENV_FIELDS, f"overrides.container_overrides[{i}].env[{j}]"))
+    problem = next((p for p in problems if p), None)
+    return _invalid(f"Invalid JSON payload received. {problem}") if problem else None
 
 
 class FakeCloudRunJobs(FakeApi):
@@ -81,17 +129,37 @@ class FakeCloudRunJobs(FakeApi):
             "env": [{"name": "BOT_CHANNEL_URL", "value": CHANNEL_AUDIENCE}]}]
         self.max_retries = 0
         self.etag = '"job-etag-1"'
-        self.grant_overrides = True
+        self.permissions = set(PERMISSIONS)
+        self.pending_seconds = 0.1  # a run's task is scheduled this long after the run (the execution: starting)
         self.max_running = 1000
         self.max_page_size = 100
-        self.bearer_token: str | None = None
+        self.tokens: set[str] = set()  # access tokens the token endpoint issued
+        self.token_failure: int | None = None  # set: the token endpoint answers this status
+        self.key_deleted = False  # True: the key file's key was deleted from its service account
+        self._account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key_dir = tempfile.TemporaryDirectory()
         self.executions: dict[str, dict[str, Any]] = {}  # name (short) -> Execution
         self.exit_codes: dict[str, int] = {}
         # (env) -> a process standing in for the task; None: executions move only when a test says
         self.launcher: Callable[[dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.cancelling: set[str] = set()  # cancelled executions whose task has not stopped yet
         self.signing_key = SigningKey()
         self._lock = threading.RLock()
+
+    @property
+    def grant_overrides(self) -> bool:
+        return "run.jobs.runWithOverrides" in self.permissions
+
+    @grant_overrides.setter
+    def grant_overrides(self, granted: bool) -> None:
+        (self.permissions.add if granted else self.permissions.discard)("run.jobs.runWithOverrides")
+
+    def _denied(self, permission: str) -> JSONResponse | None:
+        if permission in self.permissions:
+            return None
+        return google_error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource '{self.job}' "
+                                                      "(or it may not exist).")
 
     @property
     def job_path(self) -> str:
@@ -105,9 +173,26 @@ class FakeCloudRunJobs(FakeApi):
     def env(self) -> dict[str, str]:
         """What points the `cloudrun` provider at this fake."""
         return {"CLOUDRUN_PROJECT": self.project, "CLOUDRUN_REGION": self.region, "CLOUDRUN_JOB": self.job,
-                "CLOUDRUN_API_URL": self.url, "CLOUDRUN_AUTH": "none", "CLOUDRUN_POLL_SECONDS": "0.05",
+                "CLOUDRUN_API_URL": self.url, "CLOUDRUN_AUTH": "adc", "CLOUDRUN_POLL_SECONDS": "0.05",
+                "GOOGLE_APPLICATION_CREDENTIALS": self.credentials_file,
                 "CLOUDRUN_IDENTITY_CERTS_URL": f"{self.root}/oauth2/v3/certs",
                 "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": SERVICE_ACCOUNT_ID, "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE}
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.root}/token"
+
+    @property
+    def credentials_file(self) -> str:
+        """The dispatcher's service account key file, naming this fake's token endpoint."""
+        path = os.path.join(self._key_dir.name, "dispatcher-key.json")
+        pem = self._account_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()).decode()
+        with open(path, "w") as out:
+            json.dump({"type": "service_account", "project_id": self.project, "private_key_id": "k1",
+                       "private_key": pem, "client_email": DISPATCHER_ACCOUNT, "client_id": "1",
+                       "token_uri": self.token_uri}, out)
+        return path
 
     def metadata_host(self, execution: str) -> str:
         return f"{self.root.removeprefix('http://')}/metadata/{execution}"
@@ -122,13 +207,13 @@ class FakeCloudRunJobs(FakeApi):
             Route(j + "/executions/{name}/tasks", self.tasks, methods=["GET"]),
             Route("/metadata/{name}" + IDENTITY_PATH, self.identity, methods=["GET"]),
             Route("/oauth2/v3/certs", self.certs, methods=["GET"]),
+            Route("/token", self.token, methods=["POST"]),
         ]
 
     def _wrap(self, endpoint: Handler) -> Handler:
         async def authorized(request: Request) -> Response:
             api_call = request.url.path.startswith("/v2/")
-            if api_call and self.bearer_token is not None and (
-                    request.headers.get("authorization") != f"Bearer {self.bearer_token}"):
+            if api_call and request.headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
                 return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
             return await endpoint(request)
 
@@ -174,16 +259,42 @@ class FakeCloudRunJobs(FakeApi):
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+        self._key_dir.cleanup()
+
+    async def token(self, request: Request) -> Response:
+        """Google's OAuth 2.0 token endpoint, for the JWT-bearer grant of a service account key."""
+        if self.token_failure is not None:
+            return JSONResponse({"error": "internal_failure"}, status_code=self.token_failure)
+        form = dict(await request.form())
+        public = self._account_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        try:
+            claims = google_jwt.decode(str(form.get("assertion", "")), certs=public.decode(),
+                                       audience=GOOGLE_TOKEN_AUDIENCE)
+        except ValueError:
+            claims = {}
+        if not claims or self.key_deleted:
+            return JSONResponse({"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
+                                status_code=400)
+        if form.get("grant_type") != JWT_BEARER or claims.get("iss") != DISPATCHER_ACCOUNT:
+            return JSONResponse({"error": "invalid_grant", "error_description": "Invalid grant"}, status_code=400)
+        if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
+            return JSONResponse({"error": "invalid_scope", "error_description": "Invalid OAuth scope"},
+                                status_code=400)
+        token = "ya29." + uuid.uuid4().hex
+        self.tokens.add(token)
+        return JSONResponse({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     # --- the API ---
     async def run(self, request: Request) -> Response:
         body = await request.json() if await request.body() else {}
+        if (refused := self._denied("run.jobs.run")) or (refused := _unknown_fields(body)):
+            return refused
         if body.get("etag") not in (None, "", self.etag):
             return google_error(409, "ABORTED", "The etag of the job does not match: it changed")
         overrides = body.get("overrides") or {}
-        if overrides and not self.grant_overrides:
-            return google_error(403, "PERMISSION_DENIED",
-                                f"Permission 'run.jobs.runWithOverrides' denied on resource '{self.job}'")
+        if overrides and (refused := self._denied("run.jobs.runWithOverrides")):
+            return refused
         containers = [dict(c, env=list(c.get("env", []))) for c in self.containers]
         for given in overrides.get("containerOverrides") or []:
             target = next((c for c in containers if c["name"] == given.get("name")), None)
@@ -192,7 +303,9 @@ class FakeCloudRunJobs(FakeApi):
             merged = {e["name"]: e for e in target["env"]}
             for item in given.get("env") or []:
                 name, value = str(item.get("name", "")), item.get("value", "")
-                if not name or _RESERVED.match(name):
+                if not _ENV_NAME.match(name):
+                    return _invalid(f"env: {name!r} is not a valid environment variable name")
+                if _RESERVED.match(name):
                     return _invalid(f"env: {name!r} is a reserved name")
                 if len(str(value)) > MAX_VALUE:
                     return _invalid(f"env {name}: value longer than {MAX_VALUE} characters")
@@ -208,7 +321,7 @@ class FakeCloudRunJobs(FakeApi):
         if not isinstance(task_count, int) or not 1 <= task_count <= 10000:
             return _invalid("taskCount must be between 1 and 10000")
         timeout = str(overrides.get("timeout", "600s"))
-        if not re.fullmatch(r"\d+s", timeout) or int(timeout[:-1]) > MAX_TIMEOUT:
+        if not re.fullmatch(r"\d+s", timeout) or not 1 <= int(timeout[:-1]) <= MAX_TIMEOUT:
             return _invalid(f"timeout {timeout!r}: whole seconds, at most {MAX_TIMEOUT}s")
         with self._lock:
             if self.running() >= self.max_running:
@@ -226,14 +339,19 @@ class FakeCloudRunJobs(FakeApi):
                 "template": {"containers": containers, "maxRetries": self.max_retries, "timeout": timeout},
                 "etag": f'"{uuid.uuid4().hex[:8]}"'}
             self.executions[name] = execution
-        if self.launcher is not None:
-            self._start(name, containers[0])
+        if self.launcher is not None:  # the task is scheduled a little later: the execution is starting till then
+            timer = threading.Timer(self.pending_seconds, self._start, (name, containers[0]))
+            timer.daemon = True
+            timer.start()
         operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
                      "metadata": {"@type": EXECUTION_TYPE, **execution}, "done": False}
         return JSONResponse(operation)
 
     def _start(self, name: str, container: Mapping[str, Any]) -> None:
         assert self.launcher is not None
+        with self._lock:
+            if self.executions[name].get("completionTime"):  # cancelled while pending: no task runs
+                return
         env = {e["name"]: e["value"] for e in container["env"]} | {
             "CLOUD_RUN_JOB": self.job, "CLOUD_RUN_EXECUTION": name, "CLOUD_RUN_TASK_INDEX": "0",
             "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1", "GCE_METADATA_HOST": self.metadata_host(name)}
@@ -244,7 +362,9 @@ class FakeCloudRunJobs(FakeApi):
         def watch() -> None:
             code = process.wait()
             with self._lock:
-                if not self.executions[name].get("completionTime"):
+                if name in self.cancelling:
+                    self.set_state(name, "cancelled")  # done once its task has stopped, not at the cancel
+                elif not self.executions[name].get("completionTime"):
                     self.set_state(name, "succeeded" if code == 0 else "failed", exit_code=code)
 
         threading.Thread(target=watch, daemon=True).start()
@@ -254,12 +374,16 @@ class FakeCloudRunJobs(FakeApi):
                                               f"in project '{self.project}' does not exist.")
 
     async def get(self, request: Request) -> Response:
+        if refused := self._denied("run.executions.get"):
+            return refused
         name = request.path_params["name"]
         if name not in self.executions:
             return self._not_found(name)
         return JSONResponse(self.executions[name])
 
     async def list_executions(self, request: Request) -> Response:
+        if refused := self._denied("run.executions.list"):
+            return refused
         items = sorted(self.executions.values(), key=lambda e: e["createTime"], reverse=True)
         size = min(self.max_page_size, int(request.query_params.get("pageSize", "100") or 100))
         start = int(request.query_params.get("pageToken", "0") or 0)
@@ -269,21 +393,28 @@ class FakeCloudRunJobs(FakeApi):
         return JSONResponse(page)
 
     async def cancel(self, request: Request) -> Response:
+        if refused := self._denied("run.executions.cancel"):
+            return refused
         name = request.path_params["name"]
         with self._lock:
             if name not in self.executions:
                 return self._not_found(name)
             if self.executions[name].get("completionTime"):
                 return google_error(400, "FAILED_PRECONDITION", f"Execution {name} has already completed")
-            self.set_state(name, "cancelled")
-        process = self.processes.get(name)
-        if process is not None and process.poll() is None:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is None:
+                self.cancelling.add(name)  # its task is stopping: the execution runs until it has
+            else:
+                self.set_state(name, "cancelled")
+        if name in self.cancelling:
             os.kill(process.pid, signal.SIGTERM)
         operation = {"name": f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}",
                      "metadata": {"@type": EXECUTION_TYPE, **self.executions[name]}, "done": False}
         return JSONResponse(operation)
 
     async def tasks(self, request: Request) -> Response:
+        if refused := self._denied("run.tasks.list"):
+            return refused
         name = request.path_params["name"]
         if name not in self.executions:
             return self._not_found(name)

@@ -55,8 +55,11 @@ def fake_cloud_run() -> Iterator[FakeCloudRun]:
 
 
 @pytest.fixture
-def fake_cloud_run_jobs() -> Iterator[FakeCloudRunJobs]:
-    yield from _serve(FakeCloudRunJobs(), "/v2")  # CLOUDRUN_API_URL
+def fake_cloud_run_jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCloudRunJobs]:
+    for fake in _serve(FakeCloudRunJobs(), "/v2"):  # CLOUDRUN_API_URL
+        # Application Default Credentials, as google-auth finds them: a key naming the fake's token endpoint.
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", fake.credentials_file)
+        yield fake
 
 
 @pytest.fixture

@@ -94,6 +94,11 @@ def group_body(settings: AciSettings, env: Mapping[str, str], tags: Mapping[str,
     return body
 
 
+def deleting(raw: Mapping[str, Any]) -> bool:
+    """ARM is deleting the group (its container stops first): it is ended, and its name not yet free."""
+    return (raw.get("properties") or {}).get("provisioningState") == "Deleting"
+
+
 def to_machine(raw: Mapping[str, Any]) -> Machine:
     tags = raw.get("tags") or {}
     properties = raw.get("properties") or {}
@@ -109,7 +114,7 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         code = current.get("exitCode")
         state = MachineState.ENDED if code == 0 else MachineState.FAILED
         detail = f"exit code {code}"
-    elif provisioning == "Deleting" or group_state == "Stopped":
+    elif deleting(raw) or group_state == "Stopped":
         state, detail = MachineState.ENDED, "container group stopped"
     elif current.get("state") == "Running":
         state = MachineState.STARTED

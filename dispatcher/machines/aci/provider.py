@@ -39,11 +39,12 @@ from dispatcher.machines.aci.vault import KEY_VAULT_RESOURCE, BotSecrets
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment, session_transport
 from dispatcher.machines.creates import Creates
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
-from dispatcher.outbound.retry import Backoff, provider_request
+from dispatcher.outbound.retry import Backoff, create_request, provider_request
 from dispatcher.store.coordination import CreateLimits
 
 # Refusals that are a full region, not a wrong request: worth trying again later.
@@ -80,9 +81,10 @@ class AciMachines:
                                   ca_file=settings.ca_bundle or None)
         self._token = token
         self._backoff = Backoff(attempts=5, base=0.5, cap=8.0, deadline=settings.retry_deadline)
-        self._operations: dict[str, str] = {}  # session id → its create's Azure-AsyncOperation URL
+        self._operations: Recent[str, str] = Recent()  # session id → its create's Azure-AsyncOperation URL
         self._claimed: Recent[str, str] = Recent()  # session id → the claimed reserve group serving it
         self.identity = AciGroupIdentity(self._get, settings.prefix)
+        self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], coordination: CreateLimits, **kw: Any) -> Self:
@@ -99,16 +101,18 @@ class AciMachines:
     def group_name(self, session_id: str) -> str:
         return f"{self.settings.prefix}-{session_id}"
 
-    async def _request(self, method: str, url: str, **kw: Any) -> HttpResponse:
+    async def _request(self, method: str, url: str, *, create: bool = False, **kw: Any) -> HttpResponse:
         """One ARM call (`url`: a path under the resource group's groups, or an absolute ARM URL), its
-        turn taken from the deployment's read or write budget first."""
+        turn taken from the deployment's read or write budget first. `create`: a PUT that makes a
+        group, never sent again once its answer is lost (outbound/retry.py `create_request`)."""
         await (self._reads if method == "GET" else self._writes).cold_turn()
         if url.startswith("/") or not url:
             url = self.settings.groups_path + url
             kw["params"] = {**kw.get("params", {}), "api-version": API_VERSION}
         headers = {**kw.pop("headers", {}), **await self._token.headers()}
-        return await provider_request(self.name, self._client, method, url, backoff=self._backoff,
-                                      error=MachinesError, headers=headers, **kw)
+        send = create_request if create else provider_request
+        return await send(self.name, self._client, method, url, backoff=self._backoff, error=MachinesError,
+                          headers=headers, **kw)
 
     @staticmethod
     def _failed(response: HttpResponse, what: str) -> MachinesError:
@@ -133,10 +137,14 @@ class AciMachines:
                       image: str | None = None) -> HttpResponse:
         body = group_body(self.settings, env, tags, image=image, env_from=self._bot_env)
         # If-None-Match: ARM's create-only condition. Whether ACI honours it is not documented, so
-        # the read before it is what keeps a running group from being replaced.
-        return await self._request("PUT", f"/{name}", json=body, headers={"If-None-Match": "*"})
+        # the read before it is what keeps a running group from being replaced, and a PUT whose
+        # answer was lost is never sent again (a second would replace the group it made).
+        return await self._request("PUT", f"/{name}", create=True, json=body, headers={"If-None-Match": "*"})
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.group_name(spec.session_id)
         if (existing := await self._get(name)) is not None:
             return LaunchResult(to_machine(existing), created=False)
@@ -203,8 +211,8 @@ class AciMachines:
         return True
 
     async def stop(self, session_id: str) -> bool:
-        """Delete, not stop: a stopped group keeps its quota slot, and is never reused."""
-        self._operations.pop(session_id, None)
+        """Delete, not stop: a stopped group keeps its quota slot, and is never reused. A create that
+        failed after it was accepted stays known (`_failed_create`): its session reads `failed`."""
         raw = await self._session_group(session_id)
         if raw is None:
             return False
@@ -238,6 +246,7 @@ class AciMachines:
         return bool(session.match(name) or (claimed.match(name) and TAG_CLAIMED in tags))
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         await self._client.aclose()
         await self._token.aclose()
         if self._bot_secrets is not None:
@@ -249,7 +258,7 @@ class AciMachines:
 
 
 def arm_token(settings: AciSettings, env: Mapping[str, str]) -> ArmToken:
-    return ArmToken(env, resource=settings.arm_endpoint + "/", anonymous=settings.auth == "none",
+    return ArmToken(env, resource=settings.arm_resource, anonymous=settings.auth == "none",
                     client=HttpClient(timeout=10.0, ca_file=settings.ca_bundle or None))
 
 

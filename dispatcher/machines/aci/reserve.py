@@ -29,6 +29,7 @@ from dispatcher.machines.aci.groups import (
     TAG_SECRETS,
     TAG_SESSION,
     TAG_TRANSPORT,
+    deleting,
     idle_name,
     ours,
     secrets_digest,
@@ -101,8 +102,8 @@ class AciWarmMachines(AciMachines):
         for group in await self._pages():
             tags = group.get("tags") or {}
             if (not str(group.get("name", "")).startswith(prefix) or not ours(self.settings, group)
-                    or TAG_SESSION in tags or TAG_IDLE not in tags):
-                continue
+                    or TAG_SESSION in tags or TAG_IDLE not in tags or deleting(group)):
+                continue  # a Deleting group was retired already: neither idle nor the sweep's to delete
             machine = to_machine(group)
             if not machine.state.is_active and machine.detail:
                 self._exits[tags[TAG_IDLE]] = machine.detail

@@ -21,6 +21,9 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, api_endpoint, float_setting, require
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+# The audience Entra issues ARM's tokens for (`<it>/.default`): Azure's, whatever ARM_ENDPOINT says
+# (a proxy, a test fake); another cloud names its own (ARM_AUDIENCE).
+DEFAULT_ARM_AUDIENCE = "https://management.azure.com"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 # The newest stable Microsoft.ContainerInstance api-version in azure-rest-api-specs (2025-09-01 is
 # newer but adds nothing used here); every ARM call must name one (400 MissingApiVersionParameter).
@@ -47,6 +50,7 @@ class AciSettings:
     memory_gb: float = 2.0
     prefix: str = "vf"
     arm_endpoint: str = DEFAULT_ARM_ENDPOINT
+    arm_audience: str = DEFAULT_ARM_AUDIENCE
     auth: str = "azure"  # "none": tests against a local fake only
     ca_bundle: str = ""  # a private CA for ARM_ENDPOINT (a test fake, Azure Stack Hub)
     timeout: float = 15.0
@@ -63,6 +67,11 @@ class AciSettings:
 
     def image_for(self, transport: str) -> str:
         return self.webrtc_image if transport == "webrtc" and self.webrtc_image else self.bot_image
+
+    @property
+    def arm_resource(self) -> str:
+        """What an ARM token is asked for: the resource (managed identity) or `<it>.default` (a scope)."""
+        return self.arm_audience + "/"
 
     @property
     def groups_path(self) -> str:
@@ -83,6 +92,10 @@ class AciSettings:
         endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH", ("azure", "none"))
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
+        audience = (env.get("ARM_AUDIENCE", "").strip() or DEFAULT_ARM_AUDIENCE).rstrip("/")
+        if not audience.startswith("https://"):
+            raise SettingsError(f"ARM_AUDIENCE={audience!r} must be the https URL Entra issues ARM tokens for "
+                                f"(Azure's: {DEFAULT_ARM_AUDIENCE})")
         registry = env.get("ACI_REGISTRY_SERVER", "").strip() or image.split("/", 1)[0]
         webrtc = env.get("ACI_BOT_IMAGE_WEBRTC", "").strip() or None
         if webrtc is not None and not _IMAGE_BY_DIGEST.match(webrtc):
@@ -100,6 +113,7 @@ class AciSettings:
             memory_gb=float_setting(env, "ACI_MEMORY_GB", cls.memory_gb, minimum=0.1),
             prefix=prefix,
             arm_endpoint=endpoint,
+            arm_audience=audience,
             auth=auth,
             ca_bundle=env.get("ACI_CA_BUNDLE", "").strip(),
             **call_timings(env, "ACI", cls),

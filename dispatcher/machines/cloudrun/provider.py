@@ -7,13 +7,13 @@ and `timeout` = max session + grace. The run's operation is done only when the e
 so the start is read from the execution (`runningCount`, `startTime`); `executions.cancel` ends
 it. `jobs.run` has no idempotency key: a run whose answer was lost (a timeout, a 5xx) may have
 made an execution, so it is never run again; the job's executions are read for the session's
-(cloudrun/executions.py) instead, and one that lands later than a second start is cancelled where
-it is seen. A session's start holds its lease across replicas (dispatcher/sessions/exclusive.py).
+(cloudrun/executions.py) instead, adopted if it runs, cancelled if the start is refused
+(machines/lost_creates.py), and one that lands later than a second start is cancelled where it
+is seen. A session's start holds its lease across replicas (dispatcher/sessions/exclusive.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -39,18 +39,12 @@ from dispatcher.machines.cloudrun.executions import (
 from dispatcher.machines.cloudrun.identity import DEFAULT_CERTS_URL, CloudRunIdentity
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.gce.auth import GceAuth
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
-from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.outbound.retry import (
-    RETRYABLE_STATUSES,
-    Backoff,
-    Transient,
-    provider_request,
-    retry_after_of,
-    with_retries,
-)
+from dispatcher.outbound.retry import Backoff, create_request, provider_request
 from dispatcher.settings import api_endpoint, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
@@ -65,7 +59,6 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_RUN_RATE = Rate(per_second=1.0, burst=5)
 MAX_TIMEOUT_SECONDS = 168 * 3600  # a task's longest timeout (more than 24 h is Preview)
 PAGE_SIZE = 100
-LOST_RUN_LOOKS = (0.5, 1.0, 2.0)  # pauses between looks for a lost run's execution
 
 
 @dataclass(frozen=True)
@@ -118,9 +111,11 @@ class CloudRunMachines:
         self.settings = settings
         self.creates = Creates(self.name, coordination, settings.run_rate)  # every run, cold or reserve
         self._client = HttpClient(settings.api_url, timeout=settings.timeout)
-        self._auth = auth or GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE)
+        self._auth = auth or GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE,
+                                          provider=self.name)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
         self._executions: Recent[str, str] = Recent()  # session -> execution name, as this replica knows it
+        self.lost = LostCreates(self.status, self.stop)  # a run whose answer was lost, reconciled
         self.identity = CloudRunIdentity(
             audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
             certs_url=settings.identity_certs_url, running=self._serves,
@@ -217,58 +212,32 @@ class CloudRunMachines:
         """A run's own nonce, which its bot's hello carries (cloudrun/identity.py)."""
         return secrets.token_urlsafe(24)
 
-    async def run(self, env: Mapping[str, str], seconds: int, already: Any = None) -> dict[str, Any]:
-        """`jobs.run`; the execution it made. `already()` (after an answer that was lost) says whether
-        the lost run made one, which is then returned instead of running again."""
+    async def run(self, env: Mapping[str, str], seconds: int) -> dict[str, Any]:
+        """`jobs.run`; the execution it made. A 429 made nothing and is retried; a run whose answer
+        was lost (a timeout, a 5xx) may have made one, so it is never run again: it fails
+        `cloudrun_unavailable`, and the launch looks for its execution (machines/lost_creates.py)."""
         headers = await self._auth.headers()
         path = f"{self.settings.job_path}:run"
         body = self.run_body(env, seconds)
-        lost = False
-
-        async def once() -> dict[str, Any]:
-            nonlocal lost
-            if lost and already is not None:  # never run again: the lost one may land any moment
-                return await self._landed(already)
-            try:
-                response = await self._client.request("POST", path, json=body, headers=headers)
-            except HttpError as exc:
-                lost = True
-                raise Transient(f"POST {path}: {type(exc).__name__}") from exc
-            if response.status_code in RETRYABLE_STATUSES and not is_quota(response):
-                lost = response.status_code != 429  # a 429 made nothing; a 5xx may have
-                raise Transient(f"POST {path}: HTTP {response.status_code} {status_of(response)}",
-                                retry_after=retry_after_of(response.headers), status=response.status_code)
-            if response.status_code != 200:
-                raise failed(response, f"run job {self.settings.job}")
-            execution = (response.json().get("metadata") or {})
-            if not execution.get("name"):
-                raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: no execution in the operation")
-            return dict(execution)
-
-        try:
-            return await with_retries(once, self._backoff)
-        except Transient as exc:
-            reason = "cloudrun_throttled" if exc.status == 429 else "cloudrun_unavailable"
-            raise MachinesError(reason, f"cloudrun: {exc}", retry_after=exc.retry_after or 1.0) from None
-
-    async def _landed(self, already: Any) -> dict[str, Any]:
-        """The execution a run whose answer was lost made, looked for a few times; not seen: the
-        start fails retryable (a later start finds it, `launch` looks first; a duplicate that lands
-        after all is cancelled where it is seen, `_find`)."""
-        for pause in LOST_RUN_LOOKS:
-            if (made := await already()) is not None:
-                return dict(made)
-            await asyncio.sleep(pause)
-        raise MachinesError("cloudrun_unavailable", f"run job {self.settings.job}: its answer was lost and no "
-                            "execution is seen yet", retry_after=LOST_RUN_LOOKS[-1])
+        response = await create_request("cloudrun", self._client, "POST", path, backoff=self._backoff,
+                                        error=MachinesError, retry_throttled=lambda r: not is_quota(r),
+                                        json=body, headers=headers)
+        if response.status_code != 200:
+            raise failed(response, f"run job {self.settings.job}")
+        execution = (response.json().get("metadata") or {})
+        if not execution.get("name"):
+            raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: no execution in the operation")
+        return dict(execution)
 
     # --- the contract ---
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         if (existing := await self._find(spec.session_id)) is not None:
             return LaunchResult(await self._machine(existing), created=False)
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
-        execution = await self.run(self.session_env(spec), spec.max_session_seconds + self.settings.grace_seconds,
-                                   already=lambda: self._find(spec.session_id))
+        execution = await self.run(self.session_env(spec), spec.max_session_seconds + self.settings.grace_seconds)
         self._executions[spec.session_id] = str(execution["name"]).rsplit("/", 1)[-1]
         machine = to_machine(execution, session_id=spec.session_id)
         return LaunchResult(Machine(session_id=spec.session_id, machine_id=machine.machine_id, state=machine.state,
@@ -314,6 +283,7 @@ class CloudRunMachines:
         return raw if to_machine(raw).state.is_active else None
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         await self._client.aclose()
         await self.identity.aclose()
 

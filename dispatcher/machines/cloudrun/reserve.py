@@ -64,7 +64,7 @@ class CloudRunWarmMachines(CloudRunMachines):
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env |= {CHANNEL_TOKEN_VARIABLE: channel_token, IDENTITY_VARIABLE: "cloudrun",
                     EXECUTION_NONCE: self.nonce()}
-        execution = await self.run(env, self.idle_seconds, already=lambda: self.idle_execution(bot_id))
+        execution = await self.run(env, self.idle_seconds)
         self._idle[bot_id] = _short(execution)
 
     async def idle_execution(self, bot_id: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.ecs.identity import EcsTaskIdentity, TaskRole, sts_endpoint, task_roles
 from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.provider_errors import refusal
@@ -199,6 +200,7 @@ class EcsMachines:
         # Every RunTask, a session's or the reserve's, takes its token from the deployment's one
         # count of the RunTask rate (this process's when there is no store: LocalCoordination).
         self.creates = Creates(self.name, coordination, settings.run_task_rate)
+        self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
         # A bot's hello must carry its task role's presigned GetCallerIdentity, whose STS session
         # names the task launched for its credential (ecs/identity.py): the credential in the
         # task's overrides, readable with ecs:DescribeTasks, opens nothing from elsewhere.
@@ -278,6 +280,9 @@ class EcsMachines:
         }
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         params = self._run_task_params(spec)
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         try:
@@ -373,6 +378,7 @@ class EcsMachines:
         return [to_machine(t) for t in tasks if any(tag["key"] == TAG_SESSION for tag in t.get("tags") or [])]
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         await self._api.aclose()
         await self.identity.aclose()
 

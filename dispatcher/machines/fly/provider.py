@@ -37,6 +37,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.fly.creates import app_creates
 from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSUER
 from dispatcher.machines.fly.identity import FlyMachineIdentity
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
@@ -194,6 +195,7 @@ class FlyMachines:
         self._app_of: Recent[str, str] = Recent()  # Fly machine id → its app, as created or listed here
         self._backoff = Backoff(attempts=5, base=0.3, cap=3.0, deadline=settings.retry_deadline)
         self.creates = app_creates(apps, coordination, settings.create_rate)
+        self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
         # Lists are app-wide at Fly (1/s, burst 3): each app's counted once for the deployment, as creates are.
         self.lists = Creates("fly", coordination, settings.list_rate, groups=apps, action="list")
         # session id -> machine id: ids never change, so this only saves the (app-wide, 1 req/s)
@@ -281,6 +283,9 @@ class FlyMachines:
         return body
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         app = await self.creates.cold_turn(self.creates.app_of(spec.session_id))
         response = await self._request("POST", "/machines", app=app, json=self._create_body(spec))
         if response.status_code in (200, 201):
@@ -387,6 +392,7 @@ class FlyMachines:
         return [to_machine(m) for m in raw]
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         for client in self._clients.values():
             await client.aclose()
         await self.identity.aclose()

@@ -34,6 +34,7 @@ from dispatcher.machines.gce.labels import (
     ClaimedVms,
 )
 from dispatcher.machines.gpu import GceGpu, gpu_from_env, gpu_problem
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
@@ -173,6 +174,7 @@ class GceMachines:
         # Every insert, a session's or the reserve's, takes its token from the deployment's one
         # count (this process's when there is no store: LocalCoordination).
         self.creates = Creates(self.name, coordination, settings.insert_rate)
+        self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
         zone = f"{settings.api_url}/projects/{settings.project}/zones/{settings.zone}"
         self._client = HttpClient(zone, timeout=settings.timeout)
         self._auth = auth or GceAuth(anonymous=settings.anonymous)
@@ -265,6 +267,9 @@ class GceMachines:
         }
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.instance_name(spec.session_id)
         template_items, template_labels = await self._template_parts()
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
@@ -361,6 +366,7 @@ class GceMachines:
             params = {**params, "pageToken": page["nextPageToken"]}
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         await self._client.aclose()
         await self.identity.aclose()
 

@@ -26,6 +26,7 @@ from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.creates import Creates
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.modal.calls import ModalCalls, open_client
 from dispatcher.machines.modal.identity import ModalSandboxIdentity
 from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
@@ -95,6 +96,7 @@ class ModalMachines:
         self.channel_url = channel_url
         self.calls = ModalCalls(settings)
         self.creates = Creates(self.name, coordination, settings.create_rate)
+        self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
         self.identity = ModalSandboxIdentity(discovery_url=settings.oidc_discovery_url, app_id=self._app_id,
                                              running_task=self.running_task)
         self._client: modal.Client | None = None
@@ -147,6 +149,9 @@ class ModalMachines:
             passed=(modal_errors.AlreadyExistsError,))
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.sandbox_name(spec.session_id)
         tags = {TAG_KIND: "session", TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
                 TAG_CREATED: str(int(time.time())), **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
@@ -230,6 +235,7 @@ class ModalMachines:
         return await self._read_all(await self._tagged({TAG_KIND: "session"}), self.read)
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         if self._client is not None:
             client, self._client = self._client, None
             await asyncio.wait_for(client.close.aio(), self.settings.timeout)

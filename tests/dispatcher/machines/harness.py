@@ -352,7 +352,7 @@ def aci_harness(fake: FakeArmAci) -> Harness:
                                  body={"error": {"code": "InaccessibleImage", "message": "image not found"}}),
         received=lambda sid: [_session_values(v) for v in puts(sid)],
         created=lambda sid: fake.created.count(f"vf-{sid}"),
-        live=lambda sid: int(f"vf-{sid}" in fake.groups),
+        live=lambda sid: int(f"vf-{sid}" in fake.standing()),
     )
 
 

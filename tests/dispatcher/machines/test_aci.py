@@ -290,7 +290,7 @@ async def test_a_throttle_past_the_retry_deadline_answers_a_start_503_with_its_r
     answer = await app_http.post("/start", json={}, headers=AUTH)
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_throttled", answer.text
     assert float(answer.headers["Retry-After"]) >= 60  # ARM's own hint, not a guess
-    assert fake_aci.groups == {}
+    assert fake_aci.standing() == {}
 
 
 async def test_the_deployments_own_create_budget_spent_answers_a_start_503_with_its_reason_and_when(
@@ -302,3 +302,87 @@ async def test_the_deployments_own_create_budget_spent_answers_a_start_503_with_
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "aci_rate_limited", answer.text
     assert float(answer.headers["Retry-After"]) >= 60  # the next token, one per 100 s
     assert len(fake_aci.created) == 1  # refused before ARM was asked
+
+
+@pytest.mark.parametrize("audience", [None, "https://management.chinacloudapi.cn"])
+async def test_a_service_principal_signs_in_for_arms_audience_not_for_the_endpoint_it_calls(
+    fake_aci: FakeArmAci, audience: str | None
+) -> None:
+    """ARM_ENDPOINT is where the calls go (here the fake's own address); Entra issues ARM's tokens for
+    Azure's management audience, or another cloud's (ARM_AUDIENCE), never for that address."""
+    if audience is not None:
+        fake_aci.arm_scope = f"{audience}/.default"
+    machines = provider(fake_aci, **({"ARM_AUDIENCE": audience} if audience else {}))
+    try:
+        assert (await machines.launch(spec())).created
+    finally:
+        await machines.aclose()
+    [asked] = [c.body.decode() for c in fake_aci.calls_to("POST", "/oauth2/v2.0/token")]
+    expected = audience or "https://management.azure.com"
+    assert httpx.QueryParams(asked)["scope"] == expected + "/.default"
+
+
+def test_an_arm_audience_that_is_not_https_is_refused_naming_azures(fake_aci: FakeArmAci) -> None:
+    with pytest.raises(SettingsError, match="https://management.azure.com"):
+        AciSettings.from_env({**fake_aci.env, "ARM_AUDIENCE": "management.azure.com"})
+
+
+async def test_a_create_accepted_then_failed_is_kept_where_the_answer_says(
+        app_http: httpx.AsyncClient, fake_aci: FakeArmAci) -> None:
+    """`?wait=started` answers 502 naming GET /sessions/{id}: that GET shows the failed session, after
+    the start's clean-up."""
+    fake_aci.create_error = "InaccessibleImage"
+    answer = await app_http.post("/start?wait=started", json={}, headers=AUTH)
+    assert answer.status_code == 502 and answer.json()["error"]["code"] == "start_failed", answer.text
+    session_id = answer.json()["error"]["session_id"]
+    assert f"GET /sessions/{session_id} keeps it" in answer.json()["error"]["message"]
+    kept = await app_http.get(f"/sessions/{session_id}", headers=AUTH)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["status"] == "failed" and "InaccessibleImage" in str(kept.json())
+
+
+def group(**changes: object) -> dict:  # type: ignore[type-arg]
+    """A container group body as the provider sends it, with `changes` to its properties or container."""
+    container = {"name": "bot", "properties": {"image": "vftest.azurecr.io/bot@sha256:" + "0" * 64,
+                                               "resources": {"requests": {"cpu": 1.0, "memoryInGB": 2.0}},
+                                               "environmentVariables": []}}
+    properties: dict = {"osType": "Linux", "restartPolicy": "Never", "containers": [container]}  # type: ignore[type-arg]
+    for key, value in changes.items():
+        target = container if key == "name" else container["properties"] if key in ("image", "resources") \
+            else properties
+        if value is None:
+            target.pop(key, None)  # type: ignore[attr-defined]
+        else:
+            target[key] = value  # type: ignore[index]
+    return {"location": "westeurope", "properties": properties}
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"osType": None}, "InvalidOsType"), ({"restartPolicy": "Sometimes"}, "InvalidRestartPolicy"),
+    ({"name": "Bot_1"}, "InvalidContainerName"), ({"image": None}, "InvalidContainerImage"),
+    ({"resources": {"requests": {"cpu": 1.0}}}, "InvalidContainerResources"),
+    ({"resources": {"requests": {"cpu": 101.0, "memoryInGB": 2.0}}}, "StandardCoresQuotaReached"),
+])
+async def test_the_fake_refuses_a_group_aci_would(fake_aci: FakeArmAci, changes: dict, code: str) -> None:  # type: ignore[type-arg]
+    machines = provider(fake_aci)
+    try:
+        answer = await machines._request("PUT", "/vf-probe", json=group(**changes))
+    finally:
+        await machines.aclose()
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == code and not fake_aci.groups
+
+
+async def test_the_fake_takes_only_a_published_api_version_and_deletes_through_deleting(fake_aci: FakeArmAci) -> None:
+    machines = provider(fake_aci)
+    try:
+        old = await machines._request("GET", f"{fake_aci.url}{fake_aci.groups_path}?api-version=2017-01-01")
+        assert old.status_code == 400 and old.json()["error"]["code"] == "NoRegisteredProviderFound"
+        fake_aci.deleting_seconds = 3600.0  # no container process: the group stays Deleting
+        assert (await machines._request("PUT", "/vf-probe", json=group())).status_code == 201
+        assert (await machines._request("DELETE", "/vf-probe")).status_code == 202
+        seen = await machines._get("vf-probe")
+        assert seen is not None and seen["properties"]["provisioningState"] == "Deleting"
+        again = await machines._request("PUT", "/vf-probe", json=group())
+        assert again.status_code == 409  # its name is not free until the delete is done
+    finally:
+        await machines.aclose()

@@ -103,7 +103,7 @@ def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it
 
     cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
-    assert name not in fake_aci.groups
+    assert name not in fake_aci.standing()
     cold.call("GET", f"/sessions/{session_id}", (404,))  # no group, no session: ARM is the record
 
 
@@ -128,4 +128,4 @@ def test_a_start_claims_the_reserves_idle_group_instead_of_creating_one(warm: Ap
 
     warm.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
     warm.wait_for("the claimed group's bot gone", lambda: process.poll() is not None)
-    assert idle not in fake_aci.groups  # deleted after its session: never reused
+    assert idle not in fake_aci.standing()  # deleted after its session: never reused

@@ -4,9 +4,12 @@ and the hello's proof (the bots' service account's token, for a session whose ex
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,13 +20,14 @@ from botchannel.contract import Hello
 from dispatcher.app import create_app
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import configuration_problems
-from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 from dispatcher.settings import Settings, SettingsError, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import settle
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
+from tests.support.waiting import within
 
 KEY = "cloudrun-key-0123456789abcdef"
 
@@ -219,3 +223,94 @@ async def test_a_hello_from_another_execution_with_a_stolen_credential_is_refuse
     assert await cloudrun.identity.refusal(stolen, own) is None
     assert fake.env_of(fake.executions[victim])["VOICEFLEET_EXECUTION_NONCE"] != (
         fake.env_of(fake.executions[thief])["VOICEFLEET_EXECUTION_NONCE"])
+
+
+@pytest.mark.parametrize(("failure", "status", "code"), [(500, 503, "cloudrun_unavailable"),
+                                                         (None, 502, "cloudrun_unauthorized")])
+async def test_a_sign_in_google_fails_or_refuses_is_a_provider_error_not_a_500(
+    fake_cloud_run_jobs: FakeCloudRunJobs, failure: int | None, status: int, code: str
+) -> None:
+    """google-auth's own refresh against the fake's token endpoint: a 5xx there (a `RefreshError`
+    google-auth marks retryable) may pass; a key Google refuses will not."""
+    if failure is not None:
+        fake_cloud_run_jobs.token_failure = failure
+    else:
+        fake_cloud_run_jobs.key_deleted = True  # the key file's key was deleted from its account
+    settings = Settings(machines="cloudrun", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600,
+                        max_concurrent_sessions=10)
+    machines = CloudRunMachines(CloudRunSettings.from_env(fake_cloud_run_jobs.env), coordination=LocalCoordination())
+    app = create_app(settings, env=fake_cloud_run_jobs.env, machines=machines, rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x") as http:
+        answer = await http.post("/start", json={}, headers={"Authorization": f"Bearer {KEY}"})
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code
+    assert (status == 503) == ("Retry-After" in answer.headers)
+    assert not fake_cloud_run_jobs.calls_to("POST", ":run")  # nothing ran without a token
+
+
+async def fake_call(fake: FakeCloudRunJobs, method: str, path: str, body: object = None) -> httpx.Response:
+    """A call to the fake as a client of Google's API makes it, signed in through its token endpoint."""
+    auth = CloudRunMachines(CloudRunSettings.from_env(fake.env), coordination=LocalCoordination())
+    try:
+        headers = await auth._auth.headers()
+    finally:
+        await auth.aclose()
+    async with httpx.AsyncClient(base_url=fake.url) as http:
+        return await http.request(method, path.removeprefix("/v2"), json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"overrides": {"taskCount": 1, "timeout": "0s"}}, "timeout"),
+    ({"overrides": {"taskCount": 1, "timout": "60s"}}, 'Unknown name "timout"'),
+    ({"validate_only": True}, 'Unknown name "validate_only"'),
+    ({"overrides": {"containerOverrides": [{"name": "bot", "env": [{"name": "A", "val": "x"}]}]}}, '"val"'),
+    ({"overrides": {"containerOverrides": [{"name": "bot", "env": [{"name": "1A", "value": "x"}]}]}}, "'1A'"),
+    ({"overrides": {"containerOverrides": [{"name": "bot", "env": [{"name": "A-B", "value": "x"}]}]}}, "'A-B'"),
+])
+async def test_the_fake_refuses_a_run_the_api_would(fake_cloud_run_jobs: FakeCloudRunJobs, body: object,
+                                                     says: str) -> None:
+    answer = await fake_call(fake_cloud_run_jobs, "POST", f"{fake_cloud_run_jobs.job_path}:run", body)
+    assert answer.status_code == 400 and answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert says in answer.json()["error"]["message"] and not fake_cloud_run_jobs.executions
+
+
+async def test_the_fake_needs_a_token_and_each_calls_permission(fake_cloud_run_jobs: FakeCloudRunJobs) -> None:
+    path = fake_cloud_run_jobs.job_path.removeprefix("/v2")
+    async with httpx.AsyncClient(base_url=fake_cloud_run_jobs.url) as http:
+        assert (await http.get(f"{path}/executions")).status_code == 401
+    fake_cloud_run_jobs.permissions.discard("run.executions.list")
+    listed = await fake_call(fake_cloud_run_jobs, "GET", f"{fake_cloud_run_jobs.job_path}/executions")
+    assert listed.status_code == 403 and "run.executions.list" in listed.json()["error"]["message"]
+    fake_cloud_run_jobs.permissions.discard("run.jobs.run")
+    ran = await fake_call(fake_cloud_run_jobs, "POST", f"{fake_cloud_run_jobs.job_path}:run", {})
+    assert ran.status_code == 403 and not fake_cloud_run_jobs.executions
+
+
+async def test_the_fakes_run_is_pending_first_and_its_cancel_is_done_when_its_task_has_stopped(
+    cloudrun: CloudRunMachines, fake_cloud_run_jobs: FakeCloudRunJobs
+) -> None:
+    """A task that takes its time over SIGTERM (a bot saying goodbye): its execution runs until it exits."""
+    stubborn = ("import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('ready', flush=True); "
+                "time.sleep(120)")
+    fake_cloud_run_jobs.launcher = lambda env: subprocess.Popen([sys.executable, "-c", stubborn],
+                                                                stdout=subprocess.PIPE)
+    fake_cloud_run_jobs.pending_seconds = 3600.0  # never scheduled: the execution stays starting
+    pending = await cloudrun.launch(spec())
+    assert pending.machine.state is MachineState.STARTING
+    assert await cloudrun.stop(pending.machine.session_id)
+    ended = await cloudrun.status(pending.machine.session_id)
+    assert ended is not None and ended.state is MachineState.ENDED  # cancelled before its task ran
+    fake_cloud_run_jobs.pending_seconds = 0.0
+    s = spec()
+    await cloudrun.launch(s)
+    await cloudrun.wait_started(s.session_id, 30)
+    [name] = [str(e["name"]).rsplit("/", 1)[-1] for e in fake_cloud_run_jobs.of_session(s.session_id)]
+    stdout = fake_cloud_run_jobs.processes[name].stdout
+    assert stdout is not None and await asyncio.to_thread(stdout.readline) == b"ready\n"  # SIGTERM is ignored now
+    assert await cloudrun.stop(s.session_id)
+    still = await cloudrun.status(s.session_id)
+    assert still is not None and still.state is MachineState.STARTED  # its task ignores SIGTERM: not done yet
+    fake_cloud_run_jobs.processes[name].kill()
+    fake_cloud_run_jobs.processes[name].wait(timeout=30)
+    assert await within(lambda: bool(fake_cloud_run_jobs.executions[name].get("cancelledCount")), 30) is not None

@@ -17,7 +17,7 @@ from dispatcher.machines.base import LaunchSpec
 from dispatcher.store.local import LocalCoordination
 from stacks import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
-from tests.fakes.arm_aci import FakeArmAci
+from tests.fakes.arm_aci import ARM_SCOPE, FakeArmAci
 from tests.fakes.fixtures import fake_aci  # noqa: F401 - a fixture
 
 APP = "azure-dev-dispatcher"
@@ -80,10 +80,11 @@ def test_without_a_service_principal_the_drain_signs_in_with_az_login(
         capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(launch(fake_aci))
     fake_aci.container_apps[APP] = [0]
-    fake_aci.tokens["operator-cli-token"] = fake_aci.url + "/.default"  # what `az login` got from Entra
+    fake_aci.tokens["operator-cli-token"] = ARM_SCOPE  # what `az login` got from Entra
     az = tmp_path / "az"
     answer = json.dumps({"accessToken": "operator-cli-token", "expires_on": int(time.time()) + 3600})
-    az.write_text(f"#!/bin/sh\n[ \"$1 $2 $3 $4\" = \"account get-access-token --resource {fake_aci.url}/\" ] "
+    resource = ARM_SCOPE.removesuffix(".default")  # Azure's management audience, not the fake's address
+    az.write_text(f"#!/bin/sh\n[ \"$1 $2 $3 $4\" = \"account get-access-token --resource {resource}\" ] "
                   f"|| exit 2\necho '{answer}'\n")
     az.chmod(az.stat().st_mode | stat.S_IEXEC)
     (tmp_path / "outputs.json").write_text(json.dumps(outputs(fake_aci)))

@@ -1,0 +1,105 @@
+"""A create whose answer was lost: the one reconcile every provider's launch goes through.
+
+A create that timed out, or that the provider answered with a 5xx, may still make its machine,
+seconds later (Cloud Run's `jobs.run` and ARM's PUT are done server-side after the answer is
+gone). Answering the client "unavailable" while that machine boots would leave a bot running for
+a start that was refused. So a launch whose create gave up that way does not answer yet: it looks
+the session's machine up (by its name or tag, the provider's own `status`), a few times with
+backoff, since it may appear late. Seen and active: the create worked, the launch adopts it. Seen
+and ended: the start is refused and the machine removed. Not seen: the start is refused, and the
+look goes on in the background for a while longer (`WATCH_PAUSES`), removing the machine if it
+appears. A new launch of the session on this replica stops that watch first: it looks for the
+machine itself and adopts what it finds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from dispatcher.machines.base import LaunchResult, Machine, MachinesError
+
+log = logging.getLogger("dispatcher.machines.lost_creates")
+
+# Pauses between looks before the launch answers (about 7 s in all), and after a refusal (about
+# two minutes more: past any provider's seen delay between a create's answer and its machine).
+LOOK_PAUSES: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+WATCH_PAUSES: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
+
+
+def maybe_made(exc: MachinesError) -> bool:
+    """A failure after which the provider may still make the machine: a lost answer or a 5xx
+    (`<provider>_unavailable`). A 429, a refusal or a local limit made nothing."""
+    return exc.reason.endswith("_unavailable")
+
+
+class LostCreates:
+    def __init__(self, status: Callable[[str], Awaitable[Machine | None]],
+                 stop: Callable[[str], Awaitable[bool]]) -> None:
+        """`status`/`stop`: the provider's own look-up and removal of a session's machine."""
+        self._status, self._stop = status, stop
+        self.look_pauses, self.watch_pauses = LOOK_PAUSES, WATCH_PAUSES
+        self._watches: dict[str, asyncio.Task[None]] = {}
+
+    async def create(self, session_id: str, create: Callable[[], Awaitable[LaunchResult]]) -> LaunchResult:
+        """`create()`, reconciled when its answer was lost (see the module's docstring)."""
+        await self._unwatch(session_id)
+        try:
+            return await create()
+        except MachinesError as exc:
+            if not maybe_made(exc):
+                raise
+            lost = exc
+        for pause in self.look_pauses:
+            await asyncio.sleep(pause)
+            if (machine := await self._look(session_id)) is None:
+                continue
+            if machine.state.is_active:
+                log.info("session %s: its create's answer was lost; adopting machine %s", session_id,
+                         machine.machine_id)
+                return LaunchResult(machine, created=True)
+            await self._remove(session_id)
+            raise lost
+        self._watches[session_id] = asyncio.create_task(self._watch(session_id), name=f"lost-create-{session_id}")
+        raise lost
+
+    async def _look(self, session_id: str) -> Machine | None:
+        try:
+            return await self._status(session_id)
+        except MachinesError as exc:  # a look that failed is a look that saw nothing: the next one may
+            log.warning("session %s: looking for a lost create's machine failed: %s", session_id, exc)
+            return None
+
+    async def _remove(self, session_id: str) -> bool:
+        try:
+            return await self._stop(session_id)
+        except MachinesError as exc:
+            log.warning("session %s: removing a refused start's machine failed (the reaper will): %s",
+                        session_id, exc)
+            return False
+
+    async def _watch(self, session_id: str) -> None:
+        """After a refusal: the machine a lost create makes late is removed when it appears."""
+        try:
+            for pause in self.watch_pauses:
+                await asyncio.sleep(pause)
+                machine = await self._look(session_id)
+                if machine is not None and machine.state.is_active and await self._remove(session_id):
+                    log.warning("session %s: removed machine %s, made by a create whose start was refused",
+                                session_id, machine.machine_id)
+                    return
+        finally:
+            if self._watches.get(session_id) is asyncio.current_task():
+                del self._watches[session_id]
+
+    async def _unwatch(self, session_id: str) -> None:
+        if (task := self._watches.pop(session_id, None)) is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def aclose(self) -> None:
+        for session_id in list(self._watches):
+            await self._unwatch(session_id)

@@ -1,0 +1,79 @@
+"""A create whose answer arrives after the call's timeout, on every cloud provider against its fake:
+a refused start leaves no machine, however late the create lands; one whose machine is there when
+the launch looks is adopted (dispatcher/machines/lost_creates.py).
+
+The provider's looks are made quick (a test seam on `lost`), the late answer is a held call the
+test releases: nothing here races a sleep.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.machines.base import Machines, MachinesError
+from dispatcher.machines.lost_creates import LostCreates
+from tests.dispatcher.machines.conftest import PROVIDERS
+from tests.dispatcher.machines.harness import Harness
+from tests.dispatcher.machines.test_contract import spec
+from tests.support.waiting import within
+
+# Per provider: its call timeout setting, short, so a held create gives up quickly.
+TIMEOUTS = {"ecs": ("ECS_READ_TIMEOUT_SECONDS", "1"), "gce": ("GCE_TIMEOUT_SECONDS", "0.5"),
+            "fly": ("FLY_TIMEOUT_SECONDS", "0.5"), "cloudrun": ("CLOUDRUN_TIMEOUT_SECONDS", "0.5"),
+            "modal": ("MODAL_TIMEOUT_SECONDS", "0.5"), "aci": ("ACI_TIMEOUT_SECONDS", "0.5"),
+            "cerebrium": ("CEREBRIUM_TIMEOUT_SECONDS", "0.5")}
+HELD = 10  # more creates than any provider sends for one launch
+
+
+def quick(harness: Harness) -> Machines:
+    name, seconds = TIMEOUTS[harness.name]
+    machines = harness.make(**{name: seconds, f"{harness.name.upper()}_RETRY_DEADLINE_SECONDS": "3"})
+    lost: LostCreates = machines.lost  # type: ignore[attr-defined]
+    lost.look_pauses, lost.watch_pauses = (0.05, 0.1), (0.1,) * 100
+    return machines
+
+
+@pytest.fixture(params=PROVIDERS)
+def harness(request: pytest.FixtureRequest) -> Harness:
+    from tests.dispatcher.machines.conftest import harness_for
+
+    return harness_for(request)
+
+
+async def test_a_create_that_lands_after_its_start_was_refused_leaves_no_machine(harness: Harness) -> None:
+    machines = quick(harness)
+    s = spec()
+    hold = harness.hold_create(HELD)
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(s)
+        assert refused.value.reason == f"{harness.name}_unavailable"
+        hold.release()  # the held creates land now, after the refusal
+        harness.settle()
+        assert harness.created(s.session_id) >= 1  # the create did make a machine…
+        assert await within(lambda: harness.live(s.session_id) == 0, 20, interval=0.05) is not None  # …removed
+    finally:
+        hold.release()
+        await machines.aclose()
+
+
+CREATES = {"cloudrun": ("POST", ":run"), "aci": ("PUT", "/containerGroups/")}
+
+
+@pytest.mark.parametrize("harness", list(CREATES), indirect=True)
+async def test_a_create_whose_answer_comes_after_the_timeout_is_adopted_not_sent_again(harness: Harness) -> None:
+    """No idempotency key on Cloud Run's run or ARM's PUT: the first create made the machine."""
+    machines = quick(harness)
+    lost: LostCreates = machines.lost  # type: ignore[attr-defined]
+    lost.look_pauses = (0.1,) * 100  # the landed create is seen whenever it lands
+    method, path = CREATES[harness.name]
+    harness.fake.delay(1.5, times=1, method=method, path_contains=path)  # served after the client gave up
+    s = spec()
+    try:
+        result = await machines.launch(s)
+        harness.settle()
+        assert result.created and result.machine.state.is_active
+        assert len(harness.received(s.session_id)) == harness.created(s.session_id) == 1
+        assert harness.live(s.session_id) == 1
+    finally:
+        await machines.aclose()
