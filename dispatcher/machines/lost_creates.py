@@ -9,7 +9,9 @@ backoff, since it may appear late. Seen and active: the create worked, the launc
 and ended: the start is refused and the machine removed. Not seen: the start is refused, and the
 look goes on in the background for a while longer (`WATCH_PAUSES`), removing the machine if it
 appears. A new launch of the session on this replica stops that watch first: it looks for the
-machine itself and adopts what it finds.
+machine itself and adopts what it finds. A new start of the session at another replica (a client's
+retry behind a load balancer) may adopt that machine or make its own: the watch asks
+`retried_since` (the session's timeline, which every replica shares) and leaves the machine to it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from dispatcher.machines.base import LaunchResult, Machine, MachinesError
@@ -42,6 +45,9 @@ class LostCreates:
         self._status, self._stop = status, stop
         self.look_pauses, self.watch_pauses = LOOK_PAUSES, WATCH_PAUSES
         self._watches: dict[str, asyncio.Task[None]] = {}
+        # Whether the session was asked for again after the refusal (epoch seconds), anywhere in the
+        # deployment; set by the sessions layer. Unset: only this replica's own new launch counts.
+        self.retried_since: Callable[[str, float], Awaitable[bool]] | None = None
 
     async def create(self, session_id: str, create: Callable[[], Awaitable[LaunchResult]]) -> LaunchResult:
         """`create()`, reconciled when its answer was lost (see the module's docstring)."""
@@ -62,7 +68,9 @@ class LostCreates:
                 return LaunchResult(machine, created=True)
             await self._remove(session_id)
             raise lost
-        self._watches[session_id] = asyncio.create_task(self._watch(session_id), name=f"lost-create-{session_id}")
+        refused_at = time.time()
+        self._watches[session_id] = asyncio.create_task(self._watch(session_id, refused_at),
+                                                        name=f"lost-create-{session_id}")
         raise lost
 
     async def _look(self, session_id: str) -> Machine | None:
@@ -80,19 +88,36 @@ class LostCreates:
                         session_id, exc)
             return False
 
-    async def _watch(self, session_id: str) -> None:
-        """After a refusal: the machine a lost create makes late is removed when it appears."""
+    async def _watch(self, session_id: str, refused_at: float) -> None:
+        """After a refusal: the machine a lost create makes late is removed when it appears, unless
+        the session was asked for again since (that start owns whatever machine it has)."""
         try:
             for pause in self.watch_pauses:
                 await asyncio.sleep(pause)
                 machine = await self._look(session_id)
-                if machine is not None and machine.state.is_active and await self._remove(session_id):
+                if machine is None or not machine.state.is_active:
+                    continue
+                if await self._retried(session_id, refused_at):
+                    log.info("session %s: asked for again since its start was refused; machine %s is that "
+                             "start's", session_id, machine.machine_id)
+                    return
+                if await self._remove(session_id):
                     log.warning("session %s: removed machine %s, made by a create whose start was refused",
                                 session_id, machine.machine_id)
                     return
         finally:
             if self._watches.get(session_id) is asyncio.current_task():
                 del self._watches[session_id]
+
+    async def _retried(self, session_id: str, refused_at: float) -> bool:
+        if self.retried_since is None:
+            return False
+        try:
+            return await self.retried_since(session_id, refused_at)
+        except Exception as exc:  # the store out of reach: keep the machine; the reaper bounds it
+            log.warning("session %s: could not tell whether its start was retried (%s); machine kept",
+                        session_id, exc)
+            return True
 
     async def _unwatch(self, session_id: str) -> None:
         if (task := self._watches.pop(session_id, None)) is not None:

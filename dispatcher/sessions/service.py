@@ -24,6 +24,7 @@ from dispatcher.machines.base import (
     MachineState,
     WaitTimeout,
 )
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
@@ -91,6 +92,9 @@ class SessionService:
         self.timeline = timeline
         self._coordination = coordination
         self._machines = machines
+        lost = getattr(machines, "lost", None)  # a cloud provider's reconcile of a lost create
+        if isinstance(lost, LostCreates):
+            lost.retried_since = self._requested_since
         # The warm reserve's claim-else-cold launch (dispatcher/reserve/reserve.py), or the provider's own.
         self._launch_machine = launch or machines.launch
         self._claim = claim or never_warm
@@ -390,6 +394,11 @@ class SessionService:
             _, pending = await asyncio.wait(set(self._background), timeout=grace_seconds)
             for task in pending:
                 task.cancel()
+
+    async def _requested_since(self, session_id: str, since: float) -> bool:
+        """Whether a start of the session was requested after `since` (epoch seconds), at any replica."""
+        events = await self.timeline.read(session_id)
+        return any(e.get("event") == "requested" and float(e.get("at") or 0) > since for e in events)
 
     async def get(self, session_id: str) -> Session | None:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))

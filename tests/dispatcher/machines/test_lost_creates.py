@@ -57,6 +57,32 @@ async def test_a_create_that_lands_after_its_start_was_refused_leaves_no_machine
         await machines.aclose()
 
 
+async def test_a_machine_a_retried_start_may_own_is_left_to_it(harness: Harness) -> None:
+    """The client retried (at another replica behind the balancer): the session was asked for again
+    after the refusal, so the machine that appears is that start's to adopt, not the watch's to remove."""
+    machines = quick(harness)
+    asked: list[tuple[str, float]] = []
+
+    async def retried_since(session_id: str, since: float) -> bool:
+        asked.append((session_id, since))
+        return True
+
+    machines.lost.retried_since = retried_since  # type: ignore[attr-defined]
+    s = spec()
+    hold = harness.hold_create(HELD)
+    try:
+        with pytest.raises(MachinesError):
+            await machines.launch(s)
+        hold.release()
+        harness.settle()
+        assert await within(lambda: asked or None, 20, interval=0.05) is not None
+        assert asked[0][0] == s.session_id
+        assert harness.live(s.session_id) >= 1  # kept for the retried start
+    finally:
+        hold.release()
+        await machines.aclose()
+
+
 CREATES = {"cloudrun": ("POST", ":run"), "aci": ("PUT", "/containerGroups/")}
 
 
