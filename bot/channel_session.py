@@ -15,8 +15,9 @@ was. A bot the dispatcher does not expect back is refused, and then ends as any 
 A bot launched cold for a session names it in its hello, and the dispatcher answers with that
 session's `assign`: its launch environment holds no session secret (no Daily token, TURN
 credential or caller's `body`), so it builds no runner arguments before the assign has come. It
-takes only its own session's; if its channel drops first it dials again, and after
-`BOT_CONNECT_TIMEOUT_SECONDS` without one it ends (`channel_lost`, exit 3). The same assign sent again
+takes only its own session's. Its first dial is tried again on the reserve bot's schedule (its
+task's network is just as new); if its channel drops first it dials again, and after
+`BOT_CONNECT_TIMEOUT_SECONDS` without its values it ends (`channel_lost`, exit 3). The same assign sent again
 (its answer was lost with the channel) is answered again. Signalling that overtakes the assign
 waits for it a moment; otherwise requests before the assignment are refused (409 `not_assigned`).
 """
@@ -106,30 +107,37 @@ class ChannelSession:
 
     async def open(self) -> None:
         """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
-        session's values, dialling again until they come or its connect timeout passes: without
-        the channel neither has anything to serve."""
+        session's values: without the channel neither has anything to serve. Until it has reached
+        the dispatcher once, either dials on the first-dial schedule (`_first_dial`), a cold bot
+        within its connect timeout; after that, a dropped channel is dialled on the reconnect one."""
         if self.settings.cold:  # its values count against the time it has for its peer to connect
             wait = self.config.connect_timeout
             self._idle_timer = self.lifecycle.end_after(wait, EndReason.CHANNEL_LOST, lambda: self._late(wait))
-        try:
-            await self.channel.connect()
-        except ChannelError as exc:
-            self._last_failure = str(exc)
+        if not await self._first_dial():
             if self.settings.cold:
-                logger.warning(f"{exc}; dialling again for the session's values")
-                self._serving = asyncio.create_task(self._serve(connected=False), name="bot-channel")
-                return
-            # A new task's network may not carry traffic yet (Cloud Run's Direct VPC egress can
-            # take 30 s and more): dial again for a while, unless the dispatcher said no or the
-            # machine's identity source, already tried again, gave no token.
-            if exc.refused or exc.unproven or not await self._dial_again(
-                    FIRST_DIAL_DELAYS_SECONDS, "first dial", until_refused=True):
+                self._values_out_of_reach()
+            else:
                 self.lifecycle.end(EndReason.CHANNEL_LOST, self._last_failure)
-                return
+            return
         self._serving = asyncio.create_task(self._serve(), name="bot-channel")
         if not self.settings.cold:
             self.events.emit("idle", machine_id=self.machine_id, pid=os.getpid())
             self._start_idle_clock()
+
+    async def _first_dial(self) -> bool:
+        """True once welcomed. A new task's network may not carry traffic yet (Cloud Run's Direct
+        VPC egress with Cloud NAT can take a minute and more), cold bot or reserve alike: dial again
+        for ~2 min, unless the dispatcher said no or the machine's identity source, already tried
+        again, gave no token."""
+        try:
+            await self.channel.connect()
+        except ChannelError as exc:
+            logger.warning(f"first dial failed: {exc}")
+            self._last_failure = str(exc)
+            if exc.refused or exc.unproven:
+                return False
+            return await self._dial_again(FIRST_DIAL_DELAYS_SECONDS, "first dial", until_refused=True)
+        return True
 
     def _start_idle_clock(self) -> None:
         self._idle_timer = self.lifecycle.end_after(
@@ -159,15 +167,13 @@ class ChannelSession:
         if self._serving is not None:
             await asyncio.wait([self._serving], timeout=2)
 
-    async def _serve(self, connected: bool = True) -> None:
+    async def _serve(self) -> None:
         while True:
-            if connected:
-                await self.channel.serve()
+            await self.channel.serve()
             if self.lifecycle.ended:
                 return
             if self._frozen is not None and self.assignment is None:
-                connected = await self._thawed()
-                if connected:
+                if await self._thawed():
                     continue
                 detail = "not taken back on the channel after a freeze"
                 why = f"{detail}: {self._last_failure}" if self._last_failure else detail
@@ -181,13 +187,10 @@ class ChannelSession:
             # bot's values come over it. Dial again (a dispatcher restart or deploy, another
             # replica behind the same address), saying which session this is, so the dispatcher
             # routes it again (and sends values it has not taken yet); the session goes on meanwhile.
-            if connected:
-                logger.warning("channel lost; reconnecting")
-            connected = await self._reconnect()
-            if not connected:
+            logger.warning("channel lost; reconnecting")
+            if not await self._reconnect():
                 if self.assignment is None:
-                    detail = "cannot reach the dispatcher for the session's values"
-                    self.lifecycle.end(EndReason.CHANNEL_LOST, f"{detail}: {self._last_failure}")
+                    self._values_out_of_reach()
                 else:
                     logger.warning("could not reconnect the channel; the session goes on without it")
                 return
@@ -199,7 +202,9 @@ class ChannelSession:
 
     async def _dial_again(self, delays: tuple[float, ...], what: str, *, until_refused: bool = False) -> bool:
         """Dials after each delay until welcomed (True) or the delays or the bot's life run out.
-        Each dial fetches a fresh identity token (bot/channel_client.py): tokens expire."""
+        Each dial fetches a fresh identity token (bot/channel_client.py): tokens expire. The
+        schedule is logged, so an operator (and a test) sees which one a bot follows."""
+        logger.info(f"{what}: dialling again after {', '.join(f'{d:g}' for d in delays)} s")
         for delay in delays:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.lifecycle.wait(), delay)  # backoff, unless the bot ends
@@ -215,6 +220,10 @@ class ChannelSession:
                 continue
             return True
         return False
+
+    def _values_out_of_reach(self) -> None:
+        detail = "cannot reach the dispatcher for the session's values"
+        self.lifecycle.end(EndReason.CHANNEL_LOST, f"{detail}: {self._last_failure}")
 
     def _late(self, waited: float) -> str:
         detail = f"its session's values did not arrive over the channel within {waited:g}s"

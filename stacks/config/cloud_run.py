@@ -7,8 +7,9 @@
   startup" (cloud.google.com/run/docs/configuring/vpc-direct-vpc, Limitations; the zh-CN page
   carries that line, the English one "connection establishment delays of a minute or more").
   Nothing the bot sends leaves before then, so the bot's first dial to the dispatcher waits for it,
-  and the bot's backoff (botchannel/contract.py `FIRST_DIAL_DELAYS_SECONDS`) adds the time to its
-  next try: `first_dial_seconds` is that wait, and the prior is the job's start plus it.
+  and the bot's backoff (botchannel/contract.py `FIRST_DIAL_DELAYS_SECONDS`, a reserve bot's and a
+  cold bot's alike) adds the time to its next try: `first_dial_seconds` is that wait, and the prior
+  is the job's start plus it.
 - **Quota.** "Maximum number of running job executions: 1000 per project and region"
   (cloud.google.com/run/quotas). Every session and every reserve bot is one running execution, so a
   stack whose sessions and reserve can exceed the project's quota would preview fine and refuse
@@ -35,7 +36,9 @@ def first_dial_seconds(network_delay: float, *, failed_dial_seconds: float = 0.0
     """When a new bot's first dial gets through, if nothing leaves its task for `network_delay`
     seconds: the bot dials at once, then after each of `delays`; a dial tried too early fails after
     `failed_dial_seconds` (0: refused at once; DIAL_TIMEOUT_SECONDS: its packets dropped).
-    None: the bot's tries run out first (a reserve bot then ends, `channel_lost`)."""
+    None: the bot's tries run out first and it ends, `channel_lost`. Reserve and cold bots alike
+    dial on this schedule until they have reached the dispatcher (bot/channel_session.py), a cold
+    bot within its connect timeout (BOT_CONNECT_TIMEOUT_SECONDS)."""
     at = 0.0
     for wait in (*delays, None):
         if at >= network_delay:

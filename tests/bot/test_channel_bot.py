@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 
 import pytest
 
-from botchannel.contract import CHANNEL_PATH
+from bot.channel_session import RECONNECT_DELAYS_SECONDS
+from botchannel.contract import CHANNEL_PATH, FIRST_DIAL_DELAYS_SECONDS
 from dispatcher.app import create_app
 from dispatcher.channel.bots import BotRequestFailed
 from dispatcher.channel.credentials import BotCredentials
@@ -97,12 +99,15 @@ async def test_a_reserve_bot_whose_network_comes_up_late_dials_again_and_goes_id
     await app.state.voicefleet.aclose()
 
 
-async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, spawn_bot):
+@pytest.mark.parametrize("launched", [{}, {"VOICEFLEET_SESSION_ID": "s-wrong", "BOT_TRANSPORT": "daily"}],
+                         ids=["reserve", "cold"])
+async def test_a_bot_with_a_wrong_credential_exits_without_serving(dispatcher, spawn_bot, launched):
     _, url = dispatcher
-    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN="wrong" * 8), wait_ready=False)
+    bot = spawn_bot(env=bot_env(BOT_CHANNEL_URL=url, BOT_CHANNEL_TOKEN="wrong" * 8, **launched), wait_ready=False)
     ended = await asyncio.to_thread(bot.next_event, "ended", READY_TIMEOUT)
     assert ended["reason"] == "channel_lost" and "403" in ended["detail"]
     assert await asyncio.to_thread(bot.wait, 10) == 3
+    assert schedules(bot) == []  # refused: dialling again changes nothing
 
 
 async def test_a_reserve_bot_takes_its_turn_credentials_with_the_assignment_and_checks_them(dispatcher, spawn_bot):
@@ -195,6 +200,50 @@ async def test_a_cold_bot_waits_for_its_own_sessions_values_and_dials_again_when
     bot.proc.terminate()
     assert await asyncio.to_thread(bot.wait, 30) is not None
     assert "cold-token" not in "".join(bot.stderr_lines)  # the token is never logged
+
+
+DIAL_FAILED = re.compile(r"(first dial|channel reconnect) failed")
+SCHEDULE = re.compile(r"(first dial|channel reconnect): dialling again after ([0-9., ]+) s")
+
+
+async def failed_dials(bot, at_least: int, after: int = 0) -> list[str]:
+    """The kinds of dial the bot logged as failed past its first `after` stderr lines, once there
+    are `at_least` of them (each follows a delay of its schedule: no clock is read here)."""
+    def kinds() -> list[str]:
+        return [m[1] for line in bot.stderr_lines[after:] if (m := DIAL_FAILED.search(line))]
+
+    for _ in range(int(READY_TIMEOUT / 0.1)):
+        if len(kinds()) >= at_least or bot.proc.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert len(kinds()) >= at_least, f"the bot logged {kinds()}; stderr tail:\n{bot.stderr_tail()}"
+    return kinds()
+
+
+def schedules(bot, after: int = 0) -> list[tuple[str, tuple[float, ...]]]:
+    """Each schedule of dials the bot announced past its first `after` stderr lines, in order."""
+    return [(m[1], tuple(float(d) for d in m[2].split(", ")))
+            for line in bot.stderr_lines[after:] if (m := SCHEDULE.search(line))]
+
+
+async def test_a_cold_bot_dials_on_the_first_dial_schedule_until_it_reaches_the_dispatcher(spawn_bot):
+    """A cold bot's task is as new as a reserve bot's (Cloud Run's Direct VPC egress can carry
+    nothing for a minute and more): until it has reached the dispatcher its dials follow the
+    first-dial schedule (~2 min), not the reconnect one (~1 min); once there, a lost channel
+    is dialled on the reconnect schedule."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+    bot = spawn_bot(env=cold_env(url, "s-late", BOT_TRANSPORT="daily"), wait_ready=False)
+    assert await failed_dials(bot, 3) == ["first dial"] * 3
+    assert schedules(bot) == [("first dial", FIRST_DIAL_DELAYS_SECONDS)]
+    app = create_app(Settings(bot_channel_token=TOKEN), env={}, machines=hand_dialled(), rooms=None)
+    async with serving(app, port=port):
+        await wait_link(app.state.voicefleet.channels, "s-late")
+        reached = len(bot.stderr_lines)
+    await app.state.voicefleet.aclose()  # the dispatcher is gone: the bot dials again for its values
+    assert set(await failed_dials(bot, 2, after=reached)) == {"channel reconnect"}
+    assert schedules(bot, after=reached) == [("channel reconnect", RECONNECT_DELAYS_SECONDS)]
+    assert bot.proc.poll() is None  # still within its connect timeout
 
 
 @pytest.mark.timeout(60)
