@@ -89,10 +89,13 @@ def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str],
                 _any(f"{GROUPS}/volumes[*]"),
                 _any(f"{GROUPS}/extensions[*]"),
                 _any(f"{GROUPS}/secretReferences[*]"),
-                # `priority: Spot` can be evicted mid-call; the dispatcher sends none (Regular, the default).
                 *({"field": f"{GROUPS}/{name}", **exists} for name in (
                     "dnsConfig", "diagnostics", "confidentialComputeProperties", "containerGroupProfile",
-                    "standbyPoolProfile", "priority", "identityAcls")),
+                    "standbyPoolProfile", "identityAcls")),
+                # `priority: Spot` can be evicted mid-call. The dispatcher sends none, and `Regular` (the
+                # default, which a request or the group ARM evaluates for a PATCH may carry) passes.
+                {"allOf": [{"field": f"{GROUPS}/priority", **exists},
+                           {"field": f"{GROUPS}/priority", "notEquals": "Regular"}]},
                 {"field": f"{GROUPS}/ipAddress.type", "equals": "Public"},
                 # What a whole group must hold, checked when the request names its containers: the
                 # reserve's claim, a tags-only PATCH, names none and passes whether ARM evaluates
