@@ -78,12 +78,18 @@ def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str],
             {"field": "type", "equals": GROUPS},
             {"anyOf": [
                 # Whatever else the request holds: each of these present is refused.
-                _any(CONTAINERS, {"not": {"anyOf": pinned}}),
-                *(_any(CONTAINERS, {"field": f"{CONTAINERS}.{name}", **exists})
-                  for name in ("command", "livenessProbe", "readinessProbe", "securityContext", "configMap")),
-                _any(VARIABLES, {"field": f"{VARIABLES}.name", "notIn": sorted({*LAUNCH_VARIABLES, *variables})}),
+                # One count per array: Azure refuses a definition with more than 5 over the same array
+                # (stacks/tools/preflight/policy_limits.py).
+                _any(CONTAINERS, {"anyOf": [
+                    {"not": {"anyOf": pinned}},
+                    *({"field": f"{CONTAINERS}.{name}", **exists}
+                      for name in ("command", "livenessProbe", "readinessProbe", "securityContext", "configMap")),
+                ]}),
                 # A secure value the dispatcher sends is inline; a reference would have ACI fetch one with an identity.
-                _any(VARIABLES, {"field": f"{VARIABLES}.secureValueReference", **exists}),
+                _any(VARIABLES, {"anyOf": [
+                    {"field": f"{VARIABLES}.name", "notIn": sorted({*LAUNCH_VARIABLES, *variables})},
+                    {"field": f"{VARIABLES}.secureValueReference", **exists},
+                ]}),
                 _any(CREDENTIALS, {"field": f"{CREDENTIALS}.passwordReference", **exists}),
                 _any(f"{GROUPS}/initContainers[*]"),
                 _any(f"{GROUPS}/volumes[*]"),
