@@ -18,6 +18,7 @@ Built-in role ids: https://learn.microsoft.com/azure/role-based-access-control/b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,14 +70,18 @@ class Identities(pulumi.ComponentResource):
             f"{name}-dispatcher", resource_name_=f"{args.prefix}-dispatcher", **common, opts=child)
         self.bot = azure.managedidentity.UserAssignedIdentity(
             f"{name}-bot", resource_name_=f"{args.prefix}-bot", **common, opts=child)
-        launch = self._role("launch", "voicefleet bot launcher", LAUNCH_ACTIONS, args.resource_group_id)
         # A custom role's assignable scopes may be resource groups, not single resources: these two are
         # defined on the group, and assigned on the bots' identity and the bots' subnet alone.
         assign = self._role("assign-bot", "voicefleet bot identity assigner", ASSIGN_ACTIONS, args.resource_group_id)
         join = self._role("join-bots", "voicefleet bot subnet joiner", JOIN_ACTIONS, args.resource_group_id)
+        join_grant = self.assign("dispatcher-join-bots", self.dispatcher, join.id, args.bots_subnet_id)
+        # On a stack whose launch role still holds the join action, the `up` that moves it to the subnet
+        # grants it there before taking it off the role: a launch in between keeps its subnet join.
+        launch = self._role("launch", "voicefleet bot launcher", LAUNCH_ACTIONS, args.resource_group_id,
+                            after=[join_grant])
         self.grants = [
             self.assign("dispatcher-launch", self.dispatcher, launch.id, args.resource_group_id),
-            self.assign("dispatcher-join-bots", self.dispatcher, join.id, args.bots_subnet_id),
+            join_grant,
             self.assign("dispatcher-assign-bot", self.dispatcher, assign.id, self.bot.id),
             self.assign("dispatcher-pull", self.dispatcher, built_in_role(args.subscription_id, ACR_PULL),
                         args.registry_id),
@@ -84,8 +89,8 @@ class Identities(pulumi.ComponentResource):
         ]
         self.register_outputs({"dispatcher": self.dispatcher.id, "bot": self.bot.id})
 
-    def _role(self, purpose: str, title: str, actions: tuple[str, ...],
-              scope: pulumi.Input[str]) -> azure.authorization.RoleDefinition:
+    def _role(self, purpose: str, title: str, actions: tuple[str, ...], scope: pulumi.Input[str],
+              after: Sequence[pulumi.Resource] = ()) -> azure.authorization.RoleDefinition:
         """A custom role whose only assignable scope is `scope`, a resource group."""
         args = self._args
         return azure.authorization.RoleDefinition(
@@ -97,7 +102,7 @@ class Identities(pulumi.ComponentResource):
             scope=scope,
             assignable_scopes=[scope],
             permissions=[{"actions": list(actions), "not_actions": []}],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
 
     def assign(self, purpose: str, identity: azure.managedidentity.UserAssignedIdentity,

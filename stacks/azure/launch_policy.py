@@ -78,21 +78,30 @@ def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str],
             {"field": "type", "equals": GROUPS},
             {"anyOf": [
                 # Whatever else the request holds: each of these present is refused.
-                _any(CONTAINERS, {"not": {"anyOf": pinned}}),
-                *(_any(CONTAINERS, {"field": f"{CONTAINERS}.{name}", **exists})
-                  for name in ("command", "livenessProbe", "readinessProbe", "securityContext", "configMap")),
-                _any(VARIABLES, {"field": f"{VARIABLES}.name", "notIn": sorted({*LAUNCH_VARIABLES, *variables})}),
+                # One count per array: Azure refuses a definition with more than 5 over the same array
+                # (stacks/tools/preflight/policy_limits.py).
+                _any(CONTAINERS, {"anyOf": [
+                    {"not": {"anyOf": pinned}},
+                    *({"field": f"{CONTAINERS}.{name}", **exists}
+                      for name in ("command", "livenessProbe", "readinessProbe", "securityContext", "configMap")),
+                ]}),
                 # A secure value the dispatcher sends is inline; a reference would have ACI fetch one with an identity.
-                _any(VARIABLES, {"field": f"{VARIABLES}.secureValueReference", **exists}),
+                _any(VARIABLES, {"anyOf": [
+                    {"field": f"{VARIABLES}.name", "notIn": sorted({*LAUNCH_VARIABLES, *variables})},
+                    {"field": f"{VARIABLES}.secureValueReference", **exists},
+                ]}),
                 _any(CREDENTIALS, {"field": f"{CREDENTIALS}.passwordReference", **exists}),
                 _any(f"{GROUPS}/initContainers[*]"),
                 _any(f"{GROUPS}/volumes[*]"),
                 _any(f"{GROUPS}/extensions[*]"),
                 _any(f"{GROUPS}/secretReferences[*]"),
-                # `priority: Spot` can be evicted mid-call; the dispatcher sends none (Regular, the default).
                 *({"field": f"{GROUPS}/{name}", **exists} for name in (
                     "dnsConfig", "diagnostics", "confidentialComputeProperties", "containerGroupProfile",
-                    "standbyPoolProfile", "priority", "identityAcls")),
+                    "standbyPoolProfile", "identityAcls")),
+                # `priority: Spot` can be evicted mid-call. The dispatcher sends none, and `Regular` (the
+                # default, which a request or the group ARM evaluates for a PATCH may carry) passes.
+                {"allOf": [{"field": f"{GROUPS}/priority", **exists},
+                           {"field": f"{GROUPS}/priority", "notEquals": "Regular"}]},
                 {"field": f"{GROUPS}/ipAddress.type", "equals": "Public"},
                 # What a whole group must hold, checked when the request names its containers: the
                 # reserve's claim, a tags-only PATCH, names none and passes whether ARM evaluates

@@ -41,6 +41,7 @@ PRIVATE_ZONE = "privatelink.vaultcore.azure.net"
 UNSET_VALUE = "unset: this stack's configuration holds no value for it"
 UNSET_TAG = "voicefleet-unset"
 GROUP_ID = "vault"
+RETENTION = "properties.softDeleteRetentionInDays"  # fixed at creation (stacks/tools/preflight/immutable.py)
 
 
 def network_access(allowed_ips: tuple[str, ...]) -> dict[str, object]:
@@ -98,7 +99,10 @@ class SecretStore(pulumi.ComponentResource):
                 **network_access(args.allowed_ips),
             }),
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            # The PUT of any later update carries the retention the vault was created with, never the key's
+            # value now: a vault created by a release where it followed `protect` (7 days unprotected, 90
+            # protected) upgrades whatever azureKeyVaultRetentionDays now says, instead of failing at ARM.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, ignore_changes=[RETENTION]),
         )
         # What reads the vault from the network waits for its endpoint and the name's private record.
         self.ready = private_link(name, PrivateLinkArgs(

@@ -16,6 +16,8 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
+from stacks.tools.preflight.policy_limits import rule_violations
+
 _GROUPS = "Microsoft.ContainerInstance/containerGroups/"
 PATHS = {
     "type": "type",
@@ -58,6 +60,8 @@ def denies(rule: Mapping[str, Any], resource_type: str, body: Mapping[str, Any])
     """Whether ARM refuses this request body (a PUT's, or a PATCH's as sent) under `rule` (a Deny rule)."""
     if rule["then"] != {"effect": "Deny"}:
         raise ValueError(f"not a Deny rule: {rule['then']}")
+    if refused := rule_violations(rule):  # ARM refuses to create such a definition at all
+        raise ValueError(f"Azure refuses this policy definition: {'; '.join(refused)}")
     return _holds(rule["if"], {"type": resource_type, **body}, {})
 
 

@@ -8,7 +8,8 @@ halfway through (other resources already updated):
   (Key Vault's soft-delete overview, quoted in MicrosoftDocs/azure-docs#110047); ARM answers a changed
   value with BadRequest "The property \"softDeleteRetentionInDays\" has been set already and it can't
   be modified" (quoted by terraform-provider-azurerm `internal/services/keyvault/key_vault_resource.go`).
-  pulumi-azure-native updates a vault with a full PUT, so the new value reaches ARM.
+  pulumi-azure-native updates a vault with a full PUT, so the stack ignores a change to it
+  (stacks/azure/secrets.py `RETENTION`): a changed key would silently not apply, refused here instead.
 - Key Vault `enablePurgeProtection`: "Enabling this functionality is irreversible - that is, the
   property does not accept false as its value" (pulumi_azure_native/keyvault/_inputs.py
   VaultPropertiesArgs); turning it on later is allowed.

@@ -25,6 +25,7 @@ from stacks.tools.preflight import (
     lifecycle,
     names,
     ordering,
+    policy_limits,
     provider_waits,
     readback,
     secret_access,
@@ -69,7 +70,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += destroy.direct_vpc_violations(registrations) + provider_waits.violations(registrations)
     found += destroy.retained_name_violations(registrations) + secret_access.violations(registrations)
     found += front_door.violations(registrations) + held_subnets.violations(registrations)
-    found += bot_runtime.violations(registrations)
+    found += bot_runtime.violations(registrations) + policy_limits.violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     return found

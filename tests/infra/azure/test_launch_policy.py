@@ -105,6 +105,16 @@ def test_the_reserves_claim_a_tags_only_patch_passes_as_arm_may_evaluate_its_bod
     assert not denies(rule(full), GROUPS, {**idle(full), **claim})
 
 
+def test_a_group_at_the_default_priority_passes(full: Run) -> None:
+    """ACI's `priority` is Regular unless Spot is asked for: a request, or the group ARM evaluates for
+    the reserve's PATCH, that names the default is not refused (only Spot, evictable, is)."""
+    regular = copy.deepcopy(launched(full))
+    regular["properties"]["priority"] = "Regular"
+    assert not denies(rule(full), GROUPS, regular)
+    claim = {"tags": {TAG_SESSION: "s-1", TAG_DIGEST: "d", TAG_CLAIMED: "1"}}
+    assert not denies(rule(full), GROUPS, {**regular, **claim})
+
+
 def forged(run: Run) -> dict[str, dict[str, Any]]:
     aci = settings(run)
     body = launched(run)

@@ -113,6 +113,18 @@ def test_the_dispatcher_may_join_the_bots_subnet_and_no_other(azure: Run) -> Non
             if unwrap(a.inputs)["roleDefinitionId"] in joining} == {dispatcher.outputs["principalId"]}
 
 
+def test_the_launch_role_loses_the_join_action_only_after_the_subnet_grant_exists(azure: Run) -> None:
+    """A stack deployed when the launch role held the join action: the `up` that moves it to the
+    subnet must not take it off the role (an update) before the subnet's grant is created, or a
+    launch in between is refused its subnet (LinkedAuthorizationFailed)."""
+    join = "Microsoft.Network/virtualNetworks/subnets/join/action"
+    joining = {r.outputs["id"] for r in azure.of_type(ROLE) if join in unwrap(r.inputs)["permissions"][0]["actions"]}
+    (grant,) = [a for a in azure.of_type(ASSIGNMENT) if unwrap(a.inputs)["roleDefinitionId"] in joining]
+    create = "Microsoft.ContainerInstance/containerGroups/write"
+    (launch,) = [r for r in azure.of_type(ROLE) if create in unwrap(r.inputs)["permissions"][0]["actions"]]
+    assert grant.urn in launch.dependencies
+
+
 def test_the_bots_identity_may_pull_images_and_nothing_else(azure: Run) -> None:
     bot = azure.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-bot").outputs
     registry = azure.one("azure-native:containerregistry:Registry").outputs["id"]
