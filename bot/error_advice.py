@@ -5,13 +5,18 @@
 - A `KeyError` on a variable's name that is not in the bot's environment: a bot gets only what it
   is given (`LOCAL_BOT_ENV` locally, the stack's `botSecrets` in the cloud), so a key set in the
   developer's shell is not enough.
+- `input()` at EOF: a bot has no terminal (its stdin is closed, locally and in the cloud), so a
+  question a script asks at its start (pipecat-examples' studypal asks for an article's URL) reads
+  nothing; the value belongs in the client's `POST /start` body or the bot's environment.
 A transport's own missing package is named by bot/missing_extra.py (a Pipecat extra), not here.
 """
 
 from __future__ import annotations
 
+import linecache
 import os
 import re
+from pathlib import Path
 
 _VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -26,4 +31,22 @@ def way_out(exc: BaseException) -> str | None:
         if isinstance(name, str) and _VARIABLE.fullmatch(name) and name not in os.environ:
             return (f"{name} is not in the bot's environment: pass it with LOCAL_BOT_ENV={name} to a local "
                     f"dispatcher, or set botSecrets.{name} on a stack")
+    if isinstance(exc, EOFError):
+        caller = _input_caller(exc)
+        if caller is not None:
+            return (f"{caller} asks the terminal with input(), and a bot has none (its stdin is closed): take "
+                    "the value from the client's POST /start body (runner_args.body) or an environment variable")
     return None
+
+
+def _input_caller(exc: EOFError) -> str | None:
+    """`bot.py:150` when the innermost Python frame's line calls `input(` (a builtin: no frame of its own)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename, lineno = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+    if "input(" not in linecache.getline(filename, lineno):
+        return None  # an EOFError of the bot's own (a closed pipe, a parser): no advice
+    return f"{Path(filename).name}:{lineno}"

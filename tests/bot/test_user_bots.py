@@ -113,6 +113,9 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
                                "(VOICEFLEET_TEST_SERVICE_API_KEY is not in the bot's environment: pass it with "
                                "LOCAL_BOT_ENV=VOICEFLEET_TEST_SERVICE_API_KEY to a local dispatcher, or set "
                                "botSecrets.VOICEFLEET_TEST_SERVICE_API_KEY on a stack)"),
+        ("broken_reads_stdin", "bot() raised EOFError: EOF when reading a line (broken_reads_stdin.py:7 asks the "
+                               "terminal with input(), and a bot has none (its stdin is closed): take the value "
+                               "from the client's POST /start body (runner_args.body) or an environment variable)"),
     ],
 )
 async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(
