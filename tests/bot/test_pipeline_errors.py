@@ -14,6 +14,19 @@ from pipecat.workers.runner import WorkerRunner
 from bot.watch import SessionWatch
 
 
+def watched_errors() -> list[tuple[str, str]]:
+    """A session's watch, installed: the (reason, detail) of each error it reports."""
+    watch = SessionWatch()
+    watch.install()
+    reported: list[tuple[str, str]] = []
+
+    async def on_error(reason: str, detail: str) -> None:
+        reported.append((reason, detail))
+
+    watch.on_error = on_error
+    return reported
+
+
 class RefusedKey(FrameProcessor):
     """A speech service whose provider refused its key as the pipeline started."""
 
@@ -25,14 +38,7 @@ class RefusedKey(FrameProcessor):
 
 
 async def test_a_pipeline_error_is_reported_with_its_processor_and_that_it_cannot_go_on():
-    watch = SessionWatch()
-    watch.install()
-    reported: list[tuple[str, str]] = []
-
-    async def on_error(reason: str, detail: str) -> None:
-        reported.append((reason, detail))
-
-    watch.on_error = on_error
+    reported = watched_errors()
     worker = PipelineWorker(Pipeline([RefusedKey(name="stt")]))
     await worker.queue_frame(EndFrame())
     await asyncio.wait_for(WorkerRunner(handle_sigint=False).run(worker), 30)
@@ -54,14 +60,7 @@ class UnresolvableService(FrameProcessor):
 
 
 async def test_a_crashed_service_task_is_reported_as_an_error_of_the_session():
-    watch = SessionWatch()
-    watch.install()
-    reported: list[tuple[str, str]] = []
-
-    async def on_error(reason: str, detail: str) -> None:
-        reported.append((reason, detail))
-
-    watch.on_error = on_error
+    reported = watched_errors()
     worker = PipelineWorker(Pipeline([UnresolvableService(name="llm")]))
     runner = asyncio.create_task(WorkerRunner(handle_sigint=False).run(worker))
     for _ in range(600):  # a deadline, not a measure
