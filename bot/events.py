@@ -9,6 +9,7 @@ with no newline cannot glue itself to the next event and hide it from the parent
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -39,7 +40,8 @@ def claim_stdout() -> IO[str]:
     sys.stdout.flush()
     events = os.fdopen(os.dup(1), "w", encoding="utf-8", closefd=True)
     os.dup2(2, 1)  # the bot's own prints join its log lines
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # as stderr: in order with the log
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # as stderr: in order with the log lines
     return events
 
 
