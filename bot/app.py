@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import dataclass_code, tracing
 from bot.config import ENV_SESSION_ID, EXIT_USAGE, BotConfig, ConfigError, load_config
-from bot.events import EventWriter
+from bot.events import EventWriter, claim_stdout
 from bot.lazy_imports import defer_unused_imports
 from bot.shutdown import run_bounded
 from bot.user_bot import BotFileError, UserBot, load_user_bot, prewarm
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # numpy import (~100 ms of CPU) and compete with the audio for the machine's core(s).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     defer_unused_imports()
-    events = EventWriter(config.session_id)
+    events = EventWriter(config.session_id, claim_stdout())  # before the bot file can print
     try:
         mode = import_mode(config)
         user_bot = warm_up(config)

@@ -5,11 +5,17 @@
 - A `KeyError` on a variable's name that is not in the bot's environment: a bot gets only what it
   is given (`LOCAL_BOT_ENV` locally, the stack's `botSecrets` in the cloud), so a key set in the
   developer's shell is not enough.
+- Krisp (`krisp_audio`): Pipecat Cloud's base image has it; PyPI does not, so `uv add` is no way
+  out; pipecat-examples' bots import it unless `ENV=local`.
+- `input()` at EOF: a bot has no terminal (its stdin is closed, locally and in the cloud), so a
+  question a script asks at its start (pipecat-examples' studypal asks for an article's URL) reads
+  nothing; the value belongs in the client's `POST /start` body or the bot's environment.
 A transport's own missing package is named by bot/missing_extra.py (a Pipecat extra), not here.
 """
 
 from __future__ import annotations
 
+import linecache
 import os
 import re
 
@@ -18,6 +24,10 @@ _VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 def way_out(exc: BaseException) -> str | None:
     """Short: the session's `detail` holds the file, the error and this within 500 characters."""
+    if _krisp_missing(exc):
+        return ("Krisp's SDK ships only in Pipecat Cloud's base image, under its licence, not on PyPI: drop the "
+                "Krisp filter from the bot, or set the switch your bot skips it with (pipecat-examples' bots: "
+                "ENV=local, passed with LOCAL_BOT_ENV=ENV locally, botSecrets.ENV on a stack)")
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return ("add its package to your project (uv add …) and run bots with the project's Python: "
                 "BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher")
@@ -26,4 +36,28 @@ def way_out(exc: BaseException) -> str | None:
         if isinstance(name, str) and _VARIABLE.fullmatch(name) and name not in os.environ:
             return (f"{name} is not in the bot's environment: pass it with LOCAL_BOT_ENV={name} to a local "
                     f"dispatcher, or set botSecrets.{name} on a stack")
+    if isinstance(exc, EOFError) and _raised_by_input(exc):
+        return ("input() asks the terminal, and a bot has none (its stdin is closed): take the value from "
+                "the client's POST /start body (runner_args.body) or an environment variable")
     return None
+
+
+def _krisp_missing(exc: BaseException) -> bool:
+    """Pipecat's Krisp classes re-raise the missing `krisp_audio` as a plain ImportError."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and (seen.name or "").split(".")[0] == "krisp_audio":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _raised_by_input(exc: EOFError) -> bool:
+    """Whether the innermost Python frame's line calls `input(` (a builtin: no frame of its own)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    # Otherwise an EOFError of the bot's own (a closed pipe, a parser): no advice.
+    return "input(" in linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno)

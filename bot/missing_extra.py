@@ -1,6 +1,9 @@
 """A transport whose packages the bot's Python lacks: which Pipecat extra brings them, and what a
 bot does then.
 
+A bot whose own `transport_params` has no entry for the transport is told so at once: adding the
+extra alone would only lead to Pipecat's "Missing transport params" at the next session.
+
 A project installs the extras of the transports its bot builds (a Twilio bot locks `websocket`,
 not `webrtc` or `daily`), and its interpreter may be the one that runs voicefleet's host
 (`BOT_PYTHON`). A mode whose import fails on its transport's package is then a configuration
@@ -66,10 +69,24 @@ def and_the_files_problem(why: str, transport: str, load: Callable[[], object]) 
     from bot.user_bot import BotFileError
 
     try:
-        load()
+        loaded = load()
     except BotFileError as exc:
         cause = exc.__cause__
         if isinstance(cause, ImportError) and missing_extra(transport, cause) is not None:
             return why
         return f"{why}; and {exc}"
+    served = declared_transports(loaded)
+    if served is not None and transport not in served:
+        return (f"{why}; and its transport_params has no {transport!r} entry (only {', '.join(map(repr, served))}), "
+                f"so with the extra the session would still fail, as under Pipecat's runner: add a {transport!r} "
+                "entry too")
     return why
+
+
+def declared_transports(loaded: object) -> list[str] | None:
+    """The keys of the bot file's module-level `transport_params` (the name `pipecat init` and
+    pipecat-examples give the dict handed to `create_transport`); None where it has no such dict."""
+    params = getattr(getattr(loaded, "module", None), "transport_params", None)
+    if not isinstance(params, dict) or not all(isinstance(key, str) for key in params):
+        return None
+    return sorted(params)

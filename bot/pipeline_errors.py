@@ -4,11 +4,22 @@ Pipecat's worker raises `on_pipeline_error` with the `ErrorFrame`; its processor
 tells an error that leaves the processor unable to do its job (a speech service whose key was
 refused) from one it recovers from. Pipecat masks credentials in the frame's `error` text; the
 channel bounds it (512 characters).
+
+A service's background task that raises is no pipeline error to Pipecat: its task manager only logs
+`<task> unexpected exception (<file>:<line>): <error>` (Gemini Live's connection task, when the
+host cannot be resolved), and the bot goes silent with a session that looks healthy. The host reads
+that log line and reports it as an error of the session too.
 """
 
 from __future__ import annotations
 
+import re
+
 MAX_DETAIL_CHARS = 480  # within the channel's 512, with room for the processor's name
+
+
+TASK_MANAGER_LOGGER = "pipecat.utils.asyncio.task_manager"
+_TASK_CRASHED = re.compile(r"(?P<task>\S+) unexpected exception \([^)]*\): (?P<error>.*)", re.DOTALL)
 
 
 def describe_error(frame: object) -> tuple[str, str]:
@@ -17,7 +28,15 @@ def describe_error(frame: object) -> tuple[str, str]:
     unusable = processor is not None and getattr(processor, "is_usable", True) is False
     text = str(getattr(frame, "error", "") or type(frame).__name__)
     name = getattr(processor, "name", None) or (type(processor).__name__ if processor is not None else "pipeline")
-    detail = f"{name}: {text}"
-    if len(detail) > MAX_DETAIL_CHARS:
-        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
-    return ("unusable" if unusable else "error"), detail
+    return ("unusable" if unusable else "error"), _bounded(f"{name}: {text}")
+
+
+def describe_task_crash(message: str) -> str | None:
+    """`GeminiLiveLLMService#0::_connection_task_handler: [Errno -2] Name or service not known` from
+    the task manager's log line; None for any other line of that logger."""
+    crashed = _TASK_CRASHED.fullmatch(message)
+    return _bounded(f"{crashed['task']}: {crashed['error']}") if crashed else None
+
+
+def _bounded(detail: str) -> str:
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 1] + "…"

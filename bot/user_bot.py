@@ -65,6 +65,18 @@ def describe(exc: BaseException) -> str:
     return f"{said} ({advice})" if advice else said
 
 
+def raised_where(path: Path, exc: BaseException) -> str:
+    """`/app/bot.py:604`: the bot file and the line of it the exception last went through (the call
+    into Pipecat that refused, say), or the file alone when none of its lines is in the traceback."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{path}:{line}" if line is not None else str(path)
+
+
 def load_user_bot(path: Path) -> UserBot:
     """Imports the file (with everything it imports at module level) and finds its `bot`."""
     if not path.is_file():

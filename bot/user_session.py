@@ -3,9 +3,10 @@
 The bot runs in a background task, as Pipecat's runner runs it. Its ending is a reason like any
 other (the first reason wins): returning after the session connected is the pipeline finishing
 (or its idle timeout); raising, or returning before the session ever connected, is a broken bot,
-reported with the file and the exception. Whatever ends the session for the host's own reasons
-(peer gone, max duration, a signal), `stop()` cancels the user's workers and waits a bounded time,
-then cancels the task, so the process exits within seconds even mid-utterance.
+reported with the file, its last line the exception went through, and the exception. Whatever ends
+the session for the host's own reasons (peer gone, max duration, a signal), `stop()` cancels the
+user's workers and waits a bounded time, then cancels the task, so the process exits within
+seconds even mid-utterance.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from loguru import logger
 
 from bot import tracing
 from bot.lifecycle import EndReason, SessionLifecycle
-from bot.user_bot import UserBot, describe
+from bot.user_bot import UserBot, describe, raised_where
 from bot.watch import SessionWatch
 
 STOP_GRACE_SECONDS = 2.0
@@ -48,7 +49,8 @@ class UserBotSession:
                 await self.user_bot.bot(runner_args)
         except Exception as exc:  # the user's crash ends the session and is reported, never hangs it
             logger.opt(exception=exc).error(f"{where}: bot() raised")
-            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() raised {describe(exc)}")
+            self.lifecycle.end(EndReason.BOT_FAILED,
+                               f"{raised_where(self.user_bot.path, exc)}: bot() raised {describe(exc)}")
             return
         if not self.connected:
             self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() returned before the session connected")

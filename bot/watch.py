@@ -5,8 +5,9 @@ first audio the caller hears, tell an idle timeout from other endings and stop t
 it ends for the host's reasons (max duration, a signal, the peer gone). The process serves one
 session, so the host attaches itself to every `PipelineWorker` built in it: an observer that sees
 the output transport push `BotStartedSpeakingFrame` (the bot's speech starting to play: observed,
-not inferred from a queued frame) and the worker's own `on_idle_timeout` event. The user's code is
-unchanged and sees nothing of it.
+not inferred from a queued frame), the worker's own `on_idle_timeout` and `on_pipeline_error`
+events, and the crash of a task a processor started (seen in Pipecat's task manager's log:
+bot/pipeline_errors.py). The user's code is unchanged and sees nothing of it.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ class SessionWatch:
         self.on_idle_timeout: Callback | None = None
         self.on_error: ErrorCallback | None = None  # a pipeline error (bot/pipeline_errors.py describes it)
         self.errors = 0
+        self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
 
     def install(self) -> None:
         """Attaches this watch to every `PipelineWorker` built from now on (the class is patched once
         per process; a later watch takes over from an earlier one)."""
         global _current
         _current = self
+        _watch_task_crashes()
         original = PipelineWorker.__init__
         if getattr(original, "watched", False):
             return
@@ -69,12 +72,20 @@ class SessionWatch:
         the session's timeline and status; a processor that can no longer do its job (`is_usable`
         False: a refused key, a provider gone for good) leaves the session running, as Pipecat lets
         the bot decide, but deaf or mute, and its status says so instead of a plain `joined`."""
+        from bot.pipeline_errors import describe_error
+
+        await self._report(*describe_error(frame))
+
+    def task_crashed(self, detail: str) -> None:
+        """A processor's background task raised (bot/pipeline_errors.py): reported as an error."""
+        report = asyncio.get_running_loop().create_task(self._report("error", detail))
+        self._reports.add(report)
+        report.add_done_callback(self._reports.discard)
+
+    async def _report(self, reason: str, detail: str) -> None:
         self.errors += 1
         if self.on_error is None or self.errors > MAX_ERROR_REPORTS:
             return
-        from bot.pipeline_errors import describe_error
-
-        reason, detail = describe_error(frame)
         if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
             logger.warning(f"session degraded: {detail}")
         try:
@@ -97,6 +108,25 @@ class SessionWatch:
 
 
 _current: SessionWatch | None = None  # the session's watch: one session per process
+_crash_sink: int | None = None
+
+
+def _watch_task_crashes() -> None:
+    """A loguru sink (once per process) that hands the task manager's crash lines to the watch."""
+    global _crash_sink
+    if _crash_sink is not None:
+        return
+    from bot.pipeline_errors import TASK_MANAGER_LOGGER, describe_task_crash
+
+    def sink(message: Any) -> None:
+        detail = describe_task_crash(message.record["message"])
+        watch = _current
+        if detail is not None and watch is not None:
+            with contextlib.suppress(RuntimeError):  # logged outside the event loop: nothing to report to
+                watch.task_crashed(detail)
+
+    _crash_sink = logger.add(sink, level="ERROR", format="{message}",
+                             filter=lambda record: record["name"] == TASK_MANAGER_LOGGER)
 
 
 class _FirstAudio(BaseObserver):

@@ -94,7 +94,8 @@ class BotProcess:
 def start_bot(args: list[str], env: dict[str, str], *, prefix: list[str] | None = None) -> BotProcess:
     command = [*(prefix or []), sys.executable, "-m", "bot", *args]
     proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+        command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,  # as the dispatcher and a container start it
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
     )
     bot = BotProcess(proc)
 

@@ -72,7 +72,8 @@ def top_level_modules_after_check(*args: str, **env: str) -> set[str]:
         [sys.executable, "-c", code], cwd=REPO, env=bot_env(**env), capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return set(json.loads(result.stdout.splitlines()[-1].replace("'", '"')))
+    # After main() stdout is the events' alone: the script's own print lands on stderr, as a bot's does.
+    return set(json.loads(result.stderr.splitlines()[-1].replace("'", '"')))
 
 
 @pytest.mark.parametrize(

@@ -23,3 +23,14 @@ def test_a_keyerror_that_is_not_a_missing_variable_gets_no_advice(monkeypatch):
     assert way_out(KeyError(3)) is None
     assert way_out(ModuleNotFoundError("no name")) is None
     assert way_out(ValueError("OPENAI_API_KEY")) is None
+
+
+def test_an_eoferror_of_the_bots_own_gets_no_advice():
+    def parse() -> None:
+        raise EOFError("truncated frame")  # a parser or a pipe of the bot's own
+
+    try:
+        parse()
+    except EOFError as exc:
+        assert way_out(exc) is None
+    assert way_out(EOFError("EOF when reading a line")) is None  # no traceback: nothing to point at

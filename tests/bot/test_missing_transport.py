@@ -37,3 +37,19 @@ def test_without_the_transport_and_without_calls_the_bot_ends_naming_the_extra(t
     assert ended["reason"] == "config_error" and "pipecat-ai[daily]" in ended["detail"], ended
     # A WebRTC project asked for a Daily session: the caller can start with what the bot serves.
     assert "or start sessions with transport 'webrtc', which this bot serves" in ended["detail"], ended
+
+
+def test_a_daily_only_bot_without_aiortc_is_told_that_the_extra_alone_is_not_enough(tmp_path: Path) -> None:
+    daily_only = str(REPO / "tests" / "bots" / "daily_only.py")
+    done = subprocess.run(
+        [str(venv_without(tmp_path / "venv", "aiortc", "fastapi")), "-m", "bot", "--check"], cwd=REPO,
+        capture_output=True, text=True, timeout=120, env=bot_env(BOT_TRANSPORT="webrtc", BOT_FILE=daily_only),
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    ended = json.loads(done.stdout.splitlines()[-1])
+    assert "pipecat-ai[webrtc]" in ended["detail"] and "transport 'daily', which this bot serves" in ended["detail"]
+    assert ended["detail"].endswith(
+        "; and its transport_params has no 'webrtc' entry (only 'daily'), so with the extra the session would "
+        "still fail, as under Pipecat's runner: add a 'webrtc' entry too"
+    ), ended

@@ -14,6 +14,19 @@ from pipecat.workers.runner import WorkerRunner
 from bot.watch import SessionWatch
 
 
+def watched_errors() -> list[tuple[str, str]]:
+    """A session's watch, installed: the (reason, detail) of each error it reports."""
+    watch = SessionWatch()
+    watch.install()
+    reported: list[tuple[str, str]] = []
+
+    async def on_error(reason: str, detail: str) -> None:
+        reported.append((reason, detail))
+
+    watch.on_error = on_error
+    return reported
+
+
 class RefusedKey(FrameProcessor):
     """A speech service whose provider refused its key as the pipeline started."""
 
@@ -25,15 +38,35 @@ class RefusedKey(FrameProcessor):
 
 
 async def test_a_pipeline_error_is_reported_with_its_processor_and_that_it_cannot_go_on():
-    watch = SessionWatch()
-    watch.install()
-    reported: list[tuple[str, str]] = []
-
-    async def on_error(reason: str, detail: str) -> None:
-        reported.append((reason, detail))
-
-    watch.on_error = on_error
+    reported = watched_errors()
     worker = PipelineWorker(Pipeline([RefusedKey(name="stt")]))
     await worker.queue_frame(EndFrame())
     await asyncio.wait_for(WorkerRunner(handle_sigint=False).run(worker), 30)
     assert reported == [("unusable", "stt: the API key was rejected (401)")]
+
+
+class UnresolvableService(FrameProcessor):
+    """A realtime service whose connection task raises, as Gemini Live's does when its host does not
+    resolve: Pipecat's task manager only logs it, no ErrorFrame is pushed."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            self.create_task(self._connect(), "_connection_task_handler")
+
+    async def _connect(self) -> None:
+        raise OSError(-2, "Name or service not known")
+
+
+async def test_a_crashed_service_task_is_reported_as_an_error_of_the_session():
+    reported = watched_errors()
+    worker = PipelineWorker(Pipeline([UnresolvableService(name="llm")]))
+    runner = asyncio.create_task(WorkerRunner(handle_sigint=False).run(worker))
+    for _ in range(600):  # a deadline, not a measure
+        if reported:
+            break
+        await asyncio.sleep(0.05)
+    await worker.queue_frame(EndFrame())
+    await asyncio.wait_for(runner, 30)
+    assert reported == [("error", "llm::_connection_task_handler: [Errno -2] Name or service not known")]

@@ -107,12 +107,21 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("broken_raises", "bot() raised BotConfigurationError: the test bot fails on purpose"),
-        ("broken_returns", "bot() returned before the session connected"),
-        ("broken_missing_key", "bot() raised KeyError: 'VOICEFLEET_TEST_SERVICE_API_KEY' "
+        ("broken_raises", ":11: bot() raised BotConfigurationError: the test bot fails on purpose"),
+        ("broken_returns", ": bot() returned before the session connected"),
+        ("broken_missing_key", ":9: bot() raised KeyError: 'VOICEFLEET_TEST_SERVICE_API_KEY' "
                                "(VOICEFLEET_TEST_SERVICE_API_KEY is not in the bot's environment: pass it with "
                                "LOCAL_BOT_ENV=VOICEFLEET_TEST_SERVICE_API_KEY to a local dispatcher, or set "
                                "botSecrets.VOICEFLEET_TEST_SERVICE_API_KEY on a stack)"),
+        ("broken_reads_stdin", ":7: bot() raised EOFError: EOF when reading a line (input() asks the terminal, and a "
+                               "bot has none (its stdin is closed): take the value from the client's POST /start "
+                               "body (runner_args.body) or an environment variable)"),
+        ("broken_krisp", ":11: bot() raised ImportError: krisp_audio is required for Krisp audio features. Install "
+                         "it to use KrispVivaFilter, KrispVivaVadAnalyzer, KrispVivaTurn, or "
+                         "KrispVivaIPUserTurnStartStrategy. (Krisp's SDK ships only in Pipecat Cloud's base image, "
+                         "under its licence, not on PyPI: drop the Krisp filter from the bot, or set the switch your "
+                         "bot skips it with (pipecat-examples' bots: ENV=local, passed with LOCAL_BOT_ENV=ENV "
+                         "locally, botSecrets.ENV on a stack))"),
     ],
 )
 async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(
@@ -129,7 +138,7 @@ async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_fi
     assert bot.wait(30) == 4
     ended = bot.next_event("ended", 5)
     assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
-    assert ended["detail"] == f"{BOTS / name}.py: {expected}"
+    assert ended["detail"] == f"{BOTS / name}.py{expected}"  # with the line it raised at
 
 
 def test_the_optional_prewarm_hook_runs_before_ready_and_its_failure_is_the_files(

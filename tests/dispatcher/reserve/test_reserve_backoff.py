@@ -174,8 +174,8 @@ async def test_a_bot_whose_bot_function_raises_fails_its_session_with_the_except
     finally:
         await client.close()
     assert await d.channels.wait_until(lambda: d.reserve.failed_bots.total >= 1, WAIT), "no failed bot counted"
-    assert d.reserve.failed_bots.last_reason == f"{RAISES}: bot() raised {RAISED}"
+    assert d.reserve.failed_bots.last_reason == f"{RAISES}:11: bot() raised {RAISED}"
     await asyncio.wait_for(asyncio.shield(d.machines._bots[session_id].monitor), WAIT)  # type: ignore[arg-type]
     session = (await d.client.get(f"/sessions/{session_id}")).json()
     assert session["status"] == "failed"
-    assert session["detail"] == f"exit code 4: {RAISES}: bot() raised {RAISED}"
+    assert session["detail"] == f"exit code 4: {RAISES}:11: bot() raised {RAISED}"
