@@ -7,17 +7,18 @@ used to add an owner record, until the records of live sessions were evicted).
 
 from __future__ import annotations
 
-import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from botchannel.contract import Hello
+from tests.dispatcher.conftest import signal_standin
 from tests.security.conftest import WAIT, MakeDispatcher, dial, stolen_credential
 
 
 async def test_a_bot_cannot_pre_empt_a_cold_session_nor_name_made_up_ones(
-    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     d = await make_dispatcher()
     own = (await d.client.post("/start?wait=started", json={"body": {}})).json()["session_id"]
@@ -25,12 +26,14 @@ async def test_a_bot_cannot_pre_empt_a_cold_session_nor_name_made_up_ones(
     assert await channels.wait_until(lambda: channels.link_for(own) is not None, WAIT)
     credential = stolen_credential(d.session_pid(own))
     monkeypatch.setenv("STANDIN_MODE", "controlled")  # the victim's bot dials only when told
+    monkeypatch.setenv("STANDIN_RECORD_DIR", str(tmp_path))  # …which it can be once its record is written
     victim = (await d.client.post("/start", json={"body": {}})).json()["session_id"]
 
     pre_empted = await dial(d.channel_url, credential, Hello(machine_id="evil", session_id=victim))
     made_up = [await dial(d.channel_url, credential, Hello(machine_id="evil", session_id=f"{n:024x}"))
                for n in range(20)]
-    os.kill(d.session_pid(victim), signal.SIGUSR1)  # control: the victim's own bot dials now
+    # control: the victim's own bot dials now
+    await signal_standin(d.session_pid(victim), signal.SIGUSR1, tmp_path / f"{victim}.json", WAIT)
 
     assert pre_empted is None, "the first hello naming a cold session won it"
     assert made_up == [None] * 20, "hellos for made-up sessions were accepted"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +32,7 @@ from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.secrets_vault import MemoryVault
-from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV, signal_standin
 from tests.fakes import cloud_run_jobs as cloud_run_fake
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
@@ -498,11 +497,9 @@ def local_harness(record_dir: Path) -> Harness:
     async def set_state(session_id: str, state: str) -> None:
         provider = next(p for p in made if session_id in p._bots)
         if state != "starting":  # the controlled stand-in starts in "starting" and stays there
-            while not (record_dir / f"{session_id}.json").exists():  # its signal handlers are set
-                await asyncio.sleep(0.01)
             process = provider._bots[session_id].process
             assert process is not None
-            os.kill(process.pid, signals[state])
+            await signal_standin(process.pid, signals[state], record_dir / f"{session_id}.json", timeout=60)
         want = MachineState(state)
         deadline = asyncio.get_running_loop().time() + 10
         while (machine := await provider.status(session_id)) is None or machine.state is not want:
