@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,19 +23,6 @@ STANDIN_ENV = ("STANDIN_MODE", "STANDIN_RECORD_DIR", "STANDIN_SIGN_ANSWERS", "ST
 STANDIN_LOCAL_BOT_ENV = {"LOCAL_BOT_ENV": ",".join(STANDIN_ENV)}  # the same, for a dispatcher process
 API_KEY = "test-key-0123456789"
 
-
-async def signal_standin(pid: int, signum: int, record: Path, timeout: float) -> None:
-    """Sends `signum` to the stand-in `pid` once it has written `record` (STANDIN_RECORD_DIR's
-    `<session>.json`), which it does only after installing its signal handlers. Before that the
-    signal's default action ends the process: a bot still starting on a busy machine was killed by
-    the SIGUSR1 meant to make it dial. `timeout` is a safety net for a stand-in that never starts."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not record.exists():
-        if loop.time() > deadline:
-            raise TimeoutError(f"the stand-in {pid} wrote no {record.name} within {timeout} s")
-        await asyncio.sleep(0.01)
-    os.kill(pid, signum)
 
 ClientFactory = Callable[..., "_ClientContext"]
 

@@ -11,7 +11,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.dispatcher.conftest import STANDIN_BOT, signal_standin
+from tests.dispatcher.conftest import STANDIN_BOT
+from tests.support.processes import signal_once_caught
 
 SESSION = "0123456789abcdef01234567"
 
@@ -22,13 +23,12 @@ async def test_a_standin_still_starting_is_signalled_once_its_handlers_are_set(t
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     opening = os.open(gate, os.O_RDWR)  # (Linux: never blocks, whether or not the shell reads yet)
-    env = {**os.environ, "STANDIN_MODE": "controlled", "STANDIN_RECORD_DIR": str(tmp_path)}
+    env = {**os.environ, "STANDIN_MODE": "controlled"}
     env.pop("BOT_CHANNEL_URL", None)
     process = subprocess.Popen(["/bin/sh", "-c", 'read _ < "$0" && exec "$@"', str(gate), *STANDIN_BOT,
                                 "--session-id", SESSION], env=env, stdout=subprocess.PIPE, text=True)
     try:
-        signalled = asyncio.create_task(
-            signal_standin(process.pid, signal.SIGUSR1, tmp_path / f"{SESSION}.json", timeout=60))
+        signalled = asyncio.create_task(signal_once_caught(process.pid, signal.SIGUSR1))
         await asyncio.sleep(0)  # the task runs up to its first wait, the stand-in still at the gate
         os.write(opening, b"go\n")
         await signalled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -100,6 +101,14 @@ def wait_until_catching(pid: int, signum: int, timeout: float = 30.0) -> None:
             return
         time.sleep(0.005)
     raise AssertionError(f"process {pid} never installed a handler for signal {signum}")
+
+
+async def signal_once_caught(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Sends `signum` once the process handles it (`wait_until_catching`). Before that the signal's
+    default action, the end for SIGUSR1 and SIGTERM, applies: a bot still starting on a busy machine
+    was ended by the SIGUSR1 meant to make it dial. `timeout` is a safety net."""
+    await asyncio.to_thread(wait_until_catching, pid, signum, timeout)
+    os.kill(pid, signum)
 
 
 def terminate(process: subprocess.Popen[Any], grace: float = 10.0) -> None:

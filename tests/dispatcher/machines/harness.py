@@ -32,7 +32,7 @@ from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.secrets_vault import MemoryVault
-from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV, signal_standin
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes import cloud_run_jobs as cloud_run_fake
 from tests.fakes import fly as fly_fake
 from tests.fakes import gce as gce_fake
@@ -41,6 +41,7 @@ from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.server import Hold
+from tests.support.processes import signal_once_caught
 
 FAST = {"RETRY_DEADLINE_SECONDS": "3"}
 
@@ -499,9 +500,9 @@ def local_harness(record_dir: Path) -> Harness:
         if state != "starting":  # the controlled stand-in starts in "starting" and stays there
             process = provider._bots[session_id].process
             assert process is not None
-            await signal_standin(process.pid, signals[state], record_dir / f"{session_id}.json", timeout=60)
+            await signal_once_caught(process.pid, signals[state])
         want = MachineState(state)
-        deadline = asyncio.get_running_loop().time() + 10
+        deadline = asyncio.get_running_loop().time() + 60  # a safety net: a loaded machine is slow to poll
         while (machine := await provider.status(session_id)) is None or machine.state is not want:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"local bot of {session_id} did not reach {state}")
