@@ -182,7 +182,7 @@ async def test_a_call_eu_has_no_room_for_streams_to_us_with_a_token_good_once_th
     assert session_id.startswith(region_tag("us"))  # the session is us's, and its id says so
     assert f"handed to region us (session {session_id}): at_capacity" in pair.eu.log()
     # Its timeline at us: where the call's webhook arrived, and why it was handed over.
-    until(lambda: f"phone call {session_id} (twilio): handed off from region eu (at_capacity)" in pair.us.log(), 10)
+    until(lambda: f"phone call {session_id} (twilio): handed off from region eu (at_capacity)" in pair.us.log(), 60)
 
 
 async def test_a_call_token_asked_of_eu_with_no_room_is_minted_by_us_for_us(pair: Pair) -> None:
@@ -202,7 +202,7 @@ async def test_a_call_token_asked_of_eu_with_no_room_is_minted_by_us_for_us(pair
     mine = httpx.get(f"{pair.eu.base_url}/sessions/{started['sessionId']}", headers=AUTH, timeout=10)
     assert mine.status_code == 200 and mine.json()["region"] == "us", mine.text  # the key's, read from eu
     until(lambda: f"phone call {started['sessionId']} (twilio): handed off from region eu (at_capacity)"
-          in pair.us.log(), 10)  # counted where it arrived: us does not count it as its own start
+          in pair.us.log(), 60)  # counted where it arrived: us does not count it as its own start
     until(lambda: us_can_take_a_call(pair), 60)  # a region that can take the call keeps it
     home = httpx.post(f"{pair.us.base_url}/start", json={"transport": "twilio"}, headers=AUTH, timeout=30)
     assert home.status_code == 201 and home.json()["wsUrl"] == ws_base(pair.urls["us"]) + "/ws/twilio", home.text

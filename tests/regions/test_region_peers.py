@@ -66,7 +66,7 @@ def reachable(process: DispatcherProcess, peer: str) -> bool:
 
 def test_each_region_sees_the_others_with_their_round_trips(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 10)
+        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
         seen = health(running["eu"])
         assert seen["status"] == "ok" and seen["region"] == "eu"
         assert seen["regions"]["us"]["round_trip_ms"] > 0
@@ -152,11 +152,11 @@ def test_regions_that_came_to_disagree_while_running_say_so_in_healthz_and_one_l
         finally:
             os.kill(us.process.pid, signal.SIGCONT)
         conflict = f"REGIONS disagrees with us's on ap: {urls['ap']} here, {elsewhere['ap']} there"
-        until(lambda: conflict in (health(eu)["regions"]["us"]["problem"] or ""), 10)
+        until(lambda: conflict in (health(eu)["regions"]["us"]["problem"] or ""), 60)
         seen = health(eu)
         assert seen["status"] == "ok" and not seen["regions"]["us"]["reachable"]  # not used, not fatal
         reverse = f"REGIONS disagrees with eu's on ap: {elsewhere['ap']} here, {urls['ap']} there"
-        until(lambda: reverse in (health(us)["regions"]["eu"]["problem"] or ""), 10)
+        until(lambda: reverse in (health(us)["regions"]["eu"]["problem"] or ""), 60)
         time.sleep(1.5)  # several more polls, each seeing it again
         assert len([line for line in eu.log().splitlines() if conflict in line]) == 1
 

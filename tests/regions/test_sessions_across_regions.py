@@ -23,7 +23,7 @@ def start(process: DispatcherProcess) -> dict:
 
 def test_a_session_names_its_region_and_any_region_answers_for_it(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["us"], "eu"), 10)
+        until(lambda: reachable(running["us"], "eu"), 60)
         session = start(running["eu"])
         assert session["region"] == "eu"
         sid = session["session_id"]
@@ -45,7 +45,7 @@ def test_a_session_names_its_region_and_any_region_answers_for_it(tmp_path: Path
 
 def test_a_strangers_request_is_refused_before_it_crosses_regions(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["us"], "eu"), 10)
+        until(lambda: reachable(running["us"], "eu"), 60)
         sid = start(running["eu"])["session_id"]
         no_key = httpx.get(f"{running['us'].base_url}/sessions/{sid}", timeout=10)
         assert no_key.status_code == 401
@@ -55,7 +55,7 @@ def test_a_strangers_request_is_refused_before_it_crosses_regions(tmp_path: Path
         assert f"/sessions/{sid}" not in seen_at_eu and f"/sessions/{forged}" not in seen_at_eu
         # …and the owner's own request does cross, so the log would have shown a stranger's.
         assert httpx.get(f"{running['us'].base_url}/sessions/{sid}", headers=AUTH, timeout=10).status_code == 200
-        until(lambda: f"/sessions/{sid}" in running["eu"].log(), 5)
+        until(lambda: f"/sessions/{sid}" in running["eu"].log(), 60)
 
 
 def test_a_down_regions_sessions_are_answered_503_never_404(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_a_start_relayed_to_its_region_is_counted_once_against_the_keys_start_ra
     """Counted where it arrived; the region it is relayed to takes the origin's word (its request is signed)."""
     one_start = {"START_RATE_PER_KEY": "0.001", "START_BURST_PER_KEY": "1"}
     with regions(tmp_path, ("eu", "us"), {"eu": one_start, "us": one_start}) as (_, running):
-        until(lambda: reachable(running["eu"], "us"), 10)
+        until(lambda: reachable(running["eu"], "us"), 60)
         assert start(running["us"])["region"] == "us"  # us's own bucket is spent
         pinned = httpx.post(f"{running['eu'].base_url}/start", json={"body": {}, "region": "us"}, headers=AUTH,
                             timeout=30)
