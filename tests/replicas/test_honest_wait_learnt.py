@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.replicas.conftest import get, post, replica_env
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 START_SECONDS = 3.0
 CONFIGURED_SECONDS = 0.5
@@ -31,6 +32,11 @@ def _started(base_url: str, session_id: str, timeout: float = 30.0) -> float:
             return time.monotonic() - began
         time.sleep(0.1)
     raise AssertionError(f"session {session_id} still starting after {timeout} s")
+
+
+def planned(base_url: str) -> bool:
+    """The planner's ready target is published (set only once a tick has planned)."""
+    return "voicefleet_reserve_ready_target{" in get(base_url, "/metrics").text
 
 
 def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
@@ -52,7 +58,10 @@ def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
             time.sleep(0.5)
         assert 2 * CONFIGURED_SECONDS < second["ready_in_seconds"] < took, (second, took)
     with run_dispatcher(tmp_path / "two", _env(store, tmp_path)) as restarted:
-        time.sleep(1.0)  # its first tick reads the store; none of its own starts could be measured yet
+        # Its reserve's first tick read the store's measured starts first and, the planning lease
+        # handed over by the stopped one, ended by planning (no sleep: a loaded machine ticks late).
+        wait_until(lambda: planned(restarted.base_url), "the restarted dispatcher's first reserve tick",
+                   detail=restarted.log)
         third = post(restarted.base_url, "/start", json={"body": {}}).json()
         assert third["ready_in_basis"] == "measured", third
         assert abs(third["ready_in_seconds"] - second["ready_in_seconds"]) < 0.25 * second["ready_in_seconds"], (
