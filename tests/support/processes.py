@@ -52,6 +52,16 @@ def listening_sockets(pid: int) -> list[str]:
     return found
 
 
+def listens(process: subprocess.Popen[Any], port: int) -> bool:
+    """`process` itself listens on `port`. A /healthz answer alone is not its: a port chosen free
+    can be taken by another test's server before the process binds it (a loaded machine widens
+    that gap), and that server answered while the process had failed to bind (401 for every key)."""
+    try:
+        return f"tcp:{port}" in listening_sockets(process.pid)
+    except OSError:  # it has ended: the caller sees that
+        return False
+
+
 def processes_with_env(name: str, value: str) -> list[int]:
     """Live processes of this user whose environment has `name=value` (a test's own marker), so
     bots are found even after their parent died and they were re-parented."""
@@ -158,7 +168,8 @@ def run_dispatcher(
             deadline = time.monotonic() + ready_timeout
             while True:
                 try:
-                    if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200:
+                    if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200 and listens(
+                            process, port):
                         break
                 except httpx.TransportError:
                     pass
