@@ -58,8 +58,8 @@ step "tools"
 missing=()
 for tool in buildah debootstrap nsenter ip; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if ((${#missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq buildah debootstrap util-linux iproute2 >/dev/null
+  source .ci/debian.sh
+  debian_install buildah debootstrap util-linux iproute2
 fi
 buildah --version
 

@@ -79,12 +79,11 @@ async def test_sigterm_mid_session_exits_0_within_seconds(spawn_bot: SpawnBot) -
         bot.next_event("connected", 10)
         client.mic.play(np.tile(np.int16([0, 12000, 0, -12000]), 16000))  # the user is mid-utterance
         time.sleep(1.0)
-        started = time.monotonic()
         bot.proc.send_signal(signal.SIGTERM)
         code = bot.wait(10)
-        elapsed = time.monotonic() - started
+    # 0, not the SIGALRM of its exit deadline (bot.lifecycle.EXIT_DEADLINE_SECONDS): it ended within
+    # the deadline by itself; its wall time is also the machine's load, so it is not asserted.
     assert code == 0
-    assert elapsed < 5.0
     assert bot.next_event("ended", 1)["reason"] == "signal"
 
 
@@ -194,7 +193,9 @@ async def test_sigterm_during_start_up_exits_0_without_announcing_ready(spawn_bo
     # sleep raced the interpreter's own start under load and killed it before it had a handler.
     wait_until_catching(bot.proc.pid, signal.SIGTERM)
     bot.proc.send_signal(signal.SIGTERM)
-    assert bot.wait(15) == 0
+    # The signal is remembered and acts once its imports are done (bot.lifecycle), so the wait is
+    # the start-up's own bound: a loaded machine took longer than 15 s over those imports.
+    assert bot.wait(READY_TIMEOUT) == 0
     ended = bot.next_event("ended", 1)
     assert ended["reason"] == "signal"
     assert "ready" not in [e["event"] for e in bot.all_events]

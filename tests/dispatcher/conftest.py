@@ -23,6 +23,7 @@ STANDIN_ENV = ("STANDIN_MODE", "STANDIN_RECORD_DIR", "STANDIN_SIGN_ANSWERS", "ST
 STANDIN_LOCAL_BOT_ENV = {"LOCAL_BOT_ENV": ",".join(STANDIN_ENV)}  # the same, for a dispatcher process
 API_KEY = "test-key-0123456789"
 
+
 ClientFactory = Callable[..., "_ClientContext"]
 
 

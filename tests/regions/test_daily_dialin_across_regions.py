@@ -68,7 +68,7 @@ def dialin(region: DispatcherProcess, call_id: str) -> httpx.Response:
 def handed(pair: Pair, session_id: str) -> dict:
     """The body the session's bot was handed (the stand-in records it on its assignment)."""
     record = pair.records / f"{session_id}.json"
-    until(record.exists, 20)
+    until(record.exists, 60)
     return json.loads(json.loads(record.read_text())["body"])
 
 
@@ -92,9 +92,9 @@ def test_a_dialin_at_a_region_without_a_warm_bot_lands_on_the_peers_warm_bot(pai
     assert pair.daily.connected_calls["call-spilled"] == update["sipUri"]
     # Its timeline says where Daily's webhook arrived and why it went on.
     until(lambda: f"daily dial-in {session_id}: spilled over from region eu (cold_start_over_max_wait)"
-          in pair.us.log(), 10)
+          in pair.us.log(), 60)
     # The call is eu's demand (Daily called eu), not us's, which only lent its bot.
-    until(lambda: (peer_view(pair.us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 10)
+    until(lambda: (peer_view(pair.us, "eu").get("capacity") or {}).get("demand_per_minute", 0) > 0, 60)
     assert peer_view(pair.eu, "us")["capacity"]["demand_per_minute"] == 0
 
 

@@ -69,7 +69,7 @@ def test_each_region_orders_its_own_peers_by_its_own_distances_and_spills_to_the
         assert 120 <= ap["eu"] < ap["us"] and ap["us"] >= 150, ap  # ap sees eu before us
 
         until(lambda: all((peer_view(running["eu"], peer).get("capacity") or {}).get("room")
-                          for peer in ("us", "ap")), 10)
+                          for peer in ("us", "ap")), 60)
         first = start(running["eu"])
         assert first.status_code == 201 and first.json()["region"] == "eu", first.text
         spilled = start(running["eu"])

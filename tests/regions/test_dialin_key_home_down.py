@@ -43,9 +43,9 @@ def test_a_dialin_a_region_can_take_is_taken_while_its_calls_key_home_is_down(tm
         common = {**daily.env, "TRANSPORTS": "webrtc,daily", "DAILY_DIALIN_SECRET": secret,
                   "STANDIN_CAPABILITIES": "webrtc,daily", "PHONE_MAX_WAIT_SECONDS": "60"}
         with regions(tmp_path, ("eu", "us"), {"eu": common, "us": common}) as (urls, running):
-            until(lambda: peer_view(running["eu"], "us").get("reachable"), 20)
+            until(lambda: peer_view(running["eu"], "us").get("reachable"), 60)
             terminate(running["us"].process)  # us is down
-            until(lambda: peer_view(running["eu"], "us").get("reachable") is False, 20)
+            until(lambda: peer_view(running["eu"], "us").get("reachable") is False, 60)
             answer, call = dial_in_homed_at_us(urls, daily)
             # eu can start this caller's bot itself; the call's key home (by hash) is us, which is down.
             assert answer.status_code == 201, answer.text
@@ -62,7 +62,7 @@ def test_a_dialin_is_taken_while_its_calls_key_home_has_no_store(tmp_path: Path)
         running = {name: stack.enter_context(run_dispatcher(
             tmp_path, {**region_env(name, urls), **common, **(store.env if name == "us" else {})},
             port=int(urls[name].rsplit(":", 1)[1]), log_name=f"{name}.log")) for name in urls}
-        until(lambda: peer_view(running["eu"], "us").get("reachable"), 20)
+        until(lambda: peer_view(running["eu"], "us").get("reachable"), 60)
         store.stop()  # us runs on; its store does not answer
         time.sleep(3.0)  # several polls: eu's view of us has settled
         assert peer_view(running["eu"], "us").get("reachable")  # us answers its polls without a store

@@ -34,7 +34,7 @@ def key_homed_at(urls: dict[str, str], home: str) -> str:
 
 def test_a_key_replayed_at_another_region_finds_the_first_session(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us")) as (urls, running):
-        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 10)
+        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
         for home in ("eu", "us"):  # the key's home here, and there
             key = key_homed_at(urls, home)
             first = start(running["eu"], key)
@@ -48,7 +48,7 @@ def test_a_key_replayed_at_another_region_finds_the_first_session(tmp_path: Path
 
 def test_two_regions_given_one_key_at_once_start_one_session(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us")) as (_, running):
-        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 10)
+        until(lambda: reachable(running["eu"], "us") and reachable(running["us"], "eu"), 60)
         for attempt in range(3):
             answers: dict[str, httpx.Response] = {}
             barrier = threading.Barrier(2)
@@ -70,10 +70,10 @@ def test_two_regions_given_one_key_at_once_start_one_session(tmp_path: Path) -> 
 
 def test_a_key_whose_home_is_down_is_refused_not_started_twice(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us")) as (urls, running):
-        until(lambda: reachable(running["eu"], "us"), 10)
+        until(lambda: reachable(running["eu"], "us"), 60)
         running["us"].process.kill()
         running["us"].process.wait()
-        until(lambda: not reachable(running["eu"], "us"), 5)
+        until(lambda: not reachable(running["eu"], "us"), 60)
         refused = start(running["eu"], key_homed_at(urls, "us"))
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "region_unreachable"
         assert "home region us" in refused.json()["error"]["message"] and refused.headers["Retry-After"] == "1"

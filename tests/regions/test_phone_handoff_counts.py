@@ -45,18 +45,18 @@ async def test_a_handed_call_is_the_callers_regions_demand_and_one_carrier_start
     us = {**phone_bots(tmp_path / "us-reports"), "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2"}
     with regions(tmp_path, ("eu", "us"), {"eu": eu, "us": us}) as (urls, running):
         until(lambda: us_can_take_a_call(running["eu"]), 60)
-        handed = stream_url(twilio_webhook(running["eu"])[0])
+        handed = stream_url(twilio_webhook(running["eu"]))
         assert handed.startswith(ws_base(urls["us"]) + "/ws/twilio/"), handed
         # us took its one carrier start when it minted the token: the stream's connecting takes none.
         await talk(handed)
         # The start is eu's demand (its caller's region), as a spilled start is; us only lent its bot.
-        until(lambda: demand(running["us"], "eu") > 0, 10)
+        until(lambda: demand(running["us"], "eu") > 0, 60)
         time.sleep(3.0)  # us's planner has ticked and eu has read us since the session started there
         assert demand(running["eu"], "us") == 0
         # eu took none of its carrier starts for the call it handed: its own next call still starts.
         running["us"].process.kill()
         running["us"].process.wait()
-        until(lambda: not peer_view(running["eu"], "us").get("reachable"), 5)
-        here = stream_url(twilio_webhook(running["eu"])[0])
+        until(lambda: not peer_view(running["eu"], "us").get("reachable"), 60)
+        here = stream_url(twilio_webhook(running["eu"]))
         assert here.startswith(ws_base(urls["eu"]) + "/ws/twilio/"), here
         await talk(here)

@@ -27,7 +27,7 @@ def peer_view(process: DispatcherProcess, peer: str) -> dict:
 def test_a_region_at_its_cap_spills_to_one_with_room_and_says_so(tmp_path: Path) -> None:
     one_session = {"MAX_CONCURRENT_SESSIONS": "1"}
     with regions(tmp_path, ("eu", "us"), {"eu": one_session, "us": one_session}) as (_, running):
-        until(lambda: peer_view(running["eu"], "us").get("reachable"), 10)
+        until(lambda: peer_view(running["eu"], "us").get("reachable"), 60)
         first = start(running["eu"])
         assert first.status_code == 201 and first.json()["region"] == "eu"
         spilled = start(running["eu"])
@@ -40,7 +40,7 @@ def test_a_region_at_its_cap_spills_to_one_with_room_and_says_so(tmp_path: Path)
                    and e.get("reason") == "at_capacity" for e in events), events
         pinned = start(running["eu"], region="eu")  # pinned: refused here, never spilled
         assert pinned.status_code == 429
-        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("room") == 0, 10)
+        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("room") == 0, 60)
         full = start(running["eu"])  # no region has room
         assert full.status_code == 429 and full.json()["error"]["code"] == "at_capacity"
 
@@ -49,7 +49,7 @@ def test_a_cold_start_past_the_callers_patience_spills_to_a_warm_region(tmp_path
     cold_here = {"RESERVE_MAX_IDLE": "0", "RESERVE_COLD_START_SECONDS": "20"}
     warm_there = {"RESERVE_MAX_IDLE": "2", "RESERVE_MIN_IDLE": "1"}
     with regions(tmp_path, ("eu", "us"), {"eu": cold_here, "us": warm_there}) as (_, running):
-        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 20)
+        until(lambda: (peer_view(running["eu"], "us").get("capacity") or {}).get("warm", {}).get("webrtc"), 60)
         assert start(running["eu"], maxWaitSeconds=5, region="eu").status_code == 503  # pinned: never spilled
         hurried = start(running["eu"], maxWaitSeconds=5)
         assert hurried.status_code == 201, hurried.text

@@ -21,7 +21,7 @@ PARROT = {"LOCAL_BOT_COMMAND": "", "STANDIN_MODE": "", "RESERVE_MAX_IDLE": "0", 
 @pytest.mark.slow  # real dispatchers, a real bot, real WebRTC
 async def test_a_session_held_by_another_region_talks_through_the_region_the_client_reached(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us"), {"eu": PARROT, "us": PARROT}) as (_, running):
-        until(lambda: reachable(running["eu"], "us"), 10)
+        until(lambda: reachable(running["eu"], "us"), 60)
         async with httpx.AsyncClient(base_url=running["eu"].base_url, headers=AUTH, timeout=60) as eu:
             answer = await eu.post("/start?wait=started", json={"body": {}, "region": "us"})
             assert answer.status_code == 201, answer.text

@@ -13,6 +13,7 @@ the relay's port.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from tests.support.netns_session import run_session
 pytestmark = pytest.mark.slow  # two real-time WebRTC peers and a bot start-up: ~30 s
 
 SESSION = "0123456789abcdef01234567"
+LOCK_WAIT = 30  # seconds iptables may wait for the xtables lock another program holds
 JOB_ENV = {"BOT_TURN_TRANSPORT": "tcp"}  # what the stack's Cloud Run job sets on its bots
 STACK_TURN = StackTurnSettings(mode="managed", shared_secret=None)  # type: ignore[arg-type] # its relay, no TLS
 # One STUN Binding request (RFC 8489) over `transport`; prints "answered" or "silent".
@@ -63,8 +65,14 @@ def stack_coturn(topology: RelayTopology, turn_secret: str, tmp_path: Path) -> I
 
 
 def firewall(namespace: str, *rule: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", namespace, "iptables", *rule], capture_output=True, text=True,
-                          timeout=10, check=True).stdout
+    """`iptables` in `namespace`. `-w`: wait for the xtables lock, which every namespace shares
+    (/run/xtables.lock), where the iptables build gives up at once while another program changes its
+    firewall; LOCK_WAIT bounds the wait so a stuck holder fails here with iptables' own reason."""
+    result = subprocess.run(["ip", "netns", "exec", namespace, "iptables", "-w", str(LOCK_WAIT), *rule],
+                            capture_output=True, text=True, timeout=LOCK_WAIT + 10, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"iptables {' '.join(rule)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
 
 
 def block_udp(namespace: str) -> None:
@@ -92,6 +100,8 @@ def stun(namespace: str, transport: str) -> str:
 def test_a_bot_with_no_udp_talks_through_the_stacks_relay_over_tcp(
     topology: RelayTopology, stack_coturn: Coturn, turn_secret: str, tmp_path: Path
 ) -> None:
+    if shutil.which("iptables") is None:
+        pytest.skip("iptables is not installed (Debian's iptables package; .ci/run installs it)")
     assert stun(topology.bot, "udp") == "answered"  # the relay answers UDP from there: the control
     block_udp(topology.bot)
     assert (stun(topology.bot, "udp"), stun(topology.bot, "tcp")) == ("silent", "answered")

@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.replicas.conftest import get, post, replica_env
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 START_SECONDS = 3.0
 CONFIGURED_SECONDS = 0.5
@@ -39,6 +40,11 @@ def _told_length(answer: dict) -> float:
     return time.time() - answer["created_at"] + answer["ready_in_seconds"]
 
 
+def planned(base_url: str) -> bool:
+    """The planner's ready target is published (set only once a tick has planned)."""
+    return "voicefleet_reserve_ready_target{" in get(base_url, "/metrics").text
+
+
 def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
     tmp_path: Path, store: RedisServer
 ) -> None:
@@ -59,7 +65,10 @@ def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
         second_length = _told_length(second)
         assert 2 * CONFIGURED_SECONDS < second["ready_in_seconds"] < took, (second, took)
     with run_dispatcher(tmp_path / "two", _env(store, tmp_path)) as restarted:
-        time.sleep(1.0)  # its first tick reads the store; none of its own starts could be measured yet
+        # Its reserve's first tick read the store's measured starts first and, the planning lease
+        # handed over by the stopped one, ended by planning (no sleep: a loaded machine ticks late).
+        wait_until(lambda: planned(restarted.base_url), "the restarted dispatcher's first reserve tick",
+                   detail=restarted.log)
         third = post(restarted.base_url, "/start", json={"body": {}}).json()
         assert third["ready_in_basis"] == "measured", third
         third_length = _told_length(third)

@@ -20,8 +20,6 @@ pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and thei
 
 MIN_IDLE = 2
 LEASE = 6.0  # the planning lease: short, so that the handover is seen within the test
-# The handover itself is the lease running out; a loaded machine may delay the next replica's tick.
-HANDOVER_SLACK = 10.0
 PLANNER_KEY = "{voicefleet}:reserve-planner"
 
 
@@ -77,13 +75,13 @@ def test_three_replicas_hold_the_deployments_minimum_and_claim_across_replicas(
         assert delete(elsewhere.base_url, f"/sessions/{session_id}").status_code in (202, 204)
 
         # The planner dies outright: another replica plans within a lease and refills the reserve.
+        # Within a lease because the store drops a lease nobody renews (its TTL, at most LEASE);
+        # the wall time of the handover is also the machine's load, so it is waited for, not timed.
+        assert 0 < store.admin().pttl(PLANNER_KEY) <= LEASE * 1000
         dead.process.kill()
-        killed = time.monotonic()
         survivors = [r for r in fleet.replicas if r is not dead]
         new_holder = wait_until(lambda: (p := planner(store)) not in (None, holder) and p,
-                                "another replica taking the planning lease", timeout=LEASE + HANDOVER_SLACK,
-                                detail=fleet.logs)
-        assert time.monotonic() - killed <= LEASE + HANDOVER_SLACK
+                                "another replica taking the planning lease", detail=fleet.logs)
         assert new_holder in {f"r-{fleet.replicas.index(r)}" for r in survivors}
         wait_until(lambda: len([p for p in idle_bots(fleet) if pid_alive(p)
                                 and held_by(fleet, new_holder, [p])]) >= MIN_IDLE,

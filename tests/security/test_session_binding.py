@@ -7,13 +7,13 @@ used to add an owner record, until the records of live sessions were evicted).
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
 
 from botchannel.contract import Hello
 from tests.security.conftest import WAIT, MakeDispatcher, dial, stolen_credential
+from tests.support.processes import signal_once_caught
 
 
 async def test_a_bot_cannot_pre_empt_a_cold_session_nor_name_made_up_ones(
@@ -30,7 +30,8 @@ async def test_a_bot_cannot_pre_empt_a_cold_session_nor_name_made_up_ones(
     pre_empted = await dial(d.channel_url, credential, Hello(machine_id="evil", session_id=victim))
     made_up = [await dial(d.channel_url, credential, Hello(machine_id="evil", session_id=f"{n:024x}"))
                for n in range(20)]
-    os.kill(d.session_pid(victim), signal.SIGUSR1)  # control: the victim's own bot dials now
+    # control: the victim's own bot dials now
+    await signal_once_caught(d.session_pid(victim), signal.SIGUSR1, WAIT)
 
     assert pre_empted is None, "the first hello naming a cold session won it"
     assert made_up == [None] * 20, "hellos for made-up sessions were accepted"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from dispatcher.settings import Settings, hash_api_key
-from tests.security.conftest import KEY_A, KEY_B, MakeDispatcher, provider_reads
+from tests.security.conftest import KEY_A, KEY_B, WAIT, MakeDispatcher, provider_reads
 
 A = {"Authorization": f"Bearer {KEY_A}"}
 B = {"Authorization": f"Bearer {KEY_B}"}
@@ -38,18 +38,22 @@ async def test_event_streams_read_the_provider_within_their_keys_read_limit(
     assert started.status_code == 201, started.text
     session_id = started.json()["session_id"]
     asked = provider_reads(d.state.machines, monkeypatch)
-    events: list[str] = []
+    streaming = [asyncio.Event() for _ in range(STREAMS)]
 
-    async def watch() -> None:  # over a real socket: the in-process transport buffers whole answers
+    async def watch(first_status: asyncio.Event) -> None:  # over a real socket (the in-process one buffers)
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.port}", headers=A, timeout=30) as http,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.port}", headers=A, timeout=WAIT) as http,
             http.stream("GET", f"/sessions/{session_id}/events") as stream,
         ):
             assert stream.status_code == 200
             async for line in stream.aiter_lines():
-                events.append(line)
+                if line.startswith("event: status"):
+                    first_status.set()
 
-    watchers = [asyncio.create_task(watch()) for _ in range(STREAMS)]
+    watchers = [asyncio.create_task(watch(event)) for event in streaming]
+    # Watched for WATCHED_SECONDS once every stream streams (the control): on a busy machine the
+    # streams' start alone can take longer than that.
+    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in streaming)), WAIT)
     await asyncio.sleep(WATCHED_SECONDS)
     for watcher in watchers:
         watcher.cancel()
@@ -57,7 +61,6 @@ async def test_event_streams_read_the_provider_within_their_keys_read_limit(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
 
-    assert any(line.startswith("event: status") for line in events)  # control: the streams did stream
     # Each stream's opening costs a read from the bucket (and two at the provider: the route's check
     # and the watcher's first read); past the burst, the watchers' polls must wait for the bucket.
     # Uncounted, 10 streams polling every 0.1 s for 3 s read about 300 times.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def listening_sockets(pid: int) -> list[str]:
                 if inode in inodes and (table.startswith("udp") or state == "0A"):
                     found.append(f"{table.rstrip('6')}:{int(local.rsplit(':', 1)[1], 16)}")
     return found
+
+
+def listens(process: subprocess.Popen[Any], port: int) -> bool:
+    """`process` itself listens on `port`. A /healthz answer alone is not its: a port chosen free
+    can be taken by another test's server before the process binds it (a loaded machine widens
+    that gap), and that server answered while the process had failed to bind (401 for every key)."""
+    try:
+        return f"tcp:{port}" in listening_sockets(process.pid)
+    except OSError:  # it has ended: the caller sees that
+        return False
 
 
 def processes_with_env(name: str, value: str) -> list[int]:
@@ -102,6 +113,14 @@ def wait_until_catching(pid: int, signum: int, timeout: float = 30.0) -> None:
     raise AssertionError(f"process {pid} never installed a handler for signal {signum}")
 
 
+async def signal_once_caught(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Sends `signum` once the process handles it (`wait_until_catching`). Before that the signal's
+    default action, the end for SIGUSR1 and SIGTERM, applies: a bot still starting on a busy machine
+    was ended by the SIGUSR1 meant to make it dial. `timeout` is a safety net."""
+    await asyncio.to_thread(wait_until_catching, pid, signum, timeout)
+    os.kill(pid, signum)
+
+
 def terminate(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; always reaped."""
     if process.poll() is None:
@@ -123,9 +142,14 @@ class DispatcherProcess:
         return self.log_path.read_text(errors="replace")
 
 
+# How long a dispatcher may take to answer /healthz: a safety net, never what a test checks. A start
+# took 26 s beside a CPU hog at a load average of 14 on 2 cores, against the 30 s this was.
+READY_TIMEOUT = 60.0
+
+
 @contextmanager
 def run_dispatcher(
-    log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0,
+    log_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = READY_TIMEOUT,
     command_prefix: Sequence[str] = (), port: int | None = None, log_name: str = "dispatcher.log",
 ) -> Iterator[DispatcherProcess]:
     """`python -m dispatcher` on a loopback port (a free one unless given), killed (with its bots) on
@@ -144,7 +168,8 @@ def run_dispatcher(
             deadline = time.monotonic() + ready_timeout
             while True:
                 try:
-                    if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200:
+                    if httpx.get(f"{running.base_url}/healthz", timeout=0.5).status_code == 200 and listens(
+                            process, port):
                         break
                 except httpx.TransportError:
                     pass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +41,7 @@ from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.server import Hold
+from tests.support.processes import signal_once_caught
 from tests.support.waiting import until
 
 FAST = {"RETRY_DEADLINE_SECONDS": "3"}
@@ -503,13 +503,11 @@ def local_harness(record_dir: Path) -> Harness:
     async def set_state(session_id: str, state: str) -> None:
         provider = next(p for p in made if session_id in p._bots)
         if state != "starting":  # the controlled stand-in starts in "starting" and stays there
-            while not (record_dir / f"{session_id}.json").exists():  # its signal handlers are set
-                await asyncio.sleep(0.01)
             process = provider._bots[session_id].process
             assert process is not None
-            os.kill(process.pid, signals[state])
+            await signal_once_caught(process.pid, signals[state])
         want = MachineState(state)
-        deadline = asyncio.get_running_loop().time() + 10
+        deadline = asyncio.get_running_loop().time() + 60  # a safety net: a loaded machine is slow to poll
         while (machine := await provider.status(session_id)) is None or machine.state is not want:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"local bot of {session_id} did not reach {state}")

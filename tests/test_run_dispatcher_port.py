@@ -1,0 +1,43 @@
+"""A test's dispatcher process is up when it answers on its port itself: another server that took
+the port first (a port chosen free is free only when chosen) answered /healthz for a dispatcher
+that had failed to bind, and the test then talked to a stranger (401 for every key)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import run_dispatcher
+
+
+class AnswersEverything(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextmanager
+def stranger() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_port_another_server_holds_is_no_dispatcher_up(tmp_path: Path) -> None:
+    with stranger() as port, pytest.raises(RuntimeError, match="did not come up"), run_dispatcher(tmp_path, port=port):
+        pass
+    assert "address already in use" in (tmp_path / "dispatcher.log").read_text().lower()
