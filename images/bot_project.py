@@ -35,7 +35,7 @@ from images.bot_transports import (
     leaves_out,
     transports_built,
 )
-from images.project_imports import ModuleImport, import_names, imported_modules
+from images.project_imports import ModuleImport, imported_modules, importing
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -213,7 +213,7 @@ def _exclude_packages(path: Path, pyproject: dict[str, object] | None, locked: d
             raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
         if canonicalize_name(name) not in locked:
             raise BotProjectError(f"{where} names {name}, which the lock does not have")
-        if imported := next((imports[module] for module in import_names(name) if module in imports), None):
+        if imported := importing(name, imports, path):
             raise BotProjectError(f"{where} leaves out {name}, which {path / imported.file}:{imported.line} imports "
                                   f"(`{imported.module}`): the image would fail with No module named "
                                   f"'{imported.module}'. Remove {name} from exclude-packages (or the import)")

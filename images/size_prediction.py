@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from images.bot_transports import IMAGE_LEAVES_OUT
-from images.project_imports import ModuleImport, import_names
+from images.project_imports import ModuleImport, importing
 
 if TYPE_CHECKING:
     from images.bot_project import BotProject
@@ -70,6 +70,7 @@ class Prediction:
     unknown: tuple[str, ...] = ()  # locked with no wheel for the platform: built from source, size unknown
     # The modules the bot project's own code imports (images/project_imports.py): never advised out.
     imports: Mapping[str, ModuleImport] = field(default_factory=dict)
+    project: Path | None = None  # the project's folder: its .venv tells which modules a package provides
 
     @property
     def pull_mb(self) -> float:
@@ -95,8 +96,8 @@ class Prediction:
 
     def _tip(self, name: str) -> str:
         advice, leaves_out = SLIMMING[name]
-        used = next((self.imports[module] for package in leaves_out for module in import_names(package)
-                     if module in self.imports), None)
+        used = next((found for package in leaves_out if (found := importing(package, self.imports, self.project))),
+                    None)
         if used is None:
             return f"{name}: {advice}"
         return f"{name}: kept, the bot imports it ({used.where}: `{used.module}`)"
@@ -183,7 +184,8 @@ def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "lin
     ratio = INSTALLED_PER_WHEEL_BYTE
     largest = tuple(sorted(((name, size * ratio / MB) for name, size in sizes.items()), key=lambda item: -item[1]))
     total = sum(sizes.values())
-    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}))
+    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}),
+                      lock.parent)
 
 
 def predict_image(project: BotProject, image: str = "bot", *, platform: str = "linux/amd64") -> Prediction:

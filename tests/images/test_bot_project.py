@@ -230,3 +230,17 @@ def test_a_transports_own_package_imported_at_module_level_is_kept_too(tmp_path:
     found = read(folder)
     assert [(built.name, built.line) for built in found.imported] == [("daily", 1), ("webrtc", 2)]
     assert found.leaves_out("bot-webrtc") == () and found.leaves_out("bot") == ()
+
+
+def test_exclude_packages_refuses_a_package_the_bot_imports_under_another_name(tmp_path: Path) -> None:
+    tool = '\n[tool.voicefleet]\nexclude-packages = ["acme-speech-sdk"]\n'
+    folder = project(tmp_path, pyproject=tool, extra=(("acme-speech-sdk", "1.0.0"),))
+    (folder / "bot.py").write_text("import acme\n\n\n" + BOT)
+    site_packages = folder / ".venv" / "lib" / "python3.11" / "site-packages"
+    (site_packages / "acme_speech_sdk-1.0.0.dist-info").mkdir(parents=True)
+    (site_packages / "acme_speech_sdk-1.0.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-speech-sdk\nVersion: 1.0.0\n")
+    (site_packages / "acme_speech_sdk-1.0.0.dist-info" / "RECORD").write_text(
+        "acme/__init__.py,,\nacme_speech_sdk-1.0.0.dist-info/METADATA,,\nacme_speech_sdk-1.0.0.dist-info/RECORD,,\n")
+    message = refusal(folder)
+    assert "leaves out acme-speech-sdk" in message and "bot.py:1" in message and "`acme`" in message, message
