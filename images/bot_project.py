@@ -35,7 +35,8 @@ from images.bot_transports import (
     leaves_out,
     transports_built,
 )
-from images.project_imports import ModuleImport, imported_modules, importing
+from images.project_imports import ModuleImport, imported_modules
+from images.size_prediction import needing
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -213,10 +214,13 @@ def _exclude_packages(path: Path, pyproject: dict[str, object] | None, locked: d
             raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
         if canonicalize_name(name) not in locked:
             raise BotProjectError(f"{where} names {name}, which the lock does not have")
-        if imported := importing(name, imports, path):
-            raise BotProjectError(f"{where} leaves out {name}, which {path / imported.file}:{imported.line} imports "
-                                  f"(`{imported.module}`): the image would fail with No module named "
-                                  f"'{imported.module}'. Remove {name} from exclude-packages (or the import)")
+        if need := needing(path / "uv.lock", name, imports):
+            failure = (f"No module named '{need.found.module}'" if need.through is None
+                       else f"an error importing `{need.found.module}`, which needs {name}")
+            raise BotProjectError(f"{where} leaves out {name}{f' through {need.through}' if need.through else ''}, "
+                                  f"which {path / need.found.file}:{need.found.line} imports (`{need.found.module}`): "
+                                  f"the image would fail with {failure}. "
+                                  f"Remove {name} from exclude-packages (or the import)")
     if raw and not (path / "uv.lock").is_file():
         raise BotProjectError(f"{where} needs uv.lock (a requirements.txt is installed as it is)")
     return tuple(sorted(raw))

@@ -70,7 +70,7 @@ class Prediction:
     unknown: tuple[str, ...] = ()  # locked with no wheel for the platform: built from source, size unknown
     # The modules the bot project's own code imports (images/project_imports.py): never advised out.
     imports: Mapping[str, ModuleImport] = field(default_factory=dict)
-    project: Path | None = None  # the project's folder: its .venv tells which modules a package provides
+    lock: Path | None = None  # the project's uv.lock: what its imported packages depend on
 
     @property
     def pull_mb(self) -> float:
@@ -96,11 +96,14 @@ class Prediction:
 
     def _tip(self, name: str) -> str:
         advice, leaves_out = SLIMMING[name]
-        used = next((found for package in leaves_out if (found := importing(package, self.imports, self.project))),
-                    None)
+        used = next((need for package in leaves_out
+                     if self.lock is not None and (need := needing(self.lock, package, self.imports))), None)
         if used is None:
             return f"{name}: {advice}"
-        return f"{name}: kept, the bot imports it ({used.where}: `{used.module}`)"
+        if used.through is None:
+            return f"{name}: kept, the bot imports it ({used.found.where}: `{used.found.module}`)"
+        return f"{name}: kept, {used.through} needs it and the bot imports that ({used.found.where}: " \
+               f"`{used.found.module}`)"
 
 
 def _wheel_matches(filename: str, arch: str) -> bool:
@@ -136,13 +139,18 @@ def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
     dev groups, nor extras nobody asks for. Markers are not evaluated (a package for another
     platform has no wheel that fits and counts nothing anyway). None when the lock names no project
     of its own (every package then counts)."""
-    by_name: dict[str, list[dict[str, object]]] = {}
-    for package in packages:
-        by_name.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(package)
     roots = [p for p in packages if _is_project(p.get("source"))]
     if not roots:
         return None
-    wanted = [dep for root in roots for dep in _dependencies(root.get("dependencies"))]
+    return _closure(packages, [dep for root in roots for dep in _dependencies(root.get("dependencies"))])
+
+
+def _closure(packages: list[dict[str, object]], wanted: list[tuple[str, tuple[str, ...]]],
+             stop: frozenset[str] = frozenset()) -> set[str]:
+    """The locked packages `wanted` (name, extras) brings, itself included, not going past `stop`."""
+    by_name: dict[str, list[dict[str, object]]] = {}
+    for package in packages:
+        by_name.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(package)
     seen: set[tuple[str, str]] = set()
     while wanted:
         name, extras = wanted.pop()
@@ -150,12 +158,48 @@ def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
             if (name, key) in seen:
                 continue
             seen.add((name, key))
-            for package in by_name.get(name, []):
+            for package in by_name.get(name, []) if name not in stop else []:
                 optional = package.get("optional-dependencies")
                 entries = package.get("dependencies") if not key else (
                     optional.get(key) if isinstance(optional, dict) else None)
                 wanted += _dependencies(entries)
     return {name for name, _ in seen}
+
+
+# Pipecat's own dependencies are what exclude-packages trims (the optional paths its bot never takes):
+# a package the bot imports does not need them through Pipecat.
+TRIMMED_THROUGH = frozenset({"pipecat-ai"})
+
+
+@dataclass(frozen=True)
+class Need:
+    """Why a bot project needs a locked package: its import (`found`) of a module of that package or,
+    `through` another, of a package that depends on it."""
+
+    found: ModuleImport
+    through: str | None = None
+
+
+def needing(lock: Path, distribution: str, imports: Mapping[str, ModuleImport]) -> Need | None:
+    """The project's import that needs `distribution`: of a module it provides, or of a package that
+    depends on it in the project's uv.lock (not through Pipecat: TRIMMED_THROUGH). The project's
+    .venv, beside the lock, tells which modules a package provides (images/project_imports.py)."""
+    name = canonicalize_name(distribution)
+    if direct := importing(name, imports, lock.parent):
+        return Need(direct)
+    try:
+        packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    packages = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    for package in packages:
+        other = canonicalize_name(str(package.get("name", "")))
+        if other == name or other in TRIMMED_THROUGH or _is_project(package.get("source")):
+            continue
+        if name in _closure(packages, [(other, ())], stop=TRIMMED_THROUGH) and (
+                found := importing(other, imports, lock.parent)):
+            return Need(found, other)
+    return None
 
 
 def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "linux/amd64",
@@ -184,8 +228,7 @@ def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "lin
     ratio = INSTALLED_PER_WHEEL_BYTE
     largest = tuple(sorted(((name, size * ratio / MB) for name, size in sizes.items()), key=lambda item: -item[1]))
     total = sum(sizes.values())
-    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}),
-                      lock.parent)
+    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}), lock)
 
 
 def predict_image(project: BotProject, image: str = "bot", *, platform: str = "linux/amd64") -> Prediction:

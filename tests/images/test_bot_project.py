@@ -243,4 +243,20 @@ def test_exclude_packages_refuses_a_package_the_bot_imports_under_another_name(t
     (site_packages / "acme_speech_sdk-1.0.0.dist-info" / "RECORD").write_text(
         "acme/__init__.py,,\nacme_speech_sdk-1.0.0.dist-info/METADATA,,\nacme_speech_sdk-1.0.0.dist-info/RECORD,,\n")
     message = refusal(folder)
-    assert "leaves out acme-speech-sdk" in message and "bot.py:1" in message and "`acme`" in message, message
+    assert f"leaves out acme-speech-sdk, which {folder / 'bot.py'}:1 imports (`acme`)" in message, message
+
+
+def test_exclude_packages_refuses_a_package_that_a_package_the_bot_imports_depends_on(tmp_path: Path) -> None:
+    tool = '\n[tool.voicefleet]\nexclude-packages = ["numba"]\n'
+    folder = project(tmp_path, pyproject=tool)
+    lock = (folder / "uv.lock").read_text().replace(
+        'name = "my-bot"\nversion = "0.1.0"\nsource = { virtual = "." }\n',
+        'name = "my-bot"\nversion = "0.1.0"\nsource = { virtual = "." }\n'
+        'dependencies = [{ name = "pipecat-ai" }, { name = "librosa" }]\n')
+    (folder / "uv.lock").write_text(lock + '\n[[package]]\nname = "librosa"\nversion = "0.11.0"\n'
+                                    'source = { registry = "https://pypi.org/simple" }\n'
+                                    'dependencies = [{ name = "numba" }]\n')
+    assert read(folder).exclude_packages == ("numba",)  # nothing the bot imports needs it
+    (folder / "bot.py").write_text("import librosa\n\n\n" + BOT)
+    message = refusal(folder)
+    assert f"leaves out numba through librosa, which {folder / 'bot.py'}:1 imports (`librosa`)" in message, message
