@@ -131,6 +131,15 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
                                      "(`pipecat-ai[daily,silero,websocket]`) and lock again")
     if settings.turn is not None and "webrtc" not in found.project.transports:
+        if built and "webrtc" not in built:
+            # Adding aiortc would only build an image of a transport this bot never runs: the relay is what is wrong.
+            raise cfg.fail("botProject", f"= {found.location!r}: its bot.py builds Pipecat's {', '.join(built)} "
+                                         "transport and no SmallWebRTC one, so this stack's TURN relay "
+                                         "(voicefleet:turn) serves it nothing, and its SmallWebRTC image cannot be "
+                                         "built (no aiortc): "
+                                         "`pulumi config set turn none` (what it builds needs no relay); or build "
+                                         "SmallWebRTCTransport in bot.py and add Pipecat's webrtc extra "
+                                         "(`pipecat-ai[silero,webrtc,…]`)")
         raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
                                      "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
                                      "(`pipecat-ai[daily,silero,webrtc]`)")

@@ -140,3 +140,20 @@ def test_leaving_out_a_package_the_bot_imports_is_refused_by_the_plan_and_the_bu
     assert "No module named 'cv2'" in line and "Traceback" not in result.stderr, line
     built = build_images(folder)
     assert built.returncode == 1 and "leaves out opencv-python-headless" in built.stderr, built.stderr
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_phone_only_bot_on_a_relay_stack_is_told_the_relay_serves_it_nothing_not_to_add_aiortc(
+        stack: StackRunner, cloud: str) -> None:
+    """aws-prod and gcp-prod run a relay: a phone bot (no SmallWebRTC in bot.py, no aiortc) was told to add
+    Pipecat's webrtc extra, which only builds an image of a transport it never runs."""
+    twilio = REPOSITORY / "tests" / "fixtures" / "projects" / "twilio_inbound"
+    twilio_token = {"voicefleet:twilioAuthToken": "SENTINEL-twilio-0123456789abcdef0123456789abcdef"}
+    with pytest.raises(SettingsError) as refused:
+        stack(cloud, secrets={**WITH_TURN, **twilio_token}, botProject=str(twilio), botImageBudgetMb="900", **TURN,
+              **CHANNEL.get(cloud, {}))
+    message = str(refused.value)
+    assert "builds Pipecat's websocket transport and no SmallWebRTC one" in message, message
+    assert "`pulumi config set turn none`" in message, message
+    # and without the relay the same bot is served (its phone calls)
+    stack(cloud, secrets={**SECRETS, **twilio_token}, botProject=str(twilio), botImageBudgetMb="900")
