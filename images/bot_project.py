@@ -136,6 +136,7 @@ def read(path: Path) -> BotProject:
                                   f"(`{PIPECAT}[silero,…]`); the image loads Silero VAD at build time")
     built = transports_built(path / BOT_FILE)
     imports = imported_modules(path, BOT_FILE)
+    _importable(path, imports)
     for transport in built:
         package, extra = TRANSPORT_PACKAGES[transport.name]
         if package not in present:
@@ -149,6 +150,19 @@ def read(path: Path) -> BotProject:
                       built=tuple(transport.name for transport in built),
                       imported=imported_at_module_level(path / BOT_FILE),
                       carriers=carriers_answered(path / BOT_FILE), imports=imports)
+
+
+def _importable(path: Path, imports: Mapping[str, ModuleImport]) -> None:
+    """A src/ layout's package imports under `uv run`, which installs the project itself, and never in
+    the image, which installs its dependencies only (images/install_project.sh) and runs bot.py with
+    bot.py's folder alone on the path (bot/user_bot.py)."""
+    for module, found in imports.items():
+        inside = path / "src" / module
+        if "." not in module and (inside.with_suffix(".py").is_file() or (inside / "__init__.py").is_file()):
+            raise BotProjectError(f"{path / found.file}:{found.line} imports `{module}`, which is in "
+                                  f"{path / 'src'}: the image installs the project's dependencies, not the project, "
+                                  f"and puts only bot.py's folder on the path, so it would fail with No module "
+                                  f"named '{module}'. Move src/{module} beside bot.py")
 
 
 def _toml(path: Path) -> dict[str, object]:

@@ -260,3 +260,17 @@ def test_exclude_packages_refuses_a_package_that_a_package_the_bot_imports_depen
     (folder / "bot.py").write_text("import librosa\n\n\n" + BOT)
     message = refusal(folder)
     assert f"leaves out numba through librosa, which {folder / 'bot.py'}:1 imports (`librosa`)" in message, message
+
+
+def test_a_src_layout_package_the_bot_imports_is_refused_before_the_image_fails_on_it(tmp_path: Path) -> None:
+    """`uv init --package` puts the code in src/: `uv run` installs the project so it imports there, but
+    the image installs the dependencies alone and puts only bot.py's folder on the path."""
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("from my_bot.pipeline import build\n\n\n" + BOT)
+    (folder / "src" / "my_bot").mkdir(parents=True)
+    (folder / "src" / "my_bot" / "__init__.py").write_text("")
+    (folder / "src" / "my_bot" / "pipeline.py").write_text("def build():\n    pass\n")
+    message = refusal(folder)
+    assert f"{folder / 'bot.py'}:1 imports `my_bot`" in message and "Move src/my_bot beside bot.py" in message
+    (folder / "src" / "my_bot").rename(folder / "my_bot")  # moved as told: the image finds it beside bot.py
+    assert "my_bot" not in read(folder).imports  # its own package now, followed like video.py
