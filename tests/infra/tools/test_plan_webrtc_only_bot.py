@@ -157,3 +157,11 @@ def test_a_phone_only_bot_on_a_relay_stack_is_told_the_relay_serves_it_nothing_n
     assert "`pulumi config set turn none`" in message, message
     # and without the relay the same bot is served (its phone calls)
     stack(cloud, secrets={**SECRETS, **twilio_token}, botProject=str(twilio), botImageBudgetMb="900")
+
+
+def test_a_budget_that_is_no_number_stops_the_image_build_before_it_builds() -> None:
+    """It used to reach images/ci/run_image.py after every image was built, and end in a traceback."""
+    result = build_images(FIXTURE, budget="700MB")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "OWN_MB must be a number of MB (got '700MB')" in result.stderr and "Traceback" not in result.stderr
+    assert not budgets(result.stdout), result.stdout
