@@ -154,8 +154,11 @@ def serving_advice(project: BotProject, cloud: str) -> str:
     for its SmallWebRTC sessions, the call credentials for its WebSocket (phone) transport."""
     ways = []
     if "webrtc" in project.built:
-        https = ("; on AWS the channel needs HTTPS: `pulumi config set certificateArn …` and "
-                 "`pulumi config set dispatcherDomain …`") if cloud == "aws" else ""
+        # What each cloud asks of a relay's stack beyond these keys (stacks/config/channel.py, turn.py).
+        https = {"aws": "; on AWS the channel needs HTTPS: `pulumi config set certificateArn …` and "
+                        "`pulumi config set dispatcherDomain …`",
+                 "azure": "; on Azure the managed relay's VM needs a credential: `pulumi config set "
+                          "turnSshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\"` (no rule admits SSH)"}.get(cloud, "")
         ways.append("for its SmallWebRTC sessions a TURN relay: `pulumi config set turn managed` (or external with "
                     "turnUrls), `pulumi config set --secret turnSharedSecret` and `pulumi config set --secret "
                     f"botChannelToken` (both prompt for the value; docs/pulumi.md, TURN relay){https}")

@@ -165,3 +165,11 @@ def test_a_budget_that_is_no_number_stops_the_image_build_before_it_builds() -> 
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "OWN_MB must be a number of MB (got '700MB')" in result.stderr and "Traceback" not in result.stderr
     assert not budgets(result.stdout), result.stdout
+
+
+def test_on_azure_the_relay_advice_names_the_ssh_key_its_managed_relay_also_needs() -> None:
+    """Following the advice on Azure used to stop at the next preview: turnSshPublicKey is required."""
+    result = plan("azure-dev", f"botProject={FIXTURE}")
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "`pulumi config set turnSshPublicKey" in line and "certificateArn" not in line, line
