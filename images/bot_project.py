@@ -35,8 +35,8 @@ from images.bot_transports import (
     leaves_out,
     transports_built,
 )
+from images.lock_closure import needing
 from images.project_imports import ModuleImport, imported_modules
-from images.size_prediction import needing
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
