@@ -35,7 +35,8 @@ from images.bot_transports import (
     leaves_out,
     transports_built,
 )
-from images.project_imports import ModuleImport, import_names, imported_modules
+from images.lock_closure import needing
+from images.project_imports import ModuleImport, imported_modules
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -135,6 +136,7 @@ def read(path: Path) -> BotProject:
                                   f"(`{PIPECAT}[silero,…]`); the image loads Silero VAD at build time")
     built = transports_built(path / BOT_FILE)
     imports = imported_modules(path, BOT_FILE)
+    _importable(path, imports)
     for transport in built:
         package, extra = TRANSPORT_PACKAGES[transport.name]
         if package not in present:
@@ -148,6 +150,19 @@ def read(path: Path) -> BotProject:
                       built=tuple(transport.name for transport in built),
                       imported=imported_at_module_level(path / BOT_FILE),
                       carriers=carriers_answered(path / BOT_FILE), imports=imports)
+
+
+def _importable(path: Path, imports: Mapping[str, ModuleImport]) -> None:
+    """A src/ layout's package imports under `uv run`, which installs the project itself, and never in
+    the image, which installs its dependencies only (images/install_project.sh) and runs bot.py with
+    bot.py's folder alone on the path (bot/user_bot.py)."""
+    for module, found in imports.items():
+        inside = path / "src" / module
+        if "." not in module and (inside.with_suffix(".py").is_file() or (inside / "__init__.py").is_file()):
+            raise BotProjectError(f"{path / found.file}:{found.line} imports `{module}`, which is in "
+                                  f"{path / 'src'}: the image installs the project's dependencies, not the project, "
+                                  f"and puts only bot.py's folder on the path, so it would fail with No module "
+                                  f"named '{module}'. Move src/{module} beside bot.py")
 
 
 def _toml(path: Path) -> dict[str, object]:
@@ -213,10 +228,13 @@ def _exclude_packages(path: Path, pyproject: dict[str, object] | None, locked: d
             raise BotProjectError(f"{where} cannot leave out {name}: the bot host needs it")
         if canonicalize_name(name) not in locked:
             raise BotProjectError(f"{where} names {name}, which the lock does not have")
-        if imported := next((imports[module] for module in import_names(name) if module in imports), None):
-            raise BotProjectError(f"{where} leaves out {name}, which {path / imported.file}:{imported.line} imports "
-                                  f"(`{imported.module}`): the image would fail with No module named "
-                                  f"'{imported.module}'. Remove {name} from exclude-packages (or the import)")
+        if need := needing(path / "uv.lock", name, imports):
+            failure = (f"No module named '{need.found.module}'" if need.through is None
+                       else f"an error importing `{need.found.module}`, which needs {name}")
+            raise BotProjectError(f"{where} leaves out {name}{f' through {need.through}' if need.through else ''}, "
+                                  f"which {path / need.found.file}:{need.found.line} imports (`{need.found.module}`): "
+                                  f"the image would fail with {failure}. "
+                                  f"Remove {name} from exclude-packages (or the import)")
     if raw and not (path / "uv.lock").is_file():
         raise BotProjectError(f"{where} needs uv.lock (a requirements.txt is installed as it is)")
     return tuple(sorted(raw))

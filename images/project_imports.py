@@ -8,11 +8,16 @@ ModuleNotFoundError, Exception) is optional: the bot runs without it, so it need
 
 The plan reads it so that it never advises leaving out a package the bot imports, and refuses a
 `[tool.voicefleet] exclude-packages` entry that would make the image fail `No module named …`.
+Which modules a distribution provides comes from its installed metadata (RECORD) where one is
+installed, in the project's own .venv or the plan's environment (uv.lock names no module), else
+from its name.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,16 +45,51 @@ class ModuleImport:
         return f"{self.file}:{self.line}"
 
 
-def import_names(distribution: str) -> tuple[str, ...]:
-    """The top-level modules a locked distribution provides (its own name, unless IMPORT_NAMES says)."""
+def import_names(distribution: str, project: Path | None = None) -> tuple[str, ...]:
+    """The modules a locked distribution provides, each a dotted name (`google.protobuf` for a package
+    of a namespace): by its installed metadata when the project's .venv or the plan's environment holds
+    it, else by IMPORT_NAMES or its own name."""
+    installed = next((modules for found in _installed(distribution, project) if (modules := _provided(found))), ())
     name = canonicalize_name(distribution)
-    return IMPORT_NAMES.get(name, (name.replace("-", "_"),))
+    return installed or IMPORT_NAMES.get(name, (name.replace("-", "_"),))
+
+
+def importing(distribution: str, imports: Mapping[str, ModuleImport],
+              project: Path | None = None) -> ModuleImport | None:
+    """The project's import of a module `distribution` provides (or of one inside it), if any."""
+    provided = import_names(distribution, project)
+    return next((found for module, found in imports.items()
+                 if any(module == own or module.startswith(f"{own}.") for own in provided)), None)
+
+
+def _installed(distribution: str, project: Path | None) -> Iterator[importlib.metadata.Distribution]:
+    if project is not None:
+        for site_packages in sorted((project / ".venv" / "lib").glob("python3*/site-packages")):
+            yield from importlib.metadata.Distribution.discover(name=distribution, path=[str(site_packages)])
+    yield from importlib.metadata.Distribution.discover(name=distribution)
+
+
+def _provided(distribution: importlib.metadata.Distribution) -> tuple[str, ...]:
+    """The outermost importable modules in a distribution's RECORD: a package is named at its first
+    folder with an __init__.py, so a namespace's portion is `google.protobuf`, not all of `google`."""
+    files = {file.parts for file in distribution.files or () if file.parts and file.parts[0] != ".."}
+    modules: set[str] = set()
+    for parts in files:
+        if not parts[-1].endswith((".py", ".so", ".pyd")) or any(part.endswith((".dist-info", ".data"))
+                                                                  for part in parts):
+            continue
+        package = next((parts[:depth] for depth in range(1, len(parts)) if (*parts[:depth], "__init__.py") in files),
+                       (*parts[:-1], parts[-1].split(".")[0]))
+        if all(part.isidentifier() for part in package):  # not a vendored `<name>.libs/` folder
+            modules.add(".".join(package))
+    return tuple(sorted(module for module in modules
+                        if not any(module.startswith(f"{other}.") for other in modules)))
 
 
 def imported_modules(project: Path, entry: str = "bot.py") -> dict[str, ModuleImport]:
-    """Top-level module name -> its first import, for every module that is not the project's own,
-    imported by `entry` and the project's own modules it reaches. Files that cannot be parsed count
-    nothing (the image build's `--check` reports them with Python's own message)."""
+    """Module name (top-level, and dotted as imported) -> its first import, for every module that is
+    not the project's own, imported by `entry` and the project's own modules it reaches. Files that
+    cannot be parsed count nothing (the image build's `--check` reports them with Python's own message)."""
     found: dict[str, ModuleImport] = {}
     pending, seen = [project / entry], set()
     while pending:
@@ -65,9 +105,9 @@ def imported_modules(project: Path, entry: str = "bot.py") -> dict[str, ModuleIm
             own = _own_files(project, dotted)
             if own is not None:
                 pending += own
-            elif not dotted.startswith(".") and dotted.split(".")[0] not in found:
-                top = dotted.split(".")[0]
-                found[top] = ModuleImport(top, path.relative_to(project).as_posix(), line)
+            elif not dotted.startswith("."):
+                for module in (dotted.split(".")[0], dotted):
+                    found.setdefault(module, ModuleImport(module, path.relative_to(project).as_posix(), line))
     return found
 
 
@@ -98,11 +138,27 @@ def _imports(tree: ast.Module, package: str) -> list[tuple[str, int]]:
                              if alias.name != "*")
                 if base:
                     found.append((base, node.lineno))
+        elif not optional and isinstance(node, ast.Call) and (dynamic := _dynamic_import(node)) is not None:
+            found.append((dynamic, node.lineno))
         for child in ast.iter_child_nodes(node):
             visit(child, optional)
 
     visit(tree, False)
     return found
+
+
+def _dynamic_import(node: ast.Call) -> str | None:
+    """The module of `importlib.import_module("name")` / `import_module("name")` / `__import__("name")`
+    called with a literal absolute name; None for anything else (a computed name cannot be read)."""
+    if not node.args:
+        return None
+    function = node.func
+    name = (function.attr if isinstance(function, ast.Attribute)
+            else function.id if isinstance(function, ast.Name) else "")
+    module = node.args[0]
+    if name not in ("import_module", "__import__") or not isinstance(module, ast.Constant):
+        return None
+    return module.value if isinstance(module.value, str) and module.value and not module.value.startswith(".") else None
 
 
 def _catches_import_errors(handler: ast.ExceptHandler) -> bool:
@@ -132,7 +188,7 @@ def _own_files(project: Path, dotted: str) -> list[Path] | None:
         return []  # `from . import x` at the root: x itself comes as its own entry
     top = project / parts[0]
     if not (top.with_suffix(".py").is_file() or (top / "__init__.py").is_file()
-            or (top.is_dir() and any(top.glob("*.py")))):
+            or (top.is_dir() and any(top.rglob("*.py")))):
         return None
     files: list[Path] = []
     for depth in range(1, len(parts) + 1):

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from images.bot_transports import IMAGE_LEAVES_OUT
-from images.project_imports import ModuleImport, import_names
+from images.lock_closure import installed_names, needing
+from images.project_imports import ModuleImport
 
 if TYPE_CHECKING:
     from images.bot_project import BotProject
@@ -70,6 +71,7 @@ class Prediction:
     unknown: tuple[str, ...] = ()  # locked with no wheel for the platform: built from source, size unknown
     # The modules the bot project's own code imports (images/project_imports.py): never advised out.
     imports: Mapping[str, ModuleImport] = field(default_factory=dict)
+    lock: Path | None = None  # the project's uv.lock: what its imported packages depend on
 
     @property
     def pull_mb(self) -> float:
@@ -95,11 +97,14 @@ class Prediction:
 
     def _tip(self, name: str) -> str:
         advice, leaves_out = SLIMMING[name]
-        used = next((self.imports[module] for package in leaves_out for module in import_names(package)
-                     if module in self.imports), None)
+        used = next((need for package in leaves_out
+                     if self.lock is not None and (need := needing(self.lock, package, self.imports))), None)
         if used is None:
             return f"{name}: {advice}"
-        return f"{name}: kept, the bot imports it ({used.where}: `{used.module}`)"
+        if used.through is None:
+            return f"{name}: kept, the bot imports it ({used.found.where}: `{used.found.module}`)"
+        return f"{name}: kept, {used.through} needs it and the bot imports that ({used.found.where}: " \
+               f"`{used.found.module}`)"
 
 
 def _wheel_matches(filename: str, arch: str) -> bool:
@@ -111,50 +116,6 @@ def _wheel_matches(filename: str, arch: str) -> bool:
         "py3" in python.split("."))
     linux = pure or ("manylinux" in platform or "linux" in platform) and arch in platform
     return cpython and linux and "musllinux" not in platform
-
-
-def _dependencies(entries: object) -> list[tuple[str, tuple[str, ...]]]:
-    """A lock entry's `dependencies`-shaped list as (name, extras asked for)."""
-    found: list[tuple[str, tuple[str, ...]]] = []
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            extras = entry.get("extra", [])
-            found.append((canonicalize_name(entry["name"]),
-                          tuple(str(e) for e in extras) if isinstance(extras, list) else ()))
-    return found
-
-
-def _is_project(source: object) -> bool:
-    """The lock's own project (`source = { virtual = "." }` or `{ editable = "." }`)."""
-    return isinstance(source, dict) and ("virtual" in source or "editable" in source)
-
-
-def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
-    """The packages `uv sync --no-dev` installs from this lock (images/install_project.sh): the
-    project's own dependencies and, through them, theirs with the extras each asks for; not its
-    dev groups, nor extras nobody asks for. Markers are not evaluated (a package for another
-    platform has no wheel that fits and counts nothing anyway). None when the lock names no project
-    of its own (every package then counts)."""
-    by_name: dict[str, list[dict[str, object]]] = {}
-    for package in packages:
-        by_name.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(package)
-    roots = [p for p in packages if _is_project(p.get("source"))]
-    if not roots:
-        return None
-    wanted = [dep for root in roots for dep in _dependencies(root.get("dependencies"))]
-    seen: set[tuple[str, str]] = set()
-    while wanted:
-        name, extras = wanted.pop()
-        for key in ("", *extras):
-            if (name, key) in seen:
-                continue
-            seen.add((name, key))
-            for package in by_name.get(name, []):
-                optional = package.get("optional-dependencies")
-                entries = package.get("dependencies") if not key else (
-                    optional.get(key) if isinstance(optional, dict) else None)
-                wanted += _dependencies(entries)
-    return {name for name, _ in seen}
 
 
 def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "linux/amd64",
@@ -183,7 +144,7 @@ def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "lin
     ratio = INSTALLED_PER_WHEEL_BYTE
     largest = tuple(sorted(((name, size * ratio / MB) for name, size in sizes.items()), key=lambda item: -item[1]))
     total = sum(sizes.values())
-    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}))
+    return Prediction(total * ratio / MB, total / MB, largest, tuple(sorted(unknown)), dict(imports or {}), lock)
 
 
 def predict_image(project: BotProject, image: str = "bot", *, platform: str = "linux/amd64") -> Prediction:

@@ -38,12 +38,15 @@ webrtc_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot
 read -ra bot_images <<<"$(uv run --quiet python -m images.bot_project --images "$BOT_PROJECT")"
 images=(dispatcher "${bot_images[@]}")
 [[ "${BOT_IMAGES_ONLY:-}" == 1 ]] && images=("${bot_images[@]}")
-# Each image's closure budget, by the rule the plan applies (images/budgets.py closure_budget_mb).
+# Each image's closure budget, by the rule the plan applies (images/budgets.py closure_budget_mb);
+# worked out before anything is built, so a BOT_IMAGE_BUDGET_MB that is no number stops here.
 budget_of() { local own=""; [[ $1 == bot* ]] && own=${BOT_IMAGE_BUDGET_MB:-}; echo "$own"; }
+declare -A budgets
+for image in "${images[@]}"; do
+  budgets[$image]=$(uv run --quiet python -m images.budgets "$image" "$(budget_of "$image")")
+done
 if [[ "${1:-}" == --images ]]; then
-  for image in "${images[@]}"; do
-    echo "$image $(uv run --quiet python -m images.budgets "$image" "$(budget_of "$image")")"
-  done
+  for image in "${images[@]}"; do echo "$image ${budgets[$image]}"; done
   exit 0
 fi
 

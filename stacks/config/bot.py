@@ -131,6 +131,15 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
                                      "(`pipecat-ai[daily,silero,websocket]`) and lock again")
     if settings.turn is not None and "webrtc" not in found.project.transports:
+        if built and "webrtc" not in built:
+            # Adding aiortc would only build an image of a transport this bot never runs: the relay is what is wrong.
+            raise cfg.fail("botProject", f"= {found.location!r}: its bot.py builds Pipecat's {', '.join(built)} "
+                                         "transport and no SmallWebRTC one, so this stack's TURN relay "
+                                         "(voicefleet:turn) serves it nothing, and its SmallWebRTC image cannot be "
+                                         "built (no aiortc): "
+                                         "`pulumi config set turn none` (what it builds needs no relay); or build "
+                                         "SmallWebRTCTransport in bot.py and add Pipecat's webrtc extra "
+                                         "(`pipecat-ai[silero,webrtc,…]`)")
         raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
                                      "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
@@ -145,8 +154,11 @@ def serving_advice(project: BotProject, cloud: str) -> str:
     for its SmallWebRTC sessions, the call credentials for its WebSocket (phone) transport."""
     ways = []
     if "webrtc" in project.built:
-        https = ("; on AWS the channel needs HTTPS: `pulumi config set certificateArn …` and "
-                 "`pulumi config set dispatcherDomain …`") if cloud == "aws" else ""
+        # What each cloud asks of a relay's stack beyond these keys (stacks/config/channel.py, turn.py).
+        https = {"aws": "; on AWS the channel needs HTTPS: `pulumi config set certificateArn …` and "
+                        "`pulumi config set dispatcherDomain …`",
+                 "azure": "; on Azure the managed relay's VM needs a credential: `pulumi config set "
+                          "turnSshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\"` (no rule admits SSH)"}.get(cloud, "")
         ways.append("for its SmallWebRTC sessions a TURN relay: `pulumi config set turn managed` (or external with "
                     "turnUrls), `pulumi config set --secret turnSharedSecret` and `pulumi config set --secret "
                     f"botChannelToken` (both prompt for the value; docs/pulumi.md, TURN relay){https}")

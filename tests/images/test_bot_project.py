@@ -230,3 +230,47 @@ def test_a_transports_own_package_imported_at_module_level_is_kept_too(tmp_path:
     found = read(folder)
     assert [(built.name, built.line) for built in found.imported] == [("daily", 1), ("webrtc", 2)]
     assert found.leaves_out("bot-webrtc") == () and found.leaves_out("bot") == ()
+
+
+def test_exclude_packages_refuses_a_package_the_bot_imports_under_another_name(tmp_path: Path) -> None:
+    tool = '\n[tool.voicefleet]\nexclude-packages = ["acme-speech-sdk"]\n'
+    folder = project(tmp_path, pyproject=tool, extra=(("acme-speech-sdk", "1.0.0"),))
+    (folder / "bot.py").write_text("import acme\n\n\n" + BOT)
+    site_packages = folder / ".venv" / "lib" / "python3.11" / "site-packages"
+    (site_packages / "acme_speech_sdk-1.0.0.dist-info").mkdir(parents=True)
+    (site_packages / "acme_speech_sdk-1.0.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-speech-sdk\nVersion: 1.0.0\n")
+    (site_packages / "acme_speech_sdk-1.0.0.dist-info" / "RECORD").write_text(
+        "acme/__init__.py,,\nacme_speech_sdk-1.0.0.dist-info/METADATA,,\nacme_speech_sdk-1.0.0.dist-info/RECORD,,\n")
+    message = refusal(folder)
+    assert f"leaves out acme-speech-sdk, which {folder / 'bot.py'}:1 imports (`acme`)" in message, message
+
+
+def test_exclude_packages_refuses_a_package_that_a_package_the_bot_imports_depends_on(tmp_path: Path) -> None:
+    tool = '\n[tool.voicefleet]\nexclude-packages = ["numba"]\n'
+    folder = project(tmp_path, pyproject=tool)
+    lock = (folder / "uv.lock").read_text().replace(
+        'name = "my-bot"\nversion = "0.1.0"\nsource = { virtual = "." }\n',
+        'name = "my-bot"\nversion = "0.1.0"\nsource = { virtual = "." }\n'
+        'dependencies = [{ name = "pipecat-ai" }, { name = "librosa" }]\n')
+    (folder / "uv.lock").write_text(lock + '\n[[package]]\nname = "librosa"\nversion = "0.11.0"\n'
+                                    'source = { registry = "https://pypi.org/simple" }\n'
+                                    'dependencies = [{ name = "numba" }]\n')
+    assert read(folder).exclude_packages == ("numba",)  # nothing the bot imports needs it
+    (folder / "bot.py").write_text("import librosa\n\n\n" + BOT)
+    message = refusal(folder)
+    assert f"leaves out numba through librosa, which {folder / 'bot.py'}:1 imports (`librosa`)" in message, message
+
+
+def test_a_src_layout_package_the_bot_imports_is_refused_before_the_image_fails_on_it(tmp_path: Path) -> None:
+    """`uv init --package` puts the code in src/: `uv run` installs the project so it imports there, but
+    the image installs the dependencies alone and puts only bot.py's folder on the path."""
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("from my_bot.pipeline import build\n\n\n" + BOT)
+    (folder / "src" / "my_bot").mkdir(parents=True)
+    (folder / "src" / "my_bot" / "__init__.py").write_text("")
+    (folder / "src" / "my_bot" / "pipeline.py").write_text("def build():\n    pass\n")
+    message = refusal(folder)
+    assert f"{folder / 'bot.py'}:1 imports `my_bot`" in message and "Move src/my_bot beside bot.py" in message
+    (folder / "src" / "my_bot").rename(folder / "my_bot")  # moved as told: the image finds it beside bot.py
+    assert "my_bot" not in read(folder).imports  # its own package now, followed like video.py

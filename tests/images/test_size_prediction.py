@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from images.project_imports import imported_modules
 from images.size_prediction import DAILY_LEAVES_OUT, INSTALLED_PER_WHEEL_BYTE, MB, predict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +70,32 @@ def test_only_what_uv_sync_no_dev_installs_counts(tmp_path: Path) -> None:
     asked = '{ name = "needs-extra", extra = ["fast"] }'
     path.write_text(path.read_text().replace('{ name = "needs-extra" }', asked))
     assert {name for name, _ in predict(path).largest} == {"fast-lib", "needs-extra", "six"}
+
+
+def dependency(name: str) -> str:
+    return '{ name = "' + name + '" }'
+
+
+def audio_lock(tmp_path: Path) -> Path:
+    """A lock in uv's shape where Pipecat and librosa both depend on numba (librosa jit-compiles with it)."""
+    registry = '{ registry = "https://pypi.org/simple" }'
+    big = wheel("numba", "cp311-cp311-manylinux_2_28_x86_64", 100 * MB)
+    tables = "".join(f'\n[[package]]\nname = "{name}"\nversion = "1.0"\nsource = {registry}\n'
+                     f'dependencies = [{", ".join(map(dependency, deps))}]\n'
+                     f'wheels = [\n    {big if name == "numba" else wheel(name, "py3-none-any", MB)},\n]\n'
+                     for name, deps in (("pipecat-ai", ["numba"]), ("librosa", ["numba"]), ("numba", [])))
+    path = tmp_path / "uv.lock"
+    path.write_text('version = 1\n\n[[package]]\nname = "my-bot"\nversion = "0.1.0"\nsource = { virtual = "." }\n'
+                    'dependencies = [{ name = "pipecat-ai" }, { name = "librosa" }]\n' + tables)
+    return path
+
+
+def test_a_package_that_a_package_the_bot_imports_depends_on_is_never_advised_out(tmp_path: Path) -> None:
+    path = audio_lock(tmp_path)
+    (tmp_path / "bot.py").write_text("import librosa\nimport pipecat\n")
+    advice = predict(path, imports=imported_modules(tmp_path)).advice()
+    assert "numba: kept, librosa needs it and the bot imports that (bot.py:1: `librosa`)" in advice, advice
+    # Pipecat's own numba is what exclude-packages trims: a bot importing Pipecat alone is advised it
+    (tmp_path / "bot.py").write_text("import pipecat\n")
+    advice = predict(path, imports=imported_modules(tmp_path)).advice()
+    assert "numba: used only by the resampy resampler" in advice, advice

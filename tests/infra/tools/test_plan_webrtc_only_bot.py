@@ -140,3 +140,36 @@ def test_leaving_out_a_package_the_bot_imports_is_refused_by_the_plan_and_the_bu
     assert "No module named 'cv2'" in line and "Traceback" not in result.stderr, line
     built = build_images(folder)
     assert built.returncode == 1 and "leaves out opencv-python-headless" in built.stderr, built.stderr
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_phone_only_bot_on_a_relay_stack_is_told_the_relay_serves_it_nothing_not_to_add_aiortc(
+        stack: StackRunner, cloud: str) -> None:
+    """aws-prod and gcp-prod run a relay: a phone bot (no SmallWebRTC in bot.py, no aiortc) was told to add
+    Pipecat's webrtc extra, which only builds an image of a transport it never runs."""
+    twilio = REPOSITORY / "tests" / "fixtures" / "projects" / "twilio_inbound"
+    twilio_token = {"voicefleet:twilioAuthToken": "SENTINEL-twilio-0123456789abcdef0123456789abcdef"}
+    with pytest.raises(SettingsError) as refused:
+        stack(cloud, secrets={**WITH_TURN, **twilio_token}, botProject=str(twilio), botImageBudgetMb="900", **TURN,
+              **CHANNEL.get(cloud, {}))
+    message = str(refused.value)
+    assert "builds Pipecat's websocket transport and no SmallWebRTC one" in message, message
+    assert "`pulumi config set turn none`" in message, message
+    # and without the relay the same bot is served (its phone calls)
+    stack(cloud, secrets={**SECRETS, **twilio_token}, botProject=str(twilio), botImageBudgetMb="900")
+
+
+def test_a_budget_that_is_no_number_stops_the_image_build_before_it_builds() -> None:
+    """It used to reach images/ci/run_image.py after every image was built, and end in a traceback."""
+    result = build_images(FIXTURE, budget="700MB")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "OWN_MB must be a number of MB (got '700MB')" in result.stderr and "Traceback" not in result.stderr
+    assert not budgets(result.stdout), result.stdout
+
+
+def test_on_azure_the_relay_advice_names_the_ssh_key_its_managed_relay_also_needs() -> None:
+    """Following the advice on Azure used to stop at the next preview: turnSshPublicKey is required."""
+    result = plan("azure-dev", f"botProject={FIXTURE}")
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "`pulumi config set turnSshPublicKey" in line and "certificateArn" not in line, line
