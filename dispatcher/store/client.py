@@ -31,6 +31,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from dispatcher.settings import SettingsError, float_setting, int_setting
 from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
+from dispatcher.store.unavailable import StoreUnavailable as StoreUnavailable  # its callers import it here
 
 log = logging.getLogger("dispatcher.store")
 T = TypeVar("T")
@@ -38,10 +39,6 @@ T = TypeVar("T")
 # One hash tag for every key: a cluster-mode store (ElastiCache Serverless, Memorystore for Valkey)
 # keeps them in one slot, so the multi-key scripts run there unchanged.
 DEFAULT_PREFIX = "{voicefleet}:"
-
-
-class StoreUnavailable(Exception):
-    """The store did not answer in time, or refused the connection."""
 
 
 @dataclass(frozen=True)

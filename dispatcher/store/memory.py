@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
+from dispatcher.store.unavailable import StoreUnavailable
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
 MAX_ARRIVALS = 10_000  # starts kept for a planner that is not taking them
