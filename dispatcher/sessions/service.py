@@ -46,6 +46,8 @@ from dispatcher.store.coordination import Coordination
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
 ROOMLESS = ("webrtc", "websocket")
+# What a start came to, in its timeline: its machine (claimed or launched), or its failure.
+START_OUTCOMES = ("claimed", "launched", "failed")
 T = TypeVar("T")
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ class SessionService:
                                            wait_seconds=self._settings.start_wait_seconds) as cold_only:
                     existing = await self._replay(session_id, digest, room_options, transport) if keyed else None
                     if existing is not None:
-                        session = replace(existing, trace_id=trace_id_of(await self.timeline.read(session_id)))
+                        events = await self.timeline.read(session_id)
+                        self._note_adopted(session_id, existing, events)
+                        session = replace(existing, trace_id=trace_id_of(events))
                     else:
                         # Quoted before anything exists, so a refusal leaves nothing behind.
                         quote = self.ready.before_launch()
@@ -395,10 +399,21 @@ class SessionService:
             for task in pending:
                 task.cancel()
 
+    def _note_adopted(self, session_id: str, session: Session, events: list[dict[str, Any]]) -> None:
+        """A keyed retry answered with a machine its refused start's create made late (the start failed,
+        the machine runs): the session is on after all. Noted once, as a launch, so the lost create's
+        watch (machines/lost_creates.py, `retried_since`) leaves the machine the client now holds."""
+        outcomes = [e.get("event") for e in events if e.get("event") in START_OUTCOMES]
+        if outcomes and outcomes[-1] == "failed" and session.machine.state.is_active:
+            self.timeline.note(session_id, "launched", machine_id=session.machine.machine_id,
+                               provider=self._machines.name, created=False, adopted=True)
+
     async def _requested_since(self, session_id: str, since: float) -> bool:
-        """Whether a start of the session was requested after `since` (epoch seconds), at any replica."""
+        """Whether a start of the session was asked for, or a retry answered with its machine, after
+        `since` (epoch seconds), at any replica."""
         events = await self.timeline.read(session_id)
-        return any(e.get("event") == "requested" and float(e.get("at") or 0) > since for e in events)
+        return any(e.get("event") in ("requested", "launched", "claimed") and float(e.get("at") or 0) > since
+                   for e in events)
 
     async def get(self, session_id: str) -> Session | None:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
