@@ -410,8 +410,8 @@ class SessionService:
 
     async def _requested_since(self, session_id: str, since: float) -> bool:
         """Whether a start of the session was asked for, or a retry answered with its machine, after
-        `since` (epoch seconds), at any replica."""
-        events = await self.timeline.read(session_id)
+        `since` (epoch seconds), at any replica (the store not answering raises: not known here)."""
+        events = await self.timeline.read_shared(session_id)
         return any(e.get("event") in ("requested", "launched", "claimed") and float(e.get("at") or 0) > since
                    for e in events)
 
