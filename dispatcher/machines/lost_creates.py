@@ -35,8 +35,9 @@ WATCH_PAUSES: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
 
 def maybe_made(exc: MachinesError) -> bool:
     """A failure after which the provider may still make the machine: a lost answer or a 5xx
-    (`<provider>_unavailable`). A 429, a refusal or a local limit made nothing."""
-    return exc.reason.endswith("_unavailable")
+    (`<provider>_unavailable`). A 429, a refusal, a local limit or a create never sent (its
+    sign-in failed first) made nothing, and is answered without looking."""
+    return exc.reason.endswith("_unavailable") and not exc.nothing_sent
 
 
 class LostCreates:
