@@ -157,7 +157,9 @@ class SessionService:
                     existing = await self._replay(session_id, digest, room_options, transport) if keyed else None
                     if existing is not None:
                         events = await self.timeline.read(session_id)
-                        self._note_adopted(session_id, existing, events)
+                        if self._adopts(existing, events):
+                            await self._adopt(session_id, existing, digest, body, room_options, transport,
+                                              traceparent=trace.traceparent)
                         session = replace(existing, trace_id=trace_id_of(events))
                     else:
                         # Quoted before anything exists, so a refusal leaves nothing behind.
@@ -262,23 +264,10 @@ class SessionService:
         traceparent: str | None = None,
         counted_elsewhere: bool = False,
     ) -> Session:
-        webrtc = transport == "webrtc"
         roomless = transport in ROOMLESS
         grant = None if roomless else await self._grant(session_id, options)
-        spec = LaunchSpec(
-            session_id=session_id,
-            body_digest=digest,
-            max_session_seconds=self._settings.max_session_seconds,
-            body=dict(body),
-            room_url=grant.room_url if grant else None,
-            bot_token=grant.bot_token if grant else None,
-            # The bot's own credentials, never the client's: each peer's allocations are its own.
-            ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
-            transport=transport,
-            channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
-            traceparent=traceparent,
-            counted_elsewhere=counted_elsewhere,
-        )
+        spec = self._spec(session_id, digest, body, transport, grant, traceparent=traceparent,
+                          counted_elsewhere=counted_elsewhere)
         if self._cold is not None:
             await self._cold.hold(spec)  # before the machine exists: its bot may dial at once
         room = self._no_room() if roomless else self._create_room(session_id, options)
@@ -314,6 +303,24 @@ class SessionService:
                            created=launch_result.created)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
+
+    def _spec(self, session_id: str, digest: str, body: Mapping[str, Any], transport: str, grant: RoomGrant | None,
+              *, traceparent: str | None, counted_elsewhere: bool = False) -> LaunchSpec:
+        """What a cold machine is launched with (its bot's values, held for its hello with a channel)."""
+        return LaunchSpec(
+            session_id=session_id,
+            body_digest=digest,
+            max_session_seconds=self._settings.max_session_seconds,
+            body=dict(body),
+            room_url=grant.room_url if grant else None,
+            bot_token=grant.bot_token if grant else None,
+            # The bot's own credentials, never the client's: each peer's allocations are its own.
+            ice_config=self._turn.ice_config(session_id, role="bot") if transport == "webrtc" and self._turn else None,
+            transport=transport,
+            channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
+            traceparent=traceparent,
+            counted_elsewhere=counted_elsewhere,
+        )
 
     @staticmethod
     def _did_not_start(machine: Machine) -> ApiError:
@@ -399,14 +406,24 @@ class SessionService:
             for task in pending:
                 task.cancel()
 
-    def _note_adopted(self, session_id: str, session: Session, events: list[dict[str, Any]]) -> None:
-        """A keyed retry answered with a machine its refused start's create made late (the start failed,
-        the machine runs): the session is on after all. Noted once, as a launch, so the lost create's
-        watch (machines/lost_creates.py, `retried_since`) leaves the machine the client now holds."""
+    @staticmethod
+    def _adopts(session: Session, events: list[dict[str, Any]]) -> bool:
+        """A keyed retry answered with a machine its refused start's create made late: the start
+        failed, and the machine runs."""
         outcomes = [e.get("event") for e in events if e.get("event") in START_OUTCOMES]
-        if outcomes and outcomes[-1] == "failed" and session.machine.state.is_active:
-            self.timeline.note(session_id, "launched", machine_id=session.machine.machine_id,
-                               provider=self._machines.name, created=False, adopted=True)
+        return bool(outcomes) and outcomes[-1] == "failed" and session.machine.state.is_active
+
+    async def _adopt(self, session_id: str, session: Session, digest: str, body: Mapping[str, Any],
+                     options: RoomOptions, transport: str, *, traceparent: str | None) -> None:
+        """The session is on after all. Its bot's values, dropped when the start was refused, are held
+        again for its hello (a cold bot has nothing else to go on), and the adoption is noted once, as a
+        launch, so the lost create's watch (machines/lost_creates.py, `retried_since`) leaves it."""
+        if self._cold is not None:
+            grant = None if transport in ROOMLESS else await self._grant(session_id, options)
+            await self._cold.hold(self._spec(session_id, digest, body, transport, grant, traceparent=traceparent))
+            await self._cold.launched(session_id, LaunchResult(session.machine, created=True))
+        self.timeline.note(session_id, "launched", machine_id=session.machine.machine_id,
+                           provider=self._machines.name, created=False, adopted=True)
 
     async def _requested_since(self, session_id: str, since: float) -> bool:
         """Whether a start of the session was asked for, or a retry answered with its machine, after
