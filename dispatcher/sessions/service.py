@@ -409,9 +409,11 @@ class SessionService:
     @staticmethod
     def _adopts(session: Session, events: list[dict[str, Any]]) -> bool:
         """A keyed retry answered with a machine its refused start's create made late: the start
-        failed, and the machine runs."""
-        outcomes = [e.get("event") for e in events if e.get("event") in START_OUTCOMES]
-        return bool(outcomes) and outcomes[-1] == "failed" and session.machine.state.is_active
+        failed as a lost create does (`<provider>_unavailable`), and the machine runs. Not a start
+        that failed with its machine (a `?wait=started` that timed out): its bot has its values."""
+        outcomes = [e for e in events if e.get("event") in START_OUTCOMES]
+        return (bool(outcomes) and outcomes[-1].get("event") == "failed"
+                and str(outcomes[-1].get("code", "")).endswith("_unavailable") and session.machine.state.is_active)
 
     async def _adopt(self, session_id: str, session: Session, digest: str, body: Mapping[str, Any],
                      options: RoomOptions, transport: str, *, traceparent: str | None) -> None:
