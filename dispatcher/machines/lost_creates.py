@@ -10,8 +10,9 @@ and ended: the start is refused and the machine removed. Not seen: the start is 
 look goes on in the background for a while longer (`WATCH_PAUSES`), removing the machine if it
 appears. A new launch of the session on this replica stops that watch first: it looks for the
 machine itself and adopts what it finds. A new start of the session at another replica (a client's
-retry behind a load balancer) may adopt that machine or make its own: the watch asks
-`retried_since` (the session's timeline, which every replica shares) and leaves the machine to it.
+retry behind a load balancer) may adopt that machine or make its own, and a keyed retry may be
+answered with it (a replay): the watch asks `retried_since` (the session's timeline, which every
+replica shares) and leaves the machine to that start.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ WATCH_PAUSES: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
 
 def maybe_made(exc: MachinesError) -> bool:
     """A failure after which the provider may still make the machine: a lost answer or a 5xx
-    (`<provider>_unavailable`). A 429, a refusal or a local limit made nothing."""
-    return exc.reason.endswith("_unavailable")
+    (`<provider>_unavailable`). A 429, a refusal, a local limit or a create never sent (its
+    sign-in failed first) made nothing, and is answered without looking."""
+    return exc.reason.endswith("_unavailable") and not exc.nothing_sent
 
 
 class LostCreates:

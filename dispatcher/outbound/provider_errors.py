@@ -28,11 +28,14 @@ class ProviderError(Exception):
     when trying again later makes sense (throttling, capacity).
     """
 
-    def __init__(self, reason: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, message: str, *, retry_after: float | None = None,
+                 nothing_sent: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
+        # The call never left (a sign-in that failed first): whatever it asked for was not made.
+        self.nothing_sent = nothing_sent
 
 
 E = TypeVar("E", bound=ProviderError)

@@ -46,6 +46,8 @@ from dispatcher.store.coordination import Coordination
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
 ROOMLESS = ("webrtc", "websocket")
+# What a start came to, in its timeline: its machine (claimed or launched), or its failure.
+START_OUTCOMES = ("claimed", "launched", "failed")
 T = TypeVar("T")
 
 @dataclass(frozen=True)
@@ -154,7 +156,11 @@ class SessionService:
                                            wait_seconds=self._settings.start_wait_seconds) as cold_only:
                     existing = await self._replay(session_id, digest, room_options, transport) if keyed else None
                     if existing is not None:
-                        session = replace(existing, trace_id=trace_id_of(await self.timeline.read(session_id)))
+                        events = await self.timeline.read(session_id)
+                        if self._adopts(existing, events):
+                            await self._adopt(session_id, existing, digest, body, room_options, transport,
+                                              traceparent=trace.traceparent)
+                        session = replace(existing, trace_id=trace_id_of(events))
                     else:
                         # Quoted before anything exists, so a refusal leaves nothing behind.
                         quote = self.ready.before_launch()
@@ -258,23 +264,10 @@ class SessionService:
         traceparent: str | None = None,
         counted_elsewhere: bool = False,
     ) -> Session:
-        webrtc = transport == "webrtc"
         roomless = transport in ROOMLESS
         grant = None if roomless else await self._grant(session_id, options)
-        spec = LaunchSpec(
-            session_id=session_id,
-            body_digest=digest,
-            max_session_seconds=self._settings.max_session_seconds,
-            body=dict(body),
-            room_url=grant.room_url if grant else None,
-            bot_token=grant.bot_token if grant else None,
-            # The bot's own credentials, never the client's: each peer's allocations are its own.
-            ice_config=self._turn.ice_config(session_id, role="bot") if webrtc and self._turn else None,
-            transport=transport,
-            channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
-            traceparent=traceparent,
-            counted_elsewhere=counted_elsewhere,
-        )
+        spec = self._spec(session_id, digest, body, transport, grant, traceparent=traceparent,
+                          counted_elsewhere=counted_elsewhere)
         if self._cold is not None:
             await self._cold.hold(spec)  # before the machine exists: its bot may dial at once
         room = self._no_room() if roomless else self._create_room(session_id, options)
@@ -310,6 +303,24 @@ class SessionService:
                            created=launch_result.created)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
+
+    def _spec(self, session_id: str, digest: str, body: Mapping[str, Any], transport: str, grant: RoomGrant | None,
+              *, traceparent: str | None, counted_elsewhere: bool = False) -> LaunchSpec:
+        """What a cold machine is launched with (its bot's values, held for its hello with a channel)."""
+        return LaunchSpec(
+            session_id=session_id,
+            body_digest=digest,
+            max_session_seconds=self._settings.max_session_seconds,
+            body=dict(body),
+            room_url=grant.room_url if grant else None,
+            bot_token=grant.bot_token if grant else None,
+            # The bot's own credentials, never the client's: each peer's allocations are its own.
+            ice_config=self._turn.ice_config(session_id, role="bot") if transport == "webrtc" and self._turn else None,
+            transport=transport,
+            channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
+            traceparent=traceparent,
+            counted_elsewhere=counted_elsewhere,
+        )
 
     @staticmethod
     def _did_not_start(machine: Machine) -> ApiError:
@@ -395,10 +406,33 @@ class SessionService:
             for task in pending:
                 task.cancel()
 
+    @staticmethod
+    def _adopts(session: Session, events: list[dict[str, Any]]) -> bool:
+        """A keyed retry answered with a machine its refused start's create made late: the start
+        failed as a lost create does (`<provider>_unavailable`), and the machine runs. Not a start
+        that failed with its machine (a `?wait=started` that timed out): its bot has its values."""
+        outcomes = [e for e in events if e.get("event") in START_OUTCOMES]
+        return (bool(outcomes) and outcomes[-1].get("event") == "failed"
+                and str(outcomes[-1].get("code", "")).endswith("_unavailable") and session.machine.state.is_active)
+
+    async def _adopt(self, session_id: str, session: Session, digest: str, body: Mapping[str, Any],
+                     options: RoomOptions, transport: str, *, traceparent: str | None) -> None:
+        """The session is on after all. Its bot's values, dropped when the start was refused, are held
+        again for its hello (a cold bot has nothing else to go on), and the adoption is noted once, as a
+        launch, so the lost create's watch (machines/lost_creates.py, `retried_since`) leaves it."""
+        if self._cold is not None:
+            grant = None if transport in ROOMLESS else await self._grant(session_id, options)
+            await self._cold.hold(self._spec(session_id, digest, body, transport, grant, traceparent=traceparent))
+            await self._cold.launched(session_id, LaunchResult(session.machine, created=True))
+        self.timeline.note(session_id, "launched", machine_id=session.machine.machine_id,
+                           provider=self._machines.name, created=False, adopted=True)
+
     async def _requested_since(self, session_id: str, since: float) -> bool:
-        """Whether a start of the session was requested after `since` (epoch seconds), at any replica."""
-        events = await self.timeline.read(session_id)
-        return any(e.get("event") == "requested" and float(e.get("at") or 0) > since for e in events)
+        """Whether a start of the session was asked for, or a retry answered with its machine, after
+        `since` (epoch seconds), at any replica (the store not answering raises: not known here)."""
+        events = await self.timeline.read_shared(session_id)
+        return any(e.get("event") in ("requested", "launched", "claimed") and float(e.get("at") or 0) > since
+                   for e in events)
 
     async def get(self, session_id: str) -> Session | None:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))

@@ -81,7 +81,12 @@ class SessionTimeline:
         trace_id = trace_id_of(events)
         if trace_id is not None:  # a session started at another replica: its lines here carry its trace too
             SESSION_TRACES.remember(session_id, trace_id)
-        return sorted(events, key=lambda e: e.get("at", 0) if isinstance(e.get("at"), int | float) else 0)
+        return _in_time_order(events)
+
+    async def read_shared(self, session_id: str) -> list[dict[str, Any]]:
+        """The events every replica sees, in time order; raises `StoreUnavailable` when the store does
+        not answer, for a decision that this replica's memory alone would get wrong."""
+        return _in_time_order(await self._timelines.read_shared(session_id))
 
     async def settled(self) -> None:
         """Waits for the writes under way (a test, or a reader that just recorded)."""
@@ -121,6 +126,10 @@ def session_error(events: list[dict[str, Any]]) -> str | None:
     first = str(errors[0].get("detail") or errors[0].get("reason") or "the bot reported an error")
     more = len(errors) - 1
     return f"{first} (then {more} more error{'s' if more > 1 else ''}: see the timeline)" if more else first
+
+
+def _in_time_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(events, key=lambda e: e.get("at", 0) if isinstance(e.get("at"), int | float) else 0)
 
 
 def _bounded(value: Any) -> Any:

@@ -360,6 +360,11 @@ class Timelines(Protocol):
         """The session's events, oldest first (empty when none are kept)."""
         ...
 
+    async def read_shared(self, session_id: str) -> list[dict[str, Any]]:
+        """As `read`, but only what every replica sees: a store that does not answer raises
+        `StoreUnavailable` instead of being answered from this replica's memory (one process: its own)."""
+        ...
+
 
 class Coordination(Protocol):
     replica_id: str

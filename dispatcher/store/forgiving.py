@@ -5,8 +5,9 @@ store does not answer within `REDIS_TIMEOUT_SECONDS` (dispatcher/store/client.py
 unreachable for `/healthz`), the answer of the one-process implementation
 (dispatcher/store/local.py, memory.py): a claim is granted, a hello admitted on this replica's
 own record, a rate or a count kept by this replica, a token spent in its memory, a session's
-values held in its memory. docs/replicas.md lists what that costs. The keyed start's lease and
-finding another replica's bot are never forgiven (dispatcher/store/coordination.py says why).
+values held in its memory. docs/replicas.md lists what that costs. The keyed start's lease,
+finding another replica's bot and a lost create's question whether its session was started again
+(`Timelines.read_shared`) are never forgiven (dispatcher/store/coordination.py says why).
 
 The adapters below pair each of the store's records with its one-process counterpart.
 """

@@ -57,7 +57,8 @@ class GceAuth:
         passing = isinstance(exc, google.auth.exceptions.TransportError) or getattr(exc, "retryable", False)
         if passing:
             return MachinesError(f"{self._provider}_unavailable", f"{self._provider}: Google's sign-in did not "
-                                 f"answer ({type(exc).__name__})", retry_after=SIGN_IN_RETRY_AFTER)
+                                 f"answer ({type(exc).__name__})", retry_after=SIGN_IN_RETRY_AFTER,
+                                 nothing_sent=True)
         return MachinesError(f"{self._provider}_unauthorized", f"{self._provider}: Google refused the dispatcher's "
                              f"credentials ({type(exc).__name__}): check its service account and its key")
 

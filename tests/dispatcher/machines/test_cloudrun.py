@@ -249,6 +249,25 @@ async def test_a_sign_in_google_fails_or_refuses_is_a_provider_error_not_a_500(
     assert not fake_cloud_run_jobs.calls_to("POST", ":run")  # nothing ran without a token
 
 
+async def test_a_run_whose_sign_in_failed_was_never_sent_so_no_machine_is_looked_for(
+    fake_cloud_run_jobs: FakeCloudRunJobs,
+) -> None:
+    """A 5xx from the token endpoint is `cloudrun_unavailable` like a lost run's answer, but no run
+    left: the launch answers at once, with no look for an execution and no watch after it, each of
+    which would only sign in again at an endpoint that is failing."""
+    fake_cloud_run_jobs.token_failure = 500
+    machines = CloudRunMachines(CloudRunSettings.from_env(fake_cloud_run_jobs.env), coordination=LocalCoordination())
+    looked: list[str] = []
+    machines.lost._status = lambda session_id: looked.append(session_id) or machines.status(session_id)  # type: ignore[method-assign]
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(spec())
+        assert refused.value.reason == "cloudrun_unavailable"
+        assert looked == [] and not machines.lost._watches
+    finally:
+        await machines.aclose()
+
+
 async def fake_call(fake: FakeCloudRunJobs, method: str, path: str, body: object = None) -> httpx.Response:
     """A call to the fake as a client of Google's API makes it, signed in through its token endpoint."""
     auth = CloudRunMachines(CloudRunSettings.from_env(fake.env), coordination=LocalCoordination())

@@ -12,6 +12,7 @@ brings every one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -184,3 +185,68 @@ async def test_another_replica_welcomes_the_bot_and_sends_its_values_which_the_s
             store.close()
             for app in apps:
                 await app.state.voicefleet.aclose()
+
+
+async def test_a_late_machine_a_keyed_retry_is_answered_with_gets_its_values(
+    fake_fly: FakeFly, fake_daily: FakeDaily
+) -> None:
+    """The create's answer was lost and the start refused, which dropped the bot's values; the
+    machine landed later and the client's retry with the same Idempotency-Key was answered with it
+    (200). Its bot dials in and must get its values, or the session the client holds never runs."""
+    harness = fly_harness(fake_fly)
+    machines = harness.make(FLY_TIMEOUT_SECONDS="0.5")
+    lost = machines.lost  # type: ignore[attr-defined]
+    # Quick looks; the watch after the refusal stays out of it (what it does: test_lost_creates.py).
+    lost.look_pauses, lost.watch_pauses = (0.05, 0.1), (3600.0,)
+    app = create_app(settings_for(harness), env=ENV, machines=machines,
+                     rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+    start = {"transport": "webrtc", "body": {"caller": CALLER_DATA}}
+    headers = {**AUTH, "Idempotency-Key": "call-9"}
+    hold = harness.hold_create(10)
+    try:
+        async with serving(app) as port, httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                             base_url="https://x") as http:
+            refused = await http.post("/start", json=start, headers=headers)
+            assert refused.status_code == 503, refused.text
+            hold.release()  # the create lands after the refusal
+            harness.settle()
+            again = await http.post("/start", json=start, headers=headers)
+            assert again.status_code == 200, again.text
+            session_id = again.json()["sessionId"]
+            launched = harness.received(session_id)[0]  # the refused start's (Fly's retries send the same)
+            values = await asyncio.wait_for(
+                take_session_values(channel_url(port), launched["channel_token"], session_id,
+                                    identity=await harness.identity(session_id),
+                                    machine_id=harness.machine_id(session_id)), 30)
+            assert values["transport"] == "webrtc" and values["body"] == {"caller": CALLER_DATA}
+    finally:
+        hold.release()
+        await app.state.voicefleet.aclose()
+
+
+async def test_a_keyed_retry_after_a_start_that_timed_out_with_its_machine_leaves_the_bots_values_alone(
+    fake_fly: FakeFly, fake_daily: FakeDaily
+) -> None:
+    """`?wait=started` answered 504 and left the machine starting; its bot took its values. The
+    retry with the same key is a replay of that session, not the adoption of a lost create's
+    machine: nothing is held again (values nobody takes would have the dial watch stop the bot)."""
+    harness = fly_harness(fake_fly)
+    app = create_app(dataclasses.replace(settings_for(harness), start_wait_seconds=0.5), env=ENV,
+                     machines=harness.make(), rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+    start = {"transport": "webrtc", "body": {"caller": CALLER_DATA}}
+    headers = {**AUTH, "Idempotency-Key": "call-10"}
+    try:
+        async with serving(app) as port, httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                             base_url="https://x") as http:
+            timed_out = await http.post("/start?wait=started", json=start, headers=headers)
+            assert timed_out.status_code == 504, timed_out.text
+            session_id = timed_out.json()["error"]["session_id"]
+            [launched] = harness.received(session_id)
+            await take_session_values(channel_url(port), launched["channel_token"], session_id,
+                                      identity=await harness.identity(session_id),
+                                      machine_id=harness.machine_id(session_id))
+            again = await http.post("/start", json=start, headers=headers)
+            assert again.status_code == 200, again.text
+            assert not await app.state.voicefleet.sessions._cold.delivery.waiting(session_id)
+    finally:
+        await app.state.voicefleet.aclose()

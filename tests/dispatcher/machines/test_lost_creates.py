@@ -8,10 +8,22 @@ test releases: nothing here races a sleep.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from dispatcher.machines.base import Machines, MachinesError
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import Machine, Machines, MachinesError
 from dispatcher.machines.lost_creates import LostCreates
+from dispatcher.observability.metrics import Metrics
+from dispatcher.sessions.ids import Caller
+from dispatcher.sessions.service import SessionService
+from dispatcher.sessions.timeline import SessionTimeline
+from dispatcher.settings import Settings
+from dispatcher.store.client import StoreSettings
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.local import LocalCoordination
+from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.machines.conftest import PROVIDERS
 from tests.dispatcher.machines.harness import Harness
 from tests.dispatcher.machines.test_contract import spec
@@ -103,3 +115,78 @@ async def test_a_create_whose_answer_comes_after_the_timeout_is_adopted_not_sent
         assert harness.live(s.session_id) == 1
     finally:
         await machines.aclose()
+
+
+def service_on(machines: Machines, coordination: Coordination) -> SessionService:
+    """The sessions layer over `machines`, as dispatcher/wiring.py builds it (WebRTC: no rooms)."""
+    return SessionService(Settings(machines=machines.name, transports=("webrtc",)), machines, None,
+                          Metrics(machines.name), coordination=coordination,
+                          timeline=SessionTimeline(coordination.timelines, coordination.replica_id))
+
+
+@pytest.mark.parametrize("harness", ["fly", "gce"], indirect=True)
+async def test_a_late_machine_a_retry_was_answered_with_is_left_running(harness: Harness) -> None:
+    """The client retried its refused start with the same Idempotency-Key once the late machine had
+    landed: the retry replays that machine (200, the session is on), so the watch must leave it, at
+    whichever replica the retry arrived (the watch reads the session's shared timeline)."""
+    machines = quick(harness)
+    lost: LostCreates = machines.lost  # type: ignore[attr-defined]
+    service = service_on(machines, LocalCoordination())
+    looking = asyncio.Event()  # the watch's looks wait until the retry has been answered
+    looking.set()
+    look = lost._status
+
+    async def gated(session_id: str) -> Machine | None:
+        await looking.wait()
+        return await look(session_id)
+
+    lost._status = gated
+    caller = Caller("key-a", b"k" * 32)
+    hold = harness.hold_create(HELD)
+    try:
+        with pytest.raises(ApiError) as refused:
+            await service.start(caller=caller, idempotency_key="call-1", body={}, wait=False)
+        assert refused.value.code == f"{harness.name}_unavailable"
+        session_id = refused.value.extra["session_id"]
+        looking.clear()
+        hold.release()  # the create lands after the refusal
+        harness.settle()
+        retried = await service.start(caller=caller, idempotency_key="call-1", body={}, wait=False)
+        assert retried.machine.session_id == session_id and retried.machine.state.is_active
+        await service.timeline.settled()
+        looking.set()
+        assert await within(lambda: not lost._watches, 20, interval=0.05)  # the watch has decided
+        assert harness.live(session_id) == 1  # the machine the retry was answered with still runs
+    finally:
+        hold.release()
+        looking.set()
+        await service.aclose()
+        await machines.aclose()
+
+
+@pytest.mark.parametrize("harness", ["fly"], indirect=True)
+async def test_with_the_store_down_a_late_machine_is_kept_for_a_retry_the_watch_cannot_see(harness: Harness) -> None:
+    """The store does not answer: a retry at another replica went on cold (a cloud launch is
+    idempotent) and noted its start in that replica's memory, so whether the session was asked for
+    again cannot be told here. The watch keeps the machine (the reaper bounds it) rather than read
+    this replica's memory, which knows only its own refused start, as the deployment's answer."""
+    machines = quick(harness)
+    lost: LostCreates = machines.lost  # type: ignore[attr-defined]
+    down = RedisCoordination(StoreSettings(url="redis://127.0.0.1:9/0", timeout_seconds=0.2,
+                                           message_secret="m" * 32))  # nothing listens there
+    service = service_on(machines, down)
+    hold = harness.hold_create(HELD)
+    try:
+        with pytest.raises(ApiError) as refused:
+            await service.start(caller=Caller("key-a", b"k" * 32), idempotency_key="call-1", body={}, wait=False)
+        assert refused.value.code == f"{harness.name}_unavailable"
+        session_id = refused.value.extra["session_id"]
+        hold.release()  # the create lands after the refusal
+        harness.settle()
+        assert await within(lambda: not lost._watches, 20, interval=0.05)  # the watch has decided
+        assert harness.live(session_id) == 1
+    finally:
+        hold.release()
+        await service.aclose()
+        await machines.aclose()
+        await down.aclose()
