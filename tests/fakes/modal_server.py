@@ -159,16 +159,17 @@ class FakeModal:
                 "MODAL_TOKEN_SECRET": TOKEN_SECRET, "MODAL_APP": APP_NAME, "MODAL_BOT_IMAGE": IMAGE_ID,
                 "MODAL_OIDC_DISCOVERY_URL": self.oidc_url}
 
-    def identity_claims(self, sandbox: FakeSandbox) -> dict[str, Any]:
-        """The claims of the token Modal gives `sandbox` (once it has a task)."""
+    def identity_claims(self, sandbox: FakeSandbox, task_id: str | None = None) -> dict[str, Any]:
+        """The claims of the token Modal gives `sandbox` (once it has a task: `task_id`, else its own)."""
+        container_id = task_id or sandbox.task_id
         now = int(time.time())
         app_name = next((name for name, app_id in self.apps.items() if app_id == sandbox.app_id), "")
         return {"sub": f"modal:workspace_id:{WORKSPACE_ID}:environment_name:{ENVIRONMENT_NAME}:app_name:{app_name}"
-                       f":container_id:{sandbox.task_id}",
+                       f":container_id:{container_id}",
                 "aud": "oidc.modal.com", "iss": "https://oidc.modal.com", "iat": now,
                 "exp": now + IDENTITY_TOKEN_SECONDS, "jti": secrets.token_hex(16), "workspace_id": WORKSPACE_ID,
                 "environment_name": ENVIRONMENT_NAME, "app_id": sandbox.app_id, "app_name": app_name,
-                "container_id": sandbox.task_id}
+                "container_id": container_id}
 
     def _serve_oidc(self) -> FakeServer:
         from starlette.applications import Starlette
@@ -292,9 +293,11 @@ class FakeModal:
     def _schedule(self, sandbox: FakeSandbox) -> None:
         if sandbox.task_id or sandbox.finished:
             return
-        sandbox.task_id = "ta-" + secrets.token_hex(11) + ("V" if not _is_v1(sandbox.id) else "")
+        task_id = "ta-" + secrets.token_hex(11) + ("V" if not _is_v1(sandbox.id) else "")
         if sandbox.identity:  # Modal's token names the container: given once it has one
-            sandbox.env["MODAL_IDENTITY_TOKEN"] = self.signing_key.sign(self.identity_claims(sandbox))
+            sandbox.env["MODAL_IDENTITY_TOKEN"] = self.signing_key.sign(self.identity_claims(sandbox, task_id))
+        # Last: a test (another thread) takes the task id as "scheduled" and reads the token at once.
+        sandbox.task_id = task_id
         if self.bot_command:
             sandbox.process = subprocess.Popen(self.bot_command, env=self.container_env(sandbox),
                                                start_new_session=True)
