@@ -38,9 +38,9 @@ function setStatus(status) {
 
 // Why the session failed, from its own record (the bot's error: file, line, exception, the way out):
 // the client's own error says only that an offer was refused or the peer left.
-function showProblem(detail) {
+function showProblem(detail, failed = true) {
   state.problem = detail;
-  $("problem").textContent = detail ? `The bot failed: ${detail}` : "";
+  $("problem").textContent = detail ? `${failed ? "The bot failed" : "The bot reported an error"}: ${detail}` : "";
   $("problem").hidden = !detail;
 }
 
@@ -52,7 +52,7 @@ async function explainEnd(sessionId) {
     const session = await response.json();
     const detail = session.status === "failed" ? session.detail ?? session.error : session.error;
     if (detail) {
-      showProblem(detail);
+      showProblem(detail, session.status === "failed");
       log(`session ${session.status}: ${detail}`);
     }
   } catch (error) {
