@@ -1,15 +1,21 @@
 """Automatic rollback's judgement: does a canary release hurt callers compared with the stable one?
 
-Each release keeps a window of its last `HealthRule.window` session outcomes, none older than
-`max_age_seconds`. The window is counted in sessions, not minutes, so that a 5 % canary holds as
-large a sample as the stable release (a 30-minute window would hold 15 of its sessions at 10 starts
-a minute); the age bound keeps a quiet canary from being judged on the day before's sessions.
+A canary is judged on its window: its last `HealthRule.window` session outcomes, none older than
+`max_age_seconds`. The window is counted in sessions, not minutes, so that a 5 % canary holds a
+sample large enough to judge (a 30-minute window would hold 15 of its sessions at 10 starts a
+minute); the age bound keeps a quiet canary from being judged on the day before's sessions. It is
+compared with the stable release's sessions over the same hours (since the oldest session in the
+canary's window, and at least the stable's own last `window`), so that an incident that hits every
+release (a provider's bad quarter of an hour) weighs on both sides alike rather than on a young
+canary alone. (As a shortcut, a canary no worse than the stable's last `window` sessions is not
+compared further: a breach must hold against both.)
 
 A canary is **breached** when, with at least `min_canary` sessions of it and `min_stable` of the
-stable release in the windows, any of these holds:
+stable release, any of these holds:
 
 - **failures**: a session failed if its start failed, its bot reported an error, or it ended within
-  `SHORT_SESSION_SECONDS`. With a uniform prior on each release's failure rate, the posterior
+  `SHORT_SESSION_SECONDS`. The canary's failed share exceeds the stable's by more than
+  `failure_margin`, and, with a uniform prior on each release's failure rate, the posterior
   probability that the canary's rate exceeds the stable's by more than `failure_margin` is above
   `confidence`.
 - **ready** (start → ready bot) and **first_audio** (joined → the caller hears the bot), among the
@@ -29,17 +35,17 @@ bench/release_false_rollbacks.py (docs/releases.md).
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from dispatcher.releases.health_stats import probability_worse, quantile_ranks
+from dispatcher.releases.health_window import Sample, Window
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
 
+Signal = Literal["failures", "ready", "first_audio"]
 LatencySignal = Literal["ready", "first_audio"]
 LATENCY_QUANTILES: dict[LatencySignal, tuple[float, ...]] = {"ready": (0.5,), "first_audio": (0.5, 0.75)}
 _QUANTILE_NAMES = {0.5: "median", 0.75: "p75"}
@@ -73,8 +79,8 @@ class SessionOutcome:
 @dataclass(frozen=True)
 class Breach:
     release: str
-    signal: Literal["failures", "ready", "first_audio"]
-    reason: str  # for people: "12 of 20 sessions failed (...) (stable: 0 of 140)"
+    signal: Signal
+    reason: str  # for people: "12 of 20 sessions failed (12 bot error) (stable: 3 of 1420)"
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class Health:
 class HealthRule:
     window: int = 300
     max_age_seconds: float = 12 * 3600.0
+    history_cap: int = 20_000  # the stable's sessions kept for the same-hours comparison
     min_canary: int = 20
     min_stable: int = 100
     confidence: float = 0.99
@@ -101,44 +108,8 @@ class HealthRule:
             raise ValueError(f"confidence must lie between 0.5 and 1, not {self.confidence}")
         if self.min_canary < 1 or self.min_stable < 1 or self.window < max(self.min_canary, self.min_stable):
             raise ValueError("the window must hold at least the minimum samples, each at least 1")
-
-
-class _Window:
-    """One release's recent outcomes, with each latency kept sorted for its quantile bounds."""
-
-    def __init__(self) -> None:
-        self.entries: deque[tuple[float, str | None, float | None, float | None]] = deque()  # at, failure, latencies
-        self.failures: dict[str, int] = {}
-        self.ready: list[float] = []
-        self.first_audio: list[float] = []
-
-    def add(self, at: float, outcome: SessionOutcome) -> None:
-        entry = (at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds)
-        self.entries.append(entry)
-        if entry[1] is not None:
-            self.failures[entry[1]] = self.failures.get(entry[1], 0) + 1
-        if entry[2] is not None:
-            bisect.insort(self.ready, entry[2])
-        if entry[3] is not None:
-            bisect.insort(self.first_audio, entry[3])
-
-    def expire(self, keep: int, oldest: float) -> None:
-        entries = self.entries
-        while entries and (len(entries) > keep or entries[0][0] < oldest):
-            _, failure, ready, first_audio = entries.popleft()
-            if failure is not None:
-                self.failures[failure] -= 1
-            if ready is not None:
-                del self.ready[bisect.bisect_left(self.ready, ready)]
-            if first_audio is not None:
-                del self.first_audio[bisect.bisect_left(self.first_audio, first_audio)]
-
-    @property
-    def failed(self) -> int:
-        return sum(self.failures.values())
-
-    def sorted(self, signal: LatencySignal) -> list[float]:
-        return self.ready if signal == "ready" else self.first_audio
+        if self.history_cap < self.window:
+            raise ValueError("history_cap must be at least the window")
 
 
 class ReleaseHealth:
@@ -147,33 +118,39 @@ class ReleaseHealth:
     def __init__(self, rule: HealthRule | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rule = rule or HealthRule()
         self._clock = clock
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str, Window] = {}
         self._breaches: dict[str, Breach] = {}
 
     def observe(self, outcome: SessionOutcome) -> None:
-        window = self._windows.setdefault(outcome.release, _Window())
-        now = self._clock()
-        window.add(now, outcome)
-        window.expire(self.rule.window, now - self.rule.max_age_seconds)
+        window = self._windows.get(outcome.release)
+        if window is None:
+            rule = self.rule
+            window = self._windows[outcome.release] = Window(rule.window, rule.max_age_seconds, rule.history_cap)
+        window.add((self._clock(), outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds))
 
     def verdict(self, canary: str, stable: str) -> Breach | None:
         """The canary's breach, judged now if it has none yet; None while it is not (yet) breached."""
         if canary in self._breaches or canary == stable:
             return self._breaches.get(canary)
         ours, theirs = self._window(canary), self._window(stable)
-        if len(ours.entries) < self.rule.min_canary or len(theirs.entries) < self.rule.min_stable:
+        if ours.recent.sessions < self.rule.min_canary or theirs.recent.sessions < self.rule.min_stable:
             return None
-        breach = self._failures(canary, ours, theirs) or self._latencies(canary, ours, theirs)
-        if breach is not None:
-            self._breaches[canary] = breach
-        return breach
+        for judge in (self._failures, self._latencies):
+            if judge(ours.recent, theirs.recent) is None:
+                continue
+            assert ours.since is not None and theirs.since is not None  # both windows hold sessions
+            found = judge(ours.recent, theirs.since_time(min(ours.since, theirs.since)))
+            if found is not None:
+                self._breaches[canary] = Breach(canary, *found)
+                return self._breaches[canary]
+        return None
 
     def health(self, release: str, stable: str) -> Health:
         breach = self.verdict(release, stable)
         if breach is not None:
             return Health("breached", breach.reason)
         if release != stable:
-            seen, stable_seen = len(self._window(release).entries), len(self._window(stable).entries)
+            seen, stable_seen = self._window(release).recent.sessions, self._window(stable).recent.sessions
             if seen < self.rule.min_canary or stable_seen < self.rule.min_stable:
                 return Health("watching", f"{seen} of {self.rule.min_canary} sessions judged "
                                           f"(stable: {stable_seen} of {self.rule.min_stable})")
@@ -184,28 +161,26 @@ class ReleaseHealth:
         self._breaches.pop(release, None)
         self._windows.pop(release, None)
 
-    def _window(self, release: str) -> _Window:
+    def _window(self, release: str) -> Window:
         window = self._windows.get(release)
         if window is None:
-            return _Window()
-        window.expire(self.rule.window, self._clock() - self.rule.max_age_seconds)
+            return Window(self.rule.window, self.rule.max_age_seconds, self.rule.history_cap)
+        window.expire(self._clock())
         return window
 
-    def _failures(self, canary: str, ours: _Window, theirs: _Window) -> Breach | None:
-        n, failed, n_s, failed_s = len(ours.entries), ours.failed, len(theirs.entries), theirs.failed
-        # The posterior cannot pass 1/2 while the observed rates differ by no more than the margin:
-        # the integral is only worked out for a canary that already looks worse.
-        if failed / n - failed_s / n_s <= self.rule.failure_margin:
-            return None
+    def _failures(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
+        n, failed, n_s, failed_s = ours.sessions, ours.failed, theirs.sessions, theirs.failed
+        if n_s < self.rule.min_stable or failed / n - failed_s / n_s <= self.rule.failure_margin:
+            return None  # a canary not seen to fail more than the margin above the stable is not worse
         if probability_worse(failed, n, failed_s, n_s, self.rule.failure_margin) <= self.rule.confidence:
             return None
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(ours.failures.items()) if count)
-        return Breach(canary, "failures", f"{failed} of {n} sessions failed ({kinds}) (stable: {failed_s} of {n_s})")
+        return "failures", f"{failed} of {n} sessions failed ({kinds}) (stable: {failed_s} of {n_s})"
 
-    def _latencies(self, canary: str, ours: _Window, theirs: _Window) -> Breach | None:
+    def _latencies(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
         alpha = (1.0 - self.rule.confidence) / 2.0
         for signal, quantiles in LATENCY_QUANTILES.items():
-            values, stable_values = ours.sorted(signal), theirs.sorted(signal)
+            values, stable_values = ours.latency(signal), theirs.latency(signal)
             if len(values) < self.rule.min_canary or len(stable_values) < self.rule.min_stable:
                 continue
             for q in quantiles:
@@ -217,8 +192,8 @@ class ReleaseHealth:
                 margin = max(self.rule.latency_margin_seconds, self.rule.latency_margin_share * stable_q)
                 if values[lower - 1] > stable_values[upper - 1] + margin:
                     name = f"{_QUANTILE_NAMES.get(q, f'p{round(q * 100)}')} {_SIGNAL_NAMES[signal]}"
-                    return Breach(canary, signal, f"{name} {_sample_quantile(values, q):.1f} s over {len(values)} "
-                                                  f"sessions (stable: {stable_q:.1f} s over {len(stable_values)})")
+                    return signal, (f"{name} {_sample_quantile(values, q):.1f} s over {len(values)} sessions "
+                                    f"(stable: {stable_q:.1f} s over {len(stable_values)})")
         return None
 
 

@@ -186,3 +186,32 @@ def test_quantile_ranks_are_the_order_statistics_binomial_bounds_give() -> None:
     assert quantile_ranks(20, 0.5, 0.005) == (4, 17)
     assert sum(math.comb(20, i) for i in range(4)) == 1351
     assert quantile_ranks(7, 0.5, 0.005) == (None, None)  # 7 samples cannot bound a median at 99.5 %
+
+
+def test_an_incident_that_hit_every_release_is_not_held_against_a_young_canary() -> None:
+    """A canary's first sessions fell in a quarter of an hour when half of every release's starts
+    failed; 40 minutes on, the stable's last 300 sessions are clean, but the canary is compared with
+    the stable's sessions over the same hours, the incident included."""
+    clock = Clock()
+    health = ReleaseHealth(clock=clock)
+
+    def sessions(release: str, count: int, failed: int, seconds: float) -> None:
+        for i in range(count):
+            clock.now += seconds / count
+            health.observe(SessionOutcome(release, i < failed, False, None if i < failed else 1.5, 60.0, 0.8))
+
+    sessions("stable", 300, 0, 1_800)
+    for _ in range(5):  # the incident: 15 minutes, the canary's first 5 sessions among the stable's 95
+        sessions("stable", 19, 10, 150)
+        sessions("canary", 1, 1, 30)
+    for _ in range(20):  # 40 clean minutes after it
+        sessions("stable", 19, 0, 100)
+        sessions("canary", 1, 0, 20)
+    assert health.verdict("canary", "stable") is None  # 5 of 25 beside 40 of 456 over the same hours
+
+    sessions("canary", 1, 1, 20)  # one more of its own: 6 of 26 — still no worse than the same hours
+    assert health.verdict("canary", "stable") is None
+    for _ in range(4):  # failures of its own, when the stable had none: 10 of 30
+        sessions("canary", 1, 1, 20)
+    breach = health.verdict("canary", "stable")
+    assert breach is not None and breach.reason == "10 of 30 sessions failed (10 failed to start) (stable: 40 of 456)"
