@@ -5,10 +5,11 @@ A canary is judged on its window: its last `HealthRule.window` session outcomes,
 sample large enough to judge (a 30-minute window would hold 15 of its sessions at 10 starts a
 minute); the age bound keeps a quiet canary from being judged on the day before's sessions. It is
 compared with the stable release's sessions over the same hours (since the oldest session in the
-canary's window, and at least the stable's own last `window`), so that an incident that hits every
-release (a provider's bad quarter of an hour) weighs on both sides alike rather than on a young
-canary alone. (As a shortcut, a canary no worse than the stable's last `window` sessions is not
-compared further: a breach must hold against both.)
+canary's window), and at least the stable's last `stable_sample` sessions: the same hours so that an
+incident that hits every release (a provider's bad quarter of an hour) weighs on both sides alike
+rather than on a young canary alone; the larger sample so that a stable release that had a lucky
+half hour does not make an ordinary canary look worse. (As a shortcut, a canary no worse than the
+stable's last `window` sessions is not compared further: a breach must hold against both.)
 
 A canary is **breached** when, with at least `min_canary` sessions of it and `min_stable` of the
 stable release, any of these holds:
@@ -95,7 +96,8 @@ class Health:
 class HealthRule:
     window: int = 300
     max_age_seconds: float = 12 * 3600.0
-    history_cap: int = 20_000  # the stable's sessions kept for the same-hours comparison
+    stable_sample: int = 1_000
+    history_cap: int = 20_000  # the sessions kept for the comparison with a canary, whatever its hours
     min_canary: int = 20
     min_stable: int = 100
     confidence: float = 0.99
@@ -108,8 +110,8 @@ class HealthRule:
             raise ValueError(f"confidence must lie between 0.5 and 1, not {self.confidence}")
         if self.min_canary < 1 or self.min_stable < 1 or self.window < max(self.min_canary, self.min_stable):
             raise ValueError("the window must hold at least the minimum samples, each at least 1")
-        if self.history_cap < self.window:
-            raise ValueError("history_cap must be at least the window")
+        if self.history_cap < max(self.window, self.stable_sample):
+            raise ValueError("history_cap must be at least the window and the stable sample")
 
 
 class ReleaseHealth:
@@ -138,8 +140,9 @@ class ReleaseHealth:
         for judge in (self._failures, self._latencies):
             if judge(ours.recent, theirs.recent) is None:
                 continue
-            assert ours.since is not None and theirs.since is not None  # both windows hold sessions
-            found = judge(ours.recent, theirs.since_time(min(ours.since, theirs.since)))
+            start, stable_start = ours.since, theirs.since_last(self.rule.stable_sample)
+            assert start is not None and stable_start is not None  # both windows hold sessions
+            found = judge(ours.recent, theirs.since_time(min(start, stable_start)))
             if found is not None:
                 self._breaches[canary] = Breach(canary, *found)
                 return self._breaches[canary]

@@ -90,6 +90,12 @@ class Window:
         """When the oldest recent session was observed."""
         return self.entries[0][0] if self.entries else None
 
+    def since_last(self, count: int) -> float | None:
+        """When the `count`-th newest session still kept was observed (the oldest kept, if fewer)."""
+        if not self.history:
+            return None
+        return self.history[max(0, len(self.history) - count)][0]
+
     def since_time(self, start: float) -> Sample:
         """The sessions observed at or after `start`."""
         taken: list[Entry] = []

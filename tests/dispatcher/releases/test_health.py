@@ -207,11 +207,28 @@ def test_an_incident_that_hit_every_release_is_not_held_against_a_young_canary()
     for _ in range(20):  # 40 clean minutes after it
         sessions("stable", 19, 0, 100)
         sessions("canary", 1, 0, 20)
-    assert health.verdict("canary", "stable") is None  # 5 of 25 beside 40 of 456 over the same hours
+    assert health.verdict("canary", "stable") is None  # 5 of 25 beside 50 of 775: the same hours and more
 
     sessions("canary", 1, 1, 20)  # one more of its own: 6 of 26 — still no worse than the same hours
     assert health.verdict("canary", "stable") is None
     for _ in range(4):  # failures of its own, when the stable had none: 10 of 30
         sessions("canary", 1, 1, 20)
     breach = health.verdict("canary", "stable")
-    assert breach is not None and breach.reason == "10 of 30 sessions failed (10 failed to start) (stable: 40 of 456)"
+    assert breach is not None and breach.reason == "10 of 30 sessions failed (10 failed to start) (stable: 50 of 775)"
+
+
+def test_a_stable_release_with_a_lucky_half_hour_does_not_make_an_ordinary_canary_look_worse() -> None:
+    """3 of 20 beside 0 of the stable's last 300 would be 99.5 % sure to be 3 points worse; beside
+    its last 1,000 (20 failed, 2 %) it is not."""
+    clock = Clock()
+    health = ReleaseHealth(clock=clock)
+    for i in range(700):
+        clock.now += 6
+        health.observe(SessionOutcome("stable", i % 35 == 0, False, 1.5, 60.0, 0.8))
+    for i in range(300):
+        clock.now += 6
+        health.observe(SessionOutcome("stable", False, False, 1.5, 60.0, 0.8))
+        if i % 15 == 0:
+            health.observe(SessionOutcome("canary", i < 45, False, 1.5, 60.0, 0.8))
+    assert probability_worse(3, 20, 0, 300, 0.03) > 0.99
+    assert health.verdict("canary", "stable") is None
