@@ -100,7 +100,7 @@ class HealthRule:
     history_cap: int = 20_000  # the sessions kept for the comparison with a canary, whatever its hours
     min_canary: int = 20
     min_stable: int = 100
-    confidence: float = 0.99
+    confidence: float = 0.999  # 0.99 rolled back an identical canary's 4 ordinary failures in 21, once in 250 days
     failure_margin: float = 0.03  # percentage points (0.03 = 3 points) above the stable's rate
     latency_margin_seconds: float = 1.0
     latency_margin_share: float = 0.5  # of the stable's quantile

@@ -1,8 +1,9 @@
 """The two statistics automatic rollback rests on, in pure Python (no SciPy in the dispatcher):
 
 - `probability_worse`: with a uniform prior on each release's failure rate, the posterior
-  probability that the canary's rate exceeds the stable's by more than a margin (Beta posteriors,
-  integrated numerically against the regularized incomplete beta function).
+  probability that the canary's rate exceeds the stable's by more than a margin (the stable's Beta
+  posterior integrated numerically against the canary's distribution function, which for whole
+  counts is a binomial tail).
 - `quantile_ranks`: distribution-free confidence bounds on a quantile from order statistics (which
   sorted sample is below, or above, the true quantile with a given confidence), exact for any
   continuous distribution, so a latency's long tail cannot fool them.
@@ -51,7 +52,7 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
 @lru_cache(maxsize=4_096)
 def probability_worse(failed: int, sessions: int, stable_failed: int, stable_sessions: int, margin: float) -> float:
     """P(canary's failure rate > stable's + margin | what each release saw), uniform priors."""
-    a, b = failed + 1.0, sessions - failed + 1.0
+    a, b = failed + 1, sessions - failed + 1
     a_s, b_s = stable_failed + 1.0, stable_sessions - stable_failed + 1.0
     mean = a_s / (a_s + b_s)
     spread = 8.0 * math.sqrt(a_s * b_s / ((a_s + b_s) ** 2 * (a_s + b_s + 1.0)))
@@ -63,8 +64,30 @@ def probability_worse(failed: int, sessions: int, stable_failed: int, stable_ses
         y = low + (i + 0.5) * step
         weight = math.exp(log_norm + (a_s - 1.0) * math.log(y) + (b_s - 1.0) * math.log1p(-y))
         weight_sum += weight
-        total += weight * (1.0 - regularized_beta(a, b, y + margin))
+        total += weight * (1.0 - integer_beta_cdf(a, b, y + margin))
     return total / weight_sum if weight_sum > 0.0 else 0.0
+
+
+def integer_beta_cdf(a: int, b: int, x: float) -> float:
+    """I_x(a, b) for whole a, b: P(Binomial(a + b − 1, x) ≥ a), summed over the shorter tail (a few
+    terms for a canary's few failures, where the continued fraction takes dozens of steps)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    trials = a + b - 1
+    if a - 1 <= trials - a:  # 1 − P(Bin ≤ a − 1)
+        return 1.0 - _binomial_head(a - 1, trials, x)
+    return _binomial_head(trials - a, trials, 1.0 - x)  # P(Bin(trials, 1 − x) ≤ trials − a)
+
+
+def _binomial_head(k: int, n: int, x: float) -> float:
+    """P(Binomial(n, x) ≤ k), its terms grown one from the last in logs (no underflow on the way)."""
+    log_term, log_odds, total = n * math.log1p(-x), math.log(x) - math.log1p(-x), 0.0
+    for i in range(k + 1):
+        total += math.exp(log_term)
+        log_term += math.log((n - i) / (i + 1)) + log_odds
+    return min(1.0, total)
 
 
 def _binomial_cdf(n: int, q: float) -> list[float]:

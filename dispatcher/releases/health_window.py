@@ -71,8 +71,8 @@ class Window:
         self.expire(entry[0])
 
     def expire(self, now: float) -> None:
-        oldest, entries, recent = now - self.max_age, self.entries, self.recent
-        while entries and (len(entries) > self.size or entries[0][0] < oldest):
+        oldest, entries, recent, size = now - self.max_age, self.entries, self.recent, self.size
+        while entries and (len(entries) > size or entries[0][0] < oldest):
             _, failure, ready, first_audio = entries.popleft()
             recent.sessions -= 1
             if failure is not None:

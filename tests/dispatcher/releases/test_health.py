@@ -8,7 +8,7 @@ import random
 import pytest
 
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
-from dispatcher.releases.health_stats import probability_worse, quantile_ranks, regularized_beta
+from dispatcher.releases.health_stats import integer_beta_cdf, probability_worse, quantile_ranks, regularized_beta
 
 # What a test promises: the default rule rolls a canary back within these many of its sessions.
 BROKEN_WITHIN = 20  # every session's bot raises
@@ -104,9 +104,9 @@ def test_a_small_stable_sample_judges_nothing() -> None:
     assert health.health("canary", "stable").state == "watching"
 
 
-@pytest.mark.parametrize(("failed", "breached"), [(2, False), (4, True)])
+@pytest.mark.parametrize(("failed", "breached"), [(3, False), (5, True)])
 def test_a_few_failures_against_a_spotless_stable_are_weighed_by_their_uncertainty(failed: int, breached: bool) -> None:
-    """2 of 20 (10 %) beside 0 of 100 is only 95 % sure to be 3 points worse; 4 of 20 is 99.8 % sure."""
+    """3 of 20 (15 %) beside 0 of 100 is only 98.9 % sure to be 3 points worse; 5 of 20 is 99.97 % sure."""
     health = ReleaseHealth()
     for _ in range(100):
         health.observe(SessionOutcome("stable", False, False, 1.5, 60.0, 0.8))
@@ -114,7 +114,7 @@ def test_a_few_failures_against_a_spotless_stable_are_weighed_by_their_uncertain
         health.observe(SessionOutcome("canary", i < failed, False, None if i < failed else 1.5, None, None))
     breach = health.verdict("canary", "stable")
     if breached:
-        assert breach is not None and breach.reason == "4 of 20 sessions failed (4 failed to start) (stable: 0 of 100)"
+        assert breach is not None and breach.reason == "5 of 20 sessions failed (5 failed to start) (stable: 0 of 100)"
     else:
         assert breach is None
 
@@ -168,6 +168,12 @@ def test_the_regularized_beta_matches_its_closed_forms() -> None:
     assert regularized_beta(4, 7, 0.6) == pytest.approx(1 - regularized_beta(7, 4, 0.4), rel=1e-12)
 
 
+@pytest.mark.parametrize(("a", "b", "x"),
+                         [(1, 21, 0.05), (21, 1, 0.9), (4, 297, 0.02), (150, 151, 0.49), (31, 271, 0.999)])
+def test_the_binomial_tail_is_the_regularized_beta_for_whole_counts(a: int, b: int, x: float) -> None:
+    assert integer_beta_cdf(a, b, x) == pytest.approx(regularized_beta(a, b, x), rel=1e-9, abs=1e-300)
+
+
 @pytest.mark.parametrize(("failed", "n", "failed_s", "n_s"), [(1, 20, 3, 140), (5, 30, 4, 200), (0, 20, 0, 100)])
 def test_the_posterior_matches_the_exact_sum_without_a_margin(failed: int, n: int, failed_s: int, n_s: int) -> None:
     # P(p_c > p_s) for Beta(a, b) against Beta(c, d) with integer c (Evan Miller's closed form).
@@ -218,8 +224,8 @@ def test_an_incident_that_hit_every_release_is_not_held_against_a_young_canary()
 
 
 def test_a_stable_release_with_a_lucky_half_hour_does_not_make_an_ordinary_canary_look_worse() -> None:
-    """3 of 20 beside 0 of the stable's last 300 would be 99.5 % sure to be 3 points worse; beside
-    its last 1,000 (20 failed, 2 %) it is not."""
+    """4 of 20 beside 0 of the stable's last 300 would be 99.94 % sure to be 3 points worse; beside
+    its last 1,000 (20 failed, 2 %) it is 99.6 % sure, short of the rule's 99.9 %."""
     clock = Clock()
     health = ReleaseHealth(clock=clock)
     for i in range(700):
@@ -229,6 +235,6 @@ def test_a_stable_release_with_a_lucky_half_hour_does_not_make_an_ordinary_canar
         clock.now += 6
         health.observe(SessionOutcome("stable", False, False, 1.5, 60.0, 0.8))
         if i % 15 == 0:
-            health.observe(SessionOutcome("canary", i < 45, False, 1.5, 60.0, 0.8))
-    assert probability_worse(3, 20, 0, 300, 0.03) > 0.99
+            health.observe(SessionOutcome("canary", i < 60, False, 1.5, 60.0, 0.8))
+    assert probability_worse(4, 20, 0, 300, 0.03) > HealthRule().confidence
     assert health.verdict("canary", "stable") is None
