@@ -1,0 +1,31 @@
+"""The false-rollback bench's harness on a tiny run: it prints its tables, and a canary whose every
+session fails is rolled back at the rule's minimum sample."""
+
+from __future__ import annotations
+
+import random
+
+from bench.release_false_rollbacks import Callers, main, upper_bound
+from dispatcher.releases.health import HealthRule
+
+
+def test_a_tiny_run_prints_both_tables() -> None:
+    lines: list[str] = []
+    main(["--days", "1", "--trials", "2", "--seed", "3"], out=lines.append)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert rows["no incident"].startswith("| no incident | 1 | 0 | 0.0000 |")
+    minimum = HealthRule().min_canary
+    assert rows["bot() raises"] == f"| bot() raises | {minimum} | {minimum} | {minimum} | {minimum * 2} min | 0 of 2 |"
+    assert set(rows) >= {"a 15-min incident a day, every release", "answers 3 s late", "10 % fail"}
+
+
+def test_the_simulated_callers_fail_at_the_stated_rates() -> None:
+    rng = random.Random(0)
+    outcomes = [Callers().draw(rng, "stable") for _ in range(20_000)]
+    failed = sum(o.failure is not None for o in outcomes) / len(outcomes)
+    assert 0.017 < failed < 0.023  # 2 % ± 3.5 standard errors
+
+
+def test_the_upper_bound_is_clopper_pearsons() -> None:
+    assert abs(upper_bound(0, 100) - (1 - 0.05 ** (1 / 100))) < 1e-9  # the rule of three's exact form
+    assert upper_bound(5, 5) == 1.0
