@@ -42,12 +42,15 @@ from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.health import ReleaseHealth
+from dispatcher.releases.health_settings import health_rule, rollback_on
 from dispatcher.releases.key_defaults import key_defaults
 from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
+from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
@@ -122,6 +125,10 @@ def build_state(
     )
     if reserve is not None:
         reserve.release_of = sessions.releases.release_of_image
+    # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
+    watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,
+                         webhooks.push if webhooks is not None else None, act=rollback_on(env))
+    timeline.listeners.append(watch.timeline_event)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     peers = Peers(regions)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
@@ -172,6 +179,7 @@ def build_state(
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
+        release_health=watch.view,
     )
 
 

@@ -93,7 +93,7 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
                 "live_sessions": live.get(release.name, 0),
                 "idle_bots": idle.get(release.name, 0),
                 "health": health(release.name, traffic) if health is not None
-                else {"state": "held" if release.name in traffic.held else "unjudged",
+                else {"state": "breached" if release.name in traffic.held else "watching",
                       "reason": traffic.held.get(release.name)},
             }
             for release in state.releases.catalogue.releases
