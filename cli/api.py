@@ -45,8 +45,8 @@ class Api:
         self._client.close()
 
     def call(self, method: str, route: str, body: dict[str, Any] | None = None,
-             params: dict[str, Any] | None = None) -> Any:
-        """The answer's JSON; Refused for any answer but 2xx, Unreachable when none came."""
+             params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The answer's JSON object; Refused for any other answer, Unreachable when none came."""
         where = self.target.url + route
         try:
             answer = self._client.request(method, route, json=body, params=params)
@@ -59,12 +59,12 @@ class Api:
                               f"start it (`uv run python -m dispatcher`) or point the command at it with "
                               f"--url or {URL_VARIABLE}") from None
         if answer.is_success:
-            try:
-                return answer.json()
-            except ValueError:
-                raise Refused(answer.status_code, "not_json", f"{where} answered with no JSON",
+            body = _json_of(answer)
+            if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
+                raise Refused(answer.status_code, "not_a_dispatcher", f"{where} answered with no JSON object",
                               f"is {self.target.url} a voicefleet dispatcher? Point the command at one with --url "
-                              f"or {URL_VARIABLE}") from None
+                              f"or {URL_VARIABLE}")
+            return body
         raise self._refusal(answer, where)
 
     def _refusal(self, answer: httpx.Response, where: str) -> Refused:
@@ -88,12 +88,16 @@ class Api:
         return Refused(status, code, message, hint)
 
 
-def _error_of(answer: httpx.Response) -> tuple[str, str] | None:
-    """`{"error": {"code", "message"}}`, the dispatcher's one error shape, or None for any other body."""
+def _json_of(answer: httpx.Response) -> Any:
     try:
-        body = answer.json()
+        return answer.json()
     except ValueError:
         return None
+
+
+def _error_of(answer: httpx.Response) -> tuple[str, str] | None:
+    """`{"error": {"code", "message"}}`, the dispatcher's one error shape, or None for any other body."""
+    body = _json_of(answer)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         return error["code"], str(error.get("message", ""))

@@ -211,18 +211,33 @@ def test_a_change_without_an_answer_exits_3_saying_it_may_have_been_made() -> No
     assert "the change may or may not have been made" in result.stderr
 
 
-def test_a_server_that_is_no_dispatcher_is_named_as_such() -> None:
-    class NotFound(BaseHTTPRequestHandler):
+def answering(status: int, body: bytes) -> type[BaseHTTPRequestHandler]:
+    """A server that is no dispatcher: every GET gets this status and body."""
+    class Answering(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_error(404)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    with serving(NotFound) as address:
+    return Answering
+
+
+@pytest.mark.parametrize(("status", "body", "said"), [
+    (404, b"<html>Not Found</html>", "/releases is not a route of this dispatcher"),
+    (502, b"<html>Bad Gateway</html>", "/releases answered HTTP 502 without an error body"),
+    (200, b"<html>welcome</html>", "/releases answered with no JSON object"),
+    (200, b"[]", "/releases answered with no JSON object"),
+])
+def test_a_server_that_is_no_dispatcher_is_named_as_such(status: int, body: bytes, said: str) -> None:
+    with serving(answering(status, body)) as address:
         result = run("releases", url=address)
     assert result.exit_code == 1
-    assert f"{address}/releases is not a route of this dispatcher" in result.stderr
+    assert f"{address}{said}" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_the_installed_command_runs_and_keeps_the_exit_codes(url: str, releases: Releases) -> None:
