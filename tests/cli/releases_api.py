@@ -70,22 +70,35 @@ class Releases:
         if method == "POST" and parts == ["releases", "rollback"]:
             if self.weights[self.stable] == 100:
                 raise Refusal(409, "nothing_to_roll_back", f"the stable release {self.stable} already takes all "
-                              "new sessions")
+                              "traffic; to go back further, promote an older release (POST /releases/NAME/promote)")
             return self.change({n: 100 if n == self.stable else 0 for n in self.names}, "rolled back")
         if method == "POST" and len(parts) == 3 and parts[2] == "promote":
             name = self.known(parts[1])
-            return self.change({n: 100 if n == name else 0 for n in self.names}, "promoted", stable=name)
+            return self.change({n: 100 if n == name else 0 for n in self.names}, f"{name} promoted", stable=name)
         if method == "PUT" and len(parts) == 2:
             name = self.known(parts[1])
             weight = body.get("weight") if isinstance(body, dict) and set(body) == {"weight"} else None
             if type(weight) is not int or not 0 <= weight <= 100:
-                raise Refusal(422, "invalid_weight", 'send {"weight": PERCENT} (0-100)')
-            if name == self.stable:
-                raise Refusal(422, "weights_not_100", f"{name} is the stable release and no other release takes "
-                              "the rest: PUT /releases with every weight")
-            return self.change({n: weight if n == name else 100 - weight if n == self.stable else 0
-                                for n in self.names}, f"{name} at {weight}%")
+                raise Refusal(422, "invalid_weight", 'send {"weight": PERCENT} (0-100); every weight at once: '
+                              "PUT /releases")
+            return self.change(self.with_weight(name, weight), f"{name} set to {weight}%")
         raise Refusal(405, "method_not_allowed", f"{method} {path}")
+
+    def with_weight(self, name: str, weight: int) -> dict[str, int]:
+        """The dispatcher's rule: the rest to the stable release; for the stable release itself, the
+        rest shared among the others as they share it now (two releases here: the other one)."""
+        weights = dict(self.weights)
+        if name != self.stable:
+            spare = weights[self.stable] + weights[name] - weight
+            if spare < 0:
+                raise Refusal(422, "weights_not_100", f"{name} at {weight}% leaves {spare}% for the stable release "
+                              f"{self.stable}: lower another release first")
+            return {**weights, name: weight, self.stable: spare}
+        others = [n for n in self.names if n != name and weights[n]]
+        if weight < 100 and not others:
+            raise Refusal(422, "weights_not_100", f"{name} is the stable release and no other release takes "
+                          f"traffic: give another release the other {100 - weight}% with PUT /releases/NAME")
+        return {n: weight if n == name else (100 - weight if others and n == others[0] else 0) for n in self.names}
 
 
 def handler(releases: Releases) -> type[BaseHTTPRequestHandler]:

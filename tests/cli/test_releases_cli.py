@@ -102,7 +102,8 @@ def test_rollback_then_again_is_refused_with_the_apis_code_and_exit_1(url: str, 
     assert again.exit_code == 1
     assert again.stdout == ""
     assert again.stderr == ("voicefleet: nothing_to_roll_back (HTTP 409): the stable release r-old already takes "
-                            "all new sessions\n")
+                            "all traffic; to go back further, promote an older release (POST "
+                            "/releases/NAME/promote)\n")
 
 
 def test_history_lists_the_changes_newest_first(url: str) -> None:
@@ -113,7 +114,7 @@ def test_history_lists_the_changes_newest_first(url: str) -> None:
     header, newest, oldest = result.stdout.splitlines()
     assert header.split() == ["WHEN", "BY", "FROM", "TO", "REASON"]
     assert newest.split()[2:] == ["admin-3f2a", "r-old=80,r-new=20", "r-old=100,r-new=0", "rolled", "back"]
-    assert oldest.split()[2:5] == ["admin-3f2a", "r-old=90,r-new=10", "r-old=80,r-new=20"]
+    assert oldest.split()[2:] == ["admin-3f2a", "r-old=90,r-new=10", "r-old=80,r-new=20", "r-new", "set", "to", "20%"]
     limited = run("releases", "history", "--limit", "1", "--json", url=url)
     assert [c["reason"] for c in json.loads(limited.stdout)["changes"]] == ["rolled back"]
 
@@ -135,7 +136,8 @@ def test_a_name_never_reaches_another_route(url: str, releases: Releases) -> Non
     assert releases.changes == []
 
 
-def test_the_stable_releases_own_weight_is_refused_as_the_api_says(url: str) -> None:
+def test_a_weight_the_others_cannot_make_up_is_refused_as_the_api_says(url: str) -> None:
+    assert run("releases", "rollback", url=url).exit_code == 0
     result = run("releases", "set", "r-old", "50", url=url)
     assert result.exit_code == 1
     assert result.stderr.startswith("voicefleet: weights_not_100 (HTTP 422): r-old is the stable release")
