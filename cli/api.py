@@ -50,14 +50,16 @@ class Api:
         where = self.target.url + route
         try:
             answer = self._client.request(method, route, json=body, params=params)
-        except httpx.TimeoutException as error:
-            changed = "" if method == "GET" else "; the change may or may not have been made (`voicefleet releases`)"
-            raise Unreachable(f"no answer from {where} within {self.target.timeout:g} s ({type(error).__name__})"
-                              f"{changed}; a slower dispatcher: --timeout SECONDS") from None
-        except httpx.TransportError as error:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent
             raise Unreachable(f"cannot reach the dispatcher at {self.target.url} ({error or type(error).__name__}): "
                               f"start it (`uv run python -m dispatcher`) or point the command at it with "
                               f"--url or {URL_VARIABLE}") from None
+        except httpx.TransportError as error:  # sent, and no answer came back (in time, or at all)
+            what = type(error).__name__
+            waited = (f" within {self.target.timeout:g} s ({what}; a slower dispatcher: --timeout SECONDS)"
+                      if isinstance(error, httpx.TimeoutException) else f" ({error or what})")
+            changed = "" if method == "GET" else "; the change may or may not have been made (`voicefleet releases`)"
+            raise Unreachable(f"no answer from {where}{waited}{changed}") from None
         if answer.is_success:
             body = _json_of(answer)
             if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object

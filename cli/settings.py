@@ -27,13 +27,23 @@ class Target:
 def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
     """The dispatcher to call: `--url` over `VOICEFLEET_URL` over the local default."""
     chosen = (url or env.get(URL_VARIABLE) or DEFAULT_URL).strip().rstrip("/")
-    parts = urlsplit(chosen)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        source = "--url" if url else URL_VARIABLE if env.get(URL_VARIABLE) else "the URL"
+    if not _is_address(chosen):
+        source = "--url" if url else URL_VARIABLE
         raise click.UsageError(f"{source} must be the dispatcher's address, such as {DEFAULT_URL} or "
                                f"https://voice.example.com, not {chosen!r}")
     key = (env.get(ADMIN_KEY_VARIABLE) or "").strip() or None
     return Target(chosen, key, timeout)
+
+
+def _is_address(url: str) -> bool:
+    """http(s), a host without spaces, and a port (if any) from 1 to 65535."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError:  # an unclosed IPv6 bracket, too
+        return False
+    host = parts.hostname or ""
+    return parts.scheme in ("http", "https") and bool(host) and " " not in host and port != 0
 
 
 def cleartext_warning(target: Target) -> str | None:

@@ -183,10 +183,16 @@ def test_a_usage_error_exits_2_and_calls_nothing(url: str, releases: Releases, a
     assert releases.authorizations == []
 
 
-def test_a_url_without_a_scheme_is_a_usage_error_showing_one_that_works() -> None:
-    result = run("releases", url="dispatcher.example.com:8080")
-    assert result.exit_code == 2
+@pytest.mark.parametrize("address", ["dispatcher.example.com:8080", "ftp://dispatcher.example.com", "http://[::1",
+                                     "http://127.0.0.1:99999", "http://:8080", "http://bad host"])
+def test_a_url_that_is_no_address_is_a_usage_error_showing_one_that_works(address: str) -> None:
+    result = run("releases", url=address)
+    assert result.exit_code == 2, result.output
     assert "VOICEFLEET_URL must be the dispatcher's address, such as http://127.0.0.1:8080" in result.stderr
+    flagged = run("releases", "--url", address, url=None)
+    assert flagged.exit_code == 2
+    assert f"--url must be the dispatcher's address, such as http://127.0.0.1:8080 or https://voice.example.com, " \
+           f"not {address!r}" in flagged.stderr
 
 
 def test_an_unreachable_dispatcher_exits_3_naming_the_url_and_how_to_set_it() -> None:
@@ -209,7 +215,22 @@ def test_a_change_without_an_answer_exits_3_saying_it_may_have_been_made() -> No
         address = f"http://127.0.0.1:{silent.getsockname()[1]}"
         result = run("releases", "rollback", "--timeout", "0.3", url=address)
     assert result.exit_code == 3
-    assert f"no answer from {address}/releases/rollback within 0.3 s" in result.stderr
+    assert f"no answer from {address}/releases/rollback within 0.3 s (ReadTimeout" in result.stderr
+    assert "the change may or may not have been made" in result.stderr
+
+
+def test_a_change_whose_connection_is_dropped_exits_3_saying_it_may_have_been_made() -> None:
+    class Hangs(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.close_connection = True  # reads the request, closes without a word
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with serving(Hangs) as address:
+        result = run("releases", "rollback", url=address)
+    assert result.exit_code == 3
+    assert f"no answer from {address}/releases/rollback (Server disconnected" in result.stderr
     assert "the change may or may not have been made" in result.stderr
 
 
