@@ -5,6 +5,7 @@ holds them to one direction of imports. Lowest first, each may import only what 
     settings, errors, numbers,  one settings module, the one JSON error shape, bounded number reading
     observability/              log lines, metrics, one trace per session
     store/                      the optional coordination store of several replicas
+    releases/                   the bot's versions and the traffic each takes
     outbound/                   calls to services outside (HTTP pool, retries, rate limits)
     channel/                    the bots' channel (bots dial in; nothing dials a bot)
     machines/                   one machine per session, one subpackage per provider

@@ -100,6 +100,8 @@ class Settings:
     port: int = 8080
     machines: str = "local"
     api_key_hashes: frozenset[bytes] = frozenset()
+    # DISPATCHER_ADMIN_KEYS: the admin surface's own keys (releases' traffic); never a client's.
+    admin_key_hashes: frozenset[bytes] = frozenset()
     max_concurrent_sessions: int = 10
     # Each caller's share when several share the deployment (dispatcher/sessions/key_share.py).
     key_session_share: float = 0.5  # of MAX_CONCURRENT_SESSIONS
@@ -167,6 +169,11 @@ class Settings:
             raise SettingsError(f"DISPATCHER_API_KEYS: key {unsendable[0]} of {len(keys)} has a control or a "
                                 "non-ASCII character, which a client's `Authorization: Bearer` never matches; "
                                 "use printable ASCII keys separated by commas (e.g. `openssl rand -hex 32`)")
+        admin_keys = {hash_api_key(k.strip()) for k in env.get("DISPATCHER_ADMIN_KEYS", "").split(",") if k.strip()}
+        if admin_keys & {hash_api_key(k) for k in keys}:
+            raise SettingsError("DISPATCHER_ADMIN_KEYS shares a key with DISPATCHER_API_KEYS: a client's key must "
+                                "never change releases; give the admin surface keys of its own "
+                                "(e.g. `openssl rand -hex 32`)")
         if not keys:
             # Without keys anyone who can reach the port could start bots: allow that only for
             # a developer's own machine.
@@ -186,6 +193,7 @@ class Settings:
             port=int_setting(env, "PORT", cls.port, minimum=0, maximum=65535),
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
+            admin_key_hashes=frozenset(admin_keys),
             max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
             key_session_share=_share(env, "KEY_SESSION_SHARE", cls.key_session_share),
             key_warm_share=_share(env, "KEY_WARM_SHARE", cls.key_warm_share),

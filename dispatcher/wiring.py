@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from dispatcher.api.auth import Authenticator
+from dispatcher.api.auth import Authenticator, caller_id_of
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.state import AppState
@@ -41,10 +41,16 @@ from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.sightings import WebhookSightings
+from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.health import ReleaseHealth
+from dispatcher.releases.health_settings import health_rule, rollback_on
+from dispatcher.releases.key_defaults import key_defaults
+from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
+from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
@@ -113,7 +119,16 @@ def build_state(
         claimable=reserve.can_claim if reserve is not None else none_claimable,
         ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
         reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
+        releases=LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
+                              region=regions.here,
+                              key_defaults=key_defaults(env, settings.api_key_hashes, caller_id_of)),
     )
+    if reserve is not None:
+        reserve.release_of = sessions.releases.release_of_image
+    # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
+    watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,
+                         webhooks.push if webhooks is not None else None, act=rollback_on(env))
+    timeline.listeners.append(watch.timeline_event)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     peers = Peers(regions)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
@@ -164,6 +179,7 @@ def build_state(
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
+        release_health=watch.view,
     )
 
 
@@ -176,6 +192,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
+    reading = asyncio.create_task(state.releases.run(), name="releases")  # the traffic, read once a second
     try:
         yield
     finally:
@@ -186,6 +203,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
             refilling.cancel()
         writing.cancel()
         polling.cancel()
+        reading.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy", "infra")
+PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy", "infra", "cli")
 MAX_DOCSTRING_LINES = 24
 
 

@@ -20,6 +20,7 @@ PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "
 DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.settings", "dispatcher.errors", "dispatcher.numbers", "dispatcher.observability"),
     ("dispatcher.store",),
+    ("dispatcher.releases",),
     ("dispatcher.outbound",),
     ("dispatcher.channel",),
     ("dispatcher.machines",),

@@ -55,6 +55,11 @@ class Authenticator:
         return self._by_id.get(caller_id)
 
 
+def caller_id_of(key_hash: bytes) -> str:
+    """The non-secret id of the caller holding the key with this digest."""
+    return _caller_of(key_hash).id
+
+
 def _caller_of(key_hash: bytes) -> Caller:
     return Caller(hashlib.sha256(b"caller:" + key_hash).hexdigest()[:16], hashlib.sha256(b"owner:" + key_hash).digest())
 

@@ -23,6 +23,7 @@ from dispatcher.api.routers import (
     ops,
     page,
     regions,
+    releases,
     runner_offer,
     sessions,
     timeline,
@@ -31,7 +32,7 @@ from dispatcher.api.routers import (
 from dispatcher.api.state import AppState
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
-           webhooks.router, daily_dialin.router, ops.router, regions.router)
+           webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -51,6 +51,12 @@ class StartRequest(BaseModel):
     dailyMeetingTokenProperties: dict[str, Any] | None = Field(
         default=None, description="Cloud: the user's meeting-token properties a caller may set (README)."
     )
+    release: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Run exactly this release of the bot (docs/releases.md), even one taking no traffic; unknown: "
+        "422 `unknown_release` naming the live ones. Default: the API key's release, else one drawn by weight.",
+    )
     region: str | None = Field(
         default=None,
         max_length=20,
@@ -107,6 +113,7 @@ class SessionOut(BaseModel):
     dailyRoom: str | None = Field(default=None, description="`room_url` under Pipecat's name.")
     trace_id: str | None = Field(default=None, description="The session's trace (OpenTelemetry, 32 hex digits).")
     error: str | None = Field(default=None, description="The last fatal pipeline error the bot reported.")
+    release: str | None = Field(default=None, description="The bot's release the session runs (docs/releases.md).")
 
 
 class StartOut(SessionOut):

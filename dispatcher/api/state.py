@@ -3,7 +3,9 @@ dispatcher/wiring.py and reached through `app_state` (dispatcher/api/dependencie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
@@ -25,6 +27,8 @@ from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.sightings import WebhookSightings
+from dispatcher.releases.live import LiveReleases
+from dispatcher.releases.traffic import Traffic
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
@@ -57,6 +61,12 @@ class AppState:
     key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
     call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
     webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
+    # How each release does for its callers, as `GET /releases` shows it (None: not judged).
+    release_health: Callable[[str, Traffic], dict[str, Any]] | None = None
+
+    @property
+    def releases(self) -> LiveReleases:
+        return self.sessions.releases
 
     async def aclose(self) -> None:
         await self.sessions.aclose()

@@ -18,6 +18,7 @@ from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import MachineIdentity
 from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 
 
 class MachineState(enum.StrEnum):
@@ -61,6 +62,12 @@ class LaunchSpec:
     traceparent: str | None = None
     # A start spilled over from another region: its demand was counted there, where its caller is.
     counted_elsewhere: bool = False
+    # The session's release (dispatcher/releases/): recorded with the machine (tag/label/metadata),
+    # and what to launch for it, resolved for the session's transport (None: the provider's own
+    # setting, the `default` release's), with the settings that travel with it.
+    release: str = DEFAULT_RELEASE
+    image: str | None = None
+    release_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Machine:
     body_digest: str | None = None  # as recorded at launch (tag/label/metadata)
     detail: str | None = None  # why it ended/failed, e.g. "exit code 3"
     transport: str | None = None  # as recorded at launch; None: not recorded (a Daily session)
+    release: str | None = None  # as recorded at launch; None: not recorded (a machine older than releases)
 
     @property
     def is_webrtc(self) -> bool:

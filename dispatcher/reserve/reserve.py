@@ -30,6 +30,7 @@ from typing import Any
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.claim import WarmClaim, serves
@@ -111,6 +112,8 @@ class Reserve:
                                    resumed=lambda seconds: self.planning.sizer.resume.observe(seconds))
                         if isinstance(machines, FrozenMachines) else NoFrozenTier())
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
+        # The release an image belongs to (dispatcher/releases/live.py), for `GET /releases`.
+        self.release_of: Callable[[str], str | None] = lambda image: DEFAULT_RELEASE
         if hot_dollars_per_month is not None:
             metrics.hot_price(hot_dollars_per_month)
         channels.idle_listeners.append(self._on_idle_hello)
@@ -182,12 +185,13 @@ class Reserve:
         result_future.add_done_callback(_consume_exception)
         self._inflight[spec.session_id] = result_future
         try:
-            result = await self._claim.claim(spec, began)
-            if result is None:
+            # Idle bots run the provider's current image; a session of another release starts cold.
+            result = await self._claim.claim(spec, began) if self._serves_release(spec) else None
+            if result is None and self._serves_release(spec):
                 result = await self._elsewhere.claim(spec)
-            if result is None:  # no hot bot anywhere: a frozen one, thawed (held here first)
+            if result is None and self._serves_release(spec):  # no hot bot anywhere: a frozen one, thawed
                 result = await self._frozen.claim(spec, began)
-            if result is None:
+            if result is None and self._serves_release(spec):
                 result = await self._frozen.claim_elsewhere(spec, began)
             if result is None and warm_only:
                 raise NoWarmBot(spec.session_id)
@@ -210,6 +214,19 @@ class Reserve:
         finally:
             del self._inflight[spec.session_id]
             self._wake.set()  # refill now, not at the next tick
+
+    def _serves_release(self, spec: LaunchSpec) -> bool:
+        return spec.image is None or spec.image == self._machines.bot_image
+
+    async def idle_by_release(self) -> dict[str, int]:
+        """Idle bots across the deployment, by the release their image belongs to."""
+        counts: dict[str, int] = {}
+        for view in await self._coordination.pool.views():
+            for bot in view.bots:
+                release = self.release_of(bot.image) if bot.state == "idle" else None
+                if release is not None:
+                    counts[release] = counts.get(release, 0) + 1
+        return counts
 
     # --- what the bots tell us ------------------------------------------------------------
 

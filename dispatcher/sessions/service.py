@@ -31,6 +31,8 @@ from dispatcher.media.turn import TurnCredentials
 from dispatcher.observability.log_format import working_for
 from dispatcher.observability.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
+from dispatcher.releases.catalogue import Catalogue, Release
+from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
@@ -89,9 +91,11 @@ class SessionService:
         cold_secrets_deadline_seconds: float | None = None,
         timeline: SessionTimeline,
         reserve_max_idle: int = 0,  # the warm reserve's size: each key's warm share is a part of it
+        releases: LiveReleases | None = None,  # which bot version each session runs (default: one, `default`)
     ) -> None:
         self._settings = settings
         self.timeline = timeline
+        self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
         self._machines = machines
         lost = getattr(machines, "lost", None)  # a cloud provider's reconcile of a lost create
@@ -137,19 +141,24 @@ class SessionService:
         transport: str | None = None,
         max_wait_seconds: float | None = None,
         counted_elsewhere: bool = False,
+        release: str | None = None,
     ) -> Session:
         """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first).
+        `release`: the caller's pin (else the key's default release, else one drawn by weight).
         `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched.
         `counted_elsewhere`: spilled over from the region whose demand it is."""
         transport = transport or self._settings.transports[0]
         owner = caller if isinstance(caller, Caller) else Caller.named(caller)
         session_id = self.session_id_for(owner.owner_key, idempotency_key)  # bound to the caller's key
+        # Before anything exists: an unknown release is refused with nothing to clean up.
+        chosen, chosen_by = self.releases.choose(session_id, pinned=release, caller_id=owner.id)
         digest = body_digest(body, digest_key(owner.owner_key, self._settings.bot_channel_token))
         began = time.monotonic()
         keyed = idempotency_key is not None
         requested = False  # a session exists to tell about (not a refused or replayed start)
         # This start's log lines name its session (dispatcher/observability/log_format.py), its spans too.
-        with working_for(session_id), tracing.session_trace(session_id, **{"voicefleet.transport": transport}) as trace:
+        with working_for(session_id), tracing.session_trace(session_id, **{"voicefleet.transport": transport,
+                                                                           "voicefleet.release": chosen.name}) as trace:
             try:
                 async with exclusive_start(self._coordination, session_id, keyed=keyed,
                                            idempotent_launch=self._settings.cloud,
@@ -183,13 +192,14 @@ class SessionService:
                             # Only an admitted start is a session: a refusal above (the key's share, the
                             # cap) leaves no timeline and no `session.failed` webhook behind it.
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
-                                               transport=transport, keyed=keyed, traceparent=trace.traceparent)
+                                               transport=transport, keyed=keyed, traceparent=trace.traceparent,
+                                               release=chosen.name, release_chosen_by=chosen_by)
                             requested = True
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,
                                                              traceparent=trace.traceparent,
-                                                             counted_elsewhere=counted_elsewhere)
+                                                             counted_elsewhere=counted_elsewhere, release=chosen)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
                         session = replace(session, trace_id=trace.trace_id)
@@ -263,11 +273,12 @@ class SessionService:
         warm_only: bool = False,
         traceparent: str | None = None,
         counted_elsewhere: bool = False,
+        release: Release | None = None,
     ) -> Session:
         roomless = transport in ROOMLESS
         grant = None if roomless else await self._grant(session_id, options)
         spec = self._spec(session_id, digest, body, transport, grant, traceparent=traceparent,
-                          counted_elsewhere=counted_elsewhere)
+                          counted_elsewhere=counted_elsewhere, release=release)
         if self._cold is not None:
             await self._cold.hold(spec)  # before the machine exists: its bot may dial at once
         room = self._no_room() if roomless else self._create_room(session_id, options)
@@ -305,8 +316,10 @@ class SessionService:
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
 
     def _spec(self, session_id: str, digest: str, body: Mapping[str, Any], transport: str, grant: RoomGrant | None,
-              *, traceparent: str | None, counted_elsewhere: bool = False) -> LaunchSpec:
+              *, traceparent: str | None, counted_elsewhere: bool = False,
+              release: Release | None = None) -> LaunchSpec:
         """What a cold machine is launched with (its bot's values, held for its hello with a channel)."""
+        release = release or self.releases.catalogue.releases[0]
         return LaunchSpec(
             session_id=session_id,
             body_digest=digest,
@@ -320,6 +333,9 @@ class SessionService:
             channel_token=self._cold.channel_token(session_id) if self._cold is not None else None,
             traceparent=traceparent,
             counted_elsewhere=counted_elsewhere,
+            release=release.name,
+            image=release.image_for(transport),
+            release_env=dict(release.env),
         )
 
     @staticmethod

@@ -152,11 +152,15 @@ class LifecycleWebhooks:
         if kind is None:
             return
         data = {"session_id": session_id, **{k: v for k, v in record.items() if k not in ("event",)}}
+        self.push(f"msg_{session_id}_{kind}", kind, data)
+
+    def push(self, message_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Hands one event to the outbox (`release.rolled_back` too, which is no session's), never waits."""
         if len(self._puts) >= self._settings.max_queue:
-            self._drop(f"msg_{session_id}_{kind}", f"{len(self._puts)} waiting to be written")
+            self._drop(message_id, f"{len(self._puts)} waiting to be written")
             return
         try:
-            task = asyncio.get_running_loop().create_task(self._put(f"msg_{session_id}_{kind}", kind, data))
+            task = asyncio.get_running_loop().create_task(self._put(message_id, kind, data))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to deliver with
             return
         self._puts.add(task)

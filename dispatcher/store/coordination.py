@@ -366,6 +366,31 @@ class Timelines(Protocol):
         ...
 
 
+class ReleaseBook(Protocol):
+    """The deployment's traffic over its releases (dispatcher/releases/traffic.py's record, as JSON)
+    and its audit trail: what every replica reads each second and an admin change writes."""
+
+    async def read(self) -> dict[str, Any] | None:
+        """The stored traffic record, or None before the first one."""
+        ...
+
+    async def write(self, record: Mapping[str, Any], replaces: list[Any] | None) -> bool:
+        """Stores `record` if the stored one's `version` is still `replaces` (None: nothing stored yet);
+        False when another change came first (read again, decide again)."""
+        ...
+
+    async def note(self, change: Mapping[str, Any]) -> None:
+        """Appends one change to the audit trail (the newest `HISTORY_KEPT` are kept)."""
+        ...
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        """The trail, newest first."""
+        ...
+
+
+HISTORY_KEPT = 1000
+
+
 class Coordination(Protocol):
     replica_id: str
     timelines: Timelines
@@ -380,6 +405,7 @@ class Coordination(Protocol):
     pool: ReservePool
     key_sessions: KeySessions  # each API key's share of the session cap
     held_places: HeldPlaces  # places handed calls' tokens hold under the session cap (not forgiven)
+    releases: ReleaseBook  # traffic over the releases and its audit trail (not forgiven: its reader keeps the last)
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

@@ -29,6 +29,7 @@ from dispatcher.store.coordination import (
     OneTimeUse,
     OwnerRecords,
     Rate,
+    ReleaseBook,
     ReservePool,
     SessionValues,
     StartLease,
@@ -47,6 +48,7 @@ from dispatcher.store.memory import (
     LocalRate,
 )
 from dispatcher.store.relay import Handler
+from dispatcher.store.release_book import MemoryReleaseBook
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.timelines import MemoryTimelines
 
@@ -152,6 +154,7 @@ class LocalCoordination:
         self.timelines: Timelines = MemoryTimelines()
         self.key_sessions: KeySessions = LocalKeySessions()
         self.held_places: HeldPlaces = HeldPlaceRecords(LocalKeySessions())
+        self.releases: ReleaseBook = MemoryReleaseBook()
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

@@ -37,6 +37,7 @@ from dispatcher.store.coordination import (
     OneTimeUse,
     OwnerRecords,
     Rate,
+    ReleaseBook,
     ReservePool,
     SessionValues,
     StartLease,
@@ -73,6 +74,7 @@ from dispatcher.store.owners import Owners
 from dispatcher.store.pool import StorePool
 from dispatcher.store.rates import SharedCreateLimit, SharedRate
 from dispatcher.store.relay import Handler, NotHere, Relay
+from dispatcher.store.release_book import StoreReleaseBook
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
 from dispatcher.store.spent import Remembered, SpentOnce
@@ -113,6 +115,7 @@ class RedisCoordination:
         self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store, self.seal), MemoryTimelines())
         self.key_sessions: KeySessions = ForgivingKeySessions(SharedKeySessions(self.store), LocalKeySessions())
         self.held_places: HeldPlaces = HeldPlaceRecords(SharedKeySessions(self.store))  # not forgiven
+        self.releases: ReleaseBook = StoreReleaseBook(self.store)
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Research notes the design cites are background, not user documentation.
 USER_DOCS = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").rglob("*.md") if "reference" not in p.parts)
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-# Every package that ships, and the example bots.
-CODE = ["dispatcher", "bot", "botchannel", "stacks", "images", "policy", "infra", "examples"]
+# Every package that ships, the example bots and the `voicefleet` command.
+CODE = ["dispatcher", "bot", "botchannel", "stacks", "images", "policy", "infra", "examples", "cli"]
 SERVER_ADDRESS = re.compile(r"\b(localhost|127\.0\.0\.1):8080\b")
 COMMAND_SECONDS = 120
 

@@ -101,6 +101,7 @@ async def start(
             transport=plan.transport,
             max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
             counted_elsewhere=spilled is not None,
+            release=payload.release if payload is not None else None,
         )
     except BaseException:
         if turn_quota is not None and credential is not None:
@@ -251,6 +252,7 @@ def _session_fields(session: Session, ready: ReadyEstimate, region: str) -> dict
         "ready_in_basis": ready.basis() if machine.state is MachineState.STARTING else None,
         "trace_id": session.trace_id,
         "error": session.error,
+        "release": machine.release,
     }
     if session.takes_offers:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"

@@ -119,6 +119,7 @@ class _Bot:
             body_digest=self.spec.body_digest,
             detail=self.detail,
             transport=self.spec.transport or "webrtc",  # local bots serve SmallWebRTC
+            release=self.spec.release,
         )
 
 
@@ -257,8 +258,9 @@ class LocalMachines:
         # Nothing of the session goes on the command line: any process may read another's
         # /proc/<pid>/cmdline, Landlock or not, and a session id is what a keyless API takes.
         # The id travels in the environment (VOICEFLEET_SESSION_ID), with the body and the credential.
+        python = spec.release_env.get("BOT_PYTHON")  # a release's own interpreter (BOT_RELEASES' `@python`)
         return [
-            *self._settings.bot_command,
+            *((python, "-m", "bot") if python else self._settings.bot_command),
             "--transport", spec.transport or "webrtc",
             "--max-duration", str(spec.max_session_seconds),
         ]  # fmt: skip
@@ -352,7 +354,10 @@ class LocalMachines:
                 del self._bots[session_id]
 
     def _environment(self, spec: LaunchSpec) -> dict[str, str]:
-        return _bot_environment(spec, self._channel, self._settings.bot_env)
+        env = _bot_environment(spec, self._channel, self._settings.bot_env)
+        if spec.image is not None:  # a release's bot file (BOT_RELEASES), in place of BOT_FILE
+            env["BOT_FILE"] = spec.image
+        return env
 
 
 def _bot_file(env: Mapping[str, str]) -> Path | None:

@@ -20,6 +20,7 @@ from dispatcher.api.routers import (
     offers,
     ops,
     regions,
+    releases,
     runner_offer,
     sessions,
     timeline,
@@ -55,8 +56,10 @@ async def test_a_start_a_read_and_a_stop_each_check_the_key_once(make_api, monke
 KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first, as a span of its own
 KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router)
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
-# signature, the regions' secret, a health check that needs none and /metrics (checked in the route).
-OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router)
+# signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
+# the admin keys (releases: checked in each route, dispatcher/api/admin_auth.py).
+OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
+             releases.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:

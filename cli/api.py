@@ -1,0 +1,106 @@
+"""The dispatcher's HTTP API as the command calls it: the same routes and credential every client
+uses (docs/http-api.md), one request per call, its answer's JSON or a failure that says what to do.
+
+Only a connection that was never made is retried (twice, 0 s then 0.5 s apart: httpcore's backoff):
+nothing reached the dispatcher, so even a rollback is safe to send again. An answer that did not come
+in time is not retried, since the change may have been made."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cli.errors import Refused, Unreachable
+from cli.settings import ADMIN_KEY_VARIABLE, URL_VARIABLE, Target
+
+CONNECT_RETRIES = 2
+ADMIN_KEYS = "the dispatcher's DISPATCHER_ADMIN_KEYS"
+# What to do about a refusal, by its `error.code`, where the dispatcher's message does not say it.
+NEXT_STEP = {
+    "admin_key_required": f"{ADMIN_KEY_VARIABLE} holds a client API key: set it to one of {ADMIN_KEYS}",
+    "unknown_release": "`voicefleet releases` lists the releases this dispatcher has",
+}
+
+
+def path(*segments: str) -> str:
+    """A route from its segments, each quoted whole: a name never reaches another route."""
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
+
+
+class Api:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        headers = {"Accept": "application/json", "User-Agent": "voicefleet-cli"}
+        if target.admin_key is not None:
+            headers["Authorization"] = f"Bearer {target.admin_key}"
+        self._client = httpx.Client(base_url=target.url, headers=headers, timeout=target.timeout,
+                                    transport=httpx.HTTPTransport(retries=CONNECT_RETRIES))
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()
+
+    def call(self, method: str, route: str, body: dict[str, Any] | None = None,
+             params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The answer's JSON object; Refused for any other answer, Unreachable when none came."""
+        where = self.target.url + route
+        try:
+            answer = self._client.request(method, route, json=body, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent
+            raise Unreachable(f"cannot reach the dispatcher at {self.target.url} ({error or type(error).__name__}): "
+                              f"start it (`uv run python -m dispatcher`) or point the command at it with "
+                              f"--url or {URL_VARIABLE}") from None
+        except httpx.TransportError as error:  # sent, and no answer came back (in time, or at all)
+            what = type(error).__name__
+            waited = (f" within {self.target.timeout:g} s ({what}; a slower dispatcher: --timeout SECONDS)"
+                      if isinstance(error, httpx.TimeoutException) else f" ({error or what})")
+            changed = "" if method == "GET" else "; the change may or may not have been made (`voicefleet releases`)"
+            raise Unreachable(f"no answer from {where}{waited}{changed}") from None
+        if answer.is_success:
+            body = _json_of(answer)
+            if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
+                raise Refused(answer.status_code, "not_a_dispatcher", f"{where} answered with no JSON object",
+                              f"is {self.target.url} a voicefleet dispatcher? Point the command at one with --url "
+                              f"or {URL_VARIABLE}")
+            return body
+        raise self._refusal(answer, where)
+
+    def _refusal(self, answer: httpx.Response, where: str) -> Refused:
+        status = answer.status_code
+        error = _error_of(answer)
+        if answer.is_redirect:
+            return Refused(status, "redirected", f"{where} redirects to {answer.headers.get('location', '?')}",
+                           f"use that address: --url or {URL_VARIABLE}")
+        if error is None:
+            if status == 404:
+                return Refused(status, "not_found", f"{where} is not a route of this dispatcher",
+                               f"a dispatcher from before this command, or {self.target.url} is not one: "
+                               f"update it, or point the command at one with --url or {URL_VARIABLE}")
+            return Refused(status, "http_error", f"{where} answered HTTP {status} without an error body",
+                           "the dispatcher's logs (or the proxy in front of it) say why")
+        code, message = error
+        hint = NEXT_STEP.get(code)
+        if status == 401:
+            hint = (f"{ADMIN_KEY_VARIABLE} is not set: set it to one of {ADMIN_KEYS}" if self.target.admin_key is None
+                    else f"set {ADMIN_KEY_VARIABLE} to one of {ADMIN_KEYS}")
+        return Refused(status, code, message, hint)
+
+
+def _json_of(answer: httpx.Response) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+def _error_of(answer: httpx.Response) -> tuple[str, str] | None:
+    """`{"error": {"code", "message"}}`, the dispatcher's one error shape, or None for any other body."""
+    body = _json_of(answer)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return error["code"], str(error.get("message", ""))
+    return None

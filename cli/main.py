@@ -1,0 +1,27 @@
+"""`voicefleet`: operate a voicefleet deployment from a terminal or a script, through the same HTTP
+API every client uses (docs/cli.md). Nouns then verbs, as `gh` and `kubectl`: `voicefleet releases
+promote NAME`. Exit codes: cli/errors.py."""
+
+from __future__ import annotations
+
+import click
+
+from cli.options import common_options
+from cli.releases import releases
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+def voicefleet() -> None:
+    """Operate a voicefleet deployment through its HTTP API.
+
+    The admin key comes from VOICEFLEET_ADMIN_KEY (never a flag); the dispatcher's address from --url
+    or VOICEFLEET_URL. Exit codes: 0 done, 1 the dispatcher refused, 2 a usage error, 3 the dispatcher
+    could not be reached."""
+
+
+voicefleet.add_command(releases)
+
+
+def main() -> None:
+    voicefleet(prog_name="voicefleet")

@@ -1,0 +1,37 @@
+"""The admin surface's credential (`DISPATCHER_ADMIN_KEYS`): changing which bot version callers get
+is never something a client's API key can do. A local dispatcher without keys (loopback only)
+lets its one local caller in, as it does for every route."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from dispatcher.errors import ApiError
+from dispatcher.settings import Settings, hash_api_key
+
+LOCAL_ADMIN = "local"
+
+
+def admin_id(settings: Settings, authorization: str | None) -> str:
+    """The admin's non-secret id (for the audit trail), or 401/403 with what to send instead."""
+    if not settings.admin_key_hashes and not settings.api_key_hashes:
+        return LOCAL_ADMIN  # keyless: only reachable on loopback (Settings refuses anything else)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <admin key>', one of "
+                       "DISPATCHER_ADMIN_KEYS", extra={})
+    presented = hash_api_key(token.strip())
+    matched = False
+    for known in settings.admin_key_hashes:  # no early exit: time does not depend on which key matched
+        matched |= hmac.compare_digest(presented, known)
+    if matched:
+        return "admin-" + hashlib.sha256(b"admin:" + presented).hexdigest()[:12]
+    if not settings.admin_key_hashes:
+        raise ApiError(403, "admin_not_configured", "this deployment has no admin keys: set DISPATCHER_ADMIN_KEYS "
+                       "(a stack: its adminKey secret) to change releases", extra={})
+    client = any(hmac.compare_digest(presented, known) for known in settings.api_key_hashes)
+    if client:
+        raise ApiError(403, "admin_key_required", "a client API key cannot change releases: use one of "
+                       "DISPATCHER_ADMIN_KEYS", extra={})
+    raise ApiError(401, "unauthorized", "invalid admin key", extra={})

@@ -1,0 +1,36 @@
+"""Which release a session runs: its pin (the start's `release`), else its key's default release,
+else one drawn by weight from the session id. The session id is derived from the caller's key and
+`Idempotency-Key`, so a retried start draws the same release while the weights stand."""
+
+from __future__ import annotations
+
+import hashlib
+
+from dispatcher.releases.catalogue import Catalogue, Release
+from dispatcher.releases.traffic import Traffic, unknown_release
+
+BUCKETS = 10_000  # a weight of 1 % is 100 buckets: the draw is even to a hundredth of a percent
+
+
+def drawn(traffic: Traffic, session_id: str) -> str:
+    """The release a session with this id gets by weight (releases in name order, so every replica agrees)."""
+    bucket = int.from_bytes(hashlib.sha256(b"voicefleet release draw\0" + session_id.encode()).digest()[:8]) % BUCKETS
+    reached = 0
+    for name in sorted(traffic.weights):
+        reached += traffic.weights[name] * (BUCKETS // 100)
+        if bucket < reached:
+            return name
+    return traffic.stable  # unreachable while the weights add up to 100
+
+
+def release_for(traffic: Traffic, catalogue: Catalogue, session_id: str, *, pinned: str | None = None,
+                key_default: str | None = None) -> tuple[Release, str]:
+    """The session's release and how it was chosen: `pinned`, `key` or `weight`."""
+    for wanted, how in ((pinned, "pinned"), (key_default, "key")):
+        if wanted is not None:
+            release = catalogue.get(wanted)
+            if release is None:
+                raise unknown_release(wanted, catalogue.names)
+            return release, how
+    release = catalogue.get(drawn(traffic, session_id))
+    return (release or catalogue.newest), "weight"

@@ -1,0 +1,134 @@
+"""The releases as this replica serves them: the configured catalogue, the traffic it last read
+from the store (once a second, so an admin's change at any replica is seen within about a second),
+and the one way to change that traffic (read, change, compare-and-write, audit).
+
+When the store does not answer, starts go on with the traffic last read, and a change is refused
+with 503: a change that only this replica applied would split the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.releases.catalogue import Catalogue, Release
+from dispatcher.releases.choice import release_for
+from dispatcher.releases.traffic import Traffic, Version, as_changed
+from dispatcher.store.coordination import ReleaseBook
+from dispatcher.store.unavailable import StoreUnavailable
+
+log = logging.getLogger("dispatcher.releases")
+
+READ_SECONDS = 1.0  # how often each replica reads the traffic: a change is everywhere within ~1 s
+WRITE_ATTEMPTS = 5  # concurrent changes at other replicas: read again and decide again, this often
+Change = Callable[[Traffic, Version], Traffic]
+
+
+class LiveReleases:
+    def __init__(self, catalogue: Catalogue, book: ReleaseBook, *, region: str = "",
+                 key_defaults: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.catalogue = catalogue
+        self._book = book
+        self._region = region
+        self._key_defaults = dict(key_defaults or {})
+        self._clock = clock
+        self._traffic: Traffic | None = None
+        self.listeners: list[Callable[[Traffic], None]] = []  # told of every new traffic (the reserve, peers)
+
+    @property
+    def several(self) -> bool:
+        return len(self.catalogue.releases) > 1
+
+    @property
+    def traffic(self) -> Traffic:
+        """The traffic last read (before the first read: the configured first one, not stored)."""
+        if self._traffic is None:
+            self._traffic = Traffic.first(self.catalogue, (0, self._region))
+        return self._traffic
+
+    def choose(self, session_id: str, *, pinned: str | None, caller_id: str) -> tuple[Release, str]:
+        return release_for(self.traffic, self.catalogue, session_id, pinned=pinned,
+                           key_default=self._key_defaults.get(caller_id))
+
+    def release_of_image(self, image: str) -> str | None:
+        """The release whose machines run `image` (a reserve bot's hello names it), if any."""
+        return next((r.name for r in self.catalogue.releases if image in r.images.values()), None)
+
+    def version(self) -> Version:
+        """A version after the current one, even when clocks disagree by a little."""
+        return max(int(self._clock() * 1000), self.traffic.version[0] + 1), self._region
+
+    async def refresh(self) -> Traffic:
+        """Reads the store's traffic (storing the first one, or this catalogue's additions, if due)."""
+        return await self._write(lambda current, version: current.reconciled(self.catalogue, version),
+                                 audit=True, forced=False)
+
+    async def change(self, change: Change, *, audit: bool = True) -> Traffic:
+        """An operator's (or the automatic rollback's) change, compared and written, then audited."""
+        try:
+            return await self._write(change, audit=audit, forced=True)
+        except StoreUnavailable as exc:
+            raise ApiError(503, "store_unavailable", "the deployment's store does not answer, so the change would "
+                           "reach this replica alone; nothing changed, try again", retry_after=2.0) from exc
+
+    async def adopt(self, record: Mapping[str, Any]) -> bool:
+        """A newer traffic made in another region: stored here when it is newer than what is stored."""
+        offered = Traffic.from_json(record)
+        if offered is None:
+            return False
+        for _ in range(WRITE_ATTEMPTS):
+            stored = Traffic.from_json(await self._book.read())
+            if stored is not None and not offered.newer_than(stored):
+                self._seen(stored)
+                return False
+            if await self._book.write(offered.to_json(), list(stored.version) if stored else None):
+                self._seen(offered)
+                return True
+        return False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except StoreUnavailable:
+                pass  # starts go on with the traffic last read; the store's health says why
+            except Exception:
+                log.exception("reading the releases' traffic failed")
+            await asyncio.sleep(READ_SECONDS)
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        return await self._book.history(limit)
+
+    async def _write(self, change: Change, *, audit: bool, forced: bool) -> Traffic:
+        for _ in range(WRITE_ATTEMPTS):
+            raw = await self._book.read()
+            stored = Traffic.from_json(raw) if raw is not None else None
+            if raw is not None and stored is None:
+                log.error("the stored releases' traffic is not a traffic record; rewriting it from the configuration")
+            base = stored or Traffic.first(self.catalogue, self.version())
+            if stored is not None:
+                self._seen(stored)
+            changed = change(base.reconciled(self.catalogue, self.version()), self.version())
+            if stored is not None and changed is stored and not forced:
+                return stored
+            if await self._book.write(changed.to_json(), list(raw["version"]) if stored is not None and raw else None):
+                if audit and changed is not stored:
+                    await self._book.note(as_changed(stored or base, changed))
+                    log.info("releases: %s (by %s): %s", changed.reason, changed.changed_by,
+                             ", ".join(f"{n}={w}%" for n, w in changed.weights.items()))
+                self._seen(changed)
+                return changed
+        raise ApiError(409, "release_change_conflict", "other changes to the releases kept arriving at the same "
+                       "time; read GET /releases and try again")
+
+    def _seen(self, traffic: Traffic) -> None:
+        if self._traffic is not None and traffic.version == self._traffic.version:
+            self._traffic = traffic
+            return
+        self._traffic = traffic
+        for listener in self.listeners:
+            listener(traffic)

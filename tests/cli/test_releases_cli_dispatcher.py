@@ -1,0 +1,66 @@
+"""`voicefleet releases` against a real `python -m dispatcher` with two local releases: the command
+and the dispatcher's admin routes agree on every shape, end to end (list, set, rollback, history,
+and a client key refused with the way forward)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import voicefleet
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "vf-admin-e2e-7c41d0a9b35f"
+CLIENT_KEY = "vf-client-e2e-2b8e6f1c04d7"
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    bot = ROOT / "examples" / "parrot" / "bot.py"
+    env = {"BOT_RELEASES": f"stable={bot},next={bot}", "DISPATCHER_API_KEYS": CLIENT_KEY,
+           "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RESERVE_MAX_IDLE": "0"}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+        yield running
+
+
+def run(dispatcher: DispatcherProcess, *args: str, key: str = ADMIN_KEY) -> Result:
+    result = CliRunner().invoke(voicefleet, list(args), prog_name="voicefleet",
+                                env={"VOICEFLEET_URL": dispatcher.base_url, "VOICEFLEET_ADMIN_KEY": key})
+    assert key not in result.output
+    return result
+
+
+def weights(result: Result) -> dict[str, int]:
+    assert result.exit_code == 0, result.output
+    return {row.split()[0]: int(row.split()[1].rstrip("%")) for row in result.stdout.splitlines()[1:]}
+
+
+def test_list_set_rollback_and_history_against_the_dispatcher(dispatcher: DispatcherProcess) -> None:
+    listed = run(dispatcher, "releases")
+    assert listed.stdout.splitlines()[0].split() == ["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "HEALTH"]
+    assert weights(listed) == {"stable": 100, "next": 0}
+    assert weights(run(dispatcher, "releases", "set", "next", "10")) == {"stable": 90, "next": 10}
+    assert json.loads(run(dispatcher, "releases", "--json").stdout)["stable"] == "stable"
+    assert weights(run(dispatcher, "releases", "rollback")) == {"stable": 100, "next": 0}
+    again = run(dispatcher, "releases", "rollback")
+    assert again.exit_code == 1
+    assert again.stderr.startswith("voicefleet: nothing_to_roll_back (HTTP 409)")
+    changes = json.loads(run(dispatcher, "releases", "history", "--json").stdout)["changes"]
+    assert [(c["from"], c["to"]) for c in changes[:2]] == [({"stable": 90, "next": 10}, {"stable": 100, "next": 0}),
+                                                          ({"stable": 100, "next": 0}, {"stable": 90, "next": 10})]
+
+
+def test_a_client_key_is_refused_and_told_which_key_to_use(dispatcher: DispatcherProcess) -> None:
+    refused = run(dispatcher, "releases", "set", "next", "50", key=CLIENT_KEY)
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        "voicefleet: admin_key_required (HTTP 403): a client API key cannot change releases: use one of "
+        "DISPATCHER_ADMIN_KEYS",
+        "VOICEFLEET_ADMIN_KEY holds a client API key: set it to one of the dispatcher's DISPATCHER_ADMIN_KEYS",
+    ]
+    assert weights(run(dispatcher, "releases")) == {"stable": 100, "next": 0}

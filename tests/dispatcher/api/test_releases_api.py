@@ -1,0 +1,137 @@
+"""The releases' admin surface and a start's release, through the app with local bots (the stand-in)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.machines.base import LaunchResult, LaunchSpec
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.settings import Settings, SettingsError, hash_api_key
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
+from tests.support.dispatcher_server import serving
+
+CLIENT_KEY, ADMIN_KEY = "client-key-0123456789", "admin-key-0123456789"
+Launched = list[LaunchSpec]
+
+
+@asynccontextmanager
+async def dispatcher(tmp_path: Path, *, keys: bool = True,
+                     **env: str) -> AsyncIterator[tuple[httpx.AsyncClient, Launched]]:
+    for name in ("bot.py", "bot_v2.py"):
+        (tmp_path / name).write_text("async def bot(runner_args): ...\n")
+    env = {"BOT_RELEASES": f"stable={tmp_path}/bot.py,next={tmp_path}/bot_v2.py", **env}
+    settings = Settings(api_key_hashes=frozenset({hash_api_key(CLIENT_KEY)}) if keys else frozenset(),
+                        admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}) if keys else frozenset())
+    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2.0, bot_env=STANDIN_ENV))
+    launched: Launched = []
+    launch = machines.launch
+
+    async def recording(spec: LaunchSpec) -> LaunchResult:  # what the provider was asked to launch, then launched
+        launched.append(spec)
+        return await launch(spec)
+
+    machines.launch = recording  # type: ignore[method-assign]
+    app = create_app(settings, env=env, machines=machines, rooms=None)
+    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                               base_url="http://127.0.0.1") as client:
+        try:
+            yield client, launched
+        finally:
+            await app.state.voicefleet.aclose()
+
+
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def client() -> dict[str, str]:
+    return {"Authorization": f"Bearer {CLIENT_KEY}"}
+
+
+async def test_releases_lists_each_release_with_its_weight_and_the_stable_one(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path, RELEASE_WEIGHTS="stable=90,next=10") as (api, _):
+        answer = await api.get("/releases", headers=admin())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["stable"] == "stable"
+    assert [(r["name"], r["weight"], r["stable"]) for r in body["releases"]] == [("stable", 90, True),
+                                                                                ("next", 10, False)]
+
+
+async def test_a_client_key_can_never_change_releases_and_nothing_changes(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path) as (api, _):
+        refused = await api.put("/releases/next", json={"weight": 50}, headers=client())
+        missing = await api.post("/releases/rollback")
+        after = (await api.get("/releases", headers=admin())).json()
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_key_required"
+    assert missing.status_code == 401
+    assert [r["weight"] for r in after["releases"]] == [100, 0]
+
+
+async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path) as (api, _):
+        changed = await api.put("/releases/next", json={"weight": 25}, headers=admin())
+        rolled = await api.post("/releases/rollback", headers=admin())
+        again = await api.post("/releases/rollback", headers=admin())
+        trail = (await api.get("/releases/history", headers=admin())).json()["changes"]
+    assert [r["weight"] for r in changed.json()["releases"]] == [75, 25]
+    assert [r["weight"] for r in rolled.json()["releases"]] == [100, 0]
+    assert again.status_code == 409 and again.json()["error"]["code"] == "nothing_to_roll_back"
+    assert [c["to"] for c in trail[:2]] == [{"stable": 100, "next": 0}, {"stable": 75, "next": 25}]
+    assert trail[0]["by"].startswith("admin-") and ADMIN_KEY not in str(trail)
+
+
+@pytest.mark.parametrize(("path", "payload", "code"), [
+    ("/releases/next", {"weight": 101}, "invalid_weight"),
+    ("/releases/next", {"weight": "50"}, "invalid_weight"),
+    ("/releases/nope", {"weight": 5}, "unknown_release"),
+    ("/releases", {"weights": {"stable": 50, "next": 40}}, "weights_not_100"),
+    ("/releases", {"weights": {"stable": 90, "other": 10}}, "unknown_release"),
+])
+async def test_bad_traffic_is_refused_with_its_reason_and_nothing_changes(tmp_path: Path, path: str,
+                                                                        payload: dict[str, object], code: str) -> None:
+    async with dispatcher(tmp_path) as (api, _):
+        refused = await api.put(path, json=payload, headers=admin())
+        after = (await api.get("/releases", headers=admin())).json()
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == code, refused.text
+    assert [r["weight"] for r in after["releases"]] == [100, 0]
+
+
+async def test_a_pinned_start_launches_its_releases_bot_file_and_says_which(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path) as (api, launched):
+        pinned = await api.post("/start", json={"release": "next"}, headers=client())
+        drawn = await api.post("/start", json={}, headers=client())
+        looked = await api.get(f"/sessions/{pinned.json()['session_id']}", headers=client())
+        timeline = await api.get(f"/sessions/{pinned.json()['session_id']}/timeline", headers=client())
+    assert pinned.status_code == 201 and pinned.json()["release"] == "next", pinned.text
+    assert drawn.json()["release"] == "stable" and looked.json()["release"] == "next"
+    assert [(s.release, s.image) for s in launched] == [("next", str(tmp_path / "bot_v2.py")),
+                                                        ("stable", str(tmp_path / "bot.py"))]
+    requested = next(e for e in timeline.json()["events"] if e["event"] == "requested")
+    assert (requested["release"], requested["release_chosen_by"]) == ("next", "pinned")
+
+
+async def test_an_unknown_pin_is_422_naming_the_live_releases_and_starts_nothing(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path) as (api, launched):
+        refused = await api.post("/start", json={"release": "nope"}, headers=client())
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "unknown_release"
+    assert "stable, next" in refused.json()["error"]["message"] and launched == []
+
+
+async def test_a_keyless_local_dispatcher_lets_its_loopback_caller_change_traffic(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path, keys=False) as (api, _):
+        promoted = await api.post("/releases/next/promote")
+    assert promoted.status_code == 200 and promoted.json()["stable"] == "next"
+
+
+def test_an_admin_key_that_is_also_a_client_key_stops_the_dispatcher() -> None:
+    with pytest.raises(SettingsError, match="never change releases"):
+        Settings.from_env({"DISPATCHER_API_KEYS": "k" * 20, "DISPATCHER_ADMIN_KEYS": "k" * 20})
+
+

@@ -1,0 +1,51 @@
+"""A session's release: its pin, its key's, else drawn by weight from its id."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dispatcher.errors import ApiError
+from dispatcher.releases.catalogue import Catalogue, Release
+from dispatcher.releases.choice import drawn, release_for
+from dispatcher.releases.traffic import Traffic
+from dispatcher.sessions.ids import new_session_id
+
+CATALOGUE = Catalogue((Release("stable", {"*": "a"}), Release("canary", {"*": "b"}), Release("staging", {"*": "c"})))
+TRAFFIC = Traffic({"stable": 90, "canary": 10, "staging": 0}, "stable", (1, ""))
+
+
+def test_a_thousand_starts_split_by_weight_within_binomial_bounds() -> None:
+    # Session ids as the dispatcher derives them from a key and Idempotency-Keys.
+    ids = [new_session_id(b"owner-key", f"start-{n}", "") for n in range(1000)]
+    canary = sum(drawn(TRAFFIC, session_id) == "canary" for session_id in ids)
+    sigma = math.sqrt(1000 * 0.1 * 0.9)
+    assert abs(canary - 100) <= 4 * sigma, canary
+    assert all(drawn(TRAFFIC, session_id) != "staging" for session_id in ids)  # weight 0: never drawn
+
+
+def test_the_same_idempotency_key_draws_the_same_release() -> None:
+    session_id = new_session_id(b"owner-key", "retry-me", "")
+    assert len({drawn(TRAFFIC, session_id) for _ in range(5)}) == 1
+
+
+def test_a_pin_wins_even_at_weight_zero() -> None:
+    release, how = release_for(TRAFFIC, CATALOGUE, "s1", pinned="staging", key_default="canary")
+    assert (release.name, how) == ("staging", "pinned")
+
+
+def test_a_keys_default_release_comes_before_the_draw() -> None:
+    release, how = release_for(TRAFFIC, CATALOGUE, "s1", key_default="staging")
+    assert (release.name, how) == ("staging", "key")
+
+
+def test_an_unknown_pin_is_refused_naming_the_live_ones() -> None:
+    with pytest.raises(ApiError) as refused:
+        release_for(TRAFFIC, CATALOGUE, "s1", pinned="nope")
+    assert refused.value.status == 422 and "stable, canary, staging" in refused.value.message
+
+
+def test_a_release_at_100_takes_every_draw() -> None:
+    everything = Traffic({"stable": 0, "canary": 100, "staging": 0}, "canary", (1, ""))
+    assert {drawn(everything, f"s{n}") for n in range(200)} == {"canary"}

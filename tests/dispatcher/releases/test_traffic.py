@@ -1,0 +1,122 @@
+"""Traffic over the releases: every operator change, and what the deployment's own list does to it."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.errors import ApiError
+from dispatcher.releases.catalogue import Catalogue, Release
+from dispatcher.releases.traffic import Traffic
+
+V = (1, "")
+
+
+def catalogue(*names: str, canary: int = 10) -> Catalogue:
+    return Catalogue(tuple(Release(n, {"*": f"img-{n}"}) for n in names), canary_percent=canary)
+
+
+def traffic(**weights: int) -> Traffic:
+    stable = max(weights, key=weights.__getitem__)
+    return Traffic(weights, stable, V)
+
+
+def test_a_lone_release_takes_all_traffic_and_is_stable() -> None:
+    first = Traffic.first(catalogue("a"), V)
+    assert first.weights == {"a": 100} and first.stable == "a"
+
+
+def test_first_traffic_of_several_puts_the_newest_at_the_canary_percent() -> None:
+    first = Traffic.first(catalogue("a", "b", canary=5), V)
+    assert first.weights == {"a": 95, "b": 5} and first.stable == "a"
+
+
+def test_a_new_release_enters_once_at_the_canary_percent_taken_from_stable() -> None:
+    before = Traffic.first(catalogue("a"), V)
+    after = before.reconciled(catalogue("a", "b", canary=10), (2, ""))
+    assert after.weights == {"a": 90, "b": 10} and after.stable == "a" and "b added at 10%" in after.reason
+    moved = after.with_weight("b", 0, "admin-1", (3, ""))
+    assert moved.reconciled(catalogue("a", "b"), (4, "")) is moved  # seen before: never re-entered
+
+
+def test_a_release_no_longer_listed_gives_its_traffic_back_to_stable() -> None:
+    after = traffic(a=70, b=30).reconciled(catalogue("a"), (2, ""))
+    assert after.weights == {"a": 100}
+
+
+def test_when_the_stable_release_is_dropped_the_busiest_one_takes_its_place() -> None:
+    after = Traffic({"a": 50, "b": 40, "c": 10}, "a", V).reconciled(catalogue("b", "c"), (2, ""))
+    assert after.stable == "b" and after.weights == {"b": 90, "c": 10}
+
+
+def test_unchanged_configuration_is_no_change() -> None:
+    same = traffic(a=90, b=10)
+    assert same.reconciled(catalogue("a", "b"), (2, "")) is same
+
+
+def test_setting_a_canary_weight_takes_the_rest_from_stable() -> None:
+    after = traffic(a=90, b=10).with_weight("b", 50, "admin-1", (2, ""))
+    assert after.weights == {"a": 50, "b": 50} and after.changed_by == "admin-1"
+
+
+def test_setting_the_stable_weight_shares_the_rest_among_the_others_as_they_share_it_now() -> None:
+    after = Traffic({"a": 80, "b": 10, "c": 10}, "a", V).with_weight("a", 40, "admin", (2, ""))
+    assert after.weights == {"a": 40, "b": 30, "c": 30} and sum(after.weights.values()) == 100
+
+
+def test_lowering_the_only_live_stable_release_is_refused() -> None:
+    with pytest.raises(ApiError) as refused:
+        Traffic({"a": 100, "b": 0}, "a", V).with_weight("a", 50, "admin", (2, ""))
+    assert refused.value.code == "weights_not_100"
+
+
+@pytest.mark.parametrize("weight", [-1, 101, 12.5, "10", True, None])
+def test_a_weight_outside_whole_percent_is_refused(weight: object) -> None:
+    with pytest.raises(ApiError) as refused:
+        traffic(a=90, b=10).with_weight("b", weight, "admin", (2, ""))
+    assert refused.value.status == 422 and refused.value.code == "invalid_weight"
+
+
+def test_weights_set_at_once_must_add_up_to_100() -> None:
+    with pytest.raises(ApiError) as refused:
+        traffic(a=90, b=10).with_weights({"a": 50, "b": 40}, "admin", (2, ""))
+    assert refused.value.code == "weights_not_100" and "90%" in refused.value.message
+
+
+def test_an_unknown_release_is_refused_naming_the_live_ones() -> None:
+    with pytest.raises(ApiError) as refused:
+        traffic(a=90, b=10).with_weight("nope", 5, "admin", (2, ""))
+    assert refused.value.code == "unknown_release" and refused.value.extra["releases"] == ["a", "b"]
+
+
+def test_a_release_that_reaches_100_becomes_the_stable_one() -> None:
+    after = traffic(a=90, b=10).promoted("b", "admin", (2, ""))
+    assert after.weights == {"a": 0, "b": 100} and after.stable == "b"
+
+
+def test_rollback_sends_everything_to_the_stable_release() -> None:
+    after = traffic(a=50, b=50).with_weights({"a": 60, "b": 40}, "admin", (2, "")).rolled_back("admin", (3, ""))
+    assert after.weights == {"a": 100, "b": 0} and after.stable == "a"
+
+
+def test_rollback_with_nothing_to_roll_back_says_so() -> None:
+    with pytest.raises(ApiError) as refused:
+        traffic(a=100, b=0).rolled_back("admin", (2, ""))
+    assert refused.value.status == 409 and refused.value.code == "nothing_to_roll_back"
+
+
+def test_a_breach_holds_the_canary_at_zero_with_its_reason_until_an_operator_moves_it() -> None:
+    held = traffic(a=90, b=10).breached("b", "8 of 10 sessions failed", (2, ""))
+    assert held.weights == {"a": 100, "b": 0} and held.held == {"b": "8 of 10 sessions failed"}
+    assert held.with_weight("b", 5, "admin", (3, "")).held == {}
+
+
+def test_the_store_form_round_trips_and_refuses_what_is_not_traffic() -> None:
+    original = traffic(a=90, b=10).breached("b", "why", (5, "eu"))
+    assert Traffic.from_json(original.to_json()) == original
+    assert Traffic.from_json({"weights": {"a": 50}, "stable": "a", "version": [1, ""]}) is None  # not 100
+    assert Traffic.from_json({"weights": "x"}) is None and Traffic.from_json(None) is None
+
+
+def test_the_latest_version_wins_whatever_region_made_it() -> None:
+    assert Traffic({"a": 100}, "a", (2, "us")).newer_than(Traffic({"a": 100}, "a", (1, "eu")))
+    assert not Traffic({"a": 100}, "a", (1, "us")).newer_than(Traffic({"a": 100}, "a", (1, "us")))

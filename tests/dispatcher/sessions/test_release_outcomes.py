@@ -1,0 +1,43 @@
+"""A session's timeline as one outcome for its release's health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatcher.sessions.release_watch import outcome_of
+
+
+def timeline(*events: tuple[str, float, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"event": name, "at": at, **fields} for name, at, fields in events]
+
+
+REQUESTED = ("requested", 100.0, {"release": "next"})
+
+
+def test_a_bot_that_raised_is_a_bot_error_of_its_release() -> None:
+    outcome = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("ready", 101.5, {}),
+                                  ("ended", 101.6, {"reason": "bot_failed", "exit_code": 4})))
+    assert outcome is not None and outcome.release == "next" and outcome.failure == "bot error"
+    assert outcome.ready_seconds == 1.5
+
+
+def test_a_caller_who_never_connected_is_no_fault_of_the_release() -> None:
+    outcome = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("ready", 101.0, {}),
+                                  ("ended", 108.0, {"reason": "connect_timeout", "exit_code": 3})))
+    assert outcome is not None and outcome.failure is None
+
+
+def test_a_start_that_failed_before_a_machine_is_a_failed_start() -> None:
+    outcome = outcome_of(timeline(REQUESTED, ("failed", 100.2, {"code": "provider_error"})))
+    assert outcome is not None and outcome.failure == "failed to start"
+
+
+def test_a_session_over_within_seconds_of_joining_failed_its_caller_and_first_audio_counts_from_joining() -> None:
+    outcome = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.3, {}), ("joined", 102.0, {}),
+                                  ("first_audio", 102.8, {}), ("ended", 104.0, {"reason": "peer_disconnected"})))
+    assert outcome is not None and outcome.failure == "ended early"
+    assert round(outcome.first_audio_seconds or 0, 3) == 0.8
+
+
+def test_a_timeline_without_a_release_is_not_judged() -> None:
+    assert outcome_of(timeline(("requested", 1.0, {}), ("ended", 9.0, {}))) is None
