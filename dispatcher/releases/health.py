@@ -1,37 +1,23 @@
 """Automatic rollback's judgement: does a canary release hurt callers compared with the stable one?
+The rule, why each part is there, and its measured false-rollback rate: docs/releases.md,
+"Automatic rollback" (bench/release_false_rollbacks.py).
 
-A canary is judged on its window: its last `HealthRule.window` session outcomes, none older than
-`max_age_seconds`. The window is counted in sessions, not minutes, so that a 5 % canary holds a
-sample large enough to judge (a 30-minute window would hold 15 of its sessions at 10 starts a
-minute); the age bound keeps a quiet canary from being judged on the day before's sessions. It is
-compared with the stable release's sessions over the same hours (since the oldest session in the
-canary's window), and at least the stable's last `stable_sample` sessions: the same hours so that an
-incident that hits every release (a provider's bad quarter of an hour) weighs on both sides alike
-rather than on a young canary alone; the larger sample so that a stable release that had a lucky
-half hour does not make an ordinary canary look worse. (As a shortcut, a canary no worse than the
-stable's last `window` sessions is not compared further: a breach must hold against both.)
+A canary's window is its last `window` sessions, none older than `max_age_seconds` (counted in
+sessions so a 5 % canary still holds a sample). It is compared with the stable release's sessions
+over the same hours, and at least its last `stable_sample` (so an incident that hits every release
+weighs on both, and a stable's lucky half hour does not count against the canary); as a shortcut,
+a canary no worse than the stable's last `window` sessions is not compared further.
 
-A canary is **breached** when, with at least `min_canary` sessions of it and `min_stable` of the
-stable release, any of these holds:
+With at least `min_canary` and `min_stable` sessions, a canary is **breached** when:
+- **failures** (a failed start, a bot error, a session over within SHORT_SESSION_SECONDS): its failed
+  share exceeds the stable's by more than `failure_margin` and, with uniform priors, the posterior
+  probability that its rate does is above `confidence`; or
+- **ready** (median) or **first_audio** (median, p75): the canary's distribution-free lower bound on
+  the quantile exceeds the stable's upper bound (each at 1 − (1 − `confidence`)/2) by at least
+  max(`latency_margin_seconds`, `latency_margin_share` × the stable's quantile).
 
-- **failures**: a session failed if its start failed, its bot reported an error, or it ended within
-  `SHORT_SESSION_SECONDS`. The canary's failed share exceeds the stable's by more than
-  `failure_margin`, and, with a uniform prior on each release's failure rate, the posterior
-  probability that the canary's rate exceeds the stable's by more than `failure_margin` is above
-  `confidence`.
-- **ready** (start → ready bot) and **first_audio** (joined → the caller hears the bot), among the
-  sessions that report it: for each quantile judged (ready: the median, since a canary's smaller
-  warm reserve sends a larger minority of its starts cold; first audio: the median and p75), the
-  canary's lower confidence bound on that quantile exceeds the stable's upper bound by at least
-  max(`latency_margin_seconds`, `latency_margin_share` × the stable's sample quantile). The bounds
-  are distribution-free (order statistics), each at confidence 1 − (1 − `confidence`)/2, so both
-  hold together with at least `confidence`.
-
-Once breached a release stays breached, whatever later sessions show, until an operator changes its
-traffic (`reset`): a rollback never undoes itself, and a release given traffic again is judged on
-fresh sessions only. The stable release is never judged (it is what the others are measured by).
-The false-rollback rate and detection speed of the defaults are measured by
-bench/release_false_rollbacks.py (docs/releases.md).
+A breach holds, whatever later sessions show, until an operator changes the release's traffic
+(`reset`): a rollback never undoes itself. The stable release is never judged.
 """
 
 from __future__ import annotations
