@@ -6,7 +6,8 @@ revision, …) outlive the `up` that made them: a replaced task definition stays
 rolls it forward with the release it deploys now (stacks/config/releases.py `roll`), and exports
 the result again. The engine reads a StackReference from the backend's latest checkpoint with no
 check against the running stack (pulumi/pulumi pkg/resource/deploy/builtins.go
-`readStackReference` → `GetStackOutputs`), a read is not a change (pkg/engine `HasChanges` skips
+`readStackReference` → `GetStackOutputs`; its tests/integration/stack_reference/python reads its
+own stack's earlier output the same way), a read is not a change (pkg/engine `HasChanges` skips
 OpRead), a failed `up` keeps the outputs it did not replace (pulumi/pulumi#15754, CLI 3.112; this
 program needs 3.226), and an unchanged release rolls to the same bytes: a second `up` has no diff.
 docs/pulumi.md, Releases, weighs the other ways.
