@@ -67,7 +67,7 @@ ECS_ENV: tuple[str, ...] = (
     *LOG_ENV,
     "AWS_REGION",
     "ECS_CLUSTER",  # cluster name or ARN
-    "ECS_TASK_DEFINITION",  # the bot *family*: RunTask uses its latest ACTIVE revision
+    "ECS_TASK_DEFINITION",  # the bot *family* (listing, reaping); each release names its revision in RELEASES
     "ECS_CONTAINER_NAME",  # `bot`; containerOverrides address it by name
     "ECS_SUBNETS",  # comma-separated subnet ids
     "ECS_SECURITY_GROUPS",  # comma-separated security group ids
