@@ -5,6 +5,7 @@ Deployed). A changed bot adds a release beside the old ones; an unchanged one ch
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import re
 from typing import Any
@@ -16,7 +17,7 @@ from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Deployed, Run, run_program, unwrap
 from stacks.tools.preflight import releases as preflight
 from tests.infra.conftest import SECRETS, StackRunner, config_for
-from tests.infra.helpers import component_outputs, container
+from tests.infra.helpers import actions, component_outputs, container, policy_statements
 from tests.infra.test_turn_server import run_with_turn
 
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
@@ -88,6 +89,15 @@ def test_every_release_s_definition_is_one_the_drain_deregisters(history: list[R
     families = {outputs["machinesEnvironment"]["ECS_TASK_DEFINITION"]}
     for release in releases(history[4])["releases"]:
         assert {ref.rsplit("/", 1)[-1].split(":")[0] for ref in release["images"].values()} <= families
+
+
+def test_the_dispatcher_may_start_every_listed_release(history: list[Run]) -> None:
+    run_task = [statement for statement in policy_statements(history[4]) if "ecs:RunTask" in actions(statement)]
+    allowed = [resource for statement in run_task for resource in
+               ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"])]
+    for release in releases(history[4])["releases"]:
+        for ref in release["images"].values():
+            assert any(fnmatch.fnmatchcase(ref, pattern) for pattern in allowed), (ref, allowed)
 
 
 def test_the_preflight_passes_the_program_and_refuses_what_would_lose_a_release(history: list[Run]) -> None:
