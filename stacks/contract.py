@@ -55,6 +55,10 @@ WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
                                       REGION_ACCEPTED_SECRET_VARIABLE)
 
+# The releases a stack keeps and a new one's first share (stacks/config/releases.py): JSON, each
+# release's reference per transport (ECS: a task definition ARN with its revision).
+RELEASES_ENV: tuple[str, ...] = ("RELEASES",)
+
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
     *COMMON_ENV,
@@ -63,7 +67,7 @@ ECS_ENV: tuple[str, ...] = (
     *LOG_ENV,
     "AWS_REGION",
     "ECS_CLUSTER",  # cluster name or ARN
-    "ECS_TASK_DEFINITION",  # the bot *family*: RunTask uses its latest ACTIVE revision
+    "ECS_TASK_DEFINITION",  # the bot *family* (listing, reaping); each release names its revision in RELEASES
     "ECS_CONTAINER_NAME",  # `bot`; containerOverrides address it by name
     "ECS_SUBNETS",  # comma-separated subnet ids
     "ECS_SECURITY_GROUPS",  # comma-separated security group ids
@@ -71,6 +75,7 @@ ECS_ENV: tuple[str, ...] = (
     "ECS_CAPACITY_PROVIDERS",  # "FARGATE" or "FARGATE_SPOT:1,FARGATE:1" (provider:weight)
     "KEEP_ALIVE_SECONDS",  # uvicorn keep-alive; must exceed the ALB idle timeout
     "ECS_TASK_VCPU", "ECS_TASK_MEMORY_GB",  # the bot task's size: the reserve's hot-tier price in /metrics
+    *RELEASES_ENV,
 )
 
 # `MACHINES=gce`: dispatcher/machines/gce/provider.py.

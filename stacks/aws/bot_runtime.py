@@ -1,8 +1,9 @@
 """BotRuntime: what one voice session runs on ECS — a task definition the dispatcher RunTasks.
 
-There is no ECS service for bots. The family name is stable (`<prefix>-bot`) and the dispatcher
-passes the family, so RunTask always starts the latest ACTIVE revision; `skip_destroy` keeps old
-revisions ACTIVE, so a dispatcher still holding one during a rollout keeps working.
+There is no ECS service for bots. The family name is stable (`<prefix>-bot`); the dispatcher
+starts each session's release, a revision of it by ARN (`RELEASES`, stacks/releases.py), and
+`skip_destroy` keeps replaced revisions ACTIVE, so the releases kept beside the newest still
+start (a deregistered, INACTIVE revision starts no new task).
 `grant_run` is the only way to let another role start bots.
 """
 
