@@ -40,6 +40,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
+from dispatcher.regions.releases import RegionalReleases
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.health import ReleaseHealth
@@ -180,6 +181,7 @@ def build_state(
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         release_health=watch.view,
+        region_releases=RegionalReleases(peers, sessions.releases),
     )
 
 
@@ -188,6 +190,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
     """The app's lifespan: the replica joins its group, the reaper and the reserve run; on the way
     out the replica drains, they stop, and everything is closed (local mode: every bot stopped)."""
     await state.replication.start()  # an unreachable store is only noted: it may come back
+    if state.region_releases is not None:  # a restarted replica serves the stored traffic, not the configured one
+        await state.region_releases.catch_up()
     reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off

@@ -26,6 +26,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
+from dispatcher.regions.releases import RegionalReleases
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
@@ -61,6 +62,7 @@ class AppState:
     key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
     call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
     webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
+    region_releases: RegionalReleases | None = None  # the releases' traffic read before serving, sent to peers
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
     release_health: Callable[[str, Traffic], dict[str, Any]] | None = None
 
@@ -84,3 +86,5 @@ class AppState:
             await self.call_handoffs.aclose()
         if self.webhook_sightings is not None:
             await self.webhook_sightings.aclose()
+        if self.region_releases is not None:
+            await self.region_releases.aclose()

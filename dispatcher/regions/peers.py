@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,8 @@ class Peers:
         self._clock = clock
         self.by_name: dict[str, Peer] = {name: Peer(name, url) for name, url in regions.peers.items()}
         self._warned: set[str] = set()
+        # Told each answer a peer signed (its releases' traffic is read from it: dispatcher/regions/releases.py).
+        self.answer_listeners: list[Callable[[Peer, Mapping[str, Any]], Awaitable[None]]] = []
 
     def peer(self, name: str) -> Peer | None:
         return self.by_name.get(name)
@@ -189,6 +191,11 @@ class Peers:
         if not peer.reachable:
             log.info("regions: %s answers (round trip %.0f ms)", peer.name, elapsed * 1000)
         peer.reachable, peer.capacity, peer.answered_at, peer.problem = True, capacity, self._clock(), None
+        for listener in self.answer_listeners:
+            try:
+                await listener(peer, data)
+            except Exception:
+                log.exception("regions: reading %s's answer failed", peer.name)
         return []
 
     def _lost(self, peer: Peer, problem: str) -> list[str]:

@@ -86,6 +86,8 @@ class LiveReleases:
                 self._seen(stored)
                 return False
             if await self._book.write(offered.to_json(), list(stored.version) if stored else None):
+                # In this region's trail too: who changed the traffic here, even from another region.
+                await self._book.note(as_changed(stored or offered, offered))
                 self._seen(offered)
                 return True
         return False

@@ -4,7 +4,8 @@ dispatcher) or in the store (several replicas, which each read it once a second)
 In the store the record is one JSON value, beside its version as the writer spelled it, replaced
 only when that version is still the one the writer read (a compare in a Lua script, atomic in the
 store), so two admins' changes at two replicas never silently overwrite each other; the trail is a
-capped list.
+capped list, oldest first (RPUSH, which the AWS stack's store user already holds: its access string
+grants exactly the commands the dispatcher sends, stacks/aws/store_access.py), read newest first.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ end
 return 0
 """
 _NOTE = """
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 return 1
 """
 
@@ -81,9 +82,9 @@ class StoreReleaseBook:
         await self._store.call(lambda: self._note(keys=[self._trail_key], args=[value, HISTORY_KEPT]))
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
-        raw = await self._store.call(lambda: self._store.redis.lrange(self._trail_key, 0, max(0, limit - 1)))
+        raw = await self._store.call(lambda: self._store.redis.lrange(self._trail_key, -max(1, limit), -1))
         changes = []
-        for item in raw:
+        for item in reversed(raw):
             try:
                 changes.append(json.loads(item))
             except ValueError:

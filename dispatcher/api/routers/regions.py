@@ -7,6 +7,8 @@
                           here (dispatcher/api/call_handoff.py)
     POST /regions/webhooks  as a webhook signature's home: whether it is the first sighting
                           (dispatcher/regions/sightings.py)
+    POST /regions/releases  a change of the releases' traffic made in the asking region: kept when
+                          newer, else 409 (dispatcher/regions/releases.py)
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. A stream token is minted only for a request taken once across the region's replicas:
@@ -30,6 +32,7 @@ from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
+from dispatcher.regions.releases import RELEASES_PATH, STATE_FIELD
 from dispatcher.regions.sightings import SIGHTINGS_PATH, parse_sighting
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
 from dispatcher.reserve.reserve import RegionFigures
@@ -84,8 +87,19 @@ async def region_state(request: Request) -> Response:
     state = app_state(request)
     await signed_by_region(request, state)
     regions = state.peers.regions
-    return signed_answer(request, state, {"region": regions.here, "regions": regions.listing(),
-                                          "capacity": (await capacity(state)).to_json()})
+    answer = {"region": regions.here, "regions": regions.listing(), "capacity": (await capacity(state)).to_json()}
+    if state.region_releases is not None and (traffic := state.region_releases.state()) is not None:
+        answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
+    return signed_answer(request, state, answer)
+
+
+@router.post(RELEASES_PATH, include_in_schema=False)
+async def releases_change(request: Request) -> Response:
+    state = app_state(request)
+    sender = await signed_by_region(request, state)
+    if state.region_releases is None:
+        raise ApiError(404, "not_found", "this dispatcher runs as one region")
+    return signed_answer(request, state, await state.region_releases.offered(sender, await json_body(request)))
 
 
 @router.post(KEYS_PATH, include_in_schema=False)

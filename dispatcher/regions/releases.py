@@ -1,0 +1,134 @@
+"""The releases' traffic across regions: an operator's change (or the automatic rollback's) made in
+one region reaches every other, and the newest `version` wins everywhere.
+
+Two ways, so that neither alone has to be perfect:
+
+- **pushed**: each replica that sees a new traffic made in its own region posts it, signed, to
+  every peer (`POST /regions/releases`), at once, retried a few times while the peer does not
+  answer. A peer stores it when it is newer than what it holds (`LiveReleases.adopt`), answers
+  409 `stale_release_version` when it holds a newer one, and 401 to whatever no region signed.
+- **pulled**: every region's signed state (`GET /regions/state`, read by each peer twice a second)
+  carries its traffic, adopted on the same rule. So a region that was unreachable during a change
+  gets it with its first answered poll, and one that starts reads its peers before it serves.
+
+The deployment's own changes (the first configuration, a release its stack added or dropped) stay
+in their region: each region reconciles its own stack's list, and regions whose lists differ (one
+deployed before the other) would otherwise undo each other's reconciliation back and forth.
+docs/regions.md ("Releases across regions").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.outbound.http_client import HttpClient
+from dispatcher.regions.peers import ANSWER_SECONDS, Peer, Peers, region_client, signed_post
+from dispatcher.regions.signing import RegionSigner
+from dispatcher.releases.live import LiveReleases
+from dispatcher.releases.traffic import DEPLOYMENT, Traffic
+from dispatcher.store.unavailable import StoreUnavailable
+
+log = logging.getLogger("dispatcher.regions")
+
+RELEASES_PATH = "/regions/releases"
+STATE_FIELD = "releases"  # the traffic's field in a region's state answer
+PUSH_ATTEMPTS = 3  # then the peer's next poll of this region brings it the change
+PUSH_BACKOFF_SECONDS = 0.25  # doubled after each attempt
+CATCH_UP_SECONDS = 2 * ANSWER_SECONDS  # at start-up: the peers' answers and this region's store, at most this
+
+
+def travels(traffic: Traffic) -> bool:
+    """Whether this traffic goes to other regions: a person's or the automatic rollback's change."""
+    return traffic.changed_by != DEPLOYMENT
+
+
+class RegionalReleases:
+    def __init__(self, peers: Peers, releases: LiveReleases, client: HttpClient | None = None) -> None:
+        self._peers = peers
+        self._regions = peers.regions
+        self._releases = releases
+        self._signer = RegionSigner(self._regions)
+        self._client = client or region_client()
+        self._pushes: set[asyncio.Task[None]] = set()
+        if self._regions.several:
+            releases.listeners.append(self.changed)
+            peers.answer_listeners.append(self.polled)
+
+    def changed(self, traffic: Traffic) -> None:
+        """A new traffic at this replica: pushed to every peer when it was made in this region."""
+        if not travels(traffic) or traffic.version[1] != self._regions.here:
+            return
+        for peer in self._peers.by_name.values():
+            task = asyncio.get_running_loop().create_task(self._push(peer, traffic), name=f"releases-to-{peer.name}")
+            self._pushes.add(task)
+            task.add_done_callback(self._pushes.discard)
+
+    async def _push(self, peer: Peer, traffic: Traffic) -> None:
+        delay = PUSH_BACKOFF_SECONDS
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url,
+                                          RELEASES_PATH, {"traffic": traffic.to_json()})
+            if data is not None or why.startswith("answered 4"):  # taken, or refused for good (a newer one there)
+                return
+            if attempt < PUSH_ATTEMPTS:
+                await asyncio.sleep(delay)
+                delay *= 2
+        log.warning("regions: %s did not take the releases' change %s (%s); it gets it when it next answers",
+                    peer.name, list(traffic.version), why)
+
+    async def offered(self, sender: str, payload: object) -> dict[str, Any]:
+        """A peer's push: stored when newer; else a clear refusal naming what this region holds."""
+        record = payload.get("traffic") if isinstance(payload, Mapping) else None
+        traffic = Traffic.from_json(record)
+        if traffic is None or not travels(traffic):
+            raise ApiError(422, "invalid_release_record", 'send {"traffic": <a change a person or the automatic '
+                           "rollback made: weights adding up to 100, stable, version>}")
+        try:
+            adopted = await self._releases.adopt(traffic.to_json())
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "this region's store does not answer: the change cannot be "
+                           "kept; it is pulled again from its region's state", retry_after=1) from None
+        held = self._releases.traffic
+        if not adopted and traffic.version < held.version:
+            raise ApiError(409, "stale_release_version", f"this region holds a newer change ({list(held.version)})",
+                           extra={"version": list(held.version)})
+        if adopted:
+            log.info("regions: releases' change %s from %s adopted", list(traffic.version), sender)
+        return {"adopted": adopted, "version": list(held.version)}
+
+    def state(self) -> dict[str, Any] | None:
+        """This region's traffic for its state answer (None: nothing that travels)."""
+        traffic = self._releases.traffic
+        return traffic.to_json() if travels(traffic) else None
+
+    async def polled(self, peer: Peer, answer: Mapping[str, Any]) -> None:
+        """A peer's state answer: its traffic adopted when newer than the one this replica holds."""
+        offered = Traffic.from_json(answer.get(STATE_FIELD))
+        if offered is None or not travels(offered) or not offered.newer_than(self._releases.traffic):
+            return
+        try:
+            if await self._releases.adopt(offered.to_json()):
+                log.info("regions: releases' change %s read from %s", list(offered.version), peer.name)
+        except StoreUnavailable:
+            pass  # the next poll tries again; the store's health says why
+
+    async def catch_up(self) -> None:
+        """Before this replica serves: the newest traffic among its peers, then its own store's (bounded:
+        a peer or a store that does not answer leaves the traffic to the reading loop)."""
+        try:
+            async with asyncio.timeout(CATCH_UP_SECONDS):
+                if self._peers.by_name:
+                    await self._peers.poll_all()
+                await self._releases.refresh()
+        except (TimeoutError, StoreUnavailable) as exc:
+            log.warning("releases: the traffic could not be read before serving (%s); starts use the configured "
+                        "weights until the store answers", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        for task in list(self._pushes):
+            task.cancel()
+        await self._client.aclose()
