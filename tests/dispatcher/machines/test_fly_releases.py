@@ -4,18 +4,25 @@ clear refusal; the reserve's idle machines run (and keep, suspended or stopped, 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from botchannel.contract import IMAGE_VARIABLE
+from dispatcher.app import create_app
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.fly.frozen import FlyFrozenMachines
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.fly.reserve import FlyWarmMachines
+from dispatcher.media.daily import DailyRooms, DailySettings
+from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import BOT_IMAGE, FakeFly
+from tests.support.dispatcher_server import serving
 
 CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
 CANARY = "registry.fly.io/voicefleet-bots@sha256:" + "c" * 64
@@ -93,3 +100,27 @@ async def test_a_frozen_idle_bot_keeps_its_release(fake_fly, form) -> None:
         assert (await fly.adopt("b2", s)).machine.release == "canary"
     finally:
         await fly.aclose()
+
+
+async def test_a_start_pinned_to_a_release_whose_image_fly_lacks_is_a_clear_502_never_a_500(
+        fake_fly: FakeFly, fake_daily: FakeDaily) -> None:
+    fake_fly.registry.add(CANARY)
+    key = "fly-releases-key-0123456789"
+    releases = {"releases": [{"name": "stable", "images": {"*": BOT_IMAGE}},
+                             {"name": "canary", "images": {"*": CANARY}},
+                             {"name": "r-gone", "images": {"*": "registry.fly.io/voicefleet-bots@sha256:" + "e" * 64}}]}
+    app = create_app(Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(key)})),
+                     env={**fake_fly.env, "RELEASES": json.dumps(releases)},
+                     machines=FlyMachines(FlySettings.from_env(fake_fly.env), LocalCoordination()),
+                     rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
+    auth = {"Authorization": f"Bearer {key}"}
+    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                               base_url="http://127.0.0.1") as http:
+        try:
+            gone = await http.post("/start", json={"release": "r-gone"}, headers=auth)
+            canary = await http.post("/start", json={"release": "canary"}, headers=auth)
+        finally:
+            await app.state.voicefleet.aclose()
+    assert gone.status_code == 502 and gone.json()["error"]["code"] == "release_image_missing", gone.text
+    assert canary.status_code == 201 and canary.json()["release"] == "canary", canary.text
+    assert fake_fly.by_name(f"vf-{canary.json()['session_id']}")["config"]["image"] == CANARY
