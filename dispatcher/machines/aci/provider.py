@@ -43,7 +43,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
-from dispatcher.machines.release_images import release_image_missing
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
@@ -129,7 +129,7 @@ class AciMachines:
         so; anything else is ARM's refusal."""
         code, message = arm_error(response)
         if image and code == INACCESSIBLE_IMAGE:
-            return release_image_missing("ACI", release, image, f"{code} {message}")
+            return ReleaseImageMissing(release, "ACI", f"ACI cannot pull image {image}: {code} {message[:300]}")
         return self._failed(response, what)
 
     async def _get(self, name: str) -> dict[str, Any] | None:

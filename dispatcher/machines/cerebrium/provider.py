@@ -42,7 +42,7 @@ from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.cerebrium.runs import Run, Runs
 from dispatcher.machines.gpu import gpu_from_env
 from dispatcher.machines.polling import poll_until_started
-from dispatcher.machines.release_images import release_image_missing
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
@@ -156,8 +156,8 @@ class CerebriumMachines:
                 headers={"Authorization": f"Bearer {self.settings.api_key}"},
             )
             if response.status_code == 404 and spec.image and spec.image != self.settings.app:
-                raise release_image_missing("Cerebrium", spec.release, spec.image,
-                                            f"no function {self.settings.function} in app {spec.image}: HTTP 404")
+                raise ReleaseImageMissing(spec.release, "Cerebrium", f"Cerebrium has no function "
+                                          f"{self.settings.function} in app {spec.image} (HTTP 404)")
             if response.status_code not in (200, 202):
                 raise self._failed(response, spec.image)
             run_id = str(response.json().get("run_id") or "") or None

@@ -39,7 +39,7 @@ from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSU
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.recent import Recent
-from dispatcher.machines.release_images import release_image_missing
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
@@ -280,7 +280,7 @@ class FlyMachines:
     def _create_failed(self, response: HttpResponse, what: str, image: str | None, release: str) -> MachinesError:
         """A release's image Fly does not have is the release's fault, said so; else Fly's refusal."""
         if image and (said := image_refused(response, image)) is not None:
-            return release_image_missing("Fly", release, image, said)
+            return ReleaseImageMissing(release, "Fly", f"Fly cannot launch image {image}: {said[:300]}")
         return self._failed(response, what)
 
     def _create_body(self, spec: LaunchSpec) -> dict[str, Any]:

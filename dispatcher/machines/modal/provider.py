@@ -34,7 +34,7 @@ from dispatcher.machines.modal.identity import ModalSandboxIdentity
 from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
-from dispatcher.machines.release_images import release_image_missing
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
@@ -167,7 +167,7 @@ class ModalMachines:
             # The App is looked up (created if missing) first: what a create names that may be unknown is its image.
             if image_id is not None and image_id != s.image_id:
                 self._release_images.pop(image_id, None)
-                raise release_image_missing("Modal", release, image_id, str(exc)) from None
+                raise ReleaseImageMissing(release, "Modal", f"Modal has no image {image_id}: {exc}") from None
             raise refusal(MachinesError, "modal", 404, f"Modal refused to create Sandbox {name}: {exc}") from None
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:

@@ -59,7 +59,7 @@ async def test_a_release_whose_image_the_registry_lacks_is_refused_naming_the_re
         await aci.launch_idle("rsv-gone", image=MISSING, release="r-gone")
     assert refused.value.reason == idle_refused.value.reason == "release_image_missing"
     assert refused.value.retry_after is None
-    assert "release r-gone" in refused.value.message and MISSING in refused.value.message
+    assert "release 'r-gone'" in refused.value.message and MISSING in refused.value.message
     assert not fake_aci.groups  # nothing made
 
 

@@ -48,7 +48,7 @@ async def test_a_release_whose_app_cerebrium_lacks_is_refused_naming_the_release
     finally:
         await machines.aclose()
     assert refused.value.reason == "release_image_missing" and refused.value.retry_after is None
-    assert "release r-gone" in refused.value.message and "voicefleet-bot-r-gone" in refused.value.message
+    assert "release 'r-gone'" in refused.value.message and "voicefleet-bot-r-gone" in refused.value.message
     assert failed is not None and failed.state.value == "failed" and failed.release == "r-gone"
     assert fake_cerebrium.runs == {}
 

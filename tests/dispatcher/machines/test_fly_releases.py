@@ -63,7 +63,7 @@ async def test_a_release_whose_image_fly_lacks_is_refused_naming_the_release(fly
     with pytest.raises(MachinesError) as refused:
         await fly.launch(replace(spec(), release="r-gone", image=missing))
     assert refused.value.reason == "release_image_missing" and refused.value.retry_after is None
-    assert "release r-gone" in refused.value.message and missing in refused.value.message
+    assert "release 'r-gone'" in refused.value.message and missing in refused.value.message
     with pytest.raises(MachinesError) as idle_refused:
         await fly.launch_idle("b-gone", image=missing, release="r-gone")
     assert idle_refused.value.reason == "release_image_missing"
@@ -122,5 +122,6 @@ async def test_a_start_pinned_to_a_release_whose_image_fly_lacks_is_a_clear_502_
         finally:
             await app.state.voicefleet.aclose()
     assert gone.status_code == 502 and gone.json()["error"]["code"] == "release_image_missing", gone.text
+    assert "release 'r-gone'" in gone.json()["error"]["message"] and "sha256:eee" not in gone.text  # not Fly's words
     assert canary.status_code == 201 and canary.json()["release"] == "canary", canary.text
     assert fake_fly.by_name(f"vf-{canary.json()['session_id']}")["config"]["image"] == CANARY

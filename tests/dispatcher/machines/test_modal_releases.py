@@ -57,7 +57,7 @@ async def test_a_release_whose_image_modal_lacks_is_refused_naming_the_release(f
         await machines.aclose()
     assert refused.value.reason == idle_refused.value.reason == "release_image_missing"
     assert refused.value.retry_after is None
-    assert "release r-gone" in refused.value.message and "im-nosuchimage000000000" in refused.value.message
+    assert "release 'r-gone'" in refused.value.message and "im-nosuchimage000000000" in refused.value.message
 
 
 async def test_an_idle_sandbox_of_a_release_runs_its_image_and_keeps_its_release_when_claimed(fake_modal) -> None:
