@@ -11,7 +11,10 @@ ones issued for Key Vault's).
 `PUT …/containerGroups/<name>` validates the group name (1–63 lowercase alphanumerics or '-') and
 environment names (1–63 alphanumerics or '_', neither first nor last '_'), the properties ACI
 requires (`osType` Linux or Windows, `restartPolicy` and `sku` among theirs, each container's name
-as a group's, its image, its cpu and memoryInGB requests), refuses past the group quota (400
+as a group's, its image, its cpu and memoryInGB requests), refuses an image its registry does not hold
+(`registry`: the deployment's `ACI_BOT_IMAGE` to begin with) as ARM does at the PUT, 400
+`InaccessibleImage` "The image '<image>' in container group '<name>' is not accessible. Please check
+the image and registry credential.", refuses past the group quota (400
 `ContainerGroupQuotaReached`) or the region's cores (`core_quota`, 400 `StandardCoresQuotaReached`)
 and answers 201 with `Azure-AsyncOperation`; a PUT on an
 existing group *updates* it (200; If-None-Match is ignored: whether ACI honours it is undocumented,
@@ -146,6 +149,7 @@ class FakeArmAci(TlsFake):
     def __init__(self) -> None:
         super().__init__()
         self.groups: dict[str, dict[str, Any]] = {}
+        self.registry: set[str] = {IMAGE}  # the images a group may run (a test adds a release's)
         self.secure: dict[str, dict[str, str]] = {}  # group → its environment as sent (tests read it)
         self.operations: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []  # every group name ever created
@@ -278,6 +282,10 @@ class FakeArmAci(TlsFake):
             return arm_error(400, "InvalidRequestContent", "location and containers are required")
         if problem := _group_problem(body["properties"]):
             return arm_error(400, *problem)
+        images = [str(c["properties"]["image"]) for c in containers]
+        if missing := [image for image in images if image not in self.registry]:
+            return arm_error(400, "InaccessibleImage", f"The image '{missing[0]}' in container group '{name}' is not "
+                             "accessible. Please check the image and registry credential.")
         update = name in self.groups
         if update and self.groups[name]["properties"]["provisioningState"] == "Deleting":
             return arm_error(409, "Conflict", f"The container group '{name}' is being deleted.")

@@ -1,7 +1,8 @@
 """A fake Cerebrium function-call API: what docs.cerebrium.ai documents of calling a deployed app.
 
 `POST /v4/{project}/{app}/{function}` with `Authorization: Bearer <JWT>`: no or a wrong key is 401, a
-key of another project 403, an unknown app or function (or a private `_name` one) 404. With
+key of another project 403, an unknown app (`apps`: the project's deployed apps, a test adds a
+release's) or function (or a private `_name` one) 404. With
 `?async=true` the call answers 202 `{"run_id"}` at once and the run goes on until the function
 returns or the app's `response_grace_period` (`grace_seconds`) ends it; without, 200
 `{run_id, run_time_ms, result}` once it returned. The error body's shape is undocumented: this
@@ -48,6 +49,7 @@ START_SECONDS = 3.0  # "new instances start within 3 seconds" (a cold replica; t
 class FakeRun:
     run_id: str
     body: dict[str, Any]
+    app: str = APP  # the app whose function was called
     started: float = field(default_factory=time.monotonic)  # the call accepted: the grace period runs from here
     began: float | None = None  # the function began (after `start_seconds`, or a held start's release)
     ended: str | None = None  # "returned", "grace_period", "lost"
@@ -60,6 +62,7 @@ class FakeCerebrium(FakeApi):
     def __init__(self) -> None:
         super().__init__()
         self.project, self.app_name, self.functions = PROJECT, APP, {FUNCTION}
+        self.apps = {APP}  # the project's deployed apps
         self.grace_seconds = 15 * 60.0  # response_grace_period's default
         self.runs: dict[str, FakeRun] = {}
         # What the function does with a run: a process to start (bot_process), or None (nothing runs).
@@ -91,11 +94,11 @@ class FakeCerebrium(FakeApi):
         if key != API_KEY:
             return JSONResponse({"message": "Unauthorized"}, status_code=401)
         p = request.path_params
-        if (p["project"], p["app"]) != (self.project, self.app_name) or p["function"] not in self.functions \
+        if p["project"] != self.project or p["app"] not in self.apps or p["function"] not in self.functions \
                 or p["function"].startswith("_"):
             return JSONResponse({"message": "Not Found"}, status_code=404)
         body = await request.json()
-        run = FakeRun(str(uuid.uuid4()), body)
+        run = FakeRun(str(uuid.uuid4()), body, p["app"])
         with self._lock:
             self.runs[run.run_id] = run
         hold = self._take_start_hold()

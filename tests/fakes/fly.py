@@ -18,6 +18,11 @@ is listed (with `include_deleted`) and readable for `destroyed_ttl` seconds, the
 the real API's do once they age out (None: never; 0: at once). `machines` keeps every record
 for the tests to inspect.
 
+Images: a create runs only an image its registry holds (`registry`: the deployment's `BOT_IMAGE`
+to begin with; a test adds a release's). Another is refused as Fly refuses a create it cannot
+launch, a 422 whose `error` quotes the reference: Fly documents no wording or code for it, so the
+provider may rely on no more than a 4xx naming the image (dispatcher/machines/fly/provider.py).
+
 Several apps (`other_apps`, a deployment that spreads its creates over apps): each serves its own
 `/v1/apps/<app>/machines`, a machine belongs to the app it was created in (another app's path
 answers 404 for it, as Fly's does), and its OIDC token names that app. Creates and lists keep Fly's
@@ -59,6 +64,7 @@ API_TOKEN = "test-fly-token"
 APP = "voicefleet-bots"
 ORG = "voicefleet-test-org"
 CHANNEL_AUDIENCE = "wss://dispatcher.example/bots/channel"  # the URL the test deployment's bots dial
+BOT_IMAGE = "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -74,6 +80,7 @@ class FakeFly(FakeApi):
         self.app_name = app
         self.apps = (app, *other_apps)
         self.machines: dict[str, dict[str, Any]] = {}
+        self.registry: set[str] = {BOT_IMAGE}  # the images a create may run
         self.boot_after: float | None = None  # seconds after create at which a machine is `started`
         self.destroyed_ttl: float | None = None  # seconds a destroyed machine stays visible
         self._ids = itertools.count(1)
@@ -107,7 +114,7 @@ class FakeFly(FakeApi):
             "FLY_APP": self.app_name,
             **({"FLY_APPS": ",".join(self.apps)} if len(self.apps) > 1 else {}),
             "FLY_API_HOST": self.url,
-            "BOT_IMAGE": "registry.fly.io/voicefleet-bots@sha256:" + "a" * 64,
+            "BOT_IMAGE": BOT_IMAGE,
             "FLY_OIDC_ISSUER": self.issuer,
             "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
         }
@@ -251,6 +258,8 @@ class FakeFly(FakeApi):
         config = body.get("config") or {}
         if not config.get("image"):
             return _error(422, "config.image is required")
+        if config["image"] not in self.registry:
+            return _error(422, f"failed to launch VM: image {config['image']!r} not found")
         name = body.get("name") or f"gen-{next(self._ids)}"
         for other in self.machines.values():
             if other["name"] == name and other["state"] != "destroyed" and other.get("_app", self.app_name) == app:

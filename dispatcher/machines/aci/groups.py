@@ -2,7 +2,8 @@
 
 Names: `<prefix>-<session id>` for a session, `<prefix>-idle-<bot id>` for a reserve bot (which
 keeps its name once claimed); both fit ACI's 1–63 lowercase alphanumerics or '-'. Tags carry what
-any replica needs to answer for the session (its id, body digest, transport, when it started).
+any replica needs to answer for the session (its id, body digest, transport, when it started, the
+release it runs: kept through a reserve group's claim).
 Every launch value is a `secureValue`: ARM never returns one on GET, so whoever may read the group
 (Reader on the resource group) sees names, not the bot's credential; only the deployment's plain
 bot settings (ACI_BOT_SETTINGS: log format, the trace collector) are plain values. `restartPolicy: Never`: the
@@ -25,6 +26,7 @@ from dispatcher.machines.bot_environment import SESSION_VARIABLES
 TAG_SESSION = "voicefleet-session"
 TAG_DIGEST = "voicefleet-digest"
 TAG_TRANSPORT = "voicefleet-transport"
+TAG_RELEASE = "voicefleet-release"
 TAG_CREATED = "voicefleet-created"  # epoch seconds of the create (ACI reports no creation time)
 TAG_CLAIMED = "voicefleet-claimed"  # epoch seconds of a reserve group's claim: the session's start
 TAG_IDLE = "voicefleet-idle"  # a reserve group's bot id, until it is claimed
@@ -129,4 +131,5 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         body_digest=tags.get(TAG_DIGEST),
         detail=detail,
         transport=tags.get(TAG_TRANSPORT),
+        release=tags.get(TAG_RELEASE),
     )

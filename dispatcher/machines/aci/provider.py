@@ -27,6 +27,7 @@ from dispatcher.machines.aci.groups import (
     IDLE_INFIX,
     TAG_CLAIMED,
     TAG_DIGEST,
+    TAG_RELEASE,
     TAG_SESSION,
     TAG_TRANSPORT,
     group_body,
@@ -42,6 +43,7 @@ from dispatcher.machines.creates import Creates
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
@@ -51,6 +53,8 @@ from dispatcher.store.coordination import CreateLimits
 CAPACITY_CODES = frozenset({"ContainerGroupQuotaReached", "StandardCoresQuotaReached", "ServiceUnavailable",
                             "SkuNotAvailable", "ResourceQuotaExceeded"})
 CAPACITY_RETRY_AFTER = 60.0
+# ARM's refusal of a group whose image its registry lacks (or will not give this identity): 400, at the PUT.
+INACCESSIBLE_IMAGE = "InaccessibleImage"
 BOT_CHANNEL_URL = "BOT_CHANNEL_URL"
 
 
@@ -120,6 +124,14 @@ class AciMachines:
         return refusal(MachinesError, "aci", response.status_code, f"ARM refused to {what}: {code} {message}",
                        capacity_retry_after=CAPACITY_RETRY_AFTER if code in CAPACITY_CODES else None)
 
+    def _create_failed(self, response: HttpResponse, what: str, image: str | None, release: str) -> MachinesError:
+        """A release's image ACI cannot pull (ARM's 400 `InaccessibleImage`) is the release's fault, said
+        so; anything else is ARM's refusal."""
+        code, message = arm_error(response)
+        if image and code == INACCESSIBLE_IMAGE:
+            return ReleaseImageMissing(release, "ACI", f"ACI cannot pull image {image}: {code} {message[:300]}")
+        return self._failed(response, what)
+
     async def _get(self, name: str) -> dict[str, Any] | None:
         response = await self._request("GET", f"/{name}")
         if response.status_code == 404:
@@ -149,20 +161,22 @@ class AciMachines:
         if (existing := await self._get(name)) is not None:
             return LaunchResult(to_machine(existing), created=False)
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
-        tags = {TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
+        tags = {TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest, TAG_RELEASE: spec.release,
                 **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
-        image = self.settings.image_for(session_transport(spec))  # the SmallWebRTC bot for `webrtc`
+        # The session's release's image, else the deployment's own (the SmallWebRTC bot for `webrtc`).
+        image = spec.image or self.settings.image_for(session_transport(spec))
         secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
         env = {**secrets, **self.launch_env(bot_environment(spec), image)}
         response = await self._create(name, env, tags, image)
         if response.status_code in (409, 412) and (existing := await self._get(name)) is not None:
             return LaunchResult(to_machine(existing), created=False)
         if response.status_code not in (200, 201):
-            raise self._failed(response, f"create container group {name}")
+            raise self._create_failed(response, f"create container group {name}", spec.image, spec.release)
         if operation := response.headers.get("azure-asyncoperation"):
             self._operations[spec.session_id] = operation
         machine = Machine(session_id=spec.session_id, machine_id=name, state=MachineState.STARTING,
-                          created_at=time.time(), body_digest=spec.body_digest, transport=spec.transport)
+                          created_at=time.time(), body_digest=spec.body_digest, transport=spec.transport,
+                          release=spec.release)
         return LaunchResult(machine, created=True)
 
     async def _session_group(self, session_id: str) -> dict[str, Any] | None:

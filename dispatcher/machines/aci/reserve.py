@@ -14,6 +14,8 @@ the bot accepts one assignment ever, so only one claim of a bot gets this far. T
 name, so a replica that did not claim it finds the session by its tag in one list of the resource
 group's groups (`_find_claimed`), then goes by name. Creates and deletes of reserve groups draw on
 ACI's create budget as a session's do; a group is claimed once and deleted after its session.
+A reserve group runs its release's image (`launch_idle`'s `image`, the deployment's own without
+one), tagged `voicefleet-release`, which its claim keeps with the rest of its tags.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dispatcher.machines.aci.groups import (
     TAG_CLAIMED,
     TAG_DIGEST,
     TAG_IDLE,
+    TAG_RELEASE,
     TAG_SECRETS,
     TAG_SESSION,
     TAG_TRANSPORT,
@@ -40,6 +43,7 @@ from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Mach
 from dispatcher.machines.bot_environment import TRANSPORT
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 
 
 class AciWarmMachines(AciMachines):
@@ -55,18 +59,23 @@ class AciWarmMachines(AciMachines):
     def create_rate(self) -> Rate:
         return self.settings.create_rate
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot launched with `image` says in its hello: that image."""
+        return image or self.bot_image
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
         name = idle_name(self.settings, bot_id)
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
         values = {MACHINE_ID_VARIABLE: bot_id, TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             values[CHANNEL_TOKEN_VARIABLE] = channel_token
         secrets = await self._bot_secrets.values() if self._bot_secrets is not None else {}
-        env = {**secrets, **self.launch_env(values, self.bot_image)}
-        tags = {TAG_IDLE: bot_id, TAG_SECRETS: secrets_digest(self.settings)}
-        response = await self._create(name, env, tags, self.bot_image)
+        env = {**secrets, **self.launch_env(values, self.reported_image(image))}
+        tags = {TAG_IDLE: bot_id, TAG_SECRETS: secrets_digest(self.settings), TAG_RELEASE: release}
+        response = await self._create(name, env, tags, self.reported_image(image))
         if response.status_code not in (200, 201):
-            raise self._failed(response, f"create reserve container group {name}")
+            raise self._create_failed(response, f"create reserve container group {name}", image, release)
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = idle_name(self.settings, bot_id)

@@ -12,6 +12,11 @@ its `ended` report says, `failed` when it never connects within CEREBRIUM_CONNEC
 channel drops and stays gone CEREBRIUM_REDIAL_SECONDS. `stop` tells the bot over its channel (at
 the replica holding it, through the store's relay otherwise). Hardware (CPU, memory, BOT_GPU's
 `compute`) and the warm pool (`min_replicas`) are the app's cerebrium.toml: no call sets them.
+
+Releases: a call names an app, and an app serves its latest deploy only (Cerebrium documents no way
+to call an earlier one), so a release is an app of its own, deployed once (`spec.image`: its name,
+in place of CEREBRIUM_APP). The run's record keeps the release; an app Cerebrium does not know
+(404) is refused `release_image_missing`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from botchannel.contract import METHOD_STOP, Report
 from dispatcher.channel.access import ChannelAccess
@@ -36,6 +42,7 @@ from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.cerebrium.runs import Run, Runs
 from dispatcher.machines.gpu import gpu_from_env
 from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
@@ -130,21 +137,29 @@ class CerebriumMachines:
             "transport": session_transport(spec),
         }
 
+    def function_path(self, app: str | None = None) -> str:
+        """The function of `app` (a release's; None: CEREBRIUM_APP), each part one path segment."""
+        s = self.settings
+        return "/" + "/".join(quote(part, safe="") for part in (s.project, app or s.app, s.function))
+
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
-        run = Run(created_at=time.time(), body_digest=spec.body_digest, transport=spec.transport)
+        run = Run(created_at=time.time(), body_digest=spec.body_digest, transport=spec.transport,
+                  release=spec.release)
         existing = await self._store(self.runs.claim(spec.session_id, run))
         if existing is not None:  # a replay, or a concurrent start at another replica: one call only
             return LaunchResult(self._machine(spec.session_id, existing), created=False)
         self._known[spec.session_id] = run.created_at
-        path = f"/{self.settings.project}/{self.settings.app}/{self.settings.function}"
         try:
             response = await provider_request(
-                "cerebrium", self._client, "POST", path, backoff=self._backoff, error=MachinesError,
-                params={"async": "true"}, json=self.call_body(spec),
+                "cerebrium", self._client, "POST", self.function_path(spec.image), backoff=self._backoff,
+                error=MachinesError, params={"async": "true"}, json=self.call_body(spec),
                 headers={"Authorization": f"Bearer {self.settings.api_key}"},
             )
+            if response.status_code == 404 and spec.image and spec.image != self.settings.app:
+                raise ReleaseImageMissing(spec.release, "Cerebrium", f"Cerebrium has no function "
+                                          f"{self.settings.function} in app {spec.image} (HTTP 404)")
             if response.status_code not in (200, 202):
-                raise self._failed(response)
+                raise self._failed(response, spec.image)
             run_id = str(response.json().get("run_id") or "") or None
         except MachinesError as exc:
             # The claim stays (a retry of this session must not call twice): the run is failed.
@@ -153,9 +168,9 @@ class CerebriumMachines:
         updated = await self._update(spec.session_id, run_id=run_id)
         return LaunchResult(self._machine(spec.session_id, updated or run), created=True)
 
-    def _failed(self, response: HttpResponse) -> MachinesError:
+    def _failed(self, response: HttpResponse, app: str | None = None) -> MachinesError:
         """Cerebrium's error body is undocumented: the status alone says what to do."""
-        where = f"{self.settings.project}/{self.settings.app}/{self.settings.function}"
+        where = f"{self.settings.project}/{app or self.settings.app}/{self.settings.function}"
         if response.status_code in (401, 403):
             message = (f"Cerebrium refused CEREBRIUM_API_KEY for {where} (HTTP {response.status_code}): set the "
                        "JWT of this project's API Keys page")
@@ -188,7 +203,7 @@ class CerebriumMachines:
         state, detail = self._state(run)
         return Machine(session_id=session_id, machine_id=run.run_id or f"cerebrium-{session_id}", state=state,
                        created_at=run.created_at, body_digest=run.body_digest, detail=detail,
-                       transport=run.transport)
+                       transport=run.transport, release=run.release)
 
     def _state(self, run: Run) -> tuple[MachineState, str | None]:
         now = time.time()

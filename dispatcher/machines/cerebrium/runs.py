@@ -27,6 +27,7 @@ class Run:
     created_at: float
     body_digest: str
     transport: str | None = None
+    release: str | None = None  # the session's release, whose app the call went to (None: a record older than releases)
     run_id: str | None = None  # Cerebrium's, once the call was accepted (202)
     connected_at: float | None = None  # the bot's first hello with this session
     dropped_at: float | None = None  # its channel closed without an `ended` report

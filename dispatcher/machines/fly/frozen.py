@@ -22,6 +22,7 @@ from typing import Any
 from dispatcher.machines.base import FreezeFailed, FrozenForm, MachinesError
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import GONE_STATES, FlyWarmMachines
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.settings import SettingsError, float_setting
 from dispatcher.store.coordination import Coordination
 
@@ -83,8 +84,9 @@ class FlyFrozenMachines(FlyWarmMachines):
         return FrozenForm("suspended" if self.form == "suspend" else "stopped", RESUME_SECONDS[self.form],
                           self._running_dollars, self._frozen_dollars)
 
-    def _idle_body(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
-        body = super()._idle_body(bot_id, channel_token)
+    def _idle_body(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                   release: str = DEFAULT_RELEASE) -> dict[str, Any]:
+        body = super()._idle_body(bot_id, channel_token, image=image, release=release)
         if self.form == "stop":  # Fly destroys an auto_destroy machine when it stops: the reserve does
             body["config"]["auto_destroy"] = False
         return body

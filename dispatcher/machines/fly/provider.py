@@ -39,6 +39,7 @@ from dispatcher.machines.fly.identity import DEFAULT_ISSUER as DEFAULT_OIDC_ISSU
 from dispatcher.machines.fly.identity import FlyMachineIdentity
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.recent import Recent
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
@@ -57,6 +58,9 @@ NAME_PREFIX = "vf-"
 IDLE_NAME_PREFIX = "vf-idle-"  # reserve machines: named by bot id, tagged with a session when claimed
 META_SESSION, META_DIGEST, META_CREATED = "voicefleet_session", "voicefleet_body_digest", "voicefleet_created_at"
 META_TRANSPORT = "voicefleet_transport"  # "daily" or "webrtc" (absent: daily)
+# The release the machine runs, written at create (a claimed reserve machine keeps its idle one: Fly's
+# per-machine limit of 3 metadata writes in a burst is the claim's, fly/reserve.py).
+META_RELEASE = "voicefleet_release"
 
 _APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _STARTING = {"created", "creating", "starting", "updating", "replacing"}
@@ -180,7 +184,20 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         body_digest=metadata.get(META_DIGEST),
         detail=detail,
         transport=metadata.get(META_TRANSPORT),
+        release=metadata.get(META_RELEASE),
     )
+
+
+def image_refused(response: HttpResponse, image: str) -> str | None:
+    """Fly's words when a create was refused for its image (a registry without it), else None. Fly
+    documents no code for it: a 4xx whose message names the image or its manifest."""
+    if response.status_code not in (400, 404, 422):
+        return None
+    try:
+        said = str(response.json().get("error"))
+    except (ValueError, AttributeError):
+        said = response.text[:300]
+    return said if image in said or re.search(r"\b(image|manifest)\b", said, re.IGNORECASE) else None
 
 
 class FlyMachines:
@@ -260,12 +277,18 @@ class FlyMachines:
         status = response.status_code
         return refusal(MachinesError, "fly", status, f"Fly refused to {what}: HTTP {status} {message}")
 
+    def _create_failed(self, response: HttpResponse, what: str, image: str | None, release: str) -> MachinesError:
+        """A release's image Fly does not have is the release's fault, said so; else Fly's refusal."""
+        if image and (said := image_refused(response, image)) is not None:
+            return ReleaseImageMissing(release, "Fly", f"Fly cannot launch image {image}: {said[:300]}")
+        return self._failed(response, what)
+
     def _create_body(self, spec: LaunchSpec) -> dict[str, Any]:
         s = self.settings
         body: dict[str, Any] = {
             "name": machine_name(spec.session_id),
             "config": {
-                "image": s.image,
+                "image": spec.image or s.image,  # the session's release's, else the deployment's own
                 "env": {**bot_environment(spec), **({IDENTITY_VARIABLE: "fly"} if spec.channel_token else {})},
                 "guest": {"cpu_kind": s.cpu_kind, "cpus": s.cpus, "memory_mb": s.memory_mb},
                 "auto_destroy": True,  # gone when the bot exits: one machine, one session
@@ -274,6 +297,7 @@ class FlyMachines:
                     META_SESSION: spec.session_id,
                     META_DIGEST: spec.body_digest,
                     META_CREATED: str(int(time.time())),
+                    META_RELEASE: spec.release,
                     **({META_TRANSPORT: spec.transport} if spec.transport else {}),
                 },
             },
@@ -298,7 +322,7 @@ class FlyMachines:
             if existing is None:
                 raise MachinesError("fly_conflict", f"machine {machine_name(spec.session_id)} exists but was not found")
             return LaunchResult(existing, created=False)
-        raise self._failed(response, "create a machine")
+        raise self._create_failed(response, "create a machine", spec.image, spec.release)
 
     def _remember_launch(self, machine: Machine) -> None:
         self._launched[machine.session_id] = machine

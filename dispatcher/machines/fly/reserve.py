@@ -9,6 +9,9 @@ A claim re-tags the machine with three metadata writes (`POST /machines/{id}/met
 `{"value": …}`, as flyctl's client does): the body digest and the claim time first, the session id
 last, so a look-up by session never finds a half-tagged machine. Three writes fit Fly's limit of
 1 request/s per action per machine with a burst of 3; creates stay the app-wide 1/s they were.
+A reserve machine runs the image of the release it was launched for (`launch_idle`'s `image`,
+the deployment's own without one), tagged `voicefleet_release` at its create: a claim writes no
+fourth key, the machine keeps the release it was created with, suspended or stopped too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dispatcher.machines.fly.provider import (
     IDLE_NAME_PREFIX,
     META_CREATED,
     META_DIGEST,
+    META_RELEASE,
     META_SESSION,
     FlyMachines,
     FlySettings,
@@ -38,6 +42,7 @@ from dispatcher.machines.fly.provider import (
 )
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import Coordination
 
 META_IDLE = "voicefleet_idle"
@@ -78,35 +83,42 @@ class FlyWarmMachines(FlyMachines):
     def create_rate(self) -> Rate:
         return self.settings.create_rate
 
-    def _idle_body(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot launched with `image` says in its hello: that image."""
+        return image or self.bot_image
+
+    def _idle_body(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                   release: str = DEFAULT_RELEASE) -> dict[str, Any]:
         s = self.settings
-        env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: s.image,
-               TRANSPORT: self.transport}
+        env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id,
+               IMAGE_VARIABLE: self.reported_image(image), TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
             env[IDENTITY_VARIABLE] = "fly"  # and its hello must carry its Machine's OIDC token
         body: dict[str, Any] = {
             "name": IDLE_NAME_PREFIX + bot_id,
             "config": {
-                "image": s.image,
+                "image": image or s.image,
                 "env": env,
                 "guest": {"cpu_kind": s.cpu_kind, "cpus": s.cpus, "memory_mb": s.memory_mb},
                 "auto_destroy": True,  # the bot exits with its one session (or when retired): gone
                 "restart": {"policy": "no"},
-                "metadata": {META_IDLE: bot_id, META_CREATED: str(int(time.time()))},
+                "metadata": {META_IDLE: bot_id, META_CREATED: str(int(time.time())), META_RELEASE: release},
             },
         }
         if s.region:
             body["region"] = s.region
         return body
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
         """In the app whose create token the reserve's refill took (`Creates.refill`) just before;
         called otherwise, it waits for a token as a cold launch does."""
         app = await self.creates.idle_turn()
-        response = await self._request("POST", "/machines", app=app, json=self._idle_body(bot_id, channel_token))
+        body = self._idle_body(bot_id, channel_token, image=image, release=release)
+        response = await self._request("POST", "/machines", app=app, json=body)
         if response.status_code not in (200, 201):
-            raise self._failed(response, "create a reserve machine")
+            raise self._create_failed(response, "create a reserve machine", image, release)
         self._idle_ids[bot_id] = self._seen(response.json(), app).machine_id
 
     async def _idle_machine_id(self, bot_id: str) -> str | None:

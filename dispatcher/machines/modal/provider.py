@@ -9,6 +9,8 @@ the transport and the start time, so any replica answers from Modal alone. The s
 an ephemeral `Secret.from_dict`: in the Sandbox's environment, never on its command line, and not
 readable back through the API. A finished Sandbox reads as its return code: 0 ended, 137 ended when
 `stop` terminated it and failed when Modal did (its tag says which), 124 Modal's timeout, else failed.
+A session of a release runs that release's image id (`spec.image`), tagged `voicefleet_release`; an
+id Modal does not know (NOT_FOUND) is refused `release_image_missing`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import modal.exception as modal_errors
 
 from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachineState
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.lost_creates import LostCreates
@@ -31,6 +33,10 @@ from dispatcher.machines.modal.calls import ModalCalls, open_client
 from dispatcher.machines.modal.identity import ModalSandboxIdentity
 from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
 from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.recent import Recent
+from dispatcher.machines.releases import ReleaseImageMissing
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 
 R = TypeVar("R")
@@ -39,6 +45,7 @@ TAG_SESSION = "voicefleet_session"
 TAG_DIGEST = "voicefleet_digest"
 TAG_TRANSPORT = "voicefleet_transport"
 TAG_CREATED = "voicefleet_created"  # epoch seconds: the session's start (a claim's, for a reserve Sandbox)
+TAG_RELEASE = "voicefleet_release"  # the release the Sandbox runs (kept through a reserve Sandbox's claim)
 TAG_STOPPED = "voicefleet_stopped"  # set by `stop` before it terminates: a 137 without it was not ours
 NAME_PREFIX = "vf-"
 IDLE_PREFIX = NAME_PREFIX + "idle-"  # a reserve Sandbox's name: vf-idle-<bot id> (reserve.py)
@@ -69,6 +76,7 @@ def machine_of(sandbox_id: str, tags: dict[str, str], returncode: int | None, sc
         body_digest=tags.get(TAG_DIGEST),
         detail=detail,
         transport=tags.get(TAG_TRANSPORT),
+        release=tags.get(TAG_RELEASE),
     )
 
 
@@ -102,6 +110,7 @@ class ModalMachines:
         self._client: modal.Client | None = None
         self._app: Any = None
         self._image: Any = None
+        self._release_images: Recent[str, Any] = Recent()  # image id → its Image, looked up by its first create
         self._opening = asyncio.Lock()
 
     @staticmethod
@@ -137,16 +146,29 @@ class ModalMachines:
     def sandbox_timeout(self, seconds: int) -> int:
         return min(seconds + self.settings.grace_seconds, MAX_TIMEOUT_SECONDS)
 
-    async def _create(self, name: str, tags: dict[str, str], env: dict[str, str], timeout: int) -> Any:
+    async def _create(self, name: str, tags: dict[str, str], env: dict[str, str], timeout: int, *,
+                      image_id: str | None = None, release: str = DEFAULT_RELEASE) -> Any:
+        """A Sandbox of `image_id` (a release's; None: the deployment's own image)."""
         client, app, image = await self._ready()
+        if image_id is not None and image_id != self.settings.image_id:
+            image = self._release_images.get(image_id)
+            if image is None:
+                image = self._release_images[image_id] = modal.Image.from_id(image_id, client=client)
         s = self.settings
         if self.channel_url:  # its bot dials with the Sandbox's identity token (identity.py)
             env = {CHANNEL_URL_VARIABLE: self.channel_url, IDENTITY_VARIABLE: "modal", **env}
         secret = modal.Secret.from_dict(dict(env))
-        return await self.calls.call(f"create Sandbox {name}", lambda: modal.Sandbox.create.aio(
-            *s.bot_command, app=app, name=name, tags=tags, image=image, secrets=[secret], timeout=timeout,
-            cpu=s.cpu, memory=s.memory_mb, gpu=s.gpu, include_oidc_identity_token=True, client=client),
-            passed=(modal_errors.AlreadyExistsError,))
+        try:
+            return await self.calls.call(f"create Sandbox {name}", lambda: modal.Sandbox.create.aio(
+                *s.bot_command, app=app, name=name, tags=tags, image=image, secrets=[secret], timeout=timeout,
+                cpu=s.cpu, memory=s.memory_mb, gpu=s.gpu, include_oidc_identity_token=True, client=client),
+                passed=(modal_errors.AlreadyExistsError, modal_errors.NotFoundError))
+        except modal_errors.NotFoundError as exc:
+            # The App is looked up (created if missing) first: what a create names that may be unknown is its image.
+            if image_id is not None and image_id != s.image_id:
+                self._release_images.pop(image_id, None)
+                raise ReleaseImageMissing(release, "Modal", f"Modal has no image {image_id}: {exc}") from None
+            raise refusal(MachinesError, "modal", 404, f"Modal refused to create Sandbox {name}: {exc}") from None
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         return await self.lost.create(spec.session_id, lambda: self._launch(spec))
@@ -154,11 +176,13 @@ class ModalMachines:
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.sandbox_name(spec.session_id)
         tags = {TAG_KIND: "session", TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
-                TAG_CREATED: str(int(time.time())), **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
+                TAG_CREATED: str(int(time.time())), TAG_RELEASE: spec.release,
+                **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         try:
             sandbox = await self._create(name, tags, bot_environment(spec),
-                                         self.sandbox_timeout(spec.max_session_seconds))
+                                         self.sandbox_timeout(spec.max_session_seconds),
+                                         image_id=spec.image, release=spec.release)
         except modal_errors.AlreadyExistsError:  # this session's Sandbox runs: an idempotent replay
             existing = await self.status(spec.session_id)
             if existing is not None:

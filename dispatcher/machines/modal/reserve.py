@@ -6,7 +6,8 @@ and tagged `voicefleet=idle`, `voicefleet_idle=<bot id>`; its bot dials `BOT_CHA
 `BOT_TRANSPORT`, the deployment's default transport (the first of `TRANSPORTS`), which it serves. Its
 `timeout` covers the longest idle wait plus a whole session (at most Modal's 24 h). A claim replaces
 the Sandbox's tags in one `set_tags` (Modal's replaces the whole set): `voicefleet=session` and the
-session's tags, so `status`/`stop`/`list` find it by tag like any session's Sandbox.
+session's tags, so `status`/`stop`/`list` find it by tag like any session's Sandbox; its release's
+tag (`voicefleet_release`, written at its create with the release's image) is carried over.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dispatcher.machines.modal.provider import (
     TAG_CREATED,
     TAG_DIGEST,
     TAG_KIND,
+    TAG_RELEASE,
     TAG_SESSION,
     TAG_TRANSPORT,
     ModalMachines,
@@ -29,6 +31,7 @@ from dispatcher.machines.modal.provider import (
 )
 from dispatcher.machines.modal.settings import MAX_TIMEOUT_SECONDS, ModalSettings
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 
 TAG_IDLE = "voicefleet_idle"
@@ -48,13 +51,18 @@ class ModalWarmMachines(ModalMachines):
     def create_rate(self) -> Rate:
         return self.settings.create_rate
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot launched with `image` says in its hello: that image id."""
+        return image or self.bot_image
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
-        env = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image, TRANSPORT: self.transport}
+        env = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.reported_image(image), TRANSPORT: self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
-        tags = {TAG_KIND: "idle", TAG_IDLE: bot_id, TAG_CREATED: str(int(time.time()))}
-        await self._create(IDLE_PREFIX + bot_id, tags, env, self.idle_timeout)
+        tags = {TAG_KIND: "idle", TAG_IDLE: bot_id, TAG_CREATED: str(int(time.time())), TAG_RELEASE: release}
+        await self._create(IDLE_PREFIX + bot_id, tags, env, self.idle_timeout, image_id=image, release=release)
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = IDLE_PREFIX + bot_id
@@ -66,6 +74,7 @@ class ModalWarmMachines(ModalMachines):
             raise MachinesError("reserve_bot_taken", f"reserve Sandbox {name} already serves a session")
         tags = {TAG_KIND: "session", TAG_IDLE: bot_id, TAG_SESSION: spec.session_id, TAG_DIGEST: spec.body_digest,
                 TAG_CREATED: str(int(time.time())),  # the session's start, for the reaper
+                **({TAG_RELEASE: current[TAG_RELEASE]} if TAG_RELEASE in current else {}),  # what it runs
                 **({TAG_TRANSPORT: spec.transport} if spec.transport else {})}
         await self.calls.call("tag a claimed reserve Sandbox", lambda: sandbox.set_tags.aio(tags))
         return LaunchResult(machine_of(sandbox.object_id, tags, None, scheduled=True), created=True, claimed=True)

@@ -80,6 +80,7 @@ async def test_the_deployments_bot_settings_are_plain_values_beside_the_secure_l
 
 async def test_a_webrtc_session_runs_the_webrtc_bot_and_a_daily_one_the_daily_bot(fake_aci: FakeArmAci) -> None:
     webrtc_image = "vftest.azurecr.io/bot-webrtc@sha256:" + "1" * 64
+    fake_aci.registry.add(webrtc_image)
     machines = provider(fake_aci, ACI_BOT_IMAGE_WEBRTC=webrtc_image)
     webrtc = LaunchSpec(session_id=secrets.token_hex(12), body_digest="d" * 32, max_session_seconds=600,
                         transport="webrtc", ice_config={"iceServers": []})

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.fly import API_TOKEN, APP, FakeFly
+from tests.fakes.fly import API_TOKEN, APP, BOT_IMAGE, FakeFly
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ async def api(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
 
 
 async def create(api: httpx.AsyncClient, fake: FakeFly, **config: Any) -> str:
-    body = {"config": {"image": "img", "guest": {"memory_mb": 1024}, **config}}
+    body = {"config": {"image": BOT_IMAGE, "guest": {"memory_mb": 1024}, **config}}
     machine_id = str((await api.post(f"{fake.url}/v1/apps/{APP}/machines", json=body)).json()["id"])
     fake.machines[machine_id]["state"] = "started"
     return machine_id
