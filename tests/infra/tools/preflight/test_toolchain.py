@@ -108,6 +108,9 @@ def test_docker_build_finds_the_context_and_dockerfiles_from_the_program_folder(
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
+# Two `uv sync`s of the program's closure and a plan: ~40 s of CPU, past the suite's 180 s once at a
+# load average of 18 on 2 cores. Its own steps keep their 600 s deadlines; this one is above them.
+@pytest.mark.timeout(900)
 def test_uv_run_as_pulumi_runs_it_gives_a_fresh_copy_pulumi_and_the_offline_plan(tmp_path: Path) -> None:
     """Pulumi's own steps in a fresh copy, offline against the uv cache: `uv sync --inexact` in the
     program folder into the venv Pulumi picks, then that venv's python; then `uv sync` (what
