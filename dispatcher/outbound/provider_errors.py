@@ -36,6 +36,9 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         # The call never left (a sign-in that failed first): whatever it asked for was not made.
         self.nothing_sent = nothing_sent
+        # What the caller may be told in place of the generic line: set only by errors whose words
+        # are the dispatcher's own (a provider's name accounts, roles and task definitions).
+        self.public_message: str | None = None
 
 
 E = TypeVar("E", bound=ProviderError)
@@ -58,6 +61,8 @@ def refusal(
 
 def generic_message(exc: ProviderError) -> str:
     """What a caller is told of a provider's failure: its stable reason, never the provider's words."""
+    if exc.public_message is not None:
+        return exc.public_message
     hint = "; try again" if exc.retry_after is not None else ""
     return f"an external call failed ({exc.reason}){hint}; the dispatcher's log has the details"
 
