@@ -1,0 +1,90 @@
+"""Compute Engine inserts each session's VM from its release's instance template, labels the VM
+with the release, and reads it back; a release whose template Compute Engine does not have is a
+clear error naming the release (the fake answers 404 `notFound` for it, as the API does)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from dispatcher.machines.base import LaunchSpec
+from dispatcher.machines.gce.provider import GceMachines, GceSettings
+from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.machines.releases import ReleaseImageMissing
+from dispatcher.outbound.provider_errors import as_api_error
+from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.test_contract import spec
+from tests.fakes.gce import FakeGce
+
+RELEASE_IMAGE = "europe-docker.pkg.dev/p/r/bot@sha256:" + "9" * 64  # what the release's template runs
+
+
+def of_release(release: str, image: str) -> LaunchSpec:
+    return replace(spec(), release=release, image=image)
+
+
+def items(vm: dict) -> dict[str, str]:
+    return {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+
+
+@pytest.fixture
+async def gce(fake_gce: FakeGce):  # type: ignore[no-untyped-def]
+    provider = GceMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination())
+    yield provider
+    await provider.aclose()
+
+
+async def test_a_session_of_a_release_runs_its_template_and_reads_its_release_back(gce, fake_gce) -> None:
+    template = fake_gce.add_template("voicefleet-bot-r-9f2c", **{"bot-image": RELEASE_IMAGE})
+    s = of_release("r-9f2c", template)
+    launched = await gce.launch(s)
+    assert launched.machine.release == "r-9f2c"
+    vm = fake_gce.instances[gce.instance_name(s.session_id)]
+    assert vm["sourceInstanceTemplate"] == template
+    assert items(vm)["bot-image"] == RELEASE_IMAGE  # the release's template's own items, not the default's
+    assert vm["labels"]["voicefleet-release"] == "r-9f2c"
+    assert (await gce.status(s.session_id)).release == "r-9f2c"  # type: ignore[union-attr]
+    assert {m.session_id: m.release for m in await gce.list()}[s.session_id] == "r-9f2c"
+    default = await gce.launch(spec())  # the default release: the deployment's own template, as before
+    assert fake_gce.instances[gce.instance_name(default.machine.session_id)]["sourceInstanceTemplate"] == (
+        gce.settings.template_path)
+    assert default.machine.release == "default"
+
+
+async def test_a_release_whose_template_does_not_exist_is_refused_naming_the_release(gce, fake_gce) -> None:
+    s = of_release("r-gone", "projects/vf-test/global/instanceTemplates/voicefleet-bot-r-gone")
+    with pytest.raises(ReleaseImageMissing) as caught:
+        await gce.launch(s)
+    assert caught.value.reason == "release_image_missing" and "'r-gone'" in caught.value.message
+    answer = as_api_error(caught.value)
+    assert (answer.status, answer.code) == (502, "release_image_missing") and "'r-gone'" in answer.message
+    assert fake_gce.instances == {}
+
+
+async def test_a_release_template_deleted_after_it_was_read_is_refused_naming_the_release(gce, fake_gce) -> None:
+    template = fake_gce.add_template("voicefleet-bot-r-old")
+    await gce.launch(of_release("r-old", template))
+    del fake_gce.other_templates["voicefleet-bot-r-old"]  # the stack dropped it; its items are still cached
+    with pytest.raises(ReleaseImageMissing):
+        await gce.launch(of_release("r-old", template))
+
+
+async def test_an_idle_vm_of_a_release_runs_its_template_and_its_session_keeps_the_release(fake_gce) -> None:
+    gce = GceWarmMachines(GceSettings.from_env(fake_gce.env), coordination=LocalCoordination(),
+                          max_idle_seconds=900.0, max_session_seconds=1800)
+    template = fake_gce.add_template("voicefleet-bot-r-9f2c", **{"bot-image": RELEASE_IMAGE})
+    try:
+        await gce.launch_idle("rsv-r1", "vfb1.idle.credential", image=template, release="r-9f2c")
+        vm = fake_gce.instances["vf-idle-rsv-r1"]
+        assert vm["sourceInstanceTemplate"] == template and items(vm)["bot-image"] == RELEASE_IMAGE
+        assert items(vm)["bot-image-digest"] == gce.reported_image(template) == template
+        assert gce.reported_image(None) == gce.bot_image
+        fake_gce.set_status("vf-idle-rsv-r1", "RUNNING")
+        claimed = await gce.adopt("rsv-r1", spec())
+        assert claimed.machine.release == "r-9f2c"
+        assert fake_gce.instances["vf-idle-rsv-r1"]["labels"]["voicefleet-release"] == "r-9f2c"
+        with pytest.raises(ReleaseImageMissing):
+            await gce.launch_idle("rsv-r2", None, image="voicefleet-bot-r-gone", release="r-gone")
+    finally:
+        await gce.aclose()
