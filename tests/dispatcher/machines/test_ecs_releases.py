@@ -14,9 +14,8 @@ import pytest
 from dispatcher.machines.base import LaunchSpec, MachineState
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.ecs.reserve import EcsWarmMachines
-from dispatcher.machines.releases import ReleaseImageMissing
-from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.release_refusals import refused_naming
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.ecs import EcsProxy, moto_task, register_release
 
@@ -86,11 +85,7 @@ async def test_a_release_whose_task_definition_ecs_cannot_run_is_refused_naming_
     ecs = EcsMachines(EcsSettings.from_env(releases_env(fake_ecs, **{release: arn})), LocalCoordination())
     s = of_release(release, arn)
     try:
-        with pytest.raises(ReleaseImageMissing) as caught:
-            await ecs.launch(s)
-        assert caught.value.reason == "release_image_missing" and release in caught.value.message
-        answer = as_api_error(caught.value)  # what the caller gets: not a 500, the release named
-        assert (answer.status, answer.code) == (502, "release_image_missing") and repr(release) in answer.message
+        answer = await refused_naming(release, ecs.launch(s))
         assert arn not in answer.message  # the task definition's ARN names the account: the log has it
         assert await ecs.status(s.session_id) is None
     finally:
@@ -113,8 +108,7 @@ async def test_an_idle_bot_of_a_release_runs_its_task_definition_and_its_session
         claimed = await ecs.adopt(bot_id, spec())
         assert claimed.machine.release == release
         assert moto_task(fake_ecs.env["ECS_CLUSTER"], claimed.machine.machine_id).task_definition_arn == arn
-        with pytest.raises(ReleaseImageMissing):
-            await ecs.launch_idle(f"rsv-{secrets.token_hex(6)}", None, image=arn.rsplit(":", 1)[0] + ":99",
-                                  release=release)
+        await refused_naming(release, ecs.launch_idle(f"rsv-{secrets.token_hex(6)}", None,
+                                                      image=arn.rsplit(":", 1)[0] + ":99", release=release))
     finally:
         await ecs.aclose()

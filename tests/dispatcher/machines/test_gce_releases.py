@@ -11,9 +11,8 @@ import pytest
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
-from dispatcher.machines.releases import ReleaseImageMissing
-from dispatcher.outbound.provider_errors import as_api_error
 from dispatcher.store.local import LocalCoordination
+from tests.dispatcher.machines.release_refusals import refused_naming
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import FakeGce
 
@@ -54,11 +53,7 @@ async def test_a_session_of_a_release_runs_its_template_and_reads_its_release_ba
 
 async def test_a_release_whose_template_does_not_exist_is_refused_naming_the_release(gce, fake_gce) -> None:
     s = of_release("r-gone", "projects/vf-test/global/instanceTemplates/voicefleet-bot-r-gone")
-    with pytest.raises(ReleaseImageMissing) as caught:
-        await gce.launch(s)
-    assert caught.value.reason == "release_image_missing" and "'r-gone'" in caught.value.message
-    answer = as_api_error(caught.value)
-    assert (answer.status, answer.code) == (502, "release_image_missing") and "'r-gone'" in answer.message
+    await refused_naming("r-gone", gce.launch(s))
     assert fake_gce.instances == {}
 
 
@@ -66,8 +61,7 @@ async def test_a_release_template_deleted_after_it_was_read_is_refused_naming_th
     template = fake_gce.add_template("voicefleet-bot-r-old")
     await gce.launch(of_release("r-old", template))
     del fake_gce.other_templates["voicefleet-bot-r-old"]  # the stack dropped it; its items are still cached
-    with pytest.raises(ReleaseImageMissing):
-        await gce.launch(of_release("r-old", template))
+    await refused_naming("r-old", gce.launch(of_release("r-old", template)))
 
 
 async def test_an_idle_vm_of_a_release_runs_its_template_and_its_session_keeps_the_release(fake_gce) -> None:
@@ -84,7 +78,6 @@ async def test_an_idle_vm_of_a_release_runs_its_template_and_its_session_keeps_t
         claimed = await gce.adopt("rsv-r1", spec())
         assert claimed.machine.release == "r-9f2c"
         assert fake_gce.instances["vf-idle-rsv-r1"]["labels"]["voicefleet-release"] == "r-9f2c"
-        with pytest.raises(ReleaseImageMissing):
-            await gce.launch_idle("rsv-r2", None, image="voicefleet-bot-r-gone", release="r-gone")
+        await refused_naming("r-gone", gce.launch_idle("rsv-r2", None, image="voicefleet-bot-r-gone", release="r-gone"))
     finally:
         await gce.aclose()
