@@ -4,17 +4,22 @@ clear error naming the release (the fake answers 404 `notFound` for it, as the A
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import httpx
 import pytest
 
+from dispatcher.app import create_app
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
+from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.release_refusals import refused_naming
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import FakeGce
+from tests.support.dispatcher_server import serving
 
 RELEASE_IMAGE = "europe-docker.pkg.dev/p/r/bot@sha256:" + "9" * 64  # what the release's template runs
 
@@ -81,3 +86,28 @@ async def test_an_idle_vm_of_a_release_runs_its_template_and_its_session_keeps_t
         await refused_naming("r-gone", gce.launch_idle("rsv-r2", None, image="voicefleet-bot-r-gone", release="r-gone"))
     finally:
         await gce.aclose()
+
+
+async def test_a_start_pinned_to_a_release_without_its_template_is_a_clear_502_and_leaves_nothing(
+        fake_gce: FakeGce, fake_daily) -> None:  # type: ignore[no-untyped-def]
+    key = "client-key-0123456789"
+    live = fake_gce.add_template("voicefleet-bot-r-live", **{"bot-image": RELEASE_IMAGE})
+    gone = "projects/vf-test/global/instanceTemplates/voicefleet-bot-r-gone"
+    releases = [{"name": "r-live", "images": {"*": live}}, {"name": "r-gone", "images": {"*": gone}}]
+    env = {**fake_gce.env, **fake_daily.env, "RELEASES": json.dumps({"releases": releases})}
+    app = create_app(Settings(machines="gce", api_key_hashes=frozenset({hash_api_key(key)})), env=env,
+                     machines=GceMachines(GceSettings.from_env(env), coordination=LocalCoordination()))
+    headers = {"Authorization": f"Bearer {key}"}
+    async with serving(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                               base_url="http://127.0.0.1") as api:
+        try:
+            refused = await api.post("/start", json={"release": "r-gone"}, headers=headers)
+            started = await api.post("/start", json={"release": "r-live"}, headers=headers)
+        finally:
+            await app.state.voicefleet.aclose()
+    assert refused.status_code == 502, refused.text
+    assert refused.json()["error"]["code"] == "release_image_missing" and "'r-gone'" in refused.json()["detail"]
+    assert started.status_code == 201 and started.json()["release"] == "r-live", started.text
+    [vm] = fake_gce.instances.values()  # the refused start made no VM, and its room is gone
+    assert vm["sourceInstanceTemplate"] == live and vm["labels"]["voicefleet-release"] == "r-live"
+    assert [room["url"] for room in fake_daily.rooms.values()] == [started.json()["room_url"]]
