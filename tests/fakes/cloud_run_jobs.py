@@ -1,5 +1,5 @@
-"""A fake Cloud Run Admin API v2 for one job's executions: `jobs.run`, `executions.get/list/cancel`,
-`tasks.list`, and each execution's metadata server (its identity token).
+"""A fake Cloud Run Admin API v2 for a deployment's jobs' executions: `jobs.run`,
+`executions.get/list/cancel`, `tasks.list`, and each execution's metadata server (its identity token).
 
 Following the documented contract (googleapis `job.proto`, `execution.proto`, `task_template.proto`;
 machines_apis.md §3, §8), never more lenient:
@@ -22,6 +22,12 @@ machines_apis.md §3, §8), never more lenient:
 - `POST …/executions/E:cancel`: a running execution is cancelled (`cancelledCount`, completed) once
   its task has stopped (its process has exited after SIGTERM), not at the call;
   a finished one is 400 `FAILED_PRECONDITION` (the API documents no answer: the stricter one).
+- Jobs: the deployment's own (`job`) and any `add_job` made (a release's, with its own image). A job
+  that does not exist is 404 `NOT_FOUND` ("Resource … of kind 'JOB' … does not exist."), with the
+  permissions held on the project; `granted_jobs` set: they are held on those jobs alone (the
+  stack's `JobIamMember`), and any other job, existing or not, is 403 `PERMISSION_DENIED`
+  "(or it may not exist)", as IAM answers before the job is looked up. An execution is read,
+  listed, cancelled only under its own job.
 - Errors are AIP-193: `{"error": {code, message, status, details}}`. Injected 429s (`fail`) carry
   an `ErrorInfo` `RATE_LIMIT_EXCEEDED`; other injected ones `UNAVAILABLE`.
 - `launcher` set: each run starts a real process for its task (the bot), `pending_seconds` after
@@ -146,6 +152,29 @@ class FakeCloudRunJobs(FakeApi):
         self.cancelling: set[str] = set()  # cancelled executions whose task has not stopped yet
         self.signing_key = SigningKey()
         self._lock = threading.RLock()
+        self.other_jobs: dict[str, list[dict[str, Any]]] = {}  # job name → its containers (`add_job`)
+        self.granted_jobs: set[str] | None = None  # None: the permissions hold on the project
+
+    def add_job(self, name: str, image: str) -> str:
+        """Another job of the project and region, like the deployment's but running `image` (a
+        release's); returns its path, as a release's `images` names it."""
+        self.other_jobs[name] = [dict(self.containers[0], image=image)]
+        return f"projects/{self.project}/locations/{self.region}/jobs/{name}"
+
+    def _containers(self, job: str) -> list[dict[str, Any]] | None:
+        return self.containers if job == self.job else self.other_jobs.get(job)
+
+    def _job_refusal(self, job: str, permission: str) -> JSONResponse | None:
+        """IAM first (on the project, or on `granted_jobs` only), then whether the job exists."""
+        if self.granted_jobs is not None and job not in self.granted_jobs:
+            return google_error(403, "PERMISSION_DENIED", f"Permission '{permission}' denied on resource "
+                                f"'projects/{self.project}/locations/{self.region}/jobs/{job}' (or it may not exist).")
+        if (refused := self._denied(permission)) is not None:
+            return refused
+        if self._containers(job) is None:
+            return google_error(404, "NOT_FOUND", f"Resource '{job}' of kind 'JOB' in region '{self.region}' "
+                                                  f"in project '{self.project}' does not exist.")
+        return None
 
     @property
     def grant_overrides(self) -> bool:
@@ -164,6 +193,10 @@ class FakeCloudRunJobs(FakeApi):
     @property
     def job_path(self) -> str:
         return f"/v2/projects/{self.project}/locations/{self.region}/jobs/{self.job}"
+
+    @property
+    def jobs_path(self) -> str:
+        return f"/v2/projects/{self.project}/locations/{self.region}/jobs/{{job}}"
 
     @property
     def root(self) -> str:
@@ -198,7 +231,7 @@ class FakeCloudRunJobs(FakeApi):
         return f"{self.root.removeprefix('http://')}/metadata/{execution}"
 
     def routes(self) -> list[Route]:
-        j = self.job_path
+        j = self.jobs_path
         return [
             Route(j + ":run", self.run, methods=["POST"]),
             Route(j + "/executions", self.list_executions, methods=["GET"]),
@@ -288,14 +321,15 @@ class FakeCloudRunJobs(FakeApi):
     # --- the API ---
     async def run(self, request: Request) -> Response:
         body = await request.json() if await request.body() else {}
-        if (refused := self._denied("run.jobs.run")) or (refused := _unknown_fields(body)):
+        job = request.path_params["job"]
+        if (refused := self._job_refusal(job, "run.jobs.run")) or (refused := _unknown_fields(body)):
             return refused
         if body.get("etag") not in (None, "", self.etag):
             return google_error(409, "ABORTED", "The etag of the job does not match: it changed")
         overrides = body.get("overrides") or {}
         if overrides and (refused := self._denied("run.jobs.runWithOverrides")):
             return refused
-        containers = [dict(c, env=list(c.get("env", []))) for c in self.containers]
+        containers = [dict(c, env=list(c.get("env", []))) for c in self._containers(job) or []]
         for given in overrides.get("containerOverrides") or []:
             target = next((c for c in containers if c["name"] == given.get("name")), None)
             if target is None:
@@ -331,10 +365,10 @@ class FakeCloudRunJobs(FakeApi):
                     "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
                         "subject": f"projects/{self.project}/locations/{self.region}",
                         "description": f"running executions: limit {self.max_running}"}]}]}}, status_code=429)
-            name = f"{self.job}-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))  # noqa: S311
-            full = f"projects/{self.project}/locations/{self.region}/jobs/{self.job}/executions/{name}"
+            name = f"{job}-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))  # noqa: S311
+            full = f"projects/{self.project}/locations/{self.region}/jobs/{job}/executions/{name}"
             execution: dict[str, Any] = {
-                "name": full, "uid": str(uuid.uuid4()), "job": self.job, "createTime": rfc3339(datetime.now(UTC)),
+                "name": full, "uid": str(uuid.uuid4()), "job": job, "createTime": rfc3339(datetime.now(UTC)),
                 "taskCount": task_count, "parallelism": task_count,
                 "template": {"containers": containers, "maxRetries": self.max_retries, "timeout": timeout},
                 "etag": f'"{uuid.uuid4().hex[:8]}"'}
@@ -353,7 +387,7 @@ class FakeCloudRunJobs(FakeApi):
             if self.executions[name].get("completionTime"):  # cancelled while pending: no task runs
                 return
         env = {e["name"]: e["value"] for e in container["env"]} | {
-            "CLOUD_RUN_JOB": self.job, "CLOUD_RUN_EXECUTION": name, "CLOUD_RUN_TASK_INDEX": "0",
+            "CLOUD_RUN_JOB": self.executions[name]["job"], "CLOUD_RUN_EXECUTION": name, "CLOUD_RUN_TASK_INDEX": "0",
             "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1", "GCE_METADATA_HOST": self.metadata_host(name)}
         process = self.launcher(env)
         self.processes[name] = process
@@ -373,18 +407,27 @@ class FakeCloudRunJobs(FakeApi):
         return google_error(404, "NOT_FOUND", f"Resource '{name}' of kind 'EXECUTION' in region '{self.region}' "
                                               f"in project '{self.project}' does not exist.")
 
+    def _execution_refusal(self, request: Request, permission: str) -> JSONResponse | None:
+        """The job's refusal, else 404 for an execution that is not of this job."""
+        job, name = request.path_params["job"], request.path_params["name"]
+        if refused := self._job_refusal(job, permission):
+            return refused
+        if name not in self.executions or self.executions[name]["job"] != job:
+            return self._not_found(name)
+        return None
+
     async def get(self, request: Request) -> Response:
-        if refused := self._denied("run.executions.get"):
+        if refused := self._execution_refusal(request, "run.executions.get"):
             return refused
         name = request.path_params["name"]
-        if name not in self.executions:
-            return self._not_found(name)
         return JSONResponse(self.executions[name])
 
     async def list_executions(self, request: Request) -> Response:
-        if refused := self._denied("run.executions.list"):
+        job = request.path_params["job"]
+        if refused := self._job_refusal(job, "run.executions.list"):
             return refused
-        items = sorted(self.executions.values(), key=lambda e: e["createTime"], reverse=True)
+        items = sorted((e for e in self.executions.values() if e["job"] == job), key=lambda e: e["createTime"],
+                       reverse=True)
         size = min(self.max_page_size, int(request.query_params.get("pageSize", "100") or 100))
         start = int(request.query_params.get("pageToken", "0") or 0)
         page: dict[str, Any] = {"executions": items[start:start + size]}
@@ -393,12 +436,10 @@ class FakeCloudRunJobs(FakeApi):
         return JSONResponse(page)
 
     async def cancel(self, request: Request) -> Response:
-        if refused := self._denied("run.executions.cancel"):
+        if refused := self._execution_refusal(request, "run.executions.cancel"):
             return refused
         name = request.path_params["name"]
         with self._lock:
-            if name not in self.executions:
-                return self._not_found(name)
             if self.executions[name].get("completionTime"):
                 return google_error(400, "FAILED_PRECONDITION", f"Execution {name} has already completed")
             process = self.processes.get(name)
@@ -413,11 +454,9 @@ class FakeCloudRunJobs(FakeApi):
         return JSONResponse(operation)
 
     async def tasks(self, request: Request) -> Response:
-        if refused := self._denied("run.tasks.list"):
+        if refused := self._execution_refusal(request, "run.tasks.list"):
             return refused
         name = request.path_params["name"]
-        if name not in self.executions:
-            return self._not_found(name)
         task: dict[str, Any] = {"name": f"{self.executions[name]['name']}/tasks/{name}-task0", "index": 0}
         if name in self.exit_codes:
             task["lastAttemptResult"] = {"exitCode": self.exit_codes[name]}

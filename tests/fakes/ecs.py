@@ -6,7 +6,11 @@ returns the original tasks, with other parameters `ConflictException` + `resourc
 (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ECS_Idempotency.html); and injected
 `ThrottlingException`s / 5xx per action. It also records calls and adds latency, like the others.
 moto accepts any signature; the proxy checks every request's as AWS would
-(tests/fakes/sigv4_check.py) against the credentials the `moto_ecs` fixture exports.
+(tests/fakes/sigv4_check.py) against the credentials the `moto_ecs` fixture exports. moto runs a
+task from a deregistered (INACTIVE) task definition revision; ECS refuses it
+(`InvalidParameterException` "TaskDefinition is inactive"), and so does the proxy. A task
+definition ECS has never heard of is moto's own `ClientException` "Unable to describe task
+definition.", as ECS answers.
 """
 
 from __future__ import annotations
@@ -142,6 +146,8 @@ class EcsProxy(FakeApi):
         body = await request.body()
         if action == "ListTasks" and (refused := _list_tasks_refusal(json.loads(body))):
             return refused
+        if action == "RunTask" and (refused := _inactive_refusal(json.loads(body))):
+            return refused
         if action == "RunTask" and (token := json.loads(body).get("clientToken")):
             # ECS settles a token once: concurrent calls with it (a retry racing a late original)
             # see one outcome. The lock makes the check-then-run below atomic per token.
@@ -185,6 +191,32 @@ def _list_tasks_refusal(params: dict[str, Any]) -> Response | None:
     message = f"startedBy must be the only filter; also given: {', '.join(others)}"
     body = {"__type": "InvalidParameterException", "message": message}
     return JSONResponse(body, status_code=400, media_type="application/x-amz-json-1.1")
+
+
+def _inactive_refusal(params: dict[str, Any]) -> Response | None:
+    """ECS will not run a new task from a deregistered revision; moto would."""
+    from moto.ecs.models import ecs_backends
+
+    name = str(params.get("taskDefinition", "")).rsplit("/", 1)[-1]
+    family, _, revision = name.partition(":")
+    revisions = ecs_backends[ACCOUNT][REGION].task_definitions.get(family, {})
+    if not revision.isdigit() or int(revision) not in revisions or revisions[int(revision)].status != "INACTIVE":
+        return None
+    body = {"__type": "InvalidParameterException", "message": "TaskDefinition is inactive"}
+    return JSONResponse(body, status_code=400, media_type="application/x-amz-json-1.1")
+
+
+def register_release(endpoint: str, family: str, image: str) -> str:
+    """A release's task definition, as a stack registers one (a revision of `family`, running
+    `image`); returns its ARN with the revision (what a release's `images` names)."""
+    import boto3
+
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=endpoint)
+    registered = ecs.register_task_definition(
+        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="1024", memory="2048",
+        containerDefinitions=[{"name": "bot", "image": image, "essential": True, "memory": 2048}],
+    )
+    return str(registered["taskDefinition"]["taskDefinitionArn"])
 
 
 def provision(endpoint: str, *, cluster: str = "voicefleet", family: str = "bot") -> dict[str, Any]:

@@ -18,6 +18,8 @@ with `bearer_token` set, a call without `Authorization: Bearer <that token>` is 
 ("Invalid Credentials"), as the real API answers a missing or expired OAuth token. Instance
 templates are global (`global/instanceTemplates/<name>`) or regional
 (`regions/<region>/instanceTemplates/<name>`); `template_regions` names the regions that hold one.
+`add_template` makes another global template (a release's, with its own metadata items); a
+template that does not exist is 404 `notFound`, read or inserted from, as the real API answers.
 
 The metadata server's instance identity token
 (https://cloud.google.com/compute/docs/instances/verifying-instance-identity): each instance's
@@ -107,6 +109,7 @@ class FakeGce(FakeApi):
         self.max_page_size = 500
         self.bearer_token: str | None = None  # set: every call must carry it (Authorization: Bearer …)
         self.template_regions: set[str] = set()  # regions with a regional template of TEMPLATE's name
+        self.other_templates: dict[str, dict[str, str]] = {}  # global template name → its metadata items
         self._by_request_id: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self.signing_key = SigningKey()
@@ -166,19 +169,26 @@ class FakeGce(FakeApi):
 
         return super()._wrap(authorized)
 
+    def add_template(self, name: str, **metadata: str) -> str:
+        """Another global template, with the default's metadata items but `metadata` (e.g. its
+        own `bot-image`); returns its path, as a release's `images` names it."""
+        self.other_templates[name] = {**self.template_metadata, **metadata}
+        return f"projects/{self.project}/global/instanceTemplates/{name}"
+
     def _template_exists(self, template: str) -> bool:
         """A partial URL (`projects/…`) or a full one, naming the global or a regional template."""
         path = template[template.find("projects/"):] if "projects/" in template else template
-        known = {f"projects/{self.project}/global/instanceTemplates/{TEMPLATE}"}
+        known = {f"projects/{self.project}/global/instanceTemplates/{n}" for n in (TEMPLATE, *self.other_templates)}
         known |= {f"projects/{self.project}/regions/{r}/instanceTemplates/{TEMPLATE}" for r in self.template_regions}
         return path in known
 
     async def template(self, request: Request) -> Response:
-        region = request.path_params.get("region")
-        if request.path_params["name"] != TEMPLATE.rsplit("/", 1)[-1] or (
-                region is not None and region not in self.template_regions):
+        region, name = request.path_params.get("region"), request.path_params["name"]
+        metadata = self.other_templates.get(name) if region is None else None
+        if metadata is None and (name != TEMPLATE.rsplit("/", 1)[-1] or (
+                region is not None and region not in self.template_regions)):
             return gce_error(404, "notFound", f"The resource '{request.path_params['name']}' was not found")
-        items = [{"key": k, "value": v} for k, v in self.template_metadata.items()]
+        items = [{"key": k, "value": v} for k, v in (metadata or self.template_metadata).items()]
         return JSONResponse({"name": request.path_params["name"],
                              "properties": {"metadata": {"items": items}, "labels": self.template_labels}})
 

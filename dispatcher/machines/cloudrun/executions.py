@@ -4,8 +4,8 @@ An execution cannot be named or labelled per run: `jobs.run` takes only containe
 (args, env), `taskCount` and `timeout`, and names the execution itself (`<job>-<suffix>`). So the
 session travels in the execution's env overrides, which the execution reports back in its
 `template` ("the template used to create tasks for this execution"): `VOICEFLEET_SESSION_ID`,
-and two values of the provider's own, the body's fingerprint and the session's transport, so any
-replica reads the session's machine from the provider alone. `executions.list` has no filter, so
+and three values of the provider's own, the body's fingerprint, the session's transport and its
+release, so any replica reads the session's machine from the provider alone. `executions.list` has no filter, so
 a session no replica remembers is found by reading the job's executions (docs/providers.md).
 """
 
@@ -27,12 +27,14 @@ from dispatcher.machines.bot_environment import SESSION_ID, SESSION_VARIABLES
 
 BODY_DIGEST = "VOICEFLEET_BODY_DIGEST"  # the client's body fingerprint (no secret), for Idempotency-Key conflicts
 SESSION_TRANSPORT = "VOICEFLEET_SESSION_TRANSPORT"  # "daily", "webrtc" or "websocket", as LaunchSpec.transport
+RELEASE = "VOICEFLEET_RELEASE"  # the session's (or idle bot's) release, as LaunchSpec.release
 IDLE_BOT = "VOICEFLEET_IDLE_BOT"  # a reserve execution's bot id (cloudrun/reserve.py)
 EXECUTION_NONCE = EXECUTION_NONCE_VARIABLE  # this execution's own, which its bot's hello carries (identity.py)
 # Every variable a run's overrides may set: the dispatcher's own and no other. A run's env is the
 # task's, and a PYTHON*, BROWSER or LD_* one there would run code as the bot's service account.
 OVERRIDE_NAMES = frozenset({*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, BODY_DIGEST,
-                            SESSION_TRANSPORT, IDLE_BOT, EXECUTION_NONCE, MACHINE_ID_VARIABLE, IMAGE_VARIABLE})
+                            SESSION_TRANSPORT, RELEASE, IDLE_BOT, EXECUTION_NONCE, MACHINE_ID_VARIABLE,
+                            IMAGE_VARIABLE})
 
 
 def execution_env(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -75,4 +77,5 @@ def to_machine(raw: Mapping[str, Any], session_id: str | None = None, exit_detai
         body_digest=env.get(BODY_DIGEST),
         detail=detail,
         transport=env.get(SESSION_TRANSPORT) or None,
+        release=env.get(RELEASE) or None,
     )

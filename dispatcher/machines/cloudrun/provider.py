@@ -10,6 +10,11 @@ made an execution, so it is never run again; the job's executions are read for t
 (cloudrun/executions.py) instead, adopted if it runs, cancelled if the start is refused
 (machines/lost_creates.py), and one that lands later than a second start is cancelled where it
 is seen. A session's start holds its lease across replicas (dispatcher/sessions/exclusive.py).
+
+A release (dispatcher/releases/) is a job of its own (the stack makes one per release, each with
+its image): a session of it is a run of that job, and the deployment's executions are those of
+its own job and of every job its releases name (`RELEASES`), each listed in turn: listing across
+all jobs (`jobs/-`) would need the project-wide permission the dispatcher is never given.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dispatcher.machines.cloudrun.executions import (
     BODY_DIGEST,
     EXECUTION_NONCE,
     OVERRIDE_NAMES,
+    RELEASE,
     SESSION_TRANSPORT,
     execution_env,
     to_machine,
@@ -42,9 +48,11 @@ from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
+from dispatcher.machines.releases import ReleaseImageMissing, release_references
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.settings import api_endpoint, int_setting, require
 from dispatcher.store.coordination import CreateLimits
 
@@ -79,10 +87,22 @@ class CloudRunSettings:
     identity_audience: str | None = None
     bot_service_account_id: str | None = None
     identity_certs_url: str = DEFAULT_CERTS_URL
+    release_jobs: tuple[str, ...] = ()  # the jobs the deployment's releases name (RELEASES)
 
     @property
     def job_path(self) -> str:
-        return f"/projects/{self.project}/locations/{self.region}/jobs/{self.job}"
+        return self.path_of(self.job)
+
+    def path_of(self, job: str) -> str:
+        """A job's API path: a bare name is a job of this project and region; a path is kept."""
+        if "/" in job:
+            return "/" + job.strip("/")
+        return f"/projects/{self.project}/locations/{self.region}/jobs/{job}"
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """Every job whose executions are this deployment's: its own and its releases'."""
+        return tuple(dict.fromkeys((self.job_path, *map(self.path_of, self.release_jobs))))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
@@ -101,6 +121,7 @@ class CloudRunSettings:
             identity_audience=identity_audience(env),
             bot_service_account_id=env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip() or None,
             identity_certs_url=env.get("CLOUDRUN_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,
+            release_jobs=release_references(env),
         )
 
 
@@ -114,7 +135,9 @@ class CloudRunMachines:
         self._auth = auth or GceAuth(anonymous=settings.anonymous, scope=CLOUD_PLATFORM_SCOPE,
                                           provider=self.name)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
-        self._executions: Recent[str, str] = Recent()  # session -> execution name, as this replica knows it
+        # session -> execution's resource name (`projects/…/jobs/J/executions/E`), as this replica knows it
+        self._executions: Recent[str, str] = Recent()
+        self._unlisted: set[str] = set()  # releases' jobs the API would not list (warned once each)
         self.lost = LostCreates(self.status, self.stop)  # a run whose answer was lost, reconciled
         self.identity = CloudRunIdentity(
             audience=settings.identity_audience, service_account_id=settings.bot_service_account_id,
@@ -128,7 +151,8 @@ class CloudRunMachines:
                                       error=MachinesError, headers=headers, **kw)
 
     def _execution_path(self, name: str) -> str:
-        return f"{self.settings.job_path}/executions/{name}"
+        """An execution's resource name, or (a claim recorded before releases) its name in our own job."""
+        return "/" + name.strip("/") if "/" in name else f"{self.settings.job_path}/executions/{name}"
 
     async def _get(self, name: str) -> dict[str, Any] | None:
         response = await self._request("GET", self._execution_path(name))
@@ -139,11 +163,22 @@ class CloudRunMachines:
         return dict(response.json())
 
     async def executions(self) -> list[dict[str, Any]]:
-        """Every execution of the job the API still holds (running ones and the last 1000 completed)."""
+        """Every execution of the deployment's jobs the API still holds (running ones and the last
+        1000 completed of each)."""
+        return [raw for job in self.settings.jobs for raw in await self._job_executions(job)]
+
+    async def _job_executions(self, job: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         params: dict[str, str | int] = {"pageSize": PAGE_SIZE}
         while True:
-            response = await self._request("GET", f"{self.settings.job_path}/executions", params=params)
+            response = await self._request("GET", f"{job}/executions", params=params)
+            if response.status_code in (403, 404) and job != self.settings.job_path:
+                # A release's job that is gone, or that the dispatcher may not use: nothing of it runs
+                # (a run of it would be refused alike); the deployment's other sessions still answer.
+                if job not in self._unlisted:
+                    self._unlisted.add(job)
+                    log.warning("cannot list the executions of release job %s (HTTP %s)", job, response.status_code)
+                return found
             if response.status_code != 200:
                 raise failed(response, "list executions")
             page = response.json()
@@ -164,8 +199,8 @@ class CloudRunMachines:
         for duplicate in duplicates:  # a lost run's execution that landed after all: one bot per session
             if not duplicate.get("completionTime"):
                 log.warning("cancelling a second execution of session %s", session_id)
-                await self.cancel(str(duplicate["name"]).rsplit("/", 1)[-1])
-        self._executions[session_id] = str(first["name"]).rsplit("/", 1)[-1]
+                await self.cancel(str(duplicate["name"]))
+        self._executions[session_id] = str(first["name"])
         return first
 
     async def _machine(self, raw: Mapping[str, Any]) -> Machine:
@@ -174,8 +209,7 @@ class CloudRunMachines:
 
     async def _exit_detail(self, raw: Mapping[str, Any]) -> str | None:
         """A failed execution's exit code, which only its task reports (`lastAttemptResult`)."""
-        name = str(raw.get("name", "")).rsplit("/", 1)[-1]
-        response = await self._request("GET", f"{self._execution_path(name)}/tasks")
+        response = await self._request("GET", f"{self._execution_path(str(raw.get('name', '')))}/tasks")
         if response.status_code != 200:
             return None
         for task in response.json().get("tasks") or []:
@@ -188,8 +222,8 @@ class CloudRunMachines:
     def run_body(self, env: Mapping[str, str], seconds: int) -> dict[str, Any]:
         """The run's overrides; a variable the dispatcher does not set itself is never sent."""
         if stray := sorted(set(env) - OVERRIDE_NAMES):
-            raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: refusing to set {', '.join(stray)} "
-                                "in a run's env: only the dispatcher's own session variables go there")
+            raise MachinesError("cloudrun_rejected", f"refusing to set {', '.join(stray)} in a run's env: "
+                                "only the dispatcher's own session variables go there")
         return {"overrides": {
             "containerOverrides": [{"name": self.settings.container,
                                     "env": [{"name": k, "value": v} for k, v in env.items()]}],
@@ -205,6 +239,7 @@ class CloudRunMachines:
         env[BODY_DIGEST] = spec.body_digest
         if spec.transport:
             env[SESSION_TRANSPORT] = spec.transport
+        env[RELEASE] = spec.release
         return env
 
     @staticmethod
@@ -212,21 +247,27 @@ class CloudRunMachines:
         """A run's own nonce, which its bot's hello carries (cloudrun/identity.py)."""
         return secrets.token_urlsafe(24)
 
-    async def run(self, env: Mapping[str, str], seconds: int) -> dict[str, Any]:
-        """`jobs.run`; the execution it made. A 429 made nothing and is retried; a run whose answer
-        was lost (a timeout, a 5xx) may have made one, so it is never run again: it fails
+    async def run(self, env: Mapping[str, str], seconds: int, *, image: str | None = None,
+                  release: str = DEFAULT_RELEASE) -> dict[str, Any]:
+        """`jobs.run` of the deployment's job, or of `image` (the job of the release `release`); the
+        execution it made. A 429 made nothing and is retried; a run whose answer was lost (a
+        timeout, a 5xx) may have made one, so it is never run again: it fails
         `cloudrun_unavailable`, and the launch looks for its execution (machines/lost_creates.py)."""
-        headers = await self._auth.headers()
-        path = f"{self.settings.job_path}:run"
+        job = self.settings.job_path if image is None else self.settings.path_of(image)
         body = self.run_body(env, seconds)
-        response = await create_request("cloudrun", self._client, "POST", path, backoff=self._backoff,
+        headers = await self._auth.headers()
+        response = await create_request("cloudrun", self._client, "POST", f"{job}:run", backoff=self._backoff,
                                         error=MachinesError, retry_throttled=lambda r: not is_quota(r),
                                         json=body, headers=headers)
+        if image is not None and response.status_code in (403, 404):
+            # 404: no such job; 403: none the dispatcher may run (a missing job reads so to a caller
+            # granted on some jobs only, "or it may not exist"). Either way: not this release's.
+            raise ReleaseImageMissing(release, "Cloud Run", str(failed(response, f"run job {job}")))
         if response.status_code != 200:
-            raise failed(response, f"run job {self.settings.job}")
+            raise failed(response, f"run job {job}")
         execution = (response.json().get("metadata") or {})
         if not execution.get("name"):
-            raise MachinesError("cloudrun_rejected", f"run job {self.settings.job}: no execution in the operation")
+            raise MachinesError("cloudrun_rejected", f"run job {job}: no execution in the operation")
         return dict(execution)
 
     # --- the contract ---
@@ -237,12 +278,13 @@ class CloudRunMachines:
         if (existing := await self._find(spec.session_id)) is not None:
             return LaunchResult(await self._machine(existing), created=False)
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
-        execution = await self.run(self.session_env(spec), spec.max_session_seconds + self.settings.grace_seconds)
-        self._executions[spec.session_id] = str(execution["name"]).rsplit("/", 1)[-1]
+        execution = await self.run(self.session_env(spec), spec.max_session_seconds + self.settings.grace_seconds,
+                                   image=spec.image, release=spec.release)
+        self._executions[spec.session_id] = str(execution["name"])
         machine = to_machine(execution, session_id=spec.session_id)
         return LaunchResult(Machine(session_id=spec.session_id, machine_id=machine.machine_id, state=machine.state,
                                     created_at=machine.created_at or time.time(), body_digest=spec.body_digest,
-                                    transport=spec.transport), created=True)
+                                    transport=spec.transport, release=spec.release), created=True)
 
     async def status(self, session_id: str) -> Machine | None:
         raw = await self._find(session_id)
@@ -252,7 +294,8 @@ class CloudRunMachines:
         return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
 
     async def cancel(self, name: str) -> bool:
-        """`executions.cancel`; False if the execution is gone. Cancelling a finished one changes nothing."""
+        """`executions.cancel` of execution `name` (its resource name); False if the execution is
+        gone. Cancelling a finished one changes nothing."""
         response = await self._request("POST", f"{self._execution_path(name)}:cancel", json={})
         if response.status_code == 404:
             return False
@@ -268,7 +311,7 @@ class CloudRunMachines:
             return False
         if raw.get("completionTime"):
             return True
-        return await self.cancel(str(raw["name"]).rsplit("/", 1)[-1])
+        return await self.cancel(str(raw["name"]))
 
     async def list(self) -> list[Machine]:
         """The sessions' executions still running: an ended execution costs nothing and the API

@@ -27,18 +27,20 @@ from typing import Any
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID
-from dispatcher.machines.cloudrun.executions import EXECUTION_NONCE, IDLE_BOT, execution_env, to_machine
+from dispatcher.machines.cloudrun.executions import EXECUTION_NONCE, IDLE_BOT, RELEASE, execution_env, to_machine
 from dispatcher.machines.cloudrun.provider import MAX_TIMEOUT_SECONDS, CloudRunMachines, CloudRunSettings
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import Coordination
 
 CLAIM, SESSION, BOT = "cloudrun-reserve:", "cloudrun-claim:", "cloudrun-bot:"
 RETIRED = "retired:"  # the claim a retirement takes: no session can take the bot after it
 
 
-def _short(raw: Mapping[str, Any]) -> str:
-    return str(raw.get("name", "")).rsplit("/", 1)[-1]
+def _name(raw: Mapping[str, Any]) -> str:
+    """The execution's resource name (`projects/…/jobs/J/executions/E`): a release's is of its own job."""
+    return str(raw.get("name", ""))
 
 
 class CloudRunWarmMachines(CloudRunMachines):
@@ -51,21 +53,28 @@ class CloudRunWarmMachines(CloudRunMachines):
         key = hmac.new(channel_secret.encode(), b"voicefleet cloudrun claims v1", hashlib.sha256).digest()
         self._records = coordination.session_values(key)
         self._first = coordination.key_holders
-        self._idle: Recent[str, str] = Recent()  # bot id -> its execution, as this replica ran it
+        self._idle: Recent[str, str] = Recent()  # bot id -> its execution's resource name, as this replica ran it
 
     @property
     def create_rate(self) -> Rate:
         return self.settings.run_rate
 
     # --- the reserve ---
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot run from `image` (a release's job) says in its hello."""
+        return image or self.bot_image
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
-        env = {IDLE_BOT: bot_id, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image}
+        # The release rides the env, which a claim cannot change: the session it serves is of it.
+        env = {IDLE_BOT: bot_id, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.reported_image(image),
+               RELEASE: release}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env |= {CHANNEL_TOKEN_VARIABLE: channel_token, IDENTITY_VARIABLE: "cloudrun",
                     EXECUTION_NONCE: self.nonce()}
-        execution = await self.run(env, self.idle_seconds)
-        self._idle[bot_id] = _short(execution)
+        execution = await self.run(env, self.idle_seconds, image=image, release=release)
+        self._idle[bot_id] = _name(execution)
 
     async def idle_execution(self, bot_id: str) -> dict[str, Any] | None:
         """The execution run for reserve bot `bot_id`, claimed or not."""
@@ -74,7 +83,7 @@ class CloudRunWarmMachines(CloudRunMachines):
         mine = [raw for raw in await self.executions() if execution_env(raw).get(IDLE_BOT) == bot_id]
         if not mine:
             return None
-        self._idle[bot_id] = _short(mine[0])
+        self._idle[bot_id] = _name(mine[0])
         return mine[0]
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
@@ -85,16 +94,16 @@ class CloudRunWarmMachines(CloudRunMachines):
         if await self._first.first(CLAIM + bot_id, spec.session_id, keep) != spec.session_id:
             raise MachinesError("reserve_bot_taken", f"reserve bot {bot_id} already serves a session")
         now = time.time()
-        record = {"execution": _short(raw), "bot": bot_id, "claimed_at": now, "body_digest": spec.body_digest,
+        record = {"execution": _name(raw), "bot": bot_id, "claimed_at": now, "body_digest": spec.body_digest,
                   "transport": spec.transport}
         try:
             await self._records.put(SESSION + spec.session_id, record, keep)
             await self._records.put(BOT + bot_id, {"session": spec.session_id, **record}, keep)
         except BaseException:  # the claim is this session's, so retire() will not cancel it: here
             with contextlib.suppress(Exception):
-                await self.cancel(_short(raw))
+                await self.cancel(_name(raw))
             raise
-        self._executions[spec.session_id] = _short(raw)
+        self._executions[spec.session_id] = _name(raw)
         machine = await self._machine(raw)
         return LaunchResult(machine, created=True, claimed=True)
 
@@ -106,7 +115,7 @@ class CloudRunWarmMachines(CloudRunMachines):
             return  # a session's (its stop cancels the execution)
         raw = await self.idle_execution(bot_id)
         if raw is not None and not raw.get("completionTime"):
-            await self.cancel(_short(raw))
+            await self.cancel(_name(raw))
 
     async def idle_machines(self) -> list[IdleMachine]:
         idle = [raw for raw in await self.executions()

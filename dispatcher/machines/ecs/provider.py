@@ -31,6 +31,7 @@ from dispatcher.machines.ecs.json_api import AwsError, AwsJsonApi
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
+from dispatcher.machines.releases import ReleaseImageMissing, release_references
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
@@ -54,6 +55,7 @@ TAG_SESSION, TAG_DIGEST, TAG_CREATED = "voicefleet:session", "voicefleet:body-di
 # `created` is told apart from a replay.
 TAG_LAUNCH = "voicefleet:launch-id"
 TAG_TRANSPORT = "voicefleet:transport"  # "daily" or "webrtc" (absent on older tasks: daily)
+TAG_RELEASE = "voicefleet:release"  # the session's release (absent on tasks older than releases)
 # The warm reserve's tasks' `startedBy` (ecs/reserve.py; ECS allows up to 36 characters): here, so
 # the task identity check tells a reserve task from a session's.
 RESERVE_STARTED_BY = "vf-reserve"
@@ -106,6 +108,9 @@ class EcsSettings:
     bot_task_roles: tuple[TaskRole, ...] = ()
     sts_endpoint_url: str = ""
     identity_audience: str | None = None  # what bots' presigns are bound to (x-voicefleet-channel)
+    # The task definitions (revision or ARN) the deployment's releases name (RELEASES): their
+    # tasks are this deployment's too, whatever family a release's definition has.
+    release_task_definitions: tuple[str, ...] = ()
 
     @property
     def family(self) -> str:
@@ -114,9 +119,9 @@ class EcsSettings:
 
     @property
     def families(self) -> tuple[str, ...]:
-        """Every family this deployment's sessions run as (the WebRTC bot's too)."""
+        """Every family this deployment's sessions run as (the WebRTC bot's and the releases' too)."""
         webrtc = _family(self.task_definition_webrtc) if self.task_definition_webrtc else self.family
-        return tuple(dict.fromkeys((self.family, webrtc)))
+        return tuple(dict.fromkeys((self.family, webrtc, *map(_family, self.release_task_definitions))))
 
     def task_definition_for(self, transport: str | None) -> str:
         if transport == "webrtc" and self.task_definition_webrtc:
@@ -152,6 +157,7 @@ class EcsSettings:
             bot_task_roles=task_roles(env.get("ECS_BOT_TASK_ROLE_ARNS", "")),
             sts_endpoint_url=sts_endpoint(env, required["AWS_REGION"]),
             identity_audience=identity_audience(env),
+            release_task_definitions=release_references(env),
         )
 
 
@@ -189,6 +195,7 @@ def to_machine(task: Mapping[str, Any]) -> Machine:
         body_digest=tags.get(TAG_DIGEST),
         detail=detail,
         transport=tags.get(TAG_TRANSPORT),
+        release=tags.get(TAG_RELEASE),
     )
 
 
@@ -241,7 +248,8 @@ class EcsMachines:
             raise MachinesError("spec_too_large", f"ECS overrides exceed {OVERRIDES_MAX} characters")
         return {
             "cluster": s.cluster,
-            "taskDefinition": s.task_definition_for(spec.transport),
+            # The session's release's task definition revision; None: the deployment's own.
+            "taskDefinition": spec.image or s.task_definition_for(spec.transport),
             # One task per call, never a batch of up to 10: RunTask applies one `overrides` to every
             # task of a call, and each machine's overrides carry its own channel credential (and a
             # session's its own values), so a batch would hand several machines one credential.
@@ -256,6 +264,7 @@ class EcsMachines:
                 {"key": TAG_CREATED, "value": str(int(time.time()))},
                 {"key": TAG_LAUNCH, "value": uuid.uuid4().hex},
                 *([{"key": TAG_TRANSPORT, "value": spec.transport}] if spec.transport else []),
+                {"key": TAG_RELEASE, "value": spec.release},
             ],
             "propagateTags": "TASK_DEFINITION",  # the stack's tags (env, owner) reach the task
         }
@@ -292,7 +301,7 @@ class EcsMachines:
                 existing = await self.status(spec.session_id)
                 if existing is not None:
                     return LaunchResult(existing, created=False)
-            raise _refusal(exc) from None
+            raise self.refused_run(exc, spec.image, spec.release) from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             # e.g. RESOURCE:ENI / capacity: a retry a little later may well succeed
@@ -301,6 +310,14 @@ class EcsMachines:
         machine = to_machine(result["tasks"][0])
         self._arns[spec.session_id] = machine.machine_id
         return LaunchResult(machine, created=True)
+
+    @staticmethod
+    def refused_run(exc: AwsError, image: str | None, release: str) -> MachinesError:
+        """A refused RunTask; for a release's own task definition that ECS cannot run (never
+        registered, or deregistered since: INACTIVE), the error names the release."""
+        if image is not None and _no_task_definition(exc):
+            return ReleaseImageMissing(release, "ECS", f"ECS cannot run task definition {image}: {exc}")
+        return _refusal(exc)
 
     async def _describe(self, arns: list[str]) -> list[dict[str, Any]]:
         tasks: list[dict[str, Any]] = []
@@ -385,6 +402,15 @@ class EcsMachines:
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: An ECS task's bot finds the channel in its task's environment overrides
         (`BOT_CHANNEL_URL`), and its credential travels with each launch."""
+
+
+def _no_task_definition(exc: AwsError) -> bool:
+    """ECS's answers to RunTask for a task definition it cannot run: `ClientException` "Unable to
+    describe task definition." (none by that name or revision) and `InvalidParameterException`
+    "TaskDefinition is inactive" (deregistered)."""
+    message = exc.message.lower()
+    return ((exc.code == "ClientException" and "unable to describe task definition" in message)
+            or (exc.code == "InvalidParameterException" and "taskdefinition is inactive" in message))
 
 
 def _refusal(exc: AwsError) -> MachinesError:

@@ -22,10 +22,12 @@ from typing import Any
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.ecs.json_api import AwsError
 from dispatcher.machines.ecs.provider import (
     RESERVE_STARTED_BY,
     TAG_CREATED,
     TAG_DIGEST,
+    TAG_RELEASE,
     TAG_SESSION,
     TAG_TRANSPORT,
     EcsMachines,
@@ -35,6 +37,7 @@ from dispatcher.machines.ecs.provider import (
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 
 TAG_IDLE = "voicefleet:idle"
@@ -66,16 +69,21 @@ class EcsWarmMachines(EcsMachines):
     def create_rate(self) -> Rate:
         return self.settings.run_task_rate
 
-    def _idle_params(self, bot_id: str, channel_token: str | None = None) -> dict[str, Any]:
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot launched from `image` (a release's task definition) says in its hello."""
+        return image or self.bot_image
+
+    def _idle_params(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                     release: str = DEFAULT_RELEASE) -> dict[str, Any]:
         s = self.settings
-        env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
-               "BOT_TRANSPORT": self.transport}
+        env = {CHANNEL_URL_VARIABLE: self.channel_url, MACHINE_ID_VARIABLE: bot_id,
+               IMAGE_VARIABLE: self.reported_image(image), "BOT_TRANSPORT": self.transport}
         if channel_token is not None:  # this bot's own credential (the deployment secret stays here)
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
             env.update(self.identity_environment())
         return {
             "cluster": s.cluster,
-            "taskDefinition": self.bot_image,
+            "taskDefinition": image or self.bot_image,  # a release's task definition revision
             "count": 1,  # never a batch: each task's overrides carry its own credential (provider.py)
             "clientToken": bot_id,  # a retried RunTask returns the same task, never a second one
             "startedBy": RESERVE_STARTED_BY,
@@ -83,13 +91,20 @@ class EcsWarmMachines(EcsMachines):
             "overrides": {"containerOverrides": [
                 {"name": s.container_name, "environment": [{"name": k, "value": v} for k, v in env.items()]}
             ]},
-            "tags": [{"key": TAG_IDLE, "value": bot_id}, {"key": TAG_CREATED, "value": str(int(time.time()))}],
+            # The release tag stays through a claim (which adds the session's tags): the session is of it.
+            "tags": [{"key": TAG_IDLE, "value": bot_id}, {"key": TAG_CREATED, "value": str(int(time.time()))},
+                     {"key": TAG_RELEASE, "value": release}],
             "propagateTags": "TASK_DEFINITION",
         }
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
-        result = await self._ecs("RunTask", **self._idle_params(bot_id, channel_token))
+        params = self._idle_params(bot_id, channel_token, image=image, release=release)
+        try:
+            result = await self._call("RunTask", **params)
+        except AwsError as exc:
+            raise self.refused_run(exc, image, release) from None
         if not result.get("tasks"):
             failure = (result.get("failures") or [{}])[0]
             message = f"RunTask placed no reserve task: {failure.get('reason')}"

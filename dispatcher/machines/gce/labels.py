@@ -19,6 +19,7 @@ from dispatcher.outbound.http_client import HttpResponse
 
 LABEL_SESSION, LABEL_DIGEST = "voicefleet-session", "voicefleet-body"
 LABEL_TRANSPORT = "voicefleet-transport"  # "daily" or "webrtc" (absent: daily)
+LABEL_RELEASE = "voicefleet-release"  # the session's release (a release name is a label value as it is)
 # A claimed reserve VM's claim time (epoch seconds): its session's start, for the reaper, since
 # creationTimestamp is when the VM began to wait.
 LABEL_CLAIMED = "voicefleet-claimed"

@@ -29,6 +29,7 @@ from dispatcher.machines.gce.labels import (
     IDLE_INFIX,
     LABEL_CLAIMED,
     LABEL_DIGEST,
+    LABEL_RELEASE,
     LABEL_SESSION,
     LABEL_TRANSPORT,
     ClaimedVms,
@@ -36,6 +37,7 @@ from dispatcher.machines.gce.labels import (
 from dispatcher.machines.gpu import GceGpu, gpu_from_env, gpu_problem
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
@@ -78,10 +80,13 @@ class GceSettings:
 
     @property
     def template_path(self) -> str:
+        return self.path_of(self.instance_template)
+
+    def path_of(self, template: str) -> str:
         """A bare template name is global in this project; a path (regional template) is kept."""
-        if "/" in self.instance_template:
-            return self.instance_template
-        return f"projects/{self.project}/global/instanceTemplates/{self.instance_template}"
+        if "/" in template:
+            return template
+        return f"projects/{self.project}/global/instanceTemplates/{template}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GceSettings:
@@ -149,6 +154,7 @@ def to_machine(raw: Mapping[str, Any]) -> Machine:
         body_digest=labels.get(LABEL_DIGEST),
         detail=detail,
         transport=labels.get(LABEL_TRANSPORT),
+        release=labels.get(LABEL_RELEASE),
     )
 
 
@@ -179,7 +185,7 @@ class GceMachines:
         self._client = HttpClient(zone, timeout=settings.timeout)
         self._auth = auth or GceAuth(anonymous=settings.anonymous)
         self._backoff = Backoff(attempts=5, base=0.5, cap=4.0, deadline=settings.retry_deadline)
-        self._template: tuple[list[dict[str, str]], dict[str, str]] | None = None
+        self._templates: dict[str, tuple[list[dict[str, str]], dict[str, str]]] = {}  # path → its items, labels
         self._claimed = ClaimedVms(self._request, self._failed)  # sessions on a claimed reserve VM
         # A bot's hello must carry its VM's identity token: its launch credential alone, readable
         # with the VM's metadata, admits nothing (docs/security.md).
@@ -210,21 +216,33 @@ class GceMachines:
             capacity_retry_after=30.0 if capacity else None,
         )
 
-    async def _template_parts(self) -> tuple[list[dict[str, str]], dict[str, str]]:
-        """The template's own metadata items and labels, read once (a changed template has a new
-        name, and so a new dispatcher revision). The insert sends them along with the session's:
+    def template_of(self, image: str | None) -> str:
+        """The template to insert from: a release's (`image`), else the deployment's own."""
+        return self.settings.template_path if image is None else self.settings.path_of(image)
+
+    async def _template_parts(self, path: str, release: str | None = None
+                              ) -> tuple[list[dict[str, str]], dict[str, str]]:
+        """Template `path`'s own metadata items and labels, read once (a template never changes:
+        a changed one has a new name). The insert sends them along with the session's:
         whether the API merges a request's `metadata`/`labels` with the template's or replaces
         them is undocumented (iac_review.md item 6), and either way the VM must keep the
-        startup script and the image the template names."""
-        if self._template is None:
-            path = self.settings.template_path
+        startup script and the image the template names. `release`: the release it is for, which
+        a missing template is told by."""
+        if path not in self._templates:
             response = await self._request("GET", f"{self.settings.api_url}/{path}")
             if response.status_code != 200:
-                raise self._failed(response, f"read instance template {path}")
+                raise self._template_refused(response, f"read instance template {path}", release)
             properties = response.json().get("properties") or {}
             items = [dict(i) for i in (properties.get("metadata") or {}).get("items") or []]
-            self._template = (items, dict(properties.get("labels") or {}))
-        return self._template
+            self._templates[path] = (items, dict(properties.get("labels") or {}))
+        return self._templates[path]
+
+    def _template_refused(self, response: HttpResponse, what: str, release: str | None) -> MachinesError:
+        """A refused call naming a template; a release's that Compute Engine does not have (404
+        `notFound`: deleted, or never made) is an error naming the release."""
+        if release is not None and response.status_code == 404:
+            return ReleaseImageMissing(release, "Compute Engine", f"Compute Engine refused to {what}: not found")
+        return self._failed(response, what)
 
     def _insert_body(self, spec: LaunchSpec, template_items: list[dict[str, str]] | None = None,
                      template_labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -237,11 +255,17 @@ class GceMachines:
                 LABEL_SESSION: spec.session_id,
                 LABEL_DIGEST: spec.body_digest,
                 **({LABEL_TRANSPORT: spec.transport} if spec.transport else {}),
+                **self.release_label(spec.release),
             },
             "metadata": {"items": [i for i in template_items or [] if i["key"] not in own] + session_items},
             "scheduling": self.scheduling(spec.max_session_seconds + self.settings.grace_seconds),
             **self.accelerators(),
         }
+
+    @staticmethod
+    def release_label(release: str) -> dict[str, str]:
+        """The VM's release, as `to_machine` reads it back (a release name is a label value as it is)."""
+        return {LABEL_RELEASE: release}
 
     def accelerators(self) -> dict[str, Any]:
         """An N1 VM's GPU, attached by the insert; a G2/A2/A3 machine type has its own (nothing to add)."""
@@ -271,13 +295,15 @@ class GceMachines:
 
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         name = self.instance_name(spec.session_id)
-        template_items, template_labels = await self._template_parts()
+        template = self.template_of(spec.image)
+        release = spec.release if spec.image is not None else None
+        template_items, template_labels = await self._template_parts(template, release)
         await self.creates.cold_turn()  # ahead of the reserve's refills; refused past its max wait
         response = await self._request(
             "POST",
             "/instances",
             params={
-                "sourceInstanceTemplate": self.settings.template_path,
+                "sourceInstanceTemplate": template,
                 # One id per launch call: its own retries are one operation; another launch of
                 # the session gets 409 alreadyExists (and so created=False).
                 "requestId": str(uuid.uuid4()),
@@ -289,7 +315,7 @@ class GceMachines:
             if existing is not None:
                 return LaunchResult(existing, created=False)
         if response.status_code != 200:
-            raise self._failed(response, f"create instance {name}")
+            raise self._template_refused(response, f"create instance {name} from {template}", release)
         # An accepted insert may still fail (no capacity, quota): the operation says so later,
         # and `status` finds it there (`_failed_insert`), so the session reads `failed`.
         machine = Machine(
@@ -299,6 +325,7 @@ class GceMachines:
             created_at=time.time(),
             body_digest=spec.body_digest,
             transport=spec.transport,
+            release=spec.release,
         )
         return LaunchResult(machine, created=True)
 

@@ -25,6 +25,7 @@ from dispatcher.machines.bot_environment import GCE_RESERVE_METADATA
 from dispatcher.machines.gce.labels import IDLE_INFIX, LABEL_CLAIMED, LABEL_DIGEST, LABEL_SESSION, LABEL_TRANSPORT
 from dispatcher.machines.gce.provider import GceMachines, GceSettings, to_machine
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import CreateLimits
 
 LABEL_IDLE = "voicefleet-idle"
@@ -52,14 +53,20 @@ class GceWarmMachines(GceMachines):
             raise MachinesError("gce_rejected", f"reserve bot id {bot_id!r} is not a GCE label value ≤ 24 chars")
         return f"{self.settings.prefix}-{IDLE_INFIX}{bot_id}"  # ≤ 31 + 6 + 24 = 61 < 63
 
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot inserted from `image` (a release's template) says in its hello."""
+        return image or self.bot_image
+
     def _idle_body(self, bot_id: str, template_items: list[dict[str, str]],
-                   template_labels: dict[str, str], channel_token: str | None = None) -> dict[str, Any]:
-        values = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.bot_image,
+                   template_labels: dict[str, str], channel_token: str | None = None, *,
+                   image: str | None = None, release: str = DEFAULT_RELEASE) -> dict[str, Any]:
+        values = {MACHINE_ID_VARIABLE: bot_id, IMAGE_VARIABLE: self.reported_image(image),
                   CHANNEL_TOKEN_VARIABLE: channel_token or "", IDENTITY_VARIABLE: "gce" if channel_token else ""}
         own = {key: values[variable] for key, variable in GCE_RESERVE_METADATA.items()}
         return {
             "name": self.idle_name(bot_id),
-            "labels": {**template_labels, LABEL_IDLE: bot_id},
+            # The release label stays through a claim (which swaps the idle label for the session's).
+            "labels": {**template_labels, LABEL_IDLE: bot_id, **self.release_label(release)},
             "metadata": {"items": [i for i in template_items if i["key"] not in own]
                          + [{"key": k, "value": v} for k, v in own.items()]},
             # Its own cap: idle time plus a session (see __init__), not the template's cold-session one.
@@ -67,16 +74,17 @@ class GceWarmMachines(GceMachines):
             **self.accelerators(),
         }
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
         await self.creates.idle_turn()  # the token the reserve's refill took (dispatcher/machines/creates.py)
-        template_items, template_labels = await self._template_parts()
+        template, of_release = self.template_of(image), (release if image is not None else None)
+        template_items, template_labels = await self._template_parts(template, of_release)
         response = await self._request(
-            "POST", "/instances", params={"sourceInstanceTemplate": self.settings.template_path,
-                                          "requestId": str(uuid.uuid4())},
-            json=self._idle_body(bot_id, template_items, template_labels, channel_token),
+            "POST", "/instances", params={"sourceInstanceTemplate": template, "requestId": str(uuid.uuid4())},
+            json=self._idle_body(bot_id, template_items, template_labels, channel_token, image=image, release=release),
         )
         if response.status_code != 200:
-            raise self._failed(response, f"create reserve instance {self.idle_name(bot_id)}")
+            raise self._template_refused(response, f"create reserve instance {self.idle_name(bot_id)}", of_release)
 
     async def _get_idle(self, bot_id: str) -> dict[str, Any] | None:
         name = self.idle_name(bot_id)

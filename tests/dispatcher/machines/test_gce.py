@@ -63,7 +63,8 @@ async def test_labels_carry_the_session_and_body_digest(gce: GceMachines, fake_g
     s = spec()
     await gce.launch(s)
     labels = fake_gce.calls_to("POST", "/instances")[0].json()["labels"]
-    assert labels == {**fake_gce.template_labels, "voicefleet-session": s.session_id, "voicefleet-body": s.body_digest}
+    assert labels == {**fake_gce.template_labels, "voicefleet-session": s.session_id, "voicefleet-body": s.body_digest,
+                      "voicefleet-release": "default"}
 
 
 async def test_retries_of_one_insert_share_one_request_id(gce: GceMachines, fake_gce: FakeGce) -> None:

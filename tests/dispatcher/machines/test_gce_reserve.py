@@ -39,7 +39,7 @@ async def test_a_reserve_vm_is_labelled_idle_and_carries_no_session_and_no_secre
     fake_gce.template_metadata["bot-secrets"] = "BOT_CHANNEL_TOKEN=projects/p/secrets/channel/versions/3"
     await gce.launch_idle("rsv-0a1b")
     vm = fake_gce.instances["vf-idle-rsv-0a1b"]
-    assert vm["labels"] == {**fake_gce.template_labels, "voicefleet-idle": "rsv-0a1b"}
+    assert vm["labels"] == {**fake_gce.template_labels, "voicefleet-idle": "rsv-0a1b", "voicefleet-release": "default"}
     items = metadata(vm)
     assert items["bot-machine-id"] == "rsv-0a1b" and items["bot-image-digest"] == gce.bot_image
     assert items["bot-secrets"].endswith("/versions/3")  # the template's reference, read at boot
