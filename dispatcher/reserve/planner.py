@@ -124,10 +124,8 @@ def plan_fleet(
     utc_minute: int,
     lean: Lean = NO_LEAN,
     lend: int = 0,
-    floor: int = 0,
 ) -> FleetPlan:
-    """This tick's actions (see the module docstring); `spare_launches` is `LaunchTokens.spare`;
-    `floor`: a ready target never below it (a release's one bot: dispatcher/reserve/sizer.py)."""
+    """This tick's actions (see the module docstring); `spare_launches` is `LaunchTokens.spare`."""
     if not settings.enabled:
         return FleetPlan(retire_hot=len(fleet.hot_since), retire_frozen=len(fleet.frozen_since))
     hot, frozen = fleet.hot_since, fleet.frozen_since
@@ -142,7 +140,7 @@ def plan_fleet(
     stock = poisson_quantile(demand.lead_arrivals, planner.service_level)
     shortfall = planner.surge_factor * demand.base_rate - tiers.create_per_second
     surge = math.ceil(max(0.0, shortfall) * planner.surge_seconds)
-    own = max(static.total, stock + surge, floor)
+    own = max(static.total, stock + surge)
     # A neighbour's loan may take the target below RESERVE_MIN_IDLE (to one bot), never below a window.
     keep = max([min(1, settings.min_idle), *(w.min_idle for w in settings.schedule if w.contains(utc_minute))])
     ready_target = covered_target(own, lean, rate=demand.rate, keep=keep)

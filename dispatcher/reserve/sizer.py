@@ -108,11 +108,10 @@ class FleetSizer:
                              functools.partial(self._plan_one, now), spare_launches)
 
     def _plan_one(self, now: float, fleet: Fleet, demand: Demand, settings: ReserveSettings, spare_launches: int,
-                  floor: int = 0, *, lean: Lean = NO_LEAN, lend: int = 0) -> FleetPlan:
+                  *, lean: Lean = NO_LEAN, lend: int = 0) -> FleetPlan:
         return plan_fleet(fleet, demand=demand, settings=settings, planner=self.planner, tiers=self.tiers, now=now,
                           cold_start_seconds=self.cold.mean, resume_seconds=self.resume.mean,
-                          spare_launches=spare_launches, utc_minute=utc_minute_of(now), lean=lean, lend=lend,
-                          floor=floor)
+                          spare_launches=spare_launches, utc_minute=utc_minute_of(now), lean=lean, lend=lend)
 
     def _tick_demand(self, now: float) -> Demand:
         for start, count in self.tally.advance(now):

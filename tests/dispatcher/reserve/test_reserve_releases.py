@@ -44,11 +44,10 @@ async def fill(d: Dispatcher, wanted: dict[str, int]) -> dict[str, set[str]]:
 
 async def test_at_90_10_both_releases_hold_idle_bots_and_a_canary_session_takes_only_a_canary_bot(
         make_dispatcher, tmp_path):  # noqa: F811
-    d = await make_dispatcher(RESERVE_MIN_IDLE="2", RELEASE_WEIGHTS="stable=90,next=10", **bot_files(tmp_path))
-    # The floor of 2 split 90/10, each part rounded up: 2 stable bots, 1 canary bot.
-    idle = await fill(d, {"stable": 2, "next": 1})
+    d = await make_dispatcher(RESERVE_MIN_IDLE="1", RELEASE_WEIGHTS="stable=90,next=10", **bot_files(tmp_path))
+    idle = await fill(d, {"stable": 1, "next": 1})  # each release with traffic keeps the floor
     await d.reserve.refill()  # publishes what it holds: GET /releases counts from there
-    assert await d.reserve.idle_by_release() == {"stable": 2, "next": 1}
+    assert await d.reserve.idle_by_release() == {"stable": 1, "next": 1}
     [canary_bot] = idle["next"]
     canary_pid, stable_pids = d.idle_pid(canary_bot), {d.idle_pid(b) for b in idle["stable"]}
 
@@ -112,3 +111,13 @@ def test_a_5_percent_canary_holds_its_own_stock_and_one_bot_whenever_the_deploym
     plans = sizer.plan_releases(0.0, [(0.95, Fleet([], [])), (0.05, Fleet([], []))], 100)
     assert plans[1].ready_target == plans[1].launch == canary_target
     assert plans[0].ready_target == poisson_quantile(0.95 * lead_arrivals, 0.95)
+
+
+def test_each_release_with_traffic_keeps_the_deployments_whole_floor() -> None:
+    """RESERVE_MIN_IDLE=3: a 5 % canary keeps 3 bots too, not 5 % of 3 (after each claim, and at
+    each burst, a canary with one bot started cold: the simulator's figures, docs/releases.md)."""
+    settings = ReserveSettings(min_idle=3, buffer=0.0, burst=0.0, max_idle=100, cold_start_seconds=10.0)
+    sizer = FleetSizer(settings, PlannerSettings(forecast=False), Tiers(False, 0.0, 10.0))
+    sizer.last_demand, sizer._demand_read_at = Demand(0.5, 0.05, 0.05), 0.0
+    plans = sizer.plan_releases(0.0, [(0.95, Fleet([], [])), (0.05, Fleet([], []))], 100)
+    assert [plan.ready_target for plan in plans] == [3, 3]
