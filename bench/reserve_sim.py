@@ -14,6 +14,7 @@ peaks, what each tier costs a month, and the goals it meets. The model is bench/
 the stack's settings (`--stack`, read from its Pulumi files) or the dispatcher's defaults, and
 `--env` passing dispatcher variables on top (RESERVE_*, a provider's FLY_CREATE_RATE, ...).
 `--regions 2|3` runs that many regions instead, in each mode (bench/reserve_sim_regions.py).
+bench/reserve_sim_releases.py runs the same days with a canary rolled out over them.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[Run]]:
+    """The command line and the runs it asks for; a bad one exits with the parser's message."""
     p = parser()
     args = p.parse_args(argv)
     if bad := [item for item in args.env if "=" not in item]:
@@ -121,9 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed < 0 or args.hours <= 0 or args.history_days < 0 or args.jobs < 1 or args.fly_apps < 1:
         p.error("--seed, --history-days must be ≥ 0, --hours > 0, --jobs and --fly-apps ≥ 1")
     try:
-        runs = build_runs(args, dict(item.split("=", 1) for item in args.env))
+        return args, build_runs(args, dict(item.split("=", 1) for item in args.env))
     except (SettingsError, StackError) as exc:
         p.error(str(exc))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, runs = arguments(argv)
     print(f"{args.planner} planner, {args.day} day, seed {args.seed}, {args.hours:g} h per run, "
           f"{args.fly_apps} Fly app(s), "
           f"forecast from {args.history_days} days; "

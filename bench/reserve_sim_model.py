@@ -39,7 +39,7 @@ from bench.reserve_sim_replica import ReplicaPolicy
 from bench.reserve_sim_traffic import DAY, DAY_START_EPOCH, Day, DayShape, history, measured_day
 from dispatcher.reserve.forecast import BUCKET_SECONDS
 from dispatcher.reserve.pacing import LaunchTokens
-from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, PlannerSettings, Tiers
+from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, FleetPlan, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.sizer import FleetSizer
 
@@ -425,7 +425,11 @@ class Simulation:
         fleet = Fleet(self.hot_since, self.frozen_since, warming=self.reserve_warming,
                       freezing=self.count["freezing"], resuming=self.reserve_resuming,
                       active=self.count["busy"])
-        plan = self.sizer.plan(DAY_START_EPOCH + now, fleet, sum(t.spare(now) for t in self.tokens), **self.leaning())
+        self.carry_out(now, self.sizer.plan(DAY_START_EPOCH + now, fleet, sum(t.spare(now) for t in self.tokens),
+                                            **self.leaning()))
+
+    def carry_out(self, now: float, plan: FleetPlan) -> None:
+        """The plan on `self.hot` and `self.frozen`, launches of `self.image`."""
         for _ in range(plan.retire_hot):
             self.retire(self.machines[self.take(self.hot, self.hot_since)])
         for _ in range(plan.freeze):

@@ -49,6 +49,7 @@ from dispatcher.releases.key_defaults import key_defaults
 from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
+from dispatcher.reserve.releases import follow as follow_releases
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.release_watch import ReleaseWatch
@@ -112,6 +113,15 @@ def build_state(
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
+    releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
+                            region=regions.here, key_defaults=key_defaults(env, settings.api_key_hashes, caller_id_of))
+    if settings.machines == "local":  # a release's own Python (BOT_RELEASES' `@python`), for its reserve bots too
+        from dispatcher.machines.local.provider import LocalMachines
+        if isinstance(machines, LocalMachines):
+            machines.release_envs = {release.name: release.env for release in releases.catalogue.releases}
+    if reserve is not None:
+        reserve.releases.transport = settings.transports[0]  # what its idle bots serve
+        follow_releases(reserve.releases, releases, reserve.wake)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
@@ -120,12 +130,8 @@ def build_state(
         claimable=reserve.can_claim if reserve is not None else none_claimable,
         ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
         reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
-        releases=LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
-                              region=regions.here,
-                              key_defaults=key_defaults(env, settings.api_key_hashes, caller_id_of)),
+        releases=releases,
     )
-    if reserve is not None:
-        reserve.release_of = sessions.releases.release_of_image
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,
                          webhooks.push if webhooks is not None else None, act=rollback_on(env))

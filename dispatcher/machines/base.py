@@ -196,11 +196,19 @@ class WarmMachines(Machines, Protocol):
     `status`/`stop`/`list` find it like any other session's machine.
     """
 
-    bot_image: str  # what the provider launches now; idle bots of another image are retired first
+    bot_image: str  # what the provider launches for the `default` release (its own settings)
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *,
+                          image: str | None = None, release: str = DEFAULT_RELEASE) -> None:
         """Start a reserve machine tagged idle with `bot_id` (no session values at all), its bot
-        holding `channel_token`, the credential issued for `bot_id` alone."""
+        holding `channel_token`, the credential issued for `bot_id` alone. `image`: the release's
+        provider reference for the reserve's transport (None: `bot_image`); the machine is tagged
+        with `release` like a session's."""
+        ...
+
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot launched with `image` says in its hello (`IMAGE_VARIABLE`): a claim
+        takes only a bot whose hello names its session's release's image this way."""
         ...
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:

@@ -54,10 +54,6 @@ class LiveReleases:
         return release_for(self.traffic, self.catalogue, session_id, pinned=pinned,
                            key_default=self._key_defaults.get(caller_id))
 
-    def release_of_image(self, image: str) -> str | None:
-        """The release whose machines run `image` (a reserve bot's hello names it), if any."""
-        return next((r.name for r in self.catalogue.releases if image in r.images.values()), None)
-
     def version(self) -> Version:
         """A version after the current one, even when clocks disagree by a little."""
         return max(int(self._clock() * 1000), self.traffic.version[0] + 1), self._region

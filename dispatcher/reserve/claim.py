@@ -1,9 +1,9 @@
 """The warm claim: one idle bot on this replica's channel takes one session (the session's start
 arrived here, or at another replica that relayed it: dispatcher/reserve/elsewhere.py).
 
-An idle bot of the current image that can serve the session's transport is taken off the pool
-(synchronously: two concurrent starts never get the same one), claimed across replicas (a bot
-offered to one session ever: dispatcher/store/coordination.py),
+An idle bot of the session's release (by the image its hello reported) that can serve the
+session's transport is taken off the pool (synchronously: two concurrent starts never get the same
+one), claimed across replicas (a bot offered to one session ever: dispatcher/store/coordination.py),
 bound to the session, assigned it over the channel (the bot itself accepts one assignment, ever),
 then re-tagged by the provider. Every way this can fail unbinds the bot and retires its machine;
 a refused or unreachable bot makes way for the next, a failed re-tag for a cold launch.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
@@ -30,7 +31,7 @@ ASSIGN_TIMEOUT_SECONDS = 2.0  # an idle bot answers in milliseconds; a slow one 
 
 
 def serves(link: BotLink, image: str, transport: str) -> bool:
-    """An idle bot a session may claim: of the current image, able to serve its transport (a Daily
+    """An idle bot a session may claim: of its release's image, able to serve its transport (a Daily
     bot refuses a WebRTC session and is then retired, which would burn the reserve for nothing)."""
     return link.hello.image == image and transport in link.hello.capabilities
 
@@ -51,6 +52,7 @@ class WarmClaim:
         idle: IdleRecords,
         retirements: Retirements,
         starts: dict[str, tuple[float, bool]],  # the reserve's start records (session → began, warm?)
+        image_of: Callable[[LaunchSpec], str],  # the image a bot of the session's release reports
     ) -> None:
         self._machines = machines
         self._channels = channels
@@ -58,10 +60,11 @@ class WarmClaim:
         self._idle = idle
         self._retirements = retirements
         self._starts = starts
+        self.image_of = image_of
 
     async def claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
         """The session's result from a claimed idle bot, or None: no bot could take it (launch cold)."""
-        image = self._machines.bot_image
+        image = self.image_of(spec)  # a bot of the session's release, never another's
         assignment = session_assignment(spec)
         while (link := self._channels.take_idle(lambda c: serves(c, image, assignment.transport))) is not None:
             self._idle.forget(link.machine_id)

@@ -80,7 +80,7 @@ class TakenFrozen:
 class ClaimsElsewhere:
     """A's side: a warm bot from another replica's channel, or None (launch cold)."""
 
-    def __init__(self, coordination: Coordination, image: Callable[[], str]) -> None:
+    def __init__(self, coordination: Coordination, image: Callable[[LaunchSpec], str]) -> None:
         self._coordination = coordination
         self._image = image
 
@@ -88,7 +88,7 @@ class ClaimsElsewhere:
         transport = session_transport(spec)
         views = await self._views()
         me = self._coordination.replica_id
-        for replica in holders(views, me, self._image(), transport)[:MAX_REPLICAS_TRIED]:
+        for replica in holders(views, me, self._image(spec), transport)[:MAX_REPLICAS_TRIED]:
             try:
                 answer = await self._ask(replica, spec.session_id, CLAIM, spec_params(spec))
             except TimeoutError:
@@ -107,7 +107,7 @@ class ClaimsElsewhere:
     async def take_frozen(self, spec: LaunchSpec) -> TakenFrozen | None:
         """A frozen bot that can serve the session, taken off another replica's records (to thaw here)."""
         transport = session_transport(spec)
-        image = self._image()
+        image = self._image(spec)
         me = self._coordination.replica_id
         for replica in holders(await self._views(), me, image, transport, "frozen")[:MAX_REPLICAS_TRIED]:
             try:

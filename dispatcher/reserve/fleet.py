@@ -23,6 +23,7 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.neighbours import Neighbour
 from dispatcher.reserve.planner import Fleet, FleetPlan, PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.releases import DEFAULT_ONLY, WarmRelease
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.wall import due
 from dispatcher.store.coordination import Claims, Coordination, CreateLimit, ReplicaPool, ReservePool
@@ -63,8 +64,9 @@ class HotBot:
 @dataclass(frozen=True)
 class Planned:
     plan: FleetPlan
-    hot: list[HotBot]  # the deployment's idle bots of the current image, oldest first
+    hot: list[HotBot]  # the deployment's idle bots of the release, oldest first
     frozen: list[HotBot]  # …and its frozen ones (where they are held), oldest first
+    release: WarmRelease = DEFAULT_ONLY[0]  # whose bots these are, and what a launch starts
 
 
 def warming_ids(views: list[ReplicaPool]) -> list[str]:
@@ -85,9 +87,10 @@ def count_fleet(views: list[ReplicaPool], image: str,
                  if b.state == "idle" and b.image == image)
     frozen = sorted(HotBot(b.since, v.replica_id, b.bot_id) for v in views for b in v.bots
                     if b.state == "frozen" and b.image == image)
-    warming = len(set(warming_ids(views)) - set(claimed))
+    of_image = {b.bot_id for v in views for b in v.bots if b.image == image}  # a launcher says what it launched
+    warming = len((set(warming_ids(views)) & of_image) - set(claimed))
     back = {b.bot_id for v in views for b in v.bots if b.state == "idle"}  # a resumed bot, hot at another replica
-    resuming = len({b.bot_id for v in views for b in v.bots if b.state == "resuming"} - back)
+    resuming = len(({b.bot_id for v in views for b in v.bots if b.state == "resuming"} & of_image) - back)
     return hot, frozen, Fleet([b.since for b in hot], [b.since for b in frozen], warming=warming,
                               resuming=resuming, active=sum(v.sessions for v in views))
 
@@ -107,8 +110,9 @@ class FleetPlanning:
         self.region = ""  # with several regions: this one's name, and how it sees the others
         self.neighbours: Callable[[], Sequence[Neighbour]] = tuple
 
-    async def tick(self, epoch: float, image: str) -> Planned | None:
-        """This tick's plan for the deployment, or None when another replica plans."""
+    async def tick(self, epoch: float, releases: Sequence[tuple[WarmRelease, str]]) -> list[Planned] | None:
+        """This tick's plan for the deployment, one per release with traffic (given with the image
+        its idle bots report), or None when another replica plans."""
         limit = await self._creates.look()
         self._token_wait = limit.wait
         if not await self._pool.plan_lease():
@@ -130,12 +134,15 @@ class FleetPlanning:
         # counted a tick or two more (a burst's claims, every one a launch held back). The claim
         # records say it now, in one read.
         claimed = await self._claims.claimed_among(warming_ids(views))
-        hot, frozen, fleet = count_fleet(views, image, claimed)
-        plan = self.sizer.plan(epoch, fleet, limit.spare, region=self.region, neighbours=self.neighbours())
+        counted = [count_fleet(views, image, claimed) for _, image in releases]
+        plans = self.sizer.plan_releases(epoch, [(release.share, fleet) for (release, _), (_, _, fleet)
+                                                 in zip(releases, counted, strict=True)],
+                                         limit.spare, region=self.region, neighbours=self.neighbours())
         if due(epoch, self._saved, SAVE_EVERY_SECONDS):
             await self._pool.save(self.sizer.to_dict())
             self._saved = epoch
-        return Planned(plan, hot, frozen)
+        return [Planned(plan, hot, frozen, release)
+                for plan, (hot, frozen, _), (release, _) in zip(plans, counted, releases, strict=True)]
 
     def seconds_until_token(self) -> float:
         """How long a cold launch asked for now waits for its turn under the provider's create limit

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import TypeVar
 
 from botchannel.contract import METHOD_FREEZE
@@ -146,7 +146,7 @@ class FrozenTier:
     async def claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
         """The session's result from a thawed frozen bot held here (or one being resumed here), or
         None: launch cold."""
-        image = self._machines.bot_image
+        image = self._warm_claim.image_of(spec)
         transport = session_assignment(spec).transport
 
         def fits(bot: FrozenBot) -> bool:
@@ -343,12 +343,13 @@ class FrozenTier:
 
     # --- keeping it sized -----------------------------------------------------------------
 
-    async def retire_stale(self, image: str) -> None:
-        """Retires frozen bots of another image or past RESERVE_MAX_FROZEN_SECONDS, wherever planning
-        is (the planner's surplus is its own plan's `retire_frozen`)."""
+    async def retire_stale(self, images: Set[str]) -> None:
+        """Retires frozen bots of an image no release with traffic has (`images`: those that have) or
+        past RESERVE_MAX_FROZEN_SECONDS, wherever planning is (the planner's surplus is its own
+        plan's `retire_frozen`)."""
         now = self._clock()
         for bot in self._records.frozen():
-            reason = ("old_image" if bot.image != image else
+            reason = ("old_image" if bot.image not in images else
                       "frozen_age" if now - bot.since >= self.settings.max_frozen_seconds else None)
             if reason is not None and self._records.take_frozen(_the(bot)) is not None:
                 await self._retirements.retire(bot.bot_id, reason)
@@ -422,7 +423,7 @@ class NoFrozenTier:
     def came_back_at(self, bot_id: str, replica: str) -> bool:
         return False
 
-    async def retire_stale(self, image: str) -> None:
+    async def retire_stale(self, images: Set[str]) -> None:
         return None
 
     async def retire(self, bot_id: str) -> bool:

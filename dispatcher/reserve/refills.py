@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from dispatcher.machines.base import WarmMachines
 from dispatcher.outbound.provider_errors import ProviderError
+from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.reserve.releases import DEFAULT_ONLY, WarmRelease
 from dispatcher.reserve.warming import Warming
 
 log = logging.getLogger("dispatcher.reserve.reserve")
@@ -35,8 +37,9 @@ class Refills:
         self._credential = credential
         self._clock = clock
 
-    async def launch(self, launches: int) -> None:
-        """Up to `launches` reserve bots, as many as the create limit's spare tokens allow."""
+    async def launch(self, launches: int, release: WarmRelease = DEFAULT_ONLY[0], image: str = "") -> None:
+        """Up to `launches` reserve bots of `release` (whose bots report `image`), as many as the
+        create limit's spare tokens allow."""
         gate = asyncio.Semaphore(CONCURRENT_LAUNCHES)
         failed = asyncio.Event()
         under_way: list[asyncio.Task[None]] = []
@@ -47,14 +50,21 @@ class Refills:
                     gate.release()
                     break
                 bot_id = f"rsv-{secrets.token_hex(6)}"
-                self._warming.launched(bot_id, self._clock())
-                under_way.append(asyncio.create_task(self._one(bot_id, gate, failed), name=f"reserve-launch-{bot_id}"))
+                self._warming.launched(bot_id, self._clock(), image)
+                under_way.append(asyncio.create_task(self._one(bot_id, release, gate, failed),
+                                                     name=f"reserve-launch-{bot_id}"))
         finally:
             await asyncio.gather(*under_way)  # each handles its own failure
 
-    async def _one(self, bot_id: str, gate: asyncio.Semaphore, failed: asyncio.Event) -> None:
+    async def _one(self, bot_id: str, release: WarmRelease, gate: asyncio.Semaphore, failed: asyncio.Event) -> None:
         try:
-            await self._machines.launch_idle(bot_id, self._credential(bot_id))
+            if release.name == DEFAULT_RELEASE and release.image is None:
+                # The provider's own bot, called as before releases (a provider not yet taking the
+                # release keywords still serves the one release a deployment without releases has).
+                await self._machines.launch_idle(bot_id, self._credential(bot_id))
+            else:
+                await self._machines.launch_idle(bot_id, self._credential(bot_id), image=release.image,
+                                                 release=release.name)
         except ProviderError as exc:
             self._warming.forget(bot_id)
             if not failed.is_set():

@@ -2,7 +2,7 @@
 reserve for the whole deployment, whatever the number of replicas.
 
 `launch(spec)` is what `POST /start` calls instead of the provider's launch: it claims an idle bot
-of the current image on this replica's channel (dispatcher/reserve/claim.py: taken off the pool
+of the session's release on this replica's channel (dispatcher/reserve/claim.py: taken off the pool
 synchronously, assigned the session over the channel, re-tagged by the provider), else one held
 at another replica (dispatcher/reserve/elsewhere.py: that replica claims it for this session),
 else a frozen bot, held here or at another replica, thawed for it (dispatcher/reserve/frozen.py).
@@ -11,8 +11,9 @@ never a new way to fail. A claimed bot is an ordinary session machine afterwards
 its session and its machine is destroyed; nothing is ever returned to the pool.
 
 `run()` ticks every second: every replica publishes the bots it holds and retires its own idle
-bots of an old image or whose channel dropped; the replica holding the planning lease
-(dispatcher/reserve/fleet.py) sizes the deployment's reserve and carries the plan out, launching
+bots of an old image (or of a release without traffic now) or whose channel dropped; the replica
+holding the planning lease (dispatcher/reserve/fleet.py) sizes the deployment's reserve, one part
+per release with traffic (dispatcher/reserve/split.py), and carries the plan out, launching
 bots and retiring surplus ones wherever they are held. docs/reserve.md has the why.
 """
 
@@ -23,14 +24,13 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
-from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBots
 from dispatcher.reserve.claim import WarmClaim, serves
@@ -44,6 +44,7 @@ from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.ready_elsewhere import seconds_to_ready
 from dispatcher.reserve.refills import Refills
+from dispatcher.reserve.releases import ReserveReleases
 from dispatcher.reserve.retirement import Retirements
 from dispatcher.reserve.sizer import FleetSizer
 from dispatcher.reserve.start_times import START_RECORD_SECONDS, StartTimes
@@ -90,7 +91,9 @@ class Reserve:
         self.planning = FleetPlanning(coordination.pool, coordination.claims, settings, planner,
                                       tiers or tiers_of(machines),
                                       creates_of(machines, coordination))
-        self._elsewhere = ClaimsElsewhere(coordination, lambda: self._machines.bot_image)
+        # The releases it holds bots for (each one's own), told of each traffic change (wiring.py).
+        self.releases = ReserveReleases(machines)
+        self._elsewhere = ClaimsElsewhere(coordination, self.releases.image_of)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
         self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
         self._wake = asyncio.Event()
@@ -102,7 +105,7 @@ class Reserve:
         self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
                                 lambda: self._clock())
         self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
-                                self._starts)
+                                self._starts, self.releases.image_of)
         self._last_tick: float | None = None
         # Where the provider can freeze a machine, idle bots beyond the hot ones are frozen
         # (dispatcher/reserve/frozen.py); their records stay in `idle_records`, in state frozen.
@@ -112,8 +115,6 @@ class Reserve:
                                    resumed=lambda seconds: self.planning.sizer.resume.observe(seconds))
                         if isinstance(machines, FrozenMachines) else NoFrozenTier())
         self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
-        # The release an image belongs to (dispatcher/releases/live.py), for `GET /releases`.
-        self.release_of: Callable[[str], str | None] = lambda image: DEFAULT_RELEASE
         if hot_dollars_per_month is not None:
             metrics.hot_price(hot_dollars_per_month)
         channels.idle_listeners.append(self._on_idle_hello)
@@ -141,19 +142,24 @@ class Reserve:
         """Whether a warm bot, here or at another replica, could take a `transport` session now and
         be ready `within` seconds: an idle one, or a frozen one whose resume is quoted within them
         (the resume's estimate, `FleetSizer.resume`: Fly's suspended machines in a few hundred ms)."""
-        image = self._machines.bot_image
-        if any(serves(link, image, transport) for link in self._channels.idle()):
+        # Asked before the session's release is drawn: a bot of any release with traffic counts.
+        images = self.releases.current_images()
+        if any(serves(link, image, transport) for link in self._channels.idle() for image in images):
             return True
         frozen_fits = self.planning.sizer.resume.quote() <= within
-        if frozen_fits and self._frozen.holds(image, transport):
+        if frozen_fits and any(self._frozen.holds(image, transport) for image in images):
             return True
         try:
             views = await self._coordination.pool.views()
         except StoreUnavailable:
             return False
         me = self._coordination.replica_id
-        return bool(holders(views, me, image, transport)
-                    or (frozen_fits and holders(views, me, image, transport, "frozen")))
+        return any(holders(views, me, image, transport)
+                   or (frozen_fits and holders(views, me, image, transport, "frozen")) for image in images)
+
+    def wake(self) -> None:
+        """Size the reserve now, not at the next tick (the releases' traffic changed)."""
+        self._wake.set()
 
     def spilled_away(self) -> None:
         """A start that arrived here went to another region: still this region's demand."""
@@ -162,7 +168,7 @@ class Reserve:
     async def region_figures(self) -> RegionFigures:
         """What other regions size their reserves by: the store's count of the region's bots (else
         this replica's), its expected starts and the lead it plans over."""
-        image = self._machines.bot_image
+        images = self.releases.current_images()
         sizer = self.planning.sizer
         rate = sizer.advertised_demand(self._wall(), planning=self.planning.holding).rate
         refill = sizer.lead_seconds
@@ -170,7 +176,7 @@ class Reserve:
             views = await self._coordination.pool.views()
         except StoreUnavailable:
             return RegionFigures(len(self._channels.idle()), len(self._warming), rate, refill)
-        idle = sum(1 for v in views for b in v.bots if b.state == "idle" and b.image == image)
+        idle = sum(1 for v in views for b in v.bots if b.state == "idle" and b.image in images)
         warming = len(warming_ids(views))
         return RegionFigures(idle, warming, rate, refill)
 
@@ -185,13 +191,13 @@ class Reserve:
         result_future.add_done_callback(_consume_exception)
         self._inflight[spec.session_id] = result_future
         try:
-            # Idle bots run the provider's current image; a session of another release starts cold.
-            result = await self._claim.claim(spec, began) if self._serves_release(spec) else None
-            if result is None and self._serves_release(spec):
+            # Only a bot of the session's release (a release at weight 0 has none: it starts cold).
+            result = await self._claim.claim(spec, began)
+            if result is None:
                 result = await self._elsewhere.claim(spec)
-            if result is None and self._serves_release(spec):  # no hot bot anywhere: a frozen one, thawed
+            if result is None:  # no hot bot anywhere: a frozen one, thawed
                 result = await self._frozen.claim(spec, began)
-            if result is None and self._serves_release(spec):
+            if result is None:
                 result = await self._frozen.claim_elsewhere(spec, began)
             if result is None and warm_only:
                 raise NoWarmBot(spec.session_id)
@@ -215,15 +221,14 @@ class Reserve:
             del self._inflight[spec.session_id]
             self._wake.set()  # refill now, not at the next tick
 
-    def _serves_release(self, spec: LaunchSpec) -> bool:
-        return spec.image is None or spec.image == self._machines.bot_image
-
     async def idle_by_release(self) -> dict[str, int]:
-        """Idle bots across the deployment, by the release their image belongs to."""
+        """Idle bots across the deployment, by the release whose image their hello reported (a bot
+        of a release without traffic is being retired: not counted)."""
+        release_of = self.releases.current_images()
         counts: dict[str, int] = {}
         for view in await self._coordination.pool.views():
             for bot in view.bots:
-                release = self.release_of(bot.image) if bot.state == "idle" else None
+                release = release_of.get(bot.image) if bot.state == "idle" else None
                 if release is not None:
                     counts[release] = counts.get(release, 0) + 1
         return counts
@@ -238,7 +243,7 @@ class Reserve:
         if launched is not None:
             self.planning.sizer.cold.observe(now - launched)
             self.measured.observe(now - launched)
-        if self.failed_bots.in_a_row and link.hello.image == self._machines.bot_image:
+        if self.failed_bots.in_a_row and link.hello.image in self.releases.current_images():
             log.info("reserve: bot %s is up after %d failed bot(s); the backoff is over",
                      link.machine_id, self.failed_bots.in_a_row)
             self.failed_bots.healthy()
@@ -313,13 +318,17 @@ class Reserve:
         self._account(now)
         await self._warming.settle()
         await self._warming.drop_dead(now, self.planning.sizer.cold.mean)
-        await self._retire_old_images()
-        await self._frozen.retire_stale(self._machines.bot_image)
+        images = self.releases.current_images()
+        await self._retire_old_images(images.keys())
+        await self._frozen.retire_stale(images.keys())
         await self._coordination.pool.publish(self._view(now))
-        planned = await self.planning.tick(self._wall(), self._machines.bot_image)
+        with_images = [(release, self.releases.reported(release)) for release in self.releases.with_traffic]
+        planned = await self.planning.tick(self._wall(), with_images)
         if planned is not None:
-            self._metrics.planned(ready_target=planned.plan.ready_target, covered=planned.plan.covered)
-            await self._carry_out(planned)
+            self._metrics.planned(ready_target=sum(p.plan.ready_target for p in planned),
+                                  covered=sum(p.plan.covered for p in planned))
+            for (_, image), one in zip(with_images, planned, strict=True):
+                await self._carry_out(one, image)
         self._frozen.account()
         self._metrics.hot_tier(len(self._channels.idle()))
         self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
@@ -332,20 +341,20 @@ class Reserve:
         since = self.idle_records.since((link.machine_id for link in links), now)
         bots = [PoolBot(link.machine_id, "idle", epoch - (now - since[link.machine_id]), link.hello.image,
                         tuple(link.hello.capabilities)) for link in links]
-        bots += self._warming.pool_bots(epoch, now, self._machines.bot_image)
+        bots += self._warming.pool_bots(epoch, now)
         bots += self._frozen.pool_bots(epoch, now)
         return ReplicaPool(self._coordination.replica_id, tuple(bots), self._channels.session_count())
 
-    async def _retire_old_images(self) -> None:
-        """Idle bots of another image go at once, wherever planning is: no claim may pick one."""
-        image = self._machines.bot_image
-        while (link := self._channels.take_idle(lambda candidate: candidate.hello.image != image)) is not None:
+    async def _retire_old_images(self, images: Set[str]) -> None:
+        """Idle bots of an image no release with traffic has go at once, wherever planning is: no
+        claim may pick one (a release set to weight 0 loses its idle bots; its sessions run on)."""
+        while (link := self._channels.take_idle(lambda candidate: candidate.hello.image not in images)) is not None:
             self.idle_records.forget(link.machine_id)
-            await self._retirements.retire(link.machine_id, "old_image", link)
+            await self._retirements.retire(link.machine_id, self.releases.retirement_reason(link.hello.image), link)
 
-    async def _carry_out(self, planned: Planned) -> None:
-        """The planner's plan for the deployment: surplus retired, hot bots frozen and frozen ones
-        resumed to hot where they are held, launches here."""
+    async def _carry_out(self, planned: Planned, image: str) -> None:
+        """The planner's plan for one release (whose bots report `image`): surplus retired, hot bots
+        frozen and frozen ones resumed to hot where they are held, launches here."""
         plan, me = planned.plan, self._coordination.replica_id
         for bot in planned.hot[:plan.retire_hot] + planned.frozen[:plan.retire_frozen]:
             if bot.replica_id == me:
@@ -363,7 +372,7 @@ class Reserve:
             else:
                 await self._elsewhere.resume(bot.replica_id, bot.bot_id)
         await self._refills.launch(self.failed_bots.launches(self._clock(), planned.plan.launch,
-                                                            warming=len(self._warming)))
+                                                            warming=len(self._warming)), planned.release, image)
 
     async def retire_here(self, bot_id: str) -> bool:
         """Retires an idle or frozen bot this replica holds, if it still is (a claim may have taken it)."""

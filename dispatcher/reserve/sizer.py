@@ -14,6 +14,7 @@ that runs.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -22,10 +23,11 @@ from typing import Any
 
 from dispatcher.reserve.demand import Demand, RecentCounts, expected_demand
 from dispatcher.reserve.forecast import ArrivalForecast
-from dispatcher.reserve.neighbours import Neighbour, NeighbourCover, lean, lend
+from dispatcher.reserve.neighbours import NO_LEAN, Lean, Neighbour, NeighbourCover, lean, lend
 from dispatcher.reserve.planner import PLAN_EVERY_SECONDS, Fleet, FleetPlan, PlannerSettings, Tiers, plan_fleet
 from dispatcher.reserve.policy import ReserveSettings, utc_minute_of
 from dispatcher.reserve.rates import ArrivalRate
+from dispatcher.reserve.split import release_plans
 from dispatcher.reserve.tally import BucketTally
 from dispatcher.reserve.wait import DurationEstimate
 from dispatcher.reserve.wall import due
@@ -87,6 +89,31 @@ class FleetSizer:
     def plan(self, now: float, fleet: Fleet, spare_launches: int, *, region: str = "",
              neighbours: Sequence[Neighbour] = ()) -> FleetPlan:
         """This tick's plan; `neighbours`: the other regions as this one (`region`) last read them."""
+        demand = self._tick_demand(now)
+        seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
+                    level=self.planner.service_level)
+        loan = self.cover.update(now, seen)
+        held = lend(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
+                    level=self.planner.service_level) if self.planner.hold_for_neighbours else 0
+        return self._plan_one(now, fleet, demand, self.settings, spare_launches, lean=loan, lend=held)
+
+    def plan_releases(self, now: float, shared: Sequence[tuple[float, Fleet]], spare_launches: int, *,
+                      region: str = "", neighbours: Sequence[Neighbour] = ()) -> list[FleetPlan]:
+        """One plan per release with traffic, `shared` as (its share of the starts, its fleet):
+        dispatcher/reserve/split.py. One release with all the traffic is planned as the deployment
+        (and leans on busier neighbours); several are not lent to or by other regions."""
+        if len(shared) == 1 and shared[0][0] >= 1.0:
+            return [self.plan(now, shared[0][1], spare_launches, region=region, neighbours=neighbours)]
+        return release_plans(shared, self._tick_demand(now), self.settings, utc_minute_of(now),
+                             functools.partial(self._plan_one, now), spare_launches)
+
+    def _plan_one(self, now: float, fleet: Fleet, demand: Demand, settings: ReserveSettings, spare_launches: int,
+                  *, lean: Lean = NO_LEAN, lend: int = 0) -> FleetPlan:
+        return plan_fleet(fleet, demand=demand, settings=settings, planner=self.planner, tiers=self.tiers, now=now,
+                          cold_start_seconds=self.cold.mean, resume_seconds=self.resume.mean,
+                          spare_launches=spare_launches, utc_minute=utc_minute_of(now), lean=lean, lend=lend)
+
+    def _tick_demand(self, now: float) -> Demand:
         for start, count in self.tally.advance(now):
             self.forecast.fold(start, count)
         self.planned_at = now
@@ -96,26 +123,7 @@ class FleetSizer:
         # A wall clock stepped back (NTP) reads again: else the read would stand until it caught up.
         if self.last_demand is None or due(now, self._demand_read_at, PLAN_EVERY_SECONDS - TICK_SLACK_SECONDS):
             self.last_demand, self._demand_read_at = self.demand(now), now
-        demand = self.last_demand
-        seen = lean(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
-                    level=self.planner.service_level)
-        loan = self.cover.update(now, seen)
-        held = lend(region, demand.rate, neighbours, budget_seconds=self.planner.spill_budget_seconds,
-                    level=self.planner.service_level) if self.planner.hold_for_neighbours else 0
-        return plan_fleet(
-            fleet,
-            demand=demand,
-            settings=self.settings,
-            planner=self.planner,
-            tiers=self.tiers,
-            now=now,
-            cold_start_seconds=self.cold.mean,
-            resume_seconds=self.resume.mean,
-            spare_launches=spare_launches,
-            utc_minute=utc_minute_of(now),
-            lean=loan,
-            lend=held,
-        )
+        return self.last_demand
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -31,14 +31,16 @@ class Warming:
         self._retirements = retirements
         self._failed = failed
         self._launched: dict[str, float] = {}  # bot id → launched at (the reserve's clock)
+        self._images: dict[str, str] = {}  # bot id → the image it will report (its release's)
         self._listed: set[str] = set()  # the provider's idle machines, as last listed…
         self._listed_at = -math.inf  # …then (the reserve's clock)
 
     def __len__(self) -> int:
         return len(self._launched)
 
-    def launched(self, bot_id: str, now: float) -> None:
+    def launched(self, bot_id: str, now: float, image: str) -> None:
         self._launched[bot_id] = now
+        self._images[bot_id] = image
 
     def forget(self, bot_id: str) -> float | None:
         """The bot said hello here, or its launch failed: when it was launched, if it was ours."""
@@ -53,8 +55,11 @@ class Warming:
         if self._launched:
             self._forget_greeted(await self._claims.greeted(list(self._launched)))
 
-    def pool_bots(self, epoch: float, now: float, image: str) -> list[PoolBot]:
-        return [PoolBot(bot_id, "warming", epoch - (now - at), image) for bot_id, at in self._launched.items()]
+    def pool_bots(self, epoch: float, now: float) -> list[PoolBot]:
+        """Each bot with its release's image, so the planner counts it for its release."""
+        self._images = {b: image for b, image in self._images.items() if b in self._launched}
+        return [PoolBot(bot_id, "warming", epoch - (now - at), self._images.get(bot_id, ""))
+                for bot_id, at in self._launched.items()]
 
     async def drop_dead(self, now: float, cold_start: float) -> None:
         late = {b for b, launched in self._launched.items() if now - launched > cold_start * 1.5}

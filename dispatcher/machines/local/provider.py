@@ -44,6 +44,7 @@ from dispatcher.machines.local.bot_version import BotFilesVersion
 from dispatcher.machines.local.isolation import BotIsolation, check_policy
 from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
 
 log = logging.getLogger("dispatcher.machines.local.provider")
 
@@ -138,6 +139,10 @@ class LocalMachines:
         self._channel: ChannelAccess | None = None
         bot_file = self._settings.bot_file or _bot_file({})
         self._bot_files = BotFilesVersion(bot_file) if bot_file is not None else None
+        self._release_files: dict[str, BotFilesVersion] = {}  # a release's bot file → its folder's version
+        # Each release's own settings (BOT_RELEASES' `@python` as BOT_PYTHON), by release name: a
+        # reserve bot of a release runs its interpreter as its cold sessions do (dispatcher/wiring.py).
+        self.release_envs: Mapping[str, Mapping[str, str]] = {}
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
@@ -194,21 +199,34 @@ class LocalMachines:
         """The bot's files as they are now: an idle bot that imported older ones is never claimed."""
         return self._bot_files.current() if self._bot_files is not None else "dev"
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
-        """Starts a reserve bot: no session, it dials the channel and waits for one `assign`."""
+    def reported_image(self, image: str | None) -> str:
+        """What an idle bot of the release whose bot file is `image` reports: that file's folder as
+        it is now (None: BOT_FILE's), so an edit there retires the release's idle bots, not another's."""
+        if image is None:
+            return self.bot_image
+        version = self._release_files.get(image)
+        if version is None:
+            version = self._release_files[image] = BotFilesVersion(Path(image))
+        return version.current()
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *,
+                          image: str | None = None, release: str = DEFAULT_RELEASE) -> None:
+        """Starts a reserve bot of `release` (its bot file `image`, None: BOT_FILE): no session, it
+        dials the channel and waits for one `assign`."""
         if self._closed:
             raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
-        placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1)
+        placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1, release=release,
+                                 image=image, release_env=self.release_envs.get(release, {}))
         bot = self._idle[bot_id] = _Bot(placeholder, ("idle", bot_id))
         env = self._environment(placeholder)
         for name in (*SESSION_VARIABLES, CHANNEL_TOKEN_VARIABLE):  # no session yet: the assignment brings it
             env.pop(name, None)
         env[MACHINE_ID_VARIABLE] = bot_id
-        env[IMAGE_VARIABLE] = self.bot_image
+        env[IMAGE_VARIABLE] = self.reported_image(image)
         if channel_token is not None:
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
         try:
-            await self._spawn(bot, [*self._settings.bot_command, "--transport", "webrtc"], env)
+            await self._spawn(bot, [*self._interpreter(placeholder), "--transport", "webrtc"], env)
         except MachinesError:
             del self._idle[bot_id]
             raise
@@ -258,12 +276,15 @@ class LocalMachines:
         # Nothing of the session goes on the command line: any process may read another's
         # /proc/<pid>/cmdline, Landlock or not, and a session id is what a keyless API takes.
         # The id travels in the environment (VOICEFLEET_SESSION_ID), with the body and the credential.
-        python = spec.release_env.get("BOT_PYTHON")  # a release's own interpreter (BOT_RELEASES' `@python`)
         return [
-            *((python, "-m", "bot") if python else self._settings.bot_command),
+            *self._interpreter(spec),
             "--transport", spec.transport or "webrtc",
             "--max-duration", str(spec.max_session_seconds),
         ]  # fmt: skip
+
+    def _interpreter(self, spec: LaunchSpec) -> list[str]:
+        python = spec.release_env.get("BOT_PYTHON")  # a release's own interpreter (BOT_RELEASES' `@python`)
+        return [python, "-m", "bot"] if python else list(self._settings.bot_command)
 
     async def _monitor(self, bot: _Bot) -> None:
         process = bot.process

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatcher.reserve.fleet import SAVE_EVERY_SECONDS, FleetPlanning
 from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.releases import DEFAULT_ONLY
 from dispatcher.store.local import LocalClaims
 from dispatcher.store.memory import LocalCreateLimit, LocalPool
 
@@ -18,9 +19,9 @@ async def test_a_wall_clock_stepped_back_does_not_stop_the_planner_saving_what_i
     replica taking over after a crash carries on from recent starts, not from before the step."""
     pool = LocalPool()
     planning = FleetPlanning(pool, LocalClaims(), SETTINGS, PlannerSettings(), TIERS, LocalCreateLimit(20.0, 10))
-    await planning.tick(MONDAY + 3600.0, "bot:1")  # saved
+    await planning.tick(MONDAY + 3600.0, [(DEFAULT_ONLY[0], "bot:1")])  # saved
     stepped = MONDAY  # the clock stepped back an hour
     await pool.arrived(stepped, cold=False)
-    await planning.tick(stepped + SAVE_EVERY_SECONDS, "bot:1")
+    await planning.tick(stepped + SAVE_EVERY_SECONDS, [(DEFAULT_ONLY[0], "bot:1")])
     saved = await pool.load()
     assert saved is not None and saved["last_starts"] == [stepped]

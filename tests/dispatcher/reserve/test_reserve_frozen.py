@@ -68,10 +68,10 @@ async def test_frozen_bots_are_in_the_deployments_pool_and_the_plan_knows_where(
     channels = BotChannels(None, claims=coordination.claims, identity=Unverified("test"))
     metrics = ReserveMetrics(Metrics("fly").registry, "fly")
     records, retirements = IdleRecords(), Retirements(machines, metrics)
-    claim = WarmClaim(machines, channels, coordination.claims, records, retirements, {})
     image = machines.bot_image
+    claim = WarmClaim(machines, channels, coordination.claims, records, retirements, {}, lambda spec: image)
     tier = FrozenTier(machines, channels, coordination.claims, records, retirements, metrics, claim,
-                      PlannerSettings(), lambda: 100.0, elsewhere=ClaimsElsewhere(coordination, lambda: image),
+                      PlannerSettings(), lambda: 100.0, elsewhere=ClaimsElsewhere(coordination, lambda spec: image),
                       replica_id=coordination.replica_id, resumed=lambda seconds: None)
     records.froze(FrozenBot("rsv-old", 40.0, image, ("webrtc",), None))
     records.froze(FrozenBot("rsv-new", 90.0, image, ("webrtc",), None))

@@ -32,7 +32,8 @@ class SlowCreates(Machines):
         self.in_flight = self.most_in_flight = self.calls = 0
         self.fail_after = fail_after
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = "default") -> None:
         self.calls += 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)

@@ -39,8 +39,12 @@ class Machines:
         self.launched: list[str] = []
         self.retired: list[str] = []
 
-    async def launch_idle(self, bot_id: str, channel_token: str | None = None) -> None:
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = "default") -> None:
         self.launched.append(bot_id)
+
+    def reported_image(self, image: str | None) -> str:
+        return image or self.bot_image
 
     async def idle_machines(self) -> list[IdleMachine]:
         return [IdleMachine(b, 0.0) for b in self.launched if b not in self.retired]
