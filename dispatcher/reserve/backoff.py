@@ -7,11 +7,16 @@ at most 5 minutes), and then launches one bot at a time, a probe, until one says
 is healthy, the backoff is over and the reserve refills as usual. So a broken bot costs a handful of
 launches a minute at most, and a fixed one (a new image, a corrected file) recovers by itself.
 
+Each image backs off on its own (`FailedBotsByImage`): a failed bot counts against the image it ran,
+and a healthy hello ends that image's backoff only. One reserve holds bots of several releases; a
+broken canary backing off the stable release's refills would leave the good release without warm bots.
+
 Cold starts are not held back: a start is a user asking, and a broken bot answers it with its error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 BASE_SECONDS = 2.0
@@ -49,3 +54,43 @@ class FailedBots:
         if now < self._until or warming:
             return 0
         return min(planned, 1)
+
+
+@dataclass
+class FailedBotsByImage:
+    """The failed bots of each image (a release's bots report theirs), and the deployment's view
+    of them: `total` failed bots, the worst image's `in_a_row`, the last failure's reason."""
+
+    base_seconds: float = BASE_SECONDS
+    cap_seconds: float = CAP_SECONDS
+    total: int = 0
+    last_reason: str | None = None
+    _images: dict[str, FailedBots] = field(default_factory=dict, repr=False)
+
+    def of(self, image: str) -> FailedBots:
+        return self._images.get(image) or FailedBots(self.base_seconds, self.cap_seconds)
+
+    def failed(self, now: float, image: str, reason: str) -> FailedBots:
+        failed = self._images.setdefault(image, self.of(image))
+        failed.failed(now, reason)
+        self.total += 1
+        self.last_reason = reason
+        return failed
+
+    def healthy(self, image: str) -> int:
+        """A bot of `image` came up: its backoff is over. How many had failed in a row before it."""
+        failed = self._images.pop(image, None)
+        return failed.in_a_row if failed is not None else 0
+
+    def keep(self, images: Iterable[str]) -> None:
+        """Forgets the images no release with traffic has now: one coming back starts afresh."""
+        wanted = set(images)
+        self._images = {image: failed for image, failed in self._images.items() if image in wanted}
+
+    def worst(self) -> FailedBots:
+        """The image with the most failed bots in a row (no failure: an empty record)."""
+        return max(self._images.values(), key=lambda failed: failed.in_a_row, default=FailedBots())
+
+    @property
+    def in_a_row(self) -> int:
+        return self.worst().in_a_row

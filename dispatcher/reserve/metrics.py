@@ -12,6 +12,7 @@
     voicefleet_reserve_failed_bots_total                         bots that never came up, or whose bot file failed
     voicefleet_reserve_backoff_seconds                           gauge: until the next launch after failed bots
     voicefleet_reserve_failed_bots_in_a_row                      gauge: failed bots since the last healthy one
+                                                                 (backoff, in a row: the image backing off the most)
 """
 
 from __future__ import annotations

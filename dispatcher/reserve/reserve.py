@@ -32,7 +32,7 @@ from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.reserve import elsewhere
-from dispatcher.reserve.backoff import FailedBots
+from dispatcher.reserve.backoff import FailedBotsByImage
 from dispatcher.reserve.claim import WarmClaim, serves
 from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen, holders
 from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of, warming_ids
@@ -114,7 +114,7 @@ class Reserve:
                                    replica_id=coordination.replica_id,
                                    resumed=lambda seconds: self.planning.sizer.resume.observe(seconds))
                         if isinstance(machines, FrozenMachines) else NoFrozenTier())
-        self.failed_bots = FailedBots()  # a broken bot file or image: back off, never loop
+        self.failed_bots = FailedBotsByImage()  # a broken bot file or image: back off, never loop
         if hot_dollars_per_month is not None:
             metrics.hot_price(hot_dollars_per_month)
         channels.idle_listeners.append(self._on_idle_hello)
@@ -243,10 +243,10 @@ class Reserve:
         if launched is not None:
             self.planning.sizer.cold.observe(now - launched)
             self.measured.observe(now - launched)
-        if self.failed_bots.in_a_row and link.hello.image in self.releases.current_images():
-            log.info("reserve: bot %s is up after %d failed bot(s); the backoff is over",
-                     link.machine_id, self.failed_bots.in_a_row)
-            self.failed_bots.healthy()
+        image = link.hello.image
+        if image in self.releases.current_images() and (failed := self.failed_bots.healthy(image)):
+            log.info("reserve: bot %s is up after %d failed bot(s) of its image; its backoff is over",
+                     link.machine_id, failed)
         self.idle_records.greeted(link.machine_id, now)
         # Its launcher may be another replica, waiting for this hello.
         self._retirements.spawn(self._claims.record_hello(link.machine_id))
@@ -262,7 +262,7 @@ class Reserve:
     def _on_report(self, link: BotLink, report: Report) -> None:
         if report.event == "ended" and report.reason == "bot_failed":
             # Its bot file imported but cannot serve (bot() raised, or returned at once).
-            self._bot_failed(report.detail or "the bot failed in its session")
+            self._bot_failed(link.hello.image, report.detail or "the bot failed in its session")
             return
         if report.event != "ready":
             return
@@ -319,6 +319,7 @@ class Reserve:
         await self._warming.settle()
         await self._warming.drop_dead(now, self.planning.sizer.cold.mean)
         images = self.releases.current_images()
+        self.failed_bots.keep(images.keys())
         await self._retire_old_images(images.keys())
         await self._frozen.retire_stale(images.keys())
         await self._coordination.pool.publish(self._view(now))
@@ -332,7 +333,8 @@ class Reserve:
         self._frozen.account()
         self._metrics.hot_tier(len(self._channels.idle()))
         self._metrics.size(idle=len(self._channels.idle()), warming=len(self._warming))
-        self._metrics.backoff(self.failed_bots.waiting_seconds(self._clock()), in_a_row=self.failed_bots.in_a_row)
+        worst = self.failed_bots.worst()
+        self._metrics.backoff(worst.waiting_seconds(self._clock()), in_a_row=worst.in_a_row)
 
     def _view(self, now: float) -> ReplicaPool:
         """The bots this replica holds, for the deployment's count (epoch times: replicas share them)."""
@@ -371,8 +373,10 @@ class Reserve:
                 self._frozen.resume(bot.bot_id)
             else:
                 await self._elsewhere.resume(bot.replica_id, bot.bot_id)
-        await self._refills.launch(self.failed_bots.launches(self._clock(), planned.plan.launch,
-                                                            warming=len(self._warming)), planned.release, image)
+        # The release's own backoff: another release's broken bots never hold its refills back.
+        launches = self.failed_bots.of(image).launches(self._clock(), planned.plan.launch,
+                                                       warming=self._warming.of(image))
+        await self._refills.launch(launches, planned.release, image)
 
     async def retire_here(self, bot_id: str) -> bool:
         """Retires an idle or frozen bot this replica holds, if it still is (a claim may have taken it)."""
@@ -395,15 +399,17 @@ class Reserve:
         self._wake.set()
         return result
 
-    def _bot_failed(self, reason: str) -> None:
-        self.failed_bots.failed(self._clock(), reason)
+    def _bot_failed(self, image: str, reason: str) -> None:
+        """A bot of `image` failed: that image's refills back off."""
+        failed = self.failed_bots.failed(self._clock(), image, reason)
         self._metrics.failed_bot()
-        log.warning("reserve: %d failed bot(s) in a row, next launch in %.0f s: %s", self.failed_bots.in_a_row,
-                    self.failed_bots.waiting_seconds(self._clock()), reason)
+        log.warning("reserve: %d failed bot(s) of image %s in a row, its next launch in %.0f s: %s",
+                    failed.in_a_row, image, failed.waiting_seconds(self._clock()), reason)
 
     def health(self) -> str | None:
-        """A line for /healthz while the reserve is backing off after failed bots; None otherwise."""
-        failed = self.failed_bots
+        """A line for /healthz while the reserve is backing off after failed bots (the image backing
+        off the most); None otherwise."""
+        failed = self.failed_bots.worst()
         if not failed.in_a_row:
             return None
         return (f"reserve backing off: {failed.in_a_row} failed bot(s) in a row, next launch in "

@@ -25,7 +25,7 @@ RELIST_SECONDS = 10.0
 
 class Warming:
     def __init__(self, machines: WarmMachines, claims: Claims, retirements: Retirements,
-                 failed: Callable[[str], None]) -> None:
+                 failed: Callable[[str, str], None]) -> None:  # (the bot's image, why)
         self._machines = machines
         self._claims = claims
         self._retirements = retirements
@@ -41,6 +41,10 @@ class Warming:
     def launched(self, bot_id: str, now: float, image: str) -> None:
         self._launched[bot_id] = now
         self._images[bot_id] = image
+
+    def of(self, image: str) -> int:
+        """Bots of `image` warming: a backing-off image's probe among them holds its next one back."""
+        return sum(1 for bot_id in self._launched if self._images.get(bot_id) == image)
 
     def forget(self, bot_id: str) -> float | None:
         """The bot said hello here, or its launch failed: when it was launched, if it was ours."""
@@ -99,7 +103,8 @@ class Warming:
                 continue
             # Gone (or stuck) before its hello: its bot did not start. Why, where the provider knows.
             exited = self._machines.exit_detail(bot_id)
-            self._failed(f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else ""))
+            why = f"reserve bot {bot_id} never connected" + (f": {exited}" if exited else "")
+            self._failed(self._images.get(bot_id, ""), why)
             await self._retirements.retire(bot_id, "never_connected")
 
     def _forget_greeted(self, greeted: set[str]) -> None:

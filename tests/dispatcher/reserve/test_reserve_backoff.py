@@ -4,7 +4,9 @@ and with real bot processes running a broken bot file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -75,13 +77,12 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-async def reserve_with_real_bots(monkeypatch: pytest.MonkeyPatch):
+@contextlib.asynccontextmanager
+async def real_bots(**env: str) -> AsyncIterator[Dispatcher]:
     """A dispatcher app whose reserve launches real `python -m bot` processes, refilled by hand on
     a fake clock (no background loop): one tick is one `refill()` and one fake second."""
-    monkeypatch.setenv("BOT_FILE", str(BROKEN))
     machines = LocalMachines(LocalSettings(stop_grace_seconds=2))
-    env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
+    env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0", **env}
     app = create_app(Settings(max_concurrent_sessions=50), env=env, machines=machines, rooms=None)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
     served = serving(app)
@@ -92,6 +93,13 @@ async def reserve_with_real_bots(monkeypatch: pytest.MonkeyPatch):
         await client.aclose()
         await app.state.voicefleet.aclose()
         await served.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def reserve_with_real_bots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Dispatcher]:
+    monkeypatch.setenv("BOT_FILE", str(BROKEN))
+    async with real_bots() as d:
+        yield d
 
 
 async def tick(d: Dispatcher, clock: FakeClock, launched: list[str]) -> None:
@@ -179,3 +187,55 @@ async def test_a_bot_whose_bot_function_raises_fails_its_session_with_the_except
     session = (await d.client.get(f"/sessions/{session_id}")).json()
     assert session["status"] == "failed"
     assert session["detail"] == f"exit code 4: {RAISES}:11: bot() raised {RAISED}"
+
+
+@pytest.mark.timeout(300)
+async def test_a_broken_canary_backs_off_alone_and_the_stable_release_keeps_refilling() -> None:
+    """Two releases, real bots: the canary's bot file does not import. Its failed bots back off its
+    own launches only; a stable bot claimed meanwhile is replaced at once, and /healthz, the metrics
+    still tell the deployment's backoff."""
+    clock = FakeClock()
+    async with real_bots(BOT_RELEASES=f"stable={GOOD},canary={BROKEN}", RELEASE_WEIGHTS="stable=95,canary=5") as d:
+        d.reserve._clock = clock
+
+        def idle(release: str) -> set[str]:
+            return {link.machine_id for link in d.channels.idle()
+                    if d.machines._idle[link.machine_id].spec.release == release}
+
+        launched: dict[str, list[str]] = {"stable": [], "canary": []}
+
+        async def refill() -> None:
+            before = set(d.machines._idle)
+            await d.reserve.refill()
+            for bot_id in set(d.machines._idle) - before:
+                bot = d.machines._idle[bot_id]
+                launched[bot.spec.release].append(bot_id)
+                if bot.spec.release == "canary" and bot.monitor is not None:  # it exits at its import
+                    await asyncio.wait_for(asyncio.shield(bot.monitor), WAIT)
+
+        await refill()
+        assert await d.channels.wait_until(lambda: len(idle("stable")) == 1, WAIT), "the stable bot never came up"
+        for _ in range(120):  # fake seconds, until the canary's dead bot is found
+            if d.reserve.failed_bots.total:
+                break
+            clock.now += 1.0
+            await refill()
+        assert d.reserve.failed_bots.total == 1 and str(BROKEN) in (d.reserve.failed_bots.last_reason or "")
+        [stable_bot] = idle("stable")
+
+        # A stable start takes the stable bot; the next refill replaces it, the canary waits its backoff.
+        started = await d.client.post("/start", json={"release": "stable"})
+        assert started.status_code == 201, started.text
+        assert started.json()["status"] == "started"  # warm
+        canary_launches = len(launched["canary"])
+        await refill()
+        assert await d.channels.wait_until(lambda: len(idle("stable") - {stable_bot}) == 1, WAIT), \
+            f"the stable release was not refilled while the canary backs off: launched {launched}"
+        assert len(launched["canary"]) == canary_launches
+
+        # The deployment's view: backing off, for the canary's reason.
+        health = (await d.client.get("/healthz")).json()
+        assert health["detail"].startswith("reserve backing off: 1 failed bot(s) in a row")
+        assert str(BROKEN) in health["detail"]
+        assert await d.metric("voicefleet_reserve_failed_bots_in_a_row", provider="local") == 1
+        assert await d.metric("voicefleet_reserve_backoff_seconds", provider="local") > 0
