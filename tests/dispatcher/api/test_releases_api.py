@@ -74,6 +74,18 @@ async def test_a_client_key_can_never_change_releases_and_nothing_changes(tmp_pa
     assert [r["weight"] for r in after["releases"]] == [100, 0]
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [("PUT", "/releases", [1]), ("PUT", "/releases/next", [1]),
+                                                    ("PUT", "/releases", {"weights": 5})])
+async def test_without_the_admin_key_a_body_is_never_read_so_no_answer_depends_on_it(
+        tmp_path: Path, method: str, path: str, body: object) -> None:
+    async with dispatcher(tmp_path) as (api, _):
+        missing = await api.request(method, path, json=body)
+        forged = await api.request(method, path, json=body, headers={"Authorization": "Bearer forged-key-0123456789"})
+        as_client = await api.request(method, path, json=body, headers=client())
+    assert (missing.status_code, forged.status_code, as_client.status_code) == (401, 401, 403)
+    assert as_client.json()["error"]["code"] == "admin_key_required"
+
+
 async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tmp_path: Path) -> None:
     async with dispatcher(tmp_path) as (api, _):
         changed = await api.put("/releases/next", json={"weight": 25}, headers=admin())
