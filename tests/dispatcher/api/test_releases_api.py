@@ -142,6 +142,18 @@ async def test_a_keyless_local_dispatcher_lets_its_loopback_caller_change_traffi
     assert promoted.status_code == 200 and promoted.json()["stable"] == "next"
 
 
+async def test_a_keyless_dispatcher_behind_a_tunnel_lets_no_one_change_traffic_through_its_public_name(
+        tmp_path: Path) -> None:
+    async with dispatcher(tmp_path, keys=False, PHONE_PUBLIC_URL="https://calls-tunnel.example.com") as (api, _):
+        through = await api.post("/releases/next/promote", headers={"Host": "calls-tunnel.example.com"})
+        listed = await api.get("/releases", headers={"Host": "calls-tunnel.example.com"})
+        after = (await api.get("/releases")).json()
+    assert (through.status_code, listed.status_code) == (403, 403), through.text
+    assert through.json()["error"]["code"] == "admin_loopback_only"
+    assert "DISPATCHER_ADMIN_KEYS" in through.json()["error"]["message"]
+    assert after["stable"] == "stable"
+
+
 def test_an_admin_key_that_is_also_a_client_key_stops_the_dispatcher() -> None:
     with pytest.raises(SettingsError, match="never change releases"):
         Settings.from_env({"DISPATCHER_API_KEYS": "k" * 20, "DISPATCHER_ADMIN_KEYS": "k" * 20})
