@@ -46,8 +46,11 @@ async def releases(request: Request, _: Admin) -> dict[str, Any]:
 @router.put("/releases", summary="Set every release's weight at once")
 async def set_weights(request: Request, by: Admin, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     state = app_state(request)
-    weights = payload.get("weights")
-    traffic = await state.releases.change(lambda t, v: t.with_weights(weights, by, v))  # type: ignore[arg-type]
+    if set(payload) != {"weights"}:
+        raise ApiError(422, "invalid_weight", 'send {"weights": {"RELEASE": PERCENT, ...}} adding up to 100, and '
+                       "nothing else")
+    weights = payload["weights"]
+    traffic = await state.releases.change(lambda t, v: t.with_weights(weights, by, v))
     return await _view(state, traffic)
 
 

@@ -105,6 +105,8 @@ async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tm
     ("/releases/nope", {"weight": 5}, "unknown_release"),
     ("/releases", {"weights": {"stable": 50, "next": 40}}, "weights_not_100"),
     ("/releases", {"weights": {"stable": 90, "other": 10}}, "unknown_release"),
+    # A field the route does not read (a reason, a typo) is refused, never dropped without a word.
+    ("/releases", {"weights": {"stable": 10, "next": 90}, "reason": "ticket 12"}, "invalid_weight"),
 ])
 async def test_bad_traffic_is_refused_with_its_reason_and_nothing_changes(tmp_path: Path, path: str,
                                                                         payload: dict[str, object], code: str) -> None:
