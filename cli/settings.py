@@ -5,7 +5,7 @@ in every process listing)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
@@ -20,7 +20,9 @@ DEFAULT_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class Target:
     url: str  # without a trailing slash
-    admin_key: str | None  # None: a local keyless dispatcher, which lets its one local caller in
+    # None: a local keyless dispatcher, which lets its one local caller in. Never in a repr (a traceback's
+    # locals, a debug print).
+    admin_key: str | None = field(repr=False)
     timeout: float
 
 

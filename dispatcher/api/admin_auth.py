@@ -1,6 +1,7 @@
 """The admin surface's credential (`DISPATCHER_ADMIN_KEYS`): changing which bot version callers get
-is never something a client's API key can do. A local dispatcher without keys (loopback only)
-lets its one local caller in, as it does for every route."""
+is never something a client's API key can do. A local dispatcher without keys lets its one local
+caller in, addressed by a loopback name only: a tunnel's public name (PHONE_PUBLIC_URL), which
+keyless mode also answers for carriers, reaches it from anywhere."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from dispatcher.settings import Settings, hash_api_key
 LOCAL_ADMIN = "local"
 
 
-def admin_id(settings: Settings, authorization: str | None) -> str:
-    """The admin's non-secret id (for the audit trail), or 401/403 with what to send instead."""
+def admin_id(settings: Settings, authorization: str | None, *, loopback: bool) -> str:
+    """The admin's non-secret id (for the audit trail), or 401/403 with what to send instead.
+    `loopback`: the request named this machine by a loopback name (its Host)."""
     if not settings.admin_key_hashes and not settings.api_key_hashes:
-        return LOCAL_ADMIN  # keyless: only reachable on loopback (Settings refuses anything else)
+        if loopback:
+            return LOCAL_ADMIN  # keyless: only reachable on loopback (Settings refuses anything else)
+        raise ApiError(403, "admin_loopback_only", "a dispatcher without keys lets only its local caller change "
+                       "releases (http://localhost); to change them through a public name, set "
+                       "DISPATCHER_ADMIN_KEYS and DISPATCHER_API_KEYS", extra={})
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <admin key>', one of "

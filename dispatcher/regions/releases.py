@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.regions.peers import ANSWER_SECONDS, Peer, Peers, region_client, signed_post
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import SKEW_SECONDS, RegionSigner
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import DEPLOYMENT, Traffic
 from dispatcher.store.unavailable import StoreUnavailable
@@ -39,6 +40,10 @@ STATE_FIELD = "releases"  # the traffic's field in a region's state answer
 PUSH_ATTEMPTS = 3  # then the peer's next poll of this region brings it the change
 PUSH_BACKOFF_SECONDS = 0.25  # doubled after each attempt
 CATCH_UP_SECONDS = 2 * ANSWER_SECONDS  # at start-up: the peers' answers and this region's store, at most this
+# A change is versioned by its region's clock, which signed requests already keep within SKEW_SECONDS
+# of this one's: a version further ahead is no honest change, and taken it would outrank every change
+# made anywhere until the clocks caught up with it.
+AHEAD_SECONDS = 2 * SKEW_SECONDS
 
 
 def travels(traffic: Traffic) -> bool:
@@ -47,8 +52,10 @@ def travels(traffic: Traffic) -> bool:
 
 
 class RegionalReleases:
-    def __init__(self, peers: Peers, releases: LiveReleases, client: HttpClient | None = None) -> None:
+    def __init__(self, peers: Peers, releases: LiveReleases, client: HttpClient | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._peers = peers
+        self._clock = clock
         self._regions = peers.regions
         self._releases = releases
         self._signer = RegionSigner(self._regions)
@@ -87,6 +94,10 @@ class RegionalReleases:
         if traffic is None or not travels(traffic):
             raise ApiError(422, "invalid_release_record", 'send {"traffic": <a change a person or the automatic '
                            "rollback made: weights adding up to 100, stable, version>}")
+        if (ahead := self._ahead(traffic)) > AHEAD_SECONDS:
+            raise ApiError(422, "invalid_release_record", f"its version is {ahead:.0f} s ahead of this region's "
+                           f"clock (at most {AHEAD_SECONDS:.0f} s is taken): set the sending region's clock right "
+                           "(NTP) and make the change again")
         try:
             adopted = await self._releases.adopt(traffic.to_json())
         except StoreUnavailable:
@@ -100,6 +111,10 @@ class RegionalReleases:
             log.info("regions: releases' change %s from %s adopted", list(traffic.version), sender)
         return {"adopted": adopted, "version": list(held.version)}
 
+    def _ahead(self, traffic: Traffic) -> float:
+        """How far the change's version is ahead of this replica's clock, in seconds."""
+        return traffic.version[0] / 1000 - self._clock()
+
     def state(self) -> dict[str, Any] | None:
         """This region's traffic for its state answer (None: nothing that travels)."""
         traffic = self._releases.traffic
@@ -108,7 +123,8 @@ class RegionalReleases:
     async def polled(self, peer: Peer, answer: Mapping[str, Any]) -> None:
         """A peer's state answer: its traffic adopted when newer than the one this replica holds."""
         offered = Traffic.from_json(answer.get(STATE_FIELD))
-        if offered is None or not travels(offered) or not offered.newer_than(self._releases.traffic):
+        if (offered is None or not travels(offered) or not offered.newer_than(self._releases.traffic)
+                or self._ahead(offered) > AHEAD_SECONDS):
             return
         try:
             if await self._releases.adopt(offered.to_json()):

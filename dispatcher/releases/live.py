@@ -113,7 +113,9 @@ class LiveReleases:
             changed = change(base.reconciled(self.catalogue, self.version()), self.version())
             if stored is not None and changed is stored and not forced:
                 return stored
-            if await self._book.write(changed.to_json(), list(raw["version"]) if stored is not None and raw else None):
+            # The version read, even of a record that is no traffic (then rewritten from the configuration).
+            replaces = raw.get("version") if raw is not None and isinstance(raw.get("version"), list) else None
+            if await self._book.write(changed.to_json(), replaces):
                 if audit and changed is not stored:
                     await self._book.note(as_changed(stored or base, changed))
                     log.info("releases: %s (by %s): %s", changed.reason, changed.changed_by,

@@ -15,9 +15,17 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.names import is_release_name
 
 Version = tuple[int, str]  # (epoch milliseconds, the region that made it): compared as a tuple
 DEPLOYMENT = "deployment"  # who changed traffic when nobody did: the stack's list, the first start
+# A record's bounds (it may come from another region, or a store someone else wrote): a version is
+# milliseconds exact in a double (JSON's and the store's scripts' numbers) and shown as a time; a
+# region is a region name (or "" for one region); each text is far above what any change writes.
+MAX_VERSION_MS = 2**53 - 1
+MAX_REGION_CHARS = 20
+MAX_TEXT_CHARS = 2000
+MAX_RECORD_RELEASES = 100  # the stack lists at most 20; BOT_RELEASES a handful
 
 
 @dataclass(frozen=True)
@@ -155,11 +163,17 @@ class Traffic:
             ms, region = data["version"]
             traffic = cls(weights, str(data["stable"]), (int(ms), str(region)), str(data.get("changed_by", "")),
                           str(data.get("reason", "")), {str(n): str(w) for n, w in data.get("held", {}).items()})
-        except (AssertionError, KeyError, TypeError, ValueError, AttributeError):
+        except (AssertionError, KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return None
         if sum(weights.values()) != 100 or traffic.stable not in weights or min(weights.values()) < 0:
             return None
-        return traffic
+        return traffic if traffic._bounded() else None
+
+    def _bounded(self) -> bool:
+        texts = (self.changed_by, self.reason, *self.held.values())
+        return (0 <= self.version[0] <= MAX_VERSION_MS and len(self.version[1]) <= MAX_REGION_CHARS
+                and len(self.weights) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.weights))
+                and set(self.held) <= set(self.weights) and all(len(t) <= MAX_TEXT_CHARS for t in texts))
 
     def newer_than(self, other: Traffic | None) -> bool:
         return other is None or self.version > other.version

@@ -26,6 +26,9 @@ if (version == false and ARGV[3] == '') or version == ARGV[3] then
 end
 return 0
 """
+_READ = """
+return {redis.call('HGET', KEYS[1], 'record'), redis.call('HGET', KEYS[1], 'version')}
+"""
 _NOTE = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
@@ -60,16 +63,22 @@ class StoreReleaseBook:
         self._store = store
         self._record_key = store.key("releases", "traffic")
         self._trail_key = store.key("releases", "history")
+        self._read = store.redis.register_script(_READ)
         self._write = store.redis.register_script(_WRITE)
         self._note = store.redis.register_script(_NOTE)
 
     async def read(self) -> dict[str, Any] | None:
-        raw = await self._store.call(lambda: self._store.redis.hget(self._record_key, "record"))
-        try:
-            value = json.loads(raw) if raw is not None else None
-        except ValueError:
+        """The record; for one that is no JSON object, or whose version is not the one stored beside it
+        (written by hand, or by something else), just that stored version: what a writer must name to
+        replace it, so a broken record is rewritten instead of refusing every change for good."""
+        # One script, so that the record and its version are of one write (HMGET is not the store user's).
+        raw, version = _pair(await self._store.call(lambda: self._read(keys=[self._record_key])))
+        if raw is None and version is None:
             return None
-        return value if isinstance(value, dict) else None
+        value, stored = _json(raw), _json(version)
+        if isinstance(value, dict) and version is not None and _version_or_none(value.get("version")) == version:
+            return value
+        return {"version": stored} if isinstance(stored, list) else {}  # {}: replaced by a write that names none
 
     async def write(self, record: Mapping[str, Any], replaces: list[Any] | None) -> bool:
         expected = "" if replaces is None else _version(replaces)
@@ -94,3 +103,21 @@ class StoreReleaseBook:
 
 def _version(version: Any) -> str:
     return json.dumps(list(version), separators=(",", ":"))
+
+
+def _version_or_none(version: object) -> str | None:
+    return _version(version) if isinstance(version, list) else None
+
+
+def _pair(answer: Any) -> tuple[str | None, str | None]:
+    """The read script's answer, [record, version], a missing field None (padded, whatever the server's
+    conversion of Lua's false in a table)."""
+    values = [*list(answer or []), None, None]
+    return values[0] or None, values[1] or None
+
+
+def _json(raw: str | bytes | None) -> object:
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None

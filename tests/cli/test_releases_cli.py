@@ -291,3 +291,8 @@ def test_an_admin_key_about_to_cross_a_network_in_the_clear_is_warned_of(address
     warning = cleartext_warning(target({}, address, 10.0) if key is None else Target(address, key, 10.0))
     assert (warning is not None) == warned
     assert warning is None or (ADMIN_KEY not in warning and "https://" in warning)
+
+
+def test_the_admin_key_is_never_in_the_targets_repr() -> None:
+    chosen = target({"VOICEFLEET_ADMIN_KEY": ADMIN_KEY}, "http://127.0.0.1:8080", 5.0)
+    assert chosen.admin_key == ADMIN_KEY and ADMIN_KEY not in repr(chosen)

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from dispatcher.api.admin_auth import admin_id
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.hosts import is_loopback_host
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.releases.names import DEFAULT_RELEASE
@@ -26,23 +27,37 @@ from dispatcher.releases.traffic import Traffic
 router = APIRouter(tags=["releases"])
 
 
+async def admitted(request: Request) -> str:
+    """The admin's id, or 401/403. A dependency, so FastAPI asks it before it validates a body: without
+    the admin key nothing about the body is answered."""
+    return admin_id(app_state(request).settings, request.headers.get("authorization"),
+                    loopback=is_loopback_host(request.headers.get("host", "")))
+
+
+Admin = Annotated[str, Depends(admitted)]
+
+
 @router.get("/releases", summary="The releases and their traffic")
-async def releases(request: Request) -> dict[str, Any]:
-    state = _admitted(request)[0]
+async def releases(request: Request, _: Admin) -> dict[str, Any]:
+    state = app_state(request)
     return await _view(state, state.releases.traffic)
 
 
 @router.put("/releases", summary="Set every release's weight at once")
-async def set_weights(request: Request, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    state, by = _admitted(request)
-    weights = payload.get("weights")
-    traffic = await state.releases.change(lambda t, v: t.with_weights(weights, by, v))  # type: ignore[arg-type]
+async def set_weights(request: Request, by: Admin, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    state = app_state(request)
+    if set(payload) != {"weights"}:
+        raise ApiError(422, "invalid_weight", 'send {"weights": {"RELEASE": PERCENT, ...}} adding up to 100, and '
+                       "nothing else")
+    weights = payload["weights"]
+    traffic = await state.releases.change(lambda t, v: t.with_weights(weights, by, v))
     return await _view(state, traffic)
 
 
 @router.put("/releases/{name}", summary="Set one release's weight")
-async def set_weight(request: Request, name: str, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    state, by = _admitted(request)
+async def set_weight(request: Request, by: Admin, name: str,
+                     payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    state = app_state(request)
     if set(payload) != {"weight"}:
         raise ApiError(422, "invalid_weight", 'send {"weight": PERCENT} (0-100); every weight at once: PUT /releases')
     traffic = await state.releases.change(lambda t, v: t.with_weight(name, payload["weight"], by, v))
@@ -50,28 +65,22 @@ async def set_weight(request: Request, name: str, payload: Annotated[dict[str, A
 
 
 @router.post("/releases/rollback", summary="Send every start back to the stable release")
-async def rollback(request: Request) -> dict[str, Any]:
-    state, by = _admitted(request)
+async def rollback(request: Request, by: Admin) -> dict[str, Any]:
+    state = app_state(request)
     traffic = await state.releases.change(lambda t, v: t.rolled_back(by, v))
     return await _view(state, traffic)
 
 
 @router.post("/releases/{name}/promote", summary="Send every start to this release; it becomes the stable one")
-async def promote(request: Request, name: str) -> dict[str, Any]:
-    state, by = _admitted(request)
+async def promote(request: Request, by: Admin, name: str) -> dict[str, Any]:
+    state = app_state(request)
     traffic = await state.releases.change(lambda t, v: t.promoted(name, by, v))
     return await _view(state, traffic)
 
 
 @router.get("/releases/history", summary="Who changed the traffic, when, from what to what")
-async def history(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    state = _admitted(request)[0]
-    return {"changes": await state.releases.history(limit)}
-
-
-def _admitted(request: Request) -> tuple[AppState, str]:
-    state = app_state(request)
-    return state, admin_id(state.settings, request.headers.get("authorization"))
+async def history(request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    return {"changes": await app_state(request).releases.history(limit)}
 
 
 async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:

@@ -74,6 +74,18 @@ async def test_a_client_key_can_never_change_releases_and_nothing_changes(tmp_pa
     assert [r["weight"] for r in after["releases"]] == [100, 0]
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [("PUT", "/releases", [1]), ("PUT", "/releases/next", [1]),
+                                                    ("PUT", "/releases", {"weights": 5})])
+async def test_without_the_admin_key_a_body_is_never_read_so_no_answer_depends_on_it(
+        tmp_path: Path, method: str, path: str, body: object) -> None:
+    async with dispatcher(tmp_path) as (api, _):
+        missing = await api.request(method, path, json=body)
+        forged = await api.request(method, path, json=body, headers={"Authorization": "Bearer forged-key-0123456789"})
+        as_client = await api.request(method, path, json=body, headers=client())
+    assert (missing.status_code, forged.status_code, as_client.status_code) == (401, 401, 403)
+    assert as_client.json()["error"]["code"] == "admin_key_required"
+
+
 async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tmp_path: Path) -> None:
     async with dispatcher(tmp_path) as (api, _):
         changed = await api.put("/releases/next", json={"weight": 25}, headers=admin())
@@ -93,6 +105,8 @@ async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tm
     ("/releases/nope", {"weight": 5}, "unknown_release"),
     ("/releases", {"weights": {"stable": 50, "next": 40}}, "weights_not_100"),
     ("/releases", {"weights": {"stable": 90, "other": 10}}, "unknown_release"),
+    # A field the route does not read (a reason, a typo) is refused, never dropped without a word.
+    ("/releases", {"weights": {"stable": 10, "next": 90}, "reason": "ticket 12"}, "invalid_weight"),
 ])
 async def test_bad_traffic_is_refused_with_its_reason_and_nothing_changes(tmp_path: Path, path: str,
                                                                         payload: dict[str, object], code: str) -> None:
@@ -128,6 +142,18 @@ async def test_a_keyless_local_dispatcher_lets_its_loopback_caller_change_traffi
     async with dispatcher(tmp_path, keys=False) as (api, _):
         promoted = await api.post("/releases/next/promote")
     assert promoted.status_code == 200 and promoted.json()["stable"] == "next"
+
+
+async def test_a_keyless_dispatcher_behind_a_tunnel_lets_no_one_change_traffic_through_its_public_name(
+        tmp_path: Path) -> None:
+    async with dispatcher(tmp_path, keys=False, PHONE_PUBLIC_URL="https://calls-tunnel.example.com") as (api, _):
+        through = await api.post("/releases/next/promote", headers={"Host": "calls-tunnel.example.com"})
+        listed = await api.get("/releases", headers={"Host": "calls-tunnel.example.com"})
+        after = (await api.get("/releases")).json()
+    assert (through.status_code, listed.status_code) == (403, 403), through.text
+    assert through.json()["error"]["code"] == "admin_loopback_only"
+    assert "DISPATCHER_ADMIN_KEYS" in through.json()["error"]["message"]
+    assert after["stable"] == "stable"
 
 
 def test_an_admin_key_that_is_also_a_client_key_stops_the_dispatcher() -> None:

@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 from types import MappingProxyType
 
+from fastapi import FastAPI
+
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.regions.config import Regions
@@ -24,16 +26,21 @@ from tests.support.releases import release_env
 SECRET = "region-secret-0123456789abcdefghij"
 
 
+def region_app(folder: Path, here: str, urls: dict[str, str], secret: str) -> FastAPI:
+    """A dispatcher app of region `here` among `urls` (name → URL), with the two releases and local bots."""
+    env = {**release_env(folder), "REGION": here, "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()),
+           "REGION_SECRET": secret, "DISPATCHER_API_KEYS": "k" * 24, "RESERVE_MAX_IDLE": "0"}
+    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2.0, bot_env=STANDIN_ENV))
+    return create_app(env=env, machines=machines, rooms=None)
+
+
 async def test_a_change_made_here_is_pushed_to_a_peer_that_does_not_poll(tmp_path: Path) -> None:
     port = free_port()
     urls = {"eu": "http://127.0.0.1:1", "us": f"http://127.0.0.1:{port}"}
-    env = {**release_env(tmp_path), "REGION": "us", "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()),
-           "REGION_SECRET": SECRET, "DISPATCHER_API_KEYS": "k" * 24, "RESERVE_MAX_IDLE": "0"}
-    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2.0, bot_env=STANDIN_ENV))
-    us_app = create_app(env=env, machines=machines, rooms=None)
+    us_app = region_app(tmp_path, "us", urls, SECRET)
     us = us_app.state.voicefleet.releases
 
-    eu = LiveReleases(Catalogue.from_env(env, local=True), MemoryReleaseBook(), region="eu")
+    eu = LiveReleases(Catalogue.from_env(release_env(tmp_path), local=True), MemoryReleaseBook(), region="eu")
     regions = Regions("eu", MappingProxyType(urls), SECRET.encode())
     pushing = RegionalReleases(Peers(regions), eu)
     try:
