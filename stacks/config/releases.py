@@ -137,6 +137,27 @@ def roll(before: Sequence[StackRelease], *, name: str, images: Mapping[str, str]
     return tuple(releases)
 
 
+def check_shared_name(before: Sequence[StackRelease], after: Sequence[StackRelease], settings: ReleaseSettings,
+                      *, regions: bool) -> None:
+    """With several regions the releases' traffic is one for the whole deployment and names releases
+    (docs/regions.md, Releases across regions), but a derived name hashes this region's own references
+    (an ECS task definition ARN names its region, account and revision): the same bot would have
+    another name in each region, and a weight set in one region would be dropped in every other, its
+    share going to whatever release is listed there. So a release added beside others needs a name
+    given in config, the same in every region's stack. The first release, alone, takes all traffic
+    wherever it is listed and may keep its derived name."""
+    listed = {release.name for release in before}
+    if not regions or settings.name is not None or not listed:
+        return
+    added = [release.name for release in after if release.name not in listed]
+    if added:
+        raise SettingsError(f"Invalid stack configuration: voicefleet:release is unset in a stack with regions, and "
+                            f"this bot would be added as {added[0]!r}, a name made from this region's task "
+                            "definition ARNs that no other region lists, so weights set for it would be dropped "
+                            "there: name the release (`pulumi config set release <name>`) the same in every "
+                            "region's stack before the `up` that changes the bot")
+
+
 def catalogue(releases: Sequence[StackRelease], settings: ReleaseSettings) -> str:
     """`RELEASES` (and the `releases` output): the dispatcher's format, byte-identical for the same list."""
     return json.dumps({"releases": [release.to_json() for release in releases],
