@@ -120,7 +120,8 @@ def roll(before: Sequence[StackRelease], *, name: str, images: Mapping[str, str]
     """The list after this `up`: the current release added last unless already listed, then the
     oldest others dropped down to `kept`. A listed name with other references is refused: a release
     never changes (its pinned sessions would silently run another bot), and a derived name cannot
-    collide so, only a `release` key left at its old value for a new bot."""
+    collide so, only a `release` key left at its old value for a new bot. So is a second name for a
+    listed bot (a `release` key changed, or unset, with no change to the bot)."""
     listed = {release.name: release for release in before}
     current = listed.get(name)
     if current is not None and dict(current.images) != dict(images):
@@ -128,6 +129,15 @@ def roll(before: Sequence[StackRelease], *, name: str, images: Mapping[str, str]
                             f"launching {dict(sorted(current.images.items()))}, and a release never changes: "
                             "name this one anew (`pulumi config set release <new name>`), or unset it "
                             "(`pulumi config rm release`) to name each release from what it launches")
+    twin = next((release.name for release in before if current is None and dict(release.images) == dict(images)), None)
+    if twin is not None:
+        # Two names for one bot would split its sessions and health between a "canary" and its
+        # stable twin, and the dispatcher counts an idle bot by its image under the first name.
+        given = f"voicefleet:release = {name!r}" if name != derived_name(images) else \
+            f"voicefleet:release is unset, and its derived name {name!r}"
+        raise SettingsError(f"Invalid stack configuration: {given} would name a bot already listed as {twin!r} "
+                            f"(the same {dict(sorted(images.items()))}): a new release is a changed bot; set it back "
+                            f"(`pulumi config set release {twin}`) until the bot changes")
     releases = list(before)
     if current is None:
         created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")

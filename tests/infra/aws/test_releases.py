@@ -129,6 +129,17 @@ def test_a_named_release_is_never_given_another_bot() -> None:
     assert [r["name"] for r in releases(up(deployed, release="summer"))["releases"]] == ["spring", "summer"]
 
 
+def test_a_new_name_for_a_listed_bot_is_refused() -> None:
+    """Two names for the same task definitions would split one bot's sessions and health between a
+    "canary" and its stable twin, and the dispatcher counts an idle bot by its image under the first."""
+    deployed = Deployed()
+    (first,) = releases(up(deployed))["releases"]
+    with pytest.raises(SettingsError, match=rf"already listed as '{first['name']}'"):
+        up(deployed, release="spring")
+    deployed.bot_build = 1
+    assert [r["name"] for r in releases(up(deployed, release="spring"))["releases"]] == [first["name"], "spring"]
+
+
 def test_with_regions_a_release_added_beside_others_needs_a_name_every_region_shares() -> None:
     """One traffic spans the regions and names releases; a derived name hashes this region's ARNs
     (region, account, revision), so each region would list the same bot under another name and a
