@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import pulumi
 
-from stacks.config.releases import OUTPUT, ReleaseSettings, catalogue, derived_name, previous, roll
+from stacks.config.releases import OUTPUT, ReleaseSettings, catalogue, check_shared_name, derived_name, previous, roll
 
 
 def utc_now() -> datetime:
@@ -38,9 +38,10 @@ def own_stack() -> str:
 
 
 def listed(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Input[str]],
-           parent: pulumi.Resource) -> pulumi.Output[str]:
+           parent: pulumi.Resource, *, regions: bool = False) -> pulumi.Output[str]:
     """`RELEASES` after this `up` (also the stack output `releases`): the recorded list with the
-    release that launches `images` (transport or `*` → the cloud's reference) added or kept."""
+    release that launches `images` (transport or `*` → the cloud's reference) added or kept.
+    `regions`: the stack is one region of several, whose releases must share their names."""
     recorded = pulumi.StackReference(f"{name}-releases", stack_name=own_stack(),
                                      opts=pulumi.ResourceOptions(parent=parent)).get_output(OUTPUT)
 
@@ -48,8 +49,10 @@ def listed(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Inp
         before, current = args
         assert isinstance(current, Mapping)
         refs = {str(transport): str(reference) for transport, reference in current.items()}
-        releases = roll(previous(before), name=settings.name or derived_name(refs), images=refs, kept=settings.kept,
+        recorded_releases = previous(before)
+        releases = roll(recorded_releases, name=settings.name or derived_name(refs), images=refs, kept=settings.kept,
                         now=clock())
+        check_shared_name(recorded_releases, releases, settings, regions=regions)
         return catalogue(releases, settings)
 
     return pulumi.Output.all(recorded, pulumi.Output.from_input(images)).apply(rolled)

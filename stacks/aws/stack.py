@@ -153,7 +153,8 @@ class AwsStack(pulumi.ComponentResource):
         refs: dict[str, pulumi.Input[str]] = {"*": bot.task_definition_arn}
         if webrtc_bot is not None:
             refs["webrtc"] = webrtc_bot.task_definition_arn
-        return listed(self._name, self._settings.releases, refs, parent=self)
+        return listed(self._name, self._settings.releases, refs, parent=self,
+                      regions=self._settings.regions is not None)
 
     def _turn_urls(self, network: Network, secrets: SecretStore) -> pulumi.Input[list[str]] | None:
         cfg = self._cfg

@@ -120,7 +120,8 @@ def roll(before: Sequence[StackRelease], *, name: str, images: Mapping[str, str]
     """The list after this `up`: the current release added last unless already listed, then the
     oldest others dropped down to `kept`. A listed name with other references is refused: a release
     never changes (its pinned sessions would silently run another bot), and a derived name cannot
-    collide so, only a `release` key left at its old value for a new bot."""
+    collide so, only a `release` key left at its old value for a new bot. So is a second name for a
+    listed bot (a `release` key changed, or unset, with no change to the bot)."""
     listed = {release.name: release for release in before}
     current = listed.get(name)
     if current is not None and dict(current.images) != dict(images):
@@ -128,6 +129,15 @@ def roll(before: Sequence[StackRelease], *, name: str, images: Mapping[str, str]
                             f"launching {dict(sorted(current.images.items()))}, and a release never changes: "
                             "name this one anew (`pulumi config set release <new name>`), or unset it "
                             "(`pulumi config rm release`) to name each release from what it launches")
+    twin = next((release.name for release in before if current is None and dict(release.images) == dict(images)), None)
+    if twin is not None:
+        # Two names for one bot would split its sessions and health between a "canary" and its
+        # stable twin, and the dispatcher counts an idle bot by its image under the first name.
+        given = f"voicefleet:release = {name!r}" if name != derived_name(images) else \
+            f"voicefleet:release is unset, and its derived name {name!r}"
+        raise SettingsError(f"Invalid stack configuration: {given} would name a bot already listed as {twin!r} "
+                            f"(the same {dict(sorted(images.items()))}): a new release is a changed bot; set it back "
+                            f"(`pulumi config set release {twin}`) until the bot changes")
     releases = list(before)
     if current is None:
         created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -135,6 +145,27 @@ def roll(before: Sequence[StackRelease], *, name: str, images: Mapping[str, str]
     while len(releases) > kept:
         releases.remove(next(release for release in releases if release.name != name))
     return tuple(releases)
+
+
+def check_shared_name(before: Sequence[StackRelease], after: Sequence[StackRelease], settings: ReleaseSettings,
+                      *, regions: bool) -> None:
+    """With several regions the releases' traffic is one for the whole deployment and names releases
+    (docs/regions.md, Releases across regions), but a derived name hashes this region's own references
+    (an ECS task definition ARN names its region, account and revision): the same bot would have
+    another name in each region, and a weight set in one region would be dropped in every other, its
+    share going to whatever release is listed there. So a release added beside others needs a name
+    given in config, the same in every region's stack. The first release, alone, takes all traffic
+    wherever it is listed and may keep its derived name."""
+    listed = {release.name for release in before}
+    if not regions or settings.name is not None or not listed:
+        return
+    added = [release.name for release in after if release.name not in listed]
+    if added:
+        raise SettingsError(f"Invalid stack configuration: voicefleet:release is unset in a stack with regions, and "
+                            f"this bot would be added as {added[0]!r}, a name made from this region's task "
+                            "definition ARNs that no other region lists, so weights set for it would be dropped "
+                            "there: name the release (`pulumi config set release <name>`) the same in every "
+                            "region's stack before the `up` that changes the bot")
 
 
 def catalogue(releases: Sequence[StackRelease], settings: ReleaseSettings) -> str:

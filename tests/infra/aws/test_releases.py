@@ -16,7 +16,8 @@ from stacks.aws.registry import lifecycle_policy
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Deployed, Run, run_program, unwrap
 from stacks.tools.preflight import releases as preflight
-from tests.infra.conftest import SECRETS, StackRunner, config_for
+from tests.infra.config.test_regions import AWS_REGIONS, REGION_SECRET
+from tests.infra.conftest import CHANNEL, SECRETS, StackRunner, config_for
 from tests.infra.helpers import actions, component_outputs, container, policy_statements
 from tests.infra.test_turn_server import run_with_turn
 
@@ -24,10 +25,11 @@ TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 BOT = "arn:aws:ecs:eu-west-1:123456789012:task-definition/voicefleet-aws-test-bot:{}"
 
 
-def up(deployed: Deployed, **overrides: str) -> Run:
+def up(deployed: Deployed, secrets: dict[str, str] | None = None, **overrides: str) -> Run:
     """One `pulumi up` of aws-test: the run reads what `deployed` holds, then leaves its own outputs there."""
-    config = config_for("aws", overrides)
-    run = run_program(config, [key for key in config if key in SECRETS], stack="aws-test", deployed=deployed)
+    config = config_for("aws", overrides, secrets)
+    run = run_program(config, [key for key in config if key in (secrets or SECRETS)], stack="aws-test",
+                      deployed=deployed)
     deployed.record(run)
     return run
 
@@ -125,6 +127,32 @@ def test_a_named_release_is_never_given_another_bot() -> None:
     with pytest.raises(SettingsError, match=r"voicefleet:release = 'spring' is already a release"):
         up(deployed, release="spring")
     assert [r["name"] for r in releases(up(deployed, release="summer"))["releases"]] == ["spring", "summer"]
+
+
+def test_a_new_name_for_a_listed_bot_is_refused() -> None:
+    """Two names for the same task definitions would split one bot's sessions and health between a
+    "canary" and its stable twin, and the dispatcher counts an idle bot by its image under the first."""
+    deployed = Deployed()
+    (first,) = releases(up(deployed))["releases"]
+    with pytest.raises(SettingsError, match=rf"already listed as '{first['name']}'"):
+        up(deployed, release="spring")
+    deployed.bot_build = 1
+    assert [r["name"] for r in releases(up(deployed, release="spring"))["releases"]] == [first["name"], "spring"]
+
+
+def test_with_regions_a_release_added_beside_others_needs_a_name_every_region_shares() -> None:
+    """One traffic spans the regions and names releases; a derived name hashes this region's ARNs
+    (region, account, revision), so each region would list the same bot under another name and a
+    weight set in one region would be dropped in the others (docs/regions.md)."""
+    deployed, secrets = Deployed(), {**SECRETS, "voicefleet:regionSecret": REGION_SECRET}
+    regional = {**CHANNEL["aws"], "region": "eu", "regions": AWS_REGIONS}
+    (first,) = releases(up(deployed, secrets, **regional))["releases"]
+    assert releases(up(deployed, secrets, **regional))["releases"] == [first]  # nothing added: nothing refused
+    deployed.bot_build = 1
+    with pytest.raises(SettingsError, match=r"voicefleet:release is unset in a stack with regions"):
+        up(deployed, secrets, **regional)
+    assert [r["name"] for r in releases(up(deployed, secrets, release="spring", **regional))["releases"]] == [
+        first["name"], "spring"]
 
 
 @pytest.mark.parametrize(("key", "value", "says"), [
