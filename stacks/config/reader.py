@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "sourceRevision": "",  # "" = unset (env VOICEFLEET_SOURCE_REVISION, else no revision tag)
     "botProject": "examples/parrot",  # the bot image's project folder (stacks/config/bot.py)
     "botImageBudgetMb": 0,  # 0 = none: the plan states the predicted size and passes; set, it refuses above it
+    # Releases (stacks/config/releases.py): "" = each release named from what it launches
+    "release": "",
+    "releasesKept": 3,
+    "canaryPercent": 10,  # a new release's share of new sessions when the dispatcher first sees it
     # Several regions (stacks/config/regions.py): "" = a single region
     "region": "",
     "regionSpillBudgetMs": 100,  # the dispatcher's REGION_SPILL_BUDGET_MS
