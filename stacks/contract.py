@@ -28,6 +28,9 @@ COMMON_ENV: tuple[str, ...] = (
 # Passed by reference only (Secrets Manager `valueFrom`, Secret Manager `secret_key_ref`).
 DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
 
+# Which bot releases exist and what each launches (stacks/config/releases.py), written by a stack.
+RELEASES_ENV: tuple[str, ...] = ("RELEASES",)
+
 # The warm reserve's sizing (dispatcher/reserve/policy.py), in every cloud mode; written from the
 # parsed settings (ReserveSettings.to_env), so these are its keys. The schedule only when one is set.
 RESERVE_ENV: tuple[str, ...] = tuple(ReserveSettings().to_env())
@@ -84,6 +87,7 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
     "GCE_INSTANCE_PREFIX",  # per stack: VM names, the launcher's IAM condition, the reaper's scope
     "GCE_MACHINE_TYPE",  # the bot template's: the reserve's hot-tier price in /metrics
+    *RELEASES_ENV,  # a template per release (stacks/gcp/releases.py)
 )
 
 # `MACHINES=aci`: the Azure Container Instances provider (dispatcher/machines/aci/). The names are
@@ -105,6 +109,7 @@ ACI_ENV: tuple[str, ...] = (
     "ACI_GROUP_PREFIX",  # per stack: container group names, the reaper's and the drain's scope
     "ACI_CPU", "ACI_MEMORY_GB",  # the bot container group's size (and the reserve's price)
     "ACI_BOT_SETTINGS",  # `KEY=value,…`: the bots' own plain settings (LOG_FORMAT, the trace collector)
+    *RELEASES_ENV,  # each release's images by digest (stacks/azure/stack.py)
 )
 # With a TURN relay on ACI: the SmallWebRTC bot's image, for `webrtc` sessions (docs/images.md).
 ACI_WEBRTC_ENV: tuple[str, ...] = ("ACI_BOT_IMAGE_WEBRTC",)

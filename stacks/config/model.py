@@ -15,6 +15,7 @@ from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.regions import RegionSettings
+from stacks.config.releases import ReleaseSettings
 from stacks.config.turn import TurnSettings
 
 
@@ -133,6 +134,8 @@ class Settings:
     observability: ObservabilitySettings = ObservabilitySettings()
     # This region's name and every region's URL (stacks/config/regions.py); None: one region.
     regions: RegionSettings | None = None
+    # Which bot releases the stack keeps and a new one's canary share (stacks/config/releases.py).
+    releases: ReleaseSettings = ReleaseSettings()
 
     @property
     def prefix(self) -> str:

@@ -23,6 +23,7 @@ from stacks.config import channel as channel_settings
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
 from stacks.config import regions as region_settings
+from stacks.config import releases as releases_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
@@ -128,6 +129,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot_project=bot_settings.project(cfg),
         observability=observability,
         regions=regions,
+        releases=releases_settings.load(cfg),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)

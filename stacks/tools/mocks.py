@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -25,6 +26,7 @@ from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
 from stacks.aws.store_access import rendered
+from stacks.release_history import CLOCK
 from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
@@ -32,6 +34,7 @@ GCP_PROJECT_NUMBER = "210987654321"
 AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 AZURE_TENANT = "11111111-1111-1111-1111-111111111111"
 AZURE_CLIENT = "22222222-2222-2222-2222-222222222222"
+MOCK_NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the offline runs' clock (stacks/release_history.py CLOCK)
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,12 @@ def typ_generates(typ: str) -> bool:
 
 
 class RecordingMocks(pulumi_mocks.Mocks):
-    def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test", generation: int = 1) -> None:
+    def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test", generation: int = 1,
+                 previous: Mapping[str, Any] | None = None) -> None:
         self.region = region
+        # The outputs of the stack's last update, which a StackReference to the stack itself reads
+        # (stacks/release_history.py); None: the first `up`.
+        self.previous = dict(previous or {})
         self.gcp_project = gcp_project
         # Values a cloud assigns anew each time a resource is created (ids, unique ids): a second
         # generation stands for the same stack re-created after a destroy.
@@ -137,6 +144,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             name = args.name
         state: dict[str, Any] = {**inputs, "name": name}
         typ = args.typ
+        if typ == "pulumi:pulumi:StackReference":
+            return str(args.resource_id or name), {"name": name, "outputs": self.previous, "secretOutputNames": []}
         service = typ.split(":")[1].split("/")[0] if ":" in typ else "x"
         arn = f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.rsplit(':', 1)[-1].lower()}/{name}"
         state["arn"] = arn
@@ -314,11 +323,12 @@ class Run:
 
 
 def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str,
-                project: str = "voicefleet", generation: int = 1) -> Run:
-    """Run __main__.py once under fresh mocks, in its own context and event loop."""
+                project: str = "voicefleet", generation: int = 1, previous: Mapping[str, Any] | None = None) -> Run:
+    """Run __main__.py once under fresh mocks, in its own context and event loop; `previous`: the
+    outputs of the stack's last update (None: its first)."""
     region = config.get("aws:region") or config.get("gcp:region") or "us-east-1"
     mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"),
-                           generation=generation)
+                           generation=generation, previous=previous)
 
     def program() -> None:
         # The program reads VOICEFLEET_SOURCE_REVISION only when config lacks it; runs
@@ -338,6 +348,7 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
+            CLOCK.set(lambda: MOCK_NOW)  # a new release's time, the same on every run
             pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
             pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
             from pulumi.runtime.stack import run_pulumi_func
