@@ -33,7 +33,7 @@ LONG_AGO = (MOCK_NOW - timedelta(days=30)).strftime(STAMP)
 
 def outputs(run: Run) -> dict[str, Any]:
     """What the stack exported: what its next `up` reads back as its own last outputs."""
-    return unwrap(component_outputs(run, "gcp"))
+    return dict(unwrap(component_outputs(run, "gcp")))
 
 
 def releases(run: Run) -> dict[str, Any]:
@@ -72,13 +72,28 @@ def test_a_first_up_offers_one_release_launched_from_its_own_template(gcp: Run) 
     assert json.loads(outputs(gcp)["releases"]) == listed
 
 
+def registered(run: Run) -> dict[str, Any]:
+    return {r.urn: unwrap(r.inputs) for r in run.registrations}
+
+
 def test_a_second_up_with_no_change_registers_exactly_what_the_first_did(stack: StackRunner, gcp: Run) -> None:
     again = stack("gcp", previous=outputs(gcp))
     assert releases(again) == releases(gcp)
-    first = {r.urn: unwrap(r.inputs) for r in gcp.registrations}
-    second = {r.urn: unwrap(r.inputs) for r in again.registrations}
-    assert second == first  # nothing to create, replace, update or delete
+    assert registered(again) == registered(gcp)  # nothing to create, change or delete
     assert outputs(again)[BUILDS_OUTPUT] == outputs(gcp)[BUILDS_OUTPUT]
+
+
+def test_after_a_new_release_the_next_up_only_adds_the_old_one_to_the_registry_keep_rule(stack: StackRunner) -> None:
+    """The registry learns a digest once it is pushed, so the `up` after the one that superseded a
+    build lists it in the keep rule (until then it is among the most recent versions); the `up`
+    after that changes nothing."""
+    added = stack("gcp", previous=remembered(build({"bot": OLD_BOT})))
+    after = stack("gcp", previous=outputs(added))
+    changed = {urn for urn, inputs in registered(after).items() if registered(added).get(urn) != inputs}
+    assert changed == {after.one(REPOSITORY).urn} and registered(after).keys() == registered(added).keys()
+    assert releases(after) == releases(added) and len(releases(after)["releases"]) == 2
+    settled = stack("gcp", previous=outputs(after))
+    assert registered(settled) == registered(after)
 
 
 def test_a_new_build_is_added_as_a_release_at_the_canary_share_beside_the_old_one(stack: StackRunner) -> None:
@@ -158,7 +173,8 @@ def test_cloud_run_runs_each_release_as_a_job_of_its_own_the_dispatcher_may_run(
     assert set(jobs) == {r["name"] for r in listed} and len(jobs) == 2
     assert jobs[old["name"]]["template"]["template"]["containers"][0]["image"] == OLD_BOT
     for release in listed:
-        assert release["images"] == {"*": f"projects/vf-test/locations/europe-west4/jobs/{jobs[release['name']]['name']}"}
+        job = jobs[release["name"]]["name"]
+        assert release["images"] == {"*": f"projects/vf-test/locations/europe-west4/jobs/{job}"}
     env = dispatcher_env(run, "gcp")
     assert env["CLOUDRUN_JOB"] == jobs[listed[-1]["name"]]["name"]
     bound = {unwrap(b.inputs)["name"] for b in run.of_type("gcp:cloudrunv2/jobIamMember:JobIamMember")}
@@ -169,10 +185,10 @@ def test_cloud_run_runs_each_release_as_a_job_of_its_own_the_dispatcher_may_run(
     assert bindings <= set(service.dependencies)
 
 
-def test_a_second_cloud_run_up_with_no_change_registers_exactly_what_the_first_did(stack: StackRunner) -> None:
+def test_a_cloud_run_up_with_no_change_registers_exactly_what_the_last_did(stack: StackRunner) -> None:
     first = cloudrun(stack)
     again = cloudrun(stack, previous=outputs(first))
-    assert {r.urn: unwrap(r.inputs) for r in again.registrations} == {r.urn: unwrap(r.inputs) for r in first.registrations}
+    assert registered(again) == registered(first)
 
 
 def test_job_names_fit_whatever_the_release_name() -> None:
