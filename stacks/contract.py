@@ -28,9 +28,6 @@ COMMON_ENV: tuple[str, ...] = (
 # Passed by reference only (Secrets Manager `valueFrom`, Secret Manager `secret_key_ref`).
 DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
 
-# Which bot releases exist and what each launches (stacks/config/releases.py), written by a stack.
-RELEASES_ENV: tuple[str, ...] = ("RELEASES",)
-
 # The warm reserve's sizing (dispatcher/reserve/policy.py), in every cloud mode; written from the
 # parsed settings (ReserveSettings.to_env), so these are its keys. The schedule only when one is set.
 RESERVE_ENV: tuple[str, ...] = tuple(ReserveSettings().to_env())
@@ -58,6 +55,11 @@ WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
                                       REGION_ACCEPTED_SECRET_VARIABLE)
 
+# The releases a stack keeps and a new one's first share (stacks/config/releases.py): JSON, each
+# release's reference per transport (ECS: a task definition ARN with its revision; GCE an instance
+# template, Cloud Run a job, ACI an image by digest).
+RELEASES_ENV: tuple[str, ...] = ("RELEASES",)
+
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
 ECS_ENV: tuple[str, ...] = (
     *COMMON_ENV,
@@ -74,6 +76,7 @@ ECS_ENV: tuple[str, ...] = (
     "ECS_CAPACITY_PROVIDERS",  # "FARGATE" or "FARGATE_SPOT:1,FARGATE:1" (provider:weight)
     "KEEP_ALIVE_SECONDS",  # uvicorn keep-alive; must exceed the ALB idle timeout
     "ECS_TASK_VCPU", "ECS_TASK_MEMORY_GB",  # the bot task's size: the reserve's hot-tier price in /metrics
+    *RELEASES_ENV,
 )
 
 # `MACHINES=gce`: dispatcher/machines/gce/provider.py.

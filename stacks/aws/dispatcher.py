@@ -70,6 +70,7 @@ class DispatcherArgs:
     # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
     regions: Mapping[str, str] = field(default_factory=dict)
     region_accepted_secret: bool = False  # regionAcceptedSecret is set (stacks/config/regions.py)
+    releases: pulumi.Input[str] = ""  # RELEASES: the kept releases' task definition revisions (stacks/releases.py)
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -93,6 +94,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         "ECS_TASK_VCPU": f"{args.bot_cpu / 1024:g}",
         "ECS_TASK_MEMORY_GB": f"{args.bot_memory / 1024:g}",
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
+        "RELEASES": args.releases,
         **args.reserve.to_env(),
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key, args.turn_transports)

@@ -31,6 +31,7 @@ from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.contract import DISPATCHER_PORT
+from stacks.releases import listed
 from stacks.turn_server import turn_urls
 
 
@@ -63,11 +64,12 @@ class AwsStack(pulumi.ComponentResource):
         bot_args = self._bot_args(images.bot, registry.arn("bot" if images.daily else "bot-webrtc"), secrets)
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
         webrtc_bot = self._webrtc_bot(bot_args, images, registry)
+        releases = self._releases(bot, webrtc_bot)
         turn_urls = self._turn_urls(network, secrets)
         store = self._store(network)
         dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
             images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
-            store), opts=child)
+            store, releases), opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
@@ -84,6 +86,8 @@ class AwsStack(pulumi.ComponentResource):
             "dispatcherImage": images.dispatcher,
             "clusterName": cluster.name,
             "botTaskFamily": bot.family,
+            # The kept releases, read back by the next `up` (stacks/releases.py): RELEASES as the dispatcher has it.
+            "releases": releases,
             "botSecurityGroupId": network.bot_security_group_id,
             "subnetIds": network.public_subnet_ids,
             "botLogGroup": bot.log_group_name,
@@ -141,6 +145,16 @@ class AwsStack(pulumi.ComponentResource):
                        role="bot-webrtc", repository_arn=registry.arn("bot-webrtc"))
         return BotRuntime(f"{self._name}-bot-webrtc", args, opts=pulumi.ResourceOptions(parent=self))
 
+    def _releases(self, bot: BotRuntime, webrtc_bot: BotRuntime | None) -> pulumi.Output[str]:
+        """The release this `up` deploys is the bot task definitions' current revisions, as the ECS
+        provider picks them (`task_definition_for`: the SmallWebRTC one for webrtc sessions, the other
+        for every other transport). A replaced revision stays ACTIVE (`skip_destroy`), so the
+        releases listed before keep launching."""
+        refs: dict[str, pulumi.Input[str]] = {"*": bot.task_definition_arn}
+        if webrtc_bot is not None:
+            refs["webrtc"] = webrtc_bot.task_definition_arn
+        return listed(self._name, self._settings.releases, refs, parent=self)
+
     def _turn_urls(self, network: Network, secrets: SecretStore) -> pulumi.Input[list[str]] | None:
         cfg = self._cfg
 
@@ -166,7 +180,7 @@ class AwsStack(pulumi.ComponentResource):
     def _dispatcher_args(self, image: pulumi.Output[str], repository_arn: pulumi.Output[str], network: Network,
                          cluster: aws.ecs.Cluster, secrets: SecretStore, bot: BotRuntime,
                          webrtc_bot: BotRuntime | None, turn_urls: pulumi.Input[list[str]] | None,
-                         store: CoordinationStore | None) -> DispatcherArgs:
+                         store: CoordinationStore | None, releases: pulumi.Output[str]) -> DispatcherArgs:
         settings, cfg = self._settings, self._cfg
         return DispatcherArgs(
             family=f"{settings.prefix}-dispatcher",
@@ -211,6 +225,7 @@ class AwsStack(pulumi.ComponentResource):
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
             regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
             region_accepted_secret=settings.secrets.region_accepted_secret is not None,
+            releases=releases,
         )
 
 

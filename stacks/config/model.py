@@ -134,7 +134,7 @@ class Settings:
     observability: ObservabilitySettings = ObservabilitySettings()
     # This region's name and every region's URL (stacks/config/regions.py); None: one region.
     regions: RegionSettings | None = None
-    # Which bot releases the stack keeps and a new one's canary share (stacks/config/releases.py).
+    # Which release an `up` adds, how many stay listed, a new one's first share (stacks/config/releases.py).
     releases: ReleaseSettings = ReleaseSettings()
 
     @property

@@ -105,7 +105,7 @@ def previous(recorded: object) -> tuple[StackRelease, ...]:
     if recorded is None or recorded == "":
         return ()
     try:
-        data = json.loads(recorded) if isinstance(recorded, str) else recorded
+        data: Any = json.loads(recorded) if isinstance(recorded, str) else recorded
         return tuple(StackRelease(name=str(entry["name"]), created=str(entry["created"]),
                                   images={str(key): str(value) for key, value in entry["images"].items()})
                      for entry in data["releases"])

@@ -23,7 +23,7 @@ from stacks.config import channel as channel_settings
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
 from stacks.config import regions as region_settings
-from stacks.config import releases as releases_settings
+from stacks.config import releases as release_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
@@ -129,13 +129,15 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         bot_project=bot_settings.project(cfg),
         observability=observability,
         regions=regions,
-        releases=releases_settings.load(cfg),
+        releases=release_settings.load(cfg),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     if cloud == "aws":
+        # ECR keeps the newest imageRetentionCount bot builds (stacks/aws/registry.py), each a release.
+        release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)
         return _with(settings, aws=_aws(cfg, settings))
     if cloud == "azure":
         return _with(settings, azure=azure_settings.load(cfg, settings))

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi
@@ -25,8 +25,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
+from stacks import releases
 from stacks.aws.store_access import rendered
-from stacks.release_history import CLOCK
 from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
@@ -34,7 +34,6 @@ GCP_PROJECT_NUMBER = "210987654321"
 AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 AZURE_TENANT = "11111111-1111-1111-1111-111111111111"
 AZURE_CLIENT = "22222222-2222-2222-2222-222222222222"
-MOCK_NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the offline runs' clock (stacks/release_history.py CLOCK)
 
 
 @dataclass(frozen=True)
@@ -95,13 +94,37 @@ def typ_generates(typ: str) -> bool:
     return typ != "gcp:compute/instanceTemplate:InstanceTemplate"
 
 
+@dataclass
+class Deployed:
+    """What earlier `up`s of one stack left, for a run that stands for its next `up`.
+
+    `outputs`: the stack's outputs, which a StackReference to the stack itself reads (its
+    `releases`, stacks/releases.py). `definitions`: each task definition family's registered
+    definitions, oldest first: ECS numbers a family's revisions 1, 2, … and every argument of a
+    task definition but its tags forces a replacement (terraform-provider-aws
+    `resourceTaskDefinitionUpdate` updates tags only), so an unchanged definition keeps its
+    revision and a changed one gets the next. `bot_build`: how many times the bot project changed,
+    which gives the bot images other digests (the dispatcher image keeps its own)."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    definitions: dict[str, list[str]] = field(default_factory=dict)
+    bot_build: int = 0
+    now: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # the clock of this `up` (a release's `created`)
+
+    def record(self, run: Run) -> None:
+        """After a successful `up`: the stack's outputs are what the next one reads back, and
+        infra/__main__.py exports exactly the outputs of the one component under the root stack."""
+        self.now += timedelta(hours=1)
+        types = {urn: urn.split("::")[-2] for urn in run.completed}
+        (self.outputs,) = (dict(outputs) for urn, outputs in run.completed.items()
+                           if types[urn].startswith("pulumi:pulumi:Stack$") and types[urn].count("$") == 1)
+
+
 class RecordingMocks(pulumi_mocks.Mocks):
     def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test", generation: int = 1,
-                 previous: Mapping[str, Any] | None = None) -> None:
+                 deployed: Deployed | None = None) -> None:
+        self.deployed = Deployed() if deployed is None else deployed
         self.region = region
-        # The outputs of the stack's last update, which a StackReference to the stack itself reads
-        # (stacks/release_history.py); None: the first `up`.
-        self.previous = dict(previous or {})
         self.gcp_project = gcp_project
         # Values a cloud assigns anew each time a resource is created (ids, unique ids): a second
         # generation stands for the same stack re-created after a destroy.
@@ -144,8 +167,6 @@ class RecordingMocks(pulumi_mocks.Mocks):
             name = args.name
         state: dict[str, Any] = {**inputs, "name": name}
         typ = args.typ
-        if typ == "pulumi:pulumi:StackReference":
-            return str(args.resource_id or name), {"name": name, "outputs": self.previous, "secretOutputNames": []}
         service = typ.split(":")[1].split("/")[0] if ":" in typ else "x"
         arn = f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.rsplit(':', 1)[-1].lower()}/{name}"
         state["arn"] = arn
@@ -156,7 +177,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
         elif typ == "aws:ecs/taskDefinition:TaskDefinition":
             family = inputs["family"]
             base = f"arn:aws:ecs:{self.region}:{ACCOUNT}:task-definition/{family}"
-            state |= {"arn": f"{base}:1", "arnWithoutRevision": base, "revision": 1}
+            revision = self._revision(family, {k: v for k, v in inputs.items() if k not in ("tags", "tagsAll")})
+            state |= {"arn": f"{base}:{revision}", "arnWithoutRevision": base, "revision": revision}
         elif typ == "aws:ecs/cluster:Cluster":
             state["arn"] = f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/{name}"
         elif typ == "aws:ecs/service:Service":
@@ -171,8 +193,12 @@ class RecordingMocks(pulumi_mocks.Mocks):
             state |= {"publicIp": "203.0.113.10", "allocationId": f"eipalloc-{_digest(args.name)[:8]}"}
         elif typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
+        elif typ == "pulumi:pulumi:StackReference":
+            return args.resource_id or name, {"name": inputs.get("name"), "outputs": dict(self.deployed.outputs),
+                                              "secretOutputNames": []}
         elif typ == "docker-build:index:Image":
-            digest = "sha256:" + _digest(args.name)
+            rebuilt = self.deployed.bot_build and "-bot" in args.name
+            digest = "sha256:" + _digest(f"{self.deployed.bot_build}:{args.name}" if rebuilt else args.name)
             tags = inputs.get("tags") or [args.name]
             # docker-build's own context hash, from the real files (images/docker_build_model.py)
             state |= {"digest": digest, "ref": f"{tags[0]}@{digest}",
@@ -218,6 +244,13 @@ class RecordingMocks(pulumi_mocks.Mocks):
         elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
             state["versionId"] = "v-" + _digest(args.name)[:8]
         return rid, state
+
+    def _revision(self, family: str, definition: dict[str, Any]) -> int:
+        registered = self.deployed.definitions.setdefault(family, [])
+        text = json.dumps(definition, sort_keys=True, default=str)
+        if not registered or registered[-1] != text:
+            registered.append(text)
+        return len(registered)
 
 
 # ARM's name input of each azure-native type the stacks create (the resource's last id segment).
@@ -323,12 +356,12 @@ class Run:
 
 
 def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str,
-                project: str = "voicefleet", generation: int = 1, previous: Mapping[str, Any] | None = None) -> Run:
-    """Run __main__.py once under fresh mocks, in its own context and event loop; `previous`: the
-    outputs of the stack's last update (None: its first)."""
+                project: str = "voicefleet", generation: int = 1, deployed: Deployed | None = None) -> Run:
+    """Run __main__.py once under fresh mocks, in its own context and event loop; `deployed`: what
+    the stack's earlier `up`s left (a first `up` without it)."""
     region = config.get("aws:region") or config.get("gcp:region") or "us-east-1"
     mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"),
-                           generation=generation, previous=previous)
+                           generation=generation, deployed=deployed)
 
     def program() -> None:
         # The program reads VOICEFLEET_SOURCE_REVISION only when config lacks it; runs
@@ -348,7 +381,6 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            CLOCK.set(lambda: MOCK_NOW)  # a new release's time, the same on every run
             pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
             pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
             from pulumi.runtime.stack import run_pulumi_func
@@ -366,6 +398,10 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
             asyncio.set_event_loop(None)
 
     # A fresh context: Pulumi keeps its settings, root stack and config in context variables.
-    outputs = contextvars.Context().run(_run)
+    wall_clock, releases.clock = releases.clock, lambda: mocks.deployed.now
+    try:
+        outputs = contextvars.Context().run(_run)
+    finally:
+        releases.clock = wall_clock
     return Run(registrations=list(monitor.registrations), invokes=list(mocks.invokes), outputs=outputs,
                completed=dict(monitor.completed))

@@ -28,6 +28,7 @@ from stacks.tools.preflight import (
     policy_limits,
     provider_waits,
     readback,
+    releases,
     secret_access,
     sizes,
     toolchain,
@@ -73,4 +74,6 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += bot_runtime.violations(registrations) + policy_limits.violations(registrations)
     keep = values.get("voicefleet:imageRetentionCount")
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
+    kept = values.get("voicefleet:releasesKept")
+    found += releases.violations(registrations, int(kept.value if kept else DEFAULTS["releasesKept"]))
     return found
