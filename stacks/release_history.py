@@ -1,10 +1,8 @@
 """What a stack remembers of its releases from one `pulumi up` to the next, read from its own outputs.
 
-Pulumi reads a StackReference to the stack being updated from its last completed update, in a
-preview as in an update (pulumi/pulumi#3722 shows a stack reading its own output back on the next
-update), and finds nothing before the first `up` or after a `destroy`, which starts the list anew.
-The list and its rules (names, `releasesKept`, refusing a changed release) are stacks/config/releases.py's;
-this module adds what the clouds whose release definitions the stack re-declares each `up` (GCE
+The list, its rules (names, `releasesKept`, refusing a changed release) and how a stack reads its
+own last outputs are stacks/config/releases.py's and stacks/releases.py's; this module adds what
+the clouds whose release definitions the stack re-declares each `up` (GCE
 templates, Cloud Run jobs) need besides: each kept release's *build* (its images by digest, from
 which its definition is made), and the releases that dropped out of the list but whose definition and
 image a session may still run (*retiring*). A retiring release goes once the longest session
@@ -15,24 +13,20 @@ keeps every name, time and list as it was: the clock is read only for a new or d
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi
 
+from stacks import releases
 from stacks.config.reader import SettingsError
 from stacks.config.releases import ReleaseSettings, StackRelease, derived_name, roll
 
 BUILDS_OUTPUT = "releaseBuilds"  # the stack output the next `up` reads back
 ANY_TRANSPORT = "*"  # RELEASES: what a release launches for any transport its entry does not name
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
-# The clock a new or dropped release's time comes from; the offline runs (stacks/tools/mocks.py) fix
-# it, so that two runs of the same configuration record the same thing.
-CLOCK: contextvars.ContextVar[Callable[[], datetime]] = contextvars.ContextVar(
-    "release_clock", default=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings
             longest_session_seconds: int) -> Builds:
     """This `up`'s builds: the list rolled with the current build (stacks/config/releases.py `roll`),
     the ones it drops retiring, and retiring ones past the longest session gone."""
-    now = CLOCK.get()()
+    now = releases.clock()  # the offline runs set their own (stacks/tools/mocks.py)
     stamp = now.strftime(STAMP)
     name = settings.name or derived_name(images)
     earlier = [b for b in before.retiring if b.name == name]  # a retiring build deployed again is listed again
@@ -115,15 +109,15 @@ def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings
 
 def unexpired(builds: Builds, longest_session_seconds: int) -> Builds:
     """`builds` without the retiring ones no session can run any more (retired longer ago than the longest)."""
-    now, horizon = CLOCK.get()(), timedelta(seconds=longest_session_seconds)
+    now, horizon = releases.clock(), timedelta(seconds=longest_session_seconds)
     return replace(builds, retiring=tuple(
         b for b in builds.retiring
         if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon > now))
 
 
-def own_output(output: str, parent: pulumi.Resource) -> pulumi.Output[Any]:
-    """The value this very stack exported as `output` at its last completed update (None if none)."""
-    own = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    reference = pulumi.StackReference(f"{pulumi.get_stack()}-{output}", own,
+def remembered(name: str, parent: pulumi.Resource) -> pulumi.Output[Builds]:
+    """What this very stack's last completed `up` kept (nothing before its first), as stacks/releases.py
+    reads its list: through a StackReference to the stack itself."""
+    reference = pulumi.StackReference(f"{name}-release-builds", stack_name=releases.own_stack(),
                                       opts=pulumi.ResourceOptions(parent=parent))
-    return reference.get_output(output)
+    return reference.get_output(BUILDS_OUTPUT).apply(parse)

@@ -11,8 +11,6 @@ is given the stack's tags itself, and every resource goes through the explicit p
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_azure_native as azure
 
@@ -36,11 +34,11 @@ from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
-from stacks.config.releases import catalogue, derived_name, previous, roll
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
-from stacks.release_history import ANY_TRANSPORT, CLOCK, own_output
+from stacks.release_history import ANY_TRANSPORT
+from stacks.releases import listed
 from stacks.turn_server import turn_urls
 
 # Secrets set for a while and unset again stay in Key Vault while unset (stacks/azure/secrets.py):
@@ -160,20 +158,13 @@ class AzureStack(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
     def _releases(self, images: Images) -> pulumi.Output[str]:
-        """RELEASES: the last `up`'s list rolled with this build (stacks/config/releases.py). An ACI
-        release is its images by digest, which the launch policy admits at any digest of the bot
-        repositories, and which the registry never deletes by itself (stacks/azure/registry.py)."""
-        settings = self._settings.releases
+        """RELEASES (stacks/releases.py): an ACI release is its images by digest, which the launch
+        policy admits at any digest of the bot repositories, and which the registry never deletes by
+        itself (stacks/azure/registry.py)."""
         built: dict[str, pulumi.Input[str]] = {ANY_TRANSPORT: images.bot}
         if images.bot_webrtc is not None:
             built["webrtc"] = images.bot_webrtc
-
-        def listed(found: list[Any]) -> str:
-            before, refs = previous(found[0]), {key: str(value) for key, value in found[1].items()}
-            name = settings.name or derived_name(refs)
-            return catalogue(roll(before, name=name, images=refs, kept=settings.kept, now=CLOCK.get()()), settings)
-
-        return pulumi.Output.all(own_output(RELEASES_OUTPUT, self), pulumi.Output.all(**built)).apply(listed)
+        return listed(self._name, self._settings.releases, built, self)
 
     def _relay(self, turn: TurnSettings, group: pulumi.Input[str], network: Network, secrets: SecretStore,
                tags: dict[str, str]) -> pulumi.Output[list[str]]:

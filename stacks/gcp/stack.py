@@ -36,7 +36,7 @@ from stacks.gcp.relay import TurnRelay, TurnRelayArgs
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
-from stacks.release_history import BUILDS_OUTPUT, advance, own_output, parse
+from stacks.release_history import BUILDS_OUTPUT, advance, remembered
 from stacks.turn_server import turn_urls
 
 
@@ -54,7 +54,7 @@ class GcpStack(pulumi.ComponentResource):
 
         apis = enable_apis(name, cfg.project, child, store=cfg.store)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
-        before = own_output(BUILDS_OUTPUT, self).apply(parse)  # what the last `up` kept
+        before = remembered(name, self)  # what the last `up` kept
         registry = Registry(name, prefix=settings.prefix, project=cfg.project, region=cfg.region,
                             keep=settings.image_retention_count, protect=settings.protect, opts=after_apis,
                             releases=before.apply(lambda found: registry_keeps(

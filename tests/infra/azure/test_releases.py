@@ -12,12 +12,14 @@ from typing import Any
 
 from stacks.azure.launch_policy import GROUPS
 from stacks.config.releases import derived_name
-from stacks.tools.mocks import MOCK_NOW, Run, unwrap
+from stacks.tools.mocks import Deployed, Run, unwrap
 from tests.infra.azure.test_launch_policy import launched, rule
 from tests.infra.azure.test_stack import env
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import component_outputs
 from tests.support.azure_policy import denies
+
+MOCK_NOW = Deployed().now  # the clock of an offline `up` (stacks/tools/mocks.py)
 
 
 def outputs(run: Run) -> dict[str, Any]:

@@ -18,11 +18,12 @@ from stacks.config.releases import derived_name
 from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
 from stacks.gcp.registry import cleanup_policies
 from stacks.release_history import BUILDS_OUTPUT, STAMP, Builds, parse
-from stacks.tools.mocks import MOCK_NOW, Run, unwrap
+from stacks.tools.mocks import Deployed, Run, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import component_outputs
 from tests.infra.test_turn_server import dispatcher_env
 
+MOCK_NOW = Deployed().now  # the clock of an offline `up` (stacks/tools/mocks.py)
 TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
 JOB = "gcp:cloudrunv2/job:Job"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
