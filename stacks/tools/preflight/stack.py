@@ -20,6 +20,7 @@ from stacks.tools.preflight import (
     destroy,
     ecr_lifecycle,
     front_door,
+    gcp_releases,
     held_subnets,
     iam_scope,
     lifecycle,
@@ -76,4 +77,5 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     kept = values.get("voicefleet:releasesKept")
     found += releases.violations(registrations, int(kept.value if kept else DEFAULTS["releasesKept"]))
+    found += gcp_releases.violations(registrations)
     return found

@@ -7,6 +7,7 @@ oldest dropped, and a dropped release's definition kept until its last session m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
 from stacks.gcp.registry import cleanup_policies
 from stacks.release_history import BUILDS_OUTPUT, STAMP, Builds, parse
 from stacks.tools.mocks import Deployed, Run, unwrap
+from stacks.tools.preflight import gcp_releases
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import component_outputs
 from tests.infra.test_turn_server import dispatcher_env
@@ -198,3 +200,18 @@ def test_job_names_fit_whatever_the_release_name() -> None:
         name = job_name(prefix, release)
         assert len(name) <= MAX_JOB_NAME and not name.endswith("-") and "--" not in name[len(prefix):]
     assert job_name(prefix, "a" * 32) != job_name(prefix, "a" * 31 + "b")
+
+
+def test_the_preflight_passes_every_listed_definition_and_refuses_one_the_up_deletes(stack: StackRunner) -> None:
+    """GCE answers an insert from a template that does not exist, as Cloud Run a run of a missing job, 404."""
+    for run in (stack("gcp", previous=remembered(build({"bot": OLD_BOT}))),
+                cloudrun(stack, previous=remembered(build({"bot": OLD_BOT})))):
+        assert gcp_releases.violations(run.registrations) == []
+        kind = TEMPLATE if run.of_type(TEMPLATE) else JOB
+        (old,) = [r for r in run.of_type(kind) if "r-" in r.name and OLD_BOT in json.dumps(unwrap(r.inputs))]
+        without = [r for r in run.registrations if r.urn != old.urn]
+        (problem,) = gcp_releases.violations(without)
+        assert "does not declare and so deletes" in problem and derived_name({"bot": OLD_BOT}) in problem
+    protected = dataclasses.replace(old, inputs={**old.inputs, "deletionProtection": True})
+    (problem,) = gcp_releases.violations([*without, protected])
+    assert "deletion_protection=False" in problem
