@@ -215,3 +215,11 @@ def test_the_preflight_passes_every_listed_definition_and_refuses_one_the_up_del
     protected = dataclasses.replace(old, inputs={**old.inputs, "deletionProtection": True})
     (problem,) = gcp_releases.violations([*without, protected])
     assert "deletion_protection=False" in problem
+
+
+def test_a_registry_count_too_small_to_hold_a_superseded_release_is_refused(stack: StackRunner) -> None:
+    """The build an `up` supersedes is still listed; until the next `up` keeps it by digest only the
+    newest versions hold it, three of them per build."""
+    with pytest.raises(SettingsError, match="imageRetentionCount.*at least 6"):
+        stack("gcp", imageRetentionCount="5")
+    assert stack("gcp", imageRetentionCount="6").of_type(TEMPLATE)
