@@ -77,3 +77,10 @@ def test_the_launch_policy_admits_a_kept_release_s_image(stack: StackRunner, azu
     assert not denies(rule(run), GROUPS, launched(run, first["images"]["*"]))
     foreign = first["images"]["*"].replace(".azurecr.io/", ".azurecr.io/other/")
     assert denies(rule(run), GROUPS, launched(run, foreign))
+
+
+def test_with_a_relay_a_release_names_its_smallwebrtc_image_for_webrtc_sessions(full: Run) -> None:
+    (release,) = releases(full)["releases"]
+    assert release["images"] == {"*": env(full)["ACI_BOT_IMAGE"]["value"],
+                                 "webrtc": env(full)["ACI_BOT_IMAGE_WEBRTC"]["value"]}
+    assert release["name"] == derived_name(release["images"])
