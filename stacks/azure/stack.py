@@ -33,11 +33,11 @@ from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
+from stacks.config.releases import ANY_TRANSPORT
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
-from stacks.release_history import ANY_TRANSPORT
 from stacks.releases import listed
 from stacks.turn_server import turn_urls
 

@@ -1,10 +1,8 @@
 """BotJob: the Cloud Run jobs whose executions are the bots, one per session (`MACHINES=cloudrun`).
 
-One job per kept release (stacks/release_history.py), named after it: a run's overrides can set
-env, args, the task count and the timeout, never the image (`RunJobRequest.Overrides.
-ContainerOverride` has name, args, env, clear_args: googleapis google/cloud/run/v2/job.proto), so
-a release is a job of its own, and the dispatcher runs a session's release's job (RELEASES). A
-dropped release's job stays while it retires, until its last execution has timed out.
+One job per kept release, named after it: a run's overrides never set the image (googleapis
+job.proto `ContainerOverride`: name, args, env, clear_args), so a release is a job of its own
+(docs/pulumi.md, Releases, GCP).
 
 The job runs the digest-pinned bot image as its own service account, one task per execution,
 `maxRetries: 0` (a failed bot must not be run again into a finished session; the API's default is
@@ -20,7 +18,7 @@ for the Compute Engine bots'. Its account id is not the Compute Engine bots' (`â
 
 `grant_run` is the only way to let another identity start bots: a custom role with exactly what
 the provider calls (run with overrides, read and cancel executions, read their tasks), bound on
-this job alone (`JobIamMember`), never on the project, and no actAs: running a job does not act
+each release's job (`JobIamMember`), never on the project, and no actAs: running a job does not act
 as its account. Nothing is granted on the bot's account, so only the job's tasks get its identity
 tokens, which the dispatcher's hello check relies on (cloudrun/identity.py, docs/security.md).
 """
@@ -38,8 +36,8 @@ import pulumi_gcp as gcp
 from bot.environment_check import ALLOWED_OPTION
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.network import BOT_TAG
+from stacks.gcp.release_builds import Build
 from stacks.gcp.secrets import SecretStore
-from stacks.release_history import Build
 
 # What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
 RUN_PERMISSIONS = (

@@ -33,10 +33,10 @@ from stacks.gcp.network import Network, NetworkArgs
 from stacks.gcp.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
+from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
-from stacks.release_history import BUILDS_OUTPUT, advance, remembered
 from stacks.turn_server import turn_urls
 
 

@@ -20,7 +20,6 @@ from stacks.tools.preflight import (
     destroy,
     ecr_lifecycle,
     front_door,
-    gcp_releases,
     held_subnets,
     iam_scope,
     lifecycle,
@@ -29,6 +28,7 @@ from stacks.tools.preflight import (
     policy_limits,
     provider_waits,
     readback,
+    release_definitions,
     releases,
     secret_access,
     sizes,
@@ -77,5 +77,5 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     kept = values.get("voicefleet:releasesKept")
     found += releases.violations(registrations, int(kept.value if kept else DEFAULTS["releasesKept"]))
-    found += gcp_releases.violations(registrations)
+    found += release_definitions.violations(registrations)
     return found

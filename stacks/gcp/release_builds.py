@@ -25,7 +25,6 @@ from stacks.config.reader import SettingsError
 from stacks.config.releases import ReleaseSettings, StackRelease, derived_name, roll
 
 BUILDS_OUTPUT = "releaseBuilds"  # the stack output the next `up` reads back
-ANY_TRANSPORT = "*"  # RELEASES: what a release launches for any transport its entry does not name
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
