@@ -56,7 +56,8 @@ REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SE
                                       REGION_ACCEPTED_SECRET_VARIABLE)
 
 # The releases a stack keeps and a new one's first share (stacks/config/releases.py): JSON, each
-# release's reference per transport (ECS: a task definition ARN with its revision).
+# release's reference per transport (ECS: a task definition ARN with its revision; GCE an instance
+# template, Cloud Run a job, ACI an image by digest).
 RELEASES_ENV: tuple[str, ...] = ("RELEASES",)
 
 # `MACHINES=ecs`: dispatcher/machines/ecs/provider.py.
@@ -89,6 +90,7 @@ GCE_ENV: tuple[str, ...] = (
     "GCE_INSTANCE_TEMPLATE",  # projects/P/global/instanceTemplates/NAME
     "GCE_INSTANCE_PREFIX",  # per stack: VM names, the launcher's IAM condition, the reaper's scope
     "GCE_MACHINE_TYPE",  # the bot template's: the reserve's hot-tier price in /metrics
+    *RELEASES_ENV,  # a template per release (stacks/gcp/releases.py)
 )
 
 # `MACHINES=aci`: the Azure Container Instances provider (dispatcher/machines/aci/). The names are
@@ -110,6 +112,7 @@ ACI_ENV: tuple[str, ...] = (
     "ACI_GROUP_PREFIX",  # per stack: container group names, the reaper's and the drain's scope
     "ACI_CPU", "ACI_MEMORY_GB",  # the bot container group's size (and the reserve's price)
     "ACI_BOT_SETTINGS",  # `KEY=value,…`: the bots' own plain settings (LOG_FORMAT, the trace collector)
+    *RELEASES_ENV,  # each release's images by digest (stacks/azure/stack.py)
 )
 # With a TURN relay on ACI: the SmallWebRTC bot's image, for `webrtc` sessions (docs/images.md).
 ACI_WEBRTC_ENV: tuple[str, ...] = ("ACI_BOT_IMAGE_WEBRTC",)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from stacks.azure import naming
+from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class AciTarget:
     bot_settings: Mapping[str, str] = field(default_factory=dict)  # the bots' plain settings
     bot_secrets: pulumi.Input[str] | None = None  # `ENV=<versioned secret URI>,…` (SecretStore.references)
     webrtc_image: pulumi.Input[str] | None = None  # with TURN: the SmallWebRTC bot, digest-pinned
+    releases: pulumi.Input[str] | None = None  # RELEASES: each kept release's images by digest
 
 
 def aci_environment(target: AciTarget) -> dict[str, pulumi.Input[str]]:
@@ -50,4 +52,5 @@ def aci_environment(target: AciTarget) -> dict[str, pulumi.Input[str]]:
         "ACI_BOT_SETTINGS": ",".join(f"{key}={value}" for key, value in sorted(target.bot_settings.items())),
         **({"ACI_BOT_SECRETS": target.bot_secrets} if target.bot_secrets is not None else {}),
         **({"ACI_BOT_IMAGE_WEBRTC": target.webrtc_image} if target.webrtc_image is not None else {}),
+        **({RELEASES_VARIABLE: target.releases} if target.releases is not None else {}),
     }

@@ -33,9 +33,12 @@ from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
+from stacks.config.releases import ANY_TRANSPORT
+from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
+from stacks.releases import listed
 from stacks.turn_server import turn_urls
 
 # Secrets set for a while and unset again stay in Key Vault while unset (stacks/azure/secrets.py):
@@ -109,13 +112,14 @@ class AzureStack(pulumi.ComponentResource):
             login_server=registry.login_server, subnet_id=network.subnet_ids["bots"],
             repositories=tuple(role for role in roles if role != "dispatcher"),
             variables=(*settings.observability.bot_environment(), *bot_secret_names)), opts=child)
+        releases = self._releases(images)
         target = AciTarget(
             subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
             stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,
             bot_identity_id=identities.bot.id, registry=registry.login_server, subnet_id=network.subnet_ids["bots"],
             bot_cpu=cfg.bot_cpu, bot_memory=cfg.bot_memory, bot_settings=settings.observability.bot_environment(),
             bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None,
-            webrtc_image=images.bot_webrtc)
+            webrtc_image=images.bot_webrtc, releases=releases)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             app_name=app_name, resource_group=group.name, location=cfg.location,
             subnet_id=network.subnet_ids["dispatcher"], workspace_id=observability.workspace_id,
@@ -144,12 +148,23 @@ class AzureStack(pulumi.ComponentResource):
             "botEgressIp": network.egress_ip,
             "secretIds": secrets.ids,
             "machinesEnvironment": contract.machines_environment(dict(dispatcher.environment)),
+            # The releases the dispatcher offers (RELEASES), which the next `up` reads back.
+            RELEASES_OUTPUT: releases,
             "drained": settings.drain,
             "workspaceId": observability.workspace_id,
             "alarmNames": observability.alert_names,
             **({"turnUrls": turn} if turn is not None else {}),
         }
         self.register_outputs(self.outputs)
+
+    def _releases(self, images: Images) -> pulumi.Output[str]:
+        """RELEASES (stacks/releases.py): an ACI release is its images by digest, which the launch
+        policy admits at any digest of the bot repositories, and which the registry never deletes by
+        itself (stacks/azure/registry.py)."""
+        built: dict[str, pulumi.Input[str]] = {ANY_TRANSPORT: images.bot}
+        if images.bot_webrtc is not None:
+            built["webrtc"] = images.bot_webrtc
+        return listed(self._name, self._settings.releases, built, self)
 
     def _relay(self, turn: TurnSettings, group: pulumi.Input[str], network: Network, secrets: SecretStore,
                tags: dict[str, str]) -> pulumi.Output[list[str]]:

@@ -83,3 +83,10 @@ ACI_MAX_MEMORY_MIB = 16384
 # naming rules, https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules).
 ACR_NAME = (5, 50)  # alphanumerics only
 KEY_VAULT_NAME = (3, 24)  # alphanumerics and hyphens, a letter first, no "--", no trailing hyphen
+
+# Artifact Registry versions one bot build pushes into its package: the image, the build cache
+# (tag `buildcache`) and the revision index (`rev-<revision>`, images/component.py). A GCP stack's
+# registry holds a superseded build by `mostRecentVersions` alone for the one `up` before its keep
+# rule lists it (stacks/gcp/releases.py registry_keeps): the count must keep two builds.
+AR_VERSIONS_PER_BUILD = 3
+AR_BUILDS_HELD_BY_COUNT = 2

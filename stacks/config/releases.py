@@ -29,6 +29,7 @@ KEPT_RANGE = (1, 10)
 # The stack output the previous list is read back from, and the dispatcher variable it becomes.
 OUTPUT = "releases"
 VARIABLE = "RELEASES"
+ANY_TRANSPORT = "*"  # a release's reference for every transport its entry does not name
 # Builds of margin a registry keeps beyond the listed releases: the image of a release just dropped
 # stays for the next two releases, so a dispatcher still starting it while the new list deploys
 # (and ECR, which expires images up to a day late, by count) never pulls a deleted image.

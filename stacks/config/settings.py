@@ -259,6 +259,13 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         limit = limits.GCE_MAX_RUN_SECONDS[1] - limits.GCE_BOOT_GRACE_SECONDS
         raise cfg.fail("maxSessionSeconds", f"must be at most {limit} on gcp: Compute Engine caps a VM's "
                                             f"run duration at 120 days (got {settings.max_session_seconds})")
+    held = limits.AR_VERSIONS_PER_BUILD * limits.AR_BUILDS_HELD_BY_COUNT
+    if settings.image_retention_count < held:
+        raise cfg.fail("imageRetentionCount", f"must be at least {held} on gcp (got {settings.image_retention_count}): "
+                                              f"the registry holds the build an `up` supersedes, a release still "
+                                              f"listed, by its newest versions until the next `up` keeps it by "
+                                              f"digest, and each build is {limits.AR_VERSIONS_PER_BUILD} versions "
+                                              "(image, cache, revision tag)")
     for key, value in settings.tags.items():
         if not _LABEL.match(key) or not re.match(r"^[a-z0-9_-]{0,63}$", value):
             raise cfg.fail("tags", f"{key}={value!r} is not a valid GCP label (lowercase, digits, - and _)")

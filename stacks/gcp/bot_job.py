@@ -1,4 +1,8 @@
-"""BotJob: the Cloud Run job whose executions are the bots, one per session (`MACHINES=cloudrun`).
+"""BotJob: the Cloud Run jobs whose executions are the bots, one per session (`MACHINES=cloudrun`).
+
+One job per kept release, named after it: a run's overrides never set the image (googleapis
+job.proto `ContainerOverride`: name, args, env, clear_args), so a release is a job of its own
+(docs/pulumi.md, Releases, GCP).
 
 The job runs the digest-pinned bot image as its own service account, one task per execution,
 `maxRetries: 0` (a failed bot must not be run again into a finished session; the API's default is
@@ -14,13 +18,14 @@ for the Compute Engine bots'. Its account id is not the Compute Engine bots' (`â
 
 `grant_run` is the only way to let another identity start bots: a custom role with exactly what
 the provider calls (run with overrides, read and cancel executions, read their tasks), bound on
-this job alone (`JobIamMember`), never on the project, and no actAs: running a job does not act
+each release's job (`JobIamMember`), never on the project, and no actAs: running a job does not act
 as its account. Nothing is granted on the bot's account, so only the job's tasks get its identity
 tokens, which the dispatcher's hello check relies on (cloudrun/identity.py, docs/security.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +36,7 @@ import pulumi_gcp as gcp
 from bot.environment_check import ALLOWED_OPTION
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.network import BOT_TAG
+from stacks.gcp.release_builds import Build
 from stacks.gcp.secrets import SecretStore
 
 # What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
@@ -45,6 +51,9 @@ RUN_PERMISSIONS = (
     "run.tasks.list",  # a failed execution's exit code is its task's
 )
 CONTAINER = "bot"  # CLOUDRUN_CONTAINER: the container the overrides name
+# A job's name: an RFC 1035 label, which the preflight holds to 49 characters as Cloud Run's service
+# names (stacks/tools/preflight/names.py); an execution's name adds a dash and five characters.
+MAX_JOB_NAME = 49
 # The bot image's ENTRYPOINT (images/bot.Dockerfile; a test holds them equal) with the job's
 # allow-list before `-m bot`: a run's overrides replace env and args, never the command, so the
 # isolated host refuses any variable neither the job nor the dispatcher sets (bot/environment_check.py).
@@ -63,7 +72,6 @@ class BotJobArgs:
     project: str
     prefix: str
     account_id: str
-    image: pulumi.Input[str]  # digest-pinned
     region: str
     max_session_seconds: int
     secrets: SecretStore | None = None
@@ -76,8 +84,16 @@ class BotJobArgs:
     subnetwork_id: pulumi.Input[str] | None = None  # the bots' (Direct VPC egress); None: Google's own egress
 
 
+def job_name(prefix: str, release: str) -> str:
+    """`<prefix>-<release>`, or, past MAX_JOB_NAME, the release's first characters and a digest of its name."""
+    name = f"{prefix}-{release}"
+    if len(name) <= MAX_JOB_NAME:
+        return name
+    digest = hashlib.sha256(release.encode()).hexdigest()[:8]
+    return f"{prefix}-{release[:MAX_JOB_NAME - len(prefix) - 10].rstrip('-')}-{digest}"
+
+
 class BotJob(pulumi.ComponentResource):
-    job_name: pulumi.Output[str]
     service_account_email: pulumi.Output[str]
     service_account_unique_id: pulumi.Output[str]  # CLOUDRUN_BOT_SERVICE_ACCOUNT_ID
 
@@ -98,15 +114,26 @@ class BotJob(pulumi.ComponentResource):
         if args.secrets is not None and args.secret_names:
             self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)
             secret_env = args.secrets.env(args.secret_names)
-        plain = {**args.environment, **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {}),
-                 # Cloud Run documents no UDP: the bot's media goes to the relay over TCP (bot/ice.py).
-                 "BOT_TURN_TRANSPORT": "tcp"}
+        self._plain = {**args.environment,
+                       **({"BOT_CHANNEL_URL": args.channel_url} if args.channel_url is not None else {}),
+                       # Cloud Run documents no UDP: the bot's media goes to the relay over TCP (bot/ice.py).
+                       "BOT_TURN_TRANSPORT": "tcp"}
+        self._secret_env = secret_env
+        self._runners: list[tuple[str, pulumi.Input[str]]] = []  # (grantee, member) granted run on every job
+        self._role: gcp.projects.IAMCustomRole | None = None
+        self.service_account_email = self.account.email
+        self.service_account_unique_id = self.account.unique_id
+        self.register_outputs({"service_account_email": self.service_account_email})
+
+    def release_job(self, release: Build, image: str) -> pulumi.Output[str]:
+        """The release's job (projects/P/locations/R/jobs/NAME), running `image`, with the run grants."""
+        args = self._args
         container: dict[str, Any] = {
             "name": CONTAINER,
-            "image": args.image,
-            "commands": job_command([*plain, *(str(entry["name"]) for entry in secret_env)]),
+            "image": image,
+            "commands": job_command([*self._plain, *(str(entry["name"]) for entry in self._secret_env)]),
             "resources": {"limits": {"cpu": args.cpu, "memory": args.memory}},
-            "envs": [{"name": k, "value": v} for k, v in sorted(plain.items())] + secret_env,
+            "envs": [{"name": k, "value": v} for k, v in sorted(self._plain.items())] + self._secret_env,
         }
         template: Any = {  # the typed dicts' nesting, as the other stacks' resources write it
             "task_count": 1,
@@ -123,36 +150,42 @@ class BotJob(pulumi.ComponentResource):
                 "network_interfaces": [{"subnetwork": args.subnetwork_id, "tags": [BOT_TAG]}],
                 "egress": "ALL_TRAFFIC",
             }
-        self.job = gcp.cloudrunv2.Job(
-            name,
-            name=f"{args.prefix}-bot",
+        job = gcp.cloudrunv2.Job(
+            f"{self._name}-{release.name}",
+            name=job_name(args.prefix, release.name),
             location=args.region,
             # Never protected, whatever `protect` says: the job holds nothing to lose (its account and
-            # secrets are resources of their own), and switching botRuntime to gce deletes it, which
-            # the provider refuses while the state holds `true` (`resourceCloudRunV2JobDelete`:
+            # secrets are resources of their own), and a retired release or a switch of botRuntime to gce
+            # deletes it, which the provider refuses while the state holds `true` (`resourceCloudRunV2JobDelete`:
             # "cannot destroy job without setting deletion_protection=false and running `terraform
             # apply`", terraform-provider-google cloudrunv2/resource_cloud_run_v2_job.go).
             deletion_protection=False,
-            labels={"role": "bot"},
+            labels={"role": "bot", "release": release.name},
             template=template,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.grants),
         )
-        self.job_name = self.job.name
-        self.service_account_email = self.account.email
-        self.service_account_unique_id = self.account.unique_id
-        self.register_outputs({"job_name": self.job_name, "service_account_email": self.service_account_email})
+        bindings = [gcp.cloudrunv2.JobIamMember(
+            f"{self._name}-{release.name}-runner-{grantee}", project=args.project, location=args.region,
+            name=job.name, role=self._runner_role().name, member=member, opts=pulumi.ResourceOptions(parent=self))
+            for grantee, member in self._runners]
+        path = pulumi.Output.concat("projects/", args.project, "/locations/", args.region, "/jobs/", job.name)
+        # The path waits for the run grants: whoever launches from it (the dispatcher) can run the job.
+        return pulumi.Output.all(path, *(binding.etag for binding in bindings)).apply(lambda values: str(values[0]))
 
     def grant_run(self, grantee: str, member: pulumi.Input[str]) -> list[pulumi.Resource]:
-        """Let `member` run this job's executions with overrides, read and cancel them: on this job only."""
-        base = f"{self._name}_runner".replace("-", "_")
-        role = gcp.projects.IAMCustomRole(
-            f"{self._name}-runner", project=self._args.project,
-            # a deleted role's id stays reserved for 37 days: part of the account's unique id keeps re-creation free
-            role_id=self.account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
-            title="voicefleet bot job runner",
-            description="Run voicefleet bot executions with overrides, watch and cancel them",
-            permissions=list(RUN_PERMISSIONS), opts=pulumi.ResourceOptions(parent=self))
-        binding = gcp.cloudrunv2.JobIamMember(
-            f"{self._name}-runner-{grantee}", project=self._args.project, location=self._args.region,
-            name=self.job.name, role=role.name, member=member, opts=pulumi.ResourceOptions(parent=self))
-        return [role, binding]
+        """Let `member` run the release jobs' executions with overrides, read and cancel them: bound on
+        each job (release_job), never on the project. Call it before the jobs are made."""
+        self._runners.append((grantee, member))
+        return [self._runner_role()]
+
+    def _runner_role(self) -> gcp.projects.IAMCustomRole:
+        if self._role is None:
+            base = f"{self._name}_runner".replace("-", "_")
+            self._role = gcp.projects.IAMCustomRole(
+                f"{self._name}-runner", project=self._args.project,
+                # a deleted role's id stays reserved for 37 days: part of the account's unique id keeps re-creation free
+                role_id=self.account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
+                title="voicefleet bot job runner",
+                description="Run voicefleet bot executions with overrides, watch and cancel them",
+                permissions=list(RUN_PERMISSIONS), opts=pulumi.ResourceOptions(parent=self))
+        return self._role

@@ -1,5 +1,11 @@
-"""BotTemplate: the instance template every per-session bot VM is created from.
+"""BotTemplate: the instance templates per-session bot VMs are created from, one per kept release.
 
+Each kept release (stacks/gcp/release_builds.py) has its own template, which names that release's
+images by digest and carries a `release` label; the dispatcher launches a session's VM from its
+release's template (RELEASES). Templates are immutable, and a VM does not need its template once
+created (only a managed instance group holds one: "It is not possible to delete templates that are
+already in use by a managed instance group", compute/docs/reference/rest/v1/instanceTemplates/delete),
+so a dropped release's template may go; it goes once its release stops retiring all the same.
 Container-Optimized OS runs stacks/gcp/startup.py's script, which starts the digest-pinned bot
 image with the session's values from instance metadata. The dispatcher sets `scheduling` per
 instance (maxRunDuration for that session, DELETE at the end); the template carries a safe default
@@ -27,6 +33,7 @@ from stacks.contract import (
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
 from stacks.gcp.network import BOT_TAG
+from stacks.gcp.release_builds import Build
 from stacks.gcp.secrets import SecretStore
 from stacks.gcp.startup import STARTUP_SCRIPT
 
@@ -52,6 +59,7 @@ LAUNCH_PERMISSIONS = (
 # What a bot VM may do to itself at the end of its session (stacks/gcp/startup.py).
 SELF_DELETE_PERMISSIONS = ("compute.instances.delete",)
 INSTANCE_TYPE = "compute.googleapis.com/Instance"
+BOT_ROLE, WEBRTC_ROLE = "bot", "bot-webrtc"  # a release's images (images/component.py roles)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,6 @@ class BotTemplateArgs:
     project: str
     prefix: str
     account_id: str
-    image: pulumi.Input[str]  # digest-pinned
     subnetwork_id: pulumi.Input[str]
     repository_id: pulumi.Input[str]
     region: str
@@ -68,7 +75,6 @@ class BotTemplateArgs:
     machine_type: str
     disk_gb: int
     max_session_seconds: int
-    webrtc_image: pulumi.Input[str] | None = None  # the SmallWebRTC bot, with a TURN relay
     secrets: SecretStore | None = None
     secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys and BOT_CHANNEL_TOKEN
     channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL: the dispatcher's wss:// channel
@@ -87,7 +93,6 @@ def pull_and_log(name: str, project: str, region: str, repository_id: pulumi.Inp
 
 
 class BotTemplate(pulumi.ComponentResource):
-    template_path: pulumi.Output[str]  # projects/P/global/instanceTemplates/NAME
     service_account_email: pulumi.Output[str]
 
     def __init__(self, name: str, args: BotTemplateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -107,18 +112,29 @@ class BotTemplate(pulumi.ComponentResource):
         # The bot's provider keys and channel credential: the VM's account reads exactly these secrets, at boot; the
         # template names their pinned versions and exists only once the account may read them.
         grants: list[pulumi.Resource] = []
-        secret_refs: pulumi.Input[str] = ""
+        secret_refs: pulumi.Input[str] = ""  # the same for every release's template
         if args.secrets is not None and args.secret_names:
             grants += args.secrets.grant_access("bot", member, args.secret_names)
             self.grants += grants
             secret_refs = args.secrets.version_names(args.secret_names)
 
+        self._args, self._secret_refs, self._template_grants = args, secret_refs, grants
+        self.grants += self._own_vms_only("self-delete", "voicefleet bot self-delete",
+                                          "A bot VM deletes itself when its session ends", SELF_DELETE_PERMISSIONS,
+                                          member)
+        self.service_account_email = self.account.email
+        self.register_outputs({"service_account_email": self.service_account_email})
+
+    def release_template(self, release: Build) -> pulumi.Output[str]:
+        """The release's template (projects/P/global/instanceTemplates/NAME): its images, this
+        stack's settings. Named after the release, so a kept release keeps its template."""
+        args = self._args
         template = gcp.compute.InstanceTemplate(
-            name,
+            f"{self._name}-{release.name}",
             # Templates are immutable: every change is a replacement, created before the old
             # one is deleted, so the name needs a generated suffix.
             name_prefix=f"{args.prefix}-bot-",
-            description="voicefleet: one VM per voice session",
+            description=f"voicefleet release {release.name}: one VM per voice session",
             machine_type=args.machine_type,
             disks=[{"source_image": COS_IMAGE, "boot": True, "auto_delete": True, "disk_size_gb": args.disk_gb,
                     "disk_type": "pd-balanced"}],
@@ -127,16 +143,17 @@ class BotTemplate(pulumi.ComponentResource):
                              "scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
             metadata={
                 "startup-script": STARTUP_SCRIPT,
-                GCE_IMAGE_METADATA_KEY: args.image,
-                GCE_SECRETS_METADATA_KEY: secret_refs,
+                GCE_IMAGE_METADATA_KEY: release.images[BOT_ROLE],
+                GCE_SECRETS_METADATA_KEY: self._secret_refs,
                 GCE_SETTINGS_METADATA_KEY: ",".join(f"{k}={v}" for k, v in sorted(args.environment.items())),
-                **({GCE_WEBRTC_IMAGE_METADATA_KEY: args.webrtc_image} if args.webrtc_image is not None else {}),
+                **({GCE_WEBRTC_IMAGE_METADATA_KEY: release.images[WEBRTC_ROLE]}
+                   if WEBRTC_ROLE in release.images else {}),
                 **({GCE_CHANNEL_URL_METADATA_KEY: args.channel_url} if args.channel_url is not None else {}),
                 "block-project-ssh-keys": "true",
                 "enable-oslogin": "TRUE",
             },
             tags=[BOT_TAG],
-            labels={"role": "bot"},
+            labels={"role": "bot", "release": release.name},
             scheduling={
                 "provisioning_model": "STANDARD",
                 "automatic_restart": False,  # a restarted VM would rejoin a finished session
@@ -146,16 +163,9 @@ class BotTemplate(pulumi.ComponentResource):
             },
             shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True,
                                       "enable_integrity_monitoring": True},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._template_grants),
         )
-        self.grants += self._own_vms_only("self-delete", "voicefleet bot self-delete",
-                                          "A bot VM deletes itself when its session ends", SELF_DELETE_PERMISSIONS,
-                                          member)
-        self.template_path = pulumi.Output.concat("projects/", args.project, "/global/instanceTemplates/",
-                                                  template.name)
-        self.service_account_email = self.account.email
-        self.register_outputs({"template_path": self.template_path,
-                               "service_account_email": self.service_account_email})
+        return pulumi.Output.concat("projects/", args.project, "/global/instanceTemplates/", template.name)
 
     def _own_vms_only(self, suffix: str, title: str, description: str, permissions: tuple[str, ...],
                       member: pulumi.Input[str], grantee: str = "") -> list[pulumi.Resource]:

@@ -19,6 +19,7 @@ from dispatcher.reserve.policy import ReserveSettings
 from stacks import contract, turn_server
 from stacks.config.channel import CLOUD_RUN_VCPUS
 from stacks.config.observability import ObservabilitySettings
+from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
 from stacks.gcp.secrets import SecretStore
 
 
@@ -30,7 +31,7 @@ class DispatcherArgs:
     zone: str
     image: pulumi.Input[str]  # digest-pinned
     service_account_email: pulumi.Input[str]
-    instance_template: pulumi.Input[str]
+    instance_template: pulumi.Input[str]  # the current release's: the provider's default
     instance_prefix: str
     bot_machine_type: str  # the template's, which the reserve prices its idle bots by (reserve/prices.py)
     secrets: SecretStore
@@ -67,6 +68,7 @@ class DispatcherArgs:
     subnetwork_id: pulumi.Input[str] | None = None
     # botRuntime cloudrun: the `cloudrun` provider's variables (stacks/gcp/bot_job.py) instead of the GCE_* ones
     cloudrun: Mapping[str, pulumi.Input[str]] | None = None
+    releases: pulumi.Input[str] | None = None  # RELEASES: the kept releases and what each launches
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -78,6 +80,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
               "GCE_MACHINE_TYPE": args.bot_machine_type}
     return {
         **machines,
+        **({RELEASES_VARIABLE: args.releases} if args.releases is not None else {}),
         "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),
         "MAX_SESSION_SECONDS": str(args.max_session_seconds),
         "HOST": contract.DISPATCHER_HOST,

@@ -10,7 +10,10 @@ each revision index are versions of their own, so that is about a third as many 
 untagged versions older than a day go, superseded builds and caches; and revision indexes
 (`rev-<revision>`, images/component.py) older than `REVISION_TAG_DAYS` go, which no other rule
 would ever delete since they stay tagged. The same aim as ECR's rules (stacks/aws/registry.py):
-old revision tags must not pile up.
+old revision tags must not pile up. And the kept releases' images stay, by digest: a KEEP rule on
+`versionNamePrefixes` (a Docker version's name is its digest) lists them (stacks/gcp/releases.py
+registry_keeps), so a rollback to a kept release never needs a build however many builds come
+after it; a release's digest leaves the rule only once no session can still run the release.
 """
 
 from __future__ import annotations
@@ -25,25 +28,33 @@ from images.component import REVISION_TAG_PREFIX, RegistryAuth
 REVISION_TAG_DAYS = 30  # a revision tag is a label for people: rollbacks pin digests, not tags
 
 
+def cleanup_policies(keep: int, releases: Sequence[str]) -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgsDict]:
+    """The repository's rules; `releases`, the kept releases' digests, are kept by name (none: no rule,
+    which an empty condition would turn into keeping everything)."""
+    kept: list[gcp.artifactregistry.RepositoryCleanupPolicyArgsDict] = [
+        {"id": "keep-releases", "action": "KEEP", "condition": {"version_name_prefixes": sorted(releases)}}]
+    return [
+        {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},
+        *(kept if releases else []),
+        {"id": "drop-untagged", "action": "DELETE", "condition": {"tag_state": "UNTAGGED", "older_than": "86400s"}},
+        {"id": "drop-old-revision-tags", "action": "DELETE",
+         "condition": {"tag_state": "TAGGED", "tag_prefixes": [REVISION_TAG_PREFIX],
+                       "older_than": f"{REVISION_TAG_DAYS * 86400}s"}},
+    ]
+
+
 class Registry:
     repository: gcp.artifactregistry.Repository
 
     def __init__(self, name: str, *, prefix: str, project: str, region: str, keep: int, protect: bool,
-                 opts: pulumi.ResourceOptions) -> None:
+                 opts: pulumi.ResourceOptions, releases: pulumi.Input[Sequence[str]] = ()) -> None:
         self.repository = gcp.artifactregistry.Repository(
             name,
             repository_id=prefix,
             location=region,
             format="DOCKER",
             description="voicefleet images (pinned by digest)",
-            cleanup_policies=[
-                {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": keep}},
-                {"id": "drop-untagged", "action": "DELETE",
-                 "condition": {"tag_state": "UNTAGGED", "older_than": "86400s"}},
-                {"id": "drop-old-revision-tags", "action": "DELETE",
-                 "condition": {"tag_state": "TAGGED", "tag_prefixes": [REVISION_TAG_PREFIX],
-                               "older_than": f"{REVISION_TAG_DAYS * 86400}s"}},
-            ],
+            cleanup_policies=pulumi.Output.from_input(releases).apply(lambda digests: cleanup_policies(keep, digests)),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
         )
         self.host = f"{region}-docker.pkg.dev"

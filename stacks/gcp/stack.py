@@ -17,13 +17,15 @@ import pulumi_gcp as gcp
 from images.component import Images, ImagesArgs
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
+from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
 from stacks.config.model import Settings
 from stacks.config.regions import gcp_check
+from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
 from stacks.gcp.bot_job import BotJob, BotJobArgs
-from stacks.gcp.bot_template import BotTemplate, BotTemplateArgs
+from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate, BotTemplateArgs
 from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs, secret_names
 from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
@@ -31,6 +33,8 @@ from stacks.gcp.network import Network, NetworkArgs
 from stacks.gcp.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
+from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered
+from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
 from stacks.turn_server import turn_urls
@@ -50,8 +54,11 @@ class GcpStack(pulumi.ComponentResource):
 
         apis = enable_apis(name, cfg.project, child, store=cfg.store)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
+        before = remembered(name, self)  # what the last `up` kept
         registry = Registry(name, prefix=settings.prefix, project=cfg.project, region=cfg.region,
-                            keep=settings.image_retention_count, protect=settings.protect, opts=after_apis)
+                            keep=settings.image_retention_count, protect=settings.protect, opts=after_apis,
+                            releases=before.apply(lambda found: registry_keeps(
+                                found, self._longest_session(cfg.bot_runtime))))
         roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
                                          **image_args(settings)), opts=child)
@@ -65,9 +72,8 @@ class GcpStack(pulumi.ComponentResource):
             protect=settings.protect, depends_on=apis), opts=child)
         self._bot_channel_url = self._channel_url() if channel_secrets(settings) else None
         # botRuntime: a VM per session from a template (gce), or a Cloud Run job's execution per session (cloudrun)
-        bot = BotTemplate(f"{name}-bot", self._bot_args(images, network, registry, secrets), opts=after_apis) \
-            if cfg.bot_runtime == "gce" else BotJob(f"{name}-bot", self._job_args(images, network, registry, secrets),
-                                                    opts=after_apis)
+        bot = BotTemplate(f"{name}-bot", self._bot_args(network, registry, secrets), opts=after_apis) \
+            if cfg.bot_runtime == "gce" else BotJob(f"{name}-bot", self._job_args(network, secrets), opts=after_apis)
         turn_urls = self._turn_urls(network, secrets, after_apis)
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
@@ -76,10 +82,18 @@ class GcpStack(pulumi.ComponentResource):
                                                                   depends_on=apis),
                                opts=child) if cfg.store else None
         store = self._store(egress, member, apis, after_apis) if egress is not None else None
-        args = self._dispatcher_args(images.dispatcher, account.email, bot, secrets, turn_urls, egress, store)
+        # The launch grants come first: each release's job binds them (BotJob.grant_run).
+        launch = bot.grant_launch("dispatcher", member) if isinstance(bot, BotTemplate) \
+            else bot.grant_run("dispatcher", member)
+        builds = pulumi.Output.all(before, bot_images(images)).apply(
+            lambda found: advance(found[0], found[1], settings.releases,
+                                  longest_session_seconds=self._longest_session(cfg.bot_runtime)))
+        releases = Releases(builds, bot, settings.releases, self._job_image_role(images))
+        args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls, egress,
+                                     store)
         # The grants read the very names the service's environment references (secret_names): Cloud
         # Run fails a deployment whose account cannot read one of its secrets.
-        grants = self._dispatcher_grants(bot, secrets, member, secret_names(args))
+        grants = self._dispatcher_grants(bot, launch, secrets, member, secret_names(args))
         dispatcher = Dispatcher(f"{name}-dispatcher", replace(args, depends_on=(*grants, *args.depends_on)),
                                 opts=after_apis)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
@@ -98,8 +112,11 @@ class GcpStack(pulumi.ComponentResource):
             "dispatcherService": dispatcher.service_name,
             "botImage": images.bot,
             "dispatcherImage": images.dispatcher,
-            **({"botInstanceTemplate": bot.template_path} if isinstance(bot, BotTemplate) else
-               {"botJob": bot.job_name}),
+            **({"botInstanceTemplate": releases.current} if isinstance(bot, BotTemplate) else
+               {"botJob": releases.current.apply(lambda path: path.rsplit("/", 1)[-1])}),
+            # The releases the dispatcher offers (RELEASES) and their builds, which the next `up` reads back.
+            RELEASES_OUTPUT: releases.document,
+            BUILDS_OUTPUT: builds.apply(lambda kept: kept.as_output()),
             "botServiceAccount": bot.service_account_email,
             "dispatcherServiceAccount": account.email,
             "secretIds": secrets.ids,
@@ -143,14 +160,22 @@ class GcpStack(pulumi.ComponentResource):
 
         return self._service_host().apply(checked)
 
-    def _bot_args(self, images: Images, network: Network, registry: Registry,
-                  secrets: SecretStore) -> BotTemplateArgs:
+    def _longest_session(self, runtime: str) -> int:
+        """How long a bot can still run after its release is dropped: its VM's maxRunDuration, or its
+        execution's timeout (stacks/gcp/bot_template.py, bot_job.py)."""
+        grace = GCE_BOOT_GRACE_SECONDS if runtime == "gce" else BotJobArgs.grace_seconds
+        return self._settings.max_session_seconds + grace
+
+    def _job_image_role(self, images: Images) -> str:
+        """A job has one container: the SmallWebRTC image with a TURN relay, else the Daily one."""
+        return WEBRTC_ROLE if self._settings.turn is not None and images.bot_webrtc is not None else BOT_ROLE
+
+    def _bot_args(self, network: Network, registry: Registry, secrets: SecretStore) -> BotTemplateArgs:
         settings, cfg = self._settings, self._cfg
         return BotTemplateArgs(
             project=cfg.project,
             prefix=settings.prefix,
             account_id=account_id(settings.stack, "bot"),
-            image=images.bot,
             subnetwork_id=network.subnetwork_id,
             repository_id=registry.repository.repository_id,
             region=cfg.region,
@@ -162,19 +187,17 @@ class GcpStack(pulumi.ComponentResource):
             secrets=secrets,
             # Not the channel's deployment secret: each bot gets its own machine credential at launch.
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
-            webrtc_image=images.bot_webrtc,
             channel_url=self._bot_channel_url,
             environment=settings.observability.bot_environment(),
         )
 
-    def _job_args(self, images: Images, network: Network, registry: Registry, secrets: SecretStore) -> BotJobArgs:
-        """The bot job: one image (a job has one container), the SmallWebRTC one with a TURN relay."""
+    def _job_args(self, network: Network, secrets: SecretStore) -> BotJobArgs:
+        """The bot jobs' settings, the same for every release's job."""
         settings, cfg = self._settings, self._cfg
         return BotJobArgs(
             # not the Compute Engine bots' id: a switch of botRuntime creates this before deleting that
             project=cfg.project, prefix=settings.prefix, account_id=account_id(settings.stack, "botjob"),
             subnetwork_id=network.subnetwork_id,
-            image=images.bot_webrtc if settings.turn is not None and images.bot_webrtc is not None else images.bot,
             region=cfg.region, max_session_seconds=settings.max_session_seconds, secrets=secrets,
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
             channel_url=self._bot_channel_url, environment=settings.observability.bot_environment())
@@ -203,18 +226,16 @@ class GcpStack(pulumi.ComponentResource):
             node_type="STANDARD_SMALL" if prod else "SHARED_CORE_NANO", replicas=1 if prod else 0,
             protect=self._settings.protect, depends_on=tuple(apis)), opts=opts)
 
-    def _dispatcher_grants(self, bot: BotTemplate | BotJob, secrets: SecretStore, member: pulumi.Output[str],
-                           names: tuple[str, ...]) -> tuple[pulumi.Resource, ...]:
-        """What the dispatcher's identity may do (launch bot VMs or run the bot job, read `names`, its
-        service's secrets), and what it waits for besides: the secret versions and the bots' own grants."""
-        launch = bot.grant_launch("dispatcher", member) if isinstance(bot, BotTemplate) \
-            else bot.grant_run("dispatcher", member)
+    def _dispatcher_grants(self, bot: BotTemplate | BotJob, launch: list[pulumi.Resource], secrets: SecretStore,
+                           member: pulumi.Output[str], names: tuple[str, ...]) -> tuple[pulumi.Resource, ...]:
+        """What the dispatcher's identity may do (`launch`: bot VMs or the bot jobs' runs; read `names`,
+        its service's secrets), and what it waits for besides: the secret versions and the bots' own grants."""
         readable = secrets.grant_access("dispatcher", member, names)
         return (*readable, *(secrets.versions[env] for env in names), *launch, *bot.grants)
 
     def _dispatcher_args(self, image: pulumi.Output[str], account_email: pulumi.Output[str], bot: BotTemplate | BotJob,
-                         secrets: SecretStore, turn_urls: pulumi.Input[list[str]] | None, egress: EgressNetwork | None,
-                         store: CoordinationStore | None) -> DispatcherArgs:
+                         releases: Releases, secrets: SecretStore, turn_urls: pulumi.Input[list[str]] | None,
+                         egress: EgressNetwork | None, store: CoordinationStore | None) -> DispatcherArgs:
         settings, cfg = self._settings, self._cfg
         return DispatcherArgs(
             service_name=dispatcher_service_name(settings.prefix),
@@ -223,9 +244,11 @@ class GcpStack(pulumi.ComponentResource):
             zone=cfg.zone,
             image=image,
             service_account_email=account_email,
-            instance_template=bot.template_path if isinstance(bot, BotTemplate) else "",
+            instance_template=releases.current if isinstance(bot, BotTemplate) else "",
+            releases=releases.document,
             cloudrun=None if isinstance(bot, BotTemplate) else {
-                "CLOUDRUN_PROJECT": cfg.project, "CLOUDRUN_REGION": cfg.region, "CLOUDRUN_JOB": bot.job_name,
+                "CLOUDRUN_PROJECT": cfg.project, "CLOUDRUN_REGION": cfg.region,
+                "CLOUDRUN_JOB": releases.current.apply(lambda path: path.rsplit("/", 1)[-1]),
                 "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": bot.service_account_unique_id},
             instance_prefix=instance_prefix(settings.stack),
             bot_machine_type=cfg.bot_machine_type,

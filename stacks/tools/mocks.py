@@ -233,7 +233,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state["managedServerCas"] = ([{"caCerts": [{"certificates": [pem]}]}]
                                              if mode == "GOOGLE_MANAGED_PER_INSTANCE_CA" else [])
             elif typ == "gcp:compute/instanceTemplate:InstanceTemplate":
-                state["name"] = f"{inputs.get('namePrefix', args.name)}20260101000000000000000001"
+                # terraform's PrefixedUniqueId: a timestamp and a counter, one per template (several
+                # templates, one per release, never share a name)
+                counter = int(_digest(args.name)[:8], 16) % 10**10
+                state["name"] = f"{inputs.get('namePrefix', args.name)}2026010100000000{counter:010d}"
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
         elif typ.startswith("azure-native:"):
             rid, extra = _azure_state(typ, args.name, inputs, self.generation)

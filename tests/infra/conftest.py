@@ -9,6 +9,7 @@ without a namespace are voicefleet's).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -50,12 +51,15 @@ def config_for(cloud: str, overrides: dict[str, str], secrets: dict[str, str] | 
 @pytest.fixture
 def stack() -> StackRunner:
     def run(cloud: str, *, name: str | None = None, secrets: dict[str, str] | None = None,
-            plaintext: tuple[str, ...] = (), generation: int = 1, **overrides: str) -> Run:
-        """`generation` 2 stands for the same stack created again after a destroy (new cloud ids)."""
+            plaintext: tuple[str, ...] = (), generation: int = 1, previous: dict[str, Any] | None = None,
+            **overrides: str) -> Run:
+        """`generation` 2 stands for the same stack created again after a destroy (new cloud ids);
+        `previous`, the outputs of the stack's last `up` (None: this is its first)."""
         config = config_for(cloud, overrides, secrets)
         given = SECRETS if secrets is None else secrets
         secret_keys = [k for k in config if (k in given or k.endswith(("ApiKey", "Secret"))) and k not in plaintext]
-        return program_cache.run(config, secret_keys, stack=name or f"{cloud}-test", generation=generation)
+        return program_cache.run(config, secret_keys, stack=name or f"{cloud}-test", generation=generation,
+                                 previous=previous)
 
     return run
 

@@ -16,25 +16,35 @@ names, sizes and modification times, so a test that edits its project between tw
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
-from stacks.tools.mocks import Run, run_program
+from stacks.tools.mocks import Deployed, Run, run_program
 
 _LOG_LEVELS = ("debug", "info", "warn", "error")
 _UNPATCHED_LOG = {level: getattr(pulumi.log, level) for level in _LOG_LEVELS}
 _RUNS: dict[tuple[object, ...], Run] = {}
 
 
-def run(config: Mapping[str, str], secret_keys: Sequence[str], *, stack: str, generation: int) -> Run:
+def run(config: Mapping[str, str], secret_keys: Sequence[str], *, stack: str, generation: int,
+        previous: Mapping[str, Any] | None = None) -> Run:
     if any(getattr(pulumi.log, level) is not original for level, original in _UNPATCHED_LOG.items()):
-        return run_program(config, list(secret_keys), stack=stack, generation=generation)
-    key = (tuple(sorted(config.items())), tuple(secret_keys), stack, generation, _files(config.values()))
+        return run_program(config, list(secret_keys), stack=stack, generation=generation, deployed=_deployed(previous))
+    key = (tuple(sorted(config.items())), tuple(secret_keys), stack, generation, _files(config.values()),
+           json.dumps(previous, sort_keys=True, default=str))
     if key not in _RUNS:
-        _RUNS[key] = run_program(config, list(secret_keys), stack=stack, generation=generation)
+        _RUNS[key] = run_program(config, list(secret_keys), stack=stack, generation=generation,
+                                 deployed=_deployed(previous))
     return copy.deepcopy(_RUNS[key])
+
+
+def _deployed(previous: Mapping[str, Any] | None) -> Deployed | None:
+    """An earlier `up` that left the stack's outputs `previous` (None: this is the first)."""
+    return None if previous is None else Deployed(outputs=dict(previous))
 
 
 def _files(values: Iterable[str]) -> tuple[tuple[str, int, int], ...]:

@@ -28,6 +28,7 @@ from stacks.tools.preflight import (
     policy_limits,
     provider_waits,
     readback,
+    release_definitions,
     releases,
     secret_access,
     sizes,
@@ -76,4 +77,5 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
     kept = values.get("voicefleet:releasesKept")
     found += releases.violations(registrations, int(kept.value if kept else DEFAULTS["releasesKept"]))
+    found += release_definitions.violations(registrations)
     return found

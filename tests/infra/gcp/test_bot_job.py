@@ -9,6 +9,7 @@ import pytest
 
 from dispatcher.machines.cloudrun.provider import CloudRunSettings
 from stacks.gcp import bot_job
+from stacks.gcp.release_builds import Build
 from stacks.tools.mocks import Registration, unwrap
 from tests.infra.helpers import of_type, run_component
 
@@ -20,11 +21,11 @@ DISPATCHER = "serviceAccount:dispatcher@p.iam.gserviceaccount.com"
 def job() -> list[Registration]:
     def build() -> None:
         made = bot_job.BotJob("vf-bot", bot_job.BotJobArgs(
-            project="p", prefix="vf-prod", account_id="vf-prod-bot", image=IMAGE,
+            project="p", prefix="vf-prod", account_id="vf-prod-bot",
             region="europe-west1", max_session_seconds=1800, channel_url="wss://d.example/bots/channel",
             environment={"LOG_FORMAT": "json"}))
         made.grant_run("dispatcher", DISPATCHER)
-        pulumi.export("job", made.job_name)
+        pulumi.export("job", made.release_job(Build("r-1", "2026-01-01T00:00:00Z", {"bot": IMAGE}), IMAGE))
 
     return run_component(build)
 

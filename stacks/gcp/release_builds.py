@@ -1,0 +1,122 @@
+"""What a stack remembers of its releases from one `pulumi up` to the next, read from its own outputs.
+
+The list, its rules (names, `releasesKept`, refusing a changed release) and how a stack reads its
+own last outputs are stacks/config/releases.py's and stacks/releases.py's; this module adds what
+the clouds whose release definitions the stack re-declares each `up` (GCE
+templates, Cloud Run jobs) need besides: each kept release's *build* (its images by digest, from
+which its definition is made), and the releases that dropped out of the list but whose definition and
+image a session may still run (*retiring*). A retiring release goes once the longest session
+cannot run it any more: a bot VM or job execution never outlives `maxSessionSeconds` plus its
+grace (the template's maxRunDuration, the execution's timeout). An `up` that changes nothing
+keeps every name, time and list as it was: the clock is read only for a new or dropped release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pulumi
+
+from stacks import releases
+from stacks.config.reader import SettingsError
+from stacks.config.releases import ReleaseSettings, StackRelease, derived_name, roll
+
+BUILDS_OUTPUT = "releaseBuilds"  # the stack output the next `up` reads back
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Build:
+    """A kept release: its name, when the stack first listed it, its images (role -> repository@sha256:…)."""
+
+    name: str
+    created: str
+    images: Mapping[str, str]
+    retired: str | None = None  # when it left the list; kept until no session can still run it
+
+    def as_output(self) -> dict[str, Any]:
+        return {"name": self.name, "created": self.created, "images": dict(sorted(self.images.items())),
+                **({"retired": self.retired} if self.retired is not None else {})}
+
+
+@dataclass(frozen=True)
+class Builds:
+    listed: tuple[Build, ...] = ()  # offered to the dispatcher (RELEASES), oldest first
+    retiring: tuple[Build, ...] = ()  # dropped from the list, their definitions and images still kept
+    current_name: str = ""  # this `up`'s build (listed; not always the newest, when an older one is deployed again)
+    kept: tuple[Build, ...] = field(init=False)  # every release whose definition and image must exist
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kept", (*self.retiring, *self.listed))
+
+    @property
+    def current(self) -> Build:
+        return next(b for b in self.listed if b.name == self.current_name)
+
+    def as_output(self) -> dict[str, Any]:
+        return {"listed": [b.as_output() for b in self.listed], "retiring": [b.as_output() for b in self.retiring],
+                "current": self.current_name}
+
+    def digests(self) -> list[str]:
+        """Every kept release's image digests (`sha256:…`), sorted."""
+        return sorted({ref.rsplit("@", 1)[-1] for b in self.kept for ref in b.images.values() if "@" in ref})
+
+
+def parse(recorded: object) -> Builds:
+    """What the last `up` exported as BUILDS_OUTPUT (None before the first one). Anything else
+    unreadable is refused rather than forgotten, which would drop every kept release at once."""
+    if recorded is None:
+        return Builds()
+    try:
+        assert isinstance(recorded, Mapping)
+
+        def build(raw: Mapping[str, Any]) -> Build:
+            retired = raw.get("retired")
+            for stamp in (raw["created"], *([retired] if retired is not None else [])):
+                datetime.strptime(str(stamp), STAMP)
+            return Build(str(raw["name"]), str(raw["created"]), {str(k): str(v) for k, v in raw["images"].items()},
+                         str(retired) if retired is not None else None)
+
+        return Builds(tuple(build(raw) for raw in recorded.get("listed") or ()),
+                      tuple(build(raw) for raw in recorded.get("retiring") or ()), str(recorded.get("current") or ""))
+    except (AssertionError, ValueError, TypeError, KeyError, AttributeError):
+        raise SettingsError(f"The stack's own `{BUILDS_OUTPUT}` output is not a list of release builds "
+                            f"({str(recorded)[:200]!r}): it is how the stack remembers its releases' images between "
+                            "runs (docs/pulumi.md, Releases); restore it from an earlier state "
+                            "(`pulumi stack history`)") from None
+
+
+def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings, *,
+            longest_session_seconds: int) -> Builds:
+    """This `up`'s builds: the list rolled with the current build (stacks/config/releases.py `roll`),
+    the ones it drops retiring, and retiring ones past the longest session gone."""
+    now = releases.clock()  # the offline runs set their own (stacks/tools/mocks.py)
+    stamp = now.strftime(STAMP)
+    name = settings.name or derived_name(images)
+    earlier = [b for b in before.retiring if b.name == name]  # a retiring build deployed again is listed again
+    listed = roll([StackRelease(b.name, b.images, b.created) for b in (*earlier, *before.listed)], name=name,
+                  images=images, kept=settings.kept, now=now)
+    names = {release.name for release in listed}
+    dropped = [replace(b, retired=stamp) for b in before.listed if b.name not in names]
+    retiring = tuple(b for b in (*before.retiring, *dropped) if b.name not in names)
+    return unexpired(Builds(tuple(Build(r.name, r.created, dict(r.images)) for r in listed), retiring, name),
+                     longest_session_seconds)
+
+
+def unexpired(builds: Builds, longest_session_seconds: int) -> Builds:
+    """`builds` without the retiring ones no session can run any more (retired longer ago than the longest)."""
+    now, horizon = releases.clock(), timedelta(seconds=longest_session_seconds)
+    return replace(builds, retiring=tuple(
+        b for b in builds.retiring
+        if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon > now))
+
+
+def remembered(name: str, parent: pulumi.Resource) -> pulumi.Output[Builds]:
+    """What this very stack's last completed `up` kept (nothing before its first), as stacks/releases.py
+    reads its list: through a StackReference to the stack itself."""
+    reference = pulumi.StackReference(f"{name}-release-builds", stack_name=releases.own_stack(),
+                                      opts=pulumi.ResourceOptions(parent=parent))
+    return reference.get_output(BUILDS_OUTPUT).apply(parse)

@@ -1,0 +1,64 @@
+"""The GCP stack's releases: a definition per kept release, the RELEASES list, what the registry keeps.
+
+Each kept release (stacks/gcp/release_builds.py: listed, or retiring while a session may still run it)
+gets its own definition from its own images: an instance template (botRuntime gce) or a Cloud Run
+job (cloudrun), created when the remembered list and this `up`'s build are known. The dispatcher is
+offered the listed ones (RELEASES), each with that definition for every transport (`*`): a
+template carries both the Daily and the SmallWebRTC image (the VM picks by session), a job its one
+image. The stack's other settings (machine type, secrets, channel) are every release's: changing
+them replaces every kept release's template, or updates every job, under the same release names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+
+from images.component import Images
+from stacks.config.releases import ANY_TRANSPORT, ReleaseSettings, StackRelease, catalogue
+from stacks.gcp.bot_job import BotJob
+from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate
+from stacks.gcp.release_builds import Builds, unexpired
+
+
+def bot_images(images: Images) -> pulumi.Output[dict[str, str]]:
+    """This `up`'s build: the bot images by digest, by role."""
+    built: dict[str, pulumi.Input[str]] = {BOT_ROLE: images.bot}
+    if images.bot_webrtc is not None:
+        built[WEBRTC_ROLE] = images.bot_webrtc
+    return pulumi.Output.all(**built).apply(lambda found: {role: str(ref) for role, ref in found.items()})
+
+
+def registry_keeps(before: Builds, longest_session_seconds: int) -> list[str]:
+    """The digests the registry keeps whatever its other rules say: every release the last `up` kept
+    (but a retiring one no session can run any more), but the one it built, which the `latest` tag
+    holds while it is the newest, and the `mostRecentVersions` rule the `up` after it
+    (stacks/gcp/registry.py). Taken from what the last `up` kept (an image's digest is only known once
+    it is pushed, into this repository), so a second `up` with no change asks for the same list."""
+    others = Builds(tuple(b for b in before.listed if b.name != before.current_name), before.retiring)
+    return unexpired(others, longest_session_seconds).digests()
+
+
+class Releases:
+    """The kept releases' definitions (created once `builds` is known), and what the dispatcher reads."""
+
+    current: pulumi.Output[str]  # the current build's template or job path: GCE_INSTANCE_TEMPLATE, CLOUDRUN_JOB
+    document: pulumi.Output[str]  # RELEASES
+
+    def __init__(self, builds: pulumi.Output[Builds], bot: BotTemplate | BotJob, settings: ReleaseSettings,
+                 job_role: str = BOT_ROLE) -> None:
+        def define(kept: Builds) -> pulumi.Output[dict[str, str]]:
+            paths = {b.name: bot.release_template(b) if isinstance(bot, BotTemplate)
+                     else bot.release_job(b, b.images.get(job_role) or b.images[BOT_ROLE]) for b in kept.kept}
+            return pulumi.Output.all(**paths).apply(lambda found: {name: str(path) for name, path in found.items()})
+
+        paths: pulumi.Output[dict[str, str]] = builds.apply(define)  # an Output, flattened
+        both = pulumi.Output.all(builds, paths)
+        self.current = both.apply(lambda found: found[1][found[0].current_name])
+        self.document = both.apply(lambda found: releases_document(found[0], found[1], settings))
+
+
+def releases_document(kept: Builds, paths: Mapping[str, str], settings: ReleaseSettings) -> str:
+    """RELEASES: the listed releases, oldest first, each launched from its own definition."""
+    return catalogue([StackRelease(b.name, {ANY_TRANSPORT: paths[b.name]}, b.created) for b in kept.listed], settings)

@@ -1,0 +1,229 @@
+"""GCP releases: a template (gce) or a job (cloudrun) per kept release, RELEASES, what the registry keeps.
+
+Each `up` is the program run under the mocks with the previous run's outputs as the stack's own
+last outputs (stacks/tools/mocks.py `previous`): first `up`, the same `up` again, a new build, the
+oldest dropped, and a dropped release's definition kept until its last session must have ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from stacks.config.reader import SettingsError
+from stacks.config.releases import ReleaseSettings, derived_name
+from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
+from stacks.gcp.registry import cleanup_policies
+from stacks.gcp.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse
+from stacks.tools.mocks import Deployed, Run, unwrap
+from stacks.tools.preflight import release_definitions
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import component_outputs
+from tests.infra.test_turn_server import dispatcher_env
+
+MOCK_NOW = Deployed().now  # the clock of an offline `up` (stacks/tools/mocks.py)
+TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+JOB = "gcp:cloudrunv2/job:Job"
+REPOSITORY = "gcp:artifactregistry/repository:Repository"
+OLD_BOT = "europe-west4-docker.pkg.dev/vf-test/voicefleet-gcp-test/bot@sha256:" + "0a" * 32
+OLDER_BOT = "europe-west4-docker.pkg.dev/vf-test/voicefleet-gcp-test/bot@sha256:" + "0b" * 32
+LONG_AGO = (MOCK_NOW - timedelta(days=30)).strftime(STAMP)
+
+
+def outputs(run: Run) -> dict[str, Any]:
+    """What the stack exported: what its next `up` reads back as its own last outputs."""
+    return dict(unwrap(component_outputs(run, "gcp")))
+
+
+def releases(run: Run) -> dict[str, Any]:
+    found = dispatcher_env(run, "gcp")["RELEASES"]
+    assert found is not None
+    return dict(json.loads(found))
+
+
+def build(images: dict[str, str], created: str = LONG_AGO, retired: str | None = None) -> dict[str, Any]:
+    return {"name": derived_name(images), "created": created, "images": images,
+            **({"retired": retired} if retired is not None else {})}
+
+
+def remembered(*listed: dict[str, Any], retiring: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    """The stack's last outputs as an earlier `up` of other builds would have left them."""
+    return {BUILDS_OUTPUT: {"listed": list(listed), "retiring": list(retiring), "current": listed[-1]["name"]}}
+
+
+def templates(run: Run) -> dict[str, dict[str, Any]]:
+    """Release -> its template's inputs, and the name the provider gave it."""
+    return {unwrap(t.inputs)["labels"]["release"]: {**unwrap(t.inputs), "name": t.outputs["name"]}
+            for t in run.of_type(TEMPLATE)}
+
+
+def test_a_first_up_offers_one_release_launched_from_its_own_template(gcp: Run) -> None:
+    listed = releases(gcp)
+    (release,) = listed["releases"]
+    assert listed["canaryPercent"] == 10  # the default
+    env = dispatcher_env(gcp, "gcp")
+    assert release["images"] == {"*": env["GCE_INSTANCE_TEMPLATE"]}
+    assert release["created"] == MOCK_NOW.strftime(STAMP)
+    (name,) = templates(gcp)
+    template = templates(gcp)[name]
+    assert name == release["name"] == derived_name({"bot": template["metadata"]["bot-image"]})
+    assert outputs(gcp)["botInstanceTemplate"] == env["GCE_INSTANCE_TEMPLATE"]
+    assert json.loads(outputs(gcp)["releases"]) == listed
+
+
+def registered(run: Run) -> dict[str, Any]:
+    return {r.urn: unwrap(r.inputs) for r in run.registrations}
+
+
+def test_a_second_up_with_no_change_registers_exactly_what_the_first_did(stack: StackRunner, gcp: Run) -> None:
+    again = stack("gcp", previous=outputs(gcp))
+    assert releases(again) == releases(gcp)
+    assert registered(again) == registered(gcp)  # nothing to create, change or delete
+    assert outputs(again)[BUILDS_OUTPUT] == outputs(gcp)[BUILDS_OUTPUT]
+
+
+def test_after_a_new_release_the_next_up_only_adds_the_old_one_to_the_registry_keep_rule(stack: StackRunner) -> None:
+    """The registry learns a digest once it is pushed, so the `up` after the one that superseded a
+    build lists it in the keep rule (until then it is among the most recent versions); the `up`
+    after that changes nothing."""
+    added = stack("gcp", previous=remembered(build({"bot": OLD_BOT})))
+    after = stack("gcp", previous=outputs(added))
+    changed = {urn for urn, inputs in registered(after).items() if registered(added).get(urn) != inputs}
+    assert changed == {after.one(REPOSITORY).urn} and registered(after).keys() == registered(added).keys()
+    assert releases(after) == releases(added) and len(releases(after)["releases"]) == 2
+    settled = stack("gcp", previous=outputs(after))
+    assert registered(settled) == registered(after)
+
+
+def test_a_new_build_is_added_as_a_release_at_the_canary_share_beside_the_old_one(stack: StackRunner) -> None:
+    old = build({"bot": OLD_BOT})
+    run = stack("gcp", canaryPercent="25", previous=remembered(old))
+    listed = releases(run)
+    assert listed["canaryPercent"] == 25
+    assert [r["name"] for r in listed["releases"]][0] == old["name"]
+    assert len(listed["releases"]) == 2 and listed["releases"][0]["created"] == LONG_AGO
+    kept = templates(run)
+    assert set(kept) == {r["name"] for r in listed["releases"]}
+    assert kept[old["name"]]["metadata"]["bot-image"] == OLD_BOT  # the old build runs as it was
+    for release in listed["releases"]:  # each release launches from its own template
+        (reference,) = release["images"].values()
+        assert reference.endswith("/" + kept[release["name"]]["name"])
+    assert dispatcher_env(run, "gcp")["GCE_INSTANCE_TEMPLATE"] == listed["releases"][-1]["images"]["*"]
+
+
+def test_the_oldest_release_past_releases_kept_is_dropped_and_retires(stack: StackRunner) -> None:
+    older, old = build({"bot": OLDER_BOT}), build({"bot": OLD_BOT})
+    run = stack("gcp", releasesKept="2", previous=remembered(older, old))
+    listed = [r["name"] for r in releases(run)["releases"]]
+    assert older["name"] not in listed and listed[0] == old["name"] and len(listed) == 2
+    # Not offered any more, but a session started on it may still run: its template and image stay.
+    assert older["name"] in templates(run)
+    (retiring,) = outputs(run)[BUILDS_OUTPUT]["retiring"]
+    assert retiring["name"] == older["name"] and retiring["retired"] == MOCK_NOW.strftime(STAMP)
+    keep = next(p for p in unwrap(run.one(REPOSITORY).inputs)["cleanupPolicies"] if p["id"] == "keep-releases")
+    assert OLDER_BOT.rsplit("@", 1)[1] in keep["condition"]["versionNamePrefixes"]
+
+
+def test_a_retired_release_goes_once_its_longest_session_is_over(stack: StackRunner) -> None:
+    """A bot VM lives at most maxSessionSeconds and its boot grace (the template's maxRunDuration)."""
+    old = build({"bot": OLD_BOT})
+    for retired, stays in ((MOCK_NOW - timedelta(seconds=60)), True), ((MOCK_NOW - timedelta(days=1)), False):
+        run = stack("gcp", previous=remembered(
+            old, retiring=(build({"bot": OLDER_BOT}, retired=retired.strftime(STAMP)),)))
+        assert (derived_name({"bot": OLDER_BOT}) in templates(run)) is stays
+        assert derived_name({"bot": OLDER_BOT}) not in [r["name"] for r in releases(run)["releases"]]
+        keep = [p for p in unwrap(run.one(REPOSITORY).inputs)["cleanupPolicies"] if p["id"] == "keep-releases"]
+        assert (OLDER_BOT.rsplit("@", 1)[1] in str(keep)) is stays
+
+
+def test_the_registry_keeps_the_remembered_releases_by_digest_and_nothing_else() -> None:
+    """An empty condition would keep every version (Artifact Registry's conditional KEEP matches all):
+    no releases to keep, no rule."""
+    assert [p["id"] for p in cleanup_policies(20, [])] == ["keep-recent", "drop-untagged", "drop-old-revision-tags"]
+    kept = cleanup_policies(20, ["sha256:" + "0b" * 32])[1]
+    assert kept == {"id": "keep-releases", "action": "KEEP",
+                    "condition": {"version_name_prefixes": ["sha256:" + "0b" * 32]}}
+
+
+def test_a_release_name_naming_another_build_is_refused() -> None:
+    """Checked on the list itself: a program run that raises in an apply leaves the rest of its
+    outputs running in the SDK's threads, beside the next test's run."""
+    before = parse(remembered({"name": "v1", "created": LONG_AGO, "images": {"bot": OLD_BOT}})[BUILDS_OUTPUT])
+    with pytest.raises(SettingsError, match="a release never changes"):
+        advance(before, {"bot": OLDER_BOT}, ReleaseSettings(name="v1"), longest_session_seconds=3600)
+    assert advance(before, {"bot": OLD_BOT}, ReleaseSettings(name="v1"), longest_session_seconds=3600).listed == \
+        before.listed  # the same build under its name: nothing changes
+
+
+def test_an_unreadable_memory_is_refused_not_forgotten() -> None:
+    """Forgetting it would drop every kept release, and the sessions pinned to them, at once."""
+    assert parse(None) == Builds()  # the first `up`, or the first after a destroy
+    for broken in ({"listed": [{"name": "x"}]}, "r-1", {"listed": [build({"bot": OLD_BOT}, created="yesterday")]}):
+        with pytest.raises(SettingsError, match="releaseBuilds"):
+            parse(broken)
+
+
+def cloudrun(stack: StackRunner, **overrides: Any) -> Run:
+    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, botRuntime="cloudrun", **CHANNEL["gcp"], **overrides)
+
+
+def test_cloud_run_runs_each_release_as_a_job_of_its_own_the_dispatcher_may_run(stack: StackRunner) -> None:
+    """A run's overrides never set the image (job.proto ContainerOverride: name, args, env, clear_args)."""
+    old = build({"bot": OLD_BOT})
+    run = cloudrun(stack, previous=remembered(old))
+    listed = releases(run)["releases"]
+    jobs = {unwrap(j.inputs)["labels"]["release"]: unwrap(j.inputs) for j in run.of_type(JOB)}
+    assert set(jobs) == {r["name"] for r in listed} and len(jobs) == 2
+    assert jobs[old["name"]]["template"]["template"]["containers"][0]["image"] == OLD_BOT
+    for release in listed:
+        job = jobs[release["name"]]["name"]
+        assert release["images"] == {"*": f"projects/vf-test/locations/europe-west4/jobs/{job}"}
+    env = dispatcher_env(run, "gcp")
+    assert env["CLOUDRUN_JOB"] == jobs[listed[-1]["name"]]["name"]
+    bound = {unwrap(b.inputs)["name"] for b in run.of_type("gcp:cloudrunv2/jobIamMember:JobIamMember")}
+    assert bound == {job["name"] for job in jobs.values()}  # run on each release's job, on nothing else
+    # The dispatcher starts only once it may run every release's job.
+    (service,) = run.of_type("gcp:cloudrunv2/service:Service")
+    bindings = {b.urn for b in run.of_type("gcp:cloudrunv2/jobIamMember:JobIamMember")}
+    assert bindings <= set(service.dependencies)
+
+
+def test_a_cloud_run_up_with_no_change_registers_exactly_what_the_last_did(stack: StackRunner) -> None:
+    first = cloudrun(stack)
+    again = cloudrun(stack, previous=outputs(first))
+    assert registered(again) == registered(first)
+
+
+def test_job_names_fit_whatever_the_release_name() -> None:
+    prefix = "voicefleet-" + "s" * 20  # the longest stack name (stacks/config/settings.py MAX_STACK_NAME)
+    for release in ("r-0123456789", "a" * 32, "v" + "-1" * 15 + "x"):
+        name = job_name(prefix, release)
+        assert len(name) <= MAX_JOB_NAME and not name.endswith("-") and "--" not in name[len(prefix):]
+    assert job_name(prefix, "a" * 32) != job_name(prefix, "a" * 31 + "b")
+
+
+def test_the_preflight_passes_every_listed_definition_and_refuses_one_the_up_deletes(stack: StackRunner) -> None:
+    """GCE answers an insert from a template that does not exist, as Cloud Run a run of a missing job, 404."""
+    for run in (stack("gcp", previous=remembered(build({"bot": OLD_BOT}))),
+                cloudrun(stack, previous=remembered(build({"bot": OLD_BOT})))):
+        assert release_definitions.violations(run.registrations) == []
+        kind = TEMPLATE if run.of_type(TEMPLATE) else JOB
+        (old,) = [r for r in run.of_type(kind) if "r-" in r.name and OLD_BOT in json.dumps(unwrap(r.inputs))]
+        without = [r for r in run.registrations if r.urn != old.urn]
+        (problem,) = release_definitions.violations(without)
+        assert "does not declare and so deletes" in problem and derived_name({"bot": OLD_BOT}) in problem
+    protected = dataclasses.replace(old, inputs={**old.inputs, "deletionProtection": True})
+    (problem,) = release_definitions.violations([*without, protected])
+    assert "deletion_protection=False" in problem
+
+
+def test_a_registry_count_too_small_to_hold_a_superseded_release_is_refused(stack: StackRunner) -> None:
+    """The build an `up` supersedes is still listed; until the next `up` keeps it by digest only the
+    newest versions hold it, three of them per build."""
+    with pytest.raises(SettingsError, match="imageRetentionCount.*at least 6"):
+        stack("gcp", imageRetentionCount="5")
+    assert stack("gcp", imageRetentionCount="6").of_type(TEMPLATE)
