@@ -36,11 +36,16 @@ def replica(fly: fly_fake.FakeFly) -> FlyMachines:
                        LocalCoordination())
 
 
+THIEF_IMAGE = "registry.fly.io/thief:latest"
+
+
 def name_twin(fly: fly_fake.FakeFly, app: str, name: str) -> str:
     """The thief's machine named `name` in `app` (the Machines API allows it: names are per app);
-    its own genuine OIDC token for the channel's audience."""
+    its own genuine OIDC token for the channel's audience. Its image is one the thief pushed to the
+    registry the credential reaches (Fly refuses a create of an image it cannot pull)."""
+    fly.registry.add(THIEF_IMAGE)
     answer = httpx.post(f"{fly.env['FLY_API_HOST']}/v1/apps/{app}/machines", json={
-        "name": name, "config": {"image": "registry.fly.io/thief:latest"}},
+        "name": name, "config": {"image": THIEF_IMAGE}},
         headers={"Authorization": f"Bearer {fly.env['FLY_API_TOKEN']}"}, timeout=10)
     assert answer.status_code == 200, answer.text
     return fly.oidc_token(answer.json()["id"], fly_fake.CHANNEL_AUDIENCE)
