@@ -52,6 +52,12 @@ class Catalogue:
         return tuple(r.name for r in self.releases)
 
     @property
+    def generation(self) -> str:
+        """How new this list is, to compare with another replica's: its newest release's `created`
+        (a stack stamps each when first listed; ISO 8601 in UTC sorts as text). "" when unstamped."""
+        return max((r.created or "" for r in self.releases), default="")
+
+    @property
     def newest(self) -> Release:
         return self.releases[-1]
 

@@ -32,5 +32,6 @@ def release_for(traffic: Traffic, catalogue: Catalogue, session_id: str, *, pinn
             if release is None:
                 raise unknown_release(wanted, catalogue.names)
             return release, how
-    release = catalogue.get(drawn(traffic, session_id))
+    # A release this replica's list lacks (a newer list's, during a rolling deploy): the stable one.
+    release = catalogue.get(drawn(traffic, session_id)) or catalogue.get(traffic.stable)
     return (release or catalogue.newest), "weight"

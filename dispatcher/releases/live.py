@@ -116,7 +116,7 @@ class LiveReleases:
             # The version read, even of a record that is no traffic (then rewritten from the configuration).
             replaces = raw.get("version") if raw is not None and isinstance(raw.get("version"), list) else None
             if await self._book.write(changed.to_json(), replaces):
-                if audit and changed is not stored:
+                if audit and (stored is None or (changed.weights, changed.stable) != (stored.weights, stored.stable)):
                     await self._book.note(as_changed(stored or base, changed))
                     log.info("releases: %s (by %s): %s", changed.reason, changed.changed_by,
                              ", ".join(f"{n}={w}%" for n, w in changed.weights.items()))

@@ -10,7 +10,7 @@ release not seen before (it enters at the stack's canary percent, once) or drops
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher.errors import ApiError
@@ -37,6 +37,10 @@ class Traffic:
     reason: str = ""
     # Releases taken to 0 by the automatic rollback, with why; an operator's change to one clears it.
     held: Mapping[str, str] = field(default_factory=dict)
+    # The configuration this traffic was last fitted to: its list and how new it is (Catalogue.generation).
+    # During a rolling deploy replicas hold two lists; only the newer one may change the traffic's.
+    listed: tuple[str, ...] = ()
+    generation: str = ""
 
     @classmethod
     def first(cls, catalogue: Catalogue, version: Version) -> Traffic:
@@ -51,10 +55,24 @@ class Traffic:
         else:
             weights[names[-1]], weights[names[-2]] = catalogue.canary_percent, 100 - catalogue.canary_percent
         stable = max(names, key=lambda n: (weights[n], names.index(n) * -1))
-        return cls(weights, stable, version, reason="first configuration")
+        return cls(weights, stable, version, reason="first configuration", listed=names,
+                   generation=catalogue.generation)
+
+    def fits(self, catalogue: Catalogue) -> bool:
+        """Whether `catalogue` may fit this traffic to its list: not when the traffic was fitted to a newer
+        list (a replica not yet replaced in a rolling deploy), nor, at the same generation, to add back
+        what the list the traffic has dropped (only a list that drops may win a tie). Unstamped lists (a
+        local BOT_RELEASES, one process) always fit."""
+        if self.generation > catalogue.generation:
+            return False
+        return not (self.generation == catalogue.generation != "" and self.listed
+                    and not set(catalogue.names) <= set(self.listed))
 
     def reconciled(self, catalogue: Catalogue, version: Version) -> Traffic:
-        """This traffic over the releases the deployment lists now (itself when nothing changed)."""
+        """This traffic over the releases the deployment lists now (itself when nothing changed, or when
+        the list is older than the one the traffic was fitted to: `fits`)."""
+        if not self.fits(catalogue):
+            return self
         listed = catalogue.names
         weights = {name: weight for name, weight in self.weights.items() if name in listed}
         stable = self.stable if self.stable in listed else None
@@ -70,10 +88,12 @@ class Traffic:
                 notes.append(f"{name} added at {weights[name]}%")
         gone = sorted(set(self.weights) - set(listed))
         if not notes and not gone and stable == self.stable:
-            return self
+            if self.listed == listed and self.generation == catalogue.generation:
+                return self
+            return replace(self, listed=listed, generation=catalogue.generation)  # the same traffic, stamped
         notes += [f"{name} no longer listed" for name in gone]
         held = {n: why for n, why in self.held.items() if n in listed}
-        return Traffic(weights, stable, version, DEPLOYMENT, "; ".join(notes), held)
+        return Traffic(weights, stable, version, DEPLOYMENT, "; ".join(notes), held, listed, catalogue.generation)
 
     # --- an operator's changes --------------------------------------------------------------------
 
@@ -135,14 +155,14 @@ class Traffic:
             return self
         weights = {**self.weights, name: 0, self.stable: self.weights[self.stable] + self.weights[name]}
         return Traffic(weights, self.stable, version, "automatic rollback", f"{name}: {reason}",
-                       {**self.held, name: reason})
+                       {**self.held, name: reason}, self.listed, self.generation)
 
     def _changed(self, weights: dict[str, int], by: str, reason: str, version: Version,
                  touched: tuple[str, ...]) -> Traffic:
         full = [n for n, w in weights.items() if w == 100]
         stable = full[0] if full else self.stable  # a release at 100 % is the one a rollback returns to
         held = {n: why for n, why in self.held.items() if n not in touched and weights.get(n, 0) == 0}
-        return Traffic(weights, stable, version, by, reason, held)
+        return Traffic(weights, stable, version, by, reason, held, self.listed, self.generation)
 
     def _known(self, name: str) -> None:
         if name not in self.weights:
@@ -152,7 +172,8 @@ class Traffic:
 
     def to_json(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "stable": self.stable, "version": list(self.version),
-                "changed_by": self.changed_by, "reason": self.reason, "held": dict(self.held)}
+                "changed_by": self.changed_by, "reason": self.reason, "held": dict(self.held),
+                "listed": list(self.listed), "generation": self.generation}
 
     @classmethod
     def from_json(cls, data: object) -> Traffic | None:
@@ -162,7 +183,8 @@ class Traffic:
             weights = {str(n): int(w) for n, w in data["weights"].items()}
             ms, region = data["version"]
             traffic = cls(weights, str(data["stable"]), (int(ms), str(region)), str(data.get("changed_by", "")),
-                          str(data.get("reason", "")), {str(n): str(w) for n, w in data.get("held", {}).items()})
+                          str(data.get("reason", "")), {str(n): str(w) for n, w in data.get("held", {}).items()},
+                          tuple(str(n) for n in data.get("listed", ())), str(data.get("generation", "")))
         except (AssertionError, KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return None
         if sum(weights.values()) != 100 or traffic.stable not in weights or min(weights.values()) < 0:
@@ -170,10 +192,11 @@ class Traffic:
         return traffic if traffic._bounded() else None
 
     def _bounded(self) -> bool:
-        texts = (self.changed_by, self.reason, *self.held.values())
+        texts = (self.changed_by, self.reason, self.generation, *self.held.values())
         return (0 <= self.version[0] <= MAX_VERSION_MS and len(self.version[1]) <= MAX_REGION_CHARS
                 and len(self.weights) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.weights))
-                and set(self.held) <= set(self.weights) and all(len(t) <= MAX_TEXT_CHARS for t in texts))
+                and set(self.held) <= set(self.weights) and all(len(t) <= MAX_TEXT_CHARS for t in texts)
+                and len(self.listed) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.listed)))
 
     def newer_than(self, other: Traffic | None) -> bool:
         return other is None or self.version > other.version

@@ -49,3 +49,9 @@ def test_an_unknown_pin_is_refused_naming_the_live_ones() -> None:
 def test_a_release_at_100_takes_every_draw() -> None:
     everything = Traffic({"stable": 0, "canary": 100, "staging": 0}, "canary", (1, ""))
     assert {drawn(everything, f"s{n}") for n in range(200)} == {"canary"}
+
+
+def test_a_release_this_replicas_list_lacks_is_served_by_the_stable_one() -> None:
+    newer = Traffic({"stable": 0, "canary": 0, "staging": 0, "brand-new": 100}, "stable", (1, ""))
+    release, how = release_for(newer, CATALOGUE, "s1")
+    assert (release.name, how) == ("stable", "weight")

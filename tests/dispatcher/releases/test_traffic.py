@@ -50,7 +50,9 @@ def test_when_the_stable_release_is_dropped_the_busiest_one_takes_its_place() ->
 
 def test_unchanged_configuration_is_no_change() -> None:
     same = traffic(a=90, b=10)
-    assert same.reconciled(catalogue("a", "b"), (2, "")) is same
+    stamped_once = same.reconciled(catalogue("a", "b"), (2, ""))  # a record from before lists were kept: stamped
+    assert (stamped_once.weights, stamped_once.version) == (same.weights, same.version)
+    assert stamped_once.reconciled(catalogue("a", "b"), (3, "")) is stamped_once
 
 
 def test_setting_a_canary_weight_takes_the_rest_from_stable() -> None:
@@ -120,3 +122,30 @@ def test_the_store_form_round_trips_and_refuses_what_is_not_traffic() -> None:
 def test_the_latest_version_wins_whatever_region_made_it() -> None:
     assert Traffic({"a": 100}, "a", (2, "us")).newer_than(Traffic({"a": 100}, "a", (1, "eu")))
     assert not Traffic({"a": 100}, "a", (1, "us")).newer_than(Traffic({"a": 100}, "a", (1, "us")))
+
+
+def stamped(*names: str, created: str) -> Catalogue:
+    return Catalogue(tuple(Release(n, {"*": f"img-{n}"}, created) for n in names), canary_percent=10)
+
+
+def test_during_a_rolling_deploy_a_replica_on_the_older_list_never_changes_the_traffic() -> None:
+    old, new = stamped("a", "b", created="2026-11-20T00:00:00Z"), stamped("b", "c", created="2026-11-25T00:00:00Z")
+    first = Traffic.first(old, V)
+    fitted = first.reconciled(new, (2, ""))  # a replaced replica fits it to the new list
+    assert fitted.weights == {"b": 90, "c": 10} and fitted.generation == new.generation
+    for n in range(3, 10):  # the replicas not yet replaced read it every second: no flip back
+        assert fitted.reconciled(old, (n, "")) is fitted
+
+
+def test_a_list_that_only_drops_wins_a_tie_and_the_longer_one_never_adds_back() -> None:
+    both, fewer = stamped("a", "b", created="2026-11-25T00:00:00Z"), stamped("b", created="2026-11-25T00:00:00Z")
+    traffic = Traffic({"a": 90, "b": 10}, "a", V, listed=("a", "b"), generation=both.generation)
+    dropped = traffic.reconciled(fewer, (2, ""))
+    assert dropped.weights == {"b": 100} and dropped.listed == ("b",)
+    assert dropped.reconciled(both, (3, "")) is dropped  # the old list's "a" is never re-added
+
+
+def test_an_operators_change_keeps_the_list_the_traffic_was_fitted_to() -> None:
+    new = stamped("b", "c", created="2026-11-25T00:00:00Z")
+    fitted = Traffic.first(new, V)
+    assert fitted.with_weight("c", 50, "admin", (2, "")).generation == new.generation
