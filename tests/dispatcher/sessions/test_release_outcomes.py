@@ -41,3 +41,10 @@ def test_a_session_over_within_seconds_of_joining_failed_its_caller_and_first_au
 
 def test_a_timeline_without_a_release_is_not_judged() -> None:
     assert outcome_of(timeline(("requested", 1.0, {}), ("ended", 9.0, {}))) is None
+
+
+def test_a_pinned_session_is_not_judged_so_a_client_cannot_sink_or_hide_a_canary() -> None:
+    pinned = ("requested", 100.0, {"release": "next", "release_chosen_by": "pinned"})
+    assert outcome_of(timeline(pinned, ("launched", 100.1, {}), ("ended", 101.0, {"reason": "bot_failed"}))) is None
+    keyed = ("requested", 100.0, {"release": "next", "release_chosen_by": "key"})
+    assert outcome_of(timeline(keyed, ("launched", 100.1, {}), ("ended", 101.0, {"reason": "bot_failed"}))) is not None
