@@ -46,11 +46,18 @@ def run(starts: int, replays: int, pins: int) -> dict[str, object]:
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_up(base)
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as api:
+            # A connection per start: a kept-alive one the dispatcher closes as the next start is sent
+            # (KEEP_ALIVE_SECONDS) would fail that start in the client, not in the dispatcher.
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30,
+                              limits=httpx.Limits(max_keepalive_connections=0)) as api:
                 drawn = [_start(api, {"Idempotency-Key": f"split-{n}"}, {}) for n in range(starts)]
                 replayed = [_start(api, {"Idempotency-Key": f"split-{n}"}, {}) for n in range(replays)]
                 pinned = [_start(api, {}, {"release": "next"}) for _ in range(pins)]
             images = Counter(m["config"]["image"] for m in _fly_machines(fakes.url) if m["name"] != "runner")
+        except Exception:
+            log.flush()
+            sys.stderr.write((Path(tmp) / "dispatcher.log").read_text()[-3000:])
+            raise
         finally:
             process.terminate()
             process.wait(timeout=30)
