@@ -26,6 +26,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from images.python_source import parse_python
+
 # Pipecat's `create_transport` keys: the carriers' serializers run over its FastAPI WebSocket transport.
 TRANSPORT_KEYS = {
     "daily": "daily", "webrtc": "webrtc", "websocket": "websocket",
@@ -82,7 +84,7 @@ def _tree(bot_file: Path) -> ast.Module | None:
     """bot.py's syntax tree; None when it cannot be parsed (the image build's `--check` reports a
     broken file with Python's own message)."""
     try:
-        return ast.parse(bot_file.read_text(encoding="utf-8"), filename=str(bot_file))
+        return parse_python(bot_file.read_text(encoding="utf-8"), str(bot_file))
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return None
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from images.python_source import parse_python
+
 # Distributions whose import name is not their own name: the packages a project may think of
 # leaving out (the plan's slimming names them), and the common ones besides.
 IMPORT_NAMES: dict[str, tuple[str, ...]] = {
@@ -98,7 +100,7 @@ def imported_modules(project: Path, entry: str = "bot.py") -> dict[str, ModuleIm
             continue
         seen.add(path)
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            tree = parse_python(path.read_text(encoding="utf-8"), str(path))
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             continue
         for dotted, line in _imports(tree, _package_of(project, path)):

@@ -163,8 +163,9 @@ def check_shared_name(before: Sequence[StackRelease], after: Sequence[StackRelea
     added = [release.name for release in after if release.name not in listed]
     if added:
         raise SettingsError(f"Invalid stack configuration: voicefleet:release is unset in a stack with regions, and "
-                            f"this bot would be added as {added[0]!r}, a name made from this region's task "
-                            "definition ARNs that no other region lists, so weights set for it would be dropped "
+                            f"this bot would be added as {added[0]!r}, a name made from this region's own "
+                            "references (task definition ARNs, image digests) that no other region lists, so "
+                            "weights set for it would be dropped "
                             "there: name the release (`pulumi config set release <name>`) the same in every "
                             "region's stack before the `up` that changes the bot")
 

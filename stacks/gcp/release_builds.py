@@ -22,7 +22,7 @@ import pulumi
 
 from stacks import releases
 from stacks.config.reader import SettingsError
-from stacks.config.releases import ReleaseSettings, StackRelease, derived_name, roll
+from stacks.config.releases import ReleaseSettings, StackRelease, check_shared_name, derived_name, roll
 
 BUILDS_OUTPUT = "releaseBuilds"  # the stack output the next `up` reads back
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -90,15 +90,17 @@ def parse(recorded: object) -> Builds:
 
 
 def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings, *,
-            longest_session_seconds: int) -> Builds:
+            longest_session_seconds: int, regions: bool = False) -> Builds:
     """This `up`'s builds: the list rolled with the current build (stacks/config/releases.py `roll`),
     the ones it drops retiring, and retiring ones past the longest session gone."""
     now = releases.clock()  # the offline runs set their own (stacks/tools/mocks.py)
     stamp = now.strftime(STAMP)
     name = settings.name or derived_name(images)
     earlier = [b for b in before.retiring if b.name == name]  # a retiring build deployed again is listed again
-    listed = roll([StackRelease(b.name, b.images, b.created) for b in (*earlier, *before.listed)], name=name,
-                  images=images, kept=settings.kept, now=now)
+    recorded = [StackRelease(b.name, b.images, b.created) for b in (*earlier, *before.listed)]
+    listed = roll(recorded, name=name, images=images, kept=settings.kept, now=now)
+    # With several regions a release's name is shared by every region's stack (docs/pulumi.md, Releases).
+    check_shared_name(recorded, listed, settings, regions=regions)
     names = {release.name for release in listed}
     dropped = [replace(b, retired=stamp) for b in before.listed if b.name not in names]
     retiring = tuple(b for b in (*before.retiring, *dropped) if b.name not in names)

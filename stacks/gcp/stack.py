@@ -87,7 +87,8 @@ class GcpStack(pulumi.ComponentResource):
             else bot.grant_run("dispatcher", member)
         builds = pulumi.Output.all(before, bot_images(images)).apply(
             lambda found: advance(found[0], found[1], settings.releases,
-                                  longest_session_seconds=self._longest_session(cfg.bot_runtime)))
+                                  longest_session_seconds=self._longest_session(cfg.bot_runtime),
+                                  regions=settings.regions is not None))
         releases = Releases(builds, bot, settings.releases, self._job_image_role(images))
         args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls, egress,
                                      store)

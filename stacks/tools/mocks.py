@@ -391,8 +391,16 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
             loop.run_until_complete(run_pulumi_func(program))
             return {}
         finally:
-            # A program that failed part-way (a check raising in an apply) leaves tasks of this loop
-            # in Pulumi's module-wide set of outputs, which the next run would wait on.
+            # A program that failed part-way (a check raising in an apply) leaves tasks pending on this
+            # loop: cancelled and finished here, as asyncio.run does. Left to the garbage collector, their
+            # destruction ran in the middle of a later run's `ast.parse` and CPython 3.11 refused it
+            # ("AST constructor recursion depth mismatch").
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=30))
+            # The same tasks also sit in Pulumi's module-wide set of outputs, which the next run would wait on.
             from pulumi.runtime.settings import SETTINGS
 
             with SETTINGS.lock:

@@ -227,3 +227,14 @@ def test_a_registry_count_too_small_to_hold_a_superseded_release_is_refused(stac
     with pytest.raises(SettingsError, match="imageRetentionCount.*at least 6"):
         stack("gcp", imageRetentionCount="5")
     assert stack("gcp", imageRetentionCount="6").of_type(TEMPLATE)
+
+
+def test_with_regions_a_release_added_beside_others_needs_a_name_every_region_shares() -> None:
+    """A derived name hashes this region's own image digests: each region would list the same bot
+    under another name, and a weight set in one region would be dropped in the others."""
+    first = advance(Builds(), {"bot": OLD_BOT}, ReleaseSettings(), longest_session_seconds=3600, regions=True)
+    with pytest.raises(SettingsError, match="voicefleet:release is unset in a stack with regions"):
+        advance(first, {"bot": OLDER_BOT}, ReleaseSettings(), longest_session_seconds=3600, regions=True)
+    named = advance(first, {"bot": OLDER_BOT}, ReleaseSettings(name="spring"), longest_session_seconds=3600,
+                    regions=True)
+    assert [b.name for b in named.listed] == [first.listed[0].name, "spring"]
