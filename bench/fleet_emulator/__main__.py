@@ -48,7 +48,7 @@ from bench.reserve_sim_traffic import SHAPES, Day, measured_day
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
-from tests.fakes.fly import API_TOKEN, APP, CHANNEL_AUDIENCE, ORG
+from tests.fakes.fly import API_TOKEN, APP, BOT_IMAGE, CHANNEL_AUDIENCE, ORG
 from tests.replicas.front import front
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import redis_server
@@ -57,7 +57,7 @@ KEY = "fleet-emulator-key-0123456789abcdef"
 CHANNEL_PATH = "/bots/channel"
 READY_GRACE_SECONDS = 45.0  # after the last start: the slowest cold start still lands
 COLD_STARTS = "cold-starts.json"  # the emulated cloud's drawn cold starts, in creation order
-IMAGE = "registry.fly.io/voicefleet-bots@sha256:" + "e" * 64
+IMAGE = BOT_IMAGE  # one the emulated registry holds (Fly refuses a create of an image it cannot pull)
 
 
 def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_url: str,

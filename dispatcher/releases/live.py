@@ -45,7 +45,7 @@ class LiveReleases:
 
     @property
     def traffic(self) -> Traffic:
-        """The traffic last read (before the first read: the configured first one, not stored)."""
+        """The traffic last read (before the first read: the configured first one, not recorded)."""
         if self._traffic is None:
             self._traffic = Traffic.first(self.catalogue, (0, self._region))
         return self._traffic
@@ -72,18 +72,18 @@ class LiveReleases:
                            "reach this replica alone; nothing changed, try again", retry_after=2.0) from exc
 
     async def adopt(self, record: Mapping[str, Any]) -> bool:
-        """A newer traffic made in another region: stored here when it is newer than what is stored."""
+        """A newer traffic made in another region: recorded here when it is newer than what is recorded."""
         offered = Traffic.from_json(record)
         if offered is None:
             return False
         for _ in range(WRITE_ATTEMPTS):
-            stored = Traffic.from_json(await self._book.read())
-            if stored is not None and not offered.newer_than(stored):
-                self._seen(stored)
+            recorded = Traffic.from_json(await self._book.read())
+            if recorded is not None and not offered.newer_than(recorded):
+                self._seen(recorded)
                 return False
-            if await self._book.write(offered.to_json(), list(stored.version) if stored else None):
+            if await self._book.write(offered.to_json(), list(recorded.version) if recorded else None):
                 # In this region's trail too: who changed the traffic here, even from another region.
-                await self._book.note(as_changed(stored or offered, offered))
+                await self._book.note(as_changed(recorded or offered, offered))
                 self._seen(offered)
                 return True
         return False
@@ -104,20 +104,21 @@ class LiveReleases:
     async def _write(self, change: Change, *, audit: bool, forced: bool) -> Traffic:
         for _ in range(WRITE_ATTEMPTS):
             raw = await self._book.read()
-            stored = Traffic.from_json(raw) if raw is not None else None
-            if raw is not None and stored is None:
-                log.error("the stored releases' traffic is not a traffic record; rewriting it from the configuration")
-            base = stored or Traffic.first(self.catalogue, self.version())
-            if stored is not None:
-                self._seen(stored)
+            recorded = Traffic.from_json(raw) if raw is not None else None
+            if raw is not None and recorded is None:
+                log.error("the recorded releases' traffic is not a traffic record; rewriting it from the configuration")
+            base = recorded or Traffic.first(self.catalogue, self.version())
+            if recorded is not None:
+                self._seen(recorded)
             changed = change(base.reconciled(self.catalogue, self.version()), self.version())
-            if stored is not None and changed is stored and not forced:
-                return stored
+            if recorded is not None and changed is recorded and not forced:
+                return recorded
             # The version read, even of a record that is no traffic (then rewritten from the configuration).
             replaces = raw.get("version") if raw is not None and isinstance(raw.get("version"), list) else None
             if await self._book.write(changed.to_json(), replaces):
-                if audit and (stored is None or (changed.weights, changed.stable) != (stored.weights, stored.stable)):
-                    await self._book.note(as_changed(stored or base, changed))
+                moved = recorded is None or (changed.weights, changed.stable) != (recorded.weights, recorded.stable)
+                if audit and moved:
+                    await self._book.note(as_changed(recorded or base, changed))
                     log.info("releases: %s (by %s): %s", changed.reason, changed.changed_by,
                              ", ".join(f"{n}={w}%" for n, w in changed.weights.items()))
                 self._seen(changed)

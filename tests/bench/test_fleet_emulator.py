@@ -19,13 +19,13 @@ from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_traffic import SHAPES, measured_day
 from dispatcher.reserve.metrics import ReserveMetrics
-from tests.fakes.fly import API_TOKEN, APP
+from tests.fakes.fly import API_TOKEN, APP, BOT_IMAGE
 from tests.fakes.server import serve
 
 
 def test_the_emulated_fly_refuses_creates_past_its_app_limit_and_boots_each_machine_after_its_own_cold_start() -> None:
     with serve(EmulatedFly(seed=7)) as fly:
-        body = {"config": {"image": "img", "env": {}, "metadata": {}}}
+        body = {"config": {"image": BOT_IMAGE, "env": {}, "metadata": {}}}
         headers = {"Authorization": f"Bearer {API_TOKEN}"}
         codes = [httpx.post(f"{fly.url}/v1/apps/{APP}/machines", json=body, headers=headers, timeout=10).status_code
                  for _ in range(5)]
@@ -40,7 +40,7 @@ def test_the_emulated_fly_refuses_creates_past_its_app_limit_and_boots_each_mach
 
 def test_each_emulated_app_has_its_own_create_limit() -> None:
     with serve(EmulatedFly(seed=7, apps=2)) as fly:
-        body = {"config": {"image": "img", "env": {}, "metadata": {}}}
+        body = {"config": {"image": BOT_IMAGE, "env": {}, "metadata": {}}}
         headers = {"Authorization": f"Bearer {API_TOKEN}"}
         codes = [httpx.post(f"{fly.url}/v1/apps/{app}/machines", json=body, headers=headers, timeout=10).status_code
                  for app in (APP, f"{APP}-2") for _ in range(4)]

@@ -9,10 +9,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -55,6 +57,32 @@ def pipecat_runner(bot_file: Path) -> Iterator[tuple[subprocess.Popen[str], str]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+class OutputLines:
+    """A process's output read as it comes (a thread per process), for a test to wait on a line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: text in "".join(self._lines) or not self._reader.is_alive(), timeout)
+
+    def text(self) -> str:
+        self._reader.join(15)  # the process has been stopped: the rest of its output up to EOF
+        with self._changed:
+            return "".join(self._lines)
 
 
 def output(process: subprocess.Popen[str]) -> str:
@@ -106,6 +134,7 @@ async def test_pipecats_runner_answers_the_bots_that_fail_in_their_session(
     for file in (f"{name}.py", "testbot_kit.py"):
         shutil.copy(BOTS / file, tmp_path / file)
     with pipecat_runner(tmp_path / f"{name}.py") as (process, offer_url):
+        said = OutputLines(process)
         client = WebRTCClient(offer_url, connect_timeout=5)
         try:
             await client.connect()  # the offer is answered: the runner loaded the file and called bot()
@@ -114,5 +143,6 @@ async def test_pipecats_runner_answers_the_bots_that_fail_in_their_session(
         finally:
             await client.close()
         assert client.pc_id is not None
-        await asyncio.sleep(0.5)  # let the runner log the bot's end
-    assert expected in output(process)
+        # The runner logs the bot's end when it gets to it: on a busy machine, seconds later.
+        await asyncio.to_thread(said.wait_for, expected, START_TIMEOUT)
+    assert expected in said.text()

@@ -25,8 +25,8 @@ def repository_imports(package: Path) -> list[str]:
 
 
 def test_the_command_imports_none_of_the_dispatchers_code() -> None:
-    assert (ROOT / "cli" / "main.py").is_file()
-    assert repository_imports(ROOT / "cli") == []
+    assert (ROOT / "src" / "cli" / "main.py").is_file()
+    assert repository_imports(ROOT / "src" / "cli") == []
 
 
 def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ async def test_a_canary_whose_bot_raises_is_rolled_back_within_its_sample_and_st
         "BOT_RELEASES": f"stable={BOTS / 'greeter.py'},next={BOTS / 'broken_raises.py'}",
         "RELEASE_WEIGHTS": "stable=50,next=50",
         "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
-        "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1",
+        "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "100",
         # A stable session nobody joins ends after this, no fault of its bot, and not "within 5 s".
         "BOT_CONNECT_TIMEOUT_SECONDS": "6",
     }
