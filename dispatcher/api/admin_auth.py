@@ -35,7 +35,7 @@ def admin_id(settings: Settings, authorization: str | None, *, loopback: bool) -
         return "admin-" + hashlib.sha256(b"admin:" + presented).hexdigest()[:12]
     if not settings.admin_key_hashes:
         raise ApiError(403, "admin_not_configured", "this deployment has no admin keys: set DISPATCHER_ADMIN_KEYS "
-                       "(a stack: its adminKey secret) to change releases", extra={})
+                       "in the dispatcher's environment, from your secret store, to change releases", extra={})
     client = any(hmac.compare_digest(presented, known) for known in settings.api_key_hashes)
     if client:
         raise ApiError(403, "admin_key_required", "a client API key cannot change releases: use one of "
