@@ -17,7 +17,7 @@ from pathlib import Path
 from dispatcher.releases.names import DEFAULT_RELEASE, is_release_name, name_rule
 from dispatcher.settings import SettingsError
 
-ANY_TRANSPORT = "*"
+ANY_TRANSPORT = "*"  # a release's reference for every transport its entry does not name
 MAX_RELEASES = 20
 DEFAULT_CANARY_PERCENT = 10
 

@@ -40,10 +40,6 @@ class LiveReleases:
         self.listeners: list[Callable[[Traffic], None]] = []  # told of every new traffic (the reserve, peers)
 
     @property
-    def several(self) -> bool:
-        return len(self.catalogue.releases) > 1
-
-    @property
     def traffic(self) -> Traffic:
         """The traffic last read (before the first read: the configured first one, not recorded)."""
         if self._traffic is None:

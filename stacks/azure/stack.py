@@ -16,6 +16,7 @@ import pulumi_azure_native as azure
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
+from dispatcher.releases.catalogue import ANY_TRANSPORT
 from images.component import Images, ImagesArgs
 from stacks import contract, turn_server
 from stacks.azure import naming
@@ -33,7 +34,6 @@ from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
-from stacks.config.releases import ANY_TRANSPORT
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE

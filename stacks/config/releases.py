@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dispatcher.releases.names import is_release_name
 from stacks.config.reader import Reader, SettingsError
 
-# The dispatcher's release names (dispatcher/releases/catalogue.py): one DNS-label-like word.
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 KEPT_RANGE = (1, 10)
 # The stack output the previous list is read back from, and the dispatcher variable it becomes.
 OUTPUT = "releases"
 VARIABLE = "RELEASES"
-ANY_TRANSPORT = "*"  # a release's reference for every transport its entry does not name
 # Builds of margin a registry keeps beyond the listed releases: the image of a release just dropped
 # stays for the next two releases, so a dispatcher still starting it while the new list deploys
 # (and ECR, which expires images up to a day late, by count) never pulls a deleted image.
@@ -60,7 +57,7 @@ class StackRelease:
 def load(cfg: Reader) -> ReleaseSettings:
     """The three keys, each refused with its name and the way forward."""
     name = cfg.optional("release")
-    if name is not None and not NAME.match(name):
+    if name is not None and not is_release_name(name):
         raise cfg.fail("release", f"must be 1 to 32 lowercase letters, digits and dashes, starting with a letter or "
                                   f"digit (got {name!r}); or unset it (`pulumi config rm release`) to name each "
                                   "release from its bot image's digest")

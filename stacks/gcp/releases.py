@@ -15,8 +15,9 @@ from collections.abc import Mapping
 
 import pulumi
 
+from dispatcher.releases.catalogue import ANY_TRANSPORT
 from images.component import Images
-from stacks.config.releases import ANY_TRANSPORT, ReleaseSettings, StackRelease, catalogue
+from stacks.config.releases import ReleaseSettings, StackRelease, catalogue
 from stacks.gcp.bot_job import BotJob
 from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate
 from stacks.gcp.release_builds import Builds, unexpired
