@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import signal
@@ -84,7 +85,12 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    code = main(argv or [])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        code = main(argv or [])
+    finally:  # main() installs its root handler on capsys's stream, closed after this test: a later test in
+        root.handlers, root.level = handlers, level  # this worker would log into it ("I/O operation on closed file")
     return code, capsys.readouterr().err.splitlines()
 
 
