@@ -1,5 +1,6 @@
-"""What one running idle reserve bot costs a month, per provider: the hot tier's price, which
-`/metrics` multiplies by the hot bots held (`voicefleet_reserve_tier_cost_dollars_per_month`).
+"""What one running bot's machine costs a month, per provider: the hot tier's price, which
+`/metrics` multiplies by the hot bots held (`voicefleet_reserve_tier_cost_dollars_per_month`), and
+the price a session's machine-seconds are billed at (dispatcher/sessions/cost.py).
 
 List prices, on-demand, a month of 730 hours (docs/reserve.md, "What a reserve costs", says how each
 size is read); RESERVE_HOT_DOLLARS_PER_MONTH overrides the result for any provider (a discount, a
@@ -28,7 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines.base import FrozenMachines, WarmMachines
+from dispatcher.machines.base import FrozenMachines, Machines
 from dispatcher.settings import SettingsError, float_setting
 
 log = logging.getLogger("dispatcher.reserve.reserve")
@@ -92,23 +93,45 @@ def e2_shape(machine_type: str) -> tuple[float, float] | None:
     return float(vcpus), float(vcpus * E2_GB_PER_VCPU[match.group(1)])
 
 
-def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> float | None:
+@dataclass(frozen=True)
+class BotPrice:
+    """One running bot's machine, priced: what the reserve's hot tier and a session's cost both read
+    (dispatcher/sessions/cost.py), so the two never disagree."""
+
+    dollars_per_month: float
+    size: str  # the machine as priced: "1 vCPU, 2 GB", "e2-standard-2", "shared-cpu-1x, 1024 MB"
+    source: str  # where the price comes from: a price page, or the setting that overrides it
+
+    @property
+    def dollars_per_second(self) -> float:
+        return self.dollars_per_month / (HOURS_PER_MONTH * 3600)
+
+
+def hot_dollars_per_month(machines: Machines, env: Mapping[str, str]) -> float | None:
     """One running idle bot's cost a month on `machines`; None when it cannot be priced."""
+    price = bot_price(machines, env)
+    return None if price is None else price.dollars_per_month
+
+
+def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
+    """One running bot's machine on `machines`, priced; None when it cannot be priced."""
     if env.get("RESERVE_HOT_DOLLARS_PER_MONTH", "").strip():
         dollars = float_setting(env, "RESERVE_HOT_DOLLARS_PER_MONTH", 0.0, minimum=0.0)
         if not math.isfinite(dollars):
             raise SettingsError(f"RESERVE_HOT_DOLLARS_PER_MONTH={dollars} is not a price")
-        return dollars
+        return BotPrice(dollars, "as RESERVE_HOT_DOLLARS_PER_MONTH prices it", "RESERVE_HOT_DOLLARS_PER_MONTH")
     if isinstance(machines, FrozenMachines):  # the price its frozen tier is weighed against
-        return machines.frozen_form.running_dollars_per_month
+        return BotPrice(machines.frozen_form.running_dollars_per_month, _fly_size(machines),
+                        "FLY_RUNNING_DOLLARS_PER_MONTH (https://fly.io/docs/about/pricing/)")
     if machines.name == "ecs":
         region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
         if region not in FARGATE:
             log.info("no Fargate price for %r here: the reserve's cost is shown at %s's "
                      "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", region, FARGATE_FALLBACK_REGION)
         price = FARGATE.get(region, FARGATE[FARGATE_FALLBACK_REGION])
-        return price.monthly(float_setting(env, "ECS_TASK_VCPU", 1.0, minimum=0.25),
-                             float_setting(env, "ECS_TASK_MEMORY_GB", 2.0, minimum=0.5))
+        vcpus = float_setting(env, "ECS_TASK_VCPU", 1.0, minimum=0.25)
+        gb = float_setting(env, "ECS_TASK_MEMORY_GB", 2.0, minimum=0.5)
+        return BotPrice(price.monthly(vcpus, gb), f"{vcpus:g} vCPU, {gb:g} GB", price.source)
     if machines.name == "gce":
         machine_type = env.get("GCE_MACHINE_TYPE", "").strip() or "e2-standard-2"
         shape = e2_shape(machine_type)
@@ -116,11 +139,12 @@ def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> flo
             log.warning("no price for machine type %r: the reserve's hot cost is not shown "
                         "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", machine_type)
             return None
-        return E2.monthly(*shape)
+        return BotPrice(E2.monthly(*shape), machine_type, E2.source)
     if machines.name == "fly":  # no frozen tier (FLY_FROZEN_FORM=off): the same running price
         from dispatcher.machines.fly.frozen import DEFAULT_RUNNING_DOLLARS
 
-        return float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS, minimum=0.0)
+        return BotPrice(float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS, minimum=0.0),
+                        _fly_size(machines), "FLY_RUNNING_DOLLARS_PER_MONTH (https://fly.io/docs/about/pricing/)")
     if machines.name == "modal":
         from dispatcher.machines.modal.settings import ModalSettings
 
@@ -131,14 +155,28 @@ def hot_dollars_per_month(machines: WarmMachines, env: Mapping[str, str]) -> flo
         if modal_dollars is None:
             log.warning("no Modal price for GPU %r: the reserve's hot cost is not shown "
                         "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", settings.gpu)
-        return modal_dollars
+            return None
+        gpu = f", {settings.gpu}" if settings.gpu else ""
+        cores = f"{settings.cpu:g} core{'' if settings.cpu == 1 else 's'}"
+        return BotPrice(modal_dollars, f"{cores}, {settings.memory_mb} MB{gpu}", MODAL_SOURCE)
     if machines.name == "aci":
         from dispatcher.machines.aci.settings import AciSettings
 
         aci = getattr(machines, "settings", None)
-        return ACI.monthly(aci.cpu, aci.memory_gb) if isinstance(aci, AciSettings) else None
+        if not isinstance(aci, AciSettings):
+            return None
+        return BotPrice(ACI.monthly(aci.cpu, aci.memory_gb), f"{aci.cpu:g} vCPU, {aci.memory_gb:g} GB", ACI.source)
     if machines.name == "cloudrun":  # the stack's bot job's task (stacks/gcp/bot_job.py): 1 vCPU, 2 GiB
-        return CLOUD_RUN_JOBS.monthly(1.0, 2.0)
+        return BotPrice(CLOUD_RUN_JOBS.monthly(1.0, 2.0), "1 vCPU, 2 GiB", CLOUD_RUN_JOBS.source)
     if machines.name == "local":
-        return 0.0
+        return BotPrice(0.0, "a local process", "local processes cost nothing here")
     return None
+
+
+def _fly_size(machines: Machines) -> str:
+    from dispatcher.machines.fly.provider import FlySettings
+
+    fly = getattr(machines, "settings", None)
+    if not isinstance(fly, FlySettings):
+        return "shared-cpu-1x, 1024 MB"
+    return f"{fly.cpu_kind}-cpu-{fly.cpus}x, {fly.memory_mb} MB"
