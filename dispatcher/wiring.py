@@ -49,7 +49,10 @@ from dispatcher.releases.key_defaults import key_defaults
 from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.factory import build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
+from dispatcher.reserve.prices import bot_price
 from dispatcher.reserve.releases import follow as follow_releases
+from dispatcher.sessions.cost import SessionCosts
+from dispatcher.sessions.cost_count import CostCount
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.release_watch import ReleaseWatch
@@ -106,12 +109,16 @@ def build_state(
         watch(channels)  # a provider that knows its machines only through their channel (Cerebrium)
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     timeline.follow(channels)
+    costs = SessionCosts(machines.name, bot_price(machines, env))  # the reserve's price table (docs/operations.md)
     webhook_settings = WebhookSettings.from_env(env)
-    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination))
+    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs)
                 if webhook_settings is not None else None)
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)
+    cost_count = CostCount(costs, timeline, metrics)  # each ended session's cost, in /metrics
+    timeline.listeners.append(cost_count.timeline_event)
+    timeline.closers.append(cost_count.aclose)
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
     releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
                             region=regions.here, key_defaults=key_defaults(env, settings.api_key_hashes, caller_id_of))
@@ -131,6 +138,7 @@ def build_state(
         ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
         reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
         releases=releases,
+        costs=costs,
     )
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,

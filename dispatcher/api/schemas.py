@@ -85,6 +85,31 @@ class IceConfigOut(BaseModel):
     )
 
 
+class CostOut(BaseModel):
+    """What the session's machine cost (docs/operations.md, "What a call cost"). Without a price for the
+    provider and size, the amounts are left out and `not_counted` says so."""
+
+    currency: Literal["USD"] = "USD"
+    total: float | None = Field(default=None, description="`session_usd` + `idle_usd`.")
+    session_usd: float | None = Field(default=None, description="`session_seconds` × the price.")
+    idle_usd: float | None = Field(default=None, description="`idle_seconds` × the price.")
+    machine_seconds: float = Field(description="`session_seconds` + `idle_seconds`.")
+    session_seconds: float = Field(
+        description="From the machine's launch (or its claim from the warm reserve) to the bot's end, or now."
+    )
+    idle_seconds: float = Field(
+        description="A bot claimed from the warm reserve: its idle time before the claim (0 for a cold launch)."
+    )
+    price_per_hour: float | None = Field(default=None, description="One running bot's machine, in USD an hour.")
+    provider: str = Field(description="The machines provider (`MACHINES`).")
+    size: str | None = Field(default=None, description="The machine as priced, e.g. `1 vCPU, 2 GB`.")
+    price_source: str | None = Field(default=None, description="Where the price comes from.")
+    estimated: bool = Field(
+        description="`true` while the session runs (priced until now) or when it ended without its bot's report."
+    )
+    not_counted: list[str] = Field(description="What the total leaves out (Daily minutes, the bot's own API bills…).")
+
+
 class SessionOut(BaseModel):
     """Fields that do not apply are left out, never sent as `null`."""
 
@@ -114,6 +139,7 @@ class SessionOut(BaseModel):
     trace_id: str | None = Field(default=None, description="The session's trace (OpenTelemetry, 32 hex digits).")
     error: str | None = Field(default=None, description="The last fatal pipeline error the bot reported.")
     release: str | None = Field(default=None, description="The bot's release the session runs (docs/releases.md).")
+    cost: CostOut | None = Field(default=None, description="`GET`: what the session's machine cost so far.")
 
 
 class StartOut(SessionOut):

@@ -109,6 +109,9 @@ class LaunchResult:
     # A claimed reserve bot serves the session: its values went with the claim's `assign`, so
     # nothing waits for a cold bot's hello (dispatcher/channel/session_secrets.py).
     claimed: bool = False
+    # A claimed bot's machine ran idle this long before its claim, since its idle hello: the
+    # session's idle share of its cost (dispatcher/sessions/cost.py). None: not known here (a thaw).
+    idle_seconds: float | None = None
 
 
 def machine_as_json(machine: Machine | None) -> dict[str, Any] | None:

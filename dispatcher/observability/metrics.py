@@ -49,6 +49,29 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._cost = Counter(
+            "voicefleet_session_cost_dollars",
+            "What ended sessions' machines cost, in USD at the price table's price (docs/operations.md, "
+            "\"What a call cost\"), by release: their own time plus a warm-claimed bot's idle time before its claim.",
+            ["provider", "release"],
+            registry=self.registry,
+        )
+        self._machine_seconds = Counter(
+            "voicefleet_session_machine_seconds",
+            "Ended sessions' machine-seconds, by release and part: `session` (its launch or claim to its end), "
+            "`idle` (a warm-claimed bot's idle time before its claim).",
+            ["provider", "release", "part"],
+            registry=self.registry,
+        )
+
+    def session_cost(self, release: str, *, dollars: float | None, session_seconds: float,
+                     idle_seconds: float) -> None:
+        """An ended session's cost (`dollars` None: its provider and size are not priced)."""
+        if dollars is not None:
+            self._cost.labels(self.provider, release).inc(dollars)
+        self._machine_seconds.labels(self.provider, release, "session").inc(session_seconds)
+        self._machine_seconds.labels(self.provider, release, "idle").inc(idle_seconds)
+
     def started(self, *, created: bool) -> None:
         self._of(self._starts, "created" if created else "replayed").inc()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
@@ -53,6 +54,7 @@ class WarmClaim:
         retirements: Retirements,
         starts: dict[str, tuple[float, bool]],  # the reserve's start records (session → began, warm?)
         image_of: Callable[[LaunchSpec], str],  # the image a bot of the session's release reports
+        clock: Callable[[], float],  # the reserve's, which its idle records are on
     ) -> None:
         self._machines = machines
         self._channels = channels
@@ -61,23 +63,26 @@ class WarmClaim:
         self._retirements = retirements
         self._starts = starts
         self.image_of = image_of
+        self._clock = clock
 
     async def claim(self, spec: LaunchSpec, began: float) -> LaunchResult | None:
         """The session's result from a claimed idle bot, or None: no bot could take it (launch cold)."""
         image = self.image_of(spec)  # a bot of the session's release, never another's
         assignment = session_assignment(spec)
         while (link := self._channels.take_idle(lambda c: serves(c, image, assignment.transport))) is not None:
-            self._idle.forget(link.machine_id)
+            idle_since = self._idle.take(link.machine_id)
             if not await self._claims.claim(link.machine_id, spec.session_id, link.expires):  # lasts as its credential
                 continue  # another replica's session took it: not ours to offer, nor to retire
-            outcome = await self.serve(link, spec, began)
+            outcome = await self.serve(link, spec, began, idle_since)
             if outcome is not REFUSED:
                 return outcome
         return None
 
-    async def serve(self, link: BotLink, spec: LaunchSpec, began: float) -> LaunchResult | None | Refused:
+    async def serve(self, link: BotLink, spec: LaunchSpec, began: float,
+                    idle_since: float | None = None) -> LaunchResult | None | Refused:
         """The claimed bot `link` takes the session: the result, None (launch cold: its machine
-        could not be re-tagged) or REFUSED (the bot would not: try the next)."""
+        could not be re-tagged) or REFUSED (the bot would not: try the next). `idle_since`: its
+        idle hello (the reserve's clock), for the idle time the session's cost carries."""
         assignment = session_assignment(spec)
         # Routed and timed before it is asked: its `ready` report may follow its answer at once.
         self._channels.bind(link, spec.session_id)
@@ -103,4 +108,6 @@ class WarmClaim:
                             spec.session_id, shown(link.machine_id), shown(exc))
                 return None
             raise
+        if idle_since is not None and result.claimed:
+            result = replace(result, idle_seconds=round(max(0.0, self._clock() - idle_since), 3))
         return result

@@ -13,6 +13,7 @@ whole exchange: docs/replicas.md.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -172,7 +173,9 @@ class ClaimsElsewhere:
         machine = machine_from_json(answer.get("machine")) if answer is not None else None
         if machine is None:
             return None
-        return LaunchResult(machine, created=bool(answer and answer.get("created", True)), claimed=True)
+        idle = answer.get("idle_seconds") if answer is not None else None
+        return LaunchResult(machine, created=bool(answer and answer.get("created", True)), claimed=True,
+                            idle_seconds=float(idle) if isinstance(idle, int | float) and math.isfinite(idle) else None)
 
     async def _order(self, replica: str, bot_id: str, method: str) -> None:
         try:
@@ -224,7 +227,8 @@ async def answer(here: HeldHere, session_id: str, method: str, params: Mapping[s
         result = await (here.claim(spec) if returned is None else here.claim_returned(returned, spec))
         if result is None:
             return {"machine": None}
-        return {"machine": machine_as_json(result.machine), "created": result.created}
+        return {"machine": machine_as_json(result.machine), "created": result.created,
+                "idle_seconds": result.idle_seconds}
     if method == TAKE_FROZEN:
         image, transport = params.get("image"), params.get("transport")
         if not isinstance(image, str) or not isinstance(transport, str):

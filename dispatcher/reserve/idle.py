@@ -39,7 +39,11 @@ class IdleRecords:
 
     def forget(self, bot_id: str) -> bool:
         """The bot left the pool (taken, retired or dropped); True if it was idle here until now."""
-        return self._since.pop(bot_id, None) is not None
+        return self.take(bot_id) is not None
+
+    def take(self, bot_id: str) -> float | None:
+        """The bot left the pool: since when it was idle here, if it was."""
+        return self._since.pop(bot_id, None)
 
     def since(self, idle_now: Iterable[str], now: float) -> dict[str, float]:
         """Each bot in the pool now → when it became idle (`now` for one not seen greeting), and

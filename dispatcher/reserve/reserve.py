@@ -105,7 +105,7 @@ class Reserve:
         self._refills = Refills(machines, self._warming, lambda: self.planning.refill_token(), self._credential,
                                 lambda: self._clock())
         self._claim = WarmClaim(machines, channels, self._claims, self.idle_records, self._retirements,
-                                self._starts, self.releases.image_of)
+                                self._starts, self.releases.image_of, lambda: self._clock())
         self._last_tick: float | None = None
         # Where the provider can freeze a machine, idle bots beyond the hot ones are frozen
         # (dispatcher/reserve/frozen.py); their records stay in `idle_records`, in state frozen.

@@ -37,6 +37,7 @@ from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
 from dispatcher.sessions.cold_secrets import ColdSecrets
+from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
@@ -60,6 +61,7 @@ class Session:
     user_token: str | None = field(default=None, repr=False)  # a cloud start only: the caller's token
     trace_id: str | None = None  # the trace the session was started in (dispatcher/observability/tracing.py)
     error: str | None = None  # the last fatal pipeline error its bot reported (the session may go on)
+    cost: SessionCost | None = None  # what its machine cost so far (a look-up's, not a start's)
 
     @property
     def takes_offers(self) -> bool:
@@ -92,9 +94,11 @@ class SessionService:
         timeline: SessionTimeline,
         reserve_max_idle: int = 0,  # the warm reserve's size: each key's warm share is a part of it
         releases: LiveReleases | None = None,  # which bot version each session runs (default: one, `default`)
+        costs: SessionCosts | None = None,  # a session's cost, priced (default: not priced)
     ) -> None:
         self._settings = settings
         self.timeline = timeline
+        self.costs = costs or SessionCosts(machines.name, None)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
         self._machines = machines
@@ -311,7 +315,7 @@ class SessionService:
             await self._cold.launched(session_id, launch_result)
         self.timeline.note(session_id, "claimed" if launch_result.claimed else "launched",
                            machine_id=launch_result.machine.machine_id, provider=self._machines.name,
-                           created=launch_result.created)
+                           created=launch_result.created, idle_seconds=launch_result.idle_seconds)
         log.info("session %s launched on %s (created=%s)", session_id, self._machines.name, launch_result.created)
         return Session.granted(self._with_transport(launch_result.machine, transport), launch_result.created, grant)
 
@@ -465,7 +469,8 @@ class SessionService:
         if rooms is not None and machine.state.is_active:
             room_url = await self._call(rooms.room_url(session_id))
         events = await self.timeline.read(session_id)
-        return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=session_error(events))
+        return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=session_error(events),
+                       cost=self.costs.of(events, running=machine.state.is_active))
 
     async def _status(self, session_id: str) -> Machine | None:
         return await self._machines.status(session_id)

@@ -40,6 +40,7 @@ from typing import Any
 
 from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError, float_setting, int_setting
 from dispatcher.store.client import StoreUnavailable
@@ -126,9 +127,10 @@ def keep_seconds(settings: WebhookSettings) -> float:
 
 class LifecycleWebhooks:
     def __init__(self, settings: WebhookSettings, read: Reader, outbox: Outbox,
-                 client: HttpClient | None = None) -> None:
+                 client: HttpClient | None = None, costs: SessionCosts | None = None) -> None:
         self._settings = settings
         self._read = read  # the session's timeline: an ended session's duration is since its request
+        self._costs = costs  # an ended session's cost, from the same timeline (None: not priced)
         # Redirects not followed: a receiver (or whoever answers for its name) that answers 3xx must not
         # turn this deliverer into a POSTer of signed events to an address of its choosing (a metadata
         # endpoint, the store's host). A 3xx is a failed attempt, logged with where it pointed.
@@ -214,7 +216,7 @@ class LifecycleWebhooks:
         if isinstance(data.get("at"), float) and not math.isfinite(data["at"]):
             del data["at"]  # strict JSON has no NaN or Infinity for a receiver to parse
         if kind == "session.ended" and "duration_seconds" not in data:
-            data["duration_seconds"] = await self._duration(data)
+            data.update(await self._summary(data))
         body = json.dumps({"type": kind, "timestamp": occurred(data.get("at")), "data": data},
                           separators=(",", ":")).encode()
         now = int(time.time())
@@ -241,16 +243,20 @@ class LifecycleWebhooks:
         except StoreUnavailable:  # its lease runs out and it is tried again, here or elsewhere
             log.warning("webhook %s: the store did not answer after an attempt", message_id)
 
-    async def _duration(self, data: dict[str, Any]) -> float | None:
+    async def _summary(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An ended session's duration (since its request) and its cost, from its timeline; kept in
+        the entry, so a retry sends what the first attempt did."""
         try:
             events = await self._read(str(data["session_id"]))
-        except Exception:  # the store: the event goes without its duration
-            return None
+        except Exception:  # the store: the event goes without its duration and cost
+            return {"duration_seconds": None}
         began = next((e.get("at") for e in events if e.get("event") == "requested"), None)
         ended = data.get("at")
+        duration = None
         if isinstance(began, int | float) and isinstance(ended, int | float) and math.isfinite(ended - began):
-            return round(max(0.0, ended - began), 3)
-        return None
+            duration = round(max(0.0, ended - began), 3)
+        cost = self._costs.of(events, running=False, ended_at=ended) if self._costs is not None else None
+        return {"duration_seconds": duration, **({"cost": cost.as_json()} if cost is not None else {})}
 
     async def aclose(self) -> None:
         if self._puts:  # this replica's last events reach the outbox, where another replica finds them

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.replicas.conftest import Fleet, delete, post, start_fleet
+from tests.replicas.conftest import Fleet, delete, get, post, start_fleet
 from tests.support.processes import children_of, pid_alive
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
@@ -72,6 +72,10 @@ def test_three_replicas_hold_the_deployments_minimum_and_claim_across_replicas(
         bot_session, pid = offer.json()["bot"].split("/")
         assert bot_session == session_id and int(pid) in idle, "the start was cold: no idle bot was claimed"
         assert store.admin().get(f"{{voicefleet}}:claim:{_bot_id_of(int(pid))}") == session_id
+        # Its cost's idle share was measured where the bot waited (idle through the 5 s above at least)
+        # and came back with the claim.
+        cost = get(elsewhere.base_url, f"/sessions/{session_id}").json()["cost"]
+        assert cost["idle_seconds"] >= 5 and cost["provider"] == "local", cost
         assert delete(elsewhere.base_url, f"/sessions/{session_id}").status_code in (202, 204)
 
         # The planner dies outright: another replica plans within a lease and refills the reserve.

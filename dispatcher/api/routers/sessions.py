@@ -253,6 +253,7 @@ def _session_fields(session: Session, ready: ReadyEstimate, region: str) -> dict
         "trace_id": session.trace_id,
         "error": session.error,
         "release": machine.release,
+        "cost": session.cost.as_json() if session.cost is not None else None,
     }
     if session.takes_offers:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"

@@ -69,7 +69,8 @@ async def test_frozen_bots_are_in_the_deployments_pool_and_the_plan_knows_where(
     metrics = ReserveMetrics(Metrics("fly").registry, "fly")
     records, retirements = IdleRecords(), Retirements(machines, metrics)
     image = machines.bot_image
-    claim = WarmClaim(machines, channels, coordination.claims, records, retirements, {}, lambda spec: image)
+    claim = WarmClaim(machines, channels, coordination.claims, records, retirements, {}, lambda spec: image,
+                      lambda: 100.0)
     tier = FrozenTier(machines, channels, coordination.claims, records, retirements, metrics, claim,
                       PlannerSettings(), lambda: 100.0, elsewhere=ClaimsElsewhere(coordination, lambda spec: image),
                       replica_id=coordination.replica_id, resumed=lambda seconds: None)

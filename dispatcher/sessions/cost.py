@@ -1,0 +1,121 @@
+"""What a session's machine cost: its machine-seconds at the price of one running bot of the
+deployment's provider and size (dispatcher/reserve/prices.py, the table the reserve's hot tier is
+priced by), plus, for a bot claimed from the warm reserve, its idle share.
+
+From the session's timeline (dispatcher/sessions/timeline.py): its machine is paid from its
+`launched` or `claimed` event until its bot's `ended` report (a live session: until now; one that
+ended without a report: until its last event, and the cost says it is estimated). The idle share is
+the claimed bot's own idle time before its claim, since its idle hello, which the reserve measured
+and the `claimed` event carries (`idle_seconds`). docs/operations.md ("What a call cost") has the
+formula, the choice of the idle share and its alternative, and what is not counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.reserve.prices import BotPrice
+
+CURRENCY = "USD"
+STARTS = ("claimed", "launched")  # the timeline's events that say the session's machine is paid from then
+# What a session's cost leaves out, always (docs/operations.md says where to add each).
+NOT_COUNTED = (
+    "Daily room minutes",
+    "the bot's own LLM, STT and TTS bills",
+    "TURN relay and network egress",
+    "a provider's minimum billed time, and the machine's stop after the bot's end",
+)
+THAWED = "a thawed bot's time before it froze, and its frozen storage"
+UNPRICED = "the machine: no price for this provider and size (RESERVE_HOT_DOLLARS_PER_MONTH sets one)"
+
+
+@dataclass(frozen=True)
+class SessionCost:
+    provider: str
+    price: BotPrice | None  # None: the provider or size is not in the table
+    session_seconds: float  # from its machine's launch or claim to its end (or now)
+    idle_seconds: float  # a claimed bot's idle time before its claim; 0 for a cold launch
+    estimated: bool  # its end is not its bot's report (a live session, or one that ended unreported)
+    not_counted: tuple[str, ...]
+
+    @property
+    def machine_seconds(self) -> float:
+        return self.session_seconds + self.idle_seconds
+
+    @property
+    def session_usd(self) -> float | None:
+        return None if self.price is None else self.session_seconds * self.price.dollars_per_second
+
+    @property
+    def idle_usd(self) -> float | None:
+        return None if self.price is None else self.idle_seconds * self.price.dollars_per_second
+
+    @property
+    def total(self) -> float | None:
+        return None if self.price is None else self.machine_seconds * self.price.dollars_per_second
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer's and the ended webhook's `cost`; without a price, its amounts are left out."""
+        price = self.price
+        answer = {
+            "currency": CURRENCY,
+            "total": _usd(self.total),
+            "session_usd": _usd(self.session_usd),
+            "idle_usd": _usd(self.idle_usd),
+            "machine_seconds": round(self.machine_seconds, 3),
+            "session_seconds": round(self.session_seconds, 3),
+            "idle_seconds": round(self.idle_seconds, 3),
+            "price_per_hour": None if price is None else round(price.dollars_per_second * 3600, 6),
+            "provider": self.provider,
+            "size": None if price is None else price.size,
+            "price_source": None if price is None else price.source,
+            "estimated": self.estimated,
+            "not_counted": list(self.not_counted),
+        }
+        return {key: value for key, value in answer.items() if value is not None}
+
+
+class SessionCosts:
+    """Prices sessions on the deployment's provider, by one price: its bots are all one size."""
+
+    def __init__(self, provider: str, price: BotPrice | None, clock: Callable[[], float] = time.time) -> None:
+        self.provider = provider
+        self.price = price
+        self._clock = clock  # epoch seconds, as the timeline's events are
+
+    def of(self, events: Sequence[dict[str, Any]], *, running: bool, ended_at: float | None = None
+           ) -> SessionCost | None:
+        """The cost of the session whose timeline is `events` (in time order); None when no machine
+        was launched or claimed for it. `running`: its machine is still active, so it is paid until
+        now. `ended_at`: its end, when the caller knows it (the ended webhook's event)."""
+        start = next((e for e in events if e.get("event") in STARTS and _time(e.get("at")) is not None), None)
+        if start is None:
+            return None
+        began = float(start["at"])
+        ended = ended_at if _time(ended_at) is not None else next(
+            (_time(e.get("at")) for e in events if e.get("event") == "ended" and _time(e.get("at")) is not None), None)
+        estimated = ended is None
+        if ended is None:
+            ended = self._clock() if running else max(_time(e.get("at")) or began for e in events)
+        idle = _time(start.get("idle_seconds")) if start.get("event") == "claimed" else 0.0
+        not_counted = list(NOT_COUNTED)
+        if idle is None:  # claimed, its idle time unknown here: a bot thawed from the frozen tier
+            not_counted.append(THAWED)
+        if self.price is None:
+            not_counted.insert(0, UNPRICED)
+        return SessionCost(self.provider, self.price, max(0.0, ended - began), max(0.0, idle or 0.0),
+                           estimated, tuple(not_counted))
+
+
+def _time(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _usd(dollars: float | None) -> float | None:
+    return None if dollars is None else round(dollars, 6)
