@@ -73,13 +73,13 @@ def test_a_warm_claimed_fly_session_costs_its_seconds_and_its_idle_share_at_flys
     channel_url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
     (tmp_path / "bots").mkdir()
     Hooks.received = []
+    began = time.time()  # before the dispatcher, so before any bot's idle hello
     with serving(Hooks) as receiver, \
             fly_bots(fake_fly, {"BOT_TRANSPORT": "webrtc", "BOT_CHANNEL_URL": channel_url}, tmp_path / "bots"), \
             run_dispatcher(tmp_path, {"MACHINES": "fly", **fake_fly.env, **DEPLOYMENT, "BOT_CHANNEL_URL": channel_url,
                                       "BOT_IDENTITY_AUDIENCE": channel_url, "FLY_LIST_RATE": "100",
                                       "FLY_LIST_BURST": "100", "WEBHOOK_URL": f"{receiver}/hooks"},
                            port=port) as dispatcher:
-        began = time.time()
         wait_until(lambda: metric(dispatcher, 'voicefleet_reserve_bots{provider="fly",state="idle"}') == 1,
                    "the idle bot on the channel", detail=lambda: dispatcher.log()[-4000:])
         start = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={}, headers=AUTH, timeout=60)
@@ -92,7 +92,7 @@ def test_a_warm_claimed_fly_session_costs_its_seconds_and_its_idle_share_at_flys
         per_hour = DEFAULT_RUNNING_DOLLARS / HOURS_PER_MONTH  # the table's Fly price
         assert (live["provider"], live["size"], live["estimated"]) == ("fly", "shared-cpu-1x, 1024 MB", True)
         assert live["price_per_hour"] == pytest.approx(per_hour, abs=1e-6)
-        # Idle from its hello, which came after the test began, until its claim.
+        # Idle from its hello, which came after the dispatcher began, until its claim.
         assert 0 < live["idle_seconds"] <= claimed_by - began
         assert live["idle_usd"] == pytest.approx(live["idle_seconds"] * per_hour / 3600, abs=1e-6)
 
