@@ -164,7 +164,7 @@ class StatusView:
                 if isinstance(self._machines, FrozenMachines) else 0.0)
         body |= {"dollars_per_hour": round(running * hot + frozen * cold, 4),
                  "machine_dollars_per_hour": round(hot, 5)}
-        if self._machines.name == "local":
+        if self._machines.name == "local" and monthly == 0:
             body["note"] = "local processes cost nothing"
         return body
 
