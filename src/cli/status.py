@@ -4,8 +4,8 @@ docs/http-api.md): sessions running, the reserve, recent starts and refusals, co
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
+from time import sleep
 from typing import Any
 
 import click
@@ -22,7 +22,13 @@ from cli.tables import moment, table
 def status(watch: float | None) -> None:
     """Sessions running by status, release and region; the reserve by state, release and region;
     starts and refusals over the last 1, 5 and 15 minutes; cost per hour now."""
-    as_json = wants_json(click.get_current_context())
+    try:
+        _show(watch, as_json=wants_json(click.get_current_context()))
+    except KeyboardInterrupt:  # how --watch ends
+        click.echo("", err=True)
+
+
+def _show(watch: float | None, *, as_json: bool) -> None:
     while True:
         body = call("GET", path("status"))
         if as_json and watch:
@@ -35,7 +41,7 @@ def status(watch: float | None) -> None:
             click.echo(report(body))
         if watch is None:
             return
-        time.sleep(watch)
+        sleep(watch)
 
 
 def report(body: Mapping[str, Any]) -> str:
