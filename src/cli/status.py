@@ -82,7 +82,7 @@ def _starts(windows: Mapping[str, Any]) -> str:
 
 
 def _places(body: Mapping[str, Any]) -> str:
-    rows = [["replica", str(r.get("id")), str(r.get("reserve")), f"{r.get('sessions')} sessions"]
+    rows = [["replica", str(r.get("id")), str(r.get("reserve")), f"sessions: {r.get('sessions')}"]
             for r in body.get("replicas", [])]
     rows += [["region", str(r.get("name")), "-" if r.get("reserve") is None else str(r.get("reserve")),
               "here" if r.get("here") else "reachable" if r.get("reachable") else "unreachable"]

@@ -99,7 +99,7 @@ function showStatus(status) {
   $("cost-note").textContent = `${cost.running_machines} running, ${cost.frozen_machines} frozen machines` +
     (cost.note ? ` · ${cost.note}` : "");
   rows($("places-table"), ["", "name", "reserve", ""], [
-    ...status.replicas.map((r) => ["replica", r.id, r.reserve, `${r.sessions} sessions`]),
+    ...status.replicas.map((r) => ["replica", r.id, r.reserve, `sessions: ${r.sessions}`]),
     ...status.regions.map((r) => ["region", r.name, r.reserve ?? "–",
       r.here ? "here" : r.reachable ? "reachable" : "unreachable"]),
   ]);
@@ -113,35 +113,34 @@ const SERIES = {
   "chart-reserve": [["idle bots", "#d35400", (s) => s.reserve_idle]],
 };
 
-function chartData(samples, series) {
-  // A missing minute is a gap, not a line drawn across it.
+function chartData(samples, series, now) {
+  // The whole last hour, a point a minute: a minute with no sample is a gap, not a line across it.
+  const last = Math.floor(now / 60) * 60;
+  const byMinute = new Map(samples.map((s) => [s.at, s]));
   const minutes = [];
   const columns = series.map(() => []);
-  if (samples.length) {
-    const first = samples[0].at;
-    const byMinute = new Map(samples.map((s) => [s.at, s]));
-    for (let at = first; at <= samples[samples.length - 1].at; at += 60) {
-      minutes.push(at);
-      const sample = byMinute.get(at);
-      series.forEach(([, , pick], i) => columns[i].push(sample ? pick(sample) : null));
-    }
+  for (let at = last - 3540; at <= last; at += 60) {
+    minutes.push(at);
+    const sample = byMinute.get(at);
+    series.forEach(([, , pick], i) => columns[i].push(sample ? pick(sample) : null));
   }
   return [minutes, ...columns];
 }
 
-function showHistory(history) {
+function showHistory(history, now) {
   for (const [id, series] of Object.entries(SERIES)) {
-    const data = chartData(history.samples, series);
+    const data = chartData(history.samples, series, now);
     const box = $(id);
     const width = Math.max(280, box.clientWidth || 420);
     if (!charts[id]) {
       charts[id] = new uPlot({
         width, height: 160, legend: { show: true }, cursor: { show: true },
         scales: { y: { range: (u, min, max) => [0, Math.max(1, max ?? 1)] } },
-        series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false, points: { size: 4 } }))],
+        series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false, points: { show: true, size: 6 } }))],
         axes: [{}, { size: 40 }],
       }, data, box);
     } else {
+      if (Math.abs(charts[id].width - width) > 4) charts[id].setSize({ width, height: 160 });
       charts[id].setData(data);
     }
   }
@@ -161,7 +160,7 @@ async function poll() {
     $("key-form").hidden = true;
     $("board").hidden = false;
     showStatus(status);
-    showHistory(history);
+    showHistory(history, status.at);
   } catch (error) {
     failures += 1;
     if (error.status === 401 || error.status === 403) {
@@ -191,6 +190,10 @@ $("key-form").addEventListener("submit", (event) => {
   $("admin-key").value = "";
   view.state = "loading";
   if (!inflight) poll();
+});
+
+window.addEventListener("resize", () => {
+  if (view.history && view.status) showHistory(view.history, view.status.at);
 });
 
 document.addEventListener("visibilitychange", () => {
