@@ -71,8 +71,10 @@ async def test_only_an_admin_key_reads_the_status(tmp_path: Path, path: str) -> 
 async def test_a_running_session_is_counted_under_its_release_with_its_start_and_its_cost(tmp_path: Path) -> None:
     # A price for a local process (0 otherwise): the cost is the machines running × it.
     async with dispatcher(tmp_path, RESERVE_HOT_DOLLARS_PER_MONTH="73") as api:
-        started = await api.post("/start", json={"release": "next"}, headers=CLIENT)
-        assert started.status_code == 201, started.text
+        keyed = {**CLIENT, "Idempotency-Key": "status-call-1"}
+        started = await api.post("/start", json={"release": "next"}, headers=keyed)
+        replayed = await api.post("/start", json={"release": "next"}, headers=keyed)  # the same session: no start
+        assert (started.status_code, replayed.status_code) == (201, 200), replayed.text
         body = await status_when(api, lambda b: b["sessions"]["running"] == 1, "the session counted")
         history = (await api.get("/status/history", headers=ADMIN)).json()
     assert body["sessions"]["by_release"] == {"next": 1}
