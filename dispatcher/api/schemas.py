@@ -191,7 +191,8 @@ class StatusReserve(BaseModel):
     by_release: dict[str, int] = Field(description="`(retiring)`: bots of an image no release with traffic has.")
     by_region: dict[str, int] = Field(description="This region's, and each peer's idle and warming bots as it "
                                       "last advertised them.")
-    problem: str | None = Field(default=None, description="Why the reserve is not counted now (the store).")
+    problem: str | None = Field(default=None, description="The store does not answer: the reserve shown is this "
+                                "replica's own.")
 
 
 class StatusWindow(BaseModel):

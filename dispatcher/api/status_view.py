@@ -25,7 +25,6 @@ from dispatcher.reserve.prices import HOURS_PER_MONTH
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import Coordination, ReplicaPool
-from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.api.status")
 
@@ -113,8 +112,10 @@ class StatusView:
             "by_region": {self._region: len(machines)},
         }
         reserve = self._reserve_of(views)
+        scope = {"sessions": "region", "reserve": "region", "cost": "region", "starts": "replica"}
         if uncounted is not None:
             reserve["problem"] = uncounted
+            scope |= {"reserve": "replica", "cost": "replica"}
         regions = self._regions(reserve["total"])
         reserve["by_region"] = {r["name"]: r["reserve"] for r in regions if r["reserve"] is not None}
         return {
@@ -122,7 +123,7 @@ class StatusView:
             "region": self._region,
             "replica": self._coordination.replica_id,
             "provider": self._machines.name,
-            "scope": {"sessions": "region", "reserve": "region", "cost": "region", "starts": "replica"},
+            "scope": scope,
             "sessions": sessions,
             "reserve": reserve,
             "cost": self._cost(len(machines), reserve["by_state"]),
@@ -132,12 +133,15 @@ class StatusView:
         }
 
     async def _pool(self) -> tuple[list[ReplicaPool], str | None]:
+        """The region's reserve pool, and why it is only this replica's when the store does not answer
+        (the pool then answers as one process would: dispatcher/store/forgiving.py)."""
         if self._reserve is None:
             return [], None
-        try:
-            return await self._coordination.pool.views(), None
-        except StoreUnavailable as exc:
-            return [], f"the store did not answer ({exc}): the reserve is not counted now"
+        views = await self._coordination.pool.views()
+        if self._coordination.health().get("status", "ok") != "ok":
+            return views, ("the store does not answer: the reserve shown is this replica's own "
+                           "(GET /healthz says more)")
+        return views, None
 
     def _reserve_of(self, views: list[ReplicaPool]) -> dict[str, Any]:
         release_of = self._reserve.releases.current_images() if self._reserve is not None else {}

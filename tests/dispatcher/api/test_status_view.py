@@ -27,6 +27,7 @@ from dispatcher.store.coordination import PoolBot, ReplicaPool
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.fakes.fly import FakeFly
+from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer, redis_server
 
 HOT_DOLLARS_PER_MONTH = 73.0  # $0.10 an hour
@@ -102,3 +103,27 @@ async def test_the_regions_reserve_is_counted_by_state_release_replica_and_regio
     assert (cost["running_machines"], cost["frozen_machines"]) == (4, 1)  # idle, warming, resuming run
     assert cost["dollars_per_hour"] == pytest.approx(4 * 0.1 + frozen_each, abs=1e-4)
     assert body["sessions"] == {"running": 0, "by_status": {}, "by_release": {}, "by_region": {"eu": 0}}
+
+
+async def test_a_store_that_does_not_answer_is_said_and_the_reserve_is_this_replicas_own(fake_fly: FakeFly) -> None:
+    # Nothing listens at the store's address: the pool answers as one process would.
+    down = RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{free_port()}", replica_id="r-1",
+                                           timeout_seconds=0.5, message_secret="m" * 40))
+    machines = FlyFrozenMachines(FlySettings.from_env(fake_fly.env), LocalCoordination(),
+                                 channel_url="ws://10.0.0.2/bots/channel")
+    reserve = Reserve(ReserveSettings(min_idle=1, max_idle=10), machines,
+                      BotChannels(None, claims=down.claims, identity=Unverified("test")),
+                      ReserveMetrics(Metrics("fly").registry, "fly"), coordination=down)
+    view = StatusView(machines=machines, reserve=reserve, coordination=down, peers=Peers(Regions()),
+                      activity=Activity(), region="")
+    try:
+        await down.pool.publish(ReplicaPool("r-1", (PoolBot("a", "idle", 0.0, machines.reported_image(None)),)))
+        body = await view.snapshot()
+    finally:
+        await reserve.aclose()
+        await machines.aclose()
+        await down.aclose()
+    assert body["reserve"]["problem"].startswith("the store does not answer")
+    assert body["reserve"]["by_state"]["idle"] == 1  # this replica's own bot, still shown
+    assert body["scope"]["reserve"] == "replica" and body["scope"]["sessions"] == "region"
+    assert body["region"] == "default" and body["cost"]["dollars_per_hour"] is None  # no price given
