@@ -62,7 +62,7 @@ def report(body: Mapping[str, Any]) -> str:
     if reserve.get("problem"):
         parts.append(f"  {reserve['problem']}")
     parts += ["", f"STARTS  at replica {body.get('replica')}", _starts(body.get("starts", {})), "",
-              f"COST  {_dollars(cost.get('dollars_per_hour'))} an hour: {cost.get('running_machines', 0)} running, "
+              f"COST  {_per_hour(cost.get('dollars_per_hour'))}: {cost.get('running_machines', 0)} running, "
               f"{cost.get('frozen_machines', 0)} frozen machines" + (f"; {cost['note']}" if cost.get("note") else ""),
               "", _places(body)]
     return "\n".join(parts)
@@ -90,8 +90,11 @@ def _places(body: Mapping[str, Any]) -> str:
     return table(["WHERE", "NAME", "RESERVE", ""], rows)
 
 
-def _dollars(value: object) -> str:
-    return f"${value:.2f}" if isinstance(value, (int, float)) else "not priced"
+def _per_hour(value: object) -> str:
+    """Cents, or four decimals below a dollar: a few small machines cost fractions of a cent an hour."""
+    if not isinstance(value, (int, float)):
+        return "not priced"
+    return (f"${value:.4f}" if 0 < value < 1 else f"${value:.2f}") + " an hour"
 
 
 def _indented(text: str) -> str:

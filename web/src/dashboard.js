@@ -72,7 +72,8 @@ function counted(group, counts) {
 }
 
 function money(dollars) {
-  return dollars === null || dollars === undefined ? "not priced" : `$${dollars.toFixed(2)}`;
+  if (dollars === null || dollars === undefined) return "not priced";
+  return `$${dollars.toFixed(dollars > 0 && dollars < 1 ? 4 : 2)}`;  // small machines cost fractions of a cent
 }
 
 function showStatus(status) {
