@@ -20,6 +20,7 @@ from dispatcher.api.auth import Authenticator, caller_id_of
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.state import AppState
+from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
@@ -196,6 +197,9 @@ def build_state(
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         release_health=watch.view,
         region_releases=RegionalReleases(peers, sessions.releases),
+        status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
+                          activity=metrics.activity, region=regions.here),
+        dashboard=dashboard_enabled(env, local=not settings.cloud),
     )
 
 
@@ -211,6 +215,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
     reading = asyncio.create_task(state.releases.run(), name="releases")  # the traffic, read once a second
+    # The charts' sessions and idle bots, sampled (GET /status/history).
+    sampling = asyncio.create_task(state.status.run(), name="status") if state.status is not None else None
     try:
         yield
     finally:
@@ -222,6 +228,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         writing.cancel()
         polling.cancel()
         reading.cancel()
+        if sampling is not None:
+            sampling.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

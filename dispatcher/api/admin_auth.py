@@ -8,20 +8,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from fastapi import Request
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.hosts import is_loopback_host
 from dispatcher.errors import ApiError
 from dispatcher.settings import Settings, hash_api_key
 
 LOCAL_ADMIN = "local"
+CHANGE_RELEASES = "change releases"
 
 
-def admin_id(settings: Settings, authorization: str | None, *, loopback: bool) -> str:
+def admin_of(request: Request, purpose: str = CHANGE_RELEASES) -> str:
+    """The admin's id for a request (its bearer token, its Host), or 401/403 naming `purpose`."""
+    return admin_id(app_state(request).settings, request.headers.get("authorization"),
+                    loopback=is_loopback_host(request.headers.get("host", "")), purpose=purpose)
+
+
+def admin_id(settings: Settings, authorization: str | None, *, loopback: bool, purpose: str = CHANGE_RELEASES) -> str:
     """The admin's non-secret id (for the audit trail), or 401/403 with what to send instead.
-    `loopback`: the request named this machine by a loopback name (its Host)."""
+    `loopback`: the request named this machine by a loopback name (its Host); `purpose`: what the
+    refusals say the key is for ("change releases")."""
     if not settings.admin_key_hashes and not settings.api_key_hashes:
         if loopback:
             return LOCAL_ADMIN  # keyless: only reachable on loopback (Settings refuses anything else)
-        raise ApiError(403, "admin_loopback_only", "a dispatcher without keys lets only its local caller change "
-                       "releases (http://localhost); to change them through a public name, set "
+        raise ApiError(403, "admin_loopback_only", f"a dispatcher without keys lets only its local caller {purpose} "
+                       "(http://localhost); to do it through a public name, set "
                        "DISPATCHER_ADMIN_KEYS and DISPATCHER_API_KEYS", extra={})
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -35,9 +47,9 @@ def admin_id(settings: Settings, authorization: str | None, *, loopback: bool) -
         return "admin-" + hashlib.sha256(b"admin:" + presented).hexdigest()[:12]
     if not settings.admin_key_hashes:
         raise ApiError(403, "admin_not_configured", "this deployment has no admin keys: set DISPATCHER_ADMIN_KEYS "
-                       "in the dispatcher's environment, from your secret store, to change releases", extra={})
+                       f"in the dispatcher's environment, from your secret store, to {purpose}", extra={})
     client = any(hmac.compare_digest(presented, known) for known in settings.api_key_hashes)
     if client:
-        raise ApiError(403, "admin_key_required", "a client API key cannot change releases: use one of "
+        raise ApiError(403, "admin_key_required", f"a client API key cannot {purpose}: use one of "
                        "DISPATCHER_ADMIN_KEYS", extra={})
     raise ApiError(401, "unauthorized", "invalid admin key", extra={})

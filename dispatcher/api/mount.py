@@ -26,13 +26,14 @@ from dispatcher.api.routers import (
     releases,
     runner_offer,
     sessions,
+    status,
     timeline,
     webhooks,
 )
 from dispatcher.api.state import AppState
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
-           webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router)
+           webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:
@@ -40,6 +41,8 @@ def mount_api(app: FastAPI, state: AppState) -> None:
     for router in ROUTERS:
         app.include_router(router)
     docs.mount(app)
+    if state.dashboard:
+        status.mount_dashboard(app)
     if state.settings.machines == "local":
         from dispatcher.machines.local.provider import LocalMachines
 

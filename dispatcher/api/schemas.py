@@ -200,3 +200,83 @@ class ErrorOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422, 429, 502, 503, 504)
 }
+
+
+# GET /status and GET /status/history (docs/http-api.md, "The deployment at a glance").
+class StatusSessions(BaseModel):
+    running: int = Field(description="Sessions whose machine is starting, started or joined, in this region.")
+    by_status: dict[str, int]
+    by_release: dict[str, int]
+    by_region: dict[str, int] = Field(description="This region's count (each region counts its own).")
+
+
+class StatusReserve(BaseModel):
+    enabled: bool = Field(description="False: every start is cold (no reserve here, or RESERVE_MAX_IDLE=0).")
+    total: int
+    by_state: dict[str, int] = Field(description="idle, warming, frozen, resuming.")
+    by_release: dict[str, int] = Field(description="`(retiring)`: bots of an image no release with traffic has.")
+    by_region: dict[str, int] = Field(description="This region's, and each peer's idle and warming bots as it "
+                                      "last advertised them.")
+    problem: str | None = Field(default=None, description="The store does not answer: the reserve shown is this "
+                                "replica's own.")
+
+
+class StatusWindow(BaseModel):
+    starts: int = Field(description="Sessions started (a replayed Idempotency-Key is not counted).")
+    refused: int = Field(description="POST /start calls that started nothing.")
+    refusals: dict[str, int] = Field(description="The refused ones by error code.")
+
+
+class StatusCost(BaseModel):
+    dollars_per_hour: float | None = Field(description="Running machines (sessions and hot reserve bots) and frozen "
+                                           "ones at the list prices of dispatcher/reserve/prices.py; null: not "
+                                           "priced.")
+    running_machines: int
+    frozen_machines: int
+    machine_dollars_per_hour: float | None = None
+    note: str | None = None
+
+
+class StatusRegion(BaseModel):
+    name: str
+    here: bool
+    reachable: bool
+    reserve: int | None
+
+
+class StatusReplica(BaseModel):
+    id: str
+    sessions: int = Field(description="Sessions whose bot's channel ends at this replica.")
+    reserve: int
+
+
+class StatusOut(BaseModel):
+    at: float = Field(description="When it was counted (epoch seconds); answers are reused for 2 s.")
+    region: str = Field(description="`default` without REGION.")
+    replica: str = Field(description="The replica that answered.")
+    provider: str
+    scope: dict[str, str] = Field(description="What each part counts: `region` (every replica's) or `replica` "
+                                  "(the one that answered).")
+    sessions: StatusSessions
+    reserve: StatusReserve
+    starts: dict[str, StatusWindow] = Field(description="Over the last `1m`, `5m` and `15m`, at this replica.")
+    cost: StatusCost
+    replicas: list[StatusReplica] = Field(description="Replicas seen in the store's reserve pool (with a reserve).")
+    regions: list[StatusRegion]
+
+
+class StatusSample(BaseModel):
+    at: int = Field(description="The minute's start, epoch seconds.")
+    starts: int
+    refused: int
+    ready_p50: float | None = Field(description="Time to ready (POST /start to the bot's `ready`), seconds.")
+    ready_p95: float | None
+    sessions: int | None = Field(description="The minute's last sample of the sessions running.")
+    reserve_idle: int | None
+
+
+class StatusHistoryOut(BaseModel):
+    replica: str
+    minute_seconds: int = 60
+    samples: list[StatusSample] = Field(description="The last hour at this replica, oldest first; a minute with "
+                                        "nothing recorded is absent.")

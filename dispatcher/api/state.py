@@ -10,6 +10,7 @@ from typing import Any
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
+from dispatcher.api.status_view import StatusView
 from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
@@ -65,6 +66,8 @@ class AppState:
     region_releases: RegionalReleases | None = None  # the releases' traffic read before serving, sent to peers
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
     release_health: Callable[[str, Traffic], dict[str, Any]] | None = None
+    status: StatusView | None = None  # GET /status (None: a graph built without one)
+    dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
 
     @property
     def releases(self) -> LiveReleases:

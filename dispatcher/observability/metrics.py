@@ -6,6 +6,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from dispatcher.observability.activity import Activity
 from dispatcher.observability.metric_catalogue import LAUNCH_BUCKETS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -15,6 +16,7 @@ class Metrics:
     def __init__(self, provider: str) -> None:
         self.registry = CollectorRegistry()
         self.provider = provider
+        self.activity = Activity()  # the last hour's starts and refusals, for GET /status
         # Each start's series, looked up once: `labels()` checks its values and takes a lock per call.
         self._series: dict[tuple[int, str], Any] = {}
         self._starts = Counter(
@@ -74,9 +76,12 @@ class Metrics:
 
     def started(self, *, created: bool) -> None:
         self._of(self._starts, "created" if created else "replayed").inc()
+        if created:
+            self.activity.started()
 
     def failed(self, reason: str) -> None:
         self._failures.labels(self.provider, reason).inc()
+        self.activity.refused(reason)
 
     def launch_took(self, seconds: float, *, waited: bool) -> None:
         self._of(self._launch, str(waited).lower()).observe(seconds)

@@ -27,7 +27,7 @@ def build_reserve(
 ) -> Reserve | None:
     settings = ReserveSettings.from_env(env, kind)  # a bad RESERVE_* value stops start-up, named
     planner = PlannerSettings.from_env(env)
-    reserve_metrics = ReserveMetrics(metrics.registry, metrics.provider)
+    reserve_metrics = ReserveMetrics(metrics.registry, metrics.provider, metrics.activity)
     # Built even when RESERVE_MAX_IDLE=0 (it then holds no bot): every start is a cold miss, and
     # the start → ready metric still times the cold path.
     if not isinstance(machines, WarmMachines):

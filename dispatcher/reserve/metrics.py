@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from dispatcher.observability.activity import Activity
 from dispatcher.observability.metric_catalogue import CLAIM_BUCKETS, READY_BUCKETS
 
 
 class ReserveMetrics:
-    def __init__(self, registry: CollectorRegistry, provider: str) -> None:
+    def __init__(self, registry: CollectorRegistry, provider: str, activity: Activity | None = None) -> None:
         self.provider = provider
+        self._activity = activity  # GET /status's charts of the time to ready (None: not charted)
         self._bots = Gauge("voicefleet_reserve_bots", "Reserve bots by state (idle: on the channel, "
                            "waiting; warming: launched, not on the channel yet).", ["provider", "state"],
                            registry=registry)
@@ -120,6 +122,8 @@ class ReserveMetrics:
 
     def ready_after(self, seconds: float, *, warm: bool) -> None:
         self._ready.labels(self.provider, "warm" if warm else "cold").observe(seconds)
+        if self._activity is not None:
+            self._activity.ready_after(seconds)
 
     def idle_time(self, *, idle_seconds: float, warming_seconds: float) -> None:
         self._idle_seconds.labels(self.provider, "idle").inc(max(0.0, idle_seconds))

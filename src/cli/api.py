@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import click
 import httpx
 
 from cli.errors import Refused, Unreachable
+from cli.options import target_of
 from cli.settings import ADMIN_KEY_VARIABLE, URL_VARIABLE, Target
 
 CONNECT_RETRIES = 2
@@ -27,6 +29,13 @@ NEXT_STEP = {
 def path(*segments: str) -> str:
     """A route from its segments, each quoted whole: a name never reaches another route."""
     return "/" + "/".join(quote(segment, safe="") for segment in segments)
+
+
+def call(method: str, route: str, body: dict[str, Any] | None = None,
+         params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One call to the dispatcher the running command points at (--url, --timeout, the admin key)."""
+    with Api(target_of(click.get_current_context())) as api:
+        return api.call(method, route, body, params)
 
 
 class Api:

@@ -8,6 +8,7 @@ import click
 
 from cli.options import common_options
 from cli.releases import releases
+from cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ def voicefleet() -> None:
 
 
 voicefleet.add_command(releases)
+voicefleet.add_command(status)
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from cli.api import Api, path
-from cli.options import common_options, print_json, target_of, wants_json
+from cli.api import call, path
+from cli.options import common_options, print_json, wants_json
 from cli.tables import moment, table
 
 
@@ -18,11 +18,6 @@ def percent(ctx: click.Context, param: click.Parameter, value: str) -> int:
     if not text.isdigit() or int(text) > 100:
         raise click.BadParameter(f"{value!r} is not a weight: a whole percent from 0 to 100, such as 10")
     return int(text)
-
-
-def _call(method: str, route: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
-    with Api(target_of(click.get_current_context())) as api:
-        return api.call(method, route, body, params)
 
 
 def show_traffic(body: dict[str, Any]) -> None:
@@ -53,14 +48,14 @@ def releases(ctx: click.Context) -> None:
 
     Without a subcommand: the list (as `voicefleet releases list`)."""
     if ctx.invoked_subcommand is None:
-        show_traffic(_call("GET", path("releases")))
+        show_traffic(call("GET", path("releases")))
 
 
 @releases.command(name="list")
 @common_options
 def list_releases() -> None:
     """Each release: weight, whether it is the stable one, live sessions, idle bots, health."""
-    show_traffic(_call("GET", path("releases")))
+    show_traffic(call("GET", path("releases")))
 
 
 @releases.command(name="set")
@@ -73,7 +68,7 @@ def set_weight(name: str, weight: int) -> None:
     \b
     voicefleet releases set r-9f2c1a7b3d 10    a 10 % canary
     voicefleet releases set r-9f2c1a7b3d 0     no new sessions to it"""
-    show_traffic(_call("PUT", path("releases", name), {"weight": weight}))
+    show_traffic(call("PUT", path("releases", name), {"weight": weight}))
 
 
 @releases.command()
@@ -81,14 +76,14 @@ def set_weight(name: str, weight: int) -> None:
 @common_options
 def promote(name: str) -> None:
     """Send every new session to release NAME; it becomes the stable release."""
-    show_traffic(_call("POST", path("releases", name, "promote")))
+    show_traffic(call("POST", path("releases", name, "promote")))
 
 
 @releases.command()
 @common_options
 def rollback() -> None:
     """Send every new session back to the stable release (live sessions run on)."""
-    show_traffic(_call("POST", path("releases", "rollback")))
+    show_traffic(call("POST", path("releases", "rollback")))
 
 
 @releases.command()
@@ -96,7 +91,7 @@ def rollback() -> None:
 @common_options
 def history(limit: int | None) -> None:
     """Who changed the traffic, when, from what to what, newest first."""
-    body = _call("GET", path("releases", "history"), params={"limit": limit} if limit else None)
+    body = call("GET", path("releases", "history"), params={"limit": limit} if limit else None)
     if wants_json(click.get_current_context()):
         print_json(body)
         return

@@ -16,9 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from dispatcher.api.admin_auth import admin_id
+from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.hosts import is_loopback_host
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.releases.names import DEFAULT_RELEASE
@@ -30,8 +29,7 @@ router = APIRouter(tags=["releases"])
 async def admitted(request: Request) -> str:
     """The admin's id, or 401/403. A dependency, so FastAPI asks it before it validates a body: without
     the admin key nothing about the body is answered."""
-    return admin_id(app_state(request).settings, request.headers.get("authorization"),
-                    loopback=is_loopback_host(request.headers.get("host", "")))
+    return admin_of(request)
 
 
 Admin = Annotated[str, Depends(admitted)]

@@ -23,6 +23,7 @@ from dispatcher.api.routers import (
     releases,
     runner_offer,
     sessions,
+    status,
     timeline,
     webhooks,
 )
@@ -57,9 +58,9 @@ KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first,
 KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router)
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
-# the admin keys (releases: checked in each route, dispatcher/api/admin_auth.py).
+# the admin keys (releases and status: checked in each route, dispatcher/api/admin_auth.py).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router)
+             releases.router, status.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
@@ -68,6 +69,13 @@ def _asks_for_the_key(dependency: Dependant) -> bool:
 
 def test_every_router_is_a_key_router_or_says_how_it_checks_callers() -> None:
     assert set(map(id, ROUTERS)) == set(map(id, KEY_ROUTERS + OTHERWISE))
+
+
+def test_every_status_route_checks_the_admin_key_first() -> None:
+    assert status.router.routes
+    for route in status.router.routes:
+        assert isinstance(route, APIRoute)
+        assert [d.call for d in route.dependant.dependencies[:1]] == [status.admitted], route.path
 
 
 @pytest.mark.parametrize("router", KEY_ROUTERS)

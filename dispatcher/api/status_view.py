@@ -1,0 +1,186 @@
+"""The deployment at a glance (`GET /status`, docs/http-api.md): sessions running, the reserve,
+recent starts and refusals, cost per hour, replicas and regions.
+
+Sessions come from the provider's list and the reserve from the store's pool: this region's, whichever
+replica answers. Starts, refusals and the history are this replica's (dispatcher/observability/activity.py).
+Each answer is built at most once per FRESH_SECONDS per replica, by one request at a time: any number
+of open pages cost one provider list and one store read every FRESH_SECONDS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.machines.base import FrozenMachines, Machines
+from dispatcher.observability.activity import SLOT_SECONDS, Activity
+from dispatcher.outbound.provider_errors import ProviderError, as_api_error
+from dispatcher.regions.peers import Peers
+from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.reserve.prices import HOURS_PER_MONTH
+from dispatcher.reserve.reserve import Reserve
+from dispatcher.settings import SettingsError
+from dispatcher.store.coordination import Coordination, ReplicaPool
+
+log = logging.getLogger("dispatcher.api.status")
+
+FRESH_SECONDS = 2.0
+BUILD_SECONDS = 15.0  # a provider list slower than this is answered 503, not waited on
+SAMPLE_SECONDS = 2 * SLOT_SECONDS  # the charts' sessions and idle bots: two samples a minute
+RUNNING_TIERS = ("idle", "warming", "resuming")  # reserve bots whose machine runs (and costs compute)
+RETIRING = "(retiring)"  # a reserve bot of an image no release with traffic has
+ONE_REGION = "default"  # the region's name without REGION (one region)
+
+
+def dashboard_enabled(env: Mapping[str, str], *, local: bool) -> bool:
+    """DASHBOARD_ENABLED: `1` serves GET /dashboard, `0` does not; unset, a local dispatcher serves it
+    and a cloud one does not (the data behind it needs the admin key either way)."""
+    raw = env.get("DASHBOARD_ENABLED", "").strip()
+    if raw not in ("", "0", "1"):
+        raise SettingsError(f"DASHBOARD_ENABLED={raw!r}: set 1 to serve the page at /dashboard, or 0 (or nothing) "
+                            "not to")
+    return raw == "1" or (raw == "" and local)
+
+
+class StatusView:
+    def __init__(self, *, machines: Machines, reserve: Reserve | None, coordination: Coordination, peers: Peers,
+                 activity: Activity, region: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._machines = machines
+        self._reserve = reserve
+        self._coordination = coordination
+        self._peers = peers
+        self.activity = activity
+        self._region = region or ONE_REGION
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._last: tuple[float, dict[str, Any]] | None = None
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The current answer: the provider's and the store's counts fresh, or as another request counted
+        them within FRESH_SECONDS; this replica's starts and refusals as they are now."""
+        counted = await self._counted()
+        return {**counted, "starts": self.activity.windows()}
+
+    async def _counted(self) -> dict[str, Any]:
+        if (fresh := self._fresh()) is not None:
+            return fresh
+        async with self._lock:
+            if (fresh := self._fresh()) is not None:
+                return fresh
+            try:
+                async with asyncio.timeout(BUILD_SECONDS):
+                    body = await self._build()
+            except TimeoutError:
+                raise ApiError(503, "status_unavailable", f"the provider's list of machines took over "
+                               f"{BUILD_SECONDS:g} s; try again shortly (GET /healthz says whether the "
+                               "dispatcher is degraded)") from None
+            self._last = (self._clock(), body)
+            # Each count is a sample for the charts too (the last of its minute is the one shown).
+            self.activity.sampled(sessions=body["sessions"]["running"],
+                                  reserve_idle=body["reserve"]["by_state"]["idle"] if self._reserve else None)
+            return body
+
+    async def run(self) -> None:
+        """Counts every SAMPLE_SECONDS while the app serves, so the charts go on with no page open; a
+        failed count is a gap in the chart."""
+        while True:
+            try:
+                await self._counted()
+            except Exception as exc:  # the provider or the store: the next sample tries again
+                log.info("status sample skipped: %s", exc)
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    def _fresh(self) -> dict[str, Any] | None:
+        if self._last is not None and self._clock() - self._last[0] < FRESH_SECONDS:
+            return self._last[1]
+        return None
+
+    async def _build(self) -> dict[str, Any]:
+        try:
+            machines = [m for m in await self._machines.list() if m.state.is_active]
+        except ProviderError as exc:
+            raise as_api_error(exc) from exc
+        views, uncounted = await self._pool()
+        sessions = {
+            "running": len(machines),
+            "by_status": _counted(m.state.value for m in machines),
+            "by_release": _counted(m.release or DEFAULT_RELEASE for m in machines),
+            "by_region": {self._region: len(machines)},
+        }
+        reserve = self._reserve_of(views)
+        scope = {"sessions": "region", "reserve": "region", "cost": "region", "starts": "replica"}
+        if uncounted is not None:
+            reserve["problem"] = uncounted
+            scope |= {"reserve": "replica", "cost": "replica"}
+        regions = self._regions(reserve["total"])
+        reserve["by_region"] = {r["name"]: r["reserve"] for r in regions if r["reserve"] is not None}
+        return {
+            "at": round(time.time(), 3),
+            "region": self._region,
+            "replica": self._coordination.replica_id,
+            "provider": self._machines.name,
+            "scope": scope,
+            "sessions": sessions,
+            "reserve": reserve,
+            "cost": self._cost(len(machines), reserve["by_state"]),
+            "replicas": [{"id": v.replica_id, "sessions": v.sessions, "reserve": len(v.bots)}
+                         for v in sorted(views, key=lambda v: v.replica_id)],
+            "regions": regions,
+        }
+
+    async def _pool(self) -> tuple[list[ReplicaPool], str | None]:
+        """The region's reserve pool, and why it is only this replica's when the store does not answer
+        (the pool then answers as one process would: dispatcher/store/forgiving.py)."""
+        if self._reserve is None:
+            return [], None
+        views = await self._coordination.pool.views()
+        if self._coordination.health().get("status", "ok") != "ok":
+            return views, ("the store does not answer: the reserve shown is this replica's own "
+                           "(GET /healthz says more)")
+        return views, None
+
+    def _reserve_of(self, views: list[ReplicaPool]) -> dict[str, Any]:
+        release_of = self._reserve.releases.current_images() if self._reserve is not None else {}
+        bots = [bot for view in views for bot in view.bots]
+        by_state = Counter({"idle": 0, "warming": 0, "frozen": 0, "resuming": 0})
+        by_state.update(bot.state for bot in bots)
+        return {
+            "enabled": self._reserve is not None and self._reserve.settings.enabled,
+            "total": len(bots),
+            "by_state": dict(by_state),
+            "by_release": _counted(release_of.get(bot.image, RETIRING) for bot in bots),
+        }
+
+    def _cost(self, sessions: int, by_state: dict[str, int]) -> dict[str, Any]:
+        running = sessions + sum(by_state.get(tier, 0) for tier in RUNNING_TIERS)
+        frozen = by_state.get("frozen", 0)
+        monthly = self._reserve.hot_dollars_per_month if self._reserve is not None else None
+        body: dict[str, Any] = {"running_machines": running, "frozen_machines": frozen}
+        if monthly is None:
+            return body | {"dollars_per_hour": None, "note": "not priced for this provider: "
+                           "RESERVE_HOT_DOLLARS_PER_MONTH sets one machine's price (docs/reserve.md)"}
+        hot = monthly / HOURS_PER_MONTH
+        cold = (self._machines.frozen_form.frozen_dollars_per_month / HOURS_PER_MONTH
+                if isinstance(self._machines, FrozenMachines) else 0.0)
+        body |= {"dollars_per_hour": round(running * hot + frozen * cold, 4),
+                 "machine_dollars_per_hour": round(hot, 5)}
+        if self._machines.name == "local" and monthly == 0:
+            body["note"] = "local processes cost nothing"
+        return body
+
+    def _regions(self, reserve_here: int) -> list[dict[str, Any]]:
+        regions: list[dict[str, Any]] = [{"name": self._region, "here": True, "reachable": True,
+                                          "reserve": reserve_here}]
+        for name, peer in sorted(self._peers.by_name.items()):
+            capacity = peer.capacity
+            regions.append({"name": name, "here": False, "reachable": peer.reachable,
+                            "reserve": capacity.idle + capacity.warming if capacity is not None else None})
+        return regions
+
+
+def _counted(values: Any) -> dict[str, int]:
+    return dict(sorted(Counter(values).items()))

@@ -1,0 +1,42 @@
+"""`voicefleet status`'s table for a body no local dispatcher answers: a cloud region with peers, a
+price, a store that does not answer and refusals by code (the route's own shape: docs/http-api.md)."""
+
+from __future__ import annotations
+
+from cli.status import report
+
+BODY = {
+    "at": 1795624828.0, "region": "eu-west", "replica": "7f3c2a", "provider": "ecs",
+    "sessions": {"running": 3, "by_status": {"joined": 2, "started": 1}, "by_release": {"r-1": 3},
+                 "by_region": {"eu-west": 3}},
+    "reserve": {"enabled": True, "total": 2, "by_state": {"idle": 2, "warming": 0, "frozen": 0, "resuming": 0},
+                "by_release": {"r-1": 2}, "by_region": {"eu-west": 2, "us-east": 5},
+                "problem": "the store does not answer: the reserve shown is this replica's own"},
+    "starts": {"1m": {"starts": 2, "refused": 1, "refusals": {"at_capacity": 1}},
+               "5m": {"starts": 9, "refused": 3, "refusals": {"at_capacity": 2, "key_at_capacity": 1}}},
+    "cost": {"dollars_per_hour": 0.2469, "running_machines": 5, "frozen_machines": 0},
+    "replicas": [{"id": "7f3c2a", "sessions": 3, "reserve": 2}],
+    "regions": [{"name": "eu-west", "here": True, "reachable": True, "reserve": 2},
+                {"name": "us-east", "here": False, "reachable": False, "reserve": None}],
+}
+
+
+def test_a_cloud_regions_status_reads_as_a_person_would_read_it() -> None:
+    lines = [line.split() for line in report(BODY).splitlines()]
+    assert lines[0] == ["region", "eu-west", "·", "replica", "7f3c2a", "·", "ecs", "·", "2026-11-25", "16:40:28Z"]
+    assert ["SESSIONS", "3", "running"] in lines and ["status", "joined", "2"] in lines
+    assert ["region", "us-east", "5"] in lines  # a peer's reserve, as it last advertised it
+    assert ["the", "store", "does", "not", "answer:"] == next(line for line in lines if "store" in line)[:5]
+    assert ["5m", "9", "3", "at_capacity=2,key_at_capacity=1"] in lines
+    assert ["COST", "$0.2469", "an", "hour:", "5", "running,", "0", "frozen", "machines"] in lines
+    assert ["region", "us-east", "-", "unreachable"] in lines
+
+
+def test_no_reserve_and_no_price_are_said() -> None:
+    body = {**BODY, "region": "default", "reserve": {**BODY["reserve"], "enabled": False, "problem": None},
+            "cost": {"dollars_per_hour": None, "running_machines": 3, "frozen_machines": 0,
+                     "note": "not priced for this provider"}}
+    text = report(body)
+    assert text.splitlines()[0].startswith("one region · replica 7f3c2a")
+    assert "RESERVE  2 bots (no reserve: every start is cold)" in text
+    assert "COST  not priced: 3 running, 0 frozen machines; not priced for this provider" in text
