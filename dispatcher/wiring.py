@@ -198,7 +198,7 @@ def build_state(
         release_health=watch.view,
         region_releases=RegionalReleases(peers, sessions.releases),
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
-                          activity=metrics.activity, region=regions.here),
+                          activity=metrics.activity, region=regions.here, price=costs.price),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
     )
 

@@ -21,7 +21,7 @@ from dispatcher.observability.activity import SLOT_SECONDS, Activity
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.regions.peers import Peers
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.reserve.prices import HOURS_PER_MONTH
+from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import Coordination, ReplicaPool
@@ -48,8 +48,10 @@ def dashboard_enabled(env: Mapping[str, str], *, local: bool) -> bool:
 
 class StatusView:
     def __init__(self, *, machines: Machines, reserve: Reserve | None, coordination: Coordination, peers: Peers,
-                 activity: Activity, region: str, clock: Callable[[], float] = time.monotonic) -> None:
+                 activity: Activity, region: str, price: BotPrice | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._machines = machines
+        self._price = price  # one running bot, the same price a session's cost reads (reserve/prices.py)
         self._reserve = reserve
         self._coordination = coordination
         self._peers = peers
@@ -158,7 +160,7 @@ class StatusView:
     def _cost(self, sessions: int, by_state: dict[str, int]) -> dict[str, Any]:
         running = sessions + sum(by_state.get(tier, 0) for tier in RUNNING_TIERS)
         frozen = by_state.get("frozen", 0)
-        monthly = self._reserve.hot_dollars_per_month if self._reserve is not None else None
+        monthly = self._price.dollars_per_month if self._price is not None else None
         body: dict[str, Any] = {"running_machines": running, "frozen_machines": frozen}
         if monthly is None:
             return body | {"dollars_per_hour": None, "note": "not priced for this provider: "

@@ -77,7 +77,6 @@ class Reserve:
         hot_dollars_per_month: float | None = None,  # one running idle bot (dispatcher/reserve/prices.py)
     ) -> None:
         self.settings = settings
-        self.hot_dollars_per_month = hot_dollars_per_month  # what GET /status prices running machines at
         self._coordination = coordination
         self._claims = coordination.claims
         self._draining = False

@@ -20,7 +20,7 @@ from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Capacity, Peers
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.prices import HOURS_PER_MONTH
+from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.client import DEFAULT_PREFIX, Store, StoreSettings
 from dispatcher.store.coordination import PoolBot, ReplicaPool
@@ -72,7 +72,7 @@ async def test_the_regions_reserve_is_counted_by_state_release_replica_and_regio
     peers.by_name["us"].capacity = Capacity(idle=4, warming=1)  # as it last advertised it; ap never answered
     clock = Clock()
     view = StatusView(machines=machines, reserve=reserve, coordination=here, peers=peers, activity=Activity(),
-                      region="eu", clock=clock)
+                      region="eu", price=BotPrice(HOT_DOLLARS_PER_MONTH, "test size", "test"), clock=clock)
     image = machines.reported_image(None)  # the default release's bots
     try:
         await here.pool.publish(ReplicaPool("r-1", (PoolBot("a", "idle", 0.0, image),
@@ -115,7 +115,7 @@ async def test_a_store_that_does_not_answer_is_said_and_the_reserve_is_this_repl
                       BotChannels(None, claims=down.claims, identity=Unverified("test")),
                       ReserveMetrics(Metrics("fly").registry, "fly"), coordination=down)
     view = StatusView(machines=machines, reserve=reserve, coordination=down, peers=Peers(Regions()),
-                      activity=Activity(), region="")
+                      activity=Activity(), region="", price=None)
     try:
         await down.pool.publish(ReplicaPool("r-1", (PoolBot("a", "idle", 0.0, machines.reported_image(None)),)))
         body = await view.snapshot()
