@@ -160,7 +160,7 @@ async def test_histogram_p95_from_values_and_counts_lands_in_the_registry_bucket
 async def test_json_lines_are_the_same_members_without_aws() -> None:
     app = App(mode="json")
     app.metrics.started(created=True, release="stable")
-    app.phone._first_audio.labels("ecs", "direct").observe(0.7)
+    app.phone._first_audio.labels("ecs", "direct", "stable").observe(0.7)
     line = (await app.written())[0]
     assert "_aws" not in line
     assert line["Starts"] == 1 and line["PhoneFirstAudio"]["Count"] == 1

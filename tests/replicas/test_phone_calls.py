@@ -36,8 +36,8 @@ pytestmark = pytest.mark.slow  # real processes, Pipecat imports, real audio: se
 API_KEY = "replicas-phone-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 BOT_ELSEWHERE = Path(__file__).with_name("phone_bot_elsewhere.py")
-RELAYED = 'voicefleet_phone_first_bot_audio_seconds_count{media="store",provider="local"}'
-DIRECT = 'voicefleet_phone_first_bot_audio_seconds_count{media="direct",provider="local"}'
+RELAYED = 'voicefleet_phone_first_bot_audio_seconds_count{media="store",provider="local",release="default"}'
+DIRECT = 'voicefleet_phone_first_bot_audio_seconds_count{media="direct",provider="local",release="default"}'
 
 
 @dataclass
