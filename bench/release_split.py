@@ -5,6 +5,11 @@ image each machine was created with. Prints the split by the answers' `release` 
 the provider was asked for, its binomial bounds, and that replayed Idempotency-Keys and pinned
 starts keep their release.
 
+Fly's list limit (1 list a second per app, burst 3, `FLY_LIST_*`) is lifted here as its create
+limit is: a keyed start lists the app to find the machine a replay would have, and the admission's
+recount lists it once a second, so at Fly's limit each keyed start waited about 2 s for its turn
+(1,000 starts: over half an hour) though the fake answers at once. The split does not depend on it.
+
     uv run python -m bench.release_split --starts 1000
 """
 
@@ -32,6 +37,7 @@ STABLE = "registry.fly.io/bench@sha256:" + "a" * 64
 CANARY = "registry.fly.io/bench@sha256:" + "b" * 64
 RELEASES = {"releases": [{"name": "stable", "images": {"*": STABLE}}, {"name": "next", "images": {"*": CANARY}}],
             "canaryPercent": 10}
+CANARY_SHARE = 0.10
 
 
 def run(starts: int, replays: int, pins: int) -> dict[str, object]:
@@ -40,7 +46,8 @@ def run(starts: int, replays: int, pins: int) -> dict[str, object]:
         env = {**os.environ, **provider_env("fly", fakes.url), "MACHINES": "fly", "HOST": "127.0.0.1",
                "PORT": str(port), "DISPATCHER_API_KEYS": KEY, "RELEASES": json.dumps(RELEASES),
                "MAX_CONCURRENT_SESSIONS": UNLIMITED, "START_RATE_PER_KEY": UNLIMITED,
-               "START_BURST_PER_KEY": UNLIMITED, "REAPER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "warning"}
+               "START_BURST_PER_KEY": UNLIMITED, "REAPER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "warning",
+               "FLY_LIST_RATE": UNLIMITED, "FLY_LIST_BURST": UNLIMITED}
         log = open(Path(tmp) / "dispatcher.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env, stdout=log, stderr=log)
         try:
@@ -50,7 +57,9 @@ def run(starts: int, replays: int, pins: int) -> dict[str, object]:
             # (KEEP_ALIVE_SECONDS) would fail that start in the client, not in the dispatcher.
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30,
                               limits=httpx.Limits(max_keepalive_connections=0)) as api:
+                began = time.monotonic()
                 drawn = [_start(api, {"Idempotency-Key": f"split-{n}"}, {}) for n in range(starts)]
+                drawn_seconds = time.monotonic() - began
                 replayed = [_start(api, {"Idempotency-Key": f"split-{n}"}, {}) for n in range(replays)]
                 pinned = [_start(api, {}, {"release": "next"}) for _ in range(pins)]
             images = Counter(m["config"]["image"] for m in _fly_machines(fakes.url) if m["name"] != "runner")
@@ -64,15 +73,37 @@ def run(starts: int, replays: int, pins: int) -> dict[str, object]:
             log.close()
     split = Counter(drawn)
     canary = split["next"]
-    sigma = math.sqrt(starts * 0.1 * 0.9)
+    sigma = math.sqrt(starts * CANARY_SHARE * (1 - CANARY_SHARE))
+    low, high = binomial_range(starts, CANARY_SHARE, 0.99)
     return {
-        "starts": starts, "canary": canary, "stable": split["stable"], "expected": starts * 0.1,
-        "within_3_sigma": abs(canary - starts * 0.1) <= 3 * sigma, "sigma": round(sigma, 2),
+        "starts": starts, "seconds": round(drawn_seconds, 1), "canary": canary, "stable": split["stable"],
+        "expected": starts * CANARY_SHARE, "sigma": round(sigma, 2),
+        "within_3_sigma": abs(canary - starts * CANARY_SHARE) <= 3 * sigma,
+        "binomial_99_percent_range": [low, high], "within_binomial_range": low <= canary <= high,
         "replays_kept_their_release": replayed == drawn[:replays],
         "pinned_all_next": pinned == ["next"] * pins,
         "machines_by_image": {"stable" if image == STABLE else "next" if image == CANARY else image: n
                               for image, n in images.items()},
     }
+
+
+def binomial_range(n: int, p: float, coverage: float) -> tuple[int, int]:
+    """The central range of Binomial(n, p) holding at least `coverage` of it: where a count of n
+    draws at share p falls, but (1 − coverage) of the time, if the draw is right."""
+    tail = (1.0 - coverage) / 2.0
+    pmf = [math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                    + k * math.log(p) + (n - k) * math.log1p(-p)) for k in range(n + 1)]
+    below = 0.0
+    low = 0
+    while below + pmf[low] <= tail:
+        below += pmf[low]
+        low += 1
+    above = 0.0
+    high = n
+    while above + pmf[high] <= tail:
+        above += pmf[high]
+        high -= 1
+    return low, high
 
 
 def _start(api: httpx.Client, headers: dict[str, str], body: dict[str, object]) -> str:

@@ -116,11 +116,11 @@ async def main() -> None:
     print(f"{'path':5} {'metric':28} {'median':>9}  [min–max]")
     report("warm", rows["warm"])
     report("cold", rows["cold"])
-    hits = warm_metrics.get('voicefleet_reserve_claims_total{outcome="warm_hit",provider="local"}', 0)
+    hits = warm_metrics.get('voicefleet_reserve_claims_total{outcome="warm_hit",provider="local",release="default"}', 0)
     claim_ms = mean(warm_metrics, "voicefleet_reserve_claim_seconds", 'provider="local"') * 1000
     print(f"warm claims: {hits:.0f}/{args.runs}; dispatcher's share of a warm claim (mean): {claim_ms:.1f} ms")
     for path, values in (("warm", warm_metrics), ("cold", cold_metrics)):
-        ready = mean(values, "voicefleet_start_to_ready_seconds", f'path="{path}",provider="local"')
+        ready = mean(values, "voicefleet_start_to_ready_seconds", f'path="{path}",provider="local",release="default"')
         print(f"{path}: POST /start → bot-reported ready (mean, from the dispatcher): {ready:.3f} s")
 
 

@@ -152,7 +152,7 @@ def build_state(
         reserve.planning.neighbours = functools.partial(neighbours_of, peers)
 
     async def refresh_gauges() -> None:
-        metrics.set_active(await sessions.active_count())
+        metrics.set_active(await sessions.active_by_release())
 
     def store_up() -> bool | None:  # what /healthz says of the store; none for one process
         health = coordination.health()

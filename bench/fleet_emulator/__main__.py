@@ -230,8 +230,8 @@ def measures_of(texts: list[str]) -> dict[str, tuple[float, float]]:
     sums: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                at = (sample.name, frozenset(sample.labels.items()))
+            for sample in family.samples:  # summed over the releases too (one `release` label each)
+                at = (sample.name, frozenset((k, v) for k, v in sample.labels.items() if k != "release"))
                 sums[at] = sums.get(at, 0.0) + sample.value
     out = {}
     for label, (metric, labels) in MEASURES.items():

@@ -1,7 +1,13 @@
-"""Prometheus metrics, one registry per app so tests and replicas never share counters."""
+"""Prometheus metrics, one registry per app so tests and replicas never share counters.
+
+Every session metric carries its session's `release` (docs/releases.md): its values are the
+configured releases' names (a stack keeps its last `releasesKept`), so the label adds a handful of
+series per metric, never one per session.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,23 +24,24 @@ class Metrics:
         self.provider = provider
         self.activity = Activity()  # the last hour's starts and refusals, for GET /status
         # Each start's series, looked up once: `labels()` checks its values and takes a lock per call.
-        self._series: dict[tuple[int, str], Any] = {}
+        self._series: dict[tuple[int, str, str], Any] = {}
+        self._active_releases: set[str] = set()  # each release shown once stays shown (at 0 when idle)
         self._starts = Counter(
             "voicefleet_session_starts",
             "Sessions started, by outcome (created a machine, or replayed an Idempotency-Key).",
-            ["provider", "outcome"],
+            ["provider", "outcome", "release"],
             registry=self.registry,
         )
         self._failures = Counter(
             "voicefleet_session_start_failures",
             "POST /start calls that did not start a session, by reason.",
-            ["provider", "reason"],
+            ["provider", "reason", "release"],
             registry=self.registry,
         )
         self._launch = Histogram(
             "voicefleet_launch_seconds",
             "Time to have the provider accept a launch (and, with ?wait=started, to start).",
-            ["provider", "waited"],
+            ["provider", "waited", "release"],
             buckets=LAUNCH_BUCKETS,
             registry=self.registry,
         )
@@ -47,7 +54,7 @@ class Metrics:
         self._active = Gauge(
             "voicefleet_active_sessions",
             "Sessions whose machine is starting, started or joined.",
-            ["provider"],
+            ["provider", "release"],
             registry=self.registry,
         )
 
@@ -74,31 +81,34 @@ class Metrics:
         self._machine_seconds.labels(self.provider, release, "session").inc(session_seconds)
         self._machine_seconds.labels(self.provider, release, "idle").inc(idle_seconds)
 
-    def started(self, *, created: bool) -> None:
-        self._of(self._starts, "created" if created else "replayed").inc()
+    def started(self, *, created: bool, release: str) -> None:
+        self._of(self._starts, "created" if created else "replayed", release).inc()
         if created:
             self.activity.started()
 
-    def failed(self, reason: str) -> None:
-        self._failures.labels(self.provider, reason).inc()
+    def failed(self, reason: str, release: str) -> None:
+        self._failures.labels(self.provider, reason, release).inc()
         self.activity.refused(reason)
 
-    def launch_took(self, seconds: float, *, waited: bool) -> None:
-        self._of(self._launch, str(waited).lower()).observe(seconds)
+    def launch_took(self, seconds: float, *, waited: bool, release: str) -> None:
+        self._of(self._launch, str(waited).lower(), release).observe(seconds)
 
     def reaped(self, outcome: str) -> None:
         self._reaped.labels(self.provider, outcome).inc()
 
-    def set_active(self, active_sessions: int) -> None:
-        self._active.labels(self.provider).set(active_sessions)
+    def set_active(self, by_release: Mapping[str, int]) -> None:
+        """The active sessions of each release (a release seen before and absent now has none)."""
+        self._active_releases.update(by_release)
+        for release in self._active_releases:
+            self._active.labels(self.provider, release).set(by_release.get(release, 0))
 
-    def _of(self, metric: Counter | Histogram, label: str) -> Any:
-        key = (id(metric), label)
+    def _of(self, metric: Counter | Histogram, label: str, release: str) -> Any:
+        key = (id(metric), label, release)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = metric.labels(self.provider, label)
+            series = self._series[key] = metric.labels(self.provider, label, release)
         return series
 
-    def render(self, active_sessions: int) -> bytes:
-        self.set_active(active_sessions)
+    def render(self, active_by_release: Mapping[str, int]) -> bytes:
+        self.set_active(active_by_release)
         return generate_latest(self.registry)

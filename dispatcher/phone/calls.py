@@ -36,6 +36,7 @@ from dispatcher.phone.relay import (
     over_rate_reason,
 )
 from dispatcher.phone.store_hop import StoreHop
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.key_share import KeyShare
@@ -85,6 +86,7 @@ class PhoneCall:
     relayed: bool = False  # the bot's media socket is at another replica
     owner: str | None = None  # the caller the session counts for (its share: dispatcher/sessions/key_share.py)
     standing: bool = False  # counted among the calls Exotel's standing credential holds (`StandingCap`)
+    release: str = DEFAULT_RELEASE  # the session's, once it started (its metrics name it)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ class PhoneCalls:
         call.starting.add_done_callback(_retrieved)
         if handed_from is not None:  # said once the session exists, also for a caller who hung up meanwhile
             call.starting.add_done_callback(lambda started: self._handed_off(started, carrier, *handed_from))
-        await asyncio.shield(call.starting)
+        started = await asyncio.shield(call.starting)
+        call.release = started.machine.release or DEFAULT_RELEASE
         call.media, secret = self.links.expect(session_id)
         call.elsewhere = elsewhere = await self.media.open(session_id, secret)
         params = {"path": MEDIA_PATH.format(session_id=session_id), "token": secret, "carrier": carrier}

@@ -19,7 +19,7 @@ class PhoneMetrics:
             "voicefleet_phone_first_bot_audio_seconds",
             "A call's carrier WebSocket open to the bot's first frame sent to the carrier, by media "
             "path (the bot's media socket at the carrier's replica, or at another one through the store).",
-            ["provider", "media"],
+            ["provider", "media", "release"],
             buckets=FIRST_AUDIO_BUCKETS,
             registry=registry,
         )
@@ -31,8 +31,8 @@ class PhoneMetrics:
             registry=registry,
         )
 
-    def call_ended(self, stats: CallStats, *, media: MediaPath) -> None:
+    def call_ended(self, stats: CallStats, *, media: MediaPath, release: str) -> None:
         if stats.first_bot_frame is not None:
-            self._first_audio.labels(self.provider, media).observe(stats.first_bot_frame - stats.opened)
+            self._first_audio.labels(self.provider, media, release).observe(stats.first_bot_frame - stats.opened)
         if stats.ended_by in OVER_RATE:
             self._over_rate.labels(self.provider, "caller" if stats.ended_by == CARRIER_OVER_RATE else "bot").inc()

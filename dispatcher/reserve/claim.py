@@ -15,6 +15,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 from botchannel.contract import METHOD_ASSIGN
 from dispatcher.channel.bots import BotChannels, BotLink, BotRequestFailed
@@ -37,6 +38,14 @@ def serves(link: BotLink, image: str, transport: str) -> bool:
     return link.hello.image == image and transport in link.hello.capabilities
 
 
+class StartRecord(NamedTuple):
+    """A start the reserve times until its bot's `ready` report."""
+
+    began: float  # when its POST /start began (the reserve's clock)
+    warm: bool  # a claimed idle bot, or a cold launch
+    release: str  # the session's release, which labels its time to ready
+
+
 class Refused(enum.Enum):
     REFUSED = "refused"
 
@@ -52,7 +61,7 @@ class WarmClaim:
         claims: Claims,
         idle: IdleRecords,
         retirements: Retirements,
-        starts: dict[str, tuple[float, bool]],  # the reserve's start records (session → began, warm?)
+        starts: dict[str, StartRecord],  # the reserve's start records, by session
         image_of: Callable[[LaunchSpec], str],  # the image a bot of the session's release reports
         clock: Callable[[], float],  # the reserve's, which its idle records are on
     ) -> None:
@@ -86,7 +95,7 @@ class WarmClaim:
         assignment = session_assignment(spec)
         # Routed and timed before it is asked: its `ready` report may follow its answer at once.
         self._channels.bind(link, spec.session_id)
-        self._starts[spec.session_id] = (began, True)
+        self._starts[spec.session_id] = StartRecord(began, True, spec.release)
         try:
             await link.request(METHOD_ASSIGN, assignment.params(), timeout=ASSIGN_TIMEOUT_SECONDS)
             result = await self._machines.adopt(link.machine_id, spec)

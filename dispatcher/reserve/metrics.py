@@ -4,8 +4,8 @@
     voicefleet_reserve_tier_cost_dollars_per_month{tier="hot"|"frozen"}  gauge: each tier's size here × its
                                                                  price (hot: every provider; frozen: Fly)
     voicefleet_reserve_thaw_seconds                              a frozen bot's thaw until it is back on the channel
-    voicefleet_reserve_claims_total{outcome="warm_hit"|"cold_miss"}
-    voicefleet_start_to_ready_seconds{path="warm"|"cold"}        POST /start → the bot's own `ready` report
+    voicefleet_reserve_claims_total{outcome="warm_hit"|"cold_miss",release}
+    voicefleet_start_to_ready_seconds{path="warm"|"cold",release} POST /start → the bot's own `ready` report
     voicefleet_reserve_claim_seconds                             the dispatcher's share of a warm claim
     voicefleet_reserve_idle_machine_seconds_total{state}         the cost of the reserve, in machine-seconds
     voicefleet_reserve_retired_total{reason}                     idle bots stopped, and why
@@ -31,11 +31,11 @@ class ReserveMetrics:
                            "waiting; warming: launched, not on the channel yet).", ["provider", "state"],
                            registry=registry)
         self._claims = Counter("voicefleet_reserve_claims", "POST /start launches: a warm reserve bot "
-                               "claimed, or a cold launch because none was idle.", ["provider", "outcome"],
+                               "claimed, or a cold launch because none was idle.", ["provider", "outcome", "release"],
                                registry=registry)
         self._ready = Histogram("voicefleet_start_to_ready_seconds", "From POST /start to the bot's own "
-                                "`ready` report on the channel, warm claim or cold launch.", ["provider", "path"],
-                                buckets=READY_BUCKETS, registry=registry)
+                                "`ready` report on the channel, warm claim or cold launch.",
+                                ["provider", "path", "release"], buckets=READY_BUCKETS, registry=registry)
         self._claim = Histogram("voicefleet_reserve_claim_seconds", "The dispatcher's share of a warm claim: "
                                 "take an idle bot, assign it over the channel, re-tag its machine.", ["provider"],
                                 buckets=CLAIM_BUCKETS, registry=registry)
@@ -71,8 +71,6 @@ class ReserveMetrics:
         for state in ("idle", "warming"):
             self._bots.labels(provider, state).set(0)
             self._idle_seconds.labels(provider, state)
-        for outcome in ("warm_hit", "cold_miss"):
-            self._claims.labels(provider, outcome)
 
     def planned(self, *, ready_target: int, covered: int) -> None:
         self._target.labels(self.provider, "held").set(ready_target)
@@ -115,13 +113,13 @@ class ReserveMetrics:
     def frozen_time(self, seconds: float) -> None:
         self._idle_seconds.labels(self.provider, "frozen").inc(max(0.0, seconds))
 
-    def claimed(self, *, warm: bool, seconds: float | None = None) -> None:
-        self._claims.labels(self.provider, "warm_hit" if warm else "cold_miss").inc()
+    def claimed(self, *, warm: bool, release: str, seconds: float | None = None) -> None:
+        self._claims.labels(self.provider, "warm_hit" if warm else "cold_miss", release).inc()
         if warm and seconds is not None:
             self._claim.labels(self.provider).observe(seconds)
 
-    def ready_after(self, seconds: float, *, warm: bool) -> None:
-        self._ready.labels(self.provider, "warm" if warm else "cold").observe(seconds)
+    def ready_after(self, seconds: float, *, warm: bool, release: str) -> None:
+        self._ready.labels(self.provider, "warm" if warm else "cold", release).observe(seconds)
         if self._activity is not None:
             self._activity.ready_after(seconds)
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.coordination import Timelines
 
 log = logging.getLogger("dispatcher.reserve.reserve")
@@ -34,8 +35,13 @@ def _at(event: dict[str, Any]) -> float | None:
     return float(at) if isinstance(at, int | float) and math.isfinite(at) else None
 
 
+class TimedStart(NamedTuple):
+    seconds: float
+    release: str  # the session's, as its `requested` event names it
+
+
 async def seconds_to_ready(timelines: Timelines, session_id: str, *, reported_at: float, now: float,
-                           within: float) -> float | None:
+                           within: float) -> TimedStart | None:
     """From the session's `requested` event to `now` (epoch seconds), if this `ready` (the bot's
     `reported_at`) is the session's first and the start is at most `within` seconds old; else None."""
     try:
@@ -43,11 +49,15 @@ async def seconds_to_ready(timelines: Timelines, session_id: str, *, reported_at
     except Exception as exc:  # the timeline is an aid: a metric sample lost, never a start
         log.warning("session %s: its start is not timed (timeline not read: %s)", session_id, type(exc).__name__)
         return None
-    requested = [at for e in events if e.get("event") == "requested" and (at := _at(e)) is not None]
+    requested = [e for e in events if e.get("event") == "requested" and _at(e) is not None]
     this_one = round(reported_at, 3)  # as the timeline recorded it
     if any(e.get("event") == "ready" and (at := _at(e)) is not None and at < this_one for e in events):
         return None  # not the session's first `ready`: it was timed (or lost) then
     if not requested:
         return None  # not started through the dispatcher's API, or the store forgot it
-    seconds = now - min(requested)
-    return seconds if 0 <= seconds <= within else None
+    first = min(requested, key=lambda e: _at(e) or 0.0)
+    seconds = now - (_at(first) or 0.0)
+    if not 0 <= seconds <= within:
+        return None
+    release = first.get("release")
+    return TimedStart(seconds, release if isinstance(release, str) else DEFAULT_RELEASE)

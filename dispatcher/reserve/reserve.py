@@ -33,7 +33,7 @@ from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBotsByImage
-from dispatcher.reserve.claim import WarmClaim, serves
+from dispatcher.reserve.claim import StartRecord, WarmClaim, serves
 from dispatcher.reserve.elsewhere import ClaimsElsewhere, TakenFrozen, holders
 from dispatcher.reserve.fleet import FleetPlanning, Planned, creates_of, warming_ids
 from dispatcher.reserve.frozen import FrozenTier, NoFrozenTier, tiers_of
@@ -95,7 +95,7 @@ class Reserve:
         self.releases = ReserveReleases(machines)
         self._elsewhere = ClaimsElsewhere(coordination, self.releases.image_of)
         self._inflight: dict[str, asyncio.Future[LaunchResult]] = {}
-        self._starts: dict[str, tuple[float, bool]] = {}  # session → (POST /start began, warm?)
+        self._starts: dict[str, StartRecord] = {}
         self._wake = asyncio.Event()
         self._retirements = Retirements(machines, metrics)
         self.measured = MeasuredStarts(coordination.pool, settings.cold_start_seconds,
@@ -205,11 +205,11 @@ class Reserve:
             if not spec.counted_elsewhere:  # a start's demand is its caller's region's
                 self._retirements.spawn(self._coordination.pool.arrived(self._wall(), cold=not warm))  # the planner's
             if result is None:
-                self._metrics.claimed(warm=False)
-                self._starts[spec.session_id] = (began, False)
+                self._metrics.claimed(warm=False, release=spec.release)
+                self._starts[spec.session_id] = StartRecord(began, False, spec.release)
                 result = await self._machines.launch(spec)
             else:
-                self._metrics.claimed(warm=True, seconds=self._clock() - began)
+                self._metrics.claimed(warm=True, release=spec.release, seconds=self._clock() - began)
             if not result.created:  # a replay: its start was timed by the call that made it
                 self._starts.pop(spec.session_id, None)
             result_future.set_result(result)
@@ -268,22 +268,21 @@ class Reserve:
             return
         started = self._starts.pop(report.session_id, None)
         if started is not None:
-            began, warm = started
-            self._ready_after(self._clock() - began, warm=warm)
+            self._ready_after(self._clock() - started.began, warm=started.warm, release=started.release)
         elif link.hello.session_id is not None:  # a cold bot launched at another replica
             self._retirements.spawn(self._cold_ready_elsewhere(report))
 
-    def _ready_after(self, seconds: float, *, warm: bool) -> None:
-        self._metrics.ready_after(seconds, warm=warm)
+    def _ready_after(self, seconds: float, *, warm: bool, release: str) -> None:
+        self._metrics.ready_after(seconds, warm=warm, release=release)
         if not warm:  # a session's own cold start, as its caller waited for it
             self.planning.sizer.cold.observe(seconds)
             self.measured.observe(seconds)
 
     async def _cold_ready_elsewhere(self, report: Report) -> None:
-        seconds = await seconds_to_ready(self._coordination.timelines, report.session_id, reported_at=report.t,
-                                         now=self._wall(), within=START_RECORD_SECONDS)
-        if seconds is not None:
-            self._ready_after(seconds, warm=False)
+        timed = await seconds_to_ready(self._coordination.timelines, report.session_id, reported_at=report.t,
+                                       now=self._wall(), within=START_RECORD_SECONDS)
+        if timed is not None:
+            self._ready_after(timed.seconds, warm=False, release=timed.release)
 
     # --- keeping it sized -----------------------------------------------------------------
 
@@ -423,8 +422,8 @@ class Reserve:
                                     warming_seconds=elapsed * len(self._warming))
         self._last_tick = now
         horizon = now - START_RECORD_SECONDS
-        for session_id, (began, _) in list(self._starts.items()):
-            if began < horizon:
+        for session_id, started in list(self._starts.items()):
+            if started.began < horizon:
                 del self._starts[session_id]
 
     async def sweep(self) -> int:

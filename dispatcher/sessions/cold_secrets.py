@@ -23,6 +23,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.observability.metrics import Metrics
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.secrets_vault import VaultFull
@@ -75,7 +76,8 @@ class ColdSecrets:
         if result.claimed:  # a reserve bot got them with its claim
             await self.delivery.discard(session_id)
         elif result.created:  # a new cold machine: its bot must come for them
-            task = asyncio.create_task(self._watch(session_id), name=f"cold-secrets-{session_id}")
+            release = result.machine.release or DEFAULT_RELEASE
+            task = asyncio.create_task(self._watch(session_id, release), name=f"cold-secrets-{session_id}")
             self._watches.add(task)
             task.add_done_callback(self._watches.discard)
         # else the session already had its machine, whose own start watches it
@@ -84,12 +86,12 @@ class ColdSecrets:
         """The start failed or the session was stopped: nobody will come for them."""
         await self.delivery.discard(session_id)
 
-    async def _watch(self, session_id: str) -> None:
+    async def _watch(self, session_id: str, release: str) -> None:
         await asyncio.sleep(self.deadline_seconds)
         if not await self.delivery.waiting(session_id):
             return
         await self.delivery.discard(session_id)
-        self._metrics.failed(NEVER_DIALLED)
+        self._metrics.failed(NEVER_DIALLED, release)
         log.error("session %s: its bot never took its session values over the channel within %gs; "
                   "stopping its machine", session_id, self.deadline_seconds)
         with contextlib.suppress(Exception):

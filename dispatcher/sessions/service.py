@@ -33,6 +33,7 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.releases.catalogue import Catalogue, Release
 from dispatcher.releases.live import LiveReleases
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
@@ -134,6 +135,16 @@ class SessionService:
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
 
+    async def active_by_release(self) -> dict[str, int]:
+        """Active sessions by release: every configured release (0 without any), and any other a
+        machine still runs (a release the configuration no longer lists)."""
+        counts = dict.fromkeys(self.releases.catalogue.names, 0)
+        for machine in await self._call(self._machines.list()):
+            if machine.state.is_active:
+                release = machine.release or DEFAULT_RELEASE
+                counts[release] = counts.get(release, 0) + 1
+        return counts
+
     async def start(
         self,
         *,
@@ -161,8 +172,8 @@ class SessionService:
         keyed = idempotency_key is not None
         requested = False  # a session exists to tell about (not a refused or replayed start)
         # This start's log lines name its session (dispatcher/observability/log_format.py), its spans too.
-        with working_for(session_id), tracing.session_trace(session_id, **{"voicefleet.transport": transport,
-                                                                           "voicefleet.release": chosen.name}) as trace:
+        span_fields = {"voicefleet.transport": transport, "voicefleet.release": chosen.name}
+        with working_for(session_id, chosen.name), tracing.session_trace(session_id, **span_fields) as trace:
             try:
                 async with exclusive_start(self._coordination, session_id, keyed=keyed,
                                            idempotent_launch=self._settings.cloud,
@@ -220,13 +231,14 @@ class SessionService:
                         await self._clean_up(session_id, with_room=session.machine.has_room)
                         raise self._did_not_start(session.machine)
             except ApiError as exc:
-                self._metrics.failed(exc.code)
+                self._metrics.failed(exc.code, chosen.name)
                 if requested:  # its timeline names the cause (a refusal at admission is no session)
                     self.timeline.note(session_id, "failed", code=exc.code, message=exc.message, status=exc.status)
                     exc.extra.setdefault("session_id", session_id)
                 raise
-        self._metrics.launch_took(time.monotonic() - began, waited=wait)
-        self._metrics.started(created=session.created)
+        release_name = session.machine.release or chosen.name  # a replay's: the release it started with
+        self._metrics.launch_took(time.monotonic() - began, waited=wait, release=release_name)
+        self._metrics.started(created=session.created, release=release_name)
         return session
 
     @overload

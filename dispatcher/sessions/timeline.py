@@ -25,7 +25,7 @@ from typing import Any
 
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
-from dispatcher.observability.log_format import SESSION_TRACES
+from dispatcher.observability.log_format import KNOWN_SESSIONS
 from dispatcher.observability.log_text import shown
 from dispatcher.store.coordination import Timelines
 
@@ -51,8 +51,8 @@ class SessionTimeline:
 
     def note(self, session_id: str, event: str, *, at: float | None = None, **fields: Any) -> None:
         """Records `event` in the background (never raises, never waits)."""
-        if event == "requested" and isinstance(fields.get("trace_id"), str):
-            SESSION_TRACES.remember(session_id, fields["trace_id"])  # its log lines carry it from now on
+        if event == "requested":  # its log lines carry its trace and release from now on
+            KNOWN_SESSIONS.remember(session_id, _text(fields.get("trace_id")), _text(fields.get("release")))
         record = {"event": event, "at": round(at if at is not None else time.time(), 3), "replica": self._replica}
         record.update({k: _bounded(v) for k, v in fields.items() if v is not None})
         # The listeners first: a store slow to take the timeline's writes must not cost a lifecycle
@@ -78,9 +78,9 @@ class SessionTimeline:
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
         events = await self._timelines.read(session_id)
-        trace_id = trace_id_of(events)
-        if trace_id is not None:  # a session started at another replica: its lines here carry its trace too
-            SESSION_TRACES.remember(session_id, trace_id)
+        requested = _requested(events)
+        if requested is not None:  # a session started at another replica: its lines here carry its trace too
+            KNOWN_SESSIONS.remember(session_id, _text(requested.get("trace_id")), _text(requested.get("release")))
         return _in_time_order(events)
 
     async def read_shared(self, session_id: str) -> list[dict[str, Any]]:
@@ -110,10 +110,16 @@ class SessionTimeline:
 
 def trace_id_of(events: list[dict[str, Any]]) -> str | None:
     """The trace the session was started in (its `requested` event's)."""
-    for event in events:
-        if event.get("event") == "requested" and isinstance(event.get("trace_id"), str):
-            return str(event["trace_id"])
-    return None
+    requested = _requested(events)
+    return None if requested is None else _text(requested.get("trace_id"))
+
+
+def _requested(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((e for e in events if e.get("event") == "requested" and isinstance(e.get("trace_id"), str)), None)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def session_error(events: list[dict[str, Any]]) -> str | None:

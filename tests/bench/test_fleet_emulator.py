@@ -80,9 +80,9 @@ def test_the_dispatchers_own_start_to_ready_figures_are_read_whatever_order_the_
     for warm_seconds, cold_seconds in ((0.2, 3.0), (0.4, 5.0)):  # two replicas, each its own registry
         registry = CollectorRegistry()
         metrics = ReserveMetrics(registry, "fly")
-        metrics.ready_after(warm_seconds, warm=True)
-        metrics.ready_after(cold_seconds, warm=False)
-        metrics.claimed(warm=True, seconds=0.05)
+        metrics.ready_after(warm_seconds, warm=True, release="default")
+        metrics.ready_after(cold_seconds, warm=False, release="default")
+        metrics.claimed(warm=True, release="default", seconds=0.05)
         texts.append(generate_latest(registry).decode())
     measured = measures_of(texts)
     assert measured["start → ready, warm"][1] == 2 and math.isclose(measured["start → ready, warm"][0], 0.3)

@@ -8,6 +8,7 @@ them as any bot's own helper module would.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,10 @@ async def run_pipeline(
     middle: list[FrameProcessor],
     *,
     greeting: Frame | None = None,
+    greeting_delay: float = 0.0,
 ) -> None:
-    """transport in → `middle` → transport out until the client leaves; `greeting` when it arrives."""
+    """transport in → `middle` → transport out until the client leaves; `greeting` `greeting_delay`
+    seconds after it arrives."""
     worker = PipelineWorker(
         Pipeline([transport.input(), *middle, transport.output()]),
         params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
@@ -58,6 +61,7 @@ async def run_pipeline(
     @transport.event_handler("on_client_connected")
     async def on_connected(transport: BaseTransport, client: Any) -> None:
         if greeting is not None:
+            await asyncio.sleep(greeting_delay)
             await worker.queue_frames([greeting])
 
     @transport.event_handler("on_client_disconnected")

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from dispatcher.observability.log_format import SessionTraces
+from dispatcher.observability.log_format import KnownSessions
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import wait_until
 
@@ -72,14 +72,16 @@ def test_text_stays_the_default(tmp_path):
     assert f"INFO dispatcher.bot: [{session}] " in log  # its stderr, forwarded with its session
 
 
-def test_the_replicas_memory_of_session_traces_is_bounded():
-    traces = SessionTraces(limit=3)
+def test_the_replicas_memory_of_session_traces_and_releases_is_bounded():
+    known = KnownSessions(limit=3)
     for n in range(5):
-        traces.remember(f"s{n}", f"t{n}")
-    assert [traces.of(f"s{n}") for n in range(5)] == [None, None, "t2", "t3", "t4"]  # the oldest forgotten
-    traces.remember("s2", "t2")  # seen again: the newest
-    traces.remember("s5", "t5")
-    assert (traces.of("s2"), traces.of("s3"), traces.of(None)) == ("t2", None, None)
+        known.remember(f"s{n}", f"t{n}", f"r{n}")
+    assert [known.trace_of(f"s{n}") for n in range(5)] == [None, None, "t2", "t3", "t4"]  # the oldest forgotten
+    assert [known.release_of(f"s{n}") for n in range(5)] == [None, None, "r2", "r3", "r4"]
+    known.remember("s2", None, None)  # seen again: the newest, what it knew kept
+    known.remember("s5", "t5", "r5")
+    assert (known.trace_of("s2"), known.release_of("s2"), known.trace_of("s3"), known.trace_of(None)) == (
+        "t2", "r2", None, None)
 
 
 ERRING_BOT = '''

@@ -95,12 +95,12 @@ class App:
 async def test_counter_deltas_gauges_and_failures_by_reason_across_two_intervals() -> None:
     app = App()
     for _ in range(3):
-        app.metrics.started(created=True)
-    app.metrics.started(created=False)  # an Idempotency-Key replay is not a start
-    app.reserve.claimed(warm=True, seconds=0.01)
-    app.reserve.claimed(warm=True, seconds=0.01)
-    app.reserve.claimed(warm=False)
-    app.metrics.failed("capacity")
+        app.metrics.started(created=True, release="stable")
+    app.metrics.started(created=False, release="stable")  # an Idempotency-Key replay is not a start
+    app.reserve.claimed(warm=True, release="stable", seconds=0.01)
+    app.reserve.claimed(warm=True, release="stable", seconds=0.01)
+    app.reserve.claimed(warm=False, release="stable")
+    app.metrics.failed("capacity", "stable")
     app.reserve.size(idle=2, warming=1)
     app.reserve.idle_time(idle_seconds=30, warming_seconds=10)
 
@@ -112,9 +112,9 @@ async def test_counter_deltas_gauges_and_failures_by_reason_across_two_intervals
     assert main["Provider"] == "ecs" and main["_aws"]["Timestamp"] == 1_700_000_000_500
     assert [(line["Reason"], line["StartFailures"]) for line in first[1:]] == [("capacity", 1)]
 
-    app.metrics.started(created=True)
-    app.metrics.failed("provider_error")
-    app.metrics.failed("provider_error")
+    app.metrics.started(created=True, release="stable")
+    app.metrics.failed("provider_error", "stable")
+    app.metrics.failed("provider_error", "stable")
     app.reserve.size(idle=0, warming=0)
     app.store = False
     second = await app.written()
@@ -134,7 +134,7 @@ async def test_histogram_p95_from_values_and_counts_lands_in_the_registry_bucket
     rng = random.Random(7)
     observed = sorted(rng.lognormvariate(0.5, 0.8) for _ in range(500))
     for seconds in observed:
-        app.reserve.ready_after(seconds, warm=rng.random() < 0.7)
+        app.reserve.ready_after(seconds, warm=rng.random() < 0.7, release="stable")
     ready = (await app.written())[0]["TimeToReady"]
     assert ready["Count"] == 500 and ready["Sum"] == pytest.approx(sum(observed))
 
@@ -152,15 +152,15 @@ async def test_histogram_p95_from_values_and_counts_lands_in_the_registry_bucket
     assert p95_from_line is not None and lower <= p95_from_line <= bounds[bucket]
 
     # The next interval carries only what was observed since.
-    app.reserve.ready_after(0.3, warm=True)
+    app.reserve.ready_after(0.3, warm=True, release="stable")
     ready = (await app.written())[0]["TimeToReady"]
     assert (ready["Values"], ready["Counts"], ready["Count"]) == ([0.375], [1], 1)  # the (0.25, 0.5] midpoint
 
 
 async def test_json_lines_are_the_same_members_without_aws() -> None:
     app = App(mode="json")
-    app.metrics.started(created=True)
-    app.phone._first_audio.labels("ecs", "direct").observe(0.7)
+    app.metrics.started(created=True, release="stable")
+    app.phone._first_audio.labels("ecs", "direct", "stable").observe(0.7)
     line = (await app.written())[0]
     assert "_aws" not in line
     assert line["Starts"] == 1 and line["PhoneFirstAudio"]["Count"] == 1
@@ -169,7 +169,7 @@ async def test_json_lines_are_the_same_members_without_aws() -> None:
 
 async def test_off_computes_and_writes_nothing() -> None:
     app = App(mode="off")
-    app.metrics.started(created=True)
+    app.metrics.started(created=True, release="stable")
     await asyncio.wait_for(app.lines.run(), timeout=1)  # returns at once
     assert app.out.getvalue() == ""
 
@@ -219,15 +219,15 @@ def test_a_namespace_may_use_every_printable_ascii_character_up_to_255_of_them()
 async def test_json_writes_each_observation_as_a_sample_line_bounded_per_interval() -> None:
     app = App(mode="json")
     for _ in range(3):
-        app.reserve.ready_after(0.3, warm=True)
-    app.reserve.ready_after(4.0, warm=False)
+        app.reserve.ready_after(0.3, warm=True, release="stable")
+    app.reserve.ready_after(4.0, warm=False, release="stable")
     samples = [line for line in await app.written() if line.get("histogram") == "TimeToReady"]
     assert sorted(line["value"] for line in samples) == [0.375, 0.375, 0.375, 4.0]  # (3, 5] midpoint: 4
 
     for _ in range(900):
-        app.reserve.ready_after(0.3, warm=True)
+        app.reserve.ready_after(0.3, warm=True, release="stable")
     for _ in range(100):
-        app.reserve.ready_after(4.0, warm=False)
+        app.reserve.ready_after(4.0, warm=False, release="stable")
     values = [line["value"] for line in await app.written() if line.get("histogram") == "TimeToReady"]
     assert len(values) == MAX_SAMPLES and values.count(4.0) == MAX_SAMPLES // 10  # the same shape, scaled
 
@@ -237,8 +237,8 @@ async def test_stopping_writes_the_counts_since_the_last_line() -> None:
     app.lines.settings = MetricLineSettings(mode="emf", seconds=3600, namespace="voicefleet/aws-prod")
     task = asyncio.create_task(app.lines.run())
     await asyncio.sleep(0)  # the loop is waiting out its interval
-    app.metrics.started(created=True)
-    app.metrics.started(created=True)
+    app.metrics.started(created=True, release="stable")
+    app.metrics.started(created=True, release="stable")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

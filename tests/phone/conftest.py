@@ -76,7 +76,7 @@ async def wait_active_sessions(api: httpx.AsyncClient, wanted: int, timeout: flo
     seen at the deadline): a machine's end, whoever owns its session."""
     active = -1.0
     for _ in range(int(timeout * 10)):
-        active = await metric(api, 'voicefleet_active_sessions{provider="local"}')
+        active = await metric(api, 'voicefleet_active_sessions{provider="local",')
         if active == wanted:
             return active
         await asyncio.sleep(0.1)

@@ -46,7 +46,7 @@ async def test_a_call_reaches_a_warm_bot_that_answers_and_ends_with_the_callers_
         call, session_id = await place_call(api, carrier, {"plan": "gold"})
         greeting = await call.bot_audio(0.1, timeout=30)
         assert rms(greeting) > 500  # the bot's greeting, encoded by its own serializer for this carrier
-        assert await metric(api, 'voicefleet_active_sessions{provider="local"}') == 1  # the call's machine
+        assert await metric(api, 'voicefleet_active_sessions{provider="local",') == 1  # the call's machine
         assert await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"') == warm_before + 1
 
         speech = speech_8k()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.processes import run_dispatcher
+from tests.support.releases import canary_weight, drawn_start, rollback_env, session_over
 from tests.support.waiting import wait_until
 from tests.support.webrtc_client import OfferRejected, WebRTCClient
 
@@ -23,13 +24,6 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 SAMPLE = 6
 
 
-async def _start(api: httpx.AsyncClient, n: int) -> tuple[str, str]:
-    """A start drawn by weight (pinned sessions are never judged: a client could pin them to sink a canary)."""
-    started = await api.post("/start", json={}, headers={"Idempotency-Key": f"caller-{n}"})
-    assert started.status_code == 201, started.text
-    return started.json()["session_id"], started.json()["release"]
-
-
 async def _call(api: httpx.AsyncClient, session_id: str) -> None:
     """A caller who connects over WebRTC (the canary's bot() runs, and raises)."""
     try:
@@ -39,21 +33,11 @@ async def _call(api: httpx.AsyncClient, session_id: str) -> None:
         pass  # the bot failed as the peer connected: what the caller of a broken release gets
 
 
-async def _ended(api: httpx.AsyncClient, session_id: str) -> None:
-    for _ in range(240):
-        if (await api.get(f"/sessions/{session_id}")).json()["status"] in ("ended", "failed"):
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"session {session_id} never ended")
-
-
 async def test_a_canary_whose_bot_raises_is_rolled_back_within_its_sample_and_stable_is_untouched(
         tmp_path: Path) -> None:
     env = {
-        "BOT_RELEASES": f"stable={BOTS / 'greeter.py'},next={BOTS / 'broken_raises.py'}",
-        "RELEASE_WEIGHTS": "stable=50,next=50",
+        **rollback_env(BOTS / "greeter.py", BOTS / "broken_raises.py"),
         "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
-        "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "100",
         # A stable session nobody joins ends after this, no fault of its bot, and not "within 5 s".
         "BOT_CONNECT_TIMEOUT_SECONDS": "6",
     }
@@ -65,22 +49,22 @@ async def test_a_canary_whose_bot_raises_is_rolled_back_within_its_sample_and_st
             # The stable release's sample first (its callers never connect: no fault of the bot's), beside
             # whatever canary sessions the draw gives, whose callers connect and meet the bot raising.
             while len(drawn["stable"]) < SAMPLE:
-                session_id, release = await _start(api, n := n + 1)
+                session_id, release = await drawn_start(api, n := n + 1)
                 drawn[release].append(session_id)
                 if release == "next":
                     calls.append(asyncio.create_task(_call(api, session_id)))
-            await asyncio.gather(*calls, *(_ended(api, s) for s in drawn["stable"]))
+            await asyncio.gather(*calls, *(session_over(api, s) for s in drawn["stable"]))
             # Then canary sessions, judged now that the stable release has its sample, until the rule has its own.
             calls = []
             while len(drawn["next"]) <= SAMPLE or not calls:
-                session_id, release = await _start(api, n := n + 1)
+                session_id, release = await drawn_start(api, n := n + 1)
                 drawn[release].append(session_id)
                 if release == "next":
                     calls.append(asyncio.create_task(_call(api, session_id)))
             await asyncio.gather(*calls)
-            await asyncio.gather(*(_ended(api, s) for s in drawn["next"]))
-            wait_until(lambda: httpx.get(f"{dispatcher.base_url}/releases").json()["releases"][1]["weight"] == 0,
-                       "the canary's automatic rollback", timeout=30, detail=dispatcher.log)
+            await asyncio.gather(*(session_over(api, s) for s in drawn["next"]))
+            wait_until(lambda: canary_weight(dispatcher.base_url) == 0, "the canary's automatic rollback", timeout=30,
+                       detail=dispatcher.log)
             releases = (await api.get("/releases")).json()
             history = (await api.get("/releases/history")).json()["changes"]
     by_name = {r["name"]: r for r in releases["releases"]}

@@ -27,7 +27,7 @@ __all__ = ["fake_fly"]
 pytestmark = pytest.mark.slow  # two dispatchers, a redis-server and a bot process
 
 NO_RESERVE = {"RESERVE_MAX_IDLE": "0"}  # every start is cold
-COLD = 'voicefleet_start_to_ready_seconds_{}{{path="cold",provider="fly"}}'
+COLD = 'voicefleet_start_to_ready_seconds_{}{{path="cold",provider="fly",release="default"}}'
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ async def test_a_bot_that_never_dials_has_its_machine_stopped_and_its_values_dro
         await asyncio.sleep(0.05)
     assert await stopped(), "the machine of a bot that never dialled still runs"
     assert not await d.state.sessions._cold.delivery.waiting(session_id)
-    assert 'reason="bot_never_dialled"' in d.state.metrics.render(0).decode()
+    assert 'reason="bot_never_dialled"' in d.state.metrics.render({}).decode()
 
 
 async def test_values_are_held_no_longer_than_needed_after_a_warm_claim_or_a_stop(

@@ -1,8 +1,10 @@
 """Two local releases for real dispatcher processes, and the admin calls on them (docs/releases.md):
-shared by the replicas', the regions' tests and bench/release_propagation.py."""
+shared by the replicas', the regions' tests and bench/release_propagation.py; and the automatic
+rollback's tests' callers (a start drawn by weight, its end awaited)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,3 +41,34 @@ def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s")
         time.sleep(0.02)
+
+
+def rollback_env(stable_bot: Path, canary_bot: Path) -> dict[str, str]:
+    """A dispatcher whose canary `next` (`canary_bot`) takes half the starts beside `stable`
+    (`stable_bot`), judged by the automatic rollback; cold starts only, so each session runs its
+    release's bot file in a process of its own."""
+    return {"BOT_RELEASES": f"stable={stable_bot},next={canary_bot}", "RELEASE_WEIGHTS": "stable=50,next=50",
+            "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "100"}
+
+
+async def drawn_start(api: httpx.AsyncClient, n: int) -> tuple[str, str]:
+    """A start drawn by weight, as the n-th caller: its session id and release (pinned sessions are
+    never judged: a client could pin them to sink a canary)."""
+    started = await api.post("/start", json={}, headers={"Idempotency-Key": f"caller-{n}"})
+    assert started.status_code == 201, started.text
+    return started.json()["session_id"], started.json()["release"]
+
+
+async def session_over(api: httpx.AsyncClient, session_id: str) -> None:
+    """Waits for the session's end (its outcome is judged then)."""
+    deadline = time.monotonic() + 2 * WAIT
+    while (await api.get(f"/sessions/{session_id}")).json()["status"] not in ("ended", "failed"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"session {session_id} never ended")
+        await asyncio.sleep(0.5)
+
+
+def canary_weight(base_url: str) -> int:
+    """The canary `next`'s weight, as `GET /releases` shows it (a keyless local dispatcher's)."""
+    answer = httpx.get(f"{base_url}/releases", timeout=WAIT)
+    return next(int(r["weight"]) for r in answer.json()["releases"] if r["name"] == "next")

@@ -124,7 +124,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             stats.dropped, f"{first:.0f} ms" if first is not None else "never",
         )
         if state.metrics is not None:
-            state.metrics.call_ended(stats, media="store" if call.relayed else "direct")
+            state.metrics.call_ended(stats, media="store" if call.relayed else "direct", release=call.release)
     finally:
         state.active_calls -= 1
         with contextlib.suppress(Exception):

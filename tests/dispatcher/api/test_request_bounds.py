@@ -47,8 +47,8 @@ async def test_a_replay_counts_as_replayed_not_as_a_new_start(api):
     assert (await api.post("/start", json={}, headers=headers)).status_code == 201
     assert (await api.post("/start", json={}, headers=headers)).status_code == 200
     text = (await api.get("/metrics")).text
-    assert 'voicefleet_session_starts_total{outcome="created",provider="local"} 1.0' in text
-    assert 'voicefleet_session_starts_total{outcome="replayed",provider="local"} 1.0' in text
+    assert 'voicefleet_session_starts_total{outcome="created",provider="local",release="default"} 1.0' in text
+    assert 'voicefleet_session_starts_total{outcome="replayed",provider="local",release="default"} 1.0' in text
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
@@ -133,6 +133,6 @@ async def test_the_launch_time_metric_counts_the_start_it_timed(api):
     assert (await api.post("/start", json={})).status_code == 201
     took = time.monotonic() - began
     text = (await api.get("/metrics")).text
-    [recorded] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                  if line.startswith('voicefleet_launch_seconds_sum{provider="local",waited="false"}')]
+    launch_sum = 'voicefleet_launch_seconds_sum{provider="local",release="default",waited="false"}'
+    [recorded] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(launch_sum)]
     assert 0 <= recorded <= took  # within the request it timed (no threshold: only the order)

@@ -53,8 +53,8 @@ def start_claims_the_idle_bot(dispatcher: DispatcherProcess, provider: str) -> s
                detail=lambda: dispatcher.log()[-4000:])
     answer = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={}, headers=AUTH, timeout=60)
     assert answer.status_code == 201, f"{answer.text}\n{dispatcher.log()[-4000:]}"
-    assert metric(dispatcher, f'voicefleet_reserve_claims_total{{outcome="warm_hit",provider="{provider}"}}') == 1
-    assert metric(dispatcher, f'voicefleet_reserve_claims_total{{outcome="cold_miss",provider="{provider}"}}') == 0
+    assert metric(dispatcher, f'voicefleet_reserve_claims_total{{outcome="warm_hit",provider="{provider}",') == 1
+    assert metric(dispatcher, f'voicefleet_reserve_claims_total{{outcome="cold_miss",provider="{provider}",') == 0
     return str(answer.json()["sessionId"])
 
 

@@ -32,7 +32,7 @@ def test_the_local_reserve_is_on_by_default_and_the_first_start_is_warm(tmp_path
         wait_idle(running.base_url, 1)
         assert httpx.post(f"{running.base_url}/start", json={}, timeout=20).status_code == 201
         text = httpx.get(f"{running.base_url}/metrics", timeout=5).text
-        assert 'voicefleet_reserve_claims_total{outcome="warm_hit",provider="local"} 1.0' in text
+        assert 'voicefleet_reserve_claims_total{outcome="warm_hit",provider="local",release="default"} 1.0' in text
 
 
 def test_a_killed_dispatcher_leaves_neither_idle_nor_claimed_bots(tmp_path):

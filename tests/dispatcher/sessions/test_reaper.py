@@ -80,7 +80,7 @@ async def test_a_machine_past_max_session_plus_grace_is_stopped(machines):
     assert (await sweeper.sweep())["overdue"] == 1
     assert not pid_alive(pid)
     assert (await machines.status("a" * 24)).state.value == "ended"
-    assert 'voicefleet_reaped_total{outcome="overdue",provider="local"} 1.0' in metrics.render(0).decode()
+    assert 'voicefleet_reaped_total{outcome="overdue",provider="local"} 1.0' in metrics.render({}).decode()
 
 
 async def test_a_machine_within_its_session_is_left_alone(machines):
@@ -175,7 +175,7 @@ async def test_a_room_without_a_machine_is_ended_once_past_the_grace(machines):
     sweeper, metrics = reaper(machines, rooms)
     assert (await sweeper.sweep())["orphan_room"] == 1
     assert rooms.deleted == ["h" * 24]  # the young one may belong to a start in progress
-    assert 'outcome="orphan_room"' in metrics.render(0).decode()
+    assert 'outcome="orphan_room"' in metrics.render({}).decode()
 
 
 async def test_the_room_of_an_active_session_is_kept(machines):

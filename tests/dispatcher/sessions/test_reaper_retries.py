@@ -171,7 +171,7 @@ async def test_a_sweep_whose_listings_fail_says_so_in_its_result_and_its_metrics
     rooms_down = Reaper(ListedMachines([]), UnlistedRooms(), metrics, max_session_seconds=60,
                         settings=ReaperSettings(), clock=lambda: 1010.0)
     assert await rooms_down.sweep() == {"list_rooms_failed": 1}
-    shown = metrics.render(0).decode()
+    shown = metrics.render({}).decode()
     for outcome in ("list_failed", "list_rooms_failed"):
         assert f'voicefleet_reaped_total{{outcome="{outcome}",provider="memory"}} 1.0' in shown
 

@@ -175,9 +175,9 @@ async def test_metrics_count_starts_failures_and_active_sessions(api):
     await start(api)
     await api.post("/start", json={"body": "wrong"})  # a validation error is not a start attempt
     text = (await api.get("/metrics")).text
-    assert 'voicefleet_session_starts_total{outcome="created",provider="local"} 1.0' in text
-    assert 'voicefleet_active_sessions{provider="local"} 1.0' in text
-    assert 'voicefleet_launch_seconds_count{provider="local",waited="true"} 1.0' in text
+    assert 'voicefleet_session_starts_total{outcome="created",provider="local",release="default"} 1.0' in text
+    assert 'voicefleet_active_sessions{provider="local",release="default"} 1.0' in text
+    assert 'voicefleet_launch_seconds_count{provider="local",release="default",waited="true"} 1.0' in text
 
 
 async def test_metrics_count_failures_by_reason(make_api):
@@ -185,7 +185,8 @@ async def test_metrics_count_failures_by_reason(make_api):
         await api.post("/start", json={})
         await api.post("/start", json={})
         text = (await api.get("/metrics")).text
-    assert 'voicefleet_session_start_failures_total{provider="local",reason="at_capacity"} 1.0' in text
+    failures = 'voicefleet_session_start_failures_total{provider="local",reason="at_capacity",release="default"}'
+    assert f"{failures} 1.0" in text
 
 
 async def test_closing_the_dispatcher_stops_every_bot(make_api):

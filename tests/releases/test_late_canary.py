@@ -1,0 +1,98 @@
+"""Automatic rollback of a canary that answers 3 s late, with real processes: a dispatcher with two
+releases of real bot files — the greeter, and the same greeter greeting 3 s after the caller connects
+(tests/bots/late_greeter.py) — and callers on WebRTC who stay on the line past the greeting. The
+bots' own `joined` and `first_audio` reports feed the rule's first-audio comparison; the canary is
+set to 0 once the rule has its sample, the stable release keeps everything."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import run_dispatcher
+from tests.support.releases import WAIT, canary_weight, drawn_start, rollback_env, session_over
+from tests.support.webrtc_client import WebRTCClient
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # ~45 real calls, each a bot process importing Pipecat
+
+BOTS = Path(__file__).resolve().parents[1] / "bots"
+# The canary's minimum is the rule's own (RELEASE_HEALTH_MIN_CANARY, 20); the stable release's is
+# lowered from 100 to 20 to bound the calls. At 20 against 20, the rule compares the canary's 3rd
+# fastest first audio with the stable's 3rd slowest (its 99.95 % bounds on each median): two slow
+# stable calls on a busy machine cannot hide the canary, nor two quick canary ones.
+CANARY_SAMPLE, STABLE_SAMPLE = 20, 20
+CALLS_AT_ONCE = 4  # two cores shared with other work: a handful of bots and callers at a time
+STAY_SECONDS = 7.0  # a caller stays past the late greeting and past 5 s (a shorter session counts as failed)
+MOST_CANARY_CALLS = CANARY_SAMPLE + 10  # a canary not rolled back by then fails the test
+
+
+async def _call(api: httpx.AsyncClient, session_id: str) -> float | None:
+    """A caller who connects, stays STAY_SECONDS (hearing the greeting) and hangs up: the time from
+    connecting to the greeting, as the caller heard it (None: never heard)."""
+    async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer", connect_timeout=WAIT) as client:
+        await asyncio.sleep(STAY_SECONDS)  # the call itself: how long this caller stays on the line
+        heard = client.result().connect_to_first_audio
+    await session_over(api, session_id)
+    return heard
+
+
+async def test_a_canary_that_answers_3_s_late_is_rolled_back_at_its_sample_and_stable_is_untouched(
+        tmp_path: Path) -> None:
+    env = {**rollback_env(BOTS / "greeter.py", BOTS / "late_greeter.py"),
+           "RELEASE_HEALTH_MIN_STABLE": str(STABLE_SAMPLE), "BOT_CONNECT_TIMEOUT_SECONDS": str(int(WAIT))}
+    heard: dict[str, list[float | None]] = {"stable": [], "next": []}
+    drawn: dict[str, int] = {"stable": 0, "next": 0}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+
+            async def caller(n: int) -> None:
+                session_id, release = await drawn_start(api, n)
+                drawn[release] += 1
+                heard[release].append(await _call(api, session_id))
+
+            # Callers keep coming, CALLS_AT_ONCE at a time, until the canary is out of traffic (or has
+            # had far more calls than its sample).
+            calls: set[asyncio.Task[None]] = set()
+            n = 0
+            began = time.monotonic()
+            while canary_weight(dispatcher.base_url) > 0:
+                assert drawn["next"] < MOST_CANARY_CALLS, (drawn, heard, dispatcher.log()[-3000:])
+                assert time.monotonic() - began < 900, "the calls took too long"  # a safety net, not a check
+                if len(calls) < CALLS_AT_ONCE:
+                    calls.add(asyncio.create_task(caller(n := n + 1)))
+                else:
+                    await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in calls if t.done()]:
+                    calls.discard(task)
+                    task.result()  # a caller's failure fails the test here, with its own message
+            await asyncio.gather(*calls)
+            releases = (await api.get("/releases")).json()
+            history = (await api.get("/releases/history")).json()["changes"]
+        log = dispatcher.log()
+    by_name = {r["name"]: r for r in releases["releases"]}
+    assert by_name["stable"]["weight"] == 100 and by_name["next"]["weight"] == 0
+    assert by_name["next"]["health"]["state"] == "breached"
+    reason = by_name["next"]["health"]["reason"]
+    found = re.fullmatch(r"median first audio (\d+\.\d) s over (\d+) sessions \(stable: (\d+\.\d) s over (\d+)\)",
+                         reason)
+    assert found, reason
+    canary_median, judged, stable_median, stable_judged = float(found[1]), int(found[2]), float(found[3]), int(found[4])
+    # Judged on its sample, no later than the calls it had (the first at which the rule could judge).
+    assert CANARY_SAMPLE <= judged <= drawn["next"] and stable_judged >= STABLE_SAMPLE, (reason, drawn)
+    assert canary_median - stable_median >= 2.5, reason  # 3 s late, as the bots' reports timed it
+    assert history[0]["by"] == "automatic rollback" and history[0]["to"] == {"stable": 100, "next": 0}
+    assert by_name["stable"]["health"]["state"] == "healthy"
+    # What the callers heard: every call was answered, the canary's about 3 s later.
+    assert all(seconds is not None for seconds in heard["stable"] + heard["next"]), heard
+    assert _median(heard["next"]) - _median(heard["stable"]) >= 2.5, heard
+    assert "rolled back automatically" in log
+
+
+def _median(values: list[float | None]) -> float:
+    ordered = sorted(v for v in values if v is not None)
+    return ordered[len(ordered) // 2]
