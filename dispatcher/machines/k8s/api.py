@@ -72,10 +72,13 @@ class KubeApi:
         reason, message = status_of(response)
         status = response.status_code
         if quota_exceeded(response):
-            return refusal(MachinesError, PROVIDER, status,
+            full = refusal(MachinesError, PROVIDER, status,
                            f"the namespace's ResourceQuota refused to {what}: {message[:300]} (raise the quota, "
                            "or lower MAX_CONCURRENT_SESSIONS and the reserve to fit it)",
                            capacity_retry_after=CAPACITY_RETRY_AFTER)
+            # The dispatcher's own words (the quota's name and figures stay in the log).
+            full.public_message = "the cluster's bot namespace is at its pod quota; try again later"
+            return full
         if status in (401, 403):
             message = (f"the API server refused to {what}: {reason} {message[:300]} (check K8S_TOKEN_FILE and that "
                        "the dispatcher's ServiceAccount may create, get, list, patch and delete pods in K8S_NAMESPACE)")
