@@ -302,3 +302,24 @@ def test_settings_a_deployment_gets_wrong_are_refused_at_start_naming_the_fix() 
     assert in_cluster.ca_file == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     problems = configuration_problems({"MACHINES": "k8s", "TRANSPORTS": "webrtc"})
     assert any("K8S_NAMESPACE" in p and "BOT_IMAGE" in p for p in problems)
+
+
+async def test_k8s_mode_builds_a_reserve_only_with_a_channel_and_mirrors_no_create_limit(
+        fake_k8s: FakeKubernetes) -> None:
+    from dispatcher.channel.access import ChannelAccess
+    from dispatcher.factory import build_machines
+    from dispatcher.machines.base import Machines, WarmMachines
+    from dispatcher.settings import Settings
+    from dispatcher.store.local import LocalCoordination
+
+    cold = build_machines(Settings(machines="k8s"), fake_k8s.env, LocalCoordination())
+    warm_ = build_machines(Settings(machines="k8s", transports=("webrtc",)),
+                           {**fake_k8s.env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel"}, LocalCoordination())
+    try:
+        assert isinstance(cold, Machines) and not isinstance(cold, WarmMachines)
+        assert isinstance(warm_, K8sWarmMachines) and warm_.transport == "webrtc"
+        assert warm_.create_rate is None and warm_.exit_detail("never-dialled") is None
+        warm_.attach_channel(ChannelAccess.generated())  # its bots read BOT_CHANNEL_URL: nothing changes
+    finally:
+        await cold.aclose()
+        await warm_.aclose()
