@@ -19,6 +19,10 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
   `test` is 422, as kubernetes/kubernetes#68346 made it), `application/merge-patch+json` and
   `application/strategic-merge-patch+json` (applied as a merge patch); anything else is 415. A patch
   may change labels and annotations only (the rest of a Pod is immutable for what is sent here): 422.
+- `POST /apis/authentication.k8s.io/v1/tokenreviews`: a pod's projected token (issued at its create,
+  for its `audience`, written to a file whose path its process gets as `BOT_K8S_TOKEN_FILE`, as the
+  kubelet mounts it) is authenticated while that pod (that uid) exists, for the audiences asked that
+  it was issued for, naming the pod in `extra` as the API server does.
 - DELETE takes `DeleteOptions` (`gracePeriodSeconds`) in the body or the query: the pod gets a
   `deletionTimestamp` and its bot SIGTERM, then SIGKILL past the grace period; it is gone once its
   process has exited (at once for a pod with no process). 404 NotFound for a pod that is not there.
@@ -35,9 +39,13 @@ import copy
 import datetime
 import itertools
 import json
+import os
 import re
+import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable
@@ -164,6 +172,9 @@ class FakeKubernetes(FakeApi):
         super().__init__()
         self.pods: dict[str, dict[str, Any]] = {}
         self.token_file = ""  # where the test wrote the dispatcher's token (K8S_TOKEN_FILE)
+        # A pod's projected ServiceAccount token → (pod name, its uid, its audiences, its ServiceAccount)
+        self.pod_tokens: dict[str, tuple[str, str, tuple[str, ...], str]] = {}
+        self._token_dir = tempfile.mkdtemp(prefix="k8s-tokens-")  # each pod's token file, as mounted
         self.envs: dict[str, dict[str, str]] = {}  # pod → its container's env as sent (tests read it)
         self.created: list[str] = []  # every pod name ever created
         self.quota: int | None = None  # a ResourceQuota's `pods`: pods not yet Succeeded or Failed
@@ -179,7 +190,8 @@ class FakeKubernetes(FakeApi):
 
     def routes(self) -> list[Route]:
         pods = "/api/v1/namespaces/{namespace}/pods"
-        return [Route(pods, self.create, methods=["POST"]), Route(pods, self.list_pods, methods=["GET"]),
+        return [Route("/apis/authentication.k8s.io/v1/tokenreviews", self.token_review, methods=["POST"]),
+                Route(pods, self.create, methods=["POST"]), Route(pods, self.list_pods, methods=["GET"]),
                 Route(pods + "/{name}", self.get, methods=["GET"]),
                 Route(pods + "/{name}", self.patch, methods=["PATCH"]),
                 Route(pods + "/{name}", self.delete, methods=["DELETE"])]
@@ -188,7 +200,7 @@ class FakeKubernetes(FakeApi):
         async def authorized(request: Request) -> Response:
             if request.headers.get("authorization") != f"Bearer {TOKEN}":
                 return status(401, "Unauthorized", "Unauthorized")
-            namespace = request.path_params.get("namespace")
+            namespace = request.path_params.get("namespace", NAMESPACE)  # tokenreviews: cluster-scoped
             if namespace != NAMESPACE:
                 return status(403, "Forbidden", f'pods is forbidden: User "system:serviceaccount:voicefleet:'
                               f'dispatcher" cannot access resource "pods" in the namespace "{namespace}"')
@@ -215,9 +227,19 @@ class FakeKubernetes(FakeApi):
                                                                     "Running", "restartCount": 0}]}
             self._bump(pod)
 
+    def token_of(self, name: str) -> str | None:
+        """The pod's projected token (what its containers read from the mounted file)."""
+        return next((t for t, (pod, *_) in self.pod_tokens.items() if pod == name), None)
+
     def _start(self, name: str) -> None:
         assert self.launcher is not None
-        process = self.launcher(name, dict(self.envs[name]))
+        mounted = {}
+        if (token := self.token_of(name)) is not None:  # the projected volume, as a file only the pod reads
+            path = os.path.join(self._token_dir, name)
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(token)
+            mounted["BOT_K8S_TOKEN_FILE"] = path
+        process = self.launcher(name, {**self.envs[name], **mounted})
         with self._pods_lock:
             self.processes[name] = process
             self.set_phase(name, "Running")
@@ -253,6 +275,7 @@ class FakeKubernetes(FakeApi):
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+        shutil.rmtree(self._token_dir, ignore_errors=True)
 
     # --- the API ---
 
@@ -305,9 +328,48 @@ class FakeKubernetes(FakeApi):
             self.pods[name] = pod
             self.created.append(name)
             self.envs[name] = {e["name"]: e.get("value", "") for e in body["spec"]["containers"][0].get("env") or []}
+            self._project_token(name, body["spec"], metadata["uid"])
         if self.launcher is not None:
             self._start(name)
         return JSONResponse(self.pods[name], status_code=201, headers=headers)
+
+    def _project_token(self, name: str, spec: dict[str, Any], uid: str) -> None:
+        """A bound ServiceAccount token per projected `serviceAccountToken` source (one here)."""
+        for volume in spec.get("volumes") or []:
+            for source in (volume.get("projected") or {}).get("sources") or []:
+                if projected := source.get("serviceAccountToken"):
+                    audiences = (projected.get("audience") or "https://kubernetes.default.svc",)
+                    account = spec.get("serviceAccountName") or "default"
+                    self.pod_tokens[secrets.token_urlsafe(32)] = (name, uid, audiences, account)
+
+    async def token_review(self, request: Request) -> Response:
+        """TokenReview: a pod's bound token is authenticated while its pod (that uid) exists, for the
+        audiences it was issued for that the review asks (none asked: the API server's own)."""
+        body = await self._json(request)
+        if not isinstance(body, dict) or body.get("kind") != "TokenReview" or \
+                body.get("apiVersion") != "authentication.k8s.io/v1":
+            return status(400, "BadRequest", "the body is not an authentication.k8s.io/v1 TokenReview")
+        spec = body.get("spec") or {}
+        asked = tuple(spec.get("audiences") or ("https://kubernetes.default.svc",))
+        known = self.pod_tokens.get(str(spec.get("token", "")))
+        answer: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
+        with self._pods_lock:
+            if known is not None:
+                name, uid, audiences, account = known
+                pod = self.pods.get(name)
+                common = [a for a in asked if a in audiences]
+                if pod is None or pod["metadata"]["uid"] != uid:
+                    answer["error"] = "pod does not exist or its uid differs: the token is no longer valid"
+                elif not common:
+                    answer["error"] = "token audiences is invalid for the target audiences"
+                else:
+                    answer = {"authenticated": True, "audiences": common, "user": {
+                        "username": f"system:serviceaccount:{NAMESPACE}:{account}", "uid": str(uuid.uuid4()),
+                        "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}",
+                                   "system:authenticated"],
+                        "extra": {"authentication.kubernetes.io/pod-name": [name],
+                                  "authentication.kubernetes.io/pod-uid": [uid]}}}
+        return JSONResponse({**body, "status": answer}, status_code=201)
 
     async def get(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -23,6 +23,7 @@ from dispatcher.outbound.retry import Backoff, provider_request
 PROVIDER = "k8s"
 CAPACITY_RETRY_AFTER = 30.0
 JSON_PATCH = "application/json-patch+json"
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 - a path
 
 
 def status_of(response: HttpResponse) -> tuple[str, str]:
@@ -66,6 +67,14 @@ class KubeApi:
         headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
         return await provider_request(PROVIDER, self._client, method, self.pods_path + path, backoff=self._backoff,
                                       error=MachinesError, headers=headers, **kw)
+
+    async def review(self, token: str) -> HttpResponse:
+        """A TokenReview of a bot's projected token for voicefleet's audience (authentication.k8s.io/v1)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": token, "audiences": [self.settings.token_audience]}}
+        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+        return await provider_request(PROVIDER, self._client, "POST", TOKEN_REVIEWS, backoff=self._backoff,
+                                      error=MachinesError, headers=headers, json=body)
 
     @staticmethod
     def failed(response: HttpResponse, what: str) -> MachinesError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self
 
-from botchannel.contract import CHANNEL_URL_VARIABLE, IMAGE_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import bot_environment
@@ -50,15 +50,19 @@ class K8sMachines:
         self._channel_url = channel_url
         self.api = KubeApi(settings)
         self._pods: Recent[str, str] = Recent()  # session id → its pod's name, where it is not `vf-<id>`
-        self.identity = PodIdentity(self.read_pod)
+        self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
+                                    audience=settings.token_audience)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **kw: Any) -> Self:
         return cls(K8sSettings.from_env(env), channel_url=env.get(CHANNEL_URL_VARIABLE, "").strip() or None, **kw)
 
     def launch_env(self, values: Mapping[str, str], image: str) -> dict[str, str]:
+        """A pod's env: the channel's URL, the image, `values`; with a channel credential, the bot proves
+        its pod with the pod's projected token (k8s/identity.py)."""
         channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
-        return {**channel, IMAGE_VARIABLE: image, **values}
+        identity = {IDENTITY_VARIABLE: "k8s"} if CHANNEL_TOKEN_VARIABLE in values else {}
+        return {**channel, IMAGE_VARIABLE: image, **identity, **values}
 
     async def read_pod(self, name: str) -> dict[str, Any] | None:
         response = await self.api.request("GET", f"/{name}")

@@ -266,22 +266,33 @@ async def test_an_idle_pod_that_failed_is_listed_for_the_sweep_with_its_exit_cod
         await machines.aclose()
 
 
-async def test_a_bots_credential_is_admitted_only_while_its_labelled_pod_runs(fake_k8s: FakeKubernetes) -> None:
+async def test_a_bots_hello_is_admitted_only_with_its_own_pods_token_while_that_pod_runs(
+        fake_k8s: FakeKubernetes) -> None:
     machines = warm(fake_k8s)
-    hello = Hello(machine_id="rsv-id", capabilities=("webrtc",))
+    grant = BotGrant(kind="idle", subject="rsv-id", expires=int(time.time()) + 600)
+
+    def hello(token: str | None) -> Hello:
+        return Hello(machine_id="rsv-id", capabilities=("webrtc",), identity=token)
+
     try:
-        grant = BotGrant(kind="idle", subject="rsv-id", expires=int(time.time()) + 600)
-        assert "no pod vf-idle-rsv-id" in str(await machines.identity.refusal(grant, hello))
         await machines.launch_idle("rsv-id", "c")
+        await machines.launch_idle("rsv-other", "c")
+        assert fake_k8s.envs["vf-idle-rsv-id"]["BOT_IDENTITY"] == "k8s"  # the bot sends its pod's token
         fake_k8s.set_phase("vf-idle-rsv-id", "Running")
-        assert await machines.identity.refusal(grant, hello) is None
+        own, other = fake_k8s.token_of("vf-idle-rsv-id"), fake_k8s.token_of("vf-idle-rsv-other")
+        assert own and other
+        assert await machines.identity.refusal(grant, hello(own)) is None
+        assert "no identity token" in str(await machines.identity.refusal(grant, hello(None)))
+        assert "not authenticated" in str(await machines.identity.refusal(grant, hello("forged")))
+        assert "names pod ['vf-idle-rsv-other']" in str(await machines.identity.refusal(grant, hello(other)))
         await machines.adopt("rsv-id", spec())
-        assert await machines.identity.refusal(grant, hello) is None  # a claimed pod keeps its bot label
-        fake_k8s.pods["vf-idle-rsv-id"]["metadata"]["labels"]["voicefleet.io/bot"] = "someone-else"
-        assert "is not labelled voicefleet.io/bot=rsv-id" in str(await machines.identity.refusal(grant, hello))
-        fake_k8s.pods["vf-idle-rsv-id"]["metadata"]["labels"]["voicefleet.io/bot"] = "rsv-id"
+        assert await machines.identity.refusal(grant, hello(own)) is None  # a claimed pod keeps its bot label
         fake_k8s.set_phase("vf-idle-rsv-id", "Succeeded", 0)
-        assert "has ended" in str(await machines.identity.refusal(grant, hello))
+        assert "has ended" in str(await machines.identity.refusal(grant, hello(own)))
+        await machines.retire("rsv-id")
+        assert "not authenticated" in str(await machines.identity.refusal(grant, hello(own)))  # bound to its pod
+        [review] = fake_k8s.calls_to("POST", "/tokenreviews")[:1]
+        assert review.json()["spec"]["audiences"] == ["wss://d.example/bots/channel"]
     finally:
         await machines.aclose()
 

@@ -2,10 +2,10 @@
 server, which runs a real bot process per pod (voicefleet's own channel code: tests/replicas/redialling_bot.py)
 with the pod's env, as the kubelet runs the bot image.
 
-The bot dials the channel with the credential its pod was given; its hello is admitted because the API
-server shows its labelled pod (k8s/identity.py); it takes its session and answers the caller's offer.
-The session's end deletes the pod, whose bot gets SIGTERM. Cold, and from the warm reserve (an idle pod
-claimed by one JSON Patch).
+The bot dials the channel with the credential its pod was given and its pod's projected token; its hello
+is admitted because the API server's TokenReview names its labelled pod (k8s/identity.py); it takes its
+session and answers the caller's offer. The session's end deletes the pod, whose bot gets SIGTERM. Cold,
+and from the warm reserve (an idle pod claimed by one JSON Patch).
 """
 
 from __future__ import annotations
@@ -100,6 +100,8 @@ def test_a_cold_session_runs_on_its_own_pod_whose_bot_answers_and_ends_with_it(
     process = fake_k8s.processes[name]
     assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the pod's own process
     assert fake_k8s.envs[name]["VOICEFLEET_SESSION_ID"] == session_id
+    reviewed = [c.json()["spec"]["token"] for c in fake_k8s.calls_to("POST", "/tokenreviews")]
+    assert fake_k8s.token_of(name) in reviewed  # its hello was admitted on its pod's own token
 
     cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
