@@ -156,7 +156,7 @@ async def test_a_rotated_token_file_is_read_again(fake_k8s: FakeKubernetes, tmp_
 
 async def test_a_slow_api_server_is_waited_for_within_the_timeout_then_retried_and_one_pod_made(
         fake_k8s: FakeKubernetes) -> None:
-    machines = K8sMachines.from_env(env(fake_k8s, K8S_TIMEOUT_SECONDS="0.5", K8S_RETRY_DEADLINE_SECONDS="10"))
+    machines = K8sMachines.from_env(env(fake_k8s, K8S_TIMEOUT_SECONDS="1", K8S_RETRY_DEADLINE_SECONDS="20"))
     s = spec()
     hold = fake_k8s.hold(times=1, method="POST", path_suffix="/pods")  # the first create hangs
     try:
