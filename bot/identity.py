@@ -44,6 +44,9 @@ PRESIGN_SECONDS = 60  # the dispatcher forwards it within the hello's handling: 
 AUDIENCE_HEADER = "x-voicefleet-channel"  # the signed header naming the channel the presign is for
 MODAL_TOKEN_VARIABLE = "MODAL_IDENTITY_TOKEN"  # noqa: S105 - a variable name (modal.com/docs/guide/oidc-integration)
 MODAL_TOKEN_FILE_VARIABLE = "MODAL_IDENTITY_TOKEN_FILE"  # noqa: S105 - read first by the modal client
+# A Kubernetes pod's projected ServiceAccount token of voicefleet's audience (dispatcher/machines/k8s/pods.py).
+K8S_TOKEN_FILE_VARIABLE = "BOT_K8S_TOKEN_FILE"  # noqa: S105 - a variable name; tests point it at a fake's file
+K8S_TOKEN_FILE = "/var/run/secrets/voicefleet/token"  # noqa: S105 - a path
 TIMEOUT_SECONDS = 5.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # four tries in ~3.5 s (plus their timeouts), then the dial fails
 
@@ -79,6 +82,8 @@ class MachineIdentity:
             return self._launch.proof()  # a local write: nothing to wait for, nothing to retry
         if self.source == "modal":
             return modal_identity_token(self._env)  # a file or the environment: nothing to retry
+        if self.source == "k8s":
+            return k8s_identity_token(self._env)  # a file the kubelet keeps fresh: nothing to retry
         fetch = {"gce": self._gce, "cloudrun": self._cloud_run, "fly": self._fly,
                  "ecs": self._ecs.presigned_identity}[self.source]
         failure = ""
@@ -139,6 +144,20 @@ def modal_identity_token(env: Mapping[str, str]) -> str:
     if token.count(".") != 2:
         raise IdentityUnavailable(f"no {MODAL_TOKEN_VARIABLE} in the Sandbox (created without "
                                   "include_oidc_identity_token?)")
+    return token
+
+
+def k8s_identity_token(env: Mapping[str, str]) -> str:
+    """A pod's projected ServiceAccount token, read again at each dial (the kubelet rewrites it)."""
+    path = env.get(K8S_TOKEN_FILE_VARIABLE, "").strip() or K8S_TOKEN_FILE
+    try:
+        with open(path) as file:
+            token = file.read(16 * 1024).strip()
+    except OSError as exc:
+        raise IdentityUnavailable(f"no identity token at {path} ({type(exc).__name__}): the pod's projected "
+                                  "ServiceAccount token is not mounted") from None
+    if not token:
+        raise IdentityUnavailable(f"the identity token at {path} is empty")
     return token
 
 

@@ -42,7 +42,7 @@ IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"
 # provider with the launch values. A local bot's is a nonce it writes through the socket it was
 # launched with, whose descriptor IDENTITY_FD_VARIABLE names (dispatcher/machines/local/launch_proof.py).
 IDENTITY_VARIABLE = "BOT_IDENTITY"
-IDENTITY_SOURCES = ("gce", "fly", "ecs", "local", "cloudrun", "modal")
+IDENTITY_SOURCES = ("gce", "fly", "ecs", "local", "cloudrun", "modal", "k8s")
 IDENTITY_FD_VARIABLE = "BOT_IDENTITY_FD"
 # A Cloud Run execution's own nonce, given with its run: its bot's identity token carries it in its
 # audience's fragment (`#<nonce>.<dial's own>`), and Cloud Run names the execution in the task's

@@ -86,6 +86,17 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
             return AciWarmMachines.from_env(env, coordination, transport=settings.transports[0])
         return AciMachines.from_env(env, coordination)
+    if settings.machines == "k8s":
+        from dispatcher.machines.k8s.provider import K8sMachines
+
+        if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+            from dispatcher.machines.k8s.reserve import K8sWarmMachines
+            from dispatcher.reserve.policy import ReserveSettings
+
+            return K8sWarmMachines.from_env(env, transport=settings.transports[0],
+                                            max_idle_seconds=ReserveSettings.from_env(env, "k8s").max_idle_seconds,
+                                            max_session_seconds=settings.max_session_seconds)
+        return K8sMachines.from_env(env)
     from dispatcher.machines.local.provider import LocalSettings
     from dispatcher.machines.local.shared import SharedLocalMachines
 
@@ -152,11 +163,15 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         from dispatcher.machines.aci.settings import AciSettings
 
         checks.append(lambda: AciSettings.from_env(env))
+    elif machines == "k8s":
+        from dispatcher.machines.k8s.settings import K8sSettings
+
+        checks.append(lambda: K8sSettings.from_env(env))
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
         checks += [lambda: LocalSettings.from_env(env), lambda: _local_bot_file(env)]
-    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci")
+    cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
     offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
         from dispatcher.media.daily import DailySettings

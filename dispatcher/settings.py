@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci")
+MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
 TRANSPORT_KINDS = ("daily", "webrtc")
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, local, modal
+from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, k8s, local, modal
 from dispatcher.machines.cold_start import ColdStart
 from dispatcher.settings import SettingsError, float_setting, int_setting
 
@@ -32,6 +32,7 @@ PUBLISHED_COLD_STARTS: Mapping[str, ColdStart] = {
     "cloudrun": cloudrun.COLD_START,
     "modal": modal.COLD_START,
     "aci": aci.COLD_START,
+    "k8s": k8s.COLD_START,
 }
 DEFAULT_COLD_START_SECONDS: Mapping[str, float] = {k: v.median_seconds for k, v in PUBLISHED_COLD_STARTS.items()}
 

@@ -221,3 +221,19 @@ async def test_a_modal_bot_sends_its_sandboxs_token_rereading_modals_token_file_
     assert await bot.token() == "an.older.token"
     with pytest.raises(IdentityUnavailable, match="MODAL_IDENTITY_TOKEN"):
         await MachineIdentity("modal", "wss://dispatcher.example.com/bots/channel", {}).token()
+
+
+async def test_a_kubernetes_bot_sends_its_pods_projected_token_read_afresh_for_each_dial(tmp_path) -> None:
+    """`BOT_IDENTITY=k8s`: the pod's projected ServiceAccount token (a file the kubelet rewrites as it
+    refreshes it); a pod without it mounted cannot prove anything."""
+    from bot.identity import IdentityUnavailable, MachineIdentity
+
+    token_file = tmp_path / "token"
+    token_file.write_text("a.projected.token\n")
+    bot = MachineIdentity("k8s", "wss://dispatcher.example.com/bots/channel", {"BOT_K8S_TOKEN_FILE": str(token_file)})
+    assert await bot.token() == "a.projected.token"
+    token_file.write_text("a.refreshed.token")
+    assert await bot.token() == "a.refreshed.token"
+    token_file.unlink()
+    with pytest.raises(IdentityUnavailable, match="projected"):
+        await bot.token()

@@ -19,13 +19,15 @@ from tests.fakes.ecs import CHANNEL_AUDIENCE as ECS_CHANNEL_AUDIENCE
 from tests.fakes.ecs import EcsProxy, provision
 from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
+from tests.fakes.k8s import TOKEN as K8S_TOKEN
+from tests.fakes.k8s import FakeKubernetes
 from tests.fakes.key_vault import FakeKeyVault
 from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = [
     "fake_aci", "fake_key_vault", "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
-    "fake_ecs", "fake_fly", "fake_gce", "fake_modal", "moto_ecs",
+    "fake_ecs", "fake_fly", "fake_gce", "fake_k8s", "fake_modal", "moto_ecs",
 ]
 
 
@@ -130,3 +132,12 @@ def fake_ecs(moto_ecs: dict[str, str]) -> Iterator[EcsProxy]:
                           "ECS_BOT_TASK_ROLE_ARNS": proxy.task_roles.role_arn,
                           "BOT_IDENTITY_AUDIENCE": ECS_CHANNEL_AUDIENCE}
             yield served
+
+
+@pytest.fixture
+def fake_k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubernetes]:
+    fake = FakeKubernetes()
+    fake.token_file = str(tmp_path_factory.mktemp("k8s") / "token")  # K8S_TOKEN_FILE, as a Pod's is mounted
+    with open(fake.token_file, "w", encoding="utf-8") as file:
+        file.write(K8S_TOKEN + "\n")
+    yield from _serve(fake)  # K8S_API_URL

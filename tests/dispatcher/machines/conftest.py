@@ -13,6 +13,7 @@ from tests.dispatcher.machines.harness import (
     ecs_harness,
     fly_harness,
     gce_harness,
+    k8s_harness,
     modal_harness,
 )
 
@@ -36,6 +37,8 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
         return aci_harness(request.getfixturevalue("fake_aci"))
     if name == "gce":
         return gce_harness(request.getfixturevalue("fake_gce"))
+    if name == "k8s":
+        return k8s_harness(request.getfixturevalue("fake_k8s"))
     if name == "cerebrium":
         return cerebrium_harness(request.getfixturevalue("fake_cerebrium"))
     return ecs_harness(request.getfixturevalue("fake_ecs"))

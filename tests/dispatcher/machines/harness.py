@@ -29,6 +29,7 @@ from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSett
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
+from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.secrets_vault import MemoryVault
@@ -40,6 +41,7 @@ from tests.fakes import modal_server as modal_fake
 from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
+from tests.fakes.k8s import FakeKubernetes
 from tests.fakes.server import Hold
 from tests.support.processes import signal_once_caught
 from tests.support.waiting import until
@@ -351,6 +353,34 @@ def aci_harness(fake: FakeArmAci) -> Harness:
         reject=lambda: fake.fail(400, method="PUT", path_contains="/containerGroups/",
                                  body={"error": {"code": "InaccessibleImage", "message": "image not found"}}),
         received=lambda sid: [_session_values(v) for v in puts(sid)],
+        created=lambda sid: fake.created.count(f"vf-{sid}"),
+        live=lambda sid: int(f"vf-{sid}" in fake.standing()),
+    )
+
+
+def k8s_harness(fake: FakeKubernetes) -> Harness:
+    phases = {"starting": ("Pending", None), "started": ("Running", None), "ended": ("Succeeded", 0),
+              "failed": ("Failed", 3)}
+
+    def set_state(session_id: str, state: str) -> None:
+        fake.set_phase(f"vf-{session_id}", *phases[state])
+
+    def creates(sid: str) -> list[dict[str, str]]:
+        return [e for e in fake.envs.values() if sid in ("", e.get("VOICEFLEET_SESSION_ID"))]
+
+    return Harness(
+        name="k8s",
+        fake=fake,
+        env={**fake.env, "K8S_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: K8sMachines.from_env(env),
+        set_state=set_state,
+        fail_create=lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/pods"),
+        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/pods"),
+        reject=lambda: fake.fail(422, method="POST", path_suffix="/pods", body={
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+            "message": "Pod is invalid"}),
+        received=lambda sid: [_session_values(e) for e in creates(sid)],
         created=lambda sid: fake.created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
     )

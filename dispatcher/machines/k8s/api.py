@@ -1,0 +1,99 @@
+"""A client of the Kubernetes API server's REST API for one namespace's pods, over aiohttp.
+
+Signed in with a bearer token read from a file (the Pod's own ServiceAccount token, which the
+kubelet rotates: read again when the file changes), trusting the cluster's CA. Every call has a
+timeout; 429 (the API server's priority and fairness, with Retry-After) and 5xx are retried with
+backoff within the retry deadline. The API server's refusals are its `Status` object
+(`reason`, `message`, `code`), mapped here once: a ResourceQuota's 403 `exceeded quota` is a
+cluster at capacity (retry later, or raise the quota); any other 401 or 403 is the dispatcher's
+credential or RBAC, a configuration error. Log lines and errors name the method and path only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dispatcher.machines.base import MachinesError
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.provider_errors import refusal
+from dispatcher.outbound.retry import Backoff, provider_request
+
+PROVIDER = "k8s"
+CAPACITY_RETRY_AFTER = 30.0
+JSON_PATCH = "application/json-patch+json"
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 - a path
+
+
+def status_of(response: HttpResponse) -> tuple[str, str]:
+    """The API server's `Status` (reason, message), or the HTTP status when the answer is not one."""
+    try:
+        body = response.json()
+        return str(body.get("reason", "")), str(body.get("message", ""))
+    except (ValueError, AttributeError):
+        return "", f"HTTP {response.status_code}"
+
+
+def quota_exceeded(response: HttpResponse) -> bool:
+    """A ResourceQuota's refusal: 403 Forbidden whose message says `exceeded quota` (the quota
+    admission plugin's words, kubernetes.io "Resource Quotas")."""
+    return response.status_code == 403 and "exceeded quota" in status_of(response)[1]
+
+
+class KubeApi:
+    """The namespace's pods: `/api/v1/namespaces/<ns>/pods[/<name>]`."""
+
+    def __init__(self, settings: K8sSettings) -> None:
+        self.settings = settings
+        self._client = HttpClient(settings.api_url, timeout=settings.timeout, ca_file=settings.ca_file)
+        self._backoff = Backoff(attempts=5, base=0.3, cap=4.0, deadline=settings.retry_deadline)
+        self._token: tuple[float, str] | None = None  # (the file's mtime, its token)
+        self.pods_path = f"/api/v1/namespaces/{settings.namespace}/pods"
+
+    def _bearer(self) -> str:
+        path = self.settings.token_file
+        try:
+            mtime = os.stat(path).st_mtime
+            if self._token is None or self._token[0] != mtime:
+                with open(path, encoding="utf-8") as file:
+                    self._token = (mtime, file.read().strip())
+        except OSError as exc:
+            raise MachinesError(f"{PROVIDER}_unauthorized", f"K8S_TOKEN_FILE {path} cannot be read "
+                                f"({type(exc).__name__}): mount the dispatcher's ServiceAccount token there") from None
+        return self._token[1]
+
+    async def request(self, method: str, path: str = "", **kw: Any) -> HttpResponse:
+        headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+        return await provider_request(PROVIDER, self._client, method, self.pods_path + path, backoff=self._backoff,
+                                      error=MachinesError, headers=headers, **kw)
+
+    async def review(self, token: str) -> HttpResponse:
+        """A TokenReview of a bot's projected token for voicefleet's audience (authentication.k8s.io/v1)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": token, "audiences": [self.settings.token_audience]}}
+        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+        return await provider_request(PROVIDER, self._client, "POST", TOKEN_REVIEWS, backoff=self._backoff,
+                                      error=MachinesError, headers=headers, json=body)
+
+    @staticmethod
+    def failed(response: HttpResponse, what: str) -> MachinesError:
+        reason, message = status_of(response)
+        status = response.status_code
+        if quota_exceeded(response):
+            full = refusal(MachinesError, PROVIDER, status,
+                           f"the namespace's ResourceQuota refused to {what}: {message[:300]} (raise the quota, "
+                           "or lower MAX_CONCURRENT_SESSIONS and the reserve to fit it)",
+                           capacity_retry_after=CAPACITY_RETRY_AFTER)
+            # The dispatcher's own words (the quota's name and figures stay in the log).
+            full.public_message = "the cluster's bot namespace is at its pod quota; try again later"
+            return full
+        if status in (401, 403):
+            message = (f"the API server refused to {what}: {reason} {message[:300]} (check K8S_TOKEN_FILE and that "
+                       "the dispatcher's ServiceAccount may create, get, list, patch and delete pods in K8S_NAMESPACE)")
+        else:
+            message = f"the API server refused to {what}: HTTP {status} {reason} {message[:300]}"
+        return refusal(MachinesError, PROVIDER, status, message)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

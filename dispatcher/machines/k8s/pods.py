@@ -1,0 +1,121 @@
+"""A bot's Pod: its body as the provider creates it, its labels, and its state read back.
+
+A bare Pod, not a Deployment: a ReplicaSet adopts any ownerless pod whose labels match its selector,
+and a session's pod must never be replaced. `restartPolicy: Never` (a session runs once),
+`activeDeadlineSeconds` (the kubelet fails the pod past it: the hard cap), Pod Security `restricted`
+(non-root, every capability dropped, RuntimeDefault seccomp, no privilege escalation), no
+ServiceAccount token of the API server's audience mounted, only one projected token of voicefleet's
+audience at IDENTITY_TOKEN_PATH (docs/kubernetes.md, "Identity").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from dispatcher.machines.base import Machine, MachineState
+from dispatcher.machines.k8s.settings import K8sSettings
+
+LABEL_APP, APP = "voicefleet.io/app", "bot"
+LABEL_STATE, IDLE, SESSION = "voicefleet.io/state", "idle", "session"
+LABEL_SESSION, LABEL_BOT, LABEL_RELEASE = "voicefleet.io/session", "voicefleet.io/bot", "voicefleet.io/release"
+NOTE_DIGEST, NOTE_TRANSPORT = "voicefleet.io/body-digest", "voicefleet.io/transport"
+NOTE_CLAIMED = "voicefleet.io/claimed-at"  # a claimed idle pod: its session's start, for the reaper
+NAME_PREFIX, IDLE_PREFIX = "vf-", "vf-idle-"
+CONTAINER = "bot"
+IDENTITY_VOLUME, IDENTITY_DIR = "voicefleet-identity", "/var/run/secrets/voicefleet"
+IDENTITY_TOKEN_PATH = f"{IDENTITY_DIR}/token"
+IDENTITY_TOKEN_SECONDS = 3600  # the kubelet refreshes a projected token at 80 % of this
+
+
+def session_pod_name(session_id: str) -> str:
+    return NAME_PREFIX + session_id
+
+
+def idle_pod_name(bot_id: str) -> str:
+    return IDLE_PREFIX + bot_id
+
+
+def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, str], labels: Mapping[str, str],
+             annotations: Mapping[str, str], deadline_seconds: int) -> dict[str, Any]:
+    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                  "seccompProfile": {"type": "RuntimeDefault"}}
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": deadline_seconds,
+        "terminationGracePeriodSeconds": settings.stop_grace_seconds,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,  # no other Service's address in the bot's environment
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": CONTAINER,
+            "image": image,
+            "env": [{"name": k, "value": v} for k, v in env.items()],
+            "resources": {"requests": {"cpu": settings.cpu, "memory": settings.memory},
+                          "limits": {"cpu": settings.cpu, "memory": settings.memory}},
+            "securityContext": restricted,
+            "volumeMounts": [{"name": IDENTITY_VOLUME, "mountPath": IDENTITY_DIR, "readOnly": True}],
+        }],
+        "volumes": [{"name": IDENTITY_VOLUME, "projected": {"sources": [{"serviceAccountToken": {
+            "audience": settings.token_audience, "expirationSeconds": IDENTITY_TOKEN_SECONDS, "path": "token"}}]}}],
+    }
+    if settings.runtime_class:
+        spec["runtimeClassName"] = settings.runtime_class
+    if settings.service_account:
+        spec["serviceAccountName"] = settings.service_account
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {LABEL_APP: APP, **labels}, "annotations": dict(annotations)},
+            "spec": spec}
+
+
+def _epoch(stamp: object) -> float:
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == CONTAINER:
+            return (status.get("state") or {}).get("terminated")
+    return None
+
+
+def pod_state(pod: Mapping[str, Any]) -> tuple[MachineState, str | None]:
+    """The pod's phase as the contract's state: Pending → starting, Running → started, Succeeded →
+    ended, Failed → failed (with the bot's exit code, or why the kubelet failed it: its deadline, an
+    eviction); a pod being deleted has ended unless its bot exited with an error."""
+    status = pod.get("status") or {}
+    phase = str(status.get("phase", "Pending"))
+    terminated = _terminated(pod)
+    code = terminated.get("exitCode") if terminated else None
+    if code:
+        return MachineState.FAILED, f"exit code {code}"
+    if phase == "Failed":
+        return MachineState.FAILED, str(status.get("reason") or "pod failed")
+    if phase == "Succeeded" or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return MachineState.ENDED, None
+    if phase == "Running":
+        return MachineState.STARTED, None
+    if phase == "Pending":
+        return MachineState.STARTING, None
+    return MachineState.STARTING, f"unknown pod phase {phase}"  # `Unknown`: the node is not answering
+
+
+def to_machine(pod: Mapping[str, Any]) -> Machine:
+    metadata = pod.get("metadata") or {}
+    labels, notes = metadata.get("labels") or {}, metadata.get("annotations") or {}
+    state, detail = pod_state(pod)
+    claimed = notes.get(NOTE_CLAIMED)
+    return Machine(
+        session_id=str(labels.get(LABEL_SESSION, "")),
+        machine_id=str(metadata.get("name", "")),
+        state=state,
+        created_at=float(claimed) if claimed else _epoch(metadata.get("creationTimestamp")),
+        body_digest=notes.get(NOTE_DIGEST),
+        detail=detail,
+        transport=notes.get(NOTE_TRANSPORT),
+        release=labels.get(LABEL_RELEASE),
+    )

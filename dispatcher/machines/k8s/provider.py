@@ -1,0 +1,147 @@
+"""`MACHINES=k8s` in the `pods` mode: one bare Pod per session in K8S_NAMESPACE.
+
+Idempotency: the pod is named for its session (`vf-<session id>`); a second create is 409
+AlreadyExists and the pod is read instead, so a replayed start, a start at another replica and a
+create whose answer was lost all find the one pod (a create is therefore safe to retry). The
+session's values travel in the container's `env`; with a channel, that is its id, transport and
+own credential only (dispatcher/machines/bot_environment.py). `stop` deletes the pod with a grace
+period: the kubelet sends SIGTERM and the bot says goodbye. A session's pod is found by its name,
+a claimed idle pod (k8s/reserve.py) by its session label; the reaper's list is one label-selected list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
+from dispatcher.channel.access import ChannelAccess
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
+from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.k8s.api import KubeApi
+from dispatcher.machines.k8s.identity import PodIdentity
+from dispatcher.machines.k8s.pods import (
+    LABEL_APP,
+    LABEL_RELEASE,
+    LABEL_SESSION,
+    LABEL_STATE,
+    NOTE_DIGEST,
+    NOTE_TRANSPORT,
+    SESSION,
+    pod_body,
+    session_pod_name,
+    to_machine,
+)
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.recent import Recent
+
+STRICT = {"fieldValidation": "Strict"}  # a field the API server does not know is refused, never dropped
+LIST_PAGE = 500  # pods per list page (`limit`, then `continue`)
+DEADLINE_SLACK_SECONDS = 60  # past the session cap: the bot ends itself first, the kubelet is the backstop
+
+
+class K8sMachines:
+    name = "k8s"
+
+    def __init__(self, settings: K8sSettings, *, channel_url: str | None = None) -> None:
+        self.settings = settings
+        self.bot_image = settings.image
+        self._channel_url = channel_url
+        self.api = KubeApi(settings)
+        self._pods: Recent[str, str] = Recent()  # session id → its pod's name, where it is not `vf-<id>`
+        self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
+                                    audience=settings.token_audience)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **kw: Any) -> Self:
+        return cls(K8sSettings.from_env(env), channel_url=env.get(CHANNEL_URL_VARIABLE, "").strip() or None, **kw)
+
+    def launch_env(self, values: Mapping[str, str], image: str) -> dict[str, str]:
+        """A pod's env: the channel's URL, the image, `values`; with a channel credential, the bot proves
+        its pod with the pod's projected token (k8s/identity.py)."""
+        channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
+        identity = {IDENTITY_VARIABLE: "k8s"} if CHANNEL_TOKEN_VARIABLE in values else {}
+        return {**channel, IMAGE_VARIABLE: image, **identity, **values}
+
+    async def read_pod(self, name: str) -> dict[str, Any] | None:
+        response = await self.api.request("GET", f"/{name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.api.failed(response, f"read pod {name}")
+        return dict(response.json())
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        name = session_pod_name(spec.session_id)
+        image = spec.image or self.settings.image  # the session's release's, else the deployment's own
+        labels = {LABEL_STATE: SESSION, LABEL_SESSION: spec.session_id, LABEL_RELEASE: spec.release}
+        notes = {NOTE_DIGEST: spec.body_digest, **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
+        body = pod_body(self.settings, name, image=image, env=self.launch_env(bot_environment(spec), image),
+                        labels=labels, annotations=notes,
+                        deadline_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
+        response = await self.api.request("POST", json=body, params=STRICT)
+        if response.status_code == 201:
+            return LaunchResult(to_machine(response.json()), created=True)
+        if response.status_code == 409:  # AlreadyExists: this session's pod (a replay, or a lost answer)
+            existing = await self.read_pod(name)
+            if existing is not None:
+                return LaunchResult(to_machine(existing), created=False)
+            raise MachinesError("k8s_conflict", f"pod {name} exists but could not be read; try again", retry_after=1.0)
+        raise self.api.failed(response, f"create pod {name}")
+
+    async def _session_pod(self, session_id: str) -> dict[str, Any] | None:
+        pod = await self.read_pod(self._pods.get(session_id) or session_pod_name(session_id))
+        return pod if pod is not None else await self._find_claimed(session_id)
+
+    async def _find_claimed(self, session_id: str) -> dict[str, Any] | None:
+        """No reserve here (k8s/reserve.py finds a claimed idle pod by its session label)."""
+        return None
+
+    async def status(self, session_id: str) -> Machine | None:
+        pod = await self._session_pod(session_id)
+        return None if pod is None else to_machine(pod)
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+
+    async def delete_pod(self, name: str) -> None:
+        """Delete with the grace period (SIGTERM, then SIGKILL past it); one already gone is no error."""
+        response = await self.api.request("DELETE", f"/{name}",
+                                          json={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                "gracePeriodSeconds": self.settings.stop_grace_seconds})
+        if response.status_code not in (200, 202, 404):
+            raise self.api.failed(response, f"delete pod {name}")
+
+    async def stop(self, session_id: str) -> bool:
+        pod = await self._session_pod(session_id)
+        if pod is None:
+            return False
+        if to_machine(pod).state.is_active:
+            await self.delete_pod(str(pod["metadata"]["name"]))
+        return True
+
+    async def list_pods(self, selector: str) -> list[dict[str, Any]]:
+        """Every pod of the namespace matching the label selector, page by page."""
+        pods: list[dict[str, Any]] = []
+        params = {"labelSelector": selector, "limit": str(LIST_PAGE)}
+        for _ in range(1000):  # a thousand pages of 500 is far past any namespace's quota
+            response = await self.api.request("GET", params=params)
+            if response.status_code != 200:
+                raise self.api.failed(response, "list pods")
+            page = response.json()
+            pods += [p for p in page.get("items") or [] if isinstance(p, dict)]
+            if not (token := (page.get("metadata") or {}).get("continue")):
+                break
+            params = {**params, "continue": token}
+        return pods
+
+    async def list(self) -> list[Machine]:
+        return [to_machine(p) for p in await self.list_pods(f"{LABEL_APP}=bot,{LABEL_SESSION}")]
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+    def attach_channel(self, access: ChannelAccess) -> None:
+        """Nothing to attach: the channel's URL is the deployment's (BOT_CHANNEL_URL), sent with each
+        pod; the credential travels with each launch."""

@@ -1,0 +1,141 @@
+"""The `pods` mode's warm reserve: idle pods labelled `voicefleet.io/state=idle`, claimed by one JSON Patch.
+
+An idle pod is created like a session's, with no session values: named `vf-idle-<bot id>`, labelled
+with its bot id and release, its env the channel's URL, the bot id, the image and the credential
+issued for this bot id alone. Its bot dials the channel and waits. Its `activeDeadlineSeconds` is
+the longest idle wait plus a session: the kubelet ends a forgotten one.
+
+A claim is ONE atomic request, `PATCH` with `application/json-patch+json` (RFC 6902): `test` that
+the pod is still labelled idle for this bot, then set the session's labels and annotations. The API
+server applies the whole patch or none of it; a failed `test` is 422, which means another replica
+claimed the pod first (`reserve_bot_taken`: the claim moves on to the next idle bot). No
+`resourceVersion` is in the patch: the kubelet's status writes change it all the time, and a
+changed resourceVersion alone is not a lost race. The pod keeps its name, so a replica that did not
+claim it finds the session by its label in one list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
+from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
+from dispatcher.machines.bot_environment import TRANSPORT
+from dispatcher.machines.k8s.api import JSON_PATCH
+from dispatcher.machines.k8s.pods import (
+    IDLE,
+    LABEL_APP,
+    LABEL_BOT,
+    LABEL_RELEASE,
+    LABEL_SESSION,
+    LABEL_STATE,
+    NOTE_CLAIMED,
+    NOTE_DIGEST,
+    NOTE_TRANSPORT,
+    SESSION,
+    idle_pod_name,
+    pod_body,
+    to_machine,
+)
+from dispatcher.machines.k8s.provider import STRICT, K8sMachines
+from dispatcher.machines.recent import Recent
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.releases.names import DEFAULT_RELEASE
+
+
+def pointer(key: str) -> str:
+    """A label or annotation key as a JSON Pointer segment (RFC 6901: `~` → `~0`, `/` → `~1`)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def claim_patch(bot_id: str, spec: LaunchSpec) -> list[dict[str, Any]]:
+    labels, notes = "/metadata/labels/", "/metadata/annotations/"
+    patch: list[dict[str, Any]] = [
+        {"op": "test", "path": labels + pointer(LABEL_STATE), "value": IDLE},
+        {"op": "test", "path": labels + pointer(LABEL_BOT), "value": bot_id},
+        {"op": "replace", "path": labels + pointer(LABEL_STATE), "value": SESSION},
+        {"op": "add", "path": labels + pointer(LABEL_SESSION), "value": spec.session_id},
+        {"op": "add", "path": notes + pointer(NOTE_DIGEST), "value": spec.body_digest},
+        {"op": "add", "path": notes + pointer(NOTE_CLAIMED), "value": str(int(time.time()))},
+    ]
+    if spec.transport:
+        patch.append({"op": "add", "path": notes + pointer(NOTE_TRANSPORT), "value": spec.transport})
+    return patch
+
+
+class K8sWarmMachines(K8sMachines):
+    def __init__(self, *args: Any, transport: str = "daily", max_idle_seconds: float, max_session_seconds: int,
+                 **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.transport = transport  # idle bots serve the deployment's first transport
+        self._idle_deadline = math.ceil(max_idle_seconds) + max_session_seconds
+        self._exits: Recent[str, str] = Recent(1000)  # bot id → why its idle pod ended, as last listed
+
+    @property
+    def create_rate(self) -> Rate | None:
+        return None  # the API server has no create limit of its own to mirror: the reserve paces itself
+
+    def reported_image(self, image: str | None) -> str:
+        return image or self.bot_image
+
+    async def launch_idle(self, bot_id: str, channel_token: str | None = None, *, image: str | None = None,
+                          release: str = DEFAULT_RELEASE) -> None:
+        name = idle_pod_name(bot_id)
+        values = {MACHINE_ID_VARIABLE: bot_id, TRANSPORT: self.transport}
+        if channel_token is not None:  # this bot's own credential (the deployment's secret stays here)
+            values[CHANNEL_TOKEN_VARIABLE] = channel_token
+        body = pod_body(self.settings, name, image=self.reported_image(image),
+                        env=self.launch_env(values, self.reported_image(image)),
+                        labels={LABEL_STATE: IDLE, LABEL_BOT: bot_id, LABEL_RELEASE: release}, annotations={},
+                        deadline_seconds=self._idle_deadline)
+        response = await self.api.request("POST", json=body, params=STRICT)
+        if response.status_code not in (201, 409):  # 409: this bot's pod exists (a lost answer, retried)
+            raise self.api.failed(response, f"create idle pod {name}")
+
+    async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
+        name = idle_pod_name(bot_id)
+        response = await self.api.request("PATCH", f"/{name}", content=json.dumps(claim_patch(bot_id, spec)).encode(),
+                                          params=STRICT, headers={"Content-Type": JSON_PATCH})
+        if response.status_code == 404:
+            raise MachinesError("reserve_bot_gone", f"idle pod {name} is gone")
+        if response.status_code == 422:  # the `test` failed: not idle any more, another replica claimed it
+            raise MachinesError("reserve_bot_taken", f"idle pod {name} was claimed by another replica")
+        if response.status_code != 200:
+            raise self.api.failed(response, f"claim idle pod {name}")
+        machine = to_machine(response.json())
+        if not machine.state.is_active:
+            raise MachinesError("reserve_bot_gone", f"idle pod {name} has ended")
+        self._pods[spec.session_id] = name
+        return LaunchResult(machine, created=True, claimed=True)
+
+    async def retire(self, bot_id: str) -> None:
+        await self.delete_pod(idle_pod_name(bot_id))  # gone already: a no-op
+
+    async def idle_machines(self) -> list[IdleMachine]:
+        """Idle pods, ended ones too: the sweep deletes those (from a dispatcher that died, no one else would)."""
+        idle: list[IdleMachine] = []
+        for pod in await self.list_pods(f"{LABEL_APP}=bot,{LABEL_STATE}={IDLE}"):
+            metadata = pod.get("metadata") or {}
+            bot_id = (metadata.get("labels") or {}).get(LABEL_BOT)
+            if not bot_id or metadata.get("deletionTimestamp"):
+                continue  # being deleted: retired already
+            machine = to_machine(pod)
+            if not machine.state.is_active and machine.detail:
+                self._exits[bot_id] = machine.detail
+            idle.append(IdleMachine(bot_id, machine.created_at))
+        return idle
+
+    async def _find_claimed(self, session_id: str) -> dict[str, Any] | None:
+        """A claimed idle pod labelled with the session (one label-selected list), or None."""
+        for pod in await self.list_pods(f"{LABEL_APP}=bot,{LABEL_SESSION}={session_id}"):
+            name = str((pod.get("metadata") or {}).get("name", ""))
+            if name.startswith("vf-idle-"):
+                self._pods[session_id] = name
+                return pod
+        return None
+
+    def exit_detail(self, bot_id: str) -> str | None:
+        return self._exits.get(bot_id)

@@ -1,0 +1,86 @@
+"""`MACHINES=k8s` settings (K8S_*), each checked at start with one line naming the fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dispatcher.channel.identity import identity_audience
+from dispatcher.machines.call_timings import call_timings
+from dispatcher.settings import SettingsError, int_setting, require
+
+# Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
+# the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+DEFAULT_AUDIENCE = "voicefleet"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# resource.Quantity's form (k8s.io/apimachinery/pkg/api/resource): a number and an optional suffix.
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+@dataclass(frozen=True)
+class K8sSettings:
+    namespace: str
+    image: str
+    api_url: str
+    token_file: str
+    ca_file: str | None
+    cpu: str = "1"
+    memory: str = "1Gi"
+    runtime_class: str | None = None
+    service_account: str | None = None
+    token_audience: str = DEFAULT_AUDIENCE  # the bot's projected ServiceAccount token's audience
+    stop_grace_seconds: int = 30  # a stopped session's bot gets this long to say goodbye (SIGTERM first)
+    timeout: float = 10.0
+    retry_deadline: float = 10.0
+    poll_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> K8sSettings:
+        required = require(env, ("K8S_NAMESPACE", "BOT_IMAGE"), "k8s")
+        namespace = required["K8S_NAMESPACE"]
+        if not _DNS_LABEL.match(namespace):
+            raise SettingsError(f"K8S_NAMESPACE={namespace[:70]!r} is not a namespace name (a DNS-1123 label)")
+        api_url = env.get("K8S_API_URL", "").strip().rstrip("/") or _in_cluster_url(env)
+        if not api_url.startswith("https://") and not _loopback(api_url):
+            raise SettingsError(f"K8S_API_URL={api_url[:100]!r} must be https:// (a bearer token never goes "
+                                "over plain http, except to a local fake on 127.0.0.1)")
+        cpu, memory = env.get("K8S_BOT_CPU", "").strip() or cls.cpu, env.get("K8S_BOT_MEMORY", "").strip() or cls.memory
+        for name, value in (("K8S_BOT_CPU", cpu), ("K8S_BOT_MEMORY", memory)):
+            if not _QUANTITY.match(value):
+                raise SettingsError(f"{name}={value[:40]!r} is not a Kubernetes quantity (e.g. 500m, 1, 1Gi)")
+        runtime_class = env.get("K8S_RUNTIME_CLASS", "").strip() or None
+        account = env.get("K8S_SERVICE_ACCOUNT", "").strip() or None
+        for name, named in (("K8S_RUNTIME_CLASS", runtime_class), ("K8S_SERVICE_ACCOUNT", account)):
+            if named is not None and not _DNS_LABEL.match(named):
+                raise SettingsError(f"{name}={named[:70]!r} is not a Kubernetes object name (a DNS-1123 label)")
+        return cls(
+            namespace=namespace,
+            image=required["BOT_IMAGE"],
+            api_url=api_url,
+            token_file=env.get("K8S_TOKEN_FILE", "").strip() or f"{SERVICE_ACCOUNT_DIR}/token",
+            ca_file=env.get("K8S_CA_FILE", "").strip() or (f"{SERVICE_ACCOUNT_DIR}/ca.crt"
+                                                          if api_url.startswith("https://") else None),
+            cpu=cpu,
+            memory=memory,
+            runtime_class=runtime_class,
+            service_account=account,
+            token_audience=identity_audience(env) or DEFAULT_AUDIENCE,
+            stop_grace_seconds=int_setting(env, "K8S_STOP_GRACE_SECONDS", cls.stop_grace_seconds, minimum=0),
+            **call_timings(env, "K8S", cls),
+        )
+
+
+def _in_cluster_url(env: Mapping[str, str]) -> str:
+    """The API server as a Pod reaches it: the variables the kubelet sets in every container."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST", "").strip(), env.get("KUBERNETES_SERVICE_PORT", "").strip()
+    if not host:
+        raise SettingsError("MACHINES=k8s needs K8S_API_URL outside a cluster (in a Pod the kubelet sets "
+                            "KUBERNETES_SERVICE_HOST)")
+    host = f"[{host}]" if ":" in host else host
+    return f"https://{host}:{port or '443'}"
+
+
+def _loopback(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))

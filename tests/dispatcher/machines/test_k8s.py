@@ -1,0 +1,336 @@
+"""Kubernetes (`pods` mode) against the fake API server (tests/fakes/k8s.py): what the contract does not
+cover — the Pod's body (validated by the fake against the real v1 schema, strictly, under Pod Security
+`restricted`), a ResourceQuota's refusal, a credential the API server refuses, a slow API server, the
+reserve's idle pods and their claim by one JSON Patch (two replicas racing for one pod), the pod
+binding of a bot's credential, and the settings a deployment gets wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.factory import configuration_problems
+from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.machines.k8s.provider import K8sMachines
+from dispatcher.machines.k8s.reserve import K8sWarmMachines
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.settings import SettingsError
+from tests.fakes.k8s import NAMESPACE, TOKEN, FakeKubernetes
+
+RELEASE_IMAGE = "registry.example/voicefleet-bot@sha256:" + "1" * 64
+
+
+def spec(**kw: object) -> LaunchSpec:
+    values: dict[str, object] = {"session_id": secrets.token_hex(12), "body_digest": "d" * 32,
+                                 "max_session_seconds": 600, "channel_token": "session-credential",
+                                 "transport": "webrtc", **kw}
+    return LaunchSpec(**values)  # type: ignore[arg-type]
+
+
+def env(fake: FakeKubernetes, **extra: str) -> dict[str, str]:
+    return {**fake.env, "K8S_RETRY_DEADLINE_SECONDS": "3", "BOT_CHANNEL_URL": "wss://d.example/bots/channel", **extra}
+
+
+@pytest.fixture
+async def k8s(fake_k8s: FakeKubernetes) -> AsyncIterator[K8sMachines]:
+    machines = K8sMachines.from_env(env(fake_k8s))
+    yield machines
+    await machines.aclose()
+
+
+def warm(fake: FakeKubernetes) -> K8sWarmMachines:
+    return K8sWarmMachines.from_env(env(fake), transport="webrtc", max_idle_seconds=900, max_session_seconds=600)
+
+
+async def test_a_session_is_one_bare_pod_under_pod_security_restricted(k8s: K8sMachines,
+                                                                      fake_k8s: FakeKubernetes) -> None:
+    s = spec(release="canary", image=RELEASE_IMAGE)
+    result = await k8s.launch(s)
+    [create] = fake_k8s.calls_to("POST", "/pods")
+    assert create.query == {"fieldValidation": "Strict"}  # an unknown field is refused, never dropped
+    pod = create.json()
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == f"vf-{s.session_id}" == result.machine.machine_id
+    assert pod["metadata"]["labels"] == {"voicefleet.io/app": "bot", "voicefleet.io/state": "session",
+                                         "voicefleet.io/session": s.session_id, "voicefleet.io/release": "canary"}
+    spec_ = pod["spec"]
+    assert spec_["restartPolicy"] == "Never" and spec_["activeDeadlineSeconds"] == 600 + 60
+    assert spec_["automountServiceAccountToken"] is False
+    [container] = spec_["containers"]
+    assert container["image"] == RELEASE_IMAGE
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                            "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    [volume] = spec_["volumes"]
+    token = volume["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "wss://d.example/bots/channel"  # voicefleet's audience, not the API server's
+    env_ = fake_k8s.envs[f"vf-{s.session_id}"]
+    assert env_["VOICEFLEET_SESSION_ID"] == s.session_id and env_["BOT_CHANNEL_TOKEN"] == "session-credential"
+    assert "DAILY_TOKEN" not in env_ and "VOICEFLEET_BODY" not in env_  # the session's secrets go over the channel
+    machine = await k8s.status(s.session_id)
+    assert machine is not None and machine.release == "canary" and machine.transport == "webrtc"
+
+
+async def test_the_runtime_class_and_service_account_are_set_when_configured(fake_k8s: FakeKubernetes) -> None:
+    machines = K8sMachines.from_env(env(fake_k8s, K8S_RUNTIME_CLASS="gvisor", K8S_SERVICE_ACCOUNT="voicefleet-bot"))
+    try:
+        await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    pod = fake_k8s.calls_to("POST", "/pods")[0].json()
+    assert pod["spec"]["runtimeClassName"] == "gvisor" and pod["spec"]["serviceAccountName"] == "voicefleet-bot"
+
+
+async def test_the_fake_refuses_what_the_api_server_refuses(fake_k8s: FakeKubernetes) -> None:
+    """The fake is no more lenient than the API server: an unknown field, a privileged pod, a bad label."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{fake_k8s.url}/api/v1/namespaces/{NAMESPACE}/pods"
+    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                  "seccompProfile": {"type": "RuntimeDefault"}}
+
+    def pod(name: str, **container: object) -> dict[str, object]:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"containers": [{"name": "bot", "image": "i", "securityContext": restricted, **container}]}}
+
+    async with httpx.AsyncClient(headers=headers) as client:
+        unknown = await client.post(url, params={"fieldValidation": "Strict"}, json=pod("a", imagePolicy="x"))
+        privileged = await client.post(url, json=pod("b", securityContext={"privileged": True}))
+        label = await client.post(url, json={**pod("c"), "metadata": {"name": "c", "labels": {"a": "-bad"}}})
+        wrong_type = await client.post(url, json=pod("d", env="x"))
+        ok = await client.post(url, json=pod("e"))
+        again = await client.post(url, json=pod("e"))
+        stranger = await client.get(url, headers={"Authorization": "Bearer nope"})
+    assert (unknown.status_code, unknown.json()["reason"]) == (400, "BadRequest")
+    assert "strict decoding error" in unknown.json()["message"]
+    assert (privileged.status_code, privileged.json()["reason"]) == (403, "Forbidden")
+    assert label.status_code == 422 and wrong_type.status_code == 422
+    assert ok.status_code == 201 and (again.status_code, again.json()["reason"]) == (409, "AlreadyExists")
+    assert stranger.status_code == 401
+
+
+async def test_a_create_past_the_namespaces_quota_is_at_capacity_with_the_way_out(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes) -> None:
+    fake_k8s.quota = 1
+    await k8s.launch(spec())
+    with pytest.raises(MachinesError) as refused:
+        await k8s.launch(spec())
+    assert refused.value.reason == "k8s_capacity" and refused.value.retry_after is not None
+    assert "raise the quota" in refused.value.message and "exceeded quota" in refused.value.message
+    assert len(fake_k8s.calls_to("POST", "/pods")) == 2  # a quota is not retried at once
+
+
+async def test_a_credential_the_api_server_refuses_is_a_configuration_error(fake_k8s: FakeKubernetes,
+                                                                           tmp_path: Path) -> None:
+    wrong = tmp_path / "token"
+    wrong.write_text("someone-elses-token\n")
+    machines = K8sMachines.from_env(env(fake_k8s, K8S_TOKEN_FILE=str(wrong)))
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert refused.value.reason == "k8s_unauthorized" and refused.value.retry_after is None
+    assert "K8S_TOKEN_FILE" in refused.value.message and "someone-elses-token" not in refused.value.message
+
+
+async def test_a_rotated_token_file_is_read_again(fake_k8s: FakeKubernetes, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("expired\n")
+    machines = K8sMachines.from_env(env(fake_k8s, K8S_TOKEN_FILE=str(token)))
+    try:
+        with pytest.raises(MachinesError):
+            await machines.status(secrets.token_hex(12))
+        token.write_text(TOKEN + "\n")  # the kubelet rotated it
+        os.utime(token, (1, 1))  # a new mtime even within the file system's resolution
+        assert await machines.status(secrets.token_hex(12)) is None
+    finally:
+        await machines.aclose()
+
+
+async def test_a_slow_api_server_is_waited_for_within_the_timeout_then_retried_and_one_pod_made(
+        fake_k8s: FakeKubernetes) -> None:
+    machines = K8sMachines.from_env(env(fake_k8s, K8S_TIMEOUT_SECONDS="1", K8S_RETRY_DEADLINE_SECONDS="20"))
+    s = spec()
+    hold = fake_k8s.hold(times=1, method="POST", path_suffix="/pods")  # the first create hangs
+    try:
+        result = await machines.launch(s)
+        hold.release()  # the hung create lands after the retried one: 409, nothing more
+    finally:
+        await machines.aclose()
+    assert result.machine.session_id == s.session_id
+    assert hold.caught == 1 and len(fake_k8s.calls_to("POST", "/pods")) >= 2
+    assert await fake_k8s.eventually(lambda: fake_k8s.in_flight() == 0, timeout=10)
+    assert fake_k8s.created.count(f"vf-{s.session_id}") == 1
+
+
+async def test_an_api_server_that_stays_slow_is_unavailable_with_a_retry_hint(fake_k8s: FakeKubernetes) -> None:
+    machines = K8sMachines.from_env(env(fake_k8s, K8S_TIMEOUT_SECONDS="0.3", K8S_RETRY_DEADLINE_SECONDS="1"))
+    hold = fake_k8s.hold(times=100, method="GET")
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.status(secrets.token_hex(12))
+    finally:
+        hold.release()
+        await machines.aclose()
+    assert refused.value.reason == "k8s_unavailable" and refused.value.retry_after is not None
+
+
+async def test_an_idle_pod_is_labelled_idle_with_its_own_credential_and_no_session(fake_k8s: FakeKubernetes) -> None:
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-0a1b2c", "idle-credential", image=RELEASE_IMAGE, release="canary")
+        [idle] = await machines.idle_machines()
+    finally:
+        await machines.aclose()
+    assert idle.bot_id == "rsv-0a1b2c"
+    pod = fake_k8s.pods["vf-idle-rsv-0a1b2c"]
+    assert pod["metadata"]["labels"] == {"voicefleet.io/app": "bot", "voicefleet.io/state": "idle",
+                                         "voicefleet.io/bot": "rsv-0a1b2c", "voicefleet.io/release": "canary"}
+    assert pod["spec"]["activeDeadlineSeconds"] == 900 + 600
+    env_ = fake_k8s.envs["vf-idle-rsv-0a1b2c"]
+    assert env_["BOT_MACHINE_ID"] == "rsv-0a1b2c" and env_["BOT_CHANNEL_TOKEN"] == "idle-credential"
+    assert env_["BOT_IMAGE_DIGEST"] == RELEASE_IMAGE and "VOICEFLEET_SESSION_ID" not in env_
+
+
+async def test_two_replicas_racing_for_one_idle_pod_one_wins_and_the_other_moves_on(
+        fake_k8s: FakeKubernetes) -> None:
+    first, second = warm(fake_k8s), warm(fake_k8s)
+    try:
+        await first.launch_idle("rsv-race", "c")
+        fake_k8s.set_phase("vf-idle-rsv-race", "Running")  # the kubelet's write: a new resourceVersion
+        a, b = spec(), spec()
+        results = await asyncio.gather(first.adopt("rsv-race", a), second.adopt("rsv-race", b),
+                                       return_exceptions=True)
+        won = [r for r in results if not isinstance(r, BaseException)]
+        lost = [r for r in results if isinstance(r, MachinesError)]
+        assert len(won) == 1 and len(lost) == 1 and lost[0].reason == "reserve_bot_taken"
+        winner = a if results[0] is won[0] else b
+        labels = fake_k8s.pods["vf-idle-rsv-race"]["metadata"]["labels"]
+        assert labels["voicefleet.io/state"] == "session" and labels["voicefleet.io/session"] == winner.session_id
+        assert await first.idle_machines() == []  # claimed: no longer idle
+        loser = b if winner is a else a
+        assert await second.status(loser.session_id) is None  # the loser's session has no pod: it starts cold
+        found = await second.status(winner.session_id)  # the other replica finds it by its label
+        assert found is not None and found.machine_id == "vf-idle-rsv-race" and found.body_digest == "d" * 32
+        assert found.state is MachineState.STARTED and winner.session_id in {m.session_id for m in await second.list()}
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_changed_resource_version_alone_is_not_a_lost_claim(fake_k8s: FakeKubernetes) -> None:
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-status", "c")
+        before = fake_k8s.pods["vf-idle-rsv-status"]["metadata"]["resourceVersion"]
+        fake_k8s.set_phase("vf-idle-rsv-status", "Running")  # status writes between read and claim
+        fake_k8s.set_phase("vf-idle-rsv-status", "Running")
+        assert fake_k8s.pods["vf-idle-rsv-status"]["metadata"]["resourceVersion"] != before
+        result = await machines.adopt("rsv-status", spec())
+    finally:
+        await machines.aclose()
+    assert result.claimed and result.machine.machine_id == "vf-idle-rsv-status"
+    [patch] = fake_k8s.calls_to("PATCH", "/pods/")
+    assert patch.headers["content-type"] == "application/json-patch+json"
+    assert [op["op"] for op in patch.json()][:2] == ["test", "test"]
+
+
+async def test_a_gone_idle_pod_cannot_be_claimed_and_retiring_it_twice_is_quiet(fake_k8s: FakeKubernetes) -> None:
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-gone", "c")
+        await machines.retire("rsv-gone")
+        await machines.retire("rsv-gone")
+        with pytest.raises(MachinesError) as refused:
+            await machines.adopt("rsv-gone", spec())
+    finally:
+        await machines.aclose()
+    assert refused.value.reason == "reserve_bot_gone" and "vf-idle-rsv-gone" not in fake_k8s.pods
+
+
+async def test_an_idle_pod_that_failed_is_listed_for_the_sweep_with_its_exit_code(fake_k8s: FakeKubernetes) -> None:
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-crash", "c")
+        fake_k8s.set_phase("vf-idle-rsv-crash", "Failed", 2)
+        [idle] = await machines.idle_machines()
+        assert idle.bot_id == "rsv-crash" and machines.exit_detail("rsv-crash") == "exit code 2"
+    finally:
+        await machines.aclose()
+
+
+async def test_a_bots_hello_is_admitted_only_with_its_own_pods_token_while_that_pod_runs(
+        fake_k8s: FakeKubernetes) -> None:
+    machines = warm(fake_k8s)
+    grant = BotGrant(kind="idle", subject="rsv-id", expires=int(time.time()) + 600)
+
+    def hello(token: str | None) -> Hello:
+        return Hello(machine_id="rsv-id", capabilities=("webrtc",), identity=token)
+
+    try:
+        await machines.launch_idle("rsv-id", "c")
+        await machines.launch_idle("rsv-other", "c")
+        assert fake_k8s.envs["vf-idle-rsv-id"]["BOT_IDENTITY"] == "k8s"  # the bot sends its pod's token
+        fake_k8s.set_phase("vf-idle-rsv-id", "Running")
+        own, other = fake_k8s.token_of("vf-idle-rsv-id"), fake_k8s.token_of("vf-idle-rsv-other")
+        assert own and other
+        assert await machines.identity.refusal(grant, hello(own)) is None
+        assert "no identity token" in str(await machines.identity.refusal(grant, hello(None)))
+        assert "not authenticated" in str(await machines.identity.refusal(grant, hello("forged")))
+        assert "names pod ['vf-idle-rsv-other']" in str(await machines.identity.refusal(grant, hello(other)))
+        await machines.adopt("rsv-id", spec())
+        assert await machines.identity.refusal(grant, hello(own)) is None  # a claimed pod keeps its bot label
+        fake_k8s.set_phase("vf-idle-rsv-id", "Succeeded", 0)
+        assert "has ended" in str(await machines.identity.refusal(grant, hello(own)))
+        await machines.retire("rsv-id")
+        assert "not authenticated" in str(await machines.identity.refusal(grant, hello(own)))  # bound to its pod
+        [review] = fake_k8s.calls_to("POST", "/tokenreviews")[:1]
+        assert review.json()["spec"]["audiences"] == ["wss://d.example/bots/channel"]
+    finally:
+        await machines.aclose()
+
+
+def test_settings_a_deployment_gets_wrong_are_refused_at_start_naming_the_fix() -> None:
+    with pytest.raises(SettingsError, match="K8S_NAMESPACE"):
+        K8sSettings.from_env({"BOT_IMAGE": "i", "K8S_API_URL": "https://k.example"})
+    with pytest.raises(SettingsError, match="KUBERNETES_SERVICE_HOST"):
+        K8sSettings.from_env({"BOT_IMAGE": "i", "K8S_NAMESPACE": "bots"})
+    with pytest.raises(SettingsError, match="must be https"):
+        K8sSettings.from_env({"BOT_IMAGE": "i", "K8S_NAMESPACE": "bots", "K8S_API_URL": "http://k.example"})
+    with pytest.raises(SettingsError, match="K8S_BOT_MEMORY"):
+        K8sSettings.from_env({"BOT_IMAGE": "i", "K8S_NAMESPACE": "bots", "K8S_API_URL": "https://k.example",
+                              "K8S_BOT_MEMORY": "lots"})
+    in_cluster = K8sSettings.from_env({"BOT_IMAGE": "i", "K8S_NAMESPACE": "bots", "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+                                       "KUBERNETES_SERVICE_PORT": "443"})
+    assert in_cluster.api_url == "https://10.0.0.1:443"
+    assert in_cluster.ca_file == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    problems = configuration_problems({"MACHINES": "k8s", "TRANSPORTS": "webrtc"})
+    assert any("K8S_NAMESPACE" in p and "BOT_IMAGE" in p for p in problems)
+
+
+async def test_k8s_mode_builds_a_reserve_only_with_a_channel_and_mirrors_no_create_limit(
+        fake_k8s: FakeKubernetes) -> None:
+    from dispatcher.channel.access import ChannelAccess
+    from dispatcher.factory import build_machines
+    from dispatcher.machines.base import Machines, WarmMachines
+    from dispatcher.settings import Settings
+    from dispatcher.store.local import LocalCoordination
+
+    cold = build_machines(Settings(machines="k8s"), fake_k8s.env, LocalCoordination())
+    warm_ = build_machines(Settings(machines="k8s", transports=("webrtc",)),
+                           {**fake_k8s.env, "BOT_CHANNEL_URL": "wss://d.example/bots/channel"}, LocalCoordination())
+    try:
+        assert isinstance(cold, Machines) and not isinstance(cold, WarmMachines)
+        assert isinstance(warm_, K8sWarmMachines) and warm_.transport == "webrtc"
+        assert warm_.create_rate is None and warm_.exit_detail("never-dialled") is None
+        warm_.attach_channel(ChannelAccess.generated())  # its bots read BOT_CHANNEL_URL: nothing changes
+    finally:
+        await cold.aclose()
+        await warm_.aclose()

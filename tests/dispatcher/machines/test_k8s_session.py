@@ -1,0 +1,141 @@
+"""A Kubernetes (`pods` mode) session end to end: `python -m dispatcher` with MACHINES=k8s on the fake API
+server, which runs a real bot process per pod (voicefleet's own channel code: tests/replicas/redialling_bot.py)
+with the pod's env, as the kubelet runs the bot image.
+
+The bot dials the channel with the credential its pod was given and its pod's projected token; its hello
+is admitted because the API server's TokenReview names its labelled pod (k8s/identity.py); it takes its
+session and answers the caller's offer. The session's end deletes the pod, whose bot gets SIGTERM. Cold,
+and from the warm reserve (an idle pod claimed by one JSON Patch).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from botchannel.contract import CHANNEL_PATH
+from tests.fakes.k8s import FakeKubernetes
+from tests.support.ports import free_port
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
+
+REPO = Path(__file__).resolve().parents[3]
+KEY = "k8s-session-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+DEADLINE = 60.0
+
+
+def dispatcher(tmp_path: Path, fake: FakeKubernetes, **env: str) -> Iterator[DispatcherProcess]:
+    port = free_port()
+    channel_url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
+
+    def launch(pod: str, pod_env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"{pod}.log", "ab")  # noqa: SIM115 - the process keeps it
+        return subprocess.Popen([sys.executable, "-m", "tests.replicas.redialling_bot"], cwd=REPO,
+                                env={**os.environ, **pod_env}, stdout=log, stderr=log)
+
+    fake.launcher = launch
+    settings = {**fake.env, "DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_URL": channel_url,
+                "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc", "K8S_STOP_GRACE_SECONDS": "5",
+                "TURN_URLS": "turn:127.0.0.1:3478?transport=tcp", "TURN_SHARED_SECRET": "t" * 32,
+                "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "info", **env}
+    with run_dispatcher(tmp_path, settings, port=port) as running:
+        yield running
+
+
+@pytest.fixture
+def cold(tmp_path: Path, fake_k8s: FakeKubernetes) -> Iterator[Api]:
+    for running in dispatcher(tmp_path, fake_k8s, RESERVE_MAX_IDLE="0"):
+        yield Api(running)
+
+
+@pytest.fixture
+def warm(tmp_path: Path, fake_k8s: FakeKubernetes) -> Iterator[Api]:
+    for running in dispatcher(tmp_path, fake_k8s, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0",
+                              RESERVE_MAX_IDLE="1"):
+        yield Api(running)
+
+
+class Api:
+    """The dispatcher's HTTP API as a caller uses it, failing with the dispatcher's log."""
+
+    def __init__(self, running: DispatcherProcess) -> None:
+        self.running, self.url = running, running.base_url
+
+    def wait_for(self, what: str, condition: Any) -> Any:
+        return wait_until(condition, what, timeout=DEADLINE, detail=lambda: self.running.log()[-4000:])
+
+    def call(self, method: str, path: str, expected: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
+        answer = httpx.request(method, self.url + path, headers=AUTH, timeout=DEADLINE, **kw)
+        assert answer.status_code in expected, f"{method} {path}: {answer.text}\n{self.running.log()[-4000:]}"
+        return answer
+
+    def start(self, expected: tuple[int, ...] = (201,)) -> httpx.Response:
+        return self.call("POST", "/start?wait=started", expected, json={})
+
+    def answered_by(self, session_id: str) -> str:
+        """Who answered the caller's offer: the bot's session and process id."""
+        return str(self.call("POST", f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
+                   .json()["bot"])
+
+    def idle_bots(self) -> float:
+        line = 'voicefleet_reserve_bots{provider="k8s",state="idle"}'
+        return sum(float(row.rsplit(" ", 1)[1]) for row in self.call("GET", "/metrics").text.splitlines()
+                   if row.startswith(line))
+
+
+def test_a_cold_session_runs_on_its_own_pod_whose_bot_answers_and_ends_with_it(
+        cold: Api, fake_k8s: FakeKubernetes) -> None:
+    session_id = str(cold.start().json()["session_id"])
+    name = f"vf-{session_id}"
+    process = fake_k8s.processes[name]
+    assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the pod's own process
+    assert fake_k8s.envs[name]["VOICEFLEET_SESSION_ID"] == session_id
+    reviewed = [c.json()["spec"]["token"] for c in fake_k8s.calls_to("POST", "/tokenreviews")]
+    assert fake_k8s.token_of(name) in reviewed  # its hello was admitted on its pod's own token
+
+    cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
+    cold.wait_for("the bot process gone", lambda: process.poll() is not None)
+    assert process.returncode == 0  # SIGTERM: the bot said goodbye within the grace period
+    cold.wait_for("the pod gone", lambda: name not in fake_k8s.pods)
+    cold.call("GET", f"/sessions/{session_id}", (404,))  # no pod, no session: the API server is the record
+
+
+def test_a_pod_whose_bot_dies_mid_session_reads_failed(cold: Api, fake_k8s: FakeKubernetes) -> None:
+    session_id = str(cold.start().json()["session_id"])
+    fake_k8s.lose(f"vf-{session_id}")  # the node dies under the session: no goodbye
+    cold.wait_for("the session failed",
+                  lambda: cold.call("GET", f"/sessions/{session_id}").json()["status"] == "failed")
+
+
+def test_a_start_past_the_namespaces_quota_is_refused_with_a_retry_hint_and_no_pod(
+        cold: Api, fake_k8s: FakeKubernetes) -> None:
+    fake_k8s.quota = 0
+    refused = cold.start(expected=(503,))
+    error = refused.json()["error"]
+    assert error["code"] == "k8s_capacity" and "pod quota" in error["message"] and "retry-after" in refused.headers
+    assert fake_k8s.pods == {}
+
+
+def test_a_start_claims_the_reserves_idle_pod_instead_of_creating_one(warm: Api, fake_k8s: FakeKubernetes) -> None:
+    [idle] = warm.wait_for("an idle pod", lambda: [n for n in fake_k8s.created if n.startswith("vf-idle-")])
+    warm.wait_for("its bot waiting on the channel", lambda: warm.idle_bots() == 1)  # admitted through its pod
+    session_id = str(warm.start().json()["session_id"])
+    labels = fake_k8s.pods[idle]["metadata"]["labels"]
+    assert labels["voicefleet.io/session"] == session_id and labels["voicefleet.io/state"] == "session"
+    assert f"vf-{session_id}" not in fake_k8s.created  # no cold create
+    process = fake_k8s.processes[idle]
+    assert warm.answered_by(session_id) == f"{session_id}/{process.pid}"  # the idle pod's bot serves it
+
+    warm.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
+    warm.wait_for("the claimed pod's bot gone", lambda: process.poll() is not None)
+    warm.wait_for("the claimed pod gone", lambda: idle not in fake_k8s.pods)  # deleted after its session

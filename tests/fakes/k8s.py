@@ -1,0 +1,470 @@
+"""A fake Kubernetes API server: exactly the pod paths `MACHINES=k8s` (pods mode) calls, as strict as the real one.
+
+`/api/v1/namespaces/<ns>/pods` (POST, GET list) and `/pods/<name>` (GET, PATCH, DELETE), with a
+bearer token (401 Unauthorized without the right one; 403 Forbidden in a namespace its RBAC does
+not cover). Answers and refusals are the API server's: the object itself, or a `Status`
+(`kind`, `status: Failure`, `message`, `reason`, `code`). Every write bumps the namespace's
+`resourceVersion`, and so does every status change (the kubelet's writes), as on a real cluster.
+
+- POST validates the Pod against the real v1 Pod schema with `kubernetes-validate` in strict mode:
+  an unknown field is 400 BadRequest `strict decoding error` under `?fieldValidation=Strict`, and
+  a `Warning` header otherwise (the API server's default, Warn); any other schema error is 422
+  Invalid. Names are DNS-1123 subdomains, label keys and values are checked as the API server
+  checks them, a taken name is 409 AlreadyExists, and the namespace enforces Pod Security
+  `restricted` (403 Forbidden `violates PodSecurity`). `quota` set: a ResourceQuota on pods,
+  403 Forbidden `exceeded quota` past it.
+- LIST takes `labelSelector` (=, ==, !=, in, notin, exists, !exists; a malformed one is 400),
+  `limit` and `continue`.
+- PATCH takes `application/json-patch+json` (RFC 6902 through the `jsonpatch` library: a failed
+  `test` is 422, as kubernetes/kubernetes#68346 made it), `application/merge-patch+json` and
+  `application/strategic-merge-patch+json` (applied as a merge patch); anything else is 415. A patch
+  may change labels and annotations only (the rest of a Pod is immutable for what is sent here): 422.
+- `POST /apis/authentication.k8s.io/v1/tokenreviews`: a pod's projected token (issued at its create,
+  for its `audience`, written to a file whose path its process gets as `BOT_K8S_TOKEN_FILE`, as the
+  kubelet mounts it) is authenticated while that pod (that uid) exists, for the audiences asked that
+  it was issued for, naming the pod in `extra` as the API server does.
+- DELETE takes `DeleteOptions` (`gracePeriodSeconds`) in the body or the query: the pod gets a
+  `deletionTimestamp` and its bot SIGTERM, then SIGKILL past the grace period; it is gone once its
+  process has exited (at once for a pod with no process). 404 NotFound for a pod that is not there.
+
+`launcher` set: each created pod runs a real process (the bot) with the pod's env as its container;
+its exit is the container's `terminated` state with its exit code and the pod's phase Succeeded or
+Failed. `activeDeadlineSeconds` is not enforced (the tests' sessions are shorter than any deadline).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import itertools
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+import kubernetes_validate
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi, Handler
+
+NAMESPACE, TOKEN = "voicefleet-bots", "k8s-fake-token-0123456789abcdef"  # noqa: S105 - a fake's
+KUBE_VERSION = "1.33.0"  # the schema the fake validates against (kubernetes-validate ships 1.25…1.37)
+IMAGE = "registry.example/voicefleet-bot@sha256:" + "0" * 64
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+_SELECTOR = re.compile(r"^\s*(?P<key>[^\s=!,()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[^\s,()]*)"
+                       r"|\s+(?P<set>in|notin)\s*\((?P<values>[^()]*)\))?\s*$")
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
+
+
+def status(code: int, reason: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                         "message": message, "reason": reason, "code": code}, status_code=code, headers=headers)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def label_problem(labels: Any) -> str | None:
+    if not isinstance(labels, dict):
+        return "metadata.labels: must be an object of strings"
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix))) or not _LABEL_NAME.match(name):
+            return f"metadata.labels: Invalid value: {key!r}: name part must consist of alphanumeric characters"
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            return f"metadata.labels: Invalid value: {value!r}: a valid label must be an empty string or " \
+                   "consist of alphanumeric characters, '-', '_' or '.' (63 at most)"
+    return None
+
+
+def restricted_problem(spec: dict[str, Any]) -> str | None:
+    """Pod Security `restricted` (kubernetes.io/docs/concepts/security/pod-security-standards), as sent here."""
+    pod_context = spec.get("securityContext") or {}
+    for container in spec.get("containers") or []:
+        context = container.get("securityContext") or {}
+        if context.get("allowPrivilegeEscalation") is not False:
+            return "allowPrivilegeEscalation != false"
+        if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+            return "unrestricted capabilities (container must set securityContext.capabilities.drop=[\"ALL\"])"
+        if context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is not True:
+            return "runAsNonRoot != true"
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            return "seccompProfile (pod or container must set securityContext.seccompProfile.type)"
+    for volume in spec.get("volumes") or []:
+        if set(volume) - {"name", "projected", "configMap", "secret", "emptyDir", "downwardAPI",
+                          "persistentVolumeClaim", "ephemeral", "csi"}:
+            return f"restricted volume types ({volume.get('name')})"
+    return None
+
+
+Requirement = tuple[str, str, frozenset[str]]  # (key, operator: = != in notin exists !exists, values)
+
+
+def matches(requirements: list[Requirement], labels: dict[str, str]) -> bool:
+    for key, op, values in requirements:
+        present = key in labels
+        if (op == "exists" and not present) or (op == "!exists" and present) or (
+                op in ("=", "in") and labels.get(key) not in values) or (
+                op in ("!=", "notin") and present and labels[key] in values):
+            return False
+    return True
+
+
+def parse_selector(raw: str) -> list[Requirement]:
+    """A label selector's requirements; ValueError for one the API server would refuse."""
+    parts, depth, current = [], 0, ""
+    for char in raw:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    requirements: list[Requirement] = []
+    for part in parts:
+        if not part.strip():
+            if raw.strip():
+                raise ValueError(f"found '', expected: identifier in {raw!r}")
+            continue
+        negated = part.strip().startswith("!")
+        match = _SELECTOR.match(part.strip().removeprefix("!"))
+        if match is None or (negated and (match["op"] or match["set"])):
+            raise ValueError(f"unable to parse requirement: {part!r}")
+        key, op, value = match["key"], match["op"], match["value"]
+        values = frozenset(v.strip() for v in match["values"].split(",")) if match["set"] else frozenset({value or ""})
+        if any(label_problem({key: v}) for v in values):
+            raise ValueError(f"invalid label key or value in {part!r}")
+        if negated:
+            requirements.append((key, "!exists", frozenset()))
+        elif op:
+            requirements.append((key, "=" if op == "==" else op, values))
+        elif match["set"]:
+            requirements.append((key, match["set"], values))
+        else:
+            requirements.append((key, "exists", frozenset()))
+    return requirements
+
+
+class FakeKubernetes(FakeApi):
+    error_body = staticmethod(lambda code: {
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": "injected",
+        "reason": "TooManyRequests" if code == 429 else "InternalError"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.token_file = ""  # where the test wrote the dispatcher's token (K8S_TOKEN_FILE)
+        # A pod's projected ServiceAccount token → (pod name, its uid, its audiences, its ServiceAccount)
+        self.pod_tokens: dict[str, tuple[str, str, tuple[str, ...], str]] = {}
+        self._token_dir = tempfile.mkdtemp(prefix="k8s-tokens-")  # each pod's token file, as mounted
+        self.envs: dict[str, dict[str, str]] = {}  # pod → its container's env as sent (tests read it)
+        self.created: list[str] = []  # every pod name ever created
+        self.quota: int | None = None  # a ResourceQuota's `pods`: pods not yet Succeeded or Failed
+        self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._versions = itertools.count(1000)
+        self._pods_lock = threading.RLock()  # the pods, between the server's thread and the processes' watchers
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MACHINES": "k8s", "K8S_NAMESPACE": NAMESPACE, "K8S_API_URL": self.url, "BOT_IMAGE": IMAGE,
+                "K8S_TOKEN_FILE": self.token_file, "K8S_POLL_SECONDS": "0.05"}
+
+    def routes(self) -> list[Route]:
+        pods = "/api/v1/namespaces/{namespace}/pods"
+        return [Route("/apis/authentication.k8s.io/v1/tokenreviews", self.token_review, methods=["POST"]),
+                Route(pods, self.create, methods=["POST"]), Route(pods, self.list_pods, methods=["GET"]),
+                Route(pods + "/{name}", self.get, methods=["GET"]),
+                Route(pods + "/{name}", self.patch, methods=["PATCH"]),
+                Route(pods + "/{name}", self.delete, methods=["DELETE"])]
+
+    def _wrap(self, endpoint: Handler) -> Handler:
+        async def authorized(request: Request) -> Response:
+            if request.headers.get("authorization") != f"Bearer {TOKEN}":
+                return status(401, "Unauthorized", "Unauthorized")
+            namespace = request.path_params.get("namespace", NAMESPACE)  # tokenreviews: cluster-scoped
+            if namespace != NAMESPACE:
+                return status(403, "Forbidden", f'pods is forbidden: User "system:serviceaccount:voicefleet:'
+                              f'dispatcher" cannot access resource "pods" in the namespace "{namespace}"')
+            return await endpoint(request)
+
+        return super()._wrap(authorized)
+
+    def _bump(self, pod: dict[str, Any]) -> None:
+        pod["metadata"]["resourceVersion"] = str(next(self._versions))
+
+    # --- the kubelet's side: a pod's process and its status ---
+
+    def set_phase(self, name: str, phase: str, exit_code: int | None = None) -> None:
+        """Pending, Running, Succeeded or Failed (with the container's exit code), as the kubelet writes it."""
+        with self._pods_lock:
+            pod = self.pods[name]
+            state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+            if phase == "Running":
+                state = {"running": {"startedAt": _now()}}
+            elif phase in ("Succeeded", "Failed"):
+                state = {"terminated": {"exitCode": exit_code or 0, "reason": "Completed" if not exit_code else "Error",
+                                        "finishedAt": _now()}}
+            pod["status"] = {"phase": phase, "containerStatuses": [{"name": "bot", "state": state, "ready": phase ==
+                                                                    "Running", "restartCount": 0}]}
+            self._bump(pod)
+
+    def token_of(self, name: str) -> str | None:
+        """The pod's projected token (what its containers read from the mounted file)."""
+        return next((t for t, (pod, *_) in self.pod_tokens.items() if pod == name), None)
+
+    def _start(self, name: str) -> None:
+        assert self.launcher is not None
+        mounted = {}
+        if (token := self.token_of(name)) is not None:  # the projected volume, as a file only the pod reads
+            path = os.path.join(self._token_dir, name)
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(token)
+            mounted["BOT_K8S_TOKEN_FILE"] = path
+        process = self.launcher(name, {**self.envs[name], **mounted})
+        with self._pods_lock:
+            self.processes[name] = process
+            self.set_phase(name, "Running")
+
+        def watch() -> None:
+            code = process.wait()
+            code = 128 - code if code < 0 else code  # killed by signal N: the container's 128 + N
+            with self._pods_lock:
+                if name not in self.pods:
+                    return
+                if self.pods[name]["metadata"].get("deletionTimestamp"):
+                    del self.pods[name]  # its process has stopped: the deleted pod is gone
+                    return
+                self.set_phase(name, "Failed" if code else "Succeeded", code)
+
+        threading.Thread(target=watch, daemon=True, name=f"k8s-{name}").start()
+
+    def lose(self, name: str) -> None:
+        """The pod's node dies under it: the process is killed, no goodbye."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            process.kill()
+        else:
+            self.set_phase(name, "Failed", 137)
+
+    def standing(self) -> dict[str, dict[str, Any]]:
+        """Pods that exist and are not being deleted."""
+        with self._pods_lock:
+            return {n: p for n, p in self.pods.items() if not p["metadata"].get("deletionTimestamp")}
+
+    def close(self) -> None:
+        for process in list(self.processes.values()):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self._token_dir, ignore_errors=True)
+
+    # --- the API ---
+
+    async def _json(self, request: Request) -> Any:
+        try:
+            return json.loads(await request.body() or b"null")
+        except ValueError:
+            return None
+
+    async def create(self, request: Request) -> Response:
+        validation = request.query_params.get("fieldValidation", "Warn")
+        if validation not in ("Ignore", "Warn", "Strict"):
+            return status(400, "BadRequest", f"fieldValidation must be Ignore, Warn or Strict, not {validation!r}")
+        body = await self._json(request)
+        if not isinstance(body, dict) or body.get("kind") != "Pod" or body.get("apiVersion") != "v1":
+            return status(400, "BadRequest", "the body is not a v1 Pod")
+        headers: dict[str, str] = {}
+        try:
+            kubernetes_validate.validate(body, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            unknown = exc.validator == "additionalProperties"
+            if not unknown:
+                return status(422, "Invalid", f"Pod is invalid: {exc.message}")
+            if validation == "Strict":
+                return status(400, "BadRequest", f"strict decoding error: {exc.message}")
+            headers["Warning"] = f'299 - "{exc.message}"'
+        metadata = body.setdefault("metadata", {})
+        name = str(metadata.get("name", ""))
+        if not name or len(name) > 253 or not _SUBDOMAIN.match(name):
+            return status(422, "Invalid", f'Pod "{name}" is invalid: metadata.name: Invalid value: a lowercase '
+                          "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
+        if metadata.get("namespace", NAMESPACE) != NAMESPACE:
+            return status(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                          "sent on the request")
+        if problem := label_problem(metadata.get("labels") or {}):
+            return status(422, "Invalid", f'Pod "{name}" is invalid: {problem}')
+        if problem := restricted_problem(body.get("spec") or {}):
+            return status(403, "Forbidden", f'pods "{name}" is forbidden: violates PodSecurity "restricted:latest":'
+                          f" {problem}")
+        with self._pods_lock:
+            if name in self.pods:
+                return status(409, "AlreadyExists", f'pods "{name}" already exists')
+            live = [p for p in self.pods.values() if p["status"]["phase"] not in ("Succeeded", "Failed")]
+            if self.quota is not None and len(live) >= self.quota:
+                return status(403, "Forbidden", f'pods "{name}" is forbidden: exceeded quota: vf-bots, requested: '
+                              f"pods=1, used: pods={len(live)}, limited: pods={self.quota}")
+            metadata.update(namespace=NAMESPACE, uid=str(uuid.uuid4()), creationTimestamp=_now())
+            pod = {**body, "status": {"phase": "Pending"}}
+            self._bump(pod)
+            self.pods[name] = pod
+            self.created.append(name)
+            self.envs[name] = {e["name"]: e.get("value", "") for e in body["spec"]["containers"][0].get("env") or []}
+            self._project_token(name, body["spec"], metadata["uid"])
+        if self.launcher is not None:
+            self._start(name)
+        return JSONResponse(self.pods[name], status_code=201, headers=headers)
+
+    def _project_token(self, name: str, spec: dict[str, Any], uid: str) -> None:
+        """A bound ServiceAccount token per projected `serviceAccountToken` source (one here)."""
+        for volume in spec.get("volumes") or []:
+            for source in (volume.get("projected") or {}).get("sources") or []:
+                if projected := source.get("serviceAccountToken"):
+                    audiences = (projected.get("audience") or "https://kubernetes.default.svc",)
+                    account = spec.get("serviceAccountName") or "default"
+                    self.pod_tokens[secrets.token_urlsafe(32)] = (name, uid, audiences, account)
+
+    async def token_review(self, request: Request) -> Response:
+        """TokenReview: a pod's bound token is authenticated while its pod (that uid) exists, for the
+        audiences it was issued for that the review asks (none asked: the API server's own)."""
+        body = await self._json(request)
+        if not isinstance(body, dict) or body.get("kind") != "TokenReview" or \
+                body.get("apiVersion") != "authentication.k8s.io/v1":
+            return status(400, "BadRequest", "the body is not an authentication.k8s.io/v1 TokenReview")
+        spec = body.get("spec") or {}
+        asked = tuple(spec.get("audiences") or ("https://kubernetes.default.svc",))
+        known = self.pod_tokens.get(str(spec.get("token", "")))
+        answer: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
+        with self._pods_lock:
+            if known is not None:
+                name, uid, audiences, account = known
+                pod = self.pods.get(name)
+                common = [a for a in asked if a in audiences]
+                if pod is None or pod["metadata"]["uid"] != uid:
+                    answer["error"] = "pod does not exist or its uid differs: the token is no longer valid"
+                elif not common:
+                    answer["error"] = "token audiences is invalid for the target audiences"
+                else:
+                    answer = {"authenticated": True, "audiences": common, "user": {
+                        "username": f"system:serviceaccount:{NAMESPACE}:{account}", "uid": str(uuid.uuid4()),
+                        "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}",
+                                   "system:authenticated"],
+                        "extra": {"authentication.kubernetes.io/pod-name": [name],
+                                  "authentication.kubernetes.io/pod-uid": [uid]}}}
+        return JSONResponse({**body, "status": answer}, status_code=201)
+
+    async def get(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        with self._pods_lock:
+            if name not in self.pods:
+                return status(404, "NotFound", f'pods "{name}" not found')
+            return JSONResponse(self.pods[name])
+
+    async def list_pods(self, request: Request) -> Response:
+        try:
+            requirements = parse_selector(request.query_params.get("labelSelector", ""))
+            limit = int(request.query_params.get("limit", "0"))
+            start = int(json.loads(base64.b64decode(request.query_params["continue"]))["start"]) \
+                if "continue" in request.query_params else 0
+        except (ValueError, KeyError, TypeError) as exc:
+            return status(400, "BadRequest", f"unable to parse the request: {exc}")
+        with self._pods_lock:
+            items = [copy.deepcopy(p) for _, p in sorted(self.pods.items())
+                     if matches(requirements, p["metadata"].get("labels") or {})]
+            version = str(next(self._versions))
+        page, metadata = items[start:start + limit] if limit else items[start:], {"resourceVersion": version}
+        if limit and start + limit < len(items):
+            metadata["continue"] = base64.b64encode(json.dumps({"start": start + limit}).encode()).decode()
+        return JSONResponse({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": page})
+
+    async def patch(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind not in PATCH_TYPES:
+            return status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                          f"accepted media types include: {', '.join(PATCH_TYPES)}")
+        body = await self._json(request)
+        with self._pods_lock:
+            if name not in self.pods:
+                return status(404, "NotFound", f'pods "{name}" not found')
+            before = self.pods[name]
+            try:
+                if kind == PATCH_TYPES[0]:
+                    if not isinstance(body, list):
+                        return status(400, "BadRequest", "a JSON patch is a list of operations")
+                    after = jsonpatch.apply_patch(before, body)
+                else:
+                    if not isinstance(body, dict):
+                        return status(400, "BadRequest", "a merge patch is an object")
+                    after = _merge(before, body)
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+                return status(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}")
+            unchanged = ("spec", "status", "kind", "apiVersion")
+            fixed = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "deletionTimestamp")
+            if any(after.get(k) != before.get(k) for k in unchanged) or any(
+                    after["metadata"].get(k) != before["metadata"].get(k) for k in fixed):
+                return status(422, "Invalid", f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change '
+                              "fields other than labels and annotations here")
+            if problem := label_problem(after["metadata"].get("labels") or {}):
+                return status(422, "Invalid", f'Pod "{name}" is invalid: {problem}')
+            self._bump(after)
+            self.pods[name] = after
+            return JSONResponse(after)
+
+    async def delete(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        options = await self._json(request) or {}
+        grace = options.get("gracePeriodSeconds", request.query_params.get("gracePeriodSeconds", 30))
+        with self._pods_lock:
+            if name not in self.pods:
+                return status(404, "NotFound", f'pods "{name}" not found')
+            pod = self.pods[name]
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                del self.pods[name]  # nothing running: gone at once
+                return JSONResponse(pod)
+            if not pod["metadata"].get("deletionTimestamp"):
+                pod["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=int(grace))
+                self._bump(pod)
+                process.send_signal(signal.SIGTERM)
+                timer = threading.Timer(float(grace), _kill, (process,))
+                timer.daemon = True
+                timer.start()
+            return JSONResponse(pod)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Past the grace period: SIGKILL, as the kubelet sends it."""
+    if process.poll() is None:
+        process.kill()
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge(result.get(key), value)
+    return result
