@@ -17,9 +17,10 @@ LOG_EVERY = 10.0
 
 
 class Progress:
-    def __init__(self, planned: int, duration: float, stream: TextIO = sys.stderr) -> None:
-        self.planned, self.duration, self.stream = planned, duration, stream
-        self.terminal = stream.isatty()
+    def __init__(self, planned: int, duration: float, stream: TextIO | None = None) -> None:
+        self.planned, self.duration = planned, duration
+        self.stream = stream or sys.stderr  # at run time: whatever stderr is then
+        self.terminal = self.stream.isatty()
         self.began = time.monotonic()
         self._last = -LOG_EVERY
 

@@ -1,37 +1,22 @@
 """The load test's WebRTC caller: a headless aiortc "user" for any Pipecat SmallWebRTC offer URL (the
-bot's, or the dispatcher's `/sessions/{id}/api/offer` proxy: same JSON), as Pipecat's own clients
-call it.
+bot's, or the dispatcher's `/sessions/{id}/api/offer`: same JSON), as Pipecat's own clients call it.
 
-    async with WebRTCClient("http://127.0.0.1:8765/api/offer") as client:   # POST offer, ICE up
-        result = await client.talk(SPEECH_WAV, listen_seconds=3.0)
+    async with WebRTCClient(offer_url, headers=...) as client:   # POST offer, ICE up
+        result = await client.talk(SPEECH_WAV, listen_seconds=3.0, until_reply=True)
 
-What it does, following docs/reference/local_e2e.md:
-- sends one audio transceiver first (pipecat maps transceiver 0 to the mic) plus a data channel
-  that says `ping` every 0.5 s: without pings `SmallWebRTCConnection.is_connected()` turns False
-  3 s after the last one and the bot stops sending audio (§5.8);
-- posts a non-trickle offer (aiortc waits for ICE gathering in `setLocalDescription`);
-- the mic is a real-time paced 20 ms track: silence, or the WAV while `talk()` plays it;
-- records every received frame's arrival time and RMS, and finds loud segments (§5.7: WebRTC
-  sends silence all the time, so "first audio" means first *non-silent* audio).
+One audio transceiver first (Pipecat's mic) and a data channel that pings every 0.5 s (without
+pings the bot stops sending audio after 3 s); a non-trickle offer; a mic paced in real time (20 ms
+frames: silence, or the WAV while `talk()` plays it); every received frame's arrival time and
+loudness, so "first audio" is the first *non-silent* audio. docs/cli.md#the-callers says why each.
 
-`TalkResult` (seconds, `time.monotonic()` based): `connect_to_first_audio` (peer connected →
-first non-silent bot audio, usually the greeting), `reply_latency` (end of the caller's speech →
-first bot audio after it), `replied`, the loud `segments` relative to connect, and the bot audio
-heard after the speech as int16 mono 48 kHz (`reply_audio`).
-
-`talk()` can be called again for another turn (latencies refer to the latest speech); `result()`
-reports without talking, and `client.mic.play(samples)` feeds the mic directly.
-
-`POST` errors raise `OfferRejected(status, body)` (e.g. 409 for a second peer); `post_json()` is
-the bare request. `headers=` adds e.g. `Authorization` for a dispatcher. Set
-`VOICEFLEET_ICE_LOOPBACK=1` (as for the bot) on a host whose only interface is `lo`.
-`ice_config=` takes a start answer's `iceConfig` (TURN servers, `iceTransportPolicy`); `signal=`
-replaces the POST with any carrier of the offer; `selected_pair()` tells which candidate types
-(host/srflx/relay) the connection's nominated pair joins.
-
-RTVI: every `rtvi-ai` message the bot sends on the data channel is kept in `rtvi_messages`;
-`await client.rtvi_message("user-transcription", lambda d: d["final"])` waits for one (its `data`),
-`await client.send_rtvi("client-ready", {...})` speaks as Pipecat's client does.
+`TalkResult` (seconds, `time.monotonic()`): `connect_to_first_audio`, `reply_latency` (end of the
+caller's speech → first bot audio after it), the loud `segments`, the bot audio heard after the
+speech (`reply_audio`, int16 48 kHz). `talk()` again is another turn; `result()` reports without
+talking. A refused offer raises `OfferRejected(status, body)`; `post_json()` is the bare request.
+`ice_config=` takes a start answer's `iceConfig`; `signal=` replaces the POST with any carrier of the
+offer; `selected_pair()` names the nominated ICE pair's candidate types. `VOICEFLEET_ICE_LOOPBACK=1`
+gathers 127.0.0.1 only (a host whose only interface is `lo`). RTVI messages are kept in
+`rtvi_messages`; `rtvi_message(kind, accept)` waits for one, `send_rtvi(kind, data)` sends one.
 """
 
 from __future__ import annotations
