@@ -15,7 +15,7 @@ from cli.loadtest.plan import Plan, checked, duration, rate
 from cli.loadtest.progress import Progress
 from cli.loadtest.record import SessionRecord
 from cli.loadtest.summary import agreement, percentile, spread, summarise
-from cli.loadtest.timeline import durations
+from cli.loadtest.timeline import durations, end_reason
 from cli.settings import is_loopback
 
 
@@ -67,6 +67,10 @@ def test_the_timeline_figures_count_from_the_request() -> None:
     assert durations(events) == {"ready": 3.25, "first_audio": 3.7}
     assert durations(events[1:]) == {}
     assert durations([{"event": "requested", "at": 5.0}, {"event": "failed", "at": 5.1}]) == {}
+    assert end_reason(events) is None
+    assert end_reason([*events, {"event": "ended", "at": 110.0, "reason": "bot_failed", "detail": "bot.py: boom"}]) \
+        == "bot_failed: bot.py: boom"
+    assert end_reason([{"event": "ended", "at": 1.0, "reason": "peer_disconnected"}]) == "peer_disconnected"
 
 
 def test_outcomes_are_counted_by_code_and_set_beside_the_timeline() -> None:

@@ -28,6 +28,7 @@ class SessionRecord:
     first_audio: float | None = None  # POST /start → the first non-silent bot audio the caller hears
     turns: list[float | None] = field(default_factory=list)  # per turn: end of the caller's speech → reply
     timeline: dict[str, float] = field(default_factory=dict)  # the dispatcher's own: `requested` → ready, first_audio
+    bot_end: str | None = None  # the bot's own account of the end (the timeline's `ended`), read after the hang-up
 
     def fail(self, code: str, message: str) -> None:
         """The first failure is the one kept: what followed it is its consequence."""

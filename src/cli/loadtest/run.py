@@ -18,6 +18,7 @@ from cli.loadtest.record import DROPPED, SessionRecord
 from cli.loadtest.session import Call, run_session
 
 STEP = 0.25  # how often the scheduler looks at the clock and the progress line is refreshed
+KEEPALIVE_SECONDS = 2.0
 SLACK = 60.0  # a session's deadline beyond what its steps may take: the stop and the timeline read
 
 
@@ -40,7 +41,9 @@ class LoadTest:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        limits = httpx.Limits(max_connections=2 * self.plan.concurrency + 10)
+        # Idle connections closed well before the server's keep-alive (5 s by default) closes them: a
+        # request sent on one the server is closing fails for nothing.
+        limits = httpx.Limits(max_connections=2 * self.plan.concurrency + 10, keepalive_expiry=KEEPALIVE_SECONDS)
         lag = asyncio.create_task(self.cost.watch_loop())
         try:
             async with httpx.AsyncClient(timeout=self.http_timeout, limits=limits) as http:

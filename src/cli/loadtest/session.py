@@ -21,9 +21,13 @@ import httpx
 
 from cli.loadtest.audio import Pcm
 from cli.loadtest.record import REFUSED, SessionRecord
-from cli.loadtest.timeline import durations
+from cli.loadtest.timeline import durations, end_reason
 
-LONG_POLL_SECONDS = 25  # the dispatcher's default long-poll
+START_ATTEMPTS = 3  # a start whose connection dropped before its answer, sent again
+START_BACKOFF = 0.5
+LONG_POLL_SECONDS = 25
+END_WAIT_SECONDS = 15.0  # a hung-up session's bot reports its end within seconds
+END_POLL_SECONDS = 0.5  # the dispatcher's default long-poll
 POLL_MISSING_SECONDS = 0.2  # a phone session appears once its stream connected: asked again this often
 
 
@@ -89,12 +93,16 @@ async def _start(call: Call, http: httpx.AsyncClient, record: SessionRecord, beg
     if call.release:
         body["release"] = call.release
     headers = {**call.headers(), "Idempotency-Key": f"loadtest-{call.run_id}-{record.index}"}
-    try:
-        response = await http.post(f"{call.base_url}/start", json=body, headers=headers)
-    except httpx.TransportError as error:
-        record.fail("unreachable" if isinstance(error, httpx.ConnectError) else "no_answer",
-                    f"POST /start: {type(error).__name__} {error}".strip())
-        return None
+    for attempt in range(START_ATTEMPTS):  # the key makes a repeat the same session: safe to send again
+        try:
+            response = await http.post(f"{call.base_url}/start", json=body, headers=headers)
+            break
+        except httpx.TransportError as error:
+            if attempt + 1 == START_ATTEMPTS or isinstance(error, httpx.TimeoutException):
+                record.fail("unreachable" if isinstance(error, httpx.ConnectError) else "no_answer",
+                            f"POST /start: {type(error).__name__} {error}".strip())
+                return None
+            await asyncio.sleep(START_BACKOFF * 2**attempt)
     record.start_answer = time.monotonic() - began
     record.status = response.status_code
     answer = _json(response)
@@ -146,7 +154,12 @@ async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began:
 
 async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
     for number in range(call.turns):
-        latency = await caller.turn(call.speech, listen_seconds=call.listen_seconds)
+        try:
+            latency = await caller.turn(call.speech, listen_seconds=call.listen_seconds)
+        except TimeoutError:  # the mic's audio was not all taken: the connection stopped carrying it
+            record.fail("speech_not_sent", f"turn {number + 1}: the connection stopped taking the caller's "
+                                           "audio before the speech was all sent")
+            return
         record.turns.append(latency)
         if latency is None:
             record.fail("no_reply", f"turn {number + 1}: no bot audio within {call.listen_seconds:g} s of the "
@@ -192,15 +205,21 @@ async def _stop(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> N
 
 
 async def _read_timeline(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
+    """The timeline once the bot has reported its end (at most END_WAIT_SECONDS after the hang-up)."""
     if record.session_id is None:
         return
-    try:
-        response = await http.get(f"{call.base_url}/sessions/{quote(record.session_id, safe='')}/timeline",
-                                  headers=call.headers())
-    except httpx.TransportError:
-        return
-    if response.is_success:
-        record.timeline = durations(_json(response).get("events") or [])
+    route = f"{call.base_url}/sessions/{quote(record.session_id, safe='')}/timeline"
+    deadline = time.monotonic() + END_WAIT_SECONDS
+    while True:
+        try:
+            response = await http.get(route, headers=call.headers())
+        except httpx.TransportError:
+            return
+        events = _json(response).get("events") or [] if response.is_success else []
+        record.timeline, record.bot_end = durations(events), end_reason(events)
+        if record.bot_end is not None or not response.is_success or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(END_POLL_SECONDS)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -19,3 +19,11 @@ def durations(events: list[dict[str, Any]]) -> dict[str, float]:
     if "requested" not in at:
         return {}
     return {name: round(at[name] - at["requested"], 3) for name in MEASURED if name in at}
+
+
+def end_reason(events: list[dict[str, Any]]) -> str | None:
+    """Why the bot says its session ended (its `ended` report's reason and detail), if it has."""
+    ended = next((e for e in events if e.get("event") == "ended"), None)
+    if ended is None:
+        return None
+    return ": ".join(str(ended[k]) for k in ("reason", "detail") if ended.get(k))
