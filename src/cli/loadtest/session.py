@@ -5,8 +5,9 @@ WebRTC: `POST /start {"body": {...}}` (the official request shape), then at once
 relies on) and, beside it, the long-poll `GET /sessions/{id}?wait=started` that says when the bot
 runs. Twilio: `POST /start {"transport": "twilio"}`, the stream opened on `{wsUrl}/{token}` (the
 bot starts when it connects), the same long-poll. Then the bot's first audio, then `turns` times:
-the WAV spoken, the reply's latency from the end of the speech. Then hang up, `DELETE` the
-session (nothing left running), and read its timeline for the dispatcher's own figures.
+the WAV spoken, the reply's latency from the end of the speech. Then hang up, read its timeline for the
+dispatcher's own figures and the bot's account of its end, and `DELETE` a session whose bot has not
+said it ended (a run interrupted or past a deadline stops its sessions at once).
 """
 
 from __future__ import annotations
@@ -79,11 +80,15 @@ async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord
         finally:
             ready.cancel()
             await asyncio.gather(ready, return_exceptions=True)
-    finally:
+    except BaseException:  # cancelled, past its deadline, or the caller's own fault: stopped at once
         if caller is not None:
             await caller.close()
         await _stop(call, http, record)
+        raise
+    await caller.close()  # the hang-up, as a caller ends a call: the bot ends the session itself
     await _read_timeline(call, http, record)
+    if record.bot_end is None:  # it did not say it ended: stopped, so nothing is left running
+        await _stop(call, http, record)
 
 
 async def _start(call: Call, http: httpx.AsyncClient, record: SessionRecord, began: float) -> dict[str, Any] | None:
