@@ -1,7 +1,7 @@
 """`voicefleet loadtest` against a real `python -m dispatcher` whose bots are the parrot (real
-processes, cold starts): every measurement written, its figures the session's own timeline's, the
-remote-URL rail and the session cap refused before anything is sent, and a dispatcher that refuses
-counted by code with a non-zero exit."""
+processes, cold starts), over WebRTC and as Twilio calls: every measurement written, its figures the
+session's own timeline's, the remote-URL rail and the session cap refused before anything is sent,
+and a dispatcher that refuses counted by code with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    env = {"BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": CLIENT_KEY, "RESERVE_MAX_IDLE": "0"}
+    # The carrier's REST credentials Pipecat's Twilio serializer wants before it takes a call (made up: it
+    # calls Twilio only to hang up itself).
+    env = {"BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": CLIENT_KEY, "RESERVE_MAX_IDLE": "0",
+           "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000001", "TWILIO_AUTH_TOKEN": "test-twilio-auth-token",
+           "LOCAL_BOT_ENV": "TWILIO_ACCOUNT_SID,TWILIO_AUTH_TOKEN"}
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
         yield running
 
@@ -73,6 +77,22 @@ def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: 
     assert (out / "chart.png").read_bytes().startswith(PNG)
     assert "first_audio" in result.stdout and "VS TIMELINE" in result.stdout
     assert "placed 3/3" in result.stderr  # the progress line
+
+
+def test_phone_calls_in_twilios_shape_are_measured_too(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    out = tmp_path / "calls"
+    result = loadtest(dispatcher.base_url, "--transport", "twilio", "--rate", "60/min", "--duration", "2s",
+                      "--turns", "2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    sessions = json.loads((out / "result.json").read_text())["sessions"]
+    assert [(s["outcome"], s["transport"], s["status"]) for s in sessions] == [("ok", "twilio", 201)] * 2
+    for session in sessions:
+        assert 0 < session["ready"] <= session["first_audio"], session
+        assert len(session["turns"]) == 2 and all(t > 0 for t in session["turns"]), session
+        # A call's session starts when its stream connects, after the token's answer: the caller's clock
+        # started earlier, at POST /start.
+        assert session["first_audio"] > session["timeline"]["first_audio"] > 0, session
+        assert session["bot_end"] is not None
 
 
 def test_a_wrong_client_key_is_counted_by_its_code_and_exits_non_zero(dispatcher: DispatcherProcess,
