@@ -161,7 +161,10 @@ async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
     for number in range(call.turns):
         try:
             latency = await caller.turn(call.speech, listen_seconds=call.listen_seconds)
-        except TimeoutError:  # the mic's audio was not all taken: the connection stopped carrying it
+        except ConnectionError as error:  # the media connection went down under the caller
+            record.fail("connection_lost", f"turn {number + 1}: {error}")
+            return
+        except TimeoutError:  # the mic's audio was not all taken, the connection still up
             record.fail("speech_not_sent", f"turn {number + 1}: the connection stopped taking the caller's "
                                            "audio before the speech was all sent")
             return

@@ -82,7 +82,12 @@ class TwilioCall:
         `listen_seconds`): the reply's latency from the end of the speech, or None without one."""
         self._speech = np.concatenate([self._speech, resample(speech, LINE_RATE).samples])
         self._drained.clear()
-        await asyncio.wait_for(self._drained.wait(), speech.seconds + 5.0)
+        try:
+            await asyncio.wait_for(self._drained.wait(), speech.seconds + 5.0)
+        except TimeoutError:  # the line stops sending once the stream is closed
+            if self.ws is not None and self.ws.close_code is not None:
+                raise ConnectionError(f"the call's stream closed mid-turn (code {self.ws.close_code})") from None
+            raise
         deadline = time.monotonic() + listen_seconds
         while time.monotonic() < deadline:
             if reply_heard(self.times, self.levels, self.last_speech_at, time.monotonic()):

@@ -23,7 +23,14 @@ class WebRTCCaller:
         return segments[0].start if segments else None
 
     async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None:
-        result = await self.client.talk(resample(speech, MIC_RATE), listen_seconds=listen_seconds, until_reply=True)
+        try:
+            result = await self.client.talk(resample(speech, MIC_RATE), listen_seconds=listen_seconds,
+                                            until_reply=True)
+        except TimeoutError:  # the mic was not drained: aiortc stops taking audio once the connection is down
+            state = self.client.pc.connectionState
+            if state != "connected":
+                raise ConnectionError(f"the peer connection went {state} mid-turn") from None
+            raise
         return result.reply_latency
 
     async def close(self) -> None:
