@@ -5,6 +5,9 @@ would cost more CPU per request than the server under test), share `requests` PO
 JSON line: per-request latencies (s), status counts, wall time.
 
     python -m bench.loadgen --url http://127.0.0.1:8080/start --requests 600 --concurrency 200
+
+Starts only, no session called: voice sessions, called and measured, are `voicefleet loadtest`'s
+(docs/cli.md#bench-loadgenpy-stays says why this stays).
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -38,27 +37,22 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.local_session import proc_usage
+from cli.loadtest import twilio
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.support.processes import free_port, run_dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO_HOST = ROOT / "bench" / "phone_echo_host.py"
-SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
+SILENCE = b"\xff" * 160  # 20 ms of μ-law silence
 
 
 def start_messages(call: int) -> list[str]:
-    sid, stream = f"CA{call:032d}", f"MZ{call:032d}"
-    return [
-        json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
-        json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream, "start": {
-            "accountSid": "AC0", "streamSid": stream, "callSid": sid, "tracks": ["inbound"],
-            "customParameters": {}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}),
-    ]  # fmt: skip
+    """The carrier's first messages, as `voicefleet loadtest --transport twilio` sends them."""
+    return [json.dumps(m) for m in twilio.start_messages(f"CA{call:032d}", f"MZ{call:032d}")]
 
 
 def media(seq: int) -> str:
-    frame = {"track": "inbound", "chunk": str(seq), "timestamp": str(seq * 20), "payload": SILENCE}
-    return json.dumps({"event": "media", "sequenceNumber": str(seq), "streamSid": "MZ", "media": frame})
+    return json.dumps(twilio.media_message("MZ", seq, SILENCE))
 
 
 def pct(values: list[float], q: float) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from cli.loadtest.command import loadtest
 from cli.options import common_options
 from cli.releases import releases
 from cli.status import status
@@ -23,6 +24,7 @@ def voicefleet() -> None:
 
 voicefleet.add_command(releases)
 voicefleet.add_command(status)
+voicefleet.add_command(loadtest)
 
 
 def main() -> None:

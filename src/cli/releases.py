@@ -9,6 +9,7 @@ import click
 
 from cli.api import call, path
 from cli.options import common_options, print_json, wants_json
+from cli.smoke import smoke
 from cli.tables import moment, table
 
 
@@ -99,6 +100,9 @@ def history(limit: int | None) -> None:
              _weights(change.get("to")), str(change.get("reason") or "")]
             for change in body.get("changes", [])]
     click.echo(table(["WHEN", "BY", "FROM", "TO", "REASON"], rows))
+
+
+releases.add_command(smoke)
 
 
 def _weights(weights: object) -> str:

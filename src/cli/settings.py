@@ -13,6 +13,7 @@ import click
 
 URL_VARIABLE = "VOICEFLEET_URL"
 ADMIN_KEY_VARIABLE = "VOICEFLEET_ADMIN_KEY"
+API_KEY_VARIABLE = "VOICEFLEET_API_KEY"  # a client key (DISPATCHER_API_KEYS): what callers start sessions with
 DEFAULT_URL = "http://127.0.0.1:8080"  # a local `uv run python -m dispatcher`
 DEFAULT_TIMEOUT = 10.0
 
@@ -48,17 +49,28 @@ def _is_address(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(host) and " " not in host and port != 0
 
 
+def api_key(env: Mapping[str, str]) -> str | None:
+    """The client key callers start sessions with (`voicefleet loadtest`): the environment only, as the
+    admin key. None: a local keyless dispatcher."""
+    return (env.get(API_KEY_VARIABLE) or "").strip() or None
+
+
 def cleartext_warning(target: Target) -> str | None:
     """A sentence when the admin key would cross a network in the clear: plain http to anything but
     this machine. A warning, not a refusal: a private network may be trusted with it."""
-    parts = urlsplit(target.url)
-    if target.admin_key is None or parts.scheme != "http" or _is_loopback(parts.hostname or ""):
+    return None if target.admin_key is None else key_in_clear(target.url, ADMIN_KEY_VARIABLE)
+
+
+def key_in_clear(url: str, variable: str) -> str | None:
+    """The warning for the key in `variable` sent to `url`, when that is plain http off this machine."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
         return None
-    return (f"warning: {ADMIN_KEY_VARIABLE} goes to {parts.hostname} unencrypted (http://): "
-            "use the dispatcher's https:// address")
+    return f"warning: {variable} goes to {parts.hostname} unencrypted (http://): use the dispatcher's https:// address"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address: this machine."""
     if host == "localhost":
         return True
     try:

@@ -1,80 +1,27 @@
-"""Audio helpers for voice tests: read a WAV, measure loudness, find loud segments.
+"""Audio helpers for voice tests: the callers' own (read a WAV, loudness, loud segments: the load
+test's cli/loadtest/audio.py, re-exported here) and the echo check only tests need.
 
-Loudness is the RMS of int16 samples. Speech from tests/fixtures/speech16k.wav peaks in the
-thousands; the parrot's beep is ~5600; WebRTC comfort/auto silence is ~0. Thresholds are module
-constants so every test and benchmark judges "non-silent" the same way.
+Loudness is the RMS of int16 samples; thresholds are cli/loadtest/audio.py's, so every test,
+benchmark and `voicefleet loadtest` judges "non-silent" the same way.
 """
 
 from __future__ import annotations
 
-import wave
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-SPEECH_RMS = 300  # a 20 ms mic block louder than this counts as user speech
-BOT_AUDIO_RMS = 500  # a received frame louder than this counts as bot audio
-SEGMENT_GAP_SECONDS = 0.15  # quieter (or no) audio for longer than this splits two segments
+from cli.loadtest.audio import (
+    BOT_AUDIO_RMS,
+    SEGMENT_GAP_SECONDS,
+    SPEECH_RMS,
+    Pcm,
+    Segment,
+    loud_segments,
+    read_wav,
+    rms,
+)
 
-
-@dataclass(frozen=True)
-class Pcm:
-    samples: np.ndarray  # int16, mono
-    sample_rate: int
-
-    @property
-    def seconds(self) -> float:
-        return len(self.samples) / self.sample_rate
-
-
-def read_wav(path: str | Path) -> Pcm:
-    """A 16-bit PCM WAV as mono int16 (multi-channel input keeps the first channel)."""
-    with wave.open(str(path), "rb") as wav:
-        if wav.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16-bit PCM, got {8 * wav.getsampwidth()}-bit")
-        channels, rate = wav.getnchannels(), wav.getframerate()
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    return Pcm(samples=samples[::channels].copy(), sample_rate=rate)
-
-
-def rms(samples: np.ndarray) -> float:
-    if len(samples) == 0:
-        return 0.0
-    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float  # arrival time of the first loud frame (same clock as the input times)
-    end: float  # arrival time of the last loud frame
-    peak_rms: float
-
-    @property
-    def seconds(self) -> float:
-        return self.end - self.start
-
-
-def loud_segments(
-    times: list[float], levels: list[float], *, threshold: float = BOT_AUDIO_RMS, gap: float = SEGMENT_GAP_SECONDS
-) -> list[Segment]:
-    """Groups loud frames into segments; a gap in arrival time also splits them (a transport that
-    sends nothing between replies has no quiet frames to split on, see docs/reference/local_e2e.md §5.7)."""
-    segments: list[Segment] = []
-    start = last = peak = None
-    for t, level in zip(times, levels, strict=True):
-        if level <= threshold:
-            continue
-        if last is not None and t - last > gap:
-            segments.append(Segment(start, last, peak))  # type: ignore[arg-type]
-            start = peak = None
-        start = t if start is None else start
-        peak = level if peak is None else max(peak, level)
-        last = t
-    if start is not None:
-        segments.append(Segment(start, last, peak))  # type: ignore[arg-type]
-    return segments
-
+__all__ = ["BOT_AUDIO_RMS", "SEGMENT_GAP_SECONDS", "SPEECH_RMS", "Pcm", "Segment", "echo_similarity", "loud_segments",
+           "read_wav", "rms"]
 
 ECHO_CHUNK_SECONDS = 0.5  # long enough that noise rarely matches a chunk, short enough to realign after a gap
 ECHO_MAX_DRIFT_SECONDS = 0.3  # how far a chunk may sit from where the whole template fits best

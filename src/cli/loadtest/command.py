@@ -1,0 +1,140 @@
+"""`voicefleet loadtest`: real voice sessions against a deployment at a rate, for a time, measured
+(docs/cli.md#load-testing-a-deployment). The callers' libraries (aiortc, matplotlib) are imported
+when the command runs, so the rest of `voicefleet` starts as fast as it did."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from cli.api import Api, path
+from cli.errors import REFUSED
+from cli.loadtest.plan import MAX_CONCURRENCY, MAX_SESSIONS_CEILING, Plan, checked, duration, rate
+from cli.options import common_options, print_json, target_of, wants_json
+from cli.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
+
+TRANSPORTS = ("webrtc", "twilio")
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    return rate(value)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    return duration(value)
+
+
+@click.command()
+@click.option("--rate", "per_second", default="5/min", show_default=True, callback=_rate, metavar="N/UNIT",
+              help="New sessions per s, min or h, evenly spaced (5/min, 1/s).")
+@click.option("--concurrency", default=10, show_default=True, type=click.IntRange(1, MAX_CONCURRENCY),
+              help="Sessions under way at once, at most; one due past it is dropped (and counted).")
+@click.option("--duration", "seconds", default="1m", show_default=True, callback=_duration, metavar="TIME",
+              help="How long new sessions are placed (90s, 2m, 1h).")
+@click.option("--transport", type=click.Choice(TRANSPORTS), default="webrtc", show_default=True,
+              help="webrtc: Pipecat's SmallWebRTC client; twilio: a phone call in Twilio Media Streams' shape.")
+@click.option("--wav", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="What the caller says each turn: a 16-bit PCM WAV [default: one ~4 s English sentence].")
+@click.option("--turns", default=1, show_default=True, type=click.IntRange(0, 100),
+              help="Times the caller speaks and waits for the bot's reply, per session.")
+@click.option("--release", metavar="NAME", help="Run every session on this release of the bot (a pinned start).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where result.json and chart.png go [default: ./loadtest-<UTC time>].")
+@click.option("--max-sessions", default=100, show_default=True, type=click.IntRange(1, MAX_SESSIONS_CEILING),
+              help="Refuse a run that would place more sessions than this.")
+@click.option("--allow-remote", is_flag=True, help="Let the run target a dispatcher that is not on this machine.")
+@common_options
+def loadtest(per_second: float, concurrency: int, seconds: float, transport: str, wav: Path | None, turns: int,
+             release: str | None, out: Path | None, max_sessions: int, allow_remote: bool) -> None:
+    """Place real voice sessions against a dispatcher and measure each.
+
+    \b
+    Per session: POST /start → ready, → first bot audio, and each turn's end of the caller's speech
+    → first bot audio; refusals and failures by code. Prints percentiles, writes result.json and
+    chart.png. The client key comes from VOICEFLEET_API_KEY. Exit 0: every session placed went
+    through; 1: some were refused or failed; 2: a usage error; 3: the dispatcher cannot be reached.
+
+    \b
+    voicefleet loadtest --rate 5/min --duration 2m
+    voicefleet loadtest --rate 20/min --concurrency 10 --transport twilio --turns 2"""
+    ctx = click.get_current_context()
+    target = target_of(ctx)
+    host = urlsplit(target.url).hostname or ""
+    if not allow_remote and not is_loopback(host):
+        raise click.UsageError(f"{target.url} is not on this machine: each session there starts a real bot the "
+                               f"deployment pays for. Pass --allow-remote to load-test it")
+    plan = checked(Plan(per_second, concurrency, seconds, max_sessions))
+    key = api_key(os.environ)
+    if key is not None and (warning := key_in_clear(target.url, API_KEY_VARIABLE)):
+        click.echo(warning, err=True)
+    with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not) No key: least sent
+        api.call("GET", path("healthz"))
+    settings = _settings(target.url, transport, plan, turns, wav, release)
+    directory = out or Path(f"loadtest-{settings['started_at'].replace(':', '').replace('-', '')}")
+    directory.mkdir(parents=True, exist_ok=True)
+    result = _run(target, key, transport, plan, wav, turns, release, settings, directory)
+    summary = result["summary"]
+    if wants_json(ctx):
+        print_json(result)
+    else:
+        from cli.loadtest.result import tables
+
+        click.echo(tables(summary, result["load_generator"]))
+        click.echo(f"\nresult: {directory / 'result.json'}\nchart:  {directory / 'chart.png'}")
+    bad = summary["sessions"]["refused"] + summary["sessions"]["failed"]
+    if bad:
+        codes = {**summary["refused_by_code"], **summary["failed_by_code"]}
+        click.echo(f"voicefleet: {bad} of {summary['sessions']['placed']} sessions refused or failed "
+                   f"({', '.join(f'{c}: {n}' for c, n in codes.items())}); each one's code and message: "
+                   f"{directory / 'result.json'}", err=True)
+        ctx.exit(REFUSED)
+
+
+def _settings(url: str, transport: str, plan: Plan, turns: int, wav: Path | None, release: str | None
+              ) -> dict[str, Any]:
+    return {"url": url, "transport": transport, "rate_per_minute": round(plan.rate * 60, 4),
+            "concurrency": plan.concurrency, "duration_seconds": plan.duration, "max_sessions": plan.max_sessions,
+            "turns": turns, "wav": str(wav) if wav else "speech16k.wav (packaged)", "release": release,
+            "run_id": uuid.uuid4().hex[:12], "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path | None, turns: int, release: str | None,
+         settings: dict[str, Any], directory: Path) -> dict[str, Any]:
+    from cli.loadtest.audio import SPEECH_WAV, read_wav
+    from cli.loadtest.chart import write_chart
+    from cli.loadtest.progress import Progress
+    from cli.loadtest.result import write_result
+    from cli.loadtest.run import LoadTest
+    from cli.loadtest.session import Call
+    from cli.loadtest.summary import summarise
+
+    try:
+        speech = read_wav(wav or SPEECH_WAV)
+    except (ValueError, EOFError, OSError) as error:
+        raise click.BadParameter(f"{wav}: {error}", param_hint="--wav") from None
+    # The caller's libraries loaded before the generator's own cost is counted: that is per session.
+    importlib.import_module("cli.loadtest.webrtc_caller" if transport == "webrtc" else "cli.loadtest.twilio")
+    call = Call(base_url=target.url, api_key=key, transport=transport, speech=speech, turns=turns, release=release,
+                run_id=settings["run_id"])
+    test = LoadTest(plan, call, Progress(plan.sessions, plan.duration), http_timeout=target.timeout)
+    try:
+        asyncio.run(test.run())
+    except KeyboardInterrupt:
+        click.echo("voicefleet: interrupted: the sessions under way were hung up and stopped; the result so far "
+                   "is written", err=True)
+    summary = summarise(test.records)
+    own = test.own_cost()
+    write_result(directory / "result.json", settings, test.records, summary, own)
+    title = (f"voicefleet loadtest: {transport}, {settings['rate_per_minute']:g}/min for {plan.duration:g} s, "
+             f"{summary['sessions']['placed']} sessions, {settings['started_at']}")
+    write_chart(test.records, directory / "chart.png", title)
+    return {"settings": settings, "summary": summary, "load_generator": own, "result": str(directory / "result.json"),
+            "chart": str(directory / "chart.png")}

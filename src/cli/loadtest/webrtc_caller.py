@@ -1,0 +1,37 @@
+"""The WebRTC caller as a session drives it (cli/loadtest/session.py): the aiortc client
+(cli/loadtest/webrtc.py) posting its offer to the session's `offer_url`, speaking 16 kHz."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli.loadtest.audio import Pcm, loud_segments, resample
+from cli.loadtest.webrtc import MIC_RATE, WebRTCClient
+
+CONNECT_TIMEOUT = 60.0  # offer answered → ICE connected; an offer waits for a cold bot before that
+
+
+class WebRTCCaller:
+    def __init__(self, offer_url: str, headers: dict[str, str], ice_config: dict[str, Any] | None) -> None:
+        self.client = WebRTCClient(offer_url, headers=headers, ice_config=ice_config, connect_timeout=CONNECT_TIMEOUT)
+
+    async def connect(self) -> None:
+        await self.client.connect()
+
+    def first_audio_at(self) -> float | None:
+        segments = loud_segments(self.client.recording.times, self.client.recording.levels)
+        return segments[0].start if segments else None
+
+    async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None:
+        try:
+            result = await self.client.talk(resample(speech, MIC_RATE), listen_seconds=listen_seconds,
+                                            until_reply=True)
+        except TimeoutError:  # the mic was not drained: aiortc stops taking audio once the connection is down
+            state = self.client.pc.connectionState
+            if state != "connected":
+                raise ConnectionError(f"the peer connection went {state} mid-turn") from None
+            raise
+        return result.reply_latency
+
+    async def close(self) -> None:
+        await self.client.close()

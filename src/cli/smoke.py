@@ -1,0 +1,99 @@
+"""`voicefleet releases smoke NAME`: one real call to a release before it takes traffic. The
+dispatcher starts a session on it (`POST /releases/{name}/smoke`, admin key: the answer a start
+gives, plus `"smoke": true`), this command calls it as a caller does (the load test's WebRTC caller,
+speaking its WAV once), then reads the dispatcher's verdict, judged from the bot's own reports, in
+`GET /releases` (`"smoke": {"status", "session_id", "reason", "at"}`) until it is `passed` or
+`failed`. Exit 0 passed, 1 failed (or no verdict in time), 3 unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.api import Api, path
+from cli.errors import REFUSED
+from cli.options import common_options, print_json, target_of, wants_json
+
+VERDICTS = ("passed", "failed")
+POLL_SECONDS = 1.0
+AUDIO_TIMEOUT = 60.0  # connected → the bot's first audio
+LISTEN_SECONDS = 15.0  # the end of the caller's speech → a whole reply
+
+
+@click.command()
+@click.argument("name")
+@click.option("--wav", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="What the caller says: a 16-bit PCM WAV [default: one ~4 s English sentence].")
+@click.option("--wait", "wait_seconds", default=180.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds to wait for the dispatcher's verdict.")
+@common_options
+def smoke(name: str, wav: Path | None, wait_seconds: float) -> None:
+    """Call release NAME once, as a caller would, and print the dispatcher's verdict.
+
+    Exit 0: passed; 1: failed, or no verdict within --wait."""
+    ctx = click.get_current_context()
+    target = target_of(ctx)
+    with Api(target) as api:
+        answer = api.call("POST", path("releases", name, "smoke"))
+        heard = _call(target.url, target.admin_key, answer, wav)
+        verdict = _verdict(api, name, answer.get("session_id") or answer.get("sessionId"), wait_seconds)
+    if wants_json(ctx):
+        print_json({"release": name, "smoke": verdict, "caller": heard})
+    else:
+        caller = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in heard.items())
+        reason = f": {verdict['reason']}" if verdict.get("reason") else ""
+        click.echo(f"smoke {name}: {verdict.get('status')}{reason} (session {verdict.get('session_id')}; "
+                   f"the caller: {caller})")
+    if verdict.get("status") != "passed":
+        ctx.exit(REFUSED)
+
+
+def _call(base_url: str, key: str | None, answer: dict[str, Any], wav: Path | None) -> dict[str, Any]:
+    """The caller's side: what it heard, or why it heard nothing. The verdict is the dispatcher's."""
+    if "offer_url" not in answer:
+        return {"skipped": "the smoke session has no offer_url (not a WebRTC session)"}
+    return asyncio.run(_talk(base_url + answer["offer_url"], key, answer.get("iceConfig"), wav))
+
+
+async def _talk(offer_url: str, key: str | None, ice_config: dict[str, Any] | None, wav: Path | None
+                ) -> dict[str, Any]:
+    from cli.loadtest.audio import SPEECH_WAV, read_wav
+    from cli.loadtest.webrtc_caller import WebRTCCaller
+
+    began = time.monotonic()
+    caller = WebRTCCaller(offer_url, {"Authorization": f"Bearer {key}"} if key else {}, ice_config)
+    try:
+        await caller.connect()
+        while (heard := caller.first_audio_at()) is None:
+            if time.monotonic() - began > AUDIO_TIMEOUT:
+                return {"failed": f"no bot audio within {AUDIO_TIMEOUT:g} s"}
+            await asyncio.sleep(0.02)
+        reply = await caller.turn(read_wav(wav or SPEECH_WAV), listen_seconds=LISTEN_SECONDS)
+        return {"first_audio_seconds": round(heard - began, 3),
+                "reply_seconds": None if reply is None else round(reply, 3)}
+    except Exception as error:  # an offer refused, ICE that never came up: the caller's account of it
+        return {"failed": f"{type(error).__name__}: {error}"[:300]}
+    finally:
+        await caller.close()  # the hang-up: the bot reports its end, and the dispatcher judges
+
+
+def _verdict(api: Api, name: str, session_id: str | None, wait_seconds: float) -> dict[str, Any]:
+    """The release's `smoke` record once it is passed or failed (for this session), or the last one seen."""
+    deadline = time.monotonic() + wait_seconds
+    seen: dict[str, Any] = {"status": "unknown", "session_id": session_id}
+    while True:
+        releases = api.call("GET", path("releases")).get("releases", [])
+        record = next((r.get("smoke") for r in releases if r.get("name") == name), None)
+        if isinstance(record, dict):
+            seen = record
+            mine = session_id is None or record.get("session_id") == session_id
+            if mine and record.get("status") in VERDICTS:
+                return record
+        if time.monotonic() > deadline:
+            return {**seen, "reason": f"no verdict within {wait_seconds:g} s (last seen: {seen.get('status')}); "
+                                      "`voicefleet releases` shows it when it comes"}
+        time.sleep(POLL_SECONDS)

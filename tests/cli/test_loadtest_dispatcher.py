@@ -1,0 +1,126 @@
+"""`voicefleet loadtest` against a real `python -m dispatcher` whose bots are the parrot (real
+processes, cold starts), over WebRTC and as Twilio calls: every measurement written, its figures the
+session's own timeline's, the remote-URL rail and the session cap refused before anything is sent,
+and a dispatcher that refuses counted by code with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import voicefleet
+from tests.support.examples import PARROT
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = pytest.mark.slow  # real bot processes importing Pipecat, real WebRTC
+
+CLIENT_KEY = "vf-client-loadtest-5d0c91e7a2b4"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    # The carrier's REST credentials Pipecat's Twilio serializer wants before it takes a call (made up: it
+    # calls Twilio only to hang up itself).
+    env = {"BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": CLIENT_KEY, "RESERVE_MAX_IDLE": "0",
+           "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000001", "TWILIO_AUTH_TOKEN": "test-twilio-auth-token",
+           "LOCAL_BOT_ENV": "TWILIO_ACCOUNT_SID,TWILIO_AUTH_TOKEN"}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+        yield running
+
+
+def loadtest(url: str, *args: str, key: str | None = CLIENT_KEY) -> Result:
+    result = CliRunner().invoke(voicefleet, ["loadtest", "--url", url, *args], prog_name="voicefleet",
+                                env={"VOICEFLEET_API_KEY": key, "VOICEFLEET_URL": None, "VOICEFLEET_ADMIN_KEY": None})
+    if key is not None:
+        assert key not in result.output
+    return result
+
+
+def starts(dispatcher: DispatcherProcess) -> float:
+    """Every start the dispatcher counted, whatever its outcome."""
+    text = httpx.get(f"{dispatcher.base_url}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("voicefleet_session_starts_total{"))
+
+
+def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: DispatcherProcess,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = loadtest(dispatcher.base_url, "--rate", "60/min", "--duration", "3s", "--concurrency", "3",
+                      "--turns", "1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "result.json").read_text())
+    sessions = written["sessions"]
+    assert [s["outcome"] for s in sessions] == ["ok", "ok", "ok"], sessions
+    assert written["summary"]["sessions"] == {"due": 3, "placed": 3, "ok": 3, "refused": 0, "failed": 0, "dropped": 0}
+    for session in sessions:
+        assert session["status"] == 201
+        assert 0 < session["start_answer"] <= session["ready"] <= session["first_audio"], session
+        assert len(session["turns"]) == 1 and session["turns"][0] > 0, session
+        # The timeline the dispatcher answers now is the one the command wrote, and its own time to
+        # first audio is the caller's less what a caller alone sees (its request's trip, the jitter buffer).
+        answer = httpx.get(f"{dispatcher.base_url}/sessions/{session['session_id']}/timeline",
+                           headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30)
+        events = {e["event"]: e["at"] for e in reversed(answer.json()["events"])}
+        own = round(events["first_audio"] - events["requested"], 3)
+        assert session["timeline"]["first_audio"] == own
+        assert session["timeline"]["ready"] == round(events["ready"] - events["requested"], 3)
+        assert own - 0.25 < session["first_audio"] < own + max(1.0, 0.25 * own), (session, own)
+    assert written["summary"]["timeline_agreement"]["first_audio"]["n"] == 3
+    assert written["load_generator"]["cpu_seconds_per_session"] > 0
+    assert (out / "chart.png").read_bytes().startswith(PNG)
+    assert "first_audio" in result.stdout and "VS TIMELINE" in result.stdout
+    assert "placed 3/3" in result.stderr  # the progress line
+
+
+def test_phone_calls_in_twilios_shape_are_measured_too(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    out = tmp_path / "calls"
+    result = loadtest(dispatcher.base_url, "--transport", "twilio", "--rate", "60/min", "--duration", "2s",
+                      "--turns", "2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    sessions = json.loads((out / "result.json").read_text())["sessions"]
+    assert [(s["outcome"], s["transport"], s["status"]) for s in sessions] == [("ok", "twilio", 201)] * 2
+    for session in sessions:
+        assert 0 < session["ready"] <= session["first_audio"], session
+        assert len(session["turns"]) == 2 and all(t > 0 for t in session["turns"]), session
+        # A call's session starts when its stream connects, after the token's answer: the caller's clock
+        # started earlier, at POST /start.
+        assert session["first_audio"] > session["timeline"]["first_audio"] > 0, session
+        assert session["bot_end"] is not None
+
+
+def test_a_wrong_client_key_is_counted_by_its_code_and_exits_non_zero(dispatcher: DispatcherProcess,
+                                                                     tmp_path: Path) -> None:
+    out = tmp_path / "refused"
+    result = loadtest(dispatcher.base_url, "--rate", "120/min", "--duration", "1s", "--out", str(out),
+                      key="vf-client-not-a-key-000000000")
+    assert result.exit_code == 1, result.output
+    written = json.loads((out / "result.json").read_text())
+    assert written["summary"]["refused_by_code"] == {"unauthorized": 2}
+    refusals = [(s["outcome"], s["status"], s["code"]) for s in written["sessions"]]
+    assert refusals == [("refused", 401, "unauthorized")] * 2
+    assert "2 of 2 sessions refused or failed (unauthorized: 2)" in result.stderr
+
+
+def test_a_remote_dispatcher_needs_allow_remote(tmp_path: Path) -> None:
+    result = loadtest("https://voice.example.com", "--duration", "10s", "--out", str(tmp_path / "remote"))
+    assert result.exit_code == 2
+    assert "https://voice.example.com is not on this machine" in result.stderr
+    assert "--allow-remote" in result.stderr
+    assert not (tmp_path / "remote").exists()
+
+
+def test_a_run_over_the_session_cap_is_refused_before_any_start(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    before = starts(dispatcher)
+    result = loadtest(dispatcher.base_url, "--rate", "10/s", "--duration", "20s", "--max-sessions", "50",
+                      "--out", str(tmp_path / "capped"))
+    assert result.exit_code == 2
+    assert "places 200 sessions, over --max-sessions 50" in result.stderr
+    assert starts(dispatcher) == before
+    assert not (tmp_path / "capped").exists()
