@@ -33,6 +33,7 @@ from dispatcher.releases.traffic import Traffic
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
+from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
 
 
@@ -65,6 +66,7 @@ class AppState:
     region_releases: RegionalReleases | None = None  # the releases' traffic read before serving, sent to peers
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
     release_health: Callable[[str, Traffic], dict[str, Any]] | None = None
+    smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
 
     @property
     def releases(self) -> LiveReleases:
@@ -88,3 +90,5 @@ class AppState:
             await self.webhook_sightings.aclose()
         if self.region_releases is not None:
             await self.region_releases.aclose()
+        if self.smoke is not None:
+            self.smoke.aclose()
