@@ -204,8 +204,8 @@ class Traffic:
             return self
         if reason is not None:
             smoke = {**self.smoke, name: Smoke("failed", session_id, bounded(reason), at, current.canary)}
-            return replace(self, version=version, changed_by=SMOKE, reason=f"{name}: smoke session failed: {reason}"[
-                :MAX_TEXT_CHARS], smoke=smoke)
+            why = f"{name}: smoke session failed: {reason}"
+            return replace(self, version=version, changed_by=SMOKE, reason=why[:MAX_TEXT_CHARS], smoke=smoke)
         percent = min(current.canary, self.weights[self.stable]) if name != self.stable else 0
         weights = {**self.weights, name: self.weights[name] + percent, self.stable: self.weights[self.stable] - percent}
         smoke = {**self.smoke, name: Smoke("passed", session_id, "a caller heard the bot", at, current.canary)}
