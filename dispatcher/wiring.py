@@ -58,6 +58,7 @@ from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
+from dispatcher.sessions.smoke_watch import SmokeWatch, smoke_deadline
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
@@ -145,7 +146,10 @@ def build_state(
     watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,
                          webhooks.push if webhooks is not None else None, act=rollback_on(env))
     timeline.listeners.append(watch.timeline_event)
-    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
+    smoke = SmokeWatch(sessions.releases, timeline.read, webhooks.push if webhooks is not None else None,
+                       deadline_seconds=smoke_deadline(env))
+    timeline.listeners.append(smoke.timeline_event)
+    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes)
     peers = Peers(regions)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
         reserve.planning.region = regions.here
@@ -196,6 +200,7 @@ def build_state(
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         release_health=watch.view,
+        smoke=smoke,
         region_releases=RegionalReleases(peers, sessions.releases),
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price),

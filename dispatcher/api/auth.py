@@ -14,14 +14,19 @@ LOCAL_CALLER = "local"  # the caller id when no keys are configured (loopback-on
 
 
 class Authenticator:
-    def __init__(self, key_hashes: frozenset[bytes], deployment_secret: str | None = None) -> None:
+    def __init__(self, key_hashes: frozenset[bytes], deployment_secret: str | None = None,
+                 admin_key_hashes: frozenset[bytes] = frozenset()) -> None:
         self._key_hashes = tuple(key_hashes)
+        # An admin key reaches the sessions it started (a release's smoke sessions) as their caller:
+        # the same routes, the same ownership rule, ids of its own that no client key can name.
+        self._admin_hashes = tuple(admin_key_hashes) if key_hashes else ()
+        self._admins = {key_hash: caller_of(b"admin:" + key_hash) for key_hash in self._admin_hashes}
         # Keyless local mode: one caller, whose session ids only this deployment can predict
         # (replicas sharing BOT_CHANNEL_TOKEN agree on them; without it, a new key every run).
         seed = deployment_secret.encode() if deployment_secret else secrets.token_bytes(32)
         self._local = Caller(LOCAL_CALLER, hmac.new(seed, b"voicefleet keyless owner v1", hashlib.sha256).digest())
         # Each key's caller derived once, not at each request (two SHA-256 of the key's digest).
-        self._by_hash = {key_hash: _caller_of(key_hash) for key_hash in self._key_hashes}
+        self._by_hash = {key_hash: caller_of(key_hash) for key_hash in self._key_hashes}
         self._by_id = {c.id: c for c in self._by_hash.values()} if self._key_hashes else {LOCAL_CALLER: self._local}
 
     @property
@@ -41,12 +46,16 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("missing bearer token: send 'Authorization: Bearer <key>'")
         presented = hash_api_key(token.strip())
-        matched = False
+        matched = admin = False
         for known in self._key_hashes:  # no early exit: time does not depend on which key matched
             matched |= hmac.compare_digest(presented, known)
-        if not matched:
-            raise _unauthorized("invalid API key")
-        return self._by_hash[presented]
+        for known in self._admin_hashes:
+            admin |= hmac.compare_digest(presented, known)
+        if matched:
+            return self._by_hash[presented]
+        if admin:
+            return self._admins[presented]
+        raise _unauthorized("invalid API key")
 
     def by_id(self, caller_id: str) -> Caller | None:
         """The caller with this (non-secret) id among this deployment's keys, with its owner key;
@@ -57,10 +66,11 @@ class Authenticator:
 
 def caller_id_of(key_hash: bytes) -> str:
     """The non-secret id of the caller holding the key with this digest."""
-    return _caller_of(key_hash).id
+    return caller_of(key_hash).id
 
 
-def _caller_of(key_hash: bytes) -> Caller:
+def caller_of(key_hash: bytes) -> Caller:
+    """The caller holding the key with this digest: its id and the owner key its session ids are bound to."""
     return Caller(hashlib.sha256(b"caller:" + key_hash).hexdigest()[:16], hashlib.sha256(b"owner:" + key_hash).digest())
 
 

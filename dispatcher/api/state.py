@@ -34,6 +34,7 @@ from dispatcher.releases.traffic import Traffic
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
+from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
 
 
@@ -68,6 +69,7 @@ class AppState:
     release_health: Callable[[str, Traffic], dict[str, Any]] | None = None
     status: StatusView | None = None  # GET /status (None: a graph built without one)
     dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
+    smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
 
     @property
     def releases(self) -> LiveReleases:
@@ -91,3 +93,5 @@ class AppState:
             await self.webhook_sightings.aclose()
         if self.region_releases is not None:
             await self.region_releases.aclose()
+        if self.smoke is not None:
+            self.smoke.aclose()

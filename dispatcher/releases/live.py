@@ -112,7 +112,8 @@ class LiveReleases:
             # The version read, even of a record that is no traffic (then rewritten from the configuration).
             replaces = raw.get("version") if raw is not None and isinstance(raw.get("version"), list) else None
             if await self._book.write(changed.to_json(), replaces):
-                moved = recorded is None or (changed.weights, changed.stable) != (recorded.weights, recorded.stable)
+                moved = recorded is None or (changed.weights, changed.stable, changed.smoke) != (
+                    recorded.weights, recorded.stable, recorded.smoke)
                 if audit and moved:
                     await self._book.note(as_changed(recorded or base, changed))
                     log.info("releases: %s (by %s): %s", changed.reason, changed.changed_by,

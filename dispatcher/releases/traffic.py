@@ -4,7 +4,9 @@ change wins at every replica and region. Immutable: every change makes a new `Tr
 
 Every operator action is a method here, each refusing bad input with the error that names the way
 forward and changing nothing; `reconciled` is the deployment's own change when its stack lists a
-release not seen before (it enters at the stack's canary percent, once) or drops one.
+release not seen before (it enters at the stack's canary percent, once, when its smoke session has
+passed: smoke.py) or drops one. A release whose smoke has not passed holds weight 0: the draw and
+the reserve read the weights alone, so neither ever gives it a session.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.names import is_release_name
+from dispatcher.releases.smoke import PASSED, Smoke, bounded
 
 Version = tuple[int, str]  # (epoch milliseconds, the region that made it): compared as a tuple
 DEPLOYMENT = "deployment"  # who changed traffic when nobody did: the stack's list, the first start
+SMOKE = "smoke session"  # who changed it when a smoke session's verdict did
 # A record's bounds (it may come from another region, or a store someone else wrote): a version is
 # milliseconds exact in a double (JSON's and the store's scripts' numbers) and shown as a time; a
 # region is a region name (or "" for one region); each text is far above what any change writes.
@@ -41,6 +45,8 @@ class Traffic:
     # During a rolling deploy replicas hold two lists; only the newer one may change the traffic's.
     listed: tuple[str, ...] = ()
     generation: str = ""
+    # Each release's smoke state; a release without one counts as passed (smoke.py).
+    smoke: Mapping[str, Smoke] = field(default_factory=dict)
 
     @classmethod
     def first(cls, catalogue: Catalogue, version: Version) -> Traffic:
@@ -55,8 +61,14 @@ class Traffic:
         else:
             weights[names[-1]], weights[names[-2]] = catalogue.canary_percent, 100 - catalogue.canary_percent
         stable = max(names, key=lambda n: (weights[n], names.index(n) * -1))
+        # The stable release already serves; so does every release a local RELEASE_WEIGHTS names (the
+        # developer chose its traffic). Any other waits for its smoke session, its share kept for then.
+        chosen = set(catalogue.first_weights) | {stable}
+        smoke = {n: Smoke("pending", canary=weights[n]) for n in names if n not in chosen}
+        weights[stable] += sum(weights[n] for n in smoke)
+        weights.update(dict.fromkeys(smoke, 0))
         return cls(weights, stable, version, reason="first configuration", listed=names,
-                   generation=catalogue.generation)
+                   generation=catalogue.generation, smoke=smoke)
 
     def fits(self, catalogue: Catalogue) -> bool:
         """Whether `catalogue` may fit this traffic to its list: not when the traffic was fitted to a newer
@@ -76,16 +88,18 @@ class Traffic:
         listed = catalogue.names
         weights = {name: weight for name, weight in self.weights.items() if name in listed}
         stable = self.stable if self.stable in listed else None
-        if stable is None:  # the stable release is gone: the one carrying most traffic takes its place
-            stable = max(weights, key=weights.__getitem__) if weights else listed[0]
+        smoke = {n: s for n, s in self.smoke.items() if n in listed}
+        if stable is None:  # the stable release is gone: the passed one carrying most traffic takes its place
+            stable = max(weights, key=lambda n: (self.smoke_of(n).passed, weights[n])) if weights else listed[0]
+            smoke.pop(stable, None)  # none passed: it serves regardless, as the only release left to
         weights.setdefault(stable, 0)
         weights[stable] += 100 - sum(weights.values())  # a dropped release's traffic goes back to stable
         notes = []
         for name in listed:
-            if name not in weights:  # a new release enters once, at the canary percent, taken from stable
-                weights[name] = min(catalogue.canary_percent, weights[stable])
-                weights[stable] -= weights[name]
-                notes.append(f"{name} added at {weights[name]}%")
+            if name not in weights:  # a new release enters once, at the canary percent, when its smoke passes
+                weights[name] = 0
+                smoke[name] = Smoke("pending", canary=catalogue.canary_percent)
+                notes.append(f"{name} added, at {catalogue.canary_percent}% once its smoke session passes")
         gone = sorted(set(self.weights) - set(listed))
         if not notes and not gone and stable == self.stable:
             if self.listed == listed and self.generation == catalogue.generation:
@@ -93,7 +107,8 @@ class Traffic:
             return replace(self, listed=listed, generation=catalogue.generation)  # the same traffic, stamped
         notes += [f"{name} no longer listed" for name in gone]
         held = {n: why for n, why in self.held.items() if n in listed}
-        return Traffic(weights, stable, version, DEPLOYMENT, "; ".join(notes), held, listed, catalogue.generation)
+        return Traffic(weights, stable, version, DEPLOYMENT, "; ".join(notes), held, listed, catalogue.generation,
+                       smoke)
 
     # --- an operator's changes --------------------------------------------------------------------
 
@@ -155,14 +170,57 @@ class Traffic:
             return self
         weights = {**self.weights, name: 0, self.stable: self.weights[self.stable] + self.weights[name]}
         return Traffic(weights, self.stable, version, "automatic rollback", f"{name}: {reason}",
-                       {**self.held, name: reason}, self.listed, self.generation)
+                       {**self.held, name: reason}, self.listed, self.generation, self.smoke)
+
+    # --- smoke sessions (smoke.py) ----------------------------------------------------------------
+
+    def smoke_of(self, name: str) -> Smoke:
+        return self.smoke.get(name, PASSED)
+
+    def smoke_started(self, name: str, session_id: str, at: float, stale_after: float, by: str,
+                      version: Version) -> Traffic:
+        """`name`'s smoke session `session_id` is live. Refused for a release that passed (its sessions
+        are judged by the automatic rollback) and while another smoke of it runs, unless that one is
+        older than `stale_after` seconds (the replica that watched it stopped before its verdict)."""
+        self._known(name)
+        current = self.smoke_of(name)
+        if current.passed:
+            raise ApiError(409, "smoke_already_passed", f"{name} passed its smoke session already and may take "
+                           f"traffic: PUT /releases/{name} {{\"weight\": N}}; its sessions are judged by the "
+                           "automatic rollback", extra={"session_id": current.session_id})
+        if current.status == "running" and current.at is not None and at - current.at < stale_after:
+            raise ApiError(409, "smoke_running", f"a smoke session of {name} is live ({current.session_id}); "
+                           f"its verdict shows in GET /releases", extra={"session_id": current.session_id})
+        smoke = {**self.smoke, name: Smoke("running", session_id, "", at, current.canary)}
+        return replace(self, version=version, changed_by=by, reason=f"{name}: smoke session {session_id} started",
+                       smoke=smoke)
+
+    def smoke_ended(self, name: str, session_id: str, reason: str | None, at: float, version: Version) -> Traffic:
+        """The verdict on smoke session `session_id` of `name`: passed when `reason` is None (the release
+        then enters at its waiting canary percent, taken from the stable release), else failed with
+        why. Itself when that session is not the running one (another replica gave the verdict)."""
+        current = self.smoke_of(name)
+        if name not in self.weights or current.status != "running" or current.session_id != session_id:
+            return self
+        if reason is not None:
+            smoke = {**self.smoke, name: Smoke("failed", session_id, bounded(reason), at, current.canary)}
+            why = f"{name}: smoke session failed: {reason}"
+            return replace(self, version=version, changed_by=SMOKE, reason=why[:MAX_TEXT_CHARS], smoke=smoke)
+        percent = min(current.canary, self.weights[self.stable]) if name != self.stable else 0
+        weights = {**self.weights, name: self.weights[name] + percent, self.stable: self.weights[self.stable] - percent}
+        smoke = {**self.smoke, name: Smoke("passed", session_id, "a caller heard the bot", at, current.canary)}
+        return replace(self, weights=weights, version=version, changed_by=SMOKE,
+                       reason=f"{name}: smoke session passed; {percent}% of the traffic", smoke=smoke)
 
     def _changed(self, weights: dict[str, int], by: str, reason: str, version: Version,
                  touched: tuple[str, ...]) -> Traffic:
+        for name, weight in weights.items():
+            if weight > self.weights.get(name, 0) and not self.smoke_of(name).passed:
+                raise not_smoke_tested(name, self.smoke_of(name))
         full = [n for n, w in weights.items() if w == 100]
         stable = full[0] if full else self.stable  # a release at 100 % is the one a rollback returns to
         held = {n: why for n, why in self.held.items() if n not in touched and weights.get(n, 0) == 0}
-        return Traffic(weights, stable, version, by, reason, held, self.listed, self.generation)
+        return Traffic(weights, stable, version, by, reason, held, self.listed, self.generation, self.smoke)
 
     def _known(self, name: str) -> None:
         if name not in self.weights:
@@ -173,7 +231,8 @@ class Traffic:
     def to_json(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "stable": self.stable, "version": list(self.version),
                 "changed_by": self.changed_by, "reason": self.reason, "held": dict(self.held),
-                "listed": list(self.listed), "generation": self.generation}
+                "listed": list(self.listed), "generation": self.generation,
+                "smoke": {n: s.to_json() for n, s in self.smoke.items()}}
 
     @classmethod
     def from_json(cls, data: object) -> Traffic | None:
@@ -182,9 +241,12 @@ class Traffic:
             assert isinstance(data, dict)
             weights = {str(n): int(w) for n, w in data["weights"].items()}
             ms, region = data["version"]
+            smoke = {str(n): Smoke.from_json(s) for n, s in data.get("smoke", {}).items()}
             traffic = cls(weights, str(data["stable"]), (int(ms), str(region)), str(data.get("changed_by", "")),
                           str(data.get("reason", "")), {str(n): str(w) for n, w in data.get("held", {}).items()},
-                          tuple(str(n) for n in data.get("listed", ())), str(data.get("generation", "")))
+                          tuple(str(n) for n in data.get("listed", ())), str(data.get("generation", "")),
+                          {n: s for n, s in smoke.items() if s is not None})
+            assert len(traffic.smoke) == len(smoke)  # one state that is none: the record is not trusted
         except (AssertionError, KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return None
         if sum(weights.values()) != 100 or traffic.stable not in weights or min(weights.values()) < 0:
@@ -196,7 +258,8 @@ class Traffic:
         return (0 <= self.version[0] <= MAX_VERSION_MS and len(self.version[1]) <= MAX_REGION_CHARS
                 and len(self.weights) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.weights))
                 and set(self.held) <= set(self.weights) and all(len(t) <= MAX_TEXT_CHARS for t in texts)
-                and len(self.listed) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.listed)))
+                and len(self.listed) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.listed))
+                and set(self.smoke) <= set(self.weights) and self.smoke_of(self.stable).passed)
 
     def newer_than(self, other: Traffic | None) -> bool:
         return other is None or self.version > other.version
@@ -205,6 +268,14 @@ class Traffic:
 def unknown_release(name: str, live: Mapping[str, int] | tuple[str, ...]) -> ApiError:
     return ApiError(422, "unknown_release", f"no release {name!r} is live here; the live ones: {', '.join(live)}",
                     extra={"releases": list(live)})
+
+
+def not_smoke_tested(name: str, smoke: Smoke) -> ApiError:
+    why = {"running": f"its smoke session {smoke.session_id} is live",
+           "failed": f"its smoke session failed: {smoke.reason}"}.get(smoke.status, "it has had no smoke session")
+    return ApiError(409, "release_not_smoke_tested", f"{name} takes no traffic until a smoke session on a machine of "
+                    f"it has answered a caller with audio; {why}. Run `voicefleet releases smoke {name}` (POST "
+                    f"/releases/{name}/smoke), then set its weight", extra={"smoke": smoke.view()})
 
 
 def _percent(value: object, name: str) -> int:

@@ -22,7 +22,9 @@ CLIENT_KEY = "vf-client-e2e-2b8e6f1c04d7"
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
     bot = ROOT / "examples" / "parrot" / "bot.py"
-    env = {"BOT_RELEASES": f"stable={bot},next={bot}", "DISPATCHER_API_KEYS": CLIENT_KEY,
+    # RELEASE_WEIGHTS names `next`, so it may take traffic without a smoke session (docs/releases.md).
+    env = {"BOT_RELEASES": f"stable={bot},next={bot}", "RELEASE_WEIGHTS": "stable=100,next=0",
+           "DISPATCHER_API_KEYS": CLIENT_KEY,
            "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RESERVE_MAX_IDLE": "0"}
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
         yield running

@@ -6,22 +6,28 @@ seconds without a `pulumi up`, behind its own credential (dispatcher/api/admin_a
     PUT  /releases                    {"weights": {...}}: every weight at once, adding up to 100
     POST /releases/{name}/promote     100 % to it; it becomes the stable release
     POST /releases/rollback           100 % back to the stable release
+    POST /releases/{name}/smoke       one session pinned to it, its verdict the gate to its traffic
     GET  /releases/history            the audit trail, newest first
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.pipecat import plan_start
+from dispatcher.api.routers.sessions import launched
+from dispatcher.api.schemas import StartOut
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.releases.traffic import Traffic
+from dispatcher.releases.traffic import Traffic, unknown_release
 
 router = APIRouter(tags=["releases"])
 
@@ -76,6 +82,46 @@ async def promote(request: Request, by: Admin, name: str) -> dict[str, Any]:
     return await _view(state, traffic)
 
 
+class SmokeOut(StartOut):
+    """`POST /start`'s answer, marked as a smoke session's."""
+
+    smoke: bool = True
+
+
+# A smoke still running this long after its deadline lost the replica that watched it: another may start.
+STALE_AFTER_DEADLINE_SECONDS = 60.0
+
+
+@router.post("/releases/{name}/smoke", summary="Start a smoke session of a release: its gate to traffic",
+             status_code=201, response_model=SmokeOut, response_model_exclude_none=True)
+async def smoke(request: Request, response: Response, by: Admin, name: str) -> dict[str, Any]:
+    """One session pinned to the release, answered as `POST /start` answers (connect to it the same
+    way, with the admin key). Its verdict, from the machine's own reports, shows in `GET /releases`."""
+    state = app_state(request)
+    watch = state.smoke
+    if watch is None:
+        raise ApiError(503, "smoke_unavailable", "this dispatcher runs no smoke sessions")
+    if state.releases.catalogue.get(name) is None:
+        raise unknown_release(name, state.releases.catalogue.names)
+    who = state.auth.identify(request.headers.get("authorization"))  # the admin key owns its smoke sessions
+    key = f"smoke-{name}-{secrets.token_hex(8)}"
+    session_id = state.sessions.session_id_for(who.owner_key, key)
+    stale = watch.deadline_seconds + STALE_AFTER_DEADLINE_SECONDS
+    await state.releases.change(lambda t, v: t.smoke_started(name, session_id, time.time(), stale, by, v))
+    plan = plan_start(None, state.settings.transports)
+    try:
+        answer = await launched(state, who, plan, response, idempotency_key=key, wait=False, release=name)
+    except ApiError as exc:
+        await watch.failed_to_start(session_id, f"{exc.code}: {exc.message}")
+        raise
+    except Exception as exc:
+        await watch.failed_to_start(session_id, type(exc).__name__)
+        raise
+    state.sessions.timeline.note(session_id, "smoke", release=name, by=by)
+    watch.watch(session_id, stop=lambda sid: state.sessions.stop(sid, caller=who.id))
+    return {**answer, "smoke": True}
+
+
 @router.get("/releases/history", summary="Who changed the traffic, when, from what to what")
 async def history(request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     return {"changes": await app_state(request).releases.history(limit)}
@@ -102,6 +148,7 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
                 "health": health(release.name, traffic) if health is not None
                 else {"state": "breached" if release.name in traffic.held else "watching",
                       "reason": traffic.held.get(release.name)},
+                "smoke": traffic.smoke_of(release.name).view(),
             }
             for release in state.releases.catalogue.releases
         ],

@@ -14,7 +14,7 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
-from dispatcher.api.pipecat import pipecat_names, plan_start, start_answer
+from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import kept, spilled_from, started_elsewhere, unknown_region
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import ERRORS, START_PARAMETERS, SessionOut, StartOut, StartRequest
@@ -77,16 +77,28 @@ async def start(
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    placed = await _placed(request, state, who, plan.transport, payload.maxWaitSeconds if payload else None,
+                           payload.region if payload is not None else None, idempotency_key)
+    if isinstance(placed, Response):
+        return placed
+    answer = await launched(state, who, plan, response, idempotency_key=idempotency_key, wait=wait is not None,
+                            max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
+                            spilled=placed, release=payload.release if payload is not None else None)
+    if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
+        kept(state, who.id, idempotency_key, state.settings.region)
+    return answer
+
+
+async def launched(state: AppState, who: Caller, plan: StartPlan, response: Response, *,
+                   idempotency_key: str | None, wait: bool, max_wait_seconds: float | None = None,
+                   spilled: tuple[str, str] | None = None, release: str | None = None) -> dict[str, Any]:
+    """Starts the session (`POST /start`'s, or a release's smoke session) and answers as `POST /start`
+    does: its fields, its `Location`, and for WebRTC the client's ICE servers."""
     options = NO_OPTIONS
     if state.rooms is not None and plan.transport == "daily":
         options = state.rooms.options(
             plan.room_properties, plan.token_properties, state.settings.max_session_seconds
         )
-    placed = await _placed(request, state, who, plan.transport, payload.maxWaitSeconds if payload else None,
-                           payload.region if payload is not None else None, idempotency_key)
-    if isinstance(placed, Response):
-        return placed
-    spilled = placed
     # The client's TURN credential is counted before anything starts: a key past its bound gets
     # a 429 here, not a machine whose client the relay would then refuse.
     turn_quota = state.turn_quota if plan.transport == "webrtc" else None
@@ -96,19 +108,17 @@ async def start(
             caller=who,
             idempotency_key=idempotency_key,
             body=plan.body,
-            wait=wait is not None,
+            wait=wait,
             room_options=options,
             transport=plan.transport,
-            max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
+            max_wait_seconds=max_wait_seconds,
             counted_elsewhere=spilled is not None,
-            release=payload.release if payload is not None else None,
+            release=release,
         )
     except BaseException:
         if turn_quota is not None and credential is not None:
             await turn_quota.give_back(who.id, credential)
         raise
-    if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
-        kept(state, who.id, idempotency_key, state.settings.region)
     response.status_code = 201 if session.created else 200
     response.headers["Location"] = f"/sessions/{session.machine.session_id}"
     fields = _session_fields(session, state.sessions.ready, state.settings.region)

@@ -87,7 +87,8 @@ async def test_without_the_admin_key_a_body_is_never_read_so_no_answer_depends_o
 
 
 async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tmp_path: Path) -> None:
-    async with dispatcher(tmp_path) as (api, _):
+    # RELEASE_WEIGHTS names `next`: the developer's own first configuration, so it needs no smoke session.
+    async with dispatcher(tmp_path, RELEASE_WEIGHTS="stable=100,next=0") as (api, _):
         changed = await api.put("/releases/next", json={"weight": 25}, headers=admin())
         rolled = await api.post("/releases/rollback", headers=admin())
         again = await api.post("/releases/rollback", headers=admin())
@@ -139,7 +140,7 @@ async def test_an_unknown_pin_is_422_naming_the_live_releases_and_starts_nothing
 
 
 async def test_a_keyless_local_dispatcher_lets_its_loopback_caller_change_traffic(tmp_path: Path) -> None:
-    async with dispatcher(tmp_path, keys=False) as (api, _):
+    async with dispatcher(tmp_path, keys=False, RELEASE_WEIGHTS="stable=100,next=0") as (api, _):
         promoted = await api.post("/releases/next/promote")
     assert promoted.status_code == 200 and promoted.json()["stable"] == "next"
 

@@ -6,6 +6,7 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.releases.catalogue import Catalogue, Release
+from dispatcher.releases.smoke import Smoke
 from dispatcher.releases.traffic import Traffic
 
 V = (1, "")
@@ -25,15 +26,21 @@ def test_a_lone_release_takes_all_traffic_and_is_stable() -> None:
     assert first.weights == {"a": 100} and first.stable == "a"
 
 
-def test_first_traffic_of_several_puts_the_newest_at_the_canary_percent() -> None:
+def test_first_traffic_of_several_keeps_the_newest_canary_percent_until_its_smoke_passes() -> None:
     first = Traffic.first(catalogue("a", "b", canary=5), V)
-    assert first.weights == {"a": 95, "b": 5} and first.stable == "a"
+    assert first.weights == {"a": 100, "b": 0} and first.stable == "a"
+    assert first.smoke_of("a").status == "passed" and first.smoke_of("b") == Smoke("pending", canary=5)
+    running = first.smoke_started("b", "s1", 10.0, 120.0, "admin-1", (2, ""))
+    passed = running.smoke_ended("b", "s1", None, 20.0, (3, ""))
+    assert running.weights == {"a": 100, "b": 0} and passed.weights == {"a": 95, "b": 5}
+    assert passed.smoke_of("b").status == "passed" and passed.changed_by == "smoke session"
 
 
 def test_a_new_release_enters_once_at_the_canary_percent_taken_from_stable() -> None:
     before = Traffic.first(catalogue("a"), V)
     after = before.reconciled(catalogue("a", "b", canary=10), (2, ""))
-    assert after.weights == {"a": 90, "b": 10} and after.stable == "a" and "b added at 10%" in after.reason
+    assert after.weights == {"a": 100, "b": 0} and after.stable == "a" and "b added" in after.reason
+    assert after.smoke_of("b") == Smoke("pending", canary=10)
     moved = after.with_weight("b", 0, "admin-1", (3, ""))
     assert moved.reconciled(catalogue("a", "b"), (4, "")) is moved  # seen before: never re-entered
 
@@ -132,7 +139,8 @@ def test_during_a_rolling_deploy_a_replica_on_the_older_list_never_changes_the_t
     old, new = stamped("a", "b", created="2026-11-20T00:00:00Z"), stamped("b", "c", created="2026-11-25T00:00:00Z")
     first = Traffic.first(old, V)
     fitted = first.reconciled(new, (2, ""))  # a replaced replica fits it to the new list
-    assert fitted.weights == {"b": 90, "c": 10} and fitted.generation == new.generation
+    assert fitted.weights == {"b": 100, "c": 0} and fitted.generation == new.generation
+    assert fitted.smoke_of("b").passed and fitted.smoke_of("c").status == "pending"  # b serves: a is gone
     for n in range(3, 10):  # the replicas not yet replaced read it every second: no flip back
         assert fitted.reconciled(old, (n, "")) is fitted
 
@@ -147,5 +155,6 @@ def test_a_list_that_only_drops_wins_a_tie_and_the_longer_one_never_adds_back() 
 
 def test_an_operators_change_keeps_the_list_the_traffic_was_fitted_to() -> None:
     new = stamped("b", "c", created="2026-11-25T00:00:00Z")
-    fitted = Traffic.first(new, V)
-    assert fitted.with_weight("c", 50, "admin", (2, "")).generation == new.generation
+    fitted = Traffic.first(new, V).smoke_started("c", "s1", 1.0, 120.0, "admin", (2, ""))
+    fitted = fitted.smoke_ended("c", "s1", None, 2.0, (3, ""))
+    assert fitted.with_weight("c", 50, "admin", (4, "")).generation == new.generation
