@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from dispatcher.api.auth import Authenticator, caller_id_of
+from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.state import AppState
@@ -112,9 +112,12 @@ def build_state(
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
         timeline.closers.append(webhooks.aclose)
+    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, names=dict(settings.api_key_names),
+                         owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or None)
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
+    defaults = key_defaults(env, settings.api_key_hashes, auth.caller_of_hash, auth.names)
     releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
-                            region=regions.here, key_defaults=key_defaults(env, settings.api_key_hashes, caller_id_of))
+                            region=regions.here, key_defaults=defaults)
     if settings.machines == "local":  # a release's own Python (BOT_RELEASES' `@python`), for its reserve bots too
         from dispatcher.machines.local.provider import LocalMachines
         if isinstance(machines, LocalMachines):
@@ -136,7 +139,6 @@ def build_state(
     watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,
                          webhooks.push if webhooks is not None else None, act=rollback_on(env))
     timeline.listeners.append(watch.timeline_event)
-    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token)
     peers = Peers(regions)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
         reserve.planning.region = regions.here
