@@ -87,9 +87,14 @@ def _caller_of(key_hash: bytes) -> Caller:
     return Caller(hashlib.sha256(b"caller:" + key_hash).hexdigest()[:16], hashlib.sha256(b"owner:" + key_hash).digest())
 
 
+def named_caller_id(name: str) -> str:
+    """A key name's caller id: not secret, the same whichever of its keys, and after its keys are gone."""
+    return hashlib.sha256(b"caller name:" + name.encode()).hexdigest()[:16]
+
+
 def _named_caller(name: str, secret: bytes) -> Caller:
     owner_key = hmac.new(secret, b"voicefleet named key owner v1\x00" + name.encode(), hashlib.sha256).digest()
-    return Caller(hashlib.sha256(b"caller name:" + name.encode()).hexdigest()[:16], owner_key)
+    return Caller(named_caller_id(name), owner_key, name=name)
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -40,6 +40,7 @@ from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
+from dispatcher.sessions.listing import SessionListing
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, session_error, trace_id_of
 from dispatcher.settings import Settings
@@ -95,6 +96,9 @@ class SessionService:
     ) -> None:
         self._settings = settings
         self.timeline = timeline
+        # What `GET /sessions` lists: an entry at each admitted start, closed by its timeline's end.
+        self.listing = SessionListing(coordination.session_index, settings.region, settings.max_session_seconds)
+        timeline.listeners.append(self.listing.timeline_event)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
         self._machines = machines
@@ -194,6 +198,7 @@ class SessionService:
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
                                                transport=transport, keyed=keyed, traceparent=trace.traceparent,
                                                release=chosen.name, release_chosen_by=chosen_by)
+                            self.listing.opened(session_id, owner, chosen.name, transport)
                             requested = True
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,

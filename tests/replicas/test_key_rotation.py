@@ -46,9 +46,13 @@ def test_a_session_started_with_the_old_key_is_the_new_keys_and_the_removed_key_
     assert read.status_code == 200, read.text
     assert read.json()["status"] == "started"
     assert call("GET", before, f"/sessions/{session_id}", NEW).status_code == 200
+    listed = call("GET", after, "/sessions", NEW)  # the listing's entry, written at the other replica
+    assert listed.status_code == 200, listed.text
+    assert [s["session_id"] for s in listed.json()["sessions"]] == [session_id]
     refused = call("GET", after, f"/sessions/{session_id}", OLD)
     assert refused.status_code == 401, refused.text
     assert refused.json()["error"]["code"] == "unauthorized"
     stopped = call("DELETE", after, f"/sessions/{session_id}", NEW)
     assert stopped.status_code in (200, 202, 204), stopped.text
+    assert call("GET", after, "/sessions", OLD).status_code == 401
     assert call("POST", after, "/start", OLD, json={"body": {}}).status_code == 401
