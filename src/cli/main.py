@@ -8,6 +8,7 @@ import click
 
 from cli.options import common_options
 from cli.releases import releases
+from cli.sessions import session, sessions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,12 +16,14 @@ from cli.releases import releases
 def voicefleet() -> None:
     """Operate a voicefleet deployment through its HTTP API.
 
-    The admin key comes from VOICEFLEET_ADMIN_KEY (never a flag); the dispatcher's address from --url
-    or VOICEFLEET_URL. Exit codes: 0 done, 1 the dispatcher refused, 2 a usage error, 3 the dispatcher
-    could not be reached."""
+    The admin key comes from VOICEFLEET_ADMIN_KEY, a client's key from VOICEFLEET_API_KEY (never a
+    flag); the dispatcher's address from --url or VOICEFLEET_URL. Exit codes: 0 done, 1 the
+    dispatcher refused, 2 a usage error, 3 the dispatcher could not be reached."""
 
 
 voicefleet.add_command(releases)
+voicefleet.add_command(sessions)
+voicefleet.add_command(session)
 
 
 def main() -> None:

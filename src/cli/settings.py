@@ -1,6 +1,7 @@
-"""Where the command finds the dispatcher and its admin key: `--url` or `VOICEFLEET_URL`, and
-`VOICEFLEET_ADMIN_KEY` from the environment only (a flag would leave the key in shell history and
-in every process listing)."""
+"""Where the command finds the dispatcher and its keys: `--url` or `VOICEFLEET_URL`, and
+`VOICEFLEET_ADMIN_KEY` (the admin surface's) and `VOICEFLEET_API_KEY` (a client's, for its own
+sessions) from the environment only (a flag would leave a key in shell history and in every
+process listing)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import click
 
 URL_VARIABLE = "VOICEFLEET_URL"
 ADMIN_KEY_VARIABLE = "VOICEFLEET_ADMIN_KEY"
+API_KEY_VARIABLE = "VOICEFLEET_API_KEY"
 DEFAULT_URL = "http://127.0.0.1:8080"  # a local `uv run python -m dispatcher`
 DEFAULT_TIMEOUT = 10.0
 
@@ -24,6 +26,7 @@ class Target:
     # locals, a debug print).
     admin_key: str | None = field(repr=False)
     timeout: float
+    api_key: str | None = field(default=None, repr=False)  # a client's key: its own sessions
 
 
 def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
@@ -34,7 +37,7 @@ def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
         raise click.UsageError(f"{source} must be the dispatcher's address, such as {DEFAULT_URL} or "
                                f"https://voice.example.com, not {chosen!r}")
     key = (env.get(ADMIN_KEY_VARIABLE) or "").strip() or None
-    return Target(chosen, key, timeout)
+    return Target(chosen, key, timeout, (env.get(API_KEY_VARIABLE) or "").strip() or None)
 
 
 def _is_address(url: str) -> bool:
@@ -52,9 +55,10 @@ def cleartext_warning(target: Target) -> str | None:
     """A sentence when the admin key would cross a network in the clear: plain http to anything but
     this machine. A warning, not a refusal: a private network may be trusted with it."""
     parts = urlsplit(target.url)
-    if target.admin_key is None or parts.scheme != "http" or _is_loopback(parts.hostname or ""):
+    variable = ADMIN_KEY_VARIABLE if target.admin_key is not None else API_KEY_VARIABLE
+    if (target.admin_key or target.api_key) is None or parts.scheme != "http" or _is_loopback(parts.hostname or ""):
         return None
-    return (f"warning: {ADMIN_KEY_VARIABLE} goes to {parts.hostname} unencrypted (http://): "
+    return (f"warning: {variable} goes to {parts.hostname} unencrypted (http://): "
             "use the dispatcher's https:// address")
 
 
