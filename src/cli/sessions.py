@@ -47,13 +47,17 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     params = {"status": status, "failed": "true" if failed else None, "release": release, "region": region,
               "since": since, "key": key_name, "limit": limit, "cursor": cursor}
     found: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}  # regions that did not answer: their sessions are not in the list
     with Api(target, client=client) as api:
         while True:
             body = api.call("GET", path("sessions"), params={k: v for k, v in params.items() if v is not None})
             found += body.get("sessions", [])
+            missing.update({str(u.get("region")): str(u.get("problem")) for u in body.get("unreachable_regions", [])})
             params["cursor"] = body.get("next_cursor")
             if not every or params["cursor"] is None or len(found) >= MAX_ALL:
                 break
+    for region, problem in sorted(missing.items()):
+        click.echo(f"warning: region {region} did not answer ({problem}): its sessions are not listed", err=True)
     if wants_json(click.get_current_context()):
         print_json({**body, "sessions": found})
         return

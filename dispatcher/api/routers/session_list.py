@@ -12,9 +12,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from dispatcher.api import region_listing
 from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.auth import named_caller_id
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.errors import ApiError
@@ -28,6 +30,7 @@ from dispatcher.store.session_index import Position
 router = APIRouter(responses=ERRORS, tags=["sessions"])
 DEFAULT_LIMIT = 20
 PARAMETERS = ("limit", "cursor", "status", "release", "region", "key", "since", "failed")
+CURSOR_RULE = "cursor: pass the `next_cursor` of the page before as it was, or leave it out at first"
 _CURSOR = re.compile(r"^v1\.(\d{1,16})\.([0-9a-f]{24})$")
 
 
@@ -54,13 +57,26 @@ async def list_sessions(request: Request) -> dict[str, Any]:
             raise ApiError(403, "admin_key_required", "key: only an admin key (DISPATCHER_ADMIN_KEYS) lists other "
                            "keys' sessions; leave `key` out to list this key's own", extra={})
         caller = _key(query["key"])
-    items, below = await state.sessions.listing.page(caller, filters, limit, _cursor(query.get("cursor")))
-    for item in items:
-        if who is not None:  # a client sees its own: which key started it is no news to it
-            item.pop("key", None)
-            item.pop("caller", None)
-    return {"sessions": items, "next_cursor": _encode(below) if below is not None else None,
-            "region": state.settings.region or None}
+
+
+    async def here(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        items, below = await state.sessions.listing.page(caller, filters, limit, _cursor(cursor))
+        for item in items:
+            if who is not None:  # a client sees its own: which key started it is no news to it
+                item.pop("key", None)
+                item.pop("caller", None)
+        return items, _encode(below) if below is not None else None
+
+    if not state.peers.by_name or relayed_by(request.scope) is not None:
+        items, next_cursor = await here(query.get("cursor"))
+        return {"sessions": items, "next_cursor": next_cursor, "region": state.settings.region or None}
+    # Several regions: each one's page, merged (dispatcher/api/region_listing.py).
+    cursors = region_listing.decode(query.get("cursor"), [state.settings.region, *state.peers.regions.peers])
+    if cursors is None:
+        raise _invalid(CURSOR_RULE)
+    merged = await region_listing.everywhere(state, query, request.headers, cursors, limit, here,
+                                             _position_or_none, _encode)
+    return {**merged, "region": state.settings.region}
 
 
 def _limit(raw: str | None) -> int:
@@ -116,8 +132,15 @@ def _cursor(raw: str | None) -> Position | None:
         text = ""
     found = _CURSOR.fullmatch(text)
     if found is None or not is_session_id(found.group(2)):
-        raise _invalid("cursor: pass the `next_cursor` of the page before as it was, or leave it out at first")
+        raise _invalid(CURSOR_RULE)
     return int(found.group(1)), found.group(2)
+
+
+def _position_or_none(cursor: str) -> Position | None:
+    try:
+        return _cursor(cursor)
+    except ApiError:
+        return None
 
 
 def _encode(position: Position) -> str:
