@@ -101,7 +101,7 @@ def session(session_id: str) -> None:
              ("TRACE", str((answer or {}).get("trace_id") or timeline.get("trace_id") or "-")),
              ("ERROR", str((answer or {}).get("error") or "-"))]
     if answer is not None and isinstance(answer.get("cost"), dict):
-        facts.append(("COST", ", ".join(f"{k}={v}" for k, v in answer["cost"].items())))
+        facts.append(("COST", _cost(answer["cost"])))
     width = max(len(label) for label, _ in facts)
     click.echo("\n".join(f"{label.ljust(width)}  {value}" for label, value in facts))
     events = timeline.get("events", [])
@@ -110,6 +110,19 @@ def session(session_id: str) -> None:
         click.echo(table(["WHEN", "EVENT", "REPLICA", "DETAIL"],
                          [[moment(e.get("at")), str(e.get("event")), str(e.get("replica") or "-"), _detail(e)]
                           for e in events]))
+
+
+def _cost(cost: dict[str, Any]) -> str:
+    """`0.000482 USD (219.3 machine-seconds at 0.007918/hour, fly shared-cpu-1x)`; `--json` has it all."""
+    if "total" not in cost:
+        return ", ".join(f"{k}={v}" for k, v in cost.items())
+    machine = f"{cost['machine_seconds']} machine-seconds" if cost.get("machine_seconds") is not None else ""
+    if machine and cost.get("price_per_hour") is not None:
+        machine += f" at {cost['price_per_hour']}/hour"
+    details = [machine, " ".join(str(cost[k]) for k in ("provider", "size") if cost.get(k)),
+               "estimated" if cost.get("estimated") else ""]
+    shown = ", ".join(detail for detail in details if detail)
+    return f"{cost['total']} {cost.get('currency', '')}".rstrip() + (f" ({shown})" if shown else "")
 
 
 def _detail(event: dict[str, Any]) -> str:

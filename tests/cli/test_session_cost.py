@@ -17,6 +17,10 @@ from tests.support.threaded_http import serving
 
 KEY = "vf-client-cost-7f3a9e1c05"
 PRICED, FORGOTTEN = "a" * 24, "b" * 24
+COST = {"currency": "USD", "total": 0.000482, "session_usd": 0.000423, "idle_usd": 0.00006, "machine_seconds": 219.3,
+        "session_seconds": 192.1, "idle_seconds": 27.2, "price_per_hour": 0.007918, "provider": "fly",
+        "size": "shared-cpu-1x, 1024 MB", "price_source": "FLY_RUNNING_DOLLARS_PER_MONTH", "estimated": False,
+        "not_counted": ["Daily room minutes"]}
 EVENTS = [{"event": "requested", "at": 1_795_000_000.0, "replica": "r-1", "trace_id": "c" * 32},
           {"event": "ended", "at": 1_795_000_090.5, "replica": "r-1", "reason": "left", "exit_code": 0}]
 
@@ -27,7 +31,7 @@ class Dispatcher(BaseHTTPRequestHandler):
             return self._answer(401, {"error": {"code": "unauthorized", "message": "invalid API key"}})
         answers = {
             f"/sessions/{PRICED}": (200, {"session_id": PRICED, "status": "ended", "trace_id": "c" * 32,
-                                          "cost": {"machine_seconds": 90.5, "usd": 0.0042}}),
+                                          "cost": COST}),
             f"/sessions/{PRICED}/timeline": (200, {"session_id": PRICED, "trace_id": "c" * 32, "events": EVENTS}),
             f"/sessions/{FORGOTTEN}/timeline": (200, {"session_id": FORGOTTEN, "trace_id": "c" * 32,
                                                       "events": EVENTS}),
@@ -63,7 +67,7 @@ def show(url: str, session_id: str) -> list[str]:
 
 def test_a_sessions_cost_is_shown_when_its_answer_has_one(url: str) -> None:
     lines = show(url, PRICED)
-    assert "COST     machine_seconds=90.5, usd=0.0042" in lines
+    assert "COST     0.000482 USD (219.3 machine-seconds at 0.007918/hour, fly shared-cpu-1x, 1024 MB)" in lines
     assert lines[lines.index("") + 1].split() == ["WHEN", "EVENT", "REPLICA", "DETAIL"]
     assert lines[-1].split()[2:] == ["ended", "r-1", "reason=left", "exit_code=0"]
 
