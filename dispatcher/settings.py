@@ -9,11 +9,17 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
 TRANSPORT_KINDS = ("daily", "webrtc")
+
+
+# A client key's name (`name:key` in DISPATCHER_API_KEYS): its sessions, limits and default release.
+KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+KEY_NAME_RULE = "1-32 lowercase letters, digits or '-', not starting with '-'"
 
 
 class SettingsError(ValueError):
@@ -100,6 +106,8 @@ class Settings:
     port: int = 8080
     machines: str = "local"
     api_key_hashes: frozenset[bytes] = frozenset()
+    # The named keys' digests and names (`name:key`): two keys of one name are one caller.
+    api_key_names: tuple[tuple[bytes, str], ...] = ()
     # DISPATCHER_ADMIN_KEYS: the admin surface's own keys (releases' traffic); never a client's.
     admin_key_hashes: frozenset[bytes] = frozenset()
     max_concurrent_sessions: int = 10
@@ -151,6 +159,12 @@ class Settings:
     def cloud(self) -> bool:
         return self.machines != "local"
 
+    @property
+    def api_callers(self) -> int:
+        """How many callers the client keys are: each name once, each unnamed key once."""
+        named = dict(self.api_key_names)
+        return len({named.get(h, h.hex()) for h in self.api_key_hashes})
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         host = env.get("HOST", "").strip() or cls.host
@@ -160,15 +174,8 @@ class Settings:
         if "DISPATCHER_PEERS" in env:  # removed: a leftover would leave replicas unable to reach each other's bots
             raise SettingsError("DISPATCHER_PEERS is no longer read: replicas find each other's bots through their "
                                 "shared store; set REDIS_URL instead (docs/replicas.md)")
-        keys = [k.strip() for k in env.get("DISPATCHER_API_KEYS", "").split(",") if k.strip()]
-        # A space inside a key is sent and read whole (`Bearer a b`). A non-ASCII character reaches
-        # the dispatcher as the client's bytes read as Latin-1, never as the UTF-8 key set here, and
-        # a control is a pasting mistake (keys on lines of their own): refused, never shown.
-        unsendable = [n for n, key in enumerate(keys, 1) if not all(" " <= c <= "~" for c in key)]
-        if unsendable:
-            raise SettingsError(f"DISPATCHER_API_KEYS: key {unsendable[0]} of {len(keys)} has a control or a "
-                                "non-ASCII character, which a client's `Authorization: Bearer` never matches; "
-                                "use printable ASCII keys separated by commas (e.g. `openssl rand -hex 32`)")
+        entries = _api_keys(env)
+        keys = [key for _, key in entries]
         admin_keys = {hash_api_key(k.strip()) for k in env.get("DISPATCHER_ADMIN_KEYS", "").split(",") if k.strip()}
         if admin_keys & {hash_api_key(k) for k in keys}:
             raise SettingsError("DISPATCHER_ADMIN_KEYS shares a key with DISPATCHER_API_KEYS: a client's key must "
@@ -188,11 +195,18 @@ class Settings:
                 # would give one Idempotency-Key two sessions and could not read each other's.
                 raise SettingsError("DISPATCHER_API_KEYS must be set with REDIS_URL: without keys each replica "
                                     "owns its sessions alone (docs/configuration.md)")
+        named = [(hash_api_key(key), name) for name, key in entries if name is not None]
+        if named and (machines != "local" or env.get("REDIS_URL", "").strip()) and not (
+                env.get("BOT_CHANNEL_TOKEN", "").strip() or env.get("REGION_SECRET", "").strip()):
+            # A name's sessions are bound to it with a deployment secret every replica holds.
+            raise SettingsError("DISPATCHER_API_KEYS has named keys (name:key): set BOT_CHANNEL_TOKEN (or "
+                                "REGION_SECRET with regions), which binds a name's sessions to it on every replica")
         return cls(
             host=host,
             port=int_setting(env, "PORT", cls.port, minimum=0, maximum=65535),
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
+            api_key_names=tuple(named),
             admin_key_hashes=frozenset(admin_keys),
             max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
             key_session_share=_share(env, "KEY_SESSION_SHARE", cls.key_session_share),
@@ -223,6 +237,36 @@ class Settings:
 
 
 MIN_BOT_CHANNEL_TOKEN_CHARS = 32
+
+
+def _api_keys(env: Mapping[str, str]) -> list[tuple[str | None, str]]:
+    """`DISPATCHER_API_KEYS`: comma-separated `key` or `name:key` (split at the first ':', so a key
+    may hold ':' after a name; `:key` keeps a key holding ':' unnamed). A mistake names the
+    entry's position, never its text: the text is a secret."""
+    raw = [part.strip() for part in env.get("DISPATCHER_API_KEYS", "").split(",") if part.strip()]
+    entries: list[tuple[str | None, str]] = []
+    for n, part in enumerate(raw, 1):
+        name, colon, key = part.partition(":")
+        if not colon:
+            name, key = "", part
+        where = f"DISPATCHER_API_KEYS: entry {n} of {len(raw)}"
+        if name and not KEY_NAME.fullmatch(name):
+            raise SettingsError(f"{where} has a name before ':' that is not {KEY_NAME_RULE}; write NAME:KEY, "
+                                "or :KEY for an unnamed key that holds ':'")
+        if not key.strip():
+            raise SettingsError(f"{where} has a name and no key after ':'; write NAME:KEY")
+        # A space inside a key is sent and read whole (`Bearer a b`). A non-ASCII character reaches
+        # the dispatcher as the client's bytes read as Latin-1, never as the UTF-8 key set here, and
+        # a control is a pasting mistake (keys on lines of their own): refused, never shown.
+        if not all(" " <= c <= "~" for c in key):
+            raise SettingsError(f"DISPATCHER_API_KEYS: key {n} of {len(raw)} has a control or a "
+                                "non-ASCII character, which a client's `Authorization: Bearer` never matches; "
+                                "use printable ASCII keys separated by commas (e.g. `openssl rand -hex 32`)")
+        if any(key.strip() == known and (name or None) != other for other, known in entries):
+            raise SettingsError(f"{where} repeats an earlier entry's key under another name: give each name its "
+                                "own keys")
+        entries.append((name or None, key.strip()))
+    return entries
 
 
 def _transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:

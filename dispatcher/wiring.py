@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from dispatcher.api.auth import Authenticator, caller_id_of
+from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.state import AppState
@@ -121,9 +121,13 @@ def build_state(
     cost_count = CostCount(costs, timeline, metrics)  # each ended session's cost, in /metrics
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
+    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
+                         names=dict(settings.api_key_names),
+                         owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or None)
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
+    defaults = key_defaults(env, settings.api_key_hashes, auth.caller_of_hash, auth.names)
     releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
-                            region=regions.here, key_defaults=key_defaults(env, settings.api_key_hashes, caller_id_of))
+                            region=regions.here, key_defaults=defaults)
     if settings.machines == "local":  # a release's own Python (BOT_RELEASES' `@python`), for its reserve bots too
         from dispatcher.machines.local.provider import LocalMachines
         if isinstance(machines, LocalMachines):
@@ -149,7 +153,6 @@ def build_state(
     smoke = SmokeWatch(sessions.releases, timeline.read, webhooks.push if webhooks is not None else None,
                        deadline_seconds=smoke_deadline(env))
     timeline.listeners.append(smoke.timeline_event)
-    auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes)
     peers = Peers(regions)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
         reserve.planning.region = regions.here

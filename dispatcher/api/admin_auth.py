@@ -39,12 +39,10 @@ def admin_id(settings: Settings, authorization: str | None, *, loopback: bool, p
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <admin key>', one of "
                        "DISPATCHER_ADMIN_KEYS", extra={})
+    admin = admin_key(settings, authorization)
+    if admin is not None:
+        return admin
     presented = hash_api_key(token.strip())
-    matched = False
-    for known in settings.admin_key_hashes:  # no early exit: time does not depend on which key matched
-        matched |= hmac.compare_digest(presented, known)
-    if matched:
-        return "admin-" + hashlib.sha256(b"admin:" + presented).hexdigest()[:12]
     if not settings.admin_key_hashes:
         raise ApiError(403, "admin_not_configured", "this deployment has no admin keys: set DISPATCHER_ADMIN_KEYS "
                        f"in the dispatcher's environment, from your secret store, to {purpose}", extra={})
@@ -53,3 +51,16 @@ def admin_id(settings: Settings, authorization: str | None, *, loopback: bool, p
         raise ApiError(403, "admin_key_required", f"a client API key cannot {purpose}: use one of "
                        "DISPATCHER_ADMIN_KEYS", extra={})
     raise ApiError(401, "unauthorized", "invalid admin key", extra={})
+
+
+def admin_key(settings: Settings, authorization: str | None) -> str | None:
+    """The admin's id when `authorization` is `Bearer <one of DISPATCHER_ADMIN_KEYS>`, else None (a
+    client's key, or none: for a route both may call, such as `GET /sessions`)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    presented = hash_api_key(token.strip())
+    matched = False
+    for known in settings.admin_key_hashes:  # no early exit: time does not depend on which key matched
+        matched |= hmac.compare_digest(presented, known)
+    return "admin-" + hashlib.sha256(b"admin:" + presented).hexdigest()[:12] if matched else None

@@ -1,10 +1,17 @@
-"""Bearer-key authentication. Keys are held as SHA-256 digests and compared in constant time."""
+"""Bearer-key authentication. Keys are held as SHA-256 digests and compared in constant time.
+
+A named key (`name:key` in DISPATCHER_API_KEYS) is its name's caller: every key of one name has the
+same caller id and owner key, so a name's sessions outlive the rotation of its keys. The owner
+key is derived from the name and a secret of the deployment (`owner_secret`: REGION_SECRET with
+regions, else BOT_CHANNEL_TOKEN), which a client never holds, so knowing a name names no session.
+An unnamed key keeps the derivation from its own digest."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
@@ -15,7 +22,10 @@ LOCAL_CALLER = "local"  # the caller id when no keys are configured (loopback-on
 
 class Authenticator:
     def __init__(self, key_hashes: frozenset[bytes], deployment_secret: str | None = None,
-                 admin_key_hashes: frozenset[bytes] = frozenset()) -> None:
+                 admin_key_hashes: frozenset[bytes] = frozenset(), *,
+                 names: Mapping[bytes, str] | None = None, owner_secret: bytes | None = None) -> None:
+        """`names`: the named keys' digests and names; `owner_secret`: what binds a name's sessions
+        to it (Settings refuses named keys without one where replicas must agree)."""
         self._key_hashes = tuple(key_hashes)
         # An admin key reaches the sessions it started (a release's smoke sessions) as their caller:
         # the same routes, the same ownership rule, ids of its own that no client key can name.
@@ -25,9 +35,13 @@ class Authenticator:
         # (replicas sharing BOT_CHANNEL_TOKEN agree on them; without it, a new key every run).
         seed = deployment_secret.encode() if deployment_secret else secrets.token_bytes(32)
         self._local = Caller(LOCAL_CALLER, hmac.new(seed, b"voicefleet keyless owner v1", hashlib.sha256).digest())
+        names = names or {}
+        name_seed = owner_secret or seed
         # Each key's caller derived once, not at each request (two SHA-256 of the key's digest).
-        self._by_hash = {key_hash: caller_of(key_hash) for key_hash in self._key_hashes}
+        self._by_hash = {key_hash: _named_caller(names[key_hash], name_seed) if key_hash in names
+                         else caller_of(key_hash) for key_hash in self._key_hashes}
         self._by_id = {c.id: c for c in self._by_hash.values()} if self._key_hashes else {LOCAL_CALLER: self._local}
+        self._names = {_named_caller(name, name_seed).id: name for name in names.values()}
 
     @property
     def enabled(self) -> bool:
@@ -63,15 +77,34 @@ class Authenticator:
         its owner by: the token carries the id, never the owner key."""
         return self._by_id.get(caller_id)
 
+    def caller_of_hash(self, key_hash: bytes) -> str:
+        """The caller id of a configured key, by its digest."""
+        return self._by_hash[key_hash].id
 
-def caller_id_of(key_hash: bytes) -> str:
-    """The non-secret id of the caller holding the key with this digest."""
-    return caller_of(key_hash).id
+    @property
+    def names(self) -> dict[str, str]:
+        """Each key name's caller id."""
+        return {name: caller_id for caller_id, name in self._names.items()}
+
+    def name_of(self, caller_id: str) -> str | None:
+        """The key name of a caller id (None: an unnamed key's, or no key's)."""
+        return self._names.get(caller_id)
+
 
 
 def caller_of(key_hash: bytes) -> Caller:
     """The caller holding the key with this digest: its id and the owner key its session ids are bound to."""
     return Caller(hashlib.sha256(b"caller:" + key_hash).hexdigest()[:16], hashlib.sha256(b"owner:" + key_hash).digest())
+
+
+def named_caller_id(name: str) -> str:
+    """A key name's caller id: not secret, the same whichever of its keys, and after its keys are gone."""
+    return hashlib.sha256(b"caller name:" + name.encode()).hexdigest()[:16]
+
+
+def _named_caller(name: str, secret: bytes) -> Caller:
+    owner_key = hmac.new(secret, b"voicefleet named key owner v1\x00" + name.encode(), hashlib.sha256).digest()
+    return Caller(named_caller_id(name), owner_key, name=name)
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -25,6 +25,7 @@ from dispatcher.api.routers import (
     regions,
     releases,
     runner_offer,
+    session_list,
     sessions,
     status,
     timeline,
@@ -33,7 +34,8 @@ from dispatcher.api.routers import (
 from dispatcher.api.state import AppState
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
-           webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router)
+           webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
+           session_list.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -40,6 +40,7 @@ class Caller:
     id: str  # stable, not secret: scopes limits and logs
     owner_key: bytes = field(repr=False)  # secret to the key's holder
     internal: bool = False  # the dispatcher's own (the phone path's calls), not an API key's holder
+    name: str | None = None  # a named key's name (DISPATCHER_API_KEYS `name:key`), not secret
 
     @classmethod
     def named(cls, name: str) -> Caller:

@@ -42,6 +42,7 @@ from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
+from dispatcher.sessions.listing import SessionListing
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, session_error, trace_id_of
 from dispatcher.settings import Settings
@@ -100,6 +101,9 @@ class SessionService:
         self._settings = settings
         self.timeline = timeline
         self.costs = costs or SessionCosts(machines.name, None)
+        # What `GET /sessions` lists: an entry at each admitted start, closed by its timeline's end.
+        self.listing = SessionListing(coordination.session_index, settings.region, settings.max_session_seconds)
+        timeline.listeners.append(self.listing.timeline_event)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
         self._machines = machines
@@ -119,7 +123,7 @@ class SessionService:
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
                                     launches=coordination.launches(keep_seconds=10.0))
-        self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=len(settings.api_key_hashes),
+        self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=settings.api_callers,
                               warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
         self._background: set[asyncio.Task[None]] = set()
         self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
@@ -209,6 +213,7 @@ class SessionService:
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
                                                transport=transport, keyed=keyed, traceparent=trace.traceparent,
                                                release=chosen.name, release_chosen_by=chosen_by)
+                            self.listing.opened(session_id, owner, chosen.name, transport)
                             requested = True
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,

@@ -366,6 +366,22 @@ class Timelines(Protocol):
         ...
 
 
+class SessionIndex(Protocol):
+    """The sessions by time, per caller and for the deployment (dispatcher/store/session_index.py)."""
+
+    async def opened(self, entry: Mapping[str, Any]) -> None: ...
+
+    async def closed(self, session_id: str, end: Mapping[str, Any], *, failure: bool) -> None:
+        """A session's end or `failure`, kept beside its entry: the first of each told; a failure
+        shows over an end."""
+        ...
+
+    async def page(self, caller: str, below: tuple[int, str] | None, examine: int) -> Any:
+        """At most `examine` entries of `caller`'s sessions ("": every caller's), newest first,
+        older than `below`: an `IndexPage`."""
+        ...
+
+
 class ReleaseBook(Protocol):
     """The deployment's traffic over its releases (dispatcher/releases/traffic.py's record, as JSON)
     and its audit trail: what every replica reads each second and an admin change writes."""
@@ -394,6 +410,7 @@ HISTORY_KEPT = 1000
 class Coordination(Protocol):
     replica_id: str
     timelines: Timelines
+    session_index: SessionIndex  # what `GET /sessions` lists
     starts: StartLease
     owners: OwnerRecords
     claims: Claims

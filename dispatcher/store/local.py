@@ -31,6 +31,7 @@ from dispatcher.store.coordination import (
     Rate,
     ReleaseBook,
     ReservePool,
+    SessionIndex,
     SessionValues,
     StartLease,
     Timelines,
@@ -50,6 +51,7 @@ from dispatcher.store.memory import (
 from dispatcher.store.relay import Handler
 from dispatcher.store.release_book import MemoryReleaseBook
 from dispatcher.store.secrets_vault import MemoryVault
+from dispatcher.store.session_index import MemorySessionIndex
 from dispatcher.store.timelines import MemoryTimelines
 
 LOCAL_REPLICA = "local"
@@ -152,6 +154,7 @@ class LocalCoordination:
         self.calls: CallMedia = LocalCallMedia(replica_id)
         self.pool: ReservePool = LocalPool()
         self.timelines: Timelines = MemoryTimelines()
+        self.session_index: SessionIndex = MemorySessionIndex()
         self.key_sessions: KeySessions = LocalKeySessions()
         self.held_places: HeldPlaces = HeldPlaceRecords(LocalKeySessions())
         self.releases: ReleaseBook = MemoryReleaseBook()

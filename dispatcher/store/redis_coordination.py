@@ -39,6 +39,7 @@ from dispatcher.store.coordination import (
     Rate,
     ReleaseBook,
     ReservePool,
+    SessionIndex,
     SessionValues,
     StartLease,
     Timelines,
@@ -77,6 +78,7 @@ from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.release_book import StoreReleaseBook
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
+from dispatcher.store.session_index import ForgivingSessionIndex, MemorySessionIndex, StoreSessionIndex
 from dispatcher.store.spent import Remembered, SpentOnce
 from dispatcher.store.starts import StartLeases
 from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
@@ -113,6 +115,8 @@ class RedisCoordination:
         self.calls: CallMedia = RedisCallMedia(self.call_records, self.media, LocalCallMedia(self.replica_id))
         self.pool: ReservePool = ForgivingPool(StorePool(self.store, leases), LocalPool())
         self.timelines: Timelines = ForgivingTimelines(StoreTimelines(self.store, self.seal), MemoryTimelines())
+        self.session_index: SessionIndex = ForgivingSessionIndex(StoreSessionIndex(self.store, self.seal),
+                                                                 MemorySessionIndex())
         self.key_sessions: KeySessions = ForgivingKeySessions(SharedKeySessions(self.store), LocalKeySessions())
         self.held_places: HeldPlaces = HeldPlaceRecords(SharedKeySessions(self.store))  # not forgiven
         self.releases: ReleaseBook = StoreReleaseBook(self.store)

@@ -15,10 +15,11 @@ import httpx
 
 from cli.errors import Refused, Unreachable
 from cli.options import target_of
-from cli.settings import ADMIN_KEY_VARIABLE, URL_VARIABLE, Target
+from cli.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, URL_VARIABLE, Target
 
 CONNECT_RETRIES = 2
 ADMIN_KEYS = "the dispatcher's DISPATCHER_ADMIN_KEYS"
+API_KEYS = "the dispatcher's DISPATCHER_API_KEYS (the key that started the session, or another of its name)"
 # What to do about a refusal, by its `error.code`, where the dispatcher's message does not say it.
 NEXT_STEP = {
     "admin_key_required": f"{ADMIN_KEY_VARIABLE} holds a client API key: set it to one of {ADMIN_KEYS}",
@@ -39,11 +40,14 @@ def call(method: str, route: str, body: dict[str, Any] | None = None,
 
 
 class Api:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, *, client: bool = False) -> None:
+        """`client`: call with the client's key (VOICEFLEET_API_KEY), not the admin's."""
         self.target = target
+        self._key = target.api_key if client else target.admin_key
+        self._variable, self._keys = (API_KEY_VARIABLE, API_KEYS) if client else (ADMIN_KEY_VARIABLE, ADMIN_KEYS)
         headers = {"Accept": "application/json", "User-Agent": "voicefleet-cli"}
-        if target.admin_key is not None:
-            headers["Authorization"] = f"Bearer {target.admin_key}"
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key}"
         self._client = httpx.Client(base_url=target.url, headers=headers, timeout=target.timeout,
                                     transport=httpx.HTTPTransport(retries=CONNECT_RETRIES))
 
@@ -93,9 +97,12 @@ class Api:
                            "the dispatcher's logs (or the proxy in front of it) say why")
         code, message = error
         hint = NEXT_STEP.get(code)
+        if code == "admin_key_required" and self._key is not None and self._key == self.target.api_key:
+            hint = (f"an admin's question: leave {API_KEY_VARIABLE} unset and set {ADMIN_KEY_VARIABLE} to one of "
+                    f"{ADMIN_KEYS}")
         if status == 401:
-            hint = (f"{ADMIN_KEY_VARIABLE} is not set: set it to one of {ADMIN_KEYS}" if self.target.admin_key is None
-                    else f"set {ADMIN_KEY_VARIABLE} to one of {ADMIN_KEYS}")
+            hint = (f"{self._variable} is not set: set it to one of {self._keys}" if self._key is None
+                    else f"set {self._variable} to one of {self._keys}")
         return Refused(status, code, message, hint)
 
 

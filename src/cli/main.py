@@ -9,6 +9,7 @@ import click
 from cli.loadtest.command import loadtest
 from cli.options import common_options
 from cli.releases import releases
+from cli.sessions import session, sessions
 from cli.status import status
 
 
@@ -17,13 +18,15 @@ from cli.status import status
 def voicefleet() -> None:
     """Operate a voicefleet deployment through its HTTP API.
 
-    The admin key comes from VOICEFLEET_ADMIN_KEY (never a flag); the dispatcher's address from --url
-    or VOICEFLEET_URL. Exit codes: 0 done, 1 the dispatcher refused, 2 a usage error, 3 the dispatcher
-    could not be reached."""
+    The admin key comes from VOICEFLEET_ADMIN_KEY, a client's key from VOICEFLEET_API_KEY (never a
+    flag); the dispatcher's address from --url or VOICEFLEET_URL. Exit codes: 0 done, 1 the
+    dispatcher refused, 2 a usage error, 3 the dispatcher could not be reached."""
 
 
 voicefleet.add_command(releases)
 voicefleet.add_command(status)
+voicefleet.add_command(sessions)
+voicefleet.add_command(session)
 voicefleet.add_command(loadtest)
 
 

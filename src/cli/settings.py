@@ -1,6 +1,7 @@
-"""Where the command finds the dispatcher and its admin key: `--url` or `VOICEFLEET_URL`, and
-`VOICEFLEET_ADMIN_KEY` from the environment only (a flag would leave the key in shell history and
-in every process listing)."""
+"""Where the command finds the dispatcher and its keys: `--url` or `VOICEFLEET_URL`, and
+`VOICEFLEET_ADMIN_KEY` (the admin surface's) and `VOICEFLEET_API_KEY` (a client's, for its own
+sessions) from the environment only (a flag would leave a key in shell history and in every
+process listing)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Target:
     # locals, a debug print).
     admin_key: str | None = field(repr=False)
     timeout: float
+    api_key: str | None = field(default=None, repr=False)  # a client's key: its own sessions
 
 
 def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
@@ -35,7 +37,7 @@ def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
         raise click.UsageError(f"{source} must be the dispatcher's address, such as {DEFAULT_URL} or "
                                f"https://voice.example.com, not {chosen!r}")
     key = (env.get(ADMIN_KEY_VARIABLE) or "").strip() or None
-    return Target(chosen, key, timeout)
+    return Target(chosen, key, timeout, api_key(env))
 
 
 def _is_address(url: str) -> bool:
@@ -56,9 +58,11 @@ def api_key(env: Mapping[str, str]) -> str | None:
 
 
 def cleartext_warning(target: Target) -> str | None:
-    """A sentence when the admin key would cross a network in the clear: plain http to anything but
-    this machine. A warning, not a refusal: a private network may be trusted with it."""
-    return None if target.admin_key is None else key_in_clear(target.url, ADMIN_KEY_VARIABLE)
+    """A sentence when the key sent (the admin's, else the client's) would cross a network in the clear:
+    plain http to anything but this machine. A warning, not a refusal: a private network may be trusted."""
+    if target.admin_key is not None:
+        return key_in_clear(target.url, ADMIN_KEY_VARIABLE)
+    return None if target.api_key is None else key_in_clear(target.url, API_KEY_VARIABLE)
 
 
 def key_in_clear(url: str, variable: str) -> str | None:

@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 import httpx
 
-from dispatcher.api.auth import _caller_of
+from dispatcher.api.auth import caller_of
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import HOLD_SECONDS, PROVISIONAL_SECONDS, home_region, key_digest
 from dispatcher.settings import hash_api_key
@@ -27,7 +27,7 @@ def test_a_refused_keyed_start_leaves_a_provisional_record_and_a_started_one_a_d
     with redis_server(tmp_path) as store, \
             regions(tmp_path, ("eu", "us"), {"eu": COLD, "us": {**COLD, **store.env}}) as (urls, running):
         until(lambda: bool(peer_view(running["eu"], "us").get("reachable")), 20)
-        caller = _caller_of(hash_api_key(API_KEY)).id
+        caller = caller_of(hash_api_key(API_KEY)).id
         at_eu = Regions("eu", MappingProxyType(urls), SECRET.encode())
         homed_at_us = [k for k in (f"order-{n}" for n in range(200)) if home_region(at_eu, caller, k) == "us"][:2]
         admin = store.admin()

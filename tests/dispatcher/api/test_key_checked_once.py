@@ -22,6 +22,7 @@ from dispatcher.api.routers import (
     regions,
     releases,
     runner_offer,
+    session_list,
     sessions,
     status,
     timeline,
@@ -58,9 +59,10 @@ KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first,
 KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router)
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
-# the admin keys (releases and status: checked in each route, dispatcher/api/admin_auth.py).
+# the admin keys (releases and status: checked in each route, dispatcher/api/admin_auth.py), an admin
+# key or a client's (the sessions' listing, checked in the route).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router, status.router)
+             releases.router, status.router, session_list.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
