@@ -111,6 +111,7 @@ def test_dispatcher_secrets_are_secret_manager_references(gcp: Run) -> None:
     assert refs == {
         "DAILY_API_KEY": {"secret": "voicefleet-gcp-test-daily-api-key", "version": "1"},
         "DISPATCHER_API_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-api-keys", "version": "1"},
+        "DISPATCHER_ADMIN_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-admin-keys", "version": "1"},
     }
 
 
@@ -121,7 +122,7 @@ def test_cloud_run_waits_for_its_secret_versions_and_its_read_grants(gcp: Run) -
     needed = [r.urn for r in gcp.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
               if r.inputs["member"] == dispatcher]
     needed += [r.urn for r in gcp.of_type("gcp:secretmanager/secretVersion:SecretVersion")]
-    assert len(needed) == 4 and set(needed) <= set(service.dependencies)
+    assert len(needed) == 2 * len(contract.DISPATCHER_SECRETS) and set(needed) <= set(service.dependencies)
 
 
 def test_vms_are_named_and_reaped_per_stack(gcp: Run) -> None:
