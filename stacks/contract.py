@@ -26,7 +26,8 @@ COMMON_ENV: tuple[str, ...] = (
 )
 
 # Passed by reference only (Secrets Manager `valueFrom`, Secret Manager `secret_key_ref`).
-DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS")
+# DISPATCHER_ADMIN_KEYS: the admin surface's (/releases), the dispatcher's alone, never a bot's.
+DISPATCHER_SECRETS: tuple[str, ...] = ("DAILY_API_KEY", "DISPATCHER_API_KEYS", "DISPATCHER_ADMIN_KEYS")
 
 # The warm reserve's sizing (dispatcher/reserve/policy.py), in every cloud mode; written from the
 # parsed settings (ReserveSettings.to_env), so these are its keys. The schedule only when one is set.
@@ -186,7 +187,13 @@ MACHINES_ENV: tuple[str, ...] = (
     "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME", "GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE",
     "GCE_INSTANCE_PREFIX", "CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB",
     "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_LOCATION", "ACI_GROUP_PREFIX",
+    # Every listed release's reference: the Cloud Run provider lists each release's job's executions,
+    # not only CLOUDRUN_JOB's (dispatcher/machines/cloudrun/provider.py `jobs`).
+    *RELEASES_ENV,
 )
+# botRuntime cloudrun: the stack output naming every job a session may still run in, the listed
+# releases' and the retiring ones' (stacks/gcp/release_builds.py), which the drain sweeps besides.
+BOT_JOBS_OUTPUT = "botJobs"
 
 
 def machines_environment(env: dict[str, object]) -> dict[str, object]:

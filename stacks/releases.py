@@ -16,11 +16,21 @@ docs/pulumi.md, Releases, weighs the other ways.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pulumi
 
-from stacks.config.releases import OUTPUT, ReleaseSettings, catalogue, check_shared_name, derived_name, previous, roll
+from stacks.config.releases import (
+    OUTPUT,
+    ReleaseSettings,
+    StackRelease,
+    catalogue,
+    check_shared_name,
+    derived_name,
+    previous,
+    roll,
+)
 
 
 def utc_now() -> datetime:
@@ -37,15 +47,27 @@ def own_stack() -> str:
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
-def listed(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Input[str]],
-           parent: pulumi.Resource, *, regions: bool = False) -> pulumi.Output[str]:
-    """`RELEASES` after this `up` (also the stack output `releases`): the recorded list with the
-    release that launches `images` (transport or `*` → the cloud's reference) added or kept.
-    `regions`: the stack is one region of several, whose releases must share their names."""
+@dataclass(frozen=True)
+class Rolled:
+    """The list the last `up` left (what its dispatcher may still launch while this one deploys) and this one's."""
+
+    before: tuple[StackRelease, ...]
+    after: tuple[StackRelease, ...]
+
+    def references(self) -> list[str]:
+        """Every reference either list names: what a dispatcher may launch until this `up` has rolled out."""
+        return sorted({ref for release in (*self.before, *self.after) for ref in release.images.values()})
+
+
+def rolled(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Input[str]],
+           parent: pulumi.Resource, *, regions: bool = False) -> pulumi.Output[Rolled]:
+    """The recorded list, and it with the release that launches `images` (transport or `*` → the
+    cloud's reference) added or kept. `regions`: the stack is one region of several, whose releases
+    must share their names."""
     recorded = pulumi.StackReference(f"{name}-releases", stack_name=own_stack(),
                                      opts=pulumi.ResourceOptions(parent=parent)).get_output(OUTPUT)
 
-    def rolled(args: list[object]) -> str:
+    def roll_forward(args: list[object]) -> Rolled:
         before, current = args
         assert isinstance(current, Mapping)
         refs = {str(transport): str(reference) for transport, reference in current.items()}
@@ -53,6 +75,12 @@ def listed(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Inp
         releases = roll(recorded_releases, name=settings.name or derived_name(refs), images=refs, kept=settings.kept,
                         now=clock())
         check_shared_name(recorded_releases, releases, settings, regions=regions)
-        return catalogue(releases, settings)
+        return Rolled(recorded_releases, releases)
 
-    return pulumi.Output.all(recorded, pulumi.Output.from_input(images)).apply(rolled)
+    return pulumi.Output.all(recorded, pulumi.Output.from_input(images)).apply(roll_forward)
+
+
+def listed(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Input[str]],
+           parent: pulumi.Resource, *, regions: bool = False) -> pulumi.Output[str]:
+    """`RELEASES` after this `up` (also the stack output `releases`)."""
+    return rolled(name, settings, images, parent, regions=regions).apply(lambda found: catalogue(found.after, settings))

@@ -4,8 +4,8 @@ The dispatcher's launch role (stacks/azure/identity.py) may write any container 
 stolen token alone could run any image, on a public address, outside the bots' network rules. An
 Azure Policy assignment on that resource group (effect `Deny`: ARM refuses the request, whoever
 sends it) refuses every container group that
-- runs an image other than this stack's registry's bot repositories pinned by digest
-  (`<login server>/bot@sha256:*`; with TURN also `…/bot-webrtc@sha256:*`), any digest of them;
+- runs an image no release names, by digest: `RELEASES` after this `up` or before it (the dispatcher
+  it replaces may launch those until it has rolled out; docs/pulumi.md, Releases, Azure);
 - runs any other code: a command, a probe's command, init containers, an extension, a container
   group or standby pool profile, a security context, confidential compute, a variable the
   dispatcher does not send (`LAUNCH_VARIABLES` and the deployment's own bot variables);
@@ -66,12 +66,13 @@ def _any(array: str, where: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"count": {"field": array, **({"where": where} if where else {})}, "greater": 0}
 
 
-def launch_rule(login_server: str, subnet_id: str, repositories: Sequence[str],
-                variables: Collection[str] = ()) -> dict[str, Any]:
-    """The policy rule: `Deny` a container group matching any of the refusals above. `variables`: the
-    deployment's own bot variables, admitted beside LAUNCH_VARIABLES."""
-    pinned = [{"field": f"{CONTAINERS}.image", "like": f"{login_server}/{repository}@sha256:*"}
-              for repository in repositories]
+def launch_rule(subnet_id: str, images: Sequence[str], variables: Collection[str] = ()) -> dict[str, Any]:
+    """The policy rule: `Deny` a container group matching any of the refusals above. `images`: the
+    releases' images by digest; `variables`: the deployment's own bot variables, admitted beside
+    LAUNCH_VARIABLES."""
+    if not images or not all("@sha256:" in image for image in images):
+        raise ValueError(f"the launch policy admits images pinned by digest only, got {list(images)!r}")
+    pinned = [{"field": f"{CONTAINERS}.image", "in": sorted(images)}]
     exists = {"exists": "true"}
     return {
         "if": {"allOf": [
@@ -124,9 +125,8 @@ class LaunchPolicyArgs:
     subscription_id: str
     prefix: str
     resource_group_id: pulumi.Input[str]
-    login_server: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
-    repositories: tuple[str, ...]  # the bot images' repositories in the registry
+    images: pulumi.Input[Sequence[str]]  # the releases' bot images by digest (stacks/releases.py Rolled)
     variables: tuple[str, ...]  # the deployment's own bot variables (ACI_BOT_SETTINGS, ACI_BOT_SECRETS names)
 
 
@@ -136,8 +136,8 @@ class LaunchPolicy(pulumi.ComponentResource):
     def __init__(self, name: str, args: LaunchPolicyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:azure:LaunchPolicy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        rule = pulumi.Output.all(args.login_server, args.subnet_id).apply(
-            lambda found: launch_rule(str(found[0]), str(found[1]), args.repositories, args.variables))
+        rule = pulumi.Output.all(args.subnet_id, args.images).apply(
+            lambda found: launch_rule(str(found[0]), list(found[1]), args.variables))
         title = f"{args.prefix}: bot container groups only"
         definition = azure.authorization.PolicyDefinition(
             name,
@@ -145,7 +145,7 @@ class LaunchPolicy(pulumi.ComponentResource):
             policy_type="Custom",
             mode="All",
             display_name=title,
-            description="Refuses container groups that do not run this stack's bot images pinned by digest, "
+            description="Refuses container groups that do not run one of this stack's releases' bot images, "
                         "run other code (a command, probe, init container, extension, profile, security context, "
                         "unknown variable), mount a volume or config map, read secrets by reference, set identity "
                         "ACLs, run as Spot, set DNS servers or a log workspace, have a public address or leave "

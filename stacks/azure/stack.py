@@ -35,10 +35,11 @@ from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
+from stacks.config.releases import catalogue
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
-from stacks.releases import listed
+from stacks.releases import Rolled, rolled
 from stacks.turn_server import turn_urls
 
 # Secrets set for a while and unset again stay in Key Vault while unset (stacks/azure/secrets.py):
@@ -107,12 +108,13 @@ class AzureStack(pulumi.ComponentResource):
             app_name=naming.container_app_name(settings.stack), reserve=bool(channel_secrets(settings)),
             store=store is not None, action_group_id=cfg.alarm_action_group_id, tags=tags), opts=child)
         app_name = naming.container_app_name(settings.stack)
+        rolled_releases = self._releases(images)
+        releases = rolled_releases.apply(lambda found: catalogue(found.after, settings.releases))
         launch = LaunchPolicy(name, LaunchPolicyArgs(
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group_id=group.id,
-            login_server=registry.login_server, subnet_id=network.subnet_ids["bots"],
-            repositories=tuple(role for role in roles if role != "dispatcher"),
+            subnet_id=network.subnet_ids["bots"],
+            images=rolled_releases.apply(lambda found: found.references()),
             variables=(*settings.observability.bot_environment(), *bot_secret_names)), opts=child)
-        releases = self._releases(images)
         target = AciTarget(
             subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
             stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,
@@ -157,14 +159,15 @@ class AzureStack(pulumi.ComponentResource):
         }
         self.register_outputs(self.outputs)
 
-    def _releases(self, images: Images) -> pulumi.Output[str]:
-        """RELEASES (stacks/releases.py): an ACI release is its images by digest, which the launch
-        policy admits at any digest of the bot repositories, and which the registry never deletes by
-        itself (stacks/azure/registry.py)."""
+    def _releases(self, images: Images) -> pulumi.Output[Rolled]:
+        """The releases before and after this `up` (stacks/releases.py): an ACI release is its images by
+        digest, which the launch policy admits (those of both lists, so the dispatcher this `up`
+        replaces may still launch what it lists), and which the registry never deletes by itself
+        (stacks/azure/registry.py)."""
         built: dict[str, pulumi.Input[str]] = {ANY_TRANSPORT: images.bot}
         if images.bot_webrtc is not None:
             built["webrtc"] = images.bot_webrtc
-        return listed(self._name, self._settings.releases, built, self)
+        return rolled(self._name, self._settings.releases, built, self)
 
     def _relay(self, turn: TurnSettings, group: pulumi.Input[str], network: Network, secrets: SecretStore,
                tags: dict[str, str]) -> pulumi.Output[list[str]]:

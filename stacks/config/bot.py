@@ -36,7 +36,8 @@ _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 # Names the platform sets on the bot itself: a user secret with one of them would silently lose.
 RESERVED_ENV_NAMES = frozenset({
     "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "BOT_FILE", "BOT_TRANSPORT", "BOT_MODELS_DIR",
-    "MAX_SESSION_SECONDS", "DAILY_API_KEY", "DISPATCHER_API_KEYS", "PATH", "PYTHONPATH", "HOME",
+    "MAX_SESSION_SECONDS", "DAILY_API_KEY", "DISPATCHER_API_KEYS", "DISPATCHER_ADMIN_KEYS", "PATH", "PYTHONPATH",
+    "HOME",
     "BOT_TURN_TRANSPORT",  # the Cloud Run job's (stacks/gcp/bot_job.py)
 })
 _RESERVED_PREFIXES = ("VOICEFLEET_", "ECS_", "AWS_", "GCE_", "TURN_", "REDIS_")

@@ -25,6 +25,8 @@ class Secrets:
 
     daily_api_key: pulumi.Output[str]
     dispatcher_api_keys: pulumi.Output[str]
+    # dispatcherAdminKeys (stacks/config/admin_keys.py): DISPATCHER_ADMIN_KEYS, the admin surface's own.
+    dispatcher_admin_keys: pulumi.Output[str]
     bot: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # env name -> value
     # BOT_CHANNEL_TOKEN (stacks/config/channel.py): None = no bot control channel, every start cold.
     bot_channel_token: pulumi.Output[str] | None = None

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config import alarms, channel_capacity, cloud_run, limits
+from stacks.config import admin_keys, alarms, channel_capacity, cloud_run, limits
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
@@ -60,6 +60,7 @@ BOT_SECRET_KEYS: dict[str, str] = {
 REQUIRED_SECRET_KEYS: dict[str, str] = {
     "dailyApiKey": "DAILY_API_KEY",
     "dispatcherApiKeys": "DISPATCHER_API_KEYS",
+    admin_keys.KEY: admin_keys.VARIABLE,
 }
 
 
@@ -87,9 +88,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
     observability, observability_secrets = observability_settings.load(cfg)
     regions, region_secret = region_settings.load(cfg)
+    client_keys = _require(cfg.secret("dispatcherApiKeys", required=True))
     secrets = Secrets(
         daily_api_key=_require(cfg.secret("dailyApiKey", required=True)),
-        dispatcher_api_keys=_require(cfg.secret("dispatcherApiKeys", required=True)),
+        dispatcher_api_keys=client_keys,
+        dispatcher_admin_keys=admin_keys.load(cfg, client_keys),
         bot=bot_settings.secrets(cfg, BOT_SECRET_KEYS),
         bot_channel_token=channel_settings.token(cfg),
         store_password=store_settings.password(cfg),

@@ -59,6 +59,7 @@ LAUNCH_PERMISSIONS = (
 # What a bot VM may do to itself at the end of its session (stacks/gcp/startup.py).
 SELF_DELETE_PERMISSIONS = ("compute.instances.delete",)
 INSTANCE_TYPE = "compute.googleapis.com/Instance"
+TEMPLATE_TYPE = "compute.googleapis.com/InstanceTemplate"
 BOT_ROLE, WEBRTC_ROLE = "bot", "bot-webrtc"  # a release's images (images/component.py roles)
 
 
@@ -83,6 +84,11 @@ class BotTemplateArgs:
     environment: Mapping[str, str] = field(default_factory=dict)
 
 
+def template_prefix(prefix: str) -> str:
+    """Every release template's name starts so (then the provider's 26 generated characters)."""
+    return f"{prefix}--bot-"
+
+
 def pull_and_log(name: str, project: str, region: str, repository_id: pulumi.Input[str],
                  member: pulumi.Input[str], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
     """What any bot's account needs, a VM's or a Cloud Run job's: pull the image, write its logs."""
@@ -102,6 +108,8 @@ class BotTemplate(pulumi.ComponentResource):
         self._project = args.project
         # IAM conditions see a compute instance as projects/P/zones/Z/instances/NAME.
         self._instances = f"projects/{args.project}/zones/{args.zone}/instances/{args.instance_prefix}-"
+        # …and an instance template as projects/P/global/instanceTemplates/NAME.
+        self._templates = f"projects/{args.project}/global/instanceTemplates/{template_prefix(args.prefix)}"
         self.account = gcp.serviceaccount.Account(name, account_id=args.account_id,
                                                   display_name="voicefleet bot VMs", opts=child)
         member = pulumi.Output.concat("serviceAccount:", self.account.email)
@@ -132,8 +140,9 @@ class BotTemplate(pulumi.ComponentResource):
         template = gcp.compute.InstanceTemplate(
             f"{self._name}-{release.name}",
             # Templates are immutable: every change is a replacement, created before the old
-            # one is deleted, so the name needs a generated suffix.
-            name_prefix=f"{args.prefix}-bot-",
+            # one is deleted, so the name needs a generated suffix. "--": no stack name holds one,
+            # so the launcher's IAM condition on this prefix reaches no other stack's templates.
+            name_prefix=template_prefix(args.prefix),
             description=f"voicefleet release {release.name}: one VM per voice session",
             machine_type=args.machine_type,
             disks=[{"source_image": COS_IMAGE, "boot": True, "auto_delete": True, "disk_size_gb": args.disk_gb,
@@ -171,11 +180,14 @@ class BotTemplate(pulumi.ComponentResource):
                       member: pulumi.Input[str], grantee: str = "") -> list[pulumi.Resource]:
         """A custom role bound to `member` with a condition: on instances, only this stack's VMs.
 
-        The condition leaves other resource types alone (zone operations, the template, subnets,
-        disks), because list and template calls are checked on the project, zone or template, not
-        on an instance. The role id ends with part of the bot account's unique id, which GCP assigns
-        anew whenever the account is created: a deleted role's id stays reserved for 37 days, so a
-        fixed id would make re-creating the stack in that window fail; stable across `up`s."""
+        The condition leaves other resource types alone (zone operations, subnets, disks), because
+        list calls are checked on the project or zone, not on an instance; and it narrows templates
+        to this stack's own (`instances.insert` reads its source template with
+        compute.instanceTemplates.useReadOnly and .get, checked on the template): granted on the
+        project, those would read every template in it, other stacks' metadata included. The role id
+        ends with part of the bot account's unique id, which GCP assigns anew whenever the account
+        is created: a deleted role's id stays reserved for 37 days, so a fixed id would make
+        re-creating the stack in that window fail; stable across `up`s."""
         base = f"{self._name}_{suffix}".replace("-", "_")
         role = gcp.projects.IAMCustomRole(
             f"{self._name}-{suffix}",
@@ -190,8 +202,10 @@ class BotTemplate(pulumi.ComponentResource):
             f"{self._name}-{suffix}" + (f"-{grantee}" if grantee else ""), project=self._project, role=role.name,
             member=member,
             condition={"title": f"{suffix} on this stack's bot VMs only",
-                       "expression": f'resource.type != "{INSTANCE_TYPE}" || '
-                                     f'resource.name.startsWith("{self._instances}")'},
+                       "expression": f'(resource.type != "{INSTANCE_TYPE}" || '
+                                     f'resource.name.startsWith("{self._instances}")) && '
+                                     f'(resource.type != "{TEMPLATE_TYPE}" || '
+                                     f'resource.name.startsWith("{self._templates}"))'},
             opts=pulumi.ResourceOptions(parent=self))
         return [role, binding]
 

@@ -5,10 +5,13 @@ own last outputs are stacks/config/releases.py's and stacks/releases.py's; this 
 the clouds whose release definitions the stack re-declares each `up` (GCE
 templates, Cloud Run jobs) need besides: each kept release's *build* (its images by digest, from
 which its definition is made), and the releases that dropped out of the list but whose definition and
-image a session may still run (*retiring*). A retiring release goes once the longest session
-cannot run it any more: a bot VM or job execution never outlives `maxSessionSeconds` plus its
-grace (the template's maxRunDuration, the execution's timeout). An `up` that changes nothing
-keeps every name, time and list as it was: the clock is read only for a new or dropped release.
+image a bot may still run (*retiring*). A retiring release goes once no bot can run it any more:
+a bot VM or job execution never outlives its longest life, which the dispatcher sets when it
+launches it (a cold one: `maxSessionSeconds` plus its grace; a reserve one, with the channel: the
+reserve's `RESERVE_MAX_IDLE_SECONDS` wait, then a whole session, plus the grace —
+dispatcher/machines/gce/reserve.py `max_run_seconds`, dispatcher/machines/cloudrun/reserve.py
+`idle_seconds`). An `up` that changes nothing keeps every name, time and list as it was: the clock,
+read once per `up` (`up_time`), stamps only a new or dropped release.
 """
 
 from __future__ import annotations
@@ -89,11 +92,17 @@ def parse(recorded: object) -> Builds:
                             "(`pulumi stack history`)") from None
 
 
+def up_time() -> datetime:
+    """This `up`'s moment, read once and handed to everything that compares with it (`advance`,
+    `registry_keeps`), so the list and the registry's keep rule agree on what has expired. The
+    offline runs set their own clock (stacks/tools/mocks.py)."""
+    return releases.clock()
+
+
 def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings, *,
-            longest_session_seconds: int, regions: bool = False) -> Builds:
+            longest_bot_seconds: int, now: datetime, regions: bool = False) -> Builds:
     """This `up`'s builds: the list rolled with the current build (stacks/config/releases.py `roll`),
-    the ones it drops retiring, and retiring ones past the longest session gone."""
-    now = releases.clock()  # the offline runs set their own (stacks/tools/mocks.py)
+    the ones it drops retiring, and retiring ones past the longest bot life gone."""
     stamp = now.strftime(STAMP)
     name = settings.name or derived_name(images)
     earlier = [b for b in before.retiring if b.name == name]  # a retiring build deployed again is listed again
@@ -105,12 +114,12 @@ def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings
     dropped = [replace(b, retired=stamp) for b in before.listed if b.name not in names]
     retiring = tuple(b for b in (*before.retiring, *dropped) if b.name not in names)
     return unexpired(Builds(tuple(Build(r.name, r.created, dict(r.images)) for r in listed), retiring, name),
-                     longest_session_seconds)
+                     longest_bot_seconds, now)
 
 
-def unexpired(builds: Builds, longest_session_seconds: int) -> Builds:
-    """`builds` without the retiring ones no session can run any more (retired longer ago than the longest)."""
-    now, horizon = releases.clock(), timedelta(seconds=longest_session_seconds)
+def unexpired(builds: Builds, longest_bot_seconds: int, now: datetime) -> Builds:
+    """`builds` without the retiring ones no bot can run any more (retired longer ago than a bot lives)."""
+    horizon = timedelta(seconds=longest_bot_seconds)
     return replace(builds, retiring=tuple(
         b for b in builds.retiring
         if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon > now))

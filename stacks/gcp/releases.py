@@ -12,6 +12,7 @@ them replaces every kept release's template, or updates every job, under the sam
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 import pulumi
 
@@ -31,14 +32,16 @@ def bot_images(images: Images) -> pulumi.Output[dict[str, str]]:
     return pulumi.Output.all(**built).apply(lambda found: {role: str(ref) for role, ref in found.items()})
 
 
-def registry_keeps(before: Builds, longest_session_seconds: int) -> list[str]:
-    """The digests the registry keeps whatever its other rules say: every release the last `up` kept
-    (but a retiring one no session can run any more), but the one it built, which the `latest` tag
-    holds while it is the newest, and the `mostRecentVersions` rule the `up` after it
-    (stacks/gcp/registry.py). Taken from what the last `up` kept (an image's digest is only known once
-    it is pushed, into this repository), so a second `up` with no change asks for the same list."""
-    others = Builds(tuple(b for b in before.listed if b.name != before.current_name), before.retiring)
-    return unexpired(others, longest_session_seconds).digests()
+def registry_keeps(before: Builds, longest_bot_seconds: int, now: datetime) -> list[str]:
+    """The digests the registry keeps whatever its other rules say: every release the last `up` kept,
+    the one it built (its current) included, but a retiring one no bot can run any more
+    (stacks/gcp/registry.py). A tag does not keep the current build: `drop-old-revision-tags` matches
+    any version with a `rev-` tag, `latest` beside it or not, and `mostRecentVersions` counts versions,
+    caches and revision indexes among them, not builds. Taken from what the last `up` kept (an image's
+    digest is only known once it is pushed, into this repository, after the repository's rules are
+    declared), so a second `up` with no change asks for the same list; the build this `up` pushes is
+    the newest version until the next `up` names it."""
+    return unexpired(before, longest_bot_seconds, now).digests()
 
 
 class Releases:
@@ -46,6 +49,7 @@ class Releases:
 
     current: pulumi.Output[str]  # the current build's template or job path: GCE_INSTANCE_TEMPLATE, CLOUDRUN_JOB
     document: pulumi.Output[str]  # RELEASES
+    kept: pulumi.Output[list[str]]  # every kept release's template or job path, the retiring ones' too
 
     def __init__(self, builds: pulumi.Output[Builds], bot: BotTemplate | BotJob, settings: ReleaseSettings,
                  job_role: str = BOT_ROLE) -> None:
@@ -58,6 +62,7 @@ class Releases:
         both = pulumi.Output.all(builds, paths)
         self.current = both.apply(lambda found: found[1][found[0].current_name])
         self.document = both.apply(lambda found: releases_document(found[0], found[1], settings))
+        self.kept = paths.apply(lambda found: sorted(found.values()))
 
 
 def releases_document(kept: Builds, paths: Mapping[str, str], settings: ReleaseSettings) -> str:

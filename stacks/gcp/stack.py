@@ -15,6 +15,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs
+from stacks import contract
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
@@ -33,7 +34,7 @@ from stacks.gcp.network import Network, NetworkArgs
 from stacks.gcp.observability import Observability, ObservabilityArgs, metric_environment
 from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
-from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered
+from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
@@ -55,10 +56,10 @@ class GcpStack(pulumi.ComponentResource):
         apis = enable_apis(name, cfg.project, child, store=cfg.store)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
         before = remembered(name, self)  # what the last `up` kept
+        now, longest_bot = up_time(), self._longest_bot(cfg.bot_runtime)
         registry = Registry(name, prefix=settings.prefix, project=cfg.project, region=cfg.region,
                             keep=settings.image_retention_count, protect=settings.protect, opts=after_apis,
-                            releases=before.apply(lambda found: registry_keeps(
-                                found, self._longest_session(cfg.bot_runtime))))
+                            releases=before.apply(lambda found: registry_keeps(found, longest_bot, now)))
         roles = ("bot", "dispatcher", *(("bot-webrtc",) if settings.turn else ()))
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(roles),
                                          **image_args(settings)), opts=child)
@@ -86,8 +87,7 @@ class GcpStack(pulumi.ComponentResource):
         launch = bot.grant_launch("dispatcher", member) if isinstance(bot, BotTemplate) \
             else bot.grant_run("dispatcher", member)
         builds = pulumi.Output.all(before, bot_images(images)).apply(
-            lambda found: advance(found[0], found[1], settings.releases,
-                                  longest_session_seconds=self._longest_session(cfg.bot_runtime),
+            lambda found: advance(found[0], found[1], settings.releases, longest_bot_seconds=longest_bot, now=now,
                                   regions=settings.regions is not None))
         releases = Releases(builds, bot, settings.releases, self._job_image_role(images))
         args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls, egress,
@@ -114,7 +114,8 @@ class GcpStack(pulumi.ComponentResource):
             "botImage": images.bot,
             "dispatcherImage": images.dispatcher,
             **({"botInstanceTemplate": releases.current} if isinstance(bot, BotTemplate) else
-               {"botJob": releases.current.apply(lambda path: path.rsplit("/", 1)[-1])}),
+               {"botJob": releases.current.apply(lambda path: path.rsplit("/", 1)[-1]),
+                contract.BOT_JOBS_OUTPUT: releases.kept}),
             # The releases the dispatcher offers (RELEASES) and their builds, which the next `up` reads back.
             RELEASES_OUTPUT: releases.document,
             BUILDS_OUTPUT: builds.apply(lambda kept: kept.as_output()),
@@ -161,11 +162,15 @@ class GcpStack(pulumi.ComponentResource):
 
         return self._service_host().apply(checked)
 
-    def _longest_session(self, runtime: str) -> int:
-        """How long a bot can still run after its release is dropped: its VM's maxRunDuration, or its
-        execution's timeout (stacks/gcp/bot_template.py, bot_job.py)."""
+    def _longest_bot(self, runtime: str) -> int:
+        """How long a bot can still run after its release is dropped: the longest life the dispatcher
+        gives a VM (maxRunDuration) or an execution (its timeout). A cold one's is the session and the
+        grace; with the channel the reserve's idle bots may first wait RESERVE_MAX_IDLE_SECONDS to be
+        claimed (dispatcher/machines/gce/reserve.py `max_run_seconds`, cloudrun/reserve.py `idle_seconds`)."""
+        settings = self._settings
         grace = GCE_BOOT_GRACE_SECONDS if runtime == "gce" else BotJobArgs.grace_seconds
-        return self._settings.max_session_seconds + grace
+        idle = int(settings.reserve.max_idle_seconds) if channel_secrets(settings) and settings.reserve.enabled else 0
+        return idle + settings.max_session_seconds + grace
 
     def _job_image_role(self, images: Images) -> str:
         """A job has one container: the SmallWebRTC image with a TURN relay, else the Daily one."""

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,7 @@ from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
+from stacks.contract import BOT_JOBS_OUTPUT
 from stacks.tools.drain_azure import SERVICE_PRINCIPAL, ContainerAppReplicas, aci_machines
 from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
 from stacks.tools.drain_creates import DrainCreates
@@ -109,6 +110,17 @@ def default_deadline(outputs: Mapping[str, Any]) -> float:
     return max(MIN_DEADLINE_SECONDS, float(delay) + FARGATE_MAX_STOP_TIMEOUT + DEADLINE_MARGIN_SECONDS)
 
 
+def every_job(settings: CloudRunSettings, outputs: Mapping[str, Any]) -> CloudRunSettings:
+    """The provider lists its own job's and the listed releases' (RELEASES) executions; a release
+    dropped from the list keeps its job while a session of it may still run (stacks/gcp/release_builds.py),
+    and the stack names those jobs too (BOT_JOBS_OUTPUT): the drain stops their executions as well."""
+    jobs = outputs.get(BOT_JOBS_OUTPUT) or []
+    if not isinstance(jobs, list) or not all(isinstance(job, str) and job for job in jobs):
+        raise DrainError(f"the stack output {BOT_JOBS_OUTPUT} is not a list of Cloud Run job names: "
+                         "`pulumi up` with this program first")
+    return replace(settings, release_jobs=tuple(dict.fromkeys((*settings.release_jobs, *jobs))))
+
+
 def _ecs_client(settings: EcsSettings) -> Any:
     import boto3
     from botocore.config import Config
@@ -142,7 +154,8 @@ class Drain:
                                             coordination=DrainCreates())
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "cloudrun":  # executions end when cancelled: nothing stays listed after
-            self.machines = CloudRunMachines(CloudRunSettings.from_env(env), coordination=DrainCreates())
+            self.machines = CloudRunMachines(every_job(CloudRunSettings.from_env(env), outputs),
+                                             coordination=DrainCreates())
             self.cloud_run = CloudRunInstances(CloudRunTarget.from_outputs(outputs, env))
         elif env["MACHINES"] == "aci":  # a Terminated group stays listed (and holds its quota slot) until deleted
             aci = aci_machines(env)

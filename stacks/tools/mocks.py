@@ -245,7 +245,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
             # DescribeUsers returns the engine's rendering of the rules, which the provider keeps.
             state["accessString"] = rendered(inputs["accessString"])
         elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
-            state["versionId"] = "v-" + _digest(args.name)[:8]
+            # PutSecretValue makes a new version with a new id for a new value: a rotation must show
+            # as a new id wherever the version is pinned, as it does at AWS.
+            state["versionId"] = "v-" + _digest(f"{args.name}:{json.dumps(unwrap(inputs.get('secretString')))}")[:8]
         return rid, state
 
     def _revision(self, family: str, definition: dict[str, Any]) -> int:

@@ -16,9 +16,13 @@ import pytest
 from stacks.tools.mocks import Run
 from tests.infra import program_cache
 
+# The admin surface's key (stacks/config/admin_keys.py), which every regional stack requires.
+ADMIN_KEY = "SENTINEL-admin-key-5e2b"
+ADMIN_SECRETS = {"voicefleet:dispatcherAdminKeys": ADMIN_KEY}
 SECRETS = {
     "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-7f3a",
     "voicefleet:dispatcherApiKeys": "SENTINEL-client-key-1,SENTINEL-client-key-2",
+    **ADMIN_SECRETS,
     # Read only by stacks with a coordination store (several replicas), which require it.
     "voicefleet:storeMessageSecret": "SENTINEL-store-message-secret-0123456789",
 }

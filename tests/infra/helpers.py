@@ -56,3 +56,17 @@ def component_outputs(run: Run, cloud: str) -> dict[str, Any]:
     """The stack component's registered outputs: infra/__main__.py exports exactly these."""
     component = f"{cloud.capitalize()}Stack::voicefleet-{cloud}-test"
     return next(o for urn, o in run.completed.items() if urn.endswith(component))
+
+
+def changed_names(before: Run, after: Run) -> list[tuple[str, str]]:
+    """(type, logical name) of the resources whose inputs differ between two runs of the same stack
+    (what a second `up` would update); both runs must register the same resources."""
+    old = {r.urn: unwrap(r.inputs) for r in before.registrations}
+    new = {r.urn: r for r in after.registrations}
+    assert old.keys() == new.keys(), sorted(old.keys() ^ new.keys())
+    return sorted((reg.type, reg.name) for urn, reg in new.items() if unwrap(reg.inputs) != old[urn])
+
+
+def holding(run: Run, text: str) -> list[Registration]:
+    """Every registration with `text` anywhere in its inputs (a secret's value, a resource's id)."""
+    return [r for r in run.registrations if text in json.dumps(unwrap(r.inputs), default=str)]

@@ -21,7 +21,7 @@ from stacks import contract
 from stacks.config.turn import TurnSettings
 from stacks.tools.mocks import Run, unwrap
 from stacks.turn_server import coturn_config
-from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, StackRunner
+from tests.infra.conftest import ADMIN_SECRETS, CHANNEL, CHANNEL_SECRETS, StackRunner
 from tests.infra.helpers import container
 
 TURN_SECRET = "SENTINEL-turn-shared-secret-0123"
@@ -30,7 +30,7 @@ EXTERNAL = "turn:turn.example.net:3478?transport=udp,turns:turn.example.net:443?
 
 def run_with_turn(stack: StackRunner, cloud: str, generation: int = 1, **overrides: str) -> Run:
     secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
-               "voicefleet:turnSharedSecret": TURN_SECRET, **CHANNEL_SECRETS}
+               **ADMIN_SECRETS, "voicefleet:turnSharedSecret": TURN_SECRET, **CHANNEL_SECRETS}
     # Cloud WebRTC bots take their signalling over the control channel, which TURN requires.
     return stack(cloud, secrets=secrets, generation=generation, **{"turn": "managed", **CHANNEL[cloud], **overrides})
 
@@ -229,7 +229,8 @@ def test_policy_refuses_an_ssh_rule_on_the_relays_security_group() -> None:
 def test_bad_turn_settings_name_the_key(stack: StackRunner, overrides: dict[str, str], key: str) -> None:
     from stacks.config.settings import SettingsError
 
-    secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1"}
+    secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
+               **ADMIN_SECRETS}
     if overrides["turn"] == "managed" and key != "voicefleet:turnSharedSecret":
         secrets["voicefleet:turnSharedSecret"] = TURN_SECRET
     if overrides["turn"] == "external":
@@ -274,7 +275,7 @@ def test_a_short_shared_secret_is_refused(stack: StackRunner) -> None:
     from stacks.config.settings import SettingsError
 
     secrets = {"voicefleet:dailyApiKey": "SENTINEL-daily", "voicefleet:dispatcherApiKeys": "SENTINEL-k1",
-               "voicefleet:turnSharedSecret": "too-short"}
+               **ADMIN_SECRETS, "voicefleet:turnSharedSecret": "too-short"}
     with pytest.raises(SettingsError, match="voicefleet:turnSharedSecret must be at least 16"):
         stack("aws", secrets=secrets, turn="managed")
 

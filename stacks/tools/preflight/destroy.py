@@ -50,6 +50,7 @@ def _provider_refusal(machines: str, env: Mapping[str, Any]) -> str | None:
 
 
 def violations(registrations: Iterable[Registration], outputs: Mapping[str, Any]) -> list[str]:
+    registrations = list(registrations)
     kinds = {LAUNCH_TARGETS[r.type] for r in registrations if r.type in LAUNCH_TARGETS}
     found = []
     for machines in sorted(kinds):
@@ -63,7 +64,20 @@ def violations(registrations: Iterable[Registration], outputs: Mapping[str, Any]
             found.append(f"stack outputs: machinesEnvironment is refused by the {machines} provider: {refusal}")
         if "drained" not in outputs:
             found.append("stack outputs: no `drained`: the drain cannot tell whether a dispatcher still launches bots")
+    if "cloudrun" in kinds:
+        found += _unswept_jobs(registrations, outputs)
     return found
+
+
+def _unswept_jobs(registrations: Iterable[Registration], outputs: Mapping[str, Any]) -> list[str]:
+    """Cloud Run: the drain lists executions job by job, so every job the stack keeps (a session may
+    still run in a retiring release's) must be named in the output it sweeps (BOT_JOBS_OUTPUT)."""
+    from stacks.contract import BOT_JOBS_OUTPUT
+
+    named = {str(path).rsplit("/", 1)[-1] for path in unwrap(outputs.get(BOT_JOBS_OUTPUT)) or []}
+    jobs = sorted(str(unwrap(r.inputs).get("name")) for r in registrations if r.type == "gcp:cloudrunv2/job:Job")
+    return [f"stack outputs: the Cloud Run job {job} is not in {BOT_JOBS_OUTPUT}: the drain would leave its "
+            "executions running" for job in jobs if job not in named]
 
 
 def _referenced(value: object, regs: list[Registration], typ: str, among: set[str]) -> list[Registration]:

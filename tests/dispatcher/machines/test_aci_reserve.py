@@ -164,7 +164,7 @@ async def test_under_the_stacks_launch_policy_arm_admits_the_providers_creates_a
     subnet = f"/subscriptions/{fake_aci.env['AZURE_SUBSCRIPTION_ID']}/resourceGroups/vf/providers/" \
              "Microsoft.Network/virtualNetworks/vf/subnets/bots"
     identity = "/subscriptions/x/resourceGroups/vf/providers/Microsoft.ManagedIdentity/userAssignedIdentities/vf-bot"
-    fake_aci.policy = launch_rule(fake_aci.env["ACI_BOT_IMAGE"].split("/")[0], subnet, ("bot",))
+    fake_aci.policy = launch_rule(subnet, (fake_aci.env["ACI_BOT_IMAGE"],))  # the one release's image
     machines = replica(fake_aci, ACI_SUBNET_ID=subnet, ACI_REGISTRY_IDENTITY=identity)
     try:
         await machines.launch_idle("rsv-7", "credential")

@@ -17,11 +17,12 @@ from tests.infra.helpers import container
 
 def _dispatcher_env(run: Run) -> dict[str, str]:
     """The dispatcher task's environment as ECS would start it: its values, and its secrets
-    (fetched by the agent) stood for by placeholders of a valid shape."""
+    (fetched by the agent) stood for by placeholders of a valid shape, each its own (the dispatcher
+    refuses an admin key that is also a client key)."""
     dispatcher = container(run, "-dispatcher")
     env = {e["name"]: str(unwrap(e["value"])) for e in dispatcher["environment"]}
     for secret in dispatcher["secrets"]:
-        env[secret["name"]] = "k" * 40
+        env[secret["name"]] = f"{secret['name'].lower()}-" + "k" * 40
     return env
 
 

@@ -134,7 +134,7 @@ def test_the_dispatcher_prices_its_idle_bots_by_the_bot_tasks_own_size(aws: Run)
 def test_dispatcher_secrets_are_references_not_values(aws: Run) -> None:
     dispatcher = container(aws, "-dispatcher")
     names = {s["name"]: s["valueFrom"].split(":secret:")[1].split(":")[0] for s in dispatcher["secrets"]}
-    assert sorted(names) == ["DAILY_API_KEY", "DISPATCHER_API_KEYS"]
+    assert sorted(names) == ["DAILY_API_KEY", "DISPATCHER_ADMIN_KEYS", "DISPATCHER_API_KEYS"]
     # <path>/<name>-<the provider's generated 26 characters>-<AWS's six>: never a fixed name (F8).
     assert re.fullmatch(r"/voicefleet/aws-test/daily-api-key-[0-9a-f]{26}-AbCdEf", names["DAILY_API_KEY"])
     assert re.fullmatch(r"/voicefleet/aws-test/dispatcher-api-keys-[0-9a-f]{26}-AbCdEf", names["DISPATCHER_API_KEYS"])
@@ -148,7 +148,7 @@ def test_secrets_are_pinned_to_the_version_the_stack_wrote_so_a_rotation_is_a_di
         for secret in container(aws, suffix)["secrets"]:
             arn, json_key, stage, version = secret["valueFrom"].rsplit(":", 3)
             assert (json_key, stage) == ("", "") and version.startswith("v-") and ":secret:" in arn
-    assert len(versions) == 2
+    assert len(versions) == len(contract.DISPATCHER_SECRETS)
 
 
 def test_bot_gets_provider_keys_by_reference_when_configured(stack: StackRunner) -> None:

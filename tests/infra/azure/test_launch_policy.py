@@ -69,11 +69,13 @@ def test_the_policy_is_a_deny_assigned_on_the_stacks_resource_group_before_the_d
     assert full.one(ASSIGNMENT).urn in full.one("azure-native:app:ContainerApp").dependencies
 
 
-def test_the_rule_pins_the_stacks_registry_bot_repositories_by_digest_and_the_bots_subnet(full: Run) -> None:
+def test_the_rule_pins_the_releases_bot_images_by_digest_and_the_bots_subnet(full: Run) -> None:
     written = repr(rule(full))
     aci = settings(full)
-    assert f"'{aci.registry_server}/bot@sha256:*'" in written
-    assert f"'{aci.registry_server}/bot-webrtc@sha256:*'" in written
+    assert aci.webrtc_image is not None and "@sha256:" in aci.bot_image
+    (pinned,) = [c for c in rule(full)["if"]["allOf"][1]["anyOf"][0]["count"]["where"]["anyOf"][0]["not"]["anyOf"]]
+    assert pinned == {"field": "Microsoft.ContainerInstance/containerGroups/containers[*].image",
+                      "in": sorted([aci.bot_image, aci.webrtc_image])}
     assert "/dispatcher@" not in written  # the dispatcher's image is not a bot
     assert f"'{aci.subnet_id}'" in written and aci.subnet_id.endswith("/subnets/bots")
     # Every alias it names is one the evaluator maps (and so one the tests below exercise).
@@ -183,6 +185,15 @@ def forged(run: Run) -> dict[str, dict[str, Any]]:
 def test_forged_groups_are_refused(full: Run) -> None:
     allowed = [name for name, body in forged(full).items() if not denies(rule(full), GROUPS, body)]
     assert not allowed, f"the policy lets through: {allowed}"
+
+
+def test_another_digest_of_the_bot_repository_is_refused(full: Run) -> None:
+    """Only the releases' images run: not a build the stack never listed, nor one a release dropped
+    (the registry keeps those until someone purges them)."""
+    other = copy.deepcopy(launched(full))
+    image = settings(full).bot_image.rsplit("@", 1)[0] + f"@{DIGEST}"
+    other["properties"]["containers"][0]["properties"]["image"] = image
+    assert denies(rule(full), GROUPS, other)
 
 
 def test_without_turn_the_webrtc_repository_is_not_admitted(stack: StackRunner) -> None:

@@ -70,13 +70,30 @@ def test_a_new_build_joins_at_the_canary_share_and_the_oldest_past_releases_kept
 
 def test_the_launch_policy_admits_a_kept_release_s_image(stack: StackRunner, azure: Run) -> None:
     """Azure Policy refuses any image its rule does not match (`Deny`): an older release, pinned by a
-    session or rolled back to, is another digest of the same repository, which the rule admits."""
+    session or rolled back to, is listed, and its image admitted."""
     old = image(azure, "0a" * 32)
     run = stack("azure", previous=remembered(azure, old))
     (first, _) = releases(run)["releases"]
     assert not denies(rule(run), GROUPS, launched(run, first["images"]["*"]))
     foreign = first["images"]["*"].replace(".azurecr.io/", ".azurecr.io/other/")
     assert denies(rule(run), GROUPS, launched(run, foreign))
+
+
+def test_a_dropped_release_s_image_is_admitted_until_the_next_up_and_never_an_unlisted_one(stack: StackRunner,
+                                                                                           azure: Run) -> None:
+    """The `up` that drops a release replaces a dispatcher that may still launch it: the policy,
+    assigned before the new dispatcher starts, admits what either list names; the next `up` admits
+    only what is listed. A digest neither list names is refused all along."""
+    older, old = image(azure, "0b" * 32), image(azure, "0a" * 32)
+    dropping = stack("azure", releasesKept="2", previous=remembered(azure, older, old))
+    assert older not in [r["images"]["*"] for r in releases(dropping)["releases"]]
+    assert not denies(rule(dropping), GROUPS, launched(dropping, older))
+    after = stack("azure", releasesKept="2", previous=outputs(dropping))
+    assert releases(after) == releases(dropping)
+    assert denies(rule(after), GROUPS, launched(after, older))
+    assert not denies(rule(after), GROUPS, launched(after, old))
+    unlisted = image(azure, "0c" * 32)
+    assert all(denies(rule(run), GROUPS, launched(run, unlisted)) for run in (dropping, after))
 
 
 def test_with_a_relay_a_release_names_its_smallwebrtc_image_for_webrtc_sessions(full: Run) -> None:

@@ -61,12 +61,12 @@ def test_the_dispatcher_environment_is_what_the_aci_provider_reads(azure: Run) -
     names = set(env(azure))
     plain = {name for name, e in env(azure).items() if "value" in e}
     assert plain == {*contract.ACI_ENV, SECRETS_DIGEST_VARIABLE}
-    assert names - plain == {"DAILY_API_KEY", "DISPATCHER_API_KEYS"}
+    assert names - plain == set(contract.DISPATCHER_SECRETS)
 
 
 def test_secrets_reach_the_app_only_as_versioned_key_vault_references_read_with_its_identity(azure: Run) -> None:
     secrets = app(azure)["configuration"]["secrets"]
-    assert {s["name"] for s in secrets} == {"daily-api-key", "dispatcher-api-keys"}
+    assert {s["name"] for s in secrets} == {"daily-api-key", "dispatcher-api-keys", "dispatcher-admin-keys"}
     for secret in secrets:
         assert set(secret) == {"name", "keyVaultUrl", "identity"} and secret["identity"] == env_identity(azure)
         # …/secrets/<name>/<version>: pinned, so a rotation is a diff that rolls a revision.
@@ -276,4 +276,4 @@ def test_the_drain_finds_the_stacks_container_groups_from_its_outputs(azure: Run
     machines = component_outputs(azure, "azure")["machinesEnvironment"]
     assert machines == {"MACHINES": "aci", "AZURE_SUBSCRIPTION_ID": "0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
                         "AZURE_RESOURCE_GROUP": "voicefleet-azure-test", "AZURE_LOCATION": "westeurope",
-                        "ACI_GROUP_PREFIX": "vf-azure-test"}
+                        "ACI_GROUP_PREFIX": "vf-azure-test", "RELEASES": env(azure)["RELEASES"]["value"]}

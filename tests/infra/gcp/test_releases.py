@@ -16,11 +16,12 @@ import pytest
 
 from stacks.config.reader import SettingsError
 from stacks.config.releases import ReleaseSettings, derived_name
+from stacks.contract import BOT_JOBS_OUTPUT
 from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
 from stacks.gcp.registry import cleanup_policies
 from stacks.gcp.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse
 from stacks.tools.mocks import Deployed, Run, unwrap
-from stacks.tools.preflight import release_definitions
+from stacks.tools.preflight import destroy, release_definitions
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import component_outputs
 from tests.infra.test_turn_server import dispatcher_env
@@ -79,17 +80,37 @@ def registered(run: Run) -> dict[str, Any]:
     return {r.urn: unwrap(r.inputs) for r in run.registrations}
 
 
+def keep_rule(run: Run) -> list[str]:
+    """The digests the registry's keep-releases rule names (none: no such rule)."""
+    policies = unwrap(run.one(REPOSITORY).inputs)["cleanupPolicies"]
+    return [d for p in policies if p["id"] == "keep-releases" for d in p["condition"]["versionNamePrefixes"]]
+
+
 def test_a_second_up_with_no_change_registers_exactly_what_the_first_did(stack: StackRunner, gcp: Run) -> None:
+    """But for the registry's keep rule, which learns the first build's digest once it is pushed."""
     again = stack("gcp", previous=outputs(gcp))
     assert releases(again) == releases(gcp)
-    assert registered(again) == registered(gcp)  # nothing to create, change or delete
+    changed = {urn for urn, inputs in registered(again).items() if registered(gcp).get(urn) != inputs}
+    assert changed == {again.one(REPOSITORY).urn} and registered(again).keys() == registered(gcp).keys()
     assert outputs(again)[BUILDS_OUTPUT] == outputs(gcp)[BUILDS_OUTPUT]
+    settled = stack("gcp", previous=outputs(again))
+    assert registered(settled) == registered(again)  # nothing to create, change or delete
 
 
-def test_after_a_new_release_the_next_up_only_adds_the_old_one_to_the_registry_keep_rule(stack: StackRunner) -> None:
-    """The registry learns a digest once it is pushed, so the `up` after the one that superseded a
-    build lists it in the keep rule (until then it is among the most recent versions); the `up`
-    after that changes nothing."""
+def test_the_registry_keeps_the_deployed_build_by_digest_from_the_next_up_on(stack: StackRunner, gcp: Run) -> None:
+    """The build an `up` deployed is a kept release like the others: a tag does not hold it (a later
+    push, a preview's with buildOnPreview or a failed `up`'s, takes `latest` from it, and it is then an
+    untagged version that `drop-untagged` deletes a day later)."""
+    deployed = dispatcher_env(gcp, "gcp")
+    template = templates(gcp)[releases(gcp)["releases"][0]["name"]]
+    digest = template["metadata"]["bot-image"].rsplit("@", 1)[1]
+    assert keep_rule(gcp) == [] and deployed["GCE_INSTANCE_TEMPLATE"]
+    assert digest in keep_rule(stack("gcp", previous=outputs(gcp)))
+
+
+def test_after_a_new_release_the_next_up_only_adds_the_new_one_to_the_registry_keep_rule(stack: StackRunner) -> None:
+    """The registry learns a digest once it is pushed, so the `up` after the one that built a release
+    lists it in the keep rule (until then it is the newest version); the `up` after that changes nothing."""
     added = stack("gcp", previous=remembered(build({"bot": OLD_BOT})))
     after = stack("gcp", previous=outputs(added))
     changed = {urn for urn, inputs in registered(after).items() if registered(added).get(urn) != inputs}
@@ -140,6 +161,33 @@ def test_a_retired_release_goes_once_its_longest_session_is_over(stack: StackRun
         assert (OLDER_BOT.rsplit("@", 1)[1] in str(keep)) is stays
 
 
+def test_a_retiring_release_stays_while_a_reserve_bot_of_it_may_still_wait_and_serve(stack: StackRunner) -> None:
+    """With the channel the dispatcher keeps idle bots, each allowed RESERVE_MAX_IDLE_SECONDS to be
+    claimed and then a whole session (dispatcher/machines/gce/reserve.py `max_run_seconds`): its
+    release's template and image stay that much longer than a cold session's life."""
+    session, grace, idle = 1800, 300, 900  # maxSessionSeconds, GCE_BOOT_GRACE_SECONDS, reserveMaxIdleSeconds
+    reserve = {"secrets": {**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["gcp"], "maxSessionSeconds": str(session),
+               "reserveMaxIdleSeconds": str(idle)}
+    cold = {"maxSessionSeconds": str(session)}
+    for overrides, ago, stays in ((cold, session + grace - 60, True), (cold, session + grace + 60, False),
+                                  (reserve, session + grace + 60, True), (reserve, idle + session + grace - 60, True),
+                                  (reserve, idle + session + grace + 60, False)):
+        retired = (MOCK_NOW - timedelta(seconds=ago)).strftime(STAMP)
+        run = stack("gcp", previous=remembered(build({"bot": OLD_BOT}),
+                                               retiring=(build({"bot": OLDER_BOT}, retired=retired),)), **overrides)
+        assert (derived_name({"bot": OLDER_BOT}) in templates(run)) is stays, (overrides, ago)
+        assert (OLDER_BOT.rsplit("@", 1)[1] in keep_rule(run)) is stays, (overrides, ago)
+    # Cloud Run (always with the channel): an idle execution's timeout is the same sum with the job's grace.
+    job_grace = 120  # BotJobArgs.grace_seconds
+    for ago, stays in ((session + job_grace + 60, True), (idle + session + job_grace + 60, False)):
+        retired = (MOCK_NOW - timedelta(seconds=ago)).strftime(STAMP)
+        run = cloudrun(stack, previous=remembered(build({"bot": OLD_BOT}),
+                                                  retiring=(build({"bot": OLDER_BOT}, retired=retired),)),
+                       maxSessionSeconds=str(session), reserveMaxIdleSeconds=str(idle))
+        jobs = {unwrap(j.inputs)["labels"]["release"] for j in run.of_type(JOB)}
+        assert (derived_name({"bot": OLDER_BOT}) in jobs) is stays, ago
+
+
 def test_the_registry_keeps_the_remembered_releases_by_digest_and_nothing_else() -> None:
     """An empty condition would keep every version (Artifact Registry's conditional KEEP matches all):
     no releases to keep, no rule."""
@@ -154,9 +202,9 @@ def test_a_release_name_naming_another_build_is_refused() -> None:
     outputs running in the SDK's threads, beside the next test's run."""
     before = parse(remembered({"name": "v1", "created": LONG_AGO, "images": {"bot": OLD_BOT}})[BUILDS_OUTPUT])
     with pytest.raises(SettingsError, match="a release never changes"):
-        advance(before, {"bot": OLDER_BOT}, ReleaseSettings(name="v1"), longest_session_seconds=3600)
-    assert advance(before, {"bot": OLD_BOT}, ReleaseSettings(name="v1"), longest_session_seconds=3600).listed == \
-        before.listed  # the same build under its name: nothing changes
+        advance(before, {"bot": OLDER_BOT}, ReleaseSettings(name="v1"), longest_bot_seconds=3600, now=MOCK_NOW)
+    again = advance(before, {"bot": OLD_BOT}, ReleaseSettings(name="v1"), longest_bot_seconds=3600, now=MOCK_NOW)
+    assert again.listed == before.listed  # the same build under its name: nothing changes
 
 
 def test_an_unreadable_memory_is_refused_not_forgotten() -> None:
@@ -193,9 +241,10 @@ def test_cloud_run_runs_each_release_as_a_job_of_its_own_the_dispatcher_may_run(
 
 
 def test_a_cloud_run_up_with_no_change_registers_exactly_what_the_last_did(stack: StackRunner) -> None:
-    first = cloudrun(stack)
-    again = cloudrun(stack, previous=outputs(first))
-    assert registered(again) == registered(first)
+    """After the registry's keep rule learned the first build's digest (the second `up`)."""
+    second = cloudrun(stack, previous=outputs(cloudrun(stack)))
+    again = cloudrun(stack, previous=outputs(second))
+    assert registered(again) == registered(second)
 
 
 def test_job_names_fit_whatever_the_release_name() -> None:
@@ -232,9 +281,27 @@ def test_a_registry_count_too_small_to_hold_a_superseded_release_is_refused(stac
 def test_with_regions_a_release_added_beside_others_needs_a_name_every_region_shares() -> None:
     """A derived name hashes this region's own image digests: each region would list the same bot
     under another name, and a weight set in one region would be dropped in the others."""
-    first = advance(Builds(), {"bot": OLD_BOT}, ReleaseSettings(), longest_session_seconds=3600, regions=True)
+    first = advance(Builds(), {"bot": OLD_BOT}, ReleaseSettings(), longest_bot_seconds=3600, now=MOCK_NOW, regions=True)
     with pytest.raises(SettingsError, match="voicefleet:release is unset in a stack with regions"):
-        advance(first, {"bot": OLDER_BOT}, ReleaseSettings(), longest_session_seconds=3600, regions=True)
-    named = advance(first, {"bot": OLDER_BOT}, ReleaseSettings(name="spring"), longest_session_seconds=3600,
+        advance(first, {"bot": OLDER_BOT}, ReleaseSettings(), longest_bot_seconds=3600, now=MOCK_NOW, regions=True)
+    named = advance(first, {"bot": OLDER_BOT}, ReleaseSettings(name="spring"), longest_bot_seconds=3600, now=MOCK_NOW,
                     regions=True)
     assert [b.name for b in named.listed] == [first.listed[0].name, "spring"]
+
+
+def test_the_drain_is_told_every_job_a_session_may_still_run_in(stack: StackRunner) -> None:
+    """Cloud Run's provider lists executions job by job: machinesEnvironment carries RELEASES (the
+    listed releases' jobs) and `botJobs` every kept job, a retiring release's too; the preflight
+    refuses a stack output that leaves a kept job out."""
+    retired = (MOCK_NOW - timedelta(seconds=60)).strftime(STAMP)
+    run = cloudrun(stack, previous=remembered(build({"bot": OLD_BOT}),
+                                              retiring=(build({"bot": OLDER_BOT}, retired=retired),)))
+    exported = outputs(run)
+    assert exported["machinesEnvironment"]["RELEASES"] == dispatcher_env(run, "gcp")["RELEASES"]
+    jobs = {str(unwrap(j.inputs)["name"]) for j in run.of_type(JOB)}
+    assert len(jobs) == 3 and {path.rsplit("/", 1)[-1] for path in exported[BOT_JOBS_OUTPUT]} == jobs
+    assert destroy.violations(run.registrations, exported) == []
+    older = job_name("voicefleet-gcp-test", derived_name({"bot": OLDER_BOT}))
+    left_out = {**exported, BOT_JOBS_OUTPUT: [p for p in exported[BOT_JOBS_OUTPUT] if not p.endswith(older)]}
+    (problem,) = destroy.violations(run.registrations, left_out)
+    assert older in problem and "executions running" in problem

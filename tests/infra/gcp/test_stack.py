@@ -94,7 +94,8 @@ def test_dispatcher_environment_is_what_the_gce_provider_reads(gcp: Run) -> None
     assert set(names) | contract.CLOUD_RUN_RESERVED_ENV == set(contract.GCE_ENV + contract.DISPATCHER_SECRETS)
     assert container["ports"]["containerPort"] == contract.DISPATCHER_PORT  # Cloud Run's PORT
     env = {e["name"]: e.get("value") for e in container["envs"]}
-    assert env["GCE_INSTANCE_TEMPLATE"].startswith("projects/vf-test/global/instanceTemplates/voicefleet-gcp-test-bot-")
+    templates = "projects/vf-test/global/instanceTemplates/"
+    assert env["GCE_INSTANCE_TEMPLATE"].startswith(f"{templates}voicefleet-gcp-test--bot-")
     assert env["GCE_ZONE"] == "europe-west4-a" and env["MACHINES"] == "gce"
 
 
@@ -111,6 +112,7 @@ def test_dispatcher_secrets_are_secret_manager_references(gcp: Run) -> None:
     assert refs == {
         "DAILY_API_KEY": {"secret": "voicefleet-gcp-test-daily-api-key", "version": "1"},
         "DISPATCHER_API_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-api-keys", "version": "1"},
+        "DISPATCHER_ADMIN_KEYS": {"secret": "voicefleet-gcp-test-dispatcher-admin-keys", "version": "1"},
     }
 
 
@@ -121,7 +123,7 @@ def test_cloud_run_waits_for_its_secret_versions_and_its_read_grants(gcp: Run) -
     needed = [r.urn for r in gcp.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
               if r.inputs["member"] == dispatcher]
     needed += [r.urn for r in gcp.of_type("gcp:secretmanager/secretVersion:SecretVersion")]
-    assert len(needed) == 4 and set(needed) <= set(service.dependencies)
+    assert len(needed) == 2 * len(contract.DISPATCHER_SECRETS) and set(needed) <= set(service.dependencies)
 
 
 def test_vms_are_named_and_reaped_per_stack(gcp: Run) -> None:
@@ -138,9 +140,23 @@ def test_launcher_and_self_delete_reach_only_this_stacks_vms(gcp: Run) -> None:
     """Review item 10: the launcher role no longer covers every instance in the project; bots may
     delete themselves (review item 4) under the same condition."""
     own = 'resource.name.startsWith("projects/vf-test/zones/europe-west4-a/instances/vf-gcp-test--")'
+    templates = 'resource.name.startsWith("projects/vf-test/global/instanceTemplates/voicefleet-gcp-test--bot-")'
     for suffix in ("_launcher", "_self_delete"):
         (expression,) = conditions(gcp, suffix)
-        assert expression == f'resource.type != "compute.googleapis.com/Instance" || {own}', suffix
+        assert expression == (f'(resource.type != "compute.googleapis.com/Instance" || {own}) && '
+                              f'(resource.type != "compute.googleapis.com/InstanceTemplate" || {templates})'), suffix
+
+
+def test_the_launcher_reads_this_stacks_templates_only(gcp: Run) -> None:
+    """instances.insert reads its source template (compute.instanceTemplates.get, useReadOnly): the
+    condition reaches every release template of this stack, and no other stack's, whose names a
+    stack name cannot make start so ("--" is in no stack name)."""
+    (expression,) = conditions(gcp, "_launcher")
+    prefix = expression.rsplit('startsWith("', 1)[1].split('"', 1)[0]
+    names = [t.outputs["name"] for t in gcp.of_type(TEMPLATE)]
+    assert names and all(f"projects/vf-test/global/instanceTemplates/{name}".startswith(prefix) for name in names)
+    for other in ("gcp-test-bot", "gcp-test-2", "gcp"):
+        assert not f"projects/vf-test/global/instanceTemplates/voicefleet-{other}--bot-2026".startswith(prefix)
     (self_delete,) = [r for r in gcp.of_type("gcp:projects/iAMCustomRole:IAMCustomRole") if r.name.endswith("delete")]
     assert self_delete.inputs["permissions"] == ["compute.instances.delete"]
 

@@ -9,7 +9,9 @@ a VM that ended and powered off, which keeps its disk and the subnetwork).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -155,6 +157,45 @@ def test_gcp_drain_cancels_the_running_executions_of_a_cloudrun_stack(
                   now=lambda: fake_cloud_run.now)
     report = asyncio.run(drain.run())
     assert fake_cloud_run_jobs.running() == 0 and len(report.stopped_sessions) == 2
+
+
+def test_the_cloudrun_drain_cancels_the_executions_of_every_releases_job_a_retiring_ones_too(
+    fake_cloud_run_jobs: FakeCloudRunJobs, fake_cloud_run: FakeCloudRun  # noqa: F811
+) -> None:
+    """A session runs in its release's job: the current one's, a listed older release's, or one the
+    last `up` dropped from RELEASES whose session is still running (its job stays until it must have
+    ended). The stack names the listed ones in machinesEnvironment (RELEASES) and every kept one in
+    `botJobs`; the drain cancels them all, not only CLOUDRUN_JOB's."""
+    fake = fake_cloud_run_jobs
+    fake_cloud_run.apply_scaling(scalingMode="MANUAL", manualInstanceCount=0)
+    fake_cloud_run.settle()
+    fake_cloud_run.advance(300)
+    image = "europe-docker.pkg.dev/p/r/bot@sha256:" + "9" * 64
+    listed, retiring = fake.add_job("vf-bot-r-listed", image), fake.add_job("vf-bot-r-retiring", image)
+    current = f"projects/{fake.project}/locations/{fake.region}/jobs/{fake.job}"
+    catalogue = {"releases": [{"name": "r-listed", "images": {"*": listed}},
+                              {"name": "r-current", "images": {"*": current}}]}
+    env = {**fake.env, **fake_cloud_run.env, "MACHINES": "cloudrun", "RELEASES": json.dumps(catalogue)}
+    earlier = {**env, "RELEASES": json.dumps({"releases": [{"name": "r-retiring", "images": {"*": retiring}}]})}
+
+    async def launch(environment: dict[str, str], release: str, job: str, session: str) -> None:
+        machines = CloudRunMachines(CloudRunSettings.from_env(environment), coordination=LocalCoordination())
+        try:
+            await machines.launch(replace(spec(session), release=release, image=job))
+        finally:
+            await machines.aclose()
+
+    asyncio.run(launch(env, "r-current", current, SESSION))
+    asyncio.run(launch(env, "r-listed", listed, "89abcdef0123456789abcdef"))
+    asyncio.run(launch(earlier, "r-retiring", retiring, "fedcba9876543210fedcba98"))  # the last `up`'s dispatcher
+    assert fake.running() == 3 and {e["job"] for e in fake.executions.values()} == {
+        fake.job, "vf-bot-r-listed", "vf-bot-r-retiring"}
+    outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
+               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
+               contract.BOT_JOBS_OUTPUT: [current, listed, retiring]}
+    report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
+                               sleep=no_wait, now=lambda: fake_cloud_run.now).run())
+    assert fake.running() == 0 and len(report.stopped_sessions) == 3
 
 
 def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher(stack: Any) -> None:

@@ -103,6 +103,8 @@ def test_the_plan_names_each_value_it_filled_with_a_placeholder_and_the_command_
     assert needed == {
         "dailyApiKey": "`pulumi config set --secret dailyApiKey -s aws-prod` (it prompts for the value)",
         "dispatcherApiKeys": "`pulumi config set --secret dispatcherApiKeys -s aws-prod` (it prompts for the value)",
+        "dispatcherAdminKeys":
+            "`pulumi config set --secret dispatcherAdminKeys -s aws-prod` (it prompts for the value)",
         "turnSharedSecret": "`pulumi config set --secret turnSharedSecret -s aws-prod` (it prompts for the value)",
         "botChannelToken": "`pulumi config set --secret botChannelToken -s aws-prod` (it prompts for the value)",
         "storePassword": "`pulumi config set --secret storePassword -s aws-prod` (it prompts for the value)",
