@@ -149,7 +149,7 @@ async def test_replicas_mid_rotation_relay_to_each_other_and_take_each_others_ou
         for one in (a, b):
             await one.start(bot, held=tuple)
         assert a.relay is not None and b.relay is not None
-        assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+        assert await a.relay.wait_subscribed(60) and await b.relay.wait_subscribed(60)
         assert await b.relay.ask("r-a", "s1", "webrtc.ice", {}, timeout=10) == {"answered": "s1"}
         assert await a.relay.ask("r-b", "s2", "webrtc.ice", {}, timeout=10) == {"answered": "s2"}
         # An outbox entry an old-secret replica left is delivered by one that accepts that secret,
@@ -235,7 +235,7 @@ async def test_bytes_that_are_not_text_on_the_relay_channel_are_refused_and_keep
     await a.start(bot, held=tuple)
     await b.start(bot, held=tuple)
     assert a.relay is not None and b.relay is not None
-    assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+    assert await a.relay.wait_subscribed(60) and await b.relay.wait_subscribed(60)
     for _ in range(3):  # anyone on the store; a lost subscription would miss what comes next
         assert await admin.publish(a.relay.channel("r-a"), b"\xff\xfe not utf-8") == 1
     assert await b.relay.ask("r-a", "s1", "webrtc.ice", {}, timeout=10) == {"answered": "s1"}
