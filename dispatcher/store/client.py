@@ -163,9 +163,11 @@ class Store:
         await self.redis.aclose()
 
 
-def connect(settings: StoreSettings, *, decode_responses: bool, max_connections: int | None = None) -> Redis:
+def connect(settings: StoreSettings, *, decode_responses: bool, max_connections: int | None = None,
+            retries: int = 1) -> Redis:
     """A client on its own bounded pool; `decode_responses=False` for what must stay bytes (a
-    call's audio frames, dispatcher/store/media_bus.py)."""
+    call's audio frames, dispatcher/store/media_bus.py); `retries=0` for a subscription's
+    (dispatcher/store/subscription.py)."""
     return Redis(
         connection_pool=BlockingConnectionPool.from_url(
             settings.url,
@@ -173,7 +175,7 @@ def connect(settings: StoreSettings, *, decode_responses: bool, max_connections:
             timeout=settings.timeout_seconds,  # waiting for a free connection counts too
             socket_timeout=settings.timeout_seconds,
             socket_connect_timeout=settings.timeout_seconds,
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=1),
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=retries),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=30,
             decode_responses=decode_responses,

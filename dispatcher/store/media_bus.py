@@ -29,7 +29,7 @@ from redis.asyncio.client import PubSub
 from dispatcher.store.client import Store, StoreUnavailable, connect
 from dispatcher.store.message_seal import MessageSeal
 from dispatcher.store.publisher import Publisher
-from dispatcher.store.subscription import listen_forever
+from dispatcher.store.subscription import listen_forever, subscriber
 
 log = logging.getLogger("dispatcher.store.media")
 
@@ -151,6 +151,7 @@ class MediaBus:
         self._seal = seal
         self.replica_id = store.replica_id
         self._redis: Redis | None = None  # made on the first relayed call: no cost until then
+        self._subscriber: Redis | None = None  # this replica's channel's, likewise
         self._publisher: Publisher | None = None
         self._subscriptions = 0  # how often this replica subscribed (again, after each outage)
         self._subscribing = False  # a SUBSCRIBE under way, counted: the retries of one outage are not
@@ -205,7 +206,8 @@ class MediaBus:
 
     async def _listen(self) -> None:
         channel = self.channel(self.replica_id)
-        await listen_forever(lambda: self._client().pubsub(ignore_subscribe_messages=True),
+        client = self._subscriber = self._subscriber or subscriber(self._store.settings, decode_responses=False)
+        await listen_forever(lambda: client.pubsub(ignore_subscribe_messages=True),
                              lambda pubsub: self._subscribe(pubsub, channel),
                              self._received, self._subscribed, "call media")
 
@@ -242,8 +244,9 @@ class MediaBus:
                 await self._listening
         if self._publisher is not None:
             await self._publisher.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
+        for client in (self._subscriber, self._redis):
+            if client is not None:
+                await client.aclose()
 
 
 def _addressed(session_id: str, data: bytes) -> bytes:

@@ -28,10 +28,12 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from redis.asyncio import Redis
+
 from dispatcher.errors import ApiError
 from dispatcher.store.client import Store, StoreUnavailable
 from dispatcher.store.message_seal import MessageSeal
-from dispatcher.store.subscription import listen_forever
+from dispatcher.store.subscription import listen_forever, subscriber
 
 log = logging.getLogger("dispatcher.store.relay")
 
@@ -59,6 +61,7 @@ class Relay:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._listening: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._subscriber: Redis | None = None
         self._working: set[asyncio.Task[None]] = set()
 
     def channel(self, replica_id: str) -> str:
@@ -105,7 +108,8 @@ class Relay:
 
     async def _listen(self) -> None:
         channel = self.channel(self._store.replica_id)
-        await listen_forever(lambda: self._store.redis.pubsub(ignore_subscribe_messages=True),
+        client = self._subscriber = self._subscriber or subscriber(self._store.settings, decode_responses=True)
+        await listen_forever(lambda: client.pubsub(ignore_subscribe_messages=True),
                              lambda pubsub: pubsub.subscribe(channel), self._received, self._subscribed, "relay")
 
     def _received(self, message: Mapping[str, Any]) -> None:
@@ -163,6 +167,8 @@ class Relay:
                 await self._listening
         for task in list(self._working):
             task.cancel()
+        if self._subscriber is not None:
+            await self._subscriber.aclose()
 
     def _encode(self, replica_id: str, frame: Mapping[str, Any]) -> bytes:
         """The frame, encrypted and sealed for `replica_id`'s channel alone."""

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from dispatcher.machines.base import MachineState
 from tests.fakes.carriers import CarrierCall
 from tests.support.phone_dispatcher import API_KEY, EXOTEL, Phone, phone_dispatcher
+from tests.support.waiting import until
 
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{EXOTEL[0]}:{EXOTEL[1]}".encode()).decode()}
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -44,6 +45,16 @@ async def launched(phone: Phone, count: int) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{len(phone.launches)} calls launched, not {count}")
+
+
+async def stopped(phone: Phone, session_id: str) -> None:
+    machines = phone.app.state.voicefleet.machines
+
+    async def ended() -> bool:
+        machine = await machines.status(session_id)
+        return machine is None or not machine.state.is_active
+
+    await until(ended, f"session {session_id}'s machine stopped")
 
 
 async def test_the_standing_credential_holds_the_carriers_share_and_leaves_the_rest(phone: Phone) -> None:
@@ -151,8 +162,8 @@ async def test_the_standing_credential_holds_only_its_own_cap_of_the_carriers_sh
             await past.handshake()
             assert await asyncio.wait_for(past.wait_closed_by_bot(30), 30) == 1011
             assert len(phone.launches) == 2
-            await calls[0].hang_up()  # an ended call gives its place back
-            await asyncio.sleep(1.0)  # its end is heard (the stop that follows may take longer)
+            await calls[0].hang_up()  # an ended call gives its place back, then its machine is stopped
+            await stopped(phone, phone.launches[0])
             again = CarrierCall("exotel", phone.ws("/ws/exotel"), headers=BASIC)
             calls.append(again)
             await again.open()

@@ -26,6 +26,7 @@ from dispatcher.settings import Settings, hash_api_key
 from tests.replicas.conftest import start_fleet
 from tests.security.conftest import MakeDispatcher
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # two dispatchers, a redis-server and their bots
 
@@ -57,7 +58,7 @@ def test_one_key_holds_its_share_of_sessions_across_replicas_and_others_find_roo
         assert refused.json()["error"]["code"] == "key_at_capacity", refused.text
         # A refusal at admission is no session: no timeline (a day in the store) and no webhook.
         assert "session_id" not in refused.json()["error"], refused.text
-        assert len(settled_timelines(store)) == 2
+        assert len(settled_timelines(store, 2)) == 2
         assert "0.5 of MAX_CONCURRENT_SESSIONS 4" in refused.json()["error"]["message"]
         assert float(refused.headers["Retry-After"]) > 0
         # Another key finds the room key A could not take.
@@ -70,17 +71,24 @@ def test_one_key_holds_its_share_of_sessions_across_replicas_and_others_find_roo
         assert again.status_code == 201, again.text
 
 
-def settled_timelines(store: RedisServer) -> list[str]:
-    """The store's session timelines, once the replicas' background writes have landed."""
-    time.sleep(1.0)  # timeline writes are handed to a background task (dispatcher/sessions/timeline.py)
-    return sorted(store.admin().scan_iter(match="{voicefleet}:timeline:*"))
+def settled_timelines(store: RedisServer, started: int) -> list[str]:
+    """The store's session timelines, once the `started` sessions' own have landed: the replicas
+    write them from a background task (dispatcher/sessions/timeline.py), late on a busy machine."""
+
+    def timelines() -> list[str]:
+        with store.admin() as admin:
+            return sorted(admin.scan_iter(match="{voicefleet}:timeline:*"))
+
+    wait_until(lambda: len(timelines()) >= started, f"the {started} started sessions' timelines")
+    time.sleep(1.0)  # and a while longer, in which a refused start's would land if one were written
+    return timelines()
 
 
 def test_a_key_alone_may_use_every_slot(tmp_path: Path, store: RedisServer) -> None:
     with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=KEY_A, MAX_CONCURRENT_SESSIONS=str(CAP),
                      RESERVE_MAX_IDLE="0") as fleet:
         answers = [start(fleet.replicas[0].base_url, A) for _ in range(CAP + 3)]
-        timelines = settled_timelines(store)
+        timelines = settled_timelines(store, CAP)
     assert [a.status_code for a in answers] == [201] * CAP + [429] * 3, [a.text for a in answers]
     assert answers[-1].json()["error"]["code"] == "at_capacity"  # the deployment's cap, not a share
     assert len(timelines) == CAP, timelines  # the refused starts left nothing in the store

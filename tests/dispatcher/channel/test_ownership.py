@@ -20,6 +20,7 @@ from dispatcher.channel.remote import StoreRemote
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.waiting import until
 
 TOKEN = "o" * 40
 SESSION_GRANT = BotGrant(kind="session", subject="s1", expires=2**40)  # what s1's bot's credential opens
@@ -65,7 +66,7 @@ class Replica:
 
     async def start(self) -> None:
         await self.coordination.start(self.ownership.answer, held=self.ownership.held)
-        assert self.coordination.relay is not None and await self.coordination.relay.wait_subscribed(10)
+        assert self.coordination.relay is not None and await self.coordination.relay.wait_subscribed(60)
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +88,10 @@ async def pair(server: RedisServer, request: pytest.FixtureRequest) -> AsyncIter
 
 
 async def eventually_owner(replica: Replica, session_id: str, owner: str | None) -> None:
-    for _ in range(200):
-        if await replica.coordination.owner_records.owner_of(session_id) == owner:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{session_id} never owned by {owner}")
+    async def owned() -> bool:
+        return await replica.coordination.owner_records.owner_of(session_id) == owner
+
+    await until(owned, f"{session_id} owned by {owner}", interval=0.02)
 
 
 async def test_a_bot_that_redials_another_replica_moves_its_owner_record_and_its_signalling(pair) -> None:

@@ -30,6 +30,11 @@ from tests.support.waiting import until
 
 TOKEN = "r" * 40
 WAIT = 60.0
+# Both replicas, their bots' channels and this test share one process on a machine that may be busy:
+# a store reply can wait seconds for the loop, and each replica would then decide alone (and a keyed
+# start answer 503) as it must when the store does not answer; and a heartbeat a few seconds late
+# would let a short lease run out. Neither is what this test checks.
+STORE = {"REDIS_TIMEOUT_SECONDS": "30", "REDIS_LEASE_SECONDS": "60"}
 
 
 class SharedRecord(LocalMachines):
@@ -77,7 +82,7 @@ async def replicas(monkeypatch, tmp_path):
     with redis_server(tmp_path) as store:
         for name in ("r-a", "r-b"):
             env = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
-                   **store.env, "REPLICA_ID": name, "REDIS_LEASE_SECONDS": "3"}
+                   **store.env, "REPLICA_ID": name, **STORE}
             app = create_app(Settings(bot_channel_token=TOKEN, max_concurrent_sessions=50), env=env,
                              machines=SharedRecord(everyone), rooms=None)
             apps.append(app)

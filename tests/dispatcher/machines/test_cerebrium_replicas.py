@@ -40,7 +40,7 @@ class Replica:
 
     async def start(self) -> None:
         await self.coordination.start(self.ownership.answer, held=self.ownership.held)
-        assert self.coordination.relay is not None and await self.coordination.relay.wait_subscribed(10)
+        assert self.coordination.relay is not None and await self.coordination.relay.wait_subscribed(60)
 
 
 class StoppableBot(BotSocket):

@@ -6,6 +6,7 @@ under the dispatcher's own prefix (`{voicefleet}:t-<random>:`), which is all tha
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,17 +48,25 @@ async def admin(redis: RedisServer) -> AsyncIterator[Redis]:
 LEASE_SECONDS = 60.0
 
 
-@pytest.fixture
-async def replica_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisCoordination, RedisCoordination]]:
+@contextlib.asynccontextmanager
+async def two_replicas(redis: RedisServer, prefix: str,
+                       **overrides: object) -> AsyncIterator[tuple[RedisCoordination, RedisCoordination]]:
     """Two replicas' coordination on one store. Leases long enough that none runs out by itself
     however slow the machine: a test that needs one to run out moves the store's clock on
     (tests/dispatcher/store/store_time.py)."""
-    pair = tuple(
-        RedisCoordination(settings_for(redis, name, prefix, lease_seconds=LEASE_SECONDS)) for name in ("r-a", "r-b")
-    )
-    yield pair  # type: ignore[misc]
-    for coordination in pair:
-        await coordination.aclose()
+    overrides = {"lease_seconds": LEASE_SECONDS, **overrides}
+    pair = tuple(RedisCoordination(settings_for(redis, name, prefix, **overrides)) for name in ("r-a", "r-b"))
+    try:
+        yield pair  # type: ignore[misc]
+    finally:
+        for coordination in pair:
+            await coordination.aclose()
+
+
+@pytest.fixture
+async def replica_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisCoordination, RedisCoordination]]:
+    async with two_replicas(redis, prefix) as pair:
+        yield pair
 
 
 @pytest.fixture

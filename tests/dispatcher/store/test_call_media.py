@@ -18,7 +18,8 @@ from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
 from dispatcher.store.publisher import Publisher
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
-from tests.support.redis_server import redis_server
+from tests.support.redis_server import RedisServer, redis_server
+from tests.support.waiting import until
 
 LEASE = 2.0  # the pair's lease (tests/dispatcher/store/conftest.py)
 PATIENT = 600.0
@@ -142,6 +143,18 @@ async def test_a_store_that_stops_answering_ends_the_call_rather_than_hanging_it
             await b.aclose()
 
 
+async def subscribed_again(server: RedisServer, a: RedisCoordination) -> None:
+    """Until the restarted store counts both replicas' media channels subscribed."""
+    media_channels = [a.media.channel(name) for name in ("r-a", "r-b")]
+
+    def both() -> bool:
+        with contextlib.suppress(RedisError), server.admin() as admin:
+            return all(n == 1 for _, n in admin.pubsub_numsub(*media_channels))
+        return False
+
+    await until(both, "both replicas' media subscriptions at the restarted store", timeout=PATIENT)
+
+
 async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: Path, prefix: str) -> None:
     with redis_server(tmp_path) as server:
         a, b = (RedisCoordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
@@ -151,13 +164,27 @@ async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: P
             await to_bot.send(frame({"text": "lost"}))
             assert (await to_bot.receive())["type"] == "websocket.disconnect"
             server.start()  # same port: both replicas' subscriptions and the publisher connect again
-            media_channels = [a.media.channel(name) for name in ("r-a", "r-b")]
-            with server.admin() as admin:
-                for _ in range(600):  # the fresh server counts the replicas' media channels subscribed since
-                    with contextlib.suppress(RedisError):
-                        if all(n == 1 for _, n in admin.pubsub_numsub(*media_channels)):
-                            break
-                    await asyncio.sleep(0.05)
+            await subscribed_again(server, a)
+            to_bot, to_carrier = await connected(a, b, "s2")
+            await to_bot.send(frame({"bytes": b"\x00back"}))
+            assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+
+async def test_a_store_back_before_the_replicas_noticed_its_outage_carries_the_next_call(tmp_path: Path,
+                                                                                          prefix: str) -> None:
+    """The store restarts while the replicas' loop is busy elsewhere: each finds its subscription's
+    connection dead only once the store is back, and must still make the next call's publishes on
+    a new connection, not on the one that died."""
+    with redis_server(tmp_path) as server:
+        a, b = (RedisCoordination(settings_for(server, name, prefix, lease_seconds=60.0)) for name in ("r-a", "r-b"))
+        try:
+            await connected(a, b, "s1")
+            server.stop()
+            server.start()  # no await in between: no replica ran while the store was away
+            await subscribed_again(server, a)
             to_bot, to_carrier = await connected(a, b, "s2")
             await to_bot.send(frame({"bytes": b"\x00back"}))
             assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}

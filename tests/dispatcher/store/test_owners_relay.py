@@ -30,7 +30,7 @@ async def started(pair, held_a: dict[str, str], held_b: dict[str, str]):
     a, b = pair
     await a.start(bot_of(held_a), held=lambda: held_a)
     await b.start(bot_of(held_b), held=lambda: held_b)
-    assert await a.relay.wait_subscribed(10) and await b.relay.wait_subscribed(10)
+    assert await a.relay.wait_subscribed(60) and await b.relay.wait_subscribed(60)
     return a, b
 
 
