@@ -40,6 +40,10 @@ from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
 from stacks.turn_server import turn_urls
 
+# The drop is stamped when the `up` starts (release_builds.up_time), but the old dispatcher keeps
+# launching the dropped release until the new revision serves: the build and the rollout, covered here.
+ROLLOUT_MARGIN_SECONDS = 3600
+
 
 class GcpStack(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
@@ -170,7 +174,7 @@ class GcpStack(pulumi.ComponentResource):
         settings = self._settings
         grace = GCE_BOOT_GRACE_SECONDS if runtime == "gce" else BotJobArgs.grace_seconds
         idle = int(settings.reserve.max_idle_seconds) if channel_secrets(settings) and settings.reserve.enabled else 0
-        return idle + settings.max_session_seconds + grace
+        return idle + settings.max_session_seconds + grace + ROLLOUT_MARGIN_SECONDS
 
     def _job_image_role(self, images: Images) -> str:
         """A job has one container: the SmallWebRTC image with a TURN relay, else the Daily one."""

@@ -20,6 +20,7 @@ from stacks.contract import BOT_JOBS_OUTPUT
 from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
 from stacks.gcp.registry import cleanup_policies
 from stacks.gcp.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse
+from stacks.gcp.stack import ROLLOUT_MARGIN_SECONDS
 from stacks.tools.mocks import Deployed, Run, unwrap
 from stacks.tools.preflight import destroy, release_definitions
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
@@ -165,7 +166,8 @@ def test_a_retiring_release_stays_while_a_reserve_bot_of_it_may_still_wait_and_s
     """With the channel the dispatcher keeps idle bots, each allowed RESERVE_MAX_IDLE_SECONDS to be
     claimed and then a whole session (dispatcher/machines/gce/reserve.py `max_run_seconds`): its
     release's template and image stay that much longer than a cold session's life."""
-    session, grace, idle = 1800, 300, 900  # maxSessionSeconds, GCE_BOOT_GRACE_SECONDS, reserveMaxIdleSeconds
+    session, grace, idle = 1800, 300 + ROLLOUT_MARGIN_SECONDS, 900  # maxSessionSeconds, GCE_BOOT_GRACE_SECONDS
+    # (plus the dropped release's launches until the new dispatcher serves), reserveMaxIdleSeconds
     reserve = {"secrets": {**SECRETS, **CHANNEL_SECRETS}, **CHANNEL["gcp"], "maxSessionSeconds": str(session),
                "reserveMaxIdleSeconds": str(idle)}
     cold = {"maxSessionSeconds": str(session)}
@@ -178,7 +180,7 @@ def test_a_retiring_release_stays_while_a_reserve_bot_of_it_may_still_wait_and_s
         assert (derived_name({"bot": OLDER_BOT}) in templates(run)) is stays, (overrides, ago)
         assert (OLDER_BOT.rsplit("@", 1)[1] in keep_rule(run)) is stays, (overrides, ago)
     # Cloud Run (always with the channel): an idle execution's timeout is the same sum with the job's grace.
-    job_grace = 120  # BotJobArgs.grace_seconds
+    job_grace = 120 + ROLLOUT_MARGIN_SECONDS  # BotJobArgs.grace_seconds, and the rollout's margin
     for ago, stays in ((session + job_grace + 60, True), (idle + session + job_grace + 60, False)):
         retired = (MOCK_NOW - timedelta(seconds=ago)).strftime(STAMP)
         run = cloudrun(stack, previous=remembered(build({"bot": OLD_BOT}),

@@ -196,6 +196,11 @@ def test_the_cloudrun_drain_cancels_the_executions_of_every_releases_job_a_retir
     report = asyncio.run(Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0,
                                sleep=no_wait, now=lambda: fake_cloud_run.now).run())
     assert fake.running() == 0 and len(report.stopped_sessions) == 3
+    # A stack last deployed by a program that did not export botJobs: refused, not drained in part.
+    earlier_outputs = {k: v for k, v in outputs.items() if k != contract.BOT_JOBS_OUTPUT}
+    with pytest.raises(DrainError, match="pulumi up"):
+        asyncio.run(Drain(earlier_outputs, provider_environment(earlier_outputs, env), grace=0, deadline=600, poll=0,
+                          sleep=no_wait, now=lambda: fake_cloud_run.now).run())
 
 
 def test_the_stacks_export_what_the_drain_reads_and_drain_stops_every_dispatcher(stack: Any) -> None:
