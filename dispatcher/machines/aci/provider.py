@@ -55,6 +55,10 @@ CAPACITY_CODES = frozenset({"ContainerGroupQuotaReached", "StandardCoresQuotaRea
 CAPACITY_RETRY_AFTER = 60.0
 # ARM's refusal of a group whose image its registry lacks (or will not give this identity): 400, at the PUT.
 INACCESSIBLE_IMAGE = "InaccessibleImage"
+# The stack's launch policy (stacks/azure/launch_policy.py) refusing the group: 403 at the PUT. A release the
+# last `pulumi up` added is admitted once Azure applies the updated definition, which is not instant.
+POLICY_REFUSED = "RequestDisallowedByPolicy"
+POLICY_RETRY_AFTER = 60.0
 BOT_CHANNEL_URL = "BOT_CHANNEL_URL"
 
 
@@ -130,6 +134,12 @@ class AciMachines:
         code, message = arm_error(response)
         if image and code == INACCESSIBLE_IMAGE:
             return ReleaseImageMissing(release, "ACI", f"ACI cannot pull image {image}: {code} {message[:300]}")
+        if code == POLICY_REFUSED:
+            return MachinesError("aci_policy_pending", f"the stack's launch policy refused release {release!r}'s "
+                                 f"group ({image or self.bot_image}): a release the last `pulumi up` added is admitted "
+                                 "once Azure applies the updated policy, which can take minutes; try again then, and "
+                                 "if it persists, `pulumi up` lists the release in the policy",
+                                 retry_after=POLICY_RETRY_AFTER)
         return self._failed(response, what)
 
     async def _get(self, name: str) -> dict[str, Any] | None:

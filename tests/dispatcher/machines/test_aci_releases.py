@@ -14,6 +14,7 @@ from botchannel.contract import IMAGE_VARIABLE
 from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.base import MachinesError
 from dispatcher.store.local import LocalCoordination
+from stacks.azure.launch_policy import launch_rule
 from tests.dispatcher.machines.test_aci import provider, spec
 from tests.fakes.arm_aci import IMAGE, FakeArmAci
 
@@ -61,6 +62,19 @@ async def test_a_release_whose_image_the_registry_lacks_is_refused_naming_the_re
     assert refused.value.retry_after is None
     assert "release 'r-gone'" in refused.value.message and MISSING in refused.value.message
     assert not fake_aci.groups  # nothing made
+
+
+async def test_a_release_the_launch_policy_does_not_admit_yet_is_refused_as_one_to_try_again(aci, fake_aci) -> None:
+    """ARM applies an updated policy definition some time after `pulumi up` wrote it: until then a new
+    release's create is a 403 RequestDisallowedByPolicy, which the caller is told to retry."""
+    subnet = f"/subscriptions/{fake_aci.env['AZURE_SUBSCRIPTION_ID']}/resourceGroups/vf/providers/" \
+             "Microsoft.Network/virtualNetworks/vf/subnets/bots"
+    fake_aci.policy = launch_rule(subnet, (fake_aci.env["ACI_BOT_IMAGE"],))  # the policy before this release
+    with pytest.raises(MachinesError) as refused:
+        await aci.launch(replace(spec(), release="canary", image=CANARY))
+    assert refused.value.reason == "aci_policy_pending" and refused.value.retry_after == 60
+    assert "release 'canary'" in refused.value.message and CANARY in refused.value.message
+    assert not fake_aci.groups
 
 
 async def test_an_idle_group_of_a_release_runs_its_image_and_keeps_its_release_when_claimed(aci, fake_aci) -> None:
