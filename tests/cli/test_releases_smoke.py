@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,11 +16,10 @@ from click.testing import CliRunner, Result
 
 from cli.main import voicefleet
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.releases import smoke_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a real dispatcher, real bots importing Pipecat
 
-ROOT = Path(__file__).resolve().parents[2]
-PARROT, BROKEN = ROOT / "examples" / "parrot" / "bot.py", ROOT / "tests" / "bots" / "broken_raises.py"
 ADMIN_KEY, CLIENT_KEY = "vf-admin-smoke-8e1d4c7b2a90", "vf-client-smoke-3b6f0e9d1c57"
 WAIT = "300"  # a bot's first import of Pipecat on a busy machine: a safety net, never what is checked
 CANARY = 50
@@ -29,14 +27,7 @@ CANARY = 50
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    # The stack's shape: the newest release enters at canaryPercent once smoked, beside the stable one.
-    releases = {"canaryPercent": CANARY, "releases": [
-        {"name": "broken", "images": {"*": str(BROKEN)}},
-        {"name": "stable", "images": {"*": str(PARROT)}},
-        {"name": "next", "images": {"*": str(PARROT)}},
-    ]}
-    env = {"RELEASES": json.dumps(releases), "DISPATCHER_API_KEYS": CLIENT_KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
-           "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1"}
+    env = smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY)
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
         yield running
 
