@@ -1,72 +1,77 @@
-"""`voicefleet releases smoke NAME`: the smoke routes' stand-in (tests/cli/smoke_api.py) in front of a
-real dispatcher whose releases run the parrot; the command calls the release's session over real
-WebRTC, and prints the verdict the session's own reports earned, with exit 0; a client key is
-refused with the way forward and no session started; a release whose bot fails fails, exit 1."""
+"""`voicefleet releases smoke NAME` against a real `python -m dispatcher` whose stack-shaped `RELEASES`
+lists a broken release (its `bot()` raises), the stable parrot and a new parrot entering at a canary:
+the command calls the smoke session over real WebRTC as a caller does and prints the dispatcher's
+verdict. The parrot passes (exit 0) and takes its canary share; the broken one fails with the bot's
+own error (exit 1); a client key is refused with the way forward and no smoke starts."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import voicefleet
-from tests.cli.smoke_api import ADMIN_KEY, CLIENT_KEY, SmokeRoutes, handler
-from tests.support.examples import PARROT
-from tests.support.processes import run_dispatcher
-from tests.support.threaded_http import serving
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.releases import smoke_env
 
-pytestmark = pytest.mark.slow  # a real parrot bot, real WebRTC
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a real dispatcher, real bots importing Pipecat
+
+ADMIN_KEY, CLIENT_KEY = "vf-admin-smoke-8e1d4c7b2a90", "vf-client-smoke-3b6f0e9d1c57"
+WAIT = "300"  # a bot's first import of Pipecat on a busy machine: a safety net, never what is checked
+CANARY = 50
 
 
 @pytest.fixture(scope="module")
-def routes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SmokeRoutes]]:
-    bot = PARROT / "bot.py"
-    broken = tmp_path_factory.mktemp("broken") / "bot.py"
-    broken.write_text("async def bot(runner_args):\n    raise RuntimeError('this release is broken')\n")
-    env = {"BOT_RELEASES": f"stable={bot},next={bot},broken={broken}", "DISPATCHER_API_KEYS": CLIENT_KEY,
-           "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RESERVE_MAX_IDLE": "0"}
-    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as dispatcher:
-        smoke_routes = SmokeRoutes(dispatcher.base_url)
-        with serving(handler(smoke_routes)) as url:
-            yield url, smoke_routes
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY)
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+        yield running
 
 
-def run(url: str, *args: str, key: str) -> Result:
-    result = CliRunner().invoke(voicefleet, ["releases", "smoke", *args], prog_name="voicefleet",
-                                env={"VOICEFLEET_URL": url, "VOICEFLEET_ADMIN_KEY": key})
+def releases(dispatcher: DispatcherProcess) -> dict[str, dict[str, Any]]:
+    answer = httpx.get(f"{dispatcher.base_url}/releases", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                       timeout=60)
+    assert answer.status_code == 200, answer.text
+    return {r["name"]: r for r in answer.json()["releases"]}
+
+
+def run(dispatcher: DispatcherProcess, *args: str, key: str) -> Result:
+    env = {"VOICEFLEET_URL": dispatcher.base_url, "VOICEFLEET_ADMIN_KEY": key, "VOICEFLEET_ICE_LOOPBACK": "1"}
+    result = CliRunner().invoke(voicefleet, ["releases", "smoke", *args, "--wait", WAIT],
+                                prog_name="voicefleet", env=env)
     assert key not in result.output
     return result
 
 
-def test_a_release_that_answers_its_caller_passes(routes: tuple[str, SmokeRoutes]) -> None:
-    url, smoke_routes = routes
-    result = run(url, "next", "--json", key=ADMIN_KEY)
-    assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
-    session_id = smoke_routes.smokes["next"]["session_id"]
-    assert printed["smoke"]["status"] == "passed" and printed["smoke"]["session_id"] == session_id
-    assert printed["caller"]["first_audio_seconds"] > 0 and printed["caller"]["reply_seconds"] > 0
-    events = [e["event"] for e in smoke_routes.real.get(f"/sessions/{session_id}/timeline").json()["events"]]
-    assert {"requested", "ready", "joined", "first_audio", "ended"} <= set(events)
-    assert [e["release"] for e in smoke_routes.real.get(f"/sessions/{session_id}/timeline").json()["events"]
-            if e["event"] == "requested"] == ["next"]
-
-
-def test_a_client_key_is_refused_and_no_session_starts(routes: tuple[str, SmokeRoutes]) -> None:
-    url, smoke_routes = routes
-    before = dict(smoke_routes.smokes)
-    result = run(url, "stable", key=CLIENT_KEY)
+def test_a_client_key_is_refused_and_no_smoke_starts(dispatcher: DispatcherProcess) -> None:
+    result = run(dispatcher, "next", key=CLIENT_KEY)
     assert result.exit_code == 1
     assert result.stderr.startswith("voicefleet: admin_key_required (HTTP 403)")
     assert "VOICEFLEET_ADMIN_KEY holds a client API key" in result.stderr
-    assert smoke_routes.smokes == before
+    assert releases(dispatcher)["next"]["smoke"]["status"] == "pending"
 
 
-def test_a_release_whose_bot_fails_fails_with_its_reason(routes: tuple[str, SmokeRoutes]) -> None:
-    url, smoke_routes = routes
-    result = run(url, "broken", key=ADMIN_KEY)
+def test_a_release_that_answers_its_caller_passes_and_takes_its_canary_share(dispatcher: DispatcherProcess) -> None:
+    assert releases(dispatcher)["next"]["weight"] == 0
+    result = run(dispatcher, "next", "--json", key=ADMIN_KEY)
+    assert result.exit_code == 0, (result.output, dispatcher.log()[-3000:])
+    printed = json.loads(result.stdout)
+    after = releases(dispatcher)
+    assert printed["smoke"]["status"] == "passed" == after["next"]["smoke"]["status"]
+    assert printed["smoke"]["session_id"] == after["next"]["smoke"]["session_id"]
+    assert printed["caller"]["first_audio_seconds"] > 0, printed
+    assert (after["next"]["weight"], after["stable"]["weight"]) == (CANARY, 100 - CANARY)
+    again = run(dispatcher, "next", key=ADMIN_KEY)  # one smoke per release: the way out is in the answer
+    assert again.exit_code == 1 and again.stderr.startswith("voicefleet: smoke_already_passed (HTTP 409)")
+
+
+def test_a_release_whose_bot_raises_fails_with_the_bots_own_error(dispatcher: DispatcherProcess) -> None:
+    result = run(dispatcher, "broken", key=ADMIN_KEY)
     assert result.exit_code == 1, result.output
-    assert result.stdout.startswith("smoke broken: failed: ")
-    assert smoke_routes.smokes["broken"]["session_id"] in result.stdout
+    assert result.stdout.startswith("smoke broken: failed: ") and "fails on purpose" in result.stdout
+    smoke = releases(dispatcher)["broken"]
+    assert smoke["smoke"]["session_id"] in result.stdout and smoke["weight"] == 0

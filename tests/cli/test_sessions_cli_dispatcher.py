@@ -111,6 +111,9 @@ def test_one_session_shows_its_state_trace_and_timeline(dispatcher: DispatcherPr
     assert timeline[0].split() == ["WHEN", "EVENT", "REPLICA", "DETAIL"] and timeline[1].split()[2] == "requested"
     body = json.loads(run(dispatcher.base_url, "session", session_id, "--json", api_key=ACME_KEY).stdout)
     assert body["session"]["session_id"] == session_id and body["timeline"]["events"][0]["event"] == "requested"
+    cost = body["session"]["cost"]  # the dispatcher prices each session (docs/http-api.md); the table shows it
+    assert facts["COST"].startswith(f"{cost['total']} {cost['currency']} (") and (
+        f"{cost['provider']} {cost['size']}" in facts["COST"])
 
 
 def test_an_unknown_session_is_one_line_and_exit_1(dispatcher: DispatcherProcess,

@@ -6,9 +6,7 @@ its bot, then its canary share; a broken one fails its smoke with the bot's own 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,13 +18,12 @@ from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import hash_api_key
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.releases import smoke_env
 from tests.support.waiting import wait_until
 from tests.support.webrtc_client import OfferRejected, WebRTCClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a real dispatcher and real bot processes importing Pipecat
 
-ROOT = Path(__file__).resolve().parents[2]
-PARROT, BROKEN = ROOT / "examples" / "parrot" / "bot.py", ROOT / "tests" / "bots" / "broken_raises.py"
 ADMIN_KEY, CLIENT_KEY = "smoke-admin-key-0123456789", "smoke-client-key-0123456789"
 ADMIN, CLIENT = {"Authorization": f"Bearer {ADMIN_KEY}"}, {"Authorization": f"Bearer {CLIENT_KEY}"}
 WAIT = 240.0  # a bot's first import of Pipecat on a busy machine: a safety net, never what is checked
@@ -35,15 +32,7 @@ CANARY = 50
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    # The stack's shape: with nothing stored, the newest release enters at canaryPercent beside the one
-    # before it, which is stable; the oldest takes nothing. Only the stable one has ever served.
-    releases = {"canaryPercent": CANARY, "releases": [
-        {"name": "broken", "images": {"*": str(BROKEN)}},
-        {"name": "stable", "images": {"*": str(PARROT)}},
-        {"name": "next", "images": {"*": str(PARROT)}},
-    ]}
-    env = {"RELEASES": json.dumps(releases), "DISPATCHER_API_KEYS": CLIENT_KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
-           "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "20"}
+    env = smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY)
     with run_dispatcher(tmp_path_factory.mktemp("smoke"), env) as running:
         yield running
 

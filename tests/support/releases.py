@@ -5,6 +5,7 @@ rollback's tests' callers (a start drawn by weight, its end awaited)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,23 @@ def rollback_env(stable_bot: Path, canary_bot: Path) -> dict[str, str]:
     release's bot file in a process of its own."""
     return {"BOT_RELEASES": f"stable={stable_bot},next={canary_bot}", "RELEASE_WEIGHTS": "stable=50,next=50",
             "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "100"}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PARROT, BROKEN = ROOT / "examples" / "parrot" / "bot.py", ROOT / "tests" / "bots" / "broken_raises.py"
+
+
+def smoke_env(canary: int, api_key: str, admin_key: str) -> dict[str, str]:
+    """The stack's shape for the smoke gate: with nothing stored, the newest release (`next`, the
+    parrot) enters at `canary` % once smoked beside `stable` (the parrot); the oldest, `broken` (its
+    `bot()` raises), takes nothing. Cold starts only, on loopback ICE."""
+    releases = {"canaryPercent": canary, "releases": [
+        {"name": "broken", "images": {"*": str(BROKEN)}},
+        {"name": "stable", "images": {"*": str(PARROT)}},
+        {"name": "next", "images": {"*": str(PARROT)}},
+    ]}
+    return {"RELEASES": json.dumps(releases), "DISPATCHER_API_KEYS": api_key, "DISPATCHER_ADMIN_KEYS": admin_key,
+            "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "20"}
 
 
 async def drawn_start(api: httpx.AsyncClient, n: int) -> tuple[str, str]:
