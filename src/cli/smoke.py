@@ -1,7 +1,8 @@
 """`voicefleet releases smoke NAME`: one real call to a release before it takes traffic. The
 dispatcher starts a session on it (`POST /releases/{name}/smoke`, admin key: the answer a start
 gives, plus `"smoke": true`), this command calls it as a caller does (the load test's WebRTC caller,
-speaking its WAV once), then reads the dispatcher's verdict, judged from the bot's own reports, in
+speaking its WAV once; a Daily session's room is printed for a person to join instead), then reads
+the dispatcher's verdict, judged from the bot's own reports, in
 `GET /releases` (`"smoke": {"status", "session_id", "reason", "at"}`) until it is `passed` or
 `failed`. Exit 0 passed, 1 failed (or no verdict in time), 3 unreachable."""
 
@@ -55,6 +56,10 @@ def smoke(name: str, wav: Path | None, wait_seconds: float) -> None:
 def _call(base_url: str, key: str | None, answer: dict[str, Any], wav: Path | None) -> dict[str, Any]:
     """The caller's side: what it heard, or why it heard nothing. The verdict is the dispatcher's."""
     if "offer_url" not in answer:
+        if answer.get("room_url"):  # a Daily session: a person is the caller; the verdict is the bot's
+            click.echo(f"join {answer['room_url']} and say something: the smoke passes when you hear the "
+                       "bot", err=True)
+            return {"caller": "a person in the Daily room"}
         return {"skipped": "the smoke session has no offer_url (not a WebRTC session)"}
     return asyncio.run(_talk(base_url + answer["offer_url"], key, answer.get("iceConfig"), wav))
 

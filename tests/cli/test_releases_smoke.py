@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import voicefleet
+from cli.smoke import _call
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.releases import smoke_env
 
@@ -75,3 +76,11 @@ def test_a_release_whose_bot_raises_fails_with_the_bots_own_error(dispatcher: Di
     assert result.stdout.startswith("smoke broken: failed: ") and "fails on purpose" in result.stdout
     smoke = releases(dispatcher)["broken"]
     assert smoke["smoke"]["session_id"] in result.stdout and smoke["weight"] == 0
+
+
+def test_a_daily_smoke_session_is_handed_to_a_person_in_its_room(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command has no Daily client: a Daily session's room is printed for a person to join, and
+    the verdict stays the dispatcher's, from the bot's reports (no WebRTC offer is attempted)."""
+    heard = _call("http://127.0.0.1:9", None, {"session_id": "s", "room_url": "https://acme.daily.co/vf-s"}, None)
+    assert heard == {"caller": "a person in the Daily room"}
+    assert "join https://acme.daily.co/vf-s" in capsys.readouterr().err
