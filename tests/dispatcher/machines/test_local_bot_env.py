@@ -38,6 +38,8 @@ CLOUD_ONLY = {"FLY_MACHINE_ID", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET",
               "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS",
               # a Modal Sandbox's OIDC identity token (BOT_IDENTITY=modal)
               "MODAL_IDENTITY_TOKEN", "MODAL_IDENTITY_TOKEN_FILE",
+              # a Kubernetes pod's projected ServiceAccount token (BOT_IDENTITY=k8s)
+              "BOT_K8S_TOKEN_FILE",
               # a Cloud Run execution's name and nonce, and its media over TURN/TCP (the stack sets it)
               "CLOUD_RUN_EXECUTION", "VOICEFLEET_EXECUTION_NONCE", "BOT_TURN_TRANSPORT",
               # read only to refuse them: an isolated bot host will not start with these set

@@ -85,7 +85,7 @@ def test_a_warm_claimed_fly_session_costs_its_seconds_and_its_idle_share_at_flys
         start = httpx.post(f"{dispatcher.base_url}/start?wait=started", json={}, headers=AUTH, timeout=60)
         claimed_by = time.time()
         assert start.status_code == 201, f"{start.text}\n{dispatcher.log()[-4000:]}"
-        assert metric(dispatcher, 'voicefleet_reserve_claims_total{outcome="warm_hit",provider="fly"}') == 1
+        assert metric(dispatcher, 'voicefleet_reserve_claims_total{outcome="warm_hit",provider="fly",') == 1
         session_id = start.json()["sessionId"]
 
         live = cost_of(dispatcher, session_id)
