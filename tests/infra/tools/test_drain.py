@@ -151,8 +151,11 @@ def test_gcp_drain_cancels_the_running_executions_of_a_cloudrun_stack(
 
     asyncio.run(launch())
     assert fake_cloud_run_jobs.running() == 2
+    jobs = fake_cloud_run_jobs
+    job = f"projects/{jobs.project}/locations/{jobs.region}/jobs/{jobs.job}"  # the stack's botJobs: its one job
     outputs = {"machinesEnvironment": {k: env[k] for k in contract.MACHINES_ENV if k in env}, "drained": True,
-               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service}
+               "region": fake_cloud_run.region, "dispatcherService": fake_cloud_run.service,
+               contract.BOT_JOBS_OUTPUT: [job]}
     drain = Drain(outputs, provider_environment(outputs, env), grace=0, deadline=600, poll=0, sleep=no_wait,
                   now=lambda: fake_cloud_run.now)
     report = asyncio.run(drain.run())
