@@ -15,22 +15,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from botchannel.contract import CHANNEL_PATH
 from tests.fakes.arm_aci import FakeArmAci
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.waiting import wait_until
+from tests.support.session_api import SessionApi
 
 pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
 
 REPO = Path(__file__).resolve().parents[3]
 KEY = "aci-session-key-0123456789"
-AUTH = {"Authorization": f"Bearer {KEY}"}
 DEADLINE = 60.0
 
 
@@ -53,49 +50,21 @@ def dispatcher(tmp_path: Path, fake: FakeArmAci, **env: str) -> Iterator[Dispatc
 
 
 @pytest.fixture
-def cold(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[Api]:
+def cold(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[SessionApi]:
     for running in dispatcher(tmp_path, fake_aci, RESERVE_MAX_IDLE="0"):
-        yield Api(running)
+        yield SessionApi(running, key=KEY, provider="aci", deadline=DEADLINE)
 
 
 @pytest.fixture
-def warm(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[Api]:
+def warm(tmp_path: Path, fake_aci: FakeArmAci) -> Iterator[SessionApi]:
     for running in dispatcher(tmp_path, fake_aci, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0",
                               RESERVE_MAX_IDLE="1"):
-        yield Api(running)
-
-
-class Api:
-    """The dispatcher's HTTP API as a caller uses it, failing with the dispatcher's log."""
-
-    def __init__(self, running: DispatcherProcess) -> None:
-        self.running, self.url = running, running.base_url
-
-    def wait_for(self, what: str, condition: Any) -> Any:
-        return wait_until(condition, what, timeout=DEADLINE, detail=lambda: self.running.log()[-4000:])
-
-    def call(self, method: str, path: str, expected: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
-        answer = httpx.request(method, self.url + path, headers=AUTH, timeout=DEADLINE, **kw)
-        assert answer.status_code in expected, f"{method} {path}: {answer.text}\n{self.running.log()[-4000:]}"
-        return answer
-
-    def start(self) -> str:
-        return str(self.call("POST", "/start?wait=started", (201,), json={}).json()["session_id"])
-
-    def answered_by(self, session_id: str) -> str:
-        """Who answered the caller's offer: the bot's session and process id."""
-        return str(self.call("POST", f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
-                   .json()["bot"])
-
-    def idle_bots(self) -> float:
-        line = 'voicefleet_reserve_bots{provider="aci",state="idle"}'
-        return sum(float(row.rsplit(" ", 1)[1]) for row in self.call("GET", "/metrics").text.splitlines()
-                   if row.startswith(line))
+        yield SessionApi(running, key=KEY, provider="aci", deadline=DEADLINE)
 
 
 def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it(
-        cold: Api, fake_aci: FakeArmAci) -> None:
-    session_id = cold.start()
+        cold: SessionApi, fake_aci: FakeArmAci) -> None:
+    session_id = cold.started()
     name = f"vf-{session_id}"
     process = fake_aci.processes[name]
     assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the group's own process
@@ -107,8 +76,8 @@ def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it
     cold.call("GET", f"/sessions/{session_id}", (404,))  # no group, no session: ARM is the record
 
 
-def test_a_group_whose_container_dies_mid_session_reads_failed(cold: Api, fake_aci: FakeArmAci) -> None:
-    session_id = cold.start()
+def test_a_group_whose_container_dies_mid_session_reads_failed(cold: SessionApi, fake_aci: FakeArmAci) -> None:
+    session_id = cold.started()
     fake_aci.lose(f"vf-{session_id}")  # the container dies under the session: no goodbye
     cold.wait_for("the session failed",
                   lambda: cold.call("GET", f"/sessions/{session_id}").json()["status"] == "failed")
@@ -116,10 +85,11 @@ def test_a_group_whose_container_dies_mid_session_reads_failed(cold: Api, fake_a
     assert group["instanceView"]["currentState"]["exitCode"] == 137
 
 
-def test_a_start_claims_the_reserves_idle_group_instead_of_creating_one(warm: Api, fake_aci: FakeArmAci) -> None:
+def test_a_start_claims_the_reserves_idle_group_instead_of_creating_one(
+        warm: SessionApi, fake_aci: FakeArmAci) -> None:
     [idle] = warm.wait_for("a reserve group", lambda: [n for n in fake_aci.created if n.startswith("vf-idle-")])
     warm.wait_for("its bot waiting on the channel", lambda: warm.idle_bots() == 1)  # its hello admitted through ARM
-    session_id = warm.start()
+    session_id = warm.started()
     assert fake_aci.groups[idle]["tags"]["voicefleet-session"] == session_id  # claimed by its tags
     assert "voicefleet-idle" not in fake_aci.groups[idle]["tags"]
     assert f"vf-{session_id}" not in fake_aci.created  # no cold create

@@ -15,22 +15,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from botchannel.contract import CHANNEL_PATH
 from tests.fakes.k8s import FakeKubernetes
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.waiting import wait_until
+from tests.support.session_api import SessionApi
 
 pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
 
 REPO = Path(__file__).resolve().parents[3]
 KEY = "k8s-session-key-0123456789"
-AUTH = {"Authorization": f"Bearer {KEY}"}
 DEADLINE = 60.0
 
 
@@ -53,49 +50,21 @@ def dispatcher(tmp_path: Path, fake: FakeKubernetes, **env: str) -> Iterator[Dis
 
 
 @pytest.fixture
-def cold(tmp_path: Path, fake_k8s: FakeKubernetes) -> Iterator[Api]:
+def cold(tmp_path: Path, fake_k8s: FakeKubernetes) -> Iterator[SessionApi]:
     for running in dispatcher(tmp_path, fake_k8s, RESERVE_MAX_IDLE="0"):
-        yield Api(running)
+        yield SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
 
 
 @pytest.fixture
-def warm(tmp_path: Path, fake_k8s: FakeKubernetes) -> Iterator[Api]:
+def warm(tmp_path: Path, fake_k8s: FakeKubernetes) -> Iterator[SessionApi]:
     for running in dispatcher(tmp_path, fake_k8s, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0",
                               RESERVE_MAX_IDLE="1"):
-        yield Api(running)
-
-
-class Api:
-    """The dispatcher's HTTP API as a caller uses it, failing with the dispatcher's log."""
-
-    def __init__(self, running: DispatcherProcess) -> None:
-        self.running, self.url = running, running.base_url
-
-    def wait_for(self, what: str, condition: Any) -> Any:
-        return wait_until(condition, what, timeout=DEADLINE, detail=lambda: self.running.log()[-4000:])
-
-    def call(self, method: str, path: str, expected: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
-        answer = httpx.request(method, self.url + path, headers=AUTH, timeout=DEADLINE, **kw)
-        assert answer.status_code in expected, f"{method} {path}: {answer.text}\n{self.running.log()[-4000:]}"
-        return answer
-
-    def start(self, expected: tuple[int, ...] = (201,)) -> httpx.Response:
-        return self.call("POST", "/start?wait=started", expected, json={})
-
-    def answered_by(self, session_id: str) -> str:
-        """Who answered the caller's offer: the bot's session and process id."""
-        return str(self.call("POST", f"/sessions/{session_id}/api/offer", json={"sdp": "v=0", "type": "offer"})
-                   .json()["bot"])
-
-    def idle_bots(self) -> float:
-        line = 'voicefleet_reserve_bots{provider="k8s",state="idle"}'
-        return sum(float(row.rsplit(" ", 1)[1]) for row in self.call("GET", "/metrics").text.splitlines()
-                   if row.startswith(line))
+        yield SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
 
 
 def test_a_cold_session_runs_on_its_own_pod_whose_bot_answers_and_ends_with_it(
-        cold: Api, fake_k8s: FakeKubernetes) -> None:
-    session_id = str(cold.start().json()["session_id"])
+        cold: SessionApi, fake_k8s: FakeKubernetes) -> None:
+    session_id = cold.started()
     name = f"vf-{session_id}"
     process = fake_k8s.processes[name]
     assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the pod's own process
@@ -110,15 +79,15 @@ def test_a_cold_session_runs_on_its_own_pod_whose_bot_answers_and_ends_with_it(
     cold.call("GET", f"/sessions/{session_id}", (404,))  # no pod, no session: the API server is the record
 
 
-def test_a_pod_whose_bot_dies_mid_session_reads_failed(cold: Api, fake_k8s: FakeKubernetes) -> None:
-    session_id = str(cold.start().json()["session_id"])
+def test_a_pod_whose_bot_dies_mid_session_reads_failed(cold: SessionApi, fake_k8s: FakeKubernetes) -> None:
+    session_id = cold.started()
     fake_k8s.lose(f"vf-{session_id}")  # the node dies under the session: no goodbye
     cold.wait_for("the session failed",
                   lambda: cold.call("GET", f"/sessions/{session_id}").json()["status"] == "failed")
 
 
 def test_a_start_past_the_namespaces_quota_is_refused_with_a_retry_hint_and_no_pod(
-        cold: Api, fake_k8s: FakeKubernetes) -> None:
+        cold: SessionApi, fake_k8s: FakeKubernetes) -> None:
     fake_k8s.quota = 0
     refused = cold.start(expected=(503,))
     error = refused.json()["error"]
@@ -126,10 +95,11 @@ def test_a_start_past_the_namespaces_quota_is_refused_with_a_retry_hint_and_no_p
     assert fake_k8s.pods == {}
 
 
-def test_a_start_claims_the_reserves_idle_pod_instead_of_creating_one(warm: Api, fake_k8s: FakeKubernetes) -> None:
+def test_a_start_claims_the_reserves_idle_pod_instead_of_creating_one(
+        warm: SessionApi, fake_k8s: FakeKubernetes) -> None:
     [idle] = warm.wait_for("an idle pod", lambda: [n for n in fake_k8s.created if n.startswith("vf-idle-")])
     warm.wait_for("its bot waiting on the channel", lambda: warm.idle_bots() == 1)  # admitted through its pod
-    session_id = str(warm.start().json()["session_id"])
+    session_id = warm.started()
     labels = fake_k8s.pods[idle]["metadata"]["labels"]
     assert labels["voicefleet.io/session"] == session_id and labels["voicefleet.io/state"] == "session"
     assert f"vf-{session_id}" not in fake_k8s.created  # no cold create
