@@ -10,14 +10,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import voicefleet
 from cli.smoke import _call
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.releases import smoke_env
+from tests.support.releases import listed_releases, smoke_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a real dispatcher, real bots importing Pipecat
 
@@ -34,10 +33,7 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
 
 
 def releases(dispatcher: DispatcherProcess) -> dict[str, dict[str, Any]]:
-    answer = httpx.get(f"{dispatcher.base_url}/releases", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                       timeout=60)
-    assert answer.status_code == 200, answer.text
-    return {r["name"]: r for r in answer.json()["releases"]}
+    return listed_releases(dispatcher.base_url, ADMIN_KEY)
 
 
 def run(dispatcher: DispatcherProcess, *args: str, key: str) -> Result:

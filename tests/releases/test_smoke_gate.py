@@ -18,7 +18,7 @@ from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import hash_api_key
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.releases import smoke_env
+from tests.support.releases import listed_releases, smoke_env
 from tests.support.waiting import wait_until
 from tests.support.webrtc_client import OfferRejected, WebRTCClient
 
@@ -38,9 +38,7 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
 
 
 def releases(d: DispatcherProcess) -> dict[str, dict[str, Any]]:
-    answer = httpx.get(f"{d.base_url}/releases", headers=ADMIN, timeout=WAIT)
-    assert answer.status_code == 200, answer.text
-    return {r["name"]: r for r in answer.json()["releases"]}
+    return listed_releases(d.base_url, ADMIN_KEY)
 
 
 def drawing(release: str, taken: set[str]) -> str:

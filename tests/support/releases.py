@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,11 +26,16 @@ def release_env(folder: Path, weights: str = "stable=90,next=10") -> dict[str, s
             "DISPATCHER_ADMIN_KEYS": ADMIN_KEY}
 
 
+def listed_releases(base_url: str, admin_key: str = ADMIN_KEY) -> dict[str, dict[str, Any]]:
+    """Each release as `GET /releases` at `base_url` shows it, by name."""
+    answer = httpx.get(f"{base_url}/releases", headers={"Authorization": f"Bearer {admin_key}"}, timeout=WAIT)
+    assert answer.status_code == 200, answer.text
+    return {r["name"]: r for r in answer.json()["releases"]}
+
+
 def weights(base_url: str) -> dict[str, int]:
     """Each release's weight as `GET /releases` at `base_url` shows it."""
-    answer = httpx.get(f"{base_url}/releases", headers=ADMIN, timeout=WAIT)
-    assert answer.status_code == 200, answer.text
-    return {r["name"]: r["weight"] for r in answer.json()["releases"]}
+    return {name: release["weight"] for name, release in listed_releases(base_url).items()}
 
 
 def admin(method: str, base_url: str, path: str, **kwargs: object) -> httpx.Response:

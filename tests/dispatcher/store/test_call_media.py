@@ -143,6 +143,13 @@ async def test_a_store_that_stops_answering_ends_the_call_rather_than_hanging_it
             await b.aclose()
 
 
+async def a_new_call_carries(a: RedisCoordination, b: RedisCoordination) -> None:
+    """A call started after the store came back relays its first frame between the replicas."""
+    to_bot, to_carrier = await connected(a, b, "s2")
+    await to_bot.send(frame({"bytes": b"\x00back"}))
+    assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}
+
+
 async def subscribed_again(server: RedisServer, a: RedisCoordination) -> None:
     """Until the restarted store counts both replicas' media channels subscribed."""
     media_channels = [a.media.channel(name) for name in ("r-a", "r-b")]
@@ -165,9 +172,7 @@ async def test_after_the_store_comes_back_a_new_call_publishes_again(tmp_path: P
             assert (await to_bot.receive())["type"] == "websocket.disconnect"
             server.start()  # same port: both replicas' subscriptions and the publisher connect again
             await subscribed_again(server, a)
-            to_bot, to_carrier = await connected(a, b, "s2")
-            await to_bot.send(frame({"bytes": b"\x00back"}))
-            assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}
+            await a_new_call_carries(a, b)
         finally:
             await a.aclose()
             await b.aclose()
@@ -185,9 +190,7 @@ async def test_a_store_back_before_the_replicas_noticed_its_outage_carries_the_n
             server.stop()
             server.start()  # no await in between: no replica ran while the store was away
             await subscribed_again(server, a)
-            to_bot, to_carrier = await connected(a, b, "s2")
-            await to_bot.send(frame({"bytes": b"\x00back"}))
-            assert await to_carrier.receive() == {"type": "websocket.receive", "bytes": b"\x00back"}
+            await a_new_call_carries(a, b)
         finally:
             await a.aclose()
             await b.aclose()
