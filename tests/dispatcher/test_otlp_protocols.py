@@ -120,8 +120,8 @@ async def test_one_grpc_setting_serves_the_dispatcher_and_a_jaeger_shaped_bot_ea
                 assert answer.status_code == 201, answer.text
                 start = answer.json()
             async with connect(f"{start['wsUrl']}/{start['token']}", open_timeout=10) as call:
-                spans = received.wait_for(lambda s: {"session.start", "bot.session", "conversation"}
-                                          <= {x.name for x in s}, timeout=60)
+                spans = await received.arrived(lambda s: {"session.start", "bot.session", "conversation"}
+                                               <= {x.name for x in s}, timeout=60, context=dispatcher.log)
                 await call.close()
             await asyncio.sleep(1.0)  # the bot's exit flush: a second copy would have arrived by now
         log = dispatcher.log()

@@ -100,9 +100,9 @@ async def test_a_pipecat_traced_bots_conversation_turn_and_service_spans_join_th
                 async with WebRTCClient(dispatcher.base_url + started["offer_url"]) as client:
                     await first_loud_audio(client)  # the greeting: the tone "speech service" was called
             # The caller gone, the bot's pipeline ends, and its spans (the turn's last) are exported.
-            spans = received.wait_for(
+            spans = await received.arrived(
                 lambda s: {"session.start", "bot.session", "bot.first_audio", "conversation", "turn", "tts"}
-                <= {x.name for x in of_trace(s, started["trace_id"])}, timeout=30)
+                <= {x.name for x in of_trace(s, started["trace_id"])}, timeout=30, context=dispatcher.log)
     by_name = {span.name: span for span in of_trace(spans, started["trace_id"])}
     assert by_name["bot.session"].parent_span_id == by_name["session.start"].span_id
     assert by_name["conversation"].parent_span_id == by_name["bot.session"].span_id
@@ -193,8 +193,9 @@ async def test_secrets_in_request_paths_and_queries_never_reach_the_collector(tm
                 with pytest.raises(InvalidStatus):
                     async with connect(ws + path, proxy=None, open_timeout=30):
                         pass
-            spans = received.wait_for(lambda s: sum(x.attributes.get("url.path") == "/sessions/s-1" for x in s) == 2
-                                      and any(x.name.startswith("POST /phone/daily/dialin") for x in s))
+            spans = await received.arrived(
+                lambda s: sum(x.attributes.get("url.path") == "/sessions/s-1" for x in s) == 2
+                and any(x.name.startswith("POST /phone/daily/dialin") for x in s))
     [dialin] = [s for s in spans if s.name.startswith("POST /phone/daily/dialin")]
     assert dialin.attributes["url.path"] == "/phone/daily/dialin/[redacted]", dialin.attributes
     assert dialin.name == "POST /phone/daily/dialin/{secret}"  # the route's template, as it was

@@ -53,8 +53,8 @@ async def test_an_offer_is_a_step_of_its_sessions_trace(traced: tuple[Dispatcher
                 await asyncio.sleep(0.05)
         await api.delete(f"/sessions/{session['session_id']}")
     trace_id = session["trace_id"]
-    spans = received.wait_for(lambda spans: {"session.offer", "session.start"} <= set(of_trace(spans, trace_id))
-                              and any(s.name == OFFER_REQUEST for s in spans), timeout=60)
+    spans = await received.arrived(lambda spans: {"session.offer", "session.start"} <= set(of_trace(spans, trace_id))
+                                   and any(s.name == OFFER_REQUEST for s in spans), timeout=60)
     steps = of_trace(spans, trace_id)
     offer = steps["session.offer"]
     # In the session's trace, under its start, though the client's request began a trace of its own.
@@ -76,7 +76,7 @@ async def test_a_calls_steps_are_one_trace_with_its_session(traced: tuple[Dispat
         timeline = await api.get(f"/sessions/{session_id}/timeline")
         assert timeline.status_code == 200, timeline.text
     trace_id = timeline.json()["trace_id"]
-    spans = received.wait_for(lambda spans: PHONE_STEPS <= set(of_trace(spans, trace_id)), timeout=60)
+    spans = await received.arrived(lambda spans: PHONE_STEPS <= set(of_trace(spans, trace_id)), timeout=60)
     steps = of_trace(spans, trace_id)
     call_span = steps["phone.call"]
     for name in ("phone.authenticate", "phone.handshake", "phone.attach", "phone.relay"):

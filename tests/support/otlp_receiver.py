@@ -7,6 +7,7 @@ twin (`otlp_grpc_receiver`) is a collector's 4317 port: the TraceService `Export
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import threading
 import time
@@ -59,17 +60,35 @@ class Receiver:
             self.requests += 1
             self.spans.extend(found)
 
-    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0) -> list[ReceivedSpan]:
+    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0,
+                 context: Callable[[], str] | None = None) -> list[ReceivedSpan]:
+        """Blocks until `predicate` holds; for a test with nothing else on its thread (see `arrived`).
+        `context`: what the failure should also show (a dispatcher's log, with its bots' lines)."""
         deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                spans = list(self.spans)
-            if predicate(spans):
-                return spans
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the receiver never saw what was expected; it has {len(spans)} spans: "
-                                     + ", ".join(f"{s.service}/{s.name}/{s.trace_id[:8]}" for s in spans))
+        while (spans := self._met(predicate, deadline, context)) is None:
             time.sleep(0.05)
+        return spans
+
+    async def arrived(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0,
+                      context: Callable[[], str] | None = None) -> list[ReceivedSpan]:
+        """`wait_for` for an async test: its event loop keeps running meanwhile, so a connection the
+        test holds open still answers its peer's pings (a blocked loop lets the server drop the call)."""
+        deadline = time.monotonic() + timeout
+        while (spans := self._met(predicate, deadline, context)) is None:
+            await asyncio.sleep(0.05)
+        return spans
+
+    def _met(self, predicate: Callable[[list[ReceivedSpan]], bool], deadline: float,
+             context: Callable[[], str] | None) -> list[ReceivedSpan] | None:
+        with self._lock:
+            spans = list(self.spans)
+        if predicate(spans):
+            return spans
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the receiver never saw what was expected; it has {len(spans)} spans: "
+                                 + ", ".join(f"{s.service}/{s.name}/{s.trace_id[:8]}" for s in spans)
+                                 + (f"\n{context()}" if context is not None else ""))
+        return None
 
 
 def _value(value: object) -> object:
