@@ -159,6 +159,8 @@ class ChannelSession:
         if self.assignment is not None:
             tracing.SESSION.reported(event, fields)
             await self.channel.report(event, self.assignment.session_id, **fields)
+            if event == "ended":  # the session's span is complete: send it while the channel holds
+                await tracing.flush_ended_session()
 
     async def close(self) -> None:
         if self._frozen is not None:

@@ -58,6 +58,22 @@ def flush() -> None:
         telemetry.flush()
 
 
+async def flush_ended_session(timeout_seconds: float = 2.0) -> None:
+    """The session's spans, sent as it ends and before the bot hangs up on its dispatcher.
+
+    The dispatcher stops the machine once the call or channel is gone, and a stop leaves the
+    process a few seconds (`LOCAL_STOP_GRACE_SECONDS`, a platform's stop timeout) that its
+    teardown would otherwise spend before the exit's flush: on a busy machine the session's spans
+    were lost with the process. Off the event loop (the SDK's flush blocks on the export) and
+    bounded; the exit's flush still sends whatever comes after."""
+    if not _enabled:
+        return
+    import asyncio
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.to_thread(flush), timeout_seconds)
+
+
 class SessionSpans:
     def __init__(self) -> None:
         self._spans: dict[str, Any] = {}

@@ -7,7 +7,6 @@ twin (`otlp_grpc_receiver`) is a collector's 4317 port: the TraceService `Export
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import threading
 import time
@@ -22,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tests.support.threaded_http import serving
+from tests.support.waiting import wait_until, within
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class ReceivedSpan:
     status_code: int  # 0 unset, 1 ok, 2 error
     links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each span it links to
     trace_state: str = ""  # W3C `tracestate`
+    received_at: float = 0.0  # wall-clock time its export reached the receiver
 
 
 class Receiver:
@@ -45,6 +46,7 @@ class Receiver:
 
     def take(self, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
+        now = time.time()
         found = []
         for resource_spans in request.resource_spans:
             service = next((a.value.string_value for a in resource_spans.resource.attributes
@@ -55,7 +57,7 @@ class Receiver:
                     links = tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links)
                     found.append(ReceivedSpan(service, span.name, span.trace_id.hex(), span.span_id.hex(),
                                               span.parent_span_id.hex(), attributes, span.status.code, links,
-                                              span.trace_state))
+                                              span.trace_state, now))
         with self._lock:
             self.requests += 1
             self.spans.extend(found)
@@ -64,31 +66,31 @@ class Receiver:
                  context: Callable[[], str] | None = None) -> list[ReceivedSpan]:
         """Blocks until `predicate` holds; for a test with nothing else on its thread (see `arrived`).
         `context`: what the failure should also show (a dispatcher's log, with its bots' lines)."""
-        deadline = time.monotonic() + timeout
-        while (spans := self._met(predicate, deadline, context)) is None:
-            time.sleep(0.05)
-        return spans
+        met = wait_until(lambda: self._matching(predicate), "the spans expected", timeout=timeout,
+                         detail=lambda: self._said(context))
+        assert met is not None  # wait_until returns a truthy value or fails
+        return met[0]
 
     async def arrived(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0,
                       context: Callable[[], str] | None = None) -> list[ReceivedSpan]:
         """`wait_for` for an async test: its event loop keeps running meanwhile, so a connection the
         test holds open still answers its peer's pings (a blocked loop lets the server drop the call)."""
-        deadline = time.monotonic() + timeout
-        while (spans := self._met(predicate, deadline, context)) is None:
-            await asyncio.sleep(0.05)
-        return spans
+        met = await within(lambda: self._matching(predicate), timeout)
+        if met is None:
+            raise AssertionError(f"timed out waiting for the spans expected\n{self._said(context)}")
+        return met[0]
 
-    def _met(self, predicate: Callable[[list[ReceivedSpan]], bool], deadline: float,
-             context: Callable[[], str] | None) -> list[ReceivedSpan] | None:
+    def _matching(self, predicate: Callable[[list[ReceivedSpan]], bool]) -> tuple[list[ReceivedSpan]] | None:
         with self._lock:
             spans = list(self.spans)
-        if predicate(spans):
-            return spans
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the receiver never saw what was expected; it has {len(spans)} spans: "
-                                 + ", ".join(f"{s.service}/{s.name}/{s.trace_id[:8]}" for s in spans)
-                                 + (f"\n{context()}" if context is not None else ""))
-        return None
+        return (spans,) if predicate(spans) else None  # a tuple: truthy even when the list is empty
+
+    def _said(self, context: Callable[[], str] | None) -> str:
+        with self._lock:
+            spans = list(self.spans)
+        return (f"the receiver has {len(spans)} spans: "
+                + ", ".join(f"{s.service}/{s.name}/{s.trace_id[:8]}" for s in spans)
+                + (f"\n{context()}" if context is not None else ""))
 
 
 def _value(value: object) -> object:
