@@ -46,6 +46,9 @@ OTLP_ENV: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_ENDPOINT",)
 OTLP_SECRETS: tuple[str, ...] = ("OTEL_EXPORTER_OTLP_HEADERS",)
 WEBHOOK_ENV: tuple[str, ...] = ("WEBHOOK_URL",)
 WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
+# GET /dashboard (dispatcher/api/status_view.py), set only with `dashboardEnabled`: unset, a cloud dispatcher serves
+# no page, so a stack without the key keeps the environment (and the revision) it had.
+DASHBOARD_ENV: tuple[str, ...] = ("DASHBOARD_ENABLED",)
 # Secrets a stack is meant to drop again: the accepted message secret (step 3 of the rotation in
 # docs/pulumi.md removes it), the regions' accepted secret (likewise, docs/regions.md) and the
 # optional observability ones. Never `protect`ed: Pulumi refuses

@@ -9,6 +9,7 @@ lifecycle webhooks go.
                                           OTEL_EXPORTER_OTLP_HEADERS
     voicefleet:webhookUrl                 the dispatcher's WEBHOOK_URL, https on 443 likewise
     voicefleet:webhookSecret              secret: its WEBHOOK_SECRET (`whsec_…`), by reference only
+    voicefleet:dashboardEnabled           true: DASHBOARD_ENABLED=1, the dispatcher serves GET /dashboard
 
 Both clouds' log pipelines read JSON lines as fields (CloudWatch Logs Insights, Cloud Logging's
 `jsonPayload`), so the stacks set `LOG_FORMAT=json` on the dispatcher and the bots: a session's
@@ -32,6 +33,7 @@ OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
 WEBHOOK_URL = "WEBHOOK_URL"
 WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 (a variable's name)
+DASHBOARD_ENABLED = "DASHBOARD_ENABLED"
 # A URL the bots' environment carries through a GCE metadata list (`KEY=value,…`): no separator in it.
 _URL = re.compile(r"^https?://[^\s,]+$")
 
@@ -41,10 +43,14 @@ class ObservabilitySettings:
     otlp_endpoint: str | None = None
     otlp_headers: bool = False  # the secret is set (its value is in Secrets.observability)
     webhook_url: str | None = None
+    dashboard: bool = False
 
     def dispatcher_environment(self) -> dict[str, str]:
+        # The dashboard's variable only when on: off is the cloud dispatcher's own default, and an
+        # environment without it is the one stacks had before the key existed (no new revision).
         return {**LOG_ENV, **({OTLP_ENDPOINT: self.otlp_endpoint} if self.otlp_endpoint else {}),
-                **({WEBHOOK_URL: self.webhook_url} if self.webhook_url else {})}
+                **({WEBHOOK_URL: self.webhook_url} if self.webhook_url else {}),
+                **({DASHBOARD_ENABLED: "1"} if self.dashboard else {})}
 
     def dispatcher_secret_names(self) -> tuple[str, ...]:
         return ((OTLP_HEADERS,) if self.otlp_headers else ()) + ((WEBHOOK_SECRET,) if self.webhook_url else ())
@@ -81,7 +87,8 @@ def load(cfg: Reader) -> tuple[ObservabilitySettings, dict[str, pulumi.Output[st
         raise cfg.fail(given, f"is set together with {missing}, or neither is")
     secrets = {name: value for name, value in ((OTLP_HEADERS, headers), (WEBHOOK_SECRET, webhook_secret))
                if value is not None}
-    return ObservabilitySettings(endpoint, headers is not None, webhook_url), secrets
+    settings = ObservabilitySettings(endpoint, headers is not None, webhook_url, cfg.boolean("dashboardEnabled"))
+    return settings, secrets
 
 
 def _url(cfg: Reader, key: str) -> str | None:

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "region": "",
     "regionSpillBudgetMs": 100,  # the dispatcher's REGION_SPILL_BUDGET_MS
     "regionHoldForNeighbours": False,  # the dispatcher's REGION_HOLD_FOR_NEIGHBOURS
+    "dashboardEnabled": False,  # the dispatcher's DASHBOARD_ENABLED (stacks/config/observability.py)
     # The front door stack (stacks/config/front_door.py)
     "role": "region",
     "frontDoorDomain": "",
