@@ -53,6 +53,13 @@ METRICS: tuple[LineMetric, ...] = (
                {"tier": "hot"}),
     LineMetric("ReserveFrozenDollarsPerMonth", "voicefleet_reserve_tier_cost_dollars_per_month", "gauge", "None",
                {"tier": "frozen"}),
+    # Ended sessions' cost (dispatcher/sessions/cost_count.py): dollars at the price table's price, and the
+    # machine-seconds it prices, a session's own and a warm-claimed bot's idle time before its claim.
+    LineMetric("SessionCostDollars", "voicefleet_session_cost_dollars", "counter", "None"),
+    LineMetric("SessionMachineSeconds", "voicefleet_session_machine_seconds", "counter", "Seconds",
+               {"part": "session"}),
+    LineMetric("SessionIdleMachineSeconds", "voicefleet_session_machine_seconds", "counter", "Seconds",
+               {"part": "idle"}),
     LineMetric("TimeToReady", "voicefleet_start_to_ready_seconds", "histogram", "Seconds"),
     LineMetric("LaunchSeconds", "voicefleet_launch_seconds", "histogram", "Seconds"),
     # Its Count is the phone calls whose bot spoke in the interval.

@@ -124,6 +124,11 @@ def dashboard_body(args: ObservabilityArgs) -> dict[str, Any]:
             _series(args, "PhoneFirstAudio", "SampleCount", label="calls"),
             _series(args, "PhoneFirstAudio", "p95", yAxis="right", label="first audio p95")], args, x=0, y=18),
         _widget("Store up (1) across replicas", [_series(args, "StoreUp", "Minimum")], args, x=12, y=18),
+        # Ended sessions, at the price table's price (docs/operations.md, "What a call cost"): every replica's sum.
+        _widget("Sessions' cost ($) and machine-seconds", [
+            _series(args, "SessionCostDollars", "Sum"),
+            _series(args, "SessionMachineSeconds", "Sum", yAxis="right"),
+            _series(args, "SessionIdleMachineSeconds", "Sum", yAxis="right")], args, x=0, y=24),
     ]
     return {"widgets": widgets}
 

@@ -108,6 +108,10 @@ def workbook(args: ObservabilityArgs) -> str:
                                         "idle = max(todouble(m.ReserveIdleBots)), "
                                         "warming = max(todouble(m.ReserveWarmingBots)) "
                                         "by bin(TimeGenerated, 1m)"),
+        "Sessions' cost ($) and machine-seconds": (
+            f"{base} | where isempty(tostring(m.Reason)) | summarize dollars = sum(todouble(m.SessionCostDollars)), "
+            "session = sum(todouble(m.SessionMachineSeconds)), idle = sum(todouble(m.SessionIdleMachineSeconds)) "
+            "by bin(TimeGenerated, 5m)"),
     }
     items = [{"type": 3, "name": title, "content": {"version": "KqlItem/1.0", "query": query, "title": title,
                                                     "queryType": 0, "visualization": "timechart",

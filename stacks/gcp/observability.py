@@ -207,6 +207,10 @@ def dashboard_body(args: ObservabilityArgs) -> dict[str, Any]:
             "calls": f"sum(increase({promql_name(args.prefix, 'PhoneFirstAudio')}_count{{{RESOURCE}}}[1m]))",
             "first audio p95": _quantile(args, "PhoneFirstAudio", 0.95)}),
         ("Store up (1)", {"store up": _mean(args, STORE_UP.name)}),
+        ("Sessions' cost ($ per minute) and machine-seconds", {
+            "dollars": _increase(args, "SessionCostDollars"),
+            "session machine-seconds": _increase(args, "SessionMachineSeconds"),
+            "idle before claim": _increase(args, "SessionIdleMachineSeconds")}),
     ]
     tiles = [_tile(title, queries, i) for i, (title, queries) in enumerate(panels)]
     body: dict[str, Any] = _without_defaults({"displayName": f"{args.prefix} voicefleet",

@@ -129,6 +129,24 @@ async def test_counter_deltas_gauges_and_failures_by_reason_across_two_intervals
         assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "voicefleet/aws-prod"
 
 
+async def test_ended_sessions_cost_is_written_as_its_increase_by_part_summed_over_releases() -> None:
+    app = App()
+    app.metrics.session_cost("stable", dollars=0.0125, session_seconds=300, idle_seconds=20)
+    app.metrics.session_cost("canary", dollars=0.005, session_seconds=120, idle_seconds=0)
+    app.metrics.session_cost("stable", dollars=None, session_seconds=60, idle_seconds=5)  # unpriced: seconds only
+    (main,) = await app.written()
+    assert main["SessionCostDollars"] == pytest.approx(0.0175)
+    assert (main["SessionMachineSeconds"], main["SessionIdleMachineSeconds"]) == (480, 25)
+    units = {m["Name"]: m.get("Unit") for m in main["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert (units["SessionCostDollars"], units["SessionMachineSeconds"]) == ("None", "Seconds")
+    check_emf(main)
+
+    app.metrics.session_cost("stable", dollars=0.001, session_seconds=10, idle_seconds=0)
+    (main,) = await app.written()
+    assert main["SessionCostDollars"] == pytest.approx(0.001)  # since the last line
+    assert (main["SessionMachineSeconds"], main["SessionIdleMachineSeconds"]) == (10, 0)
+
+
 async def test_histogram_p95_from_values_and_counts_lands_in_the_registry_bucket() -> None:
     app = App()
     rng = random.Random(7)

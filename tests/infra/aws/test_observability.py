@@ -53,7 +53,8 @@ def test_dashboard_and_alarms_read_only_metrics_the_dispatcher_writes(stack: Sta
                 for n in re.findall(r'MetricName="(\w+)"', m[0]["expression"])}
     assert shown | searched <= set(metric_names())
     assert {"Starts", "WarmStarts", "ColdStarts", "TimeToReady", "ActiveSessions", "StartFailures",
-            "ReserveIdleBots", "ReserveIdleMachineSeconds", "PhoneFirstAudio"} <= shown | searched
+            "ReserveIdleBots", "ReserveIdleMachineSeconds", "PhoneFirstAudio", "SessionCostDollars",
+            "SessionMachineSeconds", "SessionIdleMachineSeconds"} <= shown | searched
 
 
 def test_a_stack_without_reserve_or_store_gets_only_the_alarms_that_can_fire(aws: Run) -> None:

@@ -89,7 +89,8 @@ def test_dashboard_and_policies_read_only_those_metrics(stack: StackRunner) -> N
     shown = set().union(*(queried(d["timeSeriesQuery"]["prometheusQuery"])
                           for t in body["mosaicLayout"]["tiles"] for d in t["widget"]["xyChart"]["dataSets"]))
     assert {"Starts", "WarmStarts", "ColdStarts", "TimeToReady", "ActiveSessions", "ReserveIdleBots",
-            "ReserveIdleMachineSeconds", "PhoneFirstAudio", FAILURES_BY_REASON} <= shown
+            "ReserveIdleMachineSeconds", "PhoneFirstAudio", FAILURES_BY_REASON, "SessionCostDollars",
+            "SessionMachineSeconds", "SessionIdleMachineSeconds"} <= shown
 
 
 def test_outputs_and_channels(stack: StackRunner) -> None:
