@@ -23,6 +23,8 @@ def region() -> dict[str, pulumi.Input[object]]:
         from stacks.aws.stack import AwsStack as Stack
     elif settings.cloud == "azure":
         from stacks.azure.stack import AzureStack as Stack  # type: ignore[assignment]
+    elif settings.cloud == "k8s":
+        from stacks.k8s.stack import K8sStack as Stack  # type: ignore[assignment]
     else:
         from stacks.gcp.stack import GcpStack as Stack  # type: ignore[assignment]
     return Stack(settings.prefix, settings).outputs

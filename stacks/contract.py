@@ -124,6 +124,21 @@ ACI_WEBRTC_ENV: tuple[str, ...] = ("ACI_BOT_IMAGE_WEBRTC",)
 # its identity and hands each container group as secure environment values (never plain ones).
 ACI_BOT_SECRETS_ENV: tuple[str, ...] = ("ACI_BOT_SECRETS",)
 
+# `MACHINES=k8s`: dispatcher/machines/k8s/settings.py, in a Pod of the cluster (the API server's address,
+# the token and the CA come from the kubelet). Written in one place for the stack, stacks/k8s/stack.py
+# `k8s_environment`. No METRIC_LINES: a cluster's Prometheus scrapes /metrics.
+K8S_ENV: tuple[str, ...] = (
+    *COMMON_ENV,
+    *RESERVE_ENV,
+    *LOG_ENV,
+    "K8S_NAMESPACE",  # the bots' namespace, the only one the dispatcher's Role reaches
+    "BOT_IMAGE",  # by digest
+    "K8S_BOT_CPU", "K8S_BOT_MEMORY",  # each bot's requests and limits (the bots' quota is counted from them)
+    "K8S_SERVICE_ACCOUNT",  # the bots' ServiceAccount: the subject of each pod's projected identity token
+)
+# With k8sRuntimeClass: the bots' runtimeClassName.
+K8S_RUNTIME_CLASS_ENV: tuple[str, ...] = ("K8S_RUNTIME_CLASS",)
+
 # With a TURN relay (stacks/config/turn.py): cloud sessions may use SmallWebRTC; the dispatcher
 # mints short-lived TURN credentials from the shared secret (dispatcher/media/turn.py) for each session.
 TURN_ENV: tuple[str, ...] = ("TRANSPORTS", "DEFAULT_TRANSPORT", "TURN_URLS", "ICE_TRANSPORT_POLICY",

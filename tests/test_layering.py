@@ -41,8 +41,8 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
 STACKS_LAYERS: list[tuple[str, ...]] = [
     ("stacks", "stacks.config"),
     ("stacks.contract", "stacks.turn_server", "stacks.releases"),
-    ("stacks.aws", "stacks.gcp", "stacks.azure"),
-    ("stacks.aws.stack", "stacks.gcp.stack", "stacks.azure.stack"),
+    ("stacks.aws", "stacks.gcp", "stacks.azure", "stacks.k8s"),
+    ("stacks.aws.stack", "stacks.gcp.stack", "stacks.azure.stack", "stacks.k8s.stack"),
     ("stacks.tools", "stacks.plan", "stacks.drain", "stacks.import_pcc"),
 ]
 # The dispatcher's root holds the app, its wiring and the foundation's settings and error shape; the

@@ -108,6 +108,30 @@ class AzureSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    """`cloud: k8s` (stacks/config/k8s.py): a cluster its owner already runs."""
+
+    kubeconfig: pulumi.Output[str]  # secret: the provider instance's, never plain config
+    context: str | None  # the kubeconfig's context; None: its current one
+    dispatcher_namespace: str
+    bot_namespace: str  # Pod Security `restricted`, enforced; the ResourceQuota's
+    ingress_namespace: str  # the Ingress controller's: the only namespace the dispatcher takes traffic from
+    dispatcher_image: str  # by digest
+    bot_image: str  # by digest
+    dispatcher_replicas: int  # 2 at least
+    dispatcher_cpu: str  # a quantity: requests and limits
+    bot_cpu: str
+    bot_memory: str
+    bot_millicores: int  # bot_cpu, counted (the quota multiplies it)
+    bot_mebibytes: int  # bot_memory, counted
+    runtime_class: str | None  # the bots' runtimeClassName (gVisor, Kata)
+    ingress_class: str
+    dispatcher_host: str  # the Ingress's host: dispatcherUrl https://<it>
+    tls_secret: str | None  # the host's certificate, a Secret in the dispatcher's namespace
+    store_url: pulumi.Output[str]  # secret: REDIS_URL, credentials inside
+
+
+@dataclass(frozen=True)
 class Settings:
     project: str
     stack: str
@@ -127,6 +151,7 @@ class Settings:
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
     azure: AzureSettings | None = None
+    kubernetes: KubernetesSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
     # Before a destroy (docs/pulumi.md): no dispatcher runs, so nothing launches machines while
     # `python -m stacks.drain` removes the ones it launched.

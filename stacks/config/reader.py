@@ -100,6 +100,21 @@ DEFAULTS: dict[str, Any] = {
     "azureKeyVaultAllowedIps": [],  # none: Key Vault answers its private endpoint only (stacks/azure/secrets.py)
     "azureKeyVaultRetentionDays": 90,  # fixed when the vault is created (stacks/azure/secrets.py)
     "azureKeyVaultPurgeProtection": False,  # once on, never off again (stacks/azure/secrets.py)
+    # Kubernetes (stacks/config/k8s.py): "" = unset
+    "k8sContext": "",  # the kubeconfig's current context
+    "k8sDispatcherNamespace": "voicefleet",
+    "k8sBotNamespace": "voicefleet-bots",
+    "k8sIngressNamespace": "ingress-nginx",
+    "k8sIngressClass": "nginx",
+    "k8sDispatcherHost": "",
+    "k8sTlsSecret": "",  # the Ingress controller's default certificate
+    "k8sDispatcherImage": "",
+    "k8sBotImage": "",
+    "k8sDispatcherReplicas": 2,
+    "k8sDispatcherCpu": "500m",
+    "k8sBotCpu": "1",
+    "k8sBotMemory": "1Gi",
+    "k8sRuntimeClass": "",  # the nodes' default runtime
 }
 
 

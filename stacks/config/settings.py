@@ -20,6 +20,7 @@ from stacks.config import admin_keys, alarms, channel_capacity, cloud_run, limit
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
+from stacks.config import k8s as k8s_settings
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
 from stacks.config import regions as region_settings
@@ -33,9 +34,9 @@ from stacks.config.reader import DEFAULTS, Reader, SettingsError
 __all__ = ["DEFAULTS", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
 
 NAMESPACE = "voicefleet"
-CLOUDS = ("aws", "gcp", "azure")
+CLOUDS = ("aws", "gcp", "azure", "k8s")
 # Each cloud's machines provider in the dispatcher (MACHINES): the reserve's cold-start default follows it.
-MACHINES = {"aws": "ecs", "gcp": "gce", "azure": "aci"}
+MACHINES = {"aws": "ecs", "gcp": "gce", "azure": "aci", "k8s": "k8s"}
 BOT_RUNTIMES = ("gce", "cloudrun")  # GCP's botRuntime: the dispatcher's MACHINES is the same word
 
 # The tool and cloud tables (Fargate sizes, retention periods, …) live in stacks/config/limits.py.
@@ -129,7 +130,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         secrets=secrets,
         turn=turn_settings.load(cfg),
         reserve=_reserve(cfg, cloud),
-        bot_project=bot_settings.project(cfg),
+        # A k8s stack runs images built elsewhere (stacks/config/k8s.py): no bot project to build.
+        bot_project=None if cloud == "k8s" else bot_settings.project(cfg),
         observability=observability,
         regions=regions,
         releases=release_settings.load(cfg),
@@ -144,6 +146,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         return _with(settings, aws=_aws(cfg, settings))
     if cloud == "azure":
         return _with(settings, azure=azure_settings.load(cfg, settings))
+    if cloud == "k8s":
+        return _with(settings, kubernetes=k8s_settings.load(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
 
 

@@ -238,6 +238,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 counter = int(_digest(args.name)[:8], 16) % 10**10
                 state["name"] = f"{inputs.get('namePrefix', args.name)}2026010100000000{counter:010d}"
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
+        elif typ.startswith("kubernetes:"):
+            state["metadata"] = _kubernetes_metadata(args.name, inputs, self.generation)
+            rid = "/".join(filter(None, (state["metadata"].get("namespace"), state["metadata"]["name"])))
         elif typ.startswith("azure-native:"):
             rid, extra = _azure_state(typ, args.name, inputs, self.generation)
             state |= extra
@@ -256,6 +259,17 @@ class RecordingMocks(pulumi_mocks.Mocks):
         if not registered or registered[-1] != text:
             registered.append(text)
         return len(registered)
+
+
+def _kubernetes_metadata(logical: str, inputs: dict[str, Any], generation: int) -> dict[str, Any]:
+    """An object's metadata as pulumi-kubernetes leaves it: without a `metadata.name` the provider names
+    it `<logical name>-<8 random characters>`, and an auto-named ConfigMap or Secret whose data changes
+    is replaced under a new name (here: the tail is a digest of the data, new per creation)."""
+    metadata = dict(inputs.get("metadata") or {})
+    if not isinstance(metadata.get("name"), str):
+        data = json.dumps({key: unwrap(inputs.get(key)) for key in ("data", "stringData")}, sort_keys=True, default=str)
+        metadata["name"] = f"{logical}-{_digest(f'{generation}:{logical}:{data}')[:8]}"
+    return metadata
 
 
 # ARM's name input of each azure-native type the stacks create (the resource's last id segment).

@@ -36,7 +36,15 @@ from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
-from stacks.tools.preflight import bot_files, bot_runtime, destroy, held_subnets, immutable, store_rotation
+from stacks.tools.preflight import (
+    bot_files,
+    bot_runtime,
+    destroy,
+    held_subnets,
+    immutable,
+    replacements,
+    store_rotation,
+)
 from stacks.tools.preflight.stack import documented_commands, violations
 
 SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
@@ -215,7 +223,8 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     """The plan, the preflight's violations and the notes for the operator (what the program says for
     `pulumi preview` to show, then the preflight's), for one run of the program. With `overrides`, the
     stack file's own configuration stands for what is deployed: what they would change that the cloud
-    refuses to change is a violation too (preflight/immutable.py)."""
+    refuses to change is a violation too (preflight/immutable.py), and so is a Kubernetes replacement that
+    cuts sessions (preflight/replacements.py)."""
     deployed_config, deployed_secrets = stack_config(stack)
     config, secret_keys = dict(deployed_config), list(deployed_secrets)
     for key, value in (overrides or {}).items():  # as `pulumi config set KEY VALUE` writes them: plain
@@ -237,6 +246,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     if overrides:
         deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
         found += immutable.violations(deployed, run.registrations, overrides)
+        found += replacements.violations(deployed, run.registrations, overrides)
     return render(stack, run.registrations), found, notes
 
 

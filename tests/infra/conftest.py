@@ -40,7 +40,13 @@ BASE = {
     "gcp": {"voicefleet:cloud": "gcp", "gcp:project": "vf-test", "gcp:region": "europe-west4"},
     "azure": {"voicefleet:cloud": "azure", "azure-native:subscriptionId": "0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
               "azure-native:location": "westeurope"},
+    "k8s": {"voicefleet:cloud": "k8s", "voicefleet:k8sDispatcherHost": "voice.example.com",
+            "voicefleet:k8sDispatcherImage": "registry.example.com/dispatcher@sha256:" + "d" * 64,
+            "voicefleet:k8sBotImage": "registry.example.com/bot@sha256:" + "b" * 64},
 }
+# What a k8s stack needs besides (stacks/config/k8s.py): its cluster's kubeconfig and its store's URL.
+K8S_SECRETS = {"voicefleet:k8sKubeconfig": "apiVersion: v1\nkind: Config\n# SENTINEL-kubeconfig-token-4d1c\n",
+               "voicefleet:k8sStoreUrl": "rediss://voicefleet:SENTINEL-store-password-9e7b@redis.example.com:6380/0"}
 
 StackRunner = Callable[..., Run]
 
@@ -81,3 +87,20 @@ def gcp(stack: StackRunner) -> Run:
 @pytest.fixture
 def azure(stack: StackRunner) -> Run:
     return stack("azure")
+
+
+# A k8s stack's secrets: every stack's, the cluster's and the store's, and the channel's.
+K8S_STACK_SECRETS = {**SECRETS, **K8S_SECRETS, **CHANNEL_SECRETS}
+
+
+@pytest.fixture
+def k8s_stack(stack: StackRunner) -> StackRunner:
+    def run(**overrides: Any) -> Run:
+        return stack("k8s", secrets=overrides.pop("secrets", K8S_STACK_SECRETS), **overrides)
+
+    return run
+
+
+@pytest.fixture
+def k8s(k8s_stack: StackRunner) -> Run:
+    return k8s_stack()

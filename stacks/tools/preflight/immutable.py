@@ -17,7 +17,7 @@ halfway through (other resources already updated):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from stacks.tools.mocks import Registration, unwrap
@@ -46,25 +46,35 @@ def _shown(value: object) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def violations(deployed: Iterable[Registration], planned: Iterable[Registration],
-               changes: Mapping[str, str]) -> list[str]:
-    """What `changes` (the `--config` values) would change that the cloud refuses to, per resource
-    present in both runs (a resource created by the change meets no refusal)."""
+def changed(deployed: Iterable[Registration], planned: Iterable[Registration],
+            paths: Iterable[tuple[str, str]]) -> Iterator[tuple[Registration, str, object, object]]:
+    """Each (planned resource, property path, old value, new value) where a resource present in both
+    runs (a resource created by the change meets no refusal) changes one of `paths` of its type."""
     before = {reg.urn: unwrap(reg.inputs) for reg in deployed}
-    keys = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
-    found = []
+    paths = list(paths)
     for reg in planned:
         if reg.urn not in before:
             continue
         after = unwrap(reg.inputs)
-        for (typ, path), why in IMMUTABLE.items():
+        for typ, path in paths:
             old, new = _at(before[reg.urn], path), _at(after, path)
-            if reg.type == typ and old != new:
-                found.append(f"{reg.type} {reg.name}: {keys} changes {path} from {_shown(old)} to {_shown(new)}, and "
-                             f"{why}: keep the value the stack was created with")
-        for (typ, path), (kept, why) in ONE_WAY.items():
-            old, new = _at(before[reg.urn], path), _at(after, path)
-            if reg.type == typ and old == kept and new != kept:
-                found.append(f"{reg.type} {reg.name}: {keys} changes {path} from {_shown(old)} to {_shown(new)}, and "
-                             f"{why}: keep it on")
+            if reg.type == typ:
+                yield reg, path, old, new
+
+
+def violations(deployed: Iterable[Registration], planned: Iterable[Registration],
+               changes: Mapping[str, str]) -> list[str]:
+    """What `changes` (the `--config` values) would change that the cloud refuses to."""
+    deployed, planned = list(deployed), list(planned)
+    keys = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
+    found = []
+    for reg, path, old, new in changed(deployed, planned, IMMUTABLE):
+        if old != new:
+            found.append(f"{reg.type} {reg.name}: {keys} changes {path} from {_shown(old)} to {_shown(new)}, and "
+                         f"{IMMUTABLE[reg.type, path]}: keep the value the stack was created with")
+    for reg, path, old, new in changed(deployed, planned, ONE_WAY):
+        kept, why = ONE_WAY[reg.type, path]
+        if old == kept and new != kept:
+            found.append(f"{reg.type} {reg.name}: {keys} changes {path} from {_shown(old)} to {_shown(new)}, and "
+                         f"{why}: keep it on")
     return found

@@ -1,0 +1,117 @@
+"""The Kubernetes stack's own keys (`cloud: k8s`): the cluster, its namespaces, the images, the sizes.
+
+The stack deploys into a cluster its owner already runs (docs/kubernetes.md, "A stack for your
+cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built and pushed elsewhere
+and named by digest, and the replicas' store is an external Valkey/Redis whose URL (credentials
+inside) is a secret too. The dispatcher always runs two replicas at least (a PodDisruptionBudget
+keeps one through a node drain), so the store and `storeMessageSecret` are always required.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from stacks.config import store as store_settings
+from stacks.config.reader import Reader
+
+if TYPE_CHECKING:
+    from stacks.config.model import KubernetesSettings, Settings
+
+KUBECONFIG_KEY = "k8sKubeconfig"
+STORE_URL_KEY = "k8sStoreUrl"
+# Kubernetes' DNS-1123 label (namespace and object names, k8s.io/apimachinery validation IsDNS1123Label).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# The forms the stack takes (a subset of resource.Quantity it can multiply for the quota):
+# CPU as whole or decimal cores or millicores, memory in Mi or Gi.
+_CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
+_MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
+# An image by digest: the cluster pulls exactly what was reviewed, and a new digest rolls the pods.
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
+    from stacks.config.model import KubernetesSettings
+
+    if settings.regions is not None:
+        raise cfg.fail("regions", "is not supported on k8s yet: the front door and the regions' URLs are built for "
+                                  "AWS and GCP (docs/regions.md)")
+    if settings.turn is not None:
+        raise cfg.fail("turn", "is not supported on k8s yet (no relay component): pulumi config set turn none")
+    if settings.secrets.bot:
+        # The k8s provider hands a pod its launch values only (dispatcher/machines/k8s/pods.py).
+        raise cfg.fail("botSecrets", "is not supported on k8s yet: the dispatcher's pods carry no secret of the "
+                                     "bot's own; remove botSecrets (and deepgramApiKey, cartesiaApiKey, "
+                                     "openaiApiKey) or run the bot on another cloud")
+    if settings.secrets.store_password is not None or settings.secrets.store_previous_password is not None:
+        raise cfg.fail(store_settings.PASSWORD_KEY, f"is not used on k8s: the store's credentials are in "
+                                                    f"{STORE_URL_KEY}; pulumi config rm {store_settings.PASSWORD_KEY}")
+    kubeconfig = cfg.secret(KUBECONFIG_KEY, required=True)
+    assert kubeconfig is not None  # `required=True` raised already
+    store_url = cfg.secret(STORE_URL_KEY, required=False)
+    if store_url is None:
+        raise cfg.fail(STORE_URL_KEY, "is required on k8s: the dispatcher's replicas share a Valkey/Redis store "
+                                      f"(docs/replicas.md); pulumi config set --secret {STORE_URL_KEY} "
+                                      "rediss://user:password@host:6380/0")
+    replicas = cfg.integer("k8sDispatcherReplicas", minimum=2, maximum=100)
+    store_settings.require_message_secret(cfg, settings, f"k8sDispatcherReplicas={replicas}")
+    names = {key: cfg.string(key, pattern=DNS_LABEL) for key in
+             ("k8sDispatcherNamespace", "k8sBotNamespace", "k8sIngressNamespace")}
+    if names["k8sDispatcherNamespace"] == names["k8sBotNamespace"]:
+        raise cfg.fail("k8sBotNamespace", "must differ from k8sDispatcherNamespace: the bots' namespace enforces Pod "
+                                          "Security `restricted` and its quota counts bots only")
+    runtime_class = cfg.optional("k8sRuntimeClass")
+    if runtime_class is not None and not DNS_LABEL.match(runtime_class):
+        raise cfg.fail("k8sRuntimeClass", f"must be a RuntimeClass name (a DNS-1123 label; got {runtime_class!r})")
+    tls_secret = cfg.optional("k8sTlsSecret")
+    if tls_secret is not None and not DNS_LABEL.match(tls_secret):
+        raise cfg.fail("k8sTlsSecret", f"must be a Secret's name in k8sDispatcherNamespace (got {tls_secret!r})")
+    host = cfg.string("k8sDispatcherHost", required=True)
+    if not _HOST.match(host):
+        raise cfg.fail("k8sDispatcherHost", f"must be a lowercase DNS name, the Ingress's host (got {host!r})")
+    bot_cpu, bot_memory = cfg.string("k8sBotCpu"), cfg.string("k8sBotMemory")
+    dispatcher_cpu = cfg.string("k8sDispatcherCpu")
+    _millicores(cfg, "k8sDispatcherCpu", dispatcher_cpu)
+    return KubernetesSettings(
+        kubeconfig=kubeconfig,
+        context=cfg.optional("k8sContext"),
+        dispatcher_namespace=names["k8sDispatcherNamespace"],
+        bot_namespace=names["k8sBotNamespace"],
+        ingress_namespace=names["k8sIngressNamespace"],
+        dispatcher_image=_image(cfg, "k8sDispatcherImage"),
+        bot_image=_image(cfg, "k8sBotImage"),
+        dispatcher_replicas=replicas,
+        dispatcher_cpu=dispatcher_cpu,
+        bot_cpu=bot_cpu,
+        bot_memory=bot_memory,
+        bot_millicores=_millicores(cfg, "k8sBotCpu", bot_cpu),
+        bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
+        runtime_class=runtime_class,
+        ingress_class=cfg.string("k8sIngressClass", pattern=DNS_LABEL),
+        dispatcher_host=host,
+        tls_secret=tls_secret,
+        store_url=store_url,
+    )
+
+
+def _millicores(cfg: Reader, key: str, value: str) -> int:
+    found = _CPU.match(value)
+    if found is None or (cores := int(found[1]) if found[1] else round(float(found[2]) * 1000)) <= 0:
+        raise cfg.fail(key, f"must be CPU as cores or millicores, like 1, 0.5 or 500m (got {value!r})")
+    return cores
+
+
+def _mebibytes(cfg: Reader, key: str, value: str) -> int:
+    found = _MEMORY.match(value)
+    if found is None or int(found[1]) <= 0:
+        raise cfg.fail(key, f"must be memory in Mi or Gi, like 512Mi or 2Gi (got {value!r})")
+    return int(found[1]) * (1024 if found[2] == "Gi" else 1)
+
+
+def _image(cfg: Reader, key: str) -> str:
+    image = cfg.string(key, required=True)
+    if not _IMAGE.match(image):
+        raise cfg.fail(key, f"must be an image by digest, registry/name@sha256:<64 hex> (got {image!r}): the stack "
+                            "builds no image; push one with images/ci/build.sh and name its digest")
+    return image

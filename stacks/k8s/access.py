@@ -1,0 +1,73 @@
+"""Who the dispatcher and the bots are to the API server, and the least the dispatcher may do.
+
+The pods provider (dispatcher/machines/k8s/api.py) reads and writes bare pods in the bots' namespace
+only: create, get, list (the reaper's and the reserve's label-selected pages), patch (a warm claim's
+JSON Patch), delete. A bot's hello is checked with a TokenReview (dispatcher/machines/k8s/identity.py),
+the one cluster-wide verb: a ClusterRole of `tokenreviews` `create` alone, narrower than
+`system:auth-delegator` (which adds subjectaccessreviews). Nothing else, nowhere else.
+
+The bots' ServiceAccount has no role at all and its API token is never mounted
+(`automountServiceAccountToken: false`, here and in each pod): it is only the subject of the
+projected identity token each bot pod carries for voicefleet's audience.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+# (resource, verbs) the pods provider calls, in the bots' namespace.
+POD_VERBS = ("create", "delete", "get", "list", "patch")
+TOKEN_REVIEW_VERBS = ("create",)
+DISPATCHER_ACCOUNT = "voicefleet-dispatcher"
+BOT_ACCOUNT = "voicefleet-bot"
+
+
+@dataclass(frozen=True)
+class AccessArgs:
+    prefix: str  # cluster-scoped names carry the stack's, so two stacks share a cluster
+    dispatcher_namespace: pulumi.Input[str]
+    bot_namespace: pulumi.Input[str]
+    labels: dict[str, str]
+
+
+def role_ref(kind: str, name: pulumi.Input[str]) -> k8s.rbac.v1.RoleRefArgsDict:
+    return {"api_group": "rbac.authorization.k8s.io", "kind": kind, "name": name}
+
+
+class Access(pulumi.ComponentResource):
+    dispatcher_account: pulumi.Output[str]
+    bot_account: pulumi.Output[str]
+    grants: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: AccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:Access", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        dispatcher = k8s.core.v1.ServiceAccount(f"{name}-dispatcher", metadata={
+            "name": DISPATCHER_ACCOUNT, "namespace": args.dispatcher_namespace, "labels": args.labels}, opts=child)
+        bot = k8s.core.v1.ServiceAccount(f"{name}-bot", metadata={
+            "name": BOT_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
+            automount_service_account_token=False, opts=child)
+        subject: k8s.rbac.v1.SubjectArgsDict = {"kind": "ServiceAccount", "name": dispatcher.metadata.name,
+                                                "namespace": args.dispatcher_namespace}
+        role = k8s.rbac.v1.Role(f"{name}-pods", metadata={
+            "name": DISPATCHER_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
+            rules=[{"api_groups": [""], "resources": ["pods"], "verbs": list(POD_VERBS)}], opts=child)
+        pods = k8s.rbac.v1.RoleBinding(f"{name}-pods", metadata={
+            "name": DISPATCHER_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
+            role_ref=role_ref("Role", role.metadata.name),
+            subjects=[subject], opts=child)
+        reviews = k8s.rbac.v1.ClusterRole(f"{name}-token-reviews", metadata={
+            "name": f"{args.prefix}-token-reviews", "labels": args.labels},
+            rules=[{"api_groups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+                    "verbs": list(TOKEN_REVIEW_VERBS)}], opts=child)
+        reviewer = k8s.rbac.v1.ClusterRoleBinding(f"{name}-token-reviews", metadata={
+            "name": f"{args.prefix}-token-reviews", "labels": args.labels},
+            role_ref=role_ref("ClusterRole", reviews.metadata.name),
+            subjects=[subject], opts=child)
+        self.dispatcher_account = dispatcher.metadata.name
+        self.bot_account = bot.metadata.name
+        self.grants = [pods, reviewer]
+        self.register_outputs({"dispatcher_account": self.dispatcher_account, "bot_account": self.bot_account})

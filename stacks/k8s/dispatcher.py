@@ -1,0 +1,137 @@
+"""The dispatcher on Kubernetes: a Deployment of two replicas or more, its disruption budget, a Service, an Ingress.
+
+The pods run as the dispatcher's ServiceAccount (its token is what the pods provider calls the API
+server with), non-root, every capability dropped. Settings are plain env; every secret is a
+`secretKeyRef` into the stack's Secret (stacks/k8s/secrets.py), never a value in the pod spec.
+
+Probes on /healthz: startup (up to a minute), liveness, readiness. A draining replica answers 503
+there (dispatcher/serving/draining.py), so readiness takes it out of the Service at once while its
+calls go on.
+
+The drain: a rollout or a node drain sends SIGTERM, and the dispatcher relays the calls it holds
+until they end or PHONE_DRAIN_SECONDS (the longest session) pass; `terminationGracePeriodSeconds`
+gives it the longest session plus a call's start (stacks/config/phone.py CALL_START_MARGIN_SECONDS)
+before SIGKILL. Rollouts add a replica before removing one (maxUnavailable 0), and the
+PodDisruptionBudget lets a voluntary disruption take one replica at a time. `drain: true` before a
+destroy scales it to zero, so nothing launches bots while `python -m stacks.drain` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks import contract
+from stacks.config.phone import CALL_START_MARGIN_SECONDS
+
+PROBE_PATH = "/healthz"
+PORT_NAME = "http"
+SERVICE_PORT = 80
+# Seconds: a stack's `up` waits for the rollout; a replaced replica's drain is the longest session.
+ROLLOUT_MARGIN_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class DispatcherArgs:
+    namespace: pulumi.Input[str]
+    image: str  # by digest
+    service_account: pulumi.Input[str]
+    environment: Mapping[str, pulumi.Input[str]]  # plain settings (stacks/contract.py K8S_ENV)
+    secret_env: list[dict[str, Any]]  # each secret by reference (DispatcherSecret.env)
+    replicas: int
+    cpu: str
+    memory_mib: int
+    max_session_seconds: int
+    host: str
+    ingress_class: str
+    tls_secret: str | None
+    labels: dict[str, str]
+    selector: dict[str, str]  # the pods' own labels: the Deployment's, the PDB's, the Service's, the policies'
+    drain: bool = False
+    depends_on: tuple[pulumi.Resource, ...] = field(default=())
+
+
+def grace_seconds(max_session_seconds: int) -> int:
+    """How long a replica being stopped keeps relaying its calls: the longest session and its start."""
+    return max_session_seconds + CALL_START_MARGIN_SECONDS
+
+
+def probes() -> dict[str, dict[str, Any]]:
+    get = {"path": PROBE_PATH, "port": PORT_NAME}
+    return {
+        "startup_probe": {"http_get": get, "period_seconds": 2, "failure_threshold": 30, "timeout_seconds": 2},
+        "liveness_probe": {"http_get": get, "period_seconds": 15, "failure_threshold": 3, "timeout_seconds": 5},
+        "readiness_probe": {"http_get": get, "period_seconds": 5, "failure_threshold": 2, "timeout_seconds": 3},
+    }
+
+
+def rollout_wait(max_session_seconds: int) -> pulumi.CustomTimeouts:
+    """How long `up` waits for the Deployment's rollout (pulumi-kubernetes waits for it, 10 minutes by
+    default): an update may wait on a replica still draining where a node has no room for a new one,
+    and an `up` that stops waiting fails while the rollout goes on."""
+    update = grace_seconds(max_session_seconds) + ROLLOUT_MARGIN_SECONDS
+    return pulumi.CustomTimeouts(create=f"{ROLLOUT_MARGIN_SECONDS}s", update=f"{update}s")
+
+
+class Dispatcher(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    service: pulumi.Output[str]
+    service_port: int
+
+    def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:Dispatcher", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {**args.labels, **args.selector}
+        memory = f"{args.memory_mib}Mi"
+        plain = [{"name": key, "value": value} for key, value in sorted(args.environment.items())]
+        deployment = k8s.apps.v1.Deployment(name, metadata={
+            "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
+            spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
+            "replicas": 0 if args.drain else args.replicas,
+            "selector": {"match_labels": args.selector},
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "service_account_name": args.service_account,
+                    "termination_grace_period_seconds": grace_seconds(args.max_session_seconds),
+                    "enable_service_links": False,
+                    "security_context": {"run_as_non_root": True, "seccomp_profile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": contract.DISPATCHER_CONTAINER_NAME,
+                        "image": args.image,
+                        "ports": [{"name": PORT_NAME, "container_port": contract.DISPATCHER_PORT}],
+                        "env": plain + args.secret_env,
+                        "resources": {"requests": {"cpu": args.cpu, "memory": memory},
+                                      "limits": {"cpu": args.cpu, "memory": memory}},
+                        "security_context": {"allow_privilege_escalation": False,
+                                             "capabilities": {"drop": ["ALL"]}},
+                        **probes(),
+                    }],
+                },
+            },
+        }), opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), custom_timeouts=rollout_wait(
+            args.max_session_seconds)))
+        k8s.policy.v1.PodDisruptionBudget(name, metadata={
+            "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
+            spec={"max_unavailable": 1, "selector": {"match_labels": args.selector}}, opts=child)
+        service = k8s.core.v1.Service(name, metadata={
+            "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels}, spec={
+            "type": "ClusterIP", "selector": args.selector,
+            "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "target_port": PORT_NAME}]}, opts=child)
+        rule = {"host": args.host, "http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {
+            "service": {"name": service.metadata.name, "port": {"name": PORT_NAME}}}}]}}
+        k8s.networking.v1.Ingress(name, metadata={
+            "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
+            spec=cast(k8s.networking.v1.IngressSpecArgsDict, {
+                "ingress_class_name": args.ingress_class, "rules": [rule],
+                **({"tls": [{"hosts": [args.host], "secret_name": args.tls_secret}]} if args.tls_secret else {})}),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]))
+        self.url = pulumi.Output.from_input(f"https://{args.host}")
+        self.service = service.metadata.name
+        self.service_port = SERVICE_PORT
+        self.register_outputs({"url": self.url, "service": self.service})

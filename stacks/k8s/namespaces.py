@@ -1,0 +1,58 @@
+"""The stack's two namespaces and the bots' quota.
+
+The bots' namespace enforces Pod Security `restricted` (the pods provider builds every pod for it,
+dispatcher/machines/k8s/pods.py), and audits and warns at the same level so a refused pod is said
+too. Its ResourceQuota is the hard cap on bots: `pods`, and CPU and memory as that many bots' requests
+and limits (equal: each bot pod is Guaranteed); a create past it is the dispatcher's `503 k8s_capacity`
+(docs/kubernetes.md, "Errors").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+POD_SECURITY = "restricted"
+# The namespace label every cluster since 1.22 sets itself (NamespaceDefaultLabelName): what
+# NetworkPolicies select a namespace by.
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True)
+class NamespacesArgs:
+    dispatcher: str
+    bots: str
+    labels: dict[str, str]
+    bot_pods: int  # the quota: sessions plus the reserve's idle bots
+    bot_millicores: int  # each bot's CPU
+    bot_mebibytes: int  # each bot's memory
+    protect: bool
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+
+
+class Namespaces(pulumi.ComponentResource):
+    dispatcher: pulumi.Output[str]
+    bots: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:Namespaces", name, None, opts)
+        # Deleting a namespace deletes everything in it: protected with the stack's stateful resources.
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={
+            "name": args.dispatcher, "labels": args.labels}, opts=kept)
+        bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={
+            "name": args.bots, "labels": {**args.labels, **pod_security_labels(POD_SECURITY)}}, opts=kept)
+        cpu, memory = f"{args.bot_pods * args.bot_millicores}m", f"{args.bot_pods * args.bot_mebibytes}Mi"
+        k8s.core.v1.ResourceQuota(f"{name}-bots", metadata={
+            "name": "voicefleet-bots", "namespace": bots.metadata.name, "labels": args.labels},
+            spec={"hard": {"pods": str(args.bot_pods), "requests.cpu": cpu, "limits.cpu": cpu,
+                           "requests.memory": memory, "limits.memory": memory}},
+            opts=pulumi.ResourceOptions(parent=self))
+        self.dispatcher = dispatcher.metadata.name
+        self.bots = bots.metadata.name
+        self.register_outputs({"dispatcher": self.dispatcher, "bots": self.bots})

@@ -1,0 +1,77 @@
+"""What may reach the bots and the dispatcher, and where the bots may go.
+
+Bots take no ingress (they dial out: docs/architecture.md). Their egress is DNS (the cluster's
+resolver in kube-system), the dispatcher's channel (its pods' port: a policy sees a Service's traffic
+after it is translated to a pod), and the public internet, which leaves out every private, shared,
+link-local (cloud metadata) and loopback range, so a bot reaches nothing else in the cluster or its
+network. The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
+its port only; its own egress (the API server, the store, Daily) is not limited here.
+
+A cluster whose network plugin does not enforce NetworkPolicy accepts these and enforces nothing
+(docs/kubernetes.md, "A stack for your cluster").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from dispatcher.machines.k8s.pods import APP, LABEL_APP
+from stacks import contract
+from stacks.k8s.namespaces import NAME_LABEL
+
+# Not the public internet: RFC 1918, shared address space (RFC 6598, often pod ranges), link-local
+# (169.254.169.254: cloud metadata), loopback, and the IETF's own (RFC 6890).
+PRIVATE_RANGES = ("10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+                  "192.168.0.0/16")
+DNS_NAMESPACE, DNS_LABELS = "kube-system", {"k8s-app": "kube-dns"}  # CoreDNS keeps kube-dns's label
+BOT_SELECTOR = {LABEL_APP: APP}
+Spec = k8s.networking.v1.NetworkPolicySpecArgsDict
+
+
+@dataclass(frozen=True)
+class NetworkPoliciesArgs:
+    dispatcher_namespace: pulumi.Input[str]
+    bot_namespace: pulumi.Input[str]
+    ingress_namespace: str
+    dispatcher_selector: dict[str, str]
+    labels: dict[str, str]
+
+
+def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
+    return {"match_labels": {NAME_LABEL: name}}
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:NetworkPolicies", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
+        dispatcher_pods = {"namespace_selector": namespace(args.dispatcher_namespace),
+                           "pod_selector": {"match_labels": args.dispatcher_selector}}
+        k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
+            "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
+            "pod_selector": {"match_labels": BOT_SELECTOR},
+            "policy_types": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [
+                {"to": [{"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": DNS_LABELS}}],
+                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"to": [dispatcher_pods], "ports": [port]},
+                {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+            ],
+        }), opts=child)
+        k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={
+            "name": "voicefleet-dispatcher", "namespace": args.dispatcher_namespace, "labels": args.labels},
+            spec=cast(Spec, {
+            "pod_selector": {"match_labels": args.dispatcher_selector},
+            "policy_types": ["Ingress"],
+            "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)},
+                                  {"namespace_selector": namespace(args.bot_namespace),
+                                   "pod_selector": {"match_labels": BOT_SELECTOR}}],
+                         "ports": [port]}],
+        }), opts=child)
+        self.register_outputs({})

@@ -1,0 +1,102 @@
+"""K8sStack: voicefleet in a Kubernetes cluster its owner already runs, composed of the components beside it.
+
+One explicit provider from the secret kubeconfig (every child gets it through its parent; the
+program's default providers are off) -> the dispatcher's and the bots' namespaces and the bots'
+quota -> the ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the
+NetworkPolicies -> the dispatcher's Deployment, disruption budget, Service and Ingress. The images
+are built elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
+from stacks import contract
+from stacks.config.channel import channel_secrets
+from stacks.config.model import Settings
+from stacks.config.secrets import stored_secrets
+from stacks.config.store import URL_VARIABLE
+from stacks.k8s.access import BOT_ACCOUNT, Access, AccessArgs
+from stacks.k8s.dispatcher import SERVICE_PORT, Dispatcher, DispatcherArgs
+from stacks.k8s.namespaces import Namespaces, NamespacesArgs
+from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from stacks.k8s.secrets import DispatcherSecret
+
+
+def k8s_environment(settings: Settings, service_host: pulumi.Input[str], port: int) -> dict[str, pulumi.Input[str]]:
+    """The dispatcher's plain settings: the pods provider's (contract.K8S_ENV), the reserve's, and
+    with the channel the URL bots dial: the dispatcher's Service, inside the cluster."""
+    cfg = settings.kubernetes
+    assert cfg is not None
+    return {
+        "MACHINES": "k8s",
+        "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
+        "MAX_SESSION_SECONDS": str(settings.max_session_seconds),
+        "PORT": str(contract.DISPATCHER_PORT),
+        "HOST": contract.DISPATCHER_HOST,
+        **settings.reserve.to_env(),
+        "K8S_NAMESPACE": cfg.bot_namespace,
+        "BOT_IMAGE": cfg.bot_image,
+        "K8S_BOT_CPU": cfg.bot_cpu,
+        "K8S_BOT_MEMORY": cfg.bot_memory,
+        "K8S_SERVICE_ACCOUNT": BOT_ACCOUNT,
+        **({"K8S_RUNTIME_CLASS": cfg.runtime_class} if cfg.runtime_class else {}),
+        **({CHANNEL_URL_VARIABLE: pulumi.Output.concat("ws://", service_host, f":{port}{CHANNEL_PATH}")}
+           if channel_secrets(settings) else {}),
+        **settings.observability.dispatcher_environment(),
+    }
+
+
+def bot_pods(settings: Settings) -> int:
+    """The bots' quota: every session the dispatcher admits, and the reserve's idle bots beside them."""
+    return settings.max_concurrent_sessions + settings.reserve.max_idle
+
+
+class K8sStack(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input[object]]
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        assert settings.kubernetes is not None
+        cfg = settings.kubernetes
+        provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context)
+        super().__init__("voicefleet:k8s:K8sStack", name, None,
+                         pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
+                  "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
+        selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
+                    "app.kubernetes.io/instance": settings.stack}
+        namespaces = Namespaces(name, NamespacesArgs(
+            dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
+            bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
+        access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
+                                         bot_namespace=namespaces.bots, labels=labels), opts=child)
+        secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
+            **stored_secrets(settings, store=True, store_password=False), URL_VARIABLE: cfg.store_url}, labels,
+            opts=child)
+        NetworkPolicies(name, NetworkPoliciesArgs(
+            dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
+            ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels), opts=child)
+        service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
+        environment = k8s_environment(settings, service_host, SERVICE_PORT)
+        dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
+            namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
+            environment=environment, secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
+            cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
+            max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
+            ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
+            drain=settings.drain, depends_on=tuple(access.grants)), opts=child)
+        self.outputs = {
+            "cloud": "k8s",
+            "dispatcherUrl": dispatcher.url,
+            "dispatcherNamespace": namespaces.dispatcher,
+            "botNamespace": namespaces.bots,
+            "dispatcherService": dispatcher.service,
+            "dispatcherImage": cfg.dispatcher_image,
+            "botImage": cfg.bot_image,
+            "machinesEnvironment": contract.machines_environment(dict(environment)),
+            "drained": settings.drain,
+        }
+        self.register_outputs(self.outputs)

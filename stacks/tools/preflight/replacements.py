@@ -1,0 +1,37 @@
+"""Kubernetes objects a planned config change would replace, where a replacement takes down what runs.
+
+pulumi-kubernetes replaces, never updates, an object whose `.metadata.name` or `.metadata.namespace`
+changes, and a Deployment whose `.spec.selector` does (`forceNewProperties`, provider/pkg/provider/
+diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties` and `deployment`). Two of those cut
+sessions: a replaced Namespace is deleted with everything in it (the bots' running pods, or the
+dispatcher), and a replaced Deployment is deleted before or beside its successor with every replica
+at once, past the disruption budget (a budget limits evictions, not deletes). `python -m stacks.plan
+<stack> --config KEY=VALUE` compares the change with the stack file's own configuration, as
+preflight/immutable.py does, and refuses those two before `pulumi up` does them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from stacks.tools.mocks import Registration
+from stacks.tools.preflight.immutable import changed
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+# (type, property path) -> what its replacement takes down.
+REPLACING: dict[tuple[str, str], str] = {
+    (NAMESPACE, "metadata.name"): "deletes the namespace with everything in it (its running pods' sessions end)",
+    (DEPLOYMENT, "metadata.name"): "deletes every dispatcher replica at once",
+    (DEPLOYMENT, "metadata.namespace"): "deletes every dispatcher replica at once",
+    (DEPLOYMENT, "spec.selector"): "deletes every dispatcher replica at once",
+}
+
+
+def violations(deployed: Iterable[Registration], planned: Iterable[Registration],
+               changes: Mapping[str, str]) -> list[str]:
+    keys = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
+    return [f"{reg.type} {reg.name}: {keys} changes {path} from {old} to {new}, which replaces it and "
+            f"{REPLACING[reg.type, path]}: keep the value the stack was created with, or first `drain: true`, "
+            "`pulumi up` and `pulumi destroy`, then `up` the new value"
+            for reg, path, old, new in changed(deployed, planned, REPLACING) if old != new]

@@ -1,0 +1,79 @@
+"""The k8s stack's keys (stacks/config/k8s.py): each bad value refused with one message naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config.settings import SettingsError
+from tests.infra.conftest import StackRunner
+from tests.infra.k8s.conftest import ALL_SECRETS
+
+
+def error(stack: StackRunner, secrets: dict[str, str] | None = None, plaintext: tuple[str, ...] = (),
+          **overrides: str) -> str:
+    with pytest.raises(SettingsError) as caught:
+        stack("k8s", secrets=ALL_SECRETS if secrets is None else secrets, plaintext=plaintext, **overrides)
+    return str(caught.value)
+
+
+def without(key: str) -> dict[str, str]:
+    return {k: v for k, v in ALL_SECRETS.items() if k != f"voicefleet:{key}"}
+
+
+def test_the_kubeconfig_is_required_and_never_plain(stack: StackRunner) -> None:
+    message = error(stack, secrets=without("k8sKubeconfig"))
+    assert "voicefleet:k8sKubeconfig is required" in message and "--secret" in message
+    message = error(stack, plaintext=("voicefleet:k8sKubeconfig",))
+    assert "voicefleet:k8sKubeconfig is stored in plain text" in message
+
+
+def test_the_store_url_is_required_for_the_replicas(stack: StackRunner) -> None:
+    message = error(stack, secrets=without("k8sStoreUrl"))
+    assert "voicefleet:k8sStoreUrl is required" in message and "pulumi config set --secret k8sStoreUrl" in message
+
+
+def test_so_is_the_replicas_message_secret(stack: StackRunner) -> None:
+    assert "voicefleet:storeMessageSecret is required" in error(stack, secrets=without("storeMessageSecret"))
+
+
+def test_one_replica_is_refused(stack: StackRunner) -> None:
+    assert "voicefleet:k8sDispatcherReplicas must be at least 2" in error(stack, k8sDispatcherReplicas="1")
+
+
+@pytest.mark.parametrize("key", ["k8sDispatcherImage", "k8sBotImage"])
+def test_images_must_be_named_by_digest(stack: StackRunner, key: str) -> None:
+    message = error(stack, **{key: "registry.example.com/bot:latest"})
+    assert f"voicefleet:{key} must be an image by digest" in message and "images/ci/build.sh" in message
+
+
+@pytest.mark.parametrize(("key", "value"), [("k8sBotCpu", "lots"), ("k8sBotCpu", "0"), ("k8sBotMemory", "1G"),
+                                            ("k8sDispatcherCpu", "1.5Gi")])
+def test_sizes_must_be_quantities_the_stack_can_count(stack: StackRunner, key: str, value: str) -> None:
+    assert f"voicefleet:{key} must be" in error(stack, **{key: value})
+
+
+def test_the_bots_get_a_namespace_of_their_own(stack: StackRunner) -> None:
+    message = error(stack, k8sBotNamespace="voicefleet")
+    assert "voicefleet:k8sBotNamespace must differ from k8sDispatcherNamespace" in message
+    assert "voicefleet:k8sBotNamespace must match" in error(stack, k8sBotNamespace="Bots_NS")
+
+
+def test_the_host_is_required(stack: StackRunner) -> None:
+    assert "voicefleet:k8sDispatcherHost is required" in error(stack, k8sDispatcherHost="")
+
+
+def test_bot_secrets_are_refused_until_the_pods_carry_them(stack: StackRunner) -> None:
+    keys = {"voicefleet:deepgramApiKey": "SENTINEL-dg", "voicefleet:cartesiaApiKey": "SENTINEL-ca",
+            "voicefleet:openaiApiKey": "SENTINEL-oa"}
+    assert "voicefleet:botSecrets is not supported on k8s yet" in error(stack, secrets={**ALL_SECRETS, **keys})
+
+
+def test_a_store_password_is_refused_with_the_url_named(stack: StackRunner) -> None:
+    secrets = {**ALL_SECRETS, "voicefleet:storePassword": "SENTINEL-store-password-0123456789abcd"}
+    message = error(stack, secrets=secrets)
+    assert "voicefleet:storePassword is not used on k8s" in message and "k8sStoreUrl" in message
+
+
+def test_a_turn_relay_is_refused(stack: StackRunner) -> None:
+    secrets = {**ALL_SECRETS, "voicefleet:turnSharedSecret": "SENTINEL-turn-shared-secret-0123456789abcdef"}
+    assert "voicefleet:turn is not supported on k8s" in error(stack, secrets=secrets, turn="managed")

@@ -1,0 +1,51 @@
+"""A second `up` with the same inputs changes nothing; a config change touches only what it should.
+
+Each run here is the program's own (stacks.tools.mocks.run_program), never a cached copy of another.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.tools.mocks import Run, run_program, unwrap
+from tests.infra.conftest import config_for
+from tests.infra.helpers import changed_names
+from tests.infra.k8s.conftest import ALL_SECRETS
+
+SECRET_KEYS = list(ALL_SECRETS)
+
+
+def up(secrets: dict[str, str] | None = None, **overrides: str) -> Run:
+    given = ALL_SECRETS if secrets is None else secrets
+    return run_program(config_for("k8s", overrides, given), [key for key in SECRET_KEYS if key in given],
+                       stack="k8s-test")
+
+
+def short(changed: list[tuple[str, str]]) -> list[str]:
+    return sorted(typ.rsplit(":", 1)[-1] for typ, _ in changed)
+
+
+def test_a_second_up_with_the_same_inputs_registers_the_same_resources_unchanged() -> None:
+    first, second = up(), up()
+    assert sorted(r.urn for r in first.registrations) == sorted(r.urn for r in second.registrations)
+    assert changed_names(first, second) == []
+
+
+@pytest.mark.parametrize(("change", "touched"), [
+    ({"k8sBotMemory": "2Gi"}, ["Deployment", "ResourceQuota"]),  # the provider's K8S_BOT_MEMORY and the cap
+    ({"maxConcurrentSessions": "20"}, ["Deployment", "ResourceQuota"]),
+    ({"k8sIngressClass": "traefik"}, ["Ingress"]),
+    ({"k8sIngressNamespace": "traefik"}, ["NetworkPolicy"]),
+    ({"maxSessionSeconds": "900"}, ["Deployment"]),  # its grace and MAX_SESSION_SECONDS
+    ({"k8sDispatcherReplicas": "3"}, ["Deployment"]),
+])
+def test_a_config_change_touches_only_what_it_should(change: dict[str, str], touched: list[str]) -> None:
+    assert short(changed_names(up(), up(**change))) == touched
+
+
+def test_a_changed_secret_is_a_new_secret_the_dispatcher_rolls_onto() -> None:
+    before = up()
+    after = up(secrets={**ALL_SECRETS, "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-rotated"})
+    assert short(changed_names(before, after)) == ["Deployment", "Secret"]
+    names = [unwrap(run.one("kubernetes:core/v1:Secret").outputs)["metadata"]["name"] for run in (before, after)]
+    assert names[0] != names[1]  # an auto-named Secret is replaced under a new name (stacks/k8s/secrets.py)

@@ -1,0 +1,37 @@
+"""A planned change that pulumi-kubernetes would carry out as a replacement cutting sessions
+(stacks/tools/preflight/replacements.py): a namespace renamed, the dispatcher's Deployment moved."""
+
+from __future__ import annotations
+
+from stacks.tools.plan import checked_plan
+from stacks.tools.preflight import replacements
+from tests.infra.k8s.conftest import K8sRunner
+
+
+def test_a_renamed_bots_namespace_is_refused_naming_the_key(k8s_stack: K8sRunner) -> None:
+    deployed, changed = k8s_stack(), k8s_stack(k8sBotNamespace="bots")
+    (found,) = replacements.violations(deployed.registrations, changed.registrations, {"k8sBotNamespace": "bots"})
+    assert "kubernetes:core/v1:Namespace" in found and "k8sBotNamespace=bots" in found
+    assert "metadata.name from voicefleet-bots to bots" in found and "sessions end" in found
+
+
+def test_a_moved_dispatcher_is_refused_for_its_namespace_and_its_deployment(k8s_stack: K8sRunner) -> None:
+    deployed, changed = k8s_stack(), k8s_stack(k8sDispatcherNamespace="voice")
+    found = replacements.violations(deployed.registrations, changed.registrations, {"k8sDispatcherNamespace": "voice"})
+    assert any("Namespace" in line for line in found)
+    assert any("apps/v1:Deployment" in line and "every dispatcher replica at once" in line for line in found)
+
+
+def test_changes_that_update_in_place_pass(k8s_stack: K8sRunner) -> None:
+    deployed = k8s_stack()
+    for key, value in (("k8sBotMemory", "2Gi"), ("k8sDispatcherReplicas", "3"), ("protect", "true"),
+                       ("k8sIngressClass", "traefik")):
+        assert replacements.violations(deployed.registrations, k8s_stack(**{key: value}).registrations,
+                                       {key: value}) == [], key
+
+
+def test_the_plan_refuses_the_change() -> None:
+    _, found, _ = checked_plan("k8s-dev", {"k8sBotNamespace": "bots"})
+    assert any("k8sBotNamespace=bots" in line for line in found)
+    _, found, _ = checked_plan("k8s-dev", {"k8sBotMemory": "2Gi"})
+    assert found == []
