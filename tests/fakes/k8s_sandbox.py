@@ -130,6 +130,8 @@ class FakeAgentSandbox(FakeKubernetes):
         self.templates: dict[str, dict[str, Any]] = {}  # pool → its template's pod spec
         self.sandboxes: dict[str, dict[str, str]] = {}  # name → {"pool", "claim" ("" while warm)}
         self.claim_quota: int | None = None
+        self.claims_created: list[str] = []  # every claim name ever created
+        self.expiring = True  # False: the controller has not yet acted on an expired claim (a test's window)
         self._names = itertools.count(1)
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -241,6 +243,7 @@ class FakeAgentSandbox(FakeKubernetes):
                               f"{len(self.claims)}, limited: count/sandboxclaims.{GROUP}={self.claim_quota}")
             self._bump(claim)
             self.claims[name] = claim
+            self.claims_created.append(name)
             answer = copy.deepcopy(claim)
         self._wake.set()
         return JSONResponse(answer, status_code=201, headers=headers)
@@ -458,7 +461,7 @@ class FakeAgentSandbox(FakeKubernetes):
                          if c["type"] == "Finished" and c["status"] == "True"), None)
         if finished is not None and lifecycle.get("ttlSecondsAfterFinished") is not None:
             expiry.append(_epoch(finished["lastTransitionTime"]) + lifecycle["ttlSecondsAfterFinished"])
-        if not expiry or now < min(expiry):
+        if not expiry or now < min(expiry) or not self.expiring:
             return
         policy = lifecycle.get("shutdownPolicy", "Retain")
         if policy == "Retain":

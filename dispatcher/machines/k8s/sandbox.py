@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from dispatcher.channel.credentials import BotGrant
@@ -27,7 +28,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_body, claim_machine, claim_name
 from dispatcher.machines.k8s.identity import PodIdentity
-from dispatcher.machines.k8s.pods import LABEL_APP, LABEL_SESSION, NOTE_DIGEST, NOTE_TRANSPORT
+from dispatcher.machines.k8s.pods import LABEL_APP, LABEL_SESSION, NOTE_DIGEST, NOTE_TRANSPORT, to_machine
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.outbound.http_client import HttpResponse
@@ -90,7 +91,14 @@ class SandboxClaims(K8sMachines):
 
     async def status(self, session_id: str) -> Machine | None:
         claim = await self.read_claim(session_id)
-        return None if claim is None else claim_machine(claim)
+        if claim is None:
+            return None
+        machine = claim_machine(claim)
+        if machine.state is MachineState.FAILED and (sandbox := bound_sandbox(claim)):
+            pod = await self.read_pod(sandbox)  # the bot's exit code, while its pod is there
+            if pod is not None and (detail := to_machine(pod).detail):
+                machine = replace(machine, detail=detail)
+        return machine
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
         """Read the claim until it is bound and ready (or ended), backing off from K8S_POLL_SECONDS to 2 s."""
