@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from dispatcher.factory import configuration_problems
+from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
 from dispatcher.observability import log_format, log_redaction, tracing
 from dispatcher.regions.peers import conflicts_at_start
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         problems.append(str(exc))
     problems += configuration_problems(env)
+    if not problems and env.get("MACHINES", "").strip().lower() == "k8s":  # what the cluster serves, read once
+        problems += asyncio.run(cluster_problems(env))
     if problems:
         print(f"dispatcher: configuration error: {'; '.join(problems)}", file=sys.stderr)
         return 2

@@ -88,6 +88,12 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         return AciMachines.from_env(env, coordination)
     if settings.machines == "k8s":
         from dispatcher.machines.k8s.provider import K8sMachines
+        from dispatcher.machines.k8s.settings import AGENT_SANDBOX
+
+        if env.get("K8S_MODE", "").strip().lower() == AGENT_SANDBOX:  # the pool's controller keeps the warm bots
+            from dispatcher.machines.k8s.sandbox import SandboxClaims
+
+            return SandboxClaims.from_env(env)
 
         if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
             from dispatcher.machines.k8s.reserve import K8sWarmMachines

@@ -21,13 +21,14 @@ from tests.fakes.fly import FakeFly
 from tests.fakes.gce import FakeGce
 from tests.fakes.k8s import TOKEN as K8S_TOKEN
 from tests.fakes.k8s import FakeKubernetes
+from tests.fakes.k8s_sandbox import FakeAgentSandbox
 from tests.fakes.key_vault import FakeKeyVault
 from tests.fakes.modal_server import FakeModal
 from tests.fakes.server import FakeApi, free_port, serve
 
 __all__ = [
     "fake_aci", "fake_key_vault", "fake_cerebrium", "fake_cloud_run", "fake_cloud_run_jobs", "fake_daily",
-    "fake_ecs", "fake_fly", "fake_gce", "fake_k8s", "fake_modal", "moto_ecs",
+    "fake_ecs", "fake_fly", "fake_gce", "fake_k8s", "fake_k8s_sandbox", "fake_modal", "moto_ecs",
 ]
 
 
@@ -136,7 +137,16 @@ def fake_ecs(moto_ecs: dict[str, str]) -> Iterator[EcsProxy]:
 
 @pytest.fixture
 def fake_k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubernetes]:
-    fake = FakeKubernetes()
+    yield from _serve_k8s(FakeKubernetes(), tmp_path_factory)
+
+
+@pytest.fixture
+def fake_k8s_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAgentSandbox]:
+    """The API server with agent-sandbox's extensions and their controller (K8S_MODE=agent-sandbox)."""
+    yield from _serve_k8s(FakeAgentSandbox(), tmp_path_factory)
+
+
+def _serve_k8s(fake: FakeKubernetes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     fake.token_file = str(tmp_path_factory.mktemp("k8s") / "token")  # K8S_TOKEN_FILE, as a Pod's is mounted
     with open(fake.token_file, "w", encoding="utf-8") as file:
         file.write(K8S_TOKEN + "\n")

@@ -63,7 +63,7 @@ from tests.fakes.server import FakeApi, Handler
 NAMESPACE, TOKEN = "voicefleet-bots", "k8s-fake-token-0123456789abcdef"  # noqa: S105 - a fake's
 KUBE_VERSION = "1.33.0"  # the schema the fake validates against (kubernetes-validate ships 1.25…1.37)
 IMAGE = "registry.example/voicefleet-bot@sha256:" + "0" * 64
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _SELECTOR = re.compile(r"^\s*(?P<key>[^\s=!,()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[^\s,()]*)"
@@ -85,7 +85,7 @@ def label_problem(labels: Any) -> str | None:
         return "metadata.labels: must be an object of strings"
     for key, value in labels.items():
         prefix, _, name = key.rpartition("/")
-        if (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix))) or not _LABEL_NAME.match(name):
+        if (prefix and (len(prefix) > 253 or not SUBDOMAIN.match(prefix))) or not _LABEL_NAME.match(name):
             return f"metadata.labels: Invalid value: {key!r}: name part must consist of alphanumeric characters"
         if not isinstance(value, str) or not _LABEL_VALUE.match(value):
             return f"metadata.labels: Invalid value: {value!r}: a valid label must be an empty string or " \
@@ -304,7 +304,7 @@ class FakeKubernetes(FakeApi):
             headers["Warning"] = f'299 - "{exc.message}"'
         metadata = body.setdefault("metadata", {})
         name = str(metadata.get("name", ""))
-        if not name or len(name) > 253 or not _SUBDOMAIN.match(name):
+        if not name or len(name) > 253 or not SUBDOMAIN.match(name):
             return status(422, "Invalid", f'Pod "{name}" is invalid: metadata.name: Invalid value: a lowercase '
                           "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
         if metadata.get("namespace", NAMESPACE) != NAMESPACE:
@@ -379,6 +379,10 @@ class FakeKubernetes(FakeApi):
             return JSONResponse(self.pods[name])
 
     async def list_pods(self, request: Request) -> Response:
+        return self.listed(request, self.pods, "PodList", "v1")
+
+    def listed(self, request: Request, objects: dict[str, dict[str, Any]], kind: str, api_version: str) -> Response:
+        """A LIST of `objects`: `labelSelector`, `limit` and `continue`, as the API server pages them."""
         try:
             requirements = parse_selector(request.query_params.get("labelSelector", ""))
             limit = int(request.query_params.get("limit", "0"))
@@ -387,13 +391,13 @@ class FakeKubernetes(FakeApi):
         except (ValueError, KeyError, TypeError) as exc:
             return status(400, "BadRequest", f"unable to parse the request: {exc}")
         with self._pods_lock:
-            items = [copy.deepcopy(p) for _, p in sorted(self.pods.items())
+            items = [copy.deepcopy(p) for _, p in sorted(objects.items())
                      if matches(requirements, p["metadata"].get("labels") or {})]
             version = str(next(self._versions))
         page, metadata = items[start:start + limit] if limit else items[start:], {"resourceVersion": version}
         if limit and start + limit < len(items):
             metadata["continue"] = base64.b64encode(json.dumps({"start": start + limit}).encode()).decode()
-        return JSONResponse({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": page})
+        return JSONResponse({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": page})
 
     async def patch(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -436,19 +440,24 @@ class FakeKubernetes(FakeApi):
         with self._pods_lock:
             if name not in self.pods:
                 return status(404, "NotFound", f'pods "{name}" not found')
+            return JSONResponse(self.remove_pod(name, int(grace)))
+
+    def remove_pod(self, name: str, grace: int) -> dict[str, Any]:
+        """The kubelet's deletion: SIGTERM, SIGKILL past `grace`; gone once its process has exited."""
+        with self._pods_lock:
             pod = self.pods[name]
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 del self.pods[name]  # nothing running: gone at once
-                return JSONResponse(pod)
+                return pod
             if not pod["metadata"].get("deletionTimestamp"):
-                pod["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=int(grace))
+                pod["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=grace)
                 self._bump(pod)
                 process.send_signal(signal.SIGTERM)
                 timer = threading.Timer(float(grace), _kill, (process,))
                 timer.daemon = True
                 timer.start()
-            return JSONResponse(pod)
+            return pod
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -1,6 +1,8 @@
-"""`MACHINES=k8s`: one bare Pod per session on any conformant Kubernetes cluster (the `pods` mode),
-through the API server's REST API: settings, the API client, a Pod's body and state, the provider,
-its warm reserve (idle pods claimed by one JSON Patch) and the bots' identity check.
+"""`MACHINES=k8s`: one bare Pod per session on any conformant Kubernetes cluster (the `pods` mode), or
+one SandboxClaim per session on kubernetes-sigs/agent-sandbox (the `agent-sandbox` mode), through the
+API server's REST API: settings, the API client, a Pod's and a claim's body and state, the providers,
+the pods mode's warm reserve (idle pods claimed by one JSON Patch), the served-version check and the
+bots' identity check.
 """
 
 from dispatcher.machines.cold_start import ColdStart

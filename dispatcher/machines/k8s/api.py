@@ -23,6 +23,7 @@ from dispatcher.outbound.retry import Backoff, provider_request
 PROVIDER = "k8s"
 CAPACITY_RETRY_AFTER = 30.0
 JSON_PATCH = "application/json-patch+json"
+POD_VERBS = "create, get, list, patch and delete pods"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 - a path
 
 
@@ -64,8 +65,13 @@ class KubeApi:
         return self._token[1]
 
     async def request(self, method: str, path: str = "", **kw: Any) -> HttpResponse:
+        """A call under the namespace's pods path."""
+        return await self.request_at(method, self.pods_path + path, **kw)
+
+    async def request_at(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        """A call to any of the API server's paths (a custom resource's, discovery's)."""
         headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
-        return await provider_request(PROVIDER, self._client, method, self.pods_path + path, backoff=self._backoff,
+        return await provider_request(PROVIDER, self._client, method, path, backoff=self._backoff,
                                       error=MachinesError, headers=headers, **kw)
 
     async def review(self, token: str) -> HttpResponse:
@@ -77,7 +83,8 @@ class KubeApi:
                                       error=MachinesError, headers=headers, json=body)
 
     @staticmethod
-    def failed(response: HttpResponse, what: str) -> MachinesError:
+    def failed(response: HttpResponse, what: str, rbac: str = POD_VERBS) -> MachinesError:
+        """The refusal as a MachinesError; `rbac` names what the dispatcher's ServiceAccount must be allowed."""
         reason, message = status_of(response)
         status = response.status_code
         if quota_exceeded(response):
@@ -90,7 +97,7 @@ class KubeApi:
             return full
         if status in (401, 403):
             message = (f"the API server refused to {what}: {reason} {message[:300]} (check K8S_TOKEN_FILE and that "
-                       "the dispatcher's ServiceAccount may create, get, list, patch and delete pods in K8S_NAMESPACE)")
+                       f"the dispatcher's ServiceAccount may {rbac} in K8S_NAMESPACE)")
         else:
             message = f"the API server refused to {what}: HTTP {status} {reason} {message[:300]}"
         return refusal(MachinesError, PROVIDER, status, message)

@@ -1,4 +1,4 @@
-"""A `pods` mode bot's hello is admitted only with its pod's own identity token, for the credential's pod.
+"""A bot's hello is admitted only with its pod's own identity token, for the credential's pod.
 
 Each pod carries a projected ServiceAccount token of voicefleet's audience (k8s/pods.py), which only
 its containers can read: the bot sends it in its hello (`BOT_IDENTITY=k8s`, bot/identity.py), and the
@@ -8,7 +8,9 @@ pod (`authentication.kubernetes.io/pod-name`) launched for the credential (`vf-<
 `vf-idle-<bot id>`); that pod must exist with the same uid, not have ended, and carry the credential's
 session or bot id in its labels. A bound token stops being valid once its pod is deleted, so a pod's
 token admits nothing after it. The kubelet hands the same token to every read until it refreshes it, so
-a bot's re-dials send it again: no one-use record (as for a Modal Sandbox's token).
+a bot's re-dials send it again: no one-use record (as for a Modal Sandbox's token). In the
+`agent-sandbox` mode the credential's pod is the one whose Sandbox the session's claim holds
+(k8s/sandbox.py), labelled with the session through the claim's `additionalPodMetadata`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ POD_NAME, POD_UID = "authentication.kubernetes.io/pod-name", "authentication.kub
 
 class PodIdentity:
     def __init__(self, read_pod: Callable[[str], Awaitable[dict[str, Any] | None]],
-                 review: Callable[[str], Awaitable[HttpResponse]], *, namespace: str, audience: str) -> None:
+                 review: Callable[[str], Awaitable[HttpResponse]], *, namespace: str, audience: str,
+                 pod_of: Callable[[BotGrant], Awaitable[str | None]] | None = None) -> None:
         self._read_pod, self._review = read_pod, review
         self._namespace, self._audience = namespace, audience
+        self._pod_of = pod_of  # where a grant's pod is named elsewhere (agent-sandbox: its claim's Sandbox)
 
     @staticmethod
     def pod_for(grant: BotGrant) -> str:
@@ -56,19 +60,21 @@ class PodIdentity:
         return dict(user)
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
-        name = self.pod_for(grant)
         if not hello.identity:
             return "the hello carries no identity token (the pod's projected token: BOT_IDENTITY=k8s)"
         user = await self._reviewed(hello.identity)
         if isinstance(user, str):
             return user
+        try:
+            name = self.pod_for(grant) if self._pod_of is None else await self._pod_of(grant)
+            pod = None if name is None else await self._read_pod(name)
+        except MachinesError as exc:
+            return f"the API server did not answer for the credential's pod ({exc.reason})"
+        if name is None:
+            return f"no pod holds {grant.kind} {grant.subject}: its claim is gone or not bound yet"
         extra = user.get("extra") or {}
         if extra.get(POD_NAME) != [name]:
             return f"the identity token names pod {extra.get(POD_NAME)}, not the credential's {name}"
-        try:
-            pod = await self._read_pod(name)
-        except MachinesError as exc:
-            return f"the API server did not answer for pod {name} ({exc.reason})"
         if pod is None:
             return f"no pod {name}: the credential's pod is gone or was never launched"
         metadata = pod.get("metadata") or {}

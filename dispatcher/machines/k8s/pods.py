@@ -69,7 +69,7 @@ def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, 
             "spec": spec}
 
 
-def _epoch(stamp: object) -> float:
+def epoch_of(stamp: object) -> float:
     try:
         return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -113,7 +113,7 @@ def to_machine(pod: Mapping[str, Any]) -> Machine:
         session_id=str(labels.get(LABEL_SESSION, "")),
         machine_id=str(metadata.get("name", "")),
         state=state,
-        created_at=float(claimed) if claimed else _epoch(metadata.get("creationTimestamp")),
+        created_at=float(claimed) if claimed else epoch_of(metadata.get("creationTimestamp")),
         body_digest=notes.get(NOTE_DIGEST),
         detail=detail,
         transport=notes.get(NOTE_TRANSPORT),

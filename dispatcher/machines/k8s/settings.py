@@ -17,6 +17,9 @@ DEFAULT_AUDIENCE = "voicefleet"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # resource.Quantity's form (k8s.io/apimachinery/pkg/api/resource): a number and an optional suffix.
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+PODS, AGENT_SANDBOX = "pods", "agent-sandbox"  # K8S_MODE: bare pods, or kubernetes-sigs/agent-sandbox claims
+MODES = (PODS, AGENT_SANDBOX)
+DEFAULT_WARM_POOL = "voicefleet-bot"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class K8sSettings:
     timeout: float = 10.0
     retry_deadline: float = 10.0
     poll_seconds: float = 1.0
+    mode: str = PODS
+    warm_pool: str = DEFAULT_WARM_POOL  # agent-sandbox: the SandboxWarmPool every claim checks out from
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> K8sSettings:
@@ -55,8 +60,17 @@ class K8sSettings:
         for name, named in (("K8S_RUNTIME_CLASS", runtime_class), ("K8S_SERVICE_ACCOUNT", account)):
             if named is not None and not _DNS_LABEL.match(named):
                 raise SettingsError(f"{name}={named[:70]!r} is not a Kubernetes object name (a DNS-1123 label)")
+        mode = env.get("K8S_MODE", "").strip().lower() or PODS
+        if mode not in MODES:
+            raise SettingsError(f"K8S_MODE={mode[:40]!r} is not one of {', '.join(MODES)} (pods: any cluster; "
+                                "agent-sandbox: a cluster with kubernetes-sigs/agent-sandbox's extensions)")
+        pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
+        if not _DNS_LABEL.match(pool):
+            raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
         return cls(
             namespace=namespace,
+            mode=mode,
+            warm_pool=pool,
             image=required["BOT_IMAGE"],
             api_url=api_url,
             token_file=env.get("K8S_TOKEN_FILE", "").strip() or f"{SERVICE_ACCOUNT_DIR}/token",

@@ -14,6 +14,7 @@ from tests.dispatcher.machines.harness import (
     fly_harness,
     gce_harness,
     k8s_harness,
+    k8s_sandbox_harness,
     modal_harness,
 )
 
@@ -39,6 +40,8 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
         return gce_harness(request.getfixturevalue("fake_gce"))
     if name == "k8s":
         return k8s_harness(request.getfixturevalue("fake_k8s"))
+    if name == "k8s-sandbox":
+        return k8s_sandbox_harness(request.getfixturevalue("fake_k8s_sandbox"))
     if name == "cerebrium":
         return cerebrium_harness(request.getfixturevalue("fake_cerebrium"))
     return ecs_harness(request.getfixturevalue("fake_ecs"))

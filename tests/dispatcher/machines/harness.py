@@ -29,7 +29,9 @@ from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSett
 from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 from dispatcher.machines.gce.provider import GceMachines, GceSettings
+from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.provider import K8sMachines
+from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.secrets_vault import MemoryVault
@@ -42,6 +44,7 @@ from tests.fakes.arm_aci import FakeArmAci
 from tests.fakes.cerebrium import FakeCerebrium
 from tests.fakes.ecs import EcsProxy, moto_task
 from tests.fakes.k8s import FakeKubernetes
+from tests.fakes.k8s_sandbox import POOL, FakeAgentSandbox
 from tests.fakes.server import Hold
 from tests.support.processes import signal_once_caught
 from tests.support.waiting import until
@@ -374,16 +377,76 @@ def k8s_harness(fake: FakeKubernetes) -> Harness:
         env={**fake.env, "K8S_RETRY_DEADLINE_SECONDS": "3"},
         factory=lambda env: K8sMachines.from_env(env),
         set_state=set_state,
-        fail_create=lambda status, times: fake.fail(
-            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix="/pods"),
-        hold_create=lambda times: fake.hold(times=times, method="POST", path_suffix="/pods"),
-        reject=lambda: fake.fail(422, method="POST", path_suffix="/pods", body={
-            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
-            "message": "Pod is invalid"}),
+        **_create_faults(fake, "/pods", "Pod"),
         received=lambda sid: [_session_values(e) for e in creates(sid)],
         created=lambda sid: fake.created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
     )
+
+
+def _create_faults(fake: FakeKubernetes, path_suffix: str, kind: str) -> dict[str, Any]:
+    """The API server's answers to a create a harness injects: throttled or failing, held, refused."""
+    return {
+        "fail_create": lambda status, times: fake.fail(
+            status, times=times, retry_after=0.05 if status == 429 else None, method="POST", path_suffix=path_suffix),
+        "hold_create": lambda times: fake.hold(times=times, method="POST", path_suffix=path_suffix),
+        "reject": lambda: fake.fail(422, method="POST", path_suffix=path_suffix, body={
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+            "message": f"{kind} is invalid"}),
+    }
+
+
+def k8s_sandbox_harness(fake: FakeAgentSandbox) -> Harness:
+    """The agent-sandbox mode on a pool with no warm Sandbox: each claim's Sandbox is cold, named
+    `vf-<session id>` after its claim; expiry held back so an ended claim can be read."""
+    fake.expiring = False
+    phases = {"starting": ("Pending", None), "started": ("Running", None), "ended": ("Succeeded", 0),
+              "failed": ("Failed", 3)}
+
+    # The claim's conditions once the controller has seen the pod's phase.
+    shown = {"starting": ("Ready", "False"), "started": ("Ready", "True"), "ended": ("Finished", "True"),
+             "failed": ("Finished", "True")}
+
+    def condition(name: str, kind: str) -> str | None:
+        conditions = (fake.claims.get(name) or {}).get("status", {}).get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == kind), None)
+
+    async def set_state(session_id: str, state: str) -> None:
+        pod = f"vf-{session_id}"
+        assert await fake.eventually(lambda: pod in fake.pods, timeout=20), "the controller made no Sandbox"
+        fake.set_phase(pod, *phases[state])
+        kind, value = shown[state]
+        assert await fake.eventually(lambda: condition(pod, kind) == value, timeout=20), f"the claim is not {state}"
+
+    def claims(sid: str) -> list[dict[str, Any]]:
+        return [c.json() for c in fake.calls_to("POST", "/sandboxclaims")
+                if sid in ("", c.json()["metadata"]["labels"].get("voicefleet.io/session"))]
+
+    def handed(claim: dict[str, Any]) -> dict[str, str]:
+        return _session_values(json.loads(claim["spec"]["additionalPodMetadata"]["annotations"][
+            "voicefleet.io/bot-env"]))
+
+    return Harness(
+        name="k8s",
+        fake=fake,
+        env={**fake.env, "K8S_RETRY_DEADLINE_SECONDS": "3"},
+        factory=lambda env: _sandbox_claims(fake, env),
+        set_state=set_state,
+        **_create_faults(fake, "/sandboxclaims", "SandboxClaim"),
+        received=lambda sid: [handed(c) for c in claims(sid)],
+        created=lambda sid: fake.claims_created.count(f"vf-{sid}"),
+        live=lambda sid: int(f"vf-{sid}" in fake.standing()),
+    )
+
+
+def _sandbox_claims(fake: FakeAgentSandbox, env: dict[str, str]) -> Machines:
+    from dispatcher.machines.k8s.sandbox import SandboxClaims
+
+    if POOL not in fake.warm_pools:
+        settings = K8sSettings.from_env(env)
+        fake.add_pool(POOL, 0, pod_body(settings, "template", image=settings.image, env={}, labels={},
+                                        annotations={}, deadline_seconds=3600)["spec"])
+    return SandboxClaims.from_env(env)
 
 
 def ecs_harness(fake: EcsProxy) -> Harness:

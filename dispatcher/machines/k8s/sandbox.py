@@ -1,0 +1,146 @@
+"""`MACHINES=k8s` in the `agent-sandbox` mode: one SandboxClaim per session against the deployment's
+SandboxWarmPool (kubernetes-sigs/agent-sandbox's extensions, `v1beta1`; docs/kubernetes.md).
+
+A start creates the claim `vf-<session id>` (k8s/claims.py); the controller adopts a warm Sandbox of
+the pool for it, or creates one cold, and writes `status.sandbox.name` with the forwarded `Ready`.
+A replay finds the claim (409 AlreadyExists → read it) and accepts it only on the same pool and not
+being deleted, as the official SDK does (`validate_claim_for_adoption`). `wait_started` reads the
+claim until it is bound and ready (with a bounded backoff; a watch can replace it). The session's
+launch values reach the adopted pod through the claim's `additionalPodMetadata`; its hello is admitted
+on the pod's own projected token (k8s/identity.py) for the pod the claim names. `stop` deletes the
+claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
+its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
+
+The pool's size is the reserve's: `scale_pool` writes `sandboxwarmpools/<pool>/scale`, the same
+subresource `kubectl scale` and an HPA use, so a deployment's manifests must leave `spec.replicas` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_body, claim_machine, claim_name
+from dispatcher.machines.k8s.identity import PodIdentity
+from dispatcher.machines.k8s.pods import LABEL_APP, LABEL_SESSION, NOTE_DIGEST, NOTE_TRANSPORT, to_machine
+from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.outbound.http_client import HttpResponse
+
+CLAIM_VERBS = "create, get, list and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods"
+MERGE_PATCH = "application/merge-patch+json"
+MAX_POLL_SECONDS = 2.0  # the backoff's ceiling while a claim binds
+
+
+class SandboxClaims(K8sMachines):
+    """The pods mode's client, token, pod reads and launch env; claims instead of pods."""
+
+    def __init__(self, settings: K8sSettings, *, channel_url: str | None = None) -> None:
+        super().__init__(settings, channel_url=channel_url)
+        base = f"/apis/{GROUP_VERSION}/namespaces/{settings.namespace}"
+        self.claims_path, self.pool_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools/{settings.warm_pool}"
+        self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
+                                    audience=settings.token_audience, pod_of=self._pod_of)
+
+    def _failed(self, response: HttpResponse, what: str) -> MachinesError:
+        return self.api.failed(response, what, CLAIM_VERBS)
+
+    async def read_claim(self, session_id: str) -> dict[str, Any] | None:
+        name = claim_name(session_id)
+        response = await self.api.request_at("GET", f"{self.claims_path}/{name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._failed(response, f"read sandboxclaim {name}")
+        return dict(response.json())
+
+    async def _pod_of(self, grant: BotGrant) -> str | None:
+        """A session's bot is the pod of the Sandbox its claim holds (none while unbound)."""
+        if grant.kind != "session":
+            return None  # the pool's bots are the controller's: none is launched with a credential of its own
+        claim = await self.read_claim(grant.subject)
+        return None if claim is None else bound_sandbox(claim)
+
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
+        name = claim_name(spec.session_id)
+        notes = {NOTE_DIGEST: spec.body_digest, **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
+        bot_env = self.launch_env(bot_environment(spec), spec.image or self.settings.image)
+        body = claim_body(name, pool=self.settings.warm_pool, session_id=spec.session_id, release=spec.release,
+                          notes=notes, bot_env=bot_env,
+                          shutdown_after_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
+        response = await self.api.request_at("POST", self.claims_path, json=body, params=STRICT)
+        if response.status_code == 201:
+            return LaunchResult(claim_machine(response.json()), created=True)
+        if response.status_code != 409:
+            raise self._failed(response, f"create sandboxclaim {name}")
+        existing = await self.read_claim(spec.session_id)  # AlreadyExists: a replay, or a lost answer
+        if existing is None:
+            raise MachinesError("k8s_conflict", f"sandboxclaim {name} exists but could not be read; try again",
+                                retry_after=1.0)
+        pool = ((existing.get("spec") or {}).get("warmPoolRef") or {}).get("name")
+        if pool != self.settings.warm_pool or (existing.get("metadata") or {}).get("deletionTimestamp"):
+            raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
+                                "try again once it is gone", retry_after=5.0)
+        return LaunchResult(claim_machine(existing), created=False)
+
+    async def status(self, session_id: str) -> Machine | None:
+        claim = await self.read_claim(session_id)
+        if claim is None:
+            return None
+        machine = claim_machine(claim)
+        if machine.state is MachineState.FAILED and (sandbox := bound_sandbox(claim)):
+            pod = await self.read_pod(sandbox)  # the bot's exit code, while its pod is there
+            if pod is not None and (detail := to_machine(pod).detail):
+                machine = replace(machine, detail=detail)
+        return machine
+
+    async def wait_started(self, session_id: str, timeout: float) -> Machine:
+        """Read the claim until it is bound and ready (or ended), backing off from K8S_POLL_SECONDS to 2 s."""
+        deadline, pause = time.monotonic() + timeout, self.settings.poll_seconds
+        while True:
+            machine = await self.status(session_id)
+            if machine is not None and machine.state is not MachineState.STARTING:
+                return machine
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(session_id, timeout)
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, max(MAX_POLL_SECONDS, self.settings.poll_seconds))
+
+    async def stop(self, session_id: str) -> bool:
+        name = claim_name(session_id)
+        response = await self.api.request_at("DELETE", f"{self.claims_path}/{name}", json={
+            "kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"})
+        if response.status_code == 404:
+            return False
+        if response.status_code not in (200, 202):
+            raise self._failed(response, f"delete sandboxclaim {name}")
+        return True
+
+    async def list(self) -> list[Machine]:
+        claims: list[Machine] = []
+        params = {"labelSelector": f"{LABEL_APP}=bot,{LABEL_SESSION}", "limit": str(LIST_PAGE)}
+        for _ in range(1000):  # a thousand pages of 500 is far past any namespace's quota
+            response = await self.api.request_at("GET", self.claims_path, params=params)
+            if response.status_code != 200:
+                raise self._failed(response, "list sandboxclaims")
+            page = response.json()
+            claims += [claim_machine(c) for c in page.get("items") or [] if isinstance(c, dict)]
+            if not (token := (page.get("metadata") or {}).get("continue")):
+                break
+            params = {**params, "continue": token}
+        return claims
+
+    async def scale_pool(self, replicas: int) -> int:
+        """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""
+        response = await self.api.request_at("PATCH", f"{self.pool_path}/scale",
+                                             content=json.dumps({"spec": {"replicas": replicas}}).encode(),
+                                             headers={"Content-Type": MERGE_PATCH})
+        if response.status_code != 200:
+            raise self._failed(response, f"scale sandboxwarmpool {self.settings.warm_pool}")
+        return int((response.json().get("status") or {}).get("replicas") or 0)

@@ -1,0 +1,282 @@
+"""Kubernetes in the `agent-sandbox` mode against the fake API server with agent-sandbox's extensions and
+their controller (tests/fakes/k8s_sandbox.py, which validates every claim against the CRD's schema): a
+start's SandboxClaim adopting a warm Sandbox or creating one cold, a replayed start finding its claim,
+the lifecycle that deletes a finished session's Sandbox, stop, the pool's scale subresource, the claimed
+pod's identity, quota and RBAC refusals, and the served-version check at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant
+from dispatcher.machines.base import MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.k8s.pods import pod_body
+from dispatcher.machines.k8s.sandbox import SandboxClaims
+from dispatcher.machines.k8s.served import cluster_problems
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.settings import SettingsError
+from tests.dispatcher.machines.test_k8s import spec
+from tests.fakes.k8s import NAMESPACE, TOKEN
+from tests.fakes.k8s_sandbox import CORE_GROUP, GROUP, POOL, FakeAgentSandbox
+
+REPO = Path(__file__).resolve().parents[3]
+CHANNEL_URL = "wss://d.example/bots/channel"
+
+
+def env(fake: FakeAgentSandbox, **extra: str) -> dict[str, str]:
+    return {**fake.env, "K8S_RETRY_DEADLINE_SECONDS": "3", "BOT_CHANNEL_URL": CHANNEL_URL, **extra}
+
+
+def add_pool(fake: FakeAgentSandbox, replicas: int, name: str = POOL) -> None:
+    """The pool and its template, whose pod is the one the `pods` mode would create."""
+    settings = K8sSettings.from_env(env(fake))
+    template = pod_body(settings, "template", image=settings.image, env={"BOT_CHANNEL_URL": CHANNEL_URL},
+                        labels={}, annotations={}, deadline_seconds=3600)
+    fake.add_pool(name, replicas, template["spec"])
+
+
+async def warm_running(fake: FakeAgentSandbox, count: int) -> list[str]:
+    """Wait for `count` warm Sandboxes, then run their pods (the kubelet's part: no launcher here)."""
+    assert await fake.eventually(lambda: len(fake.warm(POOL)) == count, timeout=20)
+    for name in fake.warm(POOL):
+        fake.set_phase(name, "Running")
+    return fake.warm(POOL)
+
+
+@pytest.fixture
+async def claims(fake_k8s_sandbox: FakeAgentSandbox) -> AsyncIterator[SandboxClaims]:
+    machines = SandboxClaims.from_env(env(fake_k8s_sandbox))
+    yield machines
+    await machines.aclose()
+
+
+async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_pool_refills(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 1)
+    [warm] = await warm_running(fake, 1)
+    s = spec(release="canary")
+    await claims.launch(s)
+    [create] = fake.calls_to("POST", "/sandboxclaims")
+    assert create.query == {"fieldValidation": "Strict"}  # an unknown field is refused, never dropped
+    body = create.json()
+    assert body["metadata"]["name"] == f"vf-{s.session_id}" and body["spec"]["warmPoolRef"] == {"name": POOL}
+    lifecycle = body["spec"]["lifecycle"]
+    assert lifecycle["shutdownPolicy"] == "DeleteForeground" and lifecycle["ttlSecondsAfterFinished"] == 0
+    assert abs(time.mktime(time.strptime(lifecycle["shutdownTime"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+               - (time.time() + 660)) < 120  # the session's cap and the slack, the hard end
+    machine = await claims.wait_started(s.session_id, timeout=20)
+    assert machine.state is MachineState.STARTED and machine.machine_id == warm and machine.release == "canary"
+    pod = fake.pods[warm]["metadata"]
+    assert pod["labels"]["voicefleet.io/session"] == s.session_id and pod["labels"]["agents.x-k8s.io/launch-type"] \
+        == "warm"
+    handed = json.loads(pod["annotations"]["voicefleet.io/bot-env"])
+    assert handed["VOICEFLEET_SESSION_ID"] == s.session_id and handed["BOT_CHANNEL_TOKEN"] == "session-credential"
+    assert handed["BOT_IDENTITY"] == "k8s" and handed["BOT_CHANNEL_URL"] == CHANNEL_URL
+    assert await fake.eventually(lambda: len(fake.warm(POOL)) == 1 and warm not in fake.warm(POOL), timeout=20)
+    assert [m.session_id for m in await claims.list()] == [s.session_id]
+
+    fake.set_phase(warm, "Succeeded", 0)  # the bot exits with its session: no dispatcher call
+    assert await fake.eventually(lambda: f"vf-{s.session_id}" not in fake.claims and warm not in fake.pods,
+                                 timeout=20)
+    assert await claims.status(s.session_id) is None
+
+
+async def test_with_no_warm_sandbox_the_claim_starts_one_cold(claims: SandboxClaims,
+                                                              fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 0)
+    s = spec()
+    result = await claims.launch(s)
+    assert result.created and result.machine.state is MachineState.STARTING
+    with pytest.raises(WaitTimeout):  # its pod is not running yet
+        await claims.wait_started(s.session_id, timeout=0.5)
+    name = f"vf-{s.session_id}"
+    assert await fake.eventually(lambda: name in fake.pods, timeout=20)  # a cold Sandbox named after the claim
+    assert fake.pods[name]["metadata"]["labels"]["agents.x-k8s.io/launch-type"] == "cold"
+    fake.set_phase(name, "Running")
+    machine = await claims.wait_started(s.session_id, timeout=20)
+    assert machine.state is MachineState.STARTED and machine.machine_id == name
+    fake.set_phase(name, "Failed", 3)
+    assert await fake.eventually(lambda: name not in fake.claims, timeout=20)  # a failed bot's claim goes too
+
+
+async def test_a_replayed_start_finds_its_claim_and_a_claim_on_another_pool_is_a_conflict(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 0)
+    s = spec()
+    first = await claims.launch(s)
+    again = await claims.launch(s)
+    assert first.created and not again.created and again.machine.session_id == s.session_id
+    assert len(fake.calls_to("POST", "/sandboxclaims")) == 2 and list(fake.claims) == [f"vf-{s.session_id}"]
+
+    other = SandboxClaims.from_env(env(fake, K8S_WARM_POOL="another-pool"))
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await other.launch(s)
+    finally:
+        await other.aclose()
+    assert refused.value.reason == "k8s_conflict" and "voicefleet-bot" in refused.value.message
+
+
+async def test_stop_deletes_the_claim_in_the_foreground_and_its_pod_after_it(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 1)
+    [warm] = await warm_running(fake, 1)
+    s = spec()
+    await claims.launch(s)
+    await claims.wait_started(s.session_id, timeout=20)
+    assert await claims.stop(s.session_id)
+    [delete] = fake.calls_to("DELETE", "/sandboxclaims/")
+    assert delete.json()["propagationPolicy"] == "Foreground"
+    assert await fake.eventually(lambda: f"vf-{s.session_id}" not in fake.claims and warm not in fake.pods,
+                                 timeout=20)
+    assert not await claims.stop(s.session_id)  # gone: nothing to stop
+
+
+async def test_the_pools_size_is_set_through_its_scale_subresource(claims: SandboxClaims,
+                                                                   fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 0)
+    assert await claims.scale_pool(3) == 3
+    [patch] = fake.calls_to("PATCH", "/scale")
+    assert patch.path.endswith(f"/sandboxwarmpools/{POOL}/scale")
+    assert patch.headers["content-type"] == "application/merge-patch+json" and patch.json() == {"spec": {"replicas": 3}}
+    assert await claims.scale_pool(1) == 1 and len(fake.warm(POOL)) == 1
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        negative = await client.patch(f"{fake.url}/apis/{GROUP}/v1beta1/namespaces/{NAMESPACE}/sandboxwarmpools/"
+                                      f"{POOL}/scale", content=b'{"spec":{"replicas":-1}}',
+                                      headers={"Content-Type": "application/merge-patch+json"})
+    assert negative.status_code == 422
+
+
+async def test_the_fake_refuses_what_the_crd_schema_refuses_and_retain_keeps_an_expired_claim(
+        fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """No more lenient than the API server: an unknown field, a missing required one, a wrong enum;
+    and the schema's default policy, Retain, which deletes the Sandbox but keeps the claim."""
+    fake = fake_k8s_sandbox
+    add_pool(fake, 0)
+    url = f"{fake.url}/apis/{GROUP}/v1beta1/namespaces/{NAMESPACE}/sandboxclaims"
+
+    def claim(name: str, **spec_: object) -> dict[str, object]:
+        return {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxClaim", "metadata": {"name": name},
+                "spec": {"warmPoolRef": {"name": POOL}, **spec_}}
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        strict = {"fieldValidation": "Strict"}
+        unknown = await client.post(url, params=strict, json=claim("a", sandboxTemplateRef={"name": "t"}))
+        warned = await client.post(url, json=claim("b", sandboxTemplateRef={"name": "t"}))
+        required = await client.post(url, params=strict, json={**claim("c"), "spec": {}})
+        policy = await client.post(url, params=strict, json=claim("d", lifecycle={"shutdownPolicy": "Keep"}))
+        retained = await client.post(url, params=strict, json=claim("e", lifecycle={"ttlSecondsAfterFinished": 0}))
+        alpha_only = await client.get(f"{fake.url}/apis/{GROUP}/v1/namespaces/{NAMESPACE}/sandboxclaims")
+    assert (unknown.status_code, unknown.json()["reason"]) == (400, "BadRequest")
+    assert 'unknown field "spec.sandboxTemplateRef"' in unknown.json()["message"]  # v1beta1 removed it
+    assert warned.status_code == 201 and "sandboxTemplateRef" not in warned.json()["spec"] and warned.headers["warning"]
+    assert required.status_code == 422 and policy.status_code == 422 and alpha_only.status_code == 404
+    assert retained.status_code == 201 and retained.json()["spec"]["lifecycle"]["shutdownPolicy"] == "Retain"
+    assert await fake.eventually(lambda: "e" in fake.pods, timeout=20)
+    fake.set_phase("e", "Succeeded", 0)
+    assert await fake.eventually(lambda: "e" not in fake.pods, timeout=20)
+    reasons = {c["type"]: c["reason"] for c in fake.claims["e"]["status"]["conditions"]}
+    assert reasons["Ready"] == "ClaimExpired"  # the leak a dispatcher must not leave: hence DeleteForeground
+
+
+async def test_a_claim_past_the_namespaces_quota_is_at_capacity(claims: SandboxClaims,
+                                                                fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake_k8s_sandbox.claim_quota = 0
+    with pytest.raises(MachinesError) as refused:
+        await claims.launch(spec())
+    assert refused.value.reason == "k8s_capacity" and refused.value.retry_after is not None
+    assert "exceeded quota" in refused.value.message and fake_k8s_sandbox.claims == {}
+
+
+async def test_a_credential_without_rights_is_unauthorized_naming_the_rbac_verbs(
+        fake_k8s_sandbox: FakeAgentSandbox, tmp_path: Path) -> None:
+    wrong = tmp_path / "token"
+    wrong.write_text("someone-elses-token\n")
+    machines = SandboxClaims.from_env(env(fake_k8s_sandbox, K8S_TOKEN_FILE=str(wrong)))
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(spec())
+    finally:
+        await machines.aclose()
+    assert refused.value.reason == "k8s_unauthorized"
+    assert "create, get, list and delete sandboxclaims" in refused.value.message
+    assert "sandboxwarmpools/scale" in refused.value.message
+
+
+async def test_a_sessions_hello_is_admitted_only_from_the_pod_its_claim_holds(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 2)
+    first, second = await warm_running(fake, 2)
+    s = spec()
+    grant = BotGrant(kind="session", subject=s.session_id, expires=int(time.time()) + 600)
+
+    def hello(pod: str) -> Hello:
+        return Hello(machine_id=pod, capabilities=("webrtc",), session_id=s.session_id, identity=fake.token_of(pod))
+
+    unbound = await claims.identity.refusal(grant, hello(first))
+    assert unbound is not None and "not bound" in unbound  # no claim yet
+    await claims.launch(s)
+    machine = await claims.wait_started(s.session_id, timeout=20)
+    held, other = machine.machine_id, (second if machine.machine_id == first else first)
+    assert await claims.identity.refusal(grant, hello(held)) is None
+    assert "names pod" in str(await claims.identity.refusal(grant, hello(other)))  # a sibling of the pool
+    idle = BotGrant(kind="idle", subject=other, expires=int(time.time()) + 600)
+    assert await claims.identity.refusal(idle, hello(other)) is not None  # the controller's bots hold no credential
+
+
+async def test_the_cluster_must_serve_agent_sandboxs_v1beta1(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    assert await cluster_problems(env(fake)) == []
+    fake.served[GROUP] = ("v1alpha1",)  # a managed add-on that lags upstream
+    [old] = await cluster_problems(env(fake))
+    assert "serves extensions.agents.x-k8s.io v1alpha1, not v1beta1" in old and "K8S_MODE=pods" in old
+    fake.served[GROUP] = ("v1beta1",)
+    del fake.served[CORE_GROUP]  # no agent-sandbox at all
+    [missing] = await cluster_problems(env(fake))
+    assert "does not serve agents.x-k8s.io" in missing and "sandbox-with-extensions.yaml" in missing
+    calls = len(fake.calls)
+    assert await cluster_problems({**env(fake), "K8S_MODE": "pods"}) == [] and len(fake.calls) == calls
+
+
+def test_the_dispatcher_refuses_to_start_on_a_cluster_serving_only_v1alpha1(
+        fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake_k8s_sandbox.served[GROUP] = ("v1alpha1",)
+    settings = {**env(fake_k8s_sandbox), "DISPATCHER_API_KEYS": "k" * 32, "BOT_CHANNEL_TOKEN": "d" * 40,
+                "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=tcp",
+                "TURN_SHARED_SECRET": "t" * 32, "PORT": "0"}
+    exited = subprocess.run([sys.executable, "-m", "dispatcher"], cwd=REPO, env={**os.environ, **settings},
+                            capture_output=True, text=True, timeout=120)
+    assert exited.returncode == 2, exited.stderr
+    [line] = exited.stderr.strip().splitlines()  # one line, before anything is built
+    assert line.startswith("dispatcher: configuration error: K8S_MODE=agent-sandbox") and "v1alpha1" in line
+
+
+def test_the_mode_and_pool_are_checked_at_start(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    from dispatcher.factory import build_machines
+    from dispatcher.settings import Settings
+    from dispatcher.store.local import LocalCoordination
+
+    with pytest.raises(SettingsError, match="K8S_MODE='sandbox' is not one of pods, agent-sandbox"):
+        K8sSettings.from_env({**fake_k8s_sandbox.env, "K8S_MODE": "sandbox"})
+    with pytest.raises(SettingsError, match="K8S_WARM_POOL"):
+        K8sSettings.from_env({**fake_k8s_sandbox.env, "K8S_WARM_POOL": "Not_A_Name"})
+    assert K8sSettings.from_env({**fake_k8s_sandbox.env, "K8S_MODE": ""}).mode == "pods"  # the default
+    built = build_machines(Settings(machines="k8s", transports=("webrtc",)), env(fake_k8s_sandbox),
+                           LocalCoordination())
+    assert isinstance(built, SandboxClaims)  # the pool's controller keeps the warm bots: no reserve of pods

@@ -1,0 +1,492 @@
+"""The fake Kubernetes API server with kubernetes-sigs/agent-sandbox's extensions installed: exactly the
+paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the controller behind them.
+
+- Discovery: `GET /apis/extensions.agents.x-k8s.io` and `/apis/agents.x-k8s.io` answer an `APIGroup`
+  with the versions in `served` (a group left out is 404, as on a cluster without the CRDs). A path under
+  a version the group does not serve is 404 NotFound.
+- SandboxClaims (`/apis/extensions.agents.x-k8s.io/<version>/namespaces/<ns>/sandboxclaims[/<name>]`:
+  POST, GET, LIST with `labelSelector`/`limit`/`continue`, DELETE with `propagationPolicy`). A body is
+  validated with `jsonschema` against the CRD's own `openAPIV3Schema` (agent_sandbox_crds/); as for a
+  structural schema, a field the schema does not list is unknown: 400 `strict decoding error` under
+  `?fieldValidation=Strict`, else dropped with a `Warning` header. Any other schema error is 422 Invalid;
+  the schema's defaults are applied (`shutdownPolicy: Retain`). `claim_quota` set: a ResourceQuota's
+  `count/sandboxclaims.extensions.agents.x-k8s.io`, 403 Forbidden `exceeded quota` past it.
+- SandboxWarmPools: GET, and the `scale` subresource (GET, PATCH with a merge patch: an `autoscaling/v1`
+  Scale, `spec.replicas` ≥ 0 or 422). `add_pool` registers a pool and its template's pod spec, each
+  validated (the pool against its CRD, the pod against the v1 Pod schema).
+- The controller (a thread, reconciling after every write and on a short resync, as a controller's
+  informers do): each pool keeps `spec.replicas` unclaimed Sandboxes, each with a pod named after it
+  (created as the pods fake creates one: its projected token, a real bot process when `launcher` is set).
+  A claim adopts a warm Sandbox whose pod runs (labels `agents.x-k8s.io/launch-type=warm`,
+  `agents.x-k8s.io/claim-uid`, the claim's `additionalPodMetadata` on the pod, the pool refilled), else
+  creates one cold named after the claim; its status is `sandbox.name`, `podIPs` and `Ready` (reason
+  `DependenciesReady` once the pod runs; `WarmPoolNotFound`, `InvalidMetadata`). A terminal pod sets
+  `Finished` (`PodSucceeded`/`PodFailed`); the claim expires at `Finished + ttlSecondsAfterFinished` or
+  `shutdownTime`, and its `shutdownPolicy` applies: Delete (claim and pod gone), DeleteForeground (the
+  claim stays with a `deletionTimestamp` until its pod is gone), Retain (the pod deleted, the claim kept
+  `Ready=False ClaimExpired`). A claim deleted in the foreground likewise waits for its pod.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import itertools
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.k8s import (
+    KUBE_VERSION,
+    NAMESPACE,
+    SUBDOMAIN,
+    FakeKubernetes,
+    label_problem,
+    status,
+)
+
+GROUP, CORE_GROUP = "extensions.agents.x-k8s.io", "agents.x-k8s.io"
+CRDS = Path(__file__).parent / "agent_sandbox_crds"
+POOL = "voicefleet-bot"  # the pool the dispatcher is configured with (K8S_WARM_POOL)
+RESYNC_SECONDS = 0.05
+LAUNCH_TYPE, CLAIM_UID = "agents.x-k8s.io/launch-type", "agents.x-k8s.io/claim-uid"
+SANDBOX_NAME = "agents.x-k8s.io/sandbox-name"
+BOT_ENV_NOTE = "voicefleet.io/bot-env"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def crd_schemas(plural: str) -> dict[str, dict[str, Any]]:
+    """The CRD's `openAPIV3Schema` per served version."""
+    crd = yaml.safe_load((CRDS / f"{GROUP}_{plural}.yaml").read_text())
+    return {v["name"]: v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v.get("served")}
+
+
+def closed(schema: Any) -> Any:
+    """The schema with every object that lists its properties closed to others: a structural schema's
+    unknown fields, which the API server prunes (or refuses under fieldValidation=Strict)."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (closed(v) if k in ("items", "additionalProperties") else v) for k, v in schema.items()}
+    if "properties" in schema:
+        out["properties"] = {k: closed(v) for k, v in schema["properties"].items()}
+        if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    for key in ("anyOf", "allOf", "oneOf"):
+        if key in schema:
+            out[key] = [closed(s) for s in schema[key]]
+    return out
+
+
+def pruned(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` without the fields `schema` does not list (the API server's pruning), defaults applied."""
+    if isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        out = {k: pruned(v, props[k]) for k, v in value.items() if k in props}
+        for key, sub in props.items():
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+        return out
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        return {k: pruned(v, schema["additionalProperties"]) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [pruned(v, schema["items"]) for v in value]
+    return value
+
+
+def schema_problems(body: dict[str, Any], schema: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(unknown fields, other errors) of `body` against the CRD's schema."""
+    unknown, invalid = [], []
+    for error in jsonschema.Draft7Validator(closed(schema), format_checker=jsonschema.FormatChecker()
+                                            ).iter_errors(body):
+        where = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            unknown.append(f'unknown field "{where + "." if where else ""}{error.message.split(chr(39))[1]}"')
+        else:
+            invalid.append(f"{where or '<root>'}: Invalid value: {error.message[:200]}")
+    return unknown, invalid
+
+
+class FakeAgentSandbox(FakeKubernetes):
+    def __init__(self) -> None:
+        super().__init__()
+        self.served: dict[str, tuple[str, ...]] = {GROUP: ("v1beta1", "v1alpha1"), CORE_GROUP: ("v1beta1", "v1alpha1")}
+        self.schemas = {plural: crd_schemas(plural) for plural in ("sandboxclaims", "sandboxwarmpools")}
+        self.claims: dict[str, dict[str, Any]] = {}
+        self.warm_pools: dict[str, dict[str, Any]] = {}
+        self.templates: dict[str, dict[str, Any]] = {}  # pool → its template's pod spec
+        self.sandboxes: dict[str, dict[str, str]] = {}  # name → {"pool", "claim" ("" while warm)}
+        self.claim_quota: int | None = None
+        self.claims_created: list[str] = []  # every claim name ever created
+        self.expiring = True  # False: the controller has not yet acted on an expired claim (a test's window)
+        self._names = itertools.count(1)
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._controller = threading.Thread(target=self._run, daemon=True, name="agent-sandbox-controller")
+        self._controller.start()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, "K8S_MODE": "agent-sandbox", "K8S_WARM_POOL": POOL}
+
+    def routes(self) -> list[Route]:
+        base = "/apis/{group}/{version}/namespaces/{namespace}"
+        return [*super().routes(),
+                Route("/apis/{group}", self.discovery, methods=["GET"]),
+                Route(base + "/sandboxclaims", self.create_claim, methods=["POST"]),
+                Route(base + "/sandboxclaims", self.list_claims, methods=["GET"]),
+                Route(base + "/sandboxclaims/{name}", self.get_claim, methods=["GET"]),
+                Route(base + "/sandboxclaims/{name}", self.delete_claim, methods=["DELETE"]),
+                Route(base + "/sandboxwarmpools/{name}", self.get_pool, methods=["GET"]),
+                Route(base + "/sandboxwarmpools/{name}/scale", self.get_scale, methods=["GET"]),
+                Route(base + "/sandboxwarmpools/{name}/scale", self.patch_scale, methods=["PATCH"])]
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        self._controller.join(timeout=10)
+        super().close()
+
+    # --- set-up, as a cluster's operator (or a stack) does it ---
+
+    def add_pool(self, name: str, replicas: int, pod_spec: dict[str, Any]) -> None:
+        """A SandboxWarmPool and its SandboxTemplate (whose pod spec is `pod_spec`), both valid."""
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
+                                      "spec": pod_spec}, KUBE_VERSION, strict=True)
+        pool = {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxWarmPool",
+                "metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
+                             "creationTimestamp": _now(), "generation": 1},
+                "spec": {"replicas": replicas, "sandboxTemplateRef": {"name": name},
+                         "updateStrategy": {"type": "Recreate"}}}
+        unknown, invalid = schema_problems(pool, self.schemas["sandboxwarmpools"]["v1beta1"])
+        assert not unknown and not invalid, (unknown, invalid)
+        with self._pods_lock:
+            self._bump(pool)
+            self.warm_pools[name] = pool
+            self.templates[name] = copy.deepcopy(pod_spec)
+        self._wake.set()
+
+    def warm(self, pool: str) -> list[str]:
+        """The pool's unclaimed Sandboxes."""
+        with self._pods_lock:
+            return [n for n, s in self.sandboxes.items() if s["pool"] == pool and not s["claim"]]
+
+    # --- the API ---
+
+    def _served(self, request: Request, group: str = GROUP) -> Response | None:
+        version = request.path_params.get("version", "")
+        if request.path_params.get("group") != group or version not in self.served.get(group, ()):
+            return status(404, "NotFound", "the server could not find the requested resource")
+        return None
+
+    async def discovery(self, request: Request) -> Response:
+        group = request.path_params["group"]
+        versions = self.served.get(group)
+        if not versions:
+            return status(404, "NotFound", "the server could not find the requested resource")
+        listed = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return JSONResponse({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": listed,
+                             "preferredVersion": listed[0]})
+
+    async def create_claim(self, request: Request) -> Response:
+        if (missing := self._served(request)) is not None:
+            return missing
+        version = request.path_params["version"]
+        validation = request.query_params.get("fieldValidation", "Warn")
+        if validation not in ("Ignore", "Warn", "Strict"):
+            return status(400, "BadRequest", f"fieldValidation must be Ignore, Warn or Strict, not {validation!r}")
+        body = await self._json(request)
+        if not isinstance(body, dict) or body.get("kind") != "SandboxClaim" or \
+                body.get("apiVersion") != f"{GROUP}/{version}":
+            return status(400, "BadRequest", f"the body is not a {GROUP}/{version} SandboxClaim")
+        schema = self.schemas["sandboxclaims"][version]
+        unknown, invalid = schema_problems(body, schema)
+        headers = {}
+        if unknown and validation == "Strict":
+            return status(400, "BadRequest", f"strict decoding error: {', '.join(unknown)}")
+        if unknown and validation == "Warn":
+            headers["Warning"] = f'299 - "{unknown[0]}"'
+        metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        name = str(metadata.get("name", ""))
+        if invalid:
+            return status(422, "Invalid", f'SandboxClaim.{GROUP} "{name}" is invalid: {"; ".join(invalid)}')
+        if not name or len(name) > 253 or not SUBDOMAIN.match(name):
+            return status(422, "Invalid", f'SandboxClaim.{GROUP} "{name}" is invalid: metadata.name: Invalid value')
+        if metadata.get("namespace", NAMESPACE) != NAMESPACE:
+            return status(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                          "sent on the request")
+        if problem := label_problem(metadata.get("labels") or {}):
+            return status(422, "Invalid", f'SandboxClaim.{GROUP} "{name}" is invalid: {problem}')
+        claim = pruned(body, schema)
+        claim["metadata"] = {**metadata, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
+                             "creationTimestamp": _now(), "generation": 1}
+        claim["status"] = {}
+        with self._pods_lock:
+            if name in self.claims:
+                return status(409, "AlreadyExists", f'sandboxclaims.{GROUP} "{name}" already exists')
+            if self.claim_quota is not None and len(self.claims) >= self.claim_quota:
+                return status(403, "Forbidden", f'sandboxclaims.{GROUP} "{name}" is forbidden: exceeded quota: '
+                              f"vf-claims, requested: count/sandboxclaims.{GROUP}=1, used: count/sandboxclaims.{GROUP}="
+                              f"{len(self.claims)}, limited: count/sandboxclaims.{GROUP}={self.claim_quota}")
+            self._bump(claim)
+            self.claims[name] = claim
+            self.claims_created.append(name)
+            answer = copy.deepcopy(claim)
+        self._wake.set()
+        return JSONResponse(answer, status_code=201, headers=headers)
+
+    async def get_claim(self, request: Request) -> Response:
+        if (missing := self._served(request)) is not None:
+            return missing
+        name = request.path_params["name"]
+        with self._pods_lock:
+            if name not in self.claims:
+                return status(404, "NotFound", f'sandboxclaims.{GROUP} "{name}" not found')
+            return JSONResponse(copy.deepcopy(self.claims[name]))
+
+    async def list_claims(self, request: Request) -> Response:
+        if (missing := self._served(request)) is not None:
+            return missing
+        return self.listed(request, self.claims, "SandboxClaimList", f"{GROUP}/{request.path_params['version']}")
+
+    async def delete_claim(self, request: Request) -> Response:
+        if (missing := self._served(request)) is not None:
+            return missing
+        name = request.path_params["name"]
+        options = await self._json(request) or {}
+        policy = options.get("propagationPolicy", request.query_params.get("propagationPolicy", "Background"))
+        with self._pods_lock:
+            if name not in self.claims:
+                return status(404, "NotFound", f'sandboxclaims.{GROUP} "{name}" not found')
+            claim = self.claims[name]
+            if policy == "Foreground":
+                claim["metadata"].setdefault("deletionTimestamp", _now())
+                claim["metadata"]["finalizers"] = ["foregroundDeletion"]
+                self._bump(claim)
+            else:
+                del self.claims[name]
+            self._release(claim)
+            answer = copy.deepcopy(claim)
+        self._wake.set()
+        return JSONResponse(answer, status_code=202 if policy == "Foreground" else 200)
+
+    def _pool_or_missing(self, request: Request) -> dict[str, Any] | Response:
+        if (missing := self._served(request)) is not None:
+            return missing
+        name = request.path_params["name"]
+        if name not in self.warm_pools:
+            return status(404, "NotFound", f'sandboxwarmpools.{GROUP} "{name}" not found')
+        return self.warm_pools[name]
+
+    async def get_pool(self, request: Request) -> Response:
+        with self._pods_lock:
+            pool = self._pool_or_missing(request)
+            return pool if isinstance(pool, Response) else JSONResponse(copy.deepcopy(pool))
+
+    def _scale(self, pool: dict[str, Any]) -> dict[str, Any]:
+        metadata = pool["metadata"]
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: metadata[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                      "creationTimestamp")},
+                "spec": {"replicas": pool["spec"].get("replicas", 1)},
+                "status": {"replicas": len(self.warm(metadata["name"])),
+                           "selector": f"agents.x-k8s.io/pool={metadata['name']}"}}
+
+    async def get_scale(self, request: Request) -> Response:
+        with self._pods_lock:
+            pool = self._pool_or_missing(request)
+            return pool if isinstance(pool, Response) else JSONResponse(self._scale(pool))
+
+    async def patch_scale(self, request: Request) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            return status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}")
+        patch = await self._json(request)
+        with self._pods_lock:
+            pool = self._pool_or_missing(request)
+            if isinstance(pool, Response):
+                return pool
+            if not isinstance(patch, dict) or set(patch) - {"spec", "metadata"} or \
+                    set(patch.get("spec") or {}) - {"replicas"}:
+                return status(400, "BadRequest", f"strict decoding error: a Scale patch sets spec.replicas: {patch}")
+            replicas = (patch.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                return status(422, "Invalid", f'Scale.autoscaling "{pool["metadata"]["name"]}" is invalid: '
+                              f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0")
+            pool["spec"]["replicas"] = replicas
+            pool["metadata"]["generation"] += 1
+            self._bump(pool)
+            self._reconcile()
+            return JSONResponse(self._scale(pool))
+
+    # --- the controller ---
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(RESYNC_SECONDS)  # a controller's informer resync: it is not a test's wait
+            self._wake.clear()
+            with self._pods_lock:
+                self._reconcile()
+
+    def _reconcile(self) -> None:
+        for name, pool in self.warm_pools.items():
+            self._refill(name, pool)
+        now = datetime.datetime.now(datetime.UTC).timestamp()
+        for name, claim in list(self.claims.items()):
+            if claim["metadata"].get("deletionTimestamp"):  # the controller skips it; the GC waits for the pod
+                if not self._claim_pod(claim):
+                    del self.claims[name]
+                continue
+            self._bind(claim)
+            self._observe(claim, now)
+
+    def _refill(self, name: str, pool: dict[str, Any]) -> None:
+        warm = self.warm(name)
+        wanted = pool["spec"].get("replicas", 1)
+        for _ in range(wanted - len(warm)):
+            sandbox = f"{name}-{next(self._names):05d}"
+            self.sandboxes[sandbox] = {"pool": name, "claim": ""}
+            self._add_pod(sandbox, self.templates[name], {LAUNCH_TYPE: "warm"}, {})
+        for sandbox in sorted(warm)[wanted:]:
+            self._delete_sandbox(sandbox)
+        pool["status"] = {"replicas": min(len(warm), wanted) if wanted < len(warm) else len(self.warm(name)),
+                          "readyReplicas": sum(1 for s in self.warm(name) if self._running(s)),
+                          "selector": f"agents.x-k8s.io/pool={name}", "observedGeneration": pool["metadata"][
+                              "generation"]}
+
+    def _running(self, pod: str) -> bool:
+        return (self.pods.get(pod) or {}).get("status", {}).get("phase") == "Running" and \
+            not self.pods[pod]["metadata"].get("deletionTimestamp")
+
+    def _add_pod(self, name: str, spec: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]) -> None:
+        """The Sandbox's pod, from its template, as the pods fake creates one (token, process)."""
+        metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
+                                    "creationTimestamp": _now(), "annotations": annotations,
+                                    "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels}}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": copy.deepcopy(spec),
+               "status": {"phase": "Pending"}}
+        self._bump(pod)
+        self.pods[name] = pod
+        self.created.append(name)
+        self.envs[name] = {e["name"]: e.get("value", "") for e in spec["containers"][0].get("env") or []}
+        self._project_token(name, spec, metadata["uid"])
+        if self.launcher is not None:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        """The kubelet's downward API volume of `voicefleet.io/bot-env` (a template that mounts one): its
+        file written from the pod's annotation, its path the process's BOT_ENV_FILE, as the pod reads it."""
+        pod = self.pods[name]
+        for volume in pod["spec"].get("volumes") or []:
+            for item in (volume.get("downwardAPI") or {}).get("items") or []:
+                if item.get("fieldRef", {}).get("fieldPath") == f"metadata.annotations['{BOT_ENV_NOTE}']":
+                    path = os.path.join(self._token_dir, f"{name}.bot-env")
+                    with open(path, "w", encoding="utf-8") as file:
+                        file.write(pod["metadata"].get("annotations", {}).get(BOT_ENV_NOTE, ""))
+                    self.envs[name]["BOT_ENV_FILE"] = path
+        super()._start(name)
+
+    def _delete_sandbox(self, sandbox: str) -> None:
+        """The Sandbox and, by owner reference, its pod (with its grace period)."""
+        self.sandboxes.pop(sandbox, None)
+        if sandbox in self.pods:
+            self.remove_pod(sandbox, 30)
+
+    def _claim_pod(self, claim: dict[str, Any]) -> str | None:
+        sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
+        return sandbox if sandbox in self.pods else None
+
+    def _release(self, claim: dict[str, Any]) -> None:
+        """The claim is going: its Sandbox and pod are deleted after it (owner reference)."""
+        sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
+        if sandbox:
+            self._delete_sandbox(sandbox)
+
+    def _condition(self, claim: dict[str, Any], kind: str, state: str, reason: str, message: str = "") -> None:
+        conditions = claim["status"].setdefault("conditions", [])
+        old = next((c for c in conditions if c["type"] == kind), None)
+        if old is not None and (old["status"], old["reason"]) == (state, reason):
+            return
+        new = {"type": kind, "status": state, "reason": reason, "message": message,
+               "lastTransitionTime": _now(), "observedGeneration": 1}
+        claim["status"]["conditions"] = [c for c in conditions if c["type"] != kind] + [new]
+        self._bump(claim)
+
+    def _bind(self, claim: dict[str, Any]) -> None:
+        if (claim.get("status") or {}).get("sandbox"):
+            return
+        spec, name = claim["spec"], claim["metadata"]["name"]
+        pool = spec["warmPoolRef"]["name"]
+        if pool not in self.warm_pools:
+            self._condition(claim, "Ready", "False", "WarmPoolNotFound", f"SandboxWarmPool {pool} not found")
+            return
+        extra = spec.get("additionalPodMetadata") or {}
+        if problem := label_problem(extra.get("labels") or {}):
+            self._condition(claim, "Ready", "False", "InvalidMetadata", problem)
+            return
+        labels, notes = dict(extra.get("labels") or {}), dict(extra.get("annotations") or {})
+        labels[CLAIM_UID] = claim["metadata"]["uid"]
+        ready = [s for s in sorted(self.warm(pool)) if self._running(s)]
+        if ready:
+            sandbox = ready[0]
+            self.sandboxes[sandbox]["claim"] = name
+            pod = self.pods[sandbox]["metadata"]
+            pod["labels"] = {**pod["labels"], **labels}
+            pod["annotations"] = {**(pod.get("annotations") or {}), **notes}
+            self._bump(self.pods[sandbox])
+            self._refill(pool, self.warm_pools[pool])
+        else:  # no warm Sandbox ready: a cold one, named after the claim
+            sandbox = name
+            self.sandboxes[sandbox] = {"pool": pool, "claim": name}
+            self._add_pod(sandbox, self.templates[pool], {LAUNCH_TYPE: "cold", **labels}, notes)
+        claim["status"]["sandbox"] = {"name": sandbox, "podIPs": ["10.0.0.1"]}
+        claim["metadata"].setdefault("annotations", {})[SANDBOX_NAME] = sandbox
+        self._bump(claim)
+
+    def _observe(self, claim: dict[str, Any], now: float) -> None:
+        sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
+        pod = self.pods.get(sandbox or "")
+        if sandbox and pod is not None:
+            phase = pod["status"].get("phase")
+            if phase == "Running":
+                self._condition(claim, "Ready", "True", "DependenciesReady")
+            elif phase in ("Succeeded", "Failed"):
+                self._condition(claim, "Ready", "False", "SandboxNotReady", "the pod is terminal")
+                self._condition(claim, "Finished", "True", f"Pod{phase}")
+            else:
+                self._condition(claim, "Ready", "False", "DependenciesNotReady", "the pod is not running")
+        lifecycle = claim["spec"].get("lifecycle") or {}
+        expiry = [_epoch(lifecycle["shutdownTime"])] if lifecycle.get("shutdownTime") else []
+        finished = next((c for c in claim["status"].get("conditions") or []
+                         if c["type"] == "Finished" and c["status"] == "True"), None)
+        if finished is not None and lifecycle.get("ttlSecondsAfterFinished") is not None:
+            expiry.append(_epoch(finished["lastTransitionTime"]) + lifecycle["ttlSecondsAfterFinished"])
+        if not expiry or now < min(expiry) or not self.expiring:
+            return
+        policy = lifecycle.get("shutdownPolicy", "Retain")
+        if policy == "Retain":
+            if sandbox in self.sandboxes:
+                self._delete_sandbox(sandbox)
+            self._condition(claim, "Ready", "False", "ClaimExpired", "the claim expired")
+        elif policy == "DeleteForeground":
+            claim["metadata"]["deletionTimestamp"] = _now()
+            self._bump(claim)
+            self._release(claim)
+        else:
+            del self.claims[claim["metadata"]["name"]]
+            self._release(claim)
