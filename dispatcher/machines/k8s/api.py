@@ -12,11 +12,13 @@ credential or RBAC, a configuration error. Log lines and errors name the method 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.settings import K8sSettings
-from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.http_client import HttpClient, HttpResponse, StreamedAnswer
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
 
@@ -64,17 +66,29 @@ class KubeApi:
         return self._token[1]
 
     async def request(self, method: str, path: str = "", **kw: Any) -> HttpResponse:
+        """A call on the namespace's pods (`path` after `.../pods`)."""
+        return await self.call(method, self.pods_path + path, **kw)
+
+    async def call(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        """A call on any of the API server's paths, retried as the module says."""
         headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
-        return await provider_request(PROVIDER, self._client, method, self.pods_path + path, backoff=self._backoff,
+        return await provider_request(PROVIDER, self._client, method, path, backoff=self._backoff,
                                       error=MachinesError, headers=headers, **kw)
+
+    @asynccontextmanager
+    async def stream(self, path: str, params: dict[str, str], *, seconds: float) -> AsyncIterator[StreamedAnswer]:
+        """A GET whose answer is read as it arrives (a watch), never retried here: the watch's caller
+        restarts it (k8s/watch.py). `seconds` bounds the whole stream, past the watch's own end."""
+        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+        async with self._client.lines("GET", path, params=params, headers=headers,
+                                      timeout=seconds + self.settings.timeout) as answer:
+            yield answer
 
     async def review(self, token: str) -> HttpResponse:
         """A TokenReview of a bot's projected token for voicefleet's audience (authentication.k8s.io/v1)."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                 "spec": {"token": token, "audiences": [self.settings.token_audience]}}
-        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
-        return await provider_request(PROVIDER, self._client, "POST", TOKEN_REVIEWS, backoff=self._backoff,
-                                      error=MachinesError, headers=headers, json=body)
+        return await self.call("POST", TOKEN_REVIEWS, json=body)
 
     @staticmethod
     def failed(response: HttpResponse, what: str) -> MachinesError:
@@ -90,7 +104,8 @@ class KubeApi:
             return full
         if status in (401, 403):
             message = (f"the API server refused to {what}: {reason} {message[:300]} (check K8S_TOKEN_FILE and that "
-                       "the dispatcher's ServiceAccount may create, get, list, patch and delete pods in K8S_NAMESPACE)")
+                       "the dispatcher's ServiceAccount may create, get, list, watch, patch and delete pods in "
+                       "K8S_NAMESPACE)")
         else:
             message = f"the API server refused to {what}: HTTP {status} {reason} {message[:300]}"
         return refusal(MachinesError, PROVIDER, status, message)
