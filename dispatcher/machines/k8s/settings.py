@@ -17,6 +17,14 @@ DEFAULT_AUDIENCE = "voicefleet"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # resource.Quantity's form (k8s.io/apimachinery/pkg/api/resource): a number and an optional suffix.
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+             "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def quantity(value: str) -> float:
+    """A Kubernetes quantity as a number: `500m` → 0.5 (CPUs), `1Gi` → 1073741824 (bytes)."""
+    number = value.rstrip("mkMGTPEi")
+    return float(number) * _SUFFIXES[value[len(number):]]
 
 
 @dataclass(frozen=True)
