@@ -24,6 +24,17 @@ lognormal, because a start is a product of factors
   minute), `cloudrun-no-vpc` (Google's own egress, no wait, and no egress firewall on the bots:
   docs/providers.md weighs the two). The dispatcher's prior for the shipped row is the stack's
   (`RESERVE_COLD_START_SECONDS`, the job's median plus the wait).
+- Kubernetes (`pods` mode) median 8 s, σ 0.5 (p95 ≈ 18 s): the dispatcher's model
+  (dispatcher/machines/k8s/__init__.py) of a pod placed on a node with room: create → Ready is
+  0.8–0.9 s on a warm EKS node (3.2–3.7 s with a Nitro sandbox RuntimeClass), the bot's imports
+  1.3–2.9 s (docs/performance.md), an uncached image pull the tail. `k8s-node-scale-up`: no node
+  has room and the cluster autoscaler adds one: p50 41–50 s and p90 74–88 s for a 75-pod burst
+  on GKE, modelled as median 45 s, σ 0.45 (p90 ≈ 80 s). Both from
+  shared/reference/field_2026-11-24.md §1.1 (the agent-sandbox load tests and the AWS sample page).
+  A warm claim is one JSON Patch (docs/kubernetes.md): the model's 0.3 s claim covers it (the
+  fake's patches measured 230–370 ms p50 under 60 at once, bench/k8s_claims.py). The dispatcher
+  keeps no create limit of its own there (the API server's priority and fairness answers 429):
+  this one only keeps the arithmetic finite.
 Frozen tier: only Fly's is modelled. A suspended Machine resumes in "a few hundred ms" (Fly's
 suspend/resume page): lognormal median 0.4 s, σ 0.5 (p95 ≈ 0.9 s), an assumption inside that
 phrase; suspending takes 5 s here (not published: the memory is written out, ≤ 2 GB). Compute
@@ -49,7 +60,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from botchannel.contract import DIAL_TIMEOUT_SECONDS
-from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, modal
+from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, k8s, modal
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUDRUN_RUN_RATE
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE
@@ -57,7 +68,7 @@ from dispatcher.machines.fly.provider import DEFAULT_CREATE_RATE
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
 from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.reserve.prices import ACI, CEREBRIUM, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
+from dispatcher.reserve.prices import ACI, CEREBRIUM, E2, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
 from stacks.config.cloud_run import DIRECT_VPC_NAT_DELAY_SECONDS, first_dial_seconds
 
 HOURS_PER_MONTH = 730.0
@@ -121,6 +132,8 @@ PROVIDERS = (
     # No published create-to-running figure: modelled conservatively (dispatcher/machines/aci). ACI's
     # budget counts deletes with creates; the simulator charges creates only, so it flatters ACI.
     Provider("aci", "aci", aci.COLD_START.median_seconds, aci.COLD_START.sigma, ACI_CREATE_RATE, "ACI_CREATE"),
+    Provider("k8s", "k8s", k8s.COLD_START.median_seconds, k8s.COLD_START.sigma, Rate(per_second=100, burst=100),
+             "K8S_CREATE"),
 )
 _CLOUD_RUN = next(p for p in PROVIDERS if p.machines == "cloudrun")
 # AWS forms the dispatcher does not run, modelled to decide whether to build them (`--providers`;
@@ -142,6 +155,7 @@ VARIANTS = (
     replace(_CLOUD_RUN, name="cloudrun-no-vpc", network_wait_seconds=0.0),
     Provider("ecs-fargate-zstd", "ecs", 40.0 * (1 - 0.27), 0.35, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
     Provider("ecs-ec2-warm-pool", "ecs", 12.0, 0.40, DEFAULT_RUN_TASK_RATE, "ECS_RUN_TASK"),
+    Provider("k8s-node-scale-up", "k8s", 45.0, 0.45, Rate(per_second=100, burst=100), "K8S_CREATE"),
 )
 # Cerebrium: no create limit is published and the dispatcher keeps none of its own; this one only
 # keeps the simulator's arithmetic finite.
@@ -197,4 +211,6 @@ def prices(provider: Provider, stack: Mapping[str, object]) -> Prices:
         vcpu, gb = float(str(stack.get("botCpu", 1))), float(str(stack.get("botMemoryGb", 2)))
         # ACI, Linux, pay-as-you-go, per vCPU-second and GB-second (dispatcher/reserve/prices.py ACI)
         return Prices(vcpu * ACI.vcpu_hour + gb * ACI.gb_hour, 0.0, f"{vcpu:g} vCPU / {gb:g} GB")
+    if provider.machines == "k8s":  # no stack: the default pod (1 CPU, 1Gi) at a GKE E2 node's prices (prices.py)
+        return Prices(E2.vcpu_hour + E2.gb_hour, 0.0, "1 CPU / 1 GiB pod")
     return Prices(FLY_SHARED_1X_1GB_HOUR, FLY_FROZEN_HOUR, "shared-cpu-1x / 1 GB")

@@ -18,6 +18,7 @@ region or a size not in the tables).
 - Cerebrium (one warm replica of the app: https://docs.cerebrium.ai/calculating-cost) and Cloud Run jobs
   (Tier 1: https://cloud.google.com/run/pricing): no reserve of ours there yet, so the simulator
   (bench/reserve_sim_providers.py) reads them.
+- Kubernetes: no list price; the pod's requests × K8S_NODE_*_HOUR_DOLLARS (docs/kubernetes.md).
 - Local processes: nothing.
 """
 
@@ -168,6 +169,8 @@ def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
         return BotPrice(ACI.monthly(aci.cpu, aci.memory_gb), f"{aci.cpu:g} vCPU, {aci.memory_gb:g} GB", ACI.source)
     if machines.name == "cloudrun":  # the stack's bot job's task (stacks/gcp/bot_job.py): 1 vCPU, 2 GiB
         return BotPrice(CLOUD_RUN_JOBS.monthly(1.0, 2.0), "1 vCPU, 2 GiB", CLOUD_RUN_JOBS.source)
+    if machines.name == "k8s":
+        return _k8s_price(machines, env)
     if machines.name == "local":
         return BotPrice(0.0, "a local process", "local processes cost nothing here")
     return None
@@ -180,3 +183,19 @@ def _fly_size(machines: Machines) -> str:
     if not isinstance(fly, FlySettings):
         return "shared-cpu-1x, 1024 MB"
     return f"{fly.cpu_kind}-cpu-{fly.cpus}x, {fly.memory_mb} MB"
+
+
+def _k8s_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
+    from dispatcher.machines.k8s.settings import K8sSettings, quantity
+
+    k8s = getattr(machines, "settings", None)
+    if not isinstance(k8s, K8sSettings):
+        return None
+    vcpu_hour = float_setting(env, "K8S_NODE_VCPU_HOUR_DOLLARS", E2.vcpu_hour, minimum=0.0)
+    gb_hour = float_setting(env, "K8S_NODE_GB_HOUR_DOLLARS", E2.gb_hour, minimum=0.0)
+    own = (vcpu_hour, gb_hour) != (E2.vcpu_hour, E2.gb_hour)
+    source = ("K8S_NODE_VCPU_HOUR_DOLLARS and K8S_NODE_GB_HOUR_DOLLARS (the nodes' prices)" if own else
+              f"no Kubernetes list price: a GKE Standard E2 node's, us-central1 ({E2.source})")
+    node = ComputePrice(vcpu_hour, gb_hour, source)
+    return BotPrice(node.monthly(quantity(k8s.cpu), quantity(k8s.memory) / 2**30),
+                    f"{k8s.cpu} CPU, {k8s.memory} requested", source)

@@ -268,3 +268,22 @@ def test_the_cloud_run_row_waits_for_its_network_behind_cloud_nat_and_is_told_th
     assert without.settings.cold_start_seconds == cold_start_prior(direct_vpc_nat=False)
     told = build_runs(args, {"RESERVE_COLD_START_SECONDS": "90"})  # an operator's value still wins
     assert [r.settings.cold_start_seconds for r in told] == [90.0, 90.0]
+
+
+def test_the_kubernetes_rows_are_the_dispatchers_prior_and_a_node_scale_up_priced_as_the_dispatcher_prices_a_pod(
+) -> None:
+    from bench.reserve_sim_providers import prices
+    from dispatcher.machines import k8s
+    from dispatcher.machines.k8s.provider import K8sMachines
+    from dispatcher.reserve.prices import bot_price
+
+    pods, scale_up = BY_NAME["k8s"], BY_NAME["k8s-node-scale-up"]
+    assert (pods.cold_median_seconds, pods.cold_sigma) == (k8s.COLD_START.median_seconds, k8s.COLD_START.sigma)
+    assert scale_up.cold_median_seconds > 5 * pods.cold_median_seconds and pods.reserve and not pods.frozen
+    default_pod = K8sMachines.from_env({"K8S_NAMESPACE": "bots", "K8S_API_URL": "http://127.0.0.1:9",
+                                        "BOT_IMAGE": "bot:1", "K8S_TOKEN_FILE": "/nonexistent"})
+    priced = bot_price(default_pod, {})
+    assert priced is not None  # the simulator's hour is the dispatcher's month for the same default pod, per hour
+    assert prices(pods, {}).running_per_hour * 730 == pytest.approx(priced.dollars_per_month, abs=0.01)
+    result = run(scale_up)
+    assert result.warm + result.cold + result.refused + result.refused_cap == result.arrivals > 0

@@ -14,7 +14,8 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
   `restricted` (403 Forbidden `violates PodSecurity`). `quota` set: a ResourceQuota on pods,
   403 Forbidden `exceeded quota` past it.
 - LIST takes `labelSelector` (=, ==, !=, in, notin, exists, !exists; a malformed one is 400),
-  `limit` and `continue`.
+  `fieldSelector`, `limit` and `continue`; its `resourceVersion` is the newest change's. With
+  `watch=1` it is a watch: tests/fakes/k8s_watch.py (410 Gone past the bounded history, `timeoutSeconds`).
 - PATCH takes `application/json-patch+json` (RFC 6902 through the `jsonpatch` library: a failed
   `test` is 422, as kubernetes/kubernetes#68346 made it), `application/merge-patch+json` and
   `application/strategic-merge-patch+json` (applied as a merge patch); anything else is 415. A patch
@@ -58,6 +59,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.k8s_watch import WatchHistory, fields_match, parse_fields
 from tests.fakes.server import FakeApi, Handler
 
 NAMESPACE, TOKEN = "voicefleet-bots", "k8s-fake-token-0123456789abcdef"  # noqa: S105 - a fake's
@@ -182,6 +184,7 @@ class FakeKubernetes(FakeApi):
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._versions = itertools.count(1000)
         self._pods_lock = threading.RLock()  # the pods, between the server's thread and the processes' watchers
+        self.watches = WatchHistory(self._pods_lock)  # every change, for watches
 
     @property
     def env(self) -> dict[str, str]:
@@ -208,13 +211,22 @@ class FakeKubernetes(FakeApi):
 
         return super()._wrap(authorized)
 
-    def _bump(self, pod: dict[str, Any]) -> None:
-        pod["metadata"]["resourceVersion"] = str(next(self._versions))
+    def _bump(self, pod: dict[str, Any], change: str = "MODIFIED") -> None:
+        with self._pods_lock:
+            pod["metadata"]["resourceVersion"] = str(next(self._versions))
+            self.watches.record(change, pod)
+
+    def _remove(self, name: str) -> dict[str, Any]:
+        with self._pods_lock:
+            pod = self.pods.pop(name)
+            self._bump(pod, "DELETED")
+            return pod
 
     # --- the kubelet's side: a pod's process and its status ---
 
-    def set_phase(self, name: str, phase: str, exit_code: int | None = None) -> None:
-        """Pending, Running, Succeeded or Failed (with the container's exit code), as the kubelet writes it."""
+    def set_phase(self, name: str, phase: str, exit_code: int | None = None, reason: str | None = None) -> None:
+        """Pending, Running, Succeeded or Failed (with the container's exit code, or the pod's `reason`:
+        `Evicted`, `DeadlineExceeded`), as the kubelet writes it."""
         with self._pods_lock:
             pod = self.pods[name]
             state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
@@ -225,6 +237,8 @@ class FakeKubernetes(FakeApi):
                                         "finishedAt": _now()}}
             pod["status"] = {"phase": phase, "containerStatuses": [{"name": "bot", "state": state, "ready": phase ==
                                                                     "Running", "restartCount": 0}]}
+            if reason:
+                pod["status"].update(reason=reason, message=f"the kubelet: {reason}")
             self._bump(pod)
 
     def token_of(self, name: str) -> str | None:
@@ -251,7 +265,7 @@ class FakeKubernetes(FakeApi):
                 if name not in self.pods:
                     return
                 if self.pods[name]["metadata"].get("deletionTimestamp"):
-                    del self.pods[name]  # its process has stopped: the deleted pod is gone
+                    self._remove(name)  # its process has stopped: the deleted pod is gone
                     return
                 self.set_phase(name, "Failed" if code else "Succeeded", code)
 
@@ -324,8 +338,8 @@ class FakeKubernetes(FakeApi):
                               f"pods=1, used: pods={len(live)}, limited: pods={self.quota}")
             metadata.update(namespace=NAMESPACE, uid=str(uuid.uuid4()), creationTimestamp=_now())
             pod = {**body, "status": {"phase": "Pending"}}
-            self._bump(pod)
             self.pods[name] = pod
+            self._bump(pod, "ADDED")
             self.created.append(name)
             self.envs[name] = {e["name"]: e.get("value", "") for e in body["spec"]["containers"][0].get("env") or []}
             self._project_token(name, body["spec"], metadata["uid"])
@@ -385,15 +399,24 @@ class FakeKubernetes(FakeApi):
         """A LIST of `objects`: `labelSelector`, `limit` and `continue`, as the API server pages them."""
         try:
             requirements = parse_selector(request.query_params.get("labelSelector", ""))
+            fields = parse_fields(request.query_params.get("fieldSelector", ""))
             limit = int(request.query_params.get("limit", "0"))
             start = int(json.loads(base64.b64decode(request.query_params["continue"]))["start"]) \
                 if "continue" in request.query_params else 0
         except (ValueError, KeyError, TypeError) as exc:
             return status(400, "BadRequest", f"unable to parse the request: {exc}")
+
+        def match(pod: dict[str, Any]) -> bool:
+            return matches(requirements, pod["metadata"].get("labels") or {}) and fields_match(fields, pod)
+
+        if request.query_params.get("watch") in ("1", "true"):
+            if objects is not self.pods:
+                return status(400, "BadRequest", f"this fake watches pods only, not {kind}")
+            return self.watches.watch(request, match, lambda: [p for _, p in sorted(self.pods.items())])
         with self._pods_lock:
-            items = [copy.deepcopy(p) for _, p in sorted(objects.items())
-                     if matches(requirements, p["metadata"].get("labels") or {})]
-            version = str(next(self._versions))
+            items = [copy.deepcopy(p) for _, p in sorted(objects.items()) if match(p)]
+            # Pods' changes are what the watch history records; other kinds are never watched here.
+            version = str(self.watches.latest) if objects is self.pods else str(next(self._versions))
         page, metadata = items[start:start + limit] if limit else items[start:], {"resourceVersion": version}
         if limit and start + limit < len(items):
             metadata["continue"] = base64.b64encode(json.dumps({"start": start + limit}).encode()).decode()
@@ -448,8 +471,7 @@ class FakeKubernetes(FakeApi):
             pod = self.pods[name]
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
-                del self.pods[name]  # nothing running: gone at once
-                return pod
+                return self._remove(name)  # nothing running: gone at once
             if not pod["metadata"].get("deletionTimestamp"):
                 pod["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=grace)
                 self._bump(pod)

@@ -12,18 +12,20 @@ credential or RBAC, a configuration error. Log lines and errors name the method 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.settings import K8sSettings
-from dispatcher.outbound.http_client import HttpClient, HttpResponse
+from dispatcher.outbound.http_client import HttpClient, HttpResponse, StreamedAnswer
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
 
 PROVIDER = "k8s"
 CAPACITY_RETRY_AFTER = 30.0
 JSON_PATCH = "application/json-patch+json"
-POD_VERBS = "create, get, list, patch and delete pods"
+POD_VERBS = "create, get, list, watch, patch and delete pods"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 - a path
 
 
@@ -65,22 +67,29 @@ class KubeApi:
         return self._token[1]
 
     async def request(self, method: str, path: str = "", **kw: Any) -> HttpResponse:
-        """A call under the namespace's pods path."""
-        return await self.request_at(method, self.pods_path + path, **kw)
+        """A call on the namespace's pods (`path` after `.../pods`)."""
+        return await self.call(method, self.pods_path + path, **kw)
 
-    async def request_at(self, method: str, path: str, **kw: Any) -> HttpResponse:
-        """A call to any of the API server's paths (a custom resource's, discovery's)."""
+    async def call(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        """A call on any of the API server's paths, retried as the module says."""
         headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
         return await provider_request(PROVIDER, self._client, method, path, backoff=self._backoff,
                                       error=MachinesError, headers=headers, **kw)
+
+    @asynccontextmanager
+    async def stream(self, path: str, params: dict[str, str], *, seconds: float) -> AsyncIterator[StreamedAnswer]:
+        """A GET whose answer is read as it arrives (a watch), never retried here: the watch's caller
+        restarts it (k8s/watch.py). `seconds` bounds the whole stream, past the watch's own end."""
+        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+        async with self._client.lines("GET", path, params=params, headers=headers,
+                                      timeout=seconds + self.settings.timeout) as answer:
+            yield answer
 
     async def review(self, token: str) -> HttpResponse:
         """A TokenReview of a bot's projected token for voicefleet's audience (authentication.k8s.io/v1)."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                 "spec": {"token": token, "audiences": [self.settings.token_audience]}}
-        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
-        return await provider_request(PROVIDER, self._client, "POST", TOKEN_REVIEWS, backoff=self._backoff,
-                                      error=MachinesError, headers=headers, json=body)
+        return await self.call("POST", TOKEN_REVIEWS, json=body)
 
     @staticmethod
     def failed(response: HttpResponse, what: str, rbac: str = POD_VERBS) -> MachinesError:

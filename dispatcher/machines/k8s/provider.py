@@ -7,16 +7,20 @@ session's values travel in the container's `env`; with a channel, that is its id
 own credential only (dispatcher/machines/bot_environment.py). `stop` deletes the pod with a grace
 period: the kubelet sends SIGTERM and the bot says goodbye. A session's pod is found by its name,
 a claimed idle pod (k8s/reserve.py) by its session label; the reaper's list is one label-selected list.
+`?wait=started` watches the pod (k8s/watch.py) from the version its create or claim answered (or a
+read, at another replica), so the start is seen as the kubelet writes it, with no polling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.identity import PodIdentity
@@ -33,7 +37,7 @@ from dispatcher.machines.k8s.pods import (
     to_machine,
 )
 from dispatcher.machines.k8s.settings import K8sSettings
-from dispatcher.machines.polling import poll_until_started
+from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.recent import Recent
 
 STRICT = {"fieldValidation": "Strict"}  # a field the API server does not know is refused, never dropped
@@ -50,6 +54,8 @@ class K8sMachines:
         self._channel_url = channel_url
         self.api = KubeApi(settings)
         self._pods: Recent[str, str] = Recent()  # session id → its pod's name, where it is not `vf-<id>`
+        # session id → (its pod's name, the version its create or claim answered): where a wait starts
+        self._versions: Recent[str, tuple[str, str]] = Recent(10_000)
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience)
 
@@ -63,6 +69,13 @@ class K8sMachines:
         channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
         identity = {IDENTITY_VARIABLE: "k8s"} if CHANNEL_TOKEN_VARIABLE in values else {}
         return {**channel, IMAGE_VARIABLE: image, **identity, **values}
+
+    def remember(self, session_id: str, pod: Mapping[str, Any]) -> None:
+        """A starting pod as this replica's create or claim answered it: a wait watches from its
+        version (the changes since it are replayed, so a wait that comes later misses none)."""
+        metadata = pod.get("metadata") or {}
+        if (version := metadata.get("resourceVersion")) and to_machine(pod).state is MachineState.STARTING:
+            self._versions[session_id] = (str(metadata.get("name", "")), str(version))
 
     async def read_pod(self, name: str) -> dict[str, Any] | None:
         response = await self.api.request("GET", f"/{name}")
@@ -82,10 +95,12 @@ class K8sMachines:
                         deadline_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
         response = await self.api.request("POST", json=body, params=STRICT)
         if response.status_code == 201:
+            self.remember(spec.session_id, response.json())
             return LaunchResult(to_machine(response.json()), created=True)
         if response.status_code == 409:  # AlreadyExists: this session's pod (a replay, or a lost answer)
             existing = await self.read_pod(name)
             if existing is not None:
+                self.remember(spec.session_id, existing)
                 return LaunchResult(to_machine(existing), created=False)
             raise MachinesError("k8s_conflict", f"pod {name} exists but could not be read; try again", retry_after=1.0)
         raise self.api.failed(response, f"create pod {name}")
@@ -103,7 +118,25 @@ class K8sMachines:
         return None if pod is None else to_machine(pod)
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
-        return await poll_until_started(self.status, session_id, timeout, self.settings.poll_seconds)
+        """The pod watched from the version this replica's create answered, else from a read of it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                known = self._versions.pop(session_id, None)
+                if known is None:
+                    pod = await self._session_pod(session_id)
+                    if pod is None:
+                        raise MachinesError("not_found", f"session {session_id} has no pod")
+                    machine = to_machine(pod)
+                    if machine.state is not MachineState.STARTING:
+                        return machine
+                    known = (machine.machine_id, str(pod["metadata"].get("resourceVersion", "")))
+                name, since = known
+                pause = self.settings.poll_seconds
+                watch = ObjectWatch(self.api, self.api.pods_path, name, _started(name), pause=pause)
+                return await watch.until(since or None, deadline)
+        except TimeoutError:
+            raise WaitTimeout(session_id, timeout) from None
 
     async def delete_pod(self, name: str) -> None:
         """Delete with the grace period (SIGTERM, then SIGKILL past it); one already gone is no error."""
@@ -145,3 +178,19 @@ class K8sMachines:
     def attach_channel(self, access: ChannelAccess) -> None:
         """Nothing to attach: the channel's URL is the deployment's (BOT_CHANNEL_URL), sent with each
         pod; the credential travels with each launch."""
+
+
+def _started(name: str) -> Callable[[str, dict[str, Any] | None], Machine | None]:
+    """A watched pod's judge: its machine once past `starting`; a pod deleted before it started has ended."""
+
+    def judge(event: str, pod: dict[str, Any] | None) -> Machine | None:
+        if pod is None:
+            raise MachinesError("not_found", f"pod {name} is gone")
+        machine = to_machine(pod)
+        if machine.state is not MachineState.STARTING:
+            return machine
+        if event == "DELETED":
+            return dataclasses.replace(machine, state=MachineState.ENDED, detail="deleted before it started")
+        return None
+
+    return judge

@@ -109,6 +109,7 @@ class K8sWarmMachines(K8sMachines):
         if not machine.state.is_active:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} has ended")
         self._pods[spec.session_id] = name
+        self.remember(spec.session_id, response.json())
         return LaunchResult(machine, created=True, claimed=True)
 
     async def retire(self, bot_id: str) -> None:

@@ -53,7 +53,7 @@ class SandboxClaims(K8sMachines):
 
     async def read_claim(self, session_id: str) -> dict[str, Any] | None:
         name = claim_name(session_id)
-        response = await self.api.request_at("GET", f"{self.claims_path}/{name}")
+        response = await self.api.call("GET", f"{self.claims_path}/{name}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -74,7 +74,7 @@ class SandboxClaims(K8sMachines):
         body = claim_body(name, pool=self.settings.warm_pool, session_id=spec.session_id, release=spec.release,
                           notes=notes, bot_env=bot_env,
                           shutdown_after_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
-        response = await self.api.request_at("POST", self.claims_path, json=body, params=STRICT)
+        response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
         if response.status_code == 201:
             return LaunchResult(claim_machine(response.json()), created=True)
         if response.status_code != 409:
@@ -114,7 +114,7 @@ class SandboxClaims(K8sMachines):
 
     async def stop(self, session_id: str) -> bool:
         name = claim_name(session_id)
-        response = await self.api.request_at("DELETE", f"{self.claims_path}/{name}", json={
+        response = await self.api.call("DELETE", f"{self.claims_path}/{name}", json={
             "kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"})
         if response.status_code == 404:
             return False
@@ -126,7 +126,7 @@ class SandboxClaims(K8sMachines):
         claims: list[Machine] = []
         params = {"labelSelector": f"{LABEL_APP}=bot,{LABEL_SESSION}", "limit": str(LIST_PAGE)}
         for _ in range(1000):  # a thousand pages of 500 is far past any namespace's quota
-            response = await self.api.request_at("GET", self.claims_path, params=params)
+            response = await self.api.call("GET", self.claims_path, params=params)
             if response.status_code != 200:
                 raise self._failed(response, "list sandboxclaims")
             page = response.json()
@@ -138,7 +138,7 @@ class SandboxClaims(K8sMachines):
 
     async def scale_pool(self, replicas: int) -> int:
         """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""
-        response = await self.api.request_at("PATCH", f"{self.pool_path}/scale",
+        response = await self.api.call("PATCH", f"{self.pool_path}/scale",
                                              content=json.dumps({"spec": {"replicas": replicas}}).encode(),
                                              headers={"Content-Type": MERGE_PATCH})
         if response.status_code != 200:

@@ -30,7 +30,7 @@ async def served_problem(api: KubeApi) -> str | None:
     """Why the cluster cannot serve this mode (one line naming the fix), or None."""
     for group in (EXTENSIONS_GROUP, CORE_GROUP):
         try:
-            response = await api.request_at("GET", f"/apis/{group}")
+            response = await api.call("GET", f"/apis/{group}")
         except MachinesError as exc:
             return f"K8S_MODE=agent-sandbox: the API server did not answer discovery for {group} ({exc.reason})"
         if response.status_code == 404:

@@ -21,6 +21,15 @@ PODS, AGENT_SANDBOX = "pods", "agent-sandbox"  # K8S_MODE: bare pods, or kuberne
 MODES = (PODS, AGENT_SANDBOX)
 DEFAULT_WARM_POOL = "voicefleet-bot"
 
+_SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+             "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def quantity(value: str) -> float:
+    """A Kubernetes quantity as a number: `500m` → 0.5 (CPUs), `1Gi` → 1073741824 (bytes)."""
+    number = value.rstrip("mkMGTPEi")
+    return float(number) * _SUFFIXES[value[len(number):]]
+
 
 @dataclass(frozen=True)
 class K8sSettings:
