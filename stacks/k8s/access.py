@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 # (resource, verbs) the pods provider calls, in the bots' namespace.
-POD_VERBS = ("create", "delete", "get", "list", "patch")
+POD_VERBS = ("create", "delete", "get", "list", "patch", "watch")
 TOKEN_REVIEW_VERBS = ("create",)
 DISPATCHER_ACCOUNT = "voicefleet-dispatcher"
 BOT_ACCOUNT = "voicefleet-bot"

@@ -11,6 +11,8 @@ from tests.infra.helpers import ROOT
 PROVIDER = ROOT / "dispatcher" / "machines" / "k8s"
 # A call on the pods path (K8sApi.request): its method, and whether it names one pod (a path follows).
 CALL = re.compile(r"\.request\(\s*\"(GET|POST|PATCH|PUT|DELETE)\"\s*(,\s*f?\"/)?")
+# A watch (KubeApi.stream, k8s/watch.py: the pods provider's wait for a start); its re-list is a `list`.
+WATCH = re.compile(r"\.stream\(")
 
 
 def verbs_the_provider_uses() -> set[str]:
@@ -20,6 +22,8 @@ def verbs_the_provider_uses() -> set[str]:
         for method, one in CALL.findall(source.read_text()):
             found.add({"GET": "get" if one else "list", "POST": "create", "PATCH": "patch", "PUT": "update",
                        "DELETE": "delete"}[method])
+        if WATCH.search(source.read_text()):
+            found.add("watch")
     return found
 
 
@@ -28,7 +32,7 @@ def rules(run: Run, typ: str) -> list[dict]:
 
 
 def test_the_role_grants_exactly_the_verbs_the_pods_provider_calls_in_the_bots_namespace(k8s: Run) -> None:
-    assert verbs_the_provider_uses() == {"create", "get", "list", "patch", "delete"}
+    assert verbs_the_provider_uses() == {"create", "get", "list", "watch", "patch", "delete"}
     (role,) = k8s.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
     assert unwrap(role.inputs)["metadata"]["namespace"] == "voicefleet-bots"
     (rule,) = rules(k8s, "kubernetes:rbac.authorization.k8s.io/v1:Role")
