@@ -24,9 +24,11 @@ from stacks import contract
 from stacks.k8s.namespaces import NAME_LABEL
 
 # Not the public internet: RFC 1918, shared address space (RFC 6598, often pod ranges), link-local
-# (169.254.169.254: cloud metadata), loopback, and the IETF's own (RFC 6890).
-PRIVATE_RANGES = ("10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
-                  "192.168.0.0/16")
+# (169.254.169.254: cloud metadata), loopback, the IETF's own (RFC 6890: "this network", benchmarking,
+# reserved), and Azure's host endpoint, a public address every Azure VM reaches (WireServer: an AKS
+# node's bootstrap secrets were read through it).
+PRIVATE_RANGES = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+                  "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "240.0.0.0/4", "168.63.129.16/32")
 DNS_NAMESPACE, DNS_LABELS = "kube-system", {"k8s-app": "kube-dns"}  # CoreDNS keeps kube-dns's label
 BOT_SELECTOR = {LABEL_APP: APP}
 Spec = k8s.networking.v1.NetworkPolicySpecArgsDict
@@ -54,7 +56,9 @@ class NetworkPolicies(pulumi.ComponentResource):
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
         k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
-            "pod_selector": {"match_labels": BOT_SELECTOR},
+            # Every pod of the bots' namespace, labelled or not: an agent-sandbox warm pod gets the bot
+            # label only when a claim adopts it, and must be held by this policy before then too.
+            "pod_selector": {},
             "policy_types": ["Ingress", "Egress"],
             "ingress": [],
             "egress": [
