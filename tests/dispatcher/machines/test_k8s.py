@@ -99,7 +99,7 @@ async def test_the_fake_refuses_what_the_api_server_refuses(fake_k8s: FakeKubern
         return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                 "spec": {"containers": [{"name": "bot", "image": "i", "securityContext": restricted, **container}]}}
 
-    async with httpx.AsyncClient(headers=headers) as client:
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
         unknown = await client.post(url, params={"fieldValidation": "Strict"}, json=pod("a", imagePolicy="x"))
         privileged = await client.post(url, json=pod("b", securityContext={"privileged": True}))
         label = await client.post(url, json={**pod("c"), "metadata": {"name": "c", "labels": {"a": "-bad"}}})
