@@ -108,7 +108,7 @@ async def test_the_fake_refuses_a_fourth_metadata_write_in_a_burst_as_fly_does(f
     machine_id = idle_machine(fake_fly, "b4")["id"]
     headers = {"Authorization": f"Bearer {fake_fly.token}"}
     url = f"{fake_fly.url}/v1/apps/{fake_fly.app_name}/machines/{machine_id}/metadata"
-    async with httpx.AsyncClient(headers=headers) as client:
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
         statuses = [(await client.post(f"{url}/k{n}", json={"value": "v"})).status_code for n in range(4)]
     assert statuses == [204, 204, 204, 429]
 

@@ -155,7 +155,7 @@ async def test_the_pools_size_is_set_through_its_scale_subresource(claims: Sandb
     assert patch.path.endswith(f"/sandboxwarmpools/{POOL}/scale")
     assert patch.headers["content-type"] == "application/merge-patch+json" and patch.json() == {"spec": {"replicas": 3}}
     assert await claims.scale_pool(1) == 1 and len(fake.warm(POOL)) == 1
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
         negative = await client.patch(f"{fake.url}/apis/{GROUP}/v1beta1/namespaces/{NAMESPACE}/sandboxwarmpools/"
                                       f"{POOL}/scale", content=b'{"spec":{"replicas":-1}}',
                                       headers={"Content-Type": "application/merge-patch+json"})
@@ -174,7 +174,7 @@ async def test_the_fake_refuses_what_the_crd_schema_refuses_and_retain_keeps_an_
         return {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxClaim", "metadata": {"name": name},
                 "spec": {"warmPoolRef": {"name": POOL}, **spec_}}
 
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
         strict = {"fieldValidation": "Strict"}
         unknown = await client.post(url, params=strict, json=claim("a", sandboxTemplateRef={"name": "t"}))
         warned = await client.post(url, json=claim("b", sandboxTemplateRef={"name": "t"}))
