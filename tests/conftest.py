@@ -9,19 +9,32 @@ So before each module, what the earlier modules left alive is collected once and
 as pre-fork servers do): later collections scan only what is new, the pauses stay short, and garbage
 made from then on is still collected.
 
+A test that hangs past its timeout fails with every thread's stack instead of holding the run until
+CI's own limit ends it. pytest-timeout's SIGALRM fires once per test, and pytest cancels its own
+faulthandler timer when a phase fails (`pytest_exception_interact`), so a teardown that hangs after a
+timed-out call (an event loop's executor waiting on a thread, a fixture waiting on a process) would
+never end. So each phase (setup, call, teardown) is given the test's timeout plus a margin, watched
+by faulthandler: past it, the stacks go to stderr and the worker exits, which pytest-xdist reports as
+"worker crashed while running" the test, naming it.
+
 A test leaves the root logger as it found it: a handler left on a test's captured stream (closed after
 the test) turns every later test's log line in that worker into "--- Logging error ---" on stderr.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Generator, Iterator
 
 import pytest
 
 _frozen_before: list[object] = [None]  # the module last frozen for
+HANG_MARGIN_SECONDS = 60.0  # past a phase's timeout: pytest-timeout's own failure comes first
+_stderr_copy: list[int] = []  # where the stacks go; fd 2 itself is the capture's file during a test
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -45,3 +58,38 @@ def root_logging_left_as_found() -> Iterator[None]:
     yield
     left = [handler for handler in _own_handlers() if handler not in before]
     assert not left, f"this test left root logging handlers behind: {left}; restore logging.getLogger().handlers"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        stderr = sys.stderr.fileno()
+    except (AttributeError, ValueError):  # pytest-xdist's stand-in for sys.stderr has no descriptor
+        stderr = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+    _stderr_copy.append(os.dup(stderr))
+
+
+def _watched(item: pytest.Item) -> Generator[None, object, object]:
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0] if marker and marker.args else item.config.getini("timeout") or 0)
+    if timeout <= 0 or not _stderr_copy:
+        return (yield)
+    faulthandler.dump_traceback_later(timeout + HANG_MARGIN_SECONDS, exit=True, file=_stderr_copy[-1])
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_setup")
+def pytest_runtest_setup_watched(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _watched(item))
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_call")
+def pytest_runtest_call_watched(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _watched(item))
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_teardown")
+def pytest_runtest_teardown_watched(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _watched(item))
