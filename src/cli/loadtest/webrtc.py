@@ -50,6 +50,7 @@ from cli.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
+CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
 
 class OfferRejected(Exception):
@@ -307,7 +308,11 @@ class WebRTCClient:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.pc.close()
+        # When the far end hangs up, aiortc closes the connection in a task of its own, and close()
+        # then waits for that one: forever if it was cancelled (a loop shutting down cancels every
+        # task) or failed half-way. A caller that cannot hang up cleanly is still done with.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.pc.close(), CLOSE_SECONDS)
 
     async def _record(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(Exception):  # MediaStreamError when the bot hangs up
