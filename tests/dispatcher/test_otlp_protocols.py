@@ -14,11 +14,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from botchannel import telemetry
+from tests.support.http_client import api_client
 from tests.support.otlp_receiver import otlp_grpc_receiver, otlp_receiver
 from tests.support.processes import run_dispatcher
 
@@ -115,7 +115,7 @@ async def test_one_grpc_setting_serves_the_dispatcher_and_a_jaeger_shaped_bot_ea
                "OTEL_BSP_SCHEDULE_DELAY": "100", "ENABLE_TRACING": "true", "LOCAL_BOT_ENV": "ENABLE_TRACING",
                "BOT_FILE": str(JAEGER_SHAPED), "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}
         with run_dispatcher(tmp_path, env) as dispatcher:
-            async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+            async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
                 answer = await api.post("/start", json={"transport": "websocket", "body": {}})
                 assert answer.status_code == 201, answer.text
                 start = answer.json()

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.support.http_client import api_client
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import until
@@ -37,7 +37,7 @@ async def test_the_sessions_spans_reach_the_collector_before_the_bot_hangs_up_it
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "BOT_FILE": str(TRACED),
                "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}
         with run_dispatcher(tmp_path, env) as dispatcher:
-            async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+            async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
                 answer = await api.post("/start", json={"transport": "websocket", "body": {}})
                 assert answer.status_code == 201, answer.text
                 start = answer.json()

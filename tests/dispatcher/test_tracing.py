@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.bot.test_user_bots import first_loud_audio
 from tests.fakes.fixtures import fake_daily, fake_fly
+from tests.support.http_client import api_client
 from tests.support.otlp_receiver import ReceivedSpan, otlp_receiver
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import wait_until
@@ -93,7 +94,7 @@ async def test_a_pipecat_traced_bots_conversation_turn_and_service_spans_join_th
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
                "BOT_FILE": str(TRACED_EXAMPLE), "RESERVE_MAX_IDLE": "0", "RESERVE_MIN_IDLE": "0"}
         with run_dispatcher(tmp_path, env) as dispatcher:
-            async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+            async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
                 answer = await api.post("/start", json={})
                 assert answer.status_code == 201, answer.text
                 started = answer.json()

@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import children_of, pid_alive, wait_gone
 from tests.support.webrtc_client import WebRTCClient
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow  # the real bot, real WebRTC and real speech: tens
 
 
 async def test_a_spoken_utterance_gets_an_audible_reply_and_delete_ends_the_bot(dispatcher):
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         started = await api.post("/start", json={"body": {"test": "e2e"}})
         assert started.status_code == 201, started.text
         session = started.json()

@@ -7,11 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.e2e.test_local_session import status_becomes
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 
@@ -26,7 +26,7 @@ async def test_a_call_on_the_canary_keeps_talking_through_the_rollback(tmp_path:
     env = {"BOT_RELEASES": f"stable={PARROT / 'bot.py'},next={canary / 'bot.py'}",
            "RELEASE_WEIGHTS": "stable=90,next=10", "RESERVE_MAX_IDLE": "0"}
     with run_dispatcher(tmp_path, env) as dispatcher:  # keyless and local: its one caller is also its admin
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=60) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=60) as api:
             started = await api.post("/start", json={"body": {}, "release": "next"})
             assert started.status_code == 201, started.text
             session = started.json()

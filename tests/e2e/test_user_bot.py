@@ -8,11 +8,11 @@ import asyncio
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.bot.test_user_bots import first_loud_audio
 from tests.e2e.test_warm_session import metric
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 
@@ -25,7 +25,7 @@ async def test_a_warm_user_bot_greets_the_caller_and_gets_the_start_body(tmp_pat
     record = tmp_path / "seen.json"
     env = {"RESERVE_MIN_IDLE": "1", "BOT_FILE": str(BODY_BOT)}
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
             idle = 'voicefleet_reserve_bots{provider="local",state="idle"}'
             for _ in range(600):  # the reserve bot imports Pipecat and the bot file first
                 if await metric(api, idle) >= 1:

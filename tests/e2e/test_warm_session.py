@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 
@@ -30,7 +31,7 @@ async def metric(api: httpx.AsyncClient, prefix: str) -> float:
 
 async def test_a_claimed_reserve_bot_answers_speech_and_reports_ready_and_first_audio(warm_dispatcher):
     idle = 'voicefleet_reserve_bots{provider="local",state="idle"}'
-    async with httpx.AsyncClient(base_url=warm_dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=warm_dispatcher.base_url, timeout=30) as api:
         for _ in range(600):  # the reserve bot imports Pipecat first (~1-2 s, longer on a busy host)
             if await metric(api, idle) >= 1:
                 break

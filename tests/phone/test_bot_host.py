@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import metric, phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) -> None:
     env = {**phone_env(tmp_path), "RESERVE_MAX_IDLE": "0"}  # cold: no reserve bot
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
             start = (await api.post("/start", json={"transport": "telnyx", "body": {"plan": "gold"}})).json()
             call = CarrierCall("telnyx", f"{start['wsUrl']}/{start['token']}")
             await call.open()
@@ -39,7 +39,7 @@ async def test_the_bot_host_serves_a_call_to_the_users_bot_file(tmp_path: Path) 
 async def test_a_call_claims_a_warm_reserve_bot_of_the_hosts_default_mode(tmp_path: Path) -> None:
     env = phone_env(tmp_path)  # RESERVE_MIN_IDLE=1: a webrtc-mode reserve bot
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
             await wait_for_idle_bot(api)
             start = (await api.post("/start", json={"transport": "twilio"})).json()
             call = CarrierCall("twilio", f"{start['wsUrl']}/{start['token']}")

@@ -13,6 +13,7 @@ import pytest
 from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import metric, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.support.audio import rms as rms_of
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports, real audio: seconds per call
@@ -40,7 +41,7 @@ async def test_a_call_reaches_a_warm_bot_that_answers_and_ends_with_the_callers_
     phone_dispatcher: tuple[DispatcherProcess, Path], carrier: str
 ) -> None:
     dispatcher, reports = phone_dispatcher
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         warm_before = await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"')
         call, session_id = await place_call(api, carrier, {"plan": "gold"})
@@ -71,7 +72,7 @@ async def test_the_bot_hanging_up_closes_the_carriers_stream_and_ends_the_machin
     phone_dispatcher: tuple[DispatcherProcess, Path],
 ) -> None:
     dispatcher, _ = phone_dispatcher
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         call, session_id = await place_call(api, "twilio", {"hang_up_after_greeting": True})
         assert await call.wait_closed_by_bot(timeout=30) is not None

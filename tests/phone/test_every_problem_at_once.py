@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.venvs import venv_without
 
@@ -30,7 +30,7 @@ async def test_a_session_names_the_missing_extra_and_the_missing_bot_together(tm
     python = venv_without(tmp_path / "venv", "aiortc")
     env = {"BOT_FILE": str(bot_file), "BOT_PYTHON": str(python), "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0"}
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=120) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=120) as api:
             answer = await api.post("/start?wait=started", json={})
     assert answer.status_code == 502, answer.text
     message = answer.json()["error"]["message"]

@@ -11,7 +11,6 @@ import contextlib
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -19,6 +18,7 @@ from bench.pinning import cpu_seconds
 from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import metric, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_calls import CUSTOM
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # a real dispatcher and bot process
@@ -31,7 +31,7 @@ async def test_a_client_flooding_frames_is_closed_with_1008_and_costs_the_dispat
     phone_dispatcher: tuple[DispatcherProcess, Path],
 ) -> None:
     dispatcher, _ = phone_dispatcher
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         closed_before = await metric(api, CLOSED)
         start = (await api.post("/start", json={"transport": "twilio", "body": {}})).json()

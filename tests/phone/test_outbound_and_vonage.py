@@ -26,6 +26,7 @@ from tests.fakes.carriers import CarrierCall
 from tests.fakes.vonage import VonageCall
 from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_calls import rms
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # real processes importing Pipecat
@@ -44,7 +45,7 @@ def teams_server(voicefleet: str, api_key: str, transport: str) -> FastAPI:
     async def stream_url(request: Request) -> str:
         raw = request.query_params.get("body")
         body = json.loads(base64.b64decode(raw)) if raw else {}
-        async with httpx.AsyncClient(base_url=voicefleet, headers={"Authorization": f"Bearer {api_key}"},
+        async with api_client(base_url=voicefleet, headers={"Authorization": f"Bearer {api_key}"},
                                      timeout=10) as api:
             answer = await api.post("/start", json={"transport": transport, "body": body})
         answer.raise_for_status()
@@ -92,7 +93,7 @@ async def test_an_outbound_calls_answer_streams_to_voicefleet_with_its_body(
     assert stream is not None
     url = stream.attrib["url"]
     assert url.startswith(dispatcher.base_url.replace("http", "ws") + f"/ws/{carrier}/"), url
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, headers={"Authorization": f"Bearer {KEY}"},
+    async with api_client(base_url=dispatcher.base_url, headers={"Authorization": f"Bearer {KEY}"},
                                  timeout=30) as api:
         await wait_for_idle_bot(api)
         call = CarrierCall(carrier, url)  # the carrier dials the stream the answer named
@@ -118,7 +119,7 @@ async def test_a_vonage_call_reaches_its_bot_on_the_generic_path(tmp_path: Path)
         (connect,) = answered.json()
         uri = connect["endpoint"][0]["uri"]
         assert uri.startswith(dispatcher.base_url.replace("http", "ws") + "/ws/generic/voicefleet/"), uri
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, headers={"Authorization": f"Bearer {KEY}"},
+        async with api_client(base_url=dispatcher.base_url, headers={"Authorization": f"Bearer {KEY}"},
                                      timeout=30) as api:
             await wait_for_idle_bot(api)
             call = VonageCall(uri)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import numpy as np
 import pytest
 
@@ -13,6 +12,7 @@ from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.support.audio import rms
 from tests.support.examples import PARROT
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # a real dispatcher, a real bot process importing Pipecat and Silero
@@ -30,7 +30,7 @@ def loudness(pcm16: bytes) -> float:
 
 
 async def test_the_parrot_greets_a_caller_and_says_their_words_back(parrot_dispatcher: DispatcherProcess) -> None:
-    async with httpx.AsyncClient(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         answer = await api.post("/start", json={"transport": "twilio"})
         assert answer.status_code == 201, answer.text

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-import httpx
 import numpy as np
 import pytest
 from pipecat.frames.frames import InputAudioRawFrame, InputTransportMessageFrame, OutputAudioRawFrame
@@ -20,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.phone.conftest import SPEECH, phone_env, wait_active_sessions, wait_for_idle_bot
 from tests.support.audio import BOT_AUDIO_RMS, SPEECH_RMS, Pcm, echo_similarity, read_wav, rms
 from tests.support.examples import PARROT
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # a real dispatcher, a real bot process importing Pipecat and Silero
@@ -124,7 +124,7 @@ def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Disp
 async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
     parrot_dispatcher: DispatcherProcess,
 ) -> None:
-    async with httpx.AsyncClient(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         answer = await api.post("/start", json={"transport": "websocket"})
         assert answer.status_code == 201, answer.text
@@ -152,7 +152,7 @@ async def test_a_relayed_socket_is_not_compressed_though_the_client_offers_it(
 ) -> None:
     """Audio does not deflate, and an inflated frame is bytes its sender never sent: a compressed
     socket fills the relay's byte bound with a few KiB on the wire (docs/security.md)."""
-    async with httpx.AsyncClient(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         started = (await api.post("/start", json={"transport": "websocket"})).json()
         # websockets' client offers permessage-deflate unless told not to.

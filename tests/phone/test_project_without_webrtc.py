@@ -11,11 +11,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.phone.conftest import metric, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_calls import place_call
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.venvs import venv_without
 
@@ -39,7 +39,7 @@ async def test_a_bot_without_aiortc_stays_warm_for_calls_and_runs_in_its_own_fol
     phone_only: tuple[DispatcherProcess, Path],
 ) -> None:
     dispatcher, project = phone_only
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         warm_before = await metric(api, 'voicefleet_reserve_claims_total{outcome="warm_hit"')
         call, _ = await place_call(api, "twilio", {})
@@ -60,7 +60,7 @@ async def test_a_web_session_without_aiortc_fails_naming_the_webrtc_extra(
     phone_only: tuple[DispatcherProcess, Path],
 ) -> None:
     dispatcher, _ = phone_only
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=60) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=60) as api:
         answer = await api.post("/start?wait=started", json={})
         assert answer.status_code == 502, answer.text
         message = answer.json()["error"]["message"]

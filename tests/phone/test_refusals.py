@@ -9,13 +9,13 @@ import base64
 import json
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.fakes.daily import FakeDaily
 from tests.fakes.server import serve
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 KEY = "refusal-test-key-0123456789"
@@ -48,7 +48,7 @@ async def test_a_carrier_path_not_served_here_names_the_generic_path(keyed: Disp
 
 
 async def test_a_start_with_a_transport_not_offered_lists_the_streams_too(keyed: DispatcherProcess) -> None:
-    async with httpx.AsyncClient(base_url=keyed.base_url, headers=AUTH, timeout=10) as api:
+    async with api_client(base_url=keyed.base_url, headers=AUTH, timeout=10) as api:
         answer = await api.post("/start", json={"transport": "vonage", "body": {}})
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "transport_not_offered"
     message = answer.json()["error"]["message"]
@@ -86,7 +86,7 @@ DIALIN_START = {
 async def test_pipecat_clouds_dialin_start_names_the_dialin_webhook_and_dialout_setting(
     keyed: DispatcherProcess,
 ) -> None:
-    async with httpx.AsyncClient(base_url=keyed.base_url, headers=AUTH, timeout=10) as api:
+    async with api_client(base_url=keyed.base_url, headers=AUTH, timeout=10) as api:
         answer = await api.post("/start", json=DIALIN_START)
         dialout = await api.post("/start", json={"createDailyRoom": True,
                                                  "dailyRoomProperties": {"enable_dialout": True}})

@@ -7,13 +7,13 @@ import asyncio
 import signal
 import time
 
-import httpx
 import numpy as np
 import pytest
 
 from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import phone_env, speech_8k, wait_for_idle_bot
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ async def test_a_call_survives_sigterm_to_its_dispatcher_and_the_old_replica_exi
     (tmp_path / "old").mkdir()
     (tmp_path / "new").mkdir()
     with run_dispatcher(tmp_path / "old", env) as old:
-        async with httpx.AsyncClient(base_url=old.base_url, timeout=30) as api:
+        async with api_client(base_url=old.base_url, timeout=30) as api:
             await wait_for_idle_bot(api)
             call = CarrierCall("twilio", old.base_url.replace("http://", "ws://") + "/ws/twilio")
             await call.open()
@@ -41,7 +41,7 @@ async def test_a_call_survives_sigterm_to_its_dispatcher_and_the_old_replica_exi
                 refused = CarrierCall("twilio", old.base_url.replace("http://", "ws://") + "/ws/twilio")
                 with pytest.raises(Exception, match="403"):
                     await refused.open()
-                async with httpx.AsyncClient(base_url=new.base_url, timeout=5) as fresh:
+                async with api_client(base_url=new.base_url, timeout=5) as fresh:
                     assert (await fresh.get("/healthz")).status_code == 200
 
                 speech = speech_8k()

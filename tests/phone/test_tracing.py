@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_calls import place_call
 from tests.support.audio import loud_segments
 from tests.support.examples import PARROT
+from tests.support.http_client import api_client
 from tests.support.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
@@ -41,7 +41,7 @@ def of_trace(spans: list[ReceivedSpan], trace_id: str) -> dict[str, ReceivedSpan
 
 async def test_an_offer_is_a_step_of_its_sessions_trace(traced: tuple[DispatcherProcess, Receiver]) -> None:
     dispatcher, received = traced
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         answer = await api.post("/start", json={})
         assert answer.status_code == 201, answer.text
@@ -67,7 +67,7 @@ async def test_an_offer_is_a_step_of_its_sessions_trace(traced: tuple[Dispatcher
 
 async def test_a_calls_steps_are_one_trace_with_its_session(traced: tuple[DispatcherProcess, Receiver]) -> None:
     dispatcher, received = traced
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=30) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
         call, session_id = await place_call(api, "twilio", {})
         await call.bot_audio(0.1, timeout=30)  # the greeting: the relay runs

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.bot.conftest import SPEECH_WAV
 from tests.dispatcher.conftest import API_KEY
 from tests.regions.test_region_peers import reachable, regions, until
+from tests.support.http_client import api_client
 from tests.support.webrtc_client import WebRTCClient
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -22,7 +22,7 @@ PARROT = {"LOCAL_BOT_COMMAND": "", "STANDIN_MODE": "", "RESERVE_MAX_IDLE": "0", 
 async def test_a_session_held_by_another_region_talks_through_the_region_the_client_reached(tmp_path: Path) -> None:
     with regions(tmp_path, ("eu", "us"), {"eu": PARROT, "us": PARROT}) as (_, running):
         until(lambda: reachable(running["eu"], "us"), 60)
-        async with httpx.AsyncClient(base_url=running["eu"].base_url, headers=AUTH, timeout=60) as eu:
+        async with api_client(base_url=running["eu"].base_url, headers=AUTH, timeout=60) as eu:
             answer = await eu.post("/start?wait=started", json={"body": {}, "region": "us"})
             assert answer.status_code == 201, answer.text
             started = answer.json()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.releases import canary_weight, drawn_start, rollback_env, session_over
 from tests.support.waiting import wait_until
@@ -42,7 +43,7 @@ async def test_a_canary_whose_bot_raises_is_rolled_back_within_its_sample_and_st
         "BOT_CONNECT_TIMEOUT_SECONDS": "6",
     }
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=60) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=60) as api:
             drawn: dict[str, list[str]] = {"stable": [], "next": []}
             calls: list[asyncio.Task[None]] = []
             n = 0

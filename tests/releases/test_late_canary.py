@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.releases import WAIT, canary_weight, drawn_start, rollback_env, session_over
 from tests.support.webrtc_client import WebRTCClient
@@ -48,7 +49,7 @@ async def test_a_canary_that_answers_3_s_late_is_rolled_back_at_its_sample_and_s
     heard: dict[str, list[float | None]] = {"stable": [], "next": []}
     drawn: dict[str, int] = {"stable": 0, "next": 0}
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
 
             async def caller(n: int) -> None:
                 session_id, release = await drawn_start(api, n)

@@ -17,6 +17,7 @@ from dispatcher.releases.choice import drawn
 from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import hash_api_key
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.releases import listed_releases, smoke_env
 from tests.support.waiting import wait_until
@@ -90,7 +91,7 @@ async def test_a_new_release_takes_no_drawn_start_until_its_smoke_session_is_hea
     before = releases(dispatcher)["next"]
     assert before["smoke"] == {"status": "pending", "session_id": None, "reason": "", "at": None}
     assert before["weight"] == 0
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         assert await _start(api, drawing("next", keys)) == "stable"  # its canary share waits
         answer = await _smoke_call(api, "next")
         wait_until(lambda: releases(dispatcher)["next"]["smoke"]["status"] != "running", "the smoke verdict",
@@ -116,7 +117,7 @@ async def test_a_new_release_takes_no_drawn_start_until_its_smoke_session_is_hea
 
 async def test_a_release_whose_bot_raises_fails_its_smoke_with_that_error_and_takes_no_traffic(
         dispatcher: DispatcherProcess) -> None:
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         answer = await _smoke_call(api, "broken")
         wait_until(lambda: releases(dispatcher)["broken"]["smoke"]["status"] == "failed", "the smoke verdict",
                    timeout=WAIT, detail=dispatcher.log)
@@ -131,7 +132,7 @@ async def test_a_release_whose_bot_raises_fails_its_smoke_with_that_error_and_ta
 async def test_a_weight_on_a_release_not_smoke_tested_is_refused_naming_the_way_out(
         dispatcher: DispatcherProcess) -> None:
     before = releases(dispatcher)
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         one = await api.put("/releases/broken", json={"weight": 10}, headers=ADMIN)
         every = await api.put("/releases", json={"weights": {"stable": 90, "broken": 10}}, headers=ADMIN)
         promoted = await api.post("/releases/broken/promote", headers=ADMIN)
@@ -146,7 +147,7 @@ async def test_a_weight_on_a_release_not_smoke_tested_is_refused_naming_the_way_
 
 
 async def test_a_client_key_cannot_start_a_smoke_session(dispatcher: DispatcherProcess) -> None:
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         refused = await api.post("/releases/broken/smoke", headers=CLIENT)
         keyless = await api.post("/releases/broken/smoke")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_key_required"

@@ -26,6 +26,7 @@ from botchannel.contract import CHANNEL_PATH
 from tests.fakes.carriers import CarrierCall
 from tests.phone.conftest import metric, phone_env, speech_8k, wait_active_sessions
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import CommandLog, RedisServer, redis_server
 from tests.support.store_commands import dispatcher_commands
@@ -118,7 +119,7 @@ def assert_bot_at_b(pair: Pair, session_id: str) -> None:
 async def test_a_call_reaches_its_bot_at_another_replica_both_ways_and_ends_with_the_callers_hang_up(
     pair: Pair,
 ) -> None:
-    async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
+    async with api_client(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
         relayed_before = await metric(api, RELAYED)
         call, session_id = await place_call(api, {"plan": "gold"})
         greeting = await call.bot_audio(0.1, timeout=120)
@@ -142,7 +143,7 @@ async def test_a_call_reaches_its_bot_at_another_replica_both_ways_and_ends_with
 async def test_the_bot_at_another_replica_hanging_up_closes_the_carriers_stream_and_ends_the_machine(
     pair: Pair,
 ) -> None:
-    async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
+    async with api_client(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
         call, session_id = await place_call(api, {"hang_up_after_greeting": True})
         assert await call.wait_closed_by_bot(timeout=120) is not None
         assert any(m.get("event") == "media" for m in call.received), "the greeting never came through B"
@@ -152,7 +153,7 @@ async def test_the_bot_at_another_replica_hanging_up_closes_the_carriers_stream_
 
 
 async def test_a_wrong_or_replayed_media_secret_is_refused_at_either_replica(pair: Pair) -> None:
-    async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
+    async with api_client(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
         call, session_id = await place_call(api, {}, hold=pair.media)
         attach = pair.media / f"{session_id}.json"
         await until(lambda: _exists(attach), "the bot was handed its media secret", timeout=120)
@@ -174,7 +175,7 @@ async def test_a_wrong_or_replayed_media_secret_is_refused_at_either_replica(pai
 async def test_a_call_whose_bot_dials_the_calls_own_replica_goes_socket_to_socket_with_the_store_set(
     pair: Pair,
 ) -> None:
-    async with httpx.AsyncClient(base_url=pair.b.base_url, timeout=30, headers=AUTH) as api:  # B's bots dial B
+    async with api_client(base_url=pair.b.base_url, timeout=30, headers=AUTH) as api:  # B's bots dial B
         direct_before = await metric(api, DIRECT)
         call, session_id = await place_call(api, {})
         greeting = await call.bot_audio(0.1, timeout=120)
@@ -189,7 +190,7 @@ async def test_a_call_whose_bot_dials_the_calls_own_replica_goes_socket_to_socke
 async def test_a_relayed_call_runs_no_store_command_the_code_reading_did_not_find(pair: Pair) -> None:
     """The store's side of the traffic (MONITOR), against tests/support/store_commands.py's reading
     of the code: a command it missed would be missing from the stack's access string too."""
-    async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
+    async with api_client(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
         call, session_id = await place_call(api, {})
         await call.bot_audio(0.1, timeout=120)
         assert_bot_at_b(pair, session_id)
@@ -203,7 +204,7 @@ async def test_a_relayed_call_runs_no_store_command_the_code_reading_did_not_fin
 
 async def test_the_bots_replica_dying_mid_call_ends_the_call_at_the_carriers_replica(pair: Pair) -> None:
     """Last in this module: it kills B (SIGKILL)."""
-    async with httpx.AsyncClient(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
+    async with api_client(base_url=pair.a.base_url, timeout=30, headers=AUTH) as api:
         call, session_id = await place_call(api, {})
         await call.bot_audio(0.1, timeout=120)
         assert_bot_at_b(pair, session_id)

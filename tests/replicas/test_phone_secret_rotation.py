@@ -14,7 +14,6 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -22,6 +21,7 @@ from botchannel.contract import CHANNEL_PATH
 from tests.phone.conftest import phone_env
 from tests.replicas.test_phone_calls import API_KEY, AUTH, BOT_ELSEWHERE, place_call
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import redis_server
 
@@ -48,7 +48,7 @@ async def test_a_call_across_two_steps_of_a_secret_change_reaches_its_bot(tmp_pa
             "PHONE_BOT_CHANNEL_URL": b.base_url.replace("http://", "ws://") + CHANNEL_PATH,
             "PHONE_MEDIA_DIR": str(media),
             "LOCAL_BOT_ENV": common["LOCAL_BOT_ENV"] + ",PHONE_BOT_CHANNEL_URL,PHONE_MEDIA_DIR"}))
-        async with httpx.AsyncClient(base_url=a.base_url, timeout=30, headers=AUTH) as api:
+        async with api_client(base_url=a.base_url, timeout=30, headers=AUTH) as api:
             call, session_id = await place_call(api, {"plan": "gold"})
             try:
                 greeting = await call.bot_audio(0.1, timeout=90)

@@ -18,7 +18,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import redis
@@ -28,6 +27,7 @@ from stacks.aws.store import USER
 from tests.phone.conftest import phone_env, wait_active_sessions
 from tests.replicas.test_phone_calls import API_KEY, AUTH, BOT_ELSEWHERE, place_call, refused
 from tests.support.audio import rms
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.waiting import until
@@ -80,7 +80,7 @@ async def test_a_store_writer_cannot_take_a_calls_media_at_a_third_replica_and_t
     trio: Trio,
 ) -> None:
     writer = store_writer(trio.store)
-    async with httpx.AsyncClient(base_url=trio.a.base_url, timeout=30, headers=AUTH) as api:
+    async with api_client(base_url=trio.a.base_url, timeout=30, headers=AUTH) as api:
         call, session_id = await place_call(api, {}, hold=trio.media)
         attach = trio.media / f"{session_id}.json"
         await until(lambda: _exists(attach), "the bot was handed its media secret", timeout=120)

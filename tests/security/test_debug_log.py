@@ -13,11 +13,11 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from dispatcher.phone.signatures import twilio_signature
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # a real dispatcher and real bots
@@ -50,7 +50,7 @@ async def until_logged(dispatcher: DispatcherProcess, text: str) -> None:
 
 
 async def test_a_debug_log_holds_no_signature_and_no_body(dispatcher: DispatcherProcess) -> None:
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         headers = {"Authorization": f"Bearer {KEY}"}
         started = await api.post("/start?wait=started", json={"body": {"note": BODY_MARKER}}, headers=headers)
         assert started.status_code == 201, started.text

@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from dispatcher.machines.local import landlock
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 
 pytestmark = pytest.mark.slow  # a real dispatcher and two real bots
@@ -47,7 +47,7 @@ async def test_a_sibling_bot_finds_no_session_id_on_any_bots_command_line(tmp_pa
     env = {"BOT_FILE": str(HOSTILE_BOT), "RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0",  # cold bots: the argv path
            "HOSTILE_REPORT_DIR": str(folder), "LOCAL_BOT_ENV": "HOSTILE_REPORT_DIR"}  # keyless, as local runs
     with run_dispatcher(tmp_path, env, ready_timeout=WAIT) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
             sessions = []
             for _ in range(2):
                 started = await api.post("/start?wait=started", json={"body": {}})

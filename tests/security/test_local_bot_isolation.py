@@ -21,11 +21,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from tests.bot.test_user_bots import first_loud_audio
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import USER, RedisServer
 from tests.support.webrtc_client import WebRTCClient
@@ -110,7 +110,7 @@ async def test_a_local_bot_reads_no_secret_of_the_dispatcher_nor_of_another_bot(
     with run_dispatcher(tmp_path, env, ready_timeout=WAIT, command_prefix=prefix) as dispatcher:
         await until(lambda found: len(found) >= 2 and all(siblings_tried_alive(r) for r in found),
                     "two reserve bots did not each try the other", folder, dispatcher)
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
             headers = {"Authorization": f"Bearer {KEY}"}
             started = await api.post("/start?wait=started", json={"body": {}}, headers=headers)
             assert started.status_code == 201, started.text

@@ -25,6 +25,7 @@ import pytest
 from botchannel.contract import CHANNEL_PATH, MACHINE_ID_VARIABLE, Hello
 from tests.bot.test_user_bots import first_loud_audio
 from tests.security.conftest import dial
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 
@@ -85,7 +86,7 @@ async def talks(dispatcher: DispatcherProcess, api: httpx.AsyncClient, offer_pat
 @pytest.mark.parametrize("dispatcher", ["cold"], indirect=True)
 async def test_a_cold_bots_credential_read_from_proc_does_not_dial_first(dispatcher: DispatcherProcess) -> None:
     url = dispatcher.base_url.replace("http://", "ws://") + CHANNEL_PATH
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         known = set(children_of(dispatcher.process.pid))
         start = asyncio.create_task(api.post("/start?wait=started", json={"body": {"secret": "caller-data"}},
                                              headers=HEADERS))
@@ -101,7 +102,7 @@ async def test_a_cold_bots_credential_read_from_proc_does_not_dial_first(dispatc
 @pytest.mark.parametrize("dispatcher", ["reserve"], indirect=True)
 async def test_a_reserve_bots_credential_read_from_proc_does_not_dial_first(dispatcher: DispatcherProcess) -> None:
     url = dispatcher.base_url.replace("http://", "ws://") + CHANNEL_PATH
-    async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=WAIT) as api:
+    async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
         _, env = await asyncio.to_thread(young_bot, dispatcher, set())  # the reserve starts with the dispatcher
         assert await thief_dials(url, env, None) == [None, None], "an idle hello from another process was welcomed"
         started = await api.post("/start?wait=started", json={"body": {}}, headers=HEADERS)

@@ -21,6 +21,7 @@ import pytest
 
 from tests.fakes.fixtures import fake_gce
 from tests.fakes.gce import FakeGce
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import RedisServer, redis_server
 
@@ -42,7 +43,7 @@ def store(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 async def offers(base: str, session_id: str) -> list[httpx.Response]:
-    async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=60) as http:
+    async with api_client(base_url=base, headers=AUTH, timeout=60) as http:
         return list(await asyncio.gather(*(http.post(f"/sessions/{session_id}/api/offer", json=OFFER)
                                            for _ in range(OFFERS))))
 
@@ -92,7 +93,7 @@ LONG_POLL_SECONDS = 3.0
 
 
 async def long_polls(base: str, session_id: str) -> list[httpx.Response]:
-    async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=60) as http:
+    async with api_client(base_url=base, headers=AUTH, timeout=60) as http:
         return list(await asyncio.gather(*(
             http.get(f"/sessions/{session_id}", params={"wait": "started", "timeout": LONG_POLL_SECONDS})
             for _ in range(OFFERS))))

@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import dataclasses
 
-import httpx
 import pytest
 
 from dispatcher.settings import Settings, hash_api_key
 from tests.security.conftest import KEY_A, KEY_B, WAIT, MakeDispatcher, provider_reads
+from tests.support.http_client import api_client
 
 A = {"Authorization": f"Bearer {KEY_A}"}
 B = {"Authorization": f"Bearer {KEY_B}"}
@@ -42,7 +42,7 @@ async def test_event_streams_read_the_provider_within_their_keys_read_limit(
 
     async def watch(first_status: asyncio.Event) -> None:  # over a real socket (the in-process one buffers)
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.port}", headers=A, timeout=WAIT) as http,
+            api_client(base_url=f"http://127.0.0.1:{d.port}", headers=A, timeout=WAIT) as http,
             http.stream("GET", f"/sessions/{session_id}/events") as stream,
         ):
             assert stream.status_code == 200

@@ -22,6 +22,7 @@ from dispatcher.sessions.watch import Watch, changes
 from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.local import LocalCoordination
 from tests.support.dispatcher_server import InProcess, in_process
+from tests.support.http_client import api_client
 from tests.support.waiting import until
 
 CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
@@ -111,7 +112,7 @@ async def events(d: InProcess, session_id: str, key: str = KEYS[0]) -> AsyncIter
     each `status` event's data, or the text of a comment."""
     assert d.port is not None
     async with (
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.port}", headers=bearer(key), timeout=60) as http,
+        api_client(base_url=f"http://127.0.0.1:{d.port}", headers=bearer(key), timeout=60) as http,
         http.stream("GET", f"/sessions/{session_id}/events") as response,
     ):
         assert response.status_code == 200

@@ -27,6 +27,7 @@ from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.machines.harness import settle
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cloud_run_jobs import CHANNEL_AUDIENCE, FakeCloudRunJobs
+from tests.support.http_client import api_client
 from tests.support.waiting import within
 
 KEY = "cloudrun-key-0123456789abcdef"
@@ -275,7 +276,7 @@ async def fake_call(fake: FakeCloudRunJobs, method: str, path: str, body: object
         headers = await auth._auth.headers()
     finally:
         await auth.aclose()
-    async with httpx.AsyncClient(base_url=fake.url) as http:
+    async with api_client(base_url=fake.url) as http:
         return await http.request(method, path.removeprefix("/v2"), json=body, headers=headers)
 
 
@@ -296,7 +297,7 @@ async def test_the_fake_refuses_a_run_the_api_would(fake_cloud_run_jobs: FakeClo
 
 async def test_the_fake_needs_a_token_and_each_calls_permission(fake_cloud_run_jobs: FakeCloudRunJobs) -> None:
     path = fake_cloud_run_jobs.job_path.removeprefix("/v2")
-    async with httpx.AsyncClient(base_url=fake_cloud_run_jobs.url) as http:
+    async with api_client(base_url=fake_cloud_run_jobs.url) as http:
         assert (await http.get(f"{path}/executions")).status_code == 401
     fake_cloud_run_jobs.permissions.discard("run.executions.list")
     listed = await fake_call(fake_cloud_run_jobs, "GET", f"{fake_cloud_run_jobs.job_path}/executions")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
+from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 
@@ -21,7 +20,7 @@ BOT = REPO / "tests" / "bots" / "unusable_service.py"
 async def test_an_unusable_service_shows_in_the_session_and_the_log_names_the_session(tmp_path: Path) -> None:
     env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(BOT), "VOICEFLEET_ICE_LOOPBACK": "1"}
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with httpx.AsyncClient(base_url=dispatcher.base_url, timeout=60) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=60) as api:
             started = await api.post("/start?wait=started", json={})
             assert started.status_code == 201, started.text
             session_id = started.json()["session_id"]

@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from tests.fakes.fly import API_TOKEN, APP, BOT_IMAGE, FakeFly
+from tests.support.http_client import api_client
 
 
 @pytest.fixture
 async def api(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=f"{fake_fly.url}/v1/apps/{APP}/machines",
+    async with api_client(base_url=f"{fake_fly.url}/v1/apps/{APP}/machines",
                                  headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
         yield client
 

@@ -20,6 +20,7 @@ from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.support.dispatcher_server import serving
+from tests.support.http_client import api_client
 from tests.support.reserve_bot import accept_assignment, claim, dial_idle
 
 CHANNEL_URL = "ws://10.0.0.2:8080/bots/channel"
@@ -169,7 +170,7 @@ async def test_a_session_on_a_claimed_fly_bot_is_found_by_get_and_by_a_replay(
     app = create_app(Settings(machines="fly", bot_channel_token=TOKEN, api_key_hashes=frozenset({hash_api_key(key)})),
                      env=env, machines=machines, rooms=DailyRooms(DailySettings.from_env(fake_daily.env)))
     state = app.state.voicefleet
-    async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+    async with serving(app) as port, api_client(base_url=f"http://127.0.0.1:{port}") as http:
         await state.reserve.refill()
         [machine] = list(fake_fly.machines.values())
         identity = await fly_identity(fake_fly, machine["name"])()

@@ -11,13 +11,13 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from dispatcher.machines.base import LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.k8s.provider import K8sMachines
 from tests.fakes.k8s import NAMESPACE, TOKEN, FakeKubernetes
 from tests.fakes.server import Call
+from tests.support.http_client import api_client
 from tests.support.waiting import until
 
 GENEROUS = 600.0  # a wait's own deadline, far past any test's: an answer before it came from the watch
@@ -185,7 +185,7 @@ async def test_a_refused_credential_ends_the_wait_with_the_api_servers_words(
 
 async def events(fake: FakeKubernetes, **params: str) -> tuple[int, list[dict[str, object]]]:
     """A watch's status and every event it sent until the fake ended it."""
-    async with httpx.AsyncClient(base_url=fake.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+    async with api_client(base_url=fake.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
         async with http.stream("GET", f"/api/v1/namespaces/{NAMESPACE}/pods", params={"watch": "1", **params}) as got:
             lines = [json.loads(line) async for line in got.aiter_lines() if line.strip()]
             return got.status_code, lines

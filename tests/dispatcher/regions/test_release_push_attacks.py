@@ -23,6 +23,7 @@ from dispatcher.releases.live import LiveReleases
 from dispatcher.store.release_book import MemoryReleaseBook
 from tests.dispatcher.regions.test_release_push import SECRET, region_app
 from tests.support.dispatcher_server import serving
+from tests.support.http_client import api_client
 from tests.support.ports import free_port
 from tests.support.releases import ADMIN, release_env
 
@@ -36,7 +37,7 @@ async def peer(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
     signer = RegionSigner(Regions("eu", MappingProxyType(urls), SECRET.encode()))
     base = urls["us"]
     try:
-        async with serving(app, port), httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with serving(app, port), api_client(base_url=base, timeout=30) as http:
             async def push(record: dict[str, Any]) -> httpx.Response:
                 body = json.dumps({"traffic": record}).encode()
                 headers = {**signer.headers("us", "POST", RELEASES_PATH, body), "content-type": "application/json"}
@@ -58,7 +59,7 @@ def now_ms() -> int:
 async def test_a_version_beyond_any_clock_is_refused_and_the_admin_surface_keeps_answering(tmp_path: Path) -> None:
     async with peer(tmp_path) as (base, push):
         pushed = await push(change(10**400))
-        async with httpx.AsyncClient(base_url=base, headers=ADMIN, timeout=30) as admin:
+        async with api_client(base_url=base, headers=ADMIN, timeout=30) as admin:
             listed = await admin.get("/releases")
             changed = await admin.put("/releases/next", json={"weight": 20})
     assert pushed.status_code == 422, pushed.text
@@ -72,7 +73,7 @@ async def test_a_version_far_ahead_of_this_regions_clock_is_refused_so_it_cannot
     async with peer(tmp_path) as (base, push):
         ahead = await push(change(now_ms() + 10 * 365 * 86_400_000))
         fair = await push(change(now_ms()))
-        async with httpx.AsyncClient(base_url=base, headers=ADMIN, timeout=30) as admin:
+        async with api_client(base_url=base, headers=ADMIN, timeout=30) as admin:
             listed = (await admin.get("/releases")).json()
     assert ahead.status_code == 422, ahead.text
     assert "clock" in ahead.json()["error"]["message"]
