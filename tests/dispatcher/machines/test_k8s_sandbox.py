@@ -214,7 +214,7 @@ async def test_a_credential_without_rights_is_unauthorized_naming_the_rbac_verbs
     finally:
         await machines.aclose()
     assert refused.value.reason == "k8s_unauthorized"
-    assert "create, get, list and delete sandboxclaims" in refused.value.message
+    assert "create, get, list, watch and delete sandboxclaims" in refused.value.message
     assert "sandboxwarmpools/scale" in refused.value.message
 
 
