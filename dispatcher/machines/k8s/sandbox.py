@@ -155,6 +155,27 @@ class SandboxClaims(K8sMachines):
             params = {**params, "continue": token}
         return claims
 
+    async def settle(self) -> None:
+        """At start: the pool held at 0 (`SettlesAtStart`). The warm path is not built, so a warm Sandbox's
+        bot would run billed and never be claimed by a session this dispatcher can admit."""
+        try:
+            response = await self.api.call("GET", f"{self.pool_path}/scale")
+            if response.status_code == 404:
+                log.warning("K8S_WARM_POOL %s: no such SandboxWarmPool in K8S_NAMESPACE %s: every claim will be "
+                            "refused (WarmPoolNotFound) until it is created", self.settings.warm_pool,
+                            self.settings.namespace)
+                return
+            if response.status_code != 200:
+                raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
+            replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
+            if replicas > 0:
+                await self.scale_pool(0)
+                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: warm Sandboxes are not claimed by "
+                            "this dispatcher's sessions yet (docs/kubernetes.md), so each would run billed and idle",
+                            self.settings.warm_pool, replicas)
+        except MachinesError as exc:
+            log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
+
     async def scale_pool(self, replicas: int) -> int:
         """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""
         response = await self.api.call("PATCH", f"{self.pool_path}/scale",

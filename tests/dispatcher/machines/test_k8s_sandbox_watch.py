@@ -190,8 +190,8 @@ async def test_the_fakes_claim_watch_sends_each_change_once_and_refuses_what_the
     status, sent = await events(fake, CLAIMS, resourceVersion=str(created), fieldSelector=f"metadata.name={name}",
                                 timeoutSeconds="1")
     assert status == 200 and sent and {e["type"] for e in sent} == {"MODIFIED"}  # not the create, not the other
-    assert [int(e["object"]["metadata"]["resourceVersion"]) for e in sent] == \
-        fake.claim_watches.versions_of(name)[1:]  # type: ignore[index]
+    replayed = [int(e["object"]["metadata"]["resourceVersion"]) for e in sent]  # type: ignore[index]
+    assert replayed == fake.claim_watches.versions_of(name)[1:]
     _, [now] = await events(fake, CLAIMS, fieldSelector=f"metadata.name={name}", timeoutSeconds="1")
     assert now["type"] == "ADDED"  # no version: the state now
     fake.claim_watches.compact()
