@@ -27,7 +27,7 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.identity import OneUse
 from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
-from dispatcher.machines.base import Machines
+from dispatcher.machines.base import Machines, SettlesAtStart
 from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnIceServers
@@ -213,12 +213,15 @@ def build_state(
 
 @asynccontextmanager
 async def running(state: AppState) -> AsyncIterator[None]:
-    """The app's lifespan: the replica joins its group, the reaper and the reserve run; on the way
+    """The app's lifespan: the replica joins its group, the provider settles (`SettlesAtStart`), the reaper
+    and the reserve run; on the way
     out the replica drains, they stop, and everything is closed (local mode: every bot stopped)."""
     await state.replication.start()  # an unreachable store is only noted: it may come back
     if state.region_releases is not None:  # a restarted replica serves the stored traffic, not the configured one
         await state.region_releases.catch_up()
     reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
+    settling = asyncio.create_task(state.machines.settle(), name="settle") \
+        if isinstance(state.machines, SettlesAtStart) else None  # once, while the app serves
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
@@ -231,6 +234,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         await state.replication.drain()
         if reaping is not None:
             reaping.cancel()
+        if settling is not None:
+            settling.cancel()
         if refilling is not None:
             refilling.cancel()
         writing.cancel()

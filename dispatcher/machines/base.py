@@ -249,6 +249,15 @@ class FrozenForm:
     frozen_dollars_per_month: float  # one frozen bot: storage, not compute
 
 
+@runtime_checkable
+class SettlesAtStart(Protocol):
+    """A provider with something to set right once as the dispatcher starts (the agent-sandbox mode:
+    its warm pool held at 0). Run in the background while the dispatcher serves; it logs, never raises."""
+
+    async def settle(self) -> None:
+        ...
+
+
 class FreezeFailed(MachinesError):
     """A reserve machine could not be frozen or thawed; the provider has retired it already."""
 

@@ -59,7 +59,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.k8s_watch import WatchHistory, fields_match, parse_fields
+from tests.fakes.k8s_watch import METADATA_FIELDS, POD_FIELDS, WatchHistory, fields_match, parse_fields
 from tests.fakes.server import FakeApi, Handler
 
 NAMESPACE, TOKEN = "voicefleet-bots", "k8s-fake-token-0123456789abcdef"  # noqa: S105 - a fake's
@@ -183,8 +183,11 @@ class FakeKubernetes(FakeApi):
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._versions = itertools.count(1000)
-        self._pods_lock = threading.RLock()  # the pods, between the server's thread and the processes' watchers
-        self.watches = WatchHistory(self._pods_lock)  # every change, for watches
+        self._latest = 0  # the newest version given to any object (etcd's revision)
+        self._pods_lock = threading.RLock()  # the objects, between the server's thread and the processes' watchers
+        # kind → its changes, for watches (a kind with none here is not watched by this fake)
+        self.histories = {"Pod": WatchHistory(self._pods_lock, POD_FIELDS, lambda: self._latest)}
+        self.watches = self.histories["Pod"]
 
     @property
     def env(self) -> dict[str, str]:
@@ -211,10 +214,13 @@ class FakeKubernetes(FakeApi):
 
         return super()._wrap(authorized)
 
-    def _bump(self, pod: dict[str, Any], change: str = "MODIFIED") -> None:
+    def _bump(self, thing: dict[str, Any], change: str = "MODIFIED") -> None:
+        """A write: the object's new version, and its change in its kind's history."""
         with self._pods_lock:
-            pod["metadata"]["resourceVersion"] = str(next(self._versions))
-            self.watches.record(change, pod)
+            self._latest = next(self._versions)
+            thing["metadata"]["resourceVersion"] = str(self._latest)
+            if (history := self.histories.get(str(thing.get("kind", "")))) is not None:
+                history.record(change, thing)
 
     def _remove(self, name: str) -> dict[str, Any]:
         with self._pods_lock:
@@ -396,10 +402,13 @@ class FakeKubernetes(FakeApi):
         return self.listed(request, self.pods, "PodList", "v1")
 
     def listed(self, request: Request, objects: dict[str, dict[str, Any]], kind: str, api_version: str) -> Response:
-        """A LIST of `objects`: `labelSelector`, `limit` and `continue`, as the API server pages them."""
+        """A LIST of `objects`: `labelSelector`, `fieldSelector`, `limit` and `continue`, as the API server
+        pages them; with `watch=1`, a watch of the kind's history."""
+        history = self.histories.get(kind.removesuffix("List"))
+        selectable = history.fields if history is not None else METADATA_FIELDS
         try:
             requirements = parse_selector(request.query_params.get("labelSelector", ""))
-            fields = parse_fields(request.query_params.get("fieldSelector", ""))
+            fields = parse_fields(request.query_params.get("fieldSelector", ""), selectable)
             limit = int(request.query_params.get("limit", "0"))
             start = int(json.loads(base64.b64decode(request.query_params["continue"]))["start"]) \
                 if "continue" in request.query_params else 0
@@ -407,16 +416,15 @@ class FakeKubernetes(FakeApi):
             return status(400, "BadRequest", f"unable to parse the request: {exc}")
 
         def match(pod: dict[str, Any]) -> bool:
-            return matches(requirements, pod["metadata"].get("labels") or {}) and fields_match(fields, pod)
+            return matches(requirements, pod["metadata"].get("labels") or {}) and fields_match(fields, selectable, pod)
 
         if request.query_params.get("watch") in ("1", "true"):
-            if objects is not self.pods:
-                return status(400, "BadRequest", f"this fake watches pods only, not {kind}")
-            return self.watches.watch(request, match, lambda: [p for _, p in sorted(self.pods.items())])
+            if history is None:
+                return status(400, "BadRequest", f"this fake does not watch {kind.removesuffix('List')}s")
+            return history.watch(request, match, lambda: [p for _, p in sorted(objects.items())])
         with self._pods_lock:
             items = [copy.deepcopy(p) for _, p in sorted(objects.items()) if match(p)]
-            # Pods' changes are what the watch history records; other kinds are never watched here.
-            version = str(self.watches.latest) if objects is self.pods else str(next(self._versions))
+            version = str(self._latest)
         page, metadata = items[start:start + limit] if limit else items[start:], {"resourceVersion": version}
         if limit and start + limit < len(items):
             metadata["continue"] = base64.b64encode(json.dumps({"start": start + limit}).encode()).decode()

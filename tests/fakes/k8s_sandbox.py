@@ -5,7 +5,9 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   with the versions in `served` (a group left out is 404, as on a cluster without the CRDs). A path under
   a version the group does not serve is 404 NotFound.
 - SandboxClaims (`/apis/extensions.agents.x-k8s.io/<version>/namespaces/<ns>/sandboxclaims[/<name>]`:
-  POST, GET, LIST with `labelSelector`/`limit`/`continue`, DELETE with `propagationPolicy`). A body is
+  POST, GET, LIST with `labelSelector`/`fieldSelector` (`metadata.name`, `metadata.namespace`: the CRD
+  declares no `selectableFields`)/`limit`/`continue`, DELETE with `propagationPolicy`), and their WATCH
+  as the pods' (tests/fakes/k8s_watch.py: `claim_watches`, every change an event, 410, timeouts). A body is
   validated with `jsonschema` against the CRD's own `openAPIV3Schema` (agent_sandbox_crds/); as for a
   structural schema, a field the schema does not list is unknown: 400 `strict decoding error` under
   `?fieldValidation=Strict`, else dropped with a `Warning` header. Any other schema error is 422 Invalid;
@@ -53,6 +55,7 @@ from tests.fakes.k8s import (
     label_problem,
     status,
 )
+from tests.fakes.k8s_watch import METADATA_FIELDS, WatchHistory
 
 GROUP, CORE_GROUP = "extensions.agents.x-k8s.io", "agents.x-k8s.io"
 CRDS = Path(__file__).parent / "agent_sandbox_crds"
@@ -128,6 +131,8 @@ class FakeAgentSandbox(FakeKubernetes):
         self.served: dict[str, tuple[str, ...]] = {GROUP: ("v1beta1", "v1alpha1"), CORE_GROUP: ("v1beta1", "v1alpha1")}
         self.schemas = {plural: crd_schemas(plural) for plural in ("sandboxclaims", "sandboxwarmpools")}
         self.claims: dict[str, dict[str, Any]] = {}
+        self.claim_watches = self.histories["SandboxClaim"] = WatchHistory(self._pods_lock, METADATA_FIELDS,
+                                                                           lambda: self._latest)
         self.warm_pools: dict[str, dict[str, Any]] = {}
         self.templates: dict[str, dict[str, Any]] = {}  # pool → its template's pod spec
         self.sandboxes: dict[str, dict[str, str]] = {}  # name → {"pool", "claim" ("" while warm)}
@@ -243,7 +248,7 @@ class FakeAgentSandbox(FakeKubernetes):
                 return status(403, "Forbidden", f'sandboxclaims.{GROUP} "{name}" is forbidden: exceeded quota: '
                               f"vf-claims, requested: count/sandboxclaims.{GROUP}=1, used: count/sandboxclaims.{GROUP}="
                               f"{len(self.claims)}, limited: count/sandboxclaims.{GROUP}={self.claim_quota}")
-            self._bump(claim)
+            self._bump(claim, "ADDED")
             self.claims[name] = claim
             self.claims_created.append(name)
             answer = copy.deepcopy(claim)
@@ -279,7 +284,7 @@ class FakeAgentSandbox(FakeKubernetes):
                 claim["metadata"]["finalizers"] = ["foregroundDeletion"]
                 self._bump(claim)
             else:
-                del self.claims[name]
+                self._drop(name)
             self._release(claim)
             answer = copy.deepcopy(claim)
         self._wake.set()
@@ -350,7 +355,7 @@ class FakeAgentSandbox(FakeKubernetes):
         for name, claim in list(self.claims.items()):
             if claim["metadata"].get("deletionTimestamp"):  # the controller skips it; the GC waits for the pod
                 if not self._claim_pod(claim):
-                    del self.claims[name]
+                    self._drop(name)
                 continue
             self._bind(claim)
             self._observe(claim, now)
@@ -380,7 +385,7 @@ class FakeAgentSandbox(FakeKubernetes):
                                     "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels}}
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": copy.deepcopy(spec),
                "status": {"phase": "Pending"}}
-        self._bump(pod)
+        self._bump(pod, "ADDED")
         self.pods[name] = pod
         self.created.append(name)
         self.envs[name] = {e["name"]: e.get("value", "") for e in spec["containers"][0].get("env") or []}
@@ -406,6 +411,10 @@ class FakeAgentSandbox(FakeKubernetes):
         self.sandboxes.pop(sandbox, None)
         if sandbox in self.pods:
             self.remove_pod(sandbox, 30)
+
+    def _drop(self, name: str) -> None:
+        """The claim is gone from the store: its last version is the deletion's (a DELETED event)."""
+        self._bump(self.claims.pop(name), "DELETED")
 
     def _claim_pod(self, claim: dict[str, Any]) -> str | None:
         sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
@@ -488,5 +497,5 @@ class FakeAgentSandbox(FakeKubernetes):
             self._bump(claim)
             self._release(claim)
         else:
-            del self.claims[claim["metadata"]["name"]]
+            self._drop(claim["metadata"]["name"])
             self._release(claim)

@@ -118,25 +118,33 @@ class K8sMachines:
         return None if pod is None else to_machine(pod)
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
-        """The pod watched from the version this replica's create answered, else from a read of it."""
+        """The session's object watched from the version this replica's create answered, else from a read of it."""
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):
                 known = self._versions.pop(session_id, None)
                 if known is None:
-                    pod = await self._session_pod(session_id)
-                    if pod is None:
-                        raise MachinesError("not_found", f"session {session_id} has no pod")
-                    machine = to_machine(pod)
-                    if machine.state is not MachineState.STARTING:
-                        return machine
-                    known = (machine.machine_id, str(pod["metadata"].get("resourceVersion", "")))
-                name, since = known
-                pause = self.settings.poll_seconds
-                watch = ObjectWatch(self.api, self.api.pods_path, name, _started(name), pause=pause)
-                return await watch.until(since or None, deadline)
+                    read = await self._starting(session_id)
+                    if isinstance(read, Machine):
+                        return read
+                    known = read
+                return await self._watch_start(*known, deadline)
         except TimeoutError:
             raise WaitTimeout(session_id, timeout) from None
+
+    async def _starting(self, session_id: str) -> Machine | tuple[str, str]:
+        """The session's pod read: its machine once past `starting`, else (its name, its version)."""
+        pod = await self._session_pod(session_id)
+        if pod is None:
+            raise MachinesError("not_found", f"session {session_id} has no pod")
+        machine = to_machine(pod)
+        if machine.state is not MachineState.STARTING:
+            return machine
+        return machine.machine_id, str(pod["metadata"].get("resourceVersion", ""))
+
+    async def _watch_start(self, name: str, since: str, deadline: float) -> Machine:
+        watch = ObjectWatch(self.api, self.api.pods_path, name, _started(name), pause=self.settings.poll_seconds)
+        return await watch.until(since or None, deadline)
 
     async def delete_pod(self, name: str) -> None:
         """Delete with the grace period (SIGTERM, then SIGKILL past it); one already gone is no error."""

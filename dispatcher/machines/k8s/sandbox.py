@@ -4,38 +4,43 @@ SandboxWarmPool (kubernetes-sigs/agent-sandbox's extensions, `v1beta1`; docs/kub
 A start creates the claim `vf-<session id>` (k8s/claims.py); the controller adopts a warm Sandbox of
 the pool for it, or creates one cold, and writes `status.sandbox.name` with the forwarded `Ready`.
 A replay finds the claim (409 AlreadyExists → read it) and accepts it only on the same pool and not
-being deleted, as the official SDK does (`validate_claim_for_adoption`). `wait_started` reads the
-claim until it is bound and ready (with a bounded backoff; a watch can replace it). The session's
+being deleted, as the official SDK does (`validate_claim_for_adoption`). `wait_started` watches the
+claim (k8s/watch.py) from the version its create or replay answered (else a read) until it is bound
+and ready, or ended: the binding is seen as the controller writes it, with no polling. The session's
 launch values reach the adopted pod through the claim's `additionalPodMetadata`; its hello is admitted
 on the pod's own projected token (k8s/identity.py) for the pod the claim names. `stop` deletes the
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
-The pool's size is the reserve's: `scale_pool` writes `sandboxwarmpools/<pool>/scale`, the same
+The pool's size is the dispatcher's: `scale_pool` writes `sandboxwarmpools/<pool>/scale`, the same
 subresource `kubectl scale` and an HPA use, so a deployment's manifests must leave `spec.replicas` alone.
+Until the warm path is built (docs/kubernetes.md), `settle` holds it at 0 at start: a warm Sandbox's
+bot would run billed and no session this dispatcher admits would ever claim it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_body, claim_machine, claim_name
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import LABEL_APP, LABEL_SESSION, NOTE_DIGEST, NOTE_TRANSPORT, to_machine
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.outbound.http_client import HttpResponse
 
-CLAIM_VERBS = "create, get, list and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods"
+CLAIM_VERBS = "create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods"
 MERGE_PATCH = "application/merge-patch+json"
-MAX_POLL_SECONDS = 2.0  # the backoff's ceiling while a claim binds
+
+log = logging.getLogger("dispatcher.machines.k8s")
 
 
 class SandboxClaims(K8sMachines):
@@ -76,6 +81,7 @@ class SandboxClaims(K8sMachines):
                           shutdown_after_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
         response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
         if response.status_code == 201:
+            self._remember(spec.session_id, response.json())
             return LaunchResult(claim_machine(response.json()), created=True)
         if response.status_code != 409:
             raise self._failed(response, f"create sandboxclaim {name}")
@@ -87,30 +93,43 @@ class SandboxClaims(K8sMachines):
         if pool != self.settings.warm_pool or (existing.get("metadata") or {}).get("deletionTimestamp"):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
                                 "try again once it is gone", retry_after=5.0)
+        self._remember(spec.session_id, existing)
         return LaunchResult(claim_machine(existing), created=False)
+
+    def _remember(self, session_id: str, claim: dict[str, Any]) -> None:
+        """A binding claim as this replica's create or replay answered it: a wait watches from its version."""
+        metadata = claim.get("metadata") or {}
+        if (version := metadata.get("resourceVersion")) and claim_machine(claim).state is MachineState.STARTING:
+            self._versions[session_id] = (str(metadata.get("name", "")), str(version))
+
+    async def _with_exit_detail(self, claim: dict[str, Any], machine: Machine) -> Machine:
+        """A failed claim's detail is its bot's exit (its code), read from the pod while it is there."""
+        if machine.state is MachineState.FAILED and (sandbox := bound_sandbox(claim)):
+            pod = await self.read_pod(sandbox)
+            if pod is not None and (detail := to_machine(pod).detail):
+                return replace(machine, detail=detail)
+        return machine
 
     async def status(self, session_id: str) -> Machine | None:
         claim = await self.read_claim(session_id)
-        if claim is None:
-            return None
-        machine = claim_machine(claim)
-        if machine.state is MachineState.FAILED and (sandbox := bound_sandbox(claim)):
-            pod = await self.read_pod(sandbox)  # the bot's exit code, while its pod is there
-            if pod is not None and (detail := to_machine(pod).detail):
-                machine = replace(machine, detail=detail)
-        return machine
+        return None if claim is None else await self._with_exit_detail(claim, claim_machine(claim))
 
-    async def wait_started(self, session_id: str, timeout: float) -> Machine:
-        """Read the claim until it is bound and ready (or ended), backing off from K8S_POLL_SECONDS to 2 s."""
-        deadline, pause = time.monotonic() + timeout, self.settings.poll_seconds
-        while True:
-            machine = await self.status(session_id)
-            if machine is not None and machine.state is not MachineState.STARTING:
-                return machine
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(session_id, timeout)
-            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 2, max(MAX_POLL_SECONDS, self.settings.poll_seconds))
+    async def _starting(self, session_id: str) -> Machine | tuple[str, str]:
+        """The session's claim read: its machine once past `starting`, else (its name, its version)."""
+        claim = await self.read_claim(session_id)
+        if claim is None:
+            raise MachinesError("not_found", f"session {session_id} has no sandboxclaim")
+        machine = claim_machine(claim)
+        if machine.state is not MachineState.STARTING:
+            return await self._with_exit_detail(claim, machine)
+        return claim_name(session_id), str(claim["metadata"].get("resourceVersion", ""))
+
+    async def _watch_start(self, name: str, since: str, deadline: float) -> Machine:
+        """The claim watched (`wait_started`, the pods mode's) until it is bound and ready, or ended."""
+        watch = ObjectWatch(self.api, self.claims_path, name, _bound(name), pause=self.settings.poll_seconds,
+                            rbac=CLAIM_VERBS)
+        claim, machine = await watch.until(since or None, deadline)
+        return await self._with_exit_detail(claim, machine)
 
     async def stop(self, session_id: str) -> bool:
         name = claim_name(session_id)
@@ -136,6 +155,27 @@ class SandboxClaims(K8sMachines):
             params = {**params, "continue": token}
         return claims
 
+    async def settle(self) -> None:
+        """At start: the pool held at 0 (`SettlesAtStart`). The warm path is not built, so a warm Sandbox's
+        bot would run billed and never be claimed by a session this dispatcher can admit."""
+        try:
+            response = await self.api.call("GET", f"{self.pool_path}/scale")
+            if response.status_code == 404:
+                log.warning("K8S_WARM_POOL %s: no such SandboxWarmPool in K8S_NAMESPACE %s: every claim will be "
+                            "refused (WarmPoolNotFound) until it is created", self.settings.warm_pool,
+                            self.settings.namespace)
+                return
+            if response.status_code != 200:
+                raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
+            replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
+            if replicas > 0:
+                await self.scale_pool(0)
+                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: warm Sandboxes are not claimed by "
+                            "this dispatcher's sessions yet (docs/kubernetes.md), so each would run billed and idle",
+                            self.settings.warm_pool, replicas)
+        except MachinesError as exc:
+            log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
+
     async def scale_pool(self, replicas: int) -> int:
         """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""
         response = await self.api.call("PATCH", f"{self.pool_path}/scale",
@@ -144,3 +184,20 @@ class SandboxClaims(K8sMachines):
         if response.status_code != 200:
             raise self._failed(response, f"scale sandboxwarmpool {self.settings.warm_pool}")
         return int((response.json().get("status") or {}).get("replicas") or 0)
+
+
+def _bound(name: str) -> Callable[[str, dict[str, Any] | None], tuple[dict[str, Any], Machine] | None]:
+    """A watched claim's judge: the claim and its machine once past `starting`; a claim deleted before
+    it was bound has ended."""
+
+    def judge(event: str, claim: dict[str, Any] | None) -> tuple[dict[str, Any], Machine] | None:
+        if claim is None:
+            raise MachinesError("not_found", f"sandboxclaim {name} is gone")
+        machine = claim_machine(claim)
+        if machine.state is not MachineState.STARTING:
+            return claim, machine
+        if event == "DELETED":
+            return claim, replace(machine, state=MachineState.ENDED, detail="deleted before it was bound")
+        return None
+
+    return judge

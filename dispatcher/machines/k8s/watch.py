@@ -1,9 +1,11 @@
-"""One object of the API server watched until it reaches a state: a pod's start, a claim's sandbox.
+"""One object of the API server watched until it reaches a state: a pod's start, a SandboxClaim's binding.
 
 `GET <collection>?watch=1&fieldSelector=metadata.name=<name>&resourceVersion=<v>&timeoutSeconds=<n>`
 answers newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, `ERROR`), each
 after version `v` (kubernetes.io/docs/reference/using-api/api-concepts, "Efficient detection of
-changes"). A watch ends at its `timeoutSeconds`, or when a connection breaks: it is opened again
+changes"). `metadata.name` is a field every resource can be selected by, a CRD's custom resources
+too (kubernetes.io/docs/concepts/overview/working-with-objects/field-selectors, "Custom resources
+fields"). A watch ends at its `timeoutSeconds`, or when a connection breaks: it is opened again
 from the last version seen, so no change is missed or read twice. The API server keeps a bounded
 history (etcd compacts it): a version too old for it is `410 Gone`, as an HTTP status or, more often,
 as an `ERROR` event whose `Status` has `code: 410` (kubernetes/kubernetes#35068). Then the object is
@@ -22,7 +24,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from dispatcher.machines.base import MachinesError
-from dispatcher.machines.k8s.api import KubeApi
+from dispatcher.machines.k8s.api import POD_VERBS, KubeApi
 from dispatcher.outbound.http_client import HttpError
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, retry_after_of
 
@@ -50,12 +52,15 @@ class _Broken(Exception):
 
 
 class ObjectWatch(Generic[T]):
-    """Watches `name` in `collection` (an absolute path: `/api/v1/namespaces/<ns>/pods`) until `judge`
-    answers. `pause` is the first pause after a failed watch (doubled per failure, to MAX_PAUSE)."""
+    """Watches `name` in `collection` (an absolute path: `/api/v1/namespaces/<ns>/pods`, or a custom
+    resource's, whose `metadata.name` field selector every API server supports) until `judge` answers.
+    `pause` is the first pause after a failed watch (doubled per failure, to MAX_PAUSE); `rbac` names
+    the verbs a 401 or 403 says the dispatcher's ServiceAccount needs."""
 
-    def __init__(self, api: KubeApi, collection: str, name: str, judge: Judge[T], *, pause: float) -> None:
+    def __init__(self, api: KubeApi, collection: str, name: str, judge: Judge[T], *, pause: float,
+                 rbac: str = POD_VERBS) -> None:
         self._api, self._collection, self._name, self._judge = api, collection, name, judge
-        self._pause = pause
+        self._pause, self._rbac = pause, rbac
         self.version: str | None = None  # the last version seen: the next watch starts after it
 
     async def until(self, since: str | None, deadline: float) -> T:
@@ -90,7 +95,7 @@ class ObjectWatch(Generic[T]):
         params = {"fieldSelector": f"metadata.name={self._name}"}
         response = await self._api.call("GET", self._collection, params=params)
         if response.status_code != 200:
-            raise self._api.failed(response, f"list {self._name}")
+            raise self._api.failed(response, f"list {self._name}", self._rbac)
         page = response.json()
         self.version = str((page.get("metadata") or {}).get("resourceVersion") or "") or None
         if self.version is None:
@@ -111,7 +116,7 @@ class ObjectWatch(Generic[T]):
                     response = await answer.body()
                     if answer.status_code in RETRYABLE_STATUSES:
                         raise _Broken(f"HTTP {answer.status_code}", retry_after_of(response.headers))
-                    raise self._api.failed(response, f"watch {self._name}")
+                    raise self._api.failed(response, f"watch {self._name}", self._rbac)
                 async for line in answer.lines():
                     if (answer_now := self._event(line)) is not None:
                         return answer_now

@@ -7,6 +7,7 @@ pod's identity, quota and RBAC refusals, and the served-version check at start."
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -162,6 +163,37 @@ async def test_the_pools_size_is_set_through_its_scale_subresource(claims: Sandb
     assert negative.status_code == 422
 
 
+async def test_at_start_the_pool_is_held_at_zero_with_one_warning_naming_why(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 2)
+    await warm_running(fake, 2)  # two idle bots, billed, that no session of this dispatcher would claim
+    with caplog.at_level(logging.WARNING, logger="dispatcher.machines.k8s"):
+        await claims.settle()
+        await claims.settle()  # at 0 already: nothing written, nothing said
+    [patch] = fake.calls_to("PATCH", "/scale")
+    assert patch.json() == {"spec": {"replicas": 0}} and fake.warm_pools[POOL]["spec"]["replicas"] == 0
+    assert await fake.eventually(lambda: fake.warm(POOL) == [], timeout=20)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert f"sandboxwarmpool {POOL} scaled from 2 to 0" in line and "billed" in line
+
+
+async def test_holding_the_pool_at_zero_warns_of_a_missing_pool_or_a_refusal_and_never_raises(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    fake = fake_k8s_sandbox
+    with caplog.at_level(logging.WARNING, logger="dispatcher.machines.k8s"):
+        await claims.settle()  # no pool at all
+        add_pool(fake, 1)
+        fake.fail(403, method="PATCH", path_suffix="/scale", body={
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "cannot patch resource sandboxwarmpools/scale"})
+        await claims.settle()
+    missing, refused = (r.getMessage() for r in caplog.records)
+    assert "no such SandboxWarmPool" in missing and "WarmPoolNotFound" in missing
+    assert "not held at 0" in refused and "get and patch sandboxwarmpools/scale" in refused
+    assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
+
+
 async def test_the_fake_refuses_what_the_crd_schema_refuses_and_retain_keeps_an_expired_claim(
         fake_k8s_sandbox: FakeAgentSandbox) -> None:
     """No more lenient than the API server: an unknown field, a missing required one, a wrong enum;
@@ -214,7 +246,7 @@ async def test_a_credential_without_rights_is_unauthorized_naming_the_rbac_verbs
     finally:
         await machines.aclose()
     assert refused.value.reason == "k8s_unauthorized"
-    assert "create, get, list and delete sandboxclaims" in refused.value.message
+    assert "create, get, list, watch and delete sandboxclaims" in refused.value.message
     assert "sandboxwarmpools/scale" in refused.value.message
 
 

@@ -6,7 +6,7 @@ The start's SandboxClaim gets a cold Sandbox (the pool keeps none warm); its pod
 values as its annotation, which the template mounts as a downward API file (BOT_ENV_FILE). Its bot dials
 the channel with the session's credential and its pod's projected token, admitted because the claim
 holds that pod; it answers the caller's offer. Stopping the session deletes the claim in the
-foreground, and the pod's bot gets SIGTERM.
+foreground, and the pod's bot gets SIGTERM. A pool sized above 0 is scaled to 0 as the dispatcher starts.
 """
 
 from __future__ import annotations
@@ -72,3 +72,21 @@ def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
     refused = cold.start(expected=(503,))
     assert refused.json()["error"]["code"] == "k8s_capacity" and "retry-after" in refused.headers
     assert fake_k8s_sandbox.claims == {} and fake_k8s_sandbox.pods == {}
+
+
+def test_the_dispatcher_holds_a_pool_sized_above_zero_at_zero_from_its_start(
+        tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox, billed, never claimed
+    assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
+    started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
+    running = next(started)
+    try:
+        api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
+        warning = f"sandboxwarmpool {POOL} scaled from 1 to 0"
+        api.wait_for("the pool held at 0", lambda: fake.warm_pools[POOL]["spec"]["replicas"] == 0)
+        api.wait_for("its warm Sandbox gone", lambda: not fake.warm(POOL))
+        api.wait_for("the warning", lambda: warning in running.log())
+        assert running.log().count(warning) == 1 and "billed" in running.log()
+    finally:
+        started.close()

@@ -183,10 +183,11 @@ async def test_a_refused_credential_ends_the_wait_with_the_api_servers_words(
 
 # --- the fake's watches, as the API server's ---
 
-async def events(fake: FakeKubernetes, **params: str) -> tuple[int, list[dict[str, object]]]:
-    """A watch's status and every event it sent until the fake ended it."""
+async def events(fake: FakeKubernetes, collection: str = f"/api/v1/namespaces/{NAMESPACE}/pods",
+                 **params: str) -> tuple[int, list[dict[str, object]]]:
+    """A watch of `collection`: its status and every event it sent until the fake ended it."""
     async with api_client(base_url=fake.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
-        async with http.stream("GET", f"/api/v1/namespaces/{NAMESPACE}/pods", params={"watch": "1", **params}) as got:
+        async with http.stream("GET", collection, params={"watch": "1", **params}) as got:
             lines = [json.loads(line) async for line in got.aiter_lines() if line.strip()]
             return got.status_code, lines
 
