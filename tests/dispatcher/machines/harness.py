@@ -386,8 +386,10 @@ def k8s_harness(fake: FakeKubernetes) -> Harness:
 
 
 def k8s_identity(fake: FakeKubernetes, pod: str) -> Callable[[], Awaitable[str | None]]:
-    """The token the bot in `pod` reads from its projected volume (its container runs first)."""
+    """The token the bot in `pod` reads from its projected volume (its container runs first; in the
+    agent-sandbox mode, once the controller has made the claim's Sandbox and its pod)."""
     async def token() -> str | None:
+        assert await fake.eventually(lambda: pod in fake.pods, timeout=20), f"no pod {pod}"
         if fake.pods[pod]["status"]["phase"] == "Pending":
             fake.set_phase(pod, "Running")
         # The audience is the projected token's, fixed in the pod's spec: the bot only reads the file.
@@ -448,6 +450,7 @@ def k8s_sandbox_harness(fake: FakeAgentSandbox) -> Harness:
         received=lambda sid: [handed(c) for c in claims(sid)],
         created=lambda sid: fake.claims_created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
+        identity=lambda sid: k8s_identity(fake, f"vf-{sid}")(),
     )
 
 

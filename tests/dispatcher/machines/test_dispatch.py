@@ -170,7 +170,7 @@ async def test_session_is_joined_once_the_bot_is_in_the_room(
     fake_daily: FakeDaily,
 ) -> None:
     sid = (await dispatcher.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
-    harness.set_state(sid, "started")
+    await harness.move(sid, "started")
     assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "started"
     fake_daily.join(f"vf-{sid}", f"bot-{sid}")
     assert (await dispatcher.http.get(f"/sessions/{sid}", headers=AUTH)).json()["status"] == "joined"
