@@ -26,7 +26,10 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
   it was issued for, naming the pod in `extra` as the API server does.
 - DELETE takes `DeleteOptions` (`gracePeriodSeconds`) in the body or the query: the pod gets a
   `deletionTimestamp` and its bot SIGTERM, then SIGKILL past the grace period; it is gone once its
-  process has exited (at once for a pod with no process). 404 NotFound for a pod that is not there.
+  process has exited. A pod with no process is gone at once: here that is a pod no node runs (the
+  fake binds a pod to a node only with a `launcher`) or one whose bot has exited, which the API
+  server deletes without a grace period (`CheckGracefulDelete`, kubernetes/kubernetes
+  pkg/registry/core/pod/strategy.go). 404 NotFound for a pod that is not there.
 
 `launcher` set: each created pod runs a real process (the bot) with the pod's env as its container;
 its exit is the container's `terminated` state with its exit code and the pod's phase Succeeded or
@@ -251,15 +254,19 @@ class FakeKubernetes(FakeApi):
         """The pod's projected token (what its containers read from the mounted file)."""
         return next((t for t, (pod, *_) in self.pod_tokens.items() if pod == name), None)
 
+    def mounted_token(self, name: str) -> dict[str, str]:
+        """The pod's projected volume as the kubelet mounts it for its containers: its token in a file,
+        and the file's path as its bot reads it (`BOT_K8S_TOKEN_FILE`); none for a pod with no token."""
+        if (token := self.token_of(name)) is None:
+            return {}
+        path = os.path.join(self._token_dir, name)
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(token)
+        return {"BOT_K8S_TOKEN_FILE": path}
+
     def _start(self, name: str) -> None:
         assert self.launcher is not None
-        mounted = {}
-        if (token := self.token_of(name)) is not None:  # the projected volume, as a file only the pod reads
-            path = os.path.join(self._token_dir, name)
-            with open(path, "w", encoding="utf-8") as file:
-                file.write(token)
-            mounted["BOT_K8S_TOKEN_FILE"] = path
-        process = self.launcher(name, {**self.envs[name], **mounted})
+        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name)})
         with self._pods_lock:
             self.processes[name] = process
             self.set_phase(name, "Running")

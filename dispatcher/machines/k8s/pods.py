@@ -22,6 +22,8 @@ LABEL_STATE, IDLE, SESSION = "voicefleet.io/state", "idle", "session"
 LABEL_SESSION, LABEL_BOT, LABEL_RELEASE = "voicefleet.io/session", "voicefleet.io/bot", "voicefleet.io/release"
 NOTE_DIGEST, NOTE_TRANSPORT = "voicefleet.io/body-digest", "voicefleet.io/transport"
 NOTE_CLAIMED = "voicefleet.io/claimed-at"  # a claimed idle pod: its session's start, for the reaper
+# One launch call's own id: its create, retried after a lost answer, meets 409 and knows the pod is its own.
+NOTE_LAUNCH = "voicefleet.io/launch"
 NAME_PREFIX, IDLE_PREFIX = "vf-", "vf-idle-"
 CONTAINER = "bot"
 IDENTITY_VOLUME, IDENTITY_DIR = "voicefleet-identity", "/var/run/secrets/voicefleet"
@@ -67,6 +69,11 @@ def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, 
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {LABEL_APP: APP, **labels}, "annotations": dict(annotations)},
             "spec": spec}
+
+
+def made_by(obj: Mapping[str, Any], launch_id: str) -> bool:
+    """Whether the object (a pod, a claim) was created by the launch call `launch_id` (NOTE_LAUNCH)."""
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(NOTE_LAUNCH) == launch_id
 
 
 def epoch_of(stamp: object) -> float:

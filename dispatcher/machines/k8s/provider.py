@@ -2,7 +2,11 @@
 
 Idempotency: the pod is named for its session (`vf-<session id>`); a second create is 409
 AlreadyExists and the pod is read instead, so a replayed start, a start at another replica and a
-create whose answer was lost all find the one pod (a create is therefore safe to retry). The
+create whose answer was lost all find the one pod (a create is therefore safe to retry). The pod
+carries its launch call's own id (NOTE_LAUNCH): a retried create that meets the pod its own lost
+answer made reports it created, a replay's does not. A launch whose every create was lost is
+reconciled as every provider's is (machines/lost_creates.py): the API server may have stored the
+pod, whose bot would run for a refused start, so the launch looks for it and removes it. The
 session's values travel in the container's `env`; with a channel, that is its id, transport and
 own credential only (dispatcher/machines/bot_environment.py). `stop` deletes the pod with a grace
 period: the kubelet sends SIGTERM and the bot says goodbye. A session's pod is found by its name,
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Self
 
@@ -30,14 +35,17 @@ from dispatcher.machines.k8s.pods import (
     LABEL_SESSION,
     LABEL_STATE,
     NOTE_DIGEST,
+    NOTE_LAUNCH,
     NOTE_TRANSPORT,
     SESSION,
+    made_by,
     pod_body,
     session_pod_name,
     to_machine,
 )
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
+from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.recent import Recent
 
 STRICT = {"fieldValidation": "Strict"}  # a field the API server does not know is refused, never dropped
@@ -58,6 +66,7 @@ class K8sMachines:
         self._versions: Recent[str, tuple[str, str]] = Recent(10_000)
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience)
+        self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **kw: Any) -> Self:
@@ -86,10 +95,14 @@ class K8sMachines:
         return dict(response.json())
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
-        name = session_pod_name(spec.session_id)
+        return await self.lost.create(spec.session_id, lambda: self._launch(spec))
+
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
+        name, launch_id = session_pod_name(spec.session_id), secrets.token_hex(8)
         image = spec.image or self.settings.image  # the session's release's, else the deployment's own
         labels = {LABEL_STATE: SESSION, LABEL_SESSION: spec.session_id, LABEL_RELEASE: spec.release}
-        notes = {NOTE_DIGEST: spec.body_digest, **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
+        notes = {NOTE_DIGEST: spec.body_digest, NOTE_LAUNCH: launch_id,
+                 **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
         body = pod_body(self.settings, name, image=image, env=self.launch_env(bot_environment(spec), image),
                         labels=labels, annotations=notes,
                         deadline_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
@@ -101,7 +114,7 @@ class K8sMachines:
             existing = await self.read_pod(name)
             if existing is not None:
                 self.remember(spec.session_id, existing)
-                return LaunchResult(to_machine(existing), created=False)
+                return LaunchResult(to_machine(existing), created=made_by(existing, launch_id))
             raise MachinesError("k8s_conflict", f"pod {name} exists but could not be read; try again", retry_after=1.0)
         raise self.api.failed(response, f"create pod {name}")
 
@@ -181,6 +194,7 @@ class K8sMachines:
         return [to_machine(p) for p in await self.list_pods(f"{LABEL_APP}=bot,{LABEL_SESSION}")]
 
     async def aclose(self) -> None:
+        await self.lost.aclose()
         await self.api.aclose()
 
     def attach_channel(self, access: ChannelAccess) -> None:

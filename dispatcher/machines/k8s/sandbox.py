@@ -4,8 +4,10 @@ SandboxWarmPool (kubernetes-sigs/agent-sandbox's extensions, `v1beta1`; docs/kub
 A start creates the claim `vf-<session id>` (k8s/claims.py); the controller adopts a warm Sandbox of
 the pool for it, or creates one cold, and writes `status.sandbox.name` with the forwarded `Ready`.
 A replay finds the claim (409 AlreadyExists → read it) and accepts it only on the same pool and not
-being deleted, as the official SDK does (`validate_claim_for_adoption`). `wait_started` watches the
-claim (k8s/watch.py) from the version its create or replay answered (else a read) until it is bound
+being deleted, as the official SDK does (`validate_claim_for_adoption`); a retried create that meets
+the claim its own lost answer made (its launch id, as a pod's) reports it created. A launch whose every
+create went unanswered is reconciled as the pods mode's (machines/lost_creates.py). `wait_started` watches
+the claim (k8s/watch.py) from the version its create or replay answered (else a read) until it is bound
 and ready, or ended: the binding is seen as the controller writes it, with no polling. The session's
 launch values reach the adopted pod through the claim's `additionalPodMetadata`; its hello is admitted
 on the pod's own projected token (k8s/identity.py) for the pod the claim names. `stop` deletes the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -31,7 +34,15 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_body, claim_machine, claim_name
 from dispatcher.machines.k8s.identity import PodIdentity
-from dispatcher.machines.k8s.pods import LABEL_APP, LABEL_SESSION, NOTE_DIGEST, NOTE_TRANSPORT, to_machine
+from dispatcher.machines.k8s.pods import (
+    LABEL_APP,
+    LABEL_SESSION,
+    NOTE_DIGEST,
+    NOTE_LAUNCH,
+    NOTE_TRANSPORT,
+    made_by,
+    to_machine,
+)
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
@@ -72,9 +83,11 @@ class SandboxClaims(K8sMachines):
         claim = await self.read_claim(grant.subject)
         return None if claim is None else bound_sandbox(claim)
 
-    async def launch(self, spec: LaunchSpec) -> LaunchResult:
-        name = claim_name(spec.session_id)
-        notes = {NOTE_DIGEST: spec.body_digest, **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
+    async def _launch(self, spec: LaunchSpec) -> LaunchResult:
+        """The session's claim; `launch` (the pods mode's) reconciles one whose answer was lost."""
+        name, launch_id = claim_name(spec.session_id), secrets.token_hex(8)
+        notes = {NOTE_DIGEST: spec.body_digest, NOTE_LAUNCH: launch_id,
+                 **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
         bot_env = self.launch_env(bot_environment(spec), spec.image or self.settings.image)
         body = claim_body(name, pool=self.settings.warm_pool, session_id=spec.session_id, release=spec.release,
                           notes=notes, bot_env=bot_env,
@@ -94,7 +107,7 @@ class SandboxClaims(K8sMachines):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
                                 "try again once it is gone", retry_after=5.0)
         self._remember(spec.session_id, existing)
-        return LaunchResult(claim_machine(existing), created=False)
+        return LaunchResult(claim_machine(existing), created=made_by(existing, launch_id))
 
     def _remember(self, session_id: str, claim: dict[str, Any]) -> None:
         """A binding claim as this replica's create or replay answered it: a wait watches from its version."""

@@ -18,7 +18,7 @@ from tests.dispatcher.machines.harness import (
     modal_harness,
 )
 
-PROVIDERS = ["ecs", "gce", "fly", "cloudrun", "modal", "aci"]
+PROVIDERS = ["ecs", "gce", "fly", "cloudrun", "modal", "aci", "k8s", "k8s-sandbox"]
 
 
 @pytest.fixture(params=PROVIDERS)

@@ -381,7 +381,21 @@ def k8s_harness(fake: FakeKubernetes) -> Harness:
         received=lambda sid: [_session_values(e) for e in creates(sid)],
         created=lambda sid: fake.created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
+        identity=lambda sid: k8s_identity(fake, f"vf-{sid}")(),
     )
+
+
+def k8s_identity(fake: FakeKubernetes, pod: str) -> Callable[[], Awaitable[str | None]]:
+    """The token the bot in `pod` reads from its projected volume (its container runs first; in the
+    agent-sandbox mode, once the controller has made the claim's Sandbox and its pod)."""
+    async def token() -> str | None:
+        assert await fake.eventually(lambda: pod in fake.pods, timeout=20), f"no pod {pod}"
+        if fake.pods[pod]["status"]["phase"] == "Pending":
+            fake.set_phase(pod, "Running")
+        # The audience is the projected token's, fixed in the pod's spec: the bot only reads the file.
+        return await MachineIdentity("k8s", "", fake.mounted_token(pod)).token()
+
+    return token
 
 
 def _create_faults(fake: FakeKubernetes, path_suffix: str, kind: str) -> dict[str, Any]:
@@ -436,6 +450,7 @@ def k8s_sandbox_harness(fake: FakeAgentSandbox) -> Harness:
         received=lambda sid: [handed(c) for c in claims(sid)],
         created=lambda sid: fake.claims_created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
+        identity=lambda sid: k8s_identity(fake, f"vf-{sid}")(),
     )
 
 

@@ -87,6 +87,10 @@ def described(harness: Harness, session_id: str) -> str:
     if harness.name == "aci":  # GET shows no secureValue: what the PUT sent is the record to read
         calls = [c.json() for c in harness.fake.calls_to("PUT", "/containerGroups/")]
         return json.dumps([harness.fake._view(f"vf-{session_id}"), calls])
+    if harness.name == "k8s":  # the pod (and, agent-sandbox, its claim) as a GET shows it, and every create
+        name = f"vf-{session_id}"
+        calls = [c.json() for c in harness.fake.calls_to("POST") if "/tokenreviews" not in c.path]
+        return json.dumps([harness.fake.pods.get(name), getattr(harness.fake, "claims", {}).get(name), calls])
     calls = [c.json() for c in harness.fake.calls_to("POST", "/machines")]
     return json.dumps([harness.fake.by_name(f"vf-{session_id}")["config"], calls])
 

@@ -14,7 +14,7 @@ from tests.dispatcher.machines.conftest import PROVIDERS, harness_for
 from tests.dispatcher.machines.harness import Harness, local_harness
 
 
-@pytest.fixture(params=[*PROVIDERS, "cerebrium", "k8s", "k8s-sandbox", "local"])
+@pytest.fixture(params=[*PROVIDERS, "cerebrium", "local"])
 def harness(request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     """Every provider, local included: local runs real bot processes (the signal-driven stand-in)."""
     if request.param != "local":

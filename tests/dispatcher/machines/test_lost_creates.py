@@ -33,7 +33,7 @@ from tests.support.waiting import within
 TIMEOUTS = {"ecs": ("ECS_READ_TIMEOUT_SECONDS", "1"), "gce": ("GCE_TIMEOUT_SECONDS", "0.5"),
             "fly": ("FLY_TIMEOUT_SECONDS", "0.5"), "cloudrun": ("CLOUDRUN_TIMEOUT_SECONDS", "0.5"),
             "modal": ("MODAL_TIMEOUT_SECONDS", "0.5"), "aci": ("ACI_TIMEOUT_SECONDS", "0.5"),
-            "cerebrium": ("CEREBRIUM_TIMEOUT_SECONDS", "0.5")}
+            "cerebrium": ("CEREBRIUM_TIMEOUT_SECONDS", "0.5"), "k8s": ("K8S_TIMEOUT_SECONDS", "0.5")}
 HELD = 10  # more creates than any provider sends for one launch
 
 
@@ -114,6 +114,33 @@ async def test_a_create_whose_answer_comes_after_the_timeout_is_adopted_not_sent
         assert len(harness.received(s.session_id)) == harness.created(s.session_id) == 1
         assert harness.live(s.session_id) == 1
     finally:
+        await machines.aclose()
+
+
+@pytest.mark.parametrize("harness", ["k8s", "k8s-sandbox"], indirect=True)
+async def test_a_pod_whose_create_answer_was_lost_is_found_by_name_and_is_this_launchs(harness: Harness) -> None:
+    """The API server stored the pod (or claim), its answer never came: the retried create is 409
+    AlreadyExists (an object's name is unique in its namespace), the launch reads it by its name and,
+    its own launch's id on it, reports it created, where a replay's launch reports it found."""
+    machines = harness.make(K8S_TIMEOUT_SECONDS="2", K8S_RETRY_DEADLINE_SECONDS="20")
+    first, retried = harness.hold_create(1), harness.hold_create(1)
+    s = spec()
+    launch = asyncio.create_task(machines.launch(s))
+    try:
+        assert await within(lambda: retried.caught == 1, 30, interval=0.02)  # the first answer was lost
+        first.release()  # the first create is stored now; its answer goes to a client long gone
+        assert await within(lambda: harness.created(s.session_id) == 1, 30, interval=0.02)
+        retried.release()
+        result = await asyncio.wait_for(launch, 60)
+        assert result.created and result.machine.state.is_active
+        conflicts = [c for c in harness.fake.calls_to("POST") if "/tokenreviews" not in c.path and
+                     c.json()["metadata"]["name"] == f"vf-{s.session_id}"]
+        assert len(conflicts) >= 2 and harness.created(s.session_id) == 1 == harness.live(s.session_id)
+        replay = await machines.launch(s)
+        assert not replay.created and replay.machine.machine_id == result.machine.machine_id
+    finally:
+        first.release()
+        retried.release()
         await machines.aclose()
 
 
