@@ -54,11 +54,20 @@ class CarrierCall:
             self.line = asyncio.create_task(self._stream())
 
     async def say(self, pcm16: bytes) -> None:
-        """The caller speaks: queued onto the line, 20 ms per message; returns once it is sent."""
+        """The caller speaks: queued onto the line, 20 ms per message; returns once it is sent.
+        A line that closes first ends the wait with the close, instead of leaving it waiting forever
+        on frames nothing will send."""
+        if self.line is None:
+            raise RuntimeError("no line to speak on: handshake(stream=True) starts it")
         step = FRAME_SAMPLES * 2
         for offset in range(0, len(pcm16) - step + 1, step):
             self.speech.put_nowait(pcm16[offset : offset + step])
-        await self.speech.join()
+        sent = asyncio.ensure_future(self.speech.join())
+        await asyncio.wait({sent, self.line}, return_when=asyncio.FIRST_COMPLETED)
+        if not sent.done():
+            sent.cancel()
+            closed = self.ws.close_code if self.ws is not None else None
+            raise ConnectionError(f"the line closed (code {closed}) with {self.speech.qsize()} frame(s) unsent")
 
     async def send_frame(self, pcm16: bytes, chunk: int) -> None:
         payload = pcm16 if self.carrier == "exotel" else audioop.lin2ulaw(pcm16, 2)
