@@ -12,7 +12,8 @@ made from then on is still collected.
 A test that hangs past its timeout fails with every thread's stack instead of holding the run until
 CI's own limit ends it. pytest-timeout and pytest's own faulthandler timer both stop watching once a
 phase fails (`pytest_exception_interact`), so a teardown that hangs after a failed call (a task
-cancelled by the loop's shutdown that another awaits, a fixture waiting on a process) would never end. So each phase (setup, call, teardown) is given the test's timeout plus a margin, watched
+cancelled by the loop's shutdown that another awaits, a fixture waiting on a process) would never end.
+So each phase (setup, call, teardown) is given the test's timeout plus a margin, watched
 by faulthandler: past it, the stacks go to stderr and the worker exits, which pytest-xdist reports as
 "worker crashed while running" the test, naming it.
 
