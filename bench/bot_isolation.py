@@ -2,15 +2,15 @@
 
     uv run --all-groups python -m bench.bot_isolation --runs 200
 
-The local launcher (dispatcher/machines/local/isolation.py) gives each bot a Landlock domain of its
-own in the forked child before `exec`, and `python -m bot` makes itself non-dumpable (and, as
-root, drops every capability) as its first act (bot/hardening.py); its environment is an allow
-list (bot_env.py). Measured, medians [min–max] over alternating runs:
+Every local bot starts as dispatcher/machines/local/isolated_exec.py, which asks for the
+parent-death signal and enters a Landlock domain of its own before it becomes the bot, and
+`python -m bot` makes itself non-dumpable (and, as root, drops every capability) as its first act
+(bot/hardening.py); its environment is an allow list (bot_env.py). Measured, medians [min–max]
+over alternating runs:
 
-- fork → exec → exit of `python -S -c pass` with the launcher's `preexec_fn` before the change
-  (the parent-death signal only) and with the isolated one (plus `no_new_privs` and the domain):
-  the difference is what every local bot's start pays, and the isolated `preexec_fn` timed in a
-  forked child (the same work without the noise of a process start);
+- spawn → exit of `python -S -c pass` started directly, through the launcher with the
+  parent-death signal only (as on a kernel without Landlock), and through the launcher with its
+  domain: the differences are what every local bot's start pays;
 - `harden_process()` itself, timed inside a fresh interpreter, and importing it (ctypes, which the
   bot's imports load anyway);
 - building a bot's environment from this process's (the allow list).
@@ -21,19 +21,17 @@ Prints the kernel's Landlock ABI, the user it ran as and the load average; asser
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from dispatcher.machines.local import landlock
 from dispatcher.machines.local.bot_env import inherited
+from dispatcher.machines.local.isolated_exec import launch_command
 from dispatcher.machines.local.isolation import BotIsolation
-from dispatcher.machines.local.parent_death import die_with_parent
 
 REPO = Path(__file__).resolve().parents[1]
 HARDEN = ("import time; t0 = time.perf_counter(); from bot.hardening import harden_process; "
@@ -41,27 +39,13 @@ HARDEN = ("import time; t0 = time.perf_counter(); from bot.hardening import hard
           "print((t1 - t0) * 1000, (t2 - t1) * 1000)")
 
 
-def spawn_ms(preexec: Callable[[], None]) -> float:
+PROBE = [sys.executable, "-S", "-c", "pass"]
+
+
+def spawn_ms(command: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-S", "-c", "pass"], preexec_fn=preexec, check=True)
+    subprocess.run(command, check=True)
     return (time.perf_counter() - started) * 1000
-
-
-def restrict_us(isolation: BotIsolation) -> float:
-    """The launcher's own work in the child (parent-death signal, no_new_privs, the domain), timed there."""
-    read, write = os.pipe()
-    setup = isolation.child_setup(os.getpid())
-    child = os.fork()
-    if child == 0:
-        started = time.perf_counter()
-        setup()
-        os.write(write, str((time.perf_counter() - started) * 1e6).encode())
-        os._exit(0)
-    os.close(write)
-    elapsed = float(os.read(read, 64))
-    os.close(read)
-    os.waitpid(child, 0)
-    return elapsed
 
 
 def harden_ms() -> tuple[float, float]:
@@ -88,27 +72,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     isolation = BotIsolation.for_this_host()
-    before = functools.partial(die_with_parent, os.getpid())  # the launcher's preexec before isolation
-    isolated = isolation.child_setup(os.getpid())
-    plain: list[float] = []
-    sandboxed: list[float] = []
+    arms = {"started directly": PROBE,
+            "launcher, parent-death signal only": launch_command(PROBE, os.getpid(), 0),
+            "launcher, signal and Landlock domain": launch_command(PROBE, os.getpid(), isolation.abi)}
+    samples: dict[str, list[float]] = {arm: [] for arm in arms}
     for _ in range(args.runs):
-        plain.append(spawn_ms(before))
-        sandboxed.append(spawn_ms(isolated))
-    in_child = [restrict_us(isolation) for _ in range(args.runs)]
+        for arm, command in arms.items():
+            samples[arm].append(spawn_ms(command))
     hardening = [harden_ms() for _ in range(max(5, args.runs // 10))]
     print(f"Landlock ABI {landlock.abi_version()} ({'a domain per bot' if isolation.sandboxed else 'none'}), "
           f"uid {os.geteuid()}, load {os.getloadavg()[0]:.2f}, {args.runs} runs")
-    print(f"spawn → exit, parent-death signal only : {shown(plain, 'ms')}")
-    print(f"spawn → exit, isolated (Landlock domain): {shown(sandboxed, 'ms')}")
-    difference = statistics.median(sandboxed) - statistics.median(plain)
-    print(f"  difference of medians                 : {difference:+.2f} ms")
-    print(f"the isolated preexec, timed in the child: {shown(in_child, 'µs')}")
+    direct = statistics.median(samples["started directly"])
+    for arm, taken in samples.items():
+        print(f"spawn → exit, {arm:<37}: {shown(taken, 'ms')}  ({statistics.median(taken) - direct:+.2f} ms)")
     print(f"harden_process() in the bot             : {shown([c for _, c in hardening], 'ms')}")
     print(f"  importing it first (ctypes, which numpy and aiortc import later anyway): "
           f"{shown([i for i, _ in hardening], 'ms')}")
     print(f"the bot's allow-listed environment      : {environment_us(2000):.1f} µs")
-    isolation.close()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Local bots run as the dispatcher's user, so three cheap layers keep them from reading its
 secrets or each other's: an allow-listed environment (bot_env.py), a dispatcher that is not
-dumpable (`protect_dispatcher`), and a Landlock domain per bot before `exec`
-(`BotIsolation.child_setup`); the bot host then drops its own dumpability and, as root, every
+dumpable (`protect_dispatcher`), and a Landlock domain per bot before its `exec`
+(`BotIsolation.launch_command`, isolated_exec.py); the bot host then drops its own dumpability and, as root, every
 capability. `LOCAL_BOT_ISOLATION=auto` runs without Landlock (with a warning) where the kernel has
 none; `required` refuses. Without Landlock, Yama's `ptrace_scope` is what keeps a bot from tracing
 a young sibling, and the start-up error says what to set. What remains: docs/security.md ("Local bots").
@@ -15,11 +15,10 @@ import ctypes
 import logging
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from dispatcher.machines.local import landlock
-from dispatcher.machines.local.parent_death import die_with_parent
+from dispatcher.machines.local.isolated_exec import launch_command
 from dispatcher.settings import SettingsError
 
 log = logging.getLogger("dispatcher.machines.local.isolation")
@@ -28,7 +27,6 @@ POLICIES = ("auto", "required")
 YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
 YAMA_ATTACH_DESCENDANTS_ONLY, YAMA_NO_ATTACH = 1, 3
 _PR_SET_DUMPABLE = 4
-_ISOLATION_REFUSED = b"voicefleet: the kernel refused this bot's Landlock domain; not starting it\n"
 
 
 def check_policy(policy: str) -> str:
@@ -42,10 +40,9 @@ def check_policy(policy: str) -> str:
 
 @dataclass(frozen=True)
 class BotIsolation:
-    """The Landlock ruleset each bot's own domain is made from (`abi` 0: the kernel has none)."""
+    """The kernel's Landlock ABI each bot's own domain is made with (0: the kernel has none)."""
 
     abi: int
-    ruleset_fd: int
 
     @classmethod
     def for_this_host(cls, policy: str = "auto") -> BotIsolation:
@@ -60,28 +57,18 @@ class BotIsolation:
                           "a young sibling and having it prove the launch for the attacker, which is then sent that "
                           "bot's session (the caller's body included); kernel.yama.ptrace_scope is %s here. %s",
                           scope if os.path.exists(YAMA_PTRACE_SCOPE) else "absent (no Yama: 0)", _ptrace_remedy(needed))
-            return cls(abi=0, ruleset_fd=-1)
-        return cls(abi=abi, ruleset_fd=landlock.bot_ruleset(abi))
+            return cls(abi=0)
+        os.close(landlock.bot_ruleset(abi))  # the kernel makes one now, or the dispatcher says so at start
+        return cls(abi=abi)
 
     @property
     def sandboxed(self) -> bool:
         return self.abi >= 1
 
-    def child_setup(self, parent_pid: int) -> Callable[[], None]:
-        """What the forked child runs before `exec` (`preexec_fn`): the parent-death signal, then its
-        own domain. Nothing here raises: a refusal ends the child with a line on its stderr."""
-
-        def setup() -> None:
-            die_with_parent(parent_pid)
-            if self.sandboxed and not landlock.restrict_self(self.ruleset_fd):
-                os.write(2, _ISOLATION_REFUSED)
-                os._exit(1)
-
-        return setup
-
-    def close(self) -> None:
-        if self.sandboxed:
-            os.close(self.ruleset_fd)
+    def launch_command(self, command: list[str], parent_pid: int) -> list[str]:
+        """`command` started through isolated_exec.py: the parent-death signal (`parent_pid`, the
+        dispatcher's, taken before the spawn), then a domain of its own, then the bot."""
+        return launch_command(command, parent_pid, self.abi)
 
 
 def ptrace_scope() -> int:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -165,14 +167,17 @@ class LocalMachines:
         launch_socket = self._launched.launching(*bot.grant)
         env.update(launch_socket.environment())
         try:
+            program = shutil.which(command[0], path=os.pathsep.join(os.get_exec_path(env)))  # as subprocess looks
+            if program is None:
+                raise FileNotFoundError(errno.ENOENT, "no such program on the bot's PATH", command[0])
+            # No preexec_fn: nothing runs in the forked child of this threaded process but its exec.
             bot.process = await asyncio.create_subprocess_exec(
-                *command,
+                *self._isolation.launch_command([program, *command[1:]], os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
                 stderr=asyncio.subprocess.PIPE,  # forwarded line by line with its session (bot_logs.py)
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
-                preexec_fn=self._isolation.child_setup(os.getpid()),
                 pass_fds=(launch_socket.child.fileno(),),  # the same number in the child
             )
         except OSError as exc:
@@ -365,7 +370,6 @@ class LocalMachines:
         self._closed = True
         bots = [*self._bots.values(), *self._idle.values()]
         await asyncio.gather(*(self._terminate(bot) for bot in bots))
-        self._isolation.close()
         self._launched.close()
 
     def _forget_old(self) -> None:

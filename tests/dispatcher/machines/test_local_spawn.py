@@ -1,0 +1,103 @@
+"""A local bot is spawned with nothing but `exec` in the dispatcher's forked child.
+
+The dispatcher has threads (an OTLP gRPC exporter's among them), and Python code run between fork
+and exec in a threaded process (a `preexec_fn`) ran gRPC's fork handlers half-done: the bot died of
+SIGSEGV or a failed gRPC check before it started, about once in a hundred starts with spans being
+exported. The bot now starts as dispatcher/machines/local/isolated_exec.py, which sets up the
+parent-death signal and the Landlock domain in a process of its own, then becomes the bot. Python's
+`os.register_at_fork` hooks run in a child exactly when Python code runs there before exec, so a
+hook that writes is the probe; a plain `preexec_fn` spawn is the control that it fires.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dispatcher.machines.base import LaunchSpec, MachinesError
+from dispatcher.machines.local import landlock
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCRIPT = textwrap.dedent("""
+    import asyncio, json, os, subprocess, sys
+    from pathlib import Path
+    from dispatcher.machines.base import LaunchSpec
+    from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+
+    report = Path(sys.argv[1])
+    hook_read, hook_write = os.pipe()
+    os.set_blocking(hook_read, False)
+    os.register_at_fork(after_in_child=lambda: os.write(hook_write, b"x"))
+
+    def fired() -> int:
+        try:
+            return len(os.read(hook_read, 1024))
+        except BlockingIOError:
+            return 0
+
+    # What the bot reads of itself as its first act: pid, parent-death signal, no_new_privs, and
+    # whether it may signal its parent (a Landlock domain of ABI >= 6 scopes signals).
+    probe = (
+        "import ctypes, json, os, sys\\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\\n"
+        "sig = ctypes.c_int(0); libc.prctl(2, ctypes.byref(sig), 0, 0, 0)\\n"
+        "try:\\n    os.kill(os.getppid(), 0); signal_parent = 'allowed'\\n"
+        "except PermissionError:\\n    signal_parent = 'PermissionError'\\n"
+        "out = {'pid': os.getpid(), 'pdeathsig': sig.value, 'no_new_privs': libc.prctl(39, 0, 0, 0, 0),"
+        " 'signal_parent': signal_parent}\\n"
+        f"open({str(report)!r}, 'w').write(json.dumps(out))\\n"
+    )
+
+    async def main() -> dict:
+        machines = LocalMachines(LocalSettings(bot_command=(sys.executable, "-c", probe), stop_grace_seconds=2))
+        spec = LaunchSpec(session_id="0123456789abcdef01234567", body_digest="d" * 32, max_session_seconds=60)
+        launched = await machines.launch(spec)
+        for _ in range(600):
+            if report.exists() and report.read_text():
+                break
+            await asyncio.sleep(0.05)
+        await machines.aclose()
+        bot = json.loads(report.read_text())
+        return {"hook_in_bot_spawn": fired(), "bot": bot, "launched_pid": machines._bots[spec.session_id].pid}
+
+    result = asyncio.run(main())
+    subprocess.run(["/bin/true"], preexec_fn=lambda: None, check=True)  # the control: Python in the child
+    result["hook_in_control"] = fired()
+    print(json.dumps(result))
+""")
+
+
+def test_no_python_runs_in_the_forked_child_yet_the_bot_has_its_signal_and_domain(tmp_path: Path) -> None:
+    script = tmp_path / "spawn.py"
+    script.write_text(SCRIPT)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "bot.json")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=90, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["hook_in_control"] == 1  # the probe sees Python run in a forked child
+    assert result["hook_in_bot_spawn"] == 0, "Python ran between the dispatcher's fork and exec"
+    bot = result["bot"]
+    assert bot["pid"] == result["launched_pid"]  # the launcher became the bot: its launch socket proves it
+    assert bot["pdeathsig"] == 15  # SIGTERM when the dispatcher dies, kept across the exec
+    abi = landlock.abi_version()
+    assert bot["no_new_privs"] == (1 if abi >= 1 else 0)  # entering a domain needs no_new_privs
+    if abi >= landlock.SCOPES_ABI:
+        assert bot["signal_parent"] == "PermissionError"  # its own domain: it may not signal the dispatcher
+
+
+async def test_a_bot_program_missing_from_path_is_refused_before_any_spawn() -> None:
+    machines = LocalMachines(LocalSettings(bot_command=("no-such-bot-program-here", "-m", "bot")))
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(LaunchSpec(session_id="1" * 24, body_digest="d" * 32, max_session_seconds=60))
+    finally:
+        await machines.aclose()
+    assert refused.value.reason == "local_rejected"
+    assert "no-such-bot-program-here" in str(refused.value)
