@@ -21,7 +21,9 @@ Prints the kernel's Landlock ABI, the user it ran as and the load average; asser
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,8 +32,8 @@ from pathlib import Path
 
 from dispatcher.machines.local import landlock
 from dispatcher.machines.local.bot_env import inherited
-from dispatcher.machines.local.isolated_exec import launch_command
 from dispatcher.machines.local.isolation import BotIsolation
+from dispatcher.machines.local.spawn import spawn_bot
 
 REPO = Path(__file__).resolve().parents[1]
 HARDEN = ("import time; t0 = time.perf_counter(); from bot.hardening import harden_process; "
@@ -42,10 +44,22 @@ HARDEN = ("import time; t0 = time.perf_counter(); from bot.hardening import hard
 PROBE = [sys.executable, "-S", "-c", "pass"]
 
 
-def spawn_ms(command: list[str]) -> float:
+def spawn_ms(isolation: BotIsolation | None) -> float:
+    """One spawn → exit of PROBE: directly (None), or as every local bot starts (dispatcher/machines/local/spawn.py)."""
     started = time.perf_counter()
-    subprocess.run(command, check=True)
+    if isolation is None:
+        subprocess.run(PROBE, check=True)
+    else:
+        asyncio.run(_spawned(isolation))
     return (time.perf_counter() - started) * 1000
+
+
+async def _spawned(isolation: BotIsolation) -> None:
+    kept, _peer = socket.socketpair()  # stands for the launch socket every bot keeps
+    with kept, _peer:
+        process = await spawn_bot(isolation, PROBE, {"PATH": os.defpath}, keep_fd=kept.fileno(), spawned=lambda _: None)
+        await process.communicate()
+        assert process.returncode == 0
 
 
 def harden_ms() -> tuple[float, float]:
@@ -72,13 +86,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     isolation = BotIsolation.for_this_host()
-    arms = {"started directly": PROBE,
-            "launcher, parent-death signal only": launch_command(PROBE, os.getpid(), 0),
-            "launcher, signal and Landlock domain": launch_command(PROBE, os.getpid(), isolation.abi)}
+    arms = {"started directly": None,
+            "launcher, parent-death signal only": BotIsolation(abi=0),
+            "launcher, signal and Landlock domain": isolation}
     samples: dict[str, list[float]] = {arm: [] for arm in arms}
     for _ in range(args.runs):
-        for arm, command in arms.items():
-            samples[arm].append(spawn_ms(command))
+        for arm, launcher in arms.items():
+            samples[arm].append(spawn_ms(launcher))
     hardening = [harden_ms() for _ in range(max(5, args.runs // 10))]
     print(f"Landlock ABI {landlock.abi_version()} ({'a domain per bot' if isolation.sandboxed else 'none'}), "
           f"uid {os.geteuid()}, load {os.getloadavg()[0]:.2f}, {args.runs} runs")

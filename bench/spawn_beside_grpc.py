@@ -8,8 +8,8 @@ dispatcher with `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` does under load, while this p
 
 - `preexec_fn`: the parent-death signal set by Python code in the forked child (Python's
   subprocess then forks, runs the at-fork handlers, gRPC's among them, and calls the function);
-- `launcher`: the way every local bot starts (dispatcher/machines/local/isolated_exec.py): the
-  child only `exec`s, and the launcher sets the signal and the Landlock domain in its own process.
+- `launcher`: the way every local bot starts (dispatcher/machines/local/spawn.py): the child only
+  `exec`s isolated_exec.py, which sets the signal and the Landlock domain in its own process.
 
 Prints each way's spawns that did not exit 0 (gRPC's fork handlers abort or crash the child with
 other threads inside gRPC). Asserts nothing.
@@ -18,7 +18,9 @@ other threads inside gRPC). Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
 import subprocess
 import threading
 
@@ -26,19 +28,31 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from dispatcher.machines.local.isolated_exec import launch_command
 from dispatcher.machines.local.isolation import BotIsolation
 from dispatcher.machines.local.parent_death import die_with_parent
+from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from tests.support.otlp_receiver import otlp_grpc_receiver
 
 PROGRAM = "/bin/true"
+
+
+async def launched(isolation: BotIsolation) -> int:
+    """PROGRAM started as every local bot is; its exit code (126: the launcher refused)."""
+    kept, _peer = socket.socketpair()  # stands for the launch socket every bot keeps
+    with kept, _peer:
+        try:
+            process = await spawn_bot(isolation, [PROGRAM], {"PATH": os.defpath}, keep_fd=kept.fileno(),
+                                      spawned=lambda _: None)
+        except BotRefused:
+            return 126
+        return await process.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spawns", type=int, default=400, help="spawns of each way")
     args = parser.parse_args()
-    abi = BotIsolation.for_this_host().abi
+    isolation = BotIsolation.for_this_host()
     parent = os.getpid()
     failed = {"preexec_fn": 0, "launcher": 0}
     with otlp_grpc_receiver() as (endpoint, _received):
@@ -61,12 +75,11 @@ def main() -> None:
                 spawned = subprocess.run([PROGRAM], preexec_fn=lambda: die_with_parent(parent),  # noqa: PLW1509
                                          stderr=subprocess.DEVNULL, check=False)
                 failed["preexec_fn"] += spawned.returncode != 0
-                spawned = subprocess.run(launch_command([PROGRAM], parent, abi), check=False)
-                failed["launcher"] += spawned.returncode != 0
+                failed["launcher"] += asyncio.run(launched(isolation)) != 0
         finally:
             done.set()
             provider.shutdown()
-    print(f"load {os.getloadavg()[0]:.2f}, {args.spawns} spawns each, Landlock ABI {abi}")
+    print(f"load {os.getloadavg()[0]:.2f}, {args.spawns} spawns each, Landlock ABI {isolation.abi}")
     for way, count in failed.items():
         print(f"{way:<11}: {count} of {args.spawns} did not exit 0")
 

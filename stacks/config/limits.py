@@ -6,6 +6,8 @@ are checked against them before any component exists, and no component is import
 
 from __future__ import annotations
 
+from dispatcher.machines.gce import GRACE_SECONDS as GCE_GRACE_SECONDS
+
 # Fargate task sizes, CPU units -> the memory values (MiB) it accepts.
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
 # 256: 512 MiB, 1 GB, 2 GB (not 1.5 GB); 512: 1-4 GB; 1024: 2-8 GB; 2048: 4-16 GB; 4096: 8-30 GB, all
@@ -35,9 +37,9 @@ SECRET_RECOVERY_DAYS = (7, 30)
 # Compute Engine maxRunDuration: 30 s .. 120 days.
 # https://cloud.google.com/compute/docs/instances/limit-vm-runtime
 GCE_MAX_RUN_SECONDS = (30, 120 * 24 * 3600)
-# The bot template adds this boot grace on top of the session limit (its maxRunDuration), so the
-# session limit leaves room for it.
-GCE_BOOT_GRACE_SECONDS = 300
+# The bot template adds the dispatcher's boot grace on top of the session limit (its
+# maxRunDuration), so the session limit leaves room for it.
+GCE_BOOT_GRACE_SECONDS = GCE_GRACE_SECONDS
 
 # Cloud Run: the most memory each CPU limit allows (MiB); below 1 CPU a container gets at most 512 MiB.
 # https://cloud.google.com/run/docs/configuring/services/memory-limits#cpu-minimum

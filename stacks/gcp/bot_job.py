@@ -34,6 +34,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from bot.environment_check import ALLOWED_OPTION
+from dispatcher.machines.cloudrun import GRACE_SECONDS
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.release_builds import Build
@@ -80,7 +81,7 @@ class BotJobArgs:
     environment: Mapping[str, str] = field(default_factory=dict)  # LOG_FORMAT, the trace collector, …
     cpu: str = "1"
     memory: str = "2Gi"
-    grace_seconds: int = 120  # CLOUDRUN_GRACE_SECONDS: the default timeout's slack, as each run's
+    grace_seconds: int = GRACE_SECONDS  # CLOUDRUN_GRACE_SECONDS: the default timeout's slack, as each run's
     subnetwork_id: pulumi.Input[str] | None = None  # the bots' (Direct VPC egress); None: Google's own egress
 
 

@@ -9,3 +9,7 @@ from dispatcher.machines.cold_start import ColdStart
 # slow end): median 20 s, σ 0.5 (p95 ≈ 45 s). Measure yours: the dispatcher replaces it with
 # its own starts (dispatcher/reserve/start_times.py).
 COLD_START = ColdStart(20.0, 0.5)
+
+# An execution's timeout is the session's limit plus this (boot, goodbye): the dispatcher's
+# default (CLOUDRUN_GRACE_SECONDS) and the stack's job both use it.
+GRACE_SECONDS = 120

@@ -32,6 +32,7 @@ from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
 from dispatcher.machines.call_timings import call_timings
+from dispatcher.machines.cloudrun import GRACE_SECONDS
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
 from dispatcher.machines.cloudrun.executions import (
     BODY_DIGEST,
@@ -76,7 +77,7 @@ class CloudRunSettings:
     job: str
     container: str = "bot"  # the job's container the overrides name
     api_url: str = DEFAULT_API_URL
-    grace_seconds: int = 120  # timeout = max session + this (boot, goodbye)
+    grace_seconds: int = GRACE_SECONDS  # timeout = max session + this (boot, goodbye)
     anonymous: bool = False  # CLOUDRUN_AUTH=none: tests against a local fake only
     timeout: float = 15.0
     retry_deadline: float = 15.0

@@ -23,6 +23,7 @@ from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, Machines
 from dispatcher.machines.bot_environment import gce_metadata_items
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.creates import Creates
+from dispatcher.machines.gce import GRACE_SECONDS
 from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.gce.identity import DEFAULT_CERTS_URL, GceInstanceIdentity
 from dispatcher.machines.gce.labels import (
@@ -65,7 +66,7 @@ class GceSettings:
     instance_template: str
     api_url: str = DEFAULT_API_URL
     prefix: str = "vf"
-    grace_seconds: int = 300  # maxRunDuration = max session + this (boot, goodbye, shutdown)
+    grace_seconds: int = GRACE_SECONDS  # maxRunDuration = max session + this (boot, goodbye, shutdown)
     anonymous: bool = False  # GCE_AUTH=none: tests against a local fake only
     timeout: float = 15.0
     retry_deadline: float = 15.0

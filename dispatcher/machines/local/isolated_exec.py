@@ -1,62 +1,93 @@
-"""How every local bot starts: `python -I -S isolated_exec.py PARENT_PID LANDLOCK_ABI -- COMMAND…`.
+"""What every local bot starts as: a small program that sets the bot's isolation up, then becomes it.
 
-The dispatcher spawns this script, not the bot, so that no Python runs between its fork and exec:
-it has threads (an OTLP gRPC exporter's among them), and a forked child of a threaded process may
-only make async-signal-safe calls; a `preexec_fn` there ran gRPC's fork handlers half-done and the
-bot died of SIGSEGV before it started. Here, in a process of its own, it asks for the
-parent-death signal, enters a Landlock domain of its own (ABI ≥ 1), then becomes the bot with
-`execv`: same pid and descriptors, the signal and the domain kept across the exec, so no bot code
-runs outside either. `-I -S`: nothing from the environment, a user site or a `.pth` file runs
-first. A refusal ends it with one line on stderr, which the dispatcher forwards with the session.
+The dispatcher has threads (an OTLP gRPC exporter's among them), and its forked child may then make
+only async-signal-safe calls: Python code there (a `preexec_fn`) ran gRPC's fork handlers half-done,
+and bots died before they started (docs/performance.md, "Local bot isolation"). So the child only
+`exec`s `python -I -S -c PROGRAM`, and this program, in a process of its own:
+
+1. makes itself non-dumpable, and asks for SIGTERM when the dispatcher dies (parent_death.py);
+2. reads the bot's argv and environment from its launch channel (a socketpair), so the
+   credential is never in this process's own environment, and neither is `LD_LIBRARY_PATH`;
+3. enters a Landlock domain of its own (landlock.py), then `execvpe`s the bot: same pid and
+   descriptors, the signal and the domain kept across the exec, so no bot code runs outside them.
+
+A failure is written back on the channel (closed on exec, so end of file means the bot runs) and
+the dispatcher answers it as `local_rejected`. PROGRAM carries this module and its two neighbours'
+sources, read once when the dispatcher imports it: nothing is read from the checkout at a spawn,
+and `-I -S` keeps the environment, sys.path, site and `.pth` files out of it.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 
-if __name__ == "__main__":
-    # Run by path: its two neighbours as top-level modules, not through the package, whose
-    # __init__ (and what that imports) would cost every bot's start tens of milliseconds.
-    sys.path[0] = os.path.dirname(os.path.abspath(__file__))
+TYPE_CHECKING = False  # typing itself would cost every bot's start a few milliseconds
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+if __name__ == "isolated_exec":  # run from PROGRAM, where its neighbours are top-level modules
     from landlock import bot_ruleset, restrict_self  # type: ignore[import-not-found,unused-ignore]
     from parent_death import die_with_parent  # type: ignore[import-not-found,unused-ignore]
 else:
     from dispatcher.machines.local.landlock import bot_ruleset, restrict_self
     from dispatcher.machines.local.parent_death import die_with_parent
 
-ISOLATION_REFUSED = "voicefleet: the kernel refused this bot's Landlock domain; not starting it"
-PATH = os.path.abspath(__file__)
-
-
-def launch_command(command: list[str], parent_pid: int, abi: int) -> list[str]:
-    """The argv that starts `command` (its program already an absolute path) through this script."""
-    return [sys.executable, "-I", "-S", PATH, str(parent_pid), str(abi), "--", *command]
+_PR_SET_DUMPABLE = 4
+_REFUSED = 126  # the launcher's exit code when it refuses (as a shell's for a command it cannot run)
 
 
 def become_bot(argv: list[str]) -> None:
-    """`argv` as `launch_command` made it. Never returns: the bot replaces this process, or it exits 1."""
-    parent_pid, abi, command = int(argv[1]), int(argv[2]), argv[4:]
+    """`PROGRAM PARENT_PID LANDLOCK_ABI CHANNEL_FD`. Never returns: the bot replaces this process."""
+    parent_pid, abi, channel = int(argv[1]), int(argv[2]), int(argv[3])
+    _not_dumpable()
     die_with_parent(parent_pid)
+    payload = bytearray()
+    while chunk := os.read(channel, 65536):
+        payload += chunk
+    command, env = marshal.loads(payload)  # noqa: S302 - the dispatcher's bytes, on a socketpair only it holds
+    os.set_inheritable(channel, False)  # closed by the exec: end of file tells the dispatcher it ran
     if abi >= 1:
         try:
             ruleset = bot_ruleset(abi)
-        except OSError:
-            _refuse(ISOLATION_REFUSED)
-            return
+        except OSError as exc:
+            _refuse(channel, f"the kernel refused this bot's Landlock domain ({exc.strerror or exc})")
         if not restrict_self(ruleset):
-            _refuse(ISOLATION_REFUSED)
+            _refuse(channel, "the kernel refused this bot's Landlock domain")
         os.close(ruleset)
     try:
-        os.execv(command[0], command)  # noqa: S606 - the dispatcher's own command, never a shell's
+        os.execvpe(command[0], command, env)  # noqa: S606 - the dispatcher's own command, never a shell's
     except OSError as exc:
-        _refuse(f"voicefleet: could not start the bot ({command[0]}): {exc.strerror or exc}")
+        _refuse(channel, f"{command[0]}: {exc.strerror or exc}")
 
 
-def _refuse(line: str) -> None:
-    os.write(2, f"{line}\n".encode())
-    os._exit(1)
+def _not_dumpable() -> None:
+    """Its memory holds the bot's credential until the exec (which makes the bot dumpable again,
+    until its own hardening): no process of this user may read it meanwhile."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-if __name__ == "__main__":
-    become_bot(sys.argv)
+def _refuse(channel: int, reason: str) -> NoReturn:
+    os.write(channel, reason.encode())
+    os._exit(_REFUSED)
+
+
+if __name__ != "isolated_exec":
+    # Its own source and its neighbours', loaded as top-level modules by a few lines of bootstrap.
+    def _source(name: str) -> str:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"), encoding="utf-8") as file:
+            return file.read()
+
+    _SOURCES = tuple((name, _source(name)) for name in ("landlock", "parent_death", "isolated_exec"))
+    PROGRAM = (f"import sys\nfor name, source in {_SOURCES!r}:\n"
+               "    module = sys.modules[name] = type(sys)(name)\n"
+               "    exec(compile(source, name + '.py', 'exec'), module.__dict__)\n"
+               "sys.modules['isolated_exec'].become_bot(sys.argv)\n")
+
+
+def launcher_argv(parent_pid: int, abi: int, channel_fd: int) -> list[str]:
+    """How the dispatcher spawns it: the bot's own argv and environment follow on `channel_fd`."""
+    return [sys.executable, "-I", "-S", "-c", PROGRAM, str(parent_pid), str(abi), str(channel_fd)]

@@ -3,7 +3,7 @@
 Local bots run as the dispatcher's user, so three cheap layers keep them from reading its
 secrets or each other's: an allow-listed environment (bot_env.py), a dispatcher that is not
 dumpable (`protect_dispatcher`), and a Landlock domain per bot before its `exec`
-(`BotIsolation.launch_command`, isolated_exec.py); the bot host then drops its own dumpability and, as root, every
+(isolated_exec.py, started by spawn.py); the bot host then drops its own dumpability and, as root, every
 capability. `LOCAL_BOT_ISOLATION=auto` runs without Landlock (with a warning) where the kernel has
 none; `required` refuses. Without Landlock, Yama's `ptrace_scope` is what keeps a bot from tracing
 a young sibling, and the start-up error says what to set. What remains: docs/security.md ("Local bots").
@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass
 
 from dispatcher.machines.local import landlock
-from dispatcher.machines.local.isolated_exec import launch_command
 from dispatcher.settings import SettingsError
 
 log = logging.getLogger("dispatcher.machines.local.isolation")
@@ -64,11 +63,6 @@ class BotIsolation:
     @property
     def sandboxed(self) -> bool:
         return self.abi >= 1
-
-    def launch_command(self, command: list[str], parent_pid: int) -> list[str]:
-        """`command` started through isolated_exec.py: the parent-death signal (`parent_pid`, the
-        dispatcher's, taken before the spawn), then a domain of its own, then the bot."""
-        return launch_command(command, parent_pid, self.abi)
 
 
 def ptrace_scope() -> int:

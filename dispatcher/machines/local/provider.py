@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import os
 import shlex
-import shutil
 import signal
 import sys
 import time
@@ -45,6 +43,7 @@ from dispatcher.machines.local.bot_logs import forward_bot_logs
 from dispatcher.machines.local.bot_version import BotFilesVersion
 from dispatcher.machines.local.isolation import BotIsolation, check_policy
 from dispatcher.machines.local.launch_proof import LaunchedProcesses
+from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
 
@@ -167,26 +166,15 @@ class LocalMachines:
         launch_socket = self._launched.launching(*bot.grant)
         env.update(launch_socket.environment())
         try:
-            program = shutil.which(command[0], path=os.pathsep.join(os.get_exec_path(env)))  # as subprocess looks
-            if program is None:
-                raise FileNotFoundError(errno.ENOENT, "no such program on the bot's PATH", command[0])
-            # No preexec_fn: nothing runs in the forked child of this threaded process but its exec.
-            bot.process = await asyncio.create_subprocess_exec(
-                *self._isolation.launch_command([program, *command[1:]], os.getpid()),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,  # the bot's event lines; its logs go to stderr
-                stderr=asyncio.subprocess.PIPE,  # forwarded line by line with its session (bot_logs.py)
-                env=env,
-                start_new_session=True,  # Ctrl-C in the terminal reaches the dispatcher, which stops bots
-                pass_fds=(launch_socket.child.fileno(),),  # the same number in the child
-            )
-        except OSError as exc:
+            bot.process = await spawn_bot(self._isolation, command, env, keep_fd=launch_socket.child.fileno(),
+                                          spawned=launch_socket.launched)  # only its writes prove a launch
+        except (OSError, BotRefused) as exc:
             self._launched.forget(*bot.grant)
-            bot.set_state(MachineState.FAILED, f"could not start the bot: {exc.strerror or exc}")
-            raise MachinesError("local_rejected", f"could not start the bot process: {exc}") from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            bot.set_state(MachineState.FAILED, f"could not start the bot: {reason}")
+            raise MachinesError("local_rejected", f"could not start the bot process: {reason}") from exc
         finally:
             launch_socket.handed_over()
-        launch_socket.launched(bot.process.pid)  # only its writes prove a launch (launch_proof.py)
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
         assert bot.process.stderr is not None
         bot.logs = asyncio.create_task(forward_bot_logs(bot.process.stderr, lambda: bot.spec.session_id),

@@ -2,8 +2,8 @@
 
 The dispatcher has threads (an OTLP gRPC exporter's among them), and Python code run between fork
 and exec in a threaded process (a `preexec_fn`) ran gRPC's fork handlers half-done: the bot died of
-SIGSEGV or a failed gRPC check before it started, about once in a hundred starts with spans being
-exported. The bot now starts as dispatcher/machines/local/isolated_exec.py, which sets up the
+SIGSEGV or a failed gRPC check before it started, a few times in a hundred starts with spans being
+exported. The bot starts as dispatcher/machines/local/isolated_exec.py, which sets up the
 parent-death signal and the Landlock domain in a process of its own, then becomes the bot. Python's
 `os.register_at_fork` hooks run in a child exactly when Python code runs there before exec, so a
 hook that writes is the probe; a plain `preexec_fn` spawn is the control that it fires.
@@ -101,3 +101,16 @@ async def test_a_bot_program_missing_from_path_is_refused_before_any_spawn() -> 
         await machines.aclose()
     assert refused.value.reason == "local_rejected"
     assert "no-such-bot-program-here" in str(refused.value)
+
+
+async def test_a_bot_program_that_cannot_run_is_refused_with_the_kernels_reason(tmp_path: Path) -> None:
+    program = tmp_path / "bot"
+    program.write_text("#!/bin/sh\nexit 0\n")  # not executable
+    machines = LocalMachines(LocalSettings(bot_command=(str(program),)))
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(LaunchSpec(session_id="2" * 24, body_digest="d" * 32, max_session_seconds=60))
+    finally:
+        await machines.aclose()
+    assert refused.value.reason == "local_rejected"
+    assert f"{program}: Permission denied" in str(refused.value)
