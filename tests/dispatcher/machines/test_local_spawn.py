@@ -92,25 +92,25 @@ def test_no_python_runs_in_the_forked_child_yet_the_bot_has_its_signal_and_domai
         assert bot["signal_parent"] == "PermissionError"  # its own domain: it may not signal the dispatcher
 
 
-async def test_a_bot_program_missing_from_path_is_refused_before_any_spawn() -> None:
-    machines = LocalMachines(LocalSettings(bot_command=("no-such-bot-program-here", "-m", "bot")))
+async def refusal(command: tuple[str, ...]) -> MachinesError:
+    """The error a start of a bot running `command` gets."""
+    machines = LocalMachines(LocalSettings(bot_command=command))
     try:
         with pytest.raises(MachinesError) as refused:
             await machines.launch(LaunchSpec(session_id="1" * 24, body_digest="d" * 32, max_session_seconds=60))
     finally:
         await machines.aclose()
     assert refused.value.reason == "local_rejected"
-    assert "no-such-bot-program-here" in str(refused.value)
+    return refused.value
+
+
+async def test_a_bot_program_missing_from_path_is_refused_with_its_name() -> None:
+    refused = await refusal(("no-such-bot-program-here", "-m", "bot"))
+    assert "no-such-bot-program-here: No such file or directory" in str(refused)
 
 
 async def test_a_bot_program_that_cannot_run_is_refused_with_the_kernels_reason(tmp_path: Path) -> None:
     program = tmp_path / "bot"
     program.write_text("#!/bin/sh\nexit 0\n")  # not executable
-    machines = LocalMachines(LocalSettings(bot_command=(str(program),)))
-    try:
-        with pytest.raises(MachinesError) as refused:
-            await machines.launch(LaunchSpec(session_id="2" * 24, body_digest="d" * 32, max_session_seconds=60))
-    finally:
-        await machines.aclose()
-    assert refused.value.reason == "local_rejected"
-    assert f"{program}: Permission denied" in str(refused.value)
+    refused = await refusal((str(program),))
+    assert f"{program}: Permission denied" in str(refused)
