@@ -2,7 +2,7 @@
 
     uv run --all-groups python -m bench.bot_isolation --runs 200
 
-Every local bot starts as dispatcher/machines/local/isolated_exec.py, which asks for the
+Every local bot is started by dispatcher/machines/local/spawn.py through isolated_exec.py, which asks for the
 parent-death signal and enters a Landlock domain of its own before it becomes the bot, and
 `python -m bot` makes itself non-dumpable (and, as root, drops every capability) as its first act
 (bot/hardening.py); its environment is an allow list (bot_env.py). Measured, medians [min–max]
