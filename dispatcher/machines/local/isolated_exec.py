@@ -13,8 +13,11 @@ and bots died before they started (docs/performance.md, "Local bot isolation"). 
 
 A failure is written back on the channel (closed on exec, so end of file means the bot runs) and
 the dispatcher answers it as `local_rejected`. PROGRAM carries this module and its two neighbours'
-sources, read once when the dispatcher imports it: nothing is read from the checkout at a spawn,
-and `-I -S` keeps the environment, sys.path, site and `.pth` files out of it.
+sources, read once when the dispatcher imports it: nothing of the checkout's own code is read at a
+spawn, and `-I -S` keeps the environment, the folders of sys.path but the standard library's, site
+and `.pth` files out of it. The interpreter still reads its `pyvenv.cfg`, a `._pth` file beside it
+and the standard library at every start: whoever may write those (bots run as the dispatcher's
+user) runs code here before the domain (docs/security.md, "Files").
 """
 
 from __future__ import annotations
@@ -41,7 +44,14 @@ _REFUSED = 126  # the launcher's exit code when it refuses (as a shell's for a c
 def become_bot(argv: list[str]) -> None:
     """`PROGRAM PARENT_PID LANDLOCK_ABI CHANNEL_FD`. Never returns: the bot replaces this process."""
     parent_pid, abi, channel = int(argv[1]), int(argv[2]), int(argv[3])
-    _not_dumpable()
+    try:
+        _become_bot(parent_pid, abi, channel)
+    except Exception as exc:  # any failure is the start's error, never a bot that seemed to start
+        _refuse(channel, f"its launcher failed ({type(exc).__name__})")
+
+
+def _become_bot(parent_pid: int, abi: int, channel: int) -> None:
+    _not_dumpable(channel)
     die_with_parent(parent_pid)
     payload = bytearray()
     while chunk := os.read(channel, 65536):
@@ -62,12 +72,13 @@ def become_bot(argv: list[str]) -> None:
         _refuse(channel, f"{command[0]}: {exc.strerror or exc}")
 
 
-def _not_dumpable() -> None:
+def _not_dumpable(channel: int) -> None:
     """Its memory holds the bot's credential until the exec (which makes the bot dumpable again,
     until its own hardening): no process of this user may read it meanwhile."""
     import ctypes
 
-    ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        _refuse(channel, "the kernel refused to make its launcher non-dumpable")
 
 
 def _refuse(channel: int, reason: str) -> NoReturn:

@@ -173,6 +173,10 @@ class LocalMachines:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             bot.set_state(MachineState.FAILED, f"could not start the bot: {reason}")
             raise MachinesError("local_rejected", f"could not start the bot process: {reason}") from exc
+        except BaseException:  # cancelled mid-start (spawn.py killed its launcher): nothing of it stays
+            self._launched.forget(*bot.grant)
+            bot.set_state(MachineState.FAILED, "the start was cancelled")
+            raise
         finally:
             launch_socket.handed_over()
         bot.monitor = asyncio.create_task(self._monitor(bot), name=f"bot-{bot.spec.session_id}")
@@ -220,7 +224,7 @@ class LocalMachines:
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
         try:
             await self._spawn(bot, [*self._interpreter(placeholder), "--transport", "webrtc"], env)
-        except MachinesError:
+        except BaseException:  # refused or cancelled: no placeholder stays listed as an idle bot
             del self._idle[bot_id]
             raise
         log.info("reserve bot %s: pid %d starting", bot_id, bot.pid)

@@ -52,8 +52,8 @@ async def spawn_bot(isolation: BotIsolation, command: list[str], env: Mapping[st
             reason = await asyncio.wait_for(_handshake(ours, command, env), LAUNCH_SECONDS)
         except TimeoutError:
             reason = f"its launcher did not start it within {LAUNCH_SECONDS:g}s"
-        except BaseException:  # cancelled (the dispatcher stops): no launcher is left behind
-            _kill(process)
+        except BaseException:  # cancelled (the dispatcher stops): no launcher is left behind, nor a zombie
+            await _reap(process)
             raise
         if reason:
             await _reap(process)
@@ -77,10 +77,7 @@ async def _handshake(channel: socket.socket, command: list[str], env: Mapping[st
 
 
 async def _reap(process: asyncio.subprocess.Process) -> None:
-    _kill(process)
-    await process.wait()
-
-
-def _kill(process: asyncio.subprocess.Process) -> None:
+    """Killed, waited for, and its pipes read to their end: nothing of it outlives this call."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    await process.communicate()

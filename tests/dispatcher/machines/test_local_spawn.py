@@ -11,11 +11,14 @@ hook that writes is the probe; a plain `preexec_fn` spawn is the control that it
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +117,47 @@ async def test_a_bot_program_that_cannot_run_is_refused_with_the_kernels_reason(
     program.write_text("#!/bin/sh\nexit 0\n")  # not executable
     refused = await refusal((str(program),))
     assert f"{program}: Permission denied" in str(refused)
+
+
+async def test_a_launcher_that_fails_before_the_exec_is_the_starts_error_not_a_running_bot() -> None:
+    # An environment the kernel cannot hold (a NUL in a value) fails in the launcher, after the spawn.
+    machines = LocalMachines(LocalSettings(bot_command=(sys.executable, "-c", "pass")))
+    machines._environment = lambda spec: {"PATH": os.defpath, "BROKEN": "a\0b"}  # type: ignore[method-assign]
+    try:
+        with pytest.raises(MachinesError) as refused:
+            await machines.launch(LaunchSpec(session_id="3" * 24, body_digest="d" * 32, max_session_seconds=60))
+        assert refused.value.reason == "local_rejected"
+        assert "its launcher failed (ValueError)" in str(refused.value)
+        assert await machines.list() == []
+    finally:
+        await machines.aclose()
+
+
+async def test_a_start_cancelled_while_its_launcher_runs_leaves_neither_a_launcher_nor_a_starting_bot() -> None:
+    machines = LocalMachines(LocalSettings(bot_command=(sys.executable, "-c", "import time; time.sleep(60)")))
+    spec = LaunchSpec(session_id="4" * 24, body_digest="d" * 32, max_session_seconds=60)
+    launching = machines._launched.launching
+
+    def cancelled_once_spawned(*grant: str) -> Any:  # the start is cancelled right after its launcher exists
+        launch_socket = launching(*grant)
+        launched = launch_socket.launched
+
+        def and_cancelled(pid: int) -> None:
+            launched(pid)
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+
+        launch_socket.launched = and_cancelled  # type: ignore[method-assign]
+        return launch_socket
+
+    machines._launched.launching = cancelled_once_spawned  # type: ignore[method-assign]
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await machines.launch(spec)
+        assert await machines.list() == []  # not left STARTING with no process
+        process = machines._bots[spec.session_id].process
+        assert process is None  # never handed over as the bot's
+        assert machines._launched._sockets == {}  # its launch socket forgotten
+    finally:
+        await machines.aclose()
