@@ -9,7 +9,8 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
 - POST validates the Pod against the real v1 Pod schema with `kubernetes-validate` in strict mode:
   an unknown field is 400 BadRequest `strict decoding error` under `?fieldValidation=Strict`, and
   a `Warning` header otherwise (the API server's default, Warn); any other schema error is 422
-  Invalid. Names are DNS-1123 subdomains, label keys and values are checked as the API server
+  Invalid. An empty `labels` or `annotations` map is not stored (ObjectMeta's `omitempty`), on a
+  create or a patch. Names are DNS-1123 subdomains, label keys and values are checked as the API server
   checks them, a taken name is 409 AlreadyExists, and the namespace enforces Pod Security
   `restricted` (403 Forbidden `violates PodSecurity`). `quota` set: a ResourceQuota on pods,
   403 Forbidden `exceeded quota` past it.
@@ -83,6 +84,15 @@ def status(code: int, reason: str, message: str, headers: dict[str, str] | None 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def without_empty_maps(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as the API server stores it: ObjectMeta's `labels` and `annotations` are `omitempty`, so an
+    empty map is not kept (a JSON Patch `add` under it then has no parent: 422)."""
+    for key in ("labels", "annotations"):
+        if key in metadata and not metadata[key]:
+            del metadata[key]
+    return metadata
 
 
 def label_problem(labels: Any) -> str | None:
@@ -350,6 +360,7 @@ class FakeKubernetes(FakeApi):
                 return status(403, "Forbidden", f'pods "{name}" is forbidden: exceeded quota: vf-bots, requested: '
                               f"pods=1, used: pods={len(live)}, limited: pods={self.quota}")
             metadata.update(namespace=NAMESPACE, uid=str(uuid.uuid4()), creationTimestamp=_now())
+            without_empty_maps(metadata)
             pod = {**body, "status": {"phase": "Pending"}}
             self.pods[name] = pod
             self._bump(pod, "ADDED")
@@ -467,6 +478,7 @@ class FakeKubernetes(FakeApi):
                               "fields other than labels and annotations here")
             if problem := label_problem(after["metadata"].get("labels") or {}):
                 return status(422, "Invalid", f'Pod "{name}" is invalid: {problem}')
+            without_empty_maps(after["metadata"])
             self._bump(after)
             self.pods[name] = after
             return JSONResponse(after)

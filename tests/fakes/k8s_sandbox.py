@@ -60,6 +60,7 @@ from tests.fakes.k8s import (
     FakeKubernetes,
     label_problem,
     status,
+    without_empty_maps,
 )
 from tests.fakes.k8s_watch import METADATA_FIELDS, WatchHistory
 
@@ -426,7 +427,7 @@ class FakeAgentSandbox(FakeKubernetes):
         metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
                                     "creationTimestamp": _now(), "annotations": annotations,
                                     "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels}}
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": copy.deepcopy(spec),
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": without_empty_maps(metadata), "spec": copy.deepcopy(spec),
                "status": {"phase": "Pending"}}
         self._bump(pod, "ADDED")
         self.pods[name] = pod
@@ -500,6 +501,7 @@ class FakeAgentSandbox(FakeKubernetes):
             pod = self.pods[sandbox]["metadata"]
             pod["labels"] = {**pod["labels"], **labels}
             pod["annotations"] = {**(pod.get("annotations") or {}), **notes}
+            without_empty_maps(pod)
             self._bump(self.pods[sandbox])
             self._refill(pool, self.warm_pools[pool])
         else:  # no warm Sandbox ready: a cold one, named after the claim

@@ -20,6 +20,7 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.reserve import K8sWarmMachines
 from dispatcher.machines.k8s.settings import K8sSettings
@@ -223,6 +224,33 @@ async def test_two_replicas_racing_for_one_idle_pod_one_wins_and_the_other_moves
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_claim_adds_to_the_idle_pods_own_annotations_and_a_422_on_an_idle_pod_is_not_a_lost_race(
+        fake_k8s: FakeKubernetes) -> None:
+    """The API server stores no empty map (ObjectMeta `omitempty`): the claim's `add` under
+    `/metadata/annotations` works only because the idle pod has an annotation of its own. A 422 while
+    the pod is still idle (here a pod with none, as an older release created them) is not another
+    replica's claim."""
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-notes", "c")
+        [create] = fake_k8s.calls_to("POST", "/pods")
+        assert create.json()["metadata"]["annotations"]  # never an empty map
+        result = await machines.adopt("rsv-notes", spec())
+        assert result.claimed and fake_k8s.pods["vf-idle-rsv-notes"]["metadata"]["annotations"][
+            "voicefleet.io/body-digest"] == "d" * 32
+        bare = pod_body(machines.settings, "vf-idle-rsv-bare", image="img", env={}, annotations={},
+                        labels={"voicefleet.io/state": "idle", "voicefleet.io/bot": "rsv-bare"}, deadline_seconds=60)
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
+            stored = await client.post(f"{fake_k8s.url}/api/v1/namespaces/{NAMESPACE}/pods", json=bare)
+        assert stored.status_code == 201 and "annotations" not in stored.json()["metadata"]  # dropped, as stored
+        with pytest.raises(MachinesError) as refused:
+            await machines.adopt("rsv-bare", spec())
+    finally:
+        await machines.aclose()
+    assert refused.value.reason != "reserve_bot_taken" and "HTTP 422" in refused.value.message
+    assert fake_k8s.pods["vf-idle-rsv-bare"]["metadata"]["labels"]["voicefleet.io/state"] == "idle"
 
 
 async def test_a_changed_resource_version_alone_is_not_a_lost_claim(fake_k8s: FakeKubernetes) -> None:
