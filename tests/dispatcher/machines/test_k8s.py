@@ -24,6 +24,8 @@ from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.reserve import K8sWarmMachines
 from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.observability.metrics import Metrics
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
 from tests.fakes.k8s import NAMESPACE, TOKEN, FakeKubernetes
 
@@ -251,6 +253,32 @@ async def test_a_claim_adds_to_the_idle_pods_own_annotations_and_a_422_on_an_idl
         await machines.aclose()
     assert refused.value.reason != "reserve_bot_taken" and "HTTP 422" in refused.value.message
     assert fake_k8s.pods["vf-idle-rsv-bare"]["metadata"]["labels"]["voicefleet.io/state"] == "idle"
+
+
+async def test_the_reapers_stop_deletes_ended_session_pods_and_claimed_idle_pods_at_once(
+        fake_k8s: FakeKubernetes) -> None:
+    """A bare pod has no TTL: an ended session's pod (and a claimed idle pod), its spec holding the
+    session's credential, is gone once the reaper's sweep stops it; a running one keeps its grace."""
+    machines = warm(fake_k8s)
+    try:
+        ended, claimed, running = spec(), spec(), spec()
+        for each in (ended, running):
+            await machines.launch(each)
+        await machines.launch_idle("rsv-ended", "c")
+        await machines.adopt("rsv-ended", claimed)
+        fake_k8s.set_phase(f"vf-{ended.session_id}", "Succeeded", 0)
+        fake_k8s.set_phase("vf-idle-rsv-ended", "Failed", 3)
+        fake_k8s.set_phase(f"vf-{running.session_id}", "Running")
+        reaper = Reaper(machines, None, Metrics("memory"), max_session_seconds=600, settings=ReaperSettings())
+        done = await reaper.sweep()
+        assert done["ended_session"] == 2
+        assert f"vf-{ended.session_id}" not in fake_k8s.pods and "vf-idle-rsv-ended" not in fake_k8s.pods
+        assert {m.session_id for m in await machines.list()} == {running.session_id}
+        assert [c.json()["gracePeriodSeconds"] for c in fake_k8s.calls_to("DELETE", "/pods/")] == [0, 0]
+        assert await machines.stop(running.session_id)  # a running bot still gets its goodbye
+        assert fake_k8s.calls_to("DELETE", "/pods/")[-1].json()["gracePeriodSeconds"] == 30
+    finally:
+        await machines.aclose()
 
 
 async def test_a_changed_resource_version_alone_is_not_a_lost_claim(fake_k8s: FakeKubernetes) -> None:
