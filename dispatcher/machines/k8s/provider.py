@@ -66,7 +66,7 @@ class K8sMachines:
         # session id → (its pod's name, the version its create or claim answered): where a wait starts
         self._versions: Recent[str, tuple[str, str]] = Recent(10_000)
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
-                                    audience=settings.token_audience)
+                                    audience=settings.token_audience, account=settings.bot_account)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 
     @classmethod

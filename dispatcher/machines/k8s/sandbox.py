@@ -69,7 +69,7 @@ class SandboxClaims(K8sMachines):
         base = f"/apis/{GROUP_VERSION}/namespaces/{settings.namespace}"
         self.claims_path, self.pool_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools/{settings.warm_pool}"
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
-                                    audience=settings.token_audience, pod_of=self._pod_of,
+                                    audience=settings.token_audience, account=settings.bot_account, pod_of=self._pod_of,
                                     session_of=claimed_session)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:

@@ -23,6 +23,7 @@ from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.reserve import K8sWarmMachines
+from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
@@ -351,6 +352,39 @@ async def test_a_bots_hello_is_admitted_only_with_its_own_pods_token_while_that_
         assert review.json()["spec"]["audiences"] == ["wss://d.example/bots/channel"]
     finally:
         await machines.aclose()
+
+
+async def test_a_hello_is_admitted_only_from_a_pod_of_the_bots_service_account(fake_k8s: FakeKubernetes) -> None:
+    """Another workload of the bots' namespace (another ServiceAccount) is not a bot, whatever its pod's
+    name and labels."""
+    bots = K8sMachines.from_env(env(fake_k8s, K8S_SERVICE_ACCOUNT="voicefleet-bot"))
+    other = K8sMachines.from_env(env(fake_k8s, K8S_SERVICE_ACCOUNT="someone-else"))
+    try:
+        s = spec()
+        await other.launch(s)  # a pod named and labelled as the session's, under another ServiceAccount
+        name = f"vf-{s.session_id}"
+        fake_k8s.set_phase(name, "Running")
+        grant = BotGrant(kind="session", subject=s.session_id, expires=int(time.time()) + 600)
+        hello = Hello(machine_id=name, capabilities=("webrtc",), session_id=s.session_id,
+                      identity=fake_k8s.token_of(name))
+        refused = await bots.identity.refusal(grant, hello)
+        assert refused is not None and "system:serviceaccount:voicefleet-bots:voicefleet-bot" in refused
+        assert await other.identity.refusal(grant, hello) is None  # its own account's deployment admits it
+    finally:
+        await bots.aclose()
+        await other.aclose()
+
+
+async def test_the_api_servers_own_audience_is_refused_for_the_bots_identity(fake_k8s: FakeKubernetes) -> None:
+    """A bot's token of the API server's audience would be an API credential handed over at each hello."""
+    for audience in ("https://kubernetes.default.svc", "https://kubernetes.default.svc.cluster.local/"):
+        with pytest.raises(SettingsError, match="API server's own audience"):
+            K8sSettings.from_env(env(fake_k8s, BOT_IDENTITY_AUDIENCE=audience))
+    assert await cluster_problems(env(fake_k8s)) == []
+    fake_k8s.api_audiences = ("https://oidc.example/cluster", "voicefleet-api")  # a cluster's --api-audiences
+    [problem] = await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet-api"))
+    assert "one of the API server's own audiences" in problem and "BOT_IDENTITY_AUDIENCE" in problem
+    assert await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet")) == []
 
 
 def test_settings_a_deployment_gets_wrong_are_refused_at_start_naming_the_fix() -> None:
