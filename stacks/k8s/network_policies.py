@@ -56,8 +56,8 @@ class NetworkPolicies(pulumi.ComponentResource):
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
         k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
-            # Every pod of the bots' namespace, labelled or not: an agent-sandbox warm pod gets the bot
-            # label only when a claim adopts it, and must be held by this policy before then too.
+            # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
+            # only if the operator's SandboxTemplate gives it, and must be held by this policy regardless.
             "pod_selector": {},
             "policy_types": ["Ingress", "Egress"],
             "ingress": [],

@@ -9,7 +9,8 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
 - POST validates the Pod against the real v1 Pod schema with `kubernetes-validate` in strict mode:
   an unknown field is 400 BadRequest `strict decoding error` under `?fieldValidation=Strict`, and
   a `Warning` header otherwise (the API server's default, Warn); any other schema error is 422
-  Invalid. Names are DNS-1123 subdomains, label keys and values are checked as the API server
+  Invalid. An empty `labels` or `annotations` map is not stored (ObjectMeta's `omitempty`), on a
+  create or a patch. Names are DNS-1123 subdomains, label keys and values are checked as the API server
   checks them, a taken name is 409 AlreadyExists, and the namespace enforces Pod Security
   `restricted` (403 Forbidden `violates PodSecurity`). `quota` set: a ResourceQuota on pods,
   403 Forbidden `exceeded quota` past it.
@@ -23,7 +24,8 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
 - `POST /apis/authentication.k8s.io/v1/tokenreviews`: a pod's projected token (issued at its create,
   for its `audience`, written to a file whose path its process gets as `BOT_K8S_TOKEN_FILE`, as the
   kubelet mounts it) is authenticated while that pod (that uid) exists, for the audiences asked that
-  it was issued for, naming the pod in `extra` as the API server does.
+  it was issued for, naming the pod in `extra` as the API server does; the dispatcher's own token
+  (TOKEN), for the API server's audiences (`api_audiences`), which a review asking none is of.
 - DELETE takes `DeleteOptions` (`gracePeriodSeconds`) in the body or the query: the pod gets a
   `deletionTimestamp` and its bot SIGTERM, then SIGKILL past the grace period; it is gone once its
   process has exited. A pod with no process is gone at once: here that is a pod no node runs (the
@@ -83,6 +85,15 @@ def status(code: int, reason: str, message: str, headers: dict[str, str] | None 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def without_empty_maps(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as the API server stores it: ObjectMeta's `labels` and `annotations` are `omitempty`, so an
+    empty map is not kept (a JSON Patch `add` under it then has no parent: 422)."""
+    for key in ("labels", "annotations"):
+        if key in metadata and not metadata[key]:
+            del metadata[key]
+    return metadata
 
 
 def label_problem(labels: Any) -> str | None:
@@ -179,6 +190,8 @@ class FakeKubernetes(FakeApi):
         self.token_file = ""  # where the test wrote the dispatcher's token (K8S_TOKEN_FILE)
         # A pod's projected ServiceAccount token → (pod name, its uid, its audiences, its ServiceAccount)
         self.pod_tokens: dict[str, tuple[str, str, tuple[str, ...], str]] = {}
+        # The API server's own audiences (`--api-audiences`): the dispatcher's token (TOKEN) is of these.
+        self.api_audiences: tuple[str, ...] = ("https://kubernetes.default.svc.cluster.local",)
         self._token_dir = tempfile.mkdtemp(prefix="k8s-tokens-")  # each pod's token file, as mounted
         self.envs: dict[str, dict[str, str]] = {}  # pod → its container's env as sent (tests read it)
         self.created: list[str] = []  # every pod name ever created
@@ -350,6 +363,7 @@ class FakeKubernetes(FakeApi):
                 return status(403, "Forbidden", f'pods "{name}" is forbidden: exceeded quota: vf-bots, requested: '
                               f"pods=1, used: pods={len(live)}, limited: pods={self.quota}")
             metadata.update(namespace=NAMESPACE, uid=str(uuid.uuid4()), creationTimestamp=_now())
+            without_empty_maps(metadata)
             pod = {**body, "status": {"phase": "Pending"}}
             self.pods[name] = pod
             self._bump(pod, "ADDED")
@@ -371,17 +385,22 @@ class FakeKubernetes(FakeApi):
 
     async def token_review(self, request: Request) -> Response:
         """TokenReview: a pod's bound token is authenticated while its pod (that uid) exists, for the
-        audiences it was issued for that the review asks (none asked: the API server's own)."""
+        audiences it was issued for that the review asks (none asked: the API server's own); the
+        dispatcher's token for the API server's own audiences."""
         body = await self._json(request)
         if not isinstance(body, dict) or body.get("kind") != "TokenReview" or \
                 body.get("apiVersion") != "authentication.k8s.io/v1":
             return status(400, "BadRequest", "the body is not an authentication.k8s.io/v1 TokenReview")
         spec = body.get("spec") or {}
-        asked = tuple(spec.get("audiences") or ("https://kubernetes.default.svc",))
+        asked = tuple(spec.get("audiences") or self.api_audiences)
         known = self.pod_tokens.get(str(spec.get("token", "")))
         answer: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
         with self._pods_lock:
-            if known is not None:
+            if spec.get("token") == TOKEN and (common := [a for a in asked if a in self.api_audiences]):
+                answer = {"authenticated": True, "audiences": common, "user": {
+                    "username": "system:serviceaccount:voicefleet:voicefleet-dispatcher", "uid": "dispatcher",
+                    "groups": ["system:serviceaccounts", "system:authenticated"]}}
+            elif known is not None:
                 name, uid, audiences, account = known
                 pod = self.pods.get(name)
                 common = [a for a in asked if a in audiences]
@@ -467,6 +486,7 @@ class FakeKubernetes(FakeApi):
                               "fields other than labels and annotations here")
             if problem := label_problem(after["metadata"].get("labels") or {}):
                 return status(422, "Invalid", f'Pod "{name}" is invalid: {problem}')
+            without_empty_maps(after["metadata"])
             self._bump(after)
             self.pods[name] = after
             return JSONResponse(after)

@@ -22,7 +22,12 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   A claim adopts a warm Sandbox whose pod runs (labels `agents.x-k8s.io/launch-type=warm`,
   `agents.x-k8s.io/claim-uid`, the claim's `additionalPodMetadata` on the pod, the pool refilled), else
   creates one cold named after the claim; its status is `sandbox.name`, `podIPs` and `Ready` (reason
-  `DependenciesReady` once the pod runs; `WarmPoolNotFound`, `InvalidMetadata`). A terminal pod sets
+  `DependenciesReady` once the pod runs; `WarmPoolNotFound`; `InvalidMetadata` for an
+  `additionalPodMetadata` the controller refuses, with its message: a label key without a domain or
+  whose domain is not in `allowed_label_domains` (the controller's `/etc/sandbox-config/allowed-label-domains`,
+  default `sandbox.users.io` and its subdomains), an annotation of a Kubernetes system domain other than
+  `cluster-autoscaler.kubernetes.io/safe-to-evict`; sandboxclaim_controller.go `validateAdditionalPodMetadata`).
+  A pool's template's pod labels (`add_pool`'s `pod_labels`) are on each of its pods. A terminal pod sets
   `Finished` (`PodSucceeded`/`PodFailed`); the claim expires at `Finished + ttlSecondsAfterFinished` or
   `shutdownTime`, and its `shutdownPolicy` applies: Delete (claim and pod gone), DeleteForeground (the
   claim stays with a `deletionTimestamp` until its pod is gone), Retain (the pod deleted, the claim kept
@@ -34,6 +39,7 @@ from __future__ import annotations
 import copy
 import datetime
 import itertools
+import json
 import os
 import threading
 import uuid
@@ -54,6 +60,7 @@ from tests.fakes.k8s import (
     FakeKubernetes,
     label_problem,
     status,
+    without_empty_maps,
 )
 from tests.fakes.k8s_watch import METADATA_FIELDS, WatchHistory
 
@@ -64,6 +71,9 @@ RESYNC_SECONDS = 0.05
 LAUNCH_TYPE, CLAIM_UID = "agents.x-k8s.io/launch-type", "agents.x-k8s.io/claim-uid"
 SANDBOX_NAME = "agents.x-k8s.io/sandbox-name"
 BOT_ENV_NOTE = "voicefleet.io/bot-env"
+DEFAULT_LABEL_DOMAINS = ("sandbox.users.io",)  # the controller's fallback with no allowlist file
+RESTRICTED_DOMAINS = ("kubernetes.io", "k8s.io", "agents.x-k8s.io")
+EXEMPTED_KEYS = ("cluster-autoscaler.kubernetes.io/safe-to-evict",)
 
 
 def _now() -> str:
@@ -125,6 +135,35 @@ def schema_problems(body: dict[str, Any], schema: dict[str, Any]) -> tuple[list[
     return unknown, invalid
 
 
+def _within(domain: str, domains: tuple[str, ...]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def pod_metadata_problem(extra: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
+    """The controller's refusal of a claim's `additionalPodMetadata` (`validateAdditionalPodMetadata`), or None."""
+    q = json.dumps  # Go's %q
+    for kind, entries in (("label", extra.get("labels") or {}), ("annotation", extra.get("annotations") or {})):
+        for key, value in entries.items():
+            if problem := label_problem({key: "x"}):
+                why = f"invalid {kind} key: {q(key)}: {problem}"
+            elif kind == "label" and key.lower() == "app" and value.lower() == "sandbox-router":
+                why = f"restricted system label value: {q(key)}={q(value)} is not allowed in AdditionalPodMetadata"
+            elif kind == "label" and "/" not in key:
+                why = f"label {q(key)} must have a domain prefix (e.g. 'sandbox.users.io/my-label') to prevent " \
+                      "opting into unintended policy domains"
+            elif kind == "label" and not _within(key.split("/", 1)[0].lower(), allowed or DEFAULT_LABEL_DOMAINS):
+                why = f"label domain {q(key.split('/', 1)[0].lower())} is not in the allowlist"
+            elif kind == "annotation" and "/" in key and _within(key.split("/", 1)[0].lower(), RESTRICTED_DOMAINS) \
+                    and key not in EXEMPTED_KEYS:
+                why = f"restricted system domain: {q(key)} is not allowed in AdditionalPodMetadata"
+            elif kind == "label" and (why := label_problem({key: value}) or ""):
+                why = f"invalid label value: {q(value)} does not match allowed pattern: {why}"
+            else:
+                continue
+            return f"invalid additionalPodMetadata: failed to validate {kind} {q(key)}: {why}"
+    return None
+
+
 class FakeAgentSandbox(FakeKubernetes):
     def __init__(self) -> None:
         super().__init__()
@@ -135,6 +174,8 @@ class FakeAgentSandbox(FakeKubernetes):
                                                                            lambda: self._latest)
         self.warm_pools: dict[str, dict[str, Any]] = {}
         self.templates: dict[str, dict[str, Any]] = {}  # pool → its template's pod spec
+        self.template_labels: dict[str, dict[str, str]] = {}  # pool → its template's pod labels
+        self.allowed_label_domains: tuple[str, ...] = ()  # the controller's allowlist file; empty: its default
         self.sandboxes: dict[str, dict[str, str]] = {}  # name → {"pool", "claim" ("" while warm)}
         self.claim_quota: int | None = None
         self.claims_created: list[str] = []  # every claim name ever created
@@ -169,8 +210,10 @@ class FakeAgentSandbox(FakeKubernetes):
 
     # --- set-up, as a cluster's operator (or a stack) does it ---
 
-    def add_pool(self, name: str, replicas: int, pod_spec: dict[str, Any]) -> None:
-        """A SandboxWarmPool and its SandboxTemplate (whose pod spec is `pod_spec`), both valid."""
+    def add_pool(self, name: str, replicas: int, pod_spec: dict[str, Any],
+                 pod_labels: dict[str, str] | None = None) -> None:
+        """A SandboxWarmPool and its SandboxTemplate (whose pod is `pod_labels` and `pod_spec`), both valid."""
+        assert not label_problem(pod_labels or {}), pod_labels
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
                                       "spec": pod_spec}, KUBE_VERSION, strict=True)
         pool = {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxWarmPool",
@@ -184,6 +227,7 @@ class FakeAgentSandbox(FakeKubernetes):
             self._bump(pool)
             self.warm_pools[name] = pool
             self.templates[name] = copy.deepcopy(pod_spec)
+            self.template_labels[name] = dict(pod_labels or {})
         self._wake.set()
 
     def warm(self, pool: str) -> list[str]:
@@ -366,7 +410,7 @@ class FakeAgentSandbox(FakeKubernetes):
         for _ in range(wanted - len(warm)):
             sandbox = f"{name}-{next(self._names):05d}"
             self.sandboxes[sandbox] = {"pool": name, "claim": ""}
-            self._add_pod(sandbox, self.templates[name], {LAUNCH_TYPE: "warm"}, {})
+            self._add_pod(sandbox, self.templates[name], {**self.template_labels[name], LAUNCH_TYPE: "warm"}, {})
         for sandbox in sorted(warm)[wanted:]:
             self._delete_sandbox(sandbox)
         pool["status"] = {"replicas": min(len(warm), wanted) if wanted < len(warm) else len(self.warm(name)),
@@ -383,7 +427,7 @@ class FakeAgentSandbox(FakeKubernetes):
         metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
                                     "creationTimestamp": _now(), "annotations": annotations,
                                     "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels}}
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": copy.deepcopy(spec),
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": without_empty_maps(metadata), "spec": copy.deepcopy(spec),
                "status": {"phase": "Pending"}}
         self._bump(pod, "ADDED")
         self.pods[name] = pod
@@ -445,7 +489,7 @@ class FakeAgentSandbox(FakeKubernetes):
             self._condition(claim, "Ready", "False", "WarmPoolNotFound", f"SandboxWarmPool {pool} not found")
             return
         extra = spec.get("additionalPodMetadata") or {}
-        if problem := label_problem(extra.get("labels") or {}):
+        if problem := pod_metadata_problem(extra, self.allowed_label_domains):
             self._condition(claim, "Ready", "False", "InvalidMetadata", problem)
             return
         labels, notes = dict(extra.get("labels") or {}), dict(extra.get("annotations") or {})
@@ -457,12 +501,14 @@ class FakeAgentSandbox(FakeKubernetes):
             pod = self.pods[sandbox]["metadata"]
             pod["labels"] = {**pod["labels"], **labels}
             pod["annotations"] = {**(pod.get("annotations") or {}), **notes}
+            without_empty_maps(pod)
             self._bump(self.pods[sandbox])
             self._refill(pool, self.warm_pools[pool])
         else:  # no warm Sandbox ready: a cold one, named after the claim
             sandbox = name
             self.sandboxes[sandbox] = {"pool": pool, "claim": name}
-            self._add_pod(sandbox, self.templates[pool], {LAUNCH_TYPE: "cold", **labels}, notes)
+            self._add_pod(sandbox, self.templates[pool], {**self.template_labels[pool], LAUNCH_TYPE: "cold", **labels},
+                          notes)
         claim["status"]["sandbox"] = {"name": sandbox, "podIPs": ["10.0.0.1"]}
         claim["metadata"].setdefault("annotations", {})[SANDBOX_NAME] = sandbox
         self._bump(claim)

@@ -91,6 +91,16 @@ class KubeApi:
                 "spec": {"token": token, "audiences": [self.settings.token_audience]}}
         return await self.call("POST", TOKEN_REVIEWS, json=body)
 
+    async def own_audiences(self) -> list[str]:
+        """The API server's own audiences, as a TokenReview of the dispatcher's token asking none reports
+        them (a review with no `audiences` is for the API server's); [] when it cannot say."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": self._bearer()}}
+        response = await self.call("POST", TOKEN_REVIEWS, json=body)
+        if response.status_code not in (200, 201):
+            return []
+        status = (response.json() or {}).get("status") or {}
+        return [str(a) for a in status.get("audiences") or []] if status.get("authenticated") else []
+
     @staticmethod
     def failed(response: HttpResponse, what: str, rbac: str = POD_VERBS) -> MachinesError:
         """The refusal as a MachinesError; `rbac` names what the dispatcher's ServiceAccount must be allowed."""

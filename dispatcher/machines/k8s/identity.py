@@ -3,19 +3,20 @@
 Each pod carries a projected ServiceAccount token of voicefleet's audience (k8s/pods.py), which only
 its containers can read: the bot sends it in its hello (`BOT_IDENTITY=k8s`, bot/identity.py), and the
 dispatcher asks the API server for a TokenReview (authentication.k8s.io/v1, the audience voicefleet's).
-The review must authenticate it, for that audience, as a ServiceAccount of K8S_NAMESPACE, and name the
+The review must authenticate it, for that audience, as the bots' ServiceAccount (K8S_SERVICE_ACCOUNT
+in K8S_NAMESPACE, exactly: another workload of the namespace is not a bot), and name the
 pod (`authentication.kubernetes.io/pod-name`) launched for the credential (`vf-<session id>`, or
 `vf-idle-<bot id>`); that pod must exist with the same uid, not have ended, and carry the credential's
 session or bot id in its labels. A bound token stops being valid once its pod is deleted, so a pod's
 token admits nothing after it. The kubelet hands the same token to every read until it refreshes it, so
 a bot's re-dials send it again: no one-use record (as for a Modal Sandbox's token). In the
 `agent-sandbox` mode the credential's pod is the one whose Sandbox the session's claim holds
-(k8s/sandbox.py), labelled with the session through the claim's `additionalPodMetadata`.
+(k8s/sandbox.py), annotated with the session through the claim's `additionalPodMetadata`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from botchannel.contract import Hello
@@ -30,11 +31,14 @@ POD_NAME, POD_UID = "authentication.kubernetes.io/pod-name", "authentication.kub
 
 class PodIdentity:
     def __init__(self, read_pod: Callable[[str], Awaitable[dict[str, Any] | None]],
-                 review: Callable[[str], Awaitable[HttpResponse]], *, namespace: str, audience: str,
-                 pod_of: Callable[[BotGrant], Awaitable[str | None]] | None = None) -> None:
+                 review: Callable[[str], Awaitable[HttpResponse]], *, namespace: str, audience: str, account: str,
+                 pod_of: Callable[[BotGrant], Awaitable[str | None]] | None = None,
+                 session_of: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
         self._read_pod, self._review = read_pod, review
         self._namespace, self._audience = namespace, audience
+        self._username = f"system:serviceaccount:{namespace}:{account}"  # the bots' ServiceAccount, exactly
         self._pod_of = pod_of  # where a grant's pod is named elsewhere (agent-sandbox: its claim's Sandbox)
+        self._session_of = session_of or _session_label  # agent-sandbox: an annotation (k8s/claims.py)
 
     @staticmethod
     def pod_for(grant: BotGrant) -> str:
@@ -55,8 +59,8 @@ class PodIdentity:
         if self._audience not in (status.get("audiences") or []):
             return f"the identity token is not for {self._audience}"
         user = status.get("user") or {}
-        if not str(user.get("username", "")).startswith(f"system:serviceaccount:{self._namespace}:"):
-            return f"the identity token is not a ServiceAccount's of namespace {self._namespace}"
+        if user.get("username") != self._username:
+            return f"the identity token is not the bots' ServiceAccount's ({self._username}, K8S_SERVICE_ACCOUNT)"
         return dict(user)
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
@@ -80,9 +84,9 @@ class PodIdentity:
         metadata = pod.get("metadata") or {}
         if extra.get(POD_UID) != [metadata.get("uid")]:
             return f"the identity token is of an earlier pod named {name}"
-        label = LABEL_BOT if grant.kind == "idle" else LABEL_SESSION
-        if (metadata.get("labels") or {}).get(label) != grant.subject:
-            return f"pod {name} is not labelled {label}={grant.subject}"
+        held = (metadata.get("labels") or {}).get(LABEL_BOT) if grant.kind == "idle" else self._session_of(pod)
+        if held != grant.subject:
+            return f"pod {name} is not {grant.kind} {grant.subject}'s"
         if not to_machine(pod).state.is_active:
             return f"pod {name} has ended"
         return None
@@ -92,3 +96,7 @@ class PodIdentity:
 
     async def aclose(self) -> None:
         """Nothing of its own to close: its calls go through the provider's client."""
+
+
+def _session_label(pod: Mapping[str, Any]) -> str | None:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_SESSION)

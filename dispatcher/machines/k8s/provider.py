@@ -9,7 +9,8 @@ reconciled as every provider's is (machines/lost_creates.py): the API server may
 pod, whose bot would run for a refused start, so the launch looks for it and removes it. The
 session's values travel in the container's `env`; with a channel, that is its id, transport and
 own credential only (dispatcher/machines/bot_environment.py). `stop` deletes the pod with a grace
-period: the kubelet sends SIGTERM and the bot says goodbye. A session's pod is found by its name,
+period: the kubelet sends SIGTERM and the bot says goodbye; an ended session's pod it deletes at
+once, so the reaper's stop of each ended session leaves none behind. A session's pod is found by its name,
 a claimed idle pod (k8s/reserve.py) by its session label; the reaper's list is one label-selected list.
 `?wait=started` watches the pod (k8s/watch.py) from the version its create or claim answered (or a
 read, at another replica), so the start is seen as the kubelet writes it, with no polling.
@@ -65,7 +66,7 @@ class K8sMachines:
         # session id → (its pod's name, the version its create or claim answered): where a wait starts
         self._versions: Recent[str, tuple[str, str]] = Recent(10_000)
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
-                                    audience=settings.token_audience)
+                                    audience=settings.token_audience, account=settings.bot_account)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 
     @classmethod
@@ -159,20 +160,27 @@ class K8sMachines:
         watch = ObjectWatch(self.api, self.api.pods_path, name, _started(name), pause=self.settings.poll_seconds)
         return await watch.until(since or None, deadline)
 
-    async def delete_pod(self, name: str) -> None:
-        """Delete with the grace period (SIGTERM, then SIGKILL past it); one already gone is no error."""
+    async def delete_pod(self, name: str, grace_seconds: int | None = None) -> None:
+        """Delete with the grace period (SIGTERM, then SIGKILL past it; K8S_STOP_GRACE_SECONDS unless
+        given); one already gone is no error."""
+        grace = self.settings.stop_grace_seconds if grace_seconds is None else grace_seconds
         response = await self.api.request("DELETE", f"/{name}",
                                           json={"kind": "DeleteOptions", "apiVersion": "v1",
-                                                "gracePeriodSeconds": self.settings.stop_grace_seconds})
+                                                "gracePeriodSeconds": grace})
         if response.status_code not in (200, 202, 404):
             raise self.api.failed(response, f"delete pod {name}")
 
     async def stop(self, session_id: str) -> bool:
+        """A running pod is deleted with its grace period; an ended one at once (grace 0): a bare pod has
+        no TTL and the pod GC waits for thousands, while its spec holds the session's credential.
+        One already being deleted is left to that deletion (a second, shorter one would cut its goodbye)."""
         pod = await self._session_pod(session_id)
         if pod is None:
             return False
-        if to_machine(pod).state.is_active:
-            await self.delete_pod(str(pod["metadata"]["name"]))
+        metadata = pod.get("metadata") or {}
+        if not metadata.get("deletionTimestamp"):
+            active = to_machine(pod).state.is_active
+            await self.delete_pod(str(metadata["name"]), None if active else 0)
         return True
 
     async def list_pods(self, selector: str) -> list[dict[str, Any]]:

@@ -7,8 +7,12 @@ the longest idle wait plus a session: the kubelet ends a forgotten one.
 
 A claim is ONE atomic request, `PATCH` with `application/json-patch+json` (RFC 6902): `test` that
 the pod is still labelled idle for this bot, then set the session's labels and annotations. The API
-server applies the whole patch or none of it; a failed `test` is 422, which means another replica
-claimed the pod first (`reserve_bot_taken`: the claim moves on to the next idle bot). No
+server applies the whole patch or none of it. An `add` under `/metadata/annotations` needs that map to
+exist, and the API server does not store an empty one (ObjectMeta's `omitempty`), so an idle pod is
+created with one annotation of its own (its launch's id). A failed `test` is 422, but so is any other
+patch the API server cannot apply (`applyJSPatch`): after a 422 the pod is read, and only one no
+longer idle for this bot was claimed by another replica (`reserve_bot_taken`: the claim moves on to
+the next idle bot); one still idle is an error that names the refusal. No
 `resourceVersion` is in the patch: the kubelet's status writes change it all the time, and a
 changed resourceVersion alone is not a lost race. The pod keeps its name, so a replica that did not
 claim it finds the session by its label in one list.
@@ -18,8 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
@@ -34,6 +39,7 @@ from dispatcher.machines.k8s.pods import (
     LABEL_STATE,
     NOTE_CLAIMED,
     NOTE_DIGEST,
+    NOTE_LAUNCH,
     NOTE_TRANSPORT,
     SESSION,
     idle_pod_name,
@@ -42,6 +48,7 @@ from dispatcher.machines.k8s.pods import (
 )
 from dispatcher.machines.k8s.provider import STRICT, K8sMachines
 from dispatcher.machines.recent import Recent
+from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
 
@@ -89,7 +96,8 @@ class K8sWarmMachines(K8sMachines):
             values[CHANNEL_TOKEN_VARIABLE] = channel_token
         body = pod_body(self.settings, name, image=self.reported_image(image),
                         env=self.launch_env(values, self.reported_image(image)),
-                        labels={LABEL_STATE: IDLE, LABEL_BOT: bot_id, LABEL_RELEASE: release}, annotations={},
+                        labels={LABEL_STATE: IDLE, LABEL_BOT: bot_id, LABEL_RELEASE: release},
+                        annotations={NOTE_LAUNCH: secrets.token_hex(8)},  # never empty: the claim adds to it
                         deadline_seconds=self._idle_deadline)
         response = await self.api.request("POST", json=body, params=STRICT)
         if response.status_code not in (201, 409):  # 409: this bot's pod exists (a lost answer, retried)
@@ -101,8 +109,8 @@ class K8sWarmMachines(K8sMachines):
                                           params=STRICT, headers={"Content-Type": JSON_PATCH})
         if response.status_code == 404:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} is gone")
-        if response.status_code == 422:  # the `test` failed: not idle any more, another replica claimed it
-            raise MachinesError("reserve_bot_taken", f"idle pod {name} was claimed by another replica")
+        if response.status_code == 422:  # a failed `test`, or a patch the API server could not apply
+            await self._refused_claim(bot_id, response)
         if response.status_code != 200:
             raise self.api.failed(response, f"claim idle pod {name}")
         machine = to_machine(response.json())
@@ -111,6 +119,18 @@ class K8sWarmMachines(K8sMachines):
         self._pods[spec.session_id] = name
         self.remember(spec.session_id, response.json())
         return LaunchResult(machine, created=True, claimed=True)
+
+    async def _refused_claim(self, bot_id: str, response: HttpResponse) -> NoReturn:
+        """Why a claim's patch was 422, read from the pod: claimed by another replica (no longer idle
+        for this bot), gone, or refused for another reason (it is still idle: the API server's words)."""
+        name = idle_pod_name(bot_id)
+        pod = await self.read_pod(name)
+        if pod is None:
+            raise MachinesError("reserve_bot_gone", f"idle pod {name} is gone")
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get(LABEL_STATE) != IDLE or labels.get(LABEL_BOT) != bot_id:
+            raise MachinesError("reserve_bot_taken", f"idle pod {name} was claimed by another replica")
+        raise self.api.failed(response, f"claim idle pod {name}")
 
     async def retire(self, bot_id: str) -> None:
         await self.delete_pod(idle_pod_name(bot_id))  # gone already: a no-op

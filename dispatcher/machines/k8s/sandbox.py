@@ -32,7 +32,14 @@ from typing import Any
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
-from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_body, claim_machine, claim_name
+from dispatcher.machines.k8s.claims import (
+    GROUP_VERSION,
+    bound_sandbox,
+    claim_body,
+    claim_machine,
+    claim_name,
+    claimed_session,
+)
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     LABEL_APP,
@@ -62,7 +69,8 @@ class SandboxClaims(K8sMachines):
         base = f"/apis/{GROUP_VERSION}/namespaces/{settings.namespace}"
         self.claims_path, self.pool_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools/{settings.warm_pool}"
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
-                                    audience=settings.token_audience, pod_of=self._pod_of)
+                                    audience=settings.token_audience, account=settings.bot_account, pod_of=self._pod_of,
+                                    session_of=claimed_session)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)

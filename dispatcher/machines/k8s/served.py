@@ -1,4 +1,12 @@
-"""The `agent-sandbox` mode's start-up check: the cluster serves the API versions it speaks.
+"""The start-up checks of the cluster: bots' identity tokens are not API credentials, and the
+`agent-sandbox` mode's API versions are served.
+
+Each bot's projected token is of BOT_IDENTITY_AUDIENCE and reaches the dispatcher in its hello: were
+that audience one of the API server's own, every hello would hand the dispatcher a credential the
+API server accepts. The settings refuse the usual names (k8s/settings.py); here a TokenReview of the
+dispatcher's own token, asking no audience, reports the cluster's (its `--api-audiences`), and an
+audience among them stops the dispatcher. A review that fails says nothing: the identity check
+reports that itself at the first hello.
 
 agent-sandbox's CRDs serve `v1beta1` since v0.5 (`v1alpha1` deprecated, removed in v1.0), and
 the mode sends `v1beta1` bodies only; GKE's managed add-on served only `v1alpha1` in 2026
@@ -45,14 +53,27 @@ async def served_problem(api: KubeApi) -> str | None:
     return None
 
 
+async def audience_problem(api: KubeApi, audience: str) -> str | None:
+    """Why BOT_IDENTITY_AUDIENCE cannot be the bots' (it is the API server's own), or None."""
+    try:
+        audiences = await api.own_audiences()
+    except MachinesError:
+        return None
+    if audience not in audiences:
+        return None
+    return (f"BOT_IDENTITY_AUDIENCE={audience[:80]!r} is one of the API server's own audiences "
+            f"({', '.join(audiences)[:200]}): each bot's identity token would be an API credential handed to the "
+            "dispatcher; use the channel's URL (the default) or any name of voicefleet's own")
+
+
 async def cluster_problems(env: Mapping[str, str]) -> list[str]:
-    """What the cluster lacks for the configured mode, read once at start (nothing for `pods`)."""
+    """What the cluster refuses or lacks for the configuration, read once at start."""
     settings = K8sSettings.from_env(env)
-    if settings.mode != AGENT_SANDBOX:
-        return []
     api = KubeApi(settings)
     try:
-        problem = await served_problem(api)
+        problems = [await audience_problem(api, settings.token_audience)]
+        if settings.mode == AGENT_SANDBOX:
+            problems.append(await served_problem(api))
     finally:
         await api.aclose()
-    return [problem] if problem else []
+    return [p for p in problems if p]

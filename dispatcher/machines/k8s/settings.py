@@ -14,6 +14,11 @@ from dispatcher.settings import SettingsError, int_setting, require
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_AUDIENCE = "voicefleet"
+# The API server's own audiences as clusters set them (`--api-audiences`, by default its
+# `--service-account-issuer`: kubernetes.io "Configure Service Accounts for Pods"). A bot's token of
+# one of these would hand the dispatcher, at every hello, a credential the API server accepts.
+API_SERVER_AUDIENCES = ("https://kubernetes.default.svc", "https://kubernetes.default.svc.cluster.local",
+                        "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # resource.Quantity's form (k8s.io/apimachinery/pkg/api/resource): a number and an optional suffix.
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
@@ -50,6 +55,11 @@ class K8sSettings:
     mode: str = PODS
     warm_pool: str = DEFAULT_WARM_POOL  # agent-sandbox: the SandboxWarmPool every claim checks out from
 
+    @property
+    def bot_account(self) -> str:
+        """The bots' ServiceAccount: a pod with no `serviceAccountName` runs as the namespace's `default`."""
+        return self.service_account or "default"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> K8sSettings:
         required = require(env, ("K8S_NAMESPACE", "BOT_IMAGE"), "k8s")
@@ -76,6 +86,11 @@ class K8sSettings:
         pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
+        audience = identity_audience(env) or DEFAULT_AUDIENCE
+        if audience.rstrip("/") in API_SERVER_AUDIENCES:
+            raise SettingsError(f"BOT_IDENTITY_AUDIENCE={audience[:80]!r} is the API server's own audience: each "
+                                "bot's identity token would be an API credential handed to the dispatcher; use the "
+                                "channel's URL (the default) or any name of voicefleet's own")
         return cls(
             namespace=namespace,
             mode=mode,
@@ -89,7 +104,7 @@ class K8sSettings:
             memory=memory,
             runtime_class=runtime_class,
             service_account=account,
-            token_audience=identity_audience(env) or DEFAULT_AUDIENCE,
+            token_audience=audience,
             stop_grace_seconds=int_setting(env, "K8S_STOP_GRACE_SECONDS", cls.stop_grace_seconds, minimum=0),
             **call_timings(env, "K8S", cls),
         )

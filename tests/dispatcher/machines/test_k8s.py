@@ -20,9 +20,13 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.reserve import K8sWarmMachines
+from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.observability.metrics import Metrics
+from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
 from tests.fakes.k8s import NAMESPACE, TOKEN, FakeKubernetes
 
@@ -225,6 +229,59 @@ async def test_two_replicas_racing_for_one_idle_pod_one_wins_and_the_other_moves
         await second.aclose()
 
 
+async def test_a_claim_adds_to_the_idle_pods_own_annotations_and_a_422_on_an_idle_pod_is_not_a_lost_race(
+        fake_k8s: FakeKubernetes) -> None:
+    """The API server stores no empty map (ObjectMeta `omitempty`): the claim's `add` under
+    `/metadata/annotations` works only because the idle pod has an annotation of its own. A 422 while
+    the pod is still idle (here a pod with none, as an older release created them) is not another
+    replica's claim."""
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-notes", "c")
+        [create] = fake_k8s.calls_to("POST", "/pods")
+        assert create.json()["metadata"]["annotations"]  # never an empty map
+        result = await machines.adopt("rsv-notes", spec())
+        assert result.claimed and fake_k8s.pods["vf-idle-rsv-notes"]["metadata"]["annotations"][
+            "voicefleet.io/body-digest"] == "d" * 32
+        bare = pod_body(machines.settings, "vf-idle-rsv-bare", image="img", env={}, annotations={},
+                        labels={"voicefleet.io/state": "idle", "voicefleet.io/bot": "rsv-bare"}, deadline_seconds=60)
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
+            stored = await client.post(f"{fake_k8s.url}/api/v1/namespaces/{NAMESPACE}/pods", json=bare)
+        assert stored.status_code == 201 and "annotations" not in stored.json()["metadata"]  # dropped, as stored
+        with pytest.raises(MachinesError) as refused:
+            await machines.adopt("rsv-bare", spec())
+    finally:
+        await machines.aclose()
+    assert refused.value.reason != "reserve_bot_taken" and "HTTP 422" in refused.value.message
+    assert fake_k8s.pods["vf-idle-rsv-bare"]["metadata"]["labels"]["voicefleet.io/state"] == "idle"
+
+
+async def test_the_reapers_stop_deletes_ended_session_pods_and_claimed_idle_pods_at_once(
+        fake_k8s: FakeKubernetes) -> None:
+    """A bare pod has no TTL: an ended session's pod (and a claimed idle pod), its spec holding the
+    session's credential, is gone once the reaper's sweep stops it; a running one keeps its grace."""
+    machines = warm(fake_k8s)
+    try:
+        ended, claimed, running = spec(), spec(), spec()
+        for each in (ended, running):
+            await machines.launch(each)
+        await machines.launch_idle("rsv-ended", "c")
+        await machines.adopt("rsv-ended", claimed)
+        fake_k8s.set_phase(f"vf-{ended.session_id}", "Succeeded", 0)
+        fake_k8s.set_phase("vf-idle-rsv-ended", "Failed", 3)
+        fake_k8s.set_phase(f"vf-{running.session_id}", "Running")
+        reaper = Reaper(machines, None, Metrics("memory"), max_session_seconds=600, settings=ReaperSettings())
+        done = await reaper.sweep()
+        assert done["ended_session"] == 2
+        assert f"vf-{ended.session_id}" not in fake_k8s.pods and "vf-idle-rsv-ended" not in fake_k8s.pods
+        assert {m.session_id for m in await machines.list()} == {running.session_id}
+        assert [c.json()["gracePeriodSeconds"] for c in fake_k8s.calls_to("DELETE", "/pods/")] == [0, 0]
+        assert await machines.stop(running.session_id)  # a running bot still gets its goodbye
+        assert fake_k8s.calls_to("DELETE", "/pods/")[-1].json()["gracePeriodSeconds"] == 30
+    finally:
+        await machines.aclose()
+
+
 async def test_a_changed_resource_version_alone_is_not_a_lost_claim(fake_k8s: FakeKubernetes) -> None:
     machines = warm(fake_k8s)
     try:
@@ -295,6 +352,39 @@ async def test_a_bots_hello_is_admitted_only_with_its_own_pods_token_while_that_
         assert review.json()["spec"]["audiences"] == ["wss://d.example/bots/channel"]
     finally:
         await machines.aclose()
+
+
+async def test_a_hello_is_admitted_only_from_a_pod_of_the_bots_service_account(fake_k8s: FakeKubernetes) -> None:
+    """Another workload of the bots' namespace (another ServiceAccount) is not a bot, whatever its pod's
+    name and labels."""
+    bots = K8sMachines.from_env(env(fake_k8s, K8S_SERVICE_ACCOUNT="voicefleet-bot"))
+    other = K8sMachines.from_env(env(fake_k8s, K8S_SERVICE_ACCOUNT="someone-else"))
+    try:
+        s = spec()
+        await other.launch(s)  # a pod named and labelled as the session's, under another ServiceAccount
+        name = f"vf-{s.session_id}"
+        fake_k8s.set_phase(name, "Running")
+        grant = BotGrant(kind="session", subject=s.session_id, expires=int(time.time()) + 600)
+        hello = Hello(machine_id=name, capabilities=("webrtc",), session_id=s.session_id,
+                      identity=fake_k8s.token_of(name))
+        refused = await bots.identity.refusal(grant, hello)
+        assert refused is not None and "system:serviceaccount:voicefleet-bots:voicefleet-bot" in refused
+        assert await other.identity.refusal(grant, hello) is None  # its own account's deployment admits it
+    finally:
+        await bots.aclose()
+        await other.aclose()
+
+
+async def test_the_api_servers_own_audience_is_refused_for_the_bots_identity(fake_k8s: FakeKubernetes) -> None:
+    """A bot's token of the API server's audience would be an API credential handed over at each hello."""
+    for audience in ("https://kubernetes.default.svc", "https://kubernetes.default.svc.cluster.local/"):
+        with pytest.raises(SettingsError, match="API server's own audience"):
+            K8sSettings.from_env(env(fake_k8s, BOT_IDENTITY_AUDIENCE=audience))
+    assert await cluster_problems(env(fake_k8s)) == []
+    fake_k8s.api_audiences = ("https://oidc.example/cluster", "voicefleet-api")  # a cluster's --api-audiences
+    [problem] = await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet-api"))
+    assert "one of the API server's own audiences" in problem and "BOT_IDENTITY_AUDIENCE" in problem
+    assert await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet")) == []
 
 
 def test_settings_a_deployment_gets_wrong_are_refused_at_start_naming_the_fix() -> None:

@@ -28,7 +28,7 @@ from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.test_k8s import spec
 from tests.fakes.k8s import NAMESPACE, TOKEN
-from tests.fakes.k8s_sandbox import CORE_GROUP, GROUP, POOL, FakeAgentSandbox
+from tests.fakes.k8s_sandbox import CORE_GROUP, GROUP, POOL, FakeAgentSandbox, pod_metadata_problem
 
 REPO = Path(__file__).resolve().parents[3]
 CHANNEL_URL = "wss://d.example/bots/channel"
@@ -39,11 +39,11 @@ def env(fake: FakeAgentSandbox, **extra: str) -> dict[str, str]:
 
 
 def add_pool(fake: FakeAgentSandbox, replicas: int, name: str = POOL) -> None:
-    """The pool and its template, whose pod is the one the `pods` mode would create."""
+    """The pool and its template, whose pod is the one the `pods` mode would create (its labels too)."""
     settings = K8sSettings.from_env(env(fake))
     template = pod_body(settings, "template", image=settings.image, env={"BOT_CHANNEL_URL": CHANNEL_URL},
                         labels={}, annotations={}, deadline_seconds=3600)
-    fake.add_pool(name, replicas, template["spec"])
+    fake.add_pool(name, replicas, template["spec"], template["metadata"]["labels"])
 
 
 async def warm_running(fake: FakeAgentSandbox, count: int) -> list[str]:
@@ -79,8 +79,9 @@ async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_
     machine = await claims.wait_started(s.session_id, timeout=20)
     assert machine.state is MachineState.STARTED and machine.machine_id == warm and machine.release == "canary"
     pod = fake.pods[warm]["metadata"]
-    assert pod["labels"]["voicefleet.io/session"] == s.session_id and pod["labels"]["agents.x-k8s.io/launch-type"] \
-        == "warm"
+    assert pod["annotations"]["voicefleet.io/session"] == s.session_id
+    assert pod["labels"]["agents.x-k8s.io/launch-type"] == "warm"
+    assert pod["labels"]["voicefleet.io/app"] == "bot"  # the template's label, which the NetworkPolicies select
     handed = json.loads(pod["annotations"]["voicefleet.io/bot-env"])
     assert handed["VOICEFLEET_SESSION_ID"] == s.session_id and handed["BOT_CHANNEL_TOKEN"] == "session-credential"
     assert handed["BOT_IDENTITY"] == "k8s" and handed["BOT_CHANNEL_URL"] == CHANNEL_URL
@@ -226,6 +227,52 @@ async def test_the_fake_refuses_what_the_crd_schema_refuses_and_retain_keeps_an_
     assert reasons["Ready"] == "ClaimExpired"  # the leak a dispatcher must not leave: hence DeleteForeground
 
 
+async def test_the_controller_refuses_pod_labels_outside_its_allowlist_and_a_start_sends_none(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """agent-sandbox's `validateAdditionalPodMetadata`: a pod label's domain must be in the controller's
+    allowlist (default `sandbox.users.io`), an annotation must not be of a Kubernetes system domain."""
+    fake = fake_k8s_sandbox
+    add_pool(fake, 0)
+    url = f"{fake.url}/apis/{GROUP}/v1beta1/namespaces/{NAMESPACE}/sandboxclaims"
+
+    def claim(name: str, **extra: dict[str, str]) -> dict[str, object]:
+        return {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxClaim", "metadata": {"name": name},
+                "spec": {"warmPoolRef": {"name": POOL}, "additionalPodMetadata": extra}}
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
+        for each in (claim("ours", labels={"voicefleet.io/session": "s"}), claim("bare", labels={"session": "s"}),
+                     claim("system", annotations={"kubernetes.io/x": "1"}),
+                     claim("allowed", labels={"voicefleet.sandbox.users.io/session": "s"},
+                           annotations={"voicefleet.io/session": "s",
+                                        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"})):
+            assert (await client.post(url, params={"fieldValidation": "Strict"}, json=each)).status_code == 201
+
+    def ready(name: str) -> dict[str, str]:
+        return next((c for c in fake.claims[name]["status"].get("conditions") or [] if c["type"] == "Ready"), {})
+
+    assert await fake.eventually(lambda: all(ready(n) for n in ("ours", "bare", "system", "allowed")), timeout=20)
+    assert ready("ours")["reason"] == "InvalidMetadata" and ready("ours")["message"] == (
+        'invalid additionalPodMetadata: failed to validate label "voicefleet.io/session": '
+        'label domain "voicefleet.io" is not in the allowlist')
+    assert ready("bare")["reason"] == "InvalidMetadata" and "must have a domain prefix" in ready("bare")["message"]
+    assert ready("system")["reason"] == "InvalidMetadata" and "restricted system domain" in ready("system")["message"]
+    assert ready("allowed")["reason"] != "InvalidMetadata" and "allowed" in fake.pods
+    fake.allowed_label_domains = ("voicefleet.io",)  # the operator's allowlist replaces the default
+    assert allows(fake, {"a.voicefleet.io/b": "c"}) and not allows(fake, {"sandbox.users.io/x": "y"})
+    fake.allowed_label_domains = ()
+
+    s = spec()
+    await claims.launch(s)  # what the dispatcher sends passes the default allowlist
+    name = f"vf-{s.session_id}"
+    assert await fake.eventually(lambda: name in fake.pods, timeout=20)
+    assert "labels" not in fake.claims[name]["spec"]["additionalPodMetadata"]
+    assert fake.pods[name]["metadata"]["annotations"]["voicefleet.io/session"] == s.session_id
+
+
+def allows(fake: FakeAgentSandbox, labels: dict[str, str]) -> bool:
+    return pod_metadata_problem({"labels": labels}, fake.allowed_label_domains) is None
+
+
 async def test_a_claim_past_the_namespaces_quota_is_at_capacity(claims: SandboxClaims,
                                                                 fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake_k8s_sandbox.claim_quota = 0
@@ -283,7 +330,8 @@ async def test_the_cluster_must_serve_agent_sandboxs_v1beta1(fake_k8s_sandbox: F
     [missing] = await cluster_problems(env(fake))
     assert "does not serve agents.x-k8s.io" in missing and "sandbox-with-extensions.yaml" in missing
     calls = len(fake.calls)
-    assert await cluster_problems({**env(fake), "K8S_MODE": "pods"}) == [] and len(fake.calls) == calls
+    assert await cluster_problems({**env(fake), "K8S_MODE": "pods"}) == []
+    assert [c.path.rsplit("/", 1)[-1] for c in fake.calls[calls:]] == ["tokenreviews"]  # no discovery
 
 
 def test_the_dispatcher_refuses_to_start_on_a_cluster_serving_only_v1alpha1(
