@@ -65,6 +65,8 @@ class K8sMachines:
         self._pods: Recent[str, str] = Recent()  # session id → its pod's name, where it is not `vf-<id>`
         # session id → (its pod's name, the version its create or claim answered): where a wait starts
         self._versions: Recent[str, tuple[str, str]] = Recent(10_000)
+        # Ended sessions whose pods `stop` deleted: GET /sessions/{id} still tells how each ended.
+        self._ended: Recent[str, Machine] = Recent(10_000)
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience, account=settings.bot_account)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
@@ -129,7 +131,7 @@ class K8sMachines:
 
     async def status(self, session_id: str) -> Machine | None:
         pod = await self._session_pod(session_id)
-        return None if pod is None else to_machine(pod)
+        return self._ended.get(session_id) if pod is None else to_machine(pod)
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
         """The session's object watched from the version this replica's create answered, else from a read of it."""
@@ -179,8 +181,10 @@ class K8sMachines:
             return False
         metadata = pod.get("metadata") or {}
         if not metadata.get("deletionTimestamp"):
-            active = to_machine(pod).state.is_active
-            await self.delete_pod(str(metadata["name"]), None if active else 0)
+            machine = to_machine(pod)
+            if not machine.state.is_active:
+                self._ended[session_id] = machine  # its exit code and reason outlive the pod, on this replica
+            await self.delete_pod(str(metadata["name"]), None if machine.state.is_active else 0)
         return True
 
     async def list_pods(self, selector: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import json
 import math
 import secrets
 import time
-from typing import Any, NoReturn
+from typing import Any
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, MACHINE_ID_VARIABLE
 from dispatcher.machines.base import IdleMachine, LaunchResult, LaunchSpec, MachinesError
@@ -110,24 +110,29 @@ class K8sWarmMachines(K8sMachines):
         if response.status_code == 404:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} is gone")
         if response.status_code == 422:  # a failed `test`, or a patch the API server could not apply
-            await self._refused_claim(bot_id, response)
-        if response.status_code != 200:
+            pod = await self._refused_claim(bot_id, spec.session_id, response)
+        elif response.status_code != 200:
             raise self.api.failed(response, f"claim idle pod {name}")
-        machine = to_machine(response.json())
+        else:
+            pod = response.json()
+        machine = to_machine(pod)
         if not machine.state.is_active:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} has ended")
         self._pods[spec.session_id] = name
-        self.remember(spec.session_id, response.json())
+        self.remember(spec.session_id, pod)
         return LaunchResult(machine, created=True, claimed=True)
 
-    async def _refused_claim(self, bot_id: str, response: HttpResponse) -> NoReturn:
-        """Why a claim's patch was 422, read from the pod: claimed by another replica (no longer idle
-        for this bot), gone, or refused for another reason (it is still idle: the API server's words)."""
+    async def _refused_claim(self, bot_id: str, session_id: str, response: HttpResponse) -> dict[str, Any]:
+        """Why a claim's patch was 422, read from the pod: this session's own claim (a retried patch
+        whose first answer was lost: the pod, claimed), claimed by another replica (no longer idle for
+        this bot), gone, or refused for another reason (it is still idle: the API server's words)."""
         name = idle_pod_name(bot_id)
         pod = await self.read_pod(name)
         if pod is None:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} is gone")
         labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get(LABEL_STATE) == SESSION and labels.get(LABEL_SESSION) == session_id:
+            return pod
         if labels.get(LABEL_STATE) != IDLE or labels.get(LABEL_BOT) != bot_id:
             raise MachinesError("reserve_bot_taken", f"idle pod {name} was claimed by another replica")
         raise self.api.failed(response, f"claim idle pod {name}")

@@ -278,8 +278,29 @@ async def test_the_reapers_stop_deletes_ended_session_pods_and_claimed_idle_pods
         assert [c.json()["gracePeriodSeconds"] for c in fake_k8s.calls_to("DELETE", "/pods/")] == [0, 0]
         assert await machines.stop(running.session_id)  # a running bot still gets its goodbye
         assert fake_k8s.calls_to("DELETE", "/pods/")[-1].json()["gracePeriodSeconds"] == 30
+        gone = await machines.status(ended.session_id)  # how it ended outlives its pod, for GET /sessions/{id}
+        assert gone is not None and gone.state.value == "ended"
+        failed = await machines.status(claimed.session_id)
+        assert failed is not None and failed.state.value == "failed" and "3" in (failed.detail or "")
     finally:
         await machines.aclose()
+
+
+async def test_a_retried_claim_whose_first_answer_was_lost_is_this_sessions_claim(fake_k8s: FakeKubernetes) -> None:
+    """The claim's PATCH is retried on a timeout or a 5xx: when the first one was applied, the retry's
+    `test` fails with 422 on a pod that is this session's, which is a claim, not another replica's."""
+    machines = warm(fake_k8s)
+    try:
+        await machines.launch_idle("rsv-lost", "c")
+        ours, theirs = spec(), spec()
+        first = await machines.adopt("rsv-lost", ours)
+        again = await machines.adopt("rsv-lost", ours)  # the retry, as after a lost answer
+        with pytest.raises(MachinesError) as taken:
+            await machines.adopt("rsv-lost", theirs)
+    finally:
+        await machines.aclose()
+    assert first.claimed and again.claimed and again.machine.machine_id == "vf-idle-rsv-lost"
+    assert taken.value.reason == "reserve_bot_taken"
 
 
 async def test_a_changed_resource_version_alone_is_not_a_lost_claim(fake_k8s: FakeKubernetes) -> None:
