@@ -17,11 +17,14 @@ older version in one line naming the fix, instead of failing every start with 40
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, K8sSettings
+
+log = logging.getLogger("dispatcher.machines.k8s.served")
 
 EXTENSIONS_GROUP, CORE_GROUP = "extensions.agents.x-k8s.io", "agents.x-k8s.io"
 VERSION = "v1beta1"
@@ -59,6 +62,10 @@ async def audience_problem(api: KubeApi, audience: str) -> str | None:
         audiences = await api.own_audiences()
     except MachinesError:
         return None
+    if not audiences:  # a token naming only some audiences, or an OIDC/webhook one: the review lists none
+        log.warning("the API server did not say which audiences are its own (a review of the dispatcher's token "
+                    "named none), so BOT_IDENTITY_AUDIENCE=%r is not checked against them: it must not be one",
+                    audience[:80])
     if audience not in audiences:
         return None
     return (f"BOT_IDENTITY_AUDIENCE={audience[:80]!r} is one of the API server's own audiences "

@@ -7,6 +7,7 @@ binding of a bot's credential, and the settings a deployment gets wrong."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import time
@@ -406,6 +407,16 @@ async def test_the_api_servers_own_audience_is_refused_for_the_bots_identity(fak
     [problem] = await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet-api"))
     assert "one of the API server's own audiences" in problem and "BOT_IDENTITY_AUDIENCE" in problem
     assert await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet")) == []
+
+
+async def test_a_cluster_that_names_no_audience_of_its_own_is_said_to_leave_the_audience_unchecked(
+        fake_k8s: FakeKubernetes, caplog: pytest.LogCaptureFixture) -> None:
+    """A review of a token that names none of the API server's audiences (an OIDC or webhook token)
+    lists none: the dispatcher cannot check, and says so rather than passing silently."""
+    fake_k8s.api_audiences = ()
+    with caplog.at_level(logging.WARNING, logger="dispatcher.machines.k8s.served"):
+        assert await cluster_problems(env(fake_k8s, BOT_IDENTITY_AUDIENCE="voicefleet-api")) == []
+    assert any("not checked" in r.getMessage() and "voicefleet-api" in r.getMessage() for r in caplog.records)
 
 
 def test_settings_a_deployment_gets_wrong_are_refused_at_start_naming_the_fix() -> None:
