@@ -1,23 +1,11 @@
-"""What every local bot starts as: a small program that sets the bot's isolation up, then becomes it.
+"""What every local bot starts as: `python -I -S -c PROGRAM`, which sets the bot's isolation up, then becomes it.
 
-The dispatcher has threads (an OTLP gRPC exporter's among them), and its forked child may then make
-only async-signal-safe calls: Python code there (a `preexec_fn`) ran gRPC's fork handlers half-done,
-and bots died before they started (docs/performance.md, "Local bot isolation"). So the child only
-`exec`s `python -I -S -c PROGRAM`, and this program, in a process of its own:
-
-1. makes itself non-dumpable, and asks for SIGTERM when the dispatcher dies (parent_death.py);
-2. reads the bot's argv and environment from its launch channel (a socketpair), so the
-   credential is never in this process's own environment, and neither is `LD_LIBRARY_PATH`;
-3. enters a Landlock domain of its own (landlock.py), then `execvpe`s the bot: same pid and
-   descriptors, the signal and the domain kept across the exec, so no bot code runs outside them.
-
-A failure is written back on the channel (closed on exec, so end of file means the bot runs) and
-the dispatcher answers it as `local_rejected`. PROGRAM carries this module and its two neighbours'
-sources, read once when the dispatcher imports it: nothing of the checkout's own code is read at a
-spawn, and `-I -S` keeps the environment, the folders of sys.path but the standard library's, site
-and `.pth` files out of it. The interpreter still reads its `pyvenv.cfg`, a `._pth` file beside it
-and the standard library at every start: whoever may write those (bots run as the dispatcher's
-user) runs code here before the domain (docs/security.md, "Files").
+The dispatcher's forked child only execs this (Python there, in a process with threads, is unsafe).
+In order: non-dumpable, the parent-death signal (parent_death.py), the bot's argv and environment
+read from its launch channel (so the credential is never in this process's environ), a Landlock
+domain of its own (landlock.py), then `execvpe`: same pid and descriptors, signal and domain kept.
+A failure is written back on the channel, which the exec closes otherwise (spawn.py). PROGRAM holds
+these three modules' sources, read once at import. What it cannot keep out: docs/security.md, "Files".
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ async def spawn_bot(isolation: BotIsolation, command: list[str], env: Mapping[st
 async def _handshake(channel: socket.socket, command: list[str], env: Mapping[str, str]) -> str:
     loop = asyncio.get_running_loop()
     channel.setblocking(False)
-    with contextlib.suppress(OSError):  # a launcher that died first: its exit says why
+    with contextlib.suppress(OSError):  # a launcher that died first: end of file, and its exit is the bot's
         await loop.sock_sendall(channel, marshal.dumps((command, dict(env))))
         channel.shutdown(socket.SHUT_WR)
     said = bytearray()

@@ -161,3 +161,12 @@ async def test_a_start_cancelled_while_its_launcher_runs_leaves_neither_a_launch
         assert machines._launched._sockets == {}  # its launch socket forgotten
     finally:
         await machines.aclose()
+
+
+async def test_a_launcher_past_its_deadline_is_killed_and_the_start_refused_naming_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatcher.machines.local import spawn
+
+    monkeypatch.setattr(spawn, "LAUNCH_SECONDS", 0.0)  # no interpreter starts within it
+    refused = await refusal((sys.executable, "-c", "import time; time.sleep(60)"))
+    assert "its launcher did not start it within 0s" in str(refused)
