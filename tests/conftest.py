@@ -17,6 +17,10 @@ So each phase (setup, call, teardown) is given the test's timeout plus a margin,
 by faulthandler: past it, the stacks go to stderr and the worker exits, which pytest-xdist reports as
 "worker crashed while running" the test, naming it.
 
+Property tests (Hypothesis) check what holds, not how fast: its default 200 ms deadline per example,
+and its health check on slow generation, count wall time, and a process waiting for a core on a
+busy machine fails them as "Unreliable test timings" though nothing is wrong. Both are off here.
+
 A test leaves the root logger as it found it: a handler left on a test's captured stream (closed after
 the test) turns every later test's log line in that worker into "--- Logging error ---" on stderr.
 """
@@ -31,6 +35,10 @@ import sys
 from collections.abc import Generator, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("busy-machine")
 
 _frozen_before: list[object] = [None]  # the module last frozen for
 HANG_MARGIN_SECONDS = 60.0  # past a phase's timeout: pytest-timeout's own failure comes first
