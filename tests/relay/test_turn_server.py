@@ -91,19 +91,17 @@ def test_an_allocation_outlives_its_credentials_so_a_short_ttl_never_cuts_a_sess
 ) -> None:
     """coturn checks the expiry when an allocation is made, not when it is refreshed: that is why
     TURN_CREDENTIAL_TTL_SECONDS can be minutes while a session lasts up to MAX_SESSION_SECONDS."""
-    expiry = int(time.time()) + 3
-    username = f"{expiry}:{SESSION}"
-    password = turn_password(turn_secret.encode(), username)
-    kept = allocate_and(topology, username, password, refresh_at=expiry + 1.5)
+    # The credential is made inside the probe just before its Allocate: made here, its 3 s could be
+    # spent starting the probe's process on a busy machine.
+    kept = allocate_and(topology, {"secret": turn_secret, "user": SESSION, "ttl_seconds": 3}, refresh_after=1.5)
     assert (kept["allocate"], kept["refresh"]) == ("ok", "ok"), kept
+    username = kept["username"]
+    password = turn_password(turn_secret.encode(), username)
     assert allocate(topology, username, password)["allocate"] == 401  # but no new allocation with it
 
 
-def allocate_and(topology: RelayTopology, username: str, password: str, *, refresh_at: float) -> dict:
-    request = {
-        "server": [TURN_ADDRESS, TURN_PORT],
-        "username": username,
-        "password": password,
-        "refresh_at": refresh_at,
-    }
+def allocate_and(topology: RelayTopology, mint: dict, *, refresh_after: float) -> dict:
+    """Allocates with a credential `mint` makes in the probe, and refreshes `refresh_after` seconds
+    past its expiry."""
+    request = {"server": [TURN_ADDRESS, TURN_PORT], "mint": mint, "refresh_after_expiry": refresh_after}
     return run_in(topology.client, PROBE, request)

@@ -4,9 +4,13 @@ Reads one JSON object on stdin (credentials never go on a command line):
     {"server": ["192.0.2.10", 3478], "transport": "udp"|"tcp", "username": "...", "password": "...",
      "peers": ["198.51.100.2", "169.254.169.254", ...], "refresh_at": <epoch seconds, optional>}
 and prints one JSON object: {"allocate": "ok" | <STUN error code>, "relayed": [host, port] | null,
-"permissions": {peer: "ok" | <error code>}, "refresh": "ok" | <error code> | null}. With
-`refresh_at` the allocation is refreshed once the wall clock has passed it (e.g. the credential's
+"permissions": {peer: "ok" | <error code>}, "refresh": "ok" | <error code> | null, "username": ...}.
+With `refresh_at` the allocation is refreshed once the wall clock has passed it (e.g. the credential's
 expiry), so a test can show what an expired credential still does for an existing allocation.
+Instead of a username and password, `"mint": {"secret": ..., "user": ..., "ttl_seconds": N}` has the
+probe make a credential lasting N seconds just before it allocates, as the dispatcher would, and
+`"refresh_after_expiry": S` refreshes S seconds past its expiry: a short TTL is not spent by this
+process's own start-up on a busy machine.
 An Allocate is answered 401 for a bad or expired credential; a CreatePermission 403 for a peer
 the server refuses to relay to (RFC 8656 §9).
 Every transaction is bounded by aioice's retransmissions and by an overall timeout.
@@ -22,10 +26,26 @@ from typing import Any
 
 from aioice import stun, turn
 
+from dispatcher.media.turn import turn_password
+
 OVERALL_TIMEOUT = 20.0
 
 
+def minted(request: dict[str, Any]) -> dict[str, Any]:
+    """The request with its credential made now, if it asks for one (see the module docstring)."""
+    mint = request.get("mint")
+    if mint is None:
+        return request
+    expiry = int(time.time()) + int(mint["ttl_seconds"])
+    username = f"{expiry}:{mint['user']}"
+    after = request.get("refresh_after_expiry")
+    refresh_at = None if after is None else expiry + float(after)
+    return {**request, "username": username, "password": turn_password(mint["secret"].encode(), username),
+            "refresh_at": refresh_at}
+
+
 async def probe(request: dict[str, Any]) -> dict[str, Any]:
+    request = minted(request)
     server = (request["server"][0], int(request["server"][1]))
     loop = asyncio.get_running_loop()
 
@@ -37,7 +57,8 @@ async def probe(request: dict[str, Any]) -> dict[str, Any]:
         transport, client = await loop.create_connection(protocol, host=server[0], port=server[1])
     else:
         transport, client = await loop.create_datagram_endpoint(protocol, remote_addr=server)
-    result: dict[str, Any] = {"allocate": None, "relayed": None, "permissions": {}, "refresh": None}
+    result: dict[str, Any] = {"allocate": None, "relayed": None, "permissions": {}, "refresh": None,
+                              "username": request["username"]}
     try:
         try:
             relayed = await client.connect()
