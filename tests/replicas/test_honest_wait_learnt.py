@@ -63,7 +63,9 @@ def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(
             assert time.monotonic() < deadline, "the first cold start was never measured"
             time.sleep(0.5)
         second_length = _told_length(second)
-        assert 2 * CONFIGURED_SECONDS < second["ready_in_seconds"] < took, (second, took)
+        # Learnt: longer than the configured prior, no longer than the start measured (told as a
+        # whole: the wait told alone is less by however long this answer took on a busy machine).
+        assert 2 * CONFIGURED_SECONDS < second_length < took, (second, second_length, took)
     with run_dispatcher(tmp_path / "two", _env(store, tmp_path)) as restarted:
         # Its reserve's first tick read the store's measured starts first and, the planning lease
         # handed over by the stopped one, ended by planning (no sleep: a loaded machine ticks late).
