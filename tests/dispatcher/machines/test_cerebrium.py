@@ -140,9 +140,10 @@ async def test_a_run_lost_mid_session_is_failed_once_its_channel_stays_gone(depl
 async def test_a_run_whose_bot_never_connects_is_failed(fake_cerebrium: FakeCerebrium) -> None:
     fake_cerebrium.run = None  # accepted (202), and nothing ever dials
     async for d in deploy(fake_cerebrium, CEREBRIUM_CONNECT_SECONDS="1"):
+        # No read of `starting` in between: at the setting's least (1 s) a busy machine's own delay
+        # can outlast it. The reason names the connect deadline, nothing else.
         session_id = (await d.http.post("/start", json={}, headers=AUTH)).json()["session_id"]
-        assert (await d.status(session_id))["status"] == "starting"
-        failed = await d.until(session_id, "failed", timeout=10)
+        failed = await d.until(session_id, "failed", timeout=30)
         assert "did not connect within 1s" in str(failed), failed
 
 
