@@ -18,8 +18,6 @@ from tests.support.audio import BOT_AUDIO_RMS, echo_similarity, read_wav, rms
 from tests.support.processes import wait_until_catching
 from tests.support.webrtc_client import OfferRejected, WebRTCClient, post_json
 
-pytestmark = pytest.mark.timeout(60)
-
 
 async def get_json(url: str) -> tuple[int, dict[str, object]]:
     async with aiohttp.ClientSession() as http, http.get(url) as response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
 from pipecat.runner.types import DailyRunnerArguments
 from pipecat.runner.utils import create_transport
 from pipecat.transports.daily.transport import DailyParams
@@ -32,7 +31,6 @@ async def test_the_bot_gets_daily_runner_arguments_from_the_room_url_and_token_a
     assert (client._room_url, client._token) == ("https://example.daily.co/abc", "bot-token")
 
 
-@pytest.mark.timeout(60)
 def test_daily_bot_that_cannot_join_exits_3_and_never_logs_its_token(spawn_bot: SpawnBot) -> None:
     env = bot_env(DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="secret-bot-token")
     bot = spawn_bot("--connect-timeout", "3", env=env, prefix=unshare_network_prefix())
@@ -42,7 +40,6 @@ def test_daily_bot_that_cannot_join_exits_3_and_never_logs_its_token(spawn_bot: 
     assert "secret-bot-token" not in bot.stderr_tail(10_000)
 
 
-@pytest.mark.timeout(60)
 def test_sigterm_while_the_daily_join_hangs_still_exits_0_within_seconds(spawn_bot: SpawnBot) -> None:
     env = bot_env(DAILY_ROOM_URL="https://example.daily.co/nowhere", DAILY_TOKEN="t")
     bot = spawn_bot("--connect-timeout", "60", env=env, prefix=unshare_network_prefix())
