@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tests.support.ports import free_port
 from tests.support.quick_uvicorn import QuickServer
-from tests.support.waiting import within
+from tests.support.waiting import DEFAULT_TIMEOUT, within
 
 # The environment a container's process starts with from a Debian-based image alone: the bot
 # processes the fakes run for a machine get this, the image's and the launch's values, never the
@@ -171,7 +171,7 @@ class FakeApi:
         return delay
 
     @staticmethod
-    async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    async def eventually(condition: Callable[[], bool], timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Whether `condition` holds within `timeout` (for work the dispatcher finishes in the
         background, such as ending a failed start's room)."""
         return await within(condition, timeout, interval=0.02) is not None

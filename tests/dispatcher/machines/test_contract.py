@@ -134,7 +134,7 @@ async def test_wait_started_returns_once_the_machine_runs(harness: Harness, mach
         await harness.move(s.session_id, "started")
 
     booting = asyncio.create_task(boot())
-    machine = await machines.wait_started(s.session_id, timeout=10)
+    machine = await machines.wait_started(s.session_id, timeout=60)  # a safety net: its deadline is tested below
     await booting
     assert machine.state is MachineState.STARTED
 

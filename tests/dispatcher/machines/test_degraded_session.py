@@ -18,9 +18,10 @@ BOT = REPO / "tests" / "bots" / "unusable_service.py"
 
 
 async def test_an_unusable_service_shows_in_the_session_and_the_log_names_the_session(tmp_path: Path) -> None:
-    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(BOT), "VOICEFLEET_ICE_LOOPBACK": "1"}
+    # A cold Pipecat bot: its start is given a busy machine's time, not the default 30 s.
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(BOT), "VOICEFLEET_ICE_LOOPBACK": "1", "START_WAIT_SECONDS": "120"}
     with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=60) as api:
+        async with api_client(base_url=dispatcher.base_url, timeout=150) as api:
             started = await api.post("/start?wait=started", json={})
             assert started.status_code == 201, started.text
             session_id = started.json()["session_id"]
