@@ -54,7 +54,7 @@ class NetworkPolicies(pulumi.ComponentResource):
         port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         dispatcher_pods = {"namespace_selector": namespace(args.dispatcher_namespace),
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
-        k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
+        bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
             # only if the operator's SandboxTemplate gives it, and must be held by this policy regardless.
@@ -68,7 +68,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
             ],
         }), opts=child)
-        k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={
+        dispatcher = k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={
             "name": "voicefleet-dispatcher", "namespace": args.dispatcher_namespace, "labels": args.labels},
             spec=cast(Spec, {
             "pod_selector": {"match_labels": args.dispatcher_selector},
@@ -78,4 +78,6 @@ class NetworkPolicies(pulumi.ComponentResource):
                                    "pod_selector": {"match_labels": BOT_SELECTOR}}],
                          "ports": [port]}],
         }), opts=child)
+        # What the dispatcher's Deployment depends on: created before it, deleted after its pods are gone.
+        self.policies: tuple[pulumi.Resource, ...] = (bots, dispatcher)
         self.register_outputs({})

@@ -76,7 +76,7 @@ class K8sStack(pulumi.ComponentResource):
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
             **stored_secrets(settings, store=True, store_password=False), URL_VARIABLE: cfg.store_url}, labels,
             opts=child)
-        NetworkPolicies(name, NetworkPoliciesArgs(
+        policies = NetworkPolicies(name, NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels), opts=child)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
@@ -87,7 +87,7 @@ class K8sStack(pulumi.ComponentResource):
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
-            drain=settings.drain, depends_on=tuple(access.grants)), opts=child)
+            drain=settings.drain, depends_on=(*access.grants, *policies.policies)), opts=child)
         self.outputs = {
             "cloud": "k8s",
             "dispatcherUrl": dispatcher.url,

@@ -87,9 +87,17 @@ def test_the_dispatcher_runs_two_replicas_with_a_budget_and_a_grace_for_its_call
     assert container["ports"] == [{"name": "http", "containerPort": contract.DISPATCHER_PORT}]
 
 
-def test_the_rollout_wait_outlasts_a_replicas_drain(k8s: Run) -> None:
+def test_the_rollout_and_the_destroy_wait_outlast_a_replicas_drain(k8s: Run) -> None:
     deployment = k8s.one("kubernetes:apps/v1:Deployment")
     assert int(deployment.custom_timeouts["update"].removesuffix("s")) > grace_seconds(1800)
+    # Deleted in the foreground: gone only once its pods are, each draining up to its grace.
+    assert int(deployment.custom_timeouts["delete"].removesuffix("s")) > grace_seconds(1800)
+
+
+def test_the_network_policies_outlive_the_dispatchers_pods_on_destroy(k8s: Run) -> None:
+    deployment = k8s.one("kubernetes:apps/v1:Deployment")
+    policies = {r.urn for r in k8s.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert len(policies) == 2 and policies <= set(deployment.dependencies)
 
 
 def test_the_environment_is_what_the_pods_provider_reads_and_secrets_come_by_reference(k8s: Run) -> None:
