@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.replicas.conftest import Fleet, delete, post, start_fleet
+from tests.replicas.test_reserve_fleet import greeted
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and their bots: about a minute
@@ -17,9 +18,10 @@ pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and thei
 IDLE = 2  # the deployment's, however many replicas
 
 
-def wait_idle(fleet: Fleet, count: int) -> None:
+def wait_idle(fleet: Fleet, store: RedisServer, count: int) -> None:
+    """Until `count` bots are idle: spawned, and their hello recorded (only a greeted bot is claimed)."""
     deadline = time.monotonic() + 90
-    while len(fleet.bots()) < count:
+    while len(fleet.bots()) < count or greeted(store) < count:
         assert time.monotonic() < deadline, f"the reserve never held {count} idle bots"
         time.sleep(0.1)
 
@@ -27,7 +29,7 @@ def wait_idle(fleet: Fleet, count: int) -> None:
 def test_a_burst_past_the_reserves_gives_every_session_its_own_bot(tmp_path: Path, store: RedisServer) -> None:
     with start_fleet(tmp_path, store, 3, RESERVE_MIN_IDLE=str(IDLE), RESERVE_BUFFER="0",
                              RESERVE_BURST="0") as fleet:
-        wait_idle(fleet, IDLE)
+        wait_idle(fleet, store, IDLE)
         targets = [fleet.any() for _ in range(15)]
         with ThreadPoolExecutor(15) as pool:
             answers = list(pool.map(lambda url: post(url, "/start?wait=started", json={}), targets))

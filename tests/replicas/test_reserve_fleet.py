@@ -39,6 +39,11 @@ def held_by(fleet: Fleet, replica_id: str, pids: list[int]) -> list[int]:
     return [pid for pid in pids if pid in children_of(replica.process.pid)]
 
 
+def greeted(store: RedisServer) -> int:
+    """Reserve bots whose idle hello a replica recorded."""
+    return len(store.admin().keys("{voicefleet}:hello:*"))
+
+
 def planner(store: RedisServer) -> str | None:
     value = store.admin().get(PLANNER_KEY)
     return None if value is None else str(value)
@@ -49,8 +54,10 @@ def test_three_replicas_hold_the_deployments_minimum_and_claim_across_replicas(
 ) -> None:
     with start_fleet(tmp_path, store, 3, RESERVE_MIN_IDLE=str(MIN_IDLE), RESERVE_BUFFER="0", RESERVE_BURST="0",
                      REDIS_LEASE_SECONDS=str(LEASE)) as fleet:
-        wait_until(lambda: len(idle_bots(fleet)) >= MIN_IDLE, "the reserve's idle bots", timeout=90,
-                   detail=fleet.logs)
+        # Idle once each has said hello (a spawned process is seconds from it on a busy machine, and
+        # its idle time is counted from the hello).
+        wait_until(lambda: len(idle_bots(fleet)) >= MIN_IDLE and greeted(store) >= MIN_IDLE, "the reserve's idle bots",
+                   timeout=90, detail=fleet.logs)
         # Several planning ticks later the deployment still holds its minimum, not one per replica.
         settle = time.monotonic() + 5
         while time.monotonic() < settle:
