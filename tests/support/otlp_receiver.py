@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tests.support.threaded_http import serving
-from tests.support.waiting import wait_until, within
+from tests.support.waiting import DEFAULT_TIMEOUT, wait_until, within
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Receiver:
             self.requests += 1
             self.spans.extend(found)
 
-    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0,
+    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = DEFAULT_TIMEOUT,
                  context: Callable[[], str] | None = None) -> list[ReceivedSpan]:
         """Blocks until `predicate` holds; for a test with nothing else on its thread (see `arrived`).
         `context`: what the failure should also show (a dispatcher's log, with its bots' lines)."""
@@ -71,7 +71,7 @@ class Receiver:
         assert met is not None  # wait_until returns a truthy value or fails
         return met[0]
 
-    async def arrived(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0,
+    async def arrived(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = DEFAULT_TIMEOUT,
                       context: Callable[[], str] | None = None) -> list[ReceivedSpan]:
         """`wait_for` for an async test: its event loop keeps running meanwhile, so a connection the
         test holds open still answers its peer's pings (a blocked loop lets the server drop the call)."""
