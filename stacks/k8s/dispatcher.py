@@ -74,7 +74,7 @@ def rollout_wait(max_session_seconds: int) -> pulumi.CustomTimeouts:
     default): an update may wait on a replica still draining where a node has no room for a new one,
     and an `up` that stops waiting fails while the rollout goes on. A destroy deletes the Deployment
     in the foreground (pulumi-kubernetes' default) and waits until its pods are gone, each draining
-    up to its grace; the provider's own wait is 300 s (provider/pkg/await/await.go, `Deletion`)."""
+    up to its grace; the provider's own wait is 10 minutes (provider/pkg/await/await.go, `Deletion`)."""
     drained = grace_seconds(max_session_seconds) + ROLLOUT_MARGIN_SECONDS
     return pulumi.CustomTimeouts(create=f"{ROLLOUT_MARGIN_SECONDS}s", update=f"{drained}s", delete=f"{drained}s")
 

@@ -16,6 +16,7 @@ import pytest
 from tests.bot.conftest import READY_TIMEOUT, SPEECH_WAV, BotProcess, SpawnBot, bot_env, start_bot
 from tests.support.audio import BOT_AUDIO_RMS, echo_similarity, read_wav, rms
 from tests.support.processes import wait_until_catching
+from tests.support.relay_client import whole_echo
 from tests.support.webrtc_client import OfferRejected, WebRTCClient, post_json
 
 
@@ -59,7 +60,9 @@ async def test_client_speech_gets_non_silent_audio_back_after_the_utterance(spaw
     async with WebRTCClient(bot.offer_url) as client:
         assert bot.next_event("connected", 10)["pc_id"] == client.pc_id
         assert (await get_json(f"{bot.base_url}/status"))[1]["state"] == "connected"
-        result = await client.talk(SPEECH_WAV, listen_seconds=5.5)  # the whole echo: ~0.5 s + 4.4 s
+        await client.talk(SPEECH_WAV, listen_seconds=0.2)
+        # Until the whole echo (~0.5 s + 4.4 s) is heard: a starved bot's reply comes late, not short.
+        result = await whole_echo(client, read_wav(SPEECH_WAV).seconds, deadline_seconds=30)
     assert result.replied, result.summary()
     assert result.connect_to_first_audio is not None, "the greeting should arrive on connect"
     assert result.reply_audio.size and rms(result.reply_audio) > BOT_AUDIO_RMS / 4, result.summary()
