@@ -44,8 +44,10 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 ASSET = b"GET /docs-assets/swagger-ui-bundle.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # 1.7 MB, no key
 SMALL_ASSET = "/docs-assets/swagger-ui.css"  # an API request like any other, served without a key
 OWED = b"POST /start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+# Its body, b"{}", comes later; any answer will do. `Expect: 100-continue` has the server say when the
+# app awaits the body: the head parsed, the upload under way (not a connection yet to send a request).
 UPLOAD = (b"POST /sessions/none/api/offer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-          b"Content-Length: 2\r\n\r\n")  # its body, b"{}", comes later; any answer will do
+          b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n")
 ENV = {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve",
        "RESERVE_MAX_IDLE": "0", "MAX_CONNECTIONS": str(MAX_CONNECTIONS), "KEEP_ALIVE_SECONDS": "5",
        "HEADER_TIMEOUT_SECONDS": "10", "WRITE_TIMEOUT_SECONDS": "30"}
@@ -230,8 +232,9 @@ def test_a_flood_of_connects_closes_neither_a_kept_alive_client_nor_an_upload_un
     assert asked(client) == 200  # control, and its connection kept for the next
     uploads = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(4)]
     for sock in uploads:
-        sock.sendall(UPLOAD)  # under way: the head read, the body still to come
-    time.sleep(0.2)
+        sock.sendall(UPLOAD)
+    for sock in uploads:  # under way before the flood: the head read, the body still to come
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue"), "the upload's head was not read"
     stop = threading.Event()
     flood = threading.Thread(target=connect_flood, args=(port, stop))
     flood.start()
