@@ -114,6 +114,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     _refused = 0
     _refusal_logged = float("-inf")
     _write_stall: asyncio.TimerHandle | None = None
+    _armed = 0  # deadlines armed on this connection: only the newest is its pending request's
     # This server's connections that may be closed to make room, by tier (NO_REQUEST_YET, IDLE,
     # OWED_BODY: the first non-empty goes first), each oldest first by when it entered its tier (a
     # dict as an ordered set; each configured protocol class gets its own, uvicorn_config). Not
@@ -349,12 +350,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _arm(self, seconds: float) -> None:
         # By weak reference: a pending deadline keeps neither a closed connection nor its request alive.
+        self._armed += 1
         self.loop.call_later(seconds, _deadline_passed, weakref.ref(self),
-                             None if self.cycle is None else weakref.ref(self.cycle))
+                             None if self.cycle is None else weakref.ref(self.cycle), self._armed)
 
-    def _deadline_passed(self, cycle_when_armed: Any) -> None:
+    def _deadline_passed(self, cycle_when_armed: Any, armed: int) -> None:
         if self.transport.is_closing() or self.transport.get_protocol() is not self:
             return  # closed, or upgraded to a WebSocket (the bot channel has its own pings)
+        if armed != self._armed:
+            # A later answer armed the deadline of the request after it: this one's request was
+            # answered. (Acting on it closed a kept-alive connection whose next request's body was
+            # still on its way: "Server disconnected without sending a response".)
+            return
         # No request since (a request pipelined behind the last is not waiting for its head).
         waiting_for_head = self.cycle is cycle_when_armed and (self.cycle is None or self.cycle.response_complete)
         if waiting_for_head or self.cycle.more_body:
@@ -362,10 +369,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 
 def _deadline_passed(connection: weakref.ref[BoundedHttpProtocol],
-                     cycle: weakref.ref[RequestResponseCycle] | None) -> None:
+                     cycle: weakref.ref[RequestResponseCycle] | None, armed: int) -> None:
     alive = connection()
     if alive is not None:
-        alive._deadline_passed(None if cycle is None else cycle())
+        alive._deadline_passed(None if cycle is None else cycle(), armed)
 
 
 def uvicorn_config(

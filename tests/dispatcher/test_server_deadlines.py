@@ -1,0 +1,142 @@
+"""A kept-alive connection's deadlines (dispatcher/serving/server.py), driven on the server's own
+protocol with the deadlines fired by the test: each answer arms the deadline of the connection's
+next request, and a deadline armed by an earlier answer never closes a later request whose body is
+still on its way (a client pooling connections, as a load balancer does, lost such a request as
+"Server disconnected without sending a response")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from uvicorn.server import ServerState
+
+from dispatcher.serving import server
+from dispatcher.serving.server import uvicorn_config
+from tests.support.waiting import within
+
+GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+POST_HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+ANSWER = b"HTTP/1.1 200"
+
+
+async def app(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
+    """Reads the whole body, then answers 200."""
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class Transport(asyncio.Transport):
+    """The connection's socket, as the protocol sees it: what it writes, whether it closed it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.protocol: asyncio.BaseProtocol | None = None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class Connection:
+    """The server's protocol on a Transport; the head deadlines it arms are kept for the test to fire."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        config = uvicorn_config(app, keep_alive_seconds=3600, header_timeout_seconds=3600, log_level="warning")
+        config.load()
+        self.deadlines: list[tuple[Any, ...]] = []
+        self.transport = Transport()
+        self.protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={},
+                                                   _loop=_Recording(loop, self.deadlines))
+        self.transport.set_protocol(self.protocol)
+        self.protocol.connection_made(self.transport)
+
+    async def answered(self, data: bytes) -> None:
+        """Sends `data` (a whole request) and waits for its answer."""
+        before = bytes(self.transport.written).count(ANSWER)
+        self.protocol.data_received(data)
+        assert await within(lambda: bytes(self.transport.written).count(ANSWER) > before, 30) is not None
+        await asyncio.sleep(0)  # the answer's completion arms the next deadline
+
+    def fire(self, deadline: tuple[Any, ...]) -> None:
+        server._deadline_passed(*deadline)
+
+
+class _Recording:
+    """The running loop, but the head deadlines are recorded rather than scheduled."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: list[tuple[Any, ...]]) -> None:
+        self._loop, self._deadlines = loop, deadlines
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        if callback is server._deadline_passed:
+            self._deadlines.append(args)
+        return self._loop.call_later(3600, lambda: None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+
+@pytest.fixture
+async def connection() -> Connection:
+    return Connection(asyncio.get_running_loop())
+
+
+async def test_an_earlier_answers_deadline_never_closes_a_later_request_awaiting_its_body(
+        connection: Connection) -> None:
+    await connection.answered(GET)
+    await connection.answered(GET)
+    first_answers = connection.deadlines[1]  # [0]: armed when it connected; [2]: by the second answer
+    connection.protocol.data_received(POST_HEAD)  # a third request: its body is on its way
+    await asyncio.sleep(0)
+    connection.fire(first_answers)
+    assert not connection.transport.closed, "a deadline of a request already answered closed the connection"
+    await connection.answered(b"{}")  # the body arrives: the request is answered
+    assert not connection.transport.closed
+
+
+async def test_the_newest_deadline_closes_a_request_whose_body_does_not_come(connection: Connection) -> None:
+    await connection.answered(GET)
+    connection.protocol.data_received(POST_HEAD)
+    await asyncio.sleep(0)
+    connection.fire(connection.deadlines[-1])  # the deadline armed by the last answer: this request's
+    assert connection.transport.closed
+
+
+async def test_a_connection_that_sends_no_head_by_its_deadline_is_closed(connection: Connection) -> None:
+    connection.fire(connection.deadlines[0])  # armed when it connected
+    assert connection.transport.closed
