@@ -235,6 +235,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._refusal:
             self.transport.write(self._refusal)
             self.transport.close()
+            self._watch_drain()
         else:
             self._abort()
 
@@ -337,13 +338,23 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._write_stall = None
 
     def _stalled(self) -> None:
-        """The client took nothing of the response for `write_timeout` seconds."""
+        """The client left its answer unread for `write_timeout` seconds: paused while answering, or
+        bytes still buffered after the answer was complete. Closing or not: asyncio's close() waits
+        for the buffer to drain, for ever if the client never reads, the connection held against
+        MAX_CONNECTIONS and never closed for room."""
         self._write_stall = None
-        if not self.transport.is_closing() and self.transport.get_protocol() is self:
-            self.transport.abort()  # not close(): that would wait for the client to read the buffer first
+        if self.transport.get_protocol() is self and self.transport.get_write_buffer_size():
+            self.transport.abort()
+
+    def _watch_drain(self) -> None:
+        """A complete answer still partly buffered has `write_timeout` to reach the client (below
+        the high-water mark no pause_writing arms the watch)."""
+        if self._write_stall is None and self.transport.get_write_buffer_size():
+            self._write_stall = self.loop.call_later(self.write_timeout, self._stalled)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._watch_drain()
         if not self.transport.is_closing():  # the next request on this connection: idle, then its own deadline
             self._arm(self.timeout_keep_alive + self.header_timeout)
         self._track()  # between requests (or a pipelined one under way)

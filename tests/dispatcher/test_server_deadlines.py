@@ -1,8 +1,9 @@
-"""A kept-alive connection's deadlines (dispatcher/serving/server.py), driven on the server's own
-protocol with the deadlines fired by the test: each answer arms the deadline of the connection's
-next request, and a deadline armed by an earlier answer never closes a later request whose body is
-still on its way (a client pooling connections, as a load balancer does, lost such a request as
-"Server disconnected without sending a response")."""
+"""A connection's deadlines (dispatcher/serving/server.py), driven on the server's own protocol
+with the deadlines fired by the test. Each answer arms the deadline of the connection's next
+request, and a deadline armed by an earlier answer never closes a later request whose body is still
+on its way (a client pooling connections, as a load balancer does, lost such a request as "Server
+disconnected without sending a response"). An answer left unread is aborted at the write deadline,
+even once the connection is closing (asyncio's close() waits for the buffer to drain, for ever)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.written = bytearray()
-        self.closed = False
+        self.closed = self.aborted = False
+        self.buffered = 0  # bytes written and not yet taken by the client
         self.protocol: asyncio.BaseProtocol | None = None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -53,7 +55,7 @@ class Transport(asyncio.Transport):
         self.closed = True
 
     def abort(self) -> None:
-        self.closed = True
+        self.closed = self.aborted = True
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self.protocol is not None
@@ -69,7 +71,7 @@ class Transport(asyncio.Transport):
         pass
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self.buffered
 
 
 class Connection:
@@ -79,9 +81,10 @@ class Connection:
         config = uvicorn_config(app, keep_alive_seconds=3600, header_timeout_seconds=3600, log_level="warning")
         config.load()
         self.deadlines: list[tuple[Any, ...]] = []
+        self.write_deadlines: list[Callable[[], None]] = []
         self.transport = Transport()
         self.protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={},
-                                                   _loop=_Recording(loop, self.deadlines))
+                                                   _loop=_Recording(loop, self.deadlines, self.write_deadlines))
         self.transport.set_protocol(self.protocol)
         self.protocol.connection_made(self.transport)
 
@@ -97,14 +100,17 @@ class Connection:
 
 
 class _Recording:
-    """The running loop, but the head deadlines are recorded rather than scheduled."""
+    """The running loop, but the head and write deadlines are recorded rather than scheduled."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: list[tuple[Any, ...]]) -> None:
-        self._loop, self._deadlines = loop, deadlines
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: list[tuple[Any, ...]],
+                 write_deadlines: list[Callable[[], None]]) -> None:
+        self._loop, self._deadlines, self._write_deadlines = loop, deadlines, write_deadlines
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
         if callback is server._deadline_passed:
             self._deadlines.append(args)
+        elif getattr(callback, "__name__", "") == "_stalled":
+            self._write_deadlines.append(callback)
         return self._loop.call_later(3600, lambda: None)
 
     def __getattr__(self, name: str) -> Any:
@@ -140,3 +146,18 @@ async def test_the_newest_deadline_closes_a_request_whose_body_does_not_come(con
 async def test_a_connection_that_sends_no_head_by_its_deadline_is_closed(connection: Connection) -> None:
     connection.fire(connection.deadlines[0])  # armed when it connected
     assert connection.transport.closed
+
+
+async def test_an_answer_left_unread_is_aborted_at_the_write_deadline_even_once_closing(
+        connection: Connection) -> None:
+    connection.transport.buffered = 20_000  # the answer's last bytes, under the high-water mark, unread
+    await connection.answered(GET)
+    connection.transport.close()  # uvicorn's keep-alive timer, or a deadline: close() awaits the drain
+    [write_deadline] = connection.write_deadlines
+    write_deadline()
+    assert connection.transport.aborted, "a closing connection with its answer unread was held, not aborted"
+
+
+async def test_an_answer_the_client_took_arms_no_write_deadline(connection: Connection) -> None:
+    await connection.answered(GET)
+    assert connection.write_deadlines == []
