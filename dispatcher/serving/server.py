@@ -114,6 +114,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     _refused = 0
     _refusal_logged = float("-inf")
     _write_stall: asyncio.TimerHandle | None = None
+    _waiting_when_watched = 0  # bytes waiting for the client when the write deadline was (re)started
     _armed = 0  # deadlines armed on this connection: only the newest is its pending request's
     # This server's connections that may be closed to make room, by tier (NO_REQUEST_YET, IDLE,
     # OWED_BODY: the first non-empty goes first), each oldest first by when it entered its tier (a
@@ -228,6 +229,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._refuse_request()
             return
         super().send_400_response(msg)
+        self._watch_writes()
+
+    def handle_websocket_upgrade(self) -> None:
+        """An upgrade pipelined behind an answer not yet complete, or not yet taken by the client, is
+        refused by aborting: the WebSocket would take the transport from under that answer, whose
+        request would then wait for ever (its writes paused, never resumed) and keep its place."""
+        if (self.cycle is not None and not self.cycle.response_complete) or self.transport.get_write_buffer_size():
+            self._abort()
+            return
+        super().handle_websocket_upgrade()
 
     def _refuse_request(self) -> None:
         if self.transport.is_closing():
@@ -235,7 +246,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._refusal:
             self.transport.write(self._refusal)
             self.transport.close()
-            self._watch_drain()
+            self._watch_writes()
         else:
             self._abort()
 
@@ -317,12 +328,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._write_stall is None:
-            self._write_stall = self.loop.call_later(self.write_timeout, self._stalled)
+        self._watch_writes()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._unstall()
+        self._watch_writes()  # what is left (under the low-water mark) must still reach the client
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.app = self._app  # `_admit`, bound to this connection, made it a cycle the collector must find
@@ -337,24 +347,32 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._write_stall.cancel()
             self._write_stall = None
 
-    def _stalled(self) -> None:
-        """The client left its answer unread for `write_timeout` seconds: paused while answering, or
-        bytes still buffered after the answer was complete. Closing or not: asyncio's close() waits
-        for the buffer to drain, for ever if the client never reads, the connection held against
-        MAX_CONNECTIONS and never closed for room."""
-        self._write_stall = None
-        if self.transport.get_protocol() is self and self.transport.get_write_buffer_size():
-            self.transport.abort()
-
-    def _watch_drain(self) -> None:
-        """A complete answer still partly buffered has `write_timeout` to reach the client (below
-        the high-water mark no pause_writing arms the watch)."""
-        if self._write_stall is None and self.transport.get_write_buffer_size():
+    def _watch_writes(self) -> None:
+        """(Re)starts the write deadline from now if bytes wait for the client: while paused, after
+        a pause, after each complete answer (below the high-water mark no pause arms it) and after a
+        refusal's close. Closing or not: asyncio's close() waits for the buffer to drain, for ever
+        if the client never reads, and a closing connection is never closed for room."""
+        self._unstall()
+        waiting = self.transport.get_write_buffer_size()
+        if waiting and self.transport.get_protocol() is self:
+            self._waiting_when_watched = waiting
             self._write_stall = self.loop.call_later(self.write_timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        """`write_timeout` passed with bytes waiting: the client took some (fewer wait), so it gets
+        another; it took nothing, so the connection is aborted."""
+        self._write_stall = None
+        if self.transport.get_protocol() is not self:
+            return  # a WebSocket now, with its own pings
+        waiting = self.transport.get_write_buffer_size()
+        if waiting and waiting >= self._waiting_when_watched:
+            self.transport.abort()  # not close(): that would wait for the client to read the buffer first
+        else:
+            self._watch_writes()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._watch_drain()
+        self._watch_writes()  # this answer's own deadline, not one left from an earlier answer
         if not self.transport.is_closing():  # the next request on this connection: idle, then its own deadline
             self._arm(self.timeout_keep_alive + self.header_timeout)
         self._track()  # between requests (or a pipelined one under way)

@@ -3,7 +3,9 @@ with the deadlines fired by the test. Each answer arms the deadline of the conne
 request, and a deadline armed by an earlier answer never closes a later request whose body is still
 on its way (a client pooling connections, as a load balancer does, lost such a request as "Server
 disconnected without sending a response"). An answer left unread is aborted at the write deadline,
-even once the connection is closing (asyncio's close() waits for the buffer to drain, for ever)."""
+even once the connection is closing (asyncio's close() waits for the buffer to drain, for ever); a
+client still taking it gets another; each answer starts its own. A WebSocket upgrade pipelined
+behind an answer not yet complete is refused."""
 
 from __future__ import annotations
 
@@ -21,10 +23,17 @@ from tests.support.waiting import within
 GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 POST_HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
 ANSWER = b"HTTP/1.1 200"
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+NEVER = asyncio.Event()  # what /slow waits for before answering
 
 
 async def app(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
-    """Reads the whole body, then answers 200."""
+    """Reads the whole body, then answers 200 (/slow: never)."""
+    if scope["path"] == "/slow":
+        await NEVER.wait()
     more = True
     while more:
         more = (await receive()).get("more_body", False)
@@ -81,7 +90,7 @@ class Connection:
         config = uvicorn_config(app, keep_alive_seconds=3600, header_timeout_seconds=3600, log_level="warning")
         config.load()
         self.deadlines: list[tuple[Any, ...]] = []
-        self.write_deadlines: list[Callable[[], None]] = []
+        self.write_deadlines: list[tuple[asyncio.TimerHandle, Callable[[], None]]] = []
         self.transport = Transport()
         self.protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={},
                                                    _loop=_Recording(loop, self.deadlines, self.write_deadlines))
@@ -98,20 +107,32 @@ class Connection:
     def fire(self, deadline: tuple[Any, ...]) -> None:
         server._deadline_passed(*deadline)
 
+    def pending_write_deadlines(self) -> list[Callable[[], None]]:
+        return [callback for handle, callback in self.write_deadlines if not handle.cancelled()]
+
+    def fire_write_deadline(self) -> None:
+        """The one write deadline pending, passed."""
+        [due] = self.pending_write_deadlines()
+        for handle, callback in self.write_deadlines:
+            if callback is due:
+                handle.cancel()  # spent
+        due()
+
 
 class _Recording:
     """The running loop, but the head and write deadlines are recorded rather than scheduled."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: list[tuple[Any, ...]],
-                 write_deadlines: list[Callable[[], None]]) -> None:
+                 write_deadlines: list[tuple[asyncio.TimerHandle, Callable[[], None]]]) -> None:
         self._loop, self._deadlines, self._write_deadlines = loop, deadlines, write_deadlines
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        handle = self._loop.call_later(3600, lambda: None)  # cancellable, never due in a test
         if callback is server._deadline_passed:
             self._deadlines.append(args)
         elif getattr(callback, "__name__", "") == "_stalled":
-            self._write_deadlines.append(callback)
-        return self._loop.call_later(3600, lambda: None)
+            self._write_deadlines.append((handle, callback))
+        return handle
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)
@@ -153,11 +174,52 @@ async def test_an_answer_left_unread_is_aborted_at_the_write_deadline_even_once_
     connection.transport.buffered = 20_000  # the answer's last bytes, under the high-water mark, unread
     await connection.answered(GET)
     connection.transport.close()  # uvicorn's keep-alive timer, or a deadline: close() awaits the drain
-    [write_deadline] = connection.write_deadlines
-    write_deadline()
+    connection.fire_write_deadline()
     assert connection.transport.aborted, "a closing connection with its answer unread was held, not aborted"
+
+
+async def test_a_client_still_taking_its_answer_gets_another_deadline(connection: Connection) -> None:
+    connection.transport.buffered = 20_000
+    await connection.answered(GET)
+    connection.transport.buffered = 5_000  # it took some
+    connection.fire_write_deadline()
+    assert not connection.transport.aborted
+    connection.fire_write_deadline()  # and then nothing more
+    assert connection.transport.aborted
+
+
+async def test_the_rest_left_after_a_pause_still_has_a_deadline(connection: Connection) -> None:
+    connection.transport.buffered = 200_000
+    connection.protocol.pause_writing()  # a large answer fills the buffer past its high-water mark
+    connection.transport.buffered = 10_000
+    connection.protocol.resume_writing()  # taken down to the low-water mark, then no more
+    connection.transport.close()
+    connection.fire_write_deadline()
+    assert connection.transport.aborted
+
+
+async def test_each_answer_starts_its_own_write_deadline(connection: Connection) -> None:
+    connection.transport.buffered = 5_000
+    await connection.answered(GET)
+    connection.transport.buffered = 0  # taken; then the next answer goes out whole
+    await connection.answered(GET)
+    assert connection.pending_write_deadlines() == [], "an earlier answer's deadline was left to cut a later one"
 
 
 async def test_an_answer_the_client_took_arms_no_write_deadline(connection: Connection) -> None:
     await connection.answered(GET)
-    assert connection.write_deadlines == []
+    assert connection.pending_write_deadlines() == []
+
+
+async def test_an_upgrade_behind_an_answer_not_yet_complete_is_refused(connection: Connection) -> None:
+    connection.protocol.data_received(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await asyncio.sleep(0)
+    connection.protocol.data_received(UPGRADE)
+    assert connection.transport.aborted
+
+
+async def test_an_upgrade_after_a_whole_answer_is_a_websocket(connection: Connection) -> None:
+    await connection.answered(GET)
+    connection.protocol.data_received(UPGRADE)
+    assert not connection.transport.closed
+    assert connection.transport.protocol is not connection.protocol  # the WebSocket's now
