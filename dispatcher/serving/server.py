@@ -39,6 +39,10 @@ _TRAILERS_REFUSED = _plain(b"400 Bad Request",
 _MESSAGE_TOO_LARGE = _plain(b"413 Content Too Large",
                             b"request over its size on the wire: send a body within MAX_REQUEST_BYTES, in fewer chunks")
 MAX_PIPELINED = 8  # requests parsed ahead of the one being answered, per connection
+# What a client must take of a waiting answer each write deadline (or all of it, if less): asyncio
+# pauses the answer at 64 KiB waiting and resumes it at 16 KiB, the 48 KiB a paused one always had
+# to take within the deadline.
+MIN_TAKEN_BYTES = 48 * 1024
 LOG_EVERY_SECONDS = 60.0
 _OVER_CAP_BODY = b'{"error":{"code":"overloaded","message":"too many connections: retry in a moment"}}'
 _OVER_CAP_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1"), (b"connection", b"close"),
@@ -359,13 +363,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._write_stall = self.loop.call_later(self.write_timeout, self._stalled)
 
     def _stalled(self) -> None:
-        """`write_timeout` passed with bytes waiting: the client took some (fewer wait), so it gets
-        another; it took nothing, so the connection is aborted."""
+        """`write_timeout` passed with bytes waiting: a client that took its share since (all that
+        waited, or MIN_TAKEN_BYTES) gets another; one that took less is aborted, so a trickle of a
+        few bytes a deadline cannot hold an answer, and its place among the requests, for hours."""
         self._write_stall = None
         if self.transport.get_protocol() is not self:
             return  # a WebSocket now, with its own pings
         waiting = self.transport.get_write_buffer_size()
-        if waiting and waiting >= self._waiting_when_watched:
+        taken = self._waiting_when_watched - waiting
+        if waiting and taken < min(self._waiting_when_watched, MIN_TAKEN_BYTES):
             self.transport.abort()  # not close(): that would wait for the client to read the buffer first
         else:
             self._watch_writes()

@@ -178,13 +178,15 @@ async def test_an_answer_left_unread_is_aborted_at_the_write_deadline_even_once_
     assert connection.transport.aborted, "a closing connection with its answer unread was held, not aborted"
 
 
-async def test_a_client_still_taking_its_answer_gets_another_deadline(connection: Connection) -> None:
-    connection.transport.buffered = 20_000
-    await connection.answered(GET)
-    connection.transport.buffered = 5_000  # it took some
+async def test_a_client_taking_its_share_gets_another_deadline_and_a_trickle_is_aborted(
+        connection: Connection) -> None:
+    connection.transport.buffered = 64_000
+    connection.protocol.pause_writing()  # a large answer waits past the high-water mark
+    connection.transport.buffered = 10_000  # it took 54 KB within the deadline, more than its share
     connection.fire_write_deadline()
     assert not connection.transport.aborted
-    connection.fire_write_deadline()  # and then nothing more
+    connection.transport.buffered = 9_000  # then 1 KB of the 10 KB waiting: a trickle, holding its place
+    connection.fire_write_deadline()
     assert connection.transport.aborted
 
 
