@@ -10,7 +10,7 @@ behind an answer not yet complete is refused."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -27,13 +27,12 @@ UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnec
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-NEVER = asyncio.Event()  # what /slow waits for before answering
-
-
 async def app(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
-    """Reads the whole body, then answers 200 (/slow: never)."""
+    """Reads the whole body, then answers 200 (/slow: never; it ends when the client is gone)."""
     if scope["path"] == "/slow":
-        await NEVER.wait()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return
     more = True
     while more:
         more = (await receive()).get("more_body", False)
@@ -139,8 +138,11 @@ class _Recording:
 
 
 @pytest.fixture
-async def connection() -> Connection:
-    return Connection(asyncio.get_running_loop())
+async def connection() -> AsyncIterator[Connection]:
+    opened = Connection(asyncio.get_running_loop())
+    yield opened
+    opened.protocol.connection_lost(None)  # an app still answering ends with its client gone
+    await asyncio.sleep(0)
 
 
 async def test_an_earlier_answers_deadline_never_closes_a_later_request_awaiting_its_body(
