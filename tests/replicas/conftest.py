@@ -95,6 +95,11 @@ def store(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
+def greeted(store: RedisServer) -> int:
+    """Reserve bots whose idle hello a replica recorded (only a greeted bot can be claimed)."""
+    return len(store.admin().keys("{voicefleet}:hello:*"))
+
+
 @contextmanager
 def start_fleet(tmp_path: Path, store: RedisServer, count: int, **extra: str) -> Iterator[Fleet]:
     mark = str(tmp_path)

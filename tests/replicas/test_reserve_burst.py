@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.replicas.conftest import Fleet, delete, post, start_fleet
-from tests.replicas.test_reserve_fleet import greeted
+from tests.replicas.conftest import Fleet, delete, greeted, post, start_fleet
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow  # three real dispatchers, a redis-server and their bots: about a minute

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.replicas.conftest import Fleet, delete, get, post, start_fleet
+from tests.replicas.conftest import Fleet, delete, get, greeted, post, start_fleet
 from tests.support.processes import children_of, pid_alive
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
@@ -37,11 +37,6 @@ def idle_bots(fleet: Fleet) -> list[int]:
 def held_by(fleet: Fleet, replica_id: str, pids: list[int]) -> list[int]:
     replica = fleet.replicas[int(replica_id.removeprefix("r-"))]
     return [pid for pid in pids if pid in children_of(replica.process.pid)]
-
-
-def greeted(store: RedisServer) -> int:
-    """Reserve bots whose idle hello a replica recorded."""
-    return len(store.admin().keys("{voicefleet}:hello:*"))
 
 
 def planner(store: RedisServer) -> str | None:
