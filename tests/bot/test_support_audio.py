@@ -54,3 +54,15 @@ def test_echo_similarity_counts_only_the_part_of_the_utterance_that_came_back() 
     first_half = np.concatenate([silence, np.repeat(sent.samples[: len(sent.samples) // 2], 3), silence])
     # The fixture's first half holds 58 % of its energy, and the score is weighted by energy.
     assert echo_similarity(sent, first_half, 48000) < 0.65 < 0.95 < echo_similarity(sent, whole, 48000)
+
+
+def test_echo_similarity_judges_an_echo_with_trimmed_edges_by_what_it_holds() -> None:
+    """A parrot whose VAD heard the speech start late and end early says back less than was sent:
+    the recording is shorter than the template, and still the utterance."""
+    sent = read_wav(SPEECH_WAV)
+    trim = sent.sample_rate // 5  # 0.2 s off each edge
+    trimmed = np.repeat(sent.samples[trim:-trim], 3)
+    assert len(trimmed) < 3 * len(sent.samples)
+    assert echo_similarity(sent, trimmed, 48000) > 0.8
+    noise = (np.random.default_rng(7).standard_normal(len(trimmed)) * 3000).astype(np.int16)
+    assert echo_similarity(sent, noise, 48000) < 0.2

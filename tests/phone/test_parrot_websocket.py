@@ -38,6 +38,7 @@ class ProtobufClient:
         self.serializer = ProtobufFrameSerializer()
         self.speech: asyncio.Queue[bytes] = asyncio.Queue()
         self.heard: asyncio.Queue[bytes | str] = asyncio.Queue()  # audio, or an RTVI event's type
+        self.events: list[str] = []  # every RTVI event's type, for a failure's message
         self.tasks = [asyncio.create_task(self._microphone()), asyncio.create_task(self._speaker())]
 
     async def say(self, pcm16: bytes) -> None:
@@ -54,12 +55,21 @@ class ProtobufClient:
         return audio
 
     async def reply(self, timeout: float) -> bytes:
-        """The bot's audio after the user's turn ended, up to the bot's `bot-stopped-speaking`."""
-        await self._until("user-stopped-speaking", timeout)
-        audio = b""
-        while (item := await asyncio.wait_for(self.heard.get(), timeout)) != "bot-stopped-speaking" or not audio:
-            audio += item if isinstance(item, bytes) else b""
-        return audio
+        """The bot's audio from the user's turn on, to the end of the bot's next speech. Pipecat sends
+        the greeting's `bot-stopped-speaking` 3 s after that short tone (its output's fallback), inside
+        the user's turn, so only a stop after a `bot-started-speaking` ends the reply; audio that
+        arrives before its `bot-started-speaking` is kept (the event is sent beside the audio, not
+        before it). No `user-stopped-speaking` is needed: the echo is the claim, not the event."""
+        await self._until("user-started-speaking", timeout)
+        audio, speaking = b"", False
+        while True:
+            item = await asyncio.wait_for(self.heard.get(), timeout)
+            if isinstance(item, bytes):
+                audio += item
+            elif item == "bot-started-speaking":
+                speaking = True
+            elif item == "bot-stopped-speaking" and speaking:
+                return audio
 
     async def _until(self, event: str, timeout: float) -> None:
         while await asyncio.wait_for(self.heard.get(), timeout) != event:
@@ -97,6 +107,7 @@ class ProtobufClient:
                     assert (frame.sample_rate, frame.num_channels) == (RATE, 1)
                     self.heard.put_nowait(frame.audio)
                 elif isinstance(frame, InputTransportMessageFrame) and frame.message.get("label") == "rtvi-ai":
+                    self.events.append(frame.message["type"])
                     self.heard.put_nowait(frame.message["type"])
 
 
@@ -139,7 +150,10 @@ async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
             speech = read_wav(SPEECH)
             await client.say(speech.samples.astype(np.int16).tobytes())
             # The reply: a beep, then the utterance itself, sample for sample (no codec on this path).
-            reply = await client.reply(timeout=30)
+            try:
+                reply = await client.reply(timeout=30)
+            except TimeoutError:
+                pytest.fail(f"no reply within 30 s; events: {client.events}; {turns_heard(parrot_dispatcher, 0)}")
             similarity = echo_similarity(voiced(speech), np.frombuffer(reply, dtype=np.int16), RATE)
             assert similarity > 0.6, turns_heard(parrot_dispatcher, len(reply) / 2 / RATE)
         finally:

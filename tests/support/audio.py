@@ -36,15 +36,21 @@ def echo_similarity(sent: Pcm, received: np.ndarray, received_rate: int) -> floa
     best: a real-time path that drops or conceals a 20 ms frame under CPU contention shifts what
     follows by a frame, which would halve a whole-template correlation, yet the echo is still the
     utterance. The chunks' scores are averaged by their energy, so only complete copies score high:
-    half the utterance scores about half. Record until the whole echo has arrived.
+    half the utterance scores about half. Record until the whole echo has arrived. A recording
+    shorter than the utterance is judged as if silence surrounded it: a bot's VAD that heard the
+    speech start late or end early (by a few hundred ms on a busy machine) played back a trimmed
+    utterance, which scores what it holds rather than nothing.
     """
     if received_rate % sent.sample_rate:
         raise ValueError(f"cannot compare {sent.sample_rate} Hz with {received_rate} Hz")
     # Opus output is band-limited, so plain decimation to the sent rate aliases very little.
     heard = received[:: received_rate // sent.sample_rate].astype(np.float64)
     template = sent.samples.astype(np.float64)
-    if len(heard) < len(template) or not template.any():
+    if not template.any():
         return 0.0
+    if len(heard) < len(template):
+        short = len(template) - len(heard)
+        heard = np.pad(heard, (short, short))
     scores = _peak_correlations(template, heard)
     anchor = int(np.argmax(scores))
     chunk = int(ECHO_CHUNK_SECONDS * sent.sample_rate)
