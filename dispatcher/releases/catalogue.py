@@ -2,8 +2,9 @@
 developer's `BOT_RELEASES`). Pulumi owns this list; traffic over it is the dispatcher's (traffic.py).
 
 A release names what its provider launches per transport (`images`: an ECS task definition
-revision, a GCE template, a Cloud Run job, an image by digest, locally a bot file), plus the
-settings that travel with it (`env`, the bot's non-secret variables; locally its `BOT_PYTHON`).
+revision, a GCE template, a Cloud Run job, an image by digest, locally a bot file), which carries
+the settings that travel with it; a local release may add `env` (its `BOT_PYTHON`), and a cloud
+release with `env` is refused rather than launched without it.
 A deployment that configures none has one release, `default`, whose images are the provider's own.
 """
 
@@ -79,11 +80,11 @@ class Catalogue:
                                     "from its stack (RELEASES)")
             return _bot_files(developer, env.get("RELEASE_WEIGHTS", ""))
         if stacked:
-            return _stacked(stacked)
+            return _stacked(stacked, local=local)
         return cls.single()
 
 
-def _stacked(raw: str) -> Catalogue:
+def _stacked(raw: str, *, local: bool) -> Catalogue:
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -102,6 +103,12 @@ def _stacked(raw: str) -> Catalogue:
         if not _strings(images) or not images or not _strings(env):
             raise SettingsError(f"RELEASES: release {entry['name']!r} needs `images`: "
                                 '{"daily"|"webrtc"|"websocket"|"*": "<what its provider launches>"}')
+        if env and not local:
+            # A cloud machine is launched from its release's reference (a task definition, a template,
+            # an image), which carries the bot's settings; `env` here would reach no bot.
+            raise SettingsError(f"RELEASES: release {entry['name']!r} has `env`, which only a local release's "
+                                "bot takes; a cloud release's settings are in what it launches (its image and the "
+                                "stack's bot settings): remove `env` and run `pulumi up` with the new settings")
         created = entry.get("created")
         releases.append(Release(entry["name"], dict(images), created if isinstance(created, str) else None, dict(env)))
     return Catalogue(tuple(releases), canary_percent=canary)

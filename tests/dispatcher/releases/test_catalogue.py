@@ -37,6 +37,13 @@ def test_a_malformed_releases_setting_stops_the_dispatcher_saying_what_is_wrong(
         Catalogue.from_env({"RELEASES": raw}, local=False)
 
 
+def test_a_cloud_release_with_env_is_refused_rather_than_launched_without_it() -> None:
+    raw = json.dumps({"releases": [{"name": "r-1", "images": {"*": "td:1"}, "env": {"PROMPT": "v2"}}]})
+    with pytest.raises(SettingsError, match="remove `env`"):
+        Catalogue.from_env({"RELEASES": raw}, local=False)
+    assert Catalogue.from_env({"RELEASES": raw}, local=True).newest.env == {"PROMPT": "v2"}
+
+
 def test_local_releases_are_bot_files_with_their_own_python(tmp_path: Path) -> None:
     (tmp_path / "bot.py").write_text("async def bot(args): ...\n")
     (tmp_path / "bot_v2.py").write_text("async def bot(args): ...\n")
