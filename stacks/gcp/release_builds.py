@@ -10,8 +10,11 @@ a bot VM or job execution never outlives its longest life, which the dispatcher 
 launches it (a cold one: `maxSessionSeconds` plus its grace; a reserve one, with the channel: the
 reserve's `RESERVE_MAX_IDLE_SECONDS` wait, then a whole session, plus the grace —
 dispatcher/machines/gce/reserve.py `max_run_seconds`, dispatcher/machines/cloudrun/reserve.py
-`idle_seconds`). An `up` that changes nothing keeps every name, time and list as it was: the clock,
-read once per `up` (`up_time`), stamps only a new or dropped release.
+`idle_seconds`). That life is the one of the settings the release's bots were launched under: a
+dropped release keeps the longer of the last `up`'s and this one's (`lives`), so lowering
+`maxSessionSeconds` in the `up` that drops a release cannot delete a job whose execution still runs.
+An `up` that changes nothing keeps every name, time and list as it was: the clock, read once per
+`up` (`up_time`), stamps only a new or dropped release.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ class Build:
     created: str
     images: Mapping[str, str]
     retired: str | None = None  # when it left the list; kept until no session can still run it
+    lives: int | None = None  # seconds a bot of it may still run after `retired` (None: a state from before)
 
     def as_output(self) -> dict[str, Any]:
         return {"name": self.name, "created": self.created, "images": dict(sorted(self.images.items())),
-                **({"retired": self.retired} if self.retired is not None else {})}
+                **({"retired": self.retired} if self.retired is not None else {}),
+                **({"livesSeconds": self.lives} if self.lives is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Builds:
     listed: tuple[Build, ...] = ()  # offered to the dispatcher (RELEASES), oldest first
     retiring: tuple[Build, ...] = ()  # dropped from the list, their definitions and images still kept
     current_name: str = ""  # this `up`'s build (listed; not always the newest, when an older one is deployed again)
+    longest_bot_seconds: int | None = None  # the longest bot life of the settings this `up` deployed
     kept: tuple[Build, ...] = field(init=False)  # every release whose definition and image must exist
 
     def __post_init__(self) -> None:
@@ -61,7 +67,8 @@ class Builds:
 
     def as_output(self) -> dict[str, Any]:
         return {"listed": [b.as_output() for b in self.listed], "retiring": [b.as_output() for b in self.retiring],
-                "current": self.current_name}
+                "current": self.current_name,
+                **({"longestBotSeconds": self.longest_bot_seconds} if self.longest_bot_seconds is not None else {})}
 
     def digests(self) -> list[str]:
         """Every kept release's image digests (`sha256:…`), sorted."""
@@ -81,15 +88,27 @@ def parse(recorded: object) -> Builds:
             for stamp in (raw["created"], *([retired] if retired is not None else [])):
                 datetime.strptime(str(stamp), STAMP)
             return Build(str(raw["name"]), str(raw["created"]), {str(k): str(v) for k, v in raw["images"].items()},
-                         str(retired) if retired is not None else None)
+                         str(retired) if retired is not None else None, seconds(raw.get("livesSeconds")))
 
         return Builds(tuple(build(raw) for raw in recorded.get("listed") or ()),
-                      tuple(build(raw) for raw in recorded.get("retiring") or ()), str(recorded.get("current") or ""))
+                      tuple(build(raw) for raw in recorded.get("retiring") or ()), str(recorded.get("current") or ""),
+                      seconds(recorded.get("longestBotSeconds")))
     except (AssertionError, ValueError, TypeError, KeyError, AttributeError):
         raise SettingsError(f"The stack's own `{BUILDS_OUTPUT}` output is not a list of release builds "
                             f"({str(recorded)[:200]!r}): it is how the stack remembers its releases' images between "
                             "runs (docs/pulumi.md, Releases); restore it from an earlier state "
                             "(`pulumi stack history`)") from None
+
+
+def seconds(value: object) -> int | None:
+    """A recorded life in whole seconds, absent in a state written before lives were recorded. A stack
+    output's number comes back as a float (outputs are protobuf Structs, whose numbers are doubles)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+            isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"not a number of seconds: {value!r}")
+    return int(value)
 
 
 def up_time() -> datetime:
@@ -111,18 +130,23 @@ def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings
     # With several regions a release's name is shared by every region's stack (docs/pulumi.md, Releases).
     check_shared_name(recorded, listed, settings, regions=regions)
     names = {release.name for release in listed}
-    dropped = [replace(b, retired=stamp) for b in before.listed if b.name not in names]
+    # Its bots were launched under the last `up`'s settings, or this one's while the dispatcher rolls.
+    lives = max(before.longest_bot_seconds or 0, longest_bot_seconds)
+    dropped = [replace(b, retired=stamp, lives=lives) for b in before.listed if b.name not in names]
     retiring = tuple(b for b in (*before.retiring, *dropped) if b.name not in names)
-    return unexpired(Builds(tuple(Build(r.name, r.created, dict(r.images)) for r in listed), retiring, name),
-                     longest_bot_seconds, now)
+    return unexpired(Builds(tuple(Build(r.name, r.created, dict(r.images)) for r in listed), retiring, name,
+                            longest_bot_seconds), longest_bot_seconds, now)
 
 
 def unexpired(builds: Builds, longest_bot_seconds: int, now: datetime) -> Builds:
-    """`builds` without the retiring ones no bot can run any more (retired longer ago than a bot lives)."""
-    horizon = timedelta(seconds=longest_bot_seconds)
+    """`builds` without the retiring ones no bot can run any more (retired longer ago than a bot of it
+    lives: its recorded life, else, for a state from before lives were recorded, the current settings')."""
+    def horizon(build: Build) -> timedelta:
+        return timedelta(seconds=build.lives if build.lives is not None else longest_bot_seconds)
+
     return replace(builds, retiring=tuple(
         b for b in builds.retiring
-        if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon > now))
+        if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon(b) > now))
 
 
 def remembered(name: str, parent: pulumi.Resource) -> pulumi.Output[Builds]:

@@ -190,6 +190,28 @@ def test_a_retiring_release_stays_while_a_reserve_bot_of_it_may_still_wait_and_s
         assert (derived_name({"bot": OLDER_BOT}) in jobs) is stays, ago
 
 
+def test_a_release_dropped_as_the_session_cap_falls_stays_for_the_life_its_bots_were_launched_with(
+        stack: StackRunner) -> None:
+    """Its bots were launched under the last `up`'s longer cap: lowering `maxSessionSeconds` in the
+    `up` that drops it must not delete a template or job a bot of it may still run from."""
+    grace = 300 + ROLLOUT_MARGIN_SECONDS  # GCE_BOOT_GRACE_SECONDS and the rollout's margin
+    older, old = build({"bot": OLDER_BOT}), build({"bot": OLD_BOT})
+    before = remembered(older, old)
+    before[BUILDS_OUTPUT]["longestBotSeconds"] = 7200 + grace  # the last `up`: maxSessionSeconds 7200
+    dropping = stack("gcp", releasesKept="2", maxSessionSeconds="600", previous=before)
+    (retiring,) = outputs(dropping)[BUILDS_OUTPUT]["retiring"]
+    assert retiring["name"] == older["name"] and retiring["livesSeconds"] == 7200 + grace
+    assert outputs(dropping)[BUILDS_OUTPUT]["longestBotSeconds"] == 600 + grace
+    # Two hours on, past the new cap's life but not the old one's, a later `up` still keeps it.
+    later = dict(outputs(dropping)[BUILDS_OUTPUT])
+    for ago, stays in ((600 + grace + 60, True), (7200 + grace + 60, False)):
+        retired = (MOCK_NOW - timedelta(seconds=ago)).strftime(STAMP)
+        run = stack("gcp", maxSessionSeconds="600", previous={BUILDS_OUTPUT: {
+            **later, "retiring": [{**retiring, "retired": retired}]}})
+        assert (older["name"] in templates(run)) is stays, ago
+        assert (OLDER_BOT.rsplit("@", 1)[1] in keep_rule(run)) is stays, ago
+
+
 def test_the_registry_keeps_the_remembered_releases_by_digest_and_nothing_else() -> None:
     """An empty condition would keep every version (Artifact Registry's conditional KEEP matches all):
     no releases to keep, no rule."""
