@@ -13,6 +13,7 @@ from dispatcher.machines.base import Machines
 from dispatcher.machines.gpu import gpu_problem
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnSettings
+from dispatcher.releases.catalogue import Catalogue
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.client import StoreSettings
 from dispatcher.store.coordination import Coordination
@@ -191,6 +192,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         checks.append(lambda: gpu_problem(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
     checks.append(lambda: _regions(env))
+    checks.append(lambda: Catalogue.from_env(env, local=machines == "local"))
     for check in checks:
         try:
             check()

@@ -10,9 +10,10 @@ a bot VM or job execution never outlives its longest life, which the dispatcher 
 launches it (a cold one: `maxSessionSeconds` plus its grace; a reserve one, with the channel: the
 reserve's `RESERVE_MAX_IDLE_SECONDS` wait, then a whole session, plus the grace —
 dispatcher/machines/gce/reserve.py `max_run_seconds`, dispatcher/machines/cloudrun/reserve.py
-`idle_seconds`). That life is the one of the settings the release's bots were launched under: a
-dropped release keeps the longer of the last `up`'s and this one's (`lives`), so lowering
-`maxSessionSeconds` in the `up` that drops a release cannot delete a job whose execution still runs.
+`idle_seconds`). That life is the longest one the release's bots were launched under: each `up`
+records its own (`longestBotSeconds`), and each release keeps the running maximum over the `up`s
+that listed it (`lives`), so lowering `maxSessionSeconds` before or when a release is dropped
+cannot delete a job whose execution still runs.
 An `up` that changes nothing keeps every name, time and list as it was: the clock, read once per
 `up` (`up_time`), stamps only a new or dropped release.
 """
@@ -42,7 +43,9 @@ class Build:
     created: str
     images: Mapping[str, str]
     retired: str | None = None  # when it left the list; kept until no session can still run it
-    lives: int | None = None  # seconds a bot of it may still run after `retired` (None: a state from before)
+    # The longest life any of its bots was launched with: what it is kept for once `retired` (None: a
+    # state written before lives were recorded, which falls back to the current settings').
+    lives: int | None = None
 
     def as_output(self) -> dict[str, Any]:
         return {"name": self.name, "created": self.created, "images": dict(sorted(self.images.items())),
@@ -130,12 +133,14 @@ def advance(before: Builds, images: Mapping[str, str], settings: ReleaseSettings
     # With several regions a release's name is shared by every region's stack (docs/pulumi.md, Releases).
     check_shared_name(recorded, listed, settings, regions=regions)
     names = {release.name for release in listed}
-    # Its bots were launched under the last `up`'s settings, or this one's while the dispatcher rolls.
-    lives = max(before.longest_bot_seconds or 0, longest_bot_seconds)
-    dropped = [replace(b, retired=stamp, lives=lives) for b in before.listed if b.name not in names]
+    # A release's life is the longest any of its bots may have been launched with: every `up` that
+    # listed it (a running maximum), the last one's dispatcher included while this one's rolls out.
+    lived = {b.name: b.lives or 0 for b in (*before.retiring, *before.listed)}
+    floor = max(before.longest_bot_seconds or 0, longest_bot_seconds)
+    dropped = [replace(b, retired=stamp, lives=max(lived[b.name], floor)) for b in before.listed if b.name not in names]
     retiring = tuple(b for b in (*before.retiring, *dropped) if b.name not in names)
-    return unexpired(Builds(tuple(Build(r.name, r.created, dict(r.images)) for r in listed), retiring, name,
-                            longest_bot_seconds), longest_bot_seconds, now)
+    kept = tuple(Build(r.name, r.created, dict(r.images), lives=max(lived.get(r.name, 0), floor)) for r in listed)
+    return unexpired(Builds(kept, retiring, name, longest_bot_seconds), longest_bot_seconds, now)
 
 
 def unexpired(builds: Builds, longest_bot_seconds: int, now: datetime) -> Builds:

@@ -117,3 +117,9 @@ def test_local_machines_mirror_no_create_limit_and_know_no_exit_of_a_bot_they_ne
     assert isinstance(machines, WarmMachines)
     assert machines.create_rate is None
     assert machines.exit_detail("unknown-bot") is None
+
+
+def test_the_pre_start_check_names_a_cloud_release_with_env() -> None:
+    releases = '{"releases": [{"name": "r-1", "images": {"*": "td:1"}, "env": {"PROMPT": "v2"}}]}'
+    problems = " ".join(configuration_problems({"MACHINES": "aci", "DAILY_API_KEY": "k", "RELEASES": releases}))
+    assert "remove `env`" in problems

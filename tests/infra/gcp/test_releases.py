@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from stacks.config.releases import ReleaseSettings, derived_name
 from stacks.contract import BOT_JOBS_OUTPUT
 from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
 from stacks.gcp.registry import cleanup_policies
-from stacks.gcp.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse
+from stacks.gcp.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse, unexpired
 from stacks.gcp.stack import ROLLOUT_MARGIN_SECONDS
 from stacks.tools.mocks import Deployed, Run, unwrap
 from stacks.tools.preflight import destroy, release_definitions
@@ -212,6 +213,28 @@ def test_a_release_dropped_as_the_session_cap_falls_stays_for_the_life_its_bots_
         assert (OLDER_BOT.rsplit("@", 1)[1] in keep_rule(run)) is stays, ago
 
 
+def test_a_release_keeps_the_longest_life_of_every_up_that_listed_it() -> None:
+    """A cap lowered in an `up` that drops nothing, then a new build that drops the release: its bots
+    from before the lowering may still run; so may those of a release listed again while retiring."""
+    long_life, short_life = 36_000 + 1_500, 600 + 1_500
+    one = advance(Builds(), {"bot": OLDER_BOT}, ReleaseSettings(), longest_bot_seconds=long_life, now=MOCK_NOW)
+    lowered = advance(parse(one.as_output()), {"bot": OLDER_BOT}, ReleaseSettings(), longest_bot_seconds=short_life,
+                      now=MOCK_NOW)
+    dropped = advance(parse(lowered.as_output()), {"bot": OLD_BOT}, ReleaseSettings(kept=1),
+                      longest_bot_seconds=short_life, now=MOCK_NOW)
+    (retiring,) = dropped.retiring
+    assert retiring.images == {"bot": OLDER_BOT} and retiring.lives == long_life
+    later = MOCK_NOW + timedelta(seconds=short_life + 60)
+    assert unexpired(dropped, short_life, later).retiring == (retiring,)
+    assert unexpired(dropped, short_life, MOCK_NOW + timedelta(seconds=long_life + 60)).retiring == ()
+    # Listed again while retiring, then dropped again: it keeps the life of its first listing.
+    again = advance(parse(dropped.as_output()), {"bot": OLDER_BOT}, ReleaseSettings(kept=1),
+                    longest_bot_seconds=short_life, now=MOCK_NOW)
+    redropped = advance(parse(again.as_output()), {"bot": OLD_BOT}, ReleaseSettings(kept=1),
+                        longest_bot_seconds=short_life, now=MOCK_NOW)
+    assert [b.lives for b in redropped.retiring] == [long_life]
+
+
 def test_the_registry_keeps_the_remembered_releases_by_digest_and_nothing_else() -> None:
     """An empty condition would keep every version (Artifact Registry's conditional KEEP matches all):
     no releases to keep, no rule."""
@@ -228,7 +251,8 @@ def test_a_release_name_naming_another_build_is_refused() -> None:
     with pytest.raises(SettingsError, match="a release never changes"):
         advance(before, {"bot": OLDER_BOT}, ReleaseSettings(name="v1"), longest_bot_seconds=3600, now=MOCK_NOW)
     again = advance(before, {"bot": OLD_BOT}, ReleaseSettings(name="v1"), longest_bot_seconds=3600, now=MOCK_NOW)
-    assert again.listed == before.listed  # the same build under its name: nothing changes
+    # The same build under its name: nothing changes but the life it is now known to have.
+    assert [replace(b, lives=None) for b in again.listed] == list(before.listed) and again.listed[0].lives == 3600
 
 
 def test_an_unreadable_memory_is_refused_not_forgotten() -> None:
