@@ -37,8 +37,10 @@ router = APIRouter()
 @router.websocket(CHANNEL_PATH)
 async def bot_channel(websocket: WebSocket) -> None:
     channels: BotChannels = app_state(websocket).channels
-    grant = channels.authorized(websocket.headers.get("authorization"))
-    if grant is None or channels.connections >= channels.max_connections:
+    authorization = websocket.headers.get("authorization")
+    grant = channels.authorized(authorization)
+    if (grant is None and not channels.admits_identity_only(authorization)) or \
+            channels.connections >= channels.max_connections:
         await websocket.close(code=1008)  # before accept(): the handshake is answered 403
         return
     channels.connections += 1

@@ -22,6 +22,8 @@ bot would run billed and no session this dispatcher admits would ever claim it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
@@ -50,13 +53,18 @@ from dispatcher.machines.k8s.pods import (
     made_by,
     to_machine,
 )
+from dispatcher.machines.k8s.pool_bots import PoolIdentity
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
+from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
 
 CLAIM_VERBS = "create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods"
 MERGE_PATCH = "application/merge-patch+json"
+# How long a start's claim is watched for its binding, to hand an idle pool bot held here its session:
+# the controller binds at once, or after its ~2 s wait for a warm candidate; a claim refused never binds.
+HANDOVER_WATCH_SECONDS = 60.0
 
 log = logging.getLogger("dispatcher.machines.k8s")
 
@@ -71,6 +79,18 @@ class SandboxClaims(K8sMachines):
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience, account=settings.bot_account, pod_of=self._pod_of,
                                     session_of=claimed_session)
+        self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
+                                          pool=settings.warm_pool, read_pod=self.read_pod)
+        self._channels: BotChannels | None = None
+        self._handovers: set[asyncio.Task[None]] = set()
+        self._bound: Recent[str, str] = Recent(1000)  # pod → the session its claim, started here, holds it for
+
+    def watch_channels(self, channels: BotChannels) -> None:
+        """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
+        the idle one its claim adopted its session (`_hand_over_when_bound`)."""
+        self._channels = channels
+        channels.identity_only = self.pool_identity
+        channels.idle_listeners.append(self._on_idle_hello)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)
@@ -103,6 +123,7 @@ class SandboxClaims(K8sMachines):
         response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
         if response.status_code == 201:
             self._remember(spec.session_id, response.json())
+            self._follow(spec.session_id, response.json())
             return LaunchResult(claim_machine(response.json()), created=True)
         if response.status_code != 409:
             raise self._failed(response, f"create sandboxclaim {name}")
@@ -115,7 +136,47 @@ class SandboxClaims(K8sMachines):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
                                 "try again once it is gone", retry_after=5.0)
         self._remember(spec.session_id, existing)
+        self._follow(spec.session_id, existing)
         return LaunchResult(claim_machine(existing), created=made_by(existing, launch_id))
+
+    def _follow(self, session_id: str, claim: dict[str, Any]) -> None:
+        """Watch the start's claim until it is bound, in the background (the start answers meanwhile)."""
+        if self._channels is None or not self._channels.enabled:
+            return
+        version = str((claim.get("metadata") or {}).get("resourceVersion", ""))
+        task = asyncio.create_task(self._hand_over_when_bound(session_id, claim, version),
+                                   name=f"k8s-handover-{session_id}")
+        self._handovers.add(task)
+        task.add_done_callback(self._handovers.discard)
+
+    async def _hand_over_when_bound(self, session_id: str, claim: dict[str, Any], version: str) -> None:
+        """The claim's pod, once bound: its bot, idle on this replica's channel, is handed the session
+        (a warm adoption). Not here yet, its hello will be admitted as the session's (k8s/pool_bots.py)."""
+        name = claim_name(session_id)
+        try:
+            pod = bound_sandbox(claim)
+            if pod is None:
+                loop = asyncio.get_running_loop()
+                watch = ObjectWatch(self.api, self.claims_path, name, _binding(name), pause=self.settings.poll_seconds,
+                                    rbac=CLAIM_VERBS)
+                pod = await watch.until(version or None, loop.time() + HANDOVER_WATCH_SECONDS)
+        except (MachinesError, TimeoutError) as exc:
+            log.info("session %s: its claim was not seen bound (%s); a pool bot is not handed it here", session_id,
+                     getattr(exc, "message", type(exc).__name__))
+            return
+        if not pod:  # gone, or ended, before it was bound
+            return
+        self._bound[pod] = session_id
+        self._hand_over(pod, session_id)
+
+    def _hand_over(self, pod: str, session_id: str) -> None:
+        if self._channels is not None and self._channels.hand_over(pod, session_id) is not None:
+            log.info("session %s: warm pool bot %s handed its session", session_id, pod)
+
+    def _on_idle_hello(self, link: BotLink) -> None:
+        """An idle pool bot whose hello was checked just before its claim bound here: handed now."""
+        if (session_id := self._bound.get(link.machine_id)) is not None:
+            self._hand_over(link.machine_id, session_id)
 
     def _remember(self, session_id: str, claim: dict[str, Any]) -> None:
         """A binding claim as this replica's create or replay answered it: a wait watches from its version."""
@@ -197,6 +258,13 @@ class SandboxClaims(K8sMachines):
         except MachinesError as exc:
             log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
 
+    async def aclose(self) -> None:
+        for task in list(self._handovers):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._handovers, return_exceptions=True)
+        await super().aclose()
+
     async def scale_pool(self, replicas: int) -> int:
         """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""
         response = await self.api.call("PATCH", f"{self.pool_path}/scale",
@@ -220,5 +288,18 @@ def _bound(name: str) -> Callable[[str, dict[str, Any] | None], tuple[dict[str, 
         if event == "DELETED":
             return claim, replace(machine, state=MachineState.ENDED, detail="deleted before it was bound")
         return None
+
+    return judge
+
+
+def _binding(name: str) -> Callable[[str, dict[str, Any] | None], str | None]:
+    """A watched claim's judge for the hand-over: its pod once bound; "" once it is gone or ended unbound."""
+
+    def judge(event: str, claim: dict[str, Any] | None) -> str | None:
+        if claim is None or event == "DELETED":
+            return ""
+        if (pod := bound_sandbox(claim)) is not None:
+            return pod
+        return "" if claim_machine(claim).state is not MachineState.STARTING else None
 
     return judge
