@@ -14,10 +14,13 @@ on the pod's own projected token (k8s/identity.py) for the pod the claim names. 
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
-The pool's size is the dispatcher's: `scale_pool` writes `sandboxwarmpools/<pool>/scale`, the same
-subresource `kubectl scale` and an HPA use, so a deployment's manifests must leave `spec.replicas` alone.
-Until the warm path is built (docs/kubernetes.md), `settle` holds it at 0 at start: a warm Sandbox's
-bot would run billed and no session this dispatcher admits would ever claim it.
+The warm path: the pool's bots dial with their pod's identity alone and wait idle on the channel
+(k8s/pool_bots.py). A start watches its claim until it is bound; the bound pod's bot, idle at this
+replica, is handed the session (`BotChannels.hand_over`: its values over the channel); not dialled
+yet, its hello is admitted as the session's. The pool's size is the dispatcher's: `scale_pool` writes
+`sandboxwarmpools/<pool>/scale`, the subresource `kubectl scale` and an HPA use, so a deployment's
+manifests must leave `spec.replicas` alone. The reserve's planner does not size it yet, and a bot idle
+at another replica is not reached (docs/kubernetes.md, "The warm path"), so `settle` holds it at 0 at start.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
 
-CLAIM_VERBS = "create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods"
+CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods "
+               "and sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
 # How long a start's claim is watched for its binding, to hand an idle pool bot held here its session:
 # the controller binds at once, or after its ~2 s wait for a warm candidate; a claim refused never binds.
@@ -238,8 +242,8 @@ class SandboxClaims(K8sMachines):
         return claims
 
     async def settle(self) -> None:
-        """At start: the pool held at 0 (`SettlesAtStart`). The warm path is not built, so a warm Sandbox's
-        bot would run billed and never be claimed by a session this dispatcher can admit."""
+        """At start: the pool held at 0 (`SettlesAtStart`). Nothing sizes it, and a warm Sandbox's bot held
+        by another replica would never be handed its claim's session, so each would run billed."""
         try:
             response = await self.api.call("GET", f"{self.pool_path}/scale")
             if response.status_code == 404:
@@ -253,7 +257,8 @@ class SandboxClaims(K8sMachines):
             if replicas > 0:
                 await self.scale_pool(0)
                 log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: warm Sandboxes are not claimed by "
-                            "this dispatcher's sessions yet (docs/kubernetes.md), so each would run billed and idle",
+                            "a session here when their bot dialled another replica (docs/kubernetes.md, the warm path), so "
+                            "each would run billed and idle",
                             self.settings.warm_pool, replicas)
         except MachinesError as exc:
             log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
