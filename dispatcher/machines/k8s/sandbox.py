@@ -256,9 +256,9 @@ class SandboxClaims(K8sMachines):
             replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
             if replicas > 0:
                 await self.scale_pool(0)
-                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: warm Sandboxes are not claimed by "
-                            "a session here when their bot dialled another replica (docs/kubernetes.md, the warm path), so "
-                            "each would run billed and idle",
+                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: nothing sizes it yet, and a warm "
+                            "Sandbox's bot that dialled another replica is never handed its claim's session "
+                            "(docs/kubernetes.md, the warm path), so each could run billed and idle",
                             self.settings.warm_pool, replicas)
         except MachinesError as exc:
             log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
