@@ -8,7 +8,8 @@ so nothing but a bot the dispatcher launched ever gets a frame. One exception: w
 bots dial with their identity alone (a Kubernetes agent-sandbox pool's), a socket with no credential
 at all is let through and its hello's identity decides (dispatcher/channel/identity.py,
 `IdentityOnly`). Past the hello, a bot reaches only what its credential was issued for
-(dispatcher/channel/bots.py). The API keys do not open it, and a bot's credential opens nothing else. Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
+(dispatcher/channel/bots.py). The API keys do not open it, and a bot's credential opens nothing else.
+Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
 Replicas reach each other's bots through their shared store (dispatcher/channel/remote.py), never
 over a route of their own: nothing but these sockets and the API listens.
 
