@@ -84,7 +84,7 @@ class PoolIdentity:
                 return f"the identity token is of an earlier pod named {name}"
             if not to_machine(pod).state.is_active:
                 return f"pod {name} has ended"
-            holder = await self._holder(name, pod)
+            holder = await self.holder(name, pod)
         except MachinesError as exc:
             return f"the API server did not answer for pod {name} ({exc.reason})"
         if isinstance(holder, str):
@@ -94,7 +94,9 @@ class PoolIdentity:
             return f"pod {name} is session {subject}'s"
         return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS))
 
-    async def _holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
+    async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
+        """("idle", the pod) while the pool holds its Sandbox, ("session", its id) once a session's claim
+        does; else why neither does."""
         owner = controller_of(pod)
         if owner.get("kind") != "Sandbox" or _group(owner) != SANDBOX_GROUP or owner.get("name") != name:
             return f"pod {name} is not a Sandbox's pod"

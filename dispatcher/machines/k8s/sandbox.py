@@ -16,11 +16,14 @@ its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` p
 
 The warm path: the pool's bots dial with their pod's identity alone and wait idle on the channel
 (k8s/pool_bots.py). A start watches its claim until it is bound; the bound pod's bot, idle at this
-replica, is handed the session (`BotChannels.hand_over`: its values over the channel); not dialled
-yet, its hello is admitted as the session's. The pool's size is the dispatcher's: `scale_pool` writes
-`sandboxwarmpools/<pool>/scale`, the subresource `kubectl scale` and an HPA use, so a deployment's
-manifests must leave `spec.replicas` alone. The reserve's planner does not size it yet, and a bot idle
-at another replica is not reached (docs/kubernetes.md, "The warm path"), so `settle` holds it at 0 at start.
+replica, is handed the session (`BotChannels.hand_over`: its values over the channel). The replica
+holding an idle pool bot watches its pod too, so a claim whose start was at another replica reaches it
+(the session's annotation, checked against the Sandbox's owner; its values come from the replicas'
+store). Not dialled yet, its hello is admitted as the session's. The pool's size is the dispatcher's:
+`scale_pool` writes `sandboxwarmpools/<pool>/scale`, the subresource `kubectl scale` and an HPA use, so
+a deployment's manifests must leave `spec.replicas` alone. The reserve's planner does not size it yet,
+and a claim adopts a pool pod whatever its session's release (docs/kubernetes.md, "The warm path"), so
+`settle` holds it at 0 at start.
 """
 
 from __future__ import annotations
@@ -63,12 +66,15 @@ from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
 
-CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods "
-               "and sandboxes")
+CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get, "
+               "list and watch pods, get sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
 # How long a start's claim is watched for its binding, to hand an idle pool bot held here its session:
 # the controller binds at once, or after its ~2 s wait for a warm candidate; a claim refused never binds.
 HANDOVER_WATCH_SECONDS = 60.0
+# How long an idle pool bot's pod is watched for its adoption: past any idle bot's life (BOT_MAX_IDLE_SECONDS);
+# the watch ends with the bot's channel anyway.
+IDLE_WATCH_SECONDS = 7 * 86_400.0
 
 log = logging.getLogger("dispatcher.machines.k8s")
 
@@ -88,6 +94,7 @@ class SandboxClaims(K8sMachines):
         self._channels: BotChannels | None = None
         self._handovers: set[asyncio.Task[None]] = set()
         self._bound: Recent[str, str] = Recent(1000)  # pod → the session its claim, started here, holds it for
+        self._idle_watches: dict[str, asyncio.Task[None]] = {}  # pod → the watch of an idle pool bot's pod here
 
     def watch_channels(self, channels: BotChannels) -> None:
         """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
@@ -95,6 +102,7 @@ class SandboxClaims(K8sMachines):
         self._channels = channels
         channels.identity_only = self.pool_identity
         channels.idle_listeners.append(self._on_idle_hello)
+        channels.close_listeners.append(self._on_close)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)
@@ -178,9 +186,40 @@ class SandboxClaims(K8sMachines):
             log.info("session %s: warm pool bot %s handed its session", session_id, pod)
 
     def _on_idle_hello(self, link: BotLink) -> None:
-        """An idle pool bot whose hello was checked just before its claim bound here: handed now."""
+        """An idle pool bot whose hello was checked just before its claim bound here: handed now. Any
+        other: its pod watched until a claim adopts it, wherever that claim's start was."""
         if (session_id := self._bound.get(link.machine_id)) is not None:
             self._hand_over(link.machine_id, session_id)
+        elif link.machine_id not in self._idle_watches:
+            task = asyncio.create_task(self._hand_over_when_adopted(link.machine_id),
+                                       name=f"k8s-adoption-{link.machine_id}")
+            self._idle_watches[link.machine_id] = task
+            task.add_done_callback(lambda _: self._idle_watches.pop(link.machine_id, None))
+
+    def _on_close(self, link: BotLink) -> None:
+        if link.session_id is None and (task := self._idle_watches.get(link.machine_id)) is not None:
+            task.cancel()  # an idle bot gone: nothing to hand over
+
+    async def _hand_over_when_adopted(self, pod: str) -> None:
+        """An idle pool bot held here, whose claim's start may be at another replica: its pod watched until
+        it carries a session's annotation (the claim's `additionalPodMetadata`), then the session checked
+        against the pod's Sandbox's owner (k8s/pool_bots.py) before the bot is handed it."""
+        loop = asyncio.get_running_loop()
+        watch = ObjectWatch(self.api, self.api.pods_path, pod, _adopted, pause=self.settings.poll_seconds,
+                            rbac=CLAIM_VERBS)
+        try:
+            session_id = await watch.until(None, loop.time() + IDLE_WATCH_SECONDS)
+            read = await self.read_pod(pod) if session_id else None
+            holder = await self.pool_identity.holder(pod, read) if read is not None else None
+        except (MachinesError, TimeoutError) as exc:
+            log.info("pool bot %s: its pod's adoption was not seen (%s)", pod, getattr(exc, "message",
+                                                                                    type(exc).__name__))
+            return
+        if holder == ("session", session_id):
+            self._hand_over(pod, session_id)
+        elif session_id:
+            log.warning("pool bot %s: its pod names session %s but its Sandbox is not that claim's (%s); "
+                        "not handed", pod, session_id, holder)
 
     def _remember(self, session_id: str, claim: dict[str, Any]) -> None:
         """A binding claim as this replica's create or replay answered it: a wait watches from its version."""
@@ -242,8 +281,8 @@ class SandboxClaims(K8sMachines):
         return claims
 
     async def settle(self) -> None:
-        """At start: the pool held at 0 (`SettlesAtStart`). Nothing sizes it, and a warm Sandbox's bot held
-        by another replica would never be handed its claim's session, so each would run billed."""
+        """At start: the pool held at 0 (`SettlesAtStart`). Nothing sizes it to the demand, so each warm
+        Sandbox's bot could run billed and idle, and any release's session would adopt the pool's image."""
         try:
             response = await self.api.call("GET", f"{self.pool_path}/scale")
             if response.status_code == 404:
@@ -256,18 +295,18 @@ class SandboxClaims(K8sMachines):
             replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
             if replicas > 0:
                 await self.scale_pool(0)
-                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: nothing sizes it yet, and a warm "
-                            "Sandbox's bot that dialled another replica is never handed its claim's session "
-                            "(docs/kubernetes.md, the warm path), so each could run billed and idle",
+                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: the reserve's planner does not size "
+                            "it yet (docs/kubernetes.md, the warm path), so each warm Sandbox could run billed and "
+                            "idle; scale it after the start to keep some warm",
                             self.settings.warm_pool, replicas)
         except MachinesError as exc:
             log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
 
     async def aclose(self) -> None:
-        for task in list(self._handovers):
+        for task in [*self._handovers, *self._idle_watches.values()]:
             task.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.gather(*self._handovers, return_exceptions=True)
+            await asyncio.gather(*self._handovers, *self._idle_watches.values(), return_exceptions=True)
         await super().aclose()
 
     async def scale_pool(self, replicas: int) -> int:
@@ -308,3 +347,10 @@ def _binding(name: str) -> Callable[[str, dict[str, Any] | None], str | None]:
         return "" if claim_machine(claim).state is not MachineState.STARTING else None
 
     return judge
+
+
+def _adopted(event: str, pod: dict[str, Any] | None) -> str | None:
+    """A watched idle pool pod's judge: the session a claim's metadata gave it; "" once it is gone."""
+    if pod is None or event == "DELETED":
+        return ""
+    return claimed_session(pod) or None

@@ -61,10 +61,11 @@ class PoolBotSocket:
 class Dispatcher:
     """The provider and the channel, wired as dispatcher/wiring.py wires them."""
 
-    def __init__(self, machines: SandboxClaims | K8sMachines) -> None:
+    def __init__(self, machines: SandboxClaims | K8sMachines, values: MemoryVault | None = None) -> None:
         self.machines = machines
         self.channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=machines.identity)
-        self.values = SessionSecrets(self.channels, MemoryVault())
+        # The replicas' store holds a session's values (sealed): here, one vault shared by the replicas.
+        self.values = SessionSecrets(self.channels, values or MemoryVault())
         if (watch := getattr(machines, "watch_channels", None)) is not None:
             watch(self.channels)
         self.serving: list[asyncio.Task[None]] = []
@@ -125,6 +126,25 @@ async def test_a_warm_start_hands_the_adopted_pool_pods_connected_bot_its_sessio
     assert all(name.startswith(f"{POOL}-") for name in fake.created[created:])  # only the pool's refill
     await until(lambda: not dispatcher.values._deliveries, "the delivery done", timeout=20)
     assert not await dispatcher.values.waiting(s.session_id)  # taken: forgotten
+
+
+async def test_a_start_at_another_replica_reaches_the_idle_bot_its_claim_adopted_here(
+        fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake, store = fake_k8s_sandbox, MemoryVault()
+    holder = Dispatcher(SandboxClaims.from_env(env(fake)), store)  # the replica the pool bot dialled
+    starter = Dispatcher(SandboxClaims.from_env(env(fake)), store)  # the replica the start reached
+    try:
+        warm, bot = await idle_pool_bot(holder, fake)
+        s = spec()
+        await starter.start(s)
+        await until(lambda: len(bot.assigns()) == 1, "the session's assign, from the holding replica", timeout=30)
+        assert bot.assigns()[0]["params"] == session_assignment(s).params()
+        link = holder.channels.link_for(s.session_id)
+        assert link is not None and link.machine_id == warm and holder.channels.idle() == []
+        assert starter.channels.link_for(s.session_id) is None  # its signalling reaches it through the owner record
+    finally:
+        await starter.aclose()
+        await holder.aclose()
 
 
 async def test_an_adopted_pod_is_never_handed_a_second_session_and_a_claim_with_no_warm_pod_goes_cold(
