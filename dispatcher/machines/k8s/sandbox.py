@@ -14,16 +14,11 @@ on the pod's own projected token (k8s/identity.py) for the pod the claim names. 
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
-The warm path: the pool's bots dial with their pod's identity alone and wait idle on the channel
-(k8s/pool_bots.py). A start watches its claim until it is bound; the bound pod's bot, idle at this
-replica, is handed the session (`BotChannels.hand_over`: its values over the channel). The replica
-holding an idle pool bot watches its pod too, so a claim whose start was at another replica reaches it
-(the session's annotation, checked against the Sandbox's owner; its values come from the replicas'
-store). Not dialled yet, its hello is admitted as the session's. The pool's size is the dispatcher's:
-`scale_pool` writes `sandboxwarmpools/<pool>/scale`, the subresource `kubectl scale` and an HPA use, so
-a deployment's manifests must leave `spec.replicas` alone. The reserve's planner does not size it yet,
-and a claim adopts a pool pod whatever its session's release (docs/kubernetes.md, "The warm path"), so
-`settle` holds it at 0 at start.
+The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
+alone (k8s/pool_bots.py). A start watches its claim until bound and hands the bound pod's bot, idle
+here, its session (`BotChannels.hand_over`); a replica holding an idle pool bot watches its pod for a
+claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
+yet and any release's claim adopts the pool's image, so `settle` holds it at 0 at start.
 """
 
 from __future__ import annotations
